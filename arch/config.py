@@ -1,0 +1,154 @@
+"""The architecture config: one frozen, validated dataclass read from TOML.
+
+The compiler tiles to it, the simulator times and prices with it, the RTL generator sizes the array
+from it. Impossible values fail at construction with a message naming the TOML key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from qasic.errors import ConfigError
+
+DEFAULT_PATH = Path(__file__).with_name("default.toml")
+DATAFLOWS = ("weight_stationary",)
+
+# TOML key (section.key) -> dataclass field. The one place the file layout is spelled out.
+_KEYS = {
+    "name": "name",
+    "array.rows": "array_rows",
+    "array.cols": "array_cols",
+    "array.dataflow": "dataflow",
+    "array.input_bits": "input_bits",
+    "array.weight_bits": "weight_bits",
+    "array.acc_bits": "acc_bits",
+    "array.gemm_max_rows": "gemm_max_rows",
+    "sram.input_bytes": "input_sram_bytes",
+    "sram.weight_bytes": "weight_sram_bytes",
+    "sram.acc_bytes": "acc_sram_bytes",
+    "sram.output_bytes": "output_sram_bytes",
+    "sram.param_bytes": "param_sram_bytes",
+    "dram.bytes_per_cycle": "dram_bytes_per_cycle",
+    "dram.latency_cycles": "dram_latency_cycles",
+    "clock.mhz": "clock_mhz",
+    "tech.node_nm": "tech_node_nm",
+    "tech.energy_table": "energy_table",
+}
+_FIELD_KEY = {v: k for k, v in _KEYS.items()}
+PARAM_BYTES_PER_CHANNEL = 12  # bias, multiplier, shift: three int32 per output channel
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    name: str
+    array_rows: int
+    array_cols: int
+    dataflow: str
+    input_bits: int
+    weight_bits: int
+    acc_bits: int
+    gemm_max_rows: int
+    input_sram_bytes: int
+    weight_sram_bytes: int
+    acc_sram_bytes: int
+    output_sram_bytes: int
+    param_sram_bytes: int
+    dram_bytes_per_cycle: int
+    dram_latency_cycles: int
+    clock_mhz: float
+    tech_node_nm: int
+    energy_table: str
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            want = {"str": str, "float": (int, float)}.get(f.type, int)
+            value = getattr(self, f.name)
+            if not isinstance(value, want) or isinstance(value, bool):
+                raise ConfigError(f"arch config: {_FIELD_KEY[f.name]} = {value!r} must be {f.type}")
+        self._check_range("array_rows", 1, 256)
+        self._check_range("array_cols", 1, 256)
+        self._check_range("input_bits", 2, 8)
+        self._check_range("weight_bits", 2, 8)
+        self._check_range("acc_bits", 16, 48)
+        self._check_range("gemm_max_rows", 1, 4096)
+        self._check_range("dram_bytes_per_cycle", 1, 4096)
+        self._check_range("dram_latency_cycles", 0, 100_000)
+        self._check_range("tech_node_nm", 3, 180)
+        if self.dataflow not in DATAFLOWS:
+            raise ConfigError(
+                f"arch config: array.dataflow = {self.dataflow!r} is not supported; "
+                f"use one of {', '.join(DATAFLOWS)}"
+            )
+        if not self.clock_mhz > 0:
+            raise ConfigError(f"arch config: clock.mhz = {self.clock_mhz} must be > 0")
+        # Each scratchpad is two halves (double buffering); a half must hold one minimal tile:
+        # one streamed row of K = rows inputs, a rows x cols weight tile, one row of cols accumulators.
+        r, c = self.array_rows, self.array_cols
+        minimal = {
+            "input_sram_bytes": r,
+            "weight_sram_bytes": r * c,
+            "acc_sram_bytes": c * 4,
+            "output_sram_bytes": c,
+            "param_sram_bytes": c * PARAM_BYTES_PER_CHANNEL,
+        }
+        for name, half in minimal.items():
+            if getattr(self, name) < 2 * half:
+                raise ConfigError(
+                    f"arch config: {_FIELD_KEY[name]} = {getattr(self, name)} is smaller than one "
+                    f"double-buffered {r}x{c} tile ({2 * half} bytes); raise it or shrink the array"
+                )
+
+    def _check_range(self, name: str, lo: int, hi: int) -> None:
+        value = getattr(self, name)
+        if not lo <= value <= hi:
+            raise ConfigError(f"arch config: {_FIELD_KEY[name]} = {value} must be in {lo}..{hi}")
+
+    @property
+    def macs_per_cycle(self) -> int:
+        return self.array_rows * self.array_cols
+
+    def energy_table_path(self) -> Path:
+        return DEFAULT_PATH.with_name(self.energy_table)
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def load_arch(path: str | Path | None = None) -> ArchConfig:
+    """Load and validate an architecture TOML (the default one when ``path`` is None)."""
+    path = Path(path) if path is not None else DEFAULT_PATH
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"arch config {path} does not exist; pass a TOML file like {DEFAULT_PATH}")
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"arch config {path} is not valid TOML: {e}")
+    return arch_from_dict(raw, source=str(path))
+
+
+def arch_from_dict(raw: dict, source: str = "<dict>") -> ArchConfig:
+    flat = _flatten(raw)
+    unknown = sorted(set(flat) - set(_KEYS))
+    if unknown:
+        raise ConfigError(f"arch config {source}: unknown key {unknown[0]}; known keys: "
+                          f"{', '.join(_KEYS)}")
+    missing = [k for k in _KEYS if k not in flat]
+    if missing:
+        raise ConfigError(f"arch config {source}: missing key {missing[0]}")
+    return ArchConfig(**{_KEYS[k]: v for k, v in flat.items()})
+
+
+def _flatten(raw: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def default_arch() -> ArchConfig:
+    return load_arch(DEFAULT_PATH)

@@ -1,0 +1,120 @@
+"""QGraph: the quantized integer model that quant/ produces and compiler/ consumes.
+
+Layout: per-sample activation shapes exclude the batch axis; 4-D activations are NHWC (channels
+last, so a GEMM row is contiguous). Every tensor carries its integer encoding
+``real = scale * (q - zero_point)``. Node semantics are defined by ``qasic.quant.reference``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from qasic.errors import InputError
+
+# op -> parameters it carries (see qasic.quant.reference for the arithmetic)
+OPS = {
+    "conv2d": ("weight", "bias", "multiplier", "shift"),     # attrs: stride, padding, clamp
+    "linear": ("weight", "bias", "multiplier", "shift"),     # attrs: clamp
+    "maxpool2d": (),                                         # attrs: kernel, stride
+    "relu": (),
+    "flatten": (),
+    "add": ("multiplier", "shift"),                          # [a, b, out] multipliers; attrs: clamp
+}
+
+
+@dataclass(frozen=True)
+class TensorQ:
+    """Integer encoding of one activation tensor: real = scale * (q - zero_point)."""
+
+    scale: float
+    zero_point: int
+    bits: int = 8
+
+    def __post_init__(self) -> None:
+        if not (self.scale > 0 and np.isfinite(self.scale)):
+            raise ValueError(f"tensor scale {self.scale} must be finite and > 0")
+        if not self.qmin <= self.zero_point <= self.qmax:
+            raise ValueError(f"zero point {self.zero_point} outside int{self.bits}")
+
+    @property
+    def qmin(self) -> int:
+        return -(1 << (self.bits - 1))
+
+    @property
+    def qmax(self) -> int:
+        return (1 << (self.bits - 1)) - 1
+
+
+@dataclass(frozen=True, eq=False)
+class QNode:
+    """One integer op. ``params`` holds integer arrays (weight codes, int32 bias, requant q/shift)."""
+
+    name: str
+    op: str
+    inputs: tuple[str, ...]
+    output: str
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, np.ndarray] = field(default_factory=dict)
+    weight_bits: int | None = None
+    weight_format: str | None = None   # e.g. "int4"; None for ops without weights
+
+    def __post_init__(self) -> None:
+        if self.op not in OPS:
+            raise ValueError(f"node {self.name}: unknown op {self.op!r}; known: {', '.join(OPS)}")
+        missing = [p for p in OPS[self.op] if p not in self.params]
+        if missing:
+            raise ValueError(f"node {self.name} ({self.op}) lacks parameter {missing[0]}")
+
+
+@dataclass(frozen=True, eq=False)
+class QGraph:
+    name: str
+    input: str
+    output: str
+    nodes: tuple[QNode, ...]
+    tensors: Mapping[str, TensorQ]     # every activation tensor, input and output included
+    shapes: Mapping[str, tuple[int, ...]]  # per-sample shapes, NHWC for images
+    input_layout: str = "NCHW"         # the float model's input layout (host converts)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.shapes[self.input]
+
+    def node(self, name: str) -> QNode:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def weighted_nodes(self) -> list[QNode]:
+        return [n for n in self.nodes if "weight" in n.params]
+
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """Float batch in the model's layout -> int64 codes, NHWC, batch first."""
+        x = np.asarray(x, dtype=np.float64)
+        want = self.input_shape
+        if x.ndim == len(want) + 1 and self.input_layout == "NCHW" and x.ndim == 4:
+            x = x.transpose(0, 2, 3, 1)
+        if x.shape[1:] != tuple(want):
+            raise InputError(
+                f"input of shape {tuple(x.shape)} does not fit model {self.name}: expected "
+                f"(batch, {', '.join(map(str, self._float_shape()))})"
+            )
+        if not np.all(np.isfinite(x)):
+            raise InputError(f"input to model {self.name} contains NaN or inf")
+        tq = self.tensors[self.input]
+        q = np.floor(x / tq.scale + 0.5) + tq.zero_point
+        return np.clip(q, tq.qmin, tq.qmax).astype(np.int64)
+
+    def dequantize_output(self, q: np.ndarray) -> np.ndarray:
+        tq = self.tensors[self.output]
+        return (np.asarray(q, dtype=np.float64) - tq.zero_point) * tq.scale
+
+    def _float_shape(self) -> tuple[int, ...]:
+        s = self.input_shape
+        if len(s) == 3 and self.input_layout == "NCHW":
+            return (s[2], s[0], s[1])
+        return tuple(s)

@@ -1,0 +1,119 @@
+"""The golden reference: a deliberately plain numpy integer executor.
+
+It *defines* the semantics of every QGraph op; the simulator and the RTL are tested against it bit
+for bit. All arithmetic is int64; tensors are NHWC (batch first) or (batch, features).
+
+conv2d / linear:  acc = sum((x - zp_in) * w) + bias              (exact integers)
+                  y   = clamp(requantize(acc, q[c], shift[c]) + zp_out, lo, hi)
+maxpool2d:        y   = max over the window (codes share the input's scale and zero point)
+relu:             y   = max(x, zp_in)      (output shares the input's encoding)
+flatten:          NHWC -> features in torch's (C, H, W) order
+add:              a' = requantize((a - zp_a) << 20, q_a, s_a); b' likewise;
+                  y  = clamp(requantize(a' + b', q_o, s_o) + zp_out, lo, hi)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qasic.quant.fixedpoint import requantize
+from qasic.quant.graph import QGraph, QNode
+
+ADD_LEFT_SHIFT = 20
+
+
+def run(graph: QGraph, x_codes: np.ndarray, keep: bool = False) -> np.ndarray | dict:
+    """Execute ``graph`` on integer input codes (batch first). Returns the output codes, or every
+    tensor when ``keep`` is true."""
+    env = {graph.input: np.asarray(x_codes, dtype=np.int64)}
+    for node in graph.nodes:
+        env[node.output] = run_node(graph, node, [env[i] for i in node.inputs])
+    return env if keep else env[graph.output]
+
+
+def run_node(graph: QGraph, node: QNode, xs: list[np.ndarray]) -> np.ndarray:
+    return _OPS[node.op](graph, node, *xs)
+
+
+def _clamp(graph: QGraph, node: QNode, y: np.ndarray) -> np.ndarray:
+    out = graph.tensors[node.output]
+    lo, hi = node.attrs.get("clamp", (out.qmin, out.qmax))
+    return np.clip(y + out.zero_point, lo, hi)
+
+
+def _requant_out(graph: QGraph, node: QNode, acc: np.ndarray) -> np.ndarray:
+    p = node.params
+    return _clamp(graph, node, requantize(acc, p["multiplier"], p["shift"]))
+
+
+def pad_nhwc(x: np.ndarray, pad: int, value: int) -> np.ndarray:
+    if pad == 0:
+        return x
+    return np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=value)
+
+
+def im2col(x: np.ndarray, kh: int, kw: int, stride: int) -> np.ndarray:
+    """(N, H, W, C) -> (N, OH, OW, KH*KW*C), patch order (kh, kw, c)."""
+    n, h, w, c = x.shape
+    oh, ow = (h - kh) // stride + 1, (w - kw) // stride + 1
+    cols = np.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, :, i, j, :] = x[:, i:i + stride * oh:stride, j:j + stride * ow:stride, :]
+    return cols.reshape(n, oh, ow, kh * kw * c)
+
+
+def _conv2d(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
+    zp = graph.tensors[node.inputs[0]].zero_point
+    w = node.params["weight"].astype(np.int64)  # (OC, KH, KW, IC)
+    oc, kh, kw, _ = w.shape
+    cols = im2col(pad_nhwc(x, node.attrs["padding"], zp), kh, kw, node.attrs["stride"])
+    acc = (cols - zp) @ w.reshape(oc, -1).T + node.params["bias"].astype(np.int64)
+    return _requant_out(graph, node, acc)
+
+
+def _linear(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
+    zp = graph.tensors[node.inputs[0]].zero_point
+    w = node.params["weight"].astype(np.int64)  # (OUT, IN)
+    acc = (x - zp) @ w.T + node.params["bias"].astype(np.int64)
+    return _requant_out(graph, node, acc)
+
+
+def _maxpool2d(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
+    k, s = node.attrs["kernel"], node.attrs["stride"]
+    n, h, w, c = x.shape
+    oh, ow = (h - k) // s + 1, (w - k) // s + 1
+    out = np.full((n, oh, ow, c), np.iinfo(np.int64).min, dtype=np.int64)
+    for i in range(k):
+        for j in range(k):
+            out = np.maximum(out, x[:, i:i + s * oh:s, j:j + s * ow:s, :])
+    return out
+
+
+def _relu(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, graph.tensors[node.inputs[0]].zero_point)
+
+
+def _flatten(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
+    if x.ndim == 4:
+        x = x.transpose(0, 3, 1, 2)
+    return x.reshape(x.shape[0], -1)
+
+
+def _add(graph: QGraph, node: QNode, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    q, s = node.params["multiplier"], node.params["shift"]  # [a, b, out]
+    za = graph.tensors[node.inputs[0]].zero_point
+    zb = graph.tensors[node.inputs[1]].zero_point
+    a2 = requantize((a - za) << ADD_LEFT_SHIFT, q[0], s[0])
+    b2 = requantize((b - zb) << ADD_LEFT_SHIFT, q[1], s[1])
+    return _clamp(graph, node, requantize(a2 + b2, q[2], s[2]))
+
+
+_OPS = {
+    "conv2d": _conv2d,
+    "linear": _linear,
+    "maxpool2d": _maxpool2d,
+    "relu": _relu,
+    "flatten": _flatten,
+    "add": _add,
+}
