@@ -1,0 +1,157 @@
+"""Lowering of conv2d / linear kernels (with fused bias, requantize, ReLU, max-pool) to a GEMM.
+
+Conv uses im2col done by the DMA: for each output row and kernel row, one 2-D strided LOAD copies
+out_w patches of kw*in_c contiguous bytes from the zero-point-padded NHWC input into the input
+scratchpad, so an im2col row (order kh, kw, c) is K = kh*kw*in_c contiguous bytes.
+The input zero point is folded into the bias: sum((x - zp) w) + b = sum(x w) + (b - zp sum(w)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from qasic.arch.config import PARAM_BYTES_PER_CHANNEL, ArchConfig
+from qasic.compiler.fuse import Kernel
+from qasic.compiler.memory import image_shape
+from qasic.errors import ConfigError, UnsupportedOpError
+from qasic.quant.graph import QGraph
+
+
+@dataclass(frozen=True)
+class GemmShape:
+    in_h: int
+    in_w: int
+    in_c: int
+    kh: int
+    kw: int
+    stride: int
+    pad: int
+    out_h: int
+    out_w: int
+    n: int
+    pool: int  # fused max-pool window (= stride); 1 when none
+
+    @property
+    def m(self) -> int:
+        return self.out_h * self.out_w
+
+    @property
+    def k(self) -> int:
+        return self.kh * self.kw * self.in_c
+
+
+@dataclass(frozen=True, eq=False)
+class GemmKernel:
+    """Everything emission needs: geometry, the K x N weight codes, per-channel post params."""
+
+    kernel: Kernel
+    shape: GemmShape
+    weight: np.ndarray       # (K, N) int codes in im2col/NHWC order
+    wbits: int
+    bias: np.ndarray         # (N,) int64, input zero point folded in
+    multiplier: np.ndarray   # (N,)
+    shift: np.ndarray        # (N,)
+    out_zp: int
+    lo: int
+    hi: int
+
+
+def lower_gemm(graph: QGraph, kernel: Kernel, flatten_src: dict[str, tuple]) -> GemmKernel:
+    node = kernel.anchor
+    _check_shared_encoding(graph, kernel)
+    w = node.params["weight"].astype(np.int64)
+    if node.op == "conv2d":
+        shape = _conv_shape(graph, kernel)
+        wkn = w.reshape(w.shape[0], -1).T
+    else:
+        shape = _linear_shape(graph, kernel)
+        wkn = _linear_weight(w, flatten_src.get(node.inputs[0]))
+    zp_in = graph.tensors[node.inputs[0]].zero_point
+    bias = node.params["bias"].astype(np.int64) - zp_in * wkn.sum(axis=0)
+    out = graph.tensors[node.output]
+    lo, hi = node.attrs.get("clamp", (out.qmin, out.qmax))
+    if kernel.has("relu"):
+        lo = max(lo, out.zero_point)
+    return GemmKernel(kernel, shape, wkn, node.weight_bits or 8, bias,
+                      node.params["multiplier"].astype(np.int64),
+                      node.params["shift"].astype(np.int64), out.zero_point, lo, hi)
+
+
+def _conv_shape(graph: QGraph, kernel: Kernel) -> GemmShape:
+    node = kernel.anchor
+    in_h, in_w, in_c = image_shape(graph.shapes[node.inputs[0]])
+    oc, kh, kw, ic = node.params["weight"].shape
+    s, p = node.attrs["stride"], node.attrs["padding"]
+    pool = kernel.has("maxpool2d")
+    return GemmShape(in_h, in_w, in_c, kh, kw, s, p, (in_h + 2 * p - kh) // s + 1,
+                     (in_w + 2 * p - kw) // s + 1, oc, pool.attrs["kernel"] if pool else 1)
+
+
+def _linear_shape(graph: QGraph, kernel: Kernel) -> GemmShape:
+    out_f, in_f = kernel.anchor.params["weight"].shape
+    return GemmShape(1, 1, in_f, 1, 1, 1, 0, 1, 1, out_f, 1)
+
+
+def _linear_weight(w: np.ndarray, flat_from: tuple | None) -> np.ndarray:
+    """(OUT, IN) torch weight -> (K, N) with rows in the DRAM order of the input vector.
+
+    After a flatten of an NHWC (h, w, c) image, feature f = c*h*w + y*w + x (torch's CHW order)
+    sits at memory index (y*w + x)*c + c_, so the rows are permuted to match.
+    """
+    if flat_from is None or len(flat_from) != 3:
+        return w.T
+    h, wd, c = flat_from
+    yy, xx, cc = np.meshgrid(np.arange(h), np.arange(wd), np.arange(c), indexing="ij")
+    torch_index = (cc * h * wd + yy * wd + xx).reshape(-1)  # memory order -> torch feature
+    return w.T[torch_index]
+
+
+def _check_shared_encoding(graph: QGraph, kernel: Kernel) -> None:
+    """Fused ReLU/max-pool write the anchor's encoding; the graph must agree (quant/ ensures)."""
+    want = graph.tensors[kernel.anchor.output]
+    for n in kernel.nodes[1:]:
+        if graph.tensors[n.output] != want:
+            raise UnsupportedOpError(
+                f"node {n.name} ({n.op}) re-encodes its input ({graph.tensors[n.output]} vs "
+                f"{want}); fused ReLU/max-pool must share the producer's scale and zero point")
+
+
+@dataclass(frozen=True)
+class GemmPlan:
+    tile_rows: int  # output pixels (before pooling) per m-tile: whole (pool-window) rows
+    n_tile: int     # output channels per n-tile (<= array cols)
+
+    def wrow_bytes(self, n: int, wbits: int) -> int:
+        return (n * wbits + 7) // 8
+
+
+def plan_gemm(g: GemmKernel, arch: ArchConfig) -> GemmPlan:
+    """Largest m-tile of whole output rows that fits every half scratchpad."""
+    s, name = g.shape, g.kernel.name
+    nt = min(s.n, arch.array_cols)
+    unit = s.out_w * s.pool
+    weight_half = s.k * ((nt * g.wbits + 7) // 8)
+    _need(weight_half, arch.weight_sram_bytes // 2, "sram.weight_bytes", name,
+          f"the {s.k}x{nt} weight tile")
+    _need(nt * PARAM_BYTES_PER_CHANNEL, arch.param_sram_bytes // 2, "sram.param_bytes", name,
+          "the per-channel parameters")
+    limits = [
+        (arch.input_sram_bytes // 2, s.k, "sram.input_bytes", "input rows"),
+        (arch.acc_sram_bytes, 4 * nt, "sram.acc_bytes", "accumulator rows"),
+        (arch.output_sram_bytes // 2, nt + nt / (s.pool * s.pool) if s.pool > 1 else nt,
+         "sram.output_bytes", "output rows"),
+    ]
+    rows = s.m
+    for cap, per_row, key, what in limits:
+        fit = int(cap // per_row) // unit * unit
+        _need(unit * per_row, cap if fit else 0, key, name, f"{unit} {what}")
+        rows = min(rows, fit)
+    return GemmPlan(rows, nt)
+
+
+def _need(size: float, cap: int, key: str, layer: str, what: str) -> None:
+    if size > cap or cap == 0:
+        raise ConfigError(f"arch config: {key} is too small for layer {layer}: {what} need "
+                          f"{int(size)} bytes per half (double-buffered); raise {key}")

@@ -1,0 +1,88 @@
+"""compile(graph, arch) -> Program: a flat list of small passes.
+
+    fuse (pattern table) -> plan DRAM buffers -> lower each kernel (GEMM geometry, tiling) ->
+    steps (double-buffered) -> sequence (dependency tokens) -> Program (constants, memory map)
+
+BN folding and constant folding happen earlier, in quant/ (the QGraph holds folded weights).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from qasic.arch.config import ArchConfig
+from qasic.compiler.fuse import Kernel, fuse
+from qasic.compiler.gemm import GemmKernel, lower_gemm, plan_gemm
+from qasic.compiler.memory import ALIGN, image_shape, plan_buffers, regions, resolve
+from qasic.compiler.schedule import sequence
+from qasic.compiler.steps import Constants, add_steps, gemm_steps, pool_steps
+from qasic.errors import ConfigError
+from qasic.isa.program import Program
+from qasic.quant.graph import QGraph
+
+
+def compile_graph(graph: QGraph, arch: ArchConfig,
+                  progress: Callable[[str], None] | None = None) -> Program:
+    kernels = fuse(graph)
+    buffers, aliases, act_end = plan_buffers(graph, kernels)
+    const_base = (act_end + ALIGN - 1) // ALIGN * ALIGN
+    consts = Constants()
+    flat_src = {k.output: image_shape(graph.shapes[k.inputs[0]])
+                for k in kernels if k.kind == "alias"}
+    work = [k for k in kernels if k.kind != "alias"]
+    instrs, ids, layers = [], [], []
+    for idx, k in enumerate(work):
+        steps, info = _lower(graph, k, arch, buffers, aliases, flat_src, consts, const_base)
+        seq = sequence(steps, first_kernel=idx == 0, last_kernel=idx == len(work) - 1)
+        instrs += seq
+        ids += [idx] * len(seq)
+        layers.append(info)
+        if progress:
+            progress(f"compiled {k.name} ({k.kind}: {'+'.join(n.op for n in k.nodes)})")
+    meta = {
+        "model": graph.name,
+        "arch": arch.name,
+        "input": _io(graph, graph.input),
+        "output": _io(graph, graph.output),
+        "input_layout": graph.input_layout,
+        "layers": layers,
+    }
+    regs = regions(graph, buffers, const_base, len(consts.blob), aliases)
+    return Program(tuple(instrs), tuple(ids), bytes(consts.blob), regs, meta)
+
+
+def _io(graph: QGraph, name: str) -> dict:
+    tq = graph.tensors[name]
+    return {"tensor": name, "shape": list(graph.shapes[name]), "scale": tq.scale,
+            "zero_point": tq.zero_point, "bits": tq.bits}
+
+
+def _lower(graph, k: Kernel, arch, buffers, aliases, flat_src, consts, const_base):
+    src = [buffers[resolve(t, aliases)] for t in k.inputs]
+    dst = buffers[k.output]
+    info = {"name": k.name, "kind": k.kind, "ops": [n.op for n in k.nodes],
+            "nodes": [n.name for n in k.nodes], "weight_bits": None, "macs": 0}
+    if k.kind == "gemm":
+        g = lower_gemm(graph, k, flat_src)
+        _check_accumulator(g, arch)
+        plan = plan_gemm(g, arch)
+        s = g.shape
+        info.update(weight_bits=g.wbits, macs=s.m * s.k * s.n, m=s.m, k=s.k, n=s.n,
+                    tile_rows=plan.tile_rows, n_tile=plan.n_tile)
+        return gemm_steps(g, plan, arch, src[0], dst, consts, const_base), info
+    if k.kind == "pool":
+        lo = graph.tensors[k.inputs[0]].zero_point if k.anchor.op == "relu" else \
+            graph.tensors[k.output].qmin
+        return pool_steps(k, arch, src[0], dst, lo), info
+    return add_steps(k, graph, arch, src[0], src[1], dst, consts, const_base), info
+
+
+def _check_accumulator(g: GemmKernel, arch: ArchConfig) -> None:
+    """Prove the array's accumulator cannot overflow: |sum x w| + |bias| < 2**(acc_bits-1)."""
+    worst = 128 * np.abs(g.weight).sum(axis=0) + np.abs(g.bias)
+    if worst.max() >= 1 << (arch.acc_bits - 1):
+        raise ConfigError(
+            f"arch config: array.acc_bits = {arch.acc_bits} can overflow in layer "
+            f"{g.kernel.name} (worst case |acc| = {int(worst.max())}); raise array.acc_bits")

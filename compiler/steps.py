@@ -1,0 +1,189 @@
+"""Kernel -> steps of instructions (no tokens yet; compiler.schedule adds them)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qasic.arch.config import PARAM_BYTES_PER_CHANNEL, ArchConfig
+from qasic.compiler.gemm import GemmKernel, GemmPlan
+from qasic.compiler.memory import Buffer, pack_bits
+from qasic.compiler.schedule import Step
+from qasic.errors import ConfigError
+from qasic.isa.encoding import Instr
+from qasic.isa.table import BY_NAME
+
+MAX_DMA_ROWS = (1 << BY_NAME["LOAD"].field("rows").width) - 1
+
+
+class Constants:
+    """Append-only constants blob; returns each item's offset (64-byte aligned)."""
+
+    def __init__(self) -> None:
+        self.blob = bytearray()
+
+    def add(self, data: bytes) -> int:
+        self.blob += bytes(-len(self.blob) % 64)
+        off = len(self.blob)
+        self.blob += data
+        return off
+
+
+def dma(op: str, mem: str, dram: int, dram_stride: int, sram: int, sram_stride: int, rows: int,
+        row_bytes: int) -> list[Instr]:
+    out = []
+    for r0 in range(0, rows, MAX_DMA_ROWS):
+        n = min(MAX_DMA_ROWS, rows - r0)
+        out.append(Instr(op, dict(mem=mem, dram_addr=dram + r0 * dram_stride,
+                                  dram_stride=dram_stride, sram_addr=sram + r0 * sram_stride,
+                                  sram_stride=sram_stride, rows=n, row_bytes=row_bytes)))
+    return out
+
+
+def post_params(bias, mult, shift) -> bytes:
+    """Per channel: bias, multiplier, shift as little-endian int32 (PARAM_BYTES_PER_CHANNEL)."""
+    return np.stack([bias, mult, shift], axis=1).astype("<i4").tobytes()
+
+
+def _halves(arch: ArchConfig) -> dict[str, int]:
+    return {"input": arch.input_sram_bytes // 2, "weight": arch.weight_sram_bytes // 2,
+            "output": arch.output_sram_bytes // 2, "param": arch.param_sram_bytes // 2}
+
+
+def gemm_steps(g: GemmKernel, plan: GemmPlan, arch: ArchConfig, src: Buffer, dst: Buffer,
+               consts: Constants, const_base: int) -> list[Step]:
+    s, half = g.shape, _halves(arch)
+    steps = []
+    for j, n0 in enumerate(range(0, s.n, plan.n_tile)):
+        nt = min(plan.n_tile, s.n - n0)
+        wrow = plan.wrow_bytes(nt, g.wbits)
+        w_off = const_base + consts.add(pack_bits(g.weight[:, n0:n0 + nt], g.wbits))
+        p_off = const_base + consts.add(post_params(g.bias[n0:n0 + nt],
+                                                    g.multiplier[n0:n0 + nt], g.shift[n0:n0 + nt]))
+        wbuf, pbuf = (j % 2) * half["weight"], (j % 2) * half["param"]
+        for i, m0 in enumerate(range(0, s.m, plan.tile_rows)):
+            rows = min(plan.tile_rows, s.m - m0)
+            step = Step()
+            if i == 0:
+                step.loads += dma("LOAD", "weight", w_off, wrow, wbuf, wrow, s.k, wrow)
+                step.loads += dma("LOAD", "param", p_off, 0, pbuf, 0, 1,
+                                  nt * PARAM_BYTES_PER_CHANNEL)
+            ibuf = (len(steps) % 2) * half["input"]
+            obuf = (len(steps) % 2) * half["output"]
+            step.loads += _input_loads(g, src, m0, rows, ibuf)
+            step.computes += _gemms(g, arch, ibuf, wbuf, rows, nt)
+            step.last_input_reader = len(step.computes) - 1
+            step.first_output_writer = len(step.computes)
+            step.computes.append(Instr("POST", dict(
+                acc_addr=0, param_addr=pbuf, out_addr=obuf, out_stride=nt, rows=rows, n=nt,
+                out_zp=g.out_zp, lo=g.lo, hi=g.hi)))
+            res, first, count = obuf, m0, rows
+            if s.pool > 1:
+                res = obuf + rows * nt
+                step.computes.append(Instr("POOL", dict(
+                    src_addr=obuf, dst_addr=res, h=rows // s.out_w, w=s.out_w, c=nt,
+                    src_pix_stride=nt, dst_pix_stride=nt, kernel=s.pool, stride=s.pool,
+                    lo=g.lo)))
+                first, count = m0 // (s.pool * s.pool), rows // (s.pool * s.pool)
+            step.stores += _stores(dst, first, count, res, nt, n0)
+            steps.append(step)
+    return steps
+
+
+def _input_loads(g: GemmKernel, src: Buffer, m0: int, rows: int, ibuf: int) -> list[Instr]:
+    s = g.shape
+    if s.kh == s.kw == 1 and s.out_h == 1 and s.out_w == 1:  # a vector (linear)
+        return dma("LOAD", "input", src.addr, s.k, ibuf, s.k, 1, s.k)
+    out = []
+    for r, oy in enumerate(range(m0 // s.out_w, (m0 + rows) // s.out_w)):
+        for ky in range(s.kh):
+            dram = src.pixel_addr(oy * s.stride + ky - s.pad, -s.pad)
+            sram = ibuf + r * s.out_w * s.k + ky * s.kw * s.in_c
+            out += dma("LOAD", "input", dram, s.stride * s.in_c, sram, s.k, s.out_w,
+                       s.kw * s.in_c)
+    return out
+
+
+def _gemms(g: GemmKernel, arch: ArchConfig, ibuf: int, wbuf: int, rows: int, nt: int):
+    s, out = g.shape, []
+    wrow = (nt * g.wbits + 7) // 8
+    for c0 in range(0, rows, arch.gemm_max_rows):
+        t = min(arch.gemm_max_rows, rows - c0)
+        for k0 in range(0, s.k, arch.array_rows):
+            out.append(Instr("GEMM", dict(
+                inp_addr=ibuf + c0 * s.k + k0, inp_stride=s.k, wgt_addr=wbuf + k0 * wrow,
+                acc_addr=c0 * nt, rows=t, k=min(arch.array_rows, s.k - k0), n=nt,
+                accumulate=int(k0 > 0), wbits=g.wbits)))
+    return out
+
+
+def _stores(dst: Buffer, first: int, count: int, sram: int, nt: int, n0: int) -> list[Instr]:
+    out, done = [], 0
+    for addr, pixels in dst.runs(first, count):
+        out += dma("STORE", "output", addr + n0, dst.c, sram + done * nt, nt, pixels, nt)
+        done += pixels
+    return out
+
+
+def pool_steps(kernel, arch: ArchConfig, src: Buffer, dst: Buffer, lo: int) -> list[Step]:
+    """Standalone max-pool (or ReLU as a 1x1 pool with floor ``lo``), tiled by output rows."""
+    node = kernel.anchor
+    k, st = (node.attrs["kernel"], node.attrs["stride"]) if node.op == "maxpool2d" else (1, 1)
+    c, half = src.c, _halves(arch)["output"]
+    per_out_row = (st * src.w + dst.w) * c  # input rows advance by stride per output row
+    tile = max(1, min(dst.h, (half - (k - st) * src.w * c) // per_out_row))
+    if (k - st + st * tile) * src.w * c + tile * dst.w * c > half:
+        raise ConfigError(f"arch config: sram.output_bytes is too small for layer {node.name}: "
+                          "one pooled row does not fit half of it; raise sram.output_bytes")
+    steps = []
+    for oy0 in range(0, dst.h, tile):
+        t = min(tile, dst.h - oy0)
+        in_rows = (t - 1) * st + k
+        obuf = (len(steps) % 2) * half
+        res = obuf + in_rows * src.w * c
+        step = Step(last_input_reader=0, first_output_writer=0)
+        done = 0
+        for addr, pixels in src.runs(oy0 * st * src.w, in_rows * src.w):
+            step.loads += dma("LOAD", "output", addr, c, obuf + done * c, c, pixels, c)
+            done += pixels
+        step.computes.append(Instr("POOL", dict(
+            src_addr=obuf, dst_addr=res, h=in_rows, w=src.w, c=c, src_pix_stride=c,
+            dst_pix_stride=c, kernel=k, stride=st, lo=lo)))
+        step.stores += _stores(dst, oy0 * dst.w, t * dst.w, res, c, 0)
+        steps.append(step)
+    return steps
+
+
+ADD_PARAMS = 11  # za, zb, zo, qa, sa, qb, sb, qo, so, lo, hi (int32 each)
+
+
+def add_steps(kernel, graph, arch: ArchConfig, a: Buffer, b: Buffer, dst: Buffer,
+              consts: Constants, const_base: int) -> list[Step]:
+    node = kernel.anchor
+    out = graph.tensors[node.output]
+    lo, hi = node.attrs.get("clamp", (out.qmin, out.qmax))
+    if kernel.has("relu"):
+        lo = max(lo, out.zero_point)
+    q, sh = node.params["multiplier"], node.params["shift"]
+    params = [graph.tensors[node.inputs[0]].zero_point, graph.tensors[node.inputs[1]].zero_point,
+              out.zero_point, q[0], sh[0], q[1], sh[1], q[2], sh[2], lo, hi]
+    p_off = const_base + consts.add(np.asarray(params, dtype="<i4").tobytes())
+    c, half = a.c, _halves(arch)["output"]
+    tile = min(a.h * a.w, half // (3 * c), 65535 // c)
+    steps = []
+    for p0 in range(0, a.h * a.w, tile):
+        t = min(tile, a.h * a.w - p0)
+        obuf = (len(steps) % 2) * half
+        step = Step(last_input_reader=0, first_output_writer=0)
+        if not steps:
+            step.loads += dma("LOAD", "param", p_off, 0, 0, 0, 1, 4 * ADD_PARAMS)
+        for buf, base in ((a, obuf), (b, obuf + t * c)):
+            done = 0
+            for addr, pixels in buf.runs(p0, t):
+                step.loads += dma("LOAD", "output", addr, c, base + done * c, c, pixels, c)
+                done += pixels
+        step.computes.append(Instr("ADD", dict(a_addr=obuf, b_addr=obuf + t * c,
+                                               dst_addr=obuf + 2 * t * c, count=t * c,
+                                               param_addr=0)))
+        step.stores += _stores(dst, p0, t, obuf + 2 * t * c, c, 0)
+        steps.append(step)
+    return steps

@@ -1,0 +1,144 @@
+"""Program: instructions + constants + memory map, and its one binary file format.
+
+File layout (little-endian):
+    header  24 bytes: magic b"QASC", u16 version, u16 reserved (0), u32 instruction count,
+            u32 constants length, u32 metadata length, u32 CRC-32 of everything after the header
+    instructions   count x 16 bytes (isa.table words)
+    layer ids      count x u16: which kernel (metadata "layers") each instruction belongs to
+    constants      bytes placed in DRAM at the "constants" region
+    metadata       UTF-8 JSON: memory map (regions), kernels, input/output encodings, arch name
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qasic.errors import ProgramFormatError
+from qasic.isa.encoding import Instr, decode_all, encode_all
+from qasic.isa.table import WORD_BYTES
+
+MAGIC = b"QASC"
+VERSION = 1
+_HEADER = struct.Struct("<4sHHIIII")
+REGION_KINDS = ("input", "output", "activation", "constants")
+
+
+@dataclass(frozen=True)
+class Region:
+    """A named DRAM buffer. ``fill`` pre-initializes it (zero-point padding borders)."""
+
+    name: str
+    addr: int
+    size: int
+    kind: str
+    shape: tuple[int, ...] = ()
+    fill: int | None = None
+    scale: float | None = None
+    zero_point: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in REGION_KINDS:
+            raise ProgramFormatError(f"region {self.name}: kind {self.kind!r} not in {REGION_KINDS}")
+        if self.addr < 0 or self.size < 0:
+            raise ProgramFormatError(f"region {self.name}: negative address or size")
+
+
+@dataclass(frozen=True, eq=False)
+class Program:
+    instrs: tuple[Instr, ...]
+    layer_ids: tuple[int, ...]
+    constants: bytes
+    regions: tuple[Region, ...]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.layer_ids) != len(self.instrs):
+            raise ProgramFormatError("program: one layer id per instruction is required")
+        if not self.instrs or self.instrs[-1].op != "END":
+            raise ProgramFormatError("program: the last instruction must be END")
+
+    def region(self, name: str) -> Region:
+        for r in self.regions:
+            if r.name == name:
+                return r
+        raise ProgramFormatError(f"program has no region {name!r}; regions: "
+                                 f"{', '.join(r.name for r in self.regions)}")
+
+    @property
+    def dram_size(self) -> int:
+        return max(r.addr + r.size for r in self.regions)
+
+    @property
+    def layers(self) -> list[dict]:
+        return self.meta.get("layers", [])
+
+
+def to_bytes(program: Program) -> bytes:
+    ids = np.asarray(program.layer_ids, dtype="<u2").tobytes()
+    meta = dict(program.meta, regions=[asdict(r) for r in program.regions])
+    meta_blob = json.dumps(meta, sort_keys=True).encode()
+    body = encode_all(list(program.instrs)) + ids + program.constants + meta_blob
+    header = _HEADER.pack(MAGIC, VERSION, 0, len(program.instrs), len(program.constants),
+                          len(meta_blob), zlib.crc32(body))
+    return header + body
+
+
+def from_bytes(blob: bytes, name: str = "program") -> Program:
+    if len(blob) < _HEADER.size:
+        raise ProgramFormatError(f"{name}: {len(blob)} bytes is shorter than the "
+                                 f"{_HEADER.size}-byte header (truncated file?)")
+    magic, version, _, count, const_len, meta_len, crc = _HEADER.unpack_from(blob)
+    if magic != MAGIC:
+        raise ProgramFormatError(f"{name}: bad magic {magic!r} at offset 0 (expected {MAGIC!r}); "
+                                 "not a qasic program")
+    if version != VERSION:
+        raise ProgramFormatError(f"{name}: format version {version} at offset 4; this qasic reads "
+                                 f"version {VERSION}: recompile the model")
+    body = blob[_HEADER.size:]
+    want = count * (WORD_BYTES + 2) + const_len + meta_len
+    if len(body) != want:
+        raise ProgramFormatError(f"{name}: body is {len(body)} bytes but the header promises "
+                                 f"{want} (truncated or padded file)")
+    if zlib.crc32(body) != crc:
+        raise ProgramFormatError(f"{name}: checksum mismatch (header offset 20): the file is "
+                                 "corrupt")
+    return _parse_body(body, count, const_len, name)
+
+
+def _parse_body(body: bytes, count: int, const_len: int, name: str) -> Program:
+    n_instr = count * WORD_BYTES
+    instrs = decode_all(body[:n_instr])
+    ids = np.frombuffer(body[n_instr:n_instr + 2 * count], dtype="<u2")
+    off = n_instr + 2 * count
+    constants = body[off:off + const_len]
+    try:
+        meta = json.loads(body[off + const_len:].decode())
+        regions = tuple(Region(**dict(r, shape=tuple(r["shape"]))) for r in meta.pop("regions"))
+    except (ValueError, KeyError, TypeError) as e:
+        raise ProgramFormatError(f"{name}: metadata at offset {_HEADER.size + off + const_len} "
+                                 f"is malformed: {e}") from None
+    return Program(tuple(instrs), tuple(int(i) for i in ids), bytes(constants), regions, meta)
+
+
+def save(program: Program, path: str | Path) -> Path:
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(to_bytes(program))
+    tmp.replace(path)  # never leave a half-written program behind
+    return path
+
+
+def load(path: str | Path) -> Program:
+    path = Path(path)
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        raise ProgramFormatError(f"program file {path} does not exist") from None
+    return from_bytes(blob, str(path))

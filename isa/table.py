@@ -1,0 +1,188 @@
+"""The ISA: the one table every other view of the instruction set derives from.
+
+Encoder, decoder, assembler, disassembler, the Amaranth instruction layouts and docs/isa.md are all
+generated from ``OPCODES``. No other file holds an opcode number or a bit position.
+
+Every instruction is one 128-bit little-endian word. Bits 0..7 are the header: the opcode and four
+dependency-token flags (VTA-style). Three queues execute in order and in parallel: ``load``
+(DRAM -> scratchpad), ``compute`` (array and post-processing) and ``store`` (scratchpad -> DRAM).
+Tokens flow through four FIFOs: load->compute, compute->load, compute->store, store->compute.
+``pop_*`` waits for (and consumes) a token before the instruction starts; ``push_*`` sends one when
+it completes. "prev"/"next" are the neighbouring queues in the order load, compute, store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+WORD_BITS = 128
+WORD_BYTES = WORD_BITS // 8
+QUEUES = ("load", "compute", "store")
+# Scratchpads a DMA can name. Order = encoding of the ``mem`` field.
+MEMS = ("input", "weight", "acc", "output", "param")
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    lo: int
+    width: int
+    doc: str
+    enum: tuple[str, ...] | None = None   # symbolic values, encoded as their index
+    signed: bool = False
+
+    @property
+    def hi(self) -> int:
+        return self.lo + self.width - 1
+
+    def fits(self, value: int) -> bool:
+        if self.signed:
+            return -(1 << (self.width - 1)) <= value < (1 << (self.width - 1))
+        return 0 <= value < (1 << self.width)
+
+
+@dataclass(frozen=True)
+class Opcode:
+    name: str
+    code: int
+    queue: str
+    doc: str
+    fields: tuple[Field, ...]
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(f"{self.name} has no field {name!r}; fields: "
+                       f"{', '.join(f.name for f in self.fields)}")
+
+
+HEADER = (
+    Field("opcode", 0, 4, "operation code"),
+    Field("pop_prev", 4, 1, "wait for a token from the previous queue"),
+    Field("pop_next", 5, 1, "wait for a token from the next queue"),
+    Field("push_prev", 6, 1, "send a token to the previous queue on completion"),
+    Field("push_next", 7, 1, "send a token to the next queue on completion"),
+)
+HEADER_BITS = 8
+
+
+def _layout(*spec: tuple) -> tuple[Field, ...]:
+    """Place (name, width, doc[, enum|signed]) fields one after another above the header."""
+    out, lo = list(HEADER), HEADER_BITS
+    for name, width, doc, *extra in spec:
+        enum = extra[0] if extra and isinstance(extra[0], tuple) else None
+        signed = bool(extra and extra[0] is True)
+        out.append(Field(name, lo, width, doc, enum=enum, signed=signed))
+        lo += width
+    return tuple(out)
+
+
+_DMA = (
+    ("mem", 3, "scratchpad", MEMS),
+    ("dram_addr", 32, "DRAM byte address of the first row"),
+    ("dram_stride", 20, "bytes between rows in DRAM"),
+    ("sram_addr", 18, "scratchpad byte address of the first row"),
+    ("sram_stride", 16, "bytes between rows in the scratchpad"),
+    ("rows", 12, "number of rows"),
+    ("row_bytes", 16, "bytes per row"),
+)
+
+OPCODES: tuple[Opcode, ...] = (
+    Opcode("LOAD", 1, "load", "2-D strided copy DRAM -> scratchpad.", _layout(*_DMA)),
+    Opcode("STORE", 2, "store", "2-D strided copy scratchpad -> DRAM.", _layout(*_DMA)),
+    Opcode(
+        "GEMM", 3, "compute",
+        "One fold on the array: acc[m, n] (+)= sum_k inp[m, k] * wgt[k, n], m < rows, k <= array "
+        "rows, n <= array cols. inp: int8 rows at inp_addr + m*inp_stride; wgt: k rows of n "
+        "weights packed at wbits bits (row = ceil(n*wbits/8) bytes, little-endian bit order); "
+        "acc: dense int32 tile rows x n at acc_addr (in 4-byte words).",
+        _layout(
+            ("inp_addr", 18, "input scratchpad byte address"),
+            ("inp_stride", 16, "bytes between input rows"),
+            ("wgt_addr", 18, "weight scratchpad byte address"),
+            ("acc_addr", 14, "accumulator scratchpad word address"),
+            ("rows", 12, "vectors streamed (T)"),
+            ("k", 10, "reduction length of this fold"),
+            ("n", 10, "output columns of this fold"),
+            ("accumulate", 1, "1: add to acc; 0: overwrite"),
+            ("wbits", 4, "weight bits (2..8)"),
+        ),
+    ),
+    Opcode(
+        "POST", 4, "compute",
+        "Post-process an accumulator tile into int8 codes: out = clamp(requant(acc + bias[n], "
+        "mult[n], shift[n]) + out_zp, lo, hi). Per-channel (bias, mult, shift) are three int32 "
+        "at param_addr + 12*n.",
+        _layout(
+            ("acc_addr", 14, "accumulator word address of a dense rows x n tile"),
+            ("param_addr", 14, "param scratchpad byte address"),
+            ("out_addr", 18, "output scratchpad byte address"),
+            ("out_stride", 16, "bytes between output rows"),
+            ("rows", 12, "rows of the tile"),
+            ("n", 10, "channels of the tile"),
+            ("out_zp", 8, "output zero point", True),
+            ("lo", 8, "clamp low (ReLU: the zero point)", True),
+            ("hi", 8, "clamp high", True),
+        ),
+    ),
+    Opcode(
+        "POOL", 5, "compute",
+        "Max-pool in the output scratchpad: h x w pixels of c int8 channels (pixel p at "
+        "src_addr + p*src_pix_stride) -> floor((h-kernel)/stride)+1 squared pixels at dst_addr, "
+        "then max with lo (kernel 1, stride 1 is a ReLU).",
+        _layout(
+            ("src_addr", 18, "output scratchpad byte address of the source"),
+            ("dst_addr", 18, "output scratchpad byte address of the result"),
+            ("h", 8, "source height"),
+            ("w", 8, "source width"),
+            ("c", 10, "channels"),
+            ("src_pix_stride", 12, "bytes between source pixels"),
+            ("dst_pix_stride", 12, "bytes between result pixels"),
+            ("kernel", 4, "window size"),
+            ("stride", 4, "window stride"),
+            ("lo", 8, "floor applied to every result", True),
+        ),
+    ),
+    Opcode(
+        "ADD", 6, "compute",
+        "Elementwise quantized add in the output scratchpad (reference.add semantics); params: "
+        "11 int32 at param_addr: za, zb, zo, qa, sa, qb, sb, qo, so, lo, hi.",
+        _layout(
+            ("a_addr", 18, "first operand byte address"),
+            ("b_addr", 18, "second operand byte address"),
+            ("dst_addr", 18, "result byte address"),
+            ("count", 16, "elements"),
+            ("param_addr", 14, "param scratchpad byte address"),
+        ),
+    ),
+    Opcode("SYNC", 7, "compute", "No operation; carries tokens between kernels.", _layout()),
+    Opcode("END", 8, "compute", "Last instruction: the program ends when every queue drains.",
+           _layout()),
+)
+
+BY_NAME = {op.name: op for op in OPCODES}
+BY_CODE = {op.code: op for op in OPCODES}
+
+
+def check_table(opcodes: tuple[Opcode, ...] = OPCODES) -> None:
+    """Raise ValueError if opcodes repeat, fields overlap or a field leaves the word."""
+    codes = [op.code for op in opcodes]
+    if len(set(codes)) != len(codes) or len({op.name for op in opcodes}) != len(codes):
+        raise ValueError("ISA table: opcode numbers and names must be unique")
+    for op in opcodes:
+        if not 0 < op.code < (1 << HEADER[0].width):
+            raise ValueError(f"ISA table: {op.name} code {op.code} does not fit the opcode field")
+        if op.queue not in QUEUES:
+            raise ValueError(f"ISA table: {op.name} queue {op.queue!r} not in {QUEUES}")
+        used = 0
+        for f in op.fields:
+            mask = ((1 << f.width) - 1) << f.lo
+            if f.width <= 0 or f.hi >= WORD_BITS:
+                raise ValueError(f"ISA table: {op.name}.{f.name} leaves the {WORD_BITS}-bit word")
+            if used & mask:
+                raise ValueError(f"ISA table: {op.name}.{f.name} overlaps another field")
+            used |= mask
+
+
+check_table()

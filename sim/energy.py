@@ -1,0 +1,109 @@
+"""Energy per event, priced from the cited table named by the arch config (arch/energy_*.toml).
+
+    MAC(a, w)   = mult * a * w + add * (a + w + 8) + reg * (a + w) / 2      [pJ; Bit Fusion fit]
+    SRAM bit    = sram_8kib * (bank bytes / 8 KiB) ** exponent               [pJ; CACTI-7]
+    DRAM bit    = dram_pj_per_bit                                           [pJ; LPDDR4]
+    post-processing: int32 multiply + adds per output element             [pJ; Horowitz]
+Logic energy (MACs, post-processing) is scaled to the technology node; SRAM and DRAM are not
+(their energy shrinks much less than logic: Jouppi et al., ISCA 2021).
+Bit-width sets the price: a narrower weight costs less per MAC and fewer bits per SRAM/DRAM byte
+moved (weights are stored packed).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from qasic.arch.config import ArchConfig
+from qasic.errors import ConfigError
+from qasic.isa.encoding import Instr
+
+CATEGORIES = ("mac", "sram", "dram", "other")
+
+
+@dataclass(frozen=True)
+class EnergyTable:
+    rows: dict  # name -> {"value", "unit", "source"}
+
+    def __getitem__(self, name: str) -> float:
+        return float(self.rows[name]["value"])
+
+    def cited(self) -> list[dict]:
+        return [{"name": k, **v} for k, v in self.rows.items()]
+
+
+REQUIRED = ("mac_mult_pj_per_bit2", "mac_add_pj_per_bit", "mac_reg_pj_per_bit",
+            "sram_pj_per_bit_8kib", "sram_size_exponent", "dram_pj_per_bit", "int32_mult_pj",
+            "int32_add_pj", "logic_scale_from_45nm")
+
+
+@lru_cache(maxsize=8)
+def load_table(path: Path) -> EnergyTable:
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except (FileNotFoundError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"energy table {path}: {e}; set tech.energy_table to a valid file")
+    for name in REQUIRED:
+        row = raw.get(name)
+        if not isinstance(row, dict) or not {"value", "unit", "source"} <= set(row):
+            raise ConfigError(f"energy table {path}: row {name} needs value, unit and source")
+    return EnergyTable(raw)
+
+
+class EnergyModel:
+    def __init__(self, arch: ArchConfig) -> None:
+        self.arch = arch
+        self.table = load_table(arch.energy_table_path())
+        t = self.table
+        self.logic = t["logic_scale_from_45nm"]
+        self.sram_bit = {m: t["sram_pj_per_bit_8kib"] * (size / 8192) ** t["sram_size_exponent"]
+                         for m, size in _sram_sizes(arch).items()}
+
+    def mac_pj(self, a_bits: int, w_bits: int) -> float:
+        t = self.table
+        e = (t["mac_mult_pj_per_bit2"] * a_bits * w_bits + t["mac_add_pj_per_bit"] *
+             (a_bits + w_bits + 8) + t["mac_reg_pj_per_bit"] * (a_bits + w_bits) / 2)
+        return e * self.logic
+
+    def instr(self, ins: Instr) -> dict[str, float]:
+        """Energy (pJ) of one instruction on one inference, by category."""
+        e = dict.fromkeys(CATEGORIES, 0.0)
+        a = self.arch
+        if ins.op in ("LOAD", "STORE"):
+            bits = 8 * ins["rows"] * ins["row_bytes"]
+            e["dram"] = bits * self.table["dram_pj_per_bit"]
+            e["sram"] = bits * self.sram_bit[ins["mem"]]
+        elif ins.op == "GEMM":
+            t, k, n, wb = ins["rows"], ins["k"], ins["n"], ins["wbits"]
+            e["mac"] = t * k * n * self.mac_pj(a.input_bits, wb)
+            acc_bits = t * n * a.acc_bits * (2 if ins["accumulate"] else 1)
+            e["sram"] = (t * k * a.input_bits * self.sram_bit["input"]
+                         + k * n * wb * self.sram_bit["weight"] + acc_bits * self.sram_bit["acc"])
+        elif ins.op == "POST":
+            elems = ins["rows"] * ins["n"]
+            e["sram"] = (elems * (a.acc_bits * self.sram_bit["acc"] + 8 * self.sram_bit["output"])
+                         + ins["n"] * 96 * self.sram_bit["param"])
+            e["other"] = elems * (self.table["int32_mult_pj"] + 3 * self.table["int32_add_pj"]) \
+                * self.logic
+        elif ins.op == "POOL":
+            oh = (ins["h"] - ins["kernel"]) // ins["stride"] + 1
+            ow = (ins["w"] - ins["kernel"]) // ins["stride"] + 1
+            reads = ins["h"] * ins["w"] * ins["c"]
+            e["sram"] = 8 * (reads + oh * ow * ins["c"]) * self.sram_bit["output"]
+            compares = oh * ow * ins["c"] * ins["kernel"] ** 2
+            e["other"] = compares * 8 * self.table["mac_add_pj_per_bit"] * self.logic
+        elif ins.op == "ADD":
+            n = ins["count"]
+            e["sram"] = 24 * n * self.sram_bit["output"]
+            e["other"] = n * 3 * (self.table["int32_mult_pj"] + self.table["int32_add_pj"]) \
+                * self.logic
+        return e
+
+
+def _sram_sizes(arch: ArchConfig) -> dict[str, int]:
+    return {"input": arch.input_sram_bytes, "weight": arch.weight_sram_bytes,
+            "acc": arch.acc_sram_bytes, "output": arch.output_sram_bytes,
+            "param": arch.param_sram_bytes}

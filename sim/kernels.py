@@ -1,0 +1,118 @@
+"""Numba kernels: the effect of each compute and DMA instruction on a batch of machine states.
+
+Every memory is a (batch, bytes) uint8 array, except the accumulator: (batch, words) int64 holding
+acc_bits-wide two's-complement values. Bounds are checked by the caller before a kernel runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def dma(src, s_addr, s_stride, dst, d_addr, d_stride, rows, row_bytes):
+    for b in range(src.shape[0]):
+        for r in range(rows):
+            s0 = s_addr + r * s_stride
+            d0 = d_addr + r * d_stride
+            for i in range(row_bytes):
+                dst[b, d0 + i] = src[b, s0 + i]
+
+
+@njit(cache=True)
+def _s8(v):
+    return v - 256 if v >= 128 else v
+
+
+@njit(cache=True)
+def _weight(wgt, b, row0, n, bits):
+    """Signed ``bits``-wide code n of the packed row starting at byte row0."""
+    bit = n * bits
+    byte = row0 + (bit >> 3)
+    word = np.int64(wgt[b, byte])
+    if byte + 1 < wgt.shape[1]:
+        word |= np.int64(wgt[b, byte + 1]) << 8
+    v = (word >> (bit & 7)) & ((1 << bits) - 1)
+    return v - (1 << bits) if v >= (1 << (bits - 1)) else v
+
+
+@njit(cache=True)
+def gemm(inp, i_addr, i_stride, wgt, w_addr, acc, a_addr, rows, k, n, accumulate, wbits,
+         acc_bits):
+    row_bytes = (n * wbits + 7) // 8
+    half = np.int64(1) << (acc_bits - 1)
+    full = np.int64(1) << acc_bits
+    w = np.empty((k, n), dtype=np.int64)
+    for b in range(inp.shape[0]):
+        for kk in range(k):
+            for nn in range(n):
+                w[kk, nn] = _weight(wgt, b, w_addr + kk * row_bytes, nn, wbits)
+        for m in range(rows):
+            for nn in range(n):
+                s = np.int64(0)
+                for kk in range(k):
+                    s += _s8(np.int64(inp[b, i_addr + m * i_stride + kk])) * w[kk, nn]
+                if accumulate:
+                    s += acc[b, a_addr + m * n + nn]
+                acc[b, a_addr + m * n + nn] = (s + half) % full - half  # wrap like the RTL
+
+
+@njit(cache=True)
+def _i32(mem, b, addr):
+    v = np.int64(0)
+    for i in range(4):
+        v |= np.int64(mem[b, addr + i]) << (8 * i)
+    return v - (np.int64(1) << 32) if v >= (np.int64(1) << 31) else v
+
+
+@njit(cache=True)
+def requant(x, q, shift):
+    total = 31 - shift
+    return (x * q + (np.int64(1) << (total - 1))) >> total
+
+
+@njit(cache=True)
+def post(acc, a_addr, par, p_addr, out, o_addr, o_stride, rows, n, zp, lo, hi):
+    for b in range(acc.shape[0]):
+        for nn in range(n):
+            bias = _i32(par, b, p_addr + 12 * nn)
+            q = _i32(par, b, p_addr + 12 * nn + 4)
+            sh = _i32(par, b, p_addr + 12 * nn + 8)
+            for m in range(rows):
+                y = requant(acc[b, a_addr + m * n + nn] + bias, q, sh) + zp
+                y = min(max(y, lo), hi)
+                out[b, o_addr + m * o_stride + nn] = y & 0xFF
+
+
+@njit(cache=True)
+def pool(mem, src, dst, h, w, c, s_pix, d_pix, k, stride, lo):
+    oh = (h - k) // stride + 1
+    ow = (w - k) // stride + 1
+    for b in range(mem.shape[0]):
+        for y in range(oh):
+            for x in range(ow):
+                for ch in range(c):
+                    best = lo
+                    for i in range(k):
+                        for j in range(k):
+                            p = (y * stride + i) * w + x * stride + j
+                            best = max(best, _s8(np.int64(mem[b, src + p * s_pix + ch])))
+                    mem[b, dst + (y * ow + x) * d_pix + ch] = best & 0xFF
+
+
+@njit(cache=True)
+def add(mem, a, bb, dst, count, par, p_addr, left_shift):
+    for b in range(mem.shape[0]):
+        za = _i32(par, b, p_addr)
+        zb = _i32(par, b, p_addr + 4)
+        zo = _i32(par, b, p_addr + 8)
+        qa, sa = _i32(par, b, p_addr + 12), _i32(par, b, p_addr + 16)
+        qb, sb = _i32(par, b, p_addr + 20), _i32(par, b, p_addr + 24)
+        qo, so = _i32(par, b, p_addr + 28), _i32(par, b, p_addr + 32)
+        lo, hi = _i32(par, b, p_addr + 36), _i32(par, b, p_addr + 40)
+        for i in range(count):
+            x = requant((_s8(np.int64(mem[b, a + i])) - za) << left_shift, qa, sa)
+            y = requant((_s8(np.int64(mem[b, bb + i])) - zb) << left_shift, qb, sb)
+            v = min(max(requant(x + y, qo, so) + zo, lo), hi)
+            mem[b, dst + i] = v & 0xFF

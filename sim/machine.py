@@ -1,0 +1,149 @@
+"""The functional machine: DRAM and scratchpads for a batch of inferences, one instruction at a time.
+
+Decoding, bounds checks and bookkeeping are Python; each instruction's effect is one Numba kernel
+over the whole batch (qasic.sim.kernels). Timing is independent of data (qasic.sim.timing).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from qasic.arch.config import ArchConfig
+from qasic.errors import ProgramFormatError
+from qasic.isa.encoding import Instr
+from qasic.isa.program import Program
+from qasic.quant.reference import ADD_LEFT_SHIFT
+from qasic.sim import kernels as K
+
+
+class Machine:
+    def __init__(self, program: Program, arch: ArchConfig, batch: int) -> None:
+        self.program, self.arch, self.batch = program, arch, batch
+        self.dram = np.zeros((batch, program.dram_size), dtype=np.uint8)
+        self.mem = {
+            "input": np.zeros((batch, arch.input_sram_bytes), dtype=np.uint8),
+            "weight": np.zeros((batch, arch.weight_sram_bytes), dtype=np.uint8),
+            "output": np.zeros((batch, arch.output_sram_bytes), dtype=np.uint8),
+            "param": np.zeros((batch, arch.param_sram_bytes), dtype=np.uint8),
+        }
+        self.acc = np.zeros((batch, arch.acc_sram_bytes // 4), dtype=np.int64)
+        self._init_dram()
+
+    def _init_dram(self) -> None:
+        for r in self.program.regions:
+            if r.fill is not None:
+                self.dram[:, r.addr:r.addr + r.size] = np.int8(r.fill).view(np.uint8)
+        c = self.program.region("constants")
+        self.dram[:, c.addr:c.addr + c.size] = np.frombuffer(self.program.constants, np.uint8)
+
+    # ---- host access -------------------------------------------------------------------------
+    def write_region(self, name: str, codes: np.ndarray) -> None:
+        """Write int8 codes (batch, h, w, c) into a region's interior (its padding untouched)."""
+        r = self.program.region(name)
+        h, w, c, pad = r.shape
+        view = self.dram[:, r.addr:r.addr + r.size].reshape(self.batch, h + 2 * pad,
+                                                             w + 2 * pad, c)
+        view[:, pad:pad + h, pad:pad + w, :] = codes.reshape(self.batch, h, w, c).astype(
+            np.int8).view(np.uint8)
+
+    def read_region(self, name: str) -> np.ndarray:
+        r = self.program.region(name)
+        h, w, c, pad = r.shape
+        view = self.dram[:, r.addr:r.addr + r.size].reshape(self.batch, h + 2 * pad,
+                                                             w + 2 * pad, c)
+        return view[:, pad:pad + h, pad:pad + w, :].view(np.int8).astype(np.int64)
+
+    # ---- execution ---------------------------------------------------------------------------
+    def run(self, hook: Callable[[int, Instr, "Machine"], None] | None = None) -> None:
+        for i, ins in enumerate(self.program.instrs):
+            if hook is not None:
+                hook(i, ins, self)
+            self.step(i, ins)
+
+    def step(self, i: int, ins: Instr) -> None:
+        _EXEC[ins.op](self, i, ins)
+
+    def _check(self, i: int, ins: Instr, name: str, mem: np.ndarray, first: int,
+               last: int) -> None:
+        if first < 0 or last > mem.shape[1]:
+            raise ProgramFormatError(
+                f"instruction {i} ({ins.op}): {name} range [{first}, {last}) is outside the "
+                f"{mem.shape[1]}-byte memory")
+
+    def _dma(self, i: int, ins: Instr) -> None:
+        rows, rb = ins["rows"], ins["row_bytes"]
+        dram = (self.dram, ins["dram_addr"], ins["dram_stride"])
+        if ins["mem"] == "acc":
+            raise ProgramFormatError(f"instruction {i} ({ins.op}): the accumulator is not "
+                                     "DMA-addressable")
+        sram = (self.mem[ins["mem"]], ins["sram_addr"], ins["sram_stride"])
+        src, dst = (dram, sram) if ins.op == "LOAD" else (sram, dram)
+        if rows == 0 or rb == 0:
+            return
+        for label, (m, a, s) in (("source", src), ("destination", dst)):
+            self._check(i, ins, label, m, a, a + (rows - 1) * s + rb)
+        K.dma(src[0], src[1], src[2], dst[0], dst[1], dst[2], rows, rb)
+
+    def _gemm(self, i: int, ins: Instr) -> None:
+        rows, k, n, wb = ins["rows"], ins["k"], ins["n"], ins["wbits"]
+        a = self.arch
+        if not (1 <= k <= a.array_rows and 1 <= n <= a.array_cols and 1 <= rows <= a.gemm_max_rows
+                and 2 <= wb <= a.weight_bits):
+            raise ProgramFormatError(
+                f"instruction {i} (GEMM): rows={rows} k={k} n={n} wbits={wb} exceed the array "
+                f"({a.array_rows}x{a.array_cols}, {a.gemm_max_rows} rows, {a.weight_bits} bits)")
+        self._check(i, ins, "input", self.mem["input"], ins["inp_addr"],
+                    ins["inp_addr"] + (rows - 1) * ins["inp_stride"] + k)
+        self._check(i, ins, "weight", self.mem["weight"], ins["wgt_addr"],
+                    ins["wgt_addr"] + k * ((n * wb + 7) // 8))
+        self._check(i, ins, "acc", self.acc, ins["acc_addr"], ins["acc_addr"] + rows * n)
+        K.gemm(self.mem["input"], ins["inp_addr"], ins["inp_stride"], self.mem["weight"],
+               ins["wgt_addr"], self.acc, ins["acc_addr"], rows, k, n, ins["accumulate"], wb,
+               a.acc_bits)
+
+    def _post(self, i: int, ins: Instr) -> None:
+        rows, n = ins["rows"], ins["n"]
+        self._check(i, ins, "acc", self.acc, ins["acc_addr"], ins["acc_addr"] + rows * n)
+        self._check(i, ins, "param", self.mem["param"], ins["param_addr"],
+                    ins["param_addr"] + 12 * n)
+        self._check(i, ins, "output", self.mem["output"], ins["out_addr"],
+                    ins["out_addr"] + max(rows - 1, 0) * ins["out_stride"] + n)
+        K.post(self.acc, ins["acc_addr"], self.mem["param"], ins["param_addr"],
+               self.mem["output"], ins["out_addr"], ins["out_stride"], rows, n, ins["out_zp"],
+               ins["lo"], ins["hi"])
+
+    def _pool(self, i: int, ins: Instr) -> None:
+        h, w, c, k, s = ins["h"], ins["w"], ins["c"], ins["kernel"], ins["stride"]
+        if k < 1 or s < 1 or k > h or k > w:
+            raise ProgramFormatError(f"instruction {i} (POOL): kernel {k} stride {s} do not fit "
+                                     f"a {h}x{w} source")
+        oh, ow = (h - k) // s + 1, (w - k) // s + 1
+        mem = self.mem["output"]
+        self._check(i, ins, "source", mem, ins["src_addr"],
+                    ins["src_addr"] + (h * w - 1) * ins["src_pix_stride"] + c)
+        self._check(i, ins, "destination", mem, ins["dst_addr"],
+                    ins["dst_addr"] + (oh * ow - 1) * ins["dst_pix_stride"] + c)
+        K.pool(mem, ins["src_addr"], ins["dst_addr"], h, w, c, ins["src_pix_stride"],
+               ins["dst_pix_stride"], k, s, ins["lo"])
+
+    def _add(self, i: int, ins: Instr) -> None:
+        mem, n = self.mem["output"], ins["count"]
+        for f in ("a_addr", "b_addr", "dst_addr"):
+            self._check(i, ins, f, mem, ins[f], ins[f] + n)
+        self._check(i, ins, "param", self.mem["param"], ins["param_addr"], ins["param_addr"] + 44)
+        K.add(mem, ins["a_addr"], ins["b_addr"], ins["dst_addr"], n, self.mem["param"],
+              ins["param_addr"], ADD_LEFT_SHIFT)
+
+
+_EXEC = {
+    "LOAD": Machine._dma,
+    "STORE": Machine._dma,
+    "GEMM": Machine._gemm,
+    "POST": Machine._post,
+    "POOL": Machine._pool,
+    "ADD": Machine._add,
+    "SYNC": lambda m, i, ins: None,
+    "END": lambda m, i, ins: None,
+}

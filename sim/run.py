@@ -1,0 +1,105 @@
+"""simulate(program, inputs) -> outputs, cycles, energy, per-layer stats and a trace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from qasic.arch.config import ArchConfig
+from qasic.errors import InputError
+from qasic.isa.program import Program
+from qasic.quant.affine import dequantize_codes, quantize_codes
+from qasic.sim.energy import CATEGORIES, EnergyModel
+from qasic.sim.machine import Machine
+from qasic.sim.timing import Timing, schedule
+
+
+@dataclass(frozen=True, eq=False)
+class SimResult:
+    outputs: np.ndarray          # output codes, batch first (golden reference layout)
+    cycles: int                  # per inference
+    macs: int                    # per inference
+    dram_bytes: int              # per inference
+    energy_pj: dict[str, float]  # per inference: total, mac, sram, dram, other
+    layers: list[dict]           # per kernel: name, kind, cycles, macs, dram_bytes, energy_pj
+    timing: Timing
+    meta: dict = field(default_factory=dict)
+
+    def logits(self) -> np.ndarray:
+        o = self.meta["output"]
+        return dequantize_codes(self.outputs, o["scale"], o["zero_point"])
+
+    def to_json(self) -> dict:
+        return {"cycles": self.cycles, "macs": self.macs, "dram_bytes": self.dram_bytes,
+                "energy_pj": self.energy_pj, "layers": self.layers,
+                "latency_us": self.meta.get("latency_us")}
+
+
+def input_codes(program: Program, x: np.ndarray) -> np.ndarray:
+    """Float inputs in the model's layout -> int codes, NHWC, as the host writes them."""
+    spec = program.meta["input"]
+    shape = tuple(spec["shape"])
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 4 and program.meta.get("input_layout") == "NCHW":
+        x = x.transpose(0, 2, 3, 1)
+    if x.shape[1:] != shape:
+        raise InputError(f"input of shape {tuple(x.shape)} does not fit program "
+                         f"{program.meta.get('model')}: expected (batch, ...) with per-sample "
+                         f"shape {shape} (NHWC)")
+    if not np.all(np.isfinite(x)):
+        raise InputError("input contains NaN or inf; clean the data first")
+    return quantize_codes(x, spec["scale"], spec["zero_point"], spec["bits"])
+
+
+def simulate(program: Program, arch: ArchConfig, x: np.ndarray | None = None, *,
+             codes: np.ndarray | None = None, batch: int = 512,
+             hook: Callable | None = None,
+             progress: Callable[[str], None] | None = None) -> SimResult:
+    """Run ``program`` on float inputs ``x`` (or integer ``codes``, NHWC) in batches."""
+    if arch.name != program.meta.get("arch", arch.name):
+        raise InputError(f"program was compiled for arch {program.meta['arch']!r}, not "
+                         f"{arch.name!r}; recompile or pass the matching --arch")
+    codes = input_codes(program, x) if codes is None else np.asarray(codes, dtype=np.int64)
+    outs = []
+    for b0 in range(0, len(codes), batch):
+        outs.append(run_functional(program, arch, codes[b0:b0 + batch], hook))
+        if progress:
+            progress(f"simulated {min(b0 + batch, len(codes))}/{len(codes)} inputs")
+    return _stats(program, arch, np.concatenate(outs) if outs else np.zeros((0,)))
+
+
+def run_functional(program: Program, arch: ArchConfig, codes: np.ndarray,
+                   hook: Callable | None = None) -> np.ndarray:
+    m = Machine(program, arch, len(codes))
+    m.write_region(program.meta["input"]["tensor"], codes)
+    m.run(hook)
+    out = m.read_region(program.meta["output"]["tensor"])
+    return out.reshape((len(codes), *program.meta["output"]["shape"]))
+
+
+def _stats(program: Program, arch: ArchConfig, outputs: np.ndarray) -> SimResult:
+    timing = schedule(program, arch)
+    model = EnergyModel(arch)
+    n_layers = len(program.layers)
+    per = [dict.fromkeys(CATEGORIES, 0.0) for _ in range(n_layers)]
+    dram = [0] * n_layers
+    for ins, k in zip(program.instrs, program.layer_ids):
+        for cat, e in model.instr(ins).items():
+            per[k][cat] += e
+        if ins.op in ("LOAD", "STORE"):
+            dram[k] += ins["rows"] * ins["row_bytes"]
+    cycles = timing.layer_cycles(program.layer_ids, n_layers)
+    layers = []
+    for k, info in enumerate(program.layers):
+        e = dict(per[k], total=sum(per[k].values()))
+        layers.append({"name": info["name"], "kind": info["kind"], "ops": info["ops"],
+                       "weight_bits": info.get("weight_bits"), "cycles": cycles[k],
+                       "macs": info["macs"], "dram_bytes": dram[k], "energy_pj": e,
+                       "kernels": 1})
+    total = {c: sum(layer["energy_pj"][c] for layer in layers) for c in CATEGORIES}
+    total["total"] = sum(total.values())
+    meta = dict(program.meta, latency_us=timing.total / arch.clock_mhz)
+    return SimResult(outputs, timing.total, sum(la["macs"] for la in layers), sum(dram), total,
+                     layers, timing, meta)

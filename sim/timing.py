@@ -1,0 +1,131 @@
+"""The timing model: a closed-form duration per instruction and one in-order pass over tokens.
+
+Durations (cycles; R x C array, B = DRAM bytes per cycle, L = DRAM latency):
+    LOAD / STORE   issue ceil(bytes / B) cycles on the queue; data lands L cycles later.
+                   A DMA engine keeps requests in flight, so the next DMA of the same queue
+                   issues when the previous one has *issued*, not landed.
+    GEMM           fold_cycles(R, C, T) = 2R + C + T - 2 (qasic.rtl.timing: preload R weight
+                   rows, stream T skewed vectors, drain), whatever the fold's k and n.
+    POST           ceil(rows * n / C) + POST_PIPELINE: C lanes (bias add, multiply, shift/clamp)
+    POOL           ceil(out_pixels * c * kernel^2 / C) + 1 (C comparators)
+    ADD            ceil(count / C) + ADD_PIPELINE
+    SYNC, END      1
+Each queue runs its instructions in order; an instruction starts when its queue is free and
+every token it pops has been pushed; it pushes tokens when it completes. Processing the program
+in order is exact because the compiler emits every push before its pop (checked here).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from qasic.arch.config import ArchConfig
+from qasic.errors import ProgramFormatError
+from qasic.isa.encoding import Instr
+from qasic.isa.program import Program
+from qasic.isa.table import QUEUES
+from qasic.rtl.timing import fold_cycles
+
+POST_PIPELINE = 3
+ADD_PIPELINE = 4
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def duration(ins: Instr, arch: ArchConfig) -> tuple[int, int]:
+    """(cycles the queue is busy, cycles until the result is complete)."""
+    c = arch.array_cols
+    if ins.op in ("LOAD", "STORE"):
+        xfer = _ceil(ins["rows"] * ins["row_bytes"], arch.dram_bytes_per_cycle)
+        return xfer, xfer + arch.dram_latency_cycles
+    if ins.op == "GEMM":
+        t = fold_cycles(arch.array_rows, arch.array_cols, ins["rows"])
+    elif ins.op == "POST":
+        t = _ceil(ins["rows"] * ins["n"], c) + POST_PIPELINE
+    elif ins.op == "POOL":
+        oh = (ins["h"] - ins["kernel"]) // ins["stride"] + 1
+        ow = (ins["w"] - ins["kernel"]) // ins["stride"] + 1
+        t = _ceil(oh * ow * ins["c"] * ins["kernel"] ** 2, c) + 1
+    elif ins.op == "ADD":
+        t = _ceil(ins["count"], c) + ADD_PIPELINE
+    else:
+        t = 1
+    return t, t
+
+
+@dataclass(frozen=True)
+class Timing:
+    start: np.ndarray   # per instruction, cycle it starts
+    end: np.ndarray     # per instruction, cycle its result is complete
+    total: int          # cycles until every queue has drained
+
+    def layer_cycles(self, layer_ids: tuple[int, ...], n_layers: int) -> list[int]:
+        """Cycles attributed to each kernel: from the previous kernel's finish to its own."""
+        ids = np.asarray(layer_ids)
+        finish = [int(self.end[ids == k].max()) if np.any(ids == k) else 0
+                  for k in range(n_layers)]
+        out, prev = [], 0
+        for f in finish:
+            f = max(f, prev)
+            out.append(f - prev)
+            prev = f
+        return out
+
+
+def _fifo(queue: str, pop_dir: str, push: bool) -> tuple[str, str]:
+    """Token FIFO named (from, to) for popping (or pushing) toward ``pop_dir``."""
+    if push:
+        key = {"load": {"next": ("load", "compute")},
+               "compute": {"prev": ("compute", "load"), "next": ("compute", "store")},
+               "store": {"prev": ("store", "compute")}}[queue]
+    else:
+        key = {"load": {"next": ("compute", "load")},
+               "compute": {"prev": ("load", "compute"), "next": ("store", "compute")},
+               "store": {"prev": ("compute", "store")}}[queue]
+    if pop_dir not in key:
+        raise KeyError(pop_dir)
+    return key[pop_dir]
+
+
+def schedule(program: Program, arch: ArchConfig) -> Timing:
+    free = dict.fromkeys(QUEUES, 0)
+    fifos: dict[tuple[str, str], deque] = {}
+    n = len(program.instrs)
+    start, end = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    for i, ins in enumerate(program.instrs):
+        q = ins.queue
+        t0 = free[q]
+        for d in ("prev", "next"):
+            if getattr(ins, f"pop_{d}"):
+                t0 = max(t0, _pop(fifos, i, ins, q, d))
+        busy, done = duration(ins, arch)
+        start[i], end[i] = t0, t0 + done
+        free[q] = t0 + busy
+        for d in ("prev", "next"):
+            if getattr(ins, f"push_{d}"):
+                fifos.setdefault(_token_fifo(i, ins, q, d, push=True), deque()).append(end[i])
+    return Timing(start, end, int(end.max()) if n else 0)
+
+
+def _token_fifo(i: int, ins: Instr, q: str, d: str, push: bool) -> tuple[str, str]:
+    try:
+        return _fifo(q, d, push)
+    except KeyError:
+        verb = "push" if push else "pop"
+        raise ProgramFormatError(f"instruction {i} ({ins.op}): the {q} queue has no {d} queue "
+                                 f"to {verb} a token {'to' if push else 'from'}") from None
+
+
+def _pop(fifos, i: int, ins: Instr, q: str, d: str) -> int:
+    key = _token_fifo(i, ins, q, d, push=False)
+    fifo = fifos.get(key)
+    if not fifo:
+        raise ProgramFormatError(
+            f"instruction {i} ({ins.op}) waits for a {key[0]}->{key[1]} token that no earlier "
+            "instruction pushed: the program would deadlock")
+    return int(fifo.popleft())

@@ -1,0 +1,84 @@
+"""Synthetic QGraphs with random integer parameters, for compiler and simulator tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qasic.quant.fixedpoint import quantize_multipliers
+from qasic.quant.graph import QGraph, QNode, TensorQ
+
+
+def _requant(rng, n: int, k: int, wbits: int):
+    # scale so outputs use a good part of int8: M ~ 1 / (k * 2^(wbits-1) * 8)
+    m = rng.uniform(0.5, 2.0, n) / (k * (1 << (wbits - 1)) * 4)
+    return quantize_multipliers(m)
+
+
+def conv_node(rng, name, src, dst, ic, oc, k=3, stride=1, pad=1, wbits=8, clamp=None):
+    lim = (1 << (wbits - 1)) - 1
+    w = rng.integers(-lim, lim + 1, (oc, k, k, ic))
+    q, s = _requant(rng, oc, k * k * ic, wbits)
+    attrs = {"stride": stride, "padding": pad}
+    if clamp:
+        attrs["clamp"] = clamp
+    return QNode(name, "conv2d", (src,), dst, attrs,
+                 {"weight": w, "bias": rng.integers(-2000, 2000, oc), "multiplier": q,
+                  "shift": s}, wbits, f"int{wbits}")
+
+
+def linear_node(rng, name, src, dst, fin, fout, wbits=8):
+    lim = (1 << (wbits - 1)) - 1
+    q, s = _requant(rng, fout, fin, wbits)
+    return QNode(name, "linear", (src,), dst, {},
+                 {"weight": rng.integers(-lim, lim + 1, (fout, fin)),
+                  "bias": rng.integers(-2000, 2000, fout), "multiplier": q, "shift": s},
+                 wbits, f"int{wbits}")
+
+
+def cnn_graph(seed=0, wbits=(8, 8, 8), hw=8, c1=16, c2=32, classes=10) -> QGraph:
+    """conv-relu, conv-relu-maxpool, flatten, linear: the default model's shape."""
+    rng = np.random.default_rng(seed)
+    t = {"x": TensorQ(0.02, -128), "c1": TensorQ(0.05, -128), "r1": TensorQ(0.05, -128),
+         "c2": TensorQ(0.05, -128), "r2": TensorQ(0.05, -128), "p": TensorQ(0.05, -128),
+         "f": TensorQ(0.05, -128), "y": TensorQ(0.1, 3)}
+    h2 = hw // 2
+    shapes = {"x": (hw, hw, 1), "c1": (hw, hw, c1), "r1": (hw, hw, c1), "c2": (hw, hw, c2),
+              "r2": (hw, hw, c2), "p": (h2, h2, c2), "f": (h2 * h2 * c2,), "y": (classes,)}
+    nodes = (
+        conv_node(rng, "conv1", "x", "c1", 1, c1, wbits=wbits[0]),
+        QNode("relu1", "relu", ("c1",), "r1"),
+        conv_node(rng, "conv2", "r1", "c2", c1, c2, wbits=wbits[1]),
+        QNode("relu2", "relu", ("c2",), "r2"),
+        QNode("pool", "maxpool2d", ("r2",), "p", {"kernel": 2, "stride": 2}),
+        QNode("flatten", "flatten", ("p",), "f"),
+        linear_node(rng, "fc", "f", "y", h2 * h2 * c2, classes, wbits=wbits[2]),
+    )
+    return QGraph("synthetic_cnn", "x", "y", nodes, t, shapes)
+
+
+def residual_graph(seed=0) -> QGraph:
+    """linear-relu, linear, add(skip), relu, linear: exercises ADD and a standalone ReLU."""
+    rng = np.random.default_rng(seed)
+    t = {n: TensorQ(s, z) for n, s, z in [("x", 0.02, 0), ("h", 0.05, -128), ("hr", 0.05, -128),
+                                            ("g", 0.04, 5), ("s", 0.06, -10), ("sr", 0.06, -10),
+                                            ("y", 0.1, 0)]}
+    shapes = {"x": (24,), "h": (24,), "hr": (24,), "g": (24,), "s": (24,), "sr": (24,),
+              "y": (10,)}
+    ta, tb, to = t["hr"], t["g"], t["s"]
+    twice = 2 * max(ta.scale, tb.scale)
+    q, s = quantize_multipliers(np.array([ta.scale / twice, tb.scale / twice,
+                                          twice / ((1 << 20) * to.scale)]))
+    nodes = (
+        linear_node(rng, "fc1", "x", "h", 24, 24),
+        QNode("relu1", "relu", ("h",), "hr"),
+        linear_node(rng, "fc2", "hr", "g", 24, 24, wbits=4),
+        QNode("add", "add", ("hr", "g"), "s", {}, {"multiplier": q, "shift": s}),
+        QNode("relu2", "relu", ("s",), "sr"),
+        linear_node(rng, "fc3", "sr", "y", 24, 10, wbits=2),
+    )
+    return QGraph("synthetic_residual", "x", "y", nodes, t, shapes, input_layout="NC")
+
+
+def random_codes(graph: QGraph, n: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(-128, 128, (n, *graph.input_shape))
