@@ -1,0 +1,5 @@
+import sys
+
+from qasic.cli import main
+
+sys.exit(main())

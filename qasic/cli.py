@@ -1,0 +1,221 @@
+"""The `qasic` command line. Errors print one line and exit 1; `--debug` shows the traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from qasic.errors import ConfigError, QasicError
+
+
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def parse_bits(text: str) -> int | dict[str, int]:
+    """'4' -> 4; 'conv1=8,conv2=4' -> {'conv1': 8, 'conv2': 4}."""
+    try:
+        if "=" not in text:
+            return int(text)
+        return {k.strip(): int(v) for k, v in (p.split("=") for p in text.split(","))}
+    except ValueError:
+        raise ConfigError(f"--bits {text!r}: give a width (e.g. 4) or layer=bits pairs "
+                          "(e.g. conv1=8,conv2=4,fc=2)") from None
+
+
+def _arch(args):
+    from qasic.arch.config import load_arch
+
+    return load_arch(args.arch)
+
+
+def _quantized(args):
+    from qasic.flow import quantize_model
+    from qasic.models import get_model
+    from qasic.quant import QuantConfig
+
+    config = QuantConfig(weight_bits=parse_bits(args.bits),
+                         activation_observer=args.observer)
+    trained = get_model(args.model, seed=args.seed, progress=_progress)
+    return trained, quantize_model(trained, config)
+
+
+def cmd_demo(args) -> int:
+    from qasic.demo import run_demo
+
+    report = run_demo(Path(args.out), seed=args.seed, rtl=not args.no_rtl, progress=_progress)
+    print(report)
+    return 0
+
+
+def cmd_quantize(args) -> int:
+    from qasic.quant.evaluate import accuracy
+
+    trained, graph = _quantized(args)
+    acc = accuracy(graph, trained.test_inputs, trained.test_labels)
+    record = {"model": args.model, "fp32_accuracy": trained.fp32_accuracy, "accuracy": acc,
+              "weight_bits": {n.name: n.weight_bits for n in graph.weighted_nodes()}}
+    print(json.dumps(record, indent=2) if args.json else
+          f"{args.model} {args.bits}: accuracy {acc:.2%} (fp32 {trained.fp32_accuracy:.2%})")
+    return 0
+
+
+def cmd_compile(args) -> int:
+    from qasic.compiler import compile_graph
+    from qasic.isa.program import save
+
+    _, graph = _quantized(args)
+    program = compile_graph(graph, _arch(args), progress=_progress)
+    save(program, args.out)
+    print(f"wrote {args.out}: {len(program.instrs)} instructions, "
+          f"{len(program.constants)} constant bytes")
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    import numpy as np
+
+    from qasic.isa.program import load
+    from qasic.sim import simulate
+
+    program = load(args.program)
+    arch = _arch(args)
+    labels = None
+    if args.input:
+        x = np.load(args.input)
+    else:
+        from qasic.models import get_model
+
+        trained = get_model(program.meta["model"], seed=args.seed, progress=_progress)
+        x, labels = trained.test_inputs, trained.test_labels
+    if args.limit:
+        x = x[:args.limit]
+        labels = labels[:args.limit] if labels is not None else None
+    result = simulate(program, arch, x, progress=_progress)
+    record = result.to_json()
+    if labels is not None:
+        pred = result.outputs.reshape(len(x), -1).argmax(axis=1)
+        record["accuracy"] = float(np.mean(pred == labels))
+    record["samples"] = len(x)
+    if args.trace:
+        from qasic.sim.trace import write_trace
+
+        write_trace(program, result.timing, args.trace)
+    if args.json:
+        print(json.dumps(record, indent=2))
+    else:
+        e = record["energy_pj"]
+        print(f"{len(x)} samples: {record['cycles']} cycles/inference "
+              f"({record['latency_us']:.1f} us), {e['total'] / 1e3:.1f} nJ/inference"
+              + (f", accuracy {record['accuracy']:.2%}" if "accuracy" in record else ""))
+    return 0
+
+
+def cmd_disasm(args) -> int:
+    from qasic.isa.encoding import format_instr
+    from qasic.isa.program import load
+
+    program = load(args.program)
+    layers = program.layers
+    current = None
+    for i, (ins, k) in enumerate(zip(program.instrs, program.layer_ids)):
+        if k != current:
+            current = k
+            print(f"# kernel {k}: {layers[k]['name']} ({'+'.join(layers[k]['ops'])})")
+        print(f"{i:5d}  {format_instr(ins)}")
+    return 0
+
+
+def cmd_verilog(args) -> int:
+    from qasic.rtl.verilog import generate_verilog
+
+    for f in generate_verilog(_arch(args), Path(args.out)):
+        print(f)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from qasic.reports import write_report
+
+    paths = write_report(Path(args.results), Path(args.out))
+    print(paths["report_html"])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qasic", description=__doc__)
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def model_args(sp):
+        sp.add_argument("--model", default="digits_cnn", help="built-in model name")
+        sp.add_argument("--bits", default="8", help="weight bits: 4, or conv1=8,conv2=4")
+        sp.add_argument("--observer", default="minmax", help="minmax | percentile")
+        sp.add_argument("--seed", type=int, default=0)
+
+    def arch_arg(sp):
+        sp.add_argument("--arch", default=None, help="architecture TOML (default: built-in)")
+
+    sp = sub.add_parser("demo", help="the whole flow on the default model, to a report")
+    sp.add_argument("--out", default="out/demo")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--no-rtl", action="store_true", help="skip the Verilator check")
+    sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("quantize", help="quantize a model and score it on the golden reference")
+    model_args(sp)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_quantize)
+
+    sp = sub.add_parser("compile", help="quantize and compile a model to a program file")
+    model_args(sp)
+    arch_arg(sp)
+    sp.add_argument("--out", required=True, help="program file to write")
+    sp.set_defaults(func=cmd_compile)
+
+    sp = sub.add_parser("simulate", help="simulate a program file")
+    sp.add_argument("program")
+    arch_arg(sp)
+    sp.add_argument("--input", help=".npy float inputs (default: the model's test split)")
+    sp.add_argument("--limit", type=int, default=0, help="simulate only the first N inputs")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--trace", help="write a Perfetto/Chrome trace JSON here")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_simulate)
+
+    sp = sub.add_parser("disasm", help="disassemble a program file")
+    sp.add_argument("program")
+    sp.set_defaults(func=cmd_disasm)
+
+    sp = sub.add_parser("verilog", help="write the accelerator core's Verilog")
+    arch_arg(sp)
+    sp.add_argument("--out", default="out/verilog")
+    sp.set_defaults(func=cmd_verilog)
+
+    sp = sub.add_parser("report", help="results.json -> pareto.png and report.html")
+    sp.add_argument("results")
+    sp.add_argument("--out", default=None)
+    sp.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "command", None) == "report" and args.out is None:
+        args.out = str(Path(args.results).parent)
+    try:
+        return args.func(args)
+    except QasicError as e:
+        if args.debug:
+            raise
+        print(f"qasic: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("qasic: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""One design point end to end: quantize -> compile -> simulate (and check against the golden
+reference). Shared by the demo, the CLI and the sweeps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from qasic.arch.config import ArchConfig
+from qasic.compiler import compile_graph
+from qasic.isa.program import Program
+from qasic.quant import reference
+from qasic.quant.graph import QGraph
+from qasic.sim import SimResult, simulate
+from qasic.sim.run import input_codes
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, eq=False)
+class PointResult:
+    name: str
+    graph: QGraph
+    program: Program
+    sim: SimResult
+    accuracy: float
+    bit_exact: bool
+    activation_bits: int
+
+    def record(self) -> dict[str, Any]:
+        """The results.json entry of this point (energy and cycles per inference)."""
+        return {
+            "name": self.name,
+            "weight_bits": {n.name: n.weight_bits for n in self.graph.weighted_nodes()},
+            "activation_bits": self.activation_bits,
+            "accuracy": self.accuracy,
+            "cycles": self.sim.cycles,
+            "latency_us": self.sim.meta["latency_us"],
+            "macs": self.sim.macs,
+            "dram_bytes": self.sim.dram_bytes,
+            "energy_pj": self.sim.energy_pj,
+            "bit_exact": self.bit_exact,
+            "instructions": len(self.program.instrs),
+            "layers": self.sim.layers,
+        }
+
+
+def quantize_model(trained, config) -> QGraph:
+    from qasic.quant import quantize
+
+    return quantize(trained.module, (trained.example_input,), trained.calibration, config,
+                    name=trained.name)
+
+
+def run_point(name: str, graph: QGraph, arch: ArchConfig, x: np.ndarray, labels: np.ndarray,
+              activation_bits: int = 8, progress: Progress | None = None) -> PointResult:
+    """Compile ``graph``, simulate it on every sample of ``x`` and compare with the reference."""
+    program = compile_graph(graph, arch)
+    codes = input_codes(program, x)
+    sim = simulate(program, arch, codes=codes)
+    golden = np.concatenate([reference.run(graph, codes[i:i + 256])
+                             for i in range(0, len(codes), 256)])
+    exact = bool(np.array_equal(sim.outputs, golden))
+    acc = float(np.mean(sim.outputs.reshape(len(x), -1).argmax(axis=1) == labels))
+    if progress:
+        progress(f"{name}: accuracy {acc:.2%}, {sim.cycles} cycles, "
+                 f"{sim.energy_pj['total'] / 1e3:.1f} nJ/inference, bit-exact {exact}")
+    return PointResult(name, graph, program, sim, acc, exact, activation_bits)
