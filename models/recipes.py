@@ -1,0 +1,27 @@
+"""The built-in models and how each is trained. Torch-free, so listing names is cheap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    net: str            # class name in qasic.models.nets
+    dataset: str        # only "digits" so far
+    epochs: int
+    lr: float           # Adam learning rate
+    batch_size: int
+    weight_decay: float = 0.0
+    version: int = 1    # bump when the recipe changes: it is part of the cache key
+
+
+RECIPES = {
+    r.name: r
+    for r in (
+        Recipe("digits_cnn", "DigitsCNN", "digits", epochs=20, lr=3e-3, batch_size=32),
+        Recipe("digits_mlp", "DigitsMLP", "digits", epochs=30, lr=3e-3, batch_size=32),
+    )
+}
+MODEL_NAMES = tuple(RECIPES)

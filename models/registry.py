@@ -1,0 +1,100 @@
+"""``get_model``: a built-in model, trained once per (name, seed) and cached as a state_dict.
+
+Cache: ``<cache_dir>/<name>-v<recipe version>-seed<seed>.pt``; ``cache_dir`` is the argument, else
+``$QASIC_CACHE``, else ``~/.cache/qasic/models``. A hit loads the weights and skips training.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from qasic.errors import ConfigError
+from qasic.models import nets
+from qasic.models.digits import load_digits_split
+from qasic.models.recipes import MODEL_NAMES, RECIPES, Recipe
+from qasic.models.train import Progress, float_accuracy, train
+
+CALIBRATION_SAMPLES = 256  # the first 256 (already shuffled) training samples
+
+
+@dataclass(frozen=True, eq=False)
+class TrainedModel:
+    name: str
+    module: nn.Module              # eval mode
+    example_input: torch.Tensor    # (1, ...) float32, model layout; for torch.export
+    calibration: np.ndarray        # float32 (CALIBRATION_SAMPLES, ...) training samples
+    test_inputs: np.ndarray        # float32 (N, ...)
+    test_labels: np.ndarray        # int64 (N,)
+    fp32_accuracy: float           # fraction of the test split, in [0, 1]
+
+
+def get_model(name: str, seed: int = 0, cache_dir: str | Path | None = None,
+              progress: Progress | None = None) -> TrainedModel:
+    """The built-in model ``name`` trained with ``seed``; trains on a cache miss."""
+    recipe = _recipe(name)
+    data = load_digits_split()
+    module = _build(recipe, seed)
+    path = cache_path(recipe, seed, cache_dir)
+    if not _load_cached(module, path):
+        train(module, data.train_x, data.train_y, recipe, seed, progress)
+        _save(module, path)
+    return TrainedModel(
+        name=name, module=module, example_input=torch.from_numpy(data.train_x[:1].copy()),
+        calibration=data.train_x[:CALIBRATION_SAMPLES], test_inputs=data.test_x,
+        test_labels=data.test_y,
+        fp32_accuracy=float_accuracy(module, data.test_x, data.test_y),
+    )
+
+
+def _recipe(name: str) -> Recipe:
+    if name in RECIPES:
+        return RECIPES[name]
+    hint = ""
+    if ":" in name:
+        hint = "; a file.py:factory model is loaded with qasic.models.load_user_model and needs " \
+               "your own calibration and test data"
+    raise ConfigError(f"unknown model {name!r}; known models: {', '.join(MODEL_NAMES)}{hint}")
+
+
+def _build(recipe: Recipe, seed: int) -> nn.Module:
+    torch.manual_seed(seed)  # the initial weights; training reseeds as well
+    return getattr(nets, recipe.net)()
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("QASIC_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "qasic" / "models"
+
+
+def cache_path(recipe: Recipe, seed: int, cache_dir: str | Path | None = None) -> Path:
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return root / f"{recipe.name}-v{recipe.version}-seed{seed}.pt"
+
+
+def _load_cached(module: nn.Module, path: Path) -> bool:
+    """Load cached weights into ``module``; False on a miss or an unreadable file (retrain)."""
+    if not path.exists():
+        return False
+    try:
+        module.load_state_dict(torch.load(path, weights_only=True))
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError):
+        return False
+    module.eval()
+    return True
+
+
+def _save(module: nn.Module, path: Path) -> None:
+    """Write then rename, so a concurrent reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    torch.save(module.state_dict(), tmp)
+    os.replace(tmp, path)

@@ -1,0 +1,192 @@
+"""Capture an nn.Module with ``torch.export`` and lower its ATen graph to an FGraph.
+
+We walk the graph ``torch.export.export`` returns as is (no ``run_decompositions``), so ops keep
+their high-level form (aten.conv2d, aten.linear, aten.batch_norm); the decomposed forms
+(aten.convolution, addmm, _native_batch_norm_legit_no_training, max_pool2d_with_indices) are
+accepted too, so a saved, decomposed ExportedProgram also captures. Ops whose inputs are all
+constants (e.g. ``t`` of a weight) are evaluated at capture time. Anything else raises
+UnsupportedOpError naming the node, its target and the supported ops.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import numpy as np
+import torch
+from torch import fx
+
+from qasic.errors import InputError, UnsupportedOpError
+from qasic.quant.fgraph import FGraph, FNode
+from qasic.quant.lowering import Act, HANDLERS, SUPPORTED
+
+INPUT = "input"  # the graph input's tensor name
+
+
+def capture(model: Any, example_inputs: Any, name: str | None = None) -> FGraph:
+    """Export ``model`` (an nn.Module, or an ExportedProgram) and lower it to a float graph."""
+    ep = _export(model, example_inputs)
+    return _Builder(ep).build(name or type(model).__name__)
+
+
+def _as_args(example_inputs: Any) -> tuple[torch.Tensor, ...]:
+    if isinstance(example_inputs, (tuple, list)):
+        args = tuple(example_inputs)
+    else:
+        args = (example_inputs,)
+    if len(args) != 1:
+        raise InputError(f"the model must take exactly one input tensor; got {len(args)}")
+    x = args[0]
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"example input is a {type(x).__name__}; give a torch tensor or array")
+    return (x,)
+
+
+def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
+    if isinstance(model, torch.export.ExportedProgram):
+        return model  # already captured; the example inputs are not needed
+    args = _as_args(example_inputs)
+    was_training = model.training
+    model.eval()  # batch norm must use its running statistics
+    try:
+        return torch.export.export(model, args)
+    except Exception as exc:  # torch raises many types; the first line says what failed
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnsupportedOpError(f"torch.export could not capture the model: {first}") from exc
+    finally:
+        model.train(was_training)
+
+
+class _Builder:
+    """Walks the exported graph once; ``env`` maps an fx node name to Act, constant or tuple."""
+
+    def __init__(self, ep: torch.export.ExportedProgram) -> None:
+        self.ep = ep
+        self.env: dict[str, Any] = {}
+        self.nodes: dict[str, FNode] = {}     # insertion order is execution order
+        self.origin: dict[str, fx.Node] = {}  # tensor name -> fx node that produced it
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.used: set[str] = {INPUT}
+        self.output: str | None = None
+
+    def build(self, name: str) -> FGraph:
+        for node in self.ep.graph.nodes:
+            self._visit(node)
+        return FGraph(name=name, input=INPUT, output=self.output, nodes=tuple(self.nodes.values()),
+                      shapes=dict(self.shapes))
+
+    def _visit(self, node: fx.Node) -> None:
+        if node.op == "placeholder":
+            self.env[node.name] = self._placeholder(node)
+        elif node.op == "call_function":
+            self.env[node.name] = self._call(node)
+        elif node.op == "output":
+            self.output = self._graph_output(node)
+        else:
+            self.fail(node, f"fx op {node.op!r} is not supported")
+
+    def _placeholder(self, node: fx.Node) -> Any:
+        sig = self.ep.graph_signature
+        for table in (sig.inputs_to_parameters, sig.inputs_to_buffers):
+            if node.name in table:
+                return self.ep.state_dict[table[node.name]].detach()
+        if node.name in sig.inputs_to_lifted_tensor_constants:
+            return self.ep.constants[sig.inputs_to_lifted_tensor_constants[node.name]]
+        if node.name not in sig.user_inputs or sig.user_inputs.index(node.name) != 0:
+            raise InputError(f"the model must take exactly one input tensor; "
+                             f"inputs: {', '.join(sig.user_inputs)}")
+        self.shapes[INPUT] = per_sample(node)
+        return Act(INPUT)
+
+    def _call(self, node: fx.Node) -> Any:
+        args = [self.value(a) for a in node.args]
+        kwargs = {k: self.value(v) for k, v in node.kwargs.items()}
+        if node.target is operator.getitem:
+            return self._getitem(node, args)
+        if not _has_act((args, kwargs)):
+            return node.target(*args, **kwargs)  # constant folding, e.g. t(weight)
+        handler = HANDLERS.get(node.target)
+        if handler is None:
+            self.fail(node, f"op {node.target} is not supported")
+        return handler(self, node, args, kwargs)
+
+    def _getitem(self, node: fx.Node, args: list) -> Any:
+        value, index = args
+        if index != 0 and node.users and isinstance(value, tuple):
+            self.fail(node, f"output {index} of {node.args[0].target} (e.g. pool indices or "
+                            "batch statistics) is not supported")
+        return value[index]
+
+    def _graph_output(self, node: fx.Node) -> str:
+        outs = node.args[0]
+        if len(outs) != 1 or not isinstance(self.value(outs[0]), Act):
+            self.fail(node, f"the model must return one activation tensor; it returns {len(outs)}")
+        return self.value(outs[0]).name
+
+    def value(self, a: Any) -> Any:
+        if isinstance(a, fx.Node):
+            return self.env[a.name]
+        if isinstance(a, (list, tuple)):
+            return type(a)(self.value(x) for x in a)
+        return a
+
+    def add(self, node: fx.Node, op: str, inputs: tuple[str, ...], attrs: dict | None = None,
+            params: dict | None = None) -> Act:
+        """Append one FNode for fx ``node``; its output tensor is named after the node."""
+        name = self._unique(node_name(node))
+        self.nodes[name] = FNode(name, op, inputs, name, attrs or {}, params or {})
+        self.origin[name] = node
+        self.shapes[name] = per_sample(node)
+        return Act(name)
+
+    def replace(self, fnode: FNode) -> None:
+        self.nodes[fnode.name] = fnode
+
+    def _unique(self, base: str) -> str:
+        name, i = base, 0
+        while name in self.used:
+            i += 1
+            name = f"{base}_{i}"
+        self.used.add(name)
+        return name
+
+    def fail(self, node: fx.Node, reason: str) -> None:
+        where = node_name(node)
+        raise UnsupportedOpError(
+            f"node {node.name!r}{f' (module {where})' if where != node.name else ''}: {reason}; "
+            f"supported ops: {', '.join(SUPPORTED)}"
+        )
+
+
+def _has_act(tree: Any) -> bool:
+    if isinstance(tree, Act):
+        return True
+    if isinstance(tree, (list, tuple)):
+        return any(_has_act(x) for x in tree)
+    if isinstance(tree, dict):
+        return any(_has_act(x) for x in tree.values())
+    return False
+
+
+def per_sample(node: fx.Node) -> tuple[int, ...]:
+    """The fx node's value shape without the batch axis; images as (H, W, C)."""
+    val = node.meta["val"]
+    val = val[0] if isinstance(val, (tuple, list)) else val  # multi-output ops: the tensor
+    shape = tuple(int(d) for d in val.shape[1:])
+    return (shape[1], shape[2], shape[0]) if len(shape) == 3 else shape
+
+
+def node_name(node: fx.Node) -> str:
+    """A stable, readable name: the torch module path when a torch.nn layer made the op
+    ('conv1', 'layer1.0.relu'), else the module path plus the fx name, else the fx name."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return node.name
+    path, kind = list(stack.values())[-1]
+    kind = kind if isinstance(kind, str) else f"{kind.__module__}.{kind.__qualname__}"
+    if not path:
+        return node.name
+    return path if kind.startswith("torch.nn.modules.") else f"{path}.{node.name}"

@@ -1,0 +1,78 @@
+"""QuantConfig: a small frozen, validated description of how to quantize a model."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from qasic.errors import ConfigError
+from qasic.quant.observers import ACTIVATION_OBSERVERS, WEIGHT_SCALERS
+
+BITS_RANGE = (2, 8)
+DEFAULT_WEIGHT_BITS = 8     # layers a per-layer dict does not name
+AUTO_MSE_MAX_BITS = 4       # weight_clipping="auto": MSE clipping at <= 4 bits, max-abs above
+CLIPPINGS = ("auto", *WEIGHT_SCALERS)
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """``weight_bits``: one width for every layer, or {layer name: bits} (unnamed layers get
+    DEFAULT_WEIGHT_BITS). Activations are asymmetric per tensor, weights symmetric per output
+    channel. ``percentile`` is used by the 'percentile' observer (two-sided, in percent)."""
+
+    weight_bits: int | Mapping[str, int] = 8
+    activation_bits: int = 8
+    activation_observer: str = "minmax"
+    percentile: float = 99.99
+    weight_clipping: str = "auto"
+
+    def __post_init__(self) -> None:
+        if _is_int(self.weight_bits):
+            _check_bits("weight_bits", self.weight_bits)
+        else:  # a read-only copy: later edits to the caller's dict must not leak in
+            per_layer = _as_dict(self.weight_bits)
+            for name, bits in per_layer.items():
+                _check_bits(f"weight_bits[{name!r}]", bits)
+            object.__setattr__(self, "weight_bits", MappingProxyType(per_layer))
+        _check_bits("activation_bits", self.activation_bits)
+        _check_choice("activation_observer", self.activation_observer, ACTIVATION_OBSERVERS)
+        _check_choice("weight_clipping", self.weight_clipping, CLIPPINGS)
+        if not 50.0 < self.percentile <= 100.0:
+            raise ConfigError(f"percentile = {self.percentile} must be in (50, 100]")
+
+    @property
+    def named_layers(self) -> tuple[str, ...]:
+        """Layers the per-layer dict names (empty for a uniform width)."""
+        return () if _is_int(self.weight_bits) else tuple(self.weight_bits)
+
+    def bits_for(self, layer: str) -> int:
+        if _is_int(self.weight_bits):
+            return int(self.weight_bits)
+        return int(self.weight_bits.get(layer, DEFAULT_WEIGHT_BITS))
+
+    def clipping_for(self, bits: int) -> str:
+        if self.weight_clipping != "auto":
+            return self.weight_clipping
+        return "mse" if bits <= AUTO_MSE_MAX_BITS else "minmax"
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _as_dict(v: object) -> dict[str, int]:
+    if not isinstance(v, Mapping):
+        raise ConfigError(f"weight_bits = {v!r} must be an int in 2..8 or a dict layer -> bits")
+    return dict(v)
+
+
+def _check_bits(key: str, v: object) -> None:
+    lo, hi = BITS_RANGE
+    if not _is_int(v) or not lo <= v <= hi:
+        raise ConfigError(f"{key} = {v!r} is out of range: allowed integers {lo}..{hi}")
+
+
+def _check_choice(key: str, v: object, allowed: tuple[str, ...]) -> None:
+    if v not in allowed:
+        raise ConfigError(f"{key} = {v!r} is unknown: allowed {', '.join(map(repr, allowed))}")

@@ -1,0 +1,109 @@
+"""``quantize``: nn.Module + example input + calibration data -> QGraph (integer model).
+
+Weights: symmetric per output channel, codes in [-(2^(b-1)-1), 2^(b-1)-1], scales from max-abs or
+MSE clipping. Activations: asymmetric per tensor from calibration. Bias: int32 codes with scale
+s_in * s_w[c]. Requantization: M[c] = s_in * s_w[c] / s_out as fixed-point (q, shift).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from qasic.errors import ConfigError
+from qasic.quant.calibrate import check_calibration, encode_activations, fused_relu
+from qasic.quant.capture import capture
+from qasic.quant.config import QuantConfig
+from qasic.quant.fgraph import FGraph, FNode, run_float
+from qasic.quant.fixedpoint import quantize_multipliers
+from qasic.quant.graph import QGraph, QNode, TensorQ
+from qasic.quant.observers import WEIGHT_SCALERS, quantize_weight
+from qasic.quant.reference import ADD_LEFT_SHIFT
+
+__all__ = ["QuantConfig", "quantize", "quantize_graph"]
+
+INT32 = np.iinfo(np.int32)
+
+
+def quantize(model: Any, example_inputs: Any, calibration: Any,
+             config: QuantConfig | None = None, name: str | None = None) -> QGraph:
+    """Capture ``model`` (nn.Module, ExportedProgram, or an already captured FGraph) and quantize
+    it. ``calibration`` is a float batch in the model's input layout (numpy or torch)."""
+    if isinstance(model, FGraph):
+        graph = replace(model, name=name) if name else model
+    else:
+        graph = capture(model, example_inputs, name)
+    return quantize_graph(graph, calibration, config or QuantConfig())
+
+
+def quantize_graph(graph: FGraph, calibration: Any, config: QuantConfig) -> QGraph:
+    _check_layers(graph, config)
+    x = check_calibration(graph, calibration)
+    values = run_float(graph, graph.to_internal(x), keep=True)
+    tensors = encode_activations(graph, values, config)
+    nodes = tuple(_quantize_node(graph, n, tensors, config) for n in graph.nodes)
+    return QGraph(name=graph.name, input=graph.input, output=graph.output, nodes=nodes,
+                  tensors=tensors, shapes=dict(graph.shapes), input_layout=graph.input_layout)
+
+
+def _check_layers(graph: FGraph, config: QuantConfig) -> None:
+    layers = [n.name for n in graph.weighted_nodes()]
+    for name in config.named_layers:
+        if name not in layers:
+            raise ConfigError(f"weight_bits names layer {name!r}, which model {graph.name} does "
+                              f"not have; its layers: {', '.join(layers)}")
+
+
+def _quantize_node(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
+                   config: QuantConfig) -> QNode:
+    if node.op in ("conv2d", "linear"):
+        return _quantize_layer(graph, node, tensors, config)
+    if node.op == "add":
+        return _quantize_add(graph, node, tensors)
+    return QNode(node.name, node.op, node.inputs, node.output, dict(node.attrs))
+
+
+def _quantize_layer(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
+                    config: QuantConfig) -> QNode:
+    s_in, out = tensors[node.inputs[0]].scale, tensors[node.output]
+    bits = config.bits_for(node.name)
+    s_w = WEIGHT_SCALERS[config.clipping_for(bits)](node.params["weight"], bits)
+    q, shift = quantize_multipliers(s_in * s_w / out.scale)
+    params = {
+        "weight": quantize_weight(node.params["weight"], s_w, bits).astype(np.int8),
+        "bias": _bias_codes(node.params["bias"], s_in * s_w),
+        "multiplier": q.astype(np.int32),
+        "shift": shift.astype(np.int32),
+    }
+    return QNode(node.name, node.op, node.inputs, node.output, _clamp_attrs(graph, node, out),
+                 params, weight_bits=bits, weight_format=f"int{bits}")
+
+
+def _bias_codes(bias: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """round(b / (s_in * s_w[c])), saturated to int32 (the accumulator's width)."""
+    return np.clip(np.rint(bias / scale), INT32.min, INT32.max).astype(np.int32)
+
+
+def _clamp_attrs(graph: FGraph, node: FNode, out: TensorQ) -> dict:
+    """With a fused relu the output saturates at the zero point (= real 0)."""
+    attrs = dict(node.attrs)
+    if fused_relu(graph, node) is not None:
+        attrs["clamp"] = (out.zero_point, out.qmax)
+    return attrs
+
+
+def _quantize_add(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ]) -> QNode:
+    """TFLite-style add: both inputs rescaled to twice the larger input scale, with
+    ADD_LEFT_SHIFT bits of headroom, then one requantization to the output scale."""
+    s_a, s_b = tensors[node.inputs[0]].scale, tensors[node.inputs[1]].scale
+    out = tensors[node.output]
+    twice_max = 2.0 * max(s_a, s_b)
+    ms = np.array([s_a / twice_max, s_b / twice_max,
+                   twice_max / ((1 << ADD_LEFT_SHIFT) * out.scale)])
+    q, shift = quantize_multipliers(ms)
+    params = {"multiplier": q.astype(np.int32), "shift": shift.astype(np.int32)}
+    return QNode(node.name, "add", node.inputs, node.output, _clamp_attrs(graph, node, out),
+                 params)

@@ -1,0 +1,116 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from qasic.errors import UnsupportedOpError
+from qasic.quant import capture, run_float
+
+
+def _float_out(graph, module, x):
+    with torch.no_grad():
+        want = module(torch.from_numpy(x)).double().numpy()
+    return run_float(graph, graph.to_internal(x)), want
+
+
+def _randomize_bn(module):
+    """Non-trivial running statistics and affine parameters, so folding has work to do."""
+    gen = torch.Generator().manual_seed(0)
+    for m in module.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=gen))
+            m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.randn(n, generator=gen))
+            m.bias.data.copy_(torch.randn(n, generator=gen))
+    return module.eval()
+
+
+def test_bn_folding_equals_the_float_module():
+    torch.manual_seed(0)
+    module = _randomize_bn(nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
+        nn.Linear(8 * 4 * 4, 6), nn.BatchNorm1d(6),
+    ))
+    x = np.random.default_rng(0).normal(size=(5, 3, 8, 8)).astype(np.float32)
+    graph = capture(module, torch.from_numpy(x[:1]))
+    assert [n.op for n in graph.nodes] == ["conv2d", "relu", "flatten", "linear"]
+    got, want = _float_out(graph, module, x)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_captured_cnn_equals_torch(digits_cnn, cnn_fgraph):
+    got, want = _float_out(cnn_fgraph, digits_cnn.module, digits_cnn.test_inputs)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_cnn_graph_structure(cnn_fgraph):
+    g = cnn_fgraph
+    assert [(n.name, n.op) for n in g.nodes] == [
+        ("conv1", "conv2d"), ("relu1", "relu"), ("conv2", "conv2d"), ("relu2", "relu"),
+        ("pool", "maxpool2d"), ("flatten", "flatten"), ("fc", "linear"),
+    ]
+    assert g.shapes["input"] == (8, 8, 1) and g.shapes["conv2"] == (8, 8, 32)
+    assert g.shapes["pool"] == (4, 4, 32) and g.shapes["flatten"] == (512,)
+    assert g.node("conv2").params["weight"].shape == (32, 3, 3, 16)  # (OC, KH, KW, IC)
+    assert g.node("fc").params["weight"].shape == (10, 512)          # as in torch
+    assert g.nodes[0].attrs == {"stride": 1, "padding": 1}
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # inside torch's run_decompositions
+def test_decomposed_export_captures_the_same_graph(digits_cnn, cnn_fgraph):
+    ep = torch.export.export(digits_cnn.module, (digits_cnn.example_input,)).run_decompositions()
+    graph = capture(ep, digits_cnn.example_input)
+    assert [n.op for n in graph.nodes] == [n.op for n in cnn_fgraph.nodes]
+    got, want = _float_out(graph, digits_cnn.module, digits_cnn.test_inputs[:1])
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+class Sigmoid(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return torch.sigmoid(self.fc(x))
+
+
+def test_unsupported_function_names_node_target_and_supported_ops():
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(Sigmoid(), torch.zeros(1, 4))
+    msg = str(e.value)
+    assert msg.startswith("node 'sigmoid': op aten.sigmoid.default is not supported; ")
+    assert "supported ops: conv2d" in msg and "relu" in msg and "add" in msg
+
+
+def test_unsupported_module_names_its_path():
+    model = nn.Sequential(nn.Linear(4, 4), nn.GELU())
+    with pytest.raises(UnsupportedOpError, match=r"node 'gelu' \(module 1\): op aten.gelu"):
+        capture(model, torch.zeros(1, 4))
+
+
+@pytest.mark.parametrize("model, shape, reason", [
+    (nn.Sequential(nn.ReLU(), nn.BatchNorm1d(4)), (1, 4), "batch_norm must directly follow"),
+    (nn.Conv2d(4, 4, 3, groups=2), (1, 4, 8, 8), "groups 1"),
+    (nn.Sequential(nn.Conv2d(4, 4, 3), nn.MaxPool2d(2, padding=1)), (1, 4, 8, 8), "padding"),
+])
+def test_unsupported_configurations(model, shape, reason):
+    with pytest.raises(UnsupportedOpError, match=reason):
+        capture(model.eval(), torch.zeros(shape))
+
+
+def test_conv_keyword_arguments_and_no_bias():
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(4, 2, 3, 3))
+
+        def forward(self, x):
+            return torch.nn.functional.conv2d(x, self.w, stride=2, padding=1)
+
+    model = Functional().eval()
+    x = np.random.default_rng(0).normal(size=(2, 2, 8, 8)).astype(np.float32)
+    graph = capture(model, torch.from_numpy(x[:1]))
+    assert graph.nodes[0].attrs == {"stride": 2, "padding": 1}
+    got, want = _float_out(graph, model, x)
+    np.testing.assert_allclose(got.transpose(0, 3, 1, 2), want, rtol=1e-4, atol=1e-4)
