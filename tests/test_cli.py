@@ -1,0 +1,103 @@
+"""The CLI: each bad input gives one clear line on stderr and exit status 1, no traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from qasic.cli import main
+
+
+def _err(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    return err[-1] if err else ""
+
+
+def test_unknown_model(capsys):
+    assert main(["quantize", "--model", "resnet9000"]) == 1
+    line = _err(capsys)
+    assert line.startswith("qasic: error: unknown model 'resnet9000'")
+    assert "digits_cnn" in line
+
+
+def test_bad_bits(capsys):
+    assert main(["quantize", "--bits", "9"]) == 1
+    assert "9" in _err(capsys)
+    assert main(["quantize", "--bits", "conv1=eight"]) == 1
+    assert "--bits" in _err(capsys)
+
+
+def test_impossible_arch(tmp_path, capsys):
+    from qasic.arch.config import DEFAULT_PATH
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(DEFAULT_PATH.read_text().replace("rows = 16 ", "rows = 0 "))
+    assert main(["verilog", "--arch", str(bad), "--out", str(tmp_path / "v")]) == 1
+    assert "array.rows = 0" in _err(capsys)
+
+
+def test_corrupt_and_truncated_program(tmp_path, capsys, compiled_cnn_file):
+    blob = compiled_cnn_file.read_bytes()
+    corrupt = tmp_path / "corrupt.qasic"
+    corrupt.write_bytes(blob[:100] + bytes([blob[100] ^ 0xFF]) + blob[101:])
+    assert main(["disasm", str(corrupt)]) == 1
+    assert "checksum" in _err(capsys)
+    short = tmp_path / "short.qasic"
+    short.write_bytes(blob[:-7])
+    assert main(["simulate", str(short)]) == 1
+    assert "truncated" in _err(capsys)
+    junk = tmp_path / "junk.qasic"
+    junk.write_bytes(b"not a program at all, just text" * 3)
+    assert main(["disasm", str(junk)]) == 1
+    assert "magic" in _err(capsys)
+
+
+def test_wrong_input_shape(tmp_path, capsys, compiled_cnn_file):
+    import numpy as np
+
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((3, 1, 7, 7), dtype=np.float32))
+    assert main(["simulate", str(compiled_cnn_file), "--input", str(x)]) == 1
+    assert "(3, 7, 7, 1)" in _err(capsys) or "shape" in _err(capsys)
+    np.save(x, np.full((2, 1, 8, 8), np.nan, dtype=np.float32))
+    assert main(["simulate", str(compiled_cnn_file), "--input", str(x)]) == 1
+    assert "NaN" in _err(capsys)
+
+
+def test_unsupported_layer(tmp_path, capsys):
+    src = tmp_path / "m.py"
+    src.write_text("import torch\n"
+                   "def make():\n"
+                   "    return torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Sigmoid())\n")
+    from qasic.errors import UnsupportedOpError
+    from qasic.models import load_user_model
+    from qasic.quant import quantize
+
+    import torch
+
+    with pytest.raises(UnsupportedOpError, match="sigmoid") as e:
+        quantize(load_user_model(f"{src}:make"), (torch.zeros(1, 4),), torch.zeros(8, 4))
+    assert "supported" in str(e.value)
+
+
+def test_disasm_and_simulate_json(capsys, compiled_cnn_file):
+    assert main(["disasm", str(compiled_cnn_file)]) == 0
+    out = capsys.readouterr().out
+    assert "# kernel 0: conv1" in out and "GEMM" in out and out.rstrip().endswith("END +pop_next")
+    assert main(["simulate", str(compiled_cnn_file), "--limit", "20", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["samples"] == 20 and record["cycles"] > 0 and record["energy_pj"]["total"] > 0
+    assert [la["name"] for la in record["layers"]] == ["conv1", "conv2", "fc"]
+
+
+def test_debug_shows_traceback():
+    r = subprocess.run([sys.executable, "-m", "qasic", "--debug", "quantize", "--model", "nope"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "Traceback" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "qasic", "quantize", "--model", "nope"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
