@@ -72,8 +72,9 @@ def _match(nodes, i, consumers, patterns, graph) -> Kernel:
         if tuple(n.op for n in chain) == pattern and _chained(chain, consumers, graph):
             return Kernel(kind, tuple(chain))
     n = nodes[i]
+    supported = sorted({op for pattern, _ in patterns for op in pattern})
     raise UnsupportedOpError(f"node {n.name}: op {n.op} cannot be compiled; supported ops: "
-                             f"{', '.join(SUPPORTED_OPS)}")
+                             f"{', '.join(supported)}")
 
 
 def _chained(chain, consumers, graph) -> bool:

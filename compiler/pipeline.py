@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from qasic.arch.config import ArchConfig
-from qasic.compiler.fuse import Kernel, fuse
+from qasic.compiler.fuse import PATTERNS, Kernel, fuse
 from qasic.compiler.gemm import GemmKernel, lower_gemm, plan_gemm
 from qasic.compiler.memory import ALIGN, image_shape, plan_buffers, regions, resolve
 from qasic.compiler.schedule import sequence
@@ -24,8 +24,10 @@ from qasic.quant.graph import QGraph
 
 
 def compile_graph(graph: QGraph, arch: ArchConfig,
-                  progress: Callable[[str], None] | None = None) -> Program:
-    kernels = fuse(graph)
+                  progress: Callable[[str], None] | None = None,
+                  patterns=PATTERNS) -> Program:
+    """``patterns`` is the fusion table (compiler.fuse.PATTERNS unless testing a variant)."""
+    kernels = fuse(graph, patterns)
     buffers, aliases, act_end = plan_buffers(graph, kernels)
     const_base = (act_end + ALIGN - 1) // ALIGN * ALIGN
     consts = Constants()

@@ -71,7 +71,9 @@ def gemm_steps(g: GemmKernel, plan: GemmPlan, arch: ArchConfig, src: Buffer, dst
             obuf = (len(steps) % 2) * half["output"]
             step.loads += _input_loads(g, src, m0, rows, ibuf)
             step.computes += _gemms(g, arch, ibuf, wbuf, rows, nt)
-            step.last_input_reader = len(step.computes) - 1
+            # The POST reads the param half after the last GEMM, so it frees the load halves
+            # (input, weight, param) for step + 2; it is also the first output writer.
+            step.last_input_reader = len(step.computes)
             step.first_output_writer = len(step.computes)
             step.computes.append(Instr("POST", dict(
                 acc_addr=0, param_addr=pbuf, out_addr=obuf, out_stride=nt, rows=rows, n=nt,

@@ -83,12 +83,14 @@ def encode(instr: Instr) -> int:
     return word
 
 
-def decode(word: int, index: int = 0) -> Instr:
-    """Decode one 128-bit word; ``index`` only names the instruction in errors."""
+def decode(word: int, index: int = 0, base: int = 0) -> Instr:
+    """Decode one 128-bit word. ``index`` and ``base`` (the byte offset of instruction 0 in its
+    file) only name the instruction and its offset in errors."""
+    where = f"instruction {index} (byte offset {base + index * WORD_BYTES})"
     code = word & ((1 << HEADER[0].width) - 1)
     if code not in BY_CODE:
-        raise ProgramFormatError(
-            f"instruction {index} (byte offset {index * WORD_BYTES}): unknown opcode {code}")
+        raise ProgramFormatError(f"{where}: field opcode = {code} is not a known opcode; known: "
+                                 f"{', '.join(f'{c}={op.name}' for c, op in BY_CODE.items())}")
     spec = BY_CODE[code]
     args: dict[str, int | str] = {}
     used = (1 << HEADER_BITS) - 1
@@ -98,14 +100,13 @@ def decode(word: int, index: int = 0) -> Instr:
         if f.enum:
             if raw >= len(f.enum):
                 raise ProgramFormatError(
-                    f"instruction {index} ({spec.name}): field {f.name} = {raw} is not one of "
-                    f"{f.enum}")
+                    f"{where} ({spec.name}): field {f.name} = {raw} is not one of {f.enum}")
             args[f.name] = f.enum[raw]
         else:
             args[f.name] = raw - (1 << f.width) if f.signed and raw >> (f.width - 1) else raw
     if word & ~used:
         raise ProgramFormatError(
-            f"instruction {index} ({spec.name}): reserved bits are set (word {word:#034x})")
+            f"{where} ({spec.name}): reserved bits are set (word {word:#034x})")
     flags = {name: bool((word >> HEADER[i + 1].lo) & 1) for i, name in enumerate(TOKEN_FLAGS)}
     return Instr(spec.name, args, **flags)
 
@@ -114,11 +115,12 @@ def encode_all(instrs: list[Instr]) -> bytes:
     return b"".join(encode(i).to_bytes(WORD_BYTES, "little") for i in instrs)
 
 
-def decode_all(blob: bytes) -> list[Instr]:
+def decode_all(blob: bytes, base: int = 0) -> list[Instr]:
+    """Decode an instruction section that starts at byte offset ``base`` of its file."""
     if len(blob) % WORD_BYTES:
         raise ProgramFormatError(
             f"instruction section is {len(blob)} bytes, not a multiple of {WORD_BYTES}")
-    return [decode(int.from_bytes(blob[i:i + WORD_BYTES], "little"), i // WORD_BYTES)
+    return [decode(int.from_bytes(blob[i:i + WORD_BYTES], "little"), i // WORD_BYTES, base)
             for i in range(0, len(blob), WORD_BYTES)]
 
 

@@ -114,7 +114,7 @@ def from_bytes(blob: bytes, name: str = "program") -> Program:
 
 def _parse_body(body: bytes, count: int, const_len: int, name: str) -> Program:
     n_instr = count * WORD_BYTES
-    instrs = decode_all(body[:n_instr])
+    instrs = decode_all(body[:n_instr], base=_HEADER.size)
     ids = np.frombuffer(body[n_instr:n_instr + 2 * count], dtype="<u2")
     off = n_instr + 2 * count
     constants = body[off:off + const_len]

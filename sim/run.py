@@ -42,15 +42,35 @@ def input_codes(program: Program, x: np.ndarray) -> np.ndarray:
     spec = program.meta["input"]
     shape = tuple(spec["shape"])
     x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 4 and program.meta.get("input_layout") == "NCHW":
+    given, layout = tuple(x.shape), program.meta.get("input_layout")
+    if x.ndim == 4 and layout == "NCHW":
         x = x.transpose(0, 2, 3, 1)
     if x.shape[1:] != shape:
-        raise InputError(f"input of shape {tuple(x.shape)} does not fit program "
-                         f"{program.meta.get('model')}: expected (batch, ...) with per-sample "
-                         f"shape {shape} (NHWC)")
+        # name the shape the caller passed and the one expected, both in the model's layout
+        want = (shape[2], *shape[:2]) if layout == "NCHW" and len(shape) == 3 else shape
+        raise InputError(f"input of shape {given} does not fit program "
+                         f"{program.meta.get('model')}: expected (batch, "
+                         f"{', '.join(map(str, want))}) ({layout})")
     if not np.all(np.isfinite(x)):
         raise InputError("input contains NaN or inf; clean the data first")
     return quantize_codes(x, spec["scale"], spec["zero_point"], spec["bits"])
+
+
+def check_codes(program: Program, codes: np.ndarray) -> np.ndarray:
+    """Integer input codes (batch, *per-sample NHWC shape) inside the input encoding's range."""
+    spec = program.meta["input"]
+    codes, shape = np.asarray(codes), tuple(spec["shape"])
+    if codes.shape[1:] != shape:
+        raise InputError(f"input codes of shape {tuple(codes.shape)} do not fit program "
+                         f"{program.meta.get('model')}: expected (batch, ...) with per-sample "
+                         f"shape {shape} (NHWC)")
+    if codes.size and not np.issubdtype(codes.dtype, np.integer):
+        raise InputError(f"input codes must be integers, not {codes.dtype}; pass floats as x")
+    lo, hi = -(1 << (spec["bits"] - 1)), (1 << (spec["bits"] - 1)) - 1
+    if codes.size and not lo <= codes.min() <= codes.max() <= hi:
+        raise InputError(f"input codes span [{codes.min()}, {codes.max()}], outside the "
+                         f"{spec['bits']}-bit input range [{lo}, {hi}]")
+    return codes.astype(np.int64)
 
 
 def simulate(program: Program, arch: ArchConfig, x: np.ndarray | None = None, *,
@@ -61,7 +81,7 @@ def simulate(program: Program, arch: ArchConfig, x: np.ndarray | None = None, *,
     if arch.name != program.meta.get("arch", arch.name):
         raise InputError(f"program was compiled for arch {program.meta['arch']!r}, not "
                          f"{arch.name!r}; recompile or pass the matching --arch")
-    codes = input_codes(program, x) if codes is None else np.asarray(codes, dtype=np.int64)
+    codes = input_codes(program, x) if codes is None else check_codes(program, codes)
     outs = []
     for b0 in range(0, len(codes), batch):
         outs.append(run_functional(program, arch, codes[b0:b0 + batch], hook))

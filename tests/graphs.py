@@ -82,3 +82,23 @@ def residual_graph(seed=0) -> QGraph:
 def random_codes(graph: QGraph, n: int, seed: int = 1) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.integers(-128, 128, (n, *graph.input_shape))
+
+
+def strided_graph(seed=0, hw=9, c_in=3, c1=8, c2=16, classes=10) -> QGraph:
+    """conv(stride 2, pad 1)-relu, conv(stride 2, pad 0), flatten, linear: strided im2col."""
+    rng = np.random.default_rng(seed)
+    h1 = (hw + 2 - 3) // 2 + 1
+    h2 = (h1 - 3) // 2 + 1
+    t = {"x": TensorQ(0.02, 7), "c1": TensorQ(0.05, -100), "r1": TensorQ(0.05, -100),
+         "c2": TensorQ(0.05, 12), "f": TensorQ(0.05, 12), "y": TensorQ(0.1, -3)}
+    shapes = {"x": (hw, hw, c_in), "c1": (h1, h1, c1), "r1": (h1, h1, c1), "c2": (h2, h2, c2),
+              "f": (h2 * h2 * c2,), "y": (classes,)}
+    nodes = (
+        conv_node(rng, "conv1", "x", "c1", c_in, c1, stride=2, pad=1, wbits=6),
+        QNode("relu1", "relu", ("c1",), "r1"),
+        conv_node(rng, "conv2", "r1", "c2", c1, c2, stride=2, pad=0, wbits=3,
+                  clamp=(-100, 100)),
+        QNode("flatten", "flatten", ("c2",), "f"),
+        linear_node(rng, "fc", "f", "y", h2 * h2 * c2, classes, wbits=5),
+    )
+    return QGraph("synthetic_strided", "x", "y", nodes, t, shapes)

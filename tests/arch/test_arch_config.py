@@ -1,0 +1,105 @@
+"""The architecture config: the default loads, and every impossible value names its TOML key."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import tomllib
+
+import pytest
+
+from qasic.arch.config import DEFAULT_PATH, ArchConfig, arch_from_dict, default_arch, load_arch
+from qasic.errors import ConfigError
+
+RAW = tomllib.loads(DEFAULT_PATH.read_text())
+
+
+def with_value(key: str, value) -> dict:
+    """The default TOML as a dict with ``section.key`` set to ``value`` (or removed: ...)."""
+    raw = copy.deepcopy(RAW)
+    *sections, leaf = key.split(".")
+    table = raw
+    for s in sections:
+        table = table.setdefault(s, {})
+    if value is ...:
+        del table[leaf]
+    else:
+        table[leaf] = value
+    return raw
+
+
+def test_default_loads_and_is_frozen():
+    arch = default_arch()
+    assert isinstance(arch, ArchConfig)
+    assert (arch.array_rows, arch.array_cols, arch.dataflow) == (16, 16, "weight_stationary")
+    assert arch.macs_per_cycle == 256
+    assert arch.energy_table_path().exists()
+    assert load_arch() == arch == arch_from_dict(RAW)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        arch.array_rows = 8
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("array.rows", 0, "array.rows = 0 must be in 1..256"),
+    ("array.cols", 300, "array.cols = 300 must be in 1..256"),
+    ("array.dataflow", "output_stationary", ("array.dataflow = 'output_stationary' is not "
+                                            "supported; use one of weight_stationary")),
+    ("array.weight_bits", 9, "array.weight_bits = 9 must be in 2..8"),
+    ("array.input_bits", 1, "array.input_bits = 1 must be in 2..8"),
+    ("array.acc_bits", 8, "array.acc_bits = 8 must be in 16..48"),
+    ("array.gemm_max_rows", 0, "array.gemm_max_rows = 0 must be in 1..4096"),
+    ("sram.weight_bytes", 256, ("sram.weight_bytes = 256 is smaller than one double-buffered "
+                               "16x16 tile (512 bytes)")),
+    ("sram.input_bytes", 16, "sram.input_bytes = 16 is smaller than one double-buffered"),
+    ("sram.acc_bytes", 64, "sram.acc_bytes = 64 is smaller"),
+    ("sram.output_bytes", 8, "sram.output_bytes = 8 is smaller"),
+    ("sram.param_bytes", 200, "sram.param_bytes = 200 is smaller"),
+    ("dram.bytes_per_cycle", 0, "dram.bytes_per_cycle = 0 must be in 1..4096"),
+    ("dram.latency_cycles", -1, "dram.latency_cycles = -1 must be in 0..100000"),
+    ("clock.mhz", 0, "clock.mhz = 0 must be > 0"),
+    ("tech.node_nm", 1, "tech.node_nm = 1 must be in 3..180"),
+    ("array.rows", "16", "array.rows = '16' must be int"),
+    ("array.rows", 16.0, "array.rows = 16.0 must be int"),
+    ("array.rows", True, "array.rows = True must be int"),
+    ("clock.mhz", "fast", "clock.mhz = 'fast' must be float"),
+    ("name", 3, "name = 3 must be str"),
+])
+def test_impossible_value_names_the_key(key, value, message):
+    with pytest.raises(ConfigError) as e:
+        arch_from_dict(with_value(key, value))
+    assert key in str(e.value)
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize("key", ["array.depth", "sram.l2_bytes", "power"])
+def test_unknown_key_is_named(key):
+    with pytest.raises(ConfigError, match=rf"unknown key {key}; known keys: name, array.rows"):
+        arch_from_dict(with_value(key, 1))
+
+
+@pytest.mark.parametrize("key", ["array.rows", "sram.weight_bytes", "tech.energy_table", "name"])
+def test_missing_key_is_named(key):
+    with pytest.raises(ConfigError, match=rf"missing key {key}$"):
+        arch_from_dict(with_value(key, ...))
+
+
+def test_errors_from_a_file_name_the_file_and_key(tmp_path):
+    path = tmp_path / "arch.toml"
+    path.write_text(DEFAULT_PATH.read_text().replace("rows = 16", "rows = 0"))
+    with pytest.raises(ConfigError, match="array.rows = 0"):
+        load_arch(path)
+    path.write_text("[array\nrows = 1")
+    with pytest.raises(ConfigError, match=f"{path} is not valid TOML"):
+        load_arch(path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_arch(tmp_path / "nope.toml")
+    path.write_text(DEFAULT_PATH.read_text().replace("[clock]", "[clock]\nghz = 1"))
+    with pytest.raises(ConfigError, match=f"arch config {path}: unknown key clock.ghz"):
+        load_arch(path)
+
+
+def test_replace_revalidates():
+    with pytest.raises(ConfigError, match="array.rows = 0"):
+        dataclasses.replace(default_arch(), array_rows=0)
+    small = dataclasses.replace(default_arch(), array_rows=4, array_cols=4, weight_sram_bytes=32)
+    assert small.weight_sram_bytes == 32

@@ -1,0 +1,95 @@
+"""Errors are interface: bad programs name the instruction, bad inputs are InputError."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from qasic.arch.config import default_arch
+from qasic.compiler import compile_graph
+from qasic.errors import InputError, ProgramFormatError
+from qasic.isa.encoding import assemble
+from qasic.isa.program import Program, Region
+from qasic.sim.machine import Machine
+from qasic.sim.run import simulate
+from tests.graphs import cnn_graph, random_codes
+
+ARCH = default_arch()
+REGIONS = (Region("x", 0, 1024, "input", (1, 1, 1024, 0)),
+           Region("constants", 1024, 0, "constants"))
+
+
+def run(text: str) -> None:
+    instrs = tuple(assemble(text))
+    Machine(Program(instrs, (0,) * len(instrs), b"", REGIONS), ARCH, batch=1).run()
+
+
+@pytest.fixture(scope="module")
+def program() -> Program:
+    return compile_graph(cnn_graph(), ARCH)
+
+
+@pytest.mark.parametrize("text, message", [
+    (f"SYNC\nLOAD mem=input sram_addr={ARCH.input_sram_bytes - 8} rows=1 row_bytes=16\nEND",
+     (rf"instruction 1 \(LOAD\): destination range \[{ARCH.input_sram_bytes - 8}, "
+     rf"{ARCH.input_sram_bytes + 8}\) is outside the {ARCH.input_sram_bytes}-byte memory")),
+    ("LOAD mem=output dram_addr=1020 rows=2 row_bytes=4 dram_stride=4\nEND",
+     r"instruction 0 \(LOAD\): source range \[1020, 1028\) is outside the 1024-byte memory"),
+    ("SYNC\nSYNC\nSTORE mem=param sram_addr=4000 rows=1 row_bytes=200\nEND",
+     r"instruction 2 \(STORE\): source range \[4000, 4200\)"),
+    (f"GEMM inp_addr={ARCH.input_sram_bytes - 4} rows=1 k=16 n=16 wbits=8\nEND",
+     r"instruction 0 \(GEMM\): input range"),
+    (f"GEMM wgt_addr={ARCH.weight_sram_bytes - 16} rows=1 k=16 n=16 wbits=8\nEND",
+     r"instruction 0 \(GEMM\): weight range"),
+    ("GEMM rows=64 k=16 n=16 acc_addr=4090 wbits=8\nEND", r"instruction 0 \(GEMM\): acc range"),
+    ("GEMM rows=1 k=17 n=16 wbits=8\nEND", (r"instruction 0 \(GEMM\): rows=1 k=17 .* exceed "
+                                          r"the array \(16x16")),
+    ("GEMM rows=65 k=1 n=1 wbits=8\nEND", r"instruction 0 \(GEMM\).*exceed"),
+    ("POST rows=64 n=16 out_addr=8000 out_stride=16\nEND", r"instruction 0 \(POST\): output"),
+    ("POST rows=1 n=16 param_addr=4000\nEND", r"instruction 0 \(POST\): param range"),
+    ("POOL h=8 w=8 c=32 kernel=2 stride=2 src_pix_stride=32 src_addr=7000\nEND",
+     r"instruction 0 \(POOL\): source range"),
+    ("POOL h=2 w=2 c=1 kernel=3 stride=1\nEND", (r"instruction 0 \(POOL\): kernel 3 stride 1 do "
+                                                r"not fit a 2x2 source")),
+    ("ADD count=100 dst_addr=8150\nEND", r"instruction 0 \(ADD\): dst_addr range"),
+    ("LOAD mem=acc rows=1 row_bytes=4\nEND", (r"instruction 0 \(LOAD\): the accumulator is not "
+                                            r"DMA-addressable")),
+])
+def test_out_of_range_access_names_the_instruction_and_op(text, message):
+    with pytest.raises(ProgramFormatError, match=message):
+        run(text)
+
+
+def test_wrong_input_shape_is_an_input_error(program):
+    with pytest.raises(InputError, match=r"input of shape \(2, 1, 7, 7\) does not fit program "
+                                         r"synthetic_cnn: expected \(batch, 1, 8, 8\) \(NCHW\)"):
+        simulate(program, ARCH, np.zeros((2, 1, 7, 7)))
+    with pytest.raises(InputError, match=r"input of shape \(2, 64\) does not fit"):
+        simulate(program, ARCH, np.zeros((2, 64)))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_inf_input_is_an_input_error(program, bad):
+    x = np.zeros((3, 1, 8, 8))
+    x[1, 0, 2, 3] = bad
+    with pytest.raises(InputError, match="NaN or inf"):
+        simulate(program, ARCH, x)
+
+
+@pytest.mark.parametrize("codes, message", [
+    (np.zeros((2, 8, 8), dtype=np.int64), r"codes of shape \(2, 8, 8\) do not fit"),
+    (np.zeros((2, 1, 8, 8), dtype=np.int64), r"codes of shape \(2, 1, 8, 8\) do not fit"),
+    (np.full((2, 8, 8, 1), 200), r"span \[200, 200\], outside the 8-bit input range"),
+    (np.zeros((2, 8, 8, 1)) + 0.5, "must be integers"),
+])
+def test_bad_integer_codes_are_input_errors(program, codes, message):
+    with pytest.raises(InputError, match=message):
+        simulate(program, ARCH, codes=codes)
+
+
+def test_program_for_another_arch_is_an_input_error(program):
+    other = dataclasses.replace(ARCH, name="other")
+    with pytest.raises(InputError, match="compiled for arch 'default-16x16', not 'other'"):
+        simulate(program, other, codes=random_codes(cnn_graph(), 1))
