@@ -46,6 +46,7 @@ def compile_graph(graph: QGraph, arch: ArchConfig,
     meta = {
         "model": graph.name,
         "arch": arch.name,
+        "arch_config": arch.to_dict(),
         "input": _io(graph, graph.input),
         "output": _io(graph, graph.output),
         "input_layout": graph.input_layout,

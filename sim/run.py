@@ -73,14 +73,22 @@ def check_codes(program: Program, codes: np.ndarray) -> np.ndarray:
     return codes.astype(np.int64)
 
 
+def check_arch(program: Program, arch: ArchConfig) -> None:
+    """The program must run on the architecture it was compiled for, every parameter equal."""
+    built = program.meta.get("arch_config", {})
+    for key, value in arch.to_dict().items():
+        if key in built and built[key] != value:
+            raise InputError(
+                f"program was compiled for arch {program.meta.get('arch')!r} with {key} = "
+                f"{built[key]!r}, not {value!r}; recompile or pass the matching --arch")
+
+
 def simulate(program: Program, arch: ArchConfig, x: np.ndarray | None = None, *,
              codes: np.ndarray | None = None, batch: int = 512,
              hook: Callable | None = None,
              progress: Callable[[str], None] | None = None) -> SimResult:
     """Run ``program`` on float inputs ``x`` (or integer ``codes``, NHWC) in batches."""
-    if arch.name != program.meta.get("arch", arch.name):
-        raise InputError(f"program was compiled for arch {program.meta['arch']!r}, not "
-                         f"{arch.name!r}; recompile or pass the matching --arch")
+    check_arch(program, arch)
     codes = input_codes(program, x) if codes is None else check_codes(program, codes)
     outs = []
     for b0 in range(0, len(codes), batch):

@@ -91,5 +91,22 @@ def test_bad_integer_codes_are_input_errors(program, codes, message):
 
 def test_program_for_another_arch_is_an_input_error(program):
     other = dataclasses.replace(ARCH, name="other")
-    with pytest.raises(InputError, match="compiled for arch 'default-16x16', not 'other'"):
+    with pytest.raises(InputError, match="compiled for arch 'default-16x16' with name = 'default-16x16', not 'other'"):
         simulate(program, other, codes=random_codes(cnn_graph(), 1))
+
+
+def test_program_for_another_arch_is_refused():
+    import dataclasses
+
+    from qasic.arch.config import default_arch
+    from qasic.compiler import compile_graph
+    from qasic.errors import InputError
+    from qasic.sim import simulate
+    from tests.graphs import cnn_graph, random_codes
+
+    arch = default_arch()
+    g = cnn_graph()
+    program = compile_graph(g, arch)
+    other = dataclasses.replace(arch, dram_bytes_per_cycle=16)
+    with pytest.raises(InputError, match="dram_bytes_per_cycle = 8, not 16"):
+        simulate(program, other, codes=random_codes(g, 2))
