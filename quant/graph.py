@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from qasic.errors import InputError
+from qasic.quant.affine import dequantize_codes, quantize_codes
 
 # op -> parameters it carries (see qasic.quant.reference for the arithmetic)
 OPS = {
@@ -106,12 +107,11 @@ class QGraph:
         if not np.all(np.isfinite(x)):
             raise InputError(f"input to model {self.name} contains NaN or inf")
         tq = self.tensors[self.input]
-        q = np.floor(x / tq.scale + 0.5) + tq.zero_point
-        return np.clip(q, tq.qmin, tq.qmax).astype(np.int64)
+        return quantize_codes(x, tq.scale, tq.zero_point, tq.bits)
 
     def dequantize_output(self, q: np.ndarray) -> np.ndarray:
         tq = self.tensors[self.output]
-        return (np.asarray(q, dtype=np.float64) - tq.zero_point) * tq.scale
+        return dequantize_codes(q, tq.scale, tq.zero_point)
 
     def _float_shape(self) -> tuple[int, ...]:
         s = self.input_shape
