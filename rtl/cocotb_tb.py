@@ -21,7 +21,8 @@ from qasic.rtl.packing import pack_row, unpack_row
 
 
 @cocotb.test()
-async def run_tiles(dut) -> None:
+async def fold_tiles(dut) -> None:
+    """Every tile in QASIC_TILES: load buffers, launch, time the fold, read the outputs."""
     tiles = np.load(os.environ["QASIC_TILES"])
     rows, cols, input_bits, weight_bits, acc_bits = (int(v) for v in tiles["params"])
     Clock(dut.clk, 10, unit="ns").start()

