@@ -8,7 +8,7 @@ BN folding and constant folding happen earlier, in quant/ (the QGraph holds fold
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

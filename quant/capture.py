@@ -19,7 +19,7 @@ from torch import fx
 
 from qasic.errors import InputError, UnsupportedOpError
 from qasic.quant.fgraph import FGraph, FNode
-from qasic.quant.lowering import Act, HANDLERS, SUPPORTED
+from qasic.quant.lowering import HANDLERS, SUPPORTED, Act
 
 INPUT = "input"  # the graph input's tensor name
 

@@ -7,8 +7,8 @@ conv weights (OC, KH, KW, IC), linear weights (OUT, IN) as in torch, batch norm 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np

@@ -7,8 +7,9 @@ last, so a GEMM row is contiguous). Every tensor carries its integer encoding
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -6,7 +6,7 @@ over the whole batch (qasic.sim.kernels). Timing is independent of data (qasic.s
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -56,7 +56,7 @@ class Machine:
         return view[:, pad:pad + h, pad:pad + w, :].view(np.int8).astype(np.int64)
 
     # ---- execution ---------------------------------------------------------------------------
-    def run(self, hook: Callable[[int, Instr, "Machine"], None] | None = None) -> None:
+    def run(self, hook: Callable[[int, Instr, Machine], None] | None = None) -> None:
         for i, ins in enumerate(self.program.instrs):
             if hook is not None:
                 hook(i, ins, self)

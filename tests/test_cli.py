@@ -73,11 +73,11 @@ def test_unsupported_layer(tmp_path, capsys):
     src.write_text("import torch\n"
                    "def make():\n"
                    "    return torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Sigmoid())\n")
+    import torch
+
     from qasic.errors import UnsupportedOpError
     from qasic.models import load_user_model
     from qasic.quant import quantize
-
-    import torch
 
     with pytest.raises(UnsupportedOpError, match="sigmoid") as e:
         quantize(load_user_model(f"{src}:make"), (torch.zeros(1, 4),), torch.zeros(8, 4))

@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from qasic.models import registry
 from qasic.errors import ConfigError
-from qasic.models import MODEL_NAMES, get_model, load_user_model
+from qasic.models import MODEL_NAMES, get_model, load_user_model, registry
 
 
 def test_importing_models_does_not_import_torch():

@@ -1,5 +1,5 @@
-from fractions import Fraction
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest

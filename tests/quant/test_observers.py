@@ -1,7 +1,12 @@
 import numpy as np
 
 from qasic.quant.observers import (
-    affine, maxabs_scales, minmax_range, mse_scales, percentile_range, quantize_weight,
+    affine,
+    maxabs_scales,
+    minmax_range,
+    mse_scales,
+    percentile_range,
+    quantize_weight,
 )
 
 
