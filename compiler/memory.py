@@ -111,29 +111,3 @@ def regions(graph: QGraph, buffers: dict[str, Buffer], const_addr: int, const_le
                           zero_point=tq.zero_point))
     out.append(Region("constants", const_addr, const_len, "constants"))
     return tuple(out)
-
-
-def pack_bits(codes: np.ndarray, bits: int) -> bytes:
-    """Pack signed integer codes row by row, ``bits`` each, little-endian bit order; every row
-    starts on a byte boundary (row bytes = ceil(cols * bits / 8))."""
-    codes = np.atleast_2d(np.asarray(codes, dtype=np.int64))
-    rows, cols = codes.shape
-    u = (codes & ((1 << bits) - 1)).astype(np.uint64)
-    row_bytes = (cols * bits + 7) // 8
-    out = np.zeros((rows, row_bytes), dtype=np.uint8)
-    for j in range(cols):
-        bit = j * bits
-        for b in range(bits):
-            byte, off = divmod(bit + b, 8)
-            out[:, byte] |= (((u[:, j] >> np.uint64(b)) & np.uint64(1)) << np.uint64(off)).astype(
-                np.uint8)
-    return out.tobytes()
-
-
-def unpack_bits(blob: bytes, rows: int, cols: int, bits: int) -> np.ndarray:
-    """Inverse of ``pack_bits``: signed int64 codes (rows, cols)."""
-    row_bytes = (cols * bits + 7) // 8
-    raw = np.frombuffer(blob, dtype=np.uint8, count=rows * row_bytes).reshape(rows, row_bytes)
-    bitsarr = np.unpackbits(raw, axis=1, bitorder="little")[:, :cols * bits]
-    vals = bitsarr.reshape(rows, cols, bits).astype(np.int64) @ (1 << np.arange(bits))
-    return np.where(vals >= 1 << (bits - 1), vals - (1 << bits), vals)

@@ -6,7 +6,8 @@ import numpy as np
 
 from qasic.arch.config import PARAM_BYTES_PER_CHANNEL, ArchConfig
 from qasic.compiler.gemm import GemmKernel, GemmPlan
-from qasic.compiler.memory import Buffer, pack_bits
+from qasic.compiler.memory import Buffer
+from qasic.isa.packing import pack_bits
 from qasic.compiler.schedule import Step
 from qasic.errors import ConfigError
 from qasic.isa.encoding import Instr

@@ -40,22 +40,33 @@ def _weight(wgt, b, row0, n, bits):
 @njit(cache=True)
 def gemm(inp, i_addr, i_stride, wgt, w_addr, acc, a_addr, rows, k, n, accumulate, wbits,
          acc_bits):
+    """acc[m, n] (+)= sum_k inp[m, k] * w[k, n], wrapped to acc_bits.
+
+    Products of <= 8-bit operands summed over k <= 256 fit int32 (|sum| < 2**22), so the inner
+    loop runs in int32 over contiguous rows (vectorizable); the accumulator is int64.
+    """
     row_bytes = (n * wbits + 7) // 8
     half = np.int64(1) << (acc_bits - 1)
     full = np.int64(1) << acc_bits
-    w = np.empty((k, n), dtype=np.int64)
+    wt = np.empty((n, k), dtype=np.int32)
+    a = np.empty(k, dtype=np.int32)
     for b in range(inp.shape[0]):
         for kk in range(k):
             for nn in range(n):
-                w[kk, nn] = _weight(wgt, b, w_addr + kk * row_bytes, nn, wbits)
+                wt[nn, kk] = _weight(wgt, b, w_addr + kk * row_bytes, nn, wbits)
         for m in range(rows):
+            base = i_addr + m * i_stride
+            for kk in range(k):
+                v = np.int32(inp[b, base + kk])
+                a[kk] = v - 256 if v >= 128 else v
             for nn in range(n):
-                s = np.int64(0)
+                s = np.int32(0)
                 for kk in range(k):
-                    s += _s8(np.int64(inp[b, i_addr + m * i_stride + kk])) * w[kk, nn]
+                    s += a[kk] * wt[nn, kk]
+                t = np.int64(s)
                 if accumulate:
-                    s += acc[b, a_addr + m * n + nn]
-                acc[b, a_addr + m * n + nn] = (s + half) % full - half  # wrap like the RTL
+                    t += acc[b, a_addr + m * n + nn]
+                acc[b, a_addr + m * n + nn] = (t + half) % full - half  # wrap like the RTL
 
 
 @njit(cache=True)

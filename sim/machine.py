@@ -13,14 +13,23 @@ import numpy as np
 from qasic.arch.config import ArchConfig
 from qasic.errors import ProgramFormatError
 from qasic.isa.encoding import Instr
+from qasic.isa.packing import unpack_bits
 from qasic.isa.program import Program
 from qasic.quant.reference import ADD_LEFT_SHIFT
 from qasic.sim import kernels as K
 
+GEMM_PATHS = ("auto", "blas", "numba")
+
 
 class Machine:
-    def __init__(self, program: Program, arch: ArchConfig, batch: int) -> None:
+    def __init__(self, program: Program, arch: ArchConfig, batch: int,
+                 gemm_path: str = "auto") -> None:
+        """``gemm_path``: "numba" (the general kernel), "blas" (exact float64 matmul; needs the
+        same weights in every batch element) or "auto" (blas when that holds)."""
+        if gemm_path not in GEMM_PATHS:
+            raise ValueError(f"gemm_path {gemm_path!r} not in {GEMM_PATHS}")
         self.program, self.arch, self.batch = program, arch, batch
+        self.gemm_path = gemm_path
         self.dram = np.zeros((batch, program.dram_size), dtype=np.uint8)
         self.mem = {
             "input": np.zeros((batch, arch.input_sram_bytes), dtype=np.uint8),
@@ -99,9 +108,35 @@ class Machine:
         self._check(i, ins, "weight", self.mem["weight"], ins["wgt_addr"],
                     ins["wgt_addr"] + k * ((n * wb + 7) // 8))
         self._check(i, ins, "acc", self.acc, ins["acc_addr"], ins["acc_addr"] + rows * n)
-        K.gemm(self.mem["input"], ins["inp_addr"], ins["inp_stride"], self.mem["weight"],
-               ins["wgt_addr"], self.acc, ins["acc_addr"], rows, k, n, ins["accumulate"], wb,
-               a.acc_bits)
+        if self.gemm_path == "blas" or (self.gemm_path == "auto" and self._shared_weights(ins)):
+            self._gemm_blas(ins)
+        else:
+            K.gemm(self.mem["input"], ins["inp_addr"], ins["inp_stride"], self.mem["weight"],
+                   ins["wgt_addr"], self.acc, ins["acc_addr"], rows, k, n, ins["accumulate"], wb,
+                   a.acc_bits)
+
+    def _shared_weights(self, ins: Instr) -> bool:
+        """True when every batch element holds the same weight tile (the usual case)."""
+        w = self._weight_bytes(ins)
+        return bool(np.all(w == w[:1]))
+
+    def _weight_bytes(self, ins: Instr) -> np.ndarray:
+        size = ins["k"] * ((ins["n"] * ins["wbits"] + 7) // 8)
+        return self.mem["weight"][:, ins["wgt_addr"]:ins["wgt_addr"] + size]
+
+    def _gemm_blas(self, ins: Instr) -> None:
+        """The same GEMM as kernels.gemm as one float64 BLAS call over the batch. Exact: products
+        of <= 8-bit operands summed over k <= 256 stay far below 2**53."""
+        rows, k, n = ins["rows"], ins["k"], ins["n"]
+        idx = ins["inp_addr"] + np.arange(rows)[:, None] * ins["inp_stride"] + np.arange(k)
+        a = self.mem["input"][:, idx].view(np.int8).reshape(-1, k).astype(np.float64)
+        w = unpack_bits(self._weight_bytes(ins)[0].tobytes(), k, n, ins["wbits"])
+        prod = (a @ w.astype(np.float64)).astype(np.int64).reshape(self.batch, rows * n)
+        tile = self.acc[:, ins["acc_addr"]:ins["acc_addr"] + rows * n]
+        if ins["accumulate"]:
+            prod += tile
+        half = 1 << (self.arch.acc_bits - 1)
+        tile[...] = (prod + half) % (2 * half) - half  # wrap like the RTL
 
     def _post(self, i: int, ins: Instr) -> None:
         rows, n = ins["rows"], ins["n"]

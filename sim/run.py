@@ -85,22 +85,22 @@ def check_arch(program: Program, arch: ArchConfig) -> None:
 
 def simulate(program: Program, arch: ArchConfig, x: np.ndarray | None = None, *,
              codes: np.ndarray | None = None, batch: int = 512,
-             hook: Callable | None = None,
+             hook: Callable | None = None, gemm_path: str = "auto",
              progress: Callable[[str], None] | None = None) -> SimResult:
     """Run ``program`` on float inputs ``x`` (or integer ``codes``, NHWC) in batches."""
     check_arch(program, arch)
     codes = input_codes(program, x) if codes is None else check_codes(program, codes)
     outs = []
     for b0 in range(0, len(codes), batch):
-        outs.append(run_functional(program, arch, codes[b0:b0 + batch], hook))
+        outs.append(run_functional(program, arch, codes[b0:b0 + batch], hook, gemm_path))
         if progress:
             progress(f"simulated {min(b0 + batch, len(codes))}/{len(codes)} inputs")
     return _stats(program, arch, np.concatenate(outs) if outs else np.zeros((0,)))
 
 
 def run_functional(program: Program, arch: ArchConfig, codes: np.ndarray,
-                   hook: Callable | None = None) -> np.ndarray:
-    m = Machine(program, arch, len(codes))
+                   hook: Callable | None = None, gemm_path: str = "auto") -> np.ndarray:
+    m = Machine(program, arch, len(codes), gemm_path)
     m.write_region(program.meta["input"]["tensor"], codes)
     m.run(hook)
     out = m.read_region(program.meta["output"]["tensor"])

@@ -47,12 +47,15 @@ def inputs(g, n: int = 12, seed: int = 1) -> np.ndarray:
     return x
 
 
+@pytest.mark.parametrize("gemm_path", ["numba", "blas"])
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("name", GRAPHS)
-def test_simulator_equals_reference(name, arch):
+def test_simulator_equals_reference(name, arch, gemm_path):
+    """Both GEMM paths (the general Numba kernel and the BLAS one) are bit-exact."""
     g = graph(name)
     x = inputs(g)
-    out = simulate(program(name, arch), ARCHS[arch], codes=x, batch=5).outputs
+    out = simulate(program(name, arch), ARCHS[arch], codes=x, batch=5,
+                   gemm_path=gemm_path).outputs
     golden = reference.run(g, x)
     assert out.dtype == golden.dtype == np.int64
     np.testing.assert_array_equal(out, golden)
