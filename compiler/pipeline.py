@@ -69,6 +69,7 @@ def _lower(graph, k: Kernel, arch, buffers, aliases, flat_src, consts, const_bas
             "nodes": [n.name for n in k.nodes], "weight_bits": None, "macs": 0}
     if k.kind == "gemm":
         g = lower_gemm(graph, k, flat_src)
+        _check_operands(g, arch)
         _check_accumulator(g, arch)
         plan = plan_gemm(g, arch)
         s = g.shape
@@ -80,6 +81,14 @@ def _lower(graph, k: Kernel, arch, buffers, aliases, flat_src, consts, const_bas
             graph.tensors[k.output].qmin
         return pool_steps(k, arch, src[0], dst, lo), info
     return add_steps(k, graph, arch, src[0], src[1], dst, consts, const_base), info
+
+
+def _check_operands(g: GemmKernel, arch: ArchConfig) -> None:
+    if g.wbits > arch.weight_bits:
+        raise ConfigError(
+            f"layer {g.kernel.name} has {g.wbits}-bit weights but the array's PEs take "
+            f"array.weight_bits = {arch.weight_bits}; raise array.weight_bits or quantize the "
+            f"layer to fewer bits")
 
 
 def _check_accumulator(g: GemmKernel, arch: ArchConfig) -> None:

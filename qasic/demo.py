@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from qasic.arch.config import ArchConfig, default_arch
-from qasic.flow import PointResult, Progress, quantize_model, run_point
+from qasic.flow import PointResult, Progress, arch_for, quantize_model, run_point
 from qasic.sim.energy import EnergyModel
 
 MODEL = "digits_cnn"
@@ -42,10 +42,12 @@ def run_demo(out: Path, seed: int = 0, rtl: bool = True, arch: ArchConfig | None
     points = []
     for name, bits in POINTS:
         graph = quantize_model(trained, QuantConfig(weight_bits=bits))
-        points.append(run_point(name, graph, arch, trained.test_inputs, trained.test_labels,
+        points.append(run_point(name, graph, arch_for(graph, arch), trained.test_inputs,
+                                trained.test_labels,
                                 progress=lambda m: progress("      " + m)))
     chosen = choose_point(points, trained.fp32_accuracy)
-    progress(f"[3/5] RTL: Verilog and a Verilator check of {chosen.name}'s GEMM tiles")
+    progress(f"[3/5] RTL: Verilog of {chosen.arch.name} and a Verilator check of "
+             f"{chosen.name}'s GEMM tiles")
     rtl_record = _rtl(chosen, arch, out, trained, rtl)
     progress(f"      {rtl_record['summary']}")
     results = {
@@ -77,6 +79,8 @@ def choose_point(points: list[PointResult], fp32: float) -> PointResult:
 
 
 def _rtl(point: PointResult, arch: ArchConfig, out: Path, trained, run_rtl: bool) -> dict:
+    """verilog/ holds the default core (as `qasic verilog` writes it); the check runs the chosen
+    point's own array (its PE width) on that point's tiles."""
     from qasic.rtl.verify import capture_tiles, verify_tiles
     from qasic.rtl.verilog import generate_verilog
     from qasic.sim.run import input_codes
@@ -88,9 +92,10 @@ def _rtl(point: PointResult, arch: ArchConfig, out: Path, trained, run_rtl: bool
                     mismatches=0, method="skipped (--no-rtl)", tiles=[],
                     summary="RTL check skipped (--no-rtl)")
     codes = input_codes(point.program, trained.test_inputs[:1])
-    tiles = capture_tiles(point.program, arch, codes)
-    record.update(verify_tiles(arch, tiles, out / "rtl_build"))
+    tiles = capture_tiles(point.program, point.arch, codes)
+    record.update(verify_tiles(point.arch, tiles, out / "rtl_build"))
     record["point"] = point.name
+    record["arch"] = point.arch.name
     record["summary"] = (f"RTL {'verified' if record['verified'] else 'MISMATCH'}: "
                          f"{record['tiles_checked']} tiles, {record['mismatches']} mismatches, "
                          f"max cycle error {record['cycle_error_max']}")

@@ -4,6 +4,7 @@ reference). Shared by the demo, the CLI and the sweeps."""
 from __future__ import annotations
 
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ class PointResult:
     name: str
     graph: QGraph
     program: Program
+    arch: ArchConfig
     sim: SimResult
     accuracy: float
     bit_exact: bool
@@ -36,6 +38,8 @@ class PointResult:
             "name": self.name,
             "weight_bits": {n.name: n.weight_bits for n in self.graph.weighted_nodes()},
             "activation_bits": self.activation_bits,
+            "arch": self.arch.name,
+            "pe_bits": {"activation": self.arch.input_bits, "weight": self.arch.weight_bits},
             "accuracy": self.accuracy,
             "cycles": self.sim.cycles,
             "latency_us": self.sim.meta["latency_us"],
@@ -46,6 +50,15 @@ class PointResult:
             "instructions": len(self.program.instrs),
             "layers": self.sim.layers,
         }
+
+
+def arch_for(graph: QGraph, arch: ArchConfig) -> ArchConfig:
+    """The array built for ``graph``: PEs exactly as wide as its widest weights (a design point
+    is an accelerator, so narrower weights buy narrower, cheaper PEs)."""
+    bits = max((n.weight_bits or 8) for n in graph.weighted_nodes())
+    if bits == arch.weight_bits:
+        return arch
+    return dataclasses.replace(arch, weight_bits=bits, name=f"{arch.name}-w{bits}")
 
 
 def quantize_model(trained, config) -> QGraph:
@@ -68,4 +81,4 @@ def run_point(name: str, graph: QGraph, arch: ArchConfig, x: np.ndarray, labels:
     if progress:
         progress(f"{name}: accuracy {acc:.2%}, {sim.cycles} cycles, "
                  f"{sim.energy_pj['total'] / 1e3:.1f} nJ/inference, bit-exact {exact}")
-    return PointResult(name, graph, program, sim, acc, exact, activation_bits)
+    return PointResult(name, graph, program, arch, sim, acc, exact, activation_bits)

@@ -6,8 +6,13 @@
     post-processing: int32 multiply + adds per output element             [pJ; Horowitz]
 Logic energy (MACs, post-processing) is scaled to the technology node; SRAM and DRAM are not
 (their energy shrinks much less than logic: Jouppi et al., ISCA 2021).
-Bit-width sets the price: a narrower weight costs less per MAC and fewer bits per SRAM/DRAM byte
-moved (weights are stored packed).
+Bit-width sets the price twice, each the way the hardware pays it:
+- a MAC is priced at the width of the PEs the array is built with (array.input_bits x
+  array.weight_bits), the same width the RTL generator gives them. Narrower weights on a wider
+  array cost the wide PE's energy; a design point with narrow weights is an array built narrow
+  (``qasic.flow.arch_for``);
+- SRAM and DRAM are priced per bit actually moved, and weights are stored packed, so a 4-bit
+  layer moves half the weight bits of an 8-bit one even on an 8-bit array.
 """
 
 from __future__ import annotations
@@ -78,7 +83,7 @@ class EnergyModel:
             e["sram"] = bits * self.sram_bit[ins["mem"]]
         elif ins.op == "GEMM":
             t, k, n, wb = ins["rows"], ins["k"], ins["n"], ins["wbits"]
-            e["mac"] = t * k * n * self.mac_pj(a.input_bits, wb)
+            e["mac"] = t * k * n * self.mac_pj(a.input_bits, a.weight_bits)
             acc_bits = t * n * a.acc_bits * (2 if ins["accumulate"] else 1)
             e["sram"] = (t * k * a.input_bits * self.sram_bit["input"]
                          + k * n * wb * self.sram_bit["weight"] + acc_bits * self.sram_bit["acc"])

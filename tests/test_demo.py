@@ -41,4 +41,7 @@ def test_results_are_bit_exact_and_rise_with_bits(demo_out):
         assert e["total"] == pytest.approx(e["mac"] + e["sram"] + e["dram"] + e["other"])
         assert sum(la["cycles"] for la in p["layers"]) == p["cycles"]
     assert points["mixed W8/4/2"]["weight_bits"] == {"conv1": 8, "conv2": 4, "fc": 2}
+    # each point runs on an array whose PEs are as wide as its widest weights
+    assert [p["pe_bits"]["weight"] for p in uniform] == [2, 3, 4, 8]
+    assert points["mixed W8/4/2"]["pe_bits"]["weight"] == 8
     assert results["rtl"]["verified"] is False  # skipped, and says so

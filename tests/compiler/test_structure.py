@@ -216,3 +216,17 @@ def test_4_bit_weights_take_half_the_bytes_of_8_bit():
         assert [2 * s for s in sram4] == sram8, name
         assert {g["wbits"] for g in kernel(w4, name)[1] if g.op == "GEMM"} == {4}
     assert len(w4.constants) < len(w8.constants)
+
+
+def test_weights_wider_than_the_pes_are_refused():
+    import dataclasses
+
+    from qasic.arch.config import default_arch
+    from qasic.compiler import compile_graph
+    from qasic.errors import ConfigError
+    from tests.graphs import cnn_graph
+
+    narrow = dataclasses.replace(default_arch(), weight_bits=4)
+    with pytest.raises(ConfigError, match="layer conv1 has 8-bit weights .* array.weight_bits = 4"):
+        compile_graph(cnn_graph(wbits=(8, 4, 4)), narrow)
+    compile_graph(cnn_graph(wbits=(4, 3, 2)), narrow)  # fits
