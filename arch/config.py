@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from qasic.errors import ConfigError
+from qasic.isa.table import POST_PARAM_BYTES_PER_CHANNEL
 
 DEFAULT_PATH = Path(__file__).with_name("default.toml")
 DATAFLOWS = ("weight_stationary",)
@@ -37,7 +38,7 @@ _KEYS = {
     "tech.energy_table": "energy_table",
 }
 _FIELD_KEY = {v: k for k, v in _KEYS.items()}
-PARAM_BYTES_PER_CHANNEL = 12  # bias, multiplier, shift: three int32 per output channel
+PARAM_BYTES_PER_CHANNEL = POST_PARAM_BYTES_PER_CHANNEL  # bias, multiplier, shift (int32 each)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from qasic.isa.packing import pack_bits
 from qasic.compiler.schedule import Step
 from qasic.errors import ConfigError
 from qasic.isa.encoding import Instr
+from qasic.isa.table import ADD_PARAM_BYTES
 from qasic.isa.table import BY_NAME
 
 MAX_DMA_ROWS = (1 << BY_NAME["LOAD"].field("rows").width) - 1
@@ -156,7 +157,6 @@ def pool_steps(kernel, arch: ArchConfig, src: Buffer, dst: Buffer, lo: int) -> l
     return steps
 
 
-ADD_PARAMS = 11  # za, zb, zo, qa, sa, qb, sb, qo, so, lo, hi (int32 each)
 
 
 def add_steps(kernel, graph, arch: ArchConfig, a: Buffer, b: Buffer, dst: Buffer,
@@ -178,7 +178,7 @@ def add_steps(kernel, graph, arch: ArchConfig, a: Buffer, b: Buffer, dst: Buffer
         obuf = (len(steps) % 2) * half
         step = Step(last_input_reader=0, first_output_writer=0)
         if not steps:
-            step.loads += dma("LOAD", "param", p_off, 0, 0, 0, 1, 4 * ADD_PARAMS)
+            step.loads += dma("LOAD", "param", p_off, 0, 0, 0, 1, ADD_PARAM_BYTES)
         for buf, base in ((a, obuf), (b, obuf + t * c)):
             done = 0
             for addr, pixels in buf.runs(p0, t):

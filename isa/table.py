@@ -161,6 +161,12 @@ OPCODES: tuple[Opcode, ...] = (
            _layout()),
 )
 
+# Parameter blocks in the param scratchpad, as the POST and ADD rows above describe them.
+POST_PARAM_WORDS = ("bias", "multiplier", "shift")   # int32 each, per output channel
+POST_PARAM_BYTES_PER_CHANNEL = 4 * len(POST_PARAM_WORDS)
+ADD_PARAM_WORDS = ("za", "zb", "zo", "qa", "sa", "qb", "sb", "qo", "so", "lo", "hi")
+ADD_PARAM_BYTES = 4 * len(ADD_PARAM_WORDS)
+
 BY_NAME = {op.name: op for op in OPCODES}
 BY_CODE = {op.code: op for op in OPCODES}
 

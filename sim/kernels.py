@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from qasic.isa.table import POST_PARAM_BYTES_PER_CHANNEL as POST_STRIDE
+
 
 @njit(cache=True)
 def dma(src, s_addr, s_stride, dst, d_addr, d_stride, rows, row_bytes):
@@ -87,9 +89,10 @@ def requant(x, q, shift):
 def post(acc, a_addr, par, p_addr, out, o_addr, o_stride, rows, n, zp, lo, hi):
     for b in range(acc.shape[0]):
         for nn in range(n):
-            bias = _i32(par, b, p_addr + 12 * nn)
-            q = _i32(par, b, p_addr + 12 * nn + 4)
-            sh = _i32(par, b, p_addr + 12 * nn + 8)
+            base = p_addr + POST_STRIDE * nn  # isa.table.POST_PARAM_WORDS order
+            bias = _i32(par, b, base)
+            q = _i32(par, b, base + 4)
+            sh = _i32(par, b, base + 8)
             for m in range(rows):
                 y = requant(acc[b, a_addr + m * n + nn] + bias, q, sh) + zp
                 y = min(max(y, lo), hi)
@@ -114,6 +117,7 @@ def pool(mem, src, dst, h, w, c, s_pix, d_pix, k, stride, lo):
 
 @njit(cache=True)
 def add(mem, a, bb, dst, count, par, p_addr, left_shift):
+    # parameter words in isa.table.ADD_PARAM_WORDS order
     for b in range(mem.shape[0]):
         za = _i32(par, b, p_addr)
         zb = _i32(par, b, p_addr + 4)

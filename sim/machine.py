@@ -15,6 +15,7 @@ from qasic.errors import ProgramFormatError
 from qasic.isa.encoding import Instr
 from qasic.isa.packing import unpack_bits
 from qasic.isa.program import Program
+from qasic.isa.table import ADD_PARAM_BYTES, POST_PARAM_BYTES_PER_CHANNEL
 from qasic.quant.reference import ADD_LEFT_SHIFT
 from qasic.sim import kernels as K
 
@@ -142,7 +143,7 @@ class Machine:
         rows, n = ins["rows"], ins["n"]
         self._check(i, ins, "acc", self.acc, ins["acc_addr"], ins["acc_addr"] + rows * n)
         self._check(i, ins, "param", self.mem["param"], ins["param_addr"],
-                    ins["param_addr"] + 12 * n)
+                    ins["param_addr"] + POST_PARAM_BYTES_PER_CHANNEL * n)
         self._check(i, ins, "output", self.mem["output"], ins["out_addr"],
                     ins["out_addr"] + max(rows - 1, 0) * ins["out_stride"] + n)
         K.post(self.acc, ins["acc_addr"], self.mem["param"], ins["param_addr"],
@@ -167,7 +168,7 @@ class Machine:
         mem, n = self.mem["output"], ins["count"]
         for f in ("a_addr", "b_addr", "dst_addr"):
             self._check(i, ins, f, mem, ins[f], ins[f] + n)
-        self._check(i, ins, "param", self.mem["param"], ins["param_addr"], ins["param_addr"] + 44)
+        self._check(i, ins, "param", self.mem["param"], ins["param_addr"], ins["param_addr"] + ADD_PARAM_BYTES)
         K.add(mem, ins["a_addr"], ins["b_addr"], ins["dst_addr"], n, self.mem["param"],
               ins["param_addr"], ADD_LEFT_SHIFT)
 

@@ -13,6 +13,7 @@ from qasic.isa.program import Program
 from qasic.quant.affine import dequantize_codes, quantize_codes
 from qasic.sim.energy import CATEGORIES, EnergyModel
 from qasic.sim.machine import Machine
+from qasic.sim.hazards import check_hazards
 from qasic.sim.timing import Timing, schedule
 
 
@@ -90,12 +91,14 @@ def simulate(program: Program, arch: ArchConfig, x: np.ndarray | None = None, *,
     """Run ``program`` on float inputs ``x`` (or integer ``codes``, NHWC) in batches."""
     check_arch(program, arch)
     codes = input_codes(program, x) if codes is None else check_codes(program, codes)
+    timing = schedule(program, arch)
+    check_hazards(program, arch, timing)  # program order == what the parallel queues compute
     outs = []
     for b0 in range(0, len(codes), batch):
         outs.append(run_functional(program, arch, codes[b0:b0 + batch], hook, gemm_path))
         if progress:
             progress(f"simulated {min(b0 + batch, len(codes))}/{len(codes)} inputs")
-    return _stats(program, arch, np.concatenate(outs) if outs else np.zeros((0,)))
+    return _stats(program, arch, np.concatenate(outs) if outs else np.zeros((0,)), timing)
 
 
 def run_functional(program: Program, arch: ArchConfig, codes: np.ndarray,
@@ -107,8 +110,7 @@ def run_functional(program: Program, arch: ArchConfig, codes: np.ndarray,
     return out.reshape((len(codes), *program.meta["output"]["shape"]))
 
 
-def _stats(program: Program, arch: ArchConfig, outputs: np.ndarray) -> SimResult:
-    timing = schedule(program, arch)
+def _stats(program: Program, arch: ArchConfig, outputs: np.ndarray, timing: Timing) -> SimResult:
     model = EnergyModel(arch)
     n_layers = len(program.layers)
     per = [dict.fromkeys(CATEGORIES, 0.0) for _ in range(n_layers)]

@@ -110,3 +110,28 @@ def test_program_for_another_arch_is_refused():
     other = dataclasses.replace(arch, dram_bytes_per_cycle=16)
     with pytest.raises(InputError, match="dram_bytes_per_cycle = 8, not 16"):
         simulate(program, other, codes=random_codes(g, 2))
+
+
+def test_simulate_refuses_a_program_with_a_missing_token():
+    """A schedule the parallel queues could reorder is an error, not a silent difference."""
+    import dataclasses
+
+    from qasic.arch.config import default_arch
+    from qasic.compiler import compile_graph
+    from qasic.errors import ProgramFormatError
+    from qasic.isa.program import Program
+    from qasic.sim import simulate
+    from tests.graphs import cnn_graph, random_codes
+
+    arch = dataclasses.replace(default_arch(), dram_latency_cycles=0)
+    g = cnn_graph()
+    p = compile_graph(g, arch)
+    k = next(i for i, layer in enumerate(p.layers) if layer["name"] == "conv2")
+    instrs = tuple(
+        dataclasses.replace(ins, push_prev=False) if lid == k and ins.queue == "compute" else
+        dataclasses.replace(ins, pop_next=False) if lid == k and ins.queue == "load" else ins
+        for ins, lid in zip(p.instrs, p.layer_ids))
+    broken = Program(instrs, p.layer_ids, p.constants, p.regions, p.meta)
+    with pytest.raises(ProgramFormatError, match=r"WAR on \w+: instruction \d+ .* token is missing"):
+        simulate(broken, arch, codes=random_codes(g, 2))
+    simulate(p, arch, codes=random_codes(g, 2))  # the compiler's own schedule passes
