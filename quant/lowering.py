@@ -1,6 +1,6 @@
 """Lowering rules: one handler per supported ATen op, each turning an fx node into FNodes.
 
-A handler gets the builder (see capture.py), the fx node and its evaluated args (Act for an
+A handler gets the builder (see torch_export.py), the fx node and its evaluated args (Act for an
 activation, a torch tensor for a constant) and returns the node's value. Layout work happens
 here: conv weights become (OC, KH, KW, IC); batch norm folds into the preceding conv/linear.
 """

@@ -15,7 +15,6 @@ import numpy as np
 
 from qasic.errors import ConfigError
 from qasic.quant.calibrate import check_calibration, encode_activations, fused_relu
-from qasic.quant.capture import capture
 from qasic.quant.config import QuantConfig
 from qasic.quant.fgraph import FGraph, FNode, run_float
 from qasic.quant.fixedpoint import quantize_multipliers
