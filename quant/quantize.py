@@ -34,6 +34,8 @@ def quantize(model: Any, example_inputs: Any, calibration: Any,
     if isinstance(model, FGraph):
         graph = replace(model, name=name) if name else model
     else:
+        from qasic.quant.torch_export import capture  # imports torch
+
         graph = capture(model, example_inputs, name)
     return quantize_graph(graph, calibration, config or QuantConfig())
 
