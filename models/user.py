@@ -54,3 +54,50 @@ def _load_exported(path: Path) -> Any:
     if not path.is_file():
         raise ConfigError(f"exported program {path} does not exist")
     return torch.export.load(str(path))
+
+
+DATA_FORM = "an .npz with 'calibration' (float, model layout) and optional 'test_x', 'test_y'"
+
+
+def user_trained_model(spec: str, data_path: str | Path | None) -> Any:
+    """A user model with the user's data, in the shape of the built-in models (TrainedModel).
+
+    ``data_path`` is {DATA_FORM}; without test data, accuracy is NaN.
+    """
+    import numpy as np
+    import torch
+
+    from qasic.models.registry import TrainedModel
+    from qasic.models.train import float_accuracy
+
+    if data_path is None:
+        raise ConfigError(f"model {spec} needs data: pass --data FILE, {DATA_FORM}")
+    data = _load_data(Path(data_path))
+    module = load_user_model(spec)
+    if not isinstance(module, torch.nn.Module):  # an ExportedProgram runs through its module
+        module = module.module()
+    calib = data["calibration"].astype(np.float32)
+    test_x = data.get("test_x", calib[:0]).astype(np.float32)
+    test_y = data.get("test_y", np.zeros(len(test_x), dtype=np.int64)).astype(np.int64)
+    acc = float_accuracy(module, test_x, test_y) if len(test_x) else float("nan")
+    return TrainedModel(name=Path(spec.rpartition(":")[0] or spec).stem, module=module,
+                        example_input=torch.from_numpy(calib[:1].copy()), calibration=calib,
+                        test_inputs=test_x, test_labels=test_y, fp32_accuracy=acc)
+
+
+def _load_data(path: Path) -> dict:
+    import numpy as np
+
+    if not path.is_file():
+        raise ConfigError(f"data file {path} does not exist; expected {DATA_FORM}")
+    try:
+        with np.load(path) as z:
+            data = {k: z[k] for k in z.files}
+    except (ValueError, OSError) as e:
+        raise ConfigError(f"data file {path} is not a readable .npz ({e}); expected {DATA_FORM}")
+    if "calibration" not in data:
+        raise ConfigError(f"data file {path} has no 'calibration' array (has: "
+                          f"{', '.join(data) or 'none'}); expected {DATA_FORM}")
+    if ("test_x" in data) != ("test_y" in data):
+        raise ConfigError(f"data file {path}: give both 'test_x' and 'test_y' or neither")
+    return data

@@ -38,7 +38,12 @@ def _quantized(args):
 
     config = QuantConfig(weight_bits=parse_bits(args.bits),
                          activation_observer=args.observer)
-    trained = get_model(args.model, seed=args.seed, progress=_progress)
+    if ":" in args.model or args.model.endswith(".pt2"):
+        from qasic.models.user import user_trained_model
+
+        trained = user_trained_model(args.model, args.data)
+    else:
+        trained = get_model(args.model, seed=args.seed, progress=_progress)
     return trained, quantize_model(trained, config)
 
 
@@ -150,7 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def model_args(sp):
-        sp.add_argument("--model", default="digits_cnn", help="built-in model name")
+        sp.add_argument("--model", default="digits_cnn",
+                        help="built-in name, path/file.py:factory, or a torch.export .pt2")
+        sp.add_argument("--data", help="for a user model: .npz with calibration[, test_x, "
+                        "test_y]")
         sp.add_argument("--bits", default="8", help="weight bits: 4, or conv1=8,conv2=4")
         sp.add_argument("--observer", default="minmax", help="minmax | percentile")
         sp.add_argument("--seed", type=int, default=0)

@@ -102,3 +102,30 @@ def test_debug_shows_traceback():
                        capture_output=True, text=True)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_user_model_file_factory_compiles_and_simulates(tmp_path, capsys):
+    import numpy as np
+
+    src = tmp_path / "tiny.py"
+    src.write_text("import torch\n"
+                   "def make():\n"
+                   "    torch.manual_seed(0)\n"
+                   "    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1),\n"
+                   "        torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(64, 3))\n")
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 1, 4, 4)).astype(np.float32)
+    data = tmp_path / "d.npz"
+    np.savez(data, calibration=x[:32], test_x=x[32:], test_y=rng.integers(0, 3, 8))
+    prog = tmp_path / "tiny.qasic"
+    spec = f"{src}:make"
+    assert main(["compile", "--model", spec, "--data", str(data), "--bits", "4",
+                 "--out", str(prog)]) == 0
+    np.save(tmp_path / "x.npy", x[32:])
+    capsys.readouterr()
+    assert main(["simulate", str(prog), "--input", str(tmp_path / "x.npy"), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["samples"] == 8 and [la["kind"] for la in record["layers"]] == ["gemm", "gemm"]
+    # without data the error says what to pass
+    assert main(["compile", "--model", spec, "--out", str(prog)]) == 1
+    assert "--data" in _err(capsys)
