@@ -23,6 +23,7 @@ demo: $(STAMP)
 	$(BIN)/qasic demo --out out/demo
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

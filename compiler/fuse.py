@@ -6,6 +6,7 @@ data, tried longest first; a chain may only continue through a tensor with a sin
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from qasic.errors import UnsupportedOpError
@@ -78,7 +79,7 @@ def _match(nodes, i, consumers, patterns, graph) -> Kernel:
 
 
 def _chained(chain, consumers, graph) -> bool:
-    for prev, nxt in zip(chain, chain[1:]):
+    for prev, nxt in itertools.pairwise(chain):
         if nxt.inputs != (prev.output,) or consumers.get(prev.output, 0) != 1:
             return False
         if prev.output == graph.output:

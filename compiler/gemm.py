@@ -82,7 +82,7 @@ def lower_gemm(graph: QGraph, kernel: Kernel, flatten_src: dict[str, tuple]) -> 
 def _conv_shape(graph: QGraph, kernel: Kernel) -> GemmShape:
     node = kernel.anchor
     in_h, in_w, in_c = image_shape(graph.shapes[node.inputs[0]])
-    oc, kh, kw, ic = node.params["weight"].shape
+    oc, kh, kw, _ic = node.params["weight"].shape
     s, p = node.attrs["stride"], node.attrs["padding"]
     pool = kernel.has("maxpool2d")
     return GemmShape(in_h, in_w, in_c, kh, kw, s, p, (in_h + 2 * p - kh) // s + 1,

@@ -7,12 +7,11 @@ import numpy as np
 from qasic.arch.config import PARAM_BYTES_PER_CHANNEL, ArchConfig
 from qasic.compiler.gemm import GemmKernel, GemmPlan
 from qasic.compiler.memory import Buffer
-from qasic.isa.packing import pack_bits
 from qasic.compiler.schedule import Step
 from qasic.errors import ConfigError
 from qasic.isa.encoding import Instr
-from qasic.isa.table import ADD_PARAM_BYTES
-from qasic.isa.table import BY_NAME
+from qasic.isa.packing import pack_bits
+from qasic.isa.table import ADD_PARAM_BYTES, BY_NAME
 
 MAX_DMA_ROWS = (1 << BY_NAME["LOAD"].field("rows").width) - 1
 
@@ -35,9 +34,9 @@ def dma(op: str, mem: str, dram: int, dram_stride: int, sram: int, sram_stride: 
     out = []
     for r0 in range(0, rows, MAX_DMA_ROWS):
         n = min(MAX_DMA_ROWS, rows - r0)
-        out.append(Instr(op, dict(mem=mem, dram_addr=dram + r0 * dram_stride,
-                                  dram_stride=dram_stride, sram_addr=sram + r0 * sram_stride,
-                                  sram_stride=sram_stride, rows=n, row_bytes=row_bytes)))
+        out.append(Instr(op, {"mem": mem, "dram_addr": dram + r0 * dram_stride,
+                                  "dram_stride": dram_stride, "sram_addr": sram + r0 * sram_stride,
+                                  "sram_stride": sram_stride, "rows": n, "row_bytes": row_bytes}))
     return out
 
 
@@ -77,16 +76,16 @@ def gemm_steps(g: GemmKernel, plan: GemmPlan, arch: ArchConfig, src: Buffer, dst
             # (input, weight, param) for step + 2; it is also the first output writer.
             step.last_input_reader = len(step.computes)
             step.first_output_writer = len(step.computes)
-            step.computes.append(Instr("POST", dict(
-                acc_addr=0, param_addr=pbuf, out_addr=obuf, out_stride=nt, rows=rows, n=nt,
-                out_zp=g.out_zp, lo=g.lo, hi=g.hi)))
+            step.computes.append(Instr("POST", {
+                "acc_addr": 0, "param_addr": pbuf, "out_addr": obuf, "out_stride": nt, "rows": rows, "n": nt,
+                "out_zp": g.out_zp, "lo": g.lo, "hi": g.hi}))
             res, first, count = obuf, m0, rows
             if s.pool > 1:
                 res = obuf + rows * nt
-                step.computes.append(Instr("POOL", dict(
-                    src_addr=obuf, dst_addr=res, h=rows // s.out_w, w=s.out_w, c=nt,
-                    src_pix_stride=nt, dst_pix_stride=nt, kernel=s.pool, stride=s.pool,
-                    lo=g.lo)))
+                step.computes.append(Instr("POOL", {
+                    "src_addr": obuf, "dst_addr": res, "h": rows // s.out_w, "w": s.out_w, "c": nt,
+                    "src_pix_stride": nt, "dst_pix_stride": nt, "kernel": s.pool, "stride": s.pool,
+                    "lo": g.lo}))
                 first, count = m0 // (s.pool * s.pool), rows // (s.pool * s.pool)
             step.stores += _stores(dst, first, count, res, nt, n0)
             steps.append(step)
@@ -113,10 +112,10 @@ def _gemms(g: GemmKernel, arch: ArchConfig, ibuf: int, wbuf: int, rows: int, nt:
     for c0 in range(0, rows, arch.gemm_max_rows):
         t = min(arch.gemm_max_rows, rows - c0)
         for k0 in range(0, s.k, arch.array_rows):
-            out.append(Instr("GEMM", dict(
-                inp_addr=ibuf + c0 * s.k + k0, inp_stride=s.k, wgt_addr=wbuf + k0 * wrow,
-                acc_addr=c0 * nt, rows=t, k=min(arch.array_rows, s.k - k0), n=nt,
-                accumulate=int(k0 > 0), wbits=g.wbits)))
+            out.append(Instr("GEMM", {
+                "inp_addr": ibuf + c0 * s.k + k0, "inp_stride": s.k, "wgt_addr": wbuf + k0 * wrow,
+                "acc_addr": c0 * nt, "rows": t, "k": min(arch.array_rows, s.k - k0), "n": nt,
+                "accumulate": int(k0 > 0), "wbits": g.wbits}))
     return out
 
 
@@ -149,9 +148,9 @@ def pool_steps(kernel, arch: ArchConfig, src: Buffer, dst: Buffer, lo: int) -> l
         for addr, pixels in src.runs(oy0 * st * src.w, in_rows * src.w):
             step.loads += dma("LOAD", "output", addr, c, obuf + done * c, c, pixels, c)
             done += pixels
-        step.computes.append(Instr("POOL", dict(
-            src_addr=obuf, dst_addr=res, h=in_rows, w=src.w, c=c, src_pix_stride=c,
-            dst_pix_stride=c, kernel=k, stride=st, lo=lo)))
+        step.computes.append(Instr("POOL", {
+            "src_addr": obuf, "dst_addr": res, "h": in_rows, "w": src.w, "c": c, "src_pix_stride": c,
+            "dst_pix_stride": c, "kernel": k, "stride": st, "lo": lo}))
         step.stores += _stores(dst, oy0 * dst.w, t * dst.w, res, c, 0)
         steps.append(step)
     return steps
@@ -184,9 +183,9 @@ def add_steps(kernel, graph, arch: ArchConfig, a: Buffer, b: Buffer, dst: Buffer
             for addr, pixels in buf.runs(p0, t):
                 step.loads += dma("LOAD", "output", addr, c, base + done * c, c, pixels, c)
                 done += pixels
-        step.computes.append(Instr("ADD", dict(a_addr=obuf, b_addr=obuf + t * c,
-                                               dst_addr=obuf + 2 * t * c, count=t * c,
-                                               param_addr=0)))
+        step.computes.append(Instr("ADD", {"a_addr": obuf, "b_addr": obuf + t * c,
+                                               "dst_addr": obuf + 2 * t * c, "count": t * c,
+                                               "param_addr": 0}))
         step.stores += _stores(dst, p0, t, obuf + 2 * t * c, c, 0)
         steps.append(step)
     return steps

@@ -3,8 +3,8 @@ reference). Shared by the demo, the CLI and the sweeps."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 

@@ -6,6 +6,7 @@ load it on first use, so the compiler and simulator, which need only ``graph``, 
 """
 
 from typing import Any
+
 from qasic.quant.config import QuantConfig
 from qasic.quant.evaluate import accuracy, run_codes, run_dequantized
 from qasic.quant.fgraph import FGraph, run_float

@@ -26,7 +26,7 @@ def quantize_multiplier(m: float) -> tuple[int, int]:
     if m == 0:
         return 0, 0
     frac, exp = math.frexp(m)  # m = frac * 2**exp, frac in [0.5, 1)
-    q = int(math.floor(frac * Q31 + 0.5))  # TfLiteRound: half away from zero (m > 0)
+    q = math.floor(frac * Q31 + 0.5)  # TfLiteRound: half away from zero (m > 0)
     if q == Q31:
         q //= 2
         exp += 1

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from qasic.arch.config import ArchConfig
-from qasic.isa.packing import unpack_bits
 from qasic.isa.encoding import Instr
+from qasic.isa.packing import unpack_bits
 from qasic.isa.program import Program
 from qasic.sim.machine import Machine
 from qasic.sim.timing import duration

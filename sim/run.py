@@ -12,8 +12,8 @@ from qasic.errors import InputError
 from qasic.isa.program import Program
 from qasic.quant.affine import dequantize_codes, quantize_codes
 from qasic.sim.energy import CATEGORIES, EnergyModel
-from qasic.sim.machine import Machine
 from qasic.sim.hazards import check_hazards
+from qasic.sim.machine import Machine
 from qasic.sim.timing import Timing, schedule
 
 
