@@ -79,8 +79,10 @@ class SystolicCore(wiring.Component):
             seq.start.eq(self.start), seq.t.eq(self.rows),
             self.busy.eq(seq.busy), self.done.eq(seq.done),
         ]
-        w_rd = self._weight_buffer(m, seq)
-        a_rd = self._input_buffer(m, seq)
+        w_rd = self._host_buffer(m, "weight_buf", self.w_row, self.arch.array_rows,
+                                 self.weights, seq.w_addr)
+        a_rd = self._host_buffer(m, "input_buf", self.a_row, self.arch.gemm_max_rows,
+                                 self.inputs, seq.a_addr)
         m.d.comb += [
             array.load.eq(seq.load),
             array.w_top.eq(w_rd.data),
@@ -91,23 +93,17 @@ class SystolicCore(wiring.Component):
         self._output_buffer(m, seq, deskew.o)
         return m
 
-    def _weight_buffer(self, m: Module, seq: FoldSequencer):
-        mem = Memory(shape=self.w_row, depth=buffer_depth(self.arch.array_rows), init=[])
-        m.submodules.weight_buf = mem
-        host = mem.write_port()
-        # Transparent: a row written in the cycle before launch is already seen by preload.
-        rd = mem.read_port(transparent_for=(host,))
-        _drive_write(m, host, self.weights)
-        m.d.comb += rd.addr.eq(seq.w_addr)
-        return rd
+    def _host_buffer(self, m: Module, name: str, shape, depth: int, port, addr):
+        """A buffer the host fills through ``port`` and the fold reads at ``addr``.
 
-    def _input_buffer(self, m: Module, seq: FoldSequencer):
-        mem = Memory(shape=self.a_row, depth=buffer_depth(self.arch.gemm_max_rows), init=[])
-        m.submodules.input_buf = mem
+        Transparent: a row written in the cycle before launch is already seen by the fold.
+        """
+        mem = Memory(shape=shape, depth=buffer_depth(depth), init=[])
+        m.submodules[name] = mem
         host = mem.write_port()
         rd = mem.read_port(transparent_for=(host,))
-        _drive_write(m, host, self.inputs)
-        m.d.comb += rd.addr.eq(seq.a_addr)
+        _drive_write(m, host, port)
+        m.d.comb += rd.addr.eq(addr)
         return rd
 
     def _output_buffer(self, m: Module, seq: FoldSequencer, row) -> None:
