@@ -71,7 +71,9 @@ class ArchConfig:
         self._check_range("array_rows", 1, 256)
         self._check_range("array_cols", 1, 256)
         self._check_range("input_bits", 2, 8)
-        self._check_range("weight_bits", 2, 8)
+        # PE weight width: up to 8-bit integer codes, wider for formats decoded to fixed point
+        # (FP8 E4M3 needs 19 bits); input_bits stays <= 8.
+        self._check_range("weight_bits", 2, 24)
         self._check_range("acc_bits", 16, 48)
         self._check_range("gemm_max_rows", 1, 4096)
         self._check_range("dram_bytes_per_cycle", 1, 4096)
@@ -85,7 +87,8 @@ class ArchConfig:
         if not self.clock_mhz > 0:
             raise ConfigError(f"arch config: clock.mhz = {self.clock_mhz} must be > 0")
         # Each scratchpad is two halves (double buffering); a half must hold one minimal tile:
-        # one streamed row of K = rows inputs, a rows x cols weight tile, one row of cols accumulators.
+        # one streamed row of K = rows inputs, a rows x cols weight tile, one row of cols
+        # accumulators.
         r, c = self.array_rows, self.array_cols
         minimal = {
             "input_sram_bytes": r,
@@ -123,7 +126,8 @@ def load_arch(path: str | Path | None = None) -> ArchConfig:
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"arch config {path} does not exist; pass a TOML file like {DEFAULT_PATH}")
+        raise ConfigError(
+            f"arch config {path} does not exist; pass a TOML file like {DEFAULT_PATH}")
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"arch config {path} is not valid TOML: {e}")
     return arch_from_dict(raw, source=str(path))

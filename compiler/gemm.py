@@ -16,6 +16,7 @@ from qasic.arch.config import PARAM_BYTES_PER_CHANNEL, ArchConfig
 from qasic.compiler.fuse import Kernel
 from qasic.compiler.memory import image_shape
 from qasic.errors import ConfigError, UnsupportedOpError
+from qasic.isa.table import LUT_ENTRY_BYTES
 from qasic.quant.graph import QGraph
 
 
@@ -56,18 +57,17 @@ class GemmKernel:
     out_zp: int
     lo: int
     hi: int
+    codes: np.ndarray | None = None  # (K, N) stored codes when weights decode through a LUT
+    lut: np.ndarray | None = None    # (2**wbits,) code -> integer weight
 
 
 def lower_gemm(graph: QGraph, kernel: Kernel, flatten_src: dict[str, tuple]) -> GemmKernel:
     node = kernel.anchor
     _check_shared_encoding(graph, kernel)
-    w = node.params["weight"].astype(np.int64)
-    if node.op == "conv2d":
-        shape = _conv_shape(graph, kernel)
-        wkn = w.reshape(w.shape[0], -1).T
-    else:
-        shape = _linear_shape(graph, kernel)
-        wkn = _linear_weight(w, flatten_src.get(node.inputs[0]))
+    shape = _conv_shape(graph, kernel) if node.op == "conv2d" else _linear_shape(graph, kernel)
+    wkn = _to_kn(node, node.params["weight"], flatten_src)
+    lut = node.params.get("weight_lut")
+    codes = None if lut is None else _to_kn(node, node.params["weight_codes"], flatten_src)
     zp_in = graph.tensors[node.inputs[0]].zero_point
     bias = node.params["bias"].astype(np.int64) - zp_in * wkn.sum(axis=0)
     out = graph.tensors[node.output]
@@ -76,7 +76,29 @@ def lower_gemm(graph: QGraph, kernel: Kernel, flatten_src: dict[str, tuple]) -> 
         lo = max(lo, out.zero_point)
     return GemmKernel(kernel, shape, wkn, node.weight_bits or 8, bias,
                       node.params["multiplier"].astype(np.int64),
-                      node.params["shift"].astype(np.int64), out.zero_point, lo, hi)
+                      node.params["shift"].astype(np.int64), out.zero_point, lo, hi,
+                      codes, None if lut is None else np.asarray(lut, dtype=np.int64))
+
+
+def _to_kn(node, w: np.ndarray, flatten_src: dict[str, tuple]) -> np.ndarray:
+    """(OC, ...) weight-shaped array -> (K, N) in the order the input rows are laid out."""
+    w = np.asarray(w, dtype=np.int64)
+    if node.op == "conv2d":
+        return w.reshape(w.shape[0], -1).T
+    return _linear_weight(w, flatten_src.get(node.inputs[0]))
+
+
+def pe_weight_bits(g: GemmKernel) -> int:
+    """Signed width of the integers the PEs multiply: the code width for integer formats, the
+    widest decoded value for formats that decode through a table."""
+    if g.lut is None:
+        return g.wbits
+    return max(2, int(np.abs(g.lut).max(initial=0)).bit_length() + 1)
+
+
+def stored(g: GemmKernel) -> np.ndarray:
+    """What DRAM holds, packed at wbits: the codes of a decoded format, else the weights."""
+    return g.weight if g.codes is None else g.codes
 
 
 def _conv_shape(graph: QGraph, kernel: Kernel) -> GemmShape:
@@ -135,8 +157,9 @@ def plan_gemm(g: GemmKernel, arch: ArchConfig) -> GemmPlan:
     weight_half = s.k * ((nt * g.wbits + 7) // 8)
     _need(weight_half, arch.weight_sram_bytes // 2, "sram.weight_bytes", name,
           f"the {s.k}x{nt} weight tile")
-    _need(nt * PARAM_BYTES_PER_CHANNEL, arch.param_sram_bytes // 2, "sram.param_bytes", name,
-          "the per-channel parameters")
+    lut_bytes = 0 if g.lut is None else LUT_ENTRY_BYTES << g.wbits
+    _need(nt * PARAM_BYTES_PER_CHANNEL + lut_bytes, arch.param_sram_bytes // 2,
+          "sram.param_bytes", name, "the per-channel parameters and decode table")
     limits = [
         (arch.input_sram_bytes // 2, s.k, "sram.input_bytes", "input rows"),
         (arch.acc_sram_bytes, 4 * nt, "sram.acc_bytes", "accumulator rows"),

@@ -14,7 +14,7 @@ import numpy as np
 
 from qasic.arch.config import ArchConfig
 from qasic.compiler.fuse import PATTERNS, Kernel, fuse
-from qasic.compiler.gemm import GemmKernel, lower_gemm, plan_gemm
+from qasic.compiler.gemm import GemmKernel, lower_gemm, pe_weight_bits, plan_gemm
 from qasic.compiler.memory import ALIGN, image_shape, plan_buffers, regions, resolve
 from qasic.compiler.schedule import sequence
 from qasic.compiler.steps import Constants, add_steps, gemm_steps, pool_steps
@@ -73,7 +73,8 @@ def _lower(graph, k: Kernel, arch, buffers, aliases, flat_src, consts, const_bas
         _check_accumulator(g, arch)
         plan = plan_gemm(g, arch)
         s = g.shape
-        info.update(weight_bits=g.wbits, macs=s.m * s.k * s.n, m=s.m, k=s.k, n=s.n,
+        info.update(weight_bits=g.wbits, weight_format=k.anchor.weight_format,
+                    pe_weight_bits=pe_weight_bits(g), macs=s.m * s.k * s.n, m=s.m, k=s.k, n=s.n,
                     tile_rows=plan.tile_rows, n_tile=plan.n_tile)
         return gemm_steps(g, plan, arch, src[0], dst, consts, const_base), info
     if k.kind == "pool":
@@ -84,9 +85,10 @@ def _lower(graph, k: Kernel, arch, buffers, aliases, flat_src, consts, const_bas
 
 
 def _check_operands(g: GemmKernel, arch: ArchConfig) -> None:
-    if g.wbits > arch.weight_bits:
+    need = pe_weight_bits(g)
+    if need > arch.weight_bits:
         raise ConfigError(
-            f"layer {g.kernel.name} has {g.wbits}-bit weights but the array's PEs take "
+            f"layer {g.kernel.name} has {need}-bit weights but the array's PEs take "
             f"array.weight_bits = {arch.weight_bits}; raise array.weight_bits or quantize the "
             f"layer to fewer bits")
 

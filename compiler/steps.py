@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from qasic.arch.config import PARAM_BYTES_PER_CHANNEL, ArchConfig
-from qasic.compiler.gemm import GemmKernel, GemmPlan
+from qasic.compiler.gemm import GemmKernel, GemmPlan, stored
 from qasic.compiler.memory import Buffer
 from qasic.compiler.schedule import Step
 from qasic.errors import ConfigError
@@ -57,28 +57,30 @@ def gemm_steps(g: GemmKernel, plan: GemmPlan, arch: ArchConfig, src: Buffer, dst
     for j, n0 in enumerate(range(0, s.n, plan.n_tile)):
         nt = min(plan.n_tile, s.n - n0)
         wrow = plan.wrow_bytes(nt, g.wbits)
-        w_off = const_base + consts.add(pack_bits(g.weight[:, n0:n0 + nt], g.wbits))
-        p_off = const_base + consts.add(post_params(g.bias[n0:n0 + nt],
-                                                    g.multiplier[n0:n0 + nt], g.shift[n0:n0 + nt]))
+        w_off = const_base + consts.add(pack_bits(stored(g)[:, n0:n0 + nt], g.wbits))
+        params = post_params(g.bias[n0:n0 + nt], g.multiplier[n0:n0 + nt], g.shift[n0:n0 + nt])
+        if g.lut is not None:  # the decode table follows the per-channel parameters
+            params += g.lut.astype("<i4").tobytes()
+        p_off = const_base + consts.add(params)
+        lut_addr = (j % 2) * half["param"] + nt * PARAM_BYTES_PER_CHANNEL
         wbuf, pbuf = (j % 2) * half["weight"], (j % 2) * half["param"]
         for i, m0 in enumerate(range(0, s.m, plan.tile_rows)):
             rows = min(plan.tile_rows, s.m - m0)
             step = Step()
             if i == 0:
                 step.loads += dma("LOAD", "weight", w_off, wrow, wbuf, wrow, s.k, wrow)
-                step.loads += dma("LOAD", "param", p_off, 0, pbuf, 0, 1,
-                                  nt * PARAM_BYTES_PER_CHANNEL)
+                step.loads += dma("LOAD", "param", p_off, 0, pbuf, 0, 1, len(params))
             ibuf = (len(steps) % 2) * half["input"]
             obuf = (len(steps) % 2) * half["output"]
             step.loads += _input_loads(g, src, m0, rows, ibuf)
-            step.computes += _gemms(g, arch, ibuf, wbuf, rows, nt)
+            step.computes += _gemms(g, arch, ibuf, wbuf, rows, nt, lut_addr)
             # The POST reads the param half after the last GEMM, so it frees the load halves
             # (input, weight, param) for step + 2; it is also the first output writer.
             step.last_input_reader = len(step.computes)
             step.first_output_writer = len(step.computes)
             step.computes.append(Instr("POST", {
-                "acc_addr": 0, "param_addr": pbuf, "out_addr": obuf, "out_stride": nt, "rows": rows, "n": nt,
-                "out_zp": g.out_zp, "lo": g.lo, "hi": g.hi}))
+                    "acc_addr": 0, "param_addr": pbuf, "out_addr": obuf, "out_stride": nt,
+                "rows": rows, "n": nt, "out_zp": g.out_zp, "lo": g.lo, "hi": g.hi}))
             res, first, count = obuf, m0, rows
             if s.pool > 1:
                 res = obuf + rows * nt
@@ -106,7 +108,8 @@ def _input_loads(g: GemmKernel, src: Buffer, m0: int, rows: int, ibuf: int) -> l
     return out
 
 
-def _gemms(g: GemmKernel, arch: ArchConfig, ibuf: int, wbuf: int, rows: int, nt: int):
+def _gemms(g: GemmKernel, arch: ArchConfig, ibuf: int, wbuf: int, rows: int, nt: int,
+           lut_addr: int):
     s, out = g.shape, []
     wrow = (nt * g.wbits + 7) // 8
     for c0 in range(0, rows, arch.gemm_max_rows):
@@ -115,7 +118,8 @@ def _gemms(g: GemmKernel, arch: ArchConfig, ibuf: int, wbuf: int, rows: int, nt:
             out.append(Instr("GEMM", {
                 "inp_addr": ibuf + c0 * s.k + k0, "inp_stride": s.k, "wgt_addr": wbuf + k0 * wrow,
                 "acc_addr": c0 * nt, "rows": t, "k": min(arch.array_rows, s.k - k0), "n": nt,
-                "accumulate": int(k0 > 0), "wbits": g.wbits}))
+                "accumulate": int(k0 > 0), "wbits": g.wbits, "lut": int(g.lut is not None),
+                "lut_addr": lut_addr if g.lut is not None else 0}))
     return out
 
 
@@ -149,7 +153,8 @@ def pool_steps(kernel, arch: ArchConfig, src: Buffer, dst: Buffer, lo: int) -> l
             step.loads += dma("LOAD", "output", addr, c, obuf + done * c, c, pixels, c)
             done += pixels
         step.computes.append(Instr("POOL", {
-            "src_addr": obuf, "dst_addr": res, "h": in_rows, "w": src.w, "c": c, "src_pix_stride": c,
+            "src_addr": obuf, "dst_addr": res, "h": in_rows, "w": src.w, "c": c,
+            "src_pix_stride": c,
             "dst_pix_stride": c, "kernel": k, "stride": st, "lo": lo}))
         step.stores += _stores(dst, oy0 * dst.w, t * dst.w, res, c, 0)
         steps.append(step)

@@ -45,7 +45,8 @@ class Region:
 
     def __post_init__(self) -> None:
         if self.kind not in REGION_KINDS:
-            raise ProgramFormatError(f"region {self.name}: kind {self.kind!r} not in {REGION_KINDS}")
+            raise ProgramFormatError(
+                f"region {self.name}: kind {self.kind!r} not in {REGION_KINDS}")
         if self.addr < 0 or self.size < 0:
             raise ProgramFormatError(f"region {self.name}: negative address or size")
 

@@ -95,8 +95,10 @@ OPCODES: tuple[Opcode, ...] = (
         "GEMM", 3, "compute",
         "One fold on the array: acc[m, n] (+)= sum_k inp[m, k] * wgt[k, n], m < rows, k <= array "
         "rows, n <= array cols. inp: int8 rows at inp_addr + m*inp_stride; wgt: k rows of n "
-        "weights packed at wbits bits (row = ceil(n*wbits/8) bytes, little-endian bit order); "
-        "acc: dense int32 tile rows x n at acc_addr (in 4-byte words).",
+        "weight codes packed at wbits bits (row = ceil(n*wbits/8) bytes, little-endian bit "
+        "order); with lut = 0 a code is the signed weight, with lut = 1 it indexes a table of "
+        "2^wbits int32 fixed-point weights at param lut_addr (how FP, NF4 and codebook formats "
+        "reach the integer array). acc: dense int32 tile rows x n at acc_addr (4-byte words).",
         _layout(
             ("inp_addr", 18, "input scratchpad byte address"),
             ("inp_stride", 16, "bytes between input rows"),
@@ -106,7 +108,9 @@ OPCODES: tuple[Opcode, ...] = (
             ("k", 10, "reduction length of this fold"),
             ("n", 10, "output columns of this fold"),
             ("accumulate", 1, "1: add to acc; 0: overwrite"),
-            ("wbits", 4, "weight bits (2..8)"),
+            ("wbits", 4, "weight code bits (2..8)"),
+            ("lut", 1, "1: decode codes through the table at lut_addr"),
+            ("lut_addr", 14, "param scratchpad byte address of the decode table"),
         ),
     ),
     Opcode(
@@ -166,6 +170,8 @@ POST_PARAM_WORDS = ("bias", "multiplier", "shift")   # int32 each, per output ch
 POST_PARAM_BYTES_PER_CHANNEL = 4 * len(POST_PARAM_WORDS)
 ADD_PARAM_WORDS = ("za", "zb", "zo", "qa", "sa", "qb", "sb", "qo", "so", "lo", "hi")
 ADD_PARAM_BYTES = 4 * len(ADD_PARAM_WORDS)
+
+LUT_ENTRY_BYTES = 4  # one int32 fixed-point weight per code
 
 BY_NAME = {op.name: op for op in OPCODES}
 BY_CODE = {op.code: op for op in OPCODES}

@@ -1,6 +1,6 @@
 """Fixed-point requantization: the one definition used by the reference, simulator and RTL.
 
-A real multiplier M > 0 is stored as (q, shift) with M ~= q * 2**(shift - 31) and q in [2**30, 2**31)
+A real multiplier M > 0 is stored as (q, shift) with M ~= q * 2**(shift - 31), q in [2**30, 2**31)
 (TFLite ``QuantizeMultiplier``). Requantizing an accumulator uses **single rounding**: one 64-bit
 product, one rounding right shift by ``31 - shift`` bits, ties rounded toward +infinity
 (TFLite's ``TFLITE_SINGLE_ROUNDING`` path). We chose it over TFLite's default double rounding

@@ -18,6 +18,9 @@ from qasic.quant.affine import dequantize_codes, quantize_codes
 
 # op -> parameters it carries (see qasic.quant.reference for the arithmetic)
 OPS = {
+    # weight: the integers the array multiplies. A format decoded on the load path (FP, NF4,
+    # codebooks) also carries weight_codes (stored, weight_bits each) and weight_lut (code ->
+    # integer), with weight == weight_lut[weight_codes].
     "conv2d": ("weight", "bias", "multiplier", "shift"),     # attrs: stride, padding, clamp
     "linear": ("weight", "bias", "multiplier", "shift"),     # attrs: clamp
     "maxpool2d": (),                                         # attrs: kernel, stride
@@ -52,7 +55,7 @@ class TensorQ:
 
 @dataclass(frozen=True, eq=False)
 class QNode:
-    """One integer op. ``params`` holds integer arrays (weight codes, int32 bias, requant q/shift)."""
+    """One integer op. ``params`` holds integer arrays (weights, int32 bias, requant q/shift)."""
 
     name: str
     op: str
@@ -69,6 +72,10 @@ class QNode:
         missing = [p for p in OPS[self.op] if p not in self.params]
         if missing:
             raise ValueError(f"node {self.name} ({self.op}) lacks parameter {missing[0]}")
+        if "weight_lut" in self.params:  # a decoded format: weight = lut[codes], bit for bit
+            lut, codes = self.params["weight_lut"], self.params.get("weight_codes")
+            if codes is None or not np.array_equal(lut[codes], self.params["weight"]):
+                raise ValueError(f"node {self.name}: weight must equal weight_lut[weight_codes]")
 
 
 @dataclass(frozen=True, eq=False)

@@ -72,6 +72,8 @@ def _operands(m: Machine, ins: Instr):
     row_bytes = (n * wb + 7) // 8
     wblob = m.mem["weight"][0, ins["wgt_addr"]:ins["wgt_addr"] + k * row_bytes].tobytes()
     w = unpack_bits(wblob, k, n, wb)
+    if ins["lut"]:  # the array multiplies the decoded fixed-point values
+        w = m._lut(ins)[0][w & ((1 << wb) - 1)]
     before = _acc(m, ins) if ins["accumulate"] else np.zeros((rows, n), dtype=np.int64)
     return a.view(np.int8).astype(np.int64), w, before
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from qasic.arch.config import ArchConfig
 from qasic.errors import ConfigError
 from qasic.isa.encoding import Instr
+from qasic.isa.table import LUT_ENTRY_BYTES
 
 CATEGORIES = ("mac", "sram", "dram", "other")
 
@@ -87,6 +88,8 @@ class EnergyModel:
             acc_bits = t * n * a.acc_bits * (2 if ins["accumulate"] else 1)
             e["sram"] = (t * k * a.input_bits * self.sram_bit["input"]
                          + k * n * wb * self.sram_bit["weight"] + acc_bits * self.sram_bit["acc"])
+            if ins["lut"]:  # decode on the load path: one table read per weight into the array
+                e["sram"] += k * n * 8 * LUT_ENTRY_BYTES * self.sram_bit["param"]
         elif ins.op == "POST":
             elems = ins["rows"] * ins["n"]
             e["sram"] = (elems * (a.acc_bits * self.sram_bit["acc"] + 8 * self.sram_bit["output"])

@@ -41,31 +41,32 @@ def _weight(wgt, b, row0, n, bits):
 
 @njit(cache=True)
 def gemm(inp, i_addr, i_stride, wgt, w_addr, acc, a_addr, rows, k, n, accumulate, wbits,
-         acc_bits):
+         acc_bits, lut, par, lut_addr):
     """acc[m, n] (+)= sum_k inp[m, k] * w[k, n], wrapped to acc_bits.
 
-    Products of <= 8-bit operands summed over k <= 256 fit int32 (|sum| < 2**22), so the inner
-    loop runs in int32 over contiguous rows (vectorizable); the accumulator is int64.
+    w is the signed wbits code, or with ``lut`` the int32 table entry the code indexes. The
+    inner loop runs in int64 over contiguous rows: decoded weights may be up to 24 bits wide.
     """
     row_bytes = (n * wbits + 7) // 8
     half = np.int64(1) << (acc_bits - 1)
     full = np.int64(1) << acc_bits
-    wt = np.empty((n, k), dtype=np.int32)
-    a = np.empty(k, dtype=np.int32)
+    mask = (1 << wbits) - 1
+    wt = np.empty((n, k), dtype=np.int64)
+    a = np.empty(k, dtype=np.int64)
     for b in range(inp.shape[0]):
         for kk in range(k):
             for nn in range(n):
-                wt[nn, kk] = _weight(wgt, b, w_addr + kk * row_bytes, nn, wbits)
+                code = _weight(wgt, b, w_addr + kk * row_bytes, nn, wbits)
+                wt[nn, kk] = _i32(par, b, lut_addr + 4 * (code & mask)) if lut else code
         for m in range(rows):
             base = i_addr + m * i_stride
             for kk in range(k):
-                v = np.int32(inp[b, base + kk])
+                v = np.int64(inp[b, base + kk])
                 a[kk] = v - 256 if v >= 128 else v
             for nn in range(n):
-                s = np.int32(0)
+                t = np.int64(0)
                 for kk in range(k):
-                    s += a[kk] * wt[nn, kk]
-                t = np.int64(s)
+                    t += a[kk] * wt[nn, kk]
                 if accumulate:
                     t += acc[b, a_addr + m * n + nn]
                 acc[b, a_addr + m * n + nn] = (t + half) % full - half  # wrap like the RTL

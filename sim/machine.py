@@ -1,4 +1,4 @@
-"""The functional machine: DRAM and scratchpads for a batch of inferences, one instruction at a time.
+"""The functional machine: DRAM and scratchpads for a batch of inferences, step by step.
 
 Decoding, bounds checks and bookkeeping are Python; each instruction's effect is one Numba kernel
 over the whole batch (qasic.sim.kernels). Timing is independent of data (qasic.sim.timing).
@@ -15,7 +15,7 @@ from qasic.errors import ProgramFormatError
 from qasic.isa.encoding import Instr
 from qasic.isa.packing import unpack_bits
 from qasic.isa.program import Program
-from qasic.isa.table import ADD_PARAM_BYTES, POST_PARAM_BYTES_PER_CHANNEL
+from qasic.isa.table import ADD_PARAM_BYTES, LUT_ENTRY_BYTES, POST_PARAM_BYTES_PER_CHANNEL
 from qasic.quant.reference import ADD_LEFT_SHIFT
 from qasic.sim import kernels as K
 
@@ -99,11 +99,16 @@ class Machine:
     def _gemm(self, i: int, ins: Instr) -> None:
         rows, k, n, wb = ins["rows"], ins["k"], ins["n"], ins["wbits"]
         a = self.arch
+        pe_bits = 2 if ins["lut"] else wb  # decoded values are checked by _check_lut
         if not (1 <= k <= a.array_rows and 1 <= n <= a.array_cols and 1 <= rows <= a.gemm_max_rows
-                and 2 <= wb <= a.weight_bits):
+                and 2 <= wb <= 8 and pe_bits <= a.weight_bits):
             raise ProgramFormatError(
                 f"instruction {i} (GEMM): rows={rows} k={k} n={n} wbits={wb} exceed the array "
                 f"({a.array_rows}x{a.array_cols}, {a.gemm_max_rows} rows, {a.weight_bits} bits)")
+        if ins["lut"]:
+            self._check(i, ins, "decode table", self.mem["param"], ins["lut_addr"],
+                        ins["lut_addr"] + (LUT_ENTRY_BYTES << wb))
+            self._check_lut(i, ins)
         self._check(i, ins, "input", self.mem["input"], ins["inp_addr"],
                     ins["inp_addr"] + (rows - 1) * ins["inp_stride"] + k)
         self._check(i, ins, "weight", self.mem["weight"], ins["wgt_addr"],
@@ -114,24 +119,41 @@ class Machine:
         else:
             K.gemm(self.mem["input"], ins["inp_addr"], ins["inp_stride"], self.mem["weight"],
                    ins["wgt_addr"], self.acc, ins["acc_addr"], rows, k, n, ins["accumulate"], wb,
-                   a.acc_bits)
+                   a.acc_bits, ins["lut"], self.mem["param"], ins["lut_addr"])
+
+    def _lut(self, ins: Instr) -> np.ndarray:
+        """(batch, 2**wbits) decode tables, int64."""
+        size = LUT_ENTRY_BYTES << ins["wbits"]
+        raw = np.ascontiguousarray(self.mem["param"][:, ins["lut_addr"]:ins["lut_addr"] + size])
+        return raw.view("<i4").astype(np.int64)
+
+    def _check_lut(self, i: int, ins: Instr) -> None:
+        limit = 1 << (self.arch.weight_bits - 1)
+        lut = self._lut(ins)
+        if lut.min() < -limit or lut.max() >= limit:
+            raise ProgramFormatError(
+                f"instruction {i} (GEMM): decode table values {lut.min()}..{lut.max()} do not fit "
+                f"the array's {self.arch.weight_bits}-bit PEs (array.weight_bits)")
 
     def _shared_weights(self, ins: Instr) -> bool:
         """True when every batch element holds the same weight tile (the usual case)."""
         w = self._weight_bytes(ins)
-        return bool(np.all(w == w[:1]))
+        same = bool(np.all(w == w[:1]))
+        return same and (not ins["lut"] or bool(np.all(self._lut(ins) == self._lut(ins)[:1])))
 
     def _weight_bytes(self, ins: Instr) -> np.ndarray:
         size = ins["k"] * ((ins["n"] * ins["wbits"] + 7) // 8)
         return self.mem["weight"][:, ins["wgt_addr"]:ins["wgt_addr"] + size]
 
     def _gemm_blas(self, ins: Instr) -> None:
-        """The same GEMM as kernels.gemm as one float64 BLAS call over the batch. Exact: products
-        of <= 8-bit operands summed over k <= 256 stay far below 2**53."""
+        """The same GEMM as kernels.gemm as one float64 BLAS call over the batch. Exact: 8-bit
+        activations times <= 24-bit weights summed over k <= 256 stay below 2**39 << 2**53."""
         rows, k, n = ins["rows"], ins["k"], ins["n"]
         idx = ins["inp_addr"] + np.arange(rows)[:, None] * ins["inp_stride"] + np.arange(k)
         a = self.mem["input"][:, idx].view(np.int8).reshape(-1, k).astype(np.float64)
         w = unpack_bits(self._weight_bytes(ins)[0].tobytes(), k, n, ins["wbits"])
+        if ins["lut"]:
+            w = self._lut(ins)[0][w & ((1 << ins["wbits"]) - 1)]  # signed code -> its index
         prod = (a @ w.astype(np.float64)).astype(np.int64).reshape(self.batch, rows * n)
         tile = self.acc[:, ins["acc_addr"]:ins["acc_addr"] + rows * n]
         if ins["accumulate"]:
@@ -168,7 +190,8 @@ class Machine:
         mem, n = self.mem["output"], ins["count"]
         for f in ("a_addr", "b_addr", "dst_addr"):
             self._check(i, ins, f, mem, ins[f], ins[f] + n)
-        self._check(i, ins, "param", self.mem["param"], ins["param_addr"], ins["param_addr"] + ADD_PARAM_BYTES)
+        self._check(i, ins, "param", self.mem["param"], ins["param_addr"],
+                    ins["param_addr"] + ADD_PARAM_BYTES)
         K.add(mem, ins["a_addr"], ins["b_addr"], ins["dst_addr"], n, self.mem["param"],
               ins["param_addr"], ADD_LEFT_SHIFT)
 

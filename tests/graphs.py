@@ -102,3 +102,34 @@ def strided_graph(seed=0, hw=9, c_in=3, c1=8, c2=16, classes=10) -> QGraph:
         linear_node(rng, "fc", "f", "y", h2 * h2 * c2, classes, wbits=5),
     )
     return QGraph("synthetic_strided", "x", "y", nodes, t, shapes)
+
+
+# FP4 E2M1 values times 2 (exact integers), indexed by the 4-bit code: sign bit 3, |value| 0..6.
+E2M1_X2 = np.array([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12])
+
+
+def decoded(node: QNode, lut: np.ndarray, code_bits: int, seed: int = 0) -> QNode:
+    """``node`` with random codes decoded through ``lut`` (weight = lut[codes])."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, len(lut), node.params["weight"].shape)
+    params = dict(node.params, weight=lut[codes], weight_codes=codes, weight_lut=lut)
+    return QNode(node.name, node.op, node.inputs, node.output, node.attrs, params, code_bits,
+                 f"lut{code_bits}")
+
+
+def lut_graph(lut: np.ndarray = E2M1_X2, code_bits: int = 4, seed: int = 0) -> QGraph:
+    """cnn_graph with conv2 and fc weights decoded through ``lut`` (e.g. FP4, or a wide FP8 grid).
+    Multipliers are rescaled so outputs stay in range."""
+    g = cnn_graph(seed=seed)
+    scale = max(1, int(np.abs(lut).max()) // 8)
+    nodes = []
+    for n in g.nodes:
+        if n.name in ("conv2", "fc"):
+            n = decoded(n, lut, code_bits, seed)
+            q, s = quantize_multipliers(
+                [q * 2.0 ** (s - 31) / scale for q, s in zip(n.params["multiplier"],
+                                                             n.params["shift"])])
+            n = QNode(n.name, n.op, n.inputs, n.output, n.attrs,
+                      dict(n.params, multiplier=q, shift=s), n.weight_bits, n.weight_format)
+        nodes.append(n)
+    return QGraph("lut_cnn", g.input, g.output, tuple(nodes), g.tensors, g.shapes)

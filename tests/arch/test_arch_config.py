@@ -44,7 +44,7 @@ def test_default_loads_and_is_frozen():
     ("array.cols", 300, "array.cols = 300 must be in 1..256"),
     ("array.dataflow", "output_stationary", ("array.dataflow = 'output_stationary' is not "
                                             "supported; use one of weight_stationary")),
-    ("array.weight_bits", 9, "array.weight_bits = 9 must be in 2..8"),
+    ("array.weight_bits", 25, "array.weight_bits = 25 must be in 2..24"),
     ("array.input_bits", 1, "array.input_bits = 1 must be in 2..8"),
     ("array.acc_bits", 8, "array.acc_bits = 8 must be in 16..48"),
     ("array.gemm_max_rows", 0, "array.gemm_max_rows = 0 must be in 1..4096"),

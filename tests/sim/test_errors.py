@@ -91,7 +91,8 @@ def test_bad_integer_codes_are_input_errors(program, codes, message):
 
 def test_program_for_another_arch_is_an_input_error(program):
     other = dataclasses.replace(ARCH, name="other")
-    with pytest.raises(InputError, match="compiled for arch 'default-16x16' with name = 'default-16x16', not 'other'"):
+    with pytest.raises(InputError, match="compiled for arch 'default-16x16' with name = "
+                       "'default-16x16', not 'other'"):
         simulate(program, other, codes=random_codes(cnn_graph(), 1))
 
 
@@ -132,6 +133,7 @@ def test_simulate_refuses_a_program_with_a_missing_token():
         dataclasses.replace(ins, pop_next=False) if lid == k and ins.queue == "load" else ins
         for ins, lid in zip(p.instrs, p.layer_ids))
     broken = Program(instrs, p.layer_ids, p.constants, p.regions, p.meta)
-    with pytest.raises(ProgramFormatError, match=r"WAR on \w+: instruction \d+ .* token is missing"):
+    with pytest.raises(ProgramFormatError,
+                       match=r"WAR on \w+: instruction \d+ .* token is missing"):
         simulate(broken, arch, codes=random_codes(g, 2))
     simulate(p, arch, codes=random_codes(g, 2))  # the compiler's own schedule passes

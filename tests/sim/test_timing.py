@@ -32,7 +32,8 @@ ONE_FOLD = """
 LOAD  mem=input dram_stride=16 sram_stride=16 rows=10 row_bytes=16 +push_next
 GEMM  inp_stride=16 rows=10 k=16 n=16 wbits=8 +pop_prev
 POST  out_stride=16 rows=10 n=16 lo=-128 hi=127 +push_next
-STORE mem=output dram_addr=256 dram_stride=16 sram_stride=16 rows=10 row_bytes=16 +pop_prev +push_prev
+STORE mem=output dram_addr=256 dram_stride=16 sram_stride=16 rows=10 row_bytes=16 """ \
+    """+pop_prev +push_prev
 END   +pop_next
 """
 

@@ -1,0 +1,69 @@
+"""Weights in formats decoded on the load path (GEMM lut=1) stay bit-exact with the reference."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from qasic.arch.config import default_arch
+from qasic.compiler import compile_graph
+from qasic.errors import ConfigError
+from qasic.isa.packing import unpack_bits
+from qasic.quant import reference
+from qasic.sim import simulate
+from tests.graphs import cnn_graph, lut_graph, random_codes
+
+ARCH = default_arch()
+# a wide, FP8-like grid: 8-bit codes, values up to 2**17 (needs 19-bit PEs, a 48-bit accumulator)
+WIDE = np.concatenate([np.arange(128) ** 2 * 8, -(np.arange(128) ** 2 * 8)])[:256]
+
+
+@pytest.mark.parametrize("gemm_path", ["numba", "blas"])
+def test_fp4_codes_decode_bit_exact(gemm_path):
+    g = lut_graph()
+    p = compile_graph(g, ARCH)
+    x = random_codes(g, 16)
+    out = simulate(p, ARCH, codes=x, gemm_path=gemm_path).outputs
+    np.testing.assert_array_equal(out, reference.run(g, x))
+    gemms = [i for i in p.instrs if i.op == "GEMM"]
+    assert {i["lut"] for i in gemms} == {0, 1} and {i["wbits"] for i in gemms if i["lut"]} == {4}
+
+
+def test_fp4_stores_4_bit_codes_not_decoded_values():
+    """DRAM holds conv2's packed 4-bit codes (K x N order): half the bytes of 8-bit weights."""
+    g = lut_graph()
+    p = compile_graph(g, ARCH)
+    conv2 = next(n for n in g.nodes if n.name == "conv2")
+    kn = conv2.params["weight_codes"].reshape(32, -1).T  # (144, 32)
+    k2 = next(i for i, layer in enumerate(p.layers) if layer["name"] == "conv2")
+    load = next(ins for ins, lid in zip(p.instrs, p.layer_ids)
+                if lid == k2 and ins.op == "LOAD" and ins["mem"] == "weight")
+    assert (load["rows"], load["row_bytes"]) == (144, 8)  # 16 codes x 4 bits per row
+    c = p.region("constants")
+    blob = p.constants[load["dram_addr"] - c.addr:][:144 * 8]
+    np.testing.assert_array_equal(unpack_bits(blob, 144, 16, 4) & 15, kn[:, :16])
+    assert not np.array_equal(kn[:, :16], conv2.params["weight"].reshape(32, -1).T[:, :16])
+
+
+def test_wide_decoded_weights_need_wide_pes_and_accumulator():
+    g = lut_graph(WIDE, code_bits=8)
+    with pytest.raises(ConfigError, match="array.weight_bits = 8"):
+        compile_graph(g, ARCH)
+    wide = dataclasses.replace(ARCH, weight_bits=19)
+    with pytest.raises(ConfigError, match="array.acc_bits = 32 can overflow"):
+        compile_graph(g, wide)
+    wide = dataclasses.replace(wide, acc_bits=48)
+    x = random_codes(g, 8)
+    for path in ("numba", "blas"):
+        out = simulate(compile_graph(g, wide), wide, codes=x, gemm_path=path).outputs
+        np.testing.assert_array_equal(out, reference.run(g, x))
+
+
+def test_decode_costs_table_reads():
+    g = lut_graph()
+    e_lut = simulate(compile_graph(g, ARCH), ARCH, codes=random_codes(g, 2)).energy_pj
+    g4 = cnn_graph(wbits=(8, 4, 4))
+    e_int = simulate(compile_graph(g4, ARCH), ARCH, codes=random_codes(g4, 2)).energy_pj
+    assert e_lut["sram"] > e_int["sram"]  # same stored bits, plus the decode-table reads
