@@ -91,9 +91,7 @@ def _to_kn(node, w: np.ndarray, flatten_src: dict[str, tuple]) -> np.ndarray:
 def pe_weight_bits(g: GemmKernel) -> int:
     """Signed width of the integers the PEs multiply: the code width for integer formats, the
     widest decoded value for formats that decode through a table."""
-    if g.lut is None:
-        return g.wbits
-    return max(2, int(np.abs(g.lut).max(initial=0)).bit_length() + 1)
+    return g.kernel.anchor.pe_weight_bits or g.wbits
 
 
 def stored(g: GemmKernel) -> np.ndarray:

@@ -26,6 +26,9 @@ class QuantConfig:
     activation_observer: str = "minmax"
     percentile: float = 99.99
     weight_clipping: str = "auto"
+    # None: INT weights of weight_bits. A format name (or {layer: name}) from
+    # qasic.quant.formats, e.g. "fp4_e2m1", "fp8_e4m3", "nf4_pc"; it sets that layer's bits.
+    weight_format: str | Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
         if _is_int(self.weight_bits):
@@ -40,13 +43,32 @@ class QuantConfig:
         _check_choice("weight_clipping", self.weight_clipping, CLIPPINGS)
         if not 50.0 < self.percentile <= 100.0:
             raise ConfigError(f"percentile = {self.percentile} must be in (50, 100]")
+        if isinstance(self.weight_format, Mapping):
+            object.__setattr__(self, "weight_format", MappingProxyType(dict(self.weight_format)))
+        for name in self._format_names():
+            _hardware_format(name)  # an unknown or unsupported format fails here
 
     @property
     def named_layers(self) -> tuple[str, ...]:
-        """Layers the per-layer dict names (empty for a uniform width)."""
-        return () if _is_int(self.weight_bits) else tuple(self.weight_bits)
+        """Layers the per-layer dicts name (empty for uniform settings)."""
+        bits = () if _is_int(self.weight_bits) else tuple(self.weight_bits)
+        fmts = tuple(self.weight_format) if isinstance(self.weight_format, Mapping) else ()
+        return tuple(dict.fromkeys(bits + fmts))
+
+    def format_for(self, layer: str) -> str | None:
+        if isinstance(self.weight_format, Mapping):
+            return self.weight_format.get(layer)
+        return self.weight_format
+
+    def _format_names(self) -> tuple[str, ...]:
+        if isinstance(self.weight_format, Mapping):
+            return tuple(self.weight_format.values())
+        return () if self.weight_format is None else (self.weight_format,)
 
     def bits_for(self, layer: str) -> int:
+        fmt = self.format_for(layer)
+        if fmt is not None:
+            return _hardware_format(fmt).element.bits
         if _is_int(self.weight_bits):
             return int(self.weight_bits)
         return int(self.weight_bits.get(layer, DEFAULT_WEIGHT_BITS))
@@ -55,6 +77,14 @@ class QuantConfig:
         if self.weight_clipping != "auto":
             return self.weight_clipping
         return "mse" if bits <= AUTO_MSE_MAX_BITS else "minmax"
+
+
+def _hardware_format(name: object):
+    from qasic.quant.weights import hardware_format
+
+    if not isinstance(name, str):
+        raise ConfigError(f"weight_format = {name!r} must be a format name like 'fp4_e2m1'")
+    return hardware_format(name)
 
 
 def _is_int(v: object) -> bool:

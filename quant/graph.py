@@ -78,6 +78,21 @@ class QNode:
                 raise ValueError(f"node {self.name}: weight must equal weight_lut[weight_codes]")
 
 
+    @property
+    def pe_weight_bits(self) -> int | None:
+        """Signed width of the integers the array multiplies: the code width of an integer
+        format, the widest decoded level of a table-decoded one."""
+        lut = self.params.get("weight_lut")
+        if lut is None:
+            return self.weight_bits
+        return max(2, int(np.abs(lut).max(initial=0)).bit_length() + 1)
+
+    def worst_accumulator(self, input_magnitude: int = 128) -> int:
+        """Largest |sum x w + bias| a conv/linear can reach with |x| <= input_magnitude."""
+        w = np.abs(self.params["weight"].astype(np.int64)).reshape(len(self.params["bias"]), -1)
+        return int((input_magnitude * w.sum(axis=1) + np.abs(self.params["bias"])).max())
+
+
 @dataclass(frozen=True, eq=False)
 class QGraph:
     name: str

@@ -21,6 +21,7 @@ from qasic.quant.fixedpoint import quantize_multipliers
 from qasic.quant.graph import QGraph, QNode, TensorQ
 from qasic.quant.observers import WEIGHT_SCALERS, quantize_weight
 from qasic.quant.reference import ADD_LEFT_SHIFT
+from qasic.quant.weights import quantize_weights
 
 __all__ = ["QuantConfig", "quantize", "quantize_graph"]
 
@@ -70,17 +71,22 @@ def _quantize_node(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
 def _quantize_layer(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
                     config: QuantConfig) -> QNode:
     s_in, out = tensors[node.inputs[0]].scale, tensors[node.output]
-    bits = config.bits_for(node.name)
-    s_w = WEIGHT_SCALERS[config.clipping_for(bits)](node.params["weight"], bits)
+    bits, fmt = config.bits_for(node.name), config.format_for(node.name)
+    clip = config.clipping_for(bits)
+    if fmt is None:
+        s_w = WEIGHT_SCALERS[clip](node.params["weight"], bits)
+        params = {"weight": quantize_weight(node.params["weight"], s_w, bits).astype(np.int8)}
+        fmt = f"int{bits}"
+    else:
+        lw = quantize_weights(node.params["weight"], fmt, clip)
+        s_w, params = lw.scale, {"weight": lw.levels.astype(np.int32)}
+        if lw.lut is not None:
+            params.update(weight_codes=lw.codes, weight_lut=lw.lut)
     q, shift = quantize_multipliers(s_in * s_w / out.scale)
-    params = {
-        "weight": quantize_weight(node.params["weight"], s_w, bits).astype(np.int8),
-        "bias": _bias_codes(node.params["bias"], s_in * s_w),
-        "multiplier": q.astype(np.int32),
-        "shift": shift.astype(np.int32),
-    }
+    params.update(bias=_bias_codes(node.params["bias"], s_in * s_w),
+                  multiplier=q.astype(np.int32), shift=shift.astype(np.int32))
     return QNode(node.name, node.op, node.inputs, node.output, _clamp_attrs(graph, node, out),
-                 params, weight_bits=bits, weight_format=f"int{bits}")
+                 params, weight_bits=bits, weight_format=fmt)
 
 
 def _bias_codes(bias: np.ndarray, scale: np.ndarray) -> np.ndarray:

@@ -1,0 +1,70 @@
+"""Per-channel weight formats on the integer hardware path (quant.weights + QuantConfig)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qasic.errors import ConfigError
+from qasic.quant import QuantConfig
+from qasic.quant.formats import dequantize, get_format, quantize_tensor
+from qasic.quant.weights import hardware_format, quantize_weights
+
+W = np.random.default_rng(0).normal(size=(8, 3, 3, 4))
+
+
+@pytest.mark.parametrize("name", ["fp8_e4m3", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1"])
+def test_minifloat_levels_are_exact(name):
+    """levels * step == the format's own dequantized values, bit for bit."""
+    lw = quantize_weights(W, name, "minmax")
+    want = dequantize(quantize_tensor(W, get_format(name), clip="minmax"))
+    np.testing.assert_array_equal(lw.levels * lw.scale[:, None, None, None], want)
+    np.testing.assert_array_equal(lw.lut[lw.codes], lw.levels)
+    assert lw.codes.max() < 1 << lw.bits
+
+
+def test_int_formats_need_no_table():
+    lw = quantize_weights(W, "int4", "minmax")
+    assert lw.lut is None and np.abs(lw.levels).max() <= 7
+
+
+def test_nf4_per_channel_is_a_fixed_point_codebook():
+    lw = quantize_weights(W, "nf4_pc", "minmax")
+    assert lw.bits == 4 and np.abs(lw.lut).max() == 64  # 1.0 at 6 fractional bits
+    err = np.abs(lw.levels * lw.scale[:, None, None, None] - W).max() / np.abs(W).max()
+    assert err < 0.2
+
+
+@pytest.mark.parametrize("name, words", [
+    ("nf4", "PerGroup scales"), ("mxfp4", "MXBlock scales"), ("int4_g32", "PerGroup"),
+    ("int4_asym", "PerTensor"),
+])
+def test_block_scaled_formats_are_refused_with_the_fix(name, words):
+    with pytest.raises(ConfigError, match=words) as e:
+        hardware_format(name)
+    assert "per-channel" in str(e.value)
+
+
+def test_config_format_sets_bits_and_is_validated():
+    c = QuantConfig(weight_format={"conv1": "fp8_e4m3", "fc": "fp4_e2m1"}, weight_bits=4)
+    assert (c.bits_for("conv1"), c.bits_for("conv2"), c.bits_for("fc")) == (8, 4, 4)
+    assert c.format_for("conv2") is None and set(c.named_layers) == {"conv1", "fc"}
+    with pytest.raises(ConfigError, match="fp5"):
+        QuantConfig(weight_format="fp5")
+
+
+def test_every_format_runs_bit_exact_on_the_default_model():
+    from qasic.arch.config import default_arch
+    from qasic.flow import arch_for, quantize_model, run_point
+    from qasic.models import get_model
+
+    t = get_model("digits_cnn")
+    x, y = t.test_inputs[:64], t.test_labels[:64]
+    widths = {}
+    for fmt in ("fp8_e4m3", "fp6_e2m3", "fp4_e2m1", "nf4_pc", "nupes4"):
+        g = quantize_model(t, QuantConfig(weight_format=fmt))
+        r = run_point(fmt, g, arch_for(g, default_arch()), x, y)
+        assert r.bit_exact, fmt
+        assert r.accuracy >= 0.95, (fmt, r.accuracy)
+        widths[fmt] = r.arch.weight_bits
+    assert widths == {"fp8_e4m3": 19, "fp6_e2m3": 7, "fp4_e2m1": 5, "nf4_pc": 8, "nupes4": 8}
