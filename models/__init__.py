@@ -16,8 +16,10 @@ _LAZY = {
     "TrainedModel": "qasic.models.registry",
     "load_user_model": "qasic.models.user",
     "load_digits_split": "qasic.models.digits",
+    "load_mnist_split": "qasic.models.mnist",
 }
-__all__ = ["MODEL_NAMES", "TrainedModel", "get_model", "load_digits_split", "load_user_model"]
+__all__ = ["MODEL_NAMES", "TrainedModel", "get_model", "load_digits_split", "load_mnist_split",
+           "load_user_model"]
 
 
 def __getattr__(name: str) -> Any:

@@ -7,32 +7,21 @@ test set. Inputs are float32 (N, 1, 8, 8): the 0..16 pixel intensities divided b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+
+from qasic.models.split import Split, stratified_split
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
 PIXEL_MAX = 16.0  # digits pixels are integers 0..16
 
-
-@dataclass(frozen=True, eq=False)
-class DigitsSplit:
-    train_x: np.ndarray  # float32 (N, 1, 8, 8) in [0, 1]
-    train_y: np.ndarray  # int64 (N,) class 0..9
-    test_x: np.ndarray
-    test_y: np.ndarray
+DigitsSplit = Split  # the name this module exported before the loaders shared one type
 
 
-def load_digits_split() -> DigitsSplit:
+def load_digits_split() -> Split:
     """The fixed 80/20 stratified split (seed 0) of sklearn's ``load_digits``."""
     from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     data = load_digits()
     x = (data.images / PIXEL_MAX).astype(np.float32)[:, None, :, :]
-    y = data.target.astype(np.int64)
-    tx, vx, ty, vy = train_test_split(
-        x, y, test_size=TEST_FRACTION, stratify=y, random_state=SPLIT_SEED
-    )
-    return DigitsSplit(tx, ty, vx, vy)
+    return stratified_split(x, data.target.astype(np.int64), TEST_FRACTION, SPLIT_SEED)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 class Recipe:
     name: str
     net: str            # class name in qasic.models.nets
-    dataset: str        # only "digits" so far
+    dataset: str        # a key of qasic.models.registry.DATASETS: "digits" or "mnist"
     epochs: int
     lr: float           # Adam learning rate
     batch_size: int
@@ -22,6 +22,7 @@ RECIPES = {
     for r in (
         Recipe("digits_cnn", "DigitsCNN", "digits", epochs=20, lr=3e-3, batch_size=32),
         Recipe("digits_mlp", "DigitsMLP", "digits", epochs=30, lr=3e-3, batch_size=32),
+        Recipe("mnist_cnn", "MnistCNN", "mnist", epochs=10, lr=3e-3, batch_size=32),
     )
 }
 MODEL_NAMES = tuple(RECIPES)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +20,13 @@ from torch import nn
 from qasic.errors import ConfigError
 from qasic.models import nets
 from qasic.models.digits import load_digits_split
+from qasic.models.mnist import load_mnist_split
 from qasic.models.recipes import MODEL_NAMES, RECIPES, Recipe
+from qasic.models.split import Split
 from qasic.models.train import Progress, float_accuracy, train
 
 CALIBRATION_SAMPLES = 256  # the first 256 (already shuffled) training samples
+DATASETS: dict[str, Callable[[], Split]] = {"digits": load_digits_split, "mnist": load_mnist_split}
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,7 +44,7 @@ def get_model(name: str, seed: int = 0, cache_dir: str | Path | None = None,
               progress: Progress | None = None) -> TrainedModel:
     """The built-in model ``name`` trained with ``seed``; trains on a cache miss."""
     recipe = _recipe(name)
-    data = load_digits_split()
+    data = DATASETS[recipe.dataset]()
     module = _build(recipe, seed)
     path = cache_path(recipe, seed, cache_dir)
     if not _load_cached(module, path):
