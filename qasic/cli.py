@@ -36,7 +36,8 @@ def _quantized(args):
     from qasic.models import get_model
     from qasic.quant import QuantConfig
 
-    config = QuantConfig(weight_bits=parse_bits(args.bits),
+    budget = _check_policy_args(args)
+    config = QuantConfig(weight_bits=parse_bits(args.bits or "8"),
                          activation_observer=args.observer)
     if ":" in args.model or args.model.endswith(".pt2"):
         from qasic.models.user import user_trained_model
@@ -44,7 +45,52 @@ def _quantized(args):
         trained = user_trained_model(args.model, args.data)
     else:
         trained = get_model(args.model, seed=args.seed, progress=_progress)
+    if budget is not None:
+        from qasic.policies import choose_bits
+
+        _progress(f"choosing bits: policy {args.policy}, budget {budget}")
+        arch = _arch(args) if getattr(args, "arch", None) else None
+        config = QuantConfig(weight_bits=choose_bits(trained, args.policy, budget, arch=arch),
+                             activation_observer=args.observer)
     return trained, quantize_model(trained, config)
+
+
+def _check_policy_args(args):
+    """The parsed --budget when --policy is given (None otherwise); one-line errors first, before
+    any model is loaded."""
+    if args.policy is None:
+        if args.budget is not None:
+            raise ConfigError("--budget needs --policy (uniform, hawq, lim, zd or measured)")
+        return None
+    from qasic.policies import POLICIES, parse_budget
+
+    if args.policy not in POLICIES:
+        raise ConfigError(f"--policy {args.policy!r} is unknown: allowed {', '.join(POLICIES)}")
+    if args.bits is not None:
+        raise ConfigError(f"give --bits or --policy, not both (--bits {args.bits}, "
+                          f"--policy {args.policy})")
+    if args.budget is None:
+        raise ConfigError(f"--policy {args.policy} needs --budget, e.g. --budget avg_bits=3")
+    return parse_budget(args.budget)
+
+
+def _bits_summary(args, trained, graph) -> dict:
+    """The chosen bits and their golden-reference accuracy, for the printout and --json."""
+    from qasic.policies import avg_weight_bits
+    from qasic.quant.evaluate import accuracy
+
+    bits = {n.name: n.weight_bits for n in graph.weighted_nodes()}
+    acc = (accuracy(graph, trained.test_inputs, trained.test_labels)
+           if len(trained.test_labels) else float("nan"))
+    return {"policy": args.policy, "budget": args.budget, "weight_bits": bits,
+            "avg_weight_bits": avg_weight_bits(graph, bits), "accuracy": acc}
+
+
+def _describe(args, summary: dict) -> str:
+    """'digits_cnn hawq avg_bits=3: conv1=6 conv2=4 fc=2 (avg 2.99 bits), accuracy 98.33%'."""
+    bits = " ".join(f"{k}={v}" for k, v in summary["weight_bits"].items())
+    return (f"{args.model} {args.policy} {args.budget}: {bits} "
+            f"(avg {summary['avg_weight_bits']:.2f} bits), accuracy {summary['accuracy']:.2%}")
 
 
 def cmd_demo(args) -> int:
@@ -56,14 +102,16 @@ def cmd_demo(args) -> int:
 
 
 def cmd_quantize(args) -> int:
-    from qasic.quant.evaluate import accuracy
-
     trained, graph = _quantized(args)
-    acc = accuracy(graph, trained.test_inputs, trained.test_labels)
-    record = {"model": args.model, "fp32_accuracy": trained.fp32_accuracy, "accuracy": acc,
-              "weight_bits": {n.name: n.weight_bits for n in graph.weighted_nodes()}}
-    print(json.dumps(record, indent=2) if args.json else
-          f"{args.model} {args.bits}: accuracy {acc:.2%} (fp32 {trained.fp32_accuracy:.2%})")
+    summary = _bits_summary(args, trained, graph)
+    record = {"model": args.model, "fp32_accuracy": trained.fp32_accuracy, **summary}
+    if args.json:
+        print(json.dumps(record, indent=2))
+    elif args.policy:
+        print(f"{_describe(args, summary)} (fp32 {trained.fp32_accuracy:.2%})")
+    else:
+        print(f"{args.model} {args.bits or 8}: accuracy {summary['accuracy']:.2%} "
+              f"(fp32 {trained.fp32_accuracy:.2%})")
     return 0
 
 
@@ -71,7 +119,9 @@ def cmd_compile(args) -> int:
     from qasic.compiler import compile_graph
     from qasic.isa.program import save
 
-    _, graph = _quantized(args)
+    trained, graph = _quantized(args)
+    if args.policy:
+        print(_describe(args, _bits_summary(args, trained, graph)))
     program = compile_graph(graph, _arch(args), progress=_progress)
     save(program, args.out)
     print(f"wrote {args.out}: {len(program.instrs)} instructions, "
@@ -159,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="built-in name, path/file.py:factory, or a torch.export .pt2")
         sp.add_argument("--data", help="for a user model: .npz with calibration[, test_x, "
                         "test_y]")
-        sp.add_argument("--bits", default="8", help="weight bits: 4, or conv1=8,conv2=4")
+        sp.add_argument("--bits", default=None,
+                        help="weight bits: 4, or conv1=8,conv2=4 (default 8)")
         sp.add_argument("--observer", default="minmax", help="minmax | percentile")
         sp.add_argument("--seed", type=int, default=0)
 
@@ -172,13 +223,24 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-rtl", action="store_true", help="skip the Verilator check")
     sp.set_defaults(func=cmd_demo)
 
+    def policy_args(sp):
+        sp.add_argument("--policy", default=None,
+                        help="choose per-layer bits instead of --bits: uniform | hawq | lim | zd "
+                        "| measured")
+        sp.add_argument("--budget", default=None,
+                        help="for --policy: avg_bits=3 | size_bits=N | size_kib=4 | energy_pj=N "
+                        "| energy_nj=2300 | energy_uj=N | cycles=N (energy, cycles: simulated on "
+                        "--arch)")
+
     sp = sub.add_parser("quantize", help="quantize a model and score it on the golden reference")
     model_args(sp)
+    policy_args(sp)
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_quantize)
 
     sp = sub.add_parser("compile", help="quantize and compile a model to a program file")
     model_args(sp)
+    policy_args(sp)
     arch_arg(sp)
     sp.add_argument("--out", required=True, help="program file to write")
     sp.set_defaults(func=cmd_compile)

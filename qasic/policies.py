@@ -1,0 +1,203 @@
+"""``choose_bits``: per-layer weight bits for a model under a budget, chosen by a policy.
+
+Policies: ``uniform`` (the widest single width that fits the budget), and ``hawq``, ``lim``,
+``zd``, ``measured`` (scores from ``qasic.quant.sensitivity``, allocated exactly by
+``qasic.quant.allocate``).
+
+Budgets are ``KEY=VALUE``; the key names the metric and the unit:
+
+    avg_bits=3       size: mean bits per weight (weight storage / weight parameters)
+    size_bits=N      size: weight storage in bits (sum of parameters x bits)
+    size_kib=4       size: the same in KiB (8192 bits)
+    energy_pj=N      energy per inference, simulated; also energy_nj, energy_uj
+    cycles=N         cycles per inference, simulated
+
+Costs per layer and width. size: parameters x bits (biases are int32 at every width and are not
+counted). energy, cycles: the model is quantized uniformly at each candidate width, compiled for
+``arch`` (default: the built-in array, used as is, so that a layer's cost depends only on its own
+bits) and simulated on one sample; each weighted layer's kernel gives its cost, and kernels
+without weights (pools, adds) a constant that every assignment pays.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from qasic.errors import ConfigError
+from qasic.quant.allocate import allocate, make_choices
+from qasic.quant.fgraph import FGraph
+from qasic.quant.sensitivity import CANDIDATE_BITS, METHODS, check_bits
+
+POLICIES = ("uniform", *METHODS)
+METRICS = ("size", "energy", "cycles")
+# key -> (metric, base units per key unit: bits, pJ or cycles); avg_bits scales with parameters
+BUDGET_KEYS: dict[str, tuple[str, float | None]] = {
+    "avg_bits": ("size", None),
+    "size_bits": ("size", 1.0),
+    "size_kib": ("size", 8192.0),
+    "energy_pj": ("energy", 1.0),
+    "energy_nj": ("energy", 1e3),
+    "energy_uj": ("energy", 1e6),
+    "cycles": ("cycles", 1.0),
+}
+EXAMPLE = "e.g. avg_bits=3, size_kib=4, energy_nj=2300 or cycles=7200"
+
+
+@dataclass(frozen=True)
+class Budget:
+    key: str      # a key of BUDGET_KEYS
+    value: float  # in the key's unit
+
+    @property
+    def metric(self) -> str:
+        return BUDGET_KEYS[self.key][0]
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value:g}"
+
+    def base(self, params: int) -> float:
+        """The budget in the metric's base unit (bits, pJ, cycles)."""
+        return self.value * (BUDGET_KEYS[self.key][1] or params)
+
+    def in_key_units(self, base: float, params: int) -> float:
+        return base / (BUDGET_KEYS[self.key][1] or params)
+
+
+@dataclass(frozen=True)
+class Plan:
+    policy: str
+    budget: Budget
+    bits: dict[str, int]   # layer -> weight bits
+    cost: float            # predicted total, in the metric's base unit (constant part included)
+    avg_weight_bits: float
+
+
+def parse_budget(text: str) -> Budget:
+    """'avg_bits=3' -> Budget('avg_bits', 3.0); ConfigError (one line) on anything else."""
+    key, sep, value = str(text).partition("=")
+    key = key.strip()
+    if not sep or key not in BUDGET_KEYS:
+        raise ConfigError(f"budget {text!r}: expected KEY=VALUE with KEY one of "
+                          f"{', '.join(BUDGET_KEYS)} ({EXAMPLE})")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number <= 0:
+        raise ConfigError(f"budget {text!r}: {value.strip()!r} is not a positive number "
+                          f"({EXAMPLE})")
+    return Budget(key, number)
+
+
+def choose_bits(trained: Any, policy: str, budget: str | Budget, metric: str | None = None,
+                candidate_bits: Iterable[int] = CANDIDATE_BITS, arch: Any = None) -> dict[str, int]:
+    """Per-layer weight bits for ``trained`` (a TrainedModel: module, example_input,
+    calibration). ``metric``, if given, must be the one the budget's key names."""
+    from qasic.quant import capture
+
+    graph = capture(trained.module, trained.example_input, trained.name)
+    return plan_bits(graph, trained.calibration, policy, budget, metric, candidate_bits,
+                     arch).bits
+
+
+def plan_bits(graph: FGraph, calibration: Any, policy: str, budget: str | Budget,
+              metric: str | None = None, candidate_bits: Iterable[int] = CANDIDATE_BITS,
+              arch: Any = None) -> Plan:
+    """``choose_bits`` on a captured graph, with the predicted cost."""
+    budget = budget if isinstance(budget, Budget) else parse_budget(budget)
+    _check_policy(policy, budget, metric)
+    bits = check_bits(candidate_bits)
+    costs, fixed = layer_costs(graph, calibration, budget.metric, bits, arch)
+    params = weight_params(graph)
+    limit = budget.base(params) - fixed
+    least = _least_cost(costs, bits, policy)
+    if least > limit:  # before the (slow) sensitivities
+        raise ConfigError(f"budget {budget} cannot be met: the minimum with policy {policy} and "
+                          f"bits {','.join(map(str, bits))} is "
+                          f"{budget.key}={budget.in_key_units(least + fixed, params):.4g}")
+    if policy == "uniform":
+        chosen = _uniform(costs, bits, limit)
+    else:
+        scores = METHODS[policy](graph, calibration, bits=bits)
+        chosen = allocate(make_choices(scores, costs), limit).bits
+    cost = fixed + sum(costs[name][b] for name, b in chosen.items())
+    return Plan(policy, budget, chosen, cost, avg_weight_bits(graph, chosen))
+
+
+def _check_policy(policy: str, budget: Budget, metric: str | None) -> None:
+    if policy not in POLICIES:
+        raise ConfigError(f"policy {policy!r} is unknown: allowed {', '.join(POLICIES)}")
+    if metric is not None and metric not in METRICS:
+        raise ConfigError(f"metric {metric!r} is unknown: allowed {', '.join(METRICS)}")
+    if metric is not None and metric != budget.metric:
+        raise ConfigError(f"budget {budget} is a {budget.metric} budget, not {metric}; "
+                          f"use a {metric} key ({EXAMPLE})")
+
+
+def _least_cost(costs: Mapping[str, Mapping[int, float]], bits: tuple[int, ...],
+                policy: str) -> float:
+    """The cheapest total the policy can reach: one width for all layers under 'uniform'."""
+    if policy == "uniform":
+        return min(sum(c[b] for c in costs.values()) for b in bits)
+    return sum(min(c.values()) for c in costs.values())
+
+
+def _uniform(costs: Mapping[str, Mapping[int, float]], bits: tuple[int, ...],
+             limit: float) -> dict[str, int]:
+    """The widest single width whose total cost fits (the caller checked that one does)."""
+    fits = [b for b in bits if sum(c[b] for c in costs.values()) <= limit]
+    return dict.fromkeys(costs, max(fits))
+
+
+def weight_params(graph: FGraph) -> int:
+    return sum(int(n.params["weight"].size) for n in graph.weighted_nodes())
+
+
+def avg_weight_bits(graph: Any, bits: Mapping[str, int]) -> float:
+    """Mean bits per weight parameter of ``bits`` on an FGraph or QGraph."""
+    nodes = graph.weighted_nodes()
+    sizes = np.array([n.params["weight"].size for n in nodes], dtype=np.float64)
+    return float(sizes @ np.array([bits[n.name] for n in nodes]) / sizes.sum())
+
+
+def layer_costs(graph: FGraph, calibration: Any, metric: str, bits: tuple[int, ...],
+                arch: Any = None) -> tuple[dict[str, dict[int, float]], float]:
+    """({layer: {bits: cost}}, constant cost of the rest), in bits, pJ or cycles."""
+    if metric == "size":
+        return {n.name: {b: float(n.params["weight"].size * b) for b in bits}
+                for n in graph.weighted_nodes()}, 0.0
+    return simulated_costs(graph, calibration, metric, bits, arch)
+
+
+def simulated_costs(graph: FGraph, calibration: Any, metric: str, bits: tuple[int, ...],
+                    arch: Any = None) -> tuple[dict[str, dict[int, float]], float]:
+    from qasic.arch.config import default_arch
+    from qasic.compiler import compile_graph
+    from qasic.quant import QuantConfig, quantize_graph
+    from qasic.sim import simulate
+
+    arch = arch or default_arch()
+    weighted = {n.name for n in graph.weighted_nodes()}
+    costs: dict[str, dict[int, float]] = {name: {} for name in weighted}
+    fixed = 0.0
+    for b in bits:
+        program = compile_graph(quantize_graph(graph, calibration, QuantConfig(b)), arch)
+        sim = simulate(program, arch, np.asarray(calibration)[:1])
+        rest = 0.0
+        for info, layer in zip(program.layers, sim.layers):
+            value = float(layer["cycles"] if metric == "cycles" else layer["energy_pj"]["total"])
+            owners = [n for n in info["nodes"] if n in weighted]
+            if len(owners) > 1:
+                raise ConfigError(f"kernel {info['name']} holds layers {', '.join(owners)}; "
+                                  "per-layer costs need one weighted layer per kernel")
+            if owners:
+                costs[owners[0]][b] = value
+            else:
+                rest += value
+        fixed = max(fixed, rest)  # width-independent in principle; never under-count
+    return {n.name: costs[n.name] for n in graph.weighted_nodes()}, fixed

@@ -1,0 +1,135 @@
+"""Sensitivity methods against exact or hand-computed values on small models and tensors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qasic.errors import ConfigError
+from qasic.quant import capture, run_float
+from qasic.quant import sensitivity as S
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """Linear(4, 5) - ReLU - Linear(5, 3), a batch of 64 and random labels."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 3)).eval()
+    x = torch.randn(64, 4)
+    y = torch.randint(0, 3, (64,))
+    return model, x, y
+
+
+@pytest.fixture(scope="module")
+def graph(tiny):
+    return capture(tiny[0], tiny[1][:1])
+
+
+def exact_traces(model, x, y):
+    """Tr of each weight's diagonal Hessian block, from the full Hessian (float64)."""
+    l1, l2 = model[0], model[2]
+    b1, b2, xd = l1.bias.double(), l2.bias.double(), x.double()
+
+    def loss(w1, w2):
+        return F.cross_entropy(F.linear(F.relu(F.linear(xd, w1, b1)), w2, b2), y)
+
+    h = torch.autograd.functional.hessian(loss, (l1.weight.double(), l2.weight.double()))
+    return [float(torch.diagonal(h[i][i].reshape(w.numel(), w.numel())).sum())
+            for i, w in enumerate((l1.weight, l2.weight))]
+
+
+def test_hutchinson_matches_the_exact_hessian_trace(tiny, graph):
+    model, x, y = tiny
+    assert [n.name for n in graph.weighted_nodes()] == ["0", "2"]
+    est = S.hessian_traces(graph, x, y.numpy(), n_iter=2000, seed=0)
+    exact = exact_traces(model, x, y)
+    assert min(exact) > 0
+    np.testing.assert_allclose([est["0"], est["2"]], exact, rtol=0.05)
+    # seeded: the same numbers again
+    assert S.hessian_traces(graph, x, y.numpy(), n_iter=5, seed=3) == \
+        S.hessian_traces(graph, x, y.numpy(), n_iter=5, seed=3)
+
+
+def test_torch_forward_equals_run_float(tiny, graph):
+    x = tiny[1]
+    xi = graph.to_internal(x.numpy())
+    out = S.torch_forward(graph, torch.from_numpy(xi), {})
+    np.testing.assert_allclose(out.numpy(), run_float(graph, xi), rtol=1e-12, atol=1e-12)
+
+
+def test_hawq_is_trace_per_weight_times_quantization_error(tiny, graph):
+    _, x, y = tiny
+    scores = S.hawq_sensitivity(graph, x, y.numpy(), bits=(2, 8), n_iter=20)
+    traces = S.hessian_traces(graph, x, y.numpy(), n_iter=20)
+    w = graph.node("2").params["weight"]
+    assert scores["2"][2] == pytest.approx(traces["2"] / w.size * S.weight_error(w, 2))
+    assert scores["2"][2] > scores["2"][8] > 0
+
+
+def test_lim_by_hand():
+    # one feature each: LIM = -cos^2 of the centred columns
+    x = np.array([[0.0], [1.0], [2.0]])   # centred (-1, 0, 1)
+    y = np.array([[0.0], [0.0], [3.0]])   # centred (-1, -1, 2)
+    # Gram inner product (x.y)^2 = 9, Gram norms |x|^2 = 2 and |y|^2 = 6: cos = 9 / 12
+    assert S.lim(x, y) == pytest.approx(-0.75)
+    # a scaled, shifted copy does nothing new: -1; an unrelated output: 0
+    assert S.lim(x, 3 * x + 7) == pytest.approx(-1.0)
+    a = np.array([[1.0], [-1.0], [1.0], [-1.0]])
+    b = np.array([[1.0], [1.0], [-1.0], [-1.0]])
+    assert S.lim(a, b) == pytest.approx(0.0)
+    # widths may differ (4 -> 2 features), images are flattened per sample
+    rng = np.random.default_rng(0)
+    u = rng.normal(size=(5, 2, 2))
+    assert S.lim(u, u.reshape(5, 4) @ rng.normal(size=(4, 2))) < 0
+    assert S.lim(np.ones((3, 2)), x) == -1.0  # nothing varies: counted as no change
+
+
+def test_zd_by_hand():
+    # mean 2, std 4: |z| = 0.5, 0.5, 0.5, 0.5, 2 -> one of five beyond 1
+    assert S.zd(np.array([0.0, 0.0, 0.0, 0.0, 10.0])) == pytest.approx(0.2)
+    assert S.zd(np.array([-1.0, 1.0])) == 0.0  # |z| = 1 exactly is not > 1
+    assert S.zd(np.full((3, 3), 2.5)) == 0.0
+    assert S.zd(np.array([[-3.0, 0.0], [0.0, 3.0], [0.0, 0.0]])) == pytest.approx(2 / 6)
+
+
+def test_ranked_sensitivity_orders_layers(tiny, graph):
+    x = tiny[1]
+    assert S.importance_ranks({"a": 0.3, "b": -1.0, "c": 0.1}) == {"a": 3, "b": 1, "c": 2}
+    zd = S.zd_scores(graph, x)
+    scores = S.zd_sensitivity(graph, x, bits=(3,))
+    ranks = S.importance_ranks({k: -v for k, v in zd.items()})
+    for name, by_bits in scores.items():
+        w = graph.node(name).params["weight"]
+        rel = S.weight_error(w, 3) / np.sum(w ** 2)
+        assert by_bits[3] == pytest.approx(ranks[name] * rel)
+    lims = S.lim_scores(graph, x)
+    assert set(lims) == {"0", "2"} and all(-1 <= v <= 0 for v in lims.values())
+
+
+def test_measured_is_the_loss_increase_of_one_fake_quantized_layer(tiny, graph):
+    model, x, y = tiny
+    scores = S.measured_sensitivity(graph, x, y.numpy(), bits=(2, 8))
+    xd = x.double()
+    w2, b2 = model[2].weight.double(), model[2].bias.double()
+
+    def loss(w0):
+        hidden = F.relu(F.linear(xd, w0, model[0].bias.double()))
+        return F.cross_entropy(F.linear(hidden, w2, b2), y).item()
+
+    with torch.no_grad():
+        w0 = graph.node("0").params["weight"]
+        for bits in (2, 8):
+            q = torch.from_numpy(S.dequantized_weight(w0, bits))
+            expect = loss(q) - loss(torch.from_numpy(w0))
+            assert scores["0"][bits] == pytest.approx(expect, rel=1e-9, abs=1e-12)
+
+
+def test_errors():
+    with pytest.raises(ConfigError, match="candidate bits"):
+        S.check_bits([1, 4])
+    with pytest.raises(ConfigError, match="n_iter"):
+        S.hessian_traces(capture(nn.Linear(2, 2), torch.zeros(1, 2)), np.zeros((4, 2)),
+                         n_iter=0)
