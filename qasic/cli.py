@@ -25,6 +25,17 @@ def parse_bits(text: str) -> int | dict[str, int]:
                           "(e.g. conv1=8,conv2=4,fc=2)") from None
 
 
+def parse_formats(text: str | None) -> str | dict[str, str] | None:
+    """'fp4_e2m1' -> 'fp4_e2m1'; 'conv1=fp8_e4m3,fc=nf4_pc' -> {'conv1': ..., 'fc': ...}."""
+    if text is None or "=" not in text:
+        return text
+    try:
+        return {k.strip(): v.strip() for k, v in (p.split("=") for p in text.split(","))}
+    except ValueError:
+        raise ConfigError(f"--format {text!r}: give a format (e.g. fp4_e2m1) or layer=format "
+                          "pairs (e.g. conv1=fp8_e4m3,fc=nf4_pc)") from None
+
+
 def _arch(args):
     from qasic.arch.config import load_arch
 
@@ -38,7 +49,8 @@ def _quantized(args):
 
     budget = _check_policy_args(args)
     config = QuantConfig(weight_bits=parse_bits(args.bits or "8"),
-                         activation_observer=args.observer)
+                         activation_bits=args.act_bits, activation_observer=args.observer,
+                         weight_format=parse_formats(args.format))
     if ":" in args.model or args.model.endswith(".pt2"):
         from qasic.models.user import user_trained_model
 
@@ -51,7 +63,7 @@ def _quantized(args):
         _progress(f"choosing bits: policy {args.policy}, budget {budget}")
         arch = _arch(args) if getattr(args, "arch", None) else None
         config = QuantConfig(weight_bits=choose_bits(trained, args.policy, budget, arch=arch),
-                             activation_observer=args.observer)
+                             activation_bits=args.act_bits, activation_observer=args.observer)
     return trained, quantize_model(trained, config)
 
 
@@ -104,13 +116,16 @@ def cmd_demo(args) -> int:
 def cmd_quantize(args) -> int:
     trained, graph = _quantized(args)
     summary = _bits_summary(args, trained, graph)
-    record = {"model": args.model, "fp32_accuracy": trained.fp32_accuracy, **summary}
+    record = {"model": args.model, "fp32_accuracy": trained.fp32_accuracy, **summary,
+              "weight_format": {n.name: n.weight_format for n in graph.weighted_nodes()},
+              "activation_bits": args.act_bits}
     if args.json:
         print(json.dumps(record, indent=2))
     elif args.policy:
         print(f"{_describe(args, summary)} (fp32 {trained.fp32_accuracy:.2%})")
     else:
-        print(f"{args.model} {args.bits or 8}: accuracy {summary['accuracy']:.2%} "
+        formats = ",".join(f"{n.name}={n.weight_format}" for n in graph.weighted_nodes())
+        print(f"{args.model} {formats} A{args.act_bits}: accuracy {summary['accuracy']:.2%} "
               f"(fp32 {trained.fp32_accuracy:.2%})")
     return 0
 
@@ -168,6 +183,23 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from qasic.models import get_model
+    from qasic.sweep import parse_arrays, run_sweep, with_array
+
+    arrays = parse_arrays(args.arrays)
+    try:
+        bits = [int(b) for b in args.bits.split(",")]
+    except ValueError:
+        raise ConfigError(f"--bits {args.bits!r}: give widths like 8,4,2") from None
+    base = _arch(args)
+    archs = [with_array(base, r, c) for r, c in arrays]  # each validated: names the bad key
+    trained = get_model(args.model, seed=args.seed, progress=_progress)
+    run_sweep(trained, bits, archs, Path(args.out), limit=args.limit, progress=_progress)
+    print(Path(args.out) / "sweep.json")
+    return 0
+
+
 def cmd_disasm(args) -> int:
     from qasic.isa.encoding import format_instr
     from qasic.isa.program import load
@@ -211,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "test_y]")
         sp.add_argument("--bits", default=None,
                         help="weight bits: 4, or conv1=8,conv2=4 (default 8)")
+        sp.add_argument("--format", default=None,
+                        help="weight format: fp4_e2m1, or conv1=fp8_e4m3,fc=nf4_pc (see "
+                        "docs/formats.md; default: INT of --bits)")
+        sp.add_argument("--act-bits", type=int, default=8, help="activation bits (2..8)")
         sp.add_argument("--observer", default="minmax", help="minmax | percentile")
         sp.add_argument("--seed", type=int, default=0)
 
@@ -254,6 +290,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--trace", help="write a Perfetto/Chrome trace JSON here")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_simulate)
+
+    sp = sub.add_parser("sweep", help="bit-widths x array shapes -> sweep.json/csv/png")
+    sp.add_argument("--model", default="digits_cnn")
+    sp.add_argument("--bits", default="8,4,3,2", help="weight widths to sweep, e.g. 8,4,2")
+    sp.add_argument("--arrays", default="8x8,16x16,32x32", help="array shapes ROWSxCOLS")
+    arch_arg(sp)
+    sp.add_argument("--limit", type=int, default=0, help="only the first N test inputs")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--out", default="out/sweep")
+    sp.set_defaults(func=cmd_sweep)
 
     sp = sub.add_parser("disasm", help="disassemble a program file")
     sp.add_argument("program")

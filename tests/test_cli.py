@@ -129,3 +129,16 @@ def test_user_model_file_factory_compiles_and_simulates(tmp_path, capsys):
     # without data the error says what to pass
     assert main(["compile", "--model", spec, "--out", str(prog)]) == 1
     assert "--data" in _err(capsys)
+
+
+def test_formats_and_sweep_from_the_command_line(tmp_path, capsys):
+    assert main(["quantize", "--format", "conv1=fp8_e4m3,fc=nf4_pc", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["weight_format"] == {"conv1": "fp8_e4m3", "conv2": "int8", "fc": "nf4_pc"}
+    assert main(["quantize", "--format", "mxfp4"]) == 1
+    assert "mxfp4_pc" in _err(capsys)
+    assert main(["sweep", "--arrays", "0x8"]) == 1
+    assert "array.rows = 0" in _err(capsys)
+    out = tmp_path / "sw"
+    assert main(["sweep", "--bits", "4", "--arrays", "8x8", "--limit", "8", "--out", str(out)]) == 0
+    assert json.loads((out / "sweep.json").read_text())[0]["arch"] == "default-8x8"
