@@ -137,7 +137,14 @@ def cmd_compile(args) -> int:
     trained, graph = _quantized(args)
     if args.policy:
         print(_describe(args, _bits_summary(args, trained, graph)))
-    program = compile_graph(graph, _arch(args), progress=_progress)
+    arch = _arch(args)
+    if args.fit_arch:
+        from qasic.flow import arch_for
+
+        arch = arch_for(graph, arch)
+        _progress(f"array sized for the model: {arch.name} (PE weight bits {arch.weight_bits}, "
+                  f"accumulator {arch.acc_bits} bits)")
+    program = compile_graph(graph, arch, progress=_progress)
     save(program, args.out)
     print(f"wrote {args.out}: {len(program.instrs)} instructions, "
           f"{len(program.constants)} constant bytes")
@@ -151,7 +158,12 @@ def cmd_simulate(args) -> int:
     from qasic.sim import simulate
 
     program = load(args.program)
-    arch = _arch(args)
+    if args.arch:
+        arch = _arch(args)
+    else:
+        from qasic.sim.run import program_arch
+
+        arch = program_arch(program)
     labels = None
     if args.input:
         x = np.load(args.input)
@@ -279,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     policy_args(sp)
     arch_arg(sp)
     sp.add_argument("--out", required=True, help="program file to write")
+    sp.add_argument("--fit-arch", action="store_true",
+                    help="size PE and accumulator widths to the model's weights")
     sp.set_defaults(func=cmd_compile)
 
     sp = sub.add_parser("simulate", help="simulate a program file")

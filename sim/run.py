@@ -74,6 +74,14 @@ def check_codes(program: Program, codes: np.ndarray) -> np.ndarray:
     return codes.astype(np.int64)
 
 
+def program_arch(program: Program) -> ArchConfig:
+    """The architecture a program was compiled for, from its metadata."""
+    built = program.meta.get("arch_config")
+    if not built:
+        raise InputError("program has no arch config in its metadata; pass --arch")
+    return ArchConfig(**built)
+
+
 def check_arch(program: Program, arch: ArchConfig) -> None:
     """The program must run on the architecture it was compiled for, every parameter equal."""
     built = program.meta.get("arch_config", {})

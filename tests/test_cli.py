@@ -142,3 +142,14 @@ def test_formats_and_sweep_from_the_command_line(tmp_path, capsys):
     out = tmp_path / "sw"
     assert main(["sweep", "--bits", "4", "--arrays", "8x8", "--limit", "8", "--out", str(out)]) == 0
     assert json.loads((out / "sweep.json").read_text())[0]["arch"] == "default-8x8"
+
+
+def test_fp8_compiles_on_a_fitted_array_and_simulates_on_its_own_arch(tmp_path, capsys):
+    prog = tmp_path / "fp8.qasic"
+    assert main(["compile", "--format", "fp8_e4m3", "--out", str(prog)]) == 1
+    line = _err(capsys)
+    assert "19-bit weights" in line and "array.weight_bits = 8" in line
+    assert main(["compile", "--format", "fp8_e4m3", "--fit-arch", "--out", str(prog)]) == 0
+    capsys.readouterr()
+    assert main(["simulate", str(prog), "--limit", "5", "--json"]) == 0  # arch from the program
+    assert json.loads(capsys.readouterr().out)["samples"] == 5
