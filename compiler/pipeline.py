@@ -70,6 +70,7 @@ def _lower(graph, k: Kernel, arch, buffers, aliases, flat_src, consts, const_bas
     if k.kind == "gemm":
         g = lower_gemm(graph, k, flat_src)
         _check_operands(g, arch)
+        _check_activations(graph, k, arch)
         _check_accumulator(g, arch)
         plan = plan_gemm(g, arch)
         s = g.shape
@@ -91,6 +92,15 @@ def _check_operands(g: GemmKernel, arch: ArchConfig) -> None:
             f"layer {g.kernel.name} has {need}-bit weights but the array's PEs take "
             f"array.weight_bits = {arch.weight_bits}; raise array.weight_bits or quantize the "
             f"layer to fewer bits")
+
+
+def _check_activations(graph: QGraph, k: Kernel, arch: ArchConfig) -> None:
+    bits = graph.tensors[k.inputs[0]].bits
+    if bits > arch.input_bits:
+        raise ConfigError(
+            f"layer {k.name} reads {bits}-bit activations but the array's PEs take "
+            f"array.input_bits = {arch.input_bits}; raise array.input_bits or quantize the "
+            "activations to fewer bits")
 
 
 def _check_accumulator(g: GemmKernel, arch: ArchConfig) -> None:

@@ -53,16 +53,18 @@ class PointResult:
 
 
 def arch_for(graph: QGraph, arch: ArchConfig) -> ArchConfig:
-    """The array built for ``graph``: PEs exactly as wide as its widest (decoded) weights, and an
-    accumulator at least wide enough for its worst case (a design point is an accelerator, so
-    narrower weights buy narrower, cheaper PEs)."""
+    """The array built for ``graph``: PEs exactly as wide as its widest (decoded) weights and
+    activations, and an accumulator at least wide enough for its worst case (a design point is
+    an accelerator, so narrower operands buy narrower, cheaper PEs)."""
     nodes = graph.weighted_nodes()
     bits = max(n.pe_weight_bits or 8 for n in nodes)
+    acts = max(t.bits for t in graph.tensors.values())
     acc = max(arch.acc_bits, max(n.worst_accumulator() for n in nodes).bit_length() + 1)
-    if (bits, acc) == (arch.weight_bits, arch.acc_bits):
+    if (bits, acts, acc) == (arch.weight_bits, arch.input_bits, arch.acc_bits):
         return arch
-    name = f"{arch.name}-w{bits}" + (f"-acc{acc}" if acc != arch.acc_bits else "")
-    return dataclasses.replace(arch, weight_bits=bits, acc_bits=acc, name=name)
+    name = f"{arch.name}-w{bits}" + (f"-a{acts}" if acts != arch.input_bits else "") + \
+        (f"-acc{acc}" if acc != arch.acc_bits else "")
+    return dataclasses.replace(arch, weight_bits=bits, input_bits=acts, acc_bits=acc, name=name)
 
 
 def quantize_model(trained, config) -> QGraph:

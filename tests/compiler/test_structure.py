@@ -230,3 +230,16 @@ def test_weights_wider_than_the_pes_are_refused():
     with pytest.raises(ConfigError, match="layer conv1 has 8-bit weights .* array.weight_bits = 4"):
         compile_graph(cnn_graph(wbits=(8, 4, 4)), narrow)
     compile_graph(cnn_graph(wbits=(4, 3, 2)), narrow)  # fits
+
+
+def test_activations_wider_than_the_pes_are_refused():
+    import dataclasses
+
+    from qasic.arch.config import default_arch
+    from qasic.compiler import compile_graph
+    from qasic.errors import ConfigError
+    from tests.graphs import cnn_graph
+
+    narrow = dataclasses.replace(default_arch(), input_bits=4)
+    with pytest.raises(ConfigError, match="conv1 reads 8-bit activations .* input_bits = 4"):
+        compile_graph(cnn_graph(), narrow)
