@@ -241,5 +241,5 @@ def test_activations_wider_than_the_pes_are_refused():
     from tests.graphs import cnn_graph
 
     narrow = dataclasses.replace(default_arch(), input_bits=4)
-    with pytest.raises(ConfigError, match="conv1 reads 8-bit activations .* input_bits = 4"):
+    with pytest.raises(ConfigError, match=r"conv1 reads 8-bit activations .*\.input_bits = 4;"):
         compile_graph(cnn_graph(), narrow)
