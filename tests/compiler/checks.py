@@ -6,6 +6,7 @@ the compiler's code, so they catch a schedule that the compiler believes is righ
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 from qasic.isa.program import Program
@@ -32,3 +33,14 @@ def token_fifos(program: Program) -> Counter:
     return +level
 
 
+
+
+def without_load_tokens(p: Program, layer: str) -> Program:
+    """``p`` with the compute->load tokens of one kernel removed: its loads no longer wait for
+    the compute queue to release a buffer half (a broken schedule, for the hazard checks)."""
+    k = next(i for i, info in enumerate(p.layers) if info["name"] == layer)
+    instrs = tuple(
+        dataclasses.replace(ins, push_prev=False) if lid == k and ins.queue == "compute" else
+        dataclasses.replace(ins, pop_next=False) if lid == k and ins.queue == "load" else ins
+        for ins, lid in zip(p.instrs, p.layer_ids, strict=True))
+    return Program(instrs, p.layer_ids, p.constants, p.regions, p.meta)

@@ -12,7 +12,7 @@ from qasic.compiler import PATTERNS, compile_graph
 from qasic.isa.program import Program
 from qasic.sim.timing import schedule
 from tests.archs import archs
-from tests.compiler.checks import hazards, token_fifos
+from tests.compiler.checks import hazards, token_fifos, without_load_tokens
 from tests.graphs import cnn_graph, residual_graph, strided_graph
 
 ARCHS = archs()
@@ -191,12 +191,7 @@ def test_every_push_has_a_matching_pop_and_the_schedule_is_hazard_free(graph, ar
 def test_hazard_check_catches_missing_tokens():
     """The checker itself: without conv2's compute->load tokens, loads overwrite live halves."""
     p = program("cnn", "8x4-fast-dram")
-    k = next(i for i, layer in enumerate(p.layers) if layer["name"] == "conv2")
-    instrs = tuple(
-        dataclasses.replace(ins, push_prev=False) if lid == k and ins.queue == "compute" else
-        dataclasses.replace(ins, pop_next=False) if lid == k and ins.queue == "load" else ins
-        for ins, lid in zip(p.instrs, p.layer_ids))
-    broken = Program(instrs, p.layer_ids, p.constants, p.regions, p.meta)
+    broken = without_load_tokens(p, "conv2")
     assert any(h.startswith("WAR on input") for h in hazards(broken, ARCHS["8x4-fast-dram"]))
 
 
@@ -219,7 +214,6 @@ def test_4_bit_weights_take_half_the_bytes_of_8_bit():
 
 
 def test_weights_wider_than_the_pes_are_refused():
-    import dataclasses
 
     from qasic.arch.config import default_arch
     from qasic.compiler import compile_graph
@@ -233,7 +227,6 @@ def test_weights_wider_than_the_pes_are_refused():
 
 
 def test_activations_wider_than_the_pes_are_refused():
-    import dataclasses
 
     from qasic.arch.config import default_arch
     from qasic.compiler import compile_graph

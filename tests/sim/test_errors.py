@@ -120,19 +120,14 @@ def test_simulate_refuses_a_program_with_a_missing_token():
     from qasic.arch.config import default_arch
     from qasic.compiler import compile_graph
     from qasic.errors import ProgramFormatError
-    from qasic.isa.program import Program
     from qasic.sim import simulate
+    from tests.compiler.checks import without_load_tokens
     from tests.graphs import cnn_graph, random_codes
 
     arch = dataclasses.replace(default_arch(), dram_latency_cycles=0)
     g = cnn_graph()
     p = compile_graph(g, arch)
-    k = next(i for i, layer in enumerate(p.layers) if layer["name"] == "conv2")
-    instrs = tuple(
-        dataclasses.replace(ins, push_prev=False) if lid == k and ins.queue == "compute" else
-        dataclasses.replace(ins, pop_next=False) if lid == k and ins.queue == "load" else ins
-        for ins, lid in zip(p.instrs, p.layer_ids))
-    broken = Program(instrs, p.layer_ids, p.constants, p.regions, p.meta)
+    broken = without_load_tokens(p, "conv2")
     with pytest.raises(ProgramFormatError,
                        match=r"WAR on \w+: instruction \d+ .* token is missing"):
         simulate(broken, arch, codes=random_codes(g, 2))
