@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -64,6 +65,13 @@ def _quantized(args):
         arch = _arch(args) if getattr(args, "arch", None) else None
         config = QuantConfig(weight_bits=choose_bits(trained, args.policy, budget, arch=arch),
                              activation_bits=args.act_bits, activation_observer=args.observer)
+    if args.qat:
+        from qasic.quant.qat import qat_finetune
+
+        _progress(f"quantization-aware fine-tune ({args.qat} epochs, distilled from fp32)")
+        tuned = qat_finetune(trained, config, epochs=args.qat, progress=_progress)
+        # report against the original float model, not the fine-tuned one
+        trained = dataclasses.replace(tuned, fp32_accuracy=trained.fp32_accuracy)
     return trained, quantize_model(trained, config)
 
 
@@ -259,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="weight format: fp4_e2m1, or conv1=fp8_e4m3,fc=nf4_pc (see "
                         "docs/formats.md; default: INT of --bits)")
         sp.add_argument("--act-bits", type=int, default=8, help="activation bits (2..8)")
+        sp.add_argument("--qat", type=int, default=0, metavar="EPOCHS",
+                        help="quantization-aware fine-tune for EPOCHS before quantizing")
         sp.add_argument("--observer", default="minmax", help="minmax | percentile")
         sp.add_argument("--seed", type=int, default=0)
 

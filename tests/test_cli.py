@@ -153,3 +153,11 @@ def test_fp8_compiles_on_a_fitted_array_and_simulates_on_its_own_arch(tmp_path, 
     capsys.readouterr()
     assert main(["simulate", str(prog), "--limit", "5", "--json"]) == 0  # arch from the program
     assert json.loads(capsys.readouterr().out)["samples"] == 5
+
+
+def test_qat_from_the_command_line(capsys):
+    assert main(["quantize", "--bits", "2", "--qat", "2", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["accuracy"] > 0.9 and record["fp32_accuracy"] > 0.99  # the original fp32
+    assert main(["quantize", "--qat", "-1"]) == 1
+    assert "epochs = -1" in _err(capsys)
