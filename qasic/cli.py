@@ -269,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--act-bits", type=int, default=8, help="activation bits (2..8)")
         sp.add_argument("--qat", type=int, default=0, metavar="EPOCHS",
                         help="quantization-aware fine-tune for EPOCHS before quantizing")
-        sp.add_argument("--observer", default="minmax", help="minmax | percentile")
+        sp.add_argument("--observer", default="minmax",
+                        help="activation observer: minmax | percentile | moving_average | "
+                        "histogram")
         sp.add_argument("--seed", type=int, default=0)
 
     def arch_arg(sp):

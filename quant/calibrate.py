@@ -17,7 +17,13 @@ from qasic.errors import InputError
 from qasic.quant.config import QuantConfig
 from qasic.quant.fgraph import FGraph, FNode
 from qasic.quant.graph import TensorQ
-from qasic.quant.observers import affine, minmax_range, percentile_range
+from qasic.quant.observers import (
+    affine,
+    histogram_range,
+    minmax_range,
+    moving_average_range,
+    percentile_range,
+)
 
 SHARES_INPUT = ("relu", "maxpool2d", "flatten")
 RELU_FUSABLE = ("conv2d", "linear", "add")
@@ -64,7 +70,14 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
     return tensors
 
 
+# observer name (QuantConfig.activation_observer) -> (values, config) -> (lo, hi)
+OBSERVERS = {
+    "minmax": lambda v, c: minmax_range(v),
+    "percentile": lambda v, c: percentile_range(v, c.percentile),
+    "moving_average": lambda v, c: moving_average_range(v),
+    "histogram": lambda v, c: histogram_range(v, c.activation_bits),
+}
+
+
 def _range(values: np.ndarray, config: QuantConfig) -> tuple[float, float]:
-    if config.activation_observer == "percentile":
-        return percentile_range(values, config.percentile)
-    return minmax_range(values)
+    return OBSERVERS[config.activation_observer](values, config)
