@@ -56,6 +56,10 @@ def study(model: str, activation_bits: tuple[int, ...] = (8,), log=print) -> lis
             point(f"W{b}A{a}", QuantConfig(weight_bits=b, activation_bits=a), "uniform", "int")
         for fmt in FORMATS:
             point(f"{fmt}/A{a}", QuantConfig(weight_format=fmt, activation_bits=a), "format", fmt)
+        for bits, fmts in _searched_formats(trained).items():
+            point(f"llm-fp{bits}-search/A{a}",
+                  QuantConfig(weight_format=fmts, activation_bits=a, weight_clipping="mse"),
+                  "format", f"search-fp{bits}")
         for policy, allocs in _allocations(trained).items():
             for budget, bits in allocs:
                 point(f"{policy}@{budget}b/A{a}",
@@ -81,6 +85,15 @@ def _allocations(trained) -> dict[str, list[tuple[float, dict]]]:
         allocs = pareto_set(make_choices(scores, cost), [b * total for b in BUDGETS])
         out[policy] = [(b, a.bits) for b, a in zip(BUDGETS, allocs, strict=True)]
     return out
+
+
+def _searched_formats(trained) -> dict[int, dict[str, str]]:
+    """LLM-FP4's exponent/mantissa split and exponent-bias search, per layer."""
+    from qasic.quant import capture
+    from qasic.quant.fpsearch import search_model_formats
+
+    graph = capture(trained.module, trained.example_input, trained.name)
+    return {b: search_model_formats(graph, b) for b in (4, 6)}
 
 
 def _random_assignments(trained, seed: int = 0) -> list[tuple[float, dict]]:
