@@ -24,6 +24,7 @@ class FoldSequencer(wiring.Component):
 
     * ``start`` in: launch a fold when idle (the launch cycle is fold cycle 0 and already works).
     * ``t`` in: streamed rows T (1..max_t), sampled in the launch cycle.
+    * ``launch`` out: ``start`` is accepted this cycle (fold cycle 0); sample fold operands now.
     * ``busy`` out: high in fold cycles 1..N-1 (N = fold_cycles); ``start`` is ignored then.
     * ``done`` out: high for one cycle, fold cycle N.
     * ``load`` out: preload cycle; the array takes the weight row on the weight read port.
@@ -41,6 +42,7 @@ class FoldSequencer(wiring.Component):
         super().__init__({
             "start": In(1),
             "t": In(t_width),
+            "launch": Out(1),
             "busy": Out(1),
             "done": Out(1),
             "load": Out(1),
@@ -55,14 +57,14 @@ class FoldSequencer(wiring.Component):
         m = Module()
         count, t_reg = Signal(self._count_range), Signal.like(self.t)
         active, i, t = Signal(), Signal(self._count_range), Signal.like(self.t)
-        launch = self.start & ~self.busy
         # i is the fold cycle index; in the launch cycle the registers are not loaded yet.
         m.d.comb += [
-            active.eq(self.busy | launch),
+            self.launch.eq(self.start & ~self.busy),
+            active.eq(self.busy | self.launch),
             i.eq(Mux(self.busy, count, 0)),
             t.eq(Mux(self.busy, t_reg, self.t)),
         ]
-        with m.If(launch):
+        with m.If(self.launch):
             m.d.sync += t_reg.eq(self.t)
         last = first_write_cycle(self.rows, self.cols) - 1 + t
         m.d.sync += [

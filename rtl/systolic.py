@@ -1,16 +1,18 @@
 """The weight-stationary systolic GEMM core: tile buffers + fold sequencer + PE grid.
 
-One *fold* computes ``OUT[T x C] = A[T x R] @ W[R x C]`` (``timing.py`` has the schedule).
+One *fold* computes ``OUT[T x C] = A[T x R] @ W[R x C]`` (``timing.py`` has the schedule), each
+column optionally block-scaled on its way into the output buffer (``bscale.py``; no extra cycle).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, signed
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from qasic.arch.config import ArchConfig
+from qasic.rtl.bscale import SCALE_BITS, BlockScale, Bscale
 from qasic.rtl.pe import PEArray
 from qasic.rtl.sequencer import FoldSequencer, addr_width, buffer_depth
 from qasic.rtl.skew import Skew
@@ -40,12 +42,16 @@ class SystolicCore(wiring.Component):
     * ``outputs`` [``outputs__addr`` in, ``outputs__data`` out]: read output row ``addr``
       (0..M-1) of C values; ``data`` is valid the cycle after ``addr``.
     * ``start`` in, ``rows`` in: launch a fold over T = ``rows`` (1..M) activation rows.
+    * ``scale`` in, ``scale_mode`` in: the GEMM block scale (``isa.table.BSCALE_MODES``; the
+      ``Bscale`` enum, 0 = none) and C unsigned ``SCALE_BITS`` column scales s. Column c of
+      every output row is ``sum << s[c]`` (shift) or ``sum * s[c]`` (mul), wrapped to acc_bits.
     * ``busy`` out: high from the cycle after launch until the cycle before ``done``.
     * ``done`` out: one-cycle pulse; all T output rows are readable from then on.
 
     Data buses are packed little-end first: element j occupies bits ``[j*w, (j+1)*w)``.
     The host writes buffers only while idle, not in the launch cycle, and reads outputs after
-    ``done``; one row per cycle per port.
+    ``done``; one row per cycle per port. ``rows``, ``scale`` and ``scale_mode`` are sampled in
+    the launch cycle.
 
     Cycle contract: if ``start`` is high in cycle s (while idle), ``done`` is high in cycle
     ``s + fold_cycles(R, C, T)`` = s + 2R + C + T - 2 and in no cycle between.
@@ -63,6 +69,8 @@ class SystolicCore(wiring.Component):
             "outputs": In(host_read_signature(addr_width(m), self.o_row)),
             "start": In(1),
             "rows": In(m.bit_length()),
+            "scale": In(data.ArrayLayout(unsigned(SCALE_BITS), c)),
+            "scale_mode": In(Bscale),
             "busy": Out(1),
             "done": Out(1),
         })
@@ -90,8 +98,18 @@ class SystolicCore(wiring.Component):
             array.a_left.eq(skew.o),
             deskew.i.eq(array.sums),
         ]
-        self._output_buffer(m, seq, deskew.o)
+        m.submodules.bscale = bscale = BlockScale(c, a.acc_bits)
+        m.d.comb += bscale.i.eq(deskew.o)
+        self._hold_scale(m, seq, bscale)
+        self._output_buffer(m, seq, bscale.o)
         return m
+
+    def _hold_scale(self, m: Module, seq: FoldSequencer, bscale: BlockScale) -> None:
+        """Scale and mode as sampled at launch; the launch cycle itself writes no output row."""
+        scale, mode = Signal.like(self.scale), Signal.like(self.scale_mode)
+        with m.If(seq.launch):
+            m.d.sync += [scale.eq(self.scale), mode.eq(self.scale_mode)]
+        m.d.comb += [bscale.scale.eq(scale), bscale.mode.eq(mode)]
 
     def _host_buffer(self, m: Module, name: str, shape, depth: int, port, addr):
         """A buffer the host fills through ``port`` and the fold reads at ``addr``.

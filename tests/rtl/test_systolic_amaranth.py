@@ -9,9 +9,11 @@ import pytest
 from amaranth.sim import Simulator
 
 from qasic.arch.config import ArchConfig, default_arch
+from qasic.rtl.bscale import Bscale
 from qasic.rtl.packing import wrap
 from qasic.rtl.systolic import SystolicCore
 from qasic.rtl.timing import fold_cycles
+from tests.rtl.bscale_model import SCALE_MAX, edge_scales, scaled_fold
 
 
 def small_arch(rows: int, cols: int, max_t: int = 8, **bits) -> ArchConfig:
@@ -30,18 +32,25 @@ def random_tile(rng, arch: ArchConfig, t: int) -> tuple[np.ndarray, np.ndarray]:
     return a.astype(np.int64), w.astype(np.int64)
 
 
-async def run_fold(ctx, dut: SystolicCore, a: np.ndarray, w: np.ndarray, weights_last=False):
+async def run_fold(ctx, dut: SystolicCore, a: np.ndarray, w: np.ndarray, weights_last=False,
+                   scale=None, mode="none"):
     """Load buffers, launch, count cycles to ``done``, read outputs. Returns (out, cycles).
 
-    The buffer written last is written up to the cycle just before the launch cycle.
+    The buffer written last is written up to the cycle just before the launch cycle. Scale and
+    mode are driven only in the launch cycle; afterwards the ports carry other values.
     """
     loads = [(dut.weights, w), (dut.inputs, a)]
     for port, rows in reversed(loads) if weights_last else loads:
         await write_rows(ctx, port, rows)
+    scale = np.zeros(w.shape[1], dtype=np.int64) if scale is None else scale
     ctx.set(dut.rows, len(a))
+    ctx.set(dut.scale, [int(s) for s in scale])
+    ctx.set(dut.scale_mode, Bscale[mode])
     ctx.set(dut.start, 1)
     await ctx.tick()  # the launch cycle ends: we are now in cycle s + 1
     ctx.set(dut.start, 0)
+    ctx.set(dut.scale, [SCALE_MAX - int(s) for s in scale])
+    ctx.set(dut.scale_mode, Bscale.mul if mode == "shift" else Bscale.shift)
     cycles = 1
     while not ctx.get(dut.done):
         assert ctx.get(dut.busy), f"busy low before done in fold cycle {cycles}"
@@ -70,8 +79,8 @@ def simulate(arch: ArchConfig, tiles, weights_last=False) -> list:
     results = []
 
     async def bench(ctx):
-        for a, w in tiles:
-            results.append(await run_fold(ctx, dut, a, w, weights_last))
+        for a, w, *scaled in tiles:
+            results.append(await run_fold(ctx, dut, a, w, weights_last, *scaled))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -117,3 +126,38 @@ def test_back_to_back_folds_do_not_leak_state(weights_last):
     tiles[1] = (tiles[1][0], np.zeros_like(tiles[1][1]))
     for (a, w), (out, _) in zip(tiles, simulate(arch, tiles, weights_last)):
         np.testing.assert_array_equal(out, a @ w)
+
+
+@pytest.mark.parametrize("rows,cols,bits", [
+    (3, 5, {"acc_bits": 16}),  # sums of up to 3 * 2^14 overflow 16 bits when scaled
+    (2, 6, {"acc_bits": 20}),  # not a power of two: shifts 20..31 must give 0
+    (4, 4, {}),  # 4 * 2^14 * 255 fits 32 bits: only shifts can wrap
+])
+def test_block_scaled_folds_wrap_like_the_model(rows, cols, bits):
+    """shift and mul folds, back to back with unscaled ones, exact against the integer model."""
+    arch = small_arch(rows, cols, **bits)
+    rng = np.random.default_rng(rows * 10 + cols)
+    tiles = []
+    for mode in ("shift", "mul", "none", "mul", "shift"):
+        a, w = random_tile(rng, arch, int(rng.integers(1, arch.gemm_max_rows + 1)))
+        tiles.append((a, w, rng.permutation(edge_scales(cols, arch.acc_bits, mode, rng)), mode))
+    wrapped = set()
+    for (a, w, scale, mode), (out, cycles) in zip(tiles, simulate(arch, tiles)):
+        want = scaled_fold(a, w, scale, mode, arch.acc_bits)
+        np.testing.assert_array_equal(out, want)
+        assert cycles == fold_cycles(rows, cols, len(a))
+        if np.any(want != scaled_fold(a, w, scale, mode, 64)):
+            wrapped.add(mode)
+    # the accumulator really wrapped, in every mode that can
+    assert wrapped == ({"shift", "mul"} if arch.acc_bits < 32 else {"shift"})
+
+
+def test_largest_shift_that_fits_sets_the_sign_bit():
+    """1 << (acc_bits - 1) is the most negative value; one more shift leaves nothing."""
+    arch = small_arch(2, 4, acc_bits=16)
+    a = np.array([[1, 0], [1, 1], [-1, 0]])
+    w = np.array([[1, 1, 3, 1], [0, 0, 0, 1]])
+    ((out, _),) = simulate(arch, [(a, w, np.array([15, 16, 14, 14]), "shift")])
+    np.testing.assert_array_equal(out, [[-32768, 0, -16384, 16384],
+                                        [-32768, 0, -16384, -32768],
+                                        [-32768, 0, 16384, -16384]])
