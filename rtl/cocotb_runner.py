@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from qasic.arch.config import ArchConfig
+from qasic.isa.table import BSCALE_MODES
+from qasic.rtl.bscale import SCALE_BITS
 from qasic.rtl.packing import pad_tile
 from qasic.rtl.tools import (
     RtlToolError,
@@ -43,22 +45,32 @@ class TileResult:
 
 
 def run_tiles(arch: ArchConfig, tiles, build_dir: str | Path) -> list[TileResult]:
-    """Run ``tiles`` [(A int T x K, W int K x N), ...] on the RTL, K <= R, N <= C, T <= M.
+    """Run ``tiles`` on the RTL: each ``(A, W)`` or ``(A, W, scale, mode)``.
 
+    A int T x K, W int K x N with K <= R, N <= C, T <= M; ``scale`` N unsigned block scales and
+    ``mode`` one of ``isa.table.BSCALE_MODES`` (the GEMM ``bscale`` field; omitted: "none").
     Operands are zero-padded to the array. Returns per tile the T x N output and measured cycles.
     """
     if not tiles:
         return []
-    padded = [_pad_checked(i, a, w, arch) for i, (a, w) in enumerate(tiles)]
+    padded = [_pad_checked(i, *_unpack(i, tile), arch) for i, tile in enumerate(tiles)]
     sim_dir = build_core(arch, build_dir)
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=sim_dir.parent))
     results = _simulate(arch, padded, sim_dir, run_dir)
     shutil.rmtree(run_dir)  # kept only when the run fails, for its log
-    return [TileResult(out=results[f"out_{i}"][:, :np.shape(w)[1]], cycles=int(c))
-            for i, ((_, w), c) in enumerate(zip(tiles, results["cycles"]))]
+    return [TileResult(out=results[f"out_{i}"][:, :np.shape(tile[1])[1]], cycles=int(c))
+            for i, (tile, c) in enumerate(zip(tiles, results["cycles"]))]
 
 
-def _pad_checked(i: int, a, w, arch: ArchConfig) -> tuple[np.ndarray, np.ndarray]:
+def _unpack(i: int, tile) -> tuple:
+    if len(tile) == 2:
+        return (*tile, None, "none")
+    if len(tile) == 4:
+        return tuple(tile)
+    raise ValueError(f"tile {i}: expected (A, W) or (A, W, scale, mode), got {len(tile)} items")
+
+
+def _pad_checked(i: int, a, w, scale, mode: str, arch: ArchConfig) -> tuple:
     a, w = np.asarray(a), np.asarray(w)
     if not 1 <= len(a) <= arch.gemm_max_rows:
         raise ValueError(f"tile {i}: A has T = {len(a)} rows; the core streams 1.."
@@ -69,9 +81,28 @@ def _pad_checked(i: int, a, w, arch: ArchConfig) -> tuple[np.ndarray, np.ndarray
             raise ValueError(f"tile {i}: {name} has values in {x.min()}..{x.max()}, outside the "
                              f"{bits}-bit signed range {lo}..{hi}")
     try:
-        return pad_tile(a, w, arch.array_rows, arch.array_cols)
+        a_pad, w_pad = pad_tile(a, w, arch.array_rows, arch.array_cols)
     except ValueError as e:
         raise ValueError(f"tile {i}: {e}") from None
+    s_pad = np.zeros(arch.array_cols, dtype=np.int64)
+    s_pad[:w.shape[1]] = _checked_scale(i, scale, mode, w.shape[1])
+    return a_pad, w_pad, s_pad, BSCALE_MODES.index(mode)
+
+
+def _checked_scale(i: int, scale, mode: str, n: int) -> np.ndarray:
+    if mode not in BSCALE_MODES:
+        raise ValueError(f"tile {i}: block-scale mode {mode!r} is not one of {BSCALE_MODES}")
+    if scale is None and mode == "none":
+        return np.zeros(n, dtype=np.int64)
+    scale = np.asarray(scale)
+    if scale.shape != (n,):
+        raise ValueError(f"tile {i}: scale has shape {scale.shape}; mode {mode!r} needs one "
+                         f"scale per output column, shape ({n},)")
+    hi = (1 << SCALE_BITS) - 1
+    if scale.size and (scale.min() < 0 or scale.max() > hi):
+        raise ValueError(f"tile {i}: scale has values in {scale.min()}..{scale.max()}, outside "
+                         f"the {SCALE_BITS}-bit unsigned range 0..{hi}")
+    return scale.astype(np.int64)
 
 
 def build_core(arch: ArchConfig, build_dir: str | Path) -> Path:
@@ -116,10 +147,11 @@ def _simulate(arch: ArchConfig, padded, sim_dir: Path, run_dir: Path) -> dict:
     from cocotb_tools.runner import get_results, get_runner
 
     tiles_path, results_path = run_dir / "tiles.npz", run_dir / "results.npz"
-    params = [arch.array_rows, arch.array_cols, arch.input_bits, arch.weight_bits, arch.acc_bits]
-    arrays = {f"a_{i}": a for i, (a, _) in enumerate(padded)}
-    arrays.update({f"w_{i}": w for i, (_, w) in enumerate(padded)})
-    np.savez(tiles_path, params=np.array(params), count=len(padded), **arrays)
+    params = [arch.array_rows, arch.array_cols, arch.input_bits, arch.weight_bits, arch.acc_bits,
+              SCALE_BITS]
+    arrays = {f"{key}_{i}": x for i, tile in enumerate(padded) for key, x in zip("aws", tile)}
+    modes = np.array([mode for *_, mode in padded], dtype=np.int64)
+    np.savez(tiles_path, params=np.array(params), count=len(padded), modes=modes, **arrays)
     log, xml = run_dir / "sim.log", run_dir / "results.xml"
     try:
         get_runner("verilator").test(

@@ -1,8 +1,9 @@
 """cocotb testbench for the Verilog core: runs the tiles of a file, writes results to a file.
 
 Run by :mod:`qasic.rtl.cocotb_runner` (never imported by ``qasic.rtl`` itself). Environment:
-``QASIC_TILES`` (.npz written by the runner: ``params``, ``a_<i>``, ``w_<i>`` padded to the array)
-and ``QASIC_RESULTS`` (.npz written here: ``out_<i>`` T x C int64, ``cycles`` int64[n]).
+``QASIC_TILES`` (.npz written by the runner: ``params``, ``a_<i>``, ``w_<i>``, ``s_<i>`` padded to
+the array, ``modes`` int[n] as ``BSCALE_MODES`` indices) and ``QASIC_RESULTS`` (.npz written here:
+``out_<i>`` T x C int64, ``cycles`` int64[n]).
 
 All driving and sampling happens at falling clock edges, half a cycle away from the rising edge
 the design samples on, so there is no race between testbench writes and register updates.
@@ -24,7 +25,7 @@ from qasic.rtl.packing import pack_row, unpack_row
 async def fold_tiles(dut) -> None:
     """Every tile in QASIC_TILES: load buffers, launch, time the fold, read the outputs."""
     tiles = np.load(os.environ["QASIC_TILES"])
-    rows, cols, input_bits, weight_bits, acc_bits = (int(v) for v in tiles["params"])
+    rows, cols, input_bits, weight_bits, acc_bits, scale_bits = (int(v) for v in tiles["params"])
     Clock(dut.clk, 10, unit="ns").start()
     await reset(dut)
     outs, cycles = {}, []
@@ -32,13 +33,16 @@ async def fold_tiles(dut) -> None:
         a, w = tiles[f"a_{i}"], tiles[f"w_{i}"]
         await write_rows(dut, "weights", w, weight_bits)
         await write_rows(dut, "inputs", a, input_bits)
+        dut.scale.value = pack_row(tiles[f"s_{i}"], scale_bits)
+        dut.scale_mode.value = int(tiles["modes"][i])
         cycles.append(await launch(dut, len(a), limit=4 * (2 * rows + cols + len(a))))
         outs[f"out_{i}"] = await read_rows(dut, len(a), acc_bits, cols)
     np.savez(os.environ["QASIC_RESULTS"], cycles=np.array(cycles, dtype=np.int64), **outs)
 
 
 async def reset(dut) -> None:
-    for name in ("weights__en", "inputs__en", "start", "rows", "outputs__addr"):
+    for name in ("weights__en", "inputs__en", "start", "rows", "scale", "scale_mode",
+                 "outputs__addr"):
         getattr(dut, name).value = 0
     dut.rst.value = 1
     for _ in range(2):
@@ -61,6 +65,7 @@ async def launch(dut, t: int, limit: int) -> int:
     dut.rows.value, dut.start.value = t, 1
     await FallingEdge(dut.clk)
     dut.start.value = 0
+    dut.scale.value, dut.scale_mode.value = 0, 0  # sampled at launch: must not matter now
     cycles = 1
     while not int(dut.done.value):
         assert int(dut.busy.value), f"busy fell before done, {cycles} cycles after start"

@@ -9,8 +9,13 @@ import pytest
 
 from qasic.arch.config import ArchConfig, default_arch
 from qasic.rtl import fold_cycles, run_tiles
+from tests.rtl.bscale_model import edge_scales, scaled_fold
 
 pytestmark = pytest.mark.rtl
+# Small arches, each one Verilator build shared by the plain and block-scaled tests. The narrow
+# accumulators make scaled sums wrap (mul: 3 * 256 * 255 > 2^15) and 20 bits is not a power of
+# two, so shifts 20..31 reach the steered shifter and must still give 0.
+SMALL = [{"weight_bits": 2, "acc_bits": 16}, {"input_bits": 4, "weight_bits": 4, "acc_bits": 20}]
 
 
 def random_tile(rng, arch: ArchConfig, t: int, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -22,13 +27,27 @@ def random_tile(rng, arch: ArchConfig, t: int, k: int, n: int) -> tuple[np.ndarr
     return operand((t, k), arch.input_bits), operand((k, n), arch.weight_bits)
 
 
-def check(arch: ArchConfig, tiles, build_dir) -> None:
+def check(arch: ArchConfig, tiles, build_dir) -> list[np.ndarray]:
+    """Run (A, W) or (A, W, scale, mode) tiles; exact against the model; return the outputs."""
     results = run_tiles(arch, tiles, build_dir)
     assert len(results) == len(tiles)
-    for (a, w), res in zip(tiles, results):
+    for (a, w, *scaled), res in zip(tiles, results):
         assert res.out.dtype == np.int64 and res.out.shape == (len(a), w.shape[1])
-        np.testing.assert_array_equal(res.out, a.astype(np.int64) @ w.astype(np.int64))
+        want = a.astype(np.int64) @ w.astype(np.int64)
+        if scaled:
+            want = scaled_fold(a, w, *scaled, arch.acc_bits)
+        np.testing.assert_array_equal(res.out, want)
         assert res.cycles == fold_cycles(arch.array_rows, arch.array_cols, len(a))
+    return [res.out for res in results]
+
+
+def scaled_tiles(rng, arch: ArchConfig, shapes, modes) -> list[tuple]:
+    """One random tile per shape, each with edge scales (permuted over its columns) and a mode."""
+    tiles = []
+    for (t, k, n), mode in zip(shapes, modes):
+        a, w = random_tile(rng, arch, t, k, n)
+        tiles.append((a, w, rng.permutation(edge_scales(n, arch.acc_bits, mode, rng)), mode))
+    return tiles
 
 
 def test_default_arch_full_and_partial_tiles(rtl_build_dir):
@@ -48,11 +67,53 @@ def test_default_arch_extremes(rtl_build_dir):
     check(arch, [(a, w)], rtl_build_dir)
 
 
-@pytest.mark.parametrize("bits", [{"weight_bits": 2}, {"input_bits": 4, "weight_bits": 4}])
-def test_small_nonsquare_arch(rtl_build_dir, bits):
-    arch = dataclasses.replace(default_arch(), array_rows=3, array_cols=5, gemm_max_rows=16,
+def test_default_arch_block_scaled(rtl_build_dir):
+    """shift and mul tiles, full and partial, between unscaled ones; shifts up to 255."""
+    arch = default_arch()
+    r, c = arch.array_rows, arch.array_cols
+    rng = np.random.default_rng(48)
+    shapes = [(5, r, c), (64, r, c), (3, 7, 9), (9, r, c), (2, 4, 6)]
+    check(arch, scaled_tiles(rng, arch, shapes, ["shift", "mul", "shift", "none", "mul"]),
+          rtl_build_dir)
+
+
+def test_default_arch_block_scaled_wrap_raw_integers(rtl_build_dir):
+    """Written out, so a wrong model cannot hide a wrong core. Row 0 sums 16 * (-128)^2 = 2^18:
+    << 12 fits 32 bits, << 13 wraps to -2^31. Row 1 sums W[0] = -128, -128, -127, -128: the odd
+    sum keeps its low bit at the largest shift that fits (31), and << 32 keeps nothing."""
+    arch = default_arch()
+    a, w = np.full((2, 16), -128), np.full((16, 4), -128)
+    a[1] = 0
+    a[1, 0], w[0, 2] = 1, -127
+    tiles = [(a, w, [12, 13, 31, 32], "shift"), (a, w, [255, 0, 1, 2], "mul")]
+    shifted, multiplied = check(arch, tiles, rtl_build_dir)
+    np.testing.assert_array_equal(shifted, [[1 << 30, -(1 << 31), 0, 0],
+                                            [-(1 << 19), -(1 << 20), -(1 << 31), 0]])
+    np.testing.assert_array_equal(multiplied, [[255 << 18, 0, (1 << 18) - 128, 1 << 19],
+                                               [-32640, 0, -127, -256]])
+
+
+def small_arch(bits: dict) -> ArchConfig:
+    return dataclasses.replace(default_arch(), array_rows=3, array_cols=5, gemm_max_rows=16,
                                **bits)
+
+
+@pytest.mark.parametrize("bits", SMALL)
+def test_small_nonsquare_arch(rtl_build_dir, bits):
+    arch = small_arch(bits)
     rng = np.random.default_rng(35)
     shapes = [(1, 3, 5), (7, 3, 5), (16, 3, 5), (4, 2, 3)]
     check(arch, [random_tile(rng, arch, *s) for s in shapes], rtl_build_dir)
+
+
+@pytest.mark.parametrize("bits", SMALL)
+def test_small_nonsquare_arch_block_scaled(rtl_build_dir, bits):
+    arch = small_arch(bits)
+    rng = np.random.default_rng(53)
+    shapes = [(16, 3, 5), (1, 3, 5), (7, 2, 4), (16, 3, 5), (5, 3, 5)]
+    tiles = scaled_tiles(rng, arch, shapes, ["shift", "mul", "shift", "mul", "none"])
+    outs = check(arch, tiles, rtl_build_dir)
+    wide = [scaled_fold(a, w, s, mode, 64) for a, w, s, mode in tiles]
+    wrapped = {mode for (*_, mode), out, x in zip(tiles, outs, wide) if np.any(out != x)}
+    assert wrapped == ({"shift", "mul"} if arch.acc_bits == 16 else {"shift"})
 

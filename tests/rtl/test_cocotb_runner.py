@@ -32,6 +32,25 @@ def test_rejects_tiles_larger_than_the_array(tmp_path):
         run_tiles(default_arch(), [(np.ones((65, 3)), np.ones((3, 4)))], tmp_path)
 
 
+def test_rejects_bad_block_scales(tmp_path):
+    a, w = np.ones((2, 3)), np.ones((3, 4))
+    with pytest.raises(ValueError, match=r"^tile 0: block-scale mode 'exp' is not one of "
+                                         r"\('none', 'shift', 'mul'\)$"):
+        run_tiles(default_arch(), [(a, w, [0] * 4, "exp")], tmp_path)
+    with pytest.raises(ValueError, match=r"^tile 0: scale has shape \(3,\); mode 'mul' needs "
+                                         r"one scale per output column, shape \(4,\)$"):
+        run_tiles(default_arch(), [(a, w, [1, 2, 3], "mul")], tmp_path)
+    with pytest.raises(ValueError, match=r"^tile 1: scale has values in 0\.\.256, outside the "
+                                         r"8-bit unsigned range 0\.\.255$"):
+        run_tiles(default_arch(), [(a, w), (a, w, [0, 1, 256, 3], "shift")], tmp_path)
+    with pytest.raises(ValueError, match=r"^tile 0: scale has shape \(\); mode 'shift' needs"):
+        run_tiles(default_arch(), [(a, w, None, "shift")], tmp_path)
+    with pytest.raises(ValueError, match=r"^tile 0: expected \(A, W\) or \(A, W, scale, "
+                                         r"mode\), got 3 items$"):
+        run_tiles(default_arch(), [(a, w, [0] * 4)], tmp_path)
+    assert list(tmp_path.iterdir()) == []  # checked before anything is built
+
+
 def test_no_tiles_builds_nothing(tmp_path):
     assert run_tiles(default_arch(), [], tmp_path) == []
     assert list(tmp_path.iterdir()) == []
