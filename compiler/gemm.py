@@ -4,6 +4,8 @@ Conv uses im2col done by the DMA: for each output row and kernel row, one 2-D st
 out_w patches of kw*in_c contiguous bytes from the zero-point-padded NHWC input into the input
 scratchpad, so an im2col row (order kh, kw, c) is K = kh*kw*in_c contiguous bytes.
 The input zero point is folded into the bias: sum((x - zp) w) + b = sum(x w) + (b - zp sum(w)).
+Block-scaled weights (qasic.quant.blockscale) run in block fixed point: K is cut into folds that
+never cross a block, and each fold's GEMM scales its partial sums by the block's byte per column.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from qasic.arch.config import PARAM_BYTES_PER_CHANNEL, ArchConfig
 from qasic.compiler.fuse import Kernel
 from qasic.compiler.memory import image_shape
 from qasic.errors import ConfigError, UnsupportedOpError
-from qasic.isa.table import LUT_ENTRY_BYTES
+from qasic.isa.table import BSCALE_BYTES, LUT_ENTRY_BYTES
+from qasic.quant.blockscale import factors
 from qasic.quant.graph import QGraph
+from qasic.quant.reference import flatten_order
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,27 @@ class GemmKernel:
     hi: int
     codes: np.ndarray | None = None  # (K, N) stored codes when weights decode through a LUT
     lut: np.ndarray | None = None    # (2**wbits,) code -> integer weight
+    block_scale: np.ndarray | None = None  # (NB, N) bytes of a block-scaled format
+    block_size: int = 0                    # K rows per block (last one may be shorter)
+    block_mode: str = "none"               # isa.table.BSCALE_MODES
+
+    @property
+    def effective(self) -> np.ndarray:
+        """(K, N) int64: the weights the GEMMs apply, block factors included."""
+        if self.block_scale is None:
+            return self.weight
+        blk = np.arange(self.shape.k) // self.block_size
+        return self.weight * factors(self.block_scale, self.block_mode)[blk]
+
+    def folds(self, array_rows: int) -> list[tuple[int, int, int]]:
+        """(k0, k, block) of every fold: chunks of at most array_rows within one block."""
+        size = self.block_size or self.shape.k
+        out = []
+        for b0 in range(0, self.shape.k, size):
+            end = min(b0 + size, self.shape.k)
+            out += [(k0, min(array_rows, end - k0), b0 // size)
+                    for k0 in range(b0, end, array_rows)]
+        return out
 
 
 def lower_gemm(graph: QGraph, kernel: Kernel, flatten_src: dict[str, tuple]) -> GemmKernel:
@@ -68,16 +93,33 @@ def lower_gemm(graph: QGraph, kernel: Kernel, flatten_src: dict[str, tuple]) -> 
     wkn = _to_kn(node, node.params["weight"], flatten_src)
     lut = node.params.get("weight_lut")
     codes = None if lut is None else _to_kn(node, node.params["weight_codes"], flatten_src)
-    zp_in = graph.tensors[node.inputs[0]].zero_point
-    bias = node.params["bias"].astype(np.int64) - zp_in * wkn.sum(axis=0)
+    blocks = _blocks(node, flatten_src)
     out = graph.tensors[node.output]
     lo, hi = node.attrs.get("clamp", (out.qmin, out.qmax))
     if kernel.has("relu"):
         lo = max(lo, out.zero_point)
-    return GemmKernel(kernel, shape, wkn, node.weight_bits or 8, bias,
-                      node.params["multiplier"].astype(np.int64),
-                      node.params["shift"].astype(np.int64), out.zero_point, lo, hi,
-                      codes, None if lut is None else np.asarray(lut, dtype=np.int64))
+    g = GemmKernel(kernel, shape, wkn, node.weight_bits or 8, np.zeros(shape.n, np.int64),
+                   node.params["multiplier"].astype(np.int64),
+                   node.params["shift"].astype(np.int64), out.zero_point, lo, hi,
+                   codes, None if lut is None else np.asarray(lut, dtype=np.int64), *blocks)
+    zp_in = graph.tensors[node.inputs[0]].zero_point
+    g.bias[:] = node.params["bias"].astype(np.int64) - zp_in * g.effective.sum(axis=0)
+    return g
+
+
+def _blocks(node, flatten_src: dict[str, tuple]) -> tuple:
+    """(block_scale (NB, N), block size, mode) in the array's K order, or () when unblocked."""
+    p = node.params
+    if "block_scale" not in p:
+        return ()
+    block_of = _to_kn(node, np.asarray(p["block_of"])[None, :], flatten_src)[:, 0]
+    k, size = len(block_of), int(node.attrs.get("block_size", 0))
+    if size < 1 or not np.array_equal(block_of, np.arange(k) // size):
+        raise UnsupportedOpError(
+            f"layer {node.name}: its weight blocks are not runs of {size} consecutive inputs in "
+            "the order the array reduces them ((kh, kw, ic) for a conv, memory order after a "
+            "flatten); quantize with qasic.quant, which forms blocks in that order")
+    return np.asarray(p["block_scale"], dtype=np.int64).T.copy(), size, node.attrs["block_mode"]
 
 
 def _to_kn(node, w: np.ndarray, flatten_src: dict[str, tuple]) -> np.ndarray:
@@ -123,9 +165,7 @@ def _linear_weight(w: np.ndarray, flat_from: tuple | None) -> np.ndarray:
     if flat_from is None or len(flat_from) != 3:
         return w.T
     h, wd, c = flat_from
-    yy, xx, cc = np.meshgrid(np.arange(h), np.arange(wd), np.arange(c), indexing="ij")
-    torch_index = (cc * h * wd + yy * wd + xx).reshape(-1)  # memory order -> torch feature
-    return w.T[torch_index]
+    return w.T[flatten_order(h, wd, c)]
 
 
 def _check_shared_encoding(graph: QGraph, kernel: Kernel) -> None:
@@ -143,18 +183,16 @@ class GemmPlan:
     tile_rows: int  # output pixels (before pooling) per m-tile: whole (pool-window) rows
     n_tile: int     # output channels per n-tile (<= array cols)
 
-    def wrow_bytes(self, n: int, wbits: int) -> int:
-        return (n * wbits + 7) // 8
-
 
 def plan_gemm(g: GemmKernel, arch: ArchConfig) -> GemmPlan:
     """Largest m-tile of whole output rows that fits every half scratchpad."""
     s, name = g.shape, g.kernel.name
     nt = min(s.n, arch.array_cols)
     unit = s.out_w * s.pool
-    weight_half = s.k * ((nt * g.wbits + 7) // 8)
+    weight_half = weight_tile_bytes(g, nt, arch)
     _need(weight_half, arch.weight_sram_bytes // 2, "sram.weight_bytes", name,
-          f"the {s.k}x{nt} weight tile")
+          f"the {s.k}x{nt} weight tile" + (" and its block scales" if g.block_mode != "none"
+                                           else ""))
     lut_bytes = 0 if g.lut is None else LUT_ENTRY_BYTES << g.wbits
     _need(nt * PARAM_BYTES_PER_CHANNEL + lut_bytes, arch.param_sram_bytes // 2,
           "sram.param_bytes", name, "the per-channel parameters and decode table")
@@ -170,6 +208,15 @@ def plan_gemm(g: GemmKernel, arch: ArchConfig) -> GemmPlan:
         _need(unit * per_row, cap if fit else 0, key, name, f"{unit} {what}")
         rows = min(rows, fit)
     return GemmPlan(rows, nt)
+
+
+def weight_tile_bytes(g: GemmKernel, nt: int, arch: ArchConfig) -> int:
+    """Weight scratchpad bytes of one n-tile: packed rows, plus a scale row before every fold
+    of a block-scaled layer."""
+    rows = g.shape.k * ((nt * g.wbits + 7) // 8)
+    if g.block_mode == "none":
+        return rows
+    return rows + len(g.folds(arch.array_rows)) * nt * BSCALE_BYTES
 
 
 def _need(size: float, cap: int, key: str, layer: str, what: str) -> None:

@@ -75,7 +75,8 @@ def _lower(graph, k: Kernel, arch, buffers, aliases, flat_src, consts, const_bas
         plan = plan_gemm(g, arch)
         s = g.shape
         info.update(weight_bits=g.wbits, weight_format=k.anchor.weight_format,
-                    pe_weight_bits=pe_weight_bits(g), macs=s.m * s.k * s.n, m=s.m, k=s.k, n=s.n,
+                    pe_weight_bits=pe_weight_bits(g), block_mode=g.block_mode,
+                    block_size=g.block_size, macs=s.m * s.k * s.n, m=s.m, k=s.k, n=s.n,
                     tile_rows=plan.tile_rows, n_tile=plan.n_tile)
         return gemm_steps(g, plan, arch, src[0], dst, consts, const_base), info
     if k.kind == "pool":
@@ -105,7 +106,7 @@ def _check_activations(graph: QGraph, k: Kernel, arch: ArchConfig) -> None:
 
 def _check_accumulator(g: GemmKernel, arch: ArchConfig) -> None:
     """Prove the array's accumulator cannot overflow: |sum x w| + |bias| < 2**(acc_bits-1)."""
-    worst = 128 * np.abs(g.weight).sum(axis=0) + np.abs(g.bias)
+    worst = 128 * np.abs(g.effective).sum(axis=0) + np.abs(g.bias)
     if worst.max() >= 1 << (arch.acc_bits - 1):
         raise ConfigError(
             f"arch config: array.acc_bits = {arch.acc_bits} can overflow in layer "

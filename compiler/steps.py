@@ -11,7 +11,7 @@ from qasic.compiler.schedule import Step
 from qasic.errors import ConfigError
 from qasic.isa.encoding import Instr
 from qasic.isa.packing import pack_bits
-from qasic.isa.table import ADD_PARAM_BYTES, BY_NAME
+from qasic.isa.table import ADD_PARAM_BYTES, BSCALE_BYTES, BY_NAME
 
 MAX_DMA_ROWS = (1 << BY_NAME["LOAD"].field("rows").width) - 1
 
@@ -56,7 +56,6 @@ def gemm_steps(g: GemmKernel, plan: GemmPlan, arch: ArchConfig, src: Buffer, dst
     steps = []
     for j, n0 in enumerate(range(0, s.n, plan.n_tile)):
         nt = min(plan.n_tile, s.n - n0)
-        wrow = plan.wrow_bytes(nt, g.wbits)
         w_off = const_base + consts.add(pack_bits(stored(g)[:, n0:n0 + nt], g.wbits))
         params = post_params(g.bias[n0:n0 + nt], g.multiplier[n0:n0 + nt], g.shift[n0:n0 + nt])
         if g.lut is not None:  # the decode table follows the per-channel parameters
@@ -64,16 +63,17 @@ def gemm_steps(g: GemmKernel, plan: GemmPlan, arch: ArchConfig, src: Buffer, dst
         p_off = const_base + consts.add(params)
         lut_addr = (j % 2) * half["param"] + nt * PARAM_BYTES_PER_CHANNEL
         wbuf, pbuf = (j % 2) * half["weight"], (j % 2) * half["param"]
+        wloads, folds = _weight_folds(g, arch, consts, const_base, w_off, wbuf, n0, nt)
         for i, m0 in enumerate(range(0, s.m, plan.tile_rows)):
             rows = min(plan.tile_rows, s.m - m0)
             step = Step()
             if i == 0:
-                step.loads += dma("LOAD", "weight", w_off, wrow, wbuf, wrow, s.k, wrow)
+                step.loads += wloads
                 step.loads += dma("LOAD", "param", p_off, 0, pbuf, 0, 1, len(params))
             ibuf = (len(steps) % 2) * half["input"]
             obuf = (len(steps) % 2) * half["output"]
             step.loads += _input_loads(g, src, m0, rows, ibuf)
-            step.computes += _gemms(g, arch, ibuf, wbuf, rows, nt, lut_addr)
+            step.computes += _gemms(g, arch, ibuf, folds, rows, nt, lut_addr)
             # The POST reads the param half after the last GEMM, so it frees the load halves
             # (input, weight, param) for step + 2; it is also the first output writer.
             step.last_input_reader = len(step.computes)
@@ -108,18 +108,39 @@ def _input_loads(g: GemmKernel, src: Buffer, m0: int, rows: int, ibuf: int) -> l
     return out
 
 
-def _gemms(g: GemmKernel, arch: ArchConfig, ibuf: int, wbuf: int, rows: int, nt: int,
+def _weight_folds(g: GemmKernel, arch: ArchConfig, consts: Constants, const_base: int,
+                  w_off: int, wbuf: int, n0: int, nt: int):
+    """LOADs of one n-tile's weights and the (k0, k, weight address) of each fold.
+
+    Unblocked: the K packed rows in one copy. Block-scaled: DRAM holds the K rows and then one
+    row of nt scale bytes per block; the scratchpad gets, for every fold, its block's scale row
+    followed by the fold's weight rows (the GEMM bscale layout, isa.table)."""
+    wrow = (nt * g.wbits + 7) // 8
+    if g.block_scale is None:
+        folds = [(k0, k, wbuf + k0 * wrow) for k0, k, _ in g.folds(arch.array_rows)]
+        return dma("LOAD", "weight", w_off, wrow, wbuf, wrow, g.shape.k, wrow), folds
+    srow = nt * BSCALE_BYTES
+    s_off = const_base + consts.add(g.block_scale[:, n0:n0 + nt].astype(np.uint8).tobytes())
+    loads, folds, addr = [], [], wbuf
+    for k0, k, b in g.folds(arch.array_rows):
+        loads += dma("LOAD", "weight", s_off + b * srow, srow, addr, srow, 1, srow)
+        loads += dma("LOAD", "weight", w_off + k0 * wrow, wrow, addr + srow, wrow, k, wrow)
+        folds.append((k0, k, addr))
+        addr += srow + k * wrow
+    return loads, folds
+
+
+def _gemms(g: GemmKernel, arch: ArchConfig, ibuf: int, folds: list, rows: int, nt: int,
            lut_addr: int):
     s, out = g.shape, []
-    wrow = (nt * g.wbits + 7) // 8
     for c0 in range(0, rows, arch.gemm_max_rows):
         t = min(arch.gemm_max_rows, rows - c0)
-        for k0 in range(0, s.k, arch.array_rows):
+        for k0, k, waddr in folds:
             out.append(Instr("GEMM", {
-                "inp_addr": ibuf + c0 * s.k + k0, "inp_stride": s.k, "wgt_addr": wbuf + k0 * wrow,
-                "acc_addr": c0 * nt, "rows": t, "k": min(arch.array_rows, s.k - k0), "n": nt,
+                "inp_addr": ibuf + c0 * s.k + k0, "inp_stride": s.k, "wgt_addr": waddr,
+                "acc_addr": c0 * nt, "rows": t, "k": k, "n": nt,
                 "accumulate": int(k0 > 0), "wbits": g.wbits, "lut": int(g.lut is not None),
-                "lut_addr": lut_addr if g.lut is not None else 0}))
+                "lut_addr": lut_addr if g.lut is not None else 0, "bscale": g.block_mode}))
     return out
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from qasic.isa.table import BSCALE_BYTES
+
 
 def pack_bits(codes: np.ndarray, bits: int) -> bytes:
     """Pack signed integer codes row by row, ``bits`` each, little-endian bit order; every row
@@ -33,3 +35,12 @@ def unpack_bits(blob: bytes, rows: int, cols: int, bits: int) -> np.ndarray:
     bitsarr = np.unpackbits(raw, axis=1, bitorder="little")[:, :cols * bits]
     vals = bitsarr.reshape(rows, cols, bits).astype(np.int64) @ (1 << np.arange(bits))
     return np.where(vals >= 1 << (bits - 1), vals - (1 << bits), vals)
+
+
+def gemm_weight_span(args) -> tuple[int | None, int, int]:
+    """Where a GEMM's weight operand sits in the weight scratchpad: (address of the block-scale
+    row or None, address of the first packed weight row, bytes per weight row)."""
+    n, row = args["n"], (args["n"] * args["wbits"] + 7) // 8
+    if args["bscale"] == "none":
+        return None, args["wgt_addr"], row
+    return args["wgt_addr"], args["wgt_addr"] + n * BSCALE_BYTES, row

@@ -20,6 +20,9 @@ WORD_BYTES = WORD_BITS // 8
 QUEUES = ("load", "compute", "store")
 # Scratchpads a DMA can name. Order = encoding of the ``mem`` field.
 MEMS = ("input", "weight", "acc", "output", "param")
+# GEMM block-scale modes. Order = encoding of the ``bscale`` field.
+BSCALE_MODES = ("none", "shift", "mul")
+BSCALE_BYTES = 1  # one unsigned scale byte per output column per block
 
 
 @dataclass(frozen=True)
@@ -98,19 +101,25 @@ OPCODES: tuple[Opcode, ...] = (
         "weight codes packed at wbits bits (row = ceil(n*wbits/8) bytes, little-endian bit "
         "order); with lut = 0 a code is the signed weight, with lut = 1 it indexes a table of "
         "2^wbits int32 fixed-point weights at param lut_addr (how FP, NF4 and codebook formats "
-        "reach the integer array). acc: dense int32 tile rows x n at acc_addr (4-byte words).",
+        "reach the integer array). acc: dense int32 tile rows x n at acc_addr (4-byte words). "
+        "Block-scaled formats (MX, per-group INT, NF4): with bscale != none an n-byte row of "
+        "unsigned per-column block scales s sits at wgt_addr and the k weight rows follow at "
+        "wgt_addr + n; the fold's partial sums enter the accumulator as partial << s[n] "
+        "(shift: MX power-of-two scales) or partial * s[n] (mul: 8-bit group scales), wrapped "
+        "to acc_bits. A fold never spans two blocks.",
         _layout(
             ("inp_addr", 18, "input scratchpad byte address"),
             ("inp_stride", 16, "bytes between input rows"),
             ("wgt_addr", 18, "weight scratchpad byte address"),
             ("acc_addr", 14, "accumulator scratchpad word address"),
             ("rows", 12, "vectors streamed (T)"),
-            ("k", 10, "reduction length of this fold"),
-            ("n", 10, "output columns of this fold"),
+            ("k", 9, "reduction length of this fold"),
+            ("n", 9, "output columns of this fold"),
             ("accumulate", 1, "1: add to acc; 0: overwrite"),
             ("wbits", 4, "weight code bits (2..8)"),
             ("lut", 1, "1: decode codes through the table at lut_addr"),
             ("lut_addr", 14, "param scratchpad byte address of the decode table"),
+            ("bscale", 2, "block scale of this fold's partial sums", BSCALE_MODES),
         ),
     ),
     Opcode(

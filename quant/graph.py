@@ -15,12 +15,15 @@ import numpy as np
 
 from qasic.errors import InputError
 from qasic.quant.affine import dequantize_codes, quantize_codes
+from qasic.quant.blockscale import check_block_params, effective_weight
 
 # op -> parameters it carries (see qasic.quant.reference for the arithmetic)
 OPS = {
     # weight: the integers the array multiplies. A format decoded on the load path (FP, NF4,
     # codebooks) also carries weight_codes (stored, weight_bits each) and weight_lut (code ->
-    # integer), with weight == weight_lut[weight_codes].
+    # integer), with weight == weight_lut[weight_codes]. A block-scaled format (MX, per group)
+    # also carries block_scale (OC, NB) bytes and block_of (K,) with attrs block_mode
+    # (qasic.quant.blockscale).
     "conv2d": ("weight", "bias", "multiplier", "shift"),     # attrs: stride, padding, clamp
     "linear": ("weight", "bias", "multiplier", "shift"),     # attrs: clamp
     "maxpool2d": (),                                         # attrs: kernel, stride
@@ -76,7 +79,10 @@ class QNode:
             lut, codes = self.params["weight_lut"], self.params.get("weight_codes")
             if codes is None or not np.array_equal(lut[codes], self.params["weight"]):
                 raise ValueError(f"node {self.name}: weight must equal weight_lut[weight_codes]")
-
+        if "block_scale" in self.params:
+            p = self.params
+            check_block_params(self.name, p["weight"], p["block_scale"], p.get("block_of"),
+                               self.attrs.get("block_mode"))
 
     @property
     def pe_weight_bits(self) -> int | None:
@@ -89,7 +95,10 @@ class QNode:
 
     def worst_accumulator(self, input_magnitude: int = 128) -> int:
         """Largest |sum x w + bias| a conv/linear can reach with |x| <= input_magnitude."""
-        w = np.abs(self.params["weight"].astype(np.int64)).reshape(len(self.params["bias"]), -1)
+        p = self.params
+        w = p["weight"] if "block_scale" not in p else effective_weight(
+            p["weight"], p["block_scale"], p["block_of"], self.attrs["block_mode"])
+        w = np.abs(np.asarray(w, dtype=np.int64)).reshape(len(p["bias"]), -1)
         return int((input_magnitude * w.sum(axis=1) + np.abs(self.params["bias"])).max())
 
 

@@ -20,7 +20,7 @@ from qasic.quant.fgraph import FGraph, FNode, run_float
 from qasic.quant.fixedpoint import quantize_multipliers
 from qasic.quant.graph import QGraph, QNode, TensorQ
 from qasic.quant.observers import WEIGHT_SCALERS, quantize_weight
-from qasic.quant.reference import ADD_LEFT_SHIFT
+from qasic.quant.reference import ADD_LEFT_SHIFT, flatten_order
 from qasic.quant.weights import quantize_weights
 
 __all__ = ["QuantConfig", "quantize", "quantize_graph"]
@@ -78,15 +78,32 @@ def _quantize_layer(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
         params = {"weight": quantize_weight(node.params["weight"], s_w, bits).astype(np.int8)}
         fmt = f"int{bits}"
     else:
-        lw = quantize_weights(node.params["weight"], fmt, clip)
+        lw = quantize_weights(node.params["weight"], fmt, clip, reduction_order(graph, node))
         s_w, params = lw.scale, {"weight": lw.levels.astype(np.int32)}
         if lw.lut is not None:
             params.update(weight_codes=lw.codes, weight_lut=lw.lut)
+        if lw.block_scale is not None:
+            params.update(block_scale=lw.block_scale.astype(np.int32),
+                          block_of=lw.block_of.astype(np.int32))
     q, shift = quantize_multipliers(s_in * s_w / out.scale)
     params.update(bias=_bias_codes(node.params["bias"], s_in * s_w),
                   multiplier=q.astype(np.int32), shift=shift.astype(np.int32))
-    return QNode(node.name, node.op, node.inputs, node.output, _clamp_attrs(graph, node, out),
-                 params, weight_bits=bits, weight_format=fmt)
+    attrs = _clamp_attrs(graph, node, out)
+    if "block_scale" in params:
+        attrs.update(block_mode=lw.block_mode, block_size=lw.block_size)
+    return QNode(node.name, node.op, node.inputs, node.output, attrs, params, weight_bits=bits,
+                 weight_format=fmt)
+
+
+def reduction_order(graph: FGraph, node: FNode) -> np.ndarray | None:
+    """The layer's flattened weight-input indices in the order the array reduces them (None:
+    as stored). A linear after a flatten of an NHWC image reads its input in memory order."""
+    if node.op != "linear":
+        return None
+    src = graph.producer(node.inputs[0])
+    if src is None or src.op != "flatten" or len(graph.shapes[src.inputs[0]]) != 3:
+        return None
+    return flatten_order(*graph.shapes[src.inputs[0]])
 
 
 def _bias_codes(bias: np.ndarray, scale: np.ndarray) -> np.ndarray:

@@ -4,6 +4,8 @@ It *defines* the semantics of every QGraph op; the simulator and the RTL are tes
 for bit. All arithmetic is int64; tensors are NHWC (batch first) or (batch, features).
 
 conv2d / linear:  acc = sum((x - zp_in) * w) + bias              (exact integers)
+                  w = weight, or for a block-scaled format weight * factor[c, block_of[k]]
+                  (qasic.quant.blockscale.effective_weight)
                   y   = clamp(requantize(acc, q[c], shift[c]) + zp_out, lo, hi)
 maxpool2d:        y   = max over the window (codes share the input's scale and zero point)
 relu:             y   = max(x, zp_in)      (output shares the input's encoding)
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from qasic.quant.blockscale import effective_weight
 from qasic.quant.fixedpoint import requantize
 from qasic.quant.graph import QGraph, QNode
 
@@ -46,6 +49,21 @@ def _requant_out(graph: QGraph, node: QNode, acc: np.ndarray) -> np.ndarray:
     return _clamp(graph, node, requantize(acc, p["multiplier"], p["shift"]))
 
 
+def layer_weight(node: QNode) -> np.ndarray:
+    """The integer weight a conv2d/linear multiplies (int64, the node's weight layout)."""
+    p = node.params
+    if "block_scale" not in p:
+        return p["weight"].astype(np.int64)
+    return effective_weight(p["weight"], p["block_scale"], p["block_of"], node.attrs["block_mode"])
+
+
+def flatten_order(h: int, w: int, c: int) -> np.ndarray:
+    """Torch feature index (C, H, W order) of each element of an NHWC (h, w, c) image in memory
+    order: what ``flatten`` maps memory position i to."""
+    yy, xx, cc = np.meshgrid(np.arange(h), np.arange(w), np.arange(c), indexing="ij")
+    return (cc * h * w + yy * w + xx).reshape(-1)
+
+
 def pad_nhwc(x: np.ndarray, pad: int, value: int) -> np.ndarray:
     if pad == 0:
         return x
@@ -65,7 +83,7 @@ def im2col(x: np.ndarray, kh: int, kw: int, stride: int) -> np.ndarray:
 
 def _conv2d(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
     zp = graph.tensors[node.inputs[0]].zero_point
-    w = node.params["weight"].astype(np.int64)  # (OC, KH, KW, IC)
+    w = layer_weight(node)  # (OC, KH, KW, IC)
     oc, kh, kw, _ = w.shape
     cols = im2col(pad_nhwc(x, node.attrs["padding"], zp), kh, kw, node.attrs["stride"])
     acc = (cols - zp) @ w.reshape(oc, -1).T + node.params["bias"].astype(np.int64)
@@ -74,7 +92,7 @@ def _conv2d(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
 
 def _linear(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
     zp = graph.tensors[node.inputs[0]].zero_point
-    w = node.params["weight"].astype(np.int64)  # (OUT, IN)
+    w = layer_weight(node)  # (OUT, IN)
     acc = (x - zp) @ w.T + node.params["bias"].astype(np.int64)
     return _requant_out(graph, node, acc)
 

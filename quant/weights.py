@@ -7,7 +7,8 @@ levels[code] * lsb * scale[channel], and lsb * scale[channel] folds into the per
 requantization multiplier exactly as an INT weight scale does. Minifloat levels are exact;
 codebook levels are rounded to 2**-CODEBOOK_FRAC_BITS (the accelerator's NF4 is that fixed-point
 codebook; error in docs/formats.md). Per-group and MX-block scales vary along the reduction axis
-and cannot fold into one multiplier per channel, so they are refused here with a clear error.
+and cannot fold into one multiplier per channel: those formats run in block fixed point
+(``qasic.quant.blockscale``), their blocks formed in the array's reduction order.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qasic.errors import ConfigError
+from qasic.quant.blockscale import block_size, quantize_blocked
 from qasic.quant.formats import get_format, integer_levels, quantize_tensor
 from qasic.quant.formats.codebook import CodebookFormat
 from qasic.quant.formats.granularity import PerChannel
@@ -35,28 +37,40 @@ class LayerWeights:
     fmt: str
     codes: np.ndarray | None = None  # stored codes when decoded through ``lut``
     lut: np.ndarray | None = None    # (2**bits,) code -> level
+    block_scale: np.ndarray | None = None  # (OC, NB) bytes of a block-scaled format
+    block_of: np.ndarray | None = None     # (K,) block of each flattened reduction index
+    block_mode: str | None = None          # "shift" | "mul"
+    block_size: int = 0
 
 
 def hardware_format(name: str) -> FormatSpec:
-    """The format ``name`` with per-channel scales, or a ConfigError saying why not."""
+    """The format ``name`` as the array runs it (per-channel, or block-scaled per group / MX
+    block), or a ConfigError saying why not."""
     base = name.removesuffix(PER_CHANNEL_SUFFIX)
     spec = get_format(base)
     if name.endswith(PER_CHANNEL_SUFFIX):
         spec = FormatSpec(name, spec.element, PerChannel())
-    if not isinstance(spec.granularity, PerChannel):
-        raise ConfigError(
-            f"weight format {name!r} has {type(spec.granularity).__name__} scales; the integer "
-            "array folds only one scale per output channel into requantization. Use a "
-            f"per-channel format, or {base}{PER_CHANNEL_SUFFIX} for {base} with one scale per "
-            "channel")
     if isinstance(spec.element, IntFormat) and not spec.element.symmetric:
+        b = spec.element.bits
         raise ConfigError(f"weight format {name!r} is asymmetric; weights are symmetric here "
-                          f"(use int{spec.element.bits})")
+                          f"(use int{b} per channel or int{b}_g32 per group of 32)")
+    if not isinstance(spec.granularity, PerChannel) and block_size(spec) is None:
+        raise ConfigError(
+            f"weight format {name!r} has {type(spec.granularity).__name__} scales; the array "
+            "runs one scale per output channel or per block of the reduction axis. Use a "
+            f"per-channel format, {base}{PER_CHANNEL_SUFFIX}, or a group format like "
+            f"{base}_g32")
     return spec
 
 
-def quantize_weights(w: np.ndarray, name: str, clip: str) -> LayerWeights:
+def quantize_weights(w: np.ndarray, name: str, clip: str,
+                     order: np.ndarray | None = None) -> LayerWeights:
+    """``w`` is (OC, ...) in the golden reference's layout. ``order`` lists its flattened
+    reduction indices in the array's order (None: as stored); blocks of a block-scaled format
+    are formed in that order."""
     spec = hardware_format(name)
+    if block_size(spec) is not None:
+        return _blocked(w, spec, name, clip, order)
     qt = quantize_tensor(w, spec, clip=clip)
     frac = CODEBOOK_FRAC_BITS if isinstance(spec.element, CodebookFormat) else None
     lv = integer_levels(spec.element, frac)
@@ -66,3 +80,19 @@ def quantize_weights(w: np.ndarray, name: str, clip: str) -> LayerWeights:
         return LayerWeights(levels, scale, spec.element.bits, name)
     return LayerWeights(levels, scale, spec.element.bits, name, qt.codes.astype(np.int64),
                         lv.levels)
+
+
+def _blocked(w: np.ndarray, spec: FormatSpec, name: str, clip: str,
+             order: np.ndarray | None) -> LayerWeights:
+    w2 = np.asarray(w, dtype=np.float64).reshape(w.shape[0], -1)
+    k = w2.shape[1]
+    order = np.arange(k) if order is None else np.asarray(order)
+    if sorted(order.tolist()) != list(range(k)):
+        raise ValueError(f"order must be a permutation of the {k} reduction indices")
+    bw = quantize_blocked(w2[:, order], spec, clip, CODEBOOK_FRAC_BITS)
+    inverse = np.argsort(order)  # array order -> stored order
+    levels = bw.levels[:, inverse].reshape(w.shape)
+    codes = None if bw.codes is None else bw.codes[:, inverse].reshape(w.shape)
+    block_of = (np.arange(k) // bw.block_size)[inverse]
+    return LayerWeights(levels, bw.scale, bw.bits, name, codes, bw.lut, bw.block_scale,
+                        block_of, bw.mode, bw.block_size)

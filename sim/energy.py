@@ -13,6 +13,9 @@ Bit-width sets the price twice, each the way the hardware pays it:
   (``qasic.flow.arch_for``);
 - SRAM and DRAM are priced per bit actually moved, and weights are stored packed, so a 4-bit
   layer moves half the weight bits of an 8-bit one even on an 8-bit array.
+Block-scaled formats (MX, per group) add their scale bytes to the weight traffic (MXFP4: 8 bits
+per 32 weights in DRAM) and one shift or 8-bit multiply per partial sum per fold
+(``EnergyModel.block_scale_pj``), amortized over the fold's k MACs.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from pathlib import Path
 from qasic.arch.config import ArchConfig
 from qasic.errors import ConfigError
 from qasic.isa.encoding import Instr
-from qasic.isa.table import LUT_ENTRY_BYTES
+from qasic.isa.table import BSCALE_BYTES, LUT_ENTRY_BYTES
+from qasic.quant.blockscale import MAX_SHIFT, SCALE_BYTE_BITS
 
 CATEGORIES = ("mac", "sram", "dram", "other")
 
@@ -74,6 +78,18 @@ class EnergyModel:
              (a_bits + w_bits + 8) + t["mac_reg_pj_per_bit"] * (a_bits + w_bits) / 2)
         return e * self.logic
 
+    def block_scale_pj(self, mode: str) -> float:
+        """Scaling one partial sum on its way into the accumulator (block fixed point):
+        shift = a barrel shifter of acc_bits x ceil(log2(MAX_SHIFT + 1)) 2:1 muxes, each priced
+        as an adder bit (an upper bound: a mux is smaller than a full adder); mul = an
+        8-bit x acc_bits multiply at the MAC's multiplier coefficient."""
+        t, acc = self.table, self.arch.acc_bits
+        if mode == "shift":
+            stages = MAX_SHIFT.bit_length()
+            return acc * stages * t["mac_add_pj_per_bit"] * self.logic
+        return (t["mac_mult_pj_per_bit2"] * SCALE_BYTE_BITS * acc
+                + t["mac_add_pj_per_bit"] * acc) * self.logic
+
     def instr(self, ins: Instr) -> dict[str, float]:
         """Energy (pJ) of one instruction on one inference, by category."""
         e = dict.fromkeys(CATEGORIES, 0.0)
@@ -90,6 +106,9 @@ class EnergyModel:
                          + k * n * wb * self.sram_bit["weight"] + acc_bits * self.sram_bit["acc"])
             if ins["lut"]:  # decode on the load path: one table read per weight into the array
                 e["sram"] += k * n * 8 * LUT_ENTRY_BYTES * self.sram_bit["param"]
+            if ins["bscale"] != "none":
+                e["sram"] += n * 8 * BSCALE_BYTES * self.sram_bit["weight"]
+                e["other"] += t * n * self.block_scale_pj(ins["bscale"])
         elif ins.op == "POST":
             elems = ins["rows"] * ins["n"]
             e["sram"] = (elems * (a.acc_bits * self.sram_bit["acc"] + 8 * self.sram_bit["output"])

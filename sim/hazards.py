@@ -14,8 +14,14 @@ import numpy as np
 from qasic.arch.config import ArchConfig
 from qasic.errors import ProgramFormatError
 from qasic.isa.encoding import Instr
+from qasic.isa.packing import gemm_weight_span
 from qasic.isa.program import Program
-from qasic.isa.table import ADD_PARAM_BYTES, POST_PARAM_BYTES_PER_CHANNEL, QUEUES
+from qasic.isa.table import (
+    ADD_PARAM_BYTES,
+    LUT_ENTRY_BYTES,
+    POST_PARAM_BYTES_PER_CHANNEL,
+    QUEUES,
+)
 from qasic.sim.timing import Timing, schedule
 
 
@@ -31,10 +37,12 @@ def accesses(ins: Instr) -> tuple[list, list]:
         sram = (a["mem"], _rows(a["sram_addr"], a["sram_stride"], a["rows"], a["row_bytes"]))
         return ([dram], [sram]) if ins.op == "LOAD" else ([sram], [dram])
     if ins.op == "GEMM":
-        wrow = (a["n"] * a["wbits"] + 7) // 8
+        _, w_addr, wrow = gemm_weight_span(a)
         acc = ("acc", _rows(a["acc_addr"], a["n"], a["rows"], a["n"]))
         reads = [("input", _rows(a["inp_addr"], a["inp_stride"], a["rows"], a["k"])),
-                 ("weight", _rows(a["wgt_addr"], wrow, a["k"], wrow))]
+                 ("weight", _rows(a["wgt_addr"], 0, 1, w_addr + a["k"] * wrow - a["wgt_addr"]))]
+        if a["lut"]:
+            reads.append(("param", _rows(a["lut_addr"], 0, 1, LUT_ENTRY_BYTES << a["wbits"])))
         return reads + [acc] * a["accumulate"], [acc]
     if ins.op == "POST":
         return ([("acc", _rows(a["acc_addr"], a["n"], a["rows"], a["n"])),

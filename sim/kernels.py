@@ -41,11 +41,13 @@ def _weight(wgt, b, row0, n, bits):
 
 @njit(cache=True)
 def gemm(inp, i_addr, i_stride, wgt, w_addr, acc, a_addr, rows, k, n, accumulate, wbits,
-         acc_bits, lut, par, lut_addr):
-    """acc[m, n] (+)= sum_k inp[m, k] * w[k, n], wrapped to acc_bits.
+         acc_bits, lut, par, lut_addr, bscale, s_addr):
+    """acc[m, n] (+)= scaled(sum_k inp[m, k] * w[k, n]), wrapped to acc_bits.
 
     w is the signed wbits code, or with ``lut`` the int32 table entry the code indexes. The
     inner loop runs in int64 over contiguous rows: decoded weights may be up to 24 bits wide.
+    ``bscale`` 1 shifts each column's partial sums left by the byte at wgt[s_addr + n], 2
+    multiplies them by it (isa.table.BSCALE_MODES order), 0 leaves them.
     """
     row_bytes = (n * wbits + 7) // 8
     half = np.int64(1) << (acc_bits - 1)
@@ -67,6 +69,10 @@ def gemm(inp, i_addr, i_stride, wgt, w_addr, acc, a_addr, rows, k, n, accumulate
                 t = np.int64(0)
                 for kk in range(k):
                     t += a[kk] * wt[nn, kk]
+                if bscale == 1:
+                    t = ((t << np.int64(wgt[b, s_addr + nn])) + half) % full - half
+                elif bscale == 2:
+                    t = (t * np.int64(wgt[b, s_addr + nn]) + half) % full - half
                 if accumulate:
                     t += acc[b, a_addr + m * n + nn]
                 acc[b, a_addr + m * n + nn] = (t + half) % full - half  # wrap like the RTL

@@ -13,9 +13,15 @@ import numpy as np
 from qasic.arch.config import ArchConfig
 from qasic.errors import ProgramFormatError
 from qasic.isa.encoding import Instr
-from qasic.isa.packing import unpack_bits
+from qasic.isa.packing import gemm_weight_span, unpack_bits
 from qasic.isa.program import Program
-from qasic.isa.table import ADD_PARAM_BYTES, LUT_ENTRY_BYTES, POST_PARAM_BYTES_PER_CHANNEL
+from qasic.isa.table import (
+    ADD_PARAM_BYTES,
+    BSCALE_BYTES,
+    BSCALE_MODES,
+    LUT_ENTRY_BYTES,
+    POST_PARAM_BYTES_PER_CHANNEL,
+)
 from qasic.quant.reference import ADD_LEFT_SHIFT
 from qasic.sim import kernels as K
 
@@ -111,15 +117,31 @@ class Machine:
             self._check_lut(i, ins)
         self._check(i, ins, "input", self.mem["input"], ins["inp_addr"],
                     ins["inp_addr"] + (rows - 1) * ins["inp_stride"] + k)
-        self._check(i, ins, "weight", self.mem["weight"], ins["wgt_addr"],
-                    ins["wgt_addr"] + k * ((n * wb + 7) // 8))
+        s_addr, w_addr, wrow = gemm_weight_span(ins)
+        self._check(i, ins, "weight", self.mem["weight"], ins["wgt_addr"], w_addr + k * wrow)
         self._check(i, ins, "acc", self.acc, ins["acc_addr"], ins["acc_addr"] + rows * n)
+        if s_addr is not None:
+            self._check_block_scales(i, ins)
         if self.gemm_path == "blas" or (self.gemm_path == "auto" and self._shared_weights(ins)):
             self._gemm_blas(ins)
         else:
             K.gemm(self.mem["input"], ins["inp_addr"], ins["inp_stride"], self.mem["weight"],
-                   ins["wgt_addr"], self.acc, ins["acc_addr"], rows, k, n, ins["accumulate"], wb,
-                   a.acc_bits, ins["lut"], self.mem["param"], ins["lut_addr"])
+                   w_addr, self.acc, ins["acc_addr"], rows, k, n, ins["accumulate"], wb,
+                   a.acc_bits, ins["lut"], self.mem["param"], ins["lut_addr"],
+                   BSCALE_MODES.index(ins["bscale"]), s_addr or 0)
+
+    def _block_scales(self, ins: Instr) -> np.ndarray:
+        """(batch, n) int64 scale bytes of a block-scaled GEMM."""
+        s_addr = gemm_weight_span(ins)[0]
+        return self.mem["weight"][:, s_addr:s_addr + ins["n"] * BSCALE_BYTES].astype(np.int64)
+
+    def _check_block_scales(self, i: int, ins: Instr) -> None:
+        """A shift beyond the accumulator width has no meaning: refuse it."""
+        worst = int(self._block_scales(ins).max(initial=0))
+        if ins["bscale"] == "shift" and worst >= self.arch.acc_bits:
+            raise ProgramFormatError(
+                f"instruction {i} (GEMM): block shift {worst} is not below the accumulator's "
+                f"{self.arch.acc_bits} bits (array.acc_bits)")
 
     def _lut(self, ins: Instr) -> np.ndarray:
         """(batch, 2**wbits) decode tables, int64."""
@@ -142,8 +164,9 @@ class Machine:
         return same and (not ins["lut"] or bool(np.all(self._lut(ins) == self._lut(ins)[:1])))
 
     def _weight_bytes(self, ins: Instr) -> np.ndarray:
-        size = ins["k"] * ((ins["n"] * ins["wbits"] + 7) // 8)
-        return self.mem["weight"][:, ins["wgt_addr"]:ins["wgt_addr"] + size]
+        """(batch, bytes) the GEMM reads from the weight scratchpad, scale row included."""
+        _, w_addr, wrow = gemm_weight_span(ins)
+        return self.mem["weight"][:, ins["wgt_addr"]:w_addr + ins["k"] * wrow]
 
     def _gemm_blas(self, ins: Instr) -> None:
         """The same GEMM as kernels.gemm as one float64 BLAS call over the batch. Exact: 8-bit
@@ -151,14 +174,21 @@ class Machine:
         rows, k, n = ins["rows"], ins["k"], ins["n"]
         idx = ins["inp_addr"] + np.arange(rows)[:, None] * ins["inp_stride"] + np.arange(k)
         a = self.mem["input"][:, idx].view(np.int8).reshape(-1, k).astype(np.float64)
-        w = unpack_bits(self._weight_bytes(ins)[0].tobytes(), k, n, ins["wbits"])
+        _, w_addr, wrow = gemm_weight_span(ins)
+        blob = self.mem["weight"][0, w_addr:w_addr + k * wrow].tobytes()
+        w = unpack_bits(blob, k, n, ins["wbits"])
         if ins["lut"]:
             w = self._lut(ins)[0][w & ((1 << ins["wbits"]) - 1)]  # signed code -> its index
-        prod = (a @ w.astype(np.float64)).astype(np.int64).reshape(self.batch, rows * n)
+        prod = (a @ w.astype(np.float64)).astype(np.int64).reshape(self.batch, rows, n)
+        half = 1 << (self.arch.acc_bits - 1)
+        if ins["bscale"] != "none":
+            s = self._block_scales(ins)[0]
+            prod = prod << s if ins["bscale"] == "shift" else prod * s
+            prod = (prod + half) % (2 * half) - half
+        prod = prod.reshape(self.batch, rows * n)
         tile = self.acc[:, ins["acc_addr"]:ins["acc_addr"] + rows * n]
         if ins["accumulate"]:
             prod += tile
-        half = 1 << (self.arch.acc_bits - 1)
         tile[...] = (prod + half) % (2 * half) - half  # wrap like the RTL
 
     def _post(self, i: int, ins: Instr) -> None:

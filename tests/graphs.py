@@ -53,7 +53,7 @@ def cnn_graph(seed=0, wbits=(8, 8, 8), hw=8, c1=16, c2=32, classes=10) -> QGraph
         QNode("flatten", "flatten", ("p",), "f"),
         linear_node(rng, "fc", "f", "y", h2 * h2 * c2, classes, wbits=wbits[2]),
     )
-    return QGraph("synthetic_cnn", "x", "y", nodes, t, shapes)
+    return calibrated(QGraph("synthetic_cnn", "x", "y", nodes, t, shapes))
 
 
 def residual_graph(seed=0) -> QGraph:
@@ -117,6 +117,36 @@ def decoded(node: QNode, lut: np.ndarray, code_bits: int, seed: int = 0) -> QNod
                  f"lut{code_bits}")
 
 
+def calibrated(g: QGraph, seed: int = 1) -> QGraph:
+    """``g`` with every conv/linear multiplier set from its real accumulators on random inputs,
+    so outputs spread over int8 instead of saturating (random weights make sums large)."""
+    from qasic.quant import reference
+
+    x = random_codes(g, 8, seed)
+    env = {g.input: x}
+    nodes = []
+    for n in g.nodes:
+        if n.op in ("conv2d", "linear"):
+            src = env[n.inputs[0]]
+            zp = g.tensors[n.inputs[0]].zero_point
+            w = reference.layer_weight(n)
+            if n.op == "conv2d":
+                oc, kh, kw, _ = w.shape
+                cols = reference.im2col(reference.pad_nhwc(src, n.attrs["padding"], zp), kh, kw,
+                                        n.attrs["stride"])
+                acc = (cols - zp) @ w.reshape(oc, -1).T
+            else:
+                acc = (src - zp) @ w.T
+            spread = acc.reshape(-1, acc.shape[-1]).std(axis=0) + 1.0
+            q, s = quantize_multipliers(40.0 / spread)
+            n = QNode(n.name, n.op, n.inputs, n.output, n.attrs,
+                      dict(n.params, multiplier=q, shift=s),
+                      n.weight_bits, n.weight_format)
+        env[n.output] = reference.run_node(g, n, [env[i] for i in n.inputs])
+        nodes.append(n)
+    return QGraph(g.name, g.input, g.output, tuple(nodes), g.tensors, g.shapes)
+
+
 def lut_graph(lut: np.ndarray = E2M1_X2, code_bits: int = 4, seed: int = 0) -> QGraph:
     """cnn_graph with conv2 and fc weights decoded through ``lut`` (e.g. FP4, or a wide FP8 grid).
     Multipliers are rescaled so outputs stay in range."""
@@ -132,4 +162,36 @@ def lut_graph(lut: np.ndarray = E2M1_X2, code_bits: int = 4, seed: int = 0) -> Q
             n = QNode(n.name, n.op, n.inputs, n.output, n.attrs,
                       dict(n.params, multiplier=q, shift=s), n.weight_bits, n.weight_format)
         nodes.append(n)
-    return QGraph("lut_cnn", g.input, g.output, tuple(nodes), g.tensors, g.shapes)
+    return calibrated(QGraph("lut_cnn", g.input, g.output, tuple(nodes), g.tensors, g.shapes))
+
+
+def blocked_graph(mode: str = "shift", size: int = 32, seed: int = 0, lut: bool = True,
+                  torch_order: bool = False) -> QGraph:
+    """lut_graph (or cnn_graph with 4-bit INT weights) with conv2 and fc block-scaled: random
+    block bytes (shift 0..MAX_SHIFT or multipliers 1..255). fc's blocks run in the memory order
+    of its flattened input, as qasic.quant forms them (``torch_order``: in torch's feature order,
+    which the compiler must refuse)."""
+    from qasic.quant.blockscale import MAX_SHIFT, MULT_MAX
+    from qasic.quant.reference import flatten_order
+
+    g = lut_graph(seed=seed) if lut else cnn_graph(seed=seed, wbits=(8, 4, 4))
+    rng = np.random.default_rng(seed + 1)
+    nodes = []
+    for n in g.nodes:
+        if n.name in ("conv2", "fc"):
+            k = int(np.prod(n.params["weight"].shape[1:]))
+            nb = -(-k // size)
+            hi = MAX_SHIFT + 1 if mode == "shift" else MULT_MAX + 1
+            byte = rng.integers(0 if mode == "shift" else 1, hi, (n.params["weight"].shape[0], nb))
+            byte[:, 0] = 0 if mode == "shift" else 1
+            block_of = np.arange(k) // size
+            if n.name == "fc" and not torch_order:
+                h, w, c = g.shapes["p"]
+                block_of = np.empty(k, dtype=np.int64)
+                block_of[flatten_order(h, w, c)] = np.arange(k) // size
+            n = QNode(n.name, n.op, n.inputs, n.output,
+                      dict(n.attrs, block_mode=mode, block_size=size),
+                      dict(n.params, block_scale=byte, block_of=block_of),
+                      n.weight_bits, f"{n.weight_format}_g{size}")
+        nodes.append(n)
+    return calibrated(QGraph("blocked_cnn", g.input, g.output, tuple(nodes), g.tensors, g.shapes))

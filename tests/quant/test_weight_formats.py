@@ -8,7 +8,7 @@ import pytest
 from qasic.errors import ConfigError
 from qasic.quant import QuantConfig
 from qasic.quant.formats import dequantize, get_format, quantize_tensor
-from qasic.quant.weights import hardware_format, quantize_weights
+from qasic.quant.weights import quantize_weights
 
 W = np.random.default_rng(0).normal(size=(8, 3, 3, 4))
 
@@ -35,14 +35,10 @@ def test_nf4_per_channel_is_a_fixed_point_codebook():
     assert err < 0.2
 
 
-@pytest.mark.parametrize("name, words", [
-    ("nf4", "PerGroup scales"), ("mxfp4", "MXBlock scales"), ("int4_g32", "PerGroup"),
-    ("int4_asym", "PerTensor"),
-])
-def test_block_scaled_formats_are_refused_with_the_fix(name, words):
-    with pytest.raises(ConfigError, match=words) as e:
-        hardware_format(name)
-    assert "per-channel" in str(e.value)
+@pytest.mark.parametrize("name", ["int4_asym", "int4_asym_g32", "int3_asym_pc"])
+def test_asymmetric_weights_are_refused_with_the_fix(name):
+    with pytest.raises(ConfigError, match=rf"{name}.*asymmetric.*int\d per channel.*_g32"):
+        quantize_weights(W, name, "minmax")
 
 
 def test_config_format_sets_bits_and_is_validated():
@@ -61,10 +57,12 @@ def test_every_format_runs_bit_exact_on_the_default_model():
     t = get_model("digits_cnn")
     x, y = t.test_inputs[:64], t.test_labels[:64]
     widths = {}
-    for fmt in ("fp8_e4m3", "fp6_e2m3", "fp4_e2m1", "nf4_pc", "nupes4"):
+    for fmt in ("fp8_e4m3", "fp6_e2m3", "fp4_e2m1", "nf4_pc", "nupes4", "mxfp4", "int4_g32", "nf4",
+                "mxfp6_e2m3"):
         g = quantize_model(t, QuantConfig(weight_format=fmt))
         r = run_point(fmt, g, arch_for(g, default_arch()), x, y)
         assert r.bit_exact, fmt
         assert r.accuracy >= 0.95, (fmt, r.accuracy)
         widths[fmt] = r.arch.weight_bits
-    assert widths == {"fp8_e4m3": 19, "fp6_e2m3": 7, "fp4_e2m1": 5, "nf4_pc": 8, "nupes4": 8}
+    assert widths == {"fp8_e4m3": 19, "fp6_e2m3": 7, "fp4_e2m1": 5, "nf4_pc": 8, "nupes4": 8,
+                      "mxfp4": 5, "int4_g32": 4, "nf4": 8, "mxfp6_e2m3": 7}

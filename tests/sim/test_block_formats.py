@@ -1,0 +1,85 @@
+"""Block-scaled weights (GEMM bscale): folds within blocks, scale rows, bit-exact, priced."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from qasic.arch.config import default_arch
+from qasic.compiler import compile_graph
+from qasic.errors import ProgramFormatError, UnsupportedOpError
+from qasic.isa.encoding import assemble
+from qasic.isa.program import Program, Region
+from qasic.quant import reference
+from qasic.sim import simulate
+from qasic.sim.machine import Machine
+from tests.graphs import blocked_graph, lut_graph, random_codes
+
+ARCH = dataclasses.replace(default_arch(), acc_bits=48)
+
+
+@pytest.mark.parametrize("gemm_path", ["numba", "blas"])
+@pytest.mark.parametrize("mode, size, lut", [("shift", 32, True), ("mul", 32, False),
+                                             ("mul", 64, True), ("shift", 8, False)])
+def test_block_scaled_layers_equal_the_reference(mode, size, lut, gemm_path):
+    g = blocked_graph(mode, size, lut=lut)
+    x = random_codes(g, 8)
+    out = simulate(compile_graph(g, ARCH), ARCH, codes=x, gemm_path=gemm_path).outputs
+    want = reference.run(g, x)
+    np.testing.assert_array_equal(out, want)
+    assert len(np.unique(want)) > 3  # outputs are not all saturated
+
+
+@pytest.mark.parametrize("size", [32, 8])
+def test_folds_stay_inside_one_block_and_read_their_scale_row(size):
+    g = blocked_graph("shift", size)
+    p = compile_graph(g, ARCH)
+    conv2 = next(i for i, layer in enumerate(p.layers) if layer["name"] == "conv2")
+    gemms = [ins for ins, lid in zip(p.instrs, p.layer_ids) if lid == conv2 and ins.op == "GEMM"]
+    assert {ins["bscale"] for ins in gemms} == {"shift"}
+    k0 = 0
+    for ins in gemms[:len(gemms)]:
+        if not ins["accumulate"]:
+            k0 = 0
+        assert k0 // size == (k0 + ins["k"] - 1) // size  # one block per fold
+        k0 += ins["k"]
+    assert p.layers[conv2]["block_mode"] == "shift"
+
+
+def test_dram_holds_one_scale_byte_per_block_and_column():
+    """MXFP4-like: 4-bit codes plus 8 bits per 32 weights, i.e. 4.25 bits per weight."""
+    g = blocked_graph("shift", 32)
+    p = compile_graph(g, ARCH)
+    fc = next(i for i, layer in enumerate(p.layers) if layer["name"] == "fc")
+    scale_rows = {(ins["dram_addr"], ins["row_bytes"]) for ins, lid in zip(p.instrs, p.layer_ids)
+                  if lid == fc and ins.op == "LOAD" and ins["mem"] == "weight" and ins["rows"] == 1}
+    k = p.layers[fc]["k"]
+    assert len(scale_rows) == -(-k // 32)  # distinct DRAM scale rows: one per block
+    assert {rb for _, rb in scale_rows} == {10}  # one byte per output column
+
+
+def test_blocks_out_of_the_array_order_are_refused():
+    with pytest.raises(UnsupportedOpError, match="layer fc: its weight blocks are not runs of 32"):
+        compile_graph(blocked_graph("shift", 32, torch_order=True), ARCH)
+
+
+def test_block_scaling_is_priced():
+    x = random_codes(blocked_graph(), 2)
+    e = {m: simulate(compile_graph(blocked_graph(m), ARCH), ARCH, codes=x).energy_pj
+         for m in ("shift", "mul")}
+    plain = simulate(compile_graph(lut_graph(), ARCH), ARCH, codes=x).energy_pj
+    assert e["mul"]["other"] > e["shift"]["other"] > plain["other"]
+    assert e["shift"]["sram"] > plain["sram"]  # the scale rows are read too
+
+
+def test_a_shift_beyond_the_accumulator_is_a_program_error():
+    regions = (Region("x", 0, 1024, "input", (1, 1, 1024, 0)),
+               Region("constants", 1024, 0, "constants"))
+    text = "GEMM rows=1 k=1 n=1 wbits=8 bscale=shift\nEND"
+    instrs = tuple(assemble(text))
+    m = Machine(Program(instrs, (0,) * 2, b"", regions), ARCH, batch=1)
+    m.mem["weight"][:, 0] = ARCH.acc_bits
+    with pytest.raises(ProgramFormatError, match=r"instruction 0 \(GEMM\): block shift 48"):
+        m.run()
