@@ -10,8 +10,9 @@ import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from qasic.arch.pe import MAX_SHIFT_BITS
 from qasic.errors import ConfigError
-from qasic.isa.table import POST_PARAM_BYTES_PER_CHANNEL
+from qasic.isa.table import BY_NAME, POST_PARAM_BYTES_PER_CHANNEL
 
 DEFAULT_PATH = Path(__file__).with_name("default.toml")
 DATAFLOWS = ("weight_stationary",)
@@ -24,6 +25,7 @@ _KEYS = {
     "array.dataflow": "dataflow",
     "array.input_bits": "input_bits",
     "array.weight_bits": "weight_bits",
+    "array.weight_shift_bits": "weight_shift_bits",
     "array.acc_bits": "acc_bits",
     "array.gemm_max_rows": "gemm_max_rows",
     "sram.input_bytes": "input_sram_bytes",
@@ -38,6 +40,7 @@ _KEYS = {
     "tech.energy_table": "energy_table",
 }
 _FIELD_KEY = {v: k for k, v in _KEYS.items()}
+_OPTIONAL = {"array.weight_shift_bits"}  # keys with a default (older files lack them)
 PARAM_BYTES_PER_CHANNEL = POST_PARAM_BYTES_PER_CHANNEL  # bias, multiplier, shift (int32 each)
 
 
@@ -61,6 +64,7 @@ class ArchConfig:
     clock_mhz: float
     tech_node_nm: int
     energy_table: str
+    weight_shift_bits: int = 0  # shift-add PEs (qasic.arch.pe); 0 = plain integer multipliers
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -74,8 +78,9 @@ class ArchConfig:
         # PE weight width: up to 8-bit integer codes, wider for formats decoded to fixed point
         # (FP8 E4M3 needs 19 bits); input_bits stays <= 8.
         self._check_range("weight_bits", 2, 24)
+        self._check_range("weight_shift_bits", 0, MAX_SHIFT_BITS)
         self._check_range("acc_bits", 16, 48)
-        self._check_range("gemm_max_rows", 1, 4096)
+        self._check_range("gemm_max_rows", 1, (1 << BY_NAME["GEMM"].field("rows").width) - 1)
         self._check_range("dram_bytes_per_cycle", 1, 4096)
         self._check_range("dram_latency_cycles", 0, 100_000)
         self._check_range("tech_node_nm", 3, 180)
@@ -139,7 +144,7 @@ def arch_from_dict(raw: dict, source: str = "<dict>") -> ArchConfig:
     if unknown:
         raise ConfigError(f"arch config {source}: unknown key {unknown[0]}; known keys: "
                           f"{', '.join(_KEYS)}")
-    missing = [k for k in _KEYS if k not in flat]
+    missing = [k for k in _KEYS if k not in flat and k not in _OPTIONAL]
     if missing:
         raise ConfigError(f"arch config {source}: missing key {missing[0]}")
     return ArchConfig(**{_KEYS[k]: v for k, v in flat.items()})

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from qasic.arch.config import ArchConfig
+from qasic.arch.pe import significand_bits
 from qasic.compiler.fuse import PATTERNS, Kernel, fuse
 from qasic.compiler.gemm import GemmKernel, lower_gemm, pe_weight_bits, plan_gemm
 from qasic.compiler.memory import ALIGN, image_shape, plan_buffers, regions, resolve
@@ -87,10 +88,12 @@ def _lower(graph, k: Kernel, arch, buffers, aliases, flat_src, consts, const_bas
 
 
 def _check_operands(g: GemmKernel, arch: ArchConfig) -> None:
-    need = pe_weight_bits(g)
+    shift = arch.weight_shift_bits
+    need = significand_bits(g.kernel.anchor.pe_levels(), shift)
     if need > arch.weight_bits:
+        how = f" (as significands shifted by up to {(1 << shift) - 1})" if shift else ""
         raise ConfigError(
-            f"layer {g.kernel.name} has {need}-bit weights but the array's PEs take "
+            f"layer {g.kernel.name} has {need}-bit weights{how} but the array's PEs take "
             f"array.weight_bits = {arch.weight_bits}; raise array.weight_bits or quantize the "
             f"layer to fewer bits")
 

@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 
 from qasic.arch.config import ArchConfig
+from qasic.arch.pe import MAX_SHIFT_BITS, significand_bits
 from qasic.compiler import compile_graph
 from qasic.isa.program import Program
 from qasic.quant import reference
 from qasic.quant.graph import QGraph
 from qasic.sim import SimResult, simulate
+from qasic.sim.energy import EnergyModel
 from qasic.sim.run import input_codes
 
 Progress = Callable[[str], None]
@@ -53,18 +55,27 @@ class PointResult:
 
 
 def arch_for(graph: QGraph, arch: ArchConfig) -> ArchConfig:
-    """The array built for ``graph``: PEs exactly as wide as its widest (decoded) weights and
-    activations, and an accumulator at least wide enough for its worst case (a design point is
-    an accelerator, so narrower operands buy narrower, cheaper PEs)."""
+    """The array built for ``graph``: PEs exactly as wide as its widest weights and activations,
+    and an accumulator at least wide enough for its worst case (a design point is an accelerator,
+    so narrower operands buy narrower, cheaper PEs). The weight side is a plain multiplier of the
+    widest (decoded) level, or a shift-add PE (qasic.arch.pe) when that MAC is cheaper, as it is
+    for wide-exponent minifloats like FP8 E4M3."""
     nodes = graph.weighted_nodes()
-    bits = max(n.pe_weight_bits or 8 for n in nodes)
     acts = max(t.bits for t in graph.tensors.values())
+    levels = np.concatenate([n.pe_levels() for n in nodes])
+    energy = EnergyModel(arch)
+    shift = min(range(MAX_SHIFT_BITS + 1),
+                key=lambda s: (energy.mac_pj(acts, significand_bits(levels, s), s), s))
+    bits = significand_bits(levels, shift)
     acc = max(arch.acc_bits, max(n.worst_accumulator() for n in nodes).bit_length() + 1)
-    if (bits, acts, acc) == (arch.weight_bits, arch.input_bits, arch.acc_bits):
+    if (bits, shift, acts, acc) == (arch.weight_bits, arch.weight_shift_bits, arch.input_bits,
+                                    arch.acc_bits):
         return arch
-    name = f"{arch.name}-w{bits}" + (f"-a{acts}" if acts != arch.input_bits else "") + \
+    name = f"{arch.name}-w{bits}" + (f"s{shift}" if shift else "") + \
+        (f"-a{acts}" if acts != arch.input_bits else "") + \
         (f"-acc{acc}" if acc != arch.acc_bits else "")
-    return dataclasses.replace(arch, weight_bits=bits, input_bits=acts, acc_bits=acc, name=name)
+    return dataclasses.replace(arch, weight_bits=bits, weight_shift_bits=shift, input_bits=acts,
+                               acc_bits=acc, name=name)
 
 
 def quantize_model(trained, config) -> QGraph:

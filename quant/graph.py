@@ -93,6 +93,15 @@ class QNode:
             return self.weight_bits
         return max(2, int(np.abs(lut).max(initial=0)).bit_length() + 1)
 
+    def pe_levels(self) -> np.ndarray:
+        """Every integer the array may multiply for this layer: its decode table, or the whole
+        code range of its integer format (what a PE built for the layer must handle)."""
+        lut = self.params.get("weight_lut")
+        if lut is not None:
+            return np.asarray(lut, dtype=np.int64)
+        lim = 1 << ((self.weight_bits or 8) - 1)
+        return np.arange(-lim, lim, dtype=np.int64)
+
     def worst_accumulator(self, input_magnitude: int = 128) -> int:
         """Largest |sum x w + bias| a conv/linear can reach with |x| <= input_magnitude."""
         p = self.params

@@ -8,9 +8,14 @@ Logic energy (MACs, post-processing) is scaled to the technology node; SRAM and 
 (their energy shrinks much less than logic: Jouppi et al., ISCA 2021).
 Bit-width sets the price twice, each the way the hardware pays it:
 - a MAC is priced at the width of the PEs the array is built with (array.input_bits x
-  array.weight_bits), the same width the RTL generator gives them. Narrower weights on a wider
-  array cost the wide PE's energy; a design point with narrow weights is an array built narrow
-  (``qasic.flow.arch_for``);
+  array.weight_bits, plus array.weight_shift_bits for shift-add PEs), the same PEs the RTL
+  generator builds. Narrower weights on a wider array cost the wide PE's energy; a design point
+  with narrow weights is an array built narrow (``qasic.flow.arch_for``), and a design point with
+  wide-exponent minifloat weights gets shift-add PEs (a native FP-weight MAC: significand
+  multiplier + exponent shift) when they are cheaper than a multiplier of the decoded width.
+  FP8 E4M3 then costs 1.45x an INT8 MAC (cited range 1.0-1.6x, shared/reference/energy.md);
+  decoded to 19-bit integers it would cost 2.0x. FP4 E2M1 stays on 5-bit integer PEs (1.15x
+  INT4): with block fixed-point accumulation FP4 ~ INT4;
 - SRAM and DRAM are priced per bit actually moved, and weights are stored packed, so a 4-bit
   layer moves half the weight bits of an 8-bit one even on an 8-bit array.
 Block-scaled formats (MX, per group) add their scale bytes to the weight traffic (MXFP4: 8 bits
@@ -72,10 +77,16 @@ class EnergyModel:
         self.sram_bit = {m: t["sram_pj_per_bit_8kib"] * (size / 8192) ** t["sram_size_exponent"]
                          for m, size in _sram_sizes(arch).items()}
 
-    def mac_pj(self, a_bits: int, w_bits: int) -> float:
+    def mac_pj(self, a_bits: int, w_bits: int, shift_bits: int = 0) -> float:
+        """One MAC of an a_bits x w_bits PE. With ``shift_bits`` > 0 (a shift-add PE,
+        qasic.arch.pe) the product passes a barrel shifter of shift_bits mux stages (priced as
+        adder bits, an upper bound) and the accumulator adder widens by the largest shift."""
         t = self.table
-        e = (t["mac_mult_pj_per_bit2"] * a_bits * w_bits + t["mac_add_pj_per_bit"] *
-             (a_bits + w_bits + 8) + t["mac_reg_pj_per_bit"] * (a_bits + w_bits) / 2)
+        max_shift = (1 << shift_bits) - 1
+        e = (t["mac_mult_pj_per_bit2"] * a_bits * w_bits
+             + t["mac_add_pj_per_bit"] * (a_bits + w_bits + max_shift + 8)
+             + t["mac_add_pj_per_bit"] * (a_bits + w_bits) * shift_bits
+             + t["mac_reg_pj_per_bit"] * (a_bits + w_bits + shift_bits) / 2)
         return e * self.logic
 
     def block_scale_pj(self, mode: str) -> float:
@@ -100,7 +111,7 @@ class EnergyModel:
             e["sram"] = bits * self.sram_bit[ins["mem"]]
         elif ins.op == "GEMM":
             t, k, n, wb = ins["rows"], ins["k"], ins["n"], ins["wbits"]
-            e["mac"] = t * k * n * self.mac_pj(a.input_bits, a.weight_bits)
+            e["mac"] = t * k * n * self.mac_pj(a.input_bits, a.weight_bits, a.weight_shift_bits)
             acc_bits = t * n * a.acc_bits * (2 if ins["accumulate"] else 1)
             e["sram"] = (t * k * a.input_bits * self.sram_bit["input"]
                          + k * n * wb * self.sram_bit["weight"] + acc_bits * self.sram_bit["acc"])

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from qasic.arch import pe
 from qasic.arch.config import ArchConfig
 from qasic.errors import ProgramFormatError
 from qasic.isa.encoding import Instr
@@ -150,12 +151,12 @@ class Machine:
         return raw.view("<i4").astype(np.int64)
 
     def _check_lut(self, i: int, ins: Instr) -> None:
-        limit = 1 << (self.arch.weight_bits - 1)
-        lut = self._lut(ins)
-        if lut.min() < -limit or lut.max() >= limit:
+        a, lut = self.arch, self._lut(ins)
+        if not pe.fits(lut, a.weight_bits, a.weight_shift_bits):
             raise ProgramFormatError(
                 f"instruction {i} (GEMM): decode table values {lut.min()}..{lut.max()} do not fit "
-                f"the array's {self.arch.weight_bits}-bit PEs (array.weight_bits)")
+                f"the array's {a.weight_bits}-bit PEs (array.weight_bits, "
+                f"array.weight_shift_bits = {a.weight_shift_bits})")
 
     def _shared_weights(self, ins: Instr) -> bool:
         """True when every batch element holds the same weight tile (the usual case)."""

@@ -63,6 +63,9 @@ def test_every_format_runs_bit_exact_on_the_default_model():
         r = run_point(fmt, g, arch_for(g, default_arch()), x, y)
         assert r.bit_exact, fmt
         assert r.accuracy >= 0.95, (fmt, r.accuracy)
-        widths[fmt] = r.arch.weight_bits
-    assert widths == {"fp8_e4m3": 19, "fp6_e2m3": 7, "fp4_e2m1": 5, "nf4_pc": 8, "nupes4": 8,
-                      "mxfp4": 5, "int4_g32": 4, "nf4": 8, "mxfp6_e2m3": 7}
+        widths[fmt] = (r.arch.weight_bits, r.arch.weight_shift_bits)
+    # FP8 E4M3 runs on shift-add PEs (5-bit significand, shifts 0..15); the rest multiply
+    # decoded integer levels, FP4 on 5-bit PEs
+    assert widths == {"fp8_e4m3": (5, 4), "fp6_e2m3": (7, 0), "fp4_e2m1": (5, 0),
+                      "nf4_pc": (8, 0), "nupes4": (8, 0), "mxfp4": (5, 0), "int4_g32": (4, 0),
+                      "nf4": (8, 0), "mxfp6_e2m3": (7, 0)}

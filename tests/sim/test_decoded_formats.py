@@ -67,3 +67,19 @@ def test_decode_costs_table_reads():
     g4 = cnn_graph(wbits=(8, 4, 4))
     e_int = simulate(compile_graph(g4, ARCH), ARCH, codes=random_codes(g4, 2)).energy_pj
     assert e_lut["sram"] > e_int["sram"]  # same stored bits, plus the decode-table reads
+
+
+def test_fp8_levels_run_on_shift_add_pes():
+    """E4M3's decoded levels (up to 19 bits) as 5-bit significands shifted by 0..15 (8-bit PEs:
+    conv1 is INT8)."""
+    from qasic.quant.formats import get_format, integer_levels
+
+    e4m3 = integer_levels(get_format("fp8_e4m3").element).levels
+    g = lut_graph(e4m3, code_bits=8)
+    shift_pe = dataclasses.replace(ARCH, weight_bits=8, weight_shift_bits=4, acc_bits=48)
+    x = random_codes(g, 8)
+    out = simulate(compile_graph(g, shift_pe), shift_pe, codes=x).outputs
+    np.testing.assert_array_equal(out, reference.run(g, x))
+    with pytest.raises(ConfigError, match=r"has 12-bit weights \(as significands shifted by up "
+                                          r"to 7\) but the array's PEs take array.weight_bits = 8"):
+        compile_graph(g, dataclasses.replace(shift_pe, weight_shift_bits=3))
