@@ -1,9 +1,10 @@
 """Check the RTL against the simulator on the exact GEMM tiles a compiled program produces.
 
 The simulator runs the program on real inputs; before each selected GEMM instruction it reads the
-operand tile (input rows x k, k x n weights) out of its scratchpads, and after it the accumulator
-tile it computed. The RTL core then runs the same operands under Verilator; outputs must be equal
-and the measured cycles must equal the simulator's timing model for that instruction.
+operand tile (input rows x k, k x n weights, and for a block-scaled GEMM the n column scales and
+the mode) out of its scratchpads, and after it the accumulator tile it computed. The RTL core then
+runs the same operands under Verilator; outputs must be equal and the measured cycles must equal
+the simulator's timing model for that instruction.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import numpy as np
 
 from qasic.arch.config import ArchConfig
 from qasic.isa.encoding import Instr
-from qasic.isa.packing import unpack_bits
+from qasic.isa.packing import gemm_weight_span, unpack_bits
 from qasic.isa.program import Program
+from qasic.isa.table import BSCALE_BYTES
+from qasic.rtl.packing import wrap
 from qasic.sim.machine import Machine
 from qasic.sim.timing import duration
 
@@ -29,8 +32,10 @@ class Tile:
     index: int          # instruction index in the program
     a: np.ndarray       # (rows, k) int
     w: np.ndarray       # (k, n) int
-    expected: np.ndarray  # (rows, n) what the simulator's GEMM added to the accumulator
+    expected: np.ndarray  # (rows, n) what the simulator's GEMM added, wrapped to acc_bits
     sim_cycles: int
+    scale: np.ndarray | None = None  # (n,) unsigned block scales; None when mode is "none"
+    mode: str = "none"               # the GEMM's bscale field, one of isa.table.BSCALE_MODES
 
 
 def capture_tiles(program: Program, arch: ArchConfig, codes: np.ndarray,
@@ -43,11 +48,13 @@ def capture_tiles(program: Program, arch: ArchConfig, codes: np.ndarray,
     tiles = []
     for i, ins in enumerate(program.instrs):
         if i in chosen:
-            a, w, before = _operands(m, ins)
+            a, w, scale, before = _operands(m, ins)
             m.step(i, ins)
-            after = _acc(m, ins)
+            # The accumulator wraps, so what the GEMM added is the difference modulo 2^acc_bits.
+            added = wrap(_acc(m, ins) - before, arch.acc_bits)
             name = program.layers[program.layer_ids[i]]["name"]
-            tiles.append(Tile(name, i, a, w, after - before, duration(ins, arch)[1]))
+            tiles.append(Tile(name, i, a, w, added, duration(ins, arch)[1], scale,
+                              ins["bscale"]))
         else:
             m.step(i, ins)
     return tiles
@@ -66,16 +73,27 @@ def _select(program: Program, per_layer: int) -> set[int]:
 
 
 def _operands(m: Machine, ins: Instr):
+    """(A (rows, k), W (k, n), scales (n,) or None, accumulator before) of one GEMM.
+
+    A block-scaled GEMM keeps its n scales in the weight scratchpad at wgt_addr, and its weight
+    rows after them (``isa.packing.gemm_weight_span``).
+    """
     rows, k, n, wb = ins["rows"], ins["k"], ins["n"], ins["wbits"]
     inp = m.mem["input"][0]
     a = np.stack([inp[ins["inp_addr"] + r * ins["inp_stride"]:][:k] for r in range(rows)])
-    row_bytes = (n * wb + 7) // 8
-    wblob = m.mem["weight"][0, ins["wgt_addr"]:ins["wgt_addr"] + k * row_bytes].tobytes()
-    w = unpack_bits(wblob, k, n, wb)
+    s_addr, w_addr, row_bytes = gemm_weight_span(ins)
+    w = unpack_bits(m.mem["weight"][0, w_addr:w_addr + k * row_bytes].tobytes(), k, n, wb)
     if ins["lut"]:  # the array multiplies the decoded fixed-point values
         w = m._lut(ins)[0][w & ((1 << wb) - 1)]
+    scale = None if s_addr is None else _scales(m.mem["weight"][0], s_addr, n)
     before = _acc(m, ins) if ins["accumulate"] else np.zeros((rows, n), dtype=np.int64)
-    return a.view(np.int8).astype(np.int64), w, before
+    return a.view(np.int8).astype(np.int64), w, scale, before
+
+
+def _scales(mem: np.ndarray, addr: int, n: int) -> np.ndarray:
+    """n unsigned little-endian scales of BSCALE_BYTES bytes each, from ``addr``."""
+    raw = mem[addr:addr + n * BSCALE_BYTES].reshape(n, BSCALE_BYTES).astype(np.int64)
+    return (raw << (8 * np.arange(BSCALE_BYTES))).sum(axis=1)
 
 
 def _acc(m: Machine, ins: Instr) -> np.ndarray:
@@ -87,15 +105,15 @@ def verify_tiles(arch: ArchConfig, tiles: list[Tile], build_dir: str | Path) -> 
     """Run ``tiles`` on the Verilated core; return the results.json "rtl" record."""
     from qasic.rtl.cocotb_runner import run_tiles
 
-    results = run_tiles(arch, [(t.a, t.w) for t in tiles], build_dir)
+    results = run_tiles(arch, [(t.a, t.w, t.scale, t.mode) for t in tiles], build_dir)
     rows, mismatches, worst = [], 0, 0
     for t, r in zip(tiles, results):
         match = bool(np.array_equal(r.out, t.expected))
         mismatches += not match
         worst = max(worst, abs(r.cycles - t.sim_cycles))
         rows.append({"layer": t.layer, "instr": t.index, "rows": int(t.a.shape[0]),
-                     "k": int(t.a.shape[1]), "n": int(t.w.shape[1]), "cycles_rtl": r.cycles,
-                     "cycles_sim": t.sim_cycles, "match": match})
+                     "k": int(t.a.shape[1]), "n": int(t.w.shape[1]), "bscale": t.mode,
+                     "cycles_rtl": r.cycles, "cycles_sim": t.sim_cycles, "match": match})
     return {
         "verified": mismatches == 0 and worst <= CYCLE_TOLERANCE and bool(tiles),
         "tiles_checked": len(tiles),
@@ -105,8 +123,19 @@ def verify_tiles(arch: ArchConfig, tiles: list[Tile], build_dir: str | Path) -> 
         "method": (f"The simulator ran the compiled program on a test input and captured the "
                    f"operands and results of {len(tiles)} GEMM instructions across all layers; "
                    f"the generated Verilog of the {arch.array_rows}x{arch.array_cols} systolic "
-                   f"core ran the same operands under Verilator via cocotb. Outputs are compared "
-                   f"as raw integers; cycles from start to done against the simulator's model "
+                   f"core ran the same operands under Verilator via cocotb.{_scaled_text(tiles)} "
+                   f"Outputs are compared as raw {arch.acc_bits}-bit two's-complement integers; "
+                   f"cycles from start to done against the simulator's model "
                    f"2R + C + T - 2 (tolerance {CYCLE_TOLERANCE})."),
         "tiles": rows,
     }
+
+
+def _scaled_text(tiles: list[Tile]) -> str:
+    modes = sorted({t.mode for t in tiles} - {"none"})
+    if not modes:
+        return ""
+    count = sum(t.mode != "none" for t in tiles)
+    return (f" {count} of them are block-scaled ({', '.join(modes)}): the core got the column "
+            f"scales stored before their weight rows and applied them to each column's sums on "
+            f"the way into its output buffer, as the GEMM's bscale field says.")

@@ -11,21 +11,34 @@ from qasic.arch.config import default_arch
 from qasic.compiler import compile_graph
 from qasic.rtl.verify import Tile, capture_tiles, verify_tiles
 from qasic.sim.run import input_codes
+from tests.rtl.bscale_model import scaled_fold
 
 pytestmark = pytest.mark.rtl
 
 
-@pytest.fixture(scope="module")
-def tiles():
+def digits_tiles(config) -> list[Tile]:
     from qasic.flow import quantize_model
     from qasic.models import get_model
-    from qasic.quant import QuantConfig
 
     trained = get_model("digits_cnn")
     arch = default_arch()
-    graph = quantize_model(trained, QuantConfig(weight_bits={"conv1": 8, "conv2": 4, "fc": 2}))
-    program = compile_graph(graph, arch)
+    program = compile_graph(quantize_model(trained, config), arch)
     return capture_tiles(program, arch, input_codes(program, trained.test_inputs[:1]))
+
+
+@pytest.fixture(scope="module")
+def tiles():
+    from qasic.quant import QuantConfig
+
+    return digits_tiles(QuantConfig(weight_bits={"conv1": 8, "conv2": 4, "fc": 2}))
+
+
+@pytest.fixture(scope="module")
+def scaled_tiles():
+    """conv2 in MXFP4 (power-of-two block scales: shift), fc in INT4 groups of 32 (mul)."""
+    from qasic.quant import QuantConfig
+
+    return digits_tiles(QuantConfig(weight_format={"conv2": "mxfp4", "fc": "int4_g32"}))
 
 
 def test_tiles_cover_every_layer(tiles):
@@ -33,6 +46,7 @@ def test_tiles_cover_every_layer(tiles):
     assert any(t.a.shape[1] < 16 for t in tiles)  # a partial-k fold (conv1: k = 9)
     for t in tiles:  # the captured result is what the operands give
         assert np.array_equal(t.a @ t.w, t.expected)
+        assert t.mode == "none" and t.scale is None
 
 
 def test_rtl_equals_simulator(tiles, tmp_path_factory):
@@ -45,6 +59,30 @@ def test_rtl_equals_simulator(tiles, tmp_path_factory):
     record = verify_tiles(default_arch(), [bad, *tiles[1:2]], build)
     assert not record["verified"] and record["mismatches"] == 1
     assert isinstance(bad, Tile)
+
+
+def test_block_scaled_tiles_read_scales_before_weights(scaled_tiles):
+    modes = {t.layer: t.mode for t in scaled_tiles}
+    assert modes == {"conv1": "none", "conv2": "shift", "fc": "mul"}
+    for t in scaled_tiles:
+        if t.mode == "none":
+            continue
+        assert t.scale.shape == (t.w.shape[1],) and t.scale.min() >= 0
+        assert np.array_equal(scaled_fold(t.a, t.w, t.scale, t.mode, 32), t.expected)
+        assert not np.array_equal(t.a @ t.w, t.expected)  # the scales matter
+    assert max(t.scale.max() for t in scaled_tiles if t.mode == "mul") > 1
+
+
+def test_block_scaled_rtl_equals_simulator(scaled_tiles, tmp_path_factory):
+    build = tmp_path_factory.getbasetemp() / "rtl_build"  # the default arch's build
+    record = verify_tiles(default_arch(), scaled_tiles, build)
+    assert record["verified"], record["tiles"]
+    assert [r["bscale"] for r in record["tiles"]] == [t.mode for t in scaled_tiles]
+    assert "block-scaled (mul, shift)" in record["method"]
+    # the check can fail: the same operands without their scales do not match
+    plain = [dataclasses.replace(t, mode="none") for t in scaled_tiles if t.mode != "none"]
+    record = verify_tiles(default_arch(), plain, build)
+    assert record["mismatches"] == len(plain) and "block-scaled" not in record["method"]
 
 
 def test_decoded_fp4_tiles_run_on_the_rtl(tmp_path_factory):
