@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from amaranth.back import verilog
-from amaranth.hdl import ValueCastable
-from amaranth.lib import data, wiring
+from amaranth.hdl import Shape, ValueCastable
+from amaranth.lib import data, enum, wiring
 
 from qasic.arch.config import ArchConfig
 from qasic.rtl.systolic import SystolicCore
@@ -51,7 +51,10 @@ def _port(path, member, value) -> dict:
     }
     shape = member.shape
     if isinstance(shape, data.ArrayLayout):
-        # Element j of a row sits at bits [j*elem_bits, (j+1)*elem_bits), two's complement.
+        # Element j of a row sits at bits [j*elem_bits, (j+1)*elem_bits).
         port["elements"] = shape.length
         port["elem_bits"] = shape.elem_shape.width
+        port["elem_signed"] = Shape.cast(shape.elem_shape).signed  # two's complement if true
+    elif isinstance(shape, enum.EnumType):
+        port["values"] = {m.name: m.value for m in shape}
     return port

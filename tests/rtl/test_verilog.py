@@ -23,10 +23,15 @@ def test_writes_verilog_and_port_description(tmp_path):
     assert desc["params"]["array_rows"] == 3 and desc["params"]["weight_bits"] == 4
     ports = {p["name"]: p for p in desc["ports"]}
     assert ports["weights__data"] == {"name": "weights__data", "dir": "in", "width": 20,
-                                      "elements": 5, "elem_bits": 4}
+                                      "elements": 5, "elem_bits": 4, "elem_signed": True}
+    assert ports["scale"] == {"name": "scale", "dir": "in", "width": 40, "elements": 5,
+                              "elem_bits": 8, "elem_signed": False}
+    assert ports["scale_mode"] == {"name": "scale_mode", "dir": "in", "width": 2,
+                                   "values": {"none": 0, "shift": 1, "mul": 2}}
     assert ports["outputs__data"]["width"] == 5 * 32 and ports["outputs__data"]["dir"] == "out"
     assert ports["inputs__addr"]["width"] == 4 and ports["rows"]["width"] == 5
-    for name in ("start", "busy", "done", "outputs__addr", "inputs__en", "weights__en"):
+    for name in ("start", "busy", "done", "outputs__addr", "inputs__en", "weights__en", "scale",
+                 "scale_mode"):
         assert name in ports
         assert f" {name}" in text
 
