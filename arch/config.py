@@ -24,6 +24,7 @@ _KEYS = {
     "array.cols": "array_cols",
     "array.dataflow": "dataflow",
     "array.input_bits": "input_bits",
+    "array.input_shift_bits": "input_shift_bits",
     "array.weight_bits": "weight_bits",
     "array.weight_shift_bits": "weight_shift_bits",
     "array.acc_bits": "acc_bits",
@@ -40,8 +41,9 @@ _KEYS = {
     "tech.energy_table": "energy_table",
 }
 _FIELD_KEY = {v: k for k, v in _KEYS.items()}
-_OPTIONAL = {"array.weight_shift_bits"}  # keys with a default (older files lack them)
-PARAM_BYTES_PER_CHANNEL = POST_PARAM_BYTES_PER_CHANNEL  # bias, multiplier, shift (int32 each)
+# keys with a default (files written before they existed lack them)
+_OPTIONAL = {"array.weight_shift_bits", "array.input_shift_bits"}
+PARAM_BYTES_PER_CHANNEL = POST_PARAM_BYTES_PER_CHANNEL  # bias (int64), multiplier, shift
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class ArchConfig:
     tech_node_nm: int
     energy_table: str
     weight_shift_bits: int = 0  # shift-add PEs (qasic.arch.pe); 0 = plain integer multipliers
+    input_shift_bits: int = 0   # the same on the activation operand (FP8 activations)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -74,9 +77,10 @@ class ArchConfig:
                 raise ConfigError(f"arch config: {_FIELD_KEY[f.name]} = {value!r} must be {f.type}")
         self._check_range("array_rows", 1, 256)
         self._check_range("array_cols", 1, 256)
-        self._check_range("input_bits", 2, 8)
+        self._check_range("input_bits", 2, 24)
+        self._check_range("input_shift_bits", 0, MAX_SHIFT_BITS)
         # PE weight width: up to 8-bit integer codes, wider for formats decoded to fixed point
-        # (FP8 E4M3 needs 19 bits); input_bits stays <= 8.
+        # (FP8 E4M3 needs 19 bits, or 5 with shift-add PEs); activations likewise.
         self._check_range("weight_bits", 2, 24)
         self._check_range("weight_shift_bits", 0, MAX_SHIFT_BITS)
         self._check_range("acc_bits", 16, 48)

@@ -66,6 +66,8 @@ class GemmKernel:
     block_scale: np.ndarray | None = None  # (NB, N) bytes of a block-scaled format
     block_size: int = 0                    # K rows per block (last one may be shorter)
     block_mode: str = "none"               # isa.table.BSCALE_MODES
+    in_fmt: str = "int"                    # isa.table.ACT_FORMATS of the input bytes
+    out_fmt: str = "int"                   # ... and of the output bytes
 
     @property
     def effective(self) -> np.ndarray:
@@ -101,7 +103,8 @@ def lower_gemm(graph: QGraph, kernel: Kernel, flatten_src: dict[str, tuple]) -> 
     g = GemmKernel(kernel, shape, wkn, node.weight_bits or 8, np.zeros(shape.n, np.int64),
                    node.params["multiplier"].astype(np.int64),
                    node.params["shift"].astype(np.int64), out.zero_point, lo, hi,
-                   codes, None if lut is None else np.asarray(lut, dtype=np.int64), *blocks)
+                   codes, None if lut is None else np.asarray(lut, dtype=np.int64), *blocks,
+                   in_fmt=graph.tensors[node.inputs[0]].fmt, out_fmt=out.fmt)
     zp_in = graph.tensors[node.inputs[0]].zero_point
     g.bias[:] = node.params["bias"].astype(np.int64) - zp_in * g.effective.sum(axis=0)
     return g
@@ -111,7 +114,7 @@ def _blocks(node, flatten_src: dict[str, tuple]) -> tuple:
     """(block_scale (NB, N), block size, mode) in the array's K order, or () when unblocked."""
     p = node.params
     if "block_scale" not in p:
-        return ()
+        return (None, 0, "none")
     block_of = _to_kn(node, np.asarray(p["block_of"])[None, :], flatten_src)[:, 0]
     k, size = len(block_of), int(node.attrs.get("block_size", 0))
     if size < 1 or not np.array_equal(block_of, np.arange(k) // size):

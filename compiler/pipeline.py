@@ -60,7 +60,7 @@ def compile_graph(graph: QGraph, arch: ArchConfig,
 def _io(graph: QGraph, name: str) -> dict:
     tq = graph.tensors[name]
     return {"tensor": name, "shape": list(graph.shapes[name]), "scale": tq.scale,
-            "zero_point": tq.zero_point, "bits": tq.bits}
+            "zero_point": tq.zero_point, "bits": tq.bits, "fmt": tq.fmt}
 
 
 def _lower(graph, k: Kernel, arch, buffers, aliases, flat_src, consts, const_base):
@@ -72,7 +72,7 @@ def _lower(graph, k: Kernel, arch, buffers, aliases, flat_src, consts, const_bas
         g = lower_gemm(graph, k, flat_src)
         _check_operands(g, arch)
         _check_activations(graph, k, arch)
-        _check_accumulator(g, arch)
+        _check_accumulator(g, arch, graph.tensors[k.anchor.inputs[0]].max_magnitude)
         plan = plan_gemm(g, arch)
         s = g.shape
         info.update(weight_bits=g.wbits, weight_format=k.anchor.weight_format,
@@ -83,7 +83,7 @@ def _lower(graph, k: Kernel, arch, buffers, aliases, flat_src, consts, const_bas
     if k.kind == "pool":
         lo = graph.tensors[k.inputs[0]].zero_point if k.anchor.op == "relu" else \
             graph.tensors[k.output].qmin
-        return pool_steps(k, arch, src[0], dst, lo), info
+        return pool_steps(k, arch, src[0], dst, lo, graph.tensors[k.output].fmt), info
     return add_steps(k, graph, arch, src[0], src[1], dst, consts, const_base), info
 
 
@@ -99,17 +99,22 @@ def _check_operands(g: GemmKernel, arch: ArchConfig) -> None:
 
 
 def _check_activations(graph: QGraph, k: Kernel, arch: ArchConfig) -> None:
-    bits = graph.tensors[k.inputs[0]].bits
+    tq = graph.tensors[k.inputs[0]]
+    shift = arch.input_shift_bits
+    bits = significand_bits(tq.pe_levels(), shift)
     if bits > arch.input_bits:
+        what = f"{tq.fmt} activations" if tq.is_fp else f"{tq.bits}-bit activations"
+        how = f" (as significands shifted by up to {(1 << shift) - 1})" if shift else ""
         raise ConfigError(
-            f"layer {k.name} reads {bits}-bit activations but the array's PEs take "
-            f"array.input_bits = {arch.input_bits}; raise array.input_bits or quantize the "
-            "activations to fewer bits")
+            f"layer {k.name} reads {what} needing {bits}-bit PE inputs{how} but the array's PEs "
+            f"take array.input_bits = {arch.input_bits}; raise array.input_bits (or "
+            "array.input_shift_bits) or quantize the activations to fewer bits")
 
 
-def _check_accumulator(g: GemmKernel, arch: ArchConfig) -> None:
-    """Prove the array's accumulator cannot overflow: |sum x w| + |bias| < 2**(acc_bits-1)."""
-    worst = 128 * np.abs(g.effective).sum(axis=0) + np.abs(g.bias)
+def _check_accumulator(g: GemmKernel, arch: ArchConfig, x_max: int) -> None:
+    """Prove the array's accumulator cannot overflow: |sum x w| + |bias| < 2**(acc_bits-1),
+    with |x| <= x_max (128 for int8 codes, the largest level for FP8)."""
+    worst = x_max * np.abs(g.effective).sum(axis=0) + np.abs(g.bias)
     if worst.max() >= 1 << (arch.acc_bits - 1):
         raise ConfigError(
             f"arch config: array.acc_bits = {arch.acc_bits} can overflow in layer "

@@ -11,7 +11,7 @@ from qasic.compiler.schedule import Step
 from qasic.errors import ConfigError
 from qasic.isa.encoding import Instr
 from qasic.isa.packing import pack_bits
-from qasic.isa.table import ADD_PARAM_BYTES, BSCALE_BYTES, BY_NAME
+from qasic.isa.table import ADD_PARAM_BYTES, BSCALE_BYTES, BY_NAME, POST_PARAM_DTYPE
 
 MAX_DMA_ROWS = (1 << BY_NAME["LOAD"].field("rows").width) - 1
 
@@ -41,8 +41,10 @@ def dma(op: str, mem: str, dram: int, dram_stride: int, sram: int, sram_stride: 
 
 
 def post_params(bias, mult, shift) -> bytes:
-    """Per channel: bias, multiplier, shift as little-endian int32 (PARAM_BYTES_PER_CHANNEL)."""
-    return np.stack([bias, mult, shift], axis=1).astype("<i4").tobytes()
+    """Per channel: isa.table.POST_PARAMS (int64 bias, int32 multiplier and shift)."""
+    rec = np.zeros(len(bias), dtype=POST_PARAM_DTYPE)
+    rec["bias"], rec["multiplier"], rec["shift"] = bias, mult, shift
+    return rec.tobytes()
 
 
 def _halves(arch: ArchConfig) -> dict[str, int]:
@@ -80,14 +82,15 @@ def gemm_steps(g: GemmKernel, plan: GemmPlan, arch: ArchConfig, src: Buffer, dst
             step.first_output_writer = len(step.computes)
             step.computes.append(Instr("POST", {
                     "acc_addr": 0, "param_addr": pbuf, "out_addr": obuf, "out_stride": nt,
-                "rows": rows, "n": nt, "out_zp": g.out_zp, "lo": g.lo, "hi": g.hi}))
+                "rows": rows, "n": nt, "out_zp": g.out_zp, "lo": g.lo, "hi": g.hi,
+                "ofmt": g.out_fmt}))
             res, first, count = obuf, m0, rows
             if s.pool > 1:
                 res = obuf + rows * nt
                 step.computes.append(Instr("POOL", {
                     "src_addr": obuf, "dst_addr": res, "h": rows // s.out_w, "w": s.out_w, "c": nt,
                     "src_pix_stride": nt, "dst_pix_stride": nt, "kernel": s.pool, "stride": s.pool,
-                    "lo": g.lo}))
+                    "lo": g.lo, "fmt": g.out_fmt}))
                 first, count = m0 // (s.pool * s.pool), rows // (s.pool * s.pool)
             step.stores += _stores(dst, first, count, res, nt, n0)
             steps.append(step)
@@ -140,7 +143,8 @@ def _gemms(g: GemmKernel, arch: ArchConfig, ibuf: int, folds: list, rows: int, n
                 "inp_addr": ibuf + c0 * s.k + k0, "inp_stride": s.k, "wgt_addr": waddr,
                 "acc_addr": c0 * nt, "rows": t, "k": k, "n": nt,
                 "accumulate": int(k0 > 0), "wbits": g.wbits, "lut": int(g.lut is not None),
-                "lut_addr": lut_addr if g.lut is not None else 0, "bscale": g.block_mode}))
+                "lut_addr": lut_addr if g.lut is not None else 0, "bscale": g.block_mode,
+                "afmt": g.in_fmt}))
     return out
 
 
@@ -152,7 +156,8 @@ def _stores(dst: Buffer, first: int, count: int, sram: int, nt: int, n0: int) ->
     return out
 
 
-def pool_steps(kernel, arch: ArchConfig, src: Buffer, dst: Buffer, lo: int) -> list[Step]:
+def pool_steps(kernel, arch: ArchConfig, src: Buffer, dst: Buffer, lo: int,
+               fmt: str = "int") -> list[Step]:
     """Standalone max-pool (or ReLU as a 1x1 pool with floor ``lo``), tiled by output rows."""
     node = kernel.anchor
     k, st = (node.attrs["kernel"], node.attrs["stride"]) if node.op == "maxpool2d" else (1, 1)
@@ -176,7 +181,7 @@ def pool_steps(kernel, arch: ArchConfig, src: Buffer, dst: Buffer, lo: int) -> l
         step.computes.append(Instr("POOL", {
             "src_addr": obuf, "dst_addr": res, "h": in_rows, "w": src.w, "c": c,
             "src_pix_stride": c,
-            "dst_pix_stride": c, "kernel": k, "stride": st, "lo": lo}))
+            "dst_pix_stride": c, "kernel": k, "stride": st, "lo": lo, "fmt": fmt}))
         step.stores += _stores(dst, oy0 * dst.w, t * dst.w, res, c, 0)
         steps.append(step)
     return steps

@@ -23,6 +23,11 @@ MEMS = ("input", "weight", "acc", "output", "param")
 # GEMM block-scale modes. Order = encoding of the ``bscale`` field.
 BSCALE_MODES = ("none", "shift", "mul")
 BSCALE_BYTES = 1  # one unsigned scale byte per output column per block
+# Activation encodings of a byte in the input/output scratchpads. Order = encoding of the GEMM
+# ``afmt``, POST ``ofmt`` and POOL ``fmt`` fields. "int": a two's-complement integer code;
+# "fp8_e4m3": an OCP FP8 E4M3 code, multiplied as its fixed-point level (2^9 x its value) and
+# ordered by value (sign-magnitude), never by its bits.
+ACT_FORMATS = ("int", "fp8_e4m3")
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,8 @@ OPCODES: tuple[Opcode, ...] = (
         "unsigned per-column block scales s sits at wgt_addr and the k weight rows follow at "
         "wgt_addr + n; the fold's partial sums enter the accumulator as partial << s[n] "
         "(shift: MX power-of-two scales) or partial * s[n] (mul: 8-bit group scales), wrapped "
-        "to acc_bits. A fold never spans two blocks.",
+        "to acc_bits. A fold never spans two blocks. afmt = fp8_e4m3: each input byte is an FP8 "
+        "code and the array multiplies its fixed-point level (value x 2^9).",
         _layout(
             ("inp_addr", 18, "input scratchpad byte address"),
             ("inp_stride", 16, "bytes between input rows"),
@@ -120,13 +126,17 @@ OPCODES: tuple[Opcode, ...] = (
             ("lut", 1, "1: decode codes through the table at lut_addr"),
             ("lut_addr", 14, "param scratchpad byte address of the decode table"),
             ("bscale", 2, "block scale of this fold's partial sums", BSCALE_MODES),
+            ("afmt", 1, "encoding of the input bytes", ACT_FORMATS),
         ),
     ),
     Opcode(
         "POST", 4, "compute",
         "Post-process an accumulator tile into int8 codes: out = clamp(requant(acc + bias[n], "
-        "mult[n], shift[n]) + out_zp, lo, hi). Per-channel (bias, mult, shift) are three int32 "
-        "at param_addr + 12*n.",
+        "mult[n], shift[n]) + out_zp, lo, hi). Per channel at param_addr + 16*n: bias (int64: "
+        "FP8 x FP8 accumulators have 36 fraction bits), mult and shift (int32). "
+        "ofmt = fp8_e4m3: y = requant(acc + bias[n]) is in units of the "
+        "output's FP8 level (value x 2^9), clamped to the levels of the FP8 codes lo and hi, then "
+        "rounded to the nearest FP8 code (ties to even, saturating); out_zp is 0.",
         _layout(
             ("acc_addr", 14, "accumulator word address of a dense rows x n tile"),
             ("param_addr", 14, "param scratchpad byte address"),
@@ -137,13 +147,15 @@ OPCODES: tuple[Opcode, ...] = (
             ("out_zp", 8, "output zero point", True),
             ("lo", 8, "clamp low (ReLU: the zero point)", True),
             ("hi", 8, "clamp high", True),
+            ("ofmt", 1, "encoding of the output bytes", ACT_FORMATS),
         ),
     ),
     Opcode(
         "POOL", 5, "compute",
         "Max-pool in the output scratchpad: h x w pixels of c int8 channels (pixel p at "
         "src_addr + p*src_pix_stride) -> floor((h-kernel)/stride)+1 squared pixels at dst_addr, "
-        "then max with lo (kernel 1, stride 1 is a ReLU).",
+        "then max with lo (kernel 1, stride 1 is a ReLU). fmt = fp8_e4m3 compares FP8 codes by "
+        "value.",
         _layout(
             ("src_addr", 18, "output scratchpad byte address of the source"),
             ("dst_addr", 18, "output scratchpad byte address of the result"),
@@ -155,6 +167,7 @@ OPCODES: tuple[Opcode, ...] = (
             ("kernel", 4, "window size"),
             ("stride", 4, "window stride"),
             ("lo", 8, "floor applied to every result", True),
+            ("fmt", 1, "encoding of the bytes compared", ACT_FORMATS),
         ),
     ),
     Opcode(
@@ -175,8 +188,9 @@ OPCODES: tuple[Opcode, ...] = (
 )
 
 # Parameter blocks in the param scratchpad, as the POST and ADD rows above describe them.
-POST_PARAM_WORDS = ("bias", "multiplier", "shift")   # int32 each, per output channel
-POST_PARAM_BYTES_PER_CHANNEL = 4 * len(POST_PARAM_WORDS)
+POST_PARAMS = (("bias", 8), ("multiplier", 4), ("shift", 4))  # (name, bytes) per channel
+POST_PARAM_BYTES_PER_CHANNEL = sum(b for _, b in POST_PARAMS)
+POST_PARAM_DTYPE = [(name, f"<i{b}") for name, b in POST_PARAMS]  # numpy record, little-endian
 ADD_PARAM_WORDS = ("za", "zb", "zo", "qa", "sa", "qb", "sb", "qo", "so", "lo", "hi")
 ADD_PARAM_BYTES = 4 * len(ADD_PARAM_WORDS)
 

@@ -61,21 +61,28 @@ def arch_for(graph: QGraph, arch: ArchConfig) -> ArchConfig:
     widest (decoded) level, or a shift-add PE (qasic.arch.pe) when that MAC is cheaper, as it is
     for wide-exponent minifloats like FP8 E4M3."""
     nodes = graph.weighted_nodes()
-    acts = max(t.bits for t in graph.tensors.values())
-    levels = np.concatenate([n.pe_levels() for n in nodes])
+    w_levels = np.concatenate([n.pe_levels() for n in nodes])
+    a_levels = np.concatenate([graph.tensors[n.inputs[0]].pe_levels() for n in nodes])
     energy = EnergyModel(arch)
-    shift = min(range(MAX_SHIFT_BITS + 1),
-                key=lambda s: (energy.mac_pj(acts, significand_bits(levels, s), s), s))
-    bits = significand_bits(levels, shift)
-    acc = max(arch.acc_bits, max(n.worst_accumulator() for n in nodes).bit_length() + 1)
-    if (bits, shift, acts, acc) == (arch.weight_bits, arch.weight_shift_bits, arch.input_bits,
-                                    arch.acc_bits):
+    shifts = [(ws, as_) for ws in range(MAX_SHIFT_BITS + 1) for as_ in range(MAX_SHIFT_BITS + 1)]
+
+    def cost(s: tuple[int, int]) -> tuple:
+        w, a = significand_bits(w_levels, s[0]), significand_bits(a_levels, s[1])
+        return energy.mac_pj(a, w, *s), s
+
+    ws, as_ = min(shifts, key=cost)
+    bits, acts = significand_bits(w_levels, ws), significand_bits(a_levels, as_)
+    acc = max(arch.acc_bits, max(
+        n.worst_accumulator(graph.tensors[n.inputs[0]].max_magnitude) for n in nodes
+    ).bit_length() + 1)
+    new = {"weight_bits": bits, "weight_shift_bits": ws, "input_bits": acts,
+           "input_shift_bits": as_, "acc_bits": acc}
+    if all(getattr(arch, k) == v for k, v in new.items()):
         return arch
-    name = f"{arch.name}-w{bits}" + (f"s{shift}" if shift else "") + \
-        (f"-a{acts}" if acts != arch.input_bits else "") + \
-        (f"-acc{acc}" if acc != arch.acc_bits else "")
-    return dataclasses.replace(arch, weight_bits=bits, weight_shift_bits=shift, input_bits=acts,
-                               acc_bits=acc, name=name)
+    name = f"{arch.name}-w{bits}" + (f"s{ws}" if ws else "") + \
+        (f"-a{acts}" if (acts, as_) != (arch.input_bits, 0) else "") + (f"s{as_}" if as_ else "") \
+        + (f"-acc{acc}" if acc != arch.acc_bits else "")
+    return dataclasses.replace(arch, name=name, **new)
 
 
 def quantize_model(trained, config) -> QGraph:

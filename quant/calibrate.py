@@ -19,6 +19,8 @@ from qasic.quant.fgraph import FGraph, FNode
 from qasic.quant.graph import TensorQ
 from qasic.quant.observers import (
     affine,
+    fp_mse_absmax,
+    fp_tensor,
     histogram_range,
     minmax_range,
     moving_average_range,
@@ -58,7 +60,13 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
                        config: QuantConfig) -> dict[str, TensorQ]:
     """TensorQ for every tensor, from the float ``values`` run_float kept on calibration data."""
     def observe(tensor: str) -> TensorQ:
-        return affine(*_range(values[tensor], config), config.activation_bits)
+        fmt = config.activation_format
+        if fmt == "int":
+            return affine(*_range(values[tensor], config), config.activation_bits)
+        if config.activation_observer == "histogram":
+            amax = fp_mse_absmax(values[tensor], fmt)
+            return fp_tensor(-amax, amax, fmt)
+        return fp_tensor(*_range(values[tensor], config), fmt)
 
     tensors = {graph.input: observe(graph.input)}
     for node in graph.nodes:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from qasic.errors import ConfigError
+from qasic.isa.table import ACT_FORMATS
 from qasic.quant.observers import ACTIVATION_OBSERVERS, WEIGHT_SCALERS
 
 BITS_RANGE = (2, 8)
@@ -29,6 +30,8 @@ class QuantConfig:
     # None: INT weights of weight_bits. A format name (or {layer: name}) from
     # qasic.quant.formats, e.g. "fp4_e2m1", "fp8_e4m3", "nf4_pc"; it sets that layer's bits.
     weight_format: str | Mapping[str, str] | None = None
+    # "int" (asymmetric INT of activation_bits) or "fp8_e4m3" (per-tensor scale x FP8 E4M3)
+    activation_format: str = "int"
 
     def __post_init__(self) -> None:
         if _is_int(self.weight_bits):
@@ -41,6 +44,10 @@ class QuantConfig:
         _check_bits("activation_bits", self.activation_bits)
         _check_choice("activation_observer", self.activation_observer, ACTIVATION_OBSERVERS)
         _check_choice("weight_clipping", self.weight_clipping, CLIPPINGS)
+        _check_choice("activation_format", self.activation_format, ACT_FORMATS)
+        if self.activation_format != "int" and self.activation_bits != 8:
+            raise ConfigError(f"activation_format = {self.activation_format!r} has 8 bits; "
+                              f"activation_bits = {self.activation_bits} applies to 'int' only")
         if not 50.0 < self.percentile <= 100.0:
             raise ConfigError(f"percentile = {self.percentile} must be in (50, 100]")
         if isinstance(self.weight_format, Mapping):

@@ -44,12 +44,28 @@ def quantize_multipliers(ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q, s
 
 
+SPLIT = 24               # acc = hi * 2**SPLIT + lo: keeps every partial product inside int64
+SATURATE = 1 << 62       # |result| beyond which requantize returns +-SATURATE (far past any clamp)
+
+
 def requantize(acc: np.ndarray, q: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """round(acc * q * 2**(shift - 31)) with single rounding, ties toward +inf; int64 in, int64 out.
 
-    ``q`` and ``shift`` broadcast against ``acc`` (per-channel along the last axis).
+    ``q`` and ``shift`` broadcast against ``acc`` (per-channel along the last axis). Exact for
+    |acc| < 2**55 and q < 2**31 although acc * q needs up to 86 bits: acc splits as
+    hi * 2**24 + lo (0 <= lo < 2**24), the hardware's wide product in two int64 halves.
+    Results beyond +-2**62 (only with multipliers > 2**7) saturate to +-2**62.
     """
     acc = np.asarray(acc, dtype=np.int64)
+    q = np.asarray(q, dtype=np.int64)
     total = 31 - np.asarray(shift, dtype=np.int64)
-    rounding = np.left_shift(np.int64(1), total - 1)
-    return np.right_shift(acc * np.asarray(q, dtype=np.int64) + rounding, total)
+    hi, lo = acc >> SPLIT, acc & ((1 << SPLIT) - 1)
+    part = lo * q + np.left_shift(np.int64(1), total - 1)  # < 2**55 + 2**61
+    hq = hi * q
+    wide = (hq + (part >> SPLIT)) >> np.maximum(total - SPLIT, 0)  # total >= SPLIT
+    up = np.maximum(SPLIT - total, 0)
+    fits = np.abs(hq) < np.right_shift(np.int64(SATURATE), up)
+    narrow = np.where(fits, np.left_shift(np.where(fits, hq, 0), up)
+                      + np.right_shift(part, np.minimum(total, SPLIT)),
+                      np.where(hq < 0, -SATURATE, SATURATE))
+    return np.where(total >= SPLIT, wide, narrow)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from qasic.errors import InputError
+from qasic.quant import actformat
 from qasic.quant.affine import dequantize_codes, quantize_codes
 from qasic.quant.blockscale import check_block_params, effective_weight
 
@@ -35,25 +36,76 @@ OPS = {
 
 @dataclass(frozen=True)
 class TensorQ:
-    """Integer encoding of one activation tensor: real = scale * (q - zero_point)."""
+    """Encoding of one activation tensor (qasic.quant.actformat): real = scale * (q - zero_point)
+    for ``fmt`` "int", real = scale * FP8(q) for "fp8_e4m3" (zero point 0, 8 bits)."""
 
     scale: float
     zero_point: int
     bits: int = 8
+    fmt: str = "int"
 
     def __post_init__(self) -> None:
+        actformat.check_format(self.fmt)
         if not (self.scale > 0 and np.isfinite(self.scale)):
             raise ValueError(f"tensor scale {self.scale} must be finite and > 0")
+        if self.is_fp and (self.zero_point != 0 or self.bits != 8):
+            raise ValueError(f"{self.fmt} activations have zero point 0 and 8 bits")
         if not self.qmin <= self.zero_point <= self.qmax:
             raise ValueError(f"zero point {self.zero_point} outside int{self.bits}")
 
     @property
+    def is_fp(self) -> bool:
+        return self.fmt != "int"
+
+    @property
     def qmin(self) -> int:
+        """Lowest code by value (FP: the code of -max)."""
+        if self.is_fp:
+            return int(actformat.from_key(-actformat.max_code(self.fmt)))
         return -(1 << (self.bits - 1))
 
     @property
     def qmax(self) -> int:
+        if self.is_fp:
+            return actformat.max_code(self.fmt)
         return (1 << (self.bits - 1)) - 1
+
+    @property
+    def unit(self) -> float:
+        """Real value of one step of the integers the datapath sees (FP: one level)."""
+        return self.scale * actformat.lsb(self.fmt) if self.is_fp else self.scale
+
+    @property
+    def max_magnitude(self) -> int:
+        """Largest |integer| the array multiplies for a code of this tensor (raw INT codes; the
+        zero point is folded into the bias)."""
+        if self.is_fp:
+            return int(np.abs(actformat.levels(self.fmt)).max())
+        return 1 << (self.bits - 1)
+
+    def pe_levels(self) -> np.ndarray:
+        """Every integer the array may multiply for this tensor (raw INT codes or FP levels)."""
+        if self.is_fp:
+            return actformat.levels(self.fmt)
+        return np.arange(-(1 << (self.bits - 1)), 1 << (self.bits - 1), dtype=np.int64)
+
+    def values(self, q: np.ndarray) -> np.ndarray:
+        """Codes -> the integers real = unit * value: q - zero_point, or FP levels."""
+        if self.is_fp:
+            return actformat.decode_levels(q, self.fmt)
+        return np.asarray(q, dtype=np.int64) - self.zero_point
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """Reals -> int64 codes (INT: round half up, saturate; FP: nearest, ties to even)."""
+        if self.is_fp:
+            return actformat.encode_values(np.asarray(x, dtype=np.float64) / self.scale,
+                                           self.fmt)
+        return quantize_codes(x, self.scale, self.zero_point, self.bits)
+
+    def decode(self, q: np.ndarray) -> np.ndarray:
+        if self.is_fp:
+            return actformat.decode_levels(q, self.fmt) * self.unit
+        return dequantize_codes(q, self.scale, self.zero_point)
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,12 +199,10 @@ class QGraph:
             )
         if not np.all(np.isfinite(x)):
             raise InputError(f"input to model {self.name} contains NaN or inf")
-        tq = self.tensors[self.input]
-        return quantize_codes(x, tq.scale, tq.zero_point, tq.bits)
+        return self.tensors[self.input].encode(x)
 
     def dequantize_output(self, q: np.ndarray) -> np.ndarray:
-        tq = self.tensors[self.output]
-        return dequantize_codes(q, tq.scale, tq.zero_point)
+        return self.tensors[self.output].decode(q)
 
     def _float_shape(self) -> tuple[int, ...]:
         s = self.input_shape

@@ -52,6 +52,30 @@ def moving_average_range(values: np.ndarray, batch: int = EMA_BATCH,
     return lo, hi
 
 
+def fp_mse_absmax(values: np.ndarray, fmt: str, grid: int = HISTOGRAM_GRID,
+                  samples: int = 1 << 16) -> float:
+    """The clipping magnitude r * max|x| (r in {1/grid, ..., 1}) whose minifloat encoding
+    (scale = r * max|x| / fmt max) has the least squared error over the values: the 'histogram'
+    observer for FP activations, where the grid is the format's, not an integer one. A seeded
+    subsample of ``samples`` values keeps it fast."""
+    from qasic.quant.formats import get_format
+
+    elem = get_format(fmt).element
+    v = np.ravel(values).astype(np.float64)
+    if v.size > samples:
+        v = np.random.default_rng(0).choice(v, samples, replace=False)
+    amax = float(np.abs(v).max())
+    if amax == 0:
+        return 0.0
+    best, best_err = amax, np.inf
+    for r in np.arange(grid, 0, -1) / grid:  # from 1 down: ties keep the wider range
+        scale = r * amax / elem.max_value
+        err = float(((elem.snap(v / scale) * scale - v) ** 2).sum())
+        if err < best_err:
+            best, best_err = r * amax, err
+    return best
+
+
 def histogram_range(values: np.ndarray, bits: int, bins: int = HISTOGRAM_BINS,
                     grid: int = HISTOGRAM_GRID) -> tuple[float, float]:
     """The range whose ``affine`` encoding minimizes the expected squared error of the values.
@@ -120,6 +144,15 @@ def _rounding_primitive(x: np.ndarray, step: np.ndarray, origin: np.ndarray) -> 
     n = np.floor(u + 0.5)
     f = u - n
     return step**3 * (n / 12 + (f * f * f + 0.125) / 3)
+
+
+def fp_tensor(lo: float, hi: float, fmt: str) -> TensorQ:
+    """FP activation encoding of the range [lo, hi]: scale = max(|lo|, |hi|) / fmt max."""
+    from qasic.quant.formats import get_format
+
+    amax = max(abs(lo), abs(hi))
+    scale = amax / get_format(fmt).element.max_value if amax > 0 else EMPTY_SCALE
+    return TensorQ(float(scale), 0, 8, fmt)
 
 
 def affine(lo: float, hi: float, bits: int) -> TensorQ:

@@ -1,7 +1,7 @@
 """``quantize``: nn.Module + example input + calibration data -> QGraph (integer model).
 
 Weights: symmetric per output channel, codes in [-(2^(b-1)-1), 2^(b-1)-1], scales from max-abs or
-MSE clipping. Activations: asymmetric per tensor from calibration. Bias: int32 codes with scale
+MSE clipping. Activations: asymmetric per tensor from calibration. Bias: int64 codes with scale
 s_in * s_w[c]. Requantization: M[c] = s_in * s_w[c] / s_out as fixed-point (q, shift).
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from qasic.errors import ConfigError
+from qasic.errors import ConfigError, UnsupportedOpError
 from qasic.quant.calibrate import check_calibration, encode_activations, fused_relu
 from qasic.quant.config import QuantConfig
 from qasic.quant.fgraph import FGraph, FNode, run_float
@@ -25,7 +25,7 @@ from qasic.quant.weights import quantize_weights
 
 __all__ = ["QuantConfig", "quantize", "quantize_graph"]
 
-INT32 = np.iinfo(np.int32)
+BIAS_LIMIT = 1 << 47  # the widest accumulator (array.acc_bits <= 48); the compiler checks
 
 
 def quantize(model: Any, example_inputs: Any, calibration: Any,
@@ -70,7 +70,7 @@ def _quantize_node(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
 
 def _quantize_layer(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
                     config: QuantConfig) -> QNode:
-    s_in, out = tensors[node.inputs[0]].scale, tensors[node.output]
+    s_in, out = tensors[node.inputs[0]].unit, tensors[node.output]
     bits, fmt = config.bits_for(node.name), config.format_for(node.name)
     clip = config.clipping_for(bits)
     if fmt is None:
@@ -85,7 +85,7 @@ def _quantize_layer(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
         if lw.block_scale is not None:
             params.update(block_scale=lw.block_scale.astype(np.int32),
                           block_of=lw.block_of.astype(np.int32))
-    q, shift = quantize_multipliers(s_in * s_w / out.scale)
+    q, shift = quantize_multipliers(s_in * s_w / out.unit)
     params.update(bias=_bias_codes(node.params["bias"], s_in * s_w),
                   multiplier=q.astype(np.int32), shift=shift.astype(np.int32))
     attrs = _clamp_attrs(graph, node, out)
@@ -107,8 +107,9 @@ def reduction_order(graph: FGraph, node: FNode) -> np.ndarray | None:
 
 
 def _bias_codes(bias: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """round(b / (s_in * s_w[c])), saturated to int32 (the accumulator's width)."""
-    return np.clip(np.rint(bias / scale), INT32.min, INT32.max).astype(np.int32)
+    """round(b / (s_in * s_w[c])), saturated to the widest accumulator (int64 storage; the
+    compiler proves it fits the array's array.acc_bits with the worst-case sum)."""
+    return np.clip(np.rint(bias / scale), -BIAS_LIMIT, BIAS_LIMIT - 1).astype(np.int64)
 
 
 def _clamp_attrs(graph: FGraph, node: FNode, out: TensorQ) -> dict:
@@ -124,6 +125,9 @@ def _quantize_add(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ]) ->
     ADD_LEFT_SHIFT bits of headroom, then one requantization to the output scale."""
     s_a, s_b = tensors[node.inputs[0]].scale, tensors[node.inputs[1]].scale
     out = tensors[node.output]
+    if any(tensors[t].is_fp for t in (*node.inputs, node.output)):
+        raise UnsupportedOpError(f"node {node.name} (add): FP8 activations are not supported on "
+                                 "residual adds yet; use activation_format='int'")
     twice_max = 2.0 * max(s_a, s_b)
     ms = np.array([s_a / twice_max, s_b / twice_max,
                    twice_max / ((1 << ADD_LEFT_SHIFT) * out.scale)])

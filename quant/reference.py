@@ -3,12 +3,17 @@
 It *defines* the semantics of every QGraph op; the simulator and the RTL are tested against it bit
 for bit. All arithmetic is int64; tensors are NHWC (batch first) or (batch, features).
 
-conv2d / linear:  acc = sum((x - zp_in) * w) + bias              (exact integers)
+conv2d / linear:  acc = sum(v(x) * w) + bias                    (exact integers)
+                  v(x) = x - zp_in, or for FP8 activations the code's fixed-point level
+                  (TensorQ.values); zero padding is v = 0
                   w = weight, or for a block-scaled format weight * factor[c, block_of[k]]
                   (qasic.quant.blockscale.effective_weight)
                   y   = clamp(requantize(acc, q[c], shift[c]) + zp_out, lo, hi)
-maxpool2d:        y   = max over the window (codes share the input's scale and zero point)
-relu:             y   = max(x, zp_in)      (output shares the input's encoding)
+                  FP8 output: y = encode(clamp(requantize(acc, q[c], shift[c]), L(lo), L(hi)))
+                  with L a code's level and encode the nearest code (ties to even, saturating)
+maxpool2d:        y   = max over the window (codes share the input's scale and zero point;
+                  FP8 codes compare by value)
+relu:             y   = max(x, zp_in)      (output shares the input's encoding; FP8: max(x, +0))
 flatten:          NHWC -> features in torch's (C, H, W) order
 add:              a' = requantize((a - zp_a) << 20, q_a, s_a); b' likewise;
                   y  = clamp(requantize(a' + b', q_o, s_o) + zp_out, lo, hi)
@@ -18,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from qasic.errors import UnsupportedOpError
+from qasic.quant import actformat
 from qasic.quant.blockscale import effective_weight
 from qasic.quant.fixedpoint import requantize
 from qasic.quant.graph import QGraph, QNode
@@ -41,6 +48,9 @@ def run_node(graph: QGraph, node: QNode, xs: list[np.ndarray]) -> np.ndarray:
 def _clamp(graph: QGraph, node: QNode, y: np.ndarray) -> np.ndarray:
     out = graph.tensors[node.output]
     lo, hi = node.attrs.get("clamp", (out.qmin, out.qmax))
+    if out.is_fp:
+        y = np.clip(y, out.values(lo), out.values(hi))
+        return actformat.encode_levels(y, out.fmt)
     return np.clip(y + out.zero_point, lo, hi)
 
 
@@ -82,22 +92,28 @@ def im2col(x: np.ndarray, kh: int, kw: int, stride: int) -> np.ndarray:
 
 
 def _conv2d(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
-    zp = graph.tensors[node.inputs[0]].zero_point
+    v = graph.tensors[node.inputs[0]].values(x)
     w = layer_weight(node)  # (OC, KH, KW, IC)
     oc, kh, kw, _ = w.shape
-    cols = im2col(pad_nhwc(x, node.attrs["padding"], zp), kh, kw, node.attrs["stride"])
-    acc = (cols - zp) @ w.reshape(oc, -1).T + node.params["bias"].astype(np.int64)
+    cols = im2col(pad_nhwc(v, node.attrs["padding"], 0), kh, kw, node.attrs["stride"])
+    acc = cols @ w.reshape(oc, -1).T + node.params["bias"].astype(np.int64)
     return _requant_out(graph, node, acc)
 
 
 def _linear(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
-    zp = graph.tensors[node.inputs[0]].zero_point
+    v = graph.tensors[node.inputs[0]].values(x)
     w = layer_weight(node)  # (OUT, IN)
-    acc = (x - zp) @ w.T + node.params["bias"].astype(np.int64)
+    acc = v @ w.T + node.params["bias"].astype(np.int64)
     return _requant_out(graph, node, acc)
 
 
 def _maxpool2d(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
+    if graph.tensors[node.inputs[0]].is_fp:  # by value: max over order keys
+        return actformat.from_key(_maxpool2d_int(node, actformat.order_key(x)))
+    return _maxpool2d_int(node, x)
+
+
+def _maxpool2d_int(node: QNode, x: np.ndarray) -> np.ndarray:
     k, s = node.attrs["kernel"], node.attrs["stride"]
     n, h, w, c = x.shape
     oh, ow = (h - k) // s + 1, (w - k) // s + 1
@@ -109,6 +125,8 @@ def _maxpool2d(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
 
 
 def _relu(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
+    if graph.tensors[node.inputs[0]].is_fp:
+        return actformat.from_key(np.maximum(actformat.order_key(x), 0))
     return np.maximum(x, graph.tensors[node.inputs[0]].zero_point)
 
 
@@ -119,6 +137,9 @@ def _flatten(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
 
 
 def _add(graph: QGraph, node: QNode, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if any(graph.tensors[t].is_fp for t in (*node.inputs, node.output)):
+        raise UnsupportedOpError(f"node {node.name}: add of FP8 activations is not supported; "
+                                 "use integer activations")
     q, s = node.params["multiplier"], node.params["shift"]  # [a, b, out]
     za = graph.tensors[node.inputs[0]].zero_point
     zb = graph.tensors[node.inputs[1]].zero_point

@@ -33,7 +33,7 @@ from pathlib import Path
 from qasic.arch.config import ArchConfig
 from qasic.errors import ConfigError
 from qasic.isa.encoding import Instr
-from qasic.isa.table import BSCALE_BYTES, LUT_ENTRY_BYTES
+from qasic.isa.table import BSCALE_BYTES, LUT_ENTRY_BYTES, POST_PARAM_BYTES_PER_CHANNEL
 from qasic.quant.blockscale import MAX_SHIFT, SCALE_BYTE_BITS
 
 CATEGORIES = ("mac", "sram", "dram", "other")
@@ -77,16 +77,19 @@ class EnergyModel:
         self.sram_bit = {m: t["sram_pj_per_bit_8kib"] * (size / 8192) ** t["sram_size_exponent"]
                          for m, size in _sram_sizes(arch).items()}
 
-    def mac_pj(self, a_bits: int, w_bits: int, shift_bits: int = 0) -> float:
-        """One MAC of an a_bits x w_bits PE. With ``shift_bits`` > 0 (a shift-add PE,
-        qasic.arch.pe) the product passes a barrel shifter of shift_bits mux stages (priced as
-        adder bits, an upper bound) and the accumulator adder widens by the largest shift."""
+    def mac_pj(self, a_bits: int, w_bits: int, shift_bits: int = 0,
+               a_shift_bits: int = 0) -> float:
+        """One MAC of an a_bits x w_bits PE. With shift bits > 0 (a shift-add PE,
+        qasic.arch.pe; ``shift_bits`` on the weight, ``a_shift_bits`` on the activation) the
+        product passes a barrel shifter over the summed shift (its mux stages priced as adder
+        bits, an upper bound) and the accumulator adder widens by the largest shift."""
         t = self.table
-        max_shift = (1 << shift_bits) - 1
+        max_shift = (1 << shift_bits) - 1 + (1 << a_shift_bits) - 1
+        stages = max_shift.bit_length()
         e = (t["mac_mult_pj_per_bit2"] * a_bits * w_bits
              + t["mac_add_pj_per_bit"] * (a_bits + w_bits + max_shift + 8)
-             + t["mac_add_pj_per_bit"] * (a_bits + w_bits) * shift_bits
-             + t["mac_reg_pj_per_bit"] * (a_bits + w_bits + shift_bits) / 2)
+             + t["mac_add_pj_per_bit"] * (a_bits + w_bits) * stages
+             + t["mac_reg_pj_per_bit"] * (a_bits + w_bits + shift_bits + a_shift_bits) / 2)
         return e * self.logic
 
     def block_scale_pj(self, mode: str) -> float:
@@ -111,7 +114,8 @@ class EnergyModel:
             e["sram"] = bits * self.sram_bit[ins["mem"]]
         elif ins.op == "GEMM":
             t, k, n, wb = ins["rows"], ins["k"], ins["n"], ins["wbits"]
-            e["mac"] = t * k * n * self.mac_pj(a.input_bits, a.weight_bits, a.weight_shift_bits)
+            e["mac"] = t * k * n * self.mac_pj(a.input_bits, a.weight_bits, a.weight_shift_bits,
+                                               a.input_shift_bits)
             acc_bits = t * n * a.acc_bits * (2 if ins["accumulate"] else 1)
             e["sram"] = (t * k * a.input_bits * self.sram_bit["input"]
                          + k * n * wb * self.sram_bit["weight"] + acc_bits * self.sram_bit["acc"])
@@ -123,8 +127,9 @@ class EnergyModel:
         elif ins.op == "POST":
             elems = ins["rows"] * ins["n"]
             e["sram"] = (elems * (a.acc_bits * self.sram_bit["acc"] + 8 * self.sram_bit["output"])
-                         + ins["n"] * 96 * self.sram_bit["param"])
-            e["other"] = elems * (self.table["int32_mult_pj"] + 3 * self.table["int32_add_pj"]) \
+                         + ins["n"] * 8 * POST_PARAM_BYTES_PER_CHANNEL * self.sram_bit["param"])
+            adds = 3 + (ins["ofmt"] != "int")  # FP8 output: one more add-sized step to round
+            e["other"] = elems * (self.table["int32_mult_pj"] + adds * self.table["int32_add_pj"]) \
                 * self.logic
         elif ins.op == "POOL":
             oh = (ins["h"] - ins["kernel"]) // ins["stride"] + 1

@@ -41,13 +41,14 @@ def _weight(wgt, b, row0, n, bits):
 
 @njit(cache=True)
 def gemm(inp, i_addr, i_stride, wgt, w_addr, acc, a_addr, rows, k, n, accumulate, wbits,
-         acc_bits, lut, par, lut_addr, bscale, s_addr):
+         acc_bits, lut, par, lut_addr, bscale, s_addr, afp, alut):
     """acc[m, n] (+)= scaled(sum_k inp[m, k] * w[k, n]), wrapped to acc_bits.
 
     w is the signed wbits code, or with ``lut`` the int32 table entry the code indexes. The
     inner loop runs in int64 over contiguous rows: decoded weights may be up to 24 bits wide.
     ``bscale`` 1 shifts each column's partial sums left by the byte at wgt[s_addr + n], 2
-    multiplies them by it (isa.table.BSCALE_MODES order), 0 leaves them.
+    multiplies them by it (isa.table.BSCALE_MODES order), 0 leaves them. With ``afp`` an input
+    byte is an FP code and the array multiplies its level ``alut[byte]``.
     """
     row_bytes = (n * wbits + 7) // 8
     half = np.int64(1) << (acc_bits - 1)
@@ -64,7 +65,7 @@ def gemm(inp, i_addr, i_stride, wgt, w_addr, acc, a_addr, rows, k, n, accumulate
             base = i_addr + m * i_stride
             for kk in range(k):
                 v = np.int64(inp[b, base + kk])
-                a[kk] = v - 256 if v >= 128 else v
+                a[kk] = alut[v] if afp else (v - 256 if v >= 128 else v)
             for nn in range(n):
                 t = np.int64(0)
                 for kk in range(k):
@@ -86,39 +87,88 @@ def _i32(mem, b, addr):
     return v - (np.int64(1) << 32) if v >= (np.int64(1) << 31) else v
 
 
+SPLIT = 24
+SATURATE = np.int64(1) << 62
+
+
 @njit(cache=True)
 def requant(x, q, shift):
+    """qasic.quant.fixedpoint.requantize for one value: the wide product in two int64 halves."""
     total = 31 - shift
-    return (x * q + (np.int64(1) << (total - 1))) >> total
+    hi = x >> SPLIT
+    part = (x & ((np.int64(1) << SPLIT) - 1)) * q + (np.int64(1) << (total - 1))
+    hq = hi * q
+    if total >= SPLIT:
+        return (hq + (part >> SPLIT)) >> (total - SPLIT)
+    up = SPLIT - total
+    if abs(hq) >= (SATURATE >> up):
+        return -SATURATE if hq < 0 else SATURATE
+    return (hq << up) + (part >> total)
 
 
 @njit(cache=True)
-def post(acc, a_addr, par, p_addr, out, o_addr, o_stride, rows, n, zp, lo, hi):
+def fp_encode(y, pos):
+    """Nearest code of integer level ``y`` (ties to the even code, saturating), as a byte, for a
+    sign-magnitude minifloat whose non-negative codes 0..len(pos)-1 have ascending levels pos."""
+    mag = -y if y < 0 else y
+    top = len(pos) - 1
+    if mag >= pos[top]:
+        code = top
+    else:
+        lo, hi = 0, top  # pos[lo] <= mag < pos[hi]
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if pos[mid] <= mag:
+                lo = mid
+            else:
+                hi = mid
+        d_lo, d_hi = mag - pos[lo], pos[hi] - mag
+        code = lo if d_lo < d_hi or (d_lo == d_hi and lo % 2 == 0) else hi
+    return (0x80 | code) if y < 0 and code != 0 else code
+
+
+@njit(cache=True)
+def post(acc, a_addr, par, p_addr, out, o_addr, o_stride, rows, n, zp, lo, hi, ofp, alut, pos):
+    """With ``ofp`` the requantized value is an FP level: clamped to the levels of codes lo and
+    hi, then encoded (fp_encode); else an integer code clamped to [lo, hi]."""
+    lo_v, hi_v = alut[lo & 0xFF], alut[hi & 0xFF]
     for b in range(acc.shape[0]):
         for nn in range(n):
-            base = p_addr + POST_STRIDE * nn  # isa.table.POST_PARAM_WORDS order
-            bias = _i32(par, b, base)
-            q = _i32(par, b, base + 4)
-            sh = _i32(par, b, base + 8)
+            base = p_addr + POST_STRIDE * nn  # isa.table.POST_PARAMS order
+            bias = (_i32(par, b, base + 4) << 32) | (_i32(par, b, base) & 0xFFFFFFFF)
+            q = _i32(par, b, base + 8)
+            sh = _i32(par, b, base + 12)
             for m in range(rows):
-                y = requant(acc[b, a_addr + m * n + nn] + bias, q, sh) + zp
-                y = min(max(y, lo), hi)
-                out[b, o_addr + m * o_stride + nn] = y & 0xFF
+                y = requant(acc[b, a_addr + m * n + nn] + bias, q, sh)
+                if ofp:
+                    out[b, o_addr + m * o_stride + nn] = fp_encode(min(max(y, lo_v), hi_v), pos)
+                else:
+                    out[b, o_addr + m * o_stride + nn] = min(max(y + zp, lo), hi) & 0xFF
 
 
 @njit(cache=True)
-def pool(mem, src, dst, h, w, c, s_pix, d_pix, k, stride, lo):
+def _key(byte, fp):
+    """Order key of a byte: its int8 value, or for an FP code its value's order."""
+    if fp:
+        return -(byte & 0x7F) if byte & 0x80 else byte
+    return byte - 256 if byte >= 128 else byte
+
+
+@njit(cache=True)
+def pool(mem, src, dst, h, w, c, s_pix, d_pix, k, stride, lo, fp):
     oh = (h - k) // stride + 1
     ow = (w - k) // stride + 1
     for b in range(mem.shape[0]):
         for y in range(oh):
             for x in range(ow):
                 for ch in range(c):
-                    best = lo
+                    best = _key(np.int64(lo) & 0xFF, fp)
                     for i in range(k):
                         for j in range(k):
                             p = (y * stride + i) * w + x * stride + j
-                            best = max(best, _s8(np.int64(mem[b, src + p * s_pix + ch])))
+                            best = max(best, _key(np.int64(mem[b, src + p * s_pix + ch]), fp))
+                    if fp and best < 0:
+                        best = 0x80 | -best
                     mem[b, dst + (y * ow + x) * d_pix + ch] = best & 0xFF
 
 

@@ -7,6 +7,7 @@ over the whole batch (qasic.sim.kernels). Timing is independent of data (qasic.s
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from qasic.isa.table import (
     LUT_ENTRY_BYTES,
     POST_PARAM_BYTES_PER_CHANNEL,
 )
+from qasic.quant import actformat
 from qasic.quant.reference import ADD_LEFT_SHIFT
 from qasic.sim import kernels as K
 
@@ -129,7 +131,18 @@ class Machine:
             K.gemm(self.mem["input"], ins["inp_addr"], ins["inp_stride"], self.mem["weight"],
                    w_addr, self.acc, ins["acc_addr"], rows, k, n, ins["accumulate"], wb,
                    a.acc_bits, ins["lut"], self.mem["param"], ins["lut_addr"],
-                   BSCALE_MODES.index(ins["bscale"]), s_addr or 0)
+                   BSCALE_MODES.index(ins["bscale"]), s_addr or 0, ins["afmt"] != "int",
+                   _act_table(ins["afmt"]))
+
+    def activations(self, ins: Instr) -> np.ndarray:
+        """(batch, rows, k) int64: the integers a GEMM streams into the array (int8 codes, or
+        the fixed-point levels of FP8 codes)."""
+        rows, k = ins["rows"], ins["k"]
+        idx = ins["inp_addr"] + np.arange(rows)[:, None] * ins["inp_stride"] + np.arange(k)
+        raw = self.mem["input"][:, idx]
+        if ins["afmt"] == "int":
+            return raw.view(np.int8).astype(np.int64)
+        return _act_table(ins["afmt"])[raw]
 
     def _block_scales(self, ins: Instr) -> np.ndarray:
         """(batch, n) int64 scale bytes of a block-scaled GEMM."""
@@ -171,10 +184,10 @@ class Machine:
 
     def _gemm_blas(self, ins: Instr) -> None:
         """The same GEMM as kernels.gemm as one float64 BLAS call over the batch. Exact: 8-bit
-        activations times <= 24-bit weights summed over k <= 256 stay below 2**39 << 2**53."""
+        activations (or 19-bit FP8 levels) times <= 24-bit weights summed over k <= 256 stay below
+        2**51 < 2**53."""
         rows, k, n = ins["rows"], ins["k"], ins["n"]
-        idx = ins["inp_addr"] + np.arange(rows)[:, None] * ins["inp_stride"] + np.arange(k)
-        a = self.mem["input"][:, idx].view(np.int8).reshape(-1, k).astype(np.float64)
+        a = self.activations(ins).reshape(-1, k).astype(np.float64)
         _, w_addr, wrow = gemm_weight_span(ins)
         blob = self.mem["weight"][0, w_addr:w_addr + k * wrow].tobytes()
         w = unpack_bits(blob, k, n, ins["wbits"])
@@ -201,7 +214,8 @@ class Machine:
                     ins["out_addr"] + max(rows - 1, 0) * ins["out_stride"] + n)
         K.post(self.acc, ins["acc_addr"], self.mem["param"], ins["param_addr"],
                self.mem["output"], ins["out_addr"], ins["out_stride"], rows, n, ins["out_zp"],
-               ins["lo"], ins["hi"])
+               ins["lo"], ins["hi"], ins["ofmt"] != "int", _act_table(ins["ofmt"]),
+               _positive_levels(ins["ofmt"]))
 
     def _pool(self, i: int, ins: Instr) -> None:
         h, w, c, k, s = ins["h"], ins["w"], ins["c"], ins["kernel"], ins["stride"]
@@ -215,7 +229,7 @@ class Machine:
         self._check(i, ins, "destination", mem, ins["dst_addr"],
                     ins["dst_addr"] + (oh * ow - 1) * ins["dst_pix_stride"] + c)
         K.pool(mem, ins["src_addr"], ins["dst_addr"], h, w, c, ins["src_pix_stride"],
-               ins["dst_pix_stride"], k, s, ins["lo"])
+               ins["dst_pix_stride"], k, s, ins["lo"], ins["fmt"] != "int")
 
     def _add(self, i: int, ins: Instr) -> None:
         mem, n = self.mem["output"], ins["count"]
@@ -225,6 +239,20 @@ class Machine:
                     ins["param_addr"] + ADD_PARAM_BYTES)
         K.add(mem, ins["a_addr"], ins["b_addr"], ins["dst_addr"], n, self.mem["param"],
               ins["param_addr"], ADD_LEFT_SHIFT)
+
+
+@cache
+def _act_table(fmt: str) -> np.ndarray:
+    """byte -> level for an FP activation format (a dummy for "int", which kernels ignore)."""
+    return np.zeros(256, np.int64) if fmt == "int" else actformat.levels(fmt)
+
+
+@cache
+def _positive_levels(fmt: str) -> np.ndarray:
+    """Levels of the non-negative finite codes 0..max code, ascending (kernels.fp_encode)."""
+    if fmt == "int":
+        return np.zeros(1, np.int64)
+    return np.ascontiguousarray(actformat.levels(fmt)[:actformat.max_code(fmt) + 1])
 
 
 _EXEC = {

@@ -10,7 +10,7 @@ import numpy as np
 from qasic.arch.config import ArchConfig
 from qasic.errors import InputError
 from qasic.isa.program import Program
-from qasic.quant.affine import dequantize_codes, quantize_codes
+from qasic.quant.graph import TensorQ
 from qasic.sim.energy import CATEGORIES, EnergyModel
 from qasic.sim.hazards import check_hazards
 from qasic.sim.machine import Machine
@@ -29,8 +29,7 @@ class SimResult:
     meta: dict = field(default_factory=dict)
 
     def logits(self) -> np.ndarray:
-        o = self.meta["output"]
-        return dequantize_codes(self.outputs, o["scale"], o["zero_point"])
+        return io_encoding(self.meta["output"]).decode(self.outputs)
 
     def to_json(self) -> dict:
         return {"cycles": self.cycles, "macs": self.macs, "dram_bytes": self.dram_bytes,
@@ -54,7 +53,12 @@ def input_codes(program: Program, x: np.ndarray) -> np.ndarray:
                          f"{', '.join(map(str, want))}) ({layout})")
     if not np.all(np.isfinite(x)):
         raise InputError("input contains NaN or inf; clean the data first")
-    return quantize_codes(x, spec["scale"], spec["zero_point"], spec["bits"])
+    return io_encoding(spec).encode(x)
+
+
+def io_encoding(spec: dict) -> TensorQ:
+    """The TensorQ a program's input or output metadata records."""
+    return TensorQ(spec["scale"], spec["zero_point"], spec["bits"], spec.get("fmt", "int"))
 
 
 def check_codes(program: Program, codes: np.ndarray) -> np.ndarray:

@@ -127,18 +127,18 @@ def calibrated(g: QGraph, seed: int = 1) -> QGraph:
     nodes = []
     for n in g.nodes:
         if n.op in ("conv2d", "linear"):
-            src = env[n.inputs[0]]
-            zp = g.tensors[n.inputs[0]].zero_point
+            v = g.tensors[n.inputs[0]].values(env[n.inputs[0]])
             w = reference.layer_weight(n)
             if n.op == "conv2d":
                 oc, kh, kw, _ = w.shape
-                cols = reference.im2col(reference.pad_nhwc(src, n.attrs["padding"], zp), kh, kw,
+                cols = reference.im2col(reference.pad_nhwc(v, n.attrs["padding"], 0), kh, kw,
                                         n.attrs["stride"])
-                acc = (cols - zp) @ w.reshape(oc, -1).T
+                acc = cols @ w.reshape(oc, -1).T
             else:
-                acc = (src - zp) @ w.T
+                acc = v @ w.T
             spread = acc.reshape(-1, acc.shape[-1]).std(axis=0) + 1.0
-            q, s = quantize_multipliers(40.0 / spread)
+            target = 4096.0 if g.tensors[n.output].is_fp else 40.0  # FP: levels, value ~8
+            q, s = quantize_multipliers(target / spread)
             n = QNode(n.name, n.op, n.inputs, n.output, n.attrs,
                       dict(n.params, multiplier=q, shift=s),
                       n.weight_bits, n.weight_format)
@@ -195,3 +195,23 @@ def blocked_graph(mode: str = "shift", size: int = 32, seed: int = 0, lut: bool 
                       n.weight_bits, f"{n.weight_format}_g{size}")
         nodes.append(n)
     return calibrated(QGraph("blocked_cnn", g.input, g.output, tuple(nodes), g.tensors, g.shapes))
+
+
+def fp8_graph(seed: int = 0, hw: int = 8, c1: int = 8, c2: int = 16, classes: int = 10) -> QGraph:
+    """FP8 E4M3 activations everywhere: conv-relu, conv, maxpool of signed values (codes must
+    compare by value), relu, flatten, linear."""
+    rng = np.random.default_rng(seed)
+    fp = TensorQ(0.05, 0, 8, "fp8_e4m3")
+    h2 = hw // 2
+    shapes = {"x": (hw, hw, 1), "c1": (hw, hw, c1), "c2": (hw, hw, c2), "p": (h2, h2, c2),
+              "r": (h2, h2, c2), "f": (h2 * h2 * c2,), "y": (classes,)}
+    relu_clamp = (0, fp.qmax)
+    nodes = (
+        conv_node(rng, "conv1", "x", "c1", 1, c1, clamp=relu_clamp),
+        conv_node(rng, "conv2", "c1", "c2", c1, c2),
+        QNode("pool", "maxpool2d", ("c2",), "p", {"kernel": 2, "stride": 2}),
+        QNode("relu", "relu", ("p",), "r"),
+        QNode("flatten", "flatten", ("r",), "f"),
+        linear_node(rng, "fc", "f", "y", h2 * h2 * c2, classes),
+    )
+    return calibrated(QGraph("fp8_cnn", "x", "y", nodes, dict.fromkeys(shapes, fp), shapes))

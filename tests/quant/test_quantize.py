@@ -31,7 +31,7 @@ def test_weight_codes_and_parameter_dtypes(quantized, bits):
         w = node.params["weight"]
         assert node.weight_bits == bits and node.weight_format == f"int{bits}"
         assert w.dtype == np.int8 and -qmax <= w.min() and w.max() <= qmax
-        assert node.params["bias"].dtype == np.int32
+        assert node.params["bias"].dtype == np.int64
         q = node.params["multiplier"]
         assert q.shape == (w.shape[0],) and np.all((q >= 1 << 30) & (q < 1 << 31))
 
