@@ -111,7 +111,8 @@ OPCODES: tuple[Opcode, ...] = (
         "unsigned per-column block scales s sits at wgt_addr and the k weight rows follow at "
         "wgt_addr + n; the fold's partial sums enter the accumulator as partial << s[n] "
         "(shift: MX power-of-two scales) or partial * s[n] (mul: 8-bit group scales), wrapped "
-        "to acc_bits. A fold never spans two blocks. afmt = fp8_e4m3: each input byte is an FP8 "
+        "to acc_bits (a shift of acc_bits or more gives 0). A fold never spans two blocks. "
+        "afmt = fp8_e4m3: each input byte is an FP8 "
         "code and the array multiplies its fixed-point level (value x 2^9).",
         _layout(
             ("inp_addr", 18, "input scratchpad byte address"),

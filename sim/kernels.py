@@ -70,8 +70,9 @@ def gemm(inp, i_addr, i_stride, wgt, w_addr, acc, a_addr, rows, k, n, accumulate
                 t = np.int64(0)
                 for kk in range(k):
                     t += a[kk] * wt[nn, kk]
-                if bscale == 1:
-                    t = ((t << np.int64(wgt[b, s_addr + nn])) + half) % full - half
+                if bscale == 1:  # a shift of acc_bits or more wraps to 0 (as the RTL)
+                    sh = np.int64(wgt[b, s_addr + nn])
+                    t = ((t << sh) + half) % full - half if sh < acc_bits else np.int64(0)
                 elif bscale == 2:
                     t = (t * np.int64(wgt[b, s_addr + nn]) + half) % full - half
                 if accumulate:

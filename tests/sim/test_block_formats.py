@@ -9,7 +9,7 @@ import pytest
 
 from qasic.arch.config import default_arch
 from qasic.compiler import compile_graph
-from qasic.errors import ProgramFormatError, UnsupportedOpError
+from qasic.errors import UnsupportedOpError
 from qasic.isa.encoding import assemble
 from qasic.isa.program import Program, Region
 from qasic.quant import reference
@@ -74,12 +74,16 @@ def test_block_scaling_is_priced():
     assert e["shift"]["sram"] > plain["sram"]  # the scale rows are read too
 
 
-def test_a_shift_beyond_the_accumulator_is_a_program_error():
+@pytest.mark.parametrize("gemm_path", ["numba", "blas"])
+def test_a_shift_of_the_accumulator_width_wraps_to_zero(gemm_path):
+    """partial << s wrapped to acc_bits: s = acc_bits - 1 keeps the sign bit, s >= acc_bits 0."""
     regions = (Region("x", 0, 1024, "input", (1, 1, 1024, 0)),
                Region("constants", 1024, 0, "constants"))
-    text = "GEMM rows=1 k=1 n=1 wbits=8 bscale=shift\nEND"
-    instrs = tuple(assemble(text))
-    m = Machine(Program(instrs, (0,) * 2, b"", regions), ARCH, batch=1)
-    m.mem["weight"][:, 0] = ARCH.acc_bits
-    with pytest.raises(ProgramFormatError, match=r"instruction 0 \(GEMM\): block shift 48"):
-        m.run()
+    instrs = tuple(assemble("GEMM rows=1 k=1 n=3 wbits=8 bscale=shift\nEND"))
+    m = Machine(Program(instrs, (0,) * 2, b"", regions), ARCH, batch=1, gemm_path=gemm_path)
+    m.mem["weight"][:, :3] = [ARCH.acc_bits - 1, ARCH.acc_bits, 200]  # scale row
+    m.mem["weight"][:, 3] = 1     # the three weights (8-bit codes): 1, 3, 3
+    m.mem["weight"][:, 4:6] = 3
+    m.mem["input"][:, 0] = 1
+    m.run()
+    np.testing.assert_array_equal(m.acc[0, :3], [-(1 << (ARCH.acc_bits - 1)), 0, 0])
