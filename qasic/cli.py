@@ -51,7 +51,8 @@ def _quantized(args):
     budget = _check_policy_args(args)
     config = QuantConfig(weight_bits=parse_bits(args.bits or "8"),
                          activation_bits=args.act_bits, activation_observer=args.observer,
-                         weight_format=parse_formats(args.format))
+                         weight_format=parse_formats(args.format),
+                         activation_format=args.act_format)
     if ":" in args.model or args.model.endswith(".pt2"):
         from qasic.models.user import user_trained_model
 
@@ -64,7 +65,8 @@ def _quantized(args):
         _progress(f"choosing bits: policy {args.policy}, budget {budget}")
         arch = _arch(args) if getattr(args, "arch", None) else None
         config = QuantConfig(weight_bits=choose_bits(trained, args.policy, budget, arch=arch),
-                             activation_bits=args.act_bits, activation_observer=args.observer)
+                             activation_bits=args.act_bits, activation_observer=args.observer,
+                             activation_format=args.act_format)
     if args.qat:
         from qasic.quant.qat import qat_finetune
 
@@ -126,14 +128,15 @@ def cmd_quantize(args) -> int:
     summary = _bits_summary(args, trained, graph)
     record = {"model": args.model, "fp32_accuracy": trained.fp32_accuracy, **summary,
               "weight_format": {n.name: n.weight_format for n in graph.weighted_nodes()},
-              "activation_bits": args.act_bits}
+              "activation_bits": args.act_bits, "activation_format": args.act_format}
     if args.json:
         print(json.dumps(record, indent=2))
     elif args.policy:
         print(f"{_describe(args, summary)} (fp32 {trained.fp32_accuracy:.2%})")
     else:
         formats = ",".join(f"{n.name}={n.weight_format}" for n in graph.weighted_nodes())
-        print(f"{args.model} {formats} A{args.act_bits}: accuracy {summary['accuracy']:.2%} "
+        acts = f"A{args.act_bits}" if args.act_format == "int" else args.act_format
+        print(f"{args.model} {formats} {acts}: accuracy {summary['accuracy']:.2%} "
               f"(fp32 {trained.fp32_accuracy:.2%})")
     return 0
 
@@ -267,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="weight format: fp4_e2m1, or conv1=fp8_e4m3,fc=nf4_pc (see "
                         "docs/formats.md; default: INT of --bits)")
         sp.add_argument("--act-bits", type=int, default=8, help="activation bits (2..8)")
+        sp.add_argument("--act-format", default="int",
+                        help="activation format: int (of --act-bits) | fp8_e4m3")
         sp.add_argument("--qat", type=int, default=0, metavar="EPOCHS",
                         help="quantization-aware fine-tune for EPOCHS before quantizing")
         sp.add_argument("--observer", default="minmax",

@@ -155,6 +155,19 @@ def test_fp8_compiles_on_a_fitted_array_and_simulates_on_its_own_arch(tmp_path, 
     assert json.loads(capsys.readouterr().out)["samples"] == 5
 
 
+def test_fp8_activations_and_block_formats_from_the_command_line(tmp_path, capsys):
+    prog = tmp_path / "fp8a.qasic"
+    assert main(["compile", "--format", "mxfp4", "--act-format", "fp8_e4m3", "--fit-arch",
+                 "--out", str(prog)]) == 0
+    capsys.readouterr()
+    assert main(["simulate", str(prog), "--limit", "8", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["samples"] == 8
+    assert main(["quantize", "--act-format", "fp8_e5m2"]) == 1
+    assert "activation_format = 'fp8_e5m2' is unknown: allowed 'int', 'fp8_e4m3'" in _err(capsys)
+    assert main(["quantize", "--act-format", "fp8_e4m3", "--act-bits", "4"]) == 1
+    assert "activation_bits = 4 applies to 'int' only" in _err(capsys)
+
+
 def test_qat_from_the_command_line(capsys):
     assert main(["quantize", "--bits", "2", "--qat", "2", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
