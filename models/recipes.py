@@ -23,6 +23,7 @@ RECIPES = {
         Recipe("digits_cnn", "DigitsCNN", "digits", epochs=20, lr=3e-3, batch_size=32),
         Recipe("digits_mlp", "DigitsMLP", "digits", epochs=30, lr=3e-3, batch_size=32),
         Recipe("mnist_cnn", "MnistCNN", "mnist", epochs=10, lr=3e-3, batch_size=32),
+        Recipe("mnist_deep", "MnistDeep", "mnist", epochs=10, lr=3e-3, batch_size=64),
     )
 }
 MODEL_NAMES = tuple(RECIPES)
