@@ -1,29 +1,48 @@
 """Bit-width study: formats and mixed-precision policies, priced on the simulated hardware.
 
-    python -m benchmarks.quant_study --out out/quant_study [--models digits_cnn,mnist_cnn]
+    python -m benchmarks.quant_study --out out/quant_study [--models digits_cnn,mnist_deep]
 
 Writes quant_study.json — records {model, point, weight_format, activation_format, policy,
 avg_weight_bits, accuracy, energy_pj, cycles, bit_exact} from the integer simulator, every point
 on an array sized to its weights (qasic.flow.arch_for) — and quant_study.png (accuracy vs energy,
 one front per policy, random per-layer assignments at the same size budgets in grey).
+
+Every record also has ``budget`` (the avg-bits budget of a policy or random point, else None),
+``test_loss`` (mean cross-entropy of the simulator's dequantized logits) and ``misclassified``
+(indices of the test samples it gets wrong). Each policy record has ``dominance``: the policy's
+point against every random assignment at the same budget (see ``dominance``), and the run ends
+with a summary table of them on stdout.
+
+Equal budget: a random assignment at budget B averages at most B bits and more than
+B - BUDGET_WINDOW, drawn uniformly without replacement from the distinct assignments in that
+window (all of them when there are at most RANDOM_PER_BUDGET, as on 3-layer models). A policy
+point is the exact knapsack optimum of its sensitivities under B, so it averages at most B too.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 UNIFORM_BITS = (8, 6, 4, 3, 2)
 FORMATS = ("fp8_e4m3", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1", "nf4_pc", "nupes4")
 POLICIES = ("hawq", "lim", "zd", "measured")
-BUDGETS = (2.5, 3.0, 3.5, 4.0)     # average weight bits (a model-size budget)
+BUDGETS = (2.25, 2.5, 3.0, 3.5, 4.0)   # average weight bits (a model-size budget)
+BUDGET_WINDOW = 0.25                   # a random point at budget B averages (B - 0.25, B] bits
 RANDOM_PER_BUDGET = 10
+RANDOM_DRAWS = 200_000                 # candidate draws per model; finds every in-window one
 CANDIDATES = (2, 3, 4, 6, 8)
+MODELS = ("digits_cnn", "mnist_cnn", "mnist_deep")
+ACTIVATIONS = {"mnist_cnn": (8, 4), "mnist_deep": (8, 4)}  # others: A8 only
+EPS = 1e-9                             # bits; avg-bits sums round
 
 
 def study(model: str, activation_bits: tuple[int, ...] = (8,), log=print) -> list[dict]:
@@ -31,26 +50,33 @@ def study(model: str, activation_bits: tuple[int, ...] = (8,), log=print) -> lis
     from qasic.flow import arch_for, quantize_model, run_point
     from qasic.models import get_model
     from qasic.quant import QuantConfig
+    from qasic.quant.sensitivity import cross_entropy
 
     trained = get_model(model)
     base = default_arch()
     records = []
 
-    def point(name, config, policy, fmt):
+    def point(name, config, policy, fmt, budget=None):
         graph = quantize_model(trained, config)
         r = run_point(name, graph, arch_for(graph, base), trained.test_inputs,
                       trained.test_labels)
+        logits = r.sim.logits().reshape(len(trained.test_labels), -1)
         rec = {"model": model, "point": name, "weight_format": fmt,
                "activation_format": f"int{config.activation_bits}", "policy": policy,
                "avg_weight_bits": _avg_bits(graph), "accuracy": r.accuracy,
                "energy_pj": r.sim.energy_pj["total"], "cycles": r.sim.cycles,
                "bit_exact": r.bit_exact, "weight_bits": {n.name: n.weight_bits
                                                          for n in graph.weighted_nodes()},
-               "pe_weight_bits": r.arch.weight_bits}
+               "pe_weight_bits": r.arch.weight_bits, "budget": budget,
+               "test_loss": cross_entropy(logits, trained.test_labels),
+               "misclassified": np.flatnonzero(logits.argmax(axis=1)
+                                               != trained.test_labels).tolist()}
         log(f"{model} {name}: {r.accuracy:.2%}, {rec['energy_pj'] / 1e3:.0f} nJ, "
             f"bit-exact {r.bit_exact}")
         records.append(rec)
 
+    allocations = _allocations(trained)
+    randoms = _random_assignments(trained)
     for a in activation_bits:
         for b in UNIFORM_BITS:
             point(f"W{b}A{a}", QuantConfig(weight_bits=b, activation_bits=a), "uniform", "int")
@@ -60,14 +86,21 @@ def study(model: str, activation_bits: tuple[int, ...] = (8,), log=print) -> lis
             point(f"llm-fp{bits}-search/A{a}",
                   QuantConfig(weight_format=fmts, activation_bits=a, weight_clipping="mse"),
                   "format", f"search-fp{bits}")
-        for policy, allocs in _allocations(trained).items():
+        for policy, allocs in allocations.items():
             for budget, bits in allocs:
                 point(f"{policy}@{budget}b/A{a}",
-                      QuantConfig(weight_bits=bits, activation_bits=a), policy, "int")
-        for budget, bits in _random_assignments(trained):
-            point(f"random@{budget}b/A{a}", QuantConfig(weight_bits=bits, activation_bits=a),
-                  "random", "int")
+                      QuantConfig(weight_bits=bits, activation_bits=a), policy, "int", budget)
+        for i, (budget, bits) in enumerate(randoms):
+            point(f"random{i}@{budget}b/A{a}", QuantConfig(weight_bits=bits, activation_bits=a),
+                  "random", "int", budget)
     return records
+
+
+def _layer_sizes(trained) -> dict[str, int]:
+    from qasic.quant import capture
+
+    graph = capture(trained.module, trained.example_input, trained.name)
+    return {n.name: int(n.params["weight"].size) for n in graph.weighted_nodes()}
 
 
 def _allocations(trained) -> dict[str, list[tuple[float, dict]]]:
@@ -76,7 +109,7 @@ def _allocations(trained) -> dict[str, list[tuple[float, dict]]]:
     from qasic.quant.sensitivity import METHODS
 
     graph = capture(trained.module, trained.example_input, trained.name)
-    sizes = {n.name: n.params["weight"].size for n in graph.weighted_nodes()}
+    sizes = _layer_sizes(trained)
     cost = {k: {b: float(s * b) for b in CANDIDATES} for k, s in sizes.items()}
     total = sum(sizes.values())
     out = {}
@@ -97,24 +130,26 @@ def _searched_formats(trained) -> dict[int, dict[str, str]]:
 
 
 def _random_assignments(trained, seed: int = 0) -> list[tuple[float, dict]]:
-    """Uniformly random per-layer bits whose average is within the budget and within 0.5 bit
-    of it (equal-budget comparisons, not starved ones)."""
-    from qasic.quant import capture
-
-    graph = capture(trained.module, trained.example_input, trained.name)
-    sizes = {n.name: n.params["weight"].size for n in graph.weighted_nodes()}
-    total, rng, out = sum(sizes.values()), np.random.default_rng(seed), []
+    sizes = _layer_sizes(trained)
+    out = []
     for budget in BUDGETS:
-        found = 0
-        for _ in range(20_000):
-            bits = {k: int(rng.choice(CANDIDATES)) for k in sizes}
-            avg = sum(sizes[k] * b for k, b in bits.items()) / total
-            if budget - 0.5 < avg <= budget:
-                out.append((budget, bits))
-                found += 1
-                if found == RANDOM_PER_BUDGET:
-                    break
+        rows = random_at_budget(list(sizes.values()), budget, RANDOM_PER_BUDGET, seed)
+        out += [(budget, dict(zip(sizes, map(int, row)))) for row in rows]
     return out
+
+
+def random_at_budget(sizes: Sequence[int], budget: float, n: int, seed: int = 0,
+                     window: float = BUDGET_WINDOW,
+                     candidates: Sequence[int] = CANDIDATES) -> np.ndarray:
+    """Up to ``n`` distinct per-layer widths (rows, one column per layer) averaging, weighted by
+    ``sizes``, more than ``budget - window`` and at most ``budget`` bits: a uniform sample
+    without replacement of the distinct in-window rows among RANDOM_DRAWS uniform draws."""
+    rng = np.random.default_rng(seed)
+    s = np.asarray(sizes, dtype=np.float64)
+    draws = np.asarray(candidates)[rng.integers(0, len(candidates), (RANDOM_DRAWS, len(s)))]
+    avg = draws @ s / s.sum()
+    rows = np.unique(draws[(avg <= budget + EPS) & (avg > budget - window + EPS)], axis=0)
+    return rows[np.sort(rng.permutation(len(rows))[:n])]
 
 
 def _avg_bits(graph) -> float:
@@ -123,22 +158,127 @@ def _avg_bits(graph) -> float:
     return float(sizes @ [n.weight_bits for n in nodes] / sizes.sum())
 
 
+# --- domination at equal budget ------------------------------------------------------------
+
+def dominance(records: Iterable[Mapping[str, Any]]) -> list[dict]:
+    """Each sensitivity-policy point against every random point of the same model, activation
+    format and budget.
+
+    ``dominated`` counts the random points the policy's is at least as accurate as; ``dominates``
+    is True when that is all of them (None when there are none). ``beaten_by`` lists the others
+    with ``images`` (how many more test samples they get right) and ``p_value``: the exact
+    one-sided sign test on the samples the two classify differently — the chance of a lead at
+    least this large if both were equally accurate (None without ``misclassified``).
+    ``loss_dominated`` counts the random points whose test loss is >= the policy's.
+    Raises ValueError if a point averages more bits than its budget.
+    """
+    records = list(records)
+    for r in records:
+        if r.get("budget") is not None and r["avg_weight_bits"] > r["budget"] + EPS:
+            raise ValueError(f"{r['model']} {r['point']}: {r['avg_weight_bits']:.4f} average "
+                             f"bits exceed its budget {r['budget']:g}")
+    out = []
+    for p in records:
+        if p["policy"] in ("random", "uniform", "format") or p.get("budget") is None:
+            continue
+        rivals = [r for r in records if r["policy"] == "random" and _same_budget(p, r)]
+        out.append(_compare(p, rivals))
+    return out
+
+
+def _same_budget(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    return all(a[k] == b[k] for k in ("model", "activation_format", "budget"))
+
+
+def _compare(p: Mapping[str, Any], rivals: Sequence[Mapping[str, Any]]) -> dict:
+    wins = [r for r in rivals if p["accuracy"] >= r["accuracy"]]
+    best = max((r["accuracy"] for r in rivals), default=None)
+    entry = {"model": p["model"], "point": p["point"], "policy": p["policy"],
+             "activation_format": p["activation_format"], "budget": p["budget"],
+             "avg_weight_bits": p["avg_weight_bits"], "accuracy": p["accuracy"],
+             "randoms": len(rivals), "dominated": len(wins),
+             "fraction": len(wins) / len(rivals) if rivals else None,
+             "dominates": len(wins) == len(rivals) if rivals else None,
+             "margin": None if best is None else p["accuracy"] - best,
+             "random_avg_bits": [min(r["avg_weight_bits"] for r in rivals),
+                                 max(r["avg_weight_bits"] for r in rivals)] if rivals else None,
+             "loss_dominated": None, "beaten_by": []}
+    if rivals and all("test_loss" in r for r in (p, *rivals)):
+        entry["loss_dominated"] = sum(p["test_loss"] <= r["test_loss"] for r in rivals)
+    for r in rivals:
+        if r["accuracy"] > p["accuracy"]:
+            entry["beaten_by"].append({"point": r["point"], "accuracy": r["accuracy"],
+                                       **_lead(p, r)})
+    return entry
+
+
+def _lead(p: Mapping[str, Any], r: Mapping[str, Any]) -> dict:
+    """How many more samples ``r`` gets right than ``p``, and the sign test's p-value."""
+    if "misclassified" not in p or "misclassified" not in r:
+        return {"images": None, "p_value": None}
+    only_p_wrong = len(set(p["misclassified"]) - set(r["misclassified"]))
+    only_r_wrong = len(set(r["misclassified"]) - set(p["misclassified"]))
+    return {"images": only_p_wrong - only_r_wrong,
+            "p_value": sign_test(only_p_wrong, only_p_wrong + only_r_wrong)}
+
+
+def sign_test(k: int, n: int) -> float:
+    """P(X >= k) for X ~ Binomial(n, 1/2): exact, one-sided."""
+    return sum(math.comb(n, i) for i in range(k, n + 1)) / 2 ** n
+
+
+def summary(entries: Sequence[Mapping[str, Any]]) -> str:
+    """One line per (model, activation format, policy): dominated/randoms at each budget."""
+    lines, rows = [], {}
+    for e in entries:
+        rows.setdefault((e["model"], e["activation_format"], e["policy"]), []).append(e)
+    budgets = sorted({e["budget"] for e in entries})
+    lines.append(f"{'model':12s} {'act':5s} {'policy':9s} " +
+                 " ".join(f"{f'{b:g} bits':>18s}" for b in budgets))
+    for (model, act, policy), es in rows.items():
+        cells = {e["budget"]: _cell(e) for e in es}
+        lines.append(f"{model:12s} {act:5s} {policy:9s} " +
+                     " ".join(f"{cells.get(b, '-'):>18s}" for b in budgets))
+    held = [e for e in entries if e["dominates"] is not None]
+    lines.append(f"dominates every random point at its budget: "
+                 f"{sum(e['dominates'] for e in held)} of {len(held)} (policy, budget) pairs")
+    return "\n".join(lines)
+
+
+def _cell(e: Mapping[str, Any]) -> str:
+    """'10/10' when dominating, else '8/10 -0.3 p=.21' (margin in points, least p-value)."""
+    if not e["randoms"]:
+        return "no randoms"
+    text = f"{e['dominated']}/{e['randoms']}"
+    if e["dominates"]:
+        return text
+    ps = [b["p_value"] for b in e["beaten_by"] if b["p_value"] is not None]
+    return text + f" {100 * e['margin']:+.1f}" + (f" p={min(ps):.2f}" if ps else "")
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="out/quant_study")
-    p.add_argument("--models", default="digits_cnn,mnist_cnn")
+    p.add_argument("--models", default=",".join(MODELS))
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0, records = time.time(), []
     for model in args.models.split(","):
-        acts = (8, 4) if model == "mnist_cnn" else (8,)
-        records += study(model, acts, log=lambda m: print(m, file=sys.stderr, flush=True))
+        records += study(model, ACTIVATIONS.get(model, (8,)),
+                         log=lambda m: print(m, file=sys.stderr, flush=True))
+    entries = dominance(records)
+    by_point = {(e["model"], e["point"]): e for e in entries}
+    for r in records:
+        if (r["model"], r["point"]) in by_point:
+            r["dominance"] = by_point[r["model"], r["point"]]
     (out / "quant_study.json").write_text(json.dumps(records, indent=2))
     from qasic.reports.plots import save_png
     from qasic.reports.study import study_figure
 
     save_png(study_figure(records), out / "quant_study.png")
+    print(summary(entries))
     print(f"{len(records)} records in {time.time() - t0:.0f} s: {out / 'quant_study.json'}")
     return 0 if all(r["bit_exact"] for r in records) else 1
 

@@ -157,3 +157,66 @@ def test_cli_bad_policy_arguments(capsys, command, argv, message):
     assert main([command, *argv, *extra]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("qasic: error: ") and message in err[0]
+
+
+# --- the study's domination at equal budget (benchmarks/quant_study.py) -------------------
+
+def study_record(policy, accuracy, budget=3.0, avg=None, act="int8", model="m", wrong=(),
+                 loss=0.1, name=None):
+    return {"model": model, "point": name or f"{policy}{accuracy}@{budget}/{act}",
+            "policy": policy, "activation_format": act, "budget": budget,
+            "avg_weight_bits": budget - 0.1 if avg is None else avg, "accuracy": accuracy,
+            "test_loss": loss, "misclassified": list(wrong)}
+
+
+def test_dominance_counts_only_randoms_of_the_same_model_format_and_budget():
+    from benchmarks.quant_study import dominance
+
+    records = [
+        study_record("hawq", 0.95, loss=0.2),
+        study_record("random", 0.94, loss=0.3), study_record("random", 0.95, loss=0.1),
+        study_record("random", 0.99, budget=4.0),             # another budget
+        study_record("random", 0.99, act="int4"),             # another activation format
+        study_record("random", 0.99, model="other"),          # another model
+        study_record("uniform", 0.99, budget=None, avg=3.0),  # not a random assignment
+    ]
+    [entry] = dominance(records)
+    assert (entry["randoms"], entry["dominated"], entry["fraction"]) == (2, 2, 1.0)
+    assert entry["dominates"] is True and entry["margin"] == 0.0 and entry["beaten_by"] == []
+    assert entry["loss_dominated"] == 1  # ties on accuracy, not on loss
+
+
+def test_dominance_reports_a_loss_with_its_sign_test():
+    from benchmarks.quant_study import dominance, sign_test
+
+    policy = study_record("lim", 0.90, wrong=range(10))
+    beats = study_record("random", 0.94, wrong=range(4, 8), name="r0")  # 6 vs 0 discordant
+    loses = study_record("random", 0.80, wrong=range(20), name="r1")
+    [entry] = dominance([policy, beats, loses])
+    assert entry["dominates"] is False and entry["dominated"] == 1 and entry["fraction"] == 0.5
+    assert entry["margin"] == pytest.approx(-0.04)
+    assert entry["beaten_by"] == [{"point": "r0", "accuracy": 0.94, "images": 6,
+                                   "p_value": 1 / 64}]
+    assert sign_test(0, 5) == 1.0 and sign_test(2, 3) == 0.5 and sign_test(3, 3) == 1 / 8
+    assert dominance([policy])[0]["dominates"] is None  # no random point at that budget
+
+
+def test_dominance_refuses_a_point_over_its_budget():
+    from benchmarks.quant_study import dominance
+
+    with pytest.raises(ValueError, match=r"m r: 3\.1000 average bits exceed its budget 3"):
+        dominance([study_record("hawq", 0.9), study_record("random", 0.9, avg=3.1, name="r")])
+
+
+def test_random_assignments_sit_in_the_budget_window():
+    from benchmarks.quant_study import BUDGET_WINDOW, random_at_budget
+
+    sizes = [144, 4608, 5120]  # digits_cnn: only a few assignments average 2.75..3 bits
+    rows = random_at_budget(sizes, 3.0, n=100)
+    avg = rows @ sizes / sum(sizes)
+    assert np.all(avg <= 3.0) and np.all(avg > 3.0 - BUDGET_WINDOW)
+    assert len(rows) == len(np.unique(rows, axis=0)) == 6  # every one of them, once
+    deep = [72, 1152, 4608, 13824, 27648, 2048, 320]
+    rows = random_at_budget(deep, 2.5, n=10, seed=1)
+    assert len(rows) == 10 and np.array_equal(rows, random_at_budget(deep, 2.5, n=10, seed=1))
+    assert np.all(np.abs(rows @ deep / sum(deep) - 2.375) <= 0.125)
