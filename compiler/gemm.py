@@ -66,8 +66,6 @@ class GemmKernel:
     block_scale: np.ndarray | None = None  # (NB, N) bytes of a block-scaled format
     block_size: int = 0                    # K rows per block (last one may be shorter)
     block_mode: str = "none"               # isa.table.BSCALE_MODES
-    in_fmt: str = "int"                    # isa.table.ACT_FORMATS of the input bytes
-    out_fmt: str = "int"                   # ... and of the output bytes
 
     @property
     def effective(self) -> np.ndarray:
@@ -103,8 +101,7 @@ def lower_gemm(graph: QGraph, kernel: Kernel, flatten_src: dict[str, tuple]) -> 
     g = GemmKernel(kernel, shape, wkn, node.weight_bits or 8, np.zeros(shape.n, np.int64),
                    node.params["multiplier"].astype(np.int64),
                    node.params["shift"].astype(np.int64), out.zero_point, lo, hi,
-                   codes, None if lut is None else np.asarray(lut, dtype=np.int64), *blocks,
-                   in_fmt=graph.tensors[node.inputs[0]].fmt, out_fmt=out.fmt)
+                   codes, None if lut is None else np.asarray(lut, dtype=np.int64), *blocks)
     zp_in = graph.tensors[node.inputs[0]].zero_point
     g.bias[:] = node.params["bias"].astype(np.int64) - zp_in * g.effective.sum(axis=0)
     return g
@@ -187,8 +184,9 @@ class GemmPlan:
     n_tile: int     # output channels per n-tile (<= array cols)
 
 
-def plan_gemm(g: GemmKernel, arch: ArchConfig) -> GemmPlan:
-    """Largest m-tile of whole output rows that fits every half scratchpad."""
+def plan_gemm(g: GemmKernel, arch: ArchConfig, in_bits: int = 8, out_bits: int = 8) -> GemmPlan:
+    """Largest m-tile of whole output rows that fits every half scratchpad (activation codes
+    stored at ``in_bits`` / ``out_bits``)."""
     s, name = g.shape, g.kernel.name
     nt = min(s.n, arch.array_cols)
     unit = s.out_w * s.pool
@@ -199,11 +197,12 @@ def plan_gemm(g: GemmKernel, arch: ArchConfig) -> GemmPlan:
     lut_bytes = 0 if g.lut is None else LUT_ENTRY_BYTES << g.wbits
     _need(nt * PARAM_BYTES_PER_CHANNEL + lut_bytes, arch.param_sram_bytes // 2,
           "sram.param_bytes", name, "the per-channel parameters and decode table")
+    out_row = nt * out_bits / 8
     limits = [
-        (arch.input_sram_bytes // 2, s.k, "sram.input_bytes", "input rows"),
+        (arch.input_sram_bytes // 2, s.k * in_bits / 8, "sram.input_bytes", "input rows"),
         (arch.acc_sram_bytes, 4 * nt, "sram.acc_bytes", "accumulator rows"),
-        (arch.output_sram_bytes // 2, nt + nt / (s.pool * s.pool) if s.pool > 1 else nt,
-         "sram.output_bytes", "output rows"),
+        (arch.output_sram_bytes // 2, out_row + out_row / (s.pool * s.pool) if s.pool > 1
+         else out_row, "sram.output_bytes", "output rows"),
     ]
     rows = s.m
     for cap, per_row, key, what in limits:

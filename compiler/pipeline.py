@@ -29,7 +29,7 @@ def compile_graph(graph: QGraph, arch: ArchConfig,
                   patterns=PATTERNS) -> Program:
     """``patterns`` is the fusion table (compiler.fuse.PATTERNS unless testing a variant)."""
     kernels = fuse(graph, patterns)
-    buffers, aliases, act_end = plan_buffers(graph, kernels)
+    buffers, aliases, act_end = plan_buffers(graph, kernels, arch)
     const_base = (act_end + ALIGN - 1) // ALIGN * ALIGN
     consts = Constants()
     flat_src = {k.output: image_shape(graph.shapes[k.inputs[0]])
@@ -73,7 +73,7 @@ def _lower(graph, k: Kernel, arch, buffers, aliases, flat_src, consts, const_bas
         _check_operands(g, arch)
         _check_activations(graph, k, arch)
         _check_accumulator(g, arch, graph.tensors[k.anchor.inputs[0]].max_magnitude)
-        plan = plan_gemm(g, arch)
+        plan = plan_gemm(g, arch, src[0].bits, dst.bits)
         s = g.shape
         info.update(weight_bits=g.wbits, weight_format=k.anchor.weight_format,
                     pe_weight_bits=pe_weight_bits(g), block_mode=g.block_mode,
@@ -83,7 +83,7 @@ def _lower(graph, k: Kernel, arch, buffers, aliases, flat_src, consts, const_bas
     if k.kind == "pool":
         lo = graph.tensors[k.inputs[0]].zero_point if k.anchor.op == "relu" else \
             graph.tensors[k.output].qmin
-        return pool_steps(k, arch, src[0], dst, lo, graph.tensors[k.output].fmt), info
+        return pool_steps(k, arch, src[0], dst, lo), info
     return add_steps(k, graph, arch, src[0], src[1], dst, consts, const_base), info
 
 

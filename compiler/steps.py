@@ -75,22 +75,23 @@ def gemm_steps(g: GemmKernel, plan: GemmPlan, arch: ArchConfig, src: Buffer, dst
             ibuf = (len(steps) % 2) * half["input"]
             obuf = (len(steps) % 2) * half["output"]
             step.loads += _input_loads(g, src, m0, rows, ibuf)
-            step.computes += _gemms(g, arch, ibuf, folds, rows, nt, lut_addr)
+            step.computes += _gemms(g, arch, ibuf, folds, rows, nt, lut_addr, src)
             # The POST reads the param half after the last GEMM, so it frees the load halves
             # (input, weight, param) for step + 2; it is also the first output writer.
             step.last_input_reader = len(step.computes)
             step.first_output_writer = len(step.computes)
+            orow = dst.nbytes(nt)  # an output row of nt codes, packed at dst.bits
             step.computes.append(Instr("POST", {
-                    "acc_addr": 0, "param_addr": pbuf, "out_addr": obuf, "out_stride": nt,
+                "acc_addr": 0, "param_addr": pbuf, "out_addr": obuf, "out_stride": orow,
                 "rows": rows, "n": nt, "out_zp": g.out_zp, "lo": g.lo, "hi": g.hi,
-                "ofmt": g.out_fmt}))
+                "ofmt": dst.encoding}))
             res, first, count = obuf, m0, rows
             if s.pool > 1:
-                res = obuf + rows * nt
+                res = obuf + rows * orow
                 step.computes.append(Instr("POOL", {
-                    "src_addr": obuf, "dst_addr": res, "h": rows // s.out_w, "w": s.out_w, "c": nt,
-                    "src_pix_stride": nt, "dst_pix_stride": nt, "kernel": s.pool, "stride": s.pool,
-                    "lo": g.lo, "fmt": g.out_fmt}))
+                    "src_addr": obuf, "dst_addr": res, "h": rows // s.out_w, "w": s.out_w,
+                    "c": nt, "src_pix_stride": orow, "dst_pix_stride": orow, "kernel": s.pool,
+                    "stride": s.pool, "lo": g.lo, "fmt": dst.encoding}))
                 first, count = m0 // (s.pool * s.pool), rows // (s.pool * s.pool)
             step.stores += _stores(dst, first, count, res, nt, n0)
             steps.append(step)
@@ -98,16 +99,16 @@ def gemm_steps(g: GemmKernel, plan: GemmPlan, arch: ArchConfig, src: Buffer, dst
 
 
 def _input_loads(g: GemmKernel, src: Buffer, m0: int, rows: int, ibuf: int) -> list[Instr]:
-    s = g.shape
+    s, row = g.shape, src.nbytes(g.shape.k)  # an im2col row: K codes packed at src.bits
     if s.kh == s.kw == 1 and s.out_h == 1 and s.out_w == 1:  # a vector (linear)
-        return dma("LOAD", "input", src.addr, s.k, ibuf, s.k, 1, s.k)
+        return dma("LOAD", "input", src.addr, row, ibuf, row, 1, row)
     out = []
     for r, oy in enumerate(range(m0 // s.out_w, (m0 + rows) // s.out_w)):
         for ky in range(s.kh):
             dram = src.pixel_addr(oy * s.stride + ky - s.pad, -s.pad)
-            sram = ibuf + r * s.out_w * s.k + ky * s.kw * s.in_c
-            out += dma("LOAD", "input", dram, s.stride * s.in_c, sram, s.k, s.out_w,
-                       s.kw * s.in_c)
+            sram = ibuf + r * s.out_w * row + ky * s.kw * src.pix
+            out += dma("LOAD", "input", dram, s.stride * src.pix, sram, row, s.out_w,
+                       s.kw * src.pix)
     return out
 
 
@@ -134,34 +135,35 @@ def _weight_folds(g: GemmKernel, arch: ArchConfig, consts: Constants, const_base
 
 
 def _gemms(g: GemmKernel, arch: ArchConfig, ibuf: int, folds: list, rows: int, nt: int,
-           lut_addr: int):
-    s, out = g.shape, []
+           lut_addr: int, src: Buffer):
+    out, row = [], src.nbytes(g.shape.k)
     for c0 in range(0, rows, arch.gemm_max_rows):
         t = min(arch.gemm_max_rows, rows - c0)
         for k0, k, waddr in folds:
             out.append(Instr("GEMM", {
-                "inp_addr": ibuf + c0 * s.k + k0, "inp_stride": s.k, "wgt_addr": waddr,
+                "inp_addr": ibuf + c0 * row + src.nbytes(k0), "inp_stride": row, "wgt_addr": waddr,
                 "acc_addr": c0 * nt, "rows": t, "k": k, "n": nt,
                 "accumulate": int(k0 > 0), "wbits": g.wbits, "lut": int(g.lut is not None),
                 "lut_addr": lut_addr if g.lut is not None else 0, "bscale": g.block_mode,
-                "afmt": g.in_fmt}))
+                "afmt": src.encoding}))
     return out
 
 
 def _stores(dst: Buffer, first: int, count: int, sram: int, nt: int, n0: int) -> list[Instr]:
-    out, done = [], 0
+    """Pixels of nt channels (from channel n0) from the output scratchpad to ``dst``."""
+    out, done, row = [], 0, dst.nbytes(nt)
     for addr, pixels in dst.runs(first, count):
-        out += dma("STORE", "output", addr + n0, dst.c, sram + done * nt, nt, pixels, nt)
+        out += dma("STORE", "output", addr + dst.nbytes(n0), dst.pix, sram + done * row, row,
+                   pixels, row)
         done += pixels
     return out
 
 
-def pool_steps(kernel, arch: ArchConfig, src: Buffer, dst: Buffer, lo: int,
-               fmt: str = "int") -> list[Step]:
+def pool_steps(kernel, arch: ArchConfig, src: Buffer, dst: Buffer, lo: int) -> list[Step]:
     """Standalone max-pool (or ReLU as a 1x1 pool with floor ``lo``), tiled by output rows."""
     node = kernel.anchor
     k, st = (node.attrs["kernel"], node.attrs["stride"]) if node.op == "maxpool2d" else (1, 1)
-    c, half = src.c, _halves(arch)["output"]
+    c, half = src.pix, _halves(arch)["output"]  # c: bytes per pixel
     per_out_row = (st * src.w + dst.w) * c  # input rows advance by stride per output row
     tile = max(1, min(dst.h, (half - (k - st) * src.w * c) // per_out_row))
     if (k - st + st * tile) * src.w * c + tile * dst.w * c > half:
@@ -179,10 +181,10 @@ def pool_steps(kernel, arch: ArchConfig, src: Buffer, dst: Buffer, lo: int,
             step.loads += dma("LOAD", "output", addr, c, obuf + done * c, c, pixels, c)
             done += pixels
         step.computes.append(Instr("POOL", {
-            "src_addr": obuf, "dst_addr": res, "h": in_rows, "w": src.w, "c": c,
-            "src_pix_stride": c,
-            "dst_pix_stride": c, "kernel": k, "stride": st, "lo": lo, "fmt": fmt}))
-        step.stores += _stores(dst, oy0 * dst.w, t * dst.w, res, c, 0)
+            "src_addr": obuf, "dst_addr": res, "h": in_rows, "w": src.w, "c": src.c,
+            "src_pix_stride": c, "dst_pix_stride": c, "kernel": k, "stride": st, "lo": lo,
+            "fmt": src.encoding}))
+        step.stores += _stores(dst, oy0 * dst.w, t * dst.w, res, dst.c, 0)
         steps.append(step)
     return steps
 
@@ -200,8 +202,8 @@ def add_steps(kernel, graph, arch: ArchConfig, a: Buffer, b: Buffer, dst: Buffer
     params = [graph.tensors[node.inputs[0]].zero_point, graph.tensors[node.inputs[1]].zero_point,
               out.zero_point, q[0], sh[0], q[1], sh[1], q[2], sh[2], lo, hi]
     p_off = const_base + consts.add(np.asarray(params, dtype="<i4").tobytes())
-    c, half = a.c, _halves(arch)["output"]
-    tile = min(a.h * a.w, half // (3 * c), 65535 // c)
+    c, half = a.pix, _halves(arch)["output"]  # c: bytes per pixel
+    tile = min(a.h * a.w, half // (3 * c), 65535 // a.c)
     steps = []
     for p0 in range(0, a.h * a.w, tile):
         t = min(tile, a.h * a.w - p0)
@@ -215,8 +217,8 @@ def add_steps(kernel, graph, arch: ArchConfig, a: Buffer, b: Buffer, dst: Buffer
                 step.loads += dma("LOAD", "output", addr, c, base + done * c, c, pixels, c)
                 done += pixels
         step.computes.append(Instr("ADD", {"a_addr": obuf, "b_addr": obuf + t * c,
-                                               "dst_addr": obuf + 2 * t * c, "count": t * c,
-                                               "param_addr": 0}))
-        step.stores += _stores(dst, p0, t, obuf + 2 * t * c, c, 0)
+                                           "dst_addr": obuf + 2 * t * c, "count": t * a.c,
+                                           "param_addr": 0, "fmt": a.encoding}))
+        step.stores += _stores(dst, p0, t, obuf + 2 * t * c, dst.c, 0)
         steps.append(step)
     return steps

@@ -25,7 +25,7 @@ from qasic.isa.encoding import Instr, decode_all, encode_all
 from qasic.isa.table import WORD_BYTES
 
 MAGIC = b"QASC"
-VERSION = 1
+VERSION = 2  # 2: GEMM bscale/afmt, POST ofmt, packed activations, int64 bias
 _HEADER = struct.Struct("<4sHHIIII")
 REGION_KINDS = ("input", "output", "activation", "constants")
 
@@ -42,6 +42,7 @@ class Region:
     fill: int | None = None
     scale: float | None = None
     zero_point: int | None = None
+    bits: int = 8  # stored bits per activation code (packed when below 8)
 
     def __post_init__(self) -> None:
         if self.kind not in REGION_KINDS:

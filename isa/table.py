@@ -23,11 +23,18 @@ MEMS = ("input", "weight", "acc", "output", "param")
 # GEMM block-scale modes. Order = encoding of the ``bscale`` field.
 BSCALE_MODES = ("none", "shift", "mul")
 BSCALE_BYTES = 1  # one unsigned scale byte per output column per block
-# Activation encodings of a byte in the input/output scratchpads. Order = encoding of the GEMM
-# ``afmt``, POST ``ofmt`` and POOL ``fmt`` fields. "int": a two's-complement integer code;
-# "fp8_e4m3": an OCP FP8 E4M3 code, multiplied as its fixed-point level (2^9 x its value) and
-# ordered by value (sign-magnitude), never by its bits.
+# Activation formats: "int" (two's-complement integer codes) and "fp8_e4m3" (an OCP FP8 E4M3
+# code, multiplied as its fixed-point level 2^9 x its value, ordered by value: sign-magnitude).
 ACT_FORMATS = ("int", "fp8_e4m3")
+# How activation codes are stored in the scratchpads and DRAM: intB = B-bit two's-complement codes
+# packed little-endian like weight rows (a pixel's channels fill whole bytes), fp8_e4m3 = one
+# code per byte. Order = encoding of the GEMM ``afmt``, POST ``ofmt``, POOL and ADD ``fmt``.
+ACT_ENCODINGS = tuple(f"int{b}" for b in range(8, 1, -1)) + ACT_FORMATS[1:]
+
+
+def encoding_bits(encoding: str) -> int:
+    """Bits per stored activation code of an ACT_ENCODINGS name."""
+    return int(encoding[3:]) if encoding.startswith("int") else 8
 
 
 @dataclass(frozen=True)
@@ -112,14 +119,15 @@ OPCODES: tuple[Opcode, ...] = (
         "wgt_addr + n; the fold's partial sums enter the accumulator as partial << s[n] "
         "(shift: MX power-of-two scales) or partial * s[n] (mul: 8-bit group scales), wrapped "
         "to acc_bits (a shift of acc_bits or more gives 0). A fold never spans two blocks. "
-        "afmt = fp8_e4m3: each input byte is an FP8 "
-        "code and the array multiplies its fixed-point level (value x 2^9).",
+        "afmt: how input codes are stored (intB: B-bit codes packed, rows of "
+        "ceil(k*B/8) bytes; fp8_e4m3: one FP8 code per byte, multiplied as its fixed-point "
+        "level, value x 2^9).",
         _layout(
             ("inp_addr", 18, "input scratchpad byte address"),
             ("inp_stride", 16, "bytes between input rows"),
             ("wgt_addr", 18, "weight scratchpad byte address"),
             ("acc_addr", 14, "accumulator scratchpad word address"),
-            ("rows", 12, "vectors streamed (T)"),
+            ("rows", 11, "vectors streamed (T)"),
             ("k", 9, "reduction length of this fold"),
             ("n", 9, "output columns of this fold"),
             ("accumulate", 1, "1: add to acc; 0: overwrite"),
@@ -127,7 +135,7 @@ OPCODES: tuple[Opcode, ...] = (
             ("lut", 1, "1: decode codes through the table at lut_addr"),
             ("lut_addr", 14, "param scratchpad byte address of the decode table"),
             ("bscale", 2, "block scale of this fold's partial sums", BSCALE_MODES),
-            ("afmt", 1, "encoding of the input bytes", ACT_FORMATS),
+            ("afmt", 3, "encoding of the input codes", ACT_ENCODINGS),
         ),
     ),
     Opcode(
@@ -148,7 +156,7 @@ OPCODES: tuple[Opcode, ...] = (
             ("out_zp", 8, "output zero point", True),
             ("lo", 8, "clamp low (ReLU: the zero point)", True),
             ("hi", 8, "clamp high", True),
-            ("ofmt", 1, "encoding of the output bytes", ACT_FORMATS),
+            ("ofmt", 3, "encoding of the output codes (packed like afmt)", ACT_ENCODINGS),
         ),
     ),
     Opcode(
@@ -168,7 +176,7 @@ OPCODES: tuple[Opcode, ...] = (
             ("kernel", 4, "window size"),
             ("stride", 4, "window stride"),
             ("lo", 8, "floor applied to every result", True),
-            ("fmt", 1, "encoding of the bytes compared", ACT_FORMATS),
+            ("fmt", 3, "encoding of the codes compared (strides in bytes)", ACT_ENCODINGS),
         ),
     ),
     Opcode(
@@ -181,6 +189,7 @@ OPCODES: tuple[Opcode, ...] = (
             ("dst_addr", 18, "result byte address"),
             ("count", 16, "elements"),
             ("param_addr", 14, "param scratchpad byte address"),
+            ("fmt", 3, "encoding of the codes (count codes, packed)", ACT_ENCODINGS),
         ),
     ),
     Opcode("SYNC", 7, "compute", "No operation; carries tokens between kernels.", _layout()),

@@ -33,7 +33,12 @@ from pathlib import Path
 from qasic.arch.config import ArchConfig
 from qasic.errors import ConfigError
 from qasic.isa.encoding import Instr
-from qasic.isa.table import BSCALE_BYTES, LUT_ENTRY_BYTES, POST_PARAM_BYTES_PER_CHANNEL
+from qasic.isa.table import (
+    BSCALE_BYTES,
+    LUT_ENTRY_BYTES,
+    POST_PARAM_BYTES_PER_CHANNEL,
+    encoding_bits,
+)
 from qasic.quant.blockscale import MAX_SHIFT, SCALE_BYTE_BITS
 
 CATEGORIES = ("mac", "sram", "dram", "other")
@@ -117,7 +122,7 @@ class EnergyModel:
             e["mac"] = t * k * n * self.mac_pj(a.input_bits, a.weight_bits, a.weight_shift_bits,
                                                a.input_shift_bits)
             acc_bits = t * n * a.acc_bits * (2 if ins["accumulate"] else 1)
-            e["sram"] = (t * k * a.input_bits * self.sram_bit["input"]
+            e["sram"] = (t * k * encoding_bits(ins["afmt"]) * self.sram_bit["input"]
                          + k * n * wb * self.sram_bit["weight"] + acc_bits * self.sram_bit["acc"])
             if ins["lut"]:  # decode on the load path: one table read per weight into the array
                 e["sram"] += k * n * 8 * LUT_ENTRY_BYTES * self.sram_bit["param"]
@@ -126,21 +131,24 @@ class EnergyModel:
                 e["other"] += t * n * self.block_scale_pj(ins["bscale"])
         elif ins.op == "POST":
             elems = ins["rows"] * ins["n"]
-            e["sram"] = (elems * (a.acc_bits * self.sram_bit["acc"] + 8 * self.sram_bit["output"])
+            obits = encoding_bits(ins["ofmt"])
+            e["sram"] = (elems * (a.acc_bits * self.sram_bit["acc"]
+                                  + obits * self.sram_bit["output"])
                          + ins["n"] * 8 * POST_PARAM_BYTES_PER_CHANNEL * self.sram_bit["param"])
-            adds = 3 + (ins["ofmt"] != "int")  # FP8 output: one more add-sized step to round
+            adds = 3 + (not ins["ofmt"].startswith("int"))  # FP8 output: one more step to round
             e["other"] = elems * (self.table["int32_mult_pj"] + adds * self.table["int32_add_pj"]) \
                 * self.logic
         elif ins.op == "POOL":
             oh = (ins["h"] - ins["kernel"]) // ins["stride"] + 1
             ow = (ins["w"] - ins["kernel"]) // ins["stride"] + 1
             reads = ins["h"] * ins["w"] * ins["c"]
-            e["sram"] = 8 * (reads + oh * ow * ins["c"]) * self.sram_bit["output"]
+            e["sram"] = encoding_bits(ins["fmt"]) * (reads + oh * ow * ins["c"]) \
+                * self.sram_bit["output"]
             compares = oh * ow * ins["c"] * ins["kernel"] ** 2
             e["other"] = compares * 8 * self.table["mac_add_pj_per_bit"] * self.logic
         elif ins.op == "ADD":
             n = ins["count"]
-            e["sram"] = 24 * n * self.sram_bit["output"]
+            e["sram"] = 3 * encoding_bits(ins["fmt"]) * n * self.sram_bit["output"]
             e["other"] = n * 3 * (self.table["int32_mult_pj"] + self.table["int32_add_pj"]) \
                 * self.logic
         return e

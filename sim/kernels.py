@@ -29,7 +29,8 @@ def _s8(v):
 
 @njit(cache=True)
 def _weight(wgt, b, row0, n, bits):
-    """Signed ``bits``-wide code n of the packed row starting at byte row0."""
+    """Signed ``bits``-wide code n of the packed row starting at byte row0 (weights and packed
+    activations share isa.packing's layout)."""
     bit = n * bits
     byte = row0 + (bit >> 3)
     word = np.int64(wgt[b, byte])
@@ -40,15 +41,44 @@ def _weight(wgt, b, row0, n, bits):
 
 
 @njit(cache=True)
+def _put(mem, b, row0, n, bits, value):
+    """Write the low ``bits`` of ``value`` as code n of the packed row at byte row0."""
+    if bits == 8:
+        mem[b, row0 + n] = value & 0xFF
+        return
+    bit = n * bits
+    byte = row0 + (bit >> 3)
+    off = bit & 7
+    mask = np.int64((1 << bits) - 1) << off
+    v = (np.int64(value) << off) & mask
+    word = np.int64(mem[b, byte])
+    if off + bits > 8:
+        word |= np.int64(mem[b, byte + 1]) << 8
+    word = (word & ~mask) | v
+    mem[b, byte] = word & 0xFF
+    if off + bits > 8:
+        mem[b, byte + 1] = (word >> 8) & 0xFF
+
+
+@njit(cache=True)
+def _get(mem, b, row0, n, bits):
+    """Code n of a packed activation row: signed for int, the raw byte for 8 bits."""
+    if bits == 8:
+        return np.int64(mem[b, row0 + n])
+    return _weight(mem, b, row0, n, bits)
+
+
+@njit(cache=True)
 def gemm(inp, i_addr, i_stride, wgt, w_addr, acc, a_addr, rows, k, n, accumulate, wbits,
-         acc_bits, lut, par, lut_addr, bscale, s_addr, afp, alut):
+         acc_bits, lut, par, lut_addr, bscale, s_addr, afp, alut, abits):
     """acc[m, n] (+)= scaled(sum_k inp[m, k] * w[k, n]), wrapped to acc_bits.
 
     w is the signed wbits code, or with ``lut`` the int32 table entry the code indexes. The
     inner loop runs in int64 over contiguous rows: decoded weights may be up to 24 bits wide.
     ``bscale`` 1 shifts each column's partial sums left by the byte at wgt[s_addr + n], 2
-    multiplies them by it (isa.table.BSCALE_MODES order), 0 leaves them. With ``afp`` an input
-    byte is an FP code and the array multiplies its level ``alut[byte]``.
+    multiplies them by it (isa.table.BSCALE_MODES order), 0 leaves them. Input codes are
+    ``abits`` wide, packed; with ``afp`` an input byte is an FP code and the array multiplies
+    its level ``alut[byte]``.
     """
     row_bytes = (n * wbits + 7) // 8
     half = np.int64(1) << (acc_bits - 1)
@@ -64,7 +94,7 @@ def gemm(inp, i_addr, i_stride, wgt, w_addr, acc, a_addr, rows, k, n, accumulate
         for m in range(rows):
             base = i_addr + m * i_stride
             for kk in range(k):
-                v = np.int64(inp[b, base + kk])
+                v = _get(inp, b, base, kk, abits)
                 a[kk] = alut[v] if afp else (v - 256 if v >= 128 else v)
             for nn in range(n):
                 t = np.int64(0)
@@ -129,7 +159,8 @@ def fp_encode(y, pos):
 
 
 @njit(cache=True)
-def post(acc, a_addr, par, p_addr, out, o_addr, o_stride, rows, n, zp, lo, hi, ofp, alut, pos):
+def post(acc, a_addr, par, p_addr, out, o_addr, o_stride, rows, n, zp, lo, hi, ofp, alut, pos,
+         obits):
     """With ``ofp`` the requantized value is an FP level: clamped to the levels of codes lo and
     hi, then encoded (fp_encode); else an integer code clamped to [lo, hi]."""
     lo_v, hi_v = alut[lo & 0xFF], alut[hi & 0xFF]
@@ -144,7 +175,7 @@ def post(acc, a_addr, par, p_addr, out, o_addr, o_stride, rows, n, zp, lo, hi, o
                 if ofp:
                     out[b, o_addr + m * o_stride + nn] = fp_encode(min(max(y, lo_v), hi_v), pos)
                 else:
-                    out[b, o_addr + m * o_stride + nn] = min(max(y + zp, lo), hi) & 0xFF
+                    _put(out, b, o_addr + m * o_stride, nn, obits, min(max(y + zp, lo), hi))
 
 
 @njit(cache=True)
@@ -156,7 +187,7 @@ def _key(byte, fp):
 
 
 @njit(cache=True)
-def pool(mem, src, dst, h, w, c, s_pix, d_pix, k, stride, lo, fp):
+def pool(mem, src, dst, h, w, c, s_pix, d_pix, k, stride, lo, fp, bits):
     oh = (h - k) // stride + 1
     ow = (w - k) // stride + 1
     for b in range(mem.shape[0]):
@@ -167,14 +198,15 @@ def pool(mem, src, dst, h, w, c, s_pix, d_pix, k, stride, lo, fp):
                     for i in range(k):
                         for j in range(k):
                             p = (y * stride + i) * w + x * stride + j
-                            best = max(best, _key(np.int64(mem[b, src + p * s_pix + ch]), fp))
+                            v = _get(mem, b, src + p * s_pix, ch, bits)
+                            best = max(best, _key(v & 0xFF, fp))
                     if fp and best < 0:
                         best = 0x80 | -best
-                    mem[b, dst + (y * ow + x) * d_pix + ch] = best & 0xFF
+                    _put(mem, b, dst + (y * ow + x) * d_pix, ch, bits, best)
 
 
 @njit(cache=True)
-def add(mem, a, bb, dst, count, par, p_addr, left_shift):
+def add(mem, a, bb, dst, count, par, p_addr, left_shift, bits):
     # parameter words in isa.table.ADD_PARAM_WORDS order
     for b in range(mem.shape[0]):
         za = _i32(par, b, p_addr)
@@ -185,7 +217,7 @@ def add(mem, a, bb, dst, count, par, p_addr, left_shift):
         qo, so = _i32(par, b, p_addr + 28), _i32(par, b, p_addr + 32)
         lo, hi = _i32(par, b, p_addr + 36), _i32(par, b, p_addr + 40)
         for i in range(count):
-            x = requant((_s8(np.int64(mem[b, a + i])) - za) << left_shift, qa, sa)
-            y = requant((_s8(np.int64(mem[b, bb + i])) - zb) << left_shift, qb, sb)
+            x = requant((_s8(_get(mem, b, a, i, bits) & 0xFF) - za) << left_shift, qa, sa)
+            y = requant((_s8(_get(mem, b, bb, i, bits) & 0xFF) - zb) << left_shift, qb, sb)
             v = min(max(requant(x + y, qo, so) + zo, lo), hi)
-            mem[b, dst + i] = v & 0xFF
+            _put(mem, b, dst, i, bits, v)

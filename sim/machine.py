@@ -15,7 +15,7 @@ from qasic.arch import pe
 from qasic.arch.config import ArchConfig
 from qasic.errors import ProgramFormatError
 from qasic.isa.encoding import Instr
-from qasic.isa.packing import gemm_weight_span, unpack_bits
+from qasic.isa.packing import gemm_weight_span, pack_bits, unpack_bits
 from qasic.isa.program import Program
 from qasic.isa.table import (
     ADD_PARAM_BYTES,
@@ -23,6 +23,7 @@ from qasic.isa.table import (
     BSCALE_MODES,
     LUT_ENTRY_BYTES,
     POST_PARAM_BYTES_PER_CHANNEL,
+    encoding_bits,
 )
 from qasic.quant import actformat
 from qasic.quant.reference import ADD_LEFT_SHIFT
@@ -53,26 +54,35 @@ class Machine:
     def _init_dram(self) -> None:
         for r in self.program.regions:
             if r.fill is not None:
-                self.dram[:, r.addr:r.addr + r.size] = np.int8(r.fill).view(np.uint8)
+                codes = np.full((1, r.size * 8 // r.bits), r.fill)
+                self.dram[:, r.addr:r.addr + r.size] = np.frombuffer(pack_bits(codes, r.bits),
+                                                                     np.uint8)
         c = self.program.region("constants")
         self.dram[:, c.addr:c.addr + c.size] = np.frombuffer(self.program.constants, np.uint8)
 
     # ---- host access -------------------------------------------------------------------------
     def write_region(self, name: str, codes: np.ndarray) -> None:
-        """Write int8 codes (batch, h, w, c) into a region's interior (its padding untouched)."""
+        """Write codes (batch, h, w, c) into a region's interior (its padding untouched), each
+        pixel's channels packed at the region's bits."""
         r = self.program.region(name)
         h, w, c, pad = r.shape
+        pix = c * r.bits // 8
         view = self.dram[:, r.addr:r.addr + r.size].reshape(self.batch, h + 2 * pad,
-                                                             w + 2 * pad, c)
-        view[:, pad:pad + h, pad:pad + w, :] = codes.reshape(self.batch, h, w, c).astype(
-            np.int8).view(np.uint8)
+                                                             w + 2 * pad, pix)
+        packed = pack_bits(np.asarray(codes).reshape(-1, c), r.bits)
+        view[:, pad:pad + h, pad:pad + w, :] = np.frombuffer(packed, np.uint8).reshape(
+            self.batch, h, w, pix)
 
     def read_region(self, name: str) -> np.ndarray:
+        """The interior codes (batch, h, w, c), signed (FP8 codes as signed bytes)."""
         r = self.program.region(name)
         h, w, c, pad = r.shape
+        pix = c * r.bits // 8
         view = self.dram[:, r.addr:r.addr + r.size].reshape(self.batch, h + 2 * pad,
-                                                             w + 2 * pad, c)
-        return view[:, pad:pad + h, pad:pad + w, :].view(np.int8).astype(np.int64)
+                                                             w + 2 * pad, pix)
+        inner = np.ascontiguousarray(view[:, pad:pad + h, pad:pad + w, :])
+        return unpack_bits(inner.tobytes(), self.batch * h * w, c, r.bits).reshape(
+            self.batch, h, w, c)
 
     # ---- execution ---------------------------------------------------------------------------
     def run(self, hook: Callable[[int, Instr, Machine], None] | None = None) -> None:
@@ -119,7 +129,7 @@ class Machine:
                         ins["lut_addr"] + (LUT_ENTRY_BYTES << wb))
             self._check_lut(i, ins)
         self._check(i, ins, "input", self.mem["input"], ins["inp_addr"],
-                    ins["inp_addr"] + (rows - 1) * ins["inp_stride"] + k)
+                    ins["inp_addr"] + (rows - 1) * ins["inp_stride"] + _nbytes(k, ins["afmt"]))
         s_addr, w_addr, wrow = gemm_weight_span(ins)
         self._check(i, ins, "weight", self.mem["weight"], ins["wgt_addr"], w_addr + k * wrow)
         self._check(i, ins, "acc", self.acc, ins["acc_addr"], ins["acc_addr"] + rows * n)
@@ -129,18 +139,20 @@ class Machine:
             K.gemm(self.mem["input"], ins["inp_addr"], ins["inp_stride"], self.mem["weight"],
                    w_addr, self.acc, ins["acc_addr"], rows, k, n, ins["accumulate"], wb,
                    a.acc_bits, ins["lut"], self.mem["param"], ins["lut_addr"],
-                   BSCALE_MODES.index(ins["bscale"]), s_addr or 0, ins["afmt"] != "int",
-                   _act_table(ins["afmt"]))
+                   BSCALE_MODES.index(ins["bscale"]), s_addr or 0, _is_fp(ins["afmt"]),
+                   _act_table(ins["afmt"]), encoding_bits(ins["afmt"]))
 
     def activations(self, ins: Instr) -> np.ndarray:
         """(batch, rows, k) int64: the integers a GEMM streams into the array (int8 codes, or
         the fixed-point levels of FP8 codes)."""
-        rows, k = ins["rows"], ins["k"]
-        idx = ins["inp_addr"] + np.arange(rows)[:, None] * ins["inp_stride"] + np.arange(k)
-        raw = self.mem["input"][:, idx]
-        if ins["afmt"] == "int":
-            return raw.view(np.int8).astype(np.int64)
-        return _act_table(ins["afmt"])[raw]
+        rows, k, enc = ins["rows"], ins["k"], ins["afmt"]
+        row = _nbytes(k, enc)
+        idx = ins["inp_addr"] + np.arange(rows)[:, None] * ins["inp_stride"] + np.arange(row)
+        raw = np.ascontiguousarray(self.mem["input"][:, idx])
+        if _is_fp(enc):
+            return _act_table(enc)[raw]
+        codes = unpack_bits(raw.tobytes(), self.batch * rows, k, encoding_bits(enc))
+        return codes.reshape(self.batch, rows, k)
 
     def _block_scales(self, ins: Instr) -> np.ndarray:
         """(batch, n) int64 scale bytes of a block-scaled GEMM."""
@@ -206,11 +218,12 @@ class Machine:
         self._check(i, ins, "param", self.mem["param"], ins["param_addr"],
                     ins["param_addr"] + POST_PARAM_BYTES_PER_CHANNEL * n)
         self._check(i, ins, "output", self.mem["output"], ins["out_addr"],
-                    ins["out_addr"] + max(rows - 1, 0) * ins["out_stride"] + n)
+                    ins["out_addr"] + max(rows - 1, 0) * ins["out_stride"]
+                    + _nbytes(n, ins["ofmt"]))
         K.post(self.acc, ins["acc_addr"], self.mem["param"], ins["param_addr"],
                self.mem["output"], ins["out_addr"], ins["out_stride"], rows, n, ins["out_zp"],
-               ins["lo"], ins["hi"], ins["ofmt"] != "int", _act_table(ins["ofmt"]),
-               _positive_levels(ins["ofmt"]))
+               ins["lo"], ins["hi"], _is_fp(ins["ofmt"]), _act_table(ins["ofmt"]),
+               _positive_levels(ins["ofmt"]), encoding_bits(ins["ofmt"]))
 
     def _pool(self, i: int, ins: Instr) -> None:
         h, w, c, k, s = ins["h"], ins["w"], ins["c"], ins["kernel"], ins["stride"]
@@ -224,28 +237,40 @@ class Machine:
         self._check(i, ins, "destination", mem, ins["dst_addr"],
                     ins["dst_addr"] + (oh * ow - 1) * ins["dst_pix_stride"] + c)
         K.pool(mem, ins["src_addr"], ins["dst_addr"], h, w, c, ins["src_pix_stride"],
-               ins["dst_pix_stride"], k, s, ins["lo"], ins["fmt"] != "int")
+               ins["dst_pix_stride"], k, s, ins["lo"], _is_fp(ins["fmt"]),
+               encoding_bits(ins["fmt"]))
 
     def _add(self, i: int, ins: Instr) -> None:
         mem, n = self.mem["output"], ins["count"]
+        if _is_fp(ins["fmt"]):
+            raise ProgramFormatError(f"instruction {i} (ADD): fmt {ins['fmt']} is not supported "
+                                     "(integer codes only)")
         for f in ("a_addr", "b_addr", "dst_addr"):
-            self._check(i, ins, f, mem, ins[f], ins[f] + n)
+            self._check(i, ins, f, mem, ins[f], ins[f] + _nbytes(n, ins["fmt"]))
         self._check(i, ins, "param", self.mem["param"], ins["param_addr"],
                     ins["param_addr"] + ADD_PARAM_BYTES)
         K.add(mem, ins["a_addr"], ins["b_addr"], ins["dst_addr"], n, self.mem["param"],
-              ins["param_addr"], ADD_LEFT_SHIFT)
+              ins["param_addr"], ADD_LEFT_SHIFT, encoding_bits(ins["fmt"]))
+
+
+def _is_fp(encoding: str) -> bool:
+    return not encoding.startswith("int")
+
+
+def _nbytes(codes: int, encoding: str) -> int:
+    return (codes * encoding_bits(encoding) + 7) // 8
 
 
 @cache
-def _act_table(fmt: str) -> np.ndarray:
-    """byte -> level for an FP activation format (a dummy for "int", which kernels ignore)."""
-    return np.zeros(256, np.int64) if fmt == "int" else actformat.levels(fmt)
+def _act_table(encoding: str) -> np.ndarray:
+    """byte -> level for an FP encoding (a dummy for integer ones, which kernels ignore)."""
+    return actformat.levels(encoding) if _is_fp(encoding) else np.zeros(256, np.int64)
 
 
 @cache
 def _positive_levels(fmt: str) -> np.ndarray:
     """Levels of the non-negative finite codes 0..max code, ascending (kernels.fp_encode)."""
-    if fmt == "int":
+    if not _is_fp(fmt):
         return np.zeros(1, np.int64)
     return np.ascontiguousarray(actformat.levels(fmt)[:actformat.max_code(fmt) + 1])
 

@@ -80,8 +80,28 @@ def residual_graph(seed=0) -> QGraph:
 
 
 def random_codes(graph: QGraph, n: int, seed: int = 1) -> np.ndarray:
+    """Random input codes over the input encoding's range (every byte for FP8)."""
     rng = np.random.default_rng(seed)
-    return rng.integers(-128, 128, (n, *graph.input_shape))
+    tq = graph.tensors[graph.input]
+    lo, hi = (-128, 127) if tq.is_fp else (tq.qmin, tq.qmax)
+    return rng.integers(lo, hi + 1, (n, *graph.input_shape))
+
+
+def with_act_bits(g: QGraph, bits: int) -> QGraph:
+    """``g`` with every activation at ``bits`` (zero points mapped into range), recalibrated."""
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    tensors = {name: TensorQ(t.scale, int(np.clip(t.zero_point, lo, hi)), bits)
+               for name, t in g.tensors.items()}
+    nodes = []
+    for n in g.nodes:
+        if "clamp" in n.attrs:
+            out = tensors[n.output]
+            n = QNode(n.name, n.op, n.inputs, n.output,
+                      dict(n.attrs, clamp=(out.zero_point, out.qmax)), n.params, n.weight_bits,
+                      n.weight_format)
+        nodes.append(n)
+    return calibrated(QGraph(f"{g.name}_a{bits}", g.input, g.output, tuple(nodes), tensors,
+                             g.shapes))
 
 
 def strided_graph(seed=0, hw=9, c_in=3, c1=8, c2=16, classes=10) -> QGraph:
@@ -137,7 +157,8 @@ def calibrated(g: QGraph, seed: int = 1) -> QGraph:
             else:
                 acc = v @ w.T
             spread = acc.reshape(-1, acc.shape[-1]).std(axis=0) + 1.0
-            target = 4096.0 if g.tensors[n.output].is_fp else 40.0  # FP: levels, value ~8
+            out = g.tensors[n.output]
+            target = 4096.0 if out.is_fp else (out.qmax - out.qmin) / 6  # FP: levels, value ~8
             q, s = quantize_multipliers(target / spread)
             n = QNode(n.name, n.op, n.inputs, n.output, n.attrs,
                       dict(n.params, multiplier=q, shift=s),

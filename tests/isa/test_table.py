@@ -124,7 +124,7 @@ def test_enum_field_out_of_range_names_the_field():
 
 @pytest.mark.parametrize("op, field, value, kind", [
     ("GEMM", "k", 1 << 9, "9-bit"),
-    ("GEMM", "rows", -1, "12-bit"),
+    ("GEMM", "rows", -1, "11-bit"),
     ("POST", "out_zp", 128, "signed 8-bit"),
     ("POST", "lo", -129, "signed 8-bit"),
     ("LOAD", "dram_addr", 1 << 32, "32-bit"),
