@@ -63,15 +63,7 @@ def arch_for(graph: QGraph, arch: ArchConfig) -> ArchConfig:
     nodes = graph.weighted_nodes()
     w_levels = np.concatenate([n.pe_levels() for n in nodes])
     a_levels = np.concatenate([graph.tensors[n.inputs[0]].pe_levels() for n in nodes])
-    energy = EnergyModel(arch)
-    shifts = [(ws, as_) for ws in range(MAX_SHIFT_BITS + 1) for as_ in range(MAX_SHIFT_BITS + 1)]
-
-    def cost(s: tuple[int, int]) -> tuple:
-        w, a = significand_bits(w_levels, s[0]), significand_bits(a_levels, s[1])
-        return energy.mac_pj(a, w, *s), s
-
-    ws, as_ = min(shifts, key=cost)
-    bits, acts = significand_bits(w_levels, ws), significand_bits(a_levels, as_)
+    bits, ws, acts, as_ = cheapest_pe(w_levels, a_levels, EnergyModel(arch))
     acc = max(arch.acc_bits, max(
         n.worst_accumulator(graph.tensors[n.inputs[0]].max_magnitude) for n in nodes
     ).bit_length() + 1)
@@ -83,6 +75,20 @@ def arch_for(graph: QGraph, arch: ArchConfig) -> ArchConfig:
         (f"-a{acts}" if (acts, as_) != (arch.input_bits, 0) else "") + (f"s{as_}" if as_ else "") \
         + (f"-acc{acc}" if acc != arch.acc_bits else "")
     return dataclasses.replace(arch, name=name, **new)
+
+
+def cheapest_pe(w_levels: np.ndarray, a_levels: np.ndarray,
+                energy: EnergyModel) -> tuple[int, int, int, int]:
+    """(weight_bits, weight_shift_bits, input_bits, input_shift_bits) of the PE with the
+    cheapest MAC that multiplies every weight level by every activation level."""
+    shifts = [(ws, as_) for ws in range(MAX_SHIFT_BITS + 1) for as_ in range(MAX_SHIFT_BITS + 1)]
+
+    def cost(s: tuple[int, int]) -> tuple:
+        w, a = significand_bits(w_levels, s[0]), significand_bits(a_levels, s[1])
+        return energy.mac_pj(a, w, *s), s
+
+    ws, as_ = min(shifts, key=cost)
+    return significand_bits(w_levels, ws), ws, significand_bits(a_levels, as_), as_
 
 
 def quantize_model(trained, config) -> QGraph:

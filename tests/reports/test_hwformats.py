@@ -1,0 +1,36 @@
+"""docs/hardware_formats.md is generated, and its prices keep the cited ratios."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from qasic.reports.hwformats import render, weight_rows
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "hardware_formats.md"
+
+
+def test_checked_in_doc_is_generated():
+    text = render()
+    if os.environ.get("QASIC_UPDATE_GOLDEN") == "1":
+        DOC.write_text(text)
+    assert DOC.read_text() == text, ("docs/hardware_formats.md is stale: run python -m "
+                                     "qasic.reports.hwformats --write docs/hardware_formats.md")
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return {r.name: r for r in weight_rows()}
+
+
+def test_mac_prices_follow_the_cited_format_ratios(rows):
+    assert 1.0 <= rows["fp8_e4m3"].mac_vs_int8 <= 1.6
+    assert rows["mxfp4"].mac_vs_int8 / rows["int4"].mac_vs_int8 < 1.2  # FP4 ~ INT4 in block FP
+    assert rows["int2"].mac_vs_int8 < rows["int4"].mac_vs_int8 < rows["int8"].mac_vs_int8
+
+
+def test_mx_and_group_scales_are_stored(rows):
+    assert rows["mxfp4"].stored_bits == 4.25 and rows["nf4"].stored_bits == 4.125
+    assert rows["int4_g32"].stored_bits == 4.25 and rows["int4"].stored_bits == 4
