@@ -115,17 +115,18 @@ def activation_rows() -> list[tuple[str, str, str, float]]:
 
 def render() -> str:
     lines = [HEADER, "## Weights (with INT8 activations)", "",
-             "| format | scales | stored bits/weight | PE weight operand | MAC vs INT8 | "
-             "block scaling | note |", "|---|---|---:|---|---:|---|---|"]
+             ("| format | scales | stored bits/weight | PE weight operand | MAC vs INT8 | "
+              "block scaling | note |"), "|---|---|---:|---|---:|---|---|"]
     for r in weight_rows():
         mac = "-" if np.isnan(r.mac_vs_int8) else f"{r.mac_vs_int8:.2f}x"
         lines.append(f"| {r.name} | {r.granularity} | {r.stored_bits:.3f} | {r.pe} | {mac} | "
                      f"{r.scaling} | {r.note} |")
     lines += ["", "## Activations (with INT8 weights)", "",
-              "Sub-byte activations are stored packed whenever a pixel's channels, the array's "
-              "folds and output tiles stay on whole bytes (`qasic.compiler.memory`); FP8 E4M3 "
-              "codes are decoded to fixed-point levels on the way into the array, POST rounds "
-              "results back to E4M3 (ties to even, saturating) and POOL compares codes by value.",
+              ("Sub-byte activations are stored packed whenever a pixel's channels, the array's "
+               "folds and output tiles stay on whole bytes (`qasic.compiler.memory`); FP8 E4M3 "
+               "codes are decoded to fixed-point levels on the way into the array, POST rounds "
+               "results back to E4M3 (ties to even, saturating) and POOL compares codes by "
+               "value."),
               "", "| format | stored bits | PE activation operand | MAC vs INT8 |",
               "|---|---|---|---:|"]
     for name, stored, pe, mac in activation_rows():
