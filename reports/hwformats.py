@@ -106,7 +106,8 @@ def activation_rows() -> list[tuple[str, str, str, float]]:
             levels, stored = actformat.levels(name), "8 (one code per byte)"
         else:
             b = int(name[3:])
-            levels, stored = np.arange(-(1 << (b - 1)), 1 << (b - 1)), f"{b} (packed)"
+            levels = np.arange(-(1 << (b - 1)), 1 << (b - 1))
+            stored = f"{b} (packed)" if b < 8 else "8"
         _, _, ab, as_ = cheapest_pe(w_levels, levels, energy)
         pe = f"{ab}-bit x shift 0..{(1 << as_) - 1}" if as_ else f"{ab}-bit integer"
         out.append((name, stored, pe, energy.mac_pj(ab, 8, 0, as_) / int8))
