@@ -3,12 +3,14 @@
 Sharing rules (the compiler relies on them to fuse without changing a bit):
 - relu, maxpool2d and flatten outputs share their input's TensorQ (they only move or drop codes);
 - a conv2d/linear/add whose only user is a relu is calibrated on the relu's output, and clamps
-  at the zero point, so its codes are already relu'd and the relu node is a no-op.
+  at the zero point, so its codes are already relu'd and the relu node is a no-op;
+- the graph output is always observed min-max (clipped logits would tie).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -61,12 +63,15 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
     """TensorQ for every tensor, from the float ``values`` run_float kept on calibration data."""
     def observe(tensor: str) -> TensorQ:
         fmt = config.activation_format
+        # the graph output (logits) keeps its whole range: clipping the largest logits to
+        # one code turns clear winners into ties (the histogram observer cost ~1 point W4A4)
+        cfg = config if tensor != graph.output else replace(config, activation_observer="minmax")
         if fmt == "int":
-            return affine(*_range(values[tensor], config), config.activation_bits)
-        if config.activation_observer == "histogram":
+            return affine(*_range(values[tensor], cfg), config.activation_bits)
+        if cfg.activation_observer == "histogram":
             amax = fp_mse_absmax(values[tensor], fmt)
             return fp_tensor(-amax, amax, fmt)
-        return fp_tensor(*_range(values[tensor], config), fmt)
+        return fp_tensor(*_range(values[tensor], cfg), fmt)
 
     tensors = {graph.input: observe(graph.input)}
     for node in graph.nodes:
