@@ -17,7 +17,7 @@ from pathlib import Path
 from amaranth.back import verilog
 
 from qasic.arch.config import ArchConfig
-from qasic.rtl.pe import ProcessingElement
+from qasic.rtl.pe import ProcessingElement, arch_operands
 from qasic.rtl.tools import RtlToolError
 from qasic.rtl.verilog import TOP, generate_verilog
 
@@ -33,8 +33,9 @@ def estimate_cells(arch: ArchConfig) -> dict:
 
 
 def pe_cells(arch: ArchConfig) -> dict:
-    """Synthesize one processing element at the arch's operand and accumulator widths."""
-    pe = ProcessingElement(arch.input_bits, arch.weight_bits, arch.acc_bits)
+    """Synthesize one processing element as ``arch`` builds it: operand widths and shift bits
+    (a shift-add PE when either is > 0) and the accumulator width."""
+    pe = ProcessingElement(*arch_operands(arch), arch.acc_bits)
     with tempfile.TemporaryDirectory(prefix="qasic-area-") as tmp:
         v_path = Path(tmp) / "pe.v"
         v_path.write_text(verilog.convert(pe, name="pe", emit_src=False))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from qasic.arch.pe import split
+
 
 def pack_row(values, bits: int) -> int:
     """Pack signed integers into one bus word, element j at bits ``[j*bits, (j+1)*bits)``."""
@@ -12,6 +14,30 @@ def pack_row(values, bits: int) -> int:
     for j, v in enumerate(values):
         word |= (int(v) & mask) << (j * bits)
     return word
+
+
+def operand_codes(values, bits: int, shift_bits: int) -> np.ndarray:
+    """Bus elements of integer operands for a PE operand of ``bits`` + ``shift_bits``
+    (``pe.Operand``): each value split canonically (``qasic.arch.pe.split``) into ``sig << sh``,
+    then ``sig`` in the low ``bits`` bits (two's complement) and ``sh`` above them.
+    With ``shift_bits`` = 0 these are the plain two's-complement codes.
+    """
+    bad = operand_misfit(values, bits, shift_bits)
+    if bad is not None:
+        value, sig, sh = bad
+        raise ValueError(f"{value} = {sig} << {sh}: the significand does not fit {bits} bits "
+                         f"({shift_bits} shift bits)")
+    sig, sh = split(values, shift_bits)
+    return (sig & ((1 << bits) - 1)) | (sh << bits)
+
+
+def operand_misfit(values, bits: int, shift_bits: int) -> tuple[int, int, int] | None:
+    """The first value whose significand does not fit ``bits`` signed bits, as
+    ``(value, sig, sh)``; None when every value fits."""
+    v = np.asarray(values, dtype=np.int64).ravel()
+    sig, sh = split(v, shift_bits)
+    bad = np.flatnonzero((sig < -(1 << (bits - 1))) | (sig >= 1 << (bits - 1)))
+    return None if not bad.size else (int(v[bad[0]]), int(sig[bad[0]]), int(sh[bad[0]]))
 
 
 def unpack_row(word: int, bits: int, count: int) -> list[int]:

@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 
 from qasic.arch.config import ArchConfig
 from qasic.rtl.bscale import SCALE_BITS, BlockScale, Bscale
-from qasic.rtl.pe import PEArray
+from qasic.rtl.pe import PEArray, arch_operands
 from qasic.rtl.sequencer import FoldSequencer, addr_width, buffer_depth
 from qasic.rtl.skew import Skew
 
@@ -33,7 +33,9 @@ class SystolicCore(wiring.Component):
 
     R = ``arch.array_rows``, C = ``arch.array_cols``, M = ``arch.gemm_max_rows``. Values are
     signed two's complement: activations ``input_bits``, weights ``weight_bits``, outputs
-    ``acc_bits`` (the accumulator wraps; the compiler guarantees no overflow).
+    ``acc_bits`` (the accumulator wraps; the compiler guarantees no overflow). With
+    ``input_shift_bits`` or ``weight_shift_bits`` > 0 that operand is a shift-add pair
+    (``pe.Operand``): a significand of the bits above and an unsigned shift, value ``sig << sh``.
 
     Ports (Verilog names in brackets; clock ``clk``, synchronous reset ``rst``):
 
@@ -48,7 +50,8 @@ class SystolicCore(wiring.Component):
     * ``busy`` out: high from the cycle after launch until the cycle before ``done``.
     * ``done`` out: one-cycle pulse; all T output rows are readable from then on.
 
-    Data buses are packed little-end first: element j occupies bits ``[j*w, (j+1)*w)``.
+    Data buses are packed little-end first: element j occupies bits ``[j*w, (j+1)*w)``; a pair
+    element has ``sig`` in its low bits and ``sh`` above them.
     The host writes buffers only while idle, not in the launch cycle, and reads outputs after
     ``done``; one row per cycle per port. ``rows``, ``scale`` and ``scale_mode`` are sampled in
     the launch cycle.
@@ -60,8 +63,9 @@ class SystolicCore(wiring.Component):
     def __init__(self, arch: ArchConfig) -> None:
         self.arch = arch
         r, c, m = arch.array_rows, arch.array_cols, arch.gemm_max_rows
-        self.w_row = data.ArrayLayout(signed(arch.weight_bits), c)
-        self.a_row = data.ArrayLayout(signed(arch.input_bits), r)
+        self.a_op, self.w_op = arch_operands(arch)
+        self.w_row = data.ArrayLayout(self.w_op.shape, c)
+        self.a_row = data.ArrayLayout(self.a_op.shape, r)
         self.o_row = data.ArrayLayout(signed(arch.acc_bits), c)
         super().__init__({
             "weights": In(host_write_signature(addr_width(r), self.w_row)),
@@ -80,8 +84,8 @@ class SystolicCore(wiring.Component):
         a = self.arch
         r, c = a.array_rows, a.array_cols
         m.submodules.seq = seq = FoldSequencer(r, c, a.gemm_max_rows)
-        m.submodules.array = array = PEArray(r, c, a.input_bits, a.weight_bits, a.acc_bits)
-        m.submodules.skew = skew = Skew(signed(a.input_bits), list(range(r)))
+        m.submodules.array = array = PEArray(r, c, self.a_op, self.w_op, a.acc_bits)
+        m.submodules.skew = skew = Skew(self.a_op.shape, list(range(r)))
         m.submodules.deskew = deskew = Skew(signed(a.acc_bits), [c - 1 - j for j in range(c)])
         m.d.comb += [
             seq.start.eq(self.start), seq.t.eq(self.rows),

@@ -13,7 +13,9 @@ from qasic.arch.config import ArchConfig
 from qasic.rtl.systolic import SystolicCore
 
 TOP = "qasic_core"
-ARCH_KEYS = ("array_rows", "array_cols", "input_bits", "weight_bits", "acc_bits", "gemm_max_rows")
+# The arch fields the Verilog depends on (the build cache key names each of them).
+ARCH_KEYS = ("array_rows", "array_cols", "input_bits", "input_shift_bits", "weight_bits",
+             "weight_shift_bits", "acc_bits", "gemm_max_rows")
 
 
 def generate_verilog(arch: ArchConfig, out_dir: str | Path) -> list[Path]:
@@ -52,9 +54,18 @@ def _port(path, member, value) -> dict:
     shape = member.shape
     if isinstance(shape, data.ArrayLayout):
         # Element j of a row sits at bits [j*elem_bits, (j+1)*elem_bits).
+        elem = shape.elem_shape
         port["elements"] = shape.length
-        port["elem_bits"] = shape.elem_shape.width
-        port["elem_signed"] = Shape.cast(shape.elem_shape).signed  # two's complement if true
+        port["elem_bits"] = Shape.cast(elem).width
+        if isinstance(elem, data.StructLayout):  # a shift-add operand: value = sig << sh
+            port["elem_fields"] = {name: _field(f) for name, f in elem}
+        else:
+            port["elem_signed"] = Shape.cast(elem).signed  # two's complement if true
     elif isinstance(shape, enum.EnumType):
         port["values"] = {m.name: m.value for m in shape}
     return port
+
+
+def _field(field: data.Field) -> dict:
+    shape = Shape.cast(field.shape)
+    return {"offset": field.offset, "bits": shape.width, "signed": shape.signed}

@@ -28,3 +28,16 @@ def test_core_cells_cover_the_pe_grid():
     assert core["cells"] > 4 * pe_cells(arch)["cells"] * 0.5
     assert core["flip_flops"] >= 4 * (8 + 8)  # every PE's activation and weight registers
     assert "$scopeinfo" not in core["by_type"]
+
+
+def test_shift_add_pe_is_built_from_the_config():
+    """FP8 E4M3 on both operands as the design point builds it (5-bit significands, 4-bit
+    shifts) against the plain 19-bit multiplier PE the same levels would otherwise need."""
+    base = dataclasses.replace(default_arch(), acc_bits=44)
+    shift_add = pe_cells(dataclasses.replace(base, input_bits=5, input_shift_bits=4,
+                                             weight_bits=5, weight_shift_bits=4))
+    plain = pe_cells(dataclasses.replace(base, input_bits=19, weight_bits=19))
+    # Registers: activation and weight pairs (5 + 4 bits each) and the partial sum.
+    assert shift_add["flip_flops"] == 2 * (5 + 4) + 44
+    assert plain["flip_flops"] == 2 * 19 + 44
+    assert 0 < shift_add["cells"] < plain["cells"] / 2

@@ -9,8 +9,9 @@ import pytest
 from amaranth.sim import Simulator
 
 from qasic.arch.config import ArchConfig, default_arch
+from qasic.quant.formats import get_format, integer_levels
 from qasic.rtl.bscale import Bscale
-from qasic.rtl.packing import wrap
+from qasic.rtl.packing import operand_codes, pack_row, wrap
 from qasic.rtl.systolic import SystolicCore
 from qasic.rtl.timing import fold_cycles
 from tests.rtl.bscale_model import SCALE_MAX, edge_scales, scaled_fold
@@ -36,12 +37,15 @@ async def run_fold(ctx, dut: SystolicCore, a: np.ndarray, w: np.ndarray, weights
                    scale=None, mode="none"):
     """Load buffers, launch, count cycles to ``done``, read outputs. Returns (out, cycles).
 
+    A and W are integers, split into the core's operand pairs on the way in (as the runner does).
+
     The buffer written last is written up to the cycle just before the launch cycle. Scale and
     mode are driven only in the launch cycle; afterwards the ports carry other values.
     """
-    loads = [(dut.weights, w), (dut.inputs, a)]
-    for port, rows in reversed(loads) if weights_last else loads:
-        await write_rows(ctx, port, rows)
+    loads = [(dut.weights, dut.w_op, w), (dut.inputs, dut.a_op, a)]
+    for port, op, rows in reversed(loads) if weights_last else loads:
+        await write_rows(ctx, port, operand_codes(rows, op.bits, op.shift_bits),
+                         op.bits + op.shift_bits)
     scale = np.zeros(w.shape[1], dtype=np.int64) if scale is None else scale
     ctx.set(dut.rows, len(a))
     ctx.set(dut.scale, [int(s) for s in scale])
@@ -65,11 +69,12 @@ async def run_fold(ctx, dut: SystolicCore, a: np.ndarray, w: np.ndarray, weights
     return np.array(out, dtype=np.int64), cycles
 
 
-async def write_rows(ctx, port, rows: np.ndarray) -> None:
+async def write_rows(ctx, port, codes: np.ndarray, elem_bits: int) -> None:
+    """Rows of bus elements (packing.operand_codes), packed as the cocotb testbench packs them."""
     ctx.set(port.en, 1)
-    for addr, row in enumerate(rows):
+    for addr, row in enumerate(codes):
         ctx.set(port.addr, addr)
-        ctx.set(port.data, [int(v) for v in row])
+        ctx.set(port.data.as_value(), pack_row(row, elem_bits))
         await ctx.tick()
     ctx.set(port.en, 0)
 
@@ -161,3 +166,35 @@ def test_largest_shift_that_fits_sets_the_sign_bit():
     np.testing.assert_array_equal(out, [[-32768, 0, -16384, 16384],
                                         [-32768, 0, -16384, -32768],
                                         [-32768, 0, 16384, -16384]])
+
+
+FP8 = integer_levels(get_format("fp8_e4m3").element).levels
+
+
+def int_fold(a, w, acc_bits: int) -> np.ndarray:
+    """A @ W in Python integers, wrapped to acc_bits (no int64 overflow to hide a bug)."""
+    half = 1 << (acc_bits - 1)
+    return np.array([[(sum(int(x) * int(y) for x, y in zip(row, col)) + half) % (2 * half) - half
+                      for col in np.transpose(w)] for row in a], dtype=np.int64)
+
+
+@pytest.mark.parametrize("acc_bits", [24, 44])
+def test_shift_add_fold_on_fp8_levels(acc_bits):
+    """FP8 E4M3 levels on both operands through 5-bit significands and 4-bit shifts (the FP8
+    design point's PEs); 24-bit sums wrap, 44-bit ones are exact. Block scaling still applies."""
+    arch = small_arch(3, 4, input_bits=5, input_shift_bits=4, weight_bits=5,
+                      weight_shift_bits=4, acc_bits=acc_bits)
+    rng = np.random.default_rng(acc_bits)
+    tiles = [(rng.choice(FP8, size=(t, 3)), rng.choice(FP8, size=(3, 4))) for t in (8, 1, 5)]
+    extremes = np.array([[FP8.min(), FP8.max(), -(1 << 19)], [1, -1, 15 << 15]])
+    tiles.append((extremes, np.array([[FP8.max()] * 4, [FP8.min()] * 4, [3, 1 << 15, -15, 0]])))
+    tiles.append((*tiles[0], np.array([1, 2, 0, 7]), "shift"))
+    results = simulate(arch, tiles)
+    for (a, w, *scaled), (out, cycles) in zip(tiles, results):
+        want = int_fold(a, w, acc_bits)
+        if scaled:
+            want = scaled_fold(a, w, *scaled, acc_bits)
+        np.testing.assert_array_equal(out, want)
+        assert cycles == fold_cycles(3, 4, len(a))
+    wrapped = any(np.any(int_fold(a, w, acc_bits) != int_fold(a, w, 64)) for a, w, *_ in tiles)
+    assert wrapped == (acc_bits == 24)

@@ -41,3 +41,17 @@ def test_output_is_deterministic(tmp_path):
     second = generate_verilog(small_arch(), tmp_path / "b")
     for x, y in zip(first, second):
         assert x.read_bytes() == y.read_bytes()
+
+
+def test_shift_add_operands_are_described_as_pairs(tmp_path):
+    arch = dataclasses.replace(small_arch(), weight_bits=5, weight_shift_bits=4, input_bits=6,
+                               input_shift_bits=2)
+    desc = json.loads(generate_verilog(arch, tmp_path)[1].read_text())
+    assert desc["params"]["weight_shift_bits"] == 4 and desc["params"]["input_shift_bits"] == 2
+    ports = {p["name"]: p for p in desc["ports"]}
+    assert ports["weights__data"] == {
+        "name": "weights__data", "dir": "in", "width": 5 * 9, "elements": 5, "elem_bits": 9,
+        "elem_fields": {"sig": {"offset": 0, "bits": 5, "signed": True},
+                        "sh": {"offset": 5, "bits": 4, "signed": False}}}
+    assert ports["inputs__data"]["width"] == 3 * 8
+    assert ports["inputs__data"]["elem_fields"]["sh"] == {"offset": 6, "bits": 2, "signed": False}
