@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from qasic.arch.config import ArchConfig
+from qasic.arch.config import _FIELD_KEY, ArchConfig
 from qasic.isa.table import BSCALE_MODES
 from qasic.rtl.bscale import SCALE_BITS
-from qasic.rtl.packing import pad_tile
+from qasic.rtl.packing import operand_codes, operand_misfit, pad_tile
 from qasic.rtl.tools import (
     RtlToolError,
     ensure_build_tools,
@@ -35,6 +35,8 @@ VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
 # Verilator's default -Os takes ~70 s on the 16x16 core's 6 MB of C++, -O1 ~25 s (2 cores), and a
 # fold is a few hundred cycles, so compile time dominates simulation time.
 MAKE_VARS = {"OPT_FAST": "-O1"}
+_A_FIELDS = ("input_bits", "input_shift_bits")  # the arch fields of each PE operand
+_W_FIELDS = ("weight_bits", "weight_shift_bits")
 _BUILT: dict[Path, Path] = {}  # build root -> verified sim_build dir, for this process
 
 
@@ -49,7 +51,9 @@ def run_tiles(arch: ArchConfig, tiles, build_dir: str | Path) -> list[TileResult
 
     A int T x K, W int K x N with K <= R, N <= C, T <= M; ``scale`` N unsigned block scales and
     ``mode`` one of ``isa.table.BSCALE_MODES`` (the GEMM ``bscale`` field; omitted: "none").
-    Operands are zero-padded to the array. Returns per tile the T x N output and measured cycles.
+    Operands are integers, zero-padded to the array; for shift-add PEs (shift bits > 0) each is
+    split into ``sig << sh`` here (``qasic.arch.pe.split``), and one whose significand does not
+    fit is a ValueError. Returns per tile the T x N output and measured cycles.
     """
     if not tiles:
         return []
@@ -71,22 +75,39 @@ def _unpack(i: int, tile) -> tuple:
 
 
 def _pad_checked(i: int, a, w, scale, mode: str, arch: ArchConfig) -> tuple:
+    """Padded bus elements of A and W (``packing.operand_codes``), scales and mode index."""
     a, w = np.asarray(a), np.asarray(w)
     if not 1 <= len(a) <= arch.gemm_max_rows:
         raise ValueError(f"tile {i}: A has T = {len(a)} rows; the core streams 1.."
                          f"{arch.gemm_max_rows} (gemm_max_rows)")
-    for name, x, bits in (("A", a, arch.input_bits), ("W", w, arch.weight_bits)):
-        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-        if x.size and (x.min() < lo or x.max() > hi):
-            raise ValueError(f"tile {i}: {name} has values in {x.min()}..{x.max()}, outside the "
-                             f"{bits}-bit signed range {lo}..{hi}")
+    for name, x, fields in (("A", a, _A_FIELDS), ("W", w, _W_FIELDS)):
+        _check_fits(i, name, x, arch, *fields)
     try:
         a_pad, w_pad = pad_tile(a, w, arch.array_rows, arch.array_cols)
     except ValueError as e:
         raise ValueError(f"tile {i}: {e}") from None
     s_pad = np.zeros(arch.array_cols, dtype=np.int64)
     s_pad[:w.shape[1]] = _checked_scale(i, scale, mode, w.shape[1])
-    return a_pad, w_pad, s_pad, BSCALE_MODES.index(mode)
+    a_codes = operand_codes(a_pad, arch.input_bits, arch.input_shift_bits)
+    w_codes = operand_codes(w_pad, arch.weight_bits, arch.weight_shift_bits)
+    return a_codes, w_codes, s_pad, BSCALE_MODES.index(mode)
+
+
+def _check_fits(i: int, name: str, x, arch: ArchConfig, bits_field: str,
+                shift_field: str) -> None:
+    """Every value of ``x`` is ``sig << sh`` for the PE operand the two arch fields describe."""
+    bits, shift_bits = getattr(arch, bits_field), getattr(arch, shift_field)
+    bad = operand_misfit(x, bits, shift_bits)
+    if bad is None:
+        return
+    value, sig, sh = bad
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    as_pair = f" = {sig} << {sh}" if shift_bits else ""
+    shifted = f" shifted by 0..{(1 << shift_bits) - 1}" if shift_bits else ""
+    raise ValueError(f"tile {i}: {name} has value {value}{as_pair}, outside what the PE "
+                     f"multiplies: significands {lo}..{hi}{shifted} "
+                     f"({_FIELD_KEY[bits_field]} = {bits}, "
+                     f"{_FIELD_KEY[shift_field]} = {shift_bits})")
 
 
 def _checked_scale(i: int, scale, mode: str, n: int) -> np.ndarray:
@@ -138,8 +159,15 @@ def _verilate(v_path: Path, sim_dir: Path, verilator_exe: Path) -> None:
 
 
 def arch_key(arch: ArchConfig) -> str:
-    """Build directory name: the arch fields the Verilog depends on."""
-    return (f"core_{arch.array_rows}x{arch.array_cols}_i{arch.input_bits}_w{arch.weight_bits}"
+    """Build directory name: the arch fields the Verilog depends on (``verilog.ARCH_KEYS``).
+
+    Shift bits appear only when nonzero (``i5s4``), so plain-multiplier builds keep their names.
+    """
+    def operand(bits: int, shift_bits: int) -> str:
+        return f"{bits}s{shift_bits}" if shift_bits else f"{bits}"
+    return (f"core_{arch.array_rows}x{arch.array_cols}"
+            f"_i{operand(arch.input_bits, arch.input_shift_bits)}"
+            f"_w{operand(arch.weight_bits, arch.weight_shift_bits)}"
             f"_a{arch.acc_bits}_m{arch.gemm_max_rows}")
 
 
@@ -147,8 +175,8 @@ def _simulate(arch: ArchConfig, padded, sim_dir: Path, run_dir: Path) -> dict:
     from cocotb_tools.runner import get_results, get_runner
 
     tiles_path, results_path = run_dir / "tiles.npz", run_dir / "results.npz"
-    params = [arch.array_rows, arch.array_cols, arch.input_bits, arch.weight_bits, arch.acc_bits,
-              SCALE_BITS]
+    params = [arch.array_rows, arch.array_cols, arch.input_bits + arch.input_shift_bits,
+              arch.weight_bits + arch.weight_shift_bits, arch.acc_bits, SCALE_BITS]
     arrays = {f"{key}_{i}": x for i, tile in enumerate(padded) for key, x in zip("aws", tile)}
     modes = np.array([mode for *_, mode in padded], dtype=np.int64)
     np.savez(tiles_path, params=np.array(params), count=len(padded), modes=modes, **arrays)

@@ -1,9 +1,11 @@
 """cocotb testbench for the Verilog core: runs the tiles of a file, writes results to a file.
 
 Run by :mod:`qasic.rtl.cocotb_runner` (never imported by ``qasic.rtl`` itself). Environment:
-``QASIC_TILES`` (.npz written by the runner: ``params``, ``a_<i>``, ``w_<i>``, ``s_<i>`` padded to
-the array, ``modes`` int[n] as ``BSCALE_MODES`` indices) and ``QASIC_RESULTS`` (.npz written here:
-``out_<i>`` T x C int64, ``cycles`` int64[n]).
+``QASIC_TILES`` (.npz written by the runner: ``params``, ``a_<i>``, ``w_<i>`` operand bus elements
+and ``s_<i>`` scales, padded to the array, ``modes`` int[n] as ``BSCALE_MODES`` indices) and
+``QASIC_RESULTS`` (.npz written here: ``out_<i>`` T x C int64, ``cycles`` int64[n]). Operands
+arrive as bus elements (``packing.operand_codes``: plain or ``(sig, sh)`` pairs), so the split
+of integers into shift-add pairs happens once, in the runner.
 
 All driving and sampling happens at falling clock edges, half a cycle away from the rising edge
 the design samples on, so there is no race between testbench writes and register updates.
@@ -25,14 +27,14 @@ from qasic.rtl.packing import pack_row, unpack_row
 async def fold_tiles(dut) -> None:
     """Every tile in QASIC_TILES: load buffers, launch, time the fold, read the outputs."""
     tiles = np.load(os.environ["QASIC_TILES"])
-    rows, cols, input_bits, weight_bits, acc_bits, scale_bits = (int(v) for v in tiles["params"])
+    rows, cols, a_elem_bits, w_elem_bits, acc_bits, scale_bits = (int(v) for v in tiles["params"])
     Clock(dut.clk, 10, unit="ns").start()
     await reset(dut)
     outs, cycles = {}, []
     for i in range(int(tiles["count"])):
         a, w = tiles[f"a_{i}"], tiles[f"w_{i}"]
-        await write_rows(dut, "weights", w, weight_bits)
-        await write_rows(dut, "inputs", a, input_bits)
+        await write_rows(dut, "weights", w, w_elem_bits)
+        await write_rows(dut, "inputs", a, a_elem_bits)
         dut.scale.value = pack_row(tiles[f"s_{i}"], scale_bits)
         dut.scale_mode.value = int(tiles["modes"][i])
         cycles.append(await launch(dut, len(a), limit=4 * (2 * rows + cols + len(a))))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 
@@ -23,3 +25,21 @@ def rtl_build_dir(tmp_path_factory):
     path = tmp_path_factory.getbasetemp() / "rtl_build"
     path.mkdir(exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def fp8_digits():
+    """(trained digits_cnn, its graph with FP8 E4M3 weights and activations, its design point
+    ``arch_for`` on a 4x4 array): shift-add PEs of 5-bit significands and 4-bit shifts on both
+    operands. The one shift-add Verilator build the slow tests share (~40 s; the 16x16 default
+    array's would take ~110 s)."""
+    from qasic.arch.config import default_arch
+    from qasic.flow import arch_for, quantize_model
+    from qasic.models import get_model
+    from qasic.quant import QuantConfig
+
+    trained = get_model("digits_cnn")
+    graph = quantize_model(trained, QuantConfig(weight_format="fp8_e4m3",
+                                                activation_format="fp8_e4m3"))
+    small = dataclasses.replace(default_arch(), array_rows=4, array_cols=4, gemm_max_rows=16)
+    return trained, graph, arch_for(graph, small)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from qasic.arch.config import ArchConfig, default_arch
+from qasic.quant.formats import get_format, integer_levels
 from qasic.rtl import fold_cycles, run_tiles
 from tests.rtl.bscale_model import edge_scales, scaled_fold
 
@@ -117,3 +118,34 @@ def test_small_nonsquare_arch_block_scaled(rtl_build_dir, bits):
     wrapped = {mode for (*_, mode), out, x in zip(tiles, outs, wide) if np.any(out != x)}
     assert wrapped == ({"shift", "mul"} if arch.acc_bits == 16 else {"shift"})
 
+
+
+FP8 = integer_levels(get_format("fp8_e4m3").element).levels
+
+
+def test_shift_add_pes_on_fp8_levels(rtl_build_dir, fp8_digits):
+    """The FP8 design point's PEs (5-bit significands, shifts 0..15 on both operands) on random
+    FP8 E4M3 levels, full and partial tiles, one block-scaled by shifts that wrap 44 bits."""
+    arch = fp8_digits[2]
+    assert (arch.input_bits, arch.input_shift_bits, arch.weight_bits,
+            arch.weight_shift_bits, arch.acc_bits) == (5, 4, 5, 4, 44)
+    r, c, m = arch.array_rows, arch.array_cols, arch.gemm_max_rows
+    rng = np.random.default_rng(8)
+    shapes = [(m, r, c), (1, r, c), (5, 3, 2), (m, r, c)]
+    tiles = [(rng.choice(FP8, size=(t, k)), rng.choice(FP8, size=(k, n))) for t, k, n in shapes]
+    tiles.append((*tiles[-1], np.array([0, 9, 12, 10]), "shift"))
+    outs = check(arch, tiles, rtl_build_dir)
+    assert np.abs(outs[0]).max() > 1 << 32  # sums far beyond int32: the 44-bit adder is used
+    assert np.any(outs[-1] != scaled_fold(*tiles[-1][:3], "shift", 64))  # and wraps
+
+
+def test_shift_add_pes_raw_integers(rtl_build_dir, fp8_digits):
+    """Written out: the largest shifts on both sides (15 + 15), the most negative significand,
+    odd values (no shift) and a significand with the shift capped (1 << 17 = 4 << 15)."""
+    arch = fp8_digits[2]
+    a = np.array([[-(16 << 15), 3, 0, 1 << 17], [15, -1, 7 << 15, 0]])
+    w = np.array([[-(16 << 15), 1], [1 << 12, -15], [0, 2], [5, 1 << 17]])
+    (out,) = check(arch, [(a, w)], rtl_build_dir)
+    np.testing.assert_array_equal(out, [[(1 << 38) + 12288 + 5 * (1 << 17), -(1 << 19) - 45
+                                         + (1 << 34)],
+                                        [-15 * (1 << 19) - 4096, 15 + 15 + 14 * (1 << 15)]])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -13,14 +14,43 @@ from qasic.arch.config import default_arch
 from qasic.rtl import RtlToolError, run_tiles
 from qasic.rtl.cocotb_runner import arch_key
 from qasic.rtl.tools import ensure_verilator, make_flags, make_overrides
+from qasic.rtl.verilog import ARCH_KEYS
 
 
 def test_rejects_out_of_range_operands(tmp_path):
     a = np.zeros((2, 4), dtype=np.int64)
     a[1, 2] = -129
-    with pytest.raises(ValueError, match=r"^tile 0: A has values in -129\.\.0, outside the "
-                                         r"8-bit signed range -128\.\.127$"):
+    with pytest.raises(ValueError, match=r"^tile 0: A has value -129, outside what the PE "
+                                         r"multiplies: significands -128\.\.127 "
+                                         r"\(array\.input_bits = 8, "
+                                         r"array\.input_shift_bits = 0\)$"):
         run_tiles(default_arch(), [(a, np.ones((4, 4)))], tmp_path)
+
+
+def shift_add_arch():
+    return dataclasses.replace(default_arch(), input_bits=5, input_shift_bits=4, weight_bits=5,
+                               weight_shift_bits=3)
+
+
+def test_rejects_values_that_do_not_split_into_the_pe(tmp_path):
+    """A value fits a shift-add PE when its canonical significand fits: 15 << 7 does, 17 does
+    not (odd: no shift), nor 1 << 11 on 3 shift bits (16 << 7)."""
+    arch, a, w = shift_add_arch(), np.ones((2, 3), dtype=np.int64), np.ones((3, 4))
+    a[0, 0] = -15 << 7
+    run_ok = a.copy()
+    a[1, 1] = 17
+    with pytest.raises(ValueError, match=r"^tile 1: A has value 17 = 17 << 0, outside what the PE "
+                                         r"multiplies: significands -16\.\.15 shifted by "
+                                         r"0\.\.15 \(array\.input_bits = 5, "
+                                         r"array\.input_shift_bits = 4\)$"):
+        run_tiles(arch, [(run_ok, w), (a, w)], tmp_path)
+    w[2, 3] = 1 << 11
+    with pytest.raises(ValueError, match=r"^tile 0: W has value 2048 = 16 << 7, outside what the "
+                                         r"PE multiplies: significands -16\.\.15 shifted by "
+                                         r"0\.\.7 \(array\.weight_bits = 5, "
+                                         r"array\.weight_shift_bits = 3\)$"):
+        run_tiles(arch, [(run_ok, w)], tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_rejects_tiles_larger_than_the_array(tmp_path):
@@ -82,3 +112,11 @@ def test_make_flags_restores_the_environment(monkeypatch):
 
 def test_arch_key_names_every_width():
     assert arch_key(default_arch()) == "core_16x16_i8_w8_a32_m64"
+    assert arch_key(shift_add_arch()) == "core_16x16_i5s4_w5s3_a32_m64"
+
+
+def test_arch_key_changes_with_every_field_the_verilog_depends_on():
+    base = dataclasses.replace(default_arch(), input_bits=5, weight_bits=5)
+    for field in ARCH_KEYS:
+        other = dataclasses.replace(base, **{field: getattr(base, field) + 1})
+        assert arch_key(other) != arch_key(base), field
