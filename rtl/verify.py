@@ -2,9 +2,11 @@
 
 The simulator runs the program on real inputs; before each selected GEMM instruction it reads the
 operand tile (input rows x k, k x n weights, and for a block-scaled GEMM the n column scales and
-the mode) out of its scratchpads, and after it the accumulator tile it computed. The RTL core then
-runs the same operands under Verilator; outputs must be equal and the measured cycles must equal
-the simulator's timing model for that instruction.
+the mode) out of its scratchpads, and after it the accumulator tile it computed. Operands are
+captured as the array sees them: decoded weight levels for table formats, and inputs as
+``Machine.activations`` reads them for the GEMM's ``afmt`` (packed intB codes, or the fixed-point
+levels of FP8 codes). The RTL core then runs the same operands under Verilator; outputs must be
+equal and the measured cycles must equal the simulator's timing model for that instruction.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from qasic.arch.config import ArchConfig
 from qasic.isa.encoding import Instr
 from qasic.isa.packing import gemm_weight_span, unpack_bits
 from qasic.isa.program import Program
-from qasic.isa.table import BSCALE_BYTES
+from qasic.isa.table import ACT_FORMATS, BSCALE_BYTES, encoding_bits
 from qasic.rtl.packing import wrap
 from qasic.sim.machine import Machine
 from qasic.sim.timing import duration
@@ -30,12 +32,13 @@ CYCLE_TOLERANCE = 0  # the RTL must take exactly the modelled cycles
 class Tile:
     layer: str
     index: int          # instruction index in the program
-    a: np.ndarray       # (rows, k) int
+    a: np.ndarray       # (rows, k) int: what the array streams in (int codes or FP8 levels)
     w: np.ndarray       # (k, n) int
     expected: np.ndarray  # (rows, n) what the simulator's GEMM added, wrapped to acc_bits
     sim_cycles: int
     scale: np.ndarray | None = None  # (n,) unsigned block scales; None when mode is "none"
     mode: str = "none"               # the GEMM's bscale field, one of isa.table.BSCALE_MODES
+    afmt: str = "int8"               # the GEMM's afmt field, one of isa.table.ACT_ENCODINGS
 
 
 def capture_tiles(program: Program, arch: ArchConfig, codes: np.ndarray,
@@ -54,7 +57,7 @@ def capture_tiles(program: Program, arch: ArchConfig, codes: np.ndarray,
             added = wrap(_acc(m, ins) - before, arch.acc_bits)
             name = program.layers[program.layer_ids[i]]["name"]
             tiles.append(Tile(name, i, a, w, added, duration(ins, arch)[1], scale,
-                              ins["bscale"]))
+                              ins["bscale"], ins["afmt"]))
         else:
             m.step(i, ins)
     return tiles
@@ -79,15 +82,13 @@ def _operands(m: Machine, ins: Instr):
     rows after them (``isa.packing.gemm_weight_span``).
     """
     rows, k, n, wb = ins["rows"], ins["k"], ins["n"], ins["wbits"]
-    inp = m.mem["input"][0]
-    a = np.stack([inp[ins["inp_addr"] + r * ins["inp_stride"]:][:k] for r in range(rows)])
     s_addr, w_addr, row_bytes = gemm_weight_span(ins)
     w = unpack_bits(m.mem["weight"][0, w_addr:w_addr + k * row_bytes].tobytes(), k, n, wb)
     if ins["lut"]:  # the array multiplies the decoded fixed-point values
         w = m._lut(ins)[0][w & ((1 << wb) - 1)]
     scale = None if s_addr is None else _scales(m.mem["weight"][0], s_addr, n)
     before = _acc(m, ins) if ins["accumulate"] else np.zeros((rows, n), dtype=np.int64)
-    return a.view(np.int8).astype(np.int64), w, scale, before
+    return m.activations(ins)[0], w, scale, before
 
 
 def _scales(mem: np.ndarray, addr: int, n: int) -> np.ndarray:
@@ -113,6 +114,7 @@ def verify_tiles(arch: ArchConfig, tiles: list[Tile], build_dir: str | Path) -> 
         worst = max(worst, abs(r.cycles - t.sim_cycles))
         rows.append({"layer": t.layer, "instr": t.index, "rows": int(t.a.shape[0]),
                      "k": int(t.a.shape[1]), "n": int(t.w.shape[1]), "bscale": t.mode,
+                     "afmt": t.afmt,
                      "cycles_rtl": r.cycles, "cycles_sim": t.sim_cycles, "match": match})
     return {
         "verified": mismatches == 0 and worst <= CYCLE_TOLERANCE and bool(tiles),
@@ -123,7 +125,8 @@ def verify_tiles(arch: ArchConfig, tiles: list[Tile], build_dir: str | Path) -> 
         "method": (f"The simulator ran the compiled program on a test input and captured the "
                    f"operands and results of {len(tiles)} GEMM instructions across all layers; "
                    f"the generated Verilog of the {arch.array_rows}x{arch.array_cols} systolic "
-                   f"core ran the same operands under Verilator via cocotb.{_scaled_text(tiles)} "
+                   f"core ran the same operands under Verilator via cocotb."
+                   f"{_pe_text(arch, tiles)}{_scaled_text(tiles)} "
                    f"Outputs are compared as raw {arch.acc_bits}-bit two's-complement integers; "
                    f"cycles from start to done against the simulator's model "
                    f"2R + C + T - 2 (tolerance {CYCLE_TOLERANCE})."),
@@ -139,3 +142,21 @@ def _scaled_text(tiles: list[Tile]) -> str:
     return (f" {count} of them are block-scaled ({', '.join(modes)}): the core got the column "
             f"scales stored before their weight rows and applied them to each column's sums on "
             f"the way into its output buffer, as the GEMM's bscale field says.")
+
+
+def _pe_text(arch: ArchConfig, tiles: list[Tile]) -> str:
+    """How inputs reached the PEs and what the PEs are, when not int8 codes into multipliers."""
+    text = ""
+    for enc in sorted({t.afmt for t in tiles} - {"int8"}):
+        count = sum(t.afmt == enc for t in tiles)
+        how = ("the array got the fixed-point levels of the codes" if enc in ACT_FORMATS[1:]
+               else f"codes of {encoding_bits(enc)} bits, packed in the input scratchpad")
+        text += f" {count} of them stream {enc} activations ({how})."
+    sides = [f"{name} as a {bits}-bit significand shifted by 0..{(1 << sb) - 1}"
+             for name, bits, sb in (("weight", arch.weight_bits, arch.weight_shift_bits),
+                                    ("activation", arch.input_bits, arch.input_shift_bits)) if sb]
+    if sides:
+        text += (f" The PEs are shift-add MACs (qasic.arch.pe): each integer operand entered the "
+                 f"array split into sig << sh, the {' and the '.join(sides)}, and each product "
+                 f"(a_sig * w_sig) << (a_sh + w_sh) went into the wrapping accumulator adder.")
+    return text

@@ -9,6 +9,7 @@ import pytest
 
 from qasic.arch.config import default_arch
 from qasic.compiler import compile_graph
+from qasic.rtl.packing import wrap
 from qasic.rtl.verify import Tile, capture_tiles, verify_tiles
 from qasic.sim.run import input_codes
 from tests.rtl.bscale_model import scaled_fold
@@ -54,6 +55,8 @@ def test_rtl_equals_simulator(tiles, tmp_path_factory):
     record = verify_tiles(default_arch(), tiles, build)
     assert record["verified"], record["tiles"]
     assert record["tiles_checked"] == len(tiles) and record["cycle_error_max"] == 0
+    assert {r["afmt"] for r in record["tiles"]} == {"int8"}
+    assert "shift-add" not in record["method"] and "activations" not in record["method"]
     # the check can fail: a wrong expectation is reported as a mismatch
     bad = dataclasses.replace(tiles[0], expected=tiles[0].expected + 1)
     record = verify_tiles(default_arch(), [bad, *tiles[1:2]], build)
@@ -109,3 +112,27 @@ def _narrow(node):
     w = np.clip(node.params["weight"], -7, 7)
     return QNode(node.name, node.op, node.inputs, node.output, node.attrs,
                  dict(node.params, weight=w), 4, "int4")
+
+
+def test_fp8_weights_and_activations_rtl_equals_simulator(fp8_digits, rtl_build_dir):
+    """FP8 E4M3 on both operands, end to end: the captured inputs are the levels of the FP8
+    codes (not the bytes read as int8), and the shift-add core agrees with the simulator."""
+    trained, graph, arch = fp8_digits
+    program = compile_graph(graph, arch)
+    tiles = capture_tiles(program, arch, input_codes(program, trained.test_inputs[:1]))
+    assert {t.layer for t in tiles} == {"conv1", "conv2", "fc"}
+    assert {t.afmt for t in tiles} == {"fp8_e4m3"}
+    levels = np.concatenate([t.a.ravel() for t in tiles])
+    assert levels.max() > 1 << 15  # levels, not the codes (bytes)
+    for t in tiles:
+        assert np.array_equal(wrap(t.a @ t.w, arch.acc_bits), t.expected)
+    record = verify_tiles(arch, tiles, rtl_build_dir)
+    assert record["verified"], record["tiles"]
+    assert [r["afmt"] for r in record["tiles"]] == ["fp8_e4m3"] * len(tiles)
+    assert (f"{len(tiles)} of them stream fp8_e4m3 activations (the array got the fixed-point "
+            f"levels of the codes)") in record["method"]
+    assert "shift-add MACs" in record["method"]
+    # the check can fail: products shifted one place too far do not match
+    far = [dataclasses.replace(t, expected=wrap(t.expected << 1, arch.acc_bits)) for t in tiles]
+    assert verify_tiles(arch, far, rtl_build_dir)["mismatches"] == len(tiles)
+
