@@ -8,7 +8,9 @@ requantization multiplier exactly as an INT weight scale does. Minifloat levels 
 codebook levels are rounded to 2**-CODEBOOK_FRAC_BITS (the accelerator's NF4 is that fixed-point
 codebook; error in docs/formats.md). Per-group and MX-block scales vary along the reduction axis
 and cannot fold into one multiplier per channel: those formats run in block fixed point
-(``qasic.quant.blockscale``), their blocks formed in the array's reduction order.
+(``qasic.quant.blockscale``), their blocks formed in the array's reduction order. Asymmetric INT
+weights with one zero point per tensor decode through the table too (level = q - z, b + 1 bits);
+per-channel or per-group zero points would need a subtraction per column and are refused.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from qasic.errors import ConfigError
 from qasic.quant.blockscale import block_size, quantize_blocked
 from qasic.quant.formats import get_format, integer_levels, quantize_tensor
 from qasic.quant.formats.codebook import CodebookFormat
-from qasic.quant.formats.granularity import PerChannel
+from qasic.quant.formats.granularity import PerChannel, PerTensor
 from qasic.quant.formats.integer import IntFormat
 from qasic.quant.formats.registry import FormatSpec
 
@@ -50,11 +52,14 @@ def hardware_format(name: str) -> FormatSpec:
     spec = get_format(base)
     if name.endswith(PER_CHANNEL_SUFFIX):
         spec = FormatSpec(name, spec.element, PerChannel())
-    if isinstance(spec.element, IntFormat) and not spec.element.symmetric:
+    if isinstance(spec.element, IntFormat) and not spec.element.symmetric \
+            and not isinstance(spec.granularity, PerTensor):
         b = spec.element.bits
-        raise ConfigError(f"weight format {name!r} is asymmetric; weights are symmetric here "
-                          f"(use int{b} per channel or int{b}_g32 per group of 32)")
-    if not isinstance(spec.granularity, PerChannel) and block_size(spec) is None:
+        raise ConfigError(f"weight format {name!r} is asymmetric with {spec.granularity.label} "
+                          "zero points; the array subtracts one zero point per layer (through "
+                          f"its decode table): use int{b}_asym (per tensor), int{b} per channel "
+                          f"or int{b}_g32 per group of 32")
+    if not isinstance(spec.granularity, PerChannel | PerTensor) and block_size(spec) is None:
         raise ConfigError(
             f"weight format {name!r} has {type(spec.granularity).__name__} scales; the array "
             "runs one scale per output channel or per block of the reduction axis. Use a "
@@ -72,6 +77,11 @@ def quantize_weights(w: np.ndarray, name: str, clip: str,
     if block_size(spec) is not None:
         return _blocked(w, spec, name, clip, order)
     qt = quantize_tensor(w, spec, clip=clip)
+    if qt.zero_points is not None:  # asymmetric per tensor: levels q - z through the table
+        lut = spec.element.table.astype(np.int64) - int(qt.zero_points)
+        scale = np.full(w.shape[0], float(qt.scales))
+        codes = qt.codes.astype(np.int64)
+        return LayerWeights(lut[codes], scale, spec.element.bits, name, codes, lut)
     frac = CODEBOOK_FRAC_BITS if isinstance(spec.element, CodebookFormat) else None
     lv = integer_levels(spec.element, frac)
     levels = lv.levels[qt.codes.astype(np.int64)]

@@ -35,10 +35,22 @@ def test_nf4_per_channel_is_a_fixed_point_codebook():
     assert err < 0.2
 
 
-@pytest.mark.parametrize("name", ["int4_asym", "int4_asym_g32", "int3_asym_pc"])
-def test_asymmetric_weights_are_refused_with_the_fix(name):
-    with pytest.raises(ConfigError, match=rf"{name}.*asymmetric.*int\d per channel.*_g32"):
+@pytest.mark.parametrize("name", ["int4_asym_g32", "int3_asym_pc"])
+def test_asymmetric_weights_need_one_zero_point_per_layer(name):
+    with pytest.raises(ConfigError, match=rf"{name}.*asymmetric.*_asym \(per tensor\), "
+                                          rf"int\d per channel.*_g32"):
         quantize_weights(W, name, "minmax")
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_asymmetric_per_tensor_weights_decode_q_minus_z_through_the_table(bits):
+    name = f"int{bits}_asym"
+    lw = quantize_weights(W, name, "minmax")
+    qt = quantize_tensor(W, get_format(name), clip="minmax")
+    np.testing.assert_allclose(lw.levels * lw.scale[:, None, None, None], dequantize(qt),
+                               rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(lw.lut[lw.codes], lw.levels)
+    assert np.abs(lw.lut).max() <= (1 << bits) - 1  # q - z needs bits + 1 signed bits
 
 
 def test_config_format_sets_bits_and_is_validated():
