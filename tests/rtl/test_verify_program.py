@@ -88,18 +88,22 @@ def test_block_scaled_rtl_equals_simulator(scaled_tiles, tmp_path_factory):
     assert record["mismatches"] == len(plain) and "block-scaled" not in record["method"]
 
 
-def test_decoded_fp4_tiles_run_on_the_rtl(tmp_path_factory):
-    """FP4 codes decoded through the table: the core multiplies the 5-bit fixed-point values."""
-    from tests.graphs import lut_graph, random_codes
+def test_decoded_fp4_tiles_with_packed_a4_inputs_run_on_the_rtl(tmp_path_factory):
+    """FP4 codes decoded through the table (the core multiplies the 5-bit fixed-point values)
+    reading 4-bit activations stored packed, on a small 8x8 array with 4-bit PE inputs."""
+    from tests.graphs import lut_graph, random_codes, with_act_bits
 
-    arch = dataclasses.replace(default_arch(), weight_bits=5)
+    arch = dataclasses.replace(default_arch(), array_rows=8, array_cols=8, weight_bits=5,
+                               input_bits=4)
     g = lut_graph()
     g = type(g)(g.name, g.input, g.output,
                 tuple(n if n.name != "conv1" else _narrow(n) for n in g.nodes),
                 g.tensors, g.shapes)
+    g = with_act_bits(g, 4)
     program = compile_graph(g, arch)
     tiles = capture_tiles(program, arch, random_codes(g, 1), per_layer=2)
     assert np.abs(np.concatenate([t.w.ravel() for t in tiles])).max() > 8  # decoded, not codes
+    assert {ins["afmt"] for ins in program.instrs if ins.op == "GEMM"} == {"int8", "int4"}
     build = tmp_path_factory.getbasetemp() / "rtl_build"
     record = verify_tiles(arch, tiles, build)
     assert record["verified"], record["tiles"]
