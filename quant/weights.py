@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qasic.errors import ConfigError
+from qasic.isa.table import LUT_ENTRY_BYTES
 from qasic.quant.blockscale import block_size, quantize_blocked
 from qasic.quant.formats import get_format, integer_levels, quantize_tensor
 from qasic.quant.formats.codebook import CodebookFormat
@@ -65,6 +66,14 @@ def hardware_format(name: str) -> FormatSpec:
             "runs one scale per output channel or per block of the reduction axis. Use a "
             f"per-channel format, {base}{PER_CHANNEL_SUFFIX}, or a group format like "
             f"{base}_g32")
+    if not isinstance(spec.element, IntFormat | CodebookFormat):
+        width = integer_levels(spec.element).width
+        if width > 8 * LUT_ENTRY_BYTES:
+            raise ConfigError(
+                f"weight format {name!r} has fixed-point levels {width} bits wide; the GEMM "
+                f"decode table holds {8 * LUT_ENTRY_BYTES}-bit levels (and accumulators at most "
+                "48 bits), so it cannot run on the array: use fp8_e4m3 or a narrower minifloat "
+                "(qasic.quant.formats still fake-quantizes it)")
     return spec
 
 

@@ -81,3 +81,9 @@ def test_every_format_runs_bit_exact_on_the_default_model():
     assert widths == {"fp8_e4m3": (5, 4), "fp6_e2m3": (7, 0), "fp4_e2m1": (5, 0),
                       "nf4_pc": (8, 0), "nupes4": (8, 0), "mxfp4": (5, 0), "int4_g32": (4, 0),
                       "nf4": (8, 0), "mxfp6_e2m3": (7, 0)}
+
+
+def test_formats_too_wide_for_the_decode_table_are_refused():
+    with pytest.raises(ConfigError, match=r"'fp8_e5m2' has fixed-point levels 33 bits wide; the "
+                                          r"GEMM decode table holds 32-bit levels"):
+        QuantConfig(weight_format="fp8_e5m2")
