@@ -61,9 +61,10 @@ class GemmKernel:
     out_zp: int
     lo: int
     hi: int
-    codes: np.ndarray | None = None  # (K, N) stored codes when weights decode through a LUT
+    codes: np.ndarray | None = None  # (K, N) stored codes (LUT-decoded or zero-point formats)
     lut: np.ndarray | None = None    # (2**wbits,) code -> integer weight
     block_scale: np.ndarray | None = None  # (NB, N) bytes of a block-scaled format
+    block_zero: np.ndarray | None = None   # (NB, N) signed zero points (bscale mulzp)
     block_size: int = 0                    # K rows per block (last one may be shorter)
     block_mode: str = "none"               # isa.table.BSCALE_MODES
 
@@ -92,8 +93,10 @@ def lower_gemm(graph: QGraph, kernel: Kernel, flatten_src: dict[str, tuple]) -> 
     shape = _conv_shape(graph, kernel) if node.op == "conv2d" else _linear_shape(graph, kernel)
     wkn = _to_kn(node, node.params["weight"], flatten_src)
     lut = node.params.get("weight_lut")
-    codes = None if lut is None else _to_kn(node, node.params["weight_codes"], flatten_src)
+    codes = node.params.get("weight_codes")  # stored codes (table-decoded or zero-point)
+    codes = None if codes is None else _to_kn(node, codes, flatten_src)
     blocks = _blocks(node, flatten_src)
+    zero = node.params.get("block_zero")
     out = graph.tensors[node.output]
     lo, hi = node.attrs.get("clamp", (out.qmin, out.qmax))
     if kernel.has("relu"):
@@ -101,7 +104,9 @@ def lower_gemm(graph: QGraph, kernel: Kernel, flatten_src: dict[str, tuple]) -> 
     g = GemmKernel(kernel, shape, wkn, node.weight_bits or 8, np.zeros(shape.n, np.int64),
                    node.params["multiplier"].astype(np.int64),
                    node.params["shift"].astype(np.int64), out.zero_point, lo, hi,
-                   codes, None if lut is None else np.asarray(lut, dtype=np.int64), *blocks)
+                   codes, None if lut is None else np.asarray(lut, dtype=np.int64),
+                   block_scale=blocks[0], block_size=blocks[1], block_mode=blocks[2],
+                   block_zero=None if zero is None else np.asarray(zero, dtype=np.int64).T.copy())
     zp_in = graph.tensors[node.inputs[0]].zero_point
     g.bias[:] = node.params["bias"].astype(np.int64) - zp_in * g.effective.sum(axis=0)
     return g
@@ -218,7 +223,8 @@ def weight_tile_bytes(g: GemmKernel, nt: int, arch: ArchConfig) -> int:
     rows = g.shape.k * ((nt * g.wbits + 7) // 8)
     if g.block_mode == "none":
         return rows
-    return rows + len(g.folds(arch.array_rows)) * nt * BSCALE_BYTES
+    per_fold = 2 if g.block_mode == "mulzp" else 1  # scale row (+ zero-point row)
+    return rows + len(g.folds(arch.array_rows)) * per_fold * nt * BSCALE_BYTES
 
 
 def _need(size: float, cap: int, key: str, layer: str, what: str) -> None:

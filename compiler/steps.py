@@ -125,12 +125,18 @@ def _weight_folds(g: GemmKernel, arch: ArchConfig, consts: Constants, const_base
         return dma("LOAD", "weight", w_off, wrow, wbuf, wrow, g.shape.k, wrow), folds
     srow = nt * BSCALE_BYTES
     s_off = const_base + consts.add(g.block_scale[:, n0:n0 + nt].astype(np.uint8).tobytes())
+    z_off = None if g.block_zero is None else const_base + consts.add(
+        g.block_zero[:, n0:n0 + nt].astype(np.int8).tobytes())
     loads, folds, addr = [], [], wbuf
     for k0, k, b in g.folds(arch.array_rows):
         loads += dma("LOAD", "weight", s_off + b * srow, srow, addr, srow, 1, srow)
-        loads += dma("LOAD", "weight", w_off + k0 * wrow, wrow, addr + srow, wrow, k, wrow)
+        head = srow
+        if z_off is not None:  # mulzp: the zero-point row follows the scale row
+            loads += dma("LOAD", "weight", z_off + b * srow, srow, addr + srow, srow, 1, srow)
+            head += srow
+        loads += dma("LOAD", "weight", w_off + k0 * wrow, wrow, addr + head, wrow, k, wrow)
         folds.append((k0, k, addr))
-        addr += srow + k * wrow
+        addr += head + k * wrow
     return loads, folds
 
 

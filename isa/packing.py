@@ -39,8 +39,10 @@ def unpack_bits(blob: bytes, rows: int, cols: int, bits: int) -> np.ndarray:
 
 def gemm_weight_span(args) -> tuple[int | None, int, int]:
     """Where a GEMM's weight operand sits in the weight scratchpad: (address of the block-scale
-    row or None, address of the first packed weight row, bytes per weight row)."""
+    row or None, address of the first packed weight row, bytes per weight row). With bscale
+    mulzp the zero-point row follows the scale row (isa.table)."""
     n, row = args["n"], (args["n"] * args["wbits"] + 7) // 8
     if args["bscale"] == "none":
         return None, args["wgt_addr"], row
-    return args["wgt_addr"], args["wgt_addr"] + n * BSCALE_BYTES, row
+    rows = 2 if args["bscale"] == "mulzp" else 1
+    return args["wgt_addr"], args["wgt_addr"] + rows * n * BSCALE_BYTES, row

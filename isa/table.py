@@ -21,7 +21,7 @@ QUEUES = ("load", "compute", "store")
 # Scratchpads a DMA can name. Order = encoding of the ``mem`` field.
 MEMS = ("input", "weight", "acc", "output", "param")
 # GEMM block-scale modes. Order = encoding of the ``bscale`` field.
-BSCALE_MODES = ("none", "shift", "mul")
+BSCALE_MODES = ("none", "shift", "mul", "mulzp")
 BSCALE_BYTES = 1  # one unsigned scale byte per output column per block
 # Activation formats: "int" (two's-complement integer codes) and "fp8_e4m3" (an OCP FP8 E4M3
 # code, multiplied as its fixed-point level 2^9 x its value, ordered by value: sign-magnitude).
@@ -118,7 +118,10 @@ OPCODES: tuple[Opcode, ...] = (
         "unsigned per-column block scales s sits at wgt_addr and the k weight rows follow at "
         "wgt_addr + n; the fold's partial sums enter the accumulator as partial << s[n] "
         "(shift: MX power-of-two scales) or partial * s[n] (mul: 8-bit group scales), wrapped "
-        "to acc_bits (a shift of acc_bits or more gives 0). A fold never spans two blocks. "
+        "to acc_bits (a shift of acc_bits or more gives 0). mulzp (asymmetric INT groups): as "
+        "mul, with a second n-byte row of signed per-column zero points z after the scales and "
+        "the weights at wgt_addr + 2n; the array multiplies code - z[n] (subtracted as the "
+        "weights load). A fold never spans two blocks. "
         "afmt: how input codes are stored (intB: B-bit codes packed, rows of "
         "ceil(k*B/8) bytes; fp8_e4m3: one FP8 code per byte, multiplied as its fixed-point "
         "level, value x 2^9).",

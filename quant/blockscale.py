@@ -18,6 +18,10 @@ sums enter the accumulator scaled by one unsigned byte per (block, channel), the
   1..MULT_MAX, and the block is encoded with the scale s_max[c] * m / MULT_MAX >= s[b, c] (so
   rounding the scale up never clips). Double quantization of the scales, as bitsandbytes and
   llama.cpp's k-quants do; w = L * m * (s_max[c] / MULT_MAX * lsb).
+- ``mulzp`` (asymmetric INT groups, as GPTQ/AWQ store them, and asymmetric per-channel INT as
+  one group spanning K): ``mul`` scales plus a signed zero point z per (block, channel), stored
+  in a second row and subtracted from the codes as the weights load, so L = q - z (bits + 1
+  signed bits); the zero point is re-derived for the rounded-up scale from the block's low end.
 
 Blocks run along the reduction axis in the array's order (``(kh, kw, ic)`` for a conv, memory
 order of the input vector for a linear after a flatten); the caller passes that order. A last
@@ -43,7 +47,7 @@ from qasic.quant.formats.minifloat import FloatFormat
 from qasic.quant.formats.registry import FormatSpec
 from qasic.quant.formats.scales import choose_scales, encode_blocks, mx_shared_exponent
 
-MODES = ("shift", "mul")  # the non-"none" values of isa.table.BSCALE_MODES
+MODES = ("shift", "mul", "mulzp")  # the non-"none" values of isa.table.BSCALE_MODES
 SCALE_BYTE_BITS = 8       # one unsigned byte per (block, channel): isa.table.BSCALE_BYTES
 MAX_SHIFT = 8             # largest MX exponent spread within one channel
 MULT_MAX = (1 << SCALE_BYTE_BITS) - 1
@@ -58,9 +62,10 @@ class BlockedWeights:
     lut: np.ndarray | None    # (2**bits,) code -> level
     scale: np.ndarray         # (OC,) real value of one effective-weight step per channel
     block_scale: np.ndarray   # (OC, NB) the stored bytes (shift amount or multiplier)
-    mode: str                 # "shift" | "mul"
+    mode: str                 # "shift" | "mul" | "mulzp"
     block_size: int
     bits: int                 # stored element code bits
+    block_zero: np.ndarray | None = None  # (OC, NB) signed zero points (mulzp)
 
 
 def block_size(spec: FormatSpec) -> int | None:
@@ -80,15 +85,14 @@ def quantize_blocked(w2: np.ndarray, spec: FormatSpec, clip: str,
     if g is None:
         raise ValueError(f"{spec.name} is not block-scaled")
     elem = spec.element
-    if isinstance(elem, IntFormat) and not elem.symmetric:
-        raise ConfigError(f"weight format {spec.name!r} is asymmetric; weights are symmetric "
-                          f"here (use int{elem.bits}_g{g})")
     oc, k = w2.shape
     nb = -(-k // g)
     blocks = np.pad(np.asarray(w2, dtype=np.float64), ((0, 0), (0, nb * g - k))).reshape(-1, g)
     if isinstance(spec.granularity, MXBlock):
         scales, byte, unit = _shift_scales(blocks, elem, oc, nb)
         mode = "shift"
+    elif isinstance(elem, IntFormat) and elem.has_zero_point:
+        return _asymmetric(blocks, elem, spec, clip, oc, nb, g, k)
     else:
         scales, byte, unit = _mul_scales(blocks, elem, spec, clip, oc, nb)
         mode = "mul"
@@ -102,6 +106,23 @@ def quantize_blocked(w2: np.ndarray, spec: FormatSpec, clip: str,
                           unit * lv.lsb, byte, mode, g, elem.bits)
 
 
+def _asymmetric(blocks: np.ndarray, elem: IntFormat, spec: FormatSpec, clip: str, oc: int,
+                nb: int, g: int, k: int) -> BlockedWeights:
+    """mulzp: 8-bit scales as ``mul``, and per block a zero point re-derived for the rounded-up
+    scale from the block's original low end; levels = q - z (bits + 1 signed bits)."""
+    s, zp = choose_scales(blocks, elem, spec.granularity, clip)
+    low = s * (elem.qmin - zp)  # the real value of the lowest code before rounding the scale
+    scales, byte, unit = _mul_scales(blocks, elem, spec, clip, oc, nb, chosen=s)
+    s2 = scales.reshape(-1)
+    z2 = np.clip(np.rint(elem.qmin - low / s2), elem.qmin, elem.qmax).astype(np.int64)
+    codes = encode_blocks(blocks, elem, s2, z2)
+    q = elem.decode(codes).astype(np.int64)
+    levels = (q - z2[:, None]).reshape(oc, nb * g)[:, :k]
+    q = q.reshape(oc, nb * g)[:, :k]
+    return BlockedWeights(levels, q, None, unit, byte, "mulzp", g, elem.bits,
+                          z2.reshape(oc, nb))
+
+
 def _shift_scales(blocks: np.ndarray, elem, oc: int, nb: int):
     if not isinstance(elem, FloatFormat):
         raise ConfigError(f"MX blocks need a minifloat element format, got {elem.name}")
@@ -111,8 +132,9 @@ def _shift_scales(blocks: np.ndarray, elem, oc: int, nb: int):
     return np.ldexp(1.0, e), (e - low).astype(np.int64), np.ldexp(1.0, low[:, 0])
 
 
-def _mul_scales(blocks: np.ndarray, elem, spec: FormatSpec, clip: str, oc: int, nb: int):
-    s, _ = choose_scales(blocks, elem, spec.granularity, clip)
+def _mul_scales(blocks: np.ndarray, elem, spec: FormatSpec, clip: str, oc: int, nb: int,
+                chosen: np.ndarray | None = None):
+    s = choose_scales(blocks, elem, spec.granularity, clip)[0] if chosen is None else chosen
     s = s.reshape(oc, nb)
     empty = (np.abs(blocks).max(axis=1) == 0).reshape(oc, nb)
     s = np.where(empty, 0.0, s)  # any scale encodes an all-zero block: don't let it set s_max
@@ -127,7 +149,7 @@ def factors(block_scale: np.ndarray, mode: str) -> np.ndarray:
     b = np.asarray(block_scale, dtype=np.int64)
     if mode == "shift":
         return np.left_shift(np.int64(1), b)
-    if mode == "mul":
+    if mode in ("mul", "mulzp"):
         return b
     raise ValueError(f"block mode {mode!r} not in {MODES}")
 

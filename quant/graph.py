@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from qasic.arch.pe import significand_bits
 from qasic.errors import InputError
 from qasic.quant import actformat
 from qasic.quant.affine import dequantize_codes, quantize_codes
@@ -135,15 +136,20 @@ class QNode:
             p = self.params
             check_block_params(self.name, p["weight"], p["block_scale"], p.get("block_of"),
                                self.attrs.get("block_mode"))
+        if "block_zero" in self.params:  # asymmetric INT: weight = codes - zero[c, block(k)]
+            p = self.params
+            oc = p["weight"].shape[0]
+            want = p["weight_codes"].reshape(oc, -1) - p["block_zero"][:, p["block_of"]]
+            if not np.array_equal(want, p["weight"].reshape(oc, -1)):
+                raise ValueError(f"node {self.name}: weight must equal weight_codes - block_zero")
 
     @property
     def pe_weight_bits(self) -> int | None:
         """Signed width of the integers the array multiplies: the code width of an integer
-        format, the widest decoded level of a table-decoded one."""
-        lut = self.params.get("weight_lut")
-        if lut is None:
+        format, the widest decoded level of a table-decoded or zero-point one."""
+        if "weight_lut" not in self.params and "block_zero" not in self.params:
             return self.weight_bits
-        return max(2, int(np.abs(lut).max(initial=0)).bit_length() + 1)
+        return significand_bits(self.pe_levels(), 0)
 
     def pe_levels(self) -> np.ndarray:
         """Every integer the array may multiply for this layer: its decode table, or the whole
@@ -151,6 +157,9 @@ class QNode:
         lut = self.params.get("weight_lut")
         if lut is not None:
             return np.asarray(lut, dtype=np.int64)
+        if "block_zero" in self.params:  # q - z: both in the signed b-bit range
+            lim = (1 << (self.weight_bits or 8)) - 1
+            return np.arange(-lim, lim + 1, dtype=np.int64)
         lim = 1 << ((self.weight_bits or 8) - 1)
         return np.arange(-lim, lim, dtype=np.int64)
 

@@ -85,6 +85,8 @@ def _quantize_layer(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
         if lw.block_scale is not None:
             params.update(block_scale=lw.block_scale.astype(np.int32),
                           block_of=lw.block_of.astype(np.int32))
+        if lw.block_zero is not None:  # asymmetric INT: stored codes q, weight = q - z
+            params.update(weight_codes=lw.codes, block_zero=lw.block_zero.astype(np.int32))
     q, shift = quantize_multipliers(s_in * s_w / out.unit)
     params.update(bias=_bias_codes(node.params["bias"], s_in * s_w),
                   multiplier=q.astype(np.int32), shift=shift.astype(np.int32))

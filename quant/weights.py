@@ -10,7 +10,7 @@ codebook; error in docs/formats.md). Per-group and MX-block scales vary along th
 and cannot fold into one multiplier per channel: those formats run in block fixed point
 (``qasic.quant.blockscale``), their blocks formed in the array's reduction order. Asymmetric INT
 weights with one zero point per tensor decode through the table too (level = q - z, b + 1 bits);
-per-channel or per-group zero points would need a subtraction per column and are refused.
+per-channel or per-group zero points run as block fixed point with a zero-point row (mulzp).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from qasic.isa.table import LUT_ENTRY_BYTES
 from qasic.quant.blockscale import block_size, quantize_blocked
 from qasic.quant.formats import get_format, integer_levels, quantize_tensor
 from qasic.quant.formats.codebook import CodebookFormat
-from qasic.quant.formats.granularity import PerChannel, PerTensor
+from qasic.quant.formats.granularity import PerChannel, PerGroup, PerTensor
 from qasic.quant.formats.integer import IntFormat
 from qasic.quant.formats.registry import FormatSpec
 
@@ -42,8 +42,9 @@ class LayerWeights:
     lut: np.ndarray | None = None    # (2**bits,) code -> level
     block_scale: np.ndarray | None = None  # (OC, NB) bytes of a block-scaled format
     block_of: np.ndarray | None = None     # (K,) block of each flattened reduction index
-    block_mode: str | None = None          # "shift" | "mul"
+    block_mode: str | None = None          # "shift" | "mul" | "mulzp"
     block_size: int = 0
+    block_zero: np.ndarray | None = None   # (OC, NB) zero points of asymmetric INT (mulzp)
 
 
 def hardware_format(name: str) -> FormatSpec:
@@ -53,13 +54,6 @@ def hardware_format(name: str) -> FormatSpec:
     spec = get_format(base)
     if name.endswith(PER_CHANNEL_SUFFIX):
         spec = FormatSpec(name, spec.element, PerChannel())
-    if isinstance(spec.element, IntFormat) and not spec.element.symmetric \
-            and not isinstance(spec.granularity, PerTensor):
-        b = spec.element.bits
-        raise ConfigError(f"weight format {name!r} is asymmetric with {spec.granularity.label} "
-                          "zero points; the array subtracts one zero point per layer (through "
-                          f"its decode table): use int{b}_asym (per tensor), int{b} per channel "
-                          f"or int{b}_g32 per group of 32")
     if not isinstance(spec.granularity, PerChannel | PerTensor) and block_size(spec) is None:
         raise ConfigError(
             f"weight format {name!r} has {type(spec.granularity).__name__} scales; the array "
@@ -83,6 +77,10 @@ def quantize_weights(w: np.ndarray, name: str, clip: str,
     reduction indices in the array's order (None: as stored); blocks of a block-scaled format
     are formed in that order."""
     spec = hardware_format(name)
+    if isinstance(spec.element, IntFormat) and spec.element.has_zero_point \
+            and isinstance(spec.granularity, PerChannel):  # one zero point per channel:
+        k = int(np.prod(w.shape[1:]))                      # a group spanning the whole K
+        spec = FormatSpec(name, spec.element, PerGroup(k))
     if block_size(spec) is not None:
         return _blocked(w, spec, name, clip, order)
     qt = quantize_tensor(w, spec, clip=clip)
@@ -113,5 +111,6 @@ def _blocked(w: np.ndarray, spec: FormatSpec, name: str, clip: str,
     levels = bw.levels[:, inverse].reshape(w.shape)
     codes = None if bw.codes is None else bw.codes[:, inverse].reshape(w.shape)
     block_of = (np.arange(k) // bw.block_size)[inverse]
+    zero = bw.block_zero
     return LayerWeights(levels, bw.scale, bw.bits, name, codes, bw.lut, bw.block_scale,
-                        block_of, bw.mode, bw.block_size)
+                        block_of, bw.mode, bw.block_size, zero)

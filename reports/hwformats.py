@@ -25,7 +25,8 @@ from qasic.quant.formats import get_format
 from qasic.quant.weights import hardware_format, quantize_weights
 from qasic.sim.energy import EnergyModel
 
-WEIGHT_FORMATS = ("int8", "int4", "int2", "int4_asym", "int4_g32", "fp8_e4m3", "fp8_e5m2",
+WEIGHT_FORMATS = ("int8", "int4", "int2", "int4_asym", "int4_asym_pc", "int4_asym_g32",
+                  "int4_g32", "fp8_e4m3", "fp8_e5m2",
                   "fp6_e3m2",
                   "fp6_e2m3", "fp4_e2m1", "fp4_e2m1_g32", "mxfp8_e4m3", "mxfp6_e2m3", "mxfp4",
                   "nf4", "nf4_pc", "nupes4")
@@ -80,18 +81,25 @@ def weight_rows() -> list[Row]:
                             "-", "levels exceed the 32-bit decode table: not on the array"))
             continue
         lw = quantize_weights(w, name, "minmax")
-        levels = lw.lut if lw.lut is not None else np.arange(-(1 << (lw.bits - 1)),
-                                                             1 << (lw.bits - 1))
+        if lw.lut is not None:
+            levels = lw.lut
+        elif lw.block_zero is not None:  # q - z
+            levels = np.arange(1 - (1 << lw.bits), 1 << lw.bits)
+        else:
+            levels = np.arange(-(1 << (lw.bits - 1)), 1 << (lw.bits - 1))
         wb, ws, _, _ = cheapest_pe(levels, a_levels, energy)
         stored = lw.bits
         scaling = "per-channel requant"
         if lw.block_scale is not None:
             stored += SCALE_BYTE_BITS / lw.block_size
-            scaling = (f"block {lw.block_size}: "
-                       + ("shift 0..8 per fold" if lw.block_mode == "shift"
-                          else "8-bit multiply per fold"))
+            scaling = f"block {lw.block_size}: " + {
+                "shift": "shift 0..8 per fold", "mul": "8-bit multiply per fold",
+                "mulzp": "8-bit multiply per fold, zero point per weight load"}[lw.block_mode]
+            if lw.block_zero is not None:
+                stored += SCALE_BYTE_BITS / lw.block_size  # the zero-point byte
         pe = f"{wb}-bit x shift 0..{(1 << ws) - 1}" if ws else f"{wb}-bit integer"
-        note = "decoded via table" if lw.lut is not None else "codes are levels"
+        note = ("decoded via table" if lw.lut is not None else "code - zero point"
+                if lw.block_zero is not None else "codes are levels")
         rows.append(Row(name, spec.granularity.label, stored, pe,
                         energy.mac_pj(8, wb, ws) / int8, scaling, note))
     return rows

@@ -86,9 +86,17 @@ def _operands(m: Machine, ins: Instr):
     w = unpack_bits(m.mem["weight"][0, w_addr:w_addr + k * row_bytes].tobytes(), k, n, wb)
     if ins["lut"]:  # the array multiplies the decoded fixed-point values
         w = m._lut(ins)[0][w & ((1 << wb) - 1)]
+    if ins["bscale"] == "mulzp":  # the load path subtracts the zero points: the array gets q - z
+        zero = m.mem["weight"][0, s_addr + n * BSCALE_BYTES:][:n].view(np.int8)
+        w = w - zero.astype(np.int64)
     scale = None if s_addr is None else _scales(m.mem["weight"][0], s_addr, n)
     before = _acc(m, ins) if ins["accumulate"] else np.zeros((rows, n), dtype=np.int64)
     return m.activations(ins)[0], w, scale, before
+
+
+def _core_mode(mode: str) -> str:
+    """The core's scale mode for a GEMM bscale (mulzp = mul after the load-path subtraction)."""
+    return "mul" if mode == "mulzp" else mode
 
 
 def _scales(mem: np.ndarray, addr: int, n: int) -> np.ndarray:
@@ -106,7 +114,9 @@ def verify_tiles(arch: ArchConfig, tiles: list[Tile], build_dir: str | Path) -> 
     """Run ``tiles`` on the Verilated core; return the results.json "rtl" record."""
     from qasic.rtl.cocotb_runner import run_tiles
 
-    results = run_tiles(arch, [(t.a, t.w, t.scale, t.mode) for t in tiles], build_dir)
+    # mulzp's zero points are subtracted on the load path (in t.w); the core then multiplies
+    results = run_tiles(arch, [(t.a, t.w, t.scale, _core_mode(t.mode)) for t in tiles],
+                        build_dir)
     rows, mismatches, worst = [], 0, 0
     for t, r in zip(tiles, results):
         match = bool(np.array_equal(r.out, t.expected))

@@ -127,8 +127,11 @@ class EnergyModel:
             if ins["lut"]:  # decode on the load path: one table read per weight into the array
                 e["sram"] += k * n * 8 * LUT_ENTRY_BYTES * self.sram_bit["param"]
             if ins["bscale"] != "none":
-                e["sram"] += n * 8 * BSCALE_BYTES * self.sram_bit["weight"]
+                rows = 2 if ins["bscale"] == "mulzp" else 1  # scales (+ zero points)
+                e["sram"] += rows * n * 8 * BSCALE_BYTES * self.sram_bit["weight"]
                 e["other"] += t * n * self.block_scale_pj(ins["bscale"])
+            if ins["bscale"] == "mulzp":  # code - zero point as each weight loads
+                e["other"] += k * n * 8 * self.table["mac_add_pj_per_bit"] * self.logic
         elif ins.op == "POST":
             elems = ins["rows"] * ins["n"]
             obits = encoding_bits(ins["ofmt"])

@@ -76,7 +76,8 @@ def gemm(inp, i_addr, i_stride, wgt, w_addr, acc, a_addr, rows, k, n, accumulate
     w is the signed wbits code, or with ``lut`` the int32 table entry the code indexes. The
     inner loop runs in int64 over contiguous rows: decoded weights may be up to 24 bits wide.
     ``bscale`` 1 shifts each column's partial sums left by the byte at wgt[s_addr + n], 2
-    multiplies them by it (isa.table.BSCALE_MODES order), 0 leaves them. Input codes are
+    multiplies them by it, 3 also subtracts the signed zero point at wgt[s_addr + n + nn] from
+    every weight code (isa.table.BSCALE_MODES order), 0 leaves them. Input codes are
     ``abits`` wide, packed; with ``afp`` an input byte is an FP code and the array multiplies
     its level ``alut[byte]``.
     """
@@ -91,6 +92,8 @@ def gemm(inp, i_addr, i_stride, wgt, w_addr, acc, a_addr, rows, k, n, accumulate
             for nn in range(n):
                 code = _weight(wgt, b, w_addr + kk * row_bytes, nn, wbits)
                 wt[nn, kk] = _i32(par, b, lut_addr + 4 * (code & mask)) if lut else code
+                if bscale == 3:  # mulzp: the signed zero-point row follows the scale row
+                    wt[nn, kk] -= _s8(np.int64(wgt[b, s_addr + n + nn]))
         for m in range(rows):
             base = i_addr + m * i_stride
             for kk in range(k):
@@ -103,7 +106,7 @@ def gemm(inp, i_addr, i_stride, wgt, w_addr, acc, a_addr, rows, k, n, accumulate
                 if bscale == 1:  # a shift of acc_bits or more wraps to 0 (as the RTL)
                     sh = np.int64(wgt[b, s_addr + nn])
                     t = ((t << sh) + half) % full - half if sh < acc_bits else np.int64(0)
-                elif bscale == 2:
+                elif bscale >= 2:
                     t = (t * np.int64(wgt[b, s_addr + nn]) + half) % full - half
                 if accumulate:
                     t += acc[b, a_addr + m * n + nn]

@@ -197,6 +197,9 @@ class Machine:
         w = unpack_bits(blob, k, n, ins["wbits"])
         if ins["lut"]:
             w = self._lut(ins)[0][w & ((1 << ins["wbits"]) - 1)]  # signed code -> its index
+        if ins["bscale"] == "mulzp":
+            s_addr = gemm_weight_span(ins)[0]
+            w = w - self.mem["weight"][0, s_addr + n:s_addr + 2 * n].view(np.int8).astype(np.int64)
         prod = (a @ w.astype(np.float64)).astype(np.int64).reshape(self.batch, rows, n)
         half = 1 << (self.arch.acc_bits - 1)
         if ins["bscale"] != "none":

@@ -210,9 +210,15 @@ def blocked_graph(mode: str = "shift", size: int = 32, seed: int = 0, lut: bool 
                 h, w, c = g.shapes["p"]
                 block_of = np.empty(k, dtype=np.int64)
                 block_of[flatten_order(h, w, c)] = np.arange(k) // size
+            params = dict(n.params, block_scale=byte, block_of=block_of)
+            if mode == "mulzp":  # asymmetric INT4: codes q, zero points z, weight q - z
+                q = rng.integers(-8, 8, n.params["weight"].shape)
+                z = rng.integers(-8, 8, byte.shape)
+                oc = q.shape[0]
+                params.update(weight_codes=q, block_zero=z,
+                              weight=(q.reshape(oc, -1) - z[:, block_of]).reshape(q.shape))
             n = QNode(n.name, n.op, n.inputs, n.output,
-                      dict(n.attrs, block_mode=mode, block_size=size),
-                      dict(n.params, block_scale=byte, block_of=block_of),
+                      dict(n.attrs, block_mode=mode, block_size=size), params,
                       n.weight_bits, f"{n.weight_format}_g{size}")
         nodes.append(n)
     return calibrated(QGraph("blocked_cnn", g.input, g.output, tuple(nodes), g.tensors, g.shapes))

@@ -54,6 +54,20 @@ def test_group_scales_are_8_bit_multipliers_that_never_clip(name, bits):
     assert sqnr[0] >= sqnr[1] - 0.5, sqnr  # 8-bit scales cost under half a dB
 
 
+@pytest.mark.parametrize("name, bits", [("int4_asym_g32", 4), ("int2_asym_g16", 2),
+                                        ("int8_asym_pc", 8)])
+def test_asymmetric_groups_store_codes_and_zero_points(name, bits):
+    lw = quantize_weights(W, name, "minmax")
+    assert lw.block_mode == "mulzp" and lw.block_zero is not None
+    w_eff = effective_weight(lw.levels, lw.block_scale, lw.block_of, "mulzp")
+    np.testing.assert_array_equal(lw.levels, lw.codes - lw.block_zero[:, lw.block_of])
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    assert lw.codes.min() >= lo and lw.codes.max() <= hi
+    assert np.abs(lw.levels).max() <= (1 << bits) - 1  # q - z: bits + 1 signed bits
+    err = np.abs(w_eff * lw.scale[:, None] - W).max() / np.abs(W).max()
+    assert err < 1.5 / ((1 << bits) - 1)  # about half a step of the channel's range
+
+
 def test_blocks_follow_the_given_reduction_order():
     order = RNG.permutation(128)
     lw = quantize_weights(W, "int4_g32", "minmax", order)

@@ -35,13 +35,6 @@ def test_nf4_per_channel_is_a_fixed_point_codebook():
     assert err < 0.2
 
 
-@pytest.mark.parametrize("name", ["int4_asym_g32", "int3_asym_pc"])
-def test_asymmetric_weights_need_one_zero_point_per_layer(name):
-    with pytest.raises(ConfigError, match=rf"{name}.*asymmetric.*_asym \(per tensor\), "
-                                          rf"int\d per channel.*_g32"):
-        quantize_weights(W, name, "minmax")
-
-
 @pytest.mark.parametrize("bits", [2, 4, 8])
 def test_asymmetric_per_tensor_weights_decode_q_minus_z_through_the_table(bits):
     name = f"int{bits}_asym"
@@ -70,7 +63,7 @@ def test_every_format_runs_bit_exact_on_the_default_model():
     x, y = t.test_inputs[:64], t.test_labels[:64]
     widths = {}
     for fmt in ("fp8_e4m3", "fp6_e2m3", "fp4_e2m1", "nf4_pc", "nupes4", "mxfp4", "int4_g32", "nf4",
-                "mxfp6_e2m3"):
+                "mxfp6_e2m3", "int4_asym", "int4_asym_g32"):
         g = quantize_model(t, QuantConfig(weight_format=fmt))
         r = run_point(fmt, g, arch_for(g, default_arch()), x, y)
         assert r.bit_exact, fmt
@@ -80,7 +73,8 @@ def test_every_format_runs_bit_exact_on_the_default_model():
     # decoded integer levels, FP4 on 5-bit PEs
     assert widths == {"fp8_e4m3": (5, 4), "fp6_e2m3": (7, 0), "fp4_e2m1": (5, 0),
                       "nf4_pc": (8, 0), "nupes4": (8, 0), "mxfp4": (5, 0), "int4_g32": (4, 0),
-                      "nf4": (8, 0), "mxfp6_e2m3": (7, 0)}
+                      "nf4": (8, 0), "mxfp6_e2m3": (7, 0), "int4_asym": (5, 0),
+                      "int4_asym_g32": (5, 0)}
 
 
 def test_formats_too_wide_for_the_decode_table_are_refused():

@@ -22,7 +22,8 @@ ARCH = dataclasses.replace(default_arch(), acc_bits=48)
 
 @pytest.mark.parametrize("gemm_path", ["numba", "blas"])
 @pytest.mark.parametrize("mode, size, lut", [("shift", 32, True), ("mul", 32, False),
-                                             ("mul", 64, True), ("shift", 8, False)])
+                                             ("mul", 64, True), ("shift", 8, False),
+                                             ("mulzp", 32, False), ("mulzp", 16, False)])
 def test_block_scaled_layers_equal_the_reference(mode, size, lut, gemm_path):
     g = blocked_graph(mode, size, lut=lut)
     x = random_codes(g, 8)
@@ -87,3 +88,16 @@ def test_a_shift_of_the_accumulator_width_wraps_to_zero(gemm_path):
     m.mem["input"][:, 0] = 1
     m.run()
     np.testing.assert_array_equal(m.acc[0, :3], [-(1 << (ARCH.acc_bits - 1)), 0, 0])
+
+
+def test_zero_point_rows_follow_the_scale_rows():
+    g = blocked_graph("mulzp", 32, lut=False)
+    p = compile_graph(g, ARCH)
+    gemm = next(i for i in p.instrs if i.op == "GEMM" and i["bscale"] == "mulzp")
+    loads = [i for i in p.instrs if i.op == "LOAD" and i["mem"] == "weight"
+             and i["sram_addr"] in (gemm["wgt_addr"], gemm["wgt_addr"] + gemm["n"])]
+    assert [ld["row_bytes"] for ld in loads[:2]] == [gemm["n"], gemm["n"]]
+    e = simulate(p, ARCH, codes=random_codes(g, 2)).energy_pj
+    e_mul = simulate(compile_graph(blocked_graph("mul", 32, lut=False), ARCH), ARCH,
+                     codes=random_codes(g, 2)).energy_pj
+    assert e["other"] > e_mul["other"] and e["sram"] > e_mul["sram"]  # subtract + zero rows
