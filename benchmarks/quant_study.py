@@ -33,7 +33,14 @@ from typing import Any
 import numpy as np
 
 UNIFORM_BITS = (8, 6, 4, 3, 2)
-FORMATS = ("fp8_e4m3", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1", "nf4_pc", "nupes4")
+FORMATS = ("fp8_e4m3", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1", "nf4_pc", "nupes4",
+           # block fixed point (MX shift, 8-bit group scales, zero points) and per-tensor asym
+           "mxfp4", "mxfp6_e2m3", "int4_g32", "nf4", "int4_asym_g32", "int4_asym")
+# (point label, weight format or None for INT8) with FP8 E4M3 activations; "fp6_e3m2" is the
+# ZeroQuant(4+2)-style FP6 weight format (the paper keeps FP16 activations; FP8 is the closest
+# activation format the array runs)
+FP8_ACTIVATION_POINTS = (("W8/FP8", None), ("FP8/FP8", "fp8_e4m3"),
+                         ("zeroquant-FP6/FP8", "fp6_e3m2"), ("MXFP4/FP8", "mxfp4"))
 POLICIES = ("hawq", "lim", "zd", "measured")
 BUDGETS = (2.25, 2.5, 3.0, 3.5, 4.0)   # average weight bits (a model-size budget)
 BUDGET_WINDOW = 0.25                   # a random point at budget B averages (B - 0.25, B] bits
@@ -62,12 +69,15 @@ def study(model: str, activation_bits: tuple[int, ...] = (8,), log=print) -> lis
                       trained.test_labels)
         logits = r.sim.logits().reshape(len(trained.test_labels), -1)
         rec = {"model": model, "point": name, "weight_format": fmt,
-               "activation_format": f"int{config.activation_bits}", "policy": policy,
+               "activation_format": (config.activation_format if config.activation_format != "int"
+                                     else f"int{config.activation_bits}"), "policy": policy,
                "avg_weight_bits": _avg_bits(graph), "accuracy": r.accuracy,
                "energy_pj": r.sim.energy_pj["total"], "cycles": r.sim.cycles,
                "bit_exact": r.bit_exact, "weight_bits": {n.name: n.weight_bits
                                                          for n in graph.weighted_nodes()},
-               "pe_weight_bits": r.arch.weight_bits, "budget": budget,
+               "pe_weight_bits": r.arch.weight_bits,
+               "pe_shift_bits": [r.arch.weight_shift_bits, r.arch.input_shift_bits],
+               "dram_bytes": r.sim.dram_bytes, "budget": budget,
                "test_loss": cross_entropy(logits, trained.test_labels),
                "misclassified": np.flatnonzero(logits.argmax(axis=1)
                                                != trained.test_labels).tolist()}
@@ -93,6 +103,9 @@ def study(model: str, activation_bits: tuple[int, ...] = (8,), log=print) -> lis
         for i, (budget, bits) in enumerate(randoms):
             point(f"random{i}@{budget}b/A{a}", QuantConfig(weight_bits=bits, activation_bits=a),
                   "random", "int", budget)
+    for label, fmt in FP8_ACTIVATION_POINTS:
+        point(label, QuantConfig(weight_format=fmt, activation_format="fp8_e4m3"), "format",
+              fmt or "int")
     return records
 
 
