@@ -23,10 +23,11 @@ class BlockScale(wiring.Component):
 
     * ``i`` in: C signed ``acc_bits`` sums.
     * ``scale`` in: C unsigned ``SCALE_BITS`` scales s.
-    * ``mode`` in (``Bscale``): none: ``o = i``; shift: ``o = i << s``; mul: ``o = i * s``.
+    * ``mode`` in (``Bscale``): none: ``o = i``; shift: ``o = i << s``; mul, mulzp: ``o = i * s``.
     * ``o`` out: C signed ``acc_bits`` values, wrapped to two's complement (low bits kept).
 
-    The unused mode encoding passes the sums through like none.
+    mulzp multiplies like mul: its zero points are subtracted from the weights on the load path,
+    before the array.
     """
 
     def __init__(self, cols: int, acc_bits: int) -> None:
@@ -47,7 +48,7 @@ class BlockScale(wiring.Component):
             with m.Switch(self.mode):
                 with m.Case(Bscale.shift):
                     m.d.comb += y.eq(self._shift_left(x, s))
-                with m.Case(Bscale.mul):
+                with m.Case(Bscale.mul, Bscale.mulzp):  # mulzp's zero points: load path
                     m.d.comb += y.eq(x * s)
         return m
 

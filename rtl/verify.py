@@ -94,11 +94,6 @@ def _operands(m: Machine, ins: Instr):
     return m.activations(ins)[0], w, scale, before
 
 
-def _core_mode(mode: str) -> str:
-    """The core's scale mode for a GEMM bscale (mulzp = mul after the load-path subtraction)."""
-    return "mul" if mode == "mulzp" else mode
-
-
 def _scales(mem: np.ndarray, addr: int, n: int) -> np.ndarray:
     """n unsigned little-endian scales of BSCALE_BYTES bytes each, from ``addr``."""
     raw = mem[addr:addr + n * BSCALE_BYTES].reshape(n, BSCALE_BYTES).astype(np.int64)
@@ -114,9 +109,8 @@ def verify_tiles(arch: ArchConfig, tiles: list[Tile], build_dir: str | Path) -> 
     """Run ``tiles`` on the Verilated core; return the results.json "rtl" record."""
     from qasic.rtl.cocotb_runner import run_tiles
 
-    # mulzp's zero points are subtracted on the load path (in t.w); the core then multiplies
-    results = run_tiles(arch, [(t.a, t.w, t.scale, _core_mode(t.mode)) for t in tiles],
-                        build_dir)
+    # mulzp's zero points are subtracted on the load path (already in t.w)
+    results = run_tiles(arch, [(t.a, t.w, t.scale, t.mode) for t in tiles], build_dir)
     rows, mismatches, worst = [], 0, 0
     for t, r in zip(tiles, results):
         match = bool(np.array_equal(r.out, t.expected))

@@ -17,8 +17,10 @@ def scaled_fold(a, w, scale, mode: str, acc_bits: int) -> np.ndarray:
 
 
 def scale_sums(sums, scale, mode: str, acc_bits: int) -> np.ndarray:
-    """Column c of every row: p, p << s[c] or p * s[c] (none/shift/mul), wrapped to acc_bits."""
-    ops = {"none": lambda p, s: p, "shift": lambda p, s: p << s, "mul": lambda p, s: p * s}
+    """Column c of every row: p, p << s[c] or p * s[c] (none/shift/mul and mulzp), wrapped to
+    acc_bits."""
+    ops = {"none": lambda p, s: p, "shift": lambda p, s: p << s, "mul": lambda p, s: p * s,
+           "mulzp": lambda p, s: p * s}  # mulzp: zero points subtracted before the array
     half, full = 1 << (acc_bits - 1), 1 << acc_bits
     return np.array([[(ops[mode](int(p), int(s)) + half) % full - half
                       for p, s in zip(row, scale)] for row in sums], dtype=np.int64)

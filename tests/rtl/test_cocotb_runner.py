@@ -65,7 +65,7 @@ def test_rejects_tiles_larger_than_the_array(tmp_path):
 def test_rejects_bad_block_scales(tmp_path):
     a, w = np.ones((2, 3)), np.ones((3, 4))
     with pytest.raises(ValueError, match=r"^tile 0: block-scale mode 'exp' is not one of "
-                                         r"\('none', 'shift', 'mul'\)$"):
+                                         r"\('none', 'shift', 'mul', 'mulzp'\)$"):
         run_tiles(default_arch(), [(a, w, [0] * 4, "exp")], tmp_path)
     with pytest.raises(ValueError, match=r"^tile 0: scale has shape \(3,\); mode 'mul' needs "
                                          r"one scale per output column, shape \(4,\)$"):

@@ -27,7 +27,7 @@ def test_writes_verilog_and_port_description(tmp_path):
     assert ports["scale"] == {"name": "scale", "dir": "in", "width": 40, "elements": 5,
                               "elem_bits": 8, "elem_signed": False}
     assert ports["scale_mode"] == {"name": "scale_mode", "dir": "in", "width": 2,
-                                   "values": {"none": 0, "shift": 1, "mul": 2}}
+                                   "values": {"none": 0, "shift": 1, "mul": 2, "mulzp": 3}}
     assert ports["outputs__data"]["width"] == 5 * 32 and ports["outputs__data"]["dir"] == "out"
     assert ports["inputs__addr"]["width"] == 4 and ports["rows"]["width"] == 5
     for name in ("start", "busy", "done", "outputs__addr", "inputs__en", "weights__en", "scale",
