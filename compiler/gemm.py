@@ -10,7 +10,7 @@ never cross a block, and each fold's GEMM scales its partial sums by the block's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -107,9 +107,9 @@ def lower_gemm(graph: QGraph, kernel: Kernel, flatten_src: dict[str, tuple]) -> 
                    codes, None if lut is None else np.asarray(lut, dtype=np.int64),
                    block_scale=blocks[0], block_size=blocks[1], block_mode=blocks[2],
                    block_zero=None if zero is None else np.asarray(zero, dtype=np.int64).T.copy())
+    # the input zero point folds into the bias, against the weights the GEMMs really apply
     zp_in = graph.tensors[node.inputs[0]].zero_point
-    g.bias[:] = node.params["bias"].astype(np.int64) - zp_in * g.effective.sum(axis=0)
-    return g
+    return replace(g, bias=node.params["bias"].astype(np.int64) - zp_in * g.effective.sum(axis=0))
 
 
 def _blocks(node, flatten_src: dict[str, tuple]) -> tuple:

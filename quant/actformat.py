@@ -19,8 +19,6 @@ import numpy as np
 from qasic.isa.table import ACT_FORMATS
 from qasic.quant.formats import get_format, integer_levels
 
-FP_FORMATS = ACT_FORMATS[1:]
-
 
 def check_format(fmt: str) -> None:
     if fmt not in ACT_FORMATS:
