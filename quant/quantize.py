@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from qasic.errors import ConfigError, UnsupportedOpError
+from qasic.errors import ConfigError
 from qasic.quant.calibrate import check_calibration, encode_activations, fused_relu
 from qasic.quant.config import QuantConfig
 from qasic.quant.fgraph import FGraph, FNode, run_float
@@ -125,14 +125,11 @@ def _clamp_attrs(graph: FGraph, node: FNode, out: TensorQ) -> dict:
 def _quantize_add(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ]) -> QNode:
     """TFLite-style add: both inputs rescaled to twice the larger input scale, with
     ADD_LEFT_SHIFT bits of headroom, then one requantization to the output scale."""
-    s_a, s_b = tensors[node.inputs[0]].scale, tensors[node.inputs[1]].scale
+    s_a, s_b = tensors[node.inputs[0]].unit, tensors[node.inputs[1]].unit
     out = tensors[node.output]
-    if any(tensors[t].is_fp for t in (*node.inputs, node.output)):
-        raise UnsupportedOpError(f"node {node.name} (add): FP8 activations are not supported on "
-                                 "residual adds yet; use activation_format='int'")
     twice_max = 2.0 * max(s_a, s_b)
     ms = np.array([s_a / twice_max, s_b / twice_max,
-                   twice_max / ((1 << ADD_LEFT_SHIFT) * out.scale)])
+                   twice_max / ((1 << ADD_LEFT_SHIFT) * out.unit)])
     q, shift = quantize_multipliers(ms)
     params = {"multiplier": q.astype(np.int32), "shift": shift.astype(np.int32)}
     return QNode(node.name, "add", node.inputs, node.output, _clamp_attrs(graph, node, out),

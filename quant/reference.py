@@ -15,15 +15,14 @@ maxpool2d:        y   = max over the window (codes share the input's scale and z
                   FP8 codes compare by value)
 relu:             y   = max(x, zp_in)      (output shares the input's encoding; FP8: max(x, +0))
 flatten:          NHWC -> features in torch's (C, H, W) order
-add:              a' = requantize((a - zp_a) << 20, q_a, s_a); b' likewise;
-                  y  = clamp(requantize(a' + b', q_o, s_o) + zp_out, lo, hi)
+add:              a' = requantize(v(a) << 20, q_a, s_a); b' likewise (v as above);
+                  y  = clamp(requantize(a' + b', q_o, s_o) + zp_out, lo, hi) (FP8: encoded)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from qasic.errors import UnsupportedOpError
 from qasic.quant import actformat
 from qasic.quant.blockscale import effective_weight
 from qasic.quant.fixedpoint import requantize
@@ -137,14 +136,11 @@ def _flatten(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
 
 
 def _add(graph: QGraph, node: QNode, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if any(graph.tensors[t].is_fp for t in (*node.inputs, node.output)):
-        raise UnsupportedOpError(f"node {node.name}: add of FP8 activations is not supported; "
-                                 "use integer activations")
     q, s = node.params["multiplier"], node.params["shift"]  # [a, b, out]
-    za = graph.tensors[node.inputs[0]].zero_point
-    zb = graph.tensors[node.inputs[1]].zero_point
-    a2 = requantize((a - za) << ADD_LEFT_SHIFT, q[0], s[0])
-    b2 = requantize((b - zb) << ADD_LEFT_SHIFT, q[1], s[1])
+    va = graph.tensors[node.inputs[0]].values(a)  # a - za, or FP8 levels
+    vb = graph.tensors[node.inputs[1]].values(b)
+    a2 = requantize(va << ADD_LEFT_SHIFT, q[0], s[0])
+    b2 = requantize(vb << ADD_LEFT_SHIFT, q[1], s[1])
     return _clamp(graph, node, requantize(a2 + b2, q[2], s[2]))
 
 

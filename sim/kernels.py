@@ -209,7 +209,9 @@ def pool(mem, src, dst, h, w, c, s_pix, d_pix, k, stride, lo, fp, bits):
 
 
 @njit(cache=True)
-def add(mem, a, bb, dst, count, par, p_addr, left_shift, bits):
+def add(mem, a, bb, dst, count, par, p_addr, left_shift, bits, fp, alut, pos):
+    """qasic.quant.reference add; with ``fp`` the operands are FP codes (their levels ``alut``)
+    and the result is clamped to the levels of codes lo, hi and encoded (fp_encode)."""
     # parameter words in isa.table.ADD_PARAM_WORDS order
     for b in range(mem.shape[0]):
         za = _i32(par, b, p_addr)
@@ -220,7 +222,13 @@ def add(mem, a, bb, dst, count, par, p_addr, left_shift, bits):
         qo, so = _i32(par, b, p_addr + 28), _i32(par, b, p_addr + 32)
         lo, hi = _i32(par, b, p_addr + 36), _i32(par, b, p_addr + 40)
         for i in range(count):
-            x = requant((_s8(_get(mem, b, a, i, bits) & 0xFF) - za) << left_shift, qa, sa)
-            y = requant((_s8(_get(mem, b, bb, i, bits) & 0xFF) - zb) << left_shift, qb, sb)
-            v = min(max(requant(x + y, qo, so) + zo, lo), hi)
-            _put(mem, b, dst, i, bits, v)
+            ca, cb = _get(mem, b, a, i, bits) & 0xFF, _get(mem, b, bb, i, bits) & 0xFF
+            va = alut[ca] if fp else _s8(ca) - za
+            vb = alut[cb] if fp else _s8(cb) - zb
+            x = requant(va << left_shift, qa, sa)
+            y = requant(vb << left_shift, qb, sb)
+            if fp:
+                r = min(max(requant(x + y, qo, so), alut[lo & 0xFF]), alut[hi & 0xFF])
+                _put(mem, b, dst, i, bits, fp_encode(r, pos))
+            else:
+                _put(mem, b, dst, i, bits, min(max(requant(x + y, qo, so) + zo, lo), hi))

@@ -245,15 +245,13 @@ class Machine:
 
     def _add(self, i: int, ins: Instr) -> None:
         mem, n = self.mem["output"], ins["count"]
-        if _is_fp(ins["fmt"]):
-            raise ProgramFormatError(f"instruction {i} (ADD): fmt {ins['fmt']} is not supported "
-                                     "(integer codes only)")
         for f in ("a_addr", "b_addr", "dst_addr"):
             self._check(i, ins, f, mem, ins[f], ins[f] + _nbytes(n, ins["fmt"]))
         self._check(i, ins, "param", self.mem["param"], ins["param_addr"],
                     ins["param_addr"] + ADD_PARAM_BYTES)
         K.add(mem, ins["a_addr"], ins["b_addr"], ins["dst_addr"], n, self.mem["param"],
-              ins["param_addr"], ADD_LEFT_SHIFT, encoding_bits(ins["fmt"]))
+              ins["param_addr"], ADD_LEFT_SHIFT, encoding_bits(ins["fmt"]), _is_fp(ins["fmt"]),
+              _act_table(ins["fmt"]), _positive_levels(ins["fmt"]))
 
 
 def _is_fp(encoding: str) -> bool:

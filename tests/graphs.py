@@ -224,6 +224,25 @@ def blocked_graph(mode: str = "shift", size: int = 32, seed: int = 0, lut: bool 
     return calibrated(QGraph("blocked_cnn", g.input, g.output, tuple(nodes), g.tensors, g.shapes))
 
 
+def with_fp8(g: QGraph) -> QGraph:
+    """``g`` with every activation in FP8 E4M3 (same scales), adds rescaled, recalibrated."""
+    tensors = {name: TensorQ(t.scale, 0, 8, "fp8_e4m3") for name, t in g.tensors.items()}
+    nodes = []
+    for n in g.nodes:
+        attrs, params = dict(n.attrs), dict(n.params)
+        if "clamp" in attrs:
+            attrs["clamp"] = (0, tensors[n.output].qmax)
+        if n.op == "add":
+            ua, ub = (tensors[t].unit for t in n.inputs)
+            twice = 2 * max(ua, ub)
+            params["multiplier"], params["shift"] = quantize_multipliers(
+                np.array([ua / twice, ub / twice, twice / ((1 << 20) * tensors[n.output].unit)]))
+        nodes.append(QNode(n.name, n.op, n.inputs, n.output, attrs, params, n.weight_bits,
+                           n.weight_format))
+    return calibrated(QGraph(f"{g.name}_fp8", g.input, g.output, tuple(nodes), tensors,
+                             g.shapes, g.input_layout))
+
+
 def fp8_graph(seed: int = 0, hw: int = 8, c1: int = 8, c2: int = 16, classes: int = 10) -> QGraph:
     """FP8 E4M3 activations everywhere: conv-relu, conv, maxpool of signed values (codes must
     compare by value), relu, flatten, linear."""

@@ -14,7 +14,7 @@ from qasic.quant import actformat, reference
 from qasic.sim import simulate
 from qasic.sim.kernels import fp_encode
 from qasic.sim.machine import _positive_levels
-from tests.graphs import fp8_graph, random_codes
+from tests.graphs import fp8_graph, random_codes, residual_graph, with_fp8
 
 FP8_ARCH = dataclasses.replace(default_arch(), input_bits=5, input_shift_bits=4, acc_bits=48)
 
@@ -54,6 +54,18 @@ def test_fp8_graph_equals_the_reference(gemm_path):
     ops = {(i.op, i.args.get("afmt", i.args.get("ofmt", i.args.get("fmt")))) for i in p.instrs
            if i.op in ("GEMM", "POST", "POOL")}
     assert ops == {("GEMM", "fp8_e4m3"), ("POST", "fp8_e4m3"), ("POOL", "fp8_e4m3")}
+
+
+@pytest.mark.parametrize("gemm_path", ["numba", "blas"])
+def test_fp8_residual_add_and_relu_equal_the_reference(gemm_path):
+    g = with_fp8(residual_graph())
+    x = random_codes(g, 8)
+    p = compile_graph(g, FP8_ARCH)
+    out = simulate(p, FP8_ARCH, codes=x, gemm_path=gemm_path).outputs
+    want = reference.run(g, x)
+    np.testing.assert_array_equal(out, want)
+    assert len(np.unique(want)) > 20
+    assert {i["fmt"] for i in p.instrs if i.op == "ADD"} == {"fp8_e4m3"}
 
 
 def test_fp8_activations_need_wide_or_shift_add_pe_inputs():
