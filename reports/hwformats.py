@@ -135,8 +135,8 @@ def render() -> str:
               ("Sub-byte activations are stored packed whenever a pixel's channels, the array's "
                "folds and output tiles stay on whole bytes (`qasic.compiler.memory`); FP8 E4M3 "
                "codes are decoded to fixed-point levels on the way into the array, POST rounds "
-               "results back to E4M3 (ties to even, saturating) and POOL compares codes by "
-               "value."),
+               "results back to E4M3 (ties to even, saturating), POOL compares codes by value "
+               "and ADD rescales their levels."),
               "", "| format | stored bits | PE activation operand | MAC vs INT8 |",
               "|---|---|---|---:|"]
     for name, stored, pe, mac in activation_rows():
