@@ -41,6 +41,12 @@ _KEYS = {
     "tech.energy_table": "energy_table",
 }
 _FIELD_KEY = {v: k for k, v in _KEYS.items()}
+
+
+def toml_key(field: str) -> str:
+    """The TOML key ("section.key") of an ArchConfig field, for error messages."""
+    return _FIELD_KEY[field]
+
 # keys with a default (files written before they existed lack them)
 _OPTIONAL = {"array.weight_shift_bits", "array.input_shift_bits"}
 PARAM_BYTES_PER_CHANNEL = POST_PARAM_BYTES_PER_CHANNEL  # bias (int64), multiplier, shift

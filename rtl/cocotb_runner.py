@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qasic.arch.config import _FIELD_KEY, ArchConfig
+from qasic.arch.config import ArchConfig, toml_key
 from qasic.isa.table import BSCALE_MODES
 from qasic.rtl.bscale import SCALE_BITS
 from qasic.rtl.packing import operand_codes, operand_misfit, pad_tile
@@ -106,8 +106,8 @@ def _check_fits(i: int, name: str, x, arch: ArchConfig, bits_field: str,
     shifted = f" shifted by 0..{(1 << shift_bits) - 1}" if shift_bits else ""
     raise ValueError(f"tile {i}: {name} has value {value}{as_pair}, outside what the PE "
                      f"multiplies: significands {lo}..{hi}{shifted} "
-                     f"({_FIELD_KEY[bits_field]} = {bits}, "
-                     f"{_FIELD_KEY[shift_field]} = {shift_bits})")
+                     f"({toml_key(bits_field)} = {bits}, "
+                     f"{toml_key(shift_field)} = {shift_bits})")
 
 
 def _checked_scale(i: int, scale, mode: str, n: int) -> np.ndarray:
