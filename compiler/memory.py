@@ -14,6 +14,7 @@ import numpy as np
 
 from qasic.errors import UnsupportedOpError
 from qasic.isa.program import Region
+from qasic.isa.table import encoding_bits, encoding_bytes
 from qasic.quant.graph import QGraph
 
 ALIGN = 64  # bytes; every region starts on a DRAM burst boundary
@@ -32,8 +33,11 @@ class Buffer:
     c: int
     pad: int
     fill: int
-    bits: int = 8
     encoding: str = "int8"   # isa.table.ACT_ENCODINGS
+
+    @property
+    def bits(self) -> int:
+        return encoding_bits(self.encoding)
 
     @property
     def pix(self) -> int:
@@ -41,7 +45,7 @@ class Buffer:
 
     def nbytes(self, codes: int) -> int:
         """Bytes of ``codes`` consecutive codes (whole bytes by construction)."""
-        return codes * self.bits // 8
+        return encoding_bytes(codes, self.encoding)
 
     @property
     def size(self) -> int:
@@ -83,7 +87,7 @@ def plan_buffers(graph: QGraph, kernels,
         tq = graph.tensors[name]
         bits = stored[name]
         enc = tq.fmt if tq.is_fp else f"int{bits}"
-        buf = Buffer(name, addr, h, w, c, pads.get(name, 0), tq.zero_point, bits, enc)
+        buf = Buffer(name, addr, h, w, c, pads.get(name, 0), tq.zero_point, enc)
         buffers[name] = buf
         addr = _align(addr + buf.size)
     for alias in aliases:

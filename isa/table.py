@@ -37,6 +37,16 @@ def encoding_bits(encoding: str) -> int:
     return int(encoding[3:]) if encoding.startswith("int") else 8
 
 
+def encoding_is_fp(encoding: str) -> bool:
+    """True for a floating-point encoding (codes decode to fixed-point levels)."""
+    return not encoding.startswith("int")
+
+
+def encoding_bytes(codes: int, encoding: str) -> int:
+    """Bytes that ``codes`` consecutive codes of ``encoding`` occupy (rows start on bytes)."""
+    return (codes * encoding_bits(encoding) + 7) // 8
+
+
 @dataclass(frozen=True)
 class Field:
     name: str

@@ -38,6 +38,7 @@ from qasic.isa.table import (
     LUT_ENTRY_BYTES,
     POST_PARAM_BYTES_PER_CHANNEL,
     encoding_bits,
+    encoding_is_fp,
 )
 from qasic.quant.blockscale import MAX_SHIFT, SCALE_BYTE_BITS
 
@@ -138,7 +139,7 @@ class EnergyModel:
             e["sram"] = (elems * (a.acc_bits * self.sram_bit["acc"]
                                   + obits * self.sram_bit["output"])
                          + ins["n"] * 8 * POST_PARAM_BYTES_PER_CHANNEL * self.sram_bit["param"])
-            adds = 3 + (not ins["ofmt"].startswith("int"))  # FP8 output: one more step to round
+            adds = 3 + encoding_is_fp(ins["ofmt"])  # FP8 output: one more step to round
             e["other"] = elems * (self.table["int32_mult_pj"] + adds * self.table["int32_add_pj"]) \
                 * self.logic
         elif ins.op == "POOL":

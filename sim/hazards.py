@@ -21,13 +21,9 @@ from qasic.isa.table import (
     LUT_ENTRY_BYTES,
     POST_PARAM_BYTES_PER_CHANNEL,
     QUEUES,
-    encoding_bits,
+    encoding_bytes,
 )
 from qasic.sim.timing import Timing, schedule
-
-
-def _nbytes(codes: int, encoding: str) -> int:
-    return (codes * encoding_bits(encoding) + 7) // 8
 
 
 def _rows(addr: int, stride: int, n: int, width: int) -> np.ndarray:
@@ -45,7 +41,7 @@ def accesses(ins: Instr) -> tuple[list, list]:
         _, w_addr, wrow = gemm_weight_span(a)
         acc = ("acc", _rows(a["acc_addr"], a["n"], a["rows"], a["n"]))
         reads = [("input", _rows(a["inp_addr"], a["inp_stride"], a["rows"],
-                                 _nbytes(a["k"], a["afmt"]))),
+                                 encoding_bytes(a["k"], a["afmt"]))),
                  ("weight", _rows(a["wgt_addr"], 0, 1, w_addr + a["k"] * wrow - a["wgt_addr"]))]
         if a["lut"]:
             reads.append(("param", _rows(a["lut_addr"], 0, 1, LUT_ENTRY_BYTES << a["wbits"])))
@@ -54,15 +50,15 @@ def accesses(ins: Instr) -> tuple[list, list]:
         return ([("acc", _rows(a["acc_addr"], a["n"], a["rows"], a["n"])),
                  ("param", _rows(a["param_addr"], 0, 1, POST_PARAM_BYTES_PER_CHANNEL * a["n"]))],
                 [("output", _rows(a["out_addr"], a["out_stride"], a["rows"],
-                                  _nbytes(a["n"], a["ofmt"])))])
+                                  encoding_bytes(a["n"], a["ofmt"])))])
     if ins.op == "POOL":
         oh = (a["h"] - a["kernel"]) // a["stride"] + 1
         ow = (a["w"] - a["kernel"]) // a["stride"] + 1
-        pix = _nbytes(a["c"], a["fmt"])
+        pix = encoding_bytes(a["c"], a["fmt"])
         return ([("output", _rows(a["src_addr"], a["src_pix_stride"], a["h"] * a["w"], pix))],
                 [("output", _rows(a["dst_addr"], a["dst_pix_stride"], oh * ow, pix))])
     if ins.op == "ADD":
-        n = _nbytes(a["count"], a["fmt"])
+        n = encoding_bytes(a["count"], a["fmt"])
         return ([("output", _rows(a["a_addr"], 0, 1, n)), ("output", _rows(a["b_addr"], 0, 1, n)),
                  ("param", _rows(a["param_addr"], 0, 1, ADD_PARAM_BYTES))],
                 [("output", _rows(a["dst_addr"], 0, 1, n))])

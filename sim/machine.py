@@ -24,6 +24,8 @@ from qasic.isa.table import (
     LUT_ENTRY_BYTES,
     POST_PARAM_BYTES_PER_CHANNEL,
     encoding_bits,
+    encoding_bytes,
+    encoding_is_fp,
 )
 from qasic.quant import actformat
 from qasic.quant.reference import ADD_LEFT_SHIFT
@@ -129,7 +131,8 @@ class Machine:
                         ins["lut_addr"] + (LUT_ENTRY_BYTES << wb))
             self._check_lut(i, ins)
         self._check(i, ins, "input", self.mem["input"], ins["inp_addr"],
-                    ins["inp_addr"] + (rows - 1) * ins["inp_stride"] + _nbytes(k, ins["afmt"]))
+                    ins["inp_addr"] + (rows - 1) * ins["inp_stride"]
+                    + encoding_bytes(k, ins["afmt"]))
         s_addr, w_addr, wrow = gemm_weight_span(ins)
         self._check(i, ins, "weight", self.mem["weight"], ins["wgt_addr"], w_addr + k * wrow)
         self._check(i, ins, "acc", self.acc, ins["acc_addr"], ins["acc_addr"] + rows * n)
@@ -139,17 +142,17 @@ class Machine:
             K.gemm(self.mem["input"], ins["inp_addr"], ins["inp_stride"], self.mem["weight"],
                    w_addr, self.acc, ins["acc_addr"], rows, k, n, ins["accumulate"], wb,
                    a.acc_bits, ins["lut"], self.mem["param"], ins["lut_addr"],
-                   BSCALE_MODES.index(ins["bscale"]), s_addr or 0, _is_fp(ins["afmt"]),
+                   BSCALE_MODES.index(ins["bscale"]), s_addr or 0, encoding_is_fp(ins["afmt"]),
                    _act_table(ins["afmt"]), encoding_bits(ins["afmt"]))
 
     def activations(self, ins: Instr) -> np.ndarray:
         """(batch, rows, k) int64: the integers a GEMM streams into the array (int8 codes, or
         the fixed-point levels of FP8 codes)."""
         rows, k, enc = ins["rows"], ins["k"], ins["afmt"]
-        row = _nbytes(k, enc)
+        row = encoding_bytes(k, enc)
         idx = ins["inp_addr"] + np.arange(rows)[:, None] * ins["inp_stride"] + np.arange(row)
         raw = np.ascontiguousarray(self.mem["input"][:, idx])
-        if _is_fp(enc):
+        if encoding_is_fp(enc):
             return _act_table(enc)[raw]
         codes = unpack_bits(raw.tobytes(), self.batch * rows, k, encoding_bits(enc))
         return codes.reshape(self.batch, rows, k)
@@ -158,8 +161,6 @@ class Machine:
         """(batch, n) int64 scale bytes of a block-scaled GEMM."""
         s_addr = gemm_weight_span(ins)[0]
         return self.mem["weight"][:, s_addr:s_addr + ins["n"] * BSCALE_BYTES].astype(np.int64)
-
-
 
     def _lut(self, ins: Instr) -> np.ndarray:
         """(batch, 2**wbits) decode tables, int64."""
@@ -222,10 +223,10 @@ class Machine:
                     ins["param_addr"] + POST_PARAM_BYTES_PER_CHANNEL * n)
         self._check(i, ins, "output", self.mem["output"], ins["out_addr"],
                     ins["out_addr"] + max(rows - 1, 0) * ins["out_stride"]
-                    + _nbytes(n, ins["ofmt"]))
+                    + encoding_bytes(n, ins["ofmt"]))
         K.post(self.acc, ins["acc_addr"], self.mem["param"], ins["param_addr"],
                self.mem["output"], ins["out_addr"], ins["out_stride"], rows, n, ins["out_zp"],
-               ins["lo"], ins["hi"], _is_fp(ins["ofmt"]), _act_table(ins["ofmt"]),
+               ins["lo"], ins["hi"], encoding_is_fp(ins["ofmt"]), _act_table(ins["ofmt"]),
                _positive_levels(ins["ofmt"]), encoding_bits(ins["ofmt"]))
 
     def _pool(self, i: int, ins: Instr) -> None:
@@ -240,38 +241,30 @@ class Machine:
         self._check(i, ins, "destination", mem, ins["dst_addr"],
                     ins["dst_addr"] + (oh * ow - 1) * ins["dst_pix_stride"] + c)
         K.pool(mem, ins["src_addr"], ins["dst_addr"], h, w, c, ins["src_pix_stride"],
-               ins["dst_pix_stride"], k, s, ins["lo"], _is_fp(ins["fmt"]),
+               ins["dst_pix_stride"], k, s, ins["lo"], encoding_is_fp(ins["fmt"]),
                encoding_bits(ins["fmt"]))
 
     def _add(self, i: int, ins: Instr) -> None:
         mem, n = self.mem["output"], ins["count"]
         for f in ("a_addr", "b_addr", "dst_addr"):
-            self._check(i, ins, f, mem, ins[f], ins[f] + _nbytes(n, ins["fmt"]))
+            self._check(i, ins, f, mem, ins[f], ins[f] + encoding_bytes(n, ins["fmt"]))
         self._check(i, ins, "param", self.mem["param"], ins["param_addr"],
                     ins["param_addr"] + ADD_PARAM_BYTES)
         K.add(mem, ins["a_addr"], ins["b_addr"], ins["dst_addr"], n, self.mem["param"],
-              ins["param_addr"], ADD_LEFT_SHIFT, encoding_bits(ins["fmt"]), _is_fp(ins["fmt"]),
-              _act_table(ins["fmt"]), _positive_levels(ins["fmt"]))
-
-
-def _is_fp(encoding: str) -> bool:
-    return not encoding.startswith("int")
-
-
-def _nbytes(codes: int, encoding: str) -> int:
-    return (codes * encoding_bits(encoding) + 7) // 8
+              ins["param_addr"], ADD_LEFT_SHIFT, encoding_bits(ins["fmt"]),
+              encoding_is_fp(ins["fmt"]), _act_table(ins["fmt"]), _positive_levels(ins["fmt"]))
 
 
 @cache
 def _act_table(encoding: str) -> np.ndarray:
     """byte -> level for an FP encoding (a dummy for integer ones, which kernels ignore)."""
-    return actformat.levels(encoding) if _is_fp(encoding) else np.zeros(256, np.int64)
+    return actformat.levels(encoding) if encoding_is_fp(encoding) else np.zeros(256, np.int64)
 
 
 @cache
 def _positive_levels(fmt: str) -> np.ndarray:
     """Levels of the non-negative finite codes 0..max code, ascending (kernels.fp_encode)."""
-    if not _is_fp(fmt):
+    if not encoding_is_fp(fmt):
         return np.zeros(1, np.int64)
     return np.ascontiguousarray(actformat.levels(fmt)[:actformat.max_code(fmt) + 1])
 
