@@ -15,6 +15,10 @@ from qasic.errors import ConfigError
 from qasic.isa.table import BY_NAME, POST_PARAM_BYTES_PER_CHANNEL
 
 DEFAULT_PATH = Path(__file__).with_name("default.toml")
+# The widest accumulator: qasic.quant.fixedpoint.requantize is exact for |acc| < 2**55 (its
+# 24-bit split keeps both partial products inside int64), i.e. for 56-bit two's complement.
+# FP8 E5M2 weights x INT8 activations need up to ~50 bits.
+MAX_ACC_BITS = 56
 DATAFLOWS = ("weight_stationary",)
 
 # TOML key (section.key) -> dataclass field. The one place the file layout is spelled out.
@@ -89,7 +93,7 @@ class ArchConfig:
         # (FP8 E4M3 needs 19 bits, or 5 with shift-add PEs); activations likewise.
         self._check_range("weight_bits", 2, 24)
         self._check_range("weight_shift_bits", 0, MAX_SHIFT_BITS)
-        self._check_range("acc_bits", 16, 48)
+        self._check_range("acc_bits", 16, MAX_ACC_BITS)
         self._check_range("gemm_max_rows", 1, (1 << BY_NAME["GEMM"].field("rows").width) - 1)
         self._check_range("dram_bytes_per_cycle", 1, 4096)
         self._check_range("dram_latency_cycles", 0, 100_000)

@@ -9,6 +9,7 @@ from qasic.compiler.gemm import GemmKernel, GemmPlan, stored
 from qasic.compiler.memory import Buffer
 from qasic.compiler.schedule import Step
 from qasic.errors import ConfigError
+from qasic.isa import lut
 from qasic.isa.encoding import Instr
 from qasic.isa.packing import pack_bits
 from qasic.isa.table import ADD_PARAM_BYTES, BSCALE_BYTES, BY_NAME, POST_PARAM_DTYPE
@@ -61,7 +62,7 @@ def gemm_steps(g: GemmKernel, plan: GemmPlan, arch: ArchConfig, src: Buffer, dst
         w_off = const_base + consts.add(pack_bits(stored(g)[:, n0:n0 + nt], g.wbits))
         params = post_params(g.bias[n0:n0 + nt], g.multiplier[n0:n0 + nt], g.shift[n0:n0 + nt])
         if g.lut is not None:  # the decode table follows the per-channel parameters
-            params += g.lut.astype("<i4").tobytes()
+            params += lut.encode(g.lut).astype("<u4").tobytes()
         p_off = const_base + consts.add(params)
         lut_addr = (j % 2) * half["param"] + nt * PARAM_BYTES_PER_CHANNEL
         wbuf, pbuf = (j % 2) * half["weight"], (j % 2) * half["param"]

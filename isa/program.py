@@ -25,7 +25,7 @@ from qasic.isa.encoding import Instr, decode_all, encode_all
 from qasic.isa.table import WORD_BYTES
 
 MAGIC = b"QASC"
-VERSION = 2  # 2: GEMM bscale/afmt, POST ofmt, packed activations, int64 bias
+VERSION = 3  # 2: GEMM bscale/afmt, POST ofmt, packed activations, int64 bias; 3: LUT sig|shift
 _HEADER = struct.Struct("<4sHHIIII")
 REGION_KINDS = ("input", "output", "activation", "constants")
 

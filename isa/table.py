@@ -122,8 +122,11 @@ OPCODES: tuple[Opcode, ...] = (
         "rows, n <= array cols. inp: int8 rows at inp_addr + m*inp_stride; wgt: k rows of n "
         "weight codes packed at wbits bits (row = ceil(n*wbits/8) bytes, little-endian bit "
         "order); with lut = 0 a code is the signed weight, with lut = 1 it indexes a table of "
-        "2^wbits int32 fixed-point weights at param lut_addr (how FP, NF4 and codebook formats "
-        "reach the integer array). acc: dense int32 tile rows x n at acc_addr (4-byte words). "
+        "2^wbits 32-bit little-endian entries at param lut_addr, each the fixed-point weight "
+        "sig << sh: bits 31..8 the signed significand sig, bits 7..0 the unsigned shift sh "
+        "(<= 31; 0 whenever the weight fits 24 bits), so FP8 E5M2's 33-bit levels fit too (how "
+        "FP, NF4 and codebook formats reach the integer array). acc: dense int32 tile rows x n "
+        "at acc_addr (4-byte words). "
         "Block-scaled formats (MX, per-group INT, NF4): with bscale != none an n-byte row of "
         "unsigned per-column block scales s sits at wgt_addr and the k weight rows follow at "
         "wgt_addr + n; the fold's partial sums enter the accumulator as partial << s[n] "
@@ -217,7 +220,14 @@ POST_PARAM_DTYPE = [(name, f"<i{b}") for name, b in POST_PARAMS]  # numpy record
 ADD_PARAM_WORDS = ("za", "zb", "zo", "qa", "sa", "qb", "sb", "qo", "so", "lo", "hi")
 ADD_PARAM_BYTES = 4 * len(ADD_PARAM_WORDS)
 
-LUT_ENTRY_BYTES = 4  # one int32 fixed-point weight per code
+# A GEMM decode-table entry (one per code): a 32-bit word holding the level sig << sh, with the
+# shift in the low LUT_SHIFT_BITS bits and the signed significand above (qasic.isa.lut encodes
+# and decodes it). Shifts stop at LUT_MAX_SHIFT (the widest shift-add PE's, qasic.arch.pe): a
+# level is below 2**54, an int64 everywhere it is decoded.
+LUT_ENTRY_BYTES = 4
+LUT_SHIFT_BITS = 8
+LUT_SIG_BITS = 8 * LUT_ENTRY_BYTES - LUT_SHIFT_BITS
+LUT_MAX_SHIFT = 31
 
 BY_NAME = {op.name: op for op in OPCODES}
 BY_CODE = {op.code: op for op in OPCODES}

@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from qasic.arch.config import ArchConfig
+from qasic.arch.config import MAX_ACC_BITS, ArchConfig
 from qasic.arch.pe import MAX_SHIFT_BITS, significand_bits
 from qasic.compiler import compile_graph
+from qasic.errors import ConfigError
 from qasic.isa.program import Program
 from qasic.quant import reference
 from qasic.quant.graph import QGraph
@@ -64,9 +65,15 @@ def arch_for(graph: QGraph, arch: ArchConfig) -> ArchConfig:
     w_levels = np.concatenate([n.pe_levels() for n in nodes])
     a_levels = np.concatenate([graph.tensors[n.inputs[0]].pe_levels() for n in nodes])
     bits, ws, acts, as_ = cheapest_pe(w_levels, a_levels, EnergyModel(arch))
-    acc = max(arch.acc_bits, max(
-        n.worst_accumulator(graph.tensors[n.inputs[0]].max_magnitude) for n in nodes
-    ).bit_length() + 1)
+    worst = {n.name: n.worst_accumulator(graph.tensors[n.inputs[0]].max_magnitude) for n in nodes}
+    widest = max(worst, key=worst.get)
+    acc = max(arch.acc_bits, worst[widest].bit_length() + 1)
+    if acc > MAX_ACC_BITS:
+        raise ConfigError(
+            f"layer {widest} can reach |acc| = {worst[widest]}, a {acc}-bit accumulator; the "
+            f"array's widest is array.acc_bits = {MAX_ACC_BITS} (requantization stays exact "
+            "up to it): quantize the layer's weights or inputs narrower (e.g. fp8_e4m3 rather "
+            "than fp8_e5m2 weights with FP8 activations)")
     new = {"weight_bits": bits, "weight_shift_bits": ws, "input_bits": acts,
            "input_shift_bits": as_, "acc_bits": acc}
     if all(getattr(arch, k) == v for k, v in new.items()):

@@ -15,12 +15,13 @@ import math
 import numpy as np
 
 Q31 = 1 << 31
-MIN_SHIFT = -31  # total right shift 62: the product of a 31-bit acc and q stays inside int64
+MIN_SHIFT = -55  # total right shift 86: requantize's sums stay inside int64 (see there)
 MAX_SHIFT = 30   # total right shift 1
 
 
 def quantize_multiplier(m: float) -> tuple[int, int]:
-    """Return (q, shift) with m ~= q * 2**(shift - 31); (0, 0) when m is below 2**-32."""
+    """Return (q, shift) with m ~= q * 2**(shift - 31); (0, 0) when m is below 2**(MIN_SHIFT - 1)
+    (FP8 E5M2 weights, whose levels step by 2^-16, need multipliers down to ~2^-40)."""
     if not math.isfinite(m) or m < 0:
         raise ValueError(f"requantization multiplier {m} must be finite and >= 0")
     if m == 0:
@@ -52,20 +53,25 @@ def requantize(acc: np.ndarray, q: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """round(acc * q * 2**(shift - 31)) with single rounding, ties toward +inf; int64 in, int64 out.
 
     ``q`` and ``shift`` broadcast against ``acc`` (per-channel along the last axis). Exact for
-    |acc| < 2**55 and q < 2**31 although acc * q needs up to 86 bits: acc splits as
-    hi * 2**24 + lo (0 <= lo < 2**24), the hardware's wide product in two int64 halves.
-    Results beyond +-2**62 (only with multipliers > 2**7) saturate to +-2**62.
+    |acc| < 2**55, q < 2**31 and MIN_SHIFT <= shift <= MAX_SHIFT although acc * q needs up to 86
+    bits: acc splits as hi * 2**24 + lo (0 <= lo < 2**24), the hardware's wide product in two
+    int64 halves. For total right shifts above 24 the rounding constant 2**(total - 1) is a
+    multiple of 2**24 and joins the high half: |hi * q| < 2**62 plus at most 2**61 (total 86)
+    and lo * q >> 24 < 2**31 stays inside int64. Results beyond +-2**62 (only with multipliers
+    > 2**7) saturate to +-2**62.
     """
     acc = np.asarray(acc, dtype=np.int64)
     q = np.asarray(q, dtype=np.int64)
     total = 31 - np.asarray(shift, dtype=np.int64)
     hi, lo = acc >> SPLIT, acc & ((1 << SPLIT) - 1)
-    part = lo * q + np.left_shift(np.int64(1), total - 1)  # < 2**55 + 2**61
+    lq = lo * q  # < 2**55
+    part = lq + np.left_shift(np.int64(1), np.clip(total - 1, 0, SPLIT))  # used when total <= 24
     hq = hi * q
-    wide = (hq + (part >> SPLIT)) >> np.maximum(total - SPLIT, 0)  # total >= SPLIT
+    wide = (hq + (lq >> SPLIT) + np.left_shift(np.int64(1), np.maximum(total - 1 - SPLIT, 0))) \
+        >> np.maximum(total - SPLIT, 0)  # total > SPLIT
     up = np.maximum(SPLIT - total, 0)
     fits = np.abs(hq) < np.right_shift(np.int64(SATURATE), up)
     narrow = np.where(fits, np.left_shift(np.where(fits, hq, 0), up)
                       + np.right_shift(part, np.minimum(total, SPLIT)),
                       np.where(hq < 0, -SATURATE, SATURATE))
-    return np.where(total >= SPLIT, wide, narrow)
+    return np.where(total > SPLIT, wide, narrow)

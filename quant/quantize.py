@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from qasic.arch.config import MAX_ACC_BITS
 from qasic.errors import ConfigError
 from qasic.quant.calibrate import check_calibration, encode_activations, fused_relu
 from qasic.quant.config import QuantConfig
@@ -25,7 +26,7 @@ from qasic.quant.weights import quantize_weights
 
 __all__ = ["QuantConfig", "quantize", "quantize_graph"]
 
-BIAS_LIMIT = 1 << 47  # the widest accumulator (array.acc_bits <= 48); the compiler checks
+BIAS_LIMIT = 1 << (MAX_ACC_BITS - 1)  # the widest accumulator; the compiler checks
 
 
 def quantize(model: Any, example_inputs: Any, calibration: Any,
@@ -79,7 +80,7 @@ def _quantize_layer(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
         fmt = f"int{bits}"
     else:
         lw = quantize_weights(node.params["weight"], fmt, clip, reduction_order(graph, node))
-        s_w, params = lw.scale, {"weight": lw.levels.astype(np.int32)}
+        s_w, params = lw.scale, {"weight": _narrowest(lw.levels)}
         if lw.lut is not None:
             params.update(weight_codes=lw.codes, weight_lut=lw.lut)
         if lw.block_scale is not None:
@@ -106,6 +107,12 @@ def reduction_order(graph: FGraph, node: FNode) -> np.ndarray | None:
     if src is None or src.op != "flatten" or len(graph.shapes[src.inputs[0]]) != 3:
         return None
     return flatten_order(*graph.shapes[src.inputs[0]])
+
+
+def _narrowest(levels: np.ndarray) -> np.ndarray:
+    """int32 levels, or int64 when some do not fit (FP8 E5M2's reach 57344 x 2^16)."""
+    fits = np.abs(levels).max(initial=0) < np.iinfo(np.int32).max
+    return levels.astype(np.int32 if fits else np.int64)
 
 
 def _bias_codes(bias: np.ndarray, scale: np.ndarray) -> np.ndarray:

@@ -4,7 +4,9 @@ The array multiplies integers. An integer format's codes are those integers. Any
 format (FP8/FP6/FP4 minifloats, NF4, power grids) is stored as its codes and decoded on the load
 path through a table of fixed-point levels (ISA: GEMM lut=1): real weight =
 levels[code] * lsb * scale[channel], and lsb * scale[channel] folds into the per-channel
-requantization multiplier exactly as an INT weight scale does. Minifloat levels are exact;
+requantization multiplier exactly as an INT weight scale does. Minifloat levels are exact; a
+table entry holds a 24-bit significand and a shift (``qasic.isa.lut``), so every preset fits,
+FP8 E5M2's 33-bit levels (up to 57344 x 2^16) included; wider-exponent splits are refused.
 codebook levels are rounded to 2**-CODEBOOK_FRAC_BITS (the accelerator's NF4 is that fixed-point
 codebook; error in docs/formats.md). Per-group and MX-block scales vary along the reduction axis
 and cannot fold into one multiplier per channel: those formats run in block fixed point
@@ -20,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from qasic.errors import ConfigError
-from qasic.isa.table import LUT_ENTRY_BYTES
+from qasic.isa import lut
+from qasic.isa.table import LUT_MAX_SHIFT, LUT_SIG_BITS
 from qasic.quant.blockscale import block_size, quantize_blocked
 from qasic.quant.formats import get_format, integer_levels, quantize_tensor
 from qasic.quant.formats.codebook import CodebookFormat
@@ -61,12 +64,12 @@ def hardware_format(name: str) -> FormatSpec:
             f"per-channel format, {base}{PER_CHANNEL_SUFFIX}, or a group format like "
             f"{base}_g32")
     if not isinstance(spec.element, IntFormat | CodebookFormat):
-        width = integer_levels(spec.element).width
-        if width > 8 * LUT_ENTRY_BYTES:
+        bad = lut.misfit(integer_levels(spec.element).levels)
+        if bad is not None:
             raise ConfigError(
-                f"weight format {name!r} has fixed-point levels {width} bits wide; the GEMM "
-                f"decode table holds {8 * LUT_ENTRY_BYTES}-bit levels (and accumulators at most "
-                "48 bits), so it cannot run on the array: use fp8_e4m3 or a narrower minifloat "
+                f"weight format {name!r} has fixed-point level {bad}, which no GEMM decode-table "
+                f"entry holds (a {LUT_SIG_BITS}-bit significand shifted by 0..{LUT_MAX_SHIFT}), "
+                "so it cannot run on the array: use fp8_e5m2 or a narrower minifloat "
                 "(qasic.quant.formats still fake-quantizes it)")
     return spec
 

@@ -17,11 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from qasic.arch.config import default_arch
-from qasic.errors import ConfigError
 from qasic.flow import cheapest_pe
 from qasic.quant import actformat
 from qasic.quant.blockscale import SCALE_BYTE_BITS
-from qasic.quant.formats import get_format
 from qasic.quant.weights import hardware_format, quantize_weights
 from qasic.sim.energy import EnergyModel
 
@@ -73,13 +71,7 @@ def weight_rows() -> list[Row]:
     a_levels = np.arange(-128, 128)
     rows = []
     for name in WEIGHT_FORMATS:
-        try:
-            spec = hardware_format(name)
-        except ConfigError:  # fp8_e5m2: levels wider than the decode table
-            spec = get_format(name)
-            rows.append(Row(name, spec.granularity.label, spec.element.bits, "-", float("nan"),
-                            "-", "levels exceed the 32-bit decode table: not on the array"))
-            continue
+        spec = hardware_format(name)
         lw = quantize_weights(w, name, "minmax")
         if lw.lut is not None:
             levels = lw.lut

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from qasic.isa.table import LUT_SHIFT_BITS
 from qasic.isa.table import POST_PARAM_BYTES_PER_CHANNEL as POST_STRIDE
 
 
@@ -73,8 +74,9 @@ def gemm(inp, i_addr, i_stride, wgt, w_addr, acc, a_addr, rows, k, n, accumulate
          acc_bits, lut, par, lut_addr, bscale, s_addr, afp, alut, abits):
     """acc[m, n] (+)= scaled(sum_k inp[m, k] * w[k, n]), wrapped to acc_bits.
 
-    w is the signed wbits code, or with ``lut`` the int32 table entry the code indexes. The
-    inner loop runs in int64 over contiguous rows: decoded weights may be up to 24 bits wide.
+    w is the signed wbits code, or with ``lut`` the level of the table entry the code indexes
+    (qasic.isa.lut: sig << sh). The inner loop runs in int64 over contiguous rows: decoded
+    weights may be up to 33 bits wide (FP8 E5M2), their sums stay far inside int64.
     ``bscale`` 1 shifts each column's partial sums left by the byte at wgt[s_addr + n], 2
     multiplies them by it, 3 also subtracts the signed zero point at wgt[s_addr + n + nn] from
     every weight code (isa.table.BSCALE_MODES order), 0 leaves them. Input codes are
@@ -91,7 +93,7 @@ def gemm(inp, i_addr, i_stride, wgt, w_addr, acc, a_addr, rows, k, n, accumulate
         for kk in range(k):
             for nn in range(n):
                 code = _weight(wgt, b, w_addr + kk * row_bytes, nn, wbits)
-                wt[nn, kk] = _i32(par, b, lut_addr + 4 * (code & mask)) if lut else code
+                wt[nn, kk] = _lut_level(par, b, lut_addr + 4 * (code & mask)) if lut else code
                 if bscale == 3:  # mulzp: the signed zero-point row follows the scale row
                     wt[nn, kk] -= _s8(np.int64(wgt[b, s_addr + n + nn]))
         for m in range(rows):
@@ -114,6 +116,13 @@ def gemm(inp, i_addr, i_stride, wgt, w_addr, acc, a_addr, rows, k, n, accumulate
 
 
 @njit(cache=True)
+def _lut_level(mem, b, addr):
+    """The level sig << sh of the decode-table entry at addr (qasic.isa.lut)."""
+    e = _i32(mem, b, addr)
+    return (e >> LUT_SHIFT_BITS) << (e & ((1 << LUT_SHIFT_BITS) - 1))
+
+
+@njit(cache=True)
 def _i32(mem, b, addr):
     v = np.int64(0)
     for i in range(4):
@@ -130,10 +139,11 @@ def requant(x, q, shift):
     """qasic.quant.fixedpoint.requantize for one value: the wide product in two int64 halves."""
     total = 31 - shift
     hi = x >> SPLIT
-    part = (x & ((np.int64(1) << SPLIT) - 1)) * q + (np.int64(1) << (total - 1))
+    lq = (x & ((np.int64(1) << SPLIT) - 1)) * q
     hq = hi * q
-    if total >= SPLIT:
-        return (hq + (part >> SPLIT)) >> (total - SPLIT)
+    if total > SPLIT:
+        return (hq + (lq >> SPLIT) + (np.int64(1) << (total - 1 - SPLIT))) >> (total - SPLIT)
+    part = lq + (np.int64(1) << (total - 1))
     up = SPLIT - total
     if abs(hq) >= (SATURATE >> up):
         return -SATURATE if hq < 0 else SATURATE

@@ -14,6 +14,7 @@ import numpy as np
 from qasic.arch import pe
 from qasic.arch.config import ArchConfig
 from qasic.errors import ProgramFormatError
+from qasic.isa import lut as lut_entries
 from qasic.isa.encoding import Instr
 from qasic.isa.packing import gemm_weight_span, pack_bits, unpack_bits
 from qasic.isa.program import Program
@@ -22,6 +23,7 @@ from qasic.isa.table import (
     BSCALE_BYTES,
     BSCALE_MODES,
     LUT_ENTRY_BYTES,
+    LUT_MAX_SHIFT,
     POST_PARAM_BYTES_PER_CHANNEL,
     encoding_bits,
     encoding_bytes,
@@ -32,13 +34,15 @@ from qasic.quant.reference import ADD_LEFT_SHIFT
 from qasic.sim import kernels as K
 
 GEMM_PATHS = ("auto", "blas", "numba")
+FLOAT64_EXACT = 1 << 53  # float64 holds every integer of smaller magnitude
 
 
 class Machine:
     def __init__(self, program: Program, arch: ArchConfig, batch: int,
                  gemm_path: str = "auto") -> None:
         """``gemm_path``: "numba" (the general kernel), "blas" (exact float64 matmul; needs the
-        same weights in every batch element) or "auto" (blas when that holds)."""
+        same weights in every batch element) or "auto" (blas when that holds). A GEMM whose
+        float64 sums could round runs on the kernel on either BLAS setting (``_gemm_blas``)."""
         if gemm_path not in GEMM_PATHS:
             raise ValueError(f"gemm_path {gemm_path!r} not in {GEMM_PATHS}")
         self.program, self.arch, self.batch = program, arch, batch
@@ -51,6 +55,7 @@ class Machine:
             "param": np.zeros((batch, arch.param_sram_bytes), dtype=np.uint8),
         }
         self.acc = np.zeros((batch, arch.acc_sram_bytes // 4), dtype=np.int64)
+        self.gemm_calls = {"blas": 0, "numba": 0}  # GEMMs run by each path
         self._init_dram()
 
     def _init_dram(self) -> None:
@@ -136,9 +141,11 @@ class Machine:
         s_addr, w_addr, wrow = gemm_weight_span(ins)
         self._check(i, ins, "weight", self.mem["weight"], ins["wgt_addr"], w_addr + k * wrow)
         self._check(i, ins, "acc", self.acc, ins["acc_addr"], ins["acc_addr"] + rows * n)
-        if self.gemm_path == "blas" or (self.gemm_path == "auto" and self._shared_weights(ins)):
-            self._gemm_blas(ins)
+        blas = self.gemm_path == "blas" or (self.gemm_path == "auto" and self._shared_weights(ins))
+        if blas and self._gemm_blas(ins):
+            self.gemm_calls["blas"] += 1
         else:
+            self.gemm_calls["numba"] += 1
             K.gemm(self.mem["input"], ins["inp_addr"], ins["inp_stride"], self.mem["weight"],
                    w_addr, self.acc, ins["acc_addr"], rows, k, n, ins["accumulate"], wb,
                    a.acc_bits, ins["lut"], self.mem["param"], ins["lut_addr"],
@@ -162,13 +169,24 @@ class Machine:
         s_addr = gemm_weight_span(ins)[0]
         return self.mem["weight"][:, s_addr:s_addr + ins["n"] * BSCALE_BYTES].astype(np.int64)
 
-    def _lut(self, ins: Instr) -> np.ndarray:
-        """(batch, 2**wbits) decode tables, int64."""
+    def _lut_entries(self, ins: Instr) -> np.ndarray:
+        """(batch, 2**wbits) raw decode-table entries, uint32."""
         size = LUT_ENTRY_BYTES << ins["wbits"]
         raw = np.ascontiguousarray(self.mem["param"][:, ins["lut_addr"]:ins["lut_addr"] + size])
-        return raw.view("<i4").astype(np.int64)
+        return raw.view("<u4")
+
+    def _lut(self, ins: Instr) -> np.ndarray:
+        """(batch, 2**wbits) decoded tables: int64 levels (qasic.isa.lut)."""
+        return lut_entries.decode(self._lut_entries(ins))
 
     def _check_lut(self, i: int, ins: Instr) -> None:
+        sh = lut_entries.shifts(self._lut_entries(ins))
+        if sh.max() > LUT_MAX_SHIFT:
+            b, code = np.unravel_index(int(np.argmax(sh)), sh.shape)
+            raise ProgramFormatError(
+                f"instruction {i} (GEMM): decode-table entry {code} (param byte "
+                f"{ins['lut_addr'] + LUT_ENTRY_BYTES * code}, batch {b}) has shift field "
+                f"{sh[b, code]} > {LUT_MAX_SHIFT}")
         a, lut = self.arch, self._lut(ins)
         if not pe.fits(lut, a.weight_bits, a.weight_shift_bits):
             raise ProgramFormatError(
@@ -187,12 +205,14 @@ class Machine:
         _, w_addr, wrow = gemm_weight_span(ins)
         return self.mem["weight"][:, ins["wgt_addr"]:w_addr + ins["k"] * wrow]
 
-    def _gemm_blas(self, ins: Instr) -> None:
-        """The same GEMM as kernels.gemm as one float64 BLAS call over the batch. Exact: 8-bit
-        activations (or 19-bit FP8 levels) times <= 24-bit weights summed over k <= 256 stay below
-        2**51 < 2**53."""
+    def _gemm_blas(self, ins: Instr) -> bool:
+        """The same GEMM as kernels.gemm as one float64 BLAS call over the batch, when that is
+        exact: every partial sum is an integer of magnitude at most max|a| * max_n sum_k |w[k, n]|,
+        and float64 holds integers exactly below 2**53 (INT8 x INT8, and FP8 E4M3 levels x E4M3
+        levels, stay far below; FP8 E4M3 activations x FP8 E5M2 weights can reach 2**58). Returns
+        False, changing nothing, when that bound reaches 2**53 (the caller runs kernels.gemm)."""
         rows, k, n = ins["rows"], ins["k"], ins["n"]
-        a = self.activations(ins).reshape(-1, k).astype(np.float64)
+        a = self.activations(ins).reshape(-1, k)
         _, w_addr, wrow = gemm_weight_span(ins)
         blob = self.mem["weight"][0, w_addr:w_addr + k * wrow].tobytes()
         w = unpack_bits(blob, k, n, ins["wbits"])
@@ -201,7 +221,10 @@ class Machine:
         if ins["bscale"] == "mulzp":
             s_addr = gemm_weight_span(ins)[0]
             w = w - self.mem["weight"][0, s_addr + n:s_addr + 2 * n].view(np.int8).astype(np.int64)
-        prod = (a @ w.astype(np.float64)).astype(np.int64).reshape(self.batch, rows, n)
+        if int(np.abs(a).max(initial=0)) * int(np.abs(w).sum(axis=0).max()) >= FLOAT64_EXACT:
+            return False
+        prod = a.astype(np.float64) @ w.astype(np.float64)
+        prod = prod.astype(np.int64).reshape(self.batch, rows, n)
         half = 1 << (self.arch.acc_bits - 1)
         if ins["bscale"] != "none":
             s = self._block_scales(ins)[0]
@@ -215,6 +238,7 @@ class Machine:
         if ins["accumulate"]:
             prod += tile
         tile[...] = (prod + half) % (2 * half) - half  # wrap like the RTL
+        return True
 
     def _post(self, i: int, ins: Instr) -> None:
         rows, n = ins["rows"], ins["n"]

@@ -135,8 +135,12 @@ def test_formats_and_sweep_from_the_command_line(tmp_path, capsys):
     assert main(["quantize", "--format", "conv1=fp8_e4m3,fc=nf4_pc", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["weight_format"] == {"conv1": "fp8_e4m3", "conv2": "int8", "fc": "nf4_pc"}
-    assert main(["quantize", "--format", "fp8_e5m2"]) == 1
-    assert "33 bits wide" in _err(capsys)
+    assert main(["quantize", "--format", "fp8_e5m2", "--json"]) == 0  # 33-bit levels run too
+    record = json.loads(capsys.readouterr().out)
+    assert record["weight_format"] == dict.fromkeys(("conv1", "conv2", "fc"), "fp8_e5m2")
+    assert record["accuracy"] > 0.95
+    assert main(["quantize", "--format", "fp8_e5m3"]) == 1
+    assert "unknown number format 'fp8_e5m3': allowed int2, " in _err(capsys)
     assert main(["sweep", "--arrays", "0x8"]) == 1
     assert "array.rows = 0" in _err(capsys)
     out = tmp_path / "sw"

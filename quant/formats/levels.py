@@ -4,7 +4,8 @@ The PE array multiplies integers, so a format reaches it as a table ``levels[cod
 LUT) and the LSB folds into the requantization scale. INT and minifloats are exact: every
 minifloat value is an integer multiple of its smallest subnormal, so
 ``decode(code) == levels[code] * lsb`` bit for bit (E2M1: levels up to 12 with lsb 0.5, 5 bits
-signed; E4M3: up to 229376 with lsb 2^-9, 19 bits; E5M2 needs 33 bits, beyond an int32 LUT).
+signed; E4M3: up to 229376 with lsb 2^-9, 19 bits; E5M2: up to 57344 x 2^16 with lsb 2^-16,
+33 bits, held by the LUT as a 24-bit significand and a shift, ``qasic.isa.lut``).
 A codebook (NF4) has no exact grid: ``integer_levels(fmt, frac_bits)`` rounds its values to
 multiples of 2^-frac_bits, and the accelerator's NF4 *is* that fixed-point codebook; the
 result reports the largest rounding error.
@@ -43,6 +44,10 @@ def integer_levels(fmt: ElementFormat, frac_bits: int | None = None) -> IntegerL
     values = _numeric_values(fmt)
     lsb = _natural_lsb(fmt) if frac_bits is None else 2.0 ** -frac_bits
     levels = np.rint(values / lsb)
+    if np.abs(levels).max() >= 2.0**63:
+        raise ConfigError(f"{fmt.name}: fixed-point levels reach {np.abs(levels).max():.4g} "
+                          f"(lsb {lsb:.4g}), beyond int64: no integer datapath holds them; use a "
+                          "format with fewer exponent bits")
     err = float(np.max(np.abs(levels * lsb - values)))
     if frac_bits is None and err != 0.0:  # an invariant of the formats, not a user error
         raise AssertionError(f"{fmt.name}: values are not multiples of {lsb}")

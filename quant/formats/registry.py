@@ -62,8 +62,9 @@ def _table() -> dict[str, tuple[ElementFormat, Granularity]]:
 
 FORMATS = _table()
 # (exponent bits, mantissa bits) beyond the OCP presets. Every (e, m) of 4, 6 and 8 bits whose
-# integer levels fit the array's widest PE (24 bits) is a preset or here: E5M2 needs 33 bits
-# (fp8_e5m2 exists but cannot run on the array), fp6_e5m0 32, fp8_e6m1 and wider more.
+# integer levels fit 24 bits is a preset or here. Wider ones: E5M2 (33 bits) is the fp8_e5m2
+# preset, run as 24-bit significands shifted by up to 31 (qasic.isa.lut); fp6_e5m0 (32 bits)
+# would fit the same way but is not offered; fp8_e6m1 and wider exponents fit no table entry.
 SPLITS = ((1, 2), (3, 0), (1, 4), (4, 1), (1, 6), (2, 5), (3, 4))
 
 

@@ -12,7 +12,9 @@ from qasic.quant.fixedpoint import quantize_multiplier, quantize_multipliers, re
     (0.75, (1610612736, 0)),
     (1.25, (1342177280, 1)),
     (2.0 ** -31, (1073741824, -30)),
-    (2.0 ** -33, (0, 0)),
+    (2.0 ** -33, (1073741824, -32)),  # FP8 E5M2 weights need multipliers this small
+    (2.0 ** -56, (1073741824, -55)),  # MIN_SHIFT
+    (2.0 ** -57, (0, 0)),
 ])
 def test_quantize_multiplier_vectors(m, expected):
     assert quantize_multiplier(m) == expected

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qasic.quant.fixedpoint import SATURATE, quantize_multiplier, requantize
+from qasic.arch.config import MAX_ACC_BITS
+from qasic.quant.fixedpoint import MIN_SHIFT, SATURATE, quantize_multiplier, requantize
 from qasic.sim.kernels import requant
 
 
@@ -26,3 +27,18 @@ def test_wide_accumulators_requantize_exactly_in_numpy_and_numba(seed):
         np.testing.assert_array_equal(requantize(acc, q, shift), want)
         np.testing.assert_array_equal([requant(np.int64(a), np.int64(q), np.int64(shift))
                                        for a in acc[:300]], want[:300])
+
+
+def test_exact_at_the_widest_accumulator_and_every_shift():
+    """Edge of the contract: |acc| up to 2**55 (array.acc_bits <= MAX_ACC_BITS = 56) and every
+    shift MIN_SHIFT..7 (total right shifts 24..86, multipliers below 2**8: larger ones take
+    such accumulators into the saturation range), in numpy and Numba."""
+    top = 1 << (MAX_ACC_BITS - 1)
+    acc = np.array([top - 1, -top, -top + 1, top - 2, 1, -1, 0, (1 << 30) + 7, -(1 << 40) - 3])
+    for shift in range(MIN_SHIFT, 8):
+        for q in (1 << 30, (1 << 31) - 1, 1518500250):
+            want = np.array([exact(int(a), q, shift) for a in acc])
+            np.testing.assert_array_equal(requantize(acc, q, shift), want)
+            got = [requant(np.int64(a), np.int64(q), np.int64(shift)) for a in acc]
+            np.testing.assert_array_equal(got, want)
+    assert requantize(np.array([top - 1]), (1 << 31) - 1, MIN_SHIFT)[0] == 1  # 2**55 / 2**55

@@ -63,21 +63,44 @@ def test_every_format_runs_bit_exact_on_the_default_model():
     x, y = t.test_inputs[:64], t.test_labels[:64]
     widths = {}
     for fmt in ("fp8_e4m3", "fp6_e2m3", "fp4_e2m1", "nf4_pc", "nupes4", "mxfp4", "int4_g32", "nf4",
-                "mxfp6_e2m3", "int4_asym", "int4_asym_g32"):
+                "mxfp6_e2m3", "int4_asym", "int4_asym_g32", "fp8_e5m2"):
         g = quantize_model(t, QuantConfig(weight_format=fmt))
         r = run_point(fmt, g, arch_for(g, default_arch()), x, y)
         assert r.bit_exact, fmt
         assert r.accuracy >= 0.95, (fmt, r.accuracy)
         widths[fmt] = (r.arch.weight_bits, r.arch.weight_shift_bits)
-    # FP8 E4M3 runs on shift-add PEs (5-bit significand, shifts 0..15); the rest multiply
-    # decoded integer levels, FP4 on 5-bit PEs
-    assert widths == {"fp8_e4m3": (5, 4), "fp6_e2m3": (7, 0), "fp4_e2m1": (5, 0),
+    # FP8 E4M3 runs on shift-add PEs (5-bit significand, shifts 0..15), E5M2 on 4-bit ones
+    # shifted by 0..31; the rest multiply decoded integer levels, FP4 on 5-bit PEs
+    assert widths == {"fp8_e4m3": (5, 4), "fp8_e5m2": (4, 5), "fp6_e2m3": (7, 0), "fp4_e2m1": (5, 0),
                       "nf4_pc": (8, 0), "nupes4": (8, 0), "mxfp4": (5, 0), "int4_g32": (4, 0),
                       "nf4": (8, 0), "mxfp6_e2m3": (7, 0), "int4_asym": (5, 0),
                       "int4_asym_g32": (5, 0)}
 
 
-def test_formats_too_wide_for_the_decode_table_are_refused():
-    with pytest.raises(ConfigError, match=r"'fp8_e5m2' has fixed-point levels 33 bits wide; the "
-                                          r"GEMM decode table holds 32-bit levels"):
-        QuantConfig(weight_format="fp8_e5m2")
+def test_fp8_e5m2_levels_reach_33_bits_and_decode_exactly():
+    lw = quantize_weights(W, "fp8_e5m2", "minmax")
+    want = dequantize(quantize_tensor(W, get_format("fp8_e5m2"), clip="minmax"))
+    np.testing.assert_array_equal(lw.levels * lw.scale[:, None, None, None], want)
+    assert np.abs(lw.levels).max() == 57344 << 16  # each channel's absmax at E5M2's max
+    assert QuantConfig(weight_format="fp8_e5m2").format_for("conv1") == "fp8_e5m2"
+
+
+def test_formats_too_wide_for_the_decode_table_are_refused(monkeypatch):
+    """No preset is (E5M2 fits); an E6M0 split would be: its levels run up to 1 << 62, and
+    1 << 54 is the first needing a shift above 31. E6M1's levels pass int64 itself."""
+    from qasic.quant.formats import registry
+    from qasic.quant.formats.granularity import PerChannel
+    from qasic.quant.formats.minifloat import FloatFormat
+
+    for e, m in ((6, 0), (6, 1)):
+        f = FloatFormat(e, m, bias=31)
+        monkeypatch.setitem(registry.SPLIT_FORMATS, f.name, (f, PerChannel()))
+    with pytest.raises(ConfigError, match=r"^weight format 'fp7_e6m0' has fixed-point level "
+                                          r"18014398509481984, which no GEMM decode-table entry "
+                                          r"holds \(a 24-bit significand shifted by 0\.\.31\), "
+                                          r"so it cannot run on the array: use fp8_e5m2 or a "
+                                          r"narrower minifloat"):
+        QuantConfig(weight_format="fp7_e6m0")
+    with pytest.raises(ConfigError, match=r"^fp8_e6m1: fixed-point levels reach 1\.384e\+19 "
+                                          r"\(lsb 4\.657e-10\), beyond int64"):
+        QuantConfig(weight_format="fp8_e6m1")
