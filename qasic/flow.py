@@ -65,7 +65,9 @@ def arch_for(graph: QGraph, arch: ArchConfig) -> ArchConfig:
     w_levels = np.concatenate([n.pe_levels() for n in nodes])
     a_levels = np.concatenate([graph.tensors[n.inputs[0]].pe_levels() for n in nodes])
     bits, ws, acts, as_ = cheapest_pe(w_levels, a_levels, EnergyModel(arch))
-    worst = {n.name: n.worst_accumulator(graph.tensors[n.inputs[0]].max_magnitude) for n in nodes}
+    ins = {n.name: graph.tensors[n.inputs[0]] for n in nodes}
+    worst = {n.name: n.worst_accumulator(ins[n.name].max_magnitude, ins[n.name].zero_point)
+             for n in nodes}
     widest = max(worst, key=worst.get)
     acc = max(arch.acc_bits, worst[widest].bit_length() + 1)
     if acc > MAX_ACC_BITS:

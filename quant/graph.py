@@ -163,13 +163,16 @@ class QNode:
         lim = 1 << ((self.weight_bits or 8) - 1)
         return np.arange(-lim, lim, dtype=np.int64)
 
-    def worst_accumulator(self, input_magnitude: int = 128) -> int:
-        """Largest |sum x w + bias| a conv/linear can reach with |x| <= input_magnitude."""
+    def worst_accumulator(self, input_magnitude: int = 128, zero_point: int = 0) -> int:
+        """Largest |sum x w + bias| a conv/linear can reach with |x| <= input_magnitude, the
+        input zero point folded into the bias (bias - zero_point * sum w) as the compiler
+        folds it (qasic.compiler.pipeline proves the same bound)."""
         p = self.params
         w = p["weight"] if "block_scale" not in p else effective_weight(
             p["weight"], p["block_scale"], p["block_of"], self.attrs["block_mode"])
-        w = np.abs(np.asarray(w, dtype=np.int64)).reshape(len(p["bias"]), -1)
-        return int((input_magnitude * w.sum(axis=1) + np.abs(self.params["bias"])).max())
+        w = np.asarray(w, dtype=np.int64).reshape(len(p["bias"]), -1)
+        bias = np.asarray(p["bias"], dtype=np.int64) - zero_point * w.sum(axis=1)
+        return int((input_magnitude * np.abs(w).sum(axis=1) + np.abs(bias)).max())
 
 
 @dataclass(frozen=True, eq=False)

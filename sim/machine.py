@@ -207,12 +207,13 @@ class Machine:
 
     def _gemm_blas(self, ins: Instr) -> bool:
         """The same GEMM as kernels.gemm as one float64 BLAS call over the batch, when that is
-        exact: every partial sum is an integer of magnitude at most max|a| * max_n sum_k |w[k, n]|,
-        and float64 holds integers exactly below 2**53 (INT8 x INT8, and FP8 E4M3 levels x E4M3
-        levels, stay far below; FP8 E4M3 activations x FP8 E5M2 weights can reach 2**58). Returns
-        False, changing nothing, when that bound reaches 2**53 (the caller runs kernels.gemm)."""
+        exact: every partial sum is an integer of magnitude at most a_max * max_n sum_k |w[k, n]|
+        (a_max: the largest |level| of the input encoding, 128 for int8), and float64 holds
+        integers exactly below 2**53 (INT8 x INT8, and FP8 E4M3 levels x E4M3 levels, stay far
+        below; FP8 E4M3 activations x FP8 E5M2 weights reach 2**53 in a fold of 11). Returns
+        False, changing nothing, when that bound reaches 2**53 (the caller runs kernels.gemm):
+        the path depends on the weights and the encoding, never on the data."""
         rows, k, n = ins["rows"], ins["k"], ins["n"]
-        a = self.activations(ins).reshape(-1, k)
         _, w_addr, wrow = gemm_weight_span(ins)
         blob = self.mem["weight"][0, w_addr:w_addr + k * wrow].tobytes()
         w = unpack_bits(blob, k, n, ins["wbits"])
@@ -221,9 +222,10 @@ class Machine:
         if ins["bscale"] == "mulzp":
             s_addr = gemm_weight_span(ins)[0]
             w = w - self.mem["weight"][0, s_addr + n:s_addr + 2 * n].view(np.int8).astype(np.int64)
-        if int(np.abs(a).max(initial=0)) * int(np.abs(w).sum(axis=0).max()) >= FLOAT64_EXACT:
+        if _largest_input(ins["afmt"]) * int(np.abs(w).sum(axis=0).max()) >= FLOAT64_EXACT:
             return False
-        prod = a.astype(np.float64) @ w.astype(np.float64)
+        a = self.activations(ins).reshape(-1, k).astype(np.float64)
+        prod = a @ w.astype(np.float64)
         prod = prod.astype(np.int64).reshape(self.batch, rows, n)
         half = 1 << (self.arch.acc_bits - 1)
         if ins["bscale"] != "none":
@@ -277,6 +279,14 @@ class Machine:
         K.add(mem, ins["a_addr"], ins["b_addr"], ins["dst_addr"], n, self.mem["param"],
               ins["param_addr"], ADD_LEFT_SHIFT, encoding_bits(ins["fmt"]),
               encoding_is_fp(ins["fmt"]), _act_table(ins["fmt"]), _positive_levels(ins["fmt"]))
+
+
+@cache
+def _largest_input(encoding: str) -> int:
+    """The largest |integer| a GEMM streams from codes of ``encoding``."""
+    if encoding_is_fp(encoding):
+        return int(np.abs(_act_table(encoding)).max())
+    return 1 << (encoding_bits(encoding) - 1)
 
 
 @cache

@@ -31,6 +31,15 @@ def test_mac_prices_follow_the_cited_format_ratios(rows):
     assert rows["int2"].mac_vs_int8 < rows["int4"].mac_vs_int8 < rows["int8"].mac_vs_int8
 
 
+def test_fp8_e5m2_gets_a_4_bit_shift_add_pe_priced_above_e4m3(rows):
+    """E5M2: 1.mm significands (4 bits signed) shifted by 0..31 (5 shift bits): a narrower
+    multiplier than E4M3's 5-bit one, a wider shifter and adder, dearer in total."""
+    e5, e4 = rows["fp8_e5m2"], rows["fp8_e4m3"]
+    assert (e5.pe, e5.note) == ("4-bit x shift 0..31", "decoded via table")
+    # the cited FP8 MAC range is 1.0-1.6x INT8: shifts up to 31 put E5M2 at its top
+    assert e4.mac_vs_int8 < e5.mac_vs_int8 < 1.65
+
+
 def test_mx_and_group_scales_are_stored(rows):
     assert rows["mxfp4"].stored_bits == 4.25 and rows["nf4"].stored_bits == 4.125
     assert rows["int4_g32"].stored_bits == 4.25 and rows["int4"].stored_bits == 4

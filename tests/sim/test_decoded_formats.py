@@ -10,10 +10,13 @@ import pytest
 from qasic.arch.config import default_arch
 from qasic.compiler import compile_graph
 from qasic.errors import ConfigError
+from qasic.flow import arch_for
 from qasic.isa.packing import unpack_bits
 from qasic.quant import reference
+from qasic.quant.formats import get_format, integer_levels
+from qasic.quant.graph import QGraph, QNode
 from qasic.sim import simulate
-from tests.graphs import cnn_graph, lut_graph, random_codes
+from tests.graphs import calibrated, cnn_graph, fp8_graph, lut_graph, random_codes
 
 ARCH = default_arch()
 # a wide, FP8-like grid: 8-bit codes, values up to 2**17 (needs 19-bit PEs, a 48-bit accumulator)
@@ -83,3 +86,69 @@ def test_fp8_levels_run_on_shift_add_pes():
     with pytest.raises(ConfigError, match=r"has 12-bit weights \(as significands shifted by up "
                                           r"to 7\) but the array's PEs take array.weight_bits = 8"):
         compile_graph(g, dataclasses.replace(shift_pe, weight_shift_bits=3))
+
+
+E5M2 = integer_levels(get_format("fp8_e5m2").element).levels  # up to 57344 << 16: 33 bits
+
+
+def _gemm_paths(g, arch, x, path):
+    """(outputs, the Machine's GEMM counts by path) of simulating ``g`` on ``path``."""
+    machines = []
+    out = simulate(compile_graph(g, arch), arch, codes=x, gemm_path=path,
+                   hook=lambda i, ins, m: machines.append(m) if i == 0 else None).outputs
+    return out, machines[0].gemm_calls
+
+
+@pytest.mark.parametrize("gemm_path", ["numba", "blas"])
+def test_fp8_e5m2_weights_run_bit_exact_on_4_bit_shift_add_pes(gemm_path):
+    """33-bit levels through shifted table entries: both GEMM paths equal the reference, on the
+    PE and accumulator arch_for builds (4-bit significands shifted by 0..31)."""
+    g = lut_graph(E5M2, code_bits=8)
+    arch = arch_for(g, ARCH)
+    assert (arch.weight_bits, arch.weight_shift_bits) == (8, 5)  # conv1 is INT8
+    assert 40 < arch.acc_bits <= 56
+    x = random_codes(g, 8)
+    out, calls = _gemm_paths(g, arch, x, gemm_path)
+    np.testing.assert_array_equal(out, reference.run(g, x))
+    assert calls == ({"blas": 0, "numba": calls["numba"]} if gemm_path == "numba"
+                     else {"blas": calls["blas"], "numba": 0})  # INT8 x E5M2: float64-exact
+    assert calls["numba"] + calls["blas"] > 10
+
+
+def _fp8_big_e5m2(c1: int) -> QGraph:
+    """fp8_graph (FP8 E4M3 activations) with conv2's weights E5M2 levels near the top,
+    +-49152 and +-57344 (x 2^16): the widest sums FP8 x E5M2 can make, K = 9 * c1."""
+    g = fp8_graph(c1=c1)
+    conv2 = g.node("conv2")
+    big = np.array([0x7A, 0x7B, 0xFA, 0xFB])
+    codes = big[np.random.default_rng(0).integers(0, 4, conv2.params["weight"].shape)]
+    node = QNode(conv2.name, conv2.op, conv2.inputs, conv2.output, conv2.attrs,
+                 dict(conv2.params, weight=E5M2[codes], weight_codes=codes, weight_lut=E5M2),
+                 8, "fp8_e5m2")
+    return calibrated(QGraph(g.name, g.input, g.output,
+                             tuple(node if n.name == "conv2" else n for n in g.nodes), g.tensors,
+                             g.shapes))
+
+
+def test_blas_falls_back_to_numba_where_float64_could_round():
+    """FP8 E4M3 activations (levels up to 229376) x E5M2 weights near 57344 << 16: a fold of 16
+    can sum to 2^53.6, past float64's exact integers. Those GEMMs run on the kernel, exact."""
+    g = _fp8_big_e5m2(c1=2)  # conv2: K = 18, two folds
+    arch = arch_for(g, ARCH)
+    assert arch.acc_bits == 55  # 229376 * 18 * 57344 << 16 < 2^54
+    x = random_codes(g, 4)
+    want = reference.run(g, x)
+    gemms = [i for i in compile_graph(g, arch).instrs if i.op == "GEMM"]
+    wide = sum(1 for i in gemms if i["lut"] and i["k"] == 16)  # conv2's k = 2 folds stay exact
+    for path in ("blas", "auto"):
+        out, calls = _gemm_paths(g, arch, x, path)
+        np.testing.assert_array_equal(out, want)
+        assert wide > 0 and calls == {"blas": len(gemms) - wide, "numba": wide}
+
+
+def test_accumulators_past_56_bits_are_refused_naming_the_layer():
+    g = _fp8_big_e5m2(c1=8)  # K = 72: up to 2^55.7
+    with pytest.raises(ConfigError, match=r"^layer conv2 can reach \|acc\| = \d+, a 5\d-bit "
+                                          r"accumulator; the array's widest is array.acc_bits = "
+                                          r"56 \(requantization stays exact up to it\)"):
+        arch_for(g, ARCH)
