@@ -38,6 +38,16 @@ class TrainedModel:
     test_inputs: np.ndarray        # float32 (N, ...)
     test_labels: np.ndarray        # int64 (N,)
     fp32_accuracy: float           # fraction of the test split, in [0, 1]
+    # held out of training and test; what data-driven choices (mixed-precision policies) score
+    validation_inputs: np.ndarray | None = None
+    validation_labels: np.ndarray | None = None
+
+    def scoring_data(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """(inputs, labels) that choices are scored on: the validation split when there is
+        one, else the calibration batch without labels (the float model's predictions stand in)."""
+        if self.validation_inputs is not None and len(self.validation_inputs):
+            return self.validation_inputs, self.validation_labels
+        return self.calibration, None
 
 
 def get_model(name: str, seed: int = 0, cache_dir: str | Path | None = None,
@@ -53,7 +63,7 @@ def get_model(name: str, seed: int = 0, cache_dir: str | Path | None = None,
     return TrainedModel(
         name=name, module=module, example_input=torch.from_numpy(data.train_x[:1].copy()),
         calibration=data.train_x[:CALIBRATION_SAMPLES], test_inputs=data.test_x,
-        test_labels=data.test_y,
+        test_labels=data.test_y, validation_inputs=data.val_x, validation_labels=data.val_y,
         fp32_accuracy=float_accuracy(module, data.test_x, data.test_y),
     )
 

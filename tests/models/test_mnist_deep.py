@@ -25,7 +25,7 @@ def deep():
 def test_registered_on_mnist_with_its_own_cache_key(tmp_path):
     assert "mnist_deep" in MODEL_NAMES and RECIPES["mnist_deep"].dataset == "mnist"
     assert registry.cache_path(RECIPES["mnist_deep"], 0, tmp_path) == tmp_path / \
-        "mnist_deep-v1-seed0.pt"
+        "mnist_deep-v2-seed0.pt"
 
 
 def test_seven_weighted_layers_of_very_different_size(deep):

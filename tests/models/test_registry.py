@@ -38,7 +38,7 @@ def test_file_spec_given_to_get_model_points_to_load_user_model():
 def test_cache_hit_skips_training_and_gives_the_same_weights(tmp_path, monkeypatch):
     lines = []
     first = get_model("digits_mlp", cache_dir=tmp_path, progress=lines.append)
-    assert (tmp_path / "digits_mlp-v1-seed0.pt").exists()
+    assert (tmp_path / "digits_mlp-v2-seed0.pt").exists()
     assert lines and lines[-1].startswith("digits_mlp: trained")
 
     def no_training(*args, **kwargs):
@@ -63,7 +63,7 @@ def test_training_is_deterministic_and_silent(tmp_path, capsys):
 def test_cache_dir_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("QASIC_CACHE", str(tmp_path))
     path = registry.cache_path(registry.RECIPES["digits_cnn"], seed=3)
-    assert path == tmp_path / "digits_cnn-v1-seed3.pt"
+    assert path == tmp_path / "digits_cnn-v2-seed3.pt"
 
 
 USER_MODEL = """
@@ -105,7 +105,7 @@ def test_user_model_from_saved_export(tmp_path):
 
 
 def test_corrupt_cache_file_is_retrained(tmp_path):
-    path = tmp_path / "digits_mlp-v1-seed0.pt"
+    path = tmp_path / "digits_mlp-v2-seed0.pt"
     path.write_bytes(b"not a state dict")
     model = get_model("digits_mlp", cache_dir=tmp_path)
     assert model.fp32_accuracy >= 0.93 and path.stat().st_size > 1000
