@@ -2,7 +2,9 @@
 
 Policies: ``uniform`` (the widest single width that fits the budget), and ``hawq``, ``lim``,
 ``zd``, ``measured`` (scores from ``qasic.quant.sensitivity``, allocated exactly by
-``qasic.quant.allocate``).
+``qasic.quant.allocate``; 'measured' then re-measures each layer around the allocation it picked
+and allocates again). A built-in model's sensitivities are scored on its validation split, held
+out of training and test.
 
 Budgets are ``KEY=VALUE``; the key names the metric and the unit:
 
@@ -22,7 +24,7 @@ without weights (pools, adds) a constant that every assignment pays.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +33,7 @@ import numpy as np
 from qasic.errors import ConfigError
 from qasic.quant.allocate import allocate, make_choices
 from qasic.quant.fgraph import FGraph
-from qasic.quant.sensitivity import CANDIDATE_BITS, METHODS, check_bits
+from qasic.quant.sensitivity import CANDIDATE_BITS, METHODS, check_bits, measured_loss
 
 POLICIES = ("uniform", *METHODS)
 METRICS = ("size", "energy", "cycles")
@@ -45,6 +47,7 @@ BUDGET_KEYS: dict[str, tuple[str, float | None]] = {
     "energy_uj": ("energy", 1e6),
     "cycles": ("cycles", 1.0),
 }
+MEASURED_ROUNDS = 4  # re-measurements of the 'measured' policy (it usually settles in 2)
 EXAMPLE = "e.g. avg_bits=3, size_kib=4, energy_nj=2300 or cycles=7200"
 
 
@@ -97,36 +100,80 @@ def parse_budget(text: str) -> Budget:
 def choose_bits(trained: Any, policy: str, budget: str | Budget, metric: str | None = None,
                 candidate_bits: Iterable[int] = CANDIDATE_BITS, arch: Any = None) -> dict[str, int]:
     """Per-layer weight bits for ``trained`` (a TrainedModel: module, example_input,
-    calibration). ``metric``, if given, must be the one the budget's key names."""
+    calibration), scored on its validation split (``trained.scoring_data()``). ``metric``, if
+    given, must be the one the budget's key names."""
     from qasic.quant import capture
 
     graph = capture(trained.module, trained.example_input, trained.name)
     return plan_bits(graph, trained.calibration, policy, budget, metric, candidate_bits,
-                     arch).bits
+                     arch, trained.scoring_data()).bits
 
 
 def plan_bits(graph: FGraph, calibration: Any, policy: str, budget: str | Budget,
               metric: str | None = None, candidate_bits: Iterable[int] = CANDIDATE_BITS,
-              arch: Any = None) -> Plan:
+              arch: Any = None, scoring: tuple[Any, Any] | None = None) -> Plan:
     """``choose_bits`` on a captured graph, with the predicted cost."""
-    budget = budget if isinstance(budget, Budget) else parse_budget(budget)
-    _check_policy(policy, budget, metric)
+    return plan_budgets(graph, calibration, policy, [budget], metric, candidate_bits, arch,
+                        scoring)[0]
+
+
+def plan_budgets(graph: FGraph, calibration: Any, policy: str,
+                 budgets: Sequence[str | Budget], metric: str | None = None,
+                 candidate_bits: Iterable[int] = CANDIDATE_BITS, arch: Any = None,
+                 scoring: tuple[Any, Any] | None = None) -> list[Plan]:
+    """One Plan per budget (all of one metric), the sensitivities computed once.
+
+    ``calibration`` quantizes the model for simulated costs; ``scoring`` = (inputs, labels or
+    None) is what the sensitivities are measured on (default: the calibration batch, the float
+    model's predictions as labels). 'measured' re-measures around each allocation it picks
+    (``refine_measured``)."""
+    budgets = [b if isinstance(b, Budget) else parse_budget(b) for b in budgets]
+    if len({b.metric for b in budgets}) > 1:
+        raise ConfigError(f"budgets {', '.join(map(str, budgets))} mix metrics; give one kind")
+    for b in budgets:
+        _check_policy(policy, b, metric)
     bits = check_bits(candidate_bits)
-    costs, fixed = layer_costs(graph, calibration, budget.metric, bits, arch)
+    costs, fixed = layer_costs(graph, calibration, budgets[0].metric, bits, arch)
     params = weight_params(graph)
-    limit = budget.base(params) - fixed
     least = _least_cost(costs, bits, policy)
-    if least > limit:  # before the (slow) sensitivities
-        raise ConfigError(f"budget {budget} cannot be met: the minimum with policy {policy} and "
-                          f"bits {','.join(map(str, bits))} is "
-                          f"{budget.key}={budget.in_key_units(least + fixed, params):.4g}")
-    if policy == "uniform":
-        chosen = _uniform(costs, bits, limit)
-    else:
-        scores = METHODS[policy](graph, calibration, bits=bits)
-        chosen = allocate(make_choices(scores, costs), limit).bits
-    cost = fixed + sum(costs[name][b] for name, b in chosen.items())
-    return Plan(policy, budget, chosen, cost, avg_weight_bits(graph, chosen))
+    for b in budgets:
+        if least > b.base(params) - fixed:  # before the (slow) sensitivities
+            raise ConfigError(f"budget {b} cannot be met: the minimum with policy {policy} and "
+                              f"bits {','.join(map(str, bits))} is "
+                              f"{b.key}={b.in_key_units(least + fixed, params):.4g}")
+    x, labels = scoring if scoring is not None else (calibration, None)
+    if policy != "uniform":
+        choices = make_choices(METHODS[policy](graph, x, labels, bits=bits), costs)
+    plans = []
+    for b in budgets:
+        limit = b.base(params) - fixed
+        if policy == "uniform":
+            chosen = _uniform(costs, bits, limit)
+        else:
+            chosen = allocate(choices, limit).bits
+            if policy == "measured":
+                chosen = refine_measured(graph, x, labels, bits, costs, limit, chosen)
+        cost = fixed + sum(costs[name][w] for name, w in chosen.items())
+        plans.append(Plan(policy, b, chosen, cost, avg_weight_bits(graph, chosen)))
+    return plans
+
+
+def refine_measured(graph: FGraph, x: Any, labels: Any, bits: tuple[int, ...],
+                    costs: Mapping[str, Mapping[int, float]], limit: float,
+                    first: Mapping[str, int], rounds: int = MEASURED_ROUNDS) -> dict[str, int]:
+    """Per-layer losses do not add: re-measure each layer's loss with the others at the
+    allocation just picked, allocate again, and stop when an allocation repeats or after
+    ``rounds``; return the visited allocation with the lowest measured loss (all fit)."""
+    seen: dict[tuple, float] = {}
+    current = dict(first)
+    for _ in range(rounds):
+        key = tuple(sorted(current.items()))
+        if key in seen:
+            break
+        seen[key] = measured_loss(graph, x, labels, current)
+        scores = METHODS["measured"](graph, x, labels, bits=bits, context=current)
+        current = allocate(make_choices(scores, costs), limit).bits
+    return dict(min(seen, key=seen.__getitem__))
 
 
 def _check_policy(policy: str, budget: Budget, metric: str | None) -> None:

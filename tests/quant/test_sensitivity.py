@@ -109,6 +109,19 @@ def test_ranked_sensitivity_orders_layers(tiny, graph):
     assert set(lims) == {"0", "2"} and all(-1 <= v <= 0 for v in lims.values())
 
 
+def test_lim_compares_a_block_input_with_the_next_layers_input(tiny, graph):
+    """Layer 0's block ends after the ReLU, where layer 2 reads; the last block at the output."""
+    model, x, _ = tiny
+    with torch.no_grad():
+        hidden = F.relu(model[0](x)).double().numpy()
+        out = model(x).double().numpy()
+    lims = S.lim_scores(graph, x)
+    assert lims["0"] == pytest.approx(S.lim(x.double().numpy(), hidden), rel=1e-6)
+    assert lims["2"] == pytest.approx(S.lim(hidden, out), rel=1e-6)
+    pre = model[0](x).detach().double().numpy()  # not the pre-activation output
+    assert abs(lims["0"] - S.lim(x.double().numpy(), pre)) > 1e-3
+
+
 def test_measured_is_the_loss_increase_of_one_fake_quantized_layer(tiny, graph):
     model, x, y = tiny
     scores = S.measured_sensitivity(graph, x, y.numpy(), bits=(2, 8))
@@ -125,6 +138,27 @@ def test_measured_is_the_loss_increase_of_one_fake_quantized_layer(tiny, graph):
             q = torch.from_numpy(S.dequantized_weight(w0, bits))
             expect = loss(q) - loss(torch.from_numpy(w0))
             assert scores["0"][bits] == pytest.approx(expect, rel=1e-9, abs=1e-12)
+
+
+def test_measured_in_context_quantizes_the_other_layers(tiny, graph):
+    """With a context, layer 2 at 3 bits stays quantized while layer 0's loss is measured."""
+    _, x, y = tiny
+    labels = y.numpy()
+    context = {"0": 4, "2": 3}
+    scores = S.measured_sensitivity(graph, x, labels, bits=(2, 8), context=context)
+    base = S.measured_loss(graph, x, labels, context)
+    for b in (2, 8):
+        assert scores["0"][b] == pytest.approx(
+            S.measured_loss(graph, x, labels, {"0": b, "2": 3}) - base, abs=1e-12)
+        assert scores["2"][b] == pytest.approx(
+            S.measured_loss(graph, x, labels, {"0": 4, "2": b}) - base, abs=1e-12)
+    float_scores = S.measured_sensitivity(graph, x, labels, bits=(2,))
+    assert float_scores["0"][2] == pytest.approx(S.measured_loss(graph, x, labels, {"0": 2})
+                                                 - S.measured_loss(graph, x, labels, {}))
+    assert scores["0"][2] != pytest.approx(float_scores["0"][2])
+    with pytest.raises(ConfigError, match=r"context names layers \['0'\]; give bits for "
+                                          r"exactly 0, 2"):
+        S.measured_sensitivity(graph, x, labels, context={"0": 4})
 
 
 def test_errors():
