@@ -257,6 +257,29 @@ def test_dominance_reports_a_loss_with_its_sign_test():
     assert dominance([policy])[0]["dominates"] is None  # no random point at that budget
 
 
+def test_statistical_dominance_needs_the_median_and_no_significant_loss():
+    from benchmarks.quant_study import dominance, holm_rejections
+
+    # Holm over m = 3: 0.01 <= 0.05/3, then 0.03 > 0.05/2 stops it
+    assert holm_rejections([0.03, 0.01], 3) == 1
+    assert holm_rejections([0.02, 0.01], 3) == 2 and holm_rejections([0.02], 1) == 1
+    assert holm_rejections([0.02], 3) == 0 and holm_rejections([], 5) == 0
+    policy = study_record("zd", 0.90, wrong=range(10))
+    lucky = study_record("random", 0.91, wrong=range(1, 10), name="r0")  # one image: p = 0.5
+    worse = [study_record("random", 0.80, wrong=range(20), name=f"w{i}") for i in range(2)]
+    [entry] = dominance([policy, lucky, *worse])
+    assert entry["dominates"] is False and entry["at_least_median"] is True
+    assert entry["significant_losses"] == 0 and entry["dominates_statistically"] is True
+    # six images out of six discordant: p = 1/64 < 0.05/3 -> significant
+    strong = study_record("random", 0.96, wrong=range(4, 8), name="r1")
+    [entry] = dominance([policy, strong, *worse])
+    assert entry["significant_losses"] == 1 and entry["dominates_statistically"] is False
+    # below the median of the random points, however small the leads
+    [entry] = dominance([policy, lucky, study_record("random", 0.91, wrong=range(1, 10),
+                                                     name="r2"), worse[0]])
+    assert entry["at_least_median"] is False and entry["dominates_statistically"] is False
+
+
 def test_dominance_refuses_a_point_over_its_budget():
     from benchmarks.quant_study import dominance
 
