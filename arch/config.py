@@ -112,7 +112,7 @@ class ArchConfig:
         minimal = {
             "input_sram_bytes": r,
             "weight_sram_bytes": r * c,
-            "acc_sram_bytes": c * 4,
+            "acc_sram_bytes": c * self.acc_word_bytes,
             "output_sram_bytes": c,
             "param_sram_bytes": c * PARAM_BYTES_PER_CHANNEL,
         }
@@ -127,6 +127,12 @@ class ArchConfig:
         value = getattr(self, name)
         if not lo <= value <= hi:
             raise ConfigError(f"arch config: {_FIELD_KEY[name]} = {value} must be in {lo}..{hi}")
+
+    @property
+    def acc_word_bytes(self) -> int:
+        """Bytes one accumulator takes in the accumulator scratchpad: a 32-bit word, or
+        ceil(acc_bits / 8) bytes when the accumulator is wider (FP8 and block-scaled weights)."""
+        return max(4, -(-self.acc_bits // 8))
 
     @property
     def macs_per_cycle(self) -> int:

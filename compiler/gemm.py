@@ -205,7 +205,7 @@ def plan_gemm(g: GemmKernel, arch: ArchConfig, in_bits: int = 8, out_bits: int =
     out_row = nt * out_bits / 8
     limits = [
         (arch.input_sram_bytes // 2, s.k * in_bits / 8, "sram.input_bytes", "input rows"),
-        (arch.acc_sram_bytes, 4 * nt, "sram.acc_bytes", "accumulator rows"),
+        (arch.acc_sram_bytes, arch.acc_word_bytes * nt, "sram.acc_bytes", "accumulator rows"),
         (arch.output_sram_bytes // 2, out_row + out_row / (s.pool * s.pool) if s.pool > 1
          else out_row, "sram.output_bytes", "output rows"),
     ]

@@ -75,7 +75,7 @@ def hazards(program: Program, arch: ArchConfig, timing: Timing | None = None) ->
     t = timing if timing is not None else schedule(program, arch)
     sizes = {"dram": program.dram_size, "input": arch.input_sram_bytes,
              "weight": arch.weight_sram_bytes, "output": arch.output_sram_bytes,
-             "param": arch.param_sram_bytes, "acc": arch.acc_sram_bytes // 4}
+             "param": arch.param_sram_bytes, "acc": arch.acc_sram_bytes // arch.acc_word_bytes}
     w_end = {m: np.full(n, -1, np.int64) for m, n in sizes.items()}
     w_who = {m: np.full(n, -1, np.int64) for m, n in sizes.items()}
     w_queue = {m: np.full(n, -1, np.int64) for m, n in sizes.items()}

@@ -54,7 +54,8 @@ class Machine:
             "output": np.zeros((batch, arch.output_sram_bytes), dtype=np.uint8),
             "param": np.zeros((batch, arch.param_sram_bytes), dtype=np.uint8),
         }
-        self.acc = np.zeros((batch, arch.acc_sram_bytes // 4), dtype=np.int64)
+        self.acc = np.zeros((batch, arch.acc_sram_bytes // arch.acc_word_bytes),
+                            dtype=np.int64)
         self.gemm_calls = {"blas": 0, "numba": 0}  # GEMMs run by each path
         self._init_dram()
 

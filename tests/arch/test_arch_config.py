@@ -103,3 +103,25 @@ def test_replace_revalidates():
         dataclasses.replace(default_arch(), array_rows=0)
     small = dataclasses.replace(default_arch(), array_rows=4, array_cols=4, weight_sram_bytes=32)
     assert small.weight_sram_bytes == 32
+
+
+def test_accumulators_wider_than_32_bits_take_whole_bytes_of_the_scratchpad():
+    """A 48-bit accumulator takes 6 bytes, so the same scratchpad holds fewer of them: the
+    simulator's accumulator memory and the hazard check size it in words, the compiler's tile
+    limit uses the same word."""
+    from qasic.isa.encoding import assemble
+    from qasic.isa.program import Program, Region
+    from qasic.sim.machine import Machine
+
+    narrow = default_arch()
+    wide = dataclasses.replace(narrow, acc_bits=48)
+    assert (narrow.acc_word_bytes, wide.acc_word_bytes) == (4, 6)
+    assert dataclasses.replace(narrow, acc_bits=33).acc_word_bytes == 5
+    assert dataclasses.replace(narrow, acc_bits=16).acc_word_bytes == 4  # 32-bit words at least
+    regions = (Region("x", 0, 16, "input", (1, 1, 16, 0)), Region("constants", 16, 0, "constants"))
+    program = Program(tuple(assemble("END")), (0,), b"", regions)
+    assert Machine(program, wide, batch=1).acc.shape[1] == narrow.acc_sram_bytes // 6
+    assert Machine(program, narrow, batch=1).acc.shape[1] == narrow.acc_sram_bytes // 4
+    cols = narrow.array_cols
+    with pytest.raises(ConfigError, match="sram.acc_bytes"):
+        dataclasses.replace(narrow, acc_bits=48, acc_sram_bytes=2 * cols * 4)
