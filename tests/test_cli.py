@@ -175,6 +175,6 @@ def test_fp8_activations_and_block_formats_from_the_command_line(tmp_path, capsy
 def test_qat_from_the_command_line(capsys):
     assert main(["quantize", "--bits", "2", "--qat", "2", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
-    assert record["accuracy"] > 0.9 and record["fp32_accuracy"] > 0.99  # the original fp32
+    assert record["accuracy"] > 0.9 and record["fp32_accuracy"] > 0.98  # the original fp32
     assert main(["quantize", "--qat", "-1"]) == 1
     assert "epochs = -1" in _err(capsys)
