@@ -3,8 +3,9 @@
 Policies: ``uniform`` (the widest single width that fits the budget), and ``hawq``, ``lim``,
 ``zd``, ``measured`` (scores from ``qasic.quant.sensitivity``, allocated exactly by
 ``qasic.quant.allocate``; 'measured' then re-measures each layer around the allocation it picked
-and allocates again). A built-in model's sensitivities are scored on its validation split, held
-out of training and test.
+and moves to a new allocation when that is significantly better, ``refine_measured``). A
+built-in model's sensitivities are scored on its validation split, held out of training and
+test.
 
 Budgets are ``KEY=VALUE``; the key names the metric and the unit:
 
@@ -33,7 +34,7 @@ import numpy as np
 from qasic.errors import ConfigError
 from qasic.quant.allocate import allocate, make_choices
 from qasic.quant.fgraph import FGraph
-from qasic.quant.sensitivity import CANDIDATE_BITS, METHODS, check_bits, measured_loss
+from qasic.quant.sensitivity import CANDIDATE_BITS, METHODS, check_bits, measured_losses
 
 POLICIES = ("uniform", *METHODS)
 METRICS = ("size", "energy", "cycles")
@@ -48,6 +49,7 @@ BUDGET_KEYS: dict[str, tuple[str, float | None]] = {
     "cycles": ("cycles", 1.0),
 }
 MEASURED_ROUNDS = 4  # re-measurements of the 'measured' policy (it usually settles in 2)
+MOVE_SIGMAS = 2.0    # standard errors a re-allocation must gain to replace the current one
 EXAMPLE = "e.g. avg_bits=3, size_kib=4, energy_nj=2300 or cycles=7200"
 
 
@@ -161,19 +163,25 @@ def plan_budgets(graph: FGraph, calibration: Any, policy: str,
 def refine_measured(graph: FGraph, x: Any, labels: Any, bits: tuple[int, ...],
                     costs: Mapping[str, Mapping[int, float]], limit: float,
                     first: Mapping[str, int], rounds: int = MEASURED_ROUNDS) -> dict[str, int]:
-    """Per-layer losses do not add: re-measure each layer's loss with the others at the
-    allocation just picked, allocate again, and stop when an allocation repeats or after
-    ``rounds``; return the visited allocation with the lowest measured loss (all fit)."""
-    seen: dict[tuple, float] = {}
+    """Per-layer losses do not add: re-measure each layer's loss with the others at the current
+    allocation and allocate again (within the same limit). The new allocation replaces the
+    current one only when its measured loss is lower by more than MOVE_SIGMAS standard errors
+    of the per-sample differences (the same samples, paired): validation noise must not pick
+    a cheaper allocation that is no better. Stops at the first move refused or after
+    ``rounds``."""
     current = dict(first)
+    losses = measured_losses(graph, x, current)
     for _ in range(rounds):
-        key = tuple(sorted(current.items()))
-        if key in seen:
-            break
-        seen[key] = measured_loss(graph, x, labels, current)
         scores = METHODS["measured"](graph, x, labels, bits=bits, context=current)
-        current = allocate(make_choices(scores, costs), limit).bits
-    return dict(min(seen, key=seen.__getitem__))
+        candidate = allocate(make_choices(scores, costs), limit).bits
+        if candidate == current:
+            break
+        new = measured_losses(graph, x, candidate)
+        diff = new - losses
+        if diff.mean() + MOVE_SIGMAS * diff.std(ddof=1) / math.sqrt(len(diff)) >= 0:
+            break
+        current, losses = candidate, new
+    return current
 
 
 def _check_policy(policy: str, budget: Budget, metric: str | None) -> None:

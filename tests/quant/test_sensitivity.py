@@ -122,22 +122,33 @@ def test_lim_compares_a_block_input_with_the_next_layers_input(tiny, graph):
     assert abs(lims["0"] - S.lim(x.double().numpy(), pre)) > 1e-3
 
 
-def test_measured_is_the_loss_increase_of_one_fake_quantized_layer(tiny, graph):
+def test_measured_is_the_kl_divergence_from_fp32_of_one_fake_quantized_layer(tiny, graph):
     model, x, y = tiny
     scores = S.measured_sensitivity(graph, x, y.numpy(), bits=(2, 8))
+    assert scores == S.measured_sensitivity(graph, x, bits=(2, 8))  # labels are not used
     xd = x.double()
     w2, b2 = model[2].weight.double(), model[2].bias.double()
 
-    def loss(w0):
+    def logits(w0):
         hidden = F.relu(F.linear(xd, w0, model[0].bias.double()))
-        return F.cross_entropy(F.linear(hidden, w2, b2), y).item()
+        return F.linear(hidden, w2, b2)
 
     with torch.no_grad():
         w0 = graph.node("0").params["weight"]
+        fp32 = F.log_softmax(logits(torch.from_numpy(w0)), dim=1)
         for bits in (2, 8):
-            q = torch.from_numpy(S.dequantized_weight(w0, bits))
-            expect = loss(q) - loss(torch.from_numpy(w0))
+            q = F.log_softmax(logits(torch.from_numpy(S.dequantized_weight(w0, bits))), dim=1)
+            expect = F.kl_div(q, fp32, log_target=True, reduction="batchmean").item()
             assert scores["0"][bits] == pytest.approx(expect, rel=1e-9, abs=1e-12)
+    assert scores["0"][2] > scores["0"][8] > 0
+
+
+def test_kl_divergence_by_hand():
+    p = np.log(np.array([[0.5, 0.5], [0.9, 0.1]]))
+    q = np.log(np.array([[0.5, 0.5], [0.5, 0.5]]))
+    expect = 0.9 * np.log(0.9 / 0.5) + 0.1 * np.log(0.1 / 0.5)
+    np.testing.assert_allclose(S.kl_divergence(p, q), [0.0, expect], atol=1e-12)
+    np.testing.assert_allclose(S.kl_divergence(p + 3.0, p), [0.0, 0.0], atol=1e-12)
 
 
 def test_measured_in_context_quantizes_the_other_layers(tiny, graph):
@@ -146,15 +157,15 @@ def test_measured_in_context_quantizes_the_other_layers(tiny, graph):
     labels = y.numpy()
     context = {"0": 4, "2": 3}
     scores = S.measured_sensitivity(graph, x, labels, bits=(2, 8), context=context)
-    base = S.measured_loss(graph, x, labels, context)
+    base = S.measured_loss(graph, x, context)
     for b in (2, 8):
         assert scores["0"][b] == pytest.approx(
-            S.measured_loss(graph, x, labels, {"0": b, "2": 3}) - base, abs=1e-12)
+            S.measured_loss(graph, x, {"0": b, "2": 3}) - base, abs=1e-12)
         assert scores["2"][b] == pytest.approx(
-            S.measured_loss(graph, x, labels, {"0": 4, "2": b}) - base, abs=1e-12)
+            S.measured_loss(graph, x, {"0": 4, "2": b}) - base, abs=1e-12)
     float_scores = S.measured_sensitivity(graph, x, labels, bits=(2,))
-    assert float_scores["0"][2] == pytest.approx(S.measured_loss(graph, x, labels, {"0": 2})
-                                                 - S.measured_loss(graph, x, labels, {}))
+    assert S.measured_loss(graph, x, {}) == 0.0  # the fp32 model itself
+    assert float_scores["0"][2] == pytest.approx(S.measured_loss(graph, x, {"0": 2}))
     assert scores["0"][2] != pytest.approx(float_scores["0"][2])
     with pytest.raises(ConfigError, match=r"context names layers \['0'\]; give bits for "
                                           r"exactly 0, 2"):
