@@ -186,6 +186,9 @@ def test_policy_and_metric_errors(cnn):
         plan_bits(graph, trained.calibration, "hawq", "avg_bits=3", metric="energy")
     with pytest.raises(ConfigError, match="candidate bits"):
         plan_bits(graph, trained.calibration, "hawq", "avg_bits=3", candidate_bits=(1, 4))
+    with pytest.raises(ConfigError, match=r"^budgets avg_bits=3, cycles=7000 mix metrics; give "
+                                          r"one kind$"):
+        plan_budgets(graph, trained.calibration, "hawq", ["avg_bits=3", "cycles=7000"])
 
 
 def test_cli_policy_end_to_end(tmp_path, capsys):
