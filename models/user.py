@@ -56,13 +56,15 @@ def _load_exported(path: Path) -> Any:
     return torch.export.load(str(path))
 
 
-DATA_FORM = "an .npz with 'calibration' (float, model layout) and optional 'test_x', 'test_y'"
+DATA_FORM = ("an .npz with 'calibration' (float, model layout), optional 'test_x', 'test_y' and "
+             "optional 'val_x', 'val_y' (held-out samples the mixed-precision policies score on)")
 
 
 def user_trained_model(spec: str, data_path: str | Path | None) -> Any:
     """A user model with the user's data, in the shape of the built-in models (TrainedModel).
 
-    ``data_path`` is {DATA_FORM}; without test data, accuracy is NaN.
+    ``data_path`` is {DATA_FORM}; without test data, accuracy is NaN; without validation
+    data, policies score on the calibration batch with the model's own predictions as labels.
     """
     import numpy as np
     import torch
@@ -80,9 +82,12 @@ def user_trained_model(spec: str, data_path: str | Path | None) -> Any:
     test_x = data.get("test_x", calib[:0]).astype(np.float32)
     test_y = data.get("test_y", np.zeros(len(test_x), dtype=np.int64)).astype(np.int64)
     acc = float_accuracy(module, test_x, test_y) if len(test_x) else float("nan")
+    val_x = data["val_x"].astype(np.float32) if "val_x" in data else None
+    val_y = data["val_y"].astype(np.int64) if "val_y" in data else None
     return TrainedModel(name=Path(spec.rpartition(":")[0] or spec).stem, module=module,
                         example_input=torch.from_numpy(calib[:1].copy()), calibration=calib,
-                        test_inputs=test_x, test_labels=test_y, fp32_accuracy=acc)
+                        test_inputs=test_x, test_labels=test_y, fp32_accuracy=acc,
+                        validation_inputs=val_x, validation_labels=val_y)
 
 
 def _load_data(path: Path) -> dict:
@@ -98,6 +103,10 @@ def _load_data(path: Path) -> dict:
     if "calibration" not in data:
         raise ConfigError(f"data file {path} has no 'calibration' array (has: "
                           f"{', '.join(data) or 'none'}); expected {DATA_FORM}")
-    if ("test_x" in data) != ("test_y" in data):
-        raise ConfigError(f"data file {path}: give both 'test_x' and 'test_y' or neither")
+    for x, y in (("test_x", "test_y"), ("val_x", "val_y")):
+        if (x in data) != (y in data):
+            raise ConfigError(f"data file {path}: give both {x!r} and {y!r} or neither")
+        if x in data and len(data[x]) != len(data[y]):
+            raise ConfigError(f"data file {path}: {x!r} has {len(data[x])} samples and {y!r} "
+                              f"{len(data[y])}; give one label per sample")
     return data

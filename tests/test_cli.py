@@ -131,6 +131,40 @@ def test_user_model_file_factory_compiles_and_simulates(tmp_path, capsys):
     assert "--data" in _err(capsys)
 
 
+def test_user_model_validation_split_is_what_policies_score_on(tmp_path, capsys):
+    import numpy as np
+
+    from qasic.models.user import user_trained_model
+
+    src = tmp_path / "tiny.py"
+    src.write_text("import torch\n"
+                   "def make():\n"
+                   "    torch.manual_seed(0)\n"
+                   "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8),\n"
+                   "        torch.nn.ReLU(), torch.nn.Linear(8, 3))\n")
+    rng = np.random.default_rng(0)
+    x = rng.random((48, 1, 4, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 48)
+    spec = f"{src}:make"
+    with_val = tmp_path / "v.npz"
+    np.savez(with_val, calibration=x[:32], val_x=x[32:], val_y=y[32:])
+    inputs, labels = user_trained_model(spec, with_val).scoring_data()
+    assert np.array_equal(inputs, x[32:]) and np.array_equal(labels, y[32:])
+    plain = tmp_path / "p.npz"
+    np.savez(plain, calibration=x[:32])
+    inputs, labels = user_trained_model(spec, plain).scoring_data()
+    assert np.array_equal(inputs, x[:32]) and labels is None
+    assert main(["quantize", "--model", spec, "--data", str(with_val), "--policy", "measured",
+                 "--budget", "avg_bits=3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["avg_weight_bits"] <= 3
+    for bad, message in [({"val_x": x[32:]}, "give both 'val_x' and 'val_y' or neither"),
+                         ({"val_x": x[32:], "val_y": y[:3]},
+                          "'val_x' has 16 samples and 'val_y' 3; give one label per sample")]:
+        np.savez(tmp_path / "b.npz", calibration=x[:32], **bad)
+        assert main(["quantize", "--model", spec, "--data", str(tmp_path / "b.npz")]) == 1
+        assert message in _err(capsys)
+
+
 def test_formats_and_sweep_from_the_command_line(tmp_path, capsys):
     assert main(["quantize", "--format", "conv1=fp8_e4m3,fc=nf4_pc", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
