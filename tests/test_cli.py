@@ -104,21 +104,24 @@ def test_debug_shows_traceback():
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+def user_factory(tmp_path, layers: str) -> str:
+    """A ``file.py:make`` model spec whose factory returns a seeded nn.Sequential(layers)."""
+    src = tmp_path / "tiny.py"
+    src.write_text(f"import torch\ndef make():\n    torch.manual_seed(0)\n"
+                   f"    return torch.nn.Sequential({layers})\n")
+    return f"{src}:make"
+
+
 def test_user_model_file_factory_compiles_and_simulates(tmp_path, capsys):
     import numpy as np
 
-    src = tmp_path / "tiny.py"
-    src.write_text("import torch\n"
-                   "def make():\n"
-                   "    torch.manual_seed(0)\n"
-                   "    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1),\n"
-                   "        torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(64, 3))\n")
+    spec = user_factory(tmp_path, "torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), "
+                                  "torch.nn.Flatten(), torch.nn.Linear(64, 3)")
     rng = np.random.default_rng(0)
     x = rng.random((40, 1, 4, 4)).astype(np.float32)
     data = tmp_path / "d.npz"
     np.savez(data, calibration=x[:32], test_x=x[32:], test_y=rng.integers(0, 3, 8))
     prog = tmp_path / "tiny.qasic"
-    spec = f"{src}:make"
     assert main(["compile", "--model", spec, "--data", str(data), "--bits", "4",
                  "--out", str(prog)]) == 0
     np.save(tmp_path / "x.npy", x[32:])
@@ -136,16 +139,11 @@ def test_user_model_validation_split_is_what_policies_score_on(tmp_path, capsys)
 
     from qasic.models.user import user_trained_model
 
-    src = tmp_path / "tiny.py"
-    src.write_text("import torch\n"
-                   "def make():\n"
-                   "    torch.manual_seed(0)\n"
-                   "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8),\n"
-                   "        torch.nn.ReLU(), torch.nn.Linear(8, 3))\n")
+    spec = user_factory(tmp_path, "torch.nn.Flatten(), torch.nn.Linear(16, 8), "
+                                  "torch.nn.ReLU(), torch.nn.Linear(8, 3)")
     rng = np.random.default_rng(0)
     x = rng.random((48, 1, 4, 4)).astype(np.float32)
     y = rng.integers(0, 3, 48)
-    spec = f"{src}:make"
     with_val = tmp_path / "v.npz"
     np.savez(with_val, calibration=x[:32], val_x=x[32:], val_y=y[32:])
     inputs, labels = user_trained_model(spec, with_val).scoring_data()
