@@ -154,13 +154,13 @@ def plan_budgets(graph: FGraph, calibration: Any, policy: str,
         else:
             chosen = allocate(choices, limit).bits
             if policy == "measured":
-                chosen = refine_measured(graph, x, labels, bits, costs, limit, chosen)
+                chosen = refine_measured(graph, x, bits, costs, limit, chosen)
         cost = fixed + sum(costs[name][w] for name, w in chosen.items())
         plans.append(Plan(policy, b, chosen, cost, avg_weight_bits(graph, chosen)))
     return plans
 
 
-def refine_measured(graph: FGraph, x: Any, labels: Any, bits: tuple[int, ...],
+def refine_measured(graph: FGraph, x: Any, bits: tuple[int, ...],
                     costs: Mapping[str, Mapping[int, float]], limit: float,
                     first: Mapping[str, int], rounds: int = MEASURED_ROUNDS) -> dict[str, int]:
     """Per-layer losses do not add: re-measure each layer's loss with the others at the current
@@ -172,7 +172,7 @@ def refine_measured(graph: FGraph, x: Any, labels: Any, bits: tuple[int, ...],
     current = dict(first)
     losses = measured_losses(graph, x, current)
     for _ in range(rounds):
-        scores = METHODS["measured"](graph, x, labels, bits=bits, context=current)
+        scores = METHODS["measured"](graph, x, bits=bits, context=current)
         candidate = allocate(make_choices(scores, costs), limit).bits
         if candidate == current:
             break

@@ -109,13 +109,13 @@ def test_measured_refines_around_its_allocation(cnn):
     costs, _ = layer_costs(graph, trained.calibration, "size", CANDIDATE_BITS)
     limit = 3.0 * weight_params(graph)
     first = allocate(make_choices(METHODS["measured"](graph, x, labels), costs), limit).bits
-    best = refine_measured(graph, x, labels, CANDIDATE_BITS, costs, limit, first)
+    best = refine_measured(graph, x, CANDIDATE_BITS, costs, limit, first)
     assert sum(costs[k][b] for k, b in best.items()) <= limit
     assert measured_loss(graph, x, best) <= measured_loss(graph, x, first)
     if best != first:
         d = measured_losses(graph, x, best) - measured_losses(graph, x, first)
         assert d.mean() + MOVE_SIGMAS * d.std(ddof=1) / np.sqrt(len(d)) < 0
-    assert refine_measured(graph, x, labels, CANDIDATE_BITS, costs, limit, first,
+    assert refine_measured(graph, x, CANDIDATE_BITS, costs, limit, first,
                            rounds=0) == first
     plan = plan_bits(graph, trained.calibration, "measured", "avg_bits=3",
                      scoring=(x, labels))
