@@ -24,9 +24,8 @@ from qasic.quant.weights import hardware_format, quantize_weights
 from qasic.sim.energy import EnergyModel
 
 WEIGHT_FORMATS = ("int8", "int4", "int2", "int4_asym", "int4_asym_pc", "int4_asym_g32",
-                  "int4_g32", "fp8_e4m3", "fp8_e5m2",
-                  "fp6_e3m2",
-                  "fp6_e2m3", "fp4_e2m1", "fp4_e2m1_g32", "mxfp8_e4m3", "mxfp6_e2m3", "mxfp4",
+                  "int4_g32", "fp8_e4m3", "fp8_e5m2", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1",
+                  "fp4_e2m1_g32", "mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp4",
                   "nf4", "nf4_pc", "nupes4")
 ACTIVATIONS = ("int8", "int4", "fp8_e4m3")
 SHAPE = (64, 288)  # (out channels, K): a 3x3x32 conv
