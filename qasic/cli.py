@@ -43,9 +43,19 @@ def _arch(args):
     return load_arch(args.arch)
 
 
+def _trained(args):
+    """The built-in or user model the arguments name (TrainedModel)."""
+    from qasic.models import get_model
+
+    if ":" in args.model or args.model.endswith(".pt2"):
+        from qasic.models.user import user_trained_model
+
+        return user_trained_model(args.model, args.data)
+    return get_model(args.model, seed=args.seed, progress=_progress)
+
+
 def _quantized(args):
     from qasic.flow import quantize_model
-    from qasic.models import get_model
     from qasic.quant import QuantConfig
 
     budget = _check_policy_args(args)
@@ -53,12 +63,7 @@ def _quantized(args):
                          activation_bits=args.act_bits, activation_observer=args.observer,
                          weight_format=parse_formats(args.format),
                          activation_format=args.act_format)
-    if ":" in args.model or args.model.endswith(".pt2"):
-        from qasic.models.user import user_trained_model
-
-        trained = user_trained_model(args.model, args.data)
-    else:
-        trained = get_model(args.model, seed=args.seed, progress=_progress)
+    trained = _trained(args)
     if budget is not None:
         from qasic.policies import choose_bits
 
@@ -124,6 +129,8 @@ def cmd_demo(args) -> int:
 
 
 def cmd_quantize(args) -> int:
+    if args.pareto:
+        return _pareto(args)
     trained, graph = _quantized(args)
     summary = _bits_summary(args, trained, graph)
     record = {"model": args.model, "fp32_accuracy": trained.fp32_accuracy, **summary,
@@ -138,6 +145,48 @@ def cmd_quantize(args) -> int:
         acts = f"A{args.act_bits}" if args.act_format == "int" else args.act_format
         print(f"{args.model} {formats} {acts}: accuracy {summary['accuracy']:.2%} "
               f"(fp32 {trained.fp32_accuracy:.2%})")
+    return 0
+
+
+def _pareto(args) -> int:
+    """quantize --pareto: every allocation of the policy's Pareto set under the budget, each
+    quantized and scored on the golden reference."""
+    from qasic.flow import quantize_model
+    from qasic.policies import pareto_plans, weight_params
+    from qasic.quant import QuantConfig, capture
+    from qasic.quant.evaluate import accuracy
+
+    budget = _check_policy_args(args)
+    if budget is None:
+        raise ConfigError("--pareto needs --policy and --budget, e.g. --policy hawq "
+                          "--budget avg_bits=4 (the set runs up to the budget)")
+    trained = _trained(args)
+    graph = capture(trained.module, trained.example_input, trained.name)
+    _progress(f"Pareto set: policy {args.policy}, budget {budget}")
+    plans = pareto_plans(graph, trained.calibration, args.policy, budget,
+                         arch=_arch(args) if getattr(args, "arch", None) else None,
+                         scoring=trained.scoring_data())
+    records = []
+    for i, plan in enumerate(plans, 1):
+        config = QuantConfig(weight_bits=plan.bits, activation_bits=args.act_bits,
+                             activation_observer=args.observer,
+                             activation_format=args.act_format)
+        acc = (accuracy(quantize_model(trained, config), trained.test_inputs,
+                        trained.test_labels) if len(trained.test_labels) else float("nan"))
+        records.append({"model": args.model, "policy": args.policy, "budget": str(budget),
+                        "weight_bits": plan.bits, "avg_weight_bits": plan.avg_weight_bits,
+                        budget.key: budget.in_key_units(plan.cost, weight_params(graph)),
+                        "predicted_sensitivity": plan.sensitivity, "accuracy": acc})
+        _progress(f"[{i}/{len(plans)}] " + " ".join(f"{k}={b}" for k, b in plan.bits.items())
+                  + f": accuracy {acc:.2%}")
+    if args.json:
+        print(json.dumps(records, indent=2))
+    else:
+        for r in records:
+            bits = " ".join(f"{k}={b}" for k, b in r["weight_bits"].items())
+            avg = f"avg_bits={r['avg_weight_bits']:.3g}"
+            cost = avg if budget.key == "avg_bits" else f"{budget.key}={r[budget.key]:.4g} {avg}"
+            print(f"{cost} {bits}: accuracy {r['accuracy']:.2%}")
     return 0
 
 
@@ -300,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("quantize", help="quantize a model and score it on the golden reference")
     model_args(sp)
     policy_args(sp)
+    sp.add_argument("--pareto", action="store_true",
+                    help="with --policy/--budget: list the policy's whole Pareto set up to the "
+                    "budget, each point scored")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_quantize)
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from qasic.errors import ConfigError
-from qasic.quant.allocate import allocate, make_choices
+from qasic.quant.allocate import allocate, frontier, make_choices
 from qasic.quant.fgraph import FGraph
 from qasic.quant.sensitivity import CANDIDATE_BITS, METHODS, check_bits, measured_losses
 
@@ -80,6 +80,7 @@ class Plan:
     bits: dict[str, int]   # layer -> weight bits
     cost: float            # predicted total, in the metric's base unit (constant part included)
     avg_weight_bits: float
+    sensitivity: float | None = None  # predicted total, on a Pareto set (``pareto_plans``)
 
 
 def parse_budget(text: str) -> Budget:
@@ -129,6 +130,53 @@ def plan_budgets(graph: FGraph, calibration: Any, policy: str,
     None) is what the sensitivities are measured on (default: the calibration batch, the float
     model's predictions as labels). 'measured' re-measures around each allocation it picks
     (``refine_measured``)."""
+    s = _setup(graph, calibration, policy, budgets, metric, candidate_bits, arch, scoring)
+    plans = []
+    for b in s.budgets:
+        limit = b.base(s.params) - s.fixed
+        if policy == "uniform":
+            chosen = _uniform(s.costs, s.bits, limit)
+        else:
+            chosen = allocate(s.choices, limit).bits
+            if policy == "measured":
+                chosen = refine_measured(graph, s.x, s.bits, s.costs, limit, chosen)
+        plans.append(_plan(graph, policy, b, chosen, s))
+    return plans
+
+
+def pareto_plans(graph: FGraph, calibration: Any, policy: str, budget: str | Budget,
+                 metric: str | None = None, candidate_bits: Iterable[int] = CANDIDATE_BITS,
+                 arch: Any = None, scoring: tuple[Any, Any] | None = None) -> list[Plan]:
+    """The Pareto set the allocator chooses from: every allocation whose cost fits ``budget``
+    and that no cheaper one matches in total sensitivity, by increasing cost (HAWQ-V3's
+    trade-off curve; ``budget`` bounds it). 'uniform': each single width that fits. 'measured':
+    the set of its first scores, measured around the float model (``plan_bits`` refines
+    around one budget's choice). ``Plan.sensitivity`` is the predicted total."""
+    s = _setup(graph, calibration, policy, [budget], metric, candidate_bits, arch, scoring)
+    limit = s.budgets[0].base(s.params) - s.fixed
+    if policy == "uniform":
+        fits = [b for b in s.bits if sum(c[b] for c in s.costs.values()) <= limit]
+        return [_plan(graph, policy, s.budgets[0], dict.fromkeys(s.costs, b), s) for b in fits]
+    return [_plan(graph, policy, s.budgets[0], a.bits, s, a.sensitivity)
+            for a in frontier(s.choices, limit)]
+
+
+@dataclass(frozen=True)
+class _Setup:
+    budgets: list[Budget]
+    bits: tuple[int, ...]
+    costs: dict[str, dict[int, float]]
+    fixed: float
+    params: int
+    x: Any
+    choices: dict | None  # None for 'uniform'
+
+
+def _setup(graph: FGraph, calibration: Any, policy: str, budgets: Sequence[str | Budget],
+           metric: str | None, candidate_bits: Iterable[int], arch: Any,
+           scoring: tuple[Any, Any] | None) -> _Setup:
+    """Budgets checked (one metric, each reachable), costs per layer and width, and the
+    policy's (sensitivity, cost) choices."""
     budgets = [b if isinstance(b, Budget) else parse_budget(b) for b in budgets]
     if len({b.metric for b in budgets}) > 1:
         raise ConfigError(f"budgets {', '.join(map(str, budgets))} mix metrics; give one kind")
@@ -144,20 +192,15 @@ def plan_budgets(graph: FGraph, calibration: Any, policy: str,
                               f"bits {','.join(map(str, bits))} is "
                               f"{b.key}={b.in_key_units(least + fixed, params):.4g}")
     x, labels = scoring if scoring is not None else (calibration, None)
-    if policy != "uniform":
-        choices = make_choices(METHODS[policy](graph, x, labels, bits=bits), costs)
-    plans = []
-    for b in budgets:
-        limit = b.base(params) - fixed
-        if policy == "uniform":
-            chosen = _uniform(costs, bits, limit)
-        else:
-            chosen = allocate(choices, limit).bits
-            if policy == "measured":
-                chosen = refine_measured(graph, x, bits, costs, limit, chosen)
-        cost = fixed + sum(costs[name][w] for name, w in chosen.items())
-        plans.append(Plan(policy, b, chosen, cost, avg_weight_bits(graph, chosen)))
-    return plans
+    choices = (None if policy == "uniform"
+               else make_choices(METHODS[policy](graph, x, labels, bits=bits), costs))
+    return _Setup(budgets, bits, costs, fixed, params, x, choices)
+
+
+def _plan(graph: FGraph, policy: str, budget: Budget, chosen: dict[str, int], s: _Setup,
+          sensitivity: float | None = None) -> Plan:
+    cost = s.fixed + sum(s.costs[name][w] for name, w in chosen.items())
+    return Plan(policy, budget, chosen, cost, avg_weight_bits(graph, chosen), sensitivity)
 
 
 def refine_measured(graph: FGraph, x: Any, bits: tuple[int, ...],

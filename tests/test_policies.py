@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -13,6 +14,7 @@ from qasic.policies import (
     avg_weight_bits,
     choose_bits,
     layer_costs,
+    pareto_plans,
     parse_budget,
     plan_bits,
     plan_budgets,
@@ -178,6 +180,27 @@ def test_budget_syntax():
         assert "\n" not in str(e.value) and repr(bad) in str(e.value)
 
 
+@pytest.mark.parametrize("policy", ["hawq", "measured", "uniform"])
+def test_pareto_set_runs_up_to_the_budget_and_holds_the_plan(cnn, policy):
+    """By increasing cost, strictly decreasing predicted sensitivity; the allocator's choice for
+    the budget is its last point (for 'measured', before the refinement around it)."""
+    trained, graph = cnn
+    scoring = trained.scoring_data()
+    plans = pareto_plans(graph, trained.calibration, policy, "avg_bits=3.5", scoring=scoring)
+    costs = [p.cost for p in plans]
+    assert costs == sorted(costs) and len(set(costs)) == len(costs)
+    assert all(p.avg_weight_bits <= 3.5 for p in plans)
+    if policy == "uniform":
+        assert [set(p.bits.values()) for p in plans] == [{2}, {3}]
+        return
+    sens = [p.sensitivity for p in plans]
+    assert all(a > b for a, b in itertools.pairwise(sens))
+    assert plans[0].bits == dict.fromkeys(["conv1", "conv2", "fc"], 2)  # the cheapest
+    if policy == "hawq":
+        assert plans[-1].bits == plan_bits(graph, trained.calibration, policy, "avg_bits=3.5",
+                                           scoring=scoring).bits
+
+
 def test_policy_and_metric_errors(cnn):
     trained, graph = cnn
     with pytest.raises(ConfigError, match="policy 'greedy' is unknown: allowed uniform, hawq"):
@@ -203,6 +226,17 @@ def test_cli_policy_end_to_end(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("digits_cnn uniform energy_nj=2300: conv1=2 conv2=2 fc=2 ")
     assert "accuracy" in lines[0] and out.exists()
+
+
+def test_cli_pareto_set(capsys):
+    assert main(["quantize", "--policy", "zd", "--budget", "avg_bits=3", "--pareto",
+                 "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert len(records) > 3 and all(r["avg_weight_bits"] <= 3 for r in records)
+    assert records[0]["weight_bits"] == {"conv1": 2, "conv2": 2, "fc": 2}
+    assert all(0.5 < r["accuracy"] <= 1 and r["predicted_sensitivity"] >= 0 for r in records)
+    assert main(["quantize", "--pareto"]) == 1
+    assert "--pareto needs --policy and --budget" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [
