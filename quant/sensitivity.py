@@ -301,9 +301,10 @@ def measured_sensitivity(model: Any, calibration: Any, labels: Any = None,
                           f"{', '.join(names)}")
     reference = run_float(graph, x)
     around: dict[str, int | None] = dict(context) if context else dict.fromkeys(names)
+    weights: dict[tuple[str, int], np.ndarray] = {}  # Q_b(W) once per (layer, bits)
 
     def loss(widths: Mapping[str, int | None]) -> float:
-        return float(np.mean(_divergences(graph, x, reference, widths, clipping)))
+        return float(np.mean(_divergences(graph, x, reference, widths, clipping, weights)))
 
     base = loss(around)
     return {name: {b: loss({**around, name: b}) - base for b in bits} for name in names}
@@ -326,12 +327,18 @@ def measured_loss(model: Any, calibration: Any, widths: Mapping[str, int],
 
 
 def _divergences(graph: FGraph, x: np.ndarray, reference: np.ndarray,
-                 widths: Mapping[str, int | None], clipping: str) -> np.ndarray:
+                 widths: Mapping[str, int | None], clipping: str,
+                 cache: dict[tuple[str, int], np.ndarray] | None = None) -> np.ndarray:
+    """KL of each sample's outputs from ``reference`` with the layers of ``widths`` at their
+    bits; ``cache`` keeps Q_b(W) across calls (the clipping search is not free)."""
+    cache = {} if cache is None else cache
     quantized = graph
     for name, b in widths.items():
         if b is not None:
-            w = graph.node(name).params["weight"]
-            quantized = with_weight(quantized, name, dequantized_weight(w, b, clipping))
+            if (name, b) not in cache:
+                w = graph.node(name).params["weight"]
+                cache[name, b] = dequantized_weight(w, b, clipping)
+            quantized = with_weight(quantized, name, cache[name, b])
     return kl_divergence(reference, run_float(quantized, x))
 
 
