@@ -216,6 +216,9 @@ def _compare(p: Mapping[str, Any], rivals: Sequence[Mapping[str, Any]]) -> dict:
              "activation_format": p["activation_format"], "budget": p["budget"],
              "avg_weight_bits": p["avg_weight_bits"], "accuracy": p["accuracy"],
              "randoms": len(rivals), "dominated": len(wins),
+             "wins": sum(p["accuracy"] > r["accuracy"] for r in rivals),
+             "ties": sum(p["accuracy"] == r["accuracy"] for r in rivals),
+             "losses": sum(p["accuracy"] < r["accuracy"] for r in rivals),
              "fraction": len(wins) / len(rivals) if rivals else None,
              "dominates": len(wins) == len(rivals) if rivals else None,
              "margin": None if best is None else p["accuracy"] - best,
@@ -237,6 +240,34 @@ def _compare(p: Mapping[str, Any], rivals: Sequence[Mapping[str, Any]]) -> dict:
         entry["dominates_statistically"] = (entry["at_least_median"]
                                             and entry["significant_losses"] == 0)
     return entry
+
+
+def front_tests(entries: Sequence[Mapping[str, Any]]) -> list[dict]:
+    """Each policy's front (one model, activation format and policy, every budget) against the
+    random assignments at the same budgets, as a population: LayerwiseQuant's own claim is that
+    its ordering beats "no specific ordering", and HAWQ's that the Hessian beats chance.
+
+    Every (budget, random point) pair is a win (the policy more accurate), a tie or a loss. The
+    random points are independent draws, so given the policy's points the wins are Binomial; the
+    front dominates the random assignments when wins outnumber losses significantly (exact
+    one-sided sign test, p < ALPHA) and no cell has the policy below its median random point.
+    Unlike the best of N draws, which with enough draws finds the optimum that no heuristic can
+    beat on a noisy test split, this reading does not depend on how many points are drawn.
+    ``entries`` are ``dominance`` entries, which must carry ``wins``/``ties``/``losses``."""
+    rows: dict[tuple, list] = {}
+    for e in entries:
+        if e["randoms"]:
+            rows.setdefault((e["model"], e["activation_format"], e["policy"]), []).append(e)
+    out = []
+    for (model, act, policy), es in rows.items():
+        wins, ties, losses = (sum(e[k] for e in es) for k in ("wins", "ties", "losses"))
+        p = sign_test(wins, wins + losses)
+        below = sorted(e["budget"] for e in es if e["at_least_median"] is False)
+        out.append({"model": model, "activation_format": act, "policy": policy,
+                    "wins": wins, "ties": ties, "losses": losses, "p_value": p,
+                    "budgets_below_median": below,
+                    "dominates": bool(p < ALPHA and not below)})
+    return out
 
 
 def holm_rejections(p_values: Sequence[float], m: int, alpha: float = ALPHA) -> int:
@@ -284,6 +315,17 @@ def summary(entries: Sequence[Mapping[str, Any]]) -> str:
     lines.append(f"at least the median random point, none significantly better (Holm, "
                  f"alpha {ALPHA:g}): {sum(e['dominates_statistically'] for e in stat)} of "
                  f"{len(stat)}")
+    fronts = front_tests(entries)
+    lines.append("fronts against the random assignments (wins/ties/losses over every budget's "
+                 "random points, sign test; '<' lists budgets below the median random point):")
+    for f in fronts:
+        below = ",".join(f"{b:g}" for b in f["budgets_below_median"])
+        lines.append(f"  {f['model']:12s} {f['activation_format']:5s} {f['policy']:9s} "
+                     f"{f['wins']:3d}/{f['ties']:2d}/{f['losses']:2d}  p={f['p_value']:.1e}"
+                     + (f"  < {below}" if below else "")
+                     + ("  dominates" if f["dominates"] else "  does not dominate"))
+    lines.append(f"fronts that dominate the random assignments (p < {ALPHA:g}, no budget below "
+                 f"the median): {sum(f['dominates'] for f in fronts)} of {len(fronts)}")
     return "\n".join(lines)
 
 
