@@ -63,7 +63,7 @@ def test_every_format_runs_bit_exact_on_the_default_model():
     x, y = t.test_inputs[:64], t.test_labels[:64]
     widths = {}
     for fmt in ("fp8_e4m3", "fp6_e2m3", "fp4_e2m1", "nf4_pc", "nupes4", "mxfp4", "int4_g32", "nf4",
-                "mxfp6_e2m3", "int4_asym", "int4_asym_g32", "fp8_e5m2", "mxfp8_e5m2"):
+                "mxfp6_e2m3", "int4_asym", "int4_asym_g32", "fp8_e5m2", "mxfp8_e5m2", "fp8_e5m2_g32"):
         g = quantize_model(t, QuantConfig(weight_format=fmt))
         r = run_point(fmt, g, arch_for(g, default_arch()), x, y)
         assert r.bit_exact, fmt
@@ -72,6 +72,7 @@ def test_every_format_runs_bit_exact_on_the_default_model():
     # FP8 E4M3 runs on shift-add PEs (5-bit significand, shifts 0..15), E5M2 on 4-bit ones
     # shifted by 0..31; the rest multiply decoded integer levels, FP4 on 5-bit PEs
     assert widths == {"fp8_e4m3": (5, 4), "fp8_e5m2": (4, 5), "mxfp8_e5m2": (4, 5),
+                      "fp8_e5m2_g32": (4, 5),
                       "fp6_e2m3": (7, 0),
                       "fp4_e2m1": (5, 0), "nf4_pc": (8, 0), "nupes4": (8, 0), "mxfp4": (5, 0),
                       "int4_g32": (4, 0), "nf4": (8, 0), "mxfp6_e2m3": (7, 0), "int4_asym": (5, 0),
