@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from qasic.arch.pe import MAX_SHIFT_BITS, significand_bits
 from qasic.errors import ConfigError
+from qasic.isa.lut import misfit
 from qasic.quant import QuantConfig
 from qasic.quant.formats import dequantize, get_format, integer_levels, quantize_tensor
 from qasic.quant.formats.registry import split_names
@@ -66,12 +68,31 @@ def test_searched_scales_are_those_of_the_hardware_path(bits):
 def test_every_candidate_runs_on_the_array(name):
     spec = hardware_format(name)
     lv = integer_levels(spec.element)
-    assert lv.max_error == 0.0 and lv.width <= MAX_PE_BITS
-    # MX-style (no inf, no NaN), but for the OCP preset fp8_e4m3's NaN code, never encoded
-    assert spec.element.specials == ("nan_only" if name == "fp8_e4m3" else "none")
+    # every level fits a decode-table entry and a PE of at most 24 bits with its shifts
+    assert lv.max_error == 0.0 and misfit(lv.levels) is None
+    assert any(significand_bits(lv.levels, s) <= MAX_PE_BITS for s in range(MAX_SHIFT_BITS + 1))
+    assert (lv.width <= MAX_PE_BITS) == (name != "fp8_e5m2")  # 33 bits: shift-add PEs only
+    # MX-style (no inf, no NaN), but for the OCP presets' special codes, never encoded
+    ocp = {"fp8_e4m3": "nan_only", "fp8_e5m2": "ieee"}
+    assert spec.element.specials == ocp.get(name, "none")
     codes = spec.element.encode(np.array([-np.inf, -1e9, 1e9, np.inf]))
     assert np.all(np.isfinite(spec.element.decode(codes)))
     assert spec.element.bits == int(name[2])
+
+
+def test_e5m2_is_searched_and_wins_where_only_it_is_exact():
+    """On Gaussian rows E4M3's extra mantissa bit wins, and the squared error never counts the
+    tiny weights E5M2's range adds. Rows of +-{1, 1.25, 1.5, 1.75} x 2^k over 29 binades (E5M2's
+    normal range; E4M3 spans 17.8) are exact in E5M2 alone: it wins with zero error."""
+    assert search(WEIGHTS["gaussian"], 8).name == "fp8_e2m5"
+    k = RNG.integers(-28, 1, size=(8, 128))
+    k[:, 0] = 0
+    m = RNG.choice([1.0, 1.25, 1.5, 1.75], size=k.shape)
+    m[:, 0] = 1.75  # the row's max-abs lands on E5M2's largest value
+    w = RNG.choice([-1.0, 1.0], size=k.shape) * m * np.ldexp(1.0, k + RNG.integers(-3, 4, (8, 1)))
+    choice = search(w, 8)
+    assert choice.name == "fp8_e5m2" and choice.mse == 0.0
+    assert min(v for n, v in choice.mse_by_format.items() if n != "fp8_e5m2") > 0
 
 
 def test_split_names_resolve_and_are_listed():

@@ -63,7 +63,8 @@ def test_every_format_runs_bit_exact_on_the_default_model():
     x, y = t.test_inputs[:64], t.test_labels[:64]
     widths = {}
     for fmt in ("fp8_e4m3", "fp6_e2m3", "fp4_e2m1", "nf4_pc", "nupes4", "mxfp4", "int4_g32", "nf4",
-                "mxfp6_e2m3", "int4_asym", "int4_asym_g32", "fp8_e5m2", "mxfp8_e5m2", "fp8_e5m2_g32"):
+                "mxfp6_e2m3", "int4_asym", "int4_asym_g32", "fp8_e5m2", "mxfp8_e5m2",
+                "fp8_e5m2_g32"):
         g = quantize_model(t, QuantConfig(weight_format=fmt))
         r = run_point(fmt, g, arch_for(g, default_arch()), x, y)
         assert r.bit_exact, fmt
