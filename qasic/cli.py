@@ -54,24 +54,30 @@ def _trained(args):
     return get_model(args.model, seed=args.seed, progress=_progress)
 
 
-def _quantized(args):
-    from qasic.flow import quantize_model
+def _activations(args):
+    """The activation settings of the arguments (QuantConfig, weights at its defaults)."""
     from qasic.quant import QuantConfig
 
+    return QuantConfig(activation_bits=args.act_bits, activation_observer=args.observer,
+                       activation_format=args.act_format)
+
+
+def _quantized(args):
+    from qasic.flow import quantize_model
+
     budget = _check_policy_args(args)
-    config = QuantConfig(weight_bits=parse_bits(args.bits or "8"),
-                         activation_bits=args.act_bits, activation_observer=args.observer,
-                         weight_format=parse_formats(args.format),
-                         activation_format=args.act_format)
+    acts = _activations(args)
+    config = dataclasses.replace(acts, weight_bits=parse_bits(args.bits or "8"),
+                                 weight_format=parse_formats(args.format))
     trained = _trained(args)
     if budget is not None:
         from qasic.policies import choose_bits
 
         _progress(f"choosing bits: policy {args.policy}, budget {budget}")
         arch = _arch(args) if getattr(args, "arch", None) else None
-        config = QuantConfig(weight_bits=choose_bits(trained, args.policy, budget, arch=arch),
-                             activation_bits=args.act_bits, activation_observer=args.observer,
-                             activation_format=args.act_format)
+        # the policy prices and scores the weights with the activations the model will use
+        config = dataclasses.replace(acts, weight_bits=choose_bits(
+            trained, args.policy, budget, arch=arch, config=acts))
     if args.qat:
         from qasic.quant.qat import qat_finetune
 
@@ -153,10 +159,11 @@ def _pareto(args) -> int:
     quantized and scored on the golden reference."""
     from qasic.flow import quantize_model
     from qasic.policies import pareto_plans, weight_params
-    from qasic.quant import QuantConfig, capture
+    from qasic.quant import capture
     from qasic.quant.evaluate import accuracy
 
     budget = _check_policy_args(args)
+    acts = _activations(args)
     if budget is None:
         raise ConfigError("--pareto needs --policy and --budget, e.g. --policy hawq "
                           "--budget avg_bits=4 (the set runs up to the budget)")
@@ -165,12 +172,10 @@ def _pareto(args) -> int:
     _progress(f"Pareto set: policy {args.policy}, budget {budget}")
     plans = pareto_plans(graph, trained.calibration, args.policy, budget,
                          arch=_arch(args) if getattr(args, "arch", None) else None,
-                         scoring=trained.scoring_data())
+                         scoring=trained.scoring_data(), config=acts)
     records = []
     for i, plan in enumerate(plans, 1):
-        config = QuantConfig(weight_bits=plan.bits, activation_bits=args.act_bits,
-                             activation_observer=args.observer,
-                             activation_format=args.act_format)
+        config = dataclasses.replace(acts, weight_bits=plan.bits)
         acc = (accuracy(quantize_model(trained, config), trained.test_inputs,
                         trained.test_labels) if len(trained.test_labels) else float("nan"))
         records.append({"model": args.model, "policy": args.policy, "budget": str(budget),

@@ -20,10 +20,19 @@ counted). energy, cycles: the model is quantized uniformly at each candidate wid
 ``arch`` (default: the built-in array, used as is, so that a layer's cost depends only on its own
 bits) and simulated on one sample; each weighted layer's kernel gives its cost, and kernels
 without weights (pools, adds) a constant that every assignment pays.
+
+Activations: ``config`` (a QuantConfig; None: QuantConfig(), INT8 min-max) gives the activation
+settings the model will run with (activation_bits, activation_format, activation_observer,
+percentile) and the weight clipping; its weight_bits and weight_format are ignored (the policy
+chooses them). Energy and cycles are simulated with those activations (packed A4 moves fewer
+bytes); 'measured' scores with its activations fake-quantized (``config=None``: float
+activations, as before), calibrated on the calibration batch; every method's Q_b uses its
+clipping. HAWQ, LIM and ZD are defined on float activations and do not see them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +42,7 @@ import numpy as np
 
 from qasic.errors import ConfigError
 from qasic.quant.allocate import allocate, frontier, make_choices
+from qasic.quant.config import QuantConfig
 from qasic.quant.fgraph import FGraph
 from qasic.quant.sensitivity import CANDIDATE_BITS, METHODS, check_bits, measured_losses
 
@@ -101,36 +111,44 @@ def parse_budget(text: str) -> Budget:
 
 
 def choose_bits(trained: Any, policy: str, budget: str | Budget, metric: str | None = None,
-                candidate_bits: Iterable[int] = CANDIDATE_BITS, arch: Any = None) -> dict[str, int]:
+                candidate_bits: Iterable[int] = CANDIDATE_BITS, arch: Any = None, *,
+                config: QuantConfig | None = None) -> dict[str, int]:
     """Per-layer weight bits for ``trained`` (a TrainedModel: module, example_input,
     calibration), scored on its validation split (``trained.scoring_data()``). ``metric``, if
-    given, must be the one the budget's key names."""
+    given, must be the one the budget's key names. ``config``: the activation settings and
+    weight clipping the model will be quantized with (module docstring; its weight bits and
+    formats are ignored); None: INT8 activations for the costs, float ones for 'measured'."""
     from qasic.quant import capture
 
     graph = capture(trained.module, trained.example_input, trained.name)
     return plan_bits(graph, trained.calibration, policy, budget, metric, candidate_bits,
-                     arch, trained.scoring_data()).bits
+                     arch, trained.scoring_data(), config=config).bits
 
 
 def plan_bits(graph: FGraph, calibration: Any, policy: str, budget: str | Budget,
               metric: str | None = None, candidate_bits: Iterable[int] = CANDIDATE_BITS,
-              arch: Any = None, scoring: tuple[Any, Any] | None = None) -> Plan:
+              arch: Any = None, scoring: tuple[Any, Any] | None = None, *,
+              config: QuantConfig | None = None) -> Plan:
     """``choose_bits`` on a captured graph, with the predicted cost."""
     return plan_budgets(graph, calibration, policy, [budget], metric, candidate_bits, arch,
-                        scoring)[0]
+                        scoring, config=config)[0]
 
 
 def plan_budgets(graph: FGraph, calibration: Any, policy: str,
                  budgets: Sequence[str | Budget], metric: str | None = None,
                  candidate_bits: Iterable[int] = CANDIDATE_BITS, arch: Any = None,
-                 scoring: tuple[Any, Any] | None = None) -> list[Plan]:
+                 scoring: tuple[Any, Any] | None = None, *,
+                 config: QuantConfig | None = None) -> list[Plan]:
     """One Plan per budget (all of one metric), the sensitivities computed once.
 
-    ``calibration`` quantizes the model for simulated costs; ``scoring`` = (inputs, labels or
-    None) is what the sensitivities are measured on (default: the calibration batch, the float
-    model's predictions as labels). 'measured' re-measures around each allocation it picks
-    (``refine_measured``)."""
-    s = _setup(graph, calibration, policy, budgets, metric, candidate_bits, arch, scoring)
+    ``calibration`` quantizes the model for simulated costs and calibrates the activations
+    'measured' fake-quantizes; ``scoring`` = (inputs, labels or None) is what the sensitivities
+    are measured on (default: the calibration batch, the float model's predictions as labels).
+    'measured' re-measures around each allocation it picks (``refine_measured``). ``config``:
+    the activation settings and weight clipping (module docstring; weight bits and formats in
+    it are ignored)."""
+    s = _setup(graph, calibration, policy, budgets, metric, candidate_bits, arch, scoring,
+               config)
     plans = []
     for b in s.budgets:
         limit = b.base(s.params) - s.fixed
@@ -139,20 +157,24 @@ def plan_budgets(graph: FGraph, calibration: Any, policy: str,
         else:
             chosen = allocate(s.choices, limit).bits
             if policy == "measured":
-                chosen = refine_measured(graph, s.x, s.bits, s.costs, limit, chosen)
+                chosen = refine_measured(graph, s.x, s.bits, s.costs, limit, chosen,
+                                         config=config, calibration=calibration)
         plans.append(_plan(graph, policy, b, chosen, s))
     return plans
 
 
 def pareto_plans(graph: FGraph, calibration: Any, policy: str, budget: str | Budget,
                  metric: str | None = None, candidate_bits: Iterable[int] = CANDIDATE_BITS,
-                 arch: Any = None, scoring: tuple[Any, Any] | None = None) -> list[Plan]:
+                 arch: Any = None, scoring: tuple[Any, Any] | None = None, *,
+                 config: QuantConfig | None = None) -> list[Plan]:
     """The Pareto set the allocator chooses from: every allocation whose cost fits ``budget``
     and that no cheaper one matches in total sensitivity, by increasing cost (HAWQ-V3's
     trade-off curve; ``budget`` bounds it). 'uniform': each single width that fits. 'measured':
     the set of its first scores, measured around the float model (``plan_bits`` refines
-    around one budget's choice). ``Plan.sensitivity`` is the predicted total."""
-    s = _setup(graph, calibration, policy, [budget], metric, candidate_bits, arch, scoring)
+    around one budget's choice). ``Plan.sensitivity`` is the predicted total. ``config`` as in
+    ``plan_budgets``."""
+    s = _setup(graph, calibration, policy, [budget], metric, candidate_bits, arch, scoring,
+               config)
     limit = s.budgets[0].base(s.params) - s.fixed
     if policy == "uniform":
         fits = [b for b in s.bits if sum(c[b] for c in s.costs.values()) <= limit]
@@ -174,7 +196,7 @@ class _Setup:
 
 def _setup(graph: FGraph, calibration: Any, policy: str, budgets: Sequence[str | Budget],
            metric: str | None, candidate_bits: Iterable[int], arch: Any,
-           scoring: tuple[Any, Any] | None) -> _Setup:
+           scoring: tuple[Any, Any] | None, config: QuantConfig | None = None) -> _Setup:
     """Budgets checked (one metric, each reachable), costs per layer and width, and the
     policy's (sensitivity, cost) choices."""
     budgets = [b if isinstance(b, Budget) else parse_budget(b) for b in budgets]
@@ -182,8 +204,9 @@ def _setup(graph: FGraph, calibration: Any, policy: str, budgets: Sequence[str |
         raise ConfigError(f"budgets {', '.join(map(str, budgets))} mix metrics; give one kind")
     for b in budgets:
         _check_policy(policy, b, metric)
+    _check_config(config)
     bits = check_bits(candidate_bits)
-    costs, fixed = layer_costs(graph, calibration, budgets[0].metric, bits, arch)
+    costs, fixed = layer_costs(graph, calibration, budgets[0].metric, bits, arch, config=config)
     params = weight_params(graph)
     least = _least_cost(costs, bits, policy)
     for b in budgets:
@@ -192,9 +215,30 @@ def _setup(graph: FGraph, calibration: Any, policy: str, budgets: Sequence[str |
                               f"bits {','.join(map(str, bits))} is "
                               f"{b.key}={b.in_key_units(least + fixed, params):.4g}")
     x, labels = scoring if scoring is not None else (calibration, None)
-    choices = (None if policy == "uniform"
-               else make_choices(METHODS[policy](graph, x, labels, bits=bits), costs))
+    choices = (None if policy == "uniform" else make_choices(
+        _scores(graph, policy, x, labels, bits, config, calibration), costs))
     return _Setup(budgets, bits, costs, fixed, params, x, choices)
+
+
+def _scores(graph: FGraph, policy: str, x: Any, labels: Any, bits: tuple[int, ...],
+            config: QuantConfig | None, calibration: Any,
+            context: Mapping[str, int] | None = None) -> dict[str, dict[int, float]]:
+    """The policy's sensitivities with ``config``'s clipping; 'measured' alone also sees its
+    activations (calibrated on ``calibration``)."""
+    kw: dict[str, Any] = {"clipping": _clipping(config)}
+    if policy == "measured":
+        kw.update(context=context, activations=config, act_calibration=calibration)
+    return METHODS[policy](graph, x, labels, bits=bits, **kw)
+
+
+def _clipping(config: QuantConfig | None) -> str:
+    return "auto" if config is None else config.weight_clipping
+
+
+def _check_config(config: QuantConfig | None) -> None:
+    if config is not None and not isinstance(config, QuantConfig):
+        raise ConfigError(f"config = {config!r} must be a QuantConfig (the activation settings) "
+                          "or None (INT8 activations)")
 
 
 def _plan(graph: FGraph, policy: str, budget: Budget, chosen: dict[str, int], s: _Setup,
@@ -205,21 +249,30 @@ def _plan(graph: FGraph, policy: str, budget: Budget, chosen: dict[str, int], s:
 
 def refine_measured(graph: FGraph, x: Any, bits: tuple[int, ...],
                     costs: Mapping[str, Mapping[int, float]], limit: float,
-                    first: Mapping[str, int], rounds: int = MEASURED_ROUNDS) -> dict[str, int]:
+                    first: Mapping[str, int], rounds: int = MEASURED_ROUNDS, *,
+                    config: QuantConfig | None = None, calibration: Any = None) -> dict[str, int]:
     """Per-layer losses do not add: re-measure each layer's loss with the others at the current
     allocation and allocate again (within the same limit). The new allocation replaces the
     current one only when its measured loss is lower by more than MOVE_SIGMAS standard errors
     of the per-sample differences (the same samples, paired): validation noise must not pick
     a cheaper allocation that is no better. Stops at the first move refused or after
-    ``rounds``."""
+    ``rounds``. ``config``: activations fake-quantized as it says, calibrated on
+    ``calibration`` (default ``x``), and its weight clipping; None: float activations."""
+    _check_config(config)
+    calibration = x if calibration is None else calibration
+
+    def losses_at(widths: Mapping[str, int]) -> np.ndarray:
+        return measured_losses(graph, x, widths, _clipping(config), activations=config,
+                               act_calibration=calibration)
+
     current = dict(first)
-    losses = measured_losses(graph, x, current)
+    losses = losses_at(current)
     for _ in range(rounds):
-        scores = METHODS["measured"](graph, x, bits=bits, context=current)
+        scores = _scores(graph, "measured", x, None, bits, config, calibration, current)
         candidate = allocate(make_choices(scores, costs), limit).bits
         if candidate == current:
             break
-        new = measured_losses(graph, x, candidate)
+        new = losses_at(candidate)
         diff = new - losses
         if diff.mean() + MOVE_SIGMAS * diff.std(ddof=1) / math.sqrt(len(diff)) >= 0:
             break
@@ -264,27 +317,36 @@ def avg_weight_bits(graph: Any, bits: Mapping[str, int]) -> float:
 
 
 def layer_costs(graph: FGraph, calibration: Any, metric: str, bits: tuple[int, ...],
-                arch: Any = None) -> tuple[dict[str, dict[int, float]], float]:
-    """({layer: {bits: cost}}, constant cost of the rest), in bits, pJ or cycles."""
+                arch: Any = None, *, config: QuantConfig | None = None,
+                ) -> tuple[dict[str, dict[int, float]], float]:
+    """({layer: {bits: cost}}, constant cost of the rest), in bits, pJ or cycles; ``config``
+    (activation settings) matters to the simulated metrics only."""
     if metric == "size":
         return {n.name: {b: float(n.params["weight"].size * b) for b in bits}
                 for n in graph.weighted_nodes()}, 0.0
-    return simulated_costs(graph, calibration, metric, bits, arch)
+    return simulated_costs(graph, calibration, metric, bits, arch, config=config)
 
 
 def simulated_costs(graph: FGraph, calibration: Any, metric: str, bits: tuple[int, ...],
-                    arch: Any = None) -> tuple[dict[str, dict[int, float]], float]:
+                    arch: Any = None, *, config: QuantConfig | None = None,
+                    ) -> tuple[dict[str, dict[int, float]], float]:
+    """Per layer and width, the energy (pJ) or cycles of its kernel with the model quantized
+    uniformly at that width and ``config``'s activations and clipping (its weight bits and
+    formats are ignored; None: QuantConfig(), INT8 activations), compiled for ``arch`` and
+    simulated on the first calibration sample; and the constant of the weightless kernels."""
     from qasic.arch.config import default_arch
     from qasic.compiler import compile_graph
-    from qasic.quant import QuantConfig, quantize_graph
+    from qasic.quant import quantize_graph
     from qasic.sim import simulate
 
     arch = arch or default_arch()
+    base = QuantConfig() if config is None else config
     weighted = {n.name for n in graph.weighted_nodes()}
     costs: dict[str, dict[int, float]] = {name: {} for name in weighted}
     fixed = 0.0
     for b in bits:
-        program = compile_graph(quantize_graph(graph, calibration, QuantConfig(b)), arch)
+        at_b = dataclasses.replace(base, weight_bits=b, weight_format=None)
+        program = compile_graph(quantize_graph(graph, calibration, at_b), arch)
         sim = simulate(program, arch, np.asarray(calibration)[:1])
         rest = 0.0
         for info, layer in zip(program.layers, sim.layers):

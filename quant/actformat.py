@@ -13,11 +13,15 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from qasic.isa.table import ACT_FORMATS
 from qasic.quant.formats import get_format, integer_levels
+
+if TYPE_CHECKING:  # graph imports this module
+    from qasic.quant.graph import TensorQ
 
 
 def check_format(fmt: str) -> None:
@@ -62,6 +66,14 @@ def encode_values(x: np.ndarray, fmt: str) -> np.ndarray:
 def encode_levels(y: np.ndarray, fmt: str) -> np.ndarray:
     """Integer levels -> nearest codes (ties to even, saturating); exact in float64."""
     return encode_values(np.asarray(y, dtype=np.float64) * lsb(fmt), fmt)
+
+
+def fake_quantize(x: np.ndarray, tensorq: TensorQ) -> np.ndarray:
+    """Reals -> the reals their codes stand for (float64): ``tensorq.encode`` then ``decode``,
+    as the golden reference encodes its input and every op's output and ``dequantize_output``
+    reads them. INT: scale * (clip(floor(x / scale + 0.5) + zp, qmin, qmax) - zp); FP8:
+    scale * LSB * level of the nearest code (ties to even, saturating)."""
+    return tensorq.decode(tensorq.encode(x))
 
 
 def order_key(q: np.ndarray) -> np.ndarray:

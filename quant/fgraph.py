@@ -3,6 +3,15 @@
 Same conventions as ``qasic.quant.graph``: per-sample shapes without the batch axis, NHWC images,
 conv weights (OC, KH, KW, IC), linear weights (OUT, IN) as in torch, batch norm already folded.
 ``run_float`` is its float64 executor: calibration runs it, and tests check it against torch.
+Given every tensor's TensorQ (``qasic.quant.calibrate.encode_activations``) it fake-quantizes the
+activations: each tensor, the input included, is replaced by the reals its codes stand for as
+soon as it is produced. With the weights and biases at their codes' values
+(``qasic.quant.sensitivity.quantized_params``) that gives the golden reference's codes: all of
+them with INT activations on the digits CNN and mnist_deep (a tie may flip with the
+requantization multipliers' 31-bit rounding). FP8: up to ~0.05% of a layer's codes differ
+(given the same inputs), where the reference rounds to an integer level before the nearest
+code. A conv/linear/add calibrated on its fused relu's output clips at the zero point (real 0),
+as the reference's clamp does.
 """
 
 from __future__ import annotations
@@ -13,7 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from qasic.quant.actformat import fake_quantize
+from qasic.quant.graph import TensorQ
 from qasic.quant.reference import im2col, pad_nhwc
+
+# ops whose outputs are input values (or 0, a code of every encoding): on the input's grid
+KEEPS_VALUES = ("relu", "maxpool2d", "flatten")
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,12 +75,22 @@ class FGraph:
         return x.transpose(0, 2, 3, 1) if x.ndim == 4 and self.input_layout == "NCHW" else x
 
 
-def run_float(graph: FGraph, x: np.ndarray, keep: bool = False) -> np.ndarray | dict:
+def run_float(graph: FGraph, x: np.ndarray, keep: bool = False,
+              activations: Mapping[str, TensorQ] | None = None) -> np.ndarray | dict:
     """Run ``graph`` on a float batch in the graph layout (NHWC). Returns the output, or every
-    tensor by name when ``keep`` is true."""
+    tensor by name when ``keep`` is true. ``activations`` ({tensor: TensorQ}) fake-quantizes
+    each tensor it names (``actformat.fake_quantize``) as it is produced; the others stay
+    float."""
+    acts = activations or {}
     env = {graph.input: np.asarray(x, dtype=np.float64)}
+    if graph.input in acts:
+        env[graph.input] = fake_quantize(env[graph.input], acts[graph.input])
     for node in graph.nodes:
-        env[node.output] = _OPS[node.op](node, *[env[i] for i in node.inputs])
+        y = _OPS[node.op](node, *[env[i] for i in node.inputs])
+        q = acts.get(node.output)
+        if q is not None and not (node.op in KEEPS_VALUES and acts.get(node.inputs[0]) == q):
+            y = fake_quantize(y, q)  # (on the input's grid already: fake_quantize is idempotent)
+        env[node.output] = y
     return env if keep else env[graph.output]
 
 

@@ -34,8 +34,20 @@ model's layout. Without labels, the float model's own predictions stand in (pseu
   samples, and noise that shrinks the logits lowers it (mnist_deep's fc1 at 2 bits "improved"
   it by 0.012 nats on the validation split, so 'measured' spent 2.7 of a 4-bit budget); the KL
   divergence from the fp32 outputs only grows with the perturbation. Not the golden reference:
-  it cannot keep the other layers float, and its activations would add the same noise to every
-  score.
+  it cannot keep the other layers float.
+  With ``activations`` (a QuantConfig: activation_bits, activation_format, activation_observer,
+  percentile) 'measured' is activation-aware: every activation tensor is fake-quantized to the
+  TensorQ ``quantize`` calibrates for it (on ``act_calibration``, the model's calibration
+  batch), in the base run and in every perturbed one, and a quantized layer's bias is rounded
+  to its codes (the s_in s_w grid depends on the activations); the reference stays the pure
+  fp32 output. A quantized model then runs as the golden reference does (the same output codes
+  with INT activations on the digits CNN and mnist_deep), so a score is what the layer's
+  weights add on top of the activations' noise (base KL on mnist_deep's validation split:
+  7e-5 at A8, 0.021 at A4). At A4 a few codes flip at any weight change, so the scores carry
+  ~0.003 nats of rounding noise (8-bit weights can score above 6-bit ones). Without
+  ``activations``, the activations are float, as in ZeroQ.
+  Only 'measured' sees them: HAWQ (the float model's Hessian), LIM (float activations'
+  similarity) and ZD (weights alone) are defined by their papers on float activations.
 
 Which data: ``qasic.policies`` passes a model's validation split (held out of training) with its
 labels (``TrainedModel.scoring_data``). On training samples the model is confident and the
@@ -56,10 +68,12 @@ import torch
 import torch.nn.functional as F
 
 from qasic.errors import ConfigError, UnsupportedOpError
-from qasic.quant.calibrate import check_calibration
+from qasic.quant.calibrate import check_calibration, encode_activations
 from qasic.quant.config import BITS_RANGE, QuantConfig
 from qasic.quant.fgraph import FGraph, FNode, run_float
+from qasic.quant.graph import TensorQ
 from qasic.quant.observers import WEIGHT_SCALERS, quantize_weight
+from qasic.quant.quantize import BIAS_LIMIT
 
 CANDIDATE_BITS = (2, 3, 4, 6, 8)
 HUTCHINSON_ITERS = 100  # PyHessian's default maximum
@@ -90,11 +104,26 @@ def check_bits(bits: Iterable[int]) -> tuple[int, ...]:
     return tuple(sorted({int(b) for b in given}))
 
 
+def weight_scale(w: np.ndarray, bits: int, clipping: str = "auto") -> np.ndarray:
+    """Per-output-channel scale of our quantizer's ``bits``-bit codes of ``w``."""
+    return WEIGHT_SCALERS[QuantConfig(weight_clipping=clipping).clipping_for(bits)](w, bits)
+
+
 def dequantized_weight(w: np.ndarray, bits: int, clipping: str = "auto") -> np.ndarray:
     """Q_b(w): the real values our quantizer's per-channel codes stand for."""
-    scaler = WEIGHT_SCALERS[QuantConfig(weight_clipping=clipping).clipping_for(bits)]
-    scale = scaler(w, bits)
+    return _real_weight(w, weight_scale(w, bits, clipping), bits)
+
+
+def _real_weight(w: np.ndarray, scale: np.ndarray, bits: int) -> np.ndarray:
     return quantize_weight(w, scale, bits) * scale.reshape((-1,) + (1,) * (w.ndim - 1))
+
+
+def dequantized_bias(bias: np.ndarray, input_unit: float, scale: np.ndarray) -> np.ndarray:
+    """The real values of the int64 bias codes ``quantize`` stores: round(b / (s_in s_w[c]))
+    (ties to even, saturated to the widest accumulator) times s_in s_w[c]; ``input_unit`` is
+    the input TensorQ's unit, ``scale`` the weight scale s_w."""
+    step = input_unit * scale
+    return np.clip(np.rint(bias / step), -BIAS_LIMIT, BIAS_LIMIT - 1) * step
 
 
 def weight_error(w: np.ndarray, bits: int, clipping: str = "auto") -> float:
@@ -287,11 +316,17 @@ def zd_sensitivity(model: Any, calibration: Any, labels: Any = None,
 
 def measured_sensitivity(model: Any, calibration: Any, labels: Any = None,
                          bits: Iterable[int] = CANDIDATE_BITS, clipping: str = "auto",
-                         context: Mapping[str, int] | None = None) -> Scores:
+                         context: Mapping[str, int] | None = None,
+                         activations: QuantConfig | None = None,
+                         act_calibration: Any = None) -> Scores:
     """Increase of the mean KL divergence from the fp32 model's outputs when layer i's weights
     alone move to Q_b. The other layers are float, or quantized to their widths in ``context``
     ({layer: bits}, every weighted layer; then the increase may be < 0 by chance, and the
-    allocator takes the numbers as they are). ``labels`` are not used."""
+    allocator takes the numbers as they are). ``activations``: fake-quantize every activation
+    tensor as ``quantize`` would with that config (its weight settings are ignored), calibrated
+    on ``act_calibration`` (default: ``calibration``), in the base and in the perturbed runs,
+    and round each quantized layer's bias to its codes (``quantized_params``); None: float
+    activations. ``labels`` are not used."""
     graph = as_graph(model, calibration)
     x = _batch(graph, calibration)
     bits = check_bits(bits)
@@ -300,51 +335,94 @@ def measured_sensitivity(model: Any, calibration: Any, labels: Any = None,
         raise ConfigError(f"context names layers {sorted(context)}; give bits for exactly "
                           f"{', '.join(names)}")
     reference = run_float(graph, x)
+    encodings = activation_encodings(graph, _calibration(calibration, act_calibration), activations)
     around: dict[str, int | None] = dict(context) if context else dict.fromkeys(names)
-    weights: dict[tuple[str, int], np.ndarray] = {}  # Q_b(W) once per (layer, bits)
+    weights: dict[tuple[str, int], dict] = {}  # Q_b(W) (and bias) once per (layer, bits)
 
     def loss(widths: Mapping[str, int | None]) -> float:
-        return float(np.mean(_divergences(graph, x, reference, widths, clipping, weights)))
+        return float(np.mean(_divergences(graph, x, reference, widths, clipping, weights,
+                                          encodings)))
 
     base = loss(around)
     return {name: {b: loss({**around, name: b}) - base for b in bits} for name in names}
 
 
 def measured_losses(model: Any, calibration: Any, widths: Mapping[str, int],
-                    clipping: str = "auto") -> np.ndarray:
+                    clipping: str = "auto", activations: QuantConfig | None = None,
+                    act_calibration: Any = None) -> np.ndarray:
     """Per sample, the KL divergence of the output distribution with every weighted layer
     fake-quantized to ``widths`` ({layer: bits}; a layer left out stays float) from the fp32
-    model's."""
+    model's; ``activations`` and ``act_calibration`` as in ``measured_sensitivity``."""
     graph = as_graph(model, calibration)
     x = _batch(graph, calibration)
-    return _divergences(graph, x, run_float(graph, x), widths, clipping)
+    encodings = activation_encodings(graph, _calibration(calibration, act_calibration), activations)
+    return _divergences(graph, x, run_float(graph, x), widths, clipping, None, encodings)
 
 
 def measured_loss(model: Any, calibration: Any, widths: Mapping[str, int],
-                  clipping: str = "auto") -> float:
+                  clipping: str = "auto", activations: QuantConfig | None = None,
+                  act_calibration: Any = None) -> float:
     """The mean of ``measured_losses``."""
-    return float(np.mean(measured_losses(model, calibration, widths, clipping)))
+    return float(np.mean(measured_losses(model, calibration, widths, clipping, activations,
+                                         act_calibration)))
+
+
+def activation_encodings(graph: FGraph, calibration: Any,
+                         config: QuantConfig | None) -> dict[str, TensorQ] | None:
+    """Every tensor's TensorQ as ``quantize`` calibrates it on ``calibration`` (a float batch in
+    the model's layout) under ``config``'s activation settings; None for float activations."""
+    if config is None:
+        return None
+    if not isinstance(config, QuantConfig):
+        raise ConfigError(f"activations = {config!r} must be a QuantConfig (or None: float "
+                          "activations)")
+    return encode_activations(graph, run_float(graph, _batch(graph, calibration), keep=True),
+                              config)
+
+
+def _calibration(scored: Any, act_calibration: Any) -> Any:
+    """The batch the activation encodings are calibrated on: the scored one by default."""
+    return scored if act_calibration is None else act_calibration
 
 
 def _divergences(graph: FGraph, x: np.ndarray, reference: np.ndarray,
                  widths: Mapping[str, int | None], clipping: str,
-                 cache: dict[tuple[str, int], np.ndarray] | None = None) -> np.ndarray:
+                 cache: dict[tuple[str, int], dict] | None = None,
+                 encodings: Mapping[str, TensorQ] | None = None) -> np.ndarray:
     """KL of each sample's outputs from ``reference`` with the layers of ``widths`` at their
-    bits; ``cache`` keeps Q_b(W) across calls (the clipping search is not free)."""
+    bits and the activations fake-quantized to ``encodings`` (None: float); ``cache`` keeps
+    the quantized parameters across calls (the clipping search is not free)."""
     cache = {} if cache is None else cache
     quantized = graph
     for name, b in widths.items():
         if b is not None:
             if (name, b) not in cache:
-                w = graph.node(name).params["weight"]
-                cache[name, b] = dequantized_weight(w, b, clipping)
-            quantized = with_weight(quantized, name, cache[name, b])
-    return kl_divergence(reference, run_float(quantized, x))
+                cache[name, b] = quantized_params(graph.node(name), b, clipping, encodings)
+            quantized = with_params(quantized, name, cache[name, b])
+    return kl_divergence(reference, run_float(quantized, x, activations=encodings))
+
+
+def quantized_params(node: FNode, bits: int, clipping: str,
+                     encodings: Mapping[str, TensorQ] | None = None) -> dict[str, np.ndarray]:
+    """{"weight": Q_b(W)}, and with activation ``encodings`` also the bias as ``quantize``
+    rounds it to the s_in s_w grid: with both, ``run_float`` with those encodings gives the
+    golden reference's codes (up to the requantization multipliers' 31-bit rounding)."""
+    w = node.params["weight"]
+    scale = weight_scale(w, bits, clipping)
+    out = {"weight": _real_weight(w, scale, bits)}
+    if encodings is not None:
+        out["bias"] = dequantized_bias(node.params["bias"], encodings[node.inputs[0]].unit, scale)
+    return out
 
 
 def with_weight(graph: FGraph, layer: str, weight: np.ndarray) -> FGraph:
     """A copy of ``graph`` whose node ``layer`` has ``weight``."""
-    nodes = tuple(dataclasses.replace(n, params={**n.params, "weight": weight})
+    return with_params(graph, layer, {"weight": weight})
+
+
+def with_params(graph: FGraph, layer: str, params: Mapping[str, np.ndarray]) -> FGraph:
+    """A copy of ``graph`` whose node ``layer`` has ``params`` in place of those it names."""
+    nodes = tuple(dataclasses.replace(n, params={**n.params, **params})
                   if n.name == layer else n for n in graph.nodes)
     return dataclasses.replace(graph, nodes=nodes)
 

@@ -210,3 +210,33 @@ def test_qat_from_the_command_line(capsys):
     assert record["accuracy"] > 0.9 and record["fp32_accuracy"] > 0.98  # the original fp32
     assert main(["quantize", "--qat", "-1"]) == 1
     assert "epochs = -1" in _err(capsys)
+
+
+def test_policies_get_the_activation_settings(monkeypatch, capsys):
+    """--policy/--budget and --pareto hand --act-bits, --act-format and --observer to the
+    policy (which prices and scores the weights with them), then quantize with them."""
+    import qasic.policies as P
+
+    seen = []
+    bits = {"conv1": 4, "conv2": 3, "fc": 2}
+
+    def choose_bits(trained, policy, budget, *args, **kw):
+        seen.append(kw["config"])
+        return bits
+
+    def pareto_plans(graph, calibration, policy, budget, *args, **kw):
+        seen.append(kw["config"])
+        return [P.Plan(policy, budget, bits, 0.0, P.avg_weight_bits(graph, bits), 0.5)]
+
+    monkeypatch.setattr(P, "choose_bits", choose_bits)
+    monkeypatch.setattr(P, "pareto_plans", pareto_plans)
+    assert main(["quantize", "--policy", "measured", "--budget", "avg_bits=3", "--act-bits", "4",
+                 "--observer", "percentile", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert (seen[0].activation_bits, seen[0].activation_observer) == (4, "percentile")
+    assert record["weight_bits"] == bits and record["activation_bits"] == 4
+    assert main(["quantize", "--policy", "hawq", "--budget", "avg_bits=3", "--pareto",
+                 "--act-format", "fp8_e4m3", "--json"]) == 0
+    [record] = json.loads(capsys.readouterr().out)
+    assert (seen[1].activation_format, seen[1].activation_bits) == ("fp8_e4m3", 8)
+    assert record["weight_bits"] == bits and record["accuracy"] > 0.5

@@ -339,3 +339,66 @@ def test_random_assignments_sit_in_the_budget_window():
     rows = random_at_budget(deep, 2.5, n=10, seed=1)
     assert len(rows) == 10 and np.array_equal(rows, random_at_budget(deep, 2.5, n=10, seed=1))
     assert np.all(np.abs(rows @ deep / sum(deep) - 2.375) <= 0.125)
+
+
+# --- the activation settings the model runs with (config=) --------------------------------
+
+def test_simulated_costs_are_priced_with_the_activations(cnn):
+    """Packed A4 activations move half the bytes and multiply on narrower operands: every layer
+    at every width costs less energy than at A8 (measured 4% less for fc at W8, whose weights
+    dominate, to 34% for conv2 at W2); the config's weight settings are ignored, None is A8."""
+    from qasic.policies import simulated_costs
+
+    trained, graph = cnn
+    calib, bits = trained.calibration, (2, 8)
+    e8 = simulated_costs(graph, calib, "energy", bits)
+    assert simulated_costs(graph, calib, "energy", bits, config=QuantConfig()) == e8
+    a4 = QuantConfig(weight_bits={"conv1": 2}, weight_format="fp4_e2m1", activation_bits=4)
+    e4 = simulated_costs(graph, calib, "energy", bits, config=a4)
+    assert e4 == layer_costs(graph, calib, "energy", bits, config=QuantConfig(activation_bits=4))
+    for name in e8[0]:
+        assert e4[0][name][2] < e4[0][name][8]  # weight bits still set the price
+        for b in bits:
+            assert e4[0][name][b] < 0.98 * e8[0][name][b], (name, b)
+    # a budget below the cheapest A8 plan is met with A4 activations
+    budget = f"energy_pj={0.9 * sum(c[2] for c in e8[0].values()):.0f}"
+    with pytest.raises(ConfigError, match="cannot be met"):
+        plan_bits(graph, calib, "uniform", budget, candidate_bits=bits)
+    plan = plan_bits(graph, calib, "uniform", budget, candidate_bits=bits,
+                     config=QuantConfig(activation_bits=4))
+    assert plan.bits == dict.fromkeys(e8[0], 2)
+
+
+def test_the_activations_reach_measured_and_the_clipping_every_method(cnn, monkeypatch):
+    import qasic.policies as P
+
+    trained, graph = cnn
+    calib, scoring = trained.calibration, trained.scoring_data()
+    calls = []
+
+    def spy(name, real):
+        def wrapped(*args, **kw):
+            calls.append((name, kw))
+            return real(*args, **kw)
+        return wrapped
+
+    for name in ("measured", "zd"):
+        monkeypatch.setitem(METHODS, name, spy(name, METHODS[name]))
+    monkeypatch.setattr(P, "measured_losses", spy("losses", P.measured_losses))
+    a4 = QuantConfig(activation_bits=4, activation_observer="percentile", weight_clipping="mse")
+    plan_bits(graph, calib, "measured", "avg_bits=3", scoring=scoring, config=a4)
+    assert [n for n, _ in calls[:3]] == ["measured", "losses", "measured"]  # 2nd: refinement
+    assert calls[2][1]["context"] is not None
+    for name, kw in calls:
+        assert kw["activations"] is a4 and kw["act_calibration"] is calib, name
+    assert all(kw["clipping"] == "mse" for name, kw in calls if name == "measured")
+    calls.clear()
+    pareto_plans(graph, calib, "measured", "avg_bits=3", scoring=scoring, config=a4)
+    plan_budgets(graph, calib, "zd", ["avg_bits=3"], scoring=scoring, config=a4)
+    assert calls[0][1]["activations"] is a4 and calls[0][1]["act_calibration"] is calib
+    assert calls[1] == ("zd", {"bits": CANDIDATE_BITS, "clipping": "mse"})  # float activations
+    calls.clear()
+    plan_bits(graph, calib, "measured", "avg_bits=3", scoring=scoring)  # None: as before
+    assert all(kw.get("activations") is None for _, kw in calls)
+    with pytest.raises(ConfigError, match=r"^config = 8 must be a QuantConfig"):
+        plan_bits(graph, calib, "zd", "avg_bits=3", config=8)
