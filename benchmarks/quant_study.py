@@ -42,6 +42,7 @@ FORMATS = ("fp8_e4m3", "fp8_e5m2", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1", "nf4_pc",
 FP8_ACTIVATION_POINTS = (("W8/FP8", None), ("FP8/FP8", "fp8_e4m3"),
                          ("zeroquant-FP6/FP8", "fp6_e3m2"), ("MXFP4/FP8", "mxfp4"))
 POLICIES = ("hawq", "lim", "zd", "measured")
+ACTIVATION_AWARE = ("measured",)       # policies whose scores see the activation format
 BUDGETS = (2.25, 2.5, 3.0, 3.5, 4.0)   # average weight bits (a model-size budget)
 BUDGET_WINDOW = 0.25                   # a random point at budget B averages (B - 0.25, B] bits
 RANDOM_PER_BUDGET = 10
@@ -86,9 +87,12 @@ def study(model: str, activation_bits: tuple[int, ...] = (8,), log=print) -> lis
             f"bit-exact {r.bit_exact}")
         records.append(rec)
 
-    allocations = _allocations(trained)
+    fixed = _allocations(trained, [p for p in POLICIES if p not in ACTIVATION_AWARE])
     randoms = _random_assignments(trained)
     for a in activation_bits:
+        # 'measured' scores with the point's activations fake-quantized; the others ignore them
+        allocations = {**fixed, **_allocations(trained, ACTIVATION_AWARE,
+                                               QuantConfig(activation_bits=a))}
         for b in UNIFORM_BITS:
             point(f"W{b}A{a}", QuantConfig(weight_bits=b, activation_bits=a), "uniform", "int")
         for fmt in FORMATS:
@@ -117,18 +121,19 @@ def _layer_sizes(trained) -> dict[str, int]:
     return {n.name: int(n.params["weight"].size) for n in graph.weighted_nodes()}
 
 
-def _allocations(trained) -> dict[str, list[tuple[float, dict]]]:
+def _allocations(trained, policies: Sequence[str],
+                 config=None) -> dict[str, list[tuple[float, dict]]]:
     """Each policy's plan at every budget, scored on the validation split as ``qasic quantize
-    --policy`` does (``qasic.policies.plan_budgets``)."""
+    --policy`` does (``qasic.policies.plan_budgets``; ``config`` the activation settings)."""
     from qasic.policies import plan_budgets
     from qasic.quant import capture
 
     graph = capture(trained.module, trained.example_input, trained.name)
     out = {}
-    for policy in POLICIES:
+    for policy in policies:
         plans = plan_budgets(graph, trained.calibration, policy,
                              [f"avg_bits={b}" for b in BUDGETS], candidate_bits=CANDIDATES,
-                             scoring=trained.scoring_data())
+                             scoring=trained.scoring_data(), config=config)
         out[policy] = [(b, p.bits) for b, p in zip(BUDGETS, plans, strict=True)]
     return out
 
