@@ -5,7 +5,8 @@
 Writes quant_study.json — records {model, point, weight_format, activation_format, policy,
 avg_weight_bits, accuracy, energy_pj, cycles, bit_exact} from the integer simulator, every point
 on an array sized to its weights (qasic.flow.arch_for) — and quant_study.png (accuracy vs energy,
-one front per policy, random per-layer assignments at the same size budgets in grey).
+one front per policy, random per-layer assignments at the same size budgets in grey) — and
+quant_study_fronts.json (``front_tests``: each policy's front against the random assignments).
 
 Every record also has ``budget`` (the avg-bits budget of a policy or random point, else None),
 ``test_loss`` (mean cross-entropy of the simulator's dequantized logits) and ``misclassified``
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import operator
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -215,17 +217,16 @@ def _same_budget(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 
 def _compare(p: Mapping[str, Any], rivals: Sequence[Mapping[str, Any]]) -> dict:
-    wins = [r for r in rivals if p["accuracy"] >= r["accuracy"]]
+    wins, ties = (sum(op(p["accuracy"], r["accuracy"]) for r in rivals)
+                  for op in (operator.gt, operator.eq))
     best = max((r["accuracy"] for r in rivals), default=None)
     entry = {"model": p["model"], "point": p["point"], "policy": p["policy"],
              "activation_format": p["activation_format"], "budget": p["budget"],
              "avg_weight_bits": p["avg_weight_bits"], "accuracy": p["accuracy"],
-             "randoms": len(rivals), "dominated": len(wins),
-             "wins": sum(p["accuracy"] > r["accuracy"] for r in rivals),
-             "ties": sum(p["accuracy"] == r["accuracy"] for r in rivals),
-             "losses": sum(p["accuracy"] < r["accuracy"] for r in rivals),
-             "fraction": len(wins) / len(rivals) if rivals else None,
-             "dominates": len(wins) == len(rivals) if rivals else None,
+             "randoms": len(rivals), "dominated": wins + ties,
+             "wins": wins, "ties": ties, "losses": len(rivals) - wins - ties,
+             "fraction": (wins + ties) / len(rivals) if rivals else None,
+             "dominates": wins + ties == len(rivals) if rivals else None,
              "margin": None if best is None else p["accuracy"] - best,
              "random_avg_bits": [min(r["avg_weight_bits"] for r in rivals),
                                  max(r["avg_weight_bits"] for r in rivals)] if rivals else None,
@@ -249,8 +250,8 @@ def _compare(p: Mapping[str, Any], rivals: Sequence[Mapping[str, Any]]) -> dict:
 
 def front_tests(entries: Sequence[Mapping[str, Any]]) -> list[dict]:
     """Each policy's front (one model, activation format and policy, every budget) against the
-    random assignments at the same budgets, as a population: LayerwiseQuant's own claim is that
-    its ordering beats "no specific ordering", and HAWQ's that the Hessian beats chance.
+    random assignments at the same budgets, as a population: LayerwiseQuant's own comparison,
+    its ordering against "no specific ordering".
 
     Every (budget, random point) pair is a win (the policy more accurate), a tie or a loss. The
     random points are independent draws, so given the policy's points the wins are Binomial; the
@@ -366,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         if (r["model"], r["point"]) in by_point:
             r["dominance"] = by_point[r["model"], r["point"]]
     (out / "quant_study.json").write_text(json.dumps(records, indent=2))
+    (out / "quant_study_fronts.json").write_text(json.dumps(front_tests(entries), indent=2))
     from qasic.reports.plots import save_png
     from qasic.reports.study import study_figure
 

@@ -139,3 +139,19 @@ def test_random_assignments_sit_in_the_budget_window():
     rows = random_at_budget(deep, 2.5, n=10, seed=1)
     assert len(rows) == 10 and np.array_equal(rows, random_at_budget(deep, 2.5, n=10, seed=1))
     assert np.all(np.abs(rows @ deep / sum(deep) - 2.375) <= 0.125)
+
+
+def test_a_run_writes_the_fronts_beside_the_records(tmp_path, monkeypatch):
+    import json
+
+    import benchmarks.quant_study as study
+
+    records = [{**r, "bit_exact": True}
+               for r in (study_record("hawq", 0.9, 3.0), *randoms(3.0, [0.8] * 6))]
+    monkeypatch.setattr(study, "study", lambda model, acts, log: records)
+    monkeypatch.setattr("qasic.reports.study.study_figure", lambda recs: None)
+    monkeypatch.setattr("qasic.reports.plots.save_png", lambda fig, path: None)
+    assert study.main(["--out", str(tmp_path), "--models", "m"]) == 0
+    [front] = json.loads((tmp_path / "quant_study_fronts.json").read_text())
+    assert (front["policy"], front["wins"], front["losses"]) == ("hawq", 6, 0)
+    assert front["p_value"] == 1 / 64 and front["dominates"] is True
