@@ -415,11 +415,6 @@ def quantized_params(node: FNode, bits: int, clipping: str,
     return out
 
 
-def with_weight(graph: FGraph, layer: str, weight: np.ndarray) -> FGraph:
-    """A copy of ``graph`` whose node ``layer`` has ``weight``."""
-    return with_params(graph, layer, {"weight": weight})
-
-
 def with_params(graph: FGraph, layer: str, params: Mapping[str, np.ndarray]) -> FGraph:
     """A copy of ``graph`` whose node ``layer`` has ``params`` in place of those it names."""
     nodes = tuple(dataclasses.replace(n, params={**n.params, **params})
