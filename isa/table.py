@@ -3,7 +3,7 @@
 Encoder, decoder, assembler, disassembler, the Amaranth instruction layouts and docs/isa.md are all
 generated from ``OPCODES``. No other file holds an opcode number or a bit position.
 
-Every instruction is one 128-bit little-endian word. Bits 0..7 are the header: the opcode and four
+Every instruction is one 256-bit little-endian word. Bits 0..7 are the header: the opcode and four
 dependency-token flags (VTA-style). Three queues execute in order and in parallel: ``load``
 (DRAM -> scratchpad), ``compute`` (array and post-processing) and ``store`` (scratchpad -> DRAM).
 Tokens flow through four FIFOs: load->compute, compute->load, compute->store, store->compute.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-WORD_BITS = 128
+WORD_BITS = 256
 WORD_BYTES = WORD_BITS // 8
 QUEUES = ("load", "compute", "store")
 # Scratchpads a DMA can name. Order = encoding of the ``mem`` field.
@@ -23,6 +23,9 @@ MEMS = ("input", "weight", "acc", "output", "param")
 # GEMM block-scale modes. Order = encoding of the ``bscale`` field.
 BSCALE_MODES = ("none", "shift", "mul", "mulzp")
 BSCALE_BYTES = 1  # one unsigned scale byte per output column per block
+# POOL modes and ADD ops. Order = encoding of the ``mode`` / ``op`` field.
+POOL_MODES = ("max", "avg")
+EW_OPS = ("add", "mul")
 # Activation formats: "int" (two's-complement integer codes) and "fp8_e4m3" (an OCP FP8 E4M3
 # code, multiplied as its fixed-point level 2^9 x its value, ordered by value: sign-magnitude).
 ACT_FORMATS = ("int", "fp8_e4m3")
@@ -105,29 +108,42 @@ def _layout(*spec: tuple) -> tuple[Field, ...]:
 
 _DMA = (
     ("mem", 3, "scratchpad", MEMS),
-    ("dram_addr", 32, "DRAM byte address of the first row"),
-    ("dram_stride", 20, "bytes between rows in DRAM"),
-    ("sram_addr", 18, "scratchpad byte address of the first row"),
-    ("sram_stride", 16, "bytes between rows in the scratchpad"),
-    ("rows", 12, "number of rows"),
-    ("row_bytes", 16, "bytes per row"),
+    ("fill", 1, "LOAD only: 1 writes fill_byte to every scratchpad byte instead of reading DRAM "
+                "(padding borders; no DRAM traffic)"),
+    ("fill_byte", 8, "the byte a fill writes (a code's packed bit pattern)"),
+    ("dram_addr", 36, "DRAM byte address of the first row"),
+    ("dram_stride", 24, "bytes between rows in DRAM"),
+    ("sram_addr", 24, "scratchpad byte address of the first row"),
+    ("sram_stride", 24, "bytes between rows in the scratchpad"),
+    ("rows", 16, "rows per plane"),
+    ("row_bytes", 20, "bytes per row"),
+    ("planes", 16, "planes of rows (>= 1)"),
+    ("dram_plane_stride", 32, "bytes between planes in DRAM"),
+    ("sram_plane_stride", 24, "bytes between planes in the scratchpad"),
 )
+_DMA_DOC = ("3-D strided copy: planes x rows x row_bytes; byte j of row r of plane p is at "
+            "addr + p*plane_stride + r*stride + j on each side. A copy of 0 rows, planes or "
+            "bytes does nothing.")
 
 OPCODES: tuple[Opcode, ...] = (
-    Opcode("LOAD", 1, "load", "2-D strided copy DRAM -> scratchpad.", _layout(*_DMA)),
-    Opcode("STORE", 2, "store", "2-D strided copy scratchpad -> DRAM.", _layout(*_DMA)),
+    Opcode("LOAD", 1, "load", "DRAM -> scratchpad. " + _DMA_DOC, _layout(*_DMA)),
+    Opcode("STORE", 2, "store", "scratchpad -> DRAM (fill must be 0). " + _DMA_DOC,
+           _layout(*_DMA)),
     Opcode(
         "GEMM", 3, "compute",
-        "One fold on the array: acc[m, n] (+)= sum_k inp[m, k] * wgt[k, n], m < rows, k <= array "
-        "rows, n <= array cols. inp: int8 rows at inp_addr + m*inp_stride; wgt: k rows of n "
+        "One fold on the array: acc[t, n] (+)= sum_k inp[t, k] * wgt[k, n] for T = lines x rows "
+        "streamed vectors t = l*rows + r (T <= array.gemm_max_rows), k <= array rows, n <= array "
+        "cols. Vector (l, r) is the k codes at inp_addr + l*inp_line_stride + r*inp_stride (so "
+        "a conv streams output pixels straight out of an input band: on-chip im2col). "
+        "wgt: k rows of n "
         "weight codes packed at wbits bits (row = ceil(n*wbits/8) bytes, little-endian bit "
         "order); with lut = 0 a code is the signed weight, with lut = 1 it indexes a table of "
         "2^wbits 32-bit little-endian entries at param lut_addr, each the fixed-point weight "
         "sig << sh: bits 31..8 the signed significand sig, bits 7..0 the unsigned shift sh "
         "(<= 31; 0 whenever the weight fits 24 bits), so FP8 E5M2's 33-bit levels fit too (how "
-        "FP, NF4 and codebook formats reach the integer array). acc: dense tile of rows x n "
-        "accumulators at word acc_addr, each acc_bits wide (wrapping), one arch.acc_word_bytes "
-        "word of the accumulator scratchpad. "
+        "FP, NF4 and codebook formats reach the integer array). acc: dense tile of T x n "
+        "accumulators at word acc_addr (vector t at word acc_addr + t*n), each acc_bits wide "
+        "(wrapping), one arch.acc_word_bytes word of the accumulator scratchpad. "
         "Block-scaled formats (MX, per-group INT, NF4): with bscale != none an n-byte row of "
         "unsigned per-column block scales s sits at wgt_addr and the k weight rows follow at "
         "wgt_addr + n; the fold's partial sums enter the accumulator as partial << s[n] "
@@ -136,77 +152,112 @@ OPCODES: tuple[Opcode, ...] = (
         "mul, with a second n-byte row of signed per-column zero points z after the scales and "
         "the weights at wgt_addr + 2n; the array multiplies code - z[n] (subtracted as the "
         "weights load). A fold never spans two blocks. "
-        "afmt: how input codes are stored (intB: B-bit codes packed, rows of "
+        "afmt: how input codes are stored (intB: B-bit codes packed, a vector of k codes is "
         "ceil(k*B/8) bytes; fp8_e4m3: one FP8 code per byte, multiplied as its fixed-point "
         "level, value x 2^9).",
         _layout(
-            ("inp_addr", 18, "input scratchpad byte address"),
-            ("inp_stride", 16, "bytes between input rows"),
-            ("wgt_addr", 18, "weight scratchpad byte address"),
-            ("acc_addr", 14, "accumulator scratchpad word address"),
-            ("rows", 11, "vectors streamed (T)"),
+            ("inp_addr", 24, "input scratchpad byte address of vector (0, 0)"),
+            ("inp_stride", 20, "bytes between vectors of a line"),
+            ("lines", 12, "lines of vectors (>= 1)"),
+            ("inp_line_stride", 24, "bytes between lines"),
+            ("rows", 16, "vectors per line"),
+            ("wgt_addr", 24, "weight scratchpad byte address"),
+            ("acc_addr", 20, "accumulator scratchpad word address"),
             ("k", 9, "reduction length of this fold"),
             ("n", 9, "output columns of this fold"),
             ("accumulate", 1, "1: add to acc; 0: overwrite"),
             ("wbits", 4, "weight code bits (2..8)"),
             ("lut", 1, "1: decode codes through the table at lut_addr"),
-            ("lut_addr", 14, "param scratchpad byte address of the decode table"),
+            ("lut_addr", 24, "param scratchpad byte address of the decode table"),
             ("bscale", 2, "block scale of this fold's partial sums", BSCALE_MODES),
             ("afmt", 3, "encoding of the input codes", ACT_ENCODINGS),
         ),
     ),
     Opcode(
         "POST", 4, "compute",
-        "Post-process an accumulator tile into int8 codes: out = clamp(requant(acc + bias[n], "
+        "Post-process an accumulator tile into codes: out = clamp(requant(acc + bias[n], "
         "mult[n], shift[n]) + out_zp, lo, hi). Per channel at param_addr + 16*n: bias (int64: "
         "FP8 x FP8 accumulators have 36 fraction bits), mult and shift (int32). "
         "ofmt = fp8_e4m3: y = requant(acc + bias[n]) is in units of the "
         "output's FP8 level (value x 2^9), clamped to the levels of the FP8 codes lo and hi, then "
-        "rounded to the nearest FP8 code (ties to even, saturating); out_zp is 0.",
+        "rounded to the nearest FP8 code (ties to even, saturating); out_zp is 0. "
+        "lut = 1: the code c is then replaced by the byte at param lut_addr + (c mod 2^B) (B the "
+        "code bits of ofmt): a fused function of one activation (qasic.quant.reference lut).",
         _layout(
-            ("acc_addr", 14, "accumulator word address of a dense rows x n tile"),
-            ("param_addr", 14, "param scratchpad byte address"),
-            ("out_addr", 18, "output scratchpad byte address"),
-            ("out_stride", 16, "bytes between output rows"),
-            ("rows", 12, "rows of the tile"),
-            ("n", 10, "channels of the tile"),
+            ("acc_addr", 20, "accumulator word address of a dense rows x n tile"),
+            ("param_addr", 24, "param scratchpad byte address"),
+            ("out_addr", 24, "output scratchpad byte address"),
+            ("out_stride", 20, "bytes between output rows"),
+            ("rows", 16, "rows of the tile"),
+            ("n", 12, "channels of the tile"),
             ("out_zp", 8, "output zero point", True),
             ("lo", 8, "clamp low (ReLU: the zero point)", True),
             ("hi", 8, "clamp high", True),
             ("ofmt", 3, "encoding of the output codes (packed like afmt)", ACT_ENCODINGS),
+            ("lut", 1, "1: map each output code through the byte table at lut_addr"),
+            ("lut_addr", 24, "param scratchpad byte address of the 2^B-byte table"),
         ),
     ),
     Opcode(
         "POOL", 5, "compute",
-        "Max-pool in the output scratchpad: h x w pixels of c int8 channels (pixel p at "
-        "src_addr + p*src_pix_stride) -> floor((h-kernel)/stride)+1 squared pixels at dst_addr, "
-        "then max with lo (kernel 1, stride 1 is a ReLU). fmt = fp8_e4m3 compares FP8 codes by "
-        "value.",
+        "Pooling in the output scratchpad: an h x w source of c channels (pixel (y, x) at "
+        "src_addr + (y*w + x)*src_pix_stride, channels packed at fmt) -> oh x ow results, "
+        "oh = (h-kh)//sh + 1, ow = (w-kw)//sw + 1, result p at dst_addr + p*dst_pix_stride. "
+        "Padding is already in the source (the compiler fills borders). max: the largest code "
+        "of each kh x kw window by value (FP8 by value), then max with lo. avg: s = sum of "
+        "v(x) over the window (v = x - zi, or an FP8 code's level), y = clamp(requant(s, q, "
+        "shift) + zo, lo, hi) with 6 int32 at param_addr: zi, zo, q, shift, lo, hi (FP8: "
+        "encoded like POST).",
         _layout(
-            ("src_addr", 18, "output scratchpad byte address of the source"),
-            ("dst_addr", 18, "output scratchpad byte address of the result"),
-            ("h", 8, "source height"),
-            ("w", 8, "source width"),
-            ("c", 10, "channels"),
-            ("src_pix_stride", 12, "bytes between source pixels"),
-            ("dst_pix_stride", 12, "bytes between result pixels"),
-            ("kernel", 4, "window size"),
-            ("stride", 4, "window stride"),
-            ("lo", 8, "floor applied to every result", True),
-            ("fmt", 3, "encoding of the codes compared (strides in bytes)", ACT_ENCODINGS),
+            ("src_addr", 24, "output scratchpad byte address of the source"),
+            ("dst_addr", 24, "output scratchpad byte address of the result"),
+            ("h", 12, "source height"),
+            ("w", 12, "source width"),
+            ("c", 12, "channels"),
+            ("src_pix_stride", 20, "bytes between source pixels"),
+            ("dst_pix_stride", 20, "bytes between result pixels"),
+            ("kh", 8, "window height"),
+            ("kw", 8, "window width"),
+            ("sh", 4, "vertical stride"),
+            ("sw", 4, "horizontal stride"),
+            ("mode", 1, "max or average", POOL_MODES),
+            ("lo", 8, "max: floor applied to every result", True),
+            ("fmt", 3, "encoding of the codes (strides in bytes)", ACT_ENCODINGS),
+            ("param_addr", 24, "avg: param scratchpad byte address of its 6 words"),
         ),
     ),
     Opcode(
         "ADD", 6, "compute",
-        "Elementwise quantized add in the output scratchpad (reference.add semantics); params: "
-        "11 int32 at param_addr: za, zb, zo, qa, sa, qb, sb, qo, so, lo, hi.",
+        "Elementwise op of two code vectors in the output scratchpad (reference.add / "
+        "reference.mul semantics); params: 11 int32 at param_addr: za, zb, zo, qa, sa, qb, sb, "
+        "qo, so, lo, hi. add: y = clamp(requant(requant(v(a) << 20, qa, sa) + requant(v(b) << "
+        "20, qb, sb), qo, so) + zo, lo, hi); mul: y = clamp(requant(v(a) * v(b), qo, so) + zo, "
+        "lo, hi) (qa..sb unused). bcast = 0: b holds count codes; bcast = c > 0: b holds c codes "
+        "and element i uses b[i mod c] (a per-channel vector broadcast over H, W).",
         _layout(
-            ("a_addr", 18, "first operand byte address"),
-            ("b_addr", 18, "second operand byte address"),
-            ("dst_addr", 18, "result byte address"),
-            ("count", 16, "elements"),
-            ("param_addr", 14, "param scratchpad byte address"),
+            ("a_addr", 24, "first operand byte address"),
+            ("b_addr", 24, "second operand byte address"),
+            ("dst_addr", 24, "result byte address"),
+            ("count", 24, "elements"),
+            ("bcast", 16, "0, or the length of b repeated along a"),
+            ("op", 1, "add or multiply", EW_OPS),
+            ("param_addr", 24, "param scratchpad byte address"),
             ("fmt", 3, "encoding of the codes (count codes, packed)", ACT_ENCODINGS),
+        ),
+    ),
+    Opcode(
+        "LUT", 9, "compute",
+        "Table lookup in the output scratchpad: count codes at src_addr (packed at fmt) -> "
+        "count codes at dst_addr (packed at ofmt), y = byte at param table_addr + (x mod 2^B), "
+        "B the code bits of fmt. Any function of one B-bit activation (Hardswish, SiLU, GELU, "
+        "a change of scale) is exactly such a table.",
+        _layout(
+            ("src_addr", 24, "source byte address"),
+            ("dst_addr", 24, "result byte address"),
+            ("count", 24, "elements"),
+            ("table_addr", 24, "param scratchpad byte address of the 2^B-byte table"),
+            ("fmt", 3, "encoding of the source codes", ACT_ENCODINGS),
+            ("ofmt", 3, "encoding of the result codes", ACT_ENCODINGS),
         ),
     ),
     Opcode("SYNC", 7, "compute", "No operation; carries tokens between kernels.", _layout()),
@@ -220,6 +271,9 @@ POST_PARAM_BYTES_PER_CHANNEL = sum(b for _, b in POST_PARAMS)
 POST_PARAM_DTYPE = [(name, f"<i{b}") for name, b in POST_PARAMS]  # numpy record, little-endian
 ADD_PARAM_WORDS = ("za", "zb", "zo", "qa", "sa", "qb", "sb", "qo", "so", "lo", "hi")
 ADD_PARAM_BYTES = 4 * len(ADD_PARAM_WORDS)
+POOL_PARAM_WORDS = ("zi", "zo", "q", "shift", "lo", "hi")  # avg mode
+POOL_PARAM_BYTES = 4 * len(POOL_PARAM_WORDS)
+LUT_TABLE_ENTRY_BYTES = 1  # POST lut / LUT: one output code byte per input code
 
 # A GEMM decode-table entry (one per code): a 32-bit word holding the level sig << sh, with the
 # shift in the low LUT_SHIFT_BITS bits and the signed significand above (qasic.isa.lut encodes
