@@ -15,6 +15,11 @@ from qasic.errors import ConfigError
 from qasic.isa.table import BY_NAME, POST_PARAM_BYTES_PER_CHANNEL
 
 DEFAULT_PATH = Path(__file__).with_name("default.toml")
+# Built-in architectures by name (what --arch accepts besides a TOML path).
+BUILTIN_ARCHES = {
+    "default": DEFAULT_PATH,
+    "gemmini_like": DEFAULT_PATH.with_name("gemmini_like.toml"),
+}
 # The widest accumulator: qasic.quant.fixedpoint.requantize is exact for |acc| < 2**55 (its
 # 24-bit split keeps both partial products inside int64), i.e. for 56-bit two's complement.
 # FP8 E5M2 weights x INT8 activations need up to ~50 bits.
@@ -145,17 +150,36 @@ class ArchConfig:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def load_arch(path: str | Path | None = None) -> ArchConfig:
-    """Load and validate an architecture TOML (the default one when ``path`` is None)."""
-    path = Path(path) if path is not None else DEFAULT_PATH
+def load_arch(name_or_path: str | Path | None = None) -> ArchConfig:
+    """Load and validate an architecture: a built-in name (BUILTIN_ARCHES), a TOML path, or the
+    default one when None."""
+    path = arch_path(name_or_path)
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(
-            f"arch config {path} does not exist; pass a TOML file like {DEFAULT_PATH}")
+        raise ConfigError(f"arch config {path} does not exist; pass a TOML file like "
+                          f"{DEFAULT_PATH} or a built-in arch ({', '.join(BUILTIN_ARCHES)})")
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"arch config {path} is not valid TOML: {e}")
     return arch_from_dict(raw, source=str(path))
+
+
+def arch_path(name_or_path: str | Path | None) -> Path:
+    """The TOML file of a built-in arch name or a path. A bare word that is no built-in and no
+    file is an unknown name."""
+    if name_or_path is None:
+        return DEFAULT_PATH
+    if isinstance(name_or_path, str) and name_or_path in BUILTIN_ARCHES:
+        return BUILTIN_ARCHES[name_or_path]
+    path = Path(name_or_path)
+    if isinstance(name_or_path, str) and _is_bare_name(name_or_path) and not path.is_file():
+        raise ConfigError(f"unknown arch {name_or_path!r}; built-in arches: "
+                          f"{', '.join(BUILTIN_ARCHES)}, or pass a path to a TOML file")
+    return path
+
+
+def _is_bare_name(text: str) -> bool:
+    return "/" not in text and "\\" not in text and not text.endswith(".toml")
 
 
 def arch_from_dict(raw: dict, source: str = "<dict>") -> ArchConfig:
