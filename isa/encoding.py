@@ -84,7 +84,7 @@ def encode(instr: Instr) -> int:
 
 
 def decode(word: int, index: int = 0, base: int = 0) -> Instr:
-    """Decode one 128-bit word. ``index`` and ``base`` (the byte offset of instruction 0 in its
+    """Decode one instruction word (isa.table.WORD_BITS bits). ``index`` and ``base`` (the byte offset of instruction 0 in its
     file) only name the instruction and its offset in errors."""
     where = f"instruction {index} (byte offset {base + index * WORD_BYTES})"
     code = word & ((1 << HEADER[0].width) - 1)
@@ -106,7 +106,7 @@ def decode(word: int, index: int = 0, base: int = 0) -> Instr:
             args[f.name] = raw - (1 << f.width) if f.signed and raw >> (f.width - 1) else raw
     if word & ~used:
         raise ProgramFormatError(
-            f"{where} ({spec.name}): reserved bits are set (word {word:#034x})")
+            f"{where} ({spec.name}): reserved bits are set (word {word:#0{2 + WORD_BYTES * 2}x})")
     flags = {name: bool((word >> HEADER[i + 1].lo) & 1) for i, name in enumerate(TOKEN_FLAGS)}
     return Instr(spec.name, args, **flags)
 

@@ -3,7 +3,7 @@
 File layout (little-endian):
     header  24 bytes: magic b"QASC", u16 version, u16 reserved (0), u32 instruction count,
             u32 constants length, u32 metadata length, u32 CRC-32 of everything after the header
-    instructions   count x 16 bytes (isa.table words)
+    instructions   count x WORD_BYTES (32) bytes (isa.table words)
     layer ids      count x u16: which kernel (metadata "layers") each instruction belongs to
     constants      bytes placed in DRAM at the "constants" region
     metadata       UTF-8 JSON: memory map (regions), kernels, input/output encodings, arch name
@@ -25,7 +25,9 @@ from qasic.isa.encoding import Instr, decode_all, encode_all
 from qasic.isa.table import WORD_BYTES
 
 MAGIC = b"QASC"
-VERSION = 3  # 2: GEMM bscale/afmt, POST ofmt, packed activations, int64 bias; 3: LUT sig|shift
+# 2: GEMM bscale/afmt, POST ofmt, packed activations, int64 bias; 3: LUT sig|shift;
+# 4: 256-bit words, 3-D DMA with fill, GEMM lines, POST lut, POOL kh/kw/sh/sw/avg, ADD mul/bcast, LUT
+VERSION = 4
 _HEADER = struct.Struct("<4sHHIIII")
 REGION_KINDS = ("input", "output", "activation", "constants")
 

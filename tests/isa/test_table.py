@@ -15,7 +15,16 @@ from qasic.isa.encoding import (
     encode,
     encode_all,
 )
-from qasic.isa.table import BY_NAME, HEADER, OPCODES, WORD_BITS, Field, Opcode, check_table
+from qasic.isa.table import (
+    BY_NAME,
+    HEADER,
+    OPCODES,
+    WORD_BITS,
+    WORD_BYTES,
+    Field,
+    Opcode,
+    check_table,
+)
 from tests.isa.instrs import FLAGS, OPERANDS, extreme_instrs, random_instr, random_program
 
 # ---- the table check -----------------------------------------------------------------------
@@ -104,8 +113,8 @@ def test_assembler_accepts_comments_blank_lines_and_hex():
 
 
 def test_unknown_opcode_in_a_word_names_the_instruction():
-    words = encode_all([Instr("SYNC"), Instr("SYNC")]) + bytes(16)  # opcode 0
-    with pytest.raises(ProgramFormatError, match=r"instruction 2 \(byte offset 32\).*opcode"):
+    words = encode_all([Instr("SYNC"), Instr("SYNC")]) + bytes(WORD_BYTES)  # opcode 0
+    with pytest.raises(ProgramFormatError, match=r"instruction 2 \(byte offset 64\).*opcode"):
         decode_all(words)
 
 
@@ -124,10 +133,12 @@ def test_enum_field_out_of_range_names_the_field():
 
 @pytest.mark.parametrize("op, field, value, kind", [
     ("GEMM", "k", 1 << 9, "9-bit"),
-    ("GEMM", "rows", -1, "11-bit"),
+    ("GEMM", "rows", -1, "16-bit"),
+    ("GEMM", "lines", 1 << 12, "12-bit"),
     ("POST", "out_zp", 128, "signed 8-bit"),
     ("POST", "lo", -129, "signed 8-bit"),
-    ("LOAD", "dram_addr", 1 << 32, "32-bit"),
+    ("LOAD", "dram_addr", 1 << 36, "36-bit"),
+    ("POOL", "sh", 16, "4-bit"),
 ])
 def test_value_too_wide_names_op_and_field(op, field, value, kind):
     with pytest.raises(ProgramFormatError, match=rf"{op}\.{field} = {value} does not fit its "
