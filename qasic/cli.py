@@ -62,14 +62,16 @@ def _activations(args):
                        activation_format=args.act_format)
 
 
-def _quantized(args):
+def _quantized(args, trained=None):
+    """(model, QGraph) as the quantization flags say; ``trained``: the model already loaded.
+    With --qat the model returned is the fine-tuned copy (``trained`` is left as it was)."""
     from qasic.flow import quantize_model
 
     budget = _check_policy_args(args)
     acts = _activations(args)
     config = dataclasses.replace(acts, weight_bits=parse_bits(args.bits or "8"),
                                  weight_format=parse_formats(args.format))
-    trained = _trained(args)
+    trained = trained if trained is not None else _trained(args)
     if budget is not None:
         from qasic.policies import choose_bits
 
@@ -199,10 +201,10 @@ def cmd_compile(args) -> int:
     from qasic.compiler import compile_graph
     from qasic.isa.program import save
 
+    arch = _arch(args)  # a bad --arch fails before any model is loaded
     trained, graph = _quantized(args)
     if args.policy:
         print(_describe(args, _bits_summary(args, trained, graph)))
-    arch = _arch(args)
     if args.fit_arch:
         from qasic.flow import arch_for
 
@@ -222,6 +224,8 @@ def cmd_simulate(args) -> int:
     from qasic.isa.program import load
     from qasic.sim import simulate
 
+    if args.output:
+        _check_output(Path(args.output))
     program = load(args.program)
     if args.arch:
         arch = _arch(args)
@@ -241,6 +245,8 @@ def cmd_simulate(args) -> int:
         x = x[:args.limit]
         labels = labels[:args.limit] if labels is not None else None
     result = simulate(program, arch, x, progress=_progress)
+    if args.output:
+        _save_npy(Path(args.output), result.logits().astype(np.float32))
     record = result.to_json()
     if labels is not None:
         pred = result.outputs.reshape(len(x), -1).argmax(axis=1)
@@ -257,6 +263,47 @@ def cmd_simulate(args) -> int:
         print(f"{len(x)} samples: {record['cycles']} cycles/inference "
               f"({record['latency_us']:.1f} us), {e['total'] / 1e3:.1f} nJ/inference"
               + (f", accuracy {record['accuracy']:.2%}" if "accuracy" in record else ""))
+    return 0
+
+
+def _check_output(path: Path) -> None:
+    """Refuse before the work, not after it: a directory is never replaced."""
+    if path.is_dir():
+        raise ConfigError(f"--output {path} is a directory; give a file name like {path}/y.npy")
+    if not path.parent.is_dir():
+        raise ConfigError(f"--output {path}: directory {path.parent} does not exist")
+
+
+def _save_npy(path: Path, array) -> None:
+    """Write ``array`` to ``path`` atomically: a temporary file beside it, then a rename."""
+    import os
+    import tempfile
+
+    import numpy as np
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def cmd_evaluate(args) -> int:
+    from qasic.evaluation import evaluate_quantized, summary
+
+    if args.limit < 0:
+        raise ConfigError(f"--limit {args.limit}: give a number of inputs >= 1 (0: all)")
+    arch = _arch(args)  # a bad --arch fails before any model is loaded
+    _check_policy_args(args)
+    trained = _trained(args)
+    _progress(f"quantizing {trained.name}")
+    _, graph = _quantized(args, trained)  # fp32 outputs come from the model before any --qat
+    record = evaluate_quantized(trained, graph, arch=arch, limit=args.limit or None,
+                                fit_arch=args.fit_arch, progress=_progress)
+    print(json.dumps(record, indent=2) if args.json else summary(record))
     return 0
 
 
@@ -334,7 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--seed", type=int, default=0)
 
     def arch_arg(sp):
-        sp.add_argument("--arch", default=None, help="architecture TOML (default: built-in)")
+        sp.add_argument("--arch", default=None,
+                        help="a built-in arch (default, gemmini_like) or an arch TOML file; "
+                        "default: default")
 
     sp = sub.add_parser("demo", help="the whole flow on the default model, to a report")
     sp.add_argument("--out", default="out/demo")
@@ -376,8 +425,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--limit", type=int, default=0, help="simulate only the first N inputs")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--trace", help="write a Perfetto/Chrome trace JSON here")
+    sp.add_argument("--output", help="write the dequantized outputs (float32 .npy) here")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_simulate)
+
+    sp = sub.add_parser("evaluate", help="quantize, compile, simulate and compare with the "
+                        "golden reference and fp32: one verdict")
+    model_args(sp)
+    policy_args(sp)
+    arch_arg(sp)
+    sp.add_argument("--fit-arch", action="store_true",
+                    help="size PE and accumulator widths to the model's weights")
+    sp.add_argument("--limit", type=int, default=0, help="evaluate only the first N inputs")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_evaluate)
 
     sp = sub.add_parser("sweep", help="bit-widths x array shapes -> sweep.json/csv/png")
     sp.add_argument("--model", default="digits_cnn")

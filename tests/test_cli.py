@@ -240,3 +240,36 @@ def test_policies_get_the_activation_settings(monkeypatch, capsys):
     [record] = json.loads(capsys.readouterr().out)
     assert (seen[1].activation_format, seen[1].activation_bits) == ("fp8_e4m3", 8)
     assert record["weight_bits"] == bits and record["accuracy"] > 0.5
+
+
+def test_arch_by_builtin_name(tmp_path, capsys):
+    assert main(["verilog", "--arch", "gemmini_like", "--out", str(tmp_path / "v")]) == 0
+    for argv in (["verilog"], ["compile", "--out", str(tmp_path / "p.qasic")], ["sweep"]):
+        assert main([*argv, "--arch", "gemini"]) == 1
+        assert _err(capsys) == ("qasic: error: unknown arch 'gemini'; built-in arches: default, "
+                                "gemmini_like, or pass a path to a TOML file")
+
+
+def test_simulate_output_writes_the_dequantized_outputs(tmp_path, capsys, compiled_cnn_file):
+    import numpy as np
+
+    from qasic.isa.program import load
+    from qasic.models import get_model
+    from qasic.sim import simulate
+    from qasic.sim.run import program_arch
+
+    y = tmp_path / "y.npy"
+    assert main(["simulate", str(compiled_cnn_file), "--limit", "12", "--output", str(y)]) == 0
+    written = np.load(y)
+    program = load(compiled_cnn_file)
+    expected = simulate(program, program_arch(program),
+                        get_model("digits_cnn").test_inputs[:12]).logits()
+    assert written.dtype == np.float32 and written.shape == (12, 10)
+    assert np.array_equal(written, expected.astype(np.float32))
+    assert [p.name for p in tmp_path.iterdir()] == ["y.npy"]  # no temporary file left
+    assert main(["simulate", str(compiled_cnn_file), "--output", str(tmp_path)]) == 1
+    assert _err(capsys) == f"qasic: error: --output {tmp_path} is a directory; give a file name " \
+                           f"like {tmp_path}/y.npy"
+    assert main(["simulate", str(compiled_cnn_file), "--output",
+                 str(tmp_path / "no" / "y.npy")]) == 1
+    assert "does not exist" in _err(capsys)

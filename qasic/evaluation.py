@@ -1,0 +1,307 @@
+"""``evaluate``: one call from a model to a JSON verdict.
+
+Quantize, compile, simulate the inputs, run the golden reference on the same input codes and the
+fp32 model on the same floats, then report: bit-exactness (simulator == golden reference, raw
+codes), agreement with fp32 (cosine, top-1, accuracy), cycles, latency, energy, DRAM traffic
+against the compulsory bytes, and the same per layer. Shared by ``qasic evaluate`` and
+``qasic.evaluate``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qasic.api import ArchLike, as_arch
+from qasic.errors import ConfigError, InputError
+
+Progress = Callable[[str], None]
+BATCH = 256  # samples per golden-reference / fp32 batch (bounds im2col memory)
+
+
+def evaluate(model: Any, inputs: np.ndarray | None = None, *, labels: np.ndarray | None = None,
+             calibration: np.ndarray | None = None, config: Any = None,
+             arch: ArchLike = "default", limit: int | None = None, fit_arch: bool = False,
+             data: str | Path | None = None, progress: Progress | None = None) -> dict:
+    """Quantize ``model`` with ``config`` (a QuantConfig; default W8A8), compile it for ``arch``
+    (built-in name, TOML path or ArchConfig; ``fit_arch`` sizes the PEs to the model), simulate
+    ``inputs`` (float, model layout; the first ``limit``) and compare. Returns the record that
+    ``qasic evaluate --json`` prints (keys in RECORD_KEYS, per layer LAYER_KEYS).
+
+    ``model``: a built-in name, ``file.py:factory`` or ``.pt2`` (with ``data``, the .npz of
+    ``qasic evaluate --data``, or ``calibration``), a TrainedModel, an nn.Module or an
+    ExportedProgram (with ``calibration``). Without ``inputs``: the model's test split and labels.
+    """
+    from qasic.flow import quantize_model
+    from qasic.quant import QuantConfig
+
+    trained = resolve_model(model, calibration=calibration, data=data, progress=progress)
+    _say(progress, f"quantizing {trained.name}")
+    graph = quantize_model(trained, config if config is not None else QuantConfig())
+    return evaluate_quantized(trained, graph, inputs, labels=labels, arch=arch, limit=limit,
+                              fit_arch=fit_arch, progress=progress)
+
+
+def evaluate_quantized(trained: Any, graph: Any, inputs: np.ndarray | None = None, *,
+                       labels: np.ndarray | None = None, arch: ArchLike = "default",
+                       limit: int | None = None, fit_arch: bool = False,
+                       progress: Progress | None = None) -> dict:
+    """``evaluate`` of an already quantized ``graph`` of ``trained`` (whose module is the fp32
+    model compared against)."""
+    from qasic.compiler import compile_graph
+    from qasic.sim import input_codes, simulate
+
+    x, y = select_inputs(trained, inputs, labels, limit, progress)
+    target = as_arch(arch)
+    if fit_arch:
+        from qasic.flow import arch_for
+
+        target = arch_for(graph, target)
+    _say(progress, f"compiling {trained.name} for {target.name}")
+    t0 = time.perf_counter()
+    program = compile_graph(graph, target, progress=progress)
+    compile_s = time.perf_counter() - t0
+    codes = input_codes(program, x)
+    _say(progress, f"simulating {len(x)} inputs")
+    t0 = time.perf_counter()
+    sim = simulate(program, target, codes=codes, progress=progress)
+    simulate_s = time.perf_counter() - t0
+    _say(progress, "golden reference and fp32 model on the same inputs")
+    exact = bool(np.array_equal(sim.outputs, golden_outputs(graph, codes)))
+    quant = sim.logits()
+    fp32 = in_layout_of(float_outputs(trained.module, x), quant)
+    return {"model": trained.name, "arch": target.name, "samples": len(x), "bit_exact": exact,
+            **compare(quant, fp32, y), **costs(sim, program, target),
+            "instructions": len(program.instrs), "compile_s": compile_s,
+            "simulate_s": simulate_s}
+
+
+RECORD_KEYS = ("model", "arch", "samples", "bit_exact", "cosine", "top1_agreement", "accuracy",
+               "cycles", "latency_us", "energy_pj", "macs", "dram_bytes",
+               "compulsory_dram_bytes", "compile_s", "simulate_s", "layers")
+LAYER_KEYS = ("name", "kind", "m", "k", "n", "macs", "cycles", "energy_pj", "dram_bytes",
+              "compulsory_dram_bytes", "utilization")
+
+
+def resolve_model(model: Any, *, calibration: np.ndarray | None = None,
+                  data: str | Path | None = None, progress: Progress | None = None) -> Any:
+    """The TrainedModel that ``model`` names or is (see ``evaluate``)."""
+    from qasic.models.registry import TrainedModel
+
+    if isinstance(model, TrainedModel):
+        return model
+    if isinstance(model, str | Path):
+        spec = str(model)
+        if ":" not in spec and not spec.endswith(".pt2"):
+            from qasic.models import get_model
+
+            return get_model(spec, progress=progress)
+        if data is not None or calibration is None:
+            from qasic.models.user import user_trained_model
+
+            return user_trained_model(spec, data)  # without data: says to pass it
+        from qasic.models.user import load_user_model
+
+        model = load_user_model(spec)
+    return _module_model(model, calibration)
+
+
+def _module_model(model: Any, calibration: np.ndarray | None) -> Any:
+    """A TrainedModel around an nn.Module or ExportedProgram and the caller's calibration."""
+    import torch
+
+    from qasic.models.registry import TrainedModel
+
+    if isinstance(model, torch.export.ExportedProgram):
+        model = model.module()
+    if not isinstance(model, torch.nn.Module):
+        raise ConfigError(f"model of type {type(model).__name__} is not a model: pass a built-in "
+                          "name, file.py:factory, a .pt2 path, an nn.Module, an ExportedProgram "
+                          "or a TrainedModel")
+    if calibration is None:
+        raise ConfigError("an nn.Module needs calibration=: a float batch in the model's input "
+                          "layout (e.g. a few hundred training samples)")
+    _eval_mode(model)
+    calib = np.asarray(calibration, dtype=np.float32)
+    empty = np.zeros((0, *calib.shape[1:]), dtype=np.float32)
+    return TrainedModel(name=type(model).__name__, module=model,
+                        example_input=torch.from_numpy(calib[:1].copy()), calibration=calib,
+                        test_inputs=empty, test_labels=np.zeros(0, dtype=np.int64),
+                        fp32_accuracy=float("nan"))
+
+
+def _eval_mode(module: Any) -> None:
+    """Put ``module`` in eval mode; a graph unlifted from torch.export refuses eval() (it was
+    captured in its mode already)."""
+    if module.training:
+        try:
+            module.eval()
+        except NotImplementedError:
+            pass
+
+
+def select_inputs(trained: Any, inputs: np.ndarray | None, labels: np.ndarray | None,
+                  limit: int | None, progress: Progress | None = None
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(float inputs, labels or None): the given ones, else the test split, else (no test
+    split) the calibration batch without labels; the first ``limit`` of them."""
+    if inputs is None:
+        inputs, labels = trained.test_inputs, trained.test_labels
+        if not len(inputs):
+            _say(progress, f"{trained.name} has no test inputs: evaluating on its calibration "
+                           "batch (no labels)")
+            inputs, labels = trained.calibration, None
+    x = np.asarray(inputs, dtype=np.float32)
+    y = None if labels is None or not len(labels) else np.asarray(labels)
+    if y is not None and len(y) != len(x):
+        raise InputError(f"{len(y)} labels for {len(x)} inputs; give one label per input")
+    if limit is not None:
+        if limit < 0:
+            raise ConfigError(f"limit = {limit}: give a number of inputs >= 1 (0: all)")
+        if limit:
+            x, y = x[:limit], (None if y is None else y[:limit])
+    if not len(x):
+        raise InputError("no inputs to evaluate: pass inputs (or test data) with samples")
+    return x, y
+
+
+def golden_outputs(graph: Any, codes: np.ndarray) -> np.ndarray:
+    """The golden reference's output codes for integer input codes, in batches."""
+    from qasic.quant import reference
+
+    return np.concatenate([reference.run(graph, codes[i:i + BATCH])
+                           for i in range(0, len(codes), BATCH)])
+
+
+def float_outputs(module: Any, x: np.ndarray) -> np.ndarray:
+    """The fp32 model's outputs for ``x`` (model layout), float64, in batches, no autograd."""
+    import torch
+
+    _eval_mode(module)
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(x), BATCH):
+            y = module(torch.from_numpy(np.ascontiguousarray(x[i:i + BATCH])))
+            outs.append(y.detach().double().numpy())
+    return np.concatenate(outs)
+
+
+def in_layout_of(fp32: np.ndarray, quant: np.ndarray) -> np.ndarray:
+    """fp32 outputs arranged like the simulator's: image outputs NCHW -> NHWC."""
+    if fp32.shape == quant.shape:
+        return fp32
+    if fp32.ndim == 4 and fp32.transpose(0, 2, 3, 1).shape == quant.shape:
+        return fp32.transpose(0, 2, 3, 1)
+    raise InputError(f"fp32 model outputs of shape {fp32.shape} do not match the quantized "
+                     f"outputs {quant.shape}; the model must return one tensor")
+
+
+def compare(quant: np.ndarray, fp32: np.ndarray, labels: np.ndarray | None) -> dict:
+    """cosine (mean per sample), top-1 agreement and accuracy (classifiers: per-sample output a
+    vector of >= 2 classes; else None)."""
+    record = {"cosine": float(np.mean(cosines(quant, fp32))), "top1_agreement": None,
+              "accuracy": None}
+    if quant.ndim == 2 and quant.shape[1] >= 2:
+        q, f = quant.argmax(axis=1), fp32.argmax(axis=1)
+        record["top1_agreement"] = float(np.mean(q == f))
+        if labels is not None:
+            record["accuracy"] = {"fp32": float(np.mean(f == labels)),
+                                  "quantized": float(np.mean(q == labels))}
+    return record
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each sample's flattened outputs; 1 when both are zero, 0 when one
+    is."""
+    a = a.reshape(len(a), -1).astype(np.float64)
+    b = b.reshape(len(b), -1).astype(np.float64)
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    den = na * nb
+    dot = np.einsum("ij,ij->i", a, b)
+    return np.where(den > 0, dot / np.where(den > 0, den, 1.0), (na == nb).astype(np.float64))
+
+
+def costs(sim: Any, program: Any, arch: Any) -> dict:
+    """Cycles, latency, energy, MACs and DRAM bytes per inference, model and per layer."""
+    layers = [layer_record(info, stats, arch)
+              for info, stats in zip(program.layers, sim.layers, strict=True)]
+    compulsory = [la["compulsory_dram_bytes"] for la in layers
+                  if la["compulsory_dram_bytes"] is not None]
+    return {"cycles": int(sim.cycles), "latency_us": float(sim.meta["latency_us"]),
+            "energy_pj": {k: float(v) for k, v in sim.energy_pj.items()},
+            "macs": int(sim.macs), "dram_bytes": int(sim.dram_bytes),
+            "compulsory_dram_bytes": int(sum(compulsory)) if compulsory else None,
+            "layers": layers}
+
+
+def layer_record(info: dict, stats: dict, arch: Any) -> dict:
+    """One layer: its GEMM shape and compulsory bytes from the compiler's metadata, cycles,
+    energy and DRAM bytes from the simulator; utilization = macs / (cycles * rows * cols)."""
+    macs, cycles = int(stats["macs"]), int(stats["cycles"])
+    compulsory = info.get("compulsory_dram_bytes")
+    return {"name": stats["name"], "kind": stats["kind"], "ops": list(info.get("ops", [])),
+            "weight_bits": info.get("weight_bits"),
+            "m": info.get("m"), "k": info.get("k"), "n": info.get("n"), "macs": macs,
+            "cycles": cycles, "energy_pj": {k: float(v) for k, v in stats["energy_pj"].items()},
+            "dram_bytes": int(stats["dram_bytes"]),
+            "compulsory_dram_bytes": None if compulsory is None else int(compulsory),
+            "utilization": (macs / (cycles * arch.macs_per_cycle) if macs and cycles else None)}
+
+
+def _say(progress: Progress | None, msg: str) -> None:
+    if progress:
+        progress(msg)
+
+
+def summary(record: dict) -> str:
+    """The record as a few lines and a per-layer table (``qasic evaluate`` without --json)."""
+    e = record["energy_pj"]
+    parts = ", ".join(f"{k} {v / 1e3:.1f}" for k, v in e.items() if k != "total")
+    exact = "yes" if record["bit_exact"] else "NO"
+    head = (f"{record['model']} on {record['arch']}, {record['samples']} inputs: "
+            f"bit-exact {exact} (simulator vs golden reference)")
+    cost = (f"per inference: {record['cycles']} cycles ({record['latency_us']:.2f} us), "
+            f"{e['total'] / 1e3:.1f} nJ ({parts}), {record['macs']} MACs")
+    dram = (f"DRAM {record['dram_bytes']} bytes (compulsory "
+            f"{_or_dash(record['compulsory_dram_bytes'])}); compile {record['compile_s']:.2f} s, "
+            f"simulate {record['simulate_s']:.2f} s")
+    return "\n".join([head, f"vs fp32: {_agreement(record)}", cost, dram, "",
+                      _table(record["layers"])])
+
+
+def _agreement(record: dict) -> str:
+    text = f"cosine {record['cosine']:.5f}"
+    if record["top1_agreement"] is not None:
+        text += f", top-1 agreement {record['top1_agreement']:.2%}"
+    if record["accuracy"] is not None:
+        acc = record["accuracy"]
+        text += f", accuracy {acc['quantized']:.2%} (fp32 {acc['fp32']:.2%})"
+    return text
+
+
+_COLUMNS = ("layer", "kind", "m x k x n", "MACs", "cycles", "util", "nJ", "DRAM B",
+            "compulsory B")
+
+
+def _table(layers: list[dict]) -> str:
+    rows = [_COLUMNS] + [_row(la) for la in layers]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(_COLUMNS))]
+    return "\n".join("  ".join(c.ljust(w) if i < 3 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+                     for r in rows)
+
+
+def _row(la: dict) -> tuple[str, ...]:
+    shape = "x".join(str(la[d]) for d in "mkn") if la["m"] is not None else "-"
+    util = f"{la['utilization']:.1%}" if la["utilization"] is not None else "-"
+    return (la["name"], la["kind"], shape, str(la["macs"]), str(la["cycles"]), util,
+            f"{la['energy_pj']['total'] / 1e3:.2f}", str(la["dram_bytes"]),
+            _or_dash(la["compulsory_dram_bytes"]))
+
+
+def _or_dash(value: Any) -> str:
+    return "-" if value is None else str(value)
