@@ -20,7 +20,8 @@ from qasic.api import ArchLike, as_arch
 from qasic.errors import ConfigError, InputError
 
 Progress = Callable[[str], None]
-BATCH = 256  # samples per golden-reference / fp32 batch (bounds im2col memory)
+BATCH = 256  # at most this many samples per golden-reference / fp32 batch
+BATCH_ELEMENTS = 1 << 22  # and at most this many input elements (bounds im2col memory)
 
 
 def evaluate(model: Any, inputs: np.ndarray | None = None, *, labels: np.ndarray | None = None,
@@ -173,8 +174,13 @@ def golden_outputs(graph: Any, codes: np.ndarray) -> np.ndarray:
     """The golden reference's output codes for integer input codes, in batches."""
     from qasic.quant import reference
 
-    return np.concatenate([reference.run(graph, codes[i:i + BATCH])
-                           for i in range(0, len(codes), BATCH)])
+    b = batch_size(codes)
+    return np.concatenate([reference.run(graph, codes[i:i + b]) for i in range(0, len(codes), b)])
+
+
+def batch_size(x: np.ndarray) -> int:
+    """Samples per batch: BATCH, fewer for large inputs (224x224x3 images: 27)."""
+    return max(1, min(BATCH, BATCH_ELEMENTS // max(1, int(np.prod(x.shape[1:])))))
 
 
 def float_outputs(module: Any, x: np.ndarray) -> np.ndarray:
@@ -182,10 +188,10 @@ def float_outputs(module: Any, x: np.ndarray) -> np.ndarray:
     import torch
 
     _eval_mode(module)
-    outs = []
+    outs, b = [], batch_size(x)
     with torch.no_grad():
-        for i in range(0, len(x), BATCH):
-            y = module(torch.from_numpy(np.ascontiguousarray(x[i:i + BATCH])))
+        for i in range(0, len(x), b):
+            y = module(torch.from_numpy(np.ascontiguousarray(x[i:i + b])))
             outs.append(y.detach().double().numpy())
     return np.concatenate(outs)
 

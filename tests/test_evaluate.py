@@ -86,6 +86,15 @@ def test_python_api_returns_the_same_record(record):
     assert [set(la) for la in again["layers"]] == [set(la) for la in record["layers"]]
 
 
+def test_batches_do_not_change_the_verdict(record, monkeypatch):
+    import qasic.evaluation as E
+
+    monkeypatch.setattr(E, "BATCH_ELEMENTS", 5 * 64)  # 5 digits (1x8x8) per batch: 5, 5, 5, 1
+    again = qasic.evaluate("digits_cnn", limit=16)
+    assert (again["bit_exact"], again["top1_agreement"]) == (True, record["top1_agreement"])
+    assert again["cosine"] == pytest.approx(record["cosine"], rel=1e-9)
+
+
 def test_builtin_gemmini_like_arch():
     rec = run_json(["evaluate", "--arch", "gemmini_like", "--limit", "8", "--json"])
     assert rec["arch"] == "gemmini_like-16x16" and rec["bit_exact"] is True
