@@ -84,8 +84,8 @@ def encode(instr: Instr) -> int:
 
 
 def decode(word: int, index: int = 0, base: int = 0) -> Instr:
-    """Decode one instruction word (isa.table.WORD_BITS bits). ``index`` and ``base`` (the byte offset of instruction 0 in its
-    file) only name the instruction and its offset in errors."""
+    """Decode one WORD_BITS-bit word. ``index`` and ``base`` (the byte offset of instruction 0
+    in its file) only name the instruction and its offset in errors."""
     where = f"instruction {index} (byte offset {base + index * WORD_BYTES})"
     code = word & ((1 << HEADER[0].width) - 1)
     if code not in BY_CODE:

@@ -1,4 +1,6 @@
-"""Packed sub-byte storage of weight codes, as GEMM reads it (see the GEMM row in isa.table).
+"""Packed sub-byte storage of weight codes, as GEMM reads it (see the GEMM row in isa.table),
+and the shapes instructions derive from their fields (bytes a DMA moves, vectors a GEMM
+streams, a POOL's result size, a code table's length).
 
 A row of ``cols`` signed codes of ``bits`` bits occupies ceil(cols * bits / 8) bytes; code j sits
 at bit j * bits, little-endian bit order, two's complement. Rows start on byte boundaries.
@@ -8,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qasic.isa.table import BSCALE_BYTES
+from qasic.isa.table import BSCALE_BYTES, LUT_TABLE_ENTRY_BYTES, encoding_bits
 
 
 def pack_bits(codes: np.ndarray, bits: int) -> bytes:
@@ -46,3 +48,25 @@ def gemm_weight_span(args) -> tuple[int | None, int, int]:
         return None, args["wgt_addr"], row
     rows = 2 if args["bscale"] == "mulzp" else 1
     return args["wgt_addr"], args["wgt_addr"] + rows * n * BSCALE_BYTES, row
+
+
+def dma_bytes(args) -> int:
+    """Bytes a LOAD or STORE copies (or a fill writes): planes x rows x row_bytes."""
+    return args["planes"] * args["rows"] * args["row_bytes"]
+
+
+def gemm_vectors(args) -> int:
+    """T: the vectors a GEMM streams, lines x rows."""
+    return args["lines"] * args["rows"]
+
+
+def pool_out(args) -> tuple[int, int]:
+    """(oh, ow) of a POOL: (h - kh) // sh + 1 by (w - kw) // sw + 1 (strides of 0 count as 1
+    here; the machine refuses them)."""
+    return ((args["h"] - args["kh"]) // max(args["sh"], 1) + 1,
+            (args["w"] - args["kw"]) // max(args["sw"], 1) + 1)
+
+
+def code_table_bytes(encoding: str) -> int:
+    """Bytes of a POST lut / LUT table indexed by codes of ``encoding``: one per code."""
+    return LUT_TABLE_ENTRY_BYTES << encoding_bits(encoding)

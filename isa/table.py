@@ -108,8 +108,8 @@ def _layout(*spec: tuple) -> tuple[Field, ...]:
 
 _DMA = (
     ("mem", 3, "scratchpad", MEMS),
-    ("fill", 1, "LOAD only: 1 writes fill_byte to every scratchpad byte instead of reading DRAM "
-                "(padding borders; no DRAM traffic)"),
+    ("fill", 1, ("LOAD only: 1 writes fill_byte to every scratchpad byte instead of reading "
+                 "DRAM (padding borders; no DRAM traffic)")),
     ("fill_byte", 8, "the byte a fill writes (a code's packed bit pattern)"),
     ("dram_addr", 36, "DRAM byte address of the first row"),
     ("dram_stride", 24, "bytes between rows in DRAM"),

@@ -1,12 +1,13 @@
 """Check the RTL against the simulator on the exact GEMM tiles a compiled program produces.
 
 The simulator runs the program on real inputs; before each selected GEMM instruction it reads the
-operand tile (input rows x k, k x n weights, and for a block-scaled GEMM the n column scales and
-the mode) out of its scratchpads, and after it the accumulator tile it computed. Operands are
-captured as the array sees them: decoded weight levels for table formats, and inputs as
-``Machine.activations`` reads them for the GEMM's ``afmt`` (packed intB codes, or the fixed-point
-levels of FP8 codes). The RTL core then runs the same operands under Verilator; outputs must be
-equal and the measured cycles must equal the simulator's timing model for that instruction.
+operand tile (the T = lines x rows streamed input vectors of k, k x n weights, and for a
+block-scaled GEMM the n column scales and the mode) out of its scratchpads, and after it the
+accumulator tile it computed. Operands are captured as the array sees them: decoded weight levels
+for table formats, and inputs as ``Machine.activations`` reads them for the GEMM's ``afmt``
+(packed intB codes, or the fixed-point levels of FP8 codes). The RTL core then streams the same T
+vectors under Verilator; outputs must be equal and the measured cycles must equal the
+simulator's timing model for that instruction (``sim.timing.duration``: 2R + C + T - 2).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from qasic.arch.config import ArchConfig
 from qasic.isa.encoding import Instr
-from qasic.isa.packing import gemm_weight_span, unpack_bits
+from qasic.isa.packing import gemm_vectors, gemm_weight_span, unpack_bits
 from qasic.isa.program import Program
 from qasic.isa.table import ACT_FORMATS, BSCALE_BYTES, encoding_bits
 from qasic.rtl.packing import wrap
@@ -32,9 +33,9 @@ CYCLE_TOLERANCE = 0  # the RTL must take exactly the modelled cycles
 class Tile:
     layer: str
     index: int          # instruction index in the program
-    a: np.ndarray       # (rows, k) int: what the array streams in (int codes or FP8 levels)
+    a: np.ndarray       # (T, k) int: what the array streams in (int codes or FP8 levels)
     w: np.ndarray       # (k, n) int
-    expected: np.ndarray  # (rows, n) what the simulator's GEMM added, wrapped to acc_bits
+    expected: np.ndarray  # (T, n) what the simulator's GEMM added, wrapped to acc_bits
     sim_cycles: int
     scale: np.ndarray | None = None  # (n,) unsigned block scales; None when mode is "none"
     mode: str = "none"               # the GEMM's bscale field, one of isa.table.BSCALE_MODES
@@ -76,12 +77,13 @@ def _select(program: Program, per_layer: int) -> set[int]:
 
 
 def _operands(m: Machine, ins: Instr):
-    """(A (rows, k), W (k, n), scales (n,) or None, accumulator before) of one GEMM.
+    """(A (T, k), W (k, n), scales (n,) or None, accumulator before) of one GEMM; A's rows are
+    the T = lines x rows vectors in stream order (``Machine.activations``).
 
     A block-scaled GEMM keeps its n scales in the weight scratchpad at wgt_addr, and its weight
     rows after them (``isa.packing.gemm_weight_span``).
     """
-    rows, k, n, wb = ins["rows"], ins["k"], ins["n"], ins["wbits"]
+    rows, k, n, wb = gemm_vectors(ins), ins["k"], ins["n"], ins["wbits"]
     s_addr, w_addr, row_bytes = gemm_weight_span(ins)
     w = unpack_bits(m.mem["weight"][0, w_addr:w_addr + k * row_bytes].tobytes(), k, n, wb)
     if ins["lut"]:  # the array multiplies the decoded fixed-point values
@@ -101,7 +103,7 @@ def _scales(mem: np.ndarray, addr: int, n: int) -> np.ndarray:
 
 
 def _acc(m: Machine, ins: Instr) -> np.ndarray:
-    rows, n = ins["rows"], ins["n"]
+    rows, n = gemm_vectors(ins), ins["n"]
     return m.acc[0, ins["acc_addr"]:ins["acc_addr"] + rows * n].reshape(rows, n).copy()
 
 

@@ -4,6 +4,19 @@
     SRAM bit    = sram_8kib * (bank bytes / 8 KiB) ** exponent               [pJ; CACTI-7]
     DRAM bit    = dram_pj_per_bit                                           [pJ; LPDDR4]
     post-processing: int32 multiply + adds per output element             [pJ; Horowitz]
+Per instruction (one inference; bits = bytes x 8, SRAM priced at the scratchpad it touches):
+    LOAD / STORE  planes * rows * row_bytes bits read from one side and written to the other:
+                  DRAM bits + SRAM bits; a fill LOAD writes the SRAM bits only (no DRAM)
+    GEMM          T * k * n MACs (T = lines * rows), input / weight / accumulator bits
+    POST          per element: acc read, output write, 1 int32 multiply + 3 adds (+1 for FP8);
+                  per channel: 16 param bytes; lut = 1: one param byte read per element
+    POOL          source and result bits; max: an 8-bit compare (8 adder bits) per window
+                  element; avg: one int32 add per window element, one int32 multiply (the
+                  requantize) per result, its 24 param bytes
+    ADD           3 code accesses per element; add: 3 requantizes (int32 multiply + add) per
+                  element; mul: 1 (the <= 9 x 9-bit code product, far below an int32 multiply,
+                  is not priced apart)
+    LUT           per element: source and result code bits, one param byte (the table entry)
 Logic energy (MACs, post-processing) is scaled to the technology node; SRAM and DRAM are not
 (their energy shrinks much less than logic: Jouppi et al., ISCA 2021).
 Bit-width sets the price twice, each the way the hardware pays it:
@@ -33,9 +46,12 @@ from pathlib import Path
 from qasic.arch.config import ArchConfig
 from qasic.errors import ConfigError
 from qasic.isa.encoding import Instr
+from qasic.isa.packing import dma_bytes, gemm_vectors, pool_out
 from qasic.isa.table import (
     BSCALE_BYTES,
     LUT_ENTRY_BYTES,
+    LUT_TABLE_ENTRY_BYTES,
+    POOL_PARAM_BYTES,
     POST_PARAM_BYTES_PER_CHANNEL,
     encoding_bits,
     encoding_is_fp,
@@ -113,49 +129,78 @@ class EnergyModel:
     def instr(self, ins: Instr) -> dict[str, float]:
         """Energy (pJ) of one instruction on one inference, by category."""
         e = dict.fromkeys(CATEGORIES, 0.0)
-        a = self.arch
-        if ins.op in ("LOAD", "STORE"):
-            bits = 8 * ins["rows"] * ins["row_bytes"]
-            e["dram"] = bits * self.table["dram_pj_per_bit"]
-            e["sram"] = bits * self.sram_bit[ins["mem"]]
-        elif ins.op == "GEMM":
-            t, k, n, wb = ins["rows"], ins["k"], ins["n"], ins["wbits"]
-            e["mac"] = t * k * n * self.mac_pj(a.input_bits, a.weight_bits, a.weight_shift_bits,
-                                               a.input_shift_bits)
-            acc_bits = t * n * a.acc_bits * (2 if ins["accumulate"] else 1)
-            e["sram"] = (t * k * encoding_bits(ins["afmt"]) * self.sram_bit["input"]
-                         + k * n * wb * self.sram_bit["weight"] + acc_bits * self.sram_bit["acc"])
-            if ins["lut"]:  # decode on the load path: one table read per weight into the array
-                e["sram"] += k * n * 8 * LUT_ENTRY_BYTES * self.sram_bit["param"]
-            if ins["bscale"] != "none":
-                rows = 2 if ins["bscale"] == "mulzp" else 1  # scales (+ zero points)
-                e["sram"] += rows * n * 8 * BSCALE_BYTES * self.sram_bit["weight"]
-                e["other"] += t * n * self.block_scale_pj(ins["bscale"])
-            if ins["bscale"] == "mulzp":  # code - zero point as each weight loads
-                e["other"] += k * n * 8 * self.table["mac_add_pj_per_bit"] * self.logic
-        elif ins.op == "POST":
-            elems = ins["rows"] * ins["n"]
-            obits = encoding_bits(ins["ofmt"])
-            e["sram"] = (elems * (a.acc_bits * self.sram_bit["acc"]
-                                  + obits * self.sram_bit["output"])
-                         + ins["n"] * 8 * POST_PARAM_BYTES_PER_CHANNEL * self.sram_bit["param"])
-            adds = 3 + encoding_is_fp(ins["ofmt"])  # FP8 output: one more step to round
-            e["other"] = elems * (self.table["int32_mult_pj"] + adds * self.table["int32_add_pj"]) \
-                * self.logic
-        elif ins.op == "POOL":
-            oh = (ins["h"] - ins["kernel"]) // ins["stride"] + 1
-            ow = (ins["w"] - ins["kernel"]) // ins["stride"] + 1
-            reads = ins["h"] * ins["w"] * ins["c"]
-            e["sram"] = encoding_bits(ins["fmt"]) * (reads + oh * ow * ins["c"]) \
-                * self.sram_bit["output"]
-            compares = oh * ow * ins["c"] * ins["kernel"] ** 2
-            e["other"] = compares * 8 * self.table["mac_add_pj_per_bit"] * self.logic
-        elif ins.op == "ADD":
-            n = ins["count"]
-            e["sram"] = 3 * encoding_bits(ins["fmt"]) * n * self.sram_bit["output"]
-            e["other"] = n * 3 * (self.table["int32_mult_pj"] + self.table["int32_add_pj"]) \
-                * self.logic
+        price = _PRICES.get(ins.op)
+        if price is not None:
+            price(self, ins, e)
         return e
+
+    def _int32_pj(self, mults: float, adds: float) -> float:
+        """Post-processing logic: int32 multiplies and adds (Horowitz), scaled to the node."""
+        return (mults * self.table["int32_mult_pj"] + adds * self.table["int32_add_pj"]) \
+            * self.logic
+
+    def _dma(self, ins: Instr, e: dict) -> None:
+        bits = 8 * dma_bytes(ins)
+        e["sram"] = bits * self.sram_bit[ins["mem"]]
+        if not ins["fill"]:  # a fill only writes the scratchpad
+            e["dram"] = bits * self.table["dram_pj_per_bit"]
+
+    def _gemm(self, ins: Instr, e: dict) -> None:
+        a = self.arch
+        t, k, n, wb = gemm_vectors(ins), ins["k"], ins["n"], ins["wbits"]
+        e["mac"] = t * k * n * self.mac_pj(a.input_bits, a.weight_bits, a.weight_shift_bits,
+                                           a.input_shift_bits)
+        acc_bits = t * n * a.acc_bits * (2 if ins["accumulate"] else 1)
+        e["sram"] = (t * k * encoding_bits(ins["afmt"]) * self.sram_bit["input"]
+                     + k * n * wb * self.sram_bit["weight"] + acc_bits * self.sram_bit["acc"])
+        if ins["lut"]:  # decode on the load path: one table read per weight into the array
+            e["sram"] += k * n * 8 * LUT_ENTRY_BYTES * self.sram_bit["param"]
+        if ins["bscale"] != "none":
+            rows = 2 if ins["bscale"] == "mulzp" else 1  # scales (+ zero points)
+            e["sram"] += rows * n * 8 * BSCALE_BYTES * self.sram_bit["weight"]
+            e["other"] += t * n * self.block_scale_pj(ins["bscale"])
+        if ins["bscale"] == "mulzp":  # code - zero point as each weight loads
+            e["other"] += k * n * 8 * self.table["mac_add_pj_per_bit"] * self.logic
+
+    def _post(self, ins: Instr, e: dict) -> None:
+        a, elems = self.arch, ins["rows"] * ins["n"]
+        obits = encoding_bits(ins["ofmt"])
+        e["sram"] = (elems * (a.acc_bits * self.sram_bit["acc"] + obits * self.sram_bit["output"])
+                     + ins["n"] * 8 * POST_PARAM_BYTES_PER_CHANNEL * self.sram_bit["param"])
+        if ins["lut"]:  # one table byte per output code
+            e["sram"] += elems * 8 * LUT_TABLE_ENTRY_BYTES * self.sram_bit["param"]
+        adds = 3 + encoding_is_fp(ins["ofmt"])  # FP8 output: one more step to round
+        e["other"] = elems * self._int32_pj(1, adds)
+
+    def _pool(self, ins: Instr, e: dict) -> None:
+        oh, ow = pool_out(ins)
+        results, c = oh * ow * ins["c"], ins["c"]
+        window = results * ins["kh"] * ins["kw"]
+        e["sram"] = encoding_bits(ins["fmt"]) * (ins["h"] * ins["w"] * c + results) \
+            * self.sram_bit["output"]
+        if ins["mode"] == "max":  # an 8-bit comparator per window element
+            e["other"] = window * 8 * self.table["mac_add_pj_per_bit"] * self.logic
+            return
+        e["sram"] += 8 * POOL_PARAM_BYTES * self.sram_bit["param"]
+        e["other"] = self._int32_pj(results, window)  # sum the window, requantize the sum
+
+    def _add(self, ins: Instr, e: dict) -> None:
+        n = ins["count"]
+        e["sram"] = 3 * encoding_bits(ins["fmt"]) * n * self.sram_bit["output"]
+        # add: three requantizes per element; mul: the product's one
+        steps = 3 if ins["op"] == "add" else 1
+        e["other"] = n * steps * self._int32_pj(1, 1)
+
+    def _lut(self, ins: Instr, e: dict) -> None:
+        n = ins["count"]
+        e["sram"] = n * ((encoding_bits(ins["fmt"]) + encoding_bits(ins["ofmt"]))
+                         * self.sram_bit["output"]
+                         + 8 * LUT_TABLE_ENTRY_BYTES * self.sram_bit["param"])
+
+
+_PRICES = {"LOAD": EnergyModel._dma, "STORE": EnergyModel._dma, "GEMM": EnergyModel._gemm,
+           "POST": EnergyModel._post, "POOL": EnergyModel._pool, "ADD": EnergyModel._add,
+           "LUT": EnergyModel._lut}
 
 
 def _sram_sizes(arch: ArchConfig) -> dict[str, int]:

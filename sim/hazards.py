@@ -14,11 +14,12 @@ import numpy as np
 from qasic.arch.config import ArchConfig
 from qasic.errors import ProgramFormatError
 from qasic.isa.encoding import Instr
-from qasic.isa.packing import gemm_weight_span
+from qasic.isa.packing import code_table_bytes, gemm_vectors, gemm_weight_span, pool_out
 from qasic.isa.program import Program
 from qasic.isa.table import (
     ADD_PARAM_BYTES,
     LUT_ENTRY_BYTES,
+    POOL_PARAM_BYTES,
     POST_PARAM_BYTES_PER_CHANNEL,
     QUEUES,
     encoding_bytes,
@@ -30,39 +31,78 @@ def _rows(addr: int, stride: int, n: int, width: int) -> np.ndarray:
     return (addr + np.arange(n)[:, None] * stride + np.arange(width)[None, :]).ravel()
 
 
+def _box(addr: int, plane_stride: int, planes: int, stride: int, rows: int,
+         width: int) -> np.ndarray:
+    """Byte indices of planes x rows x width at addr + p*plane_stride + r*stride + j."""
+    starts = addr + np.arange(planes)[:, None] * plane_stride + np.arange(rows) * stride
+    return (starts.reshape(-1, 1) + np.arange(width)).ravel()
+
+
+def _span(addr: int, size: int) -> np.ndarray:
+    return np.arange(addr, addr + size)
+
+
 def accesses(ins: Instr) -> tuple[list, list]:
     """(reads, writes) of one instruction: lists of (memory, byte or word indices)."""
-    a = ins.args
-    if ins.op in ("LOAD", "STORE"):
-        dram = ("dram", _rows(a["dram_addr"], a["dram_stride"], a["rows"], a["row_bytes"]))
-        sram = (a["mem"], _rows(a["sram_addr"], a["sram_stride"], a["rows"], a["row_bytes"]))
-        return ([dram], [sram]) if ins.op == "LOAD" else ([sram], [dram])
-    if ins.op == "GEMM":
-        _, w_addr, wrow = gemm_weight_span(a)
-        acc = ("acc", _rows(a["acc_addr"], a["n"], a["rows"], a["n"]))
-        reads = [("input", _rows(a["inp_addr"], a["inp_stride"], a["rows"],
-                                 encoding_bytes(a["k"], a["afmt"]))),
-                 ("weight", _rows(a["wgt_addr"], 0, 1, w_addr + a["k"] * wrow - a["wgt_addr"]))]
-        if a["lut"]:
-            reads.append(("param", _rows(a["lut_addr"], 0, 1, LUT_ENTRY_BYTES << a["wbits"])))
-        return reads + [acc] * a["accumulate"], [acc]
-    if ins.op == "POST":
-        return ([("acc", _rows(a["acc_addr"], a["n"], a["rows"], a["n"])),
-                 ("param", _rows(a["param_addr"], 0, 1, POST_PARAM_BYTES_PER_CHANNEL * a["n"]))],
-                [("output", _rows(a["out_addr"], a["out_stride"], a["rows"],
-                                  encoding_bytes(a["n"], a["ofmt"])))])
-    if ins.op == "POOL":
-        oh = (a["h"] - a["kernel"]) // a["stride"] + 1
-        ow = (a["w"] - a["kernel"]) // a["stride"] + 1
-        pix = encoding_bytes(a["c"], a["fmt"])
-        return ([("output", _rows(a["src_addr"], a["src_pix_stride"], a["h"] * a["w"], pix))],
-                [("output", _rows(a["dst_addr"], a["dst_pix_stride"], oh * ow, pix))])
-    if ins.op == "ADD":
-        n = encoding_bytes(a["count"], a["fmt"])
-        return ([("output", _rows(a["a_addr"], 0, 1, n)), ("output", _rows(a["b_addr"], 0, 1, n)),
-                 ("param", _rows(a["param_addr"], 0, 1, ADD_PARAM_BYTES))],
-                [("output", _rows(a["dst_addr"], 0, 1, n))])
-    return [], []
+    return _ACCESSES.get(ins.op, lambda a: ([], []))(ins.args)
+
+
+def _dma(a, load: bool) -> tuple[list, list]:
+    dram = ("dram", _box(a["dram_addr"], a["dram_plane_stride"], a["planes"], a["dram_stride"],
+                         a["rows"], a["row_bytes"]))
+    sram = (a["mem"], _box(a["sram_addr"], a["sram_plane_stride"], a["planes"],
+                           a["sram_stride"], a["rows"], a["row_bytes"]))
+    if a["fill"]:
+        return [], [sram]  # a fill reads nothing
+    return ([dram], [sram]) if load else ([sram], [dram])
+
+
+def _gemm(a) -> tuple[list, list]:
+    _, w_addr, wrow = gemm_weight_span(a)
+    t, n = gemm_vectors(a), a["n"]
+    acc = ("acc", _span(a["acc_addr"], t * n))
+    reads = [("input", _box(a["inp_addr"], a["inp_line_stride"], a["lines"], a["inp_stride"],
+                            a["rows"], encoding_bytes(a["k"], a["afmt"]))),
+             ("weight", _span(a["wgt_addr"], w_addr + a["k"] * wrow - a["wgt_addr"]))]
+    if a["lut"]:
+        reads.append(("param", _span(a["lut_addr"], LUT_ENTRY_BYTES << a["wbits"])))
+    return reads + [acc] * a["accumulate"], [acc]
+
+
+def _post(a) -> tuple[list, list]:
+    reads = [("acc", _span(a["acc_addr"], a["rows"] * a["n"])),
+             ("param", _span(a["param_addr"], POST_PARAM_BYTES_PER_CHANNEL * a["n"]))]
+    if a["lut"]:
+        reads.append(("param", _span(a["lut_addr"], code_table_bytes(a["ofmt"]))))
+    return reads, [("output", _rows(a["out_addr"], a["out_stride"], a["rows"],
+                                    encoding_bytes(a["n"], a["ofmt"])))]
+
+
+def _pool(a) -> tuple[list, list]:
+    oh, ow = pool_out(a)
+    pix = encoding_bytes(a["c"], a["fmt"])
+    reads = [("output", _rows(a["src_addr"], a["src_pix_stride"], a["h"] * a["w"], pix))]
+    if a["mode"] == "avg":
+        reads.append(("param", _span(a["param_addr"], POOL_PARAM_BYTES)))
+    return reads, [("output", _rows(a["dst_addr"], a["dst_pix_stride"], oh * ow, pix))]
+
+
+def _add(a) -> tuple[list, list]:
+    n = encoding_bytes(a["count"], a["fmt"])
+    nb = encoding_bytes(a["bcast"] or a["count"], a["fmt"])
+    return ([("output", _span(a["a_addr"], n)), ("output", _span(a["b_addr"], nb)),
+             ("param", _span(a["param_addr"], ADD_PARAM_BYTES))],
+            [("output", _span(a["dst_addr"], n))])
+
+
+def _lut(a) -> tuple[list, list]:
+    return ([("output", _span(a["src_addr"], encoding_bytes(a["count"], a["fmt"]))),
+             ("param", _span(a["table_addr"], code_table_bytes(a["fmt"])))],
+            [("output", _span(a["dst_addr"], encoding_bytes(a["count"], a["ofmt"])))])
+
+
+_ACCESSES = {"LOAD": lambda a: _dma(a, True), "STORE": lambda a: _dma(a, False), "GEMM": _gemm,
+             "POST": _post, "POOL": _pool, "ADD": _add, "LUT": _lut}
 
 
 def hazards(program: Program, arch: ArchConfig, timing: Timing | None = None) -> list[str]:

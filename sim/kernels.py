@@ -14,13 +14,25 @@ from qasic.isa.table import POST_PARAM_BYTES_PER_CHANNEL as POST_STRIDE
 
 
 @njit(cache=True)
-def dma(src, s_addr, s_stride, dst, d_addr, d_stride, rows, row_bytes):
+def dma(src, s_addr, s_plane, s_stride, dst, d_addr, d_plane, d_stride, planes, rows,
+        row_bytes):
+    """3-D strided copy: byte j of row r of plane p at addr + p*plane + r*stride + j."""
     for b in range(src.shape[0]):
-        for r in range(rows):
-            s0 = s_addr + r * s_stride
-            d0 = d_addr + r * d_stride
-            for i in range(row_bytes):
-                dst[b, d0 + i] = src[b, s0 + i]
+        for p in range(planes):
+            for r in range(rows):
+                s0 = s_addr + p * s_plane + r * s_stride
+                d0 = d_addr + p * d_plane + r * d_stride
+                dst[b, d0:d0 + row_bytes] = src[b, s0:s0 + row_bytes]
+
+
+@njit(cache=True)
+def fill(dst, d_addr, d_plane, d_stride, planes, rows, row_bytes, byte):
+    """A fill LOAD: ``byte`` into every byte of the planes x rows x row_bytes box."""
+    for b in range(dst.shape[0]):
+        for p in range(planes):
+            for r in range(rows):
+                d0 = d_addr + p * d_plane + r * d_stride
+                dst[b, d0:d0 + row_bytes] = byte
 
 
 @njit(cache=True)
@@ -70,9 +82,10 @@ def _get(mem, b, row0, n, bits):
 
 
 @njit(cache=True)
-def gemm(inp, i_addr, i_stride, wgt, w_addr, acc, a_addr, rows, k, n, accumulate, wbits,
-         acc_bits, lut, par, lut_addr, bscale, s_addr, afp, alut, abits):
-    """acc[m, n] (+)= scaled(sum_k inp[m, k] * w[k, n]), wrapped to acc_bits.
+def gemm(inp, i_addr, i_stride, lines, i_line, wgt, w_addr, acc, a_addr, rows, k, n, accumulate,
+         wbits, acc_bits, lut, par, lut_addr, bscale, s_addr, afp, alut, abits):
+    """acc[t, n] (+)= scaled(sum_k inp[t, k] * w[k, n]), wrapped to acc_bits, for the
+    T = lines x rows vectors t = l*rows + r at i_addr + l*i_line + r*i_stride.
 
     w is the signed wbits code, or with ``lut`` the level of the table entry the code indexes
     (qasic.isa.lut: sig << sh). The inner loop runs in int64 over contiguous rows: decoded
@@ -96,8 +109,8 @@ def gemm(inp, i_addr, i_stride, wgt, w_addr, acc, a_addr, rows, k, n, accumulate
                 wt[nn, kk] = _lut_level(par, b, lut_addr + 4 * (code & mask)) if lut else code
                 if bscale == 3:  # mulzp: the signed zero-point row follows the scale row
                     wt[nn, kk] -= _s8(np.int64(wgt[b, s_addr + n + nn]))
-        for m in range(rows):
-            base = i_addr + m * i_stride
+        for m in range(lines * rows):
+            base = i_addr + (m // rows) * i_line + (m % rows) * i_stride
             for kk in range(k):
                 v = _get(inp, b, base, kk, abits)
                 a[kk] = alut[v] if afp else (v - 256 if v >= 128 else v)
@@ -173,10 +186,12 @@ def fp_encode(y, pos):
 
 @njit(cache=True)
 def post(acc, a_addr, par, p_addr, out, o_addr, o_stride, rows, n, zp, lo, hi, ofp, alut, pos,
-         obits):
+         obits, lut, lut_addr):
     """With ``ofp`` the requantized value is an FP level: clamped to the levels of codes lo and
-    hi, then encoded (fp_encode); else an integer code clamped to [lo, hi]."""
+    hi, then encoded (fp_encode); else an integer code clamped to [lo, hi]. With ``lut`` the
+    code c is then replaced by the byte at par[lut_addr + (c mod 2^obits)]."""
     lo_v, hi_v = alut[lo & 0xFF], alut[hi & 0xFF]
+    mask = (1 << obits) - 1
     for b in range(acc.shape[0]):
         for nn in range(n):
             base = p_addr + POST_STRIDE * nn  # isa.table.POST_PARAMS order
@@ -186,9 +201,12 @@ def post(acc, a_addr, par, p_addr, out, o_addr, o_stride, rows, n, zp, lo, hi, o
             for m in range(rows):
                 y = requant(acc[b, a_addr + m * n + nn] + bias, q, sh)
                 if ofp:
-                    out[b, o_addr + m * o_stride + nn] = fp_encode(min(max(y, lo_v), hi_v), pos)
+                    code = fp_encode(min(max(y, lo_v), hi_v), pos)
                 else:
-                    _put(out, b, o_addr + m * o_stride, nn, obits, min(max(y + zp, lo), hi))
+                    code = min(max(y + zp, lo), hi)
+                if lut:
+                    code = np.int64(par[b, lut_addr + (code & mask)])
+                _put(out, b, o_addr + m * o_stride, nn, obits, code)
 
 
 @njit(cache=True)
@@ -200,27 +218,57 @@ def _key(byte, fp):
 
 
 @njit(cache=True)
-def pool(mem, src, dst, h, w, c, s_pix, d_pix, k, stride, lo, fp, bits):
-    oh = (h - k) // stride + 1
-    ow = (w - k) // stride + 1
+def pool(mem, src, dst, h, w, c, s_pix, d_pix, kh, kw, sh, sw, lo, fp, bits, avg, par, p_addr,
+         alut, pos):
+    """Max (``avg`` = 0) or average pooling of kh x kw windows at strides sh, sw (isa.table
+    POOL). Average: with ``fp`` the window's FP levels ``alut`` are summed, requantized, clamped
+    to the levels of the param codes lo, hi and encoded (fp_encode); else the sum of code - zi
+    is requantized, offset by zo and clamped to [lo, hi]."""
+    oh = (h - kh) // sh + 1
+    ow = (w - kw) // sw + 1
     for b in range(mem.shape[0]):
+        # avg parameter words in isa.table.POOL_PARAM_WORDS order
+        zi, zo = _i32(par, b, p_addr), _i32(par, b, p_addr + 4)
+        q, shift = _i32(par, b, p_addr + 8), _i32(par, b, p_addr + 12)
+        plo, phi = _i32(par, b, p_addr + 16), _i32(par, b, p_addr + 20)
         for y in range(oh):
             for x in range(ow):
+                out0 = dst + (y * ow + x) * d_pix
                 for ch in range(c):
+                    if avg:
+                        _put(mem, b, out0, ch, bits, _pool_avg(
+                            mem, b, src, w, s_pix, y * sh, x * sw, kh, kw, ch, fp, bits, zi, zo,
+                            q, shift, plo, phi, alut, pos))
+                        continue
                     best = _key(np.int64(lo) & 0xFF, fp)
-                    for i in range(k):
-                        for j in range(k):
-                            p = (y * stride + i) * w + x * stride + j
+                    for i in range(kh):
+                        for j in range(kw):
+                            p = (y * sh + i) * w + x * sw + j
                             v = _get(mem, b, src + p * s_pix, ch, bits)
                             best = max(best, _key(v & 0xFF, fp))
                     if fp and best < 0:
                         best = 0x80 | -best
-                    _put(mem, b, dst + (y * ow + x) * d_pix, ch, bits, best)
+                    _put(mem, b, out0, ch, bits, best)
 
 
 @njit(cache=True)
-def add(mem, a, bb, dst, count, par, p_addr, left_shift, bits, fp, alut, pos):
-    """qasic.quant.reference add; with ``fp`` the operands are FP codes (their levels ``alut``)
+def _pool_avg(mem, b, src, w, s_pix, y0, x0, kh, kw, ch, fp, bits, zi, zo, q, shift, lo, hi,
+              alut, pos):
+    """One average-pool result code (see pool)."""
+    s = np.int64(0)
+    for i in range(kh):
+        for j in range(kw):
+            v = _get(mem, b, src + ((y0 + i) * w + x0 + j) * s_pix, ch, bits) & 0xFF
+            s += alut[v] if fp else _s8(v) - zi
+    if fp:
+        return fp_encode(min(max(requant(s, q, shift), alut[lo & 0xFF]), alut[hi & 0xFF]), pos)
+    return min(max(requant(s, q, shift) + zo, lo), hi)
+
+
+@njit(cache=True)
+def add(mem, a, bb, dst, count, bcast, mul, par, p_addr, left_shift, bits, fp, alut, pos):
+    """qasic.quant.reference add (``mul`` = 0) or mul (``mul`` = 1); element i takes b[i mod
+    bcast] when ``bcast`` > 0. With ``fp`` the operands are FP codes (their levels ``alut``)
     and the result is clamped to the levels of codes lo, hi and encoded (fp_encode)."""
     # parameter words in isa.table.ADD_PARAM_WORDS order
     for b in range(mem.shape[0]):
@@ -231,14 +279,30 @@ def add(mem, a, bb, dst, count, par, p_addr, left_shift, bits, fp, alut, pos):
         qb, sb = _i32(par, b, p_addr + 20), _i32(par, b, p_addr + 24)
         qo, so = _i32(par, b, p_addr + 28), _i32(par, b, p_addr + 32)
         lo, hi = _i32(par, b, p_addr + 36), _i32(par, b, p_addr + 40)
+        lo_v, hi_v = (alut[lo & 0xFF], alut[hi & 0xFF]) if fp else (lo, hi)
         for i in range(count):
-            ca, cb = _get(mem, b, a, i, bits) & 0xFF, _get(mem, b, bb, i, bits) & 0xFF
+            ib = i % bcast if bcast > 0 else i
+            ca, cb = _get(mem, b, a, i, bits) & 0xFF, _get(mem, b, bb, ib, bits) & 0xFF
             va = alut[ca] if fp else _s8(ca) - za
             vb = alut[cb] if fp else _s8(cb) - zb
-            x = requant(va << left_shift, qa, sa)
-            y = requant(vb << left_shift, qb, sb)
-            if fp:
-                r = min(max(requant(x + y, qo, so), alut[lo & 0xFF]), alut[hi & 0xFF])
-                _put(mem, b, dst, i, bits, fp_encode(r, pos))
+            if mul:
+                r = requant(va * vb, qo, so)
             else:
-                _put(mem, b, dst, i, bits, min(max(requant(x + y, qo, so) + zo, lo), hi))
+                x = requant(va << left_shift, qa, sa)
+                y = requant(vb << left_shift, qb, sb)
+                r = requant(x + y, qo, so)
+            if fp:
+                _put(mem, b, dst, i, bits, fp_encode(min(max(r, lo_v), hi_v), pos))
+            else:
+                _put(mem, b, dst, i, bits, min(max(r + zo, lo), hi))
+
+
+@njit(cache=True)
+def lut(mem, src, dst, count, par, t_addr, ibits, obits):
+    """LUT: code x (ibits wide; 8 bits: the raw byte) -> the byte at par[t_addr + (x mod
+    2^ibits)], written as an obits-wide code."""
+    mask = (1 << ibits) - 1
+    for b in range(mem.shape[0]):
+        for i in range(count):
+            x = _get(mem, b, src, i, ibits) & mask
+            _put(mem, b, dst, i, obits, np.int64(par[b, t_addr + x]))

@@ -16,7 +16,14 @@ from qasic.arch.config import ArchConfig
 from qasic.errors import ProgramFormatError
 from qasic.isa import lut as lut_entries
 from qasic.isa.encoding import Instr
-from qasic.isa.packing import gemm_weight_span, pack_bits, unpack_bits
+from qasic.isa.packing import (
+    code_table_bytes,
+    gemm_vectors,
+    gemm_weight_span,
+    pack_bits,
+    pool_out,
+    unpack_bits,
+)
 from qasic.isa.program import Program
 from qasic.isa.table import (
     ADD_PARAM_BYTES,
@@ -24,6 +31,7 @@ from qasic.isa.table import (
     BSCALE_MODES,
     LUT_ENTRY_BYTES,
     LUT_MAX_SHIFT,
+    POOL_PARAM_BYTES,
     POST_PARAM_BYTES_PER_CHANNEL,
     encoding_bits,
     encoding_bytes,
@@ -110,60 +118,71 @@ class Machine:
                 f"{mem.shape[1]}-byte memory")
 
     def _dma(self, i: int, ins: Instr) -> None:
-        rows, rb = ins["rows"], ins["row_bytes"]
-        dram = (self.dram, ins["dram_addr"], ins["dram_stride"])
+        planes, rows, rb = ins["planes"], ins["rows"], ins["row_bytes"]
         if ins["mem"] == "acc":
             raise ProgramFormatError(f"instruction {i} ({ins.op}): the accumulator is not "
                                      "DMA-addressable")
-        sram = (self.mem[ins["mem"]], ins["sram_addr"], ins["sram_stride"])
+        if ins["fill"] and ins.op == "STORE":
+            raise ProgramFormatError(f"instruction {i} (STORE): fill = 1 is for LOAD only; "
+                                     "a STORE copies the scratchpad to DRAM")
+        dram = (self.dram, ins["dram_addr"], ins["dram_plane_stride"], ins["dram_stride"])
+        sram = (self.mem[ins["mem"]], ins["sram_addr"], ins["sram_plane_stride"],
+                ins["sram_stride"])
         src, dst = (dram, sram) if ins.op == "LOAD" else (sram, dram)
-        if rows == 0 or rb == 0:
+        if planes == 0 or rows == 0 or rb == 0:
             return
-        for label, (m, a, s) in (("source", src), ("destination", dst)):
-            self._check(i, ins, label, m, a, a + (rows - 1) * s + rb)
-        K.dma(src[0], src[1], src[2], dst[0], dst[1], dst[2], rows, rb)
+        sides = (("destination", dst),) if ins["fill"] else (("source", src),
+                                                              ("destination", dst))
+        for label, (m, a, ps, s) in sides:
+            self._check(i, ins, label, m, a, a + (planes - 1) * ps + (rows - 1) * s + rb)
+        if ins["fill"]:
+            K.fill(*dst, planes, rows, rb, np.uint8(ins["fill_byte"]))
+        else:
+            K.dma(*src, *dst, planes, rows, rb)
 
     def _gemm(self, i: int, ins: Instr) -> None:
-        rows, k, n, wb = ins["rows"], ins["k"], ins["n"], ins["wbits"]
-        a = self.arch
+        k, n, wb = ins["k"], ins["n"], ins["wbits"]
+        t, a = gemm_vectors(ins), self.arch
         pe_bits = 2 if ins["lut"] else wb  # decoded values are checked by _check_lut
-        if not (1 <= k <= a.array_rows and 1 <= n <= a.array_cols and 1 <= rows <= a.gemm_max_rows
+        if not (1 <= k <= a.array_rows and 1 <= n <= a.array_cols and 1 <= t <= a.gemm_max_rows
                 and 2 <= wb <= 8 and pe_bits <= a.weight_bits):
             raise ProgramFormatError(
-                f"instruction {i} (GEMM): rows={rows} k={k} n={n} wbits={wb} exceed the array "
-                f"({a.array_rows}x{a.array_cols}, {a.gemm_max_rows} rows, {a.weight_bits} bits)")
+                f"instruction {i} (GEMM): lines={ins['lines']} x rows={ins['rows']} = {t} "
+                f"vectors, k={k} n={n} wbits={wb} exceed the array ({a.array_rows}x"
+                f"{a.array_cols}, 1..{a.gemm_max_rows} vectors, {a.weight_bits} bits)")
         if ins["lut"]:
             self._check(i, ins, "decode table", self.mem["param"], ins["lut_addr"],
                         ins["lut_addr"] + (LUT_ENTRY_BYTES << wb))
             self._check_lut(i, ins)
         self._check(i, ins, "input", self.mem["input"], ins["inp_addr"],
-                    ins["inp_addr"] + (rows - 1) * ins["inp_stride"]
-                    + encoding_bytes(k, ins["afmt"]))
+                    ins["inp_addr"] + (ins["lines"] - 1) * ins["inp_line_stride"]
+                    + (ins["rows"] - 1) * ins["inp_stride"] + encoding_bytes(k, ins["afmt"]))
         s_addr, w_addr, wrow = gemm_weight_span(ins)
         self._check(i, ins, "weight", self.mem["weight"], ins["wgt_addr"], w_addr + k * wrow)
-        self._check(i, ins, "acc", self.acc, ins["acc_addr"], ins["acc_addr"] + rows * n)
+        self._check(i, ins, "acc", self.acc, ins["acc_addr"], ins["acc_addr"] + t * n)
         blas = self.gemm_path == "blas" or (self.gemm_path == "auto" and self._shared_weights(ins))
         if blas and self._gemm_blas(ins):
             self.gemm_calls["blas"] += 1
         else:
             self.gemm_calls["numba"] += 1
-            K.gemm(self.mem["input"], ins["inp_addr"], ins["inp_stride"], self.mem["weight"],
-                   w_addr, self.acc, ins["acc_addr"], rows, k, n, ins["accumulate"], wb,
+            K.gemm(self.mem["input"], ins["inp_addr"], ins["inp_stride"], ins["lines"],
+                   ins["inp_line_stride"], self.mem["weight"], w_addr, self.acc, ins["acc_addr"],
+                   ins["rows"], k, n, ins["accumulate"], wb,
                    a.acc_bits, ins["lut"], self.mem["param"], ins["lut_addr"],
                    BSCALE_MODES.index(ins["bscale"]), s_addr or 0, encoding_is_fp(ins["afmt"]),
                    _act_table(ins["afmt"]), encoding_bits(ins["afmt"]))
 
     def activations(self, ins: Instr) -> np.ndarray:
-        """(batch, rows, k) int64: the integers a GEMM streams into the array (int8 codes, or
-        the fixed-point levels of FP8 codes)."""
-        rows, k, enc = ins["rows"], ins["k"], ins["afmt"]
-        row = encoding_bytes(k, enc)
-        idx = ins["inp_addr"] + np.arange(rows)[:, None] * ins["inp_stride"] + np.arange(row)
-        raw = np.ascontiguousarray(self.mem["input"][:, idx])
+        """(batch, T, k) int64: the integers a GEMM streams into the array (int codes, or the
+        fixed-point levels of FP8 codes), vector t = l*rows + r in stream order."""
+        t, k, enc = gemm_vectors(ins), ins["k"], ins["afmt"]
+        starts = (ins["inp_addr"] + np.arange(ins["lines"])[:, None] * ins["inp_line_stride"]
+                  + np.arange(ins["rows"]) * ins["inp_stride"]).reshape(t, 1)
+        raw = np.ascontiguousarray(self.mem["input"][:, starts + np.arange(encoding_bytes(k, enc))])
         if encoding_is_fp(enc):
             return _act_table(enc)[raw]
-        codes = unpack_bits(raw.tobytes(), self.batch * rows, k, encoding_bits(enc))
-        return codes.reshape(self.batch, rows, k)
+        codes = unpack_bits(raw.tobytes(), self.batch * t, k, encoding_bits(enc))
+        return codes.reshape(self.batch, t, k)
 
     def _block_scales(self, ins: Instr) -> np.ndarray:
         """(batch, n) int64 scale bytes of a block-scaled GEMM."""
@@ -214,7 +233,7 @@ class Machine:
         below; FP8 E4M3 activations x FP8 E5M2 weights reach 2**53 in a fold of 11). Returns
         False, changing nothing, when that bound reaches 2**53 (the caller runs kernels.gemm):
         the path depends on the weights and the encoding, never on the data."""
-        rows, k, n = ins["rows"], ins["k"], ins["n"]
+        rows, k, n = gemm_vectors(ins), ins["k"], ins["n"]
         _, w_addr, wrow = gemm_weight_span(ins)
         blob = self.mem["weight"][0, w_addr:w_addr + k * wrow].tobytes()
         w = unpack_bits(blob, k, n, ins["wbits"])
@@ -251,35 +270,55 @@ class Machine:
         self._check(i, ins, "output", self.mem["output"], ins["out_addr"],
                     ins["out_addr"] + max(rows - 1, 0) * ins["out_stride"]
                     + encoding_bytes(n, ins["ofmt"]))
+        if ins["lut"]:
+            self._check(i, ins, "table", self.mem["param"], ins["lut_addr"],
+                        ins["lut_addr"] + code_table_bytes(ins["ofmt"]))
         K.post(self.acc, ins["acc_addr"], self.mem["param"], ins["param_addr"],
                self.mem["output"], ins["out_addr"], ins["out_stride"], rows, n, ins["out_zp"],
                ins["lo"], ins["hi"], encoding_is_fp(ins["ofmt"]), _act_table(ins["ofmt"]),
-               _positive_levels(ins["ofmt"]), encoding_bits(ins["ofmt"]))
+               _positive_levels(ins["ofmt"]), encoding_bits(ins["ofmt"]), ins["lut"],
+               ins["lut_addr"])
 
     def _pool(self, i: int, ins: Instr) -> None:
-        h, w, c, k, s = ins["h"], ins["w"], ins["c"], ins["kernel"], ins["stride"]
-        if k < 1 or s < 1 or k > h or k > w:
-            raise ProgramFormatError(f"instruction {i} (POOL): kernel {k} stride {s} do not fit "
-                                     f"a {h}x{w} source")
-        oh, ow = (h - k) // s + 1, (w - k) // s + 1
-        mem = self.mem["output"]
+        h, w, c, kh, kw, sh, sw = (ins[f] for f in ("h", "w", "c", "kh", "kw", "sh", "sw"))
+        if min(kh, kw, sh, sw) < 1 or kh > h or kw > w:
+            raise ProgramFormatError(f"instruction {i} (POOL): window {kh}x{kw} stride {sh}x{sw} "
+                                     f"does not fit a {h}x{w} source (each must be >= 1)")
+        oh, ow = pool_out(ins)
+        mem, pix, avg = self.mem["output"], encoding_bytes(c, ins["fmt"]), ins["mode"] == "avg"
         self._check(i, ins, "source", mem, ins["src_addr"],
-                    ins["src_addr"] + (h * w - 1) * ins["src_pix_stride"] + c)
+                    ins["src_addr"] + (h * w - 1) * ins["src_pix_stride"] + pix)
         self._check(i, ins, "destination", mem, ins["dst_addr"],
-                    ins["dst_addr"] + (oh * ow - 1) * ins["dst_pix_stride"] + c)
+                    ins["dst_addr"] + (oh * ow - 1) * ins["dst_pix_stride"] + pix)
+        if avg:
+            self._check(i, ins, "param", self.mem["param"], ins["param_addr"],
+                        ins["param_addr"] + POOL_PARAM_BYTES)
         K.pool(mem, ins["src_addr"], ins["dst_addr"], h, w, c, ins["src_pix_stride"],
-               ins["dst_pix_stride"], k, s, ins["lo"], encoding_is_fp(ins["fmt"]),
-               encoding_bits(ins["fmt"]))
+               ins["dst_pix_stride"], kh, kw, sh, sw, ins["lo"], encoding_is_fp(ins["fmt"]),
+               encoding_bits(ins["fmt"]), avg, self.mem["param"], ins["param_addr"] * avg,
+               _act_table(ins["fmt"]), _positive_levels(ins["fmt"]))
 
     def _add(self, i: int, ins: Instr) -> None:
-        mem, n = self.mem["output"], ins["count"]
-        for f in ("a_addr", "b_addr", "dst_addr"):
-            self._check(i, ins, f, mem, ins[f], ins[f] + encoding_bytes(n, ins["fmt"]))
+        mem, n, fmt = self.mem["output"], ins["count"], ins["fmt"]
+        b_count = ins["bcast"] or n
+        for f, count in (("a_addr", n), ("b_addr", b_count), ("dst_addr", n)):
+            self._check(i, ins, f, mem, ins[f], ins[f] + encoding_bytes(count, fmt))
         self._check(i, ins, "param", self.mem["param"], ins["param_addr"],
                     ins["param_addr"] + ADD_PARAM_BYTES)
-        K.add(mem, ins["a_addr"], ins["b_addr"], ins["dst_addr"], n, self.mem["param"],
-              ins["param_addr"], ADD_LEFT_SHIFT, encoding_bits(ins["fmt"]),
-              encoding_is_fp(ins["fmt"]), _act_table(ins["fmt"]), _positive_levels(ins["fmt"]))
+        K.add(mem, ins["a_addr"], ins["b_addr"], ins["dst_addr"], n, ins["bcast"],
+              ins["op"] == "mul", self.mem["param"], ins["param_addr"], ADD_LEFT_SHIFT,
+              encoding_bits(fmt), encoding_is_fp(fmt), _act_table(fmt), _positive_levels(fmt))
+
+    def _lut_op(self, i: int, ins: Instr) -> None:
+        mem, n = self.mem["output"], ins["count"]
+        self._check(i, ins, "source", mem, ins["src_addr"],
+                    ins["src_addr"] + encoding_bytes(n, ins["fmt"]))
+        self._check(i, ins, "destination", mem, ins["dst_addr"],
+                    ins["dst_addr"] + encoding_bytes(n, ins["ofmt"]))
+        self._check(i, ins, "table", self.mem["param"], ins["table_addr"],
+                    ins["table_addr"] + code_table_bytes(ins["fmt"]))
+        K.lut(mem, ins["src_addr"], ins["dst_addr"], n, self.mem["param"], ins["table_addr"],
+              encoding_bits(ins["fmt"]), encoding_bits(ins["ofmt"]))
 
 
 @cache
@@ -311,6 +350,7 @@ _EXEC = {
     "POST": Machine._post,
     "POOL": Machine._pool,
     "ADD": Machine._add,
+    "LUT": Machine._lut_op,
     "SYNC": lambda m, i, ins: None,
     "END": lambda m, i, ins: None,
 }

@@ -9,6 +9,7 @@ import numpy as np
 
 from qasic.arch.config import ArchConfig
 from qasic.errors import InputError
+from qasic.isa.packing import dma_bytes
 from qasic.isa.program import Program
 from qasic.quant.graph import TensorQ
 from qasic.sim.energy import CATEGORIES, EnergyModel
@@ -130,8 +131,8 @@ def _stats(program: Program, arch: ArchConfig, outputs: np.ndarray, timing: Timi
     for ins, k in zip(program.instrs, program.layer_ids):
         for cat, e in model.instr(ins).items():
             per[k][cat] += e
-        if ins.op in ("LOAD", "STORE"):
-            dram[k] += ins["rows"] * ins["row_bytes"]
+        if ins.op in ("LOAD", "STORE") and not ins["fill"]:  # a fill never touches DRAM
+            dram[k] += dma_bytes(ins)
     cycles = timing.layer_cycles(program.layer_ids, n_layers)
     layers = []
     for k, info in enumerate(program.layers):

@@ -1,14 +1,19 @@
 """The timing model: a closed-form duration per instruction and one in-order pass over tokens.
 
 Durations (cycles; R x C array, B = DRAM bytes per cycle, L = DRAM latency):
-    LOAD / STORE   issue ceil(bytes / B) cycles on the queue; data lands L cycles later.
-                   A DMA engine keeps requests in flight, so the next DMA of the same queue
-                   issues when the previous one has *issued*, not landed.
-    GEMM           fold_cycles(R, C, T) = 2R + C + T - 2 (qasic.rtl.timing: preload R weight
-                   rows, stream T skewed vectors, drain), whatever the fold's k and n.
-    POST           ceil(rows * n / C) + POST_PIPELINE: C lanes (bias add, multiply, shift/clamp)
-    POOL           ceil(out_pixels * c * kernel^2 / C) + 1 (C comparators)
-    ADD            ceil(count / C) + ADD_PIPELINE
+    LOAD / STORE   bytes = planes * rows * row_bytes; issue ceil(bytes / B) cycles on the queue;
+                   data lands L cycles later. A DMA engine keeps requests in flight, so the next
+                   DMA of the same queue issues when the previous one has *issued*, not landed.
+    LOAD fill=1    no DRAM access: the scratchpad write port stores C bytes per cycle, busy and
+                   done after ceil(bytes / C) cycles (no latency).
+    GEMM           fold_cycles(R, C, T) = 2R + C + T - 2 with T = lines * rows (qasic.rtl.timing:
+                   preload R weight rows, stream T skewed vectors, drain), whatever k and n.
+    POST           ceil(rows * n / C) + POST_PIPELINE: C lanes (bias add, multiply, shift/clamp;
+                   with lut = 1 the table read shares the clamp stage)
+    POOL           ceil(oh * ow * c * kh * kw / C) + 1: C lanes (comparators for max, adders for
+                   avg; avg's one requantize per result overlaps the next window)
+    LUT            ceil(count / C) + LUT_PIPELINE: C lanes (read the code, read the table byte)
+    ADD            ceil(count / C) + ADD_PIPELINE (add and mul alike)
     SYNC, END      1
 Each queue runs its instructions in order; an instruction starts when its queue is free and
 every token it pops has been pushed; it pushes tokens when it completes. Processing the program
@@ -25,12 +30,14 @@ import numpy as np
 from qasic.arch.config import ArchConfig
 from qasic.errors import ProgramFormatError
 from qasic.isa.encoding import Instr
+from qasic.isa.packing import dma_bytes, gemm_vectors, pool_out
 from qasic.isa.program import Program
 from qasic.isa.table import QUEUES
 from qasic.rtl.timing import fold_cycles
 
 POST_PIPELINE = 3
 ADD_PIPELINE = 4
+LUT_PIPELINE = 2
 
 
 def _ceil(a: int, b: int) -> int:
@@ -41,16 +48,20 @@ def duration(ins: Instr, arch: ArchConfig) -> tuple[int, int]:
     """(cycles the queue is busy, cycles until the result is complete)."""
     c = arch.array_cols
     if ins.op in ("LOAD", "STORE"):
-        xfer = _ceil(ins["rows"] * ins["row_bytes"], arch.dram_bytes_per_cycle)
+        if ins["fill"]:
+            fill = _ceil(dma_bytes(ins), c)
+            return fill, fill
+        xfer = _ceil(dma_bytes(ins), arch.dram_bytes_per_cycle)
         return xfer, xfer + arch.dram_latency_cycles
     if ins.op == "GEMM":
-        t = fold_cycles(arch.array_rows, arch.array_cols, ins["rows"])
+        t = fold_cycles(arch.array_rows, arch.array_cols, gemm_vectors(ins))
     elif ins.op == "POST":
         t = _ceil(ins["rows"] * ins["n"], c) + POST_PIPELINE
     elif ins.op == "POOL":
-        oh = (ins["h"] - ins["kernel"]) // ins["stride"] + 1
-        ow = (ins["w"] - ins["kernel"]) // ins["stride"] + 1
-        t = _ceil(oh * ow * ins["c"] * ins["kernel"] ** 2, c) + 1
+        oh, ow = pool_out(ins)
+        t = _ceil(oh * ow * ins["c"] * ins["kh"] * ins["kw"], c) + 1
+    elif ins.op == "LUT":
+        t = _ceil(ins["count"], c) + LUT_PIPELINE
     elif ins.op == "ADD":
         t = _ceil(ins["count"], c) + ADD_PIPELINE
     else:
