@@ -80,7 +80,7 @@ def test_a_shift_of_the_accumulator_width_wraps_to_zero(gemm_path):
     """partial << s wrapped to acc_bits: s = acc_bits - 1 keeps the sign bit, s >= acc_bits 0."""
     regions = (Region("x", 0, 1024, "input", (1, 1, 1024, 0)),
                Region("constants", 1024, 0, "constants"))
-    instrs = tuple(assemble("GEMM rows=1 k=1 n=3 wbits=8 bscale=shift\nEND"))
+    instrs = tuple(assemble("GEMM lines=1 rows=1 k=1 n=3 wbits=8 bscale=shift\nEND"))
     m = Machine(Program(instrs, (0,) * 2, b"", regions), ARCH, batch=1, gemm_path=gemm_path)
     m.mem["weight"][:, :3] = [ARCH.acc_bits - 1, ARCH.acc_bits, 200]  # scale row
     m.mem["weight"][:, 3] = 1     # the three weights (8-bit codes): 1, 3, 3

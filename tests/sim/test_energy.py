@@ -40,7 +40,7 @@ def test_mac_energy_matches_the_bit_fusion_fit(model):
 
 def test_gemm_energy_falls_with_weight_bits(model):
     """MACs are priced at the array's PE width; weight SRAM reads at the bits moved."""
-    gemm = {"rows": 64, "k": 16, "n": 16, "accumulate": 1}
+    gemm = {"lines": 1, "rows": 64, "k": 16, "n": 16, "accumulate": 1}
     e = [model.instr(Instr("GEMM", dict(gemm, wbits=w))) for w in (2, 4, 8)]
     assert e[0]["mac"] == e[1]["mac"] == e[2]["mac"]  # the same 8-bit PEs do the work
     assert e[0]["sram"] < e[1]["sram"] < e[2]["sram"]
@@ -50,7 +50,7 @@ def test_gemm_energy_falls_with_weight_bits(model):
 
 
 def test_dram_energy_is_per_bit_moved(model):
-    load = Instr("LOAD", {"mem": "weight", "rows": 2, "row_bytes": 10})
+    load = Instr("LOAD", {"mem": "weight", "planes": 1, "rows": 2, "row_bytes": 10})
     assert model.instr(load)["dram"] == pytest.approx(2 * 10 * 8 * 8.0)  # 160 bits x 8 pJ/bit
 
 

@@ -32,30 +32,39 @@ def program() -> Program:
 
 
 @pytest.mark.parametrize("text, message", [
-    (f"SYNC\nLOAD mem=input sram_addr={ARCH.input_sram_bytes - 8} rows=1 row_bytes=16\nEND",
+    (f"SYNC\nLOAD mem=input sram_addr={ARCH.input_sram_bytes - 8} planes=1 rows=1 "
+     "row_bytes=16\nEND",
      (rf"instruction 1 \(LOAD\): destination range \[{ARCH.input_sram_bytes - 8}, "
      rf"{ARCH.input_sram_bytes + 8}\) is outside the {ARCH.input_sram_bytes}-byte memory")),
-    ("LOAD mem=output dram_addr=1020 rows=2 row_bytes=4 dram_stride=4\nEND",
+    ("LOAD mem=output dram_addr=1020 planes=1 rows=2 row_bytes=4 dram_stride=4\nEND",
      r"instruction 0 \(LOAD\): source range \[1020, 1028\) is outside the 1024-byte memory"),
-    ("SYNC\nSYNC\nSTORE mem=param sram_addr=4000 rows=1 row_bytes=200\nEND",
+    ("SYNC\nSYNC\nSTORE mem=param sram_addr=4000 planes=1 rows=1 row_bytes=200\nEND",
      r"instruction 2 \(STORE\): source range \[4000, 4200\)"),
-    (f"GEMM inp_addr={ARCH.input_sram_bytes - 4} rows=1 k=16 n=16 wbits=8\nEND",
+    (f"GEMM inp_addr={ARCH.input_sram_bytes - 4} lines=1 rows=1 k=16 n=16 wbits=8\nEND",
      r"instruction 0 \(GEMM\): input range"),
-    (f"GEMM wgt_addr={ARCH.weight_sram_bytes - 16} rows=1 k=16 n=16 wbits=8\nEND",
+    (f"GEMM wgt_addr={ARCH.weight_sram_bytes - 16} lines=1 rows=1 k=16 n=16 wbits=8\nEND",
      r"instruction 0 \(GEMM\): weight range"),
-    ("GEMM rows=64 k=16 n=16 acc_addr=4090 wbits=8\nEND", r"instruction 0 \(GEMM\): acc range"),
-    ("GEMM rows=1 k=17 n=16 wbits=8\nEND", (r"instruction 0 \(GEMM\): rows=1 k=17 .* exceed "
+    ("GEMM lines=1 rows=64 k=16 n=16 acc_addr=4090 wbits=8\nEND",
+     r"instruction 0 \(GEMM\): acc range"),
+    ("GEMM lines=1 rows=1 k=17 n=16 wbits=8\nEND", (r"instruction 0 \(GEMM\): lines=1 x "
+                                                   r"rows=1 = 1 vectors, k=17 .* exceed "
                                           r"the array \(16x16")),
-    ("GEMM rows=65 k=1 n=1 wbits=8\nEND", r"instruction 0 \(GEMM\).*exceed"),
+    ("GEMM lines=1 rows=65 k=1 n=1 wbits=8\nEND", r"instruction 0 \(GEMM\).*exceed"),
+    ("GEMM lines=5 rows=13 k=1 n=1 wbits=8\nEND", r"instruction 0 \(GEMM\).*= 65 vectors.*exceed"),
     ("POST rows=64 n=16 out_addr=8000 out_stride=16\nEND", r"instruction 0 \(POST\): output"),
     ("POST rows=1 n=16 param_addr=4000\nEND", r"instruction 0 \(POST\): param range"),
-    ("POOL h=8 w=8 c=32 kernel=2 stride=2 src_pix_stride=32 src_addr=7000\nEND",
+    ("POOL h=8 w=8 c=32 kh=2 kw=2 sh=2 sw=2 src_pix_stride=32 src_addr=7000\nEND",
      r"instruction 0 \(POOL\): source range"),
-    ("POOL h=2 w=2 c=1 kernel=3 stride=1\nEND", (r"instruction 0 \(POOL\): kernel 3 stride 1 do "
-                                                r"not fit a 2x2 source")),
+    ("POOL h=2 w=2 c=1 kh=3 kw=1 sh=1 sw=1\nEND", (r"instruction 0 \(POOL\): window 3x1 "
+                                                  r"stride 1x1 does not fit a 2x2 source")),
+    ("POOL h=8 w=8 c=8 kh=2 kw=2 sh=2 sw=2 mode=avg param_addr=4090\nEND",
+     r"instruction 0 \(POOL\): param range"),
+    ("LUT count=8 table_addr=4000\nEND", r"instruction 0 \(LUT\): table range"),
+    ("POST rows=1 n=1 lut=1 lut_addr=4000\nEND", r"instruction 0 \(POST\): table range"),
+    ("ADD count=64 bcast=8 b_addr=8190\nEND", r"instruction 0 \(ADD\): b_addr range"),
     ("ADD count=100 dst_addr=8150\nEND", r"instruction 0 \(ADD\): dst_addr range"),
-    ("LOAD mem=acc rows=1 row_bytes=4\nEND", (r"instruction 0 \(LOAD\): the accumulator is not "
-                                            r"DMA-addressable")),
+    ("LOAD mem=acc planes=1 rows=1 row_bytes=4\nEND",
+     r"instruction 0 \(LOAD\): the accumulator is not DMA-addressable"),
 ])
 def test_out_of_range_access_names_the_instruction_and_op(text, message):
     with pytest.raises(ProgramFormatError, match=message):

@@ -29,10 +29,10 @@ def hand_program(text: str) -> Program:
 
 # One step of one fold; fields left out are 0.
 ONE_FOLD = """
-LOAD  mem=input dram_stride=16 sram_stride=16 rows=10 row_bytes=16 +push_next
-GEMM  inp_stride=16 rows=10 k=16 n=16 wbits=8 +pop_prev
+LOAD  mem=input dram_stride=16 sram_stride=16 planes=1 rows=10 row_bytes=16 +push_next
+GEMM  inp_stride=16 lines=1 rows=10 k=16 n=16 wbits=8 +pop_prev
 POST  out_stride=16 rows=10 n=16 lo=-128 hi=127 +push_next
-STORE mem=output dram_addr=256 dram_stride=16 sram_stride=16 rows=10 row_bytes=16 """ \
+STORE mem=output dram_addr=256 dram_stride=16 sram_stride=16 planes=1 rows=10 row_bytes=16 """ \
     """+pop_prev +push_prev
 END   +pop_next
 """
@@ -53,8 +53,8 @@ def test_single_fold_matches_the_documented_formula():
 
 
 def test_dma_issues_back_to_back_without_waiting_for_latency():
-    text = ("LOAD mem=weight rows=16 row_bytes=16 dram_stride=16 sram_stride=16\n"
-            "LOAD mem=param rows=1 row_bytes=192 sram_addr=0\n"
+    text = ("LOAD mem=weight planes=1 rows=16 row_bytes=16 dram_stride=16 sram_stride=16\n"
+            "LOAD mem=param planes=1 rows=1 row_bytes=192 sram_addr=0\n"
             + ONE_FOLD)
     # weight: 256 B -> issue 0..32, lands 96; param: 192 B -> issue 32..56, lands 120;
     # input: issue 56..76, lands 140; then GEMM 140..196, POST 196..209, STORE 209..293, END 294
@@ -65,7 +65,7 @@ def test_dma_issues_back_to_back_without_waiting_for_latency():
 
 
 def test_pool_and_add_durations():
-    pool, add = assemble("POOL h=8 w=8 c=32 kernel=2 stride=2\nADD count=100")
+    pool, add = assemble("POOL h=8 w=8 c=32 kh=2 kw=2 sh=2 sw=2\nADD count=100")
     # POOL: ceil(4 * 4 * 32 * 2^2 / 16) + 1 = 129; ADD: ceil(100 / 16) + 4 = 11
     assert duration(pool, ARCH) == (129, 129)
     assert duration(add, ARCH) == (11, 11)
@@ -103,22 +103,23 @@ def test_layer_cycles_add_up_to_the_total():
 
 
 def test_pop_without_an_earlier_push_is_a_deadlock():
-    p = hand_program("GEMM rows=1 k=1 n=1 wbits=8 +pop_prev\nEND")
+    p = hand_program("GEMM lines=1 rows=1 k=1 n=1 wbits=8 +pop_prev\nEND")
     with pytest.raises(ProgramFormatError, match=r"instruction 0 \(GEMM\) waits for a "
                                                  r"load->compute token .* would deadlock"):
         schedule(p, ARCH)
 
 
 def test_push_after_its_pop_in_program_order_is_a_deadlock():
-    p = hand_program("END +pop_next\nSTORE rows=1 row_bytes=1 +push_prev\nEND")
+    p = hand_program("END +pop_next\nSTORE planes=1 rows=1 row_bytes=1 +push_prev\nEND")
     with pytest.raises(ProgramFormatError, match=r"instruction 0 \(END\) waits for a "
                                                  r"store->compute token"):
         schedule(p, ARCH)
 
 
 @pytest.mark.parametrize("text, message", [
-    ("LOAD rows=1 row_bytes=1 +pop_prev\nEND", "the load queue has no prev queue to pop"),
-    ("STORE rows=1 row_bytes=1 +push_next\nEND", "the store queue has no next queue to push"),
+    ("LOAD planes=1 rows=1 row_bytes=1 +pop_prev\nEND", "the load queue has no prev queue to pop"),
+    ("STORE planes=1 rows=1 row_bytes=1 +push_next\nEND",
+     "the store queue has no next queue to push"),
 ])
 def test_tokens_to_missing_queues_are_rejected(text, message):
     with pytest.raises(ProgramFormatError, match=rf"instruction 0 \(\w+\): {message}"):
