@@ -32,8 +32,8 @@ def program() -> Program:
 
 
 @pytest.mark.parametrize("text, message", [
-    (f"SYNC\nLOAD mem=input sram_addr={ARCH.input_sram_bytes - 8} planes=1 rows=1 "
-     "row_bytes=16\nEND",
+    ((f"SYNC\nLOAD mem=input sram_addr={ARCH.input_sram_bytes - 8} planes=1 rows=1 "
+      "row_bytes=16\nEND"),
      (rf"instruction 1 \(LOAD\): destination range \[{ARCH.input_sram_bytes - 8}, "
      rf"{ARCH.input_sram_bytes + 8}\) is outside the {ARCH.input_sram_bytes}-byte memory")),
     ("LOAD mem=output dram_addr=1020 planes=1 rows=2 row_bytes=4 dram_stride=4\nEND",
