@@ -2,6 +2,15 @@
 
 A kernel is a chain of nodes executed on-chip with no DRAM round trip between them. Patterns are
 data, tried longest first; a chain may only continue through a tensor with a single consumer.
+Kernel kinds (how compiler.pipeline lowers each):
+    gemm    conv2d / linear on the array, + POST (requantize, clamp), an optional table lookup
+            in the post-processing unit and an optional non-overlapping max-pool
+    pool    max- or average-pooling on the vector unit (POOL)
+    ew      elementwise add / multiply of two tensors (ADD), + clamp
+    lut     any function of one activation code: a 2^B-byte table (LUT)
+    copy    nearest-neighbour upsampling (and plain copies): DMA only
+    concat  nothing to run: the inputs are views of the output buffer (compiler.memory)
+    alias   nothing to run: a view of the same bytes with another shape (flatten, reshape)
 """
 
 from __future__ import annotations
@@ -12,20 +21,27 @@ from dataclasses import dataclass
 from qasic.errors import UnsupportedOpError
 from qasic.quant.graph import QGraph, QNode
 
+_CLAMPS = ("relu", "clamp")
+
+
+def _gemm_patterns() -> list[tuple[tuple[str, ...], str]]:
+    out = []
+    for anchor in ("conv2d", "linear"):
+        for act in [(c,) for c in _CLAMPS] + [()]:
+            tails = [("lut",), ()] + ([("maxpool2d",)] if anchor == "conv2d" else [])
+            out += [((anchor, *act, *tail), "gemm") for tail in tails]
+    return out
+
+
 # (pattern of ops, kernel kind). The first op is the anchor; the rest are absorbed into it.
-PATTERNS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("conv2d", "relu", "maxpool2d"), "gemm"),
-    (("conv2d", "maxpool2d"), "gemm"),
-    (("conv2d", "relu"), "gemm"),
-    (("conv2d",), "gemm"),
-    (("linear", "relu"), "gemm"),
-    (("linear",), "gemm"),
-    (("add", "relu"), "add"),
-    (("add",), "add"),
-    (("maxpool2d",), "pool"),
-    (("relu",), "pool"),        # a ReLU alone is a 1x1 max-pool with a floor
-    (("flatten",), "alias"),    # NHWC flatten is a view; the consumer permutes its weights
-)
+PATTERNS: tuple[tuple[tuple[str, ...], str], ...] = tuple(sorted(
+    _gemm_patterns()
+    + [((op, *act), "ew") for op in ("add", "mul") for act in [(c,) for c in _CLAMPS] + [()]]
+    + [(("maxpool2d",), "pool"), (("avgpool2d",), "pool")]
+    + [(("lut",), "lut"), (("relu",), "lut"), (("clamp",), "lut")]
+    + [(("upsample_nearest",), "copy"), (("concat",), "concat")]
+    + [(("flatten",), "alias"), (("reshape",), "alias")],
+    key=lambda p: -len(p[0])))
 SUPPORTED_OPS = sorted({op for pattern, _ in PATTERNS for op in pattern})
 
 
@@ -84,13 +100,27 @@ def _chained(chain, consumers, graph) -> bool:
             return False
         if prev.output == graph.output:
             return False
+    return _fusable_pool(chain, graph) and _fusable_table(chain, graph)
+
+
+def _fusable_pool(chain, graph) -> bool:
+    """A fused max-pool works on whole, non-overlapping, unpadded windows of a tile."""
     pool = next((n for n in chain[1:] if n.op == "maxpool2d"), None)
-    if pool is not None:  # fused pooling works on whole, non-overlapping window rows of a tile
-        h, w, _ = graph.shapes[pool.inputs[0]]
-        k, s = pool.attrs["kernel"], pool.attrs["stride"]
-        if k != s or h % k or w % k:
-            return False
-    return True
+    if pool is None:
+        return True
+    h, w, _ = graph.shapes[pool.inputs[0]]
+    (kh, kw), (sh, sw) = pair(pool.attrs["kernel"]), pair(pool.attrs["stride"])
+    return (kh, kw) == (sh, sw) and not any(pad4(pool.attrs.get("padding", 0))) \
+        and h % kh == 0 and w % kw == 0
+
+
+def _fusable_table(chain, graph) -> bool:
+    """The post-processing unit's table maps codes to codes of the same storage width."""
+    lut = next((n for n in chain[1:] if n.op == "lut"), None)
+    if lut is None:
+        return True
+    a, b = graph.tensors[lut.inputs[0]], graph.tensors[lut.output]
+    return (a.fmt, a.bits) == (b.fmt, b.bits)
 
 
 def _consumers(graph: QGraph) -> dict[str, int]:
@@ -99,3 +129,20 @@ def _consumers(graph: QGraph) -> dict[str, int]:
         for t in n.inputs:
             count[t] = count.get(t, 0) + 1
     return count
+
+
+def pair(v) -> tuple[int, int]:
+    """An int or (h, w) attribute as (h, w)."""
+    if isinstance(v, (tuple, list)):
+        return (int(v[0]), int(v[-1])) if len(v) in (1, 2) else tuple(int(x) for x in v)
+    return int(v), int(v)
+
+
+def pad4(v) -> tuple[int, int, int, int]:
+    """Padding as (top, left, bottom, right) from an int, (h, w) or a 4-tuple."""
+    if isinstance(v, (tuple, list)):
+        if len(v) == 4:
+            return tuple(int(x) for x in v)
+        h, w = pair(v)
+        return h, w, h, w
+    return (int(v),) * 4

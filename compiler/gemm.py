@@ -1,42 +1,59 @@
-"""Lowering of conv2d / linear kernels (with fused bias, requantize, ReLU, max-pool) to a GEMM.
+"""Lowering of conv2d / linear kernels (with fused requantize, clamp, table, max-pool) to GEMMs.
 
-Conv uses im2col done by the DMA: for each output row and kernel row, one 2-D strided LOAD copies
-out_w patches of kw*in_c contiguous bytes from the zero-point-padded NHWC input into the input
-scratchpad, so an im2col row (order kh, kw, c) is K = kh*kw*in_c contiguous bytes.
+Convolution runs as on-chip im2col: a tile's input *band* (the input rows and columns its
+outputs need, one channel tile, borders filled with the pad code) is loaded once; every GEMM
+streams output pixels straight out of the band (isa.table GEMM: vector (l, r) at
+inp_addr + l*inp_line_stride + r*inp_stride). A fold is a run of <= array.rows consecutive band
+codes: with dilation 1 the kernel's columns of one kernel row are contiguous in the band (the
+(kw, c) run), so a 7x7 conv of 3 channels folds 21 codes per kernel row, not 3.
+
+Grouped and depthwise convolutions run as *group blocks*: P consecutive groups form one dense
+conv whose weight is block-diagonal (zeros between groups), P chosen so a block fills the
+array's columns. The array multiplies those zeros: a depthwise conv on a weight-stationary
+array uses ~1/P of it, and its cycles and energy say so.
+
 The input zero point is folded into the bias: sum((x - zp) w) + b = sum(x w) + (b - zp sum(w)).
-Block-scaled weights (qasic.quant.blockscale) run in block fixed point: K is cut into folds that
-never cross a block, and each fold's GEMM scales its partial sums by the block's byte per column.
+Block-scaled weights (qasic.quant.blockscale) run in block fixed point: folds never cross a
+block, and each fold's GEMM scales its partial sums by the block's byte per column.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from qasic.arch.config import PARAM_BYTES_PER_CHANNEL, ArchConfig
-from qasic.compiler.fuse import Kernel
+from qasic.arch.config import ArchConfig
+from qasic.compiler.fuse import Kernel, pad4, pair
 from qasic.compiler.memory import image_shape
-from qasic.errors import ConfigError, UnsupportedOpError
-from qasic.isa.table import BSCALE_BYTES, LUT_ENTRY_BYTES
+from qasic.errors import UnsupportedOpError
 from qasic.quant.blockscale import factors
 from qasic.quant.graph import QGraph
 from qasic.quant.reference import flatten_order
 
 
 @dataclass(frozen=True)
-class GemmShape:
+class ConvGeom:
+    """A GEMM kernel's geometry; a linear layer is a 1x1 conv of a 1x1 image."""
+
     in_h: int
     in_w: int
-    in_c: int
+    in_c: int          # channels of the input tensor
     kh: int
     kw: int
-    stride: int
-    pad: int
+    sh: int
+    sw: int
+    pt: int
+    pl: int
+    pb: int
+    pr: int
+    dh: int
+    dw: int
     out_h: int
     out_w: int
-    n: int
-    pool: int  # fused max-pool window (= stride); 1 when none
+    out_c: int
+    groups: int
+    pool: int          # fused max-pool window (= its stride); 1 when none
 
     @property
     def m(self) -> int:
@@ -44,121 +61,202 @@ class GemmShape:
 
     @property
     def k(self) -> int:
-        return self.kh * self.kw * self.in_c
+        """Reduction length of one output (per group)."""
+        return self.kh * self.kw * (self.in_c // self.groups)
+
+    @property
+    def macs(self) -> int:
+        return self.m * self.k * self.out_c
+
+    def band(self, th: int, tw: int) -> tuple[int, int]:
+        """Input rows and columns a th x tw output tile reads (padding included)."""
+        return (th - 1) * self.sh + (self.kh - 1) * self.dh + 1, \
+            (tw - 1) * self.sw + (self.kw - 1) * self.dw + 1
+
+
+@dataclass(frozen=True, eq=False)
+class GemmBlock:
+    """One dense sub-GEMM: input channels [c0, c0 + ic) -> output channels [n0, n0 + n).
+    ``weight``/``codes`` are (KH*KW*ic, n) in (kh, kw, c) order (block-diagonal for groups)."""
+
+    c0: int
+    ic: int
+    n0: int
+    weight: np.ndarray        # (K, n) int64 levels the array multiplies (before block scales)
+    codes: np.ndarray | None  # (K, n) stored codes when they differ (table / zero-point formats)
+    bias: np.ndarray          # (n,) int64, input zero point folded in
+    multiplier: np.ndarray
+    shift: np.ndarray
+    block_scale: np.ndarray | None = None  # (NB, n)
+    block_zero: np.ndarray | None = None   # (NB, n)
+
+    @property
+    def n(self) -> int:
+        return self.weight.shape[1]
 
 
 @dataclass(frozen=True, eq=False)
 class GemmKernel:
-    """Everything emission needs: geometry, the K x N weight codes, per-channel post params."""
-
     kernel: Kernel
-    shape: GemmShape
-    weight: np.ndarray       # (K, N) int codes in im2col/NHWC order
+    geom: ConvGeom
+    blocks: tuple[GemmBlock, ...]
     wbits: int
-    bias: np.ndarray         # (N,) int64, input zero point folded in
-    multiplier: np.ndarray   # (N,)
-    shift: np.ndarray        # (N,)
     out_zp: int
     lo: int
     hi: int
-    codes: np.ndarray | None = None  # (K, N) stored codes (LUT-decoded or zero-point formats)
-    lut: np.ndarray | None = None    # (2**wbits,) code -> integer weight
-    block_scale: np.ndarray | None = None  # (NB, N) bytes of a block-scaled format
-    block_zero: np.ndarray | None = None   # (NB, N) signed zero points (bscale mulzp)
-    block_size: int = 0                    # K rows per block (last one may be shorter)
-    block_mode: str = "none"               # isa.table.BSCALE_MODES
+    lut: np.ndarray | None = None          # weight decode table (2**wbits,) levels
+    block_size: int = 0
+    block_mode: str = "none"
+    post_table: np.ndarray | None = None   # fused function of the output code, or None
+    pad_code: int = 0                      # the input code a padded position holds
 
     @property
-    def effective(self) -> np.ndarray:
-        """(K, N) int64: the weights the GEMMs apply, block factors included."""
-        if self.block_scale is None:
-            return self.weight
-        blk = np.arange(self.shape.k) // self.block_size
-        return self.weight * factors(self.block_scale, self.block_mode)[blk]
+    def name(self) -> str:
+        return self.kernel.name
 
-    def folds(self, array_rows: int) -> list[tuple[int, int, int]]:
-        """(k0, k, block) of every fold: chunks of at most array_rows within one block."""
-        size = self.block_size or self.shape.k
-        out = []
-        for b0 in range(0, self.shape.k, size):
-            end = min(b0 + size, self.shape.k)
-            out += [(k0, min(array_rows, end - k0), b0 // size)
-                    for k0 in range(b0, end, array_rows)]
-        return out
+    def effective(self, block: GemmBlock) -> np.ndarray:
+        """(K, n) int64: the weights the GEMMs apply, block factors included."""
+        if block.block_scale is None:
+            return block.weight
+        blk = np.arange(block.weight.shape[0]) // self.block_size
+        return block.weight * factors(block.block_scale, self.block_mode)[blk]
 
 
-def lower_gemm(graph: QGraph, kernel: Kernel, flatten_src: dict[str, tuple]) -> GemmKernel:
+def lower_gemm(graph: QGraph, kernel: Kernel, flatten_src: dict[str, tuple],
+               arch: ArchConfig) -> GemmKernel:
     node = kernel.anchor
     _check_shared_encoding(graph, kernel)
-    shape = _conv_shape(graph, kernel) if node.op == "conv2d" else _linear_shape(graph, kernel)
-    wkn = _to_kn(node, node.params["weight"], flatten_src)
-    lut = node.params.get("weight_lut")
-    codes = node.params.get("weight_codes")  # stored codes (table-decoded or zero-point)
-    codes = None if codes is None else _to_kn(node, codes, flatten_src)
-    blocks = _blocks(node, flatten_src)
-    zero = node.params.get("block_zero")
-    out = graph.tensors[node.output]
+    geom = conv_geom(graph, kernel) if node.op == "conv2d" else linear_geom(graph, kernel)
+    tin, out = graph.tensors[node.inputs[0]], graph.tensors[node.output]
     lo, hi = node.attrs.get("clamp", (out.qmin, out.qmax))
     if kernel.has("relu"):
         lo = max(lo, out.zero_point)
-    g = GemmKernel(kernel, shape, wkn, node.weight_bits or 8, np.zeros(shape.n, np.int64),
-                   node.params["multiplier"].astype(np.int64),
-                   node.params["shift"].astype(np.int64), out.zero_point, lo, hi,
-                   codes, None if lut is None else np.asarray(lut, dtype=np.int64),
-                   block_scale=blocks[0], block_size=blocks[1], block_mode=blocks[2],
-                   block_zero=None if zero is None else np.asarray(zero, dtype=np.int64).T.copy())
-    # the input zero point folds into the bias, against the weights the GEMMs really apply
-    zp_in = graph.tensors[node.inputs[0]].zero_point
-    return replace(g, bias=node.params["bias"].astype(np.int64) - zp_in * g.effective.sum(axis=0))
+    clamp = kernel.has("clamp")
+    if clamp is not None:
+        lo, hi = max(lo, clamp.attrs["lo"]), min(hi, clamp.attrs["hi"])
+    table = kernel.has("lut")
+    lut = node.params.get("weight_lut")
+    size, mode = int(node.attrs.get("block_size", 0)), node.attrs.get("block_mode", "none")
+    if "block_scale" in node.params and geom.groups > 1:
+        raise UnsupportedOpError(f"layer {node.name}: block-scaled weights in a grouped conv; "
+                                 "use a per-channel format for grouped/depthwise layers")
+    g = GemmKernel(kernel, geom, (), node.weight_bits or 8, out.zero_point, lo, hi,
+                   None if lut is None else np.asarray(lut, dtype=np.int64), size,
+                   mode if "block_scale" in node.params else "none",
+                   None if table is None else np.asarray(table.params["table"], np.int64),
+                   0 if tin.is_fp else tin.zero_point)
+    blocks = _blocks(g, node, flatten_src, tin.zero_point, groups_per_block(geom, arch))
+    return GemmKernel(**{**g.__dict__, "blocks": blocks})
 
 
-def _blocks(node, flatten_src: dict[str, tuple]) -> tuple:
-    """(block_scale (NB, N), block size, mode) in the array's K order, or () when unblocked."""
+def conv_geom(graph: QGraph, kernel: Kernel) -> ConvGeom:
+    node = kernel.anchor
+    in_h, in_w, in_c = image_shape(graph.shapes[node.inputs[0]])
+    oc, kh, kw, _ = node.params["weight"].shape
+    out_h, out_w, _ = image_shape(graph.shapes[node.output])
+    (sh, sw), (dh, dw) = pair(node.attrs["stride"]), pair(node.attrs.get("dilation", 1))
+    pt, pl, pb, pr = pad4(node.attrs.get("padding", 0))
+    pool = kernel.has("maxpool2d")
+    k = pair(pool.attrs["kernel"])[0] if pool else 1
+    geom = ConvGeom(in_h, in_w, in_c, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw,
+                    (in_h + pt + pb - (kh - 1) * dh - 1) // sh + 1,
+                    (in_w + pl + pr - (kw - 1) * dw - 1) // sw + 1, oc,
+                    int(node.attrs.get("groups", 1)), k)
+    if (geom.out_h, geom.out_w) != (out_h, out_w):
+        raise UnsupportedOpError(f"layer {node.name}: output {out_h}x{out_w} does not match "
+                                 f"its geometry ({geom.out_h}x{geom.out_w}, pool {k})")
+    return geom
+
+
+def linear_geom(graph: QGraph, kernel: Kernel) -> ConvGeom:
+    out_f, in_f = kernel.anchor.params["weight"].shape
+    return ConvGeom(1, 1, in_f, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, out_f, 1, 1)
+
+
+def groups_per_block(geom: ConvGeom, arch: ArchConfig) -> int:
+    """Groups packed into one dense block: as many as fill the array's columns and rows."""
+    g = geom.groups
+    if g == 1:
+        return 1
+    icg, ocg = geom.in_c // g, geom.out_c // g
+    return max(1, min(g, arch.array_cols // max(ocg, 1), arch.array_rows // max(icg, 1)))
+
+
+def _blocks(g: GemmKernel, node, flatten_src, zp_in: int, step: int
+            ) -> tuple[GemmBlock, ...]:
+    geom, p = g.geom, node.params
+    if node.op == "linear":
+        w = _linear_weight(np.asarray(p["weight"], np.int64), flatten_src.get(node.inputs[0]))
+        codes = p.get("weight_codes")
+        codes = None if codes is None else _linear_weight(np.asarray(codes, np.int64),
+                                                          flatten_src.get(node.inputs[0]))
+        return (_block(g, node, 0, geom.in_c, 0, w, codes, np.arange(geom.out_c), zp_in,
+                       flatten_src),)
+    return tuple(_conv_blocks(g, node, zp_in, flatten_src, step))
+
+
+def _conv_blocks(g: GemmKernel, node, zp_in: int, flatten_src, step: int):
+    geom, p = g.geom, node.params
+    w = np.asarray(p["weight"], np.int64)          # (OC, KH, KW, ICg)
+    codes = p.get("weight_codes")
+    codes = None if codes is None else np.asarray(codes, np.int64)
+    ng, icg, ocg = geom.groups, geom.in_c // geom.groups, geom.out_c // geom.groups
+    zero_code = _zero_code(g, node)
+    for b0 in range(0, ng, step):
+        pg = min(step, ng - b0)
+        ic, n = pg * icg, pg * ocg
+        wb = np.zeros((geom.kh, geom.kw, ic, n), np.int64)
+        cb = None if codes is None else np.full((geom.kh, geom.kw, ic, n), zero_code, np.int64)
+        for j in range(pg):
+            oc = slice((b0 + j) * ocg, (b0 + j + 1) * ocg)
+            wb[:, :, j * icg:(j + 1) * icg, j * ocg:(j + 1) * ocg] = w[oc].transpose(1, 2, 3, 0)
+            if cb is not None:
+                cb[:, :, j * icg:(j + 1) * icg, j * ocg:(j + 1) * ocg] = \
+                    codes[oc].transpose(1, 2, 3, 0)
+        chans = np.arange(b0 * ocg, b0 * ocg + n)
+        yield _block(g, node, b0 * icg, ic, b0 * ocg, wb.reshape(-1, n),
+                     None if cb is None else cb.reshape(-1, n), chans, zp_in, flatten_src)
+
+
+def _zero_code(g: GemmKernel, node) -> int:
+    """The stored code whose weight is 0 (the zeros between groups of a block)."""
+    if g.lut is None:
+        return 0
+    hits = np.flatnonzero(g.lut == 0)
+    if not len(hits):
+        raise UnsupportedOpError(f"layer {node.name}: its weight format has no code for 0, "
+                                 "which a grouped conv's block-diagonal weights need")
+    code = int(hits[0])
+    return code - (1 << g.wbits) if code >= 1 << (g.wbits - 1) else code
+
+
+def _block(g: GemmKernel, node, c0, ic, n0, w, codes, chans, zp_in, flatten_src) -> GemmBlock:
     p = node.params
-    if "block_scale" not in p:
-        return (None, 0, "none")
-    block_of = _to_kn(node, np.asarray(p["block_of"])[None, :], flatten_src)[:, 0]
-    k, size = len(block_of), int(node.attrs.get("block_size", 0))
+    bs = bz = None
+    if "block_scale" in p:
+        bs, bz = _block_scales(g, node, flatten_src)
+    b = GemmBlock(c0, ic, n0, w, codes, np.zeros(len(chans), np.int64),
+                  np.asarray(p["multiplier"], np.int64)[chans],
+                  np.asarray(p["shift"], np.int64)[chans], bs, bz)
+    bias = np.asarray(p["bias"], np.int64)[chans] - zp_in * g.effective(b).sum(axis=0)
+    return GemmBlock(**{**b.__dict__, "bias": bias})
+
+
+def _block_scales(g: GemmKernel, node, flatten_src):
+    """(block_scale (NB, N), block_zero (NB, N) or None) in the array's K order."""
+    p = node.params
+    block_of = np.asarray(p["block_of"])
+    if node.op == "linear":
+        block_of = _linear_weight(block_of[None, :], flatten_src.get(node.inputs[0]))[:, 0]
+    k, size = len(block_of), g.block_size
     if size < 1 or not np.array_equal(block_of, np.arange(k) // size):
         raise UnsupportedOpError(
             f"layer {node.name}: its weight blocks are not runs of {size} consecutive inputs in "
             "the order the array reduces them ((kh, kw, ic) for a conv, memory order after a "
             "flatten); quantize with qasic.quant, which forms blocks in that order")
-    return np.asarray(p["block_scale"], dtype=np.int64).T.copy(), size, node.attrs["block_mode"]
-
-
-def _to_kn(node, w: np.ndarray, flatten_src: dict[str, tuple]) -> np.ndarray:
-    """(OC, ...) weight-shaped array -> (K, N) in the order the input rows are laid out."""
-    w = np.asarray(w, dtype=np.int64)
-    if node.op == "conv2d":
-        return w.reshape(w.shape[0], -1).T
-    return _linear_weight(w, flatten_src.get(node.inputs[0]))
-
-
-def pe_weight_bits(g: GemmKernel) -> int:
-    """Signed width of the integers the PEs multiply: the code width for integer formats, the
-    widest decoded value for formats that decode through a table."""
-    return g.kernel.anchor.pe_weight_bits or g.wbits
-
-
-def stored(g: GemmKernel) -> np.ndarray:
-    """What DRAM holds, packed at wbits: the codes of a decoded format, else the weights."""
-    return g.weight if g.codes is None else g.codes
-
-
-def _conv_shape(graph: QGraph, kernel: Kernel) -> GemmShape:
-    node = kernel.anchor
-    in_h, in_w, in_c = image_shape(graph.shapes[node.inputs[0]])
-    oc, kh, kw, _ic = node.params["weight"].shape
-    s, p = node.attrs["stride"], node.attrs["padding"]
-    pool = kernel.has("maxpool2d")
-    return GemmShape(in_h, in_w, in_c, kh, kw, s, p, (in_h + 2 * p - kh) // s + 1,
-                     (in_w + 2 * p - kw) // s + 1, oc, pool.attrs["kernel"] if pool else 1)
-
-
-def _linear_shape(graph: QGraph, kernel: Kernel) -> GemmShape:
-    out_f, in_f = kernel.anchor.params["weight"].shape
-    return GemmShape(1, 1, in_f, 1, 1, 1, 0, 1, 1, out_f, 1)
+    zero = p.get("block_zero")
+    return (np.asarray(p["block_scale"], np.int64).T.copy(),
+            None if zero is None else np.asarray(zero, np.int64).T.copy())
 
 
 def _linear_weight(w: np.ndarray, flat_from: tuple | None) -> np.ndarray:
@@ -174,60 +272,21 @@ def _linear_weight(w: np.ndarray, flat_from: tuple | None) -> np.ndarray:
 
 
 def _check_shared_encoding(graph: QGraph, kernel: Kernel) -> None:
-    """Fused ReLU/max-pool write the anchor's encoding; the graph must agree (quant/ ensures)."""
+    """Fused clamps and max-pools write the anchor's encoding (a table may re-encode)."""
     want = graph.tensors[kernel.anchor.output]
     for n in kernel.nodes[1:]:
-        if graph.tensors[n.output] != want:
+        if n.op != "lut" and graph.tensors[n.output] != want:
             raise UnsupportedOpError(
                 f"node {n.name} ({n.op}) re-encodes its input ({graph.tensors[n.output]} vs "
-                f"{want}); fused ReLU/max-pool must share the producer's scale and zero point")
+                f"{want}); fused ReLU/clamp/max-pool must share the producer's scale and zero "
+                "point")
 
 
-@dataclass(frozen=True)
-class GemmPlan:
-    tile_rows: int  # output pixels (before pooling) per m-tile: whole (pool-window) rows
-    n_tile: int     # output channels per n-tile (<= array cols)
+def pe_weight_bits(g: GemmKernel) -> int:
+    """Signed width of the integers the PEs multiply."""
+    return g.kernel.anchor.pe_weight_bits or g.wbits
 
 
-def plan_gemm(g: GemmKernel, arch: ArchConfig, in_bits: int = 8, out_bits: int = 8) -> GemmPlan:
-    """Largest m-tile of whole output rows that fits every half scratchpad (activation codes
-    stored at ``in_bits`` / ``out_bits``)."""
-    s, name = g.shape, g.kernel.name
-    nt = min(s.n, arch.array_cols)
-    unit = s.out_w * s.pool
-    weight_half = weight_tile_bytes(g, nt, arch)
-    _need(weight_half, arch.weight_sram_bytes // 2, "sram.weight_bytes", name,
-          f"the {s.k}x{nt} weight tile" + (" and its block scales" if g.block_mode != "none"
-                                           else ""))
-    lut_bytes = 0 if g.lut is None else LUT_ENTRY_BYTES << g.wbits
-    _need(nt * PARAM_BYTES_PER_CHANNEL + lut_bytes, arch.param_sram_bytes // 2,
-          "sram.param_bytes", name, "the per-channel parameters and decode table")
-    out_row = nt * out_bits / 8
-    limits = [
-        (arch.input_sram_bytes // 2, s.k * in_bits / 8, "sram.input_bytes", "input rows"),
-        (arch.acc_sram_bytes, arch.acc_word_bytes * nt, "sram.acc_bytes", "accumulator rows"),
-        (arch.output_sram_bytes // 2, out_row + out_row / (s.pool * s.pool) if s.pool > 1
-         else out_row, "sram.output_bytes", "output rows"),
-    ]
-    rows = s.m
-    for cap, per_row, key, what in limits:
-        fit = int(cap // per_row) // unit * unit
-        _need(unit * per_row, cap if fit else 0, key, name, f"{unit} {what}")
-        rows = min(rows, fit)
-    return GemmPlan(rows, nt)
-
-
-def weight_tile_bytes(g: GemmKernel, nt: int, arch: ArchConfig) -> int:
-    """Weight scratchpad bytes of one n-tile: packed rows, plus a scale row before every fold
-    of a block-scaled layer."""
-    rows = g.shape.k * ((nt * g.wbits + 7) // 8)
-    if g.block_mode == "none":
-        return rows
-    per_fold = 2 if g.block_mode == "mulzp" else 1  # scale row (+ zero-point row)
-    return rows + len(g.folds(arch.array_rows)) * per_fold * nt * BSCALE_BYTES
-
-
-def _need(size: float, cap: int, key: str, layer: str, what: str) -> None:
-    if size > cap or cap == 0:
-        raise ConfigError(f"arch config: {key} is too small for layer {layer}: {what} need "
-                          f"{int(size)} bytes per half (double-buffered); raise {key}")
+def stored(g: GemmKernel, block: GemmBlock) -> np.ndarray:
+    """What DRAM holds, packed at wbits: the codes of a decoded format, else the weights."""
+    return block.weight if block.codes is None else block.codes

@@ -1,9 +1,17 @@
-"""DRAM layout: activation buffers (NHWC, zero-point padded borders), constants, the memory map.
+"""DRAM layout: activation buffers (dense NHWC, no padding), constants, the memory map.
+
+Buffers hold no padding: a kernel that reads a tensor with padding fills the border of its
+on-chip band instead (a LOAD with ``fill``), so one tensor can feed consumers that pad it
+differently (a ResNet shortcut beside a padded 3x3 conv) or with different values (zero point
+for a conv or an average, the lowest code for a max-pool).
+
+A concatenation costs nothing: its inputs are *views* of the output buffer, each at a channel
+offset inside the same pixels, so their producers store straight into place.
 
 Activations are stored packed at their bit width (isa.table.ACT_ENCODINGS) when every access
-stays on byte boundaries: a pixel's channels fill whole bytes, and the array's folds (array.rows,
-block sizes) and output tiles (array.cols) start on whole bytes. Otherwise a tensor keeps one code
-per byte (its codes sign-extended), so 4-bit activations halve the traffic on the usual arrays.
+stays on byte boundaries: a pixel's channels, every channel offset, the array's folds
+(array.rows) and output tiles (array.cols) fill whole bytes, and a border fill repeats one
+byte (2- and 4-bit codes). Otherwise a tensor keeps one code per byte (sign-extended codes).
 """
 
 from __future__ import annotations
@@ -18,21 +26,24 @@ from qasic.isa.table import encoding_bits, encoding_bytes
 from qasic.quant.graph import QGraph
 
 ALIGN = 64  # bytes; every region starts on a DRAM burst boundary
+VIEW_KINDS = ("concat",)  # kernels whose inputs are views of their output
 
 
 @dataclass(frozen=True)
 class Buffer:
-    """An activation tensor in DRAM: an h x w image of c channels, ``bits`` per stored code, with
-    a ``pad`` border. Vectors are 1 x 1 images. A pixel is ``pix`` = c * bits / 8 bytes; pixel
-    (y, x) starts at addr + ((y + pad) * (w + 2 pad) + x + pad) * pix."""
+    """An activation tensor in DRAM: an h x w image of c channels stored at ``encoding``.
+
+    Pixel (y, x) starts at ``addr + (y * w + x) * pix + off``: ``pix`` is the bytes between
+    pixels (the whole concatenation for a view) and ``off`` the view's first byte in a pixel.
+    Vectors are 1 x 1 images."""
 
     name: str
     addr: int
     h: int
     w: int
     c: int
-    pad: int
-    fill: int
+    pix: int
+    off: int = 0
     encoding: str = "int8"   # isa.table.ACT_ENCODINGS
 
     @property
@@ -40,8 +51,9 @@ class Buffer:
         return encoding_bits(self.encoding)
 
     @property
-    def pix(self) -> int:
-        return self.c * self.bits // 8
+    def row(self) -> int:
+        """Bytes of one pixel's own channels."""
+        return self.nbytes(self.c)
 
     def nbytes(self, codes: int) -> int:
         """Bytes of ``codes`` consecutive codes (whole bytes by construction)."""
@@ -49,77 +61,125 @@ class Buffer:
 
     @property
     def size(self) -> int:
-        return (self.h + 2 * self.pad) * (self.w + 2 * self.pad) * self.pix
+        return self.h * self.w * self.pix
 
-    def pixel_addr(self, y: int, x: int) -> int:
-        return self.addr + ((y + self.pad) * (self.w + 2 * self.pad) + x + self.pad) * self.pix
+    @property
+    def payload(self) -> int:
+        """Bytes of this tensor's own codes (a view's share of the pixels)."""
+        return self.h * self.w * self.row
 
-    def runs(self, first: int, count: int) -> list[tuple[int, int]]:
-        """Contiguous DRAM runs covering raster pixels [first, first + count): (addr, pixels)."""
-        if self.pad == 0:
-            return [(self.pixel_addr(0, 0) + first * self.pix, count)]
-        out, p = [], first
-        while p < first + count:
-            y, x = divmod(p, self.w)
-            n = min(self.w - x, first + count - p)
-            out.append((self.pixel_addr(y, x), n))
-            p += n
-        return out
+    def pixel_addr(self, y: int, x: int, ch: int = 0) -> int:
+        return self.addr + (y * self.w + x) * self.pix + self.off + self.nbytes(ch)
+
+    @property
+    def dense(self) -> bool:
+        """True when consecutive pixels are consecutive bytes (no view gaps)."""
+        return self.pix == self.row
 
 
 def image_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
     return tuple(shape) if len(shape) == 3 else (1, 1, int(np.prod(shape)))
 
 
-def plan_buffers(graph: QGraph, kernels,
-                 arch=None) -> tuple[dict[str, Buffer], dict[str, str], int]:
-    """Give every tensor a DRAM buffer. Returns (buffers by tensor, alias -> source, end addr).
-    Without ``arch`` every tensor keeps one code per byte."""
+def fill_byte(code: int, bits: int) -> int:
+    """The byte that holds ``code`` repeated at ``bits`` bits (8 // bits copies)."""
+    pattern = code & ((1 << bits) - 1)
+    out = 0
+    for i in range(0, 8, bits):
+        out |= pattern << i
+    return out & 0xFF
+
+
+def plan_buffers(graph: QGraph, kernels, arch=None) -> tuple[dict[str, Buffer], int]:
+    """Give every tensor a DRAM buffer (aliases and views share their source's bytes).
+    Returns (buffers by tensor name, end address). Without ``arch`` every code is a byte."""
     aliases = {k.output: k.inputs[0] for k in kernels if k.kind == "alias"}
-    pads = _required_padding(graph, kernels, aliases)
-    buffers, addr = {}, 0
-    names = [n for n in _tensor_order(graph, kernels) if n not in aliases]
-    stored = {n: 8 if arch is None else storage_bits(graph, kernels, aliases, arch, n)
+    views = _views(graph, kernels)
+    names = [n for n in _tensor_order(graph, kernels) if n not in aliases and n not in views]
+    stored = {n: 8 if arch is None else storage_bits(graph, kernels, aliases, views, arch, n)
               for n in names}
-    _same_storage_across_elementwise(kernels, aliases, stored)
+    _same_storage(graph, kernels, aliases, views, stored)
+    buffers, addr = {}, 0
     for name in names:
         h, w, c = image_shape(graph.shapes[name])
         tq = graph.tensors[name]
-        bits = stored[name]
-        enc = tq.fmt if tq.is_fp else f"int{bits}"
-        buf = Buffer(name, addr, h, w, c, pads.get(name, 0), tq.zero_point, enc)
-        buffers[name] = buf
-        addr = _align(addr + buf.size)
+        enc = tq.fmt if tq.is_fp else f"int{stored[name]}"
+        pix = encoding_bytes(c, enc)
+        buffers[name] = Buffer(name, addr, h, w, c, pix, 0, enc)
+        addr = _align(addr + buffers[name].size)
+    for view, (parent, ch0) in views.items():
+        p = buffers[parent]
+        h, w, c = image_shape(graph.shapes[view])
+        buffers[view] = Buffer(view, p.addr, p.h, p.w, c, p.pix, p.nbytes(ch0), p.encoding)
     for alias in aliases:
-        buffers[alias] = buffers[resolve(alias, aliases)]
-    return buffers, aliases, addr
+        src = buffers[resolve(alias, aliases)]
+        h, w, c = image_shape(graph.shapes[alias])
+        if (h, w, c) != (src.h, src.w, src.c):  # flatten/reshape: same bytes, new shape
+            if not src.dense:
+                raise UnsupportedOpError(f"tensor {alias} reshapes a concatenation view; "
+                                         "reshape the concatenated tensor instead")
+            src = Buffer(alias, src.addr, h, w, c, src.nbytes(c), 0, src.encoding)
+        buffers[alias] = src
+    return buffers, addr
 
 
-def storage_bits(graph: QGraph, kernels, aliases: dict[str, str], arch, name: str) -> int:
+def _views(graph: QGraph, kernels) -> dict[str, tuple[str, int]]:
+    """Concat inputs -> (the concat's output, first channel). Every input may be a view
+    (compiler.rewrite inserts copies where a tensor cannot be one)."""
+    out = {}
+    for k in kernels:
+        if k.kind == "concat":
+            ch = 0
+            for t in k.inputs:
+                out[t] = (k.output, ch)
+                ch += image_shape(graph.shapes[t])[2]
+    # a view of a view: resolve to the outermost buffer
+    changed = True
+    while changed:
+        changed = False
+        for t, (parent, ch0) in list(out.items()):
+            if parent in out:
+                grand, ch1 = out[parent]
+                out[t] = (grand, ch0 + ch1)
+                changed = True
+    return out
+
+
+def storage_bits(graph: QGraph, kernels, aliases, views, arch, name: str) -> int:
     """Stored bits per code of tensor ``name``: its bit width when packing keeps every access on
     whole bytes (module docstring), else 8."""
     tq = graph.tensors[name]
     bits = 8 if tq.is_fp else tq.bits
-    c = image_shape(graph.shapes[name])[2]
-    if bits == 8 or (c * bits) % 8 or (arch.array_rows * bits) % 8 \
-            or (arch.array_cols * bits) % 8:
+    if bits == 8 or 8 % bits:
         return 8
+    c = image_shape(graph.shapes[name])[2]
+    sizes = [c, arch.array_rows, arch.array_cols]
+    sizes += [ch0 for v, (p, ch0) in views.items() if p == name]
+    sizes += [image_shape(graph.shapes[v])[2] for v, (p, _) in views.items() if p == name]
     for k in kernels:
         if k.kind == "gemm" and any(resolve(t, aliases) == name for t in k.inputs):
-            size = k.anchor.attrs.get("block_size", 0)
-            if (size * bits) % 8:
-                return 8
+            sizes.append(k.anchor.attrs.get("block_size", 0))
+            if k.anchor.op == "conv2d":
+                g = k.anchor.attrs.get("groups", 1)
+                sizes.append(c // g)
+    if any((s * bits) % 8 for s in sizes):
+        return 8
     return bits
 
 
-def _same_storage_across_elementwise(kernels, aliases, stored: dict[str, int]) -> None:
-    """POOL and ADD read and write one encoding: if their tensors disagree, all keep a byte."""
+def _same_storage(graph, kernels, aliases, views, stored: dict[str, int]) -> None:
+    """Elementwise units read and write one encoding: if a kernel's tensors disagree, all of
+    them keep a byte per code."""
+    def root(t):
+        t = resolve(t, aliases)
+        return views[t][0] if t in views else t
+
     changed = True
     while changed:
         changed = False
         for k in kernels:
-            if k.kind in ("pool", "add"):
-                group = [resolve(t, aliases) for t in (*k.inputs, k.output)]
+            if k.kind in ("pool", "ew", "copy"):  # (a LUT may change the encoding)
+                group = [root(t) for t in (*k.inputs, k.output)]
                 if len({stored[t] for t in group}) > 1:
                     stored.update(dict.fromkeys(group, 8))
                     changed = True
@@ -131,20 +191,6 @@ def resolve(name: str, aliases: dict[str, str]) -> str:
     return name
 
 
-def _required_padding(graph, kernels, aliases) -> dict[str, int]:
-    need: dict[str, set[int]] = {}
-    for k in kernels:
-        pad = k.anchor.attrs.get("padding", 0) if k.anchor.op == "conv2d" else 0
-        for t in k.inputs:
-            need.setdefault(resolve(t, aliases), set()).add(pad)
-    for t, pads in need.items():
-        if len(pads) > 1:
-            raise UnsupportedOpError(
-                f"tensor {t} is read with different paddings {sorted(pads)}; qasic lays out one "
-                "padded buffer per tensor: give its consumers equal padding")
-    return {t: next(iter(p)) for t, p in need.items()}
-
-
 def _tensor_order(graph, kernels) -> list[str]:
     return [graph.input] + [k.output for k in kernels]
 
@@ -153,17 +199,22 @@ def _align(x: int) -> int:
     return (x + ALIGN - 1) // ALIGN * ALIGN
 
 
-def regions(graph: QGraph, buffers: dict[str, Buffer], const_addr: int, const_len: int,
-            aliases: dict[str, str]) -> tuple[Region, ...]:
-    out = []
-    for name, buf in buffers.items():
-        if name in aliases:
+def regions(graph: QGraph, buffers: dict[str, Buffer], const_addr: int, const_len: int
+            ) -> tuple[Region, ...]:
+    out, seen = [], set()
+    for name in [graph.input, graph.output, *buffers]:
+        buf = buffers[name]
+        if (buf.addr, buf.off) in seen or (name not in (graph.input, graph.output)
+                                           and buf.name != name):
             continue
+        seen.add((buf.addr, buf.off))
         kind = "input" if name == graph.input else "output" if name == graph.output else \
             "activation"
         tq = graph.tensors[name]
-        out.append(Region(name, buf.addr, buf.size, kind, (buf.h, buf.w, buf.c, buf.pad),
-                          fill=buf.fill if buf.pad else None, scale=tq.scale,
-                          zero_point=tq.zero_point, bits=buf.bits))
+        if not buf.dense and kind != "activation":
+            raise UnsupportedOpError(f"tensor {name} is the graph's {kind} and a concatenation "
+                                     "view at once; qasic needs a dense buffer there")
+        out.append(Region(name, buf.addr, buf.size, kind, (buf.h, buf.w, buf.c, 0),
+                          scale=tq.scale, zero_point=tq.zero_point, bits=buf.bits))
     out.append(Region("constants", const_addr, const_len, "constants"))
     return tuple(out)

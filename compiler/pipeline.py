@@ -1,43 +1,53 @@
 """compile(graph, arch) -> Program: a flat list of small passes.
 
-    fuse (pattern table) -> plan DRAM buffers -> lower each kernel (GEMM geometry, tiling) ->
-    steps (double-buffered) -> sequence (dependency tokens) -> Program (constants, memory map)
+    insert copies (concat inputs that cannot be views) -> fuse (pattern table) -> plan DRAM
+    buffers -> lower each kernel (GEMM geometry and the mapper's tiling, or a vector-unit
+    kernel) -> steps (double-buffered) -> sequence (dependency tokens) -> Program
 
 BN folding and constant folding happen earlier, in quant/ (the QGraph holds folded weights).
+Each layer's metadata records its GEMM shape, its mapping, the DRAM bytes the mapper's model
+predicts and its compulsory DRAM bytes (every weight, parameter, input and output byte once).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
 from qasic.arch.config import ArchConfig
 from qasic.arch.pe import significand_bits
-from qasic.compiler.fuse import PATTERNS, Kernel, fuse
-from qasic.compiler.gemm import GemmKernel, lower_gemm, pe_weight_bits, plan_gemm
-from qasic.compiler.memory import ALIGN, image_shape, plan_buffers, regions, resolve
+from qasic.compiler import mapper
+from qasic.compiler.fuse import PATTERNS, Kernel, fuse, pair
+from qasic.compiler.gemm import GemmKernel, lower_gemm, pe_weight_bits
+from qasic.compiler.memory import ALIGN, Buffer, image_shape, plan_buffers, regions
 from qasic.compiler.schedule import sequence
-from qasic.compiler.steps import Constants, add_steps, gemm_steps, pool_steps
+from qasic.compiler.steps import Constants, gemm_steps, weight_bytes_true
+from qasic.compiler.vector import code_table, ew_steps, lut_steps, pool_steps
 from qasic.errors import ConfigError
 from qasic.isa.program import Program
-from qasic.quant.graph import QGraph
+from qasic.isa.table import LUT_ENTRY_BYTES
+from qasic.quant.graph import QGraph, QNode
+
+NO_CODE = ("alias", "concat")  # kernels that emit no instructions
 
 
 def compile_graph(graph: QGraph, arch: ArchConfig,
                   progress: Callable[[str], None] | None = None,
                   patterns=PATTERNS) -> Program:
     """``patterns`` is the fusion table (compiler.fuse.PATTERNS unless testing a variant)."""
+    graph = insert_copies(graph)
     kernels = fuse(graph, patterns)
-    buffers, aliases, act_end = plan_buffers(graph, kernels, arch)
+    buffers, act_end = plan_buffers(graph, kernels, arch)
     const_base = (act_end + ALIGN - 1) // ALIGN * ALIGN
     consts = Constants()
     flat_src = {k.output: image_shape(graph.shapes[k.inputs[0]])
-                for k in kernels if k.kind == "alias"}
-    work = [k for k in kernels if k.kind != "alias"]
+                for k in kernels if k.kind == "alias" and k.anchor.op == "flatten"}
+    work = [k for k in kernels if k.kind not in NO_CODE]
     instrs, ids, layers = [], [], []
     for idx, k in enumerate(work):
-        steps, info = _lower(graph, k, arch, buffers, aliases, flat_src, consts, const_base)
+        steps, info = _lower(graph, k, arch, buffers, flat_src, consts, const_base)
         seq = sequence(steps, first_kernel=idx == 0, last_kernel=idx == len(work) - 1)
         instrs += seq
         ids += [idx] * len(seq)
@@ -53,8 +63,43 @@ def compile_graph(graph: QGraph, arch: ArchConfig,
         "input_layout": graph.input_layout,
         "layers": layers,
     }
-    regs = regions(graph, buffers, const_base, len(consts.blob), aliases)
+    regs = regions(graph, buffers, const_base, len(consts.blob))
     return Program(tuple(instrs), tuple(ids), bytes(consts.blob), regs, meta)
+
+
+def insert_copies(graph: QGraph) -> QGraph:
+    """A concat input becomes a view of the concat's buffer; where it cannot (the graph input,
+    a reshaped tensor, a tensor two concats read, the graph output) a copy node is inserted."""
+    producers = {n.output: n for n in graph.nodes}
+    readers: dict[str, int] = {}
+    for n in graph.nodes:
+        if n.op == "concat":
+            for t in n.inputs:
+                readers[t] = readers.get(t, 0) + 1
+    nodes, changed = [], False
+    for n in graph.nodes:
+        if n.op != "concat":
+            nodes.append(n)
+            continue
+        inputs = []
+        for i, t in enumerate(n.inputs):
+            src = producers.get(t)
+            if src is None or src.op in ("flatten", "reshape") or readers[t] > 1 \
+                    or t == graph.output or list(n.inputs).count(t) > 1:
+                name = f"{n.name}.copy{i}"
+                nodes.append(QNode(name, "upsample_nearest", (t,), name, {"scale": (1, 1)}))
+                inputs.append(name)
+                changed = True
+            else:
+                inputs.append(t)
+        nodes.append(replace(n, inputs=tuple(inputs)))
+    if not changed:
+        return graph
+    tensors, shapes = dict(graph.tensors), dict(graph.shapes)
+    for n in nodes:
+        if n.op == "upsample_nearest" and n.name not in tensors:
+            tensors[n.name], shapes[n.name] = tensors[n.inputs[0]], shapes[n.inputs[0]]
+    return replace(graph, nodes=tuple(nodes), tensors=tensors, shapes=shapes)
 
 
 def _io(graph: QGraph, name: str) -> dict:
@@ -63,28 +108,64 @@ def _io(graph: QGraph, name: str) -> dict:
             "zero_point": tq.zero_point, "bits": tq.bits, "fmt": tq.fmt}
 
 
-def _lower(graph, k: Kernel, arch, buffers, aliases, flat_src, consts, const_base):
-    src = [buffers[resolve(t, aliases)] for t in k.inputs]
+def _info(k: Kernel) -> dict:
+    return {"name": k.name, "kind": k.kind, "ops": [n.op for n in k.nodes],
+            "nodes": [n.name for n in k.nodes], "weight_bits": None, "macs": 0,
+            "m": None, "k": None, "n": None, "groups": None}
+
+
+def _lower(graph, k: Kernel, arch, buffers, flat_src, consts, const_base):
+    src = [buffers[t] for t in k.inputs]
     dst = buffers[k.output]
-    info = {"name": k.name, "kind": k.kind, "ops": [n.op for n in k.nodes],
-            "nodes": [n.name for n in k.nodes], "weight_bits": None, "macs": 0}
+    info = _info(k)
+    moved = sum(b.payload for b in src) + dst.payload
     if k.kind == "gemm":
-        g = lower_gemm(graph, k, flat_src)
-        _check_operands(g, arch)
-        _check_activations(graph, k, arch)
-        _check_accumulator(g, arch, graph.tensors[k.anchor.inputs[0]].max_magnitude)
-        plan = plan_gemm(g, arch, src[0].bits, dst.bits)
-        s = g.shape
-        info.update(weight_bits=g.wbits, weight_format=k.anchor.weight_format,
-                    pe_weight_bits=pe_weight_bits(g), block_mode=g.block_mode,
-                    block_size=g.block_size, macs=s.m * s.k * s.n, m=s.m, k=s.k, n=s.n,
-                    tile_rows=plan.tile_rows, n_tile=plan.n_tile)
-        return gemm_steps(g, plan, arch, src[0], dst, consts, const_base), info
+        return _lower_gemm(graph, k, arch, src[0], dst, flat_src, consts, const_base, info)
     if k.kind == "pool":
-        lo = graph.tensors[k.inputs[0]].zero_point if k.anchor.op == "relu" else \
-            graph.tensors[k.output].qmin
-        return pool_steps(k, arch, src[0], dst, lo), info
-    return add_steps(k, graph, arch, src[0], src[1], dst, consts, const_base), info
+        steps = pool_steps(k, graph, arch, src[0], dst, consts, const_base)
+        info["compulsory_dram_bytes"] = moved + (24 if k.anchor.op == "avgpool2d" else 0)
+    elif k.kind == "ew":
+        steps = ew_steps(k, graph, arch, src[0], src[1], dst, consts, const_base)
+        info["compulsory_dram_bytes"] = moved + 44
+    else:  # lut, copy
+        scale = pair(k.anchor.attrs.get("scale", 1)) if k.kind == "copy" else (1, 1)
+        steps = lut_steps(k, graph, arch, src[0], dst, consts, const_base, scale)
+        info["compulsory_dram_bytes"] = moved + (1 << src[0].bits)
+    return steps, info
+
+
+def _lower_gemm(graph, k: Kernel, arch, src: Buffer, dst: Buffer, flat_src, consts, const_base,
+                info):
+    g = lower_gemm(graph, k, flat_src, arch)
+    _check_operands(g, arch)
+    _check_activations(graph, k, arch)
+    _check_accumulator(g, arch, graph.tensors[k.anchor.inputs[0]].max_magnitude)
+    table = k.has("lut")
+    post_table = b"" if table is None else code_table(graph, table, dst.bits)
+    layer = mapper_layer(g, src, dst, len(post_table))
+    m = mapper.choose(layer, arch)
+    steps = gemm_steps(g, m, arch, src, dst, consts, const_base, post_table)
+    geom = g.geom
+    params = geom.out_c * 16 + layer.decode_bytes * len(g.blocks) + len(post_table)
+    info.update(weight_bits=g.wbits, weight_format=k.anchor.weight_format,
+                pe_weight_bits=pe_weight_bits(g), block_mode=g.block_mode,
+                block_size=g.block_size, macs=geom.macs, m=geom.m, k=geom.k, n=geom.out_c,
+                groups=geom.groups, group_blocks=len(g.blocks),
+                mapping={"th": m.th, "tw": m.tw, "ct": m.ct, "nt": m.nt, "order": m.order},
+                mapped_dram_bytes=sum(mapper.traffic(layer, m, arch).values()),
+                compulsory_dram_bytes=weight_bytes_true(g) + params + src.payload
+                + dst.payload)
+    return steps, info
+
+
+def mapper_layer(g: GemmKernel, src: Buffer, dst: Buffer, table_bytes: int) -> mapper.Layer:
+    b = g.blocks[0]
+    return mapper.Layer(
+        name=g.name, geom=g.geom, blocks=len(g.blocks), ic=b.ic, n=b.n, in_bits=src.bits,
+        out_bits=dst.bits, wbits=g.wbits,
+        scale_rows={"none": 0, "mulzp": 2}.get(g.block_mode, 1),
+        decode_bytes=0 if g.lut is None else LUT_ENTRY_BYTES << g.wbits,
+        table_bytes=table_bytes, block_size=g.block_size)
 
 
 def _check_operands(g: GemmKernel, arch: ArchConfig) -> None:
@@ -93,7 +174,7 @@ def _check_operands(g: GemmKernel, arch: ArchConfig) -> None:
     if need > arch.weight_bits:
         how = f" (as significands shifted by up to {(1 << shift) - 1})" if shift else ""
         raise ConfigError(
-            f"layer {g.kernel.name} has {need}-bit weights{how} but the array's PEs take "
+            f"layer {g.name} has {need}-bit weights{how} but the array's PEs take "
             f"array.weight_bits = {arch.weight_bits}; raise array.weight_bits or quantize the "
             f"layer to fewer bits")
 
@@ -114,8 +195,9 @@ def _check_activations(graph: QGraph, k: Kernel, arch: ArchConfig) -> None:
 def _check_accumulator(g: GemmKernel, arch: ArchConfig, x_max: int) -> None:
     """Prove the array's accumulator cannot overflow: |sum x w| + |bias| < 2**(acc_bits-1),
     with |x| <= x_max (128 for int8 codes, the largest level for FP8)."""
-    worst = x_max * np.abs(g.effective).sum(axis=0) + np.abs(g.bias)
-    if worst.max() >= 1 << (arch.acc_bits - 1):
+    worst = max(int((x_max * np.abs(g.effective(b)).sum(axis=0) + np.abs(b.bias)).max())
+                for b in g.blocks)
+    if worst >= 1 << (arch.acc_bits - 1):
         raise ConfigError(
             f"arch config: array.acc_bits = {arch.acc_bits} can overflow in layer "
-            f"{g.kernel.name} (worst case |acc| = {int(worst.max())}); raise array.acc_bits")
+            f"{g.name} (worst case |acc| = {worst}); raise array.acc_bits")

@@ -1,13 +1,17 @@
 """Double-buffered steps and the dependency-token protocol that orders the three queues.
 
-A kernel is a list of steps. Step s uses half s % 2 of the input/output scratchpads, so the loads
-of step s+1 overlap the compute of step s and the stores of step s-1. Tokens (FIFOs between the
-queues) enforce exactly the hazards of that reuse:
+A kernel is a list of steps; every step loads something and computes something, and a *storing*
+step also writes results back. Each scratchpad operand (input band, weights, parameters, the
+output half) alternates between its two halves every time it is loaded (or stored), so an
+operand kept on chip across steps keeps its half. Tokens (FIFOs between the queues) enforce
+exactly the hazards of that reuse:
 
-  load(s)    pops compute->load  pushed by compute(s-2)   (input half free again)
+  load(s)    pops compute->load  pushed by compute(s-2)   (a half is free again: step s's loads
+                                                          only overwrite halves last read by
+                                                          step s-2 or earlier)
   compute(s) pops load->compute  pushed by load(s)        (operands present)
-             pops store->compute pushed by store(s-2)     (output half free again), at its first
-                                                          instruction that writes the output half
+             pops store->compute pushed by the stores of the storing step two storing steps
+                                 back, at the first instruction that writes the output half
   store(s)   pops compute->store pushed by compute(s)     (results present)
 
 Between kernels a SYNC on the compute queue waits for the previous kernel's last store and
@@ -27,27 +31,40 @@ class Step:
     loads: list[Instr] = field(default_factory=list)
     computes: list[Instr] = field(default_factory=list)
     stores: list[Instr] = field(default_factory=list)
-    # index in ``computes`` of the last instruction reading the input half (gets push_prev) and
-    # of the first instruction writing the output half (gets pop_next)
-    last_input_reader: int = -1
+    # index in ``computes`` of the first instruction writing the output half (storing steps)
     first_output_writer: int = 0
+
+
+def empty_load() -> Instr:
+    """A LOAD of nothing: carries a step's tokens when it has no operand to fetch."""
+    return Instr("LOAD", {"mem": "input", "planes": 1})
 
 
 def sequence(steps: list[Step], first_kernel: bool, last_kernel: bool) -> list[Instr]:
     """Flatten one kernel's steps into program order with token flags set."""
     out: list[Instr] = []
     n = len(steps)
+    storing = [s for s, step in enumerate(steps) if step.stores]
+    if not storing or storing[-1] != n - 1:
+        raise ValueError("a kernel's last step must store its results")
+    rank = {s: i for i, s in enumerate(storing)}
     for s, step in enumerate(steps):
-        if not (step.loads and step.computes and step.stores):
-            raise ValueError("every step needs a load, a compute and a store")
-        loads = _flag(step.loads, 0, pop_next=s >= 2 or (s == 0 and not first_kernel))
+        if not step.computes:
+            raise ValueError("every step needs a compute instruction")
+        # fills land at once, DRAM reads after the DRAM latency: the last DRAM read carries
+        # the step's push, so every operand is present when the compute pops it
+        loads = sorted(step.loads, key=lambda i: -i["fill"]) or [empty_load()]
+        loads = _flag(loads, 0, pop_next=s >= 2 or (s == 0 and not first_kernel))
         loads = _flag(loads, -1, push_next=True)
         comp = _flag(step.computes, 0, pop_prev=True)
-        comp = _flag(comp, step.first_output_writer, pop_next=s >= 2)
-        comp = _flag(comp, step.last_input_reader, push_prev=s + 2 < n)
-        comp = _flag(comp, -1, push_next=True)
-        stores = _flag(step.stores, 0, pop_prev=True)
-        stores = _flag(stores, -1, push_prev=s + 2 < n or s == n - 1)
+        comp = _flag(comp, -1, push_prev=s + 2 < n)
+        stores = []
+        if step.stores:
+            i = rank[s]
+            comp = _flag(comp, step.first_output_writer, pop_next=i >= 2)
+            comp = _flag(comp, -1, push_next=True)
+            stores = _flag(step.stores, 0, pop_prev=True)
+            stores = _flag(stores, -1, push_prev=i + 2 < len(storing) or i == len(storing) - 1)
         out += loads + comp + stores
     closing = Instr("END", pop_next=True) if last_kernel else \
         Instr("SYNC", pop_next=True, push_prev=True)

@@ -1,20 +1,31 @@
-"""Kernel -> steps of instructions (no tokens yet; compiler.schedule adds them)."""
+"""GEMM kernels -> steps of instructions (no tokens yet; compiler.schedule adds them).
+
+The loop nest is the mapper's (compiler.mapper): for each group block, n-tiles, spatial tiles and
+c-tiles in the chosen order; a step is one (n-tile, spatial tile, c-tile). An operand is loaded
+only when the tile it needs changes: the input band once per (spatial tile, c-tile) unless the
+whole-channel band is still on chip, an n-tile's weights once when they all fit half the weight
+scratchpad, else per c-tile. A step accumulates every fold of its c-tile into the accumulator
+tile; the last c-tile's step post-processes (POST, with the fused table; the fused max-pool) and
+stores.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
 from qasic.arch.config import PARAM_BYTES_PER_CHANNEL, ArchConfig
-from qasic.compiler.gemm import GemmKernel, GemmPlan, stored
+from qasic.compiler import mapper
+from qasic.compiler.dma import band_loads, dma, tile_stores
+from qasic.compiler.gemm import GemmBlock, GemmKernel, stored
 from qasic.compiler.memory import Buffer
 from qasic.compiler.schedule import Step
-from qasic.errors import ConfigError
 from qasic.isa import lut
 from qasic.isa.encoding import Instr
 from qasic.isa.packing import pack_bits
-from qasic.isa.table import ADD_PARAM_BYTES, BSCALE_BYTES, BY_NAME, POST_PARAM_DTYPE
-
-MAX_DMA_ROWS = (1 << BY_NAME["LOAD"].field("rows").width) - 1
+from qasic.isa.table import BSCALE_BYTES, POST_PARAM_DTYPE
 
 
 class Constants:
@@ -30,17 +41,6 @@ class Constants:
         return off
 
 
-def dma(op: str, mem: str, dram: int, dram_stride: int, sram: int, sram_stride: int, rows: int,
-        row_bytes: int) -> list[Instr]:
-    out = []
-    for r0 in range(0, rows, MAX_DMA_ROWS):
-        n = min(MAX_DMA_ROWS, rows - r0)
-        out.append(Instr(op, {"mem": mem, "dram_addr": dram + r0 * dram_stride,
-                                  "dram_stride": dram_stride, "sram_addr": sram + r0 * sram_stride,
-                                  "sram_stride": sram_stride, "rows": n, "row_bytes": row_bytes}))
-    return out
-
-
 def post_params(bias, mult, shift) -> bytes:
     """Per channel: isa.table.POST_PARAMS (int64 bias, int32 multiplier and shift)."""
     rec = np.zeros(len(bias), dtype=POST_PARAM_DTYPE)
@@ -48,184 +48,267 @@ def post_params(bias, mult, shift) -> bytes:
     return rec.tobytes()
 
 
-def _halves(arch: ArchConfig) -> dict[str, int]:
+def halves(arch: ArchConfig) -> dict[str, int]:
     return {"input": arch.input_sram_bytes // 2, "weight": arch.weight_sram_bytes // 2,
             "output": arch.output_sram_bytes // 2, "param": arch.param_sram_bytes // 2}
 
 
-def gemm_steps(g: GemmKernel, plan: GemmPlan, arch: ArchConfig, src: Buffer, dst: Buffer,
-               consts: Constants, const_base: int) -> list[Step]:
-    s, half = g.shape, _halves(arch)
+@dataclass(frozen=True)
+class Fold:
+    """One GEMM's reduction: k consecutive K rows k0.. of a block, read as k consecutive band
+    codes starting ``off`` codes after the vector's band pixel of kernel row ``kh``."""
+
+    kh: int
+    off: int
+    k: int
+    k0: int
+    blk: int
+
+
+def folds(g: GemmKernel, ic: int, c0: int, ct: int, rows: int) -> list[Fold]:
+    """The folds of channel tile [c0, c0 + ct) of a block of ``ic`` input channels."""
+    geom, size = g.geom, g.block_size or (1 << 62)
+    out = []
+    kw, c = np.meshgrid(np.arange(geom.kw), np.arange(ct), indexing="ij")
+    krow0 = kw * ic + c0 + c                          # K row (kh = 0) of each band code
+    off = kw * geom.dw * ct + c                       # band codes from the vector's pixel
+    seg = np.zeros_like(kw) if geom.dw == 1 else kw   # dilated kernel columns are apart
+    krow0, off, seg = krow0.ravel(), off.ravel(), seg.ravel()
+    for kh in range(geom.kh):
+        krow = krow0 + kh * geom.kw * ic
+        cut = np.ones(len(krow), bool)
+        cut[1:] = (np.diff(krow) != 1) | (np.diff(seg) != 0) | (np.diff(krow // size) != 0)
+        starts = list(np.flatnonzero(cut)) + [len(krow)]
+        for a, b in zip(starts, starts[1:]):
+            for s in range(a, b, rows):
+                k = min(rows, b - s)
+                out.append(Fold(kh, int(off[s]), k, int(krow[s]), int(krow[s] // size)
+                                if g.block_size else 0))
+    return out
+
+
+class _Blobs:
+    """Weight and parameter blobs of one GEMM kernel, in the order the folds read them."""
+
+    def __init__(self, g: GemmKernel, arch: ArchConfig, consts: Constants, const_base: int,
+                 post_table: bytes) -> None:
+        self.g, self.arch, self.consts, self.base = g, arch, consts, const_base
+        self.post_table = post_table
+        self._packed: dict = {}
+
+    def packed(self, b: int, block: GemmBlock, gi: int) -> np.ndarray:
+        """(K, row bytes) packed codes of column group gi of block b."""
+        key = (b, gi)
+        if key not in self._packed:
+            cols = self.arch.array_cols
+            st = stored(self.g, block)[:, gi * cols:(gi + 1) * cols]
+            row = (st.shape[1] * self.g.wbits + 7) // 8
+            raw = np.frombuffer(pack_bits(st, self.g.wbits), np.uint8)
+            self._packed[key] = raw.reshape(len(st), row)
+        return self._packed[key]
+
+    def weights(self, b: int, block: GemmBlock, n0: int, nt: int, fl: list[Fold]
+                ) -> tuple[bytes, list[list[int]]]:
+        """(blob, offsets[fold][column group]) of one n-tile and c-tile."""
+        cols, parts, offs, at = self.arch.array_cols, [], [], 0
+        for f in fl:
+            row_offs = []
+            for gc0 in range(0, nt, cols):
+                gn = min(cols, nt - gc0)
+                sl = slice(n0 + gc0, n0 + gc0 + gn)
+                row_offs.append(at)
+                if block.block_scale is not None:
+                    head = block.block_scale[f.blk, sl].astype(np.uint8).tobytes()
+                    if block.block_zero is not None:
+                        head += block.block_zero[f.blk, sl].astype(np.int8).tobytes()
+                    parts.append(head)
+                    at += len(head)
+                rows = self.packed(b, block, (n0 + gc0) // cols)[f.k0:f.k0 + f.k].tobytes()
+                parts.append(rows)
+                at += len(rows)
+            offs.append(row_offs)
+        return b"".join(parts), offs
+
+    def params(self, block: GemmBlock, n0: int, nt: int) -> bytes:
+        sl = slice(n0, n0 + nt)
+        out = post_params(block.bias[sl], block.multiplier[sl], block.shift[sl])
+        if self.g.lut is not None:
+            out += lut.encode(self.g.lut).astype("<u4").tobytes()
+        return out + self.post_table
+
+    def place(self, data: bytes) -> int:
+        return self.base + self.consts.add(data)
+
+
+def _tiles(total: int, size: int) -> list[tuple[int, int]]:
+    return [(a, min(size, total - a)) for a in range(0, total, size)]
+
+
+def _loop(order: str, ntiles, spatial, ctiles):
+    if order == "n_outer":
+        return [(j, s, t) for j in ntiles for s in spatial for t in ctiles]
+    return [(j, s, t) for s in spatial for j in ntiles for t in ctiles]
+
+
+def gemm_steps(g: GemmKernel, m: mapper.Mapping, arch: ArchConfig, src: Buffer, dst: Buffer,
+               consts: Constants, const_base: int, post_table: bytes = b"") -> list[Step]:
+    geom, half = g.geom, halves(arch)
+    blobs = _Blobs(g, arch, consts, const_base, post_table)
+    spatial = [(oy, th, ox, tw) for oy, th in _tiles(geom.out_h, m.th)
+               for ox, tw in _tiles(geom.out_w, m.tw)]
+    state = {"w": None, "p": None, "b": None, "wn": 0, "pn": 0, "bn": 0, "out": 0}
     steps = []
-    for j, n0 in enumerate(range(0, s.n, plan.n_tile)):
-        nt = min(plan.n_tile, s.n - n0)
-        w_off = const_base + consts.add(pack_bits(stored(g)[:, n0:n0 + nt], g.wbits))
-        params = post_params(g.bias[n0:n0 + nt], g.multiplier[n0:n0 + nt], g.shift[n0:n0 + nt])
-        if g.lut is not None:  # the decode table follows the per-channel parameters
-            params += lut.encode(g.lut).astype("<u4").tobytes()
-        p_off = const_base + consts.add(params)
-        lut_addr = (j % 2) * half["param"] + nt * PARAM_BYTES_PER_CHANNEL
-        wbuf, pbuf = (j % 2) * half["weight"], (j % 2) * half["param"]
-        wloads, folds = _weight_folds(g, arch, consts, const_base, w_off, wbuf, n0, nt)
-        for i, m0 in enumerate(range(0, s.m, plan.tile_rows)):
-            rows = min(plan.tile_rows, s.m - m0)
+    for b, block in enumerate(g.blocks):
+        ntiles, ctiles = _tiles(block.n, m.nt), _tiles(block.ic, m.ct)
+        fl = {t: folds(g, block.ic, t[0], t[1], arch.array_rows) for t in ctiles}
+        layout = _weight_layout(blobs, b, block, ntiles, ctiles, fl, arch)
+        for j, s, t in _loop(m.order, ntiles, spatial, ctiles):
             step = Step()
-            if i == 0:
-                step.loads += wloads
-                step.loads += dma("LOAD", "param", p_off, 0, pbuf, 0, 1, len(params))
-            ibuf = (len(steps) % 2) * half["input"]
-            obuf = (len(steps) % 2) * half["output"]
-            step.loads += _input_loads(g, src, m0, rows, ibuf)
-            step.computes += _gemms(g, arch, ibuf, folds, rows, nt, lut_addr, src)
-            # The POST reads the param half after the last GEMM, so it frees the load halves
-            # (input, weight, param) for step + 2; it is also the first output writer.
-            step.last_input_reader = len(step.computes)
-            step.first_output_writer = len(step.computes)
-            orow = dst.nbytes(nt)  # an output row of nt codes, packed at dst.bits
-            step.computes.append(Instr("POST", {
-                "acc_addr": 0, "param_addr": pbuf, "out_addr": obuf, "out_stride": orow,
-                "rows": rows, "n": nt, "out_zp": g.out_zp, "lo": g.lo, "hi": g.hi,
-                "ofmt": dst.encoding}))
-            res, first, count = obuf, m0, rows
-            if s.pool > 1:
-                res = obuf + rows * orow
-                step.computes.append(Instr("POOL", {
-                    "src_addr": obuf, "dst_addr": res, "h": rows // s.out_w, "w": s.out_w,
-                    "c": nt, "src_pix_stride": orow, "dst_pix_stride": orow, "kernel": s.pool,
-                    "stride": s.pool, "lo": g.lo, "fmt": dst.encoding}))
-                first, count = m0 // (s.pool * s.pool), rows // (s.pool * s.pool)
-            step.stores += _stores(dst, first, count, res, nt, n0)
+            wbase, woffs = _load_weights(step, state, layout, b, j, t, half)
+            pbase = _load_params(step, state, blobs, b, block, j, half)
+            ibase = _load_band(step, state, g, src, block, b, s, t, len(ctiles), half)
+            step.computes += _gemms(g, arch, src, s, t, fl[t], woffs, wbase, ibase, pbase, j,
+                                    first=t == ctiles[0])
+            if t == ctiles[-1]:
+                _finish(step, state, g, arch, dst, block, s, j, pbase, half)
             steps.append(step)
     return steps
 
 
-def _input_loads(g: GemmKernel, src: Buffer, m0: int, rows: int, ibuf: int) -> list[Instr]:
-    s, row = g.shape, src.nbytes(g.shape.k)  # an im2col row: K codes packed at src.bits
-    if s.kh == s.kw == 1 and s.out_h == 1 and s.out_w == 1:  # a vector (linear)
-        return dma("LOAD", "input", src.addr, row, ibuf, row, 1, row)
+def _weight_layout(blobs: _Blobs, b, block, ntiles, ctiles, fl, arch):
+    """Per n-tile: (DRAM offsets per c-tile blob, fold offsets per c-tile, resident?)."""
+    out = {}
+    for j in ntiles:
+        parts = {t: blobs.weights(b, block, j[0], j[1], fl[t]) for t in ctiles}
+        sizes = [len(parts[t][0]) for t in ctiles]
+        resident = sum(sizes) <= arch.weight_sram_bytes // 2
+        if resident:
+            addr = blobs.place(b"".join(parts[t][0] for t in ctiles))
+            starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
+            out[j] = {t: (addr, sum(sizes), int(st), parts[t][1], True)
+                      for t, st in zip(ctiles, starts)}
+        else:
+            out[j] = {t: (blobs.place(parts[t][0]), len(parts[t][0]), 0, parts[t][1], False)
+                      for t in ctiles}
+    return out
+
+
+def _load_weights(step: Step, state, layout, b, j, t, half):
+    addr, size, start, offs, resident = layout[j][t]
+    key = (b, j) if resident else (b, j, t)
+    if state["w"] != key:
+        state["w"], state["wbase"] = key, (state["wn"] % 2) * half["weight"]
+        state["wn"] += 1
+        step.loads += dma("LOAD", "weight", addr, state["wbase"], size)
+    return state["wbase"] + start, offs
+
+
+def _load_params(step: Step, state, blobs: _Blobs, b, block, j, half) -> int:
+    key = (b, j)
+    if state["p"] != key:
+        data = blobs.params(block, j[0], j[1])
+        state["p"], state["pbase"] = key, (state["pn"] % 2) * half["param"]
+        state["pn"] += 1
+        step.loads += dma("LOAD", "param", _param_addr(blobs, key, data), state["pbase"],
+                          len(data))
+    return state["pbase"]
+
+
+def _param_addr(blobs: _Blobs, key, data: bytes) -> int:
+    cache_ = blobs.__dict__.setdefault("_param_cache", {})
+    if key not in cache_:
+        cache_[key] = blobs.place(data)
+    return cache_[key]
+
+
+def _load_band(step: Step, state, g: GemmKernel, src: Buffer, block, b, s, t, nct, half
+               ) -> int:
+    key = (b, s) if nct == 1 else (b, s, t)
+    if state["b"] != key:
+        geom = g.geom
+        oy, th, ox, tw = s
+        bh, bw = geom.band(th, tw)
+        state["b"], state["bbase"] = key, (state["bn"] % 2) * half["input"]
+        state["bn"] += 1
+        step.loads += band_loads(src, "input", state["bbase"], block.c0 + t[0], t[1],
+                                 oy * geom.sh - geom.pt, ox * geom.sw - geom.pl, bh, bw,
+                                 g.pad_code)
+    return state["bbase"]
+
+
+def _gemms(g: GemmKernel, arch: ArchConfig, src: Buffer, s, t, fl, woffs, wbase, ibase, pbase,
+           j, first: bool) -> list[Instr]:
+    geom, cols = g.geom, arch.array_cols
+    _, th, _, tw = s
+    _, bw = geom.band(th, tw)
+    bpix = src.nbytes(t[1])
+    nt = j[1]
     out = []
-    for r, oy in enumerate(range(m0 // s.out_w, (m0 + rows) // s.out_w)):
-        for ky in range(s.kh):
-            dram = src.pixel_addr(oy * s.stride + ky - s.pad, -s.pad)
-            sram = ibuf + r * s.out_w * row + ky * s.kw * src.pix
-            out += dma("LOAD", "input", dram, s.stride * src.pix, sram, row, s.out_w,
-                       s.kw * src.pix)
+    for fi, f in enumerate(fl):
+        for gi, gc0 in enumerate(range(0, nt, cols)):
+            gn = min(cols, nt - gc0)
+            acc_group = th * tw * gc0
+            for l0, lines, r0, rows in _chunks(th, tw, arch.gemm_max_rows):
+                inp = ibase + ((l0 * geom.sh + f.kh * geom.dh) * bw + r0 * geom.sw) * bpix \
+                    + src.nbytes(f.off)
+                out.append(Instr("GEMM", {
+                    "inp_addr": inp, "inp_stride": geom.sw * bpix, "lines": lines,
+                    "inp_line_stride": geom.sh * bw * bpix, "rows": rows,
+                    "wgt_addr": wbase + woffs[fi][gi],
+                    "acc_addr": acc_group + (l0 * tw + r0) * gn, "k": f.k, "n": gn,
+                    "accumulate": int(not (first and fi == 0)), "wbits": g.wbits,
+                    "lut": int(g.lut is not None),
+                    "lut_addr": pbase + nt * PARAM_BYTES_PER_CHANNEL if g.lut is not None else 0,
+                    "bscale": g.block_mode, "afmt": src.encoding}))
     return out
 
 
-def _weight_folds(g: GemmKernel, arch: ArchConfig, consts: Constants, const_base: int,
-                  w_off: int, wbuf: int, n0: int, nt: int):
-    """LOADs of one n-tile's weights and the (k0, k, weight address) of each fold.
-
-    Unblocked: the K packed rows in one copy. Block-scaled: DRAM holds the K rows and then one
-    row of nt scale bytes per block; the scratchpad gets, for every fold, its block's scale row
-    followed by the fold's weight rows (the GEMM bscale layout, isa.table)."""
-    wrow = (nt * g.wbits + 7) // 8
-    if g.block_scale is None:
-        folds = [(k0, k, wbuf + k0 * wrow) for k0, k, _ in g.folds(arch.array_rows)]
-        return dma("LOAD", "weight", w_off, wrow, wbuf, wrow, g.shape.k, wrow), folds
-    srow = nt * BSCALE_BYTES
-    s_off = const_base + consts.add(g.block_scale[:, n0:n0 + nt].astype(np.uint8).tobytes())
-    z_off = None if g.block_zero is None else const_base + consts.add(
-        g.block_zero[:, n0:n0 + nt].astype(np.int8).tobytes())
-    loads, folds, addr = [], [], wbuf
-    for k0, k, b in g.folds(arch.array_rows):
-        loads += dma("LOAD", "weight", s_off + b * srow, srow, addr, srow, 1, srow)
-        head = srow
-        if z_off is not None:  # mulzp: the zero-point row follows the scale row
-            loads += dma("LOAD", "weight", z_off + b * srow, srow, addr + srow, srow, 1, srow)
-            head += srow
-        loads += dma("LOAD", "weight", w_off + k0 * wrow, wrow, addr + head, wrow, k, wrow)
-        folds.append((k0, k, addr))
-        addr += head + k * wrow
-    return loads, folds
+@cache
+def _chunks(th: int, tw: int, max_rows: int) -> tuple[tuple[int, int, int, int], ...]:
+    """(first line, lines, first column, columns) of each GEMM of a th x tw tile."""
+    if tw <= max_rows:
+        per = max(1, max_rows // tw)
+        return tuple((l0, min(per, th - l0), 0, tw) for l0 in range(0, th, per))
+    return tuple((y, 1, x, min(max_rows, tw - x)) for y in range(th)
+                 for x in range(0, tw, max_rows))
 
 
-def _gemms(g: GemmKernel, arch: ArchConfig, ibuf: int, folds: list, rows: int, nt: int,
-           lut_addr: int, src: Buffer):
-    out, row = [], src.nbytes(g.shape.k)
-    for c0 in range(0, rows, arch.gemm_max_rows):
-        t = min(arch.gemm_max_rows, rows - c0)
-        for k0, k, waddr in folds:
-            out.append(Instr("GEMM", {
-                "inp_addr": ibuf + c0 * row + src.nbytes(k0), "inp_stride": row, "wgt_addr": waddr,
-                "acc_addr": c0 * nt, "rows": t, "k": k, "n": nt,
-                "accumulate": int(k0 > 0), "wbits": g.wbits, "lut": int(g.lut is not None),
-                "lut_addr": lut_addr if g.lut is not None else 0, "bscale": g.block_mode,
-                "afmt": src.encoding}))
-    return out
-
-
-def _stores(dst: Buffer, first: int, count: int, sram: int, nt: int, n0: int) -> list[Instr]:
-    """Pixels of nt channels (from channel n0) from the output scratchpad to ``dst``."""
-    out, done, row = [], 0, dst.nbytes(nt)
-    for addr, pixels in dst.runs(first, count):
-        out += dma("STORE", "output", addr + dst.nbytes(n0), dst.pix, sram + done * row, row,
-                   pixels, row)
-        done += pixels
-    return out
-
-
-def pool_steps(kernel, arch: ArchConfig, src: Buffer, dst: Buffer, lo: int) -> list[Step]:
-    """Standalone max-pool (or ReLU as a 1x1 pool with floor ``lo``), tiled by output rows."""
-    node = kernel.anchor
-    k, st = (node.attrs["kernel"], node.attrs["stride"]) if node.op == "maxpool2d" else (1, 1)
-    c, half = src.pix, _halves(arch)["output"]  # c: bytes per pixel
-    per_out_row = (st * src.w + dst.w) * c  # input rows advance by stride per output row
-    tile = max(1, min(dst.h, (half - (k - st) * src.w * c) // per_out_row))
-    if (k - st + st * tile) * src.w * c + tile * dst.w * c > half:
-        raise ConfigError(f"arch config: sram.output_bytes is too small for layer {node.name}: "
-                          "one pooled row does not fit half of it; raise sram.output_bytes")
-    steps = []
-    for oy0 in range(0, dst.h, tile):
-        t = min(tile, dst.h - oy0)
-        in_rows = (t - 1) * st + k
-        obuf = (len(steps) % 2) * half
-        res = obuf + in_rows * src.w * c
-        step = Step(last_input_reader=0, first_output_writer=0)
-        done = 0
-        for addr, pixels in src.runs(oy0 * st * src.w, in_rows * src.w):
-            step.loads += dma("LOAD", "output", addr, c, obuf + done * c, c, pixels, c)
-            done += pixels
+def _finish(step: Step, state, g: GemmKernel, arch: ArchConfig, dst: Buffer, block, s, j,
+            pbase: int, half) -> None:
+    """POST every column group (+ the fused table and max-pool), then store the tile."""
+    oy, th, ox, tw = s
+    nt, cols = j[1], arch.array_cols
+    obuf = (state["out"] % 2) * half["output"]
+    state["out"] += 1
+    orow = dst.nbytes(nt)
+    step.first_output_writer = len(step.computes)
+    table_addr = pbase + nt * PARAM_BYTES_PER_CHANNEL + \
+        (0 if g.lut is None else 4 << g.wbits)
+    for gc0 in range(0, nt, cols):
+        gn = min(cols, nt - gc0)
+        step.computes.append(Instr("POST", {
+            "acc_addr": th * tw * gc0, "param_addr": pbase + gc0 * PARAM_BYTES_PER_CHANNEL,
+            "out_addr": obuf + dst.nbytes(gc0), "out_stride": orow, "rows": th * tw, "n": gn,
+            "out_zp": g.out_zp, "lo": g.lo, "hi": g.hi, "ofmt": dst.encoding,
+            "lut": int(g.post_table is not None),
+            "lut_addr": table_addr if g.post_table is not None else 0}))
+    res, k = obuf, g.geom.pool
+    if k > 1:
+        res = obuf + th * tw * orow
         step.computes.append(Instr("POOL", {
-            "src_addr": obuf, "dst_addr": res, "h": in_rows, "w": src.w, "c": src.c,
-            "src_pix_stride": c, "dst_pix_stride": c, "kernel": k, "stride": st, "lo": lo,
-            "fmt": src.encoding}))
-        step.stores += _stores(dst, oy0 * dst.w, t * dst.w, res, dst.c, 0)
-        steps.append(step)
-    return steps
+            "src_addr": obuf, "dst_addr": res, "h": th, "w": tw, "c": nt,
+            "src_pix_stride": orow, "dst_pix_stride": orow, "kh": k, "kw": k, "sh": k, "sw": k,
+            "mode": "max", "lo": g.lo, "fmt": dst.encoding}))
+    step.stores += tile_stores(dst, res, oy // k, ox // k, th // k, tw // k,
+                               block.n0 + j[0], nt)
 
 
-
-
-def add_steps(kernel, graph, arch: ArchConfig, a: Buffer, b: Buffer, dst: Buffer,
-              consts: Constants, const_base: int) -> list[Step]:
-    node = kernel.anchor
-    out = graph.tensors[node.output]
-    lo, hi = node.attrs.get("clamp", (out.qmin, out.qmax))
-    if kernel.has("relu"):
-        lo = max(lo, out.zero_point)
-    q, sh = node.params["multiplier"], node.params["shift"]
-    params = [graph.tensors[node.inputs[0]].zero_point, graph.tensors[node.inputs[1]].zero_point,
-              out.zero_point, q[0], sh[0], q[1], sh[1], q[2], sh[2], lo, hi]
-    p_off = const_base + consts.add(np.asarray(params, dtype="<i4").tobytes())
-    c, half = a.pix, _halves(arch)["output"]  # c: bytes per pixel
-    tile = min(a.h * a.w, half // (3 * c), 65535 // a.c)
-    steps = []
-    for p0 in range(0, a.h * a.w, tile):
-        t = min(tile, a.h * a.w - p0)
-        obuf = (len(steps) % 2) * half
-        step = Step(last_input_reader=0, first_output_writer=0)
-        if not steps:
-            step.loads += dma("LOAD", "param", p_off, 0, 0, 0, 1, ADD_PARAM_BYTES)
-        for buf, base in ((a, obuf), (b, obuf + t * c)):
-            done = 0
-            for addr, pixels in buf.runs(p0, t):
-                step.loads += dma("LOAD", "output", addr, c, base + done * c, c, pixels, c)
-                done += pixels
-        step.computes.append(Instr("ADD", {"a_addr": obuf, "b_addr": obuf + t * c,
-                                           "dst_addr": obuf + 2 * t * c, "count": t * a.c,
-                                           "param_addr": 0, "fmt": a.encoding}))
-        step.stores += _stores(dst, p0, t, obuf + 2 * t * c, dst.c, 0)
-        steps.append(step)
-    return steps
+def weight_bytes_true(g: GemmKernel) -> int:
+    """Bytes of the layer's own weights (no block-diagonal zeros) and block scales, packed."""
+    node = g.kernel.anchor
+    w = np.asarray(node.params["weight"])
+    scales = 0
+    if "block_scale" in node.params:
+        rows = 2 if g.block_mode == "mulzp" else 1
+        scales = rows * np.asarray(node.params["block_scale"]).size * BSCALE_BYTES
+    return (w.size * g.wbits + 7) // 8 + scales

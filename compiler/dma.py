@@ -1,0 +1,113 @@
+"""DMA instructions: 3-D copies of bands and tiles between DRAM buffers and the scratchpads.
+
+A band is the input window a tile of outputs reads: ``bh x bw`` pixels of ``ct`` channels,
+stored densely in the scratchpad (pixel (y, x) at base + (y * bw + x) * pixel bytes). The part
+inside the image is one 3-D LOAD; the border outside it (padding) is filled on chip with the
+pad code (LOAD fill), never read from DRAM.
+"""
+
+from __future__ import annotations
+
+from qasic.compiler.memory import Buffer, fill_byte
+from qasic.errors import ConfigError
+from qasic.isa.encoding import Instr
+from qasic.isa.table import BY_NAME
+
+_F = BY_NAME["LOAD"]
+MAX_ROWS = (1 << _F.field("rows").width) - 1
+MAX_PLANES = (1 << _F.field("planes").width) - 1
+MAX_ROW_BYTES = (1 << _F.field("row_bytes").width) - 1
+
+
+def dma(op: str, mem: str, dram: int, sram: int, row_bytes: int, rows: int = 1,
+        dram_stride: int = 0, sram_stride: int = 0, planes: int = 1, dram_plane: int = 0,
+        sram_plane: int = 0, fill: int | None = None) -> list[Instr]:
+    """One 3-D copy (several when planes or a single long run exceed their fields)."""
+    if rows == planes == 1 and row_bytes > MAX_ROW_BYTES:
+        piece = MAX_ROW_BYTES // 64 * 64
+        return [i for off in range(0, row_bytes, piece)
+                for i in dma(op, mem, dram + off, sram + off, min(piece, row_bytes - off),
+                             fill=fill)]
+    if rows > MAX_ROWS or row_bytes > MAX_ROW_BYTES:
+        raise ConfigError(f"a {rows} x {row_bytes}-byte DMA exceeds the ISA's {MAX_ROWS} rows "
+                          f"of {MAX_ROW_BYTES} bytes; use a smaller scratchpad half")
+    out = []
+    for p0 in range(0, planes, MAX_PLANES):
+        args = {"mem": mem, "dram_addr": 0 if fill is not None else dram + p0 * dram_plane,
+                "dram_stride": dram_stride if fill is None else 0,
+                "sram_addr": sram + p0 * sram_plane, "sram_stride": sram_stride,
+                "rows": rows, "row_bytes": row_bytes, "planes": min(MAX_PLANES, planes - p0),
+                "dram_plane_stride": dram_plane if fill is None else 0,
+                "sram_plane_stride": sram_plane}
+        if fill is not None:
+            args.update(fill=1, fill_byte=fill)
+        out.append(Instr(op, args))
+    return out
+
+
+def band_loads(src: Buffer, mem: str, base: int, c0: int, ct: int, iy0: int, ix0: int,
+               bh: int, bw: int, pad_code: int) -> list[Instr]:
+    """Load input rows [iy0, iy0 + bh) x columns [ix0, ix0 + bw) x channels [c0, c0 + ct) of
+    ``src`` into a dense band at ``base``; positions outside the image get ``pad_code``."""
+    bpix = src.nbytes(ct)
+    vy0, vy1 = max(iy0, 0), min(iy0 + bh, src.h)
+    vx0, vx1 = max(ix0, 0), min(ix0 + bw, src.w)
+    line = bw * bpix
+    out: list[Instr] = []
+    fill = fill_byte(pad_code, src.bits)
+    if vy1 <= vy0 or vx1 <= vx0:  # the whole band is padding
+        return dma("LOAD", mem, 0, base, line, planes=bh, sram_plane=line, fill=fill)
+    at = base + ((vy0 - iy0) * bw + (vx0 - ix0)) * bpix
+    if bpix == src.pix:  # whole dense pixels: a band row is one run of bytes
+        out += dma("LOAD", mem, src.pixel_addr(vy0, vx0, c0), at, (vx1 - vx0) * bpix,
+                   planes=vy1 - vy0, dram_plane=src.w * src.pix, sram_plane=line)
+    else:
+        out += dma("LOAD", mem, src.pixel_addr(vy0, vx0, c0), at, bpix, rows=vx1 - vx0,
+                   dram_stride=src.pix, sram_stride=bpix, planes=vy1 - vy0,
+                   dram_plane=src.w * src.pix, sram_plane=line)
+    top, bottom = vy0 - iy0, iy0 + bh - vy1
+    left, right = vx0 - ix0, ix0 + bw - vx1
+    if top:
+        out += dma("LOAD", mem, 0, base, line, planes=top, sram_plane=line, fill=fill)
+    if bottom:
+        out += dma("LOAD", mem, 0, base + (bh - bottom) * line, line, planes=bottom,
+                   sram_plane=line, fill=fill)
+    rows_in = vy1 - vy0
+    if left:
+        out += dma("LOAD", mem, 0, base + top * line, left * bpix, planes=rows_in,
+                   sram_plane=line, fill=fill)
+    if right:
+        out += dma("LOAD", mem, 0, base + top * line + (bw - right) * bpix, right * bpix,
+                   planes=rows_in, sram_plane=line, fill=fill)
+    return out
+
+
+def tile_stores(dst: Buffer, sram: int, y0: int, x0: int, rows: int, cols: int, c0: int,
+                ct: int, sy: int = 1, sx: int = 1) -> list[Instr]:
+    """Store a dense rows x cols tile of ct channels at ``sram`` to output pixel (y0, x0),
+    channel c0; (sy, sx) spread the pixels (nearest-neighbour upsampling stores each phase)."""
+    row = dst.nbytes(ct)
+    if (sy, sx, row) == (1, 1, dst.pix) and cols == dst.w:  # whole rows of dense pixels: one run
+        return dma("STORE", "output", dst.pixel_addr(y0, x0, c0), sram, rows * cols * row)
+    return dma("STORE", "output", dst.pixel_addr(y0, x0, c0), sram, row, rows=cols,
+               dram_stride=sx * dst.pix, sram_stride=row, planes=rows,
+               dram_plane=sy * dst.w * dst.pix, sram_plane=cols * row)
+
+
+def pixel_loads(src: Buffer, mem: str, base: int, p0: int, count: int, c0: int, ct: int
+                ) -> list[Instr]:
+    """Load raster pixels [p0, p0 + count) x channels [c0, c0 + ct) densely at ``base``."""
+    row = src.nbytes(ct)
+    addr = src.pixel_addr(0, 0, c0) + p0 * src.pix
+    if row == src.pix:
+        return dma("LOAD", mem, addr, base, count * row)
+    return dma("LOAD", mem, addr, base, row, rows=count, dram_stride=src.pix, sram_stride=row)
+
+
+def pixel_stores(dst: Buffer, sram: int, p0: int, count: int, c0: int, ct: int) -> list[Instr]:
+    row = dst.nbytes(ct)
+    addr = dst.pixel_addr(0, 0, c0) + p0 * dst.pix
+    if row == dst.pix:
+        return dma("STORE", "output", addr, sram, count * row)
+    return dma("STORE", "output", addr, sram, row, rows=count, dram_stride=dst.pix,
+               sram_stride=row)

@@ -1,0 +1,286 @@
+"""The mapper: tile sizes and loop order of every GEMM kernel, chosen by an exact traffic model.
+
+A mapping is (th, tw) output pixels per spatial tile, ct input channels per channel tile, nt
+output channels per channel tile (several array column groups share one input band) and the
+loop order: ``n_outer`` (for n-tile: for spatial tile: for c-tile) or ``s_outer`` (for spatial
+tile: for n-tile: for c-tile). An operand is loaded again only when the tile it needs changes
+and the old one is not still on chip (compiler.steps emits exactly this), so DRAM bytes are:
+
+    input   one input band per (spatial tile, c-tile), halos included; re-read for every
+            n-tile unless the band of all channels stays (s_outer with one c-tile, or a
+            single spatial tile and c-tile)
+    weight  once when an n-tile's whole K fits half the weight scratchpad and the loop keeps it
+            (n_outer, or s_outer with one n-tile); else once per spatial tile
+    param   per-channel requantization (and tables) once per n-tile visit
+    output  once (the pooled tensor when a max-pool is fused)
+
+The mapper minimises DRAM bytes first, then cycles (``estimate``), over a candidate space
+(``candidates``); ``exhaustive`` searches every tile size, for the tests that hold the mapper
+to within 10% of the best mapping of the whole space. Timeloop and ZigZag search such spaces;
+Gemmini does the im2col on chip as we do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from math import ceil
+
+from qasic.arch.config import PARAM_BYTES_PER_CHANNEL, ArchConfig
+from qasic.compiler.gemm import ConvGeom
+from qasic.errors import ConfigError
+from qasic.isa.table import BSCALE_BYTES, LUT_ENTRY_BYTES
+from qasic.rtl.timing import fold_cycles
+
+ORDERS = ("n_outer", "s_outer")
+
+
+@dataclass(frozen=True)
+class Mapping:
+    th: int
+    tw: int
+    ct: int
+    nt: int
+    order: str
+
+
+@dataclass(frozen=True)
+class Layer:
+    """What the traffic model needs of one GEMM kernel (every group block alike)."""
+
+    name: str
+    geom: ConvGeom
+    blocks: int        # group blocks (1 unless grouped)
+    ic: int            # input channels per block
+    n: int             # output channels per block
+    in_bits: int       # stored bits per input code
+    out_bits: int
+    wbits: int
+    scale_rows: int    # block-scale rows before each fold's weights (0, 1 or 2)
+    decode_bytes: int  # weight decode table bytes in the param scratchpad
+    table_bytes: int   # post-processing lookup table bytes
+    block_size: int = 0
+
+    @property
+    def in_codes_bytes(self) -> float:
+        return self.in_bits / 8
+
+    def cbytes(self, codes: int, bits: int) -> int:
+        return (codes * bits + 7) // 8
+
+    @cached_property
+    def pool(self) -> int:
+        return self.geom.pool
+
+
+def fold_count(layer: Layer, ct: int, rows: int) -> int:
+    """Folds of one c-tile (compiler.steps.folds cuts the same runs; blocks may add cuts)."""
+    g = layer.geom
+    if g.dw == 1:
+        return g.kh * ceil(g.kw * ct / rows)
+    return g.kh * g.kw * ceil(ct / rows)
+
+
+def _tiles(total: int, size: int) -> list[tuple[int, int]]:
+    return [(a, min(size, total - a)) for a in range(0, total, size)]
+
+
+def band_pixels(geom: ConvGeom, th: int, tw: int) -> int:
+    """Input pixels (inside the image) summed over every spatial tile's band."""
+    def axis(out: int, t: int, s: int, k: int, d: int, pad: int, size: int) -> int:
+        total = 0
+        for o0, n in _tiles(out, t):
+            lo = o0 * s - pad
+            hi = lo + (n - 1) * s + (k - 1) * d + 1
+            total += max(0, min(hi, size) - max(lo, 0))
+        return total
+    return axis(geom.out_h, th, geom.sh, geom.kh, geom.dh, geom.pt, geom.in_h) * \
+        axis(geom.out_w, tw, geom.sw, geom.kw, geom.dw, geom.pl, geom.in_w)
+
+
+def weight_bytes(layer: Layer, ct: int, nt: int, rows: int, cols: int) -> int:
+    """Weight scratchpad bytes of one (n-tile, c-tile): per fold and column group its scale
+    rows and its k packed rows."""
+    g = layer.geom
+    krows = g.kh * g.kw * ct
+    groups = _tiles(nt, cols)
+    packed = sum(krows * layer.cbytes(n, layer.wbits) for _, n in groups)
+    scales = fold_count(layer, ct, rows) * layer.scale_rows * nt * BSCALE_BYTES
+    return packed + scales
+
+
+def param_bytes(layer: Layer, nt: int) -> int:
+    return nt * PARAM_BYTES_PER_CHANNEL + layer.decode_bytes + layer.table_bytes
+
+
+def fits(layer: Layer, m: Mapping, arch: ArchConfig) -> bool:
+    g = layer.geom
+    bh, bw = g.band(m.th, m.tw)
+    ctiles = ceil(layer.ic / m.ct)
+    w_step = weight_bytes(layer, m.ct, m.nt, arch.array_rows, arch.array_cols)
+    orow = layer.cbytes(m.nt, layer.out_bits)
+    out = m.th * m.tw * orow + (m.th * m.tw // (g.pool * g.pool) * orow if g.pool > 1 else 0)
+    return (bh * bw * layer.cbytes(m.ct, layer.in_bits) <= arch.input_sram_bytes // 2
+            and (w_step <= arch.weight_sram_bytes // 2)
+            and m.th * m.tw * m.nt * arch.acc_word_bytes <= arch.acc_sram_bytes
+            and out <= arch.output_sram_bytes // 2
+            and param_bytes(layer, m.nt) <= arch.param_sram_bytes // 2
+            and m.th % g.pool == 0 and m.tw % g.pool == 0
+            and ctiles >= 1)
+
+
+def weights_resident(layer: Layer, m: Mapping, arch: ArchConfig) -> bool:
+    """True when one n-tile's weights for every c-tile fit half the weight scratchpad."""
+    full = sum(weight_bytes(layer, ct, m.nt, arch.array_rows, arch.array_cols)
+               for _, ct in _tiles(layer.ic, m.ct))
+    return full <= arch.weight_sram_bytes // 2
+
+
+def traffic(layer: Layer, m: Mapping, arch: ArchConfig) -> dict[str, int]:
+    """DRAM bytes of ``m`` by operand (exact for what compiler.steps emits)."""
+    g = layer.geom
+    spatial = ceil(g.out_h / m.th) * ceil(g.out_w / m.tw)
+    ntiles, ctiles = _tiles(layer.n, m.nt), _tiles(layer.ic, m.ct)
+    band = band_pixels(g, m.th, m.tw) * layer.cbytes(layer.ic, layer.in_bits)
+    keep_band = ctiles == [(0, layer.ic)] and (m.order == "s_outer" or spatial == 1)
+    inp = band * (1 if keep_band or len(ntiles) == 1 else len(ntiles))
+    w_all = sum(weight_bytes(layer, ct, nt, arch.array_rows, arch.array_cols)
+                for _, nt in ntiles for _, ct in ctiles)
+    keep_w = weights_resident(layer, m, arch) and (m.order == "n_outer" or len(ntiles) == 1)
+    wgt = w_all * (1 if keep_w or spatial == 1 else spatial)
+    p_all = sum(param_bytes(layer, nt) for _, nt in ntiles)
+    par = p_all * (1 if m.order == "n_outer" or len(ntiles) == 1 else spatial)
+    out = g.out_h * g.out_w // (g.pool * g.pool) * layer.cbytes(layer.n, layer.out_bits)
+    b = layer.blocks
+    return {"input": b * inp, "weight": b * wgt, "param": b * par, "output": b * out}
+
+
+def estimate_cycles(layer: Layer, m: Mapping, arch: ArchConfig) -> int:
+    """Compute cycles of the GEMMs (fold preload + stream), the closed form of sim.timing."""
+    g, r, c = layer.geom, arch.array_rows, arch.array_cols
+    folds = sum(fold_count(layer, ct, r) for _, ct in _tiles(layer.ic, m.ct))
+    groups = ceil(layer.n / c)
+    total = 0
+    for _, th in _tiles(g.out_h, m.th):
+        for _, tw in _tiles(g.out_w, m.tw):
+            total += sum(fold_cycles(r, c, t) for t in gemm_chunks(th, tw, arch.gemm_max_rows))
+    return layer.blocks * folds * groups * total
+
+
+def gemm_chunks(th: int, tw: int, max_rows: int) -> list[int]:
+    """Vectors streamed by each GEMM of a th x tw tile (whole lines when they fit)."""
+    if tw <= max_rows:
+        per = max(1, max_rows // tw)
+        return [min(per, th - l0) * tw for l0 in range(0, th, per)]
+    return [n for _ in range(th) for _, n in _tiles(tw, max_rows)]
+
+
+def cost(layer: Layer, m: Mapping, arch: ArchConfig) -> tuple[int, int]:
+    dram = sum(traffic(layer, m, arch).values())
+    return dram, max(estimate_cycles(layer, m, arch), ceil(dram / arch.dram_bytes_per_cycle))
+
+
+def _divisions(total: int, most: int = 8) -> list[int]:
+    """Tile sizes that cut ``total`` into 1..most near-equal pieces, plus powers of two."""
+    out = {ceil(total / k) for k in range(1, most + 1)}
+    p = 1
+    while p < total:
+        out.add(p)
+        p *= 2
+    return sorted(out, reverse=True)
+
+
+def _largest_th(layer: Layer, tw: int, ct: int, nt: int, order: str, arch) -> int | None:
+    """The tallest feasible tile (balanced over the tiles it implies), or None."""
+    g = layer.geom
+    lo, hi, best = 1, g.out_h, None
+    while lo <= hi:  # feasibility is monotone in th
+        mid = (lo + hi) // 2
+        th = mid - mid % g.pool if mid >= g.pool else g.pool
+        if th <= g.out_h and fits(layer, Mapping(th, tw, ct, nt, order), arch):
+            best, lo = th, mid + 1
+        else:
+            hi = mid - 1
+    if best is None:
+        return None
+    tiles = ceil(g.out_h / best)
+    th = ceil(g.out_h / tiles)
+    return th + (-th % g.pool)
+
+
+def candidates(layer: Layer, arch: ArchConfig) -> Iterator[Mapping]:
+    g, r, c = layer.geom, arch.array_rows, arch.array_cols
+    step = 8 // layer.in_bits if layer.in_bits < 8 else 1
+    cts = sorted({layer.ic} | {x for x in _divisions(layer.ic) if x % r == 0 or x < r}
+                 | {k * r for k in (1, 2, 4, 8) if k * r < layer.ic}, reverse=True)
+    cts = [x for x in cts if x % step == 0 or x == layer.ic]
+    nts = sorted({layer.n} | {min(layer.n, ceil(layer.n / k / c) * c) for k in range(1, 9)}
+                 | {k * c for k in (1, 2, 4) if k * c < layer.n}, reverse=True)
+    tws = [t for t in _divisions(g.out_w) if t % g.pool == 0 or t == g.out_w]
+    for order in ORDERS:
+        for nt in nts:
+            for ct in cts:
+                for tw in tws:
+                    th = _largest_th(layer, tw, ct, nt, order, arch)
+                    if th is not None:
+                        yield Mapping(th, tw, ct, nt, order)
+
+
+def choose(layer: Layer, arch: ArchConfig) -> Mapping:
+    """The candidate with the fewest DRAM bytes, then the fewest cycles."""
+    best, best_cost = None, None
+    for m in candidates(layer, arch):
+        k = cost(layer, m, arch)
+        if best_cost is None or k < best_cost:
+            best, best_cost = m, k
+    if best is None:
+        raise ConfigError(_no_fit(layer, arch))
+    return best
+
+
+def exhaustive(layer: Layer, arch: ArchConfig) -> tuple[Mapping, tuple[int, int]]:
+    """The best mapping over every th, tw, ct (whole bytes) and nt (for small layers)."""
+    g = layer.geom
+    step = 8 // layer.in_bits if layer.in_bits < 8 else 1
+    best = None
+    for order in ORDERS:
+        for nt in range(1, layer.n + 1):
+            for ct in range(step, layer.ic + 1, step):
+                for tw in range(g.pool, g.out_w + 1, g.pool):
+                    for th in range(g.pool, g.out_h + 1, g.pool):
+                        m = Mapping(th, tw, ct, nt, order)
+                        if fits(layer, m, arch):
+                            k = cost(layer, m, arch)
+                            if best is None or k < best[1]:
+                                best = (m, k)
+    if best is None:
+        raise ConfigError(_no_fit(layer, arch))
+    return best
+
+
+def _no_fit(layer: Layer, arch: ArchConfig) -> str:
+    """Name the scratchpad that cannot hold even the smallest tile, and the key to raise."""
+    g, r, c = layer.geom, arch.array_rows, arch.array_cols
+    ct = min(layer.ic, r)
+    nt = min(layer.n, c)
+    bh, bw = g.band(g.pool, g.pool)
+    checks = [
+        (bh * bw * layer.cbytes(ct, layer.in_bits), arch.input_sram_bytes // 2,
+         "sram.input_bytes", f"the {bh}x{bw}x{ct} input band"),
+        (weight_bytes(layer, ct, nt, r, c), arch.weight_sram_bytes // 2, "sram.weight_bytes",
+         f"the {g.kh * g.kw * ct}x{nt} weight tile" + (" and its block scales"
+                                                       if layer.scale_rows else "")),
+        (g.pool * g.pool * nt * arch.acc_word_bytes, arch.acc_sram_bytes, "sram.acc_bytes",
+         "the accumulators"),
+        (param_bytes(layer, nt), arch.param_sram_bytes // 2, "sram.param_bytes",
+         "the per-channel parameters and tables"),
+        (2 * g.pool * g.pool * layer.cbytes(nt, layer.out_bits), arch.output_sram_bytes // 2,
+         "sram.output_bytes", "the output tile"),
+    ]
+    for need, cap, key, what in checks:
+        if need > cap:
+            return (f"arch config: {key} is too small for layer {layer.name}: {what} needs "
+                    f"{need} bytes per half (double-buffered), the half holds {cap}; raise {key}")
+    return (f"arch config: no tiling of layer {layer.name} fits the scratchpads; raise "
+            "sram.input_bytes or sram.weight_bytes")
