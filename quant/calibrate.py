@@ -1,9 +1,16 @@
 """Calibration: check the data, run the float graph on it, pick every activation's TensorQ.
 
 Sharing rules (the compiler relies on them to fuse without changing a bit):
-- relu, maxpool2d and flatten outputs share their input's TensorQ (they only move or drop codes);
-- a conv2d/linear/add whose only user is a relu is calibrated on the relu's output, and clamps
-  at the zero point, so its codes are already relu'd and the relu node is a no-op;
+- relu, clamp, maxpool2d, flatten, reshape and upsample_nearest outputs share their input's
+  TensorQ (they only move, repeat or drop codes);
+- a conv2d/linear/add/mul whose only user is a relu or clamp is calibrated on that activation's
+  output and clamps at its bounds' codes (relu: the zero point), so the activation is a no-op;
+  a clamp with no such producer becomes a lut of hardtanh (``prepare``);
+- concat: the output and every input share one TensorQ, observed on the concat's output. An
+  input made by a requantizing op (REQUANTIZERS, or one through its fused relu/clamp) is
+  calibrated to it; any other input (the graph input, a pool, a tensor another concat pinned)
+  passes through a ``lut`` "requant" node that ``prepare`` inserts;
+- every other op's output is observed on its own values;
 - the graph output is always observed min-max (clipped logits would tie).
 """
 
@@ -29,8 +36,10 @@ from qasic.quant.observers import (
     percentile_range,
 )
 
-SHARES_INPUT = ("relu", "maxpool2d", "flatten")
-RELU_FUSABLE = ("conv2d", "linear", "add")
+SHARES_INPUT = ("relu", "clamp", "maxpool2d", "flatten", "reshape", "upsample_nearest")
+RELU_FUSABLE = ("conv2d", "linear", "add", "mul")  # take a following relu/clamp as their clamp
+ACTIVATIONS = ("relu", "clamp")
+REQUANTIZERS = ("conv2d", "linear", "add", "mul", "avgpool2d", "lut", "upsample_bilinear")
 
 
 def check_calibration(graph: FGraph, data: Any) -> np.ndarray:
@@ -50,9 +59,9 @@ def check_calibration(graph: FGraph, data: Any) -> np.ndarray:
 
 
 def fused_relu(graph: FGraph, node: FNode) -> FNode | None:
-    """The relu that ``node`` feeds and that is its only user, if any."""
+    """The relu or clamp that ``node`` feeds and that is its only user, if any."""
     users = graph.users(node.output)
-    if node.op in RELU_FUSABLE and len(users) == 1 and users[0].op == "relu" \
+    if node.op in RELU_FUSABLE and len(users) == 1 and users[0].op in ACTIVATIONS \
             and node.output != graph.output:
         return users[0]
     return None
@@ -60,7 +69,8 @@ def fused_relu(graph: FGraph, node: FNode) -> FNode | None:
 
 def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
                        config: QuantConfig) -> dict[str, TensorQ]:
-    """TensorQ for every tensor, from the float ``values`` run_float kept on calibration data."""
+    """TensorQ for every tensor, from the float ``values`` run_float kept on calibration data.
+    ``graph`` must have been through ``prepare`` (capture does it) when it has a concat."""
     def observe(tensor: str) -> TensorQ:
         fmt = config.activation_format
         # the graph output (logits) keeps its whole range: clipping the largest logits to
@@ -73,14 +83,100 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
             return fp_tensor(-amax, amax, fmt)
         return fp_tensor(*_range(values[tensor], cfg), fmt)
 
+    pins = concat_pins(graph)  # tensor -> the concat whose TensorQ it takes
+    shared = {c: observe(c) for c in dict.fromkeys(pins.values())}
     tensors = {graph.input: observe(graph.input)}
     for node in graph.nodes:
-        if node.op in SHARES_INPUT:
+        if node.output in pins:
+            tensors[node.output] = shared[pins[node.output]]
+        elif node.op in SHARES_INPUT or node.op == "concat":
             tensors[node.output] = tensors[node.inputs[0]]
         else:
             relu = fused_relu(graph, node)
             tensors[node.output] = observe(relu.output if relu else node.output)
     return tensors
+
+
+def concat_pins(graph: FGraph) -> dict[str, str]:
+    """{tensor: concat output} for every concat output and every requantizing producer that
+    takes a concat's TensorQ (itself, or the producer fused with the relu/clamp feeding it)."""
+    pins: dict[str, str] = {}
+    for node in graph.nodes:
+        if node.op != "concat":
+            continue
+        pins[node.output] = node.output
+        for t in node.inputs:
+            src = _pinnable(graph, t, pins, node.output)
+            if src is not None:
+                pins[src] = node.output
+    return pins
+
+
+def _pinnable(graph: FGraph, tensor: str, pins: Mapping[str, str], concat: str) -> str | None:
+    """The tensor whose calibration can become ``concat``'s so that ``tensor`` shares it."""
+    p = graph.producer(tensor)
+    if p is not None and p.op in ACTIVATIONS:  # through a fused relu/clamp, to its producer
+        src = graph.producer(p.inputs[0])
+        p = src if src is not None and fused_relu(graph, src) is p else None
+    if p is None or p.op not in REQUANTIZERS or p.output == graph.output:
+        return None
+    return p.output if pins.get(p.output, concat) == concat else None
+
+
+def prepare(graph: FGraph) -> FGraph:
+    """The graph calibration expects (idempotent): a clamp that no producer absorbs becomes a
+    lut of hardtanh, and a concat input that cannot take the concat's TensorQ passes through a
+    lut "requant" node."""
+    nodes = [_as_lut(graph, n) for n in graph.nodes]
+    graph = FGraph(graph.name, graph.input, graph.output, tuple(nodes), graph.shapes,
+                   graph.input_layout)
+    shapes, out, pins = dict(graph.shapes), [], {}
+    for node in graph.nodes:
+        if node.op == "concat":
+            pins[node.output] = node.output
+            node = _requant_inputs(graph, node, pins, shapes, out)
+        out.append(node)
+    return FGraph(graph.name, graph.input, graph.output, tuple(out), shapes, graph.input_layout)
+
+
+def _as_lut(graph: FGraph, node: FNode) -> FNode:
+    if node.op != "clamp" or _fused_into(graph, node):
+        return node
+    lo, hi = node.attrs.get("min"), node.attrs.get("max")
+    args = {"min_val": -np.inf if lo is None else lo, "max_val": np.inf if hi is None else hi}
+    return replace(node, op="lut", attrs={"fn": "hardtanh", "fn_args": args})
+
+
+def _fused_into(graph: FGraph, node: FNode) -> bool:
+    src = graph.producer(node.inputs[0])
+    return src is not None and fused_relu(graph, src) is node
+
+
+def _requant_inputs(graph: FGraph, concat: FNode, pins: dict, shapes: dict,
+                    out: list) -> FNode:
+    """``concat`` reading each input that cannot share its TensorQ through a new requant lut
+    (appended to ``out``); pins the others."""
+    inputs = []
+    for t in concat.inputs:
+        src = _pinnable(graph, t, pins, concat.output)
+        if src is not None:
+            pins[src] = concat.output
+            inputs.append(t)
+            continue
+        name = _fresh(f"{concat.name}.requant", shapes)
+        out.append(FNode(name, "lut", (t,), name, {"fn": "requant", "fn_args": {}}))
+        shapes[name] = shapes[t]
+        pins[name] = concat.output
+        inputs.append(name)
+    return replace(concat, inputs=tuple(inputs))
+
+
+def _fresh(base: str, taken: Mapping[str, Any]) -> str:
+    name, i = base, 0
+    while name in taken:
+        i += 1
+        name = f"{base}_{i}"
+    return name
 
 
 # observer name (QuantConfig.activation_observer) -> (values, config) -> (lo, hi)

@@ -22,12 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from qasic.quant import geometry as geo
 from qasic.quant.actformat import fake_quantize
-from qasic.quant.graph import TensorQ
-from qasic.quant.reference import im2col, pad_nhwc
+from qasic.quant.functions import apply
+from qasic.quant.graph import TensorQ, float_shape, to_internal
 
-# ops whose outputs are input values (or 0, a code of every encoding): on the input's grid
-KEEPS_VALUES = ("relu", "maxpool2d", "flatten")
+# ops whose outputs are input values (or 0, a code of every encoding): on the inputs' grid
+KEEPS_VALUES = ("relu", "maxpool2d", "flatten", "reshape", "upsample_nearest", "concat")
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,7 +48,7 @@ class FGraph:
     output: str
     nodes: tuple[FNode, ...]
     shapes: Mapping[str, tuple[int, ...]]  # per-sample, NHWC for images
-    input_layout: str = "NCHW"             # the torch model's input layout
+    input_layout: str = "NCHW"             # the torch model's input layout: NCHW or NCL
 
     def node(self, name: str) -> FNode:
         for n in self.nodes:
@@ -65,14 +66,13 @@ class FGraph:
         return next((n for n in self.nodes if n.output == tensor), None)
 
     def torch_input_shape(self) -> tuple[int, ...]:
-        """Per-sample input shape in the torch model's layout (C, H, W for images)."""
-        s = self.shapes[self.input]
-        return (s[2], s[0], s[1]) if len(s) == 3 and self.input_layout == "NCHW" else tuple(s)
+        """Per-sample input shape in the torch model's layout ((C, H, W) images, (C, L)
+        sequences)."""
+        return float_shape(self.shapes[self.input], self.input_layout)
 
     def to_internal(self, x: np.ndarray) -> np.ndarray:
         """A float batch in the torch layout -> float64 in the graph layout (NHWC)."""
-        x = np.asarray(x, dtype=np.float64)
-        return x.transpose(0, 2, 3, 1) if x.ndim == 4 and self.input_layout == "NCHW" else x
+        return to_internal(np.asarray(x, dtype=np.float64), self.input_layout)
 
 
 def run_float(graph: FGraph, x: np.ndarray, keep: bool = False,
@@ -88,17 +88,19 @@ def run_float(graph: FGraph, x: np.ndarray, keep: bool = False,
     for node in graph.nodes:
         y = _OPS[node.op](node, *[env[i] for i in node.inputs])
         q = acts.get(node.output)
-        if q is not None and not (node.op in KEEPS_VALUES and acts.get(node.inputs[0]) == q):
+        if q is not None and not (node.op in KEEPS_VALUES
+                                  and all(acts.get(i) == q for i in node.inputs)):
             y = fake_quantize(y, q)  # (on the input's grid already: fake_quantize is idempotent)
         env[node.output] = y
     return env if keep else env[graph.output]
 
 
 def _conv2d(node: FNode, x: np.ndarray) -> np.ndarray:
-    w = node.params["weight"]  # (OC, KH, KW, IC)
-    oc, kh, kw, _ = w.shape
-    cols = im2col(pad_nhwc(x, node.attrs["padding"], 0.0), kh, kw, node.attrs["stride"])
-    return cols @ w.reshape(oc, -1).T + node.params["bias"]
+    a = node.attrs
+    x = geo.pad_nhwc(x, a["padding"], 0.0)
+    w = node.params["weight"]  # (OC, KH, KW, IC // groups)
+    return geo.conv(x, w, a["stride"], a.get("dilation", 1), a.get("groups", 1)) \
+        + node.params["bias"]
 
 
 def _linear(node: FNode, x: np.ndarray) -> np.ndarray:
@@ -106,14 +108,15 @@ def _linear(node: FNode, x: np.ndarray) -> np.ndarray:
 
 
 def _maxpool2d(node: FNode, x: np.ndarray) -> np.ndarray:
-    k, s = node.attrs["kernel"], node.attrs["stride"]
-    n, h, w, c = x.shape
-    oh, ow = (h - k) // s + 1, (w - k) // s + 1
-    out = np.full((n, oh, ow, c), -np.inf)
-    for i in range(k):
-        for j in range(k):
-            out = np.maximum(out, x[:, i:i + s * oh:s, j:j + s * ow:s, :])
-    return out
+    a = node.attrs
+    x = geo.pad_nhwc(x, a.get("padding", 0), -np.inf)
+    return geo.window_reduce(x, a["kernel"], a["stride"], np.maximum)
+
+
+def _avgpool2d(node: FNode, x: np.ndarray) -> np.ndarray:
+    a = node.attrs
+    x = geo.pad_nhwc(x, a["padding"], 0.0)
+    return geo.window_reduce(x, a["kernel"], a["stride"], np.add) / a["divisor"]
 
 
 def _flatten(node: FNode, x: np.ndarray) -> np.ndarray:
@@ -122,11 +125,28 @@ def _flatten(node: FNode, x: np.ndarray) -> np.ndarray:
     return x.reshape(x.shape[0], -1)
 
 
+def _reshape(node: FNode, x: np.ndarray) -> np.ndarray:
+    return x.reshape((x.shape[0],) + tuple(node.attrs["shape"]))
+
+
+def _clamp(node: FNode, x: np.ndarray) -> np.ndarray:
+    lo, hi = node.attrs.get("min"), node.attrs.get("max")
+    return np.clip(x, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+
+
 _OPS = {
     "conv2d": _conv2d,
     "linear": _linear,
     "maxpool2d": _maxpool2d,
+    "avgpool2d": _avgpool2d,
     "relu": lambda node, x: np.maximum(x, 0.0),
+    "clamp": _clamp,
+    "lut": lambda node, x: apply(node.attrs["fn"], x, node.attrs.get("fn_args")),
     "flatten": _flatten,
+    "reshape": _reshape,
     "add": lambda node, a, b: a + b,
+    "mul": lambda node, a, b: a * b,
+    "concat": lambda node, *xs: np.concatenate(xs, axis=-1),
+    "upsample_nearest": lambda node, x: geo.upsample_nearest(x, node.attrs["scale"]),
+    "upsample_bilinear": lambda node, x: geo.bilinear2x(x) / 16.0,
 }

@@ -26,12 +26,23 @@ OPS = {
     # integer), with weight == weight_lut[weight_codes]. A block-scaled format (MX, per group)
     # also carries block_scale (OC, NB) bytes and block_of (K,) with attrs block_mode
     # (qasic.quant.blockscale).
-    "conv2d": ("weight", "bias", "multiplier", "shift"),     # attrs: stride, padding, clamp
-    "linear": ("weight", "bias", "multiplier", "shift"),     # attrs: clamp
-    "maxpool2d": (),                                         # attrs: kernel, stride
+    # attrs: stride (sh, sw), padding (top, left, bottom, right), dilation (dh, dw), groups,
+    # [clamp (lo, hi)]; weight (OC, KH, KW, IC // groups)
+    "conv2d": ("weight", "bias", "multiplier", "shift"),
+    "linear": ("weight", "bias", "multiplier", "shift"),     # attrs: [clamp]
+    "maxpool2d": (),                     # attrs: kernel (kh, kw), stride (sh, sw), padding (4)
+    # attrs: kernel, stride, padding (t, l, b, r), divisor, [clamp]; M = s_in / (div * s_out)
+    "avgpool2d": ("multiplier", "shift"),
     "relu": (),
+    "clamp": (),                         # attrs: lo, hi (codes of the shared TensorQ)
+    "lut": ("table",),                   # attrs: fn, fn_args (qasic.quant.functions)
     "flatten": (),
-    "add": ("multiplier", "shift"),                          # [a, b, out] multipliers; attrs: clamp
+    "reshape": (),                       # memory-order no-op: (C,) <-> (1, 1, C)
+    "add": ("multiplier", "shift"),      # [a, b, out] multipliers; attrs: [clamp]
+    "mul": ("multiplier", "shift"),      # M = s_a * s_b / s_out; attrs: [clamp]
+    "concat": (),                        # channels (last axis); all tensors share one TensorQ
+    "upsample_nearest": (),              # attrs: scale (fh, fw)
+    "upsample_bilinear": ("multiplier", "shift"),  # attrs: scale (2, 2), align_corners False
 }
 
 
@@ -183,7 +194,7 @@ class QGraph:
     nodes: tuple[QNode, ...]
     tensors: Mapping[str, TensorQ]     # every activation tensor, input and output included
     shapes: Mapping[str, tuple[int, ...]]  # per-sample shapes, NHWC for images
-    input_layout: str = "NCHW"         # the float model's input layout (host converts)
+    input_layout: str = "NCHW"         # the float model's input layout: NCHW or NCL (to_internal)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -200,10 +211,8 @@ class QGraph:
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
         """Float batch in the model's layout -> int64 codes, NHWC, batch first."""
-        x = np.asarray(x, dtype=np.float64)
+        x = to_internal(np.asarray(x, dtype=np.float64), self.input_layout)
         want = self.input_shape
-        if x.ndim == len(want) + 1 and self.input_layout == "NCHW" and x.ndim == 4:
-            x = x.transpose(0, 2, 3, 1)
         if x.shape[1:] != tuple(want):
             raise InputError(
                 f"input of shape {tuple(x.shape)} does not fit model {self.name}: expected "
@@ -217,7 +226,24 @@ class QGraph:
         return self.tensors[self.output].decode(q)
 
     def _float_shape(self) -> tuple[int, ...]:
-        s = self.input_shape
-        if len(s) == 3 and self.input_layout == "NCHW":
-            return (s[2], s[0], s[1])
-        return tuple(s)
+        return float_shape(self.input_shape, self.input_layout)
+
+
+def float_shape(shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
+    """Per-sample graph shape -> the float model's: (C, H, W) for NCHW images, (C, L) for NCL
+    sequences (held as (1, L, C) images)."""
+    if len(shape) == 3 and layout == "NCHW":
+        return (shape[2], shape[0], shape[1])
+    if len(shape) == 3 and layout == "NCL":
+        return (shape[2], shape[1])
+    return tuple(shape)
+
+
+def to_internal(x: np.ndarray, layout: str) -> np.ndarray:
+    """A batch in the float model's layout -> the graph's: NCHW -> NHWC, NCL -> N1LC. Other
+    shapes (vectors, or a batch already converted) pass through."""
+    if layout == "NCHW" and x.ndim == 4:
+        return x.transpose(0, 2, 3, 1)
+    if layout == "NCL" and x.ndim == 3:
+        return x.transpose(0, 2, 1)[:, None]
+    return x

@@ -2,7 +2,10 @@
 
 A handler gets the builder (see torch_export.py), the fx node and its evaluated args (Act for an
 activation, a torch tensor for a constant) and returns the node's value. Layout work happens
-here: conv weights become (OC, KH, KW, IC); batch norm folds into the preceding conv/linear.
+here: conv weights become (OC, KH, KW, IC // groups); batch norm folds into the preceding
+conv/linear; a Conv1d is a conv2d of height 1 on (1, L, C) images. This module holds the layers
+and shape ops; qasic.quant.lowering_ops the pools, activations and elementwise ops;
+qasic.quant.handlers joins the two tables.
 """
 
 from __future__ import annotations
@@ -18,14 +21,11 @@ import torch
 aten = torch.ops.aten
 
 SUPPORTED = (
-    "conv2d (square stride/padding, dilation 1, groups 1)",
+    "conv1d/conv2d/convolution (any stride, padding incl. 'same'/'valid', dilation, groups)",
     "linear/addmm/mm",
-    "batch_norm (right after conv2d/linear; folded)",
-    "relu",
-    "max_pool2d (square, no padding)",
-    "flatten/view/reshape to (batch, features)",
-    "add (two activations)",
-    "dropout (eval)",
+    "batch_norm (right after conv/linear; folded)",
+    "flatten/view/reshape/squeeze/unsqueeze/permute (to (batch, features), or size-1 axes)",
+    "dropout (eval)/clone/alias/contiguous/detach/to (same dtype)",
 )
 
 
@@ -52,12 +52,22 @@ def _const(b: Any, node: Any, v: Any, what: str) -> Any:
     return v
 
 
-def _square(b: Any, node: Any, v: Any, what: str) -> int:
-    """torch gives int or [h, w]; QGraph attrs are one int, so h must equal w."""
-    vals = list(v) if isinstance(v, (list, tuple)) else [v]
-    if len(set(vals)) != 1:
-        b.fail(node, f"{what} {vals} is not square")
-    return int(vals[0])
+def _ints(v: Any) -> list[int]:
+    return [int(x) for x in (v if isinstance(v, (list, tuple)) else [v])]
+
+
+def hw_pair(v: Any, spatial: int) -> tuple[int, int]:
+    """torch's int or per-spatial-dim list -> (h, w); 1-D ops (spatial 1) get h = 1."""
+    vals = _ints(v)
+    if spatial == 1:
+        return (1, vals[0])
+    return (vals[0], vals[0]) if len(vals) == 1 else (vals[0], vals[1])
+
+
+def hw_pad(v: Any, spatial: int) -> tuple[int, int, int, int]:
+    """torch's symmetric padding -> (top, left, bottom, right); 1-D: (0, p, 0, p)."""
+    h, w = hw_pair(v, spatial) if spatial == 2 else (0, _ints(v)[0])
+    return (h, w, h, w)
 
 
 def _arg(args: list, kwargs: dict, i: int, key: str, default: Any) -> Any:
@@ -67,7 +77,8 @@ def _arg(args: list, kwargs: dict, i: int, key: str, default: Any) -> Any:
 
 
 def conv2d(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    """aten.conv2d(x, w, b, stride, padding, dilation, groups)."""
+    """aten.conv1d/conv2d(x, w, b, stride, padding, dilation, groups); padding may be the
+    strings 'same' or 'valid' (the .padding overloads)."""
     get = partial(_arg, args, kwargs)  # get(index, keyword, default)
     return _conv(b, node, args[0], args[1], get(2, "bias", None), get(3, "stride", 1),
                  get(4, "padding", 0), get(5, "dilation", 1), get(6, "groups", 1))
@@ -84,14 +95,30 @@ def _conv(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, padding: An
           dilation: Any, groups: int) -> Act:
     x = _act(b, node, x, "conv input")
     w = _np(_const(b, node, w, "conv weight"))
-    if w.ndim != 4 or groups != 1 or _square(b, node, dilation, "dilation") != 1:
-        b.fail(node, f"only 2-D conv with groups 1 and dilation 1 (got groups {groups})")
+    if w.ndim not in (3, 4):
+        b.fail(node, f"only 1-D and 2-D convolutions (weight of rank {w.ndim})")
+    spatial = w.ndim - 2
+    if spatial == 1:
+        w = w[:, :, None, :]  # (OC, IC/g, K) -> (OC, IC/g, 1, K): height 1
+    attrs = {"stride": hw_pair(stride, spatial), "dilation": hw_pair(dilation, spatial),
+             "groups": int(groups)}
+    attrs["padding"] = _padding(b, node, padding, spatial, w.shape[2:], attrs["dilation"])
     bias = _np(_const(b, node, bias, "conv bias"))
-    attrs = {"stride": _square(b, node, stride, "stride"),
-             "padding": _square(b, node, padding, "padding")}
     params = {"weight": w.transpose(0, 2, 3, 1),  # (OC, IC, KH, KW) -> (OC, KH, KW, IC)
               "bias": np.zeros(w.shape[0]) if bias is None else bias}
     return b.add(node, "conv2d", (x.name,), attrs, params)
+
+
+def _padding(b: Any, node: Any, padding: Any, spatial: int, kernel: tuple,
+             dilation: tuple) -> tuple[int, int, int, int]:
+    """Numbers, or 'valid' (none) / 'same' (total d*(k-1) per dim, the extra one at the
+    bottom/right as torch puts it)."""
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding != "same":
+        return hw_pad(padding, spatial)
+    total = [d * (k - 1) for d, k in zip(dilation, kernel)]
+    return (total[0] // 2, total[1] // 2, total[0] - total[0] // 2, total[1] - total[1] // 2)
 
 
 def linear(b: Any, node: Any, args: list, kwargs: dict) -> Act:
@@ -161,76 +188,94 @@ def fold_batch_norm(layer: Any, gamma: np.ndarray | None, beta: np.ndarray | Non
     return replace(layer, params=folded)
 
 
-def relu(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    x = _act(b, node, args[0], "relu input")
-    return b.add(node, "relu", (x.name,))
-
-
-def max_pool2d(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    """aten.max_pool2d(x, kernel, stride=kernel, padding=0, dilation=1, ceil_mode=False)."""
-    get = partial(_arg, args, kwargs)  # get(index, keyword, default)
-    x = _act(b, node, args[0], "max_pool2d input")
-    kernel = _square(b, node, args[1], "kernel")
-    stride = get(2, "stride", []) or kernel  # torch's empty stride means stride = kernel
-    if _square(b, node, get(3, "padding", 0), "padding") != 0 or get(5, "ceil_mode", False) \
-            or _square(b, node, get(4, "dilation", 1), "dilation") != 1:
-        b.fail(node, "max_pool2d with padding, dilation or ceil_mode")
-    attrs = {"kernel": kernel, "stride": _square(b, node, stride, "stride")}
-    return b.add(node, "maxpool2d", (x.name,), attrs)
-
-
-def max_pool2d_with_indices(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
-    return (max_pool2d(b, node, args, kwargs), None)
-
-
-def flatten(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    """flatten/view/reshape: only to (batch, features), which keeps torch's (C, H, W) order."""
+def reshape(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """flatten/view/reshape/squeeze/unsqueeze: a flatten of an image to (batch, features) in
+    torch's (C, H, W) order, or a memory-order no-op: the same channels C and the same number of
+    pixels P (a vector (F,) is C = F, P = 1), e.g. (C,) <-> (1, 1, C) in SE blocks."""
     x = _act(b, node, args[0], "reshape input")
-    shape_in = b.shapes[x.name]
-    out = tuple(int(d) for d in node.meta["val"].shape)
-    batch = int(node.args[0].meta["val"].shape[0])
-    if len(out) != 2 or out[0] != batch or out[1] != math.prod(shape_in):
-        b.fail(node, f"reshape to {out} is not a flatten to (batch, features)")
-    if len(shape_in) == 1:
-        return x  # already (batch, features): a no-op
-    return b.add(node, "flatten", (x.name,))
+    shape_in, shape_out = b.shapes[x.name], per_sample(node)
+    if shape_out == shape_in:
+        return x
+    if _channels_pixels(shape_in) == _channels_pixels(shape_out):
+        return b.add(node, "reshape", (x.name,), {"shape": shape_out})
+    if len(shape_out) == 1 and shape_out[0] == math.prod(shape_in):
+        return b.add(node, "flatten", (x.name,))
+    torch_out = tuple(int(d) for d in node.meta["val"].shape)
+    b.fail(node, f"reshape to {torch_out} is neither a flatten to (batch, features) nor a "
+                 "move of size-1 axes (it would reorder memory)")
 
 
-def add(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    alpha = _arg(args, kwargs, 2, "alpha", 1)
-    if not (isinstance(args[0], Act) and isinstance(args[1], Act)) or alpha != 1:
-        b.fail(node, "add needs two activations (no constants, alpha 1)")
-    if b.shapes[args[0].name] != b.shapes[args[1].name]:
-        b.fail(node, "add of differently shaped tensors (no broadcasting)")
-    return b.add(node, "add", (args[0].name, args[1].name))
+def permute(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """A permute that keeps the order of the axes longer than 1 is a reshape; others refused."""
+    dims = [int(d) % len(node.meta["val"].shape) for d in args[1]]
+    sizes = node.args[0].meta["val"].shape
+    moved = [d for d in dims if int(sizes[d]) != 1]
+    if dims[0] != 0 or moved != sorted(moved):
+        b.fail(node, f"permute {dims} reorders the data; only permutes that move size-1 axes "
+                     "are supported")
+    return reshape(b, node, args, kwargs)
+
+
+def _channels_pixels(shape: tuple[int, ...]) -> tuple[int, int]:
+    return (shape[0], 1) if len(shape) == 1 else (shape[-1], math.prod(shape[:-1]))
+
+
+def per_sample(node: Any) -> tuple[int, ...]:
+    """The fx node's value shape without the batch axis, in the graph layout: images (C, H, W)
+    as (H, W, C), sequences (C, L) as (1, L, C) (a Conv1d net runs as height-1 images)."""
+    val = node.meta["val"]
+    val = val[0] if isinstance(val, (tuple, list)) else val  # multi-output ops: the tensor
+    shape = tuple(int(d) for d in val.shape[1:])
+    if len(shape) == 3:
+        return (shape[1], shape[2], shape[0])
+    return (1, shape[1], shape[0]) if len(shape) == 2 else shape
 
 
 def identity(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    """dropout in eval mode, clone, alias: the value passes through."""
+    """dropout in eval mode, clone, alias, contiguous, detach, to/_to_copy of the same dtype:
+    the value passes through."""
     if node.target is aten.dropout.default and _arg(args, kwargs, 2, "train", False):
         b.fail(node, "dropout in training mode (call model.eval())")
+    dtype = kwargs.get("dtype", args[1] if len(args) > 1 and isinstance(args[1], torch.dtype)
+                       else None)
+    if dtype is not None and dtype != node.args[0].meta["val"].dtype:
+        b.fail(node, f"a cast to {dtype}; the model must stay in {node.args[0].meta['val'].dtype}")
     return _act(b, node, args[0], "input")
 
 
+def no_op(b: Any, node: Any, args: list, kwargs: dict) -> None:
+    """Checks that produce no value (aten._assert_tensor_metadata)."""
+
+
 HANDLERS = {
+    aten.conv1d.default: conv2d,
+    aten.conv1d.padding: conv2d,
     aten.conv2d.default: conv2d,
+    aten.conv2d.padding: conv2d,
     aten.convolution.default: convolution,
     aten.linear.default: linear,
     aten.addmm.default: addmm,
     aten.mm.default: mm,
     aten.batch_norm.default: batch_norm,
     aten._native_batch_norm_legit_no_training.default: batch_norm_no_training,
-    aten.relu.default: relu,
-    aten.relu_.default: relu,
-    aten.max_pool2d.default: max_pool2d,
-    aten.max_pool2d_with_indices.default: max_pool2d_with_indices,
-    aten.flatten.using_ints: flatten,
-    aten.view.default: flatten,
-    aten.reshape.default: flatten,
-    aten._unsafe_view.default: flatten,
-    aten.add.Tensor: add,
-    aten.add_.Tensor: add,
+    aten.flatten.using_ints: reshape,
+    aten.view.default: reshape,
+    aten.reshape.default: reshape,
+    aten._unsafe_view.default: reshape,
+    aten.squeeze.dim: reshape,
+    aten.squeeze.dims: reshape,
+    aten.squeeze.default: reshape,
+    aten.unsqueeze.default: reshape,
+    aten.permute.default: permute,
     aten.dropout.default: identity,
+    aten.feature_dropout.default: identity,
     aten.clone.default: identity,
     aten.alias.default: identity,
+    aten.contiguous.default: identity,
+    aten.detach.default: identity,
+    aten.lift_fresh_copy.default: identity,
+    aten._to_copy.default: identity,
+    aten.to.dtype: identity,
+    aten.to.dtype_layout: identity,
+    aten._assert_tensor_metadata.default: no_op,
 }

@@ -2,7 +2,8 @@
 
 Weights: symmetric per output channel, codes in [-(2^(b-1)-1), 2^(b-1)-1], scales from max-abs or
 MSE clipping. Activations: asymmetric per tensor from calibration. Bias: int64 codes with scale
-s_in * s_w[c]. Requantization: M[c] = s_in * s_w[c] / s_out as fixed-point (q, shift).
+s_in * s_w[c]. Requantization: M[c] = s_in * s_w[c] / s_out as fixed-point (q, shift); avgpool2d,
+mul and upsample_bilinear carry one (q, shift) each; a lut its table of output codes.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import numpy as np
 
 from qasic.arch.config import MAX_ACC_BITS
 from qasic.errors import ConfigError
-from qasic.quant.calibrate import check_calibration, encode_activations, fused_relu
+from qasic.quant.calibrate import check_calibration, encode_activations, fused_relu, prepare
 from qasic.quant.config import QuantConfig
 from qasic.quant.fgraph import FGraph, FNode, run_float
 from qasic.quant.fixedpoint import quantize_multipliers
+from qasic.quant.functions import apply
 from qasic.quant.graph import QGraph, QNode, TensorQ
 from qasic.quant.observers import WEIGHT_SCALERS, quantize_weight
 from qasic.quant.reference import ADD_LEFT_SHIFT, flatten_order
@@ -44,6 +46,7 @@ def quantize(model: Any, example_inputs: Any, calibration: Any,
 
 def quantize_graph(graph: FGraph, calibration: Any, config: QuantConfig) -> QGraph:
     _check_layers(graph, config)
+    graph = prepare(graph)
     x = check_calibration(graph, calibration)
     values = run_float(graph, graph.to_internal(x), keep=True)
     tensors = encode_activations(graph, values, config)
@@ -62,10 +65,9 @@ def _check_layers(graph: FGraph, config: QuantConfig) -> None:
 
 def _quantize_node(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
                    config: QuantConfig) -> QNode:
-    if node.op in ("conv2d", "linear"):
-        return _quantize_layer(graph, node, tensors, config)
-    if node.op == "add":
-        return _quantize_add(graph, node, tensors)
+    rule = _QUANTIZERS.get(node.op)
+    if rule is not None:
+        return rule(graph, node, tensors, config)
     return QNode(node.name, node.op, node.inputs, node.output, dict(node.attrs))
 
 
@@ -122,14 +124,26 @@ def _bias_codes(bias: np.ndarray, scale: np.ndarray) -> np.ndarray:
 
 
 def _clamp_attrs(graph: FGraph, node: FNode, out: TensorQ) -> dict:
-    """With a fused relu the output saturates at the zero point (= real 0)."""
+    """With a fused relu the output saturates at the zero point (= real 0); with a fused clamp
+    at its bounds' codes."""
     attrs = dict(node.attrs)
-    if fused_relu(graph, node) is not None:
-        attrs["clamp"] = (out.zero_point, out.qmax)
+    act = fused_relu(graph, node)
+    if act is not None:
+        attrs["clamp"] = clamp_codes(act, out)
     return attrs
 
 
-def _quantize_add(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ]) -> QNode:
+def clamp_codes(act: FNode, out: TensorQ) -> tuple[int, int]:
+    """(lo, hi) codes of a relu (zero point, qmax) or clamp (its min/max encoded) in ``out``."""
+    if act.op == "relu":
+        return (out.zero_point, out.qmax)
+    lo, hi = act.attrs.get("min"), act.attrs.get("max")
+    return (out.qmin if lo is None else int(out.encode(np.array(lo))),
+            out.qmax if hi is None else int(out.encode(np.array(hi))))
+
+
+def _quantize_add(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
+                  config: QuantConfig | None = None) -> QNode:
     """TFLite-style add: both inputs rescaled to twice the larger input scale, with
     ADD_LEFT_SHIFT bits of headroom, then one requantization to the output scale."""
     s_a, s_b = tensors[node.inputs[0]].unit, tensors[node.inputs[1]].unit
@@ -141,3 +155,58 @@ def _quantize_add(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ]) ->
     params = {"multiplier": q.astype(np.int32), "shift": shift.astype(np.int32)}
     return QNode(node.name, "add", node.inputs, node.output, _clamp_attrs(graph, node, out),
                  params)
+
+
+def _rescale(m: Any) -> Any:
+    """A node rule with one multiplier M = m(node, tensors) (avgpool2d, mul, bilinear)."""
+    def rule(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
+             config: QuantConfig) -> QNode:
+        q, shift = quantize_multipliers(np.array([m(node, tensors)]))
+        params = {"multiplier": q.astype(np.int32), "shift": shift.astype(np.int32)}
+        return QNode(node.name, node.op, node.inputs, node.output,
+                     _clamp_attrs(graph, node, tensors[node.output]), params)
+    return rule
+
+
+def _unit(tensors: Mapping[str, TensorQ], name: str) -> float:
+    return tensors[name].unit
+
+
+def _quantize_lut(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
+                  config: QuantConfig) -> QNode:
+    table = lut_table(node.attrs["fn"], node.attrs.get("fn_args"), tensors[node.inputs[0]],
+                      tensors[node.output])
+    return QNode(node.name, "lut", node.inputs, node.output, dict(node.attrs), {"table": table})
+
+
+def lut_table(fn: str, fn_args: Mapping | None, inp: TensorQ, out: TensorQ) -> np.ndarray:
+    """(2^B,) int64: table[code & (2^B - 1)] = out.encode(f(inp.decode(code))) for every code
+    of ``inp`` (B its code bits; FP8 NaN codes map as f(0))."""
+    bits = inp.bits
+    codes = np.arange(-(1 << (bits - 1)), 1 << (bits - 1), dtype=np.int64)
+    x = inp.decode(codes)
+    x = np.where(np.isfinite(x), x, 0.0)
+    table = np.empty(1 << bits, dtype=np.int64)
+    table[codes & ((1 << bits) - 1)] = out.encode(apply(fn, x, dict(fn_args or {})))
+    return table
+
+
+def _quantize_clamp(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
+                    config: QuantConfig) -> QNode:
+    """A clamp fused into its producer: lo, hi codes of the shared TensorQ (a no-op)."""
+    lo, hi = clamp_codes(node, tensors[node.output])
+    return QNode(node.name, "clamp", node.inputs, node.output, {"lo": lo, "hi": hi})
+
+
+_QUANTIZERS = {
+    "conv2d": _quantize_layer,
+    "linear": _quantize_layer,
+    "add": _quantize_add,
+    "mul": _rescale(lambda n, t: _unit(t, n.inputs[0]) * _unit(t, n.inputs[1])
+                    / _unit(t, n.output)),
+    "avgpool2d": _rescale(lambda n, t: _unit(t, n.inputs[0])
+                          / (n.attrs["divisor"] * _unit(t, n.output))),
+    "upsample_bilinear": _rescale(lambda n, t: _unit(t, n.inputs[0]) / (16 * _unit(t, n.output))),
+    "lut": _quantize_lut,
+    "clamp": _quantize_clamp,
+}

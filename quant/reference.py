@@ -2,28 +2,46 @@
 
 It *defines* the semantics of every QGraph op; the simulator and the RTL are tested against it bit
 for bit. All arithmetic is int64; tensors are NHWC (batch first) or (batch, features).
+Notation: v(x) = TensorQ.values(x): x - zp for INT codes, the code's fixed-point level for FP8;
+requantize(acc, q, sh) = qasic.quant.fixedpoint.requantize; clamp(y) = clip(y + zp_out, lo, hi)
+with (lo, hi) = attrs clamp or the output's (qmin, qmax); FP8 output: y = encode(clip(y, L(lo),
+L(hi))) with L a code's level and encode the nearest code (ties to even, saturating). Windows:
+kernel (kh, kw), stride (sh, sw), dilation (dh, dw), padding (top, left, bottom, right); the
+output size per dim is (n + pad_lo + pad_hi - d*(k-1) - 1) // s + 1.
 
-conv2d / linear:  acc = sum(v(x) * w) + bias                    (exact integers)
-                  v(x) = x - zp_in, or for FP8 activations the code's fixed-point level
-                  (TensorQ.values); zero padding is v = 0
-                  w = weight, or for a block-scaled format weight * factor[c, block_of[k]]
-                  (qasic.quant.blockscale.effective_weight)
-                  y   = clamp(requantize(acc, q[c], shift[c]) + zp_out, lo, hi)
-                  FP8 output: y = encode(clamp(requantize(acc, q[c], shift[c]), L(lo), L(hi)))
-                  with L a code's level and encode the nearest code (ties to even, saturating)
-maxpool2d:        y   = max over the window (codes share the input's scale and zero point;
-                  FP8 codes compare by value)
-relu:             y   = max(x, zp_in)      (output shares the input's encoding; FP8: max(x, +0))
-flatten:          NHWC -> features in torch's (C, H, W) order
-add:              a' = requantize(v(a) << 20, q_a, s_a); b' likewise (v as above);
-                  y  = clamp(requantize(a' + b', q_o, s_o) + zp_out, lo, hi) (FP8: encoded)
+conv2d:    acc = sum over the window of v(x) * w + bias (padding is v = 0); output channel o
+           reads input channels [g*IC/G, (g+1)*IC/G) with g = o // (OC/G) (groups G)
+           w = weight, or for a block-scaled format weight * factor[c, block_of[k]]
+           (qasic.quant.blockscale.effective_weight)
+           y   = clamp(requantize(acc, q[c], shift[c]))
+linear:    acc = v(x) @ w.T + bias; y as conv2d
+maxpool2d: y   = max over the window (codes share the input's TensorQ; padding is the lowest
+           code qmin, which never wins; FP8 codes compare by value)
+avgpool2d: s = sum over the window of v(x) (padding v = 0); y = clamp(requantize(s, q, shift))
+           with M = s_in / (divisor * s_out)
+relu:      y   = max(x, zp_in)      (output shares the input's encoding; FP8: max(x, +0))
+clamp:     y   = clip(x, lo, hi)    (codes of the shared encoding; FP8: by value)
+lut:       y   = table[x & (2^B - 1)], B the input code bits (FP8: the byte)
+flatten:   NHWC -> features in torch's (C, H, W) order
+reshape:   memory order kept: (C,) <-> (1, 1, C)
+add:       a' = requantize(v(a) << 20, q_a, s_a); b' likewise; y = clamp(requantize(a' + b',
+           q_o, s_o)); b may be (1, 1, C), broadcast over H, W of a
+mul:       y   = clamp(requantize(v(a) * v(b), q, shift)), M = s_a * s_b / s_out; b as in add
+concat:    codes joined along channels (all inputs and the output share one TensorQ)
+upsample_nearest:  each code repeated fh x fw times (shares the input's TensorQ)
+upsample_bilinear: per dim u[2i] = v[i-1] + 3 v[i], u[2i+1] = 3 v[i] + v[i+1] (indices
+           clamped to [0, n-1]) along H then W (weights sum 16); y = clamp(requantize(u, q,
+           shift)) with M = s_in / (16 s_out)
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from qasic.quant import actformat
+from qasic.quant import geometry as geo
 from qasic.quant.blockscale import effective_weight
 from qasic.quant.fixedpoint import requantize
 from qasic.quant.graph import QGraph, QNode
@@ -73,30 +91,21 @@ def flatten_order(h: int, w: int, c: int) -> np.ndarray:
     return (cc * h * w + yy * w + xx).reshape(-1)
 
 
-def pad_nhwc(x: np.ndarray, pad: int, value: int) -> np.ndarray:
-    if pad == 0:
-        return x
-    return np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=value)
+def pad_nhwc(x: np.ndarray, pad: Any, value: Any) -> np.ndarray:
+    """Pad H and W by ``pad`` (int, or (top, left, bottom, right)) with ``value``."""
+    return geo.pad_nhwc(x, pad, value)
 
 
-def im2col(x: np.ndarray, kh: int, kw: int, stride: int) -> np.ndarray:
+def im2col(x: np.ndarray, kh: int, kw: int, stride: Any, dilation: Any = 1) -> np.ndarray:
     """(N, H, W, C) -> (N, OH, OW, KH*KW*C), patch order (kh, kw, c)."""
-    n, h, w, c = x.shape
-    oh, ow = (h - kh) // stride + 1, (w - kw) // stride + 1
-    cols = np.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            cols[:, :, :, i, j, :] = x[:, i:i + stride * oh:stride, j:j + stride * ow:stride, :]
-    return cols.reshape(n, oh, ow, kh * kw * c)
+    return geo.im2col(x, kh, kw, stride, dilation)
 
 
 def _conv2d(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
-    v = graph.tensors[node.inputs[0]].values(x)
-    w = layer_weight(node)  # (OC, KH, KW, IC)
-    oc, kh, kw, _ = w.shape
-    cols = im2col(pad_nhwc(v, node.attrs["padding"], 0), kh, kw, node.attrs["stride"])
-    acc = cols @ w.reshape(oc, -1).T + node.params["bias"].astype(np.int64)
-    return _requant_out(graph, node, acc)
+    a = node.attrs
+    v = pad_nhwc(graph.tensors[node.inputs[0]].values(x), a["padding"], 0)
+    acc = geo.conv(v, layer_weight(node), a["stride"], a.get("dilation", 1), a.get("groups", 1))
+    return _requant_out(graph, node, acc + node.params["bias"].astype(np.int64))
 
 
 def _linear(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
@@ -107,20 +116,23 @@ def _linear(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
 
 
 def _maxpool2d(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
-    if graph.tensors[node.inputs[0]].is_fp:  # by value: max over order keys
-        return actformat.from_key(_maxpool2d_int(node, actformat.order_key(x)))
-    return _maxpool2d_int(node, x)
+    t = graph.tensors[node.inputs[0]]
+    if t.is_fp:  # by value: max over order keys
+        return actformat.from_key(_max_window(node, actformat.order_key(x),
+                                              actformat.order_key(t.qmin)))
+    return _max_window(node, x, t.qmin)
 
 
-def _maxpool2d_int(node: QNode, x: np.ndarray) -> np.ndarray:
-    k, s = node.attrs["kernel"], node.attrs["stride"]
-    n, h, w, c = x.shape
-    oh, ow = (h - k) // s + 1, (w - k) // s + 1
-    out = np.full((n, oh, ow, c), np.iinfo(np.int64).min, dtype=np.int64)
-    for i in range(k):
-        for j in range(k):
-            out = np.maximum(out, x[:, i:i + s * oh:s, j:j + s * ow:s, :])
-    return out
+def _max_window(node: QNode, x: np.ndarray, lowest: int) -> np.ndarray:
+    a = node.attrs
+    x = pad_nhwc(np.asarray(x, dtype=np.int64), a.get("padding", 0), lowest)
+    return geo.window_reduce(x, a["kernel"], a["stride"], np.maximum)
+
+
+def _avgpool2d(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
+    a = node.attrs
+    v = pad_nhwc(graph.tensors[node.inputs[0]].values(x), a["padding"], 0)
+    return _requant_out(graph, node, geo.window_reduce(v, a["kernel"], a["stride"], np.add))
 
 
 def _relu(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
@@ -129,26 +141,61 @@ def _relu(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
     return np.maximum(x, graph.tensors[node.inputs[0]].zero_point)
 
 
+def _clamp_codes(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
+    lo, hi = node.attrs["lo"], node.attrs["hi"]
+    if graph.tensors[node.inputs[0]].is_fp:
+        key = actformat.order_key
+        return actformat.from_key(np.clip(key(x), key(lo), key(hi)))
+    return np.clip(x, lo, hi)
+
+
+def _lut(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
+    table = node.params["table"].astype(np.int64)
+    return table[np.asarray(x, dtype=np.int64) & (len(table) - 1)]
+
+
 def _flatten(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
     if x.ndim == 4:
         x = x.transpose(0, 3, 1, 2)
     return x.reshape(x.shape[0], -1)
 
 
+def _reshape(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
+    return x.reshape((x.shape[0],) + tuple(graph.shapes[node.output]))
+
+
 def _add(graph: QGraph, node: QNode, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     q, s = node.params["multiplier"], node.params["shift"]  # [a, b, out]
     va = graph.tensors[node.inputs[0]].values(a)  # a - za, or FP8 levels
-    vb = graph.tensors[node.inputs[1]].values(b)
+    vb = graph.tensors[node.inputs[1]].values(b)  # same shape, or (N, 1, 1, C)
     a2 = requantize(va << ADD_LEFT_SHIFT, q[0], s[0])
     b2 = requantize(vb << ADD_LEFT_SHIFT, q[1], s[1])
     return _clamp(graph, node, requantize(a2 + b2, q[2], s[2]))
+
+
+def _mul(graph: QGraph, node: QNode, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    va = graph.tensors[node.inputs[0]].values(a)
+    vb = graph.tensors[node.inputs[1]].values(b)  # same shape, or (N, 1, 1, C)
+    return _requant_out(graph, node, va * vb)
+
+
+def _upsample_bilinear(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
+    return _requant_out(graph, node, geo.bilinear2x(graph.tensors[node.inputs[0]].values(x)))
 
 
 _OPS = {
     "conv2d": _conv2d,
     "linear": _linear,
     "maxpool2d": _maxpool2d,
+    "avgpool2d": _avgpool2d,
     "relu": _relu,
+    "clamp": _clamp_codes,
+    "lut": _lut,
     "flatten": _flatten,
+    "reshape": _reshape,
     "add": _add,
+    "mul": _mul,
+    "concat": lambda graph, node, *xs: np.concatenate(xs, axis=-1),
+    "upsample_nearest": lambda graph, node, x: geo.upsample_nearest(x, node.attrs["scale"]),
+    "upsample_bilinear": _upsample_bilinear,
 }

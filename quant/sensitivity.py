@@ -74,6 +74,7 @@ from qasic.quant.fgraph import FGraph, FNode, run_float
 from qasic.quant.graph import TensorQ
 from qasic.quant.observers import WEIGHT_SCALERS, quantize_weight
 from qasic.quant.quantize import BIAS_LIMIT
+from qasic.quant.torch_ops import TORCH_OPS
 
 CANDIDATE_BITS = (2, 3, 4, 6, 8)
 HUTCHINSON_ITERS = 100  # PyHessian's default maximum
@@ -216,27 +217,12 @@ def torch_forward(graph: FGraph, x: torch.Tensor, weights: dict[str, torch.Tenso
         w = weights.get(node.name)
         if w is None and "weight" in node.params:
             w = torch.from_numpy(node.params["weight"]).to(x.dtype)
-        op = _TORCH_OPS.get(node.op)
+        op = TORCH_OPS.get(node.op)
         if op is None:
             raise UnsupportedOpError(f"node {node.name!r}: op {node.op!r} has no torch form for "
-                                     f"the Hessian; supported: {', '.join(_TORCH_OPS)}")
+                                     f"the Hessian; supported: {', '.join(TORCH_OPS)}")
         env[node.output] = op(node, w, *[env[i] for i in node.inputs])
     return env[graph.output]
-
-
-def _bias(node: FNode, like: torch.Tensor) -> torch.Tensor:
-    return torch.from_numpy(node.params["bias"]).to(like.dtype)
-
-
-_TORCH_OPS: dict[str, Callable[..., torch.Tensor]] = {
-    "conv2d": lambda n, w, x: F.conv2d(x, w.permute(0, 3, 1, 2), _bias(n, x),
-                                       stride=n.attrs["stride"], padding=n.attrs["padding"]),
-    "linear": lambda n, w, x: F.linear(x, w, _bias(n, x)),
-    "maxpool2d": lambda n, w, x: F.max_pool2d(x, n.attrs["kernel"], n.attrs["stride"]),
-    "relu": lambda n, w, x: F.relu(x),
-    "flatten": lambda n, w, x: x.reshape(len(x), -1),  # NCHW: torch's (C, H, W) order
-    "add": lambda n, w, a, b: a + b,
-}
 
 
 # --- LayerwiseQuant: LIM and ZD -----------------------------------------------------------

@@ -18,8 +18,10 @@ import torch
 from torch import fx
 
 from qasic.errors import InputError, UnsupportedOpError
+from qasic.quant.calibrate import prepare
 from qasic.quant.fgraph import FGraph, FNode
-from qasic.quant.lowering import HANDLERS, SUPPORTED, Act
+from qasic.quant.handlers import HANDLERS, SUPPORTED
+from qasic.quant.lowering import Act, per_sample
 
 INPUT = "input"  # the graph input's tensor name
 
@@ -49,15 +51,25 @@ def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
     if isinstance(model, torch.export.ExportedProgram):
         return model  # already captured; the example inputs are not needed
     args = _as_args(example_inputs)
-    was_training = model.training
-    model.eval()  # batch norm must use its running statistics
+    was_training = _set_training(model, False)  # batch norm must use its running statistics
     try:
         return torch.export.export(model, args)
     except Exception as exc:  # torch raises many types; the first line says what failed
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UnsupportedOpError(f"torch.export could not capture the model: {first}") from exc
     finally:
-        model.train(was_training)
+        _set_training(model, was_training)
+
+
+def _set_training(model: Any, mode: bool) -> bool:
+    """model.train(mode); returns the previous mode. The module of a loaded .pt2
+    (ExportedProgram.module()) refuses train()/eval(): its graph already fixed the mode."""
+    was = model.training
+    try:
+        model.train(mode)
+    except NotImplementedError:
+        pass
+    return was
 
 
 class _Builder:
@@ -71,12 +83,16 @@ class _Builder:
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.used: set[str] = {INPUT}
         self.output: str | None = None
+        self.input_rank = 0
 
     def build(self, name: str) -> FGraph:
         for node in self.ep.graph.nodes:
             self._visit(node)
-        return FGraph(name=name, input=INPUT, output=self.output, nodes=tuple(self.nodes.values()),
-                      shapes=dict(self.shapes))
+        layout = "NCL" if len(self.shapes[INPUT]) == 3 and self.input_rank == 3 else "NCHW"
+        graph = FGraph(name=name, input=INPUT, output=self.output,
+                       nodes=tuple(self.nodes.values()), shapes=dict(self.shapes),
+                       input_layout=layout)
+        return prepare(graph)
 
     def _visit(self, node: fx.Node) -> None:
         if node.op == "placeholder":
@@ -91,14 +107,17 @@ class _Builder:
     def _placeholder(self, node: fx.Node) -> Any:
         sig = self.ep.graph_signature
         for table in (sig.inputs_to_parameters, sig.inputs_to_buffers):
-            if node.name in table:
-                return self.ep.state_dict[table[node.name]].detach()
+            if node.name in table:  # non-persistent buffers live in ep.constants
+                key = table[node.name]
+                store = self.ep.state_dict if key in self.ep.state_dict else self.ep.constants
+                return store[key].detach()
         if node.name in sig.inputs_to_lifted_tensor_constants:
             return self.ep.constants[sig.inputs_to_lifted_tensor_constants[node.name]]
         if node.name not in sig.user_inputs or sig.user_inputs.index(node.name) != 0:
             raise InputError(f"the model must take exactly one input tensor; "
                              f"inputs: {', '.join(sig.user_inputs)}")
         self.shapes[INPUT] = per_sample(node)
+        self.input_rank = node.meta["val"].dim()
         return Act(INPUT)
 
     def _call(self, node: fx.Node) -> Any:
@@ -134,12 +153,13 @@ class _Builder:
         return a
 
     def add(self, node: fx.Node, op: str, inputs: tuple[str, ...], attrs: dict | None = None,
-            params: dict | None = None) -> Act:
-        """Append one FNode for fx ``node``; its output tensor is named after the node."""
+            params: dict | None = None, shape: tuple[int, ...] | None = None) -> Act:
+        """Append one FNode for fx ``node``; its output tensor is named after the node. Its
+        shape is the fx node's unless ``shape`` is given (an fx node lowered to several)."""
         name = self._unique(node_name(node))
         self.nodes[name] = FNode(name, op, inputs, name, attrs or {}, params or {})
         self.origin[name] = node
-        self.shapes[name] = per_sample(node)
+        self.shapes[name] = per_sample(node) if shape is None else tuple(shape)
         return Act(name)
 
     def replace(self, fnode: FNode) -> None:
@@ -169,14 +189,6 @@ def _has_act(tree: Any) -> bool:
     if isinstance(tree, dict):
         return any(_has_act(x) for x in tree.values())
     return False
-
-
-def per_sample(node: fx.Node) -> tuple[int, ...]:
-    """The fx node's value shape without the batch axis; images as (H, W, C)."""
-    val = node.meta["val"]
-    val = val[0] if isinstance(val, (tuple, list)) else val  # multi-output ops: the tensor
-    shape = tuple(int(d) for d in val.shape[1:])
-    return (shape[1], shape[2], shape[0]) if len(shape) == 3 else shape
 
 
 def node_name(node: fx.Node) -> str:

@@ -54,7 +54,8 @@ def test_cnn_graph_structure(cnn_fgraph):
     assert g.shapes["pool"] == (4, 4, 32) and g.shapes["flatten"] == (512,)
     assert g.node("conv2").params["weight"].shape == (32, 3, 3, 16)  # (OC, KH, KW, IC)
     assert g.node("fc").params["weight"].shape == (10, 512)          # as in torch
-    assert g.nodes[0].attrs == {"stride": 1, "padding": 1}
+    assert g.nodes[0].attrs == {"stride": (1, 1), "padding": (1, 1, 1, 1), "dilation": (1, 1),
+                                "groups": 1}
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # inside torch's run_decompositions
@@ -66,33 +67,34 @@ def test_decomposed_export_captures_the_same_graph(digits_cnn, cnn_fgraph):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
-class Sigmoid(nn.Module):
+class Softmax(nn.Module):
     def __init__(self):
         super().__init__()
         self.fc = nn.Linear(4, 4)
 
     def forward(self, x):
-        return torch.sigmoid(self.fc(x))
+        return torch.softmax(self.fc(x), dim=1)
 
 
 def test_unsupported_function_names_node_target_and_supported_ops():
     with pytest.raises(UnsupportedOpError) as e:
-        capture(Sigmoid(), torch.zeros(1, 4))
+        capture(Softmax(), torch.zeros(1, 4))
     msg = str(e.value)
-    assert msg.startswith("node 'sigmoid': op aten.sigmoid.default is not supported; ")
-    assert "supported ops: conv2d" in msg and "relu" in msg and "add" in msg
+    assert msg.startswith("node 'softmax': op aten.softmax.int is not supported; ")
+    assert "supported ops: conv1d/conv2d" in msg and "relu" in msg and "cat along" in msg
+    assert "\n" not in msg
 
 
 def test_unsupported_module_names_its_path():
-    model = nn.Sequential(nn.Linear(4, 4), nn.GELU())
-    with pytest.raises(UnsupportedOpError, match=r"node 'gelu' \(module 1\): op aten.gelu"):
+    model = nn.Sequential(nn.Linear(4, 4), nn.Softmax(dim=1))
+    with pytest.raises(UnsupportedOpError, match=r"node 'softmax' \(module 1\): op aten.softmax"):
         capture(model, torch.zeros(1, 4))
 
 
 @pytest.mark.parametrize("model, shape, reason", [
     (nn.Sequential(nn.ReLU(), nn.BatchNorm1d(4)), (1, 4), "batch_norm must directly follow"),
-    (nn.Conv2d(4, 4, 3, groups=2), (1, 4, 8, 8), "groups 1"),
-    (nn.Sequential(nn.Conv2d(4, 4, 3), nn.MaxPool2d(2, padding=1)), (1, 4, 8, 8), "padding"),
+    (nn.ConvTranspose2d(4, 4, 3), (1, 4, 8, 8), "conv_transpose2d"),
+    (nn.Sequential(nn.Conv2d(4, 4, 3), nn.MaxPool2d(2, dilation=2)), (1, 4, 8, 8), "dilation"),
 ])
 def test_unsupported_configurations(model, shape, reason):
     with pytest.raises(UnsupportedOpError, match=reason):
@@ -111,6 +113,7 @@ def test_conv_keyword_arguments_and_no_bias():
     model = Functional().eval()
     x = np.random.default_rng(0).normal(size=(2, 2, 8, 8)).astype(np.float32)
     graph = capture(model, torch.from_numpy(x[:1]))
-    assert graph.nodes[0].attrs == {"stride": 2, "padding": 1}
+    assert graph.nodes[0].attrs == {"stride": (2, 2), "padding": (1, 1, 1, 1),
+                                    "dilation": (1, 1), "groups": 1}
     got, want = _float_out(graph, model, x)
     np.testing.assert_allclose(got.transpose(0, 3, 1, 2), want, rtol=1e-4, atol=1e-4)

@@ -1,0 +1,341 @@
+"""Lowering rules for pools, activations, elementwise ops, concat and upsampling.
+
+Same handler contract as ``qasic.quant.lowering``. Pool attrs are in the QGraph forms: kernel and
+stride (h, w), padding (top, left, bottom, right), with ceil_mode folded into extra bottom/right
+padding (the output size torch computes). Activations become a ``clamp`` (relu6, hardtanh, clamp)
+or a ``lut`` of a float function (qasic.quant.functions); a clamp that no conv/linear/add/mul
+absorbs becomes a lut later (qasic.quant.calibrate.prepare).
+"""
+
+from __future__ import annotations
+
+import numbers
+from functools import partial
+from typing import Any
+
+import torch
+
+from qasic.quant import geometry as geo
+from qasic.quant.lowering import Act, _act, _arg, _ints, hw_pad, hw_pair, per_sample
+
+aten = torch.ops.aten
+
+SUPPORTED = (
+    "relu, relu6, hardtanh, clamp (fused into a preceding conv/linear/add/mul, else a table)",
+    "hardswish, hardsigmoid, silu, sigmoid, tanh, gelu, leaky_relu, elu (tables)",
+    "max_pool1d/2d (padding, ceil_mode, dilation 1)",
+    "avg_pool1d/2d (constant divisor), adaptive_avg_pool1d/2d (in % out == 0), mean over H, W",
+    "add/mul of two activations (same shape, or (C, 1, 1) broadcast over H, W)",
+    "add/sub/mul/div by a scalar constant (a table)",
+    "cat along channels",
+    "upsample/interpolate nearest (integer scale), bilinear (scale 2, align_corners False)",
+)
+
+
+def _spatial(node: Any) -> int:
+    """1 for the *1d ops (N, C, L), 2 for the *2d ones."""
+    return 1 if "1d" in node.target.__name__ else 2
+
+
+# --- pools ----------------------------------------------------------------------------------
+
+def _ceil_extra(n: int, k: int, s: int, p: int, ceil: bool) -> int:
+    """Rows past the bottom padding that torch's ceil_mode output size reaches into."""
+    if not ceil:
+        return 0
+    out = -(-(n + 2 * p - k) // s) + 1
+    if (out - 1) * s >= n + p:  # the last window must start inside the input or left padding
+        out -= 1
+    return max(0, (out - 1) * s + k - (n + 2 * p))
+
+
+def _window(b: Any, node: Any, x: Act, kernel: Any, stride: Any, padding: Any,
+            ceil: bool) -> dict:
+    """QGraph pool attrs from torch's arguments; ceil_mode -> extra bottom/right padding."""
+    sp = _spatial(node)
+    k = hw_pair(kernel, sp)
+    s = hw_pair(stride or kernel, sp)  # torch's empty stride means stride = kernel
+    t, l, bo, r = hw_pad(padding, sp)
+    h, w = b.shapes[x.name][:2]
+    pad = (t, l, bo + _ceil_extra(h, k[0], s[0], t, ceil), r + _ceil_extra(w, k[1], s[1], l, ceil))
+    return {"kernel": k, "stride": s, "padding": pad}
+
+
+def max_pool(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.max_pool1d/2d(x, kernel, stride=kernel, padding=0, dilation=1, ceil_mode=False)."""
+    get = partial(_arg, args, kwargs)  # get(index, keyword, default)
+    x = _act(b, node, args[0], "max_pool input")
+    if any(d != 1 for d in _ints(get(4, "dilation", 1))):
+        b.fail(node, "max_pool with dilation other than 1")
+    attrs = _window(b, node, x, args[1], get(2, "stride", []), get(3, "padding", 0),
+                    bool(get(5, "ceil_mode", False)))
+    return _checked(b, node, b.add(node, "maxpool2d", (x.name,), attrs))
+
+
+def max_pool_with_indices(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
+    return (max_pool(b, node, args, kwargs), None)
+
+
+def avg_pool(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.avg_pool1d/2d(x, kernel, stride, padding, ceil_mode, count_include_pad,
+    [divisor_override]): the divisor must be the same for every window."""
+    get = partial(_arg, args, kwargs)
+    x = _act(b, node, args[0], "avg_pool input")
+    attrs = _window(b, node, x, args[1], get(2, "stride", []), get(3, "padding", 0),
+                    bool(get(4, "ceil_mode", False)))
+    override = get(6, "divisor_override", None)
+    torch_pad = hw_pad(get(3, "padding", 0), _spatial(node))
+    overhang = attrs["padding"] != torch_pad
+    if override is None and (overhang or (any(torch_pad) and not get(5, "count_include_pad",
+                                                                      True))):
+        b.fail(node, "avg_pool whose divisor changes from window to window (ceil_mode overhang "
+                     "or count_include_pad=False with padding); give divisor_override or drop "
+                     "the padding")
+    attrs["divisor"] = int(override) if override else attrs["kernel"][0] * attrs["kernel"][1]
+    return _checked(b, node, b.add(node, "avgpool2d", (x.name,), attrs))
+
+
+def adaptive_avg_pool(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.adaptive_avg_pool1d/2d(x, output_size) with every input size a multiple of the
+    output size: an avgpool2d with kernel = stride = in // out."""
+    x = _act(b, node, args[0], "adaptive_avg_pool input")
+    h, w = b.shapes[x.name][:2]
+    oh, ow = hw_pair(args[1], _spatial(node))
+    oh, ow = oh or h, ow or w  # None keeps the size
+    if h % oh or w % ow:
+        b.fail(node, f"adaptive_avg_pool from {h}x{w} to {oh}x{ow}: only when the input size "
+                     "is a multiple of the output size")
+    k = (h // oh, w // ow)
+    attrs = {"kernel": k, "stride": k, "padding": (0, 0, 0, 0), "divisor": k[0] * k[1]}
+    return _checked(b, node, b.add(node, "avgpool2d", (x.name,), attrs))
+
+
+def mean(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.mean.dim(x, dims, keepdim=False) over the spatial axes (H, W of NCHW; L of NCL):
+    an avgpool2d over the whole image, then a reshape to a vector without keepdim."""
+    x = _act(b, node, args[0], "mean input")
+    rank = node.args[0].meta["val"].dim()
+    dims = sorted(int(d) % rank for d in _ints(args[1]))
+    if rank < 3 or dims != list(range(2, rank)):
+        b.fail(node, f"mean over dims {dims} of a rank-{rank} tensor; only over all spatial "
+                     "axes (H, W, or L)")
+    h, w, c = b.shapes[x.name]
+    attrs = {"kernel": (h, w), "stride": (h, w), "padding": (0, 0, 0, 0), "divisor": h * w}
+    if _arg(args, kwargs, 2, "keepdim", False):
+        return b.add(node, "avgpool2d", (x.name,), attrs)
+    pooled = b.add(node, "avgpool2d", (x.name,), attrs, shape=(1, 1, c))
+    return b.add(node, "reshape", (pooled.name,), {"shape": (c,)})
+
+
+def _checked(b: Any, node: Any, y: Act) -> Act:
+    """The window arithmetic must give torch's output size (a guard on the folding above)."""
+    a = b.nodes[y.name].attrs
+    h, w = b.shapes[b.nodes[y.name].inputs[0]][:2]
+    t, l, bo, r = a["padding"]
+    size = (geo.out_size(h + t + bo, a["kernel"][0], a["stride"][0]),
+            geo.out_size(w + l + r, a["kernel"][1], a["stride"][1]))
+    if size != b.shapes[y.name][:2]:
+        b.fail(node, f"pool output {size} differs from torch's {b.shapes[y.name][:2]}")
+    return y
+
+
+# --- activations ----------------------------------------------------------------------------
+
+def relu(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    x = _act(b, node, args[0], "relu input")
+    return b.add(node, "relu", (x.name,))
+
+
+def clamp(b: Any, node: Any, args: list, kwargs: dict, lo: Any = None, hi: Any = None) -> Act:
+    """clamp(x, min, max), hardtanh(x, min=-1, max=1), relu6: y = clip(x, min, max)."""
+    x = _act(b, node, args[0], "clamp input")
+    name = node.target.__name__.split(".")[0].rstrip("_")
+    if name == "clamp":
+        lo, hi = _arg(args, kwargs, 1, "min", None), _arg(args, kwargs, 2, "max", None)
+    elif name == "hardtanh":
+        lo, hi = _arg(args, kwargs, 1, "min_val", -1.0), _arg(args, kwargs, 2, "max_val", 1.0)
+    for v in (lo, hi):
+        if v is not None and not isinstance(v, numbers.Number):
+            b.fail(node, "clamp bounds must be numbers, not tensors")
+    attrs = {"min": None if lo is None else float(lo), "max": None if hi is None else float(hi)}
+    return b.add(node, "clamp", (x.name,), attrs)
+
+
+def lut(fn: str, arg_names: tuple = ()) -> Any:
+    """A handler lowering aten.<fn>(x, *args) to a lut node of FUNCTIONS[fn]."""
+    def handler(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+        x = _act(b, node, args[0], f"{fn} input")
+        fn_args = {}
+        for i, (key, default) in enumerate(arg_names):
+            fn_args[key] = _arg(args, kwargs, i + 1, key, default)
+        return b.add(node, "lut", (x.name,), {"fn": fn, "fn_args": fn_args})
+    return handler
+
+
+def elu(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.elu(x, alpha=1, scale=1, input_scale=1): only scale = input_scale = 1."""
+    if _arg(args, kwargs, 2, "scale", 1) != 1 or _arg(args, kwargs, 3, "input_scale", 1) != 1:
+        b.fail(node, "elu with scale or input_scale other than 1 (selu)")
+    alpha = float(_arg(args, kwargs, 1, "alpha", 1.0))
+    x = _act(b, node, args[0], "elu input")
+    return b.add(node, "lut", (x.name,), {"fn": "elu", "fn_args": {"alpha": alpha}})
+
+
+# --- elementwise ----------------------------------------------------------------------------
+
+def _scalar(v: Any) -> float | None:
+    if isinstance(v, numbers.Number) and not isinstance(v, bool):
+        return float(v)
+    if isinstance(v, torch.Tensor) and v.numel() == 1:
+        return float(v)
+    return None
+
+
+def _pair_op(op: str) -> Any:
+    """add/mul of two activations: b the same shape as a, or (1, 1, C) broadcast over it."""
+    def handler(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+        alpha = _arg(args, kwargs, 2, "alpha", 1)
+        if not all(isinstance(a, Act) for a in args[:2]):
+            return _scalar_op(b, node, args, kwargs)
+        if alpha != 1:
+            b.fail(node, f"{op} with alpha {alpha}; only alpha 1")
+        x, y = args[0], args[1]
+        sx, sy = b.shapes[x.name], b.shapes[y.name]
+        if sx != sy and _broadcasts(sx, sy):
+            x, y = y, x
+            sx, sy = sy, sx
+        if sx != sy and not _broadcasts(sy, sx):
+            b.fail(node, f"{op} of shapes {sx} and {sy}: only equal shapes or a (C, 1, 1) "
+                         "per-channel tensor broadcast over H, W")
+        return b.add(node, op, (x.name, y.name))
+    return handler
+
+
+def _broadcasts(small: tuple, big: tuple) -> bool:
+    return len(small) == len(big) == 3 and small == (1, 1, big[2])
+
+
+def _scalar_op(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """x + c, x - c, c - x, x * c, x / c: a table of the affine function (identity if
+    trivial)."""
+    name = node.target.__name__.split(".")[0].rstrip("_")
+    x_first = isinstance(args[0], Act)
+    x, c = (args[0], args[1]) if x_first else (args[1], args[0])
+    c = _scalar(c)
+    if c is None:
+        b.fail(node, f"{name} of an activation and a non-scalar constant; only scalars")
+    alpha = float(_arg(args, kwargs, 2, "alpha", 1))
+    scale, offset = {
+        "add": (1.0, alpha * c), "sub": ((1.0, -alpha * c) if x_first else (-alpha, c)),
+        "rsub": (-alpha, c), "mul": (c, 0.0), "div": (1.0 / c if x_first else None, 0.0),
+    }.get(name, (None, None))
+    if scale is None:
+        b.fail(node, f"{name} with the activation as divisor, or of a constant")
+    if scale == 1.0 and offset == 0.0:
+        return x
+    return b.add(node, "lut", (x.name,),
+                 {"fn": "affine", "fn_args": {"scale": scale, "offset": offset}})
+
+
+def sub(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    if all(isinstance(a, Act) for a in args[:2]):
+        b.fail(node, "sub of two activations is not supported (add and mul are)")
+    return _scalar_op(b, node, args, kwargs)
+
+
+def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.cat(tensors, dim) along channels: dim 1 of NCHW / NCL, dim 1 or -1 of vectors."""
+    xs = args[0]
+    rank = node.meta["val"].dim()
+    dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
+    if dim != 1:
+        b.fail(node, f"cat along dim {dim} of a rank-{rank} tensor; only along channels (dim 1)")
+    if not all(isinstance(x, Act) for x in xs):
+        b.fail(node, "cat of a constant; only activations")
+    if len(xs) == 1:
+        return xs[0]
+    return b.add(node, "concat", tuple(x.name for x in xs))
+
+
+# --- upsampling -----------------------------------------------------------------------------
+
+def _scale(b: Any, node: Any, x: Act) -> tuple[int, int]:
+    (h, w), (oh, ow) = b.shapes[x.name][:2], per_sample(node)[:2]
+    if oh % h or ow % w:
+        b.fail(node, f"upsample from {h}x{w} to {oh}x{ow}: only integer scale factors")
+    return (oh // h, ow // w)
+
+
+def upsample_nearest(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    x = _act(b, node, args[0], "upsample input")
+    return b.add(node, "upsample_nearest", (x.name,), {"scale": _scale(b, node, x)})
+
+
+def upsample_bilinear(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.upsample_bilinear2d(x, output_size, align_corners, ...): scale 2, corners False."""
+    x = _act(b, node, args[0], "upsample input")
+    scale = _scale(b, node, x)
+    if scale != (2, 2) or args[2]:
+        b.fail(node, f"bilinear upsample by {scale} with align_corners={args[2]}; only scale 2 "
+                     "with align_corners=False")
+    return b.add(node, "upsample_bilinear", (x.name,), {"scale": (2, 2), "align_corners": False})
+
+
+def recurrent(b: Any, node: Any, args: list, kwargs: dict) -> None:
+    b.fail(node, f"recurrent layers (LSTM, GRU, RNN: {node.target}) are not supported")
+
+
+def _table() -> dict:
+    t = {
+        aten.max_pool1d.default: max_pool,
+        aten.max_pool2d.default: max_pool,
+        aten.max_pool1d_with_indices.default: max_pool_with_indices,
+        aten.max_pool2d_with_indices.default: max_pool_with_indices,
+        aten.avg_pool1d.default: avg_pool,
+        aten.avg_pool2d.default: avg_pool,
+        aten.adaptive_avg_pool1d.default: adaptive_avg_pool,
+        aten.adaptive_avg_pool2d.default: adaptive_avg_pool,
+        aten._adaptive_avg_pool2d.default: adaptive_avg_pool,
+        aten.mean.dim: mean,
+        aten.cat.default: cat,
+        aten.concat.default: cat,
+        aten.upsample_nearest1d.vec: upsample_nearest,
+        aten.upsample_nearest2d.vec: upsample_nearest,
+        aten.upsample_nearest1d.default: upsample_nearest,
+        aten.upsample_nearest2d.default: upsample_nearest,
+        aten.upsample_bilinear2d.vec: upsample_bilinear,
+        aten.upsample_bilinear2d.default: upsample_bilinear,
+        aten.sub.Tensor: sub,
+        aten.sub.Scalar: sub,
+        aten.rsub.Scalar: _scalar_op,
+        aten.rsub.Tensor: _scalar_op,
+        aten.div.Tensor: _scalar_op,
+        aten.div.Scalar: _scalar_op,
+        aten.add.Scalar: _scalar_op,
+        aten.mul.Scalar: _scalar_op,
+    }
+    for op in ("add", "mul"):
+        t[getattr(aten, op).Tensor] = _pair_op(op)
+        t[getattr(aten, f"{op}_").Tensor] = _pair_op(op)
+    for name in ("relu", "relu_"):
+        t[getattr(aten, name).default] = relu
+    for name in ("clamp", "clamp_", "hardtanh", "hardtanh_"):
+        t[getattr(aten, name).default] = clamp
+    for name in ("relu6", "relu6_"):
+        if hasattr(aten, name):
+            t[getattr(aten, name).default] = partial(clamp, lo=0.0, hi=6.0)
+    luts = {"hardswish": (), "hardsigmoid": (), "silu": (), "sigmoid": (), "tanh": (),
+            "gelu": (("approximate", "none"),), "leaky_relu": (("negative_slope", 0.01),)}
+    for fn, arg_names in luts.items():
+        for name in (fn, f"{fn}_"):
+            if hasattr(aten, name):
+                t[getattr(aten, name).default] = lut(fn, arg_names)
+    t[aten.elu.default] = elu
+    t[aten.elu_.default] = elu
+    for name in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
+        for overload in ("input", "data"):
+            t[getattr(getattr(aten, name), overload)] = recurrent
+    return t
+
+
+HANDLERS = _table()
