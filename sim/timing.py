@@ -114,13 +114,21 @@ def schedule(program: Program, arch: ArchConfig) -> Timing:
         for d in ("prev", "next"):
             if getattr(ins, f"pop_{d}"):
                 t0 = max(t0, _pop(fifos, i, ins, q, d))
-        busy, done = duration(ins, arch)
+        busy, done = _duration(i, ins, arch)
         start[i], end[i] = t0, t0 + done
         free[q] = t0 + busy
         for d in ("prev", "next"):
             if getattr(ins, f"push_{d}"):
                 fifos.setdefault(_token_fifo(i, ins, q, d, push=True), deque()).append(end[i])
     return Timing(start, end, int(end.max()) if n else 0)
+
+
+def _duration(i: int, ins: Instr, arch: ArchConfig) -> tuple[int, int]:
+    try:
+        return duration(ins, arch)
+    except ValueError as e:  # a GEMM of no vectors has no fold schedule
+        raise ProgramFormatError(f"instruction {i} ({ins.op}): {e}; lines and rows must be "
+                                 ">= 1") from None
 
 
 def _token_fifo(i: int, ins: Instr, q: str, d: str, push: bool) -> tuple[str, str]:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from qasic.arch.config import default_arch
+from qasic.errors import ProgramFormatError
 from qasic.isa.encoding import Instr, assemble
 from qasic.isa.program import Program, Region
 from qasic.rtl.timing import fold_cycles
@@ -53,6 +54,9 @@ def test_a_fill_writes_C_bytes_per_cycle_without_dram_latency():
 def test_gemm_streams_lines_times_rows_vectors():
     gemm = one("GEMM lines=3 rows=5 k=16 n=16 wbits=8")
     assert duration(gemm, ARCH) == (fold_cycles(16, 16, 15),) * 2 == (61, 61)
+    with pytest.raises(ProgramFormatError, match=r"instruction 1 \(GEMM\): fold_cycles: t = 0 "
+                                                 r"must be >= 1; lines and rows must be >= 1"):
+        schedule(hand_program("SYNC\nGEMM lines=0 rows=5 k=1 n=1 wbits=8\nEND"), ARCH)
 
 
 @pytest.mark.parametrize("mode", ["max", "avg"])
