@@ -190,34 +190,47 @@ def fold_batch_norm(layer: Any, gamma: np.ndarray | None, beta: np.ndarray | Non
 
 def reshape(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """flatten/view/reshape/squeeze/unsqueeze: a flatten of an image to (batch, features) in
-    torch's (C, H, W) order, or a memory-order no-op: the same channels C and the same number of
-    pixels P (a vector (F,) is C = F, P = 1), e.g. (C,) <-> (1, 1, C) in SE blocks."""
+    torch's (C, H, W) order, or a reshape that keeps the graph layout's memory order (e.g.
+    (C,) <-> (1, 1, C) in SE blocks, or moving size-1 axes)."""
     x = _act(b, node, args[0], "reshape input")
-    shape_in, shape_out = b.shapes[x.name], per_sample(node)
-    if shape_out == shape_in:
-        return x
-    if _channels_pixels(shape_in) == _channels_pixels(shape_out):
-        return b.add(node, "reshape", (x.name,), {"shape": shape_out})
-    if len(shape_out) == 1 and shape_out[0] == math.prod(shape_in):
-        return b.add(node, "flatten", (x.name,))
-    torch_out = tuple(int(d) for d in node.meta["val"].shape)
-    b.fail(node, f"reshape to {torch_out} is neither a flatten to (batch, features) nor a "
-                 "move of size-1 axes (it would reorder memory)")
+    in_torch = tuple(int(d) for d in node.args[0].meta["val"].shape[1:])
+    out_torch = tuple(int(d) for d in node.meta["val"].shape[1:])
+    ids = np.arange(math.prod(out_torch)).reshape(out_torch)
+    return _relayout(b, node, x, in_torch, ids, f"reshape to {out_torch}")
 
 
 def permute(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    """A permute that keeps the order of the axes longer than 1 is a reshape; others refused."""
-    dims = [int(d) % len(node.meta["val"].shape) for d in args[1]]
-    sizes = node.args[0].meta["val"].shape
-    moved = [d for d in dims if int(sizes[d]) != 1]
-    if dims[0] != 0 or moved != sorted(moved):
-        b.fail(node, f"permute {dims} reorders the data; only permutes that move size-1 axes "
-                     "are supported")
-    return reshape(b, node, args, kwargs)
+    """A permute of the batch-free axes that keeps the graph layout's memory order."""
+    x = _act(b, node, args[0], "permute input")
+    rank = node.meta["val"].dim()
+    dims = [int(d) % rank for d in args[1]]
+    in_torch = tuple(int(d) for d in node.args[0].meta["val"].shape[1:])
+    if dims[0] != 0:
+        b.fail(node, f"permute {dims} moves the batch axis")
+    ids = np.arange(math.prod(in_torch)).reshape(in_torch).transpose([d - 1 for d in dims[1:]])
+    return _relayout(b, node, x, in_torch, ids, f"permute {dims}")
 
 
-def _channels_pixels(shape: tuple[int, ...]) -> tuple[int, int]:
-    return (shape[0], 1) if len(shape) == 1 else (shape[-1], math.prod(shape[:-1]))
+def _relayout(b: Any, node: Any, x: Act, in_torch: tuple, ids: np.ndarray, what: str) -> Act:
+    """``ids``: for each output element (torch layout, per sample), the torch index of the input
+    element it holds. A no-op when both hold the same elements in the same graph-layout memory
+    order; else a flatten when the output is a vector in torch's order; else refused."""
+    shape_in, shape_out = b.shapes[x.name], per_sample(node)
+    src = _graph_order(np.arange(math.prod(in_torch)).reshape(in_torch))
+    if np.array_equal(_graph_order(ids), src):
+        return x if shape_out == shape_in else b.add(node, "reshape", (x.name,),
+                                                     {"shape": shape_out})
+    if len(shape_out) == 1 and np.array_equal(ids.ravel(), np.arange(ids.size)):
+        return b.add(node, "flatten", (x.name,))
+    b.fail(node, f"{what} is neither a flatten to (batch, features) nor a no-op in the "
+                 "channels-last layout (it would reorder memory)")
+
+
+def _graph_order(a: np.ndarray) -> np.ndarray:
+    """A per-sample torch-layout array in the graph's memory order (channels last)."""
+    if a.ndim == 3:
+        return a.transpose(1, 2, 0).ravel()
+    return a.transpose(1, 0).ravel() if a.ndim == 2 else a.ravel()
 
 
 def per_sample(node: Any) -> tuple[int, ...]:

@@ -225,12 +225,16 @@ def _scalar_op(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     if c is None:
         b.fail(node, f"{name} of an activation and a non-scalar constant; only scalars")
     alpha = float(_arg(args, kwargs, 2, "alpha", 1))
-    scale, offset = {
-        "add": (1.0, alpha * c), "sub": ((1.0, -alpha * c) if x_first else (-alpha, c)),
-        "rsub": (-alpha, c), "mul": (c, 0.0), "div": (1.0 / c if x_first else None, 0.0),
-    }.get(name, (None, None))
+    forms = {  # name -> (scale, offset) of x, None when the activation is the divisor
+        "add": lambda: (1.0, alpha * c),
+        "sub": lambda: (1.0, -alpha * c) if x_first else (-alpha, c),
+        "rsub": lambda: (-alpha, c),
+        "mul": lambda: (c, 0.0),
+        "div": lambda: (1.0 / c, 0.0) if x_first and c != 0 else (None, None),
+    }
+    scale, offset = forms.get(name, lambda: (None, None))()
     if scale is None:
-        b.fail(node, f"{name} with the activation as divisor, or of a constant")
+        b.fail(node, f"{name} with the activation as divisor, or by zero")
     if scale == 1.0 and offset == 0.0:
         return x
     return b.add(node, "lut", (x.name,),

@@ -1,0 +1,254 @@
+"""Capture of every supported op: the QGraph ops and attrs, and the float executor equals torch."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qasic.errors import UnsupportedOpError
+from qasic.quant import capture
+from tests.quant.opcheck import float_matches
+
+
+class Fn(nn.Module):
+    """A module computing f(x) (for functional forms)."""
+
+    def __init__(self, f):
+        super().__init__()
+        self.f = f
+
+    def forward(self, x):
+        return self.f(x)
+
+
+def _x(*shape, seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype(np.float32) * 2
+
+
+def _ops(graph):
+    return [n.op for n in graph.nodes]
+
+
+CASES = {
+    # name: (module, input shape, expected ops)
+    "depthwise": (nn.Conv2d(4, 4, 3, padding=1, groups=4), (2, 4, 7, 7), ["conv2d"]),
+    "grouped": (nn.Conv2d(4, 6, 3, groups=2, bias=False), (2, 4, 7, 7), ["conv2d"]),
+    "dilated_rect": (nn.Conv2d(3, 5, (3, 2), stride=(2, 1), padding=(2, 1), dilation=(2, 1)),
+                     (2, 3, 9, 8), ["conv2d"]),
+    "same": (Fn(lambda x: F.conv2d(x, torch.ones(2, 3, 4, 4) / 9, padding="same")),
+             (2, 3, 7, 6), ["conv2d"]),
+    "valid": (Fn(lambda x: F.conv2d(x, torch.ones(2, 3, 3, 3) / 9, padding="valid")),
+              (2, 3, 7, 6), ["conv2d"]),
+    "conv1d": (nn.Conv1d(3, 5, 3, stride=2, padding=1), (2, 3, 11), ["conv2d"]),
+    "conv1d_same_dil": (nn.Conv1d(3, 5, 3, padding="same", dilation=2, groups=1),
+                        (2, 3, 11), ["conv2d"]),
+    "maxpool_pad": (nn.MaxPool2d(3, 2, padding=1), (2, 3, 8, 8), ["maxpool2d"]),
+    "maxpool_ceil": (nn.MaxPool2d(3, 2, ceil_mode=True), (2, 3, 8, 9), ["maxpool2d"]),
+    "maxpool_rect": (nn.MaxPool2d((2, 3), (2, 1)), (2, 3, 8, 9), ["maxpool2d"]),
+    "avgpool": (nn.AvgPool2d(2), (2, 3, 8, 8), ["avgpool2d"]),
+    "avgpool_pad": (nn.AvgPool2d(3, 2, padding=1), (2, 3, 8, 8), ["avgpool2d"]),
+    "avgpool_override": (nn.AvgPool2d(3, 2, padding=1, ceil_mode=True, divisor_override=5),
+                         (2, 3, 8, 8), ["avgpool2d"]),
+    "adaptive": (nn.AdaptiveAvgPool2d((2, 4)), (2, 3, 8, 8), ["avgpool2d"]),
+    "gap": (nn.AdaptiveAvgPool2d(1), (2, 3, 8, 8), ["avgpool2d"]),
+    "mean": (Fn(lambda x: x.mean((2, 3))), (2, 3, 5, 4), ["avgpool2d", "reshape"]),
+    "mean_keepdim": (Fn(lambda x: x.mean((-1, -2), keepdim=True)), (2, 3, 5, 4), ["avgpool2d"]),
+    "maxpool1d": (nn.MaxPool1d(3, 2, padding=1), (2, 3, 11), ["maxpool2d"]),
+    "avgpool1d": (nn.AvgPool1d(2), (2, 3, 10), ["avgpool2d"]),
+    "adaptive1d": (nn.AdaptiveAvgPool1d(1), (2, 3, 10), ["avgpool2d"]),
+    "mean1d": (Fn(lambda x: x.mean(-1)), (2, 3, 10), ["avgpool2d", "reshape"]),
+    "relu6": (nn.ReLU6(), (2, 3, 4, 4), ["lut"]),
+    "hardtanh": (nn.Hardtanh(-1.0, 2.0), (2, 3, 4, 4), ["lut"]),
+    "clamp_min": (Fn(lambda x: x.clamp(min=-0.5)), (2, 3, 4, 4), ["lut"]),
+    "hardswish": (nn.Hardswish(inplace=True), (2, 3, 4, 4), ["lut"]),
+    "hardsigmoid": (nn.Hardsigmoid(), (2, 3, 4, 4), ["lut"]),
+    "silu": (nn.SiLU(inplace=True), (2, 3, 4, 4), ["lut"]),
+    "sigmoid": (nn.Sigmoid(), (2, 3, 4, 4), ["lut"]),
+    "tanh": (nn.Tanh(), (2, 3, 4, 4), ["lut"]),
+    "gelu": (nn.GELU(), (2, 3, 4, 4), ["lut"]),
+    "gelu_tanh": (nn.GELU(approximate="tanh"), (2, 3, 4, 4), ["lut"]),
+    "leaky_relu": (nn.LeakyReLU(0.2, inplace=True), (2, 3, 4, 4), ["lut"]),
+    "elu": (nn.ELU(0.7), (2, 3, 4, 4), ["lut"]),
+    "scalar_affine": (Fn(lambda x: (x * 2.0 + 1.0) / 4.0 - 0.5), (2, 3), ["lut"] * 4),
+    "rsub": (Fn(lambda x: 1.0 - x), (2, 3), ["lut"]),
+    "trivial_scalar": (Fn(lambda x: torch.relu(x * 1.0 + 0)), (2, 3), ["relu"]),
+    "mul_same": (Fn(lambda x: x * torch.relu(x)), (2, 3, 4, 4), ["relu", "mul"]),
+    "mul_bcast": (Fn(lambda x: x * x.mean((2, 3), keepdim=True)), (2, 3, 4, 4),
+                  ["avgpool2d", "mul"]),
+    "mul_bcast_left": (Fn(lambda x: x.mean((2, 3), keepdim=True) * x), (2, 3, 4, 4),
+                       ["avgpool2d", "mul"]),
+    "add_bcast": (Fn(lambda x: x + x.amax((2, 3), keepdim=True).detach() * 0
+                     + x.mean((2, 3), keepdim=True)), None, None),
+    "cat": (Fn(lambda x: torch.cat([x, torch.relu(x)], 1)), (2, 3, 4, 4),
+            ["relu", "lut", "lut", "concat"]),
+    "cat_vec": (Fn(lambda x: torch.cat([torch.tanh(x), torch.sigmoid(x)], -1)), (2, 3),
+                ["lut", "lut", "concat"]),
+    "nearest": (nn.Upsample(scale_factor=2), (2, 3, 4, 5), ["upsample_nearest"]),
+    "nearest_rect": (Fn(lambda x: F.interpolate(x, size=(8, 15))), (2, 3, 4, 5),
+                     ["upsample_nearest"]),
+    "bilinear": (nn.Upsample(scale_factor=2, mode="bilinear"), (2, 3, 4, 5),
+                 ["upsample_bilinear"]),
+    "se_view": (Fn(lambda x: x.mean((2, 3)).view(-1, 3, 1, 1) * x), (2, 3, 4, 4),
+                ["avgpool2d", "reshape", "reshape", "mul"]),
+    "unsqueeze": (Fn(lambda x: x.mean((2, 3))[:, :, None, None] + x), (2, 3, 4, 4),
+                  ["avgpool2d", "reshape", "reshape", "add"]),
+    "squeeze_flatten": (Fn(lambda x: F.adaptive_avg_pool2d(x, 1).squeeze(-1).squeeze(-1)),
+                        (2, 3, 4, 4), ["avgpool2d", "reshape"]),
+    "permute_noop": (Fn(lambda x: F.adaptive_avg_pool2d(x, 1).permute(0, 2, 3, 1).flatten(1)),
+                     (2, 3, 4, 4), ["avgpool2d", "reshape", "reshape"]),
+    "identities": (Fn(lambda x: F.dropout(x.clone().contiguous().detach(), 0.5, False)
+                      .to(torch.float32)), (2, 3), []),
+}
+CASES.pop("add_bcast")  # amax is not supported; kept out of the table
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_capture_matches_torch(name):
+    module, shape, ops = CASES[name]
+    torch.manual_seed(0)
+    module = module.eval()
+    graph = float_matches(module, _x(*shape))
+    assert _ops(graph) == ops
+
+
+def test_conv_attrs_are_tuples():
+    g = capture(nn.Conv2d(3, 4, (3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2),
+                          groups=1).eval(), torch.zeros(1, 3, 8, 8))
+    assert g.nodes[0].attrs == {"stride": (2, 1), "padding": (1, 0, 1, 0), "dilation": (1, 2),
+                                "groups": 1}
+    g = capture(nn.Conv2d(4, 8, 3, groups=4).eval(), torch.zeros(1, 4, 8, 8))
+    assert g.nodes[0].params["weight"].shape == (8, 3, 3, 1)  # (OC, KH, KW, IC // groups)
+
+
+def test_same_padding_puts_the_odd_pixel_bottom_right():
+    g = capture(Fn(lambda x: F.conv2d(x, torch.ones(1, 1, 4, 2), padding="same")),
+                torch.zeros(1, 1, 6, 6))
+    assert g.nodes[0].attrs["padding"] == (1, 0, 2, 1)
+
+
+def test_conv1d_is_a_height_one_conv_with_ncl_input():
+    g = capture(nn.Conv1d(3, 5, 3, stride=2, padding=1, dilation=1).eval(),
+                torch.zeros(1, 3, 11))
+    n = g.nodes[0]
+    assert g.input_layout == "NCL" and g.shapes["input"] == (1, 11, 3)
+    assert g.shapes[n.output] == (1, 6, 5) and g.torch_input_shape() == (3, 11)
+    assert n.attrs == {"stride": (1, 2), "padding": (0, 1, 0, 1), "dilation": (1, 1),
+                       "groups": 1}
+    assert n.params["weight"].shape == (5, 1, 3, 3)
+
+
+def test_ceil_mode_is_extra_bottom_right_padding():
+    g = capture(nn.MaxPool2d(3, 2, padding=1, ceil_mode=True).eval(), torch.zeros(1, 1, 8, 9))
+    # torch: out = ceil((8 + 2 - 3) / 2) + 1 = 5 rows, 5 cols: the last window reaches row 10
+    assert g.nodes[0].attrs == {"kernel": (3, 3), "stride": (2, 2), "padding": (1, 1, 2, 1)}
+    assert g.shapes[g.output] == (5, 5, 1)
+
+
+def test_pool_and_clamp_attrs():
+    g = capture(nn.AvgPool2d(3, 2, padding=1).eval(), torch.zeros(1, 1, 8, 8))
+    assert g.nodes[0].attrs == {"kernel": (3, 3), "stride": (2, 2), "padding": (1, 1, 1, 1),
+                                "divisor": 9}
+    g = capture(nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU6()).eval(), torch.zeros(1, 1, 4, 4))
+    assert [(n.op, dict(n.attrs)) for n in g.nodes][1] == ("clamp", {"min": 0.0, "max": 6.0})
+    g = capture(nn.Hardtanh(-2, 3).eval(), torch.zeros(1, 4))  # no producer: a table
+    assert g.nodes[0].attrs == {"fn": "hardtanh", "fn_args": {"min_val": -2.0, "max_val": 3.0}}
+
+
+def test_gelu_and_leaky_relu_carry_their_arguments():
+    g = capture(nn.Sequential(nn.GELU("tanh"), nn.LeakyReLU(0.3)).eval(), torch.zeros(1, 4))
+    assert [dict(n.attrs) for n in g.nodes] == [
+        {"fn": "gelu", "fn_args": {"approximate": "tanh"}},
+        {"fn": "leaky_relu", "fn_args": {"negative_slope": 0.3}}]
+
+
+def test_broadcast_operand_is_second():
+    g = capture(CASES["mul_bcast_left"][0].eval(), torch.zeros(1, 3, 4, 4))
+    mul = g.nodes[-1]
+    assert g.shapes[mul.inputs[0]] == (4, 4, 3) and g.shapes[mul.inputs[1]] == (1, 1, 3)
+
+
+def test_concat_of_requantizers_needs_no_requant_nodes():
+    class Cat(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(2, 3, 1), nn.Conv2d(2, 4, 1)
+
+        def forward(self, x):
+            return torch.cat([torch.relu(self.a(x)), self.b(x)], 1) * 1.5
+
+    g = capture(Cat().eval(), torch.zeros(1, 2, 4, 4))
+    assert _ops(g) == ["conv2d", "relu", "conv2d", "concat", "lut"]
+
+
+@pytest.mark.parametrize("model, shape, reason", [
+    (nn.AvgPool2d(3, 2, padding=1, count_include_pad=False), (1, 1, 8, 8), "divisor changes"),
+    (nn.AvgPool2d(3, 2, ceil_mode=True), (1, 1, 8, 8), "divisor changes"),
+    (nn.AdaptiveAvgPool2d(3), (1, 1, 8, 8), "multiple of the output size"),
+    (nn.Upsample(scale_factor=3, mode="bilinear"), (1, 1, 4, 4), "only scale 2"),
+    (nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True), (1, 1, 4, 4),
+     "align_corners=False"),
+    (Fn(lambda x: x.permute(0, 2, 3, 1)), (1, 2, 4, 4), "permute"),
+    (Fn(lambda x: x.view(1, 4, 8)), (1, 2, 4, 4), "reshape to"),
+    (Fn(lambda x: torch.cat([x, x], 2)), (1, 2, 4, 4), "only along channels"),
+    (Fn(lambda x: x - torch.relu(x)), (1, 4), "sub of two activations"),
+    (Fn(lambda x: x * torch.arange(4.0)), (1, 4), "non-scalar constant"),
+    (Fn(lambda x: x.mean(1)), (1, 2, 4, 4), "only over all spatial"),
+    (Fn(lambda x: x * x.mean(1, keepdim=True)), (1, 2, 4, 4), "only over all spatial"),
+    (Fn(lambda x: F.elu(x) + F.selu(x)), (1, 4), "selu"),
+])
+def test_unsupported_forms_say_why(model, shape, reason):
+    with pytest.raises(UnsupportedOpError, match=reason):
+        capture(model.eval(), torch.zeros(shape))
+
+
+@pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU, nn.RNN])
+def test_recurrent_layers_are_refused_in_one_line(cell):
+    class Seq(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = cell(4, 4, batch_first=True)
+
+        def forward(self, x):
+            return self.rnn(x)[0]
+
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(Seq().eval(), torch.zeros(1, 3, 4))
+    msg = str(e.value)
+    assert "recurrent layers" in msg and "not supported" in msg and "\n" not in msg
+    assert msg.startswith("node ") and "supported ops: conv1d" in msg
+
+
+def test_non_persistent_buffers_capture():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+            self.register_buffer("offset", torch.zeros(4), persistent=False)
+
+        def forward(self, x):
+            return self.fc(x + self.offset.sum())
+
+    x = _x(5, 4)
+    graph = float_matches(Scaled().eval(), x)
+    assert "linear" in _ops(graph)
+
+
+def test_saved_exported_program_quantizes(tmp_path):
+    from qasic.models.user import user_trained_model
+    from qasic.quant import QuantConfig, quantize, run_dequantized
+    from qasic.quant.evaluate import cosine
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(4 * 6 * 6, 3)).eval()
+    x = _x(64, 1, 6, 6)
+    path = tmp_path / "net.pt2"
+    torch.export.save(torch.export.export(net, (torch.from_numpy(x[:1]),)), str(path))
+    loaded = torch.export.load(str(path))
+    g = quantize(loaded, torch.from_numpy(x[:1]), x, QuantConfig(8))
+    assert cosine(run_dequantized(g, x), net(torch.from_numpy(x)).detach().numpy()) > 0.999
+    np.savez(tmp_path / "data.npz", calibration=x)
+    model = user_trained_model(str(path), str(tmp_path / "data.npz"))  # its module(): no eval()
+    g2 = quantize(model.module, model.example_input, model.calibration, QuantConfig(8))
+    assert [n.op for n in g2.nodes] == [n.op for n in g.nodes]
