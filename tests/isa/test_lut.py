@@ -75,7 +75,7 @@ def test_simulator_refuses_a_shift_field_past_the_limit():
     arch = default_arch()
     regions = (Region("x", 0, 1024, "input", (1, 1, 1024, 0)),
                Region("constants", 1024, 0, "constants"))
-    instrs = tuple(assemble("GEMM rows=1 k=1 n=1 wbits=2 lut=1 lut_addr=64\nEND"))
+    instrs = tuple(assemble("GEMM lines=1 rows=1 k=1 n=1 wbits=2 lut=1 lut_addr=64\nEND"))
     m = Machine(Program(instrs, (0,) * len(instrs), b"", regions), arch, batch=1)
     m.mem["param"][0, 64 + 4 * 2] = LUT_MAX_SHIFT + 1  # entry 2: sig 0, shift 32
     with pytest.raises(ProgramFormatError, match=r"^instruction 0 \(GEMM\): decode-table entry 2 "
