@@ -1,4 +1,4 @@
-"""Fusion by the pattern table: which nodes become which kernels."""
+"""Fusion by the pattern table: which nodes become which kernels, of which kind."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import pytest
 
 from qasic.compiler.fuse import PATTERNS, SUPPORTED_OPS, fuse
 from qasic.errors import UnsupportedOpError
-from qasic.quant.graph import QNode
+from qasic.quant.graph import OPS, QGraph, QNode, TensorQ
 from tests.graphs import cnn_graph, residual_graph
+
+KINDS = {"gemm", "pool", "ew", "lut", "copy", "concat", "alias"}
 
 
 def summary(kernels) -> list[tuple[str, str, tuple[str, ...]]]:
@@ -18,6 +20,29 @@ def summary(kernels) -> list[tuple[str, str, tuple[str, ...]]]:
 
 def without(*ops_patterns: tuple[str, ...]):
     return tuple(p for p in PATTERNS if p[0] not in ops_patterns)
+
+
+def node(name: str, op: str, inputs, output: str, attrs=None) -> QNode:
+    """A node with placeholder parameters (fusion never reads them)."""
+    return QNode(name, op, tuple(inputs), output, attrs or {}, dict.fromkeys(OPS[op], 0))
+
+
+def chain(*ops: str, shape=(4, 4, 8), tensors: dict | None = None, extra=()) -> QGraph:
+    """A graph of single-input nodes t0 -op0-> t1 -op1-> ... (fusion reads only ops, edges,
+    shapes and encodings, so the nodes carry no parameters). ``extra`` nodes are appended."""
+    nodes = tuple(node(f"n{i}", op, (f"t{i}",), f"t{i + 1}",
+                       {"kernel": 2, "stride": 2} if op == "maxpool2d" else {})
+                  for i, op in enumerate(ops)) + tuple(extra)
+    names = [f"t{i}" for i in range(len(ops) + 1)] + [n.output for n in extra]
+    tq = {t: TensorQ(0.1, 0) for t in names} | (tensors or {})
+    return QGraph("chain", "t0", names[len(ops)], nodes, tq, dict.fromkeys(names, shape))
+
+
+def test_every_pattern_has_a_known_kind_and_longer_patterns_come_first():
+    assert {kind for _, kind in PATTERNS} == KINDS
+    lengths = [len(p) for p, _ in PATTERNS]
+    assert lengths == sorted(lengths, reverse=True)
+    assert len({p for p, _ in PATTERNS}) == len(PATTERNS)  # no pattern listed twice
 
 
 def test_cnn_fuses_into_three_gemms_and_an_alias():
@@ -29,12 +54,12 @@ def test_cnn_fuses_into_three_gemms_and_an_alias():
     ]
 
 
-def test_residual_fuses_relu_into_the_add():
+def test_residual_fuses_relu_into_the_elementwise_add():
     # relu1's output feeds fc2 and the add, but fc1 -> relu1 is a single-consumer chain.
     assert summary(fuse(residual_graph())) == [
         ("gemm", "fc1", ("linear", "relu")),
         ("gemm", "fc2", ("linear",)),
-        ("add", "add", ("add", "relu")),
+        ("ew", "add", ("add", "relu")),
         ("gemm", "fc3", ("linear",)),
     ]
 
@@ -54,9 +79,15 @@ def with_second_reader_of_c1():
                                shapes={**g.shapes, "r1b": g.shapes["r1"]})
 
 
-def test_a_tensor_with_two_consumers_ends_the_chain():
+def test_a_tensor_with_two_consumers_ends_the_chain_and_relu_becomes_a_table():
     assert summary(fuse(with_second_reader_of_c1()))[:3] == [
-        ("gemm", "conv1", ("conv2d",)), ("pool", "relu1", ("relu",)), ("pool", "relu1b", ("relu",))]
+        ("gemm", "conv1", ("conv2d",)), ("lut", "relu1", ("relu",)), ("lut", "relu1b", ("relu",))]
+
+
+def test_the_graph_output_ends_a_chain():
+    g = chain("conv2d", "relu")
+    g = dataclasses.replace(g, output="t1", nodes=g.nodes)
+    assert summary(fuse(g)) == [("gemm", "n0", ("conv2d",)), ("lut", "n1", ("relu",))]
 
 
 def test_overlapping_pool_is_not_fused():
@@ -67,9 +98,53 @@ def test_overlapping_pool_is_not_fused():
         ("gemm", "conv2", ("conv2d", "relu")), ("pool", "pool", ("maxpool2d",))]
 
 
+@pytest.mark.parametrize("attrs, shape", [
+    ({"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0, 1, 1)}, (4, 4, 8)),  # padded
+    ({"kernel": (2, 2), "stride": (2, 2)}, (5, 4, 8)),                           # overhang
+    ({"kernel": (2, 1), "stride": (2, 2)}, (4, 4, 8)),                           # kernel != stride
+])
+def test_a_pool_the_tile_cannot_do_whole_runs_on_the_vector_unit(attrs, shape):
+    g = chain("conv2d", "maxpool2d", shape=shape)
+    g = dataclasses.replace(g, nodes=(g.nodes[0], dataclasses.replace(g.nodes[1], attrs=attrs)))
+    assert summary(fuse(g)) == [("gemm", "n0", ("conv2d",)), ("pool", "n1", ("maxpool2d",))]
+
+
+def test_a_linear_never_absorbs_a_pool():
+    assert summary(fuse(chain("linear", "maxpool2d"))) == [
+        ("gemm", "n0", ("linear",)), ("pool", "n1", ("maxpool2d",))]
+
+
+def test_clamp_and_table_fuse_into_the_gemm_when_the_table_keeps_the_encoding():
+    assert summary(fuse(chain("conv2d", "clamp", "lut"))) == [
+        ("gemm", "n0", ("conv2d", "clamp", "lut"))]
+    assert summary(fuse(chain("linear", "relu", "lut"))) == [
+        ("gemm", "n0", ("linear", "relu", "lut"))]
+
+
+@pytest.mark.parametrize("out", [TensorQ(0.1, 0, 4), TensorQ(0.1, 0, 8, "fp8_e4m3")])
+def test_a_table_that_changes_the_encoding_runs_on_the_vector_unit(out):
+    g = chain("conv2d", "relu", "lut", tensors={"t3": out})
+    assert summary(fuse(g)) == [("gemm", "n0", ("conv2d", "relu")), ("lut", "n2", ("lut",))]
+
+
+def test_elementwise_kinds_copies_concats_and_aliases():
+    # mul(t1, t1) -> clamp, nearest upsampling, concat with t1, flatten, reshape
+    extra = (node("mul", "mul", ("t1", "t1"), "m"), node("clamp", "clamp", ("m",), "mc"),
+             node("up", "upsample_nearest", ("mc",), "u", {"scale": (1, 1)}),
+             node("cat", "concat", ("u", "t1"), "c"), node("flat", "flatten", ("c",), "f"),
+             node("back", "reshape", ("f",), "r"))
+    g = chain("conv2d", extra=extra)
+    assert summary(fuse(g)) == [
+        ("gemm", "n0", ("conv2d",)), ("ew", "mul", ("mul", "clamp")),
+        ("copy", "up", ("upsample_nearest",)), ("concat", "cat", ("concat",)),
+        ("alias", "flat", ("flatten",)), ("alias", "back", ("reshape",))]
+
+
 def test_a_narrower_table_fuses_nothing():
     singles = tuple(p for p in PATTERNS if len(p[0]) == 1)
     assert [k.name for k in fuse(cnn_graph(), singles)] == [n.name for n in cnn_graph().nodes]
+    assert [k.kind for k in fuse(cnn_graph(), singles)] == [
+        "gemm", "lut", "gemm", "lut", "pool", "alias", "gemm"]
 
 
 def test_unsupported_op_names_the_node_and_lists_supported_ops():
@@ -80,8 +155,14 @@ def test_unsupported_op_names_the_node_and_lists_supported_ops():
     assert msg.endswith(", ".join(sorted(set(SUPPORTED_OPS) - {"flatten"})))
 
 
+def test_bilinear_upsampling_has_no_kernel_and_says_so():
+    with pytest.raises(UnsupportedOpError, match=r"^node n1: op upsample_bilinear cannot be "
+                                                 r"compiled; supported ops: add, avgpool2d, "):
+        fuse(chain("conv2d", "upsample_bilinear"))
+
+
 def test_unfusable_relu_without_a_standalone_pattern_is_unsupported():
     # c1 has two consumers, so relu1 cannot join conv1, and the table has no standalone ReLU.
     with pytest.raises(UnsupportedOpError, match=r"node relu1: op relu cannot be compiled; "
-                                                 r"supported ops: add, conv2d, flatten"):
+                                                 r"supported ops: add, avgpool2d, clamp, "):
         fuse(with_second_reader_of_c1(), without(("relu",)))
