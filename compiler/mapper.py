@@ -24,13 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from math import ceil
 
 from qasic.arch.config import PARAM_BYTES_PER_CHANNEL, ArchConfig
 from qasic.compiler.gemm import ConvGeom
 from qasic.errors import ConfigError
-from qasic.isa.table import BSCALE_BYTES, LUT_ENTRY_BYTES
+from qasic.isa.table import BSCALE_BYTES
 from qasic.rtl.timing import fold_cycles
 
 ORDERS = ("n_outer", "s_outer")
@@ -86,6 +86,7 @@ def _tiles(total: int, size: int) -> list[tuple[int, int]]:
     return [(a, min(size, total - a)) for a in range(0, total, size)]
 
 
+@lru_cache(maxsize=65536)
 def band_pixels(geom: ConvGeom, th: int, tw: int) -> int:
     """Input pixels (inside the image) summed over every spatial tile's band."""
     def axis(out: int, t: int, s: int, k: int, d: int, pad: int, size: int) -> int:
@@ -99,13 +100,18 @@ def band_pixels(geom: ConvGeom, th: int, tw: int) -> int:
         axis(geom.out_w, tw, geom.sw, geom.kw, geom.dw, geom.pl, geom.in_w)
 
 
+def _sizes(total: int, size: int) -> list[tuple[int, int]]:
+    """(tile size, how many tiles) of cutting ``total`` into tiles of ``size``."""
+    full, rest = divmod(total, size)
+    return [(size, full)] * bool(full) + [(rest, 1)] * bool(rest)
+
+
 def weight_bytes(layer: Layer, ct: int, nt: int, rows: int, cols: int) -> int:
     """Weight scratchpad bytes of one (n-tile, c-tile): per fold and column group its scale
     rows and its k packed rows."""
     g = layer.geom
     krows = g.kh * g.kw * ct
-    groups = _tiles(nt, cols)
-    packed = sum(krows * layer.cbytes(n, layer.wbits) for _, n in groups)
+    packed = sum(count * krows * layer.cbytes(n, layer.wbits) for n, count in _sizes(nt, cols))
     scales = fold_count(layer, ct, rows) * layer.scale_rows * nt * BSCALE_BYTES
     return packed + scales
 
@@ -117,40 +123,43 @@ def param_bytes(layer: Layer, nt: int) -> int:
 def fits(layer: Layer, m: Mapping, arch: ArchConfig) -> bool:
     g = layer.geom
     bh, bw = g.band(m.th, m.tw)
-    ctiles = ceil(layer.ic / m.ct)
-    w_step = weight_bytes(layer, m.ct, m.nt, arch.array_rows, arch.array_cols)
     orow = layer.cbytes(m.nt, layer.out_bits)
     out = m.th * m.tw * orow + (m.th * m.tw // (g.pool * g.pool) * orow if g.pool > 1 else 0)
     return (bh * bw * layer.cbytes(m.ct, layer.in_bits) <= arch.input_sram_bytes // 2
-            and (w_step <= arch.weight_sram_bytes // 2)
             and m.th * m.tw * m.nt * arch.acc_word_bytes <= arch.acc_sram_bytes
             and out <= arch.output_sram_bytes // 2
             and param_bytes(layer, m.nt) <= arch.param_sram_bytes // 2
             and m.th % g.pool == 0 and m.tw % g.pool == 0
-            and ctiles >= 1)
+            and weight_bytes(layer, m.ct, m.nt, arch.array_rows, arch.array_cols)
+            <= arch.weight_sram_bytes // 2)
+
+
+def _all_ct(layer: Layer, ct: int, nt: int, arch: ArchConfig) -> int:
+    """Weight bytes of one n-tile over every c-tile."""
+    return sum(count * weight_bytes(layer, c, nt, arch.array_rows, arch.array_cols)
+               for c, count in _sizes(layer.ic, ct))
 
 
 def weights_resident(layer: Layer, m: Mapping, arch: ArchConfig) -> bool:
     """True when one n-tile's weights for every c-tile fit half the weight scratchpad."""
-    full = sum(weight_bytes(layer, ct, m.nt, arch.array_rows, arch.array_cols)
-               for _, ct in _tiles(layer.ic, m.ct))
-    return full <= arch.weight_sram_bytes // 2
+    return _all_ct(layer, m.ct, m.nt, arch) <= arch.weight_sram_bytes // 2
 
 
 def traffic(layer: Layer, m: Mapping, arch: ArchConfig) -> dict[str, int]:
     """DRAM bytes of ``m`` by operand (exact for what compiler.steps emits)."""
     g = layer.geom
     spatial = ceil(g.out_h / m.th) * ceil(g.out_w / m.tw)
-    ntiles, ctiles = _tiles(layer.n, m.nt), _tiles(layer.ic, m.ct)
+    n_tiles, one_ct = ceil(layer.n / m.nt), m.ct >= layer.ic
     band = band_pixels(g, m.th, m.tw) * layer.cbytes(layer.ic, layer.in_bits)
-    keep_band = ctiles == [(0, layer.ic)] and (m.order == "s_outer" or spatial == 1)
-    inp = band * (1 if keep_band or len(ntiles) == 1 else len(ntiles))
-    w_all = sum(weight_bytes(layer, ct, nt, arch.array_rows, arch.array_cols)
-                for _, nt in ntiles for _, ct in ctiles)
-    keep_w = weights_resident(layer, m, arch) and (m.order == "n_outer" or len(ntiles) == 1)
-    wgt = w_all * (1 if keep_w or spatial == 1 else spatial)
-    p_all = sum(param_bytes(layer, nt) for _, nt in ntiles)
-    par = p_all * (1 if m.order == "n_outer" or len(ntiles) == 1 else spatial)
+    keep_band = one_ct and (m.order == "s_outer" or spatial == 1)
+    inp = band * (1 if keep_band or n_tiles == 1 else n_tiles)
+    wgt = 0
+    for nt, count in _sizes(layer.n, m.nt):  # an n-tile's weights stay when they all fit
+        w = _all_ct(layer, m.ct, nt, arch)
+        keep = (m.order == "n_outer" or n_tiles == 1) and w <= arch.weight_sram_bytes // 2
+        wgt += count * w * (1 if keep or spatial == 1 else spatial)
+    p_all = sum(count * param_bytes(layer, nt) for nt, count in _sizes(layer.n, m.nt))
+    par = p_all * (1 if m.order == "n_outer" or n_tiles == 1 else spatial)
     out = g.out_h * g.out_w // (g.pool * g.pool) * layer.cbytes(layer.n, layer.out_bits)
     b = layer.blocks
     return {"input": b * inp, "weight": b * wgt, "param": b * par, "output": b * out}
@@ -159,12 +168,13 @@ def traffic(layer: Layer, m: Mapping, arch: ArchConfig) -> dict[str, int]:
 def estimate_cycles(layer: Layer, m: Mapping, arch: ArchConfig) -> int:
     """Compute cycles of the GEMMs (fold preload + stream), the closed form of sim.timing."""
     g, r, c = layer.geom, arch.array_rows, arch.array_cols
-    folds = sum(fold_count(layer, ct, r) for _, ct in _tiles(layer.ic, m.ct))
+    folds = sum(n * fold_count(layer, ct, r) for ct, n in _sizes(layer.ic, m.ct))
     groups = ceil(layer.n / c)
     total = 0
-    for _, th in _tiles(g.out_h, m.th):
-        for _, tw in _tiles(g.out_w, m.tw):
-            total += sum(fold_cycles(r, c, t) for t in gemm_chunks(th, tw, arch.gemm_max_rows))
+    for th, nh in _sizes(g.out_h, m.th):
+        for tw, nw in _sizes(g.out_w, m.tw):
+            per = sum(fold_cycles(r, c, t) for t in gemm_chunks(th, tw, arch.gemm_max_rows))
+            total += nh * nw * per
     return layer.blocks * folds * groups * total
 
 

@@ -11,6 +11,12 @@ from qasic.errors import ProgramFormatError
 from qasic.isa.table import BY_CODE, BY_NAME, HEADER, HEADER_BITS, WORD_BYTES, Field, Opcode
 
 TOKEN_FLAGS = tuple(f.name for f in HEADER[1:])
+# per opcode: operand fields by name, and every operand's default (the first enum value or 0)
+_OPERANDS = {op.name: {f.name: f for f in op.fields[len(HEADER):]} for op in BY_NAME.values()}
+_RANGE = {f: (-(1 << (f.width - 1)), (1 << (f.width - 1)) - 1) if f.signed else
+          (0, (1 << f.width) - 1) for fields in _OPERANDS.values() for f in fields.values()}
+_DEFAULTS = {name: {k: f.enum[0] if f.enum else 0 for k, f in fields.items()}
+             for name, fields in _OPERANDS.items()}
 
 
 @dataclass(frozen=True)
@@ -29,16 +35,19 @@ class Instr:
 
     def __post_init__(self) -> None:
         spec = opcode(self.op)
-        names = {f.name for f in spec.fields[len(HEADER):]}
+        fields = _OPERANDS[self.op]
+        full = dict(_DEFAULTS[self.op])  # every field present: equal instructions compare equal
         for k, v in self.args.items():
-            if k not in names:
-                raise ProgramFormatError(f"{self.op} has no field {k!r}; fields: {sorted(names)}")
-            _check_value(spec, spec.field(k), v)
-        # Normalize: every field present, so equal instructions compare equal.
-        full = {f.name: self.args.get(f.name, f.enum[0] if f.enum else 0)
-                for f in spec.fields[len(HEADER):]}
-        object.__setattr__(self, "args", {k: v if isinstance(v, str) else int(v)
-                                          for k, v in full.items()})
+            f = fields.get(k)
+            if f is None:
+                raise ProgramFormatError(f"{self.op} has no field {k!r}; fields: "
+                                         f"{sorted(fields)}")
+            lo, hi = _RANGE[f]
+            if f.enum or type(v) is not int or not lo <= v <= hi:
+                _check_value(spec, f, v)  # the slow path names what is wrong
+                v = v if isinstance(v, str) else int(v)
+            full[k] = v
+        object.__setattr__(self, "args", full)
 
     def __getitem__(self, name: str) -> int | str:
         try:
