@@ -208,3 +208,30 @@ def test_kws_is_a_height_one_net():
     assert c1.attrs["stride"] == (1, 2) and c1.attrs["padding"] == (0, 2, 0, 2)
     with pytest.raises(Exception, match=r"expected \(batch, 10, 40\)"):
         g.quantize_input(np.zeros((2, 40, 10)))
+
+
+@pytest.mark.parametrize("name", list(BLOCKS))
+def test_torch_form_of_the_graph_equals_the_float_executor(name):
+    """sensitivity.torch_forward (the Hessian probes' differentiable form) knows every op."""
+    from qasic.quant import capture, run_float
+    from qasic.quant.sensitivity import torch_forward
+
+    module, shape = _module(name), BLOCKS[name][1]
+    x = _x(4, *shape)
+    g = capture(module, torch.from_numpy(x[:1]))
+    xi = g.to_internal(x)
+    got = torch_forward(g, torch.from_numpy(xi), {}).detach().numpy()
+    want = run_float(g, xi)
+    want = want.transpose(0, 3, 1, 2) if want.ndim == 4 else want
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(BLOCKS))
+def test_blocks_with_fp8_and_int2_activations(name):
+    module, shape = _module(name), BLOCKS[name][1]
+    x = _x(64, *shape)
+    assert reference_cosine(module, x, 8, activation_format="fp8_e4m3") > 0.997
+    g = quantized(module, x, 2)
+    env = reference.run(g, g.quantize_input(x), keep=True)
+    for t, codes in env.items():  # every tensor stays in its 2-bit code range
+        assert g.tensors[t].qmin <= codes.min() and codes.max() <= g.tensors[t].qmax, t
