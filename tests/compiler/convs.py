@@ -35,8 +35,8 @@ def conv(rng, name: str, src: str, dst: str, ic: int, oc: int, kernel=(3, 3), st
 
 
 def conv_graph(hw=(6, 6), ic=8, oc=8, kernel=(3, 3), stride=(1, 1), padding=(1, 1, 1, 1),
-               dilation=(1, 1), groups=1, relu=False, wbits=8, seed=0) -> QGraph:
-    """x (h, w, ic) -> conv [-> relu] -> y."""
+               dilation=(1, 1), groups=1, relu=False, wbits=8, seed=0, table=False) -> QGraph:
+    """x (h, w, ic) -> conv [-> relu] [-> a 256-entry table of the same encoding] -> y."""
     rng = np.random.default_rng(seed)
     (h, w), (kh, kw), (sh, sw), (dh, dw) = hw, kernel, stride, dilation
     pt, pl, pb, pr = padding
@@ -49,6 +49,11 @@ def conv_graph(hw=(6, 6), ic=8, oc=8, kernel=(3, 3), stride=(1, 1), padding=(1, 
         nodes.append(QNode("relu", "relu", ("c",), "y"))
         tensors["y"], shapes["y"] = tensors["c"], shapes["c"]
     out = "y" if relu else "c"
+    if table:
+        shuffle = (np.arange(256) * 37 + 11) % 256 - 128
+        nodes.append(QNode("table", "lut", (out,), "t", {"fn": "shuffle", "fn_args": {}},
+                           {"table": shuffle}))
+        tensors["t"], shapes["t"], out = tensors["c"], shapes["c"], "t"
     return QGraph(f"conv_{kh}x{kw}_s{sh}{sw}_g{groups}", "x", out, tuple(nodes), tensors,
                   shapes)
 
@@ -101,8 +106,8 @@ def mapper_layers(graph: QGraph, arch: ArchConfig) -> dict[str, mapper.Layer]:
     out = {}
     for k in kernels:
         if k.kind == "gemm":
-            if k.has("lut"):
-                raise NotImplementedError("fused tables: build the Layer through compile")
+            dst = buffers[k.output]
+            table = 1 << dst.bits if k.has("lut") else 0  # a fused table: one byte per code
             g = lower_gemm(graph, k, flat, arch)
-            out[k.name] = mapper_layer(g, buffers[k.inputs[0]], buffers[k.output], 0)
+            out[k.name] = mapper_layer(g, buffers[k.inputs[0]], dst, table)
     return out

@@ -1,0 +1,241 @@
+"""The mapper: its choice against an exhaustive search, its traffic model against the simulator,
+DRAM bytes against compulsory bytes on the built-in models, and layers that cannot fit."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from qasic.arch.config import default_arch
+from qasic.compiler import compile_graph, mapper
+from qasic.errors import ConfigError
+from qasic.quant import reference
+from qasic.sim import simulate
+from tests.archs import archs, small_arch
+from tests.compiler.convs import conv_graph, mapper_layers, mlp_graph, resblock_graph
+from tests.graphs import blocked_graph, cnn_graph, random_codes, strided_graph
+
+SMALL = {**{k: v for k, v in archs().items() if k != "default"},
+         "4x4-tiny-input": small_arch(input_sram_bytes=256),
+         "4x4-tiny-weight": small_arch(weight_sram_bytes=256)}
+LAYERS = {
+    "3x3": lambda: conv_graph(),                                              # 6x6x8 -> 8
+    "1x1": lambda: conv_graph(kernel=(1, 1), padding=(0, 0, 0, 0)),
+    "3x3/2": lambda: conv_graph(hw=(7, 7), stride=(2, 2)),
+    "depthwise/2": lambda: conv_graph(groups=8, stride=(2, 2)),
+    "1x3": lambda: conv_graph(hw=(6, 8), ic=4, oc=12, kernel=(1, 3), padding=(0, 1, 0, 1)),
+    "dilated": lambda: conv_graph(hw=(8, 8), ic=4, dilation=(2, 2), padding=(2, 2, 2, 2)),
+    "linear": lambda: mlp_graph((96, 40)),
+}
+# Where the exhaustive search finds a mapping more than 10% cheaper, it is always one with fewer
+# than array.cols output channels per n-tile: a smaller accumulator tile lets a spatial tile grow
+# (fewer halos, fewer input re-reads), and a smaller weight tile fits all of K.
+# mapper.candidates only tries n-tiles that are multiples of array.cols (or all of N).
+NT_BELOW_COLS = pytest.mark.xfail(strict=True, reason=(
+    "compiler bug: mapper.candidates never tries nt < array.cols, which the exhaustive search "
+    "finds up to 2.5x cheaper in DRAM bytes; add the divisors of array.cols to the n-tiles "
+    "(after fixing the weight blobs of such n-tiles: see SPLIT_GROUPS)"))
+MISSES = {("4x4", "3x3"), ("4x4", "1x1"), ("4x4", "1x3"), ("4x4", "dilated"),
+          ("8x4-fast-dram", "3x3"), ("8x4-fast-dram", "1x1"), ("8x4-fast-dram", "1x3"),
+          ("8x4-fast-dram", "dilated"), ("4x8", "1x3"), ("4x8", "dilated"),
+          ("4x4-tiny-weight", "3x3"), ("4x4-tiny-weight", "1x1"), ("4x4-tiny-weight", "3x3/2"),
+          ("4x4-tiny-weight", "1x3"), ("4x4-tiny-weight", "dilated"),
+          ("4x4-tiny-weight", "linear")}
+
+
+def only_layer(graph, arch) -> mapper.Layer:
+    (layer,) = mapper_layers(graph, arch).values()
+    return layer
+
+
+# ---- the choice against the exhaustive search ----------------------------------------------
+
+@pytest.mark.parametrize("arch, layer", [
+    pytest.param(a, name, marks=[NT_BELOW_COLS] if (a, name) in MISSES else [])
+    for a in SMALL for name in LAYERS])
+def test_choice_is_within_10_percent_of_the_exhaustive_best(arch, layer):
+    a = SMALL[arch]
+    lay = only_layer(LAYERS[layer](), a)
+    chosen = mapper.choose(lay, a)
+    best, best_cost = mapper.exhaustive(lay, a)
+    assert mapper.fits(lay, chosen, a)
+    assert mapper.cost(lay, best, a) == best_cost
+    assert mapper.cost(lay, chosen, a)[0] <= 1.1 * best_cost[0], (chosen, best)
+
+
+def test_exhaustive_search_covers_what_the_mapper_tries():
+    """No candidate beats the exhaustive best (its space holds every candidate)."""
+    a = SMALL["4x8"]
+    for make in LAYERS.values():
+        lay = only_layer(make(), a)
+        _, best = mapper.exhaustive(lay, a)
+        assert all(mapper.cost(lay, m, a) >= best for m in mapper.candidates(lay, a))
+
+
+def compulsory(lay: mapper.Layer) -> int:
+    """Every input, weight, parameter and output byte of an 8-bit layer moved once."""
+    g = lay.geom
+    weights = g.kh * g.kw * lay.ic * lay.n
+    return g.in_h * g.in_w * lay.ic + weights + 16 * lay.n + g.out_h * g.out_w * lay.n
+
+
+def test_784_128_linear_splits_k_on_the_default_arch_at_the_compulsory_bytes():
+    """The 784x128 weights (98 KiB) exceed the weight scratchpad: K is split over channel tiles
+    and every byte still moves once (no mapping moves fewer, so it is the best)."""
+    a = default_arch()
+    fc0 = mapper_layers(mlp_graph(), a)["fc0"]
+    m = mapper.choose(fc0, a)
+    assert m.ct < 784 and m.nt == 128
+    assert mapper.cost(fc0, m, a)[0] == compulsory(fc0) == 784 + 784 * 128 + 16 * 128 + 128
+
+
+# ---- the traffic model is exact --------------------------------------------------------------
+
+def dram_check(graph, arch, batch: int = 1) -> list[dict]:
+    """Compile and simulate ``graph``; require bit-exact outputs and, for every GEMM layer,
+    mapped_dram_bytes == the simulated DRAM bytes. Returns the GEMM layers' metadata."""
+    p = compile_graph(graph, arch)
+    codes = random_codes(graph, batch)
+    r = simulate(p, arch, codes=codes)
+    assert np.array_equal(r.outputs, reference.run(graph, codes))
+    gemms = []
+    for info, stats in zip(p.layers, r.layers, strict=True):
+        if info["kind"] == "gemm":
+            assert info["mapped_dram_bytes"] == stats["dram_bytes"], info["name"]
+            gemms.append(info)
+    return gemms
+
+
+BIG_ACC = small_arch(acc_sram_bytes=1024, output_sram_bytes=1024, input_sram_bytes=1024)
+EXACT = {
+    "cnn@4x4": (cnn_graph, SMALL["4x4"]),
+    "cnn@tiny-input": (cnn_graph, SMALL["4x4-tiny-input"]),
+    "cnn@tiny-weight": (cnn_graph, SMALL["4x4-tiny-weight"]),
+    "strided@4x8": (strided_graph, SMALL["4x8"]),
+    "resblock@4x4": (resblock_graph, SMALL["4x4"]),
+    "grouped@4x4": (lambda: conv_graph(ic=8, oc=16, groups=4), SMALL["4x4"]),
+    "depthwise@4x8": (LAYERS["depthwise/2"], SMALL["4x8"]),
+    "dilated@tiny-input": (LAYERS["dilated"], SMALL["4x4-tiny-input"]),
+    "table@4x8": (lambda: conv_graph(relu=True, table=True), small_arch(
+        array_cols=8, param_sram_bytes=1024, acc_sram_bytes=1024, output_sram_bytes=1024)),
+    "1x1-s_outer": (lambda: conv_graph(hw=(16, 16), ic=16, oc=32, kernel=(1, 1),
+                                       padding=(0, 0, 0, 0)), BIG_ACC),
+    "mlp@default": (mlp_graph, default_arch()),
+}
+
+
+@pytest.mark.parametrize("case", EXACT)
+def test_mapped_dram_bytes_equal_the_simulated_ones(case):
+    make, arch = EXACT[case]
+    assert dram_check(make(), arch)
+
+
+def test_the_exact_cases_cover_every_kind_of_tiling():
+    covered = set()
+    for make, arch in EXACT.values():
+        p = compile_graph(make(), arch)
+        for info in p.layers:
+            if info["kind"] != "gemm":
+                continue
+            m, g = info["mapping"], mapper_layers(make(), arch)[info["name"]]
+            covered.add(m["order"])
+            covered |= {"c-tiles"} if m["ct"] < g.ic else set()
+            covered |= {"n-tiles"} if m["nt"] < g.n else set()
+            if (m["th"], m["tw"]) != (g.geom.out_h, g.geom.out_w) and g.geom.kh > 1:
+                covered.add("spatial tiles with halos")
+            covered |= {"group blocks"} if g.blocks > 1 else set()
+    assert covered == {"n_outer", "s_outer", "c-tiles", "n-tiles", "spatial tiles with halos",
+                       "group blocks"}
+
+
+FORCED_ARCH = small_arch(acc_sram_bytes=1024, output_sram_bytes=1024, param_sram_bytes=256)
+FORCED = [mapper.Mapping(*m) for m in [
+    (2, 3, 3, 4, "s_outer"), (2, 3, 3, 4, "n_outer"), (3, 2, 8, 4, "s_outer"),
+    (1, 6, 5, 8, "s_outer"), (6, 1, 2, 4, "n_outer"), (6, 6, 1, 4, "s_outer"),
+    (5, 2, 4, 8, "n_outer")]]
+# n-tiles that do not start on a column group of the array
+SPLIT_GROUPS = pytest.mark.xfail(strict=True, reason=(
+    "compiler bug: compiler.steps._Blobs.weights takes an n-tile's weights as whole array.cols "
+    "column groups (packed(b, block, (n0 + gc0) // cols)), so an n-tile starting inside a group "
+    "multiplies the wrong output channels' weights (wrong outputs, and DRAM bytes the model does "
+    "not predict). Latent: mapper.candidates only tries multiples of array.cols; fix before "
+    "adding smaller n-tiles"))
+FORCED += [pytest.param(mapper.Mapping(6, 6, 8, nt, "n_outer"), marks=SPLIT_GROUPS)
+           for nt in (1, 2, 3, 5)]
+
+
+@pytest.mark.parametrize("m", FORCED, ids=str)
+def test_the_model_is_exact_for_any_mapping_that_fits(m, monkeypatch):
+    """Not only the chosen mapping: steps emit exactly what the model counts for every tiling
+    and loop order (forced onto a padded 3x3 conv of 8 -> 8 channels on a 4x4 array)."""
+    g = conv_graph(relu=True)
+    assert mapper.fits(only_layer(g, FORCED_ARCH), m, FORCED_ARCH)
+    monkeypatch.setattr(mapper, "choose", lambda layer, arch: m)
+    (info,) = dram_check(g, FORCED_ARCH)
+    assert info["mapping"] == dataclasses.asdict(m)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "compiler bug: mapper.fold_count counts a kernel row's (kw, c) run as one run of codes, but "
+    "compiler.steps.folds cuts it at every kernel column when a c-tile holds fewer than all the "
+    "block's channels (their K rows are not consecutive), so block-scale bytes per fold are "
+    "undercounted: 19200 mapped vs 19584 moved"))
+def test_block_scaled_weights_with_channel_tiles_are_counted_exactly():
+    assert dram_check(blocked_graph(mode="mulzp", lut=False), SMALL["4x4-tiny-input"])
+
+
+# ---- the built-in models ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["digits_cnn", "mnist_cnn"])
+def test_builtin_models_move_at_most_1_3x_their_compulsory_bytes(name):
+    from qasic.flow import quantize_model
+    from qasic.models import get_model
+    from qasic.quant import QuantConfig
+
+    trained = get_model(name)
+    graph = quantize_model(trained, QuantConfig())
+    arch = default_arch()
+    p = compile_graph(graph, arch)
+    r = simulate(p, arch, trained.test_inputs[:2])
+    assert r.dram_bytes <= 1.3 * sum(info["compulsory_dram_bytes"] for info in p.layers)
+    for info, stats in zip(p.layers, r.layers, strict=True):
+        if info["kind"] == "gemm":
+            assert stats["dram_bytes"] == info["mapped_dram_bytes"], info["name"]
+
+
+# ---- layers that cannot fit ------------------------------------------------------------------
+
+def test_a_table_too_big_for_the_param_scratchpad_names_layer_limit_and_key():
+    a = small_arch(param_sram_bytes=128)  # two halves of 4 channels' parameters
+    g = conv_graph(relu=True, table=True)
+    msg = (r"^arch config: sram.param_bytes is too small for layer conv: the per-channel "
+           r"parameters and tables needs 320 bytes per half \(double-buffered\), the half holds "
+           r"64; raise sram.param_bytes$")
+    with pytest.raises(ConfigError, match=msg):
+        compile_graph(g, a)
+    lay = mapper.Layer(**{**only_layer(conv_graph(relu=True), a).__dict__, "table_bytes": 256})
+    with pytest.raises(ConfigError, match=msg):
+        mapper.exhaustive(lay, a)
+
+
+def test_a_kernel_too_big_for_the_weight_scratchpad_names_layer_limit_and_key():
+    a = small_arch(weight_sram_bytes=32)  # halves of 16 bytes: a 7x7 kernel has 49 K rows
+    g = conv_graph(hw=(8, 8), ic=1, oc=4, kernel=(7, 7), padding=(3, 3, 3, 3))
+    with pytest.raises(ConfigError, match=r"^arch config: sram.weight_bytes is too small for "
+                                          r"layer conv: the 49x4 weight tile needs 196 bytes "
+                                          r"per half .*the half holds 16; raise "
+                                          r"sram.weight_bytes$"):
+        compile_graph(g, a)
+    with pytest.raises(ConfigError, match="sram.weight_bytes is too small for layer conv"):
+        mapper.exhaustive(only_layer(g, a), a)
+
+
+@NT_BELOW_COLS
+def test_a_layer_that_fits_with_fewer_columns_is_mapped_not_refused():
+    a = small_arch(weight_sram_bytes=32)  # a 3x3 kernel of 1 channel for 1 output: 9 bytes
+    g = conv_graph(ic=4, oc=4)
+    best, _ = mapper.exhaustive(only_layer(g, a), a)
+    assert best.nt < a.array_cols
+    compile_graph(g, a)
