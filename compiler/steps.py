@@ -11,6 +11,7 @@ stores.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from functools import cache
 
@@ -79,7 +80,7 @@ def folds(g: GemmKernel, ic: int, c0: int, ct: int, rows: int) -> list[Fold]:
         cut = np.ones(len(krow), bool)
         cut[1:] = (np.diff(krow) != 1) | (np.diff(seg) != 0) | (np.diff(krow // size) != 0)
         starts = list(np.flatnonzero(cut)) + [len(krow)]
-        for a, b in zip(starts, starts[1:]):
+        for a, b in itertools.pairwise(starts):
             for s in range(a, b, rows):
                 k = min(rows, b - s)
                 out.append(Fold(kh, int(off[s]), k, int(krow[s]), int(krow[s] // size)
@@ -241,25 +242,25 @@ def _gemms(g: GemmKernel, arch: ArchConfig, src: Buffer, s, t, fl, woffs, wbase,
     geom, cols = g.geom, arch.array_cols
     _, th, _, tw = s
     _, bw = geom.band(th, tw)
-    bpix = src.nbytes(t[1])
-    nt = j[1]
+    bpix, nt = src.nbytes(t[1]), j[1]
+    fixed = {"inp_stride": geom.sw * bpix, "inp_line_stride": geom.sh * bw * bpix,
+             "wbits": g.wbits, "lut": int(g.lut is not None),
+             "lut_addr": pbase + nt * PARAM_BYTES_PER_CHANNEL if g.lut is not None else 0,
+             "bscale": g.block_mode, "afmt": src.encoding}
+    chunks = [(((l0 * geom.sh) * bw + r0 * geom.sw) * bpix, (l0 * tw + r0), lines, rows)
+              for l0, lines, r0, rows in _chunks(th, tw, arch.gemm_max_rows)]
+    groups = [(gi, gc0, min(cols, nt - gc0)) for gi, gc0 in enumerate(range(0, nt, cols))]
     out = []
     for fi, f in enumerate(fl):
-        for gi, gc0 in enumerate(range(0, nt, cols)):
-            gn = min(cols, nt - gc0)
-            acc_group = th * tw * gc0
-            for l0, lines, r0, rows in _chunks(th, tw, arch.gemm_max_rows):
-                inp = ibase + ((l0 * geom.sh + f.kh * geom.dh) * bw + r0 * geom.sw) * bpix \
-                    + src.nbytes(f.off)
+        row0 = ibase + f.kh * geom.dh * bw * bpix + src.nbytes(f.off)
+        acc = int(not (first and fi == 0))
+        for gi, gc0, gn in groups:
+            w_at, acc0 = wbase + woffs[fi][gi], th * tw * gc0
+            for inp, vec, lines, rows in chunks:
                 out.append(Instr("GEMM", {
-                    "inp_addr": inp, "inp_stride": geom.sw * bpix, "lines": lines,
-                    "inp_line_stride": geom.sh * bw * bpix, "rows": rows,
-                    "wgt_addr": wbase + woffs[fi][gi],
-                    "acc_addr": acc_group + (l0 * tw + r0) * gn, "k": f.k, "n": gn,
-                    "accumulate": int(not (first and fi == 0)), "wbits": g.wbits,
-                    "lut": int(g.lut is not None),
-                    "lut_addr": pbase + nt * PARAM_BYTES_PER_CHANNEL if g.lut is not None else 0,
-                    "bscale": g.block_mode, "afmt": src.encoding}))
+                    **fixed, "inp_addr": row0 + inp, "lines": lines, "rows": rows,
+                    "wgt_addr": w_at, "acc_addr": acc0 + vec * gn, "k": f.k, "n": gn,
+                    "accumulate": acc}))
     return out
 
 

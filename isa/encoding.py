@@ -11,11 +11,18 @@ from qasic.errors import ProgramFormatError
 from qasic.isa.table import BY_CODE, BY_NAME, HEADER, HEADER_BITS, WORD_BYTES, Field, Opcode
 
 TOKEN_FLAGS = tuple(f.name for f in HEADER[1:])
+
+
+def _range(f: Field) -> tuple[int, int]:
+    if f.signed:
+        return -(1 << (f.width - 1)), (1 << (f.width - 1)) - 1
+    return 0, (1 << f.width) - 1
+
+
 # per opcode: operand fields by name, and every operand's default (the first enum value or 0)
-_OPERANDS = {op.name: {f.name: f for f in op.fields[len(HEADER):]} for op in BY_NAME.values()}
-_RANGE = {f: (-(1 << (f.width - 1)), (1 << (f.width - 1)) - 1) if f.signed else
-          (0, (1 << f.width) - 1) for fields in _OPERANDS.values() for f in fields.values()}
-_DEFAULTS = {name: {k: f.enum[0] if f.enum else 0 for k, f in fields.items()}
+_OPERANDS = {op.name: {f.name: (f, *_range(f), frozenset(f.enum or ()))
+                       for f in op.fields[len(HEADER):]} for op in BY_NAME.values()}
+_DEFAULTS = {name: {k: e[0].enum[0] if e[0].enum else 0 for k, e in fields.items()}
              for name, fields in _OPERANDS.items()}
 
 
@@ -38,13 +45,13 @@ class Instr:
         fields = _OPERANDS[self.op]
         full = dict(_DEFAULTS[self.op])  # every field present: equal instructions compare equal
         for k, v in self.args.items():
-            f = fields.get(k)
-            if f is None:
+            entry = fields.get(k)
+            if entry is None:
                 raise ProgramFormatError(f"{self.op} has no field {k!r}; fields: "
                                          f"{sorted(fields)}")
-            lo, hi = _RANGE[f]
-            if f.enum or type(v) is not int or not lo <= v <= hi:
-                _check_value(spec, f, v)  # the slow path names what is wrong
+            f, lo, hi, enum = entry
+            if (v not in enum) if enum else (type(v) is not int or not lo <= v <= hi):
+                _check_value(spec, f, v)  # names what is wrong (or accepts a numpy integer)
                 v = v if isinstance(v, str) else int(v)
             full[k] = v
         object.__setattr__(self, "args", full)
