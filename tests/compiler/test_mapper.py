@@ -12,6 +12,7 @@ from qasic.arch.config import default_arch
 from qasic.compiler import compile_graph, mapper
 from qasic.errors import ConfigError
 from qasic.quant import reference
+from qasic.quant.graph import QGraph, QNode, TensorQ
 from qasic.sim import simulate
 from tests.archs import archs, small_arch
 from tests.compiler.convs import conv_graph, mapper_layers, mlp_graph, resblock_graph
@@ -239,3 +240,17 @@ def test_a_layer_that_fits_with_fewer_columns_is_mapped_not_refused():
     best, _ = mapper.exhaustive(only_layer(g, a), a)
     assert best.nt < a.array_cols
     compile_graph(g, a)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "compiler bug: compiler.vector.lut_steps never checks that its 256-byte table fits the "
+    "param scratchpad (128 bytes here); it emits a LOAD past the scratchpad's end"))
+def test_a_table_too_big_for_the_param_scratchpad_of_a_vector_kernel_is_refused():
+    tq = TensorQ(0.1, 0)
+    node = QNode("f", "lut", ("x",), "y", {"fn": "shuffle", "fn_args": {}},
+                 {"table": (np.arange(256) * 37) % 256 - 128})
+    g = QGraph("table", "x", "y", (node,), {"x": tq, "y": tq}, {"x": (4, 4, 8), "y": (4, 4, 8)})
+    compile_graph(g, SMALL["4x8"])  # 256 bytes of param scratchpad: fits
+    with pytest.raises(ConfigError, match=r"sram.param_bytes is too small for layer f: .*256 "
+                                          r"bytes.*raise sram.param_bytes"):
+        compile_graph(g, SMALL["4x4"])
