@@ -11,7 +11,8 @@ offset inside the same pixels, so their producers store straight into place.
 Activations are stored packed at their bit width (isa.table.ACT_ENCODINGS) when every access
 stays on byte boundaries: a pixel's channels, every channel offset, the array's folds
 (array.rows) and output tiles (array.cols) fill whole bytes, and a border fill repeats one
-byte (2- and 4-bit codes). Otherwise a tensor keeps one code per byte (sign-extended codes).
+byte (2- and 4-bit codes; 3-, 5-, 6- and 7-bit codes pack only where no reader pads them).
+Otherwise a tensor keeps one code per byte (sign-extended codes).
 """
 
 from __future__ import annotations
@@ -150,8 +151,8 @@ def storage_bits(graph: QGraph, kernels, aliases, views, arch, name: str) -> int
     whole bytes (module docstring), else 8."""
     tq = graph.tensors[name]
     bits = 8 if tq.is_fp else tq.bits
-    if bits == 8 or 8 % bits:
-        return 8
+    if bits == 8 or (8 % bits and _padded_reader(kernels, aliases, name)):
+        return 8  # a border fill repeats one byte: only 2- and 4-bit codes tile it
     c = image_shape(graph.shapes[name])[2]
     sizes = [c, arch.array_rows, arch.array_cols]
     sizes += [ch0 for v, (p, ch0) in views.items() if p == name]
@@ -165,6 +166,14 @@ def storage_bits(graph: QGraph, kernels, aliases, views, arch, name: str) -> int
     if any((s * bits) % 8 for s in sizes):
         return 8
     return bits
+
+
+def _padded_reader(kernels, aliases, name: str) -> bool:
+    """True when some kernel reads ``name`` with a padded border (filled on chip)."""
+    from qasic.compiler.fuse import pad4
+
+    return any(k.kind in ("gemm", "pool") and any(pad4(k.anchor.attrs.get("padding", 0)))
+               and any(resolve(t, aliases) == name for t in k.inputs) for k in kernels)
 
 
 def _same_storage(graph, kernels, aliases, views, stored: dict[str, int]) -> None:
