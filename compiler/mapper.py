@@ -75,11 +75,36 @@ class Layer:
 
 
 def fold_count(layer: Layer, ct: int, rows: int) -> int:
-    """Folds of one c-tile (compiler.steps.folds cuts the same runs; blocks may add cuts)."""
+    """Folds of one c-tile, cut as compiler.steps.folds cuts them: a kernel row's (kw, c) run is
+    contiguous in K only when the c-tile holds every channel (and dilation is 1); block-scaled
+    weights also cut at block boundaries (counted exactly for them)."""
     g = layer.geom
-    if g.dw == 1:
+    if layer.block_size:
+        return _blocked_folds(g.kh, g.kw, g.dw, layer.ic, ct, rows, layer.block_size)
+    if g.dw == 1 and ct == layer.ic:
         return g.kh * ceil(g.kw * ct / rows)
     return g.kh * g.kw * ceil(ct / rows)
+
+
+@lru_cache(maxsize=4096)
+def _blocked_folds(kh: int, kw: int, dw: int, ic: int, ct: int, rows: int, size: int) -> int:
+    """Average folds per c-tile of size ct (rounded up), cutting at block boundaries."""
+    total, tiles = 0, 0
+    for c0 in range(0, ic, ct):
+        n = min(ct, ic - c0)
+        for y in range(kh):
+            runs = []  # K rows of the run being built
+            for x in range(kw):
+                for c in range(n):
+                    k = (y * kw + x) * ic + c0 + c
+                    if runs and (k != runs[-1] + 1 or k // size != runs[-1] // size
+                                 or (dw != 1 and c == 0) or len(runs) == rows):
+                        total += 1
+                        runs = []
+                    runs.append(k)
+            total += bool(runs)
+        tiles += 1
+    return -(-total // tiles)
 
 
 def _tiles(total: int, size: int) -> list[tuple[int, int]]:
@@ -130,6 +155,9 @@ def fits(layer: Layer, m: Mapping, arch: ArchConfig) -> bool:
             and out <= arch.output_sram_bytes // 2
             and param_bytes(layer, m.nt) <= arch.param_sram_bytes // 2
             and m.th % g.pool == 0 and m.tw % g.pool == 0
+            # channel tiles start on whole bytes of packed codes
+            and (m.ct >= layer.ic or m.ct * layer.in_bits % 8 == 0)
+            and (m.nt >= layer.n or m.nt * layer.out_bits % 8 == 0)
             and weight_bytes(layer, m.ct, m.nt, arch.array_rows, arch.array_cols)
             <= arch.weight_sram_bytes // 2)
 
@@ -169,7 +197,7 @@ def estimate_cycles(layer: Layer, m: Mapping, arch: ArchConfig) -> int:
     """Compute cycles of the GEMMs (fold preload + stream), the closed form of sim.timing."""
     g, r, c = layer.geom, arch.array_rows, arch.array_cols
     folds = sum(n * fold_count(layer, ct, r) for ct, n in _sizes(layer.ic, m.ct))
-    groups = ceil(layer.n / c)
+    groups = sum(count * ceil(nt / c) for nt, count in _sizes(layer.n, m.nt))  # GEMM columns
     total = 0
     for th, nh in _sizes(g.out_h, m.th):
         for tw, nw in _sizes(g.out_w, m.tw):
@@ -187,8 +215,15 @@ def gemm_chunks(th: int, tw: int, max_rows: int) -> list[int]:
 
 
 def cost(layer: Layer, m: Mapping, arch: ArchConfig) -> tuple[int, int]:
+    """(DRAM bytes, estimated cycles). Steps overlap one another's loads, compute and stores
+    (double buffering), but a layer of few steps cannot hide its first load and last store:
+    cycles ~ max(compute, transfer) + min(compute, transfer) / steps + DRAM latency."""
+    g = layer.geom
     dram = sum(traffic(layer, m, arch).values())
-    return dram, max(estimate_cycles(layer, m, arch), ceil(dram / arch.dram_bytes_per_cycle))
+    steps = layer.blocks * ceil(g.out_h / m.th) * ceil(g.out_w / m.tw) * \
+        ceil(layer.n / m.nt) * ceil(layer.ic / m.ct)
+    comp, xfer = estimate_cycles(layer, m, arch), ceil(dram / arch.dram_bytes_per_cycle)
+    return dram, max(comp, xfer) + min(comp, xfer) // steps + arch.dram_latency_cycles
 
 
 def _divisions(total: int, most: int = 8) -> list[int]:
@@ -226,7 +261,8 @@ def candidates(layer: Layer, arch: ArchConfig) -> Iterator[Mapping]:
                  | {k * r for k in (1, 2, 4, 8) if k * r < layer.ic}, reverse=True)
     cts = [x for x in cts if x % step == 0 or x == layer.ic]
     nts = sorted({layer.n} | {min(layer.n, ceil(layer.n / k / c) * c) for k in range(1, 9)}
-                 | {k * c for k in (1, 2, 4) if k * c < layer.n}, reverse=True)
+                 | {k * c for k in (1, 2, 4) if k * c < layer.n}
+                 | {d for d in range(1, min(c, layer.n)) if c % d == 0}, reverse=True)
     tws = [t for t in _divisions(g.out_w) if t % g.pool == 0 or t == g.out_w]
     for order in ORDERS:
         for nt in nts:
@@ -237,16 +273,18 @@ def candidates(layer: Layer, arch: ArchConfig) -> Iterator[Mapping]:
                         yield Mapping(th, tw, ct, nt, order)
 
 
+DRAM_SLACK = 1.02  # mappings within 2% of the fewest DRAM bytes compete on cycles
+
+
 def choose(layer: Layer, arch: ArchConfig) -> Mapping:
-    """The candidate with the fewest DRAM bytes, then the fewest cycles."""
-    best, best_cost = None, None
-    for m in candidates(layer, arch):
-        k = cost(layer, m, arch)
-        if best_cost is None or k < best_cost:
-            best, best_cost = m, k
-    if best is None:
+    """The fastest candidate among those within DRAM_SLACK of the fewest DRAM bytes (DRAM
+    first, then cycles, without trading 4x the cycles for a few bytes)."""
+    scored = [(cost(layer, m, arch), m) for m in candidates(layer, arch)]
+    if not scored:
         raise ConfigError(_no_fit(layer, arch))
-    return best
+    least = min(k[0] for k, _ in scored)
+    return min((k[1], k[0], i, m) for i, (k, m) in enumerate(scored)
+               if k[0] <= least * DRAM_SLACK)[3]
 
 
 def exhaustive(layer: Layer, arch: ArchConfig) -> tuple[Mapping, tuple[int, int]]:

@@ -97,13 +97,12 @@ class _Blobs:
         self.post_table = post_table
         self._packed: dict = {}
 
-    def packed(self, b: int, block: GemmBlock, gi: int) -> np.ndarray:
-        """(K, row bytes) packed codes of column group gi of block b."""
-        key = (b, gi)
+    def packed(self, b: int, block: GemmBlock, n0: int, n: int) -> np.ndarray:
+        """(K, row bytes) packed codes of output channels [n0, n0 + n) of block b."""
+        key = (b, n0, n)
         if key not in self._packed:
-            cols = self.arch.array_cols
-            st = stored(self.g, block)[:, gi * cols:(gi + 1) * cols]
-            row = (st.shape[1] * self.g.wbits + 7) // 8
+            st = stored(self.g, block)[:, n0:n0 + n]
+            row = (n * self.g.wbits + 7) // 8
             raw = np.frombuffer(pack_bits(st, self.g.wbits), np.uint8)
             self._packed[key] = raw.reshape(len(st), row)
         return self._packed[key]
@@ -124,7 +123,7 @@ class _Blobs:
                         head += block.block_zero[f.blk, sl].astype(np.int8).tobytes()
                     parts.append(head)
                     at += len(head)
-                rows = self.packed(b, block, (n0 + gc0) // cols)[f.k0:f.k0 + f.k].tobytes()
+                rows = self.packed(b, block, n0 + gc0, gn)[f.k0:f.k0 + f.k].tobytes()
                 parts.append(rows)
                 at += len(rows)
             offs.append(row_offs)

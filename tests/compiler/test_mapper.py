@@ -30,22 +30,6 @@ LAYERS = {
     "dilated": lambda: conv_graph(hw=(8, 8), ic=4, dilation=(2, 2), padding=(2, 2, 2, 2)),
     "linear": lambda: mlp_graph((96, 40)),
 }
-# Where the exhaustive search finds a mapping more than 10% cheaper, it is always one with fewer
-# than array.cols output channels per n-tile: a smaller accumulator tile lets a spatial tile grow
-# (fewer halos, fewer input re-reads), and a smaller weight tile fits all of K.
-# mapper.candidates only tries n-tiles that are multiples of array.cols (or all of N).
-NT_BELOW_COLS = pytest.mark.xfail(strict=True, reason=(
-    "compiler bug: mapper.candidates never tries nt < array.cols, which the exhaustive search "
-    "finds up to 2.5x cheaper in DRAM bytes; add the divisors of array.cols to the n-tiles "
-    "(after fixing the weight blobs of such n-tiles: see SPLIT_GROUPS)"))
-MISSES = {("4x4", "3x3"), ("4x4", "1x1"), ("4x4", "1x3"), ("4x4", "dilated"),
-          ("8x4-fast-dram", "3x3"), ("8x4-fast-dram", "1x1"), ("8x4-fast-dram", "1x3"),
-          ("8x4-fast-dram", "dilated"), ("4x8", "1x3"), ("4x8", "dilated"),
-          ("4x4-tiny-weight", "3x3"), ("4x4-tiny-weight", "1x1"), ("4x4-tiny-weight", "3x3/2"),
-          ("4x4-tiny-weight", "1x3"), ("4x4-tiny-weight", "dilated"),
-          ("4x4-tiny-weight", "linear")}
-
-
 def only_layer(graph, arch) -> mapper.Layer:
     (layer,) = mapper_layers(graph, arch).values()
     return layer
@@ -54,8 +38,7 @@ def only_layer(graph, arch) -> mapper.Layer:
 # ---- the choice against the exhaustive search ----------------------------------------------
 
 @pytest.mark.parametrize("arch, layer", [
-    pytest.param(a, name, marks=[NT_BELOW_COLS] if (a, name) in MISSES else [])
-    for a in SMALL for name in LAYERS])
+    pytest.param(a, name) for a in SMALL for name in LAYERS])
 def test_choice_is_within_10_percent_of_the_exhaustive_best(arch, layer):
     a = SMALL[arch]
     lay = only_layer(LAYERS[layer](), a)
@@ -84,12 +67,14 @@ def compulsory(lay: mapper.Layer) -> int:
 
 def test_784_128_linear_splits_k_on_the_default_arch_at_the_compulsory_bytes():
     """The 784x128 weights (98 KiB) exceed the weight scratchpad: K is split over channel tiles
-    and every byte still moves once (no mapping moves fewer, so it is the best)."""
+    and every byte moves once, bar input re-reads within the mapper's 2% DRAM slack (bought
+    for fewer cycles)."""
     a = default_arch()
     fc0 = mapper_layers(mlp_graph(), a)["fc0"]
     m = mapper.choose(fc0, a)
-    assert m.ct < 784 and m.nt == 128
-    assert mapper.cost(fc0, m, a)[0] == compulsory(fc0) == 784 + 784 * 128 + 16 * 128 + 128
+    assert m.ct < 784
+    assert compulsory(fc0) == 784 + 784 * 128 + 16 * 128 + 128
+    assert compulsory(fc0) <= mapper.cost(fc0, m, a)[0] <= mapper.DRAM_SLACK * compulsory(fc0)
 
 
 # ---- the traffic model is exact --------------------------------------------------------------
@@ -156,15 +141,8 @@ FORCED = [mapper.Mapping(*m) for m in [
     (2, 3, 3, 4, "s_outer"), (2, 3, 3, 4, "n_outer"), (3, 2, 8, 4, "s_outer"),
     (1, 6, 5, 8, "s_outer"), (6, 1, 2, 4, "n_outer"), (6, 6, 1, 4, "s_outer"),
     (5, 2, 4, 8, "n_outer")]]
-# n-tiles that do not start on a column group of the array
-SPLIT_GROUPS = pytest.mark.xfail(strict=True, reason=(
-    "compiler bug: compiler.steps._Blobs.weights takes an n-tile's weights as whole array.cols "
-    "column groups (packed(b, block, (n0 + gc0) // cols)), so an n-tile starting inside a group "
-    "multiplies the wrong output channels' weights (wrong outputs, and DRAM bytes the model does "
-    "not predict). Latent: mapper.candidates only tries multiples of array.cols; fix before "
-    "adding smaller n-tiles"))
-FORCED += [pytest.param(mapper.Mapping(6, 6, 8, nt, "n_outer"), marks=SPLIT_GROUPS)
-           for nt in (1, 2, 3, 5)]
+# n-tiles that do not start on a column group of the array (their weights are packed apart)
+FORCED += [mapper.Mapping(6, 6, 8, nt, "n_outer") for nt in (1, 2, 3, 5)]
 
 
 @pytest.mark.parametrize("m", FORCED, ids=str)
@@ -178,11 +156,6 @@ def test_the_model_is_exact_for_any_mapping_that_fits(m, monkeypatch):
     assert info["mapping"] == dataclasses.asdict(m)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "compiler bug: mapper.fold_count counts a kernel row's (kw, c) run as one run of codes, but "
-    "compiler.steps.folds cuts it at every kernel column when a c-tile holds fewer than all the "
-    "block's channels (their K rows are not consecutive), so block-scale bytes per fold are "
-    "undercounted: 19200 mapped vs 19584 moved"))
 def test_block_scaled_weights_with_channel_tiles_are_counted_exactly():
     assert dram_check(blocked_graph(mode="mulzp", lut=False), SMALL["4x4-tiny-input"])
 
@@ -233,7 +206,6 @@ def test_a_kernel_too_big_for_the_weight_scratchpad_names_layer_limit_and_key():
         mapper.exhaustive(only_layer(g, a), a)
 
 
-@NT_BELOW_COLS
 def test_a_layer_that_fits_with_fewer_columns_is_mapped_not_refused():
     a = small_arch(weight_sram_bytes=32)  # a 3x3 kernel of 1 channel for 1 output: 9 bytes
     g = conv_graph(ic=4, oc=4)
