@@ -197,11 +197,14 @@ def float_outputs(module: Any, x: np.ndarray) -> np.ndarray:
 
 
 def in_layout_of(fp32: np.ndarray, quant: np.ndarray) -> np.ndarray:
-    """fp32 outputs arranged like the simulator's: image outputs NCHW -> NHWC."""
+    """fp32 outputs arranged like the simulator's: image outputs NCHW -> NHWC, sequence
+    outputs NCL -> N1LC."""
     if fp32.shape == quant.shape:
         return fp32
     if fp32.ndim == 4 and fp32.transpose(0, 2, 3, 1).shape == quant.shape:
         return fp32.transpose(0, 2, 3, 1)
+    if fp32.ndim == 3 and fp32.transpose(0, 2, 1)[:, None].shape == quant.shape:  # NCL
+        return fp32.transpose(0, 2, 1)[:, None]
     raise InputError(f"fp32 model outputs of shape {fp32.shape} do not match the quantized "
                      f"outputs {quant.shape}; the model must return one tensor")
 

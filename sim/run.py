@@ -11,7 +11,7 @@ from qasic.arch.config import ArchConfig
 from qasic.errors import InputError
 from qasic.isa.packing import dma_bytes
 from qasic.isa.program import Program
-from qasic.quant.graph import TensorQ
+from qasic.quant.graph import TensorQ, float_shape, to_internal
 from qasic.sim.energy import CATEGORIES, EnergyModel
 from qasic.sim.hazards import check_hazards
 from qasic.sim.machine import Machine
@@ -43,12 +43,11 @@ def input_codes(program: Program, x: np.ndarray) -> np.ndarray:
     spec = program.meta["input"]
     shape = tuple(spec["shape"])
     x = np.asarray(x, dtype=np.float64)
-    given, layout = tuple(x.shape), program.meta.get("input_layout")
-    if x.ndim == 4 and layout == "NCHW":
-        x = x.transpose(0, 2, 3, 1)
+    given, layout = tuple(x.shape), program.meta.get("input_layout") or "NCHW"
+    x = to_internal(x, layout)
     if x.shape[1:] != shape:
         # name the shape the caller passed and the one expected, both in the model's layout
-        want = (shape[2], *shape[:2]) if layout == "NCHW" and len(shape) == 3 else shape
+        want = float_shape(shape, layout)
         raise InputError(f"input of shape {given} does not fit program "
                          f"{program.meta.get('model')}: expected (batch, "
                          f"{', '.join(map(str, want))}) ({layout})")
