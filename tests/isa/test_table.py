@@ -138,7 +138,7 @@ def test_enum_field_out_of_range_names_the_field():
     ("POST", "out_zp", 128, "signed 8-bit"),
     ("POST", "lo", -129, "signed 8-bit"),
     ("LOAD", "dram_addr", 1 << 36, "36-bit"),
-    ("POOL", "sh", 16, "4-bit"),
+    ("POOL", "sh", 256, "8-bit"),
 ])
 def test_value_too_wide_names_op_and_field(op, field, value, kind):
     with pytest.raises(ProgramFormatError, match=rf"{op}\.{field} = {value} does not fit its "
