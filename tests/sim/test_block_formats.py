@@ -50,15 +50,18 @@ def test_folds_stay_inside_one_block_and_read_their_scale_row(size):
 
 
 def test_dram_holds_one_scale_byte_per_block_and_column():
-    """MXFP4-like: 4-bit codes plus 8 bits per 32 weights, i.e. 4.25 bits per weight."""
+    """MXFP4-like: 4-bit codes plus 8 bits per 32 weights, i.e. 4.25 bits per weight. A fold
+    reads its block's scale row just before its weights, so on a 16-row array (two folds per
+    block) the weight loads move one scale row per fold."""
     g = blocked_graph("shift", 32)
     p = compile_graph(g, ARCH)
     fc = next(i for i, layer in enumerate(p.layers) if layer["name"] == "fc")
-    scale_rows = {(ins["dram_addr"], ins["row_bytes"]) for ins, lid in zip(p.instrs, p.layer_ids)
-                  if lid == fc and ins.op == "LOAD" and ins["mem"] == "weight" and ins["rows"] == 1}
-    k = p.layers[fc]["k"]
-    assert len(scale_rows) == -(-k // 32)  # distinct DRAM scale rows: one per block
-    assert {rb for _, rb in scale_rows} == {10}  # one byte per output column
+    k, n = p.layers[fc]["k"], p.layers[fc]["n"]
+    moved = sum(ins["planes"] * ins["rows"] * ins["row_bytes"]
+                for ins, lid in zip(p.instrs, p.layer_ids)
+                if lid == fc and ins.op == "LOAD" and ins["mem"] == "weight")
+    folds = -(-k // ARCH.array_rows)
+    assert moved == k * -(-n * 4 // 8) + folds * n
 
 
 def test_blocks_out_of_the_array_order_are_refused():
@@ -91,12 +94,25 @@ def test_a_shift_of_the_accumulator_width_wraps_to_zero(gemm_path):
 
 
 def test_zero_point_rows_follow_the_scale_rows():
+    """A mulzp GEMM finds its n scale bytes at wgt_addr and the n signed zero points after
+    them (the fold's block, from the layer's parameters)."""
     g = blocked_graph("mulzp", 32, lut=False)
     p = compile_graph(g, ARCH)
-    gemm = next(i for i in p.instrs if i.op == "GEMM" and i["bscale"] == "mulzp")
-    loads = [i for i in p.instrs if i.op == "LOAD" and i["mem"] == "weight"
-             and i["sram_addr"] in (gemm["wgt_addr"], gemm["wgt_addr"] + gemm["n"])]
-    assert [ld["row_bytes"] for ld in loads[:2]] == [gemm["n"], gemm["n"]]
+    node = next(nd for nd in g.nodes if "block_zero" in nd.params)
+    seen = []
+
+    def hook(i, ins, m):
+        if ins.op == "GEMM" and ins["bscale"] == "mulzp" and not seen:
+            at, n = ins["wgt_addr"], ins["n"]
+            seen.append((m.mem["weight"][0, at:at + n].copy(),
+                         m.mem["weight"][0, at + n:at + 2 * n].view(np.int8).copy(), n))
+
+    m = Machine(p, ARCH, 1)
+    m.write_region(p.meta["input"]["tensor"], random_codes(g, 1))
+    m.run(hook)
+    scales, zeros, n = seen[0]
+    np.testing.assert_array_equal(scales, np.asarray(node.params["block_scale"])[:n, 0])
+    np.testing.assert_array_equal(zeros, np.asarray(node.params["block_zero"])[:n, 0])
     e = simulate(p, ARCH, codes=random_codes(g, 2)).energy_pj
     e_mul = simulate(compile_graph(blocked_graph("mul", 32, lut=False), ARCH), ARCH,
                      codes=random_codes(g, 2)).energy_pj
