@@ -43,10 +43,14 @@ def test_fp4_stores_4_bit_codes_not_decoded_values():
     k2 = next(i for i, layer in enumerate(p.layers) if layer["name"] == "conv2")
     load = next(ins for ins, lid in zip(p.instrs, p.layer_ids)
                 if lid == k2 and ins.op == "LOAD" and ins["mem"] == "weight")
-    assert (load["rows"], load["row_bytes"]) == (144, 8)  # 16 codes x 4 bits per row
+    nt = p.layers[k2]["mapping"]["nt"]
+    assert load["planes"] * load["rows"] * load["row_bytes"] == 144 * nt // 2  # 4 bits a code
     c = p.region("constants")
-    blob = p.constants[load["dram_addr"] - c.addr:][:144 * 8]
-    np.testing.assert_array_equal(unpack_bits(blob, 144, 16, 4) & 15, kn[:, :16])
+    blob = p.constants[load["dram_addr"] - c.addr:][:144 * nt // 2]
+    # fold-major: each fold of 16 K rows holds its column groups of 16 codes (8 bytes a row)
+    groups = nt // 16
+    rows = [blob[(f * groups) * 128:(f * groups) * 128 + 128] for f in range(144 // 16)]
+    np.testing.assert_array_equal(unpack_bits(b"".join(rows), 144, 16, 4) & 15, kn[:, :16])
     assert not np.array_equal(kn[:, :16], conv2.params["weight"].reshape(32, -1).T[:, :16])
 
 
@@ -131,15 +135,16 @@ def _fp8_big_e5m2(c1: int) -> QGraph:
 
 
 def test_blas_falls_back_to_numba_where_float64_could_round():
-    """FP8 E4M3 activations (levels up to 229376) x E5M2 weights near 57344 << 16: a fold of 16
-    can sum to 2^53.6, past float64's exact integers. Those GEMMs run on the kernel, exact."""
-    g = _fp8_big_e5m2(c1=2)  # conv2: K = 18, two folds
+    """FP8 E4M3 activations (levels up to 229376) x E5M2 weights near 57344 << 16: a fold of 12
+    (one kernel row of 3 pixels x 4 channels, read straight from the band) can sum to 2^53.4,
+    past float64's exact integers. Those GEMMs run on the kernel, exact."""
+    g = _fp8_big_e5m2(c1=4)  # conv2: K = 36, three folds of 12
     arch = arch_for(g, ARCH)
-    assert arch.acc_bits == 55  # 229376 * 18 * 57344 << 16 < 2^54
+    assert arch.acc_bits == 56  # 229376 * 36 * 57344 << 16 < 2^55
     x = random_codes(g, 4)
     want = reference.run(g, x)
     gemms = [i for i in compile_graph(g, arch).instrs if i.op == "GEMM"]
-    wide = sum(1 for i in gemms if i["lut"] and i["k"] == 16)  # conv2's k = 2 folds stay exact
+    wide = sum(1 for i in gemms if i["lut"] and i["k"] == 12)
     for path in ("blas", "auto"):
         out, calls = _gemm_paths(g, arch, x, path)
         np.testing.assert_array_equal(out, want)
