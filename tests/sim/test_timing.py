@@ -91,7 +91,9 @@ def test_queues_overlap_but_never_beat_the_busiest_queue(graph, arch):
         busy[ins.queue] += duration(ins, a)[0]
     serial = sum(duration(ins, a)[1] for ins in p.instrs)
     assert max(busy.values()) <= t.total < serial
-    if graph == "cnn":  # enough steps that queues overlap even counting issue cycles only
+    # on the small arrays the cnn takes enough steps that the queues overlap even counting
+    # issue cycles only (on the default arch each of its layers is one or two steps)
+    if graph == "cnn" and arch != "default":
         assert t.total < sum(busy.values())
 
 
