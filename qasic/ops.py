@@ -1,0 +1,163 @@
+"""The op registry: one row per QGraph op kind, joining what each layer of the stack does with it.
+
+Each layer keeps its own table (capture: ``quant.handlers.HANDLERS``; integer semantics:
+``quant.reference``; float executor: ``quant.fgraph``; calibration: ``quant.calibrate``;
+lowering: ``compiler.fuse.PATTERNS`` and the kernel kinds; execution: the simulator's
+instructions, their timing (``sim.timing.duration``) and energy (``sim.energy.EnergyModel``)).
+This module only joins them, so a new op is a row in each table and this registry shows where
+one is missing (``missing``; tests/test_ops.py holds every op to it). ``python -m qasic.ops
+--write`` regenerates the "How each op runs" section of docs/ops.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+# kernel kind -> (instructions it emits, the unit that runs it); compiler.fuse documents kinds
+KERNEL_KINDS = {
+    "gemm": (("LOAD", "GEMM", "POST", "POOL", "STORE"),
+             "systolic array + post-processing unit (requantize, clamp, table)"),
+    "pool": (("LOAD", "POOL", "STORE"), "vector unit"),
+    "ew": (("LOAD", "ADD", "STORE"), "vector unit"),
+    "lut": (("LOAD", "LUT", "STORE"), "vector unit (2^B-byte table)"),
+    "copy": (("LOAD", "LUT", "STORE"), "DMA (one store per phase) + vector unit"),
+    "concat": ((), "none: inputs are views of the output buffer"),
+    "alias": ((), "none: the same bytes, another shape"),
+}
+# ops the golden reference defines but the compiler does not lower yet, and why
+NOT_LOWERED = {
+    "upsample_bilinear": "needs edge-replicating band loads and phase-interleaved stores; "
+                         "captured and defined in the golden reference only",
+}
+
+
+# the smallest valid operands of an instruction (for the timing and energy probe)
+_SMALLEST = {"LOAD": {"planes": 1, "rows": 1, "row_bytes": 1},
+             "STORE": {"planes": 1, "rows": 1, "row_bytes": 1},
+             "GEMM": {"lines": 1, "rows": 1, "k": 1, "n": 1, "wbits": 8},
+             "POST": {"rows": 1, "n": 1},
+             "POOL": {"h": 1, "w": 1, "c": 1, "kh": 1, "kw": 1, "sh": 1, "sw": 1},
+             "ADD": {"count": 1}, "LUT": {"count": 1}}
+
+
+@dataclass(frozen=True)
+class OpRow:
+    op: str
+    params: tuple[str, ...]        # what the QNode carries (quant.graph.OPS)
+    reference: str                 # the golden reference function
+    float_fn: str                  # the float executor's function
+    shares_input_encoding: bool    # calibration: output keeps the input's TensorQ
+    kinds: tuple[str, ...]         # kernel kinds it runs in (first: alone; then fused)
+    instructions: tuple[str, ...]  # instructions of those kernels
+
+    @property
+    def lowered(self) -> bool:
+        return bool(self.kinds)
+
+
+def rows() -> list[OpRow]:
+    from qasic.compiler.fuse import PATTERNS
+    from qasic.quant import fgraph, reference
+    from qasic.quant.calibrate import SHARES_INPUT
+    from qasic.quant.graph import OPS
+
+    out = []
+    for op, params in OPS.items():
+        kinds = tuple(dict.fromkeys(kind for pattern, kind in sorted(
+            PATTERNS, key=lambda p: (len(p[0]), p[0])) if op in pattern))
+        instrs = KERNEL_KINDS[kinds[0]][0] if kinds else ()  # when it runs alone
+        out.append(OpRow(op, tuple(params), _name(reference._OPS, op), _name(fgraph._OPS, op),
+                         op in SHARES_INPUT, kinds, instrs))
+    return out
+
+
+def _name(table: dict, op: str) -> str:
+    fn = table.get(op)
+    if fn is None:
+        return ""
+    name = getattr(fn, "__name__", "<lambda>")
+    return name if name != "<lambda>" else f'_OPS["{op}"]'
+
+
+def missing() -> list[str]:
+    """Every gap: an op without a reference, a float executor or a lowering (unless listed in
+    NOT_LOWERED), and every instruction a kernel kind names that the ISA, the simulator, the
+    timing model or the energy model lacks."""
+    from qasic.arch.config import default_arch
+    from qasic.isa.encoding import Instr
+    from qasic.isa.table import BY_NAME
+    from qasic.sim.energy import EnergyModel
+    from qasic.sim.machine import _EXEC
+    from qasic.sim.timing import duration
+
+    arch, gaps = default_arch(), []
+    for r in rows():
+        if not r.reference:
+            gaps.append(f"{r.op}: no golden reference function")
+        if not r.float_fn:
+            gaps.append(f"{r.op}: no float executor")
+        if not r.lowered and r.op not in NOT_LOWERED:
+            gaps.append(f"{r.op}: no compiler pattern")
+    for name in sorted({i for k in KERNEL_KINDS.values() for i in k[0]}):
+        if name not in BY_NAME or name not in _EXEC:
+            gaps.append(f"{name}: not in the ISA table or the simulator")
+            continue
+        try:
+            ins = Instr(name, _SMALLEST.get(name, {}))
+            duration(ins, arch)
+            EnergyModel(arch).instr(ins)
+        except Exception as e:  # noqa: BLE001  (a missing branch shows as any error)
+            gaps.append(f"{name}: timing or energy fails: {e}")
+    return gaps
+
+
+def markdown() -> str:
+    lines = ["## How each op runs", "",
+             ("Generated by `python -m qasic.ops --write` from `qasic/ops.py`, which joins the "
+             "tables of each layer; do not edit."), "",
+             ("| op | golden reference | kernel kinds (alone, then fused into) | instructions "
+             "(alone) | unit |"),
+             "|---|---|---|---|---|"]
+    for r in rows():
+        if r.lowered:
+            unit = KERNEL_KINDS[r.kinds[0]][1]
+            lines.append(f"| `{r.op}` | `reference.{r.reference}` | {', '.join(r.kinds)} | "
+                         f"{', '.join(r.instructions) or 'none'} | {unit} |")
+        else:
+            lines.append(f"| `{r.op}` | `reference.{r.reference}` | not lowered | – | "
+                         f"{NOT_LOWERED.get(r.op, '')} |")
+    lines += ["", ("Timing of every instruction: `sim/timing.py` (closed forms); energy: "
+              "`sim/energy.py` with the cited rows of `arch/energy_45nm.toml` "
+              "(see docs/energy.md)."), ""]
+    return "\n".join(lines)
+
+
+MARKER = "## How each op runs"
+
+
+def write(path: Path) -> None:
+    text = path.read_text()
+    head = text.split(MARKER)[0].rstrip() + "\n\n"
+    path.write_text(head + markdown())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="the op registry")
+    ap.add_argument("--write", action="store_true", help="regenerate docs/ops.md's section")
+    args = ap.parse_args(argv)
+    path = Path(__file__).resolve().parent.parent / "docs" / "ops.md"
+    if args.write:
+        write(path)
+        print(f"wrote {path}")
+    else:
+        print(markdown())
+    gaps = missing()
+    for g in gaps:
+        print(f"missing: {g}")
+    return 1 if gaps else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
