@@ -48,7 +48,7 @@ How the accelerator computes with each format (weights x INT8 activations):
   output channel, for every format).
 
 MAC energy is `EnergyModel.mac_pj` of the chosen PE relative to an INT8 x INT8 MAC (cited
-ratios: FP8 MAC 1.0-1.6x INT8; FP4 ~ INT4 with block fixed-point accumulation; shared/reference).
+ratios: FP8 MAC 1.0-1.6x INT8; FP4 ~ INT4 with block fixed-point accumulation; docs/energy.md).
 """
 
 

@@ -26,7 +26,7 @@ Bit-width sets the price twice, each the way the hardware pays it:
   with narrow weights is an array built narrow (``qasic.flow.arch_for``), and a design point with
   wide-exponent minifloat weights gets shift-add PEs (a native FP-weight MAC: significand
   multiplier + exponent shift) when they are cheaper than a multiplier of the decoded width.
-  FP8 E4M3 then costs 1.45x an INT8 MAC (cited range 1.0-1.6x, shared/reference/energy.md);
+  FP8 E4M3 then costs 1.45x an INT8 MAC (cited range 1.0-1.6x, docs/energy.md);
   decoded to 19-bit integers it would cost 2.0x. FP4 E2M1 stays on 5-bit integer PEs (1.15x
   INT4): with block fixed-point accumulation FP4 ~ INT4;
 - SRAM and DRAM are priced per bit actually moved, and weights are stored packed, so a 4-bit

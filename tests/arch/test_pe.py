@@ -36,7 +36,7 @@ def test_significand_widths_of_the_minifloats():
 
 def test_mac_prices_follow_the_cited_format_ratios():
     """FP8 E4M3 1.0-1.6x an INT8 MAC on shift-add PEs (2x decoded to 19-bit integers);
-    FP4 ~ INT4 on 5-bit integer PEs (shared/reference/energy.md)."""
+    FP4 ~ INT4 on 5-bit integer PEs (docs/energy.md)."""
     e = EnergyModel(default_arch())
     int8, int4 = e.mac_pj(8, 8), e.mac_pj(8, 4)
     assert 1.0 <= e.mac_pj(8, 5, 4) / int8 <= 1.6
