@@ -46,13 +46,16 @@ def dma(op: str, mem: str, dram: int, sram: int, row_bytes: int, rows: int = 1,
 
 
 def band_loads(src: Buffer, mem: str, base: int, c0: int, ct: int, iy0: int, ix0: int,
-               bh: int, bw: int, pad_code: int) -> list[Instr]:
+               bh: int, bw: int, pad_code: int, edge: bool = False) -> list[Instr]:
     """Load input rows [iy0, iy0 + bh) x columns [ix0, ix0 + bw) x channels [c0, c0 + ct) of
-    ``src`` into a dense band at ``base``; positions outside the image get ``pad_code``."""
+    ``src`` into a dense band at ``base``; positions outside the image get ``pad_code``, or with
+    ``edge`` the nearest pixel inside it (replicated by zero DMA strides)."""
     bpix = src.nbytes(ct)
     vy0, vy1 = max(iy0, 0), min(iy0 + bh, src.h)
     vx0, vx1 = max(ix0, 0), min(ix0 + bw, src.w)
     line = bw * bpix
+    if edge:
+        return _edge_band(src, mem, base, c0, ct, (iy0, vy0, vy1, bh), (ix0, vx0, vx1, bw))
     out: list[Instr] = []
     fill = fill_byte(pad_code, src.bits)
     if vy1 <= vy0 or vx1 <= vx0:  # the whole band is padding
@@ -79,6 +82,30 @@ def band_loads(src: Buffer, mem: str, base: int, c0: int, ct: int, iy0: int, ix0
     if right:
         out += dma("LOAD", mem, 0, base + top * line + (bw - right) * bpix, right * bpix,
                    planes=rows_in, sram_plane=line, fill=fill)
+    return out
+
+
+def _edge_band(src: Buffer, mem: str, base: int, c0: int, ct: int, rows, cols) -> list[Instr]:
+    """A band whose border repeats the image's edge pixels: each band row reads its clamped
+    image row (a zero plane stride repeats the first or last row), and the columns left and
+    right of the image repeat its first or last pixel (a zero row stride)."""
+    iy0, vy0, vy1, bh = rows
+    ix0, vx0, vx1, bw = cols
+    bpix, line = src.nbytes(ct), bw * src.nbytes(ct)
+    left, right = vx0 - ix0, ix0 + bw - vx1
+    out: list[Instr] = []
+    for r0, n, y, stride in ((0, vy0 - iy0, 0, 0), (vy0 - iy0, vy1 - vy0, vy0, src.w * src.pix),
+                             (vy1 - iy0, iy0 + bh - vy1, src.h - 1, 0)):
+        if n <= 0:
+            continue
+        at = base + r0 * line
+        out += dma("LOAD", mem, src.pixel_addr(y, vx0, c0), at + left * bpix, bpix,
+                   rows=vx1 - vx0, dram_stride=src.pix, sram_stride=bpix, planes=n,
+                   dram_plane=stride, sram_plane=line)
+        for count, x, where in ((left, 0, at), (right, src.w - 1, at + (bw - right) * bpix)):
+            if count:
+                out += dma("LOAD", mem, src.pixel_addr(y, x, c0), where, bpix, rows=count,
+                           sram_stride=bpix, planes=n, dram_plane=stride, sram_plane=line)
     return out
 
 

@@ -8,7 +8,9 @@ Kernel kinds (how compiler.pipeline lowers each):
     pool    max- or average-pooling on the vector unit (POOL)
     ew      elementwise add / multiply of two tensors (ADD), + clamp
     lut     any function of one activation code: a 2^B-byte table (LUT)
-    copy    nearest-neighbour upsampling (and plain copies): DMA only
+    copy    nearest-neighbour upsampling (and plain copies): DMA and a table copy
+    bilinear  2x bilinear upsampling: four depthwise 2x2 convs on the array (one per output
+            phase, weights (1, 3) x (3, 1)), edge pixels repeated, stores interleaved
     concat  nothing to run: the inputs are views of the output buffer (compiler.memory)
     alias   nothing to run: a view of the same bytes with another shape (flatten, reshape)
 """
@@ -39,7 +41,8 @@ PATTERNS: tuple[tuple[tuple[str, ...], str], ...] = tuple(sorted(
     + [((op, *act), "ew") for op in ("add", "mul") for act in [(c,) for c in _CLAMPS] + [()]]
     + [(("maxpool2d",), "pool"), (("avgpool2d",), "pool")]
     + [(("lut",), "lut"), (("relu",), "lut"), (("clamp",), "lut")]
-    + [(("upsample_nearest",), "copy"), (("concat",), "concat")]
+    + [(("upsample_nearest",), "copy"), (("upsample_bilinear",), "bilinear")]
+    + [(("concat",), "concat")]
     + [(("flatten",), "alias"), (("reshape",), "alias")],
     key=lambda p: -len(p[0])))
 SUPPORTED_OPS = sorted({op for pattern, _ in PATTERNS for op in pattern})

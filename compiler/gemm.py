@@ -109,6 +109,7 @@ class GemmKernel:
     block_mode: str = "none"
     post_table: np.ndarray | None = None   # fused function of the output code, or None
     pad_code: int = 0                      # the input code a padded position holds
+    edge: bool = False                     # padded positions repeat the edge pixel instead
 
     @property
     def name(self) -> str:

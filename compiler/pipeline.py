@@ -121,6 +121,8 @@ def _lower(graph, k: Kernel, arch, buffers, flat_src, consts, const_base):
     moved = sum(b.payload for b in src) + dst.payload
     if k.kind == "gemm":
         return _lower_gemm(graph, k, arch, src[0], dst, flat_src, consts, const_base, info)
+    if k.kind == "bilinear":
+        return _lower_bilinear(graph, k, arch, src[0], dst, consts, const_base, info)
     if k.kind == "pool":
         steps = pool_steps(k, graph, arch, src[0], dst, consts, const_base)
         info["compulsory_dram_bytes"] = moved + (24 if k.anchor.op == "avgpool2d" else 0)
@@ -155,6 +157,47 @@ def _lower_gemm(graph, k: Kernel, arch, src: Buffer, dst: Buffer, flat_src, cons
                 mapped_dram_bytes=sum(mapper.traffic(layer, m, arch).values()),
                 compulsory_dram_bytes=weight_bytes_true(g) + params + src.payload
                 + dst.payload)
+    return steps, info
+
+
+# per output phase: the taps' weights along one axis (rows i-1, i or i, i+1) and the padding
+_PHASE = {0: ((1, 3), (1, 0)), 1: ((3, 1), (0, 1))}
+
+
+def _lower_bilinear(graph, k: Kernel, arch, src: Buffer, dst: Buffer, consts, const_base, info):
+    """2x bilinear upsampling (align_corners False) as four depthwise 2x2 convs, one per output
+    phase (a, b): out[2y + a, 2x + b] = sum of w_a[i] w_b[j] x[y + a - 1 + i, x + b - 1 + j]
+    with the image's edge pixels repeated, the reference's weights (summing to 16) and one
+    requantization (quant.reference upsample_bilinear). Each phase stores into every other
+    pixel of every other row of the output."""
+    node = k.anchor
+    h, w, c = image_shape(graph.shapes[node.inputs[0]])
+    steps, state, macs = [], {}, 0
+    for a in (0, 1):
+        for b in (0, 1):
+            (wy, (pt, pb)), (wx, (pl, pr)) = _PHASE[a], _PHASE[b]
+            weight = np.outer(wy, wx).astype(np.int64)[None, :, :, None].repeat(c, axis=0)
+            name = f"{node.name}.phase{a}{b}"
+            conv = QNode(name, "conv2d", node.inputs, name,
+                         {"stride": (1, 1), "padding": (pt, pl, pb, pr), "dilation": (1, 1),
+                          "groups": c},
+                         {"weight": weight, "bias": np.zeros(c, np.int64),
+                          "multiplier": np.repeat(np.asarray(node.params["multiplier"]), c),
+                          "shift": np.repeat(np.asarray(node.params["shift"]), c)},
+                         weight_bits=5, weight_format="int5")
+            phase = replace(graph, tensors={**graph.tensors, name: graph.tensors[node.output]},
+                            shapes={**graph.shapes, name: (h, w, c)})
+            kernel = Kernel("gemm", (conv,))
+            g = replace(lower_gemm(phase, kernel, {}, arch), edge=True)
+            _check_operands(g, arch)
+            _check_activations(phase, kernel, arch)
+            view = Buffer(name, dst.addr + (a * dst.w + b) * dst.pix, h, dst.w, c, 2 * dst.pix,
+                          dst.off, dst.encoding)
+            m = mapper.choose(mapper_layer(g, src, view, 0), arch)
+            steps += gemm_steps(g, m, arch, src, view, consts, const_base, state=state)
+            macs += g.geom.macs
+    info.update(macs=macs, m=dst.h * dst.w, k=4, n=c, groups=c,
+                compulsory_dram_bytes=src.payload + dst.payload + 16 * c)
     return steps, info
 
 

@@ -151,12 +151,19 @@ def _loop(order: str, ntiles, spatial, ctiles):
 
 
 def gemm_steps(g: GemmKernel, m: mapper.Mapping, arch: ArchConfig, src: Buffer, dst: Buffer,
-               consts: Constants, const_base: int, post_table: bytes = b"") -> list[Step]:
+               consts: Constants, const_base: int, post_table: bytes = b"",
+               state: dict | None = None) -> list[Step]:
+    """``state`` carries which half each operand used last, for several GEMMs in one kernel."""
     geom, half = g.geom, halves(arch)
     blobs = _Blobs(g, arch, consts, const_base, post_table)
     spatial = [(oy, th, ox, tw) for oy, th in _tiles(geom.out_h, m.th)
                for ox, tw in _tiles(geom.out_w, m.tw)]
-    state = {"w": None, "p": None, "b": None, "wn": 0, "pn": 0, "bn": 0, "out": 0}
+    if state is None:
+        state = {}
+    for key, first in (("w", None), ("p", None), ("b", None), ("wn", 0), ("pn", 0), ("bn", 0),
+                       ("out", 0)):
+        state.setdefault(key, first)
+    state["w"] = state["p"] = state["b"] = None  # a new kernel's operands are not on chip
     steps = []
     for b, block in enumerate(g.blocks):
         ntiles, ctiles = _tiles(block.n, m.nt), _tiles(block.ic, m.ct)
@@ -232,7 +239,7 @@ def _load_band(step: Step, state, g: GemmKernel, src: Buffer, block, b, s, t, nc
         state["bn"] += 1
         step.loads += band_loads(src, "input", state["bbase"], block.c0 + t[0], t[1],
                                  oy * geom.sh - geom.pt, ox * geom.sw - geom.pl, bh, bw,
-                                 g.pad_code)
+                                 g.pad_code, g.edge)
     return state["bbase"]
 
 
