@@ -23,7 +23,7 @@ aten = torch.ops.aten
 SUPPORTED = (
     "conv1d/conv2d/convolution (any stride, padding incl. 'same'/'valid', dilation, groups)",
     "linear/addmm/mm",
-    "batch_norm (right after conv/linear; folded)",
+    "batch_norm (folded into the conv/linear before it, else a depthwise 1x1 conv)",
     "flatten/view/reshape/squeeze/unsqueeze/permute (to (batch, features), or size-1 axes)",
     "dropout (eval)/clone/alias/contiguous/detach/to (same dtype)",
 )
@@ -168,10 +168,29 @@ def _fold_bn(b: Any, node: Any, x: Any, gamma: Any, beta: Any, mean: Any, var: A
     src = node.args[0]
     if prev is None or prev.op not in ("conv2d", "linear") or b.origin.get(x.name) is not src \
             or len(src.users) != 1:
-        b.fail(node, "batch_norm must directly follow a conv2d or linear whose output "
-                     "nothing else uses (it is folded into that layer)")
+        return _standalone_bn(b, node, x, _np(gamma), _np(beta), _np(mean), _np(var), eps)
     b.replace(fold_batch_norm(prev, _np(gamma), _np(beta), _np(mean), _np(var), eps))
     return x
+
+
+def _standalone_bn(b: Any, node: Any, x: Act, gamma, beta, mean, var, eps: float) -> Act:
+    """A batch norm with no layer to fold into (DenseNet's BN -> ReLU -> conv after a concat)
+    is a per-channel scale and shift: a depthwise 1x1 conv (groups = C) on an image, a
+    diagonal linear layer on a vector."""
+    c = len(mean)
+    identity = {"weight": np.eye(c), "bias": np.zeros(c)}
+    if len(b.shapes[x.name]) == 3:
+        layer = b.add(node, "conv2d", (x.name,),
+                      {"stride": (1, 1), "dilation": (1, 1), "groups": c,
+                       "padding": (0, 0, 0, 0)},
+                      {"weight": np.ones((c, 1, 1, 1)), "bias": np.zeros(c)})
+    elif len(b.shapes[x.name]) == 1:
+        layer = b.add(node, "linear", (x.name,), {}, identity)
+    else:
+        b.fail(node, f"batch_norm on a {len(b.shapes[x.name]) + 1}-D activation with no "
+                     "conv2d or linear before it")
+    b.replace(fold_batch_norm(b.nodes[layer.name], gamma, beta, mean, var, eps))
+    return layer
 
 
 def fold_batch_norm(layer: Any, gamma: np.ndarray | None, beta: np.ndarray | None,

@@ -129,11 +129,9 @@ def test_gemmini_like_dram_is_near_compulsory(family):
     assert sim.dram_bytes / compulsory <= 1.5
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "quant folds a BatchNorm only into the conv/linear right before it; torchvision's DenseNet "
-    "(BN-ReLU-conv, the BN reading a concatenation) is refused at capture. A BN with no conv "
-    "before it is a per-channel affine: a depthwise 1x1 conv2d (groups = C) would run it"))
 def test_torchvision_order_densenet_is_bit_exact():
+    """torchvision's DenseNet order (BN -> ReLU -> conv, each BN reading a concatenation): a BN
+    with no layer before it runs as a depthwise 1x1 conv."""
     _, _, sim, ref = run("densenet_preact", "gemmini_like")
     assert np.array_equal(sim.outputs, ref)
 

@@ -85,6 +85,15 @@ def test_unsupported_function_names_node_target_and_supported_ops():
     assert "\n" not in msg
 
 
+def test_a_batch_norm_with_no_layer_before_it_is_a_depthwise_conv_or_a_diagonal_linear():
+    img = capture(nn.Sequential(nn.ReLU(), nn.BatchNorm2d(4)).eval(), torch.zeros(1, 4, 3, 3))
+    vec = capture(nn.Sequential(nn.ReLU(), nn.BatchNorm1d(4)).eval(), torch.zeros(1, 4))
+    conv, lin = img.nodes[-1], vec.nodes[-1]
+    assert (conv.op, conv.attrs["groups"], conv.params["weight"].shape) == ("conv2d", 4,
+                                                                           (4, 1, 1, 1))
+    assert lin.op == "linear" and np.count_nonzero(lin.params["weight"]) == 4
+
+
 def test_unsupported_module_names_its_path():
     model = nn.Sequential(nn.Linear(4, 4), nn.Softmax(dim=1))
     with pytest.raises(UnsupportedOpError, match=r"node 'softmax' \(module 1\): op aten.softmax"):
@@ -92,7 +101,6 @@ def test_unsupported_module_names_its_path():
 
 
 @pytest.mark.parametrize("model, shape, reason", [
-    (nn.Sequential(nn.ReLU(), nn.BatchNorm1d(4)), (1, 4), "batch_norm must directly follow"),
     (nn.ConvTranspose2d(4, 4, 3), (1, 4, 8, 8), "conv_transpose2d"),
     (nn.Sequential(nn.Conv2d(4, 4, 3), nn.MaxPool2d(2, dilation=2)), (1, 4, 8, 8), "dilation"),
 ])
