@@ -11,7 +11,7 @@ from qasic.errors import UnsupportedOpError
 from qasic.quant.graph import OPS, QGraph, QNode, TensorQ
 from tests.graphs import cnn_graph, residual_graph
 
-KINDS = {"gemm", "pool", "ew", "lut", "copy", "concat", "alias"}
+KINDS = {"gemm", "pool", "ew", "lut", "copy", "bilinear", "concat", "alias"}
 
 
 def summary(kernels) -> list[tuple[str, str, tuple[str, ...]]]:
@@ -155,10 +155,12 @@ def test_unsupported_op_names_the_node_and_lists_supported_ops():
     assert msg.endswith(", ".join(sorted(set(SUPPORTED_OPS) - {"flatten"})))
 
 
-def test_bilinear_upsampling_has_no_kernel_and_says_so():
+def test_bilinear_upsampling_is_its_own_kernel_and_unknown_ops_say_so():
+    kinds = [k.kind for k in fuse(chain("conv2d", "upsample_bilinear"))]
+    assert kinds == ["gemm", "bilinear"]
     with pytest.raises(UnsupportedOpError, match=r"^node n1: op upsample_bilinear cannot be "
                                                  r"compiled; supported ops: add, avgpool2d, "):
-        fuse(chain("conv2d", "upsample_bilinear"))
+        fuse(chain("conv2d", "upsample_bilinear"), without(("upsample_bilinear",)))
 
 
 def test_unfusable_relu_without_a_standalone_pattern_is_unsupported():
