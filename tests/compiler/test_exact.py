@@ -187,6 +187,15 @@ def test_int4_activations_are_bit_exact(model, arch):
     check(graph, ARCHS[arch])
 
 
+@pytest.mark.parametrize("bits", [2, 3, 5, 6, 7])
+@pytest.mark.parametrize("model", ["vector-ops", "resblock", "depthwise"])
+def test_every_activation_width_is_bit_exact(model, bits):
+    """INT2..INT8: the vector unit's pools, tables, adds and muls, the group blocks and the
+    padded bands at every code width (packed where bytes allow, else a byte per code)."""
+    graph = quantized(model, QuantConfig(activation_bits=bits))
+    check(graph, ARCHS["default"])
+
+
 @pytest.mark.parametrize("model, arch", [("resblock", "default"), ("depthwise", "4x8"),
                                          ("cnn", "4x4")])
 def test_fp8_activations_are_bit_exact(model, arch):
