@@ -11,7 +11,9 @@ Sharing rules (the compiler relies on them to fuse without changing a bit):
   calibrated to it; any other input (the graph input, a pool, a tensor another concat pinned)
   passes through a ``lut`` "requant" node that ``prepare`` inserts;
 - every other op's output is observed on its own values;
-- the graph output is always observed min-max (clipped logits would tie).
+- the graph output is observed by QuantConfig.output_observer ('minmax', or 'top': the part
+  below every calibration vector's median may clip), never clipping its max (clipped logits
+  would tie).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from qasic.quant.observers import (
     minmax_range,
     moving_average_range,
     percentile_range,
+    top_range,
 )
 
 SHARES_INPUT = ("relu", "clamp", "maxpool2d", "flatten", "reshape", "upsample_nearest")
@@ -73,15 +76,14 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
     ``graph`` must have been through ``prepare`` (capture does it) when it has a concat."""
     def observe(tensor: str) -> TensorQ:
         fmt = config.activation_format
-        # the graph output (logits) keeps its whole range: clipping the largest logits to
-        # one code turns clear winners into ties (the histogram observer cost ~1 point W4A4)
-        cfg = config if tensor != graph.output else replace(config, activation_observer="minmax")
-        if fmt == "int":
-            return affine(*_range(values[tensor], cfg), config.activation_bits)
-        if cfg.activation_observer == "histogram":
+        if tensor == graph.output:
+            rng = OUTPUT_RANGES[config.output_observer](values[tensor])
+        elif fmt != "int" and config.activation_observer == "histogram":
             amax = fp_mse_absmax(values[tensor], fmt)
-            return fp_tensor(-amax, amax, fmt)
-        return fp_tensor(*_range(values[tensor], cfg), fmt)
+            rng = (-amax, amax)
+        else:
+            rng = _range(values[tensor], config)
+        return affine(*rng, config.activation_bits) if fmt == "int" else fp_tensor(*rng, fmt)
 
     pins = concat_pins(graph)  # tensor -> the concat whose TensorQ it takes
     shared = {c: observe(c) for c in dict.fromkeys(pins.values())}
@@ -186,6 +188,11 @@ OBSERVERS = {
     "moving_average": lambda v, c: moving_average_range(v),
     "histogram": lambda v, c: histogram_range(v, c.activation_bits),
 }
+
+
+# QuantConfig.output_observer -> the graph output's range. Never clips the largest scores:
+# clipped to one code, clear winners would tie (the histogram observer cost ~1 point W4A4).
+OUTPUT_RANGES = {"minmax": minmax_range, "top": top_range}
 
 
 def _range(values: np.ndarray, config: QuantConfig) -> tuple[float, float]:

@@ -8,7 +8,7 @@ from types import MappingProxyType
 
 from qasic.errors import ConfigError
 from qasic.isa.table import ACT_FORMATS
-from qasic.quant.observers import ACTIVATION_OBSERVERS, WEIGHT_SCALERS
+from qasic.quant.observers import ACTIVATION_OBSERVERS, OUTPUT_OBSERVERS, WEIGHT_SCALERS
 
 BITS_RANGE = (2, 8)
 DEFAULT_WEIGHT_BITS = 8     # layers a per-layer dict does not name
@@ -32,6 +32,13 @@ class QuantConfig:
     weight_format: str | Mapping[str, str] | None = None
     # "int" (asymmetric INT of activation_bits) or "fp8_e4m3" (per-tensor scale x FP8 E4M3)
     activation_format: str = "int"
+    # the graph output's range: "minmax", or "top" (classifier scores: the part of the range
+    # below every calibration vector's median may clip, for a finer step where argmax is
+    # decided; observers.top_range)
+    output_observer: str = "minmax"
+    # empirical bias correction (qasic.quant.biascorr): each conv2d/linear bias absorbs the mean
+    # output shift that quantization causes on the calibration batch
+    bias_correction: bool = False
 
     def __post_init__(self) -> None:
         if _is_int(self.weight_bits):
@@ -43,6 +50,9 @@ class QuantConfig:
             object.__setattr__(self, "weight_bits", MappingProxyType(per_layer))
         _check_bits("activation_bits", self.activation_bits)
         _check_choice("activation_observer", self.activation_observer, ACTIVATION_OBSERVERS)
+        _check_choice("output_observer", self.output_observer, OUTPUT_OBSERVERS)
+        if not isinstance(self.bias_correction, bool):
+            raise ConfigError(f"bias_correction = {self.bias_correction!r} must be True or False")
         _check_choice("weight_clipping", self.weight_clipping, CLIPPINGS)
         _check_choice("activation_format", self.activation_format, ACT_FORMATS)
         if self.activation_format != "int" and self.activation_bits != 8:

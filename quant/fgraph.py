@@ -86,13 +86,24 @@ def run_float(graph: FGraph, x: np.ndarray, keep: bool = False,
     if graph.input in acts:
         env[graph.input] = fake_quantize(env[graph.input], acts[graph.input])
     for node in graph.nodes:
-        y = _OPS[node.op](node, *[env[i] for i in node.inputs])
-        q = acts.get(node.output)
-        if q is not None and not (node.op in KEEPS_VALUES
-                                  and all(acts.get(i) == q for i in node.inputs)):
-            y = fake_quantize(y, q)  # (on the input's grid already: fake_quantize is idempotent)
-        env[node.output] = y
+        env[node.output] = quantized_output(node, run_node(node, *[env[i] for i in node.inputs]),
+                                            acts)
     return env if keep else env[graph.output]
+
+
+def run_node(node: FNode, *inputs: np.ndarray) -> np.ndarray:
+    """``node``'s float output on batched ``inputs`` (graph layout; a conv2d/linear's output is
+    before its relu/clamp, which is a node of its own)."""
+    return _OPS[node.op](node, *inputs)
+
+
+def quantized_output(node: FNode, y: np.ndarray, acts: Mapping[str, TensorQ]) -> np.ndarray:
+    """``y``, ``node``'s output, fake-quantized to its TensorQ in ``acts`` as ``run_float`` does
+    (unchanged when ``acts`` does not name it, or when the op only moves its inputs' codes)."""
+    q = acts.get(node.output)
+    if q is None or (node.op in KEEPS_VALUES and all(acts.get(i) == q for i in node.inputs)):
+        return y
+    return fake_quantize(y, q)  # (on the input's grid already: fake_quantize is idempotent)
 
 
 def _conv2d(node: FNode, x: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ Activations: an observer maps calibration values (batch axis first) to a float r
 ``affine`` turns the range into an asymmetric TensorQ. Observers: 'minmax' (the whole range),
 'percentile' (two-sided tails clipped), 'moving_average' (EMA of per-batch min/max) and
 'histogram' (the clipping range minimizing the expected quantization MSE at the target bits).
+The graph output has its own: 'minmax', or 'top' (a classifier's scores: the bottom may clip).
 Weights: a scale chooser maps a (C, K) weight matrix (one row per output channel) to C positive
 scales for symmetric codes in [-(2^(b-1)-1), 2^(b-1)-1].
 """
@@ -26,10 +27,24 @@ EMA_MOMENTUM = 0.1
 HISTOGRAM_BINS = 2048
 HISTOGRAM_GRID = 100
 HISTOGRAM_ROUNDS = 8    # alternations of the two-sided search (2..3 on test data)
+TOP_QUANTILE = 0.5      # 'top' output observer: scores below every vector's median may clip
 
 
 def minmax_range(values: np.ndarray) -> tuple[float, float]:
     return float(np.min(values)), float(np.max(values))
+
+
+def top_range(values: np.ndarray, quantile: float = TOP_QUANTILE) -> tuple[float, float]:
+    """For a classifier's output (scores along the last axis): [the lowest, over the output
+    vectors, of each vector's ``quantile`` (0.5: its median), the overall max]. Only the top of
+    a score vector decides its argmax, so the bottom of the range can go to finer steps near the
+    top; the max is never clipped (two clipped winners would tie), nor is any calibration
+    vector's upper part. Trade: the clipped low scores decode wrong, so the cosine and SQNR of
+    the dequantized outputs drop while top-1 is kept (better: a finer step breaks fewer near
+    ties)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v.reshape(-1, v.shape[-1]) if v.ndim > 1 else v.reshape(1, -1)
+    return float(np.quantile(v, quantile, axis=1).min()), float(v.max())
 
 
 def percentile_range(values: np.ndarray, pct: float = 99.99) -> tuple[float, float]:
@@ -200,4 +215,5 @@ def mse_scales(w: np.ndarray, bits: int, grid: int = MSE_GRID) -> np.ndarray:
 
 
 ACTIVATION_OBSERVERS = ("minmax", "percentile", "moving_average", "histogram")
+OUTPUT_OBSERVERS = ("minmax", "top")  # QuantConfig.output_observer: the graph output's range
 WEIGHT_SCALERS = {"minmax": maxabs_scales, "mse": mse_scales}

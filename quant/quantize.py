@@ -2,8 +2,10 @@
 
 Weights: symmetric per output channel, codes in [-(2^(b-1)-1), 2^(b-1)-1], scales from max-abs or
 MSE clipping. Activations: asymmetric per tensor from calibration. Bias: int64 codes with scale
-s_in * s_w[c]. Requantization: M[c] = s_in * s_w[c] / s_out as fixed-point (q, shift); avgpool2d,
-mul and upsample_bilinear carry one (q, shift) each; a lut its table of output codes.
+s_in * s_w[c] (with QuantConfig(bias_correction=True) the float bias first absorbs the mean output
+shift quantization causes: ``qasic.quant.biascorr``). Requantization: M[c] = s_in * s_w[c] / s_out
+as fixed-point (q, shift); avgpool2d, mul and upsample_bilinear carry one (q, shift) each; a lut
+its table of output codes.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import numpy as np
 
 from qasic.arch.config import MAX_ACC_BITS
 from qasic.errors import ConfigError
+from qasic.quant.biascorr import correct_biases
+from qasic.quant.blockscale import effective_weight
 from qasic.quant.calibrate import check_calibration, encode_activations, fused_relu, prepare
 from qasic.quant.config import QuantConfig
 from qasic.quant.fgraph import FGraph, FNode, run_float
@@ -48,8 +52,13 @@ def quantize_graph(graph: FGraph, calibration: Any, config: QuantConfig) -> QGra
     _check_layers(graph, config)
     graph = prepare(graph)
     x = check_calibration(graph, calibration)
-    values = run_float(graph, graph.to_internal(x), keep=True)
+    x = graph.to_internal(x)
+    values = run_float(graph, x, keep=True)
     tensors = encode_activations(graph, values, config)
+    if config.bias_correction:
+        graph = correct_biases(graph, x, values, tensors,
+                               lambda node: real_weight(graph, node, config))
+    del values
     nodes = tuple(_quantize_node(graph, n, tensors, config) for n in graph.nodes)
     return QGraph(name=graph.name, input=graph.input, output=graph.output, nodes=nodes,
                   tensors=tensors, shapes=dict(graph.shapes), input_layout=graph.input_layout)
@@ -74,30 +83,46 @@ def _quantize_node(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
 def _quantize_layer(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
                     config: QuantConfig) -> QNode:
     s_in, out = tensors[node.inputs[0]].unit, tensors[node.output]
+    bits = config.bits_for(node.name)
+    s_w, params, attrs, fmt = _weight_params(graph, node, config)
+    q, shift = quantize_multipliers(s_in * s_w / out.unit)
+    params.update(bias=_bias_codes(node.params["bias"], s_in * s_w),
+                  multiplier=q.astype(np.int32), shift=shift.astype(np.int32))
+    attrs.update(_clamp_attrs(graph, node, out))
+    return QNode(node.name, node.op, node.inputs, node.output, attrs, params, weight_bits=bits,
+                 weight_format=fmt)
+
+
+def _weight_params(graph: FGraph, node: FNode,
+                   config: QuantConfig) -> tuple[np.ndarray, dict, dict, str]:
+    """A conv2d/linear's weights as ``config`` quantizes them: (per-channel scale s_w (OC,),
+    weight params, block attrs, format name)."""
     bits, fmt = config.bits_for(node.name), config.format_for(node.name)
     clip = config.clipping_for(bits)
     if fmt is None:
         s_w = WEIGHT_SCALERS[clip](node.params["weight"], bits)
         params = {"weight": quantize_weight(node.params["weight"], s_w, bits).astype(np.int8)}
-        fmt = f"int{bits}"
-    else:
-        lw = quantize_weights(node.params["weight"], fmt, clip, reduction_order(graph, node))
-        s_w, params = lw.scale, {"weight": _narrowest(lw.levels)}
-        if lw.lut is not None:
-            params.update(weight_codes=lw.codes, weight_lut=lw.lut)
-        if lw.block_scale is not None:
-            params.update(block_scale=lw.block_scale.astype(np.int32),
-                          block_of=lw.block_of.astype(np.int32))
-        if lw.block_zero is not None:  # asymmetric INT: stored codes q, weight = q - z
-            params.update(weight_codes=lw.codes, block_zero=lw.block_zero.astype(np.int32))
-    q, shift = quantize_multipliers(s_in * s_w / out.unit)
-    params.update(bias=_bias_codes(node.params["bias"], s_in * s_w),
-                  multiplier=q.astype(np.int32), shift=shift.astype(np.int32))
-    attrs = _clamp_attrs(graph, node, out)
-    if "block_scale" in params:
+        return s_w, params, {}, f"int{bits}"
+    lw = quantize_weights(node.params["weight"], fmt, clip, reduction_order(graph, node))
+    params, attrs = {"weight": _narrowest(lw.levels)}, {}
+    if lw.lut is not None:
+        params.update(weight_codes=lw.codes, weight_lut=lw.lut)
+    if lw.block_scale is not None:
+        params.update(block_scale=lw.block_scale.astype(np.int32),
+                      block_of=lw.block_of.astype(np.int32))
         attrs.update(block_mode=lw.block_mode, block_size=lw.block_size)
-    return QNode(node.name, node.op, node.inputs, node.output, attrs, params, weight_bits=bits,
-                 weight_format=fmt)
+    if lw.block_zero is not None:  # asymmetric INT: stored codes q, weight = q - z
+        params.update(weight_codes=lw.codes, block_zero=lw.block_zero.astype(np.int32))
+    return lw.scale, params, attrs, fmt
+
+
+def real_weight(graph: FGraph, node: FNode, config: QuantConfig) -> np.ndarray:
+    """The real weight (float64, ``node``'s weight layout) that the quantized layer's integer
+    weight stands for: layer_weight * s_w[c]."""
+    s_w, p, attrs, _ = _weight_params(graph, node, config)
+    w = p["weight"].astype(np.int64) if "block_scale" not in p else \
+        effective_weight(p["weight"], p["block_scale"], p["block_of"], attrs["block_mode"])
+    return w * s_w.reshape((-1,) + (1,) * (w.ndim - 1))
 
 
 def reduction_order(graph: FGraph, node: FNode) -> np.ndarray | None:
