@@ -59,7 +59,8 @@ def _activations(args):
     from qasic.quant import QuantConfig
 
     return QuantConfig(activation_bits=args.act_bits, activation_observer=args.observer,
-                       activation_format=args.act_format)
+                       activation_format=args.act_format, output_observer=args.output_observer,
+                       bias_correction=args.bias_correction)
 
 
 def _quantized(args, trained=None):
@@ -378,6 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--observer", default="minmax",
                         help="activation observer: minmax | percentile | moving_average | "
                         "histogram")
+        sp.add_argument("--output-observer", default="minmax",
+                        help="the graph output's observer: minmax | top (a classifier's logits "
+                        "from the lowest per-sample median up: finer steps where argmax is "
+                        "decided)")
+        sp.add_argument("--bias-correction", action="store_true",
+                        help="empirical bias correction (Nagel et al. 2019): each layer's bias "
+                        "absorbs the mean error quantization adds to its output")
         sp.add_argument("--seed", type=int, default=0)
 
     def arch_arg(sp):

@@ -279,3 +279,23 @@ def test_simulate_output_writes_the_dequantized_outputs(tmp_path, capsys, compil
     assert main(["simulate", str(compiled_cnn_file), "--output",
                  str(tmp_path / "no" / "y.npy")]) == 1
     assert "does not exist" in _err(capsys)
+
+
+def test_calibration_flags_reach_the_quantizer(monkeypatch, capsys):
+    """--bias-correction and --output-observer become the QuantConfig the model is quantized
+    with (and a bad observer name is one line, exit 1)."""
+    import qasic.flow as F
+
+    seen = []
+    real = F.quantize_model
+
+    def spy(trained, config):
+        seen.append(config)
+        return real(trained, config)
+
+    monkeypatch.setattr(F, "quantize_model", spy)
+    assert main(["quantize", "--bias-correction", "--output-observer", "top", "--json"]) == 0
+    assert (seen[0].bias_correction, seen[0].output_observer) == (True, "top")
+    assert json.loads(capsys.readouterr().out)["accuracy"] > 0.9
+    assert main(["quantize", "--output-observer", "nope"]) == 1
+    assert "output_observer" in capsys.readouterr().err
