@@ -61,6 +61,7 @@ class Layer:
     decode_bytes: int  # weight decode table bytes in the param scratchpad
     table_bytes: int   # post-processing lookup table bytes
     block_size: int = 0
+    compact: bool = False  # depthwise weights travel as their nonzeros (compiler.steps)
 
     @property
     def in_codes_bytes(self) -> float:
@@ -185,7 +186,8 @@ def traffic(layer: Layer, m: Mapping, arch: ArchConfig) -> dict[str, int]:
     for nt, count in _sizes(layer.n, m.nt):  # an n-tile's weights stay when they all fit
         w = _all_ct(layer, m.ct, nt, arch)
         keep = (m.order == "n_outer" or n_tiles == 1) and w <= arch.weight_sram_bytes // 2
-        wgt += count * w * (1 if keep or spatial == 1 else spatial)
+        moved = g.kh * g.kw * nt if layer.compact else w  # a compact tile: one byte a channel
+        wgt += count * moved * (1 if keep or spatial == 1 else spatial)
     p_all = sum(count * param_bytes(layer, nt) for nt, count in _sizes(layer.n, m.nt))
     par = p_all * (1 if m.order == "n_outer" or n_tiles == 1 else spatial)
     out = g.out_h * g.out_w // (g.pool * g.pool) * layer.cbytes(layer.n, layer.out_bits)

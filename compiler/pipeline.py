@@ -23,7 +23,7 @@ from qasic.compiler.fuse import PATTERNS, Kernel, fuse, pair
 from qasic.compiler.gemm import GemmKernel, lower_gemm, pe_weight_bits
 from qasic.compiler.memory import ALIGN, Buffer, image_shape, plan_buffers, regions
 from qasic.compiler.schedule import sequence
-from qasic.compiler.steps import Constants, gemm_steps, weight_bytes_true
+from qasic.compiler.steps import Constants, compact, gemm_steps, weight_bytes_true
 from qasic.compiler.vector import code_table, ew_steps, lut_steps, pool_steps
 from qasic.errors import ConfigError
 from qasic.isa.program import Program
@@ -208,7 +208,7 @@ def mapper_layer(g: GemmKernel, src: Buffer, dst: Buffer, table_bytes: int) -> m
         out_bits=dst.bits, wbits=g.wbits,
         scale_rows={"none": 0, "mulzp": 2}.get(g.block_mode, 1),
         decode_bytes=0 if g.lut is None else LUT_ENTRY_BYTES << g.wbits,
-        table_bytes=table_bytes, block_size=g.block_size)
+        table_bytes=table_bytes, block_size=g.block_size, compact=compact(g))
 
 
 def _check_operands(g: GemmKernel, arch: ArchConfig) -> None:

@@ -182,31 +182,81 @@ def gemm_steps(g: GemmKernel, m: mapper.Mapping, arch: ArchConfig, src: Buffer, 
     return steps
 
 
+def compact(g: GemmKernel) -> bool:
+    """Depthwise blocks of 8-bit integer weights travel compact: DRAM holds each tap's one
+    nonzero per row, and a fill plus a diagonal LOAD (row stride + 1 byte) rebuild the
+    block-diagonal tile on chip, so DRAM moves the layer's own weights, not its zeros."""
+    geom = g.geom
+    return (geom.groups > 1 and geom.in_c == geom.groups == geom.out_c and g.wbits == 8
+            and g.lut is None and g.block_mode == "none")
+
+
+def _diagonal(block: GemmBlock, fl: list[Fold], offs, n0: int, nt: int, cols: int):
+    """(values, [(DRAM offset, scratchpad offset, rows, scratchpad stride)]) of the nonzero
+    entries of one n-tile's blob: row r of fold f holds channel (k0 + r) mod ic, in column
+    channel - (n0 + gc0) of its column group."""
+    values, pieces = bytearray(), []
+    codes = block.weight
+    for fi, f in enumerate(fl):
+        for gi, gc0 in enumerate(range(0, nt, cols)):
+            gn = min(cols, nt - gc0)
+            run = None
+            for r in range(f.k):
+                kk = f.k0 + r
+                col = kk % block.ic - (n0 + gc0)
+                if not 0 <= col < gn:
+                    run = None
+                    continue
+                if run is None or run[2] + run[3] != r or run[4] + run[3] != col:
+                    run = [len(values), offs[fi][gi] + r * gn + col, r, 0, col, gn + 1]
+                    pieces.append(run)
+                values.append(int(codes[kk, kk % block.ic]) & 0xFF)
+                run[3] += 1
+    return bytes(values), [(d, sram, n, stride) for d, sram, _, n, _, stride in pieces]
+
+
 def _weight_layout(blobs: _Blobs, b, block, ntiles, ctiles, fl, arch):
-    """Per n-tile: (DRAM offsets per c-tile blob, fold offsets per c-tile, resident?)."""
-    out = {}
+    """Per n-tile and c-tile: (DRAM address, bytes, start in the scratchpad, fold offsets,
+    resident?, compact pieces or None)."""
+    out, cols = {}, arch.array_cols
     for j in ntiles:
         parts = {t: blobs.weights(b, block, j[0], j[1], fl[t]) for t in ctiles}
         sizes = [len(parts[t][0]) for t in ctiles]
         resident = sum(sizes) <= arch.weight_sram_bytes // 2
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
+        if compact(blobs.g):
+            diag = {t: _diagonal(block, fl[t], parts[t][1], j[0], j[1], cols) for t in ctiles}
+            parts = {t: (diag[t][0], parts[t][1], diag[t][1], len(parts[t][0]))
+                     for t in ctiles}
+        else:
+            parts = {t: (parts[t][0], parts[t][1], None, len(parts[t][0])) for t in ctiles}
         if resident:
             addr = blobs.place(b"".join(parts[t][0] for t in ctiles))
-            starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
-            out[j] = {t: (addr, sum(sizes), int(st), parts[t][1], True)
-                      for t, st in zip(ctiles, starts)}
+            dstart = np.concatenate([[0], np.cumsum([len(parts[t][0]) for t in ctiles])[:-1]])
+            pieces = None if parts[ctiles[0]][2] is None else [
+                (int(d0) + d, int(st) + sram, n, stride)
+                for t, st, d0 in zip(ctiles, starts, dstart) for d, sram, n, stride in parts[t][2]]
+            out[j] = {t: (addr, sum(sizes), int(st), parts[t][1], True, pieces, len(b"".join(
+                parts[u][0] for u in ctiles))) for t, st in zip(ctiles, starts)}
         else:
-            out[j] = {t: (blobs.place(parts[t][0]), len(parts[t][0]), 0, parts[t][1], False)
-                      for t in ctiles}
+            out[j] = {t: (blobs.place(parts[t][0]), parts[t][3], 0, parts[t][1], False,
+                          parts[t][2], len(parts[t][0])) for t in ctiles}
     return out
 
 
 def _load_weights(step: Step, state, layout, b, j, t, half):
-    addr, size, start, offs, resident = layout[j][t]
+    addr, size, start, offs, resident, pieces, _ = layout[j][t]
     key = (b, j) if resident else (b, j, t)
     if state["w"] != key:
         state["w"], state["wbase"] = key, (state["wn"] % 2) * half["weight"]
         state["wn"] += 1
-        step.loads += dma("LOAD", "weight", addr, state["wbase"], size)
+        if pieces is None:
+            step.loads += dma("LOAD", "weight", addr, state["wbase"], size)
+        else:  # zeros on chip, then each diagonal run: one byte a row, one column further
+            step.loads += dma("LOAD", "weight", 0, state["wbase"], size, fill=0)
+            for d, sram, n, stride in pieces:
+                step.loads += dma("LOAD", "weight", addr + d, state["wbase"] + sram, 1, rows=n,
+                                  dram_stride=1, sram_stride=stride)
     return state["wbase"] + start, offs
 
 

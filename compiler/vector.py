@@ -189,11 +189,10 @@ def lut_steps(kernel: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, dst:
     node = kernel.anchor
     table = code_table(graph, node, src.bits) if node.op != "upsample_nearest" else \
         _identity(src.bits)
-    if len(table) > arch.param_sram_bytes // 2:
+    if len(table) > arch.param_sram_bytes:  # loaded once, so it may span both halves
         raise ConfigError(f"arch config: sram.param_bytes is too small for layer {kernel.name}: "
-                          f"its {len(table)}-byte table needs {len(table)} bytes per half "
-                          f"(double-buffered), the half holds {arch.param_sram_bytes // 2}; "
-                          "raise sram.param_bytes")
+                          f"its {len(table)}-byte table needs {len(table)} bytes, the param "
+                          f"scratchpad holds {arch.param_sram_bytes}; raise sram.param_bytes")
     t_off = const_base + consts.add(table)
     half = halves(arch)["output"]
     fh, fw = scale

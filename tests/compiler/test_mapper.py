@@ -214,9 +214,6 @@ def test_a_layer_that_fits_with_fewer_columns_is_mapped_not_refused():
     compile_graph(g, a)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "compiler bug: compiler.vector.lut_steps never checks that its 256-byte table fits the "
-    "param scratchpad (128 bytes here); it emits a LOAD past the scratchpad's end"))
 def test_a_table_too_big_for_the_param_scratchpad_of_a_vector_kernel_is_refused():
     tq = TensorQ(0.1, 0)
     node = QNode("f", "lut", ("x",), "y", {"fn": "shuffle", "fn_args": {}},

@@ -51,12 +51,7 @@ EXPECT = {
     "kws": {"maxpool2d", "avgpool2d", "grouped", "linear"},
 }
 
-DRAM_XFAIL = {
-    "mobilenet_v3": "depthwise convs load block-diagonal weights from DRAM: each 16-channel "
-                    "group block stores 16x16 bytes per tap where 16 are nonzero, so a 5x5 dw "
-                    "conv of 32 channels moves 12800 weight bytes for 800 compulsory; at 4x4 "
-                    "spatial that is 5.7x the layer's compulsory bytes (1.68x the model's)",
-}
+DRAM_XFAIL: dict[str, str] = {}  # (MobileNetV3's depthwise weights now travel compact)
 
 
 @functools.cache
