@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from math import ceil
 
 from qasic.arch.config import PARAM_BYTES_PER_CHANNEL, ArchConfig
@@ -63,16 +63,8 @@ class Layer:
     block_size: int = 0
     compact: bool = False  # depthwise weights travel as their nonzeros (compiler.steps)
 
-    @property
-    def in_codes_bytes(self) -> float:
-        return self.in_bits / 8
-
     def cbytes(self, codes: int, bits: int) -> int:
         return (codes * bits + 7) // 8
-
-    @cached_property
-    def pool(self) -> int:
-        return self.geom.pool
 
 
 def fold_count(layer: Layer, ct: int, rows: int) -> int:

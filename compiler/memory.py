@@ -27,7 +27,6 @@ from qasic.isa.table import encoding_bits, encoding_bytes
 from qasic.quant.graph import QGraph
 
 ALIGN = 64  # bytes; every region starts on a DRAM burst boundary
-VIEW_KINDS = ("concat",)  # kernels whose inputs are views of their output
 
 
 @dataclass(frozen=True)

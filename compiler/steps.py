@@ -96,6 +96,7 @@ class _Blobs:
         self.g, self.arch, self.consts, self.base = g, arch, consts, const_base
         self.post_table = post_table
         self._packed: dict = {}
+        self._params: dict = {}  # (block, n-tile) -> DRAM address of its parameter blob
 
     def packed(self, b: int, block: GemmBlock, n0: int, n: int) -> np.ndarray:
         """(K, row bytes) packed codes of output channels [n0, n0 + n) of block b."""
@@ -272,10 +273,9 @@ def _load_params(step: Step, state, blobs: _Blobs, b, block, j, half) -> int:
 
 
 def _param_addr(blobs: _Blobs, key, data: bytes) -> int:
-    cache_ = blobs.__dict__.setdefault("_param_cache", {})
-    if key not in cache_:
-        cache_[key] = blobs.place(data)
-    return cache_[key]
+    if key not in blobs._params:
+        blobs._params[key] = blobs.place(data)
+    return blobs._params[key]
 
 
 def _load_band(step: Step, state, g: GemmKernel, src: Buffer, block, b, s, t, nct, half
