@@ -45,6 +45,9 @@ _KEYS = {
     "sram.param_bytes": "param_sram_bytes",
     "dram.bytes_per_cycle": "dram_bytes_per_cycle",
     "dram.latency_cycles": "dram_latency_cycles",
+    "vector.lanes": "vector_lanes",
+    "vector.divide_cycles": "vector_divide_cycles",
+    "vector.sqrt_cycles": "vector_sqrt_cycles",
     "clock.mhz": "clock_mhz",
     "tech.node_nm": "tech_node_nm",
     "tech.energy_table": "energy_table",
@@ -57,7 +60,8 @@ def toml_key(field: str) -> str:
     return _FIELD_KEY[field]
 
 # keys with a default (files written before they existed lack them)
-_OPTIONAL = {"array.weight_shift_bits", "array.input_shift_bits"}
+_OPTIONAL = {"array.weight_shift_bits", "array.input_shift_bits", "vector.lanes",
+             "vector.divide_cycles", "vector.sqrt_cycles"}
 PARAM_BYTES_PER_CHANNEL = POST_PARAM_BYTES_PER_CHANNEL  # bias (int64), multiplier, shift
 
 
@@ -83,6 +87,12 @@ class ArchConfig:
     energy_table: str
     weight_shift_bits: int = 0  # shift-add PEs (qasic.arch.pe); 0 = plain integer multipliers
     input_shift_bits: int = 0   # the same on the activation operand (FP8 activations)
+    # The vector unit (pooling, elementwise, tables, softmax, normalization): lanes (0: one per
+    # array column), and the cycles of its per-row 32-bit divider and 62-bit integer square root
+    # (one quotient / root bit per cycle).
+    vector_lanes: int = 0
+    vector_divide_cycles: int = 32
+    vector_sqrt_cycles: int = 32
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -103,6 +113,9 @@ class ArchConfig:
         self._check_range("dram_bytes_per_cycle", 1, 4096)
         self._check_range("dram_latency_cycles", 0, 100_000)
         self._check_range("tech_node_nm", 3, 180)
+        self._check_range("vector_lanes", 0, 4096)
+        self._check_range("vector_divide_cycles", 1, 256)
+        self._check_range("vector_sqrt_cycles", 1, 256)
         if self.dataflow not in DATAFLOWS:
             raise ConfigError(
                 f"arch config: array.dataflow = {self.dataflow!r} is not supported; "
@@ -138,6 +151,11 @@ class ArchConfig:
         """Bytes one accumulator takes in the accumulator scratchpad: a 32-bit word, or
         ceil(acc_bits / 8) bytes when the accumulator is wider (FP8 and block-scaled weights)."""
         return max(4, -(-self.acc_bits // 8))
+
+    @property
+    def lanes(self) -> int:
+        """Lanes of the vector unit (vector.lanes, or one per array column when 0)."""
+        return self.vector_lanes or self.array_cols
 
     @property
     def macs_per_cycle(self) -> int:

@@ -28,7 +28,7 @@ MAGIC = b"QASC"
 # 2: GEMM bscale/afmt, POST ofmt, packed activations, int64 bias; 3: LUT sig|shift;
 # 4: 256-bit words, 3-D DMA with fill, GEMM lines, POST lut, POOL kh/kw/sh/sw/avg,
 #    ADD mul/bcast, the LUT instruction
-VERSION = 4
+VERSION = 5
 _HEADER = struct.Struct("<4sHHIIII")
 REGION_KINDS = ("input", "output", "activation", "constants")
 

@@ -171,6 +171,9 @@ OPCODES: tuple[Opcode, ...] = (
             ("lut_addr", 24, "param scratchpad byte address of the decode table"),
             ("bscale", 2, "block scale of this fold's partial sums", BSCALE_MODES),
             ("afmt", 3, "encoding of the input codes", ACT_ENCODINGS),
+            ("wtrans", 1, ("1: the weight tile is stored transposed, n rows of k codes (row = "
+                           "ceil(k*wbits/8) bytes); the array loads it through a transposer "
+                           "(Gemmini's b_transpose): K^T of attention scores")),
         ),
     ),
     Opcode(
@@ -258,6 +261,72 @@ OPCODES: tuple[Opcode, ...] = (
             ("table_addr", 24, "param scratchpad byte address of the 2^B-byte table"),
             ("fmt", 3, "encoding of the source codes", ACT_ENCODINGS),
             ("ofmt", 3, "encoding of the result codes", ACT_ENCODINGS),
+        ),
+    ),
+    Opcode(
+        "GATHER", 10, "load",
+        "DRAM -> scratchpad by index (embedding lookups): for i < count, idx = the int32 "
+        "little-endian word at DRAM idx_addr + 4i; row idx of a table (row_bytes bytes at "
+        "table_addr + idx*table_stride) is copied to sram_addr + i*sram_stride. An index "
+        "outside [0, vocab) stops the machine with an error (never a wild read).",
+        _layout(
+            ("mem", 3, "scratchpad", MEMS),
+            ("idx_addr", 36, "DRAM byte address of the int32 indices"),
+            ("count", 16, "rows to gather"),
+            ("table_addr", 36, "DRAM byte address of table row 0"),
+            ("table_stride", 24, "bytes between table rows"),
+            ("vocab", 24, "rows in the table"),
+            ("row_bytes", 20, "bytes per row"),
+            ("sram_addr", 24, "scratchpad byte address of the first row"),
+            ("sram_stride", 24, "bytes between rows in the scratchpad"),
+        ),
+    ),
+    Opcode(
+        "SOFTMAX", 11, "compute",
+        "Row softmax in the output scratchpad (qasic.quant.intops.softmax_rows): row r "
+        "(r < rows) holds len INT codes at src_addr + r*src_stride (packed at fmt); key j "
+        "takes part unless causal and j > q_pos + r, or masked and the byte at mask_addr + j "
+        "is 0. e = table[max - x] (2^B int32 entries at param table_addr, B the code bits of "
+        "fmt), R = floor(2^32 / sum e) (one divide per row), y = (e*R*qmax + 2^31) >> 32 with "
+        "qmax = 2^(Bo-1) - 1 (Bo the code bits of ofmt), written at dst_addr + r*dst_stride.",
+        _layout(
+            ("src_addr", 24, "output scratchpad byte address of row 0"),
+            ("src_stride", 20, "bytes between source rows"),
+            ("dst_addr", 24, "output scratchpad byte address of result row 0"),
+            ("dst_stride", 20, "bytes between result rows"),
+            ("rows", 16, "rows"),
+            ("len", 16, "codes per row (keys)"),
+            ("table_addr", 24, "param scratchpad byte address of the exp table"),
+            ("causal", 1, "1: mask keys after each row's position"),
+            ("q_pos", 16, ("causal: position of row 0 (key j is visible to row r iff "
+                          "j <= q_pos + r)")),
+            ("masked", 1, "1: also mask keys whose mask byte is 0"),
+            ("mask_addr", 24, "output scratchpad byte address of len mask bytes"),
+            ("fmt", 3, "encoding of the source codes (INT)", ACT_ENCODINGS),
+            ("ofmt", 3, "encoding of the result codes (INT)", ACT_ENCODINGS),
+        ),
+    ),
+    Opcode(
+        "NORM", 12, "compute",
+        "Row normalization (LayerNorm with center = 1, RMSNorm with 0; "
+        "qasic.quant.intops.norm_rows): row r (r < rows) holds len INT codes at input "
+        "scratchpad src_addr + r*src_stride (packed at fmt); v = x - zp; the normalized "
+        "fixed-point values t (|t| <= 2^20) go to accumulator words in chunks of chunk "
+        "channels: channel i of row r at word acc_addr + (i // chunk)*rows*chunk + r*chunk + "
+        "(i mod chunk), so each chunk is a dense rows x chunk tile for POST (the per-channel "
+        "gamma, beta and output requantization). eps: the int64 at param eps_addr. One integer "
+        "square root and one divide per row.",
+        _layout(
+            ("src_addr", 24, "input scratchpad byte address of row 0"),
+            ("src_stride", 20, "bytes between rows"),
+            ("rows", 16, "rows"),
+            ("len", 13, "channels per row (<= 4096)"),
+            ("chunk", 12, "channels per accumulator tile (POST's n)"),
+            ("acc_addr", 20, "accumulator scratchpad word address"),
+            ("center", 1, "1: subtract the mean (LayerNorm); 0: RMSNorm"),
+            ("zp", 8, "input zero point", True),
+            ("eps_addr", 24, "param scratchpad byte address of the int64 epsilon"),
+            ("fmt", 3, "encoding of the source codes (INT)", ACT_ENCODINGS),
         ),
     ),
     Opcode("SYNC", 7, "compute", "No operation; carries tokens between kernels.", _layout()),

@@ -43,6 +43,14 @@ OPS = {
     "concat": (),                        # channels (last axis); all tensors share one TensorQ
     "upsample_nearest": (),              # attrs: scale (fh, fw)
     "upsample_bilinear": ("multiplier", "shift"),  # attrs: scale (2, 2), align_corners False
+    # transformer ops (per-sample shapes: (S, D) sequences, (H, S, D) heads; see quant.intops)
+    "matmul": ("multiplier", "shift"),   # two activations; attrs: transpose_b; M = sa sb / so
+    "softmax": ("table",),               # last axis; table = intops.exp_table; attrs: causal;
+                                         # optional 2nd input: key mask codes (T,), 0 = masked
+    "norm": ("bias", "multiplier", "shift", "eps"),  # attrs: center (LayerNorm) or not (RMS)
+    "embedding": ("table",),             # rows of table (V, D) codes by int ids: a gather
+    "constant": ("value",),              # no inputs: codes of the output encoding
+    "permute": (),                       # attrs: perm of the per-sample axes
 }
 
 

@@ -32,6 +32,16 @@ upsample_nearest:  each code repeated fh x fw times (shares the input's TensorQ)
 upsample_bilinear: per dim u[2i] = v[i-1] + 3 v[i], u[2i+1] = 3 v[i] + v[i+1] (indices
            clamped to [0, n-1]) along H then W (weights sum 16); y = clamp(requantize(u, q,
            shift)) with M = s_in / (16 s_out)
+matmul:    acc = v(a) @ v(b) (transpose_b: v(a) @ v(b)^T) over the last two axes, leading
+           (head) axes batched; y = clamp(requantize(acc, q, shift)), M = s_a * s_b / s_out
+softmax:   qasic.quant.intops.softmax_rows over the last axis with the node's exp table; keys
+           valid where the optional mask input's code != 0 and, when causal, key j <= query i +
+           (T - S) (queries are the last S of T positions); output scale 1/qmax, zero point 0
+norm:      t = qasic.quant.intops.norm_rows(v(x), eps, center) over the last axis; y =
+           clamp(requantize(t + bias, q, shift)) per channel (q may be negative: gamma < 0)
+embedding: y = table[ids] (ids: int codes of an index tensor; out of range is an error)
+constant:  y = value, the same for every sample
+permute:   codes moved: the per-sample axes reordered by perm
 """
 
 from __future__ import annotations
@@ -40,7 +50,8 @@ from typing import Any
 
 import numpy as np
 
-from qasic.quant import actformat
+from qasic.errors import InputError
+from qasic.quant import actformat, intops
 from qasic.quant import geometry as geo
 from qasic.quant.blockscale import effective_weight
 from qasic.quant.fixedpoint import requantize
@@ -53,7 +64,11 @@ def run(graph: QGraph, x_codes: np.ndarray, keep: bool = False) -> np.ndarray | 
     """Execute ``graph`` on integer input codes (batch first). Returns the output codes, or every
     tensor when ``keep`` is true."""
     env = {graph.input: np.asarray(x_codes, dtype=np.int64)}
+    batch = env[graph.input].shape[0]
     for node in graph.nodes:
+        if node.op == "constant":  # no inputs: one copy per sample
+            env[node.output] = constant(graph, node, batch)
+            continue
         env[node.output] = run_node(graph, node, [env[i] for i in node.inputs])
     return env if keep else env[graph.output]
 
@@ -183,6 +198,54 @@ def _upsample_bilinear(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
     return _requant_out(graph, node, geo.bilinear2x(graph.tensors[node.inputs[0]].values(x)))
 
 
+def _matmul(graph: QGraph, node: QNode, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    va = graph.tensors[node.inputs[0]].values(a)
+    vb = graph.tensors[node.inputs[1]].values(b)
+    if node.attrs.get("transpose_b", False):
+        vb = np.swapaxes(vb, -1, -2)
+    return _requant_out(graph, node, np.matmul(va, vb))
+
+
+def _softmax(graph: QGraph, node: QNode, x: np.ndarray, mask: np.ndarray | None = None
+             ) -> np.ndarray:
+    x = np.asarray(x, dtype=np.int64)
+    rows, keys = x.shape[-2] if x.ndim >= 3 else 1, x.shape[-1]
+    valid = np.ones(x.shape, dtype=bool)
+    if node.attrs.get("causal", False):
+        valid = valid & intops.causal_valid(rows, keys, keys - rows).reshape(
+            (rows, keys) if x.ndim >= 3 else (keys,))
+    if mask is not None:  # (N, T) -> broadcast over heads and rows
+        m = np.asarray(mask).reshape((mask.shape[0],) + (1,) * (x.ndim - 2) + (keys,))
+        valid = valid & (m != 0)
+    return intops.softmax_rows(x, node.params["table"], graph.tensors[node.output].bits, valid)
+
+
+def _norm(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
+    t = intops.norm_rows(graph.tensors[node.inputs[0]].values(x),
+                         int(np.asarray(node.params["eps"]).reshape(-1)[0]),
+                         bool(node.attrs.get("center", True)))
+    return _requant_out(graph, node, t + np.asarray(node.params["bias"], dtype=np.int64))
+
+
+def _embedding(graph: QGraph, node: QNode, ids: np.ndarray) -> np.ndarray:
+    table = np.asarray(node.params["table"], dtype=np.int64)
+    ids = np.asarray(ids, dtype=np.int64)
+    bad = (ids < 0) | (ids >= len(table))
+    if bad.any():
+        raise InputError(f"token id {int(ids[bad][0])} is outside the vocabulary of "
+                         f"{len(table)} ids of {node.name}")
+    return table[ids]
+
+
+def constant(graph: QGraph, node: QNode, batch: int) -> np.ndarray:
+    value = np.asarray(node.params["value"], dtype=np.int64)
+    return np.broadcast_to(value, (batch,) + value.shape).copy()
+
+
+def _permute(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
+    return np.transpose(x, (0,) + tuple(int(p) + 1 for p in node.attrs["perm"]))
+
+
 _OPS = {
     "conv2d": _conv2d,
     "linear": _linear,
@@ -198,4 +261,10 @@ _OPS = {
     "concat": lambda graph, node, *xs: np.concatenate(xs, axis=-1),
     "upsample_nearest": lambda graph, node, x: geo.upsample_nearest(x, node.attrs["scale"]),
     "upsample_bilinear": _upsample_bilinear,
+    "matmul": _matmul,
+    "softmax": _softmax,
+    "norm": _norm,
+    "embedding": _embedding,
+    "constant": lambda graph, node, batch=1: constant(graph, node, batch),
+    "permute": _permute,
 }

@@ -1,0 +1,108 @@
+"""Integer row kernels of the transformer ops: the one definition of softmax and normalization.
+
+The golden reference (qasic.quant.reference) and the simulator's SOFTMAX and NORM instructions
+both call these functions, so the arithmetic has one source; the RTL (issue "whole accelerator")
+will be the independent implementation. All arithmetic is int64 and exact; every constant that
+depends on a float (the exp table, the epsilon) is computed once, at quantization, and travels as
+an integer parameter.
+
+softmax (I-BERT's scheme with a table for exp; Kim et al. 2021, "I-BERT: Integer-only BERT
+Quantization"): input B-bit INT codes x of scale s (the zero point cancels), one row of T keys.
+    valid[j]  key j takes part: not masked, and j <= q_pos when causal
+    m         max of the valid codes;  d[j] = m - x[j] in [0, 2^B - 1]
+    e[j]      EXP[d[j]] for valid keys, else 0;  EXP[d] = min(round(2^16 exp(-s d)), 2^16)
+    S         sum of e (>= 2^16 when any key is valid);  R = floor(2^32 / S)  (one divide per row)
+    y[j]      (e[j] * R * qmax + 2^31) >> 32,  qmax = 2^(Bo - 1) - 1
+The output codes have scale 1 / qmax and zero point 0 (``softmax_encoding``): p = y / qmax.
+A row with no valid key is all zeros.
+
+norm (LayerNorm with ``center``, RMSNorm without; I-BERT's integer LayerNorm with an exact
+integer square root): input INT codes x, v = x - zero_point, one row of D channels.
+    c[i]      D v[i] - sum(v)   (center)        |  v[i]   (no center)
+    V         sum(c^2) + E,  E = round(eps D^3 / s^2) (center) | round(eps D / s^2): the float
+              epsilon in the same integer units (``norm_epsilon``)
+    r         max(isqrt(V), 1)  (floor square root, exact)
+    t[i]      (c[i] * floor(2^61 / r) + 2^(60 - F)) >> (61 - F),  F = NORM_FRAC_BITS
+so t / 2^F = c / sqrt(V) = (x - mean) / sqrt(var + eps) / sqrt(D) within 2^-F, and
+|t| <= 2^F. The per-channel affine part (gamma sqrt(D) / 2^F, beta) is a requantization: the
+post-processing unit's POST with a signed multiplier (qasic.quant.reference ``norm``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+EXP_FRAC_BITS = 16   # EXP table entries are round(2^16 exp(-s d)): 1.0 = 65536
+NORM_FRAC_BITS = 20  # t = normalized value * 2^20 / sqrt(D): 22-bit signed accumulators
+NORM_MAX_LEN = 4096  # keeps sum(c^2) inside int64 for 8-bit codes with center
+_INV_BITS = 61       # floor(2^61 / r): |c * inv| <= 2^61 since |c| <= r
+
+
+def softmax_encoding(bits: int) -> tuple[float, int]:
+    """(scale, zero_point) of softmax output codes of ``bits`` bits: p = code / qmax."""
+    return 1.0 / ((1 << (bits - 1)) - 1), 0
+
+
+def exp_table(scale: float, bits: int) -> np.ndarray:
+    """EXP[d] = min(round_half_up(2^16 exp(-scale d)), 2^16) for d in [0, 2^bits): int64."""
+    if not (scale > 0 and math.isfinite(scale)):
+        raise ValueError(f"softmax input scale {scale} must be finite and > 0")
+    d = np.arange(1 << bits, dtype=np.float64)
+    e = np.floor(np.exp(-scale * d) * (1 << EXP_FRAC_BITS) + 0.5)
+    return np.minimum(e, 1 << EXP_FRAC_BITS).astype(np.int64)
+
+
+def softmax_rows(x: np.ndarray, table: np.ndarray, out_bits: int,
+                 valid: np.ndarray | None = None) -> np.ndarray:
+    """Integer softmax over the last axis of INT codes ``x`` (any leading shape). ``valid``
+    (broadcastable bool) marks the keys that take part; None: all. Returns int64 codes."""
+    x = np.asarray(x, dtype=np.int64)
+    valid = np.ones(x.shape, dtype=bool) if valid is None else np.broadcast_to(valid, x.shape)
+    lowest = np.iinfo(np.int64).min
+    m = np.where(valid, x, lowest).max(axis=-1, keepdims=True)
+    d = np.clip(m - x, 0, len(table) - 1)
+    e = np.where(valid, np.asarray(table, dtype=np.int64)[d], 0)
+    s = e.sum(axis=-1, keepdims=True)
+    r = np.where(s > 0, (np.int64(1) << 32) // np.maximum(s, 1), 0)
+    qmax = (1 << (out_bits - 1)) - 1
+    return (e * r * qmax + (np.int64(1) << 31)) >> 32
+
+
+def causal_valid(rows: int, keys: int, q_pos: int = 0) -> np.ndarray:
+    """(rows, keys) bool: key j is visible to query row i iff j <= q_pos + i."""
+    return np.arange(keys)[None, :] <= (q_pos + np.arange(rows))[:, None]
+
+
+def norm_epsilon(eps: float, scale: float, length: int, center: bool) -> int:
+    """The float epsilon in the integer units of V (see the module docstring), capped at 2^60."""
+    if not (eps >= 0 and math.isfinite(eps)):
+        raise ValueError(f"normalization epsilon {eps} must be finite and >= 0")
+    units = eps * (length ** 3 if center else length) / (scale * scale)
+    return int(min(math.floor(units + 0.5), 1 << 60))
+
+
+def isqrt(v: np.ndarray) -> np.ndarray:
+    """Exact floor square root of non-negative int64 values (elementwise)."""
+    v = np.asarray(v, dtype=np.int64)
+    r = np.floor(np.sqrt(v.astype(np.float64))).astype(np.int64)
+    r = np.where(r * r > v, r - 1, r)          # float sqrt may be one too high ...
+    r = np.where(r * r > v, r - 1, r)
+    r = np.where((r + 1) * (r + 1) <= v, r + 1, r)  # ... or one too low
+    return r
+
+
+def norm_rows(v: np.ndarray, eps_int: int, center: bool) -> np.ndarray:
+    """The normalized fixed-point values t (int64, same shape) of integer values v = x - zp,
+    normalized over the last axis (module docstring)."""
+    v = np.asarray(v, dtype=np.int64)
+    length = v.shape[-1]
+    if length > NORM_MAX_LEN:
+        raise ValueError(f"normalization over {length} channels; at most {NORM_MAX_LEN}")
+    c = length * v - v.sum(axis=-1, keepdims=True) if center else v
+    big = (c * c).sum(axis=-1, keepdims=True) + np.int64(eps_int)
+    r = np.maximum(isqrt(big), 1)
+    inv = (np.int64(1) << _INV_BITS) // r
+    shift = _INV_BITS - NORM_FRAC_BITS
+    return (c * inv + (np.int64(1) << (shift - 1))) >> shift
