@@ -41,13 +41,31 @@ def unpack_bits(blob: bytes, rows: int, cols: int, bits: int) -> np.ndarray:
 
 def gemm_weight_span(args) -> tuple[int | None, int, int]:
     """Where a GEMM's weight operand sits in the weight scratchpad: (address of the block-scale
-    row or None, address of the first packed weight row, bytes per weight row). With bscale
-    mulzp the zero-point row follows the scale row (isa.table)."""
-    n, row = args["n"], (args["n"] * args["wbits"] + 7) // 8
+    row or None, address of the first packed weight row, bytes per stored weight row). With
+    bscale mulzp the zero-point row follows the scale row (isa.table). A row holds n codes, or
+    k codes with wtrans (the tile stored transposed: n rows of k codes)."""
+    n = args["n"]
+    row = ((args["k"] if args["wtrans"] else n) * args["wbits"] + 7) // 8
     if args["bscale"] == "none":
         return None, args["wgt_addr"], row
     rows = 2 if args["bscale"] == "mulzp" else 1
     return args["wgt_addr"], args["wgt_addr"] + rows * n * BSCALE_BYTES, row
+
+
+def gemm_weight_end(args) -> int:
+    """The first weight-scratchpad byte after a GEMM's weight operand: k stored rows, or n with
+    wtrans."""
+    _, w_addr, row = gemm_weight_span(args)
+    return w_addr + (args["n"] if args["wtrans"] else args["k"]) * row
+
+
+def unpack_gemm_weights(blob: bytes, args) -> np.ndarray:
+    """The signed codes (k, n) of a GEMM's packed weight rows ``blob`` (from the first weight
+    row; transposed back when wtrans)."""
+    k, n, bits = args["k"], args["n"], args["wbits"]
+    if args["wtrans"]:
+        return unpack_bits(blob, n, k, bits).T
+    return unpack_bits(blob, k, n, bits)
 
 
 def dma_bytes(args) -> int:

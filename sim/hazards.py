@@ -14,7 +14,7 @@ import numpy as np
 from qasic.arch.config import ArchConfig
 from qasic.errors import ProgramFormatError
 from qasic.isa.encoding import Instr
-from qasic.isa.packing import code_table_bytes, gemm_vectors, gemm_weight_span, pool_out
+from qasic.isa.packing import code_table_bytes, gemm_vectors, gemm_weight_end, pool_out
 from qasic.isa.program import Program
 from qasic.isa.table import (
     ADD_PARAM_BYTES,
@@ -22,8 +22,10 @@ from qasic.isa.table import (
     POOL_PARAM_BYTES,
     POST_PARAM_BYTES_PER_CHANNEL,
     QUEUES,
+    encoding_bits,
     encoding_bytes,
 )
+from qasic.sim import rowops
 from qasic.sim.timing import Timing, schedule
 
 
@@ -58,12 +60,11 @@ def _dma(a, load: bool) -> tuple[list, list]:
 
 
 def _gemm(a) -> tuple[list, list]:
-    _, w_addr, wrow = gemm_weight_span(a)
     t, n = gemm_vectors(a), a["n"]
     acc = ("acc", _span(a["acc_addr"], t * n))
     reads = [("input", _box(a["inp_addr"], a["inp_line_stride"], a["lines"], a["inp_stride"],
                             a["rows"], encoding_bytes(a["k"], a["afmt"]))),
-             ("weight", _span(a["wgt_addr"], w_addr + a["k"] * wrow - a["wgt_addr"]))]
+             ("weight", _span(a["wgt_addr"], gemm_weight_end(a) - a["wgt_addr"]))]
     if a["lut"]:
         reads.append(("param", _span(a["lut_addr"], LUT_ENTRY_BYTES << a["wbits"])))
     return reads + [acc] * a["accumulate"], [acc]
@@ -101,8 +102,38 @@ def _lut(a) -> tuple[list, list]:
             [("output", _span(a["dst_addr"], encoding_bytes(a["count"], a["ofmt"])))])
 
 
+def _gather(a) -> tuple[list, list]:
+    """The whole table counts as read: which rows depends on the data, the check may not."""
+    if not (a["count"] and a["row_bytes"]):
+        return [], []
+    table = _rows(a["table_addr"], a["table_stride"], a["vocab"], a["row_bytes"])
+    return ([("dram", _span(a["idx_addr"], rowops.INDEX_BYTES * a["count"])), ("dram", table)],
+            [(a["mem"], _rows(a["sram_addr"], a["sram_stride"], a["count"], a["row_bytes"]))])
+
+
+def _softmax(a) -> tuple[list, list]:
+    rows, n = a["rows"], a["len"]
+    table = rowops.EXP_ENTRY_BYTES << encoding_bits(a["fmt"])
+    reads = [("output", _rows(a["src_addr"], a["src_stride"], rows, encoding_bytes(n, a["fmt"]))),
+             ("param", _span(a["table_addr"], table))]
+    if a["masked"]:
+        reads.append(("output", _span(a["mask_addr"], n)))
+    return reads, [("output", _rows(a["dst_addr"], a["dst_stride"], rows,
+                                    encoding_bytes(n, a["ofmt"])))]
+
+
+def _norm(a) -> tuple[list, list]:
+    rows, n, chunk = a["rows"], a["len"], max(a["chunk"], 1)
+    i = np.arange(n)
+    words = (a["acc_addr"] + (i // chunk) * rows * chunk + i % chunk
+             + np.arange(rows)[:, None] * chunk).ravel()
+    return ([("input", _rows(a["src_addr"], a["src_stride"], rows, encoding_bytes(n, a["fmt"]))),
+             ("param", _span(a["eps_addr"], rowops.EPS_BYTES))], [("acc", words)])
+
+
 _ACCESSES = {"LOAD": lambda a: _dma(a, True), "STORE": lambda a: _dma(a, False), "GEMM": _gemm,
-             "POST": _post, "POOL": _pool, "ADD": _add, "LUT": _lut}
+             "POST": _post, "POOL": _pool, "ADD": _add, "LUT": _lut, "GATHER": _gather,
+             "SOFTMAX": _softmax, "NORM": _norm}
 
 
 def hazards(program: Program, arch: ArchConfig, timing: Timing | None = None) -> list[str]:

@@ -83,7 +83,7 @@ def _get(mem, b, row0, n, bits):
 
 @njit(cache=True)
 def gemm(inp, i_addr, i_stride, lines, i_line, wgt, w_addr, acc, a_addr, rows, k, n, accumulate,
-         wbits, acc_bits, lut, par, lut_addr, bscale, s_addr, afp, alut, abits):
+         wbits, acc_bits, lut, par, lut_addr, bscale, s_addr, afp, alut, abits, wtrans):
     """acc[t, n] (+)= scaled(sum_k inp[t, k] * w[k, n]), wrapped to acc_bits, for the
     T = lines x rows vectors t = l*rows + r at i_addr + l*i_line + r*i_stride.
 
@@ -94,9 +94,10 @@ def gemm(inp, i_addr, i_stride, lines, i_line, wgt, w_addr, acc, a_addr, rows, k
     multiplies them by it, 3 also subtracts the signed zero point at wgt[s_addr + n + nn] from
     every weight code (isa.table.BSCALE_MODES order), 0 leaves them. Input codes are
     ``abits`` wide, packed; with ``afp`` an input byte is an FP code and the array multiplies
-    its level ``alut[byte]``.
+    its level ``alut[byte]``. With ``wtrans`` the tile is stored transposed: w[k, n] is code k of
+    the packed row n.
     """
-    row_bytes = (n * wbits + 7) // 8
+    row_bytes = ((k if wtrans else n) * wbits + 7) // 8
     half = np.int64(1) << (acc_bits - 1)
     full = np.int64(1) << acc_bits
     mask = (1 << wbits) - 1
@@ -105,7 +106,10 @@ def gemm(inp, i_addr, i_stride, lines, i_line, wgt, w_addr, acc, a_addr, rows, k
     for b in range(inp.shape[0]):
         for kk in range(k):
             for nn in range(n):
-                code = _weight(wgt, b, w_addr + kk * row_bytes, nn, wbits)
+                if wtrans:
+                    code = _weight(wgt, b, w_addr + nn * row_bytes, kk, wbits)
+                else:
+                    code = _weight(wgt, b, w_addr + kk * row_bytes, nn, wbits)
                 wt[nn, kk] = _lut_level(par, b, lut_addr + 4 * (code & mask)) if lut else code
                 if bscale == 3:  # mulzp: the signed zero-point row follows the scale row
                     wt[nn, kk] -= _s8(np.int64(wgt[b, s_addr + n + nn]))
@@ -306,3 +310,49 @@ def lut(mem, src, dst, count, par, t_addr, ibits, obits):
         for i in range(count):
             x = _get(mem, b, src, i, ibits) & mask
             _put(mem, b, dst, i, obits, np.int64(par[b, t_addr + x]))
+
+
+@njit(cache=True)
+def get_rows(mem, addr, stride, rows, cols, bits):
+    """(batch, rows, cols) signed codes of the packed rows at addr + r*stride."""
+    out = np.empty((mem.shape[0], rows, cols), dtype=np.int64)
+    for b in range(mem.shape[0]):
+        for r in range(rows):
+            for j in range(cols):
+                out[b, r, j] = _weight(mem, b, addr + r * stride, j, bits)
+    return out
+
+
+@njit(cache=True)
+def put_rows(mem, addr, stride, codes, bits):
+    """Write (batch, rows, cols) codes as packed rows at addr + r*stride; the bits of a row's
+    last byte beyond its codes keep their value (as POST's writes)."""
+    for b in range(mem.shape[0]):
+        for r in range(codes.shape[1]):
+            for j in range(codes.shape[2]):
+                _put(mem, b, addr + r * stride, j, bits, codes[b, r, j])
+
+
+@njit(cache=True)
+def gather(src, idx, t_addr, t_stride, dst, d_addr, d_stride, row_bytes):
+    """GATHER: row idx[b, i] of the table at t_addr (t_stride apart) -> dst row i at
+    d_addr + i*d_stride, for every batch element b. Indices are checked by the caller."""
+    for b in range(src.shape[0]):
+        for i in range(idx.shape[1]):
+            s0 = t_addr + idx[b, i] * t_stride
+            d0 = d_addr + i * d_stride
+            dst[b, d0:d0 + row_bytes] = src[b, s0:s0 + row_bytes]
+
+
+@njit(cache=True)
+def put_acc_chunks(acc, a_addr, t, chunk, acc_bits):
+    """NORM's result: t (batch, rows, len) -> channel i of row r at word a_addr + (i // chunk)
+    * rows * chunk + r * chunk + i % chunk, wrapped to acc_bits."""
+    half = np.int64(1) << (acc_bits - 1)
+    full = np.int64(1) << acc_bits
+    rows = t.shape[1]
+    for b in range(t.shape[0]):
+        for r in range(rows):
+            for i in range(t.shape[2]):
+                w = a_addr + (i // chunk) * rows * chunk + r * chunk + i % chunk
+                acc[b, w] = (t[b, r, i] + half) % full - half

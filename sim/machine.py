@@ -19,10 +19,12 @@ from qasic.isa.encoding import Instr
 from qasic.isa.packing import (
     code_table_bytes,
     gemm_vectors,
+    gemm_weight_end,
     gemm_weight_span,
     pack_bits,
     pool_out,
     unpack_bits,
+    unpack_gemm_weights,
 )
 from qasic.isa.program import Program
 from qasic.isa.table import (
@@ -40,6 +42,7 @@ from qasic.isa.table import (
 from qasic.quant import actformat
 from qasic.quant.reference import ADD_LEFT_SHIFT
 from qasic.sim import kernels as K
+from qasic.sim import rowops
 
 GEMM_PATHS = ("auto", "blas", "numba")
 FLOAT64_EXACT = 1 << 53  # float64 holds every integer of smaller magnitude
@@ -157,8 +160,8 @@ class Machine:
         self._check(i, ins, "input", self.mem["input"], ins["inp_addr"],
                     ins["inp_addr"] + (ins["lines"] - 1) * ins["inp_line_stride"]
                     + (ins["rows"] - 1) * ins["inp_stride"] + encoding_bytes(k, ins["afmt"]))
-        s_addr, w_addr, wrow = gemm_weight_span(ins)
-        self._check(i, ins, "weight", self.mem["weight"], ins["wgt_addr"], w_addr + k * wrow)
+        s_addr, w_addr, _ = gemm_weight_span(ins)
+        self._check(i, ins, "weight", self.mem["weight"], ins["wgt_addr"], gemm_weight_end(ins))
         self._check(i, ins, "acc", self.acc, ins["acc_addr"], ins["acc_addr"] + t * n)
         blas = self.gemm_path == "blas" or (self.gemm_path == "auto" and self._shared_weights(ins))
         if blas and self._gemm_blas(ins):
@@ -170,7 +173,7 @@ class Machine:
                    ins["rows"], k, n, ins["accumulate"], wb,
                    a.acc_bits, ins["lut"], self.mem["param"], ins["lut_addr"],
                    BSCALE_MODES.index(ins["bscale"]), s_addr or 0, encoding_is_fp(ins["afmt"]),
-                   _act_table(ins["afmt"]), encoding_bits(ins["afmt"]))
+                   _act_table(ins["afmt"]), encoding_bits(ins["afmt"]), ins["wtrans"])
 
     def activations(self, ins: Instr) -> np.ndarray:
         """(batch, T, k) int64: the integers a GEMM streams into the array (int codes, or the
@@ -222,8 +225,7 @@ class Machine:
 
     def _weight_bytes(self, ins: Instr) -> np.ndarray:
         """(batch, bytes) the GEMM reads from the weight scratchpad, scale row included."""
-        _, w_addr, wrow = gemm_weight_span(ins)
-        return self.mem["weight"][:, ins["wgt_addr"]:w_addr + ins["k"] * wrow]
+        return self.mem["weight"][:, ins["wgt_addr"]:gemm_weight_end(ins)]
 
     def _gemm_blas(self, ins: Instr) -> bool:
         """The same GEMM as kernels.gemm as one float64 BLAS call over the batch, when that is
@@ -234,9 +236,8 @@ class Machine:
         False, changing nothing, when that bound reaches 2**53 (the caller runs kernels.gemm):
         the path depends on the weights and the encoding, never on the data."""
         rows, k, n = gemm_vectors(ins), ins["k"], ins["n"]
-        _, w_addr, wrow = gemm_weight_span(ins)
-        blob = self.mem["weight"][0, w_addr:w_addr + k * wrow].tobytes()
-        w = unpack_bits(blob, k, n, ins["wbits"])
+        w_addr = gemm_weight_span(ins)[1]
+        w = unpack_gemm_weights(self.mem["weight"][0, w_addr:gemm_weight_end(ins)].tobytes(), ins)
         if ins["lut"]:
             w = self._lut(ins)[0][w & ((1 << ins["wbits"]) - 1)]  # signed code -> its index
         if ins["bscale"] == "mulzp":
@@ -351,6 +352,9 @@ _EXEC = {
     "POOL": Machine._pool,
     "ADD": Machine._add,
     "LUT": Machine._lut_op,
+    "GATHER": rowops.gather,
+    "SOFTMAX": rowops.softmax,
+    "NORM": rowops.norm,
     "SYNC": lambda m, i, ins: None,
     "END": lambda m, i, ins: None,
 }
