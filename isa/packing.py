@@ -68,6 +68,22 @@ def unpack_gemm_weights(blob: bytes, args) -> np.ndarray:
     return unpack_bits(blob, k, n, bits)
 
 
+# Operand sizes of the ISA v5 row instructions (isa.table: GATHER, SOFTMAX, NORM).
+GATHER_INDEX_BYTES = 4  # one int32 little-endian index per gathered row
+EXP_ENTRY_BYTES = 4     # SOFTMAX: one int32 little-endian exp-table word per code difference
+NORM_EPS_BYTES = 8      # NORM: one int64 little-endian epsilon
+
+
+def gather_dram_bytes(args) -> int:
+    """DRAM bytes a GATHER reads: count indices and count rows of row_bytes."""
+    return args["count"] * (GATHER_INDEX_BYTES + args["row_bytes"])
+
+
+def exp_table_bytes(encoding: str) -> int:
+    """Bytes of SOFTMAX's exp table for source codes of ``encoding``: 2^B int32 words."""
+    return EXP_ENTRY_BYTES << encoding_bits(encoding)
+
+
 def dma_bytes(args) -> int:
     """Bytes a LOAD or STORE copies (or a fill writes): planes x rows x row_bytes."""
     return args["planes"] * args["rows"] * args["row_bytes"]

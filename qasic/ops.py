@@ -38,7 +38,9 @@ _SMALLEST = {"LOAD": {"planes": 1, "rows": 1, "row_bytes": 1},
              "GEMM": {"lines": 1, "rows": 1, "k": 1, "n": 1, "wbits": 8},
              "POST": {"rows": 1, "n": 1},
              "POOL": {"h": 1, "w": 1, "c": 1, "kh": 1, "kw": 1, "sh": 1, "sw": 1},
-             "ADD": {"count": 1}, "LUT": {"count": 1}}
+             "ADD": {"count": 1}, "LUT": {"count": 1},
+             "GATHER": {"count": 1, "vocab": 1, "row_bytes": 1},
+             "SOFTMAX": {"rows": 1, "len": 1}, "NORM": {"rows": 1, "len": 1, "chunk": 1}}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,15 @@ import numpy as np
 from qasic.arch.config import ArchConfig
 from qasic.errors import ProgramFormatError
 from qasic.isa.encoding import Instr
-from qasic.isa.packing import code_table_bytes, gemm_vectors, gemm_weight_end, pool_out
+from qasic.isa.packing import (
+    GATHER_INDEX_BYTES,
+    NORM_EPS_BYTES,
+    code_table_bytes,
+    exp_table_bytes,
+    gemm_vectors,
+    gemm_weight_end,
+    pool_out,
+)
 from qasic.isa.program import Program
 from qasic.isa.table import (
     ADD_PARAM_BYTES,
@@ -22,10 +30,8 @@ from qasic.isa.table import (
     POOL_PARAM_BYTES,
     POST_PARAM_BYTES_PER_CHANNEL,
     QUEUES,
-    encoding_bits,
     encoding_bytes,
 )
-from qasic.sim import rowops
 from qasic.sim.timing import Timing, schedule
 
 
@@ -107,13 +113,13 @@ def _gather(a) -> tuple[list, list]:
     if not (a["count"] and a["row_bytes"]):
         return [], []
     table = _rows(a["table_addr"], a["table_stride"], a["vocab"], a["row_bytes"])
-    return ([("dram", _span(a["idx_addr"], rowops.INDEX_BYTES * a["count"])), ("dram", table)],
+    return ([("dram", _span(a["idx_addr"], GATHER_INDEX_BYTES * a["count"])), ("dram", table)],
             [(a["mem"], _rows(a["sram_addr"], a["sram_stride"], a["count"], a["row_bytes"]))])
 
 
 def _softmax(a) -> tuple[list, list]:
     rows, n = a["rows"], a["len"]
-    table = rowops.EXP_ENTRY_BYTES << encoding_bits(a["fmt"])
+    table = exp_table_bytes(a["fmt"])
     reads = [("output", _rows(a["src_addr"], a["src_stride"], rows, encoding_bytes(n, a["fmt"]))),
              ("param", _span(a["table_addr"], table))]
     if a["masked"]:
@@ -128,7 +134,7 @@ def _norm(a) -> tuple[list, list]:
     words = (a["acc_addr"] + (i // chunk) * rows * chunk + i % chunk
              + np.arange(rows)[:, None] * chunk).ravel()
     return ([("input", _rows(a["src_addr"], a["src_stride"], rows, encoding_bytes(n, a["fmt"]))),
-             ("param", _span(a["eps_addr"], rowops.EPS_BYTES))], [("acc", words)])
+             ("param", _span(a["eps_addr"], NORM_EPS_BYTES))], [("acc", words)])
 
 
 _ACCESSES = {"LOAD": lambda a: _dma(a, True), "STORE": lambda a: _dma(a, False), "GEMM": _gemm,

@@ -15,6 +15,12 @@ import numpy as np
 
 from qasic.errors import InputError, ProgramFormatError
 from qasic.isa.encoding import Instr
+from qasic.isa.packing import (
+    EXP_ENTRY_BYTES,
+    GATHER_INDEX_BYTES,
+    NORM_EPS_BYTES,
+    exp_table_bytes,
+)
 from qasic.isa.table import encoding_bits, encoding_bytes, encoding_is_fp
 from qasic.quant import intops
 from qasic.sim import kernels as K
@@ -22,9 +28,6 @@ from qasic.sim import kernels as K
 if TYPE_CHECKING:
     from qasic.sim.machine import Machine
 
-INDEX_BYTES = 4      # GATHER indices: int32 little-endian
-EXP_ENTRY_BYTES = 4  # SOFTMAX exp table: one int32 little-endian word per code difference
-EPS_BYTES = 8        # NORM epsilon: one int64 little-endian word
 EXP_MAX = 1 << intops.EXP_FRAC_BITS  # exp-table entries lie in [0, 2^16] (intops.exp_table)
 EPS_MAX = 1 << 60                    # intops.norm_epsilon's cap: sum(c^2) + eps fits int64
 
@@ -37,7 +40,7 @@ def gather(m: Machine, i: int, ins: Instr) -> None:
     if count == 0 or rb == 0:
         return
     a, t, dst = ins["idx_addr"], ins["table_addr"], m.mem[ins["mem"]]
-    m._check(i, ins, "index", m.dram, a, a + INDEX_BYTES * count)
+    m._check(i, ins, "index", m.dram, a, a + GATHER_INDEX_BYTES * count)
     if vocab:
         m._check(i, ins, "table", m.dram, t, t + (vocab - 1) * ins["table_stride"] + rb)
     m._check(i, ins, "destination", dst, ins["sram_addr"],
@@ -47,7 +50,7 @@ def gather(m: Machine, i: int, ins: Instr) -> None:
     if bad.any():
         b, j = (int(v) for v in np.argwhere(bad)[0])
         raise InputError(f"instruction {i} (GATHER): index {idx[b, j]} at DRAM byte "
-                         f"{a + INDEX_BYTES * j} (batch element {b}) is outside the table's "
+                         f"{a + GATHER_INDEX_BYTES * j} (batch element {b}) is outside the table's "
                          f"{vocab} rows; indices (token ids) must lie in [0, {vocab})")
     K.gather(m.dram, idx, t, ins["table_stride"], dst, ins["sram_addr"], ins["sram_stride"], rb)
 
@@ -61,7 +64,7 @@ def softmax(m: Machine, i: int, ins: Instr) -> None:
     _check_rows(m, i, ins, "source", out, "src", rows, n, ins["fmt"])
     _check_rows(m, i, ins, "destination", out, "dst", rows, n, ins["ofmt"])
     ta = ins["table_addr"]
-    m._check(i, ins, "exp table", par, ta, ta + (EXP_ENTRY_BYTES << bits))
+    m._check(i, ins, "exp table", par, ta, ta + exp_table_bytes(ins["fmt"]))
     table = _words(par, ta, 1 << bits, "<i4")
     _check_range(i, ins, "exp-table entry", table, ta, EXP_ENTRY_BYTES, 0, EXP_MAX)
     valid = np.ones((m.batch, rows, n), dtype=bool)
@@ -90,9 +93,9 @@ def norm(m: Machine, i: int, ins: Instr) -> None:
     _check_rows(m, i, ins, "source", inp, "src", rows, n, ins["fmt"])
     m._check(i, ins, "acc", m.acc, ins["acc_addr"], ins["acc_addr"] + norm_words(ins))
     ea = ins["eps_addr"]
-    m._check(i, ins, "eps", par, ea, ea + EPS_BYTES)
+    m._check(i, ins, "eps", par, ea, ea + NORM_EPS_BYTES)
     eps = _words(par, ea, 1, "<i8")[:, 0]
-    _check_range(i, ins, "epsilon", eps[:, None], ea, EPS_BYTES, 0, EPS_MAX)
+    _check_range(i, ins, "epsilon", eps[:, None], ea, NORM_EPS_BYTES, 0, EPS_MAX)
     v = K.get_rows(inp, ins["src_addr"], ins["src_stride"], rows, n, bits) - ins["zp"]
     center = bool(ins["center"])
     t = _per_element(eps, lambda e, v: intops.norm_rows(v, int(e), center), v)

@@ -9,7 +9,7 @@ import numpy as np
 
 from qasic.arch.config import ArchConfig
 from qasic.errors import InputError
-from qasic.isa.packing import dma_bytes
+from qasic.isa.packing import dma_bytes, gather_dram_bytes
 from qasic.isa.program import Program
 from qasic.quant.graph import TensorQ, float_shape, to_internal
 from qasic.sim.energy import CATEGORIES, EnergyModel
@@ -132,6 +132,8 @@ def _stats(program: Program, arch: ArchConfig, outputs: np.ndarray, timing: Timi
             per[k][cat] += e
         if ins.op in ("LOAD", "STORE") and not ins["fill"]:  # a fill never touches DRAM
             dram[k] += dma_bytes(ins)
+        elif ins.op == "GATHER":
+            dram[k] += gather_dram_bytes(ins)
     cycles = timing.layer_cycles(program.layer_ids, n_layers)
     layers = []
     for k, info in enumerate(program.layers):
