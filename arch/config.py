@@ -2,6 +2,11 @@
 
 The compiler tiles to it, the simulator times and prices with it, the RTL generator sizes the array
 from it. Impossible values fail at construction with a message naming the TOML key.
+
+A TOML file gives only the keys it changes: the rest come from ``base`` (a built-in arch name or
+a path relative to the file) or, without one, from the built-in default. A file without ``name``
+is named after itself (its stem). ``tech.energy_table`` is a file next to the TOML or one of the
+tables shipped with qasic.
 """
 
 from __future__ import annotations
@@ -24,6 +29,13 @@ BUILTIN_ARCHES = {
 # 24-bit split keeps both partial products inside int64), i.e. for 56-bit two's complement.
 # FP8 E5M2 weights x INT8 activations need up to ~50 bits.
 MAX_ACC_BITS = 56
+# Upper bounds no buildable accelerator reaches; past them a value is a typo (or a fuzzer), and the
+# simulator would try to allocate it. A scratchpad: 64 MiB each, above any single on-chip buffer
+# of a shipping accelerator (TPU v1's unified buffer is 24 MiB and its accumulators 4 MiB; TPU
+# v4's 128 MiB CMEM is a chip-wide memory, not a scratchpad next to the array).
+MAX_SRAM_BYTES = 64 << 20
+# The clock: 10 GHz, above any synthesized logic (the fastest CPUs boost to about 6 GHz).
+MAX_CLOCK_MHZ = 10_000
 DATAFLOWS = ("weight_stationary",)
 
 # TOML key (section.key) -> dataclass field. The one place the file layout is spelled out.
@@ -59,9 +71,8 @@ def toml_key(field: str) -> str:
     """The TOML key ("section.key") of an ArchConfig field, for error messages."""
     return _FIELD_KEY[field]
 
-# keys with a default (files written before they existed lack them)
-_OPTIONAL = {"array.weight_shift_bits", "array.input_shift_bits", "vector.lanes",
-             "vector.divide_cycles", "vector.sqrt_cycles"}
+
+BASE_KEY = "base"  # a TOML's top-level key naming the arch it changes
 PARAM_BYTES_PER_CHANNEL = POST_PARAM_BYTES_PER_CHANNEL  # bias (int64), multiplier, shift
 
 
@@ -121,8 +132,12 @@ class ArchConfig:
                 f"arch config: array.dataflow = {self.dataflow!r} is not supported; "
                 f"use one of {', '.join(DATAFLOWS)}"
             )
-        if not self.clock_mhz > 0:
-            raise ConfigError(f"arch config: clock.mhz = {self.clock_mhz} must be > 0")
+        if not 0 < self.clock_mhz <= MAX_CLOCK_MHZ:  # also refuses nan and inf
+            raise ConfigError(f"arch config: clock.mhz = {self.clock_mhz} must be > 0 and "
+                              f"<= {MAX_CLOCK_MHZ} (10 GHz)")
+        self._check_sram_sizes()
+
+    def _check_sram_sizes(self) -> None:
         # Each scratchpad is two halves (double buffering); a half must hold one minimal tile:
         # one streamed row of K = rows inputs, a rows x cols weight tile, one row of cols
         # accumulators.
@@ -135,6 +150,9 @@ class ArchConfig:
             "param_sram_bytes": c * PARAM_BYTES_PER_CHANNEL,
         }
         for name, half in minimal.items():
+            if getattr(self, name) > MAX_SRAM_BYTES:
+                raise ConfigError(f"arch config: {_FIELD_KEY[name]} = {getattr(self, name)} must "
+                                  f"be <= {MAX_SRAM_BYTES} (64 MiB per scratchpad)")
             if getattr(self, name) < 2 * half:
                 raise ConfigError(
                     f"arch config: {_FIELD_KEY[name]} = {getattr(self, name)} is smaller than one "
@@ -162,7 +180,8 @@ class ArchConfig:
         return self.array_rows * self.array_cols
 
     def energy_table_path(self) -> Path:
-        return DEFAULT_PATH.with_name(self.energy_table)
+        """The energy table: an absolute path, or the name of a table shipped with qasic."""
+        return DEFAULT_PATH.parent / self.energy_table  # an absolute path replaces the folder
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -172,14 +191,7 @@ def load_arch(name_or_path: str | Path | None = None) -> ArchConfig:
     """Load and validate an architecture: a built-in name (BUILTIN_ARCHES), a TOML path, or the
     default one when None."""
     path = arch_path(name_or_path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"arch config {path} does not exist; pass a TOML file like "
-                          f"{DEFAULT_PATH} or a built-in arch ({', '.join(BUILTIN_ARCHES)})")
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"arch config {path} is not valid TOML: {e}")
-    return arch_from_dict(raw, source=str(path))
+    return ArchConfig(**_fields(_file_keys(path, ()), str(path)))
 
 
 def arch_path(name_or_path: str | Path | None) -> Path:
@@ -200,16 +212,87 @@ def _is_bare_name(text: str) -> bool:
     return "/" not in text and "\\" not in text and not text.endswith(".toml")
 
 
-def arch_from_dict(raw: dict, source: str = "<dict>") -> ArchConfig:
+def arch_from_dict(raw: dict, source: str = "<dict>", folder: Path | None = None) -> ArchConfig:
+    """An arch from TOML-shaped ``raw`` over its ``base`` (default: the built-in default);
+    relative paths in it (base, tech.energy_table) are relative to ``folder`` (default: the
+    working directory)."""
+    keys = _own_keys(raw, source, Path.cwd() if folder is None else folder, ())
+    return ArchConfig(**_fields(keys, source))
+
+
+def _file_keys(path: Path, chain: tuple[Path, ...]) -> dict:
+    """The flat keys of the TOML at ``path`` over those of its base chain."""
+    if path.resolve() in chain:
+        raise ConfigError(f"arch config {chain[-1]}: base {path} leads back to itself; "
+                          "end the chain at a file without base")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"arch config {path} does not exist; pass a TOML file like "
+                          f"{DEFAULT_PATH} or a built-in arch ({', '.join(BUILTIN_ARCHES)})")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"arch config {path} cannot be read ({type(e).__name__}); pass a "
+                          "TOML file")
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"arch config {path} is not valid TOML: {e}")
+    # a file without a name is not its base: it is named after itself
+    return _own_keys(raw, str(path), path.parent, (*chain, path.resolve()), name=path.stem)
+
+
+def _own_keys(raw: dict, source: str, folder: Path, chain: tuple[Path, ...],
+              name: str | None = None) -> dict:
+    """``raw``'s keys over its base's, with its own relative paths resolved from ``folder``;
+    ``name``: the arch's name if ``raw`` gives none (else the base's)."""
     flat = _flatten(raw)
-    unknown = sorted(set(flat) - set(_KEYS))
+    unknown = sorted(set(flat) - set(_KEYS) - {BASE_KEY})
     if unknown:
         raise ConfigError(f"arch config {source}: unknown key {unknown[0]}; known keys: "
-                          f"{', '.join(_KEYS)}")
-    missing = [k for k in _KEYS if k not in flat and k not in _OPTIONAL]
-    if missing:
+                          f"{BASE_KEY}, {', '.join(_KEYS)}")
+    if "tech.energy_table" in flat:
+        flat["tech.energy_table"] = _energy_table(flat["tech.energy_table"], folder, source)
+    base = flat.pop(BASE_KEY, None)
+    if base is None and DEFAULT_PATH.resolve() in chain:
+        return flat  # the default is complete: it has no base
+    if name is not None:
+        flat.setdefault("name", name)
+    return {**_file_keys(_base_path(base, folder, source), chain), **flat}
+
+
+def _base_path(base: object, folder: Path, source: str) -> Path:
+    if base is None:
+        return DEFAULT_PATH
+    if not isinstance(base, str):
+        raise ConfigError(f"arch config {source}: base = {base!r} must be a string: a built-in "
+                          f"arch ({', '.join(BUILTIN_ARCHES)}) or a TOML path")
+    if base in BUILTIN_ARCHES:
+        return BUILTIN_ARCHES[base]
+    path = folder / base
+    if not path.is_file():
+        raise ConfigError(f"arch config {source}: base = {base!r} is neither a built-in arch "
+                          f"({', '.join(BUILTIN_ARCHES)}) nor a file ({path} does not exist)")
+    return path
+
+
+def _energy_table(value: object, folder: Path, source: str) -> object:
+    """A table next to the TOML (its absolute path), or the name of one shipped with qasic."""
+    if not isinstance(value, str) or not value:
+        return value  # ArchConfig names the key and the type it wants
+    here, shipped = folder / value, DEFAULT_PATH.parent / value
+    if here.is_file():
+        return value if here.resolve() == shipped.resolve() else str(here.resolve())
+    if shipped.is_file() and not Path(value).is_absolute():
+        return value
+    tables = ", ".join(sorted(p.name for p in DEFAULT_PATH.parent.glob("energy_*.toml")))
+    raise ConfigError(f"arch config {source}: tech.energy_table = {value!r} is no file "
+                      f"({here} does not exist); give a path relative to the arch TOML or a "
+                      f"table shipped with qasic ({tables})")
+
+
+def _fields(flat: dict, source: str) -> dict:
+    missing = [k for k in _KEYS if k not in flat]
+    if missing:  # only a default.toml with keys removed can get here
         raise ConfigError(f"arch config {source}: missing key {missing[0]}")
-    return ArchConfig(**{_KEYS[k]: v for k, v in flat.items()})
+    return {_KEYS[k]: v for k, v in flat.items()}
 
 
 def _flatten(raw: dict, prefix: str = "") -> dict:

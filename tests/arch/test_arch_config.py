@@ -56,7 +56,12 @@ def test_default_loads_and_is_frozen():
     ("sram.param_bytes", 200, "sram.param_bytes = 200 is smaller"),
     ("dram.bytes_per_cycle", 0, "dram.bytes_per_cycle = 0 must be in 1..4096"),
     ("dram.latency_cycles", -1, "dram.latency_cycles = -1 must be in 0..100000"),
-    ("clock.mhz", 0, "clock.mhz = 0 must be > 0"),
+    ("clock.mhz", 0, "clock.mhz = 0 must be > 0 and <= 10000 (10 GHz)"),
+    ("clock.mhz", float("inf"), "clock.mhz = inf must be > 0 and <= 10000"),
+    ("clock.mhz", float("nan"), "clock.mhz = nan must be > 0 and <= 10000"),
+    ("clock.mhz", 20_000, "clock.mhz = 20000 must be > 0 and <= 10000"),
+    ("sram.input_bytes", 1 << 40, "sram.input_bytes = 1099511627776 must be <= 67108864 (64 MiB"),
+    ("sram.acc_bytes", (64 << 20) + 1, "sram.acc_bytes = 67108865 must be <= 67108864"),
     ("tech.node_nm", 1, "tech.node_nm = 1 must be in 3..180"),
     ("array.rows", "16", "array.rows = '16' must be int"),
     ("array.rows", 16.0, "array.rows = 16.0 must be int"),
@@ -71,16 +76,23 @@ def test_impossible_value_names_the_key(key, value, message):
     assert message in str(e.value)
 
 
+def test_the_largest_scratchpads_and_clock_are_accepted():
+    arch = dataclasses.replace(default_arch(), input_sram_bytes=64 << 20, clock_mhz=10_000)
+    assert arch.input_sram_bytes == 64 << 20
+
+
 @pytest.mark.parametrize("key", ["array.depth", "sram.l2_bytes", "power"])
 def test_unknown_key_is_named(key):
-    with pytest.raises(ConfigError, match=rf"unknown key {key}; known keys: name, array.rows"):
+    with pytest.raises(ConfigError,
+                       match=rf"unknown key {key}; known keys: base, name, array.rows"):
         arch_from_dict(with_value(key, 1))
 
 
-@pytest.mark.parametrize("key", ["array.rows", "sram.weight_bytes", "tech.energy_table", "name"])
-def test_missing_key_is_named(key):
-    with pytest.raises(ConfigError, match=rf"missing key {key}$"):
-        arch_from_dict(with_value(key, ...))
+@pytest.mark.parametrize("key, field", [("array.rows", "array_rows"),
+                                        ("sram.weight_bytes", "weight_sram_bytes"),
+                                        ("tech.energy_table", "energy_table"), ("name", "name")])
+def test_a_missing_key_comes_from_the_default(key, field):
+    assert getattr(arch_from_dict(with_value(key, ...)), field) == getattr(default_arch(), field)
 
 
 def test_errors_from_a_file_name_the_file_and_key(tmp_path):
