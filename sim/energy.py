@@ -17,6 +17,18 @@ Per instruction (one inference; bits = bytes x 8, SRAM priced at the scratchpad 
                   element; mul: 1 (the <= 9 x 9-bit code product, far below an int32 multiply,
                   is not priced apart)
     LUT           per element: source and result code bits, one param byte (the table entry)
+    GATHER        count * (4 + row_bytes) DRAM bytes (indices and rows); count * row_bytes
+                  bytes written to the scratchpad
+    SOFTMAX       per row of n keys (B / Bo source / result code bits): 3 passes read the codes
+                  (3 n B bits), n Bo bits written, 2 n exp-table words read (exp pass and scale
+                  pass; masked: 3 n mask bytes); logic: n B-bit compares and n B-bit subtracts
+                  (adder bits), n sum adds, n x (multiply e R + 2 adds: x qmax as shift and
+                  subtract, rounding), one divide of DIVIDE_STEPS["SOFTMAX"] add/subtracts
+    NORM          per row of n channels (c = center): (2 + c) passes read the codes, n acc words
+                  written, the 8-byte epsilon once; logic: n (2c + 3) int32 multiplies and
+                  n (4c + 6) + 2 + SQRT_STEPS + DIVIDE_STEPS["NORM"] int32 adds (docs/energy.md)
+GEMM wtrans = 1 prices as wtrans = 0: the same bits are read, and the transposer's registers on
+the weight load path are not priced apart (nor is the preload's shift through the PEs).
 Logic energy (MACs, post-processing) is scaled to the technology node; SRAM and DRAM are not
 (their energy shrinks much less than logic: Jouppi et al., ISCA 2021).
 Bit-width sets the price twice, each the way the hardware pays it:
@@ -46,7 +58,14 @@ from pathlib import Path
 from qasic.arch.config import ArchConfig
 from qasic.errors import ConfigError
 from qasic.isa.encoding import Instr
-from qasic.isa.packing import dma_bytes, gemm_vectors, pool_out
+from qasic.isa.packing import (
+    EXP_ENTRY_BYTES,
+    NORM_EPS_BYTES,
+    dma_bytes,
+    gather_dram_bytes,
+    gemm_vectors,
+    pool_out,
+)
 from qasic.isa.table import (
     BSCALE_BYTES,
     LUT_ENTRY_BYTES,
@@ -59,6 +78,12 @@ from qasic.isa.table import (
 from qasic.quant.blockscale import MAX_SHIFT, SCALE_BYTE_BITS
 
 CATEGORIES = ("mac", "sram", "dram", "other")
+# Restoring division and digit-by-digit square root, one result bit per iteration, each a trial
+# subtract priced as int32 adds (docs/energy.md): SOFTMAX's R = 2^32 // S has 32 quotient bits;
+# NORM's 2^61 // r up to 62 (r < 2^31: 32-bit subtracts); NORM's root of V < 2^62 has 31 bits,
+# each a subtract of up to 64 bits (two int32 adds).
+DIVIDE_STEPS = {"SOFTMAX": 32, "NORM": 62}
+SQRT_STEPS = 2 * 31
 
 
 @dataclass(frozen=True)
@@ -191,6 +216,28 @@ class EnergyModel:
         steps = 3 if ins["op"] == "add" else 1
         e["other"] = n * steps * self._int32_pj(1, 1)
 
+    def _gather(self, ins: Instr, e: dict) -> None:
+        e["sram"] = 8 * ins["count"] * ins["row_bytes"] * self.sram_bit[ins["mem"]]
+        e["dram"] = 8 * gather_dram_bytes(ins) * self.table["dram_pj_per_bit"]
+
+    def _softmax(self, ins: Instr, e: dict) -> None:
+        n, rows = ins["len"], ins["rows"]
+        bits, obits = encoding_bits(ins["fmt"]), encoding_bits(ins["ofmt"])
+        out = n * (3 * bits + obits + 3 * 8 * ins["masked"])
+        e["sram"] = rows * (out * self.sram_bit["output"]
+                            + 2 * n * 8 * EXP_ENTRY_BYTES * self.sram_bit["param"])
+        compare_subtract = 2 * bits * self.table["mac_add_pj_per_bit"] * self.logic
+        e["other"] = rows * (n * compare_subtract
+                             + self._int32_pj(n, 3 * n + DIVIDE_STEPS["SOFTMAX"]))
+
+    def _norm(self, ins: Instr, e: dict) -> None:
+        n, rows, c = ins["len"], ins["rows"], ins["center"]
+        e["sram"] = (rows * n * ((2 + c) * encoding_bits(ins["fmt"]) * self.sram_bit["input"]
+                                 + self.arch.acc_bits * self.sram_bit["acc"])
+                     + 8 * NORM_EPS_BYTES * self.sram_bit["param"])
+        adds = n * (4 * c + 6) + 2 + SQRT_STEPS + DIVIDE_STEPS["NORM"]
+        e["other"] = rows * self._int32_pj(n * (2 * c + 3), adds)
+
     def _lut(self, ins: Instr, e: dict) -> None:
         n = ins["count"]
         e["sram"] = n * ((encoding_bits(ins["fmt"]) + encoding_bits(ins["ofmt"]))
@@ -200,7 +247,8 @@ class EnergyModel:
 
 _PRICES = {"LOAD": EnergyModel._dma, "STORE": EnergyModel._dma, "GEMM": EnergyModel._gemm,
            "POST": EnergyModel._post, "POOL": EnergyModel._pool, "ADD": EnergyModel._add,
-           "LUT": EnergyModel._lut}
+           "LUT": EnergyModel._lut, "GATHER": EnergyModel._gather,
+           "SOFTMAX": EnergyModel._softmax, "NORM": EnergyModel._norm}
 
 
 def _sram_sizes(arch: ArchConfig) -> dict[str, int]:

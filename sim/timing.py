@@ -1,19 +1,31 @@
 """The timing model: a closed-form duration per instruction and one in-order pass over tokens.
 
-Durations (cycles; R x C array, B = DRAM bytes per cycle, L = DRAM latency):
+Durations (cycles; R x C array, B = DRAM bytes per cycle, L = DRAM latency, V = vector lanes
+arch.lanes (vector.lanes, or C when 0), Dd / Ds = vector.divide_cycles / vector.sqrt_cycles):
     LOAD / STORE   bytes = planes * rows * row_bytes; issue ceil(bytes / B) cycles on the queue;
                    data lands L cycles later. A DMA engine keeps requests in flight, so the next
                    DMA of the same queue issues when the previous one has *issued*, not landed.
     LOAD fill=1    no DRAM access: the scratchpad write port stores C bytes per cycle, busy and
                    done after ceil(bytes / C) cycles (no latency).
+    GATHER         I = ceil(4 count / B) index cycles, one latency L for the indices to land
+                   (the row addresses depend on them), then count * ceil(row_bytes / B) row
+                   cycles issued back to back (rows are independent once their indices are in:
+                   pipelined like a DMA's rows); busy I + L + rows, done busy + L.
     GEMM           fold_cycles(R, C, T) = 2R + C + T - 2 with T = lines * rows (qasic.rtl.timing:
                    preload R weight rows, stream T skewed vectors, drain), whatever k and n.
+                   wtrans = 1 costs the same: the transposer is pipelined with the preload
+                   (Gemmini's b_transpose), a weight row enters the array every cycle.
     POST           ceil(rows * n / C) + POST_PIPELINE: C lanes (bias add, multiply, shift/clamp;
                    with lut = 1 the table read shares the clamp stage)
-    POOL           ceil(oh * ow * c * kh * kw / C) + 1: C lanes (comparators for max, adders for
+    POOL           ceil(oh * ow * c * kh * kw / V) + 1: V lanes (comparators for max, adders for
                    avg; avg's one requantize per result overlaps the next window)
-    LUT            ceil(count / C) + LUT_PIPELINE: C lanes (read the code, read the table byte)
-    ADD            ceil(count / C) + ADD_PIPELINE (add and mul alike)
+    LUT            ceil(count / V) + LUT_PIPELINE: V lanes (read the code, read the table byte)
+    ADD            ceil(count / V) + ADD_PIPELINE (add and mul alike)
+    SOFTMAX        rows * (3 ceil(len / V) + Dd) + ROW_PIPELINE: per row a max pass, an exp and
+                   sum pass, one divide (R = 2^32 / sum) and a scale pass, row after row
+    NORM           rows * ((2 + center) ceil(len / V) + Ds + Dd) + ROW_PIPELINE: per row a sum
+                   pass (LayerNorm only), a square-sum pass, one square root and one divide
+                   (2^61 / root), an output pass
     SYNC, END      1
 Each queue runs its instructions in order; an instruction starts when its queue is free and
 every token it pops has been pushed; it pushes tokens when it completes. Processing the program
@@ -30,7 +42,7 @@ import numpy as np
 from qasic.arch.config import ArchConfig
 from qasic.errors import ProgramFormatError
 from qasic.isa.encoding import Instr
-from qasic.isa.packing import dma_bytes, gemm_vectors, pool_out
+from qasic.isa.packing import GATHER_INDEX_BYTES, dma_bytes, gemm_vectors, pool_out
 from qasic.isa.program import Program
 from qasic.isa.table import QUEUES
 from qasic.rtl.timing import fold_cycles
@@ -38,6 +50,7 @@ from qasic.rtl.timing import fold_cycles
 POST_PIPELINE = 3
 ADD_PIPELINE = 4
 LUT_PIPELINE = 2
+ROW_PIPELINE = 4  # SOFTMAX / NORM: read, table or multiply, accumulate, write
 
 
 def _ceil(a: int, b: int) -> int:
@@ -57,16 +70,47 @@ def duration(ins: Instr, arch: ArchConfig) -> tuple[int, int]:
         t = fold_cycles(arch.array_rows, arch.array_cols, gemm_vectors(ins))
     elif ins.op == "POST":
         t = _ceil(ins["rows"] * ins["n"], c) + POST_PIPELINE
-    elif ins.op == "POOL":
-        oh, ow = pool_out(ins)
-        t = _ceil(oh * ow * ins["c"] * ins["kh"] * ins["kw"], c) + 1
-    elif ins.op == "LUT":
-        t = _ceil(ins["count"], c) + LUT_PIPELINE
-    elif ins.op == "ADD":
-        t = _ceil(ins["count"], c) + ADD_PIPELINE
+    elif ins.op in _VECTOR:
+        t = _VECTOR[ins.op](ins, arch)
+    elif ins.op == "GATHER":
+        return _gather(ins, arch)
     else:
         t = 1
     return t, t
+
+
+def _gather(ins: Instr, arch: ArchConfig) -> tuple[int, int]:
+    b, lat, count = arch.dram_bytes_per_cycle, arch.dram_latency_cycles, ins["count"]
+    if count == 0:
+        return 1, 1
+    busy = _ceil(GATHER_INDEX_BYTES * count, b) + lat + count * _ceil(ins["row_bytes"], b)
+    return busy, busy + lat
+
+
+def _pool(ins: Instr, arch: ArchConfig) -> int:
+    oh, ow = pool_out(ins)
+    return _ceil(oh * ow * ins["c"] * ins["kh"] * ins["kw"], arch.lanes) + 1
+
+
+def _softmax(ins: Instr, arch: ArchConfig) -> int:
+    per_row = 3 * _ceil(ins["len"], arch.lanes) + arch.vector_divide_cycles
+    return ins["rows"] * per_row + ROW_PIPELINE
+
+
+def _norm(ins: Instr, arch: ArchConfig) -> int:
+    passes = (2 + ins["center"]) * _ceil(ins["len"], arch.lanes)
+    return ins["rows"] * (passes + arch.vector_sqrt_cycles + arch.vector_divide_cycles) \
+        + ROW_PIPELINE
+
+
+# vector-unit instructions: op -> cycles (busy = done)
+_VECTOR = {
+    "POOL": _pool,
+    "LUT": lambda ins, arch: _ceil(ins["count"], arch.lanes) + LUT_PIPELINE,
+    "ADD": lambda ins, arch: _ceil(ins["count"], arch.lanes) + ADD_PIPELINE,
+    "SOFTMAX": _softmax,
+    "NORM": _norm,
+}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,152 @@
+"""Cycles, energy and DRAM bytes of GEMM wtrans, GATHER, SOFTMAX and NORM, from their documented
+closed forms (sim/timing.py and sim/energy.py docstrings, docs/energy.md), with the numbers
+written out by hand."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from qasic.arch.config import default_arch
+from qasic.isa.encoding import Instr, assemble
+from qasic.isa.program import Program, Region
+from qasic.ops import _SMALLEST
+from qasic.sim.energy import EnergyModel
+from qasic.sim.run import _stats
+from qasic.sim.timing import duration, schedule
+
+ARCH = default_arch()  # 16 x 16 array, 8 DRAM bytes per cycle, latency 64, 32-bit accumulators
+MODEL = EnergyModel(ARCH)
+ADD, MULT, ADD_BIT = 0.1, 3.1, 0.0035  # int32 add, int32 multiply, adder bit (45 nm, pJ)
+DRAM_BIT = 8.0
+
+
+def test_the_defaults_the_numbers_below_assume():
+    assert (ARCH.array_cols, ARCH.lanes, ARCH.vector_divide_cycles, ARCH.vector_sqrt_cycles,
+            ARCH.dram_bytes_per_cycle, ARCH.dram_latency_cycles, ARCH.acc_bits) == (
+        16, 16, 32, 32, 8, 64, 32)
+    table = MODEL.table
+    assert (table["int32_add_pj"], table["int32_mult_pj"], table["mac_add_pj_per_bit"],
+            table["dram_pj_per_bit"], table["logic_scale_from_45nm"]) == (
+        ADD, MULT, ADD_BIT, DRAM_BIT, 1.0)
+
+
+# ---- timing ----------------------------------------------------------------------------------
+
+def test_gemm_wtrans_takes_the_same_cycles():
+    gemm = {"lines": 2, "rows": 7, "k": 16, "n": 9, "wbits": 4}
+    assert duration(Instr("GEMM", {**gemm, "wtrans": 1}), ARCH) == duration(
+        Instr("GEMM", gemm), ARCH)
+
+
+def test_gather_fetches_indices_then_pipelines_the_rows():
+    g = Instr("GATHER", {"count": 5, "row_bytes": 20, "vocab": 100})
+    # indices: ceil(20 / 8) = 3; their latency 64; rows: 5 x ceil(20 / 8) = 15; the last lands
+    # 64 later
+    assert duration(g, ARCH) == (3 + 64 + 15, 3 + 64 + 15 + 64)
+    wide = dataclasses.replace(ARCH, dram_bytes_per_cycle=32, dram_latency_cycles=10)
+    assert duration(g, wide) == (1 + 10 + 5, 1 + 10 + 5 + 10)
+
+
+@pytest.mark.parametrize("lanes, passes", [(0, 3), (16, 3), (8, 5), (40, 1)])
+def test_softmax_three_passes_and_a_divide_per_row(lanes, passes):
+    arch = dataclasses.replace(ARCH, vector_lanes=lanes)
+    sm = Instr("SOFTMAX", {"rows": 3, "len": 40, "causal": 1, "masked": 1})
+    # passes = ceil(40 / lanes); 3 of them + 32 divide cycles per row, + 4 pipeline
+    assert duration(sm, arch) == (3 * (3 * passes + 32) + 4,) * 2
+    slow = dataclasses.replace(arch, vector_divide_cycles=100)
+    assert duration(sm, slow)[0] == 3 * (3 * passes + 100) + 4
+
+
+@pytest.mark.parametrize("center", [0, 1])
+def test_norm_passes_a_root_and_a_divide_per_row(center):
+    nm = Instr("NORM", {"rows": 2, "len": 40, "chunk": 16, "center": center})
+    # (2 + center) passes of ceil(40 / 16) = 3 cycles, 32 sqrt + 32 divide cycles, + 4 pipeline
+    assert duration(nm, ARCH)[0] == 2 * ((2 + center) * 3 + 64) + 4
+    arch = dataclasses.replace(ARCH, vector_lanes=4, vector_sqrt_cycles=16)
+    assert duration(nm, arch)[0] == 2 * ((2 + center) * 10 + 16 + 32) + 4
+
+
+def test_pool_add_lut_use_the_vector_lanes():
+    add = Instr("ADD", {"count": 40})
+    lut = Instr("LUT", {"count": 40})
+    pool = Instr("POOL", {"h": 4, "w": 4, "c": 5, "kh": 2, "kw": 2, "sh": 2, "sw": 2})
+    assert [duration(i, ARCH)[0] for i in (add, lut, pool)] == [3 + 4, 3 + 2, 5 + 1]
+    four = dataclasses.replace(ARCH, vector_lanes=4)  # 80 window elements / 4 lanes = 20
+    assert [duration(i, four)[0] for i in (add, lut, pool)] == [10 + 4, 10 + 2, 20 + 1]
+    post = Instr("POST", {"rows": 4, "n": 10})  # the post-processing unit keeps C lanes
+    assert duration(post, four) == duration(post, ARCH) == (3 + 3, 3 + 3)
+
+
+def test_gather_runs_on_the_load_queue_beside_compute():
+    text = ("GATHER mem=input count=4 row_bytes=8 vocab=10 +push_next\n"
+            "SOFTMAX rows=1 len=16\n"
+            "SOFTMAX rows=1 len=16 +pop_prev\nEND")
+    instrs = tuple(assemble(text))
+    t = schedule(Program(instrs, (0,) * 4, b"", (Region("constants", 0, 0, "constants"),)),
+                 ARCH)
+    gather_end = 2 + 64 + 4 + 64
+    softmax = 3 * 1 + 32 + 4
+    assert list(t.start) == [0, 0, max(softmax, gather_end), max(softmax, gather_end) + softmax]
+
+
+# ---- energy ----------------------------------------------------------------------------------
+
+def test_gather_prices_dram_indices_and_rows_and_the_scratchpad_writes():
+    g = Instr("GATHER", {"mem": "weight", "count": 5, "row_bytes": 20, "vocab": 100})
+    e = MODEL.instr(g)
+    assert e["dram"] == pytest.approx(5 * (4 + 20) * 8 * DRAM_BIT)
+    assert e["sram"] == pytest.approx(5 * 20 * 8 * MODEL.sram_bit["weight"])
+    assert e["mac"] == e["other"] == 0
+
+
+@pytest.mark.parametrize("masked", [0, 1])
+def test_softmax_energy(masked):
+    sm = Instr("SOFTMAX", {"rows": 3, "len": 10, "fmt": "int8", "ofmt": "int4",
+                           "masked": masked, "causal": 1})
+    e = MODEL.instr(sm)
+    out, par = MODEL.sram_bit["output"], MODEL.sram_bit["param"]
+    # per row: 3 reads of 10 8-bit codes, 10 4-bit writes, 3 x 10 mask bytes when masked;
+    # 2 x 10 exp-table words of 32 bits
+    assert e["sram"] == pytest.approx(3 * ((3 * 80 + 40 + masked * 3 * 80) * out + 20 * 32 * par))
+    # per row: 10 x (8-bit compare + 8-bit subtract) adder bits; 10 sum adds; 10 x (multiply +
+    # 2 adds); 32 divide steps
+    per_row = 10 * 16 * ADD_BIT + 10 * ADD + 10 * (MULT + 2 * ADD) + 32 * ADD
+    assert e["other"] == pytest.approx(3 * per_row)
+    assert e["mac"] == e["dram"] == 0
+
+
+@pytest.mark.parametrize("center, mults, adds", [(1, 5, 10), (0, 3, 6)])
+def test_norm_energy(center, mults, adds):
+    nm = Instr("NORM", {"rows": 2, "len": 10, "chunk": 4, "center": center, "fmt": "int4"})
+    e = MODEL.instr(nm)
+    inp, acc, par = (MODEL.sram_bit[m] for m in ("input", "acc", "param"))
+    # (2 + center) passes read 10 4-bit codes per row; 10 32-bit words written; the epsilon once
+    assert e["sram"] == pytest.approx(2 * 10 * ((2 + center) * 4 * inp + 32 * acc) + 64 * par)
+    # per row: per channel 5 multiplies and 10 adds (LayerNorm) or 3 and 6 (RMSNorm); the
+    # 64-bit epsilon add (2), the square root (31 steps of 64 bits: 62), the divide (62)
+    assert e["other"] == pytest.approx(2 * (10 * mults * MULT + (10 * adds + 2 + 62 + 62) * ADD))
+
+
+def test_gemm_wtrans_costs_the_same_energy():
+    gemm = {"lines": 1, "rows": 8, "k": 16, "n": 12, "wbits": 4, "accumulate": 1}
+    assert MODEL.instr(Instr("GEMM", {**gemm, "wtrans": 1})) == MODEL.instr(Instr("GEMM", gemm))
+
+
+def test_smallest_operands_of_the_new_instructions_have_a_price_and_a_duration():
+    for name in ("GATHER", "SOFTMAX", "NORM"):
+        ins = Instr(name, _SMALLEST[name])
+        assert duration(ins, ARCH)[1] > 0
+        assert sum(MODEL.instr(ins).values()) > 0, name
+
+
+def test_gather_dram_bytes_reach_the_layer_stats():
+    text = "GATHER mem=input count=6 row_bytes=10 vocab=10\nLOAD mem=input planes=1 rows=1 " \
+           "row_bytes=3\nEND"
+    instrs = tuple(assemble(text))
+    layer = {"name": "embed", "kind": "gather", "ops": ["embedding"], "macs": 0}
+    program = Program(instrs, (0,) * 3, b"", (Region("constants", 0, 0, "constants"),),
+                      {"layers": [layer]})
+    result = _stats(program, ARCH, None, schedule(program, ARCH))
+    assert result.dram_bytes == 6 * (4 + 10) + 3
