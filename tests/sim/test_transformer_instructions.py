@@ -14,14 +14,16 @@ import numpy as np
 import pytest
 
 from qasic.errors import InputError, ProgramFormatError
-from qasic.isa.encoding import Instr
+from qasic.isa.encoding import Instr, assemble
 from qasic.isa.packing import pack_bits
+from qasic.isa.program import Program
 from qasic.quant import intops
-from qasic.sim.hazards import accesses
+from qasic.sim.hazards import accesses, hazards
 from qasic.sim.machine import Machine
 from tests.sim.test_instructions import (
     ARCH,
     BATCH,
+    REGIONS,
     get_rows,
     ins,
     machine,
@@ -303,3 +305,14 @@ def test_gemm_wtrans_accesses_n_rows_of_k_codes():
     gemm = Instr("GEMM", {"lines": 1, "rows": 1, "k": 3, "n": 5, "wbits": 4, "wtrans": 1,
                           "wgt_addr": 7})
     assert flat(accesses(gemm)[0])["weight"] == set(range(7, 7 + 5 * 2))  # 5 rows of 2 bytes
+
+
+def test_a_gather_read_without_a_token_is_a_hazard():
+    gather = "GATHER mem=input idx_addr=0 count=4 table_addr=64 table_stride=16 vocab=8 " \
+             "row_bytes=16 sram_stride=16"
+    norm = "NORM rows=4 len=16 chunk=16 src_stride=16 fmt=int8"
+    racing = assemble(f"{gather}\n{norm}\nEND")
+    ordered = assemble(f"{gather} +push_next\n{norm} +pop_prev\nEND")
+    for instrs, found in ((racing, ["RAW on input: instruction 0 (GATHER) vs 1 (NORM)"]),
+                          (ordered, [])):
+        assert hazards(Program(tuple(instrs), (0,) * 3, b"", REGIONS), ARCH) == found
