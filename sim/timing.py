@@ -118,6 +118,9 @@ class Timing:
     start: np.ndarray   # per instruction, cycle it starts
     end: np.ndarray     # per instruction, cycle its result is complete
     total: int          # cycles until every queue has drained
+    # per instruction, cycle its queue is free again (start + busy: a DMA's issue, before its
+    # data lands at ``end``); None from callers that only know start and end
+    issued: np.ndarray | None = None
 
     def layer_cycles(self, layer_ids: tuple[int, ...], n_layers: int) -> list[int]:
         """Cycles attributed to each kernel: from the previous kernel's finish to its own."""
@@ -152,6 +155,7 @@ def schedule(program: Program, arch: ArchConfig) -> Timing:
     fifos: dict[tuple[str, str], deque] = {}
     n = len(program.instrs)
     start, end = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    issued = np.zeros(n, dtype=np.int64)
     for i, ins in enumerate(program.instrs):
         q = ins.queue
         t0 = free[q]
@@ -160,11 +164,11 @@ def schedule(program: Program, arch: ArchConfig) -> Timing:
                 t0 = max(t0, _pop(fifos, i, ins, q, d))
         busy, done = _duration(i, ins, arch)
         start[i], end[i] = t0, t0 + done
-        free[q] = t0 + busy
+        free[q] = issued[i] = t0 + busy
         for d in ("prev", "next"):
             if getattr(ins, f"push_{d}"):
                 fifos.setdefault(_token_fifo(i, ins, q, d, push=True), deque()).append(end[i])
-    return Timing(start, end, int(end.max()) if n else 0)
+    return Timing(start, end, int(end.max()) if n else 0, issued)
 
 
 def _duration(i: int, ins: Instr, arch: ArchConfig) -> tuple[int, int]:
