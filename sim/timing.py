@@ -23,9 +23,10 @@ arch.lanes (vector.lanes, or C when 0), Dd / Ds = vector.divide_cycles / vector.
     ADD            ceil(count / V) + ADD_PIPELINE (add and mul alike)
     SOFTMAX        rows * (3 ceil(len / V) + Dd) + ROW_PIPELINE: per row a max pass, an exp and
                    sum pass, one divide (R = 2^32 / sum) and a scale pass, row after row
-    NORM           rows * ((2 + center) ceil(len / V) + Ds + Dd) + ROW_PIPELINE: per row a sum
-                   pass (LayerNorm only), a square-sum pass, one square root and one divide
-                   (2^61 / root), an output pass
+    NORM           rows * ((2 + center) ceil(len / V) + Ds + 2 Dd) + ROW_PIPELINE: per row a
+                   sum pass (LayerNorm only), a square-sum pass, one square root and one divide
+                   (2^61 / root: a 62-bit quotient, two passes of the 32-bit divider), an output
+                   pass
     SYNC, END      1
 Each queue runs its instructions in order; an instruction starts when its queue is free and
 every token it pops has been pushed; it pushes tokens when it completes. Processing the program
@@ -99,7 +100,8 @@ def _softmax(ins: Instr, arch: ArchConfig) -> int:
 
 def _norm(ins: Instr, arch: ArchConfig) -> int:
     passes = (2 + ins["center"]) * _ceil(ins["len"], arch.lanes)
-    return ins["rows"] * (passes + arch.vector_sqrt_cycles + arch.vector_divide_cycles) \
+    # the quotient 2^61 / r has up to 62 bits: two passes of the 32-bit divider
+    return ins["rows"] * (passes + arch.vector_sqrt_cycles + 2 * arch.vector_divide_cycles) \
         + ROW_PIPELINE
 
 
