@@ -34,7 +34,8 @@ from qasic.quant.reference import flatten_order
 
 @dataclass(frozen=True)
 class ConvGeom:
-    """A GEMM kernel's geometry; a linear layer is a 1x1 conv of a 1x1 image."""
+    """A GEMM kernel's geometry; a linear layer is a 1x1 conv of a 1x1 image (a vector) or of a
+    1 x S image (a sequence of S tokens, m = S)."""
 
     in_h: int
     in_w: int
@@ -110,6 +111,7 @@ class GemmKernel:
     post_table: np.ndarray | None = None   # fused function of the output code, or None
     pad_code: int = 0                      # the input code a padded position holds
     edge: bool = False                     # padded positions repeat the edge pixel instead
+    wtrans: bool = False                   # weight tiles stored n rows of k codes (B^T)
 
     @property
     def name(self) -> str:
@@ -170,8 +172,15 @@ def conv_geom(graph: QGraph, kernel: Kernel) -> ConvGeom:
 
 
 def linear_geom(graph: QGraph, kernel: Kernel) -> ConvGeom:
-    out_f, in_f = kernel.anchor.params["weight"].shape
-    return ConvGeom(1, 1, in_f, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, out_f, 1, 1)
+    """A 1x1 conv over the input's pixels: one for a vector, S tokens for a sequence (S, D)."""
+    node = kernel.anchor
+    out_f, in_f = node.params["weight"].shape
+    h, w, c = image_shape(graph.shapes[node.inputs[0]])
+    if c != in_f:
+        raise UnsupportedOpError(f"layer {node.name}: input of shape "
+                                 f"{tuple(graph.shapes[node.inputs[0]])} does not end in its "
+                                 f"{in_f} input features")
+    return ConvGeom(h, w, in_f, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, h, w, out_f, 1, 1)
 
 
 def groups_per_block(geom: ConvGeom, arch: ArchConfig) -> int:

@@ -62,6 +62,9 @@ class Layer:
     table_bytes: int   # post-processing lookup table bytes
     block_size: int = 0
     compact: bool = False  # depthwise weights travel as their nonzeros (compiler.steps)
+    # a matmul (compiler.matmul): the weights are an activation, cut on whole bytes of its
+    # codes, and each of ``heads`` image rows (one head each) has its own
+    heads: int = 0
 
     def cbytes(self, codes: int, bits: int) -> int:
         return (codes * bits + 7) // 8
@@ -151,6 +154,9 @@ def fits(layer: Layer, m: Mapping, arch: ArchConfig) -> bool:
             # channel tiles start on whole bytes of packed codes
             and (m.ct >= layer.ic or m.ct * layer.in_bits % 8 == 0)
             and (m.nt >= layer.n or m.nt * layer.out_bits % 8 == 0)
+            and (not layer.heads or m.th == 1 or g.out_h == 1)
+            and (not layer.heads or ((m.ct >= layer.ic or m.ct * layer.wbits % 8 == 0)
+                                     and (m.nt >= layer.n or m.nt * layer.wbits % 8 == 0)))
             and weight_bytes(layer, m.ct, m.nt, arch.array_rows, arch.array_cols)
             <= arch.weight_sram_bytes // 2)
 
@@ -179,7 +185,8 @@ def traffic(layer: Layer, m: Mapping, arch: ArchConfig) -> dict[str, int]:
         w = _all_ct(layer, m.ct, nt, arch)
         keep = (m.order == "n_outer" or n_tiles == 1) and w <= arch.weight_sram_bytes // 2
         moved = g.kh * g.kw * nt if layer.compact else w  # a compact tile: one byte a channel
-        wgt += count * moved * (1 if keep or spatial == 1 else spatial)
+        once = max(layer.heads, 1)  # a matmul's weights: once per head
+        wgt += count * moved * (once if keep or spatial == 1 else spatial)
     p_all = sum(count * param_bytes(layer, nt) for nt, count in _sizes(layer.n, m.nt))
     par = p_all * (1 if m.order == "n_outer" or n_tiles == 1 else spatial)
     out = g.out_h * g.out_w // (g.pool * g.pool) * layer.cbytes(layer.n, layer.out_bits)

@@ -1,5 +1,10 @@
 """DRAM layout: activation buffers (dense NHWC, no padding), constants, the memory map.
 
+Every tensor is an image (``image_shape``): NHWC images as they are, a sequence (S, D) as a
+1 x S image of D channels (a token is a pixel), heads (H, S, dh) as H rows of S pixels, vectors
+as one pixel. Token ids are int32 words (4 bytes an id; only GATHER reads them). A constant's
+codes sit in the constants region, packed like an activation; no kernel produces them.
+
 Buffers hold no padding: a kernel that reads a tensor with padding fills the border of its
 on-chip band instead (a LOAD with ``fill``), so one tensor can feed consumers that pad it
 differently (a ResNet shortcut beside a padded 3x3 conv) or with different values (zero point
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qasic.errors import UnsupportedOpError
+from qasic.isa.packing import pack_bits
 from qasic.isa.program import Region
 from qasic.isa.table import encoding_bits, encoding_bytes
 from qasic.quant.graph import QGraph
@@ -78,7 +84,13 @@ class Buffer:
 
 
 def image_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
-    return tuple(shape) if len(shape) == 3 else (1, 1, int(np.prod(shape)))
+    """Per-sample shape -> (h, w, c): images as they are, a sequence (S, D) as a 1 x S image
+    (a token is a pixel), anything else as a vector (a 1 x 1 image)."""
+    if len(shape) == 3:
+        return tuple(shape)
+    if len(shape) == 2:
+        return (1, *shape)
+    return (1, 1, int(np.prod(shape)))
 
 
 def fill_byte(code: int, bits: int) -> int:
@@ -90,11 +102,14 @@ def fill_byte(code: int, bits: int) -> int:
     return out & 0xFF
 
 
-def plan_buffers(graph: QGraph, kernels, arch=None) -> tuple[dict[str, Buffer], int]:
-    """Give every tensor a DRAM buffer (aliases and views share their source's bytes).
-    Returns (buffers by tensor name, end address). Without ``arch`` every code is a byte."""
+def plan_buffers(graph: QGraph, kernels, arch=None, consts=None) -> tuple[dict[str, Buffer], int]:
+    """Give every tensor a DRAM buffer (aliases and views share their source's bytes; a
+    ``constant``'s codes are appended to ``consts``, placed after the activations as
+    compiler.pipeline places the constants region). Returns (buffers by tensor name, end of the
+    activations). Without ``arch`` every code is a byte."""
     aliases = {k.output: k.inputs[0] for k in kernels if k.kind == "alias"}
     views = _views(graph, kernels)
+    constants = {k.output: k.anchor for k in kernels if k.kind == "const"}
     names = [n for n in _tensor_order(graph, kernels) if n not in aliases and n not in views]
     stored = {n: 8 if arch is None else storage_bits(graph, kernels, aliases, views, arch, n)
               for n in names}
@@ -104,9 +119,11 @@ def plan_buffers(graph: QGraph, kernels, arch=None) -> tuple[dict[str, Buffer], 
         h, w, c = image_shape(graph.shapes[name])
         tq = graph.tensors[name]
         enc = tq.fmt if tq.is_fp else f"int{stored[name]}"
-        pix = encoding_bytes(c, enc)
-        buffers[name] = Buffer(name, addr, h, w, c, pix, 0, enc)
-        addr = _align(addr + buffers[name].size)
+        buffers[name] = Buffer(name, addr, h, w, c, encoding_bytes(c, enc), 0, enc)
+        if name not in constants:
+            addr = _align(addr + buffers[name].size)
+    for name, node in constants.items():
+        buffers[name] = _place_constant(buffers[name], node, consts, _align(addr))
     for view, (parent, ch0) in views.items():
         p = buffers[parent]
         h, w, c = image_shape(graph.shapes[view])
@@ -121,6 +138,15 @@ def plan_buffers(graph: QGraph, kernels, arch=None) -> tuple[dict[str, Buffer], 
             src = Buffer(alias, src.addr, h, w, c, src.nbytes(c), 0, src.encoding)
         buffers[alias] = src
     return buffers, addr
+
+
+def _place_constant(buf: Buffer, node, consts, const_base: int) -> Buffer:
+    """A constant's codes, packed like an activation, in the constants blob."""
+    if consts is None:
+        raise ValueError(f"constant {node.name}: plan_buffers needs the constants blob")
+    codes = np.asarray(node.params["value"], dtype=np.int64).reshape(buf.h * buf.w, buf.c)
+    off = consts.add(pack_bits(codes, buf.bits))
+    return Buffer(buf.name, const_base + off, buf.h, buf.w, buf.c, buf.pix, 0, buf.encoding)
 
 
 def _views(graph: QGraph, kernels) -> dict[str, tuple[str, int]]:
@@ -147,15 +173,20 @@ def _views(graph: QGraph, kernels) -> dict[str, tuple[str, int]]:
 
 def storage_bits(graph: QGraph, kernels, aliases, views, arch, name: str) -> int:
     """Stored bits per code of tensor ``name``: its bit width when packing keeps every access on
-    whole bytes (module docstring), else 8."""
+    whole bytes (module docstring), else 8. Token ids keep their 32 bits; mask codes (a 1-D
+    table's rows, a softmax's key mask) and byte-granular permutes keep a byte per code."""
     tq = graph.tensors[name]
     bits = 8 if tq.is_fp else tq.bits
-    if bits == 8 or (8 % bits and _padded_reader(kernels, aliases, name)):
+    if bits > 8:
+        return bits
+    if bits == 8 or (8 % bits and _padded_reader(kernels, aliases, name)) \
+            or _byte_codes(kernels, aliases, name):
         return 8  # a border fill repeats one byte: only 2- and 4-bit codes tile it
     c = image_shape(graph.shapes[name])[2]
     sizes = [c, arch.array_rows, arch.array_cols]
     sizes += [ch0 for v, (p, ch0) in views.items() if p == name]
     sizes += [image_shape(graph.shapes[v])[2] for v, (p, _) in views.items() if p == name]
+    sizes += [image_shape(graph.shapes[a])[2] for a in aliases if resolve(a, aliases) == name]
     for k in kernels:
         if k.kind == "gemm" and any(resolve(t, aliases) == name for t in k.inputs):
             sizes.append(k.anchor.attrs.get("block_size", 0))
@@ -165,6 +196,21 @@ def storage_bits(graph: QGraph, kernels, aliases, views, arch, name: str) -> int
     if any((s * bits) % 8 for s in sizes):
         return 8
     return bits
+
+
+def _byte_codes(kernels, aliases, name: str) -> bool:
+    """True when some kernel addresses ``name`` code by code: a 1-D table's gathered rows, a
+    softmax's mask bytes, a permute that moves the last axis."""
+    for k in kernels:
+        ins = [resolve(t, aliases) for t in k.inputs]
+        if k.kind == "gather" and k.output == name and np.ndim(k.anchor.params["table"]) == 1:
+            return True
+        if k.kind == "softmax" and name in ins[1:]:
+            return True
+        perm = k.anchor.attrs.get("perm") if k.kind == "permute" else None
+        if perm is not None and int(perm[-1]) != len(perm) - 1 and name in (*ins, k.output):
+            return True
+    return False
 
 
 def _padded_reader(kernels, aliases, name: str) -> bool:
@@ -186,7 +232,7 @@ def _same_storage(graph, kernels, aliases, views, stored: dict[str, int]) -> Non
     while changed:
         changed = False
         for k in kernels:
-            if k.kind in ("pool", "ew", "copy"):  # (a LUT may change the encoding)
+            if k.kind in ("pool", "ew", "copy", "permute"):  # (a LUT may change the encoding)
                 group = [root(t) for t in (*k.inputs, k.output)]
                 if len({stored[t] for t in group}) > 1:
                     stored.update(dict.fromkeys(group, 8))
@@ -213,7 +259,7 @@ def regions(graph: QGraph, buffers: dict[str, Buffer], const_addr: int, const_le
     for name in [graph.input, graph.output, *buffers]:
         buf = buffers[name]
         if (buf.addr, buf.off) in seen or (name not in (graph.input, graph.output)
-                                           and buf.name != name):
+                                           and (buf.name != name or buf.addr >= const_addr)):
             continue
         seen.add((buf.addr, buf.off))
         kind = "input" if name == graph.input else "output" if name == graph.output else \

@@ -14,6 +14,10 @@ exactly the hazards of that reuse:
                                  back, at the first instruction that writes the output half
   store(s)   pops compute->store pushed by compute(s)     (results present)
 
+A kernel whose *loads* fill the output half (a gather or a strided copy, stored as it came) runs
+with ``lag`` 1: compute(s) pops the token of store(s-1) and releases load(s+1), so load(s) waits
+for store(s-2) to read the half it overwrites; its compute is a SYNC that only carries tokens.
+
 Between kernels a SYNC on the compute queue waits for the previous kernel's last store and
 releases the next kernel's first load (its inputs were stored by the previous kernels). The final
 END waits for the last store. Every push has exactly one pop, in the same program order.
@@ -40,8 +44,10 @@ def empty_load() -> Instr:
     return Instr("LOAD", {"mem": "input", "planes": 1})
 
 
-def sequence(steps: list[Step], first_kernel: bool, last_kernel: bool) -> list[Instr]:
-    """Flatten one kernel's steps into program order with token flags set."""
+def sequence(steps: list[Step], first_kernel: bool, last_kernel: bool, lag: int = 2
+             ) -> list[Instr]:
+    """Flatten one kernel's steps into program order with token flags set. ``lag``: steps
+    s and s + lag share a half (2; 1 when the loads write the output half)."""
     out: list[Instr] = []
     n = len(steps)
     storing = [s for s, step in enumerate(steps) if step.stores]
@@ -53,18 +59,19 @@ def sequence(steps: list[Step], first_kernel: bool, last_kernel: bool) -> list[I
             raise ValueError("every step needs a compute instruction")
         # fills land at once, DRAM reads after the DRAM latency: the last DRAM read carries
         # the step's push, so every operand is present when the compute pops it
-        loads = sorted(step.loads, key=lambda i: -i["fill"]) or [empty_load()]
-        loads = _flag(loads, 0, pop_next=s >= 2 or (s == 0 and not first_kernel))
+        loads = sorted(step.loads, key=lambda i: -i.args.get("fill", 0)) or [empty_load()]
+        loads = _flag(loads, 0, pop_next=s >= lag or (s == 0 and not first_kernel))
         loads = _flag(loads, -1, push_next=True)
         comp = _flag(step.computes, 0, pop_prev=True)
-        comp = _flag(comp, -1, push_prev=s + 2 < n)
+        comp = _flag(comp, -1, push_prev=s + lag < n)
         stores = []
         if step.stores:
             i = rank[s]
-            comp = _flag(comp, step.first_output_writer, pop_next=i >= 2)
+            comp = _flag(comp, step.first_output_writer, pop_next=i >= lag)
             comp = _flag(comp, -1, push_next=True)
             stores = _flag(step.stores, 0, pop_prev=True)
-            stores = _flag(stores, -1, push_prev=i + 2 < len(storing) or i == len(storing) - 1)
+            stores = _flag(stores, -1,
+                           push_prev=i + lag < len(storing) or i == len(storing) - 1)
         out += loads + comp + stores
     closing = Instr("END", pop_next=True) if last_kernel else \
         Instr("SYNC", pop_next=True, push_prev=True)

@@ -12,6 +12,7 @@ stores.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -153,10 +154,14 @@ def _loop(order: str, ntiles, spatial, ctiles):
 
 def gemm_steps(g: GemmKernel, m: mapper.Mapping, arch: ArchConfig, src: Buffer, dst: Buffer,
                consts: Constants, const_base: int, post_table: bytes = b"",
-               state: dict | None = None) -> list[Step]:
-    """``state`` carries which half each operand used last, for several GEMMs in one kernel."""
+               state: dict | None = None, weights=None) -> list[Step]:
+    """``state`` carries which half each operand used last, for several GEMMs in one kernel.
+    ``weights(b, block, ntiles, ctiles, folds)`` gives a block's ``tile(j, t, s) ->
+    WeightTile``: the constants' layout by default (``const_weights``), an activation's for a
+    matmul (compiler.matmul)."""
     geom, half = g.geom, halves(arch)
     blobs = _Blobs(g, arch, consts, const_base, post_table)
+    weights = weights or (lambda *a: const_weights(blobs, arch, *a))
     spatial = [(oy, th, ox, tw) for oy, th in _tiles(geom.out_h, m.th)
                for ox, tw in _tiles(geom.out_w, m.tw)]
     if state is None:
@@ -169,10 +174,10 @@ def gemm_steps(g: GemmKernel, m: mapper.Mapping, arch: ArchConfig, src: Buffer, 
     for b, block in enumerate(g.blocks):
         ntiles, ctiles = _tiles(block.n, m.nt), _tiles(block.ic, m.ct)
         fl = {t: folds(g, block.ic, t[0], t[1], arch.array_rows) for t in ctiles}
-        layout = _weight_layout(blobs, b, block, ntiles, ctiles, fl, arch)
+        tile = weights(b, block, ntiles, ctiles, fl)
         for j, s, t in _loop(m.order, ntiles, spatial, ctiles):
             step = Step()
-            wbase, woffs = _load_weights(step, state, layout, b, j, t, half)
+            wbase, woffs = _load_weights(step, state, tile(j, t, s), half)
             pbase = _load_params(step, state, blobs, b, block, j, half)
             ibase = _load_band(step, state, g, src, block, b, s, t, len(ctiles), half)
             step.computes += _gemms(g, arch, src, s, t, fl[t], woffs, wbase, ibase, pbase, j,
@@ -181,6 +186,19 @@ def gemm_steps(g: GemmKernel, m: mapper.Mapping, arch: ArchConfig, src: Buffer, 
                 _finish(step, state, g, arch, dst, block, s, j, pbase, half)
             steps.append(step)
     return steps
+
+
+@dataclass(frozen=True, eq=False)
+class WeightTile:
+    """One (n-tile, c-tile)'s weights: ``key`` names the span a load brings (a tile whose key
+    is on chip loads nothing), ``start`` is the tile's offset in that span, ``offs[fold][column
+    group]`` each fold's offset from ``start``, ``loads(base)`` the DMAs that bring the span to
+    a half at ``base``."""
+
+    key: tuple
+    start: int
+    offs: list
+    loads: Callable[[int], list[Instr]]
 
 
 def compact(g: GemmKernel) -> bool:
@@ -216,10 +234,10 @@ def _diagonal(block: GemmBlock, fl: list[Fold], offs, n0: int, nt: int, cols: in
     return bytes(values), [(d, sram, n, stride) for d, sram, _, n, _, stride in pieces]
 
 
-def _weight_layout(blobs: _Blobs, b, block, ntiles, ctiles, fl, arch):
-    """Per n-tile and c-tile: (DRAM address, bytes, start in the scratchpad, fold offsets,
-    resident?, compact pieces or None)."""
-    out, cols = {}, arch.array_cols
+def const_weights(blobs: _Blobs, arch: ArchConfig, b, block, ntiles, ctiles, fl):
+    """The constants' weight tiles: an n-tile's every c-tile in one span when they fit half the
+    weight scratchpad (kept across spatial tiles), else one span per c-tile."""
+    layout, cols = {}, arch.array_cols
     for j in ntiles:
         parts = {t: blobs.weights(b, block, j[0], j[1], fl[t]) for t in ctiles}
         sizes = [len(parts[t][0]) for t in ctiles]
@@ -237,28 +255,33 @@ def _weight_layout(blobs: _Blobs, b, block, ntiles, ctiles, fl, arch):
             pieces = None if parts[ctiles[0]][2] is None else [
                 (int(d0) + d, int(st) + sram, n, stride)
                 for t, st, d0 in zip(ctiles, starts, dstart) for d, sram, n, stride in parts[t][2]]
-            out[j] = {t: (addr, sum(sizes), int(st), parts[t][1], True, pieces, len(b"".join(
-                parts[u][0] for u in ctiles))) for t, st in zip(ctiles, starts)}
+            load = _const_loads(addr, sum(sizes), pieces)
+            layout[j] = {t: WeightTile((b, j), int(st), parts[t][1], load)
+                         for t, st in zip(ctiles, starts)}
         else:
-            out[j] = {t: (blobs.place(parts[t][0]), parts[t][3], 0, parts[t][1], False,
-                          parts[t][2], len(parts[t][0])) for t in ctiles}
-    return out
+            layout[j] = {t: WeightTile((b, j, t), 0, parts[t][1], _const_loads(
+                blobs.place(parts[t][0]), parts[t][3], parts[t][2])) for t in ctiles}
+    return lambda j, t, s: layout[j][t]
 
 
-def _load_weights(step: Step, state, layout, b, j, t, half):
-    addr, size, start, offs, resident, pieces, _ = layout[j][t]
-    key = (b, j) if resident else (b, j, t)
-    if state["w"] != key:
-        state["w"], state["wbase"] = key, (state["wn"] % 2) * half["weight"]
-        state["wn"] += 1
+def _const_loads(addr: int, size: int, pieces) -> Callable[[int], list[Instr]]:
+    def loads(base: int) -> list[Instr]:
         if pieces is None:
-            step.loads += dma("LOAD", "weight", addr, state["wbase"], size)
-        else:  # zeros on chip, then each diagonal run: one byte a row, one column further
-            step.loads += dma("LOAD", "weight", 0, state["wbase"], size, fill=0)
-            for d, sram, n, stride in pieces:
-                step.loads += dma("LOAD", "weight", addr + d, state["wbase"] + sram, 1, rows=n,
-                                  dram_stride=1, sram_stride=stride)
-    return state["wbase"] + start, offs
+            return dma("LOAD", "weight", addr, base, size)
+        out = dma("LOAD", "weight", 0, base, size, fill=0)  # zeros on chip, then each diagonal
+        for d, sram, n, stride in pieces:                   # run: a byte a row, a column on
+            out += dma("LOAD", "weight", addr + d, base + sram, 1, rows=n, dram_stride=1,
+                       sram_stride=stride)
+        return out
+    return loads
+
+
+def _load_weights(step: Step, state, tile: WeightTile, half):
+    if state["w"] != tile.key:
+        state["w"], state["wbase"] = tile.key, (state["wn"] % 2) * half["weight"]
+        state["wn"] += 1
+        step.loads += tile.loads(state["wbase"])
+    return state["wbase"] + tile.start, tile.offs
 
 
 def _load_params(step: Step, state, blobs: _Blobs, b, block, j, half) -> int:
@@ -302,7 +325,7 @@ def _gemms(g: GemmKernel, arch: ArchConfig, src: Buffer, s, t, fl, woffs, wbase,
     fixed = {"inp_stride": geom.sw * bpix, "inp_line_stride": geom.sh * bw * bpix,
              "wbits": g.wbits, "lut": int(g.lut is not None),
              "lut_addr": pbase + nt * PARAM_BYTES_PER_CHANNEL if g.lut is not None else 0,
-             "bscale": g.block_mode, "afmt": src.encoding}
+             "bscale": g.block_mode, "afmt": src.encoding, "wtrans": int(g.wtrans)}
     chunks = [(((l0 * geom.sh) * bw + r0 * geom.sw) * bpix, (l0 * tw + r0), lines, rows)
               for l0, lines, r0, rows in _chunks(th, tw, arch.gemm_max_rows)]
     groups = [(gi, gc0, min(cols, nt - gc0)) for gi, gc0 in enumerate(range(0, nt, cols))]

@@ -23,7 +23,8 @@ from qasic.quant import reference
 from qasic.quant.graph import QGraph, QNode
 
 
-def _tiles(total: int, size: int) -> list[tuple[int, int]]:
+def tile_ranges(total: int, size: int) -> list[tuple[int, int]]:
+    """(start, length) of each tile of ``size`` (the last one shorter) covering ``total``."""
     return [(a, min(size, total - a)) for a in range(0, total, size)]
 
 
@@ -32,7 +33,8 @@ def _granule(buf: Buffer) -> int:
     return 8 // buf.bits if buf.bits < 8 else 1
 
 
-def _too_small(kernel: Kernel, what: str, need: int, cap: int) -> ConfigError:
+def too_small(kernel: Kernel, what: str, need: int, cap: int) -> ConfigError:
+    """The error of a kernel whose smallest tile does not fit half the output scratchpad."""
     return ConfigError(f"arch config: sram.output_bytes is too small for layer {kernel.name}: "
                        f"{what} needs {need} bytes per half (double-buffered), the half holds "
                        f"{cap}; raise sram.output_bytes")
@@ -62,9 +64,9 @@ def pool_steps(kernel: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, dst
     half = halves(arch)["output"]
     th, tw, ct = _pool_tile(kernel, src, dst, (kh, kw, sh, sw), half)
     steps = []
-    for c0, cn in _tiles(src.c, ct):
-        for oy, rows in _tiles(dst.h, th):
-            for ox, cols in _tiles(dst.w, tw):
+    for c0, cn in tile_ranges(src.c, ct):
+        for oy, rows in tile_ranges(dst.h, th):
+            for ox, cols in tile_ranges(dst.w, tw):
                 bh, bw = (rows - 1) * sh + kh, (cols - 1) * sw + kw
                 base = (len(steps) % 2) * half
                 res = base + bh * bw * src.nbytes(cn)
@@ -104,7 +106,7 @@ def _pool_tile(kernel, src: Buffer, dst: Buffer, win, half: int) -> tuple[int, i
     while ct > g and need(1, 1, ct) > half:
         ct = max(g, ct // 2 // g * g)
     if need(1, 1, ct) > half:
-        raise _too_small(kernel, f"one {kh}x{kw} window of {ct} channels", need(1, 1, ct), half)
+        raise too_small(kernel, f"one {kh}x{kw} window of {ct} channels", need(1, 1, ct), half)
     tw = dst.w
     while tw > 1 and need(1, tw, ct) > half:
         tw = (tw + 1) // 2
@@ -124,8 +126,8 @@ def ew_steps(kernel: Kernel, graph: QGraph, arch: ArchConfig, a: Buffer, b: Buff
     pixels, ct = _flat_tile(kernel, a, dst, half, operands=2 if not bcast else 1,
                             extra_per_channel=b.nbytes(1) if bcast else 0)
     steps = []
-    for c0, cn in _tiles(a.c, ct):
-        for p0, n in _tiles(a.h * a.w, pixels):
+    for c0, cn in tile_ranges(a.c, ct):
+        for p0, n in tile_ranges(a.h * a.w, pixels):
             base = (len(steps) % 2) * half
             row = a.nbytes(cn)
             b_at = base + n * row
@@ -176,7 +178,7 @@ def _flat_tile(kernel, src: Buffer, dst: Buffer, half: int, operands: int,
         ct = max(g, ct // 2 // g * g)
     pixels = (half - extra_per_channel * ct) // per_pixel(ct)
     if pixels < 1:
-        raise _too_small(kernel, f"one pixel of {ct} channels", per_pixel(ct), half)
+        raise too_small(kernel, f"one pixel of {ct} channels", per_pixel(ct), half)
     return min(pixels, src.h * src.w), ct
 
 
@@ -198,16 +200,16 @@ def lut_steps(kernel: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, dst:
     fh, fw = scale
     if (fh, fw) == (1, 1):
         pixels, ct = _flat_tile(kernel, src, dst, half, operands=1)
-        tiles = [(c0, cn, p0, n) for c0, cn in _tiles(src.c, ct)
-                 for p0, n in _tiles(src.h * src.w, pixels)]
+        tiles = [(c0, cn, p0, n) for c0, cn in tile_ranges(src.c, ct)
+                 for p0, n in tile_ranges(src.h * src.w, pixels)]
     else:  # whole input rows, so each phase stores a rectangle
         pixels, ct = _flat_tile(kernel, src, dst, half, operands=1)
         rows = max(1, pixels // src.w)
         if rows * src.w > pixels:
-            raise _too_small(kernel, f"one input row of {ct} channels",
+            raise too_small(kernel, f"one input row of {ct} channels",
                              src.w * (src.nbytes(ct) + dst.nbytes(ct)), half)
-        tiles = [(c0, cn, y0 * src.w, n * src.w) for c0, cn in _tiles(src.c, ct)
-                 for y0, n in _tiles(src.h, rows)]
+        tiles = [(c0, cn, y0 * src.w, n * src.w) for c0, cn in tile_ranges(src.c, ct)
+                 for y0, n in tile_ranges(src.h, rows)]
     steps = []
     for c0, cn, p0, n in tiles:
         base = (len(steps) % 2) * half
