@@ -11,6 +11,14 @@ Kernel kinds (how compiler.pipeline lowers each):
     copy    nearest-neighbour upsampling (and plain copies): DMA and a table copy
     bilinear  2x bilinear upsampling: four depthwise 2x2 convs on the array (one per output
             phase, weights (1, 3) x (3, 1)), edge pixels repeated, stores interleaved
+    matmul  the product of two activations on the array (compiler.matmul): the second operand
+            loaded from its DRAM buffer as dynamic weights per head (wtrans for B^T), + POST
+    softmax row softmax on the vector unit (SOFTMAX), causal and key masks (compiler.rows)
+    norm    LayerNorm / RMSNorm: NORM into accumulator chunks, then POST with the per-channel
+            affine part (compiler.rows)
+    gather  an embedding: GATHER of table rows (constants) by the int32 ids (compiler.moves)
+    permute axes reordered by strided DMA copies (compiler.moves)
+    const   nothing to run: a constant's codes live in the constants region (compiler.memory)
     concat  nothing to run: the inputs are views of the output buffer (compiler.memory)
     alias   nothing to run: a view of the same bytes with another shape (flatten, reshape)
 """
@@ -42,6 +50,8 @@ PATTERNS: tuple[tuple[tuple[str, ...], str], ...] = tuple(sorted(
     + [(("maxpool2d",), "pool"), (("avgpool2d",), "pool")]
     + [(("lut",), "lut"), (("relu",), "lut"), (("clamp",), "lut")]
     + [(("upsample_nearest",), "copy"), (("upsample_bilinear",), "bilinear")]
+    + [(("matmul",), "matmul"), (("softmax",), "softmax"), (("norm",), "norm")]
+    + [(("embedding",), "gather"), (("permute",), "permute"), (("constant",), "const")]
     + [(("concat",), "concat")]
     + [(("flatten",), "alias"), (("reshape",), "alias")],
     key=lambda p: -len(p[0])))

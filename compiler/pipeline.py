@@ -1,8 +1,9 @@
 """compile(graph, arch) -> Program: a flat list of small passes.
 
     insert copies (concat inputs that cannot be views) -> fuse (pattern table) -> plan DRAM
-    buffers -> lower each kernel (GEMM geometry and the mapper's tiling, or a vector-unit
-    kernel) -> steps (double-buffered) -> sequence (dependency tokens) -> Program
+    buffers (constants' codes into the constants region) -> lower each kernel (GEMM geometry
+    and the mapper's tiling, a matmul on the array, a row or vector-unit kernel, a gather or a
+    strided copy) -> steps (double-buffered) -> sequence (dependency tokens) -> Program
 
 BN folding and constant folding happen earlier, in quant/ (the QGraph holds folded weights).
 Each layer's metadata records its GEMM shape, its mapping, the DRAM bytes the mapper's model
@@ -16,12 +17,15 @@ from dataclasses import replace
 
 import numpy as np
 
-from qasic.arch.config import ArchConfig
+from qasic.arch.config import PARAM_BYTES_PER_CHANNEL, ArchConfig
 from qasic.arch.pe import significand_bits
 from qasic.compiler import mapper
 from qasic.compiler.fuse import PATTERNS, Kernel, fuse, pair
 from qasic.compiler.gemm import GemmKernel, lower_gemm, pe_weight_bits
+from qasic.compiler.matmul import lower_matmul
 from qasic.compiler.memory import ALIGN, Buffer, image_shape, plan_buffers, regions
+from qasic.compiler.moves import LAG, MOVES, gather_steps, permute_steps
+from qasic.compiler.rows import EPS_BYTES, exp_table_bytes, norm_steps, softmax_steps
 from qasic.compiler.schedule import sequence
 from qasic.compiler.steps import Constants, compact, gemm_steps, weight_bytes_true
 from qasic.compiler.vector import code_table, ew_steps, lut_steps, pool_steps
@@ -30,7 +34,7 @@ from qasic.isa.program import Program
 from qasic.isa.table import LUT_ENTRY_BYTES
 from qasic.quant.graph import QGraph, QNode
 
-NO_CODE = ("alias", "concat")  # kernels that emit no instructions
+NO_CODE = ("alias", "concat", "const")  # kernels that emit no instructions
 
 
 def compile_graph(graph: QGraph, arch: ArchConfig,
@@ -39,16 +43,17 @@ def compile_graph(graph: QGraph, arch: ArchConfig,
     """``patterns`` is the fusion table (compiler.fuse.PATTERNS unless testing a variant)."""
     graph = insert_copies(graph)
     kernels = fuse(graph, patterns)
-    buffers, act_end = plan_buffers(graph, kernels, arch)
-    const_base = (act_end + ALIGN - 1) // ALIGN * ALIGN
     consts = Constants()
-    flat_src = {k.output: image_shape(graph.shapes[k.inputs[0]])
+    buffers, act_end = plan_buffers(graph, kernels, arch, consts)
+    const_base = (act_end + ALIGN - 1) // ALIGN * ALIGN
+    flat_src = {k.output: tuple(graph.shapes[k.inputs[0]])
                 for k in kernels if k.kind == "alias" and k.anchor.op == "flatten"}
     work = [k for k in kernels if k.kind not in NO_CODE]
     instrs, ids, layers = [], [], []
     for idx, k in enumerate(work):
         steps, info = _lower(graph, k, arch, buffers, flat_src, consts, const_base)
-        seq = sequence(steps, first_kernel=idx == 0, last_kernel=idx == len(work) - 1)
+        seq = sequence(steps, first_kernel=idx == 0, last_kernel=idx == len(work) - 1,
+                       lag=LAG if k.kind in MOVES else 2)
         instrs += seq
         ids += [idx] * len(seq)
         layers.append(info)
@@ -123,7 +128,22 @@ def _lower(graph, k: Kernel, arch, buffers, flat_src, consts, const_base):
         return _lower_gemm(graph, k, arch, src[0], dst, flat_src, consts, const_base, info)
     if k.kind == "bilinear":
         return _lower_bilinear(graph, k, arch, src[0], dst, consts, const_base, info)
-    if k.kind == "pool":
+    if k.kind == "matmul":
+        return lower_matmul(graph, k, arch, src[0], src[1], dst, consts, const_base, info)
+    if k.kind == "softmax":
+        steps = softmax_steps(k, graph, arch, src[0], (src[1:] or [None])[0], dst, consts,
+                              const_base)
+        info["compulsory_dram_bytes"] = moved + len(exp_table_bytes(k.anchor, src[0].bits))
+    elif k.kind == "norm":
+        steps = norm_steps(k, graph, arch, src[0], dst, consts, const_base)
+        info["compulsory_dram_bytes"] = moved + EPS_BYTES + PARAM_BYTES_PER_CHANNEL * dst.c
+    elif k.kind == "gather":
+        steps = gather_steps(k, graph, arch, src[0], dst, consts, const_base)
+        info["compulsory_dram_bytes"] = moved + dst.payload  # ids, the rows read, the rows stored
+    elif k.kind == "permute":
+        steps = permute_steps(k, graph, arch, src[0], dst)
+        info["compulsory_dram_bytes"] = moved
+    elif k.kind == "pool":
         steps = pool_steps(k, graph, arch, src[0], dst, consts, const_base)
         info["compulsory_dram_bytes"] = moved + (24 if k.anchor.op == "avgpool2d" else 0)
     elif k.kind == "ew":

@@ -25,6 +25,15 @@ KERNEL_KINDS = {
     "copy": (("LOAD", "LUT", "STORE"), "DMA (one store per phase) + vector unit"),
     "bilinear": (("LOAD", "GEMM", "POST", "STORE"),
                  "systolic array: one depthwise 2x2 conv per output phase"),
+    "matmul": (("LOAD", "GEMM", "POST", "STORE"),
+               ("systolic array: the second operand loaded as dynamic weights per head "
+                "(wtrans for B^T) + post-processing unit")),
+    "softmax": (("LOAD", "SOFTMAX", "STORE"), "vector unit (exp table, one divide per row)"),
+    "norm": (("LOAD", "NORM", "POST", "STORE"),
+             "vector unit (integer square root, one divide per row) + post-processing unit"),
+    "gather": (("GATHER", "SYNC", "STORE"), "DMA: table rows gathered by int32 index"),
+    "permute": (("LOAD", "SYNC", "STORE"), "DMA: strided copies"),
+    "const": ((), "none: the codes live in the constants region"),
     "concat": ((), "none: inputs are views of the output buffer"),
     "alias": ((), "none: the same bytes, another shape"),
 }

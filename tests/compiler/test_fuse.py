@@ -11,7 +11,8 @@ from qasic.errors import UnsupportedOpError
 from qasic.quant.graph import OPS, QGraph, QNode, TensorQ
 from tests.graphs import cnn_graph, residual_graph
 
-KINDS = {"gemm", "pool", "ew", "lut", "copy", "bilinear", "concat", "alias"}
+KINDS = {"gemm", "pool", "ew", "lut", "copy", "bilinear", "concat", "alias", "matmul", "softmax",
+         "norm", "gather", "permute", "const"}
 
 
 def summary(kernels) -> list[tuple[str, str, tuple[str, ...]]]:

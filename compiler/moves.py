@@ -1,0 +1,126 @@
+"""Kernels that only move codes: embedding lookups (GATHER) and permutes (strided DMA).
+
+Their loads write the output scratchpad and their stores read it back unchanged, so each step's
+compute is a SYNC that carries the tokens and the kernel runs with ``lag`` 1
+(compiler.schedule): a half is refilled only after the store that read it.
+
+gather    GATHER rows of the embedding table (in the constants region, packed at the output's
+          stored bits) by the int32 ids into an output half, then STORE them; a 1-D table (a
+          mask) gathers one byte per id.
+permute   the per-sample axes reordered: LOAD gathers the output's rows out of the input with
+          plane and row strides, STORE writes them densely. A permutation that keeps the last
+          axis moves whole rows of codes (head split and merge, (S, H, dh) <-> (H, S, dh)); one
+          that moves it copies code by code (byte codes only).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qasic.arch.config import ArchConfig
+from qasic.compiler.dma import dma, pixel_stores
+from qasic.compiler.fuse import Kernel
+from qasic.compiler.memory import Buffer
+from qasic.compiler.schedule import Step
+from qasic.compiler.steps import Constants, halves
+from qasic.compiler.vector import tile_ranges, too_small
+from qasic.errors import UnsupportedOpError
+from qasic.isa.encoding import Instr
+from qasic.isa.packing import GATHER_INDEX_BYTES, pack_bits
+from qasic.quant.graph import QGraph
+
+MOVES = ("gather", "permute")  # kernel kinds whose loads write the output half
+LAG = 1                        # compiler.schedule's lag for them
+
+
+def _sync() -> Instr:
+    return Instr("SYNC")
+
+
+# ---- embedding -------------------------------------------------------------------------------
+def gather_steps(k: Kernel, graph: QGraph, arch: ArchConfig, ids: Buffer, dst: Buffer,
+                 consts: Constants, const_base: int) -> list[Step]:
+    node = k.anchor
+    tq = graph.tensors[node.inputs[0]]
+    if tq.bits != 8 * GATHER_INDEX_BYTES or tq.is_fp or not ids.dense:
+        raise UnsupportedOpError(f"embedding {node.name}: ids {node.inputs[0]} must be int32 "
+                                 f"codes (TensorQ bits 32, zero point 0), not {tq.bits}-bit")
+    table = np.asarray(node.params["table"], np.int64)
+    vocab, count = table.shape[0], ids.h * ids.w * ids.c
+    rows = table.reshape(vocab, -1)
+    row = dst.nbytes(rows.shape[1])
+    if count * row != dst.payload:
+        raise UnsupportedOpError(f"embedding {node.name}: {count} ids of {rows.shape[1]} codes "
+                                 f"do not fill its output {tuple(graph.shapes[node.output])}")
+    t_off = const_base + consts.add(pack_bits(rows, dst.bits))
+    half = halves(arch)["output"]
+    if row > half:
+        raise too_small(k, f"one table row of {rows.shape[1]} codes", row, half)
+    steps = []
+    for p0, n in tile_ranges(count, half // row):
+        base = (len(steps) % 2) * half
+        step = Step(computes=[_sync()])
+        step.loads.append(Instr("GATHER", {
+            "mem": "output", "idx_addr": ids.addr + GATHER_INDEX_BYTES * p0, "count": n,
+            "table_addr": t_off, "table_stride": row, "vocab": vocab, "row_bytes": row,
+            "sram_addr": base, "sram_stride": row}))
+        step.stores += dma("STORE", "output", dst.addr + p0 * row, base, n * row) \
+            if dst.dense else pixel_stores(dst, base, p0, n, 0, dst.c)
+        steps.append(step)
+    return steps
+
+
+# ---- permute ---------------------------------------------------------------------------------
+def permute_steps(k: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, dst: Buffer
+                  ) -> list[Step]:
+    node = k.anchor
+    shape = tuple(graph.shapes[node.inputs[0]])
+    perm = tuple(int(p) for p in node.attrs["perm"])
+    if len(shape) not in (2, 3) or sorted(perm) != list(range(len(shape))):
+        raise UnsupportedOpError(f"permute {node.name}: perm {perm} of a {len(shape)}-D tensor; "
+                                 "qasic permutes 2-D and 3-D per-sample tensors")
+    shape3, perm3 = shape, perm
+    if len(shape) == 2:  # (S, D) as (1, S, D)
+        shape3, perm3 = (1, *shape), (0, *(p + 1 for p in perm))
+    keep = perm3[2] == 2
+    if not keep and src.bits != 8:
+        raise UnsupportedOpError(f"permute {node.name}: perm {perm} moves the last axis of "
+                                 f"{src.bits}-bit codes; a code-by-code copy needs byte codes")
+    if not (src.dense and dst.dense):
+        raise UnsupportedOpError(f"permute {node.name}: a concatenation view cannot be permuted; "
+                                 "permute the concatenated tensor")
+    row = src.nbytes(shape3[2])
+    strides = (shape3[1] * row, row, 1)     # bytes between neighbours along each input axis
+    unit = row if keep else 1               # bytes moved as one piece
+    out = tuple(shape3[p] for p in perm3)
+    half = halves(arch)["output"]
+    inner = unit if keep else out[2]        # bytes of one output row (o0, o1)
+    if inner > half:
+        raise too_small(k, f"one row of {out[2]} codes", inner, half)
+    n1 = min(out[1], half // inner)
+    per0 = max(1, half // (out[1] * inner)) if n1 == out[1] else 1
+    steps = []
+    for a0, na in tile_ranges(out[0], per0):
+        for b0, nb in tile_ranges(out[1], n1):
+            base = (len(steps) % 2) * half
+            step = Step(computes=[_sync()])
+            step.loads += _gather_rows(src, base, strides, perm3, keep, unit, out, a0, na, b0, nb)
+            step.stores += dma("STORE", "output", dst.addr + (a0 * out[1] + b0) * inner, base,
+                               nb * inner, rows=na, dram_stride=out[1] * inner,
+                               sram_stride=nb * inner)
+            steps.append(step)
+    return steps
+
+
+def _gather_rows(src: Buffer, base: int, strides, perm3, keep: bool, unit: int, out, a0, na,
+                 b0, nb) -> list[Instr]:
+    """LOADs of output rows a0.. (na) x columns b0.. (nb), dense at ``base``."""
+    s0, s1, s2 = (strides[p] for p in perm3)
+    at = src.addr + a0 * s0 + b0 * s1
+    if keep:  # planes over axis 0, rows over axis 1, a row = the kept last axis
+        return dma("LOAD", "output", at, base, unit, rows=nb, dram_stride=s1, sram_stride=unit,
+                   planes=na, dram_plane=s0, sram_plane=nb * unit)
+    return [i for a in range(na)  # one byte a row: planes over axis 1, rows over axis 2
+            for i in dma("LOAD", "output", at + a * s0, base + a * nb * out[2], 1, rows=out[2],
+                         dram_stride=s2, sram_stride=1, planes=nb, dram_plane=s1,
+                         sram_plane=out[2])]

@@ -1,0 +1,200 @@
+"""Row kernels of the transformer ops on the vector unit: softmax and normalization.
+
+Both work on whole rows (a token's D channels, a query's T keys); a tensor's rows are its pixels
+in raster order (heads x queries for scores (H, S, T)). Steps take as many rows as the
+scratchpads hold and are double-buffered like every kernel (compiler.schedule).
+
+softmax   LOAD rows into the output scratchpad -> SOFTMAX -> STORE. The exp table (int32 per
+          code difference) is loaded once into the param scratchpad, the key mask (one byte
+          per key) once above the two output halves. With causal masking a step's rows stay
+          inside one head: its q_pos is (T - S) + the first row's query index.
+norm      LOAD rows into the input scratchpad -> NORM (normalized values into accumulator
+          chunks of the largest divisor of D up to array.cols channels) -> POST per chunk
+          (per-channel bias, signed multiplier, shift: the affine part and the output
+          requantization) -> STORE. The parameters (16 bytes a channel after the int64 epsilon)
+          are loaded once when they fit half the param scratchpad, else a group of channels
+          per step (each group's blob repeats the epsilon).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qasic.arch.config import PARAM_BYTES_PER_CHANNEL, ArchConfig
+from qasic.compiler.dma import dma, pixel_loads, pixel_stores
+from qasic.compiler.fuse import Kernel
+from qasic.compiler.memory import Buffer
+from qasic.compiler.schedule import Step
+from qasic.compiler.steps import Constants, halves, post_params
+from qasic.compiler.vector import tile_ranges, too_small
+from qasic.errors import ConfigError, UnsupportedOpError
+from qasic.isa.encoding import Instr
+from qasic.quant import intops
+from qasic.quant.graph import QGraph
+
+EXP_ENTRY_BYTES = 4  # isa.table SOFTMAX: one int32 per code difference
+EPS_BYTES = 16       # NORM: the int64 epsilon, padded so the POST parameters stay 16-byte aligned
+
+
+def _int_input(graph: QGraph, node) -> None:
+    tq = graph.tensors[node.inputs[0]]
+    if tq.is_fp:
+        raise UnsupportedOpError(f"{node.op} {node.name}: input {node.inputs[0]} is {tq.fmt}; "
+                                 f"{node.op.upper()} works on INT codes (quantize it to INT)")
+
+
+# ---- softmax ---------------------------------------------------------------------------------
+def exp_table_bytes(node, bits: int) -> bytes:
+    """The node's exp table as 2^bits int32 words (codes stored wider than their TensorQ never
+    reach the extra entries: zeros)."""
+    table = np.zeros(1 << bits, np.int64)
+    src = np.asarray(node.params["table"], np.int64).reshape(-1)[:1 << bits]
+    table[:len(src)] = src
+    return table.astype("<i4").tobytes()
+
+
+def softmax_steps(k: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, mask: Buffer | None,
+                  dst: Buffer, consts: Constants, const_base: int) -> list[Step]:
+    node = k.anchor
+    _int_input(graph, node)
+    heads, s, t = src.h, src.w, src.c
+    causal = bool(node.attrs.get("causal", False))
+    if causal and t < s:
+        raise UnsupportedOpError(f"softmax {node.name}: causal over {t} keys for {s} queries; "
+                                 "the queries must be the last S of T >= S positions")
+    table = exp_table_bytes(node, src.bits)
+    if len(table) > arch.param_sram_bytes:
+        raise ConfigError(f"arch config: sram.param_bytes is too small for layer {node.name}: "
+                          f"its {len(table)}-byte exp table needs {len(table)} bytes, the param "
+                          f"scratchpad holds {arch.param_sram_bytes}; raise sram.param_bytes")
+    reserve = 0 if mask is None else -(-t // 64) * 64
+    half = (arch.output_sram_bytes - reserve) // 2
+    row_in, row_out = src.nbytes(t), dst.nbytes(t)
+    per = half // (row_in + row_out)
+    if per < 1:
+        raise too_small(k, f"one row of {t} keys (in and out{' and its mask' * bool(mask)})",
+                         row_in + row_out + reserve // 2, half)
+    t_off = const_base + consts.add(table)
+    # (first row in raster order, rows, the first row's query index)
+    tiles = [(h * s + s0, n, s0) for h in range(heads) for s0, n in tile_ranges(s, per)] if causal \
+        else [(p0, n, p0 % s) for p0, n in tile_ranges(heads * s, per)]
+    steps = []
+    for p0, n, s0 in tiles:
+        base = (len(steps) % 2) * half
+        res = base + n * row_in
+        step = Step()
+        if not steps:
+            step.loads += dma("LOAD", "param", t_off, 0, len(table))
+            if mask is not None:
+                step.loads += pixel_loads(mask, "output", 2 * half, 0, 1, 0, t)
+        step.loads += pixel_loads(src, "output", base, p0, n, 0, t)
+        step.computes.append(Instr("SOFTMAX", {
+            "src_addr": base, "src_stride": row_in, "dst_addr": res, "dst_stride": row_out,
+            "rows": n, "len": t, "table_addr": 0, "causal": int(causal),
+            "q_pos": (t - s) + s0 if causal else 0, "masked": int(mask is not None),
+            "mask_addr": 2 * half if mask is not None else 0, "fmt": src.encoding,
+            "ofmt": dst.encoding}))
+        step.stores += pixel_stores(dst, res, p0, n, 0, t)
+        steps.append(step)
+    return steps
+
+
+# ---- normalization ---------------------------------------------------------------------------
+def norm_chunk(d: int, bits: int, cols: int) -> int:
+    """Channels per accumulator tile: the largest divisor of D up to ``cols`` whose codes fill
+    whole bytes (POST writes each chunk at a byte offset); else the smallest such divisor."""
+    ok = [c for c in range(1, d + 1) if d % c == 0 and (c * bits % 8 == 0 or c == d)]
+    small = [c for c in ok if c <= cols]
+    return max(small) if small else min(ok)
+
+
+def check_norm_accumulator(node, arch: ArchConfig) -> None:
+    """NORM writes t with |t| <= 2^NORM_FRAC_BITS into accumulator words of acc_bits (POST then
+    adds the int64 bias): the words must hold it."""
+    worst = 1 << intops.NORM_FRAC_BITS
+    if worst >= 1 << (arch.acc_bits - 1):
+        raise ConfigError(f"arch config: array.acc_bits = {arch.acc_bits} can overflow in layer "
+                          f"{node.name} (normalized values reach |t| = {worst}); raise "
+                          f"array.acc_bits to at least {intops.NORM_FRAC_BITS + 2}")
+
+
+def norm_params(graph: QGraph, node, d: int) -> tuple[bytes, np.ndarray]:
+    """(the eps block, per-channel POST parameters as (D,) records)."""
+    p = node.params
+    eps = int(np.asarray(p["eps"]).reshape(-1)[0])
+    rec = np.frombuffer(post_params(*(np.broadcast_to(np.asarray(p[n], np.int64).reshape(-1),
+                                                      (d,)) for n in ("bias", "multiplier",
+                                                                      "shift"))), np.uint8)
+    head = np.asarray([eps], "<i8").tobytes().ljust(EPS_BYTES, b"\0")
+    return head, rec.reshape(d, PARAM_BYTES_PER_CHANNEL)
+
+
+def norm_steps(k: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, dst: Buffer,
+               consts: Constants, const_base: int) -> list[Step]:
+    node = k.anchor
+    _int_input(graph, node)
+    d = src.c
+    if d > intops.NORM_MAX_LEN:
+        raise UnsupportedOpError(f"norm {node.name}: {d} channels; NORM normalizes at most "
+                                 f"{intops.NORM_MAX_LEN}")
+    check_norm_accumulator(node, arch)
+    half = halves(arch)
+    cap = (half["param"] - EPS_BYTES) // PARAM_BYTES_PER_CHANNEL  # channels a param half holds
+    chunk = norm_chunk(d, dst.bits, min(arch.array_cols, cap))
+    if chunk > cap:
+        raise ConfigError(f"arch config: sram.param_bytes is too small for layer {node.name}: "
+                          f"its epsilon and one chunk of {chunk} channels need "
+                          f"{EPS_BYTES + chunk * PARAM_BYTES_PER_CHANNEL} bytes per half, the "
+                          f"half holds {half['param']}; raise sram.param_bytes")
+    per_group = cap // chunk * chunk
+    groups = tile_ranges(d, per_group)
+    rows = _norm_rows(k, arch, src, dst, d, groups[0][1], half)
+    head, rec = norm_params(graph, node, d)
+    blobs = [const_base + consts.add(head + rec[c0:c0 + n].tobytes()) for c0, n in groups]
+    out = graph.tensors[node.output]
+    lo, hi = node.attrs.get("clamp", (out.qmin, out.qmax))
+    state = {"p": None, "pn": 0, "in": 0}
+    steps = []
+    for p0, n in tile_ranges(src.h * src.w, rows):
+        for gi, (c0, gn) in enumerate(groups):
+            step = Step()
+            if state["p"] != gi:
+                state["p"], state["pbase"] = gi, (state["pn"] % 2) * half["param"]
+                state["pn"] += 1
+                step.loads += dma("LOAD", "param", blobs[gi], state["pbase"],
+                                  EPS_BYTES + gn * PARAM_BYTES_PER_CHANNEL)
+            if gi == 0:
+                ibase = (state["in"] % 2) * half["input"]
+                state["in"] += 1
+                step.loads += pixel_loads(src, "input", ibase, p0, n, 0, d)
+                step.computes.append(Instr("NORM", {
+                    "src_addr": ibase, "src_stride": src.nbytes(d), "rows": n, "len": d,
+                    "chunk": chunk, "acc_addr": 0, "center": int(node.attrs.get("center", True)),
+                    "zp": graph.tensors[node.inputs[0]].zero_point,
+                    "eps_addr": state["pbase"], "fmt": src.encoding}))
+            obuf = (len(steps) % 2) * half["output"]
+            step.first_output_writer = len(step.computes)
+            for q0 in range(c0, c0 + gn, chunk):
+                step.computes.append(Instr("POST", {
+                    "acc_addr": q0 * n, "out_addr": obuf + dst.nbytes(q0 - c0),
+                    "param_addr": state["pbase"] + EPS_BYTES
+                    + (q0 - c0) * PARAM_BYTES_PER_CHANNEL,
+                    "out_stride": dst.nbytes(gn), "rows": n, "n": chunk,
+                    "out_zp": out.zero_point, "lo": lo, "hi": hi, "ofmt": dst.encoding}))
+            step.stores += pixel_stores(dst, obuf, p0, n, c0, gn)
+            steps.append(step)
+    return steps
+
+
+def _norm_rows(k: Kernel, arch: ArchConfig, src: Buffer, dst: Buffer, d: int, gn: int,
+               half: dict) -> int:
+    """Rows per step: what the input half, the accumulator and the output half hold."""
+    caps = [(half["input"], src.nbytes(d), "sram.input_bytes", "input"),
+            (arch.acc_sram_bytes, d * arch.acc_word_bytes, "sram.acc_bytes", "accumulator"),
+            (half["output"], dst.nbytes(gn), "sram.output_bytes", "output")]
+    for cap, need, key, what in caps:
+        if need > cap:
+            raise ConfigError(f"arch config: {key} is too small for layer {k.name}: one row of "
+                              f"{d} channels needs {need} {what} bytes, the {what} scratchpad "
+                              f"{'half ' * (what != 'accumulator')}holds {cap}; raise {key}")
+    return min(src.h * src.w, *(cap // need for cap, need, _, _ in caps))

@@ -1,0 +1,335 @@
+"""Transformer ops compiled and simulated bit for bit against the golden reference: linear
+layers on sequences, the matmul of two activations (dynamic weights, B^T by wtrans), softmax
+(causal, masked), LayerNorm and RMSNorm, embeddings (GATHER), head split and merge (strided
+DMA), and a whole pre-LN attention block with a GELU MLP, on the default arch, an 8x8 arch and
+gemmini_like; plus what the kernels emit and the refusals."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from qasic.arch.config import default_arch, load_arch
+from qasic.compiler import compile_graph
+from qasic.errors import ConfigError, UnsupportedOpError
+from qasic.quant import reference
+from qasic.quant.graph import TensorQ
+from qasic.sim import simulate
+from tests.archs import small_arch
+from tests.compiler.transformers import Builder, attention_block, sym
+
+ARCHS = {
+    "default": default_arch(),
+    "8x8": small_arch(array_rows=8, array_cols=8, gemm_max_rows=16, input_sram_bytes=2048,
+                      weight_sram_bytes=2048, acc_sram_bytes=2048, output_sram_bytes=1024,
+                      param_sram_bytes=1024),
+    "gemmini_like": load_arch("gemmini_like"),
+}
+
+
+def codes_for(graph, batch: int, seed: int) -> np.ndarray:
+    """Random inputs: token ids below every table's vocabulary, or codes over the range."""
+    rng = np.random.default_rng(seed)
+    tq = graph.tensors[graph.input]
+    if tq.bits == 32:
+        vocab = min(len(n.params["table"]) for n in graph.nodes
+                    if n.op == "embedding" and n.inputs == (graph.input,))
+        return rng.integers(0, vocab, (batch, *graph.input_shape))
+    return rng.integers(tq.qmin, tq.qmax + 1, (batch, *graph.input_shape))
+
+
+def check(graph, arch, batch: int = 3, seed: int = 7):
+    """Compile, simulate ``batch`` random inputs, compare codes with the golden reference.
+    Returns (program, simulation result)."""
+    p = compile_graph(graph, arch)
+    codes = codes_for(graph, batch, seed)
+    r = simulate(p, arch, codes=codes)
+    ref = reference.run(graph, codes)
+    assert np.array_equal(r.outputs, ref)
+    assert len(np.unique(ref)) > 2  # not a saturated, constant output
+    return p, r
+
+
+def layer(p, name: str) -> dict:
+    return next(info for info in p.layers if info["name"] == name)
+
+
+def ops_of(p, name: str) -> Counter:
+    k = next(i for i, info in enumerate(p.layers) if info["name"] == name)
+    return Counter(ins.op for ins, lid in zip(p.instrs, p.layer_ids, strict=True) if lid == k)
+
+
+# ---- linear on a sequence --------------------------------------------------------------------
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_linear_on_a_sequence_is_a_1x1_conv_over_its_tokens(arch):
+    b = Builder("seq_linear")
+    x = b.codes("x", (12, 20), TensorQ(0.05, 7))
+    h = b.linear("fc1", x, 36, TensorQ(0.07, -30), gelu=TensorQ(0.05, -100))
+    y = b.linear("fc2", h, 20, TensorQ(0.06, 2), wbits=4)
+    p, _ = check(b.graph(y), ARCHS[arch])
+    fc1 = layer(p, "fc1")
+    assert (fc1["kind"], fc1["ops"], fc1["m"], fc1["k"], fc1["n"]) == \
+        ("gemm", ["linear", "lut"], 12, 20, 36)
+
+
+# ---- matmul of two activations ---------------------------------------------------------------
+
+def matmul_graph(transpose_b: bool, bits: int = 8, b_bits: int | None = None, heads: int = 3,
+                 s: int = 20):
+    """x (H, S, S) codes; b = linear(x): (H, S, S) used as B^T, or (H, S, 18) used as B."""
+    g = Builder(f"matmul_t{int(transpose_b)}_{bits}")
+    x = g.codes("x", (heads, s, s), sym(0.05, bits))
+    w = g.linear("b", x, s if transpose_b else 18, sym(0.06, b_bits or bits))
+    y = g.matmul("mm", x, w, TensorQ(0.1, 3), transpose_b=transpose_b)
+    return g.graph(y)
+
+
+@pytest.mark.parametrize("arch", ["default", "8x8"])
+@pytest.mark.parametrize("bits", [8, 4])
+@pytest.mark.parametrize("transpose_b", [False, True])
+def test_matmul_of_two_activations_is_bit_exact(transpose_b, bits, arch):
+    """Three heads, K = 20 > array rows and N = 18 or 20 > array cols on both arches."""
+    p, r = check(matmul_graph(transpose_b, bits), ARCHS[arch])
+    mm = layer(p, "mm")
+    assert (mm["kind"], mm["heads"], mm["m"], mm["k"]) == ("matmul", 3, 60, 20)
+    gemms = [ins for ins, lid in zip(p.instrs, p.layer_ids, strict=True)
+             if ins.op == "GEMM" and p.layers[lid]["name"] == "mm"]
+    assert {ins["wtrans"] for ins in gemms} == {int(transpose_b)}
+    assert {ins["wbits"] for ins in gemms} == {bits}
+    sim = next(la for la in r.layers if la["name"] == "mm")
+    assert sim["dram_bytes"] == mm["mapped_dram_bytes"]  # the mapper's model is exact
+
+
+def test_matmul_of_int8_by_int4_codes():
+    check(matmul_graph(True, bits=8, b_bits=4), ARCHS["8x8"])
+
+
+def test_a_head_sized_b_loads_once_per_head_when_it_fits():
+    p, _ = check(matmul_graph(True), ARCHS["default"])
+    mm = layer(p, "mm")
+    assert mm["mapped_dram_bytes"] == mm["compulsory_dram_bytes"]
+
+
+# ---- softmax ---------------------------------------------------------------------------------
+
+def softmax_graph(shape=(3, 6, 10), causal=True, bits=8, out_bits=8):
+    b = Builder("softmax")
+    x = b.codes("x", shape, TensorQ(0.08, -9 if bits == 8 else -3, bits))
+    return b.graph(b.softmax("sm", x, causal=causal, bits=out_bits))
+
+
+# one row of 10 keys (10 + 10 bytes) per 32-byte half: every row a step of its own
+TINY_OUTPUT = small_arch(output_sram_bytes=64, param_sram_bytes=1024)
+
+
+@pytest.mark.parametrize("arch", ["default", "8x8", "tiny-output"])
+@pytest.mark.parametrize("causal", [True, False])
+def test_softmax_is_bit_exact_causal_or_not(causal, arch):
+    target = TINY_OUTPUT if arch == "tiny-output" else ARCHS[arch]
+    p, _ = check(softmax_graph(causal=causal), target)
+    ops = ops_of(p, "sm")
+    if arch == "tiny-output":
+        assert ops["SOFTMAX"] == 18  # 3 heads x 6 queries, one row per step
+    elif arch == "default":
+        assert ops["SOFTMAX"] == (3 if causal else 1)  # a causal step stays in one head
+
+
+def test_softmax_of_int4_scores_to_int4_probabilities():
+    check(softmax_graph(causal=True, bits=4, out_bits=4), ARCHS["8x8"])
+
+
+def masked_softmax_graph(s=12, heads=2, vocab=30, causal=False):
+    """Scores gathered from a table by the ids, split into heads; the key mask gathered from a
+    1-D table (every 5th id is padding)."""
+    b = Builder("masked_softmax")
+    ids = b.ids("ids", s, vocab)
+    rows = b.embedding("rows", ids, b.random_table(vocab, heads * s, TensorQ(0.1, 4)),
+                       TensorQ(0.1, 4))
+    scores = b.heads("scores", b.reshape("flat", rows, (s, heads * s)), heads)
+    mask = b.embedding("mask", ids, (np.arange(vocab) % 5 != 0).astype(np.int64),
+                       TensorQ(1.0, 0))
+    return b.graph(b.softmax("sm", scores, causal=causal, mask=mask))
+
+
+@pytest.mark.parametrize("arch", ["default", "8x8", "tiny-output"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_masked_softmax_is_bit_exact(causal, arch):
+    target = small_arch(output_sram_bytes=128, param_sram_bytes=1024) \
+        if arch == "tiny-output" else ARCHS[arch]
+    p, _ = check(masked_softmax_graph(causal=causal), target, batch=4)
+    assert ops_of(p, "mask")["GATHER"] >= 1
+    assert {"gather", "permute", "softmax"} <= {info["kind"] for info in p.layers}
+
+
+# ---- LayerNorm / RMSNorm ---------------------------------------------------------------------
+
+def norm_graph(center: bool, d: int = 40, s: int = 9, out_bits: int = 8):
+    b = Builder("norm")
+    x = b.codes("x", (s, d), TensorQ(0.05, 11))
+    return b.graph(b.norm("ln", x, TensorQ(0.04, -3, out_bits), center=center))
+
+
+@pytest.mark.parametrize("arch", ["default", "8x8", "small-params"])
+@pytest.mark.parametrize("center", [True, False])
+def test_norm_is_bit_exact(center, arch):
+    """D = 40 > array cols (chunks of 10, 8 or 4); a 256-byte param scratchpad holds 7 channels a
+    half, so the parameters come in groups of 4 on a 4x4 arch, reloaded per row tile."""
+    target = small_arch(param_sram_bytes=256) if arch == "small-params" else ARCHS[arch]
+    graph = norm_graph(center)
+    assert (graph.node("ln").params["multiplier"] < 0).any()  # negative gammas
+    p, _ = check(graph, target)
+    ops = ops_of(p, "ln")
+    chunk = {"default": 10, "8x8": 8, "small-params": 4}[arch]
+    assert ops["POST"] == 40 // chunk * ops["NORM"]
+    if arch == "small-params":  # every step reloads a group of parameters
+        assert ops["LOAD"] == 9 * 10 + ops["NORM"]
+
+
+def test_norm_to_int4_codes():
+    check(norm_graph(True, out_bits=4), ARCHS["8x8"])
+
+
+# ---- embeddings and permutes -----------------------------------------------------------------
+
+@pytest.mark.parametrize("arch", ["default", "8x8", "tiny-output"])
+def test_embeddings_gather_rows_by_token_id(arch):
+    """Token rows of packed INT4 codes, position rows by constant ids, added, then a linear."""
+    target = small_arch(output_sram_bytes=64) if arch == "tiny-output" else ARCHS[arch]
+    b = Builder("embed")
+    ids = b.ids("ids", 11, 40)
+    int4 = TensorQ(0.1, 0, 4)
+    tok = b.embedding("tok", ids, b.random_table(40, 12, int4), int4)
+    pos = b.embedding("pos", b.constant("pos_ids", np.arange(11), TensorQ(1.0, 0, 32)),
+                      b.random_table(11, 12, int4), int4)
+    both = b.add("sum", tok, pos, TensorQ(0.15, 0, 4))
+    p, _ = check(b.graph(b.linear("fc", both, 10, TensorQ(0.1, 0))), target)
+    assert [info["kind"] for info in p.layers] == ["gather", "gather", "ew", "gemm"]
+    for name in ("tok", "pos"):
+        assert ops_of(p, name)["GATHER"] == (1 if arch != "tiny-output" else 3)  # 5 rows a half
+        assert layer(p, name)["compulsory_dram_bytes"] == 11 * 4 + 2 * 11 * 6
+
+
+@pytest.mark.parametrize("arch", ["default", "tiny-output"])
+def test_mask_table_gathers_one_byte_per_id(arch):
+    target = small_arch(output_sram_bytes=8) if arch == "tiny-output" else ARCHS[arch]
+    b = Builder("mask")
+    ids = b.ids("ids", 13, 40)
+    g = b.graph(b.embedding("mask", ids, b.rng.integers(0, 3, 40), TensorQ(1.0, 0)))
+    p, _ = check(g, target)
+    gathers = [ins for ins in p.instrs if ins.op == "GATHER"]
+    assert {ins["row_bytes"] for ins in gathers} == {1}
+    assert sum(ins["count"] for ins in gathers) == 13
+
+
+@pytest.mark.parametrize("arch", ["default", "8x8", "tiny-output"])
+@pytest.mark.parametrize("bits", [8, 4])
+def test_head_split_and_merge_are_strided_copies(bits, arch):
+    target = small_arch(output_sram_bytes=64) if arch == "tiny-output" else ARCHS[arch]
+    b = Builder("heads")
+    x = b.codes("x", (7, 24), TensorQ(0.05, 1, bits))
+    h = b.heads("split", x, 3)                              # (3, 7, 8)
+    y = b.linear("fc", h, 8, TensorQ(0.05, 2, bits))        # per head
+    g = b.graph(b.merge("merged", y))                       # (7, 24)
+    p, _ = check(g, target)
+    assert [info["kind"] for info in p.layers] == ["permute", "gemm", "permute"]
+    for name in ("split", "merged.merge"):
+        assert set(ops_of(p, name)) <= {"LOAD", "SYNC", "STORE", "END"}
+        assert layer(p, name)["compulsory_dram_bytes"] == 2 * 7 * 24 * bits // 8
+
+
+@pytest.mark.parametrize("perm", [(0, 2, 1), (2, 1, 0), (1, 2, 0)])
+def test_permutes_that_move_the_last_axis_copy_byte_codes(perm):
+    b = Builder("transpose")
+    x = b.codes("x", (3, 5, 6), TensorQ(0.05, 1))
+    check(b.graph(b.permute("t", x, perm)), small_arch(output_sram_bytes=64))
+
+
+def test_a_sequence_transposes():
+    b = Builder("transpose2d")
+    x = b.codes("x", (5, 9), TensorQ(0.05, 1))
+    check(b.graph(b.permute("t", x, (1, 0))), ARCHS["default"])
+
+
+# ---- a whole attention block -----------------------------------------------------------------
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_attention_block_is_bit_exact(arch):
+    p, _ = check(attention_block(), ARCHS[arch], batch=4)
+    kinds = Counter(info["kind"] for info in p.layers)
+    assert kinds == {"gemm": 6, "permute": 4, "matmul": 2, "gather": 2, "norm": 2, "ew": 3,
+                     "softmax": 1}
+    assert layer(p, "fc1")["ops"] == ["linear", "lut"]  # GELU fused into the POST
+
+
+@pytest.mark.parametrize("arch", ["default", "8x8"])
+def test_attention_block_with_a_padding_mask_is_bit_exact(arch):
+    check(attention_block(s=12, masked=True, seed=3), ARCHS[arch], batch=4)
+
+
+def test_attention_block_dram_is_near_compulsory_on_gemmini_like():
+    p, r = check(attention_block(s=16, d=64, heads=4, mlp=128), ARCHS["gemmini_like"])
+    compulsory = sum(info["compulsory_dram_bytes"] for info in p.layers)
+    assert compulsory <= r.dram_bytes <= 1.05 * compulsory
+    for la, info in zip(r.layers, p.layers, strict=True):
+        assert la["dram_bytes"] >= info["compulsory_dram_bytes"] > 0, info["name"]
+
+
+# ---- what each kernel emits ------------------------------------------------------------------
+
+def test_each_transformer_kernel_emits_its_instructions():
+    p = compile_graph(attention_block(masked=True), ARCHS["default"])
+    want = {"gather": {"GATHER", "SYNC", "STORE"}, "permute": {"LOAD", "SYNC", "STORE"},
+            "matmul": {"LOAD", "GEMM", "POST", "STORE"},
+            "softmax": {"LOAD", "SOFTMAX", "STORE"}, "norm": {"LOAD", "NORM", "POST", "STORE"}}
+    for info in p.layers:
+        if info["kind"] in want:
+            assert set(ops_of(p, info["name"])) - {"SYNC", "END"} <= want[info["kind"]], \
+                info["name"]
+    sm = [ins for ins in p.instrs if ins.op == "SOFTMAX"]
+    assert all(ins["causal"] and ins["masked"] for ins in sm)
+    assert [ins["q_pos"] for ins in sm] == [0] * 4  # S = T: one step per head from query 0
+
+
+# ---- refusals --------------------------------------------------------------------------------
+
+def test_a_matmul_operand_with_a_zero_point_is_refused():
+    b = Builder("asym")
+    x = b.codes("x", (2, 4, 8), TensorQ(0.05, 3))
+    g = b.graph(b.matmul("mm", x, x, sym(0.1), transpose_b=True))
+    with pytest.raises(UnsupportedOpError, match=r"^matmul mm: operand x has zero point 3; the "
+                                                 r"array multiplies two activations as symmetric"):
+        compile_graph(g, default_arch())
+
+
+def test_a_norm_needs_22_bit_accumulators():
+    arch = dataclasses.replace(default_arch(), acc_bits=21)
+    with pytest.raises(ConfigError, match=r"array.acc_bits = 21 can overflow in layer ln .*"
+                                          r"raise array.acc_bits to at least 22"):
+        compile_graph(norm_graph(True), arch)
+
+
+def test_a_softmax_row_must_fit_half_the_output_scratchpad():
+    arch = small_arch(output_sram_bytes=32, param_sram_bytes=1024)
+    with pytest.raises(ConfigError, match=r"sram.output_bytes is too small for layer sm: one "
+                                          r"row of 10 keys .*raise sram.output_bytes"):
+        compile_graph(softmax_graph(), arch)
+
+
+def test_packed_codes_a_permute_moves_code_by_code_are_stored_a_byte_each():
+    b = Builder("t4")
+    x = b.codes("x", (4, 6), TensorQ(0.05, 1, 4))
+    y = b.linear("fc", x, 6, TensorQ(0.05, 0, 4))
+    p, _ = check(b.graph(b.permute("t", y, (1, 0))), default_arch())
+    assert next(r for r in p.regions if r.name == "t").bits == 8
+
+
+def test_a_permute_of_a_4d_tensor_is_refused():
+    b = Builder("p4")
+    x = b.codes("x", (2, 3, 2, 4), TensorQ(0.05, 1))
+    with pytest.raises(UnsupportedOpError, match=r"^permute t: perm \(1, 0, 2, 3\) of a 4-D "
+                                                 r"tensor; qasic permutes 2-D and 3-D"):
+        compile_graph(b.graph(b.permute("t", x, (1, 0, 2, 3))), default_arch())
