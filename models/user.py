@@ -4,6 +4,7 @@ program (``.pt2``). The caller supplies calibration and test data for these."""
 from __future__ import annotations
 
 import importlib.util
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +36,36 @@ def _import_file(path: Path) -> Any:
     if spec is None or spec.loader is None:
         raise ConfigError(f"model file {path} is not a Python file; expected {SPEC_FORM}")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # the user's code: a syntax error, a failed import, anything it raises
+        raise ConfigError(f"model file {path} failed to load: {_user_error(e, path)}; fix it "
+                          "(--debug shows the traceback)") from e
     return module
+
+
+def _user_error(e: Exception, path: Path) -> str:
+    """'RuntimeError: boom (at file.py:12)': the exception and the user's line that raised it."""
+    import traceback
+
+    if isinstance(e, SyntaxError):
+        return f"{type(e).__name__}: {e.msg} (at {path}:{e.lineno})"
+    lines = [f for f in traceback.extract_tb(e.__traceback__)
+             if Path(f.filename).resolve() == path.resolve()]
+    where = f" (at {path}:{lines[-1].lineno})" if lines else ""
+    text = " ".join(str(e).split()) or "no message"
+    return f"{type(e).__name__}: {text[:200]}{where}"
 
 
 def _call_factory(fn: Any, spec: str) -> Any:
     from torch import nn
 
-    model = fn()
+    try:
+        model = fn()
+    except Exception as e:
+        path = Path(spec.rpartition(":")[0])
+        raise ConfigError(f"factory {spec} raised {_user_error(e, path)}; fix it (--debug shows "
+                          "the traceback)") from e
     if not isinstance(model, nn.Module):
         raise ConfigError(f"factory {spec} returned {type(model).__name__}, not a torch nn.Module")
     return model.eval()
@@ -94,12 +117,24 @@ def _load_data(path: Path) -> dict:
     import numpy as np
 
     if not path.is_file():
-        raise ConfigError(f"data file {path} does not exist; expected {DATA_FORM}")
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise ConfigError(f"data file {path} {what}; expected {DATA_FORM}")
+    if path.stat().st_size == 0:
+        raise ConfigError(f"data file {path} is empty (0 bytes); expected {DATA_FORM}")
     try:
-        with np.load(path) as z:
+        loaded = np.load(path)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ConfigError(f"data file {path} is a single .npy array, not an .npz; expected "
+                              f"{DATA_FORM}")
+        with loaded as z:
             data = {k: z[k] for k in z.files}
-    except (ValueError, OSError) as e:
-        raise ConfigError(f"data file {path} is not a readable .npz ({e}); expected {DATA_FORM}")
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise ConfigError(f"data file {path} is not a readable .npz ({type(e).__name__}); "
+                          f"expected {DATA_FORM}") from None
+    for name, array in data.items():
+        if array.dtype.kind not in "biuf" or array.ndim == 0:
+            raise ConfigError(f"data file {path}: {name!r} is a {array.dtype} array of shape "
+                              f"{array.shape}; give numbers, one sample per row")
     if "calibration" not in data:
         raise ConfigError(f"data file {path} has no 'calibration' array (has: "
                           f"{', '.join(data) or 'none'}); expected {DATA_FORM}")

@@ -1,18 +1,42 @@
-"""The `qasic` command line. Errors print one line and exit 1; `--debug` shows the traceback."""
+"""The `qasic` command line. Errors print one line and exit 1 (usage errors: 2); `--debug`,
+anywhere on the line, shows the traceback. `--json` output follows docs/json.md."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
-from qasic.errors import ConfigError, QasicError
+from qasic.errors import ConfigError, InputError, QasicError
 
 
 def _progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def _emit(kind: str, record: dict) -> None:
+    """Print ``record`` as the JSON document ``kind`` (qasic.schema: schema key, null for NaN)."""
+    from qasic.schema import document
+
+    print(json.dumps(document(kind, record), indent=2))
+
+
+def _existing_file(path: Path, what: str, hint: str) -> Path:
+    """``path`` if it is a file; else one line naming it and what to give (``hint``)."""
+    if path.is_file():
+        return path
+    state = "is a directory" if path.is_dir() else "does not exist"
+    raise InputError(f"{what} {path} {state}; give {hint}")
+
+
+def _load_program(text: str):
+    from qasic.isa.program import load
+
+    return load(_existing_file(Path(text), "program file", "a .qasic file from qasic compile"))
 
 
 def parse_bits(text: str) -> int | dict[str, int]:
@@ -122,6 +146,11 @@ def _bits_summary(args, trained, graph) -> dict:
             "avg_weight_bits": avg_weight_bits(graph, bits), "accuracy": acc}
 
 
+def _formats(args, graph) -> dict:
+    return {"weight_format": {n.name: n.weight_format for n in graph.weighted_nodes()},
+            "activation_bits": args.act_bits, "activation_format": args.act_format}
+
+
 def _describe(args, summary: dict) -> str:
     """'digits_cnn hawq avg_bits=3: conv1=6 conv2=4 fc=2 (avg 2.99 bits), accuracy 98.33%'."""
     bits = " ".join(f"{k}={v}" for k, v in summary["weight_bits"].items())
@@ -142,11 +171,10 @@ def cmd_quantize(args) -> int:
         return _pareto(args)
     trained, graph = _quantized(args)
     summary = _bits_summary(args, trained, graph)
-    record = {"model": args.model, "fp32_accuracy": trained.fp32_accuracy, **summary,
-              "weight_format": {n.name: n.weight_format for n in graph.weighted_nodes()},
-              "activation_bits": args.act_bits, "activation_format": args.act_format}
+    record = {"model": trained.name, "fp32_accuracy": trained.fp32_accuracy, **summary,
+              **_formats(args, graph)}
     if args.json:
-        print(json.dumps(record, indent=2))
+        _emit("quantize", record)
     elif args.policy:
         print(f"{_describe(args, summary)} (fp32 {trained.fp32_accuracy:.2%})")
     else:
@@ -181,19 +209,21 @@ def _pareto(args) -> int:
         config = dataclasses.replace(acts, weight_bits=plan.bits)
         acc = (accuracy(quantize_model(trained, config), trained.test_inputs,
                         trained.test_labels) if len(trained.test_labels) else float("nan"))
-        records.append({"model": args.model, "policy": args.policy, "budget": str(budget),
-                        "weight_bits": plan.bits, "avg_weight_bits": plan.avg_weight_bits,
-                        budget.key: budget.in_key_units(plan.cost, weight_params(graph)),
+        records.append({"weight_bits": plan.bits, "avg_weight_bits": plan.avg_weight_bits,
+                        "predicted_cost": budget.in_key_units(plan.cost, weight_params(graph)),
                         "predicted_sensitivity": plan.sensitivity, "accuracy": acc})
         _progress(f"[{i}/{len(plans)}] " + " ".join(f"{k}={b}" for k, b in plan.bits.items())
                   + f": accuracy {acc:.2%}")
     if args.json:
-        print(json.dumps(records, indent=2))
+        _emit("quantize.pareto", {"model": trained.name, "policy": args.policy,
+                                  "budget": str(budget), "activation_bits": args.act_bits,
+                                  "activation_format": args.act_format, "points": records})
     else:
         for r in records:
             bits = " ".join(f"{k}={b}" for k, b in r["weight_bits"].items())
             avg = f"avg_bits={r['avg_weight_bits']:.3g}"
-            cost = avg if budget.key == "avg_bits" else f"{budget.key}={r[budget.key]:.4g} {avg}"
+            cost = (avg if budget.key == "avg_bits"
+                    else f"{budget.key}={r['predicted_cost']:.4g} {avg}")
             print(f"{cost} {bits}: accuracy {r['accuracy']:.2%}")
     return 0
 
@@ -205,66 +235,128 @@ def cmd_compile(args) -> int:
     arch = _arch(args)  # a bad --arch fails before any model is loaded
     trained, graph = _quantized(args)
     if args.policy:
-        print(_describe(args, _bits_summary(args, trained, graph)))
+        line = _describe(args, _bits_summary(args, trained, graph))
+        print(line, file=sys.stderr if args.json else sys.stdout)
     if args.fit_arch:
         from qasic.flow import arch_for
 
         arch = arch_for(graph, arch)
         _progress(f"array sized for the model: {arch.name} (PE weight bits {arch.weight_bits}, "
                   f"accumulator {arch.acc_bits} bits)")
+    t0 = time.perf_counter()
     program = compile_graph(graph, arch, progress=_progress)
+    compile_s = time.perf_counter() - t0
     save(program, args.out)
-    print(f"wrote {args.out}: {len(program.instrs)} instructions, "
-          f"{len(program.constants)} constant bytes")
+    if args.json:
+        _emit("compile", _compiled(args, trained.name, graph, arch, program, compile_s))
+    else:
+        print(f"wrote {args.out}: {len(program.instrs)} instructions, "
+              f"{len(program.constants)} constant bytes")
     return 0
+
+
+def _compiled(args, model: str, graph, arch, program, compile_s: float) -> dict:
+    """compile --json: the program's size and what the compiler knows of each kernel."""
+    from qasic.policies import avg_weight_bits
+
+    bits = {n.name: n.weight_bits for n in graph.weighted_nodes()}
+    layers = [{"name": la["name"], "kind": la["kind"], "ops": list(la.get("ops", [])),
+               "weight_bits": la.get("weight_bits"), "weight_format": la.get("weight_format"),
+               "m": la.get("m"), "k": la.get("k"), "n": la.get("n"), "macs": la.get("macs", 0),
+               "compulsory_dram_bytes": la.get("compulsory_dram_bytes")}
+              for la in program.layers]
+    compulsory = [la["compulsory_dram_bytes"] for la in layers
+                  if la["compulsory_dram_bytes"] is not None]
+    return {"model": model, "arch": arch.name, "program": args.out,
+            "program_bytes": Path(args.out).stat().st_size,
+            "instructions": len(program.instrs), "constant_bytes": len(program.constants),
+            "compile_s": compile_s, "macs": sum(la["macs"] for la in layers),
+            "compulsory_dram_bytes": sum(compulsory) if compulsory else None,
+            "policy": args.policy, "budget": args.budget, "weight_bits": bits,
+            "avg_weight_bits": avg_weight_bits(graph, bits), **_formats(args, graph),
+            "layers": layers}
 
 
 def cmd_simulate(args) -> int:
     import numpy as np
 
-    from qasic.isa.program import load
     from qasic.sim import simulate
 
+    _check_limit(args.limit)
     if args.output:
         _check_output(Path(args.output))
-    program = load(args.program)
+    program = _load_program(args.program)
     if args.arch:
         arch = _arch(args)
     else:
         from qasic.sim.run import program_arch
 
         arch = program_arch(program)
-    labels = None
-    if args.input:
-        x = np.load(args.input)
-    else:
-        from qasic.models import get_model
-
-        trained = get_model(program.meta["model"], seed=args.seed, progress=_progress)
-        x, labels = trained.test_inputs, trained.test_labels
+    x, labels = _simulate_inputs(args, program)
     if args.limit:
         x = x[:args.limit]
         labels = labels[:args.limit] if labels is not None else None
     result = simulate(program, arch, x, progress=_progress)
     if args.output:
         _save_npy(Path(args.output), result.logits().astype(np.float32))
-    record = result.to_json()
+    accuracy = None
     if labels is not None:
         pred = result.outputs.reshape(len(x), -1).argmax(axis=1)
-        record["accuracy"] = float(np.mean(pred == labels))
-    record["samples"] = len(x)
+        accuracy = float(np.mean(pred == labels))
+    record = {"program": args.program, "model": program.meta.get("model"), "arch": arch.name,
+              "samples": len(x), "accuracy": accuracy, **result.to_json()}
     if args.trace:
         from qasic.sim.trace import write_trace
 
         write_trace(program, result.timing, args.trace)
     if args.json:
-        print(json.dumps(record, indent=2))
+        _emit("simulate", record)
     else:
         e = record["energy_pj"]
         print(f"{len(x)} samples: {record['cycles']} cycles/inference "
               f"({record['latency_us']:.1f} us), {e['total'] / 1e3:.1f} nJ/inference"
-              + (f", accuracy {record['accuracy']:.2%}" if "accuracy" in record else ""))
+              + (f", accuracy {accuracy:.2%}" if accuracy is not None else ""))
     return 0
+
+
+def _check_limit(limit: int) -> None:
+    if limit < 0:
+        raise ConfigError(f"--limit {limit}: give a number of inputs >= 1 (0: all)")
+
+
+def _simulate_inputs(args, program):
+    """(inputs, labels or None): --input, or the test split of the built-in model compiled."""
+    if args.input:
+        return _load_input(Path(args.input)), None
+    from qasic.models import MODEL_NAMES, get_model
+
+    model = program.meta.get("model")
+    if str(model).partition("@")[0] not in MODEL_NAMES:
+        raise ConfigError(f"program {args.program} is of model {model!r}, which is not built in, "
+                          "so it has no test split; pass --input X.npy (float inputs, batch "
+                          "first, in the model's layout)")
+    trained = get_model(model, seed=args.seed, progress=_progress)
+    return trained.test_inputs, trained.test_labels
+
+
+def _load_input(path: Path):
+    """The float inputs in a .npy file: one line for anything else."""
+    import numpy as np
+
+    _existing_file(path, "--input", "a .npy file of float inputs (numpy.save)")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise InputError(f"--input {path} is not a .npy array ({type(e).__name__}); save the "
+                         "inputs with numpy.save") from None
+    if not isinstance(x, np.ndarray):  # an .npz archive
+        x.close()
+        raise InputError(f"--input {path} is an .npz archive; give one .npy array "
+                         "(numpy.save)")
+    if x.dtype.kind not in "biuf" or x.ndim == 0 or not len(x):
+        raise InputError(f"--input {path} holds a {x.dtype} array of shape {x.shape}; give "
+                         "float inputs, at least one, batch first")
+    return x
 
 
 def _check_output(path: Path) -> None:
@@ -304,14 +396,18 @@ def cmd_evaluate(args) -> int:
     _, graph = _quantized(args, trained)  # fp32 outputs come from the model before any --qat
     record = evaluate_quantized(trained, graph, arch=arch, limit=args.limit or None,
                                 fit_arch=args.fit_arch, progress=_progress)
-    print(json.dumps(record, indent=2) if args.json else summary(record))
+    if args.json:
+        _emit("evaluate", record)
+    else:
+        print(summary(record))
     return 0
 
 
 def cmd_sweep(args) -> int:
     from qasic.models import get_model
-    from qasic.sweep import parse_arrays, run_sweep, with_array
+    from qasic.sweep import parse_arrays, run_sweep, sweep_document, with_array
 
+    _check_limit(args.limit)
     arrays = parse_arrays(args.arrays)
     try:
         bits = [int(b) for b in args.bits.split(",")]
@@ -320,16 +416,19 @@ def cmd_sweep(args) -> int:
     base = _arch(args)
     archs = [with_array(base, r, c) for r, c in arrays]  # each validated: names the bad key
     trained = get_model(args.model, seed=args.seed, progress=_progress)
-    run_sweep(trained, bits, archs, Path(args.out), limit=args.limit, progress=_progress)
-    print(Path(args.out) / "sweep.json")
+    records = run_sweep(trained, bits, archs, Path(args.out), limit=args.limit,
+                        progress=_progress)
+    if args.json:
+        print(json.dumps(sweep_document(trained.name, records), indent=2))
+    else:
+        print(Path(args.out) / "sweep.json")
     return 0
 
 
 def cmd_disasm(args) -> int:
     from qasic.isa.encoding import format_instr
-    from qasic.isa.program import load
 
-    program = load(args.program)
+    program = _load_program(args.program)
     layers = program.layers
     current = None
     for i, (ins, k) in enumerate(zip(program.instrs, program.layer_ids)):
@@ -356,10 +455,27 @@ def cmd_report(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit 2) that point at --help."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="qasic", description=__doc__)
+    p = _Parser(prog="qasic", description=__doc__)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    # every subcommand takes --debug too; SUPPRESS keeps one given before it
+    debug = _Parser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
+    add = sub.add_parser
+
+    def add_parser(name: str, **kw):
+        return add(name, parents=[debug], **kw)
+
+    sub.add_parser = add_parser
 
     def model_args(sp):
         sp.add_argument("--model", default="digits_cnn",
@@ -424,6 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="program file to write")
     sp.add_argument("--fit-arch", action="store_true",
                     help="size PE and accumulator widths to the model's weights")
+    sp.add_argument("--json", action="store_true", help="print the record (docs/json.md)")
     sp.set_defaults(func=cmd_compile)
 
     sp = sub.add_parser("simulate", help="simulate a program file")
@@ -456,6 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--limit", type=int, default=0, help="only the first N test inputs")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--out", default="out/sweep")
+    sp.add_argument("--json", action="store_true", help="print sweep.json (docs/json.md)")
     sp.set_defaults(func=cmd_sweep)
 
     sp = sub.add_parser("disasm", help="disassemble a program file")
@@ -479,15 +597,32 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "command", None) == "report" and args.out is None:
         args.out = str(Path(args.results).parent)
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe fails here, not in the interpreter's exit
+        return status
     except QasicError as e:
         if args.debug:
             raise
         print(f"qasic: error: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # the reader left (`qasic disasm p.qasic | head`): stop quietly, as cat does
+        _discard_stdout()
+        return 1
     except KeyboardInterrupt:
         print("qasic: interrupted", file=sys.stderr)
         return 130
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so flushing what is left at exit cannot fail again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (a test's capture): nothing will flush to the pipe
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def evaluate_quantized(trained: Any, graph: Any, inputs: np.ndarray | None = Non
 
 
 RECORD_KEYS = ("model", "arch", "samples", "bit_exact", "cosine", "top1_agreement", "accuracy",
-               "cycles", "latency_us", "energy_pj", "macs", "dram_bytes",
+               "fp32_accuracy", "cycles", "latency_us", "energy_pj", "macs", "dram_bytes",
                "compulsory_dram_bytes", "compile_s", "simulate_s", "layers")
 LAYER_KEYS = ("name", "kind", "m", "k", "n", "macs", "cycles", "energy_pj", "dram_bytes",
               "compulsory_dram_bytes", "utilization")
@@ -213,13 +213,13 @@ def compare(quant: np.ndarray, fp32: np.ndarray, labels: np.ndarray | None) -> d
     """cosine (mean per sample), top-1 agreement and accuracy (classifiers: per-sample output a
     vector of >= 2 classes; else None)."""
     record = {"cosine": float(np.mean(cosines(quant, fp32))), "top1_agreement": None,
-              "accuracy": None}
+              "accuracy": None, "fp32_accuracy": None}
     if quant.ndim == 2 and quant.shape[1] >= 2:
         q, f = quant.argmax(axis=1), fp32.argmax(axis=1)
         record["top1_agreement"] = float(np.mean(q == f))
         if labels is not None:
-            record["accuracy"] = {"fp32": float(np.mean(f == labels)),
-                                  "quantized": float(np.mean(q == labels))}
+            record["accuracy"] = float(np.mean(q == labels))
+            record["fp32_accuracy"] = float(np.mean(f == labels))
     return record
 
 
@@ -287,8 +287,7 @@ def _agreement(record: dict) -> str:
     if record["top1_agreement"] is not None:
         text += f", top-1 agreement {record['top1_agreement']:.2%}"
     if record["accuracy"] is not None:
-        acc = record["accuracy"]
-        text += f", accuracy {acc['quantized']:.2%} (fp32 {acc['fp32']:.2%})"
+        text += f", accuracy {record['accuracy']:.2%} (fp32 {record['fp32_accuracy']:.2%})"
     return text
 
 

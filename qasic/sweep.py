@@ -15,18 +15,22 @@ from qasic.arch.config import ArchConfig
 from qasic.errors import ConfigError
 from qasic.flow import Progress, arch_for, quantize_model, run_point
 
+ENERGY_PARTS = ("mac", "sram", "dram", "other", "total")
+# The CSV spells the energy_pj breakdown of sweep.json as energy_pj.<part> columns.
 CSV_FIELDS = ("arch", "array_rows", "array_cols", "pe_weight_bits", "point", "avg_weight_bits",
-              "accuracy", "cycles", "latency_us", "macs", "dram_bytes", "energy_pj",
-              "energy_mac_pj", "energy_sram_pj", "energy_dram_pj", "energy_other_pj",
-              "bit_exact")
+              "accuracy", "cycles", "latency_us", "macs", "dram_bytes",
+              *(f"energy_pj.{part}" for part in ENERGY_PARTS), "bit_exact")
 
 
 def parse_arrays(text: str) -> list[tuple[int, int]]:
     """'8x8,16x16' -> [(8, 8), (16, 16)]."""
     try:
-        return [tuple(int(v) for v in part.lower().split("x")) for part in text.split(",")]
+        arrays = [tuple(int(v) for v in part.lower().split("x")) for part in text.split(",")]
     except ValueError:
-        raise ConfigError(f"--arrays {text!r}: give ROWSxCOLS pairs like 8x8,16x16") from None
+        arrays = []
+    if not arrays or any(len(a) != 2 for a in arrays):
+        raise ConfigError(f"--arrays {text!r}: give ROWSxCOLS pairs like 8x8,16x16")
+    return arrays
 
 
 def with_array(arch: ArchConfig, rows: int, cols: int) -> ArchConfig:
@@ -48,7 +52,7 @@ def run_sweep(trained, bits: list[int | dict], archs: list[ArchConfig], out: Pat
             point = run_point(f"W{name}", graph, arch_for(graph, arch), x, y,
                               progress=lambda m, a=arch: progress(f"{a.name}: {m}"))
             records.append(_record(arch, point))
-    write_sweep(records, out)
+    write_sweep(records, out, trained.name)
     return records
 
 
@@ -60,21 +64,32 @@ def _record(arch: ArchConfig, point) -> dict:
             "pe_weight_bits": point.arch.weight_bits, "point": r["name"],
             "avg_weight_bits": sum(bits) / len(bits), "accuracy": r["accuracy"],
             "cycles": r["cycles"], "latency_us": r["latency_us"], "macs": r["macs"],
-            "dram_bytes": r["dram_bytes"], "energy_pj": e["total"], "energy_mac_pj": e["mac"],
-            "energy_sram_pj": e["sram"], "energy_dram_pj": e["dram"],
-            "energy_other_pj": e["other"], "bit_exact": r["bit_exact"]}
+            "dram_bytes": r["dram_bytes"], "energy_pj": {k: e[k] for k in ENERGY_PARTS},
+            "bit_exact": r["bit_exact"]}
 
 
-def write_sweep(records: list[dict], out: Path) -> dict[str, Path]:
+def sweep_document(model: str, records: list[dict]) -> dict:
+    """sweep.json: the records as the JSON document ``sweep`` (docs/json.md)."""
+    from qasic.schema import document
+
+    return document("sweep", {"model": model, "points": records})
+
+
+def _csv_row(record: dict) -> dict:
+    row = {k: v for k, v in record.items() if k != "energy_pj"}
+    return row | {f"energy_pj.{k}": v for k, v in record["energy_pj"].items()}
+
+
+def write_sweep(records: list[dict], out: Path, model: str) -> dict[str, Path]:
     from qasic.reports.plots import save_png
     from qasic.reports.sweep import sweep_figure
 
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "sweep.json", "csv": out / "sweep.csv", "png": out / "sweep.png"}
-    paths["json"].write_text(json.dumps(records, indent=2))
+    paths["json"].write_text(json.dumps(sweep_document(model, records), indent=2))
     with paths["csv"].open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
         w.writeheader()
-        w.writerows(records)
+        w.writerows(_csv_row(r) for r in records)
     save_png(sweep_figure(records), paths["png"])
     return paths

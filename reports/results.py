@@ -48,6 +48,9 @@ def load_results(path: str | Path) -> dict:
         results = json.loads(path.read_text())
     except FileNotFoundError:
         raise InputError(f"{path} does not exist; run `qasic demo` to write results.json") from None
+    except (OSError, UnicodeDecodeError) as e:  # a directory, a binary file
+        raise InputError(f"{path} cannot be read as results.json ({type(e).__name__}); give the "
+                         "results.json `qasic demo` writes") from None
     except json.JSONDecodeError as e:
         raise InputError(f"{path} is not valid JSON: {e}") from None
     return validate_results(results)

@@ -17,8 +17,9 @@ def sweep_figure(records: Sequence[Mapping[str, Any]]) -> Figure:
     fig = _new_figure((11.0, 4.6))
     left, right = fig.subplots(1, 2)
     for i, arch in enumerate(dict.fromkeys(r["arch"] for r in records)):
-        rows = sorted((r for r in records if r["arch"] == arch), key=lambda r: r["energy_pj"])
-        energy = [r["energy_pj"] / 1e3 for r in rows]
+        rows = sorted((r for r in records if r["arch"] == arch),
+                      key=lambda r: r["energy_pj"]["total"])
+        energy = [r["energy_pj"]["total"] / 1e3 for r in rows]
         style = {"marker": MARKERS[i % len(MARKERS)], "label": arch}
         left.plot(energy, [100 * r["accuracy"] for r in rows], **style)
         right.plot([r["latency_us"] for r in rows], energy, linestyle="none", **style)

@@ -16,6 +16,18 @@ def _err(capsys) -> str:
     return err[-1] if err else ""
 
 
+def _one_line(capsys) -> str:
+    """The whole of stderr, which must be one line."""
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def qasic(*argv: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "qasic", *argv], check=False,
+                          capture_output=True, text=True, **kw)
+
+
 def test_unknown_model(capsys):
     assert main(["quantize", "--model", "resnet9000"]) == 1
     line = _err(capsys)
@@ -100,14 +112,175 @@ def test_disasm_and_simulate_json(capsys, compiled_cnn_file):
     assert [la["name"] for la in record["layers"]] == ["conv1", "conv2", "fc"]
 
 
-def test_debug_shows_traceback():
-    r = subprocess.run([sys.executable, "-m", "qasic", "--debug", "quantize", "--model", "nope"],
-                       check=False, capture_output=True, text=True)
-    assert r.returncode != 0 and "Traceback" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "qasic", "quantize", "--model", "nope"],
-                       check=False, capture_output=True, text=True)
+@pytest.mark.parametrize("argv", [("--debug", "quantize", "--model", "nope"),
+                                  ("quantize", "--debug", "--model", "nope"),
+                                  ("quantize", "--model", "nope", "--debug")])
+def test_debug_anywhere_on_the_line_shows_the_traceback(argv):
+    r = qasic(*argv)
+    assert r.returncode == 1 and r.stderr.startswith("Traceback")
+    assert r.stderr.splitlines()[-1].startswith("qasic.errors.ConfigError: unknown model 'nope'")
+
+
+def test_without_debug_an_error_is_one_line():
+    r = qasic("quantize", "--model", "nope")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["simulate"], ("qasic simulate: error: the following arguments are required: program; see "
+                   "qasic simulate --help")),
+    (["frob"], "qasic: error: argument command: invalid choice: 'frob'"),
+    (["disasm", "p.qasic", "--bogus"], ("qasic: error: unrecognized arguments: --bogus; see "
+                                       "qasic --help")),
+])
+def test_usage_errors_are_one_line_and_exit_2(capsys, argv, message):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert _one_line(capsys).startswith(message)
+
+
+def npy(path, array) -> None:
+    """numpy.save to exactly ``path`` (given a name, numpy would append .npy)."""
+    import numpy as np
+
+    with open(path, "wb") as f:
+        np.save(f, array)
+
+
+def npz(path, **arrays) -> None:
+    """numpy.savez to exactly ``path`` (given a name, numpy would append .npz)."""
+    import numpy as np
+
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def factory_file(tmp_path, body: str) -> str:
+    (tmp_path / "net.py").write_text(body)
+    return f"{tmp_path / 'net.py'}:make"
+
+
+@pytest.fixture
+def calib(tmp_path) -> str:
+    import numpy as np
+
+    np.savez(tmp_path / "d.npz", calibration=np.zeros((4, 1, 4, 4), dtype=np.float32))
+    return str(tmp_path / "d.npz")
+
+
+@pytest.mark.parametrize("body, message", [
+    ("def make():\n    raise RuntimeError('no weights here')\n",
+     "raised RuntimeError: no weights here (at {path}:2); fix it (--debug shows the traceback)"),
+    ("import qasic_no_such_module\ndef make():\n    pass\n",
+     "failed to load: ModuleNotFoundError: No module named 'qasic_no_such_module' (at {path}:1)"),
+    ("def make(:\n    pass\n", "failed to load: SyntaxError: invalid syntax (at {path}:1)"),
+    ("def make():\n    return 3\n", "returned int, not a torch nn.Module"),
+])
+def test_a_broken_user_factory_is_one_line(tmp_path, capsys, calib, body, message):
+    spec = factory_file(tmp_path, body)
+    assert main(["quantize", "--model", spec, "--data", calib]) == 1
+    assert message.format(path=tmp_path / "net.py") in _one_line(capsys)
+
+
+def test_a_raising_factory_with_debug_shows_the_users_traceback(tmp_path, calib):
+    spec = factory_file(tmp_path, "def make():\n    raise RuntimeError('no weights here')\n")
+    r = qasic("quantize", "--model", spec, "--data", calib, "--debug")
+    assert r.returncode == 1 and "net.py\", line 2, in make" in r.stderr
+
+
+@pytest.mark.parametrize("write, message", [
+    (lambda p: p.write_bytes(b""), "is empty (0 bytes); expected an .npz with 'calibration'"),
+    (lambda p: npz(p), "has no 'calibration' array (has: none)"),
+    (lambda p: p.write_bytes(b"PK\x03\x04 not really a zip"), "is not a readable .npz"),
+    (lambda p: npy(p, [1.0]), "is a single .npy array, not an .npz"),
+    (lambda p: npz(p, calibration=["a", "b"]),
+     "'calibration' is a <U1 array of shape (2,); give numbers"),
+    (lambda p: p.mkdir(), "is a directory"),
+])
+def test_a_bad_data_file_is_one_line(tmp_path, capsys, write, message):
+    spec = factory_file(tmp_path, "import torch\ndef make():\n    return torch.nn.Linear(4, 2)\n")
+    data = tmp_path / "data.npz"
+    write(data)
+    assert main(["quantize", "--model", spec, "--data", str(data)]) == 1
+    assert message in _one_line(capsys)
+
+
+def test_report_on_a_binary_file_or_a_directory(tmp_path, capsys):
+    blob = tmp_path / "results.json"
+    blob.write_bytes(bytes(range(256)))
+    assert main(["report", str(blob)]) == 1
+    assert _one_line(capsys) == (f"qasic: error: {blob} cannot be read as results.json "
+                                 "(UnicodeDecodeError); give the results.json `qasic demo` "
+                                 "writes")
+    assert main(["report", str(tmp_path)]) == 1
+    assert "(IsADirectoryError)" in _one_line(capsys)
+
+
+@pytest.mark.parametrize("command", ["disasm", "simulate"])
+def test_a_program_that_is_a_directory_or_missing(tmp_path, capsys, command):
+    assert main([command, str(tmp_path)]) == 1
+    assert _one_line(capsys) == (f"qasic: error: program file {tmp_path} is a directory; give a "
+                                 ".qasic file from qasic compile")
+    assert main([command, str(tmp_path / "p.qasic")]) == 1
+    assert "p.qasic does not exist" in _one_line(capsys)
+
+
+@pytest.mark.parametrize("write, message", [
+    (lambda p: p.write_text("garbage\n"), ("is not a .npy array (ValueError); save the inputs "
+                                           "with numpy.save")),
+    (lambda p: p.write_bytes(b""), "is not a .npy array (EOFError)"),
+    (lambda p: p.write_bytes(b"\x93NUMPY\x01\x00garbage"), "is not a .npy array"),
+    (lambda p: npz(p, x=[1.0]), "is an .npz archive; give one .npy array"),
+    (lambda p: npy(p, ["a"]), "holds a <U1 array of shape (1,)"),
+    (lambda p: npy(p, __import__("numpy").zeros((0, 1, 8, 8))),
+     "holds a float64 array of shape (0, 1, 8, 8); give float inputs, at least one"),
+    (lambda p: p.mkdir(), "is a directory; give a .npy file of float inputs"),
+])
+def test_simulate_input_that_is_no_array(tmp_path, capsys, compiled_cnn_file, write, message):
+    x = tmp_path / "x.npy"
+    write(x)
+    assert main(["simulate", str(compiled_cnn_file), "--input", str(x)]) == 1
+    line = _one_line(capsys)
+    assert line.startswith(f"qasic: error: --input {x} ") and message in line
+
+
+@pytest.mark.parametrize("arrays", ["8x8x8", "8", "8x8,16", "axb"])
+def test_sweep_arrays_must_be_pairs(capsys, arrays):
+    assert main(["sweep", "--arrays", arrays]) == 1
+    assert _one_line(capsys) == (f"qasic: error: --arrays {arrays!r}: give ROWSxCOLS pairs like "
+                                 "8x8,16x16")
+
+
+@pytest.mark.parametrize("argv", [["simulate", "p.qasic", "--limit", "-2"],
+                                  ["sweep", "--limit", "-2"], ["evaluate", "--limit", "-2"]])
+def test_a_negative_limit(capsys, argv):
+    assert main(argv) == 1
+    assert _one_line(capsys) == "qasic: error: --limit -2: give a number of inputs >= 1 (0: all)"
+
+
+def test_disasm_into_a_closed_pipe_stops_quietly(compiled_cnn_file):
+    """`qasic disasm p | head`: the reader leaves early; no traceback, no message."""
+    proc = subprocess.Popen([sys.executable, "-m", "qasic", "disasm", str(compiled_cnn_file)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the first write: every write meets a closed pipe
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 1
+    assert err == b""
+
+
+def test_a_broken_pipe_in_process_returns_1(monkeypatch, capsys, compiled_cnn_file):
+    class Closed:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stdout", Closed())
+    assert main(["disasm", str(compiled_cnn_file)]) == 1
+    assert capsys.readouterr().err == ""
 
 
 def user_factory(tmp_path, layers: str) -> str:
@@ -138,6 +311,11 @@ def test_user_model_file_factory_compiles_and_simulates(tmp_path, capsys):
     # without data the error says what to pass
     assert main(["compile", "--model", spec, "--out", str(prog)]) == 1
     assert "--data" in _err(capsys)
+    # a user model has no test split: simulate says to pass --input
+    assert main(["simulate", str(prog)]) == 1
+    assert _one_line(capsys) == (f"qasic: error: program {prog} is of model 'tiny', which is not "
+                                 "built in, so it has no test split; pass --input X.npy (float "
+                                 "inputs, batch first, in the model's layout)")
 
 
 def test_user_model_validation_split_is_what_policies_score_on(tmp_path, capsys):
@@ -183,7 +361,7 @@ def test_formats_and_sweep_from_the_command_line(tmp_path, capsys):
     assert "array.rows = 0" in _err(capsys)
     out = tmp_path / "sw"
     assert main(["sweep", "--bits", "4", "--arrays", "8x8", "--limit", "8", "--out", str(out)]) == 0
-    assert json.loads((out / "sweep.json").read_text())[0]["arch"] == "default-8x8"
+    assert json.loads((out / "sweep.json").read_text())["points"][0]["arch"] == "default-8x8"
 
 
 def test_fp8_compiles_on_a_fitted_array_and_simulates_on_its_own_arch(tmp_path, capsys):
@@ -243,7 +421,7 @@ def test_policies_get_the_activation_settings(monkeypatch, capsys):
     assert record["weight_bits"] == bits and record["activation_bits"] == 4
     assert main(["quantize", "--policy", "hawq", "--budget", "avg_bits=3", "--pareto",
                  "--act-format", "fp8_e4m3", "--json"]) == 0
-    [record] = json.loads(capsys.readouterr().out)
+    [record] = json.loads(capsys.readouterr().out)["points"]
     assert (seen[1].activation_format, seen[1].activation_bits) == ("fp8_e4m3", 8)
     assert record["weight_bits"] == bits and record["accuracy"] > 0.5
 

@@ -1,0 +1,233 @@
+"""The JSON contract: what each document qasic emits holds, and what every key means.
+
+Every JSON document (a command's ``--json`` output, ``sweep.json``) is one object whose ``schema``
+names its kind and version, e.g. ``"qasic.simulate/1"``. The version rises when a key is removed
+or changes meaning; a new key may appear without it. A key means the same in every document:
+GLOSSARY defines it once, by its name inside its enclosing lists (``layers[].cycles`` is
+``cycles``), so ``energy_pj`` is always the breakdown dict. A value that was not measured is
+``null``, never left out: each document always carries all of its keys.
+
+docs/json.md is generated from this module (``python -m qasic.schema --write``); tests run each
+command and hold its output to DOCUMENTS, and the doc to this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any, NamedTuple
+
+VERSION = 1
+
+
+class Key(NamedTuple):
+    type: str     # JSON type
+    meaning: str  # units are in the names (pj, us, _s, bytes) and stated here
+
+
+MAP = "object: layer name → "  # a GLOSSARY type prefix: keys are data (layer names), not schema
+
+GLOSSARY: dict[str, Key] = {
+    "schema": Key("string", "the document's kind and version, `qasic.<kind>/<version>`"),
+    "model": Key("string", "the model: a built-in name, or a user model's file stem"),
+    "arch": Key("string", "the architecture's name (`name` in its TOML; a sweep or "
+                "`--fit-arch` derives one per array)"),
+    "program": Key("string", "the program file's path"),
+    "program_bytes": Key("int", "the program file's size in bytes"),
+    "instructions": Key("int", "instructions in the program"),
+    "constant_bytes": Key("int", "bytes of constants in the program (weights, per-channel "
+                          "parameters, tables)"),
+    "compile_s": Key("number", "wall-clock seconds the compiler took"),
+    "simulate_s": Key("number", "wall-clock seconds the simulator took"),
+    "samples": Key("int", "inputs simulated (or evaluated)"),
+    "policy": Key("string | null", "the mixed-precision policy that chose the weight bits "
+                  "(`--policy`); null for fixed `--bits`"),
+    "budget": Key("string | null", "the policy's budget as given, e.g. `avg_bits=3`; null "
+                  "without a policy"),
+    "weight_bits": Key(f"{MAP}int; int | null in a layer", "weight bit-width per weighted "
+                       "layer; in a layer's object, that layer's (null: it has no weights)"),
+    "weight_format": Key(f"{MAP}string; string | null in a layer", "number format of the "
+                         "weights (`int4`, `fp8_e4m3`, `nf4_pc`, ...; see docs/formats.md)"),
+    "avg_weight_bits": Key("number", "weight bits averaged over all weights "
+                           "(parameter-weighted)"),
+    "activation_bits": Key("int", "activation bit-width (`--act-bits`)"),
+    "activation_format": Key("string", "activation format: `int` (of activation_bits) or "
+                             "`fp8_e4m3`"),
+    "fp32_accuracy": Key("number | null", "top-1 accuracy of the float model on the labelled "
+                         "test inputs, a fraction in [0, 1]; null without labels"),
+    "accuracy": Key("number | null", "top-1 accuracy of the quantized model (golden reference "
+                    "or simulator, which are bit-exact) on the same inputs, a fraction in "
+                    "[0, 1]; null without labels or for a model that is no classifier"),
+    "bit_exact": Key("bool", "the simulator's outputs equal the golden reference's on every "
+                     "input"),
+    "cosine": Key("number", "mean over inputs of the cosine similarity of the dequantized "
+                  "outputs and the float model's"),
+    "top1_agreement": Key("number | null", "fraction of inputs whose top-1 class is the float "
+                          "model's; null for a model that is no classifier"),
+    "cycles": Key("int", "cycles per inference: of the whole model, or of the layer or design "
+                  "point the enclosing object describes (so are the other per-inference costs)"),
+    "latency_us": Key("number", "microseconds per inference: cycles / clock.mhz"),
+    "macs": Key("int", "multiply-accumulates per inference"),
+    "dram_bytes": Key("int", "bytes moved between DRAM and the scratchpads per inference"),
+    "compulsory_dram_bytes": Key("int | null", "bytes that must cross DRAM at least once per "
+                                 "inference (inputs, weights, parameters, outputs): the lower "
+                                 "bound of dram_bytes; null where the compiler records none"),
+    "energy_pj": Key("object", "energy per inference in picojoules by category: the five keys "
+                     "below (docs/energy.md gives the model and its sources)"),
+    "energy_pj.mac": Key("number", "pJ in the array's multiply-accumulates"),
+    "energy_pj.sram": Key("number", "pJ in scratchpad reads and writes"),
+    "energy_pj.dram": Key("number", "pJ in DRAM transfers"),
+    "energy_pj.other": Key("number", "pJ in the post-processing and vector units"),
+    "energy_pj.total": Key("number", "the sum of the four categories"),
+    "layers": Key("list of objects", "one object per kernel (fused layer), in program order"),
+    "name": Key("string", "the layer's name (the first graph node it fuses)"),
+    "kind": Key("string", "the kernel kind: gemm, pool, ew, lut, copy, bilinear, concat or "
+                "alias (docs/ops.md)"),
+    "ops": Key("list of strings", "the graph ops fused into the kernel"),
+    "kernels": Key("int", "program kernels the entry covers"),
+    "m": Key("int | null", "GEMM rows (output pixels or vectors); null for a kernel without "
+             "GEMM"),
+    "k": Key("int | null", "GEMM reduction length"),
+    "n": Key("int | null", "GEMM columns (output channels)"),
+    "utilization": Key("number | null", "macs / (cycles × array rows × cols): the array's busy "
+                       "fraction; null without MACs"),
+    "points": Key("list of objects", "one object per design point"),
+    "point": Key("string", "the design point's name: `W4` is uniform 4-bit weights"),
+    "array_rows": Key("int", "rows of the point's systolic array"),
+    "array_cols": Key("int", "columns of the point's systolic array"),
+    "pe_weight_bits": Key("int", "PE weight width of the array the point was built for"),
+    "predicted_cost": Key("number", "the policy's predicted cost, in the unit of the budget's "
+                          "key"),
+    "predicted_sensitivity": Key("number | null", "the policy's predicted accuracy loss "
+                                 "(lower is better)"),
+}
+
+_LAYER = ("name", "kind", "ops", "weight_bits")
+_COSTS = ("cycles", "latency_us", "macs", "dram_bytes", "energy_pj.mac", "energy_pj.sram",
+          "energy_pj.dram", "energy_pj.other", "energy_pj.total")
+_WEIGHTS = ("policy", "budget", "weight_bits", "avg_weight_bits", "weight_format",
+            "activation_bits", "activation_format")
+
+
+def _each(prefix: str, keys: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f"{prefix}[].{k}" for k in keys)
+
+
+# document kind -> (what emits it, every key path it holds: "a.b" nests, "a[].b" is in a list)
+DOCUMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "quantize": ("qasic quantize --json", (
+        "schema", "model", "fp32_accuracy", "accuracy", *_WEIGHTS)),
+    "quantize.pareto": ("qasic quantize --pareto --json", (
+        "schema", "model", "policy", "budget", "activation_bits", "activation_format",
+        *_each("points", ("weight_bits", "avg_weight_bits", "predicted_cost",
+                          "predicted_sensitivity", "accuracy")))),
+    "compile": ("qasic compile --json", (
+        "schema", "model", "arch", "program", "program_bytes", "instructions", "constant_bytes",
+        "compile_s", "macs", "compulsory_dram_bytes", *_WEIGHTS,
+        *_each("layers", (*_LAYER, "weight_format", "m", "k", "n", "macs",
+                          "compulsory_dram_bytes")))),
+    "simulate": ("qasic simulate --json", (
+        "schema", "program", "model", "arch", "samples", "accuracy", *_COSTS,
+        *_each("layers", (*_LAYER, "kernels", *_COSTS[:1], *_COSTS[2:])))),
+    "evaluate": ("qasic evaluate --json", (
+        "schema", "model", "arch", "samples", "bit_exact", "cosine", "top1_agreement",
+        "accuracy", "fp32_accuracy", *_COSTS, "compulsory_dram_bytes", "instructions",
+        "compile_s", "simulate_s",
+        *_each("layers", (*_LAYER, "m", "k", "n", "utilization", "compulsory_dram_bytes",
+                          *_COSTS[:1], *_COSTS[2:])))),
+    "sweep": ("qasic sweep --json, and sweep.json", (
+        "schema", "model",
+        *_each("points", ("arch", "array_rows", "array_cols", "pe_weight_bits", "point",
+                          "avg_weight_bits", "accuracy", "bit_exact", *_COSTS)))),
+}
+
+
+def schema_id(kind: str) -> str:
+    """The ``schema`` value of a document kind: 'simulate' -> 'qasic.simulate/1'."""
+    if kind not in DOCUMENTS:
+        raise KeyError(f"no JSON document kind {kind!r}; add it to qasic.schema.DOCUMENTS")
+    return f"qasic.{kind}/{VERSION}"
+
+
+def document(kind: str, record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` as a document of ``kind``: ``schema`` first, NaN and infinities as null."""
+    return {"schema": schema_id(kind), **_finite(record)}
+
+
+def _finite(value: Any) -> Any:
+    """NaN and inf are no JSON; an unmeasured value is null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def glossary_key(path: str) -> str:
+    """The GLOSSARY entry of a key path: its name inside its innermost list."""
+    return path.rpartition("[].")[2]
+
+
+def key_paths(doc: Any, prefix: str = "") -> set[str]:
+    """Every key path of a JSON value: 'a.b' for nested objects, 'a[].b' inside lists of objects;
+    an object GLOSSARY marks as a map (keys are layer names) is one path."""
+    paths: set[str] = set()
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            path = f"{prefix}.{k}" if prefix else k
+            paths.add(path)
+            entry = GLOSSARY.get(glossary_key(path))
+            if entry is None or not entry.type.startswith(MAP):
+                paths |= key_paths(v, path)
+    elif isinstance(doc, list):
+        for v in doc:
+            if isinstance(v, dict):
+                paths |= key_paths(v, f"{prefix}[]")
+    return paths
+
+
+def documented_paths(kind: str) -> set[str]:
+    """The key paths DOCUMENTS gives ``kind``, with the objects and lists that hold them (as
+    key_paths names them)."""
+    paths = set()
+    for path in DOCUMENTS[kind][1]:
+        paths.add(path)
+        paths |= {path[:i].removesuffix("[]") for i, c in enumerate(path) if c == "."}
+    return paths
+
+
+MARKER = "## Keys"
+
+
+def markdown() -> str:
+    """The generated part of docs/json.md: the glossary and each document's keys."""
+    lines = [MARKER, "", "Generated from `qasic/schema.py` (`python -m qasic.schema --write`).", "",
+             "| key | type | meaning |", "|---|---|---|"]
+    escaped = {k: (t.replace("|", "\\|"), m) for k, (t, m) in GLOSSARY.items()}  # in a cell
+    lines += [f"| `{k}` | {t} | {m} |" for k, (t, m) in escaped.items()]
+    for kind, (source, paths) in DOCUMENTS.items():
+        lines += ["", f"### `{schema_id(kind)}`: {source}", "",
+                  ", ".join(f"`{p}`" for p in paths)]
+    return "\n".join(lines) + "\n"
+
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "json.md"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="the JSON contract of qasic's outputs")
+    ap.add_argument("--write", action="store_true", help="regenerate docs/json.md's keys")
+    if ap.parse_args(argv).write:
+        head = DOC.read_text().split(MARKER)[0] if DOC.exists() else ""
+        DOC.write_text(head + markdown())
+        print(f"wrote {DOC}")
+    else:
+        print(markdown())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
