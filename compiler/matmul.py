@@ -10,9 +10,11 @@ tall (compiler.mapper Layer.heads) and everything else (c- and n-tiles, loop ord
 buffering, POST) is a GEMM kernel's (compiler.steps). POST requantizes with the node's
 multiplier, repeated per output channel, bias 0.
 
-Operands are symmetric INT codes (zero point 0: an input zero point would need a bias that
-depends on b) at their stored width: b's stored bits are the GEMM's wbits (packed INT4 codes
-multiply as 4-bit weights).
+Operands are symmetric (zero point 0: an input zero point would need a bias that depends on b)
+INT codes at their stored width, b's stored bits being the GEMM's wbits (packed INT4 codes
+multiply as 4-bit weights), or FP8 codes: a streams them as its afmt, b's decode through the
+GEMM's table of the format's fixed-point levels (as FP8 weights do), on an array whose PEs take
+those levels (array.*_shift_bits).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from qasic.arch.config import ArchConfig
+from qasic.arch.pe import significand_bits
 from qasic.compiler import mapper
 from qasic.compiler.dma import dma
 from qasic.compiler.fuse import Kernel
@@ -27,7 +30,8 @@ from qasic.compiler.gemm import ConvGeom, GemmBlock, GemmKernel
 from qasic.compiler.memory import Buffer, image_shape
 from qasic.compiler.steps import Constants, WeightTile, gemm_steps
 from qasic.errors import ConfigError, UnsupportedOpError
-from qasic.isa.table import POST_PARAM_BYTES_PER_CHANNEL
+from qasic.isa.table import LUT_ENTRY_BYTES, POST_PARAM_BYTES_PER_CHANNEL
+from qasic.quant import actformat
 from qasic.quant.graph import QGraph
 
 
@@ -36,7 +40,8 @@ def lower_matmul(graph: QGraph, k: Kernel, arch: ArchConfig, a: Buffer, b: Buffe
     g = matmul_kernel(graph, k, arch, a, b)
     layer = mapper.Layer(name=k.name, geom=g.geom, blocks=1, ic=g.geom.in_c, n=g.geom.out_c,
                          in_bits=a.bits, out_bits=dst.bits, wbits=g.wbits, scale_rows=0,
-                         decode_bytes=0, table_bytes=0, heads=g.geom.in_h)
+                         decode_bytes=0 if g.lut is None else LUT_ENTRY_BYTES << g.wbits,
+                         table_bytes=0, heads=g.geom.in_h)
     m = mapper.choose(layer, arch)
     steps = gemm_steps(g, m, arch, a, dst, consts, const_base,
                        weights=lambda *args: dynamic_weights(g, b, arch, *args))
@@ -45,7 +50,7 @@ def lower_matmul(graph: QGraph, k: Kernel, arch: ArchConfig, a: Buffer, b: Buffe
                 groups=1, heads=geom.in_h, transpose_b=g.wtrans,
                 mapping={"th": m.th, "tw": m.tw, "ct": m.ct, "nt": m.nt, "order": m.order},
                 mapped_dram_bytes=sum(mapper.traffic(layer, m, arch).values()),
-                compulsory_dram_bytes=a.payload + b.payload + dst.payload
+                compulsory_dram_bytes=a.payload + b.payload + dst.payload + layer.decode_bytes
                 + geom.out_c * POST_PARAM_BYTES_PER_CHANNEL)
     return steps, info
 
@@ -72,7 +77,9 @@ def matmul_kernel(graph: QGraph, k: Kernel, arch: ArchConfig, a: Buffer, b: Buff
     block = GemmBlock(0, kk, 0, np.zeros((0, n), np.int64), None, np.zeros(n, np.int64),
                       _per_channel(p["multiplier"], n), _per_channel(p["shift"], n))
     _check_accumulator(graph, node, arch, kk)
-    return GemmKernel(k, geom, (block,), b.bits, out.zero_point, lo, hi, wtrans=trans)
+    tb = graph.tensors[node.inputs[1]]
+    lut = np.asarray(actformat.levels(tb.fmt), np.int64) if tb.is_fp else None
+    return GemmKernel(k, geom, (block,), b.bits, out.zero_point, lo, hi, lut, wtrans=trans)
 
 
 def _per_channel(v, n: int) -> np.ndarray:
@@ -82,22 +89,24 @@ def _per_channel(v, n: int) -> np.ndarray:
 def _check_operands(graph: QGraph, node, arch: ArchConfig, b: Buffer) -> None:
     for t in node.inputs:
         tq = graph.tensors[t]
-        if tq.is_fp or tq.zero_point:
-            what = tq.fmt if tq.is_fp else f"zero point {tq.zero_point}"
+        if tq.zero_point:
             raise UnsupportedOpError(
-                f"matmul {node.name}: operand {t} has {what}; the array multiplies two "
-                "activations as symmetric INT codes (zero point 0): quantize both operands "
-                "symmetrically")
-    abits = graph.tensors[node.inputs[0]].bits
-    if abits > arch.input_bits:
-        raise ConfigError(f"layer {node.name} reads {abits}-bit activations but the array's "
-                          f"PEs take array.input_bits = {arch.input_bits}; raise "
-                          "array.input_bits or quantize the activations to fewer bits")
-    if b.bits > arch.weight_bits:
-        raise ConfigError(f"layer {node.name} multiplies {node.inputs[1]} as {b.bits}-bit "
+                f"matmul {node.name}: operand {t} has zero point {tq.zero_point}; the array "
+                "multiplies two activations as symmetric codes (zero point 0): quantize both "
+                "operands symmetrically")
+    ta, tb = (graph.tensors[t] for t in node.inputs)
+    need = significand_bits(ta.pe_levels(), arch.input_shift_bits)
+    if need > arch.input_bits:
+        raise ConfigError(f"layer {node.name} reads {node.inputs[0]} needing {need}-bit PE "
+                          f"inputs but the array's PEs take array.input_bits = "
+                          f"{arch.input_bits}; raise array.input_bits (or "
+                          "array.input_shift_bits) or quantize it to fewer bits")
+    need = significand_bits(tb.pe_levels(), arch.weight_shift_bits) if tb.is_fp else b.bits
+    if need > arch.weight_bits:
+        raise ConfigError(f"layer {node.name} multiplies {node.inputs[1]} as {need}-bit "
                           f"weights but the array's PEs take array.weight_bits = "
-                          f"{arch.weight_bits}; raise array.weight_bits or quantize it to fewer "
-                          "bits")
+                          f"{arch.weight_bits}; raise array.weight_bits (or "
+                          "array.weight_shift_bits) or quantize it to fewer bits")
 
 
 def _check_accumulator(graph: QGraph, node, arch: ArchConfig, k: int) -> None:

@@ -19,7 +19,8 @@ from qasic.quant import reference
 from qasic.quant.graph import TensorQ
 from qasic.sim import simulate
 from tests.archs import small_arch
-from tests.compiler.transformers import Builder, attention_block, sym
+from tests.compiler.checks import hazards, token_fifos
+from tests.compiler.transformers import Builder, attention_block, code_range, sym
 
 ARCHS = {
     "default": default_arch(),
@@ -38,7 +39,7 @@ def codes_for(graph, batch: int, seed: int) -> np.ndarray:
         vocab = min(len(n.params["table"]) for n in graph.nodes
                     if n.op == "embedding" and n.inputs == (graph.input,))
         return rng.integers(0, vocab, (batch, *graph.input_shape))
-    return rng.integers(tq.qmin, tq.qmax + 1, (batch, *graph.input_shape))
+    return rng.integers(*code_range(tq), (batch, *graph.input_shape))
 
 
 def check(graph, arch, batch: int = 3, seed: int = 7):
@@ -108,6 +109,24 @@ def test_matmul_of_int8_by_int4_codes():
     check(matmul_graph(True, bits=8, b_bits=4), ARCHS["8x8"])
 
 
+# FP8 operands: shift-add PEs take E4M3 levels on both sides (as qasic --fit-arch chooses)
+FP8_ARCH = dataclasses.replace(default_arch(), input_bits=5, input_shift_bits=4, weight_bits=5,
+                               weight_shift_bits=4, acc_bits=48)
+
+
+@pytest.mark.parametrize("transpose_b", [False, True])
+def test_matmul_of_fp8_activations_decodes_b_through_the_levels_table(transpose_b):
+    g = Builder("fp8_matmul")
+    fp8 = TensorQ(0.05, 0, 8, "fp8_e4m3")
+    x = g.codes("x", (2, 20, 20), fp8)
+    w = g.linear("b", x, 20 if transpose_b else 18, TensorQ(0.06, 0, 8, "fp8_e4m3"), wbits=4)
+    p, _ = check(g.graph(g.matmul("mm", x, w, TensorQ(0.1, 0, 8, "fp8_e4m3"), transpose_b)),
+                 FP8_ARCH)
+    gemms = [ins for ins, lid in zip(p.instrs, p.layer_ids, strict=True)
+             if ins.op == "GEMM" and p.layers[lid]["name"] == "mm"]
+    assert {(ins["lut"], ins["afmt"]) for ins in gemms} == {(1, "fp8_e4m3")}
+
+
 def test_a_head_sized_b_loads_once_per_head_when_it_fits():
     p, _ = check(matmul_graph(True), ARCHS["default"])
     mm = layer(p, "mm")
@@ -134,6 +153,8 @@ def test_softmax_is_bit_exact_causal_or_not(causal, arch):
     ops = ops_of(p, "sm")
     if arch == "tiny-output":
         assert ops["SOFTMAX"] == 18  # 3 heads x 6 queries, one row per step
+        q_pos = [ins["q_pos"] for ins in p.instrs if ins.op == "SOFTMAX"]
+        assert q_pos == (list(range(4, 10)) * 3 if causal else [0] * 18)  # T - S + query
     elif arch == "default":
         assert ops["SOFTMAX"] == (3 if causal else 1)  # a causal step stays in one head
 
@@ -211,6 +232,19 @@ def test_embeddings_gather_rows_by_token_id(arch):
     for name in ("tok", "pos"):
         assert ops_of(p, name)["GATHER"] == (1 if arch != "tiny-output" else 3)  # 5 rows a half
         assert layer(p, name)["compulsory_dram_bytes"] == 11 * 4 + 2 * 11 * 6
+
+
+def test_a_constant_added_to_a_sequence_reads_the_constants_region():
+    """A ViT-style learned position embedding: a constant (S, D) added to the tokens."""
+    b = Builder("const_add")
+    x = b.codes("x", (6, 10), TensorQ(0.05, 2))
+    pe = b.constant("pe", b.rng.integers(-128, 128, (6, 10)), TensorQ(0.04, -3))
+    y = b.add("y", x, b.reshape("pe2", pe, (6, 10)), TensorQ(0.08, 0))
+    p, _ = check(b.graph(y), ARCHS["8x8"])
+    assert [info["kind"] for info in p.layers] == ["ew"]
+    const = next(r for r in p.regions if r.kind == "constants")
+    loads = [ins for ins in p.instrs if ins.op == "LOAD" and ins["mem"] == "output"]
+    assert any(const.addr <= ins["dram_addr"] < const.addr + const.size for ins in loads)
 
 
 @pytest.mark.parametrize("arch", ["default", "tiny-output"])
@@ -292,6 +326,8 @@ def test_each_transformer_kernel_emits_its_instructions():
     sm = [ins for ins in p.instrs if ins.op == "SOFTMAX"]
     assert all(ins["causal"] and ins["masked"] for ins in sm)
     assert [ins["q_pos"] for ins in sm] == [0] * 4  # S = T: one step per head from query 0
+    assert token_fifos(p) == Counter()  # every push popped, lag-1 kernels included
+    assert hazards(p, ARCHS["default"]) == []
 
 
 # ---- refusals --------------------------------------------------------------------------------

@@ -21,6 +21,11 @@ def sym(scale: float = 0.05, bits: int = 8) -> TensorQ:
     return TensorQ(scale, 0, bits)
 
 
+def code_range(tq: TensorQ) -> tuple[int, int]:
+    """[lo, hi + 1) of random input codes: the INT range, every byte for FP8."""
+    return (-128, 128) if tq.is_fp else (tq.qmin, tq.qmax + 1)
+
+
 def _signed_multipliers(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     q, s = quantize_multipliers(np.abs(m))
     return np.where(m < 0, -q, q), s
@@ -50,7 +55,7 @@ class Builder:
         """A graph input of activation codes."""
         self.input = name
         self.tensors[name], self.shapes[name] = tq, tuple(shape)
-        self.env[name] = self.rng.integers(tq.qmin, tq.qmax + 1, (self.batch, *shape))
+        self.env[name] = self.rng.integers(*code_range(tq), (self.batch, *shape))
         return name
 
     # ---- nodes -------------------------------------------------------------------------------
@@ -66,7 +71,7 @@ class Builder:
         return node.output
 
     def _target(self, tq: TensorQ) -> float:
-        return (tq.qmax - tq.qmin) / 6
+        return 4096.0 if tq.is_fp else (tq.qmax - tq.qmin) / 6  # FP: levels, values ~8
 
     def linear(self, name: str, x: str, fout: int, tq: TensorQ, wbits: int = 8,
                gelu: TensorQ | None = None) -> str:
