@@ -10,7 +10,9 @@ Sharing rules (the compiler relies on them to fuse without changing a bit):
   input made by a requantizing op (REQUANTIZERS, or one through its fused relu/clamp) is
   calibrated to it; any other input (the graph input, a pool, a tensor another concat pinned)
   passes through a ``lut`` "requant" node that ``prepare`` inserts;
-- every other op's output is observed on its own values;
+- every other op's output is observed on its own values, under the transformer ops' rules
+  (qasic.quant.encodings): token ids, softmax outputs and key masks have fixed encodings;
+  matmul operands are symmetric INT and softmax/norm inputs INT, even with FP8 activations;
 - the graph output is observed by QuantConfig.output_observer ('minmax', or 'top': the part
   below every calibration vector's median may clip), never clipping its max (clipped logits
   would tie).
@@ -26,8 +28,15 @@ import numpy as np
 
 from qasic.errors import InputError
 from qasic.quant.config import QuantConfig
-from qasic.quant.fgraph import FGraph, FNode
-from qasic.quant.graph import TensorQ
+from qasic.quant.encodings import (
+    SYMMETRIC,
+    fixed_encoding,
+    input_encoding,
+    requirements,
+    symmetric,
+)
+from qasic.quant.fgraph import FGraph, FNode, as_input
+from qasic.quant.graph import TOKENS, TensorQ
 from qasic.quant.observers import (
     affine,
     fp_mse_absmax,
@@ -39,14 +48,16 @@ from qasic.quant.observers import (
     top_range,
 )
 
-SHARES_INPUT = ("relu", "clamp", "maxpool2d", "flatten", "reshape", "upsample_nearest")
+SHARES_INPUT = ("relu", "clamp", "maxpool2d", "flatten", "reshape", "upsample_nearest",
+                "permute")
 RELU_FUSABLE = ("conv2d", "linear", "add", "mul")  # take a following relu/clamp as their clamp
 ACTIVATIONS = ("relu", "clamp")
 REQUANTIZERS = ("conv2d", "linear", "add", "mul", "avgpool2d", "lut", "upsample_bilinear")
 
 
 def check_calibration(graph: FGraph, data: Any) -> np.ndarray:
-    """Calibration batch in the torch layout -> float64 array; InputError on a bad shape or NaN."""
+    """Calibration batch in the torch layout -> float64 array (token ids: int64); InputError on
+    a bad shape, NaN, or non-integer ids."""
     x = data.detach().cpu().numpy() if hasattr(data, "detach") else np.asarray(data)
     want = graph.torch_input_shape()
     if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want or len(x) == 0:
@@ -58,7 +69,10 @@ def check_calibration(graph: FGraph, data: Any) -> np.ndarray:
     if bad:
         raise InputError(f"calibration data contains {bad} NaN or inf values; "
                          "remove those samples")
-    return x.astype(np.float64)
+    if graph.input_layout == TOKENS and not np.all(np.floor(x) == x):
+        raise InputError(f"calibration data for model {graph.name} must be integer token ids; "
+                         "some are not integers")
+    return as_input(graph, x)
 
 
 def fused_relu(graph: FGraph, node: FNode) -> FNode | None:
@@ -74,8 +88,10 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
                        config: QuantConfig) -> dict[str, TensorQ]:
     """TensorQ for every tensor, from the float ``values`` run_float kept on calibration data.
     ``graph`` must have been through ``prepare`` (capture does it) when it has a concat."""
+    need = requirements(graph, SHARES_INPUT)
+
     def observe(tensor: str) -> TensorQ:
-        fmt = config.activation_format
+        fmt = "int" if tensor in need else config.activation_format
         if tensor == graph.output:
             rng = OUTPUT_RANGES[config.output_observer](values[tensor])
         elif fmt != "int" and config.activation_observer == "histogram":
@@ -83,13 +99,18 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
             rng = (-amax, amax)
         else:
             rng = _range(values[tensor], config)
+        if need.get(tensor) == SYMMETRIC:
+            return symmetric(*rng, config.activation_bits)
         return affine(*rng, config.activation_bits) if fmt == "int" else fp_tensor(*rng, fmt)
 
     pins = concat_pins(graph)  # tensor -> the concat whose TensorQ it takes
     shared = {c: observe(c) for c in dict.fromkeys(pins.values())}
-    tensors = {graph.input: observe(graph.input)}
+    tensors = {graph.input: input_encoding(graph) or observe(graph.input)}
     for node in graph.nodes:
-        if node.output in pins:
+        fixed = fixed_encoding(node, config.activation_bits)
+        if fixed is not None:
+            tensors[node.output] = fixed
+        elif node.output in pins:
             tensors[node.output] = shared[pins[node.output]]
         elif node.op in SHARES_INPUT or node.op == "concat":
             tensors[node.output] = tensors[node.inputs[0]]

@@ -25,10 +25,12 @@ import numpy as np
 from qasic.quant import geometry as geo
 from qasic.quant.actformat import fake_quantize
 from qasic.quant.functions import apply
-from qasic.quant.graph import TensorQ, float_shape, to_internal
+from qasic.quant.graph import TOKENS, TensorQ, float_shape, to_internal
+from qasic.quant.intops import causal_valid
 
 # ops whose outputs are input values (or 0, a code of every encoding): on the inputs' grid
-KEEPS_VALUES = ("relu", "maxpool2d", "flatten", "reshape", "upsample_nearest", "concat")
+KEEPS_VALUES = ("relu", "maxpool2d", "flatten", "reshape", "upsample_nearest", "concat",
+                "permute")
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,8 +73,8 @@ class FGraph:
         return float_shape(self.shapes[self.input], self.input_layout)
 
     def to_internal(self, x: np.ndarray) -> np.ndarray:
-        """A float batch in the torch layout -> float64 in the graph layout (NHWC)."""
-        return to_internal(np.asarray(x, dtype=np.float64), self.input_layout)
+        """A batch in the torch layout -> the graph layout: float64 NHWC, or int64 token ids."""
+        return to_internal(as_input(self, x), self.input_layout)
 
 
 def run_float(graph: FGraph, x: np.ndarray, keep: bool = False,
@@ -82,13 +84,18 @@ def run_float(graph: FGraph, x: np.ndarray, keep: bool = False,
     each tensor it names (``actformat.fake_quantize``) as it is produced; the others stay
     float."""
     acts = activations or {}
-    env = {graph.input: np.asarray(x, dtype=np.float64)}
-    if graph.input in acts:
+    env = {graph.input: as_input(graph, x)}
+    if graph.input in acts and graph.input_layout != TOKENS:
         env[graph.input] = fake_quantize(env[graph.input], acts[graph.input])
     for node in graph.nodes:
         env[node.output] = quantized_output(node, run_node(node, *[env[i] for i in node.inputs]),
                                             acts)
     return env if keep else env[graph.output]
+
+
+def as_input(graph: FGraph, x: np.ndarray) -> np.ndarray:
+    """A batch as the executor takes it: token ids int64, anything else float64."""
+    return np.asarray(x, dtype=np.int64 if graph.input_layout == TOKENS else np.float64)
 
 
 def run_node(node: FNode, *inputs: np.ndarray) -> np.ndarray:
@@ -140,6 +147,37 @@ def _reshape(node: FNode, x: np.ndarray) -> np.ndarray:
     return x.reshape((x.shape[0],) + tuple(node.attrs["shape"]))
 
 
+def _matmul(node: FNode, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if node.attrs.get("transpose_b", False):
+        b = np.swapaxes(b, -1, -2)
+    return np.matmul(a, b) * node.attrs.get("alpha", 1.0)
+
+
+def _softmax(node: FNode, x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Over the last axis; keys invalid where the mask is 0 or, causal, after the query (queries
+    are the last S of T positions). A row with no valid key is 0, as in the integer op."""
+    rows, keys = (x.shape[-2] if x.ndim >= 3 else 1), x.shape[-1]
+    valid = np.ones(x.shape, dtype=bool)
+    if node.attrs.get("causal", False):
+        valid &= causal_valid(rows, keys, keys - rows).reshape(x.shape[-2:] if x.ndim >= 3
+                                                               else (keys,))
+    if mask is not None:
+        valid &= np.reshape(mask, (len(mask),) + (1,) * (x.ndim - 2) + (keys,)) != 0
+    z = np.where(valid, x, -np.inf)
+    m = z.max(axis=-1, keepdims=True)
+    e = np.where(valid, np.exp(z - np.where(np.isfinite(m), m, 0.0)), 0.0)
+    s = e.sum(axis=-1, keepdims=True)
+    return e / np.where(s > 0, s, 1.0)
+
+
+def _norm(node: FNode, x: np.ndarray) -> np.ndarray:
+    """LayerNorm (center) or RMSNorm over the last axis, then gamma and beta."""
+    if node.attrs.get("center", True):
+        x = x - x.mean(axis=-1, keepdims=True)
+    y = x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + node.attrs["eps"])
+    return y * node.params["gamma"] + node.params["beta"]
+
+
 def _clamp(node: FNode, x: np.ndarray) -> np.ndarray:
     lo, hi = node.attrs.get("min"), node.attrs.get("max")
     return np.clip(x, -np.inf if lo is None else lo, np.inf if hi is None else hi)
@@ -160,4 +198,11 @@ _OPS = {
     "concat": lambda node, *xs: np.concatenate(xs, axis=-1),
     "upsample_nearest": lambda node, x: geo.upsample_nearest(x, node.attrs["scale"]),
     "upsample_bilinear": lambda node, x: geo.bilinear2x(x) / 16.0,
+    "matmul": _matmul,
+    "softmax": _softmax,
+    "norm": _norm,
+    "embedding": lambda node, ids: node.params["table"][np.asarray(ids, dtype=np.int64)],
+    # batch 1: broadcasts against the batch of the tensor it meets
+    "constant": lambda node: np.asarray(node.params["value"], dtype=np.float64)[None],
+    "permute": lambda node, x: np.transpose(x, (0, *(p + 1 for p in node.attrs["perm"]))),
 }

@@ -40,7 +40,14 @@ FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
     "leaky_relu": lambda x, negative_slope=0.01: np.where(x >= 0, x, negative_slope * x),
     "elu": _elu,
     "affine": lambda x, scale=1.0, offset=0.0: x * scale + offset,  # x * c, x + c, x / c
+    "expr": lambda x, expr: _expr(expr, x),  # a fused chain of pointwise ops (quant.pointwise)
 }
+
+
+def _expr(tree: tuple, x: np.ndarray) -> np.ndarray:
+    from qasic.quant.pointwise import evaluate
+
+    return evaluate(tree, x)
 
 
 def apply(fn: str, x: np.ndarray, fn_args: dict | None = None) -> np.ndarray:

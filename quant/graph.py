@@ -202,7 +202,9 @@ class QGraph:
     nodes: tuple[QNode, ...]
     tensors: Mapping[str, TensorQ]     # every activation tensor, input and output included
     shapes: Mapping[str, tuple[int, ...]]  # per-sample shapes, NHWC for images
-    input_layout: str = "NCHW"         # the float model's input layout: NCHW or NCL (to_internal)
+    # the model's input layout: NCHW or NCL (to_internal), "sequence" (float (S, D), torch's
+    # layout) or "tokens" (int ids (S,): the input TensorQ is scale 1, zero point 0, 32 bits)
+    input_layout: str = "NCHW"
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -218,7 +220,10 @@ class QGraph:
         return [n for n in self.nodes if "weight" in n.params]
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
-        """Float batch in the model's layout -> int64 codes, NHWC, batch first."""
+        """Float batch in the model's layout -> int64 codes, NHWC, batch first. Token ids pass
+        through unchanged (checked: integers inside the vocabulary)."""
+        if self.input_layout == TOKENS:
+            return self._token_codes(np.asarray(x))
         x = to_internal(np.asarray(x, dtype=np.float64), self.input_layout)
         want = self.input_shape
         if x.shape[1:] != tuple(want):
@@ -230,11 +235,36 @@ class QGraph:
             raise InputError(f"input to model {self.name} contains NaN or inf")
         return self.tensors[self.input].encode(x)
 
+    def _token_codes(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim != 2 or x.shape[1:] != tuple(self.input_shape):
+            raise InputError(f"token ids of shape {tuple(x.shape)} do not fit model {self.name}: "
+                             f"expected (batch, {self.input_shape[0]}) (at most "
+                             f"{self.input_shape[0]} tokens, padded to that length)")
+        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+            raise InputError(f"token ids of dtype {x.dtype}; give integers")
+        if x.size and not np.all(np.isfinite(x) & (np.floor(x) == x)):
+            raise InputError(f"token ids for model {self.name} must be integers; some are not")
+        vocab = self.vocabulary()
+        if x.size and (x.min() < 0 or x.max() >= vocab):
+            bad = x.min() if x.min() < 0 else x.max()
+            raise InputError(f"token id {int(bad)} is outside the vocabulary of model "
+                             f"{self.name} (ids 0..{vocab - 1})")
+        return x.astype(np.int64)
+
+    def vocabulary(self) -> int:
+        """Number of token ids the model's embeddings accept (the smallest table)."""
+        sizes = [len(n.params["table"]) for n in self.nodes
+                 if n.op == "embedding" and n.inputs[0] == self.input]
+        return min(sizes) if sizes else 1 << 31
+
     def dequantize_output(self, q: np.ndarray) -> np.ndarray:
         return self.tensors[self.output].decode(q)
 
     def _float_shape(self) -> tuple[int, ...]:
         return float_shape(self.input_shape, self.input_layout)
+
+
+TOKENS, SEQUENCE = "tokens", "sequence"  # layouts whose graph layout is torch's own
 
 
 def float_shape(shape: tuple[int, ...], layout: str) -> tuple[int, ...]:

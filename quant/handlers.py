@@ -1,9 +1,31 @@
-"""The ATen op -> lowering handler table: the layers and shape ops (qasic.quant.lowering) and the
-pools, activations and elementwise ops (qasic.quant.lowering_ops)."""
+"""The ATen op -> lowering handler table: the layers and shape ops (qasic.quant.lowering), the
+pools, activations and elementwise ops (qasic.quant.lowering_ops), and the transformer ops with
+the sequence-mode forms of shape and elementwise ops (qasic.quant.lowering_transformer).
+
+A handler with two forms takes the sequence one when the builder captures a sequence model
+(qasic.quant.lowering_seq), the image one otherwise; the new transformer ops also run in image
+models, on vectors."""
 
 from __future__ import annotations
 
-from qasic.quant import lowering, lowering_ops
+from typing import Any
 
-HANDLERS = {**lowering.HANDLERS, **lowering_ops.HANDLERS}
-SUPPORTED = lowering.SUPPORTED + lowering_ops.SUPPORTED
+from qasic.quant import lowering, lowering_ops
+from qasic.quant import lowering_transformer as transformer
+
+_IMAGE = {**lowering.HANDLERS, **lowering_ops.HANDLERS}
+
+
+def _by_layout(sequence: Any, image: Any) -> Any:
+    def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+        h = sequence if b.sequence else image
+        if h is None:
+            b.fail(node, f"op {node.target} is supported in sequence models only")
+        return h(b, node, args, kwargs)
+    return handler
+
+
+HANDLERS = {**_IMAGE, **{
+    t: _by_layout(h, _IMAGE.get(t, h if t in transformer.NEW_OPS else None))
+    for t, h in transformer.HANDLERS.items()}}
+SUPPORTED = lowering.SUPPORTED + lowering_ops.SUPPORTED + transformer.SUPPORTED

@@ -141,9 +141,9 @@ def mm(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 def _linear(b: Any, node: Any, x: Any, w: np.ndarray, bias: Any) -> Act:
     x = _act(b, node, x, "linear input")
-    if len(b.shapes[x.name]) != 1:
-        b.fail(node, f"linear on a {len(b.shapes[x.name]) + 1}-D activation; "
-                     "only (batch, features) is supported")
+    if len(b.shapes[x.name]) != 1 and not b.sequence:  # sequences: over the last axis
+        b.fail(node, f"linear on a {len(b.shapes[x.name]) + 1}-D activation of an image model; "
+                     "only (batch, features) or a sequence model's (batch, S, D)")
     bias = _np(_const(b, node, bias, "linear bias"))
     params = {"weight": w, "bias": np.zeros(w.shape[0]) if bias is None else bias}
     return b.add(node, "linear", (x.name,), {}, params)

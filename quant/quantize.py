@@ -27,6 +27,7 @@ from qasic.quant.fixedpoint import quantize_multipliers
 from qasic.quant.functions import apply
 from qasic.quant.graph import QGraph, QNode, TensorQ
 from qasic.quant.observers import WEIGHT_SCALERS, quantize_weight
+from qasic.quant.quantize_transformer import QUANTIZERS
 from qasic.quant.reference import ADD_LEFT_SHIFT, flatten_order
 from qasic.quant.weights import quantize_weights
 
@@ -234,4 +235,5 @@ _QUANTIZERS = {
     "upsample_bilinear": _rescale(lambda n, t: _unit(t, n.inputs[0]) / (16 * _unit(t, n.output))),
     "lut": _quantize_lut,
     "clamp": _quantize_clamp,
+    **QUANTIZERS,  # matmul, softmax, norm, embedding, constant
 }

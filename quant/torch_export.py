@@ -6,6 +6,11 @@ their high-level form (aten.conv2d, aten.linear, aten.batch_norm); the decompose
 accepted too, so a saved, decomposed ExportedProgram also captures. Ops whose inputs are all
 constants (e.g. ``t`` of a weight) are evaluated at capture time. Anything else raises
 UnsupportedOpError naming the node, its target and the supported ops.
+
+Token and sequence models are captured in sequence mode (qasic.quant.lowering_seq): the graph
+layout is torch's, elementwise chains stay symbolic until a table is needed
+(qasic.quant.lowering_pointwise), padding masks are followed symbolically (qasic.quant.masks),
+and affine tables fold into the layer before them and dead nodes go (qasic.quant.seqpasses).
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ import torch
 from torch import fx
 
 from qasic.errors import InputError, UnsupportedOpError
+from qasic.quant import lowering_seq, masks, seqpasses
 from qasic.quant.calibrate import prepare
 from qasic.quant.fgraph import FGraph, FNode
 from qasic.quant.handlers import HANDLERS, SUPPORTED
 from qasic.quant.lowering import Act, per_sample
+from qasic.quant.lowering_pointwise import SYMBOLIC, materialize
+from qasic.quant.lowering_transformer import POINTWISE_AWARE
 
 INPUT = "input"  # the graph input's tensor name
 
@@ -40,8 +48,9 @@ def _as_args(example_inputs: Any) -> tuple[torch.Tensor, ...]:
     if len(args) != 1:
         raise InputError(f"the model must take exactly one input tensor; got {len(args)}")
     x = args[0]
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    if isinstance(x, np.ndarray):  # integer arrays are token ids
+        dtype = np.int64 if np.issubdtype(x.dtype, np.integer) else np.float32
+        x = torch.from_numpy(np.ascontiguousarray(x, dtype=dtype))
     if not isinstance(x, torch.Tensor):
         raise InputError(f"example input is a {type(x).__name__}; give a torch tensor or array")
     return (x,)
@@ -84,17 +93,36 @@ class _Builder:
         self.used: set[str] = {INPUT}
         self.output: str | None = None
         self.input_rank = 0
+        self.input_name = INPUT
+        self.layout: str | None = None   # lowering_seq.TOKENS / SEQUENCE, or None (images)
+        self.batch = 1                   # the example input's batch size
+        self.luts: dict[str, Act] = {}   # fx node name -> the lut its pointwise chain became
+        self.mask_nodes: dict[tuple, str] = {}  # mask predicate -> its key-mask tensor
+        self.current: fx.Node | None = None
+
+    @property
+    def sequence(self) -> bool:
+        return self.layout is not None
 
     def build(self, name: str) -> FGraph:
+        user = [n for n in self.ep.graph.nodes if n.op == "placeholder"
+                and n.name in self.ep.graph_signature.user_inputs]
+        self.layout = lowering_seq.input_layout(self.ep, user[0]) if user else None
         for node in self.ep.graph.nodes:
             self._visit(node)
-        layout = "NCL" if len(self.shapes[INPUT]) == 3 and self.input_rank == 3 else "NCHW"
-        graph = FGraph(name=name, input=INPUT, output=self.output,
-                       nodes=tuple(self.nodes.values()), shapes=dict(self.shapes),
+        nodes, output = list(self.nodes.values()), self.output
+        if self.sequence:
+            nodes, output = seqpasses.simplify(nodes, output)
+        layout = self.layout or (
+            "NCL" if len(self.shapes[INPUT]) == 3 and self.input_rank == 3 else "NCHW")
+        kept = {INPUT} | {n.output for n in nodes}
+        graph = FGraph(name=name, input=INPUT, output=output, nodes=tuple(nodes),
+                       shapes={t: s for t, s in self.shapes.items() if t in kept},
                        input_layout=layout)
         return prepare(graph)
 
     def _visit(self, node: fx.Node) -> None:
+        self.current = node
         if node.op == "placeholder":
             self.env[node.name] = self._placeholder(node)
         elif node.op == "call_function":
@@ -116,8 +144,11 @@ class _Builder:
         if node.name not in sig.user_inputs or sig.user_inputs.index(node.name) != 0:
             raise InputError(f"the model must take exactly one input tensor; "
                              f"inputs: {', '.join(sig.user_inputs)}")
-        self.shapes[INPUT] = per_sample(node)
         self.input_rank = node.meta["val"].dim()
+        self.batch = int(node.meta["val"].shape[0]) if self.input_rank else 1
+        if self.layout == lowering_seq.TOKENS and node.meta["val"].dtype not in _ID_DTYPES:
+            self.fail(node, f"token ids of dtype {node.meta['val'].dtype}; give int64 or int32")
+        self.shapes[INPUT] = self.per_sample(node)
         return Act(INPUT)
 
     def _call(self, node: fx.Node) -> Any:
@@ -125,7 +156,13 @@ class _Builder:
         kwargs = {k: self.value(v) for k, v in node.kwargs.items()}
         if node.target is operator.getitem:
             return self._getitem(node, args)
+        if node.target in lowering_seq.LIKE_OPS:  # shapes and dtypes only, not values
+            return lowering_seq.like(node, args, kwargs)
+        if node.target not in POINTWISE_AWARE:
+            args, kwargs = self._materialized(args), self._materialized(kwargs)
         if not _has_act((args, kwargs)):
+            if _has((args, kwargs), masks.KeyMask):
+                return masks.apply(self, node, args, kwargs)
             return node.target(*args, **kwargs)  # constant folding, e.g. t(weight)
         handler = HANDLERS.get(node.target)
         if handler is None:
@@ -134,13 +171,23 @@ class _Builder:
 
     def _getitem(self, node: fx.Node, args: list) -> Any:
         value, index = args
-        if index != 0 and node.users and isinstance(value, tuple):
+        if value[index] is None and node.users:
             self.fail(node, f"output {index} of {node.args[0].target} (e.g. pool indices or "
                             "batch statistics) is not supported")
         return value[index]
 
+    def _materialized(self, tree: Any) -> Any:
+        """``tree`` with every pointwise chain made a lut node."""
+        if isinstance(tree, (list, tuple)):
+            return type(tree)(self._materialized(x) for x in tree)
+        if isinstance(tree, dict):
+            return {k: self._materialized(v) for k, v in tree.items()}
+        return materialize(self, tree)
+
     def _graph_output(self, node: fx.Node) -> str:
         outs = node.args[0]
+        if len(outs) == 1:
+            self.env[outs[0].name] = materialize(self, self.value(outs[0]))
         if len(outs) != 1 or not isinstance(self.value(outs[0]), Act):
             self.fail(node, f"the model must return one activation tensor; it returns {len(outs)}")
         return self.value(outs[0]).name
@@ -153,14 +200,33 @@ class _Builder:
         return a
 
     def add(self, node: fx.Node, op: str, inputs: tuple[str, ...], attrs: dict | None = None,
-            params: dict | None = None, shape: tuple[int, ...] | None = None) -> Act:
-        """Append one FNode for fx ``node``; its output tensor is named after the node. Its
-        shape is the fx node's unless ``shape`` is given (an fx node lowered to several)."""
-        name = self._unique(node_name(node))
+            params: dict | None = None, shape: tuple[int, ...] | None = None,
+            name: str | None = None, suffix: str = "") -> Act:
+        """Append one FNode for fx ``node``; its output tensor is named after the node (or
+        ``name``), plus ``suffix``. Its shape is the fx node's unless ``shape`` is given (an fx
+        node lowered to several)."""
+        name = self._unique((name or node_name(node)) + suffix)
         self.nodes[name] = FNode(name, op, inputs, name, attrs or {}, params or {})
         self.origin[name] = node
-        self.shapes[name] = per_sample(node) if shape is None else tuple(shape)
+        self.shapes[name] = self.per_sample(node) if shape is None else tuple(shape)
         return Act(name)
+
+    def per_sample(self, node: fx.Node) -> tuple[int, ...]:
+        """The fx node's per-sample shape in the graph layout."""
+        return lowering_seq.per_sample(self, node) if self.sequence else per_sample(node)
+
+    def sole_user(self, x: Act, node: fx.Node) -> bool:
+        """Whether ``node`` is the only reader of activation ``x`` (through ops that pass it
+        on unchanged)."""
+        n = self.origin.get(x.name)
+        while n is not None:
+            users = list(n.users)
+            if len(users) != 1:
+                return False
+            if users[0] is node:
+                return True
+            n = users[0] if self.env.get(users[0].name) == x else None
+        return False
 
     def replace(self, fnode: FNode) -> None:
         self.nodes[fnode.name] = fnode
@@ -181,14 +247,22 @@ class _Builder:
         )
 
 
-def _has_act(tree: Any) -> bool:
-    if isinstance(tree, Act):
+_ID_DTYPES = (torch.int64, torch.int32)
+
+
+def _has(tree: Any, kinds: Any) -> bool:
+    if isinstance(tree, kinds):
         return True
     if isinstance(tree, (list, tuple)):
-        return any(_has_act(x) for x in tree)
+        return any(_has(x, kinds) for x in tree)
     if isinstance(tree, dict):
-        return any(_has_act(x) for x in tree.values())
+        return any(_has(x, kinds) for x in tree.values())
     return False
+
+
+def _has_act(tree: Any) -> bool:
+    """An activation, or a symbolic value made of one (a pointwise chain, masked scores)."""
+    return _has(tree, (Act, masks.Masked, *SYMBOLIC))
 
 
 def node_name(node: fx.Node) -> str:

@@ -67,20 +67,25 @@ def test_decomposed_export_captures_the_same_graph(digits_cnn, cnn_fgraph):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
-class Softmax(nn.Module):
+class Cumsum(nn.Module):
     def __init__(self):
         super().__init__()
         self.fc = nn.Linear(4, 4)
 
     def forward(self, x):
-        return torch.softmax(self.fc(x), dim=1)
+        return torch.cumsum(self.fc(x), dim=1)
+
+
+class CumsumModule(nn.Module):
+    def forward(self, x):
+        return torch.cumsum(x, dim=1)
 
 
 def test_unsupported_function_names_node_target_and_supported_ops():
     with pytest.raises(UnsupportedOpError) as e:
-        capture(Softmax(), torch.zeros(1, 4))
+        capture(Cumsum(), torch.zeros(1, 4))
     msg = str(e.value)
-    assert msg.startswith("node 'softmax': op aten.softmax.int is not supported; ")
+    assert msg.startswith("node 'cumsum': op aten.cumsum.default is not supported; ")
     assert "supported ops: conv1d/conv2d" in msg and "relu" in msg and "cat along" in msg
     assert "\n" not in msg
 
@@ -95,8 +100,9 @@ def test_a_batch_norm_with_no_layer_before_it_is_a_depthwise_conv_or_a_diagonal_
 
 
 def test_unsupported_module_names_its_path():
-    model = nn.Sequential(nn.Linear(4, 4), nn.Softmax(dim=1))
-    with pytest.raises(UnsupportedOpError, match=r"node 'softmax' \(module 1\): op aten.softmax"):
+    model = nn.Sequential(nn.Linear(4, 4), CumsumModule())
+    with pytest.raises(UnsupportedOpError, match=r"node 'cumsum' \(module 1.cumsum\): op "
+                                                 r"aten.cumsum"):
         capture(model, torch.zeros(1, 4))
 
 

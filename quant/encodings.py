@@ -1,0 +1,85 @@
+"""Encoding rules of the transformer ops, which calibration (qasic.quant.calibrate) follows.
+
+- Token ids (input layout "tokens") are their own codes: scale 1, zero point 0, 32 bits.
+- A softmax output has the fixed encoding ``intops.softmax_encoding(bits)`` (p = code / qmax,
+  zero point 0), ``bits`` the INT activation width (8 when activations are FP8).
+- A key mask (an ``embedding`` with a 1-D table) holds codes 0/1: scale 1, zero point 0, 8 bits.
+- The operands of a ``matmul`` are symmetric INT tensors (zero point 0): the array multiplies
+  raw codes with no zero-point correction on either side. The requirement goes back through
+  the ops that share their input's encoding (reshape, permute, ...) to the tensor's producer
+  (the linear that made Q, K or V), whose range is then [-max|x|, max|x|].
+- The inputs of ``softmax`` and ``norm`` (attention scores, the residual stream) and the
+  operands of ``matmul`` are INT codes even when activations are FP8: the integer softmax and
+  normalization kernels (qasic.quant.intops) and the dynamic-weight GEMM read integers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from qasic.quant.fgraph import FGraph, FNode
+from qasic.quant.graph import TOKENS, TensorQ
+from qasic.quant.intops import softmax_encoding
+from qasic.quant.observers import EMPTY_SCALE
+
+TOKEN_IDS = TensorQ(1.0, 0, 32)
+KEY_MASK = TensorQ(1.0, 0, 8)
+SYMMETRIC, INT = "symmetric", "int"
+
+
+def input_encoding(graph: FGraph) -> TensorQ | None:
+    """The graph input's fixed encoding, or None (observed)."""
+    return TOKEN_IDS if graph.input_layout == TOKENS else None
+
+
+def _softmax(node: FNode, bits: int) -> TensorQ:
+    scale, zp = softmax_encoding(bits)
+    return TensorQ(scale, zp, bits)
+
+
+def _embedding(node: FNode, bits: int) -> TensorQ | None:
+    return KEY_MASK if np.ndim(node.params["table"]) == 1 else None
+
+
+# op -> (node, INT activation bits) -> its output's fixed encoding, or None (observed)
+FIXED: dict[str, Callable[[FNode, int], TensorQ | None]] = {
+    "softmax": _softmax,
+    "embedding": _embedding,
+}
+
+
+def fixed_encoding(node: FNode, bits: int) -> TensorQ | None:
+    rule = FIXED.get(node.op)
+    return None if rule is None else rule(node, bits)
+
+
+# op -> what each of its inputs needs (by position)
+NEEDS = {"matmul": (SYMMETRIC, SYMMETRIC), "softmax": (INT,), "norm": (INT,)}
+
+
+def requirements(graph: FGraph, shares_input: tuple[str, ...]) -> dict[str, str]:
+    """{tensor: SYMMETRIC or INT} for every tensor whose producer must calibrate it so (found
+    back through the ops in ``shares_input``); SYMMETRIC implies INT."""
+    need: dict[str, str] = {}
+    for node in graph.nodes:
+        for t, kind in zip(node.inputs, NEEDS.get(node.op, ())):
+            src = _source(graph, t, shares_input)
+            if need.get(src) != SYMMETRIC:
+                need[src] = kind
+    return need
+
+
+def _source(graph: FGraph, tensor: str, shares_input: tuple[str, ...]) -> str:
+    p = graph.producer(tensor)
+    while p is not None and p.op in shares_input:
+        tensor = p.inputs[0]
+        p = graph.producer(tensor)
+    return tensor
+
+
+def symmetric(lo: float, hi: float, bits: int) -> TensorQ:
+    """INT encoding of [-m, m], m = max(|lo|, |hi|): zero point 0, codes +-(2^(b-1) - 1)."""
+    m = max(abs(lo), abs(hi))
+    return TensorQ(m / ((1 << (bits - 1)) - 1) if m > 0 else EMPTY_SCALE, 0, bits)

@@ -1,0 +1,218 @@
+"""Lowering rules of the transformer ops: embeddings, LayerNorm/RMSNorm, softmax, the matmul of
+two activations and scaled_dot_product_attention; and the table of sequence-mode handlers.
+
+Same handler contract as ``qasic.quant.lowering``. FNode forms (quantized by
+qasic.quant.quantize_transformer):
+- ``embedding``: params table (V, D) float; input the token ids;
+- ``norm``: params gamma, beta (D,); attrs center (LayerNorm) or not (RMSNorm), eps; over the
+  last axis;
+- ``softmax``: over the last axis; attrs causal; optional second input the key mask
+  (qasic.quant.masks);
+- ``matmul``: inputs a, b; attrs transpose_b, alpha (a constant scale of the product, folded
+  into the requantization); a ``transpose(-2, -1)`` feeding b folds into transpose_b;
+- sdpa becomes matmul(q, k, transpose_b, alpha = scale) -> softmax(causal, mask) ->
+  matmul(p, v), named ``<node>.scores``, ``<node>.softmax`` and ``<node>``.
+In an image model these ops take vectors only (per-sample rank 1, where the layouts agree).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from qasic.quant import lowering_pointwise, lowering_seq, masks
+from qasic.quant.lowering import Act, _act, _arg, _const, _np
+
+aten = torch.ops.aten
+
+SUPPORTED = (
+    "embedding (token ids; position/token-type lookups fold into a constant)",
+    "layer_norm/native_layer_norm/rms_norm over the last axis; x * rsqrt(mean(x^2) + eps)",
+    "softmax/_softmax over the last axis, with causal and padding masks",
+    "matmul/bmm of two activations (a transpose(-2, -1) of the second folds in)",
+    "scaled_dot_product_attention (is_causal, attn_mask, scale; equal head counts)",
+    "sequence models: linear on (batch, S, D), view/reshape/transpose/permute/split of heads",
+)
+
+
+def _sequence_input(b: Any, node: Any, x: Any, what: str) -> Act:
+    x = _act(b, node, x, what)
+    if not b.sequence and len(b.shapes[x.name]) != 1:
+        b.fail(node, f"{what} of a {len(b.shapes[x.name]) + 1}-D activation in an image model; "
+                     "only in sequence models or on vectors")
+    return x
+
+
+def embedding(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.embedding(weight, ids, padding_idx, ...): rows of the table by token id."""
+    table = _np(_const(b, node, args[0], "embedding table"))
+    ids = _act(b, node, args[1], "embedding indices")
+    if ids.name != b.input_name or b.layout != lowering_seq.TOKENS:
+        b.fail(node, "an embedding of computed indices; only of the model's token ids")
+    return b.add(node, "embedding", (ids.name,), {}, {"table": table})
+
+
+def layer_norm(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.layer_norm(x, shape, weight, bias, eps, cudnn) over the last axis."""
+    return _norm(b, node, args[0], args[1], _arg(args, kwargs, 2, "weight", None),
+                 _arg(args, kwargs, 3, "bias", None), _arg(args, kwargs, 4, "eps", 1e-5), True)
+
+
+def native_layer_norm(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
+    """aten.native_layer_norm(x, shape, weight, bias, eps) -> (y, mean, rstd): y only."""
+    return (_norm(b, node, *args[:5], center=True), None, None)
+
+
+def rms_norm(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.rms_norm(x, shape, weight, eps): eps None is float32's machine epsilon (torch)."""
+    eps = _arg(args, kwargs, 3, "eps", None)
+    eps = float(torch.finfo(torch.float32).eps) if eps is None else eps
+    return _norm(b, node, args[0], args[1], _arg(args, kwargs, 2, "weight", None), None, eps,
+                 False)
+
+
+def _norm(b: Any, node: Any, x: Any, shape: Any, gamma: Any, beta: Any, eps: float,
+          center: bool) -> Act:
+    x = _sequence_input(b, node, x, "normalization input")
+    d = b.shapes[x.name][-1]
+    if list(shape) != [d]:
+        b.fail(node, f"normalization over {list(shape)}; only over the last axis ({d})")
+    params = {"gamma": np.ones(d) if gamma is None else _np(_const(b, node, gamma, "gamma")),
+              "beta": np.zeros(d) if beta is None else _np(_const(b, node, beta, "beta"))}
+    return b.add(node, "norm", (x.name,), {"center": center, "eps": float(eps)}, params)
+
+
+def softmax(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.softmax(x, dim, [dtype]) / _softmax(x, dim, half_to_float) over the last axis;
+    masked scores (qasic.quant.masks) add causal and the key-mask input."""
+    x = args[0]
+    shape = tuple(node.args[0].meta["val"].shape)
+    if int(args[1]) % len(shape) != len(shape) - 1:
+        b.fail(node, f"softmax over dim {args[1]} of a rank-{len(shape)} tensor; only the last")
+    if isinstance(x, masks.Masked):
+        inputs, causal = masks.resolve(b, node, x, shape)
+    else:
+        inputs, causal = (_sequence_input(b, node, x, "softmax input").name,), False
+    return b.add(node, "softmax", inputs, {"causal": causal})
+
+
+def matmul(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.matmul/bmm(a, b): two activations make a matmul; a constant second operand (a
+    weight) makes a linear."""
+    x, y = args[0], args[1]
+    if isinstance(y, torch.Tensor):
+        w = _np(y)
+        if w.ndim != 2:
+            b.fail(node, f"matmul by a constant of rank {w.ndim}; only by a matrix")
+        x = _sequence_input(b, node, x, "matmul input")
+        return b.add(node, "linear", (x.name,), {}, {"weight": w.T, "bias": np.zeros(w.shape[1])})
+    x = _sequence_input(b, node, x, "matmul operand")
+    y = _sequence_input(b, node, y, "matmul operand")
+    return matmul_node(b, node, x, y, False, 1.0)
+
+
+def matmul_node(b: Any, node: Any, x: Act, y: Act, transpose_b: bool, alpha: float,
+                suffix: str = "") -> Act:
+    """A matmul FNode of x (..., S, K) and y (..., K, T) (transpose_b: (..., T, K)); a permute
+    swapping y's last two axes folds into transpose_b."""
+    prev = b.nodes.get(y.name)
+    rank = len(b.shapes[y.name])
+    swap = tuple(range(rank - 2)) + (rank - 1, rank - 2)
+    if prev is not None and prev.op == "permute" and tuple(prev.attrs["perm"]) == swap:
+        y, transpose_b = Act(prev.inputs[0]), not transpose_b
+    sx, sy = b.shapes[x.name], b.shapes[y.name]
+    k_y, t = (sy[-1], sy[-2]) if transpose_b else (sy[-2], sy[-1])
+    if len(sx) < 2 or sx[:-2] != sy[:-2] or sx[-1] != k_y:
+        b.fail(node, f"matmul of per-sample shapes {sx} and {sy}"
+                     f"{' (b transposed)' if transpose_b else ''}; only equal leading (head) "
+                     "axes and matching inner sizes")
+    return b.add(node, "matmul", (x.name, y.name),
+                 {"transpose_b": transpose_b, "alpha": float(alpha)},
+                 shape=sx[:-1] + (t,), suffix=suffix)
+
+
+def sdpa(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal, *, scale,
+    enable_gqa): matmul -> softmax -> matmul."""
+    q, k, v = (_act(b, node, a, "attention input") for a in args[:3])
+    mask = _arg(args, kwargs, 3, "attn_mask", None)
+    if _arg(args, kwargs, 4, "dropout_p", 0.0):
+        b.fail(node, "attention dropout (call model.eval())")
+    causal = bool(_arg(args, kwargs, 5, "is_causal", False))
+    dh = b.shapes[q.name][-1]
+    scale = kwargs.get("scale")
+    scale = 1.0 / math.sqrt(dh) if scale is None else float(scale)
+    if b.shapes[q.name][:-2] != b.shapes[k.name][:-2]:
+        b.fail(node, f"attention of {b.shapes[q.name]} queries on {b.shapes[k.name]} keys; "
+                     "only equal head counts (no grouped-query attention)")
+    scores = matmul_node(b, node, q, k, True, scale, suffix=".scores")
+    qt, kt = node.args[0].meta["val"].shape, node.args[1].meta["val"].shape
+    shape = tuple(int(d) for d in qt[:-1]) + (int(kt[-2]),)
+    m = masks.Masked(scores, *masks.allowed(b, node, mask, shape, "keep"))
+    if causal:
+        s, t = shape[-2:]
+        if s != t:
+            b.fail(node, f"is_causal with {s} queries and {t} keys (torch aligns the triangle "
+                         "top-left); pass an explicit mask")
+        m = masks.merge(b, node, m, torch.ones(s, t, dtype=torch.bool).tril().expand(shape),
+                        None)
+    inputs, causal = masks.resolve(b, node, m, shape)
+    p = b.add(node, "softmax", inputs, {"causal": causal}, shape=b.shapes[scores.name],
+              suffix=".softmax")
+    return matmul_node(b, node, p, v, False, 1.0)
+
+
+def sdpa_tuple(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
+    """aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, dropout_p, is_causal, *,
+    attn_mask, scale) -> (out, logsumexp)."""
+    kw = {"attn_mask": kwargs.get("attn_mask"), "is_causal": _arg(args, kwargs, 4, "is_causal",
+                                                                    False),
+          "dropout_p": _arg(args, kwargs, 3, "dropout_p", 0.0), "scale": kwargs.get("scale")}
+    return (sdpa(b, node, list(args[:3]), kw), None)
+
+
+def compare(b: Any, node: Any, args: list, kwargs: dict) -> masks.KeyMask:
+    """ids != pad (or ==, <, ...): the bit of a padding mask."""
+    return masks.from_ids(b, node, _act(b, node, args[0], "comparison input"), args[1])
+
+
+def _table() -> dict:
+    t = dict(lowering_seq.HANDLERS)
+    t.update(lowering_pointwise.HANDLERS)
+    t.update({
+        aten.embedding.default: embedding,
+        aten.layer_norm.default: layer_norm,
+        aten.native_layer_norm.default: native_layer_norm,
+        aten.rms_norm.default: rms_norm,
+        aten.softmax.int: softmax,
+        aten._softmax.default: softmax,
+        aten._safe_softmax.default: softmax,
+        aten.matmul.default: matmul,
+        aten.bmm.default: matmul,
+        aten.scaled_dot_product_attention.default: sdpa,
+        aten._scaled_dot_product_flash_attention_for_cpu.default: sdpa_tuple,
+        aten.masked_fill.Scalar: masks.masked_fill,
+        aten.masked_fill.Tensor: masks.masked_fill,
+        aten.where.self: masks.where,
+        aten.where.ScalarOther: masks.where,
+        aten.where.ScalarSelf: masks.where,
+    })
+    for name in ("ne", "eq", "gt", "ge", "lt", "le"):
+        t[getattr(aten, name).Scalar] = compare
+        t[getattr(aten, name).Tensor] = compare
+    return t
+
+
+HANDLERS = _table()
+# ops that accept symbolic pointwise values (the others get them as lut nodes first)
+POINTWISE_AWARE = set(lowering_pointwise.HANDLERS) | {
+    t for t, h in lowering_seq.HANDLERS.items() if h is lowering_seq.identity}
+# ops new to sequence models, which image models may use on vectors
+NEW_OPS = {aten.embedding.default, aten.layer_norm.default, aten.native_layer_norm.default,
+           aten.rms_norm.default, aten.softmax.int, aten._softmax.default,
+           aten._safe_softmax.default, aten.matmul.default, aten.bmm.default,
+           aten.scaled_dot_product_attention.default,
+           aten._scaled_dot_product_flash_attention_for_cpu.default}

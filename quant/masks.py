@@ -1,0 +1,270 @@
+"""Attention masks at capture: what becomes a softmax's ``causal`` attr and its key-mask input.
+
+A padding mask is computed inside the model from the token ids (``ids != pad``), then shaped and
+converted (HF: unsqueeze, expand, index with aranges, ``to(float)``, ``(1 - m) * finfo.min`` or
+``where(m, 0, min)``, or a boolean mask for sdpa). Capture follows it symbolically: a KeyMask
+stands for a tensor each of whose elements is a function of one bit m[b, t] = pred(ids[b, t]);
+it carries, for every element, the index b * T + t of the bit it reads (``pos``, moved by every
+shape op exactly as the values are) and its value when the bit is 1 and when it is 0. So any
+chain of shape and elementwise ops applies to it, and no pattern of a library version is
+assumed.
+
+Where a mask meets the attention scores (added to them, ``masked_fill``, ``where``, or sdpa's
+``attn_mask``), the scores become Masked: the scores plus, per element, whether it may be
+attended: a constant part (a causal triangle, or all ones) and a KeyMask part. A softmax then
+resolves it: the key-mask part must mask exactly the keys whose bit is 0 (every element of
+key t reads bit (b, t)), and the constant part must be the same for every sample and head and
+be all ones or causal (key j visible to query i iff j <= i + T - S). The key mask becomes the
+softmax's second input: an ``embedding`` of the ids through the 1-D table [pred(id) for id in
+range(vocab)] (codes 0/1). Anything else (ALiBi or relative-position biases, sliding windows,
+masks that differ per head) is refused with one line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+
+from qasic.quant import intops
+from qasic.quant.lowering import Act, _arg
+
+aten = torch.ops.aten
+
+NEG = -1e4   # an additive mask value at or below this masks the key (HF: finfo.min or -1e4)
+MASK_NAME = "attention_mask"
+
+
+@dataclass(frozen=True, eq=False)
+class KeyMask:
+    """value[e] = when1[e] if bit pos[e] is 1 else when0[e]; all three the tensor's shape."""
+
+    pred: tuple                 # (aten comparison, scalar): bit = pred(id)
+    pos: torch.Tensor           # int64: b * keys + t of the bit each element reads
+    when1: torch.Tensor
+    when0: torch.Tensor
+    keys: int                   # T, the ids' length
+    batch: int
+
+
+@dataclass(frozen=True, eq=False)
+class Masked:
+    """Attention scores with masks still to apply; only a softmax may read it. ``allowed``
+    (constant bool) and ``key`` (a bool KeyMask, or None) have the scores' torch shape."""
+
+    scores: Act
+    allowed: torch.Tensor
+    key: KeyMask | None
+
+
+def from_ids(b: Any, node: Any, ids: Act, other: Any) -> KeyMask:
+    """A comparison of the token ids with a scalar: the mask bit itself."""
+    if ids.name != b.input_name or b.layout != "tokens":
+        b.fail(node, "a comparison of an activation; only of the token ids (a padding mask)")
+    if isinstance(other, torch.Tensor):
+        if other.numel() != 1:
+            b.fail(node, "a comparison of the token ids with a tensor; only with a scalar")
+        other = other.item()
+    batch, keys = (int(d) for d in node.args[0].meta["val"].shape)
+    pos = torch.arange(batch * keys).reshape(batch, keys)
+    return KeyMask((node.target, other), pos, torch.ones(batch, keys, dtype=torch.bool),
+                   torch.zeros(batch, keys, dtype=torch.bool), keys, batch)
+
+
+def _flat(tree: Any) -> list:
+    if isinstance(tree, (list, tuple)):
+        return [y for x in tree for y in _flat(x)]
+    if isinstance(tree, dict):
+        return _flat(list(tree.values()))
+    return [tree]
+
+
+def _subst(tree: Any, which: str) -> Any:
+    if isinstance(tree, KeyMask):
+        return getattr(tree, which)
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_subst(x, which) for x in tree)
+    if isinstance(tree, dict):
+        return {k: _subst(v, which) for k, v in tree.items()}
+    return tree
+
+
+_CASTS = {aten.to.dtype, aten.to.device, aten.to.dtype_layout, aten._to_copy.default,
+          aten.type_as.default}
+_SHAPE_OPS = {aten.view.default, aten.reshape.default, aten._unsafe_view.default,
+              aten.unsqueeze.default, aten.squeeze.dim, aten.squeeze.dims, aten.squeeze.default,
+              aten.expand.default, aten.permute.default, aten.transpose.int, aten.slice.Tensor,
+              aten.select.int, aten.index.Tensor, aten.clone.default, aten.contiguous.default,
+              aten.alias.default, aten.detach.default, aten.flatten.using_ints}
+_ELEMENTWISE = {aten.where.ScalarOther, aten.where.ScalarSelf, aten.where.Scalar,
+                aten.__and__.Tensor, aten.__or__.Tensor, aten.__xor__.Tensor,
+                aten.bitwise_not.default, aten.logical_not.default}
+
+
+def apply(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+    """An op whose symbolic operands are KeyMasks (the others constants): the KeyMask of its
+    result."""
+    target = node.target
+    if target is aten._assert_tensor_metadata.default:
+        return None
+    masks = [m for m in _flat((args, kwargs)) if isinstance(m, KeyMask)]
+    if any(m.pred != masks[0].pred for m in masks):
+        b.fail(node, "two different padding masks meet; only one mask of the ids")
+    first = masks[0]
+    if target in _CASTS or target in _SHAPE_OPS:
+        if not isinstance(args[0], KeyMask):
+            b.fail(node, f"{target} with the padding mask as a non-first operand")
+        move = (lambda t: t) if target in _CASTS else (lambda t: target(t, *args[1:], **kwargs))
+        return replace(first, pos=move(first.pos),
+                       when1=_op(target, first.when1, args, kwargs),
+                       when0=_op(target, first.when0, args, kwargs))
+    if target in _ELEMENTWISE or torch.Tag.pointwise in target.tags:
+        shape = tuple(node.meta["val"].shape)
+        pos = [torch.broadcast_to(m.pos, shape) for m in masks]
+        if any(not torch.equal(p, pos[0]) for p in pos):
+            b.fail(node, "an elementwise op of padding-mask elements that read different keys")
+        vals = [torch.broadcast_to(target(*_subst(args, w), **_subst(kwargs, w)), shape)
+                for w in ("when1", "when0")]
+        return replace(first, pos=pos[0], when1=vals[0], when0=vals[1])
+    b.fail(node, f"op {target} on the padding mask; only elementwise and shape ops")
+
+
+def _op(target: Any, value: torch.Tensor, args: list, kwargs: dict) -> torch.Tensor:
+    return target(value, *args[1:], **kwargs)
+
+
+# --- where masks meet the scores --------------------------------------------------------------
+
+def allowed(b: Any, node: Any, value: Any, shape: tuple, kind: str) -> tuple:
+    """(constant allowed, KeyMask allowed or None), both of ``shape``, for a mask ``value`` used
+    as ``kind``: "additive" (added to the scores), "keep" (bool, True = attend: sdpa, where)
+    or "drop" (bool, True = masked: masked_fill)."""
+    if value is None:
+        return torch.ones(shape, dtype=torch.bool), None
+    if isinstance(value, KeyMask):
+        w1, w0 = (_allowed(b, node, torch.broadcast_to(v, shape), kind)
+                  for v in (value.when1, value.when0))
+        key = replace(value, pos=torch.broadcast_to(value.pos, shape), when1=w1, when0=w0)
+        return torch.ones(shape, dtype=torch.bool), key
+    if isinstance(value, torch.Tensor):
+        return _allowed(b, node, torch.broadcast_to(value, shape), kind), None
+    b.fail(node, f"an attention mask of type {type(value).__name__}; a tensor or padding mask")
+
+
+def _allowed(b: Any, node: Any, v: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "additive" and v.dtype != torch.bool:
+        keep = v > NEG
+        if bool((v[keep] != 0).any()):
+            b.fail(node, "an additive attention bias other than 0 and a large negative mask "
+                         "value (ALiBi, relative positions); only masks")
+        return keep
+    if v.dtype != torch.bool:
+        b.fail(node, f"a {kind} attention mask of dtype {v.dtype}; a boolean one")
+    return ~v if kind == "drop" else v
+
+
+def merge(b: Any, node: Any, masked: Masked, const: torch.Tensor, key: KeyMask | None
+          ) -> Masked:
+    """Both masks apply: allowed where both allow."""
+    if key is not None and masked.key is not None:
+        if key.pred != masked.key.pred or not torch.equal(key.pos, masked.key.pos):
+            b.fail(node, "two different padding masks on one score tensor")
+        key = replace(key, when1=key.when1 & masked.key.when1,
+                      when0=key.when0 & masked.key.when0)
+    return Masked(masked.scores, masked.allowed & const, key if key is not None else masked.key)
+
+
+def masked(b: Any, node: Any, scores: Any, value: Any, kind: str) -> Masked:
+    """``scores`` (an activation or Masked) with the mask ``value`` applied as ``kind``."""
+    shape = tuple(node.meta["val"].shape)
+    const, key = allowed(b, node, value, shape, kind)
+    if isinstance(scores, Masked):
+        return merge(b, node, scores, const, key)
+    if not isinstance(scores, Act):
+        b.fail(node, "a mask applied to a constant; only to attention scores")
+    return Masked(scores, const, key)
+
+
+def masked_fill(b: Any, node: Any, args: list, kwargs: dict) -> Masked:
+    """aten.masked_fill(scores, cond, value): value must mask (very negative)."""
+    fill = args[2].item() if isinstance(args[2], torch.Tensor) else args[2]
+    if not isinstance(fill, (int, float)) or fill > NEG:
+        b.fail(node, f"masked_fill of activations with {fill}; only a large negative mask value")
+    return masked(b, node, args[0], args[1], "drop")
+
+
+def where(b: Any, node: Any, args: list, kwargs: dict) -> Masked:
+    """aten.where(cond, scores, very negative) or where(cond, very negative, scores)."""
+    cond, x, y = args[0], args[1], _arg(args, kwargs, 2, "other", None)
+    for scores, fill, kind in ((x, y, "keep"), (y, x, "drop")):
+        val = fill.item() if isinstance(fill, torch.Tensor) and fill.numel() == 1 else fill
+        if isinstance(val, (int, float)) and val <= NEG:
+            return masked(b, node, scores, cond, kind)
+    b.fail(node, "where() of activations; only where(mask, scores, large negative value)")
+
+
+# --- the softmax's inputs ---------------------------------------------------------------------
+
+def resolve(b: Any, node: Any, m: Masked, shape: tuple) -> tuple[tuple[str, ...], bool]:
+    """(softmax inputs, causal) for Masked scores of torch ``shape`` (see the module doc)."""
+    const, key = m.allowed, m.key
+    inputs = (m.scores.name,)
+    if key is not None:
+        p1, p0 = const & key.when1, const & key.when0
+        if not bool(p0.any()):
+            _check_pos(b, node, key, shape)
+            inputs += (_mask_node(b, node, key),)
+            const = p1
+        elif torch.equal(p0, p1):
+            const = p1
+        else:
+            b.fail(node, "a padding mask that keeps some padded keys; only masks that drop "
+                         "every key whose id fails the test")
+    return inputs, _causal(b, node, const)
+
+
+def _check_pos(b: Any, node: Any, key: KeyMask, shape: tuple) -> None:
+    if key.keys != shape[-1]:
+        b.fail(node, f"a padding mask of {key.keys} keys on scores of {shape[-1]} keys")
+    n = shape[0]
+    sample = torch.arange(n) // (n // key.batch)
+    want = sample.reshape((n,) + (1,) * (len(shape) - 1)) * key.keys + torch.arange(shape[-1])
+    if not torch.equal(key.pos, torch.broadcast_to(want, shape)):
+        b.fail(node, "a padding mask whose elements do not follow (sample, key) of the scores")
+
+
+def _causal(b: Any, node: Any, const: torch.Tensor) -> bool:
+    """True for the causal triangle, False for all ones; refused otherwise."""
+    if const.dim() < 2:
+        rows = const.reshape(1, 1, -1)
+    else:
+        rows = const.reshape(-1, *const.shape[-2:])
+    if not bool((rows == rows[0]).all()):
+        b.fail(node, "an attention mask that differs between samples or heads; only causal or "
+                     "padding masks")
+    p = rows[0].numpy()
+    if p.all():
+        return False
+    s, t = p.shape
+    if (p == intops.causal_valid(s, t, t - s)).all():
+        return True
+    b.fail(node, f"a constant {s}x{t} attention mask other than causal (e.g. a sliding window)")
+
+
+def _mask_node(b: Any, node: Any, key: KeyMask) -> str:
+    """The key-mask tensor: an embedding of the ids through [pred(id) for id in the vocab]."""
+    if key.pred in b.mask_nodes:
+        return b.mask_nodes[key.pred]
+    vocab = [n.params["table"].shape[0] for n in b.nodes.values()
+             if n.op == "embedding" and n.inputs == (b.input_name,)
+             and n.params["table"].ndim == 2]
+    if not vocab:
+        b.fail(node, "a padding mask in a model without a token embedding (its vocabulary "
+                     "size is the mask table's)")
+    target, other = key.pred
+    table = target(torch.arange(vocab[0]), other).to(torch.float64).numpy()
+    act = b.add(node, "embedding", (b.input_name,), {}, {"table": table}, shape=(key.keys,),
+                name=MASK_NAME)
+    b.mask_nodes[key.pred] = act.name
+    return act.name
