@@ -191,7 +191,7 @@ def load_arch(name_or_path: str | Path | None = None) -> ArchConfig:
     """Load and validate an architecture: a built-in name (BUILTIN_ARCHES), a TOML path, or the
     default one when None."""
     path = arch_path(name_or_path)
-    return ArchConfig(**_fields(_file_keys(path, ()), str(path)))
+    return _build(_file_keys(path, ()), str(path))
 
 
 def arch_path(name_or_path: str | Path | None) -> Path:
@@ -216,8 +216,7 @@ def arch_from_dict(raw: dict, source: str = "<dict>", folder: Path | None = None
     """An arch from TOML-shaped ``raw`` over its ``base`` (default: the built-in default);
     relative paths in it (base, tech.energy_table) are relative to ``folder`` (default: the
     working directory)."""
-    keys = _own_keys(raw, source, Path.cwd() if folder is None else folder, ())
-    return ArchConfig(**_fields(keys, source))
+    return _build(_own_keys(raw, source, Path.cwd() if folder is None else folder, ()), source)
 
 
 def _file_keys(path: Path, chain: tuple[Path, ...]) -> dict:
@@ -288,11 +287,15 @@ def _energy_table(value: object, folder: Path, source: str) -> object:
                       f"table shipped with qasic ({tables})")
 
 
-def _fields(flat: dict, source: str) -> dict:
+def _build(flat: dict, source: str) -> ArchConfig:
+    """The ArchConfig of the flat keys; its errors name ``source`` as well as the key."""
     missing = [k for k in _KEYS if k not in flat]
     if missing:  # only a default.toml with keys removed can get here
         raise ConfigError(f"arch config {source}: missing key {missing[0]}")
-    return {_KEYS[k]: v for k, v in flat.items()}
+    try:
+        return ArchConfig(**{_KEYS[k]: v for k, v in flat.items()})
+    except ConfigError as e:
+        raise ConfigError(str(e).replace("arch config:", f"arch config {source}:", 1)) from None
 
 
 def _flatten(raw: dict, prefix: str = "") -> dict:
