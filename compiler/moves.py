@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from qasic.arch.config import ArchConfig
-from qasic.compiler.dma import dma, pixel_stores
+from qasic.compiler.dma import MAX_ROWS, dma, pixel_stores
 from qasic.compiler.fuse import Kernel
 from qasic.compiler.memory import Buffer
 from qasic.compiler.schedule import Step
@@ -57,7 +57,7 @@ def gather_steps(k: Kernel, graph: QGraph, arch: ArchConfig, ids: Buffer, dst: B
     if row > half:
         raise too_small(k, f"one table row of {rows.shape[1]} codes", row, half)
     steps = []
-    for p0, n in tile_ranges(count, half // row):
+    for p0, n in tile_ranges(count, min(half // row, MAX_ROWS)):
         base = (len(steps) % 2) * half
         step = Step(computes=[_sync()])
         step.loads.append(Instr("GATHER", {
@@ -97,8 +97,8 @@ def permute_steps(k: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, dst: 
     inner = unit if keep else out[2]        # bytes of one output row (o0, o1)
     if inner > half:
         raise too_small(k, f"one row of {out[2]} codes", inner, half)
-    n1 = min(out[1], half // inner)
-    per0 = max(1, half // (out[1] * inner)) if n1 == out[1] else 1
+    n1 = min(out[1], half // inner, MAX_ROWS)
+    per0 = min(max(1, half // (out[1] * inner)), MAX_ROWS) if n1 == out[1] else 1
     steps = []
     for a0, na in tile_ranges(out[0], per0):
         for b0, nb in tile_ranges(out[1], n1):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from qasic.arch.config import PARAM_BYTES_PER_CHANNEL, ArchConfig
-from qasic.compiler.dma import dma, pixel_loads, pixel_stores
+from qasic.compiler.dma import MAX_ROWS, dma, pixel_loads, pixel_stores
 from qasic.compiler.fuse import Kernel
 from qasic.compiler.memory import Buffer
 from qasic.compiler.schedule import Step
@@ -70,7 +70,7 @@ def softmax_steps(k: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, mask:
     reserve = 0 if mask is None else -(-t // 64) * 64
     half = (arch.output_sram_bytes - reserve) // 2
     row_in, row_out = src.nbytes(t), dst.nbytes(t)
-    per = half // (row_in + row_out)
+    per = min(half // (row_in + row_out), MAX_ROWS)
     if per < 1:
         raise too_small(k, f"one row of {t} keys (in and out{' and its mask' * bool(mask)})",
                          row_in + row_out + reserve // 2, half)
@@ -197,4 +197,4 @@ def _norm_rows(k: Kernel, arch: ArchConfig, src: Buffer, dst: Buffer, d: int, gn
             raise ConfigError(f"arch config: {key} is too small for layer {k.name}: one row of "
                               f"{d} channels needs {need} {what} bytes, the {what} scratchpad "
                               f"{'half ' * (what != 'accumulator')}holds {cap}; raise {key}")
-    return min(src.h * src.w, *(cap // need for cap, need, _, _ in caps))
+    return min(src.h * src.w, MAX_ROWS, *(cap // need for cap, need, _, _ in caps))
