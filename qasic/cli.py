@@ -470,12 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
     debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
-    add = sub.add_parser
 
-    def add_parser(name: str, **kw):
-        return add(name, parents=[debug], **kw)
-
-    sub.add_parser = add_parser
+    def command(name: str, **kw) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[debug], **kw)
 
     def model_args(sp):
         sp.add_argument("--model", default="digits_cnn",
@@ -509,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a built-in arch (default, gemmini_like) or an arch TOML file; "
                         "default: default")
 
-    sp = sub.add_parser("demo", help="the whole flow on the default model, to a report")
+    sp = command("demo", help="the whole flow on the default model, to a report")
     sp.add_argument("--out", default="out/demo")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--no-rtl", action="store_true", help="skip the Verilator check")
@@ -524,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "| energy_nj=2300 | energy_uj=N | cycles=N (energy, cycles: simulated on "
                         "--arch)")
 
-    sp = sub.add_parser("quantize", help="quantize a model and score it on the golden reference")
+    sp = command("quantize", help="quantize a model and score it on the golden reference")
     model_args(sp)
     policy_args(sp)
     sp.add_argument("--pareto", action="store_true",
@@ -533,7 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_quantize)
 
-    sp = sub.add_parser("compile", help="quantize and compile a model to a program file")
+    sp = command("compile", help="quantize and compile a model to a program file")
     model_args(sp)
     policy_args(sp)
     arch_arg(sp)
@@ -543,7 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="print the record (docs/json.md)")
     sp.set_defaults(func=cmd_compile)
 
-    sp = sub.add_parser("simulate", help="simulate a program file")
+    sp = command("simulate", help="simulate a program file")
     sp.add_argument("program")
     arch_arg(sp)
     sp.add_argument("--input", help=".npy float inputs (default: the model's test split)")
@@ -554,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_simulate)
 
-    sp = sub.add_parser("evaluate", help="quantize, compile, simulate and compare with the "
+    sp = command("evaluate", help="quantize, compile, simulate and compare with the "
                         "golden reference and fp32: one verdict")
     model_args(sp)
     policy_args(sp)
@@ -565,7 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_evaluate)
 
-    sp = sub.add_parser("sweep", help="bit-widths x array shapes -> sweep.json/csv/png")
+    sp = command("sweep", help="bit-widths x array shapes -> sweep.json/csv/png")
     sp.add_argument("--model", default="digits_cnn")
     sp.add_argument("--bits", default="8,4,3,2", help="weight widths to sweep, e.g. 8,4,2")
     sp.add_argument("--arrays", default="8x8,16x16,32x32", help="array shapes ROWSxCOLS")
@@ -576,16 +573,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="print sweep.json (docs/json.md)")
     sp.set_defaults(func=cmd_sweep)
 
-    sp = sub.add_parser("disasm", help="disassemble a program file")
+    sp = command("disasm", help="disassemble a program file")
     sp.add_argument("program")
     sp.set_defaults(func=cmd_disasm)
 
-    sp = sub.add_parser("verilog", help="write the accelerator core's Verilog")
+    sp = command("verilog", help="write the accelerator core's Verilog")
     arch_arg(sp)
     sp.add_argument("--out", default="out/verilog")
     sp.set_defaults(func=cmd_verilog)
 
-    sp = sub.add_parser("report", help="results.json -> pareto.png and report.html")
+    sp = command("report", help="results.json -> pareto.png and report.html")
     sp.add_argument("results")
     sp.add_argument("--out", default=None)
     sp.set_defaults(func=cmd_report)
