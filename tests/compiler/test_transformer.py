@@ -300,6 +300,13 @@ def test_attention_block_is_bit_exact(arch):
 
 
 @pytest.mark.parametrize("arch", ["default", "8x8"])
+def test_attention_block_of_int4_activations_is_bit_exact(arch):
+    """Packed INT4 codes through gathers, permutes, both matmuls, softmax and norms."""
+    p, _ = check(attention_block(bits=4), ARCHS[arch], batch=4)
+    assert {r.bits for r in p.regions if r.kind == "activation"} == {4}
+
+
+@pytest.mark.parametrize("arch", ["default", "8x8"])
 def test_attention_block_with_a_padding_mask_is_bit_exact(arch):
     check(attention_block(s=12, masked=True, seed=3), ARCHS[arch], batch=4)
 

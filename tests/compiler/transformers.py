@@ -173,30 +173,35 @@ class Builder:
 
 
 def attention_block(s: int = 8, d: int = 32, heads: int = 4, vocab: int = 50, mlp: int = 64,
-                    seed: int = 0, masked: bool = False) -> QGraph:
+                    seed: int = 0, masked: bool = False, bits: int = 8) -> QGraph:
     """A pre-LN transformer layer on token ids: token + position embeddings -> LayerNorm ->
     q, k, v -> heads -> softmax(q k^T) (causal) -> @ v -> merge -> projection -> residual add ->
-    LayerNorm -> linear + GELU -> linear -> residual add."""
+    LayerNorm -> linear + GELU -> linear -> residual add; activations of ``bits`` bits."""
+    lim = (1 << (bits - 1)) - 1
+
+    def act(scale: float, zp: int) -> TensorQ:
+        return TensorQ(scale * 2 ** (8 - bits), int(np.clip(zp, -lim - 1, lim)), bits)
+
     b = Builder("attention_block", seed)
     ids = b.ids("ids", s, vocab)
-    res = TensorQ(0.08, 3)
+    res = act(0.08, 3)
     tok = b.embedding("tok", ids, b.random_table(vocab, d, res), res)
     pos_ids = b.constant("pos_ids", np.arange(s), IDS)
     pos = b.embedding("pos", pos_ids, b.random_table(s, d, res), res)
-    x = b.add("embed", tok, pos, TensorQ(0.1, -2))
-    h = b.norm("ln1", x, TensorQ(0.05, 1))
-    q, k, v = (b.heads(f"{n}h", b.linear(n, h, d, sym(0.06)), heads) for n in "qkv")
-    scores = b.matmul("scores", q, k, TensorQ(0.1, -5), transpose_b=True)
+    x = b.add("embed", tok, pos, act(0.1, -2))
+    h = b.norm("ln1", x, act(0.05, 1))
+    q, k, v = (b.heads(f"{n}h", b.linear(n, h, d, act(0.06, 0)), heads) for n in "qkv")
+    scores = b.matmul("scores", q, k, act(0.1, -5), transpose_b=True)
     mask = None
     if masked:
         table = (np.arange(vocab) % 7 != 0).astype(np.int64)  # every 7th id is padding
         mask = b.embedding("mask", ids, table, TensorQ(1.0, 0))
-    p = b.softmax("attn", scores, causal=True, mask=mask)
-    ctx = b.merge("ctx", b.matmul("pv", p, v, sym(0.04)))
-    o = b.linear("proj", ctx, d, TensorQ(0.06, -1))
-    x1 = b.add("res1", x, o, TensorQ(0.12, 2))
-    h2 = b.norm("ln2", x1, TensorQ(0.05, 0))
-    f = b.linear("fc1", h2, mlp, TensorQ(0.07, -20), gelu=TensorQ(0.05, -100))
-    f2 = b.linear("fc2", f, d, TensorQ(0.06, 4))
-    y = b.add("res2", x1, f2, TensorQ(0.15, 0))
+    p = b.softmax("attn", scores, causal=True, mask=mask, bits=bits)
+    ctx = b.merge("ctx", b.matmul("pv", p, v, act(0.04, 0)))
+    o = b.linear("proj", ctx, d, act(0.06, -1))
+    x1 = b.add("res1", x, o, act(0.12, 2))
+    h2 = b.norm("ln2", x1, act(0.05, 0))
+    f = b.linear("fc1", h2, mlp, act(0.07, -20), gelu=act(0.05, -100))
+    f2 = b.linear("fc2", f, d, act(0.06, 4))
+    y = b.add("res2", x1, f2, act(0.15, 0))
     return b.graph(y)
