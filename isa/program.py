@@ -6,7 +6,8 @@ File layout (little-endian):
     instructions   count x WORD_BYTES (32) bytes (isa.table words)
     layer ids      count x u16: which kernel (metadata "layers") each instruction belongs to
     constants      bytes placed in DRAM at the "constants" region
-    metadata       UTF-8 JSON: memory map (regions), kernels, input/output encodings, arch name
+    metadata       UTF-8 JSON: memory map (regions), kernels, input/output encodings, arch, and
+                   the metadata schema version (qasic.isa.schema; checked by qasic.isa.verify)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 from qasic.errors import ProgramFormatError
 from qasic.isa.encoding import Instr, decode_all, encode_all
+from qasic.isa.schema import META_SCHEMA_VERSION
 from qasic.isa.table import WORD_BYTES
 
 MAGIC = b"QASC"
@@ -62,6 +64,7 @@ class Program:
     constants: bytes
     regions: tuple[Region, ...]
     meta: dict[str, Any] = field(default_factory=dict)
+    source: str = ""  # the file it was read from, for messages
 
     def __post_init__(self) -> None:
         if len(self.layer_ids) != len(self.instrs):
@@ -87,7 +90,8 @@ class Program:
 
 def to_bytes(program: Program) -> bytes:
     ids = np.asarray(program.layer_ids, dtype="<u2").tobytes()
-    meta = dict(program.meta, regions=[asdict(r) for r in program.regions])
+    meta = dict(program.meta, regions=[asdict(r) for r in program.regions],
+                schema=META_SCHEMA_VERSION)
     meta_blob = json.dumps(meta, sort_keys=True).encode()
     body = encode_all(list(program.instrs)) + ids + program.constants + meta_blob
     header = _HEADER.pack(MAGIC, VERSION, 0, len(program.instrs), len(program.constants),
@@ -123,13 +127,18 @@ def _parse_body(body: bytes, count: int, const_len: int, name: str) -> Program:
     ids = np.frombuffer(body[n_instr:n_instr + 2 * count], dtype="<u2")
     off = n_instr + 2 * count
     constants = body[off:off + const_len]
+    where = f"{name}: metadata at offset {_HEADER.size + off + const_len}"
     try:
         meta = json.loads(body[off + const_len:].decode())
+        schema = meta.pop("schema", None)
         regions = tuple(Region(**dict(r, shape=tuple(r["shape"]))) for r in meta.pop("regions"))
-    except (ValueError, KeyError, TypeError) as e:
-        raise ProgramFormatError(f"{name}: metadata at offset {_HEADER.size + off + const_len} "
-                                 f"is malformed: {e}") from None
-    return Program(tuple(instrs), tuple(int(i) for i in ids), bytes(constants), regions, meta)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ProgramFormatError(f"{where} is malformed: {type(e).__name__}: {e}") from None
+    if schema != META_SCHEMA_VERSION:
+        raise ProgramFormatError(f"{where}: schema = {repr(schema)[:40]}; this qasic reads "
+                                 f"metadata schema {META_SCHEMA_VERSION}: recompile the model")
+    return Program(tuple(instrs), tuple(int(i) for i in ids), bytes(constants), regions, meta,
+                   name)
 
 
 def save(program: Program, path: str | Path) -> Path:

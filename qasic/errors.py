@@ -23,3 +23,8 @@ class ProgramFormatError(QasicError):
 
 class InputError(QasicError):
     """Input data of the wrong shape, dtype or with NaNs."""
+
+
+class VerificationError(ProgramFormatError):
+    """A program the verifier (qasic.isa.verify) cannot prove safe: one line naming the program,
+    the instruction, the field, its value and the limit."""

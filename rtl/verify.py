@@ -22,6 +22,7 @@ from qasic.isa.encoding import Instr
 from qasic.isa.packing import gemm_vectors, gemm_weight_span, unpack_bits
 from qasic.isa.program import Program
 from qasic.isa.table import ACT_FORMATS, BSCALE_BYTES, encoding_bits
+from qasic.isa.verify import verify as verify_program
 from qasic.rtl.packing import wrap
 from qasic.sim.machine import Machine
 from qasic.sim.timing import duration
@@ -45,7 +46,8 @@ class Tile:
 def capture_tiles(program: Program, arch: ArchConfig, codes: np.ndarray,
                   per_layer: int = 4) -> list[Tile]:
     """GEMM tiles of the first input in ``codes``: up to ``per_layer`` per kernel (first, last and
-    evenly spaced ones in between)."""
+    evenly spaced ones in between). Only a verified program runs (qasic.isa.verify)."""
+    verify_program(program)
     chosen = _select(program, per_layer)
     m = Machine(program, arch, 1)
     m.write_region(program.meta["input"]["tensor"], np.asarray(codes[:1]))

@@ -72,10 +72,9 @@ class Machine:
 
     def _init_dram(self) -> None:
         for r in self.program.regions:
-            if r.fill is not None:
-                codes = np.full((1, r.size * 8 // r.bits), r.fill)
-                self.dram[:, r.addr:r.addr + r.size] = np.frombuffer(pack_bits(codes, r.bits),
-                                                                     np.uint8)
+            if r.fill is not None:  # 8 codes fill whole bytes: pack them once, repeat them
+                unit = np.frombuffer(pack_bits(np.full((1, 8), r.fill), r.bits), np.uint8)
+                self.dram[:, r.addr:r.addr + r.size] = np.resize(unit, r.size)
         c = self.program.region("constants")
         self.dram[:, c.addr:c.addr + c.size] = np.frombuffer(self.program.constants, np.uint8)
 

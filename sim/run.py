@@ -11,9 +11,9 @@ from qasic.arch.config import ArchConfig
 from qasic.errors import InputError
 from qasic.isa.packing import dma_bytes, gather_dram_bytes
 from qasic.isa.program import Program
+from qasic.isa.verify import verify
 from qasic.quant.graph import TensorQ, float_shape, to_internal
 from qasic.sim.energy import CATEGORIES, EnergyModel
-from qasic.sim.hazards import check_hazards
 from qasic.sim.machine import Machine
 from qasic.sim.timing import Timing, schedule
 
@@ -79,11 +79,9 @@ def check_codes(program: Program, codes: np.ndarray) -> np.ndarray:
 
 
 def program_arch(program: Program) -> ArchConfig:
-    """The architecture a program was compiled for, from its metadata."""
-    built = program.meta.get("arch_config")
-    if not built:
-        raise InputError("program has no arch config in its metadata; pass --arch")
-    return ArchConfig(**built)
+    """The architecture a program was compiled for, from its (verified) metadata."""
+    verify(program)
+    return ArchConfig(**program.meta["arch_config"])
 
 
 def check_arch(program: Program, arch: ArchConfig) -> None:
@@ -100,11 +98,14 @@ def simulate(program: Program, arch: ArchConfig, x: np.ndarray | None = None, *,
              codes: np.ndarray | None = None, batch: int = 512,
              hook: Callable | None = None, gemm_path: str = "auto",
              progress: Callable[[str], None] | None = None) -> SimResult:
-    """Run ``program`` on float inputs ``x`` (or integer ``codes``, NHWC) in batches."""
+    """Run ``program`` on float inputs ``x`` (or integer ``codes``, NHWC) in batches. The
+    program is verified first (qasic.isa.verify, once per program object): every access in
+    bounds, tokens balanced and ordering every cross-queue hazard, so program order is what the
+    parallel queues compute."""
+    verify(program)
     check_arch(program, arch)
     codes = input_codes(program, x) if codes is None else check_codes(program, codes)
     timing = schedule(program, arch)
-    check_hazards(program, arch, timing)  # program order == what the parallel queues compute
     outs = []
     for b0 in range(0, len(codes), batch):
         outs.append(run_functional(program, arch, codes[b0:b0 + batch], hook, gemm_path))
@@ -115,6 +116,7 @@ def simulate(program: Program, arch: ArchConfig, x: np.ndarray | None = None, *,
 
 def run_functional(program: Program, arch: ArchConfig, codes: np.ndarray,
                    hook: Callable | None = None, gemm_path: str = "auto") -> np.ndarray:
+    verify(program)
     m = Machine(program, arch, len(codes), gemm_path)
     m.write_region(program.meta["input"]["tensor"], codes)
     m.run(hook)

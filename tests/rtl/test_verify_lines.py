@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from qasic.arch.config import default_arch
-from qasic.isa.encoding import assemble
 from qasic.isa.packing import pack_bits
 from qasic.isa.program import Program, Region
 from qasic.rtl.timing import fold_cycles
 from qasic.rtl.verify import capture_tiles, verify_tiles
+from tests.isa.hand import hand_program
 
 ARCH = dataclasses.replace(default_arch(), array_rows=4, array_cols=4, gemm_max_rows=16)
 K, N, LINES, ROWS, LINE_STRIDE = 4, 3, 3, 4, 40
@@ -27,15 +27,14 @@ def band_program(seed: int = 0) -> tuple[Program, np.ndarray]:
     constants = pack_bits(w, 8)
     gemm = (f"GEMM inp_stride=4 lines={LINES} inp_line_stride={LINE_STRIDE} rows={ROWS} k={K} "
             f"n={N} wbits=8")
-    program = Program(tuple(assemble(f"""
+    program = hand_program(f"""
         LOAD mem=input planes=1 rows=4 row_bytes=40 dram_stride=40 sram_stride=40
-        LOAD mem=weight planes=1 rows=1 row_bytes={len(constants)} dram_addr=256
-        {gemm}
+        LOAD mem=weight planes=1 rows=1 row_bytes={len(constants)} dram_addr=256 +push_next
+        {gemm} +pop_prev
         {gemm} inp_addr=2 accumulate=1
-        END""")), (0,) * 5, constants,
-        (Region("x", 0, 160, "input", (1, 1, 160, 0)),
-         Region("constants", 256, len(constants), "constants")),
-        {"input": {"tensor": "x"}, "layers": [{"name": "band"}]})
+        END""", ARCH, (Region("x", 0, 160, "input", (1, 1, 160, 0)),
+                       Region("y", 160, 4, "output", (1, 1, 4, 0)),
+                       Region("constants", 256, len(constants), "constants")), constants)
     return program, rng.integers(-128, 128, size=(1, 1, 1, 160))
 
 

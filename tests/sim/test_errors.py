@@ -138,6 +138,7 @@ def test_simulate_refuses_a_program_with_a_missing_token():
     p = compile_graph(g, arch)
     broken = without_load_tokens(p, "conv2")
     with pytest.raises(ProgramFormatError,
-                       match=r"WAR on \w+: instruction \d+ .* token is missing"):
+                       match=r"instruction \d+ \(\w+\): (RAW|WAR|WAW) on \w+ \[\d+, \d+\) "
+                             r"against instruction \d+ .* a token is missing"):
         simulate(broken, arch, codes=random_codes(g, 2))
     simulate(p, arch, codes=random_codes(g, 2))  # the compiler's own schedule passes
