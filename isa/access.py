@@ -133,6 +133,11 @@ ACCESSES: dict[str, tuple[Box, ...]] = {
         Box("dram", False, "idx_addr", lambda f: GATHER_INDEX_BYTES * f.count, when=_some_gather),
         Box("dram", False, "table_addr", "row_bytes", (("vocab", "table_stride"),), _some_gather),
         _rows("mem", True, "sram", "count", "row_bytes", _some_gather)),
+    # which table rows a SCATTER writes depends on the data: the whole table counts as written
+    "SCATTER": (
+        Box("dram", False, "idx_addr", lambda f: GATHER_INDEX_BYTES * f.count, when=_some_gather),
+        Box("dram", True, "table_addr", "row_bytes", (("vocab", "table_stride"),), _some_gather),
+        _rows("mem", False, "sram", "count", "row_bytes", _some_gather)),
     "GEMM": (
         Box("input", False, "inp_addr", lambda f: _bytes(f.k, f.afmt_bits),
             (("lines", "inp_line_stride"), ("rows", "inp_stride"))),
@@ -177,7 +182,7 @@ ACCESSES: dict[str, tuple[Box, ...]] = {
 }
 # Instructions that finish only after a DRAM round trip (a DMA queue lands them in issue order);
 # every other instruction is done when its queue issues the next one.
-LATE = {"LOAD": lambda f: 1 - f.fill, "STORE": 1, "GATHER": 1}
+LATE = {"LOAD": lambda f: 1 - f.fill, "STORE": 1, "GATHER": 1, "SCATTER": 1}
 
 COLUMNS = ("instr", "box", "mem", "write", "addr", "c0", "s0", "c1", "s1", "width", "lo", "hi",
            "volume")

@@ -61,6 +61,8 @@ LIMITS = (
     Limit("NORM", "len", None, NORM_MAX_LEN, "sum(c^2) of a row stays inside int64"),
     Limit("GATHER", "vocab", 1, None, "an index must have a row to select",
           when=_some("count", "row_bytes")),
+    Limit("SCATTER", "vocab", 1, None, "an index must have a row to write",
+          when=_some("count", "row_bytes")),
     Limit("STORE", "fill", None, 0, "a fill writes the scratchpad: LOAD only"),
 )
 _DMA_MEMS = tuple(m for m in MEMS if m != "acc")  # the accumulator is not DMA-addressable
@@ -70,6 +72,7 @@ ALLOWED = {
     ("LOAD", "mem"): _DMA_MEMS,
     ("STORE", "mem"): _DMA_MEMS,
     ("GATHER", "mem"): _DMA_MEMS,
+    ("SCATTER", "mem"): _DMA_MEMS,
     ("SOFTMAX", "fmt"): _INT,
     ("SOFTMAX", "ofmt"): _INT,
     ("NORM", "fmt"): _INT,

@@ -75,7 +75,7 @@ NORM_EPS_BYTES = 8      # NORM: one int64 little-endian epsilon
 
 
 def gather_dram_bytes(args) -> int:
-    """DRAM bytes a GATHER reads: count indices and count rows of row_bytes."""
+    """DRAM bytes a GATHER or SCATTER moves: count indices and count rows of row_bytes."""
     return args["count"] * (GATHER_INDEX_BYTES + args["row_bytes"])
 
 

@@ -121,6 +121,18 @@ _DMA = (
     ("dram_plane_stride", 32, "bytes between planes in DRAM"),
     ("sram_plane_stride", 24, "bytes between planes in the scratchpad"),
 )
+# GATHER / SCATTER: DMA rows of a DRAM table by int32 indices read from DRAM
+_INDEXED = (
+    ("mem", 3, "scratchpad", MEMS),
+    ("idx_addr", 36, "DRAM byte address of the int32 indices"),
+    ("count", 16, "rows to move"),
+    ("table_addr", 36, "DRAM byte address of table row 0"),
+    ("table_stride", 24, "bytes between table rows"),
+    ("vocab", 24, "rows in the table"),
+    ("row_bytes", 20, "bytes per row"),
+    ("sram_addr", 24, "scratchpad byte address of the first row"),
+    ("sram_stride", 24, "bytes between rows in the scratchpad"),
+)
 _DMA_DOC = ("3-D strided copy: planes x rows x row_bytes; byte j of row r of plane p is at "
             "addr + p*plane_stride + r*stride + j on each side. A copy of 0 rows, planes or "
             "bytes does nothing.")
@@ -269,17 +281,16 @@ OPCODES: tuple[Opcode, ...] = (
         "little-endian word at DRAM idx_addr + 4i; row idx of a table (row_bytes bytes at "
         "table_addr + idx*table_stride) is copied to sram_addr + i*sram_stride. An index "
         "outside [0, vocab) stops the machine with an error (never a wild read).",
-        _layout(
-            ("mem", 3, "scratchpad", MEMS),
-            ("idx_addr", 36, "DRAM byte address of the int32 indices"),
-            ("count", 16, "rows to gather"),
-            ("table_addr", 36, "DRAM byte address of table row 0"),
-            ("table_stride", 24, "bytes between table rows"),
-            ("vocab", 24, "rows in the table"),
-            ("row_bytes", 20, "bytes per row"),
-            ("sram_addr", 24, "scratchpad byte address of the first row"),
-            ("sram_stride", 24, "bytes between rows in the scratchpad"),
-        ),
+        _layout(*_INDEXED),
+    ),
+    Opcode(
+        "SCATTER", 13, "store",
+        "Scratchpad -> DRAM by index (a KV-cache append at a runtime position): for i < count, "
+        "idx = the int32 little-endian word at DRAM idx_addr + 4i; row i (row_bytes bytes at "
+        "sram_addr + i*sram_stride) is copied to table row idx (table_addr + idx*table_stride), "
+        "in order (a repeated index: the last row wins). An index outside [0, vocab) stops the "
+        "machine with an error (never a wild write).",
+        _layout(*_INDEXED),
     ),
     Opcode(
         "SOFTMAX", 11, "compute",

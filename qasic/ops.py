@@ -49,6 +49,7 @@ _SMALLEST = {"LOAD": {"planes": 1, "rows": 1, "row_bytes": 1},
              "POOL": {"h": 1, "w": 1, "c": 1, "kh": 1, "kw": 1, "sh": 1, "sw": 1},
              "ADD": {"count": 1}, "LUT": {"count": 1},
              "GATHER": {"count": 1, "vocab": 1, "row_bytes": 1},
+             "SCATTER": {"count": 1, "vocab": 1, "row_bytes": 1},
              "SOFTMAX": {"rows": 1, "len": 1}, "NORM": {"rows": 1, "len": 1, "chunk": 1}}
 
 

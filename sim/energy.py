@@ -17,7 +17,7 @@ Per instruction (one inference; bits = bytes x 8, SRAM priced at the scratchpad 
                   element; mul: 1 (the <= 9 x 9-bit code product, far below an int32 multiply,
                   is not priced apart)
     LUT           per element: source and result code bits, one param byte (the table entry)
-    GATHER        count * (4 + row_bytes) DRAM bytes (indices and rows); count * row_bytes
+    GATHER, SCATTER  count * (4 + row_bytes) DRAM bytes (indices and rows); count * row_bytes
                   bytes written to the scratchpad
     SOFTMAX       per row of n keys (B / Bo source / result code bits): 3 passes read the codes
                   (3 n B bits), n Bo bits written, 2 n exp-table words read (exp pass and scale
@@ -248,6 +248,7 @@ class EnergyModel:
 _PRICES = {"LOAD": EnergyModel._dma, "STORE": EnergyModel._dma, "GEMM": EnergyModel._gemm,
            "POST": EnergyModel._post, "POOL": EnergyModel._pool, "ADD": EnergyModel._add,
            "LUT": EnergyModel._lut, "GATHER": EnergyModel._gather,
+           "SCATTER": EnergyModel._gather,
            "SOFTMAX": EnergyModel._softmax, "NORM": EnergyModel._norm}
 
 

@@ -117,6 +117,16 @@ def _gather(a) -> tuple[list, list]:
             [(a["mem"], _rows(a["sram_addr"], a["sram_stride"], a["count"], a["row_bytes"]))])
 
 
+def _scatter(a) -> tuple[list, list]:
+    """The whole table counts as written: which rows depends on the data."""
+    if not (a["count"] and a["row_bytes"]):
+        return [], []
+    table = _rows(a["table_addr"], a["table_stride"], a["vocab"], a["row_bytes"])
+    return ([("dram", _span(a["idx_addr"], GATHER_INDEX_BYTES * a["count"])),
+             (a["mem"], _rows(a["sram_addr"], a["sram_stride"], a["count"], a["row_bytes"]))],
+            [("dram", table)])
+
+
 def _softmax(a) -> tuple[list, list]:
     rows, n = a["rows"], a["len"]
     table = exp_table_bytes(a["fmt"])
@@ -139,7 +149,7 @@ def _norm(a) -> tuple[list, list]:
 
 _ACCESSES = {"LOAD": lambda a: _dma(a, True), "STORE": lambda a: _dma(a, False), "GEMM": _gemm,
              "POST": _post, "POOL": _pool, "ADD": _add, "LUT": _lut, "GATHER": _gather,
-             "SOFTMAX": _softmax, "NORM": _norm}
+             "SCATTER": _scatter, "SOFTMAX": _softmax, "NORM": _norm}
 
 
 def hazards(program: Program, arch: ArchConfig, timing: Timing | None = None) -> list[str]:

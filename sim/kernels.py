@@ -345,6 +345,17 @@ def gather(src, idx, t_addr, t_stride, dst, d_addr, d_stride, row_bytes):
 
 
 @njit(cache=True)
+def scatter(src, s_addr, s_stride, dst, idx, t_addr, t_stride, row_bytes):
+    """SCATTER: src row i at s_addr + i*s_stride -> table row idx[b, i] of dst (t_stride
+    apart), in order, for every batch element b. Indices are checked by the caller."""
+    for b in range(src.shape[0]):
+        for i in range(idx.shape[1]):
+            s0 = s_addr + i * s_stride
+            d0 = t_addr + idx[b, i] * t_stride
+            dst[b, d0:d0 + row_bytes] = src[b, s0:s0 + row_bytes]
+
+
+@njit(cache=True)
 def put_acc_chunks(acc, a_addr, t, chunk, acc_bits):
     """NORM's result: t (batch, rows, len) -> channel i of row r at word a_addr + (i // chunk)
     * rows * chunk + r * chunk + i % chunk, wrapped to acc_bits."""

@@ -352,6 +352,7 @@ _EXEC = {
     "ADD": Machine._add,
     "LUT": Machine._lut_op,
     "GATHER": rowops.gather,
+    "SCATTER": rowops.scatter,
     "SOFTMAX": rowops.softmax,
     "NORM": rowops.norm,
     "SYNC": lambda m, i, ins: None,

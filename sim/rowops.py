@@ -33,26 +33,42 @@ EPS_MAX = 1 << 60                    # intops.norm_epsilon's cap: sum(c^2) + eps
 
 
 def gather(m: Machine, i: int, ins: Instr) -> None:
+    idx = _indices(m, i, ins)
+    if idx is not None:
+        K.gather(m.dram, idx, ins["table_addr"], ins["table_stride"], m.mem[ins["mem"]],
+                 ins["sram_addr"], ins["sram_stride"], ins["row_bytes"])
+
+
+def scatter(m: Machine, i: int, ins: Instr) -> None:
+    idx = _indices(m, i, ins)
+    if idx is not None:
+        K.scatter(m.mem[ins["mem"]], ins["sram_addr"], ins["sram_stride"], m.dram, idx,
+                  ins["table_addr"], ins["table_stride"], ins["row_bytes"])
+
+
+def _indices(m: Machine, i: int, ins: Instr) -> np.ndarray | None:
+    """GATHER / SCATTER: check the table, the scratchpad rows and every index; (batch, count)
+    int64 indices, or None when nothing moves."""
     count, rb, vocab = ins["count"], ins["row_bytes"], ins["vocab"]
     if ins["mem"] == "acc":
-        raise ProgramFormatError(f"instruction {i} (GATHER): the accumulator is not "
-                                 "DMA-addressable; gather into input, weight, output or param")
+        raise ProgramFormatError(f"instruction {i} ({ins.op}): the accumulator is not "
+                                 "DMA-addressable; use input, weight, output or param")
     if count == 0 or rb == 0:
-        return
-    a, t, dst = ins["idx_addr"], ins["table_addr"], m.mem[ins["mem"]]
+        return None
+    a, t, sram = ins["idx_addr"], ins["table_addr"], m.mem[ins["mem"]]
     m._check(i, ins, "index", m.dram, a, a + GATHER_INDEX_BYTES * count)
     if vocab:
         m._check(i, ins, "table", m.dram, t, t + (vocab - 1) * ins["table_stride"] + rb)
-    m._check(i, ins, "destination", dst, ins["sram_addr"],
+    m._check(i, ins, "scratchpad rows", sram, ins["sram_addr"],
              ins["sram_addr"] + (count - 1) * ins["sram_stride"] + rb)
     idx = _words(m.dram, a, count, "<i4")
     bad = (idx < 0) | (idx >= vocab)
     if bad.any():
         b, j = (int(v) for v in np.argwhere(bad)[0])
-        raise InputError(f"instruction {i} (GATHER): index {idx[b, j]} at DRAM byte "
+        raise InputError(f"instruction {i} ({ins.op}): index {idx[b, j]} at DRAM byte "
                          f"{a + GATHER_INDEX_BYTES * j} (batch element {b}) is outside the table's "
-                         f"{vocab} rows; indices (token ids) must lie in [0, {vocab})")
-    K.gather(m.dram, idx, t, ins["table_stride"], dst, ins["sram_addr"], ins["sram_stride"], rb)
+                         f"{vocab} rows; indices (token ids, positions) must lie in [0, {vocab})")
+    return idx
 
 
 def softmax(m: Machine, i: int, ins: Instr) -> None:

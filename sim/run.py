@@ -134,7 +134,7 @@ def _stats(program: Program, arch: ArchConfig, outputs: np.ndarray, timing: Timi
             per[k][cat] += e
         if ins.op in ("LOAD", "STORE") and not ins["fill"]:  # a fill never touches DRAM
             dram[k] += dma_bytes(ins)
-        elif ins.op == "GATHER":
+        elif ins.op in ("GATHER", "SCATTER"):
             dram[k] += gather_dram_bytes(ins)
     cycles = timing.layer_cycles(program.layer_ids, n_layers)
     layers = []

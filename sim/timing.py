@@ -11,6 +11,7 @@ arch.lanes (vector.lanes, or C when 0), Dd / Ds = vector.divide_cycles / vector.
                    (the row addresses depend on them), then count * ceil(row_bytes / B) row
                    cycles issued back to back (rows are independent once their indices are in:
                    pipelined like a DMA's rows); busy I + L + rows, done busy + L.
+    SCATTER        as GATHER (the row writes wait for their indices; written rows land L later)
     GEMM           fold_cycles(R, C, T) = 2R + C + T - 2 with T = lines * rows (qasic.rtl.timing:
                    preload R weight rows, stream T skewed vectors, drain), whatever k and n.
                    wtrans = 1 costs the same: the transposer is pipelined with the preload
@@ -73,7 +74,7 @@ def duration(ins: Instr, arch: ArchConfig) -> tuple[int, int]:
         t = _ceil(ins["rows"] * ins["n"], c) + POST_PIPELINE
     elif ins.op in _VECTOR:
         t = _VECTOR[ins.op](ins, arch)
-    elif ins.op == "GATHER":
+    elif ins.op in ("GATHER", "SCATTER"):
         return _gather(ins, arch)
     else:
         t = 1

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from qasic.isa.packing import dma_bytes
+from qasic.isa.packing import dma_bytes, gather_dram_bytes
 from qasic.isa.program import Program
 from qasic.isa.table import QUEUES
 from qasic.sim.hazards import accesses
 from qasic.sim.timing import Timing
 
 PID = 0
-DMA_OPS = ("LOAD", "STORE", "GATHER")
+DMA_OPS = ("LOAD", "STORE", "GATHER", "SCATTER")
 _DMA_TID = {"load": 100, "store": 200}  # first track id of each queue's in-flight DMAs
 
 
@@ -83,8 +83,8 @@ def _dram_counter(program: Program, timing: Timing, issued: np.ndarray, us: floa
     for i, ins in enumerate(program.instrs):
         if ins.op not in DMA_OPS or (ins.op == "LOAD" and ins["fill"]):
             continue
-        nbytes = dma_bytes(ins.args) if ins.op != "GATHER" else \
-            ins["count"] * (4 + ins["row_bytes"])
+        nbytes = gather_dram_bytes(ins.args) if ins.op in ("GATHER", "SCATTER") \
+            else dma_bytes(ins.args)
         t0, t1 = int(timing.start[i]), int(issued[i])
         if t1 <= t0 or not nbytes:
             continue

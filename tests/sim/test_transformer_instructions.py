@@ -108,8 +108,8 @@ def test_gather_index_outside_the_vocab_stops_the_machine(bad, batch):
     m, g, _ = gather_case("input", ids)
     with pytest.raises(InputError, match=(
             rf"^instruction 0 \(GATHER\): index {bad} at DRAM byte {IDX + 8} \(batch element "
-            rf"{batch}\) is outside the table's 11 rows; indices \(token ids\) must lie in "
-            r"\[0, 11\)$")):
+            rf"{batch}\) is outside the table's 11 rows; indices \(token ids, positions\) must "
+            r"lie in \[0, 11\)$")):
         run(m, g)
 
 
@@ -118,10 +118,54 @@ def test_gather_checks_table_destination_and_scratchpad():
     m, g, _ = gather_case("input", ids)
     with pytest.raises(ProgramFormatError, match=r"\(GATHER\): table range \[16380, 16455\)"):
         run(m, ins("GATHER", {**g.args, "table_addr": 16380}))
-    with pytest.raises(ProgramFormatError, match=r"\(GATHER\): destination range"):
+    with pytest.raises(ProgramFormatError, match=r"\(GATHER\): scratchpad rows range"):
         run(m, ins("GATHER", {**g.args, "sram_addr": ARCH.input_sram_bytes - 9}))
     with pytest.raises(ProgramFormatError, match=r"\(GATHER\): the accumulator is not"):
         run(m, ins("GATHER", {**g.args, "mem": "acc"}))
+
+
+# ---- SCATTER ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mem", ["input", "output"])
+def test_scatter_writes_rows_to_the_indexed_table_rows_last_wins(mem):
+    rng = np.random.default_rng(5)
+    m = machine()
+    rows = rng.integers(0, 256, size=(BATCH, 3, 5), dtype=np.uint8)
+    for i in range(3):
+        m.mem[mem][:, 6 + 9 * i:11 + 9 * i] = rows[:, i]
+    ids = np.array([[4, 0, 4], [2, 10, 1]])  # batch 0 writes row 4 twice: the last wins
+    m.dram[:, IDX:IDX + 12] = ids.astype("<i4").view(np.uint8)
+    before = m.dram.copy()
+    run(m, ins("SCATTER", mem=mem, idx_addr=IDX, count=3, table_addr=TABLE, table_stride=7,
+               vocab=11, row_bytes=5, sram_addr=6, sram_stride=9))
+    want = before.copy()
+    for b in range(BATCH):
+        for i in range(3):
+            want[b, TABLE + 7 * ids[b, i]:TABLE + 7 * ids[b, i] + 5] = rows[b, i]
+    np.testing.assert_array_equal(m.dram, want)
+
+
+def test_scatter_index_outside_the_vocab_stops_the_machine_before_writing():
+    m = machine()
+    ids = np.array([[1, 11], [0, 0]])
+    m.dram[:, IDX:IDX + 8] = ids.astype("<i4").view(np.uint8)
+    before = m.dram.copy()
+    with pytest.raises(InputError, match=r"^instruction 0 \(SCATTER\): index 11 at DRAM byte"):
+        run(m, ins("SCATTER", mem="output", idx_addr=IDX, count=2, table_addr=TABLE,
+                   table_stride=7, vocab=11, row_bytes=5, sram_addr=0, sram_stride=5))
+    np.testing.assert_array_equal(m.dram, before)
+
+
+def test_scatter_costs_like_a_gather():
+    from qasic.sim.energy import EnergyModel
+    from qasic.sim.timing import duration
+
+    args = {"mem": "output", "count": 3, "row_bytes": 40, "vocab": 8, "table_stride": 40}
+    g, s = Instr("GATHER", args), Instr("SCATTER", args)
+    assert duration(g, ARCH) == duration(s, ARCH)
+    assert EnergyModel(ARCH).instr(g) == EnergyModel(ARCH).instr(s)
+    assert s.queue == "store"
 
 
 # ---- SOFTMAX ---------------------------------------------------------------------------------
