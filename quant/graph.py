@@ -48,7 +48,12 @@ OPS = {
     "softmax": ("table",),               # last axis; table = intops.exp_table; attrs: causal;
                                          # optional 2nd input: key mask codes (T,), 0 = masked
     "norm": ("bias", "multiplier", "shift", "eps"),  # attrs: center (LayerNorm) or not (RMS)
-    "embedding": ("table",),             # rows of table (V, D) codes by int ids: a gather
+    "embedding": ("table",),             # rows of table (V, D) codes by int ids: a gather;
+                                         # attrs: [offset]: the rows take ids[offset:]
+    # KV cache (generation): rows (R, D) written into the persistent state tensor (its output,
+    # (C, D), named attrs state) at rows start..start+R, start = the int id at position attrs
+    # index of the 2nd input (decode: the step's position), or 0 without one (prefill)
+    "cache_write": (),
     "constant": ("value",),              # no inputs: codes of the output encoding
     "permute": (),                       # attrs: perm of the per-sample axes
 }

@@ -39,7 +39,10 @@ softmax:   qasic.quant.intops.softmax_rows over the last axis with the node's ex
            (T - S) (queries are the last S of T positions); output scale 1/qmax, zero point 0
 norm:      t = qasic.quant.intops.norm_rows(v(x), eps, center) over the last axis; y =
            clamp(requantize(t + bias, q, shift)) per channel (q may be negative: gamma < 0)
-embedding: y = table[ids] (ids: int codes of an index tensor; out of range is an error)
+embedding: y = table[ids] (ids: int codes of an index tensor; out of range is an error);
+           with attrs offset: the ids from position offset on, one per output row
+cache_write: the persistent state tensor (KV cache) with rows start..start+R replaced by the
+           input rows; start = 2nd input's id at attrs index (decode), or 0 (prefill)
 constant:  y = value, the same for every sample
 permute:   codes moved: the per-sample axes reordered by perm
 """
@@ -60,17 +63,45 @@ from qasic.quant.graph import QGraph, QNode
 ADD_LEFT_SHIFT = 20
 
 
-def run(graph: QGraph, x_codes: np.ndarray, keep: bool = False) -> np.ndarray | dict:
+def run(graph: QGraph, x_codes: np.ndarray, keep: bool = False,
+        state: dict[str, np.ndarray] | None = None) -> np.ndarray | dict:
     """Execute ``graph`` on integer input codes (batch first). Returns the output codes, or every
-    tensor when ``keep`` is true."""
+    tensor when ``keep`` is true. ``state``: the persistent tensors (KV caches) that
+    ``cache_write`` nodes update, by name (batch first; missing ones start as zero codes); the
+    dict is updated in place."""
     env = {graph.input: np.asarray(x_codes, dtype=np.int64)}
     batch = env[graph.input].shape[0]
+    state = {} if state is None else state
     for node in graph.nodes:
         if node.op == "constant":  # no inputs: one copy per sample
             env[node.output] = constant(graph, node, batch)
             continue
+        if node.op == "cache_write":
+            env[node.output] = cache_write(graph, node, [env[i] for i in node.inputs], state)
+            continue
         env[node.output] = run_node(graph, node, [env[i] for i in node.inputs])
     return env if keep else env[graph.output]
+
+
+def cache_write(graph: QGraph, node: QNode, xs: list[np.ndarray],
+                state: dict[str, np.ndarray]) -> np.ndarray:
+    """rows (N, R, D) into state[attrs state] (N, C, D) at rows start..start+R."""
+    rows = np.asarray(xs[0], dtype=np.int64)
+    name, shape = node.attrs["state"], tuple(graph.shapes[node.output])
+    prev = state.get(name)
+    cache = np.zeros((len(rows),) + shape, np.int64) if prev is None else np.array(prev)
+    if cache.shape != (len(rows),) + shape:
+        raise InputError(f"state {name} has shape {cache.shape[1:]}, the graph's is {shape}")
+    start = np.zeros(len(rows), np.int64) if len(xs) == 1 else \
+        np.asarray(xs[1], dtype=np.int64)[:, node.attrs.get("index", 0)]
+    r = rows.shape[1]
+    for b, s in enumerate(start):
+        if not 0 <= s <= shape[0] - r:
+            raise InputError(f"position {int(s)} is outside the {shape[0]} positions of "
+                             f"{name}; the model takes at most {shape[0]} tokens")
+        cache[b, s:s + r] = rows[b]
+    state[name] = cache
+    return cache
 
 
 def run_node(graph: QGraph, node: QNode, xs: list[np.ndarray]) -> np.ndarray:
@@ -230,7 +261,13 @@ def _norm(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
 def _embedding(graph: QGraph, node: QNode, ids: np.ndarray) -> np.ndarray:
     table = np.asarray(node.params["table"], dtype=np.int64)
     ids = np.asarray(ids, dtype=np.int64)
+    if "offset" in node.attrs:  # the ids at offset.. (as many as the output has rows)
+        off = node.attrs["offset"]
+        ids = ids[:, off:off + graph.shapes[node.output][0]]
     bad = (ids < 0) | (ids >= len(table))
+    if bad.any() and node.attrs.get("index_is") == "position":
+        raise InputError(f"position {int(ids[bad][0])} is outside the {len(table)} positions "
+                         f"of {node.name}; the model takes at most {len(table)} tokens")
     if bad.any():
         raise InputError(f"token id {int(ids[bad][0])} is outside the vocabulary of "
                          f"{len(table)} ids of {node.name}")
@@ -267,4 +304,5 @@ _OPS = {
     "embedding": _embedding,
     "constant": lambda graph, node, batch=1: constant(graph, node, batch),
     "permute": _permute,
+    "cache_write": lambda graph, node, *xs: cache_write(graph, node, list(xs), {}),
 }

@@ -1,0 +1,78 @@
+"""Generation graphs: a prefill and decode steps with KV caches reproduce the full causal model's
+codes bit for bit (quant.decode), and refuse what cannot be decoded token by token."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from qasic.errors import InputError, UnsupportedOpError
+from qasic.models.tiny_gpt import GPTConfig, TinyGPT
+from qasic.quant import QuantConfig, reference
+from qasic.quant.decode import (
+    STEP,
+    cache_tensors,
+    decode_graph,
+    prefill_graph,
+    state_name,
+)
+from qasic.quant.quantize import quantize
+
+C = 12
+
+
+@pytest.fixture(scope="module")
+def full():
+    torch.manual_seed(0)
+    model = TinyGPT(GPTConfig(context=C, width=32, depth=2, heads=4)).eval()
+    with torch.no_grad():  # a trained model's scale: logits that differ
+        for p in model.parameters():
+            p.mul_(20.0) if p.dim() > 1 else None
+    calib = torch.randint(0, 256, (16, C))
+    return quantize(model, (calib[:1],), calib.numpy(), QuantConfig())
+
+
+def test_cache_tensors_are_the_keys_and_values(full):
+    caches = cache_tensors(full)
+    assert len(caches) == 4  # k and v of two blocks
+    assert all(full.shapes[t] == (C, 32) for t in caches)
+    assert {t.rsplit(".", 1)[-1] for t in caches} == {"k", "v"}
+
+
+@pytest.mark.parametrize("prompt", [1, 5, C])
+def test_prefill_then_decode_steps_equal_the_full_model(full, prompt):
+    rng = np.random.default_rng(prompt)
+    seq = rng.integers(0, 256, size=(2, C))  # two sequences at once: a batch of 2
+    want = reference.run(full, seq)           # (2, C, 256) codes
+    state: dict = {}
+    pre = prefill_graph(full, prompt)
+    got = reference.run(pre, seq[:, :prompt], state=state)
+    np.testing.assert_array_equal(got, want[:, :prompt])
+    assert sorted(state) == sorted(state_name(t) for t in cache_tensors(full))
+    step = decode_graph(full)
+    assert step.input == STEP and step.shapes[step.output] == (1, 256)
+    for p in range(prompt, C):
+        x = np.stack([seq[:, p], np.full(2, p)], axis=1)
+        row = reference.run(step, x, state=state)
+        np.testing.assert_array_equal(row[:, 0], want[:, p], err_msg=f"position {p}")
+
+
+def test_a_decode_step_past_the_positions_is_refused(full):
+    step = decode_graph(full)
+    state: dict = {}
+    reference.run(prefill_graph(full, 3), np.zeros((1, 3), np.int64), state=state)
+    with pytest.raises(InputError, match=rf"position {C} is outside the {C} positions"):
+        reference.run(step, np.array([[1, C]]), state=state)
+
+
+def test_prefill_longer_than_the_positions_is_refused(full):
+    with pytest.raises(UnsupportedOpError, match=rf"a prompt of {C + 1} tokens does not fit"):
+        prefill_graph(full, C + 1)
+
+
+def test_a_model_without_attention_is_refused():
+    from tests.graphs import cnn_graph
+
+    with pytest.raises(UnsupportedOpError, match="does not take token ids"):
+        decode_graph(cnn_graph())
