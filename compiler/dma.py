@@ -63,11 +63,11 @@ def band_loads(src: Buffer, mem: str, base: int, c0: int, ct: int, iy0: int, ix0
     at = base + ((vy0 - iy0) * bw + (vx0 - ix0)) * bpix
     if bpix == src.pix:  # whole dense pixels: a band row is one run of bytes
         out += dma("LOAD", mem, src.pixel_addr(vy0, vx0, c0), at, (vx1 - vx0) * bpix,
-                   planes=vy1 - vy0, dram_plane=src.w * src.pix, sram_plane=line)
+                   planes=vy1 - vy0, dram_plane=src.stride, sram_plane=line)
     else:
         out += dma("LOAD", mem, src.pixel_addr(vy0, vx0, c0), at, bpix, rows=vx1 - vx0,
                    dram_stride=src.pix, sram_stride=bpix, planes=vy1 - vy0,
-                   dram_plane=src.w * src.pix, sram_plane=line)
+                   dram_plane=src.stride, sram_plane=line)
     top, bottom = vy0 - iy0, iy0 + bh - vy1
     left, right = vx0 - ix0, ix0 + bw - vx1
     if top:
@@ -94,7 +94,7 @@ def _edge_band(src: Buffer, mem: str, base: int, c0: int, ct: int, rows, cols) -
     bpix, line = src.nbytes(ct), bw * src.nbytes(ct)
     left, right = vx0 - ix0, ix0 + bw - vx1
     out: list[Instr] = []
-    for r0, n, y, stride in ((0, vy0 - iy0, 0, 0), (vy0 - iy0, vy1 - vy0, vy0, src.w * src.pix),
+    for r0, n, y, stride in ((0, vy0 - iy0, 0, 0), (vy0 - iy0, vy1 - vy0, vy0, src.stride),
                              (vy1 - iy0, iy0 + bh - vy1, src.h - 1, 0)):
         if n <= 0:
             continue
@@ -114,27 +114,56 @@ def tile_stores(dst: Buffer, sram: int, y0: int, x0: int, rows: int, cols: int, 
     """Store a dense rows x cols tile of ct channels at ``sram`` to output pixel (y0, x0),
     channel c0; (sy, sx) spread the pixels (nearest-neighbour upsampling stores each phase)."""
     row = dst.nbytes(ct)
-    if (sy, sx, row) == (1, 1, dst.pix) and cols == dst.w:  # whole rows of dense pixels: one run
+    if (sy, sx, row) == (1, 1, dst.pix) and cols == dst.w and dst.raster:  # whole rows: one run
         return dma("STORE", "output", dst.pixel_addr(y0, x0, c0), sram, rows * cols * row)
     return dma("STORE", "output", dst.pixel_addr(y0, x0, c0), sram, row, rows=cols,
                dram_stride=sx * dst.pix, sram_stride=row, planes=rows,
-               dram_plane=sy * dst.w * dst.pix, sram_plane=cols * row)
+               dram_plane=sy * dst.stride, sram_plane=cols * row)
 
 
 def pixel_loads(src: Buffer, mem: str, base: int, p0: int, count: int, c0: int, ct: int
                 ) -> list[Instr]:
     """Load raster pixels [p0, p0 + count) x channels [c0, c0 + ct) densely at ``base``."""
-    row = src.nbytes(ct)
-    addr = src.pixel_addr(0, 0, c0) + p0 * src.pix
-    if row == src.pix:
-        return dma("LOAD", mem, addr, base, count * row)
-    return dma("LOAD", mem, addr, base, row, rows=count, dram_stride=src.pix, sram_stride=row)
+    return _pixels("LOAD", mem, src, base, p0, count, c0, ct)
 
 
 def pixel_stores(dst: Buffer, sram: int, p0: int, count: int, c0: int, ct: int) -> list[Instr]:
-    row = dst.nbytes(ct)
-    addr = dst.pixel_addr(0, 0, c0) + p0 * dst.pix
-    if row == dst.pix:
-        return dma("STORE", "output", addr, sram, count * row)
-    return dma("STORE", "output", addr, sram, row, rows=count, dram_stride=dst.pix,
-               sram_stride=row)
+    """Store ``count`` dense pixels of ct channels at ``sram`` to raster pixels p0.. of ``dst``,
+    channels [c0, c0 + ct)."""
+    return _pixels("STORE", "output", dst, sram, p0, count, c0, ct)
+
+
+def _pixels(op: str, mem: str, buf: Buffer, sram: int, p0: int, count: int, c0: int, ct: int
+            ) -> list[Instr]:
+    """Raster pixels as one copy when rows follow one another, else one per run of rows (a
+    part of a row, whole rows as planes, a part of a row)."""
+    row = buf.nbytes(ct)
+    if buf.raster:
+        addr = buf.pixel_addr(0, 0, c0) + p0 * buf.pix
+        if row == buf.pix:
+            return dma(op, mem, addr, sram, count * row)
+        return dma(op, mem, addr, sram, row, rows=count, dram_stride=buf.pix, sram_stride=row)
+    out: list[Instr] = []
+    for y, x, n, rows in raster_runs(buf.w, p0, count):
+        at = buf.pixel_addr(y, x, c0)
+        if row == buf.pix and n * row <= MAX_ROW_BYTES:  # a row's pixels are one run
+            out += dma(op, mem, at, sram, n * row, planes=rows, dram_plane=buf.stride,
+                       sram_plane=n * row)
+        else:
+            out += dma(op, mem, at, sram, row, rows=n, dram_stride=buf.pix, sram_stride=row,
+                       planes=rows, dram_plane=buf.stride, sram_plane=n * row)
+        sram += rows * n * row
+    return out
+
+
+def raster_runs(w: int, p0: int, count: int) -> list[tuple[int, int, int, int]]:
+    """(row y, column x, pixels, rows) covering raster pixels [p0, p0 + count) of a w-wide image:
+    rows of the same columns, at most three runs (a partial first row, whole rows, the rest)."""
+    out, p, end = [], p0, p0 + count
+    while p < end:
+        y, x = divmod(p, w)
+        rows = (end - p) // w if x == 0 else 0
+        n = w if rows else min(w - x, end - p)
+        out.append((y, x, n, max(rows, 1)))
+        p += n * max(rows, 1)
+    return out

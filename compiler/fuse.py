@@ -17,7 +17,9 @@ Kernel kinds (how compiler.pipeline lowers each):
     norm    LayerNorm / RMSNorm: NORM into accumulator chunks, then POST with the per-channel
             affine part (compiler.rows)
     gather  an embedding: GATHER of table rows (constants) by the int32 ids (compiler.moves)
-    permute axes reordered by strided DMA copies (compiler.moves)
+    permute axes reordered by strided DMA copies (compiler.moves); a head split or merge
+            becomes a "view" or "view_in" kernel instead (compiler.views: nothing to run, one
+            side is a strided view of the other's bytes) wherever its neighbours allow
     const   nothing to run: a constant's codes live in the constants region (compiler.memory)
     concat  nothing to run: the inputs are views of the output buffer (compiler.memory)
     alias   nothing to run: a view of the same bytes with another shape (flatten, reshape)

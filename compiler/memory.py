@@ -11,7 +11,9 @@ differently (a ResNet shortcut beside a padded 3x3 conv) or with different value
 for a conv or an average, the lowest code for a max-pool).
 
 A concatenation costs nothing: its inputs are *views* of the output buffer, each at a channel
-offset inside the same pixels, so their producers store straight into place.
+offset inside the same pixels, so their producers store straight into place. Nor does a head
+split or merge (compiler.views): heads (H, S, dh) are a view of the sequence (S, D) with a row
+stride of dh codes and a pixel stride of D codes (``heads_view``), read or stored in place.
 
 Activations are stored packed at their bit width (isa.table.ACT_ENCODINGS) when every access
 stays on byte boundaries: a pixel's channels, every channel offset, the array's folds
@@ -39,9 +41,13 @@ ALIGN = 64  # bytes; every region starts on a DRAM burst boundary
 class Buffer:
     """An activation tensor in DRAM: an h x w image of c channels stored at ``encoding``.
 
-    Pixel (y, x) starts at ``addr + (y * w + x) * pix + off``: ``pix`` is the bytes between
-    pixels (the whole concatenation for a view) and ``off`` the view's first byte in a pixel.
-    Vectors are 1 x 1 images."""
+    Pixel (y, x) starts at ``addr + y * stride + x * pix + off``: ``pix`` is the bytes between
+    pixels (the whole concatenation for a concat view), ``stride`` the bytes between image rows
+    (``w * pix`` unless given: a strided view's rows may interleave, as a head view's do) and
+    ``off`` the view's first byte in a pixel. Vectors are 1 x 1 images. Views are Buffers of
+    another tensor's bytes: ``transposed``, ``split``, ``heads_view``, or any ``addr``,
+    ``w`` (``dataclasses.replace``: the first columns of an image, a tensor placed inside a
+    larger region)."""
 
     name: str
     addr: int
@@ -51,6 +57,11 @@ class Buffer:
     pix: int
     off: int = 0
     encoding: str = "int8"   # isa.table.ACT_ENCODINGS
+    stride: int = -1         # bytes between rows; -1: w * pix
+
+    def __post_init__(self) -> None:
+        if self.stride < 0:
+            object.__setattr__(self, "stride", self.w * self.pix)
 
     @property
     def bits(self) -> int:
@@ -67,7 +78,10 @@ class Buffer:
 
     @property
     def size(self) -> int:
-        return self.h * self.w * self.pix
+        """Bytes from ``addr`` to the end of the last pixel (h * w * pix for row-major pixels)."""
+        if self.raster:
+            return self.h * self.w * self.pix
+        return (self.h - 1) * self.stride + (self.w - 1) * self.pix + self.off + self.row
 
     @property
     def payload(self) -> int:
@@ -75,12 +89,41 @@ class Buffer:
         return self.h * self.w * self.row
 
     def pixel_addr(self, y: int, x: int, ch: int = 0) -> int:
-        return self.addr + (y * self.w + x) * self.pix + self.off + self.nbytes(ch)
+        return self.addr + y * self.stride + x * self.pix + self.off + self.nbytes(ch)
+
+    @property
+    def raster(self) -> bool:
+        """True when raster pixel p starts at ``pixel_addr(0, 0) + p * pix`` (rows follow one
+        another; a strided view's need not)."""
+        return self.h == 1 or self.stride == self.w * self.pix
 
     @property
     def dense(self) -> bool:
         """True when consecutive pixels are consecutive bytes (no view gaps)."""
-        return self.pix == self.row
+        return self.pix == self.row and self.raster
+
+    def transposed(self, name: str) -> Buffer:
+        """The same bytes with rows and columns swapped: a permute (1, 0, 2) of (h, w, c) as a
+        view, e.g. heads (S, H, dh) <-> (H, S, dh)."""
+        return Buffer(name, self.addr, self.w, self.h, self.c, self.stride, self.off,
+                      self.encoding, self.pix)
+
+    def split(self, name: str, parts: int) -> Buffer:
+        """A one-row image (a sequence (1, S, D)) reshaped to (S, parts, D / parts): each pixel's
+        channels cut into ``parts`` pixels, whatever its pixel stride."""
+        if self.h != 1 or self.c % parts or (self.c // parts * self.bits) % 8:
+            raise ValueError(f"buffer {self.name}: {self.h} x {self.w} x {self.c} at "
+                             f"{self.bits} bits does not split into {parts} whole-byte pixels "
+                             "per token")
+        return Buffer(name, self.addr, self.w, parts, self.c // parts,
+                      self.nbytes(self.c // parts), self.off, self.encoding, self.pix)
+
+
+def heads_view(buf: Buffer, heads: int, name: str) -> Buffer:
+    """The (H, S, dh) heads of a sequence buffer (1, S, D = H dh) as a view of its bytes: head h
+    is row h, token s its pixel at ``addr + s * pix + h * dh bytes`` (pix D bytes, stride dh
+    bytes). ``dataclasses.replace(buf, w=T)`` first keeps its first T tokens (a KV cache)."""
+    return buf.split(name, heads).transposed(name)
 
 
 def image_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -107,13 +150,12 @@ def plan_buffers(graph: QGraph, kernels, arch=None, consts=None) -> tuple[dict[s
     ``constant``'s codes are appended to ``consts``, placed after the activations as
     compiler.pipeline places the constants region). Returns (buffers by tensor name, end of the
     activations). Without ``arch`` every code is a byte."""
-    aliases = {k.output: k.inputs[0] for k in kernels if k.kind == "alias"}
-    views = _views(graph, kernels)
+    derived = derivations(graph, kernels)
     constants = {k.output: k.anchor for k in kernels if k.kind == "const"}
-    names = [n for n in _tensor_order(graph, kernels) if n not in aliases and n not in views]
-    stored = {n: 8 if arch is None else storage_bits(graph, kernels, aliases, views, arch, n)
+    names = [n for n in _tensor_order(graph, kernels) if n not in derived]
+    stored = {n: 8 if arch is None else storage_bits(graph, kernels, derived, arch, n)
               for n in names}
-    _same_storage(graph, kernels, aliases, views, stored)
+    _same_storage(kernels, derived, stored)
     buffers, addr = {}, 0
     for name in names:
         h, w, c = image_shape(graph.shapes[name])
@@ -124,20 +166,51 @@ def plan_buffers(graph: QGraph, kernels, arch=None, consts=None) -> tuple[dict[s
             addr = _align(addr + buffers[name].size)
     for name, node in constants.items():
         buffers[name] = _place_constant(buffers[name], node, consts, _align(addr))
-    for view, (parent, ch0) in views.items():
-        p = buffers[parent]
-        h, w, c = image_shape(graph.shapes[view])
-        buffers[view] = Buffer(view, p.addr, p.h, p.w, c, p.pix, p.nbytes(ch0), p.encoding)
-    for alias in aliases:
-        src = buffers[resolve(alias, aliases)]
-        h, w, c = image_shape(graph.shapes[alias])
-        if (h, w, c) != (src.h, src.w, src.c):  # flatten/reshape: same bytes, new shape
-            if not src.dense:
-                raise UnsupportedOpError(f"tensor {alias} reshapes a concatenation view; "
-                                         "reshape the concatenated tensor instead")
-            src = Buffer(alias, src.addr, h, w, c, src.nbytes(c), 0, src.encoding)
-        buffers[alias] = src
+    for name in derived:
+        _derive(graph, name, derived, buffers)
     return buffers, addr
+
+
+def derivations(graph: QGraph, kernels) -> dict[str, tuple[str, str, int]]:
+    """Every tensor stored in another's bytes -> (how, source, first channel): "alias" (a
+    flatten or reshape), "concat" (a concat input: channels of the output's pixels), "transpose"
+    (a permute folded into a strided view by compiler.views: a "view" kernel's output, a
+    "view_in" kernel's input)."""
+    out = {k.output: ("alias", k.inputs[0], 0) for k in kernels if k.kind == "alias"}
+    out.update({t: ("concat", p, ch0) for t, (p, ch0) in _views(graph, kernels).items()})
+    out.update({k.output: ("transpose", k.inputs[0], 0) for k in kernels if k.kind == "view"})
+    out.update({k.inputs[0]: ("transpose", k.output, 0) for k in kernels if k.kind == "view_in"})
+    return out
+
+
+def root(name: str, derived: dict) -> str:
+    """The stored tensor whose bytes ``name`` lives in."""
+    while name in derived:
+        name = derived[name][1]
+    return name
+
+
+def _derive(graph: QGraph, name: str, derived: dict, buffers: dict[str, Buffer]) -> Buffer:
+    """``name``'s buffer from its source's (placing the source first)."""
+    if name in buffers:
+        return buffers[name]
+    how, source, ch0 = derived[name]
+    src = _derive(graph, source, derived, buffers)
+    h, w, c = image_shape(graph.shapes[name])
+    if how == "concat":
+        buf = Buffer(name, src.addr, src.h, src.w, c, src.pix, src.off + src.nbytes(ch0),
+                     src.encoding, src.stride)
+    elif how == "transpose":
+        buf = src.transposed(name)
+    elif (h, w, c) == (src.h, src.w, src.c):
+        buf = src
+    elif not src.dense:  # flatten/reshape: same bytes, new shape
+        raise UnsupportedOpError(f"tensor {name} reshapes a concatenation view; "
+                                 "reshape the concatenated tensor instead")
+    else:
+        buf = Buffer(name, src.addr, h, w, c, src.nbytes(c), 0, src.encoding)
+    buffers[name] = buf
+    return buf
 
 
 def _place_constant(buf: Buffer, node, consts, const_base: int) -> Buffer:
@@ -171,78 +244,69 @@ def _views(graph: QGraph, kernels) -> dict[str, tuple[str, int]]:
     return out
 
 
-def storage_bits(graph: QGraph, kernels, aliases, views, arch, name: str) -> int:
+def storage_bits(graph: QGraph, kernels, derived, arch, name: str) -> int:
     """Stored bits per code of tensor ``name``: its bit width when packing keeps every access on
-    whole bytes (module docstring), else 8. Token ids keep their 32 bits; mask codes (a 1-D
-    table's rows, a softmax's key mask) and byte-granular permutes keep a byte per code."""
+    whole bytes (module docstring) for it and every tensor stored in its bytes, else 8. Token
+    ids keep their 32 bits; mask codes (a 1-D table's rows, a softmax's key mask) and
+    byte-granular permutes keep a byte per code."""
     tq = graph.tensors[name]
     bits = 8 if tq.is_fp else tq.bits
     if bits > 8:
         return bits
-    if bits == 8 or (8 % bits and _padded_reader(kernels, aliases, name)) \
-            or _byte_codes(kernels, aliases, name):
+    group = {name, *(t for t in derived if root(t, derived) == name)}
+    if bits == 8 or (8 % bits and _padded_reader(kernels, group)) \
+            or _byte_codes(kernels, derived, group):
         return 8  # a border fill repeats one byte: only 2- and 4-bit codes tile it
-    c = image_shape(graph.shapes[name])[2]
-    sizes = [c, arch.array_rows, arch.array_cols]
-    sizes += [ch0 for v, (p, ch0) in views.items() if p == name]
-    sizes += [image_shape(graph.shapes[v])[2] for v, (p, _) in views.items() if p == name]
-    sizes += [image_shape(graph.shapes[a])[2] for a in aliases if resolve(a, aliases) == name]
+    sizes = [arch.array_rows, arch.array_cols]
+    sizes += [image_shape(graph.shapes[t])[2] for t in group]
+    sizes += [derived[t][2] for t in group if t in derived]  # channel offsets in a pixel
     for k in kernels:
-        if k.kind == "gemm" and any(resolve(t, aliases) == name for t in k.inputs):
+        if k.kind == "gemm" and k.inputs[0] in group:
             sizes.append(k.anchor.attrs.get("block_size", 0))
             if k.anchor.op == "conv2d":
                 g = k.anchor.attrs.get("groups", 1)
-                sizes.append(c // g)
+                sizes.append(image_shape(graph.shapes[k.inputs[0]])[2] // g)
     if any((s * bits) % 8 for s in sizes):
         return 8
     return bits
 
 
-def _byte_codes(kernels, aliases, name: str) -> bool:
-    """True when some kernel addresses ``name`` code by code: a 1-D table's gathered rows, a
-    softmax's mask bytes, a permute that moves the last axis."""
+def _byte_codes(kernels, derived, group: set[str]) -> bool:
+    """True when some kernel addresses the tensors of ``group`` code by code: a 1-D table's
+    gathered rows, a softmax's mask bytes, a permute that moves the last axis."""
     for k in kernels:
-        ins = [resolve(t, aliases) for t in k.inputs]
-        if k.kind == "gather" and k.output == name and np.ndim(k.anchor.params["table"]) == 1:
+        if k.kind == "gather" and k.output in group and np.ndim(k.anchor.params["table"]) == 1:
             return True
-        if k.kind == "softmax" and name in ins[1:]:
+        if k.kind == "softmax" and any(t in group for t in k.inputs[1:]):
             return True
         perm = k.anchor.attrs.get("perm") if k.kind == "permute" else None
-        if perm is not None and int(perm[-1]) != len(perm) - 1 and name in (*ins, k.output):
+        if perm is not None and int(perm[-1]) != len(perm) - 1 \
+                and any(t in group for t in (*k.inputs, k.output)):
             return True
     return False
 
 
-def _padded_reader(kernels, aliases, name: str) -> bool:
-    """True when some kernel reads ``name`` with a padded border (filled on chip)."""
+def _padded_reader(kernels, group: set[str]) -> bool:
+    """True when some kernel reads a tensor of ``group`` with a padded border (filled on
+    chip)."""
     from qasic.compiler.fuse import pad4
 
     return any(k.kind in ("gemm", "pool") and any(pad4(k.anchor.attrs.get("padding", 0)))
-               and any(resolve(t, aliases) == name for t in k.inputs) for k in kernels)
+               and any(t in group for t in k.inputs) for k in kernels)
 
 
-def _same_storage(graph, kernels, aliases, views, stored: dict[str, int]) -> None:
+def _same_storage(kernels, derived, stored: dict[str, int]) -> None:
     """Elementwise units read and write one encoding: if a kernel's tensors disagree, all of
     them keep a byte per code."""
-    def root(t):
-        t = resolve(t, aliases)
-        return views[t][0] if t in views else t
-
     changed = True
     while changed:
         changed = False
         for k in kernels:
             if k.kind in ("pool", "ew", "copy", "permute"):  # (a LUT may change the encoding)
-                group = [root(t) for t in (*k.inputs, k.output)]
+                group = [root(t, derived) for t in (*k.inputs, k.output)]
                 if len({stored[t] for t in group}) > 1:
                     stored.update(dict.fromkeys(group, 8))
                     changed = True
-
-
-def resolve(name: str, aliases: dict[str, str]) -> str:
-    while name in aliases:
-        name = aliases[name]
-    return name
 
 
 def _tensor_order(graph, kernels) -> list[str]:

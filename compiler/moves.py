@@ -9,8 +9,9 @@ gather    GATHER rows of the embedding table (in the constants region, packed at
           mask) gathers one byte per id.
 permute   the per-sample axes reordered: LOAD gathers the output's rows out of the input with
           plane and row strides, STORE writes them densely. A permutation that keeps the last
-          axis moves whole rows of codes (head split and merge, (S, H, dh) <-> (H, S, dh)); one
-          that moves it copies code by code (byte codes only).
+          axis moves whole rows of codes (head split and merge, (S, H, dh) <-> (H, S, dh), where
+          compiler.views cannot make them views); one that moves it copies code by code (byte
+          codes only).
 """
 
 from __future__ import annotations

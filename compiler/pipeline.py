@@ -1,9 +1,10 @@
 """compile(graph, arch) -> Program: a flat list of small passes.
 
-    insert copies (concat inputs that cannot be views) -> fuse (pattern table) -> plan DRAM
-    buffers (constants' codes into the constants region) -> lower each kernel (GEMM geometry
-    and the mapper's tiling, a matmul on the array, a row or vector-unit kernel, a gather or a
-    strided copy) -> steps (double-buffered) -> sequence (dependency tokens) -> Program
+    insert copies (concat inputs that cannot be views) -> fuse (pattern table) -> fold head
+    splits and merges into strided views (compiler.views) -> plan DRAM buffers (constants'
+    codes into the constants region) -> lower each kernel (GEMM geometry and the mapper's
+    tiling, a matmul on the array, a row or vector-unit kernel, a gather or a strided copy) ->
+    steps (double-buffered) -> sequence (dependency tokens) -> Program
 
 BN folding and constant folding happen earlier, in quant/ (the QGraph holds folded weights).
 Each layer's metadata records its GEMM shape, its mapping, the DRAM bytes the mapper's model
@@ -29,12 +30,13 @@ from qasic.compiler.rows import EPS_BYTES, exp_table_bytes, norm_steps, softmax_
 from qasic.compiler.schedule import sequence
 from qasic.compiler.steps import Constants, compact, gemm_steps, weight_bytes_true
 from qasic.compiler.vector import code_table, ew_steps, lut_steps, pool_steps
+from qasic.compiler.views import fold_permutes
 from qasic.errors import ConfigError
 from qasic.isa.program import Program
 from qasic.isa.table import LUT_ENTRY_BYTES
 from qasic.quant.graph import QGraph, QNode
 
-NO_CODE = ("alias", "concat", "const")  # kernels that emit no instructions
+NO_CODE = ("alias", "concat", "const", "view", "view_in")  # kernels that emit no instructions
 
 
 def compile_graph(graph: QGraph, arch: ArchConfig,
@@ -42,7 +44,7 @@ def compile_graph(graph: QGraph, arch: ArchConfig,
                   patterns=PATTERNS) -> Program:
     """``patterns`` is the fusion table (compiler.fuse.PATTERNS unless testing a variant)."""
     graph = insert_copies(graph)
-    kernels = fuse(graph, patterns)
+    kernels = fold_permutes(graph, fuse(graph, patterns))
     consts = Constants()
     buffers, act_end = plan_buffers(graph, kernels, arch, consts)
     const_base = (act_end + ALIGN - 1) // ALIGN * ALIGN
@@ -211,8 +213,8 @@ def _lower_bilinear(graph, k: Kernel, arch, src: Buffer, dst: Buffer, consts, co
             g = replace(lower_gemm(phase, kernel, {}, arch), edge=True)
             _check_operands(g, arch)
             _check_activations(phase, kernel, arch)
-            view = Buffer(name, dst.addr + (a * dst.w + b) * dst.pix, h, dst.w, c, 2 * dst.pix,
-                          dst.off, dst.encoding)
+            view = Buffer(name, dst.addr + a * dst.stride + b * dst.pix, h, dst.w, c,
+                          2 * dst.pix, dst.off, dst.encoding, 2 * dst.stride)
             m = mapper.choose(mapper_layer(g, src, view, 0), arch)
             steps += gemm_steps(g, m, arch, src, view, consts, const_base, state=state)
             macs += g.geom.macs
