@@ -55,6 +55,7 @@ PATTERNS: tuple[tuple[tuple[str, ...], str], ...] = tuple(sorted(
     + [(("matmul",), "matmul"), (("softmax",), "softmax"), (("norm",), "norm")]
     + [(("embedding",), "gather"), (("permute",), "permute"), (("constant",), "const")]
     + [(("concat",), "concat")]
+    + [(("cache_write",), "cache")]
     + [(("flatten",), "alias"), (("reshape",), "alias")],
     key=lambda p: -len(p[0])))
 SUPPORTED_OPS = sorted({op for pattern, _ in PATTERNS for op in pattern})

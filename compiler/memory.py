@@ -153,6 +153,8 @@ def plan_buffers(graph: QGraph, kernels, arch=None, consts=None) -> tuple[dict[s
     derived = derivations(graph, kernels)
     constants = {k.output: k.anchor for k in kernels if k.kind == "const"}
     names = [n for n in _tensor_order(graph, kernels) if n not in derived]
+    states = sorted(state_tensors(graph))  # first, in name order: same addresses in every
+    names = states + [n for n in names if n not in states]  # program of the model
     stored = {n: 8 if arch is None else storage_bits(graph, kernels, derived, arch, n)
               for n in names}
     _same_storage(kernels, derived, stored)
@@ -169,6 +171,11 @@ def plan_buffers(graph: QGraph, kernels, arch=None, consts=None) -> tuple[dict[s
     for name in derived:
         _derive(graph, name, derived, buffers)
     return buffers, addr
+
+
+def state_tensors(graph: QGraph) -> set[str]:
+    """The persistent tensors (KV caches): the outputs of ``cache_write`` nodes."""
+    return {n.output for n in graph.nodes if n.op == "cache_write"}
 
 
 def derivations(graph: QGraph, kernels) -> dict[str, tuple[str, str, int]]:
@@ -320,6 +327,7 @@ def _align(x: int) -> int:
 def regions(graph: QGraph, buffers: dict[str, Buffer], const_addr: int, const_len: int
             ) -> tuple[Region, ...]:
     out, seen = [], set()
+    states = state_tensors(graph)
     for name in [graph.input, graph.output, *buffers]:
         buf = buffers[name]
         if (buf.addr, buf.off) in seen or (name not in (graph.input, graph.output)
@@ -327,7 +335,7 @@ def regions(graph: QGraph, buffers: dict[str, Buffer], const_addr: int, const_le
             continue
         seen.add((buf.addr, buf.off))
         kind = "input" if name == graph.input else "output" if name == graph.output else \
-            "activation"
+            "state" if name in states else "activation"
         tq = graph.tensors[name]
         if not buf.dense and kind != "activation":
             raise UnsupportedOpError(f"tensor {name} is the graph's {kind} and a concatenation "

@@ -47,9 +47,12 @@ def gather_steps(k: Kernel, graph: QGraph, arch: ArchConfig, ids: Buffer, dst: B
         raise UnsupportedOpError(f"embedding {node.name}: ids {node.inputs[0]} must be int32 "
                                  f"codes (TensorQ bits 32, zero point 0), not {tq.bits}-bit")
     table = np.asarray(node.params["table"], np.int64)
-    vocab, count = table.shape[0], ids.h * ids.w * ids.c
+    offset = int(node.attrs.get("offset", 0))  # the rows take the ids from offset on
+    vocab, count = table.shape[0], ids.h * ids.w * ids.c - offset
     rows = table.reshape(vocab, -1)
     row = dst.nbytes(rows.shape[1])
+    if "offset" in node.attrs:
+        count = dst.payload // max(row, 1)
     if count * row != dst.payload:
         raise UnsupportedOpError(f"embedding {node.name}: {count} ids of {rows.shape[1]} codes "
                                  f"do not fill its output {tuple(graph.shapes[node.output])}")
@@ -62,7 +65,8 @@ def gather_steps(k: Kernel, graph: QGraph, arch: ArchConfig, ids: Buffer, dst: B
         base = (len(steps) % 2) * half
         step = Step(computes=[_sync()])
         step.loads.append(Instr("GATHER", {
-            "mem": "output", "idx_addr": ids.addr + GATHER_INDEX_BYTES * p0, "count": n,
+            "mem": "output", "idx_addr": ids.addr + GATHER_INDEX_BYTES * (offset + p0),
+            "count": n,
             "table_addr": t_off, "table_stride": row, "vocab": vocab, "row_bytes": row,
             "sram_addr": base, "sram_stride": row}))
         step.stores += dma("STORE", "output", dst.addr + p0 * row, base, n * row) \

@@ -21,6 +21,7 @@ import numpy as np
 from qasic.arch.config import PARAM_BYTES_PER_CHANNEL, ArchConfig
 from qasic.arch.pe import significand_bits
 from qasic.compiler import mapper
+from qasic.compiler.cache import cache_steps
 from qasic.compiler.fuse import PATTERNS, Kernel, fuse, pair
 from qasic.compiler.gemm import GemmKernel, lower_gemm, pe_weight_bits
 from qasic.compiler.matmul import lower_matmul
@@ -55,7 +56,7 @@ def compile_graph(graph: QGraph, arch: ArchConfig,
     for idx, k in enumerate(work):
         steps, info = _lower(graph, k, arch, buffers, flat_src, consts, const_base)
         seq = sequence(steps, first_kernel=idx == 0, last_kernel=idx == len(work) - 1,
-                       lag=LAG if k.kind in MOVES else 2)
+                       lag=LAG if k.kind in (*MOVES, "cache") else 2)
         instrs += seq
         ids += [idx] * len(seq)
         layers.append(info)
@@ -145,6 +146,9 @@ def _lower(graph, k: Kernel, arch, buffers, flat_src, consts, const_base):
     elif k.kind == "permute":
         steps = permute_steps(k, graph, arch, src[0], dst)
         info["compulsory_dram_bytes"] = moved
+    elif k.kind == "cache":  # rows in, rows into the cache (not the whole cache)
+        steps = cache_steps(k, graph, arch, src[0], dst, (src[1:] or [None])[0])
+        info["compulsory_dram_bytes"] = 2 * src[0].payload
     elif k.kind == "pool":
         steps = pool_steps(k, graph, arch, src[0], dst, consts, const_base)
         info["compulsory_dram_bytes"] = moved + (24 if k.anchor.op == "avgpool2d" else 0)

@@ -32,7 +32,8 @@ MAGIC = b"QASC"
 #    ADD mul/bcast, the LUT instruction
 VERSION = 5
 _HEADER = struct.Struct("<4sHHIIII")
-REGION_KINDS = ("input", "output", "activation", "constants")
+# state: DRAM that keeps its bytes from one run to the next (KV caches; qasic.generate)
+REGION_KINDS = ("input", "output", "activation", "constants", "state")
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ REGION_KEYS = (
     ("name", True, (str,), "unique"),
     ("addr", True, (int,), "first DRAM byte"),
     ("size", True, (int,), "bytes"),
-    ("kind", True, (str,), "input, output, activation or constants"),
+    ("kind", True, (str,), "input, output, activation, constants or state"),
     ("shape", True, (tuple,), "() or (h, w, c, pad)"),
     ("fill", False, (int, type(None)), "a code every byte pattern is initialised to"),
     ("scale", False, (int, float, type(None)), "of its codes"),
