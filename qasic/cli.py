@@ -404,25 +404,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from qasic.models import get_model
-    from qasic.sweep import parse_arrays, run_sweep, sweep_document, with_array
+    from qasic.sweepcli import cmd_sweep as run
 
-    _check_limit(args.limit)
-    arrays = parse_arrays(args.arrays)
-    try:
-        bits = [int(b) for b in args.bits.split(",")]
-    except ValueError:
-        raise ConfigError(f"--bits {args.bits!r}: give widths like 8,4,2") from None
-    base = _arch(args)
-    archs = [with_array(base, r, c) for r, c in arrays]  # each validated: names the bad key
-    trained = get_model(args.model, seed=args.seed, progress=_progress)
-    records = run_sweep(trained, bits, archs, Path(args.out), limit=args.limit,
-                        progress=_progress)
-    if args.json:
-        print(json.dumps(sweep_document(trained.name, records), indent=2))
-    else:
-        print(Path(args.out) / "sweep.json")
-    return 0
+    return run(args, _progress)
 
 
 def cmd_disasm(args) -> int:
@@ -562,15 +546,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_evaluate)
 
-    sp = command("sweep", help="bit-widths x array shapes -> sweep.json/csv/png")
-    sp.add_argument("--model", default="digits_cnn")
-    sp.add_argument("--bits", default="8,4,3,2", help="weight widths to sweep, e.g. 8,4,2")
-    sp.add_argument("--arrays", default="8x8,16x16,32x32", help="array shapes ROWSxCOLS")
-    arch_arg(sp)
-    sp.add_argument("--limit", type=int, default=0, help="only the first N test inputs")
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--out", default="out/sweep")
-    sp.add_argument("--json", action="store_true", help="print sweep.json (docs/json.md)")
+    sp = command("sweep", help="models x arch parameters x quantizations -> a resumable "
+                 "store, sweep.json/csv/html and the Pareto front")
+    from qasic.sweepcli import add_sweep_arguments
+
+    add_sweep_arguments(sp)
     sp.set_defaults(func=cmd_sweep)
 
     sp = command("disasm", help="disassemble a program file")

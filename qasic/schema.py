@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 VERSION = 1
+# Kinds whose version has risen past VERSION: sweep/2 (several models: `models` and a `model` per
+# point replace the top-level `model`; points are named `W4/A8`).
+VERSIONS = {"sweep": 2}
 
 
 class Key(NamedTuple):
@@ -93,7 +96,31 @@ GLOSSARY: dict[str, Key] = {
     "utilization": Key("number | null", "macs / (cycles × array rows × cols): the array's busy "
                        "fraction; null without MACs"),
     "points": Key("list of objects", "one object per design point"),
-    "point": Key("string", "the design point's name: `W4` is uniform 4-bit weights"),
+    "point": Key("string", "the design point's quantization, `weights/activations`: `W4/A8` is "
+                 "uniform INT4 weights with INT8 activations, `mxfp4/fp8_e4m3` a weight and an "
+                 "activation format, `hawq@avg_bits=3/A8` a policy's bits within a budget"),
+    "models": Key("list of strings", "the models the sweep covers, in its order"),
+    "config_hash": Key("string", "SHA-256 of the canonical JSON of the point's whole config "
+                       "(model, seed, inputs, every arch field, quantization, energy table): "
+                       "its key in the sweep store"),
+    "seed": Key("int", "the training seed of the model"),
+    "weights": Key("string", "the weight choice of a sweep point: `W4`, a format name, or "
+                   "`policy@budget`"),
+    "pe_input_bits": Key("int", "PE activation width of the array the point was built for"),
+    "sram_bytes": Key("int", "bytes of all scratchpads of the point's arch together"),
+    "dram_bytes_per_cycle": Key("int", "the arch's DRAM bandwidth in bytes per cycle"),
+    "clock_mhz": Key("number", "the arch's clock in MHz"),
+    "area_mm2": Key("number | null", "silicon area of the point's accelerator in mm²; null "
+                    "until qasic has an area model"),
+    "on_front": Key("bool", "the point is on the Pareto front of `pareto.objectives`"),
+    "pareto": Key("object", "the Pareto front's objectives (`--pareto`)"),
+    "pareto.objectives": Key("list of strings", "two or three of accuracy (maximized), "
+                             "energy_pj (its total), latency_us, area_mm2 (minimized)"),
+    "pareto.unmeasured": Key("int", "measured points left off the front because an objective "
+                             "is null for them (area before there is an area model)"),
+    "infeasible": Key("list of objects", "design points no arch or program can be built for, "
+                      "each with the reason"),
+    "error": Key("string", "why the point is infeasible: the one-line error"),
     "array_rows": Key("int", "rows of the point's systolic array"),
     "array_cols": Key("int", "columns of the point's systolic array"),
     "pe_weight_bits": Key("int", "PE weight width of the array the point was built for"),
@@ -137,9 +164,13 @@ DOCUMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
         *_each("layers", (*_LAYER, "m", "k", "n", "utilization", "compulsory_dram_bytes",
                           *_COSTS[:1], *_COSTS[2:])))),
     "sweep": ("qasic sweep --json, and sweep.json", (
-        "schema", "model",
-        *_each("points", ("arch", "array_rows", "array_cols", "pe_weight_bits", "point",
-                          "avg_weight_bits", "accuracy", "bit_exact", *_COSTS)))),
+        "schema", "models", "pareto.objectives", "pareto.unmeasured",
+        *_each("points", ("config_hash", "model", "seed", "samples", "arch", "point",
+                          "array_rows", "array_cols", "pe_input_bits", "pe_weight_bits",
+                          "sram_bytes", "dram_bytes_per_cycle", "clock_mhz", *_WEIGHTS[:4],
+                          "weights", "activation_format", "activation_bits", "accuracy",
+                          "bit_exact", *_COSTS, "area_mm2", "on_front")),
+        *_each("infeasible", ("config_hash", "model", "arch", "point", "error")))),
 }
 
 
@@ -147,7 +178,7 @@ def schema_id(kind: str) -> str:
     """The ``schema`` value of a document kind: 'simulate' -> 'qasic.simulate/1'."""
     if kind not in DOCUMENTS:
         raise KeyError(f"no JSON document kind {kind!r}; add it to qasic.schema.DOCUMENTS")
-    return f"qasic.{kind}/{VERSION}"
+    return f"qasic.{kind}/{VERSIONS.get(kind, VERSION)}"
 
 
 def document(kind: str, record: dict[str, Any]) -> dict[str, Any]:

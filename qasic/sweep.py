@@ -1,95 +1,96 @@
-"""`qasic sweep`: bit-widths x architectures -> tidy records (JSON and CSV) and a figure.
+"""`qasic sweep`: models x architectures x quantizations -> a resumable store and its exports.
 
-Each record is one (architecture, quantization) design point simulated over the test split; the
-array of each point is built for its widest weights (qasic.flow.arch_for).
+Each design point (qasic.sweepspace) is measured once: its row goes into the SQLite store
+(qasic.sweepstore) under its config hash the moment it completes, so a rerun of the same sweep
+(or one that overlaps it) skips what is stored and an interrupted one resumes. Points run on the
+executor the flags name (qasic.executors: this process, local processes or Dask), one code path.
+The exports are rewritten from the store at the end: sweep.json (docs/json.md), sweep.csv,
+sweep.parquet (with pyarrow), sweep.png and sweep.html, with the Pareto front of the objectives.
 """
 
 from __future__ import annotations
 
-import csv
-import dataclasses
-import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from qasic.arch.config import ArchConfig
-from qasic.errors import ConfigError
-from qasic.flow import Progress, arch_for, quantize_model, run_point
+from qasic.executors import ExecutorSpec, open_executor
+from qasic.reports.frontier import DEFAULT, OBJECTIVES, Objective
+from qasic.sweepexport import check_parquet, write_outputs
+from qasic.sweeprun import execute
+from qasic.sweepspace import SweepSpace
+from qasic.sweepstore import SweepStore
 
-ENERGY_PARTS = ("mac", "sram", "dram", "other", "total")
-# The CSV spells the energy_pj breakdown of sweep.json as energy_pj.<part> columns.
-CSV_FIELDS = ("arch", "array_rows", "array_cols", "pe_weight_bits", "point", "avg_weight_bits",
-              "accuracy", "cycles", "latency_us", "macs", "dram_bytes",
-              *(f"energy_pj.{part}" for part in ENERGY_PARTS), "bit_exact")
+Progress = Callable[[str], None]
+LOCAL = ExecutorSpec()  # this process
+DEFAULT_OBJECTIVES = tuple(OBJECTIVES[n] for n in DEFAULT)
 
 
-def parse_arrays(text: str) -> list[tuple[int, int]]:
-    """'8x8,16x16' -> [(8, 8), (16, 16)]."""
+@dataclass(frozen=True)
+class SweepResult:
+    rows: list[dict[str, Any]]   # the store's rows of the sweep's points, in the sweep's order
+    ran: int                     # points this run measured
+    skipped: int                 # points the store had already
+    paths: dict[str, Path]       # the files written, by kind (json, csv, png, html, parquet)
+    document: dict[str, Any]     # sweep.json
+
+
+def run_sweep(space: SweepSpace, out: Path, *, store: Path | None = None,
+              executor: ExecutorSpec = LOCAL,
+              objectives: Sequence[Objective] = DEFAULT_OBJECTIVES,
+              parquet: bool = False, bar: bool = False, progress: Progress | None = None,
+              on_row: Callable[[dict[str, Any]], None] | None = None) -> SweepResult:
+    """Measure the points of ``space`` the store lacks, then write the exports into ``out``.
+    ``store``: the SQLite file (default ``out/sweep.db``); ``on_row`` sees each new row after it
+    is stored (an exception there stops the sweep: stored rows stay)."""
+    if parquet:
+        check_parquet()
+    points = list({p.config_hash: p for p in reversed(space.points())}.values())[::-1]
+    with SweepStore(store or out / "sweep.db") as db:
+        done = db.finished()
+        todo = [p for p in points if p.config_hash not in done]
+        _say(progress, f"sweep: {len(points)} points, {len(points) - len(todo)} already in "
+             f"{db.path}, {len(todo)} to run on {executor.describe()}")
+        if todo:
+            _run(space, todo, db, executor, bar, len(points), progress, on_row)
+        rows = db.rows(p.config_hash for p in points)
+    paths, doc = write_outputs(rows, out, objectives, parquet)
+    return SweepResult(rows, len(todo), len(points) - len(todo), paths, doc)
+
+
+def _run(space: SweepSpace, todo: list, db: SweepStore, executor: ExecutorSpec, bar: bool,
+         total: int, progress: Progress | None, on_row: Callable | None) -> None:
+    from qasic.models import get_model
+
+    # trained (or loaded) once, here; the workers get them from the executor
+    models = {(m, space.seed): get_model(m, seed=space.seed, progress=progress)
+              for m in dict.fromkeys(p.model for p in todo)}
+    meter = _meter(bar, total, total - len(todo))
+
+    def put(row: dict[str, Any]) -> None:
+        db.put(row)
+        meter.update(1)
+        meter.set_postfix_str(f"{row['model']} {row['arch']} {row['point']}", refresh=False)
+        if on_row:
+            on_row(row)
+
     try:
-        arrays = [tuple(int(v) for v in part.lower().split("x")) for part in text.split(",")]
-    except ValueError:
-        arrays = []
-    if not arrays or any(len(a) != 2 for a in arrays):
-        raise ConfigError(f"--arrays {text!r}: give ROWSxCOLS pairs like 8x8,16x16")
-    return arrays
+        with open_executor(executor, models) as (ex, handles):
+            execute(todo, ex, handles, put, executor.slots, policy_arch=space.base)
+    finally:
+        meter.close()
 
 
-def with_array(arch: ArchConfig, rows: int, cols: int) -> ArchConfig:
-    return dataclasses.replace(arch, array_rows=rows, array_cols=cols,
-                               name=f"{arch.name.split('-')[0]}-{rows}x{cols}")
+def _meter(show: bool, total: int, initial: int):
+    """A progress bar with ETA on stderr (tqdm; a silent stand-in when not shown)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="pt", file=sys.stderr, disable=not show,
+                dynamic_ncols=True, smoothing=0.1)
 
 
-def run_sweep(trained, bits: list[int | dict], archs: list[ArchConfig], out: Path,
-              limit: int = 0, progress: Progress = print) -> list[dict]:
-    from qasic.quant import QuantConfig
-
-    x, y = trained.test_inputs, trained.test_labels
-    if limit:
-        x, y = x[:limit], y[:limit]
-    graphs = {str(b): quantize_model(trained, QuantConfig(weight_bits=b)) for b in bits}
-    records = []
-    for arch in archs:
-        for name, graph in graphs.items():
-            point = run_point(f"W{name}", graph, arch_for(graph, arch), x, y,
-                              progress=lambda m, a=arch: progress(f"{a.name}: {m}"))
-            records.append(_record(arch, point))
-    write_sweep(records, out, trained.name)
-    return records
-
-
-def _record(arch: ArchConfig, point) -> dict:
-    r = point.record()
-    e = r["energy_pj"]
-    bits = list(r["weight_bits"].values())
-    return {"arch": arch.name, "array_rows": arch.array_rows, "array_cols": arch.array_cols,
-            "pe_weight_bits": point.arch.weight_bits, "point": r["name"],
-            "avg_weight_bits": sum(bits) / len(bits), "accuracy": r["accuracy"],
-            "cycles": r["cycles"], "latency_us": r["latency_us"], "macs": r["macs"],
-            "dram_bytes": r["dram_bytes"], "energy_pj": {k: e[k] for k in ENERGY_PARTS},
-            "bit_exact": r["bit_exact"]}
-
-
-def sweep_document(model: str, records: list[dict]) -> dict:
-    """sweep.json: the records as the JSON document ``sweep`` (docs/json.md)."""
-    from qasic.schema import document
-
-    return document("sweep", {"model": model, "points": records})
-
-
-def _csv_row(record: dict) -> dict:
-    row = {k: v for k, v in record.items() if k != "energy_pj"}
-    return row | {f"energy_pj.{k}": v for k, v in record["energy_pj"].items()}
-
-
-def write_sweep(records: list[dict], out: Path, model: str) -> dict[str, Path]:
-    from qasic.reports.plots import save_png
-    from qasic.reports.sweep import sweep_figure
-
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "sweep.json", "csv": out / "sweep.csv", "png": out / "sweep.png"}
-    paths["json"].write_text(json.dumps(sweep_document(model, records), indent=2))
-    with paths["csv"].open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        w.writeheader()
-        w.writerows(_csv_row(r) for r in records)
-    save_png(sweep_figure(records), paths["png"])
-    return paths
+def _say(progress: Progress | None, message: str) -> None:
+    if progress:
+        progress(message)

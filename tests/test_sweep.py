@@ -1,4 +1,4 @@
-"""`qasic sweep`: bits x arrays -> tidy JSON/CSV records and a figure."""
+"""`qasic sweep`: the design space's points and their exports (JSON, CSV, PNG, HTML)."""
 
 from __future__ import annotations
 
@@ -7,38 +7,85 @@ import json
 
 import pytest
 
-from qasic.arch.config import default_arch
-from qasic.errors import ConfigError
-from qasic.sweep import CSV_FIELDS, parse_arrays, run_sweep, with_array
+from qasic.cli import main
+from qasic.sweep import run_sweep
+from qasic.sweepexport import CSV_FIELDS
+from tests.sweeps import space
 
 
-def test_sweep_records(tmp_path):
-    from qasic.models import get_model
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """digits_mlp: 2 arrays x (fitted PEs, 8x4 PEs) x W8/W4: 8 points, 2 infeasible."""
+    out = tmp_path_factory.mktemp("sweep")
+    return out, run_sweep(space(pe_bits="fit,8x4"), out)
 
-    arch = default_arch()
-    archs = [with_array(arch, 8, 8), arch]
-    recs = run_sweep(get_model("digits_cnn"), [8, 2], archs, tmp_path, limit=30,
-                     progress=lambda m: None)
-    assert [(r["arch"], r["point"]) for r in recs] == [
-        ("default-8x8", "W8"), ("default-8x8", "W2"), ("default-16x16", "W8"),
-        ("default-16x16", "W2")]
-    assert all(r["bit_exact"] for r in recs)
-    by = {(r["array_rows"], r["point"]): r for r in recs}
-    assert by[(8, "W8")]["cycles"] > by[(16, "W8")]["cycles"]  # a smaller array is slower
-    assert by[(16, "W2")]["pe_weight_bits"] == 2
-    doc = json.loads((tmp_path / "sweep.json").read_text())
-    assert (doc["schema"], doc["model"], doc["points"]) == ("qasic.sweep/1", "digits_cnn", recs)
-    with (tmp_path / "sweep.csv").open() as f:
+
+def test_points_run_in_order_and_w8_on_4bit_pes_is_infeasible(swept):
+    _, result = swept
+    assert (result.ran, result.skipped) == (8, 0)
+    assert [(r["arch"], r["point"], r["status"]) for r in result.rows] == [
+        ("default-8x8", "W8/A8", "ok"), ("default-8x8", "W4/A8", "ok"),
+        ("default-8x8-a8w4", "W8/A8", "infeasible"), ("default-8x8-a8w4", "W4/A8", "ok"),
+        ("default-16x16", "W8/A8", "ok"), ("default-16x16", "W4/A8", "ok"),
+        ("default-16x16-a8w4", "W8/A8", "infeasible"), ("default-16x16-a8w4", "W4/A8", "ok")]
+    bad = result.rows[2]
+    assert bad["error"] == ("layer fc1 has 8-bit weights but the array's PEs take "
+                            "array.weight_bits = 4; raise array.weight_bits or quantize the layer "
+                            "to fewer bits")
+    assert bad["cycles"] is None and bad["pe_weight_bits"] == 4
+
+
+def test_measured_points(swept):
+    _, result = swept
+    by = {(r["arch"], r["point"]): r for r in result.rows}
+    ok = [r for r in result.rows if r["status"] == "ok"]
+    assert all(r["bit_exact"] and r["samples"] == 20 for r in ok)
+    assert by[("default-8x8", "W8/A8")]["cycles"] > by[("default-16x16", "W8/A8")]["cycles"]
+    assert by[("default-8x8", "W4/A8")]["pe_weight_bits"] == 4  # fitted to 4-bit weights
+    assert by[("default-8x8", "W4/A8")]["weight_bits"] == {"fc1": 4, "fc2": 4}
+    assert by[("default-8x8", "W4/A8")]["avg_weight_bits"] == 4.0
+    assert all(r["area_mm2"] is None for r in ok)  # no area model yet
+    assert len({r["config_hash"] for r in result.rows}) == 8
+
+
+def test_json_csv_png_html(swept):
+    out, result = swept
+    doc = json.loads((out / "sweep.json").read_text())
+    assert doc == result.document and doc["schema"] == "qasic.sweep/2"
+    assert doc["models"] == ["digits_mlp"]
+    assert doc["pareto"] == {"objectives": ["accuracy", "energy_pj"], "unmeasured": 0}
+    assert len(doc["points"]) == 6 and len(doc["infeasible"]) == 2
+    assert set(doc["points"][0]["energy_pj"]) == {"mac", "sram", "dram", "other", "total"}
+    assert any(p["on_front"] for p in doc["points"])
+    with (out / "sweep.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert tuple(rows[0]) == CSV_FIELDS and len(rows) == 4
-    # energy_pj is the breakdown in both files: a dict in the JSON, energy_pj.<part> in the CSV
-    assert set(recs[0]["energy_pj"]) == {"mac", "sram", "dram", "other", "total"}
-    assert float(rows[0]["energy_pj.total"]) == recs[0]["energy_pj"]["total"]
-    assert (tmp_path / "sweep.png").stat().st_size > 0
+    assert tuple(rows[0]) == CSV_FIELDS and len(rows) == 8  # infeasible rows too
+    assert float(rows[0]["energy_pj.total"]) == doc["points"][0]["energy_pj"]["total"]
+    assert json.loads(rows[0]["weight_bits"]) == {"fc1": 8, "fc2": 8}
+    assert rows[2]["status"] == "infeasible" and rows[2]["cycles"] == ""
+    assert (out / "sweep.png").stat().st_size > 0
+    page = (out / "sweep.html").read_text()
+    assert page.count("<svg") == 1 and "http://" not in page.replace(
+        'xmlns="http://www.w3.org/2000/svg"', "")  # offline: nothing fetched
+    assert "Infeasible points" in page and page.count('<tr class="front">') == sum(
+        p["on_front"] for p in doc["points"])
 
 
-def test_parse_arrays():
-    assert parse_arrays("8x8,16x32") == [(8, 8), (16, 32)]
-    for bad in ("8by8", "8x8x8", "8", "8x8,16"):
-        with pytest.raises(ConfigError, match="ROWSxCOLS"):
-            parse_arrays(bad)
+def test_json_stays_clean_on_stdout_with_the_bar_on_stderr(tmp_path, capsys):
+    argv = ["sweep", "--model", "digits_mlp", "--bits", "4", "--arrays", "8x8", "--limit", "8",
+            "--out", str(tmp_path), "--json"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["points"][0]["point"] == "W4/A8"
+    assert "1/1" in captured.err and "100%" in captured.err  # tqdm's bar and count
+    assert main(argv) == 0  # the rerun: everything from the store, the same document
+    again = capsys.readouterr()
+    assert again.out == captured.out and "1 from the store, 0 run" in again.err
+
+
+def test_several_models(tmp_path):
+    result = run_sweep(space(models=("digits_mlp", "digits_cnn"), arrays="16x16", bits="4",
+                             limit=8), tmp_path)
+    assert [r["model"] for r in result.rows] == ["digits_mlp", "digits_cnn"]
+    assert result.document["models"] == ["digits_mlp", "digits_cnn"]
+    assert result.rows[0]["macs"] < result.rows[1]["macs"]
