@@ -403,6 +403,23 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_generate(args) -> int:
+    from qasic.generate import generate_quantized, summary
+
+    arch = _arch(args)
+    _check_policy_args(args)
+    trained = _trained(args)
+    _progress(f"quantizing {trained.name}")
+    _, full = _quantized(args, trained)
+    record = generate_quantized(trained, full, args.prompt, args.tokens, arch=arch,
+                                progress=_progress)
+    if args.json:
+        _emit("generate", record)
+    else:
+        print(summary(record))
+    return 0
+
+
 def cmd_sweep(args) -> int:
     from qasic.sweepcli import cmd_sweep as run
 
@@ -545,6 +562,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--limit", type=int, default=0, help="evaluate only the first N inputs")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_evaluate)
+
+    sp = command("generate", help="greedy text generation on the simulator: prefill, then "
+                 "one decode step per token with a KV cache in DRAM")
+    model_args(sp)
+    policy_args(sp)
+    arch_arg(sp)
+    sp.set_defaults(model="tiny_gpt")
+    sp.add_argument("--prompt", required=True, help="the text to continue")
+    sp.add_argument("--tokens", type=int, default=32, help="tokens to generate")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_generate)
 
     sp = command("sweep", help="models x arch parameters x quantizations -> a resumable "
                  "store, sweep.json/csv/html and the Pareto front")

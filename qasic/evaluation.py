@@ -75,10 +75,37 @@ def evaluate_quantized(trained: Any, graph: Any, inputs: np.ndarray | None = Non
     exact = bool(np.array_equal(sim.outputs, golden_outputs(graph, codes)))
     quant = sim.logits()
     fp32 = in_layout_of(float_outputs(trained.module, x), quant)
-    return {"model": trained.name, "arch": target.name, "samples": len(x), "bit_exact": exact,
-            **compare(quant, fp32, y), **costs(sim, program, target),
-            "instructions": len(program.instrs), "compile_s": compile_s,
-            "simulate_s": simulate_s}
+    record = {"model": trained.name, "arch": target.name, "samples": len(x),
+              "bit_exact": exact, **compare(quant, fp32, y), **costs(sim, program, target),
+              "instructions": len(program.instrs), "compile_s": compile_s,
+              "simulate_s": simulate_s}
+    record.update(text_metrics(trained, x, y, quant, fp32))
+    return record
+
+
+def text_metrics(trained: Any, x: np.ndarray, labels: np.ndarray | None, quant: np.ndarray,
+                 fp32: np.ndarray) -> dict:
+    """Language models: perplexity and next-token accuracy {fp32, quantized} over the labels
+    (each position's next token); sentence encoders: the mean cosine of each sentence's
+    embedding (mean pooling over its tokens, L2-normalised) to fp32's, and the share of
+    sentences whose nearest neighbour is fp32's. Other models: every value null."""
+    out: dict = {"perplexity": {"fp32": None, "quantized": None},
+                 "next_token_accuracy": {"fp32": None, "quantized": None},
+                 "embedding_cosine": None, "retrieval_agreement": None}
+    task = getattr(trained, "task", None)
+    if task == "language_model" and labels is not None:
+        from qasic.models.textmodels import language_model_metrics
+
+        q, f = language_model_metrics(quant, labels), language_model_metrics(fp32, labels)
+        for k in ("perplexity", "next_token_accuracy"):
+            out[k] = {"fp32": f[k], "quantized": q[k]}
+    elif task == "sentence_embedding":
+        from qasic.models.minilm import embed, retrieval_agreement
+
+        eq, ef = embed(quant, x, trained.pad_id), embed(fp32, x, trained.pad_id)
+        out["embedding_cosine"] = float(np.mean(np.sum(eq * ef, axis=1)))
+        out["retrieval_agreement"] = retrieval_agreement(eq, ef) if len(x) > 1 else None
+    return out
 
 
 RECORD_KEYS = ("model", "arch", "samples", "bit_exact", "cosine", "top1_agreement", "accuracy",
@@ -156,7 +183,8 @@ def select_inputs(trained: Any, inputs: np.ndarray | None, labels: np.ndarray | 
             _say(progress, f"{trained.name} has no test inputs: evaluating on its calibration "
                            "batch (no labels)")
             inputs, labels = trained.calibration, None
-    x = np.asarray(inputs, dtype=np.float32)
+    ids = np.issubdtype(np.asarray(inputs).dtype, np.integer)  # token ids stay integers
+    x = np.asarray(inputs, dtype=np.int64 if ids else np.float32)
     y = None if labels is None or not len(labels) else np.asarray(labels)
     if y is not None and len(y) != len(x):
         raise InputError(f"{len(y)} labels for {len(x)} inputs; give one label per input")
@@ -214,6 +242,12 @@ def compare(quant: np.ndarray, fp32: np.ndarray, labels: np.ndarray | None) -> d
     vector of >= 2 classes; else None)."""
     record = {"cosine": float(np.mean(cosines(quant, fp32))), "top1_agreement": None,
               "accuracy": None, "fp32_accuracy": None}
+    if quant.ndim == 3 and labels is not None and labels.shape == quant.shape[:2]:
+        # a language model: every position's next-token prediction
+        record["top1_agreement"] = float(np.mean(quant.argmax(-1) == fp32.argmax(-1)))
+        record["accuracy"] = float(np.mean(quant.argmax(-1) == labels))
+        record["fp32_accuracy"] = float(np.mean(fp32.argmax(-1) == labels))
+        return record
     if quant.ndim == 2 and quant.shape[1] >= 2:
         q, f = quant.argmax(axis=1), fp32.argmax(axis=1)
         record["top1_agreement"] = float(np.mean(q == f))

@@ -130,6 +130,52 @@ GLOSSARY: dict[str, Key] = {
                                  "(lower is better)"),
 }
 
+GLOSSARY.update({
+    "prompt": Key("string", "the text generation starts from"),
+    "prompt_tokens": Key("int", "tokens the prompt encodes to (the prefill's length)"),
+    "tokens": Key("list of ints", "the generated token ids, in order"),
+    "text": Key("string", "the generated text (decoded tokens)"),
+    "fp32_text": Key("string", "what the float model generates greedily from the same prompt"),
+    "fp32_agreement": Key("number", "share of generated tokens equal to the float model's at "
+                          "the same step"),
+    "matches_reference": Key("bool", "every generated token and every step's logit codes equal "
+                             "the golden reference's (the full model, run on the sequence so "
+                             "far)"),
+    "prefill_cycles": Key("int", "cycles of the prefill: the prompt's tokens at once, writing "
+                          "the KV caches"),
+    "decode_cycles_per_token": Key("int", "cycles of one decode step (one new token)"),
+    "decode_dram_bytes_per_token": Key("int", "DRAM bytes one decode step moves (weights, the "
+                                       "whole KV cache, activations)"),
+    "kv_cache_bytes": Key("int", "DRAM bytes of the KV caches (every layer's keys and values "
+                          "at all positions)"),
+    "tokens_per_s": Key("number", "decode steps per second at the arch clock"),
+    "decode_layers": Key("list of objects", "the decode step's kernels, as `layers`"),
+})
+GLOSSARY.update({
+    "perplexity": Key("object", "language models: exp of the mean next-token "
+                      "cross-entropy over every position of the inputs, `fp32` and `quantized` "
+                      "(dequantized simulator logits); both null for other models"),
+    "perplexity.fp32": Key("number | null", "the float model's"),
+    "perplexity.quantized": Key("number | null", "the quantized model's, from the simulator"),
+    "next_token_accuracy": Key("object", "language models: share of positions whose "
+                               "argmax is the next token, `fp32` and `quantized`"),
+    "next_token_accuracy.fp32": Key("number | null", "the float model's"),
+    "next_token_accuracy.quantized": Key("number | null", "the quantized model's, from the "
+                                         "simulator"),
+    "embedding_cosine": Key("number | null", "sentence encoders: mean cosine of each "
+                            "sentence's embedding (mean pooling over its non-pad tokens, then "
+                            "L2-normalised) to the fp32 model's; null for other models"),
+    "retrieval_agreement": Key("number | null", "sentence encoders: share of sentences whose "
+                               "nearest neighbour among the others (cosine) is the same as "
+                               "under the fp32 embeddings"),
+})
+for _prefix, _what in (("energy_pj_per_token", "one decode step (one token)"),
+                       ("prefill_energy_pj", "the prefill")):
+    GLOSSARY[_prefix] = Key("object", f"energy of {_what} in picojoules by category, as "
+                            "`energy_pj`")
+    for _part in ("mac", "sram", "dram", "other", "total"):
+        GLOSSARY[f"{_prefix}.{_part}"] = GLOSSARY[f"energy_pj.{_part}"]
+
 _LAYER = ("name", "kind", "ops", "weight_bits")
 _COSTS = ("cycles", "latency_us", "macs", "dram_bytes", "energy_pj.mac", "energy_pj.sram",
           "energy_pj.dram", "energy_pj.other", "energy_pj.total")
@@ -160,9 +206,19 @@ DOCUMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "evaluate": ("qasic evaluate --json", (
         "schema", "model", "arch", "samples", "bit_exact", "cosine", "top1_agreement",
         "accuracy", "fp32_accuracy", *_COSTS, "compulsory_dram_bytes", "instructions",
-        "compile_s", "simulate_s",
+        "compile_s", "simulate_s", "perplexity.fp32", "perplexity.quantized",
+        "next_token_accuracy.fp32", "next_token_accuracy.quantized", "embedding_cosine",
+        "retrieval_agreement",
         *_each("layers", (*_LAYER, "m", "k", "n", "utilization", "compulsory_dram_bytes",
                           *_COSTS[:1], *_COSTS[2:])))),
+    "generate": ("qasic generate --json", (
+        "schema", "model", "arch", "prompt", "prompt_tokens", "tokens", "text", "fp32_text",
+        "matches_reference", "fp32_agreement", "prefill_cycles", "decode_cycles_per_token",
+        "decode_dram_bytes_per_token", "kv_cache_bytes", "tokens_per_s",
+        *(f"{e}.{p}" for e in ("prefill_energy_pj", "energy_pj_per_token")
+          for p in ("mac", "sram", "dram", "other", "total")),
+        *_each("decode_layers", (*_LAYER, "cycles", "macs", "dram_bytes", *_COSTS[4:])),
+        "compile_s", "simulate_s")),
     "sweep": ("qasic sweep --json, and sweep.json", (
         "schema", "models", "pareto.objectives", "pareto.unmeasured",
         *_each("points", ("config_hash", "model", "seed", "samples", "arch", "point",

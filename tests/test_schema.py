@@ -49,6 +49,12 @@ def documents(tmp_path_factory) -> dict[str, dict]:
         docs["quantize.pareto"] = run_json(["quantize", "--policy", "hawq", "--budget",
                                             "avg_bits=3", "--pareto", "--json"])
     docs["sweep.json"] = json.loads((tmp / "sweep" / "sweep.json").read_text())
+    # generate: the built-in tiny_gpt trains for minutes; a small random one has every key
+    from qasic.generate import generate_quantized
+    from tests.test_generate import _model
+
+    docs["generate"] = json.loads(json.dumps(schema.document(
+        "generate", generate_quantized(*_model(), "hi", 3))))
     return docs
 
 
