@@ -125,3 +125,22 @@ def _check_enum(op: str, name: str, allowed: tuple[str, ...], idx: np.ndarray, f
     j = int(np.argmin(ok))
     return (int(idx[j]), op, (f"field {name} = {enum[f.value(name)[j]]} is not allowed here; "
             f"{op}.{name} takes {', '.join(allowed)}"))
+
+
+def markdown() -> str:
+    """The limits and allowed enum values as tables for docs/verify.md."""
+    out = ["| opcode | field | min | max | why |", "|---|---|---|---|---|"]
+    out += [f"| {r.op} | `{r.field}` | {_text(r.lo)} | {_text(r.hi)} | {r.why}"
+            + (" (where it acts)" if r.when is not None else "") + " |" for r in LIMITS]
+    out += ["", "| opcode | field | allowed |", "|---|---|---|"]
+    out += [f"| {op} | `{name}` | {', '.join(allowed)} |"
+            for (op, name), allowed in ALLOWED.items()]
+    return "\n".join(out) + "\n"
+
+
+def _text(b: Bound) -> str:
+    if b is None:
+        return ""
+    if isinstance(b, Arch):
+        return f"`{toml_key(b.field)}`"
+    return f"field `{b}`" if isinstance(b, str) else str(b)

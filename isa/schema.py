@@ -119,3 +119,19 @@ def _short(value: Any) -> str:
 
 def _fail(where: str, what: str) -> None:
     raise VerificationError(f"{where} {what}")
+
+
+def markdown() -> str:
+    """The schema's tables for docs/verify.md (a test keeps the doc equal to this)."""
+    out = [f"Metadata schema version {META_SCHEMA_VERSION}.", ""]
+    for title, spec, closed in (("metadata", META_KEYS, True), ("IO record (input, output)",
+                                                                 IO_KEYS, True),
+                                ("layer record", LAYER_KEYS, False),
+                                ("region", REGION_KEYS, True)):
+        out += [f"**{title}**" + ("" if closed else " (open: further JSON keys allowed)"), "",
+                "| key | required | type | meaning |", "|---|---|---|---|"]
+        for name, required, types, doc in spec:
+            kinds = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            out.append(f"| `{name}` | {'yes' if required else 'no'} | {kinds} | {doc} |")
+        out.append("")
+    return "\n".join(out)

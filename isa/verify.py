@@ -147,6 +147,8 @@ def _check_regions(p: Program, reject: _Reject) -> None:
         if r.addr + r.size > DRAM_LIMIT_BYTES:
             reject(f"region {r.name!r} [{r.addr}, {r.addr + r.size}) leaves the "
                    f"{DRAM_LIMIT_BYTES}-byte DRAM")
+        if r.fill is not None and not -(1 << 31) <= r.fill < 1 << 32:
+            reject(f"region {r.name!r} has fill = {r.fill}; a fill is one code (32 bits at most)")
         if not 2 <= r.bits <= 32:
             reject(f"region {r.name!r} has bits = {r.bits}; codes are 2..32 bits (token ids: 32)")
     if "constants" not in names or p.region("constants").kind != "constants":
@@ -181,6 +183,8 @@ def _check_io(p: Program, reject: _Reject) -> None:
         r = next((r for r in p.regions if r.name == spec["tensor"]), None)
         if r is None or r.kind != kind:
             reject(f"metadata {key}.tensor = {spec['tensor']!r} names no {kind} region")
+        if not 2 <= spec["bits"] <= 32:
+            reject(f"metadata {key}.bits = {spec['bits']}; codes are 2..32 bits (token ids: 32)")
         try:
             TensorQ(spec["scale"], spec["zero_point"], spec["bits"], spec.get("fmt", "int"))
         except (ValueError, TypeError, KeyError) as e:

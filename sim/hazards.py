@@ -129,6 +129,8 @@ def _scatter(a) -> tuple[list, list]:
 
 def _softmax(a) -> tuple[list, list]:
     rows, n = a["rows"], a["len"]
+    if not (rows and n):  # no row, no table read (sim.rowops returns first)
+        return [], []
     table = exp_table_bytes(a["fmt"])
     reads = [("output", _rows(a["src_addr"], a["src_stride"], rows, encoding_bytes(n, a["fmt"]))),
              ("param", _span(a["table_addr"], table))]
@@ -140,6 +142,8 @@ def _softmax(a) -> tuple[list, list]:
 
 def _norm(a) -> tuple[list, list]:
     rows, n, chunk = a["rows"], a["len"], max(a["chunk"], 1)
+    if not (rows and n):
+        return [], []
     i = np.arange(n)
     words = (a["acc_addr"] + (i // chunk) * rows * chunk + i % chunk
              + np.arange(rows)[:, None] * chunk).ravel()

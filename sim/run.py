@@ -17,6 +17,8 @@ from qasic.sim.energy import CATEGORIES, EnergyModel
 from qasic.sim.machine import Machine
 from qasic.sim.timing import Timing, schedule
 
+DRAM_BATCH_BYTES = 1 << 31  # DRAM the machine holds at once over a batch (one copy per input)
+
 
 @dataclass(frozen=True, eq=False)
 class SimResult:
@@ -106,6 +108,7 @@ def simulate(program: Program, arch: ArchConfig, x: np.ndarray | None = None, *,
     check_arch(program, arch)
     codes = input_codes(program, x) if codes is None else check_codes(program, codes)
     timing = schedule(program, arch)
+    batch = max(1, min(batch, DRAM_BATCH_BYTES // max(program.dram_size, 1)))
     outs = []
     for b0 in range(0, len(codes), batch):
         outs.append(run_functional(program, arch, codes[b0:b0 + batch], hook, gemm_path))

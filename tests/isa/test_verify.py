@@ -7,6 +7,7 @@ import copy
 import dataclasses
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from qasic.arch.config import default_arch
 from qasic.compiler import compile_graph
 from qasic.errors import ProgramFormatError, VerificationError
-from qasic.isa import access
+from qasic.isa import access, limits, schema
 from qasic.isa.encoding import assemble
 from qasic.isa.program import Program, Region, from_bytes, to_bytes
 from qasic.isa.verify import DRAM_LIMIT_BYTES, verify
@@ -129,6 +130,8 @@ def test_an_arch_config_that_cannot_run_is_refused(change, message):
      r"region 'x' is 65 bytes; shape \(8, 8, 1, 0\) at 8 bits needs 64"),
     ((*REGIONS[:2], Region("constants", 512, 64, "constants", bits=1)),
      r"region 'constants' has bits = 1"),
+    ((*REGIONS[:2], Region("constants", 512, 64, "constants", fill=1 << 40)),
+     r"region 'constants' has fill = 1099511627776; a fill is one code"),
 ])
 def test_an_inconsistent_region_map_is_refused(regions, message):
     p = hand_program(BASE, ARCH, regions, bytes(64))
@@ -152,6 +155,7 @@ def test_a_concat_view_nested_in_its_tensor_is_fine():
     ("input", {"shape": [8, 8, 2]}, r"input.shape = \[8, 8, 2\] does not hold the 8x8x1 codes"),
     ("input", {"zero_point": 300}, r"metadata input: zero point 300 outside int8"),
     ("output", {"bits": 9}, r"the output's 9-bit codes must fit them"),
+    ("output", {"bits": 1 << 40}, r"metadata output.bits = 1099511627776; codes are 2..32 bits"),
 ])
 def test_io_records_must_match_their_regions(key, change, message):
     p = program()
@@ -297,3 +301,9 @@ def test_the_access_table_matches_the_simulators_byte_sets():
             assert mine.keys() == theirs.keys() and all(theirs[k] <= mine[k] for k in mine)
         else:
             assert mine == theirs, (i, ins.op)
+
+
+def test_docs_list_the_limits_and_the_schema():
+    text = (Path(__file__).parents[2] / "docs" / "verify.md").read_text()
+    assert limits.markdown() in text
+    assert schema.markdown() in text
