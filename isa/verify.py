@@ -69,12 +69,6 @@ def verify(program: Program) -> Verified:
     return done
 
 
-def program_arch(program: Program) -> ArchConfig:
-    """The arch a verified program was compiled for."""
-    verify(program)
-    return ArchConfig(**program.meta["arch_config"])
-
-
 class _Reject:
     def __init__(self, program: Program) -> None:
         self.program = program

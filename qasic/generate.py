@@ -115,6 +115,7 @@ class Session:
 
     def __init__(self, full: Any, prompt: int, arch: Any, progress: Progress | None = None):
         from qasic.compiler import compile_graph
+        from qasic.isa.verify import verify
         from qasic.quant.decode import decode_graph, prefill_graph
 
         self.full, self.arch, self.progress = full, arch, progress
@@ -122,6 +123,8 @@ class Session:
         self.prefill = compile_graph(prefill_graph(full, prompt), arch)
         self.decode = compile_graph(decode_graph(full), arch)
         self.compile_s = time.perf_counter() - t0
+        for program in (self.prefill, self.decode):  # the machine runs verified programs only
+            verify(program)
         self.states = _states(self.prefill)
         if self.states != _states(self.decode):
             raise ConfigError("the prefill and decode programs place the KV caches differently; "
