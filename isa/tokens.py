@@ -55,13 +55,15 @@ def bad_flag(instrs: tuple[Instr, ...], flags: np.ndarray) -> tuple[int, str] | 
 
 
 def fifo_columns(instrs: tuple[Instr, ...], flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(pops, pushes): (n, 4) int, per instruction and FIFO."""
+    """(pops, pushes): (n, 4) int, per instruction and FIFO (flags checked by bad_flag)."""
+    queue = np.array([QUEUES.index(ins.queue) for ins in instrs], dtype=np.int64)
+    rows = np.arange(len(instrs))
     pops, pushes = np.zeros((len(instrs), 4), int), np.zeros((len(instrs), 4), int)
-    for i, ins in enumerate(instrs):
-        for j, flag in enumerate(FLAGS):
-            if flags[i, j]:
-                table, out = (POPS, pops) if flag.startswith("pop") else (PUSHES, pushes)
-                out[i, table[(ins.queue, flag)]] = 1
+    for j, flag in enumerate(FLAGS):
+        table, out = (POPS, pops) if flag.startswith("pop") else (PUSHES, pushes)
+        fifo = np.array([table.get((q, flag), -1) for q in QUEUES])[queue]
+        on = flags[:, j] & (fifo >= 0)
+        out[rows[on], fifo[on]] = 1
     return pops, pushes
 
 
@@ -69,16 +71,17 @@ def deadlock(instrs: tuple[Instr, ...], pops: np.ndarray, pushes: np.ndarray) ->
     """Run the three queues on token counts alone (a push lands when its instruction runs);
     return the instruction each unfinished queue is stuck at, or None when all finish."""
     order = {q: [i for i, ins in enumerate(instrs) if ins.queue == q] for q in QUEUES}
-    head, level = dict.fromkeys(QUEUES, 0), np.zeros(4, int)
+    need, give = pops.tolist(), pushes.tolist()
+    head, level = dict.fromkeys(QUEUES, 0), [0, 0, 0, 0]
     moved = True
     while moved:
         moved = False
         for q in QUEUES:
             while head[q] < len(order[q]):
                 i = order[q][head[q]]
-                if (level < pops[i]).any():
+                if any(lv < n for lv, n in zip(level, need[i])):
                     break
-                level += pushes[i] - pops[i]
+                level = [lv - n + g for lv, n, g in zip(level, need[i], give[i])]
                 head[q] += 1
                 moved = True
     stuck = [order[q][head[q]] for q in QUEUES if head[q] < len(order[q])]
@@ -101,28 +104,34 @@ def clocks(instrs: tuple[Instr, ...], pops: np.ndarray, pushes: np.ndarray,
            late: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(known, pos): known[i, q, c] = the last position on queue q up to which every class-c
     instruction has finished before instruction i starts (-1: none); pos[i] = i's position on
-    its own queue. Assumes the token checks above passed."""
-    n = len(instrs)
+    its own queue. Assumes the token checks above passed. Knowledge is a flat list of 6 ints,
+    index 2*q + c."""
     queue = [QUEUES.index(ins.queue) for ins in instrs]
-    known = np.full((n, 3, 2), -1, dtype=np.int64)
-    pos = np.zeros(n, dtype=np.int64)
-    last = [np.full((3, 2), -1, dtype=np.int64) for _ in QUEUES]
+    pop_of = [[f for f in range(4) if row[f]] for row in pops.tolist()]
+    push_of = [[f for f in range(4) if row[f]] for row in pushes.tolist()]
+    cls = late.tolist()
+    known, pos = [], []
+    last = [[-1] * 6 for _ in QUEUES]
     count = [0, 0, 0]
     fifo: list[deque] = [deque() for _ in FIFOS]
-    for i in range(n):
-        q = queue[i]
-        p = pos[i] = count[q]
+    for i, q in enumerate(queue):
+        p = count[q]
         count[q] += 1
-        k = last[q].copy()
-        k[q, 0] = max(k[q, 0], p - 1)  # the previous one has issued: class 0 ones are done
-        for f in np.flatnonzero(pops[i]):
-            np.maximum(k, fifo[f].popleft(), out=k)
-        known[i] = last[q] = k
-        if pushes[i].any():
+        k = last[q]
+        if k[2 * q] < p - 1:  # the previous one has issued: class 0 ones are done
+            k = k.copy()
+            k[2 * q] = p - 1
+        for f in pop_of[i]:
+            k = [max(a, b) for a, b in zip(k, fifo[f].popleft())]
+        known.append(k)
+        pos.append(p)
+        last[q] = k
+        if push_of[i]:
             done = k.copy()  # what has finished once i has
-            done[q, late[i]] = p
-            if late[i]:
-                done[q, 0] = max(done[q, 0], p)
-            for f in np.flatnonzero(pushes[i]):
+            done[2 * q + cls[i]] = p
+            if cls[i]:
+                done[2 * q] = max(done[2 * q], p)
+            for f in push_of[i]:
                 fifo[f].append(done)
-    return known, pos
+    return (np.array(known, dtype=np.int64).reshape(len(instrs), 3, 2),
+            np.array(pos, dtype=np.int64))
