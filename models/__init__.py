@@ -14,12 +14,13 @@ from qasic.models.recipes import MODEL_NAMES
 _LAZY = {
     "get_model": "qasic.models.registry",
     "TrainedModel": "qasic.models.registry",
+    "TextModel": "qasic.models.textmodels",
     "load_user_model": "qasic.models.user",
     "load_digits_split": "qasic.models.digits",
     "load_mnist_split": "qasic.models.mnist",
 }
-__all__ = ["MODEL_NAMES", "TrainedModel", "get_model", "load_digits_split", "load_mnist_split",
-           "load_user_model"]
+__all__ = ["MODEL_NAMES", "TextModel", "TrainedModel", "get_model", "load_digits_split",
+           "load_mnist_split", "load_user_model"]
 
 
 def __getattr__(name: str) -> Any:

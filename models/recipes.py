@@ -57,4 +57,34 @@ IMAGENET_RECIPES = {
                        version=2),
     )
 }
-MODEL_NAMES = tuple(RECIPES) + tuple(IMAGENET_RECIPES)
+
+
+@dataclass(frozen=True)
+class TextRecipe:
+    """A text model over int64 token ids (qasic.models.textmodels): ``tiny_gpt`` (a byte-level
+    GPT trained here, task "language_model") or ``minilm`` (all-MiniLM-L6-v2's real weights,
+    task "sentence_embedding"). Inputs are (N, seq_len); the calibration and test sets hold
+    ``calibration`` and ``test`` token windows or padded sentences."""
+
+    name: str
+    task: str           # "language_model" or "sentence_embedding"
+    seq_len: int        # tokens per input
+    calibration: int = 256
+    test: int = 256
+    version: int = 1    # bumped when the network, its training or its data change: the cache key
+
+    def __post_init__(self) -> None:
+        if self.task not in TEXT_TASKS:
+            raise ValueError(f"TextRecipe {self.name}: task {self.task!r} is not one of "
+                             f"{', '.join(TEXT_TASKS)}")
+
+
+TEXT_TASKS = ("language_model", "sentence_embedding")
+TEXT_RECIPES = {
+    r.name: r
+    for r in (
+        TextRecipe("tiny_gpt", "language_model", seq_len=64),
+        TextRecipe("minilm", "sentence_embedding", seq_len=32),
+    )
+}
+MODEL_NAMES = tuple(RECIPES) + tuple(IMAGENET_RECIPES) + tuple(TEXT_RECIPES)

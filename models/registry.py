@@ -7,6 +7,9 @@ The ImageNet-layout models (``IMAGENET_RECIPES``: resnet18, resnet50, mobilenet_
 qasic.models.imagenet) take 224x224 inputs; ``name@size`` asks for another input side, a multiple
 of 32 (``resnet18@64``, ``mobilenet_v2@96``): same network, photo crops resized to size x size.
 Their labels are the fp32 model's own predictions (``labels_are_fp32``).
+
+The text models (``TEXT_RECIPES``: tiny_gpt, minilm; see qasic.models.textmodels) come as a
+TextModel: a TrainedModel whose inputs are int64 token ids, with ``score`` for their metrics.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from qasic.errors import ConfigError
 from qasic.models import nets
 from qasic.models.digits import load_digits_split
 from qasic.models.mnist import load_mnist_split
-from qasic.models.recipes import IMAGENET_RECIPES, MODEL_NAMES, RECIPES, Recipe
+from qasic.models.recipes import IMAGENET_RECIPES, MODEL_NAMES, RECIPES, TEXT_RECIPES, Recipe
 from qasic.models.split import Split
 from qasic.models.train import Progress, float_accuracy, train
 
@@ -66,6 +69,10 @@ def get_model(name: str, seed: int = 0, cache_dir: str | Path | None = None,
 
         recipe = IMAGENET_RECIPES[name.partition("@")[0]]
         return get_imagenet_model(name, recipe, seed, cache_dir, progress)
+    if name in TEXT_RECIPES:
+        from qasic.models.textmodels import get_text_model
+
+        return get_text_model(TEXT_RECIPES[name], seed, cache_dir, progress)
     recipe = _recipe(name)
     data = DATASETS[recipe.dataset]()
     module = _build(recipe, seed)
