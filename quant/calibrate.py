@@ -29,6 +29,7 @@ import numpy as np
 from qasic.errors import InputError
 from qasic.quant.config import QuantConfig
 from qasic.quant.encodings import (
+    NORM_INPUT,
     SYMMETRIC,
     fixed_encoding,
     input_encoding,
@@ -91,17 +92,21 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
     need = requirements(graph, SHARES_INPUT)
 
     def observe(tensor: str) -> TensorQ:
-        fmt = "int" if tensor in need else config.activation_format
+        kind = need.get(tensor)
+        fmt = "int" if kind else config.activation_format
+        bits = config.norm_bits if kind == NORM_INPUT else config.activation_bits
         if tensor == graph.output:
             rng = OUTPUT_RANGES[config.output_observer](values[tensor])
         elif fmt != "int" and config.activation_observer == "histogram":
             amax = fp_mse_absmax(values[tensor], fmt)
             rng = (-amax, amax)
+        elif config.activation_observer == "histogram":
+            rng = histogram_range(values[tensor], bits)
         else:
             rng = _range(values[tensor], config)
-        if need.get(tensor) == SYMMETRIC:
-            return symmetric(*rng, config.activation_bits)
-        return affine(*rng, config.activation_bits) if fmt == "int" else fp_tensor(*rng, fmt)
+        if kind == SYMMETRIC:
+            return symmetric(*rng, bits)
+        return affine(*rng, bits) if fmt == "int" else fp_tensor(*rng, fmt)
 
     pins = concat_pins(graph)  # tensor -> the concat whose TensorQ it takes
     shared = {c: observe(c) for c in dict.fromkeys(pins.values())}

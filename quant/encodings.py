@@ -11,6 +11,9 @@
 - The inputs of ``softmax`` and ``norm`` (attention scores, the residual stream) and the
   operands of ``matmul`` are INT codes even when activations are FP8: the integer softmax and
   normalization kernels (qasic.quant.intops) and the dynamic-weight GEMM read integers.
+- A ``norm`` input is INT of QuantConfig.norm_input_bits (default: the activation width): the
+  residual sums carry the outlier channels of transformers (LLM.int8(), SmoothQuant), which an
+  8-bit per-tensor step cannot hold next to the ordinary ones.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from qasic.quant.observers import EMPTY_SCALE
 
 TOKEN_IDS = TensorQ(1.0, 0, 32)
 KEY_MASK = TensorQ(1.0, 0, 8)
-SYMMETRIC, INT = "symmetric", "int"
+SYMMETRIC, INT, NORM_INPUT = "symmetric", "int", "norm input"
+_PRIORITY = (INT, NORM_INPUT, SYMMETRIC)  # a tensor with two needs gets the later one
 
 
 def input_encoding(graph: FGraph) -> TensorQ | None:
@@ -56,17 +60,17 @@ def fixed_encoding(node: FNode, bits: int) -> TensorQ | None:
 
 
 # op -> what each of its inputs needs (by position)
-NEEDS = {"matmul": (SYMMETRIC, SYMMETRIC), "softmax": (INT,), "norm": (INT,)}
+NEEDS = {"matmul": (SYMMETRIC, SYMMETRIC), "softmax": (INT,), "norm": (NORM_INPUT,)}
 
 
 def requirements(graph: FGraph, shares_input: tuple[str, ...]) -> dict[str, str]:
-    """{tensor: SYMMETRIC or INT} for every tensor whose producer must calibrate it so (found
-    back through the ops in ``shares_input``); SYMMETRIC implies INT."""
+    """{tensor: SYMMETRIC, NORM_INPUT or INT} for every tensor whose producer must calibrate
+    it so (found back through the ops in ``shares_input``); each implies INT."""
     need: dict[str, str] = {}
     for node in graph.nodes:
         for t, kind in zip(node.inputs, NEEDS.get(node.op, ())):
             src = _source(graph, t, shares_input)
-            if need.get(src) != SYMMETRIC:
+            if _PRIORITY.index(kind) >= _PRIORITY.index(need.get(src, INT)):
                 need[src] = kind
     return need
 

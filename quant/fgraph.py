@@ -122,7 +122,10 @@ def _conv2d(node: FNode, x: np.ndarray) -> np.ndarray:
 
 
 def _linear(node: FNode, x: np.ndarray) -> np.ndarray:
-    return x @ node.params["weight"].T + node.params["bias"]
+    """Over the last axis; as one 2-D product (numpy's stacked matmul skips BLAS)."""
+    w = node.params["weight"]
+    y = x.reshape(-1, x.shape[-1]) @ w.T + node.params["bias"]
+    return y.reshape(x.shape[:-1] + (w.shape[0],))
 
 
 def _maxpool2d(node: FNode, x: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+from scipy.special import erf  # math.erf to ~1 ulp, vectorized (scikit-learn needs scipy)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -20,7 +21,6 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 def _gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
     if approximate == "tanh":
         return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
-    erf = np.vectorize(math.erf, otypes=[np.float64])
     return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
 
 

@@ -26,6 +26,7 @@ from qasic.quant import masks
 from qasic.quant import pointwise as pw
 from qasic.quant.lowering import Act, _arg
 from qasic.quant.lowering_ops import _pair_op, _scalar
+from qasic.quant.lowering_seq import rows
 
 aten = torch.ops.aten
 
@@ -164,12 +165,17 @@ def _with_mask(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
 def _with_constant(b: Any, node: Any, op: str, x: Act, c: torch.Tensor, first: bool) -> Any:
     """An activation with a non-scalar constant: an additive mask, a constant add, a per-channel
     scale folded into the layer before."""
-    if op == "add" and bool((c <= masks.NEG).any()):
-        return masks.masked(b, node, x, c, "additive")
-    if op == "sub" and not first:
+    if op == "sub" and first:
+        op, c = "add", -c
+    if op == "add" and bool((c <= masks.NEG).any()):  # a mask, maybe with a bias (ALiBi)
+        keep = c > masks.NEG
+        if bool((c[keep] != 0).any()):
+            x = constant_add(b, node, x, torch.where(keep, c, torch.zeros_like(c)))
+        return masks.masked(b, node, x, torch.where(keep, torch.zeros_like(c), c), "additive")
+    if op == "sub":
         b.fail(node, "a constant minus an activation; only activation - constant")
-    if op in ("add", "sub"):
-        return constant_add(b, node, x, c if op == "add" else -c)
+    if op == "add":
+        return constant_add(b, node, x, c)
     if op == "div" and not first:
         b.fail(node, "a constant divided by an activation")
     return _channel_scale(b, node, x, c if op == "mul" else 1.0 / c)
@@ -221,16 +227,20 @@ _SCALE_KEYS = {"norm": ("gamma", "beta"), "linear": ("weight", "bias")}
 
 # --- hand-written RMSNorm -------------------------------------------------------------------
 
-def mean(b: Any, node: Any, args: list, kwargs: dict) -> RmsStat:
-    """mean(x^2, dim=-1, keepdim=True): the statistic of an RMSNorm written out."""
+def mean(b: Any, node: Any, args: list, kwargs: dict) -> RmsStat | Act:
+    """mean(x^2, dim=-1, keepdim=True): the statistic of an RMSNorm written out; a mean over
+    the sequence positions (the second-to-last axis): a matmul by a constant 1/S row."""
     t = _tree(args[0])
     rank = node.args[0].meta["val"].dim()
     dims = [int(d) % rank for d in (args[1] if isinstance(args[1], (list, tuple)) else [args[1]])]
+    if isinstance(args[0], Act) and dims == [rank - 2]:
+        n = int(node.args[0].meta["val"].shape[rank - 2])
+        return rows(b, node, args[0], np.full((1, n), 1.0 / n))
     square = t is not None and t[0] is not None and t[1] in (
         pw.op("pow", pw.X, pw.const(2.0)), pw.op("mul", pw.X, pw.X))
     if not square or dims != [rank - 1] or not _arg(args, kwargs, 2, "keepdim", False):
-        b.fail(node, "a mean in a sequence model; only mean(x^2, -1, keepdim=True) of an "
-                     "RMSNorm")
+        b.fail(node, "a mean in a sequence model; only over the positions, or mean(x^2, -1, "
+                     "keepdim=True) of an RMSNorm")
     return RmsStat(t[0], 0.0)
 
 

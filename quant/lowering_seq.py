@@ -12,9 +12,11 @@ Shape ops then are: a reshape (memory order is row-major on both sides, so any v
 sample is a ``reshape``, a no-op when the shape does not change), a ``permute`` of the
 per-sample axes (transposes that move only size-1 axes are reshapes), an expand that repeats
 nothing, a slice or split of a linear layer's output features (a linear of the selected weight
-rows; GPT-2's fused QKV), and a cat that only drops empty constants (an empty KV cache) or
-joins along the last axis. This module holds those handlers and the constants derived from
-activations' shapes; qasic.quant.lowering_transformer joins them into the handler table.
+rows; GPT-2's fused QKV), a select, slice or mean of sequence positions (x[:, 0], x[:, -1],
+x.mean(1): a matmul by a constant selector, ``rows``), and a cat that only drops empty
+constants (an empty KV cache) or joins along the last axis. This module holds those handlers
+and the constants derived from activations' shapes; qasic.quant.lowering_transformer joins
+them into the handler table.
 """
 
 from __future__ import annotations
@@ -22,19 +24,20 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 
+from qasic.quant.graph import SEQUENCE, TOKENS
 from qasic.quant.lowering import Act, _act, _arg
 
 aten = torch.ops.aten
 
-from qasic.quant.graph import SEQUENCE, TOKENS
-
 # ops whose presence makes a float (batch, S, D) input a sequence; convolutions and pools keep
 # the NCL layout of 1-D conv nets
 _SEQUENCE_OPS = {aten.linear.default, aten.layer_norm.default, aten.native_layer_norm.default,
-                 aten.softmax.int, aten._softmax.default, aten.matmul.default, aten.bmm.default,
-                 aten.scaled_dot_product_attention.default, aten.embedding.default}
+                 aten.rms_norm.default, aten.softmax.int, aten._softmax.default,
+                 aten.matmul.default, aten.bmm.default, aten.scaled_dot_product_attention.default,
+                 aten.embedding.default}
 _SPATIAL_OPS = ("conv", "pool", "upsample", "batch_norm", "convolution")
 
 
@@ -143,22 +146,50 @@ def split(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
                  for i, (s, k) in enumerate(zip(starts, sizes)))
 
 
-def _part(b: Any, node: Any, x: Act, dim: int, rows: range, piece: int | None = None) -> Act:
+def select(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.select(x, dim, index) of a sequence position (x[:, 0], x[:, -1])."""
+    x = _act(b, node, args[0], "select input")
+    rank = node.args[0].meta["val"].dim()
+    dim, size = int(args[1]) % rank, int(node.args[0].meta["val"].shape[int(args[1])])
+    if dim != rank - 2 or dim < batch_offset(b, node.args[0], x):
+        b.fail(node, f"a select of axis {dim} of an activation; only of sequence positions "
+                     "(the second-to-last axis)")
+    weights = np.zeros((1, size))
+    weights[0, int(args[2]) % size] = 1.0
+    return rows(b, node, x, weights)
+
+
+def rows(b: Any, node: Any, x: Act, weights: np.ndarray) -> Act:
+    """y = weights @ x over the sequence axis (the second-to-last): a ``constant`` selector
+    (k, S) and a ``matmul`` (selection, slicing or averaging of positions), then a reshape to
+    the node's shape."""
+    shape = b.shapes[x.name]
+    value = np.broadcast_to(weights, shape[:-2] + weights.shape).copy()
+    sel = b.add(node, "constant", (), {}, {"value": value}, shape=value.shape, suffix=".rows")
+    out = shape[:-2] + (len(weights), shape[-1])
+    y = b.add(node, "matmul", (sel.name, x.name), {"transpose_b": False, "alpha": 1.0},
+              shape=out)
+    return y if per_sample(b, node) == out else reshape(b, node, [y], {})
+
+
+def _part(b: Any, node: Any, x: Act, dim: int, sel: range, piece: int | None = None) -> Act:
     rank = node.args[0].meta["val"].dim()
     dim %= rank
     size = int(node.args[0].meta["val"].shape[dim])
-    if rows == range(size):
+    if sel == range(size):
         return x
     prev = b.nodes.get(x.name)
+    if dim == rank - 2 and dim >= batch_offset(b, node.args[0], x):
+        return rows(b, node, x, np.eye(size)[list(sel)])
     if dim != rank - 1 or prev is None or prev.op != "linear":
-        b.fail(node, f"a slice of axis {dim} of an activation; only of a linear layer's "
-                     "output features (the last axis)")
+        b.fail(node, f"a slice of axis {dim} of an activation; only of sequence positions or "
+                     "of a linear layer's output features (the last axis)")
     w, bias = prev.params["weight"], prev.params["bias"]
-    sel = list(rows)
-    tag = f".{piece}" if piece is not None else f".{rows.start}_{rows.stop}"
+    tag = f".{piece}" if piece is not None else f".{sel.start}_{sel.stop}"
     shape = b.shapes[x.name][:-1] + (len(sel),)
     return b.add(node, "linear", prev.inputs, dict(prev.attrs),
-                 {"weight": w[sel], "bias": bias[sel]}, shape=shape, name=prev.name + tag)
+                 {"weight": w[list(sel)], "bias": bias[list(sel)]}, shape=shape,
+                 name=prev.name + tag)
 
 
 def cat(b: Any, node: Any, args: list, kwargs: dict, fallback: Any = None) -> Act:
@@ -217,6 +248,7 @@ HANDLERS = {
     aten.permute.default: permute,
     aten.expand.default: expand,
     aten.slice.Tensor: slice_,
+    aten.select.int: select,
     aten.split.Tensor: split,
     aten.split_with_sizes.default: split,
     aten.cat.default: cat,

@@ -16,7 +16,8 @@ resolves it: the key-mask part must mask exactly the keys whose bit is 0 (every 
 key t reads bit (b, t)), and the constant part must be the same for every sample and head and
 be all ones or causal (key j visible to query i iff j <= i + T - S). The key mask becomes the
 softmax's second input: an ``embedding`` of the ids through the 1-D table [pred(id) for id in
-range(vocab)] (codes 0/1). Anything else (ALiBi or relative-position biases, sliding windows,
+range(vocab)] (codes 0/1; negated when the mask keeps the keys whose bit is 0, as for
+``(ids == pad) * finfo.min``). Anything else (ALiBi or relative-position biases, sliding windows,
 masks that differ per head) is refused with one line.
 """
 
@@ -212,15 +213,15 @@ def resolve(b: Any, node: Any, m: Masked, shape: tuple) -> tuple[tuple[str, ...]
     inputs = (m.scores.name,)
     if key is not None:
         p1, p0 = const & key.when1, const & key.when0
-        if not bool(p0.any()):
+        if torch.equal(p0, p1):  # the mask changes nothing
+            const = p1
+        elif not bool(p0.any()) or not bool(p1.any()):  # keys kept where the bit is 1 (0)
             _check_pos(b, node, key, shape)
-            inputs += (_mask_node(b, node, key),)
-            const = p1
-        elif torch.equal(p0, p1):
-            const = p1
+            inputs += (_mask_node(b, node, key, keep=not bool(p0.any())),)
+            const = p1 if not bool(p0.any()) else p0
         else:
             b.fail(node, "a padding mask that keeps some padded keys; only masks that drop "
-                         "every key whose id fails the test")
+                         "every key whose id passes (or fails) one test")
     return inputs, _causal(b, node, const)
 
 
@@ -252,10 +253,11 @@ def _causal(b: Any, node: Any, const: torch.Tensor) -> bool:
     b.fail(node, f"a constant {s}x{t} attention mask other than causal (e.g. a sliding window)")
 
 
-def _mask_node(b: Any, node: Any, key: KeyMask) -> str:
-    """The key-mask tensor: an embedding of the ids through [pred(id) for id in the vocab]."""
-    if key.pred in b.mask_nodes:
-        return b.mask_nodes[key.pred]
+def _mask_node(b: Any, node: Any, key: KeyMask, keep: bool) -> str:
+    """The key-mask tensor: an embedding of the ids through [pred(id) for id in the vocab]
+    (``keep``: keys whose bit is 1 take part), or its negation."""
+    if (key.pred, keep) in b.mask_nodes:
+        return b.mask_nodes[(key.pred, keep)]
     vocab = [n.params["table"].shape[0] for n in b.nodes.values()
              if n.op == "embedding" and n.inputs == (b.input_name,)
              and n.params["table"].ndim == 2]
@@ -263,8 +265,9 @@ def _mask_node(b: Any, node: Any, key: KeyMask) -> str:
         b.fail(node, "a padding mask in a model without a token embedding (its vocabulary "
                      "size is the mask table's)")
     target, other = key.pred
-    table = target(torch.arange(vocab[0]), other).to(torch.float64).numpy()
+    bits = target(torch.arange(vocab[0]), other)
+    table = (bits if keep else ~bits).to(torch.float64).numpy()
     act = b.add(node, "embedding", (b.input_name,), {}, {"table": table}, shape=(key.keys,),
                 name=MASK_NAME)
-    b.mask_nodes[key.pred] = act.name
+    b.mask_nodes[(key.pred, keep)] = act.name
     return act.name

@@ -14,14 +14,13 @@ lut's attrs stay data (``fn = "expr"``, ``fn_args = {"expr": tree}``).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
+from scipy.special import erf
 
 X = ("x",)
 
-_erf = np.vectorize(math.erf, otypes=[np.float64])
 
 # op -> numpy function of its evaluated children (float64)
 OPS: dict[str, Callable[..., np.ndarray]] = {
@@ -34,7 +33,7 @@ OPS: dict[str, Callable[..., np.ndarray]] = {
     "abs": np.abs,
     "exp": np.exp,
     "log": np.log,
-    "erf": _erf,
+    "erf": erf,
     "sqrt": np.sqrt,
     "rsqrt": lambda a: 1.0 / np.sqrt(a),
     "reciprocal": lambda a: 1.0 / a,

@@ -1,0 +1,280 @@
+"""Transformer ops captured from small torch modules: the QGraph ops and attrs they become, the
+float executor against torch, and the golden reference against torch at W8A8.
+
+Cosine bounds: one op at 8 bits keeps ~40 dB SQNR (cosine ~0.9999); chains of a few requantized
+tensors ~0.999; a whole block (LayerNorm, attention, GELU MLP, residuals: ~12 requantized
+tensors) ~0.999. Each bound sits well below the measured value (in the comment next to it) and
+well above what a wrong mask, transpose or scale gives (0.3 .. 0.9)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qasic.errors import ConfigError, InputError, UnsupportedOpError
+from qasic.quant import QuantConfig, capture, quantize, reference
+from qasic.quant.evaluate import cosine
+from tests.quant.transformer_nets import Attention, Block, Fn, TokenModel, check, ops, torch_out
+
+D, H, S = 32, 2, 8
+
+
+def _seq(batch: int = 64, s: int = S, d: int = D, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(batch, s, d)).astype(np.float32)
+
+
+def _ids(batch: int = 64, s: int = S, vocab: int = 50, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(1, vocab, size=(batch, s))
+
+
+def _rms(x, w):  # LLaMA's RMSNorm, written out (w: a module holding the (D,) weight)
+    return w.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6))
+
+
+def _gelu_new(x):  # GPT-2's NewGELUActivation
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
+
+
+def _heads(x):  # (B, S, D) -> (B, H, S, Dh) -> back, as attention splits and merges heads
+    b, s, d = x.shape
+    return x.view(b, s, H, d // H).transpose(1, 2).transpose(1, 2).reshape(b, s, d)
+
+
+def _weight():
+    ln = nn.LayerNorm(D)
+    nn.init.normal_(ln.weight, 1.0, 0.3)
+    return ln
+
+
+def _after_linear(f):
+    return Fn(lambda x, fc: f(fc(x)), nn.Linear(D, D))
+
+
+torch.manual_seed(0)
+ATTENTION_OPS = (["linear"] * 3 + ["reshape", "permute"] * 3
+                 + ["matmul", "softmax", "matmul", "permute", "reshape", "linear"])
+CASES = {
+    # name: (module, expected ops, cosine bound); measured cosine in the comment
+    "linear_3d": (nn.Linear(D, 16), ["linear"], 0.999),                     # 0.99992
+    "layer_norm": (nn.LayerNorm(D), ["norm"], 0.999),                       # 0.99993
+    "rms_norm": (nn.RMSNorm(D, eps=1e-6), ["norm"], 0.999),                 # 0.99993
+    "rms_written": (Fn(lambda x, fc, w: _rms(fc(x), w), nn.Linear(D, D), _weight()),
+                    ["linear", "norm"], 0.999),                             # 0.99985
+    # softmax outputs step by 1/127: probabilities near 1/32 carry ~12% rounding error
+    "softmax": (_after_linear(lambda x: torch.softmax(x * 2, -1)), ["linear", "softmax"],
+                0.995),                                                     # 0.99893
+    "gelu": (_after_linear(nn.GELU()), ["linear", "lut"], 0.999),           # 0.99986
+    "gelu_tanh": (_after_linear(nn.GELU("tanh")), ["linear", "lut"], 0.999),  # 0.99988
+    "gelu_written": (_after_linear(_gelu_new), ["linear", "lut"], 0.999),   # 0.99989
+    "silu_written": (_after_linear(lambda x: x * torch.sigmoid(x)), ["linear", "lut"],
+                     0.999),                                                # 0.99989
+    "tanh": (_after_linear(torch.tanh), ["linear", "lut"], 0.999),          # 0.9999
+    "heads": (Fn(lambda x, fc: _heads(fc(x)), nn.Linear(D, D)),
+              ["linear", "reshape", "permute", "permute", "reshape"], 0.999),  # 0.99991
+    "attention": (Attention(D, H), ATTENTION_OPS, 0.998),                   # 0.99976
+    "sdpa": (Attention(D, H, "sdpa"), ATTENTION_OPS, 0.998),                # 0.99973
+    "bmm": (Attention(D, H, "bmm"), ATTENTION_OPS, 0.998),                  # 0.99975
+    "alibi": (_after_linear(lambda x: torch.softmax(
+        x @ x.transpose(-2, -1) + torch.arange(S) * 0.1 - 1e9 * torch.ones(S, S).triu(1), -1)),
+              ["linear", "matmul", "constant", "add", "softmax"], 0.995),   # 0.99999
+    "block": (Block(D, H), None, 0.998),                                    # 0.99987
+    # positions picked or averaged: a matmul by a constant selector
+    "cls": (_after_linear(lambda x: x[:, 0]), ["linear", "constant", "matmul", "reshape"],
+            0.999),                                                         # 0.99987
+    "last_two": (_after_linear(lambda x: x[:, -2:]), ["linear", "constant", "matmul"],
+                 0.999),                                                    # 0.99987
+    "mean_pool": (_after_linear(lambda x: x.mean(1)), ["linear", "constant", "matmul",
+                                                       "reshape"], 0.999),  # 0.9999
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_op_captures_and_the_reference_follows_torch(name):
+    module, want_ops, bound = CASES[name]
+    graph, _, cos = check(module, _seq())
+    assert graph.input_layout == "sequence"
+    if want_ops is not None:
+        assert ops(graph) == want_ops
+    assert cos > bound, cos
+
+
+def test_attention_graph_shapes_and_attrs():
+    g, q, _ = check(Attention(D, H), _seq())
+    mm = [n for n in q.nodes if n.op == "matmul"]
+    sm = q.node(next(n.name for n in q.nodes if n.op == "softmax"))
+    assert [dict(n.attrs) for n in mm] == [{"transpose_b": True}, {"transpose_b": False}]
+    assert [q.shapes[n.output] for n in mm] == [(H, S, S), (H, S, D // H)]
+    # Q . K^T reads the permuted heads (H, S, Dh) of q and k; the 1/sqrt(Dh) scale is in M
+    assert [q.shapes[t] for t in mm[0].inputs] == [(H, S, D // H)] * 2
+    assert g.node(mm[0].name).attrs["alpha"] == pytest.approx(1 / math.sqrt(D // H))
+    assert dict(sm.attrs) == {"causal": True} and sm.inputs == (mm[0].output,)
+    assert len(sm.params["table"]) == 256
+    perms = [dict(n.attrs) for n in q.nodes if n.op == "permute"]
+    assert perms == [{"perm": (1, 0, 2)}] * 4
+    # operands symmetric, softmax output 1/127 with zero point 0
+    for t in mm[0].inputs + mm[1].inputs:
+        assert q.tensors[t].zero_point == 0 and not q.tensors[t].is_fp
+    assert (q.tensors[sm.output].scale, q.tensors[sm.output].zero_point) == (1 / 127, 0)
+
+
+def test_fused_qkv_splits_into_three_linears():
+    g, _, _ = check(Attention(D, H), _seq())
+    lin = [n for n in g.nodes if n.op == "linear"]
+    assert [n.name for n in lin[:3]] == ["qkv.0", "qkv.1", "qkv.2"]
+    assert all(n.params["weight"].shape == (D, D) for n in lin[:3])
+
+
+def test_a_transformer_block_end_to_end_w8a8():
+    torch.manual_seed(1)
+    model = TokenModel(depth=2).eval()
+    graph, q, cos = check(model, _ids(128, 16))
+    assert graph.input_layout == "tokens" and graph.shapes["input"] == (16,)
+    assert q.tensors["input"] == q.tensors["input"].__class__(1.0, 0, 32)
+    assert ops(graph)[:4] == ["embedding", "constant", "add", "norm"]
+    assert cos > 0.99, cos                                                     # 0.99966
+
+
+def test_fp8_activations_keep_scores_and_residuals_int():
+    torch.manual_seed(1)
+    model = TokenModel(depth=1).eval()
+    cfg = QuantConfig(8, activation_format="fp8_e4m3")
+    _, q, cos = check(model, _ids(128, 16), cfg)
+    for n in q.nodes:
+        if n.op in ("softmax", "norm", "matmul"):
+            assert not q.tensors[n.inputs[0]].is_fp, n.name
+    assert any(t.is_fp for t in q.tensors.values())
+    assert cos > 0.99, cos                                                     # 0.9988
+
+
+def test_norm_inputs_may_be_wider_than_the_activations():
+    torch.manual_seed(1)
+    cfg = QuantConfig(8, activation_format="fp8_e4m3", norm_input_bits=16)
+    _, q, cos = check(TokenModel(depth=1).eval(), _ids(128, 16), cfg)
+    wide = {n.inputs[0] for n in q.nodes if n.op == "norm"}
+    assert {q.tensors[t].bits for t in wide} == {16}
+    assert {q.tensors[t].bits for t in q.tensors if t not in wide and t != "input"} == {8}
+    assert cos > 0.99, cos                                                     # 0.9989
+    with pytest.raises(ConfigError, match=r"norm_input_bits = 17 is out of range: allowed "
+                                          r"integers 2..16"):
+        QuantConfig(norm_input_bits=17)
+    x = _seq(4, 2, 2048)
+    with pytest.raises(ConfigError, match="2048 channels of 16-bit codes can overflow"):
+        quantize(nn.LayerNorm(2048), torch.from_numpy(x[:2]), x,
+                 QuantConfig(8, norm_input_bits=16))
+
+
+def test_per_layer_weight_bits_name_the_linears():
+    torch.manual_seed(1)
+    model = TokenModel(depth=1).eval()
+    x = _ids(64, 16)
+    graph = capture(model, torch.from_numpy(x[:2]))
+    layers = [n.name for n in graph.weighted_nodes()]
+    assert all(graph.node(n).op == "linear" for n in layers)
+    q = quantize(graph, None, x, QuantConfig({layers[0]: 4, layers[-1]: 6}))
+    assert q.weighted_nodes()[0].weight_bits == 4
+    assert q.node(layers[-1]).weight_bits == 6
+
+
+def _masked_model(form):
+    torch.manual_seed(2)
+    return TokenModel(depth=2, form=form, pad=0).eval()
+
+
+@pytest.mark.parametrize("form", ["explicit", "sdpa"])
+def test_padding_mask_from_ids_becomes_the_softmax_mask_input(form):
+    model = _masked_model(form)
+    x = _ids(128, 16)
+    x[::2, 10:] = 0
+    _, q, cos = check(model, x)
+    masks = [n for n in q.nodes if n.op == "embedding" and n.params["table"].ndim == 1]
+    assert len(masks) == 1  # one mask tensor, read by every layer's softmax
+    assert masks[0].params["table"].tolist() == [0] + [1] * 49
+    assert q.tensors[masks[0].output] == q.tensors["input"].__class__(1.0, 0, 8)
+    soft = [n for n in q.nodes if n.op == "softmax"]
+    assert all(n.inputs[1] == masks[0].output and not n.attrs["causal"] for n in soft)
+    assert cos > 0.99, cos                                                     # 0.999
+
+
+def test_padding_matters_and_unpadded_positions_match_the_unpadded_run():
+    model = _masked_model("explicit")
+    x = _ids(128, 16)
+    x[::2, 10:] = 0
+    _, q, _ = check(model, x)
+    short = torch_out(model, x[::2, :10])  # the same sentences, unpadded
+    got = q.dequantize_output(reference.run(q, q.quantize_input(x)))[::2, :10]
+    assert cosine(got, short) > 0.99                                           # 0.999
+    blind = type(q)(q.name, q.input, q.output, tuple(
+        type(n)(n.name, n.op, n.inputs[:1], n.output, n.attrs, n.params) if n.op == "softmax"
+        else n for n in q.nodes), q.tensors, q.shapes, q.input_layout)
+    unmasked = blind.dequantize_output(reference.run(blind, q.quantize_input(x)))[::2, :10]
+    err, blind_err = (np.linalg.norm(y - short) / np.linalg.norm(short) for y in (got, unmasked))
+    assert blind_err > 3 * err                                                 # 0.17 vs 0.026
+
+
+def test_token_ids_are_checked():
+    torch.manual_seed(1)
+    q = quantize(TokenModel(depth=1).eval(), torch.from_numpy(_ids(2, 16)), _ids(32, 16),
+                 QuantConfig(8))
+    assert np.array_equal(q.quantize_input(_ids(3, 16)), _ids(3, 16))
+    with pytest.raises(InputError, match=r"^token id 50 is outside the vocabulary of model "
+                                         r"TokenModel \(ids 0..49\)$"):
+        q.quantize_input(np.full((1, 16), 50))
+    with pytest.raises(InputError, match="must be integers"):
+        q.quantize_input(np.full((1, 16), 1.5))
+    with pytest.raises(InputError, match=r"expected \(batch, 16\) \(at most 16 tokens"):
+        q.quantize_input(np.ones((1, 17), dtype=np.int64))
+    with pytest.raises(InputError, match="must be integer token ids"):
+        quantize(TokenModel(depth=1).eval(), torch.from_numpy(_ids(2, 16)),
+                 _ids(4, 16) + 0.5, QuantConfig(8))
+
+
+REFUSED = {
+    "compare": (Fn(lambda x: torch.softmax(x.masked_fill(x > 1, -1e9), -1)),
+                "a comparison of an activation"),
+    "window": (Fn(lambda x: torch.softmax((x @ x.transpose(-2, -1)).masked_fill(
+        torch.ones(S, S).triu(3).bool() | torch.ones(S, S).tril(-3).bool(), -1e9), -1)),
+               "other than causal"),
+    "softmax_dim": (Fn(lambda x: torch.softmax(x, 1)), "only the last"),
+    "gqa": (Fn(lambda x, fc: F.scaled_dot_product_attention(
+        x.view(-1, S, 4, 8).transpose(1, 2), *[fc(x).view(-1, S, 2, 8).transpose(1, 2)] * 2,
+        enable_gqa=True), nn.Linear(D, 16)), "only equal head counts"),
+    "mean_feat": (Fn(lambda x: F.layer_norm(x, (D,)).mean(-1)), "a mean in a sequence model"),
+    "select_feat": (Fn(lambda x: F.layer_norm(x, (D,))[..., 3]), "a select of axis 2"),
+    "two_act_sub": (Fn(lambda x: F.layer_norm(x, (D,)) - x), "sub of two activations"),
+}
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_unsupported_transformer_forms_are_one_line(name):
+    module, reason = REFUSED[name]
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(module.eval(), torch.from_numpy(_seq(2)))
+    assert reason in str(e.value) and "\n" not in str(e.value)
+
+
+class MaskBias(nn.Module):
+    """A padding mask used as a bias, not a mask."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(50, D)
+
+    def forward(self, ids):
+        x = self.emb(ids)
+        return torch.softmax(x @ x.transpose(-2, -1) + (ids != 0)[:, None, :] * 0.5, -1)
+
+
+def test_a_padding_mask_used_as_a_bias_is_refused():
+    with pytest.raises(UnsupportedOpError, match="an additive attention bias other than 0"):
+        capture(MaskBias().eval(), torch.from_numpy(_ids(2)))
+
+
+def test_layer_norm_in_an_image_model_is_refused():
+    with pytest.raises(UnsupportedOpError, match="only in sequence models or on vectors"):
+        capture(nn.Sequential(nn.Conv2d(3, 4, 1), nn.LayerNorm(5)).eval(),
+                torch.zeros(1, 3, 5, 5))
