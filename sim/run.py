@@ -13,10 +13,12 @@ from qasic.isa.packing import dma_bytes, gather_dram_bytes
 from qasic.isa.program import Program
 from qasic.isa.verify import verify
 from qasic.quant.graph import TensorQ, float_shape, to_internal
+from qasic.sim import fast
 from qasic.sim.energy import CATEGORIES, EnergyModel
 from qasic.sim.machine import Machine
 from qasic.sim.timing import Timing, schedule
 
+MODES = ("fast", "exact")
 DRAM_BATCH_BYTES = 1 << 31  # DRAM the machine holds at once over a batch (one copy per input)
 
 
@@ -99,11 +101,11 @@ def check_arch(program: Program, arch: ArchConfig) -> None:
 def simulate(program: Program, arch: ArchConfig, x: np.ndarray | None = None, *,
              codes: np.ndarray | None = None, batch: int = 512,
              hook: Callable | None = None, gemm_path: str = "auto",
-             progress: Callable[[str], None] | None = None) -> SimResult:
+             progress: Callable[[str], None] | None = None, mode: str = "fast") -> SimResult:
     """Run ``program`` on float inputs ``x`` (or integer ``codes``, NHWC) in batches. The
     program is verified first (qasic.isa.verify, once per program object): every access in
     bounds, tokens balanced and ordering every cross-queue hazard, so program order is what the
-    parallel queues compute."""
+    parallel queues compute. ``mode`` (run_functional): "fast" or "exact"."""
     verify(program)
     check_arch(program, arch)
     codes = input_codes(program, x) if codes is None else check_codes(program, codes)
@@ -111,18 +113,27 @@ def simulate(program: Program, arch: ArchConfig, x: np.ndarray | None = None, *,
     batch = max(1, min(batch, DRAM_BATCH_BYTES // max(program.dram_size, 1)))
     outs = []
     for b0 in range(0, len(codes), batch):
-        outs.append(run_functional(program, arch, codes[b0:b0 + batch], hook, gemm_path))
+        outs.append(run_functional(program, arch, codes[b0:b0 + batch], hook, gemm_path, mode))
         if progress:
             progress(f"simulated {min(b0 + batch, len(codes))}/{len(codes)} inputs")
     return _stats(program, arch, np.concatenate(outs) if outs else np.zeros((0,)), timing)
 
 
 def run_functional(program: Program, arch: ArchConfig, codes: np.ndarray,
-                   hook: Callable | None = None, gemm_path: str = "auto") -> np.ndarray:
+                   hook: Callable | None = None, gemm_path: str = "auto",
+                   mode: str = "fast") -> np.ndarray:
+    """Output codes of ``codes`` (batch first). mode "fast": the Numba interpreter over the
+    program's field table (qasic.sim.fast), bit-exact with "exact": the per-instruction machine,
+    which a hook or a gemm_path other than "auto" also asks for."""
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r} not in {MODES}")
     verify(program)
     m = Machine(program, arch, len(codes), gemm_path)
     m.write_region(program.meta["input"]["tensor"], codes)
-    m.run(hook)
+    if mode == "exact" or hook is not None or gemm_path != "auto":
+        m.run(hook)
+    else:
+        fast.run(m)
     out = m.read_region(program.meta["output"]["tensor"])
     return out.reshape((len(codes), *program.meta["output"]["shape"]))
 

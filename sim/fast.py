@@ -1,0 +1,89 @@
+"""The fast functional path: a Machine's program run by the Numba interpreter
+(qasic.sim.fastkernels) over the program's field table, handing every instruction it does not
+run to the per-instruction machine (qasic.sim.machine), which stays the definition.
+
+Bit-exact by construction: the interpreter runs the instructions in program order with the
+machine's arithmetic, and it hands over (before touching any state) every instruction the machine
+would refuse, so errors are the machine's own. A GEMM decode table is checked by the machine the
+first time it is used; the interpreter reuses the check while those bytes are unchanged.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from qasic.arch.config import ArchConfig
+from qasic.isa.program import Program
+from qasic.isa.table import ACT_ENCODINGS, LUT_ENTRY_BYTES, encoding_bits, encoding_is_fp
+from qasic.sim import fastkernels as FK
+from qasic.sim.fastfields import OP_NAMES, program_fields
+from qasic.sim.machine import Machine, _act_table, _largest_input
+
+_OPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_CODES = np.array([FK.OPS.get(name, FK.OTHER) for name in OP_NAMES], dtype=np.int64)
+
+
+def run(m: Machine) -> None:
+    """Run ``m``'s whole program (as ``m.run()`` without a hook)."""
+    p, arch = m.program, m.arch
+    fields, ops = program_fields(p), _op_codes(p)
+    shape, alut = arch_vector(arch), _act_levels()
+    checked = np.zeros(m.mem["param"].shape[1], dtype=bool)
+    seen = np.zeros_like(m.mem["param"])
+    bufs, wc = _buffers(arch), _weight_cache(arch, m.batch)
+    st = np.zeros(FK.ST_KEY + len(FK.WKEY), dtype=np.int64)
+    st[FK.ST_DECODED] = -1
+    i, n = 0, len(p.instrs)
+    while i < n:
+        i = FK.run(ops, fields.F, i, n, m.dram, m.mem["input"], m.mem["weight"], m.mem["output"],
+                   m.mem["param"], m.acc, shape, alut, checked, seen, bufs, wc, st)
+        if i == n:
+            break
+        ins = p.instrs[i]
+        m.step(i, ins)
+        st[FK.ST_VERSION] += 1  # it may have written weight or param bytes
+        if ins.op == "GEMM" and ins["lut"]:  # the machine checked this table: remember it
+            a = ins["lut_addr"]
+            span = slice(a, a + (LUT_ENTRY_BYTES << ins["wbits"]))
+            checked[span] = True
+            seen[:, span] = m.mem["param"][:, span]
+        i += 1
+
+
+def arch_vector(arch: ArchConfig) -> np.ndarray:
+    """fastkernels.run's ``shape``: the array's limits and the activation encodings."""
+    enc = ACT_ENCODINGS
+    return np.array([arch.array_rows, arch.array_cols, arch.gemm_max_rows, arch.weight_bits,
+                     *(encoding_bits(e) for e in enc), arch.acc_bits,
+                     *(encoding_is_fp(e) for e in enc), *(_largest_input(e) for e in enc)],
+                    dtype=np.int64)
+
+
+def _act_levels() -> np.ndarray:
+    """(encodings, 256) int64: byte -> level of each FP encoding (zeros for INT ones)."""
+    return np.stack([_act_table(e) for e in ACT_ENCODINGS]).astype(np.int64)
+
+
+def _buffers(arch: ArchConfig) -> tuple[np.ndarray, ...]:
+    """Scratch for one fold: activations (T, k) and sums (T, n) in int64, and the same flat in
+    float64 (reshaped to each fold's shape)."""
+    t, k, n = arch.gemm_max_rows, arch.array_rows, arch.array_cols
+    return (np.zeros((t, k), dtype=np.int64), np.zeros((t, n), dtype=np.int64),
+            np.zeros(t * k), np.zeros(t * n))
+
+
+def _weight_cache(arch: ArchConfig, batch: int) -> tuple[np.ndarray, ...]:
+    """The last decoded weight tile of each batch element: int64 (k, n), float64 flat, and its
+    largest column sum of magnitudes."""
+    k, n = arch.array_rows, arch.array_cols
+    return (np.zeros((batch, k, n), dtype=np.int64), np.zeros((batch, k * n)),
+            np.zeros(batch, dtype=np.int64))
+
+
+def _op_codes(p: Program) -> np.ndarray:
+    done = _OPS.get(p)
+    if done is None:
+        done = _OPS[p] = _CODES[program_fields(p).op]
+    return done

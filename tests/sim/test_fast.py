@@ -1,0 +1,148 @@
+"""The fast functional path (qasic.sim.fast) leaves every memory exactly as the per-instruction
+machine does: DRAM, every scratchpad and the accumulator, byte for byte, on the built-in models
+and the transformer test graphs, at INT8, packed INT4, FP8 activations and block-scaled weights."""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import cache
+
+import numpy as np
+import pytest
+
+from qasic.arch.config import default_arch
+from qasic.compiler import compile_graph
+from qasic.errors import ProgramFormatError
+from qasic.isa.encoding import Instr
+from qasic.isa.program import Program, Region
+from qasic.quant import reference
+from qasic.sim import fast
+from qasic.sim.machine import Machine
+from qasic.sim.run import run_functional
+from tests.archs import small_arch
+from tests.compiler.test_transformer import codes_for
+from tests.compiler.transformers import attention_block
+from tests.graphs import (
+    blocked_graph,
+    cnn_graph,
+    fp8_graph,
+    random_codes,
+    residual_graph,
+    with_act_bits,
+    with_fp8,
+)
+
+ARCH = default_arch()
+WIDE = dataclasses.replace(ARCH, acc_bits=48)
+FP8_ARCH = dataclasses.replace(ARCH, input_bits=5, input_shift_bits=4, acc_bits=48)
+SMALL = small_arch(array_rows=8, array_cols=8, gemm_max_rows=16, input_sram_bytes=2048,
+                   weight_sram_bytes=2048, acc_sram_bytes=2048, output_sram_bytes=1024,
+                   param_sram_bytes=1024)
+
+
+def machines(program: Program, arch, codes: np.ndarray) -> tuple[Machine, Machine]:
+    """(exact, fast): the same program run on the same codes by each path."""
+    out = []
+    for run in (Machine.run, fast.run):
+        m = Machine(program, arch, len(codes))
+        m.write_region(program.meta["input"]["tensor"], codes)
+        run(m)
+        out.append(m)
+    return out[0], out[1]
+
+
+def assert_same_state(program: Program, arch, codes: np.ndarray) -> None:
+    exact, quick = machines(program, arch, codes)
+    np.testing.assert_array_equal(quick.dram, exact.dram)
+    np.testing.assert_array_equal(quick.acc, exact.acc)
+    for name, mem in exact.mem.items():
+        np.testing.assert_array_equal(quick.mem[name], mem, err_msg=name)
+
+
+GRAPHS = {
+    "int8": (lambda: cnn_graph(), ARCH),
+    "int4-weights": (lambda: cnn_graph(seed=1, wbits=(4, 4, 4)), ARCH),
+    "int4-packed": (lambda: with_act_bits(cnn_graph(), 4), ARCH),
+    "int3-packed": (lambda: with_act_bits(residual_graph(), 3), ARCH),
+    "fp8": (fp8_graph, FP8_ARCH),
+    "fp8-residual": (lambda: with_fp8(residual_graph()), FP8_ARCH),
+    "mx-shift-lut": (lambda: blocked_graph("shift", 32, lut=True), WIDE),
+    "block-mul": (lambda: blocked_graph("mul", 64, lut=True), WIDE),
+    "block-mulzp": (lambda: blocked_graph("mulzp", 16, lut=False), WIDE),
+    "int8-small-array": (lambda: cnn_graph(), SMALL),
+}
+
+
+@cache
+def compiled(name: str):
+    make, arch = GRAPHS[name]
+    g = make()
+    return g, compile_graph(g, arch), arch
+
+
+@pytest.mark.parametrize("name", GRAPHS)
+def test_fast_path_leaves_every_memory_as_the_machine(name):
+    g, p, arch = compiled(name)
+    assert_same_state(p, arch, random_codes(g, 5))
+
+
+@pytest.mark.parametrize("name", ["int8", "fp8", "mx-shift-lut"])
+def test_fast_path_equals_the_reference(name):
+    g, p, arch = compiled(name)
+    x = random_codes(g, 7)
+    np.testing.assert_array_equal(run_functional(p, arch, x), reference.run(g, x))
+
+
+@pytest.mark.parametrize("arch", [ARCH, SMALL], ids=["default", "8x8"])
+@pytest.mark.parametrize("bits, masked", [(8, False), (4, False), (8, True)])
+def test_attention_block_leaves_every_memory_as_the_machine(bits, masked, arch):
+    """Dynamic weights (b of q k^T and p v differs per batch element), gathers, softmax,
+    norms."""
+    g = attention_block(bits=bits, masked=masked)
+    assert_same_state(compile_graph(g, arch), arch, codes_for(g, 3, seed=5))
+
+
+@pytest.mark.parametrize("model", ["digits_cnn", "digits_mlp", "mnist_cnn", "mnist_deep"])
+def test_built_in_models_leave_every_memory_as_the_machine(model):
+    from qasic.flow import quantize_model
+    from qasic.models import get_model
+    from qasic.quant import QuantConfig
+    from qasic.sim.run import input_codes
+
+    t = get_model(model)
+    for cfg in (QuantConfig(), QuantConfig(weight_bits=4, activation_bits=4)):
+        p = compile_graph(quantize_model(t, cfg), ARCH)
+        assert_same_state(p, ARCH, input_codes(p, t.test_inputs[:4]))
+
+
+def lut_program(entry: int) -> Program:
+    """One 2-bit LUT GEMM whose decode table's entry 0 is ``entry`` (loaded from DRAM)."""
+    table = np.array([entry, 1 << 8, 2 << 8, 3 << 8], dtype="<u4").tobytes()
+    regions = (Region("constants", 0, 64, "constants"),)
+    instrs = (Instr("LOAD", {"mem": "param", "rows": 1, "row_bytes": 16, "planes": 1}),
+              Instr("GEMM", {"lines": 1, "rows": 2, "k": 4, "n": 4, "wbits": 2, "lut": 1,
+                             "afmt": "int8"}),
+              Instr("END"))
+    return Program(instrs, (0,) * 3, table + bytes(48), regions)
+
+
+def test_a_bad_decode_table_fails_as_on_the_machine():
+    p = lut_program(40)  # shift field 40 > 31
+    errors = []
+    for run in (Machine.run, fast.run):
+        with pytest.raises(ProgramFormatError) as e:
+            run(Machine(p, ARCH, 2))
+        errors.append(str(e.value))
+    assert errors[0] == errors[1]
+    assert "decode-table entry 0" in errors[0]
+
+
+def test_a_decoded_fold_after_the_machine_checked_its_table():
+    p = lut_program(5 << 8)
+    exact, quick = Machine(p, ARCH, 2), Machine(p, ARCH, 2)
+    for m in (exact, quick):
+        m.mem["input"][:] = np.arange(exact.mem["input"].shape[1]) % 7
+    exact.run()
+    fast.run(quick)
+    np.testing.assert_array_equal(quick.acc, exact.acc)
+    assert np.any(exact.acc != 0)
