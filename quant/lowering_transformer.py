@@ -151,7 +151,7 @@ def sdpa(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     scores = matmul_node(b, node, q, k, True, scale, suffix=".scores")
     qt, kt = node.args[0].meta["val"].shape, node.args[1].meta["val"].shape
     shape = tuple(int(d) for d in qt[:-1]) + (int(kt[-2]),)
-    m = masks.Masked(scores, *masks.allowed(b, node, mask, shape, "keep"))
+    m = masks.Masked(scores, *masks.allowed(b, node, mask, shape, "sdpa"))
     if causal:
         s, t = shape[-2:]
         if s != t:

@@ -139,8 +139,8 @@ def _op(target: Any, value: torch.Tensor, args: list, kwargs: dict) -> torch.Ten
 
 def allowed(b: Any, node: Any, value: Any, shape: tuple, kind: str) -> tuple:
     """(constant allowed, KeyMask allowed or None), both of ``shape``, for a mask ``value`` used
-    as ``kind``: "additive" (added to the scores), "keep" (bool, True = attend: sdpa, where)
-    or "drop" (bool, True = masked: masked_fill)."""
+    as ``kind``: "additive" (added to the scores), "keep" (bool, True = attend: where),
+    "drop" (bool, True = masked: masked_fill) or "sdpa" (keep if bool, else additive)."""
     if value is None:
         return torch.ones(shape, dtype=torch.bool), None
     if isinstance(value, KeyMask):
@@ -154,6 +154,8 @@ def allowed(b: Any, node: Any, value: Any, shape: tuple, kind: str) -> tuple:
 
 
 def _allowed(b: Any, node: Any, v: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "sdpa":  # torch: a boolean mask keeps where True, a float one is added
+        kind = "keep" if v.dtype == torch.bool else "additive"
     if kind == "additive" and v.dtype != torch.bool:
         keep = v > NEG
         if bool((v[keep] != 0).any()):
