@@ -37,6 +37,9 @@ class Columns(access.Fields):
     def __getitem__(self, name: str) -> np.ndarray:
         return self._cols[name]
 
+    def names(self) -> list[str]:
+        return list(self._cols)
+
 
 @dataclass(frozen=True, eq=False)
 class ProgramFields:

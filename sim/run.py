@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ from qasic.isa.verify import verify
 from qasic.quant.graph import TensorQ, float_shape, to_internal
 from qasic.sim import fast
 from qasic.sim.energy import CATEGORIES, EnergyModel
+from qasic.sim.fastfields import program_fields
 from qasic.sim.machine import Machine
 from qasic.sim.timing import Timing, schedule
 
@@ -139,27 +141,62 @@ def run_functional(program: Program, arch: ArchConfig, codes: np.ndarray,
 
 
 def _stats(program: Program, arch: ArchConfig, outputs: np.ndarray, timing: Timing) -> SimResult:
-    model = EnergyModel(arch)
     n_layers = len(program.layers)
-    per = [dict.fromkeys(CATEGORIES, 0.0) for _ in range(n_layers)]
-    dram = [0] * n_layers
-    for ins, k in zip(program.instrs, program.layer_ids):
-        for cat, e in model.instr(ins).items():
-            per[k][cat] += e
-        if ins.op in ("LOAD", "STORE") and not ins["fill"]:  # a fill never touches DRAM
-            dram[k] += dma_bytes(ins)
-        elif ins.op in ("GATHER", "SCATTER"):
-            dram[k] += gather_dram_bytes(ins)
+    energy, dram = layer_costs(program, arch)
     cycles = timing.layer_cycles(program.layer_ids, n_layers)
     layers = []
     for k, info in enumerate(program.layers):
-        e = dict(per[k], total=sum(per[k].values()))
+        per = dict(zip(CATEGORIES, energy[k].tolist(), strict=True))
+        e = dict(per, total=sum(per.values()))
         layers.append({"name": info["name"], "kind": info["kind"], "ops": info["ops"],
                        "weight_bits": info.get("weight_bits"), "cycles": cycles[k],
-                       "macs": info["macs"], "dram_bytes": dram[k], "energy_pj": e,
+                       "macs": info["macs"], "dram_bytes": int(dram[k]), "energy_pj": e,
                        "kernels": 1})
     total = {c: sum(layer["energy_pj"][c] for layer in layers) for c in CATEGORIES}
     total["total"] = sum(total.values())
     meta = dict(program.meta, latency_us=timing.total / arch.clock_mhz)
-    return SimResult(outputs, timing.total, sum(la["macs"] for la in layers), sum(dram), total,
-                     layers, timing, meta)
+    return SimResult(outputs, timing.total, sum(la["macs"] for la in layers), int(dram.sum()),
+                     total, layers, timing, meta)
+
+
+_COSTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def layer_costs(program: Program, arch: ArchConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(energy pJ per kernel and CATEGORIES column, DRAM bytes per kernel) of one inference,
+    cached per program and arch. The energy of an instruction depends on its sizes and formats,
+    never on where its operands sit: it is priced once per distinct row of its fields other
+    than addresses and strides, and summed per kernel in program order."""
+    per_arch = _COSTS.setdefault(program, {})
+    if arch not in per_arch:
+        per_arch[arch] = _layer_costs(program, arch)
+    return per_arch[arch]
+
+
+def _layer_costs(program: Program, arch: ArchConfig) -> tuple[np.ndarray, np.ndarray]:
+    model, f = EnergyModel(arch), program_fields(program)
+    n = len(program.instrs)
+    energy, dram = np.zeros((n, len(CATEGORIES))), np.zeros(n, dtype=np.int64)
+    for op, (idx, cols) in f.groups.items():
+        key = np.stack([cols[k] for k in sorted(cols.names()) if not _placement(k)]
+                       + [np.zeros(len(idx), dtype=np.int64)], axis=1)
+        _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        priced = np.array([[model.instr(program.instrs[idx[j]])[c] for c in CATEGORIES]
+                           for j in first])
+        energy[idx] = priced[inverse.reshape(-1)]
+        if op in DRAM_BYTES:
+            dram[idx] = DRAM_BYTES[op](cols)
+    ids = np.asarray(program.layer_ids, dtype=np.int64)
+    per_layer = np.zeros((len(program.layers), len(CATEGORIES)))
+    np.add.at(per_layer, ids, energy)  # in program order, as a running sum per kernel
+    return per_layer, np.bincount(ids, dram, minlength=len(program.layers)).astype(np.int64)
+
+
+def _placement(field: str) -> bool:
+    """Fields that only say where operands sit (energy never depends on them)."""
+    return field.endswith("_addr") or "stride" in field
+
+
+# DRAM bytes an instruction moves (a fill never touches DRAM)
+DRAM_BYTES = {"LOAD": lambda f: np.where(f["fill"], 0, dma_bytes(f)),
+              "STORE": dma_bytes, "GATHER": gather_dram_bytes, "SCATTER": gather_dram_bytes}

@@ -40,14 +40,17 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from qasic.arch.config import ArchConfig
 from qasic.errors import ProgramFormatError
 from qasic.isa.encoding import Instr
-from qasic.isa.packing import GATHER_INDEX_BYTES, dma_bytes, gemm_vectors, pool_out
+from qasic.isa.packing import GATHER_INDEX_BYTES, gemm_vectors
 from qasic.isa.program import Program
-from qasic.isa.table import QUEUES
-from qasic.rtl.timing import fold_cycles
+from qasic.isa.table import BY_NAME, QUEUES
+from qasic.isa.tokens import FIFOS, FLAGS, POPS, PUSHES
+from qasic.rtl.timing import fold_cycles, preload_cycles, stream_cycles
+from qasic.sim.fastfields import OP_NAMES, program_fields
 
 POST_PIPELINE = 3
 ADD_PIPELINE = 4
@@ -55,64 +58,84 @@ LUT_PIPELINE = 2
 ROW_PIPELINE = 4  # SOFTMAX / NORM: read, table or multiply, accumulate, write
 
 
-def _ceil(a: int, b: int) -> int:
+def _ceil(a, b):
     return -(-a // b)
 
 
 def duration(ins: Instr, arch: ArchConfig) -> tuple[int, int]:
     """(cycles the queue is busy, cycles until the result is complete)."""
-    c = arch.array_cols
-    if ins.op in ("LOAD", "STORE"):
-        if ins["fill"]:
-            fill = _ceil(dma_bytes(ins), c)
-            return fill, fill
-        xfer = _ceil(dma_bytes(ins), arch.dram_bytes_per_cycle)
-        return xfer, xfer + arch.dram_latency_cycles
-    if ins.op == "GEMM":
-        t = fold_cycles(arch.array_rows, arch.array_cols, gemm_vectors(ins))
-    elif ins.op == "POST":
-        t = _ceil(ins["rows"] * ins["n"], c) + POST_PIPELINE
-    elif ins.op in _VECTOR:
-        t = _VECTOR[ins.op](ins, arch)
-    elif ins.op in ("GATHER", "SCATTER"):
-        return _gather(ins, arch)
-    else:
-        t = 1
+    if ins.op == "GEMM" and gemm_vectors(ins) < 1:
+        fold_cycles(arch.array_rows, arch.array_cols, gemm_vectors(ins))  # raises its error
+    busy, done = DURATIONS.get(ins.op, _one)(ins, arch)
+    return int(busy), int(done)
+
+
+# Each row below is written once for a single instruction (an Instr: f["rows"] an int) and for
+# every instruction of one opcode at once (qasic.sim.fastfields columns: f["rows"] an array).
+
+def _dma(f, arch: ArchConfig):
+    size = f["planes"] * f["rows"] * f["row_bytes"]  # qasic.isa.packing.dma_bytes
+    fill, xfer = _ceil(size, arch.array_cols), _ceil(size, arch.dram_bytes_per_cycle)
+    return (np.where(f["fill"], fill, xfer),
+            np.where(f["fill"], fill, xfer + arch.dram_latency_cycles))
+
+
+def _gemm(f, arch: ArchConfig):
+    """fold_cycles (qasic.rtl.timing) over T = lines * rows >= 1 (checked by the caller)."""
+    t = preload_cycles(arch.array_rows) + stream_cycles(arch.array_rows, arch.array_cols,
+                                                        f["lines"] * f["rows"])
     return t, t
 
 
-def _gather(ins: Instr, arch: ArchConfig) -> tuple[int, int]:
-    b, lat, count = arch.dram_bytes_per_cycle, arch.dram_latency_cycles, ins["count"]
-    if count == 0:
-        return 1, 1
-    busy = _ceil(GATHER_INDEX_BYTES * count, b) + lat + count * _ceil(ins["row_bytes"], b)
-    return busy, busy + lat
+def _gather(f, arch: ArchConfig):
+    b, lat, count = arch.dram_bytes_per_cycle, arch.dram_latency_cycles, f["count"]
+    busy = _ceil(GATHER_INDEX_BYTES * count, b) + lat + count * _ceil(f["row_bytes"], b)
+    return np.where(count == 0, 1, busy), np.where(count == 0, 1, busy + lat)
 
 
-def _pool(ins: Instr, arch: ArchConfig) -> int:
-    oh, ow = pool_out(ins)
-    return _ceil(oh * ow * ins["c"] * ins["kh"] * ins["kw"], arch.lanes) + 1
+def _pool(f, arch: ArchConfig):
+    oh = (f["h"] - f["kh"]) // np.maximum(f["sh"], 1) + 1  # qasic.isa.packing.pool_out
+    ow = (f["w"] - f["kw"]) // np.maximum(f["sw"], 1) + 1
+    return _ceil(oh * ow * f["c"] * f["kh"] * f["kw"], arch.lanes) + 1
 
 
-def _softmax(ins: Instr, arch: ArchConfig) -> int:
-    per_row = 3 * _ceil(ins["len"], arch.lanes) + arch.vector_divide_cycles
-    return ins["rows"] * per_row + ROW_PIPELINE
+def _softmax(f, arch: ArchConfig):
+    per_row = 3 * _ceil(f["len"], arch.lanes) + arch.vector_divide_cycles
+    return f["rows"] * per_row + ROW_PIPELINE
 
 
-def _norm(ins: Instr, arch: ArchConfig) -> int:
-    passes = (2 + ins["center"]) * _ceil(ins["len"], arch.lanes)
+def _norm(f, arch: ArchConfig):
+    passes = (2 + f["center"]) * _ceil(f["len"], arch.lanes)
     # the quotient 2^61 / r has up to 62 bits: two passes of the 32-bit divider
-    return ins["rows"] * (passes + arch.vector_sqrt_cycles + 2 * arch.vector_divide_cycles) \
+    return f["rows"] * (passes + arch.vector_sqrt_cycles + 2 * arch.vector_divide_cycles) \
         + ROW_PIPELINE
 
 
-# vector-unit instructions: op -> cycles (busy = done)
-_VECTOR = {
-    "POOL": _pool,
-    "LUT": lambda ins, arch: _ceil(ins["count"], arch.lanes) + LUT_PIPELINE,
-    "ADD": lambda ins, arch: _ceil(ins["count"], arch.lanes) + ADD_PIPELINE,
-    "SOFTMAX": _softmax,
-    "NORM": _norm,
+def _same(cycles):
+    """A row whose queue is busy until its result is complete."""
+    def row(f, arch: ArchConfig):
+        t = cycles(f, arch)
+        return t, t
+    return row
+
+
+def _one(f, arch: ArchConfig):
+    return 1, 1
+
+
+# op -> (busy, done); SYNC, END and any opcode without a row: 1 cycle
+DURATIONS = {
+    "LOAD": _dma,
+    "STORE": _dma,
+    "GEMM": _gemm,
+    "POST": _same(lambda f, arch: _ceil(f["rows"] * f["n"], arch.array_cols) + POST_PIPELINE),
+    "POOL": _same(_pool),
+    "LUT": _same(lambda f, arch: _ceil(f["count"], arch.lanes) + LUT_PIPELINE),
+    "ADD": _same(lambda f, arch: _ceil(f["count"], arch.lanes) + ADD_PIPELINE),
+    "SOFTMAX": _same(_softmax),
+    "NORM": _same(_norm),
+    "GATHER": _gather,
+    "SCATTER": _gather,
 }
 
 
@@ -127,15 +150,21 @@ class Timing:
 
     def layer_cycles(self, layer_ids: tuple[int, ...], n_layers: int) -> list[int]:
         """Cycles attributed to each kernel: from the previous kernel's finish to its own."""
-        ids = np.asarray(layer_ids)
-        finish = [int(self.end[ids == k].max()) if np.any(ids == k) else 0
-                  for k in range(n_layers)]
+        finish = np.zeros(n_layers, dtype=np.int64)
+        np.maximum.at(finish, np.asarray(layer_ids, dtype=np.int64), self.end)
         out, prev = [], 0
-        for f in finish:
+        for f in finish.tolist():
             f = max(f, prev)
             out.append(f - prev)
             prev = f
         return out
+
+
+# queue index of each opcode (fastfields.OP_NAMES order); per queue, the FIFO of each flag
+# (isa.tokens.FLAGS order) or -1 where the queue has no such neighbour
+_QUEUE_OF_OP = np.array([QUEUES.index(BY_NAME[op].queue) for op in OP_NAMES], dtype=np.int64)
+_FIFO = np.array([[(POPS if flag.startswith("pop") else PUSHES).get((q, flag), -1)
+                   for flag in FLAGS] for q in QUEUES], dtype=np.int64)
 
 
 def _fifo(queue: str, pop_dir: str, push: bool) -> tuple[str, str]:
@@ -154,6 +183,60 @@ def _fifo(queue: str, pop_dir: str, push: bool) -> tuple[str, str]:
 
 
 def schedule(program: Program, arch: ArchConfig) -> Timing:
+    """The timing of ``program``: durations per opcode as array expressions (DURATIONS), the
+    in-order queues and token FIFOs in one Numba pass (``_scan``). Equal to ``schedule_loop``,
+    which runs (and raises its one-line error) wherever a program is malformed."""
+    f = program_fields(program)
+    n = len(program.instrs)
+    busy, done = np.ones(n, dtype=np.int64), np.ones(n, dtype=np.int64)
+    for op, (idx, cols) in f.groups.items():
+        if op == "GEMM" and np.any(cols["lines"] * cols["rows"] < 1):
+            return schedule_loop(program, arch)
+        if op in DURATIONS:
+            busy[idx], done[idx] = DURATIONS[op](cols, arch)
+    queue = _QUEUE_OF_OP[f.op]
+    pops = np.where(f.flags[:, :2], _FIFO[queue][:, :2], -1)
+    pushes = np.where(f.flags[:, 2:], _FIFO[queue][:, 2:], -1)
+    if np.any(f.flags[:, :2] & (pops < 0)) or np.any(f.flags[:, 2:] & (pushes < 0)):
+        return schedule_loop(program, arch)  # a flag naming a missing queue
+    start, end, issued, bad = _scan(queue, pops, pushes, busy, done)
+    if bad >= 0:
+        return schedule_loop(program, arch)  # a pop before its push: deadlock
+    return Timing(start, end, int(end.max()) if n else 0, issued)
+
+
+@njit(cache=True)
+def _scan(queue, pops, pushes, busy, done):
+    """Queues in order, each instruction starting when its queue is free and its popped tokens
+    (FIFO indices, -1: none; pop_prev before pop_next) are pushed; returns start, end, issued
+    and the first instruction popping an empty FIFO (or -1)."""
+    n = len(queue)
+    start, end, issued = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
+    free = np.zeros(len(QUEUES), np.int64)
+    tokens = np.zeros((len(FIFOS), n), np.int64)
+    head, tail = np.zeros(len(FIFOS), np.int64), np.zeros(len(FIFOS), np.int64)
+    for i in range(n):
+        t0 = free[queue[i]]
+        for j in range(2):
+            k = pops[i, j]
+            if k >= 0:
+                if head[k] == tail[k]:
+                    return start, end, issued, i
+                t0 = max(t0, tokens[k, head[k]])
+                head[k] += 1
+        start[i], end[i] = t0, t0 + done[i]
+        issued[i] = free[queue[i]] = t0 + busy[i]
+        for j in range(2):
+            k = pushes[i, j]
+            if k >= 0:
+                tokens[k, tail[k]] = end[i]
+                tail[k] += 1
+    return start, end, issued, -1
+
+
+def schedule_loop(program: Program, arch: ArchConfig) -> Timing:
+    """The definition ``schedule`` is tested against: one Python pass, instruction by
+    instruction, with a one-line error naming the instruction where the program is malformed."""
     free = dict.fromkeys(QUEUES, 0)
     fifos: dict[tuple[str, str], deque] = {}
     n = len(program.instrs)
