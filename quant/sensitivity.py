@@ -74,7 +74,7 @@ from qasic.quant.fgraph import FGraph, FNode, run_float
 from qasic.quant.graph import TensorQ
 from qasic.quant.observers import WEIGHT_SCALERS, quantize_weight
 from qasic.quant.quantize import BIAS_LIMIT
-from qasic.quant.torch_ops import TORCH_OPS
+from qasic.quant.torch_ops import TORCH_OPS, ops_for
 
 CANDIDATE_BITS = (2, 3, 4, 6, 8)
 HUTCHINSON_ITERS = 100  # PyHessian's default maximum
@@ -91,8 +91,9 @@ def as_graph(model: Any, calibration: Any) -> FGraph:
     from qasic.quant.torch_export import capture
 
     x = calibration.detach() if hasattr(calibration, "detach") else torch.as_tensor(
-        np.asarray(calibration, dtype=np.float32))
-    return capture(model, (x[:1].float(),), getattr(model, "name", None))
+        np.asarray(calibration))
+    x = x[:1] if not x.dtype.is_floating_point else x[:1].float()  # token ids stay integers
+    return capture(model, (x,), getattr(model, "name", None))
 
 
 def check_bits(bits: Iterable[int]) -> tuple[int, ...]:
@@ -133,8 +134,9 @@ def weight_error(w: np.ndarray, bits: int, clipping: str = "auto") -> float:
 
 
 def pseudo_labels(graph: FGraph, x: np.ndarray) -> np.ndarray:
-    """The float model's predictions on ``x`` (graph layout)."""
-    return np.argmax(run_float(graph, x), axis=1)
+    """The float model's predictions on ``x`` (graph layout): the argmax of the last axis
+    (one per sample, or per position of a sequence)."""
+    return np.argmax(run_float(graph, x), axis=-1)
 
 
 def _batch(graph: FGraph, calibration: Any) -> np.ndarray:
@@ -147,7 +149,8 @@ def _inputs(graph: FGraph, calibration: Any, labels: Any) -> tuple[np.ndarray, n
     x = _batch(graph, calibration)
     if labels is None:
         return x, pseudo_labels(graph, x)
-    y = np.asarray(labels).astype(np.int64).ravel()
+    y = np.asarray(labels).astype(np.int64)
+    y = y.ravel() if y.size == len(x) else y  # (N,) classes, or (N, S) per position
     if len(y) != len(x):
         raise ConfigError(f"{len(y)} labels for {len(x)} calibration samples; give one each")
     return x, y
@@ -191,10 +194,12 @@ def hessian_traces(model: Any, calibration: Any, labels: Any = None,
     with deterministic(seed):
         ws = {n.name: torch.tensor(n.params["weight"], dtype=torch.float32, requires_grad=True)
               for n in graph.weighted_nodes()}
-        logits = torch_forward(graph, torch.from_numpy(x).float(), ws)
+        xt = torch.from_numpy(x)
+        logits = torch_forward(graph, xt.float() if xt.dtype.is_floating_point else xt, ws)
         params = list(ws.values())
-        grads = torch.autograd.grad(F.cross_entropy(logits, torch.from_numpy(y)), params,
-                                    create_graph=True)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                               torch.from_numpy(y).reshape(-1))
+        grads = torch.autograd.grad(loss, params, create_graph=True)
         gen = torch.Generator().manual_seed(seed)
         total = np.zeros(len(params))
         for _ in range(n_iter):
@@ -210,17 +215,19 @@ def torch_forward(graph: FGraph, x: torch.Tensor, weights: dict[str, torch.Tenso
     """The FGraph in torch, differentiable in ``weights`` ({layer: weight in FGraph layout});
     ``x`` is a float batch in the graph layout (NHWC), computed in its dtype. Same values as
     ``run_float`` (to rounding)."""
-    if x.ndim == 4:
+    ops = ops_for(graph)
+    if x.ndim == 4 and ops is TORCH_OPS:
         x = x.permute(0, 3, 1, 2)  # torch ops want NCHW
     env = {graph.input: x}
+    dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()  # ids: integers
     for node in graph.nodes:
         w = weights.get(node.name)
         if w is None and "weight" in node.params:
-            w = torch.from_numpy(node.params["weight"]).to(x.dtype)
-        op = TORCH_OPS.get(node.op)
+            w = torch.from_numpy(node.params["weight"]).to(dtype)
+        op = ops.get(node.op)
         if op is None:
             raise UnsupportedOpError(f"node {node.name!r}: op {node.op!r} has no torch form for "
-                                     f"the Hessian; supported: {', '.join(TORCH_OPS)}")
+                                     f"the Hessian; supported: {', '.join(ops)}")
         env[node.output] = op(node, w, *[env[i] for i in node.inputs])
     return env[graph.output]
 
@@ -409,20 +416,24 @@ def with_params(graph: FGraph, layer: str, params: Mapping[str, np.ndarray]) -> 
 
 
 def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Mean softmax cross-entropy, natural log, as torch's F.cross_entropy."""
-    logp = log_softmax(logits)
+    """Mean softmax cross-entropy over the last axis, natural log, as torch's
+    F.cross_entropy (a sequence's positions count as samples)."""
+    logp = log_softmax(logits).reshape(-1, logits.shape[-1])
+    labels = np.ravel(labels)
     return float(-np.mean(logp[np.arange(len(labels)), labels]))
 
 
 def kl_divergence(p_logits: np.ndarray, q_logits: np.ndarray) -> np.ndarray:
-    """Per sample, KL(softmax(p) || softmax(q)) in nats: >= 0, 0 when the outputs agree."""
+    """Per sample, KL(softmax(p) || softmax(q)) in nats over the last axis (the mean over a
+    sequence's positions): >= 0, 0 when the outputs agree."""
     logp, logq = log_softmax(p_logits), log_softmax(q_logits)
-    return np.sum(np.exp(logp) * (logp - logq), axis=1)
+    kl = np.sum(np.exp(logp) * (logp - logq), axis=-1)
+    return kl.reshape(len(kl), -1).mean(axis=1)
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    z = logits - logits.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
 METHODS: dict[str, Callable[..., Scores]] = {

@@ -1,5 +1,7 @@
 """Torch forms of the FGraph ops, NCHW, differentiable in the weights (the Hessian probes of
-qasic.quant.sensitivity). Same values as ``qasic.quant.fgraph.run_float`` to rounding."""
+qasic.quant.sensitivity). Same values as ``qasic.quant.fgraph.run_float`` to rounding.
+Sequence graphs (input layouts "tokens" and "sequence") run in their own layout:
+``ops_for(graph)`` picks the table."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import torch.nn.functional as F
 
 from qasic.quant.fgraph import FNode
 from qasic.quant.geometry import pair, quad
+from qasic.quant.graph import SEQUENCE, TOKENS
+from qasic.quant.intops import causal_valid
 
 
 def _bias(node: FNode, like: torch.Tensor) -> torch.Tensor:
@@ -69,12 +73,67 @@ _FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
     "leaky_relu": lambda x, negative_slope=0.01: F.leaky_relu(x, negative_slope),
     "elu": lambda x, alpha=1.0: F.elu(x, alpha),
     "affine": lambda x, scale=1.0, offset=0.0: x * scale + offset,
+    "expr": lambda x, expr: _expr(expr, x),
 }
+
+# quant.pointwise ops in torch
+_POINTWISE: dict[str, Callable[..., torch.Tensor]] = {
+    "add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div, "pow": torch.pow,
+    "neg": torch.neg, "abs": torch.abs, "exp": torch.exp, "log": torch.log, "erf": torch.erf,
+    "sqrt": torch.sqrt, "rsqrt": torch.rsqrt, "reciprocal": torch.reciprocal,
+    "tanh": torch.tanh, "sin": torch.sin, "cos": torch.cos, "minimum": torch.minimum,
+    "maximum": torch.maximum,
+}
+
+
+def _expr(tree: tuple, x: torch.Tensor) -> torch.Tensor | float:
+    head = tree[0]
+    if head == "x":
+        return x
+    if head == "c":
+        return tree[1]
+    if head == "fn":
+        return _FUNCTIONS[tree[1]](_expr(tree[3], x), **dict(tree[2]))
+    args = [_expr(c, x) for c in tree[1:]]
+    args = [a if isinstance(a, torch.Tensor) else torch.tensor(a, dtype=x.dtype) for a in args]
+    return _POINTWISE[head](*args)
 
 
 def _clamp(n: FNode, w: object, x: torch.Tensor) -> torch.Tensor:
     lo, hi = n.attrs.get("min"), n.attrs.get("max")
     return torch.clamp(x, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+
+
+def _matmul(n: FNode, w: object, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    if n.attrs.get("transpose_b", False):
+        b = b.transpose(-1, -2)
+    return (a @ b) * n.attrs.get("alpha", 1.0)
+
+
+def _softmax(n: FNode, w: object, x: torch.Tensor, mask: torch.Tensor | None = None
+             ) -> torch.Tensor:
+    rows, keys = (x.shape[-2] if x.dim() >= 3 else 1), x.shape[-1]
+    valid = torch.ones(x.shape, dtype=torch.bool)
+    if n.attrs.get("causal", False):
+        tri = torch.from_numpy(causal_valid(rows, keys, keys - rows))
+        valid = valid & tri.reshape(x.shape[-2:] if x.dim() >= 3 else (keys,))
+    if mask is not None:
+        valid = valid & (mask.reshape((len(mask),) + (1,) * (x.dim() - 2) + (keys,)) != 0)
+    e = torch.where(valid, torch.exp(x - x.masked_fill(~valid, -torch.inf).amax(-1, True)
+                                     .nan_to_num(0.0, 0.0, 0.0)), 0.0)
+    return e / e.sum(-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
+
+
+def _norm(n: FNode, w: object, x: torch.Tensor) -> torch.Tensor:
+    if n.attrs.get("center", True):
+        x = x - x.mean(-1, keepdim=True)
+    y = x * torch.rsqrt((x * x).mean(-1, keepdim=True) + n.attrs["eps"])
+    return y * torch.from_numpy(n.params["gamma"]).to(x.dtype) \
+        + torch.from_numpy(n.params["beta"]).to(x.dtype)
+
+
+def _embedding(n: FNode, w: object, ids: torch.Tensor) -> torch.Tensor:
+    return torch.from_numpy(n.params["table"]).to(torch.get_default_dtype())[ids.long()]
 
 
 TORCH_OPS: dict[str, Callable[..., torch.Tensor]] = {
@@ -93,4 +152,20 @@ TORCH_OPS: dict[str, Callable[..., torch.Tensor]] = {
     "upsample_nearest": lambda n, w, x: x.repeat_interleave(pair(n.attrs["scale"])[0], 2)
     .repeat_interleave(pair(n.attrs["scale"])[1], 3),
     "upsample_bilinear": _bilinear,
+    "matmul": _matmul,
+    "softmax": _softmax,
+    "norm": _norm,
+    "embedding": _embedding,
+    "constant": lambda n, w: torch.from_numpy(np.asarray(n.params["value"]))[None].to(
+        torch.get_default_dtype()),
+    "permute": lambda n, w, x: x.permute(0, *(p + 1 for p in n.attrs["perm"])),
 }
+# sequence graphs hold torch's layout: reshapes keep it, concat joins the last axis
+SEQUENCE_OPS = {**TORCH_OPS,
+                "reshape": lambda n, w, x: x.reshape((len(x), *n.attrs["shape"])),
+                "concat": lambda n, w, *xs: torch.cat(xs, dim=-1)}
+
+
+def ops_for(graph: object) -> dict[str, Callable[..., torch.Tensor]]:
+    """The torch forms for ``graph``'s layout."""
+    return SEQUENCE_OPS if graph.input_layout in (TOKENS, SEQUENCE) else TORCH_OPS

@@ -36,8 +36,8 @@ def test_softmax_kernel_is_within_half_an_output_step(scale, keys):
 
 
 def test_softmax_total_error_grows_with_the_input_step():
-    """With the inputs' own rounding (step s), the error is ~s/4 of the probabilities'
-    scale: measured max 0.57, 1.9, 7.4, 14.9 steps of 1/127 for s = 1/128 .. 1/2 (16 keys)."""
+    """With the scores' own 8-bit rounding (step s) the error grows with s: measured max
+    0.57, 1.9, 8.0, 14.8 steps of 1/127 for s ~ 1/128, 1/16, 1/4, 1/2 (16 keys)."""
     errs = []
     for r in (1, 8, 32, 64):
         s = 2 * r / 255
