@@ -4,16 +4,25 @@ the sequence-mode forms of shape and elementwise ops (qasic.quant.lowering_trans
 
 A handler with two forms takes the sequence one when the builder captures a sequence model
 (qasic.quant.lowering_seq), the image one otherwise; the new transformer ops also run in image
-models, on vectors."""
+models, on vectors, and an image model turns into a sequence one at a vision transformer's
+patches (``lowering_seq.to_sequence``)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-from qasic.quant import lowering, lowering_ops
+import torch
+
+from qasic.quant import lowering, lowering_ops, lowering_seq
 from qasic.quant import lowering_transformer as transformer
 
-_IMAGE = {**lowering.HANDLERS, **lowering_ops.HANDLERS}
+aten = torch.ops.aten
+
+_IMAGE = {**lowering.HANDLERS, **lowering_ops.HANDLERS,
+          # a vision transformer's patches switch the model to sequence mode
+          aten.permute.default: partial(lowering_seq.to_sequence, image=lowering.permute),
+          aten.transpose.int: lowering_seq.to_sequence}
 
 
 def _by_layout(sequence: Any, image: Any) -> Any:

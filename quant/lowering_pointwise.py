@@ -26,7 +26,8 @@ from qasic.quant import masks
 from qasic.quant import pointwise as pw
 from qasic.quant.lowering import Act, _arg
 from qasic.quant.lowering_ops import _pair_op, _scalar
-from qasic.quant.lowering_seq import rows
+from qasic.quant.lowering_seq import axis_map, digit, rows, samples
+from qasic.quant.lowering_seq import cat as seq_cat
 
 aten = torch.ops.aten
 
@@ -184,8 +185,7 @@ def _with_constant(b: Any, node: Any, op: str, x: Act, c: torch.Tensor, first: b
 def per_sample_constant(b: Any, node: Any, x: Act, c: torch.Tensor) -> np.ndarray:
     """The constant ``c`` broadcast to ``x``'s torch shape, as one per-sample array (it must be
     the same for every sample)."""
-    full = torch.broadcast_to(c, tuple(node.meta["val"].shape)).detach().to(torch.float64)
-    per = full.reshape((b.batch, *b.shapes[x.name])).numpy()
+    per = samples(b, node, torch.broadcast_to(c, tuple(node.meta["val"].shape)))
     if not (per == per[0]).all():
         b.fail(node, "a constant that differs between samples")
     return per[0].copy()
@@ -225,17 +225,50 @@ def _channel_scale(b: Any, node: Any, x: Act, c: torch.Tensor) -> Act:
 _SCALE_KEYS = {"norm": ("gamma", "beta"), "linear": ("weight", "bias")}
 
 
+def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.cat of one activation and constants along a per-sample axis (a vision
+    transformer's class token before its patches): the activation's rows placed by a selector
+    (``rows``), then the constants added; anything else as ``lowering_seq.cat``."""
+    pieces = [x for x in args[0] if isinstance(x, Act) or x.numel() > 0]
+    acts = [x for x in pieces if isinstance(x, Act)]
+    rank = node.meta["val"].dim()
+    dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
+    if len(acts) != 1 or len(pieces) == 1 or dim == rank - 1:
+        return seq_cat(b, node, args, kwargs)
+    x = acts[0]
+    arg = next(a for a in node.args[0] if b.env.get(a.name) is x)
+    axis = axis_map(b, arg)[dim]
+    if axis is None or dim == digit(b, arg)[0]:
+        b.fail(node, f"cat along the batch axis {dim}")
+    sizes = [int(p.shape[dim]) if isinstance(p, torch.Tensor) else
+             int(arg.meta["val"].shape[dim]) for p in pieces]
+    at = sum(sizes[:pieces.index(x)])
+    place = np.zeros((sum(sizes), sizes[pieces.index(x)]))
+    place[at + np.arange(place.shape[1]), np.arange(place.shape[1])] = 1.0
+    y = rows(b, node, x, place, axis)
+    shape = tuple(node.meta["val"].shape)
+    consts = [torch.broadcast_to(p, shape[:dim] + (k,) + shape[dim + 1:]) if isinstance(
+        p, torch.Tensor) else torch.zeros(shape[:dim] + (k,) + shape[dim + 1:])
+        for p, k in zip(pieces, sizes)]
+    return constant_add(b, node, y, torch.cat(consts, dim))
+
+
 # --- hand-written RMSNorm -------------------------------------------------------------------
 
 def mean(b: Any, node: Any, args: list, kwargs: dict) -> RmsStat | Act:
     """mean(x^2, dim=-1, keepdim=True): the statistic of an RMSNorm written out; a mean over
-    the sequence positions (the second-to-last axis): a matmul by a constant 1/S row."""
+    another axis (e.g. the positions): a matmul by a constant 1/n row (``rows``)."""
     t = _tree(args[0])
     rank = node.args[0].meta["val"].dim()
     dims = [int(d) % rank for d in (args[1] if isinstance(args[1], (list, tuple)) else [args[1]])]
-    if isinstance(args[0], Act) and dims == [rank - 2]:
-        n = int(node.args[0].meta["val"].shape[rank - 2])
-        return rows(b, node, args[0], np.full((1, n), 1.0 / n))
+    axes = axis_map(b, node.args[0])
+    p, inner = digit(b, node.args[0])
+    if isinstance(args[0], Act) and len(dims) == 1 and dims[0] != rank - 1 \
+            and axes[dims[0]] is not None and dims[0] != p:
+        if not _arg(args, kwargs, 2, "keepdim", False):
+            b.batch_axes[node.name] = (p - (dims[0] < p), inner)
+        n = int(node.args[0].meta["val"].shape[dims[0]])
+        return rows(b, node, args[0], np.full((1, n), 1.0 / n), axes[dims[0]])
     square = t is not None and t[0] is not None and t[1] in (
         pw.op("pow", pw.X, pw.const(2.0)), pw.op("mul", pw.X, pw.X))
     if not square or dims != [rank - 1] or not _arg(args, kwargs, 2, "keepdim", False):

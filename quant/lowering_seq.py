@@ -54,34 +54,103 @@ def input_layout(ep: Any, user_input: Any) -> str | None:
     return SEQUENCE if not spatial and any(t in _SEQUENCE_OPS for t in targets) else None
 
 
-def per_sample(b: Any, node: Any) -> tuple[int, ...]:
-    """The fx node's shape without the batch: axis 0 is the batch, or batch * k (merged)."""
+def to_sequence(b: Any, node: Any, args: list, kwargs: dict, image: Any = None) -> Act:
+    """In an image model, the patches of a vision transformer: a transpose of (batch, C, L)
+    (a conv's output flattened, held as the image (1, L, C)) to (batch, L, C) keeps the memory
+    order; the model goes on in sequence mode from here. Any other permute takes the image
+    model's rule (``image``)."""
+    rank = node.args[0].meta["val"].dim()
+    dims = list(range(rank))
+    if node.target is aten.transpose.int:
+        d0, d1 = (int(a) % rank for a in args[1:3])
+        dims[d0], dims[d1] = d1, d0
+    else:
+        dims = [int(d) % rank for d in args[1]]
+    x = args[0]
+    if isinstance(x, Act) and rank == 3 and dims == [0, 2, 1] \
+            and b.shapes[x.name] == (1, *_shape(node)[1:]):
+        b.sequence = True
+        return reshaped(b, node, x, _shape(node)[1:])
+    if image is None:
+        b.fail(node, f"op {node.target} is supported in sequence models only")
+    return image(b, node, args, kwargs)
+
+
+def _shape(node: Any) -> tuple[int, ...]:
     val = node.meta["val"]
     val = val[0] if isinstance(val, (tuple, list)) else val
-    shape = tuple(int(d) for d in val.shape)
-    if not shape or shape[0] % b.batch:
-        b.fail(node, f"a tensor of shape {shape} whose axis 0 is not a multiple of the batch "
+    return tuple(int(d) for d in val.shape)
+
+
+def digit(b: Any, node: Any) -> tuple[int, int]:
+    """(axis, inner) of the batch in ``node``'s torch value: axis ``axis`` indexes
+    o * (batch * inner) + sample * inner + i. Default: axis 0, outermost (inner = size / batch);
+    the shape ops that move the batch record theirs in ``b.batch_axes``."""
+    if node.name in b.batch_axes:
+        return b.batch_axes[node.name]
+    shape = _shape(node)
+    return (0, shape[0] // b.batch if shape else 1)
+
+
+def per_sample(b: Any, node: Any) -> tuple[int, ...]:
+    """The fx node's shape without the batch: the batch's axis keeps the other factors (a
+    per-sample axis of size / batch), or goes when it holds the batch alone."""
+    shape, (p, inner) = _shape(node), digit(b, node)
+    if len(shape) <= p or shape[p] % (b.batch * inner):
+        b.fail(node, f"a tensor of shape {shape} whose axis {p} does not hold the batch "
                      f"{b.batch} (the op mixes samples)")
-    return shape[1:] if shape[0] == b.batch else (shape[0] // b.batch,) + shape[1:]
+    return shape[:p] + ((shape[p] // b.batch,) if shape[p] != b.batch else ()) + shape[p + 1:]
 
 
-def batch_offset(b: Any, arg: Any, x: Act) -> int:
-    """1 when torch's axis 0 of ``arg`` is the batch alone, 0 when it merges batch * k."""
-    return arg.meta["val"].dim() - len(b.shapes[x.name])
+def axis_map(b: Any, node: Any) -> list[int | None]:
+    """For each torch axis of ``node``'s value, its per-sample axis (None: the batch alone)."""
+    shape, (p, _) = _shape(node), digit(b, node)
+    out, i = [], 0
+    for t in range(len(shape)):
+        if t == p and shape[p] == b.batch:
+            out.append(None)
+            continue
+        out.append(i)
+        i += 1
+    return out
+
+
+def samples(b: Any, node: Any, value: torch.Tensor) -> np.ndarray:
+    """A tensor of ``node``'s torch shape as (batch, *per-sample shape), float64."""
+    shape, (p, inner) = _shape(node), digit(b, node)
+    outer = shape[p] // (b.batch * inner)
+    v = value.detach().to(torch.float64).reshape(
+        shape[:p] + (outer, b.batch, inner) + shape[p + 1:])
+    return v.movedim(p + 1, 0).reshape((b.batch, *per_sample(b, node))).numpy()
 
 
 def reshape(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    """view/reshape/flatten/unsqueeze/squeeze: memory order is unchanged, so the output is its
-    input (same shape) or a reshape of the tensor before any reshape."""
+    """view/reshape/flatten/unflatten/unsqueeze/squeeze keep every element's flat position, so
+    the samples keep theirs: sample s holds the elements hi * (batch * step) + s * step + lo
+    (lo < step) on both sides, in the same order. The output's batch axis is the one whose
+    factors hold that digit; per sample the view is a reshape (a no-op when the shape does not
+    change)."""
     x = _act(b, node, args[0], "reshape input")
-    out = per_sample(b, node)
-    if math.prod(out) != math.prod(b.shapes[x.name]):
-        b.fail(node, f"reshape of {b.shapes[x.name]} to {out} per sample mixes samples")
+    src, out = _shape(node.args[0]), _shape(node)
+    p, inner = digit(b, node.args[0])
+    step = inner * math.prod(src[p + 1:])
+    found = [(i, step // math.prod(out[i + 1:])) for i in range(len(out))
+             if step % math.prod(out[i + 1:]) == 0
+             and out[i] % (b.batch * step // math.prod(out[i + 1:])) == 0]
+    if not found:
+        b.fail(node, f"a view of {src} as {out} that mixes samples")
+    b.batch_axes[node.name] = max(found, key=lambda f: (out[f[0]] > 1, f[0]))
+    return reshaped(b, node, x, per_sample(b, node))
+
+
+def reshaped(b: Any, node: Any, x: Act, out: tuple[int, ...], suffix: str = "") -> Act:
+    """``x`` as per-sample shape ``out``: itself, or a reshape of the tensor before any
+    reshape."""
     prev = b.nodes.get(x.name)
     src = Act(prev.inputs[0]) if prev is not None and prev.op == "reshape" else x
     if out == b.shapes[src.name]:
         return src
-    return b.add(node, "reshape", (src.name,), {"shape": out})
+    return b.add(node, "reshape", (src.name,), {"shape": out}, shape=out, suffix=suffix)
 
 
 def transpose(b: Any, node: Any, args: list, kwargs: dict) -> Act:
@@ -100,17 +169,20 @@ def permute(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 
 def _permuted(b: Any, node: Any, x: Any, dims: list[int]) -> Act:
+    """The batch axis moves with the permutation (nn.MultiheadAttention runs sequence-first);
+    the per-sample axes are permuted: a ``permute`` node, a reshape when only size-1 axes move,
+    nothing when none does."""
     x = _act(b, node, x, "permute input")
-    if dims[0] != 0:
-        b.fail(node, f"permute {dims} moves the batch axis")
-    off = batch_offset(b, node.args[0], x)
-    perm = tuple(d - off for d in dims[off:])
+    axes = axis_map(b, node.args[0])
+    p, inner = digit(b, node.args[0])
+    b.batch_axes[node.name] = (dims.index(p), inner)
+    perm = tuple(axes[d] for d in dims if axes[d] is not None)
     if perm == tuple(range(len(perm))):
         return x
     shape = b.shapes[x.name]
     moved = [p for p in perm if shape[p] != 1]
     if moved == sorted(moved):  # only size-1 axes move: memory order is unchanged
-        return reshape(b, node, [x], {})
+        return reshaped(b, node, x, per_sample(b, node))
     return b.add(node, "permute", (x.name,), {"perm": perm})
 
 
@@ -125,7 +197,8 @@ def expand(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 def slice_(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """aten.slice(x, dim, start, end, step): the whole axis is the input; a part of a linear
-    layer's output features is a linear of those weight rows."""
+    layer's output features is a linear of those weight rows; a part of another axis a
+    selection (``rows``)."""
     x = _act(b, node, args[0], "slice input")
     dim = int(_arg(args, kwargs, 1, "dim", 0))
     start, end = _arg(args, kwargs, 2, "start", None), _arg(args, kwargs, 3, "end", None)
@@ -146,30 +219,50 @@ def split(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
                  for i, (s, k) in enumerate(zip(starts, sizes)))
 
 
-def select(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    """aten.select(x, dim, index) of a sequence position (x[:, 0], x[:, -1])."""
+def unbind(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
+    """aten.unbind(x, dim): one select per index (timm's q, k, v = qkv.unbind(0))."""
+    dim = int(_arg(args, kwargs, 1, "dim", 0))
+    n = int(node.args[0].meta["val"].shape[dim])
+    return tuple(select(b, node, [args[0], dim, i], {}, suffix=f".{i}") for i in range(n))
+
+
+def select(b: Any, node: Any, args: list, kwargs: dict, suffix: str = "") -> Act:
+    """aten.select(x, dim, index): x[:, 0], x[:, -1], nn.MultiheadAttention's q, k, v = proj[i]:
+    a selection along one per-sample axis (``rows``)."""
     x = _act(b, node, args[0], "select input")
     rank = node.args[0].meta["val"].dim()
-    dim, size = int(args[1]) % rank, int(node.args[0].meta["val"].shape[int(args[1])])
-    if dim != rank - 2 or dim < batch_offset(b, node.args[0], x):
-        b.fail(node, f"a select of axis {dim} of an activation; only of sequence positions "
-                     "(the second-to-last axis)")
+    dim = int(args[1]) % rank
+    size = int(node.args[0].meta["val"].shape[dim])
+    axis = axis_map(b, node.args[0])[dim]
+    p, inner = digit(b, node.args[0])
+    if axis is None or dim == p:
+        b.fail(node, f"a select of axis {dim}, the batch axis; only of per-sample axes")
+    b.batch_axes[node.name] = (p - (dim < p), inner)
     weights = np.zeros((1, size))
     weights[0, int(args[2]) % size] = 1.0
-    return rows(b, node, x, weights)
+    return rows(b, node, x, weights, axis, suffix)
 
 
-def rows(b: Any, node: Any, x: Act, weights: np.ndarray) -> Act:
-    """y = weights @ x over the sequence axis (the second-to-last): a ``constant`` selector
-    (k, S) and a ``matmul`` (selection, slicing or averaging of positions), then a reshape to
-    the node's shape."""
+def rows(b: Any, node: Any, x: Act, weights: np.ndarray, axis: int | None = None,
+         suffix: str = "") -> Act:
+    """y = weights @ x along per-sample ``axis`` (default the second-to-last: positions): a
+    ``constant`` selector (k, n) and a ``matmul`` (selection, slicing or averaging), with x
+    seen as (before, n, after) around the axis, then a reshape to the node's shape."""
     shape = b.shapes[x.name]
-    value = np.broadcast_to(weights, shape[:-2] + weights.shape).copy()
-    sel = b.add(node, "constant", (), {}, {"value": value}, shape=value.shape, suffix=".rows")
-    out = shape[:-2] + (len(weights), shape[-1])
+    axis = len(shape) - 2 if axis is None else axis
+    if axis < 0:
+        b.fail(node, f"a selection along a per-sample tensor of shape {shape}")
+    lead, n, after = shape[:axis], shape[axis], math.prod(shape[axis + 1:])
+    if axis != len(shape) - 2:  # (before, n, after): the same memory
+        lead = (math.prod(lead),)
+        x = reshaped(b, node, x, lead + (n, after), suffix=suffix + ".rows_in")
+    value = np.broadcast_to(weights, lead + weights.shape).copy()
+    sel = b.add(node, "constant", (), {}, {"value": value}, shape=value.shape,
+                suffix=suffix + ".rows")
+    out = lead + (len(weights), b.shapes[x.name][-1])
     y = b.add(node, "matmul", (sel.name, x.name), {"transpose_b": False, "alpha": 1.0},
-              shape=out)
-    return y if per_sample(b, node) == out else reshape(b, node, [y], {})
+              shape=out, suffix=suffix)
+    return reshaped(b, node, y, per_sample(b, node), suffix=suffix + ".rows_out")
 
 
 def _part(b: Any, node: Any, x: Act, dim: int, sel: range, piece: int | None = None) -> Act:
@@ -179,11 +272,11 @@ def _part(b: Any, node: Any, x: Act, dim: int, sel: range, piece: int | None = N
     if sel == range(size):
         return x
     prev = b.nodes.get(x.name)
-    if dim == rank - 2 and dim >= batch_offset(b, node.args[0], x):
-        return rows(b, node, x, np.eye(size)[list(sel)])
+    axis = axis_map(b, node.args[0])[dim]
     if dim != rank - 1 or prev is None or prev.op != "linear":
-        b.fail(node, f"a slice of axis {dim} of an activation; only of sequence positions or "
-                     "of a linear layer's output features (the last axis)")
+        if axis is None or dim == digit(b, node.args[0])[0]:
+            b.fail(node, f"a slice of axis {dim}, the batch axis; only of per-sample axes")
+        return rows(b, node, x, np.eye(size)[list(sel)], axis)
     w, bias = prev.params["weight"], prev.params["bias"]
     tag = f".{piece}" if piece is not None else f".{sel.start}_{sel.stop}"
     shape = b.shapes[x.name][:-1] + (len(sel),)
@@ -239,6 +332,7 @@ HANDLERS = {
     aten.reshape.default: reshape,
     aten._unsafe_view.default: reshape,
     aten.flatten.using_ints: reshape,
+    aten.unflatten.int: reshape,
     aten.unsqueeze.default: reshape,
     aten.squeeze.dim: reshape,
     aten.squeeze.dims: reshape,
@@ -251,6 +345,7 @@ HANDLERS = {
     aten.select.int: select,
     aten.split.Tensor: split,
     aten.split_with_sizes.default: split,
+    aten.unbind.int: unbind,
     aten.cat.default: cat,
     aten.concat.default: cat,
     aten.dropout.default: identity,

@@ -199,6 +199,8 @@ def _table() -> dict:
         aten.where.self: masks.where,
         aten.where.ScalarOther: masks.where,
         aten.where.ScalarSelf: masks.where,
+        aten.cat.default: lowering_pointwise.cat,
+        aten.concat.default: lowering_pointwise.cat,
     })
     for name in ("ne", "eq", "gt", "ge", "lt", "le"):
         t[getattr(aten, name).Scalar] = compare

@@ -98,16 +98,19 @@ class _Builder:
         self.batch = 1                   # the example input's batch size
         self.luts: dict[str, Act] = {}   # fx node name -> the lut its pointwise chain became
         self.mask_nodes: dict[tuple, str] = {}  # mask predicate -> its key-mask tensor
+        # fx node name -> (axis, inner) of the batch in its torch value when not outermost
+        # (lowering_seq.digit)
+        self.batch_axes: dict[str, tuple[int, int]] = {}
         self.current: fx.Node | None = None
-
-    @property
-    def sequence(self) -> bool:
-        return self.layout is not None
+        # sequence mode: torch's layout, sequence-mode handlers. From the input for token and
+        # sequence models; an image model switches at its patches (lowering_seq.to_sequence)
+        self.sequence = False
 
     def build(self, name: str) -> FGraph:
         user = [n for n in self.ep.graph.nodes if n.op == "placeholder"
                 and n.name in self.ep.graph_signature.user_inputs]
         self.layout = lowering_seq.input_layout(self.ep, user[0]) if user else None
+        self.sequence = self.layout is not None
         for node in self.ep.graph.nodes:
             self._visit(node)
         nodes, output = list(self.nodes.values()), self.output
@@ -155,6 +158,8 @@ class _Builder:
         args = [self.value(a) for a in node.args]
         kwargs = {k: self.value(v) for k, v in node.kwargs.items()}
         if node.target is operator.getitem:
+            if node.args[0].name in self.batch_axes:
+                self.batch_axes[node.name] = self.batch_axes[node.args[0].name]
             return self._getitem(node, args)
         if node.target in lowering_seq.LIKE_OPS:  # shapes and dtypes only, not values
             return lowering_seq.like(node, args, kwargs)
@@ -167,7 +172,15 @@ class _Builder:
         handler = HANDLERS.get(node.target)
         if handler is None:
             self.fail(node, f"op {node.target} is not supported")
+        self._inherit_batch_axis(node)
         return handler(self, node, args, kwargs)
+
+    def _inherit_batch_axis(self, node: fx.Node) -> None:
+        """An op keeps its first activation operand's batch axis when the rank is kept (the
+        shape ops that move it set their own)."""
+        src = next((a for a in node.all_input_nodes if _has_act(self.env.get(a.name))), None)
+        if src is not None and _rank(src) == _rank(node) and src.name in self.batch_axes:
+            self.batch_axes[node.name] = self.batch_axes[src.name]
 
     def _getitem(self, node: fx.Node, args: list) -> Any:
         value, index = args
@@ -248,6 +261,12 @@ class _Builder:
 
 
 _ID_DTYPES = (torch.int64, torch.int32)
+
+
+def _rank(node: fx.Node) -> int:
+    val = node.meta.get("val")
+    val = val[0] if isinstance(val, (tuple, list)) and val else val
+    return val.dim() if isinstance(val, torch.Tensor) else -1
 
 
 def _has(tree: Any, kinds: Any) -> bool:

@@ -90,6 +90,12 @@ CASES = {
                  0.999),                                                    # 0.99987
     "mean_pool": (_after_linear(lambda x: x.mean(1)), ["linear", "constant", "matmul",
                                                        "reshape"], 0.999),  # 0.9999
+    # nn.MultiheadAttention runs sequence-first and picks q, k, v by select: the batch axis
+    # moves, per sample nothing does until the heads
+    "mha": (Fn(lambda x, m: m(x, x, x, need_weights=False)[0],
+               nn.MultiheadAttention(D, H, batch_first=True)), None, 0.998),
+    "encoder_layer": (nn.TransformerEncoderLayer(D, H, 64, 0.0, batch_first=True,
+                                                 norm_first=True), None, 0.998),
 }
 
 
@@ -244,7 +250,7 @@ REFUSED = {
         x.view(-1, S, 4, 8).transpose(1, 2), *[fc(x).view(-1, S, 2, 8).transpose(1, 2)] * 2,
         enable_gqa=True), nn.Linear(D, 16)), "only equal head counts"),
     "mean_feat": (Fn(lambda x: F.layer_norm(x, (D,)).mean(-1)), "a mean in a sequence model"),
-    "select_feat": (Fn(lambda x: F.layer_norm(x, (D,))[..., 3]), "a select of axis 2"),
+    "select_batch": (Fn(lambda x: F.layer_norm(x, (D,))[0]), "the batch axis"),
     "two_act_sub": (Fn(lambda x: F.layer_norm(x, (D,)) - x), "sub of two activations"),
 }
 

@@ -118,3 +118,60 @@ def check(module: nn.Module, x: np.ndarray, config: QuantConfig | None = None,
 
 def ops(graph) -> list[str]:
     return [n.op for n in graph.nodes]
+
+
+class TorchvisionViT(nn.Module):
+    """torchvision's VisionTransformer layout: conv patches, reshape + permute, class token
+    cat, position embedding, nn.TransformerEncoderLayer (nn.MultiheadAttention), head on the
+    class token."""
+
+    def __init__(self, d: int = 32, heads: int = 2, layers: int = 2, classes: int = 10):
+        super().__init__()
+        self.conv_proj = nn.Conv2d(3, d, 4, 4)
+        self.class_token = nn.Parameter(torch.randn(1, 1, d) * 0.5)
+        self.pos = nn.Parameter(torch.randn(1, 17, d) * 0.5)
+        self.encoder = nn.Sequential(*[nn.TransformerEncoderLayer(
+            d, heads, 2 * d, 0.0, activation="gelu", batch_first=True, norm_first=True)
+            for _ in range(layers)])
+        self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, classes)
+
+    def forward(self, x):
+        n = x.shape[0]
+        x = self.conv_proj(x)
+        x = x.reshape(n, x.shape[1], -1).permute(0, 2, 1)
+        x = torch.cat([self.class_token.expand(n, -1, -1), x], dim=1) + self.pos
+        return self.head(self.ln(self.encoder(x))[:, 0])
+
+
+class TimmAttention(nn.Module):
+    def __init__(self, d: int, heads: int):
+        super().__init__()
+        self.h, self.qkv, self.proj = heads, nn.Linear(d, 3 * d), nn.Linear(d, d)
+
+    def forward(self, x):
+        b, n, c = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.h, c // self.h).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        return self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2)
+                         .reshape(b, n, c))
+
+
+class TimmViT(nn.Module):
+    """timm's layout: flatten(2).transpose(1, 2) patches, a fused qkv reshaped to
+    (3, B, H, N, Dh) and unbound, sdpa."""
+
+    def __init__(self, d: int = 32, classes: int = 10):
+        super().__init__()
+        self.patch = nn.Conv2d(3, d, 4, 4)
+        self.cls = nn.Parameter(torch.randn(1, 1, d) * 0.5)
+        self.pos = nn.Parameter(torch.randn(1, 17, d) * 0.5)
+        self.n1, self.attn, self.n2 = nn.LayerNorm(d), TimmAttention(d, 2), nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+        self.norm, self.head = nn.LayerNorm(d), nn.Linear(d, classes)
+
+    def forward(self, x):
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        x = torch.cat((self.cls.expand(x.shape[0], -1, -1), x), dim=1) + self.pos
+        x = x + self.attn(self.n1(x))
+        x = x + self.mlp(self.n2(x))
+        return self.head(self.norm(x)[:, 0])
