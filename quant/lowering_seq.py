@@ -2,21 +2,25 @@
 
 A model whose input is integer token ids (batch, S), or a float sequence (batch, S, D) run by
 linear, normalization, softmax or attention ops and no convolution, is captured in *sequence
-mode*: every per-sample shape is the torch shape without the batch axis ((S, D) sequences,
-(H, S, Dh) heads), already channels last, so no layout conversion happens. A torch tensor whose
-axis 0 merges the batch with another axis ((batch * S, D), as GPT-2's Conv1D views its input,
-or (batch * H, S, Dh) for bmm) has per-sample shape (S, D) / (H, S, Dh): the batch is the
-outermost factor of memory, so the samples stay contiguous.
+mode*: every per-sample shape is the torch shape without the batch ((S, D) sequences,
+(H, S, Dh) heads), already channels last, so no layout conversion happens. An image model
+switches to it at a vision transformer's patches (``to_sequence``).
 
-Shape ops then are: a reshape (memory order is row-major on both sides, so any view of one
-sample is a ``reshape``, a no-op when the shape does not change), a ``permute`` of the
-per-sample axes (transposes that move only size-1 axes are reshapes), an expand that repeats
-nothing, a slice or split of a linear layer's output features (a linear of the selected weight
-rows; GPT-2's fused QKV), a select, slice or mean of sequence positions (x[:, 0], x[:, -1],
-x.mean(1): a matmul by a constant selector, ``rows``), and a cat that only drops empty
-constants (an empty KV cache) or joins along the last axis. This module holds those handlers
-and the constants derived from activations' shapes; qasic.quant.lowering_transformer joins
-them into the handler table.
+Where the samples are: each fx value records its batch *digit* (``digit``): the axis holding
+the batch and the product of that axis's factors inside it. Usually axis 0, outermost; GPT-2's
+Conv1D views (batch, S, D) as (batch * S, D) (per-sample (S, D)), bmm runs on (batch * H, S,
+Dh) (per-sample (H, S, Dh)), and nn.MultiheadAttention runs sequence-first, (S, batch, D) and
+(S * batch, D). A view keeps every element's flat position, so a sample keeps its elements in
+the same order: per sample it is a ``reshape`` (a no-op when the shape does not change); a
+permute moves the batch axis with the others and permutes the per-sample ones (``permute``; a
+reshape when only size-1 axes move).
+
+Also: an expand that repeats nothing; a slice or split of a linear layer's output features (a
+linear of those weight rows: GPT-2's fused QKV); a select, slice, unbind or mean along any
+other per-sample axis (x[:, 0], x[:, -1], x.mean(1), q, k, v = qkv.unbind(0)): a matmul by a
+constant selector (``rows``); a cat that drops empty constants (an empty KV cache) or joins
+along the last axis. This module holds those handlers and the constants derived from
+activations' shapes; qasic.quant.lowering_transformer joins them into the handler table.
 """
 
 from __future__ import annotations
