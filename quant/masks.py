@@ -12,13 +12,15 @@ assumed.
 Where a mask meets the attention scores (added to them, ``masked_fill``, ``where``, or sdpa's
 ``attn_mask``), the scores become Masked: the scores plus, per element, whether it may be
 attended: a constant part (a causal triangle, or all ones) and a KeyMask part. A softmax then
-resolves it: the key-mask part must mask exactly the keys whose bit is 0 (every element of
-key t reads bit (b, t)), and the constant part must be the same for every sample and head and
-be all ones or causal (key j visible to query i iff j <= i + T - S). The key mask becomes the
-softmax's second input: an ``embedding`` of the ids through the 1-D table [pred(id) for id in
-range(vocab)] (codes 0/1; negated when the mask keeps the keys whose bit is 0, as for
-``(ids == pad) * finfo.min``). Anything else (ALiBi or relative-position biases, sliding windows,
-masks that differ per head) is refused with one line.
+resolves it: the key-mask part must mask exactly the keys whose bit is 0, or exactly those
+whose bit is 1 (every element of key t reads bit (b, t)), and the constant part must be the
+same for every sample and head and be all ones or causal (key j visible to query i iff
+j <= i + T - S). The key mask becomes the softmax's second input: an ``embedding`` of the ids
+through the 1-D table [pred(id) for id in range(vocab)] (codes 0/1; negated when the mask
+keeps the keys whose bit is 0, as for ``(ids == pad) * finfo.min``). A constant additive mask
+carrying a bias (ALiBi) is split before it gets here (qasic.quant.lowering_pointwise). Anything
+else (biases from the padding mask, sliding windows, masks that differ per head) is refused
+with one line.
 """
 
 from __future__ import annotations
