@@ -231,7 +231,9 @@ def test_cli_policy_end_to_end(tmp_path, capsys):
 def test_cli_pareto_set(capsys):
     assert main(["quantize", "--policy", "zd", "--budget", "avg_bits=3", "--pareto",
                  "--json"]) == 0
-    records = json.loads(capsys.readouterr().out)
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["schema"] == "qasic.quantize.pareto/1" and doc["policy"] == "zd"
+    records = doc["points"]
     assert len(records) > 3 and all(r["avg_weight_bits"] <= 3 for r in records)
     assert records[0]["weight_bits"] == {"conv1": 2, "conv2": 2, "fc": 2}
     assert all(0.5 < r["accuracy"] <= 1 and r["predicted_sensitivity"] >= 0 for r in records)
