@@ -19,7 +19,7 @@ from qasic.isa.program import Program
 from qasic.isa.table import ACT_ENCODINGS, LUT_ENTRY_BYTES, encoding_bits, encoding_is_fp
 from qasic.sim import fastkernels as FK
 from qasic.sim.fastfields import OP_NAMES, program_fields
-from qasic.sim.machine import Machine, _act_table, _largest_input
+from qasic.sim.machine import Machine, _act_table, _largest_input, _positive_levels
 
 _OPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _CODES = np.array([FK.OPS.get(name, FK.OTHER) for name in OP_NAMES], dtype=np.int64)
@@ -29,21 +29,22 @@ def run(m: Machine) -> None:
     """Run ``m``'s whole program (as ``m.run()`` without a hook)."""
     p, arch = m.program, m.arch
     fields, ops = program_fields(p), _op_codes(p)
-    shape, alut = arch_vector(arch), _act_levels()
+    shape, alut, (pos, npos) = arch_vector(arch), _act_levels(), _positive()
     checked = np.zeros(m.mem["param"].shape[1], dtype=bool)
     seen = np.zeros_like(m.mem["param"])
-    bufs, wc = _buffers(arch), _weight_cache(arch, m.batch)
-    st = np.zeros(FK.ST_KEY + len(FK.WKEY), dtype=np.int64)
-    st[FK.ST_DECODED] = -1
+    bufs, wc = _buffers(arch, m.batch), _weight_cache(arch, m.batch)
+    st = np.zeros(FK.ST_SIZE, dtype=np.int64)
+    st[FK.ST_W + 1] = st[FK.ST_A + 1] = -1  # nothing decoded yet
     i, n = 0, len(p.instrs)
     while i < n:
         i = FK.run(ops, fields.F, i, n, m.dram, m.mem["input"], m.mem["weight"], m.mem["output"],
-                   m.mem["param"], m.acc, shape, alut, checked, seen, bufs, wc, st)
+                   m.mem["param"], m.acc, shape, alut, pos, npos, checked, seen, bufs, wc, st)
         if i == n:
             break
         ins = p.instrs[i]
         m.step(i, ins)
-        st[FK.ST_VERSION] += 1  # it may have written weight or param bytes
+        st[FK.ST_W] += 1  # it may have written any scratchpad
+        st[FK.ST_A] += 1
         if ins.op == "GEMM" and ins["lut"]:  # the machine checked this table: remember it
             a = ins["lut_addr"]
             span = slice(a, a + (LUT_ENTRY_BYTES << ins["wbits"]))
@@ -66,12 +67,21 @@ def _act_levels() -> np.ndarray:
     return np.stack([_act_table(e) for e in ACT_ENCODINGS]).astype(np.int64)
 
 
-def _buffers(arch: ArchConfig) -> tuple[np.ndarray, ...]:
-    """Scratch for one fold: activations (T, k) and sums (T, n) in int64, and the same flat in
-    float64 (reshaped to each fold's shape)."""
+def _positive() -> tuple[np.ndarray, np.ndarray]:
+    """Machine._positive_levels of every encoding as rows of one array, and their lengths."""
+    rows = [_positive_levels(e) for e in ACT_ENCODINGS]
+    out = np.zeros((len(rows), max(len(r) for r in rows)), dtype=np.int64)
+    for j, r in enumerate(rows):
+        out[j, :len(r)] = r
+    return out, np.array([len(r) for r in rows], dtype=np.int64)
+
+
+def _buffers(arch: ArchConfig, batch: int) -> tuple[np.ndarray, ...]:
+    """Scratch for one fold: activations (T * k, row-major) and sums (T, n) in int64; the last
+    decoded activations of each batch element (batch, T * k) and sums (T * n) in float64."""
     t, k, n = arch.gemm_max_rows, arch.array_rows, arch.array_cols
-    return (np.zeros((t, k), dtype=np.int64), np.zeros((t, n), dtype=np.int64),
-            np.zeros(t * k), np.zeros(t * n))
+    return (np.zeros(t * k, dtype=np.int64), np.zeros((t, n), dtype=np.int64),
+            np.zeros((batch, t * k)), np.zeros(t * n))
 
 
 def _weight_cache(arch: ArchConfig, batch: int) -> tuple[np.ndarray, ...]:

@@ -17,14 +17,27 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from qasic.isa.table import ACT_ENCODINGS, BY_NAME, LUT_ENTRY_BYTES, LUT_SHIFT_BITS, MEMS
+from qasic.isa.table import (
+    ACT_ENCODINGS,
+    ADD_PARAM_BYTES,
+    BY_NAME,
+    LUT_ENTRY_BYTES,
+    LUT_SHIFT_BITS,
+    MEMS,
+    POOL_PARAM_BYTES,
+    POST_PARAM_BYTES_PER_CHANNEL,
+)
+from qasic.quant.reference import ADD_LEFT_SHIFT
+from qasic.sim import kernels as K
 from qasic.sim.fastfields import column
 from qasic.sim.kernels import _get, _i32, _s8, _weight
 
 # op codes of the interpreter (run_op maps the ISA's names to them)
-OTHER, LOAD, STORE, GEMM, NOP = 0, 1, 2, 3, 4
-OPS = {"LOAD": LOAD, "STORE": STORE, "GEMM": GEMM, "SYNC": NOP, "END": NOP}
-ACC_MEM, WEIGHT_MEM, PARAM_MEM = (MEMS.index(m) for m in ("acc", "weight", "param"))
+OTHER, LOAD, STORE, GEMM, NOP, POST, POOL, ADD, LUT = range(9)
+OPS = {"LOAD": LOAD, "STORE": STORE, "GEMM": GEMM, "SYNC": NOP, "END": NOP, "POST": POST,
+       "POOL": POOL, "ADD": ADD, "LUT": LUT}
+ACC_MEM, INPUT_MEM, WEIGHT_MEM, PARAM_MEM = (MEMS.index(m) for m in ("acc", "input", "weight",
+                                                                        "param"))
 
 # DMA columns (LOAD and STORE share the layout)
 D_MEM, D_FILL, D_BYTE = (column("LOAD", f) for f in ("mem", "fill", "fill_byte"))
@@ -43,6 +56,18 @@ G_IADDR, G_ISTRIDE, G_LINES, G_ILINE, G_ROWS, G_WADDR, G_AADDR, G_K, G_N, G_ACCU
 FLOAT64_EXACT = np.int64(1) << 53  # float64 holds every integer of smaller magnitude
 SUM_CAP = np.int64(1) << 62  # column sums saturate here (no int64 overflow)
 BLAS_MIN_MACS = 1 << 13  # smaller folds sum in a Numba loop (a BLAS call costs more)
+P_ACC, P_PAR, P_OUT, P_OSTRIDE, P_ROWS, P_N, P_ZP, P_LO, P_HI, P_OFMT, P_LUT, P_LADDR = (
+    column("POST", f) for f in ("acc_addr", "param_addr", "out_addr", "out_stride", "rows", "n",
+                                "out_zp", "lo", "hi", "ofmt", "lut", "lut_addr"))
+O_SRC, O_DST, O_H, O_W, O_C, O_SPIX, O_DPIX, O_KH, O_KW, O_SH, O_SW, O_MODE, O_LO, O_FMT, \
+    O_PAR = (column("POOL", f) for f in ("src_addr", "dst_addr", "h", "w", "c", "src_pix_stride",
+                                          "dst_pix_stride", "kh", "kw", "sh", "sw", "mode", "lo",
+                                          "fmt", "param_addr"))
+A_A, A_B, A_DST, A_COUNT, A_BCAST, A_OP, A_PAR, A_FMT = (
+    column("ADD", f) for f in ("a_addr", "b_addr", "dst_addr", "count", "bcast", "op",
+                               "param_addr", "fmt"))
+L_SRC, L_DST, L_COUNT, L_TABLE, L_FMT, L_OFMT = (
+    column("LUT", f) for f in ("src_addr", "dst_addr", "count", "table_addr", "fmt", "ofmt"))
 # layout of run's ``shape`` vector (arch_vector builds it)
 NE = len(ACT_ENCODINGS)
 S_BITS, S_ACC = 4, 4 + NE
@@ -190,28 +215,37 @@ def _weights(f, wgt, par, b, w):
 
 @njit(cache=True)
 def _activations(f, inp, b, a, shape, alut):
-    """The fold's T x k input integers of batch element b into a[:T, :k]."""
+    """The fold's T x k input integers of batch element b into a[:T * k] (row-major)."""
     k, rows, afmt = f[G_K], f[G_ROWS], f[G_AFMT]
     bits, fp = shape[S_BITS + afmt], shape[S_FP + afmt]
+    if bits == 8 and not fp and f[G_ISTRIDE] == k:  # each line is rows * k contiguous bytes
+        for line in range(f[G_LINES]):
+            src, dst = f[G_IADDR] + line * f[G_ILINE], line * rows * k
+            for j in range(rows * k):  # the signed byte, without a branch
+                a[dst + j] = (np.int64(inp[b, src + j]) ^ 128) - 128
+        return
     for m in range(f[G_LINES] * rows):
         base = f[G_IADDR] + (m // rows) * f[G_ILINE] + (m % rows) * f[G_ISTRIDE]
-        if bits == 8:
+        if fp:
             for kk in range(k):
-                v = np.int64(inp[b, base + kk])
-                a[m, kk] = alut[afmt, v] if fp else (v - 256 if v >= 128 else v)
+                a[m * k + kk] = alut[afmt, inp[b, base + kk]]
+        elif bits == 8:
+            for kk in range(k):
+                a[m * k + kk] = (np.int64(inp[b, base + kk]) ^ 128) - 128
         else:
             for kk in range(k):
-                a[m, kk] = _get(inp, b, base, kk, bits)
+                a[m * k + kk] = _get(inp, b, base, kk, bits)
 
 
 @njit(cache=True)
 def _fold64(a, w, t, k, n, out):
-    """out[:t, :n] = a[:t, :k] @ w[:k, :n] in int64, wrapping (as kernels.gemm)."""
+    """out[:t, :n] = a[:t * k] (row-major t x k) @ w[:k, :n] in int64, wrapping (as
+    kernels.gemm)."""
     for m in range(t):
         for nn in range(n):
             out[m, nn] = 0
         for kk in range(k):
-            av = a[m, kk]
+            av = a[m * k + kk]
             for nn in range(n):
                 out[m, nn] += av * w[kk, nn]
 
@@ -225,35 +259,53 @@ def _gemm(f, inp, wgt, par, acc, shape, alut, bufs, wc, st):
     a64, o64, af, of = bufs
     w64, wf, tops = wc
     k, n, t = f[G_K], f[G_N], f[G_LINES] * f[G_ROWS]
-    _decode_weights(f, wgt, par, wc, st)
+    if _stale(f, st, WKEY, ST_W):
+        _decode_weights(f, wgt, par, wc)
+    if _stale(f, st, AKEY, ST_A):
+        for b in range(inp.shape[0]):
+            _activations(f, inp, b, af[b], shape, alut)
     amax = shape[S_AMAX + f[G_AFMT]]
     for b in range(inp.shape[0]):
         if t * k * n >= BLAS_MIN_MACS and tops[b] < FLOAT64_EXACT // amax:
-            a, o = af[:t * k].reshape(t, k), of[:t * n].reshape(t, n)
-            _activations(f, inp, b, a, shape, alut)
-            np.dot(a, wf[b, :k * n].reshape(k, n), o)
+            o = of[:t * n].reshape(t, n)
+            np.dot(af[b, :t * k].reshape(t, k), wf[b, :k * n].reshape(k, n), o)
             _write(f, wgt, acc, b, o, shape[S_ACC])
         else:
-            _activations(f, inp, b, a64, shape, alut)
+            for j in range(t * k):
+                a64[j] = np.int64(af[b, j])  # levels are integers far below 2^53
             _fold64(a64, w64[b], t, k, n, o64)
             _write(f, wgt, acc, b, o64, shape[S_ACC])
 
 
-# the fields a decoded weight tile depends on (besides the bytes it reads)
+# The interpreter keeps the last decoded weight tile and activation block, per batch element;
+# each is reused while the fields it was decoded from (WKEY, AKEY) and the bytes it read (a
+# version counted up on every write to the weight and param, or the input, scratchpad) match.
 WKEY = (G_WADDR, G_K, G_N, G_WBITS, G_LUT, G_LADDR, G_BSCALE, G_WTRANS)
-# st: [version of the weight and param bytes, version the decoded tile was read at, its WKEY]
-ST_VERSION, ST_DECODED, ST_KEY = 0, 1, 2
+AKEY = (G_IADDR, G_ISTRIDE, G_LINES, G_ILINE, G_ROWS, G_K, G_AFMT)
+# st: per cache, [current version, version decoded at, the key's fields]
+ST_W = 0
+ST_A = ST_W + 2 + len(WKEY)
+ST_SIZE = ST_A + 2 + len(AKEY)
 
 
 @njit(cache=True)
-def _decode_weights(f, wgt, par, wc, st):
-    """Decode the fold's weights of every batch element into wc (int64, float64, column-sum
-    bound), unless wc already holds this tile and no weight or param byte changed since."""
-    same = st[ST_DECODED] == st[ST_VERSION]
-    for j in range(len(WKEY)):
-        same = same and st[ST_KEY + j] == f[WKEY[j]]
+def _stale(f, st, key, at):
+    """True (and st records f's key as decoded) unless the cache at st[at] holds f's operand."""
+    same = st[at + 1] == st[at]
+    for j in range(len(key)):
+        same = same and st[at + 2 + j] == f[key[j]]
     if same:
-        return
+        return False
+    st[at + 1] = st[at]
+    for j in range(len(key)):
+        st[at + 2 + j] = f[key[j]]
+    return True
+
+
+@njit(cache=True)
+def _decode_weights(f, wgt, par, wc):
+    """Decode the fold's weights of every batch element into wc: int64 (k, n), float64 flat,
+    and the largest column sum of magnitudes."""
     w64, wf, tops = wc
     k, n = f[G_K], f[G_N]
     for b in range(wgt.shape[0]):
@@ -261,9 +313,6 @@ def _decode_weights(f, wgt, par, wc, st):
         for kk in range(k):
             for nn in range(n):
                 wf[b, kk * n + nn] = w64[b, kk, nn]
-    st[ST_DECODED] = st[ST_VERSION]
-    for j in range(len(WKEY)):
-        st[ST_KEY + j] = f[WKEY[j]]
 
 
 @njit(cache=True)
@@ -273,6 +322,12 @@ def _write(f, wgt, acc, b, o, acc_bits):
     half = np.int64(1) << (acc_bits - 1)
     s_addr = _weight_rows(f)[0]
     bscale, accum, a0 = f[G_BSCALE], f[G_ACCUM], f[G_AADDR]
+    if bscale == 0:  # the usual case, without a branch per element
+        row = acc[b, a0:a0 + t * n]
+        for m in range(t):
+            for nn in range(n):
+                row[m * n + nn] = _wrap(np.int64(o[m, nn]) + row[m * n + nn] * accum, half)
+        return
     for m in range(t):
         j0 = a0 + m * n
         for nn in range(n):
@@ -280,7 +335,7 @@ def _write(f, wgt, acc, b, o, acc_bits):
             if bscale == 1:  # a shift of acc_bits or more wraps to 0 (as the RTL)
                 sh = np.int64(wgt[b, s_addr + nn])
                 v = _wrap(v << sh, half) if sh < acc_bits else np.int64(0)
-            elif bscale >= 2:
+            else:
                 v = _wrap(v * np.int64(wgt[b, s_addr + nn]), half)
             if accum:
                 v += acc[b, j0 + nn]
@@ -295,11 +350,81 @@ def _wrap(v, half):
 
 
 @njit(cache=True)
-def run(ops, F, lo, hi, dram, inp, wgt, out, par, acc, shape, alut, checked, seen, bufs, wc, st):
+def _codes_end(addr, count, enc, shape):
+    """One past the last byte of ``count`` codes of encoding ``enc`` at ``addr``."""
+    return addr + (count * shape[S_BITS + enc] + 7) // 8
+
+
+@njit(cache=True)
+def _post(f, acc, par, out, shape, alut, pos, npos):
+    """POST (Machine._post); False, changing nothing, where the machine would refuse it."""
+    rows, n, e = f[P_ROWS], f[P_N], f[P_OFMT]
+    bits = shape[S_BITS + e]
+    if (f[P_ACC] + rows * n > acc.shape[1]
+            or f[P_PAR] + POST_PARAM_BYTES_PER_CHANNEL * n > par.shape[1]
+            or _codes_end(f[P_OUT] + max(rows - 1, 0) * f[P_OSTRIDE], n, e, shape) > out.shape[1]
+            or (f[P_LUT] and f[P_LADDR] + (1 << bits) > par.shape[1])):
+        return False
+    K.post(acc, f[P_ACC], par, f[P_PAR], out, f[P_OUT], f[P_OSTRIDE], rows, n, f[P_ZP], f[P_LO],
+           f[P_HI], shape[S_FP + e] != 0, alut[e], pos[e, :npos[e]], bits, f[P_LUT],
+           f[P_LADDR])
+    return True
+
+
+@njit(cache=True)
+def _pool(f, out, par, shape, alut, pos, npos):
+    """POOL (Machine._pool)."""
+    h, w, c, kh, kw, sh, sw = f[O_H], f[O_W], f[O_C], f[O_KH], f[O_KW], f[O_SH], f[O_SW]
+    if min(kh, kw, sh, sw) < 1 or kh > h or kw > w:
+        return False
+    e, avg = f[O_FMT], f[O_MODE] == 1
+    oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+    if (_codes_end(f[O_SRC] + (h * w - 1) * f[O_SPIX], c, e, shape) > out.shape[1]
+            or _codes_end(f[O_DST] + (oh * ow - 1) * f[O_DPIX], c, e, shape) > out.shape[1]
+            or (avg and f[O_PAR] + POOL_PARAM_BYTES > par.shape[1])):
+        return False
+    K.pool(out, f[O_SRC], f[O_DST], h, w, c, f[O_SPIX], f[O_DPIX], kh, kw, sh, sw, f[O_LO],
+           shape[S_FP + e] != 0, shape[S_BITS + e], avg, par, f[O_PAR] * avg, alut[e],
+           pos[e, :npos[e]])
+    return True
+
+
+@njit(cache=True)
+def _add(f, out, par, shape, alut, pos, npos):
+    """ADD (Machine._add)."""
+    n, e = f[A_COUNT], f[A_FMT]
+    b_count = f[A_BCAST] if f[A_BCAST] else n
+    if (_codes_end(f[A_A], n, e, shape) > out.shape[1]
+            or _codes_end(f[A_B], b_count, e, shape) > out.shape[1]
+            or _codes_end(f[A_DST], n, e, shape) > out.shape[1]
+            or f[A_PAR] + ADD_PARAM_BYTES > par.shape[1]):
+        return False
+    K.add(out, f[A_A], f[A_B], f[A_DST], n, f[A_BCAST], f[A_OP] == 1, par, f[A_PAR],
+          ADD_LEFT_SHIFT, shape[S_BITS + e], shape[S_FP + e] != 0, alut[e], pos[e, :npos[e]])
+    return True
+
+
+@njit(cache=True)
+def _lut(f, out, par, shape):
+    """LUT (Machine._lut_op)."""
+    n, e, eo = f[L_COUNT], f[L_FMT], f[L_OFMT]
+    if (_codes_end(f[L_SRC], n, e, shape) > out.shape[1]
+            or _codes_end(f[L_DST], n, eo, shape) > out.shape[1]
+            or f[L_TABLE] + (1 << shape[S_BITS + e]) > par.shape[1]):
+        return False
+    K.lut(out, f[L_SRC], f[L_DST], n, par, f[L_TABLE], shape[S_BITS + e], shape[S_BITS + eo])
+    return True
+
+
+@njit(cache=True)
+def run(ops, F, lo, hi, dram, inp, wgt, out, par, acc, shape, alut, pos, npos, checked, seen,
+        bufs, wc, st):
     """Execute instructions lo.. until one is left to the machine; return its index (or hi).
 
     shape: [array rows, array cols, gemm_max_rows, weight_bits, bits of each activation
-    encoding (NE), acc_bits, is-FP of each encoding (NE), largest |level| of each (NE)]."""
+    encoding (NE), acc_bits, is-FP of each encoding (NE), largest |level| of each (NE)].
+    alut[e]: byte -> level of FP encoding e; pos[e, :npos[e]]: its non-negative levels
+    (Machine._act_table, Machine._positive_levels)."""
     for i in range(lo, hi):
         op, f = ops[i], F[i]
         if op == NOP:
@@ -308,7 +433,25 @@ def run(ops, F, lo, hi, dram, inp, wgt, out, par, acc, shape, alut, checked, see
             if not _dma(f, op == STORE, dram, inp, wgt, out, par):
                 return i
             if op == LOAD and (f[D_MEM] == WEIGHT_MEM or f[D_MEM] == PARAM_MEM):
-                st[ST_VERSION] += 1
+                st[ST_W] += 1
+            elif op == LOAD and f[D_MEM] == INPUT_MEM:
+                st[ST_A] += 1
+            continue
+        if op == POST:
+            if not _post(f, acc, par, out, shape, alut, pos, npos):
+                return i
+            continue
+        if op == POOL:
+            if not _pool(f, out, par, shape, alut, pos, npos):
+                return i
+            continue
+        if op == ADD:
+            if not _add(f, out, par, shape, alut, pos, npos):
+                return i
+            continue
+        if op == LUT:
+            if not _lut(f, out, par, shape):
+                return i
             continue
         if op != GEMM or not _gemm_ok(f, inp, wgt, par, acc, shape):
             return i
