@@ -21,6 +21,8 @@ Kernel kinds (how compiler.pipeline lowers each):
             becomes a "view" or "view_in" kernel instead (compiler.views: nothing to run, one
             side is a strided view of the other's bytes) wherever its neighbours allow
     const   nothing to run: a constant's codes live in the constants region (compiler.memory)
+    cache   a KV-cache write: rows into a persistent state region, by STORE (prefill) or
+            SCATTER at the step's runtime position (decode) (compiler.cache)
     concat  nothing to run: the inputs are views of the output buffer (compiler.memory)
     alias   nothing to run: a view of the same bytes with another shape (flatten, reshape)
 """

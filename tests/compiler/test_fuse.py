@@ -12,7 +12,7 @@ from qasic.quant.graph import OPS, QGraph, QNode, TensorQ
 from tests.graphs import cnn_graph, residual_graph
 
 KINDS = {"gemm", "pool", "ew", "lut", "copy", "bilinear", "concat", "alias", "matmul", "softmax",
-         "norm", "gather", "permute", "const"}
+         "norm", "gather", "permute", "const", "cache"}
 
 
 def summary(kernels) -> list[tuple[str, str, tuple[str, ...]]]:
