@@ -1,11 +1,14 @@
 """The fast functional path: a Machine's program run by the Numba interpreter
-(qasic.sim.fastkernels) over the program's field table, handing every instruction it does not
-run to the per-instruction machine (qasic.sim.machine), which stays the definition.
+(qasic.sim.fastkernels) over the program's field table (qasic.sim.fastfields), handing every
+instruction it does not run to the per-instruction machine (qasic.sim.machine), which stays the
+definition and the verification mode (run_functional's mode="exact").
 
-Bit-exact by construction: the interpreter runs the instructions in program order with the
-machine's arithmetic, and it hands over (before touching any state) every instruction the machine
-would refuse, so errors are the machine's own. A GEMM decode table is checked by the machine the
-first time it is used; the interpreter reuses the check while those bytes are unchanged.
+The interpreter runs LOAD, STORE, GEMM, POST, POOL, ADD, LUT, SYNC and END; GATHER, SCATTER,
+SOFTMAX, NORM and any opcode it does not know go to the machine one at a time. Bit-exact by
+construction: the instructions run in program order with the machine's arithmetic, and the
+interpreter hands over (before touching any state) every instruction the machine would refuse,
+so errors are the machine's own. A GEMM decode table is checked by the machine the first time it
+is used; the interpreter reuses that check, entry by entry, while those bytes are unchanged.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import weakref
 import numpy as np
 
 from qasic.arch.config import ArchConfig
+from qasic.isa.encoding import Instr
 from qasic.isa.program import Program
 from qasic.isa.table import ACT_ENCODINGS, LUT_ENTRY_BYTES, encoding_bits, encoding_is_fp
 from qasic.sim import fastkernels as FK
@@ -45,12 +49,20 @@ def run(m: Machine) -> None:
         m.step(i, ins)
         st[FK.ST_W] += 1  # it may have written any scratchpad
         st[FK.ST_A] += 1
-        if ins.op == "GEMM" and ins["lut"]:  # the machine checked this table: remember it
-            a = ins["lut_addr"]
-            span = slice(a, a + (LUT_ENTRY_BYTES << ins["wbits"]))
-            checked[span] = True
-            seen[:, span] = m.mem["param"][:, span]
+        if ins.op == "GEMM" and ins["lut"]:
+            record_check(ins, m.mem["param"], checked, seen)
         i += 1
+
+
+def record_check(ins: Instr, par: np.ndarray, checked: np.ndarray, seen: np.ndarray) -> None:
+    """The machine checked the decode table of GEMM ``ins``: mark its entries' first bytes
+    and keep its bytes. Earlier entries whose 4 bytes overlap the table are forgotten, so a
+    marked entry's bytes in ``seen`` are always the ones its own check read."""
+    lo = ins["lut_addr"]
+    hi = lo + (LUT_ENTRY_BYTES << ins["wbits"])
+    checked[max(lo - LUT_ENTRY_BYTES + 1, 0):hi] = False
+    checked[lo:hi:LUT_ENTRY_BYTES] = True
+    seen[:, lo:hi] = par[:, lo:hi]
 
 
 def arch_vector(arch: ArchConfig) -> np.ndarray:

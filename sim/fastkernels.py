@@ -63,9 +63,9 @@ O_SRC, O_DST, O_H, O_W, O_C, O_SPIX, O_DPIX, O_KH, O_KW, O_SH, O_SW, O_MODE, O_L
     O_PAR = (column("POOL", f) for f in ("src_addr", "dst_addr", "h", "w", "c", "src_pix_stride",
                                           "dst_pix_stride", "kh", "kw", "sh", "sw", "mode", "lo",
                                           "fmt", "param_addr"))
-A_A, A_B, A_DST, A_COUNT, A_BCAST, A_OP, A_PAR, A_FMT = (
+A_A, A_B, A_DST, A_COUNT, A_BCAST, A_OP, A_PAR, A_FMT, A_BFMT, A_OFMT = (
     column("ADD", f) for f in ("a_addr", "b_addr", "dst_addr", "count", "bcast", "op",
-                               "param_addr", "fmt"))
+                               "param_addr", "fmt", "bfmt", "ofmt"))
 L_SRC, L_DST, L_COUNT, L_TABLE, L_FMT, L_OFMT = (
     column("LUT", f) for f in ("src_addr", "dst_addr", "count", "table_addr", "fmt", "ofmt"))
 # layout of run's ``shape`` vector (arch_vector builds it)
@@ -162,15 +162,17 @@ def _weight_end(f):
 
 @njit(cache=True)
 def _lut_checked(f, par, checked, seen):
-    """True when every byte of the GEMM's decode table was in a table the machine checked and
-    still holds the value it had then, in every batch element."""
-    a, size = f[G_LADDR], LUT_ENTRY_BYTES << f[G_WBITS]
-    for j in range(a, a + size):
-        if not checked[j]:
+    """True when every entry of the GEMM's decode table starts where an entry the machine
+    checked started (``checked``) and still holds the bytes it had then (``seen``), in every
+    batch element (the machine's checks are per entry: fast.record_check keeps them so)."""
+    a = f[G_LADDR]
+    for e in range(a, a + (LUT_ENTRY_BYTES << f[G_WBITS]), LUT_ENTRY_BYTES):
+        if not checked[e]:
             return False
         for b in range(par.shape[0]):
-            if par[b, j] != seen[b, j]:
-                return False
+            for j in range(e, e + LUT_ENTRY_BYTES):
+                if par[b, j] != seen[b, j]:
+                    return False
     return True
 
 
@@ -392,15 +394,17 @@ def _pool(f, out, par, shape, alut, pos, npos):
 @njit(cache=True)
 def _add(f, out, par, shape, alut, pos, npos):
     """ADD (Machine._add)."""
-    n, e = f[A_COUNT], f[A_FMT]
+    n, e, eb, eo = f[A_COUNT], f[A_FMT], f[A_BFMT], f[A_OFMT]
     b_count = f[A_BCAST] if f[A_BCAST] else n
     if (_codes_end(f[A_A], n, e, shape) > out.shape[1]
-            or _codes_end(f[A_B], b_count, e, shape) > out.shape[1]
-            or _codes_end(f[A_DST], n, e, shape) > out.shape[1]
+            or _codes_end(f[A_B], b_count, eb, shape) > out.shape[1]
+            or _codes_end(f[A_DST], n, eo, shape) > out.shape[1]
             or f[A_PAR] + ADD_PARAM_BYTES > par.shape[1]):
         return False
     K.add(out, f[A_A], f[A_B], f[A_DST], n, f[A_BCAST], f[A_OP] == 1, par, f[A_PAR],
-          ADD_LEFT_SHIFT, shape[S_BITS + e], shape[S_FP + e] != 0, alut[e], pos[e, :npos[e]])
+          ADD_LEFT_SHIFT, shape[S_BITS + e], shape[S_FP + e] != 0, alut[e],
+          shape[S_BITS + eb], shape[S_FP + eb] != 0, alut[eb],
+          shape[S_BITS + eo], shape[S_FP + eo] != 0, alut[eo], pos[eo, :npos[eo]])
     return True
 
 
