@@ -258,8 +258,8 @@ def storage_bits(graph: QGraph, kernels, derived, arch, name: str) -> int:
     byte-granular permutes keep a byte per code."""
     tq = graph.tensors[name]
     bits = 8 if tq.is_fp else tq.bits
-    if bits > 8:
-        return bits
+    if bits > 8:  # 9..16-bit codes (a norm input: QuantConfig.norm_input_bits) take two bytes
+        return max(16, bits)
     group = {name, *(t for t in derived if root(t, derived) == name)}
     if bits == 8 or (8 % bits and _padded_reader(kernels, group)) \
             or _byte_codes(kernels, derived, group):
@@ -303,16 +303,18 @@ def _padded_reader(kernels, group: set[str]) -> bool:
 
 
 def _same_storage(kernels, derived, stored: dict[str, int]) -> None:
-    """Elementwise units read and write one encoding: if a kernel's tensors disagree, all of
-    them keep a byte per code."""
+    """Elementwise units read and write one packed width: if a kernel's tensors of at most 8
+    bits disagree, all of them keep a byte per code (an ADD's two-byte int16 codes stay)."""
     changed = True
     while changed:
         changed = False
         for k in kernels:
             if k.kind in ("pool", "ew", "copy", "permute"):  # (a LUT may change the encoding)
                 group = [root(t, derived) for t in (*k.inputs, k.output)]
-                if len({stored[t] for t in group}) > 1:
-                    stored.update(dict.fromkeys(group, 8))
+                narrow = [t for t in group if stored[t] <= 8]
+                if len({stored[t] for t in narrow}) > 1 or (len(narrow) < len(group) and any(
+                        stored[t] < 8 for t in narrow)):
+                    stored.update(dict.fromkeys(narrow, 8))
                     changed = True
 
 

@@ -32,7 +32,7 @@ from qasic.compiler.schedule import sequence
 from qasic.compiler.steps import Constants, compact, gemm_steps, weight_bytes_true
 from qasic.compiler.vector import code_table, ew_steps, lut_steps, pool_steps
 from qasic.compiler.views import fold_permutes
-from qasic.errors import ConfigError
+from qasic.errors import ConfigError, UnsupportedOpError
 from qasic.isa.program import Program
 from qasic.isa.table import LUT_ENTRY_BYTES
 from qasic.quant.graph import QGraph, QNode
@@ -125,6 +125,7 @@ def _info(k: Kernel) -> dict:
 def _lower(graph, k: Kernel, arch, buffers, flat_src, consts, const_base):
     src = [buffers[t] for t in k.inputs]
     dst = buffers[k.output]
+    _check_wide(k, src, dst)
     info = _info(k)
     moved = sum(b.payload for b in src) + dst.payload
     if k.kind == "gemm":
@@ -235,6 +236,17 @@ def mapper_layer(g: GemmKernel, src: Buffer, dst: Buffer, table_bytes: int) -> m
         scale_rows={"none": 0, "mulzp": 2}.get(g.block_mode, 1),
         decode_bytes=0 if g.lut is None else LUT_ENTRY_BYTES << g.wbits,
         table_bytes=table_bytes, block_size=g.block_size, compact=compact(g))
+
+
+def _check_wide(k: Kernel, src: list[Buffer], dst: Buffer) -> None:
+    """int16 codes (a norm input wider than 8 bits, QuantConfig.norm_input_bits): only ADD
+    writes them and only ADD and NORM read them."""
+    for buf, reads in [(b, True) for b in src] + [(dst, False)]:
+        if buf.encoding == "int16" and not (k.kind == "ew" or (k.kind == "norm" and reads)):
+            raise UnsupportedOpError(
+                f"layer {k.name} ({k.kind}) {'reads' if reads else 'writes'} the 16-bit codes "
+                f"of {buf.name}; on the accelerator only residual adds write them and only adds "
+                "and norms read them; use norm_input_bits <= 8")
 
 
 def _check_operands(g: GemmKernel, arch: ArchConfig) -> None:

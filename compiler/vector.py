@@ -119,19 +119,19 @@ def _pool_tile(kernel, src: Buffer, dst: Buffer, win, half: int) -> tuple[int, i
 # ---- elementwise of two tensors --------------------------------------------------------------
 def ew_steps(kernel: Kernel, graph: QGraph, arch: ArchConfig, a: Buffer, b: Buffer,
              dst: Buffer, consts: Constants, const_base: int) -> list[Step]:
+    """a, b and the result may differ in width (a residual sum written as int16)."""
     node = kernel.anchor
     bcast = (b.h, b.w) != (a.h, a.w)
     p_off = const_base + consts.add(_ew_params(kernel, graph))
     half = halves(arch)["output"]
-    pixels, ct = _flat_tile(kernel, a, dst, half, operands=2 if not bcast else 1,
+    pixels, ct = _flat_tile(kernel, a, dst, half, operands=(a,) if bcast else (a, b),
                             extra_per_channel=b.nbytes(1) if bcast else 0)
     steps = []
     for c0, cn in tile_ranges(a.c, ct):
         for p0, n in tile_ranges(a.h * a.w, pixels):
             base = (len(steps) % 2) * half
-            row = a.nbytes(cn)
-            b_at = base + n * row
-            res = b_at + (b.nbytes(cn) if bcast else n * row)
+            b_at = base + n * a.nbytes(cn)
+            res = b_at + (b.nbytes(cn) if bcast else n * b.nbytes(cn))
             step = Step()
             if not steps:
                 step.loads += dma("LOAD", "param", p_off, 0, 44)
@@ -141,7 +141,7 @@ def ew_steps(kernel: Kernel, graph: QGraph, arch: ArchConfig, a: Buffer, b: Buff
             step.computes.append(Instr("ADD", {
                 "a_addr": base, "b_addr": b_at, "dst_addr": res, "count": n * cn,
                 "bcast": cn if bcast else 0, "op": node.op, "param_addr": 0,
-                "fmt": a.encoding}))
+                "fmt": a.encoding, "bfmt": b.encoding, "ofmt": dst.encoding}))
             step.stores += pixel_stores(dst, res, p0, n, c0, cn)
             steps.append(step)
     return steps
@@ -166,14 +166,15 @@ def _ew_params(kernel: Kernel, graph: QGraph) -> bytes:
     return np.asarray(words, dtype="<i4").tobytes()
 
 
-def _flat_tile(kernel, src: Buffer, dst: Buffer, half: int, operands: int,
+def _flat_tile(kernel, src: Buffer, dst: Buffer, half: int, operands: tuple[Buffer, ...],
                extra_per_channel: int = 0) -> tuple[int, int]:
-    """(pixels, channels) per step: ``operands`` input tiles and one result tile per half."""
-    g = _granule(src)
+    """(pixels, channels) per step: a tile of each of ``operands`` (shaped like ``src``) and
+    one result tile per half."""
+    g = max(_granule(t) for t in (*operands, dst))
     ct = src.c
 
     def per_pixel(c):
-        return operands * src.nbytes(c) + dst.nbytes(c)
+        return sum(t.nbytes(c) for t in operands) + dst.nbytes(c)
     while ct > g and per_pixel(ct) + extra_per_channel * ct > half:
         ct = max(g, ct // 2 // g * g)
     pixels = (half - extra_per_channel * ct) // per_pixel(ct)
@@ -199,11 +200,11 @@ def lut_steps(kernel: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, dst:
     half = halves(arch)["output"]
     fh, fw = scale
     if (fh, fw) == (1, 1):
-        pixels, ct = _flat_tile(kernel, src, dst, half, operands=1)
+        pixels, ct = _flat_tile(kernel, src, dst, half, operands=(src,))
         tiles = [(c0, cn, p0, n) for c0, cn in tile_ranges(src.c, ct)
                  for p0, n in tile_ranges(src.h * src.w, pixels)]
     else:  # whole input rows, so each phase stores a rectangle
-        pixels, ct = _flat_tile(kernel, src, dst, half, operands=1)
+        pixels, ct = _flat_tile(kernel, src, dst, half, operands=(src,))
         rows = max(1, pixels // src.w)
         if rows * src.w > pixels:
             raise too_small(kernel, f"one input row of {ct} channels",

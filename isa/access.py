@@ -160,9 +160,9 @@ ACCESSES: dict[str, tuple[Box, ...]] = {
     "ADD": (
         Box("output", False, "a_addr", lambda f: _bytes(f.count, f.fmt_bits)),
         Box("output", False, "b_addr",
-            lambda f: _bytes(np.where(f.bcast > 0, f.bcast, f.count), f.fmt_bits)),
+            lambda f: _bytes(np.where(f.bcast > 0, f.bcast, f.count), f.bfmt_bits)),
         Box("param", False, "param_addr", ADD_PARAM_BYTES),
-        Box("output", True, "dst_addr", lambda f: _bytes(f.count, f.fmt_bits))),
+        Box("output", True, "dst_addr", lambda f: _bytes(f.count, f.ofmt_bits))),
     "LUT": (
         Box("output", False, "src_addr", lambda f: _bytes(f.count, f.fmt_bits)),
         Box("param", False, "table_addr", lambda f: 1 << f.fmt_bits),

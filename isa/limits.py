@@ -15,7 +15,7 @@ import numpy as np
 
 from qasic.arch.config import ArchConfig, toml_key
 from qasic.isa.access import Expr, Fields, Groups
-from qasic.isa.table import ACT_ENCODINGS, BY_NAME, MEMS, encoding_is_fp
+from qasic.isa.table import ACT_ENCODINGS, BY_NAME, MEMS, encoding_bits, encoding_is_fp
 from qasic.quant.intops import NORM_MAX_LEN
 
 
@@ -59,6 +59,9 @@ LIMITS = (
     Limit("NORM", "chunk", 1, None, "channels are split into chunks of chunk (a divisor)",
           when=_some("rows", "len")),
     Limit("NORM", "len", None, NORM_MAX_LEN, "sum(c^2) of a row stays inside int64"),
+    Limit("NORM", "len^3 >> (62 - 2 x code bits)", None, 0,
+          "len^3 x 2^(2B) < 2^62: sum(c^2) of a row of B-bit codes stays inside int64",
+          value=lambda f: f.len ** 3 >> (62 - 2 * f.fmt_bits)),
     Limit("GATHER", "vocab", 1, None, "an index must have a row to select",
           when=_some("count", "row_bytes")),
     Limit("SCATTER", "vocab", 1, None, "an index must have a row to write",
@@ -67,14 +70,22 @@ LIMITS = (
 )
 _DMA_MEMS = tuple(m for m in MEMS if m != "acc")  # the accumulator is not DMA-addressable
 _INT = tuple(e for e in ACT_ENCODINGS if not encoding_is_fp(e))
+# byte-wide units (the array's inputs, 2^B-entry tables, 8-bit clamp fields) take codes of at
+# most 8 bits; only ADD and NORM read int16 (a residual sum), only ADD writes it
+_NARROW = tuple(e for e in ACT_ENCODINGS if encoding_bits(e) <= 8)
 # (opcode, enum field) -> the values it may take
 ALLOWED = {
     ("LOAD", "mem"): _DMA_MEMS,
     ("STORE", "mem"): _DMA_MEMS,
     ("GATHER", "mem"): _DMA_MEMS,
     ("SCATTER", "mem"): _DMA_MEMS,
-    ("SOFTMAX", "fmt"): _INT,
-    ("SOFTMAX", "ofmt"): _INT,
+    ("GEMM", "afmt"): _NARROW,
+    ("POST", "ofmt"): _NARROW,
+    ("POOL", "fmt"): _NARROW,
+    ("LUT", "fmt"): _NARROW,
+    ("LUT", "ofmt"): _NARROW,
+    ("SOFTMAX", "fmt"): tuple(e for e in _INT if e in _NARROW),
+    ("SOFTMAX", "ofmt"): tuple(e for e in _INT if e in _NARROW),
     ("NORM", "fmt"): _INT,
 }
 

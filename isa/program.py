@@ -30,7 +30,7 @@ MAGIC = b"QASC"
 # 2: GEMM bscale/afmt, POST ofmt, packed activations, int64 bias; 3: LUT sig|shift;
 # 4: 256-bit words, 3-D DMA with fill, GEMM lines, POST lut, POOL kh/kw/sh/sw/avg,
 #    ADD mul/bcast, the LUT instruction
-VERSION = 5
+VERSION = 6
 _HEADER = struct.Struct("<4sHHIIII")
 # state: DRAM that keeps its bytes from one run to the next (KV caches; qasic.generate)
 REGION_KINDS = ("input", "output", "activation", "constants", "state")

@@ -31,8 +31,11 @@ EW_OPS = ("add", "mul")
 ACT_FORMATS = ("int", "fp8_e4m3")
 # How activation codes are stored in the scratchpads and DRAM: intB = B-bit two's-complement codes
 # packed little-endian like weight rows (a pixel's channels fill whole bytes), fp8_e4m3 = one
-# code per byte. Order = encoding of the GEMM ``afmt``, POST ``ofmt``, POOL and ADD ``fmt``.
-ACT_ENCODINGS = tuple(f"int{b}" for b in range(8, 1, -1)) + ACT_FORMATS[1:]
+# code per byte, int16 = two bytes per code, little-endian (the residual stream feeding a norm:
+# QuantConfig.norm_input_bits; only ADD and NORM read it, ADD writes it). Order = encoding of
+# every ``*fmt`` field.
+ACT_ENCODINGS = tuple(f"int{b}" for b in range(8, 1, -1)) + ACT_FORMATS[1:] + ("int16",)
+FMT_BITS = 4  # width of every encoding field
 
 
 def encoding_bits(encoding: str) -> int:
@@ -182,7 +185,7 @@ OPCODES: tuple[Opcode, ...] = (
             ("lut", 1, "1: decode codes through the table at lut_addr"),
             ("lut_addr", 24, "param scratchpad byte address of the decode table"),
             ("bscale", 2, "block scale of this fold's partial sums", BSCALE_MODES),
-            ("afmt", 3, "encoding of the input codes", ACT_ENCODINGS),
+            ("afmt", FMT_BITS, "encoding of the input codes", ACT_ENCODINGS),
             ("wtrans", 1, ("1: the weight tile is stored transposed, n rows of k codes (row = "
                            "ceil(k*wbits/8) bytes); the array loads it through a transposer "
                            "(Gemmini's b_transpose): K^T of attention scores")),
@@ -208,7 +211,7 @@ OPCODES: tuple[Opcode, ...] = (
             ("out_zp", 8, "output zero point", True),
             ("lo", 8, "clamp low (ReLU: the zero point)", True),
             ("hi", 8, "clamp high", True),
-            ("ofmt", 3, "encoding of the output codes (packed like afmt)", ACT_ENCODINGS),
+            ("ofmt", FMT_BITS, "encoding of the output codes (packed like afmt)", ACT_ENCODINGS),
             ("lut", 1, "1: map each output code through the byte table at lut_addr"),
             ("lut_addr", 24, "param scratchpad byte address of the 2^B-byte table"),
         ),
@@ -237,7 +240,7 @@ OPCODES: tuple[Opcode, ...] = (
             ("sw", 8, "horizontal stride"),
             ("mode", 1, "max or average", POOL_MODES),
             ("lo", 8, "max: floor applied to every result", True),
-            ("fmt", 3, "encoding of the codes (strides in bytes)", ACT_ENCODINGS),
+            ("fmt", FMT_BITS, "encoding of the codes (strides in bytes)", ACT_ENCODINGS),
             ("param_addr", 24, "avg: param scratchpad byte address of its 6 words"),
         ),
     ),
@@ -247,8 +250,11 @@ OPCODES: tuple[Opcode, ...] = (
         "reference.mul semantics); params: 11 int32 at param_addr: za, zb, zo, qa, sa, qb, sb, "
         "qo, so, lo, hi. add: y = clamp(requant(requant(v(a) << 20, qa, sa) + requant(v(b) << "
         "20, qb, sb), qo, so) + zo, lo, hi); mul: y = clamp(requant(v(a) * v(b), qo, so) + zo, "
-        "lo, hi) (qa..sb unused). bcast = 0: b holds count codes; bcast = c > 0: b holds c codes "
-        "and element i uses b[i mod c] (a per-channel vector broadcast over H, W).",
+        "lo, hi) (qa..sb unused). v(x) = x - z for INT codes (a at fmt, b at bfmt, each its own "
+        "width), an FP8 code's level for FP8; the result is written at ofmt (an INT result "
+        "clamped to lo, hi: int16 holds a residual sum). bcast = 0: b holds count codes; "
+        "bcast = c > 0: b holds c codes and element i uses b[i mod c] (a per-channel vector "
+        "broadcast over H, W).",
         _layout(
             ("a_addr", 24, "first operand byte address"),
             ("b_addr", 24, "second operand byte address"),
@@ -257,7 +263,9 @@ OPCODES: tuple[Opcode, ...] = (
             ("bcast", 16, "0, or the length of b repeated along a"),
             ("op", 1, "add or multiply", EW_OPS),
             ("param_addr", 24, "param scratchpad byte address"),
-            ("fmt", 3, "encoding of the codes (count codes, packed)", ACT_ENCODINGS),
+            ("fmt", FMT_BITS, "encoding of a (count codes, packed)", ACT_ENCODINGS),
+            ("bfmt", FMT_BITS, "encoding of b", ACT_ENCODINGS),
+            ("ofmt", FMT_BITS, "encoding of the result", ACT_ENCODINGS),
         ),
     ),
     Opcode(
@@ -271,8 +279,8 @@ OPCODES: tuple[Opcode, ...] = (
             ("dst_addr", 24, "result byte address"),
             ("count", 24, "elements"),
             ("table_addr", 24, "param scratchpad byte address of the 2^B-byte table"),
-            ("fmt", 3, "encoding of the source codes", ACT_ENCODINGS),
-            ("ofmt", 3, "encoding of the result codes", ACT_ENCODINGS),
+            ("fmt", FMT_BITS, "encoding of the source codes", ACT_ENCODINGS),
+            ("ofmt", FMT_BITS, "encoding of the result codes", ACT_ENCODINGS),
         ),
     ),
     Opcode(
@@ -313,8 +321,8 @@ OPCODES: tuple[Opcode, ...] = (
                           "j <= q_pos + r)")),
             ("masked", 1, "1: also mask keys whose mask byte is 0"),
             ("mask_addr", 24, "output scratchpad byte address of len mask bytes"),
-            ("fmt", 3, "encoding of the source codes (INT)", ACT_ENCODINGS),
-            ("ofmt", 3, "encoding of the result codes (INT)", ACT_ENCODINGS),
+            ("fmt", FMT_BITS, "encoding of the source codes (INT)", ACT_ENCODINGS),
+            ("ofmt", FMT_BITS, "encoding of the result codes (INT)", ACT_ENCODINGS),
         ),
     ),
     Opcode(
@@ -335,9 +343,9 @@ OPCODES: tuple[Opcode, ...] = (
             ("chunk", 12, "channels per accumulator tile (POST's n)"),
             ("acc_addr", 20, "accumulator scratchpad word address"),
             ("center", 1, "1: subtract the mean (LayerNorm); 0: RMSNorm"),
-            ("zp", 8, "input zero point", True),
+            ("zp", 16, "input zero point (16 bits: int16 codes)", True),
             ("eps_addr", 24, "param scratchpad byte address of the int64 epsilon"),
-            ("fmt", 3, "encoding of the source codes (INT)", ACT_ENCODINGS),
+            ("fmt", FMT_BITS, "encoding of the source codes (INT)", ACT_ENCODINGS),
         ),
     ),
     Opcode("SYNC", 7, "compute", "No operation; carries tokens between kernels.", _layout()),

@@ -84,7 +84,8 @@ def _activations(args):
 
     return QuantConfig(activation_bits=args.act_bits, activation_observer=args.observer,
                        activation_format=args.act_format, output_observer=args.output_observer,
-                       bias_correction=args.bias_correction)
+                       bias_correction=args.bias_correction,
+                       norm_input_bits=getattr(args, "norm_input_bits", None))
 
 
 def _quantized(args, trained=None):
@@ -488,6 +489,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--act-bits", type=int, default=8, help="activation bits (2..8)")
         sp.add_argument("--act-format", default="int",
                         help="activation format: int (of --act-bits) | fp8_e4m3")
+        sp.add_argument("--norm-input-bits", type=int, default=None,
+                        help="INT bits of the tensors feeding a norm (the residual sums of a "
+                        "transformer), 2..16; 9..16 are stored as int16 (default: the "
+                        "activation width)")
         sp.add_argument("--qat", type=int, default=0, metavar="EPOCHS",
                         help="quantization-aware fine-tune for EPOCHS before quantizing")
         sp.add_argument("--observer", default="minmax",

@@ -211,7 +211,8 @@ class EnergyModel:
 
     def _add(self, ins: Instr, e: dict) -> None:
         n = ins["count"]
-        e["sram"] = 3 * encoding_bits(ins["fmt"]) * n * self.sram_bit["output"]
+        bits = sum(encoding_bits(ins[f]) for f in ("fmt", "bfmt", "ofmt"))
+        e["sram"] = bits * n * self.sram_bit["output"]
         # add: three requantizes per element; mul: the product's one
         steps = 3 if ins["op"] == "add" else 1
         e["other"] = n * steps * self._int32_pj(1, 1)

@@ -98,10 +98,10 @@ def _pool(a) -> tuple[list, list]:
 
 def _add(a) -> tuple[list, list]:
     n = encoding_bytes(a["count"], a["fmt"])
-    nb = encoding_bytes(a["bcast"] or a["count"], a["fmt"])
+    nb = encoding_bytes(a["bcast"] or a["count"], a["bfmt"])
     return ([("output", _span(a["a_addr"], n)), ("output", _span(a["b_addr"], nb)),
              ("param", _span(a["param_addr"], ADD_PARAM_BYTES))],
-            [("output", _span(a["dst_addr"], n))])
+            [("output", _span(a["dst_addr"], encoding_bytes(a["count"], a["ofmt"])))])
 
 
 def _lut(a) -> tuple[list, list]:

@@ -117,7 +117,7 @@ def gemm(inp, i_addr, i_stride, lines, i_line, wgt, w_addr, acc, a_addr, rows, k
             base = i_addr + (m // rows) * i_line + (m % rows) * i_stride
             for kk in range(k):
                 v = _get(inp, b, base, kk, abits)
-                a[kk] = alut[v] if afp else (v - 256 if v >= 128 else v)
+                a[kk] = alut[v] if afp else (_s8(v) if abits == 8 else v)
             for nn in range(n):
                 t = np.int64(0)
                 for kk in range(k):
@@ -270,10 +270,23 @@ def _pool_avg(mem, b, src, w, s_pix, y0, x0, kh, kw, ch, fp, bits, zi, zo, q, sh
 
 
 @njit(cache=True)
-def add(mem, a, bb, dst, count, bcast, mul, par, p_addr, left_shift, bits, fp, alut, pos):
+def _value(mem, b, row0, n, bits, fp, levels, z):
+    """v(x) of code n of a packed row: an FP code's level ``levels[byte]``, else the signed
+    code minus the zero point z."""
+    c = _get(mem, b, row0, n, bits)
+    if fp:
+        return levels[c & 0xFF]
+    return (_s8(c & 0xFF) if bits <= 8 else c) - z
+
+
+@njit(cache=True)
+def add(mem, a, bb, dst, count, bcast, mul, par, p_addr, left_shift, abits, afp, at, bbits, bfp,
+        bt, obits, ofp, ot, pos):
     """qasic.quant.reference add (``mul`` = 0) or mul (``mul`` = 1); element i takes b[i mod
-    bcast] when ``bcast`` > 0. With ``fp`` the operands are FP codes (their levels ``alut``)
-    and the result is clamped to the levels of codes lo, hi and encoded (fp_encode)."""
+    bcast] when ``bcast`` > 0. Each operand and the result has its own width (``abits``,
+    ``bbits``, ``obits``; 16: a residual sum) and may be FP (``afp``..: codes decode through
+    the byte -> level tables ``at``, ``bt``). An FP result is clamped to the levels ``ot`` of
+    codes lo, hi and encoded (fp_encode over ``pos``); an INT one is clamped to [lo, hi]."""
     # parameter words in isa.table.ADD_PARAM_WORDS order
     for b in range(mem.shape[0]):
         za = _i32(par, b, p_addr)
@@ -283,22 +296,21 @@ def add(mem, a, bb, dst, count, bcast, mul, par, p_addr, left_shift, bits, fp, a
         qb, sb = _i32(par, b, p_addr + 20), _i32(par, b, p_addr + 24)
         qo, so = _i32(par, b, p_addr + 28), _i32(par, b, p_addr + 32)
         lo, hi = _i32(par, b, p_addr + 36), _i32(par, b, p_addr + 40)
-        lo_v, hi_v = (alut[lo & 0xFF], alut[hi & 0xFF]) if fp else (lo, hi)
+        lo_v, hi_v = (ot[lo & 0xFF], ot[hi & 0xFF]) if ofp else (lo, hi)
         for i in range(count):
             ib = i % bcast if bcast > 0 else i
-            ca, cb = _get(mem, b, a, i, bits) & 0xFF, _get(mem, b, bb, ib, bits) & 0xFF
-            va = alut[ca] if fp else _s8(ca) - za
-            vb = alut[cb] if fp else _s8(cb) - zb
+            va = _value(mem, b, a, i, abits, afp, at, za)
+            vb = _value(mem, b, bb, ib, bbits, bfp, bt, zb)
             if mul:
                 r = requant(va * vb, qo, so)
             else:
                 x = requant(va << left_shift, qa, sa)
                 y = requant(vb << left_shift, qb, sb)
                 r = requant(x + y, qo, so)
-            if fp:
-                _put(mem, b, dst, i, bits, fp_encode(min(max(r, lo_v), hi_v), pos))
+            if ofp:
+                _put(mem, b, dst, i, obits, fp_encode(min(max(r, lo_v), hi_v), pos))
             else:
-                _put(mem, b, dst, i, bits, min(max(r + zo, lo), hi))
+                _put(mem, b, dst, i, obits, min(max(r + zo, lo), hi))
 
 
 @njit(cache=True)

@@ -299,15 +299,18 @@ class Machine:
                _act_table(ins["fmt"]), _positive_levels(ins["fmt"]))
 
     def _add(self, i: int, ins: Instr) -> None:
-        mem, n, fmt = self.mem["output"], ins["count"], ins["fmt"]
+        mem, n = self.mem["output"], ins["count"]
         b_count = ins["bcast"] or n
-        for f, count in (("a_addr", n), ("b_addr", b_count), ("dst_addr", n)):
+        for f, count, fmt in (("a_addr", n, ins["fmt"]), ("b_addr", b_count, ins["bfmt"]),
+                              ("dst_addr", n, ins["ofmt"])):
             self._check(i, ins, f, mem, ins[f], ins[f] + encoding_bytes(count, fmt))
         self._check(i, ins, "param", self.mem["param"], ins["param_addr"],
                     ins["param_addr"] + ADD_PARAM_BYTES)
+        operands = [(encoding_bits(e), encoding_is_fp(e), _act_table(e))
+                    for e in (ins["fmt"], ins["bfmt"], ins["ofmt"])]
         K.add(mem, ins["a_addr"], ins["b_addr"], ins["dst_addr"], n, ins["bcast"],
               ins["op"] == "mul", self.mem["param"], ins["param_addr"], ADD_LEFT_SHIFT,
-              encoding_bits(fmt), encoding_is_fp(fmt), _act_table(fmt), _positive_levels(fmt))
+              *operands[0], *operands[1], *operands[2], _positive_levels(ins["ofmt"]))
 
     def _lut_op(self, i: int, ins: Instr) -> None:
         mem, n = self.mem["output"], ins["count"]

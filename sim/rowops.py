@@ -100,6 +100,10 @@ def norm(m: Machine, i: int, ins: Instr) -> None:
     if n > intops.NORM_MAX_LEN:
         raise ProgramFormatError(f"instruction {i} (NORM): len = {n} channels exceeds "
                                  f"{intops.NORM_MAX_LEN}; split the row")
+    if n ** 3 << 2 * _bits(ins, "fmt")[0] >= 1 << 62:  # as quantize_transformer.norm refuses
+        raise ProgramFormatError(f"instruction {i} (NORM): len = {n} channels of "
+                                 f"{ins['fmt']} codes can overflow the int64 sum of squares "
+                                 "(len^3 x 2^(2B) >= 2^62); use narrower codes")
     if rows == 0 or n == 0:
         return
     if chunk == 0:
@@ -146,7 +150,8 @@ def _int_codes(i: int, ins: Instr, *names: str) -> None:
     for f in names:
         if encoding_is_fp(ins[f]):
             raise ProgramFormatError(f"instruction {i} ({ins.op}): {f} = {ins[f]} is not an INT "
-                                     f"encoding; {ins.op} works on INT codes (int2..int8)")
+                                     f"encoding; {ins.op} works on INT codes (int2..int8, "
+                                     "int16)")
 
 
 def _bits(ins: Instr, *names: str) -> tuple[int, ...]:

@@ -345,7 +345,8 @@ def add_case(seed: int, fmt: str, op: str, bcast: int):
     words = [za, zb, zo, qa, sa, qb, sb, qo, so, lo, hi]  # isa.table.ADD_PARAM_WORDS order
     int32_words(m.mem["param"], 48, words)
     run(m, ins("ADD", a_addr=0, b_addr=100, dst_addr=200, count=count, bcast=bcast,
-                             op=op, param_addr=48, fmt=fmt))
+                             op=op, param_addr=48, fmt=fmt, bfmt=fmt,
+                             ofmt=fmt))
     va = values(a[:, 0], fmt, za)
     vb = values(np.tile(b[:, 0], (1, count // (bcast or count))), fmt, zb)
     if op == "mul":

@@ -1,0 +1,110 @@
+"""16-bit residual sums (QuantConfig.norm_input_bits = 16) on the accelerator: an ADD writes
+int16 codes, ADD and NORM read them, bit-exact against the golden reference; every other kernel
+refuses them with one line."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+import pytest
+
+from qasic.compiler import compile_graph
+from qasic.errors import UnsupportedOpError
+from qasic.quant.graph import TensorQ
+from tests.compiler.test_transformer import ARCHS, check, layer, ops_of
+from tests.compiler.transformers import Builder
+
+FP8 = "fp8_e4m3"
+
+
+def wide(scale: float, zp: int = 0) -> TensorQ:
+    return TensorQ(scale, zp, 16)
+
+
+def act(scale: float, zp: int, fmt: str) -> TensorQ:
+    return TensorQ(scale, zp) if fmt == "int" else TensorQ(scale / 64, 0, 8, fmt)
+
+
+def post_ln_block(fmt: str = "int", s: int = 9, d: int = 40, mlp: int = 48, seed: int = 0):
+    """BERT's post-LN layer on codes: x -> linear -> (x + .) at 16 bits -> LayerNorm -> linear
+    -> (h + .) at 16 bits -> RMSNorm; a residual zero point far outside int8."""
+    b = Builder("post_ln", seed)
+    x = b.codes("x", (s, d), act(0.05, 3, fmt))
+    o = b.linear("proj", x, d, act(0.06, -1, fmt))
+    r1 = b.add("res1", x, o, wide(0.0004, 9000))
+    h = b.norm("ln1", r1, act(0.05, 1, fmt))
+    f = b.linear("fc", h, mlp, act(0.07, 2, fmt))
+    f2 = b.linear("fc2", f, d, act(0.06, 0, fmt))
+    r2 = b.add("res2", h, f2, wide(0.0005, -300))
+    return b.graph(b.norm("ln2", r2, TensorQ(0.05, 0), center=False))
+
+
+def pre_ln_stream(s: int = 7, d: int = 24, seed: int = 1):
+    """A pre-LN residual stream kept at 16 bits: the second add reads an int16 operand."""
+    b = Builder("pre_ln", seed)
+    x = b.codes("x", (s, d), TensorQ(0.05, -4))
+    o = b.linear("proj", x, d, TensorQ(0.06, 1))
+    r1 = b.add("res1", x, o, wide(0.0003, 5))
+    h = b.norm("ln1", r1, TensorQ(0.05, 0))
+    f = b.linear("fc", h, d, TensorQ(0.07, -2))
+    r2 = b.add("res2", r1, f, wide(0.0004, -7))
+    return b.graph(b.norm("ln2", r2, TensorQ(0.04, 2)))
+
+
+@pytest.mark.parametrize("arch", ["default", "8x8"])
+@pytest.mark.parametrize("fmt", ["int", FP8])
+def test_post_ln_residual_sums_at_16_bits_are_bit_exact(fmt, arch):
+    target = ARCHS[arch]
+    if fmt == FP8:  # the array multiplies FP8 levels as shifted 5-bit significands
+        target = dataclasses.replace(target, input_bits=5, input_shift_bits=4, acc_bits=48)
+    p, _ = check(post_ln_block(fmt), target, batch=3)
+    adds = [ins for ins in p.instrs if ins.op == "ADD"]
+    enc = "int8" if fmt == "int" else FP8
+    assert {(i["fmt"], i["bfmt"], i["ofmt"]) for i in adds} == {(enc, enc, "int16")}
+    assert {i["fmt"] for i in p.instrs if i.op == "NORM"} == {"int16"}
+    assert {i["zp"] for i in p.instrs if i.op == "NORM"} == {9000, -300}
+    assert {r.bits for r in p.regions if r.name in ("res1", "res2")} == {16}
+    assert layer(p, "res1")["kind"] == "ew"
+
+
+@pytest.mark.parametrize("s, d", [(7, 24), (3, 8), (12, 40)])
+def test_an_int16_operand_of_an_add_is_bit_exact(s, d):
+    p, _ = check(pre_ln_stream(s, d), ARCHS["8x8"], batch=2)
+    res2 = [i for i, lid in zip(p.instrs, p.layer_ids, strict=True)
+            if i.op == "ADD" and p.layers[lid]["name"] == "res2"]
+    assert {(i["fmt"], i["bfmt"], i["ofmt"]) for i in res2} == {("int16", "int8", "int16")}
+    assert ops_of(p, "res2")["ADD"] == len(res2) >= 1
+
+
+def test_an_int16_add_tiles_a_tiny_output_scratchpad():
+    """A pixel of the add takes 40 x (1 + 1 + 2) bytes: a 256-byte half holds one."""
+    from tests.archs import small_arch
+
+    arch = small_arch(array_rows=8, array_cols=8, gemm_max_rows=16, input_sram_bytes=2048,
+                      weight_sram_bytes=2048, acc_sram_bytes=2048, output_sram_bytes=512,
+                      param_sram_bytes=1024)
+    p, _ = check(post_ln_block(), arch, batch=2)
+    assert Counter(ins.op for ins in p.instrs)["ADD"] > 2
+
+
+def test_a_gemm_reading_int16_codes_is_refused_with_one_line():
+    b = Builder("refuse")
+    x = b.codes("x", (5, 16), TensorQ(0.05, 0))
+    o = b.linear("proj", x, 16, TensorQ(0.06, 0))
+    r = b.add("res", x, o, wide(0.0004))
+    graph = b.graph(b.linear("after", r, 16, TensorQ(0.05, 0)))
+    with pytest.raises(UnsupportedOpError, match=r"^layer after \(gemm\) reads the 16-bit codes "
+                                                 r"of res; on the accelerator only residual adds "
+                                                 r"write them and only adds and norms read them; "
+                                                 r"use norm_input_bits <= 8$"):
+        compile_graph(graph, ARCHS["default"])
+
+
+def test_a_norm_input_of_12_bits_is_stored_as_int16():
+    b = Builder("twelve")
+    x = b.codes("x", (6, 16), TensorQ(0.05, 0))
+    o = b.linear("proj", x, 16, TensorQ(0.06, 0))
+    r = b.add("res", x, o, TensorQ(0.006, 100, 12))
+    p, _ = check(b.graph(b.norm("ln", r, TensorQ(0.05, 0))), ARCHS["default"], batch=2)
+    assert {i["fmt"] for i in p.instrs if i.op == "NORM"} == {"int16"}
