@@ -108,3 +108,28 @@ def test_a_norm_input_of_12_bits_is_stored_as_int16():
     r = b.add("res", x, o, TensorQ(0.006, 100, 12))
     p, _ = check(b.graph(b.norm("ln", r, TensorQ(0.05, 0))), ARCHS["default"], batch=2)
     assert {i["fmt"] for i in p.instrs if i.op == "NORM"} == {"int16"}
+
+
+@pytest.mark.parametrize("fmt", ["int", FP8])
+def test_a_captured_pre_ln_model_with_16_bit_norm_inputs_is_bit_exact(fmt):
+    """torch -> QuantConfig(norm_input_bits=16) -> compile -> simulate == golden reference."""
+    import numpy as np
+    import torch
+
+    from qasic.quant import QuantConfig, reference
+    from qasic.sim import simulate
+    from tests.quant.test_ops_transformer import _ids
+    from tests.quant.transformer_nets import TokenModel
+    from tests.quant.transformer_nets import check as quant_check
+
+    torch.manual_seed(1)
+    cfg = QuantConfig(8, activation_format=fmt, norm_input_bits=16)
+    _, graph, _ = quant_check(TokenModel(depth=2).eval(), _ids(128, 16), cfg)
+    arch = ARCHS["default"] if fmt == "int" else dataclasses.replace(
+        ARCHS["default"], input_bits=8, input_shift_bits=4, acc_bits=48)
+    p = compile_graph(graph, arch)
+    x = _ids(4, 16, seed=3)
+    assert np.array_equal(simulate(p, arch, codes=x).outputs, reference.run(graph, x))
+    enc = "int8" if fmt == "int" else FP8
+    assert {(i["fmt"], i["bfmt"], i["ofmt"]) for i in p.instrs if i.op == "ADD"} == {
+        (enc, enc, "int16"), ("int16", enc, "int16")}
