@@ -8,8 +8,10 @@ and a task turns it back into the object with ``resolve``. In this process the h
 object; a pool worker gets the objects at start (its initializer); on Dask it is a Future of
 the object broadcast to every worker, which Dask resolves before the task runs.
 
-Local processes are spawned (not forked: torch and Numba hold threads) and keep to one thread
-each, as Dask's workers do (its nanny sets OMP_NUM_THREADS=1), so N workers use N cores.
+Every worker is one core: local processes are spawned (not forked: torch and Numba hold threads)
+and keep to one BLAS and one torch thread, as Dask's workers do (its nanny sets
+OMP_NUM_THREADS=1), and so does the one worker that runs in this process. So ``--workers N``
+uses N cores, whichever executor runs the tasks.
 """
 
 from __future__ import annotations
@@ -98,10 +100,16 @@ def open_executor(spec: ExecutorSpec, shared: Mapping[Hashable, Any]) -> Iterato
             yield client.get_executor(pure=False), handles
         return
     if spec.workers == 1:
-        # one thread of this process: tasks run one at a time, as in a pool of one, while the
-        # caller's thread stores each result as it completes
+        # one thread of this process: tasks run one at a time on one core, as in a pool of one,
+        # while the caller's thread stores each result as it completes
         pool: Executor = ThreadPoolExecutor(1, thread_name_prefix="qasic-sweep")
         handles = dict(shared)
+        with one_core():
+            try:
+                yield pool, handles
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+        return
     else:
         import multiprocessing
 
@@ -115,13 +123,25 @@ def open_executor(spec: ExecutorSpec, shared: Mapping[Hashable, Any]) -> Iterato
 
 
 def start_worker(shared: dict[Hashable, Any]) -> None:
-    """A pool worker's initializer: one BLAS and one torch thread, the shared objects."""
+    """A pool worker's initializer: one core, the shared objects."""
+    one_core().__enter__()  # for the worker's life
+    _SHARED.update(shared)
+
+
+@contextlib.contextmanager
+def one_core() -> Iterator[None]:
+    """One BLAS and one torch thread in this process while inside: a worker is one core, so N
+    workers use N cores and nothing runs on more than the cores it was given."""
     import threadpoolctl
     import torch
 
-    threadpoolctl.threadpool_limits(1)
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    _SHARED.update(shared)
+    try:
+        with threadpoolctl.threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 @contextlib.contextmanager

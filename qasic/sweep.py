@@ -47,7 +47,10 @@ def run_sweep(space: SweepSpace, out: Path, *, store: Path | None = None,
     is stored (an exception there stops the sweep: stored rows stay)."""
     if parquet:
         check_parquet()
-    points = list({p.config_hash: p for p in reversed(space.points())}.values())[::-1]
+    unique: dict[str, Any] = {}
+    for p in space.points():  # a value given twice on an axis is one point
+        unique.setdefault(p.config_hash, p)
+    points = list(unique.values())
     with SweepStore(store or out / "sweep.db") as db:
         done = db.finished()
         todo = [p for p in points if p.config_hash not in done]

@@ -89,14 +89,16 @@ class QuantChoice:
                                    weight_format=w.format)
 
     def config(self) -> dict[str, Any]:
-        """Every quantization setting (a policy point: its policy, budget and candidates)."""
+        """Every quantization setting (a policy point: its policy, budget and candidates). A
+        setting that is None (off) is left out, so a setting added later with a None default
+        leaves the configs, and so the stored points, of older sweeps as they were."""
         cfg = dataclasses.asdict(self.quant_config())
         if self.weights.policy:
             from qasic.quant.sensitivity import CANDIDATE_BITS
 
             cfg |= {"weight_bits": None, "policy": self.weights.policy,
                     "budget": self.weights.budget, "candidate_bits": list(CANDIDATE_BITS)}
-        return cfg
+        return {k: v for k, v in cfg.items() if v is not None}
 
 
 @dataclass(frozen=True)

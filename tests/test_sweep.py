@@ -89,3 +89,28 @@ def test_several_models(tmp_path):
     assert [r["model"] for r in result.rows] == ["digits_mlp", "digits_cnn"]
     assert result.document["models"] == ["digits_mlp", "digits_cnn"]
     assert result.rows[0]["macs"] < result.rows[1]["macs"]
+
+
+def test_parquet_has_the_csv_rows_typed(swept, tmp_path):
+    import pyarrow.parquet as pq
+
+    from qasic.reports.frontier import parse_objectives
+    from qasic.sweepexport import write_outputs
+
+    _, result = swept
+    paths, _ = write_outputs(result.rows, tmp_path, parse_objectives("accuracy,latency_us"),
+                             parquet=True)
+    table = pq.read_table(paths["parquet"])
+    assert tuple(table.column_names) == CSV_FIELDS and table.num_rows == 8
+    assert str(table.schema.field("cycles").type) == "int64"
+    assert str(table.schema.field("bit_exact").type) == "bool"
+    assert table.column("cycles").null_count == 2  # the infeasible points
+
+
+def test_parquet_without_pyarrow_says_what_to_install(monkeypatch, tmp_path, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # import fails
+    assert main(["sweep", "--parquet", "--out", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == ("qasic: error: --parquet needs pyarrow: pip install "
+                                       "pyarrow\n")

@@ -27,3 +27,14 @@ def test_two_processes_give_identical_rows(tmp_path):
 def test_bad_executors(spec, message):
     with pytest.raises(ConfigError, match=message):
         ExecutorSpec(**spec)
+
+
+def test_the_worker_in_this_process_is_one_core():
+    import torch
+
+    from qasic.executors import open_executor
+
+    before = torch.get_num_threads()
+    with open_executor(ExecutorSpec(), {"m": 1}) as (ex, handles):
+        assert ex.submit(torch.get_num_threads).result() == 1 and handles == {"m": 1}
+    assert torch.get_num_threads() == before
