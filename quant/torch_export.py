@@ -62,6 +62,14 @@ def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
     args = _as_args(example_inputs)
     was_training = _set_training(model, False)  # batch norm must use its running statistics
     try:
+        if args[0].dim() >= 2 and args[0].shape[0] == 1:
+            # a batch of one leaves the batch axis ambiguous wherever a view merges or splits
+            # axes of size 1 (a sequence model's heads): trace two samples when the model
+            # allows it
+            try:
+                return torch.export.export(model, (torch.cat([args[0], args[0]]),))
+            except Exception:  # noqa: BLE001, S110  (written for batch 1: trace it as given)
+                pass
         return torch.export.export(model, args)
     except Exception as exc:  # torch raises many types; the first line says what failed
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
