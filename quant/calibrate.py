@@ -39,6 +39,7 @@ from qasic.quant.encodings import (
 from qasic.quant.fgraph import FGraph, FNode, as_input
 from qasic.quant.graph import TOKENS, TensorQ
 from qasic.quant.observers import (
+    MSE_OBSERVERS,
     affine,
     fp_mse_absmax,
     fp_tensor,
@@ -86,9 +87,12 @@ def fused_relu(graph: FGraph, node: FNode) -> FNode | None:
 
 
 def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
-                       config: QuantConfig) -> dict[str, TensorQ]:
+                       config: QuantConfig,
+                       weights: Mapping[str, np.ndarray] | None = None) -> dict[str, TensorQ]:
     """TensorQ for every tensor, from the float ``values`` run_float kept on calibration data.
-    ``graph`` must have been through ``prepare`` (capture does it) when it has a concat."""
+    ``graph`` must have been through ``prepare`` (capture does it) when it has a concat.
+    ``weights`` ({tensor: an importance per value}) weight the squared error that the INT
+    'histogram' and 'fisher' observers minimize (``qasic.quant.fisher``)."""
     need = requirements(graph, SHARES_INPUT)
 
     def observe(tensor: str) -> TensorQ:
@@ -97,11 +101,11 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
         bits = config.norm_bits if kind == NORM_INPUT else config.activation_bits
         if tensor == graph.output:
             rng = OUTPUT_RANGES[config.output_observer](values[tensor])
-        elif fmt != "int" and config.activation_observer == "histogram":
+        elif fmt != "int" and config.activation_observer in MSE_OBSERVERS:
             amax = fp_mse_absmax(values[tensor], fmt)
             rng = (-amax, amax)
-        elif config.activation_observer == "histogram":
-            rng = histogram_range(values[tensor], bits)
+        elif config.activation_observer in MSE_OBSERVERS:
+            rng = histogram_range(values[tensor], bits, weights=(weights or {}).get(tensor))
         else:
             rng = _range(values[tensor], config)
         if kind == SYMMETRIC:

@@ -92,7 +92,8 @@ def fp_mse_absmax(values: np.ndarray, fmt: str, grid: int = HISTOGRAM_GRID,
 
 
 def histogram_range(values: np.ndarray, bits: int, bins: int = HISTOGRAM_BINS,
-                    grid: int = HISTOGRAM_GRID) -> tuple[float, float]:
+                    grid: int = HISTOGRAM_GRID, weights: np.ndarray | None = None
+                    ) -> tuple[float, float]:
     """The range whose ``affine`` encoding minimizes the expected squared error of the values.
 
     The values become a ``bins``-bin histogram over [min, max], read as piecewise-uniform
@@ -102,11 +103,11 @@ def histogram_range(values: np.ndarray, bits: int, bins: int = HISTOGRAM_BINS,
     alternate exhaustive line searches (best hi' for the current lo', then best lo' for that
     hi', from min-max) until neither moves, at most HISTOGRAM_ROUNDS rounds. Ties keep the wider
     range. An L2 search like PyTorch's HistogramObserver, exhaustive along each side instead of
-    greedy."""
+    greedy. ``weights`` (one per value, >= 0) make it a weighted squared error."""
     lo, hi = minmax_range(values)
     if lo == hi:
         return lo, hi
-    counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
+    counts, edges = np.histogram(values, bins=bins, range=(lo, hi), weights=weights)
     ratios = np.arange(grid, 0, -1) / grid  # from 1 down: argmin keeps the widest on ties
     los, his = min(lo, 0.0) * ratios, max(hi, 0.0) * ratios
     a, b = los[0], his[0]
@@ -215,5 +216,6 @@ def mse_scales(w: np.ndarray, bits: int, grid: int = MSE_GRID) -> np.ndarray:
 
 
 ACTIVATION_OBSERVERS = ("minmax", "percentile", "moving_average", "histogram")
+MSE_OBSERVERS = ("histogram", "fisher")  # histogram_range, 'fisher' with importance weights
 OUTPUT_OBSERVERS = ("minmax", "top")  # QuantConfig.output_observer: the graph output's range
 WEIGHT_SCALERS = {"minmax": maxabs_scales, "mse": mse_scales}
