@@ -167,5 +167,6 @@ def test_bilinear_upsampling_is_its_own_kernel_and_unknown_ops_say_so():
 def test_unfusable_relu_without_a_standalone_pattern_is_unsupported():
     # c1 has two consumers, so relu1 cannot join conv1, and the table has no standalone ReLU.
     with pytest.raises(UnsupportedOpError, match=r"node relu1: op relu cannot be compiled; "
-                                                 r"supported ops: add, avgpool2d, clamp, "):
+                                                 r"supported ops: add, avgpool2d, cache_write, "
+                                                 r"clamp, "):
         fuse(with_second_reader_of_c1(), without(("relu",)))

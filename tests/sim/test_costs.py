@@ -154,7 +154,8 @@ def test_compute_accesses_of_the_new_fields():
     assert set(range(500, 516)) <= flat(accesses(post)[0])["param"]
     pool = one("POOL h=2 w=2 c=1 kh=1 kw=1 sh=1 sw=1 mode=avg param_addr=64")
     assert flat(accesses(pool)[0])["param"] == set(range(64, 88))
-    add = one("ADD a_addr=0 b_addr=100 dst_addr=200 count=16 bcast=3 fmt=int4")
+    add = one("ADD a_addr=0 b_addr=100 dst_addr=200 count=16 bcast=3 fmt=int4 bfmt=int4 "
+              "ofmt=int4")
     assert flat(accesses(add)[0])["output"] == set(range(8)) | {100, 101}
     lut = one("LUT src_addr=0 dst_addr=50 count=5 table_addr=300 fmt=int3 ofmt=int8")
     assert flat(accesses(lut)[0]) == {"output": {0, 1}, "param": set(range(300, 308))}
