@@ -157,8 +157,20 @@ def _conv2d(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
 def _linear(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
     v = graph.tensors[node.inputs[0]].values(x)
     w = layer_weight(node)  # (OUT, IN)
-    acc = v @ w.T + node.params["bias"].astype(np.int64)
+    acc = int_matmul(v, w.T) + node.params["bias"].astype(np.int64)
     return _requant_out(graph, node, acc)
+
+
+def int_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` of int64 arrays, exact: through float64 BLAS when every partial sum is below
+    2^53 in magnitude (then each product, sum and the conversion back are exact), else int64
+    (numpy's integer matmul skips BLAS: MiniLM's golden run is 4x faster)."""
+    k = a.shape[-1]
+    bound = k * int(np.abs(a).max(initial=0)) * int(np.abs(b).max(initial=0))
+    if bound >= 1 << 53 or b.ndim != 2:
+        return a @ b
+    flat = a.reshape(-1, k).astype(np.float64) @ b.astype(np.float64)  # 2-D: one BLAS call
+    return flat.astype(np.int64).reshape(a.shape[:-1] + b.shape[1:])
 
 
 def _maxpool2d(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:

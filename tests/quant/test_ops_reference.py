@@ -157,3 +157,14 @@ def test_convolutions(name):
 def test_unsupported_op_refused_at_quantize():
     with pytest.raises(Exception, match="not supported"):
         quantize(nn.LogSigmoid(), torch.zeros(1, 4), np.zeros((4, 4)), QuantConfig(8))
+
+
+def test_int_matmul_is_exact_on_both_paths():
+    rng = np.random.default_rng(0)
+    a = rng.integers(-128, 128, (2, 5, 64))
+    b = rng.integers(-128, 128, (64, 7))
+    assert np.array_equal(reference.int_matmul(a, b), a @ b)  # float64 BLAS: bound < 2^53
+    # sums near 2^58 whose last bit float64 would lose: the int64 path, exact
+    big = np.full((3, 64), (1 << 30) + 1, np.int64)
+    got = reference.int_matmul(big, np.full((64, 2), (1 << 22) + 1, np.int64))
+    assert got.dtype == np.int64 and int(got[0, 0]) == 64 * ((1 << 30) + 1) * ((1 << 22) + 1)
