@@ -62,12 +62,18 @@ def arch_for(graph: QGraph, arch: ArchConfig) -> ArchConfig:
     widest (decoded) level, or a shift-add PE (qasic.arch.pe) when that MAC is cheaper, as it is
     for wide-exponent minifloats like FP8 E4M3."""
     nodes = graph.weighted_nodes()
-    w_levels = np.concatenate([n.pe_levels() for n in nodes])
-    a_levels = np.concatenate([graph.tensors[n.inputs[0]].pe_levels() for n in nodes])
+    matmuls = [n for n in graph.nodes if n.op == "matmul"]  # b is the array's weight operand
+    w_levels = np.concatenate([n.pe_levels() for n in nodes]
+                              + [graph.tensors[n.inputs[1]].pe_levels() for n in matmuls])
+    a_levels = np.concatenate([graph.tensors[n.inputs[0]].pe_levels()
+                               for n in (*nodes, *matmuls)])
     bits, ws, acts, as_ = cheapest_pe(w_levels, a_levels, EnergyModel(arch))
     ins = {n.name: graph.tensors[n.inputs[0]] for n in nodes}
     worst = {n.name: n.worst_accumulator(ins[n.name].max_magnitude, ins[n.name].zero_point)
              for n in nodes}
+    for n in matmuls:  # K products of the widest levels
+        a, b = (graph.tensors[t] for t in n.inputs)
+        worst[n.name] = graph.shapes[n.inputs[0]][-1] * a.max_magnitude * b.max_magnitude
     widest = max(worst, key=worst.get)
     acc = max(arch.acc_bits, worst[widest].bit_length() + 1)
     if acc > MAX_ACC_BITS:
