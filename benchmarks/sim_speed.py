@@ -53,7 +53,8 @@ def build(name: str):
     return g, compile_graph(g, arch), arch, t
 
 
-def measure(name: str, batch: int, repeats: int = 3, exact: bool = True) -> dict:
+def measure(name: str, batch: int, repeats: int = 3, exact: bool = True,
+            save: str | None = None) -> dict:
     from qasic.isa.verify import verify
     from qasic.quant import reference
     from qasic.sim import simulate
@@ -63,6 +64,8 @@ def measure(name: str, batch: int, repeats: int = 3, exact: bool = True) -> dict
     g, program, arch, trained = build(name)
     build_s = time.perf_counter() - t0
     codes = input_codes(program, trained.test_inputs[:batch])
+    if save:
+        save_inputs(save, program, arch, codes)
     verify_s = _time(lambda: verify(program))
     first_s = _time(lambda: simulate(program, arch, codes=codes))
     tracemalloc.start()
@@ -123,13 +126,23 @@ def _time(fn) -> float:
 
 
 def _peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    """This process's peak resident memory: VmHWM (Linux; reset by exec, unlike ru_maxrss,
+    which a child inherits from its parent), else ru_maxrss."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def child(name: str, batch: int, repeats: int, exact: bool = True) -> dict:
-    """``measure`` in a fresh process (its own peak memory; a failure is a reported error)."""
+def child(name: str, batch: int, repeats: int, exact: bool = True,
+          save: str | None = None) -> dict:
+    """``measure`` in a fresh process (its own peak memory; a failure is a reported error).
+    With ``save``, the child also writes its program and input codes to that folder."""
     cmd = [sys.executable, "-m", "benchmarks.sim_speed", "--model", name, "--batch", str(batch),
-           "--repeats", str(repeats)] + ([] if exact else ["--no-exact"])
+           "--repeats", str(repeats)] + ([] if exact else ["--no-exact"]) \
+        + (["--save", save] if save else [])
     done = subprocess.run(cmd, check=False, capture_output=True, text=True)
     if done.returncode:
         tail = (done.stderr.strip().splitlines() or ["killed"])[-1]
@@ -137,43 +150,42 @@ def child(name: str, batch: int, repeats: int, exact: bool = True) -> dict:
     return json.loads(done.stdout)
 
 
-def measure_saved(name: str, batch: int) -> dict:
-    """Build ``name``, save its program and input codes, and simulate them in a fresh process
-    that holds only the program: the simulator's own peak memory, from a cold start."""
+def save_inputs(folder: str, program, arch, codes: np.ndarray) -> None:
     from qasic.isa.program import save
-    from qasic.sim.run import input_codes
 
-    _, program, arch, trained = build(name)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp)
-        save(program, path / "p.qasic")
-        pickle.dump((arch, input_codes(program, trained.test_inputs[:batch])),
-                    (path / "in.pkl").open("wb"))
-        done = subprocess.run([sys.executable, "-m", "benchmarks.sim_speed", "--saved", tmp],
-                              capture_output=True, text=True, check=True)
-    return json.loads(done.stdout)
+    save(program, Path(folder) / "p.qasic")
+    with (Path(folder) / "in.pkl").open("wb") as f:
+        pickle.dump((arch, codes), f)
 
 
 def simulate_saved(folder: str) -> dict:
+    """Load a saved program and its codes, verify and simulate them once: the simulator's own
+    cold time and peak memory (a process holding nothing else)."""
     from qasic.isa.program import load
     from qasic.sim import simulate
 
     t = time.perf_counter()
     program = load(Path(folder) / "p.qasic")
-    arch, codes = pickle.load((Path(folder) / "in.pkl").open("rb"))
-    cold = _time(lambda: simulate(program, arch, codes=codes)) + time.perf_counter() - t
-    return {"cold_seconds_load_verify_simulate": cold, "peak_rss_bytes": _peak_rss_bytes()}
+    with (Path(folder) / "in.pkl").open("rb") as f:
+        arch, codes = pickle.load(f)
+    simulate(program, arch, codes=codes)
+    return {"cold_seconds_load_verify_simulate": time.perf_counter() - t,
+            "peak_rss_bytes": _peak_rss_bytes()}
 
 
 def run(quick: bool = False) -> dict:
     repeats = 1 if quick else 3
-    r50 = child("resnet50", 1, 1 if quick else 2, exact=False)
-    if "error" not in r50:
-        r50["simulator_only"] = measure_saved("resnet50", 1)
-        r50["targets"] = {
-            "sim_within_10x_blas": r50["sim_over_blas"] <= 10,
-            "sim_faster_than_reference": r50["reference_over_sim"] >= 1,
-            "peak_memory_within_4_GiB": r50["simulator_only"]["peak_rss_bytes"] <= 4 << 30}
+    with tempfile.TemporaryDirectory() as tmp:
+        r50 = child("resnet50", 1, 1 if quick else 2, exact=False, save=tmp)
+        if "error" not in r50:
+            done = subprocess.run([sys.executable, "-m", "benchmarks.sim_speed", "--saved", tmp],
+                                  check=True, capture_output=True, text=True)
+            r50["simulator_only"] = json.loads(done.stdout)
+            r50["targets"] = {
+                "sim_within_10x_blas": r50["sim_over_blas"] <= 10,
+                "sim_faster_than_reference": r50["reference_over_sim"] >= 1,
+                "peak_memory_within_4_GiB":
+                    r50["simulator_only"]["peak_rss_bytes"] <= 4 << 30}
     out: dict = {"resnet50": r50, "models": []}
     for name in SMALL[:1] if quick else SMALL + IMAGENET + TEXT:
         out["models"].append(child(name, 256 if name in SMALL else 2, repeats))
@@ -189,13 +201,14 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-exact", action="store_true")
+    p.add_argument("--save", help=argparse.SUPPRESS)   # with --model: keep program and codes
     p.add_argument("--saved", help=argparse.SUPPRESS)  # simulate_saved's folder
     args = p.parse_args()
     if args.saved:
         print(json.dumps(simulate_saved(args.saved)))
         return
     if args.model:
-        record = measure(args.model, args.batch, args.repeats, not args.no_exact)
+        record = measure(args.model, args.batch, args.repeats, not args.no_exact, args.save)
         print(json.dumps(record | {"peak_rss_bytes": _peak_rss_bytes()}))
         return
     out = Path(args.out)

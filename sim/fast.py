@@ -90,10 +90,11 @@ def _positive() -> tuple[np.ndarray, np.ndarray]:
 
 def _buffers(arch: ArchConfig, batch: int) -> tuple[np.ndarray, ...]:
     """Scratch for one fold: activations (T * k, row-major) and sums (T, n) in int64; the last
-    decoded activations of each batch element (batch, T * k) and sums (T * n) in float64."""
+    decoded activations of the batch (element b's T x k block at b * T * k) and the sums of the
+    batch in float64."""
     t, k, n = arch.gemm_max_rows, arch.array_rows, arch.array_cols
     return (np.zeros(t * k, dtype=np.int64), np.zeros((t, n), dtype=np.int64),
-            np.zeros((batch, t * k)), np.zeros(t * n))
+            np.zeros(batch * t * k), np.zeros(batch * t * n))
 
 
 def _weight_cache(arch: ArchConfig, batch: int) -> tuple[np.ndarray, ...]:

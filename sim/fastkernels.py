@@ -254,28 +254,38 @@ def _fold64(a, w, t, k, n, out):
 
 @njit(cache=True)
 def _gemm(f, inp, wgt, par, acc, shape, alut, bufs, wc, st):
-    """One GEMM on every batch element (kernels.gemm's arithmetic). A fold of BLAS_MIN_MACS or
-    more is one float64 BLAS call when a_max * max_n sum_k |w[k, n]| < 2^53: every product and
-    partial sum is then an integer float64 holds exactly, so the sums are the integers
-    kernels.gemm computes; other folds sum in int64 (wrapping, as kernels.gemm)."""
+    """One GEMM on every batch element (kernels.gemm's arithmetic). The products are summed
+    by float64 BLAS when a_max * max_n sum_k |w[k, n]| < 2^53 (every product and partial sum
+    is then an integer float64 holds exactly, so the sums are the integers kernels.gemm
+    computes) and the call does at least BLAS_MIN_MACS: one call for the whole batch when every
+    element holds the same weights, else one per element; other folds sum in int64 (wrapping,
+    as kernels.gemm)."""
     a64, o64, af, of = bufs
     w64, wf, tops = wc
-    k, n, t = f[G_K], f[G_N], f[G_LINES] * f[G_ROWS]
+    k, n, t, batch = f[G_K], f[G_N], f[G_LINES] * f[G_ROWS], inp.shape[0]
+    tk, tn = t * k, t * n
     if _stale(f, st, WKEY, ST_W):
-        _decode_weights(f, wgt, par, wc)
+        st[ST_SHARED] = _decode_weights(f, wgt, par, wc)
     if _stale(f, st, AKEY, ST_A):
-        for b in range(inp.shape[0]):
-            _activations(f, inp, b, af[b], shape, alut)
-    amax = shape[S_AMAX + f[G_AFMT]]
-    for b in range(inp.shape[0]):
-        if t * k * n >= BLAS_MIN_MACS and tops[b] < FLOAT64_EXACT // amax:
-            o = of[:t * n].reshape(t, n)
-            np.dot(af[b, :t * k].reshape(t, k), wf[b, :k * n].reshape(k, n), o)
+        for b in range(batch):
+            _activations(f, inp, b, af[b * tk:(b + 1) * tk], shape, alut)
+    limit = FLOAT64_EXACT // shape[S_AMAX + f[G_AFMT]]
+    if st[ST_SHARED] and tops[0] < limit and batch * tk * n >= BLAS_MIN_MACS:
+        o = of[:batch * tn].reshape(batch * t, n)
+        np.dot(af[:batch * tk].reshape(batch * t, k), wf[0, :k * n].reshape(k, n), o)
+        for b in range(batch):
+            _write(f, wgt, acc, b, o[b * t:(b + 1) * t], shape[S_ACC])
+        return
+    for b in range(batch):
+        w = 0 if st[ST_SHARED] else b  # the element whose decoded tile b uses
+        if tk * n >= BLAS_MIN_MACS and tops[w] < limit:
+            o = of[:tn].reshape(t, n)
+            np.dot(af[b * tk:(b + 1) * tk].reshape(t, k), wf[w, :k * n].reshape(k, n), o)
             _write(f, wgt, acc, b, o, shape[S_ACC])
         else:
-            for j in range(t * k):
-                a64[j] = np.int64(af[b, j])  # levels are integers far below 2^53
-            _fold64(a64, w64[b], t, k, n, o64)
+            for j in range(tk):
+                a64[j] = np.int64(af[b * tk + j])  # levels are integers far below 2^53
+            _fold64(a64, w64[w], t, k, n, o64)
             _write(f, wgt, acc, b, o64, shape[S_ACC])
 
 
@@ -287,7 +297,8 @@ AKEY = (G_IADDR, G_ISTRIDE, G_LINES, G_ILINE, G_ROWS, G_K, G_AFMT)
 # st: per cache, [current version, version decoded at, the key's fields]
 ST_W = 0
 ST_A = ST_W + 2 + len(WKEY)
-ST_SIZE = ST_A + 2 + len(AKEY)
+ST_SHARED = ST_A + 2 + len(AKEY)  # 1: every batch element holds the decoded tile of element 0
+ST_SIZE = ST_SHARED + 1
 
 
 @njit(cache=True)
@@ -306,15 +317,32 @@ def _stale(f, st, key, at):
 
 @njit(cache=True)
 def _decode_weights(f, wgt, par, wc):
-    """Decode the fold's weights of every batch element into wc: int64 (k, n), float64 flat,
-    and the largest column sum of magnitudes."""
+    """Decode the fold's weights into wc: int64 (k, n), float64 flat, and the largest column
+    sum of magnitudes. Returns 1, decoding element 0 only, when every batch element holds the
+    same weight bytes (and decode table) as element 0 (the usual case: weights come from the
+    constants); else 0, decoding every element."""
     w64, wf, tops = wc
     k, n = f[G_K], f[G_N]
-    for b in range(wgt.shape[0]):
+    shared = _same_rows(wgt, f[G_WADDR], _weight_end(f))
+    if f[G_LUT]:
+        table = f[G_LADDR] + (LUT_ENTRY_BYTES << f[G_WBITS])
+        shared = shared and _same_rows(par, f[G_LADDR], table)
+    for b in range(1 if shared else wgt.shape[0]):
         tops[b] = _weights(f, wgt, par, b, w64[b])
         for kk in range(k):
             for nn in range(n):
                 wf[b, kk * n + nn] = w64[b, kk, nn]
+    return 1 if shared else 0
+
+
+@njit(cache=True)
+def _same_rows(mem, lo, hi):
+    """True when bytes lo..hi-1 of every batch element equal element 0's."""
+    for b in range(1, mem.shape[0]):
+        for j in range(lo, hi):
+            if mem[b, j] != mem[0, j]:
+                return False
+    return True
 
 
 @njit(cache=True)
