@@ -25,8 +25,9 @@ integer square root): input INT codes x, v = x - zero_point, one row of D channe
     t[i]      (c[i] * floor(2^61 / r) + 2^(60 - F)) >> (61 - F),  F = NORM_FRAC_BITS
 so t / 2^F = c / r ~ c / sqrt(V) = (x - mean) / sqrt(var + eps) / sqrt(D), and |t| <= 2^F.
 The floor square root dominates the error: relative at most about 1 / r (below 0.3% for the
-smallest rows of 8-bit codes, ~1e-5 for typical LayerNorm rows), then 2^-F absolute. The per-channel affine part (gamma sqrt(D) / 2^F, beta) is a requantization: the
-post-processing unit's POST with a signed multiplier (qasic.quant.reference ``norm``).
+smallest rows of 8-bit codes, ~1e-5 for typical LayerNorm rows), then 2^-F absolute. The
+per-channel affine part (gamma sqrt(D) / 2^F, beta) is a requantization: the post-processing
+unit's POST with a signed multiplier (qasic.quant.reference ``norm``).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ microseconds at the arch clock, DRAM bandwidth and scratchpad footprint counters
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import replace
 
@@ -30,7 +31,7 @@ def _spans(events):
 
 
 def test_every_instruction_is_on_its_queue_track(traced):
-    program, timing, events = traced
+    program, _timing, events = traced
     queue = [e for e in _spans(events) if e["tid"] < 3]
     assert len(queue) == len(program.instrs)
     names = {e["tid"]: e["args"]["name"] for e in events if e["ph"] == "M"}
@@ -40,7 +41,7 @@ def test_every_instruction_is_on_its_queue_track(traced):
 
 
 def test_timestamps_are_microseconds_at_the_arch_clock(traced):
-    program, timing, events = traced
+    _program, timing, events = traced
     end = max(e["ts"] + e["dur"] for e in _spans(events))
     assert end == pytest.approx(timing.total / 250.0)
     first = _spans(events)[0]
@@ -55,12 +56,12 @@ def test_no_track_holds_overlapping_slices(traced):
     assert any(t >= 100 for t in by_tid), "no DMA flight track"
     for tid, spans in by_tid.items():
         spans.sort()
-        for (_, end), (start, _) in zip(spans, spans[1:]):
+        for (_, end), (start, _) in itertools.pairwise(spans):
             assert start >= end, f"track {tid} overlaps"
 
 
 def test_dma_flights_include_the_dram_latency(traced):
-    program, timing, events = traced
+    _program, timing, events = traced
     lat = default_arch().dram_latency_cycles
     flights = [e for e in _spans(events) if e["tid"] >= 100]
     assert flights and all(e["args"]["end_cycle"] - e["args"]["start_cycle"] >= lat
@@ -71,7 +72,7 @@ def test_dma_flights_include_the_dram_latency(traced):
 
 
 def test_dram_counter_integrates_to_the_bytes_moved(traced):
-    program, timing, events = traced
+    program, _timing, events = traced
     counter = [e for e in events if e["ph"] == "C" and e["name"] == "DRAM GB/s"]
     moved = sum(dma_bytes(i.args) for i in program.instrs
                 if i.op in ("LOAD", "STORE") and not i["fill"])
@@ -84,7 +85,7 @@ def test_dram_counter_integrates_to_the_bytes_moved(traced):
 
 
 def test_scratchpad_counters_stay_within_the_arch(traced):
-    program, _, events = traced
+    _program, _, events = traced
     arch = default_arch()
     limit = {"input": arch.input_sram_bytes, "weight": arch.weight_sram_bytes,
              "acc": arch.acc_sram_bytes, "output": arch.output_sram_bytes,
