@@ -13,8 +13,9 @@ clock for 48 points), run four ways into four stores:
   must run only the missing points (target: ran == points - stored before the kill);
 - ``--dask-local 2``: a Dask LocalCluster, timed.
 Every store's rows must be identical, column for column. Writes sweep_bench.json with the times,
-the 1-minute load average around each run (the machine is shared: a loaded machine lowers the
-speedup, so read it next to the load) and the checks.
+the 1-minute load average around each run and, before and after the runs, the speedup the
+machine itself gave two processes at that moment (a pure-Python loop, 1 process vs 2): on a
+shared machine other jobs take cores, so read the sweep's speedup next to that ceiling.
 """
 
 from __future__ import annotations
@@ -55,6 +56,28 @@ def timed(argv: list[str]) -> dict:
             "load_after": os.getloadavg()[0], "summary": done.stderr.strip().splitlines()[-1]}
 
 
+def _spin(n: int) -> float:
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+def machine_speedup(n: int = 20_000_000) -> float:
+    """What two processes gain over one on this machine now: the ceiling of any --workers 2."""
+    import multiprocessing
+
+    t = time.perf_counter()
+    _spin(n)
+    _spin(n)
+    one = time.perf_counter() - t
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        pool.map(_spin, [1, 1])  # started
+        t = time.perf_counter()
+        pool.map(_spin, [n, n])
+        return one / (time.perf_counter() - t)
+
+
 def rows(db: Path) -> list[tuple]:
     with sqlite3.connect(db) as c:
         return c.execute("SELECT * FROM points ORDER BY config_hash").fetchall()
@@ -84,6 +107,7 @@ def killed_and_resumed(out: Path, model: str, points: int, kill_after: int) -> d
 
 
 def measure(out: Path, model: str, points: int) -> dict:
+    ceiling_before = machine_speedup()
     runs = {"workers_1": timed(sweep_argv(out / "w1", model, points, "--workers", "1")),
             "workers_2": timed(sweep_argv(out / "w2", model, points, "--workers", "2")),
             "dask_local_2": timed(sweep_argv(out / "dask", model, points, "--dask-local", "2"))}
@@ -94,6 +118,8 @@ def measure(out: Path, model: str, points: int) -> dict:
                             ("killed_and_resumed", "killed"))}
     speedup = runs["workers_1"]["seconds"] / runs["workers_2"]["seconds"]
     return {"model": model, "points": len(reference), "cpu_count": os.cpu_count(), "runs": runs,
+            "machine_speedup_2_processes": {"before": ceiling_before,
+                                            "after": machine_speedup()},
             "speedup_workers_2": speedup,
             "speedup_dask_local_2": runs["workers_1"]["seconds"] / runs["dask_local_2"]["seconds"],
             "resume": resume, "identical_rows": same,

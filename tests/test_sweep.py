@@ -114,3 +114,17 @@ def test_parquet_without_pyarrow_says_what_to_install(monkeypatch, tmp_path, cap
     assert main(["sweep", "--parquet", "--out", str(tmp_path)]) == 1
     assert capsys.readouterr().err == ("qasic: error: --parquet needs pyarrow: pip install "
                                        "pyarrow\n")
+
+
+def test_a_policy_chooses_bits_per_point(tmp_path):
+    from dataclasses import replace
+
+    from qasic.sweepaxes import quant_choices
+
+    choices = quant_choices(policies="uniform", budgets="avg_bits=3,size_bits=1")
+    result = run_sweep(replace(space(arrays="16x16", limit=8), quants=tuple(choices)), tmp_path)
+    ok, bad = result.rows
+    assert (ok["point"], ok["policy"], ok["budget"]) == ("uniform@avg_bits=3/A8", "uniform",
+                                                          "avg_bits=3")
+    assert ok["weight_bits"] == {"fc1": 3, "fc2": 3} and ok["status"] == "ok"
+    assert bad["status"] == "infeasible" and "size_bits=1" in bad["error"]  # no bits fit it
