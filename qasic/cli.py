@@ -85,7 +85,9 @@ def _activations(args):
     return QuantConfig(activation_bits=args.act_bits, activation_observer=args.observer,
                        activation_format=args.act_format, output_observer=args.output_observer,
                        bias_correction=args.bias_correction,
-                       norm_input_bits=getattr(args, "norm_input_bits", None))
+                       norm_input_bits=getattr(args, "norm_input_bits", None),
+                       equalize=getattr(args, "equalize", False),
+                       weight_rounding=getattr(args, "weight_rounding", "nearest"))
 
 
 def _quantized(args, trained=None):
@@ -497,7 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="quantization-aware fine-tune for EPOCHS before quantizing")
         sp.add_argument("--observer", default="minmax",
                         help="activation observer: minmax | percentile | moving_average | "
-                        "histogram")
+                        "histogram | fisher (histogram MSE weighted by the fp32 loss's squared "
+                        "gradient per value; classifiers)")
         sp.add_argument("--output-observer", default="minmax",
                         help="the graph output's observer: minmax | top (a classifier's logits "
                         "from the lowest per-sample median up: finer steps where argmax is "
@@ -505,6 +508,13 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--bias-correction", action="store_true",
                         help="empirical bias correction (Nagel et al. 2019): each layer's bias "
                         "absorbs the mean error quantization adds to its output")
+        sp.add_argument("--equalize", action="store_true",
+                        help="activation equalization (Nagel et al. 2019, SmoothQuant): "
+                        "channels rescaled to share one activation scale, the factors moved "
+                        "into the per-channel weights")
+        sp.add_argument("--weight-rounding", default="nearest",
+                        help="nearest | gptq (Frantar et al. 2023: codes chosen per layer to keep "
+                        "its output on the calibration batch)")
         sp.add_argument("--seed", type=int, default=0)
 
     def arch_arg(sp):

@@ -15,6 +15,7 @@ NORM_INPUT_BITS = (2, 16)   # norm inputs may be wider (intops.norm_rows is exac
 DEFAULT_WEIGHT_BITS = 8     # layers a per-layer dict does not name
 AUTO_MSE_MAX_BITS = 4       # weight_clipping="auto": MSE clipping at <= 4 bits, max-abs above
 CLIPPINGS = ("auto", *WEIGHT_SCALERS)
+WEIGHT_ROUNDINGS = ("nearest", "gptq")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,12 @@ class QuantConfig:
     # most values are +-3): all-MiniLM-L6-v2's embedding cosine is 0.92 with FP8 activations
     # and 8-bit norm inputs, 0.997 with 16 (qasic.quant.encodings)
     norm_input_bits: int | None = None
+    # activation equalization (qasic.quant.equalize): channels of a tensor rescaled to share
+    # one per-tensor scale, the factors moved into the per-channel weights around it
+    equalize: bool = False
+    # how INT weights round to their codes: "nearest", or "gptq" (qasic.quant.gptq: each
+    # layer's codes chosen to keep its output on the calibration batch)
+    weight_rounding: str = "nearest"
 
     def __post_init__(self) -> None:
         if _is_int(self.weight_bits):
@@ -59,8 +66,10 @@ class QuantConfig:
             _check_bits("norm_input_bits", self.norm_input_bits, NORM_INPUT_BITS)
         _check_choice("activation_observer", self.activation_observer, ACTIVATION_OBSERVERS)
         _check_choice("output_observer", self.output_observer, OUTPUT_OBSERVERS)
-        if not isinstance(self.bias_correction, bool):
-            raise ConfigError(f"bias_correction = {self.bias_correction!r} must be True or False")
+        for key in ("bias_correction", "equalize"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"{key} = {getattr(self, key)!r} must be True or False")
+        _check_choice("weight_rounding", self.weight_rounding, WEIGHT_ROUNDINGS)
         _check_choice("weight_clipping", self.weight_clipping, CLIPPINGS)
         _check_choice("activation_format", self.activation_format, ACT_FORMATS)
         if self.activation_format != "int" and self.activation_bits != 8:

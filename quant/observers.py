@@ -2,8 +2,10 @@
 
 Activations: an observer maps calibration values (batch axis first) to a float range [lo, hi];
 ``affine`` turns the range into an asymmetric TensorQ. Observers: 'minmax' (the whole range),
-'percentile' (two-sided tails clipped), 'moving_average' (EMA of per-batch min/max) and
-'histogram' (the clipping range minimizing the expected quantization MSE at the target bits).
+'percentile' (two-sided tails clipped), 'moving_average' (EMA of per-batch min/max),
+'histogram' (the clipping range minimizing the expected quantization MSE at the target bits)
+and 'fisher' (the same error weighted per value by the loss's squared gradient:
+``qasic.quant.fisher``).
 The graph output has its own: 'minmax', or 'top' (a classifier's scores: the bottom may clip).
 Weights: a scale chooser maps a (C, K) weight matrix (one row per output channel) to C positive
 scales for symmetric codes in [-(2^(b-1)-1), 2^(b-1)-1].
@@ -215,7 +217,7 @@ def mse_scales(w: np.ndarray, bits: int, grid: int = MSE_GRID) -> np.ndarray:
     return best
 
 
-ACTIVATION_OBSERVERS = ("minmax", "percentile", "moving_average", "histogram")
+ACTIVATION_OBSERVERS = ("minmax", "percentile", "moving_average", "histogram", "fisher")
 MSE_OBSERVERS = ("histogram", "fisher")  # histogram_range, 'fisher' with importance weights
 OUTPUT_OBSERVERS = ("minmax", "top")  # QuantConfig.output_observer: the graph output's range
 WEIGHT_SCALERS = {"minmax": maxabs_scales, "mse": mse_scales}

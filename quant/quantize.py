@@ -3,7 +3,10 @@
 Weights: symmetric per output channel, codes in [-(2^(b-1)-1), 2^(b-1)-1], scales from max-abs or
 MSE clipping. Activations: asymmetric per tensor from calibration. Bias: int64 codes with scale
 s_in * s_w[c] (with QuantConfig(bias_correction=True) the float bias first absorbs the mean output
-shift quantization causes: ``qasic.quant.biascorr``). Requantization: M[c] = s_in * s_w[c] / s_out
+shift quantization causes: ``qasic.quant.biascorr``). Optional steps that only change the chosen
+scales and weights, never the integer semantics: activation equalization (``quant.equalize``),
+Fisher-weighted activation ranges (``quant.fisher``), GPTQ weight rounding (``quant.gptq``).
+Requantization: M[c] = s_in * s_w[c] / s_out
 as fixed-point (q, shift); avgpool2d, mul and upsample_bilinear carry one (q, shift) each; a lut
 its table of output codes.
 """
@@ -22,9 +25,11 @@ from qasic.quant.biascorr import correct_biases
 from qasic.quant.blockscale import effective_weight
 from qasic.quant.calibrate import check_calibration, encode_activations, fused_relu, prepare
 from qasic.quant.config import QuantConfig
+from qasic.quant.equalize import equalize
 from qasic.quant.fgraph import FGraph, FNode, run_float
 from qasic.quant.fixedpoint import quantize_multipliers
 from qasic.quant.functions import apply
+from qasic.quant.gptq import round_weights
 from qasic.quant.graph import QGraph, QNode, TensorQ
 from qasic.quant.observers import WEIGHT_SCALERS, quantize_weight
 from qasic.quant.quantize_transformer import QUANTIZERS
@@ -55,7 +60,19 @@ def quantize_graph(graph: FGraph, calibration: Any, config: QuantConfig) -> QGra
     x = check_calibration(graph, calibration)
     x = graph.to_internal(x)
     values = run_float(graph, x, keep=True)
-    tensors = encode_activations(graph, values, config)
+    if config.equalize:
+        graph, scales = equalize(graph, values)
+        for tensor, s in scales.items():  # the rescaled graph's values, without a second run
+            values[tensor] = values[tensor] / s
+    weights = None
+    if config.activation_observer == "fisher":
+        from qasic.quant.fisher import fisher_weights  # imports torch
+
+        weights = fisher_weights(graph, x)
+    tensors = encode_activations(graph, values, config, weights)
+    del weights
+    if config.weight_rounding == "gptq":
+        graph = round_weights(graph, x, tensors, config)
     if config.bias_correction:
         graph = correct_biases(graph, x, values, tensors,
                                lambda node: real_weight(graph, node, config))
@@ -100,8 +117,9 @@ def _weight_params(graph: FGraph, node: FNode,
     weight params, block attrs, format name)."""
     bits, fmt = config.bits_for(node.name), config.format_for(node.name)
     clip = config.clipping_for(bits)
-    if fmt is None:
-        s_w = WEIGHT_SCALERS[clip](node.params["weight"], bits)
+    if fmt is None:  # GPTQ-rounded weights (qasic.quant.gptq) carry the scale they sit on
+        s_w = node.params.get("weight_scale")
+        s_w = WEIGHT_SCALERS[clip](node.params["weight"], bits) if s_w is None else s_w
         params = {"weight": quantize_weight(node.params["weight"], s_w, bits).astype(np.int8)}
         return s_w, params, {}, f"int{bits}"
     lw = quantize_weights(node.params["weight"], fmt, clip, reduction_order(graph, node))

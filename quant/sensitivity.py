@@ -211,10 +211,11 @@ def hessian_traces(model: Any, calibration: Any, labels: Any = None,
     return dict(zip(ws, (total / n_iter).tolist()))
 
 
-def torch_forward(graph: FGraph, x: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+def torch_forward(graph: FGraph, x: torch.Tensor, weights: dict[str, torch.Tensor],
+                  keep: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """The FGraph in torch, differentiable in ``weights`` ({layer: weight in FGraph layout});
     ``x`` is a float batch in the graph layout (NHWC), computed in its dtype. Same values as
-    ``run_float`` (to rounding)."""
+    ``run_float`` (to rounding). ``keep``, a dict, receives every tensor (torch layout)."""
     ops = ops_for(graph)
     if x.ndim == 4 and ops is TORCH_OPS:
         x = x.permute(0, 3, 1, 2)  # torch ops want NCHW
@@ -229,6 +230,8 @@ def torch_forward(graph: FGraph, x: torch.Tensor, weights: dict[str, torch.Tenso
             raise UnsupportedOpError(f"node {node.name!r}: op {node.op!r} has no torch form for "
                                      f"the Hessian; supported: {', '.join(ops)}")
         env[node.output] = op(node, w, *[env[i] for i in node.inputs])
+    if keep is not None:
+        keep.update(env)
     return env[graph.output]
 
 
@@ -369,8 +372,13 @@ def activation_encodings(graph: FGraph, calibration: Any,
     if not isinstance(config, QuantConfig):
         raise ConfigError(f"activations = {config!r} must be a QuantConfig (or None: float "
                           "activations)")
-    return encode_activations(graph, run_float(graph, _batch(graph, calibration), keep=True),
-                              config)
+    x = _batch(graph, calibration)
+    weights = None
+    if config.activation_observer == "fisher":
+        from qasic.quant.fisher import fisher_weights
+
+        weights = fisher_weights(graph, x)
+    return encode_activations(graph, run_float(graph, x, keep=True), config, weights)
 
 
 def _calibration(scored: Any, act_calibration: Any) -> Any:

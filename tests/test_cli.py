@@ -477,3 +477,10 @@ def test_calibration_flags_reach_the_quantizer(monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out)["accuracy"] > 0.9
     assert main(["quantize", "--output-observer", "nope"]) == 1
     assert "output_observer" in capsys.readouterr().err
+    assert main(["quantize", "--equalize", "--weight-rounding", "gptq", "--observer", "fisher",
+                 "--bits", "4", "--json"]) == 0
+    assert (seen[-1].equalize, seen[-1].weight_rounding, seen[-1].activation_observer) == \
+        (True, "gptq", "fisher")
+    assert json.loads(capsys.readouterr().out)["accuracy"] > 0.95
+    assert main(["quantize", "--weight-rounding", "adaround"]) == 1
+    assert "weight_rounding = 'adaround' is unknown" in capsys.readouterr().err

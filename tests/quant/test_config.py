@@ -14,6 +14,9 @@ from qasic.quant import QuantConfig
     ({"activation_observer": "kl"}, "activation_observer = 'kl' is unknown: allowed 'minmax'"),
     ({"weight_clipping": "l1"}, "weight_clipping = 'l1' is unknown: allowed 'auto', 'minmax'"),
     ({"percentile": 120}, "percentile = 120 must be in"),
+    ({"weight_rounding": "adaround"},
+     "weight_rounding = 'adaround' is unknown: allowed 'nearest', 'gptq'"),
+    ({"equalize": 1}, "equalize = 1 must be True or False"),
 ])
 def test_bad_values_name_the_key_the_value_and_the_allowed(kwargs, message):
     with pytest.raises(ConfigError) as e:
