@@ -10,7 +10,8 @@ Writes sim_speed.json:
            MACs and the ratios
   resnet50 ResNet-50 at 224x224, batch 1: the same, plus peak memory (resource.getrusage)
   scaling  resnet18 at 4 input sizes, batch 1: seconds per MAC of the simulator and of BLAS
-Seconds are the best of ``repeats`` warm runs (the program verified, its field table, timing and
+Seconds are the best of ``repeats`` warm runs, simulator, reference and BLAS interleaved (the
+program verified, its field table, timing and
 costs computed, the Numba kernels compiled); the one-time per-program work is reported apart
 (``verify_seconds``, ``first_run_seconds``). Each model runs in its own process; ResNet-50's
 simulator-only peak memory and cold time come from a process that loads just its program.
@@ -37,6 +38,7 @@ TEXT = ("tiny_gpt", "minilm")
 SCALING = ("resnet18@64", "resnet18@96", "resnet18@128", "resnet18@160")
 CALIBRATION = 16       # calibration samples: enough for a speed benchmark, light on memory
 EXACT_MAX_INSTRS = 2e5  # instructions x batch past which the per-instruction machine is skipped
+BLAS_REPEATS = 3        # BLAS runs per repeat (the best counts: it is short and noisy)
 
 
 def build(name: str):
@@ -67,13 +69,19 @@ def measure(name: str, batch: int, repeats: int = 3, exact: bool = True,
     if save:
         save_inputs(save, program, arch, codes)
     verify_s = _time(lambda: verify(program))
-    first_s = _time(lambda: simulate(program, arch, codes=codes))
+    got: dict = {}
+    first_s = _time(lambda: got.setdefault("fast", simulate(program, arch, codes=codes)))
+    blas = blas_runner(program, len(codes))
+    times: dict[str, list[float]] = {"sim": [], "ref": [], "blas": []}
     tracemalloc.start()
-    sim_s = min(_time(lambda: simulate(program, arch, codes=codes)) for _ in range(repeats))
+    for _ in range(repeats):  # interleaved, so a change in the machine's load hits all three
+        times["sim"].append(_time(lambda: simulate(program, arch, codes=codes)))
+        times["ref"].append(_time(lambda: got.setdefault("ref", reference.run(g, codes))))
+        times["blas"].append(min(_time(blas) for _ in range(BLAS_REPEATS)))
     sim_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    ref_s = min(_time(lambda: reference.run(g, codes)) for _ in range(repeats))
-    blas_s, blas_macs = blas_seconds(program, len(codes), repeats)
+    sim_s, ref_s, blas_s = (min(times[k]) for k in ("sim", "ref", "blas"))
+    blas_macs = blas.macs
     macs = sum(layer["macs"] for layer in program.layers) * len(codes)
     record = {"model": name, "batch": len(codes), "instructions": len(program.instrs),
               "macs": int(macs), "build_seconds": build_s, "verify_seconds": verify_s,
@@ -81,29 +89,34 @@ def measure(name: str, batch: int, repeats: int = 3, exact: bool = True,
               "reference_seconds": ref_s, "blas_f32_seconds": blas_s,
               "blas_macs": int(blas_macs), "sim_macs_per_s": macs / sim_s,
               "sim_over_blas": sim_s / blas_s, "reference_over_sim": ref_s / sim_s,
-              "sim_numpy_peak_bytes": sim_peak}
+              "sim_numpy_peak_bytes": sim_peak,
+              "bit_exact_reference": bool(np.array_equal(got["fast"].outputs, got["ref"]))}
     if exact and len(program.instrs) * len(codes) <= EXACT_MAX_INSTRS:
-        exact_s = _time(lambda: simulate(program, arch, codes=codes, mode="exact"))
-        record |= {"exact_seconds": exact_s, "fast_speedup_over_exact": exact_s / sim_s}
+        exact_s = _time(lambda: got.setdefault(
+            "exact", simulate(program, arch, codes=codes, mode="exact")))
+        record |= {"exact_seconds": exact_s, "fast_speedup_over_exact": exact_s / sim_s,
+                   "bit_exact_exact_mode": bool(np.array_equal(got["fast"].outputs,
+                                                               got["exact"].outputs))}
     return record
 
 
-def blas_seconds(program, batch: int, repeats: int) -> tuple[float, int]:
-    """Seconds numpy float32 matmul takes for every GEMM kernel's (m * batch, k, n), grouped
-    convolutions as one batched matmul over their groups; and the MACs it did."""
+def blas_runner(program, batch: int):
+    """A function running numpy float32 matmul on every GEMM kernel's (m * batch, k, n),
+    grouped convolutions as one batched matmul over their groups; ``.macs``: the MACs it
+    does."""
     rng = np.random.default_rng(0)
     shapes = [(layer.get("groups", 1), layer["m"] * batch, layer["k"], layer["n"])
               for layer in program.layers if layer.get("m") and layer.get("k")]
     ops = [(rng.standard_normal((g, m, k), dtype=np.float32),
             rng.standard_normal((g, k, max(n // g, 1)), dtype=np.float32))
            for g, m, k, n in shapes]
-    macs = sum(a.size * b.shape[-1] for a, b in ops)
 
     def run():
         for a, b in ops:
             np.matmul(a, b)
     run()
-    return min(_time(run) for _ in range(repeats)), macs
+    run.macs = sum(a.size * b.shape[-1] for a, b in ops)
+    return run
 
 
 def scaling(names=SCALING, repeats: int = 2) -> dict:
