@@ -407,11 +407,12 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from qasic.generate import generate_quantized, summary
+    from qasic.generate import check_request, generate_quantized, summary
 
     arch = _arch(args)
     _check_policy_args(args)
     trained = _trained(args)
+    check_request(trained, args.prompt, args.tokens)  # before minutes of quantization
     _progress(f"quantizing {trained.name}")
     _, full = _quantized(args, trained)
     record = generate_quantized(trained, full, args.prompt, args.tokens, arch=arch,

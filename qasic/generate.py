@@ -74,6 +74,15 @@ def generate_quantized(trained: Any, full: Any, prompt: str, tokens: int, *,
             **costs, "compile_s": session.compile_s, "simulate_s": simulate_s}
 
 
+def check_request(trained: Any, prompt: str, tokens: int) -> None:
+    """Refuse a request before any quantization: an empty prompt, no tokens, or more tokens than
+    the model's positions (its example input's length)."""
+    from qasic.models.tiny_gpt import encode
+
+    trained = _language_model(trained, None)
+    _check_request(encode(prompt), tokens, int(trained.example_input.shape[-1]), 1 << 30)
+
+
 def _language_model(model: Any, progress: Progress | None) -> Any:
     from qasic.models.textmodels import TextModel
 
