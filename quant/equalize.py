@@ -41,6 +41,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from qasic.quant.calibrate import fused_relu
 from qasic.quant.fgraph import FGraph, FNode
 
 ALPHA = 0.5         # migration strength towards full (groups = 1) consumers' columns
@@ -125,10 +126,8 @@ def _scales(graph: FGraph, tensors: list[str], values: Mapping[str, np.ndarray],
 
 
 def _feeds_activation(graph: FGraph, t: str) -> bool:
-    """A conv/linear output quantized on its fused relu/clamp's output instead."""
-    users = graph.users(t)
-    return graph.producer(t).op in WEIGHTED and len(users) == 1 and \
-        users[0].op in ("relu", "clamp")
+    """An output quantized on its fused relu/clamp's output instead."""
+    return fused_relu(graph, graph.producer(t)) is not None
 
 
 def _depthwise(node: FNode) -> bool:

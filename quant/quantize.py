@@ -60,10 +60,15 @@ def quantize_graph(graph: FGraph, calibration: Any, config: QuantConfig) -> QGra
     x = check_calibration(graph, calibration)
     x = graph.to_internal(x)
     values = run_float(graph, x, keep=True)
+    if not config.bias_correction:  # memory: only bias correction reads a fused pre-activation
+        for node in graph.nodes:
+            if fused_relu(graph, node) is not None:
+                del values[node.output]
     if config.equalize:
         graph, scales = equalize(graph, values)
         for tensor, s in scales.items():  # the rescaled graph's values, without a second run
-            values[tensor] = values[tensor] / s
+            if tensor in values:
+                values[tensor] = values[tensor] / s
     weights = None
     if config.activation_observer == "fisher":
         from qasic.quant.fisher import fisher_weights  # imports torch
@@ -71,6 +76,8 @@ def quantize_graph(graph: FGraph, calibration: Any, config: QuantConfig) -> QGra
         weights = fisher_weights(graph, x)
     tensors = encode_activations(graph, values, config, weights)
     del weights
+    if not config.bias_correction:
+        values = None
     if config.weight_rounding == "gptq":
         graph = round_weights(graph, x, tensors, config)
     if config.bias_correction:
