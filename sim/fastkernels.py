@@ -6,10 +6,12 @@ it meets one it leaves to that machine: an opcode it does not run, any operand t
 refuse (a bound, a shape, a mode), or a GEMM decode table not yet checked. It returns that index
 (or hi). Every memory is (batch, bytes) uint8; the accumulator (batch, words) int64.
 
-A GEMM runs as in kernels.gemm, weights decoded once per fold, but its products are summed by
-one float64 BLAS call when a_max * max_n sum_k |w[k, n]| < 2^53 (a_max: the largest |level| of
-the input encoding): no partial sum can then leave the integers float64 holds exactly, so the
-result is the same integer; else in int64 as kernels.gemm.
+A GEMM runs as in kernels.gemm, but its products are summed by float64 BLAS when a_max * max_n
+sum_k |w[k, n]| < 2^53 (a_max: the largest |level| of the input encoding): no partial sum can
+then leave the integers float64 holds exactly, so the result is the same integer; small folds
+(and the rest) sum in int64 as kernels.gemm. One BLAS call covers the whole batch when every
+element holds the same weight bytes; the last decoded weight tile and activation block are kept
+while their fields and bytes are unchanged (_stale).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from qasic.sim import kernels as K
 from qasic.sim.fastfields import column
 from qasic.sim.kernels import _get, _i32, _s8, _weight
 
-# op codes of the interpreter (run_op maps the ISA's names to them)
+# op codes of the interpreter (OPS maps the ISA's names to them; 0: left to the machine)
 OTHER, LOAD, STORE, GEMM, NOP, POST, POOL, ADD, LUT = range(9)
 OPS = {"LOAD": LOAD, "STORE": STORE, "GEMM": GEMM, "SYNC": NOP, "END": NOP, "POST": POST,
        "POOL": POOL, "ADD": ADD, "LUT": LUT}
