@@ -39,6 +39,7 @@ from qasic.quant.weights import quantize_weights
 __all__ = ["QuantConfig", "quantize", "quantize_graph"]
 
 BIAS_LIMIT = 1 << (MAX_ACC_BITS - 1)  # the widest accumulator; the compiler checks
+FLOAT_CHUNK_ELEMENTS = 1 << 22  # input values per float run of the calibration batch
 
 
 def quantize(model: Any, example_inputs: Any, calibration: Any,
@@ -59,11 +60,10 @@ def quantize_graph(graph: FGraph, calibration: Any, config: QuantConfig) -> QGra
     graph = prepare(graph)
     x = check_calibration(graph, calibration)
     x = graph.to_internal(x)
-    values = run_float(graph, x, keep=True)
-    if not config.bias_correction:  # memory: only bias correction reads a fused pre-activation
-        for node in graph.nodes:
-            if fused_relu(graph, node) is not None:
-                del values[node.output]
+    # memory: only bias correction reads a fused pre-activation
+    drop = () if config.bias_correction else \
+        {n.output for n in graph.nodes if fused_relu(graph, n) is not None}
+    values = float_values(graph, x, drop)
     if config.equalize:
         graph, scales = equalize(graph, values)
         for tensor, s in scales.items():  # the rescaled graph's values, without a second run
@@ -87,6 +87,21 @@ def quantize_graph(graph: FGraph, calibration: Any, config: QuantConfig) -> QGra
     nodes = tuple(_quantize_node(graph, n, tensors, config) for n in graph.nodes)
     return QGraph(name=graph.name, input=graph.input, output=graph.output, nodes=nodes,
                   tensors=tensors, shapes=dict(graph.shapes), input_layout=graph.input_layout)
+
+
+def float_values(graph: FGraph, x: np.ndarray, drop: Any = ()) -> dict[str, np.ndarray]:
+    """Every tensor of ``run_float(graph, x, keep=True)`` but those in ``drop``, run in chunks
+    of at most FLOAT_CHUNK_ELEMENTS input values (the im2col of a whole batch of 224x224 crops
+    takes gigabytes; smaller batches run whole, as before)."""
+    chunk = max(1, FLOAT_CHUNK_ELEMENTS // max(1, int(np.prod(x.shape[1:]))))
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(x), chunk):
+        env = run_float(graph, x[start:start + chunk], keep=True)
+        for tensor, v in env.items():
+            if tensor not in drop:
+                parts.setdefault(tensor, []).append(v)
+        del env
+    return {t: np.concatenate(parts.pop(t)) for t in list(parts)}
 
 
 def _check_layers(graph: FGraph, config: QuantConfig) -> None:
