@@ -53,3 +53,47 @@ class Spad:
                             v -= 1 << self.bits
                         self.mem[addr + i] = v
         return process
+
+
+def run_unit(unit, processes, words: list[int], limit: int = 5000) -> list[int]:
+    """Run instruction ``words`` one after another on ``unit`` (its ``ctl`` port) in Amaranth's
+    simulator beside ``processes`` (the scratchpads); return each one's measured done duration
+    d (start in cycle s, done high in cycle s + d - 1), checking the control contract on the way:
+    busy high from s + 1 through the done cycle, low in s + d, done high exactly once."""
+    from amaranth.sim import Simulator
+
+    ctl = unit.ctl
+    durations = []
+
+    async def bench(ctx):
+        await ctx.tick()
+        for word in words:
+            assert not ctx.get(ctl.busy), "busy before start"
+            ctx.set(ctl.instr, word)
+            ctx.set(ctl.start, 1)
+            done_at_start = ctx.get(ctl.done)
+            assert not done_at_start, "done in the start cycle"
+            await ctx.tick()
+            ctx.set(ctl.start, 0)
+            ctx.set(ctl.instr, 0)  # latched at start: must not matter now
+            k = 1
+            while not ctx.get(ctl.done):
+                assert ctx.get(ctl.busy), f"busy low {k} cycles after start, before done"
+                assert k < limit, f"no done within {limit} cycles"
+                await ctx.tick()
+                k += 1
+            assert ctx.get(ctl.busy), "busy low in the done cycle"
+            durations.append(k + 1)
+            await ctx.tick()
+            assert not ctx.get(ctl.done), "done high for more than one cycle"
+            assert not ctx.get(ctl.busy), "busy still high the cycle after done"
+        for _ in range(3):
+            await ctx.tick()
+
+    sim = Simulator(unit)
+    sim.add_clock(1e-6)
+    for p in processes:
+        sim.add_process(p)
+    sim.add_testbench(bench)
+    sim.run()
+    return durations

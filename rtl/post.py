@@ -1,0 +1,272 @@
+"""POST: the post-processing unit (isa.table POST, ``sim.kernels.post`` bit for bit).
+
+An accumulator tile of ``rows x n`` words (dense, word ``acc_addr + m*n + i``) becomes ``rows``
+output rows of ``n`` codes at ``out_addr + m*out_stride``, packed at ``ofmt``:
+``out = clamp(requant(acc + bias[i], mult[i], shift[i]) + out_zp, lo, hi)``; FP8 output: the
+requantized level clamped to the levels of the codes lo, hi, then encoded (``rtl.pack``); with
+``lut`` = 1 each code c is replaced by the table byte at ``lut_addr + (c mod 2^B)``.
+
+Datapath: C = ``arch.array_cols`` lanes. Each cycle of the run phase reads one group of up to
+C channels of one row: C accumulator words (sign-extended from ``acc_bits``), the group's
+16-byte parameter records (bias int64, mult int32, shift int32 at ``param_addr + 16 i``) from a
+16C-byte param port, and, with a row's last group, the output byte the row ends in (its bits
+beyond the row keep their value). Lanes: 64-bit bias add (registered), ``rtl.requant`` lane
+(2 cycles), zero point / clamp or FP8 clamp and encode (registered), table lookup and the
+``rtl.pack.RowPacker`` (combinational into the output write port). A POST with ``lut`` = 1
+first copies its 2^B-byte table into registers, 16C bytes per cycle.
+
+Ports (``PostUnit(arch)``; C = array_cols, A_x = ``rtl.ports.sram_addr_bits(arch, x)``):
+    * ``ctl``: ``rtl.ports.unit_control()``.
+    * ``acc``: ``read_port(A_acc, C, 8 * arch.acc_word_bytes)``.
+    * ``param``: ``read_port(A_param, 16 * C)`` (bytes).
+    * ``out``: ``write_port(A_output, rtl.pack.port_bytes(C, 8))`` (bytes; C + 1 for C < 8
+      lanes of sub-byte codes).
+    * ``tail``: ``read_port(A_output, 1)``: the byte a row ends in.
+
+Cycles (``post_cycles``; busy == done): with G = ceil(n / C), S = rows * G groups,
+L = lut * ceil(2^B / (16 C)) table cycles (B the code bits of ofmt):
+    busy = done = L + max(S, 1) + PIPELINE   (PIPELINE = 6)
+The instruction starts in cycle s; table reads in s+1 .. s+L; group g's reads in s+L+1+g; its
+bytes are written 5 cycles later; ``done`` is high with the last write (cycle s+L+S+5).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import Out
+
+from qasic.arch.config import ArchConfig
+from qasic.isa.layouts import INSTR
+from qasic.isa.table import FMT_BITS, POST_PARAM_BYTES_PER_CHANNEL
+from qasic.rtl.pack import LEVEL_IN_BITS, Fp8Encode, RowPacker, port_bytes
+from qasic.rtl.ports import read_port, sram_addr_bits, unit_control, write_port
+from qasic.rtl.requant import LATENCY, RequantLane
+from qasic.rtl.unpack import FP8, Fp8Level, code_bits
+
+PIPELINE = 6          # busy = done = L + max(S, 1) + PIPELINE
+WRITE_DELAY = 5       # reads of a group in cycle t -> its bytes written in cycle t + 5
+TABLE_BYTES = 256     # the largest code table (B = 8)
+PARAM = POST_PARAM_BYTES_PER_CHANNEL
+
+
+def _ceil(a, b):
+    return -(-a // b)
+
+
+def post_cycles(rows, n, lut, code_bits_, arch: ArchConfig):
+    """(busy, done) of a POST: ints or numpy arrays alike (module doc)."""
+    import numpy as np
+
+    c = arch.array_cols
+    groups = rows * _ceil(n, c)
+    table = lut * _ceil(np.left_shift(1, code_bits_), PARAM * c)
+    t = table + np.maximum(groups, 1) + PIPELINE
+    return t, t
+
+
+class PostUnit(wiring.Component):
+    """The POST instruction (module doc)."""
+
+    def __init__(self, arch: ArchConfig) -> None:
+        self.arch = arch
+        c = arch.array_cols
+        self.lanes = c
+        self.param_bytes = PARAM * c
+        out_bits = sram_addr_bits(arch, "output")
+        super().__init__({
+            "ctl": Out(unit_control()),
+            "acc": Out(read_port(sram_addr_bits(arch, "acc"), c, 8 * arch.acc_word_bytes)),
+            "param": Out(read_port(sram_addr_bits(arch, "param"), self.param_bytes)),
+            "out": Out(write_port(out_bits, port_bytes(c, 8))),
+            "tail": Out(read_port(out_bits, 1)),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        arch, lanes = self.arch, self.lanes
+        ins = data.View(INSTR, self.ctl.instr).POST
+
+        # ---- the instruction's fields, latched at start --------------------------------------
+        acc_addr = Signal(20)
+        param_addr = Signal(24)
+        out_addr = Signal(24)
+        out_stride = Signal(20)
+        rows = Signal(16)
+        n = Signal(12)
+        zp, lo, hi = Signal(signed(8)), Signal(signed(8)), Signal(signed(8))
+        ofmt = Signal(FMT_BITS)
+        lut = Signal()
+        lut_addr = Signal(24)
+        with m.If(self.ctl.start):
+            m.d.sync += [
+                acc_addr.eq(ins.acc_addr), param_addr.eq(ins.param_addr),
+                out_addr.eq(ins.out_addr), out_stride.eq(ins.out_stride), rows.eq(ins.rows),
+                n.eq(ins.n), zp.eq(ins.out_zp), lo.eq(ins.lo), hi.eq(ins.hi),
+                ofmt.eq(ins.ofmt.as_value()), lut.eq(ins.lut), lut_addr.eq(ins.lut_addr),
+            ]
+        bits = code_bits(ofmt)
+        is_fp = ofmt == FP8
+        m.submodules.lo_level = lo_level = Fp8Level()
+        m.submodules.hi_level = hi_level = Fp8Level()
+        m.d.comb += [lo_level.byte.eq(lo.as_unsigned()), hi_level.byte.eq(hi.as_unsigned())]
+
+        # ---- control: table load, then one group of one row per cycle -------------------------
+        table = Signal(8 * TABLE_BYTES)
+        t_count = Signal(range(TABLE_BYTES // self.param_bytes + 2))   # table reads issued
+        t_valid = Signal()                                               # table data arrives
+        t_index = Signal.like(t_count)
+        t_total = Signal.like(t_count)      # ceil(2^B / 16C)
+        # ceil(2^B / P) for B in 2..8 without a divider: a table of the seven widths
+        with m.Switch(bits):
+            for b in range(2, 9):
+                with m.Case(b):
+                    m.d.comb += t_total.eq(_ceil(1 << b, self.param_bytes))
+        m.d.sync += [t_valid.eq(0)]
+
+        row = Signal(16)            # row of the group being issued
+        row_left = Signal(13)       # channels of this row not yet issued
+        acc_row = Signal(20)        # accumulator word of the row's channel 0
+        acc_ptr = Signal(20)
+        par_ptr = Signal(24)
+        out_row = Signal(24)
+        issue, issue_last_row_group, issue_fin = Signal(), Signal(), Signal()
+        count = Signal(range(lanes + 1))
+        m.d.comb += count.eq(Mux(row_left < lanes, row_left, lanes))
+        tail_off = Signal(24)
+        m.d.comb += tail_off.eq((n * bits) >> 3)
+
+        with m.FSM():
+            with m.State("IDLE"), m.If(self.ctl.start):
+                m.d.sync += [t_count.eq(0), row.eq(0), row_left.eq(ins.n),
+                             acc_row.eq(ins.acc_addr), acc_ptr.eq(ins.acc_addr),
+                             par_ptr.eq(ins.param_addr), out_row.eq(ins.out_addr)]
+                with m.If(ins.lut):
+                    m.next = "TABLE"
+                with m.Else():
+                    m.next = "RUN"
+            with m.State("TABLE"):
+                m.d.comb += self.ctl.busy.eq(1)
+                self._table_read(m, lut_addr, t_count, t_valid, t_index)
+                with m.If(t_count + 1 == t_total):
+                    m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += self.ctl.busy.eq(1)
+                self._run_step(m, rows, n, row, row_left, acc_row, acc_ptr, par_ptr,
+                               param_addr, out_row, out_stride, issue, issue_last_row_group,
+                               issue_fin)
+                with m.If(issue_fin):
+                    m.next = "DRAIN"
+            with m.State("DRAIN"):
+                m.d.comb += self.ctl.busy.eq(1)
+                with m.If(self.ctl.done):
+                    m.next = "IDLE"
+
+        with m.If(t_valid), m.Switch(t_index):
+            for k in range(_ceil(TABLE_BYTES, self.param_bytes)):
+                with m.Case(k):
+                    lo_bit = 8 * self.param_bytes * k
+                    width = min(8 * self.param_bytes, 8 * TABLE_BYTES - lo_bit)
+                    m.d.sync += table[lo_bit:lo_bit + width].eq(
+                        self.param.data.as_value()[:width])
+
+        # ---- reads of the issued group ---------------------------------------------------------
+        m.d.comb += [
+            self.acc.en.eq(issue), self.acc.addr.eq(acc_ptr),
+            self.tail.en.eq(issue & issue_last_row_group),
+            self.tail.addr.eq(out_row + tail_off),
+        ]
+        with m.If(issue):
+            m.d.comb += [self.param.en.eq(1), self.param.addr.eq(par_ptr)]
+
+        # ---- the pipeline: control travels beside the data --------------------------------------
+        ctrl = data.StructLayout({"valid": 1, "first": 1, "last": 1, "fin": 1,
+                                  "count": range(lanes + 1), "row_addr": 24})
+        stages = [Signal(ctrl, name=f"p{i}") for i in range(WRITE_DELAY + 1)]
+        m.d.comb += [
+            stages[0].valid.eq(issue), stages[0].first.eq(row_left == n),
+            stages[0].last.eq(issue_last_row_group), stages[0].fin.eq(issue_fin),
+            stages[0].count.eq(count), stages[0].row_addr.eq(out_row),
+        ]
+        for a, b in itertools.pairwise(stages):
+            m.d.sync += b.eq(a)
+        tails = [Signal(8, name=f"tail{i}") for i in range(2, WRITE_DELAY + 1)]
+        m.d.sync += tails[0].eq(self.tail.data[0])
+        for a, b in itertools.pairwise(tails):
+            m.d.sync += b.eq(a)
+
+        # ---- lanes ------------------------------------------------------------------------------
+        word = 8 * arch.acc_word_bytes
+        acc_flat, par_flat = self.acc.data.as_value(), self.param.data.as_value()
+        codes = []
+        mask = Signal(8)
+        m.d.comb += mask.eq((1 << bits) - 1)
+        for i in range(lanes):
+            x, q, sh = Signal(signed(64)), Signal(signed(32)), Signal(signed(32))
+            rec = par_flat[8 * PARAM * i:8 * PARAM * (i + 1)]
+            acc_v = acc_flat[word * i:word * i + arch.acc_bits].as_signed()
+            m.d.sync += [x.eq(acc_v + rec[:64].as_signed()), q.eq(rec[64:96].as_signed()),
+                         sh.eq(rec[96:128].as_signed())]
+            lane = RequantLane()
+            m.submodules[f"requant{i}"] = lane
+            m.d.comb += [lane.x.eq(x), lane.q.eq(q), lane.shift.eq(sh)]
+            # stage p4: y valid -> clamp and encode -> code register (p5)
+            y = lane.y
+            with_zp = Signal(signed(66))
+            m.d.comb += with_zp.eq(y + zp)
+            int_code = Signal(signed(66))
+            m.d.comb += int_code.eq(Mux(with_zp < lo, lo, with_zp))
+            int_final = Mux(int_code > hi, hi, int_code)
+            level = Signal(signed(64))
+            m.d.comb += level.eq(Mux(y < lo_level.level, lo_level.level, y))
+            level_c = Signal(signed(LEVEL_IN_BITS))
+            m.d.comb += level_c.eq(Mux(level > hi_level.level, hi_level.level, level))
+            enc = Fp8Encode()
+            m.submodules[f"fp8_{i}"] = enc
+            m.d.comb += enc.y.eq(level_c)
+            code = Signal(8, name=f"code{i}")
+            m.d.sync += code.eq(Mux(is_fp, enc.code, int_final[:8]))
+            # stage p5: the table
+            looked = table.word_select(code & mask, 8)
+            codes.append(Mux(lut, looked, code))
+        assert 1 + LATENCY + 1 + 1 == WRITE_DELAY  # x, requant, code register, write
+
+        m.submodules.packer = packer = RowPacker(lanes, len(self.out.addr), widest=8)
+        p = stages[WRITE_DELAY]
+        m.d.comb += [
+            packer.valid.eq(p.valid), packer.first.eq(p.first), packer.last.eq(p.last),
+            packer.row_addr.eq(p.row_addr), packer.count.eq(p.count), packer.enc.eq(ofmt),
+            packer.tail.eq(tails[-1]),
+            self.ctl.done.eq(p.fin),
+        ]
+        for i in range(lanes):
+            m.d.comb += packer.codes[i].eq(codes[i])
+        wiring.connect(m, packer.port, wiring.flipped(self.out))
+        return m
+
+    def _table_read(self, m, lut_addr, t_count, t_valid, t_index) -> None:
+        m.d.comb += [self.param.en.eq(1),
+                     self.param.addr.eq(lut_addr + t_count * self.param_bytes)]
+        m.d.sync += [t_count.eq(t_count + 1), t_valid.eq(1), t_index.eq(t_count)]
+
+    def _run_step(self, m, rows, n, row, row_left, acc_row, acc_ptr, par_ptr, param_addr,
+                  out_row, out_stride, issue, last_group, fin) -> None:
+        """One cycle of the run phase: issue the group (row, n - row_left) or, for an empty
+        tile, only the end marker."""
+        lanes = self.lanes
+        empty = (rows == 0) | (n == 0)
+        last_row = row + 1 == rows
+        m.d.comb += [
+            issue.eq(~empty),
+            last_group.eq(row_left <= lanes),
+            fin.eq(empty | (last_row & (row_left <= lanes))),
+        ]
+        with m.If(row_left <= lanes):  # the row's last group: next row
+            m.d.sync += [row.eq(row + 1), row_left.eq(n), acc_row.eq(acc_row + n),
+                         acc_ptr.eq(acc_row + n), par_ptr.eq(param_addr),
+                         out_row.eq(out_row + out_stride)]
+        with m.Else():
+            m.d.sync += [row_left.eq(row_left - lanes), acc_ptr.eq(acc_ptr + lanes),
+                         par_ptr.eq(par_ptr + PARAM * lanes)]

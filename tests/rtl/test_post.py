@@ -1,0 +1,141 @@
+"""Fast tier: the POST unit (qasic.rtl.post) in Amaranth's simulator against sim.kernels.post on
+random instructions over every output encoding, with and without the output table, and its
+measured cycles against post_cycles."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from qasic.arch.config import default_arch
+from qasic.isa.encoding import Instr, encode
+from qasic.isa.limits import ALLOWED
+from qasic.isa.table import POST_PARAM_DTYPE, encoding_bits, encoding_bytes, encoding_is_fp
+from qasic.rtl.post import PostUnit, post_cycles
+from qasic.sim import kernels as K
+from qasic.sim.machine import _act_table, _positive_levels
+
+from .spads import Spad, run_unit
+
+SMALL = dataclasses.replace(default_arch(), array_rows=4, array_cols=4, gemm_max_rows=16,
+                            acc_sram_bytes=2048, output_sram_bytes=1024, param_sram_bytes=4096)
+FP8_CODES = np.array([0x7E, 0x70, 0x40, 0x08, 0x00, 0x80, 0xC0, 0xF0, 0xFE], dtype=np.int64)
+
+
+def _s8(v: int) -> int:
+    return v - 256 if v >= 128 else v
+
+
+def random_post(rng, arch, ofmt: str, lut: int) -> tuple[Instr, np.ndarray]:
+    """A POST over a random tile (and its param block: records then table)."""
+    rows, n = int(rng.integers(1, 5)), int(rng.integers(1, 11))
+    bits = encoding_bits(ofmt)
+    if encoding_is_fp(ofmt):
+        lo, hi = sorted(rng.choice(FP8_CODES, 2, replace=False), key=lambda c: (
+            -(c & 0x7F) if c & 0x80 else c))
+        lo, hi, zp = _s8(int(lo)), _s8(int(hi)), 0
+    else:
+        qmin, qmax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        lo, hi = sorted(int(v) for v in rng.integers(qmin, qmax + 1, size=2))
+        if rng.random() < 0.2:
+            lo, hi = hi, lo  # lo > hi: every code is hi
+        zp = int(rng.integers(qmin, qmax + 1))
+    rec = np.zeros(n, dtype=POST_PARAM_DTYPE)
+    rec["bias"] = rng.integers(-(1 << 20), 1 << 20, size=n)
+    rec["multiplier"] = rng.integers(1 << 30, 1 << 31, size=n)
+    base = 1 if encoding_is_fp(ofmt) else -14
+    rec["shift"] = rng.integers(base - 6, base + 3, size=n)
+    params = np.frombuffer(rec.tobytes(), np.uint8)
+    stride = encoding_bytes(n, ofmt) + int(rng.integers(0, 3))
+    ins = Instr("POST", {
+        "acc_addr": int(rng.integers(0, 64)), "param_addr": int(rng.integers(0, 64)),
+        "out_addr": int(rng.integers(0, 64)), "out_stride": stride, "rows": rows, "n": n,
+        "out_zp": zp, "lo": lo, "hi": hi, "ofmt": ofmt, "lut": lut,
+        "lut_addr": 2048})
+    return ins, params
+
+
+def run_posts(arch, instrs, seed: int = 0):
+    """Run ``instrs`` (with their params) on PostUnit and on sim.kernels.post; return the
+    measured durations and both output memories."""
+    rng = np.random.default_rng(seed)
+    word_bits = 8 * arch.acc_word_bytes
+    half = 1 << (arch.acc_bits - 1)
+    acc = rng.integers(-(1 << 24), 1 << 24, size=arch.acc_sram_bytes // arch.acc_word_bytes)
+    acc[:8] = [half - 1, -half, 0, -1, 1 << 23, -(1 << 23), 5, -5]  # the acc_bits extremes
+    par = rng.integers(0, 256, size=arch.param_sram_bytes).astype(np.uint8)
+    out = rng.integers(0, 256, size=arch.output_sram_bytes).astype(np.uint8)
+    want_out = out[None].copy()
+    words = []
+    merged = par.copy()  # each instruction's param block at its own address range
+    for ins, params in instrs:
+        merged[ins["param_addr"]:ins["param_addr"] + len(params)] = params
+    for ins, _ in instrs:
+        ofmt = ins["ofmt"]
+        K.post(acc[None], ins["acc_addr"], merged[None], ins["param_addr"], want_out,
+               ins["out_addr"], ins["out_stride"], ins["rows"], ins["n"], ins["out_zp"],
+               ins["lo"], ins["hi"], encoding_is_fp(ofmt), _act_table(ofmt),
+               _positive_levels(ofmt), encoding_bits(ofmt), ins["lut"], ins["lut_addr"])
+        words.append(encode(ins))
+    unit = PostUnit(arch)
+    acc_mem = Spad(acc, word_bits)
+    par_mem = Spad(merged)
+    out_mem = Spad(out)
+    procs = [acc_mem.reader(unit.acc, unit.lanes), par_mem.reader(unit.param, unit.param_bytes),
+             out_mem.writer(unit.out, len(unit.out.mask)), out_mem.reader(unit.tail, 1)]
+    durations = run_unit(unit, procs, words)
+    return durations, out_mem.mem, want_out[0]
+
+
+def _check(arch, instrs, seed):
+    durations, got, want = run_posts(arch, instrs, seed)
+    bad = np.flatnonzero(got != want)
+    assert not len(bad), f"{len(bad)} output bytes differ, first at {bad[0]}: rtl {got[bad[0]]} " \
+                         f"sim {want[bad[0]]}"
+    for (ins, _), d in zip(instrs, durations):
+        want_d = post_cycles(ins["rows"], ins["n"], ins["lut"], encoding_bits(ins["ofmt"]), arch)
+        assert (d, d) == want_d, f"{ins}: measured {d} cycles, post_cycles says {want_d}"
+
+
+def _disjoint(rng, arch, make, count):
+    """``count`` instructions from ``make`` placed so that no two write the same bytes and no
+    param block overlaps another (the run checks the final memory against the sim's)."""
+    out, out_at, par_at = [], 0, 0
+    for k in range(count):
+        ins, params = make(rng, k)
+        fields = dict(ins.args)
+        rows_bytes = max(ins["rows"] - 1, 0) * ins["out_stride"] + encoding_bytes(ins["n"],
+                                                                                ins["ofmt"])
+        fields.update(out_addr=out_at, param_addr=par_at, lut_addr=2048 + 256 * (k % 8))
+        out_at += rows_bytes + int(rng.integers(0, 3))
+        par_at += len(params)
+        assert out_at < arch.output_sram_bytes and par_at < 2048
+        out.append((Instr("POST", fields), params))
+    return out
+
+
+def test_post_every_encoding_and_table():
+    rng = np.random.default_rng(1)
+    encodings = ALLOWED[("POST", "ofmt")]
+
+    def make(rng, k):
+        return random_post(rng, SMALL, encodings[k % len(encodings)], lut=(k // len(encodings))
+                           % 2)
+    _check(SMALL, _disjoint(rng, SMALL, make, 2 * len(encodings)), seed=2)
+
+
+def test_post_empty_tile_and_wide_rows():
+    rng = np.random.default_rng(5)
+
+    def make(rng, k):
+        ins, _ = random_post(rng, SMALL, ("int8", "int3", "fp8_e4m3")[k % 3], lut=k % 2)
+        fields = dict(ins.args)
+        fields.update(rows=(0, 2, 1)[k % 3], n=(5, 13, 0)[k % 3] if k < 3 else 9)
+        rec = np.zeros(fields["n"], dtype=POST_PARAM_DTYPE)
+        rec["multiplier"], rec["shift"] = 1 << 30, -12
+        rec["bias"] = rng.integers(-1000, 1000, size=fields["n"])
+        stride = encoding_bytes(fields["n"], fields["ofmt"]) + 1
+        fields["out_stride"] = stride
+        return Instr("POST", fields), np.frombuffer(rec.tobytes(), np.uint8)
+    _check(SMALL, _disjoint(rng, SMALL, make, 5), seed=3)
