@@ -45,3 +45,35 @@ def _check_positive(**values: int) -> None:
     for name, value in values.items():
         if value < 1:
             raise ValueError(f"fold_cycles: {name} = {value} must be >= 1")
+
+
+# The GEMM unit (qasic.rtl.gemm_unit) runs one fold straight out of the scratchpads: a few
+# *prologue* cycles that fetch what the weight load needs before its first row (the decode table,
+# the zero-point row, the stored rows of a transposed tile), one cycle of scratchpad read latency,
+# then the fold schedule above, fold cycle f being unit cycle pre + 1 + f. Its last accumulator
+# row is written in fold cycle fold_cycles - 1 and ``done`` is high in that same cycle.
+
+
+def lut_read_cycles(cols: int, wbits):
+    """Cycles to read a 2^wbits-entry GEMM decode table, ``cols`` 32-bit entries per read."""
+    return -(-(1 << wbits) // cols)
+
+
+def gemm_prologue_cycles(cols: int, n, wbits, lut, wtrans, mulzp):
+    """Unit cycles before the first weight row is read: max(table reads, weight-port reads).
+
+    The param port reads the decode table (lut = 1: ``lut_read_cycles``) while the weight port
+    reads the zero-point row (bscale = mulzp: 1 cycle) and then, with wtrans = 1, the n stored
+    rows into the transposer (n cycles). Works on ints and on numpy arrays of fields alike.
+    """
+    table = lut * lut_read_cycles(cols, wbits)
+    weight = mulzp + wtrans * n
+    return table + (weight - table) * (weight > table)
+
+
+def gemm_unit_cycles(rows: int, cols: int, t, pre):
+    """(busy = done) duration d of one GEMM on the unit: pre + fold_cycles(R, C, T) + 1
+    = pre + 2R + C + T - 1 (``start`` in cycle s, ``done`` high in cycle s + d - 1, ``busy`` high
+    in cycles s+1 .. s+d-1). ``pre`` = ``gemm_prologue_cycles``; the + 1 is the scratchpad's read
+    latency before the first weight row reaches the array."""
+    return pre + preload_cycles(rows) + stream_cycles(rows, cols, t) + 1

@@ -1,0 +1,278 @@
+"""The GEMM unit (rtl.gemm_unit) against the simulator's kernel, sim.kernels.gemm.
+
+Random GEMM instructions over every afmt, wbits 2..8, lut 0/1, every bscale mode, wtrans 0/1 and
+accumulate 0/1 run on the unit with behavioural scratchpads (Python answering its ports: read
+data the cycle after ``en``, lanes past a memory's end read 0). The accumulator scratchpad after
+each instruction must equal the kernel's, and busy/done must follow the contract with
+busy = done = ``timing.gemm_unit_cycles``. The fast tier runs in Amaranth's simulator; one
+cocotb test runs the same cases on Verilator (rtl/tb_gemm.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+from amaranth.sim import Simulator
+
+from qasic.arch.config import ArchConfig, default_arch
+from qasic.isa import lut as lut_entries
+from qasic.isa.encoding import Instr, encode
+from qasic.isa.packing import gemm_weight_span, pack_bits
+from qasic.isa.table import (
+    ACT_ENCODINGS,
+    BSCALE_MODES,
+    encoding_bits,
+    encoding_bytes,
+    encoding_is_fp,
+)
+from qasic.quant.actformat import levels
+from qasic.rtl.gemm_unit import GemmUnit
+from qasic.rtl.packing import operand_misfit, wrap
+from qasic.rtl.ports import sram_elements
+from qasic.rtl.timing import gemm_prologue_cycles, gemm_unit_cycles
+from qasic.sim import kernels
+
+MEMS = ("input", "weight", "param")
+REGION = 1024          # operands are placed in the first REGION elements of each memory
+FP8_LEVELS = levels("fp8_e4m3")
+ARCH = dataclasses.replace(default_arch(), array_rows=4, array_cols=4, gemm_max_rows=16,
+                           weight_bits=10)
+# Shift-add PEs on both sides (the fp8_digits design point's 5-bit significands and 4-bit
+# shifts) and a 40-bit accumulator in 5-byte words.
+SHIFT_ARCH = dataclasses.replace(ARCH, input_bits=5, input_shift_bits=4, weight_bits=5,
+                                 weight_shift_bits=4, acc_bits=40)
+
+
+@dataclass
+class Case:
+    """One GEMM instruction and the scratchpads it runs on."""
+
+    instr: Instr
+    mem: dict          # name -> uint8 array (input, weight, param)
+    acc: np.ndarray    # int64 accumulator words (acc_bits-wide values)
+
+    def expected(self, arch: ArchConfig) -> np.ndarray:
+        """The accumulator after the instruction, by sim.kernels.gemm."""
+        ins, acc = self.instr, self.acc.copy()[None]
+        s_addr, w_addr, _ = gemm_weight_span(ins)
+        kernels.gemm(self.mem["input"][None], ins["inp_addr"], ins["inp_stride"], ins["lines"],
+                     ins["inp_line_stride"], self.mem["weight"][None], w_addr, acc,
+                     ins["acc_addr"], ins["rows"], ins["k"], ins["n"], ins["accumulate"],
+                     ins["wbits"], arch.acc_bits, ins["lut"], self.mem["param"][None],
+                     ins["lut_addr"], BSCALE_MODES.index(ins["bscale"]), s_addr or 0,
+                     encoding_is_fp(ins["afmt"]), FP8_LEVELS, encoding_bits(ins["afmt"]),
+                     ins["wtrans"])
+        return acc[0]
+
+    def cycles(self, arch: ArchConfig) -> int:
+        ins = self.instr
+        pre = gemm_prologue_cycles(arch.array_cols, ins["n"], ins["wbits"], ins["lut"],
+                                   ins["wtrans"], int(ins["bscale"] == "mulzp"))
+        return gemm_unit_cycles(arch.array_rows, arch.array_cols, ins["lines"] * ins["rows"],
+                                pre)
+
+
+def afmts(arch: ArchConfig) -> tuple[str, ...]:
+    """The input encodings whose every code fits the arch's activation operand."""
+    out = []
+    for e in ACT_ENCODINGS:
+        if encoding_bits(e) > 8:
+            continue
+        bits = encoding_bits(e)
+        values = FP8_LEVELS if encoding_is_fp(e) else np.arange(-(1 << (bits - 1)),
+                                                                 1 << (bits - 1))
+        if operand_misfit(values, arch.input_bits, arch.input_shift_bits) is None:
+            out.append(e)
+    return tuple(out)
+
+
+def _fits(values, arch: ArchConfig) -> bool:
+    return operand_misfit(values, arch.weight_bits, arch.weight_shift_bits) is None
+
+
+def random_case(rng, arch: ArchConfig, **fixed) -> Case:
+    """A random GEMM whose weights (decoded, zero points subtracted) fit the arch's PEs.
+
+    ``fixed`` pins fields (afmt, wbits, lut, bscale, wtrans, accumulate, k, n, lines, rows)."""
+    r, c, m = arch.array_rows, arch.array_cols, arch.gemm_max_rows
+    pick = {
+        "afmt": str(rng.choice(afmts(arch))),
+        "wbits": int(rng.integers(2, 9)), "lut": int(rng.integers(0, 2)),
+        "bscale": str(rng.choice(BSCALE_MODES)), "wtrans": int(rng.integers(0, 2)),
+        "accumulate": int(rng.integers(0, 2)),
+        "k": int(rng.integers(1, r + 1)), "n": int(rng.integers(1, c + 1)),
+        "lines": int(rng.integers(1, 4)),
+    }
+    pick.update(fixed)
+    pick.setdefault("rows", int(rng.integers(1, m // pick["lines"] + 1)))
+    if not pick["lut"]:  # plain codes enter the PEs as they are (isa.limits)
+        pick["wbits"] = min(pick["wbits"], arch.weight_bits)
+    n, wbits, t = pick["n"], pick["wbits"], pick["lines"] * pick["rows"]
+    mem = {name: rng.integers(0, 256, size=sram_elements(arch)[name][0]).astype(np.uint8)
+           for name in MEMS}
+    codes = _random_weights(rng, arch, pick)
+    table, zp = codes.table, codes.zp
+    codes = codes.codes
+    scales = rng.integers(0, 256, size=n)
+    if pick["bscale"] == "shift":  # mostly shifts that keep bits, some past acc_bits
+        scales = np.where(rng.random(n) < 0.8, rng.integers(0, 12, size=n), scales)
+    args = dict(pick, inp_addr=int(rng.integers(0, REGION // 2)),
+                inp_stride=int(rng.integers(0, 12)), inp_line_stride=int(rng.integers(0, 64)),
+                wgt_addr=int(rng.integers(0, REGION // 2)),
+                acc_addr=int(rng.integers(0, sram_elements(arch)["acc"][0] - t * n + 1)),
+                lut_addr=int(rng.integers(0, REGION // 2)))
+    ins = Instr("GEMM", args)
+    s_addr, w_addr, _ = gemm_weight_span(ins)
+    blob = pack_bits(codes.T if pick["wtrans"] else codes, wbits)
+    mem["weight"][w_addr:w_addr + len(blob)] = np.frombuffer(blob, np.uint8)
+    if s_addr is not None:
+        mem["weight"][s_addr:s_addr + n] = scales
+        if pick["bscale"] == "mulzp":
+            mem["weight"][s_addr + n:s_addr + 2 * n] = zp & 0xFF
+    if pick["lut"]:
+        entries = lut_entries.encode(table).astype("<u4").view(np.uint8)
+        mem["param"][args["lut_addr"]:args["lut_addr"] + len(entries)] = entries
+    _fill_inputs(rng, mem["input"], ins)
+    words = sram_elements(arch)["acc"][0]
+    acc = wrap(rng.integers(-(1 << 62), 1 << 62, size=words), arch.acc_bits)
+    return Case(ins, mem, acc)
+
+
+@dataclass
+class Weights:
+    codes: np.ndarray        # k x n signed wbits codes
+    table: np.ndarray | None  # 2^wbits levels (lut = 1)
+    zp: np.ndarray           # n zero points (0 unless mulzp)
+
+
+def _random_weights(rng, arch: ArchConfig, pick: dict) -> Weights:
+    """Codes drawn per column among those whose weight (level minus zero point) fits the PEs."""
+    k, n, wbits = pick["k"], pick["n"], pick["wbits"]
+    every = np.arange(-(1 << (wbits - 1)), 1 << (wbits - 1))
+    for _ in range(100):
+        table = _random_table(rng, arch, wbits) if pick["lut"] else None
+        zp = rng.integers(-8, 8, size=n) if pick["bscale"] == "mulzp" else np.zeros(n, int)
+        level = table[every & ((1 << wbits) - 1)] if pick["lut"] else every
+        allowed = [every[[_fits([v - z], arch) for v in level]] for z in zp]
+        if all(len(a) for a in allowed):
+            codes = np.stack([rng.choice(a, size=k) for a in allowed], axis=1)
+            return Weights(codes, table, zp)
+    raise AssertionError(f"no weights fit {arch.name} for {pick}")
+
+
+def _random_table(rng, arch: ArchConfig, wbits: int) -> np.ndarray:
+    """2^wbits levels: FP8 E4M3 levels on shift-add PEs, else integers of the weight width."""
+    size = 1 << wbits
+    if arch.weight_shift_bits:
+        return FP8_LEVELS[rng.integers(0, 256, size=size)].astype(np.int64)
+    half = 1 << (arch.weight_bits - 2)
+    return rng.integers(-half, half, size=size)
+
+
+def _fill_inputs(rng, mem: np.ndarray, ins: Instr) -> None:
+    """Random codes of afmt at every vector (FP8: any byte but the NaN codes)."""
+    enc, k = ins["afmt"], ins["k"]
+    for line in range(ins["lines"]):
+        for row in range(ins["rows"]):
+            at = ins["inp_addr"] + line * ins["inp_line_stride"] + row * ins["inp_stride"]
+            if encoding_is_fp(enc):
+                codes = rng.integers(0, 255, size=k)
+                codes = np.where(codes == 0x7F, 0x7E, codes)
+                mem[at:at + k] = codes
+            else:
+                bits = encoding_bits(enc)
+                blob = pack_bits(rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), size=k),
+                                 bits)
+                assert len(blob) == encoding_bytes(k, enc)
+                mem[at:at + len(blob)] = np.frombuffer(blob, np.uint8)  # overlaps: last wins
+
+
+# -- Amaranth's simulator -------------------------------------------------------------------
+
+
+def run_amaranth(arch: ArchConfig, cases: list[Case]) -> list[tuple[np.ndarray, int]]:
+    """Run ``cases`` back to back (each starts in the cycle busy falls) on a fresh unit; return
+    per case the accumulator words and the measured (busy, done) durations checked equal."""
+    dut = GemmUnit(arch)
+    results = []
+
+    async def bench(ctx):
+        words = sram_elements(arch)["acc"][0]
+        state = {"mem": None, "acc": None, "pending": {}}
+        ports = {"input": dut.inp, "weight": dut.wgt, "param": dut.par, "acc": dut.acc_rd}
+
+        def service():
+            """One cycle of the scratchpads: answer last cycle's reads, take this cycle's."""
+            for name, port in ports.items():
+                if name in state["pending"]:
+                    ctx.set(port.data, state["pending"].pop(name))
+            for name, port in ports.items():
+                if ctx.get(port.en):
+                    store = state["acc"] if name == "acc" else state["mem"][name]
+                    state["pending"][name] = _lanes(store, ctx.get(port.addr), len(port.data),
+                                                    len(port.data[0]))
+            if ctx.get(dut.acc_wr.en):
+                base, mask = ctx.get(dut.acc_wr.addr), ctx.get(dut.acc_wr.mask)
+                for j in range(len(dut.acc_wr.data)):
+                    if mask >> j & 1:
+                        assert base + j < words, f"acc write past the end: word {base + j}"
+                        raw = int(ctx.get(dut.acc_wr.data[j]))
+                        value = int(wrap(np.array([raw]), arch.acc_bits)[0])
+                        assert raw == value & ((1 << 8 * arch.acc_word_bytes) - 1), \
+                            f"acc word {base + j} = {raw:#x} is not sign-extended"
+                        state["acc"][base + j] = value
+
+        for case in cases:
+            state["mem"], state["acc"] = case.mem, case.acc.copy()
+            ctx.set(dut.ctl.instr, encode(case.instr))
+            ctx.set(dut.ctl.start, 1)
+            assert not ctx.get(dut.ctl.busy)
+            service()
+            await ctx.tick()
+            ctx.set(dut.ctl.start, 0)
+            ctx.set(dut.ctl.instr, 0)  # sampled at start only
+            done_at, cycle = None, 1
+            while ctx.get(dut.ctl.busy):
+                service()
+                if ctx.get(dut.ctl.done):
+                    assert done_at is None, "done high twice"
+                    done_at = cycle
+                assert cycle < 4000, "no end of busy"
+                await ctx.tick()
+                cycle += 1
+            assert not ctx.get(dut.ctl.done)
+            assert done_at is not None, "busy fell without done"
+            service()  # the last cycle's writes land before the next instruction
+            assert done_at + 1 == cycle, f"done in cycle {done_at}, busy fell in {cycle}"
+            assert not ctx.get(dut.ctl.error)
+            results.append((state["acc"].copy(), cycle))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return results
+
+
+def _lanes(store: np.ndarray, addr: int, lanes: int, bits: int) -> list[int]:
+    """``lanes`` elements from ``addr`` (0 past the end), as unsigned ``bits``-wide values."""
+    out = [int(v) & ((1 << bits) - 1) for v in store[addr:addr + lanes]]
+    return out + [0] * (lanes - len(out))
+
+
+def check(arch: ArchConfig, cases: list[Case], results) -> None:
+    for i, (case, (acc, cycles)) in enumerate(zip(cases, results)):
+        want = case.expected(arch)
+        bad = np.flatnonzero(acc != want)
+        assert not bad.size, (f"case {i} {dict(case.instr.args)}: acc word {bad[0]} = "
+                              f"{acc[bad[0]]}, kernel {want[bad[0]]}")
+        assert cycles == case.cycles(arch), f"case {i} {dict(case.instr.args)}"
+
+
+def test_one_plain_gemm():
+    rng = np.random.default_rng(0)
+    cases = [random_case(rng, ARCH, afmt="int8", wbits=8, lut=0, bscale="none", wtrans=0,
+                         accumulate=0, k=4, n=4, lines=1, rows=3)]
+    check(ARCH, cases, run_amaranth(ARCH, cases))
