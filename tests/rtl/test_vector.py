@@ -1,0 +1,253 @@
+"""Fast tier: the vector unit (qasic.rtl.vector) in Amaranth's simulator against sim.kernels
+pool / add / lut on random instructions over every encoding each takes, and its measured
+cycles against vector_cycles."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from qasic.arch.config import default_arch
+from qasic.isa.encoding import Instr, encode
+from qasic.isa.limits import ALLOWED
+from qasic.isa.packing import pool_out
+from qasic.isa.table import (
+    ACT_ENCODINGS,
+    ADD_PARAM_WORDS,
+    POOL_PARAM_WORDS,
+    encoding_bits,
+    encoding_bytes,
+    encoding_is_fp,
+)
+from qasic.quant.reference import ADD_LEFT_SHIFT
+from qasic.rtl.vector import ERROR_UNSUPPORTED, VectorUnit, vector_cycles
+from qasic.sim import kernels as K
+from qasic.sim.machine import _act_table, _positive_levels
+
+from .spads import Spad, run_unit
+
+SMALL = dataclasses.replace(default_arch(), array_rows=4, array_cols=4, gemm_max_rows=16,
+                            output_sram_bytes=4096, param_sram_bytes=4096)
+NARROW = ALLOWED[("POOL", "fmt")]
+FP8_CODES = [0x7E, 0x70, 0x40, 0x08, 0x00, 0x80, 0xC0, 0xF0, 0xFE]
+SRC_END = 2048   # sources live below, results above
+
+
+def _mag(fmt: str) -> int:
+    """log2 of a typical |v| of the encoding."""
+    return 17 if encoding_is_fp(fmt) else encoding_bits(fmt) - 1
+
+
+def _clamp_words(rng, ofmt: str) -> tuple[int, int, int]:
+    """(zo, lo, hi) for an output encoding: FP codes as signed bytes, or a code range."""
+    if encoding_is_fp(ofmt):
+        key = (lambda c: -(c & 0x7F) if c & 0x80 else c)
+        lo, hi = sorted(rng.choice(FP8_CODES, 2, replace=False), key=key)
+        return 0, int(np.int8(np.uint8(lo))), int(np.int8(np.uint8(hi)))
+    b = encoding_bits(ofmt)
+    qmin, qmax = -(1 << (b - 1)), (1 << (b - 1)) - 1
+    lo, hi = sorted(int(v) for v in rng.integers(qmin, qmax + 1, size=2))
+    if rng.random() < 0.3:
+        lo, hi = qmin, qmax
+    return int(rng.integers(qmin // 2, qmax // 2 + 1)), lo, hi
+
+
+def _words(values) -> np.ndarray:
+    return np.frombuffer(np.array(values, dtype="<i4").tobytes(), np.uint8)
+
+
+def random_lut(rng, k):
+    fmt, ofmt = NARROW[k % len(NARROW)], NARROW[(3 * k + 1) % len(NARROW)]
+    count = int(rng.integers(1, 14))
+    table = rng.integers(0, 256, size=1 << encoding_bits(fmt)).astype(np.uint8)
+    return Instr("LUT", {"count": count, "fmt": fmt, "ofmt": ofmt,
+                         "src_addr": int(rng.integers(0, SRC_END - 64))}), table
+
+
+def random_add(rng, k):
+    fmt = ACT_ENCODINGS[k % len(ACT_ENCODINGS)]
+    bfmt = ACT_ENCODINGS[(2 * k + 3) % len(ACT_ENCODINGS)]
+    ofmt = ACT_ENCODINGS[(5 * k + 1) % len(ACT_ENCODINGS)]
+    op = ("add", "mul")[(k // 3) % 2]
+    count = int(rng.integers(1, 14))
+    bcast = 0 if k % 4 < 2 else int(rng.integers(1, 6))
+    zo, lo, hi = _clamp_words(rng, ofmt)
+    za = 0 if encoding_is_fp(fmt) else int(rng.integers(-3, 4))
+    zb = 0 if encoding_is_fp(bfmt) else int(rng.integers(-3, 4))
+    q = [int(v) for v in rng.integers(1 << 30, 1 << 31, size=3)]
+    sa, sb = (int(-ADD_LEFT_SHIFT + 1 + rng.integers(-2, 3)) for _ in range(2))
+    if op == "add":
+        so = 1 + _mag(ofmt) - max(_mag(fmt), _mag(bfmt)) + int(rng.integers(-1, 2))
+    else:
+        so = 1 + _mag(ofmt) - _mag(fmt) - _mag(bfmt) + int(rng.integers(-1, 2))
+    so = min(so, 30)
+    words = dict(zip(ADD_PARAM_WORDS, (za, zb, zo, q[0], sa, q[1], sb, q[2], so, lo, hi)))
+    ins = Instr("ADD", {"count": count, "bcast": bcast, "op": op, "fmt": fmt, "bfmt": bfmt,
+                        "ofmt": ofmt, "a_addr": int(rng.integers(0, SRC_END - 64)),
+                        "b_addr": int(rng.integers(0, SRC_END - 64))})
+    return ins, _words([words[w] for w in ADD_PARAM_WORDS])
+
+
+def random_pool(rng, k):
+    fmt = NARROW[k % len(NARROW)]
+    mode = ("max", "avg")[(k // len(NARROW)) % 2]
+    h, w = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    kh, kw = int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1))
+    c = int(rng.integers(1, 7))
+    pix = encoding_bytes(c, fmt)
+    zo, lo, hi = _clamp_words(rng, fmt)
+    zi = 0 if encoding_is_fp(fmt) else int(rng.integers(-3, 4))
+    shift = 1 - int(math.log2(kh * kw)) + int(rng.integers(-1, 2))
+    words = dict(zip(POOL_PARAM_WORDS, (zi, zo, int(rng.integers(1 << 30, 1 << 31)), shift,
+                                         lo, hi)))
+    lo_field = int(rng.choice(FP8_CODES)) if encoding_is_fp(fmt) else \
+        int(rng.integers(-(1 << (encoding_bits(fmt) - 1)), 1 << (encoding_bits(fmt) - 1)))
+    ins = Instr("POOL", {
+        "h": h, "w": w, "c": c, "kh": kh, "kw": kw, "sh": int(rng.integers(1, 3)),
+        "sw": int(rng.integers(1, 3)), "mode": mode, "fmt": fmt,
+        "lo": int(np.int8(np.uint8(lo_field & 0xFF))),
+        "src_pix_stride": pix + int(rng.integers(0, 2)),
+        "dst_pix_stride": pix + int(rng.integers(0, 2)),
+        "src_addr": int(rng.integers(0, SRC_END - 80))})
+    return ins, _words([words[w] for w in POOL_PARAM_WORDS])
+
+
+def _result_bytes(ins: Instr) -> int:
+    if ins.op == "POOL":
+        oh, ow = pool_out(ins)
+        return (oh * ow - 1) * ins["dst_pix_stride"] + encoding_bytes(ins["c"], ins["fmt"])
+    return encoding_bytes(ins["count"], ins["ofmt"])
+
+
+def place(rng, items):
+    """Give each (instr, param block) its own result range and param / table address."""
+    out, dst_at, par_at = [], SRC_END, 0
+    for ins, block in items:
+        f = dict(ins.args)
+        f["dst_addr"] = dst_at
+        dst_at += _result_bytes(ins) + int(rng.integers(0, 3))
+        if ins.op == "LUT":
+            f["table_addr"] = par_at
+        else:
+            f["param_addr"] = par_at
+        par_at += len(block) + int(rng.integers(0, 5))
+        assert dst_at < SMALL.output_sram_bytes and par_at < SMALL.param_sram_bytes
+        out.append((Instr(ins.op, f), block))
+    return out
+
+
+def reference(mem: np.ndarray, par: np.ndarray, ins: Instr) -> None:
+    """sim.kernels on (1, bytes) memories, as sim.machine calls them."""
+    if ins.op == "LUT":
+        K.lut(mem, ins["src_addr"], ins["dst_addr"], ins["count"], par, ins["table_addr"],
+              encoding_bits(ins["fmt"]), encoding_bits(ins["ofmt"]))
+    elif ins.op == "ADD":
+        ops = [(encoding_bits(e), encoding_is_fp(e), _act_table(e))
+               for e in (ins["fmt"], ins["bfmt"], ins["ofmt"])]
+        K.add(mem, ins["a_addr"], ins["b_addr"], ins["dst_addr"], ins["count"], ins["bcast"],
+              ins["op"] == "mul", par, ins["param_addr"], ADD_LEFT_SHIFT, *ops[0], *ops[1],
+              *ops[2], _positive_levels(ins["ofmt"]))
+    else:
+        avg = ins["mode"] == "avg"
+        K.pool(mem, ins["src_addr"], ins["dst_addr"], ins["h"], ins["w"], ins["c"],
+               ins["src_pix_stride"], ins["dst_pix_stride"], ins["kh"], ins["kw"], ins["sh"],
+               ins["sw"], ins["lo"], encoding_is_fp(ins["fmt"]), encoding_bits(ins["fmt"]), avg,
+               par, ins["param_addr"] * avg, _act_table(ins["fmt"]),
+               _positive_levels(ins["fmt"]))
+
+
+def fields(ins: Instr) -> dict:
+    f = dict(ins.args)
+    f["fmt_bits"] = encoding_bits(ins["fmt"])
+    if ins.op == "POOL":
+        f["avg"] = int(ins["mode"] == "avg")
+    return f
+
+
+def run_vector(arch, items, seed: int = 0, source=None):
+    """``source``: the bytes of the output scratchpad below SRC_END (default: random)."""
+    rng = np.random.default_rng(seed)
+    mem = rng.integers(0, 256, size=arch.output_sram_bytes).astype(np.uint8)
+    if source is not None:
+        mem[:SRC_END] = source
+    par = rng.integers(0, 256, size=arch.param_sram_bytes).astype(np.uint8)
+    for ins, block in items:
+        at = ins["table_addr"] if ins.op == "LUT" else ins["param_addr"]
+        par[at:at + len(block)] = block
+    want = mem[None].copy()
+    for ins, _ in items:
+        reference(want, par[None], ins)
+    unit = VectorUnit(arch)
+    out, params = Spad(mem), Spad(par)
+    procs = [out.reader(unit.a, unit.window), out.reader(unit.b, unit.window),
+             params.reader(unit.param, unit.param_bytes),
+             out.writer(unit.out, len(unit.out.mask))]
+    durations = run_unit(unit, procs, [encode(ins) for ins, _ in items])
+    return durations, out.mem, want[0]
+
+
+def check(arch, items, seed, source=None):
+    durations, got, want = run_vector(arch, items, seed, source)
+    for ins, _ in items:
+        a = ins["dst_addr"]
+        n = _result_bytes(ins)
+        if not np.array_equal(got[a:a + n], want[a:a + n]):
+            raise AssertionError(f"{ins}: result bytes differ\nrtl {got[a:a + n]}\n"
+                                 f"sim {want[a:a + n]}")
+    np.testing.assert_array_equal(got, want)
+    for (ins, _), d in zip(items, durations):
+        want_d = vector_cycles(ins.op, fields(ins), arch)
+        assert (d, d) == tuple(int(x) for x in want_d), \
+            f"{ins}: measured {d} cycles, vector_cycles says {want_d}"
+
+
+def test_lut_every_encoding():
+    rng = np.random.default_rng(1)
+    check(SMALL, place(rng, [random_lut(rng, k) for k in range(12)]), seed=1)
+
+
+@pytest.mark.parametrize("part", [0, 1])
+def test_add_every_encoding(part):
+    rng = np.random.default_rng(10 + part)
+    check(SMALL, place(rng, [random_add(rng, k) for k in range(9 * part, 9 * part + 9)]),
+          seed=part)
+
+
+@pytest.mark.parametrize("part", [0, 1])
+def test_pool_every_encoding(part):
+    rng = np.random.default_rng(20 + part)
+    items = [random_pool(rng, k) for k in range(8 * part, 8 * part + 8)]
+    check(SMALL, place(rng, items), seed=part)
+
+
+def test_empty_instructions_and_unsupported_opcode():
+    rng = np.random.default_rng(3)
+    lut, table = random_lut(rng, 0)
+    add, block = random_add(rng, 1)
+    items = place(rng, [(Instr("LUT", {**lut.args, "count": 0}), table),
+                        (Instr("ADD", {**add.args, "count": 0}), block)])
+    check(SMALL, items, seed=3)
+    unit = VectorUnit(SMALL)
+    got = {}
+
+    async def errors(ctx):
+        async for _, _, err, code in ctx.tick().sample(unit.ctl.error, unit.ctl.error_code):
+            got["error"], got["code"] = err, code
+    d = run_unit(unit, [errors], [encode(Instr("SOFTMAX", {"rows": 1, "len": 4}))])
+    assert got == {"error": 1, "code": ERROR_UNSUPPORTED} and d == [4]
+
+
+def test_fp8_max_pool_of_negative_codes():
+    """Windows of negative FP8 codes under a negative floor: results are negative codes
+    (sign-magnitude order), -0 and +0 alike."""
+    rng = np.random.default_rng(4)
+    items = []
+    for k in range(4):
+        ins, block = random_pool(rng, NARROW.index("fp8_e4m3"))
+        items.append((Instr("POOL", {**ins.args, "mode": "max",
+                                     "lo": (-2, -128, -1, 0)[k]}), block))  # 0xFE, -0, ...
+    source = rng.choice([0x80, 0x81, 0x88, 0xC0, 0xF8, 0xFE, 0x00], size=SRC_END)
+    check(SMALL, place(rng, items), seed=4, source=source)
