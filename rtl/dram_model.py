@@ -1,0 +1,145 @@
+"""A cocotb AXI4 slave backed by a numpy byte array: the DRAM of the arch's ``[dram]``.
+
+``DramModel(dut, prefix, memory, latency).start()`` serves the master port whose Verilog names
+are ``<prefix>__araddr``, ``<prefix>__rdata``, ... (``rtl.axi.axi_master``); several models may
+share one ``memory`` (the load and the store unit's ports). Each port moves one beat per cycle on
+R and one on W, INCR bursts of ``2**arsize`` = bus-width beats, responses in order.
+
+Latency (``dram.latency_cycles`` = L >= 2), in clock cycles, cycle t being the one that ends
+with the rising edge where a handshake is sampled:
+
+* read: a burst whose AR handshake is in cycle t has beat j valid on R in cycle t + L - 1 + j
+  (later only if R is still busy with earlier beats); the master stores it at that cycle's edge
+  and uses it from cycle t + L + j: L cycles from request to use;
+* write: W beats are written to ``memory`` (bytes with ``wstrb`` set) as they are accepted; the B
+  response of a burst is valid in cycle t + L - 1, t the cycle of its last W beat.
+
+AR, AW and W are always ready; R and B wait for ``rready`` / ``bready``. Everything is sampled and
+driven at falling clock edges (half a cycle from the rising edge the design samples on). A burst
+outside ``memory``, a ``*size`` other than the bus width or a burst type other than INCR fails
+the test with a message naming the port and address (``errors`` keeps them too). ``memory`` may
+be replaced between runs; ``await drain()`` waits until every accepted request is answered.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+BURST_INCR = 1
+
+
+class DramModel:
+    def __init__(self, dut, prefix: str, memory: np.ndarray, latency: int, clock=None) -> None:
+        if memory.dtype != np.uint8 or memory.ndim != 1:
+            raise ValueError(f"DramModel {prefix}: memory must be a 1-D uint8 array, not "
+                             f"{memory.dtype} {memory.shape}")
+        if latency < 2:
+            raise ValueError(f"DramModel {prefix}: latency = {latency}; dram.latency_cycles must "
+                             f"be >= 2 for the RTL DMA")
+        self.dut, self.prefix, self.memory, self.latency = dut, prefix, memory, latency
+        self.clock = clock if clock is not None else dut.clk
+        self.bytes = len(self.sig("rdata")) // 8
+        self.errors: list[str] = []
+        self.cycle = 0
+        self._reads: deque = deque()     # (word address, beats left, next beat's cycle)
+        self._aw: deque = deque()        # (word address, beats)
+        self._w_at = 0                   # beats of the head AW burst already written
+        self._b: deque = deque()         # cycles their B responses become valid
+        self.beats = {"r": 0, "w": 0}
+
+    def idle(self) -> bool:
+        """No read beat, write burst or B response is outstanding."""
+        return not (self._reads or self._aw or self._b or self._w_at)
+
+    async def drain(self, limit: int = 1_000_000) -> None:
+        """Wait until ``idle`` (every accepted request answered); fail after ``limit`` cycles."""
+        from cocotb.triggers import FallingEdge
+        for _ in range(limit):
+            if self.idle():
+                return
+            await FallingEdge(self.clock)
+        self._fail(f"still busy after {limit} cycles of drain()")
+
+    def sig(self, name: str):
+        return getattr(self.dut, f"{self.prefix}__{name}")
+
+    def start(self):
+        import cocotb
+        for name in ("arready", "awready", "wready"):
+            self.sig(name).value = 1
+        for name in ("rvalid", "bvalid", "rlast", "rresp", "bresp", "rdata"):
+            self.sig(name).value = 0
+        return cocotb.start_soon(self._run())
+
+    def _fail(self, msg: str) -> None:
+        msg = f"DRAM model {self.prefix}, cycle {self.cycle}: {msg}"
+        self.errors.append(msg)
+        raise AssertionError(msg)
+
+    def _burst(self, ch: str) -> tuple[int, int]:
+        addr, beats = int(self.sig(f"{ch}addr").value), int(self.sig(f"{ch}len").value) + 1
+        size, burst = int(self.sig(f"{ch}size").value), int(self.sig(f"{ch}burst").value)
+        if 1 << size != self.bytes or burst != BURST_INCR:
+            self._fail(f"{ch.upper()} burst at {addr:#x} has {ch}size {size} and {ch}burst "
+                       f"{burst}; the model serves INCR bursts of {self.bytes}-byte beats")
+        if addr % self.bytes or addr + beats * self.bytes > len(self.memory):
+            self._fail(f"{ch.upper()} burst of {beats} beats at {addr:#x} leaves the "
+                       f"{len(self.memory)}-byte memory or is not beat-aligned")
+        return addr // self.bytes, beats
+
+    async def _run(self) -> None:
+        from cocotb.triggers import FallingEdge
+        b = self.bytes
+        while True:
+            await FallingEdge(self.clock)
+            self.cycle += 1
+            t = self.cycle
+            if int(self.sig("arvalid").value):
+                word, beats = self._burst("ar")
+                self._reads.append([word, beats, t + self.latency - 1])
+            if int(self.sig("awvalid").value):
+                self._aw.append(self._burst("aw"))
+            if int(self.sig("wvalid").value):
+                self._write_beat(t)
+            # R: the head beat, once due
+            rvalid = bool(self._reads) and self._reads[0][2] <= t
+            self.sig("rvalid").value = int(rvalid)
+            if rvalid:
+                word, left, _ = self._reads[0]
+                self.sig("rdata").value = int.from_bytes(
+                    self.memory[word * b:(word + 1) * b].tobytes(), "little")
+                self.sig("rlast").value = int(left == 1)
+                if int(self.sig("rready").value):
+                    self.beats["r"] += 1
+                    if left == 1:
+                        self._reads.popleft()
+                    else:
+                        self._reads[0] = [word + 1, left - 1, t + 1]
+            bvalid = bool(self._b) and self._b[0] <= t
+            self.sig("bvalid").value = int(bvalid)
+            if bvalid and int(self.sig("bready").value):
+                self._b.popleft()
+
+    def _write_beat(self, t: int) -> None:
+        if not self._aw:
+            self._fail("a W beat arrived before its AW burst (the model needs AW first)")
+        word, beats = self._aw[0]
+        b, at = self.bytes, word + self._w_at
+        data = int(self.sig("wdata").value).to_bytes(b, "little")
+        strb = int(self.sig("wstrb").value)
+        row = self.memory[at * b:(at + 1) * b]
+        for i in range(b):
+            if strb >> i & 1:
+                row[i] = data[i]
+        self.beats["w"] += 1
+        self._w_at += 1
+        last = int(self.sig("wlast").value)
+        if last != (self._w_at == beats):
+            self._fail(f"wlast = {last} on beat {self._w_at} of a {beats}-beat burst at "
+                       f"{word * b:#x}")
+        if self._w_at == beats:
+            self._aw.popleft()
+            self._w_at = 0
+            self._b.append(t + self.latency - 1)
