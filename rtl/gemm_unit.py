@@ -45,8 +45,9 @@ Schedule (unit cycle i = 0 in the ``start`` cycle; ``qasic.rtl.timing`` has the 
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import Out
 
 from qasic.arch.config import ArchConfig
@@ -65,6 +66,7 @@ TABLE_ENTRIES = 1 << WBITS[-1]
 TABLE_SHIFT_BITS = 5           # entry shifts are <= LUT_MAX_SHIFT = 31
 COUNT_BITS = 30                # unit cycles: prologue + 2R + C + lines x rows (< 2^28) fit
 CODE = unsigned(8)             # a raw weight code (wbits bits, zero-extended)
+ENTRY = data.StructLayout({"sig": signed(LUT_SIG_BITS), "sh": unsigned(TABLE_SHIFT_BITS)})
 
 
 class GemmUnit(wiring.Component):
@@ -147,18 +149,19 @@ class GemmUnit(wiring.Component):
         m.d.comb += [self.par.en.eq(read),
                      self.par.addr.eq(f.lut_addr + i * (LUT_ENTRY_BYTES * c))]
         m.d.sync += [got.eq(read), chunk.eq(i)]
-        self.table_sig = [Signal(signed(LUT_SIG_BITS), name=f"lut_sig{x}")
-                          for x in range(TABLE_ENTRIES)]
-        self.table_sh = [Signal(TABLE_SHIFT_BITS, name=f"lut_sh{x}")
-                         for x in range(TABLE_ENTRIES)]
+        # One write port per lane (entry chunk*C + lane), one asynchronous read per column.
+        self.table = table = Memory(shape=ENTRY, depth=TABLE_ENTRIES, init=[])
+        m.submodules.table = table
         d = self.par.data
-        for x in range(TABLE_ENTRIES):
-            lane = LUT_ENTRY_BYTES * (x % c)
-            with m.If(got & (chunk == x // c)):
-                m.d.sync += [
-                    self.table_sh[x].eq(d[lane][:TABLE_SHIFT_BITS]),
-                    self.table_sig[x].eq(Cat(d[lane + 1], d[lane + 2], d[lane + 3])),
-                ]
+        for lane in range(c):
+            wr = table.write_port()
+            at = LUT_ENTRY_BYTES * lane
+            m.d.comb += [
+                wr.en.eq(got & (chunk * c + lane < TABLE_ENTRIES)),
+                wr.addr.eq(chunk * c + lane),
+                wr.data.sh.eq(d[at][:TABLE_SHIFT_BITS]),
+                wr.data.sig.eq(Cat(d[at + 1], d[at + 2], d[at + 3])),
+            ]
 
     # -- weights: prologue reads, transposer, row decode, preload ----------------------------
 
@@ -237,8 +240,9 @@ class GemmUnit(wiring.Component):
         point (mulzp)."""
         f = self.f
         code = _per_wbits(f.wbits, lambda w: raw[:w].as_signed())
-        sig = Array(self.table_sig)[raw]
-        sh = Array(self.table_sh)[raw]
+        entry = self.table.read_port(domain="comb")
+        m.d.comb += entry.addr.eq(raw)
+        sig, sh = entry.data.sig, entry.data.sh
         level = Signal(signed(LUT_SIG_BITS + (1 << TABLE_SHIFT_BITS) + 1))
         m.d.comb += level.eq(Mux(f.lut, sig << sh, code) - Mux(self.mulzp, zero, 0))
         return level
