@@ -18,7 +18,9 @@ from qasic.arch.config import ArchConfig
 
 ADDR_BITS = 40       # DMA dram_addr fields are 36 bits; strides and indices reach beyond
 LEN_BITS = 8         # AXI4 INCR: 1..256 beats per burst
-MAX_BURST = 16       # beats per burst the DMA issues (bursts never cross a 16-beat boundary)
+MAX_BURST = 16       # beats per burst the DMA issues (bursts never cross a 16-beat boundary:
+                     # 16 beats of at most 128 bytes, so never a 4 KiB boundary either)
+MAX_BEAT_BYTES = 128  # AXI4's widest beat (arsize / awsize 7)
 BURST_INCR = 0b01
 RESP_OKAY = 0b00
 
@@ -26,16 +28,17 @@ RESP_OKAY = 0b00
 def data_bytes(arch: ArchConfig) -> int:
     """Bytes per AXI beat: ``dram.bytes_per_cycle``, which must be a power of two."""
     b = arch.dram_bytes_per_cycle
-    if b & (b - 1):
-        raise ValueError(f"dram.bytes_per_cycle = {b} is not a power of two; the AXI4 data bus "
-                         f"of the RTL needs 1, 2, 4, 8, ... bytes")
+    if b & (b - 1) or b > MAX_BEAT_BYTES:
+        raise ValueError(f"dram.bytes_per_cycle = {b} is not a power of two up to "
+                         f"{MAX_BEAT_BYTES}; the AXI4 data bus of the RTL needs 1, 2, 4, ... "
+                         f"{MAX_BEAT_BYTES} bytes")
     return b
 
 
 def axi_master(data_bytes: int, addr_bits: int = ADDR_BITS) -> wiring.Signature:
     """The master's side (``Out`` = driven by the master)."""
-    size = exact_log2(data_bytes)
-    assert size <= 7, "AXI4 beats are at most 128 bytes"
+    exact_log2(data_bytes)  # a power of two
+    assert data_bytes <= MAX_BEAT_BYTES, "AXI4 beats are at most 128 bytes"
     return wiring.Signature({
         "araddr": Out(addr_bits), "arlen": Out(LEN_BITS), "arsize": Out(3), "arburst": Out(2),
         "arvalid": Out(1), "arready": In(1),

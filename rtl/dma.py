@@ -71,6 +71,10 @@ ERR_IDX_ALIGN = 4   # idx_addr not a multiple of 4
 ERROR_TEXT = {ERR_INDEX: "index outside [0, vocab)", ERR_MEM: "mem not DMA-addressable here",
               ERR_FILL: "STORE with fill = 1", ERR_IDX_ALIGN: "idx_addr not a multiple of 4"}
 
+# (member, scratchpad) of every scratchpad port, for the top's port table
+LOAD_PORTS = tuple((f"{mem}_{kind}", mem) for mem in LOAD_MEMS for kind in ("write", "fill"))
+STORE_PORTS = tuple((f"{mem}_read", mem) for mem in STORE_MEMS)
+
 _OP = {name: BY_NAME[name].code for name in ("LOAD", "STORE", "GATHER", "SCATTER")}
 _IDLE, _ZERO, _FILL, _COPY, _IDX, _GROW, _ERR = range(7)
 _SRAM_BITS = 26     # scratchpad address arithmetic (24-bit fields, negative beat offsets)
@@ -124,6 +128,22 @@ def cycles(ins: Instr, arch: ArchConfig) -> tuple[int, int]:
                                      for c in first)
     t += count * gather_row_slots(ins["table_addr"], ins["table_stride"], n, b)
     return t, t + lat + extra
+
+
+def durations(op: str, f, arch: ArchConfig):
+    """``cycles`` for ``sim.timing``'s rows: ``f`` maps field names to ints (one instruction)
+    or to equal-length arrays (every instruction of opcode ``op``); returns (busy, done)."""
+    names = [fl.name for fl in BY_NAME[op].fields[5:]]
+    cols = {k: np.asarray(f[k]) for k in names}
+    shape = np.broadcast(*cols.values()).shape
+
+    def one(i):
+        return cycles(Instr(op, {k: (MEMS[int(v[i])] if k == "mem" and not isinstance(v[i], str)
+                                     else v[i].item() if hasattr(v[i], "item") else v[i])
+                                 for k, v in flat.items()}), arch)
+    flat = {k: np.broadcast_to(v, shape).reshape(-1) for k, v in cols.items()}
+    out = np.array([one(i) for i in range(int(np.prod(shape)))], np.int64).reshape(*shape, 2)
+    return out[..., 0], out[..., 1]
 
 
 def refusal(ins: Instr, arch: ArchConfig) -> str | None:
