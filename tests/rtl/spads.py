@@ -9,7 +9,17 @@ read as 0 (a unit may over-read the tail of its last group); a write past the en
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+
+from qasic.arch.config import default_arch
+
+# The arch of the unit-level cocotb tests of POST and the vector unit: one Verilator build.
+# Two vector lanes (the Amaranth tests run four) keep the build short; POST has four.
+UNITS_ARCH = dataclasses.replace(default_arch(), array_rows=4, array_cols=4, gemm_max_rows=16,
+                                 acc_sram_bytes=2048, output_sram_bytes=4096,
+                                 param_sram_bytes=4096, vector_lanes=2)
 
 
 class Spad:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 
 from qasic.arch.config import default_arch
 from qasic.isa.encoding import Instr, encode
@@ -16,7 +17,7 @@ from qasic.rtl.post import PostUnit, post_cycles
 from qasic.sim import kernels as K
 from qasic.sim.machine import _act_table, _positive_levels
 
-from .spads import Spad, run_unit
+from .spads import UNITS_ARCH, Spad, run_unit
 
 SMALL = dataclasses.replace(default_arch(), array_rows=4, array_cols=4, gemm_max_rows=16,
                             acc_sram_bytes=2048, output_sram_bytes=1024, param_sram_bytes=4096)
@@ -56,18 +57,16 @@ def random_post(rng, arch, ofmt: str, lut: int) -> tuple[Instr, np.ndarray]:
     return ins, params
 
 
-def run_posts(arch, instrs, seed: int = 0):
-    """Run ``instrs`` (with their params) on PostUnit and on sim.kernels.post; return the
-    measured durations and both output memories."""
+def prepare(arch, instrs, seed: int = 0):
+    """Random memories with each instruction's param block in place, and the output memory
+    after sim.kernels.post ran ``instrs``: (acc, param, output, expected output)."""
     rng = np.random.default_rng(seed)
-    word_bits = 8 * arch.acc_word_bytes
     half = 1 << (arch.acc_bits - 1)
     acc = rng.integers(-(1 << 24), 1 << 24, size=arch.acc_sram_bytes // arch.acc_word_bytes)
     acc[:8] = [half - 1, -half, 0, -1, 1 << 23, -(1 << 23), 5, -5]  # the acc_bits extremes
     par = rng.integers(0, 256, size=arch.param_sram_bytes).astype(np.uint8)
     out = rng.integers(0, 256, size=arch.output_sram_bytes).astype(np.uint8)
     want_out = out[None].copy()
-    words = []
     merged = par.copy()  # each instruction's param block at its own address range
     for ins, params in instrs:
         merged[ins["param_addr"]:ins["param_addr"] + len(params)] = params
@@ -77,7 +76,15 @@ def run_posts(arch, instrs, seed: int = 0):
                ins["out_addr"], ins["out_stride"], ins["rows"], ins["n"], ins["out_zp"],
                ins["lo"], ins["hi"], encoding_is_fp(ofmt), _act_table(ofmt),
                _positive_levels(ofmt), encoding_bits(ofmt), ins["lut"], ins["lut_addr"])
-        words.append(encode(ins))
+    return acc, merged, out, want_out[0]
+
+
+def run_posts(arch, instrs, seed: int = 0):
+    """Run ``instrs`` (with their params) on PostUnit in Amaranth's simulator; return the
+    measured durations, its output memory and sim.kernels.post's."""
+    acc, merged, out, want = prepare(arch, instrs, seed)
+    word_bits = 8 * arch.acc_word_bytes
+    words = [encode(ins) for ins, _ in instrs]
     unit = PostUnit(arch)
     acc_mem = Spad(acc, word_bits)
     par_mem = Spad(merged)
@@ -85,11 +92,11 @@ def run_posts(arch, instrs, seed: int = 0):
     procs = [acc_mem.reader(unit.acc, unit.lanes), par_mem.reader(unit.param, unit.param_bytes),
              out_mem.writer(unit.out, len(unit.out.mask)), out_mem.reader(unit.tail, 1)]
     durations = run_unit(unit, procs, words)
-    return durations, out_mem.mem, want_out[0]
+    return durations, out_mem.mem, want
 
 
-def _check(arch, instrs, seed):
-    durations, got, want = run_posts(arch, instrs, seed)
+def _check(arch, instrs, seed, runner=None):
+    durations, got, want = (runner or run_posts)(arch, instrs, seed)
     bad = np.flatnonzero(got != want)
     assert not len(bad), f"{len(bad)} output bytes differ, first at {bad[0]}: rtl {got[bad[0]]} " \
                          f"sim {want[bad[0]]}"
@@ -139,3 +146,30 @@ def test_post_empty_tile_and_wide_rows():
         fields["out_stride"] = stride
         return Instr("POST", fields), np.frombuffer(rec.tobytes(), np.uint8)
     _check(SMALL, _disjoint(rng, SMALL, make, 5), seed=3)
+
+
+@pytest.mark.rtl
+def test_post_on_verilator(rtl_build_dir):
+    """The same checks on the Verilog under cocotb: every output encoding, tables, an empty
+    tile, back to back (the measured busy must equal done)."""
+    from qasic.rtl.tb_units import build, run_case
+
+    sim_dir = build(UNITS_ARCH, rtl_build_dir)
+
+    def on_verilator(arch, instrs, seed):
+        acc, par, out, want = prepare(arch, instrs, seed)
+        res = run_case(sim_dir, arch, "post", [encode(ins) for ins, _ in instrs],
+                       {"acc": acc, "param": par, "output": out})
+        np.testing.assert_array_equal(res["busy"], res["done"])
+        return list(res["done"]), res["mem_output"], want
+
+    rng = np.random.default_rng(7)
+    encodings = ALLOWED[("POST", "ofmt")]
+
+    def make(rng, k):
+        ins, params = random_post(rng, UNITS_ARCH, encodings[k % len(encodings)], lut=k % 2)
+        if k == len(encodings):
+            ins = Instr("POST", {**ins.args, "rows": 0})
+        return ins, params
+    _check(UNITS_ARCH, _disjoint(rng, UNITS_ARCH, make, len(encodings) + 2), seed=8,
+           runner=on_verilator)

@@ -27,7 +27,7 @@ from qasic.rtl.vector import ERROR_UNSUPPORTED, VectorUnit, vector_cycles
 from qasic.sim import kernels as K
 from qasic.sim.machine import _act_table, _positive_levels
 
-from .spads import Spad, run_unit
+from .spads import UNITS_ARCH, Spad, run_unit
 
 SMALL = dataclasses.replace(default_arch(), array_rows=4, array_cols=4, gemm_max_rows=16,
                             output_sram_bytes=4096, param_sram_bytes=4096)
@@ -167,8 +167,10 @@ def fields(ins: Instr) -> dict:
     return f
 
 
-def run_vector(arch, items, seed: int = 0, source=None):
-    """``source``: the bytes of the output scratchpad below SRC_END (default: random)."""
+def prepare(arch, items, seed: int = 0, source=None):
+    """Random output and param memories with the items' param blocks in place, and the output
+    memory after sim.kernels ran them: (output, param, expected output). ``source``: the bytes
+    of the output scratchpad below SRC_END (default: random)."""
     rng = np.random.default_rng(seed)
     mem = rng.integers(0, 256, size=arch.output_sram_bytes).astype(np.uint8)
     if source is not None:
@@ -180,17 +182,24 @@ def run_vector(arch, items, seed: int = 0, source=None):
     want = mem[None].copy()
     for ins, _ in items:
         reference(want, par[None], ins)
+    return mem, par, want[0]
+
+
+def run_vector(arch, items, seed: int = 0, source=None):
+    """Run ``items`` on VectorUnit in Amaranth's simulator: (durations, its output memory,
+    sim.kernels' output memory)."""
+    mem, par, want = prepare(arch, items, seed, source)
     unit = VectorUnit(arch)
     out, params = Spad(mem), Spad(par)
     procs = [out.reader(unit.a, unit.window), out.reader(unit.b, unit.window),
              params.reader(unit.param, unit.param_bytes),
              out.writer(unit.out, len(unit.out.mask))]
     durations = run_unit(unit, procs, [encode(ins) for ins, _ in items])
-    return durations, out.mem, want[0]
+    return durations, out.mem, want
 
 
-def check(arch, items, seed, source=None):
-    durations, got, want = run_vector(arch, items, seed, source)
+def check(arch, items, seed, source=None, runner=None):
+    durations, got, want = (runner or run_vector)(arch, items, seed, source)
     for ins, _ in items:
         a = ins["dst_addr"]
         n = _result_bytes(ins)
@@ -251,3 +260,33 @@ def test_fp8_max_pool_of_negative_codes():
                                      "lo": (-2, -128, -1, 0)[k]}), block))  # 0xFE, -0, ...
     source = rng.choice([0x80, 0x81, 0x88, 0xC0, 0xF8, 0xFE, 0x00], size=SRC_END)
     check(SMALL, place(rng, items), seed=4, source=source)
+
+
+def test_mixed_ops_back_to_back():
+    """LUT, ADD and POOL interleaved: each op's write stage differs, so a finished op's stale
+    pipeline stages must not write or signal done during the next one."""
+    rng = np.random.default_rng(30)
+    makers = (random_lut, random_add, random_pool)
+    check(SMALL, place(rng, [makers[k % 3](rng, k) for k in range(9)]), seed=31)
+
+
+@pytest.mark.rtl
+def test_vector_on_verilator(rtl_build_dir):
+    """POOL, ADD and LUT on the Verilog under cocotb, back to back in one run (an op's stale
+    pipeline stages must not reach the next op): memory and (busy, done) against the model."""
+    from qasic.rtl.tb_units import build, run_case
+
+    assert UNITS_ARCH.output_sram_bytes == SMALL.output_sram_bytes  # the generators' layout
+    sim_dir = build(UNITS_ARCH, rtl_build_dir)
+
+    def on_verilator(arch, items, seed, source):
+        mem, par, want = prepare(arch, items, seed, source)
+        res = run_case(sim_dir, arch, "vec", [encode(ins) for ins, _ in items],
+                       {"output": mem, "param": par})
+        np.testing.assert_array_equal(res["busy"], res["done"])
+        return list(res["done"]), res["mem_output"], want
+
+    rng = np.random.default_rng(30)
+    makers = (random_lut, random_add, random_pool)
+    items = [makers[k % 3](rng, k) for k in range(18)]
+    check(UNITS_ARCH, place(rng, items), seed=31, runner=on_verilator)
