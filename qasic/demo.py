@@ -56,6 +56,7 @@ def run_demo(out: Path, seed: int = 0, rtl: bool = True, arch: ArchConfig | None
         "arch": arch.to_dict(),
         "points": [p.record() for p in points],
         "chosen_point": chosen.name,
+        "chosen_rule": CHOSEN_RULE,
         "rtl": rtl_record,
         "energy_sources": EnergyModel(arch).table.cited(),
         "seed": seed,
@@ -70,8 +71,12 @@ def run_demo(out: Path, seed: int = 0, rtl: bool = True, arch: ArchConfig | None
     return paths["report_html"]
 
 
+CHOSEN_RULE = ("the lowest energy per inference among the points within one accuracy point "
+               "(0.01) of fp32, else the most accurate point")
+
+
 def choose_point(points: list[PointResult], fp32: float) -> PointResult:
-    """Cheapest point within one accuracy point of fp32 (else the most accurate one)."""
+    """CHOSEN_RULE: cheapest point within one accuracy point of fp32 (else the most accurate)."""
     good = [p for p in points if p.accuracy >= fp32 - 0.01]
     if good:
         return min(good, key=lambda p: p.sim.energy_pj["total"])

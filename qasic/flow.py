@@ -42,17 +42,36 @@ class PointResult:
             "weight_bits": {n.name: n.weight_bits for n in self.graph.weighted_nodes()},
             "activation_bits": self.activation_bits,
             "arch": self.arch.name,
-            "pe_bits": {"activation": self.arch.input_bits, "weight": self.arch.weight_bits},
+            "pe_bits": pe_bits(self.arch),
             "accuracy": self.accuracy,
             "cycles": self.sim.cycles,
             "latency_us": self.sim.meta["latency_us"],
             "macs": self.sim.macs,
             "dram_bytes": self.sim.dram_bytes,
             "energy_pj": self.sim.energy_pj,
+            **area_record(self.arch),
             "bit_exact": self.bit_exact,
             "instructions": len(self.program.instrs),
             "layers": self.sim.layers,
         }
+
+
+def pe_bits(arch: ArchConfig) -> dict[str, int]:
+    """The PEs the array is built with: operand widths, their shift bits (shift-add PEs, 0 for
+    plain integer multipliers) and the accumulator."""
+    return {"activation": arch.input_bits, "weight": arch.weight_bits,
+            "activation_shift": arch.input_shift_bits, "weight_shift": arch.weight_shift_bits,
+            "accumulator": arch.acc_bits}
+
+
+def area_record(arch: ArchConfig) -> dict[str, Any]:
+    """``area_mm2`` (the total) and ``area_parts_mm2`` (array, scratchpads, control) of the
+    accelerator ``arch`` builds, from the calibrated model (qasic.rtl.area)."""
+    from qasic.rtl.area import area
+
+    parts = area(arch).to_dict()
+    total = parts.pop("total")
+    return {"area_mm2": total, "area_parts_mm2": parts}
 
 
 def arch_for(graph: QGraph, arch: ArchConfig) -> ArchConfig:

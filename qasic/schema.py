@@ -76,13 +76,15 @@ GLOSSARY: dict[str, Key] = {
     "compulsory_dram_bytes": Key("int | null", "bytes that must cross DRAM at least once per "
                                  "inference (inputs, weights, parameters, outputs): the lower "
                                  "bound of dram_bytes; null where the compiler records none"),
-    "energy_pj": Key("object", "energy per inference in picojoules by category: the five keys "
+    "energy_pj": Key("object", "energy per inference in picojoules by category: the six keys "
                      "below (docs/energy.md gives the model and its sources)"),
     "energy_pj.mac": Key("number", "pJ in the array's multiply-accumulates"),
     "energy_pj.sram": Key("number", "pJ in scratchpad reads and writes"),
     "energy_pj.dram": Key("number", "pJ in DRAM transfers"),
     "energy_pj.other": Key("number", "pJ in the post-processing and vector units"),
-    "energy_pj.total": Key("number", "the sum of the four categories"),
+    "energy_pj.leakage": Key("number", "pJ leaked by the whole accelerator while it runs: "
+                             "leakage power of its area (docs/area.md) x cycles / clock"),
+    "energy_pj.total": Key("number", "the sum of the five categories"),
     "layers": Key("list of objects", "one object per kernel (fused layer), in program order"),
     "name": Key("string", "the layer's name (the first graph node it fuses)"),
     "kind": Key("string", "the kernel kind: gemm, pool, ew, lut, copy, bilinear, concat or "
@@ -110,14 +112,15 @@ GLOSSARY: dict[str, Key] = {
     "sram_bytes": Key("int", "bytes of all scratchpads of the point's arch together"),
     "dram_bytes_per_cycle": Key("int", "the arch's DRAM bandwidth in bytes per cycle"),
     "clock_mhz": Key("number", "the arch's clock in MHz"),
-    "area_mm2": Key("number | null", "silicon area of the point's accelerator in mm²; null "
-                    "until qasic has an area model"),
+    "area_mm2": Key("number", "silicon area of the point's accelerator in mm² at 45 nm: PE "
+                    "array, control logic, scratchpads and tile buffers (qasic.rtl.area, "
+                    "docs/area.md)"),
     "on_front": Key("bool", "the point is on the Pareto front of `pareto.objectives`"),
     "pareto": Key("object", "the Pareto front's objectives (`--pareto`)"),
     "pareto.objectives": Key("list of strings", "two or three of accuracy (maximized), "
                              "energy_pj (its total), latency_us, area_mm2 (minimized)"),
     "pareto.unmeasured": Key("int", "measured points left off the front because an objective "
-                             "is null for them (area before there is an area model)"),
+                             "is null for them (accuracy of a model without labels)"),
     "infeasible": Key("list of objects", "design points no arch or program can be built for, "
                       "each with the reason"),
     "error": Key("string", "why the point is infeasible: the one-line error"),
@@ -173,12 +176,12 @@ for _prefix, _what in (("energy_pj_per_token", "one decode step (one token)"),
                        ("prefill_energy_pj", "the prefill")):
     GLOSSARY[_prefix] = Key("object", f"energy of {_what} in picojoules by category, as "
                             "`energy_pj`")
-    for _part in ("mac", "sram", "dram", "other", "total"):
+    for _part in ("mac", "sram", "dram", "other", "leakage", "total"):
         GLOSSARY[f"{_prefix}.{_part}"] = GLOSSARY[f"energy_pj.{_part}"]
 
 _LAYER = ("name", "kind", "ops", "weight_bits")
 _COSTS = ("cycles", "latency_us", "macs", "dram_bytes", "energy_pj.mac", "energy_pj.sram",
-          "energy_pj.dram", "energy_pj.other", "energy_pj.total")
+          "energy_pj.dram", "energy_pj.other", "energy_pj.leakage", "energy_pj.total")
 _WEIGHTS = ("policy", "budget", "weight_bits", "avg_weight_bits", "weight_format",
             "activation_bits", "activation_format")
 
@@ -216,7 +219,7 @@ DOCUMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
         "matches_reference", "fp32_agreement", "prefill_cycles", "decode_cycles_per_token",
         "decode_dram_bytes_per_token", "kv_cache_bytes", "tokens_per_s",
         *(f"{e}.{p}" for e in ("prefill_energy_pj", "energy_pj_per_token")
-          for p in ("mac", "sram", "dram", "other", "total")),
+          for p in ("mac", "sram", "dram", "other", "leakage", "total")),
         *_each("decode_layers", (*_LAYER, "cycles", "macs", "dram_bytes", *_COSTS[4:])),
         "compile_s", "simulate_s")),
     "sweep": ("qasic sweep --json, and sweep.json", (

@@ -19,8 +19,9 @@ from typing import Any, Self
 
 from qasic.errors import ConfigError
 
-FORMAT = 1  # PRAGMA user_version of a store this module writes
-ENERGY_PARTS = ("mac", "sram", "dram", "other", "total")
+# PRAGMA user_version of a store this module writes; 2: energy_pj.leakage, area_mm2 measured
+FORMAT = 2
+ENERGY_PARTS = ("mac", "sram", "dram", "other", "leakage", "total")
 # (column, SQLite type), in the order of every export. Keys as in docs/json.md; energy_pj is
 # spelled energy_pj.<part> as in sweep.csv; weight_bits is JSON ({layer: bits}).
 COLUMNS: tuple[tuple[str, str], ...] = (

@@ -106,6 +106,9 @@ def measured_row(point: DesignPoint, graph: Any, result: Any, samples: int) -> d
         "area_mm2": area_mm2(arch)}
 
 
-def area_mm2(arch: Any) -> float | None:
-    """Silicon area of ``arch``: None (null) until the RTL issue's area model lands."""
-    return None
+def area_mm2(arch: Any) -> float:
+    """Silicon area of the accelerator ``arch`` builds, in mm² (qasic.rtl.area's calibrated
+    model: PE array, control logic, scratchpads and tile buffers at 45 nm)."""
+    from qasic.rtl.area import area
+
+    return area(arch).total_mm2

@@ -1,7 +1,7 @@
 """The Pareto front of sweep rows over two or three objectives (accuracy, energy, latency, area).
 
 A row is on the front when no other row is at least as good on every objective and better on one.
-A row with a null objective (area before there is an area model; an infeasible point) is not
+A row with a null objective (accuracy of a model without labels; an infeasible point) is not
 compared at all: it is neither on the front nor dominating, and is counted as unmeasured.
 """
 

@@ -21,13 +21,20 @@ from qasic.reports.pareto import pareto_front
 from qasic.reports.plots import energy_accuracy_figure, layer_breakdown_figure, png_bytes
 from qasic.reports.results import (
     ACCURACY_KEY,
+    AREA_PARTS,
     ENERGY_KEY,
     ENERGY_PARTS,
     chosen_point,
     validate_results,
 )
 
-PART_NAMES = {"mac": "MAC", "sram": "SRAM", "dram": "DRAM", "other": "Other"}
+PART_NAMES = {"mac": "MAC", "sram": "SRAM", "dram": "DRAM", "other": "Other",
+              "leakage": "Leakage"}
+AREA_NAMES = {"array": "Array (PE grid)", "scratchpads": "Scratchpads and tile buffers (SRAM)",
+              "control": "Control (around the grid)"}
+# Why the chosen point was chosen, when results.json names it but states no rule.
+NAMED_RULE = "named by chosen_point in results.json"
+FRONT_RULE = "the most accurate point on the Pareto front (results.json names none)"
 FIGURE_KEYS = ("pareto", "layers")  # pareto: energy_accuracy_figure; layers: of the chosen point
 
 _CSS = """
@@ -139,8 +146,9 @@ def _points_table(results: Mapping[str, Any]) -> str:
     layers = _layer_order(points)
     front = set(pareto_front(points, ENERGY_KEY, ACCURACY_KEY))
     chosen = chosen_point(results)["name"]
-    headers = ["Point", f"Weight bits ({' / '.join(layers)})", "Act. bits", "Accuracy %",
-               "Δ FP32 (pp)", "Cycles", "MACs", "DRAM bytes", "Energy nJ",
+    headers = ["Point", f"Weight bits ({' / '.join(layers)})", "Act. bits",
+               "PE bits (act × wt)", "Accuracy %", "Δ FP32 (pp)", "Cycles", "Latency µs", "MACs",
+               "DRAM bytes", "Area mm²", "Energy nJ",
                *(f"{PART_NAMES[part]} nJ" for part in ENERGY_PARTS), "Bit-exact", "Pareto"]
     rows = [_point_row(p, layers, results["fp32_accuracy"], i in front, p["name"] == chosen)
             for i, p in enumerate(points)]
@@ -156,9 +164,10 @@ def _point_row(p: Mapping[str, Any], layers: list[str], fp32: float, on_front: b
                is_chosen: bool) -> str:
     bits = " / ".join(str(p["weight_bits"].get(name, "–")) for name in layers)
     energy = p["energy_pj"]
-    cells = [Cell(p["name"]), Cell(bits), _num(p["activation_bits"]), Cell(_pct(p["accuracy"]),
-             "num"), Cell(f"{100 * (p['accuracy'] - fp32):+.2f}", "num"), _int(p["cycles"]),
-             _int(p["macs"]), _int(p["dram_bytes"]), _nj(energy["total"]),
+    cells = [Cell(p["name"]), Cell(bits), _num(p["activation_bits"]), Cell(pe_label(p["pe_bits"])),
+             Cell(_pct(p["accuracy"]), "num"), Cell(f"{100 * (p['accuracy'] - fp32):+.2f}", "num"),
+             _int(p["cycles"]), _num(p["latency_us"]), _int(p["macs"]), _int(p["dram_bytes"]),
+             Cell(f"{p['area_mm2']:.3f}", "num"), _nj(energy["total"]),
              *(_nj(energy[part]) for part in ENERGY_PARTS), _flag(p["bit_exact"]),
              Cell("yes" if on_front else "")]
     classes = " ".join(c for c, on in (("chosen", is_chosen), ("not-exact", not p["bit_exact"]))
@@ -166,13 +175,40 @@ def _point_row(p: Mapping[str, Any], layers: list[str], fp32: float, on_front: b
     return _row(cells, {"class": classes, "data-point": p["name"]})
 
 
+def pe_label(pe_bits: Mapping[str, Any]) -> str:
+    """The PEs an array was built with: ``8 × 4``, or ``5s4 × 5s4`` for shift-add operands
+    (a significand of 5 bits shifted by a 4-bit exponent)."""
+    def side(name: str) -> str:
+        shift = pe_bits.get(f"{name}_shift", 0)
+        return f"{pe_bits[name]}s{shift}" if shift else str(pe_bits[name])
+    return f"{side('activation')} × {side('weight')}"
+
+
+def chosen_rule(results: Mapping[str, Any]) -> str:
+    """The rule that picked the chosen point, as the report states it."""
+    if results.get("chosen_point") is None:
+        return FRONT_RULE
+    return results.get("chosen_rule") or NAMED_RULE
+
+
 def _chosen_section(results: Mapping[str, Any], layers_png: bytes) -> str:
     point = chosen_point(results)
-    why = ("named by chosen_point in results.json" if results.get("chosen_point") is not None
-           else "the most accurate point on the Pareto front (results.json names none)")
-    intro = f"<p><b>{_esc(point['name'])}</b>: {_esc(why)}.</p>"
-    return intro + _layers_table(point) + _image(layers_png, f"Per-layer breakdown of "
-                                                 f"{point['name']}")
+    intro = (f"<p><b>{_esc(point['name'])}</b>, chosen by the rule: "
+             f"{_esc(chosen_rule(results))}.</p>")
+    return (intro + _area_table(point) + _layers_table(point)
+            + _image(layers_png, f"Per-layer breakdown of {point['name']}"))
+
+
+def _area_table(point: Mapping[str, Any]) -> str:
+    """Where the chosen point's silicon goes (qasic.rtl.area; docs/area.md)."""
+    parts, total = point["area_parts_mm2"], point["area_mm2"]
+    rows = [_row([Cell(AREA_NAMES[k]), Cell(f"{parts[k]:.4f}", "num"), _share(parts[k], total)])
+            for k in AREA_PARTS]
+    pe = f"PEs {pe_label(point['pe_bits'])} bits; latency {_sig(point['latency_us'])} µs"
+    return (f"<p>{_esc(pe)}.</p>"
+            + _table(["Area", "mm²", "%"], rows,
+                     footer=_row([Cell("Total"), Cell(f"{total:.4f}", "num"),
+                                  _share(total, total)])))
 
 
 def _layers_table(point: Mapping[str, Any]) -> str:

@@ -36,7 +36,8 @@ LOG_SPAN = 10.0  # switch the energy axis to log scale when max/min exceeds this
 POINT_COLOR = "#4C72B0"
 FRONT_COLOR = "#DD8452"
 FP32_COLOR = "0.35"
-PART_COLORS = {"mac": "#4C72B0", "sram": "#55A868", "dram": "#C44E52", "other": "#8C8C8C"}
+PART_COLORS = {"mac": "#4C72B0", "sram": "#55A868", "dram": "#C44E52", "other": "#8C8C8C",
+               "leakage": "#DD8452"}
 DPI = 150
 LABEL_PT = 8  # font size of point labels
 LABEL_PAD_PT = 1.2  # white box around a label's text

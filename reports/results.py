@@ -18,7 +18,8 @@ from qasic.reports.pareto import pareto_front
 
 ENERGY_KEY = "energy_pj.total"  # x of the Pareto front, pJ per inference
 ACCURACY_KEY = "accuracy"  # y of the Pareto front, fraction in [0, 1]
-ENERGY_PARTS = ("mac", "sram", "dram", "other")
+ENERGY_PARTS = ("mac", "sram", "dram", "other", "leakage")
+AREA_PARTS = ("array", "scratchpads", "control")  # area_parts_mm2, mm² (qasic.rtl.area)
 
 _NUM = (int, float)
 # key -> expected type; a nested record or list of records is checked by its own spec below.
@@ -27,8 +28,10 @@ _TOP = {"model": str, "fp32_accuracy": _NUM, "arch": dict, "points": list, "rtl"
 _ARCH = {"name": str}
 _ENERGY = {"total": _NUM, **{part: _NUM for part in ENERGY_PARTS}}
 _POINT = {"name": str, "weight_bits": dict, "activation_bits": int, "accuracy": _NUM,
-          "cycles": _NUM, "macs": _NUM, "dram_bytes": _NUM, "energy_pj": dict, "bit_exact": bool,
-          "layers": list}
+          "cycles": _NUM, "latency_us": _NUM, "macs": _NUM, "dram_bytes": _NUM, "energy_pj": dict,
+          "bit_exact": bool, "layers": list, "pe_bits": dict, "area_mm2": _NUM,
+          "area_parts_mm2": dict}
+_PE_BITS = {"activation": int, "weight": int}
 _LAYER = {"name": str, "kernels": int, "cycles": _NUM, "macs": _NUM, "dram_bytes": _NUM,
           "energy_pj": dict}
 _RTL = {"verified": bool, "tiles_checked": int, "cycle_error_max": _NUM, "mismatches": int,
@@ -78,6 +81,8 @@ def validate_point(point: Any, path: str = "point") -> dict:
     _check_record(point, _POINT, path)
     _check_fraction(point["accuracy"], f"{path}.accuracy")
     _check_energy(point["energy_pj"], f"{path}.energy_pj")
+    _check_record(point["pe_bits"], _PE_BITS, f"{path}.pe_bits")
+    _check_area(point, path)
     for layer_name, bits in point["weight_bits"].items():
         _check_type(bits, int, f"{path}.weight_bits.{layer_name}")
     _check_list(point["layers"], _LAYER, f"{path}.layers")
@@ -136,6 +141,18 @@ def _check_energy(energy: Any, path: str) -> None:
     for key in _ENERGY:
         if energy[key] < 0:
             raise InputError(f"{_where(path)}.{key} = {energy[key]} must be >= 0 pJ")
+
+
+def _check_area(point: Mapping[str, Any], path: str) -> None:
+    parts = point["area_parts_mm2"]
+    _check_record(parts, dict.fromkeys(AREA_PARTS, _NUM), f"{path}.area_parts_mm2")
+    for key in ("area_mm2", *(f"area_parts_mm2.{p}" for p in AREA_PARTS)):
+        value = parts[key.split(".")[1]] if "." in key else point[key]
+        if value < 0:
+            raise InputError(f"{_where(path)}.{key} = {value} must be >= 0 mm²")
+    if not math.isclose(sum(parts.values()), point["area_mm2"], rel_tol=1e-6):
+        raise InputError(f"{_where(path)}.area_mm2 = {point['area_mm2']} is not the sum of "
+                         f"area_parts_mm2 ({sum(parts.values())}); write both from one model")
 
 
 def _check_unique_names(points: list[dict]) -> None:

@@ -4,6 +4,8 @@
     SRAM bit    = sram_8kib * (bank bytes / 8 KiB) ** exponent               [pJ; CACTI-7]
     DRAM bit    = dram_pj_per_bit                                           [pJ; LPDDR4]
     post-processing: int32 multiply + adds per output element             [pJ; Horowitz]
+    leakage     = (logic mm² * leak_logic + SRAM mm² * leak_sram) * runtime  [NanGate, OpenRAM]
+                  the area from qasic.rtl.area (docs/area.md); pJ per cycle = µW / MHz
 Per instruction (one inference; bits = bytes x 8, SRAM priced at the scratchpad it touches):
     LOAD / STORE  planes * rows * row_bytes bits read from one side and written to the other:
                   DRAM bits + SRAM bits; a fill LOAD writes the SRAM bits only (no DRAM)
@@ -77,7 +79,8 @@ from qasic.isa.table import (
 )
 from qasic.quant.blockscale import MAX_SHIFT, SCALE_BYTE_BITS
 
-CATEGORIES = ("mac", "sram", "dram", "other")
+CATEGORIES = ("mac", "sram", "dram", "other")  # what an instruction's events cost
+PARTS = (*CATEGORIES, "leakage")  # a run's breakdown: the events, and leakage over its cycles
 # Restoring division and digit-by-digit square root, one result bit per iteration, each a trial
 # subtract priced as int32 adds (docs/energy.md): SOFTMAX's R = 2^32 // S has 32 quotient bits;
 # NORM's 2^61 // r up to 62 (r < 2^31: 32-bit subtracts); NORM's root of V < 2^62 has 31 bits,
@@ -99,7 +102,8 @@ class EnergyTable:
 
 REQUIRED = ("mac_mult_pj_per_bit2", "mac_add_pj_per_bit", "mac_reg_pj_per_bit",
             "sram_pj_per_bit_8kib", "sram_size_exponent", "dram_pj_per_bit", "int32_mult_pj",
-            "int32_add_pj", "logic_scale_from_45nm")
+            "int32_add_pj", "logic_scale_from_45nm", "leakage_logic_uw_per_mm2",
+            "leakage_sram_uw_per_mm2")
 
 
 @lru_cache(maxsize=8)
@@ -123,6 +127,17 @@ class EnergyModel:
         self.logic = t["logic_scale_from_45nm"]
         self.sram_bit = {m: t["sram_pj_per_bit_8kib"] * (size / 8192) ** t["sram_size_exponent"]
                          for m, size in _sram_sizes(arch).items()}
+        from qasic.rtl.area import area  # the analytical model: no Amaranth, no Yosys
+
+        self.area = area(arch)
+        # Leakage power of the whole accelerator (µW), always on while a program runs.
+        self.leakage_uw = (self.area.logic_mm2 * t["leakage_logic_uw_per_mm2"]
+                           + self.area.sram_mm2 * t["leakage_sram_uw_per_mm2"])
+
+    @property
+    def leakage_pj_per_cycle(self) -> float:
+        """Leakage energy of one clock cycle: µW / MHz = pJ."""
+        return self.leakage_uw / self.arch.clock_mhz
 
     def mac_pj(self, a_bits: int, w_bits: int, shift_bits: int = 0,
                a_shift_bits: int = 0) -> float:

@@ -15,7 +15,7 @@ from qasic.isa.program import Program
 from qasic.isa.verify import verify
 from qasic.quant.graph import TensorQ, float_shape, to_internal
 from qasic.sim import fast
-from qasic.sim.energy import CATEGORIES, EnergyModel
+from qasic.sim.energy import CATEGORIES, PARTS, EnergyModel
 from qasic.sim.fastfields import program_fields
 from qasic.sim.machine import Machine
 from qasic.sim.timing import Timing, schedule
@@ -144,15 +144,16 @@ def _stats(program: Program, arch: ArchConfig, outputs: np.ndarray, timing: Timi
     n_layers = len(program.layers)
     energy, dram = layer_costs(program, arch)
     cycles = timing.layer_cycles(program.layer_ids, n_layers)
+    leak = EnergyModel(arch).leakage_pj_per_cycle  # the kernels' cycles add up to the total
     layers = []
     for k, info in enumerate(program.layers):
-        per = dict(zip(CATEGORIES, energy[k].tolist(), strict=True))
+        per = dict(zip(CATEGORIES, energy[k].tolist(), strict=True), leakage=leak * cycles[k])
         e = dict(per, total=sum(per.values()))
         layers.append({"name": info["name"], "kind": info["kind"], "ops": info["ops"],
                        "weight_bits": info.get("weight_bits"), "cycles": cycles[k],
                        "macs": info["macs"], "dram_bytes": int(dram[k]), "energy_pj": e,
                        "kernels": 1})
-    total = {c: sum(layer["energy_pj"][c] for layer in layers) for c in CATEGORIES}
+    total = {c: sum(layer["energy_pj"][c] for layer in layers) for c in PARTS}
     total["total"] = sum(total.values())
     meta = dict(program.meta, latency_us=timing.total / arch.clock_mhz)
     return SimResult(outputs, timing.total, sum(la["macs"] for la in layers), int(dram.sum()),

@@ -38,10 +38,16 @@ def test_results_are_bit_exact_and_rise_with_bits(demo_out):
     assert points["W4A8"]["accuracy"] >= 0.95 and points["W2A8"]["accuracy"] >= 0.88
     for p in uniform:
         e = p["energy_pj"]
-        assert e["total"] == pytest.approx(e["mac"] + e["sram"] + e["dram"] + e["other"])
+        assert e["total"] == pytest.approx(e["mac"] + e["sram"] + e["dram"] + e["other"]
+                                           + e["leakage"])
+        assert e["leakage"] > 0
+        assert p["area_mm2"] == pytest.approx(sum(p["area_parts_mm2"].values()))
         assert sum(la["cycles"] for la in p["layers"]) == p["cycles"]
     assert points["mixed W8/4/2"]["weight_bits"] == {"conv1": 8, "conv2": 4, "fc": 2}
     # each point runs on an array whose PEs are as wide as its widest weights
     assert [p["pe_bits"]["weight"] for p in uniform] == [2, 3, 4, 8]
     assert points["mixed W8/4/2"]["pe_bits"]["weight"] == 8
     assert results["rtl"]["verified"] is False  # skipped, and says so
+    # narrower PEs, smaller array: W2's area below W8's; the rule that chose is stated
+    assert points["W2A8"]["area_mm2"] < points["W8A8"]["area_mm2"]
+    assert "within one accuracy point" in results["chosen_rule"]

@@ -14,7 +14,7 @@ from qasic import schema
 from qasic.cli import main
 
 DOC = schema.DOC
-ENERGY = {"mac", "sram", "dram", "other", "total"}
+ENERGY = {"mac", "sram", "dram", "other", "leakage", "total"}
 
 
 def run_json(argv: list[str]) -> dict:

@@ -44,7 +44,11 @@ def test_measured_points(swept):
     assert by[("default-8x8", "W4/A8")]["pe_weight_bits"] == 4  # fitted to 4-bit weights
     assert by[("default-8x8", "W4/A8")]["weight_bits"] == {"fc1": 4, "fc2": 4}
     assert by[("default-8x8", "W4/A8")]["avg_weight_bits"] == 4.0
-    assert all(r["area_mm2"] is None for r in ok)  # no area model yet
+    # the area model: a wider array and wider PEs take more silicon
+    area = {k: r["area_mm2"] for k, r in by.items() if r["status"] == "ok"}
+    assert all(a > 0 for a in area.values())
+    assert area[("default-16x16", "W8/A8")] > area[("default-8x8", "W8/A8")]
+    assert area[("default-8x8", "W8/A8")] > area[("default-8x8", "W4/A8")]
     assert len({r["config_hash"] for r in result.rows}) == 8
 
 
@@ -55,7 +59,8 @@ def test_json_csv_png_html(swept):
     assert doc["models"] == ["digits_mlp"]
     assert doc["pareto"] == {"objectives": ["accuracy", "energy_pj"], "unmeasured": 0}
     assert len(doc["points"]) == 6 and len(doc["infeasible"]) == 2
-    assert set(doc["points"][0]["energy_pj"]) == {"mac", "sram", "dram", "other", "total"}
+    assert set(doc["points"][0]["energy_pj"]) == {"mac", "sram", "dram", "other", "leakage",
+                                                   "total"}
     assert any(p["on_front"] for p in doc["points"])
     with (out / "sweep.csv").open() as f:
         rows = list(csv.DictReader(f))

@@ -63,7 +63,7 @@ def test_costs_are_per_decoded_token_and_narrow_weights_cost_less(tiny):
     for r in (w8, w4):
         e = r["energy_breakdown_pj"]
         assert r["energy_pj_per_token"] == e["total"] == pytest.approx(
-            e["mac"] + e["sram"] + e["dram"] + e["other"])
+            e["mac"] + e["sram"] + e["dram"] + e["other"] + e["leakage"])
         assert r["kv_cache_bytes"] == 2 * 2 * C * 32  # K and V, 2 blocks, int8 codes
         assert 0 < r["cycles_per_token"] < r["prefill_cycles"]
     assert w4["energy_pj_per_token"] < w8["energy_pj_per_token"]

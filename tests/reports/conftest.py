@@ -12,7 +12,8 @@ import pytest
 
 LAYER_MACS = {"conv1": 9216, "conv2": 73728, "fc": 5120}
 LAYER_SHARE = {"conv1": 0.15, "conv2": 0.70, "fc": 0.15}  # of cycles, energy and DRAM traffic
-PARTS = {"mac": 0.20, "sram": 0.30, "dram": 0.40, "other": 0.10}  # of energy
+PARTS = {"mac": 0.20, "sram": 0.30, "dram": 0.40, "other": 0.05, "leakage": 0.05}  # of energy
+CLOCK_MHZ = 500.0
 
 # name, weight bits per layer, activation bits, accuracy, cycles, energy total in pJ
 POINTS = [
@@ -59,10 +60,15 @@ def layers(cycles: int, total_pj: float, dram_bytes: int) -> list[dict]:
 def point(name: str, wbits: tuple, abits: int, acc: float, cycles: int, total: float) -> dict:
     dram_bytes = round(total * PARTS["dram"] / 64)  # 8 pJ per bit = 64 pJ per byte
     weight_bits = dict(zip(LAYER_MACS, wbits, strict=True))
+    # the array is built for the widest weights: its area grows with the PE's bit product
+    area = {"array": 0.004 * abits * max(wbits), "scratchpads": 0.6, "control": 0.02}
     return {"name": name, "weight_bits": weight_bits, "activation_bits": abits, "accuracy": acc,
-            "cycles": cycles, "macs": sum(LAYER_MACS.values()),
+            "cycles": cycles, "latency_us": cycles / CLOCK_MHZ, "macs": sum(LAYER_MACS.values()),
             "dram_bytes": dram_bytes, "energy_pj": energy(total), "bit_exact": True,
-            "layers": layers(cycles, total, dram_bytes)}
+            "layers": layers(cycles, total, dram_bytes),
+            "pe_bits": {"activation": abits, "weight": max(wbits), "activation_shift": 0,
+                        "weight_shift": 0, "accumulator": 32},
+            "area_mm2": sum(area.values()), "area_parts_mm2": area}
 
 
 def tile(layer: str, rows: int, k: int, n: int, cycles: int) -> dict:

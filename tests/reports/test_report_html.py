@@ -34,10 +34,22 @@ def test_one_table_row_per_point(page: str, make: Callable[[], dict]) -> None:
 def test_point_row_contents(page: str) -> None:
     row = point_row(page, "W8-4-4A8")
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
-    # name, weight bits, act bits, acc %, delta pp, cycles, MACs, DRAM bytes, energy nJ x5, exact,
-    # pareto
-    assert cells == ["W8-4-4A8", "8 / 4 / 4", "8", "97.50", "-0.30", "2,200", "88,064", "1,062",
-                     "170", "34", "51", "68", "17", "✓ yes", "yes"]
+    # name, weight bits, act bits, PE bits, acc %, delta pp, cycles, latency us, MACs, DRAM bytes,
+    # area mm2, energy nJ x6, exact, pareto
+    assert cells == ["W8-4-4A8", "8 / 4 / 4", "8", "8 × 8", "97.50", "-0.30", "2,200", "4.4",
+                     "88,064", "1,062", "0.876", "170", "34", "51", "68", "8.5", "8.5", "✓ yes",
+                     "yes"]
+
+
+def test_points_table_headers_name_pe_latency_and_area(page: str) -> None:
+    for header in ("PE bits (act × wt)", "Latency µs", "Area mm²", "Leakage nJ"):
+        assert f"<th>{header}</th>" in page
+
+
+def test_shift_add_pes_are_labelled(results: dict, tmp_path: Path) -> None:
+    results["points"][0]["pe_bits"].update(activation=5, activation_shift=4, weight=5,
+                                           weight_shift=4)
+    assert "<td>5s4 × 5s4</td>" in point_row(render(results, tmp_path), "W8A8")
 
 
 def test_weight_bits_header_names_layers(page: str) -> None:
@@ -89,7 +101,10 @@ def test_title_names_model_and_arch(page: str) -> None:
 
 def test_chosen_point_layer_table(page: str) -> None:
     section = page[page.index('<section id="chosen">'):page.index('<section id="rtl">')]
-    assert "<b>W4A8</b>: named by chosen_point in results.json" in section
+    assert "<b>W4A8</b>, chosen by the rule: named by chosen_point in results.json" in section
+    assert "PEs 8 × 4 bits; latency 4.2 µs" in section  # the chosen point's array and latency
+    assert '<tr><td>Array (PE grid)</td><td class="num">0.1280</td>' in section
+    assert '<tfoot><tr><td>Total</td><td class="num">0.7480</td>' in section
     rows = re.findall(r"<tr><td>(conv1|conv2|fc|Sum of layers)</td>", section)
     assert rows == ["conv1", "conv2", "fc", "Sum of layers"]
     assert '<td class="num">2,100</td>' in section  # cycles of the sum row
@@ -98,8 +113,24 @@ def test_chosen_point_layer_table(page: str) -> None:
 def test_chosen_point_defaults_to_most_accurate_front_point(results: dict, tmp_path: Path) -> None:
     del results["chosen_point"]
     page = render(results, tmp_path)
-    assert "<b>W8A8</b>: the most accurate point on the Pareto front" in page
+    assert "<b>W8A8</b>, chosen by the rule: the most accurate point on the Pareto front" in page
     assert 'class="chosen"' in point_row(page, "W8A8")
+
+
+def test_chosen_rule_is_stated(results: dict, tmp_path: Path) -> None:
+    results["chosen_rule"] = "the lowest energy within one accuracy point of fp32"
+    page = render(results, tmp_path)
+    assert "<b>W4A8</b>, chosen by the rule: the lowest energy within one accuracy point" in page
+
+
+def test_area_that_is_not_its_parts_is_rejected(results: dict, tmp_path: Path) -> None:
+    results["points"][2]["area_mm2"] += 1
+    with pytest.raises(InputError, match=r"points\[2\]\.area_mm2 = .* is not the sum of "
+                                         "area_parts_mm2"):
+        render(results, tmp_path)
+    results["points"][2]["area_parts_mm2"]["control"] = -1.0
+    with pytest.raises(InputError, match=r"area_parts_mm2\.control = -1.0 must be >= 0"):
+        render(results, tmp_path)
 
 
 def test_rtl_section(page: str) -> None:

@@ -101,10 +101,10 @@ def test_layer_breakdown_bars(results: dict) -> None:
     fig = layer_breakdown_figure(results["points"][0])
     cycles_ax, energy_ax = fig.axes
     assert [p.get_height() for p in cycles_ax.patches] == [360, 1680, 360]
-    assert len(energy_ax.patches) == 3 * 4  # three layers x mac/sram/dram/other
+    assert len(energy_ax.patches) == 3 * 5  # three layers x mac/sram/dram/other/leakage
     assert [t.get_text() for t in energy_ax.get_xticklabels()] == ["conv1", "conv2", "fc"]
     assert [t.get_text() for t in energy_ax.get_legend().get_texts()] == [
-        "mac", "sram", "dram", "other"]
+        "mac", "sram", "dram", "other", "leakage"]
     # Stacked: the top of each layer's column is its total (36 nJ for conv1 of W8A8).
     tops = [p.get_y() + p.get_height() for p in energy_ax.patches[-3:]]
     assert tops == pytest.approx([36.0, 168.0, 36.0])

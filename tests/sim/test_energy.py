@@ -69,6 +69,32 @@ def test_4_bit_weights_cost_less_dram_energy_than_8_bit():
             sum(v for k, v in r.energy_pj.items() if k != "total"))
 
 
+def test_leakage_is_the_area_times_the_cited_rows(model):
+    from qasic.rtl.area import area
+
+    a, t = area(ARCH), model.table
+    assert model.leakage_uw == pytest.approx(a.logic_mm2 * t["leakage_logic_uw_per_mm2"]
+                                             + a.sram_mm2 * t["leakage_sram_uw_per_mm2"])
+    # µW / MHz = pJ per cycle; a faster clock leaks less per cycle, the same per second
+    assert model.leakage_pj_per_cycle == pytest.approx(model.leakage_uw / ARCH.clock_mhz)
+    fast = EnergyModel(dataclasses.replace(ARCH, clock_mhz=2 * ARCH.clock_mhz))
+    assert fast.leakage_pj_per_cycle == pytest.approx(model.leakage_pj_per_cycle / 2)
+    bigger = EnergyModel(dataclasses.replace(ARCH, array_rows=32, input_sram_bytes=1 << 16))
+    assert bigger.leakage_uw > 1.3 * model.leakage_uw
+
+
+def test_leakage_is_priced_over_every_kernels_cycles(model):
+    g = cnn_graph(wbits=(8,) * 3)
+    r = simulate(compile_graph(g, ARCH), ARCH, codes=random_codes(g, 1))
+    assert r.energy_pj["leakage"] == pytest.approx(model.leakage_pj_per_cycle * r.cycles)
+    for layer in r.layers:
+        e = layer["energy_pj"]
+        assert e["leakage"] == pytest.approx(model.leakage_pj_per_cycle * layer["cycles"])
+        assert e["total"] == pytest.approx(sum(v for k, v in e.items() if k != "total"))
+    assert sum(la["energy_pj"]["leakage"] for la in r.layers) == pytest.approx(
+        r.energy_pj["leakage"])
+
+
 def test_every_table_row_has_value_unit_and_source():
     raw = tomllib.loads(TABLE.read_text())
     assert set(REQUIRED) <= set(raw)
@@ -95,7 +121,8 @@ def _write_without(tmp_path, row: str, key: str | None = None):
     return path
 
 
-@pytest.mark.parametrize("row", ["dram_pj_per_bit", "mac_mult_pj_per_bit2"])
+@pytest.mark.parametrize("row", ["dram_pj_per_bit", "mac_mult_pj_per_bit2",
+                                 "leakage_logic_uw_per_mm2", "leakage_sram_uw_per_mm2"])
 def test_missing_row_is_a_config_error_naming_it(tmp_path, row):
     with pytest.raises(ConfigError, match=rf"row {row} needs value, unit and source"):
         load_table(_write_without(tmp_path, row))
