@@ -60,12 +60,12 @@ def quantize_graph(graph: FGraph, calibration: Any, config: QuantConfig) -> QGra
     graph = prepare(graph)
     x = check_calibration(graph, calibration)
     x = graph.to_internal(x)
-    # memory: only bias correction reads a fused pre-activation
-    drop = () if config.bias_correction else \
-        {n.output for n in graph.nodes if fused_relu(graph, n) is not None}
+    # memory: calibration never reads a fused pre-activation (it observes the relu's output)
+    drop = {n.output for n in graph.nodes if fused_relu(graph, n) is not None}
     values = float_values(graph, x, drop)
     if config.equalize:
-        graph, scales = equalize(graph, values)
+        graph, scales = equalize(graph, values, config.equalize_alpha, config.bits_for,
+                                 config.activation_bits)
         for tensor, s in scales.items():  # the rescaled graph's values, without a second run
             if tensor in values:
                 values[tensor] = values[tensor] / s
@@ -75,15 +75,11 @@ def quantize_graph(graph: FGraph, calibration: Any, config: QuantConfig) -> QGra
 
         weights = fisher_weights(graph, x)
     tensors = encode_activations(graph, values, config, weights)
-    del weights
-    if not config.bias_correction:
-        values = None
+    del weights, values
     if config.weight_rounding == "gptq":
         graph = round_weights(graph, x, tensors, config)
-    if config.bias_correction:
-        graph = correct_biases(graph, x, values, tensors,
-                               lambda node: real_weight(graph, node, config))
-    del values
+    if config.bias_correction:  # runs the float model again, node by node (biascorr)
+        graph = correct_biases(graph, x, tensors, lambda node: real_weight(graph, node, config))
     nodes = tuple(_quantize_node(graph, n, tensors, config) for n in graph.nodes)
     return QGraph(name=graph.name, input=graph.input, output=graph.output, nodes=nodes,
                   tensors=tensors, shapes=dict(graph.shapes), input_layout=graph.input_layout)

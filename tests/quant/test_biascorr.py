@@ -27,7 +27,7 @@ def test_correction_by_hand_on_one_linear_layer():
     x = np.array([[1.0, 0.0], [3.0, 2.0]])  # column means (2, 1)
     values = run_float(g, x, keep=True)
     acts = {"x": TensorQ(1.0, 0, 8), "fc": TensorQ(2 ** -10, 0, 8)}  # inputs exact on the grid
-    fixed = correct_biases(g, x, values, acts, lambda node: np.array([[0.25, -0.25]]))
+    fixed = correct_biases(g, x, acts, lambda node: np.array([[0.25, -0.25]]))
     np.testing.assert_allclose(fixed.node("fc").params["bias"], [1.15])
     np.testing.assert_array_equal(fixed.node("fc").params["weight"], w)  # float weights kept
     # with w_q and the corrected bias the batch mean equals the float one
@@ -41,8 +41,39 @@ def test_correction_sees_the_fake_quantized_input():
     g = _linear_graph(w, np.array([0.0]))
     x = np.array([[0.4], [1.4]])
     acts = {"x": TensorQ(1.0, 0, 8), "fc": TensorQ(0.01, 0, 8)}
-    fixed = correct_biases(g, x, run_float(g, x, keep=True), acts, lambda node: w)
+    fixed = correct_biases(g, x, acts, lambda node: w)
     np.testing.assert_allclose(fixed.node("fc").params["bias"], [0.8])
+
+
+def test_clamped_layer_corrects_only_where_the_float_value_passes():
+    # fc -> clamp(0, 6): w = 1 stood in for by w_q = 1.5 (error 0.5 x). x = 2 passes the clamp
+    # (error +1); x = 10 saturates in both models (z = 10, z_q = 15: error +5, never seen by the
+    # next layer). Only the passing position counts: delta = 1, not (1 + 5) / 2
+    w = np.array([[1.0]])
+    fc = FNode("fc", "linear", ("x",), "fc", {}, {"weight": w, "bias": np.array([0.0])})
+    act = FNode("act", "clamp", ("fc",), "act", {"min": 0.0, "max": 6.0})
+    g = FGraph("g", "x", "act", (fc, act), {"x": (1,), "fc": (1,), "act": (1,)})
+    x = np.array([[2.0], [10.0]])
+    acts = {"x": TensorQ(1.0, 0, 8), "fc": TensorQ(2 ** -4, -128, 8),
+            "act": TensorQ(2 ** -4, -128, 8)}
+    fixed = correct_biases(g, x, acts, lambda node: np.array([[1.5]]))
+    np.testing.assert_allclose(fixed.node("fc").params["bias"], [-1.0])
+    # a channel whose every value saturates keeps its bias
+    fixed = correct_biases(g, np.array([[10.0], [20.0]]), acts, lambda node: np.array([[1.5]]))
+    np.testing.assert_allclose(fixed.node("fc").params["bias"], [0.0])
+
+
+def test_chunked_layers_give_the_same_correction(digits_cnn, cnn_fgraph, monkeypatch):
+    from qasic.quant import biascorr
+
+    config = QuantConfig(4, activation_bits=4, bias_correction=True)
+    whole = quantize(cnn_fgraph, None, digits_cnn.calibration, config)
+    monkeypatch.setattr(biascorr, "CHUNK_VALUES", 1000)  # a few samples per conv run
+    chunked = quantize(cnn_fgraph, None, digits_cnn.calibration, config)
+    for a, b in zip(whole.nodes, chunked.nodes, strict=True):
+        for key in a.params:  # a bias code may round the other way on a float-order tie
+            np.testing.assert_allclose(a.params[key], b.params[key], rtol=0,
+                                       atol=1 if key == "bias" else 0, err_msg=a.name)
 
 
 def test_only_the_biases_change(digits_cnn, cnn_fgraph):
