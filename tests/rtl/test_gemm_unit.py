@@ -339,6 +339,15 @@ def test_wide_table_levels():
     check(WIDE_ARCH, cases, run_amaranth(WIDE_ARCH, cases))
 
 
+def test_fp8_levels_on_plain_multipliers():
+    """Without input shift bits an FP8 code enters as its whole 19-bit level."""
+    arch = dataclasses.replace(ARCH, input_bits=19, acc_bits=48)
+    assert "fp8_e4m3" in afmts(arch)
+    rng = np.random.default_rng(9)
+    cases = [random_case(rng, arch, afmt="fp8_e4m3", wtrans=w) for w in (0, 1)]
+    check(arch, cases, run_amaranth(arch, cases))
+
+
 def test_afmt_is_the_only_input_difference():
     """The same bytes streamed as int4 and as int8 give different (each correct) results."""
     rng = np.random.default_rng(3)
@@ -359,6 +368,9 @@ def test_cycle_formula_cases():
     assert gemm_prologue_cycles(c, 3, 2, 0, 1, 1) == 4        # ... then 3 stored rows
     assert gemm_prologue_cycles(c, 3, 2, 1, 1, 0) == 3        # table beside stored rows
     assert gemm_prologue_cycles(c, 3, 8, 0, 0, 0) == 0
+    # the simulator applies it to columns of fields
+    fields = [np.array(v) for v in ([3, 3, 4], [8, 2, 5], [1, 0, 1], [0, 1, 1], [0, 1, 1])]
+    np.testing.assert_array_equal(gemm_prologue_cycles(c, *fields), [64, 4, 8])
 
 
 # -- Verilator (cocotb): the same cases on the generated Verilog ----------------------------
