@@ -52,6 +52,17 @@ def test_measured_points(swept):
     assert len({r["config_hash"] for r in result.rows}) == 8
 
 
+def test_area_is_a_pareto_axis(swept):
+    from qasic.reports.frontier import front, parse_objectives
+
+    _, result = swept
+    ok = [r for r in result.rows if r["status"] == "ok"]
+    on = front(ok, parse_objectives("accuracy,area_mm2"))
+    smallest = min(ok, key=lambda r: r["area_mm2"])
+    assert on[ok.index(smallest)]  # nothing is smaller: the smallest array is on the front
+    assert any(on) and not all(on)  # the 16x16 arrays are dominated by area
+
+
 def test_json_csv_png_html(swept):
     out, result = swept
     doc = json.loads((out / "sweep.json").read_text())
