@@ -188,8 +188,7 @@ def synthesized_core(arch: ArchConfig) -> dict[str, float]:
     from qasic.rtl.systolic import SystolicCore
 
     s = synthesize(SystolicCore(arch), "core")
-    return {"gates": s.gates, "logic_um2": s.logic_um2,
-            "sram_um2": sum(macro_um2(m.bits) for m in s.memories),
+    return {"gates": s.gates, "logic_um2": s.logic_um2, "sram_um2": s.sram_um2,
             "memory_bits": s.memory_bits, "seconds": s.seconds}
 
 
@@ -233,6 +232,11 @@ def _label(overrides: Mapping[str, int]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m qasic.rtl.area", description=__doc__.split(
         "\n\n")[0])
+    parser.add_argument("--arch", default=None,
+                        help="a built-in arch name or a TOML path (default: the default arch)")
+    parser.add_argument("--synth", action="store_true",
+                        help="also synthesize the arch's systolic core with Yosys and print "
+                             "model and Yosys side by side (a 16x16 array takes minutes)")
     parser.add_argument("--fit", action="store_true",
                         help=f"synthesize the calibration cores and write {FIT_PATH.name}")
     parser.add_argument("--out", type=Path, default=FIT_PATH, help="where --fit writes")
@@ -242,8 +246,17 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps(doc, indent=1) + "\n")
         print(f"wrote {args.out}: max |error| {doc['max_abs_error']:.1%}")
         return 0
-    a = area(default_arch())
-    print(json.dumps(a.to_dict(), indent=1))
+    from qasic.arch.config import load_arch
+
+    try:
+        arch = load_arch(args.arch)
+    except ConfigError as e:
+        parser.exit(2, f"error: {e}\n")
+    record = {"arch": arch.name, "area_mm2": area(arch).to_dict()}
+    if args.synth:
+        model, got = core_um2(arch), synthesized_core(arch)
+        record["core_um2"] = {"model": model, "yosys": {k: got[k] for k in model}}
+    print(json.dumps(record, indent=1))
     return 0
 
 

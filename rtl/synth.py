@@ -95,10 +95,23 @@ class Synthesis:
     def memory_bits(self) -> int:
         return sum(m.bits for m in self.memories)
 
+    @property
+    def sram_um2(self) -> float:
+        """The memories as SRAM macros (qasic.rtl.sram_area), in µm²."""
+        from qasic.rtl.sram_area import macro_um2
+
+        return sum(macro_um2(m.bits) for m in self.memories)
+
+    @property
+    def area_mm2(self) -> float:
+        """Logic and SRAM macros together, in mm²."""
+        return (self.logic_um2 + self.sram_um2) / 1e6
+
     def to_dict(self) -> dict:
         return {"top": self.top, "cells": self.cells, "flip_flops": self.flip_flops,
                 "gates": round(self.gates, 1), "logic_um2": round(self.logic_um2, 1),
-                "memory_bits": self.memory_bits, "seconds": round(self.seconds, 2),
+                "memory_bits": self.memory_bits, "sram_um2": round(self.sram_um2, 1),
+                "seconds": round(self.seconds, 2),
                 "memories": [vars(m) for m in self.memories], "by_type": dict(self.by_type)}
 
 

