@@ -87,7 +87,19 @@ def _activations(args):
                        bias_correction=args.bias_correction,
                        norm_input_bits=getattr(args, "norm_input_bits", None),
                        equalize=getattr(args, "equalize", False),
+                       equalize_alpha=_alpha(getattr(args, "equalize_alpha", "0.5")),
                        weight_rounding=getattr(args, "weight_rounding", "nearest"))
+
+
+def _alpha(text: str) -> float | str:
+    """--equalize-alpha: a number, or 'search' (QuantConfig checks the range)."""
+    if text == "search":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"--equalize-alpha {text!r} must be a number in [0, 1] or 'search'") \
+            from None
 
 
 def _quantized(args, trained=None):
@@ -452,6 +464,32 @@ def cmd_verilog(args) -> int:
     return 0
 
 
+def cmd_rtl_run(args) -> int:
+    """Run a program on the whole accelerator's RTL and compare it with the simulator."""
+    from qasic.rtl.run import default_build_dir, rtl_run
+    from qasic.sim.run import input_codes, program_arch
+
+    _check_limit(args.limit)
+    program = _load_program(args.program)
+    arch = program_arch(program)
+    x, _ = _simulate_inputs(args, program)
+    x = x[:args.limit or 16]
+    result = rtl_run(program, arch, input_codes(program, x),
+                     Path(args.build_dir) if args.build_dir else default_build_dir(),
+                     progress=_progress)
+    record = {"program": args.program, "model": program.meta.get("model"), "arch": arch.name,
+              **result.to_json(), "rtl_s": result.seconds,
+              "rtl_cycles_per_s": result.cycles_per_s}
+    if args.json:
+        _emit("rtl_run", record)
+    else:
+        verdict = "equal" if result.outputs_equal else "DIFFERENT"
+        print(f"{result.samples} samples on the RTL: outputs {verdict} to the simulator's; "
+              f"{result.cycles_rtl} cycles (simulator {result.cycles_sim}, error "
+              f"{result.cycle_error:.2%}); {result.cycles_per_s:,.0f} cycles/s")
+    return 0 if result.outputs_equal else 1
+
+
 def cmd_report(args) -> int:
     from qasic.reports import write_report
 
@@ -513,6 +551,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="activation equalization (Nagel et al. 2019, SmoothQuant): "
                         "channels rescaled to share one activation scale, the factors moved "
                         "into the per-channel weights")
+        sp.add_argument("--equalize-alpha", default="0.5", metavar="A|search",
+                        help="with --equalize: strength towards full (non-depthwise) consumers, "
+                        "s_c = (range_c / widest)^A, A in [0, 1] (default 0.5, SmoothQuant's), "
+                        "or 'search': per tensor group the A of 0, 0.25, ..., 1 whose quantized "
+                        "consumers' outputs lose least on the calibration batch")
         sp.add_argument("--weight-rounding", default="nearest",
                         help="nearest | gptq (Frantar et al. 2023: codes chosen per layer to keep "
                         "its output on the calibration batch)")
@@ -605,6 +648,17 @@ def build_parser() -> argparse.ArgumentParser:
     arch_arg(sp)
     sp.add_argument("--out", default="out/verilog")
     sp.set_defaults(func=cmd_verilog)
+
+    sp = command("rtl-run", help="run a program file on the accelerator's RTL (Verilator + "
+                 "cocotb), DRAM to DRAM, and compare outputs and cycles with the simulator")
+    sp.add_argument("program")
+    sp.add_argument("--input", help=".npy float inputs (default: the model's test split)")
+    sp.add_argument("--limit", type=int, default=16, help="run the first N inputs (default 16)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--build-dir", help="Verilator builds are cached here (default: "
+                    "$QASIC_CACHE/rtl or ~/.cache/qasic/rtl)")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_rtl_run)
 
     sp = command("report", help="results.json -> pareto.png and report.html")
     sp.add_argument("results")

@@ -1,0 +1,62 @@
+"""What one build of the accelerator RTL can run: checked before any simulation starts.
+
+A program the simulator accepts may still be beyond an RTL build: an opcode with no unit in it,
+more instructions than a queue's program memory holds, a DMA into a scratchpad no DMA port
+reaches. Each refusal is one line naming the instruction, the field and the limit.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from qasic.arch.config import ArchConfig, toml_key
+from qasic.errors import ProgramFormatError
+from qasic.isa.program import Program
+from qasic.isa.verify import verify
+from qasic.sim.run import check_arch
+
+PROGRAM_DEPTH = 2048  # instructions per queue's program memory (a build parameter)
+DMA_MEMS = ("input", "weight", "output", "param")  # scratchpads the DMA units have ports on
+
+
+class RtlLimitError(ProgramFormatError):
+    """A program this RTL build cannot run."""
+
+
+def check_arch_buildable(arch: ArchConfig) -> None:
+    """The arch parameters the RTL generator needs to be of a buildable shape."""
+    b = arch.dram_bytes_per_cycle
+    if b & (b - 1):
+        raise RtlLimitError(
+            f"{toml_key('dram_bytes_per_cycle')} = {b}: the RTL's AXI data bus is a power of "
+            "two bytes wide; use 1, 2, 4, 8, 16, ... for an RTL design point")
+
+
+def check_runnable(program: Program, arch: ArchConfig, depth: int = PROGRAM_DEPTH,
+                   ops: tuple[str, ...] | None = None) -> None:
+    """Raise RtlLimitError naming the first instruction this build cannot run.
+
+    ``ops``: the opcodes the build executes (default: every opcode of ``rtl.top.UNITS`` and the
+    queues' own SYNC and END)."""
+    if ops is None:
+        from qasic.rtl.top import rtl_opcodes
+        ops = rtl_opcodes()
+    verify(program)
+    check_arch(program, arch)
+    check_arch_buildable(arch)
+    per_queue = Counter(ins.queue for ins in program.instrs)
+    for queue, count in per_queue.items():
+        if count > depth:
+            raise RtlLimitError(
+                f"program {program.meta.get('model', program.source)!r} has {count} {queue}-queue "
+                f"instructions; the RTL's program memory holds {depth} per queue "
+                "(rtl.limits.PROGRAM_DEPTH): run a smaller model or rebuild with a deeper one")
+    for i, ins in enumerate(program.instrs):
+        if ins.op not in ops:
+            raise RtlLimitError(
+                f"instruction {i} ({ins.op}): this RTL build has no unit for {ins.op}; it runs "
+                f"{', '.join(sorted(ops))}")
+        if ins.op in ("LOAD", "STORE") and ins["mem"] not in DMA_MEMS:
+            raise RtlLimitError(
+                f"instruction {i} ({ins.op}): mem = {ins['mem']}: the RTL's DMA has ports on "
+                f"the {', '.join(DMA_MEMS)} scratchpads only")

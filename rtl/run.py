@@ -1,0 +1,252 @@
+"""Run a compiled program on the whole accelerator's RTL (Verilator + cocotb), DRAM to DRAM.
+
+``rtl_run(program, arch, codes, build_dir)``:
+
+1. refuses, in one line naming the instruction and field, a program this RTL build cannot run
+   (``rtl.limits``);
+2. builds the accelerator's Verilog for ``arch`` and Verilates it (cached by the Verilog's hash);
+3. prepares one DRAM image per sample exactly as the simulator's machine lays DRAM out
+   (constants, padding fills, the input codes);
+4. runs the cocotb testbench ``qasic.rtl.tb_top``: per sample it loads the program words through
+   the loader port, starts the queues, serves both AXI ports from a DRAM model with the arch's
+   latency and bandwidth, and waits for every queue to drain;
+5. reads the outputs out of the final DRAM images and compares them with the simulator's
+   (``mode="exact"``, the per-instruction machine) and, when given, the golden reference's.
+
+Cycles: the RTL's count is from the first cycle an instruction can issue to the cycle after the
+last one completes, the same span as the timing model's ``total``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from qasic.arch.config import ArchConfig
+from qasic.errors import QasicError
+from qasic.isa.encoding import encode_all
+from qasic.isa.program import Program
+from qasic.isa.table import QUEUES
+from qasic.rtl.limits import check_runnable
+from qasic.rtl.tools import (
+    RtlToolError,
+    ensure_build_tools,
+    ensure_cocotb,
+    ensure_verilator,
+    make_flags,
+    make_overrides,
+)
+from qasic.sim.machine import Machine
+from qasic.sim.run import check_codes, run_functional
+from qasic.sim.timing import schedule
+
+TB_MODULE = "qasic.rtl.tb_top"
+VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
+MAKE_VARS = {"OPT_FAST": "-O1"}
+FETCH_LATENCY = 1  # cycles from run to the first possible issue (the program memory's read)
+_BUILT: dict[Path, Path] = {}
+
+
+class RtlRunError(QasicError):
+    """The RTL stopped on a runtime fault."""
+
+
+@dataclass(frozen=True)
+class RtlRun:
+    samples: int
+    outputs: np.ndarray                 # RTL output codes, batch first
+    sim_outputs: np.ndarray             # the simulator's
+    reference_equal: bool | None        # RTL == golden reference (None: no reference given)
+    cycles_rtl: int                     # per inference (the first sample's; all are checked)
+    cycles_sim: int
+    busy_rtl: dict[str, int]            # per queue: cycles it was occupied
+    busy_sim: dict[str, int]
+    sample_cycles: list[int] = field(default_factory=list)
+    seconds: float = 0.0                # wall-clock seconds of the RTL simulation (no build)
+
+    @property
+    def cycles_per_s(self) -> float:
+        """Verilator's speed on this run: simulated cycles per wall-clock second."""
+        return sum(self.sample_cycles) / self.seconds if self.seconds else 0.0
+
+    @property
+    def outputs_equal(self) -> bool:
+        same = bool(np.array_equal(self.outputs, self.sim_outputs))
+        return same and self.reference_equal is not False
+
+    @property
+    def cycle_error(self) -> float:
+        return abs(self.cycles_rtl - self.cycles_sim) / max(self.cycles_sim, 1)
+
+    def to_json(self) -> dict:
+        return {
+            "samples": self.samples,
+            "outputs_equal": self.outputs_equal,
+            "simulator_equal": bool(np.array_equal(self.outputs, self.sim_outputs)),
+            "reference_equal": self.reference_equal,
+            "cycles_rtl": self.cycles_rtl,
+            "cycles_sim": self.cycles_sim,
+            "cycle_error": self.cycle_error,
+            "cycles_equal_every_sample": len(set(self.sample_cycles)) <= 1,
+            "queue_busy_cycles": {q: {"rtl": self.busy_rtl[q], "sim": self.busy_sim[q]}
+                                  for q in QUEUES},
+        }
+
+
+def rtl_run(program: Program, arch: ArchConfig, codes: np.ndarray, build_dir: str | Path,
+            reference: np.ndarray | None = None, progress=None) -> RtlRun:
+    """Run ``codes`` (integer input codes, batch first, NHWC) through ``program`` on the RTL."""
+    codes = check_codes(program, codes)
+    check_runnable(program, arch)
+    say = progress or (lambda _msg: None)
+    say(f"building the accelerator RTL for {arch.name} (Verilator; cached after the first time)")
+    sim_dir = build_accelerator(arch, build_dir)
+    images = dram_images(program, arch, codes)
+    run_dir = Path(tempfile.mkdtemp(prefix="rtl-run-", dir=sim_dir.parent))
+    say(f"running {len(codes)} sample(s) on the RTL")
+    t0 = time.perf_counter()
+    raw = _simulate(program, arch, images, sim_dir, run_dir)
+    seconds = time.perf_counter() - t0
+    _check_errors(program, raw["error"])
+    shutil.rmtree(run_dir)  # kept only when the run fails, for its log
+    outputs = read_outputs(program, arch, raw["dram"])
+    sim_out = run_functional(program, arch, codes, mode="exact")
+    timing = schedule(program, arch)
+    busy_sim = {q: int(sum(timing.issued[i] - timing.start[i]
+                           for i, ins in enumerate(program.instrs) if ins.queue == q))
+                for q in QUEUES}
+    cycles = [int(c) for c in raw["cycles"]]
+    ref_equal = None if reference is None else bool(
+        np.array_equal(outputs, np.asarray(reference).reshape(outputs.shape)))
+    return RtlRun(
+        samples=len(codes), outputs=outputs, sim_outputs=sim_out, reference_equal=ref_equal,
+        cycles_rtl=max(cycles), cycles_sim=int(timing.total),
+        busy_rtl={q: int(raw["busy"][0][k]) for k, q in enumerate(QUEUES)},
+        busy_sim=busy_sim, sample_cycles=cycles, seconds=seconds)
+
+
+def _check_errors(program: Program, errors: np.ndarray) -> None:
+    """A fault the RTL stopped on (e.g. a GATHER index outside its table) is one line."""
+    for s, (flag, code, queue) in enumerate(errors.tolist()):
+        if flag:
+            raise RtlRunError(f"sample {s}: the RTL stopped with error code {code:#04x} on the "
+                              f"{QUEUES[queue]} queue ({error_text(code)})")
+
+
+def error_text(code: int) -> str:
+    from qasic.rtl.top import ERROR_TEXT
+    return ERROR_TEXT.get(code, "unknown code")
+
+
+def default_build_dir() -> Path:
+    """Where Verilator builds are cached: beside the model cache ($QASIC_CACHE/../rtl)."""
+    from qasic.models.registry import default_cache_dir
+    return default_cache_dir().parent / "rtl"
+
+
+def dram_images(program: Program, arch: ArchConfig, codes: np.ndarray) -> np.ndarray:
+    """(samples, dram bytes) uint8: DRAM before the program runs, as the simulator lays it out."""
+    m = Machine(program, arch, len(codes))
+    m.write_region(program.meta["input"]["tensor"], codes)
+    return m.dram.copy()
+
+
+def read_outputs(program: Program, arch: ArchConfig, images: np.ndarray) -> np.ndarray:
+    """Output codes (batch first, the program's output shape) of final DRAM images."""
+    m = Machine(program, arch, len(images))
+    m.dram[:] = images
+    out = m.read_region(program.meta["output"]["tensor"])
+    return out.reshape((len(images), *program.meta["output"]["shape"]))
+
+
+def program_words(program: Program) -> np.ndarray:
+    """(instructions, 32) uint8: the instruction words in program order, little-endian."""
+    blob = encode_all(list(program.instrs))
+    return np.frombuffer(blob, dtype=np.uint8).reshape(len(program.instrs), -1)
+
+
+# ---- build ------------------------------------------------------------------------------------
+
+def build_accelerator(arch: ArchConfig, build_dir: str | Path) -> Path:
+    """Generate and Verilate the accelerator for ``arch`` unless the cached build matches."""
+    from qasic.rtl.top import TOP, accelerator_key, generate_accelerator
+
+    ensure_cocotb()
+    verilator_exe = ensure_verilator()
+    ensure_build_tools()
+    root = Path(build_dir).resolve() / accelerator_key(arch)
+    if root in _BUILT:
+        return _BUILT[root]
+    v_path = generate_accelerator(arch, root)[0]
+    sim_dir, stamp = root / "sim_build", root / "sim_build.sha256"
+    digest = hashlib.sha256(v_path.read_bytes()).hexdigest()
+    if not ((sim_dir / TOP).exists() and stamp.exists() and stamp.read_text() == digest):
+        verilate(v_path, TOP, sim_dir, verilator_exe)
+        stamp.write_text(digest)
+    _BUILT[root] = sim_dir
+    return sim_dir
+
+
+def verilate(v_path: Path, top: str, sim_dir: Path, verilator_exe: Path) -> None:
+    """Verilate ``v_path`` into ``sim_dir``; a failure names its first error line."""
+    from cocotb_tools.runner import get_runner
+
+    log = sim_dir.parent / "build.log"
+    try:
+        with make_flags({**MAKE_VARS, **make_overrides(verilator_exe)}):
+            get_runner("verilator").build(
+                sources=[v_path], hdl_toplevel=top, build_dir=sim_dir,
+                build_args=VERILATOR_ARGS, always=True, log_file=log)
+    except (RuntimeError, SystemExit) as e:
+        raise RtlToolError(f"Verilator build of {v_path} failed: {first_error(log) or e}; "
+                           f"log: {log}") from None
+
+
+def first_error(log: Path) -> str:
+    """The first line of a build log that reports an error (Verilator's or the compiler's)."""
+    if not log.exists():
+        return ""
+    for line in log.read_text(errors="replace").splitlines():
+        if "%Error" in line or "error:" in line:
+            return line.strip()
+    return ""
+
+
+# ---- simulation -------------------------------------------------------------------------------
+
+def _simulate(program: Program, arch: ArchConfig, images: np.ndarray, sim_dir: Path,
+              run_dir: Path) -> dict:
+    from cocotb_tools.runner import get_results, get_runner
+
+    from qasic.rtl.top import TOP
+
+    job, results = run_dir / "job.npz", run_dir / "results.npz"
+    timing = schedule(program, arch)
+    np.savez(job, words=program_words(program), dram=images,
+             latency=arch.dram_latency_cycles, bytes_per_cycle=arch.dram_bytes_per_cycle,
+             limit=4 * int(timing.total) + 10_000, fetch_latency=FETCH_LATENCY)
+    log, xml = run_dir / "sim.log", run_dir / "results.xml"
+    try:
+        get_runner("verilator").test(
+            test_module=TB_MODULE, hdl_toplevel=TOP, hdl_toplevel_lang="verilog",
+            build_dir=sim_dir, test_dir=run_dir, results_xml=str(xml), log_file=log,
+            extra_env={"QASIC_RTL_JOB": str(job), "QASIC_RTL_RESULTS": str(results)})
+        _, failed = get_results(xml)
+    except (RuntimeError, SystemExit) as e:
+        raise RuntimeError(f"cocotb run failed ({e}); log: {log}\n{_tail(log)}") from None
+    if failed or not results.exists():
+        raise RuntimeError(f"the RTL testbench failed; log: {log}\n{_tail(log)}")
+    with np.load(results) as r:
+        return dict(r)
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
