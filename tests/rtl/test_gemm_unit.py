@@ -348,6 +348,58 @@ def test_fp8_levels_on_plain_multipliers():
     check(arch, cases, run_amaranth(arch, cases))
 
 
+# Compiled digits_cnn programs on the 4x4 array: plain INT8, MXFP4 weights (decode table, shift
+# block scales) and FP8 weights and activations (shift-add PEs, arch_for's design points).
+POINTS = {"w8a8": {}, "mxfp4": {"weight_format": "mxfp4"},
+          "fp8": {"weight_format": "fp8_e4m3", "activation_format": "fp8_e4m3"}}
+
+
+def program_cases(config: dict, count: int) -> tuple[ArchConfig, list[Case], list[np.ndarray]]:
+    """``count`` GEMMs spread over a compiled program run on one test digit: each with the
+    scratchpads the machine held before it, and the machine's accumulator after it."""
+    from qasic.compiler import compile_graph
+    from qasic.flow import arch_for, quantize_model
+    from qasic.models import get_model
+    from qasic.quant import QuantConfig
+    from qasic.sim.machine import Machine
+    from qasic.sim.run import input_codes
+
+    trained = get_model("digits_cnn")
+    graph = quantize_model(trained, QuantConfig(**config))
+    arch = arch_for(graph, dataclasses.replace(default_arch(), array_rows=4, array_cols=4,
+                                               gemm_max_rows=16))
+    program = compile_graph(graph, arch)
+    gemms = [i for i, ins in enumerate(program.instrs) if ins.op == "GEMM"]
+    picked = set(np.array(gemms)[np.linspace(0, len(gemms) - 1, count).astype(int)].tolist())
+    cases, after = [], []
+
+    def hook(i, ins, machine):
+        if i - 1 in picked:
+            after.append(machine.acc[0].copy())
+        if i in picked:
+            cases.append(Case(ins, {name: machine.mem[name][0].copy() for name in MEMS},
+                              machine.acc[0].copy()))
+
+    machine = Machine(program, arch, 1)
+    machine.write_region(program.meta["input"]["tensor"],
+                         input_codes(program, np.asarray(trained.test_inputs[:1])))
+    machine.run(hook)
+    assert len(cases) == len(after) == count
+    return arch, cases, after
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_compiled_program_gemms(point):
+    """GEMMs of a real program (its strides, im2col lines, accumulation chains) on the unit
+    equal the machine's accumulator after each."""
+    arch, cases, after = program_cases(POINTS[point], 4)
+    assert all(not np.array_equal(c.acc, want) for c, want in zip(cases, after))
+    results = run_amaranth(arch, cases)
+    check(arch, cases, results)
+    for (acc, _), want in zip(results, after):
+        np.testing.assert_array_equal(acc, want)
+
+
 def test_afmt_is_the_only_input_difference():
     """The same bytes streamed as int4 and as int8 give different (each correct) results."""
     rng = np.random.default_rng(3)
