@@ -6,28 +6,34 @@ output rows of ``n`` codes at ``out_addr + m*out_stride``, packed at ``ofmt``:
 requantized level clamped to the levels of the codes lo, hi, then encoded (``rtl.pack``); with
 ``lut`` = 1 each code c is replaced by the table byte at ``lut_addr + (c mod 2^B)``.
 
-Datapath: C = ``arch.array_cols`` lanes. Each cycle of the run phase reads one group of up to
-C channels of one row: C accumulator words (sign-extended from ``acc_bits``), the group's
-16-byte parameter records (bias int64, mult int32, shift int32 at ``param_addr + 16 i``) from a
-16C-byte param port, and, with a row's last group, the output byte the row ends in (its bits
-beyond the row keep their value). Lanes: 64-bit bias add (registered), ``rtl.requant`` lane
-(2 cycles), zero point / clamp or FP8 clamp and encode (registered), table lookup and the
-``rtl.pack.RowPacker`` (combinational into the output write port). A POST with ``lut`` = 1
-first copies its 2^B-byte table into registers, 16C bytes per cycle.
+Datapath: C = ``arch.array_cols`` lanes. The tile is walked row by row in groups of up to C
+channels. A group's 16-byte parameter records (bias int64, mult int32, shift int32 at
+``param_addr + 16 i``) are copied into registers first, 4C bytes per cycle (ceil(4 cnt / C)
+cycles for cnt channels); with n <= C (every tile the compiler emits) that happens once per
+instruction, with n > C before every group. Each issue cycle reads C accumulator words
+(sign-extended from ``acc_bits``) and, with a row's last group, the output byte the row ends in
+(its bits beyond the row keep their value). Lanes: 64-bit bias add (registered),
+``rtl.requant`` lane (2 cycles), zero point / clamp or FP8 clamp and encode (registered), table
+lookup and the ``rtl.pack.RowPacker`` (combinational into the output write port). With ``lut``
+= 1 the 2^B-byte table is first copied into registers, 4C bytes per cycle.
 
 Ports (``PostUnit(arch)``; C = array_cols, A_x = ``rtl.ports.sram_addr_bits(arch, x)``):
     * ``ctl``: ``rtl.ports.unit_control()``.
     * ``acc``: ``read_port(A_acc, C, 8 * arch.acc_word_bytes)``.
-    * ``param``: ``read_port(A_param, 16 * C)`` (bytes).
+    * ``param``: ``read_port(A_param, 4 * C)`` (bytes).
     * ``out``: ``write_port(A_output, rtl.pack.port_bytes(C, 8))`` (bytes; C + 1 for C < 8
       lanes of sub-byte codes).
     * ``tail``: ``read_port(A_output, 1)``: the byte a row ends in.
 
-Cycles (``post_cycles``; busy == done): with G = ceil(n / C), S = rows * G groups,
-L = lut * ceil(2^B / (16 C)) table cycles (B the code bits of ofmt):
-    busy = done = L + max(S, 1) + PIPELINE   (PIPELINE = 6)
-The instruction starts in cycle s; table reads in s+1 .. s+L; group g's reads in s+L+1+g; its
-bytes are written 5 cycles later; ``done`` is high with the last write (cycle s+L+S+5).
+Cycles (``post_cycles``; busy == done), G = ceil(n / C) groups per row,
+T = lut * ceil(2^B / 4C) table cycles (B the code bits of ofmt),
+R = sum over the groups of ceil(4 cnt / C) = 4 (n // C) + ceil(4 (n mod C) / C) record cycles:
+    S = rows * G + R          (n <= C: the records once)
+    S = rows * (G + R)        (n > C: every group reloads its records)
+    S = 0                     (rows = 0 or n = 0: no records read either)
+    busy = done = T + max(S, 1) + PIPELINE   (PIPELINE = 6)
+The instruction starts in cycle s; table and record reads and group issues fill s+1 .. s+T+S,
+a group's bytes are written 5 cycles after its issue, ``done`` with the last write.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from amaranth.lib.wiring import Out
 
 from qasic.arch.config import ArchConfig
 from qasic.isa.layouts import INSTR
-from qasic.isa.table import FMT_BITS, POST_PARAM_BYTES_PER_CHANNEL
+from qasic.isa.table import POST_PARAM_BYTES_PER_CHANNEL, WORD_BITS
 from qasic.rtl.pack import LEVEL_IN_BITS, Fp8Encode, RowPacker, port_bytes
 from qasic.rtl.ports import read_port, sram_addr_bits, unit_control, write_port
 from qasic.rtl.requant import LATENCY, RequantLane
@@ -50,6 +56,7 @@ PIPELINE = 6          # busy = done = L + max(S, 1) + PIPELINE
 WRITE_DELAY = 5       # reads of a group in cycle t -> its bytes written in cycle t + 5
 TABLE_BYTES = 256     # the largest code table (B = 8)
 PARAM = POST_PARAM_BYTES_PER_CHANNEL
+PARAM_PORT_BYTES_PER_LANE = 4  # the param port: 4C bytes (as the GEMM unit's decode-table port)
 
 
 def _ceil(a, b):
@@ -61,9 +68,12 @@ def post_cycles(rows, n, lut, code_bits_, arch: ArchConfig):
     import numpy as np
 
     c = arch.array_cols
-    groups = rows * _ceil(n, c)
-    table = lut * _ceil(np.left_shift(1, code_bits_), PARAM * c)
-    t = table + np.maximum(groups, 1) + PIPELINE
+    groups = _ceil(n, c)
+    records = 4 * (n // c) + _ceil(4 * (n % c), c)
+    work = np.where(n <= c, rows * groups + records, rows * (groups + records))
+    work = np.where((rows == 0) | (n == 0), 0, work)
+    table = lut * _ceil(np.left_shift(1, code_bits_), PARAM_PORT_BYTES_PER_LANE * c)
+    t = table + np.maximum(work, 1) + PIPELINE
     return t, t
 
 
@@ -74,7 +84,7 @@ class PostUnit(wiring.Component):
         self.arch = arch
         c = arch.array_cols
         self.lanes = c
-        self.param_bytes = PARAM * c
+        self.param_bytes = PARAM_PORT_BYTES_PER_LANE * c
         out_bits = sram_addr_bits(arch, "output")
         super().__init__({
             "ctl": Out(unit_control()),
@@ -86,46 +96,42 @@ class PostUnit(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        arch, lanes = self.arch, self.lanes
-        ins = data.View(INSTR, self.ctl.instr).POST
-
-        # ---- the instruction's fields, latched at start --------------------------------------
-        acc_addr = Signal(20)
-        param_addr = Signal(24)
-        out_addr = Signal(24)
-        out_stride = Signal(20)
-        rows = Signal(16)
-        n = Signal(12)
-        zp, lo, hi = Signal(signed(8)), Signal(signed(8)), Signal(signed(8))
-        ofmt = Signal(FMT_BITS)
-        lut = Signal()
-        lut_addr = Signal(24)
+        arch, lanes, width = self.arch, self.lanes, self.param_bytes
+        word = Signal(WORD_BITS)
+        ins = data.View(INSTR, word).POST
+        new = data.View(INSTR, self.ctl.instr).POST
         with m.If(self.ctl.start):
-            m.d.sync += [
-                acc_addr.eq(ins.acc_addr), param_addr.eq(ins.param_addr),
-                out_addr.eq(ins.out_addr), out_stride.eq(ins.out_stride), rows.eq(ins.rows),
-                n.eq(ins.n), zp.eq(ins.out_zp), lo.eq(ins.lo), hi.eq(ins.hi),
-                ofmt.eq(ins.ofmt.as_value()), lut.eq(ins.lut), lut_addr.eq(ins.lut_addr),
-            ]
+            m.d.sync += word.eq(self.ctl.instr)
+        rows, n = ins.rows, ins.n
+        zp, lo, hi = ins.out_zp, ins.lo, ins.hi
+        ofmt, lut = ins.ofmt.as_value(), ins.lut
         bits = code_bits(ofmt)
         is_fp = ofmt == FP8
         m.submodules.lo_level = lo_level = Fp8Level()
         m.submodules.hi_level = hi_level = Fp8Level()
         m.d.comb += [lo_level.byte.eq(lo.as_unsigned()), hi_level.byte.eq(hi.as_unsigned())]
 
-        # ---- control: table load, then one group of one row per cycle -------------------------
+        # ---- registers filled from the param port: the output table, one group's records -----
         table = Signal(8 * TABLE_BYTES)
-        t_count = Signal(range(TABLE_BYTES // self.param_bytes + 2))   # table reads issued
-        t_valid = Signal()                                               # table data arrives
-        t_index = Signal.like(t_count)
-        t_total = Signal.like(t_count)      # ceil(2^B / 16C)
-        # ceil(2^B / P) for B in 2..8 without a divider: a table of the seven widths
+        records = Signal(8 * PARAM * lanes)
+        ld = Signal(range(TABLE_BYTES // width + 2))   # reads of the current load issued
+        ld_valid, ld_table, ld_index = Signal(), Signal(), Signal.like(ld)
+        m.d.sync += ld_valid.eq(0)
+        t_total = Signal.like(ld)      # ceil(2^B / P)
         with m.Switch(bits):
             for b in range(2, 9):
                 with m.Case(b):
-                    m.d.comb += t_total.eq(_ceil(1 << b, self.param_bytes))
-        m.d.sync += [t_valid.eq(0)]
+                    m.d.comb += t_total.eq(_ceil(1 << b, width))
+        for target, size, is_table in ((table, TABLE_BYTES, 1), (records, PARAM * lanes, 0)):
+            with m.If(ld_valid & (ld_table == is_table)), m.Switch(ld_index):
+                for k in range(_ceil(size, width)):
+                    with m.Case(k):
+                        lo_bit = 8 * width * k
+                        top = min(8 * width, 8 * size - lo_bit)
+                        m.d.sync += target[lo_bit:lo_bit + top].eq(
+                            self.param.data.as_value()[:top])
 
+        # ---- the walk: row by row, groups of C channels ---------------------------------------
         row = Signal(16)            # row of the group being issued
         row_left = Signal(13)       # channels of this row not yet issued
         acc_row = Signal(20)        # accumulator word of the row's channel 0
@@ -135,42 +141,55 @@ class PostUnit(wiring.Component):
         issue, issue_last_row_group, issue_fin = Signal(), Signal(), Signal()
         count = Signal(range(lanes + 1))
         m.d.comb += count.eq(Mux(row_left < lanes, row_left, lanes))
+        p_total = Signal.like(ld)   # ceil(16 count / P) reads of the group's records
+        with m.Switch(count):
+            for c in range(lanes + 1):
+                with m.Case(c):
+                    m.d.comb += p_total.eq(_ceil(PARAM * c, width))
         tail_off = Signal(24)
         m.d.comb += tail_off.eq((n * bits) >> 3)
+        empty = (rows == 0) | (n == 0)
+        one_group = n <= lanes
 
         with m.FSM():
             with m.State("IDLE"), m.If(self.ctl.start):
-                m.d.sync += [t_count.eq(0), row.eq(0), row_left.eq(ins.n),
-                             acc_row.eq(ins.acc_addr), acc_ptr.eq(ins.acc_addr),
-                             par_ptr.eq(ins.param_addr), out_row.eq(ins.out_addr)]
-                with m.If(ins.lut):
+                m.d.sync += [ld.eq(0), row.eq(0), row_left.eq(new.n),
+                             acc_row.eq(new.acc_addr), acc_ptr.eq(new.acc_addr),
+                             par_ptr.eq(new.param_addr), out_row.eq(new.out_addr)]
+                with m.If(new.lut):
                     m.next = "TABLE"
-                with m.Else():
+                with m.Elif((new.rows == 0) | (new.n == 0)):
                     m.next = "RUN"
+                with m.Else():
+                    m.next = "PARAM"
             with m.State("TABLE"):
                 m.d.comb += self.ctl.busy.eq(1)
-                self._table_read(m, lut_addr, t_count, t_valid, t_index)
-                with m.If(t_count + 1 == t_total):
+                self._load(m, ins.lut_addr, ld, ld_valid, ld_table, ld_index, 1)
+                with m.If(ld + 1 == t_total):
+                    m.d.sync += ld.eq(0)
+                    with m.If(empty):
+                        m.next = "RUN"
+                    with m.Else():
+                        m.next = "PARAM"
+            with m.State("PARAM"):
+                m.d.comb += self.ctl.busy.eq(1)
+                self._load(m, par_ptr, ld, ld_valid, ld_table, ld_index, 0)
+                with m.If(ld + 1 == p_total):
+                    m.d.sync += ld.eq(0)
                     m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += self.ctl.busy.eq(1)
                 self._run_step(m, rows, n, row, row_left, acc_row, acc_ptr, par_ptr,
-                               param_addr, out_row, out_stride, issue, issue_last_row_group,
-                               issue_fin)
+                               ins.param_addr, out_row, ins.out_stride, issue,
+                               issue_last_row_group, issue_fin, empty)
                 with m.If(issue_fin):
                     m.next = "DRAIN"
+                with m.Elif(~one_group):
+                    m.next = "PARAM"   # the next group's records
             with m.State("DRAIN"):
                 m.d.comb += self.ctl.busy.eq(1)
                 with m.If(self.ctl.done):
                     m.next = "IDLE"
-
-        with m.If(t_valid), m.Switch(t_index):
-            for k in range(_ceil(TABLE_BYTES, self.param_bytes)):
-                with m.Case(k):
-                    lo_bit = 8 * self.param_bytes * k
-                    width = min(8 * self.param_bytes, 8 * TABLE_BYTES - lo_bit)
-                    m.d.sync += table[lo_bit:lo_bit + width].eq(
-                        self.param.data.as_value()[:width])
 
         # ---- reads of the issued group ---------------------------------------------------------
         m.d.comb += [
@@ -178,9 +197,6 @@ class PostUnit(wiring.Component):
             self.tail.en.eq(issue & issue_last_row_group),
             self.tail.addr.eq(out_row + tail_off),
         ]
-        with m.If(issue):
-            m.d.comb += [self.param.en.eq(1), self.param.addr.eq(par_ptr)]
-
         # ---- the pipeline: control travels beside the data --------------------------------------
         ctrl = data.StructLayout({"valid": 1, "first": 1, "last": 1, "fin": 1,
                                   "count": range(lanes + 1), "row_addr": 24})
@@ -199,13 +215,13 @@ class PostUnit(wiring.Component):
 
         # ---- lanes ------------------------------------------------------------------------------
         word = 8 * arch.acc_word_bytes
-        acc_flat, par_flat = self.acc.data.as_value(), self.param.data.as_value()
+        acc_flat = self.acc.data.as_value()
         codes = []
         mask = Signal(8)
         m.d.comb += mask.eq((1 << bits) - 1)
         for i in range(lanes):
             x, q, sh = Signal(signed(64)), Signal(signed(32)), Signal(signed(32))
-            rec = par_flat[8 * PARAM * i:8 * PARAM * (i + 1)]
+            rec = records[8 * PARAM * i:8 * PARAM * (i + 1)]
             acc_v = acc_flat[word * i:word * i + arch.acc_bits].as_signed()
             m.d.sync += [x.eq(acc_v + rec[:64].as_signed()), q.eq(rec[64:96].as_signed()),
                          sh.eq(rec[96:128].as_signed())]
@@ -246,17 +262,16 @@ class PostUnit(wiring.Component):
         wiring.connect(m, packer.port, wiring.flipped(self.out))
         return m
 
-    def _table_read(self, m, lut_addr, t_count, t_valid, t_index) -> None:
-        m.d.comb += [self.param.en.eq(1),
-                     self.param.addr.eq(lut_addr + t_count * self.param_bytes)]
-        m.d.sync += [t_count.eq(t_count + 1), t_valid.eq(1), t_index.eq(t_count)]
+    def _load(self, m, base, ld, ld_valid, ld_table, ld_index, is_table: int) -> None:
+        """One read of a register load: P bytes at base + ld * P, into chunk ld next cycle."""
+        m.d.comb += [self.param.en.eq(1), self.param.addr.eq(base + ld * self.param_bytes)]
+        m.d.sync += [ld.eq(ld + 1), ld_valid.eq(1), ld_table.eq(is_table), ld_index.eq(ld)]
 
     def _run_step(self, m, rows, n, row, row_left, acc_row, acc_ptr, par_ptr, param_addr,
-                  out_row, out_stride, issue, last_group, fin) -> None:
+                  out_row, out_stride, issue, last_group, fin, empty) -> None:
         """One cycle of the run phase: issue the group (row, n - row_left) or, for an empty
         tile, only the end marker."""
         lanes = self.lanes
-        empty = (rows == 0) | (n == 0)
         last_row = row + 1 == rows
         m.d.comb += [
             issue.eq(~empty),

@@ -31,7 +31,7 @@ from amaranth.lib.wiring import Out
 from qasic.arch.config import ArchConfig
 from qasic.isa.table import WORD_BYTES
 from qasic.rtl.pack import port_bytes
-from qasic.rtl.post import PostUnit
+from qasic.rtl.post import PARAM_PORT_BYTES_PER_LANE, PostUnit
 from qasic.rtl.vector import VectorUnit
 
 HARNESS_TOP = "qasic_units_harness"
@@ -58,12 +58,12 @@ def port_specs(arch: ArchConfig) -> dict[str, list[tuple[str, str, str, int, int
     c, v = arch.array_cols, arch.lanes
     return {
         "post": [("read", "post__acc", "acc", c, word),
-                 ("read", "post__param", "param", 16 * c, 8),
+                 ("read", "post__param", "param", PARAM_PORT_BYTES_PER_LANE * c, 8),
                  ("read", "post__tail", "output", 1, 8),
                  ("write", "post__out", "output", port_bytes(c, 8), 8)],
         "vec": [("read", "vec__a", "output", 2 * v, 8),
                 ("read", "vec__b", "output", 2 * v, 8),
-                ("read", "vec__param", "param", 16 * v, 8),
+                ("read", "vec__param", "param", PARAM_PORT_BYTES_PER_LANE * v, 8),
                 ("write", "vec__out", "output", port_bytes(v, 16), 8)],
     }
 

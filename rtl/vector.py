@@ -2,7 +2,7 @@
 ``lut`` bit for bit), V = ``arch.lanes`` lanes.
 
 Every instruction runs in three phases: a prologue copies its parameters (ADD: 11 int32; POOL
-avg: 6 int32; LUT: the 2^B-byte table) from the param port into registers, P = 16V bytes per
+avg: 6 int32; LUT: the 2^B-byte table) from the param port into registers, P = 4V bytes per
 cycle, and (ADD, LUT) reads the byte its result row ends in; the run phase issues one group of up
 to V codes per cycle; the pipeline drains into ``rtl.pack.RowPacker`` and the output write port.
 A group's source codes are read at any bit offset (2V-byte windows, ``rtl.unpack.Unpack``).
@@ -24,21 +24,22 @@ Ports (``VectorUnit(arch)``, A_x = ``rtl.ports.sram_addr_bits(arch, x)``):
       like an empty instruction.
     * ``a``, ``b``: ``read_port(A_output, 2V)`` (bytes): the a / b operands, POOL's source (a)
       and row-end bytes (b).
-    * ``param``: ``read_port(A_param, 16V)`` (bytes).
+    * ``param``: ``read_port(A_param, 4V)`` (bytes).
     * ``out``: ``write_port(A_output, rtl.pack.port_bytes(V, 16))`` (2V bytes).
 
 Cycles (``vector_cycles``; busy == done; L the prologue, S the groups, W the write delay):
     busy = done = L + max(S, 1) + W + 1
-    LUT   L = ceil(2^B / 16V) (B the code bits of fmt), S = ceil(count / V), W = 2
-    ADD   L = ceil(44 / 16V), W = 8; S = ceil(count / V) (bcast = 0), or with bcast = c:
+    LUT   L = ceil(2^B / 4V) (B the code bits of fmt), S = ceil(count / V), W = 2
+    ADD   L = ceil(44 / 4V), W = 8; S = ceil(count / V) (bcast = 0), or with bcast = c:
           (count // c) * ceil(c / V) + ceil((count mod c) / V)
-    POOL  L = ceil(24 / 16V) (max reads the block too and ignores it), W = 5,
+    POOL  L = ceil(24 / 4V) (max reads the block too and ignores it), W = 5,
           S = oh * ow * ceil(c / V) * kh * kw
 """
 
 from __future__ import annotations
 
 import itertools
+from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
@@ -50,6 +51,7 @@ from qasic.isa.table import ADD_PARAM_BYTES, POOL_PARAM_BYTES, WORD_BITS
 from qasic.quant.reference import ADD_LEFT_SHIFT
 from qasic.rtl.pack import LEVEL_IN_BITS, Fp8Encode, RowPacker, port_bytes
 from qasic.rtl.ports import read_port, sram_addr_bits, unit_control, write_port
+from qasic.rtl.post import PARAM_PORT_BYTES_PER_LANE
 from qasic.rtl.requant import RequantLane
 from qasic.rtl.unpack import FP8, Fp8Level, Unpack, code_bits
 
@@ -68,7 +70,7 @@ def vector_cycles(op: str, f, arch: ArchConfig):
     columns, ``f["fmt_bits"]`` the code bits of fmt where needed): the module doc's formula."""
     import numpy as np
 
-    v, p = arch.lanes, 16 * arch.lanes
+    v, p = arch.lanes, PARAM_PORT_BYTES_PER_LANE * arch.lanes
     if op == "LUT":
         pro, groups = _ceil(np.left_shift(1, f["fmt_bits"]), p), _ceil(f["count"], v)
     elif op == "ADD":
@@ -93,7 +95,7 @@ class VectorUnit(wiring.Component):
     def __init__(self, arch: ArchConfig) -> None:
         self.arch = arch
         self.lanes = v = arch.lanes
-        self.param_bytes = 16 * v
+        self.param_bytes = PARAM_PORT_BYTES_PER_LANE * v
         self.window = 2 * v
         out_bits = sram_addr_bits(arch, "output")
         super().__init__({
@@ -111,7 +113,7 @@ class VectorUnit(wiring.Component):
         ins = data.View(INSTR, word)
         pool, add, lut = ins.POOL, ins.ADD, ins.LUT
         op = Signal(2)
-        is_pool, is_add, is_lut = op == 0, op == 1, op == 2
+        is_pool, is_add = op == 0, op == 1  # else 2: LUT
         start_op = data.View(INSTR, self.ctl.instr).header.opcode
         known = Signal()
         m.d.comb += known.eq((start_op == Op.POOL) | (start_op == Op.ADD) | (start_op == Op.LUT))
@@ -221,6 +223,12 @@ class VectorUnit(wiring.Component):
                              st0.emit.eq(1), st0.pos_first.eq(1), st0.row_addr.eq(dst)]
         m.d.comb += [st0.valid.eq(issue), st0.fin.eq(fin), st0.count.eq(cnt)]
 
+        walk = SimpleNamespace(
+            op=op, pool=pool, add=add, cnt=cnt, issue=issue, fin=fin, left=left,
+            row_left=row_left, seg=seg, a_bit=a_bit, b_bit=b_bit, a_bits=a_bits, b_bits=b_bits,
+            first_group=first_group, wi=wi, wj=wj, ch_left=ch_left, g_bit=g_bit,
+            dst_pix=dst_pix, ox_left=ox_left, oy_top=oy_top, next_ox=next_ox, next_oy=next_oy,
+            more_x=more_x, more_y=more_y, last_pos=last_pos, last_chgroup=last_chgroup)
         with m.FSM():
             with m.State("IDLE"), m.If(self.ctl.start):
                 m.d.sync += [word.eq(self.ctl.instr), pro_count.eq(0)]
@@ -263,7 +271,7 @@ class VectorUnit(wiring.Component):
                     m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += self.ctl.busy.eq(1)
-                self._run_step(m, locals())
+                self._run_step(m, walk)
             with m.State("DRAIN"):
                 m.d.comb += self.ctl.busy.eq(1)
                 with m.If(self.ctl.done):
@@ -302,8 +310,12 @@ class VectorUnit(wiring.Component):
         m.submodules.packer = packer = RowPacker(lanes, len(self.out.addr), widest=16)
         mask = Signal(8)
         m.d.comb += mask.eq((1 << a_bits) - 1)
+        lane_env = SimpleNamespace(
+            op=op, is_pool=is_pool, a_fp=a_fp, b_fp=b_fp, o_fp=o_fp, avg=avg, mul=mul, za=za,
+            zb=zb, zi=zi, zo=zo, qa=qa, sa=sa, qb=qb, sb=sb, qo=qo, so=so, plo=plo, phi=phi,
+            plo_level=plo_level, phi_level=phi_level, lo_key=lo_key, packer=packer)
         for i in range(lanes):
-            self._lane(m, i, ua, ub, stages, table, mask, locals())
+            self._lane(m, i, ua, ub, stages, table, mask, lane_env)
 
         # ---- the write stage of this op ---------------------------------------------------------
         for name, k in zip(OPS, range(3)):
@@ -330,10 +342,9 @@ class VectorUnit(wiring.Component):
                      self.param.addr.eq(pro_addr + pro_count * self.param_bytes)]
         m.d.sync += [pro_count.eq(pro_count + 1), t_valid.eq(1), t_index.eq(pro_count)]
 
-    def _run_step(self, m, env) -> None:
+    def _run_step(self, m, e: SimpleNamespace) -> None:
         """One run cycle: issue the current group (or only the end marker when there is none)
-        and advance the walk."""
-        e = type("Env", (), env)
+        and advance the walk (``e``: the walk's registers and the instruction's views)."""
         lanes = self.lanes
         pool, cnt = e.pool, e.cnt
         with m.Switch(e.op):
@@ -375,10 +386,9 @@ class VectorUnit(wiring.Component):
         with m.If(e.fin):
             m.next = "DRAIN"
 
-    def _lane(self, m, i, ua, ub, stages, table, mask, env) -> None:
+    def _lane(self, m, i, ua, ub, stages, table, mask, e: SimpleNamespace) -> None:
         """Lane i's datapath from the unpacked codes (stage 1) to its output code (``final``,
-        registered in the cycle before its op's write stage)."""
-        e = type("Env", (), env)
+        registered in the cycle before its op's write stage; ``e``: the shared values)."""
         final = Signal(16, name=f"final{i}")
         # -- stage 1: values
         fa, fb = Fp8Level(), Fp8Level()
