@@ -77,6 +77,13 @@ def post_cycles(rows, n, lut, code_bits_, arch: ArchConfig):
     return t, t
 
 
+def post_duration(f, arch: ArchConfig):
+    """``post_cycles`` of an ``isa.encoding.Instr`` or of POST's ``sim.fastfields`` columns."""
+    from qasic.rtl.vector import code_bits_of
+
+    return post_cycles(f["rows"], f["n"], f["lut"], code_bits_of(f, "ofmt"), arch)
+
+
 class PostUnit(wiring.Component):
     """The POST instruction (module doc)."""
 

@@ -47,7 +47,7 @@ from amaranth.lib.wiring import Out
 
 from qasic.arch.config import ArchConfig
 from qasic.isa.layouts import INSTR, Op
-from qasic.isa.table import ADD_PARAM_BYTES, POOL_PARAM_BYTES, WORD_BITS
+from qasic.isa.table import ADD_PARAM_BYTES, POOL_PARAM_BYTES, WORD_BITS, encoding_bits
 from qasic.quant.reference import ADD_LEFT_SHIFT
 from qasic.rtl.pack import LEVEL_IN_BITS, Fp8Encode, RowPacker, port_bytes
 from qasic.rtl.ports import read_port, sram_addr_bits, unit_control, write_port
@@ -66,13 +66,14 @@ def _ceil(a, b):
 
 
 def vector_cycles(op: str, f, arch: ArchConfig):
-    """(busy, done) of a POOL, ADD or LUT with fields ``f`` (an Instr or a dict of numpy
-    columns, ``f["fmt_bits"]`` the code bits of fmt where needed): the module doc's formula."""
+    """(busy, done) of a POOL, ADD or LUT with fields ``f``: an ``isa.encoding.Instr`` or the
+    columns of one opcode (``sim.fastfields``: ints or numpy arrays alike, ``fmt_bits`` the
+    code bits of fmt): the module doc's formula."""
     import numpy as np
 
     v, p = arch.lanes, PARAM_PORT_BYTES_PER_LANE * arch.lanes
     if op == "LUT":
-        pro, groups = _ceil(np.left_shift(1, f["fmt_bits"]), p), _ceil(f["count"], v)
+        pro, groups = _ceil(np.left_shift(1, code_bits_of(f, "fmt")), p), _ceil(f["count"], v)
     elif op == "ADD":
         c = np.maximum(f["bcast"], 1)
         whole = np.where(f["bcast"] > 0, (f["count"] // c) * _ceil(c, v)
@@ -87,6 +88,15 @@ def vector_cycles(op: str, f, arch: ArchConfig):
         raise ValueError(f"vector_cycles: {op} is not run by the vector unit (POOL, ADD, LUT)")
     t = pro + np.maximum(groups, 1) + DELAY[op] + 1
     return t, t
+
+
+def code_bits_of(f, name: str):
+    """Code bits of the encoding field ``name`` of ``f``: the column ``<name>_bits``
+    (``sim.fastfields``), or from an Instr's symbolic value."""
+    try:
+        return f[f"{name}_bits"]
+    except KeyError:
+        return encoding_bits(f[name])
 
 
 class VectorUnit(wiring.Component):

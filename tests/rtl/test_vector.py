@@ -159,14 +159,6 @@ def reference(mem: np.ndarray, par: np.ndarray, ins: Instr) -> None:
                _positive_levels(ins["fmt"]))
 
 
-def fields(ins: Instr) -> dict:
-    f = dict(ins.args)
-    f["fmt_bits"] = encoding_bits(ins["fmt"])
-    if ins.op == "POOL":
-        f["avg"] = int(ins["mode"] == "avg")
-    return f
-
-
 def prepare(arch, items, seed: int = 0, source=None):
     """Random output and param memories with the items' param blocks in place, and the output
     memory after sim.kernels ran them: (output, param, expected output). ``source``: the bytes
@@ -208,7 +200,7 @@ def check(arch, items, seed, source=None, runner=None):
                                  f"sim {want[a:a + n]}")
     np.testing.assert_array_equal(got, want)
     for (ins, _), d in zip(items, durations):
-        want_d = vector_cycles(ins.op, fields(ins), arch)
+        want_d = vector_cycles(ins.op, ins, arch)
         assert (d, d) == tuple(int(x) for x in want_d), \
             f"{ins}: measured {d} cycles, vector_cycles says {want_d}"
 
@@ -290,3 +282,27 @@ def test_vector_on_verilator(rtl_build_dir):
     makers = (random_lut, random_add, random_pool)
     items = [makers[k % 3](rng, k) for k in range(18)]
     check(UNITS_ARCH, place(rng, items), seed=31, runner=on_verilator)
+
+
+def test_cycle_formulas_take_simulator_columns():
+    """vector_cycles and post_duration on sim.fastfields columns (numpy, enum indices and
+    <field>_bits) equal them on each Instr: the simulator can use them as they are."""
+    from qasic.isa.program import Program
+    from qasic.rtl.post import post_duration
+    from qasic.sim.fastfields import program_fields
+
+    rng = np.random.default_rng(9)
+    instrs = [ins for ins, _ in [random_lut(rng, k) for k in range(6)]
+              + [random_add(rng, k) for k in range(6)] + [random_pool(rng, k) for k in range(6)]]
+    instrs += [Instr("POST", {"rows": r, "n": n, "lut": lut, "ofmt": fmt})
+               for r, n, lut, fmt in ((3, 4, 0, "int8"), (2, 9, 1, "int3"), (0, 5, 1, "int8"))]
+    instrs.append(Instr("END"))
+    f = program_fields(Program(instrs=tuple(instrs), layer_ids=(0,) * len(instrs), constants=b"",
+                               regions=()))
+    for op, (idx, cols) in f.groups.items():
+        if op == "END":
+            continue
+        got = (post_duration(cols, SMALL) if op == "POST" else vector_cycles(op, cols, SMALL))[0]
+        want = [(post_duration(instrs[i], SMALL) if op == "POST"
+                 else vector_cycles(op, instrs[i], SMALL))[0] for i in idx]
+        np.testing.assert_array_equal(got, want)
