@@ -23,9 +23,9 @@ answer addresses up to ``lanes - 1`` past an operand, whatever it returns there)
 Schedule (unit cycle i = 0 in the ``start`` cycle; ``qasic.rtl.timing`` has the formulas):
 
 * prologue, i < pre = ``gemm_prologue_cycles``: with lut = 1 the param port reads the 2^wbits
-  entries (C per cycle) into registers (C parallel lookups); meanwhile the weight port reads
-  the zero-point row (mulzp, i = 0) and, with wtrans = 1, the n stored rows (k codes each) into
-  an R x C transposer of raw codes.
+  entries (C per cycle) into a register file (C write lanes, C asynchronous lookups: one per
+  column); meanwhile the weight port reads the zero-point row (mulzp, i = 0) and, with
+  wtrans = 1, the n stored rows (k codes each) into an R x C transposer of raw codes.
 * weight rows: row R-1-j is read in cycle pre + j (j < R; rows >= k are not read) and, in
   cycle pre + 1 + j, decoded (unpack wbits, or transposer row; table lookup; minus the zero
   point; zero outside k x n; split into the PE's operand) and shifted into the array: fold
