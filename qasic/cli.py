@@ -558,7 +558,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "consumers' outputs lose least on the calibration batch")
         sp.add_argument("--weight-rounding", default="nearest",
                         help="nearest | gptq (Frantar et al. 2023: codes chosen per layer to keep "
-                        "its output on the calibration batch)")
+                        "its output on the calibration batch) | gptq_fisher (the same, each "
+                        "output position weighted by the fp32 loss's squared gradient there; "
+                        "classifiers)")
         sp.add_argument("--seed", type=int, default=0)
 
     def arch_arg(sp):

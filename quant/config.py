@@ -15,7 +15,7 @@ NORM_INPUT_BITS = (2, 16)   # norm inputs may be wider (intops.norm_rows is exac
 DEFAULT_WEIGHT_BITS = 8     # layers a per-layer dict does not name
 AUTO_MSE_MAX_BITS = 4       # weight_clipping="auto": MSE clipping at <= 4 bits, max-abs above
 CLIPPINGS = ("auto", *WEIGHT_SCALERS)
-WEIGHT_ROUNDINGS = ("nearest", "gptq")
+WEIGHT_ROUNDINGS = ("nearest", "gptq", "gptq_fisher")
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,13 @@ class QuantConfig:
     # activation equalization (qasic.quant.equalize): channels of a tensor rescaled to share
     # one per-tensor scale, the factors moved into the per-channel weights around it
     equalize: bool = False
+    # equalization strength towards full (groups = 1) consumers: s_c = (m_c / r)^alpha, alpha
+    # in [0, 1] (0.5: SmoothQuant's), or "search": per component the strength whose quantized
+    # consumers lose least on the calibration batch (equalize.search_alpha)
+    equalize_alpha: float | str = 0.5
     # how INT weights round to their codes: "nearest", or "gptq" (qasic.quant.gptq: each
-    # layer's codes chosen to keep its output on the calibration batch)
+    # layer's codes chosen to keep its output on the calibration batch), or "gptq_fisher" (the
+    # same with each output position weighted by the fp32 loss's squared gradient; classifiers)
     weight_rounding: str = "nearest"
 
     def __post_init__(self) -> None:
@@ -69,6 +74,7 @@ class QuantConfig:
         for key in ("bias_correction", "equalize"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"{key} = {getattr(self, key)!r} must be True or False")
+        _check_alpha(self.equalize_alpha)
         _check_choice("weight_rounding", self.weight_rounding, WEIGHT_ROUNDINGS)
         _check_choice("weight_clipping", self.weight_clipping, CLIPPINGS)
         _check_choice("activation_format", self.activation_format, ACT_FORMATS)
@@ -140,6 +146,13 @@ def _check_bits(key: str, v: object, allowed: tuple[int, int] = BITS_RANGE) -> N
     lo, hi = allowed
     if not _is_int(v) or not lo <= v <= hi:
         raise ConfigError(f"{key} = {v!r} is out of range: allowed integers {lo}..{hi}")
+
+
+def _check_alpha(v: object) -> None:
+    if v == "search":
+        return
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+        raise ConfigError(f"equalize_alpha = {v!r} must be a number in [0, 1] or 'search'")
 
 
 def _check_choice(key: str, v: object, allowed: tuple[str, ...]) -> None:

@@ -36,29 +36,40 @@ range (m_c, scaled) as it clipped every channel at r before. A clamp whose lower
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 import numpy as np
 
 from qasic.quant.calibrate import fused_relu
 from qasic.quant.fgraph import FGraph, FNode
+from qasic.quant.observers import affine, histogram_range, maxabs_scales, quantize_weight
 
 ALPHA = 0.5         # migration strength towards full (groups = 1) consumers' columns
+# alpha="search": the strengths tried per component, and the calibration positions (rows of a
+# tensor) its consumers' output error is measured on (a seeded sample)
+SEARCH_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+SEARCH_ROWS = 4096
 MIN_SCALE = 1e-3    # s_c floor: a nearly dead channel is not blown up beyond 1000x
 THROUGH = ("add", "relu", "clamp", "maxpool2d", "avgpool2d", "flatten", "reshape")
 WEIGHTED = ("conv2d", "linear")
 
 
-def equalize(graph: FGraph, values: Mapping[str, np.ndarray],
-             alpha: float = ALPHA) -> tuple[FGraph, dict[str, np.ndarray]]:
+def equalize(graph: FGraph, values: Mapping[str, np.ndarray], alpha: float | str = ALPHA,
+             weight_bits: Callable[[str], int] = lambda layer: 8,
+             activation_bits: int = 8) -> tuple[FGraph, dict[str, np.ndarray]]:
     """(``graph`` with every scalable component rescaled (module doc), {tensor: s}: the
     rescaled graph's tensor is the old one divided by s along channels). ``values`` holds
     every tensor of the float graph on the calibration batch (``run_float(..., keep=True)``):
-    the rescaled graph computes the same outputs on it, up to float rounding."""
+    the rescaled graph computes the same outputs on it, up to float rounding. ``alpha`` is the
+    strength towards full consumers, or "search": per component the one of SEARCH_ALPHAS whose
+    quantized consumers lose least (``search_alpha``, at ``weight_bits(layer)`` and
+    ``activation_bits``)."""
     scales: dict[str, np.ndarray] = {}  # tensor -> s (C,) of its component
     for tensors in components(graph):
-        s = _scales(graph, tensors, values, alpha)
+        a = search_alpha(graph, tensors, values, weight_bits, activation_bits) \
+            if alpha == "search" else alpha
+        s = _scales(graph, tensors, values, a)
         if s is not None:
             scales.update(dict.fromkeys(tensors, s))
     nodes = tuple(_rescaled(n, scales) for n in graph.nodes)
@@ -123,6 +134,55 @@ def _scales(graph: FGraph, tensors: list[str], values: Mapping[str, np.ndarray],
     s = np.clip((m / r) ** power, MIN_SCALE, 1.0)
     s[m == 0] = 1.0
     return None if np.all(s == 1.0) else s
+
+
+def search_alpha(graph: FGraph, tensors: list[str], values: Mapping[str, np.ndarray],
+                 weight_bits: Callable[[str], int] = lambda layer: 8,
+                 activation_bits: int = 8) -> float:
+    """The strength of SEARCH_ALPHAS whose rescaling loses least at the component's full
+    (groups = 1) consumers, ALPHA when it has none (all depthwise: the strength does not
+    apply). A consumer's loss is the relative squared error of its output on SEARCH_ROWS
+    calibration positions, ||Q(W diag(s)) Q(X / s) - W X||^2 / ||W X||^2, with the input
+    quantized per tensor by the 'histogram' observer's range and the weights per output
+    channel at max-abs (each tap of a k x k kernel counted as an output of its own); the
+    losses of a component's consumers add. Ties keep the smaller strength."""
+    reads = [(t, u) for t in tensors for u in graph.users(t)
+             if u.op in WEIGHTED and u.inputs[0] == t and not _depthwise(u)]
+    if not reads:
+        return ALPHA
+    rng = np.random.default_rng(0)
+    rows = {}
+    for t, _ in reads:
+        v = values[t].reshape(-1, values[t].shape[-1])
+        pick = rng.choice(len(v), min(SEARCH_ROWS, len(v)), replace=False)
+        rows[t] = v[np.sort(pick)]
+    best, best_loss = ALPHA, np.inf
+    for a in SEARCH_ALPHAS:
+        s = _scales(graph, tensors, values, a)
+        s = np.ones(rows[reads[0][0]].shape[1]) if s is None else s
+        loss = sum(_consumer_loss(u, rows[t], s, weight_bits(u.name), activation_bits)
+                   for t, u in reads)
+        if loss < best_loss - 1e-12:
+            best, best_loss = a, loss
+    return best
+
+
+def _consumer_loss(node: FNode, x: np.ndarray, s: np.ndarray, w_bits: int,
+                   a_bits: int) -> float:
+    """Relative squared output error of conv2d/linear ``node`` on input rows ``x`` (positions,
+    C) when its input is divided by ``s`` and quantized per tensor, and its weight columns
+    multiplied by ``s`` and quantized per output channel (``search_alpha``)."""
+    w = node.params["weight"]
+    w2 = w.reshape(w.shape[0], -1, w.shape[-1])  # (OC, taps, C)
+    ws = w2 * s
+    scale = maxabs_scales(ws.reshape(len(ws), -1), w_bits)
+    wq = quantize_weight(ws, scale, w_bits) * scale[:, None, None]
+    xs = x / s
+    q = affine(*histogram_range(xs, a_bits), a_bits)
+    xq = q.decode(q.encode(xs))
+    y = np.einsum("pc,otc->pot", x, w2)
+    err = np.einsum("pc,otc->pot", xq, wq) - y
+    return float(np.sum(err * err) / max(np.sum(y * y), 1e-30))
 
 
 def _feeds_activation(graph: FGraph, t: str) -> bool:

@@ -59,3 +59,43 @@ def fisher_weights(graph: FGraph, x: np.ndarray, batch: int = BATCH) -> dict[str
                 g = t.grad.permute(0, 2, 3, 1) if images and t.ndim == 4 else t.grad
                 parts.setdefault(name, []).append(g.numpy() ** 2)
     return {name: np.concatenate(p) for name, p in parts.items()}
+
+
+def output_importance(graph: FGraph, x: np.ndarray, batch: int = BATCH) -> dict[str, np.ndarray]:
+    """{conv2d/linear name: float32 importance of each of its output positions}: the squared
+    gradient of the same loss at the layer's own output (before a fused relu/clamp, so values
+    the activation saturates count 0), summed over the output channels, shape (N, OH, OW) or
+    (N,); a grouped conv's per group, (N, OH, OW, groups). ``qasic.quant.gptq`` weights its
+    Hessians with them (weight_rounding='gptq_fisher')."""
+    from qasic.quant.sensitivity import torch_forward
+    from qasic.quant.torch_ops import TORCH_OPS, ops_for
+
+    _check_classifier(graph, "weight_rounding 'gptq_fisher'")
+    layers = {n.output: n for n in graph.weighted_nodes()}
+    images = ops_for(graph) is TORCH_OPS
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(x), batch):
+        env: dict[str, torch.Tensor] = {}
+        xb = torch.from_numpy(np.asarray(x[start:start + batch], dtype=np.float32))
+        logits = torch_forward(graph, xb.requires_grad_(True), {}, keep=env)
+        for name in layers:
+            env[name].retain_grad()
+        F.cross_entropy(logits, logits.argmax(1), reduction="sum").backward()
+        for name, node in layers.items():
+            g = env[name].grad
+            g = g.permute(0, 2, 3, 1) if images and g.ndim == 4 else g
+            g2 = g.double().numpy() ** 2
+            groups = node.attrs.get("groups", 1)
+            if groups == 1:
+                g2 = g2.sum(axis=-1)
+            else:
+                g2 = g2.reshape(g2.shape[:-1] + (groups, -1)).sum(axis=-1)
+            parts.setdefault(node.name, []).append(g2.astype(np.float32))
+    return {name: np.concatenate(p) for name, p in parts.items()}
+
+
+def _check_classifier(graph: FGraph, what: str) -> None:
+    out_shape = graph.shapes[graph.output]
+    if len(out_shape) != 1:
+        raise ConfigError(f"{what} needs a classifier output (batch, classes); model "
+                          f"{graph.name} outputs {out_shape} per sample")

@@ -49,14 +49,23 @@ BLOCK = 128         # columns rounded per lazy batch update
 def round_weights(graph: FGraph, x: np.ndarray, tensors: dict[str, TensorQ],
                   config: QuantConfig) -> FGraph:
     """``graph`` with every INT conv2d/linear weight GPTQ-rounded (module doc). ``x`` is the
-    calibration batch in the graph layout, ``tensors`` every tensor's TensorQ."""
+    calibration batch in the graph layout, ``tensors`` every tensor's TensorQ. With
+    weight_rounding 'gptq_fisher' each output position's column of X counts in H with the
+    importance ``fisher.output_importance`` gives it (module doc)."""
+    importance: dict[str, np.ndarray] = {}
+    if config.weight_rounding == "gptq_fisher":
+        from qasic.quant.fisher import output_importance  # imports torch
+
+        importance = output_importance(graph, x)
+
     def visit(node: FNode, inp: np.ndarray) -> FNode:
         if config.format_for(node.name) is not None:
             return node
         bits = config.bits_for(node.name)
         w = node.params["weight"]
         scale = WEIGHT_SCALERS[config.clipping_for(bits)](w, bits)
-        codes = gptq_codes(w, layer_hessian(node, inp), scale, bits)
+        codes = gptq_codes(w, layer_hessian(node, inp, importance.pop(node.name, None)),
+                           scale, bits)
         real = codes * scale.reshape((-1,) + (1,) * (w.ndim - 1))
         return replace(node, params={**node.params, "weight": real, "weight_scale": scale})
     return run_sequential(graph, x, tensors, visit)
@@ -81,25 +90,36 @@ def run_sequential(graph: FGraph, x: np.ndarray, tensors: dict[str, TensorQ],
     return replace(graph, nodes=tuple(nodes))
 
 
-def layer_hessian(node: FNode, x: np.ndarray) -> np.ndarray:
+def layer_hessian(node: FNode, x: np.ndarray, importance: np.ndarray | None = None
+                  ) -> np.ndarray:
     """(G, K, K) float64: X X^T of the layer's inputs per group (G = groups; K = the flattened
     weight's inputs per group, in the weight's (KH, KW, IC/G) order); ``x`` batched, graph
-    layout."""
+    layout. ``importance`` (one weight per output position: (N,) for a linear, (N, OH, OW) or
+    per group (N, OH, OW, G) for a conv) makes it X diag(importance) X^T."""
     if node.op == "linear":
         x2 = x.reshape(len(x), -1)
-        return (x2.T @ x2)[None]
+        xw = x2 if importance is None else x2 * importance.reshape(len(x), -1).sum(1)[:, None]
+        return (xw.T @ x2)[None]
     _, kh, kw, icg = node.params["weight"].shape
     groups, k = node.attrs.get("groups", 1), kh * kw * icg
     h = np.zeros((groups, k, k))
     for start in range(0, len(x), CHUNK_SAMPLES):
         xp = geo.pad_nhwc(x[start:start + CHUNK_SAMPLES], node.attrs["padding"], 0.0)
         cols = geo.im2col(xp, kh, kw, node.attrs["stride"], node.attrs.get("dilation", 1))
+        f = None if importance is None else importance[start:start + CHUNK_SAMPLES]
         if groups == 1:
             cols = cols.reshape(-1, k)
-            h[0] += cols.T @ cols
+            fw = cols if f is None else cols * f.reshape(len(cols), -1).sum(1)[:, None]
+            h[0] += fw.T @ cols
         else:  # (positions, taps, groups, inputs per group)
             cols = cols.reshape(-1, kh * kw, groups, icg)
-            h += np.einsum("ptgi,psgj->gtisj", cols, cols).reshape(groups, k, k)
+            if f is None:
+                fw = cols
+            else:  # one weight per position and group (a position-wide one for every group)
+                f = f.reshape(len(cols), -1)
+                fw = cols * (f if f.shape[1] == groups else f.sum(1, keepdims=True)
+                             )[:, None, :, None]
+            h += np.einsum("ptgi,psgj->gtisj", fw, cols).reshape(groups, k, k)
     return h
 
 

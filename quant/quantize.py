@@ -76,7 +76,7 @@ def quantize_graph(graph: FGraph, calibration: Any, config: QuantConfig) -> QGra
         weights = fisher_weights(graph, x)
     tensors = encode_activations(graph, values, config, weights)
     del weights, values
-    if config.weight_rounding == "gptq":
+    if config.weight_rounding in ("gptq", "gptq_fisher"):
         graph = round_weights(graph, x, tensors, config)
     if config.bias_correction:  # runs the float model again, node by node (biascorr)
         graph = correct_biases(graph, x, tensors, lambda node: real_weight(graph, node, config))

@@ -107,3 +107,76 @@ def test_a_nonlinear_reader_or_a_graph_edge_keeps_a_tensor_alone():
     g = FGraph("g", "x", "fc3", nodes, {n: (4,) for n in ("x", "fc0", "fc1", "t", "fc2", "fc3")})
     # fc0 -> fc1 qualifies; fc1 is read by the lut, t made by it; fc2 -> fc3 but fc3 is the output
     assert components(g) == [["fc0"], ["fc2"]]
+
+
+def test_searched_strength_is_the_least_lossy_per_component(setup):
+    """equalize_alpha="search": each component with a full consumer takes the strength of
+    SEARCH_ALPHAS whose consumers' quantized outputs lose least; depthwise-only ones keep
+    ALPHA (their factor is m_c / r whatever the strength)."""
+    from qasic.quant.equalize import ALPHA, SEARCH_ALPHAS, _consumer_loss, _scales, search_alpha
+
+    _, graph, _, _, _, values = setup
+    searched = 0
+    for comp in components(graph):
+        a = search_alpha(graph, comp, values)
+        full = [u for t in comp for u in graph.users(t)
+                if u.op in ("conv2d", "linear") and u.params["weight"].shape[-1] != 1]
+        if not full:
+            assert a == ALPHA
+            continue
+        searched += 1
+        assert a in SEARCH_ALPHAS
+    assert searched >= 3
+    # by hand on one consumer: the loss of the chosen strength is the least
+    comp = next(c for c in components(graph)
+                if any(u.op == "linear" for t in c for u in graph.users(t)))
+    fc = next(u for t in comp for u in graph.users(t) if u.op == "linear")
+    assert [u.name for t in comp for u in graph.users(t) if u.op in ("conv2d", "linear")] \
+        == [fc.name]  # the head's ReLU6 through the pool: the classifier alone reads it
+    ones = np.ones(values[fc.inputs[0]].shape[-1])
+    losses = [_consumer_loss(fc, values[fc.inputs[0]],
+                             ones if a == 0 else _scales(graph, comp, values, a), 8, 8)
+              for a in SEARCH_ALPHAS]
+    assert search_alpha(graph, comp, values) == SEARCH_ALPHAS[int(np.argmin(losses))]
+
+
+def test_searched_equalization_keeps_the_float_model_and_quantizes(setup):
+    _, graph, cal, test, x, values = setup
+    eq, _ = equalize(graph, values, "search")
+    np.testing.assert_allclose(run_float(eq, x), values[graph.output], rtol=1e-9, atol=1e-9)
+    ref = quantize(graph, None, cal, QuantConfig(equalize=True, equalize_alpha="search"))
+    fp32 = run_float(graph, graph.to_internal(test))
+    assert 1 - cosine(run_dequantized(ref, test), fp32) < 1e-4
+
+
+@pytest.mark.parametrize("alpha", [-0.1, 1.5, "auto", True])
+def test_bad_equalize_alpha_is_refused(alpha):
+    from qasic.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="equalize_alpha"):
+        QuantConfig(equalize=True, equalize_alpha=alpha)
+
+
+def test_cli_takes_the_strength_and_fisher_gptq(monkeypatch, capsys):
+    import json
+
+    import qasic.flow as F
+    from qasic.cli import main
+
+    seen = []
+    real = F.quantize_model
+
+    def spy(trained, config):
+        seen.append(config)
+        return real(trained, config)
+
+    monkeypatch.setattr(F, "quantize_model", spy)
+    assert main(["quantize", "--equalize", "--equalize-alpha", "search", "--weight-rounding",
+                 "gptq_fisher", "--bias-correction", "--json"]) == 0
+    assert (seen[-1].equalize_alpha, seen[-1].weight_rounding) == ("search", "gptq_fisher")
+    assert json.loads(capsys.readouterr().out)["accuracy"] > 0.95
+    assert main(["quantize", "--equalize", "--equalize-alpha", "0.25"]) == 0
+    assert seen[-1].equalize_alpha == 0.25
+    capsys.readouterr()
+    assert main(["quantize", "--equalize-alpha", "strong"]) == 1
+    assert "--equalize-alpha 'strong'" in capsys.readouterr().err

@@ -74,3 +74,47 @@ def test_rescues_two_bit_weights(digits_cnn, cnn_fgraph):
                              QuantConfig(2, weight_rounding=r)), x, y)
            for r in ("nearest", "gptq")]
     assert acc[1] > acc[0] + 0.005
+
+
+def test_importance_weights_each_output_position():
+    # H = X diag(f) X^T: a conv's positions (N, OH, OW), a grouped conv's per group, a linear's
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3, 5, 6, 4))
+    conv = FNode("c", "conv2d", ("x",), "c", {"stride": (1, 1), "padding": (1, 1, 1, 1),
+                                               "groups": 2},
+                 {"weight": rng.normal(size=(6, 3, 3, 2)), "bias": np.zeros(6)})
+    f = rng.uniform(0, 2, size=(3, 5, 6, 2))
+    h = layer_hessian(conv, x, f)
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    for g in range(2):
+        cols = np.stack([xp[:, i:i + 5, j:j + 6, 2 * g:2 * g + 2] for i in range(3)
+                         for j in range(3)], axis=3).reshape(-1, 18)
+        np.testing.assert_allclose(h[g], cols.T @ (cols * f[..., g].reshape(-1, 1)),
+                                   rtol=1e-12)
+    # one weight per position for every group: the same as that weight in each group
+    np.testing.assert_allclose(layer_hessian(conv, x, f[..., 0]),
+                               layer_hessian(conv, x, np.stack([f[..., 0]] * 2, axis=-1)))
+    lin = FNode("l", "linear", ("x",), "l", {}, {"weight": np.ones((2, 4)), "bias": np.zeros(2)})
+    x2, f2 = rng.normal(size=(7, 4)), rng.uniform(size=(7, 2))
+    np.testing.assert_allclose(layer_hessian(lin, x2, f2)[0], x2.T @ (x2 * f2.sum(1)[:, None]))
+    np.testing.assert_allclose(layer_hessian(lin, x2, np.ones((7, 1)))[0], x2.T @ x2)
+
+
+def test_fisher_weighted_gptq_on_the_digits_cnn(digits_cnn, cnn_fgraph):
+    """weight_rounding='gptq_fisher': the codes stay on the clipping's scale and differ from
+    plain GPTQ's. W2A8 measured: nearest 96.4 %, gptq_fisher 96.7 %, gptq 97.5 % (on 256
+    calibration images the importance weighting leaves fewer effective positions per layer)."""
+    from qasic.quant.fisher import output_importance
+
+    cal = digits_cnn.calibration
+    imp = output_importance(cnn_fgraph, cnn_fgraph.to_internal(cal[:20]))
+    assert set(imp) == {n.name for n in cnn_fgraph.weighted_nodes()}
+    assert all(v.shape[0] == 20 and np.all(v >= 0) for v in imp.values())
+    gptq = quantize(cnn_fgraph, None, cal, QuantConfig(2, weight_rounding="gptq"))
+    fisher = quantize(cnn_fgraph, None, cal, QuantConfig(2, weight_rounding="gptq_fisher"))
+    assert gptq.tensors == fisher.tensors
+    assert any(not np.array_equal(a.params["weight"], b.params["weight"])
+               for a, b in zip(gptq.weighted_nodes(), fisher.weighted_nodes(), strict=True))
+    x, y = digits_cnn.test_inputs, digits_cnn.test_labels
+    nearest = accuracy(quantize(cnn_fgraph, None, cal, QuantConfig(2)), x, y)
+    assert accuracy(fisher, x, y) >= nearest
