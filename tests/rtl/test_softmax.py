@@ -1,0 +1,115 @@
+"""Fast tier: the SOFTMAX unit (qasic.rtl.softmax) in Amaranth's simulator against
+qasic.quant.intops.softmax_rows as sim.rowops.softmax applies it (rows read and written packed,
+causal and byte masks), and its measured cycles against softmax_cycles."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qasic.isa.encoding import Instr, encode
+from qasic.isa.limits import ALLOWED
+from qasic.isa.table import encoding_bits, encoding_bytes
+from qasic.quant import intops
+from qasic.rtl.softmax import SoftmaxUnit, softmax_cycles
+from qasic.sim import kernels as K
+
+from .spads import UNITS_ARCH, Spad, run_unit
+
+ARCH = UNITS_ARCH
+INTS = ALLOWED[("SOFTMAX", "fmt")]
+
+
+def random_softmax(rng, k: int, dst: int, table_addr: int) -> tuple[Instr, np.ndarray]:
+    fmt, ofmt = INTS[k % len(INTS)], INTS[(3 * k + 2) % len(INTS)]
+    rows, n = int(rng.integers(1, 4)), int(rng.integers(1, 12))
+    table = intops.exp_table(float(rng.uniform(0.05, 1.5)), encoding_bits(fmt))
+    if k % 5 == 4:
+        table[0] = int(rng.integers(1, 300))  # a small sum: the quotient's high bits
+    ins = Instr("SOFTMAX", {
+        "src_addr": int(rng.integers(0, 1024)), "src_stride": encoding_bytes(n, fmt) + 1,
+        "dst_addr": dst, "dst_stride": encoding_bytes(n, ofmt) + int(rng.integers(0, 2)),
+        "rows": rows, "len": n, "table_addr": table_addr, "causal": int(k % 3 == 1),
+        "q_pos": int(rng.integers(0, 4)), "masked": int(k % 4 >= 2),
+        "mask_addr": int(rng.integers(1100, 1400)), "fmt": fmt, "ofmt": ofmt})
+    return ins, np.frombuffer(table.astype("<i4").tobytes(), np.uint8)
+
+
+def reference(out: np.ndarray, par: np.ndarray, ins: Instr) -> None:
+    """sim.rowops.softmax on one (1, bytes) output memory."""
+    rows, n = ins["rows"], ins["len"]
+    if rows == 0 or n == 0:
+        return
+    bits, obits = encoding_bits(ins["fmt"]), encoding_bits(ins["ofmt"])
+    ta = ins["table_addr"]
+    table = np.frombuffer(par[0, ta:ta + 4 * (1 << bits)].tobytes(), "<i4").astype(np.int64)
+    valid = np.ones((1, rows, n), dtype=bool)
+    if ins["causal"]:
+        valid &= intops.causal_valid(rows, n, ins["q_pos"])
+    if ins["masked"]:
+        valid &= (out[:, ins["mask_addr"]:ins["mask_addr"] + n] != 0)[:, None, :]
+    x = K.get_rows(out, ins["src_addr"], ins["src_stride"], rows, n, bits)
+    y = intops.softmax_rows(x, table, obits, valid)
+    K.put_rows(out, ins["dst_addr"], ins["dst_stride"], y, obits)
+
+
+def run(items, seed: int, patch=None):
+    """``patch``: {address: bytes} written over the random output memory first."""
+    rng = np.random.default_rng(seed)
+    out = rng.integers(0, 256, size=ARCH.output_sram_bytes).astype(np.uint8)
+    out[1100:1500] = rng.choice([0, 0, 1, 7], size=400)  # mask bytes: many zeros
+    for at, blob in (patch or {}).items():
+        out[at:at + len(blob)] = blob
+    par = rng.integers(0, 256, size=ARCH.param_sram_bytes).astype(np.uint8)
+    for ins, table in items:
+        par[ins["table_addr"]:ins["table_addr"] + len(table)] = table
+    want = out[None].copy()
+    for ins, _ in items:
+        reference(want, par[None], ins)
+    unit = SoftmaxUnit(ARCH)
+    mem, params = Spad(out), Spad(par)
+    procs = [mem.reader(unit.src, unit.window), mem.reader(unit.mask, unit.lanes),
+             mem.reader(unit.tail, 1), params.reader(unit.param, unit.param_bytes),
+             mem.writer(unit.out, len(unit.out.mask))]
+    durations = run_unit(unit, procs, [encode(ins) for ins, _ in items], limit=20000)
+    return durations, mem.mem, want[0]
+
+
+def _check(items, seed, patch=None):
+    durations, got, want = run(items, seed, patch)
+    for ins, _ in items:
+        a = ins["dst_addr"]
+        span = max(ins["rows"] - 1, 0) * ins["dst_stride"] + encoding_bytes(ins["len"],
+                                                                           ins["ofmt"])
+        assert np.array_equal(got[a:a + span], want[a:a + span]), \
+            f"{ins}:\nrtl {got[a:a + span]}\nsim {want[a:a + span]}"
+    np.testing.assert_array_equal(got, want)
+    for (ins, _), d in zip(items, durations):
+        assert (d, d) == tuple(int(v) for v in softmax_cycles(ins, ARCH)), \
+            f"{ins}: measured {d}, softmax_cycles {softmax_cycles(ins, ARCH)}"
+
+
+def test_masked_first_group_and_negative_codes():
+    """The first group's keys all masked, the valid ones negative: the row's max must come from
+    valid keys only (a row with no valid key yet has no max)."""
+    rng = np.random.default_rng(6)
+    ins, table = random_softmax(rng, 2, 2048, 0)  # int8 codes, masked
+    ins = Instr("SOFTMAX", {**ins.args, "fmt": "int8", "rows": 2, "len": 7, "causal": 0,
+                            "masked": 1, "mask_addr": 1600, "src_addr": 100, "src_stride": 7})
+    levels = rng.integers(0, 1 << 16, size=256)  # not exponential: a wrong max shows
+    levels[0] = 1 << 16
+    table = np.frombuffer(levels.astype("<i4").tobytes(), np.uint8)
+    patch = {1600: np.array([0, 0, 1, 1, 0, 1, 1], np.uint8),
+             100: np.array([50, 60, -3, -9, 70, -1, -20] * 2, np.int8).view(np.uint8)}
+    _check([(ins, table)], seed=7, patch=patch)
+
+
+def test_softmax_rows():
+    rng = np.random.default_rng(2)
+    items, dst, taddr = [], 2048, 0
+    for k in range(10):
+        ins, table = random_softmax(rng, k, dst, taddr)
+        items.append((ins, table))
+        dst += (ins["rows"] - 1) * ins["dst_stride"] + encoding_bytes(ins["len"], ins["ofmt"]) + 1
+        taddr += len(table)
+    items.append((Instr("SOFTMAX", {**items[0][0].args, "rows": 0}), items[0][1]))
+    _check(items, seed=3)
