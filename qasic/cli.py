@@ -87,13 +87,14 @@ def _activations(args):
                        bias_correction=args.bias_correction,
                        norm_input_bits=getattr(args, "norm_input_bits", None),
                        equalize=getattr(args, "equalize", False),
-                       equalize_alpha=_alpha(getattr(args, "equalize_alpha", "0.5")),
+                       equalize_alpha=_alpha(getattr(args, "equalize_alpha", None)),
                        weight_rounding=getattr(args, "weight_rounding", "nearest"))
 
 
-def _alpha(text: str) -> float | str:
-    """--equalize-alpha: a number, or 'search' (QuantConfig checks the range)."""
-    if text == "search":
+def _alpha(text: str | None) -> float | str | None:
+    """--equalize-alpha: a number, or 'search' (QuantConfig checks the range); None: not
+    given (0.5)."""
+    if text is None or text == "search":
         return text
     try:
         return float(text)
@@ -551,7 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="activation equalization (Nagel et al. 2019, SmoothQuant): "
                         "channels rescaled to share one activation scale, the factors moved "
                         "into the per-channel weights")
-        sp.add_argument("--equalize-alpha", default="0.5", metavar="A|search",
+        sp.add_argument("--equalize-alpha", default=None, metavar="A|search",
                         help="with --equalize: strength towards full (non-depthwise) consumers, "
                         "s_c = (range_c / widest)^A, A in [0, 1] (default 0.5, SmoothQuant's), "
                         "or 'search': per tensor group the A of 0, 0.25, ..., 1 whose quantized "

@@ -51,8 +51,9 @@ class QuantConfig:
     equalize: bool = False
     # equalization strength towards full (groups = 1) consumers: s_c = (m_c / r)^alpha, alpha
     # in [0, 1] (0.5: SmoothQuant's), or "search": per component the strength whose quantized
-    # consumers lose least on the calibration batch (equalize.search_alpha)
-    equalize_alpha: float | str = 0.5
+    # consumers lose least on the calibration batch (equalize.search_alpha). None: 0.5 (None,
+    # so sweeps stored before this setting keep their configs)
+    equalize_alpha: float | str | None = None
     # how INT weights round to their codes: "nearest", or "gptq" (qasic.quant.gptq: each
     # layer's codes chosen to keep its output on the calibration batch), or "gptq_fisher" (the
     # same with each output position weighted by the fp32 loss's squared gradient; classifiers)
@@ -149,7 +150,7 @@ def _check_bits(key: str, v: object, allowed: tuple[int, int] = BITS_RANGE) -> N
 
 
 def _check_alpha(v: object) -> None:
-    if v == "search":
+    if v is None or v == "search":
         return
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
         raise ConfigError(f"equalize_alpha = {v!r} must be a number in [0, 1] or 'search'")

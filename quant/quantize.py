@@ -25,6 +25,7 @@ from qasic.quant.biascorr import correct_biases
 from qasic.quant.blockscale import effective_weight
 from qasic.quant.calibrate import check_calibration, encode_activations, fused_relu, prepare
 from qasic.quant.config import QuantConfig
+from qasic.quant.equalize import ALPHA as EQUALIZE_ALPHA
 from qasic.quant.equalize import equalize
 from qasic.quant.fgraph import FGraph, FNode, run_float
 from qasic.quant.fixedpoint import quantize_multipliers
@@ -64,8 +65,8 @@ def quantize_graph(graph: FGraph, calibration: Any, config: QuantConfig) -> QGra
     drop = {n.output for n in graph.nodes if fused_relu(graph, n) is not None}
     values = float_values(graph, x, drop)
     if config.equalize:
-        graph, scales = equalize(graph, values, config.equalize_alpha, config.bits_for,
-                                 config.activation_bits)
+        alpha = EQUALIZE_ALPHA if config.equalize_alpha is None else config.equalize_alpha
+        graph, scales = equalize(graph, values, alpha, config.bits_for, config.activation_bits)
         for tensor, s in scales.items():  # the rescaled graph's values, without a second run
             if tensor in values:
                 values[tensor] = values[tensor] / s
