@@ -13,6 +13,7 @@ is used; the interpreter reuses that check, entry by entry, while those bytes ar
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 
 import numpy as np
@@ -26,6 +27,9 @@ from qasic.sim.fastfields import OP_NAMES, program_fields
 from qasic.sim.machine import Machine, _act_table, _largest_input, _positive_levels
 
 _OPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# OpenBLAS runs a GEMM of at most 2^18 multiply-adds (M * N * K) on one thread anyway
+BLAS_THREADS_MIN_MACS = 1 << 18
+_BLAS: list = []  # the threadpoolctl controller of the loaded BLAS libraries, made once
 _CODES = np.array([FK.OPS.get(name, FK.OTHER) for name in OP_NAMES], dtype=np.int64)
 
 
@@ -34,24 +38,66 @@ def run(m: Machine) -> None:
     p, arch = m.program, m.arch
     fields, ops = program_fields(p), _op_codes(p)
     shape, alut, (pos, npos) = arch_vector(arch), _act_levels(), _positive()
-    checked = np.zeros(m.mem["param"].shape[1], dtype=bool)
-    seen = np.zeros_like(m.mem["param"])
-    bufs, wc = _buffers(arch, m.batch), _weight_cache(arch, m.batch)
-    st = np.zeros(FK.ST_SIZE, dtype=np.int64)
-    st[FK.ST_W + 1] = st[FK.ST_A + 1] = -1  # nothing decoded yet
-    i, n = 0, len(p.instrs)
-    while i < n:
-        i = FK.run(ops, fields.F, i, n, m.dram, m.mem["input"], m.mem["weight"], m.mem["output"],
-                   m.mem["param"], m.acc, shape, alut, pos, npos, checked, seen, bufs, wc, st)
-        if i == n:
-            break
-        ins = p.instrs[i]
-        m.step(i, ins)
-        st[FK.ST_W] += 1  # it may have written any scratchpad
-        st[FK.ST_A] += 1
-        if ins.op == "GEMM" and ins["lut"]:
-            record_check(ins, m.mem["param"], checked, seen)
-        i += 1
+    s = scratch(m)
+    with one_blas_thread(arch, m.batch):
+        i, n = 0, len(p.instrs)
+        while i < n:
+            i = FK.run(ops, fields.F, i, n, m.dram, m.mem["input"], m.mem["weight"],
+                       m.mem["output"], m.mem["param"], m.acc, shape, alut, pos, npos,
+                       s.checked, s.seen, s.bufs, s.wc, s.st)
+            if i == n:
+                break
+            ins = p.instrs[i]
+            m.step(i, ins)
+            s.st[FK.ST_W] += 1  # it may have written any scratchpad
+            s.st[FK.ST_A] += 1
+            if ins.op == "GEMM" and ins["lut"]:
+                record_check(ins, m.mem["param"], s.checked, s.seen)
+            i += 1
+
+
+class Scratch:
+    """The interpreter's working arrays for one machine, kept with it (a pooled machine,
+    qasic.sim.pool, reuses them: no fresh pages to fault in on every run)."""
+
+    def __init__(self, m: Machine) -> None:
+        self.checked = np.zeros(m.mem["param"].shape[1], dtype=bool)
+        self.seen = np.zeros_like(m.mem["param"])
+        self.bufs, self.wc = _buffers(m.arch, m.batch), _weight_cache(m.arch, m.batch)
+        self.st = np.zeros(FK.ST_SIZE, dtype=np.int64)
+
+    def reset(self) -> None:
+        """Nothing checked, nothing decoded (``seen`` is read only where ``checked``)."""
+        self.checked[:] = False
+        self.st[:] = 0
+        self.st[FK.ST_W + 1] = self.st[FK.ST_A + 1] = -1
+
+
+_SCRATCH: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def scratch(m: Machine) -> Scratch:
+    """``m``'s Scratch, reset."""
+    s = _SCRATCH.get(m)
+    if s is None:
+        s = _SCRATCH[m] = Scratch(m)
+    s.reset()
+    return s
+
+
+def one_blas_thread(arch: ArchConfig, batch: int):
+    """A context running BLAS on one thread while a batch's folds may be big enough for
+    OpenBLAS to use several. The interpreter makes thousands of small BLAS calls (k and n at
+    most the array's); handing each to threads costs more than it saves, and on a shared
+    machine the waiting threads spin: digits_cnn at batch 256 ran 3.8x slower on 2 threads."""
+    if batch * arch.gemm_max_rows * arch.array_rows * arch.array_cols <= BLAS_THREADS_MIN_MACS:
+        return contextlib.nullcontext()
+    if not _BLAS:
+        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls)
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS.append(ThreadpoolController().select(user_api="blas"))
+    return _BLAS[0].limit(limits=1)
 
 
 def record_check(ins: Instr, par: np.ndarray, checked: np.ndarray, seen: np.ndarray) -> None:

@@ -14,7 +14,7 @@ from qasic.isa.packing import dma_bytes, gather_dram_bytes
 from qasic.isa.program import Program
 from qasic.isa.verify import verify
 from qasic.quant.graph import TensorQ, float_shape, to_internal
-from qasic.sim import fast
+from qasic.sim import fast, pool
 from qasic.sim.energy import CATEGORIES, PARTS, EnergyModel
 from qasic.sim.fastfields import program_fields
 from qasic.sim.machine import Machine
@@ -130,13 +130,18 @@ def run_functional(program: Program, arch: ArchConfig, codes: np.ndarray,
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} not in {MODES}")
     verify(program)
-    m = Machine(program, arch, len(codes), gemm_path)
+    exact = mode == "exact" or hook is not None or gemm_path != "auto"
+    # the fast path runs on a machine kept from the last run, reset (qasic.sim.pool)
+    m = Machine(program, arch, len(codes), gemm_path) if exact else \
+        pool.machine(program, arch, len(codes))
     m.write_region(program.meta["input"]["tensor"], codes)
-    if mode == "exact" or hook is not None or gemm_path != "auto":
+    if exact:
         m.run(hook)
     else:
         fast.run(m)
     out = m.read_region(program.meta["output"]["tensor"])
+    if not exact:
+        pool.release(m)
     return out.reshape((len(codes), *program.meta["output"]["shape"]))
 
 
