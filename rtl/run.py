@@ -69,6 +69,7 @@ class RtlRun:
     busy_sim: dict[str, int]
     sample_cycles: list[int] = field(default_factory=list)
     seconds: float = 0.0                # wall-clock seconds of the RTL simulation (no build)
+    starts: np.ndarray | None = None    # traced runs: the first sample's issue cycles
 
     @property
     def cycles_per_s(self) -> float:
@@ -100,8 +101,10 @@ class RtlRun:
 
 
 def rtl_run(program: Program, arch: ArchConfig, codes: np.ndarray, build_dir: str | Path,
-            reference: np.ndarray | None = None, progress=None) -> RtlRun:
-    """Run ``codes`` (integer input codes, batch first, NHWC) through ``program`` on the RTL."""
+            reference: np.ndarray | None = None, progress=None, trace: bool = False) -> RtlRun:
+    """Run ``codes`` (integer input codes, batch first, NHWC) through ``program`` on the RTL.
+    ``trace``: record the first sample's issue cycle of every instruction (``RtlRun.starts``,
+    comparable with ``schedule(program, arch).start``; polling every cycle is slower)."""
     codes = check_codes(program, codes)
     check_runnable(program, arch)
     say = progress or (lambda _msg: None)
@@ -111,7 +114,7 @@ def rtl_run(program: Program, arch: ArchConfig, codes: np.ndarray, build_dir: st
     run_dir = Path(tempfile.mkdtemp(prefix="rtl-run-", dir=sim_dir.parent))
     say(f"running {len(codes)} sample(s) on the RTL")
     t0 = time.perf_counter()
-    raw = _simulate(program, arch, images, sim_dir, run_dir)
+    raw = _simulate(program, arch, images, sim_dir, run_dir, trace)
     seconds = time.perf_counter() - t0
     _check_errors(program, raw["error"])
     shutil.rmtree(run_dir)  # kept only when the run fails, for its log
@@ -128,7 +131,18 @@ def rtl_run(program: Program, arch: ArchConfig, codes: np.ndarray, build_dir: st
         samples=len(codes), outputs=outputs, sim_outputs=sim_out, reference_equal=ref_equal,
         cycles_rtl=max(cycles), cycles_sim=int(timing.total),
         busy_rtl={q: int(raw["busy"][0][k]) for k, q in enumerate(QUEUES)},
-        busy_sim=busy_sim, sample_cycles=cycles, seconds=seconds)
+        busy_sim=busy_sim, sample_cycles=cycles, seconds=seconds,
+        starts=_starts(program, raw["issues"]) if trace else None)
+
+
+def _starts(program: Program, issues: np.ndarray) -> np.ndarray:
+    """Issue cycle per instruction (program order) from (queue, cycle) records."""
+    starts = np.full(len(program.instrs), -1, dtype=np.int64)
+    for k, q in enumerate(QUEUES):
+        idx = [i for i, ins in enumerate(program.instrs) if ins.queue == q]
+        cyc = issues[issues[:, 0] == k, 1] if len(issues) else np.zeros(0, dtype=np.int64)
+        starts[idx[:len(cyc)]] = cyc[:len(idx)]
+    return starts
 
 
 def _check_errors(program: Program, errors: np.ndarray) -> None:
@@ -221,7 +235,7 @@ def first_error(log: Path) -> str:
 # ---- simulation -------------------------------------------------------------------------------
 
 def _simulate(program: Program, arch: ArchConfig, images: np.ndarray, sim_dir: Path,
-              run_dir: Path) -> dict:
+              run_dir: Path, trace: bool = False) -> dict:
     from cocotb_tools.runner import get_results, get_runner
 
     from qasic.rtl.top import TOP
@@ -230,7 +244,8 @@ def _simulate(program: Program, arch: ArchConfig, images: np.ndarray, sim_dir: P
     timing = schedule(program, arch)
     np.savez(job, words=program_words(program), dram=images,
              latency=arch.dram_latency_cycles, bytes_per_cycle=arch.dram_bytes_per_cycle,
-             limit=4 * int(timing.total) + 10_000, fetch_latency=FETCH_LATENCY)
+             limit=4 * int(timing.total) + 10_000, fetch_latency=FETCH_LATENCY,
+             trace=int(trace))
     log, xml = run_dir / "sim.log", run_dir / "results.xml"
     try:
         get_runner("verilator").test(

@@ -16,7 +16,8 @@ synchronous reset ``rst``):
 * ``finished``: every queue has issued all its instructions and none is in flight.
 * ``cycles``: cycles since the first possible issue cycle, frozen when ``finished`` rises: the
   timing model's ``total`` when they agree. ``busy_load``, ``busy_compute``, ``busy_store``:
-  cycles each queue was occupied (``InstrQueue.occupied``).
+  cycles each queue was occupied (``InstrQueue.occupied``). ``issue_load``, ``issue_compute``,
+  ``issue_store``: high in each cycle the queue issues (for traces).
 * ``error``, ``error_code``, ``error_queue``: the first fault (a unit's, e.g. a GATHER index
   outside its table; or a token FIFO overflow); the queue that saw it stops issuing.
 * ``m_axi_load``, ``m_axi_store``: the AXI4 master ports of the two DMA units (``rtl.axi``).
@@ -105,6 +106,7 @@ class Accelerator(wiring.Component):
             "prog_en": In(1), "prog_data": In(WORD_BITS), "clear": In(1), "run": In(1),
             "finished": Out(1), "cycles": Out(COUNTER_BITS),
             **{f"busy_{q}": Out(COUNTER_BITS) for q in QUEUES},
+            **{f"issue_{q}": Out(1) for q in QUEUES},
             "error": Out(1), "error_code": Out(ERROR_CODE_BITS), "error_queue": Out(2),
         }
         for row in UNITS:
@@ -186,6 +188,8 @@ class Accelerator(wiring.Component):
             for q, queue in queues.items():
                 busy = getattr(self, f"busy_{q}")
                 m.d.sync += busy.eq(busy + queue.occupied)
+        for q, queue in queues.items():
+            m.d.comb += getattr(self, f"issue_{q}").eq(queue.issue)
         with m.If(self.clear):
             m.d.sync += [self.error.eq(0), self.error_code.eq(0), self.error_queue.eq(0)]
         with m.Elif(~self.error):

@@ -1,37 +1,29 @@
 """The timing model: a closed-form duration per instruction and one in-order pass over tokens.
 
-Durations (cycles; R x C array, B = DRAM bytes per cycle, L = DRAM latency, V = vector lanes
-arch.lanes (vector.lanes, or C when 0), Dd / Ds = vector.divide_cycles / vector.sqrt_cycles):
-    LOAD / STORE   bytes = planes * rows * row_bytes; issue ceil(bytes / B) cycles on the queue;
-                   data lands L cycles later. A DMA engine keeps requests in flight, so the next
-                   DMA of the same queue issues when the previous one has *issued*, not landed.
-    LOAD fill=1    no DRAM access: the scratchpad write port stores C bytes per cycle, busy and
-                   done after ceil(bytes / C) cycles (no latency).
-    GATHER         I = ceil(4 count / B) index cycles, one latency L for the indices to land
-                   (the row addresses depend on them), then count * ceil(row_bytes / B) row
-                   cycles issued back to back (rows are independent once their indices are in:
-                   pipelined like a DMA's rows); busy I + L + rows, done busy + L.
-    SCATTER        as GATHER (the row writes wait for their indices; written rows land L later)
-    GEMM           fold_cycles(R, C, T) = 2R + C + T - 2 with T = lines * rows (qasic.rtl.timing:
-                   preload R weight rows, stream T skewed vectors, drain), whatever k and n.
-                   wtrans = 1 costs the same: the transposer is pipelined with the preload
-                   (Gemmini's b_transpose), a weight row enters the array every cycle.
-    POST           ceil(rows * n / C) + POST_PIPELINE: C lanes (bias add, multiply, shift/clamp;
-                   with lut = 1 the table read shares the clamp stage)
-    POOL           ceil(oh * ow * c * kh * kw / V) + 1: V lanes (comparators for max, adders for
-                   avg; avg's one requantize per result overlaps the next window)
-    LUT            ceil(count / V) + LUT_PIPELINE: V lanes (read the code, read the table byte)
-    ADD            ceil(count / V) + ADD_PIPELINE (add and mul alike)
-    SOFTMAX        rows * (3 ceil(len / V) + Dd) + ROW_PIPELINE: per row a max pass, an exp and
-                   sum pass, one divide (R = 2^32 / sum) and a scale pass, row after row
-    NORM           rows * ((2 + center) ceil(len / V) + Ds + 2 Dd) + ROW_PIPELINE: per row a
-                   sum pass (LayerNorm only), a square-sum pass, one square root and one divide
-                   (2^61 / root: a 62-bit quotient, two passes of the 32-bit divider), an output
-                   pass
+Durations are the RTL's (``qasic.rtl.cycles``: each unit's formula, derived in its module and
+held cycle for cycle by the whole-program RTL tests): (busy, done) per instruction in the sense
+of ``rtl.ports.unit_control`` -- the queue can issue its next instruction ``busy`` cycles after
+this one starts, and its tokens are visible ``done`` cycles after it starts. In short (R x C
+array, B = DRAM bytes per cycle, L = DRAM latency, V = vector lanes):
+    LOAD / STORE   T = the aligned B-byte DRAM words each row touches, summed over rows (one
+                   beat per cycle: the next DMA issues while this one's data is in flight);
+                   (T, T + L), STORE (T, T + L + 1); fill (no DRAM): T = rows x ceil(row / C),
+                   (T, T + 1); an empty copy (1, 2)
+    GATHER/SCATTER index chunks of 16 (a DRAM latency each), then a fixed number of slots per
+                   table row (its worst alignment), so timing never depends on index values
+    GEMM           prologue (decode table, zero-point row, transposed tile) + 1 + fold_cycles
+                   = pre + 2R + C + T - 1
+    POST           table + max(rows x ceil(n / C), 1) + 6
+    POOL/ADD/LUT   prologue + max(groups of V lanes, 1) + write delay + 1
+    SOFTMAX        (no RTL unit yet) rows * (3 ceil(len / V) + Dd) + ROW_PIPELINE
+    NORM           (no RTL unit yet) rows * ((2 + center) ceil(len / V) + Ds + 2 Dd)
+                   + ROW_PIPELINE
     SYNC, END      1
 Each queue runs its instructions in order; an instruction starts when its queue is free and
-every token it pops has been pushed; it pushes tokens when it completes. Processing the program
-in order is exact because the compiler emits every push before its pop (checked here).
+every token it pops has been pushed; it pushes tokens when it completes. A DMA queue completes
+its instructions in issue order, at most one per cycle: an instruction ends at max(start + done,
+the previous one's end + 1). Processing the program in order is exact because the compiler emits
+every push before its pop (checked here).
 """
 
 from __future__ import annotations
@@ -45,16 +37,14 @@ from numba import njit
 from qasic.arch.config import ArchConfig
 from qasic.errors import ProgramFormatError
 from qasic.isa.encoding import Instr
-from qasic.isa.packing import GATHER_INDEX_BYTES, gemm_vectors
+from qasic.isa.packing import gemm_vectors
 from qasic.isa.program import Program
 from qasic.isa.table import BY_NAME, QUEUES
 from qasic.isa.tokens import FIFOS, FLAGS, POPS, PUSHES
-from qasic.rtl.timing import fold_cycles, preload_cycles, stream_cycles
-from qasic.sim.fastfields import OP_NAMES, program_fields
+from qasic.rtl import cycles as rtl_cycles
+from qasic.rtl.timing import fold_cycles
+from qasic.sim.fastfields import OP_NAMES, _columns, program_fields
 
-POST_PIPELINE = 3
-ADD_PIPELINE = 4
-LUT_PIPELINE = 2
 ROW_PIPELINE = 4  # SOFTMAX / NORM: read, table or multiply, accumulate, write
 
 
@@ -66,38 +56,12 @@ def duration(ins: Instr, arch: ArchConfig) -> tuple[int, int]:
     """(cycles the queue is busy, cycles until the result is complete)."""
     if ins.op == "GEMM" and gemm_vectors(ins) < 1:
         fold_cycles(arch.array_rows, arch.array_cols, gemm_vectors(ins))  # raises its error
-    busy, done = DURATIONS.get(ins.op, _one)(ins, arch)
-    return int(busy), int(done)
+    busy, done = DURATIONS.get(ins.op, _one)(_columns(ins.op, [ins]), arch)
+    return int(np.asarray(busy).reshape(-1)[0]), int(np.asarray(done).reshape(-1)[0])
 
 
-# Each row below is written once for a single instruction (an Instr: f["rows"] an int) and for
-# every instruction of one opcode at once (qasic.sim.fastfields columns: f["rows"] an array).
-
-def _dma(f, arch: ArchConfig):
-    size = f["planes"] * f["rows"] * f["row_bytes"]  # qasic.isa.packing.dma_bytes
-    fill, xfer = _ceil(size, arch.array_cols), _ceil(size, arch.dram_bytes_per_cycle)
-    return (np.where(f["fill"], fill, xfer),
-            np.where(f["fill"], fill, xfer + arch.dram_latency_cycles))
-
-
-def _gemm(f, arch: ArchConfig):
-    """fold_cycles (qasic.rtl.timing) over T = lines * rows >= 1 (checked by the caller)."""
-    t = preload_cycles(arch.array_rows) + stream_cycles(arch.array_rows, arch.array_cols,
-                                                        f["lines"] * f["rows"])
-    return t, t
-
-
-def _gather(f, arch: ArchConfig):
-    b, lat, count = arch.dram_bytes_per_cycle, arch.dram_latency_cycles, f["count"]
-    busy = _ceil(GATHER_INDEX_BYTES * count, b) + lat + count * _ceil(f["row_bytes"], b)
-    return np.where(count == 0, 1, busy), np.where(count == 0, 1, busy + lat)
-
-
-def _pool(f, arch: ArchConfig):
-    oh = (f["h"] - f["kh"]) // np.maximum(f["sh"], 1) + 1  # qasic.isa.packing.pool_out
-    ow = (f["w"] - f["kw"]) // np.maximum(f["sw"], 1) + 1
-    return _ceil(oh * ow * f["c"] * f["kh"] * f["kw"], arch.lanes) + 1
-
+# Every row takes the columns of the instructions of one opcode (qasic.sim.fastfields), a
+# single instruction as a one-row table.
 
 def _softmax(f, arch: ArchConfig):
     per_row = 3 * _ceil(f["len"], arch.lanes) + arch.vector_divide_cycles
@@ -125,17 +89,9 @@ def _one(f, arch: ArchConfig):
 
 # op -> (busy, done); SYNC, END and any opcode without a row: 1 cycle
 DURATIONS = {
-    "LOAD": _dma,
-    "STORE": _dma,
-    "GEMM": _gemm,
-    "POST": _same(lambda f, arch: _ceil(f["rows"] * f["n"], arch.array_cols) + POST_PIPELINE),
-    "POOL": _same(_pool),
-    "LUT": _same(lambda f, arch: _ceil(f["count"], arch.lanes) + LUT_PIPELINE),
-    "ADD": _same(lambda f, arch: _ceil(f["count"], arch.lanes) + ADD_PIPELINE),
+    **rtl_cycles.ROWS,
     "SOFTMAX": _same(_softmax),
     "NORM": _same(_norm),
-    "GATHER": _gather,
-    "SCATTER": _gather,
 }
 
 
@@ -199,20 +155,25 @@ def schedule(program: Program, arch: ArchConfig) -> Timing:
     pushes = np.where(f.flags[:, 2:], _FIFO[queue][:, 2:], -1)
     if np.any(f.flags[:, :2] & (pops < 0)) or np.any(f.flags[:, 2:] & (pushes < 0)):
         return schedule_loop(program, arch)  # a flag naming a missing queue
-    start, end, issued, bad = _scan(queue, pops, pushes, busy, done)
+    start, end, issued, bad = _scan(queue, pops, pushes, busy, done, _IN_ORDER)
     if bad >= 0:
         return schedule_loop(program, arch)  # a pop before its push: deadlock
     return Timing(start, end, int(end.max()) if n else 0, issued)
 
 
+_IN_ORDER = np.array([q in rtl_cycles.IN_ORDER_QUEUES for q in QUEUES], dtype=np.bool_)
+
+
 @njit(cache=True)
-def _scan(queue, pops, pushes, busy, done):
+def _scan(queue, pops, pushes, busy, done, in_order):
     """Queues in order, each instruction starting when its queue is free and its popped tokens
-    (FIFO indices, -1: none; pop_prev before pop_next) are pushed; returns start, end, issued
-    and the first instruction popping an empty FIFO (or -1)."""
+    (FIFO indices, -1: none; pop_prev before pop_next) are pushed; an in-order queue's
+    instruction ends no earlier than a cycle after the previous one's end; returns start, end,
+    issued and the first instruction popping an empty FIFO (or -1)."""
     n = len(queue)
     start, end, issued = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
     free = np.zeros(len(QUEUES), np.int64)
+    last = np.zeros(len(QUEUES), np.int64)
     tokens = np.zeros((len(FIFOS), n), np.int64)
     head, tail = np.zeros(len(FIFOS), np.int64), np.zeros(len(FIFOS), np.int64)
     for i in range(n):
@@ -225,6 +186,9 @@ def _scan(queue, pops, pushes, busy, done):
                 t0 = max(t0, tokens[k, head[k]])
                 head[k] += 1
         start[i], end[i] = t0, t0 + done[i]
+        if in_order[queue[i]]:
+            end[i] = max(end[i], last[queue[i]] + 1)
+        last[queue[i]] = end[i]
         issued[i] = free[queue[i]] = t0 + busy[i]
         for j in range(2):
             k = pushes[i, j]
@@ -238,6 +202,7 @@ def schedule_loop(program: Program, arch: ArchConfig) -> Timing:
     """The definition ``schedule`` is tested against: one Python pass, instruction by
     instruction, with a one-line error naming the instruction where the program is malformed."""
     free = dict.fromkeys(QUEUES, 0)
+    last = dict.fromkeys(QUEUES, 0)  # end of each queue's previous instruction
     fifos: dict[tuple[str, str], deque] = {}
     n = len(program.instrs)
     start, end = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
@@ -250,6 +215,9 @@ def schedule_loop(program: Program, arch: ArchConfig) -> Timing:
                 t0 = max(t0, _pop(fifos, i, ins, q, d))
         busy, done = _duration(i, ins, arch)
         start[i], end[i] = t0, t0 + done
+        if q in rtl_cycles.IN_ORDER_QUEUES:
+            end[i] = max(end[i], last[q] + 1)
+        last[q] = end[i]
         free[q] = issued[i] = t0 + busy
         for d in ("prev", "next"):
             if getattr(ins, f"push_{d}"):

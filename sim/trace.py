@@ -42,7 +42,7 @@ def trace_events(program: Program, timing: Timing, clock_mhz: float = 1.0) -> li
         layer = program.layers[k]["name"]
         start, busy, end = int(timing.start[i]), int(issued[i]), int(timing.end[i])
         events.append(_slice(ins.op, layer, QUEUES.index(ins.queue), start, busy, us, i))
-        if ins.op in DMA_OPS and end > busy:
+        if ins.op in DMA_OPS and end > busy and not (ins.op == "LOAD" and ins["fill"]):
             tracks = flights[ins.queue]
             track = next((t for t, free in enumerate(tracks) if free <= start), len(tracks))
             if track == len(tracks):

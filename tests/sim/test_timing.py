@@ -41,15 +41,16 @@ END   +pop_next
 def test_single_fold_matches_the_documented_formula():
     assert (ARCH.array_rows, ARCH.array_cols, ARCH.dram_bytes_per_cycle,
             ARCH.dram_latency_cycles) == (16, 16, 8, 64)
-    # LOAD  160 bytes / 8 per cycle = 20 cycles issue, + 64 latency: done at 84
-    # GEMM  2R + C + T - 2 = 32 + 16 + 10 - 2 = 56: 84 .. 140
-    # POST  ceil(10 * 16 / 16) + 3 = 13: 140 .. 153
-    # STORE 20 + 64 = 84: 153 .. 237
-    # END   1: 237 .. 238
+    # LOAD  10 rows of 16 aligned bytes = 20 beats of 8 issued, + 64 latency: done at 84
+    # GEMM  2R + C + T - 1 = 32 + 16 + 10 - 1 = 57 (fold + the scratchpad read): 84 .. 141
+    # POST  4 cycles of per-channel records (16 x 16 bytes on a 4C-byte port), then
+    #       rows * ceil(n / C) = 10 groups, + 6 pipeline = 20: 141 .. 161
+    # STORE 20 beats + 64 + 1 (the scratchpad read before W) = 85: 161 .. 246
+    # END   1: 246 .. 247
     t = schedule(hand_program(ONE_FOLD), ARCH)
-    assert list(t.start) == [0, 84, 140, 153, 237]
-    assert list(t.end) == [84, 140, 153, 237, 238]
-    assert t.total == 238
+    assert list(t.start) == [0, 84, 141, 161, 246]
+    assert list(t.end) == [84, 141, 161, 246, 247]
+    assert t.total == 247
 
 
 def test_dma_issues_back_to_back_without_waiting_for_latency():
@@ -57,18 +58,38 @@ def test_dma_issues_back_to_back_without_waiting_for_latency():
             "LOAD mem=param planes=1 rows=1 row_bytes=192 sram_addr=0\n"
             + ONE_FOLD)
     # weight: 256 B -> issue 0..32, lands 96; param: 192 B -> issue 32..56, lands 120;
-    # input: issue 56..76, lands 140; then GEMM 140..196, POST 196..209, STORE 209..293, END 294
+    # input: issue 56..76, lands 140; then GEMM 140..197, POST 197..217, STORE 217..302, END 303
     t = schedule(hand_program(text), ARCH)
     assert list(t.start[:3]) == [0, 32, 56]
     assert list(t.end[:3]) == [96, 120, 140]
-    assert t.total == 294
+    assert t.total == 303
+
+
+def test_unaligned_rows_take_every_dram_word_they_touch():
+    """A row of 8 bytes at DRAM address 4 touches two 8-byte words: two beats, not one."""
+    aligned, unaligned = assemble(
+        "LOAD mem=input planes=1 rows=4 row_bytes=8 dram_stride=8 sram_stride=8\n"
+        "LOAD mem=input planes=1 rows=4 row_bytes=8 dram_addr=4 dram_stride=8 sram_stride=8")
+    assert duration(aligned, ARCH) == (4, 68)
+    assert duration(unaligned, ARCH) == (8, 72)
+
+
+def test_a_dma_queue_completes_in_issue_order():
+    """A fill after a LOAD finishes after the LOAD's data lands, not T + 1 after it starts."""
+    text = ("LOAD mem=input planes=1 rows=1 row_bytes=8\n"
+            "LOAD mem=input fill=1 planes=1 rows=1 row_bytes=16 sram_addr=64\nEND")
+    t = schedule(hand_program(text), ARCH)
+    assert list(t.start[:2]) == [0, 1]
+    assert list(t.end[:2]) == [65, 66]  # the fill alone would end at 1 + 1 + 1 = 3
 
 
 def test_pool_and_add_durations():
     pool, add = assemble("POOL h=8 w=8 c=32 kh=2 kw=2 sh=2 sw=2\nADD count=100")
-    # POOL: ceil(4 * 4 * 32 * 2^2 / 16) + 1 = 129; ADD: ceil(100 / 16) + 4 = 11
-    assert duration(pool, ARCH) == (129, 129)
-    assert duration(add, ARCH) == (11, 11)
+    # POOL: 1 param read + 4 * 4 output pixels * ceil(32 / 16) groups * 2 * 2 window
+    #       + write delay 5 + 1 = 135
+    # ADD:  1 param read + ceil(100 / 16) + write delay 8 + 1 = 17
+    assert duration(pool, ARCH) == (135, 135)
+    assert duration(add, ARCH) == (17, 17)
 
 
 def test_hand_program_also_runs_functionally():

@@ -34,19 +34,22 @@ def test_the_defaults_the_numbers_below_assume():
 
 # ---- timing ----------------------------------------------------------------------------------
 
-def test_gemm_wtrans_takes_the_same_cycles():
+def test_gemm_wtrans_fills_the_transposer_first():
+    """The n stored rows of a transposed tile enter the transposer before the weight load."""
     gemm = {"lines": 2, "rows": 7, "k": 16, "n": 9, "wbits": 4}
-    assert duration(Instr("GEMM", {**gemm, "wtrans": 1}), ARCH) == duration(
-        Instr("GEMM", gemm), ARCH)
+    plain = duration(Instr("GEMM", gemm), ARCH)
+    assert plain == (2 * 16 + 16 + 14 - 1,) * 2
+    assert duration(Instr("GEMM", {**gemm, "wtrans": 1}), ARCH) == (plain[0] + 9,) * 2
 
 
 def test_gather_fetches_indices_then_pipelines_the_rows():
     g = Instr("GATHER", {"count": 5, "row_bytes": 20, "vocab": 100})
-    # indices: ceil(20 / 8) = 3; their latency 64; rows: 5 x ceil(20 / 8) = 15; the last lands
+    # one chunk of 5 indices: ceil(20 / 8) = 3 beats, then the wait for them (latency - 1);
+    # rows: 5 x ceil(20 / 8) = 15 slots (table_stride 0: every row aligned); the last lands
     # 64 later
-    assert duration(g, ARCH) == (3 + 64 + 15, 3 + 64 + 15 + 64)
+    assert duration(g, ARCH) == (3 + 63 + 15, 3 + 63 + 15 + 64)
     wide = dataclasses.replace(ARCH, dram_bytes_per_cycle=32, dram_latency_cycles=10)
-    assert duration(g, wide) == (1 + 10 + 5, 1 + 10 + 5 + 10)
+    assert duration(g, wide) == (1 + 9 + 5, 1 + 9 + 5 + 10)
 
 
 @pytest.mark.parametrize("lanes, passes", [(0, 3), (16, 3), (8, 5), (40, 1)])
@@ -73,11 +76,15 @@ def test_pool_add_lut_use_the_vector_lanes():
     add = Instr("ADD", {"count": 40})
     lut = Instr("LUT", {"count": 40})
     pool = Instr("POOL", {"h": 4, "w": 4, "c": 5, "kh": 2, "kw": 2, "sh": 2, "sw": 2})
-    assert [duration(i, ARCH)[0] for i in (add, lut, pool)] == [3 + 4, 3 + 2, 5 + 1]
-    four = dataclasses.replace(ARCH, vector_lanes=4)  # 80 window elements / 4 lanes = 20
-    assert [duration(i, four)[0] for i in (add, lut, pool)] == [10 + 4, 10 + 2, 20 + 1]
+    # each: prologue (params or table on a 4V-byte port) + groups of V lanes + write delay + 1
+    # V = 16: ADD 1 + 3 + 8 + 1; LUT 4 + 3 + 2 + 1; POOL 4 pixels x 1 group x 4 positions
+    assert [duration(i, ARCH)[0] for i in (add, lut, pool)] == [13, 10, 1 + 16 + 5 + 1]
+    four = dataclasses.replace(ARCH, vector_lanes=4)  # 10 groups; POOL 2 groups per position
+    assert [duration(i, four)[0] for i in (add, lut, pool)] == [3 + 10 + 8 + 1, 16 + 10 + 2 + 1,
+                                                              2 + 32 + 5 + 1]
     post = Instr("POST", {"rows": 4, "n": 10})  # the post-processing unit keeps C lanes
-    assert duration(post, four) == duration(post, ARCH) == (3 + 3, 3 + 3)
+    # 3 cycles of records (10 x 16 bytes on a 64-byte port) + 4 rows + 6
+    assert duration(post, four) == duration(post, ARCH) == (3 + 4 + 6,) * 2
 
 
 def test_gather_runs_on_the_load_queue_beside_compute():
@@ -87,7 +94,7 @@ def test_gather_runs_on_the_load_queue_beside_compute():
     instrs = tuple(assemble(text))
     t = schedule(Program(instrs, (0,) * 4, b"", (Region("constants", 0, 0, "constants"),)),
                  ARCH)
-    gather_end = 2 + 64 + 4 + 64
+    gather_end = 2 + 63 + 4 + 64  # index beats, their wait, 4 row slots, the last lands
     softmax = 3 * 1 + 32 + 4
     assert list(t.start) == [0, 0, max(softmax, gather_end), max(softmax, gather_end) + softmax]
 
