@@ -12,11 +12,17 @@ import numpy as np
 
 from qasic.isa.table import BSCALE_BYTES, LUT_TABLE_ENTRY_BYTES, encoding_bits
 
+# code widths of whole bytes: a code is a little-endian two's-complement word (the same bytes the
+# bit loop writes), packed and unpacked by one numpy cast
+WHOLE_BYTES = {8: np.dtype("<i1"), 16: np.dtype("<i2"), 32: np.dtype("<i4"), 64: np.dtype("<i8")}
+
 
 def pack_bits(codes: np.ndarray, bits: int) -> bytes:
     """Pack signed integer codes row by row, ``bits`` each, little-endian bit order; every row
     starts on a byte boundary (row bytes = ceil(cols * bits / 8))."""
     codes = np.atleast_2d(np.asarray(codes, dtype=np.int64))
+    if bits in WHOLE_BYTES:  # whole little-endian words: the low bytes of each code
+        return codes.astype(WHOLE_BYTES[bits]).tobytes()
     rows, cols = codes.shape
     u = (codes & ((1 << bits) - 1)).astype(np.uint64)
     row_bytes = (cols * bits + 7) // 8
@@ -32,6 +38,9 @@ def pack_bits(codes: np.ndarray, bits: int) -> bytes:
 
 def unpack_bits(blob: bytes, rows: int, cols: int, bits: int) -> np.ndarray:
     """Inverse of ``pack_bits``: signed int64 codes (rows, cols)."""
+    if bits in WHOLE_BYTES:
+        return np.frombuffer(blob, dtype=WHOLE_BYTES[bits], count=rows * cols).reshape(
+            rows, cols).astype(np.int64)
     row_bytes = (cols * bits + 7) // 8
     raw = np.frombuffer(blob, dtype=np.uint8, count=rows * row_bytes).reshape(rows, row_bytes)
     bitsarr = np.unpackbits(raw, axis=1, bitorder="little")[:, :cols * bits]

@@ -35,15 +35,14 @@ _CODES = np.array([FK.OPS.get(name, FK.OTHER) for name in OP_NAMES], dtype=np.in
 
 def run(m: Machine) -> None:
     """Run ``m``'s whole program (as ``m.run()`` without a hook)."""
-    p, arch = m.program, m.arch
+    p = m.program
     fields, ops = program_fields(p), _op_codes(p)
-    shape, alut, (pos, npos) = arch_vector(arch), _act_levels(), _positive()
     s = scratch(m)
-    with one_blas_thread(arch, m.batch):
+    with one_blas_thread(m.arch, m.batch):
         i, n = 0, len(p.instrs)
         while i < n:
             i = FK.run(ops, fields.F, i, n, m.dram, m.mem["input"], m.mem["weight"],
-                       m.mem["output"], m.mem["param"], m.acc, shape, alut, pos, npos,
+                       m.mem["output"], m.mem["param"], m.acc, s.shape, s.alut, s.pos, s.npos,
                        s.checked, s.seen, s.bufs, s.wc, s.st)
             if i == n:
                 break
@@ -61,6 +60,8 @@ class Scratch:
     qasic.sim.pool, reuses them: no fresh pages to fault in on every run)."""
 
     def __init__(self, m: Machine) -> None:
+        self.shape, self.alut = arch_vector(m.arch), _act_levels()
+        self.pos, self.npos = _positive()
         self.checked = np.zeros(m.mem["param"].shape[1], dtype=bool)
         self.seen = np.zeros_like(m.mem["param"])
         self.bufs, self.wc = _buffers(m.arch, m.batch), _weight_cache(m.arch, m.batch)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -111,14 +112,30 @@ def simulate(program: Program, arch: ArchConfig, x: np.ndarray | None = None, *,
     verify(program)
     check_arch(program, arch)
     codes = input_codes(program, x) if codes is None else check_codes(program, codes)
-    timing = schedule(program, arch)
+    costs = program_costs(program, arch)
     batch = max(1, min(batch, DRAM_BATCH_BYTES // max(program.dram_size, 1)))
     outs = []
     for b0 in range(0, len(codes), batch):
         outs.append(run_functional(program, arch, codes[b0:b0 + batch], hook, gemm_path, mode))
         if progress:
             progress(f"simulated {min(b0 + batch, len(codes))}/{len(codes)} inputs")
-    return _stats(program, arch, np.concatenate(outs) if outs else np.zeros((0,)), timing)
+    return dataclasses.replace(
+        costs, outputs=np.concatenate(outs) if outs else np.zeros((0,)),
+        energy_pj=dict(costs.energy_pj), meta=dict(costs.meta),
+        layers=[dict(la, energy_pj=dict(la["energy_pj"])) for la in costs.layers])
+
+
+_PROGRAM_COSTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def program_costs(program: Program, arch: ArchConfig) -> SimResult:
+    """The SimResult of ``program`` on ``arch`` without outputs: cycles, energy and per-layer
+    stats depend on the program and the arch only, never on the data, so they are computed once
+    per program object and arch (qasic.sim.timing.schedule, layer_costs) and copied per run."""
+    per_arch = _PROGRAM_COSTS.setdefault(program, {})
+    if arch not in per_arch:
+        per_arch[arch] = _stats(program, arch, np.zeros((0,)), schedule(program, arch))
+    return per_arch[arch]
 
 
 def run_functional(program: Program, arch: ArchConfig, codes: np.ndarray,
