@@ -532,13 +532,20 @@ class DmaStore(_Dma):
         wmem = Signal(range(len(self.mems)))
         burst_left = Signal(8)               # beats of the current burst after this one
         w_blocked = wvalid & ~axi.wready
+        aw_sent = Signal()
+        with m.If(e.fire):
+            m.d.sync += aw_sent.eq(0)
+        with m.Elif(axi.awvalid & axi.awready):
+            m.d.sync += aw_sent.eq(1)
         m.d.comb += [
             axi.arvalid.eq(need_ar & room), axi.araddr.eq(e.word << lb), axi.arlen.eq(e.blen),
             axi.arsize.eq(lb), axi.arburst.eq(BURST_INCR), axi.rready.eq(1),
-            axi.awvalid.eq(need_aw & bexp.w_rdy & ~w_blocked), axi.awaddr.eq(e.word << lb),
+            # AW never waits for W (AXI: a valid does not depend on a ready); a burst whose AW
+            # went out while W was blocked remembers it (aw_sent) until its first beat's slot
+            axi.awvalid.eq(need_aw & bexp.w_rdy & ~aw_sent), axi.awaddr.eq(e.word << lb),
             axi.awlen.eq(e.blen), axi.awsize.eq(lb), axi.awburst.eq(BURST_INCR),
             e.stall.eq((need_ar & ~(axi.arvalid & axi.arready))
-                       | (need_aw & ~(axi.awvalid & axi.awready))
+                       | (need_aw & ~aw_sent & ~(axi.awvalid & axi.awready))
                        | (e.is_beat & (e.phase != _IDX) & w_blocked)),
             land.w_en.eq(e.ibeat), land.w_data.eq(e.k),
             land.r_en.eq(axi.rvalid & land.r_rdy),

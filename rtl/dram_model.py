@@ -14,8 +14,11 @@ with the rising edge where a handshake is sampled:
 * write: W beats are written to ``memory`` (bytes with ``wstrb`` set) as they are accepted; the B
   response of a burst is valid in cycle t + L - 1, t the cycle of its last W beat.
 
-AR, AW and W are always ready; R and B wait for ``rready`` / ``bready``. Everything is sampled and
-driven at falling clock edges (half a cycle from the rising edge the design samples on). A burst
+AR, AW and W are always ready; R and B wait for ``rready`` / ``bready``. With ``stall`` = p > 0
+(a test of the master's handshakes, not of timing) each of AR, AW, W is not ready, and each due R
+beat and B response is held back, in a cycle with probability p. The model drives at falling
+clock edges (half a cycle from the rising edge the design samples on) and samples the master
+once that time step has settled (``ReadOnly``). A burst
 outside ``memory``, a ``*size`` other than the bus width or a burst type other than INCR fails
 the test with a message naming the port and address (``errors`` keeps them too). ``memory`` may
 be replaced between runs; ``await drain()`` waits until every accepted request is answered.
@@ -31,7 +34,8 @@ BURST_INCR = 1
 
 
 class DramModel:
-    def __init__(self, dut, prefix: str, memory: np.ndarray, latency: int, clock=None) -> None:
+    def __init__(self, dut, prefix: str, memory: np.ndarray, latency: int, clock=None,
+                 stall: float = 0.0, seed: int = 0) -> None:
         if memory.dtype != np.uint8 or memory.ndim != 1:
             raise ValueError(f"DramModel {prefix}: memory must be a 1-D uint8 array, not "
                              f"{memory.dtype} {memory.shape}")
@@ -48,6 +52,7 @@ class DramModel:
         self._w_at = 0                   # beats of the head AW burst already written
         self._b: deque = deque()         # cycles their B responses become valid
         self.beats = {"r": 0, "w": 0}
+        self.stall, self._rng = stall, np.random.default_rng(seed)
 
     def idle(self) -> bool:
         """No read beat, write burst or B response is outstanding."""
@@ -90,37 +95,42 @@ class DramModel:
         return addr // self.bytes, beats
 
     async def _run(self) -> None:
-        from cocotb.triggers import FallingEdge
-        b = self.bytes
+        from cocotb.triggers import FallingEdge, ReadOnly
+        b, rng, p = self.bytes, self._rng, self.stall
         while True:
             await FallingEdge(self.clock)
             self.cycle += 1
             t = self.cycle
-            if int(self.sig("arvalid").value):
-                word, beats = self._burst("ar")
-                self._reads.append([word, beats, t + self.latency - 1])
-            if int(self.sig("awvalid").value):
-                self._aw.append(self._burst("aw"))
-            if int(self.sig("wvalid").value):
-                self._write_beat(t)
-            # R: the head beat, once due
-            rvalid = bool(self._reads) and self._reads[0][2] <= t
+            # drive this cycle's readies, R and B ...
+            ready = {ch: int(not p or rng.random() >= p) for ch in ("ar", "aw", "w")}
+            for ch, v in ready.items():
+                self.sig(f"{ch}ready").value = v
+            rvalid = bool(self._reads) and self._reads[0][2] <= t and (not p or rng.random() >= p)
             self.sig("rvalid").value = int(rvalid)
             if rvalid:
                 word, left, _ = self._reads[0]
                 self.sig("rdata").value = int.from_bytes(
                     self.memory[word * b:(word + 1) * b].tobytes(), "little")
                 self.sig("rlast").value = int(left == 1)
-                if int(self.sig("rready").value):
-                    self.beats["r"] += 1
-                    if left == 1:
-                        self._reads.popleft()
-                    else:
-                        self._reads[0] = [word + 1, left - 1, t + 1]
-            bvalid = bool(self._b) and self._b[0] <= t
+            bvalid = bool(self._b) and self._b[0] <= t and (not p or rng.random() >= p)
             self.sig("bvalid").value = int(bvalid)
+            # ... then sample the master once everything has settled
+            await ReadOnly()
+            if rvalid and int(self.sig("rready").value):
+                self.beats["r"] += 1
+                if left == 1:
+                    self._reads.popleft()
+                else:
+                    self._reads[0] = [word + 1, left - 1, t + 1]
             if bvalid and int(self.sig("bready").value):
                 self._b.popleft()
+            if ready["ar"] and int(self.sig("arvalid").value):
+                first, beats = self._burst("ar")
+                self._reads.append([first, beats, t + self.latency - 1])
+            if ready["aw"] and int(self.sig("awvalid").value):
+                self._aw.append(self._burst("aw"))
+            if ready["w"] and int(self.sig("wvalid").value):
+                self._write_beat(t)
 
     def _write_beat(self, t: int) -> None:
         if not self._aw:

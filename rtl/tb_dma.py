@@ -6,7 +6,8 @@
 (``unit_control``) and ``load_axi`` / ``store_axi`` (AXI4 masters, served by ``DramModel``).
 
 ``dma_case`` runs the case of ``QASIC_DMA_CASE`` (.npz written by tests/rtl/test_dma.py):
-``dram`` the initial image, ``latency``, per queue ``<q>_words`` (n, 32) uint8 instruction words
+``dram`` the initial image, ``latency``, ``stall`` (optional: the DRAM model's backpressure
+probability), per queue ``<q>_words`` (n, 32) uint8 instruction words
 and ``<q>_phase`` their phase. Phase by phase, each queue starts its instructions back to back
 (``start`` in the first cycle ``busy`` is low) and the phase ends when both queues have all their
 ``done`` pulses (or a unit raised ``error``, then after ``3 * latency`` more cycles). Results
@@ -133,7 +134,9 @@ if cocotb is not None:
             await FallingEdge(dut.clk)
         dut.rst.value = 0
         memory = case["dram"].copy()
-        models = [DramModel(dut, f"{q}_axi", memory, latency) for q in QUEUES]
+        stall = float(case["stall"]) if "stall" in case else 0.0
+        models = [DramModel(dut, f"{q}_axi", memory, latency, stall=stall, seed=k)
+                  for k, q in enumerate(QUEUES)]
         for model in models:
             model.start()
         queues = [_Queue(dut, q, case[f"{q}_words"], case[f"{q}_phase"]) for q in QUEUES]

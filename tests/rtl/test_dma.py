@@ -58,14 +58,15 @@ def build(build_dir: Path) -> Path:
     return sim_dir
 
 
-def run_case(sim_dir: Path, dram: np.ndarray, queues: dict[str, list[tuple[Instr, int]]]) -> dict:
+def run_case(sim_dir: Path, dram: np.ndarray, queues: dict[str, list[tuple[Instr, int]]],
+             stall: float = 0.0) -> dict:
     from cocotb_tools.runner import get_results, get_runner
 
     from qasic.rtl.tb_dma import HARNESS_TOP
 
     run_dir = Path(tempfile.mkdtemp(prefix="dma-", dir=sim_dir.parent))
     case, results = run_dir / "case.npz", run_dir / "results.npz"
-    arrays = {"dram": dram, "latency": ARCH.dram_latency_cycles,
+    arrays = {"dram": dram, "latency": ARCH.dram_latency_cycles, "stall": stall,
               **{f"size_{mem}": SIZES[mem] for mem in LOAD_MEMS}}
     for q, items in queues.items():
         words = [np.frombuffer(encode(ins).to_bytes(WORD_BYTES, "little"), np.uint8)
@@ -224,16 +225,18 @@ def sim_dir(rtl_build_dir):
     return build(rtl_build_dir)
 
 
-def test_random_instructions(sim_dir):
-    """Phase 0: loads of every kind into every scratchpad. Phase 1: more loads beside
-    STOREs and SCATTERs of the output scratchpad's data half, both queues at once."""
-    rng = np.random.default_rng(12)
+def random_case(seed: int):
+    """Phase 0: loads of every kind into every scratchpad. Phase 1: more loads beside STOREs
+    and SCATTERs of the output scratchpad's data half, both queues at once."""
+    rng = np.random.default_rng(seed)
     dram = initial_dram(rng)
     loads = [(rand_load(rng, dram), 0) for _ in range(40)]
     loads += [(rand_load(rng, dram, ("input", "weight", "param")), 1) for _ in range(30)]
     stores = [(rand_store(rng, dram), 1) for _ in range(30)]
-    res = run_case(sim_dir, dram, {"load": loads, "store": stores})
+    return dram, loads, stores
 
+
+def check_memories(res: dict, dram: np.ndarray, loads, stores) -> None:
     want_dram = dram[None].copy()
     mems = {mem: np.zeros((1, SIZES[mem]), np.uint8) for mem in LOAD_MEMS}
     for ins, _ in loads + stores:  # stores follow every phase-0 load and touch other bytes
@@ -243,9 +246,27 @@ def test_random_instructions(sim_dir):
     np.testing.assert_array_equal(res["dram"], want_dram[0], err_msg="DRAM")
     for q in ("load", "store"):
         assert tuple(res[f"{q}_error"]) == (0, 0)
+
+
+def test_random_instructions(sim_dir):
+    dram, loads, stores = random_case(12)
+    res = run_case(sim_dir, dram, {"load": loads, "store": stores})
+    check_memories(res, dram, loads, stores)
     assert check_timing("load", loads, res) + check_timing("store", stores, res) == 100
     kinds = {(i.op, bool(i.args.get("fill"))) for i, _ in loads + stores}
     assert len(kinds) == 5  # LOAD, fill, GATHER, STORE, SCATTER all ran
+
+
+def test_random_instructions_under_backpressure(sim_dir):
+    """The DRAM model holds back AR, AW, W, R and B a third of the time: same memory
+    contents, every instruction done once, never faster than the formula."""
+    dram, loads, stores = random_case(21)
+    res = run_case(sim_dir, dram, {"load": loads, "store": stores}, stall=0.35)
+    check_memories(res, dram, loads, stores)
+    for q, items in (("load", loads), ("store", stores)):
+        formula = np.array([cycles(ins, ARCH) for ins, _ in items])
+        assert np.all(res[f"{q}_done"] >= formula[:, 1]) and np.all(res[f"{q}_busy"] >= 1)
+        assert np.sum(res[f"{q}_busy"] > formula[:, 0]) > len(items) // 4  # stalls happened
 
 
 def test_index_outside_the_table_stops_with_an_error(sim_dir):
