@@ -4,12 +4,15 @@ side by side on the same machine; never wall-time asserts).
     python -m benchmarks.sim_speed --out out/bench [--quick]
 
 Writes sim_speed.json:
-  models   every built-in model: simulator seconds (fast path; the per-instruction machine
-           where it finishes in reasonable time), golden-reference seconds, numpy float32 BLAS
-           seconds for the same GEMMs (m, k, n of each kernel's metadata, batched over groups),
-           MACs and the ratios
+  models   every built-in model at the batches of BATCHES: simulator seconds (fast path; the
+           per-instruction machine where it finishes in reasonable time), golden-reference
+           seconds, numpy float32 BLAS seconds for the same GEMMs (m, k, n of each kernel's
+           metadata, batched over groups), MACs and the ratios
   resnet50 ResNet-50 at 224x224, batch 1: the same, plus peak memory (resource.getrusage)
-  scaling  resnet18 at 4 input sizes, batch 1: seconds per MAC of the simulator and of BLAS
+  scaling  resnet18 at 4 input sizes, batch 1: seconds per MAC of the simulator and of BLAS,
+           and the exponent of time in MACs (the log-log slope: 1 is linear)
+  summary  the slowest simulator/reference ratio, the targets met
+  load_average  the machine's 1-minute load before and after (it is shared: noisy numbers)
 Seconds are the best of ``repeats`` warm runs, simulator, reference and BLAS interleaved (the
 program verified, its field table, timing and
 costs computed, the Numba kernels compiled); the one-time per-program work is reported apart
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pickle
 import resource
 import subprocess
@@ -36,6 +40,9 @@ SMALL = ("digits_cnn", "digits_mlp", "mnist_cnn", "mnist_deep")
 IMAGENET = ("resnet18@64", "mobilenet_v2@96", "resnet50@64")
 TEXT = ("tiny_gpt", "minilm")
 SCALING = ("resnet18@64", "resnet18@96", "resnet18@128", "resnet18@160")
+# batches each model runs at: 1, a small batch and (where a run takes seconds) a large one
+BATCHES = {**{name: (1, 16, 256) for name in SMALL}, "tiny_gpt": (1, 16, 256),
+           **{name: (1, 16) for name in IMAGENET + ("minilm",)}}
 CALIBRATION = 16       # calibration samples: enough for a speed benchmark, light on memory
 EXACT_MAX_INSTRS = 2e5  # instructions x batch past which the per-instruction machine is skipped
 BLAS_REPEATS = 3        # BLAS runs per repeat (the best counts: it is short and noisy)
@@ -89,7 +96,7 @@ def measure(name: str, batch: int, repeats: int = 3, exact: bool = True,
               "reference_seconds": ref_s, "blas_f32_seconds": blas_s,
               "blas_macs": int(blas_macs), "sim_macs_per_s": macs / sim_s,
               "sim_over_blas": sim_s / blas_s, "reference_over_sim": ref_s / sim_s,
-              "sim_numpy_peak_bytes": sim_peak,
+              "sim_numpy_peak_bytes": sim_peak, "load_average": os.getloadavg()[0],
               "bit_exact_reference": bool(np.array_equal(got["fast"].outputs, got["ref"]))}
     if exact and len(program.instrs) * len(codes) <= EXACT_MAX_INSTRS:
         exact_s = _time(lambda: got.setdefault(
@@ -121,6 +128,8 @@ def blas_runner(program, batch: int):
 
 def scaling(names=SCALING, repeats: int = 2) -> dict:
     rows = [child(n, 1, repeats, exact=False) for n in names]
+    if any("error" in r for r in rows):
+        return {"rows": rows}
     per_mac = [r["sim_seconds"] / r["macs"] for r in rows]
     macs = np.array([r["macs"] for r in rows], dtype=float)
     secs = np.array([r["sim_seconds"] for r in rows])
@@ -129,7 +138,20 @@ def scaling(names=SCALING, repeats: int = 2) -> dict:
     r2 = 1 - float(((secs - fit) ** 2).sum() / ((secs - secs.mean()) ** 2).sum())
     return {"rows": rows, "sim_seconds_per_mac": per_mac,
             "per_mac_max_over_min": max(per_mac) / min(per_mac),
-            "linear_fit": {"seconds_per_mac": slope, "seconds_at_zero": intercept, "r2": r2}}
+            "linear_fit": {"seconds_per_mac": slope, "seconds_at_zero": intercept, "r2": r2},
+            "power_law": power_law(macs, secs),
+            "reference_power_law": power_law(macs, [r["reference_seconds"] for r in rows])}
+
+
+def power_law(macs, seconds) -> dict:
+    """seconds = c * MACs^exponent fitted in log-log (least squares): exponent 1 is cost linear
+    in MACs, below 1 a fixed cost still shows, above 1 something grows faster. Keeps the
+    points it was fitted on."""
+    x, y = np.log(np.asarray(macs, dtype=float)), np.log(np.asarray(seconds, dtype=float))
+    exponent, log_c = np.polyfit(x, y, 1)
+    points = [{"macs": int(m), "seconds": float(t)} for m, t in zip(macs, seconds, strict=True)]
+    return {"exponent": float(exponent),
+            "seconds_at_1_gmac": float(np.exp(log_c) * 1e9 ** exponent), "points": points}
 
 
 def _time(fn) -> float:
@@ -199,11 +221,29 @@ def run(quick: bool = False) -> dict:
                 "sim_faster_than_reference": r50["reference_over_sim"] >= 1,
                 "peak_memory_within_4_GiB":
                     r50["simulator_only"]["peak_rss_bytes"] <= 4 << 30}
-    out: dict = {"resnet50": r50, "models": []}
+    out: dict = {"load_average": {"before": os.getloadavg()[0]}, "resnet50": r50, "models": []}
     for name in SMALL[:1] if quick else SMALL + IMAGENET + TEXT:
-        out["models"].append(child(name, 256 if name in SMALL else 2, repeats))
+        for batch in BATCHES[name]:
+            out["models"].append(child(name, batch, repeats))
     out["scaling"] = scaling(SCALING[:2] if quick else SCALING, 1 if quick else 2)
+    out["load_average"]["after"] = os.getloadavg()[0]
+    out["summary"] = summary(out)
     return out
+
+
+def summary(out: dict) -> dict:
+    """The slowest simulator against the reference over every model and batch, and the
+    targets of the issue measured here."""
+    rows = [r for r in out["models"] if "error" not in r]
+    slowest = min(rows, key=lambda r: r["reference_over_sim"])
+    law = out["scaling"].get("power_law", {})
+    return {"slowest_reference_over_sim": {k: slowest[k] for k in
+                                           ("model", "batch", "reference_over_sim")},
+            "every_model_at_least_reference_speed":
+                all(r["reference_over_sim"] >= 1 for r in rows) and len(rows) == len(
+                    out["models"]),
+            "scaling_exponent": law.get("exponent"),
+            "errors": [r for r in out["models"] if "error" in r]}
 
 
 def main() -> None:
