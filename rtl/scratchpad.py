@@ -42,6 +42,7 @@ class Scratchpad(wiring.Component):
 
     def __init__(self, elements: int, lane_bits: int, read_lanes: list[int],
                  write_lanes: list[int]) -> None:
+        self._MustUse__silence = True  # a refused scratchpad is no unused elaboratable
         if elements < 1 or any(n < 1 for n in [*read_lanes, *write_lanes]):
             raise ValueError(f"scratchpad: elements = {elements} and every port's lanes "
                              f"(read {read_lanes}, write {write_lanes}) must be >= 1")
@@ -54,6 +55,7 @@ class Scratchpad(wiring.Component):
                              f"{self.banks} banks; make the scratchpad larger or the port "
                              f"narrower")
         self.depth = -(-elements // self.banks)
+        self._MustUse__silence = False
         members = {f"read{j}": In(read_port(self.addr_bits, n, lane_bits))
                    for j, n in enumerate(read_lanes)}
         members.update({f"write{j}": In(write_port(self.addr_bits, n, lane_bits))

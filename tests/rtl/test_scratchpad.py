@@ -118,7 +118,6 @@ def test_read_data_holds_until_the_next_read():
     sim.run()
 
 
-@pytest.mark.filterwarnings("ignore:.*created but never used")
 def test_refuses_ports_wider_than_the_memory():
     with pytest.raises(ValueError, match="fewer than the widest port"):
         Scratchpad(4, 8, [8], [1])
