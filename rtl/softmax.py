@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import itertools
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import Out
 
@@ -50,6 +50,7 @@ DIVIDE_CYCLES = 33     # quotient bits 32..0 of 2^32 / S
 SETTLE = 1             # the exp pass's last group reaches S in the second cycle after it
 WRITE_DELAY = 4
 ENTRY_BITS = 17        # exp-table entries lie in [0, 2^16]
+ENTRY_STRIDE = 32
 TABLE_ENTRIES = 256
 
 
@@ -103,7 +104,9 @@ class SoftmaxUnit(wiring.Component):
         m.d.comb += qmax.eq((1 << (obits - 1).as_unsigned()[:4]) - 1)
 
         # ---- the exp table in registers ------------------------------------------------------
-        table = Signal(ENTRY_BITS * TABLE_ENTRIES)
+        entries = [Signal(ENTRY_BITS, name=f"exp{k}") for k in range(TABLE_ENTRIES)]
+        # looked up at a power-of-two stride (a plain shift in Verilog; the pad bits are 0)
+        table = Cat(*(Cat(e, Const(0, ENTRY_STRIDE - ENTRY_BITS)) for e in entries))
         ld = Signal(range(TABLE_ENTRIES // lanes + 2))
         ld_valid, ld_index = Signal(), Signal.like(ld)
         m.d.sync += ld_valid.eq(0)
@@ -112,14 +115,10 @@ class SoftmaxUnit(wiring.Component):
             for b in range(2, 9):
                 with m.Case(b):
                     m.d.comb += t_total.eq(_ceil(1 << b, lanes))
-        with m.If(ld_valid), m.Switch(ld_index):
-            for k in range(_ceil(TABLE_ENTRIES, lanes)):
-                with m.Case(k):
-                    for i in range(lanes):
-                        if k * lanes + i < TABLE_ENTRIES:
-                            at = ENTRY_BITS * (k * lanes + i)
-                            m.d.sync += table[at:at + ENTRY_BITS].eq(
-                                self.param.data.as_value()[32 * i:32 * i + ENTRY_BITS])
+        for k, entry in enumerate(entries):  # read ld brings entries ld*V .. ld*V + V - 1
+            i = k % lanes
+            with m.If(ld_valid & (ld_index == k // lanes)):
+                m.d.sync += entry.eq(self.param.data.as_value()[32 * i:32 * i + ENTRY_BITS])
 
         # ---- the walk ----------------------------------------------------------------------
         row = Signal(16)
@@ -233,12 +232,16 @@ class SoftmaxUnit(wiring.Component):
             ok = Signal(name=f"ok{i}")
             m.d.comb += ok.eq((i < s1.count) & (~ins.causal | (j <= ins.q_pos + s1.row))
                               & (~ins.masked | (self.mask.data[i] != 0)))
-            group_best = Mux(ok & (~group_any | (x > group_best)), x, group_best)
-            group_any = group_any | ok
+            # materialized step by step: an expression reusing the previous one twice per lane
+            # would be inlined 2^V times by the Verilog backend
+            step_best, step_any = Signal(signed(9), name=f"gb{i}"), Signal(name=f"ga{i}")
+            m.d.comb += [step_best.eq(Mux(ok & (~group_any | (x > group_best)), x, group_best)),
+                         step_any.eq(group_any | ok)]
+            group_best, group_any = step_best, step_any
             d = Signal(8, name=f"d{i}")
             m.d.comb += d.eq((best - x)[:8])
             e = Signal(ENTRY_BITS, name=f"e{i}")
-            m.d.comb += e.eq(Mux(ok, table.word_select(d, ENTRY_BITS), 0))
+            m.d.comb += e.eq(Mux(ok, table.word_select(d, ENTRY_STRIDE)[:ENTRY_BITS], 0))
             lane_e.append(e)
             group_sum = group_sum + e
         gb, ga = Signal(signed(9)), Signal()
