@@ -4,11 +4,12 @@ instruction it does not run to the per-instruction machine (qasic.sim.machine), 
 definition and the verification mode (run_functional's mode="exact").
 
 The interpreter runs LOAD, STORE, GEMM, POST, POOL, ADD, LUT, SYNC and END; GATHER, SCATTER,
-SOFTMAX, NORM and any opcode it does not know go to the machine one at a time. Bit-exact by
-construction: the instructions run in program order with the machine's arithmetic, and the
-interpreter hands over (before touching any state) every instruction the machine would refuse,
-so errors are the machine's own. A GEMM decode table is checked by the machine the first time it
-is used; the interpreter reuses that check, entry by entry, while those bytes are unchanged.
+SOFTMAX and NORM run between its calls on Numba kernels of their own (qasic.sim.fastrows); an
+opcode neither knows goes to the machine. Bit-exact by construction: the instructions run in
+program order with the machine's arithmetic, and the kernels hand over (before touching any
+state) every instruction the machine would refuse, so errors are the machine's own. A GEMM
+decode table is checked by the machine the first time it is used; the interpreter reuses that
+check, entry by entry, while those bytes are unchanged.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from qasic.isa.encoding import Instr
 from qasic.isa.program import Program
 from qasic.isa.table import ACT_ENCODINGS, LUT_ENTRY_BYTES, encoding_bits, encoding_is_fp
 from qasic.sim import fastkernels as FK
+from qasic.sim import fastrows as R
 from qasic.sim.fastfields import OP_NAMES, program_fields
 from qasic.sim.machine import Machine, _act_table, _largest_input, _positive_levels
 
@@ -47,12 +49,29 @@ def run(m: Machine) -> None:
             if i == n:
                 break
             ins = p.instrs[i]
-            m.step(i, ins)
+            if not _row_op(ins.op, fields.F[i], m, s):
+                m.step(i, ins)
             s.st[FK.ST_W] += 1  # it may have written any scratchpad
             s.st[FK.ST_A] += 1
             if ins.op == "GEMM" and ins["lut"]:
                 record_check(ins, m.mem["param"], s.checked, s.seen)
             i += 1
+
+
+def _row_op(op: str, f: np.ndarray, m: Machine, s: Scratch) -> bool:
+    """Run GATHER, SCATTER, SOFTMAX or NORM ``f`` by its fastrows kernel; False (nothing
+    written) for another opcode or where the machine would refuse it. Called from Python, not
+    from the interpreter: a row instruction is rare, and Numba's cache of the interpreter would
+    not see an edit of the kernels it calls in another file."""
+    if op in ("GATHER", "SCATTER"):
+        return R.gather_scatter(f, op == "SCATTER", m.dram, m.mem["input"], m.mem["weight"],
+                                m.mem["output"], m.mem["param"])
+    if op == "SOFTMAX":
+        return R.softmax(f, m.mem["output"], m.mem["param"], s.bits_of, s.fp_of)
+    if op == "NORM":
+        return R.norm(f, m.mem["input"], m.mem["param"], m.acc, s.bits_of, s.fp_of,
+                      m.arch.acc_bits)
+    return False
 
 
 class Scratch:
@@ -62,6 +81,8 @@ class Scratch:
     def __init__(self, m: Machine) -> None:
         self.shape, self.alut = arch_vector(m.arch), _act_levels()
         self.pos, self.npos = _positive()
+        self.bits_of = self.shape[FK.S_BITS:FK.S_BITS + FK.NE].copy()  # per encoding
+        self.fp_of = self.shape[FK.S_FP:FK.S_FP + FK.NE].copy()
         self.checked = np.zeros(m.mem["param"].shape[1], dtype=bool)
         self.seen = np.zeros_like(m.mem["param"])
         self.bufs, self.wc = _buffers(m.arch, m.batch), _weight_cache(m.arch, m.batch)

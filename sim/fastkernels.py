@@ -2,9 +2,10 @@
 
 ``run(...)`` executes instructions lo, lo+1, ... of the table (qasic.sim.fastfields) in program
 order, with the semantics of the per-instruction machine (qasic.sim.machine, the definition), until
-it meets one it leaves to that machine: an opcode it does not run, any operand the machine would
-refuse (a bound, a shape, a mode), or a GEMM decode table not yet checked. It returns that index
-(or hi). Every memory is (batch, bytes) uint8; the accumulator (batch, words) int64.
+it meets one it leaves to its caller: an opcode it does not run (the transformer row instructions:
+qasic.sim.fast runs them with qasic.sim.fastrows), any operand the machine would refuse (a bound,
+a shape, a mode), or a GEMM decode table not yet checked. It returns that index (or hi). Every
+memory is (batch, bytes) uint8; the accumulator (batch, words) int64.
 
 A GEMM runs as in kernels.gemm, but its products are summed by float64 BLAS when a_max * max_n
 sum_k |w[k, n]| < 2^53 (a_max: the largest |level| of the input encoding): no partial sum can
