@@ -379,16 +379,21 @@ class _Dma(wiring.Component):
             m.d.sync += [phase.eq(_ERR), error.eq(1), code.eq(ERR_INDEX)]
 
         # in-order done: a queue of kinds (1 = fast: fill or empty copy; 0 = DRAM) in issue
-        # order; DRAM instructions finish in order by AXI, fast ones may wait behind them
+        # order; DRAM instructions finish in order among themselves (AXI), fast ones among
+        # themselves; done pulses for the head once its kind has a completion
         order = m.submodules.order = SyncFIFO(width=1, depth=self.depth)
         e.slow_evt, fast_evt = Signal(), Signal()
         m.d.comb += fast_evt.eq(e.fire & last_slot & ((phase == _ZERO) | (phase == _FILL)))
-        fast_pend = Signal(range(self.depth + 1))
+        # completions not yet reported, per kind (with a slow slave, a DRAM instruction may
+        # complete while fast ones issued before it still wait behind an older one)
+        fast_pend, slow_pend = Signal(range(self.depth + 1)), Signal(range(self.depth + 1))
         head_fast = order.r_data[0]
         fast_avail = (fast_pend != 0) | fast_evt
-        m.d.comb += [order.r_en.eq(order.r_rdy & Mux(head_fast, fast_avail, e.slow_evt)),
+        slow_avail = (slow_pend != 0) | e.slow_evt
+        m.d.comb += [order.r_en.eq(order.r_rdy & Mux(head_fast, fast_avail, slow_avail)),
                      ctrl.done.eq(order.r_en)]
-        m.d.sync += fast_pend.eq(fast_pend + fast_evt - (order.r_en & head_fast))
+        m.d.sync += [fast_pend.eq(fast_pend + fast_evt - (order.r_en & head_fast)),
+                     slow_pend.eq(slow_pend + e.slow_evt - (order.r_en & ~head_fast))]
 
         # busy, and accepting an instruction
         m.d.comb += ctrl.busy.eq(error | ~order.w_rdy

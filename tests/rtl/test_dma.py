@@ -269,6 +269,32 @@ def test_random_instructions_under_backpressure(sim_dir):
         assert np.sum(res[f"{q}_busy"] > formula[:, 0]) > len(items) // 4  # stalls happened
 
 
+def test_fills_behind_a_held_back_load_finish_in_order(sim_dir):
+    """A slow slave (R held back 60 % of cycles) makes LOADs land long after the fills issued
+    behind them complete; every done still comes once, in issue order, after the LOAD's."""
+    rng = np.random.default_rng(5)
+    dram = initial_dram(rng)
+    loads = []
+    for k in range(12):  # a LOAD, three fills; every other LOAD one beat, right behind them
+        mem = LOAD_MEMS[k % 4]
+        if k % 2:
+            ins = Instr("LOAD", {"mem": mem, "dram_addr": 8 * int(rng.integers(0, 300)),
+                                 "sram_addr": int(rng.integers(0, 100)), "rows": 1,
+                                 "planes": 1, "row_bytes": int(rng.integers(1, 9))})
+        else:
+            ins = rand_copy(rng, "LOAD", mem, half(mem, 0), SRC)
+        loads.append((ins, 0))
+        loads += [(rand_fill(rng, mem, half(mem, 1)), 0) for _ in range(3)]
+    stores = [(rand_store(rng, dram), 1) for _ in range(6)]  # after the loads
+    res = run_case(sim_dir, dram, {"load": loads, "store": stores}, stall=0.6)
+    check_memories(res, dram, loads, stores)
+    ends = res["load_start"] + res["load_done"]
+    assert np.all(res["load_done"] > 0) and np.all(np.diff(ends) >= 1)
+    held = [i for i in range(0, len(loads), 4)
+            if ends[i] > res["load_start"][i + 3] + cycles(loads[i + 3][0], ARCH)[1]]
+    assert held  # some fill completed before the LOAD ahead of it and waited for its done
+
+
 def test_index_outside_the_table_stops_with_an_error(sim_dir):
     """A GATHER whose 6th index is vocab: rows 0..4 land, then error ERR_INDEX, no done, busy
     stays high. A SCATTER of the same indices (vocab - 1 = 2 ... ) likewise on the store unit."""
