@@ -132,18 +132,48 @@ def cycles(ins: Instr, arch: ArchConfig) -> tuple[int, int]:
 
 def durations(op: str, f, arch: ArchConfig):
     """``cycles`` for ``sim.timing``'s rows: ``f`` maps field names to ints (one instruction)
-    or to equal-length arrays (every instruction of opcode ``op``); returns (busy, done)."""
-    names = [fl.name for fl in BY_NAME[op].fields[5:]]
-    cols = {k: np.asarray(f[k]) for k in names}
-    shape = np.broadcast(*cols.values()).shape
+    or to equal-length arrays (every instruction of opcode ``op``); returns (busy, done) as
+    numpy arrays. Vectorized; only 3-D copies with a DRAM address or stride that is not a
+    multiple of B go through ``row_beats`` one by one."""
+    b, lat, k = data_bytes(arch), arch.dram_latency_cycles, INDEX_CHUNK
+    extra = 1 if op in ("STORE", "SCATTER") else 0
 
-    def one(i):
-        return cycles(Instr(op, {k: (MEMS[int(v[i])] if k == "mem" and not isinstance(v[i], str)
-                                     else v[i].item() if hasattr(v[i], "item") else v[i])
-                                 for k, v in flat.items()}), arch)
-    flat = {k: np.broadcast_to(v, shape).reshape(-1) for k, v in cols.items()}
-    out = np.array([one(i) for i in range(int(np.prod(shape)))], np.int64).reshape(*shape, 2)
-    return out[..., 0], out[..., 1]
+    def col(name):
+        return np.asarray(f[name], dtype=np.int64)
+    if op in ("LOAD", "STORE"):
+        planes, rows, n = col("planes"), col("rows"), col("row_bytes")
+        fill = col("fill") != 0
+        addr, ps, st = col("dram_addr"), col("dram_plane_stride"), col("dram_stride")
+        t = planes * rows * _ceil(addr % b + n, b)  # exact when every row has addr's offset
+        varies = ((ps % b != 0) & (planes > 1)) | ((st % b != 0) & (rows > 1))
+        odd = np.broadcast_to(varies & ~fill, t.shape)
+        if odd.any():
+            t = np.array(t, copy=True).reshape(-1)
+            cols = [np.broadcast_to(x, odd.shape).reshape(-1)
+                    for x in (addr, ps, st, planes, rows, n)]
+            for i in np.flatnonzero(odd.reshape(-1)):
+                t[i] = row_beats(*(int(c[i]) for c in cols), b)
+            t = t.reshape(odd.shape)
+        t_fill = planes * rows * _ceil(n, arch.array_cols)
+        zero = planes * rows * n == 0
+        busy = np.where(zero, 1, np.where(fill, t_fill, t))
+        done = np.where(zero, 2, np.where(fill, t_fill + 1, t + lat + extra))
+        return busy, done
+    count, n, a = col("count"), col("row_bytes"), col("idx_addr")
+    full, last = count // k, count % k
+    if (GATHER_INDEX_BYTES * k) % b == 0:  # every chunk starts at idx_addr's offset
+        o = a % b
+        idx_beats = full * _ceil(o + GATHER_INDEX_BYTES * k, b) \
+            + np.where(last > 0, _ceil(o + GATHER_INDEX_BYTES * last, b), 0)
+    else:  # B > 4K: chunk offsets cycle through (a + 4Kc) mod B; the index bytes are
+        idx_beats = np.vectorize(lambda a, c: sum(  # read in chunk after chunk
+            _ceil((a + GATHER_INDEX_BYTES * c0) % b + GATHER_INDEX_BYTES * min(k, c - c0), b)
+            for c0 in range(0, c, k)))(a, count)
+    g = np.gcd(b, col("table_stride"))
+    rg = _ceil(col("table_addr") % g + b - g + n, b)
+    t = _ceil(count, k) * (lat - 1) + idx_beats + count * rg
+    zero = count * n == 0
+    return np.where(zero, 1, t), np.where(zero, 2, t + lat + extra)
 
 
 def refusal(ins: Instr, arch: ArchConfig) -> str | None:

@@ -329,6 +329,26 @@ def test_refusal_names_what_the_rtl_cannot_run():
     assert ERR_MEM != ERR_INDEX
 
 
+@pytest.mark.parametrize("b", [4, 8, 128])
+def test_vectorized_durations_equal_cycles(b):
+    """dma.durations (sim.timing's rows) equals dma.cycles on random instructions."""
+    arch = dataclasses.replace(ARCH, dram_bytes_per_cycle=b)
+    rng = np.random.default_rng(b)
+    dram = initial_dram(rng)
+    for op, make in (("LOAD", lambda: rand_load(rng, dram)),
+                     ("STORE", lambda: rand_copy(rng, "STORE", "output", (0, 256), DST)),
+                     ("GATHER", lambda: rand_indexed(rng, "GATHER", "input", (0, 128), SRC,
+                                                     dram))):
+        items = [make() for _ in range(60)]
+        items = [i for i in items if i.op == op]
+        items.append(Instr(op, {**items[0].args, **({"count": 70} if op == "GATHER" else {})}))
+        cols = {key: np.array([i[key] for i in items]) for key in items[0].args}
+        busy, done = dma.durations(op, cols, arch)
+        want = np.array([cycles(i, arch) for i in items])
+        np.testing.assert_array_equal(np.stack([busy, done], 1), want, err_msg=op)
+        assert dma.durations(op, items[0].args, arch)[0] == want[0, 0]
+
+
 def test_cycle_formula_written_out():
     """B = 8, L = 5, C = 4, K = 16, by hand."""
     def load(**kw):
