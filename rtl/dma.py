@@ -35,7 +35,14 @@ Cycles (``unit_control`` definitions: busy b, done d counted from the start cycl
   for the LOAD's data). ``cycles`` below computes (b, d).
 
 These hold when the AXI slave accepts every request at once and answers with ``rtl.dram_model``'s
-latency; a slower slave stalls the slots (correct, later). Refused at runtime with ``error``
+latency; a slower slave stalls the slots (correct, later).
+
+Program rule: a fill writes its bytes in its own slots while the data of earlier LOADs of the
+queue may still be landing, so a fill must not overwrite bytes an earlier, still-landing LOAD or
+GATHER writes (the compiler's padding fills and band loads are disjoint); LOAD after LOAD and
+fill after fill keep program order. Build parameters (``check_arch``): B a power of two in
+4..128, L >= 2; the landing and response queues hold ``fifo_depth(arch)`` (~L + 36) entries, so
+the Verilog depends on L. Refused at runtime with ``error``
 (``refusal`` says the same before simulation): a mem the unit has no port into (the accumulator;
 DmaStore: any but ``STORE_MEMS``), STORE with fill = 1, an ``idx_addr`` not a multiple of 4.
 """
