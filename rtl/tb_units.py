@@ -1,16 +1,18 @@
-"""Unit-level cocotb testbench of the compute units POST and POOL / ADD / LUT on Verilator.
+"""Unit-level cocotb testbench of the compute units (POST, POOL / ADD / LUT, SOFTMAX, NORM) on
+Verilator.
 
-``UnitsHarness(arch)`` is the Verilog top (``HARNESS_TOP``): ``PostUnit`` and ``VectorUnit`` side
-by side, every port of both on the top (``post__ctl__start``, ``vec__a__addr``, ...). The
+``UnitsHarness(arch)`` is the Verilog top (``HARNESS_TOP``): ``PostUnit``, ``VectorUnit``,
+``SoftmaxUnit`` and ``NormUnit`` side by side, every port of each on the top
+(``post__ctl__start``, ``vec__a__addr``, ...). The
 scratchpads are Python models in the testbench, so the test checks the units alone: a read port
 answers ``en``/``addr`` seen in cycle k with data from the rising edge that ends k (valid in
 k + 1); a write port's bytes land at the falling edge of its cycle (a read sampled later sees
 them; a read in the same cycle sees the old bytes).
 
 ``build(arch, build_dir)`` verilates the harness once per Verilog text (cached by its digest);
-``run_case(sim_dir, unit, words, memories, ports)`` runs instruction ``words`` back to back on
-``unit`` ("post" or "vec": each starts in the first cycle its unit's ``busy`` is low) and returns
-the final memories and each instruction's measured (busy, done) durations
+``run_case(sim_dir, arch, unit, words, memories)`` runs instruction ``words`` back to back on
+``unit`` ("post", "vec", "softmax" or "norm"; each starts in the first cycle its unit's ``busy``
+is low) and returns the final memories and each instruction's measured (busy, done) durations
 (``units_case`` below; files ``QASIC_UNITS_CASE`` in, ``QASIC_UNITS_RESULTS`` out).
 """
 
@@ -30,18 +32,21 @@ from amaranth.lib.wiring import Out
 
 from qasic.arch.config import ArchConfig
 from qasic.isa.table import WORD_BYTES
+from qasic.rtl.norm import NormUnit
 from qasic.rtl.pack import port_bytes
 from qasic.rtl.post import PARAM_PORT_BYTES_PER_LANE, PostUnit
+from qasic.rtl.softmax import SoftmaxUnit
 from qasic.rtl.vector import VectorUnit
 
 HARNESS_TOP = "qasic_units_harness"
-UNITS = ("post", "vec")
+UNITS = ("post", "vec", "softmax", "norm")
 
 
 class UnitsHarness(wiring.Component):
     def __init__(self, arch: ArchConfig) -> None:
         self.arch = arch
-        self.units = {"post": PostUnit(arch), "vec": VectorUnit(arch)}
+        self.units = {"post": PostUnit(arch), "vec": VectorUnit(arch),
+                      "softmax": SoftmaxUnit(arch), "norm": NormUnit(arch)}
         super().__init__({name: Out(unit.signature) for name, unit in self.units.items()})
 
     def elaborate(self, platform) -> Module:
@@ -65,6 +70,14 @@ def port_specs(arch: ArchConfig) -> dict[str, list[tuple[str, str, str, int, int
                 ("read", "vec__b", "output", 2 * v, 8),
                 ("read", "vec__param", "param", PARAM_PORT_BYTES_PER_LANE * v, 8),
                 ("write", "vec__out", "output", port_bytes(v, 16), 8)],
+        "softmax": [("read", "softmax__src", "output", 2 * v, 8),
+                    ("read", "softmax__mask", "output", v, 8),
+                    ("read", "softmax__param", "param", PARAM_PORT_BYTES_PER_LANE * v, 8),
+                    ("read", "softmax__tail", "output", 1, 8),
+                    ("write", "softmax__out", "output", port_bytes(v, 8), 8)],
+        "norm": [("read", "norm__src", "input", 2 * v, 8),
+                 ("read", "norm__eps", "param", 8, 8),
+                 ("write", "norm__acc", "acc", v, word)],
     }
 
 

@@ -6,6 +6,7 @@ against norm_cycles."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from qasic.isa.encoding import Instr, encode
 from qasic.isa.limits import ALLOWED
@@ -47,8 +48,9 @@ def reference(inp: np.ndarray, acc: np.ndarray, par: np.ndarray, ins: Instr) -> 
     K.put_acc_chunks(acc, ins["acc_addr"], t, ins["chunk"], ARCH.acc_bits)
 
 
-def run(items, seed: int, patch=None):
-    """``patch``: {address: bytes} written over the random input memory first."""
+def prepare(items, seed: int, patch=None):
+    """(input, acc, param memories, expected acc); ``patch``: {address: bytes} written over the
+    random input memory first."""
     rng = np.random.default_rng(seed)
     inp = rng.integers(0, 256, size=ARCH.input_sram_bytes).astype(np.uint8)
     for at, blob in (patch or {}).items():
@@ -63,16 +65,22 @@ def run(items, seed: int, patch=None):
     want = acc[None].copy()
     for ins, _ in items:
         reference(inp[None], want, par[None], ins)
+    return inp, acc, par, want[0]
+
+
+def run(items, seed: int, patch=None):
+    """Amaranth's simulator: (durations, acc memory, expected acc memory)."""
+    inp, acc, par, want = prepare(items, seed, patch)
     unit = NormUnit(ARCH)
     inp_mem, acc_mem, par_mem = Spad(inp), Spad(acc, 8 * ARCH.acc_word_bytes), Spad(par)
     procs = [inp_mem.reader(unit.src, unit.window), par_mem.reader(unit.eps, 8),
              acc_mem.writer(unit.acc, unit.lanes, signed=True)]
     durations = run_unit(unit, procs, [encode(ins) for ins, _ in items], limit=20000)
-    return durations, acc_mem.mem, want[0]
+    return durations, acc_mem.mem, want
 
 
-def _check(items, seed, patch=None):
-    durations, got, want = run(items, seed, patch)
+def _check(items, seed, patch=None, runner=None):
+    durations, got, want = (runner or run)(items, seed, patch)
     for ins, _ in items:
         a, span = ins["acc_addr"], norm_words(ins)
         assert np.array_equal(got[a:a + span], want[a:a + span]), \
@@ -83,15 +91,35 @@ def _check(items, seed, patch=None):
             f"{ins}: measured {d}, norm_cycles {norm_cycles(ins, ARCH)}"
 
 
-def test_norm_rows():
-    rng = np.random.default_rng(4)
+def random_items(rng, count: int = 8):
     items, acc_at = [], 0
-    for k in range(8):
+    for k in range(count):
         ins, eps = random_norm(rng, k, acc_at, 8 * k)
         items.append((ins, eps))
         acc_at += norm_words(ins) + 1
     items.append((Instr("NORM", {**items[0][0].args, "len": 0}), items[0][1]))
-    _check(items, seed=5)
+    return items
+
+
+def test_norm_rows():
+    _check(random_items(np.random.default_rng(4)), seed=5)
+
+
+@pytest.mark.rtl
+def test_norm_on_verilator(rtl_build_dir):
+    from qasic.rtl.tb_units import build, run_case
+
+    sim_dir = build(ARCH, rtl_build_dir)
+    word = 8 * ARCH.acc_word_bytes
+
+    def on_verilator(items, seed, patch):
+        inp, acc, par, want = prepare(items, seed, patch)
+        res = run_case(sim_dir, ARCH, "norm", [encode(ins) for ins, _ in items],
+                       {"input": inp, "acc": acc, "param": par})
+        np.testing.assert_array_equal(res["busy"], res["done"])
+        got = (res["mem_acc"] + (1 << (word - 1))) % (1 << word) - (1 << (word - 1))
+        return list(res["done"]), got, want
+    _check(random_items(np.random.default_rng(14), count=4), seed=15, runner=on_verilator)
 
 
 def test_exact_squares_and_constant_rows():

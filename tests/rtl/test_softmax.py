@@ -5,6 +5,7 @@ causal and byte masks), and its measured cycles against softmax_cycles."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from qasic.isa.encoding import Instr, encode
 from qasic.isa.limits import ALLOWED
@@ -52,8 +53,9 @@ def reference(out: np.ndarray, par: np.ndarray, ins: Instr) -> None:
     K.put_rows(out, ins["dst_addr"], ins["dst_stride"], y, obits)
 
 
-def run(items, seed: int, patch=None):
-    """``patch``: {address: bytes} written over the random output memory first."""
+def prepare(items, seed: int, patch=None):
+    """(output memory, param memory, expected output memory); ``patch``: {address: bytes}
+    written over the random output memory first."""
     rng = np.random.default_rng(seed)
     out = rng.integers(0, 256, size=ARCH.output_sram_bytes).astype(np.uint8)
     out[1100:1500] = rng.choice([0, 0, 1, 7], size=400)  # mask bytes: many zeros
@@ -65,17 +67,23 @@ def run(items, seed: int, patch=None):
     want = out[None].copy()
     for ins, _ in items:
         reference(want, par[None], ins)
+    return out, par, want[0]
+
+
+def run(items, seed: int, patch=None):
+    """Amaranth's simulator: (durations, output memory, expected output memory)."""
+    out, par, want = prepare(items, seed, patch)
     unit = SoftmaxUnit(ARCH)
     mem, params = Spad(out), Spad(par)
     procs = [mem.reader(unit.src, unit.window), mem.reader(unit.mask, unit.lanes),
              mem.reader(unit.tail, 1), params.reader(unit.param, unit.param_bytes),
              mem.writer(unit.out, len(unit.out.mask))]
     durations = run_unit(unit, procs, [encode(ins) for ins, _ in items], limit=20000)
-    return durations, mem.mem, want[0]
+    return durations, mem.mem, want
 
 
-def _check(items, seed, patch=None):
-    durations, got, want = run(items, seed, patch)
+def _check(items, seed, patch=None, runner=None):
+    durations, got, want = (runner or run)(items, seed, patch)
     for ins, _ in items:
         a = ins["dst_addr"]
         span = max(ins["rows"] - 1, 0) * ins["dst_stride"] + encoding_bytes(ins["len"],
@@ -103,8 +111,7 @@ def test_masked_first_group_and_negative_codes():
     _check([(ins, table)], seed=7, patch=patch)
 
 
-def test_softmax_rows():
-    rng = np.random.default_rng(2)
+def random_items(rng):
     items, dst, taddr = [], 2048, 0
     for k in range(10):
         ins, table = random_softmax(rng, k, dst, taddr)
@@ -112,4 +119,24 @@ def test_softmax_rows():
         dst += (ins["rows"] - 1) * ins["dst_stride"] + encoding_bytes(ins["len"], ins["ofmt"]) + 1
         taddr += len(table)
     items.append((Instr("SOFTMAX", {**items[0][0].args, "rows": 0}), items[0][1]))
-    _check(items, seed=3)
+    return items
+
+
+@pytest.mark.rtl
+def test_softmax_on_verilator(rtl_build_dir):
+    from qasic.rtl.tb_units import build, run_case
+
+    sim_dir = build(ARCH, rtl_build_dir)
+
+    def on_verilator(items, seed, patch):
+        out, par, want = prepare(items, seed, patch)
+        res = run_case(sim_dir, ARCH, "softmax", [encode(ins) for ins, _ in items],
+                       {"output": out, "param": par})
+        np.testing.assert_array_equal(res["busy"], res["done"])
+        return list(res["done"]), res["mem_output"], want
+    items = random_items(np.random.default_rng(12))
+    _check(items[:5] + items[-1:], seed=13, runner=on_verilator)
+
+
+def test_softmax_rows():
+    _check(random_items(np.random.default_rng(2)), seed=3)
