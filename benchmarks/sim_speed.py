@@ -14,10 +14,11 @@ Writes sim_speed.json:
   summary  the slowest simulator/reference ratio, the targets met
   load_average  the machine's 1-minute load before and after (it is shared: noisy numbers)
 Seconds are the best of ``repeats`` warm runs, simulator, reference and BLAS interleaved (the
-program verified, its field table, timing and
-costs computed, the Numba kernels compiled); the one-time per-program work is reported apart
-(``verify_seconds``, ``first_run_seconds``). Each model runs in its own process; ResNet-50's
-simulator-only peak memory and cold time come from a process that loads just its program.
+program verified, its field table, timing and costs computed, the Numba kernels compiled, a
+machine of that batch kept; one repeat past LONG_RUN); the one-time per-program work is
+reported apart (``verify_seconds``, ``first_run_seconds``). Each model runs in its own process;
+ResNet-50's simulator-only peak memory and cold time come from a process that loads just its
+program.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ BATCHES = {**{name: (1, 16, 256) for name in SMALL}, "tiny_gpt": (1, 16, 256),
            **{name: (1, 16) for name in IMAGENET + ("minilm",)}}
 CALIBRATION = 16       # calibration samples: enough for a speed benchmark, light on memory
 EXACT_MAX_INSTRS = 2e5  # instructions x batch past which the per-instruction machine is skipped
+LONG_RUN = 1e6         # instructions x batch past which one repeat is timed (tiny_gpt at 256)
 BLAS_REPEATS = 3        # BLAS runs per repeat (the best counts: it is short and noisy)
 
 
@@ -62,37 +64,47 @@ def build(name: str):
     return g, compile_graph(g, arch), arch, t
 
 
-def measure(name: str, batch: int, repeats: int = 3, exact: bool = True,
-            save: str | None = None) -> dict:
+def measure(name: str, batches: tuple[int, ...], repeats: int = 3, exact: bool = True,
+            save: str | None = None) -> list[dict]:
+    """One record per batch size (the model built and its program verified once)."""
     from qasic.isa.verify import verify
-    from qasic.quant import reference
-    from qasic.sim import simulate
-    from qasic.sim.run import input_codes
 
     t0 = time.perf_counter()
     g, program, arch, trained = build(name)
     build_s = time.perf_counter() - t0
+    verify_s = _time(lambda: verify(program))
+    return [measure_batch(name, g, program, arch, trained, batch, repeats, exact, save)
+            | {"build_seconds": build_s, "verify_seconds": verify_s} for batch in batches]
+
+
+def measure_batch(name: str, g, program, arch, trained, batch: int, repeats: int, exact: bool,
+                  save: str | None) -> dict:
+    from qasic.quant import reference
+    from qasic.sim import simulate
+    from qasic.sim.run import input_codes
+
     codes = input_codes(program, trained.test_inputs[:batch])
     if save:
         save_inputs(save, program, arch, codes)
-    verify_s = _time(lambda: verify(program))
     got: dict = {}
+    if len(program.instrs) * len(codes) > LONG_RUN:
+        repeats = 1
     first_s = _time(lambda: got.setdefault("fast", simulate(program, arch, codes=codes)))
     blas = blas_runner(program, len(codes))
     times: dict[str, list[float]] = {"sim": [], "ref": [], "blas": []}
-    tracemalloc.start()
     for _ in range(repeats):  # interleaved, so a change in the machine's load hits all three
         times["sim"].append(_time(lambda: simulate(program, arch, codes=codes)))
         times["ref"].append(_time(lambda: got.setdefault("ref", reference.run(g, codes))))
         times["blas"].append(min(_time(blas) for _ in range(BLAS_REPEATS)))
+    tracemalloc.start()  # apart from the timed runs: tracing slows every allocation
+    simulate(program, arch, codes=codes)
     sim_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     sim_s, ref_s, blas_s = (min(times[k]) for k in ("sim", "ref", "blas"))
     blas_macs = blas.macs
     macs = sum(layer["macs"] for layer in program.layers) * len(codes)
     record = {"model": name, "batch": len(codes), "instructions": len(program.instrs),
-              "macs": int(macs), "build_seconds": build_s, "verify_seconds": verify_s,
-              "first_run_seconds": first_s, "sim_seconds": sim_s,
+              "macs": int(macs), "first_run_seconds": first_s, "sim_seconds": sim_s,
               "reference_seconds": ref_s, "blas_f32_seconds": blas_s,
               "blas_macs": int(blas_macs), "sim_macs_per_s": macs / sim_s,
               "sim_over_blas": sim_s / blas_s, "reference_over_sim": ref_s / sim_s,
@@ -154,6 +166,13 @@ def power_law(macs, seconds) -> dict:
             "seconds_at_1_gmac": float(np.exp(log_c) * 1e9 ** exponent), "points": points}
 
 
+def _commit() -> str | None:
+    """The git commit of the code measured (None outside a checkout)."""
+    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                          check=False, capture_output=True, text=True)
+    return done.stdout.strip() or None
+
+
 def _time(fn) -> float:
     t = time.perf_counter()
     fn()
@@ -173,15 +192,23 @@ def _peak_rss_bytes() -> int:
 
 def child(name: str, batch: int, repeats: int, exact: bool = True,
           save: str | None = None) -> dict:
-    """``measure`` in a fresh process (its own peak memory; a failure is a reported error).
-    With ``save``, the child also writes its program and input codes to that folder."""
-    cmd = [sys.executable, "-m", "benchmarks.sim_speed", "--model", name, "--batch", str(batch),
-           "--repeats", str(repeats)] + ([] if exact else ["--no-exact"]) \
-        + (["--save", save] if save else [])
+    """``measure`` of one batch size in a fresh process (see ``children``)."""
+    return children(name, (batch,), repeats, exact, save)[0]
+
+
+def children(name: str, batches: tuple[int, ...], repeats: int, exact: bool = True,
+             save: str | None = None) -> list[dict]:
+    """``measure`` in a fresh process (its own peak memory; a failure is a reported error, one
+    per batch). With ``save``, the child also writes its program and input codes to that
+    folder."""
+    cmd = [sys.executable, "-m", "benchmarks.sim_speed", "--model", name, "--batch",
+           ",".join(map(str, batches)), "--repeats", str(repeats)] \
+        + ([] if exact else ["--no-exact"]) + (["--save", save] if save else [])
     done = subprocess.run(cmd, check=False, capture_output=True, text=True)
     if done.returncode:
         tail = (done.stderr.strip().splitlines() or ["killed"])[-1]
-        return {"model": name, "error": f"exit {done.returncode}: {tail}"}
+        return [{"model": name, "batch": b, "error": f"exit {done.returncode}: {tail}"}
+                for b in batches]
     return json.loads(done.stdout)
 
 
@@ -221,10 +248,10 @@ def run(quick: bool = False) -> dict:
                 "sim_faster_than_reference": r50["reference_over_sim"] >= 1,
                 "peak_memory_within_4_GiB":
                     r50["simulator_only"]["peak_rss_bytes"] <= 4 << 30}
-    out: dict = {"load_average": {"before": os.getloadavg()[0]}, "resnet50": r50, "models": []}
+    out: dict = {"commit": _commit(), "load_average": {"before": os.getloadavg()[0]},
+                 "resnet50": r50, "models": []}
     for name in SMALL[:1] if quick else SMALL + IMAGENET + TEXT:
-        for batch in BATCHES[name]:
-            out["models"].append(child(name, batch, repeats))
+        out["models"] += children(name, BATCHES[name], repeats)
     out["scaling"] = scaling(SCALING[:2] if quick else SCALING, 1 if quick else 2)
     out["load_average"]["after"] = os.getloadavg()[0]
     out["summary"] = summary(out)
@@ -251,7 +278,7 @@ def main() -> None:
     p.add_argument("--out", default="out/bench")
     p.add_argument("--quick", action="store_true", help="fewer models and repeats")
     p.add_argument("--model", help="measure one model and print its record (a child run)")
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--batch", default="1", help="batch sizes, comma-separated")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-exact", action="store_true")
     p.add_argument("--save", help=argparse.SUPPRESS)   # with --model: keep program and codes
@@ -261,8 +288,9 @@ def main() -> None:
         print(json.dumps(simulate_saved(args.saved)))
         return
     if args.model:
-        record = measure(args.model, args.batch, args.repeats, not args.no_exact, args.save)
-        print(json.dumps(record | {"peak_rss_bytes": _peak_rss_bytes()}))
+        batches = tuple(int(b) for b in args.batch.split(","))
+        records = measure(args.model, batches, args.repeats, not args.no_exact, args.save)
+        print(json.dumps([r | {"peak_rss_bytes": _peak_rss_bytes()} for r in records]))
         return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
