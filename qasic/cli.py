@@ -544,7 +544,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--output-observer", default="minmax",
                         help="the graph output's observer: minmax | top (a classifier's logits "
                         "from the lowest per-sample median up: finer steps where argmax is "
-                        "decided)")
+                        "decided) | fisher (the MSE range of the logits weighted by the "
+                        "cross-entropy's squared gradient: the competing top scores count, the "
+                        "rest may clip)")
         sp.add_argument("--bias-correction", action="store_true",
                         help="empirical bias correction (Nagel et al. 2019): each layer's bias "
                         "absorbs the mean error quantization adds to its output")

@@ -99,7 +99,9 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
         kind = need.get(tensor)
         fmt = "int" if kind else config.activation_format
         bits = config.norm_bits if kind == NORM_INPUT else config.activation_bits
-        if tensor == graph.output:
+        if tensor == graph.output and config.output_observer == "fisher":
+            rng = histogram_range(values[tensor], bits, weights=(weights or {}).get(tensor))
+        elif tensor == graph.output:
             rng = OUTPUT_RANGES[config.output_observer](values[tensor])
         elif fmt != "int" and config.activation_observer in MSE_OBSERVERS:
             amax = fp_mse_absmax(values[tensor], fmt)

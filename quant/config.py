@@ -36,7 +36,9 @@ class QuantConfig:
     activation_format: str = "int"
     # the graph output's range: "minmax", or "top" (classifier scores: the part of the range
     # below every calibration vector's median may clip, for a finer step where argmax is
-    # decided; observers.top_range)
+    # decided; observers.top_range), or "fisher" (the 'histogram' range of the logits with
+    # each value weighted by the squared gradient of the cross-entropy at the fp32 top-1,
+    # (softmax - onehot)^2: the scores that compete for the top weigh, the rest may clip)
     output_observer: str = "minmax"
     # empirical bias correction (qasic.quant.biascorr): each conv2d/linear bias absorbs the mean
     # output shift that quantization causes on the calibration batch

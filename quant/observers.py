@@ -219,5 +219,6 @@ def mse_scales(w: np.ndarray, bits: int, grid: int = MSE_GRID) -> np.ndarray:
 
 ACTIVATION_OBSERVERS = ("minmax", "percentile", "moving_average", "histogram", "fisher")
 MSE_OBSERVERS = ("histogram", "fisher")  # histogram_range, 'fisher' with importance weights
-OUTPUT_OBSERVERS = ("minmax", "top")  # QuantConfig.output_observer: the graph output's range
+# QuantConfig.output_observer: the graph output's range ('fisher': qasic.quant.fisher)
+OUTPUT_OBSERVERS = ("minmax", "top", "fisher")
 WEIGHT_SCALERS = {"minmax": maxabs_scales, "mse": mse_scales}

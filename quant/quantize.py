@@ -71,10 +71,12 @@ def quantize_graph(graph: FGraph, calibration: Any, config: QuantConfig) -> QGra
             if tensor in values:
                 values[tensor] = values[tensor] / s
     weights = None
-    if config.activation_observer == "fisher":
+    if "fisher" in (config.activation_observer, config.output_observer):
         from qasic.quant.fisher import fisher_weights  # imports torch
 
         weights = fisher_weights(graph, x)
+        if config.activation_observer != "fisher":  # the output's alone
+            weights = {graph.output: weights[graph.output]}
     tensors = encode_activations(graph, values, config, weights)
     del weights, values
     if config.weight_rounding in ("gptq", "gptq_fisher"):

@@ -61,3 +61,27 @@ def test_ranges_differ_from_the_histogram_and_keep_the_digits_cnn(digits_cnn, cn
     assert fisher.tensors != hist.tensors
     assert fisher.tensors[fisher.output] == hist.tensors[hist.output]  # the logits: min-max
     assert accuracy(fisher, x, y) >= 0.985
+
+
+def test_fisher_output_observer_weights_the_competing_scores(digits_cnn, cnn_fgraph):
+    """output_observer='fisher': the logits' 'histogram' range with each score weighted by
+    (softmax - onehot(top-1))^2, so the low scores may clip; every other tensor keeps its
+    encoding, and the output's step is finer than min-max's."""
+    from qasic.quant import run_float
+    from qasic.quant.observers import affine
+
+    cal = digits_cnn.calibration
+    wide = quantize(cnn_fgraph, None, cal, QuantConfig())
+    fish = quantize(cnn_fgraph, None, cal, QuantConfig(output_observer="fisher"))
+    assert {k: v for k, v in fish.tensors.items() if k != fish.output} == \
+        {k: v for k, v in wide.tensors.items() if k != wide.output}
+    z = run_float(cnn_fgraph, cnn_fgraph.to_internal(cal))
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    p[np.arange(len(p)), z.argmax(1)] -= 1.0
+    want = affine(*histogram_range(z, 8, weights=p ** 2), 8)
+    got = fish.tensors[fish.output]
+    assert got.scale == pytest.approx(want.scale, rel=1e-3) and got.scale < \
+        wide.tensors[wide.output].scale
+    x, y = digits_cnn.test_inputs, digits_cnn.test_labels
+    assert accuracy(fish, x, y) >= accuracy(wide, x, y) - 0.005
