@@ -157,11 +157,11 @@ def _positive() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _buffers(arch: ArchConfig, batch: int) -> tuple[np.ndarray, ...]:
-    """Scratch for one fold: activations (T * k, row-major) and sums (T, n) in int64; the last
-    decoded activations of the batch (element b's T x k block at b * T * k) and the sums of the
-    batch in float64."""
+    """Scratch for one fold over the batch (element b's T x k activations at b * T * k, its
+    T x n sums at b * T * n, row-major): int64 activations and sums (the int64 folds), the last
+    decoded activations and the sums in float64 (BLAS)."""
     t, k, n = arch.gemm_max_rows, arch.array_rows, arch.array_cols
-    return (np.zeros(t * k, dtype=np.int64), np.zeros((t, n), dtype=np.int64),
+    return (np.zeros(batch * t * k, dtype=np.int64), np.zeros(batch * t * n, dtype=np.int64),
             np.zeros(batch * t * k), np.zeros(batch * t * n))
 
 

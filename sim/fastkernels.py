@@ -279,6 +279,14 @@ def _gemm(f, inp, wgt, par, acc, shape, alut, bufs, wc, st):
         for b in range(batch):
             _write(f, wgt, acc, b, o[b * t:(b + 1) * t], shape[S_ACC])
         return
+    if st[ST_SHARED]:  # one int64 fold over the whole batch's vectors (small folds)
+        for j in range(batch * tk):
+            a64[j] = np.int64(af[j])  # levels are integers far below 2^53
+        o = o64[:batch * tn].reshape(batch * t, n)
+        _fold64(a64, w64[0], batch * t, k, n, o)
+        for b in range(batch):
+            _write(f, wgt, acc, b, o[b * t:(b + 1) * t], shape[S_ACC])
+        return
     for b in range(batch):
         w = 0 if st[ST_SHARED] else b  # the element whose decoded tile b uses
         if tk * n >= BLAS_MIN_MACS and tops[w] < limit:
@@ -288,8 +296,9 @@ def _gemm(f, inp, wgt, par, acc, shape, alut, bufs, wc, st):
         else:
             for j in range(tk):
                 a64[j] = np.int64(af[b * tk + j])  # levels are integers far below 2^53
-            _fold64(a64, w64[w], t, k, n, o64)
-            _write(f, wgt, acc, b, o64, shape[S_ACC])
+            o = o64[:tn].reshape(t, n)
+            _fold64(a64, w64[w], t, k, n, o)
+            _write(f, wgt, acc, b, o, shape[S_ACC])
 
 
 # The interpreter keeps the last decoded weight tile and activation block, per batch element;
