@@ -58,13 +58,19 @@ _KEYS = {
     "dram.bytes_per_cycle": "dram_bytes_per_cycle",
     "dram.latency_cycles": "dram_latency_cycles",
     "vector.lanes": "vector_lanes",
-    "vector.divide_cycles": "vector_divide_cycles",
-    "vector.sqrt_cycles": "vector_sqrt_cycles",
     "clock.mhz": "clock_mhz",
     "tech.node_nm": "tech_node_nm",
     "tech.energy_table": "energy_table",
 }
 _FIELD_KEY = {v: k for k, v in _KEYS.items()}
+# keys an arch file may no longer give, and why
+RETIRED_KEYS = {
+    "vector.divide_cycles": "was removed: the vector unit's divider takes the cycles of its RTL "
+                            "(33 per 32-bit quotient, rtl/softmax.py; 62 for norm's, rtl/norm.py)",
+    "vector.sqrt_cycles": "was removed: the integer square root takes the 32 cycles of its RTL "
+                          "(rtl/norm.py)",
+}
+RETIRED_FIELDS = ("vector_divide_cycles", "vector_sqrt_cycles")  # in older programs' metadata
 
 
 def toml_key(field: str) -> str:
@@ -99,11 +105,9 @@ class ArchConfig:
     weight_shift_bits: int = 0  # shift-add PEs (qasic.arch.pe); 0 = plain integer multipliers
     input_shift_bits: int = 0   # the same on the activation operand (FP8 activations)
     # The vector unit (pooling, elementwise, tables, softmax, normalization): lanes (0: one per
-    # array column), and the cycles of its per-row 32-bit divider and 62-bit integer square root
-    # (one quotient / root bit per cycle).
+    # array column). Its divider and square root take the cycles of their RTL (rtl/softmax.py,
+    # rtl/norm.py: one quotient or root bit per cycle).
     vector_lanes: int = 0
-    vector_divide_cycles: int = 32
-    vector_sqrt_cycles: int = 32
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -125,8 +129,6 @@ class ArchConfig:
         self._check_range("dram_latency_cycles", 0, 100_000)
         self._check_range("tech_node_nm", 3, 180)
         self._check_range("vector_lanes", 0, 4096)
-        self._check_range("vector_divide_cycles", 1, 256)
-        self._check_range("vector_sqrt_cycles", 1, 256)
         if self.dataflow not in DATAFLOWS:
             raise ConfigError(
                 f"arch config: array.dataflow = {self.dataflow!r} is not supported; "
@@ -243,6 +245,10 @@ def _own_keys(raw: dict, source: str, folder: Path, chain: tuple[Path, ...],
     """``raw``'s keys over its base's, with its own relative paths resolved from ``folder``;
     ``name``: the arch's name if ``raw`` gives none (else the base's)."""
     flat = _flatten(raw)
+    retired = sorted(set(flat) & set(RETIRED_KEYS))
+    if retired:
+        raise ConfigError(f"arch config {source}: {retired[0]} {RETIRED_KEYS[retired[0]]}; "
+                          "delete the line")
     unknown = sorted(set(flat) - set(_KEYS) - {BASE_KEY})
     if unknown:
         raise ConfigError(f"arch config {source}: unknown key {unknown[0]}; known keys: "

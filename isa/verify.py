@@ -106,7 +106,10 @@ def _verify(p: Program) -> Verified:
 # ---- metadata, arch and regions ------------------------------------------------------------
 
 def _arch(config: dict, reject: _Reject) -> ArchConfig:
+    from qasic.arch.config import RETIRED_FIELDS
+
     known = {f.name for f in fields(ArchConfig)}
+    config = {k: v for k, v in config.items() if k not in RETIRED_FIELDS}  # older programs
     unknown = sorted(set(config) - known, key=str)
     if unknown:
         reject(f"metadata arch_config has the unknown key {unknown[0]!r}")

@@ -79,6 +79,11 @@ UNITS: tuple[UnitRow, ...] = (
             (("acc", "acc"), ("param", "param"), ("out", "output"), ("tail", "output"))),
     UnitRow("vector", "compute", ("POOL", "ADD", "LUT"), "qasic.rtl.vector", "VectorUnit",
             (("a", "output"), ("b", "output"), ("param", "param"), ("out", "output"))),
+    UnitRow("softmax", "compute", ("SOFTMAX",), "qasic.rtl.softmax", "SoftmaxUnit",
+            (("src", "output"), ("mask", "output"), ("param", "param"), ("out", "output"),
+             ("tail", "output"))),
+    UnitRow("norm", "compute", ("NORM",), "qasic.rtl.norm", "NormUnit",
+            (("src", "input"), ("eps", "param"), ("acc", "acc"))),
     UnitRow("dma_store", "store", ("STORE", "SCATTER"), "qasic.rtl.dma", "DmaStore",
             tuple((f"{mem}_read", mem) for mem in _STORE_MEMS), axi="axi"),
 )

@@ -15,9 +15,9 @@ array, B = DRAM bytes per cycle, L = DRAM latency, V = vector lanes):
                    = pre + 2R + C + T - 1
     POST           table + max(rows x ceil(n / C), 1) + 6
     POOL/ADD/LUT   prologue + max(groups of V lanes, 1) + write delay + 1
-    SOFTMAX        (no RTL unit yet) rows * (3 ceil(len / V) + Dd) + ROW_PIPELINE
-    NORM           (no RTL unit yet) rows * ((2 + center) ceil(len / V) + Ds + 2 Dd)
-                   + ROW_PIPELINE
+    SOFTMAX        exp table + rows x (3 passes of ceil(len / V) + a 33-cycle divide + 1) + 5
+    NORM           rows x ((1 + center) passes + a 32-cycle square root + a 62-cycle divide
+                   + 2 + output chunks) + 4
     SYNC, END      1
 Each queue runs its instructions in order; an instruction starts when its queue is free and
 every token it pops has been pushed; it pushes tokens when it completes. A DMA queue completes
@@ -45,12 +45,6 @@ from qasic.rtl import cycles as rtl_cycles
 from qasic.rtl.timing import fold_cycles
 from qasic.sim.fastfields import OP_NAMES, _columns, program_fields
 
-ROW_PIPELINE = 4  # SOFTMAX / NORM: read, table or multiply, accumulate, write
-
-
-def _ceil(a, b):
-    return -(-a // b)
-
 
 def duration(ins: Instr, arch: ArchConfig) -> tuple[int, int]:
     """(cycles the queue is busy, cycles until the result is complete)."""
@@ -63,36 +57,12 @@ def duration(ins: Instr, arch: ArchConfig) -> tuple[int, int]:
 # Every row takes the columns of the instructions of one opcode (qasic.sim.fastfields), a
 # single instruction as a one-row table.
 
-def _softmax(f, arch: ArchConfig):
-    per_row = 3 * _ceil(f["len"], arch.lanes) + arch.vector_divide_cycles
-    return f["rows"] * per_row + ROW_PIPELINE
-
-
-def _norm(f, arch: ArchConfig):
-    passes = (2 + f["center"]) * _ceil(f["len"], arch.lanes)
-    # the quotient 2^61 / r has up to 62 bits: two passes of the 32-bit divider
-    return f["rows"] * (passes + arch.vector_sqrt_cycles + 2 * arch.vector_divide_cycles) \
-        + ROW_PIPELINE
-
-
-def _same(cycles):
-    """A row whose queue is busy until its result is complete."""
-    def row(f, arch: ArchConfig):
-        t = cycles(f, arch)
-        return t, t
-    return row
-
-
 def _one(f, arch: ArchConfig):
     return 1, 1
 
 
 # op -> (busy, done); SYNC, END and any opcode without a row: 1 cycle
-DURATIONS = {
-    **rtl_cycles.ROWS,
-    "SOFTMAX": _same(_softmax),
-    "NORM": _same(_norm),
-}
+DURATIONS = rtl_cycles.ROWS
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,8 @@ DRAM_BIT = 8.0
 
 
 def test_the_defaults_the_numbers_below_assume():
-    assert (ARCH.array_cols, ARCH.lanes, ARCH.vector_divide_cycles, ARCH.vector_sqrt_cycles,
-            ARCH.dram_bytes_per_cycle, ARCH.dram_latency_cycles, ARCH.acc_bits) == (
-        16, 16, 32, 32, 8, 64, 32)
+    assert (ARCH.array_cols, ARCH.lanes, ARCH.dram_bytes_per_cycle, ARCH.dram_latency_cycles,
+            ARCH.acc_bits) == (16, 16, 8, 64, 32)
     table = MODEL.table
     assert (table["int32_add_pj"], table["int32_mult_pj"], table["mac_add_pj_per_bit"],
             table["dram_pj_per_bit"], table["logic_scale_from_45nm"]) == (
@@ -55,21 +54,22 @@ def test_gather_fetches_indices_then_pipelines_the_rows():
 @pytest.mark.parametrize("lanes, passes", [(0, 3), (16, 3), (8, 5), (40, 1)])
 def test_softmax_three_passes_and_a_divide_per_row(lanes, passes):
     arch = dataclasses.replace(ARCH, vector_lanes=lanes)
+    v = arch.lanes
     sm = Instr("SOFTMAX", {"rows": 3, "len": 40, "causal": 1, "masked": 1})
-    # passes = ceil(40 / lanes); 3 of them + 32 divide cycles per row, + 4 pipeline
-    assert duration(sm, arch) == (3 * (3 * passes + 32) + 4,) * 2
-    slow = dataclasses.replace(arch, vector_divide_cycles=100)
-    assert duration(sm, slow)[0] == 3 * (3 * passes + 100) + 4
+    # the 256-entry exp table into registers (ceil(256 / V)); per row 3 passes of
+    # ceil(40 / V), a 33-cycle divide and 1 settle cycle; write delay 4 + 1
+    table = -(-256 // v)
+    assert duration(sm, arch) == (table + 3 * (3 * passes + 33 + 1) + 4 + 1,) * 2
 
 
 @pytest.mark.parametrize("center", [0, 1])
 def test_norm_passes_a_root_and_a_divide_per_row(center):
     nm = Instr("NORM", {"rows": 2, "len": 40, "chunk": 16, "center": center})
-    # (2 + center) passes of ceil(40 / 16) = 3 cycles, 32 sqrt + 2 x 32 divide cycles (a
-    # 62-bit quotient), + 4 pipeline
-    assert duration(nm, ARCH)[0] == 2 * ((2 + center) * 3 + 32 + 64) + 4
-    arch = dataclasses.replace(ARCH, vector_lanes=4, vector_sqrt_cycles=16)
-    assert duration(nm, arch)[0] == 2 * ((2 + center) * 10 + 16 + 64) + 4
+    # per row: (1 + center) passes of ceil(40 / 16) = 3, 2 settle, a 32-cycle square root, a
+    # 62-cycle divide (2^61 / r), output chunks 16 + 16 + 8: 1 + 1 + 1; + 4
+    assert duration(nm, ARCH)[0] == 2 * ((1 + center) * 3 + 2 + 32 + 62 + 3) + 4
+    four = dataclasses.replace(ARCH, vector_lanes=4)  # ceil(40 / 4) = 10; chunks 4 + 4 + 2
+    assert duration(nm, four)[0] == 2 * ((1 + center) * 10 + 2 + 32 + 62 + 10) + 4
 
 
 def test_pool_add_lut_use_the_vector_lanes():
@@ -95,7 +95,7 @@ def test_gather_runs_on_the_load_queue_beside_compute():
     t = schedule(Program(instrs, (0,) * 4, b"", (Region("constants", 0, 0, "constants"),)),
                  ARCH)
     gather_end = 2 + 63 + 4 + 64  # index beats, their wait, 4 row slots, the last lands
-    softmax = 3 * 1 + 32 + 4
+    softmax = 256 // 16 + (3 * 1 + 33 + 1) + 4 + 1  # table, passes + divide + settle, delay
     assert list(t.start) == [0, 0, max(softmax, gather_end), max(softmax, gather_end) + softmax]
 
 
