@@ -95,12 +95,22 @@ class DramModel:
         return addr // self.bytes, beats
 
     async def _run(self) -> None:
-        from cocotb.triggers import FallingEdge, ReadOnly
+        from cocotb.triggers import FallingEdge, First, ReadOnly, RisingEdge
+        from cocotb.utils import get_sim_time
+
         b, rng, p = self.bytes, self._rng, self.stall
+        await FallingEdge(self.clock)
+        t0 = get_sim_time(unit="ps")
+        await FallingEdge(self.clock)
+        period, base = get_sim_time(unit="ps") - t0, self.cycle + 2 - 1
+        wake = [RisingEdge(self.sig(name)) for name in ("arvalid", "awvalid", "wvalid")]
+        started = False
         while True:
-            await FallingEdge(self.clock)
-            self.cycle += 1
-            t = self.cycle
+            if started:
+                await FallingEdge(self.clock)
+            started = True
+            # cycles from simulation time: the model sleeps through idle stretches
+            t = self.cycle = base + (get_sim_time(unit="ps") - t0) // period
             # drive this cycle's readies, R and B ...
             ready = {ch: int(not p or rng.random() >= p) for ch in ("ar", "aw", "w")}
             for ch, v in ready.items():
@@ -131,6 +141,11 @@ class DramModel:
                 self._aw.append(self._burst("aw"))
             if ready["w"] and int(self.sig("wvalid").value):
                 self._write_beat(t)
+            if not p and self.idle() and not any(
+                    int(self.sig(n).value) for n in ("arvalid", "awvalid", "wvalid")):
+                # nothing outstanding, no request, R and B low: sleep until a request rises
+                # (the loop then takes the falling edge of the cycle it rose in)
+                await First(*wake)
 
     def _write_beat(self, t: int) -> None:
         if not self._aw:
