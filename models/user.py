@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from qasic.errors import ConfigError
+from qasic.errors import ConfigError, InputError
 
 SPEC_FORM = "path/to/file.py:factory"
 
@@ -101,16 +101,44 @@ def user_trained_model(spec: str, data_path: str | Path | None) -> Any:
     module = load_user_model(spec)
     if not isinstance(module, torch.nn.Module):  # an ExportedProgram runs through its module
         module = module.module()
-    calib = data["calibration"].astype(np.float32)
-    test_x = data.get("test_x", calib[:0]).astype(np.float32)
+    _check_ids(module, data, Path(data_path), Path(spec.rpartition(":")[0] or spec).stem)
+    calib = _inputs(data["calibration"])
+    test_x = _inputs(data.get("test_x", calib[:0]))
     test_y = data.get("test_y", np.zeros(len(test_x), dtype=np.int64)).astype(np.int64)
     acc = float_accuracy(module, test_x, test_y) if len(test_x) else float("nan")
-    val_x = data["val_x"].astype(np.float32) if "val_x" in data else None
+    val_x = _inputs(data["val_x"]) if "val_x" in data else None
     val_y = data["val_y"].astype(np.int64) if "val_y" in data else None
     return TrainedModel(name=Path(spec.rpartition(":")[0] or spec).stem, module=module,
                         example_input=torch.from_numpy(calib[:1].copy()), calibration=calib,
                         test_inputs=test_x, test_labels=test_y, fp32_accuracy=acc,
                         validation_inputs=val_x, validation_labels=val_y)
+
+
+def _inputs(x: Any) -> Any:
+    """Model inputs as the module takes them: integer arrays are token ids (int64), anything
+    else float32."""
+    import numpy as np
+
+    return x.astype(np.int64 if x.dtype.kind in "iu" else np.float32)
+
+
+def _check_ids(module: Any, data: dict, path: Path, name: str) -> None:
+    """Integer inputs are token ids: each must index the model's first nn.Embedding (the token
+    table), or one line names the bad id, the array and the vocabulary."""
+    import torch
+
+    table = next((m for m in module.modules() if isinstance(m, torch.nn.Embedding)), None)
+    if table is None:
+        return
+    vocab = table.num_embeddings
+    for key in ("calibration", "test_x", "val_x"):
+        x = data.get(key)
+        if x is None or x.dtype.kind not in "iu" or not x.size:
+            continue
+        bad = x[(x < 0) | (x >= vocab)]
+        if bad.size:
+            raise InputError(f"data file {path}: {key!r} holds token id {int(bad[0])}, outside "
+                             f"the vocabulary of model {name} (ids 0..{vocab - 1})")
 
 
 def _load_data(path: Path) -> dict:

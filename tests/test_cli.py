@@ -484,3 +484,40 @@ def test_calibration_flags_reach_the_quantizer(monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out)["accuracy"] > 0.95
     assert main(["quantize", "--weight-rounding", "adaround"]) == 1
     assert "weight_rounding = 'adaround' is unknown" in capsys.readouterr().err
+
+
+def test_token_models_from_the_command_line_and_their_bad_ids(tmp_path, capsys):
+    """A user token model: integer --data arrays stay token ids; ids outside the vocabulary
+    (in the data, or in simulate's --input) and sequences longer than the model's are one line
+    and exit 1."""
+    import numpy as np
+
+    spec = user_factory(tmp_path, "torch.nn.Embedding(50, 16), torch.nn.Flatten(), "
+                                  "torch.nn.Linear(16 * 8, 3)")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 50, (40, 8))
+    data = tmp_path / "d.npz"
+    np.savez(data, calibration=x[:32], test_x=x[32:], test_y=rng.integers(0, 3, 8))
+    prog = tmp_path / "tok.qasic"
+    assert main(["compile", "--model", spec, "--data", str(data), "--out", str(prog)]) == 0
+    good, wide, long = (tmp_path / f"{n}.npy" for n in ("good", "wide", "long"))
+    np.save(good, x[32:])
+    np.save(wide, np.full((2, 8), 50))
+    np.save(long, x[:2, :1].repeat(9, axis=1))
+    capsys.readouterr()
+    assert main(["simulate", str(prog), "--input", str(good)]) == 0
+    capsys.readouterr()
+    assert main(["simulate", str(prog), "--input", str(wide)]) == 1
+    line = _one_line(capsys)
+    assert line.startswith("qasic: error: instruction 0 (GATHER): index 50 ")
+    assert line.endswith("is outside the table's 50 rows; indices (token ids, positions) must "
+                         "lie in [0, 50)")
+    assert main(["simulate", str(prog), "--input", str(long)]) == 1
+    assert _one_line(capsys) == ("qasic: error: input of shape (2, 9) does not fit program tiny: "
+                                 "expected (batch, 8) (tokens)")
+    bad = x[32:].copy()
+    bad[0, 3] = 50
+    np.savez(data, calibration=x[:32], test_x=bad, test_y=rng.integers(0, 3, 8))
+    assert main(["evaluate", "--model", spec, "--data", str(data)]) == 1
+    assert _one_line(capsys) == (f"qasic: error: data file {data}: 'test_x' holds token id 50, "
+                                 "outside the vocabulary of model tiny (ids 0..49)")
