@@ -126,9 +126,9 @@ def _alerts(results: Mapping[str, Any]) -> str:
     points = results["points"]
     alerts = [f"Point {p['name']} is not bit-exact" for p in points if not p["bit_exact"]]
     rtl = results["rtl"]
-    if not rtl["verified"] or rtl["mismatches"]:
-        alerts.append(f"RTL not verified: {rtl['mismatches']} mismatches, "
-                      f"max cycle error {rtl['cycle_error_max']}")
+    if not rtl["verified"] and rtl["samples"]:
+        outputs = "outputs equal" if rtl["outputs_equal"] else "outputs DIFFER"
+        alerts.append(f"RTL not verified: {outputs}, cycle error {rtl['cycle_error']:.2%}")
     return "\n".join(f"<div class=alert>{_esc(a)}</div>" for a in alerts)
 
 
@@ -236,21 +236,24 @@ def _layer_cells(layer: Mapping[str, Any], cycles: float, energy: float) -> list
 
 
 def _rtl_section(rtl: Mapping[str, Any]) -> str:
-    ok = rtl["verified"] and not rtl["mismatches"]
+    verified, equal = rtl["verified"], rtl["outputs_equal"]
     summary = _table(["Check", "Value"], [
-        _row([Cell("Verified"), Cell("yes" if rtl["verified"] else "NO",
-                                     "ok" if rtl["verified"] else "bad")]),
-        _row([Cell("Tiles checked"), _int(rtl["tiles_checked"])]),
-        _row([Cell("Mismatches"), Cell(f"{rtl['mismatches']:,}", "num" if ok else "bad")]),
-        _row([Cell("Max cycle error"), _num(rtl["cycle_error_max"])]),
+        _row([Cell("Verified"), Cell("yes" if verified else "NO", "ok" if verified else "bad")]),
+        _row([Cell("Samples (whole program, DRAM to DRAM)"), _int(rtl["samples"])]),
+        _row([Cell("Outputs equal (RTL = simulator = golden reference)"),
+              Cell("yes" if equal else "NO", "ok" if equal else "bad")]),
+        _row([Cell("RTL cycles"), _int(rtl["cycles_rtl"])]),
+        _row([Cell("Simulator cycles"), _int(rtl["cycles_sim"])]),
+        _row([Cell("Cycle error"), Cell(f"{rtl['cycle_error']:.2%}",
+                                        "num" if rtl["cycle_error"] <= 0.01 else "bad")]),
     ])
     method = f"<p>Method:</p>\n<p class=method>{_esc(rtl['method'])}</p>"
-    headers = ["Layer", "Rows", "K", "N", "RTL cycles", "Sim cycles", "Δ cycles", "Match"]
-    tiles = [_row([Cell(t["layer"]), _int(t["rows"]), _int(t["k"]), _int(t["n"]),
-                   _int(t["cycles_rtl"]), _int(t["cycles_sim"]),
-                   Cell(f"{t['cycles_rtl'] - t['cycles_sim']:+,}", "num"), _flag(t["match"])])
-             for t in rtl["tiles"]]
-    return summary + method + "\n<h3>Tiles</h3>\n" + _table(headers, tiles)
+    queues = [_row([Cell(q["queue"]), _int(q["busy_rtl"]), _int(q["busy_sim"]),
+                    Cell(f"{q['busy_rtl'] - q['busy_sim']:+,}", "num"),
+                    _flag(q["busy_rtl"] == q["busy_sim"])])
+              for q in rtl["queues"]]
+    return summary + method + "\n<h3>Busy cycles per queue</h3>\n" + _table(
+        ["Queue", "RTL", "Simulator", "Δ cycles", "Match"], queues)
 
 
 def _arch_table(arch: Mapping[str, Any]) -> str:

@@ -34,10 +34,9 @@ _POINT = {"name": str, "weight_bits": dict, "activation_bits": int, "accuracy": 
 _PE_BITS = {"activation": int, "weight": int}
 _LAYER = {"name": str, "kernels": int, "cycles": _NUM, "macs": _NUM, "dram_bytes": _NUM,
           "energy_pj": dict}
-_RTL = {"verified": bool, "tiles_checked": int, "cycle_error_max": _NUM, "mismatches": int,
-        "method": str, "tiles": list}
-_TILE = {"layer": str, "rows": int, "k": int, "n": int, "cycles_rtl": _NUM, "cycles_sim": _NUM,
-         "match": bool}
+_RTL = {"verified": bool, "method": str, "samples": int, "outputs_equal": bool,
+        "cycles_rtl": _NUM, "cycles_sim": _NUM, "cycle_error": _NUM, "queues": list}
+_QUEUE = {"queue": str, "busy_rtl": _NUM, "busy_sim": _NUM}
 _SOURCE = {"name": str, "value": _NUM, "unit": str, "source": str}
 
 _TYPE_NAMES = {str: "a string", int: "an integer", _NUM: "a number", bool: "true or false",
@@ -71,7 +70,7 @@ def validate_results(results: Any) -> dict:
     _check_unique_names(results["points"])
     _check_chosen(results)
     _check_record(results["rtl"], _RTL, "rtl")
-    _check_list(results["rtl"]["tiles"], _TILE, "rtl.tiles")
+    _check_list(results["rtl"]["queues"], _QUEUE, "rtl.queues")
     _check_list(results["energy_sources"], _SOURCE, "energy_sources")
     return results
 

@@ -22,7 +22,13 @@ def test_writes_the_four_outputs(demo_out):
     assert report == out / "report.html"
     for name in ("results.json", "pareto.png", "report.html"):
         assert (out / name).stat().st_size > 0
-    assert list((out / "verilog").glob("*.v"))
+    # the chosen point's whole accelerator, not the default core
+    results = json.loads((out / "results.json").read_text())
+    chosen = next(p for p in results["points"] if p["name"] == results["chosen_point"])
+    described = json.loads((out / "verilog" / "qasic_accel.json").read_text())
+    assert (out / "verilog" / "qasic_accel.v").stat().st_size > 0
+    assert described["arch"] == chosen["arch"] == results["rtl"]["arch"]
+    assert "gemm" in described["units"] and "dma_load" in described["units"]
     assert any("[2/5]" in line for line in lines)  # progress is shown
 
 

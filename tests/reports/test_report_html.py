@@ -136,18 +136,20 @@ def test_area_that_is_not_its_parts_is_rejected(results: dict, tmp_path: Path) -
 def test_rtl_section(page: str) -> None:
     section = page[page.index('<section id="rtl">'):page.index('<section id="arch">')]
     assert '<td>Verified</td><td class="ok">yes</td>' in section
-    assert "<td>Tiles checked</td><td class=\"num\">3</td>" in section
+    assert '<td>Samples (whole program, DRAM to DRAM)</td><td class="num">16</td>' in section
+    assert '<td>RTL cycles</td><td class="num">8,016</td>' in section
     assert "Verilator via cocotb" in section
-    assert len(re.findall(r"<tr><td>(conv1|conv2|fc)</td>", section)) == 3
+    assert len(re.findall(r"<tr><td>(load|compute|store)</td>", section)) == 3
 
 
 def test_rtl_failure_is_obvious(results: dict, tmp_path: Path) -> None:
-    results["rtl"].update(verified=False, mismatches=2, cycle_error_max=3)
-    results["rtl"]["tiles"][1].update(match=False, cycles_rtl=199)
+    results["rtl"].update(verified=False, outputs_equal=False, cycles_rtl=8100,
+                          cycle_error=84 / 8016)
+    results["rtl"]["queues"][1].update(busy_rtl=7003)
     page = render(results, tmp_path)
     assert '<td>Verified</td><td class="bad">NO</td>' in page
     assert '<td class="num">+3</td><td class="bad">✗ NO</td>' in page
-    assert "<div class=alert>RTL not verified: 2 mismatches, max cycle error 3</div>" in page
+    assert "<div class=alert>RTL not verified: outputs DIFFER, cycle error 1.05%</div>" in page
 
 
 def test_arch_and_energy_sources(page: str) -> None:

@@ -37,7 +37,7 @@ def test_missing_point_key(results: dict, key: str) -> None:
     (("points", 1, "layers", 0, "energy_pj"), "total",
      "results.json: points[1].layers[0].energy_pj lacks 'total'"),
     (("rtl",), "method", "results.json: rtl lacks 'method'"),
-    (("rtl", "tiles", 1), "cycles_rtl", "results.json: rtl.tiles[1] lacks 'cycles_rtl'"),
+    (("rtl", "queues", 1), "busy_rtl", "results.json: rtl.queues[1] lacks 'busy_rtl'"),
     (("energy_sources", 2), "source", "results.json: energy_sources[2] lacks 'source'"),
 ])
 def test_missing_nested_key(results: dict, path: tuple, key: str, message: str) -> None:
@@ -62,7 +62,7 @@ def test_missing_nested_key(results: dict, path: tuple, key: str, message: str) 
     (("points", 0, "energy_pj", "sram"), -1.0,
      "results.json: points[0].energy_pj.sram = -1.0 must be >= 0 pJ"),
     (("points", 0, "layers"), {}, "results.json: points[0].layers = {} must be a list"),
-    (("rtl", "tiles", 0), [], "results.json: rtl.tiles[0] must be an object, got []"),
+    (("rtl", "queues", 0), [], "results.json: rtl.queues[0] must be an object, got []"),
     (("fp32_accuracy",), 1.5,
      "results.json: fp32_accuracy = 1.5 must be a fraction in [0, 1], not a percentage"),
 ])
