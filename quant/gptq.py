@@ -96,10 +96,14 @@ def layer_hessian(node: FNode, x: np.ndarray, importance: np.ndarray | None = No
     weight's inputs per group, in the weight's (KH, KW, IC/G) order); ``x`` batched, graph
     layout. ``importance`` (one weight per output position: (N,) for a linear, (N, OH, OW) or
     per group (N, OH, OW, G) for a conv) makes it X diag(importance) X^T."""
-    if node.op == "linear":
-        x2 = x.reshape(len(x), -1)
-        xw = x2 if importance is None else x2 * importance.reshape(len(x), -1).sum(1)[:, None]
-        return (xw.T @ x2)[None]
+    if node.op == "linear":  # every position of a (N, ..., IN) input is a column of X
+        x2 = x.reshape(-1, x.shape[-1])
+        if importance is None:
+            return (x2.T @ x2)[None]
+        f = np.asarray(importance, dtype=np.float64)
+        f = f.reshape(len(x2), -1).sum(1) if f.size % len(x2) == 0 else \
+            np.repeat(f.reshape(len(x), -1).sum(1), len(x2) // len(x))  # per sample
+        return ((x2 * f[:, None]).T @ x2)[None]
     _, kh, kw, icg = node.params["weight"].shape
     groups, k = node.attrs.get("groups", 1), kh * kw * icg
     h = np.zeros((groups, k, k))

@@ -118,3 +118,21 @@ def test_fisher_weighted_gptq_on_the_digits_cnn(digits_cnn, cnn_fgraph):
     x, y = digits_cnn.test_inputs, digits_cnn.test_labels
     nearest = accuracy(quantize(cnn_fgraph, None, cal, QuantConfig(2)), x, y)
     assert accuracy(fisher, x, y) >= nearest
+
+
+def test_a_linear_on_sequences_has_one_column_per_position():
+    # (N, T, IN) inputs, as a transformer's linears read them: H is IN x IN over all N*T rows
+    rng = np.random.default_rng(3)
+    lin = FNode("l", "linear", ("x",), "l", {}, {"weight": np.ones((2, 4)), "bias": np.zeros(2)})
+    x = rng.normal(size=(3, 5, 4))
+    rows = x.reshape(15, 4)
+    np.testing.assert_allclose(layer_hessian(lin, x)[0], rows.T @ rows)
+    f = rng.uniform(size=(3, 5))  # one weight per position
+    np.testing.assert_allclose(layer_hessian(lin, x, f)[0], rows.T @ (rows * f.reshape(15, 1)))
+    g = rng.uniform(size=3)       # one per sample, shared by its positions
+    np.testing.assert_allclose(layer_hessian(lin, x, g)[0],
+                               rows.T @ (rows * np.repeat(g, 5)[:, None]))
+    w = rng.normal(size=(2, 4))
+    s = maxabs_scales(w, 4)
+    codes = gptq_codes(w, layer_hessian(lin, x), s, 4)
+    assert codes.shape == w.shape and np.abs(codes).max() <= 7
