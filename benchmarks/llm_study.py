@@ -1,6 +1,8 @@
 """Bit-width study on transformers: tiny_gpt and minilm, priced per token on the simulated hardware.
 
     python -m benchmarks.llm_study --out out/llm_study [--models tiny_gpt,minilm] [--samples N]
+        [--weights W8,W4,...] [--activations A8,FP8] [--policies hawq,lim,zd,measured]
+        [--budgets 3,4,5]
 
 The sibling of benchmarks.quant_study (the CNNs) on the formats' home ground. Points, per model
 and activation format (INT8, FP8 E4M3; softmax and norm inputs stay INT, docs/ops.md):
@@ -22,7 +24,9 @@ minilm's per sentence of SEQ tokens and per token (/ SEQ).
 Writes llm_study.json (schema SCHEMA: per model the fp32 metrics and each activation tensor's
 range on the calibration set, ``activation_ranges``; every point a record with RECORD_KEYS) and
 llm_study.png (accuracy vs energy per token: one marker per weight format, one front per
-policy), and prints the range and point tables.
+policy), and prints the range and point tables. An existing llm_study.json in ``--out`` keeps
+the models this run does not study, and a studied model's points this run does not make (on
+the same samples): the study can be run in parts.
 """
 
 from __future__ import annotations
@@ -379,6 +383,56 @@ def point_table(records: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(records: Sequence[Mapping[str, Any]]) -> str:
+    """The points as a Markdown table (docs/llm_study.md): accuracy against fp32, energy and
+    cycles per token, bit-exactness."""
+    lines = [("| model | point | avg weight bits | perplexity (change) | embedding cosine | "
+              "nearest neighbour | µJ/token | cycles/token | bit-exact |"),
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        ppl = f"{r['perplexity']:.3f} ({100 * r['perplexity_change']:+.2f}%)" \
+            if r["perplexity"] is not None else "—"
+        cos = f"{r['embedding_cosine']:.4f}" if r["embedding_cosine"] is not None else "—"
+        nn = f"{100 * r['retrieval_agreement']:.1f}%" \
+            if r["retrieval_agreement"] is not None else "—"
+        lines.append(f"| {r['model']} | {r['point']} | {r['avg_weight_bits']:.2f} | {ppl} | "
+                     f"{cos} | {nn} | {r['energy_pj_per_token'] / 1e6:.1f} | "
+                     f"{r['cycles_per_token']:,.0f} | {'yes' if r['bit_exact'] else 'NO'} |")
+    return "\n".join(lines)
+
+
+def read_json(path: Path) -> dict[str, dict]:
+    """The models of an existing llm_study.json at ``path`` (each with its records), or {}."""
+    if not path.is_file():
+        return {}
+    doc = json.loads(path.read_text())
+    if doc.get("schema") != SCHEMA:
+        raise SystemExit(f"{path} has schema {doc.get('schema')!r}, not {SCHEMA!r}; move it "
+                         "away or give another --out")
+    return {name: {**m, "records": [r for r in doc["records"] if r["model"] == name]}
+            for name, m in doc["models"].items()}
+
+
+def merge(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict:
+    """``new`` (a model's study) with the records of ``old`` whose points it did not run, when
+    both scored the same samples; else ``new`` alone."""
+    if not old or old.get("samples") != new["samples"]:
+        return dict(new)
+    points = {r["point"] for r in new["records"]}
+    kept = [r for r in old["records"] if r["point"] not in points]
+    return {**new, "records": kept + list(new["records"])}
+
+
+def pick(items: Sequence[tuple], labels: str, what: str) -> tuple:
+    """The entries of ``items`` (label first) named in the comma-separated ``labels``."""
+    names = [x for x in labels.split(",") if x]
+    known = [item[0] for item in items]
+    bad = [x for x in names if x not in known]
+    if bad:
+        raise SystemExit(f"--{what} {','.join(bad)}: unknown; choose from {','.join(known)}")
+    return tuple(item for item in items if item[0] in names)
+
+
 def write_json(models: Mapping[str, Mapping[str, Any]], path: Path) -> list[dict]:
     """llm_study.json: {"schema", "models": {name: everything but the records}, "records"}."""
     records = [r for m in models.values() for r in m["records"]]
@@ -397,14 +451,31 @@ def main(argv: list[str] | None = None) -> int:
                    help="test samples scored per point (default: all 256)")
     p.add_argument("--policies", default=",".join(POLICIES),
                    help="mixed-precision policies, comma-separated ('' for none)")
+    p.add_argument("--weights", default=",".join(w[0] for w in WEIGHTS),
+                   help="weight points, comma-separated")
+    p.add_argument("--activations", default=",".join(a[0] for a in ACTIVATIONS),
+                   help="activation formats, comma-separated: A8 (INT8), FP8 (E4M3)")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the records of --out's llm_study.json as a Markdown table, "
+                        "run nothing")
+    p.add_argument("--budgets", default=",".join(f"{b:g}" for b in BUDGETS),
+                   help="average weight-bit budgets of the policies, comma-separated")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    t0, models = time.time(), {}
+    t0, models = time.time(), read_json(out / "llm_study.json")
+    if args.markdown:
+        print(markdown_table([r for m in models.values() for r in m["records"]]))
+        return 0
     log = lambda m: print(m, file=sys.stderr, flush=True)
     policies = tuple(x for x in args.policies.split(",") if x)
+    weights = pick(WEIGHTS, args.weights, "weights")
+    activations = pick(ACTIVATIONS, args.activations, "activations")
+    budgets = tuple(float(b) for b in args.budgets.split(",") if b)
     for name in args.models.split(","):
-        models[name] = study(name, args.samples, log, policies=policies)
+        new = study(name, args.samples, log, weights=weights, activations=activations,
+                    policies=policies, budgets=budgets)
+        models[name] = merge(models.get(name), new)
         print(range_table(name, models[name]["activation_ranges"]), flush=True)
         records = write_json(models, out / "llm_study.json")  # after each model
     from qasic.reports.llm_study import llm_study_figure

@@ -98,3 +98,21 @@ def test_sentence_embeddings_score_cosine_and_neighbours():
     assert ls.accuracy(s, noisy)["embedding_cosine"] == pytest.approx(1.0)
     noisy[:, 0] += rng.normal(size=(6, 8)).astype(np.float32) * 3
     assert ls.accuracy(s, noisy)["embedding_cosine"] < 0.95
+
+
+def test_a_study_in_parts_merges_by_point_and_prints_markdown(tiny, tmp_path):
+    _, out = tiny
+    path = tmp_path / "llm_study.json"
+    ls.write_json({"tiny": out}, path)
+    old = ls.read_json(path)["tiny"]
+    assert [r["point"] for r in old["records"]] == ["W8/A8", "W4/A8", "zd@5b/A8"]
+    again = {**out, "records": [{**out["records"][1], "perplexity": 1.0}]}
+    merged = ls.merge(old, again)  # W4/A8 re-run: replaced, the others kept
+    assert [r["point"] for r in merged["records"]] == ["W8/A8", "zd@5b/A8", "W4/A8"]
+    assert merged["records"][-1]["perplexity"] == 1.0
+    assert ls.merge(old, {**again, "samples": 99})["records"] == again["records"]
+    table = ls.markdown_table(merged["records"]).splitlines()
+    assert len(table) == 2 + 3 and table[2].startswith("| tiny | W8/A8 | 8.00 | ")
+    assert ls.pick(ls.ACTIVATIONS, "FP8", "activations") == ls.ACTIVATIONS[1:]
+    with pytest.raises(SystemExit, match="--weights W9: unknown"):
+        ls.pick(ls.WEIGHTS, "W8,W9", "weights")
