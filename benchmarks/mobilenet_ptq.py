@@ -40,9 +40,14 @@ def recipes() -> dict:
         "equalize+fisher": QuantConfig(equalize=True, activation_observer="fisher"),
         "gptq": QuantConfig(weight_rounding="gptq"),
         "best": best,  # equalize + fisher + gptq
-        # bias correction on top hurts: after equalization the pre-activation means it corrects
-        # are dominated by values the ReLU6 clips
+        # bias correction on top hurt while it averaged the pre-activation errors the ReLU6
+        # clips too; it now counts only the positions the activation passes (quant.biascorr)
         "best+bias_correction": dataclasses.replace(best, bias_correction=True),
+        # the same with the equalization strength searched per tensor group
+        "search+bias_correction": dataclasses.replace(best, bias_correction=True,
+                                                      equalize_alpha="search"),
+        "best+gptq_fisher": dataclasses.replace(best, weight_rounding="gptq_fisher"),
+        "best+fisher_output": dataclasses.replace(best, output_observer="fisher"),
     }
 
 
@@ -74,7 +79,10 @@ def confidence(fp32: np.ndarray) -> dict:
             "logit_margin": np.quantile(margins(fp32), q).tolist()}
 
 
-def run(size: int, limit: int, names: list[str], policies: list[str], progress=print) -> dict:
+def run(size: int, limit: int, names: list[str], policies: list[str], progress=print,
+        save=None) -> dict:
+    """Every recipe and policy on the first ``limit`` test crops; ``save(record)`` (if given)
+    after each, so an interrupted run keeps what it measured."""
     import torch
 
     from qasic.flow import quantize_model
@@ -96,9 +104,12 @@ def run(size: int, limit: int, names: list[str], policies: list[str], progress=p
         t0 = time.perf_counter()
         graph = quantize_model(trained, config)
         rec = {"config": _config(config), "quantize_s": time.perf_counter() - t0,
-               **score(graph, trained, x, fp32)}
+               **score(graph, trained, x, fp32), "peak_rss_gb_so_far": _peak_gb()}
         out["recipes"][key] = rec
-        progress(f"{key}: agreement {rec['top1_agreement']:.1%}, cosine {rec['cosine']:.4f}")
+        if save:
+            save(out)
+        progress(f"{key}: agreement {rec['top1_agreement']:.1%}, cosine {rec['cosine']:.4f}, "
+                 f"flipped {rec['flipped']}, peak {rec['peak_rss_gb_so_far']:.1f} GB")
     for policy in policies:
         config = table["best"]
         t0 = time.perf_counter()
@@ -107,9 +118,18 @@ def run(size: int, limit: int, names: list[str], policies: list[str], progress=p
         rec = {"budget": BUDGET, "weight_bits": bits, "avg_bits": _avg_bits(graph),
                "quantize_s": time.perf_counter() - t0, **score(graph, trained, x, fp32)}
         out["mixed"][policy] = rec
+        if save:
+            save(out)
         progress(f"{policy} {BUDGET}: agreement {rec['top1_agreement']:.1%}, "
                  f"cosine {rec['cosine']:.4f}, avg bits {rec['avg_bits']:.2f}")
     return out
+
+
+def _peak_gb() -> float:
+    """The process's peak resident memory so far, GB (Linux ru_maxrss is in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
 
 
 def _avg_bits(graph) -> float:
@@ -120,7 +140,8 @@ def _avg_bits(graph) -> float:
 
 def _config(config) -> dict:
     return {k: v for k, v in dataclasses.asdict(config).items()
-            if k in ("activation_observer", "equalize", "weight_rounding", "bias_correction")}
+            if k in ("activation_observer", "equalize", "equalize_alpha", "weight_rounding",
+                     "bias_correction", "output_observer")}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -136,10 +157,14 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(names) - set(recipes()))
     if unknown:
         raise SystemExit(f"unknown recipe {unknown[0]!r}; known: {', '.join(recipes())}")
-    record = run(args.size, args.limit, names, [q for q in args.policies.split(",") if q])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "mobilenet_ptq.json").write_text(json.dumps(record, indent=2) + "\n")
+
+    def save(record: dict) -> None:
+        (out / "mobilenet_ptq.json").write_text(json.dumps(record, indent=2) + "\n")
+
+    save(run(args.size, args.limit, names, [q for q in args.policies.split(",") if q],
+             save=save))
     print(f"wrote {out / 'mobilenet_ptq.json'}")
 
 
