@@ -478,9 +478,7 @@ def cmd_rtl_run(args) -> int:
     result = rtl_run(program, arch, input_codes(program, x),
                      Path(args.build_dir) if args.build_dir else default_build_dir(),
                      progress=_progress)
-    record = {"program": args.program, "model": program.meta.get("model"), "arch": arch.name,
-              **result.to_json(), "rtl_s": result.seconds,
-              "rtl_cycles_per_s": result.cycles_per_s}
+    record = result.record(args.program, program.meta.get("model"), arch.name)
     if args.json:
         _emit("rtl_run", record)
     else:

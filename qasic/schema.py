@@ -172,6 +172,31 @@ GLOSSARY.update({
                                "nearest neighbour among the others (cosine) is the same as "
                                "under the fp32 embeddings"),
 })
+GLOSSARY.update({
+    "outputs_equal": Key("bool", "`qasic rtl-run`: the RTL's output codes equal the "
+                         "simulator's on every sample (and the golden reference's when it was "
+                         "given)"),
+    "simulator_equal": Key("bool", "the RTL's output codes equal the simulator's (the "
+                           "per-instruction machine) on every sample"),
+    "reference_equal": Key("bool | null", "the RTL's output codes equal the golden "
+                           "reference's on every sample; null when no reference was given (a "
+                           "program file does not hold its quantized graph)"),
+    "cycles_rtl": Key("int", "cycles of one inference on the RTL, from the first cycle an "
+                      "instruction can issue to the drain (the most over the samples)"),
+    "cycles_sim": Key("int", "the timing model's cycles for the same program"),
+    "cycle_error": Key("number", "|cycles_rtl - cycles_sim| / cycles_sim"),
+    "cycles_equal_every_sample": Key("bool", "every sample took the same RTL cycles (timing "
+                                     "never depends on data)"),
+    "queue_busy_cycles": Key("object", "per queue (`load`, `compute`, `store`): cycles it was "
+                             "occupied, `rtl` and `sim`"),
+    "rtl_s": Key("number", "wall-clock seconds of the RTL simulation (the build excluded)"),
+    "rtl_cycles_per_s": Key("number", "Verilator's speed: simulated cycles per wall-clock "
+                            "second, over all samples"),
+})
+for _q in ("load", "compute", "store"):
+    GLOSSARY[f"queue_busy_cycles.{_q}"] = Key("object", f"the {_q} queue's busy cycles")
+    GLOSSARY[f"queue_busy_cycles.{_q}.rtl"] = Key("int", "counted on the RTL")
+    GLOSSARY[f"queue_busy_cycles.{_q}.sim"] = Key("int", "from the timing model")
 for _prefix, _what in (("energy_pj_per_token", "one decode step (one token)"),
                        ("prefill_energy_pj", "the prefill")):
     GLOSSARY[_prefix] = Key("object", f"energy of {_what} in picojoules by category, as "
@@ -222,6 +247,13 @@ DOCUMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
           for p in ("mac", "sram", "dram", "other", "leakage", "total")),
         *_each("decode_layers", (*_LAYER, "cycles", "macs", "dram_bytes", *_COSTS[4:])),
         "compile_s", "simulate_s")),
+    "rtl_run": ("qasic rtl-run --json", (
+        "schema", "program", "model", "arch", "samples", "outputs_equal", "simulator_equal",
+        "reference_equal", "cycles_rtl", "cycles_sim", "cycle_error",
+        "cycles_equal_every_sample",
+        *(f"queue_busy_cycles.{q}.{s}" for q in ("load", "compute", "store")
+          for s in ("rtl", "sim")),
+        "rtl_s", "rtl_cycles_per_s")),
     "sweep": ("qasic sweep --json, and sweep.json", (
         "schema", "models", "pareto.objectives", "pareto.unmeasured",
         *_each("points", ("config_hash", "model", "seed", "samples", "arch", "point",

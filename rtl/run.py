@@ -85,6 +85,11 @@ class RtlRun:
     def cycle_error(self) -> float:
         return abs(self.cycles_rtl - self.cycles_sim) / max(self.cycles_sim, 1)
 
+    def record(self, program: str, model: str | None, arch: str) -> dict:
+        """The ``qasic rtl-run --json`` document's keys (qasic.schema "rtl_run")."""
+        return {"program": program, "model": model, "arch": arch, **self.to_json(),
+                "rtl_s": self.seconds, "rtl_cycles_per_s": self.cycles_per_s}
+
     def to_json(self) -> dict:
         return {
             "samples": self.samples,

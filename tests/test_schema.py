@@ -53,9 +53,25 @@ def documents(tmp_path_factory) -> dict[str, dict]:
     from qasic.generate import generate_quantized
     from tests.test_generate import _model
 
+    docs["rtl_run"] = json.loads(json.dumps(schema.document("rtl_run", _rtl_run_record())))
     docs["generate"] = json.loads(json.dumps(schema.document(
         "generate", generate_quantized(*_model(), "hi", 3))))
     return docs
+
+
+def _rtl_run_record() -> dict:
+    """`qasic rtl-run --json`'s record as the command builds it, from a result (running the
+    RTL itself is tests/rtl's job: it needs a Verilator build)."""
+    import numpy as np
+
+    from qasic.rtl.run import RtlRun
+
+    out = np.zeros((2, 10), dtype=np.int64)
+    busy = {"load": 10, "compute": 90, "store": 5}
+    result = RtlRun(samples=2, outputs=out, sim_outputs=out, reference_equal=None,
+                    cycles_rtl=100, cycles_sim=100, busy_rtl=busy, busy_sim=busy,
+                    sample_cycles=[100, 100], seconds=0.5)
+    return result.record("p.qasic", "digits_cnn", "default-16x16")
 
 
 @pytest.mark.parametrize("kind", sorted(schema.DOCUMENTS))
