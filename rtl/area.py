@@ -15,8 +15,8 @@
 The coefficients (NAND2 equivalents per unit of each feature) are fitted by non-negative least
 squares on relative error to Yosys syntheses of the systolic core (``python -m qasic.rtl.area
 --fit`` writes ``area_fit.json`` next to this file, with every configuration's Yosys and model
-gate counts). The RTL that exists is what is counted: units not yet in RTL (DMA, queues, post-
-processing, vector unit) add no area. docs/area.md has the sources, the fit and its error.
+gate counts). The units around the core (fetch, queues, DMA, post-processing and vector units,
+rtl/top.py) are not in the model yet and add no area. docs/area.md has the sources and the fit.
 """
 
 from __future__ import annotations
