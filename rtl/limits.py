@@ -16,7 +16,6 @@ from qasic.isa.verify import verify
 from qasic.sim.run import check_arch
 
 PROGRAM_DEPTH = 2048  # instructions per queue's program memory (a build parameter)
-DMA_MEMS = ("input", "weight", "output", "param")  # scratchpads the DMA units have ports on
 
 
 class RtlLimitError(ProgramFormatError):
@@ -25,11 +24,17 @@ class RtlLimitError(ProgramFormatError):
 
 def check_arch_buildable(arch: ArchConfig) -> None:
     """The arch parameters the RTL generator needs to be of a buildable shape."""
+    from qasic.rtl.dma import check_arch as check_dma
+
     b = arch.dram_bytes_per_cycle
     if b & (b - 1):
         raise RtlLimitError(
             f"{toml_key('dram_bytes_per_cycle')} = {b}: the RTL's AXI data bus is a power of "
-            "two bytes wide; use 1, 2, 4, 8, 16, ... for an RTL design point")
+            "two bytes wide; use 4, 8, 16, ... for an RTL design point")
+    try:
+        check_dma(arch)
+    except ValueError as e:
+        raise RtlLimitError(str(e)) from None
 
 
 def check_runnable(program: Program, arch: ArchConfig, depth: int = PROGRAM_DEPTH,
@@ -51,12 +56,13 @@ def check_runnable(program: Program, arch: ArchConfig, depth: int = PROGRAM_DEPT
                 f"program {program.meta.get('model', program.source)!r} has {count} {queue}-queue "
                 f"instructions; the RTL's program memory holds {depth} per queue "
                 "(rtl.limits.PROGRAM_DEPTH): run a smaller model or rebuild with a deeper one")
+    from qasic.rtl.dma import refusal
+
     for i, ins in enumerate(program.instrs):
         if ins.op not in ops:
             raise RtlLimitError(
                 f"instruction {i} ({ins.op}): this RTL build has no unit for {ins.op}; it runs "
                 f"{', '.join(sorted(ops))}")
-        if ins.op in ("LOAD", "STORE") and ins["mem"] not in DMA_MEMS:
-            raise RtlLimitError(
-                f"instruction {i} ({ins.op}): mem = {ins['mem']}: the RTL's DMA has ports on "
-                f"the {', '.join(DMA_MEMS)} scratchpads only")
+        why = refusal(ins, arch)
+        if why:
+            raise RtlLimitError(f"instruction {i} ({ins.op}): {why}")
