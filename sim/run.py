@@ -87,8 +87,11 @@ def check_codes(program: Program, codes: np.ndarray) -> np.ndarray:
 
 def program_arch(program: Program) -> ArchConfig:
     """The architecture a program was compiled for, from its (verified) metadata."""
+    from qasic.arch.config import RETIRED_FIELDS
+
     verify(program)
-    return ArchConfig(**program.meta["arch_config"])
+    fields = {k: v for k, v in program.meta["arch_config"].items() if k not in RETIRED_FIELDS}
+    return ArchConfig(**fields)
 
 
 def check_arch(program: Program, arch: ArchConfig) -> None:
