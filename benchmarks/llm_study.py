@@ -70,7 +70,8 @@ ACTIVATIONS: tuple[tuple[str, dict, str], ...] = (
 # (the LayerNorm inputs) carry outlier channels up to 220 next to +-8 (the activation_ranges
 # table): 16-bit INT norm inputs, as I-BERT keeps its residual stream wider than the GEMMs'
 BASE_CONFIG: dict[str, dict] = {"minilm": {"norm_input_bits": 16}}
-# per model: extra W8 points with the other norm input width (what the base setting buys)
+# per model: extra W8 points with the other norm input width (what the base setting buys), run
+# with the W8 point
 VARIANTS: dict[str, tuple[tuple[str, dict, str], ...]] = {
     "tiny_gpt": (("W8-norm16", {"weight_bits": 8, "norm_input_bits": 16}, "int8"),),
     "minilm": (("W8-norm8", {"weight_bits": 8, "norm_input_bits": 8}, "int8"),),
@@ -348,7 +349,8 @@ def study(model: str | Any, samples: int | None = None, log: Log = print, *,
     trained = get_model(model) if isinstance(model, str) else model
     s = setting(trained, samples)
     ranges = activation_ranges(s.graph, trained.calibration)
-    records = format_points(s, log, (*weights, *VARIANTS.get(trained.name, ())), activations)
+    variants = VARIANTS.get(trained.name, ()) if any(w[0] == "W8" for w in weights) else ()
+    records = format_points(s, log, (*weights, *variants), activations)
     if policies:
         records += policy_points(s, log, policies, budgets, activations)
     fp32 = {k: v for k, v in s.fp32.items() if k != "embeddings"}
