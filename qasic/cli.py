@@ -458,9 +458,11 @@ def cmd_disasm(args) -> int:
 
 
 def cmd_verilog(args) -> int:
-    from qasic.rtl.verilog import generate_verilog
+    from qasic.rtl.top import generate_accelerator
 
-    for f in generate_verilog(_arch(args), Path(args.out)):
+    arch = _arch(args)
+    _progress(f"elaborating the accelerator for {arch.name}")
+    for f in generate_accelerator(arch, Path(args.out)):
         print(f)
     return 0
 
@@ -647,7 +649,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("program")
     sp.set_defaults(func=cmd_disasm)
 
-    sp = command("verilog", help="write the accelerator core's Verilog")
+    sp = command("verilog", help="write the whole accelerator's Verilog (qasic_accel.v) and a "
+                 "JSON of its ports")
     arch_arg(sp)
     sp.add_argument("--out", default="out/verilog")
     sp.set_defaults(func=cmd_verilog)

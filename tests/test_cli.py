@@ -427,7 +427,7 @@ def test_policies_get_the_activation_settings(monkeypatch, capsys):
 
 
 def test_arch_by_builtin_name(tmp_path, capsys):
-    assert main(["verilog", "--arch", "gemmini_like", "--out", str(tmp_path / "v")]) == 0
+    assert main(["compile", "--arch", "gemmini_like", "--out", str(tmp_path / "g.qasic")]) == 0
     for argv in (["verilog"], ["compile", "--out", str(tmp_path / "p.qasic")], ["sweep"]):
         assert main([*argv, "--arch", "gemini"]) == 1
         assert _err(capsys) == ("qasic: error: unknown arch 'gemini'; built-in arches: default, "

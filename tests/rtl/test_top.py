@@ -56,3 +56,25 @@ def test_a_program_beyond_the_build_is_refused_before_simulation():
     with pytest.raises(RtlLimitError, match=rf"^instruction {store} \(STORE\): STORE mem = input: "
                                             r"the RTL DMA moves STORE data only"):
         check_runnable(dataclasses.replace(program, instrs=instrs), arch)
+
+
+def test_qasic_verilog_writes_the_whole_accelerator(tmp_path):
+    """`qasic verilog` emits the accelerator of the arch (small here: elaboration takes seconds)
+    with a JSON naming its units and ports."""
+    import json
+
+    from qasic.cli import main
+
+    toml = tmp_path / "small.toml"
+    toml.write_text('name = "tiny"\n[array]\nrows = 2\ncols = 2\ngemm_max_rows = 8\n'
+                    '[sram]\ninput_bytes = 512\nweight_bytes = 512\nacc_bytes = 512\n'
+                    'output_bytes = 512\nparam_bytes = 512\n')
+    assert main(["verilog", "--arch", str(toml), "--out", str(tmp_path / "v")]) == 0
+    described = json.loads((tmp_path / "v" / "qasic_accel.json").read_text())
+    assert described["arch"] == "tiny"
+    assert {"dma_load", "gemm", "post", "vector", "softmax", "norm", "dma_store"} \
+        <= set(described["units"])
+    names = {p["name"] for p in described["ports"]}
+    assert {"prog_data", "run", "finished", "cycles", "m_axi_load__araddr",
+            "m_axi_store__wdata"} <= names
+    assert "module qasic_accel" in (tmp_path / "v" / "qasic_accel.v").read_text()
