@@ -22,7 +22,9 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,8 +115,7 @@ def rtl_run(program: Program, arch: ArchConfig, codes: np.ndarray, build_dir: st
     codes = check_codes(program, codes)
     check_runnable(program, arch)
     say = progress or (lambda _msg: None)
-    say(f"building the accelerator RTL for {arch.name} (Verilator; cached after the first time)")
-    sim_dir = build_accelerator(arch, build_dir)
+    sim_dir = build_accelerator(arch, build_dir, say)
     images = dram_images(program, arch, codes)
     run_dir = Path(tempfile.mkdtemp(prefix="rtl-run-", dir=sim_dir.parent))
     say(f"running {len(codes)} sample(s) on the RTL")
@@ -192,8 +193,10 @@ def program_words(program: Program) -> np.ndarray:
 
 # ---- build ------------------------------------------------------------------------------------
 
-def build_accelerator(arch: ArchConfig, build_dir: str | Path) -> Path:
-    """Generate and Verilate the accelerator for ``arch`` unless the cached build matches."""
+def build_accelerator(arch: ArchConfig, build_dir: str | Path, progress=None) -> Path:
+    """Generate and Verilate the accelerator for ``arch`` unless the cached build matches;
+    ``progress`` hears what happens, and the elapsed time every TICK_S seconds of a build."""
+    say = progress or (lambda _msg: None)
     from qasic.rtl.top import TOP, accelerator_key, generate_accelerator
 
     ensure_cocotb()
@@ -202,14 +205,41 @@ def build_accelerator(arch: ArchConfig, build_dir: str | Path) -> Path:
     root = Path(build_dir).resolve() / accelerator_key(arch)
     if root in _BUILT:
         return _BUILT[root]
+    say(f"elaborating the accelerator for {arch.name} (Amaranth -> Verilog)")
     v_path = generate_accelerator(arch, root)[0]
     sim_dir, stamp = root / "sim_build", root / "sim_build.sha256"
     digest = hashlib.sha256(v_path.read_bytes()).hexdigest()
     if not ((sim_dir / TOP).exists() and stamp.exists() and stamp.read_text() == digest):
-        verilate(v_path, TOP, sim_dir, verilator_exe)
+        say(f"Verilating {v_path.name} ({v_path.stat().st_size / 1e6:.1f} MB of Verilog; "
+            "minutes the first time, cached after)")
+        with _ticking(say, "Verilator build"):
+            verilate(v_path, TOP, sim_dir, verilator_exe)
         stamp.write_text(digest)
+    else:
+        say(f"using the cached Verilator build in {sim_dir}")
     _BUILT[root] = sim_dir
     return sim_dir
+
+
+TICK_S = 30
+
+
+@contextmanager
+def _ticking(say, what: str):
+    """Report ``what``'s elapsed time every TICK_S seconds while the block runs."""
+    done, t0 = threading.Event(), time.perf_counter()
+
+    def tick():
+        while not done.wait(TICK_S):
+            say(f"{what}: {time.perf_counter() - t0:.0f} s")
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        say(f"{what} done in {time.perf_counter() - t0:.0f} s")
 
 
 def verilate(v_path: Path, top: str, sim_dir: Path, verilator_exe: Path) -> None:
