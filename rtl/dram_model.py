@@ -110,7 +110,7 @@ class DramModel:
                 await FallingEdge(self.clock)
             started = True
             # cycles from simulation time: the model sleeps through idle stretches
-            t = self.cycle = base + (get_sim_time(unit="ps") - t0) // period
+            t = self.cycle = int(base + (get_sim_time(unit="ps") - t0) // period)
             # drive this cycle's readies, R and B ...
             ready = {ch: int(not p or rng.random() >= p) for ch in ("ar", "aw", "w")}
             for ch, v in ready.items():

@@ -117,6 +117,9 @@ def rtl_run(program: Program, arch: ArchConfig, codes: np.ndarray, build_dir: st
     say = progress or (lambda _msg: None)
     sim_dir = build_accelerator(arch, build_dir, say)
     images = dram_images(program, arch, codes)
+    # the DMA reads and writes whole aligned B-byte words: the last one may reach past the image
+    b = arch.dram_bytes_per_cycle
+    images = np.pad(images, ((0, 0), (0, -images.shape[1] % b + b)))
     run_dir = Path(tempfile.mkdtemp(prefix="rtl-run-", dir=sim_dir.parent))
     say(f"running {len(codes)} sample(s) on the RTL")
     t0 = time.perf_counter()
@@ -180,7 +183,7 @@ def dram_images(program: Program, arch: ArchConfig, codes: np.ndarray) -> np.nda
 def read_outputs(program: Program, arch: ArchConfig, images: np.ndarray) -> np.ndarray:
     """Output codes (batch first, the program's output shape) of final DRAM images."""
     m = Machine(program, arch, len(images))
-    m.dram[:] = images
+    m.dram[:] = images[:, :m.dram.shape[1]]  # the RTL's images may be padded past the program's
     out = m.read_region(program.meta["output"]["tensor"])
     return out.reshape((len(images), *program.meta["output"]["shape"]))
 
