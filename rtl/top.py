@@ -96,9 +96,11 @@ def rtl_opcodes() -> tuple[str, ...]:
 
 
 def accelerator_key(arch: ArchConfig) -> str:
-    """Build directory name: a digest of every arch field (the scratchpads size the RTL too)."""
+    """Build directory name: a digest of every arch field but its name (the scratchpads size
+    the RTL too; two arches that differ only in name share a build)."""
     import hashlib
-    blob = json.dumps(arch.to_dict(), sort_keys=True, default=str).encode()
+    fields = {k: v for k, v in arch.to_dict().items() if k != "name"}
+    blob = json.dumps(fields, sort_keys=True, default=str).encode()
     return f"accel_{arch.array_rows}x{arch.array_cols}_{hashlib.sha256(blob).hexdigest()[:12]}"
 
 
