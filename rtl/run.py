@@ -245,13 +245,15 @@ def _ticking(say, what: str):
         say(f"{what} done in {time.perf_counter() - t0:.0f} s")
 
 
-def verilate(v_path: Path, top: str, sim_dir: Path, verilator_exe: Path) -> None:
-    """Verilate ``v_path`` into ``sim_dir``; a failure names its first error line."""
+def verilate(v_path: Path, top: str, sim_dir: Path, verilator_exe: Path,
+             make_vars: dict[str, str] | None = None) -> None:
+    """Verilate ``v_path`` into ``sim_dir`` (``make_vars`` over MAKE_VARS); a failure names
+    its first error line."""
     from cocotb_tools.runner import get_runner
 
     log = sim_dir.parent / "build.log"
     try:
-        with make_flags({**MAKE_VARS, **make_overrides(verilator_exe)}):
+        with make_flags({**MAKE_VARS, **(make_vars or {}), **make_overrides(verilator_exe)}):
             get_runner("verilator").build(
                 sources=[v_path], hdl_toplevel=top, build_dir=sim_dir,
                 build_args=VERILATOR_ARGS, always=True, log_file=log)

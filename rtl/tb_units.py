@@ -18,11 +18,8 @@ is low) and returns the final memories and each instruction's measured (busy, do
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -83,58 +80,23 @@ def port_specs(arch: ArchConfig) -> dict[str, list[tuple[str, str, str, int, int
 
 def build(arch: ArchConfig, build_dir: str | Path) -> Path:
     """Verilate the harness for ``arch`` unless a build of the same Verilog exists."""
-    from amaranth.back import verilog
-    from cocotb_tools.runner import get_runner
+    from qasic.rtl import harness
 
-    from qasic.rtl.cocotb_runner import MAKE_VARS, VERILATOR_ARGS
-    from qasic.rtl.tools import RtlToolError, ensure_verilator, make_flags, make_overrides
-
-    text = verilog.convert(UnitsHarness(arch), name=HARNESS_TOP, emit_src=False)
-    root = Path(build_dir) / f"units_{hashlib.sha256(text.encode()).hexdigest()[:12]}"
-    sim_dir = root / "sim_build"
-    if not (sim_dir / HARNESS_TOP).exists():
-        root.mkdir(parents=True, exist_ok=True)
-        v_path = root / f"{HARNESS_TOP}.v"
-        v_path.write_text(text)
-        log = root / "build.log"
-        try:
-            with make_flags({**MAKE_VARS, **make_overrides(ensure_verilator())}):
-                get_runner("verilator").build(sources=[v_path], hdl_toplevel=HARNESS_TOP,
-                                              build_dir=sim_dir, build_args=VERILATOR_ARGS,
-                                              always=True, log_file=log)
-        except (RuntimeError, SystemExit) as e:
-            first = next((ln for ln in log.read_text(errors="replace").splitlines()
-                          if "%Error" in ln or "error:" in ln), "") if log.exists() else ""
-            raise RtlToolError(f"Verilator build of {v_path} failed ({e}): {first}; log: "
-                               f"{log}") from None
-    return sim_dir
+    return harness.build(UnitsHarness(arch), HARNESS_TOP, build_dir, "units", fast=False)
 
 
 def run_case(sim_dir: Path, arch: ArchConfig, unit: str, words: list[int],
              memories: dict[str, np.ndarray]) -> dict:
     """Run ``words`` on ``unit`` with the scratchpad ``memories`` (by name: acc words as int64,
     the others bytes); return the final memories and the ``busy`` / ``done`` durations."""
-    from cocotb_tools.runner import get_results, get_runner
+    from qasic.rtl import harness
 
-    run_dir = Path(tempfile.mkdtemp(prefix="units-", dir=sim_dir.parent))
-    case, results = run_dir / "case.npz", run_dir / "results.npz"
     raw = np.array([np.frombuffer(w.to_bytes(WORD_BYTES, "little"), np.uint8) for w in words],
                    np.uint8).reshape(-1, WORD_BYTES)
-    np.savez(case, words=raw, unit=unit, ports=json.dumps(port_specs(arch)[unit]),
-             **{f"mem_{k}": np.asarray(v, np.int64) for k, v in memories.items()})
-    xml = run_dir / "results.xml"
-    get_runner("verilator").test(
-        test_module="qasic.rtl.tb_units", hdl_toplevel=HARNESS_TOP, hdl_toplevel_lang="verilog",
-        build_dir=sim_dir, test_dir=run_dir, results_xml=str(xml), log_file=run_dir / "sim.log",
-        extra_env={"QASIC_UNITS_CASE": str(case), "QASIC_UNITS_RESULTS": str(results)})
-    _, failed = get_results(xml)
-    log = (run_dir / "sim.log").read_text(errors="replace")[-3000:]
-    if failed or not results.exists():
-        raise RuntimeError(f"cocotb run of the {unit} unit failed; log {run_dir}/sim.log:\n{log}")
-    with np.load(results) as r:
-        out = dict(r)
-    shutil.rmtree(run_dir)
-    return out
+    job = {"words": raw, "unit": unit, "ports": json.dumps(port_specs(arch)[unit]),
+           **{f"mem_{k}": np.asarray(v, np.int64) for k, v in memories.items()}}
+    return harness.run(sim_dir, HARNESS_TOP, "qasic.rtl.tb_units", job,
+                       ("QASIC_UNITS_CASE", "QASIC_UNITS_RESULTS"), f"{unit} unit")
 
 
 # ---- the cocotb side (imported by cocotb only) -----------------------------------------------

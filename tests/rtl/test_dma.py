@@ -5,9 +5,6 @@ memory contents against qasic.sim.kernels and busy / done cycles against dma.cyc
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -30,42 +27,22 @@ SRC = (0, 3072)        # LOAD / GATHER sources
 IDX = (3072, 3584)     # int32 indices, values in [0, 24)
 DST = (4096, 8192)     # STORE / SCATTER destinations
 SIZES = {mem: sram_elements(ARCH)[mem][0] for mem in LOAD_MEMS}
-# a few thousand cycles are simulated: compile time is all that counts
-FAST_BUILD = {"OPT_FAST": "-O0", "OPT_SLOW": "-O0", "OPT_GLOBAL": "-O0"}
 
 
 # ---- build and run ---------------------------------------------------------------------------
 
 def build(build_dir: Path) -> Path:
-    from amaranth.back import verilog
-    from cocotb_tools.runner import get_runner
-
-    from qasic.rtl.cocotb_runner import MAKE_VARS, VERILATOR_ARGS
+    from qasic.rtl import harness
     from qasic.rtl.tb_dma import HARNESS_TOP, DmaHarness
-    from qasic.rtl.tools import ensure_verilator, make_flags, make_overrides
 
-    text = verilog.convert(DmaHarness(ARCH), name=HARNESS_TOP, emit_src=False)
-    root = build_dir / f"dma_{hashlib.sha256(text.encode()).hexdigest()[:12]}"
-    sim_dir = root / "sim_build"
-    if not (sim_dir / HARNESS_TOP).exists():
-        root.mkdir(parents=True, exist_ok=True)
-        v_path = root / f"{HARNESS_TOP}.v"
-        v_path.write_text(text)
-        with make_flags({**MAKE_VARS, **FAST_BUILD, **make_overrides(ensure_verilator())}):
-            get_runner("verilator").build(sources=[v_path], hdl_toplevel=HARNESS_TOP,
-                                          build_dir=sim_dir, build_args=VERILATOR_ARGS,
-                                          always=True, log_file=root / "build.log")
-    return sim_dir
+    return harness.build(DmaHarness(ARCH), HARNESS_TOP, build_dir, "dma")
 
 
 def run_case(sim_dir: Path, dram: np.ndarray, queues: dict[str, list[tuple[Instr, int]]],
              stall: float = 0.0) -> dict:
-    from cocotb_tools.runner import get_results, get_runner
-
+    from qasic.rtl import harness
     from qasic.rtl.tb_dma import HARNESS_TOP
 
-    run_dir = Path(tempfile.mkdtemp(prefix="dma-", dir=sim_dir.parent))
-    case, results = run_dir / "case.npz", run_dir / "results.npz"
     arrays = {"dram": dram, "latency": ARCH.dram_latency_cycles, "stall": stall,
               **{f"size_{mem}": SIZES[mem] for mem in LOAD_MEMS}}
     for q, items in queues.items():
@@ -73,22 +50,9 @@ def run_case(sim_dir: Path, dram: np.ndarray, queues: dict[str, list[tuple[Instr
                  for ins, _ in items]
         arrays[f"{q}_words"] = np.array(words, np.uint8).reshape(-1, WORD_BYTES)
         arrays[f"{q}_phase"] = np.array([p for _, p in items], np.int64)
-    np.savez(case, **arrays)
-    xml = run_dir / "results.xml"
-    get_runner("verilator").test(
-        test_module="qasic.rtl.tb_dma", hdl_toplevel=HARNESS_TOP, hdl_toplevel_lang="verilog",
-        build_dir=sim_dir, test_dir=run_dir, results_xml=str(xml), log_file=run_dir / "sim.log",
-        extra_env={"QASIC_DMA_CASE": str(case), "QASIC_DMA_RESULTS": str(results)})
-    _, failed = get_results(xml)
-    log = (run_dir / "sim.log").read_text(errors="replace")[-3000:]
-    assert not failed and results.exists(), f"cocotb run failed:\n{log}"
-    with np.load(results) as r:
-        out = dict(r)
-    shutil.rmtree(run_dir)
-    return out
+    return harness.run(sim_dir, HARNESS_TOP, "qasic.rtl.tb_dma", arrays,
+                       ("QASIC_DMA_CASE", "QASIC_DMA_RESULTS"), "DMA units")
 
-
-# ---- random instructions ---------------------------------------------------------------------
 
 def _box(rng, lo: int, hi: int, planes: int, rows: int, rb: int) -> tuple[int, int, int]:
     """(addr, plane_stride, stride) of a planes x rows x rb box inside [lo, hi)."""
