@@ -6,8 +6,9 @@ block-scaled GEMM the n column scales and the mode) out of its scratchpads, and 
 accumulator tile it computed. Operands are captured as the array sees them: decoded weight levels
 for table formats, and inputs as ``Machine.activations`` reads them for the GEMM's ``afmt``
 (packed intB codes, or the fixed-point levels of FP8 codes). The RTL core then streams the same T
-vectors under Verilator; outputs must be equal and the measured cycles must equal the
-simulator's timing model for that instruction (``sim.timing.duration``: 2R + C + T - 2).
+vectors under Verilator; outputs must be equal and the measured cycles must equal the fold the
+timing model's GEMM row contains (``rtl.timing.fold_cycles``: 2R + C + T - 2; the GEMM unit of
+the whole accelerator adds its prologue and one scratchpad read, ``rtl.timing.gemm_unit_cycles``).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from qasic.isa.program import Program
 from qasic.isa.table import ACT_FORMATS, BSCALE_BYTES, encoding_bits
 from qasic.isa.verify import verify as verify_program
 from qasic.rtl.packing import wrap
+from qasic.rtl.timing import fold_cycles
 from qasic.sim.machine import Machine
-from qasic.sim.timing import duration
 
 CYCLE_TOLERANCE = 0  # the RTL must take exactly the modelled cycles
 
@@ -59,8 +60,8 @@ def capture_tiles(program: Program, arch: ArchConfig, codes: np.ndarray,
             # The accumulator wraps, so what the GEMM added is the difference modulo 2^acc_bits.
             added = wrap(_acc(m, ins) - before, arch.acc_bits)
             name = program.layers[program.layer_ids[i]]["name"]
-            tiles.append(Tile(name, i, a, w, added, duration(ins, arch)[1], scale,
-                              ins["bscale"], ins["afmt"]))
+            fold = fold_cycles(arch.array_rows, arch.array_cols, gemm_vectors(ins))
+            tiles.append(Tile(name, i, a, w, added, fold, scale, ins["bscale"], ins["afmt"]))
         else:
             m.step(i, ins)
     return tiles
