@@ -102,11 +102,11 @@ def user_trained_model(spec: str, data_path: str | Path | None) -> Any:
     if not isinstance(module, torch.nn.Module):  # an ExportedProgram runs through its module
         module = module.module()
     _check_ids(module, data, Path(data_path), Path(spec.rpartition(":")[0] or spec).stem)
-    calib = _inputs(data["calibration"])
-    test_x = _inputs(data.get("test_x", calib[:0]))
+    calib = model_inputs(data["calibration"])
+    test_x = model_inputs(data.get("test_x", calib[:0]))
     test_y = data.get("test_y", np.zeros(len(test_x), dtype=np.int64)).astype(np.int64)
     acc = float_accuracy(module, test_x, test_y) if len(test_x) else float("nan")
-    val_x = _inputs(data["val_x"]) if "val_x" in data else None
+    val_x = model_inputs(data["val_x"]) if "val_x" in data else None
     val_y = data["val_y"].astype(np.int64) if "val_y" in data else None
     return TrainedModel(name=Path(spec.rpartition(":")[0] or spec).stem, module=module,
                         example_input=torch.from_numpy(calib[:1].copy()), calibration=calib,
@@ -114,7 +114,7 @@ def user_trained_model(spec: str, data_path: str | Path | None) -> Any:
                         validation_inputs=val_x, validation_labels=val_y)
 
 
-def _inputs(x: Any) -> Any:
+def model_inputs(x: Any) -> Any:
     """Model inputs as the module takes them: integer arrays are token ids (int64), anything
     else float32."""
     import numpy as np

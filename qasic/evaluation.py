@@ -153,9 +153,11 @@ def _module_model(model: Any, calibration: np.ndarray | None) -> Any:
     if calibration is None:
         raise ConfigError("an nn.Module needs calibration=: a float batch in the model's input "
                           "layout (e.g. a few hundred training samples)")
+    from qasic.models.user import model_inputs
+
     _eval_mode(model)
-    calib = np.asarray(calibration, dtype=np.float32)
-    empty = np.zeros((0, *calib.shape[1:]), dtype=np.float32)
+    calib = model_inputs(np.asarray(calibration))  # token ids stay int64, the rest float32
+    empty = np.zeros((0, *calib.shape[1:]), dtype=calib.dtype)
     return TrainedModel(name=type(model).__name__, module=model,
                         example_input=torch.from_numpy(calib[:1].copy()), calibration=calib,
                         test_inputs=empty, test_labels=np.zeros(0, dtype=np.int64),
@@ -220,8 +222,22 @@ def float_outputs(module: Any, x: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         for i in range(0, len(x), b):
             y = module(torch.from_numpy(np.ascontiguousarray(x[i:i + b])))
-            outs.append(y.detach().double().numpy())
+            outs.append(model_output(y).detach().double().numpy())
     return np.concatenate(outs)
+
+
+def model_output(y: Any):
+    """The tensor a model returns, as capture sees it: a `transformers` ModelOutput or a tuple
+    gives its first tensor (logits, last_hidden_state); the KV cache is never the output."""
+    import torch
+
+    if isinstance(y, torch.Tensor):
+        return y
+    items = y.to_tuple() if hasattr(y, "to_tuple") else y
+    if isinstance(items, (tuple, list)) and items and isinstance(items[0], torch.Tensor):
+        return items[0]
+    raise InputError(f"the model returns a {type(y).__name__}; return one tensor (or a "
+                     "transformers output whose first field is it)")
 
 
 def in_layout_of(fp32: np.ndarray, quant: np.ndarray) -> np.ndarray:

@@ -61,6 +61,7 @@ def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
         return model  # already captured; the example inputs are not needed
     args = _as_args(example_inputs)
     was_training = _set_training(model, False)  # batch norm must use its running statistics
+    was_caching = _set_use_cache(model, False)  # a transformers KV cache is no model output
     try:
         if args[0].dim() >= 2 and args[0].shape[0] == 1:
             # a batch of one leaves the batch axis ambiguous wherever a view merges or splits
@@ -76,6 +77,20 @@ def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
         raise UnsupportedOpError(f"torch.export could not capture the model: {first}") from exc
     finally:
         _set_training(model, was_training)
+        _set_use_cache(model, was_caching)
+
+
+def _set_use_cache(model: Any, mode: bool | None) -> bool | None:
+    """A `transformers` model's ``config.use_cache`` set to ``mode``; returns the previous value
+    (None: the model has no such flag, and nothing is set). With the cache on, GPT-2-style
+    models return a DynamicCache, which torch.export cannot flatten; qasic keeps its own KV
+    caches in DRAM (qasic generate)."""
+    config = getattr(model, "config", None)
+    if mode is None or not hasattr(config, "use_cache"):
+        return None
+    was = config.use_cache
+    config.use_cache = mode
+    return was
 
 
 def _set_training(model: Any, mode: bool) -> bool:

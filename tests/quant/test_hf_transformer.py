@@ -121,3 +121,19 @@ def test_gpt2_lm_head_top1_follows_the_float_model():
     logits = q.dequantize_output(reference.run(q, q.quantize_input(x)))
     agree = np.mean(logits.argmax(-1) == torch_out(model, x).argmax(-1))
     assert cos > 0.99 and agree > 0.95, (cos, agree)                           # 0.9996, 0.997
+
+
+def test_a_raw_gpt2_lm_head_model_from_a_config_evaluates():
+    """As a user passes it: no wrapper, use_cache left on (it returns a DynamicCache, which
+    torch.export cannot flatten, and a ModelOutput rather than a tensor)."""
+    import qasic
+
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(vocab_size=300, n_positions=32, n_embd=48, n_layer=2,
+                                  n_head=3)
+    model = transformers.GPT2LMHeadModel(cfg).eval()
+    assert model.config.use_cache
+    ids = np.random.default_rng(0).integers(0, 300, (6, 16))
+    record = qasic.evaluate(model, ids[:4], calibration=ids)
+    assert record["bit_exact"] and record["cosine"] > 0.99
+    assert model.config.use_cache  # restored after capture
