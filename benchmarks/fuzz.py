@@ -55,6 +55,7 @@ def subjects() -> list[Subject]:
     from qasic.isa.program import to_bytes
     from qasic.models import get_model
     from qasic.quant import QuantConfig, reference
+    from qasic.quant.graphio import embed
     from qasic.sim import simulate
     from qasic.sim.run import input_codes
 
@@ -66,7 +67,7 @@ def subjects() -> list[Subject]:
         codes = input_codes(program, trained.test_inputs[:BATCH])
         golden = reference.run(graph, codes)
         assert np.array_equal(simulate(program, default_arch(), codes=codes).outputs, golden)
-        out.append(Subject(name, graph, to_bytes(program), codes, golden))
+        out.append(Subject(name, graph, to_bytes(embed(program, graph)), codes, golden))
     return out
 
 
@@ -80,6 +81,7 @@ def _alarm(signum, frame):
 
 def run_program(blob: bytes, subject: Subject, neutral: bool) -> tuple[str, str]:
     from qasic.isa.program import from_bytes
+    from qasic.quant.graphio import embedded
     from qasic.sim import simulate
     from qasic.sim.hazards import hazards
     from qasic.sim.run import program_arch
@@ -87,6 +89,7 @@ def run_program(blob: bytes, subject: Subject, neutral: bool) -> tuple[str, str]
     try:
         program = from_bytes(blob, "fuzz.qasic")
         arch = program_arch(program)  # verifies
+        embedded(program)  # the graph section (golden reference) parses and fits the program
     except QasicError as e:
         return ("wrong", f"neutral mutation refused: {e}") if neutral else _clean(e)
     try:

@@ -1,10 +1,11 @@
 """Seeded mutations of program files and arch TOMLs, one row per mutator (benchmarks.fuzz).
 
 A program file is taken apart into its sections (``Parts``: instruction words, layer ids,
-constants, metadata as JSON) and put back together with a consistent header and checksum, so a
-mutation reaches the parser, the verifier and the simulator behind the CRC. Blind mutators change
-bytes; structure-aware ones change one thing the format names: a field (at and beyond its limits),
-an instruction (deleted, duplicated, swapped), a token flag, a region, a metadata value. Neutral
+constants, metadata as JSON, the embedded graph) and put back together with a consistent header
+and checksum, so a mutation reaches the parser, the verifier and the simulator behind the CRC.
+Blind mutators change bytes; structure-aware ones change one thing the format names: a field
+(at and beyond its limits), an instruction (deleted, duplicated, swapped), a token flag, a
+region, a metadata value, the embedded graph. Neutral
 mutators change nothing a run computes (a token-free SYNC, a field no access reads, a name): the
 run must match the unmutated program's outputs exactly.
 """
@@ -20,9 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from qasic.isa.program import CRC_OFFSET
+from qasic.isa.program import HEADER as HEADER_FORMAT
 from qasic.isa.table import BY_CODE, BY_NAME, HEADER, WORD_BYTES
 
-HEADER_FORMAT = struct.Struct("<4sHHIIII")
 FLAG_BITS = tuple(f.lo for f in HEADER[1:])
 # raw field values at and beyond the limits of a 16x16 array and its scratchpads
 EDGES = (0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 255, 256, 4095, 4096, 8191,
@@ -44,36 +46,38 @@ class Parts:
     constants: bytes
     meta: dict = field(default_factory=dict)
     meta_blob: bytes | None = None  # raw metadata bytes, when a mutation corrupts the text
+    graph: bytes = b""              # the embedded graph section (qasic.quant.graphio)
 
     @staticmethod
     def of(blob: bytes) -> Parts:
         header = list(HEADER_FORMAT.unpack_from(blob))
-        count, const_len, meta_len = header[3:6]
+        count, const_len, meta_len, graph_len = header[3:7]
         body = blob[HEADER_FORMAT.size:]
-        if len(body) != count * (WORD_BYTES + 2) + const_len + meta_len:
+        if len(body) != count * (WORD_BYTES + 2) + const_len + meta_len + graph_len:
             raise ValueError("the header's section lengths do not add up to the file")
         n = count * WORD_BYTES
         words = [int.from_bytes(body[i:i + WORD_BYTES], "little") for i in range(0, n,
                                                                                  WORD_BYTES)]
         ids = list(np.frombuffer(body[n:n + 2 * count], "<u2").astype(int))
         off = n + 2 * count
+        meta_end = off + const_len + meta_len
         return Parts(header, words, ids, body[off:off + const_len],
-                     json.loads(body[off + const_len:]))
+                     json.loads(body[off + const_len:meta_end]), graph=body[meta_end:])
 
     def blob(self) -> bytes:
         meta = self.meta_blob if self.meta_blob is not None else json.dumps(
             self.meta, sort_keys=True).encode()
         body = (b"".join(w.to_bytes(WORD_BYTES, "little") for w in self.words)
-                + np.asarray(self.ids, "<u2").tobytes() + self.constants + meta)
+                + np.asarray(self.ids, "<u2").tobytes() + self.constants + meta + self.graph)
         magic, version, reserved = self.header[:3]
         return HEADER_FORMAT.pack(magic, version, reserved, len(self.words), len(self.constants),
-                                  len(meta), zlib.crc32(body)) + body
+                                  len(meta), len(self.graph), zlib.crc32(body)) + body
 
 
 def reseal(blob: bytes) -> bytes:
     """The blob with its CRC recomputed over whatever its body now is."""
     body = blob[HEADER_FORMAT.size:]
-    return blob[:20] + struct.pack("<I", zlib.crc32(body)) + body
+    return blob[:CRC_OFFSET] + struct.pack("<I", zlib.crc32(body)) + body
 
 
 # ---- words ---------------------------------------------------------------------------------
@@ -270,6 +274,52 @@ def constants(rng, blob: bytes, p: Parts) -> bytes:
     return p.blob()
 
 
+def _graph_doc(p: Parts):
+    """The graph section's arrays and its graph.json, or None when the program carries none."""
+    import io
+    if not p.graph:
+        return None
+    with np.load(io.BytesIO(p.graph), allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    return arrays, json.loads(arrays["graph.json"].tobytes())
+
+
+def graph_value(rng, blob: bytes, p: Parts) -> bytes:
+    """One value of the embedded graph's structure (graph.json) replaced by a nasty one."""
+    import io
+    got = _graph_doc(p)
+    if got is None:
+        return p.blob()
+    arrays, doc = got
+    paths = [q for q in _paths(doc) if q]
+    path = paths[int(rng.integers(len(paths)))]
+    parent = doc
+    for k in path[:-1]:
+        parent = parent[k]
+    if rng.integers(4) == 0 and isinstance(parent, dict):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = NASTY[int(rng.integers(len(NASTY)))]
+    arrays["graph.json"] = np.frombuffer(json.dumps(doc).encode(), np.uint8)
+    if rng.integers(3) == 0 and len(arrays) > 1:  # or drop a parameter array
+        arrays.pop(sorted(k for k in arrays if k != "graph.json")[int(rng.integers(
+            len(arrays) - 1))])
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    p.graph = buf.getvalue()
+    return p.blob()
+
+
+def graph_bytes(rng, blob: bytes, p: Parts) -> bytes:
+    """Bytes of the embedded graph section overwritten (the zip's own CRCs then disagree)."""
+    g = bytearray(p.graph)
+    for _ in range(int(rng.integers(1, 9))):
+        if g:
+            g[int(rng.integers(len(g)))] = int(rng.integers(256))
+    p.graph = bytes(g)
+    return p.blob()
+
+
 # ---- neutral (the run must match the unmutated program exactly) -----------------------------
 
 def neutral_sync(rng, blob: bytes, p: Parts) -> bytes:
@@ -324,6 +374,8 @@ PROGRAM_MUTATORS: dict[str, tuple[Mutator, str, bool]] = {
     "meta_value": (meta_value, "structure", False),
     "meta_text": (meta_text, "structure", False),
     "constants": (constants, "structure", False),
+    "graph_value": (graph_value, "structure", False),
+    "graph_bytes": (graph_bytes, "structure", False),
     "neutral_sync": (neutral_sync, "neutral", True),
     "neutral_field": (neutral_field, "neutral", True),
     "neutral_names": (neutral_names, "neutral", True),

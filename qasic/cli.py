@@ -247,6 +247,7 @@ def _pareto(args) -> int:
 def cmd_compile(args) -> int:
     from qasic.compiler import compile_graph
     from qasic.isa.program import save
+    from qasic.quant.graphio import embed
 
     arch = _arch(args)  # a bad --arch fails before any model is loaded
     trained, graph = _quantized(args)
@@ -262,7 +263,7 @@ def cmd_compile(args) -> int:
     t0 = time.perf_counter()
     program = compile_graph(graph, arch, progress=_progress)
     compile_s = time.perf_counter() - t0
-    save(program, args.out)
+    save(embed(program, graph), args.out)  # the graph: the file's own golden reference
     if args.json:
         _emit("compile", _compiled(args, trained.name, graph, arch, program, compile_s))
     else:
@@ -297,6 +298,7 @@ def cmd_simulate(args) -> int:
     import numpy as np
 
     from qasic.sim import simulate
+    from qasic.sim.run import input_codes
 
     _check_limit(args.limit)
     if args.output:
@@ -313,14 +315,18 @@ def cmd_simulate(args) -> int:
         x = x[:args.limit]
         labels = labels[:args.limit] if labels is not None else None
     result = simulate(program, arch, x, progress=_progress)
+    reference = _reference_outputs(args, program, input_codes(program, x))
     if args.output:
         _save_npy(Path(args.output), result.logits().astype(np.float32))
     accuracy = None
     if labels is not None:
         pred = result.outputs.reshape(len(x), -1).argmax(axis=1)
         accuracy = float(np.mean(pred == labels))
+    reference_equal = None if reference is None else bool(
+        np.array_equal(result.outputs, reference.reshape(result.outputs.shape)))
     record = {"program": args.program, "model": program.meta.get("model"), "arch": arch.name,
-              "samples": len(x), "accuracy": accuracy, **result.to_json()}
+              "samples": len(x), "accuracy": accuracy, "reference_equal": reference_equal,
+              **result.to_json()}
     if args.trace:
         from qasic.sim.trace import write_trace
 
@@ -331,8 +337,24 @@ def cmd_simulate(args) -> int:
         e = record["energy_pj"]
         print(f"{len(x)} samples: {record['cycles']} cycles/inference "
               f"({record['latency_us']:.1f} us), {e['total'] / 1e3:.1f} nJ/inference"
-              + (f", accuracy {accuracy:.2%}" if accuracy is not None else ""))
-    return 0
+              + (f", accuracy {accuracy:.2%}" if accuracy is not None else "")
+              + ("" if reference is None else ", outputs "
+                 + ("equal to" if reference_equal else "DIFFERENT from")
+                 + " the golden reference's"))
+    return 0 if reference_equal is not False else 1
+
+
+def _reference_outputs(args, program, codes):
+    """The golden reference's output codes for ``codes`` when the program file carries its
+    graph (qasic compile embeds it) and --no-reference is not given, else None."""
+    from qasic.quant import reference
+    from qasic.quant.graphio import embedded
+
+    graph = embedded(program)  # a malformed graph section is refused even when not run
+    if graph is None or args.no_reference:
+        return None
+    _progress("running the golden reference the program carries")
+    return reference.run(graph, codes)
 
 
 def _check_limit(limit: int) -> None:
@@ -477,15 +499,18 @@ def cmd_rtl_run(args) -> int:
     arch = program_arch(program)
     x, _ = _simulate_inputs(args, program)
     x = x[:args.limit or 16]
-    result = rtl_run(program, arch, input_codes(program, x),
+    codes = input_codes(program, x)
+    result = rtl_run(program, arch, codes,
                      Path(args.build_dir) if args.build_dir else default_build_dir(),
-                     progress=_progress)
+                     reference=_reference_outputs(args, program, codes), progress=_progress)
     record = result.record(args.program, program.meta.get("model"), arch.name)
     if args.json:
         _emit("rtl_run", record)
     else:
         verdict = "equal" if result.outputs_equal else "DIFFERENT"
-        print(f"{result.samples} samples on the RTL: outputs {verdict} to the simulator's; "
+        others = ("simulator's" if result.reference_equal is None
+                  else "simulator's and the golden reference's")
+        print(f"{result.samples} samples on the RTL: outputs {verdict} to the {others}; "
               f"{result.cycles_rtl} cycles (simulator {result.cycles_sim}, error "
               f"{result.cycle_error:.2%}); {result.cycles_per_s:,.0f} cycles/s")
     return 0 if result.outputs_equal else 1
@@ -613,6 +638,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--trace", help="write a Perfetto/Chrome trace JSON here")
     sp.add_argument("--output", help="write the dequantized outputs (float32 .npy) here")
+    sp.add_argument("--no-reference", action="store_true",
+                    help="skip the golden-reference check of the graph the program carries")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_simulate)
 
@@ -656,13 +683,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_verilog)
 
     sp = command("rtl-run", help="run a program file on the accelerator's RTL (Verilator + "
-                 "cocotb), DRAM to DRAM, and compare outputs and cycles with the simulator")
+                 "cocotb), DRAM to DRAM, and compare outputs and cycles with the simulator and "
+                 "outputs with the golden reference the file carries")
     sp.add_argument("program")
     sp.add_argument("--input", help=".npy float inputs (default: the model's test split)")
     sp.add_argument("--limit", type=int, default=16, help="run the first N inputs (default 16)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--build-dir", help="Verilator builds are cached here (default: "
                     "$QASIC_CACHE/rtl or ~/.cache/qasic/rtl)")
+    sp.add_argument("--no-reference", action="store_true",
+                    help="skip the golden-reference check of the graph the program carries")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_rtl_run)
 

@@ -178,9 +178,11 @@ GLOSSARY.update({
                          "given)"),
     "simulator_equal": Key("bool", "the RTL's output codes equal the simulator's (the "
                            "per-instruction machine) on every sample"),
-    "reference_equal": Key("bool | null", "the RTL's output codes equal the golden "
-                           "reference's on every sample; null when no reference was given (a "
-                           "program file does not hold its quantized graph)"),
+    "reference_equal": Key("bool | null", "the output codes (the RTL's in `rtl-run`, the "
+                           "simulator's in `simulate`) equal the golden reference's on every "
+                           "sample; the reference runs the quantized graph the program file "
+                           "carries (`qasic compile` embeds it); null when the file carries "
+                           "none or `--no-reference` is given"),
     "cycles_rtl": Key("int", "cycles of one inference on the RTL, from the first cycle an "
                       "instruction can issue to the drain (the most over the samples)"),
     "cycles_sim": Key("int", "the timing model's cycles for the same program"),
@@ -229,8 +231,8 @@ DOCUMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
         *_each("layers", (*_LAYER, "weight_format", "m", "k", "n", "macs",
                           "compulsory_dram_bytes")))),
     "simulate": ("qasic simulate --json", (
-        "schema", "program", "model", "arch", "samples", "accuracy", *_COSTS,
-        *_each("layers", (*_LAYER, "kernels", *_COSTS[:1], *_COSTS[2:])))),
+        "schema", "program", "model", "arch", "samples", "accuracy", "reference_equal",
+        *_COSTS, *_each("layers", (*_LAYER, "kernels", *_COSTS[:1], *_COSTS[2:])))),
     "evaluate": ("qasic evaluate --json", (
         "schema", "model", "arch", "samples", "bit_exact", "cosine", "top1_agreement",
         "accuracy", "fp32_accuracy", *_COSTS, "compulsory_dram_bytes", "instructions",

@@ -14,13 +14,13 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-from qasic.arch.config import ArchConfig
+from qasic.arch.config import MAX_DRAM_BYTES_PER_CYCLE, ArchConfig
 
 ADDR_BITS = 40       # DMA dram_addr fields are 36 bits; strides and indices reach beyond
 LEN_BITS = 8         # AXI4 INCR: 1..256 beats per burst
 MAX_BURST = 16       # beats per burst the DMA issues (bursts never cross a 16-beat boundary:
                      # 16 beats of at most 128 bytes, so never a 4 KiB boundary either)
-MAX_BEAT_BYTES = 128  # AXI4's widest beat (arsize / awsize 7)
+MAX_BEAT_BYTES = MAX_DRAM_BYTES_PER_CYCLE  # AXI4's widest beat (arsize / awsize 7)
 BURST_INCR = 0b01
 RESP_OKAY = 0b00
 

@@ -110,6 +110,31 @@ def test_disasm_and_simulate_json(capsys, compiled_cnn_file):
     record = json.loads(capsys.readouterr().out)
     assert record["samples"] == 20 and record["cycles"] > 0 and record["energy_pj"]["total"] > 0
     assert [la["name"] for la in record["layers"]] == ["conv1", "conv2", "fc"]
+    assert record["reference_equal"] is True  # the file carries its graph: the golden reference
+    assert main(["simulate", str(compiled_cnn_file), "--limit", "2", "--json",
+                 "--no-reference"]) == 0
+    assert json.loads(capsys.readouterr().out)["reference_equal"] is None
+
+
+def test_simulate_reports_a_program_that_disagrees_with_its_graph(tmp_path, capsys,
+                                                                  compiled_cnn_file):
+    """A graph whose fc weights differ from the compiled ones: the check must catch it."""
+    import dataclasses
+
+    import numpy as np
+
+    from qasic.isa.program import load, save
+    from qasic.quant.graphio import embed, embedded
+
+    program = load(compiled_cnn_file)
+    graph = embedded(program)
+    fc = graph.node("fc")
+    params = {**fc.params, "bias": fc.params["bias"] + 1000 * np.arange(len(fc.params["bias"]))}
+    nodes = tuple(dataclasses.replace(n, params=params) if n is fc else n for n in graph.nodes)
+    bad = tmp_path / "bad.qasic"
+    save(embed(program, dataclasses.replace(graph, nodes=nodes)), bad)
+    assert main(["simulate", str(bad), "--limit", "8"]) == 1
+    assert "DIFFERENT from the golden reference" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv", [("--debug", "quantize", "--model", "nope"),

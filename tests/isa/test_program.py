@@ -15,7 +15,7 @@ from qasic.isa.program import MAGIC, VERSION, Program, Region, from_bytes, load,
 from qasic.isa.table import WORD_BYTES
 from tests.graphs import cnn_graph
 
-HEADER_BYTES = 24  # magic, version, reserved, count, constants length, metadata length, CRC
+HEADER_BYTES = 28  # magic, version, reserved, count, constants, metadata, graph lengths, CRC
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def blob(program) -> bytes:
 def _reseal(blob: bytes) -> bytes:
     """Recompute the CRC so a deliberate corruption reaches the parser behind the checksum."""
     body = blob[HEADER_BYTES:]
-    return blob[:20] + struct.pack("<I", zlib.crc32(body)) + body
+    return blob[:HEADER_BYTES - 4] + struct.pack("<I", zlib.crc32(body)) + body
 
 
 def test_round_trip_preserves_everything(program, blob):
@@ -53,9 +53,10 @@ def test_save_and_load(program, blob, tmp_path):
 
 
 def test_header_layout(program, blob):
-    magic, version, _, count, const_len, meta_len, crc = struct.unpack_from("<4sHHIIII", blob)
-    assert (magic, version, count, const_len) == (MAGIC, VERSION, len(program.instrs),
-                                                  len(program.constants))
+    magic, version, _, count, const_len, meta_len, graph_len, crc = struct.unpack_from(
+        "<4sHHIIIII", blob)
+    assert (magic, version, count, const_len, graph_len) == (
+        MAGIC, VERSION, len(program.instrs), len(program.constants), 0)
     assert len(blob) == HEADER_BYTES + count * (WORD_BYTES + 2) + const_len + meta_len
     assert crc == zlib.crc32(blob[HEADER_BYTES:])
 
@@ -67,13 +68,13 @@ def test_corrupt_byte_fails_the_checksum(blob, program, where):
               "metadata": len(blob) - 2}[where]
     bad = bytearray(blob)
     bad[offset] ^= 0x40
-    with pytest.raises(ProgramFormatError, match=r"checksum mismatch \(header offset 20\)"):
+    with pytest.raises(ProgramFormatError, match=r"checksum mismatch \(header offset 24\)"):
         from_bytes(bytes(bad))
 
 
 @pytest.mark.parametrize("keep", [0, 10, HEADER_BYTES - 1])
 def test_file_shorter_than_the_header_is_truncated(blob, keep):
-    with pytest.raises(ProgramFormatError, match=rf"{keep} bytes is shorter than the 24-byte "
+    with pytest.raises(ProgramFormatError, match=rf"{keep} bytes is shorter than the 28-byte "
                                                  r"header \(truncated"):
         from_bytes(blob[:keep])
 
@@ -135,3 +136,15 @@ def test_program_invariants_are_checked():
         Program((Instr("END"),), (), b"", consts)
     with pytest.raises(ProgramFormatError, match="region x: kind 'rom'"):
         Region("x", 0, 1, "rom")
+
+
+def test_graph_section_rides_after_the_metadata(program):
+    """The embedded graph is opaque to the format: its bytes come back as they went in."""
+    import dataclasses
+
+    section = b"graph bytes \x00\xff"
+    blob = to_bytes(dataclasses.replace(program, graph=section))
+    graph_len = struct.unpack_from("<I", blob, 20)[0]
+    assert graph_len == len(section) and blob.endswith(section)
+    back = from_bytes(blob)
+    assert back.graph == section and back.meta == from_bytes(to_bytes(program)).meta
