@@ -2,9 +2,9 @@
 
     python -m benchmarks.fuzz --cases 10000 --out out/bench
 
-Mutations (benchmarks.mutators) hit compiled programs of digits_cnn and digits_mlp and the
-default arch TOML. Every case must end in a clean rejection (a QasicError of one line) or a
-correct run:
+Mutations (benchmarks.mutators) hit compiled programs of digits_cnn, digits_mlp and a small
+transformer, and the default arch TOML. Every case must end in a clean rejection (a QasicError of
+one line) or a correct run:
   - a neutral mutation runs and reproduces the unmutated program's outputs exactly;
   - any other accepted program runs without an error other than a clean one, and the dynamic
     hazard oracle (qasic.sim.hazards) finds nothing the verifier let through;
@@ -48,27 +48,54 @@ class Subject:
 
 
 def subjects() -> list[Subject]:
-    """digits_cnn (W4) and digits_mlp (W8) on the default arch, checked bit-exact first."""
-    from qasic.arch.config import default_arch
-    from qasic.compiler import compile_graph
-    from qasic.flow import quantize_model
-    from qasic.isa.program import to_bytes
+    """digits_cnn (W4) and digits_mlp (W8) on the default arch, and a small untrained GPT (two
+    blocks: embeddings by GATHER, NORM, masked SOFTMAX, attention GEMMs, LUT GELU, residual ADD),
+    each checked bit-exact first."""
     from qasic.models import get_model
-    from qasic.quant import QuantConfig, reference
-    from qasic.quant.graphio import embed
-    from qasic.sim import simulate
-    from qasic.sim.run import input_codes
+    from qasic.quant import QuantConfig
 
     out = []
     for name, bits in (("digits_cnn", 4), ("digits_mlp", 8)):
         trained = get_model(name)
-        graph = quantize_model(trained, QuantConfig(weight_bits=bits))
-        program = compile_graph(graph, default_arch())
-        codes = input_codes(program, trained.test_inputs[:BATCH])
-        golden = reference.run(graph, codes)
-        assert np.array_equal(simulate(program, default_arch(), codes=codes).outputs, golden)
-        out.append(Subject(name, graph, to_bytes(embed(program, graph)), codes, golden))
+        out.append(_subject(name, trained.module, trained.example_input, trained.calibration,
+                            trained.test_inputs[:BATCH], QuantConfig(weight_bits=bits)))
+    out.append(_subject("tiny_transformer", *_tiny_transformer(), QuantConfig()))
     return out
+
+
+def _tiny_transformer():
+    """(module, example, calibration, inputs) of an untrained 2-block GPT of width 32."""
+    import torch
+
+    from qasic.models.tiny_gpt import GPTConfig, TinyGPT
+
+    torch.manual_seed(0)
+    module = TinyGPT(GPTConfig(context=8, width=32, depth=2, heads=2, mlp_ratio=2)).eval()
+    ids = np.random.default_rng(0).integers(0, _vocab(module), (32, 8))
+    return module, torch.as_tensor(ids[:1]), ids, ids[:BATCH]
+
+
+def _vocab(module) -> int:
+    import torch
+
+    return min(m.num_embeddings for m in module.modules() if isinstance(m, torch.nn.Embedding))
+
+
+def _subject(name: str, module, example, calibration, inputs, config) -> Subject:
+    from qasic.arch.config import default_arch
+    from qasic.compiler import compile_graph
+    from qasic.isa.program import to_bytes
+    from qasic.quant import quantize, reference
+    from qasic.quant.graphio import embed
+    from qasic.sim import simulate
+    from qasic.sim.run import input_codes
+
+    graph = quantize(module, (example,), calibration, config, name=name)
+    program = compile_graph(graph, default_arch())
+    codes = input_codes(program, inputs)
+    golden = reference.run(graph, codes)
+    assert np.array_equal(simulate(program, default_arch(), codes=codes).outputs, golden)
+    return Subject(name, graph, to_bytes(embed(program, graph)), codes, golden)
 
 
 class Hang(Exception):
