@@ -67,11 +67,13 @@ LIMITS = (
     Limit("SCATTER", "vocab", 1, None, "an index must have a row to write",
           when=_some("count", "row_bytes")),
     Limit("STORE", "fill", None, 0, "a fill writes the scratchpad: LOAD only"),
+    Limit("POST", "lut", None, 0, "int16 output has no 2^16-byte code table",
+          when=lambda f: f.ofmt_bits > 8),
 )
 _DMA_MEMS = tuple(m for m in MEMS if m != "acc")  # the accumulator is not DMA-addressable
 _INT = tuple(e for e in ACT_ENCODINGS if not encoding_is_fp(e))
-# byte-wide units (the array's inputs, 2^B-entry tables, 8-bit clamp fields) take codes of at
-# most 8 bits; only ADD and NORM read int16 (a residual sum), only ADD writes it
+# byte-wide units (the array's inputs, 2^B-entry tables) take codes of at most 8 bits; only ADD
+# and NORM read int16 (a residual sum), ADD and POST (16-bit clamp fields, no table) write it
 _NARROW = tuple(e for e in ACT_ENCODINGS if encoding_bits(e) <= 8)
 # (opcode, enum field) -> the values it may take
 ALLOWED = {
@@ -80,7 +82,7 @@ ALLOWED = {
     ("GATHER", "mem"): _DMA_MEMS,
     ("SCATTER", "mem"): _DMA_MEMS,
     ("GEMM", "afmt"): _NARROW,
-    ("POST", "ofmt"): _NARROW,
+    ("POST", "ofmt"): ACT_ENCODINGS,
     ("POOL", "fmt"): _NARROW,
     ("LUT", "fmt"): _NARROW,
     ("LUT", "ofmt"): _NARROW,

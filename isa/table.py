@@ -32,8 +32,8 @@ ACT_FORMATS = ("int", "fp8_e4m3")
 # How activation codes are stored in the scratchpads and DRAM: intB = B-bit two's-complement codes
 # packed little-endian like weight rows (a pixel's channels fill whole bytes), fp8_e4m3 = one
 # code per byte, int16 = two bytes per code, little-endian (the residual stream feeding a norm:
-# QuantConfig.norm_input_bits; only ADD and NORM read it, ADD writes it). Order = encoding of
-# every ``*fmt`` field.
+# QuantConfig.norm_input_bits, a norm output kept wide for its residual add, a model's output;
+# only ADD and NORM read it, ADD and POST write it). Order = encoding of every ``*fmt`` field.
 ACT_ENCODINGS = tuple(f"int{b}" for b in range(8, 1, -1)) + ACT_FORMATS[1:] + ("int16",)
 FMT_BITS = 4  # width of every encoding field
 
@@ -200,7 +200,8 @@ OPCODES: tuple[Opcode, ...] = (
         "output's FP8 level (value x 2^9), clamped to the levels of the FP8 codes lo and hi, then "
         "rounded to the nearest FP8 code (ties to even, saturating); out_zp is 0. "
         "lut = 1: the code c is then replaced by the byte at param lut_addr + (c mod 2^B) (B the "
-        "code bits of ofmt): a fused function of one activation (qasic.quant.reference lut).",
+        "code bits of ofmt): a fused function of one activation (qasic.quant.reference lut). "
+        "ofmt = int16 (a residual stream or a model's output kept wide) has no table (lut = 0).",
         _layout(
             ("acc_addr", 20, "accumulator word address of a dense rows x n tile"),
             ("param_addr", 24, "param scratchpad byte address"),
@@ -208,9 +209,9 @@ OPCODES: tuple[Opcode, ...] = (
             ("out_stride", 20, "bytes between output rows"),
             ("rows", 16, "rows of the tile"),
             ("n", 12, "channels of the tile"),
-            ("out_zp", 8, "output zero point", True),
-            ("lo", 8, "clamp low (ReLU: the zero point)", True),
-            ("hi", 8, "clamp high", True),
+            ("out_zp", 16, "output zero point (16 bits: int16 codes)", True),
+            ("lo", 16, "clamp low (ReLU: the zero point; FP8: a code in the low byte)", True),
+            ("hi", 16, "clamp high (FP8: a code in the low byte)", True),
             ("ofmt", FMT_BITS, "encoding of the output codes (packed like afmt)", ACT_ENCODINGS),
             ("lut", 1, "1: map each output code through the byte table at lut_addr"),
             ("lut_addr", 24, "param scratchpad byte address of the 2^B-byte table"),

@@ -4,7 +4,9 @@ An accumulator tile of ``rows x n`` words (dense, word ``acc_addr + m*n + i``) b
 output rows of ``n`` codes at ``out_addr + m*out_stride``, packed at ``ofmt``:
 ``out = clamp(requant(acc + bias[i], mult[i], shift[i]) + out_zp, lo, hi)``; FP8 output: the
 requantized level clamped to the levels of the codes lo, hi, then encoded (``rtl.pack``); with
-``lut`` = 1 each code c is replaced by the table byte at ``lut_addr + (c mod 2^B)``.
+``lut`` = 1 each code c is replaced by the table byte at ``lut_addr + (c mod 2^B)`` (B <= 8: an
+int16 output has no table). ``out_zp``, ``lo`` and ``hi`` are 16-bit fields (int16 codes; FP8's
+codes sit in their low bytes).
 
 Datapath: C = ``arch.array_cols`` lanes. The tile is walked row by row in groups of up to C
 channels. A group's 16-byte parameter records (bias int64, mult int32, shift int32 at
@@ -21,8 +23,7 @@ Ports (``PostUnit(arch)``; C = array_cols, A_x = ``rtl.ports.sram_addr_bits(arch
     * ``ctl``: ``rtl.ports.unit_control()``.
     * ``acc``: ``read_port(A_acc, C, 8 * arch.acc_word_bytes)``.
     * ``param``: ``read_port(A_param, 4 * C)`` (bytes).
-    * ``out``: ``write_port(A_output, rtl.pack.port_bytes(C, 8))`` (bytes; C + 1 for C < 8
-      lanes of sub-byte codes).
+    * ``out``: ``write_port(A_output, rtl.pack.port_bytes(C, 16))`` (bytes: 2C, int16 codes).
     * ``tail``: ``read_port(A_output, 1)``: the byte a row ends in.
 
 Cycles (``post_cycles``; busy == done), G = ceil(n / C) groups per row,
@@ -57,6 +58,7 @@ WRITE_DELAY = 5       # reads of a group in cycle t -> its bytes written in cycl
 TABLE_BYTES = 256     # the largest code table (B = 8)
 PARAM = POST_PARAM_BYTES_PER_CHANNEL
 PARAM_PORT_BYTES_PER_LANE = 4  # the param port: 4C bytes (as the GEMM unit's decode-table port)
+WIDEST = 16           # the widest output code (int16)
 
 
 def _ceil(a, b):
@@ -97,7 +99,7 @@ class PostUnit(wiring.Component):
             "ctl": Out(unit_control()),
             "acc": Out(read_port(sram_addr_bits(arch, "acc"), c, 8 * arch.acc_word_bytes)),
             "param": Out(read_port(sram_addr_bits(arch, "param"), self.param_bytes)),
-            "out": Out(write_port(out_bits, port_bytes(c, 8))),
+            "out": Out(write_port(out_bits, port_bytes(c, WIDEST))),
             "tail": Out(read_port(out_bits, 1)),
         })
 
@@ -116,7 +118,8 @@ class PostUnit(wiring.Component):
         is_fp = ofmt == FP8
         m.submodules.lo_level = lo_level = Fp8Level()
         m.submodules.hi_level = hi_level = Fp8Level()
-        m.d.comb += [lo_level.byte.eq(lo.as_unsigned()), hi_level.byte.eq(hi.as_unsigned())]
+        m.d.comb += [lo_level.byte.eq(lo.as_unsigned()[:8]),
+                     hi_level.byte.eq(hi.as_unsigned()[:8])]
 
         # ---- registers filled from the param port: the output table, one group's records -----
         table = Signal(8 * TABLE_BYTES)
@@ -224,7 +227,7 @@ class PostUnit(wiring.Component):
         word = 8 * arch.acc_word_bytes
         acc_flat = self.acc.data.as_value()
         codes = []
-        mask = Signal(8)
+        mask = Signal(8)  # a table index: B <= 8 (the verifier keeps int16 output table-free)
         m.d.comb += mask.eq((1 << bits) - 1)
         for i in range(lanes):
             x, q, sh = Signal(signed(64)), Signal(signed(32)), Signal(signed(32))
@@ -249,14 +252,14 @@ class PostUnit(wiring.Component):
             enc = Fp8Encode()
             m.submodules[f"fp8_{i}"] = enc
             m.d.comb += enc.y.eq(level_c)
-            code = Signal(8, name=f"code{i}")
-            m.d.sync += code.eq(Mux(is_fp, enc.code, int_final[:8]))
+            code = Signal(WIDEST, name=f"code{i}")
+            m.d.sync += code.eq(Mux(is_fp, enc.code, int_final[:WIDEST]))
             # stage p5: the table
-            looked = table.word_select(code & mask, 8)
+            looked = table.word_select(code[:8] & mask, 8)
             codes.append(Mux(lut, looked, code))
         assert 1 + LATENCY + 1 + 1 == WRITE_DELAY  # x, requant, code register, write
 
-        m.submodules.packer = packer = RowPacker(lanes, len(self.out.addr), widest=8)
+        m.submodules.packer = packer = RowPacker(lanes, len(self.out.addr), widest=WIDEST)
         p = stages[WRITE_DELAY]
         m.d.comb += [
             packer.valid.eq(p.valid), packer.first.eq(p.first), packer.last.eq(p.last),

@@ -32,6 +32,7 @@ from qasic.isa.table import WORD_BYTES
 from qasic.rtl.norm import NormUnit
 from qasic.rtl.pack import port_bytes
 from qasic.rtl.post import PARAM_PORT_BYTES_PER_LANE, PostUnit
+from qasic.rtl.post import WIDEST as POST_WIDEST
 from qasic.rtl.softmax import SoftmaxUnit
 from qasic.rtl.vector import VectorUnit
 
@@ -62,7 +63,7 @@ def port_specs(arch: ArchConfig) -> dict[str, list[tuple[str, str, str, int, int
         "post": [("read", "post__acc", "acc", c, word),
                  ("read", "post__param", "param", PARAM_PORT_BYTES_PER_LANE * c, 8),
                  ("read", "post__tail", "output", 1, 8),
-                 ("write", "post__out", "output", port_bytes(c, 8), 8)],
+                 ("write", "post__out", "output", port_bytes(c, POST_WIDEST), 8)],
         "vec": [("read", "vec__a", "output", 2 * v, 8),
                 ("read", "vec__b", "output", 2 * v, 8),
                 ("read", "vec__param", "param", PARAM_PORT_BYTES_PER_LANE * v, 8),

@@ -405,7 +405,7 @@ def _post(f, acc, par, out, shape, alut, pos, npos):
     if (f[P_ACC] + rows * n > acc.shape[1]
             or f[P_PAR] + POST_PARAM_BYTES_PER_CHANNEL * n > par.shape[1]
             or _codes_end(f[P_OUT] + max(rows - 1, 0) * f[P_OSTRIDE], n, e, shape) > out.shape[1]
-            or (f[P_LUT] and f[P_LADDR] + (1 << bits) > par.shape[1])):
+            or (f[P_LUT] and (bits > 8 or f[P_LADDR] + (1 << bits) > par.shape[1]))):
         return False
     K.post(acc, f[P_ACC], par, f[P_PAR], out, f[P_OUT], f[P_OSTRIDE], rows, n, f[P_ZP], f[P_LO],
            f[P_HI], shape[S_FP + e] != 0, alut[e], pos[e, :npos[e]], bits, f[P_LUT],

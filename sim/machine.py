@@ -270,6 +270,9 @@ class Machine:
         self._check(i, ins, "output", self.mem["output"], ins["out_addr"],
                     ins["out_addr"] + max(rows - 1, 0) * ins["out_stride"]
                     + encoding_bytes(n, ins["ofmt"]))
+        if ins["lut"] and encoding_bits(ins["ofmt"]) > 8:
+            raise ProgramFormatError(f"instruction {i} (POST): lut = 1 with ofmt = "
+                                     f"{ins['ofmt']}; int16 output has no code table")
         if ins["lut"]:
             self._check(i, ins, "table", self.mem["param"], ins["lut_addr"],
                         ins["lut_addr"] + code_table_bytes(ins["ofmt"]))

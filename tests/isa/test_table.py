@@ -135,8 +135,9 @@ def test_enum_field_out_of_range_names_the_field():
     ("GEMM", "k", 1 << 9, "9-bit"),
     ("GEMM", "rows", -1, "16-bit"),
     ("GEMM", "lines", 1 << 12, "12-bit"),
-    ("POST", "out_zp", 128, "signed 8-bit"),
-    ("POST", "lo", -129, "signed 8-bit"),
+    ("POST", "out_zp", 1 << 15, "signed 16-bit"),
+    ("POST", "lo", -(1 << 15) - 1, "signed 16-bit"),
+    ("POOL", "lo", 128, "signed 8-bit"),
     ("LOAD", "dram_addr", 1 << 36, "36-bit"),
     ("POOL", "sh", 256, "8-bit"),
 ])

@@ -26,6 +26,7 @@ from qasic.isa.table import (
 from qasic.quant import actformat
 from qasic.quant.fixedpoint import quantize_multiplier, requantize
 from qasic.quant.reference import ADD_LEFT_SHIFT
+from qasic.sim.fast import run as fast_run
 from qasic.sim.machine import Machine
 
 ARCH = dataclasses.replace(default_arch(), acc_bits=48)
@@ -220,11 +221,13 @@ def test_gemm_refuses_more_vectors_than_the_array_streams():
 
 # ---- POST ------------------------------------------------------------------------------------
 
-def post_case(seed: int, ofmt: str, lut: int):
+def post_case(seed: int, ofmt: str, lut: int, fast: bool = False):
     rng = np.random.default_rng(seed)
     m = machine()
     rows, n, zp, lo, hi = 6, 9, -3, -100, 90
-    if encoding_is_fp(ofmt):
+    if ofmt == "int16":
+        zp, lo, hi = -3000, -32000, 30000
+    elif encoding_is_fp(ofmt):
         zp, lo, hi = 0, -0x7E & 0xFF, 0x7E  # codes: -448 .. 448
         lo = lo - 256
     elif encoding_bits(ofmt) < 8:
@@ -234,16 +237,20 @@ def post_case(seed: int, ofmt: str, lut: int):
     m.acc[:, 4:4 + rows * n] = acc.reshape(BATCH, -1)
     par = np.zeros(n, POST_PARAM_DTYPE)
     par["bias"] = rng.integers(-500, 500, n)
-    narrow = 2.0 ** (min(encoding_bits(ofmt), 8) - 8)  # keep narrow codes off their rails
+    narrow = 2.0 ** (encoding_bits(ofmt) - 8)  # codes of B bits span about their range
     pairs = [quantize_multiplier(x) for x in rng.uniform(0.002, 0.02, n) * narrow]
     par["multiplier"], par["shift"] = zip(*pairs)
     m.mem["param"][:, 64:64 + par.nbytes] = par.view(np.uint8)
     table = rng.integers(0, 256, 256)
     m.mem["param"][:, 1024:1280] = table
     out_stride = encoding_bytes(n, ofmt) + 2
-    run(m, ins("POST", acc_addr=4, param_addr=64, out_addr=8, out_stride=out_stride,
-                              rows=rows, n=n, out_zp=zp, lo=lo, hi=hi, ofmt=ofmt, lut=lut,
-                              lut_addr=1024))
+    post = ins("POST", acc_addr=4, param_addr=64, out_addr=8, out_stride=out_stride, rows=rows,
+               n=n, out_zp=zp, lo=lo, hi=hi, ofmt=ofmt, lut=lut, lut_addr=1024)
+    if fast:  # the Numba interpreter over the whole program
+        m.program = Program((post, Instr("END")), (0, 0), b"", REGIONS)
+        fast_run(m)
+    else:
+        run(m, post)
     y = requantize(acc + par["bias"], par["multiplier"].astype(np.int64),
                    par["shift"].astype(np.int64))
     want = finish(y, ofmt, zp, lo, hi)

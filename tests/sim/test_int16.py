@@ -27,6 +27,7 @@ from tests.sim.test_instructions import (
     ins,
     int32_words,
     machine,
+    post_case,
     put_rows,
     random_codes,
     run,
@@ -107,6 +108,21 @@ def test_add_reads_and_writes_each_operand_at_its_own_encoding(afmt, bfmt, ofmt,
         assert np.abs(want).max() > 127  # the sums use the 16-bit range
 
 
+@pytest.mark.parametrize("fast", [False, True])
+def test_post_writes_int16_codes(fast):
+    """POST's 16-bit out_zp, lo and hi: a norm output or a model's output kept wide."""
+    got, want = post_case(5, "int16", 0, fast)
+    np.testing.assert_array_equal(got, want)
+    assert np.abs(want).max() > 127 and want.min() < -3000  # the 16-bit range, both sides
+    assert np.isin([-32000, 30000], want).all()  # both clamps act
+
+
+def test_post_refuses_a_code_table_for_int16_output():
+    with pytest.raises(ProgramFormatError, match=r"^instruction 0 \(POST\): lut = 1 with ofmt = "
+                                                 r"int16; int16 output has no code table$"):
+        run(machine(), ins("POST", rows=1, n=1, ofmt="int16", lut=1))
+
+
 @pytest.mark.parametrize("op, bcast", [("add", 4), ("mul", 0), ("mul", 5)])
 def test_int16_add_broadcasts_and_multiplies(op, bcast):
     got, want = add_case("int16", "int8", "int16", op, bcast)
@@ -141,9 +157,9 @@ def _violation(*instrs: Instr) -> str | None:
     return None if bad is None else bad[2]
 
 
-@pytest.mark.parametrize("op, field", [("GEMM", "afmt"), ("POST", "ofmt"), ("POOL", "fmt"),
-                                       ("LUT", "fmt"), ("SOFTMAX", "fmt")])
-def test_the_verifier_keeps_int16_to_add_and_norm(op, field):
+@pytest.mark.parametrize("op, field", [("GEMM", "afmt"), ("POOL", "fmt"), ("LUT", "fmt"),
+                                       ("SOFTMAX", "fmt")])
+def test_the_verifier_keeps_int16_to_add_norm_and_post(op, field):
     args = {"GEMM": {"k": 1, "n": 1, "lines": 1, "rows": 1, "wbits": 8},
             "POOL": {"h": 1, "w": 1, "c": 1, "kh": 1, "kw": 1, "sh": 1, "sw": 1}}.get(op, {})
     assert _violation(Instr(op, {**args, field: "int16"})) == (
@@ -151,6 +167,9 @@ def test_the_verifier_keeps_int16_to_add_and_norm(op, field):
         f"int5, int4, int3, int2" + (", fp8_e4m3" if op != "SOFTMAX" else ""))
     assert _violation(Instr("ADD", {"count": 4, "fmt": "int16", "bfmt": "int8",
                                     "ofmt": "int16"})) is None
+    assert _violation(Instr("POST", {"rows": 2, "n": 3, "ofmt": "int16"})) is None
+    assert _violation(Instr("POST", {"rows": 2, "n": 3, "ofmt": "int16", "lut": 1})) == (
+        "field lut = 1 is above 0 (int16 output has no 2^16-byte code table)")
 
 
 def test_the_verifier_refuses_a_norm_row_whose_squares_overflow():
