@@ -239,14 +239,22 @@ def mapper_layer(g: GemmKernel, src: Buffer, dst: Buffer, table_bytes: int) -> m
 
 
 def _check_wide(k: Kernel, src: list[Buffer], dst: Buffer) -> None:
-    """int16 codes (a norm input wider than 8 bits, QuantConfig.norm_input_bits): only ADD
-    writes them and only ADD and NORM read them."""
+    """int16 codes (QuantConfig.norm_input_bits, norm_residual_bits, output_bits above 8): ADD
+    and POST write them (a residual add, a norm, a conv/linear with no table or pool fused), only
+    ADD and NORM read them."""
     for buf, reads in [(b, True) for b in src] + [(dst, False)]:
-        if buf.encoding == "int16" and not (k.kind == "ew" or (k.kind == "norm" and reads)):
+        if buf.encoding == "int16" and not (
+                k.kind in ("ew", "norm") or (not reads and _plain_gemm(k))):
             raise UnsupportedOpError(
                 f"layer {k.name} ({k.kind}) {'reads' if reads else 'writes'} the 16-bit codes "
-                f"of {buf.name}; on the accelerator only residual adds write them and only adds "
-                "and norms read them; use norm_input_bits <= 8")
+                f"of {buf.name}; on the accelerator adds, norms and convs/linears without a "
+                "fused table or pool write them and only adds and norms read them; use "
+                "norm_input_bits, norm_residual_bits and output_bits <= 8")
+
+
+def _plain_gemm(k: Kernel) -> bool:
+    """A conv/linear whose POST writes codes (no output table, no max-pool on them)."""
+    return k.kind == "gemm" and not any(n.op in ("lut", "maxpool2d") for n in k.nodes)
 
 
 def _check_operands(g: GemmKernel, arch: ArchConfig) -> None:

@@ -86,6 +86,8 @@ def _activations(args):
                        activation_format=args.act_format, output_observer=args.output_observer,
                        bias_correction=args.bias_correction,
                        norm_input_bits=getattr(args, "norm_input_bits", None),
+                       norm_residual_bits=getattr(args, "norm_residual_bits", None),
+                       output_bits=getattr(args, "output_bits", None),
                        equalize=getattr(args, "equalize", False),
                        equalize_alpha=_alpha(getattr(args, "equalize_alpha", None)),
                        weight_rounding=getattr(args, "weight_rounding", "nearest"))
@@ -560,6 +562,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="INT bits of the tensors feeding a norm (the residual sums of a "
                         "transformer), 2..16; 9..16 are stored as int16 (default: the "
                         "activation width)")
+        sp.add_argument("--norm-residual-bits", type=int, default=None,
+                        help="a norm output that feeds a residual add (a post-LN transformer's "
+                        "residual stream, BERT) is written a second time as INT of these bits "
+                        "for the add, 2..16 (9..16: int16 codes); the GEMMs keep reading the "
+                        "activation encoding (default: no copy)")
+        sp.add_argument("--output-bits", type=int, default=None,
+                        help="INT bits of the model's output (a classifier's logits), 2..16; "
+                        "9..16: the last layer writes int16 codes (default: the activation "
+                        "encoding)")
         sp.add_argument("--qat", type=int, default=0, metavar="EPOCHS",
                         help="quantization-aware fine-tune for EPOCHS before quantizing")
         sp.add_argument("--observer", default="minmax",

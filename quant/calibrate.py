@@ -15,7 +15,9 @@ Sharing rules (the compiler relies on them to fuse without changing a bit):
   matmul operands are symmetric INT and softmax/norm inputs INT, even with FP8 activations;
 - the graph output is observed by QuantConfig.output_observer ('minmax', or 'top': the part
   below every calibration vector's median may clip), never clipping its max (clipped logits
-  would tie).
+  would tie), as INT of QuantConfig.output_bits when that is set;
+- a norm's residual copy (QuantConfig.norm_residual_bits, encodings.split_norm_residuals) is
+  INT of norm_residual_bits.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from qasic.quant.encodings import (
     fixed_encoding,
     input_encoding,
     requirements,
+    residual_copies,
     symmetric,
 )
 from qasic.quant.fgraph import FGraph, FNode, as_input
@@ -94,11 +97,15 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
     ``weights`` ({tensor: an importance per value}) weight the squared error that the INT
     'histogram' and 'fisher' observers minimize (``qasic.quant.fisher``)."""
     need = requirements(graph, SHARES_INPUT)
+    wide = {t: config.norm_residual_bits for t in residual_copies(graph)}
+    if config.output_bits is not None:
+        wide[graph.output] = config.output_bits
 
     def observe(tensor: str) -> TensorQ:
         kind = need.get(tensor)
-        fmt = "int" if kind else config.activation_format
+        fmt = "int" if kind or tensor in wide else config.activation_format
         bits = config.norm_bits if kind == NORM_INPUT else config.activation_bits
+        bits = wide.get(tensor) or bits
         if tensor == graph.output and config.output_observer == "fisher":
             rng = histogram_range(values[tensor], bits, weights=(weights or {}).get(tensor))
         elif tensor == graph.output:

@@ -12,6 +12,7 @@ from qasic.quant.observers import ACTIVATION_OBSERVERS, OUTPUT_OBSERVERS, WEIGHT
 
 BITS_RANGE = (2, 8)
 NORM_INPUT_BITS = (2, 16)   # norm inputs may be wider (intops.norm_rows is exact in int64)
+WIDE_BITS = (2, 16)         # norm_residual_bits, output_bits: up to int16 codes
 DEFAULT_WEIGHT_BITS = 8     # layers a per-layer dict does not name
 AUTO_MSE_MAX_BITS = 4       # weight_clipping="auto": MSE clipping at <= 4 bits, max-abs above
 CLIPPINGS = ("auto", *WEIGHT_SCALERS)
@@ -60,6 +61,14 @@ class QuantConfig:
     # layer's codes chosen to keep its output on the calibration batch), or "gptq_fisher" (the
     # same with each output position weighted by the fp32 loss's squared gradient; classifiers)
     weight_rounding: str = "nearest"
+    # INT width of a second copy of each LayerNorm/RMSNorm output that feeds a residual add (a
+    # post-LN transformer's residual stream, BERT), the other readers (the next GEMMs) keeping
+    # the activation encoding; None: no copy. all-MiniLM-L6-v2's 13 LayerNorm outputs are about
+    # half its FP8 error (docs/llm_study.md); 9..16 bits are stored as int16 codes
+    norm_residual_bits: int | None = None
+    # INT width of the graph output (the last layer's POST writes it; 9..16 bits: int16
+    # codes, e.g. a classifier's logits), None: the activation encoding
+    output_bits: int | None = None
 
     def __post_init__(self) -> None:
         if _is_int(self.weight_bits):
@@ -72,6 +81,9 @@ class QuantConfig:
         _check_bits("activation_bits", self.activation_bits)
         if self.norm_input_bits is not None:
             _check_bits("norm_input_bits", self.norm_input_bits, NORM_INPUT_BITS)
+        for key in ("norm_residual_bits", "output_bits"):
+            if getattr(self, key) is not None:
+                _check_bits(key, getattr(self, key), WIDE_BITS)
         _check_choice("activation_observer", self.activation_observer, ACTIVATION_OBSERVERS)
         _check_choice("output_observer", self.output_observer, OUTPUT_OBSERVERS)
         for key in ("bias_correction", "equalize"):

@@ -14,11 +14,16 @@
 - A ``norm`` input is INT of QuantConfig.norm_input_bits (default: the activation width): the
   residual sums carry the outlier channels of transformers (LLM.int8(), SmoothQuant), which an
   8-bit per-tensor step cannot hold next to the ordinary ones.
+- With QuantConfig.norm_residual_bits a norm output that feeds a residual ``add`` gets a second
+  norm node (``split_norm_residuals``, attrs ``residual_copy``) whose INT output of that width
+  feeds the adds; the GEMMs keep reading the first (8-bit or FP8) one. In a post-LN
+  transformer the norm output is the residual stream.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -87,3 +92,37 @@ def symmetric(lo: float, hi: float, bits: int) -> TensorQ:
     """INT encoding of [-m, m], m = max(|lo|, |hi|): zero point 0, codes +-(2^(b-1) - 1)."""
     m = max(abs(lo), abs(hi))
     return TensorQ(m / ((1 << (bits - 1)) - 1) if m > 0 else EMPTY_SCALE, 0, bits)
+
+
+RESIDUAL_COPY = "residual_copy"  # the attr marking split_norm_residuals' copies
+
+
+def split_norm_residuals(graph: FGraph) -> FGraph:
+    """Each norm whose output feeds an ``add`` (and is not the graph output) gets a copy, the
+    node ``<name>.residual`` with attrs ``residual_copy``, inserted after it; the adds read the
+    copy, every other reader the original. A norm only adds read is marked instead of copied.
+    Idempotent."""
+    nodes, shapes = [], dict(graph.shapes)
+    renamed: dict[tuple[str, str], str] = {}  # (add node, tensor) -> the copy it reads
+    for node in graph.nodes:
+        node = replace(node, inputs=tuple(renamed.get((node.name, t), t) for t in node.inputs))
+        users = graph.users(node.output)
+        adds = [u for u in users if u.op == "add"]
+        if node.op != "norm" or not adds or node.output == graph.output \
+                or node.attrs.get(RESIDUAL_COPY):
+            nodes.append(node)
+            continue
+        if len(adds) == len(users):
+            nodes.append(replace(node, attrs={**node.attrs, RESIDUAL_COPY: True}))
+            continue
+        name = f"{node.name}.residual"
+        nodes += [node, replace(node, name=name, output=name,
+                                attrs={**node.attrs, RESIDUAL_COPY: True})]
+        shapes[name] = shapes[node.output]
+        renamed.update({(a.name, node.output): name for a in adds})
+    return replace(graph, nodes=tuple(nodes), shapes=shapes)
+
+
+def residual_copies(graph: FGraph) -> set[str]:
+    """Outputs of the norms ``split_norm_residuals`` made or marked for residual adds."""
+    return {n.output for n in graph.nodes if n.op == "norm" and n.attrs.get(RESIDUAL_COPY)}

@@ -25,6 +25,7 @@ from qasic.quant.biascorr import correct_biases
 from qasic.quant.blockscale import effective_weight
 from qasic.quant.calibrate import check_calibration, encode_activations, fused_relu, prepare
 from qasic.quant.config import QuantConfig
+from qasic.quant.encodings import split_norm_residuals
 from qasic.quant.equalize import ALPHA as EQUALIZE_ALPHA
 from qasic.quant.equalize import equalize
 from qasic.quant.fgraph import FGraph, FNode, run_float
@@ -59,6 +60,8 @@ def quantize(model: Any, example_inputs: Any, calibration: Any,
 def quantize_graph(graph: FGraph, calibration: Any, config: QuantConfig) -> QGraph:
     _check_layers(graph, config)
     graph = prepare(graph)
+    if config.norm_residual_bits is not None:
+        graph = split_norm_residuals(graph)
     x = check_calibration(graph, calibration)
     x = graph.to_internal(x)
     # memory: calibration never reads a fused pre-activation (it observes the relu's output)

@@ -1,12 +1,14 @@
 """16-bit residual sums (QuantConfig.norm_input_bits = 16) on the accelerator: an ADD writes
-int16 codes, ADD and NORM read them, bit-exact against the golden reference; every other kernel
-refuses them with one line."""
+int16 codes, ADD and NORM read them, bit-exact against the golden reference; a norm's residual
+copy and a linear's output (QuantConfig.norm_residual_bits, output_bits) are int16 codes POST
+writes; every other kernel refuses them with one line."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from qasic.compiler import compile_graph
@@ -68,6 +70,40 @@ def test_post_ln_residual_sums_at_16_bits_are_bit_exact(fmt, arch):
     assert layer(p, "res1")["kind"] == "ew"
 
 
+def post_ln_wide_norms(fmt: str = "int", s: int = 9, d: int = 40, mlp: int = 48):
+    """post_ln_block with each LayerNorm written twice (QuantConfig.norm_residual_bits): an
+    8-bit/FP8 output for the next linear and an int16 one for the residual add; the head
+    linear writes int16 codes (QuantConfig.output_bits)."""
+    b = Builder("post_ln_wide", 3)
+    x = b.codes("x", (s, d), act(0.05, 3, fmt))
+    o = b.linear("proj", x, d, act(0.06, -1, fmt))
+    r1 = b.add("res1", x, o, wide(0.0004, 9000))
+    h = b.norm("ln1", r1, act(0.05, 1, fmt))
+    h_wide = b.norm("ln1.residual", r1, wide(0.0002, -700))
+    f = b.linear("fc", h, mlp, act(0.07, 2, fmt))
+    f2 = b.linear("fc2", f, d, act(0.06, 0, fmt))
+    r2 = b.add("res2", h_wide, f2, wide(0.0005, -300))
+    y = b.norm("ln2", r2, act(0.05, 0, fmt))
+    return b.graph(b.linear("head", y, 24, wide(0.0005, 123)))
+
+
+@pytest.mark.parametrize("fmt", ["int", FP8])
+def test_post_writes_a_norms_residual_copy_and_the_output_at_16_bits(fmt):
+    target = ARCHS["default"]
+    if fmt == FP8:
+        target = dataclasses.replace(target, input_bits=5, input_shift_bits=4, acc_bits=48)
+    p, r = check(post_ln_wide_norms(fmt), target, batch=3)
+    posts = Counter(i["ofmt"] for i, lid in zip(p.instrs, p.layer_ids, strict=True)
+                    if i.op == "POST" and p.layers[lid]["name"] in ("ln1.residual", "head"))
+    assert set(posts) == {"int16"}
+    enc = "int8" if fmt == "int" else FP8
+    assert {i["ofmt"] for i, lid in zip(p.instrs, p.layer_ids, strict=True)
+            if i.op == "POST" and p.layers[lid]["name"] == "ln1"} == {enc}
+    assert {(i["fmt"], i["bfmt"]) for i, lid in zip(p.instrs, p.layer_ids, strict=True)
+            if i.op == "ADD" and p.layers[lid]["name"] == "res2"} == {("int16", enc)}
+    assert np.abs(r.outputs).max() > 127  # the output uses the 16-bit range
+
+
 @pytest.mark.parametrize("s, d", [(7, 24), (3, 8), (12, 40)])
 def test_an_int16_operand_of_an_add_is_bit_exact(s, d):
     p, _ = check(pre_ln_stream(s, d), ARCHS["8x8"], batch=2)
@@ -95,9 +131,11 @@ def test_a_gemm_reading_int16_codes_is_refused_with_one_line():
     r = b.add("res", x, o, wide(0.0004))
     graph = b.graph(b.linear("after", r, 16, TensorQ(0.05, 0)))
     with pytest.raises(UnsupportedOpError, match=r"^layer after \(gemm\) reads the 16-bit codes "
-                                                 r"of res; on the accelerator only residual adds "
+                                                 r"of res; on the accelerator adds, norms and "
+                                                 r"convs/linears without a fused table or pool "
                                                  r"write them and only adds and norms read them; "
-                                                 r"use norm_input_bits <= 8$"):
+                                                 r"use norm_input_bits, norm_residual_bits and "
+                                                 r"output_bits <= 8$"):
         compile_graph(graph, ARCHS["default"])
 
 
