@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
+
 from qasic.arch.config import ArchConfig, toml_key
 from qasic.errors import ProgramFormatError
 from qasic.isa.program import Program
@@ -38,11 +40,12 @@ def check_arch_buildable(arch: ArchConfig) -> None:
 
 
 def check_runnable(program: Program, arch: ArchConfig, depth: int = PROGRAM_DEPTH,
-                   ops: tuple[str, ...] | None = None) -> None:
+                   ops: tuple[str, ...] | None = None, prefix: bool = False) -> None:
     """Raise RtlLimitError naming the first instruction this build cannot run.
 
     ``ops``: the opcodes the build executes (default: every opcode of ``rtl.top.UNITS`` and the
-    queues' own SYNC and END)."""
+    queues' own SYNC and END). ``prefix``: the run loads only each queue's first ``depth``
+    instructions (``loaded``), so longer queues are no refusal and only those are checked."""
     if ops is None:
         from qasic.rtl.top import rtl_opcodes
         ops = rtl_opcodes()
@@ -51,14 +54,15 @@ def check_runnable(program: Program, arch: ArchConfig, depth: int = PROGRAM_DEPT
     check_arch_buildable(arch)
     per_queue = Counter(ins.queue for ins in program.instrs)
     for queue, count in per_queue.items():
-        if count > depth:
+        if count > depth and not prefix:
             raise RtlLimitError(
                 f"program {program.meta.get('model', program.source)!r} has {count} {queue}-queue "
                 f"instructions; the RTL's program memory holds {depth} per queue "
                 "(rtl.limits.PROGRAM_DEPTH): run a smaller model or rebuild with a deeper one")
     from qasic.rtl.dma import refusal
 
-    for i, ins in enumerate(program.instrs):
+    for i in map(int, np.flatnonzero(loaded(program, depth))):
+        ins = program.instrs[i]
         if ins.op not in ops:
             raise RtlLimitError(
                 f"instruction {i} ({ins.op}): this RTL build has no unit for {ins.op}; it runs "
@@ -66,3 +70,16 @@ def check_runnable(program: Program, arch: ArchConfig, depth: int = PROGRAM_DEPT
         why = refusal(ins, arch)
         if why:
             raise RtlLimitError(f"instruction {i} ({ins.op}): {why}")
+
+
+def loaded(program: Program, depth: int = PROGRAM_DEPTH) -> np.ndarray:
+    """bool per instruction (program order): among its queue's first ``depth``, the words a
+    program memory of ``depth`` per queue holds. The compiler emits every token push before its
+    pop, so these run exactly as in the whole program until a queue reaches its first unloaded
+    instruction."""
+    seen = Counter()
+    keep = np.zeros(len(program.instrs), dtype=bool)
+    for i, ins in enumerate(program.instrs):
+        keep[i] = seen[ins.queue] < depth
+        seen[ins.queue] += 1
+    return keep

@@ -35,7 +35,7 @@ from qasic.errors import QasicError
 from qasic.isa.encoding import encode_all
 from qasic.isa.program import Program
 from qasic.isa.table import QUEUES
-from qasic.rtl.limits import check_runnable
+from qasic.rtl.limits import PROGRAM_DEPTH, check_runnable, loaded
 from qasic.rtl.tools import (
     RtlToolError,
     ensure_build_tools,
@@ -108,28 +108,20 @@ class RtlRun:
 
 
 def rtl_run(program: Program, arch: ArchConfig, codes: np.ndarray, build_dir: str | Path,
-            reference: np.ndarray | None = None, progress=None, trace: bool = False) -> RtlRun:
+            reference: np.ndarray | None = None, progress=None, trace: bool = False,
+            depth: int = PROGRAM_DEPTH) -> RtlRun:
     """Run ``codes`` (integer input codes, batch first, NHWC) through ``program`` on the RTL.
     ``trace``: record the first sample's issue cycle of every instruction (``RtlRun.starts``,
-    comparable with ``schedule(program, arch).start``; polling every cycle is slower)."""
+    comparable with ``schedule(program, arch).start``; polling every cycle is slower).
+    ``depth``: instructions per queue's program memory, a build parameter."""
     codes = check_codes(program, codes)
-    check_runnable(program, arch)
-    say = progress or (lambda _msg: None)
-    sim_dir = build_accelerator(arch, build_dir, say)
-    images = dram_images(program, arch, codes)
-    # the DMA reads and writes whole aligned B-byte words: the last one may reach past the image
-    b = arch.dram_bytes_per_cycle
-    images = np.pad(images, ((0, 0), (0, -images.shape[1] % b + b)))
-    run_dir = Path(tempfile.mkdtemp(prefix="rtl-run-", dir=sim_dir.parent))
-    say(f"running {len(codes)} sample(s) on the RTL")
-    t0 = time.perf_counter()
-    raw = _simulate(program, arch, images, sim_dir, run_dir, trace)
-    seconds = time.perf_counter() - t0
+    check_runnable(program, arch, depth)
+    timing = schedule(program, arch)
+    raw = _run(program, arch, codes, build_dir, progress, depth,
+               limit=4 * int(timing.total) + 10_000, trace=trace)
     _check_errors(program, raw["error"])
-    shutil.rmtree(run_dir)  # kept only when the run fails, for its log
     outputs = read_outputs(program, arch, raw["dram"])
     sim_out = run_functional(program, arch, codes, mode="exact")
-    timing = schedule(program, arch)
     busy_sim = {q: int(sum(timing.issued[i] - timing.start[i]
                            for i, ins in enumerate(program.instrs) if ins.queue == q))
                 for q in QUEUES}
@@ -140,8 +132,98 @@ def rtl_run(program: Program, arch: ArchConfig, codes: np.ndarray, build_dir: st
         samples=len(codes), outputs=outputs, sim_outputs=sim_out, reference_equal=ref_equal,
         cycles_rtl=max(cycles), cycles_sim=int(timing.total),
         busy_rtl={q: int(raw["busy"][0][k]) for k, q in enumerate(QUEUES)},
-        busy_sim=busy_sim, sample_cycles=cycles, seconds=seconds,
+        busy_sim=busy_sim, sample_cycles=cycles, seconds=raw["seconds"],
         starts=_starts(program, raw["issues"]) if trace else None)
+
+
+def _run(program: Program, arch: ArchConfig, codes: np.ndarray, build_dir: str | Path,
+         progress, depth: int, limit: int, trace: bool, stop: bool = False) -> dict:
+    """The testbench's results for ``codes`` on the build of (``arch``, ``depth``), which
+    holds each queue's first ``depth`` instructions, and ``seconds`` its wall-clock run."""
+    say = progress or (lambda _msg: None)
+    sim_dir = build_accelerator(arch, build_dir, say, depth)
+    images = dram_images(program, arch, codes)
+    # the DMA reads and writes whole aligned B-byte words: the last one may reach past the image
+    b = arch.dram_bytes_per_cycle
+    images = np.pad(images, ((0, 0), (0, -images.shape[1] % b + b)))
+    run_dir = Path(tempfile.mkdtemp(prefix="rtl-run-", dir=sim_dir.parent))
+    say(f"running {len(codes)} sample(s) on the RTL")
+    words = program_words(program)[loaded(program, depth)]
+    t0 = time.perf_counter()
+    raw = _simulate(words, arch, images, sim_dir, run_dir, limit, trace, stop)
+    raw["seconds"] = time.perf_counter() - t0
+    shutil.rmtree(run_dir)  # kept only when the run fails, for its log
+    return raw
+
+
+@dataclass(frozen=True)
+class RtlPrefix:
+    """A traced run of a program's first cycles: each instruction's issue cycle on the RTL
+    against the timing model's, over the ``horizon`` where both must agree."""
+    instructions: int                   # the program's
+    loaded: int                         # words the program memories held (each queue's first)
+    cycles_traced: int                  # RTL cycles run (fewer: the program finished)
+    cycles_sim: int                     # the whole program's, the timing model's
+    horizon: int                        # traced cycles the loaded words run as the whole program
+    starts: np.ndarray                  # RTL issue cycle per instruction (-1: not issued)
+    starts_sim: np.ndarray              # the timing model's
+    seconds: float = 0.0
+
+    @property
+    def compared(self) -> np.ndarray:
+        """Instructions either side issues before ``horizon``."""
+        rtl = (self.starts >= 0) & (self.starts < self.horizon)
+        return rtl | (self.starts_sim < self.horizon)
+
+    @property
+    def max_start_difference(self) -> int:
+        """Largest |RTL - model| issue cycle over ``compared`` (one the RTL never issued counts
+        from ``horizon``)."""
+        c = self.compared
+        rtl = np.where(self.starts[c] >= 0, self.starts[c], self.horizon)
+        return int(np.abs(rtl - self.starts_sim[c]).max()) if c.any() else 0
+
+    @property
+    def cycles_per_s(self) -> float:
+        return self.cycles_traced / self.seconds if self.seconds else 0.0
+
+    def to_json(self) -> dict:
+        covered = int(self.compared.sum())
+        return {
+            "instructions": self.instructions, "instructions_loaded": self.loaded,
+            "instructions_covered": covered, "covered_fraction": covered / self.instructions,
+            "cycles_traced": self.cycles_traced, "horizon_cycles": self.horizon,
+            "cycles_sim": self.cycles_sim, "cycles_fraction": self.horizon / self.cycles_sim,
+            "starts_equal": self.max_start_difference == 0,
+            "max_start_difference": self.max_start_difference,
+            "rtl_s": self.seconds, "rtl_cycles_per_s": self.cycles_per_s,
+        }
+
+
+def rtl_prefix(program: Program, arch: ArchConfig, codes: np.ndarray, build_dir: str | Path,
+               max_cycles: int, depth: int = PROGRAM_DEPTH, progress=None) -> RtlPrefix:
+    """Trace at most the first ``max_cycles`` of ``program`` on one sample (``codes[:1]``), with
+    each queue's first ``depth`` instructions loaded; outputs are not compared (it stops early).
+
+    The loaded words run as the whole program until a queue reaches its first unloaded
+    instruction, which the timing model issues at the earliest at ``cut``: the comparison's
+    horizon is min(cycles traced, cut). An RTL fault before it is raised; one after it is
+    the truncation's (a token no unloaded instruction pops) and ends the trace."""
+    codes = check_codes(program, codes)[:1]
+    check_runnable(program, arch, depth, prefix=True)
+    timing = schedule(program, arch)
+    keep = loaded(program, depth)
+    cut = int(timing.start[~keep].min()) if not keep.all() else int(timing.total)
+    raw = _run(program, arch, codes, build_dir, progress, depth, limit=min(max_cycles, cut),
+               trace=True, stop=True)  # nothing after the cut is compared
+    traced = int(raw["traced"])
+    if traced < cut:
+        _check_errors(program, raw["error"])
+    return RtlPrefix(
+        instructions=len(program.instrs), loaded=int(keep.sum()), cycles_traced=traced,
+        cycles_sim=int(timing.total), horizon=min(traced, cut),
+        starts=_starts(program, raw["issues"]), starts_sim=np.asarray(timing.start),
+        seconds=raw["seconds"])
 
 
 def _starts(program: Program, issues: np.ndarray) -> np.ndarray:
@@ -196,20 +278,22 @@ def program_words(program: Program) -> np.ndarray:
 
 # ---- build ------------------------------------------------------------------------------------
 
-def build_accelerator(arch: ArchConfig, build_dir: str | Path, progress=None) -> Path:
-    """Generate and Verilate the accelerator for ``arch`` unless the cached build matches;
-    ``progress`` hears what happens, and the elapsed time every TICK_S seconds of a build."""
+def build_accelerator(arch: ArchConfig, build_dir: str | Path, progress=None,
+                      depth: int = PROGRAM_DEPTH) -> Path:
+    """Generate and Verilate the accelerator for ``arch`` (program memories of ``depth``
+    instructions per queue) unless the cached build matches; ``progress`` hears what happens,
+    and the elapsed time every TICK_S seconds of a build."""
     say = progress or (lambda _msg: None)
     from qasic.rtl.top import TOP, accelerator_key, generate_accelerator
 
     ensure_cocotb()
     verilator_exe = ensure_verilator()
     ensure_build_tools()
-    root = Path(build_dir).resolve() / accelerator_key(arch)
+    root = Path(build_dir).resolve() / accelerator_key(arch, depth)
     if root in _BUILT:
         return _BUILT[root]
     say(f"elaborating the accelerator for {arch.name} (Amaranth -> Verilog)")
-    v_path = generate_accelerator(arch, root)[0]
+    v_path = generate_accelerator(arch, root, depth)[0]
     sim_dir, stamp = root / "sim_build", root / "sim_build.sha256"
     digest = hashlib.sha256(v_path.read_bytes()).hexdigest()
     if not ((sim_dir / TOP).exists() and stamp.exists() and stamp.read_text() == digest):
@@ -274,18 +358,16 @@ def first_error(log: Path) -> str:
 
 # ---- simulation -------------------------------------------------------------------------------
 
-def _simulate(program: Program, arch: ArchConfig, images: np.ndarray, sim_dir: Path,
-              run_dir: Path, trace: bool = False) -> dict:
+def _simulate(words: np.ndarray, arch: ArchConfig, images: np.ndarray, sim_dir: Path,
+              run_dir: Path, limit: int, trace: bool = False, stop: bool = False) -> dict:
     from cocotb_tools.runner import get_results, get_runner
 
     from qasic.rtl.top import TOP
 
     job, results = run_dir / "job.npz", run_dir / "results.npz"
-    timing = schedule(program, arch)
-    np.savez(job, words=program_words(program), dram=images,
+    np.savez(job, words=words, dram=images,
              latency=arch.dram_latency_cycles, bytes_per_cycle=arch.dram_bytes_per_cycle,
-             limit=4 * int(timing.total) + 10_000, fetch_latency=FETCH_LATENCY,
-             trace=int(trace))
+             limit=limit, fetch_latency=FETCH_LATENCY, trace=int(trace), stop=int(stop))
     log, xml = run_dir / "sim.log", run_dir / "results.xml"
     try:
         get_runner("verilator").test(

@@ -3,10 +3,11 @@
 Run by :mod:`qasic.rtl.run` (never imported by ``qasic.rtl`` itself). Environment:
 ``QASIC_RTL_JOB``, an .npz of ``words`` (n, 32) uint8 instruction words in program order,
 ``dram`` (samples, bytes) uint8 initial DRAM images, ``latency`` and ``bytes_per_cycle`` of the
-arch's DRAM, ``limit`` cycles per sample and ``trace`` (1: record the first sample's issue
-cycles); ``QASIC_RTL_RESULTS``, the .npz written here: ``dram`` the final images, ``cycles`` per
+arch's DRAM, ``limit`` cycles per sample, ``trace`` (1: record the first sample's issue
+cycles) and ``stop`` (1: a traced prefix run, which stops after ``limit`` cycles instead of
+failing); ``QASIC_RTL_RESULTS``, the .npz written here: ``dram`` the final images, ``cycles`` per
 sample, ``busy`` (samples, 3) per-queue occupied cycles, ``error`` (samples, 3) error flag,
-code and queue, ``issues`` (queue, cycle) per traced issue.
+code and queue, ``issues`` (queue, cycle) per traced issue, ``traced`` the cycles traced.
 
 Per sample: clear, load the words through the loader port (one per cycle), point the DRAM
 model at the sample's image, raise ``run`` and wait for ``finished`` (or ``error``). Driving and
@@ -32,6 +33,7 @@ async def run_program(dut) -> None:
     words, images = job["words"], job["dram"]
     latency, limit = int(job["latency"]), int(job["limit"])
     trace, issues = bool(int(job["trace"])), np.zeros((0, 2), dtype=np.int64)
+    stop, traced = bool(int(job["stop"])), 0
     Clock(dut.clk, 10, unit="ns").start()
     for name in ("prog_en", "prog_data", "clear", "run"):
         getattr(dut, name).value = 0
@@ -51,7 +53,7 @@ async def run_program(dut) -> None:
         await _load(dut, words)
         dut.run.value = 1
         if trace and s == 0:
-            issues = await _traced(dut, limit)
+            issues, traced = await _traced(dut, limit, stop)
         elif not await _wait(dut, limit):
             raise AssertionError(f"sample {s}: the accelerator did not finish within {limit} "
                                  "cycles")
@@ -66,7 +68,8 @@ async def run_program(dut) -> None:
         finals.append(memory.copy())
     np.savez(os.environ["QASIC_RTL_RESULTS"], dram=np.array(finals, dtype=np.uint8),
              cycles=np.array(cycles, dtype=np.int64), busy=np.array(busy, dtype=np.int64),
-             error=np.array(errors, dtype=np.int64), issues=np.array(issues, dtype=np.int64))
+             error=np.array(errors, dtype=np.int64), issues=np.array(issues, dtype=np.int64),
+             traced=traced)
 
 
 async def _wait(dut, limit: int) -> bool:
@@ -79,9 +82,10 @@ async def _wait(dut, limit: int) -> bool:
     return fired is not timeout
 
 
-async def _traced(dut, limit: int) -> list[tuple[int, int]]:
+async def _traced(dut, limit: int, stop: bool = False) -> tuple[list[tuple[int, int]], int]:
     """Run polling every cycle; return (queue index, cycle) of every issue, cycle 0 = the first
-    cycle an instruction can issue (the cycle ``cycles`` starts counting)."""
+    cycle an instruction can issue (the cycle ``cycles`` starts counting), and the cycles traced.
+    ``stop``: after ``limit`` cycles return what was traced rather than fail."""
     out = []
     for cycle in range(-1, limit):  # run rose: the program memory's read cycle is -1
         await FallingEdge(dut.clk)
@@ -89,7 +93,9 @@ async def _traced(dut, limit: int) -> list[tuple[int, int]]:
             if int(getattr(dut, f"issue_{q}").value):
                 out.append((k, cycle + 1))
         if int(dut.finished.value) or int(dut.error.value):
-            return out
+            return out, cycle + 1
+    if stop:
+        return out, limit
     raise AssertionError(f"the accelerator did not finish within {limit} cycles")
 
 

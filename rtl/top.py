@@ -95,13 +95,16 @@ def rtl_opcodes() -> tuple[str, ...]:
     return tuple(op for row in UNITS for op in row.ops) + QUEUE_OPS
 
 
-def accelerator_key(arch: ArchConfig) -> str:
+def accelerator_key(arch: ArchConfig, depth: int = PROGRAM_DEPTH) -> str:
     """Build directory name: a digest of every arch field but its name (the scratchpads size
-    the RTL too; two arches that differ only in name share a build)."""
+    the RTL too; two arches that differ only in name share a build), and the program memory's
+    ``depth`` when it is not the default (so the default builds keep their names)."""
     import hashlib
     fields = {k: v for k, v in arch.to_dict().items() if k != "name"}
     blob = json.dumps(fields, sort_keys=True, default=str).encode()
-    return f"accel_{arch.array_rows}x{arch.array_cols}_{hashlib.sha256(blob).hexdigest()[:12]}"
+    deep = "" if depth == PROGRAM_DEPTH else f"_d{depth}"
+    return (f"accel_{arch.array_rows}x{arch.array_cols}{deep}_"
+            f"{hashlib.sha256(blob).hexdigest()[:12]}")
 
 
 class Accelerator(wiring.Component):

@@ -47,3 +47,28 @@ def test_dram_images_round_trip_the_outputs():
                                   run_functional(program, arch, codes, mode="exact"))
     words = run.program_words(program)
     assert words.shape == (len(program.instrs), 32)
+
+
+def test_a_prefix_loads_each_queues_first_words_and_compares_to_its_horizon():
+    """``loaded`` keeps each queue's first ``depth`` instructions in program order; a prefix
+    compares every instruction either side issued before the horizon, and one the RTL never
+    issued counts from the horizon."""
+    from benchmarks.rtl_run import graph, point_arch, small_arch
+    from qasic.compiler import compile_graph
+    from qasic.rtl.limits import loaded
+
+    arch = point_arch("w8a8", small_arch())
+    program = compile_graph(graph("w8a8"), arch)
+    keep = loaded(program, 8)
+    for q in ("load", "compute", "store"):
+        mine = [i for i, ins in enumerate(program.instrs) if ins.queue == q]
+        assert keep[mine].tolist() == [k < 8 for k in range(len(mine))]
+    sim = np.array([0, 1, 5, 9, 12])
+    prefix = run.RtlPrefix(instructions=5, loaded=5, cycles_traced=10, cycles_sim=20, horizon=10,
+                           starts=np.array([0, 1, 5, -1, -1]), starts_sim=sim)
+    assert prefix.compared.tolist() == [True, True, True, True, False]
+    assert prefix.max_start_difference == 1  # instruction 3: never issued, counted at 10
+    record = prefix.to_json()
+    assert record["instructions_covered"] == 4 and not record["starts_equal"]
+    same = run.RtlPrefix(5, 5, 10, 20, 10, np.array([0, 1, 5, 9, -1]), sim)
+    assert same.max_start_difference == 0 and same.to_json()["covered_fraction"] == 0.8

@@ -104,3 +104,42 @@ def test_a_transformer_block_runs_whole_on_the_rtl(rtl_build_dir):
     timing = schedule(program, arch)
     np.testing.assert_array_equal(result.starts, timing.start)
     assert result.cycles_rtl == result.cycles_sim == timing.total
+
+
+@pytest.mark.rtl
+def test_another_built_in_model_runs_whole_and_a_longer_one_as_a_traced_prefix(rtl_build_dir):
+    """digits_mlp (W8A8) whole on CI's 4x4 build: bit-exact, every instruction issued in the
+    timing model's cycle. mnist_cnn has more compute instructions than the build's program
+    memory holds: a prefix run loads each queue's first PROGRAM_DEPTH and traces up to where the
+    model says the first unloaded one would issue; every instruction before it issues in the
+    model's cycle (benchmarks.rtl_models runs every built-in model this way)."""
+    from benchmarks.rtl_run import point_arch
+    from qasic.compiler import compile_graph
+    from qasic.flow import quantize_model
+    from qasic.models import get_model
+    from qasic.quant import QuantConfig, reference
+    from qasic.rtl.limits import PROGRAM_DEPTH
+    from qasic.rtl.run import rtl_prefix, rtl_run
+    from qasic.sim.run import input_codes
+    from qasic.sim.timing import schedule
+
+    arch = point_arch("w8a8", small_arch())
+    mlp = get_model("digits_mlp")
+    graph = quantize_model(mlp, QuantConfig())
+    program = compile_graph(graph, arch)
+    codes = input_codes(program, mlp.test_inputs[:4])
+    result = rtl_run(program, arch, codes, rtl_build_dir, reference=reference.run(graph, codes),
+                     trace=True)
+    assert result.outputs_equal and result.reference_equal
+    np.testing.assert_array_equal(result.starts, schedule(program, arch).start)
+    assert result.cycles_rtl == result.cycles_sim
+
+    cnn = get_model("mnist_cnn")
+    program = compile_graph(quantize_model(cnn, QuantConfig()), arch)
+    assert max(sum(ins.queue == q for ins in program.instrs) for q in ("load", "compute")) \
+        > PROGRAM_DEPTH
+    prefix = rtl_prefix(program, arch, input_codes(program, cnn.test_inputs[:1]),
+                        rtl_build_dir, max_cycles=200_000)
+    assert prefix.loaded < prefix.instructions and prefix.horizon < prefix.cycles_sim
+    assert prefix.max_start_difference == 0
+    assert prefix.compared.sum() > prefix.instructions // 2
