@@ -107,6 +107,38 @@ def test_a_transformer_block_runs_whole_on_the_rtl(rtl_build_dir):
 
 
 @pytest.mark.rtl
+def test_qasic_rtl_run_checks_a_program_file_against_the_graph_it_carries(
+        rtl_build_dir, tmp_path, capsys):
+    """The command as a user runs it: a program file alone (its embedded graph is the golden
+    reference), the W8A8 point's shared build; then a file whose graph disagrees fails."""
+    import json
+
+    from benchmarks.rtl_run import graph, point_arch
+    from qasic.cli import main
+    from qasic.compiler import compile_graph
+    from qasic.isa.program import save
+    from qasic.quant.graphio import embed
+
+    g = graph("w8a8")
+    program = compile_graph(g, point_arch("w8a8", small_arch()))
+    path = save(embed(program, g), tmp_path / "w8a8.qasic")
+    assert main(["rtl-run", str(path), "--limit", "2", "--json",
+                 "--build-dir", str(rtl_build_dir)]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["samples"] == 2 and record["outputs_equal"] is True
+    assert record["reference_equal"] is True and record["simulator_equal"] is True
+    assert record["cycle_error"] == 0
+
+    fc = g.node("fc")
+    params = {**fc.params, "bias": fc.params["bias"] + 5000}
+    bad = dataclasses.replace(g, nodes=tuple(dataclasses.replace(n, params=params)
+                                             if n is fc else n for n in g.nodes))
+    save(embed(program, bad), path)
+    assert main(["rtl-run", str(path), "--limit", "1", "--build-dir", str(rtl_build_dir)]) == 1
+    assert "DIFFERENT" in capsys.readouterr().out
+
+
+@pytest.mark.rtl
 def test_another_built_in_model_runs_whole_and_a_longer_one_as_a_traced_prefix(rtl_build_dir):
     """digits_mlp (W8A8) whole on CI's 4x4 build: bit-exact, every instruction issued in the
     timing model's cycle. mnist_cnn has more compute instructions than the build's program
