@@ -16,12 +16,13 @@ model's contract (qasic.sim.timing), not a property of particular durations.
 
 from __future__ import annotations
 
-from collections import deque
+from operator import attrgetter
 
 import numpy as np
+from numba import njit
 
 from qasic.isa.encoding import Instr
-from qasic.isa.table import QUEUES
+from qasic.isa.table import BY_NAME, QUEUES
 
 FIFOS = (("load", "compute"), ("compute", "load"), ("compute", "store"), ("store", "compute"))
 # (queue, flag) -> FIFO index; a flag absent here names a queue that does not exist
@@ -38,13 +39,21 @@ def fifo_name(k: int) -> str:
 
 def flag_matrix(instrs: tuple[Instr, ...]) -> np.ndarray:
     """(n, 4) bool: the pop_prev, pop_next, push_prev, push_next flags."""
-    return np.array([[getattr(ins, f) for f in FLAGS] for ins in instrs], dtype=bool
-                    ).reshape(len(instrs), len(FLAGS))
+    get = attrgetter(*FLAGS)
+    return np.array([get(ins) for ins in instrs], dtype=bool).reshape(len(instrs), len(FLAGS))
+
+
+_QUEUE_OF = {name: QUEUES.index(op.queue) for name, op in BY_NAME.items()}
+
+
+def queue_index(instrs: tuple[Instr, ...]) -> np.ndarray:
+    """(n,) int64: each instruction's queue, as an index into QUEUES."""
+    return np.fromiter((_QUEUE_OF[ins.op] for ins in instrs), np.int64, len(instrs))
 
 
 def bad_flag(instrs: tuple[Instr, ...], flags: np.ndarray) -> tuple[int, str] | None:
     """The first (instruction, flag) naming a queue its queue does not have."""
-    queue = np.array([QUEUES.index(ins.queue) for ins in instrs])
+    queue = queue_index(instrs)
     for j, flag in enumerate(FLAGS):
         table = POPS if flag.startswith("pop") else PUSHES
         valid = np.array([(q, flag) in table for q in QUEUES])
@@ -56,7 +65,7 @@ def bad_flag(instrs: tuple[Instr, ...], flags: np.ndarray) -> tuple[int, str] | 
 
 def fifo_columns(instrs: tuple[Instr, ...], flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(pops, pushes): (n, 4) int, per instruction and FIFO (flags checked by bad_flag)."""
-    queue = np.array([QUEUES.index(ins.queue) for ins in instrs], dtype=np.int64)
+    queue = queue_index(instrs)
     rows = np.arange(len(instrs))
     pops, pushes = np.zeros((len(instrs), 4), int), np.zeros((len(instrs), 4), int)
     for j, flag in enumerate(FLAGS):
@@ -70,22 +79,45 @@ def fifo_columns(instrs: tuple[Instr, ...], flags: np.ndarray) -> tuple[np.ndarr
 def deadlock(instrs: tuple[Instr, ...], pops: np.ndarray, pushes: np.ndarray) -> list[int] | None:
     """Run the three queues on token counts alone (a push lands when its instruction runs);
     return the instruction each unfinished queue is stuck at, or None when all finish."""
-    order = {q: [i for i, ins in enumerate(instrs) if ins.queue == q] for q in QUEUES}
-    need, give = pops.tolist(), pushes.tolist()
-    head, level = dict.fromkeys(QUEUES, 0), [0, 0, 0, 0]
+    stuck = _deadlock(queue_index(instrs), np.ascontiguousarray(pops, np.int64),
+                      np.ascontiguousarray(pushes, np.int64))
+    return [int(i) for i in stuck] or None
+
+
+@njit(cache=True)
+def _deadlock(queue, pops, pushes):  # pragma: no cover (compiled; tests call deadlock)
+    n = len(queue)
+    count = np.zeros(3, np.int64)
+    for i in range(n):
+        count[queue[i]] += 1
+    order = np.empty((3, max(n, 1)), np.int64)
+    fill = np.zeros(3, np.int64)
+    for i in range(n):
+        order[queue[i], fill[queue[i]]] = i
+        fill[queue[i]] += 1
+    head = np.zeros(3, np.int64)
+    level = np.zeros(4, np.int64)
     moved = True
     while moved:
         moved = False
-        for q in QUEUES:
-            while head[q] < len(order[q]):
-                i = order[q][head[q]]
-                if any(lv < n for lv, n in zip(level, need[i])):
+        for q in range(3):
+            while head[q] < count[q]:
+                i = order[q, head[q]]
+                ready = True
+                for f in range(4):
+                    if level[f] < pops[i, f]:
+                        ready = False
+                if not ready:
                     break
-                level = [lv - n + g for lv, n, g in zip(level, need[i], give[i])]
+                for f in range(4):
+                    level[f] += pushes[i, f] - pops[i, f]
                 head[q] += 1
                 moved = True
-    stuck = [order[q][head[q]] for q in QUEUES if head[q] < len(order[q])]
-    return stuck or None
+    stuck = []
+    for q in range(3):
+        if head[q] < count[q]:
+            stuck.append(order[q, head[q]])
+    return np.array(stuck, np.int64)
 
 
 def early_pop(pops: np.ndarray, pushes: np.ndarray) -> tuple[int, int, int] | None:
@@ -106,32 +138,47 @@ def clocks(instrs: tuple[Instr, ...], pops: np.ndarray, pushes: np.ndarray,
     instruction has finished before instruction i starts (-1: none); pos[i] = i's position on
     its own queue. Assumes the token checks above passed. Knowledge is a flat list of 6 ints,
     index 2*q + c."""
-    queue = [QUEUES.index(ins.queue) for ins in instrs]
-    pop_of = [[f for f in range(4) if row[f]] for row in pops.tolist()]
-    push_of = [[f for f in range(4) if row[f]] for row in pushes.tolist()]
-    cls = late.tolist()
-    known, pos = [], []
-    last = [[-1] * 6 for _ in QUEUES]
-    count = [0, 0, 0]
-    fifo: list[deque] = [deque() for _ in FIFOS]
-    for i, q in enumerate(queue):
+    known, pos = _clocks(queue_index(instrs), np.ascontiguousarray(pops, np.int64),
+                         np.ascontiguousarray(pushes, np.int64),
+                         np.ascontiguousarray(late, np.int64))
+    return known.reshape(len(instrs), 3, 2), pos
+
+
+@njit(cache=True)
+def _clocks(queue, pops, pushes, late):  # pragma: no cover (compiled; tests call clocks)
+    n = len(queue)
+    known = np.empty((n, 6), np.int64)
+    pos = np.empty(n, np.int64)
+    last = np.full((3, 6), -1, np.int64)
+    count = np.zeros(3, np.int64)
+    # each FIFO: a queue of "done" vectors (at most one push per instruction)
+    fifo = np.empty((4, max(n, 1), 6), np.int64)
+    head = np.zeros(4, np.int64)
+    tail = np.zeros(4, np.int64)
+    k = np.empty(6, np.int64)
+    for i in range(n):
+        q = queue[i]
         p = count[q]
         count[q] += 1
-        k = last[q]
-        if k[2 * q] < p - 1:  # the previous one has issued: class 0 ones are done
-            k = k.copy()
-            k[2 * q] = p - 1
-        for f in pop_of[i]:
-            k = [max(a, b) for a, b in zip(k, fifo[f].popleft())]
-        known.append(k)
-        pos.append(p)
-        last[q] = k
-        if push_of[i]:
-            done = k.copy()  # what has finished once i has
-            done[2 * q + cls[i]] = p
-            if cls[i]:
-                done[2 * q] = max(done[2 * q], p)
-            for f in push_of[i]:
-                fifo[f].append(done)
-    return (np.array(known, dtype=np.int64).reshape(len(instrs), 3, 2),
-            np.array(pos, dtype=np.int64))
+        for j in range(6):
+            k[j] = last[q, j]
+        k[2 * q] = max(k[2 * q], p - 1)  # the previous one has issued: class 0 ones are done
+        for f in range(4):
+            if pops[i, f]:
+                for j in range(6):
+                    k[j] = max(k[j], fifo[f, head[f], j])
+                head[f] += 1
+        for j in range(6):
+            known[i, j] = k[j]
+            last[q, j] = k[j]
+        pos[i] = p
+        c = late[i]
+        for f in range(4):
+            if pushes[i, f]:
+                for j in range(6):
+                    fifo[f, tail[f], j] = k[j]  # what has finished once i has
+                fifo[f, tail[f], 2 * q + c] = p
+                if c:
+                    fifo[f, tail[f], 2 * q] = max(fifo[f, tail[f], 2 * q], p)
+                tail[f] += 1
+    return known, pos

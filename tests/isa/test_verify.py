@@ -17,7 +17,7 @@ from qasic.compiler import compile_graph
 from qasic.errors import ProgramFormatError, VerificationError
 from qasic.isa import access, limits, schema
 from qasic.isa.encoding import assemble
-from qasic.isa.program import Program, Region, from_bytes, to_bytes
+from qasic.isa.program import CRC_OFFSET, HEADER, Program, Region, from_bytes, to_bytes
 from qasic.isa.verify import DRAM_LIMIT_BYTES, verify
 from qasic.sim.hazards import accesses, hazards
 from tests.archs import archs
@@ -92,8 +92,8 @@ def test_metadata_off_the_schema_is_refused(change, message):
 
 def test_a_file_of_another_schema_version_is_refused():
     blob = to_bytes(program())
-    body = blob[24:].replace(b'"schema": 1', b'"schema": 7')
-    blob = blob[:20] + struct.pack("<I", zlib.crc32(body)) + body
+    body = blob[HEADER.size:].replace(b'"schema": 1', b'"schema": 7')
+    blob = blob[:CRC_OFFSET] + struct.pack("<I", zlib.crc32(body)) + body
     with pytest.raises(ProgramFormatError, match=r"schema = 7; this qasic reads metadata "
                                                  r"schema 1: recompile"):
         from_bytes(blob, "old.qasic")
