@@ -20,6 +20,7 @@ import weakref
 import numpy as np
 
 from qasic.arch.config import ArchConfig
+from qasic.isa import access
 from qasic.isa.encoding import Instr
 from qasic.isa.program import Program
 from qasic.isa.table import ACT_ENCODINGS, LUT_ENTRY_BYTES, encoding_bits, encoding_is_fp
@@ -31,15 +32,21 @@ from qasic.sim.machine import Machine, _act_table, _largest_input, _positive_lev
 _OPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # OpenBLAS runs a GEMM of at most 2^18 multiply-adds (M * N * K) on one thread anyway
 BLAS_THREADS_MIN_MACS = 1 << 18
+SHARED_MEMS = ("weight", "param")  # the scratchpads batch_uniform proves equal across a batch
 _BLAS: list = []  # the threadpoolctl controller of the loaded BLAS libraries, made once
 _CODES = np.array([FK.OPS.get(name, FK.OTHER) for name in OP_NAMES], dtype=np.int64)
 
 
-def run(m: Machine) -> None:
-    """Run ``m``'s whole program (as ``m.run()`` without a hook)."""
+def run(m: Machine, fresh: bool = False) -> None:
+    """Run ``m``'s whole program (as ``m.run()`` without a hook). ``fresh``: ``m`` is in the
+    state of a new Machine but for its input region (run_functional's), so the static proof
+    that its weight and param bytes stay equal across the batch (batch_uniform) holds."""
     p = m.program
     fields, ops = program_fields(p), _op_codes(p)
     s = scratch(m)
+    s.st[FK.ST_UNIFORM] = fresh and batch_uniform(p)
+    if s.st[FK.ST_UNIFORM]:
+        share_rows(m)
     with one_blas_thread(m.arch, m.batch):
         i, n = 0, len(p.instrs)
         while i < n:
@@ -163,6 +170,54 @@ def _buffers(arch: ArchConfig, batch: int) -> tuple[np.ndarray, ...]:
     t, k, n = arch.gemm_max_rows, arch.array_rows, arch.array_cols
     return (np.zeros(batch * t * k, dtype=np.int64), np.zeros(batch * t * n, dtype=np.int64),
             np.zeros(batch * t * k), np.zeros(batch * t * n))
+
+
+def share_rows(m: Machine) -> None:
+    """Make ``m``'s weight and param scratchpads one row seen by every batch element (a view of
+    row 0 with batch stride 0; kept while ``m`` is pooled): for a program batch_uniform proves,
+    every element would hold the same bytes, so a LOAD writes them once
+    (fastkernels._dma) instead of batch times."""
+    for name in SHARED_MEMS:
+        mem = m.mem[name]
+        if mem.shape[0] > 1 and mem.strides[0]:
+            m.mem[name] = np.lib.stride_tricks.as_strided(mem[:1], mem.shape,
+                                                          (0, mem.strides[1]))
+
+
+_UNIFORM: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def batch_uniform(p: Program) -> int:
+    """1 when ``p`` provably holds the same weight and param bytes in every batch element at
+    every instruction (cached per program): the scratchpads start zeroed, and every write to
+    them is a LOAD (a fill, or DRAM bytes no instruction writes and outside the input region:
+    the same constants in every element). A GATHER into them, or a LOAD of bytes a STORE or
+    SCATTER may write, or of the input: 0 (the interpreter compares the bytes per fold)."""
+    done = _UNIFORM.get(p)
+    if done is None:
+        done = _UNIFORM[p] = _batch_uniform(p)
+    return done
+
+
+def _batch_uniform(p: Program) -> int:
+    acc, ops = access.table(program_fields(p).groups), program_fields(p).op
+    names = np.asarray(OP_NAMES)[ops[acc.instr]]
+    shared = np.isin(acc.mem, [access.MEMORIES.index(m) for m in SHARED_MEMS])
+    if np.any(shared & (acc.write != 0) & (names != "LOAD")):
+        return 0
+    dram = access.MEMORIES.index("dram")
+    host = p.region(p.meta["input"]["tensor"])
+    written = [(int(lo), int(hi)) for lo, hi in zip(
+        acc.lo[(acc.mem == dram) & (acc.write != 0)],
+        acc.hi[(acc.mem == dram) & (acc.write != 0)], strict=True)]
+    written.append((host.addr, host.addr + host.size))
+    loads = np.flatnonzero(shared & (acc.write != 0))
+    reads = (acc.mem == dram) & (acc.write == 0) & np.isin(acc.instr, acc.instr[loads])
+    lo, hi = acc.lo[reads], acc.hi[reads]
+    for w_lo, w_hi in written:
+        if np.any((lo < w_hi) & (w_lo < hi)):
+            return 0
+    return 1
 
 
 def _weight_cache(arch: ArchConfig, batch: int) -> tuple[np.ndarray, ...]:

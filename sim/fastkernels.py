@@ -9,10 +9,13 @@ memory is (batch, bytes) uint8; the accumulator (batch, words) int64.
 
 A GEMM runs as in kernels.gemm, but its products are summed by float64 BLAS when a_max * max_n
 sum_k |w[k, n]| < 2^53 (a_max: the largest |level| of the input encoding): no partial sum can
-then leave the integers float64 holds exactly, so the result is the same integer; small folds
-(and the rest) sum in int64 as kernels.gemm. One BLAS call covers the whole batch when every
-element holds the same weight bytes; the last decoded weight tile and activation block are kept
-while their fields and bytes are unchanged (_stale).
+then leave the integers float64 holds exactly, so the result is the same integer (a fold too
+small for a BLAS call sums in a float64 loop under the same bound); the rest sum in int64 as
+kernels.gemm. One product covers the whole batch when every element holds the same weight
+bytes: proven once per program (fast.batch_uniform: the weight and param scratchpads then are
+one row shared by the batch, which a LOAD writes once), else compared per tile. The last
+decoded weight tile and activation block are kept while their fields and bytes are unchanged
+(_stale).
 """
 
 from __future__ import annotations
@@ -110,7 +113,8 @@ def _dma(f, store, dram, inp, wgt, out, par):
     d_end = _span(f[D_DADDR], planes, f[D_DPLANE], rows, f[D_DSTRIDE], rb)
     if s_end > sram.shape[1] or (not fill and d_end > dram.shape[1]):
         return False
-    for b in range(dram.shape[0]):
+    # a scratchpad shared by the batch (fast.share_rows: batch stride 0) is written once
+    for b in range(1 if sram.strides[0] == 0 and not store else dram.shape[0]):
         for p in range(planes):
             for r in range(rows):
                 s0 = f[D_SADDR] + p * f[D_SPLANE] + r * f[D_SSTRIDE]
@@ -243,6 +247,20 @@ def _activations(f, inp, b, a, shape, alut):
 
 
 @njit(cache=True)
+def _foldf(a, w, t, k, n, out):
+    """out[:t, :n] = a[:t * k] (row-major t x k) @ w[:k * n] (row-major k x n) in float64: the
+    exact integers while every partial sum stays below 2^53 (_gemm's bound); a loop where a
+    BLAS call would cost more than the fold."""
+    for m in range(t):
+        for nn in range(n):
+            out[m, nn] = 0.0
+        for kk in range(k):
+            av = a[m * k + kk]
+            for nn in range(n):
+                out[m, nn] += av * w[kk * n + nn]
+
+
+@njit(cache=True)
 def _fold64(a, w, t, k, n, out):
     """out[:t, :n] = a[:t * k] (row-major t x k) @ w[:k, :n] in int64, wrapping (as
     kernels.gemm)."""
@@ -260,22 +278,26 @@ def _gemm(f, inp, wgt, par, acc, shape, alut, bufs, wc, st):
     """One GEMM on every batch element (kernels.gemm's arithmetic). The products are summed
     by float64 BLAS when a_max * max_n sum_k |w[k, n]| < 2^53 (every product and partial sum
     is then an integer float64 holds exactly, so the sums are the integers kernels.gemm
-    computes) and the call does at least BLAS_MIN_MACS: one call for the whole batch when every
-    element holds the same weights, else one per element; other folds sum in int64 (wrapping,
-    as kernels.gemm)."""
+    computes): by BLAS where the call does at least BLAS_MIN_MACS, else by a float64 loop
+    (_foldf), one product for the whole batch when every element holds the same weights, else
+    one per element; folds past that bound sum in int64 (wrapping, as kernels.gemm)."""
     a64, o64, af, of = bufs
     w64, wf, tops = wc
     k, n, t, batch = f[G_K], f[G_N], f[G_LINES] * f[G_ROWS], inp.shape[0]
     tk, tn = t * k, t * n
+    limit = FLOAT64_EXACT // shape[S_AMAX + f[G_AFMT]]
     if _stale(f, st, WKEY, ST_W):
-        st[ST_SHARED] = _decode_weights(f, wgt, par, wc)
+        st[ST_SHARED] = _decode_weights(f, wgt, par, wc, st[ST_UNIFORM])
     if _stale(f, st, AKEY, ST_A):
         for b in range(batch):
             _activations(f, inp, b, af[b * tk:(b + 1) * tk], shape, alut)
-    limit = FLOAT64_EXACT // shape[S_AMAX + f[G_AFMT]]
-    if st[ST_SHARED] and tops[0] < limit and batch * tk * n >= BLAS_MIN_MACS:
+    if st[ST_SHARED] and tops[0] < limit:
         o = of[:batch * tn].reshape(batch * t, n)
-        np.dot(af[:batch * tk].reshape(batch * t, k), wf[0, :k * n].reshape(k, n), o)
+        wv = wf[0, :k * n]
+        if batch * tk * n >= BLAS_MIN_MACS:
+            np.dot(af[:batch * tk].reshape(batch * t, k), wv.reshape(k, n), o)
+        else:
+            _foldf(af, wv, batch * t, k, n, o)
         for b in range(batch):
             _write(f, wgt, acc, b, o[b * t:(b + 1) * t], shape[S_ACC])
         return
@@ -289,9 +311,12 @@ def _gemm(f, inp, wgt, par, acc, shape, alut, bufs, wc, st):
         return
     for b in range(batch):
         w = 0 if st[ST_SHARED] else b  # the element whose decoded tile b uses
-        if tk * n >= BLAS_MIN_MACS and tops[w] < limit:
+        if tops[w] < limit:
             o = of[:tn].reshape(t, n)
-            np.dot(af[b * tk:(b + 1) * tk].reshape(t, k), wf[w, :k * n].reshape(k, n), o)
+            if tk * n >= BLAS_MIN_MACS:
+                np.dot(af[b * tk:(b + 1) * tk].reshape(t, k), wf[w, :k * n].reshape(k, n), o)
+            else:
+                _foldf(af[b * tk:(b + 1) * tk], wf[w], t, k, n, o)
             _write(f, wgt, acc, b, o, shape[S_ACC])
         else:
             for j in range(tk):
@@ -310,7 +335,8 @@ AKEY = (G_IADDR, G_ISTRIDE, G_LINES, G_ILINE, G_ROWS, G_K, G_AFMT)
 ST_W = 0
 ST_A = ST_W + 2 + len(WKEY)
 ST_SHARED = ST_A + 2 + len(AKEY)  # 1: every batch element holds the decoded tile of element 0
-ST_SIZE = ST_SHARED + 1
+ST_UNIFORM = ST_SHARED + 1  # 1: weight and param bytes proven equal in every batch element
+ST_SIZE = ST_UNIFORM + 1
 
 
 @njit(cache=True)
@@ -328,15 +354,16 @@ def _stale(f, st, key, at):
 
 
 @njit(cache=True)
-def _decode_weights(f, wgt, par, wc):
+def _decode_weights(f, wgt, par, wc, uniform):
     """Decode the fold's weights into wc: int64 (k, n), float64 flat, and the largest column
     sum of magnitudes. Returns 1, decoding element 0 only, when every batch element holds the
     same weight bytes (and decode table) as element 0 (the usual case: weights come from the
-    constants); else 0, decoding every element."""
+    constants); else 0, decoding every element. ``uniform``: the program is proven to hold the
+    same weight and param bytes in every element (fast.batch_uniform), so nothing is compared."""
     w64, wf, tops = wc
     k, n = f[G_K], f[G_N]
-    shared = _same_rows(wgt, f[G_WADDR], _weight_end(f))
-    if f[G_LUT]:
+    shared = uniform or _same_rows(wgt, f[G_WADDR], _weight_end(f))
+    if f[G_LUT] and not uniform:
         table = f[G_LADDR] + (LUT_ENTRY_BYTES << f[G_WBITS])
         shared = shared and _same_rows(par, f[G_LADDR], table)
     for b in range(1 if shared else wgt.shape[0]):

@@ -61,8 +61,8 @@ def release(m: Machine) -> None:
 def reset(m: Machine) -> None:
     """Back to the state of a new Machine of the same program, arch, batch and path."""
     w = written(m.program, m)
-    for name, mem in m.mem.items():
-        mem[:, :w.sram.get(name, 0)] = 0
+    for name, mem in m.mem.items():  # a row shared by the batch (fast.share_rows) once
+        mem[:1 if mem.strides[0] == 0 else None, :w.sram.get(name, 0)] = 0
     m.acc[:, :w.sram.get("acc", 0)] = 0
     lo, hi = w.dram
     m.dram[:, lo:hi] = w.image

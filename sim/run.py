@@ -158,7 +158,7 @@ def run_functional(program: Program, arch: ArchConfig, codes: np.ndarray,
     if exact:
         m.run(hook)
     else:
-        fast.run(m)
+        fast.run(m, fresh=True)
     out = m.read_region(program.meta["output"]["tensor"])
     if not exact:
         pool.release(m)

@@ -40,10 +40,12 @@ SMALL = small_arch(array_rows=8, array_cols=8, gemm_max_rows=16, input_sram_byte
                    param_sram_bytes=1024)
 
 
-def machines(program: Program, arch, codes: np.ndarray) -> tuple[Machine, Machine]:
-    """(exact, fast): the same program run on the same codes by each path."""
+def machines(program: Program, arch, codes: np.ndarray,
+             fresh: bool = False) -> tuple[Machine, Machine]:
+    """(exact, fast): the same program run on the same codes by each path (``fresh``: the fast
+    path as run_functional runs it, scratchpads proven equal across the batch shared)."""
     out = []
-    for run in (Machine.run, fast.run):
+    for run in (Machine.run, lambda m: fast.run(m, fresh=fresh)):
         m = Machine(program, arch, len(codes))
         m.write_region(program.meta["input"]["tensor"], codes)
         run(m)
@@ -51,8 +53,8 @@ def machines(program: Program, arch, codes: np.ndarray) -> tuple[Machine, Machin
     return out[0], out[1]
 
 
-def assert_same_state(program: Program, arch, codes: np.ndarray) -> None:
-    exact, quick = machines(program, arch, codes)
+def assert_same_state(program: Program, arch, codes: np.ndarray, fresh: bool = False) -> None:
+    exact, quick = machines(program, arch, codes, fresh)
     np.testing.assert_array_equal(quick.dram, exact.dram)
     np.testing.assert_array_equal(quick.acc, exact.acc)
     for name, mem in exact.mem.items():
@@ -80,10 +82,14 @@ def compiled(name: str):
     return g, compile_graph(g, arch), arch
 
 
+@pytest.mark.parametrize("fresh", [False, True], ids=["compared", "proven"])
 @pytest.mark.parametrize("name", GRAPHS)
-def test_fast_path_leaves_every_memory_as_the_machine(name):
+def test_fast_path_leaves_every_memory_as_the_machine(name, fresh):
+    """Also with the weight and param scratchpads proven equal across the batch: one row
+    shared by every element (each then reads as the machine's own)."""
     g, p, arch = compiled(name)
-    assert_same_state(p, arch, random_codes(g, 5))
+    assert fast.batch_uniform(p) == 1  # constants only
+    assert_same_state(p, arch, random_codes(g, 5), fresh)
 
 
 @pytest.mark.parametrize("name", ["int8", "fp8", "mx-shift-lut"])
@@ -97,9 +103,12 @@ def test_fast_path_equals_the_reference(name):
 @pytest.mark.parametrize("bits, masked", [(8, False), (4, False), (8, True)])
 def test_attention_block_leaves_every_memory_as_the_machine(bits, masked, arch):
     """Dynamic weights (b of q k^T and p v differs per batch element), gathers, softmax,
-    norms."""
+    norms. Its weight scratchpad takes bytes its STOREs wrote: not proven equal across the
+    batch (the fast path compares them per fold)."""
     g = attention_block(bits=bits, masked=masked)
-    assert_same_state(compile_graph(g, arch), arch, codes_for(g, 3, seed=5))
+    p = compile_graph(g, arch)
+    assert fast.batch_uniform(p) == 0
+    assert_same_state(p, arch, codes_for(g, 3, seed=5), fresh=True)
 
 
 @pytest.mark.parametrize("model", ["digits_cnn", "digits_mlp", "mnist_cnn", "mnist_deep"])
@@ -146,3 +155,19 @@ def test_a_decoded_fold_after_the_machine_checked_its_table():
     fast.run(quick)
     np.testing.assert_array_equal(quick.acc, exact.acc)
     assert np.any(exact.acc != 0)
+
+
+def test_a_load_of_the_input_into_the_weights_is_not_proven_shared():
+    """The input region differs per batch element: a LOAD of it into the weight scratchpad
+    (or of bytes a STORE wrote) makes the weights per element."""
+    regions = (Region("constants", 0, 64, "constants"), Region("x", 64, 16, "input"))
+    meta = {"input": {"tensor": "x"}}
+    load = {"mem": "weight", "rows": 1, "row_bytes": 16, "planes": 1}
+    for dram_addr, proven in ((0, 1), (64, 0), (56, 0)):
+        p = Program((Instr("LOAD", dict(load, dram_addr=dram_addr)), Instr("END")), (0, 0),
+                    bytes(64), regions, meta)
+        assert fast.batch_uniform(p) == proven, dram_addr
+    stored = Program((Instr("STORE", {"mem": "output", "rows": 1, "row_bytes": 4, "planes": 1,
+                                      "dram_addr": 8}),
+                      Instr("LOAD", load), Instr("END")), (0, 0, 0), bytes(64), regions, meta)
+    assert fast.batch_uniform(stored) == 0
