@@ -33,8 +33,8 @@ from qasic.isa.table import WORD_BYTES
 MAGIC = b"QASC"
 # 2: GEMM bscale/afmt, POST ofmt, packed activations, int64 bias; 3: LUT sig|shift;
 # 4: 256-bit words, 3-D DMA with fill, GEMM lines, POST lut, POOL kh/kw/sh/sw/avg,
-#    ADD mul/bcast, the LUT instruction; 7: the graph section
-VERSION = 7
+#    ADD mul/bcast, the LUT instruction; 7: the graph section; 8: POST out_zp/lo/hi 16 bits
+VERSION = 8
 HEADER = struct.Struct("<4sHHIIIII")
 CRC_OFFSET = HEADER.size - 4
 # state: DRAM that keeps its bytes from one run to the next (KV caches; qasic.generate)
