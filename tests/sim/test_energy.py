@@ -80,7 +80,9 @@ def test_leakage_is_the_area_times_the_cited_rows(model):
     fast = EnergyModel(dataclasses.replace(ARCH, clock_mhz=2 * ARCH.clock_mhz))
     assert fast.leakage_pj_per_cycle == pytest.approx(model.leakage_pj_per_cycle / 2)
     bigger = EnergyModel(dataclasses.replace(ARCH, array_rows=32, input_sram_bytes=1 << 16))
-    assert bigger.leakage_uw > 1.3 * model.leakage_uw
+    # twice the rows and 4x the input scratchpad; the units and program memories around them
+    # (most of the area, docs/area.md) stay
+    assert bigger.leakage_uw > 1.1 * model.leakage_uw
 
 
 def test_leakage_is_priced_over_every_kernels_cycles(model):
