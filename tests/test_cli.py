@@ -511,6 +511,28 @@ def test_calibration_flags_reach_the_quantizer(monkeypatch, capsys):
     assert "weight_rounding = 'adaround' is unknown" in capsys.readouterr().err
 
 
+def test_wide_code_flags_reach_the_quantizer(monkeypatch, capsys):
+    """--output-bits 16: the CNN's logits are int16 codes its last linear's POST writes, still
+    bit-exact; --norm-residual-bits out of range is one line, exit 1."""
+    import qasic.flow as F
+
+    seen = []
+    real = F.quantize_model
+
+    def spy(trained, config):
+        seen.append(config)
+        return real(trained, config)
+
+    monkeypatch.setattr(F, "quantize_model", spy)
+    assert main(["evaluate", "--output-bits", "16", "--limit", "8", "--json"]) == 0
+    assert (seen[0].output_bits, seen[0].norm_residual_bits) == (16, None)
+    out = json.loads(capsys.readouterr().out)
+    assert out["bit_exact"] and out["top1_agreement"] > 0.8
+    assert main(["quantize", "--norm-residual-bits", "17"]) == 1
+    assert "norm_residual_bits = 17 is out of range: allowed integers 2..16" in \
+        capsys.readouterr().err
+
+
 def test_token_models_from_the_command_line_and_their_bad_ids(tmp_path, capsys):
     """A user token model: integer --data arrays stay token ids; ids outside the vocabulary
     (in the data, or in simulate's --input) and sequences longer than the model's are one line
