@@ -2,21 +2,22 @@
 afford their cycles, a traced prefix of the rest, in one run.
 
     python -m benchmarks.rtl_models --out benchmarks/results [--only digits_mlp,resnet18]
+        [--array 16x16 --depth 16384]
 
-Whole runs (digits_mlp, mnist_cnn, mnist_deep; ``qasic.rtl.run.rtl_run``, traced): RTL outputs
-== the simulator's == the golden reference's on every sample, cycle_error, and the largest
-issue-cycle difference of any instruction. Prefix runs (``rtl_prefix``) of the programs whose
-cycles (millions on a 4x4 array) or instruction counts are beyond a whole run: at most
-PREFIX_CYCLES of one sample, every instruction the RTL issued, or the timing model says it
-should have, compared by issue cycle; the record says how much of the program that covers.
-Models are quantized W8A8 at their smallest input: ImageNet nets at 32x32, minilm over
-TEXT_TOKENS tokens, tiny_gpt's prefill of a TEXT_TOKENS prompt and its decode step (KV caches
-of zero codes).
+Whole runs (a program that fits the program memories and takes at most WHOLE_CYCLES; on 4x4:
+digits_mlp, mnist_cnn, mnist_deep; ``qasic.rtl.run.rtl_run``, traced): RTL outputs == the
+simulator's == the golden reference's on every sample, cycle_error, and the largest issue-cycle
+difference of any instruction. Prefix runs (``rtl_prefix``) of the rest: at most PREFIX_CYCLES
+of one sample, every instruction the RTL issued, or the timing model says it should have,
+compared by issue cycle; the record says how much of the program that covers. Models are
+quantized W8A8 at their smallest input: ImageNet nets at 32x32, minilm over TEXT_TOKENS tokens,
+tiny_gpt's prefill of a TEXT_TOKENS prompt and its decode step (KV caches of zero codes).
 
 Every case shares one Verilator build (``models_arch``): benchmarks.rtl_run's 4x4 array and
-scratchpads with a larger accumulator scratchpad, CI's PEs, and program memories of DEPTH
-instructions per queue (mnist_deep whole fits). Writes rtl_models.json, updated after every
-case (``--only`` reruns some): per case its record, seconds and load average.
+scratchpads with a larger accumulator scratchpad, CI's PEs, and program memories of ``--depth``
+(DEPTH) instructions per queue (mnist_deep whole fits). Writes rtl_models.json (another
+``--array``: rtl_models_<array>.json, the default arch's scratchpads), updated after every case
+(``--only`` reruns some): per case its record, seconds and load average.
 """
 
 from __future__ import annotations
@@ -34,18 +35,18 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.rtl_run import PE_KEYS, point_arch, small_arch
-from qasic.arch.config import ArchConfig
+from qasic.arch.config import ArchConfig, default_arch
 
 DEPTH = 8192  # program memory per queue: mnist_deep's 6,395 compute instructions fit
 TEXT_TOKENS = 8
 PREFIX_CYCLES = 300_000  # per prefix run: ~1-3 minutes of traced Verilator on this machine
+WHOLE_CYCLES = 1_000_000  # a program that fits the program memories runs whole up to this
 
 
 @dataclass(frozen=True)
 class Case:
     model: str                        # a built-in model name (name@size for ImageNet nets)
-    samples: int = 1
-    prefix_cycles: int | None = None  # trace this many cycles of one sample; None: whole runs
+    samples: int = 1                  # of a whole run (a prefix runs one)
     program: str = "full"             # tiny_gpt: "prefill" (of TEXT_TOKENS) or "decode"
 
 
@@ -53,12 +54,12 @@ CASES = {
     "digits_mlp": Case("digits_mlp", samples=16),
     "mnist_cnn": Case("mnist_cnn", samples=2),
     "mnist_deep": Case("mnist_deep", samples=2),
-    "tiny_gpt_decode": Case("tiny_gpt", program="decode", prefix_cycles=PREFIX_CYCLES),
-    "tiny_gpt_prefill": Case("tiny_gpt", program="prefill", prefix_cycles=PREFIX_CYCLES),
-    "minilm": Case("minilm", prefix_cycles=PREFIX_CYCLES),
-    "resnet18": Case("resnet18@32", prefix_cycles=PREFIX_CYCLES),
-    "resnet50": Case("resnet50@32", prefix_cycles=PREFIX_CYCLES),
-    "mobilenet_v2": Case("mobilenet_v2@32", prefix_cycles=PREFIX_CYCLES),
+    "tiny_gpt_decode": Case("tiny_gpt", program="decode"),
+    "tiny_gpt_prefill": Case("tiny_gpt", program="prefill"),
+    "minilm": Case("minilm"),
+    "resnet18": Case("resnet18@32"),
+    "resnet50": Case("resnet50@32"),
+    "mobilenet_v2": Case("mobilenet_v2@32"),
 }
 
 
@@ -97,11 +98,15 @@ def graph(name: str):
     return decode_graph(full) if case.program == "decode" else full
 
 
-def models_arch() -> ArchConfig:
+def models_arch(rows: int = 4, cols: int = 4) -> ArchConfig:
     """The one build every case runs on: CI's 4x4 arch (its PEs cover digits_cnn's points) with
-    a 2 KiB accumulator scratchpad (minilm's LayerNorm rows of 384 channels need 1,536 bytes)."""
-    return dataclasses.replace(point_arch("w8a8", small_arch()), name="rtl-4x4-models",
-                               acc_sram_bytes=2048)
+    a 2 KiB accumulator scratchpad (minilm's LayerNorm rows of 384 channels need 1,536 bytes);
+    another array: the default arch's scratchpads with the PEs its digits_cnn points share."""
+    if (rows, cols) == (4, 4):
+        return dataclasses.replace(point_arch("w8a8", small_arch()), name="rtl-4x4-models",
+                                   acc_sram_bytes=2048)
+    base = dataclasses.replace(default_arch(), array_rows=rows, array_cols=cols)
+    return dataclasses.replace(point_arch("w8a8", base), name=f"rtl-{rows}x{cols}-models")
 
 
 def check_fits(name: str, arch: ArchConfig) -> None:
@@ -141,10 +146,13 @@ def case_inputs(name: str, program) -> tuple[np.ndarray, np.ndarray]:
     return codes, reference.run(g, codes)
 
 
-def run_case(name: str, arch: ArchConfig, build_dir, progress=None) -> dict:
-    """A case's record: a traced whole run's or a prefix's (qasic.rtl.run)."""
+def run_case(name: str, arch: ArchConfig, build_dir, depth: int = DEPTH,
+             progress=None) -> dict:
+    """A case's record: a traced whole run's when the program fits program memories of
+    ``depth`` and takes at most WHOLE_CYCLES, else a prefix's of PREFIX_CYCLES (qasic.rtl.run)."""
     from qasic.compiler import compile_graph
     from qasic.rtl.run import rtl_prefix, rtl_run
+    from qasic.sim.timing import schedule
 
     case = CASES[name]
     check_fits(name, arch)
@@ -152,16 +160,16 @@ def run_case(name: str, arch: ArchConfig, build_dir, progress=None) -> dict:
     codes, ref = case_inputs(name, program)
     record = {"model": case.model, "program": case.program, "arch": arch.name,
               "instructions": len(program.instrs)}
-    if case.prefix_cycles:
-        result = rtl_prefix(program, arch, codes, build_dir, case.prefix_cycles, DEPTH,
-                            progress)
+    timing = schedule(program, arch)
+    starts = timing.start
+    whole = max(Counter(ins.queue for ins in program.instrs).values()) <= depth and \
+        int(timing.total) <= WHOLE_CYCLES
+    if not whole:
+        result = rtl_prefix(program, arch, codes, build_dir, PREFIX_CYCLES, depth, progress)
         ops = Counter(program.instrs[i].op for i in np.flatnonzero(result.compared))
         return {**record, "prefix": True, **result.to_json(), "ops_covered": dict(ops)}
     result = rtl_run(program, arch, codes, build_dir, reference=ref, progress=progress,
-                     trace=True, depth=DEPTH)
-    from qasic.sim.timing import schedule
-
-    starts = schedule(program, arch).start
+                     trace=True, depth=depth)
     return {**record, "prefix": False, **result.to_json(),
             "max_start_difference": int(np.abs(result.starts - starts).max()),
             "rtl_s": result.seconds, "rtl_cycles_per_s": result.cycles_per_s}
@@ -173,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", help="comma-separated case names (default: all): "
                                   + ", ".join(CASES))
     p.add_argument("--build-dir", help="Verilator builds (default: the qasic cache)")
+    p.add_argument("--array", default="4x4", help="rows x cols (default 4x4; others write "
+                                                  "rtl_models_<array>.json)")
+    p.add_argument("--depth", type=int, default=DEPTH, help="program memory words per queue")
     args = p.parse_args(argv)
     from qasic.rtl.run import build_accelerator, default_build_dir
     from qasic.rtl.top import accelerator_key
@@ -181,12 +192,14 @@ def main(argv: list[str] | None = None) -> int:
     build_dir = Path(args.build_dir) if args.build_dir else default_build_dir()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    arch = models_arch()
+    rows, cols = (int(v) for v in args.array.lower().split("x"))
+    arch, depth = models_arch(rows, cols), args.depth
     load_before = os.getloadavg()[0]
-    fresh = not (build_dir / accelerator_key(arch, DEPTH) / "sim_build").exists()
+    fresh = not (build_dir / accelerator_key(arch, depth) / "sim_build").exists()
     t0 = time.perf_counter()
-    build_accelerator(arch, build_dir, print, DEPTH)
-    path = out / "rtl_models.json"
+    build_accelerator(arch, build_dir, print, depth)
+    path = out / ("rtl_models.json" if (rows, cols) == (4, 4) else
+                  f"rtl_models_{rows}x{cols}.json")
     doc = json.loads(path.read_text()) if path.exists() else {}
     cases = doc.get("cases", {})
     # the Verilator build's seconds are kept from the run that built it (later runs elaborate
@@ -195,11 +208,11 @@ def main(argv: list[str] | None = None) -> int:
         doc.get("build", {"seconds": time.perf_counter() - t0, "verilated": False})
     for name in names:
         t0 = time.perf_counter()
-        cases[name] = {**run_case(name, arch, build_dir, print),
+        cases[name] = {**run_case(name, arch, build_dir, depth, print),
                        "seconds": time.perf_counter() - t0, "load_average": os.getloadavg()[0]}
         print(f"{name}: {summary(cases[name])}")
-        doc = {"array": "4x4", "arch": arch.name, **{k: getattr(arch, k) for k in PE_KEYS},
-               "program_depth": DEPTH, "build": build,
+        doc = {"array": f"{rows}x{cols}", "arch": arch.name,
+               **{k: getattr(arch, k) for k in PE_KEYS}, "program_depth": depth, "build": build,
                "load_average_before": load_before, "cases": cases}
         path.write_text(json.dumps(doc, indent=2) + "\n")  # after every case: runs are long
     print(path)
