@@ -30,6 +30,7 @@ BUILTIN_ARCHES = {
 # FP8 E5M2 weights x INT8 activations need up to ~50 bits.
 MAX_ACC_BITS = 56
 MAX_DRAM_BYTES_PER_CYCLE = 128  # AXI4's widest beat (qasic.rtl.axi.MAX_BEAT_BYTES)
+MIN_DRAM_BYTES_PER_CYCLE = 4    # the DMA reads one int32 GATHER index per beat at least
 # Upper bounds no buildable accelerator reaches; past them a value is a typo (or a fuzzer), and the
 # simulator would try to allocate it. A scratchpad: 64 MiB each, above any single on-chip buffer
 # of a shipping accelerator (TPU v1's unified buffer is 24 MiB and its accumulators 4 MiB; TPU
@@ -126,10 +127,12 @@ class ArchConfig:
         self._check_range("weight_shift_bits", 0, MAX_SHIFT_BITS)
         self._check_range("acc_bits", 16, MAX_ACC_BITS)
         self._check_range("gemm_max_rows", 1, (1 << BY_NAME["GEMM"].field("rows").width) - 1)
-        self._check_range("dram_bytes_per_cycle", 1, MAX_DRAM_BYTES_PER_CYCLE)
+        self._check_range("dram_bytes_per_cycle", MIN_DRAM_BYTES_PER_CYCLE,
+                          MAX_DRAM_BYTES_PER_CYCLE)
         if self.dram_bytes_per_cycle & (self.dram_bytes_per_cycle - 1):
             raise ConfigError(f"arch config: dram.bytes_per_cycle = {self.dram_bytes_per_cycle} "
-                              "must be a power of two (the AXI4 data bus: 1, 2, 4, ... "
+                              f"must be a power of two (the AXI4 data bus: "
+                              f"{MIN_DRAM_BYTES_PER_CYCLE}, {2 * MIN_DRAM_BYTES_PER_CYCLE}, ... "
                               f"{MAX_DRAM_BYTES_PER_CYCLE} bytes per beat)")
         self._check_range("dram_latency_cycles", 0, 100_000)
         self._check_range("tech_node_nm", 3, 180)

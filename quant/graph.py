@@ -19,6 +19,7 @@ from qasic.quant import actformat
 from qasic.quant.affine import dequantize_codes, quantize_codes
 from qasic.quant.blockscale import check_block_params, effective_weight
 
+MAX_TENSOR_BITS = 32  # the widest codes a tensor holds (int32 token ids)
 # op -> parameters it carries (see qasic.quant.reference for the arithmetic)
 OPS = {
     # weight: the integers the array multiplies. A format decoded on the load path (FP, NF4,
@@ -75,6 +76,8 @@ class TensorQ:
             raise ValueError(f"tensor scale {self.scale} must be finite and > 0")
         if self.is_fp and (self.zero_point != 0 or self.bits != 8):
             raise ValueError(f"{self.fmt} activations have zero point 0 and 8 bits")
+        if not 2 <= self.bits <= MAX_TENSOR_BITS:  # 32: token ids; before any 1 << bits
+            raise ValueError(f"tensor bits {self.bits} must be in 2..{MAX_TENSOR_BITS}")
         if not self.qmin <= self.zero_point <= self.qmax:
             raise ValueError(f"zero point {self.zero_point} outside int{self.bits}")
 
