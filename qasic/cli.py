@@ -502,9 +502,11 @@ def cmd_rtl_run(args) -> int:
     x, _ = _simulate_inputs(args, program)
     x = x[:args.limit or 16]
     codes = input_codes(program, x)
+    depth = _depth(args.depth, program)
     result = rtl_run(program, arch, codes,
                      Path(args.build_dir) if args.build_dir else default_build_dir(),
-                     reference=_reference_outputs(args, program, codes), progress=_progress)
+                     reference=_reference_outputs(args, program, codes), progress=_progress,
+                     depth=depth)
     record = result.record(args.program, program.meta.get("model"), arch.name)
     if args.json:
         _emit("rtl_run", record)
@@ -516,6 +518,22 @@ def cmd_rtl_run(args) -> int:
               f"{result.cycles_rtl} cycles (simulator {result.cycles_sim}, error "
               f"{result.cycle_error:.2%}); {result.cycles_per_s:,.0f} cycles/s")
     return 0 if result.outputs_equal else 1
+
+
+def _depth(text: str, program) -> int:
+    """--depth: 'auto' (the smallest build that holds the program) or instructions per queue."""
+    from qasic.rtl.limits import MAX_PROGRAM_DEPTH, PROGRAM_DEPTH, fitting_depth
+
+    if text == "auto":
+        return fitting_depth(program)
+    try:
+        depth = int(text)
+    except ValueError:
+        depth = 0
+    if not 2 <= depth <= MAX_PROGRAM_DEPTH:
+        raise ConfigError(f"--depth {text}: give 'auto' or instructions per queue in "
+                          f"2..{MAX_PROGRAM_DEPTH} (default build: {PROGRAM_DEPTH})")
+    return depth
 
 
 def cmd_report(args) -> int:
@@ -702,6 +720,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--build-dir", help="Verilator builds are cached here (default: "
                     "$QASIC_CACHE/rtl or ~/.cache/qasic/rtl)")
+    sp.add_argument("--depth", default="auto",
+                    help="instructions each queue's program memory holds, a build parameter "
+                    "(default auto: the smallest power of two >= 2048 that holds the program)")
     sp.add_argument("--no-reference", action="store_true",
                     help="skip the golden-reference check of the graph the program carries")
     sp.add_argument("--json", action="store_true")

@@ -18,6 +18,7 @@ from qasic.isa.verify import verify
 from qasic.sim.run import check_arch
 
 PROGRAM_DEPTH = 2048  # instructions per queue's program memory (a build parameter)
+MAX_PROGRAM_DEPTH = 1 << 20  # 32 MiB of instruction words per queue in the Verilated model
 
 
 class RtlLimitError(ProgramFormatError):
@@ -70,6 +71,19 @@ def check_runnable(program: Program, arch: ArchConfig, depth: int = PROGRAM_DEPT
         why = refusal(ins, arch)
         if why:
             raise RtlLimitError(f"instruction {i} ({ins.op}): {why}")
+
+
+def fitting_depth(program: Program) -> int:
+    """The program memory depth ``qasic rtl-run`` builds for ``program`` by default: the
+    smallest power of two, at least PROGRAM_DEPTH, that holds its longest queue (builds are
+    cached per depth, so programs of like size share one)."""
+    longest = max(Counter(ins.queue for ins in program.instrs).values())
+    depth = max(PROGRAM_DEPTH, 1 << (longest - 1).bit_length())
+    if depth > MAX_PROGRAM_DEPTH:
+        raise RtlLimitError(f"program {program.meta.get('model', program.source)!r} has {longest} "
+                            f"instructions on one queue; an RTL build holds at most "
+                            f"{MAX_PROGRAM_DEPTH} per queue (rtl.limits.MAX_PROGRAM_DEPTH)")
+    return depth
 
 
 def loaded(program: Program, depth: int = PROGRAM_DEPTH) -> np.ndarray:

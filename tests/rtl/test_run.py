@@ -72,3 +72,34 @@ def test_a_prefix_loads_each_queues_first_words_and_compares_to_its_horizon():
     assert record["instructions_covered"] == 4 and not record["starts_equal"]
     same = run.RtlPrefix(5, 5, 10, 20, 10, np.array([0, 1, 5, 9, -1]), sim)
     assert same.max_start_difference == 0 and same.to_json()["covered_fraction"] == 0.8
+
+
+def test_rtl_run_builds_a_program_memory_that_holds_the_program():
+    """--depth auto: the smallest power of two >= PROGRAM_DEPTH holding the longest queue."""
+    import dataclasses
+
+    import pytest
+
+    from qasic.isa.encoding import Instr
+    from qasic.isa.program import Program, Region
+    from qasic.rtl.limits import MAX_PROGRAM_DEPTH, PROGRAM_DEPTH, RtlLimitError, fitting_depth
+
+    def program(n: int) -> Program:
+        return Program((*([Instr("SYNC")] * n), Instr("END")), (0,) * (n + 1), b"",
+                       (Region("constants", 0, 0, "constants"),), {"model": "m"})
+
+    assert fitting_depth(program(10)) == PROGRAM_DEPTH
+    assert fitting_depth(program(PROGRAM_DEPTH - 1)) == PROGRAM_DEPTH  # END is the last one
+    assert fitting_depth(program(PROGRAM_DEPTH)) == 2 * PROGRAM_DEPTH
+    assert fitting_depth(program(5000)) == 8192
+    huge = dataclasses.replace(program(1), instrs=(Instr("SYNC"),) * MAX_PROGRAM_DEPTH
+                               + (Instr("END"),), layer_ids=(0,) * (MAX_PROGRAM_DEPTH + 1))
+    with pytest.raises(RtlLimitError, match=rf"at most {MAX_PROGRAM_DEPTH} per queue"):
+        fitting_depth(huge)
+
+
+def test_rtl_run_depth_flag_is_checked(tmp_path, capsys, compiled_cnn_file):
+    from qasic.cli import main
+
+    assert main(["rtl-run", str(compiled_cnn_file), "--depth", "lots"]) == 1
+    assert "--depth lots: give 'auto' or instructions per queue" in capsys.readouterr().err
