@@ -123,12 +123,18 @@ class PadPorts:
 def scratchpads(arch: ArchConfig) -> tuple[PadPorts, ...]:
     """The scratchpads ``rtl.top.Accelerator._scratchpads`` builds for ``arch`` (units are
     constructed to read their port widths; nothing is elaborated)."""
+    from dataclasses import replace
+
+    from qasic.rtl.dma import MIN_LATENCY
     from qasic.rtl.ports import sram_elements
     from qasic.rtl.top import UNITS
 
+    # Port widths do not depend on the DRAM latency; an arch the simulator takes with a latency
+    # the RTL DMA cannot build (0 or 1 cycles) is priced as the nearest buildable one.
+    buildable = replace(arch, dram_latency_cycles=max(arch.dram_latency_cycles, MIN_LATENCY))
     units = {}
     for row in UNITS:
-        units[row.name] = unit = row.build(arch)
+        units[row.name] = unit = row.build(buildable)
         unit._MustUse__silence = True  # read for its ports only
     pads = []
     for mem, (elements, bits) in sram_elements(arch).items():
