@@ -9,3 +9,19 @@ def compiled_cnn_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("prog") / "cnn.qasic"
     assert main(["compile", "--model", "digits_cnn", "--bits", "4", "--out", str(path)]) == 0
     return path
+
+
+@pytest.fixture
+def quantize_configs(monkeypatch):
+    """The QuantConfigs the CLI quantizes built-in models with, in order (qasic.flow spied)."""
+    import qasic.flow as F
+
+    seen = []
+    real = F.quantize_model
+
+    def spy(trained, config):
+        seen.append(config)
+        return real(trained, config)
+
+    monkeypatch.setattr(F, "quantize_model", spy)
+    return seen

@@ -484,19 +484,10 @@ def test_simulate_output_writes_the_dequantized_outputs(tmp_path, capsys, compil
     assert "does not exist" in _err(capsys)
 
 
-def test_calibration_flags_reach_the_quantizer(monkeypatch, capsys):
+def test_calibration_flags_reach_the_quantizer(quantize_configs, capsys):
     """--bias-correction and --output-observer become the QuantConfig the model is quantized
     with (and a bad observer name is one line, exit 1)."""
-    import qasic.flow as F
-
-    seen = []
-    real = F.quantize_model
-
-    def spy(trained, config):
-        seen.append(config)
-        return real(trained, config)
-
-    monkeypatch.setattr(F, "quantize_model", spy)
+    seen = quantize_configs
     assert main(["quantize", "--bias-correction", "--output-observer", "top", "--json"]) == 0
     assert (seen[0].bias_correction, seen[0].output_observer) == (True, "top")
     assert json.loads(capsys.readouterr().out)["accuracy"] > 0.9
@@ -511,19 +502,10 @@ def test_calibration_flags_reach_the_quantizer(monkeypatch, capsys):
     assert "weight_rounding = 'adaround' is unknown" in capsys.readouterr().err
 
 
-def test_wide_code_flags_reach_the_quantizer(monkeypatch, capsys):
+def test_wide_code_flags_reach_the_quantizer(quantize_configs, capsys):
     """--output-bits 16: the CNN's logits are int16 codes its last linear's POST writes, still
     bit-exact; --norm-residual-bits out of range is one line, exit 1."""
-    import qasic.flow as F
-
-    seen = []
-    real = F.quantize_model
-
-    def spy(trained, config):
-        seen.append(config)
-        return real(trained, config)
-
-    monkeypatch.setattr(F, "quantize_model", spy)
+    seen = quantize_configs
     assert main(["evaluate", "--output-bits", "16", "--limit", "8", "--json"]) == 0
     assert (seen[0].output_bits, seen[0].norm_residual_bits) == (16, None)
     out = json.loads(capsys.readouterr().out)

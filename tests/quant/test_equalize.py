@@ -157,20 +157,12 @@ def test_bad_equalize_alpha_is_refused(alpha):
         QuantConfig(equalize=True, equalize_alpha=alpha)
 
 
-def test_cli_takes_the_strength_and_fisher_gptq(monkeypatch, capsys):
+def test_cli_takes_the_strength_and_fisher_gptq(quantize_configs, capsys):
     import json
 
-    import qasic.flow as F
     from qasic.cli import main
 
-    seen = []
-    real = F.quantize_model
-
-    def spy(trained, config):
-        seen.append(config)
-        return real(trained, config)
-
-    monkeypatch.setattr(F, "quantize_model", spy)
+    seen = quantize_configs
     assert main(["quantize", "--equalize", "--equalize-alpha", "search", "--weight-rounding",
                  "gptq_fisher", "--bias-correction", "--json"]) == 0
     assert (seen[-1].equalize_alpha, seen[-1].weight_rounding) == ("search", "gptq_fisher")
