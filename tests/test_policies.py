@@ -278,8 +278,9 @@ def test_simulated_costs_are_priced_with_the_activations(cnn):
         assert e4[0][name][2] < e4[0][name][8]  # weight bits still set the price
         for b in bits:
             assert e4[0][name][b] < 0.98 * e8[0][name][b], (name, b)
-    # a budget below the cheapest A8 plan is met with A4 activations
-    budget = f"energy_pj={0.9 * sum(c[2] for c in e8[0].values()):.0f}"
+    # a budget below the cheapest A8 plan is met with A4 activations (5 % below: leakage, which
+    # activation bits barely change, is about half of this small model's energy)
+    budget = f"energy_pj={0.95 * sum(c[2] for c in e8[0].values()):.0f}"
     with pytest.raises(ConfigError, match="cannot be met"):
         plan_bits(graph, calib, "uniform", budget, candidate_bits=bits)
     plan = plan_bits(graph, calib, "uniform", budget, candidate_bits=bits,
