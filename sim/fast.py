@@ -225,7 +225,7 @@ def _weight_cache(arch: ArchConfig, batch: int) -> tuple[np.ndarray, ...]:
     largest column sum of magnitudes."""
     k, n = arch.array_rows, arch.array_cols
     return (np.zeros((batch, k, n), dtype=np.int64), np.zeros((batch, k * n)),
-            np.zeros(batch, dtype=np.int64))
+            np.zeros(batch, dtype=np.int64), np.zeros(n, dtype=np.int64))
 
 
 def _op_codes(p: Program) -> np.ndarray:

@@ -15,7 +15,11 @@ kernels.gemm. One product covers the whole batch when every element holds the sa
 bytes: proven once per program (fast.batch_uniform: the weight and param scratchpads then are
 one row shared by the batch, which a LOAD writes once), else compared per tile. The last
 decoded weight tile and activation block are kept while their fields and bytes are unchanged
-(_stale).
+(_stale); a plain INT8 tile decodes in one pass straight to float64 (_weights_int8).
+
+An ADD of at least ADD_TABLE_MIN elements whose operands have at most 8 bits rescales each
+operand through a table of its 256 codes, built by kernels.add's own arithmetic: one requant per
+element instead of three (_add_tabled).
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ G_IADDR, G_ISTRIDE, G_LINES, G_ILINE, G_ROWS, G_WADDR, G_AADDR, G_K, G_N, G_ACCU
 FLOAT64_EXACT = np.int64(1) << 53  # float64 holds every integer of smaller magnitude
 SUM_CAP = np.int64(1) << 62  # column sums saturate here (no int64 overflow)
 BLAS_MIN_MACS = 1 << 13  # smaller folds sum in a Numba loop (a BLAS call costs more)
+ADD_TABLE_MIN = 512  # ADDs of at least this many elements rescale their operands by tables
 P_ACC, P_PAR, P_OUT, P_OSTRIDE, P_ROWS, P_N, P_ZP, P_LO, P_HI, P_OFMT, P_LUT, P_LADDR = (
     column("POST", f) for f in ("acc_addr", "param_addr", "out_addr", "out_stride", "rows", "n",
                                 "out_zp", "lo", "hi", "ofmt", "lut", "lut_addr"))
@@ -248,29 +253,32 @@ def _activations(f, inp, b, a, shape, alut):
 
 @njit(cache=True)
 def _foldf(a, w, t, k, n, out):
-    """out[:t, :n] = a[:t * k] (row-major t x k) @ w[:k * n] (row-major k x n) in float64: the
+    """out[:t * n] = a[:t * k] (row-major t x k) @ w[:k * n] (row-major k x n) in float64: the
     exact integers while every partial sum stays below 2^53 (_gemm's bound); a loop where a
     BLAS call would cost more than the fold."""
     for m in range(t):
+        o = m * n
         for nn in range(n):
-            out[m, nn] = 0.0
+            out[o + nn] = 0.0
         for kk in range(k):
             av = a[m * k + kk]
+            r = kk * n
             for nn in range(n):
-                out[m, nn] += av * w[kk * n + nn]
+                out[o + nn] += av * w[r + nn]
 
 
 @njit(cache=True)
 def _fold64(a, w, t, k, n, out):
-    """out[:t, :n] = a[:t * k] (row-major t x k) @ w[:k, :n] in int64, wrapping (as
+    """out[:t * n] = a[:t * k] (row-major t x k) @ w[:k, :n] in int64, wrapping (as
     kernels.gemm)."""
     for m in range(t):
+        o = m * n
         for nn in range(n):
-            out[m, nn] = 0
+            out[o + nn] = 0
         for kk in range(k):
             av = a[m * k + kk]
             for nn in range(n):
-                out[m, nn] += av * w[kk, nn]
+                out[o + nn] += av * w[kk, nn]
 
 
 @njit(cache=True)
@@ -282,7 +290,7 @@ def _gemm(f, inp, wgt, par, acc, shape, alut, bufs, wc, st):
     (_foldf), one product for the whole batch when every element holds the same weights, else
     one per element; folds past that bound sum in int64 (wrapping, as kernels.gemm)."""
     a64, o64, af, of = bufs
-    w64, wf, tops = wc
+    w64, wf, tops = wc[:3]
     k, n, t, batch = f[G_K], f[G_N], f[G_LINES] * f[G_ROWS], inp.shape[0]
     tk, tn = t * k, t * n
     limit = FLOAT64_EXACT // shape[S_AMAX + f[G_AFMT]]
@@ -292,38 +300,38 @@ def _gemm(f, inp, wgt, par, acc, shape, alut, bufs, wc, st):
         for b in range(batch):
             _activations(f, inp, b, af[b * tk:(b + 1) * tk], shape, alut)
     if st[ST_SHARED] and tops[0] < limit:
-        o = of[:batch * tn].reshape(batch * t, n)
         wv = wf[0, :k * n]
         if batch * tk * n >= BLAS_MIN_MACS:
-            np.dot(af[:batch * tk].reshape(batch * t, k), wv.reshape(k, n), o)
+            np.dot(af[:batch * tk].reshape(batch * t, k), wv.reshape(k, n),
+                   of[:batch * tn].reshape(batch * t, n))
         else:
-            _foldf(af, wv, batch * t, k, n, o)
+            _foldf(af, wv, batch * t, k, n, of)
         for b in range(batch):
-            _write(f, wgt, acc, b, o[b * t:(b + 1) * t], shape[S_ACC])
+            _write(f, wgt, acc, b, of[b * tn:(b + 1) * tn], shape[S_ACC])
         return
     if st[ST_SHARED]:  # one int64 fold over the whole batch's vectors (small folds)
         for j in range(batch * tk):
             a64[j] = np.int64(af[j])  # levels are integers far below 2^53
-        o = o64[:batch * tn].reshape(batch * t, n)
-        _fold64(a64, w64[0], batch * t, k, n, o)
+        _ints(f, wf[0], w64[0])
+        _fold64(a64, w64[0], batch * t, k, n, o64)
         for b in range(batch):
-            _write(f, wgt, acc, b, o[b * t:(b + 1) * t], shape[S_ACC])
+            _write(f, wgt, acc, b, o64[b * tn:(b + 1) * tn], shape[S_ACC])
         return
     for b in range(batch):
         w = 0 if st[ST_SHARED] else b  # the element whose decoded tile b uses
         if tops[w] < limit:
-            o = of[:tn].reshape(t, n)
             if tk * n >= BLAS_MIN_MACS:
-                np.dot(af[b * tk:(b + 1) * tk].reshape(t, k), wf[w, :k * n].reshape(k, n), o)
+                np.dot(af[b * tk:(b + 1) * tk].reshape(t, k), wf[w, :k * n].reshape(k, n),
+                       of[:tn].reshape(t, n))
             else:
-                _foldf(af[b * tk:(b + 1) * tk], wf[w], t, k, n, o)
-            _write(f, wgt, acc, b, o, shape[S_ACC])
+                _foldf(af[b * tk:(b + 1) * tk], wf[w], t, k, n, of)
+            _write(f, wgt, acc, b, of[:tn], shape[S_ACC])
         else:
             for j in range(tk):
                 a64[j] = np.int64(af[b * tk + j])  # levels are integers far below 2^53
-            o = o64[:tn].reshape(t, n)
-            _fold64(a64, w64[w], t, k, n, o)
-            _write(f, wgt, acc, b, o, shape[S_ACC])
+            _ints(f, wf[w], w64[w])
+            _fold64(a64, w64[w], t, k, n, o64)
+            _write(f, wgt, acc, b, o64[:tn], shape[S_ACC])
 
 
 # The interpreter keeps the last decoded weight tile and activation block, per batch element;
@@ -360,18 +368,59 @@ def _decode_weights(f, wgt, par, wc, uniform):
     same weight bytes (and decode table) as element 0 (the usual case: weights come from the
     constants); else 0, decoding every element. ``uniform``: the program is proven to hold the
     same weight and param bytes in every element (fast.batch_uniform), so nothing is compared."""
-    w64, wf, tops = wc
+    w64, wf, tops, cols = wc
     k, n = f[G_K], f[G_N]
     shared = uniform or _same_rows(wgt, f[G_WADDR], _weight_end(f))
     if f[G_LUT] and not uniform:
         table = f[G_LADDR] + (LUT_ENTRY_BYTES << f[G_WBITS])
         shared = shared and _same_rows(par, f[G_LADDR], table)
     for b in range(1 if shared else wgt.shape[0]):
+        if _plain_int8(f):
+            tops[b] = _weights_int8(f, wgt, b, wf[b], cols)
+            continue
         tops[b] = _weights(f, wgt, par, b, w64[b])
         for kk in range(k):
             for nn in range(n):
                 wf[b, kk * n + nn] = w64[b, kk, nn]
     return 1 if shared else 0
+
+
+@njit(cache=True)
+def _plain_int8(f):
+    """True for the usual tile: INT8 codes stored k-major, no decode table, no zero-point row
+    (_weights_int8 decodes it into the float64 tile only; _ints makes the int64 one when an
+    int64 fold needs it)."""
+    return f[G_WBITS] == 8 and not f[G_LUT] and not f[G_WTRANS] and f[G_BSCALE] != 3
+
+
+@njit(cache=True)
+def _weights_int8(f, wgt, b, wf, cols):
+    """_weights of a _plain_int8 tile in one pass, straight into wf[:k * n] (row-major
+    float64); returns max_n sum_k |w[k, n]| (at most 128 k: no saturation to guard)."""
+    k, n = f[G_K], f[G_N]
+    _, w_addr, row = _weight_rows(f)
+    for nn in range(n):
+        cols[nn] = 0
+    for kk in range(k):
+        r0 = w_addr + kk * row
+        for nn in range(n):
+            v = (np.int64(wgt[b, r0 + nn]) ^ 128) - 128
+            wf[kk * n + nn] = v
+            cols[nn] += abs(v)
+    top = np.int64(0)
+    for nn in range(n):
+        top = max(top, cols[nn])
+    return top
+
+
+@njit(cache=True)
+def _ints(f, wf, w64):
+    """w64[:k, :n] = the tile of wf, where _weights_int8 decoded it (exact: |w| <= 128)."""
+    if _plain_int8(f):
+        k, n = f[G_K], f[G_N]
+        for kk in range(k):
+            for nn in range(n):
+                w64[kk, nn] = np.int64(wf[kk * n + nn])
 
 
 @njit(cache=True)
@@ -386,21 +435,25 @@ def _same_rows(mem, lo, hi):
 
 @njit(cache=True)
 def _write(f, wgt, acc, b, o, acc_bits):
-    """acc tile (+)= scaled sums o[:T, :n], each step wrapped to acc_bits (kernels.gemm)."""
+    """acc tile (+)= scaled sums o[:T * n] (row-major T x n), each step wrapped to acc_bits
+    (kernels.gemm)."""
     n, t = f[G_N], f[G_LINES] * f[G_ROWS]
     half = np.int64(1) << (acc_bits - 1)
     s_addr = _weight_rows(f)[0]
     bscale, accum, a0 = f[G_BSCALE], f[G_ACCUM], f[G_AADDR]
     if bscale == 0:  # the usual case, without a branch per element
         row = acc[b, a0:a0 + t * n]
-        for m in range(t):
-            for nn in range(n):
-                row[m * n + nn] = _wrap(np.int64(o[m, nn]) + row[m * n + nn] * accum, half)
+        if accum:
+            for j in range(t * n):
+                row[j] = _wrap(np.int64(o[j]) + row[j], half)
+        else:
+            for j in range(t * n):
+                row[j] = _wrap(np.int64(o[j]), half)
         return
     for m in range(t):
         j0 = a0 + m * n
         for nn in range(n):
-            v = np.int64(o[m, nn])
+            v = np.int64(o[m * n + nn])
             if bscale == 1:  # a shift of acc_bits or more wraps to 0 (as the RTL)
                 sh = np.int64(wgt[b, s_addr + nn])
                 v = _wrap(v << sh, half) if sh < acc_bits else np.int64(0)
@@ -468,11 +521,53 @@ def _add(f, out, par, shape, alut, pos, npos):
             or _codes_end(f[A_DST], n, eo, shape) > out.shape[1]
             or f[A_PAR] + ADD_PARAM_BYTES > par.shape[1]):
         return False
+    if (f[A_OP] == 0 and n >= ADD_TABLE_MIN and shape[S_BITS + e] <= 8
+            and shape[S_BITS + eb] <= 8):
+        _add_tabled(out, f[A_A], f[A_B], f[A_DST], n, f[A_BCAST], par, f[A_PAR],
+                    shape[S_BITS + e], shape[S_FP + e] != 0, alut[e],
+                    shape[S_BITS + eb], shape[S_FP + eb] != 0, alut[eb],
+                    shape[S_BITS + eo], shape[S_FP + eo] != 0, alut[eo], pos[eo, :npos[eo]])
+        return True
     K.add(out, f[A_A], f[A_B], f[A_DST], n, f[A_BCAST], f[A_OP] == 1, par, f[A_PAR],
           ADD_LEFT_SHIFT, shape[S_BITS + e], shape[S_FP + e] != 0, alut[e],
           shape[S_BITS + eb], shape[S_FP + eb] != 0, alut[eb],
           shape[S_BITS + eo], shape[S_FP + eo] != 0, alut[eo], pos[eo, :npos[eo]])
     return True
+
+
+@njit(cache=True)
+def _rescaled(levels, fp, z, q, sh):
+    """kernels.add's requant(v(c) << ADD_LEFT_SHIFT, q, sh) of every byte c of an operand of at
+    most 8 bits (kernels._value's v: the FP level levels[c], else the signed code minus z)."""
+    out = np.empty(256, dtype=np.int64)
+    for c in range(256):
+        v = levels[c] if fp else K._s8(np.int64(c)) - z
+        out[c] = K.requant(v << ADD_LEFT_SHIFT, q, sh)
+    return out
+
+
+@njit(cache=True)
+def _add_tabled(mem, a, bb, dst, count, bcast, par, p_addr, abits, afp, at, bbits, bfp, bt,
+                obits, ofp, ot, pos):
+    """kernels.add (an add, not a mul) of operands of at most 8 bits, with each operand's
+    rescaling requant(v << ADD_LEFT_SHIFT, q, s) read from a table of its 256 codes, built by
+    the same arithmetic: one requant per element instead of three."""
+    for b in range(mem.shape[0]):
+        za, zb, zo = K._i32(par, b, p_addr), K._i32(par, b, p_addr + 4), K._i32(par, b, p_addr + 8)
+        qa, sa = K._i32(par, b, p_addr + 12), K._i32(par, b, p_addr + 16)
+        qb, sb = K._i32(par, b, p_addr + 20), K._i32(par, b, p_addr + 24)
+        qo, so = K._i32(par, b, p_addr + 28), K._i32(par, b, p_addr + 32)
+        lo, hi = K._i32(par, b, p_addr + 36), K._i32(par, b, p_addr + 40)
+        lo_v, hi_v = (ot[lo & 0xFF], ot[hi & 0xFF]) if ofp else (lo, hi)
+        xa, xb = _rescaled(at, afp, za, qa, sa), _rescaled(bt, bfp, zb, qb, sb)
+        for i in range(count):
+            ib = i % bcast if bcast > 0 else i
+            r = K.requant(xa[_get(mem, b, a, i, abits) & 0xFF] + xb[_get(mem, b, bb, ib, bbits)
+                                                                   & 0xFF], qo, so)
+            if ofp:
+                K._put(mem, b, dst, i, obits, K.fp_encode(min(max(r, lo_v), hi_v), pos))
+            else:
+                K._put(mem, b, dst, i, obits, min(max(r + zo, lo), hi))
 
 
 @njit(cache=True)

@@ -171,3 +171,37 @@ def test_a_load_of_the_input_into_the_weights_is_not_proven_shared():
                                       "dram_addr": 8}),
                       Instr("LOAD", load), Instr("END")), (0, 0, 0), bytes(64), regions, meta)
     assert fast.batch_uniform(stored) == 0
+
+
+@pytest.mark.parametrize("fmt, bfmt, ofmt", [
+    ("int8", "int8", "int8"), ("int4", "int4", "int4"), ("int2", "int8", "int16"),
+    ("fp8_e4m3", "fp8_e4m3", "fp8_e4m3"), ("int8", "fp8_e4m3", "int8"),
+    ("int16", "int8", "int16")])
+@pytest.mark.parametrize("bcast", [0, 1, 6])
+def test_large_adds_leave_the_output_as_the_machine(fmt, bfmt, ofmt, bcast):
+    """ADDs of at least fastkernels.ADD_TABLE_MIN elements rescale operands of at most 8 bits
+    by tables of their 256 codes (one requant per element instead of three; int16 operands
+    keep the machine's arithmetic): random operand bytes, random multipliers, every format."""
+    from qasic.isa.table import encoding_bits
+    from qasic.quant.fixedpoint import quantize_multiplier
+    from qasic.sim import fastkernels as FK
+
+    count = FK.ADD_TABLE_MIN + 37
+    regions = (Region("constants", 0, 64, "constants"),)
+    p = Program((Instr("ADD", {"a_addr": 0, "b_addr": 2048, "dst_addr": 4096, "count": count,
+                               "bcast": bcast, "param_addr": 48, "fmt": fmt, "bfmt": bfmt,
+                               "ofmt": ofmt}), Instr("END")), (0, 0), bytes(64), regions)
+    bits = encoding_bits(ofmt)
+    lo, hi = ((-0x7E, 0x7E) if ofmt.startswith("fp") else (-(1 << (bits - 1)),
+                                                              (1 << (bits - 1)) - 1))
+    words = [3, -2, 1, *quantize_multiplier(0.4), *quantize_multiplier(0.7),
+             *quantize_multiplier(2.0 ** -20 * 1.3), lo, hi]
+    ms = []
+    for run in (Machine.run, fast.run):
+        m = Machine(p, ARCH, 2)
+        m.mem["output"][:] = np.random.default_rng(bcast).integers(0, 256, m.mem["output"].shape)
+        m.mem["param"][:, 48:48 + 44] = np.frombuffer(np.array(words, "<i4").tobytes(), np.uint8)
+        run(m)
+        ms.append(m)
+    np.testing.assert_array_equal(ms[1].mem["output"], ms[0].mem["output"])
+    assert len(np.unique(ms[0].mem["output"][:, 4096:4096 + count])) > 2
