@@ -13,10 +13,11 @@ Writes sim_speed.json:
            and the exponent of time in MACs (the log-log slope: 1 is linear)
   summary  the slowest simulator/reference ratio, the targets met
   load_average  the machine's 1-minute load before and after (it is shared: noisy numbers)
-Seconds are the best of ``repeats`` warm runs, simulator, reference and BLAS interleaved (the
-program verified, its field table, timing and costs computed, the Numba kernels compiled, a
-machine of that batch kept; one repeat past LONG_RUN); the one-time per-program work is
-reported apart (``verify_seconds``, ``first_run_seconds``). Each model runs in its own process;
+Seconds are the best of ``repeats`` blocks of warm runs (BLOCK each), simulator, reference and
+BLAS alternating (the program verified, its field table, timing and costs computed, the Numba
+kernels compiled, a machine of that batch kept; one repeat past LONG_RUN, which then also runs
+one of each per block); the one-time per-program work is reported apart (``verify_seconds``,
+``first_run_seconds``). Each model runs in its own process;
 ResNet-50's simulator-only peak memory and cold time come from a process that loads just its
 program.
 """
@@ -48,6 +49,11 @@ CALIBRATION = 16       # calibration samples: enough for a speed benchmark, ligh
 EXACT_MAX_INSTRS = 2e5  # instructions x batch past which the per-instruction machine is skipped
 LONG_RUN = 1e6         # instructions x batch past which one repeat is timed (tiny_gpt at 256)
 BLAS_REPEATS = 3        # BLAS runs per repeat (the best counts: it is short and noisy)
+# Simulator and reference runs per repeat, each kind in a block of its own: after a multi-
+# threaded BLAS call OpenBLAS's worker threads spin for a while, and on a 2-core machine with
+# other jobs they took the core of the next run (the simulator's is single-threaded: strictly
+# interleaved, it measured 25 % slower than alone); the best of a block is the steady state.
+BLOCK = 3
 
 
 def build(name: str):
@@ -87,14 +93,17 @@ def measure_batch(name: str, g, program, arch, trained, batch: int, repeats: int
     if save:
         save_inputs(save, program, arch, codes)
     got: dict = {}
+    block = BLOCK
     if len(program.instrs) * len(codes) > LONG_RUN:
-        repeats = 1
+        repeats = block = 1
     first_s = _time(lambda: got.setdefault("fast", simulate(program, arch, codes=codes)))
     blas = blas_runner(program, len(codes))
     times: dict[str, list[float]] = {"sim": [], "ref": [], "blas": []}
-    for _ in range(repeats):  # interleaved, so a change in the machine's load hits all three
-        times["sim"].append(_time(lambda: simulate(program, arch, codes=codes)))
-        times["ref"].append(_time(lambda: got.setdefault("ref", reference.run(g, codes))))
+    for _ in range(repeats):  # alternating blocks: a change in the machine's load hits all three
+        times["sim"] += [_time(lambda: simulate(program, arch, codes=codes))
+                         for _ in range(block)]
+        times["ref"] += [_time(lambda: got.setdefault("ref", reference.run(g, codes)))
+                         for _ in range(block)]
         times["blas"].append(min(_time(blas) for _ in range(BLAS_REPEATS)))
     tracemalloc.start()  # apart from the timed runs: tracing slows every allocation
     simulate(program, arch, codes=codes)

@@ -222,10 +222,10 @@ def _batch_uniform(p: Program) -> int:
 
 def _weight_cache(arch: ArchConfig, batch: int) -> tuple[np.ndarray, ...]:
     """The last decoded weight tile of each batch element: int64 (k, n), float64 flat, and its
-    largest column sum of magnitudes."""
+    largest column sum of magnitudes (or a bound on it)."""
     k, n = arch.array_rows, arch.array_cols
     return (np.zeros((batch, k, n), dtype=np.int64), np.zeros((batch, k * n)),
-            np.zeros(batch, dtype=np.int64), np.zeros(n, dtype=np.int64))
+            np.zeros(batch, dtype=np.int64))
 
 
 def _op_codes(p: Program) -> np.ndarray:

@@ -290,7 +290,7 @@ def _gemm(f, inp, wgt, par, acc, shape, alut, bufs, wc, st):
     (_foldf), one product for the whole batch when every element holds the same weights, else
     one per element; folds past that bound sum in int64 (wrapping, as kernels.gemm)."""
     a64, o64, af, of = bufs
-    w64, wf, tops = wc[:3]
+    w64, wf, tops = wc
     k, n, t, batch = f[G_K], f[G_N], f[G_LINES] * f[G_ROWS], inp.shape[0]
     tk, tn = t * k, t * n
     limit = FLOAT64_EXACT // shape[S_AMAX + f[G_AFMT]]
@@ -364,11 +364,12 @@ def _stale(f, st, key, at):
 @njit(cache=True)
 def _decode_weights(f, wgt, par, wc, uniform):
     """Decode the fold's weights into wc: int64 (k, n), float64 flat, and the largest column
-    sum of magnitudes. Returns 1, decoding element 0 only, when every batch element holds the
-    same weight bytes (and decode table) as element 0 (the usual case: weights come from the
-    constants); else 0, decoding every element. ``uniform``: the program is proven to hold the
-    same weight and param bytes in every element (fast.batch_uniform), so nothing is compared."""
-    w64, wf, tops, cols = wc
+    sum of magnitudes or a bound on it (_weights_int8). Returns 1, decoding element 0 only,
+    when every batch element holds the same weight bytes (and decode table) as element 0 (the
+    usual case: weights come from the constants); else 0, decoding every element.
+    ``uniform``: the program is proven to hold the same weight and param bytes in every
+    element (fast.batch_uniform), so nothing is compared."""
+    w64, wf, tops = wc
     k, n = f[G_K], f[G_N]
     shared = uniform or _same_rows(wgt, f[G_WADDR], _weight_end(f))
     if f[G_LUT] and not uniform:
@@ -376,7 +377,7 @@ def _decode_weights(f, wgt, par, wc, uniform):
         shared = shared and _same_rows(par, f[G_LADDR], table)
     for b in range(1 if shared else wgt.shape[0]):
         if _plain_int8(f):
-            tops[b] = _weights_int8(f, wgt, b, wf[b], cols)
+            tops[b] = _weights_int8(f, wgt, b, wf[b])
             continue
         tops[b] = _weights(f, wgt, par, b, w64[b])
         for kk in range(k):
@@ -394,23 +395,17 @@ def _plain_int8(f):
 
 
 @njit(cache=True)
-def _weights_int8(f, wgt, b, wf, cols):
+def _weights_int8(f, wgt, b, wf):
     """_weights of a _plain_int8 tile in one pass, straight into wf[:k * n] (row-major
-    float64); returns max_n sum_k |w[k, n]| (at most 128 k: no saturation to guard)."""
+    float64). Returns 128 k, a bound on max_n sum_k |w[k, n]| that needs no pass of its own:
+    _gemm's float64 test only needs a bound (a fold it fails sums in int64, as exact)."""
     k, n = f[G_K], f[G_N]
     _, w_addr, row = _weight_rows(f)
-    for nn in range(n):
-        cols[nn] = 0
     for kk in range(k):
         r0 = w_addr + kk * row
         for nn in range(n):
-            v = (np.int64(wgt[b, r0 + nn]) ^ 128) - 128
-            wf[kk * n + nn] = v
-            cols[nn] += abs(v)
-    top = np.int64(0)
-    for nn in range(n):
-        top = max(top, cols[nn])
-    return top
+            wf[kk * n + nn] = (np.int64(wgt[b, r0 + nn]) ^ 128) - 128
+    return 128 * k
 
 
 @njit(cache=True)
