@@ -94,8 +94,20 @@ def program_arch(program: Program) -> ArchConfig:
     return ArchConfig(**fields)
 
 
+_ARCH_CHECKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def check_arch(program: Program, arch: ArchConfig) -> None:
-    """The program must run on the architecture it was compiled for, every parameter equal."""
+    """The program must run on the architecture it was compiled for, every parameter equal
+    (checked once per program object and arch: both are immutable)."""
+    checked = _ARCH_CHECKED.setdefault(program, set())
+    if arch in checked:
+        return
+    _check_arch(program, arch)
+    checked.add(arch)
+
+
+def _check_arch(program: Program, arch: ArchConfig) -> None:
     built = program.meta.get("arch_config", {})
     for key, value in arch.to_dict().items():
         if key in built and built[key] != value:
