@@ -24,6 +24,7 @@ from qasic.isa import access
 from qasic.isa.encoding import Instr
 from qasic.isa.program import Program
 from qasic.isa.table import ACT_ENCODINGS, LUT_ENTRY_BYTES, encoding_bits, encoding_is_fp
+from qasic.sim import blas
 from qasic.sim import fastkernels as FK
 from qasic.sim import fastrows as R
 from qasic.sim.fastfields import OP_NAMES, program_fields
@@ -122,7 +123,7 @@ def one_blas_thread(arch: ArchConfig, batch: int):
     if batch * arch.gemm_max_rows * arch.array_rows * arch.array_cols <= BLAS_THREADS_MIN_MACS:
         return contextlib.nullcontext()
     if not _BLAS:
-        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls)
+        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS qasic.sim.blas calls)
         from threadpoolctl import ThreadpoolController
 
         _BLAS.append(ThreadpoolController().select(user_api="blas"))
@@ -169,7 +170,8 @@ def _buffers(arch: ArchConfig, batch: int) -> tuple[np.ndarray, ...]:
     decoded activations and the sums in float64 (BLAS)."""
     t, k, n = arch.gemm_max_rows, arch.array_rows, arch.array_cols
     return (np.zeros(batch * t * k, dtype=np.int64), np.zeros(batch * t * n, dtype=np.int64),
-            np.zeros(batch * t * k), np.zeros(batch * t * n))
+            np.zeros(batch * t * k), np.zeros(batch * t * n), np.zeros((2, 256), dtype=np.int64),
+            *blas.scratch())
 
 
 def share_rows(m: Machine) -> None:

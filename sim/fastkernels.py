@@ -9,17 +9,22 @@ memory is (batch, bytes) uint8; the accumulator (batch, words) int64.
 
 A GEMM runs as in kernels.gemm, but its products are summed by float64 BLAS when a_max * max_n
 sum_k |w[k, n]| < 2^53 (a_max: the largest |level| of the input encoding): no partial sum can
-then leave the integers float64 holds exactly, so the result is the same integer (a fold too
-small for a BLAS call sums in a float64 loop under the same bound); the rest sum in int64 as
-kernels.gemm. One product covers the whole batch when every element holds the same weight
-bytes: proven once per program (fast.batch_uniform: the weight and param scratchpads then are
-one row shared by the batch, which a LOAD writes once), else compared per tile. The last
+then leave the integers float64 holds exactly, so the result is the same integer (dgemm called
+directly: qasic.sim.blas); the rest sum in int64 as kernels.gemm. One product covers the whole
+batch when every element holds the same weight bytes: proven once per program
+(fast.batch_uniform: the weight and param scratchpads then are one row shared by the batch,
+which a LOAD writes once), else compared per tile. The last
 decoded weight tile and activation block are kept while their fields and bytes are unchanged
 (_stale); a plain INT8 tile decodes in one pass straight to float64 (_weights_int8).
 
 An ADD of at least ADD_TABLE_MIN elements whose operands have at most 8 bits rescales each
 operand through a table of its 256 codes, built by kernels.add's own arithmetic: one requant per
 element instead of three (_add_tabled).
+
+Every kernel here is compiled without Numba's reference counting (``_nrt=False``): none
+allocates or frees an array, so an array view is a plain pointer. With it, the atomic
+increment and decrement of every view passed or sliced took half the interpreter's time
+(perf, resnet18 at 64 pixels, batch 1).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from qasic.isa.table import (
 )
 from qasic.quant.reference import ADD_LEFT_SHIFT
 from qasic.sim import kernels as K
+from qasic.sim.blas import matmul
 from qasic.sim.fastfields import column
 from qasic.sim.kernels import _get, _i32, _s8, _weight
 
@@ -65,7 +71,6 @@ G_IADDR, G_ISTRIDE, G_LINES, G_ILINE, G_ROWS, G_WADDR, G_AADDR, G_K, G_N, G_ACCU
                                     "lut", "lut_addr", "bscale", "afmt", "wtrans"))
 FLOAT64_EXACT = np.int64(1) << 53  # float64 holds every integer of smaller magnitude
 SUM_CAP = np.int64(1) << 62  # column sums saturate here (no int64 overflow)
-BLAS_MIN_MACS = 1 << 13  # smaller folds sum in a Numba loop (a BLAS call costs more)
 ADD_TABLE_MIN = 512  # ADDs of at least this many elements rescale their operands by tables
 P_ACC, P_PAR, P_OUT, P_OSTRIDE, P_ROWS, P_N, P_ZP, P_LO, P_HI, P_OFMT, P_LUT, P_LADDR = (
     column("POST", f) for f in ("acc_addr", "param_addr", "out_addr", "out_stride", "rows", "n",
@@ -85,7 +90,7 @@ S_BITS, S_ACC = 4, 4 + NE
 S_FP, S_AMAX = S_ACC + 1, S_ACC + 1 + NE
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _sram(which, inp, wgt, out, par):
     """The scratchpad of MEMS index ``which`` (0 input, 1 weight, 3 output, 4 param)."""
     if which == 0:
@@ -97,13 +102,13 @@ def _sram(which, inp, wgt, out, par):
     return par
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _span(addr, planes, plane, rows, stride, rb):
     """One past the last byte of a planes x rows x rb box."""
     return addr + (planes - 1) * plane + (rows - 1) * stride + rb
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _dma(f, store, dram, inp, wgt, out, par):
     """A LOAD or STORE (Machine._dma); False, changing nothing, where the machine would
     refuse it."""
@@ -124,17 +129,20 @@ def _dma(f, store, dram, inp, wgt, out, par):
             for r in range(rows):
                 s0 = f[D_SADDR] + p * f[D_SPLANE] + r * f[D_SSTRIDE]
                 if fill:
-                    sram[b, s0:s0 + rb] = f[D_BYTE]
+                    for j in range(s0, s0 + rb):
+                        sram[b, j] = f[D_BYTE]
                     continue
                 d0 = f[D_DADDR] + p * f[D_DPLANE] + r * f[D_DSTRIDE]
                 if store:
-                    dram[b, d0:d0 + rb] = sram[b, s0:s0 + rb]
+                    for j in range(rb):
+                        dram[b, d0 + j] = sram[b, s0 + j]
                 else:
-                    sram[b, s0:s0 + rb] = dram[b, d0:d0 + rb]
+                    for j in range(rb):
+                        sram[b, s0 + j] = dram[b, d0 + j]
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _gemm_ok(f, inp, wgt, par, acc, shape):
     """The checks of Machine._gemm that do not read data (shape: rows, cols, max vectors,
     weight bits of the array)."""
@@ -151,12 +159,12 @@ def _gemm_ok(f, inp, wgt, par, acc, shape):
             and _weight_end(f) <= wgt.shape[1] and f[G_AADDR] + t * n <= acc.shape[1])
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _act_bytes(k, afmt, shape):
     return (k * shape[S_BITS + afmt] + 7) // 8
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _weight_rows(f):
     """(scale-row address or -1, first weight row, bytes per stored row) (gemm_weight_span)."""
     n = f[G_N]
@@ -166,13 +174,13 @@ def _weight_rows(f):
     return f[G_WADDR], f[G_WADDR] + (2 if f[G_BSCALE] == 3 else 1) * n, row
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _weight_end(f):
     _, w_addr, row = _weight_rows(f)
     return w_addr + (f[G_N] if f[G_WTRANS] else f[G_K]) * row
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _lut_checked(f, par, checked, seen):
     """True when every entry of the GEMM's decode table starts where an entry the machine
     checked started (``checked``) and still holds the bytes it had then (``seen``), in every
@@ -188,13 +196,13 @@ def _lut_checked(f, par, checked, seen):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _lut_level(par, b, addr):
     e = _i32(par, b, addr)
     return (e >> LUT_SHIFT_BITS) << (e & ((1 << LUT_SHIFT_BITS) - 1))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _weights(f, wgt, par, b, w):
     """Decode the fold's weights of batch element b into w[:k, :n] (kernels.gemm); returns
     max_n sum_k |w[k, n]| (saturating at SUM_CAP)."""
@@ -227,7 +235,7 @@ def _weights(f, wgt, par, b, w):
     return top
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _activations(f, inp, b, a, shape, alut):
     """The fold's T x k input integers of batch element b into a[:T * k] (row-major)."""
     k, rows, afmt = f[G_K], f[G_ROWS], f[G_AFMT]
@@ -251,23 +259,7 @@ def _activations(f, inp, b, a, shape, alut):
                 a[m * k + kk] = _get(inp, b, base, kk, bits)
 
 
-@njit(cache=True)
-def _foldf(a, w, t, k, n, out):
-    """out[:t * n] = a[:t * k] (row-major t x k) @ w[:k * n] (row-major k x n) in float64: the
-    exact integers while every partial sum stays below 2^53 (_gemm's bound); a loop where a
-    BLAS call would cost more than the fold."""
-    for m in range(t):
-        o = m * n
-        for nn in range(n):
-            out[o + nn] = 0.0
-        for kk in range(k):
-            av = a[m * k + kk]
-            r = kk * n
-            for nn in range(n):
-                out[o + nn] += av * w[r + nn]
-
-
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _fold64(a, w, t, k, n, out):
     """out[:t * n] = a[:t * k] (row-major t x k) @ w[:k, :n] in int64, wrapping (as
     kernels.gemm)."""
@@ -281,15 +273,15 @@ def _fold64(a, w, t, k, n, out):
                 out[o + nn] += av * w[kk, nn]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _gemm(f, inp, wgt, par, acc, shape, alut, bufs, wc, st):
     """One GEMM on every batch element (kernels.gemm's arithmetic). The products are summed
-    by float64 BLAS when a_max * max_n sum_k |w[k, n]| < 2^53 (every product and partial sum
-    is then an integer float64 holds exactly, so the sums are the integers kernels.gemm
-    computes): by BLAS where the call does at least BLAS_MIN_MACS, else by a float64 loop
-    (_foldf), one product for the whole batch when every element holds the same weights, else
-    one per element; folds past that bound sum in int64 (wrapping, as kernels.gemm)."""
-    a64, o64, af, of = bufs
+    by float64 BLAS (qasic.sim.blas) when a_max * max_n sum_k |w[k, n]| < 2^53 (every product
+    and partial sum is then an integer float64 holds exactly, so the sums are the integers
+    kernels.gemm computes): one product for the whole batch when every element holds the same
+    weights, else one per element; folds past that bound sum in int64 (wrapping, as
+    kernels.gemm)."""
+    a64, o64, af, of, _, ints, consts = bufs
     w64, wf, tops = wc
     k, n, t, batch = f[G_K], f[G_N], f[G_LINES] * f[G_ROWS], inp.shape[0]
     tk, tn = t * k, t * n
@@ -300,16 +292,11 @@ def _gemm(f, inp, wgt, par, acc, shape, alut, bufs, wc, st):
         for b in range(batch):
             _activations(f, inp, b, af[b * tk:(b + 1) * tk], shape, alut)
     if st[ST_SHARED] and tops[0] < limit:
-        wv = wf[0, :k * n]
-        if batch * tk * n >= BLAS_MIN_MACS:
-            np.dot(af[:batch * tk].reshape(batch * t, k), wv.reshape(k, n),
-                   of[:batch * tn].reshape(batch * t, n))
-        else:
-            _foldf(af, wv, batch * t, k, n, of)
+        matmul(af, wf[0], of, batch * t, k, n, ints, consts)
         for b in range(batch):
             _write(f, wgt, acc, b, of[b * tn:(b + 1) * tn], shape[S_ACC])
         return
-    if st[ST_SHARED]:  # one int64 fold over the whole batch's vectors (small folds)
+    if st[ST_SHARED]:  # one int64 fold over the whole batch's vectors
         for j in range(batch * tk):
             a64[j] = np.int64(af[j])  # levels are integers far below 2^53
         _ints(f, wf[0], w64[0])
@@ -320,11 +307,7 @@ def _gemm(f, inp, wgt, par, acc, shape, alut, bufs, wc, st):
     for b in range(batch):
         w = 0 if st[ST_SHARED] else b  # the element whose decoded tile b uses
         if tops[w] < limit:
-            if tk * n >= BLAS_MIN_MACS:
-                np.dot(af[b * tk:(b + 1) * tk].reshape(t, k), wf[w, :k * n].reshape(k, n),
-                       of[:tn].reshape(t, n))
-            else:
-                _foldf(af[b * tk:(b + 1) * tk], wf[w], t, k, n, of)
+            matmul(af[b * tk:(b + 1) * tk], wf[w], of, t, k, n, ints, consts)
             _write(f, wgt, acc, b, of[:tn], shape[S_ACC])
         else:
             for j in range(tk):
@@ -347,7 +330,7 @@ ST_UNIFORM = ST_SHARED + 1  # 1: weight and param bytes proven equal in every ba
 ST_SIZE = ST_UNIFORM + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _stale(f, st, key, at):
     """True (and st records f's key as decoded) unless the cache at st[at] holds f's operand."""
     same = st[at + 1] == st[at]
@@ -361,7 +344,7 @@ def _stale(f, st, key, at):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _decode_weights(f, wgt, par, wc, uniform):
     """Decode the fold's weights into wc: int64 (k, n), float64 flat, and the largest column
     sum of magnitudes or a bound on it (_weights_int8). Returns 1, decoding element 0 only,
@@ -386,7 +369,7 @@ def _decode_weights(f, wgt, par, wc, uniform):
     return 1 if shared else 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _plain_int8(f):
     """True for the usual tile: INT8 codes stored k-major, no decode table, no zero-point row
     (_weights_int8 decodes it into the float64 tile only; _ints makes the int64 one when an
@@ -394,7 +377,7 @@ def _plain_int8(f):
     return f[G_WBITS] == 8 and not f[G_LUT] and not f[G_WTRANS] and f[G_BSCALE] != 3
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _weights_int8(f, wgt, b, wf):
     """_weights of a _plain_int8 tile in one pass, straight into wf[:k * n] (row-major
     float64). Returns 128 k, a bound on max_n sum_k |w[k, n]| that needs no pass of its own:
@@ -408,7 +391,7 @@ def _weights_int8(f, wgt, b, wf):
     return 128 * k
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _ints(f, wf, w64):
     """w64[:k, :n] = the tile of wf, where _weights_int8 decoded it (exact: |w| <= 128)."""
     if _plain_int8(f):
@@ -418,7 +401,7 @@ def _ints(f, wf, w64):
                 w64[kk, nn] = np.int64(wf[kk * n + nn])
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _same_rows(mem, lo, hi):
     """True when bytes lo..hi-1 of every batch element equal element 0's."""
     for b in range(1, mem.shape[0]):
@@ -428,7 +411,7 @@ def _same_rows(mem, lo, hi):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _write(f, wgt, acc, b, o, acc_bits):
     """acc tile (+)= scaled sums o[:T * n] (row-major T x n), each step wrapped to acc_bits
     (kernels.gemm)."""
@@ -459,20 +442,20 @@ def _write(f, wgt, acc, b, o, acc_bits):
             acc[b, j0 + nn] = _wrap(v, half)  # wrap like the RTL
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _wrap(v, half):
     """v wrapped to the two's-complement range [-half, half) (half a power of two): the same
     integer as (v + half) % (2 half) - half."""
     return ((v + half) & (2 * half - 1)) - half
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _codes_end(addr, count, enc, shape):
     """One past the last byte of ``count`` codes of encoding ``enc`` at ``addr``."""
     return addr + (count * shape[S_BITS + enc] + 7) // 8
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _post(f, acc, par, out, shape, alut, pos, npos):
     """POST (Machine._post); False, changing nothing, where the machine would refuse it."""
     rows, n, e = f[P_ROWS], f[P_N], f[P_OFMT]
@@ -488,7 +471,7 @@ def _post(f, acc, par, out, shape, alut, pos, npos):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _pool(f, out, par, shape, alut, pos, npos):
     """POOL (Machine._pool)."""
     h, w, c, kh, kw, sh, sw = f[O_H], f[O_W], f[O_C], f[O_KH], f[O_KW], f[O_SH], f[O_SW]
@@ -506,8 +489,8 @@ def _pool(f, out, par, shape, alut, pos, npos):
     return True
 
 
-@njit(cache=True)
-def _add(f, out, par, shape, alut, pos, npos):
+@njit(cache=True, _nrt=False)
+def _add(f, out, par, shape, alut, pos, npos, tabs):
     """ADD (Machine._add)."""
     n, e, eb, eo = f[A_COUNT], f[A_FMT], f[A_BFMT], f[A_OFMT]
     b_count = f[A_BCAST] if f[A_BCAST] else n
@@ -521,7 +504,8 @@ def _add(f, out, par, shape, alut, pos, npos):
         _add_tabled(out, f[A_A], f[A_B], f[A_DST], n, f[A_BCAST], par, f[A_PAR],
                     shape[S_BITS + e], shape[S_FP + e] != 0, alut[e],
                     shape[S_BITS + eb], shape[S_FP + eb] != 0, alut[eb],
-                    shape[S_BITS + eo], shape[S_FP + eo] != 0, alut[eo], pos[eo, :npos[eo]])
+                    shape[S_BITS + eo], shape[S_FP + eo] != 0, alut[eo], pos[eo, :npos[eo]],
+                    tabs)
         return True
     K.add(out, f[A_A], f[A_B], f[A_DST], n, f[A_BCAST], f[A_OP] == 1, par, f[A_PAR],
           ADD_LEFT_SHIFT, shape[S_BITS + e], shape[S_FP + e] != 0, alut[e],
@@ -530,20 +514,18 @@ def _add(f, out, par, shape, alut, pos, npos):
     return True
 
 
-@njit(cache=True)
-def _rescaled(levels, fp, z, q, sh):
+@njit(cache=True, _nrt=False)
+def _rescaled(levels, fp, z, q, sh, out):
     """kernels.add's requant(v(c) << ADD_LEFT_SHIFT, q, sh) of every byte c of an operand of at
     most 8 bits (kernels._value's v: the FP level levels[c], else the signed code minus z)."""
-    out = np.empty(256, dtype=np.int64)
     for c in range(256):
         v = levels[c] if fp else K._s8(np.int64(c)) - z
         out[c] = K.requant(v << ADD_LEFT_SHIFT, q, sh)
-    return out
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _add_tabled(mem, a, bb, dst, count, bcast, par, p_addr, abits, afp, at, bbits, bfp, bt,
-                obits, ofp, ot, pos):
+                obits, ofp, ot, pos, tabs):
     """kernels.add (an add, not a mul) of operands of at most 8 bits, with each operand's
     rescaling requant(v << ADD_LEFT_SHIFT, q, s) read from a table of its 256 codes, built by
     the same arithmetic: one requant per element instead of three."""
@@ -554,7 +536,9 @@ def _add_tabled(mem, a, bb, dst, count, bcast, par, p_addr, abits, afp, at, bbit
         qo, so = K._i32(par, b, p_addr + 28), K._i32(par, b, p_addr + 32)
         lo, hi = K._i32(par, b, p_addr + 36), K._i32(par, b, p_addr + 40)
         lo_v, hi_v = (ot[lo & 0xFF], ot[hi & 0xFF]) if ofp else (lo, hi)
-        xa, xb = _rescaled(at, afp, za, qa, sa), _rescaled(bt, bfp, zb, qb, sb)
+        xa, xb = tabs[0], tabs[1]
+        _rescaled(at, afp, za, qa, sa, xa)
+        _rescaled(bt, bfp, zb, qb, sb, xb)
         for i in range(count):
             ib = i % bcast if bcast > 0 else i
             r = K.requant(xa[_get(mem, b, a, i, abits) & 0xFF] + xb[_get(mem, b, bb, ib, bbits)
@@ -565,7 +549,7 @@ def _add_tabled(mem, a, bb, dst, count, bcast, par, p_addr, abits, afp, at, bbit
                 K._put(mem, b, dst, i, obits, min(max(r + zo, lo), hi))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _lut(f, out, par, shape):
     """LUT (Machine._lut_op)."""
     n, e, eo = f[L_COUNT], f[L_FMT], f[L_OFMT]
@@ -577,7 +561,7 @@ def _lut(f, out, par, shape):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def run(ops, F, lo, hi, dram, inp, wgt, out, par, acc, shape, alut, pos, npos, checked, seen,
         bufs, wc, st):
     """Execute instructions lo.. until one is left to the machine; return its index (or hi).
@@ -607,7 +591,7 @@ def run(ops, F, lo, hi, dram, inp, wgt, out, par, acc, shape, alut, pos, npos, c
                 return i
             continue
         if op == ADD:
-            if not _add(f, out, par, shape, alut, pos, npos):
+            if not _add(f, out, par, shape, alut, pos, npos, bufs[4]):
                 return i
             continue
         if op == LUT:
