@@ -9,9 +9,17 @@ a pure scale into the linear or matmul before it.
 
 Binary ops dispatch on their operands' kinds: two activations make an ``add``/``mul`` node; an
 activation and a per-position constant (position embeddings) a ``constant`` node and an
-``add``; an activation times a per-channel constant folds into the norm or linear before it; an
-attention mask added to scores goes to qasic.quant.masks. The hand-written RMSNorm
-``x * rsqrt(mean(x^2, -1, keepdim) + eps)`` becomes a ``norm`` (center False).
+``add``; an activation times a per-channel constant folds into the norm or linear before it,
+any other product by a constant (RoPE's cos/sin tables, per position and channel) is a
+``constant`` node and a ``mul``; an attention mask added to scores goes to qasic.quant.masks.
+The hand-written RMSNorm ``x * rsqrt(mean(x^2, -1, keepdim) + eps)`` becomes a ``norm`` (center
+False), also of a chain (Gemma's ``embedding * sqrt(D)``) and between casts.
+
+Slices, splits and chunks along the last axis of an activation no linear layer made, their
+negations and their cats along the last axis stay symbolic too (Columns: a signed selection
+matrix of the channels) and become one ``linear`` of +-1 weights: RoPE's rotate_half
+``cat(-x[..., D/2:], x[..., :D/2])`` of each head, Phi's partial rotary split, GPT-NeoX's
+chunked fused QKV.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from qasic.quant import masks
+from qasic.quant import lowering_seq, masks
 from qasic.quant import pointwise as pw
 from qasic.quant.lowering import Act, _arg
 from qasic.quant.lowering_ops import _pair_op, _scalar
@@ -51,13 +59,27 @@ class RmsStat:
     power: float = 1.0
 
 
-SYMBOLIC = (Pointwise, RmsStat)
+@dataclass(frozen=True, eq=False)
+class Columns:
+    """``src @ matrix`` along the last axis, ``matrix`` (D, K) a signed selection of src's
+    channels: slices, negations and cats along the last axis (RoPE's rotate_half
+    ``cat(-x[..., D/2:], x[..., :D/2])``) compose into one matrix and become one ``linear``
+    (``materialize``); ``node`` the fx node of its last op."""
+
+    src: Act
+    matrix: np.ndarray
+    node: Any
+
+
+SYMBOLIC = (Pointwise, RmsStat, Columns)
 
 
 def materialize(b: Any, v: Any) -> Any:
     """A Pointwise as an activation (one lut node, made once); other values unchanged."""
     if isinstance(v, RmsStat):
         b.fail(b.current, "a mean of squares used other than in x * rsqrt(mean(x^2) + eps)")
+    if isinstance(v, Columns):
+        return _columns(b, v)
     if not isinstance(v, Pointwise):
         return v
     if v.tree == pw.X:
@@ -65,6 +87,17 @@ def materialize(b: Any, v: Any) -> Any:
     if v.node.name not in b.luts:
         b.luts[v.node.name] = b.add(v.node, "lut", (v.src.name,), pw.lut_attrs(v.tree),
                                     shape=b.shapes[v.src.name])
+    return b.luts[v.node.name]
+
+
+def _columns(b: Any, v: Columns) -> Act:
+    d, k = v.matrix.shape
+    if d == k and np.array_equal(v.matrix, np.eye(d)):
+        return v.src
+    if v.node.name not in b.luts:
+        b.luts[v.node.name] = b.add(v.node, "linear", (v.src.name,), {},
+                                    {"weight": v.matrix.T.copy(), "bias": np.zeros(k)},
+                                    shape=b.shapes[v.src.name][:-1] + (k,))
     return b.luts[v.node.name]
 
 
@@ -83,6 +116,10 @@ def unary(make: Any) -> Any:
     def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
         if isinstance(args[0], RmsStat) and node.target in _RMS_POWERS:
             return replace(args[0], power=args[0].power * _RMS_POWERS[node.target])
+        if isinstance(args[0], Columns) and node.target in _NEG:
+            return Columns(args[0].src, -args[0].matrix, node)
+        if isinstance(args[0], Columns):
+            args = [materialize(b, args[0]), *args[1:]]
         t = _tree(args[0])
         if t is None or t[0] is None:
             b.fail(node, f"{node.target} of a non-activation")
@@ -100,6 +137,7 @@ def _math(name: str) -> Any:
 
 
 _RMS_POWERS = {aten.rsqrt.default: -0.5, aten.sqrt.default: 0.5}
+_NEG = (aten.neg.default,)
 
 
 # --- binary ops ---------------------------------------------------------------------------
@@ -129,6 +167,7 @@ def _mul_by(b: Any, node: Any, v: Any, c: float) -> Any:
 
 
 def _binary(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
+    x, y = (materialize(b, v) if isinstance(v, Columns) else v for v in (x, y))
     if any(isinstance(v, (masks.KeyMask, masks.Masked)) for v in (x, y)):
         return _with_mask(b, node, op, x, y)
     rms = _rms_norm(b, node, op, x, y)
@@ -210,16 +249,26 @@ def _channel_scale(b: Any, node: Any, x: Act, c: torch.Tensor) -> Act:
     """x * c, c per channel (the last axis): folded into the norm or linear that made x."""
     value = per_sample_constant(b, node, x, c)
     k = value.reshape(-1, value.shape[-1])
-    if not (k == k[0]).all():
-        b.fail(node, "a product with a constant that varies along other axes than the last")
     prev = b.nodes.get(x.name)
-    if prev is None or not b.sole_user(x, node) or prev.op not in _SCALE_KEYS:
-        b.fail(node, "a product of an activation and a per-channel constant not right after "
-                     "a norm or linear layer")
+    if not (k == k[0]).all() or prev is None or not b.sole_user(x, node) \
+            or prev.op not in _SCALE_KEYS:
+        return constant_mul(b, node, x, value)
     b.replace(replace(prev, params={p: v * k[0].reshape((-1,) + (1,) * (v.ndim - 1))
                                     if p in _SCALE_KEYS[prev.op] else v
                                     for p, v in prev.params.items()}))
     return x
+
+
+def constant_mul(b: Any, node: Any, x: Act, value: np.ndarray) -> Act:
+    """x * c, c a per-sample constant of x's shape that no layer before can take (RoPE's cos
+    and sin tables, varying along the positions and channels): a ``constant`` node and a
+    ``mul`` of two tensors."""
+    if value.shape != b.shapes[x.name]:
+        b.fail(node, f"a product of a {b.shapes[x.name]} activation and a {value.shape} "
+                     "constant that broadcasts the activation")
+    const = b.add(node, "constant", (), {}, {"value": value}, shape=value.shape,
+                  suffix=".value")
+    return b.add(node, "mul", (x.name, const.name))
 
 
 _SCALE_KEYS = {"norm": ("gamma", "beta"), "linear": ("weight", "bias")}
@@ -229,10 +278,14 @@ def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """aten.cat of one activation and constants along a per-sample axis (a vision
     transformer's class token before its patches): the activation's rows placed by a selector
     (``rows``), then the constants added; anything else as ``lowering_seq.cat``."""
-    pieces = [x for x in args[0] if isinstance(x, Act) or x.numel() > 0]
-    acts = [x for x in pieces if isinstance(x, Act)]
     rank = node.meta["val"].dim()
     dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
+    parts = _column_parts(args[0]) if dim == rank - 1 else None
+    if parts is not None:
+        return Columns(parts[0], np.concatenate(parts[1], axis=1), node)
+    args = [[materialize(b, x) for x in args[0]], *args[1:]]
+    pieces = [x for x in args[0] if isinstance(x, Act) or x.numel() > 0]
+    acts = [x for x in pieces if isinstance(x, Act)]
     if len(acts) != 1 or len(pieces) == 1 or dim == rank - 1:
         return seq_cat(b, node, args, kwargs)
     x = acts[0]
@@ -253,6 +306,60 @@ def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     return constant_add(b, node, y, torch.cat(consts, dim))
 
 
+def _column_parts(pieces: list) -> tuple[Act, list[np.ndarray]] | None:
+    """(source, matrices) when every piece is a Columns of (or is) one activation."""
+    srcs = {p.src.name if isinstance(p, Columns) else p.name if isinstance(p, Act) else None
+            for p in pieces}
+    if len(srcs) != 1 or None in srcs or not any(isinstance(p, Columns) for p in pieces):
+        return None
+    src = next(p.src for p in pieces if isinstance(p, Columns))
+    d = next(p.matrix.shape[0] for p in pieces if isinstance(p, Columns))
+    return src, [p.matrix if isinstance(p, Columns) else np.eye(d) for p in pieces]
+
+
+def slice_(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+    """aten.slice of the last axis of an activation that no linear layer made (of one that
+    did: those output features, ``lowering_seq.slice_``): a Columns selection."""
+    rank = node.args[0].meta["val"].dim()
+    dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
+    start, end = _arg(args, kwargs, 2, "start", None), _arg(args, kwargs, 3, "end", None)
+    step = int(_arg(args, kwargs, 4, "step", 1))
+    n = int(node.args[0].meta["val"].shape[dim])
+    if _columns_of(b, node, args[0], dim):
+        return _select_columns(b, args[0], range(*slice(start, end, step).indices(n)), node)
+    return lowering_seq.slice_(b, node, [materialize(b, args[0]), *args[1:]], kwargs)
+
+
+def split(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
+    """aten.split / split_with_sizes / chunk: along the last axis Columns selections (as
+    ``slice_``), else ``lowering_seq.split``."""
+    rank = node.args[0].meta["val"].dim()
+    dim = int(_arg(args, kwargs, 2, "dim", 0)) % rank
+    n = int(node.args[0].meta["val"].shape[dim])
+    if node.target is aten.chunk.default:  # chunk(x, chunks, dim): pieces of ceil(n / chunks)
+        args, kwargs = [args[0], -(-n // int(args[1])), dim], {}
+    sizes = args[1] if isinstance(args[1], (list, tuple)) else \
+        [min(int(args[1]), n - s) for s in range(0, n, int(args[1]))]
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    if _columns_of(b, node, args[0], dim):
+        return tuple(_select_columns(b, args[0], range(s, s + int(k)), node)
+                     for s, k in zip(starts, sizes))
+    return lowering_seq.split(b, node, [materialize(b, args[0]), *args[1:]], kwargs)
+
+
+def _columns_of(b: Any, node: Any, x: Any, dim: int) -> bool:
+    """Whether a part of ``x`` along ``dim`` is a Columns selection: the last axis, of a
+    Columns or of an activation no linear layer made."""
+    prev = b.nodes.get(x.name) if isinstance(x, Act) else None
+    return dim == node.args[0].meta["val"].dim() - 1 and isinstance(x, (Act, Columns)) \
+        and (prev is None or prev.op != "linear")
+
+
+def _select_columns(b: Any, x: Any, sel: range, node: Any) -> Columns:
+    src, m = (x.src, x.matrix) if isinstance(x, Columns) else (x, np.eye(b.shapes[x.name][-1]))
+    return Columns(src, m[:, list(sel)], node)
+
+
 # --- hand-written RMSNorm -------------------------------------------------------------------
 
 def mean(b: Any, node: Any, args: list, kwargs: dict) -> RmsStat | Act:
@@ -269,12 +376,28 @@ def mean(b: Any, node: Any, args: list, kwargs: dict) -> RmsStat | Act:
             b.batch_axes[node.name] = (p - (dims[0] < p), inner)
         n = int(node.args[0].meta["val"].shape[dims[0]])
         return rows(b, node, args[0], np.full((1, n), 1.0 / n), axes[dims[0]])
-    square = t is not None and t[0] is not None and t[1] in (
-        pw.op("pow", pw.X, pw.const(2.0)), pw.op("mul", pw.X, pw.X))
-    if not square or dims != [rank - 1] or not _arg(args, kwargs, 2, "keepdim", False):
+    inner = _squared(t[1]) if t is not None and t[0] is not None else None
+    if inner is None or dims != [rank - 1] or not _arg(args, kwargs, 2, "keepdim", False):
         b.fail(node, "a mean in a sequence model; only over the positions, or mean(x^2, -1, "
                      "keepdim=True) of an RMSNorm")
-    return RmsStat(t[0], 0.0)
+    if inner == pw.X:
+        return RmsStat(t[0], 0.0)
+    # the square of a pointwise chain (Gemma's embedding * sqrt(D)): the norm's input is the
+    # chain, a table (an affine one folds into the layer before)
+    square = node.args[0]
+    chain = b.env.get(square.args[0].name) if hasattr(square, "args") and square.args else None
+    if not isinstance(chain, Pointwise) or chain.tree != inner:
+        b.fail(node, "a mean of squares of a value computed inside the mean")
+    return RmsStat(materialize(b, chain), 0.0)
+
+
+def _squared(tree: tuple) -> tuple | None:
+    """T when ``tree`` is T^2 or T * T."""
+    if tree[0] == "pow" and tree[2] == pw.const(2.0):
+        return tree[1]
+    if tree[0] == "mul" and tree[1] == tree[2]:
+        return tree[1]
+    return None
 
 
 def _rms_norm(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
@@ -283,6 +406,8 @@ def _rms_norm(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
     if stat is None:
         return None
     other = y if stat is x else x
+    if isinstance(other, Pointwise):  # the chain the statistic squared, made a table
+        other = materialize(b, other)
     if op == "add" and stat.power == 1.0 and _scalar(other) is not None:
         return replace(stat, eps=stat.eps + _scalar(other))
     inverse = (op == "mul" and stat.power == -0.5) or (op == "div" and stat is y
@@ -316,7 +441,14 @@ def _table() -> dict:
         t[getattr(aten, name).default] = _math(name)
     t[aten.pow.Tensor_Scalar] = unary(lambda tr, a, k: pw.op("pow", tr, pw.const(a[0])))
     t[aten.square.default] = unary(lambda tr, a, k: pw.op("mul", tr, tr))
-    t[aten.mean.dim] = mean
+    t[aten.mean.dim] = lambda b, node, args, kwargs: mean(
+        b, node, [materialize(b, a) if isinstance(a, Columns) else a for a in args], kwargs)
+    t[aten.slice.Tensor] = slice_
+    t[aten.split.Tensor] = split
+    t[aten.split_with_sizes.default] = split
+    t[aten.chunk.default] = split
+    t[aten.cat.default] = cat
+    t[aten.concat.default] = cat
     return t
 
 

@@ -15,10 +15,12 @@ the same order: per sample it is a ``reshape`` (a no-op when the shape does not 
 permute moves the batch axis with the others and permutes the per-sample ones (``permute``; a
 reshape when only size-1 axes move).
 
-Also: an expand that repeats nothing; a slice or split of a linear layer's output features (a
-linear of those weight rows: GPT-2's fused QKV); a select, slice, unbind or mean along any
-other per-sample axis (x[:, 0], x[:, -1], x.mean(1), q, k, v = qkv.unbind(0)): a matmul by a
-constant selector (``rows``); a cat that drops empty constants (an empty KV cache) or joins
+Also: an expand that repeats nothing, or one size-1 axis (grouped-query attention's
+repeat_kv: a selection by a column of ones, ``rows``); a slice or split of a linear layer's
+output features (a linear of those weight rows: GPT-2's fused QKV); a select, slice, unbind or
+mean along any other per-sample axis (x[:, 0], x[:, -1], x.mean(1), q, k, v = qkv.unbind(0)):
+a matmul by a constant selector (``rows``; slices of the last axis: qasic.quant.
+lowering_pointwise's Columns); a cat that drops empty constants (an empty KV cache) or joins
 along the last axis. This module holds those handlers and the constants derived from
 activations' shapes; qasic.quant.lowering_transformer joins them into the handler table.
 """
@@ -191,12 +193,18 @@ def _permuted(b: Any, node: Any, x: Any, dims: list[int]) -> Act:
 
 
 def expand(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    """An expand that repeats nothing per sample (e.g. of the batch axis) is the input."""
+    """An expand that repeats nothing per sample (e.g. of the batch axis) is the input; one
+    that repeats one size-1 per-sample axis (grouped-query attention's repeat_kv: K/V heads
+    (Hkv, 1, S, Dh) -> (Hkv, G, S, Dh)) a selection by a column of ones (``rows``)."""
     x = _act(b, node, args[0], "expand input")
-    if per_sample(b, node) != b.shapes[x.name]:
-        b.fail(node, f"expand of {b.shapes[x.name]} to {per_sample(b, node)} per sample "
-                     "repeats an activation (e.g. grouped-query heads); only equal head counts")
-    return x
+    src, out = b.shapes[x.name], per_sample(b, node)
+    if out == src:
+        return x
+    grown = [i for i, (m, n) in enumerate(zip(src, out)) if m != n]
+    if len(src) != len(out) or len(grown) != 1 or src[grown[0]] != 1:
+        b.fail(node, f"expand of {src} to {out} per sample; only of one size-1 axis "
+                     "(e.g. grouped-query heads)")
+    return rows(b, node, x, np.ones((out[grown[0]], 1)), grown[0])
 
 
 def slice_(b: Any, node: Any, args: list, kwargs: dict) -> Act:
@@ -248,10 +256,11 @@ def select(b: Any, node: Any, args: list, kwargs: dict, suffix: str = "") -> Act
 
 
 def rows(b: Any, node: Any, x: Act, weights: np.ndarray, axis: int | None = None,
-         suffix: str = "") -> Act:
+         suffix: str = "", out_shape: tuple[int, ...] | None = None) -> Act:
     """y = weights @ x along per-sample ``axis`` (default the second-to-last: positions): a
     ``constant`` selector (k, n) and a ``matmul`` (selection, slicing or averaging), with x
-    seen as (before, n, after) around the axis, then a reshape to the node's shape."""
+    seen as (before, n, after) around the axis, then a reshape to ``out_shape`` (default the
+    node's)."""
     shape = b.shapes[x.name]
     axis = len(shape) - 2 if axis is None else axis
     if axis < 0:
@@ -266,7 +275,8 @@ def rows(b: Any, node: Any, x: Act, weights: np.ndarray, axis: int | None = None
     out = lead + (len(weights), b.shapes[x.name][-1])
     y = b.add(node, "matmul", (sel.name, x.name), {"transpose_b": False, "alpha": 1.0},
               shape=out, suffix=suffix)
-    return reshaped(b, node, y, per_sample(b, node), suffix=suffix + ".rows_out")
+    return reshaped(b, node, y, per_sample(b, node) if out_shape is None else out_shape,
+                    suffix=suffix + ".rows_out")
 
 
 def _part(b: Any, node: Any, x: Act, dim: int, sel: range, piece: int | None = None) -> Act:

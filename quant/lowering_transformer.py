@@ -11,7 +11,10 @@ qasic.quant.quantize_transformer):
 - ``matmul``: inputs a, b; attrs transpose_b, alpha (a constant scale of the product, folded
   into the requantization); a ``transpose(-2, -1)`` feeding b folds into transpose_b;
 - sdpa becomes matmul(q, k, transpose_b, alpha = scale) -> softmax(causal, mask) ->
-  matmul(p, v), named ``<node>.scores``, ``<node>.softmax`` and ``<node>``.
+  matmul(p, v), named ``<node>.scores``, ``<node>.softmax`` and ``<node>``; with enable_gqa
+  each K/V head is first repeated for its query heads (a selection matmul, ``<node>.k_heads``,
+  ``.v_heads``), and a float attn_mask's finite non-zero part (T5's relative position bias) is a
+  ``constant`` added to the scores (``<node>.bias``, ``<node>.biased``).
 In an image model these ops take vectors only (per-sample rank 1, where the layouts agree).
 """
 
@@ -33,7 +36,8 @@ SUPPORTED = (
     "layer_norm/native_layer_norm/rms_norm over the last axis; x * rsqrt(mean(x^2) + eps)",
     "softmax/_softmax over the last axis, with causal and padding masks",
     "matmul/bmm of two activations (a transpose(-2, -1) of the second folds in)",
-    "scaled_dot_product_attention (is_causal, attn_mask, scale; equal head counts)",
+    "scaled_dot_product_attention (is_causal, attn_mask, scale, enable_gqa; a constant bias)",
+    "RoPE (products by constant cos/sin tables; rotate_half a +-1 linear), repeat_kv",
     "sequence models: linear on (batch, S, D), view/reshape/transpose/permute/split of heads",
 )
 
@@ -145,12 +149,22 @@ def sdpa(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     dh = b.shapes[q.name][-1]
     scale = kwargs.get("scale")
     scale = 1.0 / math.sqrt(dh) if scale is None else float(scale)
+    sq, sk = b.shapes[q.name], b.shapes[k.name]
+    if sq[:-2] != sk[:-2] and kwargs.get("enable_gqa") and len(sq) == len(sk) == 3 \
+            and sk[0] and sq[0] % sk[0] == 0:
+        # grouped-query attention: query head h reads K/V head h // (Hq / Hkv)
+        pick = np.eye(sk[0])[np.arange(sq[0]) // (sq[0] // sk[0])]
+        k, v = (lowering_seq.rows(b, node, a, pick, 0, suffix=f".{tag}_heads",
+                                  out_shape=(sq[0],) + b.shapes[a.name][1:])
+                for a, tag in ((k, "k"), (v, "v")))
     if b.shapes[q.name][:-2] != b.shapes[k.name][:-2]:
         b.fail(node, f"attention of {b.shapes[q.name]} queries on {b.shapes[k.name]} keys; "
-                     "only equal head counts (no grouped-query attention)")
+                     "only equal head counts, or a multiple with enable_gqa")
     scores = matmul_node(b, node, q, k, True, scale, suffix=".scores")
     qt, kt = node.args[0].meta["val"].shape, node.args[1].meta["val"].shape
     shape = tuple(int(d) for d in qt[:-1]) + (int(kt[-2]),)
+    if isinstance(mask, torch.Tensor) and mask.dtype != torch.bool:
+        scores, mask = _attention_bias(b, node, scores, mask, shape)
     m = masks.Masked(scores, *masks.allowed(b, node, mask, shape, "sdpa"))
     if causal:
         s, t = shape[-2:]
@@ -163,6 +177,24 @@ def sdpa(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     p = b.add(node, "softmax", inputs, {"causal": causal}, shape=b.shapes[scores.name],
               suffix=".softmax")
     return matmul_node(b, node, p, v, False, 1.0)
+
+
+def _attention_bias(b: Any, node: Any, scores: Act, mask: torch.Tensor, shape: tuple
+                    ) -> tuple[Act, torch.Tensor]:
+    """A float attn_mask carrying a bias (T5's relative positions, ALiBi): the scores plus a
+    ``constant`` of the bias (the same for every sample), and the mask part left."""
+    v = torch.broadcast_to(mask, shape)
+    keep = v > masks.NEG
+    bias = torch.where(keep, v, torch.zeros_like(v))
+    if not bool((bias != 0).any()):
+        return scores, mask
+    per = bias.detach().to(torch.float64).numpy()
+    if not (per == per[:1]).all():
+        b.fail(node, "an attention bias that differs between samples")
+    const = b.add(node, "constant", (), {}, {"value": per[0].copy()}, shape=per.shape[1:],
+                  suffix=".bias")
+    out = b.add(node, "add", (scores.name, const.name), shape=per.shape[1:], suffix=".biased")
+    return out, torch.where(keep, torch.zeros_like(v), v)
 
 
 def sdpa_tuple(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
@@ -199,8 +231,6 @@ def _table() -> dict:
         aten.where.self: masks.where,
         aten.where.ScalarOther: masks.where,
         aten.where.ScalarSelf: masks.where,
-        aten.cat.default: lowering_pointwise.cat,
-        aten.concat.default: lowering_pointwise.cat,
     })
     for name in ("ne", "eq", "gt", "ge", "lt", "le"):
         t[getattr(aten, name).Scalar] = compare

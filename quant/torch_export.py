@@ -255,8 +255,8 @@ class _Builder:
         """Whether ``node`` is the only reader of activation ``x`` (through ops that pass it
         on unchanged)."""
         n = self.origin.get(x.name)
-        while n is not None:
-            users = list(n.users)
+        while n is not None:  # checks that produce no value (a cast's metadata assert) read not
+            users = [u for u in n.users if u.target not in _CHECKS]
             if len(users) != 1:
                 return False
             if users[0] is node:
@@ -284,6 +284,7 @@ class _Builder:
 
 
 _ID_DTYPES = (torch.int64, torch.int32)
+_CHECKS = (torch.ops.aten._assert_tensor_metadata.default,)
 
 
 def _rank(node: fx.Node) -> int:

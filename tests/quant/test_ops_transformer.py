@@ -45,6 +45,26 @@ def _heads(x):  # (B, S, D) -> (B, H, S, Dh) -> back, as attention splits and me
     return x.view(b, s, H, d // H).transpose(1, 2).transpose(1, 2).reshape(b, s, d)
 
 
+_ANGLES = torch.arange(S)[:, None] * 0.5 ** torch.arange(D // H // 2).repeat(2)  # (S, Dh)
+
+
+def _rope(x):  # Llama's rotary embedding of the heads: q cos + rotate_half(q) sin
+    b, s, d = x.shape
+    q = x.view(b, s, H, d // H).transpose(1, 2)
+    half = q.shape[-1] // 2
+    rot = torch.cat((-q[..., half:], q[..., :half]), -1)
+    return (q * torch.cos(_ANGLES) + rot * torch.sin(_ANGLES)).transpose(1, 2).reshape(b, s, d)
+
+
+_BIAS = torch.randn(1, H, S, S, generator=torch.Generator().manual_seed(0))
+
+
+def _repeat_kv(x):  # (B, S, D) as 2 heads, each read by 2 query heads (Llama's repeat_kv)
+    b, s, d = x.shape
+    kv = x.view(b, s, 2, d // 2).transpose(1, 2)[:, :, None].expand(b, 2, 2, s, d // 2)
+    return kv.reshape(b, 4, s, d // 2).transpose(1, 2).reshape(b, s, 2 * d)
+
+
 def _weight():
     ln = nn.LayerNorm(D)
     nn.init.normal_(ln.weight, 1.0, 0.3)
@@ -82,6 +102,27 @@ CASES = {
     "alibi": (_after_linear(lambda x: torch.softmax(
         x @ x.transpose(-2, -1) + torch.arange(S) * 0.1 - 1e9 * torch.ones(S, S).triu(1), -1)),
               ["linear", "matmul", "constant", "add", "softmax"], 0.995),   # 0.99999
+    # RoPE: products by constant cos/sin tables; rotate_half a linear of +-1 weights
+    "rope": (Fn(lambda x, fc: _rope(fc(x)), nn.Linear(D, D)),
+             ["linear", "reshape", "permute", "constant", "mul", "linear", "constant", "mul",
+              "add", "permute", "reshape"], 0.999),                        # 0.99983
+    # grouped-query heads: K/V heads repeated by a constant column of ones (repeat_kv), or
+    # picked per query head (sdpa's enable_gqa)
+    "repeat_kv": (Fn(lambda x, fc: _repeat_kv(fc(x)), nn.Linear(D, D)),
+                  ["linear", "reshape", "permute", "reshape", "constant", "matmul", "reshape",
+                   "permute", "reshape"], 0.999),                          # 0.99986
+    "gqa": (Fn(lambda x, fc: F.scaled_dot_product_attention(
+        x.view(-1, S, 4, 8).transpose(1, 2), *[fc(x).view(-1, S, 2, 8).transpose(1, 2)] * 2,
+        enable_gqa=True), nn.Linear(D, 16)),
+            ["reshape", "permute", "linear", "reshape", "permute"]
+            + ["reshape", "constant", "matmul", "reshape"] * 2
+            + ["matmul", "softmax", "matmul"], 0.998),                      # 0.99971
+    # T5's relative position bias: a constant per (head, query, key) added to the scores
+    "attention_bias": (Fn(lambda x, fc: F.scaled_dot_product_attention(
+        *[fc(x).view(-1, S, H, D // H).transpose(1, 2)] * 3,
+        attn_mask=_BIAS), nn.Linear(D, D)),
+                       ["linear", "reshape", "permute", "matmul", "constant", "add", "softmax",
+                        "matmul"], 0.998),                                  # 0.99965
     "block": (Block(D, H), None, 0.998),                                    # 0.99987
     # positions picked or averaged: a matmul by a constant selector
     "cls": (_after_linear(lambda x: x[:, 0]), ["linear", "constant", "matmul", "reshape"],
@@ -246,9 +287,8 @@ REFUSED = {
         torch.ones(S, S).triu(3).bool() | torch.ones(S, S).tril(-3).bool(), -1e9), -1)),
                "other than causal"),
     "softmax_dim": (Fn(lambda x: torch.softmax(x, 1)), "only the last"),
-    "gqa": (Fn(lambda x, fc: F.scaled_dot_product_attention(
-        x.view(-1, S, 4, 8).transpose(1, 2), *[fc(x).view(-1, S, 2, 8).transpose(1, 2)] * 2,
-        enable_gqa=True), nn.Linear(D, 16)), "only equal head counts"),
+    "expand_two_axes": (Fn(lambda x: F.layer_norm(x, (D,))[:, None, None].expand(
+        -1, 2, 2, -1, -1)), "only of one size-1 axis"),
     "mean_feat": (Fn(lambda x: F.layer_norm(x, (D,)).mean(-1)), "a mean in a sequence model"),
     "select_batch": (Fn(lambda x: F.layer_norm(x, (D,))[0]), "the batch axis"),
     "two_act_sub": (Fn(lambda x: F.layer_norm(x, (D,)) - x), "sub of two activations"),

@@ -1,0 +1,132 @@
+"""The Llama family of transformers and its cousins from tiny configs (hidden 64, 2 layers, 4
+heads, vocab 300, 16 tokens): Llama, Qwen2 and Mistral (RMSNorm written out between casts, RoPE,
+grouped-query attention, SwiGLU), Gemma (RMSNorm of (1 + weight), one K/V head, GELU-tanh
+gating, embedding * sqrt(D)), Phi (partial RoPE, LayerNorm, parallel attention and MLP) and
+GPT-NeoX (fused QKV chunked along the last axis). Each captures with its float graph following
+torch, quantizes, compiles and simulates bit-exact (``qasic.evaluate``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tests.quant.transformer_nets import check
+
+transformers = pytest.importorskip("transformers")
+VOCAB, S, H, D = 300, 16, 4, 64
+
+
+def _family(name: str):
+    torch.manual_seed(0)
+    t = transformers
+    common = {"vocab_size": VOCAB, "hidden_size": D, "intermediate_size": 128,
+              "num_hidden_layers": 2, "num_attention_heads": H, "max_position_embeddings": 64}
+    make = {
+        "llama": lambda: t.LlamaForCausalLM(t.LlamaConfig(**common, num_key_value_heads=2)),
+        "qwen2": lambda: t.Qwen2ForCausalLM(t.Qwen2Config(**common, num_key_value_heads=2)),
+        "mistral": lambda: t.MistralForCausalLM(t.MistralConfig(**common,
+                                                                num_key_value_heads=2)),
+        "gemma": lambda: t.GemmaForCausalLM(t.GemmaConfig(**common, num_key_value_heads=1,
+                                                          head_dim=16)),
+        "phi": lambda: t.PhiForCausalLM(t.PhiConfig(**common)),
+        "gptneox": lambda: t.GPTNeoXForCausalLM(t.GPTNeoXConfig(**common)),
+        "t5enc": lambda: t.T5EncoderModel(t.T5Config(vocab_size=VOCAB, d_model=D, d_kv=16,
+                                                     d_ff=128, num_layers=2, num_heads=H)),
+    }
+    return make[name]().eval()
+
+
+class Logits(nn.Module):
+    """ids -> the LM head's logits, or T5's encoder states (check compares tensors)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids):
+        if isinstance(self.model, transformers.T5EncoderModel):
+            return self.model(input_ids=ids).last_hidden_state
+        return self.model(input_ids=ids, use_cache=False).logits
+
+
+def _check(name: str, x: np.ndarray):
+    return check(Logits(_family(name)), x, float_atol=2e-4)
+
+
+def _ids(batch: int = 24) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, VOCAB, (batch, S))
+
+
+def _consts(graph) -> dict:
+    return {n.output: n.params["value"] for n in graph.nodes if n.op == "constant"}
+
+
+def _rope(graph) -> tuple[list, list]:
+    """(products by a constant table, rotate_half linears) of the graph."""
+    consts = _consts(graph)
+    products = [n for n in graph.nodes if n.op == "mul" and n.inputs[1] in consts
+                and consts[n.inputs[1]].ndim == 3]
+    rotations = [n for n in graph.nodes if n.op == "linear" and n.name.split(".")[-1]
+                 .startswith("cat")]
+    return products, rotations
+
+
+# measured cosine of the golden reference to torch (24 samples) / of qasic.evaluate (2)
+COSINE = {"llama": (0.9995, 0.9995), "qwen2": (0.9994, 0.9994), "mistral": (0.9995, 0.9995),
+          "gemma": (0.9995, 0.9995), "phi": (0.9995, 0.9995), "gptneox": (0.9995, 0.9995),
+          "t5enc": (0.9996, 0.9996)}
+ROTARY = {"llama", "qwen2", "mistral", "gemma", "phi", "gptneox"}
+
+
+@pytest.mark.parametrize("name", list(COSINE))
+def test_llm_family_captures_and_runs_bit_exact(name):
+    import qasic
+
+    model = _family(name)
+    x = _ids()
+    graph, _, cos = check(Logits(model), x, float_atol=2e-4)
+    assert cos > 0.99, cos
+    record = qasic.evaluate(model, x[:2], calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.99, record["cosine"]
+    products, rotations = _rope(graph)
+    if name not in ROTARY:
+        assert not products and not rotations
+        return
+    # per layer, q and k: q * cos and rotate_half(q) * sin, each by its constant table
+    assert len(products) == 2 * 2 * 2 and len(rotations) == 2 * 2
+    for r in rotations:  # rotate_half: a signed permutation of each head's rotated channels
+        w = r.params["weight"]
+        assert set(np.unique(w)) <= {-1.0, 0.0, 1.0} and (np.abs(w).sum(1) == 1).all()
+        half = w.shape[0] // 2
+        assert (w[:half].min(1) == -1).all() and (w[half:].max(1) == 1).all()
+
+
+@pytest.mark.parametrize("name", ["llama", "gemma"])
+def test_rms_norms_between_casts_are_norm_nodes(name):
+    graph, _, _ = _check(name, _ids(4))
+    norms = [n for n in graph.nodes if n.op == "norm"]
+    assert len(norms) == 2 * 2 + 1 and not any(n.attrs["center"] for n in norms)
+    layer = next(n for n in norms if n.name.startswith("model.model.layers.0.input_layernorm"))
+    model = _family(name)
+    w = model.model.layers[0].input_layernorm.weight.detach().double().numpy()
+    # Gemma scales by (1 + weight)
+    np.testing.assert_allclose(layer.params["gamma"], w + (name == "gemma"), rtol=1e-6)
+    assert "mean" not in {n.op for n in graph.nodes}
+
+
+def test_grouped_query_heads_and_swiglu():
+    graph, _, _ = _check("llama", _ids(4))
+    consts = _consts(graph)
+    # repeat_kv: each of the 2 K/V heads read twice (a column of ones per head), for K and V
+    repeats = [n for n in graph.nodes if n.op == "matmul" and n.inputs[0] in consts
+               and n.name.split(".")[-1].startswith("expand")]
+    assert len(repeats) == 2 * 2
+    assert all(consts[n.inputs[0]].tolist() == [[[1.0], [1.0]]] * 2 for n in repeats)
+    # SwiGLU: down(silu(gate(x)) * up(x)), a product of two activations
+    prods = [n for n in graph.nodes if n.op == "mul" and not set(n.inputs) & set(consts)]
+    assert [n.name.rsplit("_", 1)[0] for n in prods] == ["model.model.layers.0.mlp.mul",
+                                                         "model.model.layers.1.mlp.mul"]
+    gate = {n.output: n for n in graph.nodes}[prods[0].inputs[0]]
+    assert gate.op == "lut" and gate.attrs["fn"] == "silu"
