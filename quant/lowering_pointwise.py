@@ -325,6 +325,7 @@ def slice_(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     start, end = _arg(args, kwargs, 2, "start", None), _arg(args, kwargs, 3, "end", None)
     step = int(_arg(args, kwargs, 4, "step", 1))
     n = int(node.args[0].meta["val"].shape[dim])
+    args = [_unchained(b, args[0]), *args[1:]]
     if _columns_of(b, node, args[0], dim):
         return _select_columns(b, args[0], range(*slice(start, end, step).indices(n)), node)
     return lowering_seq.slice_(b, node, [materialize(b, args[0]), *args[1:]], kwargs)
@@ -341,10 +342,16 @@ def split(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
     sizes = args[1] if isinstance(args[1], (list, tuple)) else \
         [min(int(args[1]), n - s) for s in range(0, n, int(args[1]))]
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    args = [_unchained(b, args[0]), *args[1:]]
     if _columns_of(b, node, args[0], dim):
         return tuple(_select_columns(b, args[0], range(s, s + int(k)), node)
                      for s, k in zip(starts, sizes))
     return lowering_seq.split(b, node, [materialize(b, args[0]), *args[1:]], kwargs)
+
+
+def _unchained(b: Any, x: Any) -> Any:
+    """A pointwise chain made its table (a part of it is a part of the table's output)."""
+    return materialize(b, x) if isinstance(x, Pointwise) else x
 
 
 def _columns_of(b: Any, node: Any, x: Any, dim: int) -> bool:

@@ -106,6 +106,9 @@ CASES = {
     "rope": (Fn(lambda x, fc: _rope(fc(x)), nn.Linear(D, D)),
              ["linear", "reshape", "permute", "constant", "mul", "linear", "constant", "mul",
               "add", "permute", "reshape"], 0.999),                        # 0.99983
+    # a part of the channels of an activation no linear made: a linear of a 0/1 selection
+    "channel_slice": (_after_linear(lambda x: torch.tanh(x)[..., :16] * 2),
+                      ["linear", "lut", "linear"], 0.999),                  # 0.9999
     # grouped-query heads: K/V heads repeated by a constant column of ones (repeat_kv), or
     # picked per query head (sdpa's enable_gqa)
     "repeat_kv": (Fn(lambda x, fc: _repeat_kv(fc(x)), nn.Linear(D, D)),
