@@ -14,12 +14,12 @@ from typing import Any
 
 import torch
 
-from qasic.quant import lowering, lowering_ops, lowering_seq
+from qasic.quant import lowering, lowering_groupnorm, lowering_ops, lowering_seq
 from qasic.quant import lowering_transformer as transformer
 
 aten = torch.ops.aten
 
-_IMAGE = {**lowering.HANDLERS, **lowering_ops.HANDLERS,
+_IMAGE = {**lowering.HANDLERS, **lowering_ops.HANDLERS, **lowering_groupnorm.HANDLERS,
           # a vision transformer's patches switch the model to sequence mode
           aten.permute.default: partial(lowering_seq.to_sequence, image=lowering.permute),
           aten.transpose.int: lowering_seq.to_sequence}
@@ -37,4 +37,5 @@ def _by_layout(sequence: Any, image: Any) -> Any:
 HANDLERS = {**_IMAGE, **{
     t: _by_layout(h, _IMAGE.get(t, h if t in transformer.NEW_OPS else None))
     for t, h in transformer.HANDLERS.items()}}
-SUPPORTED = lowering.SUPPORTED + lowering_ops.SUPPORTED + transformer.SUPPORTED
+SUPPORTED = (lowering.SUPPORTED + lowering_ops.SUPPORTED + lowering_groupnorm.SUPPORTED
+             + transformer.SUPPORTED)

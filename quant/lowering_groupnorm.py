@@ -1,0 +1,93 @@
+"""Lowering of GroupNorm (diffusion U-Nets): rows of the ``norm`` node plus a per-channel affine.
+
+GroupNorm(G, C) normalizes, per sample and group, the C/G channels of the group at every pixel
+(H W C/G values), then scales and shifts each channel (gamma, beta). On the graph's NHWC
+layout (per-sample (H, W, C), or (1, L, C) for 1-D nets) a group's values are every pixel's
+run of K = C/G channels, so
+
+    reshape (P, G, K)  ->  permute (G, P, K)  ->  reshape (G, P K)  ->  norm (LayerNorm of each
+    row, no affine)  ->  reshape (G, P, K)  ->  permute (P, G, K)  ->  reshape (H, W, C)
+    ->  the affine: a depthwise 1x1 conv (gamma, beta per channel; a diagonal linear on vectors)
+
+with P = H W pixels, named ``<node>.groups``, ``.rows``, ``.norm``, ``.pixels`` and ``<node>``.
+One group (G = 1) needs no permute: the row is the whole sample and the norm carries the
+affine itself (gamma and beta tiled over the pixels). K = 1 (G = C, InstanceNorm) needs no
+reshape around the permute. Without affine (or gamma 1, beta 0) there is no conv. The norm's
+integer kernel is LayerNorm's (qasic.quant.intops.norm_rows): rows of at most
+``intops.NORM_MAX_LEN`` values, so H W C/G is limited to that.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from qasic.quant import intops
+from qasic.quant.lowering import Act, _act, _arg, _const, _np, _standalone_bn
+from qasic.quant.lowering_seq import reshaped
+
+aten = torch.ops.aten
+
+SUPPORTED = (f"group_norm/native_group_norm (H W C/G <= {intops.NORM_MAX_LEN} values a group)",)
+
+
+def group_norm(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.group_norm(x, num_groups, weight, bias, eps, cudnn_enabled)."""
+    return _group_norm(b, node, args[0], int(args[1]), _arg(args, kwargs, 2, "weight", None),
+                       _arg(args, kwargs, 3, "bias", None),
+                       float(_arg(args, kwargs, 4, "eps", 1e-5)))
+
+
+def native_group_norm(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
+    """aten.native_group_norm(x, weight, bias, N, C, HxW, group, eps) -> (y, mean, rstd)."""
+    return (_group_norm(b, node, args[0], int(args[6]), args[1], args[2], float(args[7])),
+            None, None)
+
+
+def _group_norm(b: Any, node: Any, x: Any, groups: int, gamma: Any, beta: Any,
+                eps: float) -> Act:
+    x = _act(b, node, x, "group_norm input")
+    shape = b.shapes[x.name]
+    if b.sequence:
+        b.fail(node, "group_norm in a sequence model; only on images (N, C, H, W) or (N, C, L)")
+    c = shape[-1]
+    pixels = math.prod(shape[:-1])
+    k = c // groups
+    d = pixels * k
+    if d > intops.NORM_MAX_LEN:
+        b.fail(node, f"group_norm over {groups} groups of {k} channels x {pixels} pixels: "
+                     f"{d} values a group; NORM normalizes rows of at most "
+                     f"{intops.NORM_MAX_LEN} (use more groups or a smaller feature map)")
+    g = np.ones(c) if gamma is None else _np(_const(b, node, gamma, "group_norm weight"))
+    bt = np.zeros(c) if beta is None else _np(_const(b, node, beta, "group_norm bias"))
+    affine = not (np.all(g == 1.0) and np.all(bt == 0.0))
+    if groups == 1:  # one row a sample: the norm carries the affine, tiled over the pixels
+        rows = reshaped(b, node, x, (1, d), suffix=".rows")
+        y = b.add(node, "norm", (rows.name,), {"center": True, "eps": eps},
+                  {"gamma": np.tile(g, pixels), "beta": np.tile(bt, pixels)}, shape=(1, d),
+                  suffix=".norm")
+        return reshaped(b, node, y, shape)
+    grouped = reshaped(b, node, x, (pixels, groups, k), suffix=".split")
+    if pixels > 1:
+        grouped = b.add(node, "permute", (grouped.name,), {"perm": (1, 0, 2)},
+                        shape=(groups, pixels, k), suffix=".groups")
+    rows = reshaped(b, node, grouped, (groups, d), suffix=".rows")
+    y = b.add(node, "norm", (rows.name,), {"center": True, "eps": eps},
+              {"gamma": np.ones(d), "beta": np.zeros(d)}, shape=(groups, d), suffix=".norm")
+    y = reshaped(b, node, y, (groups, pixels, k), suffix=".unsplit")
+    if pixels > 1:
+        y = b.add(node, "permute", (y.name,), {"perm": (1, 0, 2)},
+                  shape=(pixels, groups, k), suffix=".pixels")
+    if not affine:
+        return reshaped(b, node, y, shape)
+    y = reshaped(b, node, y, shape, suffix=".image")
+    return _standalone_bn(b, node, y, g, bt, np.zeros(c), np.ones(c), 0.0)
+
+
+HANDLERS = {
+    aten.group_norm.default: group_norm,
+    aten.native_group_norm.default: native_group_norm,
+}
