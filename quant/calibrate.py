@@ -8,8 +8,9 @@ Sharing rules (the compiler relies on them to fuse without changing a bit):
   a clamp with no such producer becomes a lut of hardtanh (``prepare``);
 - concat: the output and every input share one TensorQ, observed on the concat's output. An
   input made by a requantizing op (REQUANTIZERS, or one through its fused relu/clamp) is
-  calibrated to it; any other input (the graph input, a pool, a tensor another concat pinned)
-  passes through a ``lut`` "requant" node that ``prepare`` inserts;
+  calibrated to it; any other input (the graph input, a pool, a tensor another concat pinned,
+  a tensor another reader permutes or reshapes across its channels, which then needs its own
+  bytes) passes through a ``lut`` "requant" node that ``prepare`` inserts;
 - every other op's output is observed on its own values, under the transformer ops' rules
   (qasic.quant.encodings): token ids, softmax outputs and key masks have fixed encodings;
   matmul operands are symmetric INT and softmax/norm inputs INT, even with FP8 activations;
@@ -40,7 +41,7 @@ from qasic.quant.encodings import (
     symmetric,
 )
 from qasic.quant.fgraph import FGraph, FNode, as_input
-from qasic.quant.graph import TOKENS, TensorQ
+from qasic.quant.graph import SEQUENCE, TOKENS, TensorQ
 from qasic.quant.observers import (
     MSE_OBSERVERS,
     affine,
@@ -200,7 +201,7 @@ def _requant_inputs(graph: FGraph, concat: FNode, pins: dict, shapes: dict,
     inputs = []
     for t in concat.inputs:
         src = _pinnable(graph, t, pins, concat.output)
-        if src is not None:
+        if src is not None and not _read_dense(graph, t):
             pins[src] = concat.output
             inputs.append(t)
             continue
@@ -210,6 +211,17 @@ def _requant_inputs(graph: FGraph, concat: FNode, pins: dict, shapes: dict,
         pins[name] = concat.output
         inputs.append(name)
     return replace(concat, inputs=tuple(inputs))
+
+
+def _read_dense(graph: FGraph, tensor: str) -> bool:
+    """Whether another reader needs an image ``tensor``'s own dense bytes: a permute, or a
+    reshape that splits or merges its channels (a GroupNorm's groups), which a view of the
+    concat's pixels cannot give (compiler.memory)."""
+    last = graph.shapes[tensor][-1:]
+    if graph.input_layout in (TOKENS, SEQUENCE) or len(graph.shapes[tensor]) != 3:
+        return False
+    return any(n.op == "permute" or (n.op == "reshape" and graph.shapes[n.output][-1:] != last)
+               for n in graph.users(tensor))
 
 
 def _fresh(base: str, taken: Mapping[str, Any]) -> str:
