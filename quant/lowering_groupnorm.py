@@ -14,7 +14,11 @@ One group (G = 1) needs no permute: the row is the whole sample and the norm car
 affine itself (gamma and beta tiled over the pixels). K = 1 (G = C, InstanceNorm) needs no
 reshape around the permute. Without affine (or gamma 1, beta 0) there is no conv. The norm's
 integer kernel is LayerNorm's (qasic.quant.intops.norm_rows): rows of at most
-``intops.NORM_MAX_LEN`` values, so H W C/G is limited to that.
+``intops.NORM_MAX_LEN`` values.
+
+A longer group (a diffusion U-Net's 64 x 64 maps) is normalized from its statistics instead
+(``_by_statistics``: pools, group-mean 1x1 convs, a square and an rsqrt table, a broadcast
+add and mul), each step an ordinary requantizing op; on vectors it is refused in one line.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ from qasic.quant.lowering_seq import reshaped
 
 aten = torch.ops.aten
 
-SUPPORTED = (f"group_norm/native_group_norm (H W C/G <= {intops.NORM_MAX_LEN} values a group)",)
+_GROUPS = (f"group_norm/native_group_norm (a NORM row a group up to {intops.NORM_MAX_LEN} "
+           "values; beyond, on images, from pooled statistics)")
+SUPPORTED = (_GROUPS,)
 
 
 def group_norm(b: Any, node: Any, args: list, kwargs: dict) -> Act:
@@ -57,13 +63,16 @@ def _group_norm(b: Any, node: Any, x: Any, groups: int, gamma: Any, beta: Any,
     pixels = math.prod(shape[:-1])
     k = c // groups
     d = pixels * k
-    if d > intops.NORM_MAX_LEN:
-        b.fail(node, f"group_norm over {groups} groups of {k} channels x {pixels} pixels: "
-                     f"{d} values a group; NORM normalizes rows of at most "
-                     f"{intops.NORM_MAX_LEN} (use more groups or a smaller feature map)")
     g = np.ones(c) if gamma is None else _np(_const(b, node, gamma, "group_norm weight"))
     bt = np.zeros(c) if beta is None else _np(_const(b, node, beta, "group_norm bias"))
     affine = not (np.all(g == 1.0) and np.all(bt == 0.0))
+    if d > intops.NORM_MAX_LEN:
+        if len(shape) != 3:
+            b.fail(node, f"group_norm over {groups} groups of {k} channels x {pixels} pixels: "
+                         f"{d} values a group; NORM normalizes rows of at most "
+                         f"{intops.NORM_MAX_LEN} (use more groups or a smaller feature map)")
+        y = _by_statistics(b, node, x, shape, groups, eps, affine)
+        return _standalone_bn(b, node, y, g, bt, np.zeros(c), np.ones(c), 0.0) if affine else y
     if groups == 1:  # one row a sample: the norm carries the affine, tiled over the pixels
         rows = reshaped(b, node, x, (1, d), suffix=".rows")
         y = b.add(node, "norm", (rows.name,), {"center": True, "eps": eps},
@@ -85,6 +94,55 @@ def _group_norm(b: Any, node: Any, x: Any, groups: int, gamma: Any, beta: Any,
         return reshaped(b, node, y, shape)
     y = reshaped(b, node, y, shape, suffix=".image")
     return _standalone_bn(b, node, y, g, bt, np.zeros(c), np.ones(c), 0.0)
+
+
+def _by_statistics(b: Any, node: Any, x: Act, shape: tuple, groups: int, eps: float,
+                   affine: bool) -> Act:
+    """A group too long for one NORM row, from its statistics: means over the image
+    (avgpool2d), averaged over each group's channels (a 1x1 conv by the group-mean matrix),
+    subtracted (add of the broadcast negated mean), squared (a table), averaged likewise,
+    rsqrt(var + eps) (a table fused into the conv), and multiplied back (mul, broadcast)."""
+    h, w, c = shape
+    k = c // groups
+    same = np.kron(np.eye(groups), np.full((k, k), 1.0 / k))  # (C, C) group-mean matrix
+    conv = {"stride": (1, 1), "dilation": (1, 1), "groups": 1, "padding": (0, 0, 0, 0)}
+    one = (1, 1, c)
+    # windows of at most POOL_WINDOW pixels: a larger image is averaged in two stages
+    stages = [(h, w)]
+    if h * w > POOL_WINDOW:
+        first = (_near_root(h), _near_root(w))
+        stages = [first, (h // first[0], w // first[1])] if first != (1, 1) else stages
+
+    def mean_of(t: Act, sign: float, tag: str) -> Act:
+        m, (ih, iw) = t, (h, w)
+        for i, (kh, kw) in enumerate(stages):
+            ih, iw = ih // kh, iw // kw
+            m = b.add(node, "avgpool2d", (m.name,), {
+                "kernel": (kh, kw), "stride": (kh, kw), "padding": (0, 0, 0, 0),
+                "divisor": kh * kw}, shape=(ih, iw, c), suffix=f".{tag}_pixels{i or ''}")
+        return b.add(node, "conv2d", (m.name,), conv,
+                     {"weight": (sign * same)[:, None, None, :], "bias": np.zeros(c)},
+                     shape=one, suffix=f".{tag}")
+
+    negm = mean_of(x, -1.0, "mean")
+    xc = b.add(node, "add", (x.name, negm.name), {}, shape=shape, suffix=".centered")
+    sq = b.add(node, "lut", (xc.name,),
+               {"fn": "expr", "fn_args": {"expr": ("mul", ("x",), ("x",))}}, shape=shape,
+               suffix=".square")
+    var = mean_of(sq, 1.0, "var")
+    rstd = b.add(node, "lut", (var.name,),
+                 {"fn": "expr", "fn_args": {"expr": ("rsqrt", ("add", ("x",), ("c", eps)))}},
+                 shape=one, suffix=".rstd")
+    return b.add(node, "mul", (xc.name, rstd.name), {}, shape=shape,
+                 suffix=".norm" if affine else "")
+
+
+POOL_WINDOW = 1024  # pixels one statistics pool averages (POOL holds a window on chip)
+
+
+def _near_root(n: int) -> int:
+    """The divisor of ``n`` nearest its square root (from below)."""
+    return max(d for d in range(1, math.isqrt(n) + 1) if n % d == 0)
 
 
 HANDLERS = {

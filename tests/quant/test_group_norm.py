@@ -1,5 +1,6 @@
 """GroupNorm capture (qasic.quant.lowering_groupnorm): the float graph equals torch, and the
-golden reference's integer GroupNorm stays within 1.7 output codes of the float op."""
+golden reference's integer GroupNorm stays within 1.7 output codes of the float op (2.0 for
+groups too long for one NORM row, normalized from their statistics)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from qasic.errors import UnsupportedOpError
 from qasic.quant.evaluate import cosine
 from tests.quant.opcheck import float_matches, quantized, reference_out, torch_out
 
@@ -27,8 +29,10 @@ def _x(*shape) -> np.ndarray:
 
 
 # (groups, input shape): images, a 1-D conv net's (N, C, L) and a vector (N, C)
+# groups of more than 4,096 values (the last three) go through their statistics
 SHAPES = [(1, (8, 8, 6, 6)), (2, (8, 8, 6, 6)), (8, (8, 8, 6, 6)), (4, (8, 16, 5, 5)),
-          (32, (8, 64, 4, 4)), (2, (8, 8, 10)), (4, (8, 8))]
+          (32, (8, 64, 4, 4)), (2, (8, 8, 10)), (4, (8, 8)),
+          (4, (4, 32, 32, 32)), (1, (4, 8, 32, 32)), (2, (4, 4, 10, 2000))]
 
 
 @pytest.mark.parametrize("affine", [True, False])
@@ -41,9 +45,10 @@ def test_group_norm_captures_and_the_reference_follows_torch(groups, shape, affi
     want = torch_out(m, x)
     got = reference_out(q, x).reshape(want.shape)  # a 1-D net's output comes as (N, C, 1, L)
     # measured: at most 1.68 output codes (1.28 without affine: input and output quantization,
-    # the norm's own rounding; affine adds a second requantization), cosine >= 0.99989
-    assert np.abs(got - want).max() <= 2.0 * q.tensors[q.output].scale
-    assert cosine(got, want) > 0.9998
+    # the norm's own rounding; affine adds a second requantization), cosine >= 0.99989; from
+    # statistics at most 2.02 codes (1.46 without affine), cosine >= 0.99980
+    assert np.abs(got - want).max() <= 2.5 * q.tensors[q.output].scale
+    assert cosine(got, want) > 0.9997
 
 
 def test_the_graph_is_rows_of_a_norm_between_permutes_and_a_depthwise_affine():
@@ -55,3 +60,13 @@ def test_the_graph_is_rows_of_a_norm_between_permutes_and_a_depthwise_affine():
         "reshape", "permute", "reshape", "norm", "reshape", "permute", "reshape"]
     # one group: the whole sample is the row and the norm carries the affine
     assert ops(float_matches(_gn(1, 8), x)) == ["reshape", "norm", "reshape"]
+
+
+def test_a_long_group_is_normalized_from_its_statistics_and_on_vectors_refused():
+    ops = [n.op for n in float_matches(_gn(2, 16), _x(2, 16, 40, 40)).nodes]
+    assert ops == ["avgpool2d", "avgpool2d", "conv2d", "add", "lut", "avgpool2d", "avgpool2d",
+                   "conv2d", "lut", "mul", "conv2d"]  # 40 x 40 pixels: pooled 5 x 5, then 8 x 8
+    with pytest.raises(UnsupportedOpError, match="8192 values a group; NORM normalizes rows "
+                                                 "of at most 4096") as err:
+        float_matches(_gn(1, 8192), _x(2, 8192))
+    assert "\n" not in str(err.value)
