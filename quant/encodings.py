@@ -4,6 +4,8 @@
 - A softmax output has the fixed encoding ``intops.softmax_encoding(bits)`` (p = code / qmax,
   zero point 0), ``bits`` the INT activation width (8 when activations are FP8).
 - A key mask (an ``embedding`` with a 1-D table) holds codes 0/1: scale 1, zero point 0, 8 bits.
+- A node with attrs ``integer_codes`` (bits) holds exact integers: scale 1, those bits, zero
+  point attrs ``integer_zero_point`` or 0 (the position-id chain of qasic.quant.positions).
 - The operands of a ``matmul`` are symmetric INT tensors (zero point 0): the array multiplies
   raw codes with no zero-point correction on either side. The requirement goes back through
   the ops that share their input's encoding (reshape, permute, ...) to the tensor's producer
@@ -34,6 +36,8 @@ from qasic.quant.observers import EMPTY_SCALE
 
 TOKEN_IDS = TensorQ(1.0, 0, 32)
 KEY_MASK = TensorQ(1.0, 0, 8)
+INTEGER_CODES = "integer_codes"  # attr: exact integer codes of these bits (quant.positions)
+INTEGER_ZERO_POINT = "integer_zero_point"  # attr: and this zero point (default 0)
 SYMMETRIC, INT, NORM_INPUT = "symmetric", "int", "norm input"
 _PRIORITY = (INT, NORM_INPUT, SYMMETRIC)  # a tensor with two needs gets the later one
 
@@ -48,14 +52,23 @@ def _softmax(node: FNode, bits: int) -> TensorQ:
     return TensorQ(scale, zp, bits)
 
 
+def _integer(node: FNode, bits: int) -> TensorQ | None:
+    wide = node.attrs.get(INTEGER_CODES)
+    return TensorQ(1.0, int(node.attrs.get(INTEGER_ZERO_POINT, 0)), int(wide)) if wide else None
+
+
 def _embedding(node: FNode, bits: int) -> TensorQ | None:
-    return KEY_MASK if np.ndim(node.params["table"]) == 1 else None
+    return KEY_MASK if np.ndim(node.params["table"]) == 1 else _integer(node, bits)
 
 
 # op -> (node, INT activation bits) -> its output's fixed encoding, or None (observed)
 FIXED: dict[str, Callable[[FNode, int], TensorQ | None]] = {
     "softmax": _softmax,
     "embedding": _embedding,
+    "linear": _integer,
+    "matmul": _integer,
+    "mul": _integer,
+    "lut": _integer,
 }
 
 

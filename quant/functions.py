@@ -39,6 +39,7 @@ FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
     "gelu": _gelu,
     "leaky_relu": lambda x, negative_slope=0.01: np.where(x >= 0, x, negative_slope * x),
     "elu": _elu,
+    "hat": lambda x: np.maximum(0.0, 1.0 - np.abs(x)),  # one-hot of integers (quant.positions)
     "affine": lambda x, scale=1.0, offset=0.0: x * scale + offset,  # x * c, x + c, x / c
     "expr": lambda x, expr: _expr(expr, x),  # a fused chain of pointwise ops (quant.pointwise)
 }

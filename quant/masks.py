@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from qasic.quant import intops
+from qasic.quant import intops, positions
 from qasic.quant.lowering import Act, _arg
 
 aten = torch.ops.aten
@@ -111,10 +111,14 @@ def apply(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     target = node.target
     if target is aten._assert_tensor_metadata.default:
         return None
+    if any(isinstance(v, positions.PosValue) for v in _flat((args, kwargs))):
+        return positions.apply(b, node, args, kwargs, _CASTS, _SHAPE_OPS, _ELEMENTWISE)
     masks = [m for m in _flat((args, kwargs)) if isinstance(m, KeyMask)]
     if any(m.pred != masks[0].pred for m in masks):
         b.fail(node, "two different padding masks meet; only one mask of the ids")
     first = masks[0]
+    if target is aten.cumsum.default and isinstance(args[0], KeyMask):
+        return positions.cumsum(b, node, first, int(args[1]))
     if target in _CASTS or target in _SHAPE_OPS:
         if not isinstance(args[0], KeyMask):
             b.fail(node, f"{target} with the padding mask as a non-first operand")

@@ -23,7 +23,7 @@ import torch
 from torch import fx
 
 from qasic.errors import InputError, UnsupportedOpError
-from qasic.quant import lowering_seq, masks, seqpasses
+from qasic.quant import lowering_seq, masks, positions, seqpasses
 from qasic.quant.calibrate import prepare
 from qasic.quant.fgraph import FGraph, FNode
 from qasic.quant.handlers import HANDLERS, SUPPORTED
@@ -189,7 +189,7 @@ class _Builder:
         if node.target not in POINTWISE_AWARE:
             args, kwargs = self._materialized(args), self._materialized(kwargs)
         if not _has_act((args, kwargs)):
-            if _has((args, kwargs), masks.KeyMask):
+            if _has((args, kwargs), (masks.KeyMask, positions.PosValue)):
                 return masks.apply(self, node, args, kwargs)
             return node.target(*args, **kwargs)  # constant folding, e.g. t(weight)
         handler = HANDLERS.get(node.target)
