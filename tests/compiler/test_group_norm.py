@@ -135,3 +135,28 @@ def test_a_diffusers_style_unet_with_32_groups_and_concatenated_skips_is_bit_exa
     record = evaluate(DiffUNet().eval(), x, calibration=x)
     assert record["bit_exact"]
     assert record["cosine"] > 0.99, record["cosine"]
+
+
+class Conv1dNet(nn.Module):
+    """GroupNorm on a Conv1d net's (N, C, L) and on a linear layer's (N, F) vectors."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.c1, self.n1 = nn.Conv1d(4, 16, 3, padding=1), nn.GroupNorm(4, 16)
+        self.c2 = nn.Conv1d(16, 8, 3, padding=1)
+        self.fc, self.n2, self.out = nn.Linear(8 * 20, 32), nn.GroupNorm(4, 32), nn.Linear(32, 5)
+        with torch.no_grad():
+            for n in (self.n1, self.n2):
+                n.weight.uniform_(0.5, 1.5)
+                n.bias.uniform_(-0.5, 0.5)
+
+    def forward(self, x):
+        h = self.c2(F.silu(self.n1(self.c1(x))))
+        return self.out(F.silu(self.n2(self.fc(h.flatten(1)))))
+
+
+def test_group_norm_on_conv1d_nets_and_vectors_is_bit_exact():
+    x = np.random.default_rng(0).standard_normal((8, 4, 20)).astype(np.float32)
+    record = evaluate(Conv1dNet().eval(), x, calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.99, record["cosine"]  # 0.9995
