@@ -24,9 +24,9 @@ from qasic.isa import access
 from qasic.isa.encoding import Instr
 from qasic.isa.program import Program
 from qasic.isa.table import ACT_ENCODINGS, LUT_ENTRY_BYTES, encoding_bits, encoding_is_fp
-from qasic.sim import blas
 from qasic.sim import fastkernels as FK
 from qasic.sim import fastrows as R
+from qasic.sim import native
 from qasic.sim.fastfields import OP_NAMES, program_fields
 from qasic.sim.machine import Machine, _act_table, _largest_input, _positive_levels
 
@@ -123,7 +123,7 @@ def one_blas_thread(arch: ArchConfig, batch: int):
     if batch * arch.gemm_max_rows * arch.array_rows * arch.array_cols <= BLAS_THREADS_MIN_MACS:
         return contextlib.nullcontext()
     if not _BLAS:
-        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS qasic.sim.blas calls)
+        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS qasic.sim.native calls)
         from threadpoolctl import ThreadpoolController
 
         _BLAS.append(ThreadpoolController().select(user_api="blas"))
@@ -171,7 +171,7 @@ def _buffers(arch: ArchConfig, batch: int) -> tuple[np.ndarray, ...]:
     t, k, n = arch.gemm_max_rows, arch.array_rows, arch.array_cols
     return (np.zeros(batch * t * k, dtype=np.int64), np.zeros(batch * t * n, dtype=np.int64),
             np.zeros(batch * t * k), np.zeros(batch * t * n), np.zeros((2, 256), dtype=np.int64),
-            *blas.scratch())
+            *native.scratch())
 
 
 def share_rows(m: Machine) -> None:

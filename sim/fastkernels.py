@@ -10,7 +10,7 @@ memory is (batch, bytes) uint8; the accumulator (batch, words) int64.
 A GEMM runs as in kernels.gemm, but its products are summed by float64 BLAS when a_max * max_n
 sum_k |w[k, n]| < 2^53 (a_max: the largest |level| of the input encoding): no partial sum can
 then leave the integers float64 holds exactly, so the result is the same integer (dgemm called
-directly: qasic.sim.blas); the rest sum in int64 as kernels.gemm. One product covers the whole
+directly: qasic.sim.native); the rest sum in int64 as kernels.gemm. One product covers the whole
 batch when every element holds the same weight bytes: proven once per program
 (fast.batch_uniform: the weight and param scratchpads then are one row shared by the batch,
 which a LOAD writes once), else compared per tile. The last
@@ -44,9 +44,10 @@ from qasic.isa.table import (
 )
 from qasic.quant.reference import ADD_LEFT_SHIFT
 from qasic.sim import kernels as K
-from qasic.sim.blas import matmul
+from qasic.sim import native
 from qasic.sim.fastfields import column
 from qasic.sim.kernels import _get, _i32, _s8, _weight
+from qasic.sim.native import matmul
 
 # op codes of the interpreter (OPS maps the ISA's names to them; 0: left to the machine)
 OTHER, LOAD, STORE, GEMM, NOP, POST, POOL, ADD, LUT = range(9)
@@ -129,16 +130,13 @@ def _dma(f, store, dram, inp, wgt, out, par):
             for r in range(rows):
                 s0 = f[D_SADDR] + p * f[D_SPLANE] + r * f[D_SSTRIDE]
                 if fill:
-                    for j in range(s0, s0 + rb):
-                        sram[b, j] = f[D_BYTE]
+                    native.fill(sram, b, s0, f[D_BYTE], rb)
                     continue
                 d0 = f[D_DADDR] + p * f[D_DPLANE] + r * f[D_DSTRIDE]
                 if store:
-                    for j in range(rb):
-                        dram[b, d0 + j] = sram[b, s0 + j]
+                    native.copy(dram, b, d0, sram, b, s0, rb)
                 else:
-                    for j in range(rb):
-                        sram[b, s0 + j] = dram[b, d0 + j]
+                    native.copy(sram, b, s0, dram, b, d0, rb)
     return True
 
 
@@ -276,7 +274,7 @@ def _fold64(a, w, t, k, n, out):
 @njit(cache=True, _nrt=False)
 def _gemm(f, inp, wgt, par, acc, shape, alut, bufs, wc, st):
     """One GEMM on every batch element (kernels.gemm's arithmetic). The products are summed
-    by float64 BLAS (qasic.sim.blas) when a_max * max_n sum_k |w[k, n]| < 2^53 (every product
+    by float64 BLAS (qasic.sim.native) when a_max * max_n sum_k |w[k, n]| < 2^53 (every product
     and partial sum is then an integer float64 holds exactly, so the sums are the integers
     kernels.gemm computes): one product for the whole batch when every element holds the same
     weights, else one per element; folds past that bound sum in int64 (wrapping, as
