@@ -48,12 +48,13 @@ def run(m: Machine, fresh: bool = False) -> None:
     s.st[FK.ST_UNIFORM] = fresh and batch_uniform(p)
     if s.st[FK.ST_UNIFORM]:
         share_rows(m)
+    shared = proven_shared(p) if fresh and not s.st[FK.ST_UNIFORM] else _none(p)
     with one_blas_thread(m.arch, m.batch):
         i, n = 0, len(p.instrs)
         while i < n:
             i = FK.run(ops, fields.F, i, n, m.dram, m.mem["input"], m.mem["weight"],
                        m.mem["output"], m.mem["param"], m.acc, s.shape, s.alut, s.pos, s.npos,
-                       s.checked, s.seen, s.bufs, s.wc, s.st)
+                       s.checked, s.seen, s.bufs, s.wc, s.st, shared)
             if i == n:
                 break
             ins = p.instrs[i]
@@ -220,6 +221,71 @@ def _batch_uniform(p: Program) -> int:
         if np.any((lo < w_hi) & (w_lo < hi)):
             return 0
     return 1
+
+
+_PROVEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def proven_shared(p: Program) -> np.ndarray:
+    """Per instruction, 1 for a GEMM whose every weight and param byte was last written by a
+    LOAD of DRAM bytes no instruction writes, outside the input region (the constants; or never
+    written: zeros): the same bytes in every batch element of a fresh machine, so its tile is
+    decoded once for the batch without comparing. batch_uniform's proof, per GEMM: a program
+    whose attention loads the K and V it stored still proves its constant weights. Cached per
+    program."""
+    done = _PROVEN.get(p)
+    if done is None:
+        done = _PROVEN[p] = _proven_shared(p)
+    return done
+
+
+def _none(p: Program) -> np.ndarray:
+    return np.zeros(len(p.instrs), dtype=np.int64)
+
+
+def _proven_shared(p: Program) -> np.ndarray:
+    acc, ops = access.table(program_fields(p).groups), program_fields(p).op
+    names = np.asarray(OP_NAMES)[ops[acc.instr]]
+    dram = access.MEMORIES.index("dram")
+    starts, ends = _union([*zip(acc.lo[(acc.mem == dram) & (acc.write != 0)],
+                                acc.hi[(acc.mem == dram) & (acc.write != 0)], strict=True),
+                           _host_range(p)])
+    # a LOAD's source: overlapping no written DRAM range (merged, sorted: one search each)
+    reads = (acc.mem == dram) & (acc.write == 0) & (names == "LOAD")
+    at = np.searchsorted(ends, acc.lo[reads], side="right")
+    touched = (at < len(starts)) & (starts[np.minimum(at, len(starts) - 1)] < acc.hi[reads])
+    constant_load = np.zeros(len(p.instrs), dtype=bool)
+    constant_load[acc.instr[reads]] = True
+    constant_load[acc.instr[reads][touched]] = False
+    mems = [access.MEMORIES.index(m) for m in SHARED_MEMS]
+    on = np.isin(acc.mem, mems) & ((acc.write != 0) | (names == "GEMM"))
+    flags = {k: np.ones(int(acc.hi[acc.mem == k].max(initial=0)), dtype=bool) for k in mems}
+    out = np.zeros(len(p.instrs), dtype=np.int64)
+    out[ops == OP_NAMES.index("GEMM")] = 1
+    for i, k, w, lo, hi in zip(acc.instr[on], acc.mem[on], acc.write[on], acc.lo[on],
+                               acc.hi[on], strict=True):
+        if w:
+            flags[k][lo:hi] = constant_load[i]
+        elif not flags[k][lo:hi].all():
+            out[i] = 0
+    return out
+
+
+def _host_range(p: Program) -> tuple[int, int]:
+    host = p.region(p.meta["input"]["tensor"])
+    return host.addr, host.addr + host.size
+
+
+def _union(ranges: list) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted disjoint (starts, ends) covering ``ranges`` (lo, hi) (hi exclusive)."""
+    starts, ends = [], []
+    for lo, hi in sorted((int(a), int(b)) for a, b in ranges if b > a):
+        if starts and lo <= ends[-1]:
+            ends[-1] = max(ends[-1], hi)
+        else:
+            starts.append(lo)
+            ends.append(hi)
+    return np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64)
 
 
 def _weight_cache(arch: ArchConfig, batch: int) -> tuple[np.ndarray, ...]:

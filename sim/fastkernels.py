@@ -272,7 +272,7 @@ def _fold64(a, w, t, k, n, out):
 
 
 @njit(cache=True, _nrt=False)
-def _gemm(f, inp, wgt, par, acc, shape, alut, bufs, wc, st):
+def _gemm(f, inp, wgt, par, acc, shape, alut, bufs, wc, st, proven):
     """One GEMM on every batch element (kernels.gemm's arithmetic). The products are summed
     by float64 BLAS (qasic.sim.native) when a_max * max_n sum_k |w[k, n]| < 2^53 (every product
     and partial sum is then an integer float64 holds exactly, so the sums are the integers
@@ -285,7 +285,7 @@ def _gemm(f, inp, wgt, par, acc, shape, alut, bufs, wc, st):
     tk, tn = t * k, t * n
     limit = FLOAT64_EXACT // shape[S_AMAX + f[G_AFMT]]
     if _stale(f, st, WKEY, ST_W):
-        st[ST_SHARED] = _decode_weights(f, wgt, par, wc, st[ST_UNIFORM])
+        st[ST_SHARED] = _decode_weights(f, wgt, par, wc, st[ST_UNIFORM] or proven)
     if _stale(f, st, AKEY, ST_A):
         for b in range(batch):
             _activations(f, inp, b, af[b * tk:(b + 1) * tk], shape, alut)
@@ -561,13 +561,14 @@ def _lut(f, out, par, shape):
 
 @njit(cache=True, _nrt=False)
 def run(ops, F, lo, hi, dram, inp, wgt, out, par, acc, shape, alut, pos, npos, checked, seen,
-        bufs, wc, st):
+        bufs, wc, st, shared):
     """Execute instructions lo.. until one is left to the machine; return its index (or hi).
 
     shape: [array rows, array cols, gemm_max_rows, weight_bits, bits of each activation
     encoding (NE), acc_bits, is-FP of each encoding (NE), largest |level| of each (NE)].
     alut[e]: byte -> level of FP encoding e; pos[e, :npos[e]]: its non-negative levels
-    (Machine._act_table, Machine._positive_levels)."""
+    (Machine._act_table, Machine._positive_levels). shared[i]: 1 where GEMM i's weight and
+    param bytes are proven equal in every batch element (fast.proven_shared)."""
     for i in range(lo, hi):
         op, f = ops[i], F[i]
         if op == NOP:
@@ -600,5 +601,5 @@ def run(ops, F, lo, hi, dram, inp, wgt, out, par, acc, shape, alut, pos, npos, c
             return i
         if f[G_LUT] and not _lut_checked(f, par, checked, seen):
             return i
-        _gemm(f, inp, wgt, par, acc, shape, alut, bufs, wc, st)
+        _gemm(f, inp, wgt, par, acc, shape, alut, bufs, wc, st, shared[i])
     return hi

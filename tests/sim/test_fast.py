@@ -205,3 +205,34 @@ def test_large_adds_leave_the_output_as_the_machine(fmt, bfmt, ofmt, bcast):
         ms.append(m)
     np.testing.assert_array_equal(ms[1].mem["output"], ms[0].mem["output"])
     assert len(np.unique(ms[0].mem["output"][:, 4096:4096 + count])) > 2
+
+
+@pytest.mark.parametrize("bits, masked", [(8, False), (8, True)])
+def test_gemms_proven_shared_read_equal_weights_in_every_element(bits, masked):
+    """fast.proven_shared, per GEMM where batch_uniform fails for the program (attention loads
+    the K and V it stored): at every proven GEMM the machine holds the same weight and param
+    bytes in every batch element; the GEMMs of K and V are not proven, and their bytes differ."""
+    from qasic.isa import access
+    from qasic.sim.fastfields import program_fields
+
+    g = attention_block(bits=bits, masked=masked)
+    p = compile_graph(g, ARCH)
+    proven = fast.proven_shared(p)
+    gemms = [i for i, ins in enumerate(p.instrs) if ins.op == "GEMM"]
+    acc = access.table(program_fields(p).groups)
+    spans = {i: [(access.MEMORIES[k], lo, hi) for k, lo, hi in zip(
+        acc.mem[acc.instr == i], acc.lo[acc.instr == i], acc.hi[acc.instr == i], strict=True)
+        if access.MEMORIES[k] in fast.SHARED_MEMS] for i in gemms}
+    equal: dict[int, bool] = {}
+
+    def look(i, ins, m):
+        if ins.op == "GEMM":
+            equal[i] = all((m.mem[name][:, lo:hi] == m.mem[name][:1, lo:hi]).all()
+                           for name, lo, hi in spans[i])
+    m = Machine(p, ARCH, 3)
+    m.write_region(p.meta["input"]["tensor"], codes_for(g, 3, seed=5))
+    m.run(look)
+    assert 0 < proven[gemms].sum() < len(gemms)
+    assert all(equal[i] for i in gemms if proven[i])
+    assert not all(equal[i] for i in gemms if not proven[i])
+    assert not any(proven[i] for i, ins in enumerate(p.instrs) if ins.op != "GEMM")
