@@ -74,7 +74,8 @@ def evaluate_quantized(trained: Any, graph: Any, inputs: np.ndarray | None = Non
     _say(progress, "golden reference and fp32 model on the same inputs")
     exact = bool(np.array_equal(sim.outputs, golden_outputs(graph, codes)))
     quant = sim.logits()
-    fp32 = in_layout_of(float_outputs(trained.module, x), quant)
+    image = graph.input_layout == "NCHW" and len(graph.shapes[graph.output]) == 3
+    fp32 = in_layout_of(float_outputs(trained.module, x), quant, image=image)
     record = {"model": trained.name, "arch": target.name, "samples": len(x),
               "bit_exact": exact, **compare(quant, fp32, y), **costs(sim, program, target),
               "instructions": len(program.instrs), "compile_s": compile_s,
@@ -240,9 +241,12 @@ def model_output(y: Any):
                      "transformers output whose first field is it)")
 
 
-def in_layout_of(fp32: np.ndarray, quant: np.ndarray) -> np.ndarray:
+def in_layout_of(fp32: np.ndarray, quant: np.ndarray, image: bool = False) -> np.ndarray:
     """fp32 outputs arranged like the simulator's: image outputs NCHW -> NHWC, sequence
-    outputs NCL -> N1LC."""
+    outputs NCL -> N1LC. ``image``: the graph's output is an NHWC image, so an NCHW output
+    whose C, H and W are equal (the same shape either way) is transposed too."""
+    if image and fp32.ndim == 4 and fp32.transpose(0, 2, 3, 1).shape == quant.shape:
+        return fp32.transpose(0, 2, 3, 1)
     if fp32.shape == quant.shape:
         return fp32
     if fp32.ndim == 4 and fp32.transpose(0, 2, 3, 1).shape == quant.shape:

@@ -182,6 +182,8 @@ def test_non_classifiers_have_no_top1_and_images_compare_in_nhwc():
     rec = compare(nhwc, in_layout_of(fp32, nhwc), labels=np.array([0, 1]))
     assert rec == {"cosine": pytest.approx(1.0), "top1_agreement": None, "accuracy": None,
                    "fp32_accuracy": None}
+    cube = rng.normal(size=(2, 4, 4, 4))  # C = H = W: the same shape in both layouts
+    assert np.array_equal(in_layout_of(cube, cube, image=True), cube.transpose(0, 2, 3, 1))
     single = compare(np.ones((3, 1)), np.ones((3, 1)), labels=None)
     assert single["top1_agreement"] is None
 
