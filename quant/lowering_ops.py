@@ -10,13 +10,15 @@ absorbs becomes a lut later (qasic.quant.calibrate.prepare).
 from __future__ import annotations
 
 import numbers
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
+import numpy as np
 import torch
 
 from qasic.quant import geometry as geo
-from qasic.quant.lowering import Act, _act, _arg, _ints, hw_pad, hw_pair, per_sample
+from qasic.quant.lowering import Act, _act, _arg, _ints, _standalone_bn, hw_pad, hw_pair, per_sample
 
 aten = torch.ops.aten
 
@@ -221,10 +223,10 @@ def _scalar_op(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     name = node.target.__name__.split(".")[0].rstrip("_")
     x_first = isinstance(args[0], Act)
     x, c = (args[0], args[1]) if x_first else (args[1], args[0])
-    c = _scalar(c)
-    if c is None:
-        b.fail(node, f"{name} of an activation and a non-scalar constant; only scalars")
     alpha = float(_arg(args, kwargs, 2, "alpha", 1))
+    if _scalar(c) is None:
+        return _channel_constant(b, node, name, x, c, x_first, alpha)
+    c = _scalar(c)
     forms = {  # name -> (scale, offset) of x, None when the activation is the divisor
         "add": lambda: (1.0, alpha * c),
         "sub": lambda: (1.0, -alpha * c) if x_first else (-alpha, c),
@@ -239,6 +241,33 @@ def _scalar_op(b: Any, node: Any, args: list, kwargs: dict) -> Act:
         return x
     return b.add(node, "lut", (x.name,),
                  {"fn": "affine", "fn_args": {"scale": scale, "offset": offset}})
+
+
+def _channel_constant(b: Any, node: Any, name: str, x: Act, c: Any, x_first: bool,
+                      alpha: float) -> Act:
+    """x + c, x - c, x * c, x / c with c one value per channel ((C, 1, 1) or (1, C, 1, 1) on
+    images, (C,) on vectors; a diffusion U-Net's time embedding at a fixed timestep): folded
+    into the bias (and weights) of the conv/linear that made x when this is its only reader,
+    else a depthwise 1x1 conv (a diagonal linear on vectors)."""
+    shape = b.shapes[x.name]
+    v = c.detach().to(torch.float64) if isinstance(c, torch.Tensor) else None
+    ch = shape[-1]
+    if v is None or len(shape) not in (1, 3) or v.dim() > len(shape) + 1 \
+            or v.numel() != ch or (v.dim() > 1 and v.shape[-len(shape)] != ch) \
+            or name not in ("add", "sub", "mul", "div") or not x_first:
+        b.fail(node, f"{name} of an activation and a non-scalar constant; only scalars, or one "
+                     "value per channel added, subtracted, multiplied or divided by")
+    k = v.reshape(-1).numpy()
+    scale, shift = {"add": (np.ones(ch), alpha * k), "sub": (np.ones(ch), -alpha * k),
+                    "mul": (k, np.zeros(ch)), "div": (1.0 / k, np.zeros(ch))}[name]
+    prev = b.nodes.get(x.name)
+    if prev is not None and prev.op in ("conv2d", "linear") and b.sole_user(x, node):
+        w = prev.params["weight"]
+        b.replace(replace(prev, params={
+            **prev.params, "weight": w * scale.reshape((-1,) + (1,) * (w.ndim - 1)),
+            "bias": prev.params["bias"] * scale + shift}))
+        return x
+    return _standalone_bn(b, node, x, scale, shift, np.zeros(ch), np.ones(ch), 0.0)
 
 
 def sub(b: Any, node: Any, args: list, kwargs: dict) -> Act:

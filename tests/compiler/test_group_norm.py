@@ -160,3 +160,13 @@ def test_group_norm_on_conv1d_nets_and_vectors_is_bit_exact():
     x = np.random.default_rng(0).standard_normal((8, 4, 20)).astype(np.float32)
     record = evaluate(Conv1dNet().eval(), x, calibration=x)
     assert record["bit_exact"] and record["cosine"] > 0.99, record["cosine"]  # 0.9995
+
+
+def test_a_time_embedding_and_per_channel_constants_run_bit_exact():
+    """conv + a constant per-channel time embedding (folded into the bias), GroupNorm, SiLU,
+    times a per-channel constant (a depthwise 1x1 conv). Measured 0.9998."""
+    from tests.quant.test_group_norm import TimeEmbedded
+
+    x = _x()
+    record = evaluate(TimeEmbedded(torch.mul).eval(), x, calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.99, record["cosine"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from qasic.errors import UnsupportedOpError
@@ -70,3 +71,31 @@ def test_a_long_group_is_normalized_from_its_statistics_and_on_vectors_refused()
                                                  "of at most 4096") as err:
         float_matches(_gn(1, 8192), _x(2, 8192))
     assert "\n" not in str(err.value)
+
+
+class TimeEmbedded(nn.Module):
+    """A diffusion U-Net's time embedding at a fixed timestep: conv(x) + t[:, :, None, None]
+    (t a constant of the buffered timestep), then GroupNorm + SiLU, and ``op`` by another
+    per-channel constant after the SiLU (no layer to fold into)."""
+
+    def __init__(self, op):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.norm = nn.Conv2d(3, 8, 3, padding=1), nn.GroupNorm(2, 8)
+        self.proj = nn.Linear(4, 8)
+        self.register_buffer("t", torch.randn(1, 4))
+        self.register_buffer("k", torch.rand(8, 1, 1) + 0.5)
+        self.op = op
+
+    def forward(self, x):
+        h = self.conv(x) + self.proj(F.silu(self.t))[:, :, None, None]
+        return self.op(F.silu(self.norm(h)), self.k)
+
+
+@pytest.mark.parametrize("op", [torch.add, torch.sub, torch.mul, torch.div])
+def test_per_channel_constants_fold_into_the_conv_or_become_a_depthwise_one(op):
+    g = float_matches(TimeEmbedded(op).eval(), _x(4, 3, 6, 6))
+    ops = [n.op for n in g.nodes]
+    assert ops[0] == "conv2d" and ops[1] == "reshape"  # the time embedding in the conv's bias
+    assert ops[-2:] == ["lut", "conv2d"]  # after the SiLU: a depthwise 1x1 conv
+    assert g.nodes[-1].attrs["groups"] == 8

@@ -192,7 +192,8 @@ def test_concat_of_requantizers_needs_no_requant_nodes():
     (Fn(lambda x: x.view(1, 4, 8)), (1, 2, 4, 4), "reshape to"),
     (Fn(lambda x: torch.cat([x, x], 2)), (1, 2, 4, 4), "only along channels"),
     (Fn(lambda x: x - torch.relu(x)), (1, 4), "sub of two activations"),
-    (Fn(lambda x: x * torch.arange(4.0)), (1, 4), "non-scalar constant"),
+    (Fn(lambda x: x * torch.arange(16.0).view(1, 1, 4, 4)), (1, 1, 4, 4),
+     "non-scalar constant"),  # per pixel (a per-channel constant folds)
     (Fn(lambda x: x.mean(1)), (1, 2, 4, 4), "only over all spatial"),
     (Fn(lambda x: x * x.mean(1, keepdim=True)), (1, 2, 4, 4), "only over all spatial"),
     (Fn(lambda x: F.elu(x) + F.selu(x)), (1, 4), "selu"),
