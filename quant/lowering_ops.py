@@ -29,6 +29,7 @@ SUPPORTED = (
     "avg_pool1d/2d (constant divisor), adaptive_avg_pool1d/2d (in % out == 0), mean over H, W",
     "add/mul of two activations (same shape, or (C, 1, 1) broadcast over H, W)",
     "add/sub/mul/div by a scalar constant (a table)",
+    "add/sub/mul/div by a per-channel constant (into the conv/linear before, or a depthwise one)",
     "cat along channels",
     "upsample/interpolate nearest (integer scale), bilinear (scale 2, align_corners False)",
 )
