@@ -58,7 +58,7 @@ def _group_norm(b: Any, node: Any, x: Any, groups: int, gamma: Any, beta: Any,
     x = _act(b, node, x, "group_norm input")
     shape = b.shapes[x.name]
     if b.sequence:
-        b.fail(node, "group_norm in a sequence model; only on images (N, C, H, W) or (N, C, L)")
+        return _channels_first(b, node, x, shape, groups, gamma, beta, eps)
     c = shape[-1]
     pixels = math.prod(shape[:-1])
     k = c // groups
@@ -94,6 +94,44 @@ def _group_norm(b: Any, node: Any, x: Any, groups: int, gamma: Any, beta: Any,
         return reshaped(b, node, y, shape)
     y = reshaped(b, node, y, shape, suffix=".image")
     return _standalone_bn(b, node, y, g, bt, np.zeros(c), np.ones(c), 0.0)
+
+
+def _channels_first(b: Any, node: Any, x: Act, shape: tuple, groups: int, gamma: Any,
+                    beta: Any, eps: float) -> Act:
+    """GroupNorm in a sequence model, whose layout is torch's: channels first, (C, L) per
+    sample (diffusers' attention blocks normalize (N, C, H W) between two transposes). A
+    group's values are contiguous, rows (G, K L) with no permute; the affine is a product and
+    a sum with constants of the tensor's shape (G = 1: the norm's own, repeated over L)."""
+    if len(shape) < 2:
+        b.fail(node, f"group_norm of a per-sample {shape} tensor in a sequence model; only "
+                     "(C, L) or (C, H, W)")
+    c, rest = shape[0], math.prod(shape[1:])
+    d = c // groups * rest
+    if d > intops.NORM_MAX_LEN:
+        b.fail(node, f"group_norm over {groups} groups of {c // groups} channels x {rest} "
+                     f"positions: {d} values a group; NORM normalizes rows of at most "
+                     f"{intops.NORM_MAX_LEN} (in a sequence model; use more groups)")
+    g = np.ones(c) if gamma is None else _np(_const(b, node, gamma, "group_norm weight"))
+    bt = np.zeros(c) if beta is None else _np(_const(b, node, beta, "group_norm bias"))
+    rows = reshaped(b, node, x, (groups, d), suffix=".rows")
+    one = groups == 1
+    y = b.add(node, "norm", (rows.name,), {"center": True, "eps": eps},
+              {"gamma": np.repeat(g, rest) if one else np.ones(d),
+               "beta": np.repeat(bt, rest) if one else np.zeros(d)}, shape=(groups, d),
+              suffix=".norm")
+    y = reshaped(b, node, y, shape, suffix="" if one else ".image")
+    if one:
+        return y
+    from qasic.quant.lowering_pointwise import constant_mul
+
+    per = (c,) + (1,) * (len(shape) - 1)
+    if not np.all(g == 1.0):
+        y = constant_mul(b, node, y, np.broadcast_to(g.reshape(per), shape).copy())
+    if not np.all(bt == 0.0):
+        value = np.broadcast_to(bt.reshape(per), shape).copy()
+        const = b.add(node, "constant", (), {}, {"value": value}, shape=shape, suffix=".beta")
+        y = b.add(node, "add", (y.name, const.name), shape=shape)
+    return y
 
 
 def _by_statistics(b: Any, node: Any, x: Act, shape: tuple, groups: int, eps: float,

@@ -253,6 +253,10 @@ def _channel_constant(b: Any, node: Any, name: str, x: Act, c: Any, x_first: boo
     shape = b.shapes[x.name]
     v = c.detach().to(torch.float64) if isinstance(c, torch.Tensor) else None
     ch = shape[-1]
+    if v is not None and v.dim() == len(shape) + 1 and v.shape[0] > 1:  # per sample: equal
+        if not bool((v == v[:1]).all()):
+            b.fail(node, f"{name} of a constant that differs between samples")
+        v = v[:1]
     if v is None or len(shape) not in (1, 3) or v.dim() > len(shape) + 1 \
             or v.numel() != ch or (v.dim() > 1 and v.shape[-len(shape)] != ch) \
             or name not in ("add", "sub", "mul", "div") or not x_first:

@@ -170,3 +170,12 @@ def test_a_time_embedding_and_per_channel_constants_run_bit_exact():
     x = _x()
     record = evaluate(TimeEmbedded(torch.mul).eval(), x, calibration=x)
     assert record["bit_exact"] and record["cosine"] > 0.99, record["cosine"]
+
+
+@pytest.mark.parametrize("groups", [1, 4])
+def test_group_norm_in_a_sequence_model_is_bit_exact(groups):
+    from tests.quant.test_group_norm import ChannelsFirst
+
+    x = np.random.default_rng(0).standard_normal((8, 12, 16)).astype(np.float32)
+    record = evaluate(ChannelsFirst(groups).eval(), x, calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.99, record["cosine"]  # 0.9998
