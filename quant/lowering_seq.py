@@ -137,6 +137,9 @@ def reshape(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     factors hold that digit; per sample the view is a reshape (a no-op when the shape does not
     change)."""
     x = _act(b, node, args[0], "reshape input")
+    back = to_image(b, node, x)
+    if back is not None:
+        return back
     src, out = _shape(node.args[0]), _shape(node)
     p, inner = digit(b, node.args[0])
     step = inner * math.prod(src[p + 1:])
@@ -147,6 +150,27 @@ def reshape(b: Any, node: Any, args: list, kwargs: dict) -> Act:
         b.fail(node, f"a view of {src} as {out} that mixes samples")
     b.batch_axes[node.name] = max(found, key=lambda f: (out[f[0]] > 1, f[0]))
     return reshaped(b, node, x, per_sample(b, node))
+
+
+def to_image(b: Any, node: Any, x: Act) -> Act | None:
+    """In an image model gone to sequence mode (``to_sequence``), the way back: tokens (L, C)
+    transposed to (C, L) and viewed as (batch, C, H, W) with H W = L (diffusers' attention
+    blocks) are the image (H, W, C) in the tokens' own memory order; the transpose's copy is
+    dropped and the model goes on in image mode. None for any other reshape."""
+    prev = b.nodes.get(x.name)
+    out = _shape(node)
+    if b.layout is not None or not b.sequence or prev is None or prev.op != "permute" \
+            or tuple(prev.attrs["perm"]) != (1, 0) or len(out) != 4 or out[0] != b.batch \
+            or digit(b, node.args[0]) != (0, 1) \
+            or any(prev.name in n.inputs for n in b.nodes.values()):
+        return None
+    tokens = Act(prev.inputs[0])
+    length, c = b.shapes[tokens.name]
+    if (out[1], out[2] * out[3]) != (c, length):
+        return None
+    del b.nodes[prev.name]
+    b.sequence, b.left_sequence = False, True
+    return reshaped(b, node, tokens, (out[2], out[3], c))
 
 
 def reshaped(b: Any, node: Any, x: Act, out: tuple[int, ...], suffix: str = "") -> Act:

@@ -128,6 +128,7 @@ class _Builder:
         # sequence mode: torch's layout, sequence-mode handlers. From the input for token and
         # sequence models; an image model switches at its patches (lowering_seq.to_sequence)
         self.sequence = False
+        self.left_sequence = False  # an image model that went to sequence mode and came back
 
     def build(self, name: str) -> FGraph:
         user = [n for n in self.ep.graph.nodes if n.op == "placeholder"
@@ -137,7 +138,7 @@ class _Builder:
         for node in self.ep.graph.nodes:
             self._visit(node)
         nodes, output = list(self.nodes.values()), self.output
-        if self.sequence:
+        if self.sequence or self.left_sequence:
             nodes, output = seqpasses.simplify(nodes, output)
         layout = self.layout or (
             "NCL" if len(self.shapes[INPUT]) == 3 and self.input_rank == 3 else "NCHW")

@@ -179,3 +179,53 @@ def test_group_norm_in_a_sequence_model_is_bit_exact(groups):
     x = np.random.default_rng(0).standard_normal((8, 12, 16)).astype(np.float32)
     record = evaluate(ChannelsFirst(groups).eval(), x, calibration=x)
     assert record["bit_exact"] and record["cosine"] > 0.99, record["cosine"]  # 0.9998
+
+
+class AttnBlock(nn.Module):
+    """diffusers' Attention on an image (AttnProcessor2_0): tokens (N, HW, C) from a view and a
+    transpose, GroupNorm between transposes, q/k/v, one-head sdpa, the output projection, back
+    to (N, C, H, W) by a transpose and a view, plus the residual."""
+
+    def __init__(self, c: int = 32, groups: int = 8):
+        super().__init__()
+        self.group_norm = nn.GroupNorm(groups, c, eps=1e-6)
+        self.to_q, self.to_k, self.to_v = (nn.Linear(c, c) for _ in range(3))
+        self.to_out = nn.Linear(c, c)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        t = x.view(n, c, h * w).transpose(1, 2)
+        t = self.group_norm(t.transpose(1, 2)).transpose(1, 2)
+        q, k, v = self.to_q(t), self.to_k(t), self.to_v(t)
+        t = self.to_out(F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None])[:, 0])
+        return t.transpose(-1, -2).reshape(n, c, h, w) + x
+
+
+class AttnUNet(nn.Module):
+    """conv -> ResnetBlock2D -> attention -> strided conv -> attention -> nearest up -> + skip
+    -> GroupNorm, SiLU, conv: the image model goes to tokens and back twice."""
+
+    def __init__(self, c: int = 32):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv_in, self.res = nn.Conv2d(3, c, 3, padding=1), Res(c, c, 8)
+        self.attn1, self.attn2 = AttnBlock(c), AttnBlock(c)
+        self.down = nn.Conv2d(c, c, 3, stride=2, padding=1)
+        self.norm_out, self.conv_out = nn.GroupNorm(8, c), nn.Conv2d(c, 3, 3, padding=1)
+
+    def forward(self, x):
+        h = self.attn1(self.res(self.conv_in(x)))
+        d = self.attn2(self.down(h))
+        u = F.interpolate(d, scale_factor=2.0, mode="nearest") + h
+        return self.conv_out(F.silu(self.norm_out(u)))
+
+
+def test_attention_blocks_go_to_tokens_and_back_to_the_image_bit_exact():
+    """Measured 0.9996. (diffusers' own UNet2DModel with attention blocks at a fixed timestep:
+    0.9988 at 16x16, 0.9944 at 32x32 with GroupNorm(32).)"""
+    x = np.random.default_rng(0).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    model = AttnUNet().eval()
+    record = evaluate(model, x, calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.99, record["cosine"]
+    kinds = [layer["kind"] for layer in record["layers"]]
+    assert kinds.count("softmax") == 2
