@@ -13,7 +13,8 @@ norm      LOAD rows into the input scratchpad -> NORM (normalized values into ac
           (per-channel bias, signed multiplier, shift: the affine part and the output
           requantization) -> STORE. The parameters (16 bytes a channel after the int64 epsilon)
           are loaded once when they fit half the param scratchpad, else a group of channels
-          per step (each group's blob repeats the epsilon).
+          per step (each group's blob repeats the epsilon); when every channel has the same
+          record (a GroupNorm's rows) one chunk's records serve every POST.
 """
 
 from __future__ import annotations
@@ -146,11 +147,16 @@ def norm_steps(k: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, dst: Buf
                           f"its epsilon and one chunk of {chunk} channels need "
                           f"{EPS_BYTES + chunk * PARAM_BYTES_PER_CHANNEL} bytes per half, the "
                           f"half holds {half['param']}; raise sram.param_bytes")
-    per_group = cap // chunk * chunk
+    head, rec = norm_params(graph, node, d)
+    # one record for every channel (a GroupNorm's rows: its affine comes after): one chunk's
+    # records, loaded once, serve every POST; the output half alone bounds a step's channels
+    uniform = bool((rec == rec[0]).all())
+    per_group = max(chunk, half["output"] // dst.nbytes(chunk) * chunk) if uniform \
+        else cap // chunk * chunk
     groups = tile_ranges(d, per_group)
     rows = _norm_rows(k, arch, src, dst, d, groups[0][1], half)
-    head, rec = norm_params(graph, node, d)
-    blobs = [const_base + consts.add(head + rec[c0:c0 + n].tobytes()) for c0, n in groups]
+    blobs = [const_base + consts.add(head + rec[:chunk].tobytes())] if uniform else \
+        [const_base + consts.add(head + rec[c0:c0 + n].tobytes()) for c0, n in groups]
     out = graph.tensors[node.output]
     lo, hi = node.attrs.get("clamp", (out.qmin, out.qmax))
     state = {"p": None, "pn": 0, "in": 0}
@@ -158,11 +164,13 @@ def norm_steps(k: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, dst: Buf
     for p0, n in tile_ranges(src.h * src.w, rows):
         for gi, (c0, gn) in enumerate(groups):
             step = Step()
-            if state["p"] != gi:
-                state["p"], state["pbase"] = gi, (state["pn"] % 2) * half["param"]
+            bi = 0 if uniform else gi
+            if state["p"] != bi:
+                state["p"], state["pbase"] = bi, (state["pn"] % 2) * half["param"]
                 state["pn"] += 1
-                step.loads += dma("LOAD", "param", blobs[gi], state["pbase"],
-                                  EPS_BYTES + gn * PARAM_BYTES_PER_CHANNEL)
+                step.loads += dma("LOAD", "param", blobs[bi], state["pbase"],
+                                  EPS_BYTES + (chunk if uniform else gn)
+                                  * PARAM_BYTES_PER_CHANNEL)
             if gi == 0:
                 ibase = (state["in"] % 2) * half["input"]
                 state["in"] += 1
@@ -178,7 +186,7 @@ def norm_steps(k: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, dst: Buf
                 step.computes.append(Instr("POST", {
                     "acc_addr": q0 * n, "out_addr": obuf + dst.nbytes(q0 - c0),
                     "param_addr": state["pbase"] + EPS_BYTES
-                    + (q0 - c0) * PARAM_BYTES_PER_CHANNEL,
+                    + (0 if uniform else (q0 - c0) * PARAM_BYTES_PER_CHANNEL),
                     "out_stride": dst.nbytes(gn), "rows": n, "n": chunk,
                     "out_zp": out.zero_point, "lo": lo, "hi": hi, "ofmt": dst.encoding}))
             step.stores += pixel_stores(dst, obuf, p0, n, c0, gn)
