@@ -169,10 +169,16 @@ def _by_statistics(b: Any, node: Any, x: Act, shape: tuple, groups: int, eps: fl
                suffix=".square")
     var = mean_of(sq, 1.0, "var")
     rstd = b.add(node, "lut", (var.name,),
-                 {"fn": "expr", "fn_args": {"expr": ("rsqrt", ("add", ("x",), ("c", eps)))}},
+                 {"fn": "expr", "fn_args": {"expr": _rsqrt(eps)}},
                  shape=one, suffix=".rstd")
     return b.add(node, "mul", (xc.name, rstd.name), {}, shape=shape,
                  suffix=".norm" if affine else "")
+
+
+def _rsqrt(eps: float) -> tuple:
+    """rsqrt(max(x, 0) + eps): a table over every code, the negative ones of a symmetric (FP8)
+    variance too."""
+    return ("rsqrt", ("add", ("maximum", ("x",), ("c", 0.0)), ("c", eps)))
 
 
 POOL_WINDOW = 1024  # pixels one statistics pool averages (POOL holds a window on chip)
