@@ -158,13 +158,13 @@ def _word(text: str) -> str:
 
 
 def _policy_choices(policies: str | None, budgets: str | None) -> list[WeightChoice]:
-    from qasic.policies import POLICIES, parse_budget
-
     if (policies is None) != (budgets is None):
         raise ConfigError("--policies and --budgets go together: e.g. --policies hawq,lim "
                           "--budgets avg_bits=3,avg_bits=4")
     if policies is None:
         return []
+    from qasic.policies import POLICIES, parse_budget  # scikit-learn and SciPy: 1.6 s to import
+
     names = split_list("--policies", policies, _word, f"policies from {', '.join(POLICIES)}")
     for name in names:
         if name not in POLICIES:

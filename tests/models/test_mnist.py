@@ -89,3 +89,22 @@ def test_compiled_program_is_bit_exact(mnist_cnn, quantized, config):
     x = mnist_cnn.test_inputs[:50]
     out = simulate(compile_graph(graph, arch), arch, x).outputs
     np.testing.assert_array_equal(out, reference.run(graph, graph.quantize_input(x)))
+
+
+def test_the_split_is_cached_on_disk_and_rebuilt_when_unreadable(tmp_path, monkeypatch):
+    from qasic.models import mnist
+
+    monkeypatch.setenv("QASIC_CACHE", str(tmp_path))
+    first = load_mnist_split()
+    path = mnist.split_cache_path()
+    assert path.parent == tmp_path and path.exists()
+    again = load_mnist_split()  # from the file
+    for name in mnist.SPLIT_FIELDS:
+        assert np.array_equal(getattr(again, name), getattr(first, name)), name
+        assert getattr(again, name).dtype == getattr(first, name).dtype
+    path.write_bytes(b"not an npz")
+    rebuilt = load_mnist_split()
+    assert np.array_equal(rebuilt.test_x, first.test_x) and np.array_equal(rebuilt.val_y,
+                                                                          first.val_y)
+    with np.load(path, allow_pickle=False) as f:  # and written back whole
+        assert np.array_equal(f["train_y"], first.train_y)
