@@ -76,8 +76,8 @@ def test_a_long_group_is_normalized_from_its_statistics_and_on_vectors_refused()
 
 class TimeEmbedded(nn.Module):
     """A diffusion U-Net's time embedding at a fixed timestep: conv(x) + t[:, :, None, None]
-    (t a constant of the buffered timestep, expanded to the batch), then GroupNorm + SiLU, and ``op`` by another
-    per-channel constant after the SiLU (no layer to fold into)."""
+    (t a constant of the buffered timestep, expanded to the batch), then GroupNorm + SiLU, and
+    ``op`` by another per-channel constant after the SiLU (no layer to fold into)."""
 
     def __init__(self, op):
         super().__init__()
