@@ -239,8 +239,15 @@ def proven_shared(p: Program) -> np.ndarray:
     return done
 
 
+_NONE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _none(p: Program) -> np.ndarray:
-    return np.zeros(len(p.instrs), dtype=np.int64)
+    """No GEMM proven (cached per program: not an allocation on every run)."""
+    done = _NONE.get(p)
+    if done is None:
+        done = _NONE[p] = np.zeros(len(p.instrs), dtype=np.int64)
+    return done
 
 
 def _proven_shared(p: Program) -> np.ndarray:
