@@ -62,6 +62,7 @@ def run(m: Machine, fresh: bool = False) -> None:
                 m.step(i, ins)
             s.st[FK.ST_W] += 1  # it may have written any scratchpad
             s.st[FK.ST_A] += 1
+            s.st[FK.ST_MIR] = 0
             if ins.op == "GEMM" and ins["lut"]:
                 record_check(ins, m.mem["param"], s.checked, s.seen)
             i += 1
@@ -94,7 +95,8 @@ class Scratch:
         self.fp_of = self.shape[FK.S_FP:FK.S_FP + FK.NE].copy()
         self.checked = np.zeros(m.mem["param"].shape[1], dtype=bool)
         self.seen = np.zeros_like(m.mem["param"])
-        self.bufs, self.wc = _buffers(m.arch, m.batch), _weight_cache(m.arch, m.batch)
+        self.bufs = _buffers(m.arch, m.batch) + _mirrors(m)
+        self.wc = _weight_cache(m.arch, m.batch)
         self.st = np.zeros(FK.ST_SIZE, dtype=np.int64)
 
     def reset(self) -> None:
@@ -168,11 +170,22 @@ def _positive() -> tuple[np.ndarray, np.ndarray]:
 def _buffers(arch: ArchConfig, batch: int) -> tuple[np.ndarray, ...]:
     """Scratch for one fold over the batch (element b's T x k activations at b * T * k, its
     T x n sums at b * T * n, row-major): int64 activations and sums (the int64 folds), the last
-    decoded activations and the sums in float64 (BLAS)."""
+    decoded activations and the sums in float64 (dgemm), the ADD tables, matmul's argument
+    memory, and activations and sums in float32 (sgemm)."""
     t, k, n = arch.gemm_max_rows, arch.array_rows, arch.array_cols
     return (np.zeros(batch * t * k, dtype=np.int64), np.zeros(batch * t * n, dtype=np.int64),
             np.zeros(batch * t * k), np.zeros(batch * t * n), np.zeros((2, 256), dtype=np.int64),
-            *native.scratch())
+            *native.scratch(), np.zeros(batch * t * k, dtype=np.float32),
+            np.zeros(batch * t * n, dtype=np.float32))
+
+
+def _mirrors(m: Machine) -> tuple[np.ndarray, np.ndarray]:
+    """float32 copies of a batch-1 machine's input and weight scratchpads, each byte as its
+    signed INT8 value (fastkernels._mirror; one-element stand-ins for larger batches)."""
+    if m.batch != 1:
+        return np.zeros(1, dtype=np.float32), np.zeros(1, dtype=np.float32)
+    return (np.zeros(m.mem["input"].shape[1], dtype=np.float32),
+            np.zeros(m.mem["weight"].shape[1], dtype=np.float32))
 
 
 def share_rows(m: Machine) -> None:
@@ -296,11 +309,11 @@ def _union(ranges: list) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _weight_cache(arch: ArchConfig, batch: int) -> tuple[np.ndarray, ...]:
-    """The last decoded weight tile of each batch element: int64 (k, n), float64 flat, and its
-    largest column sum of magnitudes (or a bound on it)."""
+    """The last decoded weight tile of each batch element: int64 (k, n), float64 flat, its
+    largest column sum of magnitudes (or a bound on it), and float32 flat (sgemm's tiles)."""
     k, n = arch.array_rows, arch.array_cols
     return (np.zeros((batch, k, n), dtype=np.int64), np.zeros((batch, k * n)),
-            np.zeros(batch, dtype=np.int64))
+            np.zeros(batch, dtype=np.int64), np.zeros((batch, k * n), dtype=np.float32))
 
 
 def _op_codes(p: Program) -> np.ndarray:

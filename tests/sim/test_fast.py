@@ -236,3 +236,63 @@ def test_gemms_proven_shared_read_equal_weights_in_every_element(bits, masked):
     assert all(equal[i] for i in gemms if proven[i])
     assert not all(equal[i] for i in gemms if not proven[i])
     assert not any(proven[i] for i, ins in enumerate(p.instrs) if ins.op != "GEMM")
+
+
+@pytest.mark.parametrize("name", GRAPHS)
+def test_batch_one_leaves_every_memory_as_the_machine(name):
+    """Batch 1: INT8 GEMMs read the float32 mirrors of the scratchpads (fastkernels._mirror),
+    the other formats decode per fold."""
+    g, p, arch = compiled(name)
+    assert_same_state(p, arch, random_codes(g, 1, seed=3))
+    assert_same_state(p, arch, random_codes(g, 1, seed=4), fresh=True)
+
+
+# (lines, rows, inp_stride, inp_line_stride, k, n): one strided matrix, a line per call, one
+# row per line, a stride below k (decoded per fold instead), a single vector
+MIRRORED = [(1, 8, 16, 0, 16, 16), (3, 4, 20, 80, 16, 12), (2, 5, 24, 200, 13, 16),
+            (6, 1, 0, 40, 16, 16), (2, 3, 8, 64, 16, 16), (1, 1, 0, 0, 7, 5)]
+
+
+def mirrored_program(shapes, gather: bool) -> Program:
+    """Random INT8 input and weight bytes loaded from DRAM; each GEMM of ``shapes`` in turn
+    (the first writes, the rest accumulate into the same tile), with a LOAD rewriting part
+    of the input between GEMMs and (``gather``) a GATHER, which the machine runs, overwriting
+    input bytes before the last GEMM."""
+    rng = np.random.default_rng(7)
+    consts = rng.integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    idx = np.array([2, 0], dtype="<i4").tobytes()
+    regions = (Region("constants", 0, 4096 + 8, "constants"),)
+    load = {"rows": 1, "planes": 1, "dram_stride": 0, "sram_stride": 0}
+    instrs = [Instr("LOAD", dict(load, mem="input", row_bytes=1024, dram_addr=0)),
+              Instr("LOAD", dict(load, mem="weight", row_bytes=2048, dram_addr=1024))]
+    for j, (lines, rows, stride, line, k, n) in enumerate(shapes):
+        instrs.append(Instr("GEMM", {"lines": lines, "rows": rows, "inp_stride": stride,
+                                     "inp_line_stride": line, "inp_addr": 8 * j, "k": k,
+                                     "n": n, "wgt_addr": 256 * j, "acc_addr": 0,
+                                     "accumulate": int(j > 0), "wbits": 8, "afmt": "int8"}))
+        instrs.append(Instr("LOAD", dict(load, mem="input", row_bytes=40, sram_addr=16 * j,
+                                         dram_addr=3072 + 40 * j)))
+        if gather and j == len(shapes) - 2:
+            instrs.append(Instr("GATHER", {"mem": "input", "idx_addr": 4096, "count": 2,
+                                           "table_addr": 2048, "table_stride": 32, "vocab": 8,
+                                           "row_bytes": 32, "sram_addr": 24,
+                                           "sram_stride": 32}))
+    instrs.append(Instr("END"))
+    return Program(tuple(instrs), (0,) * len(instrs), consts + idx, regions)
+
+
+@pytest.mark.parametrize("gather", [False, True], ids=["loads", "gather"])
+@pytest.mark.parametrize("shape", range(len(MIRRORED)))
+def test_gemms_on_the_mirrors_leave_every_memory_as_the_machine(shape, gather):
+    """Every row layout the mirrored sgemm reads (strides, lines, single rows; a stride below
+    k takes the decode path), the mirrors kept by LOADs between GEMMs and rebuilt after an
+    instruction the machine runs: accumulator and scratchpads equal to the machine's."""
+    shapes = [MIRRORED[shape], *MIRRORED[:shape], *MIRRORED[shape + 1:]]
+    p = mirrored_program(shapes, gather)
+    exact, quick = (Machine(p, WIDE, 1) for _ in range(2))
+    exact.run()
+    fast.run(quick)
+    np.testing.assert_array_equal(quick.acc, exact.acc)
+    assert np.any(exact.acc != 0)
+    for name, mem in exact.mem.items():
+        np.testing.assert_array_equal(quick.mem[name], mem, err_msg=name)
