@@ -95,7 +95,8 @@ class Scratch:
         self.fp_of = self.shape[FK.S_FP:FK.S_FP + FK.NE].copy()
         self.checked = np.zeros(m.mem["param"].shape[1], dtype=bool)
         self.seen = np.zeros_like(m.mem["param"])
-        self.bufs = _buffers(m.arch, m.batch) + _mirrors(m)
+        self.bufs = _buffers(m.arch, m.batch) + _mirrors(m) + (
+            np.zeros((3, FK.POST_BLOCK), dtype=np.int64),)
         self.wc = _weight_cache(m.arch, m.batch)
         self.st = np.zeros(FK.ST_SIZE, dtype=np.int64)
 

@@ -73,6 +73,7 @@ G_IADDR, G_ISTRIDE, G_LINES, G_ILINE, G_ROWS, G_WADDR, G_AADDR, G_K, G_N, G_ACCU
 FLOAT64_EXACT = np.int64(1) << 53  # float64 holds every integer of smaller magnitude
 FLOAT32_EXACT = np.int64(1) << 24  # and float32
 SUM_CAP = np.int64(1) << 62  # column sums saturate here (no int64 overflow)
+POST_BLOCK = 64  # channels whose parameters _post_shared holds at once (fast._buffers)
 ADD_TABLE_MIN = 512  # ADDs of at least this many elements rescale their operands by tables
 P_ACC, P_PAR, P_OUT, P_OSTRIDE, P_ROWS, P_N, P_ZP, P_LO, P_HI, P_OFMT, P_LUT, P_LADDR = (
     column("POST", f) for f in ("acc_addr", "param_addr", "out_addr", "out_stride", "rows", "n",
@@ -283,7 +284,7 @@ def _gemm(f, inp, wgt, par, acc, shape, alut, bufs, wc, st, proven):
     sums are the integers kernels.gemm computes): one product for the whole batch when every
     element holds the same weights, else one per element; folds past both bounds sum in int64
     (wrapping, as kernels.gemm)."""
-    a64, o64, af, of, _, ints, consts, consts32, af32, of32, mir_in, mir_w = bufs
+    a64, o64, af, of, _, ints, consts, consts32, af32, of32, mir_in, mir_w, _ = bufs
     w64, wf, tops, wf32 = wc
     k, n, t, batch = f[G_K], f[G_N], f[G_LINES] * f[G_ROWS], inp.shape[0]
     tk, tn = t * k, t * n
@@ -526,7 +527,7 @@ def _codes_end(addr, count, enc, shape):
 
 
 @njit(cache=True, _nrt=False)
-def _post(f, acc, par, out, shape, alut, pos, npos):
+def _post(f, acc, par, out, shape, alut, pos, npos, chan):
     """POST (Machine._post); False, changing nothing, where the machine would refuse it."""
     rows, n, e = f[P_ROWS], f[P_N], f[P_OFMT]
     bits = shape[S_BITS + e]
@@ -535,10 +536,38 @@ def _post(f, acc, par, out, shape, alut, pos, npos):
             or _codes_end(f[P_OUT] + max(rows - 1, 0) * f[P_OSTRIDE], n, e, shape) > out.shape[1]
             or (f[P_LUT] and (bits > 8 or f[P_LADDR] + (1 << bits) > par.shape[1]))):
         return False
+    if par.shape[0] > 1 and par.strides[0] == 0 and not f[P_LUT] and not shape[S_FP + e] \
+            and bits == 8:
+        _post_shared(acc, f[P_ACC], par, f[P_PAR], out, f[P_OUT], f[P_OSTRIDE], rows, n,
+                     f[P_ZP], f[P_LO], f[P_HI], chan)
+        return True
     K.post(acc, f[P_ACC], par, f[P_PAR], out, f[P_OUT], f[P_OSTRIDE], rows, n, f[P_ZP], f[P_LO],
            f[P_HI], shape[S_FP + e] != 0, alut[e], pos[e, :npos[e]], bits, f[P_LUT],
            f[P_LADDR])
     return True
+
+
+@njit(cache=True, _nrt=False)
+def _post_shared(acc, a_addr, par, p_addr, out, o_addr, o_stride, rows, n, zp, lo, hi, chan):
+    """kernels.post to 8-bit integer codes without a table, when the param scratchpad is one
+    row shared by the batch (fast.share_rows): the bias, multiplier and shift of each block of
+    POST_BLOCK channels are read once into ``chan`` for the whole batch, not once per
+    element (the batch stays the outer loop: an element's rows are pages apart)."""
+    for c0 in range(0, n, POST_BLOCK):
+        c1 = min(c0 + POST_BLOCK, n)
+        for nn in range(c0, c1):
+            base = p_addr + K.POST_STRIDE * nn  # isa.table.POST_PARAMS order
+            chan[0, nn - c0] = (K._i32(par, 0, base + 4) << 32) | \
+                (K._i32(par, 0, base) & 0xFFFFFFFF)
+            chan[1, nn - c0] = K._i32(par, 0, base + 8)
+            chan[2, nn - c0] = K._i32(par, 0, base + 12)
+        for b in range(acc.shape[0]):
+            for m in range(rows):
+                src, dst = a_addr + m * n, o_addr + m * o_stride
+                for nn in range(c0, c1):
+                    y = K.requant(acc[b, src + nn] + chan[0, nn - c0], chan[1, nn - c0],
+                                  chan[2, nn - c0])
+                    out[b, dst + nn] = min(max(y + zp, lo), hi) & 0xFF
 
 
 @njit(cache=True, _nrt=False)
@@ -662,7 +691,7 @@ def run(ops, F, lo, hi, dram, inp, wgt, out, par, acc, shape, alut, pos, npos, c
                     _mirror(wgt, bufs[11], f[D_SADDR], end)
             continue
         if op == POST:
-            if not _post(f, acc, par, out, shape, alut, pos, npos):
+            if not _post(f, acc, par, out, shape, alut, pos, npos, bufs[12]):
                 return i
             continue
         if op == POOL:
