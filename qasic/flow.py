@@ -132,14 +132,45 @@ def quantize_model(trained, config) -> QGraph:
                     name=trained.name)
 
 
+@dataclass(frozen=True)
+class Golden:
+    """The golden reference's output codes of a graph on input codes: they depend on the graph
+    and the inputs only, so the points of a sweep that share a quantization (and differ in the
+    arch) compare against one run of the reference."""
+
+    codes: np.ndarray
+    outputs: np.ndarray
+
+    def outputs_for(self, codes: np.ndarray) -> np.ndarray | None:
+        """The outputs, if ``codes`` are the inputs they were computed on."""
+        same = self.codes.shape == codes.shape and np.array_equal(self.codes, codes)
+        return self.outputs if same else None
+
+
+def golden_outputs(graph: QGraph, codes: np.ndarray) -> np.ndarray:
+    """The golden reference's output codes of ``graph`` on input ``codes`` (in batches)."""
+    return np.concatenate([reference.run(graph, codes[i:i + 256])
+                           for i in range(0, len(codes), 256)])
+
+
+def golden_for(graph: QGraph, x: np.ndarray) -> Golden:
+    """The Golden of ``graph`` on float inputs ``x``, encoded as the graph's programs encode
+    them."""
+    codes = graph.quantize_input(x)
+    return Golden(codes, golden_outputs(graph, codes))
+
+
 def run_point(name: str, graph: QGraph, arch: ArchConfig, x: np.ndarray, labels: np.ndarray,
-              activation_bits: int = 8, progress: Progress | None = None) -> PointResult:
-    """Compile ``graph``, simulate it on every sample of ``x`` and compare with the reference."""
+              activation_bits: int = 8, progress: Progress | None = None,
+              golden: Golden | None = None) -> PointResult:
+    """Compile ``graph``, simulate it on every sample of ``x`` and compare with the reference
+    (``golden``: its outputs computed once for the graph, used when the program's input codes
+    are the ones it was computed on)."""
     program = compile_graph(graph, arch)
     codes = input_codes(program, x)
     sim = simulate(program, arch, codes=codes)
-    golden = np.concatenate([reference.run(graph, codes[i:i + 256])
-                             for i in range(0, len(codes), 256)])
+    known = golden.outputs_for(codes) if golden is not None else None
+    golden = golden_outputs(graph, codes) if known is None else known
     exact = bool(np.array_equal(sim.outputs, golden))
     acc = float(np.mean(sim.outputs.reshape(len(x), -1).argmax(axis=1) == labels))
     if progress:

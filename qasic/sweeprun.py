@@ -31,8 +31,8 @@ def execute(points: Iterable[DesignPoint], executor: Executor, models: dict[tupl
     def start_quantizations() -> None:
         while queue and sum(isinstance(w, list) for w in pending.values()) < slots:
             (model, seed, quant), group = queue.pop()
-            pending[executor.submit(quantize_task, models[model, seed], quant,
-                                    policy_arch)] = group
+            pending[executor.submit(quantize_task, models[model, seed], quant, policy_arch,
+                                    group[0].limit)] = group
 
     try:
         start_quantizations()

@@ -5,7 +5,8 @@ for the errors that make a point infeasible), and the parent stores it.
 
 A task gets its trained model as a handle (qasic.executors: sent to each worker once), never
 trains or loads one, and a point task never quantizes: it takes the graph quantized once per
-(model, quantization) by ``quantize_task``.
+(model, quantization) by ``quantize_task``, with the golden reference's outputs on the test
+inputs, also computed once per quantization.
 """
 
 from __future__ import annotations
@@ -26,10 +27,21 @@ class Failure:
     error: str
 
 
-def quantize_task(model: Any, quant: QuantChoice, policy_arch: Any = None):
-    """The QGraph of the trained ``model`` (a handle) quantized as ``quant`` says (a policy
-    chooses its bits first, pricing energy and cycle budgets on ``policy_arch``), or a Failure."""
-    from qasic.flow import quantize_model
+@dataclass(frozen=True)
+class Quantized:
+    """A quantize task's result: the graph, and the golden reference's outputs on the test
+    inputs the group's points simulate (one reference run per quantization, not per point:
+    the outputs do not depend on the arch)."""
+
+    graph: Any
+    golden: Any  # qasic.flow.Golden
+
+
+def quantize_task(model: Any, quant: QuantChoice, policy_arch: Any = None, limit: int = 0):
+    """The Quantized of the trained ``model`` (a handle) quantized as ``quant`` says (a policy
+    chooses its bits first, pricing energy and cycle budgets on ``policy_arch``), with the
+    golden outputs on its first ``limit`` test inputs (0: all), or a Failure."""
+    from qasic.flow import golden_for, quantize_model
 
     net = resolve(model)
     try:
@@ -39,27 +51,31 @@ def quantize_task(model: Any, quant: QuantChoice, policy_arch: Any = None):
 
             bits = choose_bits(net, quant.weights.policy, quant.weights.budget,
                                arch=policy_arch, config=quant.activation_config())
-        return quantize_model(net, quant.quant_config(bits))
+        graph = quantize_model(net, quant.quant_config(bits))
+        return Quantized(graph, golden_for(graph, _test_split(net, limit)[0]))
     except QasicError as e:
         return Failure(str(e))
 
 
-def point_task(point: DesignPoint, graph: Any, model: Any) -> dict[str, Any]:
-    """The stored row of ``point``: compiled from ``graph``, simulated on the test inputs of
-    ``model`` (a handle) and checked against the golden reference; an infeasible row if no arch
-    or program can be built for it."""
+def _test_split(net: Any, limit: int):
+    x, y = net.test_inputs, net.test_labels
+    return (x[:limit], y[:limit]) if limit else (x, y)
+
+
+def point_task(point: DesignPoint, quantized: Quantized, model: Any) -> dict[str, Any]:
+    """The stored row of ``point``: compiled from the quantize task's graph, simulated on the
+    test inputs of ``model`` (a handle) and checked against the golden reference; an infeasible
+    row if no arch or program can be built for it."""
     from qasic.flow import arch_for, run_point
 
-    net = resolve(model)
-    x, y = net.test_inputs, net.test_labels
-    if point.limit:
-        x, y = x[:point.limit], y[:point.limit]
+    net, graph = resolve(model), quantized.graph
+    x, y = _test_split(net, point.limit)
     try:
         arch = point.arch()
         fitted = arch_for(graph, arch)  # the accumulator is always widened to the worst case
         built = fitted if point.fit_pe else _with_acc(arch, fitted.acc_bits)
         result = run_point(point.quant.label, graph, built, x, y,
-                           activation_bits=point.quant.acts.bits)
+                           activation_bits=point.quant.acts.bits, golden=quantized.golden)
     except QasicError as e:
         return infeasible_row(point, str(e))
     return measured_row(point, graph, result, len(x))

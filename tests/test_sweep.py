@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 
 from qasic.cli import main
@@ -144,3 +145,29 @@ def test_a_policy_chooses_bits_per_point(tmp_path):
                                                           "avg_bits=3")
     assert ok["weight_bits"] == {"fc1": 3, "fc2": 3} and ok["status"] == "ok"
     assert bad["status"] == "infeasible" and "size_bits=1" in bad["error"]  # no bits fit it
+
+
+def test_the_golden_reference_runs_once_per_quantization(tmp_path, monkeypatch):
+    """3 arrays x W8/W4: the reference runs on each quantized graph once (its outputs do not
+    depend on the arch), and every point still compares its simulation with them."""
+    import qasic.flow
+
+    real, runs = qasic.flow.golden_outputs, []
+
+    def counted(graph, codes):
+        runs.append((graph.name, len(codes)))
+        return real(graph, codes)
+
+    monkeypatch.setattr(qasic.flow, "golden_outputs", counted)
+    result = run_sweep(space(arrays="8x8,16x16,32x32", limit=12), tmp_path)
+    assert result.ran == 6 and len(runs) == 2
+    assert all(r["bit_exact"] for r in result.rows)
+
+
+def test_golden_outputs_are_only_reused_for_their_own_inputs():
+    from qasic.flow import Golden
+
+    golden = Golden(np.arange(6).reshape(2, 3), np.ones((2, 4)))
+    assert golden.outputs_for(np.arange(6).reshape(2, 3)) is golden.outputs
+    assert golden.outputs_for(np.arange(6).reshape(3, 2)) is None
+    assert golden.outputs_for(np.arange(1, 7).reshape(2, 3)) is None
