@@ -10,8 +10,11 @@ the object broadcast to every worker, which Dask resolves before the task runs.
 
 Every worker is one core: local processes are spawned (not forked: torch and Numba hold threads)
 and keep to one BLAS and one torch thread, as Dask's workers do (its nanny sets
-OMP_NUM_THREADS=1), and so does the one worker that runs in this process. So ``--workers N``
-uses N cores, whichever executor runs the tasks.
+OMP_NUM_THREADS=1), and so does the worker that runs in this process. So ``--workers N``
+uses N cores, whichever executor runs the tasks. ``--workers N`` is this process plus N - 1
+spawned ones (``LocalPool``): this process has the models and the imports already, so it
+works from the first task while the others start (a spawned worker takes seconds to import
+torch and load its share of the models).
 """
 
 from __future__ import annotations
@@ -99,27 +102,54 @@ def open_executor(spec: ExecutorSpec, shared: Mapping[Hashable, Any]) -> Iterato
             handles = {k: client.scatter(v, broadcast=True) for k, v in shared.items()}
             yield client.get_executor(pure=False), handles
         return
-    if spec.workers == 1:
-        # one thread of this process: tasks run one at a time on one core, as in a pool of one,
-        # while the caller's thread stores each result as it completes
-        pool: Executor = ThreadPoolExecutor(1, thread_name_prefix="qasic-sweep")
-        handles = dict(shared)
-        with one_core():
-            try:
-                yield pool, handles
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
-        return
-    else:
-        import multiprocessing
+    # a thread of this process runs tasks one at a time on one core (with spawned workers
+    # for the rest), while the caller's thread stores each result as it completes
+    pool = LocalPool(spec.workers, shared)
+    with one_core():
+        try:
+            yield pool, ({k: Shared(k) for k in shared} if spec.workers > 1 else dict(shared))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
-        pool = ProcessPoolExecutor(spec.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=start_worker, initargs=(dict(shared),))
-        handles = {k: Shared(k) for k in shared}
-    try:
-        yield pool, handles
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+
+class LocalPool(Executor):
+    """``workers`` single-task slots: this process and ``workers - 1`` spawned processes (each
+    a ProcessPoolExecutor of one, given the shared objects at start). A task goes to the first
+    free slot: a thread per slot takes tasks from one queue, runs those of this process itself
+    and hands the others to its process, waiting for the result."""
+
+    def __init__(self, workers: int, shared: Mapping[Hashable, Any]) -> None:
+        import multiprocessing
+        import queue
+
+        _SHARED.update(shared)  # Shared handles resolve in this process too
+        self._keys = list(shared)
+        self._procs = [ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=start_worker, initargs=(dict(shared),))
+                       for _ in range(workers - 1)]
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        for slot in [None, *self._procs]:  # None: this process
+            self._free.put(slot)
+        self._threads = ThreadPoolExecutor(workers, thread_name_prefix="qasic-sweep")
+
+    def submit(self, fn, /, *args, **kwargs):
+        def run():
+            slot = self._free.get()
+            try:
+                if slot is None:
+                    return fn(*args, **kwargs)
+                return slot.submit(fn, *args, **kwargs).result()
+            finally:
+                self._free.put(slot)
+
+        return self._threads.submit(run)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._threads.shutdown(wait=wait, cancel_futures=cancel_futures)
+        for proc in self._procs:
+            proc.shutdown(wait=wait, cancel_futures=cancel_futures)
+        for key in self._keys:
+            _SHARED.pop(key, None)
 
 
 def start_worker(shared: dict[Hashable, Any]) -> None:
