@@ -262,6 +262,45 @@ def _activations(f, inp, b, a, shape, alut):
 
 
 @njit(cache=True, _nrt=False)
+def _contiguous_int8(f, shape):
+    """The fold's activations are 8-bit INT codes whose rows follow each other (stride k)."""
+    afmt = f[G_AFMT]
+    return shape[S_BITS + afmt] == 8 and not shape[S_FP + afmt] and f[G_ISTRIDE] == f[G_K]
+
+
+@njit(cache=True, _nrt=False)
+def _activations_int8(f, inp, a):
+    """_activations of a _contiguous_int8 fold for every batch element in one call (element b
+    at a[b * T * k:]): one kernel call per fold, not per element (a large batch of short
+    vectors was mostly call overhead)."""
+    k, rows, lines = f[G_K], f[G_ROWS], f[G_LINES]
+    tk = lines * rows * k
+    for b in range(inp.shape[0]):
+        for line in range(lines):
+            src = inp[b, f[G_IADDR] + line * f[G_ILINE]:]
+            dst = a[b * tk + line * rows * k:]
+            for j in range(rows * k):
+                dst[j] = np.int8(src[j])
+
+
+@njit(cache=True, _nrt=False)
+def _write_sums(f, acc, o, acc_bits):
+    """_write without per-column scales for every batch element in one call (element b's
+    T x n sums at o[b * T * n:])."""
+    tn = f[G_LINES] * f[G_ROWS] * f[G_N]
+    half = np.int64(1) << (acc_bits - 1)
+    a0 = f[G_AADDR]
+    for b in range(acc.shape[0]):
+        row, src = acc[b, a0:a0 + tn], o[b * tn:(b + 1) * tn]
+        if f[G_ACCUM]:
+            for j in range(tn):
+                row[j] = _wrap(np.int64(src[j]) + row[j], half)
+        else:
+            for j in range(tn):
+                row[j] = _wrap(np.int64(src[j]), half)
+
+
+@njit(cache=True, _nrt=False)
 def _fold64(a, w, t, k, n, out):
     """out[:t * n] = a[:t * k] (row-major t x k) @ w[:k, :n] in int64, wrapping (as
     kernels.gemm)."""
@@ -304,16 +343,22 @@ def _gemm(f, inp, wgt, par, acc, shape, alut, bufs, wc, st, proven):
         st[ST_SHARED] = _decode_weights(f, wgt, par, wc, st[ST_UNIFORM] or proven, f32)
         st[ST_W32] = f32
     if _stale(f, st, AKEY, ST_A) or st[ST_A32] != f32:
-        for b in range(batch):
-            if f32:
-                _activations(f, inp, b, af32[b * tk:(b + 1) * tk], shape, alut)
-            else:
-                _activations(f, inp, b, af[b * tk:(b + 1) * tk], shape, alut)
+        if f32 and _contiguous_int8(f, shape):
+            _activations_int8(f, inp, af32)
+        else:
+            for b in range(batch):
+                if f32:
+                    _activations(f, inp, b, af32[b * tk:(b + 1) * tk], shape, alut)
+                else:
+                    _activations(f, inp, b, af[b * tk:(b + 1) * tk], shape, alut)
         st[ST_A32] = f32
     if f32 and st[ST_SHARED]:
         matmul32(af32, wf32[0], of32, batch * t, k, n, ints, consts32)
-        for b in range(batch):
-            _write(f, wgt, acc, b, of32[b * tn:(b + 1) * tn], shape[S_ACC])
+        if f[G_BSCALE] == 0:
+            _write_sums(f, acc, of32, shape[S_ACC])
+        else:
+            for b in range(batch):
+                _write(f, wgt, acc, b, of32[b * tn:(b + 1) * tn], shape[S_ACC])
         return
     if f32:
         for b in range(batch):
