@@ -122,8 +122,8 @@ class LocalPool(Executor):
         import multiprocessing
         import queue
 
+        self._keys = [k for k in shared if k not in _SHARED]  # another pool's stay
         _SHARED.update(shared)  # Shared handles resolve in this process too
-        self._keys = list(shared)
         self._procs = [ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                            initializer=start_worker, initargs=(dict(shared),))
                        for _ in range(workers - 1)]
