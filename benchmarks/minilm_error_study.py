@@ -1,6 +1,7 @@
 """Where minilm's W8A8 error is left, and what gamma migration does to it.
 
     python -m benchmarks.minilm_error_study --out benchmarks/results [--reference]
+    python -m benchmarks.minilm_error_study --out benchmarks/results --per-token
 
 Fake-quant runs (``run_float`` with the activation encodings of ``quantize_graph`` and the
 weights at their max-abs per-channel INT8 values) of all-MiniLM-L6-v2 on its 256 test sentences,
@@ -22,6 +23,24 @@ the nearest-neighbour agreement (models.minilm), as ``qasic evaluate`` scores th
 
 ``--reference`` also scores gamma migration and the recipe on the golden reference (integer
 graph; slower). Writes minilm_error_study.json.
+
+``--per-token`` runs only the per-token points (12 minutes; ``--reference`` is then ignored) and
+merges their records into the JSON already in ``--out`` (replacing the records of the same point
+and mode, keeping the others; a run without it rewrites the JSON without them). They give
+the 8-bit tensors the GEMMs read dynamic scales (ZeroQuant / LLM.int8() style), computed at run
+time from the values quantized, one per index of the operand that survives into the GEMM's
+output, so that the requantization could apply it:
+- a linear's input and a matmul's A operand (Q, P): one per row (token) over the last axis, a
+  rescale of the output's row;
+  Q's (and K's) rows are (token, head) over the head's 32 channels; P·V's output, read by the
+  attention output dense, has one scale per token over all heads;
+- Q·Kᵀ's K: one per key token (a row of K over the head's 32 channels), which is a *column* of
+  the scores: a rescale of the output's columns by a vector computed at run time;
+- P·V's V: one per channel over the keys (a column of V). V's rows lie on the contraction axis,
+  so a per-token V scale cannot be applied after the GEMM (``V per token`` measures it anyway);
+- ``row rescale only``: K and V keep the recipe's static per-tensor FP8 encodings.
+The reshape/permute chain from a producer to the tensor a GEMM reads stays exact (the producer
+would write the GEMM's codes). The other tensors keep the recipe's encodings.
 """
 
 from __future__ import annotations
@@ -81,7 +100,100 @@ def per_channel_int8(v: np.ndarray):
     return lambda y: (np.clip(np.round(y / s) + z, 0, 255) - z) * s
 
 
-def study(reference: bool, log=print) -> dict:
+def per_row(kind: str, axis: int = -1, channel: np.ndarray | None = None):
+    """Fake-quantizer with one scale per slice along ``axis`` (a row over the last axis by
+    default) from the values it quantizes: ``int8`` symmetric (absmax -> 127), ``int8_asym``
+    (min/max with 0 kept in the range; integer zero point), ``fp8`` (absmax -> E4M3's 448).
+    ``channel``: static per-channel (last axis) factors the values are divided by before and
+    multiplied by after, an equalization folded into the producer and the reader's weights."""
+    from qasic.quant.actformat import decode_levels, encode_values, lsb
+
+    if channel is not None:
+        inner = per_row(kind, axis)
+        return lambda y: inner(y / channel) * channel
+
+    def q(y: np.ndarray) -> np.ndarray:
+        if kind == "int8_asym":
+            lo = np.minimum(y.min(axis=axis, keepdims=True), 0)
+            hi = np.maximum(y.max(axis=axis, keepdims=True), 0)
+            s = np.where(hi > lo, hi - lo, 1.0) / 255
+            z = np.round(-lo / s)
+            return (np.clip(np.floor(y / s + 0.5) + z, 0, 255) - z) * s
+        a = np.abs(y).max(axis=axis, keepdims=True)
+        if kind == "int8":
+            s = np.where(a > 0, a, 1.0) / 127
+            return np.clip(np.floor(y / s + 0.5), -127, 127) * s
+        s = np.where(a > 0, a, 1.0) / 448
+        return decode_levels(encode_values(y / s, "fp8_e4m3"), "fp8_e4m3") * lsb("fp8_e4m3") * s
+    return q
+
+
+def gemm_operands(graph: Any) -> dict[str, tuple[str, int]]:
+    """{tensor a GEMM reads: (role, the axis its dynamic scale reduces over)}. Roles: ``LN`` (a
+    LayerNorm output), ``GELU`` (the FFN2 input), ``context`` (the attention output dense's
+    input, P·V's output), ``Q``, ``K``, ``P`` (softmax output), ``V``. The axis is the
+    contraction axis, so each scale belongs to one row (inputs, Q, P) or one column (K, and V
+    per channel: axis -2) of the GEMM's output."""
+    ops: dict[str, tuple[str, int]] = {}
+    for n in graph.nodes:
+        if n.op == "linear":
+            ops[n.inputs[0]] = ({"norm": "LN", "lut": "GELU"}.get(graph.node(n.inputs[0]).op,
+                                                                  "context"), -1)
+        elif n.op == "matmul":
+            a, b = ("Q", "K") if n.attrs.get("transpose_b") else ("P", "V")
+            ops[n.inputs[0]] = (a, -1)
+            ops[n.inputs[1]] = (b, -1 if b == "K" else -2)
+    return ops
+
+
+def upstream(graph: Any, tensor: str) -> list[str]:
+    """The reshape/permute chain into ``tensor`` and its producer: they only move the values."""
+    out, n = [], graph.node(tensor)
+    while n.op in ("reshape", "permute") and len(graph.users(n.inputs[0])) == 1:
+        out.append(n.inputs[0])
+        n = graph.node(n.inputs[0])
+    return out
+
+
+# (point, {role: per_row kind}, {role: axis overriding gemm_operands'}, what else is exact:
+# "" nothing, "non-GEMM" the 8-bit tensors no GEMM reads as in S, "weights", "both"); roles not
+# named keep the recipe's per-tensor encodings. A kind ending in "+eq" first divides each
+# channel by its calibration absmax (LN->GEMM only: the norm's gamma and beta and the reading
+# linears' weight columns would take the factors; their extra weight rounding is not counted).
+ALL = ("LN", "GELU", "context", "Q", "K", "P", "V")
+ROWS = ("LN", "GELU", "context", "Q", "P")  # the operands whose scale is an output row's
+SYM, ASYM = dict.fromkeys(ALL, "int8"), dict.fromkeys(ALL, "int8_asym")
+# zero points only where the other operand is a weight (P >= 0 is unsigned with zero point 0)
+MIXED = {**ASYM, "Q": "int8", "K": "int8", "V": "int8"}
+PER_TOKEN_POINTS = (
+    ("per-token INT8, all GEMM inputs", SYM, {}, ""),
+    ("per-token INT8 asymmetric, all GEMM inputs", ASYM, {}, ""),
+    ("per-token INT8, LN->GEMM only", {"LN": "int8"}, {}, ""),
+    ("per-token INT8 asymmetric, LN->GEMM only", {"LN": "int8_asym"}, {}, ""),
+    ("per-token INT8, GELU output only", {"GELU": "int8"}, {}, ""),
+    ("per-token INT8 asymmetric, GELU output only", {"GELU": "int8_asym"}, {}, ""),
+    ("per-token INT8 asymmetric, attention operands only (Q, K, P, V, P·V)",
+     {r: ASYM[r] for r in ("context", "Q", "K", "P", "V")}, {}, ""),
+    ("per-token FP8, all GEMM inputs", dict.fromkeys(ALL, "fp8"), {}, ""),
+    ("per-token INT8, row rescale only (K, V per-tensor FP8)",
+     {r: SYM[r] for r in ROWS}, {}, ""),
+    ("per-token INT8 asymmetric, row rescale only (K, V per-tensor FP8)",
+     {r: ASYM[r] for r in ROWS}, {}, ""),
+    ("per-token INT8, all GEMM inputs, V per token", SYM, {"V": -1}, ""),
+    ("per-token INT8 asymmetric, all GEMM inputs, V per token", ASYM, {"V": -1}, ""),
+    ("per-token INT8, zero points on linear inputs and P only", MIXED, {}, ""),
+    ("per-token INT8, zero points on linear inputs and P only, row rescale only",
+     {r: MIXED[r] for r in ROWS}, {}, ""),
+    ("per-token INT8 asymmetric, all GEMM inputs, non-GEMM inputs exact", ASYM, {}, "non-GEMM"),
+    ("per-token INT8 asymmetric, all GEMM inputs, weights exact", ASYM, {}, "weights"),
+    *((f"per-token INT8 asymmetric, all GEMM inputs, LN->GEMM channel-equalized{x}",
+       {**ASYM, "LN": "int8_asym+eq"}, {}, exact)
+      for x, exact in (("", ""), (", non-GEMM inputs exact", "non-GEMM"),
+                       (", non-GEMM inputs and weights exact", "both"))),
+)
+
+
+def study(reference: bool, log=print, per_token: bool = False) -> dict:
     from qasic.models import get_model
     from qasic.models.minilm import embed, retrieval_agreement
     from qasic.quant import QuantConfig, capture
@@ -110,7 +222,9 @@ def study(reference: bool, log=print) -> dict:
         log(f"{name} ({kind}): cosine {result['embedding_cosine']:.5f}, "
             f"agreement {100 * result['retrieval_agreement']:.1f} %")
 
-    for name, graph in (("recipe", base), ("gamma migration", migrate_gamma(base))):
+    graphs = (("recipe", base),) if per_token else (("recipe", base),
+                                                    ("gamma migration", migrate_gamma(base)))
+    for name, graph in graphs:
         if name != "recipe":
             a, b = (run_float(g, g.to_internal(x[:16])) for g in (base, graph))
             log(f"gamma migration: float outputs differ by at most {np.abs(a - b).max():.1e}")
@@ -122,6 +236,8 @@ def study(reference: bool, log=print) -> dict:
                 weighted = with_params(weighted, n.name, quantized_params(n, 8, "minmax", enc))
         if name == "recipe":
             recipe = (graph, weighted, enc)
+            if per_token:  # its point is in the JSON already
+                break
         point(name, "fake-quant", score(run_float(weighted, graph.to_internal(x),
                                                   activations=enc)))
         if reference:
@@ -132,10 +248,6 @@ def study(reference: bool, log=print) -> dict:
 
     graph, weighted, enc = recipe
     cats = categories(graph)
-    ln = cats["norm -> GEMM"]
-    calib = run_float(graph, graph.to_internal(t.calibration), keep=True)
-    channel = {a: per_channel_int8(calib[a]) for a in ln}
-    del calib
     xi = graph.to_internal(x)
 
     def run(exact: set[str], custom: dict, g: Any = weighted) -> dict:
@@ -151,6 +263,32 @@ def study(reference: bool, log=print) -> dict:
 
     non_gemm = {*cats["embedding"], *cats["constant"], *cats["linear -> add"],
                 *cats["matmul -> softmax"]}
+    if per_token:
+        ops = gemm_operands(graph)
+        log("GEMM operands: " + ", ".join(f"{r} {sum(v[0] == r for v in ops.values())}"
+                                          for r in ALL))
+        eq = {a for a, (r, _) in ops.items() if any(k.get(r, "").endswith("+eq")
+                                                        for _, k, _, _ in PER_TOKEN_POINTS)}
+        calib = run_float(graph, graph.to_internal(t.calibration), keep=True) if eq else {}
+        eq = {a: np.abs(calib[a]).reshape(-1, calib[a].shape[-1]).max(axis=0) for a in eq}
+        del calib
+        for name, kinds, axes, exact in PER_TOKEN_POINTS:
+            chosen = {a: (kinds[r], axes.get(r, ax)) for a, (r, ax) in ops.items() if r in kinds}
+            keep = {u for a in chosen for u in upstream(graph, a)}
+            custom = {a: per_row(k.removesuffix("+eq"), ax, eq[a] if k.endswith("+eq") else None)
+                      for a, (k, ax) in chosen.items()}
+            point(name, "fake-quant", run(keep | (non_gemm if exact in ("non-GEMM", "both")
+                                                  else set()),
+                                          custom, graph if exact in ("weights", "both")
+                                          else weighted))
+        return {"schema": SCHEMA, "model": "minilm", "samples": len(x), "config": RECIPE,
+                "records": records}
+
+    ln = cats["norm -> GEMM"]
+    calib = run_float(graph, graph.to_internal(t.calibration), keep=True)
+    channel = {a: per_channel_int8(calib[a]) for a in ln}
+    del calib
+
     chains = {*cats["linear -> reshape"], *cats["reshape"], *cats["permute"],
               *cats["matmul -> permute"]}
     point("LN->GEMM per-channel INT8", "fake-quant", run(set(), channel))
@@ -172,11 +310,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="out/minilm_error_study")
     p.add_argument("--reference", action="store_true",
                    help="also score the recipe and gamma migration on the golden reference")
+    p.add_argument("--per-token", action="store_true",
+                   help="run only the per-token points; merge them into the JSON in --out")
     args = p.parse_args(argv)
     t0 = time.time()
-    doc = study(args.reference, lambda m: print(m, flush=True))
+    doc = study(args.reference, lambda m: print(m, flush=True), args.per_token)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    old = out / "minilm_error_study.json"
+    if args.per_token and old.exists():
+        new = {(r["point"], r["mode"]) for r in doc["records"]}
+        doc["records"] = [r for r in json.loads(old.read_text())["records"]
+                          if (r["point"], r["mode"]) not in new] + doc["records"]
     (out / "minilm_error_study.json").write_text(json.dumps(doc, indent=2))
     print(f"{len(doc['records'])} points in {time.time() - t0:.0f} s: "
           f"{out / 'minilm_error_study.json'}")

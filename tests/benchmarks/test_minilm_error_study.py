@@ -1,14 +1,23 @@
 """benchmarks/minilm_error_study.py: gamma migration is exact in float and moves only the norms
-that linears alone read; the per-channel INT8 fake-quantizer."""
+that linears alone read; the per-channel INT8 fake-quantizer; the per-token fake-quantizers and
+the axis each GEMM operand's dynamic scale reduces over."""
 
 import numpy as np
 import torch
 
-from benchmarks.minilm_error_study import categories, migrate_gamma, per_channel_int8
+from benchmarks.minilm_error_study import (
+    categories,
+    gemm_operands,
+    migrate_gamma,
+    per_channel_int8,
+    per_row,
+    upstream,
+)
 from qasic.quant import capture, run_float
 from qasic.quant.calibrate import prepare
 from qasic.quant.encodings import split_norm_residuals
 from tests.quant.test_wide_codes import PostLN, _ids
+from tests.quant.transformer_nets import TokenModel
 
 
 def post_ln_graph():
@@ -47,3 +56,39 @@ def test_per_channel_int8_uses_each_channels_range():
     q = per_channel_int8(v)(v)
     assert np.abs(q - v)[:, 0].max() <= 1 / 255 + 1e-12
     assert np.abs(q - v)[:, 1].max() <= 50 / 255 + 1e-12
+
+
+def test_per_row_fake_quantizers_scale_each_row_by_its_own_values():
+    rng = np.random.default_rng(1)
+    v = rng.standard_normal((3, 4, 16)) * np.array([0.01, 1.0, 300.0])[:, None, None]
+    a = np.abs(v).max(axis=-1, keepdims=True)
+    assert np.all(np.abs(per_row("int8")(v) - v) <= a / 254 * (1 + 1e-9))
+    lo, hi = np.minimum(v.min(-1, keepdims=True), 0), np.maximum(v.max(-1, keepdims=True), 0)
+    assert np.all(np.abs(per_row("int8_asym")(v) - v) <= (hi - lo) / 510 * (1 + 1e-9))
+    col = np.abs(per_row("int8", axis=-2)(v) - v) / np.abs(v).max(axis=-2, keepdims=True)
+    assert col.max() <= 1 / 254 * (1 + 1e-9)
+    f = per_row("fp8")(v)
+    np.testing.assert_allclose(np.abs(f).max(axis=-1), a[..., 0], rtol=1e-12)  # absmax -> 448
+    assert np.all(np.abs(f - v) <= np.abs(v) / 16 + a / 448 * 2.0**-9)  # 3 mantissa bits
+    p = np.array([[0.0, 0.25, 0.75], [0.5, 0.5, 0.0]])  # >= 0: unsigned, exact zero, max exact
+    np.testing.assert_allclose(per_row("int8_asym")(p)[:, [0, 2]], p[:, [0, 2]], atol=1e-15)
+    assert not per_row("int8")(np.zeros((2, 3))).any()
+    w = np.array([[0.3, 250.0], [-0.7, -300.0]])  # a static channel factor evens the row out
+    assert np.abs(per_row("int8")(w) - w)[:, 0].max() > 0.25
+    eq = per_row("int8_asym", channel=np.array([1.0, 400.0]))(w)
+    assert np.all(np.abs(eq - w) <= np.array([1.0, 400.0]) * 1.75 / 510 * (1 + 1e-9))
+
+
+def test_gemm_operands_scale_along_the_contraction_axis():
+    torch.manual_seed(0)
+    graph = capture(TokenModel(depth=1, pad=0).eval(), torch.from_numpy(_ids(2, 16)))
+    ops = gemm_operands(graph)
+    assert sorted(r for r, _ in ops.values()) == ["GELU", "K", "LN", "LN", "LN", "P", "Q", "V",
+                                                  "context"]
+    # q, k, v come through reshape + permute from their linears; the context from P·V
+    assert [graph.node(u).op for u in upstream(graph, "blocks.0.attn.transpose_2")] == [
+        "reshape", "linear"]
+    for n in graph.nodes:
+        if n.op == "matmul":
+            a, b = (ops[i] for i in n.inputs)
+            assert a[1] == -1 and b == (("K", -1) if n.attrs.get("transpose_b") else ("V", -2))
