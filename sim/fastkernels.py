@@ -394,7 +394,7 @@ def _gemm(f, inp, wgt, par, acc, shape, alut, bufs, wc, st, proven):
 def _mirrored_rows(f, k):
     """(row stride, rows per sgemm, sgemm calls) of the GEMM's activation rows in the input
     mirror: one strided matrix when the lines continue each other's row stride, else one per
-    line (a stride below k: (0, 0, 0), the mirror path does not take it)."""
+    line. _gemm takes the mirror path only for a stride of at least k (BLAS refuses less)."""
     lines, rows = f[G_LINES], f[G_ROWS]
     if rows == 1:
         return (f[G_ILINE] if lines > 1 else k), lines, 1
@@ -460,9 +460,9 @@ def _stale(f, st, key, at):
 def _decode_weights(f, wgt, par, wc, uniform, f32):
     """Decode the fold's weights into wc: int64 (k, n), float64 flat, and the largest column
     sum of magnitudes or a bound on it (_weights_int8); with ``f32``, a _plain_int8 tile into
-    the float32 flat one only. Returns 1, decoding element 0 only,
-    when every batch element holds the same weight bytes (and decode table) as element 0 (the
-    usual case: weights come from the constants); else 0, decoding every element.
+    the float32 flat one only. Returns 1, decoding element 0 only, when every batch element
+    holds the same weight bytes (and decode table) as element 0 (the usual case: weights come
+    from the constants); else 0, decoding every element.
     ``uniform``: the program is proven to hold the same weight and param bytes in every
     element (fast.batch_uniform), so nothing is compared."""
     w64, wf, tops, wf32 = wc
