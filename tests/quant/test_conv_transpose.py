@@ -1,0 +1,148 @@
+"""Transposed convolutions (qasic.quant.lowering_convt): the sub-pixel decomposition equals
+torch's conv_transpose2d in float64 over random shapes; small nets with ConvTranspose2d
+up-sampling (a decoder, DCGAN, a tiny U-Net) run bit-exact on the simulator at W8A8; an output
+size the graph cannot form is refused in one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qasic.errors import UnsupportedOpError
+from qasic.quant import capture
+from qasic.quant.lowering_convt import axis_plan, subpixel_weight
+from tests.quant.opcheck import float_matches
+
+
+def subpixel(x, w, bias, stride, padding, output_padding, groups, dilation):
+    """conv_transpose2d by the decomposition: the ordinary conv, the pixel shuffle, and the
+    crop of a partial last row / column of phases (which the lowering refuses)."""
+    (sh, sw), (n, _, h, wd) = stride, x.shape
+    ph = axis_plan(h, w.shape[2], sh, padding[0], output_padding[0], dilation[0])
+    pw = axis_plan(wd, w.shape[3], sw, padding[1], output_padding[1], dilation[1])
+    weight = torch.from_numpy(subpixel_weight(w.numpy(), groups, ph, pw, sh, sw))
+    c = w.shape[1] * groups
+    b = None if bias is None else bias.repeat(sh * sw)
+    z = F.conv2d(F.pad(x, (pw.pad[0], pw.pad[1], ph.pad[0], ph.pad[1])), weight, b)
+    assert z.shape[2:] == (ph.rows, pw.rows)
+    y = z.reshape(n, sh, sw, c, ph.rows, pw.rows).permute(0, 3, 4, 1, 5, 2)
+    return y.reshape(n, c, ph.rows * sh, pw.rows * sw)[:, :, :ph.out, :pw.out]
+
+
+def _case(rng):
+    """A random transposed convolution: stride 1..3, kernel 1..5, padding < kernel,
+    output_padding < stride, groups 1 or 2, dilation 1 (every fourth 2), non-square."""
+    s = tuple(int(v) for v in rng.integers(1, 4, 2))
+    k = tuple(int(v) for v in rng.integers(1, 6, 2))
+    d = (2, 1) if rng.random() < 0.25 else (1, 1)
+    p = tuple(int(rng.integers(0, kk)) for kk in k)
+    op = tuple(int(rng.integers(0, max(ss, dd))) for ss, dd in zip(s, d))
+    g = int(rng.integers(1, 3))
+    c_in, c_out = g * int(rng.integers(1, 4)), g * int(rng.integers(1, 4))
+    hw = tuple(int(v) for v in rng.integers(1, 8, 2))
+    return s, k, d, p, op, g, c_in, c_out, hw
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_subpixel_decomposition_equals_conv_transpose2d(seed):
+    rng = np.random.default_rng(seed)
+    checked = 0
+    while checked < 50:
+        s, k, d, p, op, g, c_in, c_out, hw = _case(rng)
+        if any((n - 1) * ss - 2 * pp + dd * (kk - 1) + oo + 1 < 1
+               for n, ss, pp, dd, kk, oo in zip(hw, s, p, d, k, op)):
+            continue  # torch refuses empty outputs
+        x = torch.from_numpy(rng.standard_normal((2, c_in, *hw)))
+        w = torch.from_numpy(rng.standard_normal((c_in, c_out // g, *k)))
+        bias = torch.from_numpy(rng.standard_normal(c_out)) if rng.random() < 0.5 else None
+        want = F.conv_transpose2d(x, w, bias, s, p, op, g, d)
+        got = subpixel(x, w, bias, s, p, op, g, d)
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=0, atol=1e-9,
+                                   err_msg=str((s, k, d, p, op, g, c_in, c_out, hw)))
+        checked += 1
+
+
+def test_kernel_equal_to_stride_is_a_1x1_conv_with_a_channel_per_phase():
+    plan = axis_plan(8, 2, 2, 0, 0)
+    assert (plan.out, plan.rows, plan.kernel, plan.pad) == (16, 8, 1, (0, 0))
+    graph = capture(nn.ConvTranspose2d(3, 5, 2, 2).eval(), torch.zeros(1, 3, 8, 8))
+    conv = graph.nodes[0]
+    assert (conv.op, conv.params["weight"].shape) == ("conv2d", (20, 1, 1, 3))
+    assert [n.op for n in graph.nodes] == ["conv2d", "reshape", "permute", "reshape",
+                                           "permute", "reshape"]
+
+
+class Decoder(nn.Module):
+    """conv -> ConvTranspose2d -> conv."""
+
+    def __init__(self, **up):
+        super().__init__()
+        self.inp = nn.Conv2d(3, 8, 3, padding=1)
+        self.up = nn.ConvTranspose2d(8, 6, **up)
+        self.out = nn.Conv2d(6, 4, 3, padding=1)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.up(torch.relu(self.inp(x)))))
+
+
+class TinyUNet(nn.Module):
+    """Two levels: encoder, max-pool, bottleneck, ConvTranspose2d up-sampling, skip concat."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
+                                 nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+        self.down = nn.MaxPool2d(2)
+        self.mid = nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.ReLU())
+        self.up = nn.ConvTranspose2d(16, 8, 2, 2)
+        self.dec = nn.Sequential(nn.Conv2d(16, 8, 3, padding=1), nn.ReLU(),
+                                 nn.Conv2d(8, 2, 1))
+
+    def forward(self, x):
+        skip = self.enc(x)
+        return self.dec(torch.cat([skip, self.up(self.mid(self.down(skip)))], dim=1))
+
+
+def _x(n: int = 8) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((n, 3, 16, 16)).astype(np.float32)
+
+
+NETS = {
+    "k2s2": lambda: Decoder(kernel_size=2, stride=2),
+    "dcgan_k4s2p1": lambda: Decoder(kernel_size=4, stride=2, padding=1),
+    "k3s2p1op1": lambda: Decoder(kernel_size=3, stride=2, padding=1, output_padding=1),
+    "k3s1p1_groups2": lambda: Decoder(kernel_size=3, padding=1, groups=2),
+    "unet": TinyUNet,
+}
+
+
+@pytest.mark.parametrize("name", list(NETS))
+def test_nets_with_conv_transpose_run_bit_exact(name):
+    import qasic
+
+    torch.manual_seed(0)
+    model = NETS[name]().eval()
+    x = _x()
+    float_matches(model, x)
+    record = qasic.evaluate(model, x[:2], calibration=x)
+    assert record["bit_exact"], name
+    assert record["cosine"] >= 0.99, record["cosine"]
+    assert "up" in [layer["name"] for layer in record["layers"]]
+
+
+def test_conv_transpose1d_is_a_height_one_image():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.ConvTranspose1d(4, 3, 4, 2, 1)).eval()
+    float_matches(model, np.random.default_rng(0).standard_normal((2, 4, 9)).astype(np.float32))
+
+
+def test_an_output_that_is_not_whole_phases_is_refused_naming_the_layer_and_the_fix():
+    model = Decoder(kernel_size=3, stride=2, padding=1).eval()  # 16 -> 31 rows
+    with pytest.raises(UnsupportedOpError, match=r"\(module up\): transposed convolution with "
+                       r"output height 31, not a multiple of its stride 2: .*"
+                       r"output_padding=1 would make it one"):
+        capture(model, torch.from_numpy(_x(1)))
