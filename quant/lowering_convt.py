@@ -19,7 +19,10 @@ phases (s_h > 1) move across the width, by two row-moving permutes (DMA strided 
     M_w s_w C) -> permute (M_h, s_h, M_w s_w C) -> reshape (M_h s_h, M_w s_w, C)
 
 named ``<layer>.phases``, ``<layer>.rows`` and ``<layer>.shuffle``; the conv keeps the
-module's name for reports. Quantization: the conv's per-output-channel weight scales are per
+module's name for reports. A batch norm, relu or clamp that alone reads the shuffle runs before
+it instead (``hoisted``: they act per channel and the shuffle only moves codes), so it folds or
+fuses into the conv as after an ordinary one (DCGAN's ConvTranspose2d -> BatchNorm2d -> ReLU is
+one GEMM kernel and the moves). Quantization: the conv's per-output-channel weight scales are per
 (channel, phase) pair. Groups are made dense (zeros across groups), which costs ``groups``
 times the multiply-accumulates of a grouped conv. Refused: an output size that is not a
 multiple of the stride (the crop of a partial last row of phases is no op the graph has).
@@ -34,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from qasic.quant import lowering
+from qasic.quant import lowering, lowering_ops
 from qasic.quant.lowering import Act, _act, _arg, _const, _ints, _np, hw_pair
 from qasic.quant.lowering_seq import reshaped
 
@@ -180,8 +183,56 @@ def convolution(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     return conv_transpose(b, node, *args[:5], args[7], args[8], args[5])
 
 
+_MOVES = ("reshape", "permute")
+
+
+def _unshuffle(b: Any, node: Any, x: Any) -> tuple[Act, Any] | None:
+    """When ``x`` is a pixel shuffle that ``node`` alone reads: its moves are dropped and
+    (their input, the transposed conv's fx node) returned; else None."""
+    last = b.nodes.get(x.name) if isinstance(x, Act) else None
+    if last is None or last.op != "reshape" or not last.name.endswith(".shuffle") \
+            or not b.sole_user(x, node):
+        return None
+    src, n = b.origin[last.name], last
+    while n.op in _MOVES and b.origin.get(n.name) is src:
+        del b.nodes[n.name]
+        b.used.discard(n.name)  # the shuffle after node's op takes the same names
+        n = b.nodes[n.inputs[0]]
+    return Act(n.name), src
+
+
+def hoisted(inner: Any, tiled: tuple[int, ...] = ()) -> Any:
+    """Handler ``inner`` of a per-channel op, run before a pixel shuffle it alone reads (see
+    ``_unshuffle``): on the conv's (M_h, M_w, s_h s_w C) output, its per-channel constant
+    args (positions ``tiled``) repeated once per phase, then the shuffle again."""
+    def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+        found = _unshuffle(b, node, args[0]) if args else None
+        if found is None:
+            return inner(b, node, args, kwargs)
+        (x, src), (h, w, c) = found, b.shapes[_act(b, node, args[0], "input").name]
+        mh, mw, phases = b.shapes[x.name]
+        reps = phases // c
+        args = [x] + [a.repeat(reps) if i in tiled and isinstance(a, torch.Tensor) else a
+                      for i, a in enumerate(args) if i]
+        out = inner(b, node, args, kwargs)
+        y = out[0] if isinstance(out, tuple) else out
+        b.shapes[y.name] = (mh, mw, phases)
+        z = pixel_shuffle(b, src, y, mh, mw, h // mh, w // mw, c)
+        return (z, *out[1:]) if isinstance(out, tuple) else z
+    return handler
+
+
+_STATS = (1, 2, 3, 4)  # batch norm's gamma, beta, mean, var
+_PER_CHANNEL = {
+    aten.batch_norm.default: (lowering.batch_norm, _STATS),
+    aten._native_batch_norm_legit_no_training.default: (lowering.batch_norm_no_training, _STATS),
+    **{t: (lowering_ops.HANDLERS[t], ()) for t in (
+        aten.relu.default, aten.relu_.default, aten.clamp.default, aten.clamp_.default,
+        aten.hardtanh.default, aten.hardtanh_.default, aten.relu6.default)},
+}
 HANDLERS = {
     aten.conv_transpose1d.default: conv_transpose_nd,
     aten.conv_transpose2d.input: conv_transpose_nd,
     aten.convolution.default: convolution,
+    **{t: hoisted(h, tiled) for t, (h, tiled) in _PER_CHANNEL.items()},
 }

@@ -107,6 +107,25 @@ class TinyUNet(nn.Module):
         return self.dec(torch.cat([skip, self.up(self.mid(self.down(skip)))], dim=1))
 
 
+class DCGAN(nn.Module):
+    """A DCGAN generator's tail: ConvTranspose2d -> BatchNorm2d -> ReLU, then one to tanh."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.up = nn.ConvTranspose2d(8, 6, 4, 2, 1, bias=False)
+        self.bn = nn.BatchNorm2d(6)
+        self.up2 = nn.ConvTranspose2d(6, 3, 4, 2, 1)
+        with torch.no_grad():
+            self.bn.running_mean.uniform_(-0.5, 0.5)
+            self.bn.running_var.uniform_(0.5, 2.0)
+            self.bn.weight.uniform_(0.5, 1.5)
+            self.bn.bias.uniform_(-0.5, 0.5)
+
+    def forward(self, x):
+        return torch.tanh(self.up2(torch.relu(self.bn(self.up(torch.relu(self.inp(x)))))))
+
+
 def _x(n: int = 8) -> np.ndarray:
     return np.random.default_rng(0).standard_normal((n, 3, 16, 16)).astype(np.float32)
 
@@ -117,6 +136,7 @@ NETS = {
     "k3s2p1op1": lambda: Decoder(kernel_size=3, stride=2, padding=1, output_padding=1),
     "k3s1p1_groups2": lambda: Decoder(kernel_size=3, padding=1, groups=2),
     "unet": TinyUNet,
+    "dcgan_bn_relu": DCGAN,
 }
 
 
@@ -132,6 +152,15 @@ def test_nets_with_conv_transpose_run_bit_exact(name):
     assert record["bit_exact"], name
     assert record["cosine"] >= 0.99, record["cosine"]
     assert "up" in [layer["name"] for layer in record["layers"]]
+
+
+def test_batch_norm_and_relu_after_the_shuffle_fold_and_fuse_into_its_conv():
+    torch.manual_seed(0)
+    graph = float_matches(DCGAN().eval(), _x())
+    shuffle = ["reshape", "permute", "reshape", "permute", "reshape"]
+    assert [n.op for n in graph.nodes] == ["conv2d", "relu", "conv2d", "relu", *shuffle,
+                                           "conv2d", *shuffle, "lut"]
+    assert [n.name for n in graph.nodes if n.op == "conv2d"] == ["inp", "up", "up2"]
 
 
 def test_conv_transpose1d_is_a_height_one_image():
