@@ -1,6 +1,7 @@
 """The ATen op -> lowering handler table: the layers and shape ops (qasic.quant.lowering), the
 pools, activations and elementwise ops (qasic.quant.lowering_ops), transposed convolutions
-(qasic.quant.lowering_convt), and the transformer ops with the sequence-mode forms of shape and
+(qasic.quant.lowering_convt), zero padding folded into convolutions (qasic.quant.lowering_pad),
+and the transformer ops with the sequence-mode forms of shape and
 elementwise ops (qasic.quant.lowering_transformer).
 
 A handler with two forms takes the sequence one when the builder captures a sequence model
@@ -15,13 +16,21 @@ from typing import Any
 
 import torch
 
-from qasic.quant import lowering, lowering_convt, lowering_groupnorm, lowering_ops, lowering_seq
+from qasic.quant import (
+    lowering,
+    lowering_convt,
+    lowering_groupnorm,
+    lowering_ops,
+    lowering_pad,
+    lowering_seq,
+)
 from qasic.quant import lowering_transformer as transformer
 
 aten = torch.ops.aten
 
 _IMAGE = {**lowering.HANDLERS, **lowering_ops.HANDLERS, **lowering_groupnorm.HANDLERS,
           **lowering_convt.HANDLERS,  # aten.convolution: the transposed ones too
+          **lowering_pad.HANDLERS,
           # a vision transformer's patches switch the model to sequence mode
           aten.permute.default: partial(lowering_seq.to_sequence, image=lowering.permute),
           aten.transpose.int: lowering_seq.to_sequence}
@@ -39,6 +48,6 @@ def _by_layout(sequence: Any, image: Any) -> Any:
 HANDLERS = {**_IMAGE, **{
     t: _by_layout(h, _IMAGE.get(t, h if t in transformer.NEW_OPS else None))
     for t, h in transformer.HANDLERS.items()}}
-SUPPORTED = (lowering.SUPPORTED + lowering_convt.SUPPORTED + lowering_ops.SUPPORTED
-             + lowering_groupnorm.SUPPORTED
+SUPPORTED = (lowering.SUPPORTED + lowering_convt.SUPPORTED + lowering_pad.SUPPORTED
+             + lowering_ops.SUPPORTED + lowering_groupnorm.SUPPORTED
              + transformer.SUPPORTED)

@@ -93,6 +93,9 @@ def convolution(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 def _conv(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, padding: Any,
           dilation: Any, groups: int) -> Act:
+    from qasic.quant.lowering_pad import unpad  # it imports this module
+
+    x, zeros = unpad(x)  # an F.pad in front adds its pixels to the padding
     x = _act(b, node, x, "conv input")
     w = _np(_const(b, node, w, "conv weight"))
     if w.ndim not in (3, 4):
@@ -102,7 +105,8 @@ def _conv(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, padding: An
         w = w[:, :, None, :]  # (OC, IC/g, K) -> (OC, IC/g, 1, K): height 1
     attrs = {"stride": hw_pair(stride, spatial), "dilation": hw_pair(dilation, spatial),
              "groups": int(groups)}
-    attrs["padding"] = _padding(b, node, padding, spatial, w.shape[2:], attrs["dilation"])
+    attrs["padding"] = tuple(p + z for p, z in zip(
+        _padding(b, node, padding, spatial, w.shape[2:], attrs["dilation"]), zeros, strict=True))
     bias = _np(_const(b, node, bias, "conv bias"))
     params = {"weight": w.transpose(0, 2, 3, 1),  # (OC, IC, KH, KW) -> (OC, KH, KW, IC)
               "bias": np.zeros(w.shape[0]) if bias is None else bias}

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from qasic.quant import lowering, lowering_ops
+from qasic.quant import lowering, lowering_ops, lowering_pad
 from qasic.quant.lowering import Act, _act, _arg, _const, _ints, _np, hw_pair
 from qasic.quant.lowering_seq import reshaped
 
@@ -105,6 +105,8 @@ def subpixel_weight(w: np.ndarray, groups: int, ph: AxisPlan, pw: AxisPlan,
 def conv_transpose(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, padding: Any,
                    output_padding: Any, groups: int, dilation: Any) -> Act:
     """The conv2d named after the module, then the pixel shuffle (module docstring)."""
+    if isinstance(x, lowering_pad.ZeroPad):
+        b.fail(node, f"{lowering_pad.READERS_HINT}, not a transposed one")
     x = _act(b, node, x, "conv_transpose input")
     w = _np(_const(b, node, w, "conv_transpose weight"))
     if b.sequence or w.ndim not in (3, 4):

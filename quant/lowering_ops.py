@@ -88,6 +88,13 @@ def avg_pool(b: Any, node: Any, args: list, kwargs: dict) -> Act:
                     bool(get(4, "ceil_mode", False)))
     override = get(6, "divisor_override", None)
     torch_pad = hw_pad(get(3, "padding", 0), _spatial(node))
+    h, w = b.shapes[x.name][:2]
+    if override is None and not any(torch_pad) and attrs["kernel"][0] >= h \
+            and attrs["kernel"][1] >= w:
+        # one window, clipped to the whole map by ceil_mode (HF EfficientNet's pooler,
+        # AvgPool2d(1280, ceil_mode=True)): torch divides by the pixels it covers
+        attrs = {"kernel": (h, w), "stride": (h, w), "padding": (0, 0, 0, 0), "divisor": h * w}
+        return _checked(b, node, b.add(node, "avgpool2d", (x.name,), attrs))
     overhang = attrs["padding"] != torch_pad
     if override is None and (overhang or (any(torch_pad) and not get(5, "count_include_pad",
                                                                       True))):

@@ -34,6 +34,7 @@ from qasic.quant import lowering_seq, masks
 from qasic.quant import pointwise as pw
 from qasic.quant.lowering import Act, _arg
 from qasic.quant.lowering_ops import _pair_op, _scalar
+from qasic.quant.lowering_pad import ZeroPad, refuse
 from qasic.quant.lowering_seq import axis_map, digit, rows, samples
 from qasic.quant.lowering_seq import cat as seq_cat
 
@@ -71,13 +72,15 @@ class Columns:
     node: Any
 
 
-SYMBOLIC = (Pointwise, RmsStat, Columns)
+SYMBOLIC = (Pointwise, RmsStat, Columns, ZeroPad)
 
 
 def materialize(b: Any, v: Any) -> Any:
     """A Pointwise as an activation (one lut node, made once); other values unchanged."""
     if isinstance(v, RmsStat):
         b.fail(b.current, "a mean of squares used other than in x * rsqrt(mean(x^2) + eps)")
+    if isinstance(v, ZeroPad):
+        refuse(b, b.current)
     if isinstance(v, Columns):
         return _columns(b, v)
     if not isinstance(v, Pointwise):

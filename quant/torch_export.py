@@ -23,13 +23,15 @@ import torch
 from torch import fx
 
 from qasic.errors import InputError, UnsupportedOpError
-from qasic.quant import lowering_seq, masks, positions, seqpasses
+from qasic.quant import lowering_pad, lowering_seq, masks, positions, seqpasses
 from qasic.quant.calibrate import prepare
 from qasic.quant.fgraph import FGraph, FNode
 from qasic.quant.handlers import HANDLERS, SUPPORTED
 from qasic.quant.lowering import Act, per_sample
 from qasic.quant.lowering_pointwise import SYMBOLIC, materialize
 from qasic.quant.lowering_transformer import POINTWISE_AWARE
+
+PAD_READERS = lowering_pad.READERS | set(lowering_pad.HANDLERS)
 
 INPUT = "input"  # the graph input's tensor name
 
@@ -187,8 +189,11 @@ class _Builder:
             return self._getitem(node, args)
         if node.target in lowering_seq.LIKE_OPS:  # shapes and dtypes only, not values
             return lowering_seq.like(node, args, kwargs)
+        if node.target not in PAD_READERS and _has((args, kwargs), lowering_pad.ZeroPad):
+            lowering_pad.refuse(self, node)  # pointwise ops too
         if node.target not in POINTWISE_AWARE:
-            args, kwargs = self._materialized(args), self._materialized(kwargs)
+            keep = node.target in PAD_READERS  # a zero pad folds into them
+            args, kwargs = self._materialized(args, keep), self._materialized(kwargs, keep)
         if not _has_act((args, kwargs)):
             if _has((args, kwargs), (masks.KeyMask, positions.PosValue)):
                 return masks.apply(self, node, args, kwargs)
@@ -213,12 +218,15 @@ class _Builder:
                             "batch statistics) is not supported")
         return value[index]
 
-    def _materialized(self, tree: Any) -> Any:
-        """``tree`` with every pointwise chain made a lut node."""
+    def _materialized(self, tree: Any, keep_pad: bool = False) -> Any:
+        """``tree`` with every pointwise chain made a lut node (``keep_pad``: zero pads kept
+        for the op to fold)."""
         if isinstance(tree, (list, tuple)):
-            return type(tree)(self._materialized(x) for x in tree)
+            return type(tree)(self._materialized(x, keep_pad) for x in tree)
         if isinstance(tree, dict):
-            return {k: self._materialized(v) for k, v in tree.items()}
+            return {k: self._materialized(v, keep_pad) for k, v in tree.items()}
+        if keep_pad and isinstance(tree, lowering_pad.ZeroPad):
+            return tree
         return materialize(self, tree)
 
     def _graph_output(self, node: fx.Node) -> str:

@@ -1,0 +1,81 @@
+"""Zero padding written as its own op (``F.pad``, ``nn.ZeroPad2d``, TensorFlow-style 'same'
+padding in ported nets: HF's MobileNet and EfficientNet, Swin's window padding) folded into the
+convolution that reads it.
+
+``aten.pad`` / ``aten.constant_pad_nd`` of an image's height and width (or a Conv1d net's
+length) with the value 0 makes no node: it returns a ``ZeroPad``, the activation and the pixels
+added on each side, and the convolution that reads it adds them to its own padding. That is
+exact: a convolution's padding is real zero (``v = 0`` in the integer kernel), as the padded
+pixels are. A zero pad read by anything else (a max pool, where zero is not the identity; an
+add; the graph output) is refused in one line, as are a non-zero value, a reflect or replicate
+mode, negative pads (crops) and pads of the channels or the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from qasic.quant.lowering import Act, _act, _arg, _ints
+
+aten = torch.ops.aten
+SUPPORTED = ("pad/constant_pad_nd with zeros on H and W, read by a convolution",)
+READERS_HINT = "a zero pad (F.pad, nn.ZeroPad2d) is supported only when a convolution reads it"
+
+
+@dataclass(frozen=True, eq=False)
+class ZeroPad:
+    """``src`` with ``pads`` (top, left, bottom, right) zero pixels around each image."""
+
+    src: Act
+    pads: tuple[int, int, int, int]
+
+
+def pad(b: Any, node: Any, args: list, kwargs: dict) -> ZeroPad:
+    """aten.pad(x, pad, mode='constant', value=None) and aten.constant_pad_nd(x, pad, value=0):
+    ``pad`` lists (before, after) per dimension from the last one back."""
+    mode = _arg(args, kwargs, 2, "mode", "constant") if node.target == aten.pad.default \
+        else "constant"
+    value = _arg(args, kwargs, 3 if node.target == aten.pad.default else 2, "value", 0)
+    if mode != "constant":
+        b.fail(node, f"padding mode {mode!r}; only zero padding is supported")
+    if value not in (None, 0, 0.0):
+        b.fail(node, f"padding with the value {value}; only zeros (a convolution's padding)")
+    if b.sequence:
+        b.fail(node, "zero padding in a sequence model; only of an image before a convolution")
+    inner = args[0]
+    src = inner.src if isinstance(inner, ZeroPad) else _act(b, node, inner, "pad input")
+    rank = node.args[0].meta["val"].dim()
+    p = _ints(args[1])
+    if len(p) % 2 or any(v < 0 for v in p):
+        b.fail(node, f"pads {tuple(p)}: give pairs of non-negative pads (a crop is not "
+                     "supported)")
+    spatial = 2 if rank == 4 else 1 if rank == 3 else 0
+    if not spatial or any(p[2 * spatial:]):
+        b.fail(node, f"pads {tuple(p)} of a rank-{rank} tensor: only the height and width of "
+                     "an image (N, C, H, W) or the length of (N, C, L) may be padded")
+    left, right = p[0], p[1]
+    top, bottom = (p[2], p[3]) if spatial == 2 else (0, 0)
+    add = (top, left, bottom, right)
+    if isinstance(inner, ZeroPad):
+        add = tuple(a + q for a, q in zip(inner.pads, add, strict=True))
+    return ZeroPad(src, add)
+
+
+def refuse(b: Any, node: Any) -> None:
+    """A zero pad read by ``node``, which is not a convolution: one line."""
+    b.fail(node, f"{READERS_HINT}, not {node.target} (a max pool pads with -inf, not 0: give "
+                 "it its own padding argument)")
+
+
+def unpad(x: Any) -> tuple[Any, tuple[int, int, int, int]]:
+    """(the activation, the zero pixels a ZeroPad adds, or none)."""
+    return (x.src, x.pads) if isinstance(x, ZeroPad) else (x, (0, 0, 0, 0))
+
+
+HANDLERS = {aten.pad.default: pad, aten.constant_pad_nd.default: pad}
+# the ops whose handlers take a ZeroPad as their first argument (qasic.quant.lowering._conv)
+READERS = {aten.conv1d.default, aten.conv1d.padding, aten.conv2d.default, aten.conv2d.padding,
+           aten.convolution.default}

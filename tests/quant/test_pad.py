@@ -1,0 +1,107 @@
+"""Zero padding as its own op (F.pad, nn.ZeroPad2d, TensorFlow-style 'same' padding in ported
+nets) folds into the convolution that reads it; anything else reading it is refused in one line.
+A ceil_mode average pool whose one window covers the whole map is a global average."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import qasic
+from qasic.errors import UnsupportedOpError
+from qasic.quant import capture
+
+
+class PaddedConvs(nn.Module):
+    """TF 'same' padding of a stride-2 conv (bottom/right only), two pads in a row before a
+    depthwise conv, a ZeroPad2d module, a conv with its own padding as well."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, stride=2)
+        self.c2 = nn.Conv2d(8, 8, 3, groups=8)
+        self.pad = nn.ZeroPad2d((2, 0, 1, 1))
+        self.c3 = nn.Conv2d(8, 4, 3, padding=1)
+
+    def forward(self, x):
+        x = torch.relu(self.c1(F.pad(x, (0, 1, 0, 1))))
+        x = torch.relu(self.c2(F.pad(F.pad(x, (1, 1, 1, 1)), (1, 0, 2, 0))))
+        return self.c3(self.pad(x))
+
+
+class PaddedConv1d(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv1d(4, 6, 3)
+
+    def forward(self, x):
+        return self.c(F.pad(x, (2, 0)))  # causal padding of a sequence as an image of height 1
+
+
+def test_pads_fold_into_the_convs_padding():
+    g = capture(PaddedConvs().eval(), (torch.randn(1, 3, 16, 16),), "padded")
+    convs = [n for n in g.nodes if n.op == "conv2d"]
+    assert [n.attrs["padding"] for n in convs] == [(0, 0, 1, 1), (3, 2, 1, 1), (2, 3, 2, 1)]
+    assert len(g.nodes) == len(convs) + 2  # the two relus fuse later; no node for a pad
+
+
+@pytest.mark.parametrize("net, shape", [(PaddedConvs, (6, 3, 16, 16)),
+                                        (PaddedConv1d, (6, 4, 20))])
+def test_padded_nets_run_bit_exact(net, shape):
+    torch.manual_seed(0)
+    x = torch.randn(*shape).numpy()
+    r = qasic.evaluate(net().eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999
+
+
+class Bad(nn.Module):
+    def __init__(self, f) -> None:
+        super().__init__()
+        self.f = f
+
+    def forward(self, x):
+        return self.f(x)
+
+
+@pytest.mark.parametrize("f, message", [
+    (lambda x: F.max_pool2d(F.pad(x, (1, 1, 1, 1)), 2), "only when a convolution reads it"),
+    (lambda x: F.pad(x, (1, 1, 1, 1)) + 1.0, "only when a convolution reads it"),
+    (lambda x: F.pad(x, (1, 1, 1, 1)), "only when a convolution reads it"),
+    (lambda x: F.pad(x, (1, 1, 1, 1), value=0.5), "only zeros"),
+    (lambda x: F.pad(x, (1, 1, 1, 1), mode="reflect"), "only zero padding"),
+    (lambda x: F.pad(x, (0, 0, 0, 0, 1, 1)), "only the height and width"),
+    (lambda x: F.pad(x, (-1, 0, 0, 0)), "a crop is not supported"),
+])
+def test_other_pads_and_readers_are_refused_in_one_line(f, message):
+    with pytest.raises(UnsupportedOpError, match=message) as e:
+        capture(Bad(f).eval(), (torch.randn(1, 3, 8, 8),), "bad")
+    assert "\n" not in str(e.value).split("; supported ops")[0]
+
+
+@pytest.mark.parametrize("size", [(3, 3), (5, 2)])
+def test_a_ceil_mode_window_over_the_whole_map_is_a_global_average(size):
+    """HF EfficientNet's pooler: AvgPool2d(hidden_dim, ceil_mode=True) on a small map."""
+    class Pool(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = nn.Conv2d(3, 8, 1)
+            self.p = nn.AvgPool2d(16, ceil_mode=True)
+
+        def forward(self, x):
+            return self.p(self.c(x))
+
+    torch.manual_seed(1)
+    x = torch.randn(8, 3, *size)
+    m = Pool().eval()
+    g = capture(m, (x[:1],), "pool")
+    pool = next(n for n in g.nodes if n.op == "avgpool2d")
+    assert pool.attrs["kernel"] == size and pool.attrs["divisor"] == size[0] * size[1]
+    with torch.no_grad():
+        want = m(x).numpy()
+    np.testing.assert_allclose(m.c(x).mean(dim=(2, 3), keepdim=True).detach().numpy(), want,
+                               atol=1e-6)
+    r = qasic.evaluate(m, x.numpy(), calibration=x.numpy())
+    assert r["bit_exact"] and r["cosine"] > 0.999
