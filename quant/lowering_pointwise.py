@@ -365,7 +365,11 @@ def _columns_of(b: Any, node: Any, x: Any, dim: int) -> bool:
         and (prev is None or prev.op != "linear")
 
 
-def _select_columns(b: Any, x: Any, sel: range, node: Any) -> Columns:
+def _select_columns(b: Any, x: Any, sel: range, node: Any) -> Columns | torch.Tensor:
+    """The columns ``sel`` of ``x``; none (Phi-3's pass-through part of a fully rotated head):
+    an empty constant, which cat drops."""
+    if not len(sel):
+        return lowering_seq.empty_part(node)
     src, m = (x.src, x.matrix) if isinstance(x, Columns) else (x, np.eye(b.shapes[x.name][-1]))
     return Columns(src, m[:, list(sel)], node)
 

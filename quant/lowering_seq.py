@@ -303,24 +303,37 @@ def rows(b: Any, node: Any, x: Act, weights: np.ndarray, axis: int | None = None
                     suffix=suffix + ".rows_out")
 
 
-def _part(b: Any, node: Any, x: Act, dim: int, sel: range, piece: int | None = None) -> Act:
+def _part(b: Any, node: Any, x: Act, dim: int, sel: range,
+          piece: int | None = None) -> Act | torch.Tensor:
     rank = node.args[0].meta["val"].dim()
     dim %= rank
     size = int(node.args[0].meta["val"].shape[dim])
     if sel == range(size):
         return x
+    if not len(sel):
+        return empty_part(node, dim)
     prev = b.nodes.get(x.name)
     axis = axis_map(b, node.args[0])[dim]
     if dim != rank - 1 or prev is None or prev.op != "linear":
         if axis is None or dim == digit(b, node.args[0])[0]:
             b.fail(node, f"a slice of axis {dim}, the batch axis; only of per-sample axes")
-        return rows(b, node, x, np.eye(size)[list(sel)], axis)
+        whole = per_sample(b, node.args[0])  # this part's shape (a split has one per part)
+        return rows(b, node, x, np.eye(size)[list(sel)], axis,
+                    out_shape=whole[:axis] + (len(sel),) + whole[axis + 1:])
     w, bias = prev.params["weight"], prev.params["bias"]
     tag = f".{piece}" if piece is not None else f".{sel.start}_{sel.stop}"
     shape = b.shapes[x.name][:-1] + (len(sel),)
     return b.add(node, "linear", prev.inputs, dict(prev.attrs),
                  {"weight": w[list(sel)], "bias": bias[list(sel)]}, shape=shape,
                  name=prev.name + tag)
+
+
+def empty_part(node: Any, dim: int = -1) -> torch.Tensor:
+    """An empty slice of ``node``'s input along ``dim`` (Phi-3's pass-through part of a fully
+    rotated head) as an empty constant, which cat drops."""
+    shape = list(node.args[0].meta["val"].shape)
+    shape[dim] = 0
+    return torch.zeros(shape, dtype=node.args[0].meta["val"].dtype)
 
 
 def cat(b: Any, node: Any, args: list, kwargs: dict, fallback: Any = None) -> Act:

@@ -130,3 +130,28 @@ def test_grouped_query_heads_and_swiglu():
                                                          "model.model.layers.1.mlp.mul"]
     gate = {n.output: n for n in graph.nodes}[prods[0].inputs[0]]
     assert gate.op == "lut" and gate.attrs["fn"] == "silu"
+
+
+
+@pytest.mark.parametrize("name", ["falcon", "phi3"])
+def test_falcon_and_phi3_capture_bit_exact(name):
+    """Falcon's multi-query split of the fused QKV into unequal head groups (each part its own
+    shape; crashed before), Phi-3's fully rotated heads (an empty pass-through slice, dropped by
+    the cat; crashed before)."""
+    import qasic
+
+    t = transformers
+    torch.manual_seed(0)
+    config = {"falcon": lambda: t.FalconConfig(vocab_size=VOCAB, hidden_size=D,
+                                               num_hidden_layers=1, num_attention_heads=H,
+                                               max_position_embeddings=64),
+              "phi3": lambda: t.Phi3Config(vocab_size=VOCAB, hidden_size=D, intermediate_size=128,
+                                           num_hidden_layers=1, num_attention_heads=H,
+                                           num_key_value_heads=2, max_position_embeddings=64,
+                                           pad_token_id=0, bos_token_id=1, eos_token_id=2)}[name]()
+    model = t.AutoModelForCausalLM.from_config(config).eval()
+    x = _ids(8)
+    _, _, cos = check(Logits(model), x, float_atol=2e-4)
+    assert cos > 0.99, cos
+    record = qasic.evaluate(model, x[:2], calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.99, record["cosine"]
