@@ -96,7 +96,7 @@ def _conv(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, padding: An
     from qasic.quant.lowering_pad import unpad  # it imports this module
 
     x, zeros = unpad(x)  # an F.pad in front adds its pixels to the padding
-    x = _act(b, node, x, "conv input")
+    x = _image_input(b, node, _act(b, node, x, "conv input"), zeros)
     w = _np(_const(b, node, w, "conv weight"))
     if w.ndim not in (3, 4):
         b.fail(node, f"only 1-D and 2-D convolutions (weight of rank {w.ndim})")
@@ -111,6 +111,28 @@ def _conv(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, padding: An
     params = {"weight": w.transpose(0, 2, 3, 1),  # (OC, IC, KH, KW) -> (OC, KH, KW, IC)
               "bias": np.zeros(w.shape[0]) if bias is None else bias}
     return b.add(node, "conv2d", (x.name,), attrs, params)
+
+
+def _image_input(b: Any, node: Any, x: Act, zeros: tuple[int, int, int, int]) -> Act:
+    """A conv's input as the NHWC image its kernel reads. In a sequence model (Segformer's
+    stages, ConvNeXt's blocks) torch's channels-last (N, H, W, C) permuted to (N, C, H, W) is
+    that image already: the permute is skipped (pruned if nothing else reads it). Any other
+    layout is refused (the kernel would read the wrong pixels). ``zeros``: the pixels a zero
+    pad in front adds (the fx input is the padded image)."""
+    want = per_sample(node.args[0])  # the padded image when a zero pad is folded in
+    if len(want) == 3:
+        want = (want[0] - zeros[0] - zeros[2], want[1] - zeros[1] - zeros[3], want[2])
+    have = b.shapes[x.name]
+    if have == want:
+        return x
+    prev = b.nodes.get(x.name)
+    if prev is not None and prev.op == "permute" and tuple(prev.attrs["perm"]) == (2, 0, 1) \
+            and b.shapes[prev.inputs[0]] == want:
+        return Act(prev.inputs[0])
+    b.fail(node, f"a convolution of a tensor laid out per sample as {have}, not as the image "
+                 f"{want} (H, W, C) it reads; only images, or a sequence model's channels-last "
+                 "(N, H, W, C) permuted to (N, C, H, W)")
+    return x
 
 
 def _padding(b: Any, node: Any, padding: Any, spatial: int, kernel: tuple,
