@@ -1,0 +1,461 @@
+"""A survey of the `transformers` model families users will try: does each capture, quantize,
+compile and simulate bit-exact?
+
+    python -m benchmarks.family_survey --out out/survey [--only NAME,...] [--timeout S]
+
+Every model is built offline from a tiny ``XxxConfig(...)`` (2 layers or stages, hidden 16-64,
+32x32 or 64x64 images, vocab 100-300, 12-16 tokens; ``torch.manual_seed(0)``, random weights,
+``.eval()``), wrapped to take one tensor (int64 token ids (2, S), a float (2, 3, H, W) image,
+Whisper's (2, mels, frames) features or Wav2Vec2's (2, samples) waveform) and return one
+(``last_hidden_state``), and run through ``qasic.evaluate(model, x, calibration=x)`` (W8A8, the
+default arch) on the same 2 inputs: a survey of capture, compile and bit-exactness, not of
+accuracy.
+
+Each model runs in its own subprocess with a time limit (``--timeout``, 300 s), so one failure
+never stops the survey. Per model a record with RECORD_KEYS:
+
+- ``status``: ``ok`` (with ``bit_exact``, ``cosine`` to fp32, ``cycles``), ``refused`` (qasic
+  raised a QasicError: ``error`` is its first line), ``crash`` (any other exception, a bug:
+  ``error_type``, ``error``, ``last_frame`` and the deepest qasic frame ``qasic_frame``; also a
+  subprocess that died), ``timeout`` or ``unavailable`` (the class is not in the installed
+  transformers);
+- ``stage``: ``build`` (constructing or running the torch model failed: the survey's config,
+  not qasic) or ``evaluate``;
+- ``output_absmax``: max |fp32 output| on the survey's inputs. Random weights can vanish: HF's
+  init (normal(0.02) convs and BatchNorm weights) leaves MobileNetV1/V2 at 1e-33 / 1e-26,
+  Levit at 1e-8 and EfficientNet and MobileViT at exactly 0, so their cosine says little
+  (EfficientNet's, of an all-zero output, is 0);
+- ``wall_s``: build and evaluate, in the subprocess (not its imports).
+
+Writes ``family_survey.json`` (schema SCHEMA; the commit and the tracked files changed in the
+working tree, ``uncommitted_changes``: the results depend on them; the transformers and torch
+versions; the records in MODELS order) after every model, and prints a table. An existing
+family_survey.json in ``--out`` keeps the records of the models this run does not run.
+
+The survey runs the working tree as it is (the editable install maps qasic.quant etc. to this
+checkout), which others may be editing: the document records the commit and changed files at the
+start and at the end (``commit_end``, ``uncommitted_changes_end``); if they differ, the records
+may come from different trees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCHEMA = "family_survey/1"
+STATUSES = ("ok", "refused", "crash", "timeout", "unavailable")
+RECORD_KEYS = ("name", "family", "class", "input", "parameters", "output_absmax", "status",
+               "stage", "bit_exact", "cosine", "cycles", "wall_s", "error_type", "error",
+               "last_frame", "qasic_frame")
+BATCH = 2
+VOCAB_ENC, SEQ_ENC = 100, 12  # text encoders
+VOCAB_DEC, SEQ_DEC = 300, 16  # decoders (the sizes of tests/quant/test_hf_llm.py)
+TIMEOUT = 300.0
+
+# text encoders: hidden 32, 2 layers, 2 heads
+_ENC = {"vocab_size": VOCAB_ENC, "hidden_size": 32, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 40}
+# Llama-like decoders: hidden 64, 2 layers, 4 heads
+_DEC = {"vocab_size": VOCAB_DEC, "hidden_size": 64, "intermediate_size": 128,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 64}
+# ViT-like encoders on 32x32 images: 8x8 patches (16 of them), hidden 32, 2 layers, 2 heads
+_VIT = {"image_size": 32, "patch_size": 8, "num_channels": 3, "hidden_size": 32,
+        "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+# GPT-Neo: a global and a local (sliding window, 256 by default) attention layer
+_NEO = {"vocab_size": VOCAB_DEC, "hidden_size": 64, "num_layers": 2, "num_heads": 4,
+        "attention_types": [[["global", "local"], 1]], "intermediate_size": 128,
+        "max_position_embeddings": 64}
+
+
+# name -> (family, config class, config kwargs, model kwargs, input kind, input size); a name
+# "Class@variant" is Class with other settings (the sliding windows at their defaults, 256 and
+# 4,096, leave 16 tokens a causal mask; the @window8 variants make them bite)
+# input kinds: "ids" (int64 (2, size)), "image" (float (2, 3, size, size)), "features" (Whisper:
+# float (2, 16 mel bins, size frames)), "wave" (float (2, size))
+MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
+    # vision
+    "ViTModel": ("vision", "ViTConfig", _VIT, {"add_pooling_layer": False}, "image", 32),
+    "DeiTModel": ("vision", "DeiTConfig", _VIT, {"add_pooling_layer": False}, "image", 32),
+    "BeitModel": ("vision", "BeitConfig", _VIT, {"add_pooling_layer": False}, "image", 32),
+    "Dinov2Model": ("vision", "Dinov2Config",
+                    {k: v for k, v in _VIT.items() if k != "intermediate_size"} | {"mlp_ratio": 2},
+                    {}, "image", 32),
+    "SwinModel": ("vision", "SwinConfig",
+                  {"image_size": 32, "patch_size": 2, "embed_dim": 16, "depths": [1, 1],
+                   "num_heads": [2, 2], "window_size": 4, "mlp_ratio": 2.0},
+                  {"add_pooling_layer": False}, "image", 32),
+    "ConvNextModel": ("vision", "ConvNextConfig",
+                      {"num_stages": 2, "hidden_sizes": [16, 32], "depths": [1, 1],
+                       "patch_size": 4, "image_size": 32}, {}, "image", 32),
+    "ConvNextV2Model": ("vision", "ConvNextV2Config",
+                        {"num_stages": 2, "hidden_sizes": [16, 32], "depths": [1, 1],
+                         "patch_size": 4, "image_size": 32}, {}, "image", 32),
+    "ResNetModel": ("vision", "ResNetConfig",
+                    {"embedding_size": 16, "hidden_sizes": [16, 32], "depths": [1, 1],
+                     "layer_type": "basic"}, {}, "image", 64),
+    "RegNetModel": ("vision", "RegNetConfig",
+                    {"embedding_size": 16, "hidden_sizes": [16, 32], "depths": [1, 1],
+                     "groups_width": 8}, {}, "image", 64),
+    "MobileNetV1Model": ("vision", "MobileNetV1Config",
+                         {"image_size": 32, "depth_multiplier": 0.25},
+                         {"add_pooling_layer": False}, "image", 32),
+    "MobileNetV2Model": ("vision", "MobileNetV2Config",
+                         {"image_size": 32, "depth_multiplier": 0.25},
+                         {"add_pooling_layer": False}, "image", 32),
+    "EfficientNetModel": ("vision", "EfficientNetConfig",
+                          {"image_size": 32, "width_coefficient": 0.25,
+                           "depth_coefficient": 0.25, "hidden_dim": 320}, {}, "image", 32),
+    "MobileViTModel": ("vision", "MobileViTConfig",
+                       {"image_size": 32, "patch_size": 2, "hidden_sizes": [16, 24, 32],
+                        "neck_hidden_sizes": [8, 8, 16, 16, 24, 32, 64],
+                        "num_attention_heads": 2, "mlp_ratio": 2.0},
+                       {"expand_output": False}, "image", 32),
+    "LevitModel": ("vision", "LevitConfig",
+                   {"image_size": 64, "hidden_sizes": [32, 48, 64],
+                    "num_attention_heads": [1, 2, 2], "depths": [1, 1, 1],
+                    "key_dim": [8, 8, 8]}, {}, "image", 64),
+    "SegformerModel": ("vision", "SegformerConfig",
+                       {"num_encoder_blocks": 2, "depths": [1, 1], "sr_ratios": [2, 1],
+                        "hidden_sizes": [16, 32], "patch_sizes": [7, 3], "strides": [4, 2],
+                        "num_attention_heads": [1, 2], "mlp_ratios": [2, 2]},
+                       {}, "image", 32),
+    "PoolFormerModel": ("vision", "PoolFormerConfig",
+                        {"num_encoder_blocks": 2, "depths": [1, 1], "hidden_sizes": [16, 32],
+                         "patch_sizes": [7, 3], "strides": [4, 2], "padding": [2, 1],
+                         "mlp_ratio": 2.0}, {}, "image", 32),
+    "CLIPVisionModel": ("vision", "CLIPVisionConfig", _VIT, {}, "image", 32),
+    "SiglipVisionModel": ("vision", "SiglipVisionConfig", _VIT, {}, "image", 32),
+    # text encoders
+    "BertModel": ("encoder", "BertConfig", _ENC, {"add_pooling_layer": False}, "ids", SEQ_ENC),
+    "DistilBertModel": ("encoder", "DistilBertConfig",
+                        {"vocab_size": VOCAB_ENC, "dim": 32, "n_layers": 2, "n_heads": 2,
+                         "hidden_dim": 64, "max_position_embeddings": 40}, {}, "ids", SEQ_ENC),
+    "AlbertModel": ("encoder", "AlbertConfig", _ENC | {"embedding_size": 16},
+                    {"add_pooling_layer": False}, "ids", SEQ_ENC),
+    "ElectraModel": ("encoder", "ElectraConfig", _ENC | {"embedding_size": 16}, {}, "ids",
+                     SEQ_ENC),
+    "RobertaModel": ("encoder", "RobertaConfig", _ENC, {"add_pooling_layer": False}, "ids",
+                     SEQ_ENC),
+    "DebertaV2Model": ("encoder", "DebertaV2Config",
+                       _ENC | {"relative_attention": True, "pos_att_type": ["p2c", "c2p"],
+                               "position_buckets": 16, "max_relative_positions": -1,
+                               "norm_rel_ebd": "layer_norm", "share_att_key": True},
+                       {}, "ids", SEQ_ENC),
+    "MPNetModel": ("encoder", "MPNetConfig", _ENC, {"add_pooling_layer": False}, "ids",
+                   SEQ_ENC),
+    # decoders
+    "GPT2Model": ("decoder", "GPT2Config",
+                  {"vocab_size": VOCAB_DEC, "n_embd": 64, "n_layer": 2, "n_head": 4,
+                   "n_positions": 64}, {}, "ids", SEQ_DEC),
+    "GPTNeoModel": ("decoder", "GPTNeoConfig", _NEO, {}, "ids", SEQ_DEC),
+    "GPTNeoModel@window8": ("decoder", "GPTNeoConfig", _NEO | {"window_size": 8}, {}, "ids",
+                            SEQ_DEC),
+    "GPTJModel": ("decoder", "GPTJConfig",
+                  {"vocab_size": VOCAB_DEC, "n_embd": 64, "n_layer": 2, "n_head": 4,
+                   "rotary_dim": 8, "n_inner": 128, "n_positions": 64}, {}, "ids", SEQ_DEC),
+    "OPTModel": ("decoder", "OPTConfig",
+                 {"vocab_size": VOCAB_DEC, "hidden_size": 64, "num_hidden_layers": 2,
+                  "ffn_dim": 128, "num_attention_heads": 4, "max_position_embeddings": 64,
+                  "word_embed_proj_dim": 64}, {}, "ids", SEQ_DEC),
+    "BloomModel": ("decoder", "BloomConfig",
+                   {"vocab_size": VOCAB_DEC, "hidden_size": 64, "n_layer": 2, "n_head": 4},
+                   {}, "ids", SEQ_DEC),
+    "FalconModel": ("decoder", "FalconConfig",
+                    {"vocab_size": VOCAB_DEC, "hidden_size": 64, "num_hidden_layers": 2,
+                     "num_attention_heads": 4, "max_position_embeddings": 64}, {}, "ids",
+                    SEQ_DEC),
+    "LlamaModel": ("decoder", "LlamaConfig", _DEC | {"num_key_value_heads": 2}, {}, "ids",
+                   SEQ_DEC),
+    "Qwen2Model": ("decoder", "Qwen2Config", _DEC | {"num_key_value_heads": 2}, {}, "ids",
+                   SEQ_DEC),
+    "MistralModel": ("decoder", "MistralConfig", _DEC | {"num_key_value_heads": 2}, {}, "ids",
+                     SEQ_DEC),
+    "PhiModel": ("decoder", "PhiConfig", _DEC, {}, "ids", SEQ_DEC),
+    "Phi3Model": ("decoder", "Phi3Config",
+                  _DEC | {"num_key_value_heads": 2, "pad_token_id": 0, "bos_token_id": 1,
+                          "eos_token_id": 2}, {}, "ids", SEQ_DEC),
+    "GemmaModel": ("decoder", "GemmaConfig", _DEC | {"num_key_value_heads": 1, "head_dim": 16},
+                   {}, "ids", SEQ_DEC),
+    "Gemma2Model": ("decoder", "Gemma2Config",
+                    _DEC | {"num_key_value_heads": 1, "head_dim": 16}, {}, "ids", SEQ_DEC),
+    "Gemma2Model@window8": ("decoder", "Gemma2Config",
+                            _DEC | {"num_key_value_heads": 1, "head_dim": 16,
+                                    "sliding_window": 8}, {}, "ids", SEQ_DEC),
+    "StableLmModel": ("decoder", "StableLmConfig", _DEC | {"num_key_value_heads": 2}, {}, "ids",
+                      SEQ_DEC),
+    "OlmoModel": ("decoder", "OlmoConfig", _DEC | {"pad_token_id": 1, "eos_token_id": 2},
+                  {}, "ids", SEQ_DEC),
+    "GPTNeoXModel": ("decoder", "GPTNeoXConfig", _DEC, {}, "ids", SEQ_DEC),
+    # others
+    "T5EncoderModel": ("other", "T5Config",
+                       {"vocab_size": VOCAB_DEC, "d_model": 64, "d_kv": 16, "d_ff": 128,
+                        "num_layers": 2, "num_heads": 4}, {}, "ids", SEQ_DEC),
+    "WhisperEncoder": ("other", "WhisperConfig",
+                       {"vocab_size": VOCAB_DEC, "num_mel_bins": 16, "d_model": 32,
+                        "encoder_layers": 2, "encoder_attention_heads": 2,
+                        "encoder_ffn_dim": 64, "decoder_layers": 1,
+                        "decoder_attention_heads": 2, "decoder_ffn_dim": 64,
+                        "max_source_positions": 16, "max_target_positions": 16},
+                       {}, "features", 32),
+    "Wav2Vec2Model": ("other", "Wav2Vec2Config",
+                      {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                       "intermediate_size": 64, "conv_dim": (16, 16), "conv_stride": (5, 2),
+                       "conv_kernel": (10, 3), "num_conv_pos_embeddings": 16,
+                       "num_conv_pos_embedding_groups": 2, "feat_extract_norm": "group",
+                       "do_stable_layer_norm": False}, {}, "wave", 400),
+}
+# where a class lives when it is not exported at the top level of transformers
+_SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper"}
+# the keyword each input kind goes in as
+_KEYWORD = {"ids": "input_ids", "image": "pixel_values", "features": "input_features",
+            "wave": "input_values"}
+
+
+def model_class(name: str) -> Any:
+    """The transformers class ``name``, or None when the installed version has none."""
+    import importlib
+
+    import transformers
+
+    name = name.split("@")[0]
+    try:
+        if name in _SUBMODULE:
+            return getattr(importlib.import_module(_SUBMODULE[name]), name, None)
+        return getattr(transformers, name, None)
+    except (ImportError, AttributeError):
+        return None
+
+
+def build(name: str) -> tuple[Any, np.ndarray, int]:
+    """(the wrapped model, its input batch, the HF model's parameter count) for ``name``."""
+    import torch
+    import transformers
+    from torch import nn
+
+    _, config_name, config_kw, model_kw, kind, size = MODELS[name]
+    cls = model_class(name)
+    torch.manual_seed(0)
+    hf = cls(getattr(transformers, config_name)(**config_kw), **model_kw).eval()
+    keyword = _KEYWORD[kind]
+    extra = {"use_cache": False} if MODELS[name][0] == "decoder" else {}
+
+    class Wrapped(nn.Module):
+        """One tensor in (``keyword``), ``last_hidden_state`` out."""
+
+        def __init__(self):
+            super().__init__()
+            self.model = hf
+
+        def forward(self, x):
+            out = self.model(**{keyword: x}, **extra)
+            return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+
+    Wrapped.__name__ = name.split("@")[0]  # qasic.evaluate names the model by its class
+    return Wrapped().eval(), inputs(kind, size), sum(p.numel() for p in hf.parameters())
+
+
+def inputs(kind: str, size: int) -> np.ndarray:
+    """The survey's batch of BATCH inputs of ``kind`` (seeded)."""
+    rng = np.random.default_rng(0)
+    if kind == "ids":  # from 3: clear of the pad / bos / eos ids the configs use (0, 1, 2)
+        vocab = VOCAB_ENC if size == SEQ_ENC else VOCAB_DEC
+        return rng.integers(3, vocab, (BATCH, size)).astype(np.int64)
+    shape = {"image": (BATCH, 3, size, size), "features": (BATCH, 16, size),
+             "wave": (BATCH, size)}[kind]
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def _frame(tb: Any, only_qasic: bool = False) -> str | None:
+    """``path:line in function`` of the last frame of ``tb`` (under the repo for ``only_qasic``,
+    not in benchmarks/), paths relative to the repo or site-packages."""
+    root = str(Path(__file__).resolve().parents[1])
+    frames = traceback.extract_tb(tb)
+    if only_qasic:
+        frames = [f for f in frames if f.filename.startswith(root) and "site-packages" not in
+                  f.filename and "/benchmarks/" not in f.filename]
+    if not frames:
+        return None
+    f = frames[-1]
+    path = f.filename.split("site-packages/")[-1] if "site-packages/" in f.filename else \
+        os.path.relpath(f.filename, root)
+    return f"{path}:{f.lineno} in {f.name}"
+
+
+def empty_record(name: str) -> dict:
+    family, _, _, _, kind, _ = MODELS[name]
+    return dict.fromkeys(RECORD_KEYS) | {"name": name, "family": family, "input": kind}
+
+
+def run_one(name: str) -> dict:
+    """Build ``name`` and evaluate it in this process: its record (never raises)."""
+    from qasic.errors import QasicError
+
+    rec = empty_record(name)
+    cls = model_class(name)
+    if cls is None:
+        return rec | {"status": "unavailable",
+                      "error": f"transformers has no {name.split('@')[0]}"}
+    rec["class"] = f"{cls.__module__}.{cls.__qualname__}"
+    t0 = time.perf_counter()
+    stage = "build"
+    try:
+        import torch
+
+        model, x, params = build(name)
+        rec["parameters"] = int(params)
+        with torch.no_grad():  # the float model runs on the survey's inputs
+            rec["output_absmax"] = float(model(torch.from_numpy(x)).abs().max())
+        stage = "evaluate"
+        import qasic
+
+        out = qasic.evaluate(model, x, calibration=x)
+        rec |= {"status": "ok", "bit_exact": bool(out["bit_exact"]),
+                "cosine": None if out["cosine"] is None else float(out["cosine"]),
+                "cycles": int(out["cycles"])}
+    except Exception as e:  # noqa: BLE001 - every failure is a finding
+        text = str(e).strip()
+        first = text.splitlines()[0] if text else ""
+        refused = isinstance(e, QasicError)
+        rec |= {"status": "refused" if refused else "crash", "error_type": type(e).__name__,
+                "error": first[:500], "last_frame": _frame(e.__traceback__),
+                "qasic_frame": _frame(e.__traceback__, only_qasic=True)}
+    rec["stage"] = stage
+    rec["wall_s"] = round(time.perf_counter() - t0, 2)
+    return rec
+
+
+def run_isolated(name: str, timeout: float = TIMEOUT) -> dict:
+    """``run_one`` in a subprocess (its own process group) killed after ``timeout`` seconds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "record.json"
+        cmd = [sys.executable, "-m", "benchmarks.family_survey", "--one", name,
+               "--result", str(result)]
+        root = Path(__file__).resolve().parents[1]
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True, text=True)
+        try:
+            output, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            return empty_record(name) | {"status": "timeout", "wall_s": round(timeout, 1),
+                                         "error": f"no result within {timeout:g} s"}
+        if result.exists():
+            return json.loads(result.read_text())
+        tail = [line for line in (output or "").splitlines() if line.strip()][-1:]
+        return empty_record(name) | {
+            "status": "crash", "error_type": f"exit {proc.returncode}",
+            "error": tail[0][:500] if tail else "the subprocess died without a record",
+            "wall_s": round(time.perf_counter() - t0, 2)}
+
+
+def commit() -> tuple[str | None, list[str]]:
+    """(the repository's HEAD commit, the tracked files changed in the working tree: the survey
+    runs the tree as it is), or (None, []) outside git."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                cwd=root, capture_output=True, text=True, check=False).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None, []
+    return head, [line[3:] for line in status.splitlines() if line.strip()]
+
+
+def survey(names: Sequence[str], out: Path | None = None, timeout: float = TIMEOUT,
+           isolate: bool = True, log: Callable[[str], None] = print) -> dict:
+    """Run ``names`` (each isolated in a subprocess unless ``isolate`` is False); with ``out``,
+    write ``out``/family_survey.json after every model, keeping an existing file's records of
+    other models. Returns the document."""
+    import torch
+    import transformers
+
+    path = None if out is None else Path(out) / "family_survey.json"
+    kept: dict[str, dict] = {}
+    if path is not None and path.exists():
+        old = json.loads(path.read_text())
+        if old.get("schema") == SCHEMA:
+            kept = {r["name"]: r for r in old["records"]}
+    head, dirty = commit()
+    doc = {"schema": SCHEMA, "commit": head, "uncommitted_changes": dirty,
+           "transformers": transformers.__version__, "torch": torch.__version__,
+           "batch": BATCH, "timeout_s": timeout, "records": []}
+    done: dict[str, dict] = {}
+    for i, name in enumerate(names):
+        log(f"[{i + 1}/{len(names)}] {name}")
+        rec = run_isolated(name, timeout) if isolate else run_one(name)
+        done[name] = rec
+        log(f"    {rec['status']}" + (f" bit_exact={rec['bit_exact']} cosine={rec['cosine']:.4f}"
+                                      if rec["status"] == "ok" and rec["cosine"] is not None
+                                      else f" {rec['error'] or ''}"[:160])
+            + f" ({rec['wall_s']} s)")
+        merged = kept | done
+        doc["records"] = [merged[n] for n in MODELS if n in merged]
+        doc["commit_end"], doc["uncommitted_changes_end"] = commit()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(doc, indent=1) + "\n")
+    return doc
+
+
+def counts(records: Sequence[dict]) -> dict:
+    return {s: sum(r["status"] == s for r in records) for s in STATUSES}
+
+
+def table(records: Sequence[dict]) -> str:
+    head = (f"{'model':<20} {'status':<11} {'exact':<5} {'cosine':>7} {'cycles':>9} "
+            f"{'wall s':>6}  error")
+    rows = [head]
+    for r in records:
+        cos = "" if r["cosine"] is None else f"{r['cosine']:.4f}"
+        exact = "" if r["bit_exact"] is None else ("yes" if r["bit_exact"] else "NO")
+        cyc = "" if r["cycles"] is None else str(r["cycles"])
+        err = "" if r["status"] == "ok" else (
+            (f"{r['error_type']}: " if r["status"] == "crash" and r["error_type"] else "")
+            + (r["error"] or ""))
+        rows.append(f"{r['name']:<20} {r['status']:<11} {exact:<5} {cos:>7} {cyc:>9} "
+                    f"{'' if r['wall_s'] is None else r['wall_s']:>6}  {err[:108]}")
+    c = counts(records)
+    rows.append(" ".join(f"{k} {v}" for k, v in c.items()) + f" of {len(records)}")
+    return "\n".join(rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=Path("out/survey"))
+    p.add_argument("--only", default="", help="comma-separated model names (default: all)")
+    p.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds per model")
+    p.add_argument("--one", help=argparse.SUPPRESS)  # the subprocess: run one model
+    p.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.one:
+        rec = run_one(args.one)
+        args.result.write_text(json.dumps(rec))
+        return 0
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(MODELS)
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        p.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
+    doc = survey(names, args.out, args.timeout)
+    print(table(doc["records"]))
+    print(f"wrote {args.out / 'family_survey.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

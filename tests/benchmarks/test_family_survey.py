@@ -1,0 +1,32 @@
+"""benchmarks/family_survey.py on one tiny model (BertModel): the harness builds it, runs it
+through qasic.evaluate in a subprocess and writes a record with every key."""
+
+import json
+
+import pytest
+
+from benchmarks import family_survey as fs
+
+pytest.importorskip("transformers")
+
+
+def test_one_model_gives_a_full_record(tmp_path):
+    doc = fs.survey(["BertModel"], tmp_path, timeout=120, log=lambda m: None)
+    assert json.loads((tmp_path / "family_survey.json").read_text()) == doc
+    assert doc["schema"] == fs.SCHEMA and doc["records"]
+    (rec,) = doc["records"]
+    assert tuple(rec) == fs.RECORD_KEYS
+    assert rec["name"] == "BertModel" and rec["status"] in fs.STATUSES
+    assert rec["class"].endswith("BertModel") and rec["parameters"] > 0
+    if rec["status"] == "ok":
+        assert isinstance(rec["bit_exact"], bool) and -1 <= rec["cosine"] <= 1
+        assert rec["cycles"] > 0
+    else:
+        assert rec["error"]
+    assert "BertModel" in fs.table(doc["records"])
+
+
+def test_a_missing_class_is_unavailable(monkeypatch):
+    monkeypatch.setitem(fs.MODELS, "NoSuchModel", fs.MODELS["BertModel"])
+    rec = fs.run_one("NoSuchModel")
+    assert rec["status"] == "unavailable" and tuple(rec) == fs.RECORD_KEYS
