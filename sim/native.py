@@ -56,11 +56,7 @@ def matmul(a, w, out, t, k, n, ints, consts):
 def matmul32(a, w, out, t, k, n, ints, consts32):
     """``matmul`` in float32 (sgemm): exact while every product and partial sum stays below
     2^24 (the caller's bound)."""
-    ints[0], ints[1], ints[2] = n, t, k
-    tr = ints[3:4].ctypes
-    _sgemm(tr, tr, ints[0:1].ctypes, ints[1:2].ctypes, ints[2:3].ctypes, consts32[0:1].ctypes,
-           w.ctypes, ints[0:1].ctypes, a.ctypes, ints[2:3].ctypes, consts32[1:2].ctypes,
-           out.ctypes, ints[0:1].ctypes)
+    matmul32_strided(a, k, w, n, out, t, k, n, ints, consts32)
 
 
 @njit(cache=True, _nrt=False)
