@@ -47,9 +47,19 @@ def _avgpool2d(n: FNode, w: object, x: torch.Tensor) -> torch.Tensor:
     return s / a["divisor"]
 
 
-def _reshape(n: FNode, w: object, x: torch.Tensor) -> torch.Tensor:
-    shape = tuple(n.attrs["shape"])
-    return x.reshape((len(x),) + (shape if len(shape) == 1 else (shape[2], shape[0], shape[1])))
+def _in_graph_layout(move: Callable[[torch.Tensor], torch.Tensor]
+                     ) -> Callable[[FNode, object, torch.Tensor], torch.Tensor]:
+    """A value-moving op of an image graph's NHWC layout (run_float's), applied to these
+    forms' NCHW maps: 4-D tensors go to NHWC before ``move`` and back after; every other
+    tensor already has the graph's layout."""
+    def op(n: FNode, w: object, x: torch.Tensor) -> torch.Tensor:
+        y = move(n, x.permute(0, 2, 3, 1) if x.dim() == 4 else x)
+        return y.permute(0, 3, 1, 2) if y.dim() == 4 else y
+    return op
+
+
+_reshape = _in_graph_layout(lambda n, x: x.reshape((len(x), *n.attrs["shape"])))
+_permute = _in_graph_layout(lambda n, x: x.permute(0, *(p + 1 for p in n.attrs["perm"])))
 
 
 def _lut(n: FNode, w: object, x: torch.Tensor) -> torch.Tensor:
@@ -158,11 +168,12 @@ TORCH_OPS: dict[str, Callable[..., torch.Tensor]] = {
     "embedding": _embedding,
     "constant": lambda n, w: torch.from_numpy(np.asarray(n.params["value"]))[None].to(
         torch.get_default_dtype()),
-    "permute": lambda n, w, x: x.permute(0, *(p + 1 for p in n.attrs["perm"])),
+    "permute": _permute,
 }
 # sequence graphs hold torch's layout: reshapes keep it, concat joins the last axis
 SEQUENCE_OPS = {**TORCH_OPS,
                 "reshape": lambda n, w, x: x.reshape((len(x), *n.attrs["shape"])),
+                "permute": lambda n, w, x: x.permute(0, *(p + 1 for p in n.attrs["perm"])),
                 "concat": lambda n, w, *xs: torch.cat(xs, dim=-1)}
 
 

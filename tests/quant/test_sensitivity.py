@@ -245,3 +245,42 @@ def test_activation_aware_measured_on_the_digits_cnn(digits_cnn, cnn_fgraph):
         assert all(np.isfinite(v) for v in aware[name].values())
         assert aware[name][2] > aware[name][4]  # 2-bit weights still cost the most
         assert aware[name] != pytest.approx(plain[name], rel=0.01, abs=1e-5), name
+
+
+class _GroupNormNet(nn.Module):
+    """conv -> GroupNorm (captured as reshapes and permutes of the NHWC map) -> conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.norm, self.b = nn.Conv2d(3, 8, 3, padding=1), nn.GroupNorm(2, 8), \
+            nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.norm(self.a(x))))
+
+
+class _ConvTransposeNet(nn.Module):
+    """conv -> ConvTranspose2d (a conv, then a pixel shuffle of reshapes and permutes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.up = nn.Conv2d(3, 8, 3, padding=1), nn.ConvTranspose2d(8, 4, 2, 2)
+
+    def forward(self, x):
+        return self.up(torch.relu(self.a(x)))
+
+
+@pytest.mark.parametrize("net", [_GroupNormNet, _ConvTransposeNet])
+def test_torch_forward_equals_run_float_through_image_reshapes_and_permutes(net):
+    """The torch form (NCHW) moves a map's values as run_float does in NHWC, not only the
+    (C,) <-> (1, 1, C) reshapes of a pooled vector."""
+    torch.manual_seed(0)
+    model = net().eval()
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype(np.float32)
+    graph = capture(model, torch.from_numpy(x[:1]))
+    assert {"reshape", "permute"} <= {n.op for n in graph.nodes}
+    xi = graph.to_internal(x)
+    out = S.torch_forward(graph, torch.from_numpy(xi).double(), {}).numpy()
+    want = run_float(graph, xi)
+    assert out.shape == want.shape[:1] + (want.shape[3],) + want.shape[1:3]  # NCHW of NHWC
+    np.testing.assert_allclose(out, want.transpose(0, 3, 1, 2), rtol=1e-9, atol=1e-9)
