@@ -122,7 +122,8 @@ class ArchConfig:
         self._check_range("input_bits", 2, 24)
         self._check_range("input_shift_bits", 0, MAX_SHIFT_BITS)
         # PE weight width: up to 8-bit integer codes, wider for formats decoded to fixed point
-        # (FP8 E4M3 needs 19 bits, or 5 with shift-add PEs); activations likewise.
+        # (FP8 E4M3 needs 19 bits, or 5 with shift-add PEs); activations likewise (E3M4: 12
+        # bits, or 6 with shift-add PEs).
         self._check_range("weight_bits", 2, 24)
         self._check_range("weight_shift_bits", 0, MAX_SHIFT_BITS)
         self._check_range("acc_bits", 16, MAX_ACC_BITS)

@@ -14,6 +14,7 @@ from dataclasses import fields
 from typing import Any
 
 from qasic.errors import VerificationError
+from qasic.isa.table import ACT_FORMATS
 
 META_SCHEMA_VERSION = 1
 JSON = (str, int, float, bool, list, dict, type(None))  # any JSON value
@@ -34,7 +35,7 @@ IO_KEYS = (
     ("scale", True, (int, float), "real = scale * (code - zero_point), finite > 0"),
     ("zero_point", True, (int,), "in the code range"),
     ("bits", True, (int,), "code bits (2..8; token ids 32)"),
-    ("fmt", False, (str,), "int or fp8_e4m3"),
+    ("fmt", False, (str,), " or ".join(ACT_FORMATS)),
 )
 LAYER_KEYS = (
     ("name", True, (str,), "kernel name"),

@@ -26,15 +26,22 @@ BSCALE_BYTES = 1  # one unsigned scale byte per output column per block
 # POOL modes and ADD ops. Order = encoding of the ``mode`` / ``op`` field.
 POOL_MODES = ("max", "avg")
 EW_OPS = ("add", "mul")
-# Activation formats: "int" (two's-complement integer codes) and "fp8_e4m3" (an OCP FP8 E4M3
-# code, multiplied as its fixed-point level 2^9 x its value, ordered by value: sign-magnitude).
-ACT_FORMATS = ("int", "fp8_e4m3")
+# Activation formats: "int" (two's-complement integer codes) and 8-bit minifloats (one code per
+# byte, sign-magnitude, multiplied as its exact fixed-point level: value / the format's smallest
+# subnormal, qasic.quant.actformat): "fp8_e4m3" (OCP FP8 E4M3: levels value x 2^9, max 448) and
+# "fp8_e3m4" (MX-style E3M4, bias 3, no inf/NaN: levels value x 2^6, max 31; Kuzmin et al. 2022
+# found fewer exponent bits best for post-training quantization). Any minifloat of
+# qasic.quant.formats with 8 bits is one more name here.
+ACT_FORMATS = ("int", "fp8_e4m3", "fp8_e3m4")
 # How activation codes are stored in the scratchpads and DRAM: intB = B-bit two's-complement codes
-# packed little-endian like weight rows (a pixel's channels fill whole bytes), fp8_e4m3 = one
+# packed little-endian like weight rows (a pixel's channels fill whole bytes), fp8_* = one
 # code per byte, int16 = two bytes per code, little-endian (the residual stream feeding a norm:
 # QuantConfig.norm_input_bits, a norm output kept wide for its residual add, a model's output;
-# only ADD and NORM read it, ADD and POST write it). Order = encoding of every ``*fmt`` field.
-ACT_ENCODINGS = tuple(f"int{b}" for b in range(8, 1, -1)) + ACT_FORMATS[1:] + ("int16",)
+# only ADD and NORM read it, ADD and POST write it). Order = encoding of every ``*fmt`` field:
+# int8..int2 = 0..6, fp8_e4m3 = 7, int16 = 8, then the later FP formats in ACT_FORMATS order
+# (appended, so existing encodings keep their numbers).
+ACT_ENCODINGS = (tuple(f"int{b}" for b in range(8, 1, -1)) + ACT_FORMATS[1:2] + ("int16",)
+                 + ACT_FORMATS[2:])
 FMT_BITS = 4  # width of every encoding field
 
 
@@ -168,8 +175,8 @@ OPCODES: tuple[Opcode, ...] = (
         "the weights at wgt_addr + 2n; the array multiplies code - z[n] (subtracted as the "
         "weights load). A fold never spans two blocks. "
         "afmt: how input codes are stored (intB: B-bit codes packed, a vector of k codes is "
-        "ceil(k*B/8) bytes; fp8_e4m3: one FP8 code per byte, multiplied as its fixed-point "
-        "level, value x 2^9).",
+        "ceil(k*B/8) bytes; fp8_*: one FP8 code per byte, multiplied as its fixed-point "
+        "level, value / the format's smallest subnormal: x 2^9 for E4M3, x 2^6 for E3M4).",
         _layout(
             ("inp_addr", 24, "input scratchpad byte address of vector (0, 0)"),
             ("inp_stride", 20, "bytes between vectors of a line"),
@@ -196,9 +203,9 @@ OPCODES: tuple[Opcode, ...] = (
         "Post-process an accumulator tile into codes: out = clamp(requant(acc + bias[n], "
         "mult[n], shift[n]) + out_zp, lo, hi). Per channel at param_addr + 16*n: bias (int64: "
         "FP8 x FP8 accumulators have 36 fraction bits), mult and shift (int32). "
-        "ofmt = fp8_e4m3: y = requant(acc + bias[n]) is in units of the "
-        "output's FP8 level (value x 2^9), clamped to the levels of the FP8 codes lo and hi, then "
-        "rounded to the nearest FP8 code (ties to even, saturating); out_zp is 0. "
+        "ofmt = fp8_*: y = requant(acc + bias[n]) is in units of the output's FP8 level "
+        "(value x 2^9 for E4M3, x 2^6 for E3M4), clamped to the levels of the FP8 codes lo and "
+        "hi, then rounded to the nearest FP8 code (ties to even, saturating); out_zp is 0. "
         "lut = 1: the code c is then replaced by the byte at param lut_addr + (c mod 2^B) (B the "
         "code bits of ofmt): a fused function of one activation (qasic.quant.reference lut). "
         "ofmt = int16 (a residual stream or a model's output kept wide) has no table (lut = 0).",

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from qasic.errors import ConfigError, InputError, QasicError
+from qasic.isa.table import ACT_FORMATS
 
 
 def _progress(msg: str) -> None:
@@ -581,7 +582,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "docs/formats.md; default: INT of --bits)")
         sp.add_argument("--act-bits", type=int, default=8, help="activation bits (2..8)")
         sp.add_argument("--act-format", default="int",
-                        help="activation format: int (of --act-bits) | fp8_e4m3")
+                        help="activation format: int (of --act-bits) | "
+                        + " | ".join(ACT_FORMATS[1:]) + " (docs/formats.md)")
         sp.add_argument("--norm-input-bits", type=int, default=None,
                         help="INT bits of the tensors feeding a norm (the residual sums of a "
                         "transformer), 2..16; 9..16 are stored as int16 (default: the "

@@ -18,6 +18,8 @@ import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from qasic.isa.table import ACT_FORMATS
+
 VERSION = 1
 # Kinds whose version has risen past VERSION: sweep/2 (several models: `models` and a `model` per
 # point replace the top-level `model`; points are named `W4/A8`).
@@ -56,7 +58,7 @@ GLOSSARY: dict[str, Key] = {
                            "(parameter-weighted)"),
     "activation_bits": Key("int", "activation bit-width (`--act-bits`)"),
     "activation_format": Key("string", "activation format: `int` (of activation_bits) or "
-                             "`fp8_e4m3`"),
+                             + " or ".join(f"`{f}`" for f in ACT_FORMATS[1:])),
     "fp32_accuracy": Key("number | null", "top-1 accuracy of the float model on the labelled "
                          "test inputs, a fraction in [0, 1]; null without labels"),
     "accuracy": Key("number | null", "top-1 accuracy of the quantized model (golden reference "

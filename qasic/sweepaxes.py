@@ -144,7 +144,7 @@ def quant_choices(bits: str | None = None, formats: str | None = None,
                  split_list("--act-bits", act_bits or "8", int, "widths like 8,4")]
     if act_formats is not None:
         acts += [ActChoice(f, 8) for f in split_list("--act-formats", act_formats, _word,
-                                                     "formats like fp8_e4m3")]
+                                                     "formats like fp8_e4m3,fp8_e3m4")]
     choices = [QuantChoice(w, a) for w in weights for a in acts]
     for c in choices:
         c.quant_config()  # an unknown format or a width out of range fails here, in one line

@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from qasic.isa.table import ACT_FORMATS
+
 ARCH_AXIS_FLAGS = ("--pe-bits", "--sram-scale", "--dram-bw", "--clock-mhz")
 
 
@@ -25,7 +27,8 @@ def add_sweep_arguments(sp: argparse.ArgumentParser) -> None:
                       help="weight formats, e.g. mxfp4,fp8_e4m3,nf4 (docs/formats.md)")
     axes.add_argument("--act-bits", default=None,
                       help="INT activation widths, e.g. 8,4 (default 8 unless --act-formats)")
-    axes.add_argument("--act-formats", default=None, help="activation formats: fp8_e4m3")
+    axes.add_argument("--act-formats", default=None, help="activation formats: "
+                      + ",".join(ACT_FORMATS[1:]))
     axes.add_argument("--policies", default=None,
                       help="mixed-precision policies, e.g. hawq,lim (with --budgets)")
     axes.add_argument("--budgets", default=None,

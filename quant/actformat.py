@@ -1,11 +1,14 @@
 """Activation encodings: what a byte of an activation tensor means (isa.table.ACT_FORMATS).
 
 - ``int``: affine integer, real = scale * (q - zero_point), q a signed ``bits``-bit code.
-- ``fp8_e4m3``: real = scale * E4M3(q), q the FP8 code held as a signed byte (its bits viewed as
-  int8, as the scratchpads store it). The integer datapath sees its fixed-point level
-  ``levels[q & 0xFF]`` = E4M3(q) * 2^9 (exact, up to 229376: 19 bits), so
-  real = scale * LSB * level with LSB = 2^-9. Encoding a level rounds to the nearest E4M3 value,
-  ties to even, saturating at +-448 (``qasic.quant.formats``, checked against ml_dtypes).
+- ``fp8_*`` (every other name of ACT_FORMATS: an 8-bit minifloat of ``qasic.quant.formats``):
+  real = scale * FP8(q), q the FP8 code held as a signed byte (its bits viewed as int8, as the
+  scratchpads store it). The integer datapath sees its fixed-point level ``levels[q & 0xFF]`` =
+  FP8(q) / LSB with LSB the format's smallest subnormal, so real = scale * LSB * level.
+  ``fp8_e4m3`` (OCP): LSB 2^-9, levels up to 448 x 2^9 = 229376 (19 bits), NaN codes 0x7F, 0xFF
+  (never produced); ``fp8_e3m4`` (MX-style, bias 3, no inf/NaN): LSB 2^-6, levels up to
+  31 x 2^6 = 1984 (12 bits). Encoding a level rounds to the nearest value, ties to even,
+  saturating at +-max (``qasic.quant.formats``, checked against ml_dtypes).
   Codes order by value, not by bits (sign-magnitude): ``order_key`` maps a code to an integer
   whose order is the value's, for max-pool and ReLU.
 """
@@ -43,12 +46,12 @@ def levels(fmt: str) -> np.ndarray:
 
 
 def lsb(fmt: str) -> float:
-    """Real value of level 1 before the tensor scale (2^-9 for E4M3)."""
+    """Real value of level 1 before the tensor scale (2^-9 for E4M3, 2^-6 for E3M4)."""
     return _levels(fmt)[1]
 
 
 def max_code(fmt: str) -> int:
-    """The code of the largest finite value (E4M3: 0x7E = 448)."""
+    """The code of the largest finite value (E4M3: 0x7E = 448; E3M4: 0x7F = 31)."""
     return int(encode_values(np.array([np.inf]), fmt)[0])
 
 

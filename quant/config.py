@@ -33,7 +33,8 @@ class QuantConfig:
     # None: INT weights of weight_bits. A format name (or {layer: name}) from
     # qasic.quant.formats, e.g. "fp4_e2m1", "fp8_e4m3", "nf4_pc"; it sets that layer's bits.
     weight_format: str | Mapping[str, str] | None = None
-    # "int" (asymmetric INT of activation_bits) or "fp8_e4m3" (per-tensor scale x FP8 E4M3)
+    # "int" (asymmetric INT of activation_bits) or an FP8 format of isa.table.ACT_FORMATS,
+    # "fp8_e4m3" or "fp8_e3m4" (per-tensor scale x FP8 code; qasic.quant.actformat)
     activation_format: str = "int"
     # the graph output's range: "minmax", or "top" (classifier scores: the part of the range
     # below every calibration vector's median may clip, for a finer step where argmax is

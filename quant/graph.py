@@ -63,7 +63,7 @@ OPS = {
 @dataclass(frozen=True)
 class TensorQ:
     """Encoding of one activation tensor (qasic.quant.actformat): real = scale * (q - zero_point)
-    for ``fmt`` "int", real = scale * FP8(q) for "fp8_e4m3" (zero point 0, 8 bits)."""
+    for ``fmt`` "int", real = scale * FP8(q) for "fp8_e4m3", "fp8_e3m4" (zero point 0, 8 bits)."""
 
     scale: float
     zero_point: int

@@ -18,6 +18,7 @@ import numpy as np
 
 from qasic.arch.config import default_arch
 from qasic.flow import cheapest_pe
+from qasic.isa.table import ACT_FORMATS
 from qasic.quant import actformat
 from qasic.quant.blockscale import SCALE_BYTE_BITS
 from qasic.quant.weights import hardware_format, quantize_weights
@@ -27,7 +28,7 @@ WEIGHT_FORMATS = ("int8", "int4", "int2", "int4_asym", "int4_asym_pc", "int4_asy
                   "int4_g32", "fp8_e4m3", "fp8_e5m2", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1",
                   "fp4_e2m1_g32", "mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp4",
                   "nf4", "nf4_pc", "nupes4")
-ACTIVATIONS = ("int8", "int4", "fp8_e4m3")
+ACTIVATIONS = ("int8", "int4", *ACT_FORMATS[1:])  # every FP activation format
 SHAPE = (64, 288)  # (out channels, K): a 3x3x32 conv
 HEADER = """# Number formats on the hardware path
 
@@ -102,7 +103,7 @@ def activation_rows() -> list[tuple[str, str, str, float]]:
     w_levels = np.arange(-128, 128)
     out = []
     for name in ACTIVATIONS:
-        if name == "fp8_e4m3":
+        if name in ACT_FORMATS:
             levels, stored = actformat.levels(name), "8 (one code per byte)"
         else:
             b = int(name[3:])
@@ -124,10 +125,10 @@ def render() -> str:
                      f"{r.scaling} | {r.note} |")
     lines += ["", "## Activations (with INT8 weights)", "",
               ("Sub-byte activations are stored packed whenever a pixel's channels, the array's "
-               "folds and output tiles stay on whole bytes (`qasic.compiler.memory`); FP8 E4M3 "
-               "codes are decoded to fixed-point levels on the way into the array, POST rounds "
-               "results back to E4M3 (ties to even, saturating), POOL compares codes by value "
-               "and ADD rescales their levels."),
+               "folds and output tiles stay on whole bytes (`qasic.compiler.memory`); FP8 codes "
+               "(E4M3, E3M4) are decoded to fixed-point levels on the way into the array, POST "
+               "rounds results back to the format (ties to even, saturating), POOL compares "
+               "codes by value and ADD rescales their levels."),
               "", "| format | stored bits | PE activation operand | MAC vs INT8 |",
               "|---|---|---|---:|"]
     for name, stored, pe, mac in activation_rows():

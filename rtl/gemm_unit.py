@@ -58,7 +58,7 @@ from qasic.rtl.pe import PEArray, arch_operands
 from qasic.rtl.ports import read_port, sram_addr_bits, unit_control, write_port
 from qasic.rtl.skew import Skew
 from qasic.rtl.timing import first_write_cycle, lut_read_cycles
-from qasic.rtl.unpack import FP8, Fp8Level, Unpack, split
+from qasic.rtl.unpack import Fp8Level, Unpack, is_fp_encoding, split
 
 GEMM = LAYOUTS["GEMM"]
 WBITS = range(2, 9)            # weight code widths (isa.limits)
@@ -268,10 +268,10 @@ class GemmUnit(wiring.Component):
         m.d.sync += valid.eq(read)
         m.submodules.aunpack = unpack = Unpack(r, r)
         m.d.comb += [unpack.window.eq(self.inp.data), unpack.enc.eq(f.afmt.as_value())]
-        fp = f.afmt.as_value() == FP8
+        fp = is_fp_encoding(f.afmt.as_value())
         for k in range(r):
             m.submodules[f"fp8_{k}"] = fp8 = Fp8Level()
-            m.d.comb += fp8.byte.eq(unpack.raw[k][:8])
+            m.d.comb += [fp8.byte.eq(unpack.raw[k][:8]), fp8.enc.eq(f.afmt.as_value())]
             on = valid & (k < f.k)
             if self.a_op.shift_bits:
                 sig, sh = split(m, Mux(fp, fp8.sig, unpack.code[k]), Mux(fp, fp8.sh, 0),

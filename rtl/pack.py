@@ -1,14 +1,20 @@
-"""Codes -> scratchpad bytes: the FP8 E4M3 encoder and the streaming row packer.
+"""Codes -> scratchpad bytes: the FP8 encoders and the streaming row packer.
 
 The stored layouts are ``isa.table.ACT_ENCODINGS`` (``isa.packing.pack_bits``; the inverse of
 ``qasic.rtl.unpack``): intB codes (B = 8..2) packed little-endian, code j of a row at bits
-``[j*B, (j+1)*B)`` from the row's first byte, two's complement; fp8_e4m3 one code per byte;
+``[j*B, (j+1)*B)`` from the row's first byte, two's complement; fp8_* one code per byte;
 int16 two bytes per code, little-endian. Rows start on bytes.
 
-``Fp8Encode()`` - combinational, ``sim.kernels.fp_encode`` over the E4M3 levels:
-    * ``y`` In(signed(LEVEL_IN_BITS)): an integer level (value x 2^9), |y| < 2^19.
-    * ``code`` Out(unsigned(8)): the nearest FP8 E4M3 code, ties to the even code, saturating at
-      0x7E (448); negative: 0x80 | code unless the code is 0 (so -0 is never produced).
+``FpEncode(fmt)`` - combinational, ``sim.kernels.fp_encode`` over the levels of the FP
+activation format ``fmt`` (``rtl.unpack.minifloat``: E4M3, E3M4):
+    * ``y`` In(signed(LEVEL_IN_BITS)): an integer level (value / the smallest subnormal: x 2^9
+      for E4M3, x 2^6 for E3M4), |y| < 2^19.
+    * ``code`` Out(unsigned(8)): the nearest code, ties to the even code, saturating at the
+      largest finite code (E4M3: 0x7E = 448; E3M4: 0x7F = 31); negative: 0x80 | code unless the
+      code is 0 (so -0 is never produced).
+
+``Fp8Encode()`` - the same ports plus ``enc`` In(unsigned(FMT_BITS)): one ``FpEncode`` per FP
+encoding, the one ``enc`` names selected (a non-FP ``enc`` gives the first FP format's).
 
 ``RowPacker(lanes, addr_bits, widest)`` - one write port's worth of a stream of code groups.
     Per cycle with ``valid``: ``count`` (1..lanes) codes ``codes[0..count-1]`` of encoding
@@ -29,12 +35,11 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from qasic.isa.table import ACT_ENCODINGS, FMT_BITS, encoding_bits
+from qasic.quant import actformat
 from qasic.rtl.ports import write_port
-from qasic.rtl.unpack import CODE_BITS, FP8_LEVEL_BITS, code_bits
+from qasic.rtl.unpack import CODE_BITS, FP8_LEVEL_BITS, FP_ENCODINGS, code_bits, minifloat
 
 LEVEL_IN_BITS = FP8_LEVEL_BITS + 1
-FP8_MAX_CODE = 0x7E
-FP8_MAX_LEVEL = 14 << 14  # 448 x 2^9, the level of 0x7E
 
 
 def port_bytes(lanes: int, widest: int) -> int:
@@ -44,30 +49,54 @@ def port_bytes(lanes: int, widest: int) -> int:
     return max(lanes * widest // 8, sub_byte)
 
 
-class Fp8Encode(wiring.Component):
-    """Integer level -> nearest FP8 E4M3 code (module doc)."""
+class FpEncode(wiring.Component):
+    """Integer level -> nearest code of the FP activation format ``fmt`` (module doc)."""
 
-    def __init__(self) -> None:
+    def __init__(self, fmt: str) -> None:
+        self.man_bits = minifloat(fmt).man_bits
+        self.max_code = actformat.max_code(fmt)
+        self.max_level = int(actformat.levels(fmt)[self.max_code])
         super().__init__({"y": In(signed(LEVEL_IN_BITS)), "code": Out(unsigned(8))})
 
     def elaborate(self, platform) -> Module:
         m = Module()
+        mb = self.man_bits
         mag = Signal(unsigned(LEVEL_IN_BITS))
         mag_code = Signal(unsigned(7))
         m.d.comb += mag.eq(Mux(self.y < 0, -self.y, self.y))
-        # level (8 + m) << (e - 1) for code 8e + m (e >= 1); codes 0..15 are their own level
-        with m.If(mag >= FP8_MAX_LEVEL):
-            m.d.comb += mag_code.eq(FP8_MAX_CODE)
-        with m.Elif(mag < 16):
-            m.d.comb += mag_code.eq(mag[:4])
-        for p in range(4, 18):  # the top bit of mag is bit p: e = p - 2, spacing 2^(p - 3)
-            s = p - 3
+        # level (2^M + m) << (e - 1) for code (e << M) + m (e >= 1); codes below 2^(M+1) (the
+        # subnormals and exponent 1) are their own level
+        with m.If(mag >= self.max_level):
+            m.d.comb += mag_code.eq(self.max_code)
+        with m.Elif(mag < 1 << (mb + 1)):
+            m.d.comb += mag_code.eq(mag[:mb + 1])
+        for p in range(mb + 1, self.max_level.bit_length()):  # top bit p: e = p - M + 1
+            s = p - mb  # spacing 2^s
             with m.Elif(mag[p:] == 1):
-                code0 = Const((p - 2) << 3, 7) | mag[s:s + 3]
+                code0 = Const((p - mb + 1) << mb, 7) | mag[s:s + mb]
                 rest, half = mag[:s], 1 << (s - 1)
                 up = (rest > half) | ((rest == half) & code0[0])
                 m.d.comb += mag_code.eq(code0 + up)
         m.d.comb += self.code.eq(Mux((self.y < 0) & (mag_code != 0), 0x80 | mag_code, mag_code))
+        return m
+
+
+class Fp8Encode(wiring.Component):
+    """Integer level -> nearest code of the FP encoding ``enc`` (module doc)."""
+
+    def __init__(self) -> None:
+        super().__init__({"enc": In(unsigned(FMT_BITS)), "y": In(signed(LEVEL_IN_BITS)),
+                          "code": Out(unsigned(8))})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        code = None
+        for e in FP_ENCODINGS:
+            m.submodules[e] = enc = FpEncode(e)
+            m.d.comb += enc.y.eq(self.y)
+            code = enc.code if code is None else Mux(self.enc == ACT_ENCODINGS.index(e),
+                                                     enc.code, code)
+        m.d.comb += self.code.eq(code)
         return m
 
 

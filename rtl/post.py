@@ -51,7 +51,7 @@ from qasic.isa.table import POST_PARAM_BYTES_PER_CHANNEL, WORD_BITS
 from qasic.rtl.pack import LEVEL_IN_BITS, Fp8Encode, RowPacker, port_bytes
 from qasic.rtl.ports import read_port, sram_addr_bits, unit_control, write_port
 from qasic.rtl.requant import LATENCY, RequantLane
-from qasic.rtl.unpack import FP8, Fp8Level, code_bits
+from qasic.rtl.unpack import Fp8Level, code_bits, is_fp_encoding
 
 PIPELINE = 6          # busy = done = L + max(S, 1) + PIPELINE
 WRITE_DELAY = 5       # reads of a group in cycle t -> its bytes written in cycle t + 5
@@ -115,11 +115,11 @@ class PostUnit(wiring.Component):
         zp, lo, hi = ins.out_zp, ins.lo, ins.hi
         ofmt, lut = ins.ofmt.as_value(), ins.lut
         bits = code_bits(ofmt)
-        is_fp = ofmt == FP8
+        is_fp = is_fp_encoding(ofmt)
         m.submodules.lo_level = lo_level = Fp8Level()
         m.submodules.hi_level = hi_level = Fp8Level()
-        m.d.comb += [lo_level.byte.eq(lo.as_unsigned()[:8]),
-                     hi_level.byte.eq(hi.as_unsigned()[:8])]
+        m.d.comb += [lo_level.byte.eq(lo.as_unsigned()[:8]), lo_level.enc.eq(ofmt),
+                     hi_level.byte.eq(hi.as_unsigned()[:8]), hi_level.enc.eq(ofmt)]
 
         # ---- registers filled from the param port: the output table, one group's records -----
         table = Signal(8 * TABLE_BYTES)
@@ -251,7 +251,7 @@ class PostUnit(wiring.Component):
             m.d.comb += level_c.eq(Mux(level > hi_level.level, hi_level.level, level))
             enc = Fp8Encode()
             m.submodules[f"fp8_{i}"] = enc
-            m.d.comb += enc.y.eq(level_c)
+            m.d.comb += [enc.y.eq(level_c), enc.enc.eq(ofmt)]
             code = Signal(WIDEST, name=f"code{i}")
             m.d.sync += code.eq(Mux(is_fp, enc.code, int_final[:WIDEST]))
             # stage p5: the table

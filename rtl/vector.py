@@ -53,7 +53,7 @@ from qasic.rtl.pack import LEVEL_IN_BITS, Fp8Encode, RowPacker, port_bytes
 from qasic.rtl.ports import read_port, sram_addr_bits, unit_control, write_port
 from qasic.rtl.post import PARAM_PORT_BYTES_PER_LANE
 from qasic.rtl.requant import RequantLane
-from qasic.rtl.unpack import FP8, Fp8Level, Unpack, code_bits
+from qasic.rtl.unpack import Fp8Level, Unpack, code_bits, is_fp_encoding
 
 ERROR_UNSUPPORTED = 1
 TABLE_BYTES = 256
@@ -137,7 +137,7 @@ class VectorUnit(wiring.Component):
         a_bits, b_bits, o_bits = Signal(5), Signal(5), Signal(5)
         m.d.comb += [a_bits.eq(code_bits(a_enc)), b_bits.eq(code_bits(b_enc)),
                      o_bits.eq(code_bits(o_enc))]
-        a_fp, b_fp, o_fp = a_enc == FP8, b_enc == FP8, o_enc == FP8
+        a_fp, b_fp, o_fp = (is_fp_encoding(e) for e in (a_enc, b_enc, o_enc))
         avg = pool.mode.as_value() == 1
         mul = add.op.as_value() == 1
         count = Mux(is_add, add.count, lut.count)
@@ -313,7 +313,8 @@ class VectorUnit(wiring.Component):
                      ub.window.eq(self.b.data.as_value() >> offs[1]), ub.enc.eq(b_enc)]
         m.submodules.plo_level = plo_level = Fp8Level()
         m.submodules.phi_level = phi_level = Fp8Level()
-        m.d.comb += [plo_level.byte.eq(plo[:8]), phi_level.byte.eq(phi[:8])]
+        m.d.comb += [plo_level.byte.eq(plo[:8]), plo_level.enc.eq(o_enc),
+                     phi_level.byte.eq(phi[:8]), phi_level.enc.eq(o_enc)]
         lo_code = pool.lo.as_unsigned()
         lo_key = Mux(a_fp, Mux(lo_code[7], -lo_code[:7], lo_code[:7]), lo_code.as_signed())
 
@@ -321,7 +322,8 @@ class VectorUnit(wiring.Component):
         mask = Signal(8)
         m.d.comb += mask.eq((1 << a_bits) - 1)
         lane_env = SimpleNamespace(
-            op=op, is_pool=is_pool, a_fp=a_fp, b_fp=b_fp, o_fp=o_fp, avg=avg, mul=mul, za=za,
+            op=op, is_pool=is_pool, a_enc=a_enc, b_enc=b_enc, o_enc=o_enc, a_fp=a_fp, b_fp=b_fp,
+            o_fp=o_fp, avg=avg, mul=mul, za=za,
             zb=zb, zi=zi, zo=zo, qa=qa, sa=sa, qb=qb, sb=sb, qo=qo, so=so, plo=plo, phi=phi,
             plo_level=plo_level, phi_level=phi_level, lo_key=lo_key, packer=packer)
         for i in range(lanes):
@@ -403,7 +405,8 @@ class VectorUnit(wiring.Component):
         # -- stage 1: values
         fa, fb = Fp8Level(), Fp8Level()
         m.submodules[f"fp8a_{i}"], m.submodules[f"fp8b_{i}"] = fa, fb
-        m.d.comb += [fa.byte.eq(ua.raw[i][:8]), fb.byte.eq(ub.raw[i][:8])]
+        m.d.comb += [fa.byte.eq(ua.raw[i][:8]), fa.enc.eq(e.a_enc),
+                     fb.byte.eq(ub.raw[i][:8]), fb.enc.eq(e.b_enc)]
         code_a, code_b = ua.code[i], ub.code[i]
         va1 = Mux(e.a_fp, fa.level, code_a - Mux(e.is_pool, e.zi, e.za))
         vb1 = Mux(e.b_fp, fb.level, code_b - e.zb)
@@ -447,7 +450,7 @@ class VectorUnit(wiring.Component):
         m.d.comb += lvl_c.eq(Mux(lvl > e.phi_level.level, e.phi_level.level, lvl))
         enc = Fp8Encode()
         m.submodules[f"fp8enc{i}"] = enc
-        m.d.comb += enc.y.eq(lvl_c)
+        m.d.comb += [enc.y.eq(lvl_c), enc.enc.eq(e.o_enc)]
         requanted = Mux(e.o_fp, enc.code, int_code[:16])
         # POOL max: the best key two cycles on (stage 4), as a code
         best_code = Mux(e.a_fp & (best < 0), Cat((-best)[:7], Const(1, 1)), best[:8])

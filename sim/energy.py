@@ -41,8 +41,10 @@ Bit-width sets the price twice, each the way the hardware pays it:
   wide-exponent minifloat weights gets shift-add PEs (a native FP-weight MAC: significand
   multiplier + exponent shift) when they are cheaper than a multiplier of the decoded width.
   FP8 E4M3 then costs 1.45x an INT8 MAC (cited range 1.0-1.6x, docs/energy.md);
-  decoded to 19-bit integers it would cost 2.0x. FP4 E2M1 stays on 5-bit integer PEs (1.15x
-  INT4): with block fixed-point accumulation FP4 ~ INT4;
+  decoded to 19-bit integers it would cost 2.0x. FP8 E3M4 activations (6-bit significands,
+  shifts 0..6: one exponent bit fewer, one mantissa bit more) cost 1.34x on INT8 weights,
+  1.37x decoded to 12-bit integers (the same cited range). FP4 E2M1 stays on 5-bit integer
+  PEs (1.15x INT4): with block fixed-point accumulation FP4 ~ INT4;
 - SRAM and DRAM are priced per bit actually moved, and weights are stored packed, so a 4-bit
   layer moves half the weight bits of an 8-bit one even on an 8-bit array.
 Block-scaled formats (MX, per group) add their scale bytes to the weight traffic (MXFP4: 8 bits

@@ -158,7 +158,8 @@ def calibrated(g: QGraph, seed: int = 1) -> QGraph:
                 acc = v @ w.T
             spread = acc.reshape(-1, acc.shape[-1]).std(axis=0) + 1.0
             out = g.tensors[n.output]
-            target = 4096.0 if out.is_fp else (out.qmax - out.qmin) / 6  # FP: levels, value ~8
+            # FP: in levels, 1/56 of the largest (E4M3: 4096, value 8 of 448)
+            target = out.max_magnitude / 56 if out.is_fp else (out.qmax - out.qmin) / 6
             q, s = quantize_multipliers(target / spread)
             n = QNode(n.name, n.op, n.inputs, n.output, n.attrs,
                       dict(n.params, multiplier=q, shift=s),
@@ -224,9 +225,10 @@ def blocked_graph(mode: str = "shift", size: int = 32, seed: int = 0, lut: bool 
     return calibrated(QGraph("blocked_cnn", g.input, g.output, tuple(nodes), g.tensors, g.shapes))
 
 
-def with_fp8(g: QGraph) -> QGraph:
-    """``g`` with every activation in FP8 E4M3 (same scales), adds rescaled, recalibrated."""
-    tensors = {name: TensorQ(t.scale, 0, 8, "fp8_e4m3") for name, t in g.tensors.items()}
+def with_fp8(g: QGraph, fmt: str = "fp8_e4m3") -> QGraph:
+    """``g`` with every activation in the FP8 format ``fmt`` (same scales), adds rescaled,
+    recalibrated."""
+    tensors = {name: TensorQ(t.scale, 0, 8, fmt) for name, t in g.tensors.items()}
     nodes = []
     for n in g.nodes:
         attrs, params = dict(n.attrs), dict(n.params)
@@ -243,11 +245,12 @@ def with_fp8(g: QGraph) -> QGraph:
                              g.shapes, g.input_layout))
 
 
-def fp8_graph(seed: int = 0, hw: int = 8, c1: int = 8, c2: int = 16, classes: int = 10) -> QGraph:
-    """FP8 E4M3 activations everywhere: conv-relu, conv, maxpool of signed values (codes must
-    compare by value), relu, flatten, linear."""
+def fp8_graph(seed: int = 0, hw: int = 8, c1: int = 8, c2: int = 16, classes: int = 10,
+              fmt: str = "fp8_e4m3") -> QGraph:
+    """FP8 activations (``fmt``, an isa.table.ACT_FORMATS minifloat) everywhere: conv-relu, conv,
+    maxpool of signed values (codes must compare by value), relu, flatten, linear."""
     rng = np.random.default_rng(seed)
-    fp = TensorQ(0.05, 0, 8, "fp8_e4m3")
+    fp = TensorQ(0.05, 0, 8, fmt)
     h2 = hw // 2
     shapes = {"x": (hw, hw, 1), "c1": (hw, hw, c1), "c2": (hw, hw, c2), "p": (h2, h2, c2),
               "r": (h2, h2, c2), "f": (h2 * h2 * c2,), "y": (classes,)}

@@ -408,9 +408,21 @@ def test_fp8_activations_and_block_formats_from_the_command_line(tmp_path, capsy
     assert main(["simulate", str(prog), "--limit", "8", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["samples"] == 8
     assert main(["quantize", "--act-format", "fp8_e5m2"]) == 1
-    assert "activation_format = 'fp8_e5m2' is unknown: allowed 'int', 'fp8_e4m3'" in _err(capsys)
+    assert _err(capsys) == ("qasic: error: activation_format = 'fp8_e5m2' is unknown: allowed "
+                            "'int', 'fp8_e4m3', 'fp8_e3m4'")  # the whole message, one line
     assert main(["quantize", "--act-format", "fp8_e4m3", "--act-bits", "4"]) == 1
     assert "activation_bits = 4 applies to 'int' only" in _err(capsys)
+
+
+def test_fp8_e3m4_activations_evaluate_bit_exact(capsys):
+    assert main(["evaluate", "--act-format", "fp8_e3m4", "--fit-arch", "--limit", "32",
+                 "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["bit_exact"] is True
+    assert record["arch"].endswith("-a6s3")  # 6-bit significands shifted by 0..7 (shift-add)
+    assert record["samples"] == 32 and record["accuracy"] >= 0.9
+    assert main(["evaluate", "--act-format", "fp8_e3m4", "--limit", "4"]) == 1  # 8-bit PEs
+    assert "reads fp8_e3m4 activations needing 12-bit PE inputs" in _err(capsys)
 
 
 def test_qat_from_the_command_line(capsys):

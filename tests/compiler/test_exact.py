@@ -196,12 +196,13 @@ def test_every_activation_width_is_bit_exact(model, bits):
     check(graph, ARCHS["default"])
 
 
+@pytest.mark.parametrize("fmt", ["fp8_e4m3", "fp8_e3m4"])
 @pytest.mark.parametrize("model, arch", [("resblock", "default"), ("depthwise", "4x8"),
                                          ("cnn", "4x4")])
-def test_fp8_activations_are_bit_exact(model, arch):
+def test_fp8_activations_are_bit_exact(model, arch, fmt):
     from qasic.flow import arch_for
 
-    graph = quantized(model, QuantConfig(activation_format="fp8_e4m3"))
+    graph = quantized(model, QuantConfig(activation_format=fmt))
     check(graph, arch_for(graph, ARCHS[arch]))
 
 

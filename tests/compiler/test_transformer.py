@@ -110,22 +110,26 @@ def test_matmul_of_int8_by_int4_codes():
     check(matmul_graph(True, bits=8, b_bits=4), ARCHS["8x8"])
 
 
-# FP8 operands: shift-add PEs take E4M3 levels on both sides (as qasic --fit-arch chooses)
-FP8_ARCH = dataclasses.replace(default_arch(), input_bits=5, input_shift_bits=4, weight_bits=5,
-                               weight_shift_bits=4, acc_bits=48)
+# FP8 operands: shift-add PEs take FP8 levels on both sides (as qasic --fit-arch chooses):
+# E4M3 5-bit significands shifted 0..15, E3M4 6-bit ones shifted 0..7
+FP8_ARCHS = {"fp8_e4m3": dataclasses.replace(default_arch(), input_bits=5, input_shift_bits=4,
+                                             weight_bits=5, weight_shift_bits=4, acc_bits=48),
+             "fp8_e3m4": dataclasses.replace(default_arch(), input_bits=6, input_shift_bits=3,
+                                             weight_bits=6, weight_shift_bits=3, acc_bits=48)}
 
 
+@pytest.mark.parametrize("fmt", list(FP8_ARCHS))
 @pytest.mark.parametrize("transpose_b", [False, True])
-def test_matmul_of_fp8_activations_decodes_b_through_the_levels_table(transpose_b):
+def test_matmul_of_fp8_activations_decodes_b_through_the_levels_table(transpose_b, fmt):
     g = Builder("fp8_matmul")
-    fp8 = TensorQ(0.05, 0, 8, "fp8_e4m3")
+    fp8 = TensorQ(0.05, 0, 8, fmt)
     x = g.codes("x", (2, 20, 20), fp8)
-    w = g.linear("b", x, 20 if transpose_b else 18, TensorQ(0.06, 0, 8, "fp8_e4m3"), wbits=4)
-    p, _ = check(g.graph(g.matmul("mm", x, w, TensorQ(0.1, 0, 8, "fp8_e4m3"), transpose_b)),
-                 FP8_ARCH)
+    w = g.linear("b", x, 20 if transpose_b else 18, TensorQ(0.06, 0, 8, fmt), wbits=4)
+    p, _ = check(g.graph(g.matmul("mm", x, w, TensorQ(0.1, 0, 8, fmt), transpose_b)),
+                 FP8_ARCHS[fmt])
     gemms = [ins for ins, lid in zip(p.instrs, p.layer_ids, strict=True)
              if ins.op == "GEMM" and p.layers[lid]["name"] == "mm"]
-    assert {(ins["lut"], ins["afmt"]) for ins in gemms} == {(1, "fp8_e4m3")}
+    assert {(ins["lut"], ins["afmt"]) for ins in gemms} == {(1, fmt)}
 
 
 def test_a_head_sized_b_loads_once_per_head_when_it_fits():

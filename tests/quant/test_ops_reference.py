@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qasic.isa.table import ACT_FORMATS
 from qasic.quant import QuantConfig, quantize, reference
 from tests.quant.opcheck import codes_vs_fake_quant, quantized, reference_cosine
 from tests.quant.test_ops_capture import Fn
@@ -52,11 +53,20 @@ def test_reference_codes_equal_the_fake_quantized_float(name, bits):
     assert diff.max() <= 1 and np.mean(diff) < 0.01  # 31-bit multiplier rounding at ties
 
 
+# FP8: the reference rounds to an integer level (requant), then to the nearest code: a value
+# whose level rounds onto the midpoint of two codes goes to the even one, one code from the
+# float's nearest. How often: about 1 / (levels between codes). E4M3's codes are 2^4..2^14
+# levels apart at these values (measured: 0 codes off); E3M4's only 2^1..2^5 (levels are value
+# x 2^6): measured 5.3% (bilinear), 6.8% (avgpool_pad), 9.9% (mul_bcast) of codes 1 off.
+FP8_OFF_BY_ONE = {"fp8_e4m3": 0.02, "fp8_e3m4": 0.12}
+
+
+@pytest.mark.parametrize("fmt", ACT_FORMATS[1:])
 @pytest.mark.parametrize("name", ["hardswish", "mul_bcast", "avgpool_pad", "cat", "bilinear"])
-def test_fp8_activations(name):
+def test_fp8_activations(name, fmt):
     module, shape = WEIGHTLESS[name]
-    diff = codes_vs_fake_quant(module, _x(*shape), 8, activation_format="fp8_e4m3")
-    assert diff.max() <= 1 and np.mean(diff) < 0.02  # FP8: nearest code of an integer level
+    diff = codes_vs_fake_quant(module, _x(*shape), 8, activation_format=fmt)
+    assert diff.max() <= 1 and np.mean(diff) < FP8_OFF_BY_ONE[fmt]
 
 
 @pytest.mark.parametrize("name", list(WEIGHTLESS))

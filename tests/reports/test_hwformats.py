@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from qasic.reports.hwformats import render, weight_rows
+from qasic.isa.table import ACT_FORMATS
+from qasic.reports.hwformats import activation_rows, render, weight_rows
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "hardware_formats.md"
 
@@ -43,3 +44,14 @@ def test_fp8_e5m2_gets_a_4_bit_shift_add_pe_priced_above_e4m3(rows):
 def test_mx_and_group_scales_are_stored(rows):
     assert rows["mxfp4"].stored_bits == 4.25 and rows["nf4"].stored_bits == 4.125
     assert rows["int4_g32"].stored_bits == 4.25 and rows["int4"].stored_bits == 4
+
+
+def test_fp8_activations_get_shift_add_pes_in_the_cited_range():
+    """E4M3 activations: 5-bit significands shifted 0..15; E3M4 (one exponent bit fewer, one
+    mantissa bit more): 6-bit significands shifted 0..7, a wider multiplier but a narrower
+    shifter and adder, cheaper in total; both inside the cited 1.0-1.6x INT8."""
+    acts = {name: (pe, mac) for name, _, pe, mac in activation_rows()}
+    assert set(ACT_FORMATS[1:]) <= set(acts)
+    assert acts["fp8_e4m3"][0] == "5-bit x shift 0..15"
+    assert acts["fp8_e3m4"][0] == "6-bit x shift 0..7"
+    assert 1.0 <= acts["fp8_e3m4"][1] < acts["fp8_e4m3"][1] <= 1.6

@@ -33,7 +33,7 @@ from qasic.isa.table import (
     encoding_bytes,
     encoding_is_fp,
 )
-from qasic.quant.actformat import levels
+from qasic.quant.actformat import levels, max_code
 from qasic.rtl.cocotb_runner import MAKE_VARS, VERILATOR_ARGS, arch_key
 from qasic.rtl.gemm_unit import GemmUnit
 from qasic.rtl.packing import operand_misfit, wrap
@@ -41,6 +41,7 @@ from qasic.rtl.ports import sram_elements
 from qasic.rtl.timing import gemm_prologue_cycles, gemm_unit_cycles
 from qasic.rtl.tools import ensure_verilator, make_flags, make_overrides
 from qasic.sim import kernels
+from qasic.sim.machine import _act_table
 
 MEMS = ("input", "weight", "param")
 REGION = 1024          # operands are placed in the first REGION elements of each memory
@@ -73,7 +74,8 @@ class Case:
                      ins["acc_addr"], ins["rows"], ins["k"], ins["n"], ins["accumulate"],
                      ins["wbits"], arch.acc_bits, ins["lut"], self.mem["param"][None],
                      ins["lut_addr"], BSCALE_MODES.index(ins["bscale"]), s_addr or 0,
-                     encoding_is_fp(ins["afmt"]), FP8_LEVELS, encoding_bits(ins["afmt"]),
+                     encoding_is_fp(ins["afmt"]), _act_table(ins["afmt"]),
+                     encoding_bits(ins["afmt"]),
                      ins["wtrans"])
         return acc[0]
 
@@ -92,8 +94,8 @@ def afmts(arch: ArchConfig) -> tuple[str, ...]:
         if encoding_bits(e) > 8:
             continue
         bits = encoding_bits(e)
-        values = FP8_LEVELS if encoding_is_fp(e) else np.arange(-(1 << (bits - 1)),
-                                                                 1 << (bits - 1))
+        values = levels(e) if encoding_is_fp(e) else np.arange(-(1 << (bits - 1)),
+                                                               1 << (bits - 1))
         if operand_misfit(values, arch.input_bits, arch.input_shift_bits) is None:
             out.append(e)
     return tuple(out)
@@ -185,14 +187,14 @@ def _random_table(rng, arch: ArchConfig, wbits: int) -> np.ndarray:
 
 
 def _fill_inputs(rng, mem: np.ndarray, ins: Instr) -> None:
-    """Random codes of afmt at every vector (FP8: any byte but the NaN codes)."""
+    """Random codes of afmt at every vector (FP8: any byte but E4M3's NaN codes)."""
     enc, k = ins["afmt"], ins["k"]
     for line in range(ins["lines"]):
         for row in range(ins["rows"]):
             at = ins["inp_addr"] + line * ins["inp_line_stride"] + row * ins["inp_stride"]
             if encoding_is_fp(enc):
-                codes = rng.integers(0, 255, size=k)
-                codes = np.where(codes == 0x7F, 0x7E, codes)
+                codes = rng.integers(0, 256, size=k)
+                codes = np.where((codes & 0x7F) > max_code(enc), codes - 1, codes)
                 mem[at:at + k] = codes
             else:
                 bits = encoding_bits(enc)
@@ -339,19 +341,24 @@ def test_wide_table_levels():
     check(WIDE_ARCH, cases, run_amaranth(WIDE_ARCH, cases))
 
 
-def test_fp8_levels_on_plain_multipliers():
-    """Without input shift bits an FP8 code enters as its whole 19-bit level."""
-    arch = dataclasses.replace(ARCH, input_bits=19, acc_bits=48)
-    assert "fp8_e4m3" in afmts(arch)
+@pytest.mark.parametrize(("fmt", "bits", "shift"), [("fp8_e4m3", 19, 0), ("fp8_e3m4", 12, 0),
+                                                    ("fp8_e3m4", 6, 3)])
+def test_fp8_levels(fmt, bits, shift):
+    """Without input shift bits an FP8 code enters as its whole level (E4M3 19 bits, E3M4 12);
+    with them as its significand and shift (E3M4: 6-bit significands, shifts 0..6)."""
+    arch = dataclasses.replace(ARCH, input_bits=bits, input_shift_bits=shift, acc_bits=48)
+    assert fmt in afmts(arch)
+    assert fmt not in afmts(dataclasses.replace(arch, input_bits=bits - 1))
     rng = np.random.default_rng(9)
-    cases = [random_case(rng, arch, afmt="fp8_e4m3", wtrans=w) for w in (0, 1)]
+    cases = [random_case(rng, arch, afmt=fmt, wtrans=w) for w in (0, 1)]
     check(arch, cases, run_amaranth(arch, cases))
 
 
 # Compiled digits_cnn programs on the 4x4 array: plain INT8, MXFP4 weights (decode table, shift
 # block scales) and FP8 weights and activations (shift-add PEs, arch_for's design points).
 POINTS = {"w8a8": {}, "mxfp4": {"weight_format": "mxfp4"},
-          "fp8": {"weight_format": "fp8_e4m3", "activation_format": "fp8_e4m3"}}
+          "fp8": {"weight_format": "fp8_e4m3", "activation_format": "fp8_e4m3"},
+          "fp8_e3m4": {"weight_format": "fp8_e4m3", "activation_format": "fp8_e3m4"}}
 
 
 def program_cases(config: dict, count: int) -> tuple[ArchConfig, list[Case], list[np.ndarray]]:

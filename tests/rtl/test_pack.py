@@ -4,34 +4,40 @@ sim.kernels.fp_encode, the row packer against sim.kernels._put for every encodin
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from qasic.isa.table import ACT_ENCODINGS, encoding_bits
 from qasic.quant import actformat
-from qasic.rtl.pack import FP8_MAX_LEVEL, Fp8Encode, RowPacker, port_bytes
+from qasic.rtl.pack import Fp8Encode, RowPacker, port_bytes
+from qasic.rtl.unpack import FP_ENCODINGS
 from qasic.sim import kernels as K
 from qasic.sim.machine import _positive_levels
 
 from .spads import Spad
 
-POS = _positive_levels("fp8_e4m3")
 
-
-def test_fp8_encode_every_boundary():
-    lv = actformat.levels("fp8_e4m3")[:0x7F]
+@pytest.mark.parametrize("fmt", FP_ENCODINGS)
+def test_fp8_encode_every_boundary(fmt):
+    """Fp8Encode with enc = fmt == kernels.fp_encode on every level, every midpoint (ties to
+    even), +-1 around them, saturation and random levels of the encoder's input range."""
+    pos = _positive_levels(fmt)
+    lv = actformat.levels(fmt)[:actformat.max_code(fmt) + 1]
     mids = (lv[1:] + lv[:-1]) // 2
     ys = set()
-    for v in np.concatenate([lv, mids, [FP8_MAX_LEVEL + 5000, (1 << 19) - 1]]):
+    for v in np.concatenate([lv, mids, [lv[-1] + 5000, (1 << 19) - 1]]):
         for d in (-1, 0, 1):
             ys.update({int(v) + d, -(int(v) + d)})
     rng = np.random.default_rng(0)
     ys.update(int(y) for y in rng.integers(-(1 << 19) + 1, 1 << 19, size=500))
+    ys.update(int(y) for y in rng.integers(-2 * int(lv[-1]), 2 * int(lv[-1]), size=500))
     ys = sorted(y for y in ys if abs(y) < 1 << 19)  # the encoder's input range
     enc = Fp8Encode()
     got = []
 
     async def bench(ctx):
+        ctx.set(enc.enc, ACT_ENCODINGS.index(fmt))
         for y in ys:
             ctx.set(enc.y, y)
             got.append(ctx.get(enc.code))
@@ -39,9 +45,10 @@ def test_fp8_encode_every_boundary():
     sim = Simulator(enc)
     sim.add_testbench(bench)
     sim.run()
-    want = [int(K.fp_encode(np.int64(y), POS)) for y in ys]
+    want = [int(K.fp_encode(np.int64(y), pos)) for y in ys]
     bad = [(y, g, w) for y, g, w in zip(ys, got, want) if g != w]
     assert not bad, f"{len(bad)} of {len(ys)} levels differ, first (level, rtl, sim): {bad[0]}"
+    assert max(got) == 0x80 | actformat.max_code(fmt)  # saturated negatives were checked
 
 
 def test_port_bytes_covers_the_widest_group():

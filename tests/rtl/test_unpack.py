@@ -11,7 +11,18 @@ from qasic.arch.pe import split as split_model
 from qasic.isa.packing import pack_bits, unpack_bits
 from qasic.isa.table import ACT_ENCODINGS, encoding_bits, encoding_bytes
 from qasic.quant.actformat import levels
-from qasic.rtl.unpack import Fp8Level, Unpack, code_bits, split, window_bytes_for
+from qasic.rtl.unpack import (
+    FP8_LEVEL_BITS,
+    FP8_SHIFT_BITS,
+    FP8_SIG_BITS,
+    FP_ENCODINGS,
+    Fp8Level,
+    Unpack,
+    code_bits,
+    minifloat,
+    split,
+    window_bytes_for,
+)
 
 COUNT = 5
 
@@ -92,19 +103,42 @@ def test_code_bits_of_every_encoding():
     _run(m, bench)
 
 
-def test_fp8_level_of_every_byte():
+# FP encoding -> (|sig| bound, sh bound) of its natural pairs: 2^(M+1), top exponent - 1
+SIG_SH = {"fp8_e4m3": (16, 14), "fp8_e3m4": (32, 6)}
+
+
+def test_fp_widths_cover_every_fp_encoding():
+    assert FP_ENCODINGS == tuple(f for f in ACT_ENCODINGS if f.startswith("fp8_"))
+    assert set(SIG_SH) == set(FP_ENCODINGS)
+    assert (FP8_LEVEL_BITS, FP8_SIG_BITS, FP8_SHIFT_BITS) == (19, 6, 4)
+
+
+@pytest.mark.parametrize("fmt", FP_ENCODINGS)
+def test_fp8_level_of_every_byte(fmt):
+    """Fp8Level with enc = fmt == actformat.levels(fmt) on all 256 bytes, as sig << sh."""
     dut = Fp8Level()
-    table = levels("fp8_e4m3")
+    table = levels(fmt)
+    sig_max, sh_max = SIG_SH[fmt]
+
+    seen = []
 
     async def bench(ctx):
+        ctx.set(dut.enc, ACT_ENCODINGS.index(fmt))
         for byte in range(256):
             ctx.set(dut.byte, byte)
             level, sig, sh = ctx.get(dut.level), ctx.get(dut.sig), ctx.get(dut.sh)
             assert level == table[byte], hex(byte)
             assert sig << sh == level, hex(byte)
-            assert abs(sig) < 16 and 0 <= sh < 16, hex(byte)
+            seen.append((abs(sig), sh))
 
     _run(dut, bench)
+    assert max(s for s, _ in seen) == sig_max - 1 and max(h for _, h in seen) == sh_max
+
+
+def test_rtl_refuses_a_minifloat_with_inf():
+    with pytest.raises(ValueError, match=r"activation format 'fp8_e5m2': the RTL takes 8-bit "
+                                         r"minifloats without inf"):
+        minifloat("fp8_e5m2")  # what FpLevel and FpEncode call first
 
 
 @pytest.mark.parametrize("sig_bits,shift_bits", [(8, 0), (5, 4), (3, 2), (24, 5)])

@@ -22,6 +22,7 @@ from qasic.isa.table import (
     encoding_bytes,
     encoding_is_fp,
 )
+from qasic.quant.actformat import levels
 from qasic.quant.reference import ADD_LEFT_SHIFT
 from qasic.rtl.vector import ERROR_UNSUPPORTED, VectorUnit, vector_cycles
 from qasic.sim import kernels as K
@@ -37,8 +38,10 @@ SRC_END = 2048   # sources live below, results above
 
 
 def _mag(fmt: str) -> int:
-    """log2 of a typical |v| of the encoding."""
-    return 17 if encoding_is_fp(fmt) else encoding_bits(fmt) - 1
+    """log2 of a typical |v| of the encoding (FP: of its largest level, E4M3 17, E3M4 10)."""
+    if encoding_is_fp(fmt):
+        return int(np.abs(levels(fmt)).max()).bit_length() - 1
+    return encoding_bits(fmt) - 1
 
 
 def _clamp_words(rng, ofmt: str) -> tuple[int, int, int]:
@@ -59,8 +62,14 @@ def _words(values) -> np.ndarray:
     return np.frombuffer(np.array(values, dtype="<i4").tobytes(), np.uint8)
 
 
+def _stride(n: int, start: int) -> int:
+    """The first step from ``start`` coprime with ``n``: k -> (step * k + c) % n visits all n."""
+    return next(s for s in range(start, start + n) if math.gcd(s, n) == 1)
+
+
 def random_lut(rng, k):
-    fmt, ofmt = NARROW[k % len(NARROW)], NARROW[(3 * k + 1) % len(NARROW)]
+    n = len(NARROW)
+    fmt, ofmt = NARROW[k % n], NARROW[(_stride(n, 3) * k + 1) % n]
     count = int(rng.integers(1, 14))
     table = rng.integers(0, 256, size=1 << encoding_bits(fmt)).astype(np.uint8)
     return Instr("LUT", {"count": count, "fmt": fmt, "ofmt": ofmt,
@@ -68,9 +77,10 @@ def random_lut(rng, k):
 
 
 def random_add(rng, k):
-    fmt = ACT_ENCODINGS[k % len(ACT_ENCODINGS)]
-    bfmt = ACT_ENCODINGS[(2 * k + 3) % len(ACT_ENCODINGS)]
-    ofmt = ACT_ENCODINGS[(5 * k + 1) % len(ACT_ENCODINGS)]
+    n = len(ACT_ENCODINGS)
+    fmt = ACT_ENCODINGS[k % n]
+    bfmt = ACT_ENCODINGS[(_stride(n, 2) * k + 3) % n]
+    ofmt = ACT_ENCODINGS[(_stride(n, 5) * k + 1) % n]
     op = ("add", "mul")[(k // 3) % 2]
     count = int(rng.integers(1, 14))
     bcast = 0 if k % 4 < 2 else int(rng.integers(1, 6))
@@ -207,20 +217,30 @@ def check(arch, items, seed, source=None, runner=None):
 
 def test_lut_every_encoding():
     rng = np.random.default_rng(1)
-    check(SMALL, place(rng, [random_lut(rng, k) for k in range(12)]), seed=1)
+    items = [random_lut(rng, k) for k in range(max(12, len(NARROW)))]
+    assert {i["fmt"] for i, _ in items} == {i["ofmt"] for i, _ in items} == set(NARROW)
+    check(SMALL, place(rng, items), seed=1)
 
 
 @pytest.mark.parametrize("part", [0, 1])
 def test_add_every_encoding(part):
+    """Each part: every encoding as a, as b and as the result."""
     rng = np.random.default_rng(10 + part)
-    check(SMALL, place(rng, [random_add(rng, k) for k in range(9 * part, 9 * part + 9)]),
-          seed=part)
+    n = len(ACT_ENCODINGS)
+    items = [random_add(rng, k) for k in range(n * part, n * part + n)]
+    for f in ("fmt", "bfmt", "ofmt"):
+        assert {i[f] for i, _ in items} == set(ACT_ENCODINGS), f
+    check(SMALL, place(rng, items), seed=part)
 
 
 @pytest.mark.parametrize("part", [0, 1])
 def test_pool_every_encoding(part):
+    """part 0: max, part 1: average, each over every encoding POOL reads."""
     rng = np.random.default_rng(20 + part)
-    items = [random_pool(rng, k) for k in range(8 * part, 8 * part + 8)]
+    n = len(NARROW)
+    items = [random_pool(rng, k) for k in range(n * part, n * part + n)]
+    assert {i["mode"] for i, _ in items} == {("max", "avg")[part]}
+    assert {i["fmt"] for i, _ in items} == set(NARROW)
     check(SMALL, place(rng, items), seed=part)
 
 
@@ -241,13 +261,14 @@ def test_empty_instructions_and_unsupported_opcode():
     assert got == {"error": 1, "code": ERROR_UNSUPPORTED} and d == [4]
 
 
-def test_fp8_max_pool_of_negative_codes():
+@pytest.mark.parametrize("fmt", [e for e in NARROW if encoding_is_fp(e)])
+def test_fp8_max_pool_of_negative_codes(fmt):
     """Windows of negative FP8 codes under a negative floor: results are negative codes
     (sign-magnitude order), -0 and +0 alike."""
     rng = np.random.default_rng(4)
     items = []
     for k in range(4):
-        ins, block = random_pool(rng, NARROW.index("fp8_e4m3"))
+        ins, block = random_pool(rng, NARROW.index(fmt))
         items.append((Instr("POOL", {**ins.args, "mode": "max",
                                      "lo": (-2, -128, -1, 0)[k]}), block))  # 0xFE, -0, ...
     source = rng.choice([0x80, 0x81, 0x88, 0xC0, 0xF8, 0xFE, 0x00], size=SRC_END)

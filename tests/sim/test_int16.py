@@ -164,7 +164,7 @@ def test_the_verifier_keeps_int16_to_add_norm_and_post(op, field):
             "POOL": {"h": 1, "w": 1, "c": 1, "kh": 1, "kw": 1, "sh": 1, "sw": 1}}.get(op, {})
     assert _violation(Instr(op, {**args, field: "int16"})) == (
         f"field {field} = int16 is not allowed here; {op}.{field} takes int8, int7, int6, "
-        f"int5, int4, int3, int2" + (", fp8_e4m3" if op != "SOFTMAX" else ""))
+        f"int5, int4, int3, int2" + (", fp8_e4m3, fp8_e3m4" if op != "SOFTMAX" else ""))
     assert _violation(Instr("ADD", {"count": 4, "fmt": "int16", "bfmt": "int8",
                                     "ofmt": "int16"})) is None
     assert _violation(Instr("POST", {"rows": 2, "n": 3, "ofmt": "int16"})) is None

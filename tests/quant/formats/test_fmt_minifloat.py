@@ -9,7 +9,15 @@ import pytest
 import torch
 
 from qasic.errors import ConfigError, InputError
-from qasic.quant.formats import FP4_E2M1, FP6_E2M3, FP6_E3M2, FP8_E4M3, FP8_E5M2, FloatFormat
+from qasic.quant.formats import (
+    FP4_E2M1,
+    FP6_E2M3,
+    FP6_E3M2,
+    FP8_E4M3,
+    FP8_E5M2,
+    FloatFormat,
+    get_format,
+)
 
 ORACLES = [
     (FP8_E4M3, ml_dtypes.float8_e4m3fn),
@@ -134,3 +142,28 @@ def test_bad_codes_and_bad_fields_are_refused():
         FloatFormat(5, 3, bias=15)
     with pytest.raises(ConfigError, match="specials = 'inf' is unknown"):
         FloatFormat(4, 3, bias=7, specials="inf")
+
+
+def test_e3m4_matches_ml_dtypes_on_the_finite_range_they_share():
+    """Our fp8_e3m4 (the activation format: MX-style, bias 3, no inf/NaN, max 31) against
+    ml_dtypes.float8_e3m4 (IEEE-like: exponent 7 holds inf and NaN, max 15.5). They agree on
+    every code with exponent < 7 (|v| <= 15.5) and on encoding any |x| <= 15.5; ours goes on to
+    16..31 where ml_dtypes has inf (0x70) and NaN."""
+    e3m4 = get_format("fp8_e3m4").element
+    dtype = ml_dtypes.float8_e3m4
+    assert (e3m4.bias, e3m4.specials, e3m4.max_value, e3m4.min_subnormal) == (3, "none", 31.0,
+                                                                                2.0**-6)
+    codes = np.arange(256, dtype=np.uint8)
+    shared = (codes & 0x70) != 0x70
+    assert shared.sum() == 224
+    ours, ref = e3m4.decode(codes), codes.view(dtype).astype(np.float64)
+    assert np.array_equal(ours[shared].view(np.uint64), ref[shared].view(np.uint64))
+    assert np.isinf(ref[0x70]) and np.isnan(ref[0x71]) and (ours[0x70], ours[0x7F]) == (16, 31)
+    pos = e3m4.positive[e3m4.positive <= 15.5]
+    mids = (pos[:-1] + pos[1:]) / 2
+    rng = np.random.default_rng(3)
+    mag = np.exp(rng.uniform(np.log(2.0**-9), np.log(15.5), 20000)).astype(np.float32)
+    x = np.concatenate([pos, mids, mag.astype(np.float64)])
+    x = np.concatenate([x, -x])
+    assert np.array_equal(e3m4.encode(x), ml_codes(x, dtype))
+    assert np.all(e3m4.encode(mids) % 2 == 0)  # ties to the even code
