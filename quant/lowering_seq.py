@@ -17,7 +17,8 @@ reshape when only size-1 axes move).
 
 Also: an expand that repeats nothing, or one size-1 axis (grouped-query attention's
 repeat_kv: a selection by a column of ones, ``rows``); a slice or split of a linear layer's
-output features (a linear of those weight rows: GPT-2's fused QKV); a select, slice, unbind or
+output features, also through a view that splits them (a linear of those weight rows: GPT-2's
+and BLOOM's fused QKV); a select, slice, unbind or
 mean along any other per-sample axis (x[:, 0], x[:, -1], x.mean(1), q, k, v = qkv.unbind(0)):
 a matmul by a constant selector (``rows``; slices of the last axis: qasic.quant.
 lowering_pointwise's Columns); a cat that drops empty constants (an empty KV cache) or joins
@@ -42,7 +43,8 @@ aten = torch.ops.aten
 # the NCL layout of 1-D conv nets
 _SEQUENCE_OPS = {aten.linear.default, aten.layer_norm.default, aten.native_layer_norm.default,
                  aten.rms_norm.default, aten.softmax.int, aten._softmax.default,
-                 aten.matmul.default, aten.bmm.default, aten.scaled_dot_product_attention.default,
+                 aten.matmul.default, aten.bmm.default, aten.baddbmm.default,
+                 aten.scaled_dot_product_attention.default,
                  aten.embedding.default}
 _SPATIAL_OPS = ("conv", "pool", "upsample", "batch_norm", "convolution")
 
@@ -276,7 +278,32 @@ def select(b: Any, node: Any, args: list, kwargs: dict, suffix: str = "") -> Act
     b.batch_axes[node.name] = (p - (dim < p), inner)
     weights = np.zeros((1, size))
     weights[0, int(args[2]) % size] = 1.0
-    return rows(b, node, x, weights, axis, suffix)
+    part = feature_part(b, node, x, axis, weights, per_sample(b, node), suffix or ".select")
+    return part if part is not None else rows(b, node, x, weights, axis, suffix)
+
+
+def feature_part(b: Any, node: Any, x: Act, axis: int, weights: np.ndarray,
+                 out_shape: tuple[int, ...], tag: str) -> Act | None:
+    """A selection (0/1 ``weights``, (k, n)) along per-sample ``axis`` of ``x``, a view of a
+    linear layer's output that splits its features (BLOOM's fused QKV (S, 3 D) viewed as
+    (S, H, 3, Dh) and split by select(-2)), is a linear of those weight rows (in the order
+    of the selected elements), reshaped to ``out_shape``; None if ``x`` is not such a view."""
+    view = b.nodes.get(x.name)
+    lin = b.nodes.get(view.inputs[0]) if view is not None and view.op == "reshape" else None
+    if lin is None or lin.op != "linear" or set(np.unique(weights)) - {0.0, 1.0}:
+        return None
+    lead, shape = b.shapes[lin.output][:-1], b.shapes[x.name]
+    if shape[:len(lead)] != lead or axis < len(lead):
+        return None
+    index = np.arange(b.shapes[lin.output][-1]).reshape(shape[len(lead):])
+    picked = np.moveaxis(np.tensordot(weights, np.moveaxis(index, axis - len(lead), 0),
+                                      axes=1), 0, axis - len(lead))
+    feats = picked.astype(np.int64).reshape(-1)
+    w, bias = lin.params["weight"], lin.params["bias"]
+    y = b.add(node, "linear", lin.inputs, dict(lin.attrs),
+              {"weight": w[feats], "bias": bias[feats]}, shape=lead + (len(feats),),
+              name=lin.name + tag)
+    return reshaped(b, node, y, out_shape, suffix=tag + ".view")
 
 
 def rows(b: Any, node: Any, x: Act, weights: np.ndarray, axis: int | None = None,
@@ -318,8 +345,11 @@ def _part(b: Any, node: Any, x: Act, dim: int, sel: range,
         if axis is None or dim == digit(b, node.args[0])[0]:
             b.fail(node, f"a slice of axis {dim}, the batch axis; only of per-sample axes")
         whole = per_sample(b, node.args[0])  # this part's shape (a split has one per part)
-        return rows(b, node, x, np.eye(size)[list(sel)], axis,
-                    out_shape=whole[:axis] + (len(sel),) + whole[axis + 1:])
+        out = whole[:axis] + (len(sel),) + whole[axis + 1:]
+        tag = f".{piece}" if piece is not None else f".{sel.start}_{sel.stop}"
+        part = feature_part(b, node, x, axis, np.eye(size)[list(sel)], out, tag)
+        return part if part is not None else rows(b, node, x, np.eye(size)[list(sel)], axis,
+                                                  out_shape=out)
     w, bias = prev.params["weight"], prev.params["bias"]
     tag = f".{piece}" if piece is not None else f".{sel.start}_{sel.stop}"
     shape = b.shapes[x.name][:-1] + (len(sel),)

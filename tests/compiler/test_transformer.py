@@ -164,6 +164,55 @@ def test_softmax_of_int4_scores_to_int4_probabilities():
     check(softmax_graph(causal=True, bits=4, out_bits=4), ARCHS["8x8"])
 
 
+def window(s: int, t: int, width: int) -> np.ndarray:
+    """(1, S, T): query i (at position T - S + i) sees the ``width`` keys up to itself."""
+    pos = np.arange(t - s, t)[:, None]
+    return ((np.arange(t) <= pos) & (np.arange(t) > pos - width))[None].astype(np.uint8)
+
+
+def pattern_graph(valid: np.ndarray, shape=(3, 6, 10)):
+    b = Builder("pattern_softmax")
+    x = b.codes("x", shape, TensorQ(0.08, -9))
+    return b.graph(b.softmax("sm", x, valid=valid))
+
+
+BLOCKS = np.kron(np.eye(2), np.ones((3, 5)))[None].astype(np.uint8)  # 2 blocks of 3x5
+# per head: a sliding window of 3 (6 distinct rows), the first 7 keys for every query (one
+# run), the two blocks (two runs)
+PER_HEAD = np.concatenate([window(6, 10, 3), np.ones((1, 6, 10)) * (np.arange(10) < 7),
+                           BLOCKS]).astype(np.uint8)
+
+
+@pytest.mark.parametrize("arch", ["default", "8x8", "tiny-output"])
+@pytest.mark.parametrize("valid", ["window", "per_head", "blocks"])
+def test_softmax_with_a_constant_pattern_is_bit_exact(valid, arch):
+    """A constant pattern (qasic.quant.masks) is a DRAM constant loaded a step's rows at a
+    time; one SOFTMAX per run of equal pattern rows, masked by that row."""
+    target = small_arch(output_sram_bytes=96, param_sram_bytes=1024) \
+        if arch == "tiny-output" else ARCHS[arch]
+    v = {"window": window(6, 10, 3), "per_head": PER_HEAD, "blocks": BLOCKS}[valid]
+    p, r = check(pattern_graph(v), target)
+    assert not r.outputs[:, np.broadcast_to(v, (3, 6, 10)) == 0].any()  # masked keys: 0
+    ops = ops_of(p, "sm")
+    masks = [ins["masked"] for ins in p.instrs if ins.op == "SOFTMAX"]
+    assert all(masks) and sum(ins["rows"] for ins in p.instrs if ins.op == "SOFTMAX") == 18
+    if arch == "default":  # every head one step, one SOFTMAX per run of equal rows
+        assert ops["SOFTMAX"] == {"window": 18, "per_head": 9, "blocks": 6}[valid]
+    assert layer(p, "sm")["compulsory_dram_bytes"] == 2 * 180 + 1024 + v.size  # x, y, exp
+
+
+def test_a_pattern_and_a_key_mask_together_are_refused():
+    g = masked_softmax_graph()
+    sm = g.node("sm")
+    g = dataclasses.replace(g, nodes=tuple(dataclasses.replace(
+        n, params={**n.params, "valid": window(12, 12, 4)}) if n.name == "sm" else n
+        for n in g.nodes))
+    with pytest.raises(UnsupportedOpError, match="softmax sm: a key mask and a constant "
+                                                 "pattern"):
+        compile_graph(g, ARCHS["default"])
+    assert sm.inputs[1] == "mask"
+
+
 def masked_softmax_graph(s=12, heads=2, vocab=30, causal=False):
     """Scores gathered from a table by the ids, split into heads; the key mask gathered from a
     1-D table (every 5th id is padding)."""
