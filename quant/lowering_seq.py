@@ -21,8 +21,9 @@ output features, also through a view that splits them (a linear of those weight 
 and BLOOM's fused QKV); a select, slice, unbind or
 mean along any other per-sample axis (x[:, 0], x[:, -1], x.mean(1), q, k, v = qkv.unbind(0)):
 a matmul by a constant selector (``rows``; slices of the last axis: qasic.quant.
-lowering_pointwise's Columns); a cat that drops empty constants (an empty KV cache) or joins
-along the last axis. This module holds those handlers and the constants derived from
+lowering_pointwise's Columns), and so is a roll of per-sample axes (Swin's cyclic shift, by a
+permutation matrix); a cat that drops empty constants (an empty KV cache) or joins along the
+last axis. This module holds those handlers and the constants derived from
 activations' shapes; qasic.quant.lowering_transformer joins them into the handler table.
 """
 
@@ -306,6 +307,28 @@ def feature_part(b: Any, node: Any, x: Act, axis: int, weights: np.ndarray,
     return reshaped(b, node, y, out_shape, suffix=tag + ".view")
 
 
+def roll(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.roll(x, shifts, dims) (Swin's cyclic shift of the windows): per rolled per-sample
+    axis a selection by a permutation matrix (``rows``), y[i] = x[(i - shift) mod n]."""
+    x = _act(b, node, args[0], "roll input")
+    shifts, dims = _arg(args, kwargs, 1, "shifts", ()), _arg(args, kwargs, 2, "dims", ())
+    shifts = [shifts] if isinstance(shifts, int) else list(shifts)
+    dims = [dims] if isinstance(dims, int) else list(dims)
+    if len(dims) != len(shifts) or not dims:
+        b.fail(node, f"roll by {shifts} over dims {dims}; give one dim per shift (a roll of "
+                     "the flattened tensor is not supported)")
+    rank = node.args[0].meta["val"].dim()
+    axes = axis_map(b, node.args[0])
+    for i, (shift, dim) in enumerate(zip(shifts, dims)):
+        dim = int(dim) % rank
+        if axes[dim] is None or dim == digit(b, node.args[0])[0]:
+            b.fail(node, f"a roll of axis {dim}, the batch axis; only of per-sample axes")
+        n = int(node.args[0].meta["val"].shape[dim])
+        perm = np.eye(n)[(np.arange(n) - int(shift)) % n]
+        x = rows(b, node, x, perm, axes[dim], suffix=f".{i}", out_shape=b.shapes[x.name])
+    return x
+
+
 def rows(b: Any, node: Any, x: Act, weights: np.ndarray, axis: int | None = None,
          suffix: str = "", out_shape: tuple[int, ...] | None = None) -> Act:
     """y = weights @ x along per-sample ``axis`` (default the second-to-last: positions): a
@@ -424,6 +447,7 @@ HANDLERS = {
     aten.expand.default: expand,
     aten.slice.Tensor: slice_,
     aten.select.int: select,
+    aten.roll.default: roll,
     aten.split.Tensor: split,
     aten.split_with_sizes.default: split,
     aten.unbind.int: unbind,

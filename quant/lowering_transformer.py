@@ -208,7 +208,7 @@ def _attention_bias(b: Any, node: Any, scores: Act, mask: torch.Tensor, shape: t
     bias = torch.where(keep, v, torch.zeros_like(v))
     if not bool((bias != 0).any()):
         return scores, mask
-    per = bias.detach().to(torch.float64).numpy()
+    per = bias.detach().to(torch.float64).numpy().reshape(b.batch, *b.shapes[scores.name])
     if not (per == per[:1]).all():
         b.fail(node, "an attention bias that differs between samples")
     const = b.add(node, "constant", (), {}, {"value": per[0].copy()}, shape=per.shape[1:],

@@ -15,6 +15,7 @@ import pytest
 
 from qasic.arch.config import default_arch, load_arch
 from qasic.compiler import compile_graph
+from qasic.compiler.moves import canonical
 from qasic.errors import ConfigError, UnsupportedOpError
 from qasic.quant import reference
 from qasic.quant.graph import TensorQ
@@ -426,9 +427,56 @@ def test_packed_codes_a_permute_moves_code_by_code_are_stored_a_byte_each():
     assert next(r for r in p.regions if r.name == "t").bits == 8
 
 
-def test_a_permute_of_a_4d_tensor_is_refused():
+def test_a_permute_of_four_independent_axes_is_refused():
     b = Builder("p4")
-    x = b.codes("x", (2, 3, 2, 4), TensorQ(0.05, 1))
-    with pytest.raises(UnsupportedOpError, match=r"^permute t: perm \(1, 0, 2, 3\) of a 4-D "
-                                                 r"tensor; qasic permutes 2-D and 3-D"):
-        compile_graph(b.graph(b.permute("t", x, (1, 0, 2, 3))), default_arch())
+    x = b.codes("x", (2, 3, 4, 5), TensorQ(0.05, 1))
+    with pytest.raises(UnsupportedOpError, match=r"^permute t: perm \(1, 0, 3, 2\) of a 4-D "
+                                                 r"tensor moves 4 axes; qasic permutes 2-D and "
+                                                 r"3-D"):
+        compile_graph(b.graph(b.permute("t", x, (1, 0, 3, 2))), default_arch())
+
+
+@pytest.mark.parametrize("shape, perm, want", [
+    ((2, 3, 2, 4), (1, 0, 2, 3), ((2, 3, 8), (1, 0, 2))),
+    ((2, 4, 2, 4, 8), (0, 2, 1, 3, 4), ((2, 4, 2, 32), (0, 2, 1, 3))),  # Swin's windows
+    ((1, 6, 1, 5), (3, 2, 1, 0), ((6, 5), (1, 0))),
+    ((3, 4, 5), (0, 1, 2), ((60,), (0,))),
+])
+def test_canonical_permutes_drop_size_1_axes_and_merge_neighbours(shape, perm, want):
+    assert canonical(shape, perm) == want
+
+
+@pytest.mark.parametrize("shape, perm, bits", [
+    ((2, 3, 2, 4), (1, 0, 2, 3), 8),
+    ((2, 4, 2, 4, 8), (0, 2, 1, 3, 4), 8),   # Swin's window partition: 2 blocks of 3-D
+    ((2, 2, 4, 4, 8), (0, 2, 1, 3, 4), 4),   # and its reverse, packed INT4
+    ((2, 3, 4, 5), (0, 2, 1, 3), 8),
+    ((2, 3, 4, 5), (0, 1, 3, 2), 8),         # the last axis moves: code by code
+])
+def test_permutes_of_more_axes_run_on_their_canonical_axes(shape, perm, bits):
+    b = Builder("p5")
+    x = b.codes("x", shape, TensorQ(0.05, 1, bits))
+    check(b.graph(b.permute("t", x, perm)), ARCHS["8x8"])
+
+
+def test_softmax_and_matmul_of_windows_by_heads_are_bit_exact():
+    """Per-sample (windows, heads, S, T) tensors: the leading axes are rows' blocks (before,
+    a 4-D tensor was one vector: a softmax over every code)."""
+    b = Builder("windows")
+    x = b.codes("x", (2, 3, 6, 8), sym(0.1))
+    scores = b.matmul("qk", x, x, sym(0.08), transpose_b=True)
+    p, _ = check(b.graph(b.softmax("sm", scores, valid=window(6, 6, 3))), ARCHS["8x8"])
+    assert [info["kind"] for info in p.layers] == ["matmul", "softmax"]
+
+
+@pytest.mark.parametrize("arch", ["default", "8x8"])
+def test_swin_window_attention_is_bit_exact(arch):
+    """Captured from torch (tests/quant: roll, a pad of nothing, windows x heads, a bias per
+    window and head): compiled and simulated bit for bit."""
+    from tests.quant.test_ops_transformer import CASES, _seq
+    from tests.quant.transformer_nets import check as captured
+
+    _, q, _ = captured(CASES["windows"][0], _seq())
+    p, _ = check(q, ARCHS[arch])
+    kinds = Counter(info["kind"] for info in p.layers)
+    assert kinds["permute"] == 2 and kinds["softmax"] == 1

@@ -91,6 +91,20 @@ def _baddbmm(x, fc):  # BLOOM's scores: baddbmm(alibi, Q, K^T, alpha = 1/sqrt(Dh
     return torch.softmax(scores.masked_fill(torch.ones(S, S).triu(1).bool(), -1e9), -1)
 
 
+# Swin's window attention: 2 windows of 4 tokens, a relative position bias per head and a
+# shifted-window mask per window (-100, as HF writes it), the same for every sample
+_WIN_BIAS = torch.randn(H, 4, 4, generator=torch.Generator().manual_seed(1)) \
+    + torch.tensor([0.0, -100.0])[:, None, None, None] * (1 - torch.eye(4))
+
+
+def _windows(x, fc):  # (B, 8, D): a roll, 2 windows, sdpa with the bias, windows merged back
+    b = x.shape[0]
+    t = torch.roll(F.pad(fc(x), (0, 0, 0, 0)), -1, 1)
+    q = t.view(b, 2, 4, H, D // H).permute(0, 1, 3, 2, 4).reshape(b * 2, H, 4, D // H)
+    y = F.scaled_dot_product_attention(q, q, q, attn_mask=_WIN_BIAS.repeat(b, 1, 1, 1))
+    return torch.roll(y.view(b, 2, H, 4, D // H).permute(0, 1, 3, 2, 4).reshape(b, S, D), 1, 1)
+
+
 def _weight():
     ln = nn.LayerNorm(D)
     nn.init.normal_(ln.weight, 1.0, 0.3)
@@ -168,6 +182,12 @@ CASES = {
     "qkv_view_select": (Fn(_bloom_qkv, nn.Linear(D, 3 * D)),
                         ["linear", "reshape", "permute"] * 3
                         + ["matmul", "softmax", "matmul", "permute", "reshape"], 0.998),  # 0.99961
+    # Swin: zero pads of nothing vanish, rolls are selections by a permutation (a constant
+    # and a matmul), a bias per (window, head) is a constant added to the scores
+    "windows": (Fn(_windows, nn.Linear(D, D)),
+                ["linear", "constant", "matmul", "reshape", "permute", "matmul", "constant",
+                 "add", "softmax", "matmul", "permute", "reshape", "constant", "matmul"],
+                0.995),                                                     # 0.99832
     "block": (Block(D, H), None, 0.998),                                    # 0.99987
     # positions picked or averaged: a matmul by a constant selector
     "cls": (_after_linear(lambda x: x[:, 0]), ["linear", "constant", "matmul", "reshape"],
