@@ -97,8 +97,11 @@ def softmax_steps(k: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, mask:
         tiles = [(p0, n, p0 % s) for p0, n in tile_ranges(heads * s, per)]
     steps = []
     for p0, n, s0 in tiles:
+        # fixed places in the half, whatever the step's rows: a step's loads never overwrite
+        # the results (or pattern) of the step before it in the half, which its STORE may
+        # still read (tiles inside one head differ in rows)
         base = (len(steps) % 2) * half
-        res = base + n * row_in
+        res = base + per * row_in
         step = Step()
         if not steps:
             step.loads += dma("LOAD", "param", t_off, 0, len(table))
@@ -107,7 +110,7 @@ def softmax_steps(k: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, mask:
         step.loads += pixel_loads(src, "output", base, p0, n, 0, t)
         runs = [(0, n, 2 * half if mask is not None else None)]
         if valid is not None:  # the step's pattern rows after its results; one SOFTMAX a run
-            v_addr, r0 = res + n * row_out, p0 % len(valid)
+            v_addr, r0 = res + per * row_out, p0 % len(valid)
             step.loads += dma("LOAD", "output", v_off + r0 * t, v_addr, n * t)
             runs = [(i, m, v_addr + i * t) for i, m in _runs(valid[r0:r0 + n])]
         for i, m, mask_addr in runs:

@@ -161,6 +161,18 @@ def test_softmax_is_bit_exact_causal_or_not(causal, arch):
         assert ops["SOFTMAX"] == (3 if causal else 1)  # a causal step stays in one head
 
 
+@pytest.mark.parametrize("graph", ["causal", "window"])
+def test_uneven_steps_inside_a_head_keep_their_results_apart(graph):
+    """64 and 70 queries in steps of 21 (pattern rows) or 29 (causal) rows: a head's last step
+    is shorter, so the next step in its half must not load where the short step's results are
+    still being stored (results and pattern rows sit at fixed offsets of the half)."""
+    g = softmax_graph((4, 70, 70), causal=True) if graph == "causal" \
+        else pattern_graph(window(64, 64, 8), (4, 64, 64))
+    p, _ = check(g, ARCHS["default"], batch=2)
+    rows = [ins["rows"] for ins in p.instrs if ins.op == "SOFTMAX"]
+    assert rows == ([29, 29, 12] * 4 if graph == "causal" else [1] * 256)
+
+
 def test_softmax_of_int4_scores_to_int4_probabilities():
     check(softmax_graph(causal=True, bits=4, out_bits=4), ARCHS["8x8"])
 
