@@ -404,6 +404,26 @@ def test_a_padding_mask_used_as_a_bias_is_refused():
         capture(MaskBias().eval(), torch.from_numpy(_ids(2)))
 
 
+class WindowAndPadding(nn.Module):
+    """A sliding window and a padding mask on the same scores."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(50, D)
+
+    def forward(self, ids):
+        x = self.emb(ids)
+        scores = (x @ x.transpose(-2, -1)).masked_fill(_BAND, -1e9)
+        return torch.softmax(scores.masked_fill((ids == 0)[:, None, :], -1e9), -1)
+
+
+def test_a_padding_mask_with_a_constant_pattern_is_refused():
+    """SOFTMAX reads one mask row per instruction: the key mask or the pattern row."""
+    with pytest.raises(UnsupportedOpError, match=r"a padding mask together with a constant "
+                                                 r"8x8 attention pattern other than causal"):
+        capture(WindowAndPadding().eval(), torch.from_numpy(_ids(2)))
+
+
 def test_layer_norm_in_an_image_model_is_refused():
     with pytest.raises(UnsupportedOpError, match="only in sequence models or on vectors"):
         capture(nn.Sequential(nn.Conv2d(3, 4, 1), nn.LayerNorm(5)).eval(),
