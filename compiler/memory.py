@@ -128,7 +128,10 @@ def heads_view(buf: Buffer, heads: int, name: str) -> Buffer:
 
 def image_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
     """Per-sample shape -> (h, w, c): images as they are, a sequence (S, D) as a 1 x S image
-    (a token is a pixel), anything else as a vector (a 1 x 1 image)."""
+    (a token is a pixel), more axes (windows x heads x S x D) with the leading ones as h,
+    a vector as a 1 x 1 image."""
+    if len(shape) > 3:
+        return (int(np.prod(shape[:-2])), *shape[-2:])
     if len(shape) == 3:
         return tuple(shape)
     if len(shape) == 2:

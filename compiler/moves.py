@@ -8,13 +8,18 @@ gather    GATHER rows of the embedding table (in the constants region, packed at
           stored bits) by the int32 ids into an output half, then STORE them; a 1-D table (a
           mask) gathers one byte per id.
 permute   the per-sample axes reordered: LOAD gathers the output's rows out of the input with
-          plane and row strides, STORE writes them densely. A permutation that keeps the last
-          axis moves whole rows of codes (head split and merge, (S, H, dh) <-> (H, S, dh), where
-          compiler.views cannot make them views); one that moves it copies code by code (byte
-          codes only).
+          plane and row strides, STORE writes them densely. Size-1 axes are dropped and axes
+          that stay neighbours merged first (``canonical``); leading axes that stay in place
+          loop over blocks (Swin's window partition (Hb, ws, Wb, ws, C) by (0, 2, 1, 3, 4)).
+          A permutation that keeps the last axis moves whole rows of codes (head split and
+          merge, (S, H, dh) <-> (H, S, dh), where compiler.views cannot make them views); one
+          that moves it copies code by code (byte codes only).
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -76,14 +81,59 @@ def gather_steps(k: Kernel, graph: QGraph, arch: ArchConfig, ids: Buffer, dst: B
 
 
 # ---- permute ---------------------------------------------------------------------------------
+def canonical(shape: tuple[int, ...], perm: tuple[int, ...]
+              ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The same permutation of the same memory on the fewest axes: size-1 axes dropped, input
+    axes that stay neighbours in order merged (Swin's window partition (Hb, ws, Wb, ws, C) by
+    (0, 2, 1, 3, 4) is (Hb, ws, Wb, ws C) by (0, 2, 1, 3))."""
+    order = [a for a in perm if shape[a] != 1]
+    groups: list[list[int]] = []
+    for a in order:
+        if groups and groups[-1][-1] + 1 == a:
+            groups[-1].append(a)
+        else:
+            groups.append([a])
+    starts = sorted(g[0] for g in groups)
+    merged = {g[0]: math.prod(shape[a] for a in g) for g in groups}
+    out_shape = tuple(merged[a] for a in starts) or (1,)
+    out_perm = tuple(starts.index(g[0]) for g in groups) or (0,)
+    return out_shape, out_perm
+
+
 def permute_steps(k: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, dst: Buffer
                   ) -> list[Step]:
+    """A permute on its canonical axes; leading axes it keeps in place are a loop of
+    permutes of the blocks after them."""
     node = k.anchor
-    shape = tuple(graph.shapes[node.inputs[0]])
-    perm = tuple(int(p) for p in node.attrs["perm"])
-    if len(shape) not in (2, 3) or sorted(perm) != list(range(len(shape))):
-        raise UnsupportedOpError(f"permute {node.name}: perm {perm} of a {len(shape)}-D tensor; "
-                                 "qasic permutes 2-D and 3-D per-sample tensors")
+    shape, perm = canonical(tuple(graph.shapes[node.inputs[0]]),
+                            tuple(int(p) for p in node.attrs["perm"]))
+    lead = 1
+    while len(shape) > 3 and perm[0] == 0:
+        lead, shape, perm = lead * shape[0], shape[1:], tuple(p - 1 for p in perm[1:])
+    block = math.prod(shape)
+    if len(shape) > 3:
+        raise UnsupportedOpError(f"permute {node.name}: perm {tuple(node.attrs['perm'])} of "
+                                 f"a {len(graph.shapes[node.inputs[0]])}-D tensor moves "
+                                 f"{len(shape)} axes; qasic permutes 2-D and 3-D per-sample "
+                                 "tensors (after merging the axes that stay together and "
+                                 "looping over leading axes that stay in place)")
+    if lead > 1 and block * src.bits % 8:
+        raise UnsupportedOpError(f"permute {node.name}: blocks of {block} {src.bits}-bit codes "
+                                 "do not start on bytes; permute byte codes")
+    if len(shape) == 1:
+        shape, perm = (1, shape[0]), (0, 1)
+    step_bytes = src.nbytes(block)
+    steps: list[Step] = []
+    for i in range(lead):  # the steps alternate halves across the blocks too
+        _permute3(k, arch, replace(src, addr=src.addr + i * step_bytes),
+                  replace(dst, addr=dst.addr + i * step_bytes), shape, perm, steps)
+    return steps
+
+
+def _permute3(k: Kernel, arch: ArchConfig, src: Buffer, dst: Buffer, shape: tuple,
+              perm: tuple, steps: list[Step]) -> None:
+    """Append the steps of one permute of at most 3 axes to ``steps``."""
+    node = k.anchor
     shape3, perm3 = shape, perm
     if len(shape) == 2:  # (S, D) as (1, S, D)
         shape3, perm3 = (1, *shape), (0, *(p + 1 for p in perm))
@@ -104,7 +154,6 @@ def permute_steps(k: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, dst: 
         raise too_small(k, f"one row of {out[2]} codes", inner, half)
     n1 = min(out[1], half // inner, MAX_ROWS)
     per0 = min(max(1, half // (out[1] * inner)), MAX_ROWS) if n1 == out[1] else 1
-    steps = []
     for a0, na in tile_ranges(out[0], per0):
         for b0, nb in tile_ranges(out[1], n1):
             base = (len(steps) % 2) * half
@@ -114,7 +163,6 @@ def permute_steps(k: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, dst: 
                                nb * inner, rows=na, dram_stride=out[1] * inner,
                                sram_stride=nb * inner)
             steps.append(step)
-    return steps
 
 
 def _gather_rows(src: Buffer, base: int, strides, perm3, keep: bool, unit: int, out, a0, na,

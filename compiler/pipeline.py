@@ -137,7 +137,8 @@ def _lower(graph, k: Kernel, arch, buffers, flat_src, consts, const_base):
     if k.kind == "softmax":
         steps = softmax_steps(k, graph, arch, src[0], (src[1:] or [None])[0], dst, consts,
                               const_base)
-        info["compulsory_dram_bytes"] = moved + len(exp_table_bytes(k.anchor, src[0].bits))
+        info["compulsory_dram_bytes"] = moved + len(exp_table_bytes(k.anchor, src[0].bits)) \
+            + np.size(k.anchor.params.get("valid", ()))  # a constant pattern: a byte a key
     elif k.kind == "norm":
         steps = norm_steps(k, graph, arch, src[0], dst, consts, const_base)
         info["compulsory_dram_bytes"] = moved + EPS_BYTES + PARAM_BYTES_PER_CHANNEL * dst.c

@@ -7,7 +7,11 @@ scratchpads hold and are double-buffered like every kernel (compiler.schedule).
 softmax   LOAD rows into the output scratchpad -> SOFTMAX -> STORE. The exp table (int32 per
           code difference) is loaded once into the param scratchpad, the key mask (one byte
           per key) once above the two output halves. With causal masking a step's rows stay
-          inside one head: its q_pos is (T - S) + the first row's query index.
+          inside one head: its q_pos is (T - S) + the first row's query index. A constant
+          pattern (the node's ``valid``, qasic.quant.masks: a sliding window, a pattern per
+          head) is a constant in DRAM, one byte per key of every (head, query) row: each step
+          (inside one head) loads its rows' pattern after its results, and runs one SOFTMAX
+          per run of equal pattern rows, masked by that row.
 norm      LOAD rows into the input scratchpad -> NORM (normalized values into accumulator
           chunks of the largest divisor of D up to array.cols channels) -> POST per chunk
           (per-channel bias, signed multiplier, shift: the affine part and the output
@@ -60,9 +64,13 @@ def softmax_steps(k: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, mask:
     _int_input(graph, node)
     heads, s, t = src.h, src.w, src.c
     causal = bool(node.attrs.get("causal", False))
+    valid = node.params.get("valid")
     if causal and t < s:
         raise UnsupportedOpError(f"softmax {node.name}: causal over {t} keys for {s} queries; "
                                  "the queries must be the last S of T >= S positions")
+    if valid is not None and mask is not None:
+        raise UnsupportedOpError(f"softmax {node.name}: a key mask and a constant pattern; "
+                                 "SOFTMAX reads one mask per row (drop one of them)")
     table = exp_table_bytes(node, src.bits)
     if len(table) > arch.param_sram_bytes:
         raise ConfigError(f"arch config: sram.param_bytes is too small for layer {node.name}: "
@@ -71,33 +79,58 @@ def softmax_steps(k: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, mask:
     reserve = 0 if mask is None else -(-t // 64) * 64
     half = (arch.output_sram_bytes - reserve) // 2
     row_in, row_out = src.nbytes(t), dst.nbytes(t)
-    per = min(half // (row_in + row_out), MAX_ROWS)
+    row_valid = 0 if valid is None else t
+    per = min(half // (row_in + row_out + row_valid), MAX_ROWS)
     if per < 1:
-        raise too_small(k, f"one row of {t} keys (in and out{' and its mask' * bool(mask)})",
-                         row_in + row_out + reserve // 2, half)
+        what = " and its mask" if mask is not None else " and its pattern row" * bool(row_valid)
+        raise too_small(k, f"one row of {t} keys (in and out{what})",
+                        row_in + row_out + row_valid + reserve // 2, half)
     t_off = const_base + consts.add(table)
-    # (first row in raster order, rows, the first row's query index)
-    tiles = [(h * s + s0, n, s0) for h in range(heads) for s0, n in tile_ranges(s, per)] if causal \
-        else [(p0, n, p0 % s) for p0, n in tile_ranges(heads * s, per)]
+    if valid is not None:  # (P * S, T) bytes; P = 1: every head reads the same rows
+        valid = (np.asarray(valid) != 0).reshape(-1, t)
+        v_off = const_base + consts.add(valid.astype(np.uint8).tobytes())
+    # (first row in raster order, rows, the first row's query index); causal and pattern
+    # steps stay inside one head
+    if causal or valid is not None:
+        tiles = [(h * s + s0, n, s0) for h in range(heads) for s0, n in tile_ranges(s, per)]
+    else:
+        tiles = [(p0, n, p0 % s) for p0, n in tile_ranges(heads * s, per)]
     steps = []
     for p0, n, s0 in tiles:
+        # fixed places in the half, whatever the step's rows: a step's loads never overwrite
+        # the results (or pattern) of the step before it in the half, which its STORE may
+        # still read (tiles inside one head differ in rows)
         base = (len(steps) % 2) * half
-        res = base + n * row_in
+        res = base + per * row_in
         step = Step()
         if not steps:
             step.loads += dma("LOAD", "param", t_off, 0, len(table))
             if mask is not None:
                 step.loads += pixel_loads(mask, "output", 2 * half, 0, 1, 0, t)
         step.loads += pixel_loads(src, "output", base, p0, n, 0, t)
-        step.computes.append(Instr("SOFTMAX", {
-            "src_addr": base, "src_stride": row_in, "dst_addr": res, "dst_stride": row_out,
-            "rows": n, "len": t, "table_addr": 0, "causal": int(causal),
-            "q_pos": (t - s) + s0 if causal else 0, "masked": int(mask is not None),
-            "mask_addr": 2 * half if mask is not None else 0, "fmt": src.encoding,
-            "ofmt": dst.encoding}))
+        runs = [(0, n, 2 * half if mask is not None else None)]
+        if valid is not None:  # the step's pattern rows after its results; one SOFTMAX a run
+            v_addr, r0 = res + per * row_out, p0 % len(valid)
+            step.loads += dma("LOAD", "output", v_off + r0 * t, v_addr, n * t)
+            runs = [(i, m, v_addr + i * t) for i, m in _runs(valid[r0:r0 + n])]
+        for i, m, mask_addr in runs:
+            step.computes.append(Instr("SOFTMAX", {
+                "src_addr": base + i * row_in, "src_stride": row_in,
+                "dst_addr": res + i * row_out, "dst_stride": row_out, "rows": m, "len": t,
+                "table_addr": 0, "causal": int(causal),
+                "q_pos": (t - s) + s0 + i if causal else 0, "masked": int(mask_addr is not None),
+                "mask_addr": mask_addr or 0, "fmt": src.encoding, "ofmt": dst.encoding}))
         step.stores += pixel_stores(dst, res, p0, n, 0, t)
         steps.append(step)
     return steps
+
+
+def _runs(rows: np.ndarray) -> list[tuple[int, int]]:
+    """(first row, rows) of each run of equal pattern rows: one SOFTMAX each (its rows share
+    one mask)."""
+    n = len(rows)
+    starts = [0] + [i for i in range(1, n) if not np.array_equal(rows[i], rows[i - 1])]
+    return [(a, e - a) for a, e in zip(starts, starts[1:] + [n])]
 
 
 # ---- normalization ---------------------------------------------------------------------------

@@ -143,6 +143,9 @@ def _masked(n: QNode, full: QGraph, nodes: list, shapes: dict, tensors: dict, c:
     if len(n.inputs) > 1:
         raise UnsupportedOpError(f"{n.name}: a softmax with a padding mask; generation runs "
                                  "unpadded prompts")
+    if "valid" in n.params:
+        raise UnsupportedOpError(f"{n.name}: a softmax with a constant attention pattern (a "
+                                 "sliding window); generation decodes causal softmaxes only")
     if not n.attrs.get("causal", False):
         raise UnsupportedOpError(f"{n.name}: a softmax that is not causal cannot be decoded "
                                  "token by token (the model sees later tokens)")

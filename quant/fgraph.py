@@ -26,7 +26,7 @@ from qasic.quant import geometry as geo
 from qasic.quant.actformat import fake_quantize
 from qasic.quant.functions import apply
 from qasic.quant.graph import TOKENS, TensorQ, float_shape, to_internal
-from qasic.quant.intops import causal_valid
+from qasic.quant.intops import causal_valid, pattern_valid
 
 # ops whose outputs are input values (or 0, a code of every encoding): on the inputs' grid
 KEEPS_VALUES = ("relu", "maxpool2d", "flatten", "reshape", "upsample_nearest", "concat",
@@ -157,8 +157,9 @@ def _matmul(node: FNode, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _softmax(node: FNode, x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """Over the last axis; keys invalid where the mask is 0 or, causal, after the query (queries
-    are the last S of T positions). A row with no valid key is 0, as in the integer op."""
+    """Over the last axis; keys invalid where the mask or the constant pattern is 0 or,
+    causal, after the query (queries are the last S of T positions). A row with no valid key
+    is 0, as in the integer op."""
     rows, keys = (x.shape[-2] if x.ndim >= 3 else 1), x.shape[-1]
     valid = np.ones(x.shape, dtype=bool)
     if node.attrs.get("causal", False):
@@ -166,6 +167,8 @@ def _softmax(node: FNode, x: np.ndarray, mask: np.ndarray | None = None) -> np.n
                                                                else (keys,))
     if mask is not None:
         valid &= np.reshape(mask, (len(mask),) + (1,) * (x.ndim - 2) + (keys,)) != 0
+    if "valid" in node.params:
+        valid &= pattern_valid(node.params["valid"], x.shape)
     z = np.where(valid, x, -np.inf)
     m = z.max(axis=-1, keepdims=True)
     e = np.where(valid, np.exp(z - np.where(np.isfinite(m), m, 0.0)), 0.0)

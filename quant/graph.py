@@ -47,7 +47,8 @@ OPS = {
     # transformer ops (per-sample shapes: (S, D) sequences, (H, S, D) heads; see quant.intops)
     "matmul": ("multiplier", "shift"),   # two activations; attrs: transpose_b; M = sa sb / so
     "softmax": ("table",),               # last axis; table = intops.exp_table; attrs: causal;
-                                         # optional 2nd input: key mask codes (T,), 0 = masked
+                                         # optional 2nd input: key mask codes (T,), 0 = masked;
+                                         # optional valid: (P, S, T) 0/1 constant pattern
     "norm": ("bias", "multiplier", "shift", "eps"),  # attrs: center (LayerNorm) or not (RMS)
     "embedding": ("table",),             # rows of table (V, D) codes by int ids: a gather;
                                          # attrs: [offset]: the rows take ids[offset:]

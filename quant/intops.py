@@ -8,7 +8,8 @@ an integer parameter.
 
 softmax (I-BERT's scheme with a table for exp; Kim et al. 2021, "I-BERT: Integer-only BERT
 Quantization"): input B-bit INT codes x of scale s (the zero point cancels), one row of T keys.
-    valid[j]  key j takes part: not masked, and j <= q_pos when causal
+    valid[j]  key j takes part: not masked, j <= q_pos when causal, and its entry of a
+              constant pattern (``pattern_valid``) is 1
     m         max of the valid codes;  d[j] = m - x[j] in [0, 2^B - 1]
     e[j]      EXP[d[j]] for valid keys, else 0;  EXP[d] = min(round(2^16 exp(-s d)), 2^16)
     S         sum of e (>= 2^16 when any key is valid);  R = floor(2^32 / S)  (one divide per row)
@@ -75,6 +76,19 @@ def softmax_rows(x: np.ndarray, table: np.ndarray, out_bits: int,
 def causal_valid(rows: int, keys: int, q_pos: int = 0) -> np.ndarray:
     """(rows, keys) bool: key j is visible to query row i iff j <= q_pos + i."""
     return np.arange(keys)[None, :] <= (q_pos + np.arange(rows))[:, None]
+
+
+def pattern_valid(valid: np.ndarray, shape: tuple) -> np.ndarray:
+    """A softmax's constant attention pattern ``valid`` (P, S, T) 0/1, P = 1 (every head) or
+    H, as bool broadcastable to scores of ``shape`` (batch, *per-sample shape)."""
+    per = tuple(shape[1:])
+    heads = math.prod(per[:-2])
+    v = np.asarray(valid) != 0
+    rows_keys = per[-2:] if len(per) > 1 else (1,) + per
+    if v.ndim != 3 or v.shape[0] not in (1, heads) or v.shape[1:] != rows_keys:
+        raise ValueError(f"softmax pattern of shape {v.shape} for scores of per-sample shape "
+                         f"{per}; it must be (1 or {heads}, S, T)")
+    return np.broadcast_to(v, (heads,) + v.shape[1:]).reshape(per)
 
 
 def norm_epsilon(eps: float, scale: float, length: int, center: bool) -> int:

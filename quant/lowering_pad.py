@@ -8,7 +8,8 @@ added on each side, and the convolution that reads it adds them to its own paddi
 exact: a convolution's padding is real zero (``v = 0`` in the integer kernel), as the padded
 pixels are. A zero pad read by anything else (a max pool, where zero is not the identity; an
 add; the graph output) is refused in one line, as are a non-zero value, a reflect or replicate
-mode, negative pads (crops) and pads of the channels or the batch.
+mode, negative pads (crops) and pads of the channels or the batch. A pad of nothing (Swin's
+window padding when the windows fit) is its input, in any model.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def pad(b: Any, node: Any, args: list, kwargs: dict) -> ZeroPad:
         b.fail(node, f"padding mode {mode!r}; only zero padding is supported")
     if value not in (None, 0, 0.0):
         b.fail(node, f"padding with the value {value}; only zeros (a convolution's padding)")
+    if not any(_ints(args[1])) and not isinstance(args[0], ZeroPad):  # pads nothing
+        return _act(b, node, args[0], "pad input")
     if b.sequence:
         b.fail(node, "zero padding in a sequence model; only of an image before a convolution")
     inner = args[0]

@@ -17,11 +17,13 @@ reshape when only size-1 axes move).
 
 Also: an expand that repeats nothing, or one size-1 axis (grouped-query attention's
 repeat_kv: a selection by a column of ones, ``rows``); a slice or split of a linear layer's
-output features (a linear of those weight rows: GPT-2's fused QKV); a select, slice, unbind or
+output features, also through a view that splits them (a linear of those weight rows: GPT-2's
+and BLOOM's fused QKV); a select, slice, unbind or
 mean along any other per-sample axis (x[:, 0], x[:, -1], x.mean(1), q, k, v = qkv.unbind(0)):
 a matmul by a constant selector (``rows``; slices of the last axis: qasic.quant.
-lowering_pointwise's Columns); a cat that drops empty constants (an empty KV cache) or joins
-along the last axis. This module holds those handlers and the constants derived from
+lowering_pointwise's Columns), and so is a roll of per-sample axes (Swin's cyclic shift, by a
+permutation matrix); a cat that drops empty constants (an empty KV cache) or joins along the
+last axis. This module holds those handlers and the constants derived from
 activations' shapes; qasic.quant.lowering_transformer joins them into the handler table.
 """
 
@@ -42,7 +44,8 @@ aten = torch.ops.aten
 # the NCL layout of 1-D conv nets
 _SEQUENCE_OPS = {aten.linear.default, aten.layer_norm.default, aten.native_layer_norm.default,
                  aten.rms_norm.default, aten.softmax.int, aten._softmax.default,
-                 aten.matmul.default, aten.bmm.default, aten.scaled_dot_product_attention.default,
+                 aten.matmul.default, aten.bmm.default, aten.baddbmm.default,
+                 aten.scaled_dot_product_attention.default,
                  aten.embedding.default}
 _SPATIAL_OPS = ("conv", "pool", "upsample", "batch_norm", "convolution")
 
@@ -276,7 +279,54 @@ def select(b: Any, node: Any, args: list, kwargs: dict, suffix: str = "") -> Act
     b.batch_axes[node.name] = (p - (dim < p), inner)
     weights = np.zeros((1, size))
     weights[0, int(args[2]) % size] = 1.0
-    return rows(b, node, x, weights, axis, suffix)
+    part = feature_part(b, node, x, axis, weights, per_sample(b, node), suffix or ".select")
+    return part if part is not None else rows(b, node, x, weights, axis, suffix)
+
+
+def feature_part(b: Any, node: Any, x: Act, axis: int, weights: np.ndarray,
+                 out_shape: tuple[int, ...], tag: str) -> Act | None:
+    """A selection (0/1 ``weights``, (k, n)) along per-sample ``axis`` of ``x``, a view of a
+    linear layer's output that splits its features (BLOOM's fused QKV (S, 3 D) viewed as
+    (S, H, 3, Dh) and split by select(-2)), is a linear of those weight rows (in the order
+    of the selected elements), reshaped to ``out_shape``; None if ``x`` is not such a view."""
+    view = b.nodes.get(x.name)
+    lin = b.nodes.get(view.inputs[0]) if view is not None and view.op == "reshape" else None
+    if lin is None or lin.op != "linear" or set(np.unique(weights)) - {0.0, 1.0}:
+        return None
+    lead, shape = b.shapes[lin.output][:-1], b.shapes[x.name]
+    if shape[:len(lead)] != lead or axis < len(lead):
+        return None
+    index = np.arange(b.shapes[lin.output][-1]).reshape(shape[len(lead):])
+    picked = np.moveaxis(np.tensordot(weights, np.moveaxis(index, axis - len(lead), 0),
+                                      axes=1), 0, axis - len(lead))
+    feats = picked.astype(np.int64).reshape(-1)
+    w, bias = lin.params["weight"], lin.params["bias"]
+    y = b.add(node, "linear", lin.inputs, dict(lin.attrs),
+              {"weight": w[feats], "bias": bias[feats]}, shape=lead + (len(feats),),
+              name=lin.name + tag)
+    return reshaped(b, node, y, out_shape, suffix=tag + ".view")
+
+
+def roll(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.roll(x, shifts, dims) (Swin's cyclic shift of the windows): per rolled per-sample
+    axis a selection by a permutation matrix (``rows``), y[i] = x[(i - shift) mod n]."""
+    x = _act(b, node, args[0], "roll input")
+    shifts, dims = _arg(args, kwargs, 1, "shifts", ()), _arg(args, kwargs, 2, "dims", ())
+    shifts = [shifts] if isinstance(shifts, int) else list(shifts)
+    dims = [dims] if isinstance(dims, int) else list(dims)
+    if len(dims) != len(shifts) or not dims:
+        b.fail(node, f"roll by {shifts} over dims {dims}; give one dim per shift (a roll of "
+                     "the flattened tensor is not supported)")
+    rank = node.args[0].meta["val"].dim()
+    axes = axis_map(b, node.args[0])
+    for i, (shift, dim) in enumerate(zip(shifts, dims)):
+        dim = int(dim) % rank
+        if axes[dim] is None or dim == digit(b, node.args[0])[0]:
+            b.fail(node, f"a roll of axis {dim}, the batch axis; only of per-sample axes")
+        n = int(node.args[0].meta["val"].shape[dim])
+        perm = np.eye(n)[(np.arange(n) - int(shift)) % n]
+        x = rows(b, node, x, perm, axes[dim], suffix=f".{i}", out_shape=b.shapes[x.name])
+    return x
 
 
 def rows(b: Any, node: Any, x: Act, weights: np.ndarray, axis: int | None = None,
@@ -318,8 +368,11 @@ def _part(b: Any, node: Any, x: Act, dim: int, sel: range,
         if axis is None or dim == digit(b, node.args[0])[0]:
             b.fail(node, f"a slice of axis {dim}, the batch axis; only of per-sample axes")
         whole = per_sample(b, node.args[0])  # this part's shape (a split has one per part)
-        return rows(b, node, x, np.eye(size)[list(sel)], axis,
-                    out_shape=whole[:axis] + (len(sel),) + whole[axis + 1:])
+        out = whole[:axis] + (len(sel),) + whole[axis + 1:]
+        tag = f".{piece}" if piece is not None else f".{sel.start}_{sel.stop}"
+        part = feature_part(b, node, x, axis, np.eye(size)[list(sel)], out, tag)
+        return part if part is not None else rows(b, node, x, np.eye(size)[list(sel)], axis,
+                                                  out_shape=out)
     w, bias = prev.params["weight"], prev.params["bias"]
     tag = f".{piece}" if piece is not None else f".{sel.start}_{sel.stop}"
     shape = b.shapes[x.name][:-1] + (len(sel),)
@@ -394,6 +447,7 @@ HANDLERS = {
     aten.expand.default: expand,
     aten.slice.Tensor: slice_,
     aten.select.int: select,
+    aten.roll.default: roll,
     aten.split.Tensor: split,
     aten.split_with_sizes.default: split,
     aten.unbind.int: unbind,

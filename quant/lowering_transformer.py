@@ -6,8 +6,8 @@ qasic.quant.quantize_transformer):
 - ``embedding``: params table (V, D) float; input the token ids;
 - ``norm``: params gamma, beta (D,); attrs center (LayerNorm) or not (RMSNorm), eps; over the
   last axis;
-- ``softmax``: over the last axis; attrs causal; optional second input the key mask
-  (qasic.quant.masks);
+- ``softmax``: over the last axis; attrs causal; optional second input the key mask; optional
+  params valid, a constant (P, S, T) 0/1 attention pattern (qasic.quant.masks);
 - ``matmul``: inputs a, b; attrs transpose_b, alpha (a constant scale of the product, folded
   into the requantization); a ``transpose(-2, -1)`` feeding b folds into transpose_b;
 - sdpa becomes matmul(q, k, transpose_b, alpha = scale) -> softmax(causal, mask) ->
@@ -34,8 +34,9 @@ aten = torch.ops.aten
 SUPPORTED = (
     "embedding (token ids; position/token-type lookups fold into a constant)",
     "layer_norm/native_layer_norm/rms_norm over the last axis; x * rsqrt(mean(x^2) + eps)",
-    "softmax/_softmax over the last axis, with causal and padding masks",
+    "softmax/_softmax over the last axis, with causal, padding and constant masks",
     "matmul/bmm of two activations (a transpose(-2, -1) of the second folds in)",
+    "baddbmm: beta input + alpha (a @ b), a matmul and an add",
     "scaled_dot_product_attention (is_causal, attn_mask, scale, enable_gqa; a constant bias)",
     "RoPE (products by constant cos/sin tables; rotate_half a +-1 linear), repeat_kv",
     "sequence models: linear on (batch, S, D), view/reshape/transpose/permute/split of heads",
@@ -97,10 +98,15 @@ def softmax(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     if int(args[1]) % len(shape) != len(shape) - 1:
         b.fail(node, f"softmax over dim {args[1]} of a rank-{len(shape)} tensor; only the last")
     if isinstance(x, masks.Masked):
-        inputs, causal = masks.resolve(b, node, x, shape)
+        inputs, causal, valid = masks.resolve(b, node, x, shape)
     else:
-        inputs, causal = (_sequence_input(b, node, x, "softmax input").name,), False
-    return b.add(node, "softmax", inputs, {"causal": causal})
+        inputs, causal, valid = (_sequence_input(b, node, x, "softmax input").name,), False, None
+    return b.add(node, "softmax", inputs, {"causal": causal}, _valid_param(valid))
+
+
+def _valid_param(valid: np.ndarray | None) -> dict:
+    """The softmax's params: its constant attention pattern, when it has one."""
+    return {} if valid is None else {"valid": valid}
 
 
 def matmul(b: Any, node: Any, args: list, kwargs: dict) -> Act:
@@ -116,6 +122,20 @@ def matmul(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     x = _sequence_input(b, node, x, "matmul operand")
     y = _sequence_input(b, node, y, "matmul operand")
     return matmul_node(b, node, x, y, False, 1.0)
+
+
+def baddbmm(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+    """aten.baddbmm(input, a, b, *, beta, alpha) = beta input + alpha (a @ b) (BLOOM's scores
+    with ALiBi): a matmul of the two activations (alpha folded into its requantization, named
+    ``<node>.bmm``), then the add of beta input (a constant: ``constant`` + ``add``; an
+    activation: an ``add``; beta = 0: torch ignores the input)."""
+    beta, alpha = _arg(args, kwargs, 3, "beta", 1), _arg(args, kwargs, 4, "alpha", 1)
+    x = _sequence_input(b, node, args[1], "baddbmm operand")
+    y = _sequence_input(b, node, args[2], "baddbmm operand")
+    product = matmul_node(b, node, x, y, False, float(alpha), suffix=".bmm")
+    if beta == 0:
+        return product
+    return lowering_pointwise.binary("add")(b, node, [product, args[0], beta], {})
 
 
 def matmul_node(b: Any, node: Any, x: Act, y: Act, transpose_b: bool, alpha: float,
@@ -173,9 +193,9 @@ def sdpa(b: Any, node: Any, args: list, kwargs: dict) -> Act:
                          "top-left); pass an explicit mask")
         m = masks.merge(b, node, m, torch.ones(s, t, dtype=torch.bool).tril().expand(shape),
                         None)
-    inputs, causal = masks.resolve(b, node, m, shape)
-    p = b.add(node, "softmax", inputs, {"causal": causal}, shape=b.shapes[scores.name],
-              suffix=".softmax")
+    inputs, causal, valid = masks.resolve(b, node, m, shape)
+    p = b.add(node, "softmax", inputs, {"causal": causal}, _valid_param(valid),
+              shape=b.shapes[scores.name], suffix=".softmax")
     return matmul_node(b, node, p, v, False, 1.0)
 
 
@@ -188,7 +208,7 @@ def _attention_bias(b: Any, node: Any, scores: Act, mask: torch.Tensor, shape: t
     bias = torch.where(keep, v, torch.zeros_like(v))
     if not bool((bias != 0).any()):
         return scores, mask
-    per = bias.detach().to(torch.float64).numpy()
+    per = bias.detach().to(torch.float64).numpy().reshape(b.batch, *b.shapes[scores.name])
     if not (per == per[:1]).all():
         b.fail(node, "an attention bias that differs between samples")
     const = b.add(node, "constant", (), {}, {"value": per[0].copy()}, shape=per.shape[1:],
@@ -224,6 +244,7 @@ def _table() -> dict:
         aten._safe_softmax.default: softmax,
         aten.matmul.default: matmul,
         aten.bmm.default: matmul,
+        aten.baddbmm.default: baddbmm,
         aten.scaled_dot_product_attention.default: sdpa,
         aten._scaled_dot_product_flash_attention_for_cpu.default: sdpa_tuple,
         aten.masked_fill.Scalar: masks.masked_fill,
@@ -246,5 +267,6 @@ POINTWISE_AWARE = set(lowering_pointwise.HANDLERS) | {
 NEW_OPS = {aten.embedding.default, aten.layer_norm.default, aten.native_layer_norm.default,
            aten.rms_norm.default, aten.softmax.int, aten._softmax.default,
            aten._safe_softmax.default, aten.matmul.default, aten.bmm.default,
+           aten.baddbmm.default,
            aten.scaled_dot_product_attention.default,
            aten._scaled_dot_product_flash_attention_for_cpu.default}

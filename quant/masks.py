@@ -14,13 +14,17 @@ Where a mask meets the attention scores (added to them, ``masked_fill``, ``where
 attended: a constant part (a causal triangle, or all ones) and a KeyMask part. A softmax then
 resolves it: the key-mask part must mask exactly the keys whose bit is 0, or exactly those
 whose bit is 1 (every element of key t reads bit (b, t)), and the constant part must be the
-same for every sample and head and be all ones or causal (key j visible to query i iff
-j <= i + T - S). The key mask becomes the softmax's second input: an ``embedding`` of the ids
-through the 1-D table [pred(id) for id in range(vocab)] (codes 0/1; negated when the mask
-keeps the keys whose bit is 0, as for ``(ids == pad) * finfo.min``). A constant additive mask
-carrying a bias (ALiBi) is split before it gets here (qasic.quant.lowering_pointwise). Anything
-else (biases from the padding mask, sliding windows, masks that differ per head) is refused
-with one line.
+same for every sample. All ones needs nothing; the causal triangle (key j visible to query i
+iff j <= i + T - S, in every head) is the softmax's ``causal`` attr; any other constant
+pattern (a sliding window, a shifted window's regions, a pattern per head) is the softmax's
+``valid`` parameter, (P, S, T) 0/1 with P = 1 (every head alike) or H (``pattern``). The key
+mask becomes the softmax's second input: an ``embedding`` of the ids through the 1-D table
+[pred(id) for id in range(vocab)] (codes 0/1; negated when the mask keeps the keys whose bit is
+0, as for ``(ids == pad) * finfo.min``). A constant additive mask carrying a finite bias (ALiBi,
+relative positions) is split before it gets here (qasic.quant.lowering_pointwise): the bias
+is a ``constant`` added to the scores. Refused with one line: biases from the padding mask, a
+padding mask together with a constant pattern other than causal, masks that differ between
+samples.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import torch
 
 from qasic.quant import intops, positions
@@ -215,8 +220,10 @@ def where(b: Any, node: Any, args: list, kwargs: dict) -> Masked:
 
 # --- the softmax's inputs ---------------------------------------------------------------------
 
-def resolve(b: Any, node: Any, m: Masked, shape: tuple) -> tuple[tuple[str, ...], bool]:
-    """(softmax inputs, causal) for Masked scores of torch ``shape`` (see the module doc)."""
+def resolve(b: Any, node: Any, m: Masked, shape: tuple
+            ) -> tuple[tuple[str, ...], bool, np.ndarray | None]:
+    """(softmax inputs, causal, valid pattern or None) for Masked scores of torch ``shape``
+    (see the module doc)."""
     const, key = m.allowed, m.key
     inputs = (m.scores.name,)
     if key is not None:
@@ -230,7 +237,12 @@ def resolve(b: Any, node: Any, m: Masked, shape: tuple) -> tuple[tuple[str, ...]
         else:
             b.fail(node, "a padding mask that keeps some padded keys; only masks that drop "
                          "every key whose id passes (or fails) one test")
-    return inputs, _causal(b, node, const)
+    causal, valid = pattern(b, node, const, b.shapes[m.scores.name])
+    if valid is not None and len(inputs) > 1:
+        s, t = valid.shape[-2:]
+        b.fail(node, f"a padding mask together with a constant {s}x{t} attention pattern other "
+                     "than causal (e.g. a sliding window); only one of the two")
+    return inputs, causal, valid
 
 
 def _check_pos(b: Any, node: Any, key: KeyMask, shape: tuple) -> None:
@@ -243,22 +255,25 @@ def _check_pos(b: Any, node: Any, key: KeyMask, shape: tuple) -> None:
         b.fail(node, "a padding mask whose elements do not follow (sample, key) of the scores")
 
 
-def _causal(b: Any, node: Any, const: torch.Tensor) -> bool:
-    """True for the causal triangle, False for all ones; refused otherwise."""
-    if const.dim() < 2:
-        rows = const.reshape(1, 1, -1)
-    else:
-        rows = const.reshape(-1, *const.shape[-2:])
-    if not bool((rows == rows[0]).all()):
-        b.fail(node, "an attention mask that differs between samples or heads; only causal or "
-                     "padding masks")
-    p = rows[0].numpy()
-    if p.all():
-        return False
-    s, t = p.shape
-    if (p == intops.causal_valid(s, t, t - s)).all():
-        return True
-    b.fail(node, f"a constant {s}x{t} attention mask other than causal (e.g. a sliding window)")
+def pattern(b: Any, node: Any, const: torch.Tensor, per_sample: tuple
+            ) -> tuple[bool, np.ndarray | None]:
+    """(causal, valid) of the constant allowed part (the scores' torch shape, the batch
+    outermost in axis 0) for scores of ``per_sample`` shape: (False, None) for all ones,
+    (True, None) for the causal triangle in every head, else (False, the (P, S, T) uint8
+    pattern, P = 1 when every head has the same)."""
+    s, t = (per_sample[-2], per_sample[-1]) if len(per_sample) >= 2 else (1, per_sample[-1])
+    rows = const.reshape(b.batch, -1, s, t)
+    if not bool((rows == rows[:1]).all()):
+        b.fail(node, "an attention mask that differs between samples; only masks that are "
+                     "the same for every sample (a constant pattern, or a padding mask)")
+    heads = rows[0].numpy()
+    if heads.all():
+        return False, None
+    if (heads == intops.causal_valid(s, t, t - s)).all():
+        return True, None
+    if (heads == heads[:1]).all():
+        heads = heads[:1]
+    return False, heads.astype(np.uint8)
 
 
 def _mask_node(b: Any, node: Any, key: KeyMask, keep: bool) -> str:

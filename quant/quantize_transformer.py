@@ -2,7 +2,8 @@
 
 - matmul: one multiplier M = alpha * s_a * s_b / s_out (alpha: a constant scale of the product
   folded at capture, e.g. 1/sqrt(d)); operands are symmetric INT (qasic.quant.encodings).
-- softmax: the exp table ``intops.exp_table(s_in, B_in)``; attrs causal.
+- softmax: the exp table ``intops.exp_table(s_in, B_in)``; attrs causal; its constant
+  attention pattern ``valid`` (uint8) when it has one.
 - norm: t = intops.norm_rows(x) = (x - mean) / sqrt(var + eps) * 2^F / sqrt(D) (center; RMS
   without the mean), so y = gamma n + beta is y_codes = requantize(t + bias, q, shift) per
   channel with M = gamma sqrt(D) / (2^F s_out) (signed: gamma < 0 gives q < 0) and bias =
@@ -57,9 +58,11 @@ def matmul(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ], config: A
 
 def softmax(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ], config: Any) -> QNode:
     x = _int_input(node, tensors[node.inputs[0]], "softmax input")
+    pattern = {"valid": np.asarray(node.params["valid"], np.uint8)} \
+        if "valid" in node.params else {}
     return QNode(node.name, "softmax", node.inputs, node.output,
                  {"causal": bool(node.attrs.get("causal", False))},
-                 {"table": intops.exp_table(x.scale, x.bits)})
+                 {"table": intops.exp_table(x.scale, x.bits), **pattern})
 
 
 def norm(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ], config: Any) -> QNode:

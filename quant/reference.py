@@ -260,6 +260,8 @@ def _softmax(graph: QGraph, node: QNode, x: np.ndarray, mask: np.ndarray | None 
     if mask is not None:  # (N, T) -> broadcast over heads and rows
         m = np.asarray(mask).reshape((mask.shape[0],) + (1,) * (x.ndim - 2) + (keys,))
         valid = valid & (m != 0)
+    if "valid" in node.params:  # a constant pattern (P, S, T) -> every sample
+        valid = valid & intops.pattern_valid(node.params["valid"], x.shape)
     return intops.softmax_rows(x, node.params["table"], graph.tensors[node.output].bits, valid)
 
 

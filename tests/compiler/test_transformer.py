@@ -15,6 +15,7 @@ import pytest
 
 from qasic.arch.config import default_arch, load_arch
 from qasic.compiler import compile_graph
+from qasic.compiler.moves import canonical
 from qasic.errors import ConfigError, UnsupportedOpError
 from qasic.quant import reference
 from qasic.quant.graph import TensorQ
@@ -164,8 +165,69 @@ def test_softmax_is_bit_exact_causal_or_not(causal, arch):
         assert ops["SOFTMAX"] == (3 if causal else 1)  # a causal step stays in one head
 
 
+@pytest.mark.parametrize("graph", ["causal", "window"])
+def test_uneven_steps_inside_a_head_keep_their_results_apart(graph):
+    """64 and 70 queries in steps of 21 (pattern rows) or 29 (causal) rows: a head's last step
+    is shorter, so the next step in its half must not load where the short step's results are
+    still being stored (results and pattern rows sit at fixed offsets of the half)."""
+    g = softmax_graph((4, 70, 70), causal=True) if graph == "causal" \
+        else pattern_graph(window(64, 64, 8), (4, 64, 64))
+    p, _ = check(g, ARCHS["default"], batch=2)
+    rows = [ins["rows"] for ins in p.instrs if ins.op == "SOFTMAX"]
+    assert rows == ([29, 29, 12] * 4 if graph == "causal" else [1] * 256)
+
+
 def test_softmax_of_int4_scores_to_int4_probabilities():
     check(softmax_graph(causal=True, bits=4, out_bits=4), ARCHS["8x8"])
+
+
+def window(s: int, t: int, width: int) -> np.ndarray:
+    """(1, S, T): query i (at position T - S + i) sees the ``width`` keys up to itself."""
+    pos = np.arange(t - s, t)[:, None]
+    return ((np.arange(t) <= pos) & (np.arange(t) > pos - width))[None].astype(np.uint8)
+
+
+def pattern_graph(valid: np.ndarray, shape=(3, 6, 10)):
+    b = Builder("pattern_softmax")
+    x = b.codes("x", shape, TensorQ(0.08, -9))
+    return b.graph(b.softmax("sm", x, valid=valid))
+
+
+BLOCKS = np.kron(np.eye(2), np.ones((3, 5)))[None].astype(np.uint8)  # 2 blocks of 3x5
+# per head: a sliding window of 3 (6 distinct rows), the first 7 keys for every query (one
+# run), the two blocks (two runs)
+PER_HEAD = np.concatenate([window(6, 10, 3), np.ones((1, 6, 10)) * (np.arange(10) < 7),
+                           BLOCKS]).astype(np.uint8)
+
+
+@pytest.mark.parametrize("arch", ["default", "8x8", "tiny-output"])
+@pytest.mark.parametrize("valid", ["window", "per_head", "blocks"])
+def test_softmax_with_a_constant_pattern_is_bit_exact(valid, arch):
+    """A constant pattern (qasic.quant.masks) is a DRAM constant loaded a step's rows at a
+    time; one SOFTMAX per run of equal pattern rows, masked by that row."""
+    target = small_arch(output_sram_bytes=96, param_sram_bytes=1024) \
+        if arch == "tiny-output" else ARCHS[arch]
+    v = {"window": window(6, 10, 3), "per_head": PER_HEAD, "blocks": BLOCKS}[valid]
+    p, r = check(pattern_graph(v), target)
+    assert not r.outputs[:, np.broadcast_to(v, (3, 6, 10)) == 0].any()  # masked keys: 0
+    ops = ops_of(p, "sm")
+    masks = [ins["masked"] for ins in p.instrs if ins.op == "SOFTMAX"]
+    assert all(masks) and sum(ins["rows"] for ins in p.instrs if ins.op == "SOFTMAX") == 18
+    if arch == "default":  # every head one step, one SOFTMAX per run of equal rows
+        assert ops["SOFTMAX"] == {"window": 18, "per_head": 9, "blocks": 6}[valid]
+    assert layer(p, "sm")["compulsory_dram_bytes"] == 2 * 180 + 1024 + v.size  # x, y, exp
+
+
+def test_a_pattern_and_a_key_mask_together_are_refused():
+    g = masked_softmax_graph()
+    sm = g.node("sm")
+    g = dataclasses.replace(g, nodes=tuple(dataclasses.replace(
+        n, params={**n.params, "valid": window(12, 12, 4)}) if n.name == "sm" else n
+        for n in g.nodes))
+    with pytest.raises(UnsupportedOpError, match="softmax sm: a key mask and a constant "
+                                                 "pattern"):
+        compile_graph(g, ARCHS["default"])
+    assert sm.inputs[1] == "mask"
 
 
 def masked_softmax_graph(s=12, heads=2, vocab=30, causal=False):
@@ -381,9 +443,56 @@ def test_packed_codes_a_permute_moves_code_by_code_are_stored_a_byte_each():
     assert next(r for r in p.regions if r.name == "t").bits == 8
 
 
-def test_a_permute_of_a_4d_tensor_is_refused():
+def test_a_permute_of_four_independent_axes_is_refused():
     b = Builder("p4")
-    x = b.codes("x", (2, 3, 2, 4), TensorQ(0.05, 1))
-    with pytest.raises(UnsupportedOpError, match=r"^permute t: perm \(1, 0, 2, 3\) of a 4-D "
-                                                 r"tensor; qasic permutes 2-D and 3-D"):
-        compile_graph(b.graph(b.permute("t", x, (1, 0, 2, 3))), default_arch())
+    x = b.codes("x", (2, 3, 4, 5), TensorQ(0.05, 1))
+    with pytest.raises(UnsupportedOpError, match=r"^permute t: perm \(1, 0, 3, 2\) of a 4-D "
+                                                 r"tensor moves 4 axes; qasic permutes 2-D and "
+                                                 r"3-D"):
+        compile_graph(b.graph(b.permute("t", x, (1, 0, 3, 2))), default_arch())
+
+
+@pytest.mark.parametrize("shape, perm, want", [
+    ((2, 3, 2, 4), (1, 0, 2, 3), ((2, 3, 8), (1, 0, 2))),
+    ((2, 4, 2, 4, 8), (0, 2, 1, 3, 4), ((2, 4, 2, 32), (0, 2, 1, 3))),  # Swin's windows
+    ((1, 6, 1, 5), (3, 2, 1, 0), ((6, 5), (1, 0))),
+    ((3, 4, 5), (0, 1, 2), ((60,), (0,))),
+])
+def test_canonical_permutes_drop_size_1_axes_and_merge_neighbours(shape, perm, want):
+    assert canonical(shape, perm) == want
+
+
+@pytest.mark.parametrize("shape, perm, bits", [
+    ((2, 3, 2, 4), (1, 0, 2, 3), 8),
+    ((2, 4, 2, 4, 8), (0, 2, 1, 3, 4), 8),   # Swin's window partition: 2 blocks of 3-D
+    ((2, 2, 4, 4, 8), (0, 2, 1, 3, 4), 4),   # and its reverse, packed INT4
+    ((2, 3, 4, 5), (0, 2, 1, 3), 8),
+    ((2, 3, 4, 5), (0, 1, 3, 2), 8),         # the last axis moves: code by code
+])
+def test_permutes_of_more_axes_run_on_their_canonical_axes(shape, perm, bits):
+    b = Builder("p5")
+    x = b.codes("x", shape, TensorQ(0.05, 1, bits))
+    check(b.graph(b.permute("t", x, perm)), ARCHS["8x8"])
+
+
+def test_softmax_and_matmul_of_windows_by_heads_are_bit_exact():
+    """Per-sample (windows, heads, S, T) tensors: the leading axes are rows' blocks (before,
+    a 4-D tensor was one vector: a softmax over every code)."""
+    b = Builder("windows")
+    x = b.codes("x", (2, 3, 6, 8), sym(0.1))
+    scores = b.matmul("qk", x, x, sym(0.08), transpose_b=True)
+    p, _ = check(b.graph(b.softmax("sm", scores, valid=window(6, 6, 3))), ARCHS["8x8"])
+    assert [info["kind"] for info in p.layers] == ["matmul", "softmax"]
+
+
+@pytest.mark.parametrize("arch", ["default", "8x8"])
+def test_swin_window_attention_is_bit_exact(arch):
+    """Captured from torch (tests/quant: roll, a pad of nothing, windows x heads, a bias per
+    window and head): compiled and simulated bit for bit."""
+    from tests.quant.test_ops_transformer import CASES, _seq
+    from tests.quant.transformer_nets import check as captured
+
+    _, q, _ = captured(CASES["windows"][0], _seq())
+    p, _ = check(q, ARCHS[arch])
+    kinds = Counter(info["kind"] for info in p.layers)
+    assert kinds["permute"] == 2 and kinds["softmax"] == 1

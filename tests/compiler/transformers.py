@@ -107,13 +107,15 @@ class Builder:
                                {"multiplier": q, "shift": s}), tq, shape)
 
     def softmax(self, name: str, x: str, causal: bool = False, mask: str | None = None,
-                bits: int = 8) -> str:
+                bits: int = 8, valid: np.ndarray | None = None) -> str:
+        """``valid``: a constant (P, S, T) 0/1 attention pattern (qasic.quant.masks)."""
         tin = self.tensors[x]
         table = intops.exp_table(tin.scale, tin.bits)
         tq = TensorQ(*intops.softmax_encoding(bits), bits)
         inputs = (x,) if mask is None else (x, mask)
+        pattern = {} if valid is None else {"valid": np.asarray(valid, np.uint8)}
         return self._add(QNode(name, "softmax", inputs, name, {"causal": causal},
-                               {"table": table}), tq, self.shapes[x])
+                               {"table": table, **pattern}), tq, self.shapes[x])
 
     def norm(self, name: str, x: str, tq: TensorQ, center: bool = True) -> str:
         """LayerNorm (center) or RMSNorm with random gammas of both signs and random betas."""

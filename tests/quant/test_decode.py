@@ -76,3 +76,15 @@ def test_a_model_without_attention_is_refused():
 
     with pytest.raises(UnsupportedOpError, match="does not take token ids"):
         decode_graph(cnn_graph())
+
+
+def test_a_softmax_with_a_constant_pattern_is_refused(full):
+    """A sliding window's pattern is fixed at the full length: no row of it is a decode step's
+    mask (qasic.quant.masks)."""
+    from dataclasses import replace
+
+    window = np.tril(np.ones((1, C, C), np.uint8)) - np.tril(np.ones((1, C, C), np.uint8), -4)
+    nodes = tuple(replace(n, attrs={"causal": False}, params={**n.params, "valid": window})
+                  if n.op == "softmax" else n for n in full.nodes)
+    with pytest.raises(UnsupportedOpError, match="a softmax with a constant attention pattern"):
+        decode_graph(replace(full, nodes=nodes))

@@ -65,6 +65,46 @@ def _repeat_kv(x):  # (B, S, D) as 2 heads, each read by 2 query heads (Llama's 
     return kv.reshape(b, 4, s, d // 2).transpose(1, 2).reshape(b, s, 2 * d)
 
 
+# a band of 5 keys around each query: not causal, not all ones (a sliding window)
+_BAND = torch.ones(S, S).triu(3).bool() | torch.ones(S, S).tril(-3).bool()
+# per head: a causal window of 3, and the keys of the query's own half of the sequence
+_POS = torch.arange(S)
+_PER_HEAD = torch.stack([(_POS[None] > _POS[:, None]) | (_POS[None] <= _POS[:, None] - 3),
+                         _POS[None] // (S // 2) != _POS[:, None] // (S // 2)])[None]
+_ALIBI = -torch.tensor([0.5, 0.25])[:, None, None] * _POS  # (H, 1, S): ALiBi's slopes * key
+
+
+def _heads4(x):  # (B, S, D) -> (B, H, S, Dh)
+    return x.view(x.shape[0], S, H, D // H).transpose(1, 2)
+
+
+def _bloom_qkv(x, fc):  # BLOOM's fused QKV: (B, S, 3D) viewed (B, S, H, 3, Dh), split by select
+    t = fc(x).view(x.shape[0], S, H, 3, D // H)
+    q, k, v = (t[..., i, :].transpose(1, 2) for i in range(3))
+    return (torch.softmax(q @ k.transpose(-1, -2), -1) @ v).transpose(1, 2).reshape(x.shape)
+
+
+def _baddbmm(x, fc):  # BLOOM's scores: baddbmm(alibi, Q, K^T, alpha = 1/sqrt(Dh)), then causal
+    q = fc(x).view(x.shape[0], S, H, D // H).transpose(1, 2).reshape(-1, S, D // H)
+    scores = torch.baddbmm(_ALIBI.repeat(x.shape[0], 1, 1), q, q.transpose(1, 2), beta=1.0,
+                           alpha=0.25).view(x.shape[0], H, S, S)
+    return torch.softmax(scores.masked_fill(torch.ones(S, S).triu(1).bool(), -1e9), -1)
+
+
+# Swin's window attention: 2 windows of 4 tokens, a relative position bias per head and a
+# shifted-window mask per window (-100, as HF writes it), the same for every sample
+_WIN_BIAS = torch.randn(H, 4, 4, generator=torch.Generator().manual_seed(1)) \
+    + torch.tensor([0.0, -100.0])[:, None, None, None] * (1 - torch.eye(4))
+
+
+def _windows(x, fc):  # (B, 8, D): a roll, 2 windows, sdpa with the bias, windows merged back
+    b = x.shape[0]
+    t = torch.roll(F.pad(fc(x), (0, 0, 0, 0)), -1, 1)
+    q = t.view(b, 2, 4, H, D // H).permute(0, 1, 3, 2, 4).reshape(b * 2, H, 4, D // H)
+    y = F.scaled_dot_product_attention(q, q, q, attn_mask=_WIN_BIAS.repeat(b, 1, 1, 1))
+    return torch.roll(y.view(b, 2, H, 4, D // H).permute(0, 1, 3, 2, 4).reshape(b, S, D), 1, 1)
+
+
 def _weight():
     ln = nn.LayerNorm(D)
     nn.init.normal_(ln.weight, 1.0, 0.3)
@@ -126,6 +166,28 @@ CASES = {
         attn_mask=_BIAS), nn.Linear(D, D)),
                        ["linear", "reshape", "permute", "matmul", "constant", "add", "softmax",
                         "matmul"], 0.998),                                  # 0.99965
+    # constant masks other than causal: the softmax's valid pattern (qasic.quant.masks); the
+    # scores * 0.1 spread the probabilities: unmasked, the cosine would be 0.86 and 0.70
+    "window": (_after_linear(lambda x: torch.softmax((x @ x.transpose(-2, -1) * 0.1)
+                                                     .masked_fill(_BAND, -1e9), -1)),
+               ["linear", "matmul", "softmax"], 0.995),                # 0.99996
+    "window_per_head": (_after_linear(lambda x: torch.softmax(
+        (_heads4(x) @ _heads4(x).transpose(-2, -1) * 0.1).masked_fill(_PER_HEAD, -torch.inf),
+        -1)), ["linear"] + ["reshape", "permute"] * 2 + ["matmul", "softmax"], 0.995),  # 0.99997
+    # ALiBi through baddbmm: a matmul (alpha in its requantization), a constant and an add
+    "baddbmm_alibi": (Fn(_baddbmm, nn.Linear(D, D)),
+                      ["linear", "reshape", "permute", "matmul", "constant", "add", "softmax"],
+                      0.995),                                               # 0.99994
+    # BLOOM's fused QKV: each select of the split features is a linear of those weight rows
+    "qkv_view_select": (Fn(_bloom_qkv, nn.Linear(D, 3 * D)),
+                        ["linear", "reshape", "permute"] * 3
+                        + ["matmul", "softmax", "matmul", "permute", "reshape"], 0.998),  # 0.99961
+    # Swin: zero pads of nothing vanish, rolls are selections by a permutation (a constant
+    # and a matmul), a bias per (window, head) is a constant added to the scores
+    "windows": (Fn(_windows, nn.Linear(D, D)),
+                ["linear", "constant", "matmul", "reshape", "permute", "matmul", "constant",
+                 "add", "softmax", "matmul", "permute", "reshape", "constant", "matmul"],
+                0.995),                                                     # 0.99832
     "block": (Block(D, H), None, 0.998),                                    # 0.99987
     # positions picked or averaged: a matmul by a constant selector
     "cls": (_after_linear(lambda x: x[:, 0]), ["linear", "constant", "matmul", "reshape"],
@@ -170,6 +232,25 @@ def test_attention_graph_shapes_and_attrs():
     for t in mm[0].inputs + mm[1].inputs:
         assert q.tensors[t].zero_point == 0 and not q.tensors[t].is_fp
     assert (q.tensors[sm.output].scale, q.tensors[sm.output].zero_point) == (1 / 127, 0)
+
+
+def test_constant_masks_become_the_softmax_pattern():
+    """All ones: nothing; causal in every head: the attr; anything else: ``valid`` (P, S, T),
+    P = 1 when the heads agree; the reference's masked keys get exactly 0."""
+    for name, want in (("window", ~_BAND[None]), ("window_per_head", ~_PER_HEAD[0])):
+        module, _, _ = CASES[name]
+        _, q, _ = check(module, _seq())
+        sm = q.node(next(n.name for n in q.nodes if n.op == "softmax"))
+        assert dict(sm.attrs) == {"causal": False}
+        assert sm.params["valid"].dtype == np.uint8
+        assert np.array_equal(sm.params["valid"], want.numpy().astype(np.uint8))
+        x = q.quantize_input(_seq(4))
+        probs = reference.run(q, x, keep=True)[sm.output]
+        assert not probs[np.broadcast_to(sm.params["valid"] == 0, probs.shape)].any()
+        assert probs[np.broadcast_to(sm.params["valid"] == 1, probs.shape)].any()
+    _, q, _ = check(*CASES["baddbmm_alibi"][:1], _seq())
+    sm = next(n for n in q.nodes if n.op == "softmax")
+    assert dict(sm.attrs) == {"causal": True} and "valid" not in sm.params
 
 
 def test_fused_qkv_splits_into_three_linears():
@@ -286,9 +367,9 @@ def test_token_ids_are_checked():
 REFUSED = {
     "compare": (Fn(lambda x: torch.softmax(x.masked_fill(x > 1, -1e9), -1)),
                 "a comparison of an activation"),
-    "window": (Fn(lambda x: torch.softmax((x @ x.transpose(-2, -1)).masked_fill(
-        torch.ones(S, S).triu(3).bool() | torch.ones(S, S).tril(-3).bool(), -1e9), -1)),
-               "other than causal"),
+    "per_sample_mask": (Fn(lambda x: torch.softmax((x @ x.transpose(-2, -1)).masked_fill(
+        torch.arange(2)[:, None, None] * torch.ones(S, S).triu(1) > 0, -1e9), -1)),
+                        "differs between samples"),
     "softmax_dim": (Fn(lambda x: torch.softmax(x, 1)), "only the last"),
     "expand_two_axes": (Fn(lambda x: F.layer_norm(x, (D,))[:, None, None].expand(
         -1, 2, 2, -1, -1)), "only of one size-1 axis"),
@@ -321,6 +402,26 @@ class MaskBias(nn.Module):
 def test_a_padding_mask_used_as_a_bias_is_refused():
     with pytest.raises(UnsupportedOpError, match="an additive attention bias other than 0"):
         capture(MaskBias().eval(), torch.from_numpy(_ids(2)))
+
+
+class WindowAndPadding(nn.Module):
+    """A sliding window and a padding mask on the same scores."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(50, D)
+
+    def forward(self, ids):
+        x = self.emb(ids)
+        scores = (x @ x.transpose(-2, -1)).masked_fill(_BAND, -1e9)
+        return torch.softmax(scores.masked_fill((ids == 0)[:, None, :], -1e9), -1)
+
+
+def test_a_padding_mask_with_a_constant_pattern_is_refused():
+    """SOFTMAX reads one mask row per instruction: the key mask or the pattern row."""
+    with pytest.raises(UnsupportedOpError, match=r"a padding mask together with a constant "
+                                                 r"8x8 attention pattern other than causal"):
+        capture(WindowAndPadding().eval(), torch.from_numpy(_ids(2)))
 
 
 def test_layer_norm_in_an_image_model_is_refused():

@@ -1,6 +1,7 @@
 """The fast functional path (qasic.sim.fast) leaves every memory exactly as the per-instruction
 machine does: DRAM, every scratchpad and the accumulator, byte for byte, on the built-in models
-and the transformer test graphs, at INT8, packed INT4, FP8 activations and block-scaled weights."""
+and the transformer test graphs (also softmaxes with constant attention patterns), at INT8, packed
+INT4, FP8 activations and block-scaled weights."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from qasic.sim import fast
 from qasic.sim.machine import Machine
 from qasic.sim.run import run_functional
 from tests.archs import small_arch
-from tests.compiler.test_transformer import codes_for
+from tests.compiler.test_transformer import PER_HEAD, codes_for, pattern_graph, window
 from tests.compiler.transformers import attention_block
 from tests.graphs import (
     blocked_graph,
@@ -109,6 +110,22 @@ def test_attention_block_leaves_every_memory_as_the_machine(bits, masked, arch):
     p = compile_graph(g, arch)
     assert fast.batch_uniform(p) == 0
     assert_same_state(p, arch, codes_for(g, 3, seed=5), fresh=True)
+
+
+@pytest.mark.parametrize("valid", ["window", "per_head"])
+@pytest.mark.parametrize("arch", [ARCH, SMALL], ids=["default", "8x8"])
+def test_a_constant_attention_pattern_runs_as_on_the_machine(valid, arch):
+    """A softmax's constant pattern (sliding window; one pattern per head): its rows loaded as
+    DRAM constants, one masked SOFTMAX per run of equal rows; both paths equal the
+    reference."""
+    v = {"window": window(6, 10, 3), "per_head": PER_HEAD}[valid]
+    g = pattern_graph(v)
+    p = compile_graph(g, arch)
+    x = codes_for(g, 3, seed=5)
+    assert_same_state(p, arch, x, fresh=True)
+    want = reference.run(g, x)
+    for mode in ("fast", "exact"):
+        np.testing.assert_array_equal(run_functional(p, arch, x, mode=mode), want)
 
 
 @pytest.mark.parametrize("model", ["digits_cnn", "digits_mlp", "mnist_cnn", "mnist_deep"])
