@@ -24,7 +24,8 @@ SUPPORTED = (
     "conv1d/conv2d/convolution (any stride, padding incl. 'same'/'valid', dilation, groups)",
     "linear/addmm/mm",
     "batch_norm (folded into the conv/linear before it, else a depthwise 1x1 conv)",
-    "flatten/view/reshape/squeeze/unsqueeze/permute (to (batch, features), or size-1 axes)",
+    ("flatten/view/reshape/squeeze/unsqueeze/permute (to (batch, features), size-1 axes, or "
+     "an image's channels-last view permute(0, 2, 3, 1) and back)"),
     "dropout (eval)/clone/alias/contiguous/detach/to (same dtype)",
 )
 
@@ -114,9 +115,10 @@ def _conv(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, padding: An
 
 
 def _image_input(b: Any, node: Any, x: Act, zeros: tuple[int, int, int, int]) -> Act:
-    """A conv's input as the NHWC image its kernel reads. In a sequence model (Segformer's
-    stages, ConvNeXt's blocks) torch's channels-last (N, H, W, C) permuted to (N, C, H, W) is
-    that image already: the permute is skipped (pruned if nothing else reads it). Any other
+    """A conv's input as the NHWC image its kernel reads. In a sequence model torch's
+    channels-last (N, H, W, C) permuted to (N, C, H, W) is that image already: the permute is
+    skipped (pruned if nothing else reads it); an image model gone to sequence mode comes back
+    at such a permute (qasic.quant.lowering_seq ``to_sequence``). Any other
     layout is refused (the kernel would read the wrong pixels). ``zeros``: the pixels a zero
     pad in front adds (the fx input is the padded image)."""
     want = per_sample(node.args[0])  # the padded image when a zero pad is folded in

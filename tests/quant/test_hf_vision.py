@@ -1,6 +1,8 @@
 """`transformers` vision models no one here wrote, built from tiny configs: HF's MobileNetV2
-(TensorFlow-style 'same' padding as explicit zero pads) runs bit-exact; Segformer (a conv read
-from a sequence model's stage output) is refused in one line, never a crash."""
+(TensorFlow-style 'same' padding as explicit zero pads), ConvNeXt (channels-first LayerNorms and
+blocks of per-pixel linears between permutes to and from channels-last) and Segformer (stage
+outputs reshaped to (N, H, W, C) and permuted back to images for the next stage's conv) run
+bit-exact; ConvNeXt V2's global response normalization is refused in one line."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from torch import nn
 
 import qasic
 from qasic.errors import QasicError
+from qasic.quant import capture
 
 transformers = pytest.importorskip("transformers")
 
@@ -36,13 +39,33 @@ def test_hf_mobilenet_v2_with_its_zero_pads_runs_bit_exact():
     assert r["bit_exact"] and r["cosine"] > 0.99
 
 
-def test_segformer_is_refused_in_one_line():
+def _segformer():
+    return transformers.SegformerModel(transformers.SegformerConfig(
+        num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[16, 32],
+        patch_sizes=[7, 3], strides=[4, 2], num_attention_heads=[1, 2], mlp_ratios=[2, 2]))
+
+
+def _convnext(cls: str):
+    return getattr(transformers, f"{cls}Model")(getattr(transformers, f"{cls}Config")(
+        num_stages=2, hidden_sizes=[16, 32], depths=[1, 1], patch_size=4, image_size=32))
+
+
+@pytest.mark.parametrize("make", [lambda: _convnext("ConvNext"), _segformer],
+                         ids=["convnext", "segformer"])
+def test_channels_last_stages_run_bit_exact_without_permutes(make):
     torch.manual_seed(0)
-    config = transformers.SegformerConfig(num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1],
-                                          hidden_sizes=[16, 32], patch_sizes=[7, 3],
-                                          strides=[4, 2], num_attention_heads=[1, 2],
-                                          mlp_ratios=[2, 2])
+    model, x = Hidden(make().eval()), _images(2)
+    nodes = {n.output: n for n in capture(model, torch.from_numpy(x)).nodes}
+    convs = [n for n in nodes.values() if n.op == "conv2d"]
+    assert len(convs) >= 4  # none reads a permute: the images are the channels-last tensors
+    assert all(nodes[n.inputs[0]].op != "permute" for n in convs if n.inputs[0] in nodes)
+    r = qasic.evaluate(model, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]  # 0.99985 / 0.99981
+
+
+def test_convnext_v2_global_response_norm_is_refused_in_one_line():
+    torch.manual_seed(0)
     x = _images(2)
     with pytest.raises(QasicError) as e:
-        qasic.evaluate(Hidden(transformers.SegformerModel(config).eval()), x, calibration=x)
-    assert "\n" not in str(e.value) and "stages.1.patch_embeddings" in str(e.value)
+        qasic.evaluate(Hidden(_convnext("ConvNextV2").eval()), x, calibration=x)
+    assert "\n" not in str(e.value) and "grn" in str(e.value)
