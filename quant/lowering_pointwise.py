@@ -19,7 +19,8 @@ Slices, splits and chunks along the last axis of an activation no linear layer m
 negations and their cats along the last axis stay symbolic too (Columns: a signed selection
 matrix of the channels) and become one ``linear`` of +-1 weights: RoPE's rotate_half
 ``cat(-x[..., D/2:], x[..., :D/2])`` of each head, Phi's partial rotary split, GPT-NeoX's
-chunked fused QKV.
+chunked fused QKV; a stack of them along a new last axis interleaves their columns (GPT-J's
+rotate_every_two).
 """
 
 from __future__ import annotations
@@ -309,6 +310,23 @@ def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     return constant_add(b, node, y, torch.cat(consts, dim))
 
 
+def stack(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.stack of Columns of one activation along a new last axis: element (k, j) is piece
+    j's column k, so the stack interleaves the pieces' columns, one ``linear`` of +-1 weights
+    viewed as (..., K, pieces) (GPT-J's rotate_every_two ``stack((-x[..., 1::2], x[..., ::2]),
+    -1).flatten(-2)``: the flatten undoes the view)."""
+    rank = node.meta["val"].dim()
+    dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
+    parts = _column_parts(list(args[0])) if dim == rank - 1 else None
+    if parts is None:
+        b.fail(node, f"a stack along dim {dim} of a rank-{rank} result; only of slices and "
+                     "negations of one activation's last axis, along a new last axis")
+    src, mats = parts
+    interleaved = np.stack(mats, axis=-1).reshape(mats[0].shape[0], -1)
+    y = _columns(b, Columns(src, interleaved, node))
+    return lowering_seq.reshaped(b, node, y, b.per_sample(node), suffix=".pieces")
+
+
 def _column_parts(pieces: list) -> tuple[Act, list[np.ndarray]] | None:
     """(source, matrices) when every piece is a Columns of (or is) one activation."""
     srcs = {p.src.name if isinstance(p, Columns) else p.name if isinstance(p, Act) else None
@@ -462,6 +480,7 @@ def _table() -> dict:
     t[aten.split_with_sizes.default] = split
     t[aten.chunk.default] = split
     t[aten.cat.default] = cat
+    t[aten.stack.default] = stack
     t[aten.concat.default] = cat
     return t
 

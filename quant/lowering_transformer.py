@@ -37,7 +37,8 @@ SUPPORTED = (
     "softmax/_softmax over the last axis, with causal and padding masks",
     "matmul/bmm of two activations (a transpose(-2, -1) of the second folds in)",
     "scaled_dot_product_attention (is_causal, attn_mask, scale, enable_gqa; a constant bias)",
-    "RoPE (products by constant cos/sin tables; rotate_half a +-1 linear), repeat_kv",
+    ("RoPE (products by constant cos/sin tables; rotate_half, and rotate_every_two's stack "
+     "along a new last axis, a +-1 linear), repeat_kv"),
     "sequence models: linear on (batch, S, D), view/reshape/transpose/permute/split of heads",
 )
 

@@ -56,6 +56,14 @@ def _rope(x):  # Llama's rotary embedding of the heads: q cos + rotate_half(q) s
     return (q * torch.cos(_ANGLES) + rot * torch.sin(_ANGLES)).transpose(1, 2).reshape(b, s, d)
 
 
+def _rope_every_two(x):  # GPT-J's: q cos + rotate_every_two(q) sin, channels in pairs
+    b, s, d = x.shape
+    q = x.view(b, s, H, d // H)
+    rot = torch.stack((-q[..., 1::2], q[..., ::2]), -1).flatten(-2)
+    angles = _ANGLES[:, None].repeat_interleave(1, 1)  # (S, 1, Dh): per position and channel
+    return (q * torch.cos(angles) + rot * torch.sin(angles)).reshape(b, s, d)
+
+
 _BIAS = torch.randn(1, H, S, S, generator=torch.Generator().manual_seed(0))
 
 
@@ -106,6 +114,11 @@ CASES = {
     "rope": (Fn(lambda x, fc: _rope(fc(x)), nn.Linear(D, D)),
              ["linear", "reshape", "permute", "constant", "mul", "linear", "constant", "mul",
               "add", "permute", "reshape"], 0.999),                        # 0.99983
+    # GPT-J's rotate_every_two: a stack of column selections along a new last axis, then a
+    # flatten: one interleaving linear of +-1 weights
+    "rope_every_two": (Fn(lambda x, fc: _rope_every_two(fc(x)), nn.Linear(D, D)),
+                       ["linear", "reshape", "linear", "constant", "mul", "constant", "mul",
+                        "add", "reshape"], 0.999),                         # 0.99981
     # a part of the channels of an activation no linear made: a linear of a 0/1 selection
     "channel_slice": (_after_linear(lambda x: torch.tanh(x)[..., :16] * 2),
                       ["linear", "lut", "linear"], 0.999),                  # 0.9999
@@ -170,6 +183,15 @@ def test_attention_graph_shapes_and_attrs():
     for t in mm[0].inputs + mm[1].inputs:
         assert q.tensors[t].zero_point == 0 and not q.tensors[t].is_fp
     assert (q.tensors[sm.output].scale, q.tensors[sm.output].zero_point) == (1 / 127, 0)
+
+
+def test_rotate_every_two_is_one_interleaving_linear():
+    graph, _, _ = check(CASES["rope_every_two"][0], _seq(4))
+    rot = next(n for n in graph.nodes if n.name == "stack")
+    dh = D // H  # out channel 2k is -x[2k + 1], 2k + 1 is x[2k]: pairs swapped, the first negated
+    want = np.kron(np.eye(dh // 2), [[0.0, -1.0], [1.0, 0.0]])
+    np.testing.assert_array_equal(rot.params["weight"], want)
+    assert graph.shapes[rot.output] == (S, H, dh) and not rot.params["bias"].any()
 
 
 def test_fused_qkv_splits_into_three_linears():
@@ -295,6 +317,8 @@ REFUSED = {
     "mean_feat": (Fn(lambda x: F.layer_norm(x, (D,)).mean(-1)), "a mean in a sequence model"),
     "select_batch": (Fn(lambda x: F.layer_norm(x, (D,))[0]), "the batch axis"),
     "two_act_sub": (Fn(lambda x: F.layer_norm(x, (D,)) - x), "sub of two activations"),
+    "stack_positions": (Fn(lambda x: torch.stack((F.layer_norm(x, (D,)), x), 1)),
+                        "a stack along dim 1"),
 }
 
 
