@@ -66,11 +66,13 @@ class Columns:
     """``src @ matrix`` along the last axis, ``matrix`` (D, K) a signed selection of src's
     channels: slices, negations and cats along the last axis (RoPE's rotate_half
     ``cat(-x[..., D/2:], x[..., :D/2])``) compose into one matrix and become one ``linear``
-    (``materialize``); ``node`` the fx node of its last op."""
+    (``materialize``); ``node`` the fx node of its last op, ``suffix`` which of its outputs (a
+    split's parts, ``.0``, ``.1``, ...: each its own linear)."""
 
     src: Act
     matrix: np.ndarray
     node: Any
+    suffix: str = ""
 
 
 SYMBOLIC = (Pointwise, RmsStat, Columns, ZeroPad)
@@ -98,11 +100,12 @@ def _columns(b: Any, v: Columns) -> Act:
     d, k = v.matrix.shape
     if d == k and np.array_equal(v.matrix, np.eye(d)):
         return v.src
-    if v.node.name not in b.luts:
-        b.luts[v.node.name] = b.add(v.node, "linear", (v.src.name,), {},
-                                    {"weight": v.matrix.T.copy(), "bias": np.zeros(k)},
-                                    shape=b.shapes[v.src.name][:-1] + (k,))
-    return b.luts[v.node.name]
+    key = v.node.name + v.suffix
+    if key not in b.luts:
+        b.luts[key] = b.add(v.node, "linear", (v.src.name,), {},
+                            {"weight": v.matrix.T.copy(), "bias": np.zeros(k)},
+                            shape=b.shapes[v.src.name][:-1] + (k,), suffix=v.suffix)
+    return b.luts[key]
 
 
 def _tree(v: Any) -> tuple[Act | None, tuple] | None:
@@ -365,8 +368,8 @@ def split(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
     args = [_unchained(b, args[0]), *args[1:]]
     if _columns_of(b, node, args[0], dim):
-        return tuple(_select_columns(b, args[0], range(s, s + int(k)), node)
-                     for s, k in zip(starts, sizes))
+        return tuple(_select_columns(b, args[0], range(s, s + int(k)), node, f".{i}")
+                     for i, (s, k) in enumerate(zip(starts, sizes)))
     return lowering_seq.split(b, node, [materialize(b, args[0]), *args[1:]], kwargs)
 
 
@@ -383,13 +386,14 @@ def _columns_of(b: Any, node: Any, x: Any, dim: int) -> bool:
         and (prev is None or prev.op != "linear")
 
 
-def _select_columns(b: Any, x: Any, sel: range, node: Any) -> Columns | torch.Tensor:
-    """The columns ``sel`` of ``x``; none (Phi-3's pass-through part of a fully rotated head):
-    an empty constant, which cat drops."""
+def _select_columns(b: Any, x: Any, sel: range, node: Any, suffix: str = ""
+                    ) -> Columns | torch.Tensor:
+    """The columns ``sel`` of ``x`` (``suffix``: which part of a split); none (Phi-3's
+    pass-through part of a fully rotated head): an empty constant, which cat drops."""
     if not len(sel):
         return lowering_seq.empty_part(node)
     src, m = (x.src, x.matrix) if isinstance(x, Columns) else (x, np.eye(b.shapes[x.name][-1]))
-    return Columns(src, m[:, list(sel)], node)
+    return Columns(src, m[:, list(sel)], node, suffix)
 
 
 # --- hand-written RMSNorm -------------------------------------------------------------------

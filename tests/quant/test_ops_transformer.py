@@ -79,6 +79,11 @@ def _weight():
     return ln
 
 
+def _split_parts(x):  # a split of an activation no linear made, its parts used apart
+    a, b = F.layer_norm(x, (D,)).split(D // 2, -1)
+    return torch.tanh(a) + b
+
+
 def _after_linear(f):
     return Fn(lambda x, fc: f(fc(x)), nn.Linear(D, D))
 
@@ -119,6 +124,8 @@ CASES = {
     "rope_every_two": (Fn(lambda x, fc: _rope_every_two(fc(x)), nn.Linear(D, D)),
                        ["linear", "reshape", "linear", "constant", "mul", "constant", "mul",
                         "add", "reshape"], 0.999),                         # 0.99981
+    # a split's parts of an activation no linear made: one selection linear each
+    "split_parts": (Fn(_split_parts), ["norm", "linear", "linear", "lut", "add"], 0.999),
     # a part of the channels of an activation no linear made: a linear of a 0/1 selection
     "channel_slice": (_after_linear(lambda x: torch.tanh(x)[..., :16] * 2),
                       ["linear", "lut", "linear"], 0.999),                  # 0.9999
