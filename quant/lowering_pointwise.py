@@ -239,8 +239,11 @@ def per_sample_constant(b: Any, node: Any, x: Act, c: torch.Tensor) -> np.ndarra
 
 def constant_add(b: Any, node: Any, x: Act, c: torch.Tensor) -> Act:
     """x + c: a ``constant`` node and an ``add`` (a constant added right after another folds
-    into it: token-type and position embeddings make one table)."""
+    into it: token-type and position embeddings make one table); x itself when c is all zeros
+    (LeViT's attention biases as initialized)."""
     value = per_sample_constant(b, node, x, c)
+    if not value.any() and value.shape == b.shapes[x.name]:
+        return x
     prev = b.nodes.get(x.name)
     if prev is not None and prev.op == "add" and b.sole_user(x, node):
         const = b.nodes.get(prev.inputs[1])
@@ -406,12 +409,13 @@ def mean(b: Any, node: Any, args: list, kwargs: dict) -> RmsStat | Act:
     dims = [int(d) % rank for d in (args[1] if isinstance(args[1], (list, tuple)) else [args[1]])]
     axes = axis_map(b, node.args[0])
     p, inner = digit(b, node.args[0])
-    if isinstance(args[0], Act) and len(dims) == 1 and dims[0] != rank - 1 \
+    x = _unchained(b, args[0]) if dims != [rank - 1] else args[0]  # a chain's table
+    if isinstance(x, Act) and len(dims) == 1 and dims[0] != rank - 1 \
             and axes[dims[0]] is not None and dims[0] != p:
         if not _arg(args, kwargs, 2, "keepdim", False):
             b.batch_axes[node.name] = (p - (dims[0] < p), inner)
         n = int(node.args[0].meta["val"].shape[dims[0]])
-        return rows(b, node, args[0], np.full((1, n), 1.0 / n), axes[dims[0]])
+        return rows(b, node, x, np.full((1, n), 1.0 / n), axes[dims[0]])
     inner = _squared(t[1]) if t is not None and t[0] is not None else None
     if inner is None or dims != [rank - 1] or not _arg(args, kwargs, 2, "keepdim", False):
         b.fail(node, "a mean in a sequence model; only over the positions, or mean(x^2, -1, "

@@ -411,6 +411,7 @@ HANDLERS = {
     aten.view.default: reshape,
     aten.reshape.default: reshape,
     aten._unsafe_view.default: reshape,
+    aten.reshape_as.default: reshape,
     aten.flatten.using_ints: reshape,
     aten.unflatten.int: reshape,
     aten.unsqueeze.default: reshape,

@@ -69,3 +69,18 @@ def test_convnext_v2_global_response_norm_is_refused_in_one_line():
     with pytest.raises(QasicError) as e:
         qasic.evaluate(Hidden(_convnext("ConvNextV2").eval()), x, calibration=x)
     assert "\n" not in str(e.value) and "grn" in str(e.value)
+
+
+def test_levit_batch_norms_of_linears_fold_and_it_runs_bit_exact():
+    """LeViT: BatchNorm1d of each linear's (batch * S, D) output (one token at the last stage,
+    flattened to (batch, D)), attention biases of zeros (dropped), subsampled queries."""
+    torch.manual_seed(0)
+    model = Hidden(transformers.LevitModel(transformers.LevitConfig(
+        image_size=64, hidden_sizes=[32, 48, 64], num_attention_heads=[1, 2, 2],
+        depths=[1, 1, 1], key_dim=[8, 8, 8])).eval())
+    x = _images(2, 64)
+    nodes = capture(model, torch.from_numpy(x)).nodes
+    assert not any("batch_norm" in n.name for n in nodes)  # all folded into their layers
+    r = qasic.evaluate(model, x, calibration=x)
+    # random init leaves outputs of ~1e-8 (the survey's output_absmax): a weak cosine check
+    assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]               # 0.9981
