@@ -7,11 +7,13 @@ another activation) makes it one ``lut`` node (``materialize``). So GPT-2's writ
 ``x * sigmoid(x)`` and ``scores / sqrt(d)`` are one table each, and qasic.quant.seqpasses folds
 a pure scale into the linear or matmul before it.
 
-Binary ops dispatch on their operands' kinds: two activations make an ``add``/``mul`` node; an
-activation and a per-position constant (position embeddings) a ``constant`` node and an
-``add``; an activation times a per-channel constant folds into the norm or linear before it,
-any other product by a constant (RoPE's cos/sin tables, per position and channel) is a
-``constant`` node and a ``mul``; an attention mask added to scores goes to qasic.quant.masks.
+Binary ops dispatch on their operands' kinds: two activations make an ``add``/``mul`` node (a
+division a ``mul`` by the divisor's reciprocal table; a (..., 1) operand widened to the other's
+channels by a linear of ones); an activation and a per-position constant (position
+embeddings) a ``constant`` node and an ``add``; an activation times a per-channel constant
+folds into the norm or linear before it, any other product by a constant (RoPE's cos/sin
+tables, per position and channel) is a ``constant`` node and a ``mul``; an attention mask
+added to scores goes to qasic.quant.masks.
 The hand-written RMSNorm ``x * rsqrt(mean(x^2, -1, keepdim) + eps)`` becomes a ``norm`` (center
 False), also of a chain (Gemma's ``embedding * sqrt(D)``) and between casts.
 
@@ -25,6 +27,7 @@ rotate_every_two).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -186,6 +189,8 @@ def _binary(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
         if len(srcs) == 1:
             src = tx[0] or ty[0]
             return Pointwise(src, pw.op(op, tx[1], ty[1]), node)
+        if op == "div":  # x / y = x * (1 / y): the reciprocal joins y's table
+            op, y = "mul", Pointwise(ty[0], pw.op("reciprocal", ty[1]), node)
         return _two_activations(b, node, op, materialize(b, x), materialize(b, y))
     if tx is not None and isinstance(y, torch.Tensor):
         return _with_constant(b, node, op, materialize(b, x), y, first=True)
@@ -196,8 +201,18 @@ def _binary(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
 
 def _two_activations(b: Any, node: Any, op: str, x: Act, y: Act) -> Act:
     if op not in ("add", "mul"):
-        b.fail(node, f"{op} of two activations; add and mul are supported")
+        b.fail(node, f"{op} of two activations; add, mul and div are supported")
+    sx, sy = b.shapes[x.name], b.shapes[y.name]
+    if sx != sy and sx[:-1] == sy[:-1] and 1 in (sx[-1], sy[-1]):
+        x, y = (_widened(b, node, x, sy[-1]), y) if sx[-1] == 1 else (x, _widened(b, node, y,
+                                                                                    sx[-1]))
     return _pair_op(op)(b, node, [x, y], {})
+
+
+def _widened(b: Any, node: Any, x: Act, c: int) -> Act:
+    """x (..., 1) broadcast over a last axis of ``c``: a linear of a column of ones."""
+    return b.add(node, "linear", (x.name,), {}, {"weight": np.ones((c, 1)), "bias": np.zeros(c)},
+                 shape=b.shapes[x.name][:-1] + (c,), suffix=".widened")
 
 
 def _with_mask(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
@@ -417,6 +432,9 @@ def mean(b: Any, node: Any, args: list, kwargs: dict) -> RmsStat | Act:
         n = int(node.args[0].meta["val"].shape[dims[0]])
         return rows(b, node, x, np.full((1, n), 1.0 / n), axes[dims[0]])
     inner = _squared(t[1]) if t is not None and t[0] is not None else None
+    if inner is None and t is not None and t[0] is not None and dims == [rank - 1] \
+            and dims[0] != p:
+        return _channel_mean(b, node, materialize(b, args[0]))
     if inner is None or dims != [rank - 1] or not _arg(args, kwargs, 2, "keepdim", False):
         b.fail(node, "a mean in a sequence model; only over the positions, or mean(x^2, -1, "
                      "keepdim=True) of an RMSNorm")
@@ -429,6 +447,47 @@ def mean(b: Any, node: Any, args: list, kwargs: dict) -> RmsStat | Act:
     if not isinstance(chain, Pointwise) or chain.tree != inner:
         b.fail(node, "a mean of squares of a value computed inside the mean")
     return RmsStat(materialize(b, chain), 0.0)
+
+
+def _channel_mean(b: Any, node: Any, x: Act) -> Act:
+    """mean(x, -1) of an activation or chain (ConvNeXt V2's GRN: the mean of the channels'
+    norms): a linear of one 1/C row."""
+    c = b.shapes[x.name][-1]
+    avg = b.add(node, "linear", (x.name,), {}, {"weight": np.full((1, c), 1.0 / c),
+                                                "bias": np.zeros(1)},
+                shape=b.shapes[x.name][:-1] + (1,))
+    return lowering_seq.reshaped(b, node, avg, b.per_sample(node), suffix=".out")
+
+
+def vector_norm(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.linalg_vector_norm(x, 2, dims, keepdim) over adjacent per-sample axes before the
+    channels (ConvNeXt V2's GRN: each channel's 2-norm over H, W): a table of x^2, a matmul by
+    a row of ones over the axes (merged: the same memory), a table of the square root."""
+    x = materialize(b, args[0])
+    rank = node.args[0].meta["val"].dim()
+    dims = sorted(int(d) % rank for d in _ints_or_all(_arg(args, kwargs, 2, "dim", None), rank))
+    axes = axis_map(b, node.args[0])
+    at = [axes[d] for d in dims]
+    shape = b.shapes[x.name]
+    if float(_arg(args, kwargs, 1, "ord", 2)) != 2 or None in at or digit(b, node.args[0])[0] \
+            >= dims[0] or at != list(range(at[0], at[0] + len(at))) or at[-1] == len(shape) - 1:
+        b.fail(node, f"a vector norm over dims {dims}; only the 2-norm over adjacent per-sample "
+                     "axes before the last (the channels)")
+    lo, hi = at[0], at[-1] + 1
+    n = math.prod(shape[lo:hi])
+    square = b.add(node, "lut", (x.name,), pw.lut_attrs(pw.op("mul", pw.X, pw.X)),
+                   shape=shape, suffix=".square")
+    merged = lowering_seq.reshaped(b, node, square, shape[:lo] + (n,) + shape[hi:],
+                                   suffix=".merged")
+    total = rows(b, node, merged, np.ones((1, n)), lo, suffix=".sum",
+                 out_shape=b.per_sample(node))
+    return b.add(node, "lut", (total.name,), pw.lut_attrs(pw.op("sqrt", pw.X)),
+                 shape=b.shapes[total.name])
+
+
+def _ints_or_all(v: Any, rank: int) -> list[int]:
+    return list(range(rank)) if v is None else [int(d) for d in (
+        v if isinstance(v, (list, tuple)) else [v])]
 
 
 def _squared(tree: tuple) -> tuple | None:
@@ -489,6 +548,7 @@ def _table() -> dict:
     t[aten.chunk.default] = split
     t[aten.cat.default] = cat
     t[aten.stack.default] = stack
+    t[aten.linalg_vector_norm.default] = vector_norm
     t[aten.concat.default] = cat
     return t
 

@@ -40,6 +40,8 @@ SUPPORTED = (
     ("RoPE (products by constant cos/sin tables; rotate_half, and rotate_every_two's stack "
      "along a new last axis, a +-1 linear), repeat_kv"),
     "sequence models: linear on (batch, S, D), view/reshape/transpose/permute/split of heads",
+    ("linalg_vector_norm (2-norm over per-sample axes before the channels), mean over the "
+     "channels, div of two activations (a reciprocal table): ConvNeXt V2's GRN"),
 )
 
 

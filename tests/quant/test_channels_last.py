@@ -2,8 +2,10 @@
 ConvNeXt's block (depthwise conv -> permute(0, 2, 3, 1) -> LayerNorm over C -> Linear -> GELU
 -> Linear -> layer scale -> permute(0, 3, 1, 2) + residual) and its channels-first LayerNorm run
 on the NHWC activations as they are: no permute, no data movement, per-pixel norms and linears.
-The float graph follows torch, the golden reference follows it to a measured cosine, and the
-simulator matches the golden reference bit for bit."""
+ConvNeXt V2's global response normalization is made of existing ops (tables, matmuls by
+constant rows of ones, a mean linear, products). The float graph follows torch, the golden
+reference follows it to a measured cosine, and the simulator matches the golden reference bit
+for bit."""
 
 from __future__ import annotations
 
@@ -46,16 +48,46 @@ class Block(nn.Module):
         return x + y.permute(0, 3, 1, 2)
 
 
+class GRN(nn.Module):
+    """ConvNeXt V2's global response normalization of (N, H, W, C), as transformers writes it:
+    each channel's 2-norm over H, W divided by the mean over the channels, a data-dependent
+    per-channel scale."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        g = torch.Generator().manual_seed(1)
+        self.weight = nn.Parameter(torch.randn(1, 1, 1, c, generator=g))
+        self.bias = nn.Parameter(torch.randn(1, 1, 1, c, generator=g) * 0.1)
+
+    def forward(self, x):
+        gx = torch.linalg.vector_norm(x, ord=2, dim=(1, 2), keepdim=True)
+        nx = gx / (gx.mean(dim=-1, keepdim=True) + 1e-6)
+        return self.weight * (x * nx) + self.bias + x
+
+
+class BlockV2(Block):
+    """ConvNeXt V2's block: GRN after the GELU, no layer scale."""
+
+    def __init__(self, c: int):
+        super().__init__(c)
+        self.grn = GRN(4 * c)
+
+    def forward(self, x):
+        y = self.dwconv(x).permute(0, 2, 3, 1)
+        y = self.pwconv2(self.grn(self.act(self.pwconv1(self.norm(y)))))
+        return x + y.permute(0, 3, 1, 2)
+
+
 class TinyConvNext(nn.Module):
     """Stem (4x4 patches + channels-first norm), a block, a downsampling (norm + 2x2 conv) and
     a block: the image goes to channels-last and back four times."""
 
-    def __init__(self):
+    def __init__(self, block: type = Block):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 8, 4, 4), ChannelsFirstNorm(8))
-        self.stage1 = Block(8)
+        self.stage1 = block(8)
         self.down = nn.Sequential(ChannelsFirstNorm(8), nn.Conv2d(8, 16, 2, 2))
-        self.stage2 = Block(16)
+        self.stage2 = block(16)
 
     def forward(self, x):
         return self.stage2(self.down(self.stage1(self.stem(x))))
@@ -92,6 +124,29 @@ def test_convnext_block_simulates_bit_exact():
     x = _images(4)
     r = qasic.evaluate(TinyConvNext().eval(), x, calibration=x)
     assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]             # 0.99983
+
+
+# GRN: x^2 table, a matmul by a row of ones over the H W positions, sqrt table (the norms);
+# a 1/C linear (their mean), one table of 1 / (mean + eps), widened over C by ones; products
+GRN_OPS = ["lut", "reshape", "constant", "matmul", "reshape", "lut", "linear", "lut", "linear",
+           "mul", "mul", "constant", "mul", "constant", "add", "add"]
+
+
+def test_convnext_v2_global_response_norm_is_existing_ops():
+    torch.manual_seed(0)
+    graph, cos = _check(TinyConvNext(BlockV2).eval(), _images())
+    block = ["conv2d", "norm", "linear", "lut"] + GRN_OPS + ["linear", "add"]
+    assert ops(graph) == ["conv2d", "norm"] + block + ["norm", "conv2d"] + block
+    norms = [n for n in graph.nodes if n.name.split(".")[-1].startswith("linalg_vector_norm")]
+    assert [graph.shapes[n.output] for n in norms] == [(1, 1, 32), (1, 1, 64)]
+    assert cos > 0.998, cos  # 0.99893: x^2 and the norms in 8 bits (V1's block: 0.99973)
+
+
+def test_convnext_v2_block_simulates_bit_exact():
+    torch.manual_seed(0)
+    x = _images(4)
+    r = qasic.evaluate(TinyConvNext(BlockV2).eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]             # 0.99950
 
 
 def test_layer_scale_folds_into_the_linear_before_it():

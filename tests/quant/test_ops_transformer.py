@@ -126,6 +126,10 @@ CASES = {
                         "add", "reshape"], 0.999),                         # 0.99981
     # a split's parts of an activation no linear made: one selection linear each
     "split_parts": (Fn(_split_parts), ["norm", "linear", "linear", "lut", "add"], 0.999),
+    # a mean over the channels: a linear of a 1/D row; a division by it: a product by its
+    # reciprocal's table, widened over the channels by a column of ones
+    "channel_mean": (_after_linear(lambda x: x / (x.abs().mean(-1, keepdim=True) + 0.5)),
+                     ["linear", "lut", "linear", "lut", "linear", "mul"], 0.999),
     # a part of the channels of an activation no linear made: a linear of a 0/1 selection
     "channel_slice": (_after_linear(lambda x: torch.tanh(x)[..., :16] * 2),
                       ["linear", "lut", "linear"], 0.999),                  # 0.9999
@@ -321,7 +325,9 @@ REFUSED = {
     "softmax_dim": (Fn(lambda x: torch.softmax(x, 1)), "only the last"),
     "expand_two_axes": (Fn(lambda x: F.layer_norm(x, (D,))[:, None, None].expand(
         -1, 2, 2, -1, -1)), "only of one size-1 axis"),
-    "mean_feat": (Fn(lambda x: F.layer_norm(x, (D,)).mean(-1)), "a mean in a sequence model"),
+    "mean_feat": (Fn(lambda x: F.layer_norm(x, (D,)).mean((1, 2))), "a mean in a sequence model"),
+    "norm_channels": (Fn(lambda x: torch.linalg.vector_norm(F.layer_norm(x, (D,)), dim=-1)),
+                      "a vector norm over dims [2]"),
     "select_batch": (Fn(lambda x: F.layer_norm(x, (D,))[0]), "the batch axis"),
     "two_act_sub": (Fn(lambda x: F.layer_norm(x, (D,)) - x), "sub of two activations"),
     "stack_positions": (Fn(lambda x: torch.stack((F.layer_norm(x, (D,)), x), 1)),
