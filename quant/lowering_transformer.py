@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from qasic.quant import lowering_pointwise, lowering_seq, masks
+from qasic.quant import lowering_pointwise, lowering_reduce, lowering_seq, masks
 from qasic.quant.lowering import Act, _act, _arg, _const, _np
 
 aten = torch.ops.aten
@@ -217,6 +217,7 @@ def compare(b: Any, node: Any, args: list, kwargs: dict) -> masks.KeyMask:
 def _table() -> dict:
     t = dict(lowering_seq.HANDLERS)
     t.update(lowering_pointwise.HANDLERS)
+    t.update(lowering_reduce.HANDLERS)
     t.update({
         aten.embedding.default: embedding,
         aten.layer_norm.default: layer_norm,
@@ -243,7 +244,7 @@ def _table() -> dict:
 
 HANDLERS = _table()
 # ops that accept symbolic pointwise values (the others get them as lut nodes first)
-POINTWISE_AWARE = set(lowering_pointwise.HANDLERS) | {
+POINTWISE_AWARE = set(lowering_pointwise.HANDLERS) | set(lowering_reduce.HANDLERS) | {
     t for t, h in lowering_seq.HANDLERS.items() if h is lowering_seq.identity}
 # ops new to sequence models, which image models may use on vectors
 NEW_OPS = {aten.embedding.default, aten.layer_norm.default, aten.native_layer_norm.default,
