@@ -23,8 +23,10 @@ aten = torch.ops.aten
 SUPPORTED = (
     "conv1d/conv2d/convolution (any stride, padding incl. 'same'/'valid', dilation, groups)",
     "linear/addmm/mm",
-    "batch_norm (folded into the conv/linear before it, else a depthwise 1x1 conv)",
-    "flatten/view/reshape/squeeze/unsqueeze/permute (to (batch, features), or size-1 axes)",
+    ("batch_norm (folded into the conv/linear before it, also through a view: LeViT's "
+     "BatchNorm1d of a linear's (batch * S, D) output; else a depthwise 1x1 conv)"),
+    ("flatten/view/reshape/squeeze/unsqueeze/permute (to (batch, features), size-1 axes, or "
+     "an image's channels-last view permute(0, 2, 3, 1) and back)"),
     "dropout (eval)/clone/alias/contiguous/detach/to (same dtype)",
 )
 
@@ -114,9 +116,10 @@ def _conv(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, padding: An
 
 
 def _image_input(b: Any, node: Any, x: Act, zeros: tuple[int, int, int, int]) -> Act:
-    """A conv's input as the NHWC image its kernel reads. In a sequence model (Segformer's
-    stages, ConvNeXt's blocks) torch's channels-last (N, H, W, C) permuted to (N, C, H, W) is
-    that image already: the permute is skipped (pruned if nothing else reads it). Any other
+    """A conv's input as the NHWC image its kernel reads. In a sequence model torch's
+    channels-last (N, H, W, C) permuted to (N, C, H, W) is that image already: the permute is
+    skipped (pruned if nothing else reads it); an image model gone to sequence mode comes back
+    at such a permute (qasic.quant.lowering_seq ``to_sequence``). Any other
     layout is refused (the kernel would read the wrong pixels). ``zeros``: the pixels a zero
     pad in front adds (the fx input is the padded image)."""
     want = per_sample(node.args[0])  # the padded image when a zero pad is folded in
@@ -190,27 +193,51 @@ def batch_norm_no_training(b: Any, node: Any, args: list, kwargs: dict) -> tuple
 def _fold_bn(b: Any, node: Any, x: Any, gamma: Any, beta: Any, mean: Any, var: Any,
              eps: float) -> Act:
     x = _act(b, node, x, "batch_norm input")
-    prev = b.nodes.get(x.name)
-    src = node.args[0]
-    if prev is None or prev.op not in ("conv2d", "linear") or b.origin.get(x.name) is not src \
-            or len(src.users) != 1:
+    if b.sequence:
+        _channels_last_axis(b, node)
+    layer = _layer_before(b, node, x)
+    if layer is None or len(layer.params["bias"]) != len(mean):
         return _standalone_bn(b, node, x, _np(gamma), _np(beta), _np(mean), _np(var), eps)
-    b.replace(fold_batch_norm(prev, _np(gamma), _np(beta), _np(mean), _np(var), eps))
+    b.replace(fold_batch_norm(layer, _np(gamma), _np(beta), _np(mean), _np(var), eps))
     return x
+
+
+def _layer_before(b: Any, node: Any, x: Act) -> Any:
+    """The conv2d or linear FNode that made ``x`` for ``node`` alone, also through a reshape
+    that keeps the channels last (LeViT's one token (1, C) flattened to (C,) for its
+    BatchNorm1d); None when there is none."""
+    prev = b.nodes.get(x.name)
+    if prev is not None and prev.op == "reshape" and b.sole_user(x, node) \
+            and b.shapes[prev.inputs[0]][-1] == b.shapes[x.name][-1]:
+        node, x, prev = b.origin[x.name], Act(prev.inputs[0]), b.nodes.get(prev.inputs[0])
+    if prev is None or prev.op not in ("conv2d", "linear") or not b.sole_user(x, node):
+        return None
+    return prev
+
+
+def _channels_last_axis(b: Any, node: Any) -> None:
+    """In a sequence model a batch norm's channels (torch axis 1) must be the per-sample last
+    axis, as in LeViT's BatchNorm1d of a linear's (batch * S, D) output."""
+    from qasic.quant.lowering_seq import axis_map  # it imports this module
+
+    axes = axis_map(b, node.args[0])
+    if len(axes) < 2 or axes[1] != max(a for a in axes if a is not None):
+        b.fail(node, f"batch_norm over axis 1 of {tuple(node.args[0].meta['val'].shape)} in a "
+                     "sequence model; only over the last per-sample axis (the channels)")
 
 
 def _standalone_bn(b: Any, node: Any, x: Act, gamma, beta, mean, var, eps: float) -> Act:
     """A batch norm with no layer to fold into (DenseNet's BN -> ReLU -> conv after a concat)
     is a per-channel scale and shift: a depthwise 1x1 conv (groups = C) on an image, a
-    diagonal linear layer on a vector."""
+    diagonal linear layer on a vector or over a sequence's channels."""
     c = len(mean)
     identity = {"weight": np.eye(c), "bias": np.zeros(c)}
-    if len(b.shapes[x.name]) == 3:
+    if len(b.shapes[x.name]) == 3 and not b.sequence:
         layer = b.add(node, "conv2d", (x.name,),
                       {"stride": (1, 1), "dilation": (1, 1), "groups": c,
                        "padding": (0, 0, 0, 0)},
                       {"weight": np.ones((c, 1, 1, 1)), "bias": np.zeros(c)})
-    elif len(b.shapes[x.name]) == 1:
+    elif len(b.shapes[x.name]) == 1 or b.sequence:
         layer = b.add(node, "linear", (x.name,), {}, identity)
     else:
         b.fail(node, f"batch_norm on a {len(b.shapes[x.name]) + 1}-D activation with no "
@@ -320,6 +347,7 @@ HANDLERS = {
     aten.view.default: reshape,
     aten.reshape.default: reshape,
     aten._unsafe_view.default: reshape,
+    aten.reshape_as.default: reshape,
     aten.squeeze.dim: reshape,
     aten.squeeze.dims: reshape,
     aten.squeeze.default: reshape,

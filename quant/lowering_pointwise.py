@@ -7,19 +7,23 @@ another activation) makes it one ``lut`` node (``materialize``). So GPT-2's writ
 ``x * sigmoid(x)`` and ``scores / sqrt(d)`` are one table each, and qasic.quant.seqpasses folds
 a pure scale into the linear or matmul before it.
 
-Binary ops dispatch on their operands' kinds: two activations make an ``add``/``mul`` node; an
-activation and a per-position constant (position embeddings) a ``constant`` node and an
-``add``; an activation times a per-channel constant folds into the norm or linear before it,
-any other product by a constant (RoPE's cos/sin tables, per position and channel) is a
-``constant`` node and a ``mul``; an attention mask added to scores goes to qasic.quant.masks.
+Binary ops dispatch on their operands' kinds: two activations make an ``add``/``mul`` node (a
+division a ``mul`` by the divisor's reciprocal table; a (..., 1) operand widened to the other's
+channels by a linear of ones); an activation and a per-position constant (position
+embeddings) a ``constant`` node and an ``add``; an activation times a per-channel constant
+folds into the norm or linear before it, any other product by a constant (RoPE's cos/sin
+tables, per position and channel) is a ``constant`` node and a ``mul``; an attention mask
+added to scores goes to qasic.quant.masks.
 The hand-written RMSNorm ``x * rsqrt(mean(x^2, -1, keepdim) + eps)`` becomes a ``norm`` (center
-False), also of a chain (Gemma's ``embedding * sqrt(D)``) and between casts.
+False), also of a chain (Gemma's ``embedding * sqrt(D)``) and between casts (the statistic, an
+RmsStat, is made by qasic.quant.lowering_reduce).
 
 Slices, splits and chunks along the last axis of an activation no linear layer made, their
 negations and their cats along the last axis stay symbolic too (Columns: a signed selection
 matrix of the channels) and become one ``linear`` of +-1 weights: RoPE's rotate_half
 ``cat(-x[..., D/2:], x[..., :D/2])`` of each head, Phi's partial rotary split, GPT-NeoX's
-chunked fused QKV.
+chunked fused QKV; a stack of them along a new last axis interleaves their columns (GPT-J's
+rotate_every_two).
 """
 
 from __future__ import annotations
@@ -65,11 +69,13 @@ class Columns:
     """``src @ matrix`` along the last axis, ``matrix`` (D, K) a signed selection of src's
     channels: slices, negations and cats along the last axis (RoPE's rotate_half
     ``cat(-x[..., D/2:], x[..., :D/2])``) compose into one matrix and become one ``linear``
-    (``materialize``); ``node`` the fx node of its last op."""
+    (``materialize``); ``node`` the fx node of its last op, ``suffix`` which of its outputs (a
+    split's parts, ``.0``, ``.1``, ...: each its own linear)."""
 
     src: Act
     matrix: np.ndarray
     node: Any
+    suffix: str = ""
 
 
 SYMBOLIC = (Pointwise, RmsStat, Columns, ZeroPad)
@@ -97,11 +103,12 @@ def _columns(b: Any, v: Columns) -> Act:
     d, k = v.matrix.shape
     if d == k and np.array_equal(v.matrix, np.eye(d)):
         return v.src
-    if v.node.name not in b.luts:
-        b.luts[v.node.name] = b.add(v.node, "linear", (v.src.name,), {},
-                                    {"weight": v.matrix.T.copy(), "bias": np.zeros(k)},
-                                    shape=b.shapes[v.src.name][:-1] + (k,))
-    return b.luts[v.node.name]
+    key = v.node.name + v.suffix
+    if key not in b.luts:
+        b.luts[key] = b.add(v.node, "linear", (v.src.name,), {},
+                            {"weight": v.matrix.T.copy(), "bias": np.zeros(k)},
+                            shape=b.shapes[v.src.name][:-1] + (k,), suffix=v.suffix)
+    return b.luts[key]
 
 
 def _tree(v: Any) -> tuple[Act | None, tuple] | None:
@@ -182,6 +189,8 @@ def _binary(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
         if len(srcs) == 1:
             src = tx[0] or ty[0]
             return Pointwise(src, pw.op(op, tx[1], ty[1]), node)
+        if op == "div":  # x / y = x * (1 / y): the reciprocal joins y's table
+            op, y = "mul", Pointwise(ty[0], pw.op("reciprocal", ty[1]), node)
         return _two_activations(b, node, op, materialize(b, x), materialize(b, y))
     if tx is not None and isinstance(y, torch.Tensor):
         return _with_constant(b, node, op, materialize(b, x), y, first=True)
@@ -192,8 +201,18 @@ def _binary(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
 
 def _two_activations(b: Any, node: Any, op: str, x: Act, y: Act) -> Act:
     if op not in ("add", "mul"):
-        b.fail(node, f"{op} of two activations; add and mul are supported")
+        b.fail(node, f"{op} of two activations; add, mul and div are supported")
+    sx, sy = b.shapes[x.name], b.shapes[y.name]
+    if sx != sy and sx[:-1] == sy[:-1] and 1 in (sx[-1], sy[-1]):
+        x, y = (_widened(b, node, x, sy[-1]), y) if sx[-1] == 1 else (x, _widened(b, node, y,
+                                                                                    sx[-1]))
     return _pair_op(op)(b, node, [x, y], {})
+
+
+def _widened(b: Any, node: Any, x: Act, c: int) -> Act:
+    """x (..., 1) broadcast over a last axis of ``c``: a linear of a column of ones."""
+    return b.add(node, "linear", (x.name,), {}, {"weight": np.ones((c, 1)), "bias": np.zeros(c)},
+                 shape=b.shapes[x.name][:-1] + (c,), suffix=".widened")
 
 
 def _with_mask(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
@@ -235,8 +254,11 @@ def per_sample_constant(b: Any, node: Any, x: Act, c: torch.Tensor) -> np.ndarra
 
 def constant_add(b: Any, node: Any, x: Act, c: torch.Tensor) -> Act:
     """x + c: a ``constant`` node and an ``add`` (a constant added right after another folds
-    into it: token-type and position embeddings make one table)."""
+    into it: token-type and position embeddings make one table); x itself when c is all zeros
+    (LeViT's attention biases as initialized)."""
     value = per_sample_constant(b, node, x, c)
+    if not value.any() and value.shape == b.shapes[x.name]:
+        return x
     prev = b.nodes.get(x.name)
     if prev is not None and prev.op == "add" and b.sole_user(x, node):
         const = b.nodes.get(prev.inputs[1])
@@ -309,6 +331,23 @@ def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     return constant_add(b, node, y, torch.cat(consts, dim))
 
 
+def stack(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.stack of Columns of one activation along a new last axis: element (k, j) is piece
+    j's column k, so the stack interleaves the pieces' columns, one ``linear`` of +-1 weights
+    viewed as (..., K, pieces) (GPT-J's rotate_every_two ``stack((-x[..., 1::2], x[..., ::2]),
+    -1).flatten(-2)``: the flatten undoes the view)."""
+    rank = node.meta["val"].dim()
+    dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
+    parts = _column_parts(list(args[0])) if dim == rank - 1 else None
+    if parts is None:
+        b.fail(node, f"a stack along dim {dim} of a rank-{rank} result; only of slices and "
+                     "negations of one activation's last axis, along a new last axis")
+    src, mats = parts
+    interleaved = np.stack(mats, axis=-1).reshape(mats[0].shape[0], -1)
+    y = _columns(b, Columns(src, interleaved, node))
+    return lowering_seq.reshaped(b, node, y, b.per_sample(node), suffix=".pieces")
+
+
 def _column_parts(pieces: list) -> tuple[Act, list[np.ndarray]] | None:
     """(source, matrices) when every piece is a Columns of (or is) one activation."""
     srcs = {p.src.name if isinstance(p, Columns) else p.name if isinstance(p, Act) else None
@@ -347,8 +386,8 @@ def split(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
     args = [_unchained(b, args[0]), *args[1:]]
     if _columns_of(b, node, args[0], dim):
-        return tuple(_select_columns(b, args[0], range(s, s + int(k)), node)
-                     for s, k in zip(starts, sizes))
+        return tuple(_select_columns(b, args[0], range(s, s + int(k)), node, f".{i}")
+                     for i, (s, k) in enumerate(zip(starts, sizes)))
     return lowering_seq.split(b, node, [materialize(b, args[0]), *args[1:]], kwargs)
 
 
@@ -365,54 +404,17 @@ def _columns_of(b: Any, node: Any, x: Any, dim: int) -> bool:
         and (prev is None or prev.op != "linear")
 
 
-def _select_columns(b: Any, x: Any, sel: range, node: Any) -> Columns | torch.Tensor:
-    """The columns ``sel`` of ``x``; none (Phi-3's pass-through part of a fully rotated head):
-    an empty constant, which cat drops."""
+def _select_columns(b: Any, x: Any, sel: range, node: Any, suffix: str = ""
+                    ) -> Columns | torch.Tensor:
+    """The columns ``sel`` of ``x`` (``suffix``: which part of a split); none (Phi-3's
+    pass-through part of a fully rotated head): an empty constant, which cat drops."""
     if not len(sel):
         return lowering_seq.empty_part(node)
     src, m = (x.src, x.matrix) if isinstance(x, Columns) else (x, np.eye(b.shapes[x.name][-1]))
-    return Columns(src, m[:, list(sel)], node)
+    return Columns(src, m[:, list(sel)], node, suffix)
 
 
-# --- hand-written RMSNorm -------------------------------------------------------------------
-
-def mean(b: Any, node: Any, args: list, kwargs: dict) -> RmsStat | Act:
-    """mean(x^2, dim=-1, keepdim=True): the statistic of an RMSNorm written out; a mean over
-    another axis (e.g. the positions): a matmul by a constant 1/n row (``rows``)."""
-    t = _tree(args[0])
-    rank = node.args[0].meta["val"].dim()
-    dims = [int(d) % rank for d in (args[1] if isinstance(args[1], (list, tuple)) else [args[1]])]
-    axes = axis_map(b, node.args[0])
-    p, inner = digit(b, node.args[0])
-    if isinstance(args[0], Act) and len(dims) == 1 and dims[0] != rank - 1 \
-            and axes[dims[0]] is not None and dims[0] != p:
-        if not _arg(args, kwargs, 2, "keepdim", False):
-            b.batch_axes[node.name] = (p - (dims[0] < p), inner)
-        n = int(node.args[0].meta["val"].shape[dims[0]])
-        return rows(b, node, args[0], np.full((1, n), 1.0 / n), axes[dims[0]])
-    inner = _squared(t[1]) if t is not None and t[0] is not None else None
-    if inner is None or dims != [rank - 1] or not _arg(args, kwargs, 2, "keepdim", False):
-        b.fail(node, "a mean in a sequence model; only over the positions, or mean(x^2, -1, "
-                     "keepdim=True) of an RMSNorm")
-    if inner == pw.X:
-        return RmsStat(t[0], 0.0)
-    # the square of a pointwise chain (Gemma's embedding * sqrt(D)): the norm's input is the
-    # chain, a table (an affine one folds into the layer before)
-    square = node.args[0]
-    chain = b.env.get(square.args[0].name) if hasattr(square, "args") and square.args else None
-    if not isinstance(chain, Pointwise) or chain.tree != inner:
-        b.fail(node, "a mean of squares of a value computed inside the mean")
-    return RmsStat(materialize(b, chain), 0.0)
-
-
-def _squared(tree: tuple) -> tuple | None:
-    """T when ``tree`` is T^2 or T * T."""
-    if tree[0] == "pow" and tree[2] == pw.const(2.0):
-        return tree[1]
-    if tree[0] == "mul" and tree[1] == tree[2]:
-        return tree[1]
-    return None
-
+# --- hand-written RMSNorm (its statistic: qasic.quant.lowering_reduce) ------------------
 
 def _rms_norm(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
     """RmsStat + eps, x * rsqrt(stat), x / sqrt(stat); None when no operand is an RmsStat."""
@@ -455,13 +457,12 @@ def _table() -> dict:
         t[getattr(aten, name).default] = _math(name)
     t[aten.pow.Tensor_Scalar] = unary(lambda tr, a, k: pw.op("pow", tr, pw.const(a[0])))
     t[aten.square.default] = unary(lambda tr, a, k: pw.op("mul", tr, tr))
-    t[aten.mean.dim] = lambda b, node, args, kwargs: mean(
-        b, node, [materialize(b, a) if isinstance(a, Columns) else a for a in args], kwargs)
     t[aten.slice.Tensor] = slice_
     t[aten.split.Tensor] = split
     t[aten.split_with_sizes.default] = split
     t[aten.chunk.default] = split
     t[aten.cat.default] = cat
+    t[aten.stack.default] = stack
     t[aten.concat.default] = cat
     return t
 

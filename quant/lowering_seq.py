@@ -4,7 +4,10 @@ A model whose input is integer token ids (batch, S), or a float sequence (batch,
 linear, normalization, softmax or attention ops and no convolution, is captured in *sequence
 mode*: every per-sample shape is the torch shape without the batch ((S, D) sequences,
 (H, S, Dh) heads), already channels last, so no layout conversion happens. An image model
-switches to it at a vision transformer's patches (``to_sequence``).
+switches to it where torch takes a channels-last view of its NHWC memory (``to_sequence``: a
+vision transformer's patches, ConvNeXt's permute(0, 2, 3, 1) before a LayerNorm and linears
+over the channels) and back where the view is permuted to (N, C, H, W) again
+(``_back_to_image``).
 
 Where the samples are: each fx value records its batch *digit* (``digit``): the axis holding
 the batch and the product of that axis's factors inside it. Usually axis 0, outermost; GPT-2's
@@ -37,6 +40,7 @@ import torch
 
 from qasic.quant.graph import SEQUENCE, TOKENS
 from qasic.quant.lowering import Act, _act, _arg
+from qasic.quant.lowering import per_sample as image_shape
 
 aten = torch.ops.aten
 
@@ -63,26 +67,40 @@ def input_layout(ep: Any, user_input: Any) -> str | None:
     return SEQUENCE if not spatial and any(t in _SEQUENCE_OPS for t in targets) else None
 
 
+# permutes of an image model's activations that keep its channels-last memory: (batch, C, L)
+# held as (1, L, C) to (batch, L, C); (batch, C, H, W) held as (H, W, C) to (batch, H, W, C)
+_TO_CHANNELS_LAST = {3: [0, 2, 1], 4: [0, 2, 3, 1]}
+
+
 def to_sequence(b: Any, node: Any, args: list, kwargs: dict, image: Any = None) -> Act:
-    """In an image model, the patches of a vision transformer: a transpose of (batch, C, L)
-    (a conv's output flattened, held as the image (1, L, C)) to (batch, L, C) keeps the memory
-    order; the model goes on in sequence mode from here. Any other permute takes the image
-    model's rule (``image``)."""
+    """In an image model, torch's channels-last view of an image keeps the memory order: the
+    patches of a vision transformer (a conv's output flattened, (batch, C, L) transposed to
+    (batch, L, C)), ConvNeXt's ``permute(0, 2, 3, 1)`` to (batch, H, W, C) before its
+    LayerNorm and linears over the channels. The model goes on in sequence mode (torch's own
+    layout) from here, without moving data; ``_back_to_image`` returns. Any other permute takes
+    the image model's rule (``image``)."""
     rank = node.args[0].meta["val"].dim()
-    dims = list(range(rank))
-    if node.target is aten.transpose.int:
-        d0, d1 = (int(a) % rank for a in args[1:3])
-        dims[d0], dims[d1] = d1, d0
-    else:
-        dims = [int(d) % rank for d in args[1]]
+    dims = _dims(node, args)
     x = args[0]
-    if isinstance(x, Act) and rank == 3 and dims == [0, 2, 1] \
-            and b.shapes[x.name] == (1, *_shape(node)[1:]):
+    if isinstance(x, Act) and _TO_CHANNELS_LAST.get(rank) == dims \
+            and b.shapes[x.name] == (1,) * (4 - rank) + _shape(node)[1:]:
         b.sequence = True
         return reshaped(b, node, x, _shape(node)[1:])
     if image is None:
         b.fail(node, f"op {node.target} is supported in sequence models only")
     return image(b, node, args, kwargs)
+
+
+def _dims(node: Any, args: list) -> list[int]:
+    """The permutation of a permute, or of a transpose / t (two axes swapped)."""
+    rank = node.args[0].meta["val"].dim()
+    if node.target is aten.permute.default:
+        return [int(d) % rank for d in args[1]]
+    d0 = int(_arg(args, {}, 1, "dim0", 0)) % rank
+    d1 = int(_arg(args, {}, 2, "dim1", 1)) % rank
+    dims = list(range(rank))
+    dims[d0], dims[d1] = d1, d0
+    return dims
 
 
 def _shape(node: Any) -> tuple[int, ...]:
@@ -176,6 +194,15 @@ def to_image(b: Any, node: Any, x: Act) -> Act | None:
     return reshaped(b, node, tokens, (out[2], out[3], c))
 
 
+def _back_to_image(b: Any, node: Any, x: Act) -> Act:
+    """In an image model gone to sequence mode, (batch, H, W, C) permuted to (batch, C, H, W)
+    (ConvNeXt's blocks after their linears, Segformer's stage outputs) is the image (H, W, C)
+    in its own channels-last memory order: the permute is dropped and the model goes on in
+    image mode."""
+    b.sequence, b.left_sequence = False, True
+    return reshaped(b, node, x, image_shape(node))
+
+
 def reshaped(b: Any, node: Any, x: Act, out: tuple[int, ...], suffix: str = "") -> Act:
     """``x`` as per-sample shape ``out``: itself, or a reshape of the tensor before any
     reshape."""
@@ -206,6 +233,8 @@ def _permuted(b: Any, node: Any, x: Any, dims: list[int]) -> Act:
     the per-sample axes are permuted: a ``permute`` node, a reshape when only size-1 axes move,
     nothing when none does."""
     x = _act(b, node, x, "permute input")
+    if b.layout is None and dims == [0, 3, 1, 2] and digit(b, node.args[0]) == (0, 1):
+        return _back_to_image(b, node, x)
     axes = axis_map(b, node.args[0])
     p, inner = digit(b, node.args[0])
     b.batch_axes[node.name] = (dims.index(p), inner)
@@ -435,6 +464,7 @@ HANDLERS = {
     aten.view.default: reshape,
     aten.reshape.default: reshape,
     aten._unsafe_view.default: reshape,
+    aten.reshape_as.default: reshape,
     aten.flatten.using_ints: reshape,
     aten.unflatten.int: reshape,
     aten.unsqueeze.default: reshape,

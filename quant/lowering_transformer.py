@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from qasic.quant import lowering_pointwise, lowering_seq, masks
+from qasic.quant import lowering_pointwise, lowering_reduce, lowering_seq, masks
 from qasic.quant.lowering import Act, _act, _arg, _const, _np
 
 aten = torch.ops.aten
@@ -38,8 +38,11 @@ SUPPORTED = (
     "matmul/bmm of two activations (a transpose(-2, -1) of the second folds in)",
     "baddbmm: beta input + alpha (a @ b), a matmul and an add",
     "scaled_dot_product_attention (is_causal, attn_mask, scale, enable_gqa; a constant bias)",
-    "RoPE (products by constant cos/sin tables; rotate_half a +-1 linear), repeat_kv",
+    ("RoPE (products by constant cos/sin tables; rotate_half, and rotate_every_two's stack "
+     "along a new last axis, a +-1 linear), repeat_kv"),
     "sequence models: linear on (batch, S, D), view/reshape/transpose/permute/split of heads",
+    ("linalg_vector_norm (2-norm over per-sample axes before the channels), mean over the "
+     "channels, div of two activations (a reciprocal table): ConvNeXt V2's GRN"),
 )
 
 
@@ -234,6 +237,7 @@ def compare(b: Any, node: Any, args: list, kwargs: dict) -> masks.KeyMask:
 def _table() -> dict:
     t = dict(lowering_seq.HANDLERS)
     t.update(lowering_pointwise.HANDLERS)
+    t.update(lowering_reduce.HANDLERS)
     t.update({
         aten.embedding.default: embedding,
         aten.layer_norm.default: layer_norm,
@@ -261,7 +265,7 @@ def _table() -> dict:
 
 HANDLERS = _table()
 # ops that accept symbolic pointwise values (the others get them as lut nodes first)
-POINTWISE_AWARE = set(lowering_pointwise.HANDLERS) | {
+POINTWISE_AWARE = set(lowering_pointwise.HANDLERS) | set(lowering_reduce.HANDLERS) | {
     t for t, h in lowering_seq.HANDLERS.items() if h is lowering_seq.identity}
 # ops new to sequence models, which image models may use on vectors
 NEW_OPS = {aten.embedding.default, aten.layer_norm.default, aten.native_layer_norm.default,

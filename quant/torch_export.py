@@ -264,8 +264,9 @@ class _Builder:
         """Whether ``node`` is the only reader of activation ``x`` (through ops that pass it
         on unchanged)."""
         n = self.origin.get(x.name)
-        while n is not None:  # checks that produce no value (a cast's metadata assert) read not
-            users = [u for u in n.users if u.target not in _CHECKS]
+        while n is not None:  # checks that produce no value (a cast's metadata assert) and
+            # reshape_as(y, n) (LeViT's BatchNorm1d view back) read not n's values
+            users = [u for u in n.users if u.target not in _CHECKS and not _shape_of(u, n)]
             if len(users) != 1:
                 return False
             if users[0] is node:
@@ -294,6 +295,15 @@ class _Builder:
 
 _ID_DTYPES = (torch.int64, torch.int32)
 _CHECKS = (torch.ops.aten._assert_tensor_metadata.default,)
+
+
+def _shape_of(user: fx.Node, n: fx.Node) -> bool:
+    """Whether ``user`` reads only ``n``'s shape (n is the shape argument of a reshape_as)."""
+    return user.target in _SHAPE_READERS and user.args[0] is not n
+
+
+_SHAPE_READERS = (torch.ops.aten.reshape_as.default, torch.ops.aten.view_as.default,
+                  torch.ops.aten.expand_as.default)
 
 
 def _rank(node: fx.Node) -> int:

@@ -1,8 +1,9 @@
 """The Llama family of transformers and its cousins from tiny configs (hidden 64, 2 layers, 4
 heads, vocab 300, 16 tokens): Llama, Qwen2 and Mistral (RMSNorm written out between casts, RoPE,
 grouped-query attention, SwiGLU), Gemma (RMSNorm of (1 + weight), one K/V head, GELU-tanh
-gating, embedding * sqrt(D)), Phi (partial RoPE, LayerNorm, parallel attention and MLP) and
-GPT-NeoX (fused QKV chunked along the last axis). Each captures with its float graph following
+gating, embedding * sqrt(D)), Phi (partial RoPE, LayerNorm, parallel attention and MLP),
+GPT-NeoX (fused QKV chunked along the last axis) and GPT-J (partial RoPE on interleaved channel
+pairs: rotate_every_two's stack and flatten). Each captures with its float graph following
 torch, quantizes, compiles and simulates bit-exact (``qasic.evaluate``)."""
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def _family(name: str):
                                                           head_dim=16)),
         "phi": lambda: t.PhiForCausalLM(t.PhiConfig(**common)),
         "gptneox": lambda: t.GPTNeoXForCausalLM(t.GPTNeoXConfig(**common)),
+        "gptj": lambda: t.GPTJForCausalLM(t.GPTJConfig(vocab_size=VOCAB, n_embd=D, n_layer=2,
+                                                       n_head=H, rotary_dim=8, n_inner=128,
+                                                       n_positions=64)),
         "t5enc": lambda: t.T5EncoderModel(t.T5Config(vocab_size=VOCAB, d_model=D, d_kv=16,
                                                      d_ff=128, num_layers=2, num_heads=H)),
     }
@@ -69,15 +73,15 @@ def _rope(graph) -> tuple[list, list]:
     products = [n for n in graph.nodes if n.op == "mul" and n.inputs[1] in consts
                 and consts[n.inputs[1]].ndim == 3]
     rotations = [n for n in graph.nodes if n.op == "linear" and n.name.split(".")[-1]
-                 .startswith("cat")]
+                 .startswith(("cat", "stack"))]
     return products, rotations
 
 
 # measured cosine of the golden reference to torch (24 samples) / of qasic.evaluate (2)
 COSINE = {"llama": (0.9995, 0.9995), "qwen2": (0.9994, 0.9994), "mistral": (0.9995, 0.9995),
           "gemma": (0.9995, 0.9995), "phi": (0.9995, 0.9995), "gptneox": (0.9995, 0.9995),
-          "t5enc": (0.9996, 0.9996)}
-ROTARY = {"llama", "qwen2", "mistral", "gemma", "phi", "gptneox"}
+          "gptj": (0.9994, 0.9994), "t5enc": (0.9996, 0.9996)}
+ROTARY = {"llama", "qwen2", "mistral", "gemma", "phi", "gptneox", "gptj"}
 
 
 @pytest.mark.parametrize("name", list(COSINE))
@@ -96,11 +100,13 @@ def test_llm_family_captures_and_runs_bit_exact(name):
         return
     # per layer, q and k: q * cos and rotate_half(q) * sin, each by its constant table
     assert len(products) == 2 * 2 * 2 and len(rotations) == 2 * 2
-    for r in rotations:  # rotate_half: a signed permutation of each head's rotated channels
+    for r in rotations:  # a signed permutation of each head's rotated channels
         w = r.params["weight"]
         assert set(np.unique(w)) <= {-1.0, 0.0, 1.0} and (np.abs(w).sum(1) == 1).all()
-        half = w.shape[0] // 2
-        assert (w[:half].min(1) == -1).all() and (w[half:].max(1) == 1).all()
+        negated = (w.min(1) == -1).tolist()  # rotate_half: the first half; GPT-J's
+        n = w.shape[0]                       # rotate_every_two: the even channels
+        assert negated == ([k % 2 == 0 for k in range(n)] if name == "gptj" else
+                           [k < n // 2 for k in range(n)])
 
 
 @pytest.mark.parametrize("name", ["llama", "gemma"])

@@ -56,6 +56,14 @@ def _rope(x):  # Llama's rotary embedding of the heads: q cos + rotate_half(q) s
     return (q * torch.cos(_ANGLES) + rot * torch.sin(_ANGLES)).transpose(1, 2).reshape(b, s, d)
 
 
+def _rope_every_two(x):  # GPT-J's: q cos + rotate_every_two(q) sin, channels in pairs
+    b, s, d = x.shape
+    q = x.view(b, s, H, d // H)
+    rot = torch.stack((-q[..., 1::2], q[..., ::2]), -1).flatten(-2)
+    angles = _ANGLES[:, None].repeat_interleave(1, 1)  # (S, 1, Dh): per position and channel
+    return (q * torch.cos(angles) + rot * torch.sin(angles)).reshape(b, s, d)
+
+
 _BIAS = torch.randn(1, H, S, S, generator=torch.Generator().manual_seed(0))
 
 
@@ -111,6 +119,11 @@ def _weight():
     return ln
 
 
+def _split_parts(x):  # a split of an activation no linear made, its parts used apart
+    a, b = F.layer_norm(x, (D,)).split(D // 2, -1)
+    return torch.tanh(a) + b
+
+
 def _after_linear(f):
     return Fn(lambda x, fc: f(fc(x)), nn.Linear(D, D))
 
@@ -146,6 +159,17 @@ CASES = {
     "rope": (Fn(lambda x, fc: _rope(fc(x)), nn.Linear(D, D)),
              ["linear", "reshape", "permute", "constant", "mul", "linear", "constant", "mul",
               "add", "permute", "reshape"], 0.999),                        # 0.99983
+    # GPT-J's rotate_every_two: a stack of column selections along a new last axis, then a
+    # flatten: one interleaving linear of +-1 weights
+    "rope_every_two": (Fn(lambda x, fc: _rope_every_two(fc(x)), nn.Linear(D, D)),
+                       ["linear", "reshape", "linear", "constant", "mul", "constant", "mul",
+                        "add", "reshape"], 0.999),                         # 0.99981
+    # a split's parts of an activation no linear made: one selection linear each
+    "split_parts": (Fn(_split_parts), ["norm", "linear", "linear", "lut", "add"], 0.999),
+    # a mean over the channels: a linear of a 1/D row; a division by it: a product by its
+    # reciprocal's table, widened over the channels by a column of ones
+    "channel_mean": (_after_linear(lambda x: x / (x.abs().mean(-1, keepdim=True) + 0.5)),
+                     ["linear", "lut", "linear", "lut", "linear", "mul"], 0.999),
     # a part of the channels of an activation no linear made: a linear of a 0/1 selection
     "channel_slice": (_after_linear(lambda x: torch.tanh(x)[..., :16] * 2),
                       ["linear", "lut", "linear"], 0.999),                  # 0.9999
@@ -251,6 +275,15 @@ def test_constant_masks_become_the_softmax_pattern():
     _, q, _ = check(*CASES["baddbmm_alibi"][:1], _seq())
     sm = next(n for n in q.nodes if n.op == "softmax")
     assert dict(sm.attrs) == {"causal": True} and "valid" not in sm.params
+
+
+def test_rotate_every_two_is_one_interleaving_linear():
+    graph, _, _ = check(CASES["rope_every_two"][0], _seq(4))
+    rot = next(n for n in graph.nodes if n.name == "stack")
+    dh = D // H  # out channel 2k is -x[2k + 1], 2k + 1 is x[2k]: pairs swapped, the first negated
+    want = np.kron(np.eye(dh // 2), [[0.0, -1.0], [1.0, 0.0]])
+    np.testing.assert_array_equal(rot.params["weight"], want)
+    assert graph.shapes[rot.output] == (S, H, dh) and not rot.params["bias"].any()
 
 
 def test_fused_qkv_splits_into_three_linears():
@@ -373,9 +406,13 @@ REFUSED = {
     "softmax_dim": (Fn(lambda x: torch.softmax(x, 1)), "only the last"),
     "expand_two_axes": (Fn(lambda x: F.layer_norm(x, (D,))[:, None, None].expand(
         -1, 2, 2, -1, -1)), "only of one size-1 axis"),
-    "mean_feat": (Fn(lambda x: F.layer_norm(x, (D,)).mean(-1)), "a mean in a sequence model"),
+    "mean_feat": (Fn(lambda x: F.layer_norm(x, (D,)).mean((1, 2))), "a mean in a sequence model"),
+    "norm_channels": (Fn(lambda x: torch.linalg.vector_norm(F.layer_norm(x, (D,)), dim=-1)),
+                      "a vector norm over dims [2]"),
     "select_batch": (Fn(lambda x: F.layer_norm(x, (D,))[0]), "the batch axis"),
     "two_act_sub": (Fn(lambda x: F.layer_norm(x, (D,)) - x), "sub of two activations"),
+    "stack_positions": (Fn(lambda x: torch.stack((F.layer_norm(x, (D,)), x), 1)),
+                        "a stack along dim 1"),
 }
 
 

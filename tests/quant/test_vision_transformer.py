@@ -8,8 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from qasic.quant import reference
+from qasic.errors import UnsupportedOpError
+from qasic.quant import capture, reference
 from tests.quant.transformer_nets import TimmViT, TorchvisionViT, check, torch_out
 
 
@@ -27,3 +30,59 @@ def test_vision_transformer_captures_and_follows_torch(net):
     top1 = np.mean(q.dequantize_output(reference.run(q, q.quantize_input(x))).argmax(-1)
                    == torch_out(model, x).argmax(-1))
     assert cos > 0.995 and top1 > 0.9, (cos, top1)            # 0.9993 / 0.9998, 1.0 / 0.95
+
+
+def _bn(c: int) -> nn.BatchNorm1d:
+    """A BatchNorm1d with running statistics and an affine part far from the identity."""
+    bn = nn.BatchNorm1d(c)
+    g = torch.Generator().manual_seed(1)
+    for t, lo in ((bn.weight, 0.5), (bn.bias, -0.5), (bn.running_mean, -0.5),
+                  (bn.running_var, 0.5)):
+        t.data = lo + torch.rand(c, generator=g)
+    return bn.eval()
+
+
+class LinearBN(nn.Module):
+    """LeViT's MLPLayerWithBN: a linear whose (batch * S, D) output is batch-normalized and
+    viewed back (reshape_as reads the linear's shape, not its values)."""
+
+    def __init__(self, d: int, out: int):
+        super().__init__()
+        self.fc, self.bn = nn.Linear(d, out, bias=False), _bn(out)
+
+    def forward(self, x):
+        y = self.fc(x)
+        return self.bn(y.flatten(0, 1)).reshape_as(y)
+
+
+class TinyLevit(nn.Module):
+    """Conv patches to a (batch, S, D) sequence, LeViT's linear + BatchNorm1d twice (a GELU
+    between), the second on the one token a mean pool leaves (flattened to (batch, D)); with
+    ``positions`` the first norm is over the positions instead (a BatchNorm1d(S))."""
+
+    def __init__(self, d: int = 16, positions: bool = False):
+        super().__init__()
+        self.patches = nn.Conv2d(3, d, 4, 4)
+        self.up, self.down = LinearBN(d, 2 * d), LinearBN(2 * d, d)
+        self.pos = _bn(16) if positions else None
+
+    def forward(self, x):
+        x = self.patches(x).flatten(2).transpose(1, 2)  # (batch, 16, d)
+        if self.pos is not None:
+            x = self.pos(x)
+        return self.down(F.gelu(self.up(x)).mean(1, keepdim=True))
+
+
+def test_levit_batch_norms_fold_into_their_linears():
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).normal(size=(64, 3, 16, 16)).astype(np.float32)
+    graph, _, cos = check(TinyLevit().eval(), x)
+    ops = [n.op for n in graph.nodes]
+    assert ops.count("linear") == 2 and "batch_norm" not in "".join(n.name for n in graph.nodes)
+    assert cos > 0.999, cos                                                 # 0.99998
+
+
+def test_a_batch_norm_over_the_positions_of_a_sequence_is_refused():
+    with pytest.raises(UnsupportedOpError, match="batch_norm over axis 1 of") as e:
+        capture(TinyLevit(positions=True).eval(), torch.zeros(2, 3, 16, 16))
+    assert "\n" not in str(e.value)

@@ -1,0 +1,122 @@
+"""Reductions in sequence models: means and vector norms, lowered to existing ops.
+
+Same handler contract as ``qasic.quant.lowering``; these take symbolic pointwise values
+(qasic.quant.lowering_pointwise) as they are. ``mean(x^2, -1, keepdim=True)`` is the statistic
+of a hand-written RMSNorm (an RmsStat, which the binary ops turn into a ``norm``); a mean over
+the positions is a matmul by a constant 1/n row, over the channels a linear of one 1/C row;
+``linalg_vector_norm`` over H, W (ConvNeXt V2's global response normalization) a table of x^2,
+a matmul by a row of ones and a table of the square root.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from qasic.quant import lowering_seq
+from qasic.quant import pointwise as pw
+from qasic.quant.lowering import Act, _arg
+from qasic.quant.lowering_pointwise import (
+    Columns,
+    Pointwise,
+    RmsStat,
+    _tree,
+    _unchained,
+    materialize,
+)
+from qasic.quant.lowering_seq import axis_map, digit, rows
+
+aten = torch.ops.aten
+
+
+def mean(b: Any, node: Any, args: list, kwargs: dict) -> RmsStat | Act:
+    """mean(x^2, dim=-1, keepdim=True): the statistic of an RMSNorm written out; a mean over
+    another axis (e.g. the positions): a matmul by a constant 1/n row (``rows``)."""
+    t = _tree(args[0])
+    rank = node.args[0].meta["val"].dim()
+    dims = [int(d) % rank for d in (args[1] if isinstance(args[1], (list, tuple)) else [args[1]])]
+    axes = axis_map(b, node.args[0])
+    p, inner = digit(b, node.args[0])
+    x = _unchained(b, args[0]) if dims != [rank - 1] else args[0]  # a chain's table
+    if isinstance(x, Act) and len(dims) == 1 and dims[0] != rank - 1 \
+            and axes[dims[0]] is not None and dims[0] != p:
+        if not _arg(args, kwargs, 2, "keepdim", False):
+            b.batch_axes[node.name] = (p - (dims[0] < p), inner)
+        n = int(node.args[0].meta["val"].shape[dims[0]])
+        return rows(b, node, x, np.full((1, n), 1.0 / n), axes[dims[0]])
+    inner = _squared(t[1]) if t is not None and t[0] is not None else None
+    if inner is None and t is not None and t[0] is not None and dims == [rank - 1] \
+            and dims[0] != p:
+        return _channel_mean(b, node, materialize(b, args[0]))
+    if inner is None or dims != [rank - 1] or not _arg(args, kwargs, 2, "keepdim", False):
+        b.fail(node, "a mean in a sequence model; only over the positions, or mean(x^2, -1, "
+                     "keepdim=True) of an RMSNorm")
+    if inner == pw.X:
+        return RmsStat(t[0], 0.0)
+    # the square of a pointwise chain (Gemma's embedding * sqrt(D)): the norm's input is the
+    # chain, a table (an affine one folds into the layer before)
+    square = node.args[0]
+    chain = b.env.get(square.args[0].name) if hasattr(square, "args") and square.args else None
+    if not isinstance(chain, Pointwise) or chain.tree != inner:
+        b.fail(node, "a mean of squares of a value computed inside the mean")
+    return RmsStat(materialize(b, chain), 0.0)
+
+
+def _channel_mean(b: Any, node: Any, x: Act) -> Act:
+    """mean(x, -1) of an activation or chain (ConvNeXt V2's GRN: the mean of the channels'
+    norms): a linear of one 1/C row."""
+    c = b.shapes[x.name][-1]
+    avg = b.add(node, "linear", (x.name,), {}, {"weight": np.full((1, c), 1.0 / c),
+                                                "bias": np.zeros(1)},
+                shape=b.shapes[x.name][:-1] + (1,))
+    return lowering_seq.reshaped(b, node, avg, b.per_sample(node), suffix=".out")
+
+
+def vector_norm(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.linalg_vector_norm(x, 2, dims, keepdim) over adjacent per-sample axes before the
+    channels (ConvNeXt V2's GRN: each channel's 2-norm over H, W): a table of x^2, a matmul by
+    a row of ones over the axes (merged: the same memory), a table of the square root."""
+    x = materialize(b, args[0])
+    rank = node.args[0].meta["val"].dim()
+    dims = sorted(int(d) % rank for d in _ints_or_all(_arg(args, kwargs, 2, "dim", None), rank))
+    axes = axis_map(b, node.args[0])
+    at = [axes[d] for d in dims]
+    shape = b.shapes[x.name]
+    if float(_arg(args, kwargs, 1, "ord", 2)) != 2 or None in at or digit(b, node.args[0])[0] \
+            >= dims[0] or at != list(range(at[0], at[0] + len(at))) or at[-1] == len(shape) - 1:
+        b.fail(node, f"a vector norm over dims {dims}; only the 2-norm over adjacent per-sample "
+                     "axes before the last (the channels)")
+    lo, hi = at[0], at[-1] + 1
+    n = math.prod(shape[lo:hi])
+    square = b.add(node, "lut", (x.name,), pw.lut_attrs(pw.op("mul", pw.X, pw.X)),
+                   shape=shape, suffix=".square")
+    merged = lowering_seq.reshaped(b, node, square, shape[:lo] + (n,) + shape[hi:],
+                                   suffix=".merged")
+    total = rows(b, node, merged, np.ones((1, n)), lo, suffix=".sum",
+                 out_shape=b.per_sample(node))
+    return b.add(node, "lut", (total.name,), pw.lut_attrs(pw.op("sqrt", pw.X)),
+                 shape=b.shapes[total.name])
+
+
+def _ints_or_all(v: Any, rank: int) -> list[int]:
+    return list(range(rank)) if v is None else [int(d) for d in (
+        v if isinstance(v, (list, tuple)) else [v])]
+
+
+def _squared(tree: tuple) -> tuple | None:
+    """T when ``tree`` is T^2 or T * T."""
+    if tree[0] == "pow" and tree[2] == pw.const(2.0):
+        return tree[1]
+    if tree[0] == "mul" and tree[1] == tree[2]:
+        return tree[1]
+    return None
+
+
+HANDLERS = {
+    aten.mean.dim: lambda b, node, args, kwargs: mean(
+        b, node, [materialize(b, a) if isinstance(a, Columns) else a for a in args], kwargs),
+    aten.linalg_vector_norm.default: vector_norm,
+}

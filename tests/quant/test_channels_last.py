@@ -1,0 +1,189 @@
+"""Channels-last views of an image (qasic.quant.lowering_seq ``to_sequence`` and the way back):
+ConvNeXt's block (depthwise conv -> permute(0, 2, 3, 1) -> LayerNorm over C -> Linear -> GELU
+-> Linear -> layer scale -> permute(0, 3, 1, 2) + residual) and its channels-first LayerNorm run
+on the NHWC activations as they are: no permute, no data movement, per-pixel norms and linears.
+ConvNeXt V2's global response normalization is made of existing ops (tables, matmuls by
+constant rows of ones, a mean linear, products). The float graph follows torch, the golden
+reference follows it to a measured cosine, and the simulator matches the golden reference bit
+for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import qasic
+from qasic.errors import UnsupportedOpError
+from qasic.quant import QuantConfig, capture, quantize, reference, run_float
+from qasic.quant.evaluate import cosine
+from tests.quant.transformer_nets import ops, torch_out
+
+
+class ChannelsFirstNorm(nn.Module):
+    """ConvNeXt's LayerNorm of data_format "channels_first": over C of (N, C, H, W)."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(c, eps=1e-6)
+
+    def forward(self, x):
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class Block(nn.Module):
+    """ConvNeXt's block, as transformers and timm write it."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.dwconv = nn.Conv2d(c, c, 7, padding=3, groups=c)
+        self.norm = nn.LayerNorm(c, eps=1e-6)
+        self.pwconv1, self.act, self.pwconv2 = nn.Linear(c, 4 * c), nn.GELU(), nn.Linear(4 * c, c)
+        self.gamma = nn.Parameter(torch.linspace(0.5, 1.5, c))
+
+    def forward(self, x):
+        y = self.dwconv(x).permute(0, 2, 3, 1)
+        y = self.gamma * self.pwconv2(self.act(self.pwconv1(self.norm(y))))
+        return x + y.permute(0, 3, 1, 2)
+
+
+class GRN(nn.Module):
+    """ConvNeXt V2's global response normalization of (N, H, W, C), as transformers writes it:
+    each channel's 2-norm over H, W divided by the mean over the channels, a data-dependent
+    per-channel scale."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        g = torch.Generator().manual_seed(1)
+        self.weight = nn.Parameter(torch.randn(1, 1, 1, c, generator=g))
+        self.bias = nn.Parameter(torch.randn(1, 1, 1, c, generator=g) * 0.1)
+
+    def forward(self, x):
+        gx = torch.linalg.vector_norm(x, ord=2, dim=(1, 2), keepdim=True)
+        nx = gx / (gx.mean(dim=-1, keepdim=True) + 1e-6)
+        return self.weight * (x * nx) + self.bias + x
+
+
+class BlockV2(Block):
+    """ConvNeXt V2's block: GRN after the GELU, no layer scale."""
+
+    def __init__(self, c: int):
+        super().__init__(c)
+        self.grn = GRN(4 * c)
+
+    def forward(self, x):
+        y = self.dwconv(x).permute(0, 2, 3, 1)
+        y = self.pwconv2(self.grn(self.act(self.pwconv1(self.norm(y)))))
+        return x + y.permute(0, 3, 1, 2)
+
+
+class TinyConvNext(nn.Module):
+    """Stem (4x4 patches + channels-first norm), a block, a downsampling (norm + 2x2 conv) and
+    a block: the image goes to channels-last and back four times."""
+
+    def __init__(self, block: type = Block):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 4, 4), ChannelsFirstNorm(8))
+        self.stage1 = block(8)
+        self.down = nn.Sequential(ChannelsFirstNorm(8), nn.Conv2d(8, 16, 2, 2))
+        self.stage2 = block(16)
+
+    def forward(self, x):
+        return self.stage2(self.down(self.stage1(self.stem(x))))
+
+
+def _images(n: int = 64, size: int = 16) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((n, 3, size, size)).astype(np.float32)
+
+
+def _check(module: nn.Module, x: np.ndarray):
+    """(FGraph, cosine of the golden reference to torch); the float graph follows torch."""
+    graph = capture(module, torch.from_numpy(x[:2]))
+    want = torch_out(module, x).transpose(0, 2, 3, 1)  # NCHW -> the graph's NHWC
+    np.testing.assert_allclose(run_float(graph, graph.to_internal(x)), want, atol=1e-4,
+                               rtol=1e-4)
+    q = quantize(graph, None, x, QuantConfig(8))
+    return graph, cosine(q.dequantize_output(reference.run(q, q.quantize_input(x))), want)
+
+
+def test_convnext_block_is_norms_and_linears_on_the_nhwc_image():
+    torch.manual_seed(0)
+    graph, cos = _check(TinyConvNext().eval(), _images())
+    block = ["conv2d", "norm", "linear", "lut", "linear", "add"]
+    assert ops(graph) == ["conv2d", "norm"] + block + ["norm", "conv2d"] + block
+    assert graph.input_layout == "NCHW" and graph.shapes[graph.output] == (2, 2, 16)
+    assert graph.shapes[graph.nodes[3].output] == (4, 4, 8)  # the channels-last norm: per pixel
+    linear = graph.nodes[4]                                    # a 1x1 conv: (4 C, C) weights
+    assert linear.op == "linear" and linear.params["weight"].shape == (32, 8)
+    assert cos > 0.999, cos                                                 # 0.99973
+
+
+def test_convnext_block_simulates_bit_exact():
+    torch.manual_seed(0)
+    x = _images(4)
+    r = qasic.evaluate(TinyConvNext().eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]             # 0.99983
+
+
+# GRN: x^2 table, a matmul by a row of ones over the H W positions, sqrt table (the norms);
+# a 1/C linear (their mean), one table of 1 / (mean + eps), widened over C by ones; products
+GRN_OPS = ["lut", "reshape", "constant", "matmul", "reshape", "lut", "linear", "lut", "linear",
+           "mul", "mul", "constant", "mul", "constant", "add", "add"]
+
+
+def test_convnext_v2_global_response_norm_is_existing_ops():
+    torch.manual_seed(0)
+    graph, cos = _check(TinyConvNext(BlockV2).eval(), _images())
+    block = ["conv2d", "norm", "linear", "lut"] + GRN_OPS + ["linear", "add"]
+    assert ops(graph) == ["conv2d", "norm"] + block + ["norm", "conv2d"] + block
+    norms = [n for n in graph.nodes if n.name.split(".")[-1].startswith("linalg_vector_norm")]
+    assert [graph.shapes[n.output] for n in norms] == [(1, 1, 32), (1, 1, 64)]
+    assert cos > 0.998, cos  # 0.99893: x^2 and the norms in 8 bits (V1's block: 0.99973)
+
+
+def test_convnext_v2_block_simulates_bit_exact():
+    torch.manual_seed(0)
+    x = _images(4)
+    r = qasic.evaluate(TinyConvNext(BlockV2).eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]             # 0.99950
+
+
+def test_layer_scale_folds_into_the_linear_before_it():
+    torch.manual_seed(0)
+    block = Block(8).eval()
+    graph = capture(block, torch.randn(2, 8, 8, 8))
+    pw2 = next(n for n in graph.nodes if n.name.endswith("pwconv2"))
+    gamma = block.gamma.detach().double().numpy()
+    np.testing.assert_allclose(pw2.params["bias"], gamma * block.pwconv2.bias.double().detach()
+                               .numpy())
+    assert "mul" not in ops(graph)
+
+
+class OtherPermute(nn.Module):
+    def forward(self, x):  # (N, C, H, W) -> (N, W, H, C): not the channels-last view
+        return torch.nn.functional.layer_norm(x.permute(0, 3, 2, 1), (3,))
+
+
+def test_a_permute_other_than_channels_last_is_refused_in_one_line():
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(OtherPermute().eval(), torch.from_numpy(_images(2, 8)))
+    assert "permute [0, 3, 2, 1]" in str(e.value) and "\n" not in str(e.value)
+
+
+class EndsChannelsLast(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 5, 3)
+
+    def forward(self, x):
+        return self.conv(x).permute(0, 2, 3, 1)  # (N, H, W, C): torch's layout is the memory's
+
+
+def test_a_model_ending_channels_last_returns_torchs_tensor_as_is():
+    torch.manual_seed(0)
+    model, x = EndsChannelsLast().eval(), _images(4, 8)
+    graph = capture(model, torch.from_numpy(x[:2]))
+    assert ops(graph) == ["conv2d"] and graph.shapes[graph.output] == (6, 6, 5)
+    np.testing.assert_allclose(run_float(graph, graph.to_internal(x)), torch_out(model, x),
+                               atol=1e-5)
