@@ -106,6 +106,21 @@ def _set_training(model: Any, mode: bool) -> bool:
     return was
 
 
+
+def _live(graph: fx.Graph) -> set[fx.Node]:
+    """The nodes the graph's output depends on. The others are never captured: a value the
+    model computes but does not return (Swin's stages build a (N, C, H, W) copy of each
+    stage's output for ``output_hidden_states``) must not refuse the model or switch the
+    capture's layout mode."""
+    out = [n for n in graph.nodes if n.op == "output"]
+    live, todo = set(out), list(out)
+    while todo:
+        for a in todo.pop().all_input_nodes:
+            if a not in live:
+                live.add(a)
+                todo.append(a)
+    return live
+
 class _Builder:
     """Walks the exported graph once; ``env`` maps an fx node name to Act, constant or tuple."""
 
@@ -137,8 +152,10 @@ class _Builder:
                 and n.name in self.ep.graph_signature.user_inputs]
         self.layout = lowering_seq.input_layout(self.ep, user[0]) if user else None
         self.sequence = self.layout is not None
+        live = _live(self.ep.graph)
         for node in self.ep.graph.nodes:
-            self._visit(node)
+            if node in live or node.op == "placeholder":
+                self._visit(node)
         nodes, output = list(self.nodes.values()), self.output
         if self.sequence or self.left_sequence:
             nodes, output = seqpasses.simplify(nodes, output)
