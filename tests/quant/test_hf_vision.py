@@ -1,6 +1,7 @@
 """`transformers` vision models no one here wrote, built from tiny configs: HF's MobileNetV2
-(TensorFlow-style 'same' padding as explicit zero pads) runs bit-exact; Segformer (a conv read
-from a sequence model's stage output) is refused in one line, never a crash."""
+(TensorFlow-style 'same' padding as explicit zero pads) and SigLIP (an attention-pooling head
+whose probe query is a constant, the left operand of its scores) run bit-exact; Segformer (a
+conv read from a sequence model's stage output) is refused in one line, never a crash."""
 
 from __future__ import annotations
 
@@ -34,6 +35,16 @@ def test_hf_mobilenet_v2_with_its_zero_pads_runs_bit_exact():
     x = _images()
     r = qasic.evaluate(Hidden(transformers.MobileNetV2Model(config).eval()), x, calibration=x)
     assert r["bit_exact"] and r["cosine"] > 0.99
+
+
+def test_hf_siglip_with_its_constant_probe_query_runs_bit_exact():
+    torch.manual_seed(0)
+    config = transformers.SiglipVisionConfig(image_size=32, patch_size=8, hidden_size=32,
+                                             num_hidden_layers=2, num_attention_heads=2,
+                                             intermediate_size=64)
+    x = _images(2)
+    r = qasic.evaluate(Hidden(transformers.SiglipVisionModel(config).eval()), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.99  # measured 0.9996
 
 
 def test_segformer_is_refused_in_one_line():
