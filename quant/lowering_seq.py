@@ -43,7 +43,7 @@ aten = torch.ops.aten
 _SEQUENCE_OPS = {aten.linear.default, aten.layer_norm.default, aten.native_layer_norm.default,
                  aten.rms_norm.default, aten.softmax.int, aten._softmax.default,
                  aten.matmul.default, aten.bmm.default, aten.scaled_dot_product_attention.default,
-                 aten.embedding.default}
+                 aten.embedding.default, aten.einsum.default}
 _SPATIAL_OPS = ("conv", "pool", "upsample", "batch_norm", "convolution")
 
 
