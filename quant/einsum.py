@@ -66,17 +66,16 @@ def parse(equation: str, ranks: list[int]) -> tuple[str, str, str]:
 
 
 def plan(a: str, b: str, out: str) -> tuple[bool, str, str, str, str]:
-    """(swap, lead, m, k, n): the product is x (lead..., M, K) @ y (lead..., K, N) when there
-    are batch axes (x = a); else x (lead..., K) @ y (K, N) with x the operand with more free
-    axes (``swap``: x = b), whose free axes but its last are ``lead`` and its last ``m``."""
+    """(swap, lead, m, k, n): the product is x (lead..., M, K) @ y (K, N), with y broadcast
+    over ``lead`` when there are batch axes; x is the operand with more free axes (``swap``:
+    x = b), ``lead`` its free axes but the last (``m``) and then the batch axes, ``k`` the
+    contracted axes, ``n`` y's free axes."""
     batch = "".join(c for c in out if c in a and c in b)
     k = "".join(c for c in a if c in b and c not in out)
     fa, fb = "".join(c for c in a if c not in b), "".join(c for c in b if c not in a)
-    if batch:
-        return False, batch, fa, k, fb
     swap = len(fb) > len(fa)
     x, y = (fb, fa) if swap else (fa, fb)
-    return swap, x[:-1], x[-1:], k, y
+    return swap, x[:-1] + batch, x[-1:], k, y
 
 
 def _rewrite(g: fx.Graph, node: fx.Node, ops: list[fx.Node]) -> fx.Node:
@@ -92,10 +91,13 @@ def _rewrite(g: fx.Graph, node: fx.Node, ops: list[fx.Node]) -> fx.Node:
         _refuse(equation, "no free or batch axes (a scalar)")
     (xs, x), (ys, y) = ((b, ops[1]), (a, ops[0])) if swap else ((a, ops[0]), (b, ops[1]))
     em = _Emitter(g, node, size)
-    batched = any(c in a and c in b for c in out)
-    ylead = lead if batched else ""
+    batch = "".join(c for c in lead if c in xs and c in ys)
     x = em.arrange(x, xs, lead + m + k, [*lead, m, k])
-    y = em.arrange(y, ys, ylead + k + n, [*ylead, k, n])
+    y = em.arrange(y, ys, batch + k + n, [*batch, k, n])
+    if batch:  # y (batch..., K, N) broadcast over x's leading free axes
+        shape = [size[c] for c in lead] + [int(d) for d in y.meta["val"].shape[-2:]]
+        y = em.reshape(y, [size[c] if c in batch else 1 for c in lead] + shape[-2:])
+        y = em.expand(y, shape)
     have = lead + m + n
     prod = em.op(aten.matmul.default, (x, y), [size[c] for c in lead] + [
         math.prod(size[c] for c in s) for s in (m, n)])
@@ -128,6 +130,11 @@ class _Emitter:
             return x
         shape = [int(x.meta["val"].shape[p]) for p in perm]
         return self.op(aten.permute.default, (x, perm), shape)
+
+    def expand(self, x: fx.Node, shape: list[int]) -> fx.Node:
+        if [int(d) for d in x.meta["val"].shape] == shape:
+            return x
+        return self.op(aten.expand.default, (x, shape), shape)
 
     def reshape(self, x: fx.Node, shape: list[int]) -> fx.Node:
         if [int(d) for d in x.meta["val"].shape] == shape:

@@ -31,6 +31,7 @@ def _heads(x: torch.Tensor) -> torch.Tensor:  # (B, S, D) -> (B, H, S, D / H)
     ("bhqk,bhkd->bhqd", (False, "bh", "q", "k", "d")),
     ("bqd,dk->bqk", (False, "b", "q", "d", "k")),       # b: a free axis of the activation
     ("dk,bqd->bkq", (True, "b", "q", "d", "k")),        # b's operand has more free axes
+    ("binh,dnh->bind", (False, "bn", "i", "h", "d")),  # y per head n, broadcast over b
     ("bij,bjk", (False, "", "i", "bj", "k")),          # implicit output 'ik': b sums
 ])
 def test_plan_names_batch_free_and_contracted_axes(equation, want):
@@ -44,6 +45,7 @@ class Einsum(nn.Module):
         torch.manual_seed(0)
         self.f, self.q, self.k = f, nn.Linear(D, D), nn.Linear(D, D)
         self.w = nn.Parameter(torch.randn(D, 5) / 4)
+        self.per_head = nn.Parameter(torch.randn(5, H, D // H) / 4)
 
     def forward(self, x):
         return self.f(self, x)
@@ -65,6 +67,9 @@ FORMS = {  # equation -> (its module, the QGraph ops)
                      ["linear", "linear", "matmul"]),
     "dk,bqd->bkq": (lambda m, x: torch.einsum("dk,bqd->bkq", m.w, m.q(x)),
                     ["linear", "linear", "permute"]),  # the product (q, k) permuted to (k, q)
+    "binh,dnh->bind": (lambda m, x: torch.einsum("binh,dnh->bind",
+                                                 m.q(x).view(-1, S, H, D // H), m.per_head),
+                       ["linear", "reshape", "permute", "constant", "matmul", "permute"]),
 }
 
 
