@@ -19,6 +19,7 @@ import torch
 from qasic.quant import (
     lowering,
     lowering_convt,
+    lowering_gather,
     lowering_groupnorm,
     lowering_ops,
     lowering_pad,
@@ -50,4 +51,4 @@ HANDLERS = {**_IMAGE, **{
     for t, h in transformer.HANDLERS.items()}}
 SUPPORTED = (lowering.SUPPORTED + lowering_convt.SUPPORTED + lowering_pad.SUPPORTED
              + lowering_ops.SUPPORTED + lowering_groupnorm.SUPPORTED
-             + transformer.SUPPORTED)
+             + transformer.SUPPORTED + lowering_gather.SUPPORTED)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from qasic.quant import lowering_pointwise, lowering_seq, masks
+from qasic.quant import lowering_gather, lowering_pointwise, lowering_seq, masks
 from qasic.quant.lowering import Act, _act, _arg, _const, _np
 
 aten = torch.ops.aten
@@ -248,6 +248,7 @@ def compare(b: Any, node: Any, args: list, kwargs: dict) -> masks.KeyMask:
 def _table() -> dict:
     t = dict(lowering_seq.HANDLERS)
     t.update(lowering_pointwise.HANDLERS)
+    t.update(lowering_gather.HANDLERS)
     t.update({
         aten.embedding.default: embedding,
         aten.layer_norm.default: layer_norm,

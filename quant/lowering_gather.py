@@ -1,0 +1,55 @@
+"""``aten.gather`` by a constant index along the last axis: a selection that differs from row to
+row (DeBERTa's relative positions: score[q, k] = c2p[q, delta(q, k)]), lowered as one matmul per
+row by a constant 0/1 selector.
+
+Per sample, x (..., Q, R) and index (..., Q, K) give y (..., Q, K) with y[..., q, k] =
+x[..., q, index[..., q, k]]. With the leading axes and Q merged into L rows: x as (L, 1, R), a
+``constant`` P (L, R, K) with P[l, r, k] = (index[l, k] == r), y = x @ P as (L, 1, K), reshaped
+back. The index must be the same for every sample (it is a constant of the model, not of the
+input); a computed index, or a gather along another axis, is refused.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from qasic.quant import lowering_seq
+from qasic.quant.lowering import Act, _act
+
+aten = torch.ops.aten
+
+SUPPORTED = ("gather along the last axis by a constant index (a 0/1 selector per row)",)
+
+
+def gather(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.gather(x, dim, index, sparse_grad)."""
+    x = _act(b, node, args[0], "gather input")
+    index = args[2]
+    rank = node.meta["val"].dim()
+    if int(args[1]) % rank != rank - 1:
+        b.fail(node, f"gather along dim {args[1]} of a rank-{rank} tensor; only the last")
+    if not isinstance(index, torch.Tensor):
+        b.fail(node, "gather by computed indices; only by a constant index")
+    per = lowering_seq.samples(b, node, index)
+    if not (per == per[:1]).all():
+        b.fail(node, "a gather index that differs between samples")
+    idx = per[0].astype(np.int64)
+    xs = b.shapes[x.name]
+    if xs[:-1] != idx.shape[:-1]:
+        b.fail(node, f"gather of per-sample {xs} by an index of {idx.shape}; only indices "
+                     "as large as the input but along the last axis")
+    rows, r, k = math.prod(idx.shape[:-1]), xs[-1], idx.shape[-1]
+    select = (idx.reshape(rows, 1, k) == np.arange(r).reshape(1, r, 1)).astype(np.float64)
+    xr = lowering_seq.reshaped(b, node, x, (rows, 1, r), suffix=".rows_in")
+    sel = b.add(node, "constant", (), {}, {"value": select}, shape=select.shape,
+                suffix=".select")
+    y = b.add(node, "matmul", (xr.name, sel.name), {"transpose_b": False, "alpha": 1.0},
+              shape=(rows, 1, k), suffix=".gathered")
+    return lowering_seq.reshaped(b, node, y, idx.shape)
+
+
+HANDLERS = {aten.gather.default: gather}
