@@ -24,6 +24,7 @@ from qasic.quant import (
     lowering_ops,
     lowering_pad,
     lowering_seq,
+    lowering_seqpool,
 )
 from qasic.quant import lowering_transformer as transformer
 
@@ -51,4 +52,5 @@ HANDLERS = {**_IMAGE, **{
     for t, h in transformer.HANDLERS.items()}}
 SUPPORTED = (lowering.SUPPORTED + lowering_convt.SUPPORTED + lowering_pad.SUPPORTED
              + lowering_ops.SUPPORTED + lowering_groupnorm.SUPPORTED
-             + transformer.SUPPORTED + lowering_gather.SUPPORTED)
+             + transformer.SUPPORTED + lowering_gather.SUPPORTED
+             + lowering_seqpool.SUPPORTED)

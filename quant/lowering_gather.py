@@ -1,6 +1,8 @@
-"""``aten.gather`` by a constant index along the last axis: a selection that differs from row to
-row (DeBERTa's relative positions: score[q, k] = c2p[q, delta(q, k)]), lowered as one matmul per
-row by a constant 0/1 selector.
+"""Selections by a constant index. ``aten.gather`` along the last axis: a selection that differs
+from row to row (DeBERTa's relative positions: score[q, k] = c2p[q, delta(q, k)]), lowered as
+one matmul per row by a constant 0/1 selector. ``aten.repeat_interleave`` by an int along a
+per-sample axis (Funnel's upsampling of the pooled tokens): one 0/1 selector along that axis
+(``qasic.quant.lowering_seq.rows``).
 
 Per sample, x (..., Q, R) and index (..., Q, K) give y (..., Q, K) with y[..., q, k] =
 x[..., q, index[..., q, k]]. With the leading axes and Q merged into L rows: x as (L, 1, R), a
@@ -18,11 +20,12 @@ import numpy as np
 import torch
 
 from qasic.quant import lowering_seq
-from qasic.quant.lowering import Act, _act
+from qasic.quant.lowering import Act, _act, _arg
 
 aten = torch.ops.aten
 
-SUPPORTED = ("gather along the last axis by a constant index (a 0/1 selector per row)",)
+SUPPORTED = ("gather along the last axis by a constant index (a 0/1 selector per row)",
+             "repeat_interleave by an int along a per-sample axis (a 0/1 selector)")
 
 
 def gather(b: Any, node: Any, args: list, kwargs: dict) -> Act:
@@ -52,4 +55,18 @@ def gather(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     return lowering_seq.reshaped(b, node, y, idx.shape)
 
 
-HANDLERS = {aten.gather.default: gather}
+def repeat_interleave(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.repeat_interleave(x, repeats: int, dim, output_size)."""
+    x = _act(b, node, args[0], "repeat_interleave input")
+    repeats, dim = int(args[1]), _arg(args, kwargs, 2, "dim", None)
+    if dim is None:
+        b.fail(node, "repeat_interleave of the flattened tensor (no dim); only along an axis")
+    rank = node.meta["val"].dim()
+    axis = lowering_seq.axis_map(b, node.args[0])[int(dim) % rank]
+    if axis is None or int(dim) % rank == lowering_seq.digit(b, node.args[0])[0]:
+        b.fail(node, f"repeat_interleave along dim {dim}, the batch axis; only per-sample axes")
+    n = b.shapes[x.name][axis]
+    return lowering_seq.rows(b, node, x, np.eye(n)[np.arange(n * repeats) // repeats], axis)
+
+
+HANDLERS = {aten.gather.default: gather, aten.repeat_interleave.self_int: repeat_interleave}

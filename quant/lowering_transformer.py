@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from qasic.quant import lowering_gather, lowering_pointwise, lowering_seq, masks
+from qasic.quant import lowering_gather, lowering_pointwise, lowering_seq, lowering_seqpool, masks
 from qasic.quant.lowering import Act, _act, _arg, _const, _np
 
 aten = torch.ops.aten
@@ -249,6 +249,7 @@ def _table() -> dict:
     t = dict(lowering_seq.HANDLERS)
     t.update(lowering_pointwise.HANDLERS)
     t.update(lowering_gather.HANDLERS)
+    t.update(lowering_seqpool.HANDLERS)
     t.update({
         aten.embedding.default: embedding,
         aten.layer_norm.default: layer_norm,

@@ -143,7 +143,7 @@ class _Builder:
             self._visit(node)
         nodes, output = list(self.nodes.values()), self.output
         if self.sequence or self.left_sequence:
-            nodes, output = seqpasses.simplify(nodes, output)
+            nodes, output = seqpasses.simplify(nodes, output, self.shapes)
         layout = self.layout or (
             "NCL" if len(self.shapes[INPUT]) == 3 and self.input_rank == 3 else "NCHW")
         kept = {INPUT} | {n.output for n in nodes}
