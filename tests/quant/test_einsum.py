@@ -78,7 +78,7 @@ def test_einsum_forms_become_matmuls_and_follow_torch(equation):
     f, want = FORMS[equation]
     graph, _, cos = check(Einsum(f), _seq())
     assert ops(graph) == want
-    assert cos > 0.999  # measured 0.99984 .. 0.99989
+    assert cos > 0.999  # measured 0.99980 .. 0.99989
 
 
 @pytest.mark.parametrize("equation", list(FORMS))

@@ -50,7 +50,7 @@ def test_a_relative_position_gather_is_one_selector_matmul():
     value = select.params["value"]  # (H * S rows, 2 SPAN, S): one 1 per (row, key)
     assert value.shape == (H * S, 2 * SPAN, S) and (value.sum(1) == 1).all()
     assert value[0, :, 0].argmax() == SPAN and value[1, :, 0].argmax() == SPAN - 1
-    assert cos > 0.999  # measured 0.99994
+    assert cos > 0.999  # measured 0.99981
 
 
 def test_a_relative_position_gather_runs_bit_exact():

@@ -78,10 +78,10 @@ class LeftMatrix(nn.Module):
         return torch.matmul(self.w, self.lin(x))
 
 
-CASES = {"left_per_head": (LeftPerHead, (H, 3, D // H), 0.999),    # measured 0.99994
-         "right_per_head": (RightPerHead, (H, D // H, 5), 0.999),  # 0.99993
-         "folded_batch": (FoldedBatch, (H, D // H, 5), 0.999),     # 0.99993
-         "left_matrix": (LeftMatrix, (4, S), 0.999)}               # 0.99996
+CASES = {"left_per_head": (LeftPerHead, (H, 3, D // H), 0.999),    # measured 0.99987
+         "right_per_head": (RightPerHead, (H, D // H, 5), 0.999),  # 0.99986
+         "folded_batch": (FoldedBatch, (H, D // H, 5), 0.999),     # 0.99989
+         "left_matrix": (LeftMatrix, (4, S), 0.999)}               # 0.99988
 
 
 @pytest.mark.parametrize("name", list(CASES))

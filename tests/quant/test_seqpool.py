@@ -71,7 +71,7 @@ def test_funnel_pool_and_upsample_become_selector_matmuls(name):
     f, want, bound = CASES[name]
     graph, _, cos = check(_model(f), _ids())
     assert ops(graph) == want
-    assert cos > bound, cos
+    assert cos > bound, cos  # measured 0.99982 .. 0.9999
 
 
 def test_funnel_pool_and_upsample_run_bit_exact():
