@@ -154,6 +154,9 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                "position_buckets": 16, "max_relative_positions": -1,
                                "norm_rel_ebd": "layer_norm", "share_att_key": True},
                        {}, "ids", SEQ_ENC),
+    "FunnelModel": ("encoder", "FunnelConfig",
+                    {"vocab_size": VOCAB_ENC, "block_sizes": [1, 1], "d_model": 32, "n_head": 2,
+                     "d_head": 16, "d_inner": 64, "num_decoder_layers": 1}, {}, "ids", SEQ_ENC),
     "MPNetModel": ("encoder", "MPNetConfig", _ENC, {"add_pooling_layer": False}, "ids",
                    SEQ_ENC),
     # decoders

@@ -19,10 +19,12 @@ import torch
 from qasic.quant import (
     lowering,
     lowering_convt,
+    lowering_gather,
     lowering_groupnorm,
     lowering_ops,
     lowering_pad,
     lowering_seq,
+    lowering_seqpool,
 )
 from qasic.quant import lowering_transformer as transformer
 
@@ -50,4 +52,5 @@ HANDLERS = {**_IMAGE, **{
     for t, h in transformer.HANDLERS.items()}}
 SUPPORTED = (lowering.SUPPORTED + lowering_convt.SUPPORTED + lowering_pad.SUPPORTED
              + lowering_ops.SUPPORTED + lowering_groupnorm.SUPPORTED
-             + transformer.SUPPORTED)
+             + transformer.SUPPORTED + lowering_gather.SUPPORTED
+             + lowering_seqpool.SUPPORTED)

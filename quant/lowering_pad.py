@@ -9,7 +9,8 @@ exact: a convolution's padding is real zero (``v = 0`` in the integer kernel), a
 pixels are. A zero pad read by anything else (a max pool, where zero is not the identity; an
 add; the graph output) is refused in one line, as are a non-zero value, a reflect or replicate
 mode, negative pads (crops) and pads of the channels or the batch. A pad of nothing (Swin's
-window padding when the windows fit) is its input, in any model.
+window padding when the windows fit) is its input, in any model. In a sequence model a zero
+pad of any per-sample axis is a placement matmul instead (qasic.quant.lowering_seqpool).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from typing import Any
 import torch
 
 from qasic.quant.lowering import Act, _act, _arg, _ints
+from qasic.quant.lowering_seqpool import zero_pad
 
 aten = torch.ops.aten
-SUPPORTED = ("pad/constant_pad_nd with zeros on H and W, read by a convolution",)
+SUPPORTED = ("pad/constant_pad_nd with zeros on H and W, read by a convolution",
+             "sequence models: pad/constant_pad_nd with zeros of any per-sample axis")
 READERS_HINT = "a zero pad (F.pad, nn.ZeroPad2d) is supported only when a convolution reads it"
 
 
@@ -46,8 +49,8 @@ def pad(b: Any, node: Any, args: list, kwargs: dict) -> ZeroPad:
         b.fail(node, f"padding with the value {value}; only zeros (a convolution's padding)")
     if not any(_ints(args[1])) and not isinstance(args[0], ZeroPad):  # pads nothing
         return _act(b, node, args[0], "pad input")
-    if b.sequence:
-        b.fail(node, "zero padding in a sequence model; only of an image before a convolution")
+    if b.sequence:  # a placement matmul per padded axis
+        return zero_pad(b, node, _act(b, node, args[0], "pad input"), _ints(args[1]))
     inner = args[0]
     src = inner.src if isinstance(inner, ZeroPad) else _act(b, node, inner, "pad input")
     rank = node.args[0].meta["val"].dim()

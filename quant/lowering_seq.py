@@ -50,7 +50,7 @@ _SEQUENCE_OPS = {aten.linear.default, aten.layer_norm.default, aten.native_layer
                  aten.rms_norm.default, aten.softmax.int, aten._softmax.default,
                  aten.matmul.default, aten.bmm.default, aten.baddbmm.default,
                  aten.scaled_dot_product_attention.default,
-                 aten.embedding.default}
+                 aten.embedding.default, aten.einsum.default}
 _SPATIAL_OPS = ("conv", "pool", "upsample", "batch_norm", "convolution")
 
 
@@ -306,6 +306,8 @@ def select(b: Any, node: Any, args: list, kwargs: dict, suffix: str = "") -> Act
     if axis is None or dim == p:
         b.fail(node, f"a select of axis {dim}, the batch axis; only of per-sample axes")
     b.batch_axes[node.name] = (p - (dim < p), inner)
+    if size == 1:  # the whole axis: its values, without the axis
+        return reshaped(b, node, x, per_sample(b, node), suffix)
     weights = np.zeros((1, size))
     weights[0, int(args[2]) % size] = 1.0
     part = feature_part(b, node, x, axis, weights, per_sample(b, node), suffix or ".select")
@@ -420,16 +422,29 @@ def empty_part(node: Any, dim: int = -1) -> torch.Tensor:
 
 def cat(b: Any, node: Any, args: list, kwargs: dict, fallback: Any = None) -> Act:
     """aten.cat: empty constants (an empty KV cache) drop out; activations join along the last
-    axis (a concat)."""
+    axis (a concat), or along another per-sample axis as the sum of each placed by a 0/1
+    matmul (``rows``; Funnel's class token back before the pooled tokens)."""
     xs = [x for x in args[0] if isinstance(x, Act) or x.numel() > 0]
     if len(xs) == 1:
         return _act(b, node, xs[0], "cat input")
     rank = node.meta["val"].dim()
     dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
-    if not all(isinstance(x, Act) for x in xs) or dim != rank - 1:
-        b.fail(node, f"cat along dim {dim} of a rank-{rank} tensor, or of a constant; only "
-                     "activations along the last axis")
-    return b.add(node, "concat", tuple(x.name for x in xs))
+    if not all(isinstance(x, Act) for x in xs):
+        b.fail(node, f"cat along dim {dim} of a rank-{rank} tensor with a constant; only of "
+                     "activations")
+    if dim == rank - 1:
+        return b.add(node, "concat", tuple(x.name for x in xs))
+    axis = axis_map(b, node)[dim]
+    if axis is None or dim == digit(b, node)[0]:
+        b.fail(node, f"cat along dim {dim}, the batch axis; only along per-sample axes")
+    sizes = [int(a.meta["val"].shape[dim]) for a in node.args[0] if a.meta["val"].numel()]
+    total, out, at = sum(sizes), None, 0
+    for i, (x, n) in enumerate(zip(xs, sizes, strict=True)):
+        place = np.eye(total)[:, at:at + n]
+        y = rows(b, node, x, place, axis, suffix=f".{i}")
+        out = y if out is None else b.add(node, "add", (out.name, y.name), suffix=f".sum{i}")
+        at += n
+    return out
 
 
 def identity(b: Any, node: Any, args: list, kwargs: dict) -> Any:

@@ -9,7 +9,9 @@ qasic.quant.quantize_transformer):
 - ``softmax``: over the last axis; attrs causal; optional second input the key mask; optional
   params valid, a constant (P, S, T) 0/1 attention pattern (qasic.quant.masks);
 - ``matmul``: inputs a, b; attrs transpose_b, alpha (a constant scale of the product, folded
-  into the requantization); a ``transpose(-2, -1)`` feeding b folds into transpose_b;
+  into the requantization); a ``transpose(-2, -1)`` feeding b folds into transpose_b; a
+  constant operand other than a right matrix (which makes a ``linear``) is a ``constant`` node
+  ``<node>.a`` / ``<node>.b`` of its per-sample value (the same for every sample);
 - sdpa becomes matmul(q, k, transpose_b, alpha = scale) -> softmax(causal, mask) ->
   matmul(p, v), named ``<node>.scores``, ``<node>.softmax`` and ``<node>``; with enable_gqa
   each K/V head is first repeated for its query heads (a selection matmul, ``<node>.k_heads``,
@@ -26,7 +28,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from qasic.quant import lowering_pointwise, lowering_reduce, lowering_seq, masks
+from qasic.quant import (
+    lowering_gather,
+    lowering_pointwise,
+    lowering_reduce,
+    lowering_seq,
+    lowering_seqpool,
+    masks,
+)
 from qasic.quant.lowering import Act, _act, _arg, _const, _np
 
 aten = torch.ops.aten
@@ -35,7 +44,8 @@ SUPPORTED = (
     "embedding (token ids; position/token-type lookups fold into a constant)",
     "layer_norm/native_layer_norm/rms_norm over the last axis; x * rsqrt(mean(x^2) + eps)",
     "softmax/_softmax over the last axis, with causal, padding and constant masks",
-    "matmul/bmm of two activations (a transpose(-2, -1) of the second folds in)",
+    ("matmul/bmm of two activations (a transpose(-2, -1) of the second folds in), or of an "
+     "activation and a constant (a right matrix: a linear; else a constant node, per head too)"),
     "baddbmm: beta input + alpha (a @ b), a matmul and an add",
     "scaled_dot_product_attention (is_causal, attn_mask, scale, enable_gqa; a constant bias)",
     ("RoPE (products by constant cos/sin tables; rotate_half, and rotate_every_two's stack "
@@ -113,17 +123,15 @@ def _valid_param(valid: np.ndarray | None) -> dict:
 
 
 def matmul(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    """aten.matmul/bmm(a, b): two activations make a matmul; a constant second operand (a
-    weight) makes a linear."""
+    """aten.matmul/bmm(a, b): two activations make a matmul; a constant matrix as the second
+    operand (a weight) makes a linear; any other constant operand (a left one, SigLIP's probe
+    query; one per head, DeBERTa's relative positions) a ``constant`` node the matmul reads."""
     x, y = args[0], args[1]
-    if isinstance(y, torch.Tensor):
+    if isinstance(y, torch.Tensor) and y.dim() == 2 and not isinstance(x, torch.Tensor):
         w = _np(y)
-        if w.ndim != 2:
-            b.fail(node, f"matmul by a constant of rank {w.ndim}; only by a matrix")
         x = _sequence_input(b, node, x, "matmul input")
         return b.add(node, "linear", (x.name,), {}, {"weight": w.T, "bias": np.zeros(w.shape[1])})
-    x = _sequence_input(b, node, x, "matmul operand")
-    y = _sequence_input(b, node, y, "matmul operand")
+    x, y = (_operand(b, node, v, i) for i, v in enumerate((x, y)))
     return matmul_node(b, node, x, y, False, 1.0)
 
 
@@ -139,6 +147,37 @@ def baddbmm(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     if beta == 0:
         return product
     return lowering_pointwise.binary("add")(b, node, [product, args[0], beta], {})
+def _operand(b: Any, node: Any, v: Any, i: int) -> Act:
+    """Matmul operand ``i``: an activation, or a constant made a ``constant`` node of its
+    per-sample value (``<node>.a`` / ``.b``)."""
+    if not isinstance(v, torch.Tensor):
+        return _sequence_input(b, node, v, "matmul operand")
+    per = _per_sample_constant(b, node, v)
+    return b.add(node, "constant", (), {}, {"value": per}, shape=per.shape,
+                 suffix=f".{'ab'[i]}")
+
+
+def _per_sample_constant(b: Any, node: Any, c: torch.Tensor) -> np.ndarray:
+    """A constant operand's value per sample: broadcast over the product's leading axes, it
+    holds the batch where the product does (a constant repeated over a batch folded into the
+    heads, (batch * H, S, K)); it must be the same for every sample."""
+    out = tuple(int(d) for d in node.meta["val"].shape)
+    if c.dim() < 2:
+        b.fail(node, f"matmul by a constant of rank {c.dim()}; only by matrices")
+    full = torch.broadcast_to(c, out[:-2] + tuple(c.shape[-2:]))
+    p, inner = lowering_seq.digit(b, node)
+    if p >= len(out) - 2:
+        b.fail(node, f"a constant matmul operand of shape {tuple(c.shape)} multiplying rows "
+                     "that hold the batch (it would mix samples)")
+    lead = out[:-2]
+    v = full.detach().to(torch.float64).reshape(
+        lead[:p] + (lead[p] // (b.batch * inner), b.batch, inner) + full.shape[p + 1:])
+    v = v.movedim(p + 1, 0).numpy()
+    if not (v == v[:1]).all():
+        b.fail(node, f"a constant matmul operand of shape {tuple(c.shape)} that differs "
+                     "between samples")
+    per = lowering_seq.per_sample(b, node)[:-2]
+    return v[0].reshape(per + tuple(c.shape[-2:])).copy()
 
 
 def matmul_node(b: Any, node: Any, x: Act, y: Act, transpose_b: bool, alpha: float,
@@ -238,6 +277,8 @@ def _table() -> dict:
     t = dict(lowering_seq.HANDLERS)
     t.update(lowering_pointwise.HANDLERS)
     t.update(lowering_reduce.HANDLERS)
+    t.update(lowering_gather.HANDLERS)
+    t.update(lowering_seqpool.HANDLERS)
     t.update({
         aten.embedding.default: embedding,
         aten.layer_norm.default: layer_norm,
@@ -249,6 +290,7 @@ def _table() -> dict:
         aten.matmul.default: matmul,
         aten.bmm.default: matmul,
         aten.baddbmm.default: baddbmm,
+        aten.mm.default: matmul,  # image models keep qasic.quant.lowering's (a weight only)
         aten.scaled_dot_product_attention.default: sdpa,
         aten._scaled_dot_product_flash_attention_for_cpu.default: sdpa_tuple,
         aten.masked_fill.Scalar: masks.masked_fill,

@@ -209,8 +209,14 @@ def masked_fill(b: Any, node: Any, args: list, kwargs: dict) -> Masked:
 
 
 def where(b: Any, node: Any, args: list, kwargs: dict) -> Masked:
-    """aten.where(cond, scores, very negative) or where(cond, very negative, scores)."""
+    """aten.where(cond, scores, very negative) or where(cond, very negative, scores); a
+    constant cond that picks one side everywhere (Funnel's token types, all one type) is that
+    side."""
     cond, x, y = args[0], args[1], _arg(args, kwargs, 2, "other", None)
+    if isinstance(cond, torch.Tensor) and cond.numel() and bool((cond == cond.flatten()[0]).all()):
+        pick = x if bool(cond.flatten()[0]) else y
+        if isinstance(pick, Act) and b.shapes[pick.name] == b.per_sample(node):
+            return pick
     for scores, fill, kind in ((x, y, "keep"), (y, x, "drop")):
         val = fill.item() if isinstance(fill, torch.Tensor) and fill.numel() == 1 else fill
         if isinstance(val, (int, float)) and val <= NEG:

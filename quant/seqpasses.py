@@ -1,11 +1,16 @@
 """Clean-up passes over a captured sequence model's FNodes: fold affine tables into the layer
-before them, then drop the nodes nothing reads.
+before them, compose selections by constants, then drop the nodes nothing reads.
 
 Capture makes an elementwise chain a ``lut`` (qasic.quant.lowering_pointwise). When that chain
 is an affine map x * s + o (``scores / sqrt(d)``, ``q * scale``, ``embedding * sqrt(d)``) and
 its input comes, through reshapes and permutes that only it reads, from a layer only it reads,
 the map folds into that layer's float parameters: one requantization fewer, and no table
 rounding. A matmul takes a positive scale only (into its alpha).
+
+Selections, placements and averages along an axis are matmuls by a ``constant`` on the left
+(qasic.quant.lowering_seq.rows): one that reads another only it reads is one matmul by the
+product of the constants (a slice of a slice); an add of two that read the same tensor is one
+by their sum (a cat of slices of one tensor). Each saves a requantization.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
+
+import numpy as np
 
 from qasic.quant.fgraph import FNode
 
@@ -48,9 +55,62 @@ FOLDS = {"linear": _linear, "embedding": _param("table"), "constant": _param("va
          "norm": _norm, "matmul": _matmul}
 
 
-def simplify(nodes: list[FNode], output: str) -> tuple[list[FNode], str]:
+def simplify(nodes: list[FNode], output: str, shapes: dict | None = None
+             ) -> tuple[list[FNode], str]:
+    """The passes in order; ``shapes`` (tensor -> per-sample shape) is updated for the
+    constants a composition reshapes."""
     nodes, output = fold_affine(nodes, output)
-    return prune(nodes, output), output
+    return prune(compose_selections(nodes, output, shapes), output), output
+
+
+def compose_selections(nodes: list[FNode], output: str, shapes: dict | None = None
+                       ) -> list[FNode]:
+    """Chains and sums of left-constant matmuls folded (see the module doc), to a fixed
+    point."""
+    nodes = list(nodes)
+    while (step := _compose_one(nodes, output)) is not None:
+        const, i, node = step
+        nodes = [const if m.output == const.output else m for m in nodes]
+        nodes[i] = node
+        nodes = prune(nodes, output)  # the composed matmuls go, and their reads
+        if shapes is not None:
+            shapes[const.output] = tuple(const.params["value"].shape)
+    return nodes
+
+
+def _compose_one(nodes: list[FNode], output: str) -> tuple[FNode, int, FNode] | None:
+    """(the new constant, the index of the node replaced, its replacement), or None."""
+    by_out = {n.output: n for n in nodes}
+    users = Counter(t for n in nodes for t in n.inputs) + Counter([output])
+
+    def selection(t: str) -> FNode | None:  # read once, a matmul by a constant only it reads
+        n = by_out.get(t)
+        c = by_out.get(n.inputs[0]) if n is not None and n.op == "matmul" else None
+        ok = c is not None and c.op == "constant" and users[c.output] == 1 \
+            and not n.attrs.get("transpose_b") and users[n.output] == 1
+        return n if ok else None
+
+    for i, n in enumerate(nodes):
+        inner = selection(n.inputs[1]) if n.op == "matmul" and len(n.inputs) == 2 else None
+        c = by_out.get(n.inputs[0]) if n.op == "matmul" else None
+        if inner is not None and c is not None and c.op == "constant" and users[c.output] == 1 \
+                and not n.attrs.get("transpose_b"):
+            c2, c1 = c.params["value"], by_out[inner.inputs[0]].params["value"]
+            if c2.shape[:-2] == c1.shape[:-2]:
+                alpha = n.attrs.get("alpha", 1.0) * inner.attrs.get("alpha", 1.0)
+                return (replace(c, params={"value": np.matmul(c2, c1)}), i,
+                        replace(n, inputs=(c.output, inner.inputs[1]),
+                                attrs={**n.attrs, "alpha": alpha}))
+        u, v = (selection(t) for t in n.inputs) if n.op == "add" else (None, None)
+        if u is not None and v is not None and u.inputs[1] == v.inputs[1] \
+                and u.attrs.get("alpha") == v.attrs.get("alpha"):
+            cu, cv = (by_out[m.inputs[0]] for m in (u, v))
+            if cu.params["value"].shape == cv.params["value"].shape:
+                value = cu.params["value"] + cv.params["value"]
+                return (replace(cu, params={"value": value}), i,
+                        replace(n, op="matmul", inputs=(cu.output, u.inputs[1]),
+                                attrs=dict(u.attrs), params={}))
+    return None
 
 
 def fold_affine(nodes: list[FNode], output: str) -> tuple[list[FNode], str]:

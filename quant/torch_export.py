@@ -4,7 +4,8 @@ We walk the graph ``torch.export.export`` returns as is (no ``run_decompositions
 their high-level form (aten.conv2d, aten.linear, aten.batch_norm); the decomposed forms
 (aten.convolution, addmm, _native_batch_norm_legit_no_training, max_pool2d_with_indices) are
 accepted too, so a saved, decomposed ExportedProgram also captures. Ops whose inputs are all
-constants (e.g. ``t`` of a weight) are evaluated at capture time. Anything else raises
+constants (e.g. ``t`` of a weight) are evaluated at capture time; einsums of two operands are
+rewritten first into permutes, reshapes and a matmul (qasic.quant.einsum). Anything else raises
 UnsupportedOpError naming the node, its target and the supported ops.
 
 Token and sequence models are captured in sequence mode (qasic.quant.lowering_seq): the graph
@@ -23,7 +24,7 @@ import torch
 from torch import fx
 
 from qasic.errors import InputError, UnsupportedOpError
-from qasic.quant import lowering_pad, lowering_seq, masks, positions, seqpasses
+from qasic.quant import einsum, lowering_pad, lowering_seq, masks, positions, seqpasses
 from qasic.quant.calibrate import prepare
 from qasic.quant.fgraph import FGraph, FNode
 from qasic.quant.handlers import HANDLERS, SUPPORTED
@@ -126,6 +127,7 @@ class _Builder:
 
     def __init__(self, ep: torch.export.ExportedProgram) -> None:
         self.ep = ep
+        self.graph = einsum.decompose(ep.graph)  # the graph walked: einsums made matmuls
         self.env: dict[str, Any] = {}
         self.nodes: dict[str, FNode] = {}     # insertion order is execution order
         self.origin: dict[str, fx.Node] = {}  # tensor name -> fx node that produced it
@@ -152,13 +154,13 @@ class _Builder:
                 and n.name in self.ep.graph_signature.user_inputs]
         self.layout = lowering_seq.input_layout(self.ep, user[0]) if user else None
         self.sequence = self.layout is not None
-        live = _live(self.ep.graph)
-        for node in self.ep.graph.nodes:
+        live = _live(self.graph)
+        for node in self.graph.nodes:
             if node in live or node.op == "placeholder":
                 self._visit(node)
         nodes, output = list(self.nodes.values()), self.output
         if self.sequence or self.left_sequence:
-            nodes, output = seqpasses.simplify(nodes, output)
+            nodes, output = seqpasses.simplify(nodes, output, self.shapes)
         layout = self.layout or (
             "NCL" if len(self.shapes[INPUT]) == 3 and self.input_rank == 3 else "NCHW")
         kept = {INPUT} | {n.output for n in nodes}

@@ -3,8 +3,9 @@
 partitions, a relative position bias and the shifted-window mask), ConvNeXt (channels-first
 LayerNorms and blocks of per-pixel linears between permutes to and from channels-last),
 Segformer (stage outputs reshaped to (N, H, W, C) and permuted back to images for the next
-stage's conv), ConvNeXt V2 (global response normalization from existing ops) and LeViT
-(BatchNorm1d of its linears) run bit-exact."""
+stage's conv), ConvNeXt V2 (global response normalization from existing ops), LeViT
+(BatchNorm1d of its linears) and SigLIP (an attention-pooling head whose probe query is a
+constant, the left operand of its scores) run bit-exact."""
 
 from __future__ import annotations
 
@@ -38,6 +39,16 @@ def test_hf_mobilenet_v2_with_its_zero_pads_runs_bit_exact():
     x = _images()
     r = qasic.evaluate(Hidden(transformers.MobileNetV2Model(config).eval()), x, calibration=x)
     assert r["bit_exact"] and r["cosine"] > 0.99
+
+
+def test_hf_siglip_with_its_constant_probe_query_runs_bit_exact():
+    torch.manual_seed(0)
+    config = transformers.SiglipVisionConfig(image_size=32, patch_size=8, hidden_size=32,
+                                             num_hidden_layers=2, num_attention_heads=2,
+                                             intermediate_size=64)
+    x = _images(2)
+    r = qasic.evaluate(Hidden(transformers.SiglipVisionModel(config).eval()), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.99  # measured 0.9996
 
 
 def test_hf_swin_with_shifted_windows_and_a_position_bias_runs_bit_exact():

@@ -212,6 +212,12 @@ CASES = {
                 ["linear", "constant", "matmul", "reshape", "permute", "matmul", "constant",
                  "add", "softmax", "matmul", "permute", "reshape", "constant", "matmul"],
                 0.995),                                                     # 0.99832
+    # a constant condition that picks one side everywhere (Funnel's token types) is that side
+    "where_all_true": (_after_linear(lambda x: torch.where(
+        torch.ones(S, D, dtype=torch.bool), torch.tanh(x), x * 2)), ["linear", "lut"],
+                       0.999),                                              # 0.9999
+    "where_all_false": (_after_linear(lambda x: torch.where(
+        torch.zeros(S, 1, dtype=torch.bool), torch.tanh(x), x)), ["linear"], 0.999),  # 0.99991
     "block": (Block(D, H), None, 0.998),                                    # 0.99987
     # positions picked or averaged: a matmul by a constant selector
     "cls": (_after_linear(lambda x: x[:, 0]), ["linear", "constant", "matmul", "reshape"],

@@ -1,0 +1,147 @@
+"""``aten.einsum`` of two operands, rewritten at capture into the ops it is made of: permutes
+and reshapes around one matmul, so the shape and matmul handlers (qasic.quant.lowering_seq,
+qasic.quant.lowering_transformer) lower it, batch tracking and constant operands included.
+
+For ``a,b->out`` each index is a *batch* axis (in a, b and out), a *contracted* one (in a and b,
+not out) or a *free* one (in one operand and out). With batch axes: a as (batch..., M, K), b as
+(batch..., K, N) (M, K, N: the free and contracted axes merged); without: the operand with more
+free axes keeps them as leading axes, (free..., K), and the other is a matrix (K, N) (a linear
+when it is a weight). The product is reshaped to its free axes and permuted to ``out``.
+'bhqd,bhkd->bhqk', 'bhqk,bhkd->bhqd', 'bqd,dk->bqk', 'bid,jd->bij' all take this form.
+Refused, naming the equation: other operand counts, '...', an index repeated in one operand
+(a diagonal), an index summed over one operand only, sizes that differ.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import fx
+
+from qasic.errors import UnsupportedOpError
+
+aten = torch.ops.aten
+EINSUM = aten.einsum.default
+
+
+def decompose(graph: fx.Graph) -> fx.Graph:
+    """``graph`` itself when it holds no einsum, else a copy with each einsum rewritten."""
+    if not any(n.target is EINSUM for n in graph.nodes):
+        return graph
+    new, env = fx.Graph(), {}
+    for node in graph.nodes:
+        if node.target is EINSUM:
+            try:
+                env[node] = _rewrite(new, node, [env[a] for a in node.args[1]])
+            except UnsupportedOpError as e:
+                raise UnsupportedOpError(f"node {node.name!r}: {e}") from None
+        else:
+            env[node] = new.node_copy(node, lambda n: env[n])
+    return new
+
+
+def parse(equation: str, ranks: list[int]) -> tuple[str, str, str]:
+    """(a, b, out) index strings of a two-operand equation; the implicit output is the indices
+    seen once, sorted (torch's rule)."""
+    eq = equation.replace(" ", "")
+    lhs, arrow, out = eq.partition("->")
+    ins = lhs.split(",")
+    if len(ins) != 2 or len(ranks) != 2:
+        _refuse(equation, f"{len(ins)} operands; only two")
+    if "." in eq:
+        _refuse(equation, "an ellipsis '...'; write the axes out")
+    if not arrow:
+        out = "".join(sorted(c for c in set(lhs) if lhs.count(c) == 1))
+    for s, r in zip(ins, ranks, strict=True):
+        if len(set(s)) != len(s):
+            _refuse(equation, f"an index repeated in '{s}' (a diagonal)")
+        if len(s) != r:
+            _refuse(equation, f"'{s}' names {len(s)} axes of a rank-{r} operand")
+    summed = [c for c in ins[0] + ins[1] if c not in out and (c in ins[0]) != (c in ins[1])]
+    if summed:
+        _refuse(equation, f"index '{summed[0]}' summed over one operand only")
+    return ins[0], ins[1], out
+
+
+def plan(a: str, b: str, out: str) -> tuple[bool, str, str, str, str]:
+    """(swap, lead, m, k, n): the product is x (lead..., M, K) @ y (K, N), with y broadcast
+    over ``lead`` when there are batch axes; x is the operand with more free axes (``swap``:
+    x = b), ``lead`` its free axes but the last (``m``) and then the batch axes, ``k`` the
+    contracted axes, ``n`` y's free axes."""
+    batch = "".join(c for c in out if c in a and c in b)
+    k = "".join(c for c in a if c in b and c not in out)
+    fa, fb = "".join(c for c in a if c not in b), "".join(c for c in b if c not in a)
+    swap = len(fb) > len(fa)
+    x, y = (fb, fa) if swap else (fa, fb)
+    return swap, x[:-1] + batch, x[-1:], k, y
+
+
+def _rewrite(g: fx.Graph, node: fx.Node, ops: list[fx.Node]) -> fx.Node:
+    equation = node.args[0]
+    a, b, out = parse(equation, [o.meta["val"].dim() for o in ops])
+    size = {}
+    for s, o in zip((a, b), ops, strict=True):
+        for c, d in zip(s, o.meta["val"].shape, strict=True):
+            if size.setdefault(c, int(d)) != int(d):
+                _refuse(equation, f"index '{c}' of sizes {size[c]} and {int(d)}")
+    swap, lead, m, k, n = plan(a, b, out)
+    if not m and not n and not lead:
+        _refuse(equation, "no free or batch axes (a scalar)")
+    (xs, x), (ys, y) = ((b, ops[1]), (a, ops[0])) if swap else ((a, ops[0]), (b, ops[1]))
+    em = _Emitter(g, node, size)
+    batch = "".join(c for c in lead if c in xs and c in ys)
+    x = em.arrange(x, xs, lead + m + k, [*lead, m, k])
+    y = em.arrange(y, ys, batch + k + n, [*batch, k, n])
+    if batch:  # y (batch..., K, N) broadcast over x's leading free axes
+        shape = [size[c] for c in lead] + [int(d) for d in y.meta["val"].shape[-2:]]
+        y = em.reshape(y, [size[c] if c in batch else 1 for c in lead] + shape[-2:])
+        y = em.expand(y, shape)
+    have = lead + m + n
+    prod = em.op(aten.matmul.default, (x, y), [size[c] for c in lead] + [
+        math.prod(size[c] for c in s) for s in (m, n)])
+    prod = em.reshape(prod, [size[c] for c in have])
+    return em.permute(prod, [have.index(c) for c in out])
+
+
+class _Emitter:
+    """Appends aten nodes for one einsum to ``g``, each with a meta value of its shape and the
+    einsum's module path (names and messages point at the einsum's module)."""
+
+    def __init__(self, g: fx.Graph, node: fx.Node, size: dict[str, int]) -> None:
+        self.g, self.node, self.size = g, node, size
+        self.dtype = node.meta["val"].dtype
+
+    def op(self, target: Any, args: tuple, shape: list[int]) -> fx.Node:
+        n = self.g.call_function(target, args)
+        n.meta = {k: v for k, v in self.node.meta.items() if k != "val"}
+        n.meta["val"] = torch.empty(shape, dtype=self.dtype, device="meta")
+        return n
+
+    def arrange(self, x: fx.Node, have: str, want: str, groups: list[str]) -> fx.Node:
+        """``x`` (axes ``have``) permuted to ``want`` and reshaped to one axis per group."""
+        x = self.permute(x, [have.index(c) for c in want])
+        shape = [math.prod(self.size[c] for c in grp) for grp in groups]
+        return self.reshape(x, shape)
+
+    def permute(self, x: fx.Node, perm: list[int]) -> fx.Node:
+        if perm == sorted(perm):
+            return x
+        shape = [int(x.meta["val"].shape[p]) for p in perm]
+        return self.op(aten.permute.default, (x, perm), shape)
+
+    def expand(self, x: fx.Node, shape: list[int]) -> fx.Node:
+        if [int(d) for d in x.meta["val"].shape] == shape:
+            return x
+        return self.op(aten.expand.default, (x, shape), shape)
+
+    def reshape(self, x: fx.Node, shape: list[int]) -> fx.Node:
+        if [int(d) for d in x.meta["val"].shape] == shape:
+            return x
+        return self.op(aten.reshape.default, (x, shape), shape)
+
+
+def _refuse(equation: str, why: str) -> None:
+    raise UnsupportedOpError(f"einsum '{equation}': {why}; only two operands whose indices are "
+                             "batch, contracted or free axes (a permute/reshape/matmul)")

@@ -1,0 +1,95 @@
+"""Average pooling and zero padding in a sequence model, each a matmul by a constant matrix
+along each axis it changes (``qasic.quant.lowering_seq.rows``): Funnel's pooling of the tokens
+(avg_pool2d of (batch, 1, S, D) with kernel (2, 1), ceil_mode) and its padding of the upsampled
+tokens (F.pad of the sequence axis). A zero pad is a placement (n + before + after, n) whose
+extra rows are zero: exact, since every encoding holds 0.
+
+Without padding torch's divisor is the product of each axis' window clipped to the input, so
+the pool separates: along each of the last 1 or 2 axes with a kernel or stride other than 1,
+A (O, N) with A[o, n] = 1 / count(o) for the n in window o. Padding and divisor_override are
+refused (the image models' avgpool2d takes those).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from qasic.quant import lowering_seq
+from qasic.quant.lowering import Act, _act, _arg, _ints
+
+aten = torch.ops.aten
+
+SUPPORTED = ("sequence models: avg_pool1d/2d without padding (an averaging matmul per axis)",)
+
+
+def averaging(n: int, kernel: int, stride: int, ceil_mode: bool) -> np.ndarray:
+    """(O, n): row o averages positions o * stride .. o * stride + kernel - 1 within n."""
+    span = n - kernel
+    o = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (o - 1) * stride >= n:  # torch: the last window must start inside
+        o -= 1
+    a = np.zeros((o, n))
+    for i in range(o):
+        lo, hi = i * stride, min(i * stride + kernel, n)
+        a[i, lo:hi] = 1.0 / (hi - lo)
+    return a
+
+
+def avg_pool(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.avg_pool1d/2d(x, kernel, stride, padding, ceil_mode, count_include_pad,
+    [divisor_override])."""
+    x = _act(b, node, args[0], "avg_pool input")
+    spatial = 2 if node.target is aten.avg_pool2d.default else 1
+    kernel = _ints(args[1]) * (spatial if len(_ints(args[1])) == 1 else 1)
+    stride = _ints(_arg(args, kwargs, 2, "stride", []) or kernel)
+    stride = stride * (spatial if len(stride) == 1 else 1)
+    if any(_ints(_arg(args, kwargs, 3, "padding", 0))) or \
+            _arg(args, kwargs, 6, "divisor_override", None) is not None:
+        b.fail(node, "avg_pool with padding or divisor_override in a sequence model; only "
+                     "without")
+    ceil = bool(_arg(args, kwargs, 4, "ceil_mode", False))
+    rank = node.args[0].meta["val"].dim()
+    axes = lowering_seq.axis_map(b, node.args[0])
+    shape = b.shapes[x.name]
+    for i, (k, s) in enumerate(zip(kernel, stride, strict=True)):
+        dim = rank - spatial + i
+        if (k, s) == (1, 1):
+            continue
+        if axes[dim] is None:
+            b.fail(node, f"avg_pool over dim {dim}, the batch axis")
+        a = averaging(shape[axes[dim]], k, s, ceil)
+        shape = shape[:axes[dim]] + (len(a),) + shape[axes[dim] + 1:]
+        x = lowering_seq.rows(b, node, x, a, axes[dim], suffix=f".pool{i}", out_shape=shape)
+    if math.prod(shape) and shape != lowering_seq.per_sample(b, node):
+        b.fail(node, f"avg_pool to per-sample {shape}, not torch's "
+                     f"{lowering_seq.per_sample(b, node)}")
+    return x
+
+
+def zero_pad(b: Any, node: Any, x: Act, pads: list[int]) -> Act:
+    """aten.pad / constant_pad_nd with zeros (``pads``: (before, after) per axis from the last
+    one back) in a sequence model (qasic.quant.lowering_pad checks mode and value)."""
+    rank = node.args[0].meta["val"].dim()
+    axes = lowering_seq.axis_map(b, node.args[0])
+    shape = b.shapes[x.name]
+    for i in range(len(pads) // 2):
+        before, after, dim = pads[2 * i], pads[2 * i + 1], rank - 1 - i
+        if before < 0 or after < 0:
+            b.fail(node, f"pads {tuple(pads)}: a crop (negative pad); only zero padding")
+        if not before and not after:
+            continue
+        if axes[dim] is None or dim == lowering_seq.digit(b, node.args[0])[0]:
+            b.fail(node, f"zero padding of dim {dim}, the batch axis")
+        n = shape[axes[dim]]
+        place = np.zeros((before + n + after, n))
+        place[before + np.arange(n), np.arange(n)] = 1.0
+        shape = shape[:axes[dim]] + (len(place),) + shape[axes[dim] + 1:]
+        x = lowering_seq.rows(b, node, x, place, axes[dim], suffix=f".pad{i}", out_shape=shape)
+    return x
+
+
+HANDLERS = {aten.avg_pool2d.default: avg_pool, aten.avg_pool1d.default: avg_pool}

@@ -1,0 +1,132 @@
+"""Matmuls with a constant operand (qasic.quant.lowering_transformer.matmul): a constant matrix
+on the right is a linear; a constant on the left, or one per head, is a ``constant`` node the
+matmul reads (SigLIP's probe query, DeBERTa's relative positions). Each: the QGraph ops, the
+float executor against torch, the golden reference against torch, and golden reference ==
+simulator through qasic.evaluate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import qasic
+from qasic.errors import UnsupportedOpError
+from qasic.quant import capture
+from tests.quant.transformer_nets import check, ops
+
+D, H, S = 16, 2, 6
+
+
+def _seq(batch: int = 16, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(batch, S, D)).astype(np.float32)
+
+
+def _heads(x: torch.Tensor) -> torch.Tensor:  # (B, S, D) -> (B, H, S, D / H)
+    return x.view(x.shape[0], -1, H, D // H).transpose(1, 2)
+
+
+class LeftPerHead(nn.Module):
+    """A learned query per head attends over the tokens: const (H, 3, Dh) @ K^T."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.q, self.k = nn.Parameter(torch.randn(H, 3, D // H)), nn.Linear(D, D)
+
+    def forward(self, x):
+        return torch.softmax(torch.matmul(self.q, _heads(self.k(x)).transpose(-1, -2)), -1)
+
+
+class RightPerHead(nn.Module):
+    """Queries times a per-head constant key table: Q @ const (H, R, Dh)^T."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.table, self.q = nn.Parameter(torch.randn(H, 5, D // H)), nn.Linear(D, D)
+
+    def forward(self, x):
+        return torch.matmul(_heads(self.q(x)), self.table.transpose(-1, -2))
+
+
+class FoldedBatch(nn.Module):
+    """DeBERTa's form: heads merged with the batch, the constant repeated over the batch,
+    torch.bmm."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(2)
+        self.table, self.q = nn.Parameter(torch.randn(H, 5, D // H)), nn.Linear(D, D)
+
+    def forward(self, x):
+        q = _heads(self.q(x)).reshape(-1, S, D // H)
+        pos = self.table.repeat(x.shape[0], 1, 1)
+        return torch.bmm(q, pos.transpose(-1, -2)).view(x.shape[0], H, S, -1)
+
+
+class LeftMatrix(nn.Module):
+    """A constant matrix on the left of every sample: const (4, S) @ X (a learned pooling)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(3)
+        self.w, self.lin = nn.Parameter(torch.randn(4, S)), nn.Linear(D, D)
+
+    def forward(self, x):
+        return torch.matmul(self.w, self.lin(x))
+
+
+CASES = {"left_per_head": (LeftPerHead, (H, 3, D // H), 0.999),    # measured 0.99987
+         "right_per_head": (RightPerHead, (H, D // H, 5), 0.999),  # 0.99986
+         "folded_batch": (FoldedBatch, (H, D // H, 5), 0.999),     # 0.99989
+         "left_matrix": (LeftMatrix, (4, S), 0.999)}               # 0.99988
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_a_constant_operand_becomes_a_constant_node_and_a_matmul(name):
+    make, shape, bound = CASES[name]
+    graph, _, cos = check(make(), _seq())
+    consts = [n for n in graph.nodes if n.op == "constant"]
+    assert len(consts) == 1 and ops(graph).count("matmul") == 1
+    assert graph.shapes[consts[0].output] == shape
+    assert cos > bound
+
+
+@pytest.mark.parametrize("name", ["left_per_head", "folded_batch"])
+def test_constant_operands_run_bit_exact(name):
+    x = _seq(4)
+    r = qasic.evaluate(CASES[name][0]().eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999
+
+
+def test_a_constant_matrix_on_the_right_stays_a_linear():
+    graph, _, cos = check(nn.Sequential(nn.Linear(D, D), _Times(torch.randn(D, 3))), _seq())
+    assert ops(graph) == ["linear", "linear"] and cos > 0.999
+
+
+class _Times(nn.Module):
+    def __init__(self, w):
+        super().__init__()
+        self.w = nn.Parameter(w)
+
+    def forward(self, x):
+        return x @ self.w
+
+
+class MixesSamples(nn.Module):
+    """A constant matrix on the left of rows that hold the batch: (B * S, D) viewed rows."""
+
+    def __init__(self):
+        super().__init__()
+        self.w, self.lin = nn.Parameter(torch.randn(3, 2 * S)), nn.Linear(D, D)
+
+    def forward(self, x):
+        return torch.mm(self.w, self.lin(x).reshape(-1, D))
+
+
+def test_a_constant_that_would_mix_samples_is_refused_in_one_line():
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(MixesSamples().eval(), torch.from_numpy(_seq(2)))
+    assert "rows that hold the batch" in str(e.value) and "\n" not in str(e.value)

@@ -1,0 +1,96 @@
+"""Sequence-model selections by constant matrices along a per-sample axis: average pooling and
+zero padding (qasic.quant.lowering_seqpool), repeat_interleave (qasic.quant.lowering_gather) and
+cat along a non-last axis (qasic.quant.lowering_seq.cat), as Funnel pools and upsamples its
+tokens (from token ids: a float (batch, S, D) input with a pool is taken for a Conv1d net's
+(batch, C, L)). The averaging matrices against torch, the QGraph ops, the golden reference against
+torch, golden reference == simulator, and one-line refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import qasic
+from qasic.errors import UnsupportedOpError
+from qasic.quant import capture
+from qasic.quant.lowering_seqpool import averaging
+from tests.quant.transformer_nets import Fn, check, ops
+
+D, S, VOCAB = 16, 12, 50
+
+
+def _ids(batch: int = 16, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, VOCAB, (batch, S))
+
+
+def _model(f) -> nn.Module:
+    torch.manual_seed(0)
+    return Fn(lambda ids, emb, fc: f(fc(emb(ids))), nn.Embedding(VOCAB, D), nn.Linear(D, D))
+
+
+@pytest.mark.parametrize("n, kernel, stride, ceil", [
+    (12, 2, 2, True), (11, 2, 2, True), (11, 2, 2, False), (7, 3, 2, True), (8, 3, 3, True)])
+def test_averaging_matrices_are_torchs_avg_pool(n, kernel, stride, ceil):
+    x = torch.randn(1, 1, n, 1, dtype=torch.float64)
+    want = F.avg_pool2d(x, (kernel, 1), (stride, 1), ceil_mode=ceil)[0, 0, :, 0].numpy()
+    got = averaging(n, kernel, stride, ceil) @ x[0, 0, :, 0].numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def _funnel_pool(x):  # Funnel's pool_tensor with separate_cls: [cls, tokens[:-1]] pooled
+    x = torch.cat([x[:, :1], x[:, :-1]], dim=1)
+    return F.avg_pool2d(x[:, None], (2, 1), stride=(2, 1), ceil_mode=True)[:, 0]
+
+
+def _funnel_up(x):  # Funnel's upsample: cls, then each pooled token twice, padded, cut
+    x = _funnel_pool(x)
+    cls, up = x[:, :1], torch.repeat_interleave(x[:, 1:], repeats=2, dim=1)
+    up = F.pad(up, (0, 0, 0, 1, 0, 0))[:, :S - 1]
+    return torch.cat([cls, up], dim=1)
+
+
+CASES = {  # name -> (function, QGraph ops, cosine bound); measured cosine in the comment
+    # the cat of two slices of one tensor composes into one selection (qasic.quant.seqpasses)
+    "pool": (_funnel_pool, ["embedding", "linear", "constant", "matmul", "reshape", "constant",
+                            "matmul", "reshape"], 0.999),
+    "slice_of_slice": (lambda x: x[:, 2:][:, 1:4], ["embedding", "linear", "constant", "matmul"],
+                       0.999),
+    "cat_of_slices": (lambda x: torch.cat([x[:, 5:], x[:, :2], x[:, 3:4]], 1),
+                      ["embedding", "linear", "constant", "matmul"], 0.999),
+    "pool_pad_upsample": (_funnel_up, ["embedding", "linear", "constant", "matmul", "reshape",
+                                       "constant", "matmul", "reshape", "constant", "matmul"],
+                          0.999),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_funnel_pool_and_upsample_become_selector_matmuls(name):
+    f, want, bound = CASES[name]
+    graph, _, cos = check(_model(f), _ids())
+    assert ops(graph) == want
+    assert cos > bound, cos  # measured 0.99982 .. 0.9999
+
+
+def test_funnel_pool_and_upsample_run_bit_exact():
+    x = _ids(4)
+    r = qasic.evaluate(_model(_funnel_up).eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999
+
+
+REFUSED = {
+    "pool_padding": (lambda x: F.avg_pool2d(x[:, None], (2, 1), padding=(1, 0)),
+                     "avg_pool with padding"),
+    "pad_batch": (lambda x: F.pad(x, (0, 0, 0, 0, 1, 0)), "the batch axis"),
+    "crop": (lambda x: F.pad(x, (0, 0, -1, 0)), "a crop"),
+}
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_other_pools_and_pads_are_refused_in_one_line(name):
+    f, why = REFUSED[name]
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(_model(f).eval(), torch.from_numpy(_ids(2)))
+    assert why in str(e.value) and "\n" not in str(e.value)
