@@ -118,19 +118,26 @@ def test_masked_first_group_and_negative_codes():
     _check([(ins, table)], seed=7, patch=patch)
 
 
-def test_sliding_window_rows_read_their_own_mask_row():
-    """A window over 6 queries: row r's mask row at mask_addr + r * 8 (a byte of padding
-    between rows); equal scores, so each row's result is nonzero exactly at its window."""
-    rng = np.random.default_rng(8)
-    ins, table = random_softmax(rng, 0, 2048, 0)  # int8 -> int8
+# a window over 6 queries of 7 keys: row r's mask row at 1600 + r * 8 (a byte between rows)
+WINDOW = np.array([[r <= j + 1 <= r + 3 for j in range(7)] for r in range(6)], np.uint8)
+
+
+def window_case():
+    """(items, patch): the WINDOW softmax of equal scores (int8 -> int8, results at 2048)."""
+    ins, table = random_softmax(np.random.default_rng(8), 0, 2048, 0)
     ins = Instr("SOFTMAX", {**ins.args, "rows": 6, "len": 7, "causal": 0, "masked": 1,
                             "mask_addr": 1600, "mask_stride": 8, "src_addr": 100,
                             "src_stride": 7, "dst_stride": 7, "fmt": "int8", "ofmt": "int8"})
-    window = np.array([[r <= j + 1 <= r + 3 for j in range(7)] for r in range(6)], np.uint8)
-    rows = np.concatenate([window, np.full((6, 1), 9, np.uint8)], axis=1).reshape(-1)
-    got = _check([(ins, table)], seed=9, patch={1600: rows, 100: np.full(42, 5, np.uint8)})
+    rows = np.concatenate([WINDOW, np.full((6, 1), 9, np.uint8)], axis=1).reshape(-1)
+    return [(ins, table)], {1600: rows, 100: np.full(42, 5, np.uint8)}
+
+
+def test_sliding_window_rows_read_their_own_mask_row():
+    """Equal scores: each row's result is nonzero exactly at its window."""
+    items, patch = window_case()
+    got = _check(items, seed=9, patch=patch)
     y = np.asarray(got[2048:2048 + 42], np.uint8).view(np.int8).reshape(6, 7)
-    assert np.array_equal(y != 0, window.astype(bool))
+    assert np.array_equal(y != 0, WINDOW.astype(bool))
 
 
 def random_items(rng):
@@ -158,6 +165,8 @@ def test_softmax_on_verilator(rtl_build_dir):
         return list(res["done"]), res["mem_output"], want
     items = random_items(np.random.default_rng(12))
     _check(items[:5] + items[-1:], seed=13, runner=on_verilator)
+    items, patch = window_case()
+    _check(items, seed=9, patch=patch, runner=on_verilator)
 
 
 def test_softmax_rows():
