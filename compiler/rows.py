@@ -10,8 +10,9 @@ softmax   LOAD rows into the output scratchpad -> SOFTMAX -> STORE. The exp tabl
           inside one head: its q_pos is (T - S) + the first row's query index. A constant
           pattern (the node's ``valid``, qasic.quant.masks: a sliding window, a pattern per
           head) is a constant in DRAM, one byte per key of every (head, query) row: each step
-          (inside one head) loads its rows' pattern after its results, and runs one SOFTMAX
-          per run of equal pattern rows, masked by that row.
+          (inside one head) loads its rows' pattern after its results and runs one SOFTMAX,
+          row r masked by pattern row r (mask_stride = T; a step whose rows are all equal
+          loads one row and reads it for every row, mask_stride = 0).
 norm      LOAD rows into the input scratchpad -> NORM (normalized values into accumulator
           chunks of the largest divisor of D up to array.cols channels) -> POST per chunk
           (per-channel bias, signed multiplier, shift: the affine part and the output
@@ -108,29 +109,22 @@ def softmax_steps(k: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, mask:
             if mask is not None:
                 step.loads += pixel_loads(mask, "output", 2 * half, 0, 1, 0, t)
         step.loads += pixel_loads(src, "output", base, p0, n, 0, t)
-        runs = [(0, n, 2 * half if mask is not None else None)]
-        if valid is not None:  # the step's pattern rows after its results; one SOFTMAX a run
-            v_addr, r0 = res + per * row_out, p0 % len(valid)
-            step.loads += dma("LOAD", "output", v_off + r0 * t, v_addr, n * t)
-            runs = [(i, m, v_addr + i * t) for i, m in _runs(valid[r0:r0 + n])]
-        for i, m, mask_addr in runs:
-            step.computes.append(Instr("SOFTMAX", {
-                "src_addr": base + i * row_in, "src_stride": row_in,
-                "dst_addr": res + i * row_out, "dst_stride": row_out, "rows": m, "len": t,
-                "table_addr": 0, "causal": int(causal),
-                "q_pos": (t - s) + s0 + i if causal else 0, "masked": int(mask_addr is not None),
-                "mask_addr": mask_addr or 0, "fmt": src.encoding, "ofmt": dst.encoding}))
+        mask_addr, mask_stride = (2 * half if mask is not None else None), 0
+        if valid is not None:  # the step's pattern rows after its results
+            mask_addr, r0 = res + per * row_out, p0 % len(valid)
+            rows = valid[r0:r0 + n]
+            mask_stride = 0 if (rows == rows[0]).all() else t
+            step.loads += dma("LOAD", "output", v_off + r0 * t, mask_addr,
+                              (n if mask_stride else 1) * t)
+        step.computes.append(Instr("SOFTMAX", {
+            "src_addr": base, "src_stride": row_in, "dst_addr": res, "dst_stride": row_out,
+            "rows": n, "len": t, "table_addr": 0, "causal": int(causal),
+            "q_pos": (t - s) + s0 if causal else 0, "masked": int(mask_addr is not None),
+            "mask_addr": mask_addr or 0, "mask_stride": mask_stride, "fmt": src.encoding,
+            "ofmt": dst.encoding}))
         step.stores += pixel_stores(dst, res, p0, n, 0, t)
         steps.append(step)
     return steps
-
-
-def _runs(rows: np.ndarray) -> list[tuple[int, int]]:
-    """(first row, rows) of each run of equal pattern rows: one SOFTMAX each (its rows share
-    one mask)."""
-    n = len(rows)
-    starts = [0] + [i for i in range(1, n) if not np.array_equal(rows[i], rows[i - 1])]
-    return [(a, e - a) for a, e in zip(starts, starts[1:] + [n])]
 
 
 # ---- normalization ---------------------------------------------------------------------------

@@ -171,7 +171,8 @@ ACCESSES: dict[str, tuple[Box, ...]] = {
         _rows("output", False, "src", "rows", lambda f: _bytes(f.len, f.fmt_bits), _some_rows),
         Box("param", False, "table_addr", lambda f: EXP_ENTRY_BYTES << f.fmt_bits,
             when=_some_rows),
-        Box("output", False, "mask_addr", "len", when=lambda f: f.masked * _some_rows(f)),
+        Box("output", False, "mask_addr", "len", (("rows", "mask_stride"),),
+            when=lambda f: f.masked * _some_rows(f)),
         _rows("output", True, "dst", "rows", lambda f: _bytes(f.len, f.ofmt_bits), _some_rows)),
     "NORM": (
         _rows("input", False, "src", "rows", lambda f: _bytes(f.len, f.fmt_bits), _some_rows),

@@ -33,7 +33,9 @@ from qasic.isa.table import WORD_BYTES
 MAGIC = b"QASC"
 # 2: GEMM bscale/afmt, POST ofmt, packed activations, int64 bias; 3: LUT sig|shift;
 # 4: 256-bit words, 3-D DMA with fill, GEMM lines, POST lut, POOL kh/kw/sh/sw/avg,
-#    ADD mul/bcast, the LUT instruction; 7: the graph section; 8: POST out_zp/lo/hi 16 bits
+#    ADD mul/bcast, the LUT instruction; 7: the graph section; 8: POST out_zp/lo/hi 16 bits.
+# SOFTMAX mask_stride took bits that were reserved (0 = the old meaning): a version-8 file
+# without it decodes unchanged, and an older reader refuses one with it (reserved bits set).
 VERSION = 8
 HEADER = struct.Struct("<4sHHIIIII")
 CRC_OFFSET = HEADER.size - 4

@@ -312,10 +312,12 @@ OPCODES: tuple[Opcode, ...] = (
         "SOFTMAX", 11, "compute",
         "Row softmax in the output scratchpad (qasic.quant.intops.softmax_rows): row r "
         "(r < rows) holds len INT codes at src_addr + r*src_stride (packed at fmt); key j "
-        "takes part unless causal and j > q_pos + r, or masked and the byte at mask_addr + j "
-        "is 0. e = table[max - x] (2^B int32 entries at param table_addr, B the code bits of "
-        "fmt), R = floor(2^32 / sum e) (one divide per row), y = (e*R*qmax + 2^31) >> 32 with "
-        "qmax = 2^(Bo-1) - 1 (Bo the code bits of ofmt), written at dst_addr + r*dst_stride.",
+        "takes part unless causal and j > q_pos + r, or masked and the byte at mask_addr + "
+        "r*mask_stride + j is 0 (mask_stride = 0: one mask for every row, a key mask; = len: "
+        "a mask row per row, a constant pattern such as a sliding window). e = table[max - x] "
+        "(2^B int32 entries at param table_addr, B the code bits of fmt), R = floor(2^32 / "
+        "sum e) (one divide per row), y = (e*R*qmax + 2^31) >> 32 with qmax = 2^(Bo-1) - 1 "
+        "(Bo the code bits of ofmt), written at dst_addr + r*dst_stride.",
         _layout(
             ("src_addr", 24, "output scratchpad byte address of row 0"),
             ("src_stride", 20, "bytes between source rows"),
@@ -328,9 +330,11 @@ OPCODES: tuple[Opcode, ...] = (
             ("q_pos", 16, ("causal: position of row 0 (key j is visible to row r iff "
                           "j <= q_pos + r)")),
             ("masked", 1, "1: also mask keys whose mask byte is 0"),
-            ("mask_addr", 24, "output scratchpad byte address of len mask bytes"),
+            ("mask_addr", 24, "output scratchpad byte address of row 0's len mask bytes"),
             ("fmt", FMT_BITS, "encoding of the source codes (INT)", ACT_ENCODINGS),
             ("ofmt", FMT_BITS, "encoding of the result codes (INT)", ACT_ENCODINGS),
+            # last, in bits that were reserved: a version-8 file without it decodes unchanged
+            ("mask_stride", 20, "bytes between the mask rows of successive rows (0: one mask)"),
         ),
     ),
     Opcode(

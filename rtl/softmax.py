@@ -2,7 +2,8 @@
 ``sim.rowops.softmax`` calls it, bit for bit), V = ``arch.lanes`` lanes.
 
 Row r holds ``len`` INT codes at ``src_addr + r*src_stride`` (packed at fmt); key j takes part
-unless ``causal`` and j > q_pos + r, or ``masked`` and the byte at ``mask_addr + j`` is 0.
+unless ``causal`` and j > q_pos + r, or ``masked`` and the byte at ``mask_addr + r*mask_stride
++ j`` is 0 (the mask row steps with the source row, so a per-row mask costs no cycle).
 Per row, three passes over the row in groups of V codes (read at any bit offset, 2V-byte
 windows, ``rtl.unpack.Unpack``) and one divide:
     max pass    m = max of the valid codes
@@ -125,7 +126,7 @@ class SoftmaxUnit(wiring.Component):
         left = Signal(17)          # codes of the row not yet issued in this pass
         bit = Signal(20)           # bit position of the group in the row
         key = Signal(16)           # index of the group's first code
-        src_row, dst_row = Signal(24), Signal(24)
+        src_row, dst_row, mask_row = Signal(24), Signal(24), Signal(24)
         div_count = Signal(range(DIVIDE_CYCLES + SETTLE + 1))
         issue, fin, last = Signal(), Signal(), Signal()
         passno = Signal(2)         # 0 max, 1 exp, 2 scale
@@ -144,7 +145,8 @@ class SoftmaxUnit(wiring.Component):
         with m.FSM():
             with m.State("IDLE"), m.If(self.ctl.start):
                 m.d.sync += [ld.eq(0), row.eq(0), left.eq(new.len), bit.eq(0), key.eq(0),
-                             src_row.eq(new.src_addr), dst_row.eq(new.dst_addr), passno.eq(0)]
+                             src_row.eq(new.src_addr), dst_row.eq(new.dst_addr),
+                             mask_row.eq(new.mask_addr), passno.eq(0)]
                 with m.If((new.rows == 0) | (new.len == 0)):
                     m.next = "EMPTY"
                 with m.Else():
@@ -171,7 +173,8 @@ class SoftmaxUnit(wiring.Component):
                     with m.Else():
                         m.d.sync += [passno.eq(0), row.eq(row + 1),
                                      src_row.eq(src_row + ins.src_stride),
-                                     dst_row.eq(dst_row + ins.dst_stride)]
+                                     dst_row.eq(dst_row + ins.dst_stride),
+                                     mask_row.eq(mask_row + ins.mask_stride)]
                         with m.If(row + 1 == ins.rows):
                             m.d.comb += fin.eq(1)
                             m.next = "DRAIN"
@@ -200,7 +203,7 @@ class SoftmaxUnit(wiring.Component):
         # ---- reads -------------------------------------------------------------------------
         m.d.comb += [
             self.src.en.eq(issue), self.src.addr.eq(src_row + (bit >> 3)),
-            self.mask.en.eq(issue & ins.masked), self.mask.addr.eq(ins.mask_addr + key),
+            self.mask.en.eq(issue & ins.masked), self.mask.addr.eq(mask_row + key),
             self.tail.en.eq(issue & (passno == 2) & last),
             self.tail.addr.eq(dst_row + ((ins.len * obits) >> 3)),
         ]

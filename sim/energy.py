@@ -23,9 +23,10 @@ Per instruction (one inference; bits = bytes x 8, SRAM priced at the scratchpad 
                   bytes written to the scratchpad
     SOFTMAX       per row of n keys (B / Bo source / result code bits): 3 passes read the codes
                   (3 n B bits), n Bo bits written, 2 n exp-table words read (exp pass and scale
-                  pass; masked: 3 n mask bytes); logic: n B-bit compares and n B-bit subtracts
-                  (adder bits), n sum adds, n x (multiply e R + 2 adds: x qmax as shift and
-                  subtract, rounding), one divide of DIVIDE_STEPS["SOFTMAX"] add/subtracts
+                  pass; masked: 3 n mask bytes, the row's own at mask_stride); logic: n B-bit
+                  compares and n B-bit subtracts (adder bits), n sum adds, n x (multiply e R +
+                  2 adds: x qmax as shift and subtract, rounding), one divide of
+                  DIVIDE_STEPS["SOFTMAX"] add/subtracts
     NORM          per row of n channels (c = center): (2 + c) passes read the codes, n acc words
                   written, the 8-byte epsilon once; logic: n (2c + 3) int32 multiplies and
                   n (4c + 6) + 2 + SQRT_STEPS + DIVIDE_STEPS["NORM"] int32 adds (docs/energy.md)

@@ -27,9 +27,9 @@ X_MEM, X_IDX, X_COUNT, X_TABLE, X_TSTRIDE, X_VOCAB, X_RB, X_SADDR, X_SSTRIDE = (
     column("GATHER", f) for f in ("mem", "idx_addr", "count", "table_addr", "table_stride",
                                   "vocab", "row_bytes", "sram_addr", "sram_stride"))
 S_SRC, S_SSTR, S_DST, S_DSTR, S_ROWS, S_LEN, S_TABLE, S_CAUSAL, S_QPOS, S_MASKED, S_MASK, \
-    S_FMT, S_OFMT = (column("SOFTMAX", f) for f in (
+    S_FMT, S_OFMT, S_MSTR = (column("SOFTMAX", f) for f in (
         "src_addr", "src_stride", "dst_addr", "dst_stride", "rows", "len", "table_addr",
-        "causal", "q_pos", "masked", "mask_addr", "fmt", "ofmt"))
+        "causal", "q_pos", "masked", "mask_addr", "fmt", "ofmt", "mask_stride"))
 N_SRC, N_SSTR, N_ROWS, N_LEN, N_CHUNK, N_ACC, N_CENTER, N_ZP, N_EPS, N_FMT = (
     column("NORM", f) for f in ("src_addr", "src_stride", "rows", "len", "chunk", "acc_addr",
                                 "center", "zp", "eps_addr", "fmt"))
@@ -114,7 +114,7 @@ def softmax(f, out, par, bits_of, fp_of):
     if (_rows_end(f[S_SRC], f[S_SSTR], rows, n, bits) > out.shape[1]
             or _rows_end(f[S_DST], f[S_DSTR], rows, n, obits) > out.shape[1]
             or ta + EXP_ENTRY_BYTES * size > par.shape[1]
-            or (f[S_MASKED] and f[S_MASK] + n > out.shape[1])):
+            or (f[S_MASKED] and f[S_MASK] + (rows - 1) * f[S_MSTR] + n > out.shape[1])):
         return False
     batch = out.shape[0]
     for b in range(batch):  # every element's table checked before any write
@@ -126,7 +126,7 @@ def softmax(f, out, par, bits_of, fp_of):
     qmax = (np.int64(1) << (obits - 1)) - 1
     x = np.empty((rows, n), dtype=np.int64)
     y = np.empty((rows, n), dtype=np.int64)
-    valid = np.empty(n, dtype=np.bool_)
+    valid = np.empty((rows, n), dtype=np.bool_)
     e = np.empty(n, dtype=np.int64)
     for b in range(batch):
         for d in range(size):
@@ -134,17 +134,18 @@ def softmax(f, out, par, bits_of, fp_of):
         for r in range(rows):  # every source code and the mask before any write
             for j in range(n):
                 x[r, j] = _weight(out, b, f[S_SRC] + r * f[S_SSTR], j, bits)
-        for j in range(n):
-            valid[j] = not f[S_MASKED] or out[b, f[S_MASK] + j] != 0
+        for r in range(rows):  # row r's mask at mask_addr + r * mask_stride
+            for j in range(n):
+                valid[r, j] = not f[S_MASKED] or out[b, f[S_MASK] + r * f[S_MSTR] + j] != 0
         for r in range(rows):
             m = LOWEST
             for j in range(n):
-                ok = valid[j] and (not f[S_CAUSAL] or j <= f[S_QPOS] + r)
+                ok = valid[r, j] and (not f[S_CAUSAL] or j <= f[S_QPOS] + r)
                 if ok and x[r, j] > m:
                     m = x[r, j]
             s = np.int64(0)
             for j in range(n):
-                ok = valid[j] and (not f[S_CAUSAL] or j <= f[S_QPOS] + r)
+                ok = valid[r, j] and (not f[S_CAUSAL] or j <= f[S_QPOS] + r)
                 e[j] = table[min(max(m - x[r, j], 0), size - 1)] if ok else 0
                 s += e[j]
             rr = (np.int64(1) << 32) // max(s, 1) if s > 0 else np.int64(0)

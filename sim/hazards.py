@@ -137,7 +137,7 @@ def _softmax(a) -> tuple[list, list]:
     reads = [("output", _rows(a["src_addr"], a["src_stride"], rows, encoding_bytes(n, a["fmt"]))),
              ("param", _span(a["table_addr"], table))]
     if a["masked"]:
-        reads.append(("output", _span(a["mask_addr"], n)))
+        reads.append(("output", _rows(a["mask_addr"], a["mask_stride"], rows, n)))
     return reads, [("output", _rows(a["dst_addr"], a["dst_stride"], rows,
                                     encoding_bytes(n, a["ofmt"])))]
 

@@ -87,11 +87,17 @@ def softmax(m: Machine, i: int, ins: Instr) -> None:
     if ins["causal"]:
         valid &= intops.causal_valid(rows, n, ins["q_pos"])
     if ins["masked"]:
-        m._check(i, ins, "mask", out, ins["mask_addr"], ins["mask_addr"] + n)
-        valid &= (out[:, ins["mask_addr"]:ins["mask_addr"] + n] != 0)[:, None, :]
+        valid &= _mask_rows(m, i, ins, out, rows, n)
     x = K.get_rows(out, ins["src_addr"], ins["src_stride"], rows, n, bits)
     y = _per_element(table, lambda tab, x, v: intops.softmax_rows(x, tab, obits, v), x, valid)
     K.put_rows(out, ins["dst_addr"], ins["dst_stride"], y, obits)
+
+
+def _mask_rows(m: Machine, i: int, ins: Instr, out: np.ndarray, rows: int, n: int) -> np.ndarray:
+    """(batch, rows, n) bool: row r's mask bytes at mask_addr + r * mask_stride are nonzero."""
+    a, stride = ins["mask_addr"], ins["mask_stride"]
+    m._check(i, ins, "mask", out, a, a + (rows - 1) * stride + n)
+    return out[:, a + np.arange(rows)[:, None] * stride + np.arange(n)] != 0
 
 
 def norm(m: Machine, i: int, ins: Instr) -> None:

@@ -174,7 +174,21 @@ def test_uneven_steps_inside_a_head_keep_their_results_apart(graph):
         else pattern_graph(window(64, 64, 8), (4, 64, 64))
     p, _ = check(g, ARCHS["default"], batch=2)
     rows = [ins["rows"] for ins in p.instrs if ins.op == "SOFTMAX"]
-    assert rows == ([29, 29, 12] * 4 if graph == "causal" else [1] * 256)
+    assert rows == ([29, 29, 12] * 4 if graph == "causal" else [21, 21, 21, 1] * 4)
+
+
+def test_a_window_costs_one_softmax_a_step_and_few_cycles_more_than_causal():
+    """(4, 64, 64), an 8-key window: one SOFTMAX per step, row r masked by its own pattern row
+    (mask_stride = 64). Steps of 21 rows (the pattern rows share the half) against causal's 32:
+    16 SOFTMAX, 13,814 cycles against causal's 8 and 12,714 (one per pattern row: 256 and
+    18,854)."""
+    arch = ARCHS["default"]
+    p, r = check(pattern_graph(window(64, 64, 8), (4, 64, 64)), arch, batch=2)
+    pc, rc = check(softmax_graph((4, 64, 64), causal=True), arch, batch=2)
+    sm = [ins for ins in p.instrs if ins.op == "SOFTMAX"]
+    assert len(sm) == 16 and all(ins["masked"] and ins["mask_stride"] == 64 for ins in sm[:3])
+    assert sum(ins.op == "SOFTMAX" for ins in pc.instrs) == 8
+    assert (r.cycles, rc.cycles) == (13814, 12714)
 
 
 def test_softmax_of_int4_scores_to_int4_probabilities():
@@ -204,7 +218,8 @@ PER_HEAD = np.concatenate([window(6, 10, 3), np.ones((1, 6, 10)) * (np.arange(10
 @pytest.mark.parametrize("valid", ["window", "per_head", "blocks"])
 def test_softmax_with_a_constant_pattern_is_bit_exact(valid, arch):
     """A constant pattern (qasic.quant.masks) is a DRAM constant loaded a step's rows at a
-    time; one SOFTMAX per run of equal pattern rows, masked by that row."""
+    time; one SOFTMAX per step, row r masked by pattern row r (mask_stride = T), or by the
+    step's one row when its rows are all equal (mask_stride = 0)."""
     target = small_arch(output_sram_bytes=96, param_sram_bytes=1024) \
         if arch == "tiny-output" else ARCHS[arch]
     v = {"window": window(6, 10, 3), "per_head": PER_HEAD, "blocks": BLOCKS}[valid]
@@ -213,8 +228,12 @@ def test_softmax_with_a_constant_pattern_is_bit_exact(valid, arch):
     ops = ops_of(p, "sm")
     masks = [ins["masked"] for ins in p.instrs if ins.op == "SOFTMAX"]
     assert all(masks) and sum(ins["rows"] for ins in p.instrs if ins.op == "SOFTMAX") == 18
-    if arch == "default":  # every head one step, one SOFTMAX per run of equal rows
-        assert ops["SOFTMAX"] == {"window": 18, "per_head": 9, "blocks": 6}[valid]
+    if arch == "default":  # every head one step, one SOFTMAX a step
+        assert ops["SOFTMAX"] == 3
+        strides = [ins["mask_stride"] for ins in p.instrs if ins.op == "SOFTMAX"]
+        # per head: the window, the first 7 keys for every query (one row), the blocks
+        assert strides == {"window": [10] * 3, "per_head": [10, 0, 10],
+                           "blocks": [10] * 3}[valid]
     assert layer(p, "sm")["compulsory_dram_bytes"] == 2 * 180 + 1024 + v.size  # x, y, exp
 
 

@@ -210,6 +210,11 @@ def test_fields_beyond_their_limits_are_refused(line, message):
      r"write of dram \[512, 528\) writes the constants region 'constants' \(read-only\)"),
     ("STORE mem=output planes=1 rows=100 row_bytes=1",
      r"writes 100 bytes, more than region 'x' holds \(64\)"),
+    # the last row's mask: 8000 + 3 * 64 + 8
+    (("SOFTMAX rows=4 len=8 src_addr=2000 src_stride=8 dst_addr=1000 dst_stride=8 masked=1 "
+      "mask_addr=8000 mask_stride=64"),
+     (r"instruction 4 \(SOFTMAX\): field mask_addr = 8000: read of output \[8000, 8200\) "
+      r"leaves the 8192-byte output memory")),
 ])
 def test_accesses_outside_their_memory_or_region_are_refused(line, message):
     rejects(program(insert(3, line)), message)
@@ -251,6 +256,19 @@ def test_hazards_no_token_orders_are_refused(text, message):
     rejects(program(text), message)
 
 
+@pytest.mark.parametrize("mask_stride", [0, 100])
+def test_a_softmax_reads_every_row_of_its_mask(mask_stride):
+    """A LOAD without a token writes the output bytes of the second mask row only."""
+    text = insert(2, f"SOFTMAX rows=2 len=8 src_addr=2000 src_stride=8 dst_addr=1000 "
+                     f"dst_stride=8 masked=1 mask_addr=2900 mask_stride={mask_stride}",
+                  insert(0, "LOAD mem=output planes=1 rows=1 row_bytes=8 sram_addr=3000"))
+    if mask_stride == 0:
+        verify(program(text))
+    else:
+        rejects(program(text), r"instruction 3 \(SOFTMAX\): RAW on output \[3000, 3008\) against "
+                               r"instruction 1 \(LOAD, load queue\)")
+
+
 def test_byte_disjoint_strided_accesses_are_no_hazard():
     """Bounds overlap, bytes do not: a LOAD filling even bytes races a GEMM reading odd ones."""
     text = insert(1, "LOAD mem=weight planes=1 rows=8 row_bytes=1 sram_stride=2 sram_addr=1000")
@@ -277,6 +295,7 @@ def test_the_access_table_matches_the_simulators_byte_sets():
     instrs = compile_graph(residual_graph(), archs()["4x4"]).instrs + tuple(assemble("""
         GATHER mem=output idx_addr=8 count=3 table_addr=64 table_stride=12 vocab=5 row_bytes=10
         SOFTMAX rows=3 len=9 src_stride=16 dst_addr=100 dst_stride=12 masked=1 mask_addr=300
+        SOFTMAX rows=3 len=9 dst_addr=100 dst_stride=12 masked=1 mask_addr=300 mask_stride=11
         NORM rows=3 len=20 chunk=8 src_stride=24 fmt=int4
         GEMM lines=2 rows=3 k=12 n=5 wbits=4 wtrans=1 bscale=mulzp inp_line_stride=40
         POOL h=5 w=4 c=3 kh=2 kw=2 sh=1 sw=2 mode=avg src_pix_stride=3 dst_pix_stride=4

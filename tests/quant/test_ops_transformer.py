@@ -461,7 +461,7 @@ class WindowAndPadding(nn.Module):
 
 
 def test_a_padding_mask_with_a_constant_pattern_is_refused():
-    """SOFTMAX reads one mask row per instruction: the key mask or the pattern row."""
+    """SOFTMAX reads one mask: the key mask or the pattern's rows (mask_stride), not both."""
     with pytest.raises(UnsupportedOpError, match=r"a padding mask together with a constant "
                                                  r"8x8 attention pattern other than causal"):
         capture(WindowAndPadding().eval(), torch.from_numpy(_ids(2)))

@@ -1,6 +1,7 @@
 """Fast tier: the SOFTMAX unit (qasic.rtl.softmax) in Amaranth's simulator against
 qasic.quant.intops.softmax_rows as sim.rowops.softmax applies it (rows read and written packed,
-causal and byte masks), and its measured cycles against softmax_cycles."""
+causal and byte masks: one for every row, or one per row at mask_stride), and its measured cycles
+against softmax_cycles."""
 
 from __future__ import annotations
 
@@ -31,7 +32,9 @@ def random_softmax(rng, k: int, dst: int, table_addr: int) -> tuple[Instr, np.nd
         "dst_addr": dst, "dst_stride": encoding_bytes(n, ofmt) + int(rng.integers(0, 2)),
         "rows": rows, "len": n, "table_addr": table_addr, "causal": int(k % 3 == 1),
         "q_pos": int(rng.integers(0, 4)), "masked": int(k % 4 >= 2),
-        "mask_addr": int(rng.integers(1100, 1400)), "fmt": fmt, "ofmt": ofmt})
+        "mask_addr": int(rng.integers(1100, 1400)), "fmt": fmt, "ofmt": ofmt,
+        # one mask for every row, a row after row, or rows apart (at most 1400 + 2*16 + 11)
+        "mask_stride": (0, n, n + int(rng.integers(1, 6)))[k % 3]})
     return ins, np.frombuffer(table.astype("<i4").tobytes(), np.uint8)
 
 
@@ -46,8 +49,10 @@ def reference(out: np.ndarray, par: np.ndarray, ins: Instr) -> None:
     valid = np.ones((1, rows, n), dtype=bool)
     if ins["causal"]:
         valid &= intops.causal_valid(rows, n, ins["q_pos"])
-    if ins["masked"]:
-        valid &= (out[:, ins["mask_addr"]:ins["mask_addr"] + n] != 0)[:, None, :]
+    if ins["masked"]:  # naive: row r's bytes at mask_addr + r * mask_stride
+        for r in range(rows):
+            a = ins["mask_addr"] + r * ins["mask_stride"]
+            valid[:, r] &= out[:, a:a + n] != 0
     x = K.get_rows(out, ins["src_addr"], ins["src_stride"], rows, n, bits)
     y = intops.softmax_rows(x, table, obits, valid)
     K.put_rows(out, ins["dst_addr"], ins["dst_stride"], y, obits)
@@ -94,6 +99,7 @@ def _check(items, seed, patch=None, runner=None):
     for (ins, _), d in zip(items, durations):
         assert (d, d) == tuple(int(v) for v in softmax_cycles(ins, ARCH)), \
             f"{ins}: measured {d}, softmax_cycles {softmax_cycles(ins, ARCH)}"
+    return got
 
 
 def test_masked_first_group_and_negative_codes():
@@ -102,13 +108,36 @@ def test_masked_first_group_and_negative_codes():
     rng = np.random.default_rng(6)
     ins, table = random_softmax(rng, 2, 2048, 0)  # int8 codes, masked
     ins = Instr("SOFTMAX", {**ins.args, "fmt": "int8", "rows": 2, "len": 7, "causal": 0,
-                            "masked": 1, "mask_addr": 1600, "src_addr": 100, "src_stride": 7})
+                            "masked": 1, "mask_addr": 1600, "mask_stride": 0, "src_addr": 100,
+                            "src_stride": 7})
     levels = rng.integers(0, 1 << 16, size=256)  # not exponential: a wrong max shows
     levels[0] = 1 << 16
     table = np.frombuffer(levels.astype("<i4").tobytes(), np.uint8)
     patch = {1600: np.array([0, 0, 1, 1, 0, 1, 1], np.uint8),
              100: np.array([50, 60, -3, -9, 70, -1, -20] * 2, np.int8).view(np.uint8)}
     _check([(ins, table)], seed=7, patch=patch)
+
+
+# a window over 6 queries of 7 keys: row r's mask row at 1600 + r * 8 (a byte between rows)
+WINDOW = np.array([[r <= j + 1 <= r + 3 for j in range(7)] for r in range(6)], np.uint8)
+
+
+def window_case():
+    """(items, patch): the WINDOW softmax of equal scores (int8 -> int8, results at 2048)."""
+    ins, table = random_softmax(np.random.default_rng(8), 0, 2048, 0)
+    ins = Instr("SOFTMAX", {**ins.args, "rows": 6, "len": 7, "causal": 0, "masked": 1,
+                            "mask_addr": 1600, "mask_stride": 8, "src_addr": 100,
+                            "src_stride": 7, "dst_stride": 7, "fmt": "int8", "ofmt": "int8"})
+    rows = np.concatenate([WINDOW, np.full((6, 1), 9, np.uint8)], axis=1).reshape(-1)
+    return [(ins, table)], {1600: rows, 100: np.full(42, 5, np.uint8)}
+
+
+def test_sliding_window_rows_read_their_own_mask_row():
+    """Equal scores: each row's result is nonzero exactly at its window."""
+    items, patch = window_case()
+    got = _check(items, seed=9, patch=patch)
+    y = np.asarray(got[2048:2048 + 42], np.uint8).view(np.int8).reshape(6, 7)
+    assert np.array_equal(y != 0, WINDOW.astype(bool))
 
 
 def random_items(rng):
@@ -136,6 +165,8 @@ def test_softmax_on_verilator(rtl_build_dir):
         return list(res["done"]), res["mem_output"], want
     items = random_items(np.random.default_rng(12))
     _check(items[:5] + items[-1:], seed=13, runner=on_verilator)
+    items, patch = window_case()
+    _check(items, seed=9, patch=patch, runner=on_verilator)
 
 
 def test_softmax_rows():

@@ -107,6 +107,31 @@ def test_a_transformer_block_runs_whole_on_the_rtl(rtl_build_dir):
 
 
 @pytest.mark.rtl
+def test_a_constant_attention_pattern_runs_on_the_rtl(rtl_build_dir):
+    """A sliding window of 3 keys and a pattern per head over (3, 6, 10) scores: one SOFTMAX a
+    step, row r masked by pattern row r (mask_stride 10, 0 where a head's rows are equal):
+    bit-exact and in the timing model's cycles, on the shared 4x4 build."""
+    from benchmarks.rtl_run import point_arch
+    from qasic.compiler import compile_graph
+    from qasic.quant import reference
+    from qasic.rtl.run import rtl_run
+    from qasic.sim.timing import schedule
+    from tests.compiler.test_transformer import PER_HEAD, codes_for, pattern_graph, window
+
+    arch = point_arch("w8a8", small_arch())
+    for valid in (window(6, 10, 3), PER_HEAD):
+        graph = pattern_graph(valid)
+        program = compile_graph(graph, arch)
+        assert {ins["mask_stride"] for ins in program.instrs if ins.op == "SOFTMAX"} \
+            == ({10} if len(valid) == 1 else {0, 10})
+        codes = codes_for(graph, 3, seed=5)
+        result = rtl_run(program, arch, codes, rtl_build_dir,
+                         reference=reference.run(graph, codes))
+        assert result.outputs_equal and result.reference_equal
+        assert result.cycles_rtl == result.cycles_sim == schedule(program, arch).total
+
+
+@pytest.mark.rtl
 def test_qasic_rtl_run_checks_a_program_file_against_the_graph_it_carries(
         rtl_build_dir, tmp_path, capsys):
     """The command as a user runs it: a program file alone (its embedded graph is the golden

@@ -116,7 +116,7 @@ def test_attention_block_leaves_every_memory_as_the_machine(bits, masked, arch):
 @pytest.mark.parametrize("arch", [ARCH, SMALL], ids=["default", "8x8"])
 def test_a_constant_attention_pattern_runs_as_on_the_machine(valid, arch):
     """A softmax's constant pattern (sliding window; one pattern per head): its rows loaded as
-    DRAM constants, one masked SOFTMAX per run of equal rows; both paths equal the
+    DRAM constants, one masked SOFTMAX a step (mask_stride); both paths equal the
     reference."""
     v = {"window": window(6, 10, 3), "per_head": PER_HEAD}[valid]
     g = pattern_graph(v)

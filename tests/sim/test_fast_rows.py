@@ -109,10 +109,11 @@ def test_scatter_in_order_last_wins(mem):
 
 @pytest.mark.parametrize("fmt, ofmt", [("int8", "int8"), ("int4", "int8"), ("int8", "int4"),
                                        ("int6", "int3")])
-@pytest.mark.parametrize("causal, masked, q_pos", [(0, 0, 0), (1, 0, 0), (1, 0, 3), (0, 1, 0),
-                                                   (1, 1, 2)])
-def test_softmax(fmt, ofmt, causal, masked, q_pos):
-    m, sm, *_ = softmax_case(fmt, ofmt, causal, masked, q_pos)
+@pytest.mark.parametrize("causal, masked, q_pos, mask_stride", [
+    (0, 0, 0, 0), (1, 0, 0, 0), (1, 0, 3, 0), (0, 1, 0, 0), (1, 1, 2, 0), (0, 1, 0, 12),
+    (1, 1, 2, 9)])
+def test_softmax(fmt, ofmt, causal, masked, q_pos, mask_stride):
+    m, sm, *_ = softmax_case(fmt, ofmt, causal, masked, q_pos, mask_stride=mask_stride)
     runs_fast_and_exact(m, sm)
 
 
@@ -133,6 +134,8 @@ def test_softmax_refusals_are_the_machines_errors():
                "is not an INT encoding")
     hands_over(m, ins("SOFTMAX", {**sm.args, "table_addr": 4000}), ProgramFormatError,
                r"exp table range \[4000, 5024\)")
+    hands_over(m, ins("SOFTMAX", {**sm.args, "masked": 1, "mask_stride": 1900}),
+               ProgramFormatError, r"mask range \[900, 8509\)")
     m.mem["param"][1, 64 + 4 * 7:64 + 4 * 8] = np.array([70000], "<i4").view(np.uint8)
     hands_over(m, sm, ProgramFormatError, r"exp-table entry 70000 at param byte 92 \(batch "
                                           r"element 1\)")

@@ -52,10 +52,13 @@ def test_gather_fetches_indices_then_pipelines_the_rows():
 
 
 @pytest.mark.parametrize("lanes, passes", [(0, 3), (16, 3), (8, 5), (40, 1)])
-def test_softmax_three_passes_and_a_divide_per_row(lanes, passes):
+@pytest.mark.parametrize("mask_stride", [0, 40])
+def test_softmax_three_passes_and_a_divide_per_row(lanes, passes, mask_stride):
+    """A mask row per row (mask_stride) costs no cycle: the mask port reads beside the codes."""
     arch = dataclasses.replace(ARCH, vector_lanes=lanes)
     v = arch.lanes
-    sm = Instr("SOFTMAX", {"rows": 3, "len": 40, "causal": 1, "masked": 1})
+    sm = Instr("SOFTMAX", {"rows": 3, "len": 40, "causal": 1, "masked": 1,
+                           "mask_stride": mask_stride})
     # the 256-entry exp table into registers (ceil(256 / V)); per row 3 passes of
     # ceil(40 / V), a 33-cycle divide and 1 settle cycle; write delay 4 + 1
     table = -(-256 // v)
@@ -109,13 +112,14 @@ def test_gather_prices_dram_indices_and_rows_and_the_scratchpad_writes():
     assert e["mac"] == e["other"] == 0
 
 
-@pytest.mark.parametrize("masked", [0, 1])
-def test_softmax_energy(masked):
+@pytest.mark.parametrize("masked, mask_stride", [(0, 0), (1, 0), (1, 10)])
+def test_softmax_energy(masked, mask_stride):
     sm = Instr("SOFTMAX", {"rows": 3, "len": 10, "fmt": "int8", "ofmt": "int4",
-                           "masked": masked, "causal": 1})
+                           "masked": masked, "causal": 1, "mask_stride": mask_stride})
     e = MODEL.instr(sm)
     out, par = MODEL.sram_bit["output"], MODEL.sram_bit["param"]
-    # per row: 3 reads of 10 8-bit codes, 10 4-bit writes, 3 x 10 mask bytes when masked;
+    # per row: 3 reads of 10 8-bit codes, 10 4-bit writes, 3 x 10 mask bytes when masked (the
+    # row's own with mask_stride: the same count);
     # 2 x 10 exp-table words of 32 bits
     assert e["sram"] == pytest.approx(3 * ((3 * 80 + 40 + masked * 3 * 80) * out + 20 * 32 * par))
     # per row: 10 x (8-bit compare + 8-bit subtract) adder bits; 10 sum adds; 10 x (multiply +

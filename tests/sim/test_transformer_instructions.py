@@ -172,7 +172,8 @@ def test_scatter_costs_like_a_gather():
 # ---- SOFTMAX ---------------------------------------------------------------------------------
 
 def softmax_case(fmt: str, ofmt: str, causal: int, masked: int, q_pos: int = 0,
-                 rows: int = 5, keys: int = 9, scale: float = 0.05):
+                 rows: int = 5, keys: int = 9, scale: float = 0.05, mask_stride: int = 0):
+    """mask_stride > 0: a mask row per row (rows apart by mask_stride bytes), else one mask."""
     rng = np.random.default_rng(len(fmt) + 2 * causal + masked)
     bits, obits = int(fmt[3:]), int(ofmt[3:])
     m = machine()
@@ -180,26 +181,29 @@ def softmax_case(fmt: str, ofmt: str, causal: int, masked: int, q_pos: int = 0,
     put_rows(m.mem["output"], 100, 13, x, fmt)
     table = intops.exp_table(scale, bits)
     m.mem["param"][:, 64:64 + 4 * len(table)] = table.astype("<i4").view(np.uint8)
-    mask = (rng.random((BATCH, keys)) < 0.7).astype(np.uint8)
-    mask[1, :] = 0  # batch element 1, masked: every key hidden -> all-zero rows
-    m.mem["output"][:, 900:900 + keys] = mask
+    mask = (rng.random((BATCH, rows if mask_stride else 1, keys)) < 0.7).astype(np.uint8)
+    mask[1, 0] = 0  # batch element 1, masked: every key of row 0 hidden -> an all-zero row
+    for r in range(mask.shape[1]):
+        m.mem["output"][:, 900 + r * mask_stride:900 + r * mask_stride + keys] = mask[:, r]
     sm = ins("SOFTMAX", src_addr=100, src_stride=13, dst_addr=500, dst_stride=11, rows=rows,
              len=keys, table_addr=64, causal=causal, q_pos=q_pos, masked=masked, mask_addr=900,
-             fmt=fmt, ofmt=ofmt)
+             fmt=fmt, ofmt=ofmt, mask_stride=mask_stride)
     valid = np.ones((BATCH, rows, keys), bool)
     if causal:  # key j visible to row r iff j <= q_pos + r
         valid &= np.arange(keys) <= q_pos + np.arange(rows)[:, None]
     if masked:
-        valid &= mask[:, None, :] != 0
+        valid &= mask != 0
     return m, sm, x, intops.softmax_rows(x, table, obits, valid), valid
 
 
 @pytest.mark.parametrize("fmt, ofmt", [("int8", "int8"), ("int4", "int8"), ("int8", "int4"),
                                        ("int6", "int3")])
-@pytest.mark.parametrize("causal, masked, q_pos", [(0, 0, 0), (1, 0, 0), (1, 0, 3), (0, 1, 0),
-                                                   (1, 1, 2)])
-def test_softmax_rows_equal_intops(fmt, ofmt, causal, masked, q_pos):
-    m, sm, x, want, valid = softmax_case(fmt, ofmt, causal, masked, q_pos)
+@pytest.mark.parametrize("causal, masked, q_pos, mask_stride", [
+    (0, 0, 0, 0), (1, 0, 0, 0), (1, 0, 3, 0), (0, 1, 0, 0), (1, 1, 2, 0), (0, 1, 0, 12),
+    (1, 1, 2, 9)])
+def test_softmax_rows_equal_intops(fmt, ofmt, causal, masked, q_pos, mask_stride):
+    m, sm, x, want, valid = softmax_case(fmt, ofmt, causal, masked, q_pos,
+                                         mask_stride=mask_stride)
     run(m, sm)
     got = get_rows(m.mem["output"], 500, 11, 5, 9, ofmt)
     np.testing.assert_array_equal(got, want)
@@ -233,6 +237,11 @@ def test_softmax_refuses_fp_codes_and_a_bad_table():
         run(m, sm)
     with pytest.raises(ProgramFormatError, match=r"\(SOFTMAX\): exp table range \[4000, 5024\)"):
         run(m, ins("SOFTMAX", {**sm.args, "table_addr": 4000}))
+    # the last row's mask: 900 + 4 * 1900 + 9 bytes, past the 8192-byte scratchpad
+    m, sm, *_ = softmax_case("int8", "int8", 0, 0)
+    with pytest.raises(ProgramFormatError, match=r"^instruction 0 \(SOFTMAX\): mask range "
+                                                 r"\[900, 8509\) is outside the 8192-byte"):
+        run(m, ins("SOFTMAX", {**sm.args, "masked": 1, "mask_stride": 1900}))
 
 
 # ---- NORM ------------------------------------------------------------------------------------
