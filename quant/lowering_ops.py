@@ -26,8 +26,9 @@ SUPPORTED = (
     "relu, relu6, hardtanh, clamp (fused into a preceding conv/linear/add/mul, else a table)",
     "hardswish, hardsigmoid, silu, sigmoid, tanh, gelu, leaky_relu, elu (tables)",
     "max_pool1d/2d (padding, ceil_mode, dilation 1)",
-    "avg_pool1d/2d (constant divisor), adaptive_avg_pool1d/2d (in % out == 0), mean over H, W",
-    "add/mul of two activations (same shape, or (C, 1, 1) broadcast over H, W)",
+    "avg_pool1d/2d (a divisor varying by window: times a per-position constant)",
+    "adaptive_avg_pool1d/2d (in % out == 0), mean over H, W",
+    "add/sub/mul of two activations (same shape, or (C, 1, 1) broadcast over H, W; sub: a table)",
     "add/sub/mul/div by a scalar constant (a table)",
     "add/sub/mul/div by a per-channel constant (into the conv/linear before, or a depthwise one)",
     "cat along channels",
@@ -95,14 +96,35 @@ def avg_pool(b: Any, node: Any, args: list, kwargs: dict) -> Act:
         # AvgPool2d(1280, ceil_mode=True)): torch divides by the pixels it covers
         attrs = {"kernel": (h, w), "stride": (h, w), "padding": (0, 0, 0, 0), "divisor": h * w}
         return _checked(b, node, b.add(node, "avgpool2d", (x.name,), attrs))
-    overhang = attrs["padding"] != torch_pad
-    if override is None and (overhang or (any(torch_pad) and not get(5, "count_include_pad",
-                                                                      True))):
-        b.fail(node, "avg_pool whose divisor changes from window to window (ceil_mode overhang "
-                     "or count_include_pad=False with padding); give divisor_override or drop "
-                     "the padding")
     attrs["divisor"] = int(override) if override else attrs["kernel"][0] * attrs["kernel"][1]
-    return _checked(b, node, b.add(node, "avgpool2d", (x.name,), attrs))
+    factor = None if override else _divisor_factor(node, args, kwargs, b.shapes[x.name], attrs)
+    if factor is None:
+        return _checked(b, node, b.add(node, "avgpool2d", (x.name,), attrs))
+    from qasic.quant.lowering_pointwise import constant_mul
+
+    y = _checked(b, node, b.add(node, "avgpool2d", (x.name,), attrs, suffix=".sum"))
+    per_pixel = np.broadcast_to(factor[..., None], b.shapes[y.name]).copy()
+    return constant_mul(b, node, y, per_pixel)
+
+
+def _divisor_factor(node: Any, args: list, kwargs: dict, shape: tuple,
+                    attrs: dict) -> np.ndarray | None:
+    """Torch's avg_pool divides each window by its own divisor where ceil_mode overhangs or
+    count_include_pad=False meets padding (PoolFormer's border pixels: 4 or 6, not 9). The
+    avgpool2d divides by the interior divisor D; this (OH, OW) map of D / torch's divisor is
+    the per-position product after it (None where it is 1 everywhere). Both divisors come from
+    pools of ones: torch's own op, and the zero-padded window sum the QGraph op computes."""
+    h, w = shape[:2]
+    ones = torch.ones((1, 1, h, w) if _spatial(node) == 2 else (1, 1, w), dtype=torch.float64)
+    torch_avg = node.target(ones, *args[1:], **kwargs).reshape(-1).numpy()
+    t, l, bo, r = attrs["padding"]
+    window = torch.nn.functional.avg_pool2d(
+        torch.nn.functional.pad(ones.reshape(1, 1, h, w), (l, r, t, bo)), attrs["kernel"],
+        attrs["stride"]).reshape(-1).numpy()  # the real pixels' share of each window
+    factor = np.divide(torch_avg, window, out=np.zeros_like(window), where=window > 0)
+    oh = geo.out_size(h + t + bo, attrs["kernel"][0], attrs["stride"][0])
+    factor = factor.reshape(oh, -1)
+    return None if np.allclose(factor, 1.0, rtol=0, atol=1e-12) else factor
 
 
 def adaptive_avg_pool(b: Any, node: Any, args: list, kwargs: dict) -> Act:
@@ -283,9 +305,16 @@ def _channel_constant(b: Any, node: Any, name: str, x: Act, c: Any, x_first: boo
 
 
 def sub(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    if all(isinstance(a, Act) for a in args[:2]):
-        b.fail(node, "sub of two activations is not supported (add and mul are)")
-    return _scalar_op(b, node, args, kwargs)
+    """x - alpha * y of two activations (PoolFormer's pool(x) - x): an add of x and the table
+    of -alpha * y (exact per code of y); with a constant, a table of x."""
+    if not all(isinstance(a, Act) for a in args[:2]):
+        return _scalar_op(b, node, args, kwargs)
+    y = args[1]
+    alpha = float(_arg(args, kwargs, 2, "alpha", 1))
+    neg = b.add(node, "lut", (y.name,), {"fn": "affine", "fn_args": {"scale": -alpha,
+                                                                     "offset": 0.0}},
+                shape=b.shapes[y.name], suffix=".neg")
+    return _pair_op("add")(b, node, [args[0], neg], {})
 
 
 def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
