@@ -275,10 +275,11 @@ def _scalar_op(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 def _channel_constant(b: Any, node: Any, name: str, x: Act, c: Any, x_first: bool,
                       alpha: float) -> Act:
-    """x + c, x - c, x * c, x / c with c one value per channel ((C, 1, 1) or (1, C, 1, 1) on
-    images, (C,) on vectors; a diffusion U-Net's time embedding at a fixed timestep): folded
-    into the bias (and weights) of the conv/linear that made x when this is its only reader,
-    else a depthwise 1x1 conv (a diagonal linear on vectors)."""
+    """x + c, x - c, x * c, x / c (also c + x, c * x: PoolFormer's layer scale) with c one
+    value per channel ((C, 1, 1) or (1, C, 1, 1) on images, (C,) on vectors; a diffusion
+    U-Net's time embedding at a fixed timestep): folded into the bias (and weights) of the
+    conv/linear that made x when this is its only reader, else a depthwise 1x1 conv (a
+    diagonal linear on vectors)."""
     shape = b.shapes[x.name]
     v = c.detach().to(torch.float64) if isinstance(c, torch.Tensor) else None
     ch = shape[-1]
@@ -288,7 +289,8 @@ def _channel_constant(b: Any, node: Any, name: str, x: Act, c: Any, x_first: boo
         v = v[:1]
     if v is None or len(shape) not in (1, 3) or v.dim() > len(shape) + 1 \
             or v.numel() != ch or (v.dim() > 1 and v.shape[-len(shape)] != ch) \
-            or name not in ("add", "sub", "mul", "div") or not x_first:
+            or name not in ("add", "sub", "mul", "div") \
+            or not (x_first or name in ("add", "mul")):  # c + x, c * x commute
         b.fail(node, f"{name} of an activation and a non-scalar constant; only scalars, or one "
                      "value per channel added, subtracted, multiplied or divided by")
     k = v.reshape(-1).numpy()

@@ -63,6 +63,9 @@ CASES = {
     "poolformer_mixer": (Fn(lambda x: F.avg_pool2d(x, 3, 1, 1, count_include_pad=False) - x),
                          (2, 3, 7, 6), ["avgpool2d", "constant", "mul", "lut", "add"]),
     "adaptive": (nn.AdaptiveAvgPool2d((2, 4)), (2, 3, 8, 8), ["avgpool2d"]),
+    # PoolFormer's layer scale: the per-channel constant first, a depthwise 1x1 conv
+    "channel_scale_first": (Fn(lambda x: torch.tensor([0.5, -1.0, 2.0])[:, None, None] * x),
+                            (2, 3, 4, 4), ["conv2d"]),
     "gap": (nn.AdaptiveAvgPool2d(1), (2, 3, 8, 8), ["avgpool2d"]),
     "mean": (Fn(lambda x: x.mean((2, 3))), (2, 3, 5, 4), ["avgpool2d", "reshape"]),
     "mean_keepdim": (Fn(lambda x: x.mean((-1, -2), keepdim=True)), (2, 3, 5, 4), ["avgpool2d"]),

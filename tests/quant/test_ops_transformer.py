@@ -147,6 +147,9 @@ CASES = {
     "silu_written": (_after_linear(lambda x: x * torch.sigmoid(x)), ["linear", "lut"],
                      0.999),                                                # 0.99989
     "tanh": (_after_linear(torch.tanh), ["linear", "lut"], 0.999),          # 0.9999
+    # x - y of two activations: an add of x and y's negating table
+    "two_act_sub": (Fn(lambda x: F.layer_norm(x, (D,)) - x), ["norm", "lut", "add"],
+                    0.999),                                                 # 0.99923
     "heads": (Fn(lambda x, fc: _heads(fc(x)), nn.Linear(D, D)),
               ["linear", "reshape", "permute", "permute", "reshape"], 0.999),  # 0.99991
     "attention": (Attention(D, H), ATTENTION_OPS, 0.998),                   # 0.99976
@@ -410,7 +413,6 @@ REFUSED = {
     "norm_channels": (Fn(lambda x: torch.linalg.vector_norm(F.layer_norm(x, (D,)), dim=-1)),
                       "a vector norm over dims [2]"),
     "select_batch": (Fn(lambda x: F.layer_norm(x, (D,))[0]), "the batch axis"),
-    "two_act_sub": (Fn(lambda x: F.layer_norm(x, (D,)) - x), "sub of two activations"),
     "stack_positions": (Fn(lambda x: torch.stack((F.layer_norm(x, (D,)), x), 1)),
                         "a stack along dim 1"),
 }
