@@ -126,12 +126,17 @@ def _image_input(b: Any, node: Any, x: Act, zeros: tuple[int, int, int, int]) ->
     if len(want) == 3:
         want = (want[0] - zeros[0] - zeros[2], want[1] - zeros[1] - zeros[3], want[2])
     have = b.shapes[x.name]
-    if have == want:
-        return x
     prev = b.nodes.get(x.name)
     if prev is not None and prev.op == "permute" and tuple(prev.attrs["perm"]) == (2, 0, 1) \
             and b.shapes[prev.inputs[0]] == want:
         return Act(prev.inputs[0])
+    from qasic.quant import lowering_seq  # it imports this module
+
+    image = lowering_seq.image_again(b, node, x, want)  # before have == want: C == H == W
+    if image is not None:
+        return image
+    if have == want:
+        return x
     b.fail(node, f"a convolution of a tensor laid out per sample as {have}, not as the image "
                  f"{want} (H, W, C) it reads; only images, or a sequence model's channels-last "
                  "(N, H, W, C) permuted to (N, C, H, W)")
@@ -294,8 +299,14 @@ def _relayout(b: Any, node: Any, x: Act, in_torch: tuple, ids: np.ndarray, what:
                                                      {"shape": shape_out})
     if len(shape_out) == 1 and np.array_equal(ids.ravel(), np.arange(ids.size)):
         return b.add(node, "flatten", (x.name,))
-    b.fail(node, f"{what} is neither a flatten to (batch, features) nor a no-op in the "
-                 "channels-last layout (it would reorder memory)")
+    from qasic.quant import lowering_seq  # it imports this module
+
+    torch_layout = lowering_seq.from_image(b, node, x)
+    if torch_layout is None:
+        b.fail(node, f"{what} is neither a flatten to (batch, features) nor a no-op in the "
+                     "channels-last layout (it would reorder memory)")
+    return (lowering_seq.permute if "permute" in what else lowering_seq.reshape)(
+        b, node, [torch_layout, *node.args[1:]], {})
 
 
 def _graph_order(a: np.ndarray) -> np.ndarray:

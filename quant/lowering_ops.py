@@ -33,6 +33,7 @@ SUPPORTED = (
     "add/sub/mul/div by a per-channel constant (into the conv/linear before, or a depthwise one)",
     "cat along channels",
     "upsample/interpolate nearest (integer scale), bilinear (scale 2, align_corners False)",
+    "bilinear resize to half the size (align_corners False: an avgpool2d of 2)",
 )
 
 
@@ -350,11 +351,27 @@ def upsample_nearest(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 def upsample_bilinear(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """aten.upsample_bilinear2d(x, output_size, align_corners, ...): scale 2, corners False."""
     x = _act(b, node, args[0], "upsample input")
+    down = _halved(b, node, x)
+    if down is not None and not args[2]:
+        return down
     scale = _scale(b, node, x)
     if scale != (2, 2) or args[2]:
         b.fail(node, f"bilinear upsample by {scale} with align_corners={args[2]}; only scale 2 "
                      "with align_corners=False")
     return b.add(node, "upsample_bilinear", (x.name,), {"scale": (2, 2), "align_corners": False})
+
+
+def _halved(b: Any, node: Any, x: Act) -> Act | None:
+    """A bilinear resize (align_corners=False) to half the size along H, W or both (MobileViT's
+    folding of a 1x1 map padded to one 2x2 patch back to 1x1): output pixel i samples the input
+    at 2 i + 1/2, the mean of pixels 2 i and 2 i + 1, so an avgpool2d of 2 (1 along a kept
+    axis). None for any other size."""
+    (h, w), (oh, ow) = b.shapes[x.name][:2], per_sample(node)[:2]
+    if (h, w) == (oh, ow) or h not in (oh, 2 * oh) or w not in (ow, 2 * ow):
+        return None
+    k = (h // oh, w // ow)
+    attrs = {"kernel": k, "stride": k, "padding": (0, 0, 0, 0), "divisor": k[0] * k[1]}
+    return b.add(node, "avgpool2d", (x.name,), attrs)
 
 
 def recurrent(b: Any, node: Any, args: list, kwargs: dict) -> None:

@@ -137,8 +137,10 @@ class _Builder:
                 and n.name in self.ep.graph_signature.user_inputs]
         self.layout = lowering_seq.input_layout(self.ep, user[0]) if user else None
         self.sequence = self.layout is not None
+        live = _live(self.ep.graph)
         for node in self.ep.graph.nodes:
-            self._visit(node)
+            if node.op == "placeholder" or node in live:
+                self._visit(node)
         nodes, output = list(self.nodes.values()), self.output
         if self.sequence or self.left_sequence:
             nodes, output = seqpasses.simplify(nodes, output)
@@ -295,6 +297,20 @@ class _Builder:
 
 _ID_DTYPES = (torch.int64, torch.int32)
 _CHECKS = (torch.ops.aten._assert_tensor_metadata.default,)
+
+
+def _live(graph: fx.Graph) -> set[fx.Node]:
+    """The nodes the output reads, directly or not. The others are not captured: a value no
+    one reads (Swin's stages also view their output as an unused (B, C, H, W)) must not switch
+    the capture mode or fail the model."""
+    todo = [n for n in graph.nodes if n.op == "output"]
+    live = set(todo)
+    while todo:
+        for a in todo.pop().all_input_nodes:
+            if a not in live:
+                live.add(a)
+                todo.append(a)
+    return live
 
 
 def _shape_of(user: fx.Node, n: fx.Node) -> bool:

@@ -220,8 +220,9 @@ def test_concat_of_requantizers_needs_no_requant_nodes():
     (nn.Upsample(scale_factor=3, mode="bilinear"), (1, 1, 4, 4), "only scale 2"),
     (nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True), (1, 1, 4, 4),
      "align_corners=False"),
-    (Fn(lambda x: x.permute(0, 3, 2, 1)), (1, 2, 4, 4), "permute"),  # (0, 2, 3, 1): NHWC
-    (Fn(lambda x: x.view(1, 4, 8)), (1, 2, 4, 4), "reshape to"),
+    (Fn(lambda x: x.permute(1, 0, 2, 3)), (1, 2, 4, 4), "moves the batch axis"),
+    # a vector viewed as a (4, 8) image-like tensor would read it as (8, 4) channels-last
+    (Fn(lambda x: x.flatten(1).view(1, 4, 8)), (1, 2, 4, 4), "reshape to"),
     (Fn(lambda x: torch.cat([x, x], 2)), (1, 2, 4, 4), "only along channels"),
     (Fn(lambda x: x * torch.arange(16.0).view(1, 1, 4, 4)), (1, 1, 4, 4),
      "non-scalar constant"),  # per pixel (a per-channel constant folds)

@@ -467,3 +467,14 @@ def test_layer_norm_in_an_image_model_is_refused():
     with pytest.raises(UnsupportedOpError, match="only in sequence models or on vectors"):
         capture(nn.Sequential(nn.Conv2d(3, 4, 1), nn.LayerNorm(5)).eval(),
                 torch.zeros(1, 3, 5, 5))
+
+
+def test_a_norm_calibrated_on_zeros_caps_its_multiplier_and_keeps_zeros():
+    """A LayerNorm of an all-zero input (random-weight MobileViT's) outputs beta = 0: its output
+    unit vanishes and gamma / unit would overflow the multiplier, which is capped instead."""
+    x = np.zeros((4, S, D), np.float32)
+    g = quantize(nn.LayerNorm(D).eval(), torch.from_numpy(x[:1]), x, QuantConfig(8))
+    norm = next(n for n in g.nodes if n.op == "norm")
+    assert norm.params["shift"].max() <= 29 and not norm.params["bias"].any()
+    codes = g.tensors[g.input].encode(x)
+    assert not g.tensors[g.output].decode(reference.run(g, codes)).any()
