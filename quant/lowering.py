@@ -112,13 +112,19 @@ def _conv(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, padding: An
     bias = _np(_const(b, node, bias, "conv bias"))
     params = {"weight": w.transpose(0, 2, 3, 1),  # (OC, IC, KH, KW) -> (OC, KH, KW, IC)
               "bias": np.zeros(w.shape[0]) if bias is None else bias}
-    return b.add(node, "conv2d", (x.name,), attrs, params)
+    if not b.sequence:
+        return b.add(node, "conv2d", (x.name,), attrs, params)
+    from qasic.quant import lowering_seq  # it imports this module
+
+    y = b.add(node, "conv2d", (x.name,), attrs, params, shape=per_sample(node))
+    return lowering_seq.torch_layout(b, node, y)
 
 
 def _image_input(b: Any, node: Any, x: Act, zeros: tuple[int, int, int, int]) -> Act:
     """A conv's input as the NHWC image its kernel reads. In a sequence model torch's
     channels-last (N, H, W, C) permuted to (N, C, H, W) is that image already: the permute is
-    skipped (pruned if nothing else reads it); an image model gone to sequence mode comes back
+    skipped (pruned if nothing else reads it), and so is the transpose of a sequence (N, L, C)
+    to (N, C, L) (Wav2Vec2's positional conv); an image model gone to sequence mode comes back
     at such a permute (qasic.quant.lowering_seq ``to_sequence``). Any other
     layout is refused (the kernel would read the wrong pixels). ``zeros``: the pixels a zero
     pad in front adds (the fx input is the padded image)."""
@@ -130,6 +136,10 @@ def _image_input(b: Any, node: Any, x: Act, zeros: tuple[int, int, int, int]) ->
     if prev is not None and prev.op == "permute" and tuple(prev.attrs["perm"]) == (2, 0, 1) \
             and b.shapes[prev.inputs[0]] == want:
         return Act(prev.inputs[0])
+    if prev is not None and prev.op == "permute" and tuple(prev.attrs["perm"]) == (1, 0) \
+            and (1,) + b.shapes[prev.inputs[0]] == want:  # (L, C) transposed: the 1-D image
+        return b.add(node, "reshape", (prev.inputs[0],), {"shape": want}, shape=want,
+                     suffix=".image")
     from qasic.quant import lowering_seq  # it imports this module
 
     image = lowering_seq.image_again(b, node, x, want)  # before have == want: C == H == W

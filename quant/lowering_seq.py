@@ -124,6 +124,18 @@ def image_again(b: Any, node: Any, x: Act, want: tuple[int, ...]) -> Act | None:
     return b.add(node, "permute", (x.name,), {"perm": (1, 2, 0)}, shape=want, suffix=".nhwc")
 
 
+def torch_layout(b: Any, node: Any, y: Act) -> Act:
+    """A convolution's output ``y`` in sequence mode (Wav2Vec2's positional conv of its
+    sequence's (N, C, T) view) is the image (1, L, C) or (H, W, C): permuted to torch's (C, L)
+    / (C, H, W) (a data move), the layout the sequence-mode ops after it read."""
+    shape = b.shapes[y.name]
+    if len(_shape(node)) == 3:
+        y = reshaped(b, node, y, shape[1:], suffix=".rows")
+    perm = (1, 0) if len(_shape(node)) == 3 else (2, 0, 1)
+    return b.add(node, "permute", (y.name,), {"perm": perm}, shape=_shape(node)[1:],
+                 suffix=".torch")
+
+
 def _dims(node: Any, args: list) -> list[int]:
     """The permutation of a permute, or of a transpose / t (two axes swapped)."""
     rank = node.args[0].meta["val"].dim()
