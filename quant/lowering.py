@@ -26,7 +26,8 @@ SUPPORTED = (
     ("batch_norm (folded into the conv/linear before it, also through a view: LeViT's "
      "BatchNorm1d of a linear's (batch * S, D) output; else a depthwise 1x1 conv)"),
     ("flatten/view/reshape/squeeze/unsqueeze/permute (to (batch, features), size-1 axes, or "
-     "an image's channels-last view permute(0, 2, 3, 1) and back)"),
+     "an image's channels-last view permute(0, 2, 3, 1) and back; any other of an image, "
+     "not moving the batch axis: permutes that move data, e.g. MobileViT's patches)"),
     "dropout (eval)/clone/alias/contiguous/detach/to (same dtype)",
 )
 
