@@ -2,7 +2,8 @@
 sequence transposed to (N, C, T), a grouped conv1d with padding, an even kernel's extra output
 sliced off, GELU, transposed back and added): the transpose in is the 1-D image (1, T, C)
 already (no node), the conv's output is permuted to torch's (C, T) for the sequence-mode ops
-after it; the golden reference follows torch and the program runs bit-exact."""
+after it; the golden reference follows torch and the program runs bit-exact. Likewise the
+convolutions of a token model (sequence mode from its input)."""
 
 from __future__ import annotations
 
@@ -72,3 +73,32 @@ def test_the_positional_conv_runs_bit_exact():
     x = _x(2)
     record = evaluate(PosConv().eval(), x, calibration=x)
     assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]
+
+
+class TokenConvs(nn.Module):
+    """A token model with convolutions: embeddings viewed as a 4x4 image (N, H, W, C) permuted
+    to (N, C, H, W) for a conv2d, flattened back to tokens; and a grouped conv1d over the
+    (N, C, T) transpose of the embeddings."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = nn.Embedding(50, 8)
+        self.conv, self.pos = nn.Conv2d(8, 8, 3, padding=1), nn.Conv1d(8, 8, 3, padding=1, groups=2)
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, ids):
+        e = self.emb(ids)
+        y = self.conv(e.view(-1, 4, 4, 8).permute(0, 3, 1, 2)).flatten(2).transpose(1, 2)
+        return self.fc(y + self.pos(e.transpose(1, 2)).transpose(1, 2))
+
+
+def test_convolutions_in_a_token_model_write_torch_layout_and_run_bit_exact():
+    """Before, the conv2d's output (H, W, C) was labeled torch's (C, H, W) and the program's
+    geometry check failed ('output 8x4 does not match'); the conv1d was refused."""
+    ids = torch.from_numpy(np.random.default_rng(0).integers(0, 50, (4, 16)))
+    g = capture(TokenConvs().eval(), ids[:1])
+    convs = [n for n in g.nodes if n.op == "conv2d"]
+    assert [g.shapes[n.output] for n in convs] == [(4, 4, 8), (1, 16, 8)]
+    record = evaluate(TokenConvs().eval(), ids, calibration=ids)
+    assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]  # 0.99990
