@@ -38,6 +38,23 @@ _IMAGE = {**lowering.HANDLERS, **lowering_ops.HANDLERS, **lowering_groupnorm.HAN
           aten.transpose.int: lowering_seq.to_sequence}
 
 
+def _reads_image(h: Any) -> Any:
+    """An image op whose input, in an image model gone to sequence mode to reorder an image
+    (``lowering_seq.from_image``), is torch's (batch, C, H, W): that input permuted back to the
+    image first (``lowering_seq.image_again``; convolutions do it themselves)."""
+    def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+        x = args[0] if args else None
+        if b.sequence and isinstance(x, lowering.Act):
+            image = lowering_seq.image_again(b, node, x, lowering.per_sample(node.args[0]))
+            args = args if image is None else [image, *args[1:]]
+        return h(b, node, args, kwargs)
+    return handler
+
+
+_IMAGE.update({t: _reads_image(h) for t, h in _IMAGE.items()
+               if any(k in t.__name__ for k in ("pool", "upsample"))})
+
+
 def _by_layout(sequence: Any, image: Any) -> Any:
     def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
         h = sequence if b.sequence else image

@@ -26,7 +26,8 @@ SUPPORTED = (
     ("batch_norm (folded into the conv/linear before it, also through a view: LeViT's "
      "BatchNorm1d of a linear's (batch * S, D) output; else a depthwise 1x1 conv)"),
     ("flatten/view/reshape/squeeze/unsqueeze/permute (to (batch, features), size-1 axes, or "
-     "an image's channels-last view permute(0, 2, 3, 1) and back)"),
+     "an image's channels-last view permute(0, 2, 3, 1) and back; any other of an image, "
+     "not moving the batch axis: permutes that move data, e.g. MobileViT's patches)"),
     "dropout (eval)/clone/alias/contiguous/detach/to (same dtype)",
 )
 
@@ -112,13 +113,19 @@ def _conv(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, padding: An
     bias = _np(_const(b, node, bias, "conv bias"))
     params = {"weight": w.transpose(0, 2, 3, 1),  # (OC, IC, KH, KW) -> (OC, KH, KW, IC)
               "bias": np.zeros(w.shape[0]) if bias is None else bias}
-    return b.add(node, "conv2d", (x.name,), attrs, params)
+    if not b.sequence:
+        return b.add(node, "conv2d", (x.name,), attrs, params)
+    from qasic.quant import lowering_seq  # it imports this module
+
+    y = b.add(node, "conv2d", (x.name,), attrs, params, shape=per_sample(node))
+    return lowering_seq.torch_layout(b, node, y)
 
 
 def _image_input(b: Any, node: Any, x: Act, zeros: tuple[int, int, int, int]) -> Act:
     """A conv's input as the NHWC image its kernel reads. In a sequence model torch's
     channels-last (N, H, W, C) permuted to (N, C, H, W) is that image already: the permute is
-    skipped (pruned if nothing else reads it); an image model gone to sequence mode comes back
+    skipped (pruned if nothing else reads it), and so is the transpose of a sequence (N, L, C)
+    to (N, C, L) (Wav2Vec2's positional conv); an image model gone to sequence mode comes back
     at such a permute (qasic.quant.lowering_seq ``to_sequence``). Any other
     layout is refused (the kernel would read the wrong pixels). ``zeros``: the pixels a zero
     pad in front adds (the fx input is the padded image)."""
@@ -126,12 +133,21 @@ def _image_input(b: Any, node: Any, x: Act, zeros: tuple[int, int, int, int]) ->
     if len(want) == 3:
         want = (want[0] - zeros[0] - zeros[2], want[1] - zeros[1] - zeros[3], want[2])
     have = b.shapes[x.name]
-    if have == want:
-        return x
     prev = b.nodes.get(x.name)
     if prev is not None and prev.op == "permute" and tuple(prev.attrs["perm"]) == (2, 0, 1) \
             and b.shapes[prev.inputs[0]] == want:
         return Act(prev.inputs[0])
+    if prev is not None and prev.op == "permute" and tuple(prev.attrs["perm"]) == (1, 0) \
+            and (1,) + b.shapes[prev.inputs[0]] == want:  # (L, C) transposed: the 1-D image
+        return b.add(node, "reshape", (prev.inputs[0],), {"shape": want}, shape=want,
+                     suffix=".image")
+    from qasic.quant import lowering_seq  # it imports this module
+
+    image = lowering_seq.image_again(b, node, x, want)  # before have == want: C == H == W
+    if image is not None:
+        return image
+    if have == want:
+        return x
     b.fail(node, f"a convolution of a tensor laid out per sample as {have}, not as the image "
                  f"{want} (H, W, C) it reads; only images, or a sequence model's channels-last "
                  "(N, H, W, C) permuted to (N, C, H, W)")
@@ -294,8 +310,14 @@ def _relayout(b: Any, node: Any, x: Act, in_torch: tuple, ids: np.ndarray, what:
                                                      {"shape": shape_out})
     if len(shape_out) == 1 and np.array_equal(ids.ravel(), np.arange(ids.size)):
         return b.add(node, "flatten", (x.name,))
-    b.fail(node, f"{what} is neither a flatten to (batch, features) nor a no-op in the "
-                 "channels-last layout (it would reorder memory)")
+    from qasic.quant import lowering_seq  # it imports this module
+
+    torch_layout = lowering_seq.from_image(b, node, x)
+    if torch_layout is None:
+        b.fail(node, f"{what} is neither a flatten to (batch, features) nor a no-op in the "
+                     "channels-last layout (it would reorder memory)")
+    return (lowering_seq.permute if "permute" in what else lowering_seq.reshape)(
+        b, node, [torch_layout, *node.args[1:]], {})
 
 
 def _graph_order(a: np.ndarray) -> np.ndarray:

@@ -26,12 +26,14 @@ SUPPORTED = (
     "relu, relu6, hardtanh, clamp (fused into a preceding conv/linear/add/mul, else a table)",
     "hardswish, hardsigmoid, silu, sigmoid, tanh, gelu, leaky_relu, elu (tables)",
     "max_pool1d/2d (padding, ceil_mode, dilation 1)",
-    "avg_pool1d/2d (constant divisor), adaptive_avg_pool1d/2d (in % out == 0), mean over H, W",
-    "add/mul of two activations (same shape, or (C, 1, 1) broadcast over H, W)",
+    "avg_pool1d/2d (a divisor varying by window: times a per-position constant)",
+    "adaptive_avg_pool1d/2d (in % out == 0), mean over H, W",
+    "add/sub/mul of two activations (same shape, or (C, 1, 1) broadcast over H, W; sub: a table)",
     "add/sub/mul/div by a scalar constant (a table)",
     "add/sub/mul/div by a per-channel constant (into the conv/linear before, or a depthwise one)",
     "cat along channels",
     "upsample/interpolate nearest (integer scale), bilinear (scale 2, align_corners False)",
+    "bilinear resize to half the size (align_corners False: an avgpool2d of 2)",
 )
 
 
@@ -95,14 +97,35 @@ def avg_pool(b: Any, node: Any, args: list, kwargs: dict) -> Act:
         # AvgPool2d(1280, ceil_mode=True)): torch divides by the pixels it covers
         attrs = {"kernel": (h, w), "stride": (h, w), "padding": (0, 0, 0, 0), "divisor": h * w}
         return _checked(b, node, b.add(node, "avgpool2d", (x.name,), attrs))
-    overhang = attrs["padding"] != torch_pad
-    if override is None and (overhang or (any(torch_pad) and not get(5, "count_include_pad",
-                                                                      True))):
-        b.fail(node, "avg_pool whose divisor changes from window to window (ceil_mode overhang "
-                     "or count_include_pad=False with padding); give divisor_override or drop "
-                     "the padding")
     attrs["divisor"] = int(override) if override else attrs["kernel"][0] * attrs["kernel"][1]
-    return _checked(b, node, b.add(node, "avgpool2d", (x.name,), attrs))
+    factor = None if override else _divisor_factor(node, args, kwargs, b.shapes[x.name], attrs)
+    if factor is None:
+        return _checked(b, node, b.add(node, "avgpool2d", (x.name,), attrs))
+    from qasic.quant.lowering_pointwise import constant_mul
+
+    y = _checked(b, node, b.add(node, "avgpool2d", (x.name,), attrs, suffix=".sum"))
+    per_pixel = np.broadcast_to(factor[..., None], b.shapes[y.name]).copy()
+    return constant_mul(b, node, y, per_pixel)
+
+
+def _divisor_factor(node: Any, args: list, kwargs: dict, shape: tuple,
+                    attrs: dict) -> np.ndarray | None:
+    """Torch's avg_pool divides each window by its own divisor where ceil_mode overhangs or
+    count_include_pad=False meets padding (PoolFormer's border pixels: 4 or 6, not 9). The
+    avgpool2d divides by the interior divisor D; this (OH, OW) map of D / torch's divisor is
+    the per-position product after it (None where it is 1 everywhere). Both divisors come from
+    pools of ones: torch's own op, and the zero-padded window sum the QGraph op computes."""
+    h, w = shape[:2]
+    ones = torch.ones((1, 1, h, w) if _spatial(node) == 2 else (1, 1, w), dtype=torch.float64)
+    torch_avg = node.target(ones, *args[1:], **kwargs).reshape(-1).numpy()
+    t, l, bo, r = attrs["padding"]
+    window = torch.nn.functional.avg_pool2d(
+        torch.nn.functional.pad(ones.reshape(1, 1, h, w), (l, r, t, bo)), attrs["kernel"],
+        attrs["stride"]).reshape(-1).numpy()  # the real pixels' share of each window
+    factor = np.divide(torch_avg, window, out=np.zeros_like(window), where=window > 0)
+    oh = geo.out_size(h + t + bo, attrs["kernel"][0], attrs["stride"][0])
+    factor = factor.reshape(oh, -1)
+    return None if np.allclose(factor, 1.0, rtol=0, atol=1e-12) else factor
 
 
 def adaptive_avg_pool(b: Any, node: Any, args: list, kwargs: dict) -> Act:
@@ -253,10 +276,11 @@ def _scalar_op(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 def _channel_constant(b: Any, node: Any, name: str, x: Act, c: Any, x_first: bool,
                       alpha: float) -> Act:
-    """x + c, x - c, x * c, x / c with c one value per channel ((C, 1, 1) or (1, C, 1, 1) on
-    images, (C,) on vectors; a diffusion U-Net's time embedding at a fixed timestep): folded
-    into the bias (and weights) of the conv/linear that made x when this is its only reader,
-    else a depthwise 1x1 conv (a diagonal linear on vectors)."""
+    """x + c, x - c, x * c, x / c (also c + x, c * x: PoolFormer's layer scale) with c one
+    value per channel ((C, 1, 1) or (1, C, 1, 1) on images, (C,) on vectors; a diffusion
+    U-Net's time embedding at a fixed timestep): folded into the bias (and weights) of the
+    conv/linear that made x when this is its only reader, else a depthwise 1x1 conv (a
+    diagonal linear on vectors)."""
     shape = b.shapes[x.name]
     v = c.detach().to(torch.float64) if isinstance(c, torch.Tensor) else None
     ch = shape[-1]
@@ -266,7 +290,8 @@ def _channel_constant(b: Any, node: Any, name: str, x: Act, c: Any, x_first: boo
         v = v[:1]
     if v is None or len(shape) not in (1, 3) or v.dim() > len(shape) + 1 \
             or v.numel() != ch or (v.dim() > 1 and v.shape[-len(shape)] != ch) \
-            or name not in ("add", "sub", "mul", "div") or not x_first:
+            or name not in ("add", "sub", "mul", "div") \
+            or not (x_first or name in ("add", "mul")):  # c + x, c * x commute
         b.fail(node, f"{name} of an activation and a non-scalar constant; only scalars, or one "
                      "value per channel added, subtracted, multiplied or divided by")
     k = v.reshape(-1).numpy()
@@ -283,9 +308,16 @@ def _channel_constant(b: Any, node: Any, name: str, x: Act, c: Any, x_first: boo
 
 
 def sub(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    if all(isinstance(a, Act) for a in args[:2]):
-        b.fail(node, "sub of two activations is not supported (add and mul are)")
-    return _scalar_op(b, node, args, kwargs)
+    """x - alpha * y of two activations (PoolFormer's pool(x) - x): an add of x and the table
+    of -alpha * y (exact per code of y); with a constant, a table of x."""
+    if not all(isinstance(a, Act) for a in args[:2]):
+        return _scalar_op(b, node, args, kwargs)
+    y = args[1]
+    alpha = float(_arg(args, kwargs, 2, "alpha", 1))
+    neg = b.add(node, "lut", (y.name,), {"fn": "affine", "fn_args": {"scale": -alpha,
+                                                                     "offset": 0.0}},
+                shape=b.shapes[y.name], suffix=".neg")
+    return _pair_op("add")(b, node, [args[0], neg], {})
 
 
 def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
@@ -319,11 +351,27 @@ def upsample_nearest(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 def upsample_bilinear(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """aten.upsample_bilinear2d(x, output_size, align_corners, ...): scale 2, corners False."""
     x = _act(b, node, args[0], "upsample input")
+    down = _halved(b, node, x)
+    if down is not None and not args[2]:
+        return down
     scale = _scale(b, node, x)
     if scale != (2, 2) or args[2]:
         b.fail(node, f"bilinear upsample by {scale} with align_corners={args[2]}; only scale 2 "
                      "with align_corners=False")
     return b.add(node, "upsample_bilinear", (x.name,), {"scale": (2, 2), "align_corners": False})
+
+
+def _halved(b: Any, node: Any, x: Act) -> Act | None:
+    """A bilinear resize (align_corners=False) to half the size along H, W or both (MobileViT's
+    folding of a 1x1 map padded to one 2x2 patch back to 1x1): output pixel i samples the input
+    at 2 i + 1/2, the mean of pixels 2 i and 2 i + 1, so an avgpool2d of 2 (1 along a kept
+    axis). None for any other size."""
+    (h, w), (oh, ow) = b.shapes[x.name][:2], per_sample(node)[:2]
+    if (h, w) == (oh, ow) or h not in (oh, 2 * oh) or w not in (ow, 2 * ow):
+        return None
+    k = (h // oh, w // ow)
+    attrs = {"kernel": k, "stride": k, "padding": (0, 0, 0, 0), "divisor": k[0] * k[1]}
+    return b.add(node, "avgpool2d", (x.name,), attrs)
 
 
 def recurrent(b: Any, node: Any, args: list, kwargs: dict) -> None:

@@ -191,6 +191,8 @@ def _binary(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
             return Pointwise(src, pw.op(op, tx[1], ty[1]), node)
         if op == "div":  # x / y = x * (1 / y): the reciprocal joins y's table
             op, y = "mul", Pointwise(ty[0], pw.op("reciprocal", ty[1]), node)
+        if op == "sub":  # x - y = x + (-y): the negation joins y's table
+            op, y = "add", Pointwise(ty[0], pw.op("mul", ty[1], pw.const(-1.0)), node)
         return _two_activations(b, node, op, materialize(b, x), materialize(b, y))
     if tx is not None and isinstance(y, torch.Tensor):
         return _with_constant(b, node, op, materialize(b, x), y, first=True)
@@ -201,7 +203,7 @@ def _binary(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
 
 def _two_activations(b: Any, node: Any, op: str, x: Act, y: Act) -> Act:
     if op not in ("add", "mul"):
-        b.fail(node, f"{op} of two activations; add, mul and div are supported")
+        b.fail(node, f"{op} of two activations; add, sub, mul and div are supported")
     sx, sy = b.shapes[x.name], b.shapes[y.name]
     if sx != sy and sx[:-1] == sy[:-1] and 1 in (sx[-1], sy[-1]):
         x, y = (_widened(b, node, x, sy[-1]), y) if sx[-1] == 1 else (x, _widened(b, node, y,

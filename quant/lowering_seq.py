@@ -87,8 +87,53 @@ def to_sequence(b: Any, node: Any, args: list, kwargs: dict, image: Any = None) 
         b.sequence = True
         return reshaped(b, node, x, _shape(node)[1:])
     if image is None:
-        b.fail(node, f"op {node.target} is supported in sequence models only")
+        x = from_image(b, node, x) if isinstance(x, Act) else None
+        if x is None:
+            b.fail(node, f"op {node.target} is supported in sequence models only")
+        return _permuted(b, node, x, dims)
     return image(b, node, args, kwargs)
+
+
+def from_image(b: Any, node: Any, x: Act) -> Act | None:
+    """An image model's view or permute of an image that would reorder its memory (MobileViT's
+    unfolding of a feature map into patches, (batch, C, H, W) viewed as (batch * C * h,
+    ph, w, pw) and transposed): the image (H, W, C) is permuted to torch's own (C, H, W)
+    (a data move) and the model goes on in sequence mode, where such views are per-sample
+    reshapes and permutes (``image_again`` comes back at a convolution). None (the caller
+    refuses) outside an image model or for a tensor that is no image."""
+    if b.layout is not None or b.sequence or len(b.shapes[x.name]) != 3 \
+            or digit(b, node.args[0]) != (0, 1):
+        return None
+    torch_shape = _shape(node.args[0])[1:]
+    h, w, c = b.shapes[x.name]
+    y = b.add(node, "permute", (x.name,), {"perm": (2, 0, 1)}, shape=(c, h, w), suffix=".nchw")
+    b.sequence = True
+    return reshaped(b, node, y, torch_shape, suffix=".ncl") if len(torch_shape) == 2 else y
+
+
+def image_again(b: Any, node: Any, x: Act, want: tuple[int, ...]) -> Act | None:
+    """A convolution reading (batch, C, H, W) in an image model gone to sequence mode by
+    ``from_image`` (MobileViT's folding of patches back into a feature map): the per-sample
+    (C, H, W) permuted to the image ``want`` (H, W, C) (a data move); the model goes on in
+    image mode. None for any other tensor."""
+    if b.layout is not None or not b.sequence or len(want) != 3 \
+            or b.shapes[x.name] != (want[2], want[0], want[1]) \
+            or digit(b, node.args[0]) != (0, 1):
+        return None
+    b.sequence, b.left_sequence = False, True
+    return b.add(node, "permute", (x.name,), {"perm": (1, 2, 0)}, shape=want, suffix=".nhwc")
+
+
+def torch_layout(b: Any, node: Any, y: Act) -> Act:
+    """A convolution's output ``y`` in sequence mode (Wav2Vec2's positional conv of its
+    sequence's (N, C, T) view) is the image (1, L, C) or (H, W, C): permuted to torch's (C, L)
+    / (C, H, W) (a data move), the layout the sequence-mode ops after it read."""
+    shape = b.shapes[y.name]
+    if len(_shape(node)) == 3:
+        y = reshaped(b, node, y, shape[1:], suffix=".rows")
+    perm = (1, 0) if len(_shape(node)) == 3 else (2, 0, 1)
+    return b.add(node, "permute", (y.name,), {"perm": perm}, shape=_shape(node)[1:],
+                 suffix=".torch")
 
 
 def _dims(node: Any, args: list) -> list[int]:

@@ -27,7 +27,7 @@ import numpy as np
 from qasic.errors import ConfigError
 from qasic.quant import intops
 from qasic.quant.fgraph import FGraph, FNode
-from qasic.quant.fixedpoint import quantize_multipliers
+from qasic.quant.fixedpoint import MAX_SHIFT, quantize_multipliers
 from qasic.quant.graph import QNode, TensorQ
 
 BIAS_BITS = 54   # |norm bias| < 2^54: t + bias inside requantize's exact range (< 2^55)
@@ -79,7 +79,11 @@ def norm(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ], config: Any
     low = max(float(np.abs(beta).max(initial=0.0)) * unit / (root * 2.0 ** BIAS_BITS),
               2.0 ** (intops.NORM_FRAC_BITS - MIN_MULTIPLIER_BITS) * out.unit / root)
     g = np.where(np.abs(gamma) < low, np.where(gamma < 0, -low, low), gamma)
-    m = g * root / (unit * out.unit)
+    # an output calibrated at zero (a LayerNorm of an all-zero input, as in random-weight
+    # MobileViT) has a vanishing unit: the multiplier is capped at the largest one, where any
+    # nonzero value saturates as it would at the exact one
+    cap = 2.0 ** (MAX_SHIFT - 1)
+    m = np.clip(g * root / (unit * out.unit), -cap, cap)
     params = _multiplier(m)
     params["bias"] = np.rint(beta / (out.unit * m)).astype(np.int64)
     center = bool(node.attrs.get("center", True))

@@ -165,10 +165,24 @@ class OtherPermute(nn.Module):
         return torch.nn.functional.layer_norm(x.permute(0, 3, 2, 1), (3,))
 
 
-def test_a_permute_other_than_channels_last_is_refused_in_one_line():
+def test_a_permute_other_than_channels_last_moves_data_and_one_of_the_batch_is_refused():
+    """(N, W, H, C) is not the memory's order: the image is permuted to torch's (C, H, W) and
+    then to (W, H, C), two data moves, in sequence mode; a permute of the batch axis refused."""
+    x = _images(2, 8)
+    graph = capture(OtherPermute().eval(), torch.from_numpy(x[:1]))
+    assert [(n.op, n.attrs.get("perm")) for n in graph.nodes] == [
+        ("permute", (2, 0, 1)), ("permute", (2, 1, 0)), ("norm", None)]
+    want = torch_out(OtherPermute().eval(), x)
+    np.testing.assert_allclose(run_float(graph, graph.to_internal(x)), want, atol=1e-4)
+
+    class BatchPermute(nn.Module):
+        def forward(self, x):
+            return x.permute(1, 0, 2, 3)
+
     with pytest.raises(UnsupportedOpError) as e:
-        capture(OtherPermute().eval(), torch.from_numpy(_images(2, 8)))
-    assert "permute [0, 3, 2, 1]" in str(e.value) and "\n" not in str(e.value)
+        capture(BatchPermute().eval(), torch.from_numpy(x))
+    assert "permute [1, 0, 2, 3] moves the batch axis" in str(e.value)
+    assert "\n" not in str(e.value)
 
 
 class EndsChannelsLast(nn.Module):

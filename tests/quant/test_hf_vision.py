@@ -121,3 +121,31 @@ def test_levit_batch_norms_of_linears_fold_and_it_runs_bit_exact():
     r = qasic.evaluate(model, x, calibration=x)
     # random init leaves outputs of ~1e-8 (the survey's output_absmax): a weak cosine check
     assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]               # 0.9981
+
+
+def test_mobilevit_unfolds_and_folds_its_patches_by_permutes_and_runs_bit_exact():
+    """MobileViT views each feature map as (batch * C * h, 2, w, 2), transposes it into
+    (batch * 4, patches, C) for its transformer and folds it back for a 1x1 conv: the image
+    permuted to torch's (C, H, W), per-sample permutes in sequence mode, and permuted back at
+    the conv; its last stage's 1x1 map is resized to one 2x2 patch and back (a bilinear
+    halving: an avgpool2d of 2). HF's init leaves the output at exactly 0, so convs and
+    linears are drawn at unit gain here."""
+    torch.manual_seed(0)
+    config = transformers.MobileViTConfig(image_size=32, patch_size=2, hidden_sizes=[16, 24, 32],
+                                          neck_hidden_sizes=[8, 8, 16, 16, 24, 32, 64],
+                                          num_attention_heads=2, mlp_ratio=2.0)
+    model = transformers.MobileViTModel(config, expand_output=False).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight)
+            elif isinstance(m, nn.BatchNorm2d):
+                m.weight.fill_(1.0)
+            elif isinstance(m, nn.Linear):
+                m.weight.normal_(0.0, m.in_features ** -0.5)
+    x = _images(2)
+    g = capture(Hidden(model), torch.from_numpy(x[:1]))
+    perms = [n.attrs["perm"] for n in g.nodes if n.op == "permute"]
+    assert perms.count((2, 0, 1)) == perms.count((1, 2, 0)) == 3  # into and out of 3 blocks
+    r = qasic.evaluate(Hidden(model), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.995, r["cosine"]  # 0.99698

@@ -50,7 +50,22 @@ CASES = {
     "avgpool_pad": (nn.AvgPool2d(3, 2, padding=1), (2, 3, 8, 8), ["avgpool2d"]),
     "avgpool_override": (nn.AvgPool2d(3, 2, padding=1, ceil_mode=True, divisor_override=5),
                          (2, 3, 8, 8), ["avgpool2d"]),
+    # a divisor per window: the interior-divisor pool times a per-position constant
+    "avgpool_exclude_pad": (nn.AvgPool2d(3, 2, padding=1, count_include_pad=False),
+                            (2, 3, 8, 8), ["avgpool2d", "constant", "mul"]),
+    "avgpool_ceil": (nn.AvgPool2d(3, 2, ceil_mode=True), (2, 3, 8, 8),
+                     ["avgpool2d", "constant", "mul"]),
+    "avgpool_rect_both": (nn.AvgPool2d((3, 2), (2, 3), padding=1, ceil_mode=True,
+                                       count_include_pad=False), (2, 3, 9, 10),
+                          ["avgpool2d", "constant", "mul"]),
+    "avgpool1d_both": (nn.AvgPool1d(3, 2, padding=1, ceil_mode=True, count_include_pad=False),
+                       (2, 3, 10), ["avgpool2d", "constant", "mul"]),
+    "poolformer_mixer": (Fn(lambda x: F.avg_pool2d(x, 3, 1, 1, count_include_pad=False) - x),
+                         (2, 3, 7, 6), ["avgpool2d", "constant", "mul", "lut", "add"]),
     "adaptive": (nn.AdaptiveAvgPool2d((2, 4)), (2, 3, 8, 8), ["avgpool2d"]),
+    # PoolFormer's layer scale: the per-channel constant first, a depthwise 1x1 conv
+    "channel_scale_first": (Fn(lambda x: torch.tensor([0.5, -1.0, 2.0])[:, None, None] * x),
+                            (2, 3, 4, 4), ["conv2d"]),
     "gap": (nn.AdaptiveAvgPool2d(1), (2, 3, 8, 8), ["avgpool2d"]),
     "mean": (Fn(lambda x: x.mean((2, 3))), (2, 3, 5, 4), ["avgpool2d", "reshape"]),
     "mean_keepdim": (Fn(lambda x: x.mean((-1, -2), keepdim=True)), (2, 3, 5, 4), ["avgpool2d"]),
@@ -156,6 +171,24 @@ def test_pool_and_clamp_attrs():
     assert g.nodes[0].attrs == {"fn": "hardtanh", "fn_args": {"min_val": -2.0, "max_val": 3.0}}
 
 
+def test_poolformer_pool_divides_border_pixels_by_their_window():
+    # AvgPool2d(3, 1, 1, count_include_pad=False) on 4x5: corners average 4 pixels, edges 6
+    g = capture(nn.AvgPool2d(3, 1, 1, count_include_pad=False).eval(), torch.zeros(1, 2, 4, 5))
+    pool, const, mul = g.nodes
+    assert pool.attrs["divisor"] == 9 and mul.inputs == (pool.output, const.output)
+    want = np.full((4, 5), 1.0)
+    want[[0, -1], :] = want[:, [0, -1]] = 9 / 6
+    want[[0, 0, -1, -1], [0, -1, 0, -1]] = 9 / 4
+    np.testing.assert_allclose(const.params["value"], np.repeat(want[..., None], 2, -1))
+
+
+def test_sub_of_two_activations_adds_a_negating_table():
+    g = capture(Fn(lambda x: torch.tanh(x) - x).eval(), torch.zeros(1, 3, 4, 4))
+    tanh, neg, add = g.nodes
+    assert neg.inputs == ("input",) and neg.attrs["fn_args"] == {"scale": -1.0, "offset": 0.0}
+    assert add.op == "add" and add.inputs == (tanh.output, neg.output)
+
+
 def test_gelu_and_leaky_relu_carry_their_arguments():
     g = capture(nn.Sequential(nn.GELU("tanh"), nn.LeakyReLU(0.3)).eval(), torch.zeros(1, 4))
     assert [dict(n.attrs) for n in g.nodes] == [
@@ -183,16 +216,14 @@ def test_concat_of_requantizers_needs_no_requant_nodes():
 
 
 @pytest.mark.parametrize("model, shape, reason", [
-    (nn.AvgPool2d(3, 2, padding=1, count_include_pad=False), (1, 1, 8, 8), "divisor changes"),
-    (nn.AvgPool2d(3, 2, ceil_mode=True), (1, 1, 8, 8), "divisor changes"),
     (nn.AdaptiveAvgPool2d(3), (1, 1, 8, 8), "multiple of the output size"),
     (nn.Upsample(scale_factor=3, mode="bilinear"), (1, 1, 4, 4), "only scale 2"),
     (nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True), (1, 1, 4, 4),
      "align_corners=False"),
-    (Fn(lambda x: x.permute(0, 3, 2, 1)), (1, 2, 4, 4), "permute"),  # (0, 2, 3, 1): NHWC
-    (Fn(lambda x: x.view(1, 4, 8)), (1, 2, 4, 4), "reshape to"),
+    (Fn(lambda x: x.permute(1, 0, 2, 3)), (1, 2, 4, 4), "moves the batch axis"),
+    # a vector viewed as a (4, 8) image-like tensor would read it as (8, 4) channels-last
+    (Fn(lambda x: x.flatten(1).view(1, 4, 8)), (1, 2, 4, 4), "reshape to"),
     (Fn(lambda x: torch.cat([x, x], 2)), (1, 2, 4, 4), "only along channels"),
-    (Fn(lambda x: x - torch.relu(x)), (1, 4), "sub of two activations"),
     (Fn(lambda x: x * torch.arange(16.0).view(1, 1, 4, 4)), (1, 1, 4, 4),
      "non-scalar constant"),  # per pixel (a per-channel constant folds)
     (Fn(lambda x: x.mean(1)), (1, 2, 4, 4), "only over all spatial"),

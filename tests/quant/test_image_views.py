@@ -1,0 +1,83 @@
+"""Views and permutes that reorder an image's memory (MobileViT's unfolding of a feature map into
+patches and its folding back): the image is permuted to torch's (C, H, W), the chain runs as
+per-sample reshapes and permutes in sequence mode, and a convolution, pool or upsample reading
+the result permutes it back to (H, W, C); the golden reference follows torch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qasic.quant import capture
+from tests.quant.opcheck import float_matches, reference_cosine
+
+
+class Patches(nn.Module):
+    """conv -> unfold into (batch * ph * pw, patches, C) -> LayerNorm + linear residual ->
+    fold back -> 1x1 conv, joined to the conv's output along channels (MobileViT's block)."""
+
+    def __init__(self, c: int = 8, ph: int = 2, pw: int = 2, tail: str = "conv"):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.proj = nn.Conv2d(3, c, 3, padding=1), nn.Conv2d(c, c, 1)
+        self.ln, self.fc = nn.LayerNorm(c), nn.Linear(c, c)
+        self.ph, self.pw, self.tail = ph, pw, tail
+
+    def forward(self, x):
+        f = self.conv(x)
+        b, c, h, w = f.shape
+        ph, pw, nh, nw = self.ph, self.pw, h // self.ph, w // self.pw
+        p = f.reshape(b * c * nh, ph, nw, pw).transpose(1, 2).reshape(b, c, nh * nw, ph * pw)
+        p = p.transpose(1, 3).reshape(b * ph * pw, nh * nw, c)
+        p = p + self.fc(self.ln(p))
+        g = p.contiguous().view(b, ph * pw, nh * nw, c).transpose(1, 3)
+        g = g.reshape(b * c * nh, nw, ph, pw).transpose(1, 2).reshape(b, c, h, w)
+        if self.tail == "pool":
+            return F.max_pool2d(g, 2)
+        return torch.cat([f, self.proj(g)], 1)
+
+
+def _x(n: int = 8, h: int = 8, w: int = 6) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((n, 3, h, w)).astype(np.float32)
+
+
+def test_unfold_and_fold_are_permutes_into_and_out_of_torch_layout():
+    g = float_matches(Patches(), _x(2))
+    perms = [(n.attrs["perm"], g.shapes[n.output]) for n in g.nodes if n.op == "permute"]
+    assert perms == [((2, 0, 1), (8, 8, 6)),        # the image to torch's (C, H, W)
+                     ((0, 2, 1, 3), (32, 3, 2, 2)),  # (C h, ph, w, pw) -> (C h, w, ph, pw)
+                     ((2, 1, 0), (4, 12, 8)),        # (C, patches, 4) -> (4, patches, C)
+                     ((2, 1, 0), (8, 12, 4)),
+                     ((0, 2, 1, 3), (32, 2, 3, 2)),
+                     ((1, 2, 0), (8, 6, 8))]         # back to the image the 1x1 conv reads
+    assert [n.op for n in g.nodes][-3:] == ["conv2d", "lut", "concat"]
+
+
+@pytest.mark.parametrize("tail, patch", [("conv", (2, 2)), ("conv", (4, 3)), ("pool", (2, 3))])
+def test_the_reference_follows_torch_through_the_patches(tail, patch):
+    module, x = Patches(ph=patch[0], pw=patch[1], tail=tail).eval(), _x(h=8, w=12)
+    float_matches(module, x)
+    assert reference_cosine(module, x, 8) > 0.999  # the integer LayerNorm: not fake-quant
+
+
+def test_a_square_map_with_as_many_channels_is_still_permuted_back():
+    # (C, H, W) == (H, W, C) when C == H == W: the layout, not the shape, decides
+    class Square(Patches):
+        def __init__(self):
+            super().__init__(c=8)
+            self.conv = nn.Conv2d(3, 8, 3, padding=1)
+
+    g = float_matches(Square(), _x(2, 8, 8))
+    assert [n.attrs["perm"] for n in g.nodes if n.op == "permute"][-1] == (1, 2, 0)
+
+
+def test_a_bilinear_halving_is_an_average_of_two():
+    for size, kernel in (((2, 3), (2, 2)), ((4, 3), (1, 2))):
+        m = nn.Upsample(size=size, mode="bilinear")
+        g = float_matches(m, _x(2, 4, 6))
+        assert [(n.op, n.attrs["kernel"]) for n in g.nodes] == [("avgpool2d", kernel)]
+    with pytest.raises(Exception, match="only integer scale factors"):
+        capture(nn.Upsample(size=(3, 3), mode="bilinear").eval(), torch.zeros(1, 3, 4, 6))

@@ -1,0 +1,104 @@
+"""A convolution over a sequence's positions (Wav2Vec2's positional conv embedding: the (N, T, C)
+sequence transposed to (N, C, T), a grouped conv1d with padding, an even kernel's extra output
+sliced off, GELU, transposed back and added): the transpose in is the 1-D image (1, T, C)
+already (no node), the conv's output is permuted to torch's (C, T) for the sequence-mode ops
+after it; the golden reference follows torch and the program runs bit-exact. Likewise the
+convolutions of a token model (sequence mode from its input)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qasic.evaluation import evaluate
+from qasic.quant import capture, reference, run_float
+from qasic.quant.evaluate import cosine
+from tests.quant.opcheck import quantized, torch_out
+
+
+class PosConv(nn.Module):
+    """conv1d front end (N, 3, L) -> (N, T, C) sequence -> LayerNorm, linear -> + GELU of a
+    grouped positional conv1d (even kernel, padding k // 2, last position dropped) -> LayerNorm."""
+
+    def __init__(self, c: int = 16, k: int = 4, groups: int = 2):
+        super().__init__()
+        torch.manual_seed(0)
+        self.front = nn.Conv1d(3, c, 3, stride=2)
+        self.ln1, self.ln2 = nn.LayerNorm(c), nn.LayerNorm(c)
+        self.fc = nn.Linear(c, c)
+        self.pos = nn.Conv1d(c, c, k, padding=k // 2, groups=groups)
+        self.k = k
+
+    def forward(self, x):
+        h = self.fc(self.ln1(self.front(x).transpose(1, 2)))
+        p = self.pos(h.transpose(1, 2))
+        if self.k % 2 == 0:
+            p = p[:, :, :-1]
+        return self.ln2(h + F.gelu(p).transpose(1, 2))
+
+
+def _x(n: int = 8, length: int = 21) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((n, 3, length)).astype(np.float32)
+
+
+def float_matches(module: nn.Module, x: np.ndarray):
+    """The captured graph's float run equals torch (its output a sequence in torch's layout)."""
+    graph = capture(module.eval(), torch.from_numpy(x[:1]))
+    got = run_float(graph, graph.to_internal(x))
+    np.testing.assert_allclose(got, torch_out(module, x), rtol=1e-4, atol=1e-4)
+    return graph
+
+
+def test_the_positional_conv_reads_the_sequence_as_its_image_and_writes_torch_layout():
+    g = float_matches(PosConv(), _x(2))
+    conv = next(n for n in g.nodes if n.name == "pos")
+    assert g.shapes[conv.inputs[0]] == (1, 10, 16) and g.shapes[conv.output] == (1, 11, 16)
+    assert conv.attrs["groups"] == 2 and conv.attrs["padding"] == (0, 2, 0, 2)
+    perms = [(n.attrs["perm"], g.shapes[n.output]) for n in g.nodes if n.op == "permute"]
+    assert perms == [((1, 0), (16, 11)), ((1, 0), (10, 16))]  # out of the conv, and back
+
+
+def test_odd_kernels_and_the_reference_follow_torch():
+    for k in (3, 4):
+        module, x = PosConv(k=k).eval(), _x()
+        float_matches(module, x)
+        g = quantized(module, x)
+        got = g.dequantize_output(reference.run(g, g.quantize_input(x)))
+        assert cosine(got, torch_out(module, x)) > 0.999, k
+
+
+def test_the_positional_conv_runs_bit_exact():
+    x = _x(2)
+    record = evaluate(PosConv().eval(), x, calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]
+
+
+class TokenConvs(nn.Module):
+    """A token model with convolutions: embeddings viewed as a 4x4 image (N, H, W, C) permuted
+    to (N, C, H, W) for a conv2d, flattened back to tokens; and a grouped conv1d over the
+    (N, C, T) transpose of the embeddings."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = nn.Embedding(50, 8)
+        self.conv, self.pos = nn.Conv2d(8, 8, 3, padding=1), nn.Conv1d(8, 8, 3, padding=1, groups=2)
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, ids):
+        e = self.emb(ids)
+        y = self.conv(e.view(-1, 4, 4, 8).permute(0, 3, 1, 2)).flatten(2).transpose(1, 2)
+        return self.fc(y + self.pos(e.transpose(1, 2)).transpose(1, 2))
+
+
+def test_convolutions_in_a_token_model_write_torch_layout_and_run_bit_exact():
+    """Before, the conv2d's output (H, W, C) was labeled torch's (C, H, W) and the program's
+    geometry check failed ('output 8x4 does not match'); the conv1d was refused."""
+    ids = torch.from_numpy(np.random.default_rng(0).integers(0, 50, (4, 16)))
+    g = capture(TokenConvs().eval(), ids[:1])
+    convs = [n for n in g.nodes if n.op == "conv2d"]
+    assert [g.shapes[n.output] for n in convs] == [(4, 4, 8), (1, 16, 8)]
+    record = evaluate(TokenConvs().eval(), ids, calibration=ids)
+    assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]  # 0.99990
