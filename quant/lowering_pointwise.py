@@ -340,10 +340,14 @@ def stack(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     -1).flatten(-2)``: the flatten undoes the view)."""
     rank = node.meta["val"].dim()
     dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
-    parts = _column_parts(list(args[0])) if dim == rank - 1 else None
+    if dim != rank - 1:
+        b.fail(node, f"a stack along dim {dim} of a rank-{rank} result; only along a new last "
+                     "axis")
+    parts = _column_parts(list(args[0]))
     if parts is None:
-        b.fail(node, f"a stack along dim {dim} of a rank-{rank} result; only of slices and "
-                     "negations of one activation's last axis, along a new last axis")
+        b.fail(node, "a stack whose pieces are not slices or negations of the last axis of one "
+                     "activation that no linear made (e.g. of a slice of a linear's output "
+                     "features, CodeGen's partial rotary dims); only such pieces")
     src, mats = parts
     interleaved = np.stack(mats, axis=-1).reshape(mats[0].shape[0], -1)
     y = _columns(b, Columns(src, interleaved, node))

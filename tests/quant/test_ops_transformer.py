@@ -421,6 +421,8 @@ REFUSED = {
     "select_batch": (Fn(lambda x: F.layer_norm(x, (D,))[0]), "the batch axis"),
     "stack_positions": (Fn(lambda x: torch.stack((F.layer_norm(x, (D,)), x), 1)),
                         "a stack along dim 1"),
+    "stack_of_two_tensors": (Fn(lambda x: torch.stack((F.layer_norm(x, (D,)), torch.tanh(x)),
+                                                      -1).flatten(-2)), "pieces are not"),
 }
 
 
