@@ -2,6 +2,7 @@
 
     python -m benchmarks.minilm_error_study --out benchmarks/results [--reference]
     python -m benchmarks.minilm_error_study --out benchmarks/results --per-token
+    python -m benchmarks.minilm_error_study --out benchmarks/results --mx
 
 Fake-quant runs (``run_float`` with the activation encodings of ``quantize_graph`` and the
 weights at their max-abs per-channel INT8 values) of all-MiniLM-L6-v2 on its 256 test sentences,
@@ -39,6 +40,9 @@ output, so that the requantization could apply it:
 - P·V's V: one per channel over the keys (a column of V). V's rows lie on the contraction axis,
   so a per-token V scale cannot be applied after the GEMM (``V per token`` measures it anyway);
 - ``row rescale only``: K and V keep the recipe's static per-tensor FP8 encodings.
+``--mx`` runs only the block-scaled points (OCP Microscaling v1.0, MXINT8 and MXFP8 E4M3: 32
+values along each GEMM operand's contraction axis share a power-of-two scale computed at run
+time; 2 minutes) and merges them the same way (with ``--per-token``, both sets).
 The reshape/permute chain from a producer to the tensor a GEMM reads stays exact (the producer
 would write the GEMM's codes). The other tensors keep the recipe's encodings.
 """
@@ -112,6 +116,9 @@ def per_row(kind: str, axis: int = -1, channel: np.ndarray | None = None):
         inner = per_row(kind, axis)
         return lambda y: inner(y / channel) * channel
 
+    if kind in MX_ELEMENT:
+        return mx_block(kind, axis)
+
     def q(y: np.ndarray) -> np.ndarray:
         if kind == "int8_asym":
             lo = np.minimum(y.min(axis=axis, keepdims=True), 0)
@@ -125,6 +132,35 @@ def per_row(kind: str, axis: int = -1, channel: np.ndarray | None = None):
             return np.clip(np.floor(y / s + 0.5), -127, 127) * s
         s = np.where(a > 0, a, 1.0) / 448
         return decode_levels(encode_values(y / s, "fp8_e4m3"), "fp8_e4m3") * lsb("fp8_e4m3") * s
+    return q
+
+
+# OCP Microscaling v1.0: 32 consecutive elements along the contraction axis share a power-of-two
+# scale 2^(floor(log2(block absmax)) - emax_elem); MXINT8's element is a two's-complement 1.6
+# fixed point (emax_elem 0, saturating at +-127/64), MXFP8's an E4M3 (emax_elem 8)
+MX_ELEMENT = {"mxint8": 0, "mxfp8": 8}
+MX_BLOCK = 32
+
+
+def mx_block(kind: str, axis: int):
+    """Fake-quantizer with one shared power-of-two scale per MX_BLOCK elements along ``axis``
+    (the GEMM's contraction axis, so each block's scale multiplies one block of the dot
+    product), computed at run time from the block's absmax; the last block of an axis that is
+    not a multiple of MX_BLOCK is shorter (zero padding)."""
+    from qasic.quant.actformat import decode_levels, encode_values, lsb
+
+    def q(y: np.ndarray) -> np.ndarray:
+        m = np.moveaxis(np.asarray(y, np.float64), axis, -1)
+        n = m.shape[-1]
+        m = np.pad(m, [(0, 0)] * (m.ndim - 1) + [(0, -n % MX_BLOCK)])
+        b = m.reshape(*m.shape[:-1], -1, MX_BLOCK)
+        a = np.abs(b).max(axis=-1, keepdims=True)
+        s = 2.0 ** (np.floor(np.log2(np.where(a > 0, a, 1.0))) - MX_ELEMENT[kind])
+        if kind == "mxint8":
+            r = np.clip(np.floor(b / s * 64 + 0.5), -127, 127) / 64 * s
+        else:
+            r = decode_levels(encode_values(b / s, "fp8_e4m3"), "fp8_e4m3") * lsb("fp8_e4m3") * s
+        return np.moveaxis(r.reshape(m.shape)[..., :n], -1, axis)
     return q
 
 
@@ -192,8 +228,21 @@ PER_TOKEN_POINTS = (
                        (", non-GEMM inputs and weights exact", "both"))),
 )
 
+# block-scaled 8-bit GEMM inputs (OCP MX), every operand blocked along its contraction axis
+# (V along the keys); the other tensors keep the recipe's encodings
+MX_POINTS = (
+    ("MXINT8, all GEMM inputs", dict.fromkeys(ALL, "mxint8"), {}, ""),
+    ("MXINT8, all GEMM inputs, non-GEMM inputs exact", dict.fromkeys(ALL, "mxint8"), {},
+     "non-GEMM"),
+    ("MXINT8, all GEMM inputs, non-GEMM inputs and weights exact", dict.fromkeys(ALL, "mxint8"),
+     {}, "both"),
+    ("MXFP8 E4M3, all GEMM inputs", dict.fromkeys(ALL, "mxfp8"), {}, ""),
+    ("MXFP8 E4M3, all GEMM inputs, non-GEMM inputs exact", dict.fromkeys(ALL, "mxfp8"), {},
+     "non-GEMM"),
+)
 
-def study(reference: bool, log=print, per_token: bool = False) -> dict:
+
+def study(reference: bool, log=print, per_token: bool = False, mx: bool = False) -> dict:
     from qasic.models import get_model
     from qasic.models.minilm import embed, retrieval_agreement
     from qasic.quant import QuantConfig, capture
@@ -222,7 +271,8 @@ def study(reference: bool, log=print, per_token: bool = False) -> dict:
         log(f"{name} ({kind}): cosine {result['embedding_cosine']:.5f}, "
             f"agreement {100 * result['retrieval_agreement']:.1f} %")
 
-    graphs = (("recipe", base),) if per_token else (("recipe", base),
+    dynamic = per_token or mx
+    graphs = (("recipe", base),) if dynamic else (("recipe", base),
                                                     ("gamma migration", migrate_gamma(base)))
     for name, graph in graphs:
         if name != "recipe":
@@ -236,7 +286,7 @@ def study(reference: bool, log=print, per_token: bool = False) -> dict:
                 weighted = with_params(weighted, n.name, quantized_params(n, 8, "minmax", enc))
         if name == "recipe":
             recipe = (graph, weighted, enc)
-            if per_token:  # its point is in the JSON already
+            if dynamic:  # its point is in the JSON already
                 break
         point(name, "fake-quant", score(run_float(weighted, graph.to_internal(x),
                                                   activations=enc)))
@@ -263,16 +313,17 @@ def study(reference: bool, log=print, per_token: bool = False) -> dict:
 
     non_gemm = {*cats["embedding"], *cats["constant"], *cats["linear -> add"],
                 *cats["matmul -> softmax"]}
-    if per_token:
+    if dynamic:
+        points = (PER_TOKEN_POINTS if per_token else ()) + (MX_POINTS if mx else ())
         ops = gemm_operands(graph)
         log("GEMM operands: " + ", ".join(f"{r} {sum(v[0] == r for v in ops.values())}"
                                           for r in ALL))
         eq = {a for a, (r, _) in ops.items() if any(k.get(r, "").endswith("+eq")
-                                                        for _, k, _, _ in PER_TOKEN_POINTS)}
+                                                        for _, k, _, _ in points)}
         calib = run_float(graph, graph.to_internal(t.calibration), keep=True) if eq else {}
         eq = {a: np.abs(calib[a]).reshape(-1, calib[a].shape[-1]).max(axis=0) for a in eq}
         del calib
-        for name, kinds, axes, exact in PER_TOKEN_POINTS:
+        for name, kinds, axes, exact in points:
             chosen = {a: (kinds[r], axes.get(r, ax)) for a, (r, ax) in ops.items() if r in kinds}
             keep = {u for a in chosen for u in upstream(graph, a)}
             custom = {a: per_row(k.removesuffix("+eq"), ax, eq[a] if k.endswith("+eq") else None)
@@ -312,13 +363,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="also score the recipe and gamma migration on the golden reference")
     p.add_argument("--per-token", action="store_true",
                    help="run only the per-token points; merge them into the JSON in --out")
+    p.add_argument("--mx", action="store_true",
+                   help="run only the MX block-scaled points (with --per-token: both); merge "
+                        "them into the JSON in --out")
     args = p.parse_args(argv)
     t0 = time.time()
-    doc = study(args.reference, lambda m: print(m, flush=True), args.per_token)
+    doc = study(args.reference, lambda m: print(m, flush=True), args.per_token, args.mx)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     old = out / "minilm_error_study.json"
-    if args.per_token and old.exists():
+    if (args.per_token or args.mx) and old.exists():
         new = {(r["point"], r["mode"]) for r in doc["records"]}
         doc["records"] = [r for r in json.loads(old.read_text())["records"]
                           if (r["point"], r["mode"]) not in new] + doc["records"]

@@ -1,6 +1,6 @@
 """benchmarks/minilm_error_study.py: gamma migration is exact in float and moves only the norms
 that linears alone read; the per-channel INT8 fake-quantizer; the per-token fake-quantizers and
-the axis each GEMM operand's dynamic scale reduces over."""
+the axis each GEMM operand's dynamic scale reduces over; the MX block-scaled fake-quantizers."""
 
 import numpy as np
 import torch
@@ -9,6 +9,7 @@ from benchmarks.minilm_error_study import (
     categories,
     gemm_operands,
     migrate_gamma,
+    mx_block,
     per_channel_int8,
     per_row,
     upstream,
@@ -92,3 +93,22 @@ def test_gemm_operands_scale_along_the_contraction_axis():
         if n.op == "matmul":
             a, b = (ops[i] for i in n.inputs)
             assert a[1] == -1 and b == (("K", -1) if n.attrs.get("transpose_b") else ("V", -2))
+
+
+def test_mx_blocks_share_a_power_of_two_scale_along_the_contraction_axis():
+    rng = np.random.default_rng(2)
+    v = rng.standard_normal((3, 70))  # blocks 0..31, 32..63 and a short one, 64..69
+    v[0, 40] = 1000.0  # one outlier coarsens its own block only
+    q = mx_block("mxint8", -1)(v)
+    for lo, hi in ((0, 32), (32, 64), (64, 70)):
+        b = v[:, lo:hi]
+        step = 2.0 ** np.floor(np.log2(np.abs(b).max(axis=1, keepdims=True))) / 64
+        assert np.all(np.abs(q[:, lo:hi] - b) <= step / 2 * (1 + 1e-12))
+        assert np.all(np.abs(np.round(q[:, lo:hi] / step) - q[:, lo:hi] / step) < 1e-9)
+    assert np.abs(q[0, :32] - v[0, :32]).max() < 0.05  # untouched by the outlier at 40
+    assert np.abs(q[0, 32:64] - v[0, 32:64]).max() > 1.0
+    np.testing.assert_array_equal(mx_block("mxint8", -2)(v.T), q.T)  # blocks along axis -2
+    f = mx_block("mxfp8", -1)(v)
+    a = np.abs(v[:, :32]).max(axis=1, keepdims=True)
+    assert np.all(np.abs(f[:, :32] - v[:, :32]) <= np.abs(v[:, :32]) / 16 + a * 2.0**-15)
+    assert not mx_block("mxint8", -1)(np.zeros((2, 5))).any()
