@@ -455,17 +455,27 @@ def cmd_generate(args) -> int:
 
     arch = _arch(args)
     _check_policy_args(args)
+    prompt = args.prompt if args.prompt_ids is None else _ids(args.prompt_ids)
     trained = _trained(args)
-    check_request(trained, args.prompt, args.tokens)  # before minutes of quantization
+    check_request(trained, prompt, args.tokens, args.tokenizer)  # before minutes of quantizing
     _progress(f"quantizing {trained.name}")
     _, full = _quantized(args, trained)
-    record = generate_quantized(trained, full, args.prompt, args.tokens, arch=arch,
-                                progress=_progress)
+    record = generate_quantized(trained, full, prompt, args.tokens, arch=arch,
+                                tokenizer=args.tokenizer, progress=_progress)
     if args.json:
         _emit("generate", record)
     else:
         print(summary(record))
     return 0
+
+
+def _ids(text: str) -> list[int]:
+    """--prompt-ids 15496,11,995 -> [15496, 11, 995]."""
+    try:
+        return [int(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise InputError(f"--prompt-ids {text!r} must be token ids separated by commas, "
+                         "e.g. 15496,11,995") from None
 
 
 def cmd_sweep(args) -> int:
@@ -697,7 +707,15 @@ def build_parser() -> argparse.ArgumentParser:
     policy_args(sp)
     arch_arg(sp)
     sp.set_defaults(model="tiny_gpt")
-    sp.add_argument("--prompt", required=True, help="the text to continue")
+    given = sp.add_mutually_exclusive_group(required=True)
+    given.add_argument("--prompt", help="the text to continue")
+    given.add_argument("--prompt-ids", metavar="IDS",
+                       help="the prompt as token ids, e.g. 15496,11,995 (a model without a "
+                            "tokenizer)")
+    sp.add_argument("--tokenizer", metavar="bytes|DIR",
+                    help="how --prompt becomes ids: bytes (UTF-8, ids 0..255) or a directory "
+                         "with a transformers tokenizer (save_pretrained); default: bytes for a "
+                         "model of 256 ids (tiny_gpt)")
     sp.add_argument("--tokens", type=int, default=32, help="tokens to generate")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_generate)

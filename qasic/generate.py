@@ -1,16 +1,22 @@
 """``generate``: greedy text generation on the simulated accelerator, with a KV cache in DRAM.
 
-The quantized model (``full``, its QGraph over all C positions) is cut into two programs
-(qasic.quant.decode): a prefill over the P prompt tokens, which also writes every layer's keys
-and values into the KV caches (``state`` regions: DRAM that keeps its bytes between runs), and a
-decode step that takes (token id, position p), appends its K and V rows at row p (SCATTER) and
-attends over the cache (keys after p masked). The session runs the prefill once, then one
-decode step per new token on the same DRAM.
+Any causal language model runs: the built-in ``tiny_gpt``, or a user model
+(``path/file.py:factory`` or a ``.pt2``) that takes int64 token ids (1, C) and returns logits
+(1, C, vocab), such as a ``transformers`` GPT-2 built from a config. The quantized model
+(``full``, its QGraph over all C positions) is cut into two programs (qasic.quant.decode): a
+prefill over the P prompt tokens, which also writes every layer's keys and values into the KV
+caches (``state`` regions: DRAM that keeps its bytes between runs), and a decode step that takes
+(token id, position p), appends its K and V rows at row p (SCATTER) and attends over the cache
+(keys after p masked). The session runs the prefill once, then one decode step per new token on
+the same DRAM.
+
+The prompt is text, encoded by a ``Tokenizer``: UTF-8 bytes for a model of 256 ids (tiny_gpt's),
+or a ``transformers`` tokenizer saved in a local directory (``tokenizer_for``); or token ids.
 
 The golden reference is the full model itself: the greedy token after t tokens is the argmax of
 ``reference.run(full, ...)`` at position t - 1 (the sequence right-padded to C: causal attention
 makes the padding irrelevant). ``matches_reference`` holds when every generated token and every
-step's logit codes equal the reference's.
+step's logit codes equal the reference's. The float model's tokens come the same way.
 
 Costs are per program and data-independent: ``prefill_cycles``, ``decode_cycles_per_token``,
 ``energy_pj_per_token`` (the decode step's breakdown), ``kv_cache_bytes`` (the caches' DRAM) and
@@ -21,7 +27,9 @@ the cycles and DRAM bytes of a step do not shrink with p (one program serves eve
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,43 +38,95 @@ from qasic.api import ArchLike, as_arch
 from qasic.errors import ConfigError, InputError
 
 Progress = Callable[[str], None]
+Prompt = str | Sequence[int]
 
 
-def generate(model: Any = "tiny_gpt", prompt: str = "", tokens: int = 16, *,
-             config: Any = None, arch: ArchLike = "default",
+@dataclass(frozen=True)
+class Tokenizer:
+    """Text <-> token ids for a prompt and the generated tokens."""
+
+    name: str
+    encode: Callable[[str], np.ndarray]
+    decode: Callable[[Sequence[int]], str]
+
+
+def byte_tokenizer() -> Tokenizer:
+    """UTF-8 bytes as ids 0..255 (tiny_gpt's)."""
+    from qasic.models.tiny_gpt import decode, encode
+
+    return Tokenizer("bytes", encode, decode)
+
+
+def tokenizer_for(spec: str | None, vocab: int) -> Tokenizer | None:
+    """The tokenizer ``spec`` names for a model of ``vocab`` ids: ``bytes``, or a directory
+    holding a ``transformers`` tokenizer (``save_pretrained``; read offline). None: bytes for a
+    model of exactly 256 ids, else no tokenizer (the prompt must then be token ids)."""
+    if spec is None:
+        return byte_tokenizer() if vocab == 256 else None
+    if spec == "bytes":
+        if vocab < 256:
+            raise ConfigError(f"--tokenizer bytes needs a vocabulary of at least 256 ids; the "
+                              f"model has {vocab}")
+        return byte_tokenizer()
+    path = Path(spec)
+    if not path.is_dir():
+        raise ConfigError(f"--tokenizer {spec}: neither 'bytes' nor a directory holding a "
+                          "transformers tokenizer (tokenizer.save_pretrained(DIR))")
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except Exception as e:  # the library's own reasons: missing or corrupt files
+        raise ConfigError(f"--tokenizer {spec}: not a transformers tokenizer directory "
+                          f"({type(e).__name__}: {' '.join(str(e).split())[:160]})") from e
+    if len(tok) > vocab:
+        raise ConfigError(f"--tokenizer {spec} has {len(tok)} tokens, more than the model's "
+                          f"{vocab} ids; it is not this model's tokenizer")
+    return Tokenizer(str(path), lambda text: np.asarray(
+        tok.encode(text, add_special_tokens=False), np.int64),
+        lambda ids: tok.decode([int(i) for i in ids]))
+
+
+def generate(model: Any = "tiny_gpt", prompt: Prompt = "", tokens: int = 16, *,
+             config: Any = None, arch: ArchLike = "default", tokenizer: str | None = None,
              progress: Progress | None = None) -> dict:
-    """Generate ``tokens`` tokens after ``prompt`` with the quantized ``model`` (a built-in
-    language model name or its TextModel) on the simulator; returns the record that
-    ``qasic generate --json`` prints."""
+    """Generate ``tokens`` tokens after ``prompt`` (text, or token ids) with the quantized
+    ``model`` (a built-in language model name, or a TrainedModel of a causal language model) on
+    the simulator; returns the record that ``qasic generate --json`` prints."""
     from qasic.flow import quantize_model
     from qasic.quant import QuantConfig
 
     trained = _language_model(model, progress)
+    check_request(trained, prompt, tokens, tokenizer)
     full = quantize_model(trained, config if config is not None else QuantConfig())
-    return generate_quantized(trained, full, prompt, tokens, arch=arch, progress=progress)
+    return generate_quantized(trained, full, prompt, tokens, arch=arch, tokenizer=tokenizer,
+                              progress=progress)
 
 
-def generate_quantized(trained: Any, full: Any, prompt: str, tokens: int, *,
-                       arch: ArchLike = "default", progress: Progress | None = None) -> dict:
+def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
+                       arch: ArchLike = "default", tokenizer: str | None = None,
+                       progress: Progress | None = None) -> dict:
     """``generate`` with the model already quantized (``full``: its QGraph over all its
     positions)."""
-    from qasic.models.tiny_gpt import decode, encode
-
     trained = _language_model(trained, progress)
-    ids = encode(prompt)
-    c = int(full.shapes[full.input][0])
-    _check_request(ids, tokens, c, _vocab(full))
+    c, vocab = _shape(trained)
+    tok = tokenizer_for(tokenizer, vocab)
+    ids = _prompt_ids(prompt, tok)
+    _check_request(ids, tokens, c, vocab)
     target = as_arch(arch)
     session = Session(full, len(ids), target, progress)
     t0 = time.perf_counter()
     got, rows = session.generate(ids, tokens)
     simulate_s = time.perf_counter() - t0
     want, ref_rows = golden_tokens(full, ids, tokens)
-    fp32 = _float_tokens(trained.module, ids, tokens)
+    fp32 = float_tokens(trained.module, ids, tokens, c)
     costs = session.costs()
-    return {"model": trained.name, "arch": target.name, "prompt": prompt,
+    text = (lambda t: tok.decode(t)) if tok else (lambda t: None)
+    return {"model": trained.name, "arch": target.name,
+            "prompt": prompt if isinstance(prompt, str) else text(ids),
+            "tokenizer": tok.name if tok else None, "prompt_ids": [int(i) for i in ids],
             "prompt_tokens": len(ids), "tokens": [int(t) for t in got],
-            "text": decode(got), "fp32_text": decode(fp32),
+            "text": text(got), "fp32_text": text(fp32),
             "matches_reference": bool(np.array_equal(got, want)
                                       and all(np.array_equal(a, b)
                                               for a, b in zip(rows, ref_rows, strict=True))),
@@ -74,27 +134,63 @@ def generate_quantized(trained: Any, full: Any, prompt: str, tokens: int, *,
             **costs, "compile_s": session.compile_s, "simulate_s": simulate_s}
 
 
-def check_request(trained: Any, prompt: str, tokens: int) -> None:
-    """Refuse a request before any quantization: an empty prompt, no tokens, or more tokens than
-    the model's positions (its example input's length)."""
-    from qasic.models.tiny_gpt import encode
-
+def check_request(trained: Any, prompt: Prompt, tokens: int,
+                  tokenizer: str | None = None) -> None:
+    """Refuse a request before any quantization: a model that is not a causal language model,
+    an empty prompt, ids outside the vocabulary, no tokens, or more tokens than the model's
+    positions (its example input's length)."""
     trained = _language_model(trained, None)
-    _check_request(encode(prompt), tokens, int(trained.example_input.shape[-1]), 1 << 30)
+    c, vocab = _shape(trained)
+    _check_request(_prompt_ids(prompt, tokenizer_for(tokenizer, vocab)), tokens, c, vocab)
 
 
 def _language_model(model: Any, progress: Progress | None) -> Any:
+    """The TrainedModel of a language model: a built-in one by name, or any model over token ids
+    (a user's causal LM; ``_shape`` checks its output)."""
     from qasic.models.textmodels import TextModel
 
     if isinstance(model, str):
         from qasic.models import get_model
 
         model = get_model(model, progress=progress)
-    if not isinstance(model, TextModel) or model.task != "language_model":
-        name = getattr(model, "name", type(model).__name__)
-        raise ConfigError(f"model {name} is not a language model; qasic generate takes a "
-                          "built-in language model (tiny_gpt)")
+    name = getattr(model, "name", type(model).__name__)
+    if isinstance(model, TextModel) and model.task != "language_model":
+        raise ConfigError(f"model {name} is a {model.task.replace('_', ' ')} model, not a "
+                          "language model; qasic generate takes a causal language model "
+                          "(tiny_gpt, or a user model returning logits over token ids)")
+    x = getattr(model, "example_input", None)
+    if x is None or x.dtype.is_floating_point or x.dim() != 2:
+        raise ConfigError(f"model {name} does not take token ids (its input is "
+                          f"{'unknown' if x is None else f'{x.dtype} {tuple(x.shape)}'}); "
+                          "qasic generate takes a causal language model over int64 ids "
+                          "(1, positions)")
     return model
+
+
+def _shape(trained: Any) -> tuple[int, int]:
+    """(positions, vocab) of a language model: its float output on its example input must be
+    logits (1, positions, vocab)."""
+    import torch
+
+    x = trained.example_input
+    with torch.no_grad():
+        y = trained.module(x)
+    c = int(x.shape[-1])
+    if not isinstance(y, torch.Tensor) or y.dim() != 3 or tuple(y.shape[:2]) != (1, c):
+        shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ConfigError(f"model {trained.name} returns {shape} for ids (1, {c}); qasic "
+                          f"generate needs logits (1, {c}, vocab), one row per position")
+    return c, int(y.shape[-1])
+
+
+def _prompt_ids(prompt: Prompt, tok: Tokenizer | None) -> np.ndarray:
+    if not isinstance(prompt, str):
+        return np.asarray([int(i) for i in prompt], np.int64)
+    if tok is None:
+        raise ConfigError("the model's vocabulary is not 256 bytes: give --tokenizer DIR (a "
+                          "transformers tokenizer saved with save_pretrained) or the prompt as "
+                          "token ids (--prompt-ids)")
+    return np.asarray(tok.encode(prompt), np.int64).reshape(-1)
 
 
 def _check_request(ids: np.ndarray, tokens: int, positions: int, vocab: int) -> None:
@@ -106,17 +202,10 @@ def _check_request(ids: np.ndarray, tokens: int, positions: int, vocab: int) -> 
         raise InputError(f"a prompt of {len(ids)} tokens plus {tokens} new ones is "
                          f"{len(ids) + tokens} tokens, longer than the model's {positions} "
                          "positions; shorten the prompt or generate fewer tokens")
-    if ids.min() < 0 or ids.max() >= vocab:
-        raise InputError(f"token id {int(ids.max())} is outside the vocabulary of {vocab}")
-
-
-def _vocab(full: Any) -> int:
-    """Rows of the token embedding table (the ids the model takes)."""
-    for n in full.nodes:
-        if n.op == "embedding" and n.inputs == (full.input,) and np.ndim(n.params["table"]) == 2:
-            return int(np.shape(n.params["table"])[0])
-    raise ConfigError(f"model {full.name} has no token embedding; qasic generate takes a "
-                      "language model over token ids")
+    bad = ids[(ids < 0) | (ids >= vocab)]
+    if bad.size:
+        raise InputError(f"token id {int(bad[0])} is outside the vocabulary of {vocab} "
+                         f"(ids 0..{vocab - 1})")
 
 
 class Session:
@@ -191,8 +280,10 @@ def summary(record: dict) -> str:
     """The record as a few lines (``qasic generate`` without --json)."""
     e = record["energy_pj_per_token"]
     same = "yes" if record["matches_reference"] else "NO"
+    story = (f"{record['prompt']}{record['text']}" if record["text"] is not None else
+             f"prompt ids {record['prompt_ids']} -> {record['tokens']}")
     return "\n".join([
-        f"{record['prompt']}{record['text']}",
+        story,
         "",
         (f"{record['model']} on {record['arch']}: {len(record['tokens'])} tokens after a "
         f"{record['prompt_tokens']}-token prompt; equal to the golden reference: {same}; "
@@ -230,7 +321,15 @@ def golden_tokens(full: Any, ids: np.ndarray, tokens: int) -> tuple[list[int], l
     return seq[len(ids):], rows
 
 
-def _float_tokens(module: Any, ids: np.ndarray, tokens: int) -> list[int]:
-    from qasic.models.tiny_gpt import generate as float_generate
+def float_tokens(module: Any, ids: np.ndarray, tokens: int, c: int) -> list[int]:
+    """The float model's greedy tokens, each step one fixed-shape input (1, c): the sequence
+    right-padded with id 0, the logits of its last real position (as ``golden_tokens``)."""
+    import torch
 
-    return [int(t) for t in float_generate(module, ids, tokens)]
+    seq = [int(i) for i in ids]
+    with torch.no_grad():
+        for _ in range(tokens):
+            x = torch.zeros(1, c, dtype=torch.int64)
+            x[0, :len(seq)] = torch.tensor(seq)
+            seq.append(int(module(x)[0, len(seq) - 1].argmax()))
+    return seq[len(ids):]

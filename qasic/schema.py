@@ -136,11 +136,18 @@ GLOSSARY: dict[str, Key] = {
 }
 
 GLOSSARY.update({
-    "prompt": Key("string", "the text generation starts from"),
+    "prompt": Key("string | null", "the text generation starts from (decoded from "
+                  "`prompt_ids` when the prompt was given as ids; null without a tokenizer)"),
+    "tokenizer": Key("string | null", "how text became ids: `bytes` (UTF-8, ids 0..255) or the "
+                     "directory of a transformers tokenizer; null: the prompt was ids and the "
+                     "model has no tokenizer"),
+    "prompt_ids": Key("list of ints", "the prompt's token ids (the prefill's input)"),
     "prompt_tokens": Key("int", "tokens the prompt encodes to (the prefill's length)"),
     "tokens": Key("list of ints", "the generated token ids, in order"),
-    "text": Key("string", "the generated text (decoded tokens)"),
-    "fp32_text": Key("string", "what the float model generates greedily from the same prompt"),
+    "text": Key("string | null", "the generated text (decoded tokens; null without a "
+                "tokenizer)"),
+    "fp32_text": Key("string | null", "what the float model generates greedily from the same "
+                     "prompt (null without a tokenizer)"),
     "fp32_agreement": Key("number", "share of generated tokens equal to the float model's at "
                           "the same step"),
     "matches_reference": Key("bool", "every generated token and every step's logit codes equal "
@@ -244,8 +251,9 @@ DOCUMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
         *_each("layers", (*_LAYER, "m", "k", "n", "utilization", "compulsory_dram_bytes",
                           *_COSTS[:1], *_COSTS[2:])))),
     "generate": ("qasic generate --json", (
-        "schema", "model", "arch", "prompt", "prompt_tokens", "tokens", "text", "fp32_text",
-        "matches_reference", "fp32_agreement", "prefill_cycles", "decode_cycles_per_token",
+        "schema", "model", "arch", "prompt", "tokenizer", "prompt_ids", "prompt_tokens",
+        "tokens", "text", "fp32_text", "matches_reference", "fp32_agreement", "prefill_cycles",
+        "decode_cycles_per_token",
         "decode_dram_bytes_per_token", "kv_cache_bytes", "tokens_per_s",
         *(f"{e}.{p}" for e in ("prefill_energy_pj", "energy_pj_per_token")
           for p in ("mac", "sram", "dram", "other", "leakage", "total")),

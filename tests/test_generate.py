@@ -3,6 +3,8 @@ the golden reference of the full model; costs per token; bad requests refused in
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -79,3 +81,136 @@ def test_bad_requests_are_one_line(model, prompt, tokens, message):
     tm, full = model
     with pytest.raises(InputError, match=message):
         generate_quantized(tm, full, prompt, tokens)
+
+
+# a user's causal language model: a transformers GPT-2 built from a config, vocabulary 300
+GPT2_FILE = """
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+
+class Logits(torch.nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, ids):
+        return self.m(input_ids=ids).logits
+
+
+def make():
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=300, n_positions=16, n_embd=32, n_layer=1, n_head=4,
+                     bos_token_id=0, eos_token_id=0, tie_word_embeddings=False)
+    m = GPT2LMHeadModel(cfg).eval()
+    with torch.no_grad():  # logits far apart enough to pick different tokens
+        for p in m.parameters():
+            if p.dim() > 1:
+                p.mul_(5.0)
+    return Logits(m)
+"""
+
+
+@pytest.fixture(scope="module")
+def gpt2(tmp_path_factory):
+    from qasic.models.user import user_trained_model
+
+    d = tmp_path_factory.mktemp("gpt2")
+    (d / "gpt2.py").write_text(GPT2_FILE)
+    np.savez(d / "d.npz", calibration=np.random.default_rng(1).integers(0, 300, (8, C)))
+    tm = user_trained_model(f"{d / 'gpt2.py'}:make", d / "d.npz")
+    full = quantize(tm.module, (tm.example_input,), tm.calibration, QuantConfig())
+    return tm, full, d
+
+
+def _bpe_dir(path, vocab: int):
+    """A byte-level BPE tokenizer of ``vocab`` tokens trained on a few sentences, saved as a
+    transformers tokenizer directory (what save_pretrained writes)."""
+    from tokenizers import Tokenizer as Tok
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tok(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    text = ["Return the number of items in the container.", "Return a new list.",
+            "the quick brown fox jumps over the lazy dog"] * 20
+    tok.train_from_iterator(text, trainers.BpeTrainer(
+        vocab_size=vocab, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    PreTrainedTokenizerFast(tokenizer_object=tok).save_pretrained(str(path))
+    return str(path)
+
+
+def test_a_users_gpt2_generates_from_ids_equal_to_the_golden_reference(gpt2):
+    tm, full, _ = gpt2
+    r = generate_quantized(tm, full, [17, 250, 3], 6)
+    assert r["matches_reference"] is True
+    assert r["prompt_ids"] == [17, 250, 3] and r["tokenizer"] is None and r["text"] is None
+    want, _ = golden_tokens(full, np.array([17, 250, 3]), 6)
+    assert r["tokens"] == want and len(set(want)) > 1
+    assert r["kv_cache_bytes"] == 2 * C * 32  # one layer's K and V, int8, every position
+    assert "prompt ids [17, 250, 3] -> " in summary(r)
+
+
+def test_a_users_gpt2_takes_a_saved_transformers_tokenizer(gpt2):
+    tm, full, d = gpt2
+    path = _bpe_dir(d / "tok", 290)
+    r = generate_quantized(tm, full, "Return the", 4, tokenizer=path)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    assert r["prompt_ids"] == tok.encode("Return the") and r["tokenizer"] == path
+    assert r["text"] == tok.decode(r["tokens"]) and r["matches_reference"] is True
+
+
+@pytest.mark.parametrize("prompt, tokenizer, message", [
+    ("hello", None, "vocabulary is not 256 bytes: give --tokenizer DIR"),
+    ([5, 300], None, "token id 300 is outside the vocabulary of 300 (ids 0..299)"),
+    ([-1], None, "token id -1 is outside the vocabulary"),
+    ("hello", "no/such/dir", "neither 'bytes' nor a directory holding a transformers tokenizer"),
+])
+def test_bad_requests_to_a_users_model_are_one_line(gpt2, prompt, tokenizer, message):
+    from qasic.errors import QasicError
+    from qasic.generate import check_request
+
+    tm, _, _ = gpt2
+    with pytest.raises(QasicError, match=re.escape(message)):
+        check_request(tm, prompt, 3, tokenizer)
+
+
+def test_a_model_that_is_not_a_language_model_is_refused_in_one_line():
+    from qasic.errors import ConfigError
+    from qasic.generate import check_request
+    from qasic.models.registry import TrainedModel
+
+    x = np.zeros((2, C), np.int64)
+    emb = torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.Flatten())
+    tm = TrainedModel(name="pooled", module=emb.eval(), example_input=torch.from_numpy(x[:1]),
+                      calibration=x, test_inputs=x, test_labels=x[:, 0], fp32_accuracy=0.0)
+    with pytest.raises(ConfigError, match=r"returns \(1, 64\) for ids \(1, 16\); qasic generate "
+                                          r"needs logits \(1, 16, vocab\)"):
+        check_request(tm, [1, 2], 3)
+    img = TrainedModel(name="cnn", module=torch.nn.Conv2d(1, 1, 1).eval(),
+                       example_input=torch.zeros(1, 1, 4, 4), calibration=x, test_inputs=x,
+                       test_labels=x[:, 0], fp32_accuracy=0.0)
+    with pytest.raises(ConfigError, match="does not take token ids"):
+        check_request(img, "hi", 3)
+
+
+def test_qasic_generate_runs_a_users_model_file_from_the_command_line(gpt2, capsys):
+    import json
+
+    from qasic.cli import main
+
+    _, _, d = gpt2
+    spec, data = f"{d / 'gpt2.py'}:make", str(d / "d.npz")
+    assert main(["generate", "--model", spec, "--data", data, "--prompt-ids", "17, 250,3",
+                 "--tokens", "3", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["schema"] == "qasic.generate/1" and r["model"] == "gpt2"
+    assert r["prompt_ids"] == [17, 250, 3] and len(r["tokens"]) == 3 and r["matches_reference"]
+    assert main(["generate", "--model", spec, "--data", data, "--prompt-ids", "17,x"]) == 1
+    assert "--prompt-ids '17,x' must be token ids separated by commas" in capsys.readouterr().err
+    assert main(["generate", "--model", spec, "--data", data, "--prompt", "hi"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "give --tokenizer DIR" in err[0]
