@@ -17,6 +17,17 @@ attention) through head reshapes and permutes only.
                             causal softmax becomes a masked one whose key mask is row p of the
                             lower-triangular table, gathered by p
 
+Rotary position embeddings and grouped-query heads (the Llama family) need two more things:
+    token_major(full)       the same graph with every head permute (one that keeps the last axis)
+                            moved below the elementwise ops and linears that read it, so that
+                            RoPE runs on (tokens, heads, d) tensors and the roped keys are a
+                            token-major cache (exact: a permute only moves codes)
+    constants over the positions (a RoPE table (C, heads, d), a position table (C, D)) are read
+    where an op uses them: their first P rows in the prefill, row p (a gather by p) in a decode
+    step; a cache may be (C, heads, d) (stored as (C, heads * d) rows), and the ops between a
+    cache and the attention that reads it (head views, the grouped-query head repeat: a matmul
+    by a constant 0/1 matrix) run on the whole cache in a decode step, as in ``full``.
+
 Both produce, row for row, the codes of ``full``: a causal query row depends only on the keys up
 to it, and a masked key contributes an exact 0 (its exp-table entry is not summed, its
 probability code is 0, so its value row is multiplied by 0). tests/quant/test_decode.py checks
@@ -37,6 +48,8 @@ STEP = "step"            # the decode program's input: (token id, position)
 MASK = "decode.mask"     # row p of the causal table: the keys a step may attend
 VIEWS = ("reshape", "permute")
 _ROWWISE = ("norm", "lut", "relu", "clamp", "softmax", "add", "mul")
+_ELEMENTWISE = ("add", "mul")  # ops whose operands may be constants over the positions
+_SINKS = (*_ELEMENTWISE, "linear", "concat")  # token_major moves permutes below these
 
 
 def state_name(tensor: str) -> str:
@@ -54,16 +67,19 @@ def positions(graph: QGraph) -> int:
 
 
 def cache_tensors(graph: QGraph) -> tuple[str, ...]:
-    """The tensors (C, D) that reach a matmul's second operand through views only."""
+    """The tensors (C, ...) that reach an attention matmul's second operand through views and
+    grouped-query head repeats only (a (C, D) projection, or Llama's roped (C, heads, d) keys
+    in a ``token_major`` graph)."""
     producer = {n.output: n for n in graph.nodes}
+    c = positions(graph)
     out = []
     for n in graph.nodes:
-        if n.op != "matmul":
+        if n.op != "matmul" or _is_constant(producer, n.inputs[0]):
             continue
         t = n.inputs[1]
-        while t in producer and producer[t].op in VIEWS:
-            t = producer[t].inputs[0]
-        if t not in producer or len(graph.shapes[t]) != 2:
+        while t in producer and (producer[t].op in VIEWS or _head_repeat(producer, t)):
+            t = producer[t].inputs[-1]
+        if t not in producer or len(graph.shapes[t]) < 2 or graph.shapes[t][0] != c:
             raise UnsupportedOpError(f"matmul {n.name}: its second operand does not come from "
                                      "a (tokens, features) tensor through head reshapes; "
                                      "generation caches those")
@@ -75,102 +91,360 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
     return tuple(out)
 
 
+def token_major(graph: QGraph) -> QGraph:
+    """``graph`` with each permute that keeps the last axis (and each reshape that only adds or
+    drops axes of 1) moved below the ops that read it alone or with constants and with views
+    alike: ``add``/``mul`` (a constant operand is
+    permuted back), linears and concatenations (over the last axis). Repeated until none
+    moves, so Llama's rotary embedding (q and k permuted to (heads, C, d), multiplied by
+    cos/sin tables, a rotate_half linear, a partial rotary's halves concatenated) runs on
+    (C, heads, d). Exact: the moved ops compute the same codes in another order; the original
+    tensor names keep their shapes (each moved op writes ``<name>.tm``, a permute ``<name>``)."""
+    nodes, shapes, tensors = list(graph.nodes), dict(graph.shapes), dict(graph.tensors)
+    i = 0
+    while i < len(nodes):
+        producer = {n.output: n for n in nodes}
+        n = nodes[i]
+        moved = _sunk(n, producer, shapes, tensors) if n.op in _SINKS else None
+        if moved is None:
+            i += 1
+            continue
+        nodes[i:i + 1] = moved
+        i = 0  # a permute written here may move further down
+    return replace(graph, nodes=_live(nodes, graph.output), shapes=shapes, tensors=tensors)
+
+
+def _sunk(n: QNode, producer: dict, shapes: dict, tensors: dict) -> list[QNode] | None:
+    """[constants moved back, ``n`` on the views' inputs, the view] or None: the activation
+    inputs of ``n`` must all be the same layout view (``_layout_view``) of tensors shaped alike
+    but for the last axis (a concatenation's parts)."""
+    acts = [t for t in n.inputs if not _is_constant(producer, t)]
+    views = [producer.get(t) for t in acts]
+    if not views or any(v is None or not _layout_view(v, shapes) for v in views):
+        return None
+    first = views[0]
+    if any(v.op != first.op or dict(v.attrs) != dict(first.attrs)
+           or shapes[v.inputs[0]][:-1] != shapes[first.inputs[0]][:-1] for v in views):
+        return None
+    if n.op == "linear" and len(n.inputs) != 1:
+        return None
+    inner, outer = tuple(shapes[first.inputs[0]]), tuple(shapes[first.output])
+    back = tuple(int(a) for a in np.argsort(first.attrs["perm"])) if first.op == "permute" \
+        else None
+    out, new, inputs = [], f"{n.output}.tm", []
+    for t in n.inputs:
+        if not _is_constant(producer, t):
+            inputs.append(producer[t].inputs[0])
+            continue
+        value = np.asarray(producer[t].params["value"])
+        if value.ndim > len(outer):
+            return None
+        value = value.reshape((1,) * (len(outer) - value.ndim) + value.shape)
+        value = value.transpose(back) if back is not None else \
+            np.broadcast_to(value, outer).reshape(inner)
+        name = f"{t}.tm"
+        out.append(replace(producer[t], name=name, output=name,
+                           params={**producer[t].params, "value": np.ascontiguousarray(value)}))
+        shapes[name], tensors[name] = value.shape, tensors[t]
+        inputs.append(name)
+    ours = tuple(shapes[n.output])
+    shapes[new] = tuple(ours[a] for a in back) if back is not None else \
+        (*inner[:-1], ours[-1])
+    tensors[new] = tensors[n.output]
+    return [*out, replace(n, name=f"{n.name}.tm", inputs=tuple(inputs), output=new),
+            replace(first, name=n.name, inputs=(new,), output=n.output,
+                    attrs={**first.attrs, "shape": ours} if back is None else first.attrs)]
+
+
+def _layout_view(v: QNode, shapes: dict) -> bool:
+    """A view that keeps the last axis and moves no value along it: a permute of the other
+    axes (heads to the front), or a reshape that only adds or drops axes of 1 (a single
+    head's (1, C, d))."""
+    if v.op == "permute":
+        perm = tuple(v.attrs["perm"])
+        return perm[-1] == len(perm) - 1
+    if v.op != "reshape":
+        return False
+    a, b = tuple(shapes[v.inputs[0]]), tuple(shapes[v.output])
+    return a != b and a[-1] == b[-1] and [d for d in a if d != 1] == [d for d in b if d != 1]
+
+
 def prefill_graph(full: QGraph, prompt: int) -> QGraph:
     """``full`` on ``prompt`` tokens, writing every cache tensor into its state."""
+    full = token_major(full)
     c = positions(full)
     if not 1 <= prompt <= c:
         raise UnsupportedOpError(f"a prompt of {prompt} tokens does not fit model {full.name}'s "
                                  f"{c} positions")
     caches = set(cache_tensors(full))
+    consts = {n.output: n for n in full.nodes if n.op == "constant"}
+    tokens = _token_axes(full)
     nodes, shapes = [], {full.input: (prompt,)}
     tensors = dict(full.tensors)
     for n in full.nodes:
-        if n.op == "constant" and _is_sequence(full, n.output, c):
-            value = np.asarray(n.params["value"])[:prompt]
-            n = replace(n, params={**n.params, "value": value})
-            shapes[n.output] = value.shape
-        else:
-            n = _reshaped(n, shapes)
-            shapes[n.output] = _infer(full, n, shapes)
+        if n.op == "constant":
+            shapes[n.output] = full.shapes[n.output]
+            nodes.append(n)
+            continue
+        n = _positions_read(n, full, consts, nodes, shapes, tensors, c, prompt)
+        n = _pattern_sliced(_reshaped(n, shapes, full, tokens, prompt), prompt)
+        shapes[n.output] = _infer(full, n, shapes)
         nodes.append(n)
         if n.output in caches:
-            name = state_name(n.output)
-            nodes.append(QNode(name, "cache_write", (n.output,), name, {"state": name}))
-            shapes[name], tensors[name] = (c, *shapes[n.output][1:]), full.tensors[n.output]
-    return replace(full, name=f"{full.name}.prefill{prompt}", nodes=tuple(nodes),
+            name, rows = state_name(n.output), _as_rows(n.output, nodes, shapes, tensors)
+            nodes.append(QNode(name, "cache_write", (rows,), name, {"state": name}))
+            shapes[name], tensors[name] = (c, *shapes[rows][1:]), full.tensors[n.output]
+    return replace(full, name=f"{full.name}.prefill{prompt}", nodes=_live(nodes, full.output),
                    shapes=shapes, tensors=tensors)
 
 
 def decode_graph(full: QGraph) -> QGraph:
     """One token at a runtime position: input (token id, position), output its logits row."""
+    full = token_major(full)
     c = positions(full)
     caches = set(cache_tensors(full))
+    consts = {n.output: n for n in full.nodes if n.op == "constant"}
+    tokens = _token_axes(full)
     tensors = {**full.tensors, STEP: full.tensors[full.input]}
     shapes: dict[str, tuple[int, ...]] = {STEP: (2,)}
     rename: dict[str, str] = {}
+    whole: set[str] = set()  # over all C positions: the caches and what only they feed
     nodes: list[QNode] = []
     for n in full.nodes:
         n = replace(n, inputs=tuple(rename.get(t, t) for t in n.inputs))
+        acts = [t for t in n.inputs if t not in consts]
+        if n.op == "constant" or (acts and all(t in whole for t in acts)):
+            nodes.append(n)  # a constant (read at use), or computed from the caches as in full
+            shapes[n.output] = full.shapes[n.output]
+            if n.op != "constant":
+                whole.add(n.output)
+            continue
         if n.op == "embedding" and n.inputs == (full.input,):
             if np.ndim(n.params["table"]) == 1:
                 raise UnsupportedOpError(f"{n.name}: a padding mask of the ids; generation "
                                          "runs unpadded prompts")
             n = replace(n, inputs=(STEP,), attrs={**n.attrs, "offset": 0})
-        elif n.op == "constant" and _is_sequence(full, n.output, c):
-            n = QNode(n.name, "embedding", (STEP,), n.output,
-                      {"offset": 1, "index_is": "position"},
-                      {"table": np.asarray(n.params["value"])})
         elif n.op == "softmax":
             n = _masked(n, full, nodes, shapes, tensors, c)
         elif full.input in n.inputs:
             raise UnsupportedOpError(f"{n.name} ({n.op}) reads the token ids; generation "
                                      "supports token embeddings only")
-        n = _reshaped(n, shapes)
+        n = _positions_read(n, full, consts, nodes, shapes, tensors, c, None)
+        n = _reshaped(n, shapes, full, tokens, 1)
         shapes[n.output] = _infer(full, n, shapes)
         nodes.append(n)
         if n.output in caches:  # the new row goes into the cache; attention reads the cache
-            name = state_name(n.output)
-            nodes.append(QNode(name, "cache_write", (n.output, STEP), name,
+            name, rows = state_name(n.output), _as_rows(n.output, nodes, shapes, tensors)
+            nodes.append(QNode(name, "cache_write", (rows, STEP), name,
                                {"state": name, "index": 1}))
-            shapes[name], tensors[name] = (c, *shapes[n.output][1:]), full.tensors[n.output]
-            rename[n.output] = name
-    return replace(full, name=f"{full.name}.decode", input=STEP, nodes=tuple(nodes),
-                   shapes=shapes, tensors=tensors)
+            shapes[name], tensors[name] = (c, *shapes[rows][1:]), full.tensors[n.output]
+            rename[n.output] = _shaped(name, full.shapes[n.output], nodes, shapes, tensors)
+            whole.add(rename[n.output])
+    return replace(full, name=f"{full.name}.decode", input=STEP,
+                   nodes=_live(nodes, full.output), shapes=shapes, tensors=tensors)
 
 
 def _masked(n: QNode, full: QGraph, nodes: list, shapes: dict, tensors: dict, c: int) -> QNode:
-    """A causal softmax of the step: masked by row p of the lower-triangular table."""
+    """A causal softmax of the step: masked by row p of the lower-triangular table, or of its
+    constant pattern (a sliding window: ``valid`` (1, C, C), the same for every head)."""
     if len(n.inputs) > 1:
         raise UnsupportedOpError(f"{n.name}: a softmax with a padding mask; generation runs "
                                  "unpadded prompts")
+    causal = bool(n.attrs.get("causal", False))
     if "valid" in n.params:
-        raise UnsupportedOpError(f"{n.name}: a softmax with a constant attention pattern (a "
-                                 "sliding window); generation decodes causal softmaxes only")
-    if not n.attrs.get("causal", False):
+        pattern = np.asarray(n.params["valid"]) != 0
+        if pattern.shape[0] != 1:
+            raise UnsupportedOpError(f"{n.name}: a softmax with a constant attention pattern "
+                                     f"per head {pattern.shape}; generation decodes patterns "
+                                     "shared by the heads (a sliding window) only")
+        table = pattern[0] & (np.tril(np.ones((c, c), bool)) if causal else True)
+        if np.triu(table, 1).any():
+            raise UnsupportedOpError(f"{n.name}: its attention pattern lets a token see later "
+                                     "ones; it cannot be decoded token by token")
+    elif causal:
+        table = np.tril(np.ones((c, c), bool))  # row p: keys 0..p
+    else:
         raise UnsupportedOpError(f"{n.name}: a softmax that is not causal cannot be decoded "
                                  "token by token (the model sees later tokens)")
-    if MASK not in shapes:
-        table = np.tril(np.ones((c, c), np.int64))  # row p: keys 0..p
-        nodes.append(QNode(MASK, "embedding", (STEP,), MASK,
-                           {"offset": 1, "index_is": "position"}, {"table": table}))
-        nodes.append(QNode(f"{MASK}.keys", "reshape", (MASK,), f"{MASK}.keys",
-                           {"shape": (c,)}))
-        shapes[MASK], shapes[f"{MASK}.keys"] = (1, c), (c,)
-        tensors[MASK] = tensors[f"{MASK}.keys"] = KEY_MASK
-    return replace(n, inputs=(n.inputs[0], f"{MASK}.keys"),
-                   attrs={**n.attrs, "causal": False})
+    table = table.astype(np.int64)
+    name = _mask_row(table, nodes, shapes, tensors, c)
+    params = {k: v for k, v in n.params.items() if k != "valid"}
+    return replace(n, inputs=(n.inputs[0], name), attrs={**n.attrs, "causal": False},
+                   params=params)
 
 
-def _is_sequence(full: QGraph, tensor: str, c: int) -> bool:
-    shape = full.shapes[tensor]
-    return len(shape) == 2 and shape[0] == c
+def _mask_row(table: np.ndarray, nodes: list, shapes: dict, tensors: dict, c: int) -> str:
+    """The step's key mask: row p of ``table`` (C, C) gathered by the position (one gather per
+    distinct table: the causal one is ``decode.mask``)."""
+    causal = np.array_equal(table, np.tril(np.ones((c, c), np.int64)))
+    for k in range(len(nodes) + 1):
+        name = MASK if causal else f"{MASK}.{k}"
+        if name not in shapes:
+            break
+        if np.array_equal(next(m.params["table"] for m in nodes if m.output == name), table):
+            return f"{name}.keys"
+        if causal:
+            break
+    nodes.append(QNode(name, "embedding", (STEP,), name,
+                       {"offset": 1, "index_is": "position"}, {"table": table}))
+    nodes.append(QNode(f"{name}.keys", "reshape", (name,), f"{name}.keys", {"shape": (c,)}))
+    shapes[name], shapes[f"{name}.keys"] = (1, c), (c,)
+    tensors[name] = tensors[f"{name}.keys"] = KEY_MASK
+    return f"{name}.keys"
 
 
-def _reshaped(n: QNode, shapes: dict) -> QNode:
-    """A reshape keeps its input's leading (token) axis."""
+def _pattern_sliced(n: QNode, prompt: int) -> QNode:
+    """A prefill's softmax with a constant pattern (Pp, C, C): its first ``prompt`` queries
+    and keys."""
+    if n.op != "softmax" or "valid" not in n.params:
+        return n
+    valid = np.asarray(n.params["valid"])[:, :prompt, :prompt]
+    return replace(n, params={**n.params, "valid": valid})
+
+
+def _is_constant(producer: dict, tensor: str) -> bool:
+    return tensor in producer and producer[tensor].op == "constant"
+
+
+def _head_repeat(producer: dict, tensor: str) -> bool:
+    """A grouped-query head repeat: a matmul of a constant (0/1 rows) by a cached tensor."""
+    n = producer[tensor]
+    return n.op == "matmul" and _is_constant(producer, n.inputs[0])
+
+
+def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: dict,
+                    tensors: dict, c: int, prompt: int | None) -> QNode:
+    """``n`` reading the positions it runs at from each constant over all C positions (an axis
+    of C where ``n``'s activation has ``prompt`` rows, or 1 in a decode step): the first
+    ``prompt`` rows on every such axis (a sliced constant; an ALiBi bias (heads, C, C) has
+    two), or row p (``prompt`` None: a gather by the step's position along the one axis where
+    the step has 1, then views back to the constant's layout)."""
+    if n.op not in _ELEMENTWISE:
+        return n
+    acts = [shapes[t] for t in n.inputs if t not in consts]
+    if not acts:
+        return n
+    rows = 1 if prompt is None else prompt
+    inputs = list(n.inputs)
+    for i, t in enumerate(n.inputs):
+        if t not in consts:
+            continue
+        value = np.asarray(consts[t].params["value"])
+        axes = [value.ndim - 1 - k for k, (v, a) in
+                enumerate(zip(value.shape[::-1], acts[0][::-1], strict=False))
+                if v == c and a == rows != c]
+        if not axes or (prompt is None and len(axes) != 1):
+            continue
+        k = axes[0]
+        name = f"{t}.at{'_p' if prompt is None else prompt}"
+        if name not in shapes:
+            if prompt is not None:  # every token axis: an ALiBi bias's queries and keys
+                for a in axes:
+                    value = np.take(value, range(prompt), axis=a)
+                nodes.append(replace(consts[t], name=name, output=name,
+                                     params={**consts[t].params, "value": value}))
+                shapes[name], tensors[name] = value.shape, full.tensors[t]
+            else:
+                moved = np.moveaxis(value, k, 0)
+                row = name if moved.ndim == 2 else f"{name}.row"
+                nodes.append(QNode(row, "embedding", (STEP,), row,
+                                   {"offset": 1, "index_is": "position"},
+                                   {"table": moved.reshape(c, -1)}))
+                shapes[row] = (1, int(np.prod(moved.shape[1:])))
+                tensors[row] = full.tensors[t]
+                if row != name:
+                    _view(nodes, shapes, tensors, row, name, (1, *moved.shape[1:]), k)
+        inputs[i] = name
+    return replace(n, inputs=tuple(inputs))
+
+
+def _view(nodes: list, shapes: dict, tensors: dict, src: str, name: str,
+          shape: tuple[int, ...], axis: int = 0) -> None:
+    """``name``: ``src`` reshaped to ``shape`` (its first axis moved to ``axis`` if not 0)."""
+    mid = name if axis == 0 else f"{name}.view"
+    nodes.append(QNode(mid, "reshape", (src,), mid, {"shape": tuple(shape)}))
+    shapes[mid], tensors[mid] = tuple(shape), tensors[src]
+    if axis:
+        perm = (*range(1, axis + 1), 0, *range(axis + 1, len(shape)))
+        nodes.append(QNode(name, "permute", (mid,), name, {"perm": perm}))
+        shapes[name], tensors[name] = tuple(shape[p] for p in perm), tensors[src]
+
+
+def _as_rows(tensor: str, nodes: list, shapes: dict, tensors: dict) -> str:
+    """A cache tensor as (rows, features): itself, or (rows, heads * d) viewed."""
+    shape = shapes[tensor]
+    if len(shape) == 2:
+        return tensor
+    name = f"{tensor}.rows"
+    _view(nodes, shapes, tensors, tensor, name, (shape[0], int(np.prod(shape[1:]))))
+    return name
+
+
+def _shaped(state: str, shape: tuple[int, ...], nodes: list, shapes: dict,
+            tensors: dict) -> str:
+    """The whole cache ``state`` (C, features) in the cached tensor's own shape."""
+    if len(shape) == 2:
+        return state
+    name = f"{state}.view"
+    _view(nodes, shapes, tensors, state, name, tuple(shape))
+    return name
+
+
+def _live(nodes: list[QNode], output: str) -> tuple[QNode, ...]:
+    """The nodes the output or a cache write needs (a constant read only at its positions
+    drops out)."""
+    needed = {output} | {n.output for n in nodes if n.op == "cache_write"}
+    keep = []
+    for n in reversed(nodes):
+        if n.output in needed:
+            keep.append(n)
+            needed.update(n.inputs)
+    return tuple(reversed(keep))
+
+
+def _token_axes(graph: QGraph) -> dict[str, tuple[int, int]]:
+    """Where each tensor of ``graph`` keeps the token positions: (axis, inner), the axis
+    holding C * inner values, a token's ``inner`` consecutive ones (a reshape may merge the
+    tokens with the axes after them: a head repeat's (heads, 1, C * d))."""
+    shapes, producer = graph.shapes, {n.output: n for n in graph.nodes}
+    out = {graph.input: (0, 1)}
+    for n in graph.nodes:
+        src = next((out[t] for t in n.inputs if t in out and not _is_constant(producer, t)),
+                   None)
+        if src is None:
+            continue
+        axis, inner = src
+        if n.op == "permute":
+            out[n.output] = (list(n.attrs["perm"]).index(axis), inner)
+        elif n.op == "reshape":
+            stride = inner * int(np.prod(shapes[n.inputs[0]][axis + 1:]))
+            new = shapes[n.output]
+            for j in range(len(new)):
+                below = int(np.prod(new[j + 1:]))
+                if below <= stride < below * new[j] and stride % below == 0:
+                    out[n.output] = (j, stride // below)
+                    break
+        elif n.op == "matmul" and _is_constant(producer, n.inputs[0]):
+            b = shapes[n.inputs[1]]  # (..., K, N) @: the tokens stay on the axis they were
+            out[n.output] = (axis - len(b) + len(shapes[n.output]), inner)
+        elif n.op != "embedding" or n.inputs[0] == graph.input:
+            out[n.output] = (axis, inner)
+    return out
+
+
+def _reshaped(n: QNode, shapes: dict, full: QGraph | None = None,
+              tokens: dict | None = None, prompt: int | None = None) -> QNode:
+    """A reshape on ``prompt`` positions (a decode step: 1): the axis that holds the tokens in
+    the full graph (``tokens``) shrinks from C to ``prompt``; a reshape the tokens do not reach
+    keeps its input's leading axis."""
     if n.op != "reshape":
         return n
     shape = tuple(n.attrs.get("shape", ()))
+    if tokens is not None and n.output in tokens and full is not None:
+        j, _ = tokens[n.output]
+        c = positions(full)
+        new = (*shape[:j], shape[j] // c * prompt, *shape[j + 1:])
+        return replace(n, attrs={**n.attrs, "shape": new})
     rows = shapes[n.inputs[0]][0]
     new = (rows, *shape[1:]) if len(shape) > 1 else (rows * int(np.prod(
         shapes[n.inputs[0]][1:])),)
@@ -186,6 +460,8 @@ def _infer(full: QGraph, n: QNode, shapes: dict) -> tuple[int, ...]:
         return (rows, *table.shape[1:])
     if n.op == "linear":
         return (*ins[0][:-1], int(np.asarray(n.params["weight"]).shape[0]))
+    if n.op in _ELEMENTWISE:
+        return tuple(np.broadcast_shapes(*ins))
     if n.op in _ROWWISE:
         return tuple(ins[0])
     if n.op == "reshape":
@@ -198,6 +474,8 @@ def _infer(full: QGraph, n: QNode, shapes: dict) -> tuple[int, ...]:
         return (*a[:-1], cols)
     if n.op == "constant":
         return tuple(np.shape(n.params["value"]))
+    if n.op == "concat":  # along the last axis
+        return (*ins[0][:-1], sum(s[-1] for s in ins))
     raise UnsupportedOpError(f"{n.name}: op {n.op} is not supported in generation graphs; "
                              f"supported: embedding, linear, matmul, {', '.join(_ROWWISE)}, "
-                             "reshape, permute, constant")
+                             "reshape, permute, constant, concat")

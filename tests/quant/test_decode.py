@@ -78,13 +78,37 @@ def test_a_model_without_attention_is_refused():
         decode_graph(cnn_graph())
 
 
-def test_a_softmax_with_a_constant_pattern_is_refused(full):
-    """A sliding window's pattern is fixed at the full length: no row of it is a decode step's
-    mask (qasic.quant.masks)."""
+def _with_pattern(full, pattern):
     from dataclasses import replace
 
-    window = np.tril(np.ones((1, C, C), np.uint8)) - np.tril(np.ones((1, C, C), np.uint8), -4)
-    nodes = tuple(replace(n, attrs={"causal": False}, params={**n.params, "valid": window})
+    nodes = tuple(replace(n, attrs={"causal": False}, params={**n.params, "valid": pattern})
                   if n.op == "softmax" else n for n in full.nodes)
-    with pytest.raises(UnsupportedOpError, match="a softmax with a constant attention pattern"):
-        decode_graph(replace(full, nodes=nodes))
+    return replace(full, nodes=nodes)
+
+
+def test_a_sliding_window_decodes_by_its_patterns_row_p(full):
+    """A sliding window's constant pattern (qasic.quant.masks): the prefill takes its first P
+    queries and keys, a decode step its row p (a gather by the position)."""
+    window = np.tril(np.ones((1, C, C), np.uint8)) - np.tril(np.ones((1, C, C), np.uint8), -4)
+    g = _with_pattern(full, window)
+    seq = np.random.default_rng(3).integers(0, 256, size=(2, C))
+    want = reference.run(g, seq)
+    assert not np.array_equal(want, reference.run(full, seq))  # the window changes the codes
+    state: dict = {}
+    np.testing.assert_array_equal(reference.run(prefill_graph(g, 5), seq[:, :5], state=state),
+                                  want[:, :5])
+    step = decode_graph(g)
+    masks = [n for n in step.nodes if n.op == "embedding" and "decode.mask" in n.name]
+    assert len(masks) == 1 and np.array_equal(masks[0].params["table"], window[0])
+    for p in range(5, C):
+        row = reference.run(step, np.stack([seq[:, p], np.full(2, p)], axis=1), state=state)
+        np.testing.assert_array_equal(row[:, 0], want[:, p], err_msg=f"position {p}")
+
+
+@pytest.mark.parametrize("pattern, message", [
+    (np.ones((4, C, C), np.uint8), "a constant attention pattern per head (4, 12, 12)"),
+    (np.ones((1, C, C), np.uint8), "lets a token see later ones"),
+])
+def test_a_pattern_that_cannot_be_decoded_is_refused(full, pattern, message):
+    with pytest.raises(UnsupportedOpError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        decode_graph(_with_pattern(full, pattern))
