@@ -10,8 +10,8 @@ import numpy as np
 from numba import njit
 
 from qasic.isa.table import LUT_SHIFT_BITS
-from qasic.quant.fixedpoint import FINE_BITS
 from qasic.isa.table import POST_PARAM_BYTES_PER_CHANNEL as POST_STRIDE
+from qasic.quant.fixedpoint import FINE_BITS
 
 
 @njit(cache=True)
@@ -258,8 +258,8 @@ def pool(mem, src, dst, h, w, c, s_pix, d_pix, kh, kw, sh, sw, lo, fp, bits, avg
          alut, pos):
     """Max (``avg`` = 0) or average pooling of kh x kw windows at strides sh, sw (isa.table
     POOL). Average: with ``fp`` the window's FP levels ``alut`` are summed and the sum times the
-    multiplier clamped to the levels of the param codes lo, hi and encoded (fp_out); else the sum of code - zi
-    is requantized, offset by zo and clamped to [lo, hi]."""
+    multiplier clamped to the levels of the param codes lo, hi and encoded (fp_out); else the
+    sum of code - zi is requantized, offset by zo and clamped to [lo, hi]."""
     oh = (h - kh) // sh + 1
     ow = (w - kw) // sw + 1
     for b in range(mem.shape[0]):
