@@ -203,9 +203,10 @@ OPCODES: tuple[Opcode, ...] = (
         "Post-process an accumulator tile into codes: out = clamp(requant(acc + bias[n], "
         "mult[n], shift[n]) + out_zp, lo, hi). Per channel at param_addr + 16*n: bias (int64: "
         "FP8 x FP8 accumulators have 36 fraction bits), mult and shift (int32). "
-        "ofmt = fp8_*: y = requant(acc + bias[n]) is in units of the output's FP8 level "
+        "ofmt = fp8_*: the exact (acc + bias[n]) * M, in units of the output's FP8 level "
         "(value x 2^9 for E4M3, x 2^6 for E3M4), clamped to the levels of the FP8 codes lo and "
-        "hi, then rounded to the nearest FP8 code (ties to even, saturating); out_zp is 0. "
+        "hi, rounded once to the nearest FP8 code (ties to even, saturating): requant keeps a "
+        "guard and a sticky bit (qasic.quant.fixedpoint.requantize_fine); out_zp is 0. "
         "lut = 1: the code c is then replaced by the byte at param lut_addr + (c mod 2^B) (B the "
         "code bits of ofmt): a fused function of one activation (qasic.quant.reference lut). "
         "ofmt = int16 (a residual stream or a model's output kept wide) has no table (lut = 0).",
@@ -260,7 +261,8 @@ OPCODES: tuple[Opcode, ...] = (
         "20, qb, sb), qo, so) + zo, lo, hi); mul: y = clamp(requant(v(a) * v(b), qo, so) + zo, "
         "lo, hi) (qa..sb unused). v(x) = x - z for INT codes (a at fmt, b at bfmt, each its own "
         "width), an FP8 code's level for FP8; the result is written at ofmt (an INT result "
-        "clamped to lo, hi: int16 holds a residual sum). bcast = 0: b holds count codes; "
+        "clamped to lo, hi: int16 holds a residual sum; an FP8 one encoded like POST, from the "
+        "last requant's exact value). bcast = 0: b holds count codes; "
         "bcast = c > 0: b holds c codes and element i uses b[i mod c] (a per-channel vector "
         "broadcast over H, W).",
         _layout(

@@ -8,7 +8,9 @@
   ``fp8_e4m3`` (OCP): LSB 2^-9, levels up to 448 x 2^9 = 229376 (19 bits), NaN codes 0x7F, 0xFF
   (never produced); ``fp8_e3m4`` (MX-style, bias 3, no inf/NaN): LSB 2^-6, levels up to
   31 x 2^6 = 1984 (12 bits). Encoding a level rounds to the nearest value, ties to even,
-  saturating at +-max (``qasic.quant.formats``, checked against ml_dtypes).
+  saturating at +-max (``qasic.quant.formats``, checked against ml_dtypes). A requantized
+  result is encoded from its quarter-level round-to-odd form (``encode_fine`` of
+  ``fixedpoint.requantize_fine``): one rounding of the exact value, never two.
   Codes order by value, not by bits (sign-magnitude): ``order_key`` maps a code to an integer
   whose order is the value's, for max-pool and ReLU.
 """
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from qasic.isa.table import ACT_FORMATS
+from qasic.quant.fixedpoint import FINE_BITS
 from qasic.quant.formats import get_format, integer_levels
 
 if TYPE_CHECKING:  # graph imports this module
@@ -69,6 +72,14 @@ def encode_values(x: np.ndarray, fmt: str) -> np.ndarray:
 def encode_levels(y: np.ndarray, fmt: str) -> np.ndarray:
     """Integer levels -> nearest codes (ties to even, saturating); exact in float64."""
     return encode_values(np.asarray(y, dtype=np.float64) * lsb(fmt), fmt)
+
+
+def encode_fine(z: np.ndarray, fmt: str) -> np.ndarray:
+    """Levels in steps of 2^-FINE_BITS (``fixedpoint.requantize_fine``'s z) -> nearest codes
+    (ties to even, saturating; a negative value that rounds to zero gives +0, never -0); exact
+    in float64 for |z| < 2^53."""
+    codes = encode_values(np.asarray(z, dtype=np.float64) * (lsb(fmt) / (1 << FINE_BITS)), fmt)
+    return np.where(codes == -0x80, 0, codes)
 
 
 def fake_quantize(x: np.ndarray, tensorq: TensorQ) -> np.ndarray:

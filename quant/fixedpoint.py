@@ -75,3 +75,38 @@ def requantize(acc: np.ndarray, q: np.ndarray, shift: np.ndarray) -> np.ndarray:
                       + np.right_shift(part, np.minimum(total, SPLIT)),
                       np.where(hq < 0, -SATURATE, SATURATE))
     return np.where(total > SPLIT, wide, narrow)
+
+
+FINE_BITS = 2            # requantize_fine's fraction bits: a guard bit and a sticky bit
+FINE_LIMIT = 1 << 60     # |requantize| from which requantize_fine returns +-SATURATE
+
+
+def requantize_fine(acc: np.ndarray, q: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """x = acc * q * 2**(shift - 31) in quarter steps, rounded to odd: z = 2 * floor(2 x) + s,
+    s = 1 where 2 x is not an integer (the sticky bit); int64 in, int64 out.
+
+    FP8 outputs round z / 4 (never x itself) to their nearest code: a code's level and every
+    midpoint between two codes are multiples of 1/2, and z / 4 lands on one exactly when x
+    does (s = 1 puts it strictly between two halves, on x's side), so z / 4 and x round to the
+    same code, ties included: one rounding, not requantize's integer then the code. Where
+    ``|requantize(acc, q, shift)| >= 2**60`` (only with multipliers above 2**5) the result is
+    +-SATURATE, far beyond every FP8 clamp. Same domain as ``requantize``; the same split
+    product: floor(2 x) is the product shifted right by ``31 - shift - 1`` bits, s the OR of
+    the bits shifted out.
+    """
+    acc = np.asarray(acc, dtype=np.int64)
+    q = np.asarray(q, dtype=np.int64)
+    k = 30 - np.asarray(shift, dtype=np.int64)  # floor(2 x) = (acc * q) >> k, 0 <= k <= 85
+    hi, lo = acc >> SPLIT, acc & ((1 << SPLIT) - 1)
+    lq, hq = lo * q, hi * q
+    low = lq & ((1 << SPLIT) - 1)
+    big = hq + (lq >> SPLIT)  # acc * q = big * 2**24 + low
+    up = np.clip(k - SPLIT, 0, 63)
+    wide_f = big >> up  # k >= 24
+    wide_s = (low != 0) | ((big & ((np.int64(1) << up) - 1)) != 0)
+    kn = np.clip(k, 0, SPLIT)
+    narrow_f = np.left_shift(hq, SPLIT - kn) + (lq >> kn)  # k < 24 (wraps only where saturated)
+    narrow_s = (lq & ((np.int64(1) << kn) - 1)) != 0
+    f, s = np.where(k >= SPLIT, wide_f, narrow_f), np.where(k >= SPLIT, wide_s, narrow_s)
+    y = requantize(acc, q, shift)
+    return np.where(np.abs(y) >= FINE_LIMIT, np.where(y < 0, -SATURATE, SATURATE), 2 * f + s)

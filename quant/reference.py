@@ -4,8 +4,10 @@ It *defines* the semantics of every QGraph op; the simulator and the RTL are tes
 for bit. All arithmetic is int64; tensors are NHWC (batch first) or (batch, features).
 Notation: v(x) = TensorQ.values(x): x - zp for INT codes, the code's fixed-point level for FP8;
 requantize(acc, q, sh) = qasic.quant.fixedpoint.requantize; clamp(y) = clip(y + zp_out, lo, hi)
-with (lo, hi) = attrs clamp or the output's (qmin, qmax); FP8 output: y = encode(clip(y, L(lo),
-L(hi))) with L a code's level and encode the nearest code (ties to even, saturating). Windows:
+with (lo, hi) = attrs clamp or the output's (qmin, qmax); FP8 output: clamp(requantize(acc, q,
+sh)) stands for encode(clip(z, 4 L(lo), 4 L(hi))) with z = requantize_fine(acc, q, sh) (the
+exact acc * M in quarter levels, rounded to odd), L a code's level and encode the nearest code
+of z / 4 (ties to even, saturating): the exact value rounded once to its nearest code. Windows:
 kernel (kh, kw), stride (sh, sw), dilation (dh, dw), padding (top, left, bottom, right); the
 output size per dim is (n + pad_lo + pad_hi - d*(k-1) - 1) // s + 1.
 
@@ -57,7 +59,7 @@ from qasic.errors import InputError
 from qasic.quant import actformat, intops
 from qasic.quant import geometry as geo
 from qasic.quant.blockscale import effective_weight
-from qasic.quant.fixedpoint import requantize
+from qasic.quant.fixedpoint import FINE_BITS, requantize, requantize_fine
 from qasic.quant.graph import QGraph, QNode
 
 ADD_LEFT_SHIFT = 20
@@ -108,18 +110,23 @@ def run_node(graph: QGraph, node: QNode, xs: list[np.ndarray]) -> np.ndarray:
     return _OPS[node.op](graph, node, *xs)
 
 
-def _clamp(graph: QGraph, node: QNode, y: np.ndarray) -> np.ndarray:
+def _requant_clamp(graph: QGraph, node: QNode, acc: np.ndarray, q: np.ndarray,
+                   shift: np.ndarray) -> np.ndarray:
+    """The output codes of acc * M: INT clamp(requantize(acc, q, shift)); FP8 the nearest code
+    of the exact product clamped to the levels of lo, hi, rounded once (requantize_fine's
+    quarter levels, clamped to 4 L(lo), 4 L(hi), then encoded)."""
     out = graph.tensors[node.output]
     lo, hi = node.attrs.get("clamp", (out.qmin, out.qmax))
     if out.is_fp:
-        y = np.clip(y, out.values(lo), out.values(hi))
-        return actformat.encode_levels(y, out.fmt)
-    return np.clip(y + out.zero_point, lo, hi)
+        z = requantize_fine(acc, q, shift)
+        z = np.clip(z, out.values(lo) << FINE_BITS, out.values(hi) << FINE_BITS)
+        return actformat.encode_fine(z, out.fmt)
+    return np.clip(requantize(acc, q, shift) + out.zero_point, lo, hi)
 
 
 def _requant_out(graph: QGraph, node: QNode, acc: np.ndarray) -> np.ndarray:
     p = node.params
-    return _clamp(graph, node, requantize(acc, p["multiplier"], p["shift"]))
+    return _requant_clamp(graph, node, acc, p["multiplier"], p["shift"])
 
 
 def layer_weight(node: QNode) -> np.ndarray:
@@ -228,7 +235,7 @@ def _add(graph: QGraph, node: QNode, a: np.ndarray, b: np.ndarray) -> np.ndarray
     vb = graph.tensors[node.inputs[1]].values(b)  # same shape, or (N, 1, 1, C)
     a2 = requantize(va << ADD_LEFT_SHIFT, q[0], s[0])
     b2 = requantize(vb << ADD_LEFT_SHIFT, q[1], s[1])
-    return _clamp(graph, node, requantize(a2 + b2, q[2], s[2]))
+    return _requant_clamp(graph, node, a2 + b2, q[2], s[2])
 
 
 def _mul(graph: QGraph, node: QNode, a: np.ndarray, b: np.ndarray) -> np.ndarray:

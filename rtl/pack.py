@@ -7,11 +7,15 @@ int16 two bytes per code, little-endian. Rows start on bytes.
 
 ``FpEncode(fmt)`` - combinational, ``sim.kernels.fp_encode`` over the levels of the FP
 activation format ``fmt`` (``rtl.unpack.minifloat``: E4M3, E3M4):
-    * ``y`` In(signed(LEVEL_IN_BITS)): an integer level (value / the smallest subnormal: x 2^9
-      for E4M3, x 2^6 for E3M4), |y| < 2^19.
+    * ``z`` In(signed(FINE_IN_BITS)): a level in quarter steps (``FINE_BITS`` = 2 fraction bits;
+      a level is the value / the smallest subnormal: x 2^9 for E4M3, x 2^6 for E3M4), as
+      ``qasic.quant.fixedpoint.requantize_fine`` gives it (round to odd), |z| < 2^21.
     * ``code`` Out(unsigned(8)): the nearest code, ties to the even code, saturating at the
       largest finite code (E4M3: 0x7E = 448; E3M4: 0x7F = 31); negative: 0x80 | code unless the
-      code is 0 (so -0 is never produced).
+      code is 0 (so -0 is never produced). One rounding: the bits below the code's spacing
+      against half of it (above: up; equal: to the even code).
+
+``fine_clamp(m, z, lo, hi)`` - ``z`` clamped to the quarter levels of two code levels.
 
 ``Fp8Encode()`` - the same ports plus ``enc`` In(unsigned(FMT_BITS)): one ``FpEncode`` per FP
 encoding, the one ``enc`` names selected (a non-FP ``enc`` gives the first FP format's).
@@ -36,10 +40,12 @@ from amaranth.lib.wiring import In, Out
 
 from qasic.isa.table import ACT_ENCODINGS, FMT_BITS, encoding_bits
 from qasic.quant import actformat
+from qasic.quant.fixedpoint import FINE_BITS
 from qasic.rtl.ports import write_port
 from qasic.rtl.unpack import CODE_BITS, FP8_LEVEL_BITS, FP_ENCODINGS, code_bits, minifloat
 
-LEVEL_IN_BITS = FP8_LEVEL_BITS + 1
+LEVEL_IN_BITS = FP8_LEVEL_BITS + 1     # a clamped level, one bit over the widest code's
+FINE_IN_BITS = LEVEL_IN_BITS + FINE_BITS  # the same in quarter steps (requantize_fine)
 
 
 def port_bytes(lanes: int, widest: int) -> int:
@@ -50,42 +56,55 @@ def port_bytes(lanes: int, widest: int) -> int:
 
 
 class FpEncode(wiring.Component):
-    """Integer level -> nearest code of the FP activation format ``fmt`` (module doc)."""
+    """Quarter level -> nearest code of the FP activation format ``fmt`` (module doc)."""
 
     def __init__(self, fmt: str) -> None:
         self.man_bits = minifloat(fmt).man_bits
         self.max_code = actformat.max_code(fmt)
         self.max_level = int(actformat.levels(fmt)[self.max_code])
-        super().__init__({"y": In(signed(LEVEL_IN_BITS)), "code": Out(unsigned(8))})
+        super().__init__({"z": In(signed(FINE_IN_BITS)), "code": Out(unsigned(8))})
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        mb = self.man_bits
-        mag = Signal(unsigned(LEVEL_IN_BITS))
+        mb, fb = self.man_bits, FINE_BITS
+        mag = Signal(unsigned(FINE_IN_BITS))
         mag_code = Signal(unsigned(7))
-        m.d.comb += mag.eq(Mux(self.y < 0, -self.y, self.y))
+        m.d.comb += mag.eq(Mux(self.z < 0, -self.z, self.z))
+
+        def rounded(code0, s):  # level spacing 2^s: mag's low s + fb bits against half of it
+            rest, half = mag[:s + fb], 1 << (s + fb - 1)
+            return code0 + ((rest > half) | ((rest == half) & code0[0]))
+
         # level (2^M + m) << (e - 1) for code (e << M) + m (e >= 1); codes below 2^(M+1) (the
-        # subnormals and exponent 1) are their own level
-        with m.If(mag >= self.max_level):
+        # subnormals and exponent 1) are their own level (spacing 1)
+        with m.If(mag >= self.max_level << fb):
             m.d.comb += mag_code.eq(self.max_code)
-        with m.Elif(mag < 1 << (mb + 1)):
-            m.d.comb += mag_code.eq(mag[:mb + 1])
-        for p in range(mb + 1, self.max_level.bit_length()):  # top bit p: e = p - M + 1
+        with m.Elif(mag < 1 << (mb + 1 + fb)):
+            m.d.comb += mag_code.eq(rounded(mag[fb:fb + mb + 1], 0))
+        for p in range(mb + 1, self.max_level.bit_length()):  # level's top bit p: e = p - M + 1
             s = p - mb  # spacing 2^s
-            with m.Elif(mag[p:] == 1):
-                code0 = Const((p - mb + 1) << mb, 7) | mag[s:s + mb]
-                rest, half = mag[:s], 1 << (s - 1)
-                up = (rest > half) | ((rest == half) & code0[0])
-                m.d.comb += mag_code.eq(code0 + up)
-        m.d.comb += self.code.eq(Mux((self.y < 0) & (mag_code != 0), 0x80 | mag_code, mag_code))
+            with m.Elif(mag[p + fb:] == 1):
+                code0 = Const((p - mb + 1) << mb, 7) | mag[s + fb:s + fb + mb]
+                m.d.comb += mag_code.eq(rounded(code0, s))
+        m.d.comb += self.code.eq(Mux((self.z < 0) & (mag_code != 0), 0x80 | mag_code, mag_code))
         return m
 
 
+def fine_clamp(m: Module, z, lo_level, hi_level) -> Signal:
+    """``z`` (a RequantLane's quarter levels) clamped to 4 lo_level .. 4 hi_level (levels of FP8
+    codes, lo <= hi), as FpEncode's input: exact (a quarter level below 4 L is a value below L)."""
+    lo4, hi4 = lo_level << FINE_BITS, hi_level << FINE_BITS
+    low = Signal(signed(len(z)))
+    out = Signal(signed(FINE_IN_BITS))
+    m.d.comb += [low.eq(Mux(z < lo4, lo4, z)), out.eq(Mux(low > hi4, hi4, low))]
+    return out
+
+
 class Fp8Encode(wiring.Component):
-    """Integer level -> nearest code of the FP encoding ``enc`` (module doc)."""
+    """Quarter level -> nearest code of the FP encoding ``enc`` (module doc)."""
 
     def __init__(self) -> None:
-        super().__init__({"enc": In(unsigned(FMT_BITS)), "y": In(signed(LEVEL_IN_BITS)),
+        super().__init__({"enc": In(unsigned(FMT_BITS)), "z": In(signed(FINE_IN_BITS)),
                           "code": Out(unsigned(8))})
 
     def elaborate(self, platform) -> Module:
@@ -93,7 +112,7 @@ class Fp8Encode(wiring.Component):
         code = None
         for e in FP_ENCODINGS:
             m.submodules[e] = enc = FpEncode(e)
-            m.d.comb += enc.y.eq(self.y)
+            m.d.comb += enc.z.eq(self.z)
             code = enc.code if code is None else Mux(self.enc == ACT_ENCODINGS.index(e),
                                                      enc.code, code)
         m.d.comb += self.code.eq(code)

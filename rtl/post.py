@@ -2,8 +2,9 @@
 
 An accumulator tile of ``rows x n`` words (dense, word ``acc_addr + m*n + i``) becomes ``rows``
 output rows of ``n`` codes at ``out_addr + m*out_stride``, packed at ``ofmt``:
-``out = clamp(requant(acc + bias[i], mult[i], shift[i]) + out_zp, lo, hi)``; FP8 output: the
-requantized level clamped to the levels of the codes lo, hi, then encoded (``rtl.pack``); with
+``out = clamp(requant(acc + bias[i], mult[i], shift[i]) + out_zp, lo, hi)``; FP8 output: the lane's
+quarter levels (``requantize_fine``) clamped to the levels of the codes lo, hi, then encoded
+(``rtl.pack``: one rounding of the exact value); with
 ``lut`` = 1 each code c is replaced by the table byte at ``lut_addr + (c mod 2^B)`` (B <= 8: an
 int16 output has no table). ``out_zp``, ``lo`` and ``hi`` are 16-bit fields (int16 codes; FP8's
 codes sit in their low bytes).
@@ -48,7 +49,7 @@ from amaranth.lib.wiring import Out
 from qasic.arch.config import ArchConfig
 from qasic.isa.layouts import INSTR
 from qasic.isa.table import POST_PARAM_BYTES_PER_CHANNEL, WORD_BITS
-from qasic.rtl.pack import LEVEL_IN_BITS, Fp8Encode, RowPacker, port_bytes
+from qasic.rtl.pack import Fp8Encode, RowPacker, fine_clamp, port_bytes
 from qasic.rtl.ports import read_port, sram_addr_bits, unit_control, write_port
 from qasic.rtl.requant import LATENCY, RequantLane
 from qasic.rtl.unpack import Fp8Level, code_bits, is_fp_encoding
@@ -245,13 +246,10 @@ class PostUnit(wiring.Component):
             int_code = Signal(signed(66))
             m.d.comb += int_code.eq(Mux(with_zp < lo, lo, with_zp))
             int_final = Mux(int_code > hi, hi, int_code)
-            level = Signal(signed(64))
-            m.d.comb += level.eq(Mux(y < lo_level.level, lo_level.level, y))
-            level_c = Signal(signed(LEVEL_IN_BITS))
-            m.d.comb += level_c.eq(Mux(level > hi_level.level, hi_level.level, level))
             enc = Fp8Encode()
             m.submodules[f"fp8_{i}"] = enc
-            m.d.comb += [enc.y.eq(level_c), enc.enc.eq(ofmt)]
+            m.d.comb += [enc.z.eq(fine_clamp(m, lane.z, lo_level.level, hi_level.level)),
+                         enc.enc.eq(ofmt)]
             code = Signal(WIDEST, name=f"code{i}")
             m.d.sync += code.eq(Mux(is_fp, enc.code, int_final[:WIDEST]))
             # stage p5: the table

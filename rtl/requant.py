@@ -7,24 +7,30 @@ it, in two partial products of ``x = hi * 2^24 + lo`` (``0 <= lo < 2^24``): ``lq
 reference saturates (total right shift <= 24 and ``|hq| >= 2^(38 + total)``, only with
 multipliers above 2^7) the lane returns ``+-2^62`` as it does.
 
-Exact (equal to ``sim.kernels.requant``) over the reference's domain: ``|x| < 2^55``,
-``q`` any int32, ``MIN_SHIFT <= shift <= MAX_SHIFT`` (-55..30, total right shift 1..86).
-``shift`` is read as its low 8 bits (two's complement), which holds every legal value.
+The same product also gives ``z`` = ``qasic.quant.fixedpoint.requantize_fine`` (the FP8
+outputs' value: 2 floor(2 v) + sticky for the exact v = x q / 2^total): the product shifted
+right by ``total - 1`` bits, doubled, its lowest bit the OR of the bits shifted out;
+``+-2^62`` where ``|y| >= 2^60`` (``y`` saturated included), as the reference.
+
+Exact (equal to ``sim.kernels.requant`` and ``requant_fine``) over the reference's domain:
+``|x| < 2^55``, ``q`` any int32, ``MIN_SHIFT <= shift <= MAX_SHIFT`` (-55..30, total right
+shift 1..86). ``shift`` is read as its low 8 bits (two's complement), which holds every legal value.
 
 Ports (``RequantLane()``, a ``wiring.Component``; inputs combinational, outputs registered):
     * ``x`` In(signed(64)), ``q`` In(signed(32)), ``shift`` In(signed(32)): sampled in cycle k.
     * ``y`` Out(signed(64)): the result, valid in cycle k + ``LATENCY`` (``LATENCY`` = 2:
       partial products registered, then the sum, rounding shift and saturation registered).
+    * ``z`` Out(signed(64)): ``requantize_fine``'s quarter levels, valid with ``y``.
 The lane has no valid bit: it computes every cycle; its user tracks which cycles matter.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from qasic.quant.fixedpoint import SATURATE, SPLIT
+from qasic.quant.fixedpoint import FINE_LIMIT, SATURATE, SPLIT
 
 LATENCY = 2
 X_BITS = 64
@@ -41,6 +47,7 @@ class RequantLane(wiring.Component):
             "q": In(signed(Q_BITS)),
             "shift": In(signed(Q_BITS)),
             "y": Out(signed(X_BITS)),
+            "z": Out(signed(X_BITS)),
         })
 
     def elaborate(self, platform) -> Module:
@@ -70,5 +77,15 @@ class RequantLane(wiring.Component):
         m.d.comb += limit.eq((Const(1, 1) << (total + 38)[:TOTAL_BITS])[:64])
         saturate = (total <= SPLIT) & ((hq >= limit) | (hq <= -limit))
         shifted = wide >> total
-        m.d.sync += self.y.eq(Mux(saturate, Mux(hq[-1], -SATURATE, SATURATE), shifted[:X_BITS]))
+        sat = Mux(hq[-1], -SATURATE, SATURATE)
+        m.d.sync += self.y.eq(Mux(saturate, sat, shifted[:X_BITS]))
+        # z: floor(2 x) = product >> (total - 1), sticky = the bits shifted out
+        product = Signal(signed(len(wide)))
+        m.d.comb += product.eq((hq << SPLIT) + lq)
+        below = ((Const(1, 1) << total_m1) - 1)[:len(product)]
+        sticky = (product.as_unsigned() & below).any()
+        fine = Cat(sticky, (product >> total_m1)[:X_BITS - 1]).as_signed()
+        big = (shifted >= FINE_LIMIT) | (shifted <= -FINE_LIMIT)
+        m.d.sync += self.z.eq(Mux(saturate, sat,
+                                  Mux(big, Mux(shifted[-1], -SATURATE, SATURATE), fine)))
         return m

@@ -12,7 +12,8 @@ A group's source codes are read at any bit offset (2V-byte windows, ``rtl.unpack
 * ADD: groups of V elements; with ``bcast`` = c > 0 the run walks rows of c elements (a group
   never crosses a row end, so b is read at offset 0 of each row). v(x) = level (FP8) or code - z;
   add: requant lanes A, B on v << 20, their sum into lane O; mul: v(a) * v(b) into lane O; then
-  zero point and clamp (or FP8 clamp and encode). Write delay 8.
+  zero point and clamp (or FP8: lane O's quarter levels clamped and encoded, one rounding of
+  the exact value). Write delay 8.
 * POOL: per output pixel, per group of V channels, one source pixel per cycle over the kh x kw
   window (max of order keys from the floor ``lo``, or the sum of v(x)); the group's result goes
   through lane O (avg) or a 2-cycle delay (max), then the packer; read port b fetches the byte the
@@ -49,7 +50,7 @@ from qasic.arch.config import ArchConfig
 from qasic.isa.layouts import INSTR, Op
 from qasic.isa.table import ADD_PARAM_BYTES, POOL_PARAM_BYTES, WORD_BITS, encoding_bits
 from qasic.quant.reference import ADD_LEFT_SHIFT
-from qasic.rtl.pack import LEVEL_IN_BITS, Fp8Encode, RowPacker, port_bytes
+from qasic.rtl.pack import Fp8Encode, RowPacker, fine_clamp, port_bytes
 from qasic.rtl.ports import read_port, sram_addr_bits, unit_control, write_port
 from qasic.rtl.post import PARAM_PORT_BYTES_PER_LANE
 from qasic.rtl.requant import RequantLane
@@ -444,13 +445,10 @@ class VectorUnit(wiring.Component):
         lo_c = Signal(signed(66), name=f"lo{i}")
         m.d.comb += lo_c.eq(Mux(with_zp < e.plo, e.plo, with_zp))
         int_code = Mux(lo_c > e.phi, e.phi, lo_c)
-        lvl = Signal(signed(64), name=f"lvl{i}")
-        m.d.comb += lvl.eq(Mux(y < e.plo_level.level, e.plo_level.level, y))
-        lvl_c = Signal(signed(LEVEL_IN_BITS), name=f"lvlc{i}")
-        m.d.comb += lvl_c.eq(Mux(lvl > e.phi_level.level, e.phi_level.level, lvl))
         enc = Fp8Encode()
         m.submodules[f"fp8enc{i}"] = enc
-        m.d.comb += [enc.y.eq(lvl_c), enc.enc.eq(e.o_enc)]
+        m.d.comb += [enc.z.eq(fine_clamp(m, lane_o.z, e.plo_level.level, e.phi_level.level)),
+                     enc.enc.eq(e.o_enc)]
         requanted = Mux(e.o_fp, enc.code, int_code[:16])
         # POOL max: the best key two cycles on (stage 4), as a code
         best_code = Mux(e.a_fp & (best < 0), Cat((-best)[:7], Const(1, 1)), best[:8])

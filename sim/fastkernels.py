@@ -685,12 +685,11 @@ def _add_tabled(mem, a, bb, dst, count, bcast, par, p_addr, abits, afp, at, bbit
         _rescaled(bt, bfp, zb, qb, sb, xb)
         for i in range(count):
             ib = i % bcast if bcast > 0 else i
-            r = K.requant(xa[_get(mem, b, a, i, abits) & 0xFF] + xb[_get(mem, b, bb, ib, bbits)
-                                                                   & 0xFF], qo, so)
+            r = xa[_get(mem, b, a, i, abits) & 0xFF] + xb[_get(mem, b, bb, ib, bbits) & 0xFF]
             if ofp:
-                K._put(mem, b, dst, i, obits, K.fp_encode(min(max(r, lo_v), hi_v), pos))
+                K._put(mem, b, dst, i, obits, K.fp_out(r, qo, so, lo_v, hi_v, pos))
             else:
-                K._put(mem, b, dst, i, obits, min(max(r + zo, lo), hi))
+                K._put(mem, b, dst, i, obits, min(max(K.requant(r, qo, so) + zo, lo), hi))
 
 
 @njit(cache=True, _nrt=False)

@@ -11,6 +11,7 @@ from numba import njit
 
 from qasic.isa.table import LUT_SHIFT_BITS
 from qasic.isa.table import POST_PARAM_BYTES_PER_CHANNEL as POST_STRIDE
+from qasic.quant.fixedpoint import FINE_BITS
 
 
 @njit(cache=True)
@@ -149,6 +150,7 @@ def _i32(mem, b, addr):
 
 SPLIT = 24
 SATURATE = np.int64(1) << 62
+FINE_LIMIT = np.int64(1) << 60  # fixedpoint.FINE_LIMIT
 
 
 @njit(cache=True)
@@ -168,31 +170,61 @@ def requant(x, q, shift):
 
 
 @njit(cache=True)
-def fp_encode(y, pos):
-    """Nearest code of integer level ``y`` (ties to the even code, saturating), as a byte, for a
-    sign-magnitude minifloat whose non-negative codes 0..len(pos)-1 have ascending levels pos."""
-    mag = -y if y < 0 else y
+def requant_fine(x, q, shift):
+    """qasic.quant.fixedpoint.requantize_fine for one value: 2 floor(2 x) + sticky for
+    x = x * q * 2^(shift - 31), from the same split product as requant."""
+    y = requant(x, q, shift)
+    if abs(y) >= FINE_LIMIT:
+        return -SATURATE if y < 0 else SATURATE
+    k = 30 - shift  # floor(2 x) = (x * q) >> k
+    lq = (x & ((np.int64(1) << SPLIT) - 1)) * q
+    hq = (x >> SPLIT) * q
+    if k >= SPLIT:
+        big = hq + (lq >> SPLIT)
+        up = k - SPLIT
+        f = big >> up
+        s = (lq & ((np.int64(1) << SPLIT) - 1)) != 0 or (big & ((np.int64(1) << up) - 1)) != 0
+    else:
+        f = (hq << (SPLIT - k)) + (lq >> k)
+        s = (lq & ((np.int64(1) << k) - 1)) != 0
+    return 2 * f + (1 if s else 0)
+
+
+@njit(cache=True)
+def fp_encode(z, pos):
+    """Nearest code of ``z`` / 2^FINE_BITS (a level in quarter steps, requant_fine's; ties to
+    the even code, saturating), as a byte, for a sign-magnitude minifloat whose non-negative
+    codes 0..len(pos)-1 have ascending levels pos."""
+    mag = -z if z < 0 else z
     top = len(pos) - 1
-    if mag >= pos[top]:
+    if mag >= pos[top] << FINE_BITS:
         code = top
     else:
-        lo, hi = 0, top  # pos[lo] <= mag < pos[hi]
+        lo, hi = 0, top  # pos[lo] <= mag / 4 < pos[hi]
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            if pos[mid] <= mag:
+            if pos[mid] << FINE_BITS <= mag:
                 lo = mid
             else:
                 hi = mid
-        d_lo, d_hi = mag - pos[lo], pos[hi] - mag
+        d_lo, d_hi = mag - (pos[lo] << FINE_BITS), (pos[hi] << FINE_BITS) - mag
         code = lo if d_lo < d_hi or (d_lo == d_hi and lo % 2 == 0) else hi
-    return (0x80 | code) if y < 0 and code != 0 else code
+    return (0x80 | code) if z < 0 and code != 0 else code
+
+
+@njit(cache=True)
+def fp_out(x, q, shift, lo_v, hi_v, pos):
+    """An FP8 output code: requant_fine clamped to the levels lo_v, hi_v (in quarter steps),
+    encoded (reference._requant_clamp)."""
+    z = requant_fine(x, q, shift)
+    return fp_encode(min(max(z, lo_v << FINE_BITS), hi_v << FINE_BITS), pos)
 
 
 @njit(cache=True)
 def post(acc, a_addr, par, p_addr, out, o_addr, o_stride, rows, n, zp, lo, hi, ofp, alut, pos,
          obits, lut, lut_addr):
-    """With ``ofp`` the requantized value is an FP level: clamped to the levels of codes lo and
-    hi, then encoded (fp_encode); else an integer code clamped to [lo, hi]. With ``lut`` the
+    """With ``ofp`` the result is an FP code: the exact value clamped to the levels of codes lo
+    and hi, rounded once (fp_out); else an integer code clamped to [lo, hi]. With ``lut`` the
     code c is then replaced by the byte at par[lut_addr + (c mod 2^obits)]."""
     lo_v, hi_v = alut[lo & 0xFF], alut[hi & 0xFF]
     mask = (1 << obits) - 1
@@ -203,11 +235,11 @@ def post(acc, a_addr, par, p_addr, out, o_addr, o_stride, rows, n, zp, lo, hi, o
             q = _i32(par, b, base + 8)
             sh = _i32(par, b, base + 12)
             for m in range(rows):
-                y = requant(acc[b, a_addr + m * n + nn] + bias, q, sh)
+                x = acc[b, a_addr + m * n + nn] + bias
                 if ofp:
-                    code = fp_encode(min(max(y, lo_v), hi_v), pos)
+                    code = fp_out(x, q, sh, lo_v, hi_v, pos)
                 else:
-                    code = min(max(y + zp, lo), hi)
+                    code = min(max(requant(x, q, sh) + zp, lo), hi)
                 if lut:
                     code = np.int64(par[b, lut_addr + (code & mask)])
                 _put(out, b, o_addr + m * o_stride, nn, obits, code)
@@ -225,9 +257,9 @@ def _key(byte, fp):
 def pool(mem, src, dst, h, w, c, s_pix, d_pix, kh, kw, sh, sw, lo, fp, bits, avg, par, p_addr,
          alut, pos):
     """Max (``avg`` = 0) or average pooling of kh x kw windows at strides sh, sw (isa.table
-    POOL). Average: with ``fp`` the window's FP levels ``alut`` are summed, requantized, clamped
-    to the levels of the param codes lo, hi and encoded (fp_encode); else the sum of code - zi
-    is requantized, offset by zo and clamped to [lo, hi]."""
+    POOL). Average: with ``fp`` the window's FP levels ``alut`` are summed and the sum times the
+    multiplier clamped to the levels of the param codes lo, hi and encoded (fp_out); else the
+    sum of code - zi is requantized, offset by zo and clamped to [lo, hi]."""
     oh = (h - kh) // sh + 1
     ow = (w - kw) // sw + 1
     for b in range(mem.shape[0]):
@@ -265,7 +297,7 @@ def _pool_avg(mem, b, src, w, s_pix, y0, x0, kh, kw, ch, fp, bits, zi, zo, q, sh
             v = _get(mem, b, src + ((y0 + i) * w + x0 + j) * s_pix, ch, bits) & 0xFF
             s += alut[v] if fp else _s8(v) - zi
     if fp:
-        return fp_encode(min(max(requant(s, q, shift), alut[lo & 0xFF]), alut[hi & 0xFF]), pos)
+        return fp_out(s, q, shift, alut[lo & 0xFF], alut[hi & 0xFF], pos)
     return min(max(requant(s, q, shift) + zo, lo), hi)
 
 
@@ -285,8 +317,9 @@ def add(mem, a, bb, dst, count, bcast, mul, par, p_addr, left_shift, abits, afp,
     """qasic.quant.reference add (``mul`` = 0) or mul (``mul`` = 1); element i takes b[i mod
     bcast] when ``bcast`` > 0. Each operand and the result has its own width (``abits``,
     ``bbits``, ``obits``; 16: a residual sum) and may be FP (``afp``..: codes decode through
-    the byte -> level tables ``at``, ``bt``). An FP result is clamped to the levels ``ot`` of
-    codes lo, hi and encoded (fp_encode over ``pos``); an INT one is clamped to [lo, hi]."""
+    the byte -> level tables ``at``, ``bt``). An FP result is the last requantization's exact
+    value clamped to the levels ``ot`` of codes lo, hi and encoded (fp_out over ``pos``); an
+    INT one is clamped to [lo, hi]."""
     # parameter words in isa.table.ADD_PARAM_WORDS order
     for b in range(mem.shape[0]):
         za = _i32(par, b, p_addr)
@@ -302,15 +335,13 @@ def add(mem, a, bb, dst, count, bcast, mul, par, p_addr, left_shift, abits, afp,
             va = _value(mem, b, a, i, abits, afp, at, za)
             vb = _value(mem, b, bb, ib, bbits, bfp, bt, zb)
             if mul:
-                r = requant(va * vb, qo, so)
+                r = va * vb
             else:
-                x = requant(va << left_shift, qa, sa)
-                y = requant(vb << left_shift, qb, sb)
-                r = requant(x + y, qo, so)
+                r = requant(va << left_shift, qa, sa) + requant(vb << left_shift, qb, sb)
             if ofp:
-                _put(mem, b, dst, i, obits, fp_encode(min(max(r, lo_v), hi_v), pos))
+                _put(mem, b, dst, i, obits, fp_out(r, qo, so, lo_v, hi_v, pos))
             else:
-                _put(mem, b, dst, i, obits, min(max(r + zo, lo), hi))
+                _put(mem, b, dst, i, obits, min(max(requant(r, qo, so) + zo, lo), hi))
 
 
 @njit(cache=True)

@@ -116,11 +116,17 @@ ACTIVATIONS_TEXT = """\
 stored one code per byte. The array multiplies a code's exact level (`levels[code]`: the value
 over the smallest subnormal), POST rounds results to the nearest code (ties to even, saturating
 at the largest finite value; E3M4 has no NaN or inf code, E4M3's NaN codes are never produced),
-POOL and ReLU compare codes by value (sign-magnitude). A result is first rounded to an integer
-level, then to a code: a level on the midpoint of two codes goes to the even one, one code from
-the exactly rounded value. E3M4's codes are only 2^1..2^5 levels apart (E4M3's 2^1..2^14), so
-this double rounding shows more often: 5-10% of the codes of a mul, an average pool or a
-bilinear resize (`tests/quant/test_ops_reference.py`), none at E4M3 there.
+POOL and ReLU compare codes by value (sign-magnitude). A result is rounded once, from its exact
+fixed-point value: the requantization keeps a guard bit and a sticky bit (`requantize_fine` in
+`quant/fixedpoint.py`: the value in quarter levels, 2 floor(2x) + sticky, round to odd), and the
+encoder rounds that to the nearest code; a code's level and every midpoint between two codes
+are multiples of 1/2, so the quarter lands on a midpoint only when the exact value does. The
+simulator (`sim/kernels.py` `fp_out`) and the RTL (`rtl/requant.py`'s `z`, `rtl/pack.py`
+`FpEncode`) do the same in POST and the vector unit. Rounding to an integer level first (the
+definition before) put 5-10% of E3M4's codes of a mul, an average pool, a bilinear resize or an
+add one code from the exactly rounded value (its codes are only 1 to 64 levels apart; a level
+on the midpoint of two went to the even one), and 1% of E4M3's of a mul; now none differ
+there at either format (`tests/quant/test_ops_reference.py`).
 
 Kuzmin et al. find FP8 better than INT8 for post-training quantization of a wide range of
 networks, the best split between exponent and mantissa bits set by how severe the outliers are:

@@ -57,20 +57,19 @@ def test_reference_codes_equal_the_fake_quantized_float(name, bits):
     assert diff.max() <= 1 and np.mean(diff) < 0.01  # 31-bit multiplier rounding at ties
 
 
-# FP8: the reference rounds to an integer level (requant), then to the nearest code: a value
-# whose level rounds onto the midpoint of two codes goes to the even one, one code from the
-# float's nearest. How often: about 1 / (levels between codes). E4M3's codes are 2^4..2^14
-# levels apart at these values (measured: 0 codes off); E3M4's only 2^1..2^5 (levels are value
-# x 2^6): measured 5.3% (bilinear), 6.8% (avgpool_pad), 9.9% (mul_bcast) of codes 1 off.
-FP8_OFF_BY_ONE = {"fp8_e4m3": 0.02, "fp8_e3m4": 0.12}
-
-
+# FP8: the reference rounds the exact fixed-point value once to the nearest code (requantize_fine
+# then the encoder), so codes differ from the float's only where the 31-bit multipliers round
+# across a midpoint, as INT codes do (measured: 0 codes off at both formats on these ops). The
+# old double rounding (an integer level first, then the code) put 5.3% (bilinear), 6.8%
+# (avgpool_pad), 9.9% (mul_bcast), 10.4% (mul), 5.7% (add_bcast) of E3M4's codes one off and
+# 1.0% of E4M3's (mul): this bound fails on it.
 @pytest.mark.parametrize("fmt", ACT_FORMATS[1:])
-@pytest.mark.parametrize("name", ["hardswish", "mul_bcast", "avgpool_pad", "cat", "bilinear"])
+@pytest.mark.parametrize("name", ["hardswish", "mul_bcast", "avgpool_pad", "cat", "bilinear",
+                                  "mul", "add_bcast"])
 def test_fp8_activations(name, fmt):
     module, shape = WEIGHTLESS[name]
     diff = codes_vs_fake_quant(module, _x(*shape), 8, activation_format=fmt)
-    assert diff.max() <= 1 and np.mean(diff) < FP8_OFF_BY_ONE[fmt]
+    assert diff.max() <= 1 and np.mean(diff) < 0.01  # as INT: multiplier rounding at ties
 
 
 @pytest.mark.parametrize("name", list(WEIGHTLESS))

@@ -10,6 +10,7 @@ from amaranth.sim import Simulator
 
 from qasic.isa.table import ACT_ENCODINGS, encoding_bits
 from qasic.quant import actformat
+from qasic.quant.fixedpoint import FINE_BITS
 from qasic.rtl.pack import Fp8Encode, RowPacker, port_bytes
 from qasic.rtl.unpack import FP_ENCODINGS
 from qasic.sim import kernels as K
@@ -21,25 +22,26 @@ from .spads import Spad
 @pytest.mark.parametrize("fmt", FP_ENCODINGS)
 def test_fp8_encode_every_boundary(fmt):
     """Fp8Encode with enc = fmt == kernels.fp_encode on every level, every midpoint (ties to
-    even), +-1 around them, saturation and random levels of the encoder's input range."""
+    even), a quarter step around them, saturation and random quarter levels of the encoder's
+    input range."""
     pos = _positive_levels(fmt)
-    lv = actformat.levels(fmt)[:actformat.max_code(fmt) + 1]
+    lv = actformat.levels(fmt)[:actformat.max_code(fmt) + 1] << FINE_BITS
     mids = (lv[1:] + lv[:-1]) // 2
     ys = set()
-    for v in np.concatenate([lv, mids, [lv[-1] + 5000, (1 << 19) - 1]]):
+    for v in np.concatenate([lv, mids, [lv[-1] + 5000, (1 << 21) - 1]]):
         for d in (-1, 0, 1):
             ys.update({int(v) + d, -(int(v) + d)})
     rng = np.random.default_rng(0)
-    ys.update(int(y) for y in rng.integers(-(1 << 19) + 1, 1 << 19, size=500))
+    ys.update(int(y) for y in rng.integers(-(1 << 21) + 1, 1 << 21, size=500))
     ys.update(int(y) for y in rng.integers(-2 * int(lv[-1]), 2 * int(lv[-1]), size=500))
-    ys = sorted(y for y in ys if abs(y) < 1 << 19)  # the encoder's input range
+    ys = sorted(y for y in ys if abs(y) < 1 << 21)  # the encoder's input range
     enc = Fp8Encode()
     got = []
 
     async def bench(ctx):
         ctx.set(enc.enc, ACT_ENCODINGS.index(fmt))
         for y in ys:
-            ctx.set(enc.y, y)
+            ctx.set(enc.z, y)
             got.append(ctx.get(enc.code))
 
     sim = Simulator(enc)
@@ -47,7 +49,7 @@ def test_fp8_encode_every_boundary(fmt):
     sim.run()
     want = [int(K.fp_encode(np.int64(y), pos)) for y in ys]
     bad = [(y, g, w) for y, g, w in zip(ys, got, want) if g != w]
-    assert not bad, f"{len(bad)} of {len(ys)} levels differ, first (level, rtl, sim): {bad[0]}"
+    assert not bad, f"{len(bad)} of {len(ys)} differ, first (quarter level, rtl, sim): {bad[0]}"
     assert max(got) == 0x80 | actformat.max_code(fmt)  # saturated negatives were checked
 
 

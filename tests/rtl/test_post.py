@@ -13,6 +13,8 @@ from qasic.arch.config import default_arch
 from qasic.isa.encoding import Instr, encode
 from qasic.isa.limits import ALLOWED
 from qasic.isa.table import POST_PARAM_DTYPE, encoding_bits, encoding_bytes, encoding_is_fp
+from qasic.quant import actformat
+from qasic.quant.fixedpoint import requantize
 from qasic.rtl.post import PostUnit, post_cycles
 from qasic.sim import kernels as K
 from qasic.sim.machine import _act_table, _positive_levels
@@ -58,13 +60,16 @@ def random_post(rng, arch, ofmt: str, lut: int) -> tuple[Instr, np.ndarray]:
     return ins, params
 
 
-def prepare(arch, instrs, seed: int = 0):
+def prepare(arch, instrs, seed: int = 0, acc_head=None):
     """Random memories with each instruction's param block in place, and the output memory
-    after sim.kernels.post ran ``instrs``: (acc, param, output, expected output)."""
+    after sim.kernels.post ran ``instrs``: (acc, param, output, expected output). With
+    ``acc_head`` the accumulator's first words hold those values."""
     rng = np.random.default_rng(seed)
     half = 1 << (arch.acc_bits - 1)
     acc = rng.integers(-(1 << 24), 1 << 24, size=arch.acc_sram_bytes // arch.acc_word_bytes)
     acc[:8] = [half - 1, -half, 0, -1, 1 << 23, -(1 << 23), 5, -5]  # the acc_bits extremes
+    if acc_head is not None:
+        acc[:len(acc_head)] = acc_head
     par = rng.integers(0, 256, size=arch.param_sram_bytes).astype(np.uint8)
     out = rng.integers(0, 256, size=arch.output_sram_bytes).astype(np.uint8)
     want_out = out[None].copy()
@@ -80,10 +85,10 @@ def prepare(arch, instrs, seed: int = 0):
     return acc, merged, out, want_out[0]
 
 
-def run_posts(arch, instrs, seed: int = 0):
+def run_posts(arch, instrs, seed: int = 0, acc_head=None):
     """Run ``instrs`` (with their params) on PostUnit in Amaranth's simulator; return the
     measured durations, its output memory and sim.kernels.post's."""
-    acc, merged, out, want = prepare(arch, instrs, seed)
+    acc, merged, out, want = prepare(arch, instrs, seed, acc_head)
     word_bits = 8 * arch.acc_word_bytes
     words = [encode(ins) for ins, _ in instrs]
     unit = PostUnit(arch)
@@ -147,6 +152,36 @@ def test_post_empty_tile_and_wide_rows():
         fields["out_stride"] = stride
         return Instr("POST", fields), np.frombuffer(rec.tobytes(), np.uint8)
     _check(SMALL, _disjoint(rng, SMALL, make, 5), seed=3)
+
+
+@pytest.mark.parametrize("ofmt", [e for e in ALLOWED[("POST", "ofmt")] if encoding_is_fp(e)])
+def test_post_fp8_rounds_the_exact_value_once(ofmt):
+    """Accumulators at the midpoints between FP8 codes and one step (2^-8 level) either side,
+    multiplier 2^-8: each code is the exact value's nearest (ties to even) as the reference
+    defines it, in the RTL and the simulator; rounding to an integer level first (the old
+    definition) would differ on some of them."""
+    lv = actformat.levels(ofmt)[:actformat.max_code(ofmt) + 1]
+    rng = np.random.default_rng(3)
+    pick = np.sort(rng.choice(len(lv) - 1, 40, replace=False))  # small spacings and large
+    mids2 = lv[pick] + lv[pick + 1]  # twice each midpoint
+    vals = (mids2[:, None] * 128 + np.array([-1, 0, 1])).ravel()  # acc = x * 2^8
+    vals = np.concatenate([vals, -vals])[:240]
+    rows, n = 15, 16  # 240 words: the tile at acc_addr 0
+    rec = np.zeros(n, dtype=POST_PARAM_DTYPE)
+    rec["multiplier"], rec["shift"] = 1 << 30, -7  # M = 2^-8
+    top = actformat.max_code(ofmt)
+    ins = Instr("POST", {"acc_addr": 0, "param_addr": 0, "out_addr": 0, "out_stride": n,
+                         "rows": rows, "n": n, "out_zp": 0, "lo": _s8(0x80 | top), "hi": top,
+                         "ofmt": ofmt, "lut": 0, "lut_addr": 0})
+    arch = dataclasses.replace(SMALL, acc_sram_bytes=240 * SMALL.acc_word_bytes)
+    durations, got, want = run_posts(arch, [(ins, np.frombuffer(rec.tobytes(), np.uint8))],
+                                     acc_head=vals)
+    exact = actformat.encode_fine(vals / 64, ofmt) & 0xFF  # x = vals / 2^8: 4 x exact in float
+    np.testing.assert_array_equal(want[:240], exact)  # the simulator: the reference's value
+    np.testing.assert_array_equal(got[:240], want[:240])  # the RTL: the simulator's
+    assert (durations[0],) * 2 == post_cycles(rows, n, 0, 8, arch)  # INT's cycles
+    twice = actformat.encode_levels(requantize(vals, 1 << 30, -7), ofmt) & 0xFF
+    assert (twice != exact).sum() >= 10  # the old double rounding: ties up, not to even
 
 
 @pytest.mark.rtl

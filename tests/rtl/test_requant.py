@@ -1,13 +1,14 @@
 """Fast tier: the requantization lane (qasic.rtl.requant) in Amaranth's simulator, bit-exact
-against qasic.quant.fixedpoint.requantize (and sim.kernels.requant) over its whole domain:
-accumulators up to +-2^55, every shift, both signs of the multiplier, ties and saturation."""
+against qasic.quant.fixedpoint.requantize and requantize_fine (and sim.kernels.requant,
+requant_fine) over its whole domain: accumulators up to +-2^55, every shift, both signs of the
+multiplier, ties, exact and inexact quarters, and saturation."""
 
 from __future__ import annotations
 
 import numpy as np
 from amaranth.sim import Simulator
 
-from qasic.quant.fixedpoint import MAX_SHIFT, MIN_SHIFT, requantize
+from qasic.quant.fixedpoint import FINE_LIMIT, MAX_SHIFT, MIN_SHIFT, requantize, requantize_fine
 from qasic.rtl.requant import LATENCY, RequantLane
 from qasic.sim import kernels as K
 
@@ -31,10 +32,17 @@ def cases(seed: int = 0, n: int = 400) -> list[tuple[int, int, int]]:
             ((1 << 55) - 1, -(1 << 31), MIN_SHIFT), (-(1 << 55), -(1 << 31), MIN_SHIFT),
             (1 << 40, 1 << 30, 30), (-(1 << 40), 1 << 30, 30), (1 << 24, 1 << 30, 7),
             (0, 0, 0), (-1, 1, MIN_SHIFT), (1, 1 << 30, MIN_SHIFT)]
+    # requantize_fine: quarters exact (x * q a multiple of 2^(total - 2)) and just off them,
+    # and |y| on either side of FINE_LIMIT (2^60) without saturating
+    out += [(1, 1 << 30, 30), (-1, 1 << 30, 30), (3, 1 << 30, 29), (-3, 1 << 30, 29),
+            (7, (1 << 30) + 1, 28), (-7, (1 << 30) + 1, 28),
+            (1 << 29, 1 << 30, 30), (-(1 << 29), 1 << 30, 30),
+            (1 << 31, 1 << 30, 30), (-(1 << 31), 1 << 30, 30),
+            ((1 << 31) - 1, 1 << 30, 30), (-(1 << 31) + 1, 1 << 30, 30)]
     return out
 
 
-def run_lane(items) -> list[int]:
+def run_lane(items, port: str = "y") -> list[int]:
     lane = RequantLane()
     got = []
 
@@ -47,7 +55,7 @@ def run_lane(items) -> list[int]:
                 ctx.set(lane.shift, shift)
             await ctx.tick()
             if i + 1 >= LATENCY:
-                got.append(ctx.get(lane.y))
+                got.append(ctx.get(getattr(lane, port)))
 
     sim = Simulator(lane)
     sim.add_clock(1e-6)
@@ -65,3 +73,17 @@ def test_lane_equals_reference():
     bad = [(it, g, w) for it, g, w in zip(items, got, want) if g != w]
     assert not bad, f"{len(bad)} mismatches, first (x, q, shift), rtl, reference: {bad[0]}"
     assert any(abs(w) == 1 << 62 for w in want), "no case reached saturation"
+
+
+def test_fine_output_equals_reference():
+    items = cases(seed=1)
+    want = [int(requantize_fine(np.int64(x), np.int64(q), np.int64(s))) for x, q, s in items]
+    kern = [int(K.requant_fine(np.int64(x), np.int64(q), np.int64(s))) for x, q, s in items]
+    assert want == kern
+    got = run_lane(items, "z")
+    bad = [(it, g, w) for it, g, w in zip(items, got, want) if g != w]
+    assert not bad, f"{len(bad)} mismatches, first (x, q, shift), rtl, reference: {bad[0]}"
+    assert any(w % 2 for w in want) and any(w % 4 == 2 for w in want)  # sticky, half
+    assert sum(abs(w) == 1 << 62 for w in want) > sum(abs(y) == 1 << 62 for y in (
+        requantize(np.int64(x), np.int64(q), np.int64(s)) for x, q, s in items))  # |y| >= 2^60
+    assert any(FINE_LIMIT // 2 < abs(w) >> 2 < FINE_LIMIT for w in want)  # just below the limit

@@ -22,7 +22,9 @@ from qasic.isa.table import (
     encoding_bytes,
     encoding_is_fp,
 )
+from qasic.quant import actformat
 from qasic.quant.actformat import levels
+from qasic.quant.fixedpoint import requantize
 from qasic.quant.reference import ADD_LEFT_SHIFT
 from qasic.rtl.vector import ERROR_UNSUPPORTED, VectorUnit, vector_cycles
 from qasic.sim import kernels as K
@@ -273,6 +275,42 @@ def test_fp8_max_pool_of_negative_codes(fmt):
                                      "lo": (-2, -128, -1, 0)[k]}), block))  # 0xFE, -0, ...
     source = rng.choice([0x80, 0x81, 0x88, 0xC0, 0xF8, 0xFE, 0x00], size=SRC_END)
     check(SMALL, place(rng, items), seed=4, source=source)
+
+
+@pytest.mark.parametrize("fmt", [e for e in NARROW if encoding_is_fp(e)])
+def test_fp8_results_round_the_exact_value_once(fmt):
+    """A mul of int8 operands into FP8 at M = 2^-8, and an FP8 average of 2x2 windows at
+    M = 2^-2: each code is the exact value's nearest (ties to even) as the reference defines
+    it, in the RTL and the simulator; rounding to an integer level first (the old definition)
+    would differ on some of them."""
+    rng = np.random.default_rng(6)
+    top = int(np.argmax(levels(fmt)[:128]))
+    lo, hi = int(np.int8(np.uint8(0x80 | top))), top
+    count = 48
+    mul = Instr("ADD", {"count": count, "bcast": 0, "op": "mul", "fmt": "int8", "bfmt": "int8",
+                        "ofmt": fmt, "a_addr": 0, "b_addr": 100})
+    add_words = (0, 0, 0, 1 << 30, 0, 1 << 30, 0, 1 << 30, -7, lo, hi)  # ADD_PARAM_WORDS
+    pool = Instr("POOL", {"h": 4, "w": 4, "c": 12, "kh": 2, "kw": 2, "sh": 2, "sw": 2,
+                          "mode": "avg", "fmt": fmt, "lo": 0, "src_pix_stride": 12,
+                          "dst_pix_stride": 12, "src_addr": 200})
+    pool_words = (0, 0, 1 << 30, -1, lo, hi)  # POOL_PARAM_WORDS: zi, zo, q, shift, lo, hi
+    items = place(rng, [(mul, _words(add_words)), (pool, _words(pool_words))])
+    source = rng.integers(0, 256, size=SRC_END).astype(np.uint8)
+    source[200:392] = rng.choice([*range(0x08, 0x30), *range(0x88, 0xB0)], size=192)  # small
+    durations, got, want = run_vector(SMALL, items, 6, source)
+    va, vb = (source[a:a + count].view(np.int8).astype(np.int64) for a in (0, 100))
+    win = levels(fmt)[source[200:392]].reshape(2, 2, 2, 2, 12)  # (oy, ky, ox, kx, c)
+    sums = win.sum(axis=(1, 3)).ravel()
+    exact = [actformat.encode_fine(va * vb / 64, fmt), actformat.encode_fine(sums, fmt)]
+    twice = [actformat.encode_levels(requantize(va * vb, 1 << 30, -7), fmt),
+             actformat.encode_levels(requantize(sums, 1 << 30, -1), fmt)]
+    for (ins, _), e, t in zip(items, exact, twice):
+        a = ins["dst_addr"]
+        np.testing.assert_array_equal(want[a:a + len(e)], e & 0xFF)  # the simulator: exact
+        np.testing.assert_array_equal(got[a:a + len(e)], want[a:a + len(e)])  # the RTL
+        assert (t != e).any()  # the old double rounding: some ties went up, not to even
+    np.testing.assert_array_equal(got, want)
+    assert durations == [int(vector_cycles(i.op, i, SMALL)[0]) for i, _ in items]
 
 
 def test_mixed_ops_back_to_back():

@@ -13,6 +13,7 @@ from qasic.compiler import compile_graph
 from qasic.errors import ConfigError
 from qasic.isa.table import ACT_FORMATS
 from qasic.quant import actformat, reference
+from qasic.quant.fixedpoint import FINE_BITS
 from qasic.sim import simulate
 from qasic.sim.kernels import fp_encode
 from qasic.sim.machine import _positive_levels
@@ -47,17 +48,21 @@ def test_levels_lsb_and_max_code(fmt):
 
 @pytest.mark.parametrize("fmt", FP_FORMATS)
 def test_post_encoding_equals_the_formats_library(fmt):
-    """kernels.fp_encode (table search) == FloatFormat.encode (checked against ml_dtypes) on
-    every level, every midpoint between neighbours (ties to even), both signs, saturation."""
+    """kernels.fp_encode (table search, levels in quarter steps) == FloatFormat.encode (checked
+    against ml_dtypes) on every level, every midpoint between neighbours (ties to even) and a
+    quarter step either side of them, both signs, saturation."""
     lv = actformat.levels(fmt)
     top = int(lv.max())
-    pos = np.unique(lv[lv >= 0])
-    mids = (pos[:-1] + pos[1:]) // 2
-    ys = np.concatenate([pos, pos + 1, pos - 1, mids, mids + 1, [10**6, top + top // 28]])
+    pos = np.unique(lv[lv >= 0]) << FINE_BITS
+    mids = (pos[:-1] + pos[1:]) // 2  # exact: levels are integers, quarters 4x
+    ys = np.concatenate([pos, pos + 1, pos - 1, mids, mids + 1, mids - 1,
+                         [10**6, (top + top // 28) << FINE_BITS]])
     ys = np.concatenate([ys, -ys])
     got = np.array([fp_encode(np.int64(y), _positive_levels(fmt)) for y in ys])
-    want = actformat.encode_levels(ys, fmt) & 0xFF
+    want = actformat.encode_fine(ys, fmt) & 0xFF
     np.testing.assert_array_equal(got, want)
+    enc = [[fp_encode(np.int64(y), _positive_levels(fmt)) for y in mids + d] for d in (-1, 1)]
+    assert enc[0] != enc[1]  # a quarter below / above a midpoint: the lower / upper code
     top_code = RANGES[fmt][0]
     assert got[ys == 10**6][0] == top_code and got[ys == -10**6][0] == 0x80 | top_code
 

@@ -24,7 +24,7 @@ from qasic.isa.table import (
     encoding_is_fp,
 )
 from qasic.quant import actformat
-from qasic.quant.fixedpoint import quantize_multiplier, requantize
+from qasic.quant.fixedpoint import FINE_BITS, quantize_multiplier, requantize, requantize_fine
 from qasic.quant.reference import ADD_LEFT_SHIFT
 from qasic.sim.fast import run as fast_run
 from qasic.sim.machine import Machine
@@ -86,12 +86,15 @@ def values(codes: np.ndarray, enc: str, zero: int = 0) -> np.ndarray:
     return LEVELS[codes & 0xFF] if encoding_is_fp(enc) else codes - zero
 
 
-def finish(y: np.ndarray, enc: str, zo: int, lo: int, hi: int) -> np.ndarray:
-    """clamp(y + zo, lo, hi) for int codes; FP8: clamp to the levels of lo, hi, then encode."""
+def finish(x: np.ndarray, q, shift, enc: str, zo: int, lo: int, hi: int) -> np.ndarray:
+    """clamp(requantize(x, q, shift) + zo, lo, hi) for int codes; FP8: x * M in quarter levels
+    (requantize_fine) clamped to the levels of lo, hi, then encoded: rounded once."""
+    q, shift = np.asarray(q, np.int64), np.asarray(shift, np.int64)
     if encoding_is_fp(enc):
-        y = np.clip(y, LEVELS[lo & 0xFF], LEVELS[hi & 0xFF])
-        return actformat.encode_levels(y, FP8)
-    return np.clip(y + zo, lo, hi)
+        z = np.clip(requantize_fine(x, q, shift), LEVELS[lo & 0xFF] << FINE_BITS,
+                    LEVELS[hi & 0xFF] << FINE_BITS)
+        return actformat.encode_fine(z, FP8)
+    return np.clip(requantize(x, q, shift) + zo, lo, hi)
 
 
 def same_codes(got: np.ndarray, want: np.ndarray, enc: str) -> None:
@@ -251,9 +254,7 @@ def post_case(seed: int, ofmt: str, lut: int, fast: bool = False):
         fast_run(m)
     else:
         run(m, post)
-    y = requantize(acc + par["bias"], par["multiplier"].astype(np.int64),
-                   par["shift"].astype(np.int64))
-    want = finish(y, ofmt, zp, lo, hi)
+    want = finish(acc + par["bias"], par["multiplier"], par["shift"], ofmt, zp, lo, hi)
     if lut:
         want = table[want & ((1 << encoding_bits(ofmt)) - 1)]
     got = get_rows(m.mem["output"], 8, out_stride, rows, n, ofmt)
@@ -306,7 +307,7 @@ def pool_case(seed: int, fmt: str, mode: str, kh: int, kw: int, sh: int, sw: int
         want = np.maximum(win.max(axis=3), lo)
     else:
         s = values(win, fmt, zi).sum(axis=3)
-        want = finish(requantize(s, np.int64(q), np.int64(shift)), fmt, zo, plo, phi)
+        want = finish(s, q, shift, fmt, zo, plo, phi)
     got = get_rows(m.mem["output"], 2000, d_pix, oh * ow, c, fmt).reshape(want.shape)
     return got, want
 
@@ -357,12 +358,12 @@ def add_case(seed: int, fmt: str, op: str, bcast: int):
     va = values(a[:, 0], fmt, za)
     vb = values(np.tile(b[:, 0], (1, count // (bcast or count))), fmt, zb)
     if op == "mul":
-        y = requantize(va * vb, np.int64(qo), np.int64(so))
+        y = va * vb
     else:
         x = requantize(va << ADD_LEFT_SHIFT, np.int64(qa), np.int64(sa))
         z = requantize(vb << ADD_LEFT_SHIFT, np.int64(qb), np.int64(sb))
-        y = requantize(x + z, np.int64(qo), np.int64(so))
-    want = finish(y, fmt, zo, lo, hi)
+        y = x + z
+    want = finish(y, qo, so, fmt, zo, lo, hi)
     got = get_rows(m.mem["output"], 200, 0, 1, count, fmt)[:, 0]
     return got, want
 

@@ -87,12 +87,13 @@ def add_case(afmt: str, bfmt: str, ofmt: str, op: str = "add", bcast: int = 0, g
     va = values(a[:, 0], afmt, za)
     vb = values(np.tile(b[:, 0], (1, count // (bcast or count))), bfmt, zb)
     if op == "mul":
-        y = requantize(va * vb, np.int64(qo), np.int64(so))
+        y = va * vb
     else:
         x = requantize(va << ADD_LEFT_SHIFT, np.int64(qa), np.int64(sa))
         z = requantize(vb << ADD_LEFT_SHIFT, np.int64(qb), np.int64(sb))
-        y = requantize(x + z, np.int64(qo), np.int64(so))
-    return get_rows(m.mem["output"], 200, 0, 1, count, ofmt)[:, 0], finish(y, ofmt, zo, lo, hi)
+        y = x + z
+    return (get_rows(m.mem["output"], 200, 0, 1, count, ofmt)[:, 0],
+            finish(y, qo, so, ofmt, zo, lo, hi))
 
 
 @pytest.mark.parametrize("fast", [False, True])
