@@ -291,7 +291,8 @@ def summary(record: dict) -> str:
         (f"prefill {record['prefill_cycles']} cycles; decode {record['decode_cycles_per_token']} "
         f"cycles/token ({record['tokens_per_s']:.0f} tokens/s), {e['total'] / 1e3:.1f} "
         f"nJ/token (mac {e['mac'] / 1e3:.1f}, sram {e['sram'] / 1e3:.1f}, dram "
-        f"{e['dram'] / 1e3:.1f}, other {e['other'] / 1e3:.1f})"),
+        f"{e['dram'] / 1e3:.1f}, other {e['other'] / 1e3:.1f}, leakage "
+        f"{e['leakage'] / 1e3:.1f})"),
         (f"KV cache {record['kv_cache_bytes']} bytes; a decode step moves "
         f"{record['decode_dram_bytes_per_token']} DRAM bytes")])
 
