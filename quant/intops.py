@@ -43,6 +43,15 @@ NORM_MAX_LEN = 4096  # keeps sum(c^2) inside int64 for 8-bit codes with center
 _INV_BITS = 61       # floor(2^61 / r): |c * inv| <= 2^61 since |c| <= r
 
 
+def norm_max_bits(length: int) -> int:
+    """The widest INT codes a norm over rows of ``length`` values takes: sum(c^2) < D^3 2^(2B)
+    must stay below 2^62 (int64); 16 up to 1023 values, 15 up to 1625, 12 at 4096."""
+    bits = 0
+    while length ** 3 << 2 * (bits + 1) < 1 << 62:
+        bits += 1
+    return bits
+
+
 def softmax_encoding(bits: int) -> tuple[float, int]:
     """(scale, zero_point) of softmax output codes of ``bits`` bits: p = code / qmax."""
     return 1.0 / ((1 << (bits - 1)) - 1), 0

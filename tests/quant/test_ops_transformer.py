@@ -336,9 +336,41 @@ def test_norm_inputs_may_be_wider_than_the_activations():
                                           r"integers 2..16"):
         QuantConfig(norm_input_bits=17)
     x = _seq(4, 2, 2048)
-    with pytest.raises(ConfigError, match="2048 channels of 16-bit codes can overflow"):
+    with pytest.raises(ConfigError, match="2048 channels of 15-bit codes can overflow the "
+                                          "kernel's int64 sums; use norm_input_bits <= 14"):
         quantize(nn.LayerNorm(2048), torch.from_numpy(x[:2]), x,
-                 QuantConfig(8, norm_input_bits=16))
+                 QuantConfig(8, norm_input_bits=15))
+
+
+@pytest.mark.parametrize("config, d, bits", [
+    (QuantConfig(), 64, 16), (QuantConfig(), 1023, 16), (QuantConfig(), 1024, 15),
+    (QuantConfig(), 2048, 14), (QuantConfig(norm_input_bits=16), 2048, 14),
+    (QuantConfig(norm_input_bits=8), 2048, 8), (QuantConfig(norm_input_bits=None), 64, 8),
+    (QuantConfig(activation_bits=6, norm_input_bits=None), 64, 6)])
+def test_norm_input_width_defaults_to_16_capped_by_the_row_length(config, d, bits):
+    """16 bits (the default) where a norm's int64 sums take them, D^3 2^(2B) < 2^62, else the
+    widest that fits; None is the activation width; an explicit narrower width is kept."""
+    x = _seq(4, 2, d)
+    model = nn.Sequential(nn.Linear(d, d), nn.LayerNorm(d)).eval()
+    q = quantize(model, torch.from_numpy(x[:2]), x, config)
+    norm = next(n for n in q.nodes if n.op == "norm")
+    assert q.tensors[norm.inputs[0]].bits == bits
+
+
+@pytest.mark.parametrize("model, bits", [
+    (Fn(lambda x, fc: F.layer_norm(fc(x), (D,)) - x, nn.Linear(D, D)), 16),
+    (Fn(lambda x, fc: F.layer_norm(y := fc(x), (D,)) - y, nn.Linear(D, D)), 8),
+    (Fn(lambda x, fc, fc2: F.layer_norm(y := fc(x), (D,)) + fc2(y), nn.Linear(D, D),
+        nn.Linear(D, D)), 8),
+    (Fn(lambda x: F.layer_norm(x, (D,))), 8)])
+def test_the_default_width_is_the_activations_where_int16_cannot_be_stored(model, bits):
+    """At the default a norm input that a kernel other than ADD or NORM would read (the
+    negating table of x - y), or that the host writes (the graph input), keeps the activation
+    width: the accelerator stores int16 codes only where ADD, NORM and plain GEMMs handle them
+    (compiler.pipeline._check_wide)."""
+    _, q, _ = check(model.eval(), _seq(), QuantConfig())
+    norm = next(n for n in q.nodes if n.op == "norm")
+    assert q.tensors[norm.inputs[0]].bits == bits
 
 
 def test_per_layer_weight_bits_name_the_linears():
