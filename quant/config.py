@@ -115,15 +115,15 @@ class QuantConfig:
 
     def norm_bits_for(self, length: int, int16: bool = True) -> int:
         """INT width of a tensor a norm over rows of ``length`` values reads: ``norm_bits``.
-        The widest setting, 16 (the default), means as wide as the tensor can be: at most what
-        the kernel's int64 sums take (``intops.norm_max_bits``: 15 bits for 1024..1625 values,
-        12 for 4096), and activation_bits when the accelerator cannot store the tensor as
-        int16 codes (``int16`` False: encodings.int16_storable). A narrower width that cannot
-        be is refused: by quantize_transformer.norm (the sums), by the compiler (int16)."""
+        The widest setting, 16 (the default), means as wide as the accelerator takes it: 16
+        bits where the NORM instruction's int64 sums take int16 codes (rows of at most 1023
+        values, ``intops.norm_max_bits``) and the tensor can be stored as int16 (``int16``:
+        encodings.int16_storable), else activation_bits. A narrower width that cannot be is
+        refused: by quantize_transformer.norm (the sums), by the compiler (int16 codes)."""
         bits = self.norm_bits
-        if bits != NORM_INPUT_BITS[1]:
+        if bits != NORM_INPUT_BITS[1] or (int16 and norm_max_bits(length) >= bits):
             return bits
-        return min(bits, norm_max_bits(length)) if int16 else self.activation_bits
+        return self.activation_bits
 
     @property
     def named_layers(self) -> tuple[str, ...]:

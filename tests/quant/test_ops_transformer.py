@@ -336,20 +336,21 @@ def test_norm_inputs_may_be_wider_than_the_activations():
                                           r"integers 2..16"):
         QuantConfig(norm_input_bits=17)
     x = _seq(4, 2, 2048)
-    with pytest.raises(ConfigError, match="2048 channels of 15-bit codes can overflow the "
-                                          "kernel's int64 sums; use norm_input_bits <= 14"):
+    with pytest.raises(ConfigError, match=r"2048 channels of 12-bit codes \(int16 above 8 "
+                                          r"bits\) can overflow the kernel's int64 sums; use "
+                                          r"norm_input_bits <= 8$"):
         quantize(nn.LayerNorm(2048), torch.from_numpy(x[:2]), x,
-                 QuantConfig(8, norm_input_bits=15))
+                 QuantConfig(8, norm_input_bits=12))
 
 
 @pytest.mark.parametrize("config, d, bits", [
-    (QuantConfig(), 64, 16), (QuantConfig(), 1023, 16), (QuantConfig(), 1024, 15),
-    (QuantConfig(), 2048, 14), (QuantConfig(norm_input_bits=16), 2048, 14),
+    (QuantConfig(), 64, 16), (QuantConfig(), 1023, 16), (QuantConfig(), 1024, 8),
+    (QuantConfig(norm_input_bits=16), 2048, 8), (QuantConfig(activation_bits=6), 2048, 6),
     (QuantConfig(norm_input_bits=8), 2048, 8), (QuantConfig(norm_input_bits=None), 64, 8),
     (QuantConfig(activation_bits=6, norm_input_bits=None), 64, 6)])
-def test_norm_input_width_defaults_to_16_capped_by_the_row_length(config, d, bits):
-    """16 bits (the default) where a norm's int64 sums take them, D^3 2^(2B) < 2^62, else the
-    widest that fits; None is the activation width; an explicit narrower width is kept."""
+def test_norm_input_width_defaults_to_16_where_the_row_length_allows(config, d, bits):
+    """16 bits (the default) where NORM's int64 sums take int16 codes, D^3 2^32 < 2^62, else
+    the activation width; None is the activation width; an explicit narrower width is kept."""
     x = _seq(4, 2, d)
     model = nn.Sequential(nn.Linear(d, d), nn.LayerNorm(d)).eval()
     q = quantize(model, torch.from_numpy(x[:2]), x, config)
