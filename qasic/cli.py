@@ -591,9 +591,10 @@ def build_parser() -> argparse.ArgumentParser:
                         + " | ".join(ACT_FORMATS[1:]) + " (docs/formats.md)")
         sp.add_argument("--norm-input-bits", type=int, default=None,
                         help="INT bits of the tensors feeding a norm (the residual sums of a "
-                        "transformer), 2..16; 9..16 are stored as int16 (default 16, less for "
-                        "a norm whose int64 sums cannot take 16 bits: 15 over 1024 values; "
-                        "--norm-input-bits 8 for the activation width of before)")
+                        "transformer), 2..16; 9..16 are stored as int16 (default 16 where the "
+                        "accelerator takes int16 codes, else the activation width: rows of at "
+                        "most 1023 values read only by adds and norms; --norm-input-bits 8: "
+                        "the width of before)")
         sp.add_argument("--norm-residual-bits", type=int, default=None,
                         help="a norm output that feeds a residual add (a post-LN transformer's "
                         "residual stream, BERT) is written a second time as INT of these bits "
