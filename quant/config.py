@@ -13,7 +13,7 @@ from qasic.quant.observers import ACTIVATION_OBSERVERS, OUTPUT_OBSERVERS, WEIGHT
 
 BITS_RANGE = (2, 8)
 NORM_INPUT_BITS = (2, 16)   # norm inputs may be wider (intops.norm_rows is exact in int64)
-DEFAULT_NORM_INPUT_BITS = 16  # a 16-bit residual stream (I-BERT's is 32-bit; docs/llm_study.md)
+DEFAULT_NORM_INPUT_BITS = 16  # a 16-bit residual stream (I-BERT keeps it wide too; llm_study.md)
 WIDE_BITS = (2, 16)         # norm_residual_bits, output_bits: up to int16 codes
 DEFAULT_WEIGHT_BITS = 8     # layers a per-layer dict does not name
 AUTO_MSE_MAX_BITS = 4       # weight_clipping="auto": MSE clipping at <= 4 bits, max-abs above
