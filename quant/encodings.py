@@ -13,11 +13,11 @@
 - The inputs of ``softmax`` and ``norm`` (attention scores, the residual stream) and the
   operands of ``matmul`` are INT codes even when activations are FP8: the integer softmax and
   normalization kernels (qasic.quant.intops) and the dynamic-weight GEMM read integers.
-- A ``norm`` input is INT of QuantConfig.norm_input_bits (default 16: capped per norm at what
-  its row length takes, and the activation width where the accelerator cannot store the tensor
-  as int16, ``QuantConfig.norm_bits_for``, ``norm_lengths``, ``int16_storable``): the residual sums
-  carry the outlier channels of transformers (LLM.int8(), SmoothQuant), which an 8-bit
-  per-tensor step cannot hold next to the ordinary ones.
+- A ``norm`` input is INT of QuantConfig.norm_input_bits (default 16; the activation width
+  where NORM's int64 sums cannot take int16 codes of its rows or the accelerator cannot store
+  the tensor as int16: ``QuantConfig.norm_bits_for``, ``norm_lengths``, ``int16_storable``): the
+  residual sums carry the outlier channels of transformers (LLM.int8(), SmoothQuant), which an
+  8-bit per-tensor step cannot hold next to the ordinary ones.
 - With QuantConfig.norm_residual_bits a norm output that feeds a residual ``add`` gets a second
   norm node (``split_norm_residuals``, attrs ``residual_copy``) whose INT output of that width
   feeds the adds; the GEMMs keep reading the first (8-bit or FP8) one. In a post-LN
