@@ -343,6 +343,17 @@ def test_norm_inputs_may_be_wider_than_the_activations():
                  QuantConfig(8, norm_input_bits=12))
 
 
+def test_norm_max_bits_keeps_the_int64_sum_of_squares_of_stored_codes():
+    """D^3 2^(2B) < 2^62 with B the stored width (int16 for 9..16 bits)."""
+    from qasic.quant.intops import NORM_MAX_LEN, norm_max_bits
+
+    assert [norm_max_bits(d) for d in (1, 384, 1023, 1024, NORM_MAX_LEN, 41285, 41286)] == \
+        [16, 16, 16, 8, 8, 8, 7]
+    for d in (1023, 1024, 41285, 41286):
+        b = norm_max_bits(d)
+        assert d ** 3 << 2 * b < 1 << 62 <= d ** 3 << 2 * (16 if b == 8 else b + 1)
+
+
 @pytest.mark.parametrize("config, d, bits", [
     (QuantConfig(), 64, 16), (QuantConfig(), 1023, 16), (QuantConfig(), 1024, 8),
     (QuantConfig(norm_input_bits=16), 2048, 8), (QuantConfig(activation_bits=6), 2048, 6),
