@@ -86,12 +86,17 @@ def _activations(args):
     return QuantConfig(activation_bits=args.act_bits, activation_observer=args.observer,
                        activation_format=args.act_format, output_observer=args.output_observer,
                        bias_correction=args.bias_correction,
-                       norm_input_bits=getattr(args, "norm_input_bits", None),
+                       **_given(args, "norm_input_bits"),
                        norm_residual_bits=getattr(args, "norm_residual_bits", None),
                        output_bits=getattr(args, "output_bits", None),
                        equalize=getattr(args, "equalize", False),
                        equalize_alpha=_alpha(getattr(args, "equalize_alpha", None)),
                        weight_rounding=getattr(args, "weight_rounding", "nearest"))
+
+
+def _given(args, *keys: str) -> dict:
+    """The ``keys`` the command line set (absent or None: QuantConfig's default applies)."""
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
 
 def _alpha(text: str | None) -> float | str | None:
@@ -596,8 +601,10 @@ def build_parser() -> argparse.ArgumentParser:
                         + " | ".join(ACT_FORMATS[1:]) + " (docs/formats.md)")
         sp.add_argument("--norm-input-bits", type=int, default=None,
                         help="INT bits of the tensors feeding a norm (the residual sums of a "
-                        "transformer), 2..16; 9..16 are stored as int16 (default: the "
-                        "activation width)")
+                        "transformer), 2..16; 9..16 are stored as int16 (default 16 where the "
+                        "accelerator takes int16 codes, else the activation width: rows of at "
+                        "most 1023 values read only by adds and norms; --norm-input-bits 8: "
+                        "the width of before)")
         sp.add_argument("--norm-residual-bits", type=int, default=None,
                         help="a norm output that feeds a residual add (a post-LN transformer's "
                         "residual stream, BERT) is written a second time as INT of these bits "

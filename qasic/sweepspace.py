@@ -91,7 +91,9 @@ class QuantChoice:
     def config(self) -> dict[str, Any]:
         """Every quantization setting (a policy point: its policy, budget and candidates). A
         setting that is None (off) is left out, so a setting added later with a None default
-        leaves the configs, and so the stored points, of older sweeps as they were."""
+        leaves the configs, and so the stored points, of older sweeps as they were.
+        norm_input_bits (None, the activation width, before 2026-12-05; 16 since) is in every
+        new config: a store's older points keep their rows, and rerun under the new keys."""
         cfg = dataclasses.asdict(self.quant_config())
         if self.weights.policy:
             from qasic.quant.sensitivity import CANDIDATE_BITS

@@ -36,6 +36,8 @@ from qasic.quant.encodings import (
     SYMMETRIC,
     fixed_encoding,
     input_encoding,
+    int16_storable,
+    norm_lengths,
     requirements,
     residual_copies,
     symmetric,
@@ -98,6 +100,7 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
     ``weights`` ({tensor: an importance per value}) weight the squared error that the INT
     'histogram' and 'fisher' observers minimize (``qasic.quant.fisher``)."""
     need = requirements(graph, SHARES_INPUT)
+    lengths = norm_lengths(graph, SHARES_INPUT)
     wide = {t: config.norm_residual_bits for t in residual_copies(graph)}
     if config.output_bits is not None:
         wide[graph.output] = config.output_bits
@@ -105,7 +108,8 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
     def observe(tensor: str) -> TensorQ:
         kind = need.get(tensor)
         fmt = "int" if kind or tensor in wide else config.activation_format
-        bits = config.norm_bits if kind == NORM_INPUT else config.activation_bits
+        bits = config.norm_bits_for(lengths[tensor], int16_storable(graph, tensor)) \
+            if kind == NORM_INPUT else config.activation_bits
         bits = wide.get(tensor) or bits
         if tensor == graph.output and config.output_observer == "fisher":
             rng = histogram_range(values[tensor], bits, weights=(weights or {}).get(tensor))

@@ -8,10 +8,12 @@ from types import MappingProxyType
 
 from qasic.errors import ConfigError
 from qasic.isa.table import ACT_FORMATS
+from qasic.quant.intops import norm_max_bits
 from qasic.quant.observers import ACTIVATION_OBSERVERS, OUTPUT_OBSERVERS, WEIGHT_SCALERS
 
 BITS_RANGE = (2, 8)
 NORM_INPUT_BITS = (2, 16)   # norm inputs may be wider (intops.norm_rows is exact in int64)
+DEFAULT_NORM_INPUT_BITS = 16  # a 16-bit residual stream (I-BERT keeps it wide too; llm_study.md)
 WIDE_BITS = (2, 16)         # norm_residual_bits, output_bits: up to int16 codes
 DEFAULT_WEIGHT_BITS = 8     # layers a per-layer dict does not name
 AUTO_MSE_MAX_BITS = 4       # weight_clipping="auto": MSE clipping at <= 4 bits, max-abs above
@@ -45,11 +47,13 @@ class QuantConfig:
     # empirical bias correction (qasic.quant.biascorr): each conv2d/linear bias absorbs the mean
     # output shift that quantization causes on the calibration batch
     bias_correction: bool = False
-    # INT width of the tensors a LayerNorm/RMSNorm reads (a transformer's residual sums), None:
-    # activation_bits. Outlier channels stretch these ranges (BERT's FFN outputs reach 200 where
-    # most values are +-3): all-MiniLM-L6-v2's embedding cosine is 0.92 with FP8 activations
-    # and 8-bit norm inputs, 0.997 with 16 (qasic.quant.encodings)
-    norm_input_bits: int | None = None
+    # INT width of the tensors a LayerNorm/RMSNorm/GroupNorm reads (a transformer's residual
+    # sums), None: activation_bits. Outlier channels stretch these ranges (BERT's FFN outputs
+    # reach 200 where most values are +-3): all-MiniLM-L6-v2's embedding cosine is 0.92 with
+    # FP8 activations and 8-bit norm inputs, 0.997 with 16 (qasic.quant.encodings). 16, the
+    # default and the widest, means as wide as each such tensor can be (norm_bits_for); a
+    # narrower width that a norm cannot take is refused
+    norm_input_bits: int | None = DEFAULT_NORM_INPUT_BITS
     # activation equalization (qasic.quant.equalize): channels of a tensor rescaled to share
     # one per-tensor scale, the factors moved into the per-channel weights around it
     equalize: bool = False
@@ -108,6 +112,18 @@ class QuantConfig:
     def norm_bits(self) -> int:
         """INT width of normalization inputs."""
         return self.activation_bits if self.norm_input_bits is None else self.norm_input_bits
+
+    def norm_bits_for(self, length: int, int16: bool = True) -> int:
+        """INT width of a tensor a norm over rows of ``length`` values reads: ``norm_bits``.
+        The widest setting, 16 (the default), means as wide as the accelerator takes it: 16
+        bits where the NORM instruction's int64 sums take int16 codes (rows of at most 1023
+        values, ``intops.norm_max_bits``) and the tensor can be stored as int16 (``int16``:
+        encodings.int16_storable), else activation_bits. A narrower width that cannot be is
+        refused: by quantize_transformer.norm (the sums), by the compiler (int16 codes)."""
+        bits = self.norm_bits
+        if bits != NORM_INPUT_BITS[1] or (int16 and norm_max_bits(length) >= bits):
+            return bits
+        return self.activation_bits
 
     @property
     def named_layers(self) -> tuple[str, ...]:

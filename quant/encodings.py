@@ -13,7 +13,9 @@
 - The inputs of ``softmax`` and ``norm`` (attention scores, the residual stream) and the
   operands of ``matmul`` are INT codes even when activations are FP8: the integer softmax and
   normalization kernels (qasic.quant.intops) and the dynamic-weight GEMM read integers.
-- A ``norm`` input is INT of QuantConfig.norm_input_bits (default: the activation width): the
+- A ``norm`` input is INT of QuantConfig.norm_input_bits (default 16; the activation width
+  where NORM's int64 sums cannot take int16 codes of its rows or the accelerator cannot store
+  the tensor as int16: ``QuantConfig.norm_bits_for``, ``norm_lengths``, ``int16_storable``): the
   residual sums carry the outlier channels of transformers (LLM.int8(), SmoothQuant), which an
   8-bit per-tensor step cannot hold next to the ordinary ones.
 - With QuantConfig.norm_residual_bits a norm output that feeds a residual ``add`` gets a second
@@ -91,6 +93,38 @@ def requirements(graph: FGraph, shares_input: tuple[str, ...]) -> dict[str, str]
             if _PRIORITY.index(kind) >= _PRIORITY.index(need.get(src, INT)):
                 need[src] = kind
     return need
+
+
+# int16 codes on the accelerator (compiler.pipeline._check_wide): these ops' kernels write them
+# (ADD, NORM, a conv/linear's POST with no table fused), these read them (ADD, NORM), and these
+# are free views of them (their readers count)
+INT16_WRITERS = ("add", "norm", "linear", "conv2d")
+INT16_READERS = ("add", "norm")
+INT16_VIEWS = ("reshape", "flatten")
+
+
+def int16_storable(graph: FGraph, tensor: str) -> bool:
+    """Whether ``tensor``'s codes can be int16 on the accelerator: its producer writes them and
+    every reader (through reshapes) reads them. The graph input (the host's codes) is not."""
+    p = graph.producer(tensor)
+    return p is not None and p.op in INT16_WRITERS and _int16_readers(graph, tensor)
+
+
+def _int16_readers(graph: FGraph, tensor: str) -> bool:
+    return all(u.op in INT16_READERS or (u.op in INT16_VIEWS and _int16_readers(graph, u.output))
+               for u in graph.users(tensor))
+
+
+def norm_lengths(graph: FGraph, shares_input: tuple[str, ...]) -> dict[str, int]:
+    """{tensor: the longest row a norm reads it in} for every tensor ``requirements`` marks
+    NORM_INPUT or that a norm reads through ``shares_input`` ops (its width may depend on it:
+    QuantConfig.norm_bits_for)."""
+    out: dict[str, int] = {}
+    for node in graph.nodes:
+        if node.op == "norm":
+            src = _source(graph, node.inputs[0], shares_input)
+            out[src] = max(out.get(src, 0), int(graph.shapes[node.inputs[0]][-1]))
+    return out
 
 
 def _source(graph: FGraph, tensor: str, shares_input: tuple[str, ...]) -> str:

@@ -43,6 +43,13 @@ NORM_MAX_LEN = 4096  # keeps sum(c^2) inside int64 for 8-bit codes with center
 _INV_BITS = 61       # floor(2^61 / r): |c * inv| <= 2^61 since |c| <= r
 
 
+def norm_max_bits(length: int) -> int:
+    """The widest INT codes NORM takes over rows of ``length`` values: sum(c^2) < D^3 2^(2B)
+    must stay below 2^62 (int64), B the stored width (9..16-bit codes are int16 codes, which
+    the instruction checks as 16 bits): 16 up to 1023 values, 8 up to 41,285."""
+    return next((b for b in (16, 8, 7, 6, 5, 4, 3, 2) if length ** 3 << 2 * b < 1 << 62), 0)
+
+
 def softmax_encoding(bits: int) -> tuple[float, int]:
     """(scale, zero_point) of softmax output codes of ``bits`` bits: p = code / qmax."""
     return 1.0 / ((1 << (bits - 1)) - 1), 0

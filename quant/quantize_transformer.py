@@ -70,10 +70,10 @@ def norm(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ], config: Any
     out = tensors[node.output]
     gamma, beta = node.params["gamma"], node.params["beta"]
     d = gamma.shape[-1]
-    if d ** 3 * 4 ** x.bits >= 1 << 62:  # sum((D v - sum v)^2) < D^3 2^(2B) must fit int64
+    if x.bits > intops.norm_max_bits(d):  # sum((D v - sum v)^2) < D^3 2^(2B) must fit int64
         raise ConfigError(f"node {node.name}: normalization over {d} channels of {x.bits}-bit "
-                          f"codes can overflow the kernel's int64 sums; use norm_input_bits <= "
-                          f"{(62 - 3 * math.log2(d)) / 2:.0f}")
+                          f"codes (int16 above 8 bits) can overflow the kernel's int64 sums; use "
+                          f"norm_input_bits <= {intops.norm_max_bits(d)}")
     root = math.sqrt(d)
     unit = float(1 << intops.NORM_FRAC_BITS)
     low = max(float(np.abs(beta).max(initial=0.0)) * unit / (root * 2.0 ** BIAS_BITS),

@@ -527,6 +527,19 @@ def test_wide_code_flags_reach_the_quantizer(quantize_configs, capsys):
         capsys.readouterr().err
 
 
+def test_norm_input_bits_is_16_unless_the_flag_says_otherwise(quantize_configs, capsys):
+    """No --norm-input-bits: QuantConfig's default (16), not None (the activation width, 8
+    bits); --norm-input-bits 8 is the width of before."""
+    seen = quantize_configs
+    assert main(["quantize", "--json"]) == 0
+    assert main(["quantize", "--norm-input-bits", "8", "--json"]) == 0
+    assert [(c.norm_input_bits, c.norm_bits) for c in seen] == [(16, 16), (8, 8)]
+    capsys.readouterr()
+    assert main(["quantize", "--norm-input-bits", "1"]) == 1
+    assert "norm_input_bits = 1 is out of range: allowed integers 2..16" in \
+        capsys.readouterr().err
+
+
 def test_token_models_from_the_command_line_and_their_bad_ids(tmp_path, capsys):
     """A user token model: integer --data arrays stay token ids; ids outside the vocabulary
     (in the data, or in simulate's --input) and sequences longer than the model's are one line

@@ -90,6 +90,14 @@ def test_the_hash_covers_every_input_of_a_row():
     assert canonical_json({"clock_mhz": 500.0, "b": [1.5]}) == '{"b":[1.5],"clock_mhz":500}'
 
 
+def test_the_norm_input_width_is_in_every_key():
+    """16 since 2026-12-05, None (left out) before: older stores' points run again, since a
+    transformer's results changed with it."""
+    quant = [p.quant.config() for p in SPACE.points()]
+    assert {q["norm_input_bits"] for q in quant} == {16}
+    assert all("norm_residual_bits" not in q for q in quant)  # None settings stay out
+
+
 def test_a_store_of_another_format_is_refused(tmp_path):
     db = tmp_path / "sweep.db"
     with SweepStore(db) as store:

@@ -336,9 +336,53 @@ def test_norm_inputs_may_be_wider_than_the_activations():
                                           r"integers 2..16"):
         QuantConfig(norm_input_bits=17)
     x = _seq(4, 2, 2048)
-    with pytest.raises(ConfigError, match="2048 channels of 16-bit codes can overflow"):
+    with pytest.raises(ConfigError, match=r"2048 channels of 12-bit codes \(int16 above 8 "
+                                          r"bits\) can overflow the kernel's int64 sums; use "
+                                          r"norm_input_bits <= 8$"):
         quantize(nn.LayerNorm(2048), torch.from_numpy(x[:2]), x,
-                 QuantConfig(8, norm_input_bits=16))
+                 QuantConfig(8, norm_input_bits=12))
+
+
+def test_norm_max_bits_keeps_the_int64_sum_of_squares_of_stored_codes():
+    """D^3 2^(2B) < 2^62 with B the stored width (int16 for 9..16 bits)."""
+    from qasic.quant.intops import NORM_MAX_LEN, norm_max_bits
+
+    assert [norm_max_bits(d) for d in (1, 384, 1023, 1024, NORM_MAX_LEN, 41285, 41286)] == \
+        [16, 16, 16, 8, 8, 8, 7]
+    for d in (1023, 1024, 41285, 41286):
+        b = norm_max_bits(d)
+        assert d ** 3 << 2 * b < 1 << 62 <= d ** 3 << 2 * (16 if b == 8 else b + 1)
+
+
+@pytest.mark.parametrize("config, d, bits", [
+    (QuantConfig(), 64, 16), (QuantConfig(), 1023, 16), (QuantConfig(), 1024, 8),
+    (QuantConfig(norm_input_bits=16), 2048, 8), (QuantConfig(activation_bits=6), 2048, 6),
+    (QuantConfig(norm_input_bits=8), 2048, 8), (QuantConfig(norm_input_bits=None), 64, 8),
+    (QuantConfig(activation_bits=6, norm_input_bits=None), 64, 6)])
+def test_norm_input_width_defaults_to_16_where_the_row_length_allows(config, d, bits):
+    """16 bits (the default) where NORM's int64 sums take int16 codes, D^3 2^32 < 2^62, else
+    the activation width; None is the activation width; an explicit narrower width is kept."""
+    x = _seq(4, 2, d)
+    model = nn.Sequential(nn.Linear(d, d), nn.LayerNorm(d)).eval()
+    q = quantize(model, torch.from_numpy(x[:2]), x, config)
+    norm = next(n for n in q.nodes if n.op == "norm")
+    assert q.tensors[norm.inputs[0]].bits == bits
+
+
+@pytest.mark.parametrize("model, bits", [
+    (Fn(lambda x, fc: F.layer_norm(fc(x), (D,)) - x, nn.Linear(D, D)), 16),
+    (Fn(lambda x, fc: F.layer_norm(y := fc(x), (D,)) - y, nn.Linear(D, D)), 8),
+    (Fn(lambda x, fc, fc2: F.layer_norm(y := fc(x), (D,)) + fc2(y), nn.Linear(D, D),
+        nn.Linear(D, D)), 8),
+    (Fn(lambda x: F.layer_norm(x, (D,))), 8)])
+def test_the_default_width_is_the_activations_where_int16_cannot_be_stored(model, bits):
+    """At the default a norm input that a kernel other than ADD or NORM would read (the
+    negating table of x - y), or that the host writes (the graph input), keeps the activation
+    width: the accelerator stores int16 codes only where ADD, NORM and plain GEMMs handle them
+    (compiler.pipeline._check_wide)."""
+    _, q, _ = check(model.eval(), _seq(), QuantConfig())
+    norm = next(n for n in q.nodes if n.op == "norm")
+    assert q.tensors[norm.inputs[0]].bits == bits
 
 
 def test_per_layer_weight_bits_name_the_linears():
