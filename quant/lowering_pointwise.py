@@ -23,7 +23,8 @@ negations and their cats along the last axis stay symbolic too (Columns: a signe
 matrix of the channels) and become one ``linear`` of +-1 weights: RoPE's rotate_half
 ``cat(-x[..., D/2:], x[..., :D/2])`` of each head, Phi's partial rotary split, GPT-NeoX's
 chunked fused QKV; a stack of them along a new last axis interleaves their columns (GPT-J's
-rotate_every_two).
+rotate_every_two), and a stack of parts of a linear's output features interleaves its weight
+rows (CodeGen's rotate_every_two of its partial rotary dims).
 """
 
 from __future__ import annotations
@@ -337,20 +338,21 @@ def stack(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """aten.stack of Columns of one activation along a new last axis: element (k, j) is piece
     j's column k, so the stack interleaves the pieces' columns, one ``linear`` of +-1 weights
     viewed as (..., K, pieces) (GPT-J's rotate_every_two ``stack((-x[..., 1::2], x[..., ::2]),
-    -1).flatten(-2)``: the flatten undoes the view)."""
+    -1).flatten(-2)``: the flatten undoes the view). Pieces that are parts of a linear layer's
+    output features (``lowering_seq.slice_``: CodeGen's partial rotary dims of its fused QKV),
+    or affine maps of them (their negation), interleave those weight rows: one ``linear``."""
     rank = node.meta["val"].dim()
     dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
     if dim != rank - 1:
         b.fail(node, f"a stack along dim {dim} of a rank-{rank} result; only along a new last "
                      "axis")
     parts = _column_parts(list(args[0]))
-    if parts is None:
-        b.fail(node, "a stack whose pieces are not slices or negations of the last axis of one "
-                     "activation that no linear made (e.g. of a slice of a linear's output "
-                     "features, CodeGen's partial rotary dims); only such pieces")
-    src, mats = parts
-    interleaved = np.stack(mats, axis=-1).reshape(mats[0].shape[0], -1)
-    y = _columns(b, Columns(src, interleaved, node))
+    if parts is not None:
+        src, mats = parts
+        interleaved = np.stack(mats, axis=-1).reshape(mats[0].shape[0], -1)
+        y = _columns(b, Columns(src, interleaved, node))
+    else:
+        y = _interleaved_rows(b, node, list(args[0]))
     return lowering_seq.reshaped(b, node, y, b.per_sample(node), suffix=".pieces")
 
 
@@ -363,6 +365,38 @@ def _column_parts(pieces: list) -> tuple[Act, list[np.ndarray]] | None:
     src = next(p.src for p in pieces if isinstance(p, Columns))
     d = next(p.matrix.shape[0] for p in pieces if isinstance(p, Columns))
     return src, [p.matrix if isinstance(p, Columns) else np.eye(d) for p in pieces]
+
+
+def _interleaved_rows(b: Any, node: Any, pieces: list) -> Act:
+    """One ``linear`` whose output feature (k, j) is piece j's feature k, each piece a linear
+    (or an affine map of one) of the same input."""
+    rows = [_linear_rows(b, p) for p in pieces]
+    if any(r is None for r in rows) or len({(r[0].inputs, repr(r[0].attrs)) for r in rows}) != 1 \
+            or len({r[1].shape for r in rows}) != 1:
+        b.fail(node, "a stack whose pieces are neither slices or negations of the last axis of "
+                     "one activation nor parts of the output features of linears of one input; "
+                     "only such pieces")
+    lin = rows[0][0]
+    weight = np.stack([r[1] for r in rows], axis=1).reshape(-1, rows[0][1].shape[1])
+    bias = np.stack([r[2] for r in rows], axis=1).reshape(-1)
+    lead = b.shapes[lin.output][:-1]
+    return b.add(node, "linear", lin.inputs, dict(lin.attrs), {"weight": weight, "bias": bias},
+                 shape=lead + (len(bias),), suffix=".rows")
+
+
+def _linear_rows(b: Any, v: Any) -> tuple[Any, np.ndarray, np.ndarray] | None:
+    """(the linear node, its weight, its bias) of a linear's output, or of ``v = s x + o`` of
+    one (the scale and offset folded in); None for anything else."""
+    s, o = 1.0, 0.0
+    if isinstance(v, Pointwise):
+        form = pw.affine_form(v.tree)
+        if form is None:
+            return None
+        (s, o), v = form, v.src
+    lin = b.nodes.get(v.name) if isinstance(v, Act) else None
+    if lin is None or lin.op != "linear":
+        return None
+    return lin, lin.params["weight"] * s, lin.params["bias"] * s + o
 
 
 def slice_(b: Any, node: Any, args: list, kwargs: dict) -> Any:

@@ -36,6 +36,9 @@ def _family(name: str):
         "gptj": lambda: t.GPTJForCausalLM(t.GPTJConfig(vocab_size=VOCAB, n_embd=D, n_layer=2,
                                                        n_head=H, rotary_dim=8, n_inner=128,
                                                        n_positions=64)),
+        "codegen": lambda: t.CodeGenForCausalLM(t.CodeGenConfig(
+            vocab_size=VOCAB, n_embd=D, n_layer=2, n_head=H, rotary_dim=8, n_inner=128,
+            n_positions=64)),
         "t5enc": lambda: t.T5EncoderModel(t.T5Config(vocab_size=VOCAB, d_model=D, d_kv=16,
                                                      d_ff=128, num_layers=2, num_heads=H)),
     }
@@ -161,6 +164,36 @@ def test_falcon_and_phi3_capture_bit_exact(name):
     assert cos > 0.99, cos
     record = qasic.evaluate(model, x[:2], calibration=x)
     assert record["bit_exact"] and record["cosine"] > 0.99, record["cosine"]
+
+
+def test_codegen_rotates_interleaved_rows_of_its_fused_qkv():
+    """CodeGen's qkv_proj is one linear viewed as (S, mp_num = 4, 3 D / 4) and split into q, v,
+    k; rotate_every_two stacks the interleaved halves of each head's first rotary_dim = 8
+    features: per layer, for q and for k, one linear of the selected, interleaved and signed
+    rows of the split's linear (refused before: the pieces were no column selections of one
+    activation). Bit-exact."""
+    import qasic
+
+    model = _family("codegen")
+    x = _ids()
+    graph, _, cos = check(Logits(model), x, float_atol=2e-4)
+    assert cos > 0.99, cos
+    record = qasic.evaluate(model, x[:2], calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.99, record["cosine"]
+    nodes = {n.output: n for n in graph.nodes}
+    rots = [n for n in graph.nodes if n.op == "linear" and n.name.split(".")[-2]
+            .startswith("stack") and n.name.endswith(".rows")]
+    assert len(rots) == 2 * 2
+    for r in rots:  # of the (S, 4, 48) view of qkv_proj: per head, row 2k the negated
+        view = nodes[r.inputs[0]]  # feature 2k + 1 of its rotary dims, row 2k + 1 feature 2k
+        assert view.op == "reshape" and nodes[view.inputs[0]].name.endswith("qkv_proj")
+        w = r.params["weight"]
+        assert w.shape == (8, 48) and set(np.unique(w)) == {-1.0, 0.0, 1.0}
+        assert (np.abs(w).sum(1) == 1).all() and (w.min(1) == -1).tolist() == [True, False] * 4
+        picked = np.abs(w).argmax(1)
+        assert (picked[0::2] == picked[1::2] + 1).all() and picked.max() < 48
+    products, _ = _rope(graph)  # q * cos and rotate_every_two(q) * sin, for q and k
+    assert len(products) == 2 * 2 * 2
 
 
 def _windowed(name: str, window: int):

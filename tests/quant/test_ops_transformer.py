@@ -64,6 +64,13 @@ def _rope_every_two(x):  # GPT-J's: q cos + rotate_every_two(q) sin, channels in
     return (q * torch.cos(angles) + rot * torch.sin(angles)).reshape(b, s, d)
 
 
+def _rope_every_two_features(x):  # CodeGen's: rotate_every_two of a linear's first 8 features
+    r = x[..., :8]  # a part of a linear's output features: a linear of those weight rows
+    rot = torch.stack((-r[..., 1::2], r[..., ::2]), -1).flatten(-2)
+    return torch.cat((r * torch.cos(_ANGLES[:, :8]) + rot * torch.sin(_ANGLES[:, :8]),
+                      x[..., 8:]), -1)
+
+
 _BIAS = torch.randn(1, H, S, S, generator=torch.Generator().manual_seed(0))
 
 
@@ -167,6 +174,12 @@ CASES = {
     "rope_every_two": (Fn(lambda x, fc: _rope_every_two(fc(x)), nn.Linear(D, D)),
                        ["linear", "reshape", "linear", "constant", "mul", "constant", "mul",
                         "add", "reshape"], 0.999),                         # 0.99981
+    # CodeGen's: the stack's pieces are parts of a linear's output features (and a negation of
+    # one): one linear of those weight rows, interleaved and signed
+    "rope_every_two_features": (Fn(lambda x, fc: _rope_every_two_features(fc(x)),
+                                   nn.Linear(D, D)),
+                                ["linear", "linear", "constant", "mul", "constant", "mul",
+                                 "add", "linear", "concat"], 0.999),  # 0.99988
     # a split's parts of an activation no linear made: one selection linear each
     "split_parts": (Fn(_split_parts), ["norm", "linear", "linear", "lut", "add"], 0.999),
     # a mean over the channels: a linear of a 1/D row; a division by it: a product by its
@@ -293,6 +306,19 @@ def test_rotate_every_two_is_one_interleaving_linear():
     want = np.kron(np.eye(dh // 2), [[0.0, -1.0], [1.0, 0.0]])
     np.testing.assert_array_equal(rot.params["weight"], want)
     assert graph.shapes[rot.output] == (S, H, dh) and not rot.params["bias"].any()
+
+
+def test_a_stack_of_a_linears_features_interleaves_its_weight_rows():
+    fc = nn.Linear(D, D)
+    graph, _, _ = check(Fn(lambda x, fc: _rope_every_two_features(fc(x)), fc), _seq(4))
+    rot = next(n for n in graph.nodes if n.name == "stack.rows")
+    w, bias = fc.weight.detach().double().numpy(), fc.bias.detach().double().numpy()
+    # out feature 2k is -r[2k + 1], 2k + 1 is r[2k] (r: fc's first 8 features): fc's rows
+    want = np.stack((-w[1:8:2], w[0:8:2]), axis=1).reshape(8, D)
+    np.testing.assert_allclose(rot.params["weight"], want, rtol=1e-12)
+    np.testing.assert_allclose(rot.params["bias"], np.stack((-bias[1:8:2], bias[0:8:2]),
+                                                            1).reshape(8), rtol=1e-12)
+    assert rot.inputs == ("input",) and graph.shapes[rot.output] == (S, 8)
 
 
 def test_fused_qkv_splits_into_three_linears():
@@ -422,7 +448,7 @@ REFUSED = {
     "stack_positions": (Fn(lambda x: torch.stack((F.layer_norm(x, (D,)), x), 1)),
                         "a stack along dim 1"),
     "stack_of_two_tensors": (Fn(lambda x: torch.stack((F.layer_norm(x, (D,)), torch.tanh(x)),
-                                                      -1).flatten(-2)), "pieces are not"),
+                                                      -1).flatten(-2)), "pieces are neither"),
 }
 
 
