@@ -178,12 +178,14 @@ def _mul_by(b: Any, node: Any, v: Any, c: float) -> Any:
 
 
 def _binary(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
-    x, y = (materialize(b, v) if isinstance(v, Columns) else v for v in (x, y))
-    if any(isinstance(v, (masks.KeyMask, masks.Masked)) for v in (x, y)):
-        return _with_mask(b, node, op, x, y)
+    if op == "sub" and isinstance(x, Act) and _channel_mean_of(b, y) == x.name:
+        return _centered(b, node, x)
     rms = _rms_norm(b, node, op, x, y)
     if rms is not None:
         return rms
+    x, y = (materialize(b, v) if isinstance(v, Columns) else v for v in (x, y))
+    if any(isinstance(v, (masks.KeyMask, masks.Masked)) for v in (x, y)):
+        return _with_mask(b, node, op, x, y)
     tx, ty = _tree(x), _tree(y)
     if tx is not None and ty is not None:
         srcs = {s.name for s in (tx[0], ty[0]) if s is not None}
@@ -456,18 +458,56 @@ def _select_columns(b: Any, x: Any, sel: range, node: Any, suffix: str = ""
 
 # --- hand-written RMSNorm (its statistic: qasic.quant.lowering_reduce) ------------------
 
+def _channel_mean_of(b: Any, y: Any) -> str | None:
+    """The activation whose mean over the channels ``y`` is (``lowering_reduce``'s linear of
+    one 1/C row), or None."""
+    lin = b.nodes.get(y.name) if isinstance(y, Act) else None
+    if lin is None or lin.op != "linear" or lin.params["weight"].shape[0] != 1:
+        return None
+    w = lin.params["weight"]
+    return lin.inputs[0] if np.allclose(w, 1.0 / w.shape[1]) and not lin.params["bias"].any() \
+        else None
+
+
+def _centered(b: Any, node: Any, x: Act) -> Columns:
+    """x - mean(x, -1, keepdim=True): Columns of the centering matrix I - 1/C (a linear when
+    made; the statistic of a LayerNorm written out, Cohere's)."""
+    c = b.shapes[x.name][-1]
+    return Columns(x, np.eye(c) - 1.0 / c, node)
+
+
+def _is_centered(b: Any, v: Any, stat: RmsStat) -> bool:
+    """Whether ``v`` is the centered activation the statistic ``stat`` squared (the same
+    centering of the same activation; the statistic read its linear)."""
+    lin = b.nodes.get(stat.src.name)
+    if not isinstance(v, Columns) or lin is None or lin.op != "linear" \
+            or lin.inputs != (v.src.name,) or lin.params["weight"].shape != v.matrix.T.shape:
+        return False
+    c = v.matrix.shape[0]
+    return np.array_equal(v.matrix, np.eye(c) - 1.0 / c) \
+        and np.array_equal(lin.params["weight"], v.matrix.T) and not lin.params["bias"].any()
+
+
 def _rms_norm(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
-    """RmsStat + eps, x * rsqrt(stat), x / sqrt(stat); None when no operand is an RmsStat."""
+    """RmsStat + eps, x * rsqrt(stat), x / sqrt(stat); None when no operand is an RmsStat.
+    Of a centered x (x - mean(x)) whose statistic is the mean of its squares, a LayerNorm
+    without bias written out (Cohere's): a ``norm`` with center True."""
     stat = x if isinstance(x, RmsStat) else y if isinstance(y, RmsStat) else None
     if stat is None:
         return None
     other = y if stat is x else x
+    inverse = (op == "mul" and stat.power == -0.5) or (op == "div" and stat is y
+                                                      and stat.power == 0.5)
+    if inverse and _is_centered(b, other, stat):
+        d = b.shapes[other.src.name][-1]
+        params = {"gamma": np.ones(d), "beta": np.zeros(d)}
+        return b.add(node, "norm", (other.src.name,), {"center": True, "eps": stat.eps}, params)
+    if isinstance(other, Columns):
+        other = materialize(b, other)
     if isinstance(other, Pointwise):  # the chain the statistic squared, made a table
         other = materialize(b, other)
     if op == "add" and stat.power == 1.0 and _scalar(other) is not None:
         return replace(stat, eps=stat.eps + _scalar(other))
-    inverse = (op == "mul" and stat.power == -0.5) or (op == "div" and stat is y
-                                                      and stat.power == 0.5)
     if not inverse or not isinstance(other, Act) or other.name != stat.src.name:
         b.fail(node, "a mean of squares used other than in x * rsqrt(mean(x^2) + eps)")
     d = b.shapes[other.name][-1]

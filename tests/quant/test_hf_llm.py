@@ -39,6 +39,7 @@ def _family(name: str):
         "codegen": lambda: t.CodeGenForCausalLM(t.CodeGenConfig(
             vocab_size=VOCAB, n_embd=D, n_layer=2, n_head=H, rotary_dim=8, n_inner=128,
             n_positions=64)),
+        "cohere": lambda: t.CohereForCausalLM(t.CohereConfig(**common, num_key_value_heads=2)),
         "t5enc": lambda: t.T5EncoderModel(t.T5Config(vocab_size=VOCAB, d_model=D, d_kv=16,
                                                      d_ff=128, num_layers=2, num_heads=H)),
     }
@@ -194,6 +195,25 @@ def test_codegen_rotates_interleaved_rows_of_its_fused_qkv():
         assert (picked[0::2] == picked[1::2] + 1).all() and picked.max() < 48
     products, _ = _rope(graph)  # q * cos and rotate_every_two(q) * sin, for q and k
     assert len(products) == 2 * 2 * 2
+
+
+def test_cohere_layer_norms_written_out_are_centered_norms():
+    """Cohere's LayerNorm without bias, written out ((x - mean) * rsqrt(mean((x - mean)^2) +
+    eps) * weight; refused before: the second x - mean was not the value the statistic
+    squared): per layer one centered norm (attention and MLP run in parallel off it), and the
+    final one; no channel mean left. Bit-exact."""
+    import qasic
+
+    model, x = _family("cohere"), _ids()
+    graph, _, cos = check(Logits(model), x, float_atol=2e-4)
+    assert cos > 0.99, cos
+    norms = [n for n in graph.nodes if n.op == "norm"]
+    assert len(norms) == 2 + 1 and all(n.attrs["center"] for n in norms)
+    assert not [n for n in graph.nodes if n.op == "linear" and n.params["weight"].shape[0] == 1]
+    w = model.model.layers[0].input_layernorm.weight.detach().double().numpy()
+    np.testing.assert_allclose(norms[0].params["gamma"], w, rtol=1e-6)
+    record = qasic.evaluate(model, x[:2], calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.99, record["cosine"]
 
 
 def _windowed(name: str, window: int):

@@ -36,6 +36,12 @@ def _rms(x, w):  # LLaMA's RMSNorm, written out (w: a module holding the (D,) we
     return w.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6))
 
 
+def _ln_written(x, w):  # Cohere's LayerNorm without bias, written out
+    mean = x.mean(-1, keepdim=True)
+    var = (x - mean).pow(2).mean(-1, keepdim=True)
+    return w.weight * ((x - mean) * torch.rsqrt(var + 1e-5))
+
+
 def _gelu_new(x):  # GPT-2's NewGELUActivation
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
 
@@ -145,6 +151,9 @@ CASES = {
     "rms_norm": (nn.RMSNorm(D, eps=1e-6), ["norm"], 0.999),                 # 0.99993
     "rms_written": (Fn(lambda x, fc, w: _rms(fc(x), w), nn.Linear(D, D), _weight()),
                     ["linear", "norm"], 0.999),                             # 0.99985
+    # a LayerNorm written out (x - mean(x), the mean of its squares): a norm with center True
+    "ln_written": (Fn(lambda x, fc, w: _ln_written(fc(x), w), nn.Linear(D, D), _weight()),
+                   ["linear", "norm"], 0.999),                             # 0.99986
     # softmax outputs step by 1/127: probabilities near 1/32 carry ~12% rounding error
     "softmax": (_after_linear(lambda x: torch.softmax(x * 2, -1)), ["linear", "softmax"],
                 0.995),                                                     # 0.99893
@@ -319,6 +328,16 @@ def test_a_stack_of_a_linears_features_interleaves_its_weight_rows():
     np.testing.assert_allclose(rot.params["bias"], np.stack((-bias[1:8:2], bias[0:8:2]),
                                                             1).reshape(8), rtol=1e-12)
     assert rot.inputs == ("input",) and graph.shapes[rot.output] == (S, 8)
+
+
+def test_a_layer_norm_written_out_is_a_centered_norm():
+    w = _weight()
+    graph, _, _ = check(Fn(lambda x, fc, w: _ln_written(fc(x), w), nn.Linear(D, D), w), _seq(4))
+    norm = next(n for n in graph.nodes if n.op == "norm")
+    assert norm.attrs == {"center": True, "eps": 1e-5} and norm.inputs == ("mods.0",)
+    np.testing.assert_allclose(norm.params["gamma"], w.weight.detach().double().numpy(),
+                               rtol=1e-6)
+    assert not norm.params["beta"].any()
 
 
 def test_fused_qkv_splits_into_three_linears():
