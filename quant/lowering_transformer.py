@@ -273,6 +273,20 @@ def compare(b: Any, node: Any, args: list, kwargs: dict) -> masks.KeyMask:
     return masks.from_ids(b, node, _act(b, node, args[0], "comparison input"), args[1])
 
 
+def data_dependent(b: Any, node: Any, args: list, kwargs: dict) -> None:
+    """topk / sort / argsort / argmax: which elements come out depends on the values (a
+    mixture of experts' top-k routing of each token to its experts); a compiled program's
+    data movement is fixed, so it is refused."""
+    name = node.target.__name__.split(".")[0]
+    b.fail(node, f"aten.{name} selects by value (e.g. a mixture of experts' top-k routing of "
+                 "each token): a data-dependent choice a compiled program cannot make; only "
+                 "models without one (a dense MLP, not routed experts)")
+
+
+DATA_DEPENDENT = (aten.topk.default, aten.sort.default, aten.argsort.default,
+                  aten.argmax.default, aten.argmin.default)
+
+
 def _table() -> dict:
     t = dict(lowering_seq.HANDLERS)
     t.update(lowering_pointwise.HANDLERS)
@@ -299,6 +313,7 @@ def _table() -> dict:
         aten.where.ScalarOther: masks.where,
         aten.where.ScalarSelf: masks.where,
     })
+    t.update(dict.fromkeys(DATA_DEPENDENT, data_dependent))
     for name in ("ne", "eq", "gt", "ge", "lt", "le"):
         t[getattr(aten, name).Scalar] = compare
         t[getattr(aten, name).Tensor] = compare
@@ -315,4 +330,4 @@ NEW_OPS = {aten.embedding.default, aten.layer_norm.default, aten.native_layer_no
            aten._safe_softmax.default, aten.matmul.default, aten.bmm.default,
            aten.baddbmm.default,
            aten.scaled_dot_product_attention.default,
-           aten._scaled_dot_product_flash_attention_for_cpu.default}
+           aten._scaled_dot_product_flash_attention_for_cpu.default, *DATA_DEPENDENT}

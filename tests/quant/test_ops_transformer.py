@@ -464,6 +464,8 @@ REFUSED = {
     "norm_channels": (Fn(lambda x: torch.linalg.vector_norm(F.layer_norm(x, (D,)), dim=-1)),
                       "a vector norm over dims [2]"),
     "select_batch": (Fn(lambda x: F.layer_norm(x, (D,))[0]), "the batch axis"),
+    "topk": (Fn(lambda x: torch.topk(F.layer_norm(x, (D,)), 2, -1).values),
+             "aten.topk selects by value"),
     "stack_positions": (Fn(lambda x: torch.stack((F.layer_norm(x, (D,)), x), 1)),
                         "a stack along dim 1"),
     "stack_of_two_tensors": (Fn(lambda x: torch.stack((F.layer_norm(x, (D,)), torch.tanh(x)),
