@@ -147,6 +147,24 @@ def _math(name: str) -> Any:
     return unary(lambda t, a, k: pw.op(name, t))
 
 
+def extreme(name: str) -> Any:
+    """maximum / minimum (aten.max.other, ...) of an activation and a scalar: a pointwise op of
+    its table. Of masked attention scores and a floor at float32's lowest (XGLM clamps its
+    masked scores at finfo.min): the scores, which that floor leaves as they are."""
+    def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+        x, y = (args[1], args[0]) if _scalar(args[0]) is not None else (args[0], args[1])
+        c = _scalar(y)
+        if c is None:
+            b.fail(node, f"a {name} of two activations; only of an activation and a scalar")
+        if isinstance(x, masks.Masked):
+            if name == "maximum" and c <= torch.finfo(torch.float32).min:
+                return x
+            b.fail(node, f"a {name} of attention scores and {c}; only a floor at float32's "
+                         "lowest (which leaves them as they are)")
+        return unary(lambda t, a, k: pw.op(name, t, pw.const(c)))(b, node, [x], {})
+    return handler
+
+
 _RMS_POWERS = {aten.rsqrt.default: -0.5, aten.sqrt.default: 0.5}
 _NEG = (aten.neg.default,)
 
@@ -537,6 +555,9 @@ def _table() -> dict:
         t[getattr(aten, name).default] = _math(name)
     t[aten.pow.Tensor_Scalar] = unary(lambda tr, a, k: pw.op("pow", tr, pw.const(a[0])))
     t[aten.square.default] = unary(lambda tr, a, k: pw.op("mul", tr, tr))
+    for target, name in ((aten.maximum.default, "maximum"), (aten.max.other, "maximum"),
+                         (aten.minimum.default, "minimum"), (aten.min.other, "minimum")):
+        t[target] = extreme(name)
     t[aten.slice.Tensor] = slice_
     t[aten.split.Tensor] = split
     t[aten.split_with_sizes.default] = split

@@ -314,6 +314,8 @@ def _table() -> dict:
         aten.where.ScalarSelf: masks.where,
     })
     t.update(dict.fromkeys(DATA_DEPENDENT, data_dependent))
+    for view in (aten.view.default, aten.reshape.default, aten._unsafe_view.default):
+        t[view] = masks.viewed(t[view])
     for name in ("ne", "eq", "gt", "ge", "lt", "le"):
         t[getattr(aten, name).Scalar] = compare
         t[getattr(aten, name).Tensor] = compare

@@ -42,6 +42,15 @@ def _ln_written(x, w):  # Cohere's LayerNorm without bias, written out
     return w.weight * ((x - mean) * torch.rsqrt(var + 1e-5))
 
 
+def _xglm_scores(x):  # XGLM's: masked scores clamped at finfo.min, viewed (batch * H, S, S)
+    b, s, d = x.shape
+    q = x.view(b, s, H, d // H).transpose(1, 2)
+    low = torch.finfo(torch.float32).min
+    scores = q @ q.transpose(-2, -1) + torch.full((S, S), low).triu(1)
+    scores = torch.max(scores, torch.full((), low)).view(b * H, s, s)
+    return torch.softmax(scores, -1).view(b, H, s, s)
+
+
 def _gelu_new(x):  # GPT-2's NewGELUActivation
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
 
@@ -154,6 +163,13 @@ CASES = {
     # a LayerNorm written out (x - mean(x), the mean of its squares): a norm with center True
     "ln_written": (Fn(lambda x, fc, w: _ln_written(fc(x), w), nn.Linear(D, D), _weight()),
                    ["linear", "norm"], 0.999),                             # 0.99986
+    # a floor at finfo.min leaves masked scores as they are; a view of them views the mask
+    "clamped_mask": (_after_linear(_xglm_scores),
+                     ["linear", "reshape", "permute", "matmul", "softmax"], 0.995),  # 0.99996
+    # a maximum or minimum of an activation and a scalar: a table
+    "maximum": (_after_linear(lambda x: torch.minimum(torch.maximum(x, torch.tensor(-0.2)),
+                                                      torch.tensor(0.3))),
+                ["linear", "lut"], 0.999),                                  # 0.99980
     # softmax outputs step by 1/127: probabilities near 1/32 carry ~12% rounding error
     "softmax": (_after_linear(lambda x: torch.softmax(x * 2, -1)), ["linear", "softmax"],
                 0.995),                                                     # 0.99893
@@ -464,6 +480,11 @@ REFUSED = {
     "norm_channels": (Fn(lambda x: torch.linalg.vector_norm(F.layer_norm(x, (D,)), dim=-1)),
                       "a vector norm over dims [2]"),
     "select_batch": (Fn(lambda x: F.layer_norm(x, (D,))[0]), "the batch axis"),
+    "max_two_acts": (Fn(lambda x: torch.maximum(F.layer_norm(x, (D,)), x)),
+                     "a maximum of two activations"),
+    "max_of_scores": (Fn(lambda x: torch.softmax(torch.max(
+        x @ x.transpose(-2, -1) - 1e9 * torch.ones(S, S).triu(1), torch.tensor(-5.0)), -1)),
+                      "a maximum of attention scores and -5.0"),
     "topk": (Fn(lambda x: torch.topk(F.layer_norm(x, (D,)), 2, -1).values),
              "aten.topk selects by value"),
     "stack_positions": (Fn(lambda x: torch.stack((F.layer_norm(x, (D,)), x), 1)),
