@@ -166,6 +166,11 @@ CASES = {
     # a floor at finfo.min leaves masked scores as they are; a view of them views the mask
     "clamped_mask": (_after_linear(_xglm_scores),
                      ["linear", "reshape", "permute", "matmul", "softmax"], 0.995),  # 0.99996
+    # a repeat of the heads (DiffLlama's value halves): a selection by stacked identities
+    "repeat_heads": (_after_linear(lambda x: x.view(-1, S, H, D // H).transpose(1, 2).repeat(
+        1, 2, 1, 1).transpose(1, 2).reshape(-1, S, 2 * D)),
+                     ["linear", "reshape", "permute", "reshape", "constant", "matmul",
+                      "reshape", "permute", "reshape"], 0.999),  # 0.99989
     # a maximum or minimum of an activation and a scalar: a table
     "maximum": (_after_linear(lambda x: torch.minimum(torch.maximum(x, torch.tensor(-0.2)),
                                                       torch.tensor(0.3))),
@@ -485,6 +490,7 @@ REFUSED = {
     "max_of_scores": (Fn(lambda x: torch.softmax(torch.max(
         x @ x.transpose(-2, -1) - 1e9 * torch.ones(S, S).triu(1), torch.tensor(-5.0)), -1)),
                       "a maximum of attention scores and -5.0"),
+    "repeat_batch": (Fn(lambda x: F.layer_norm(x, (D,)).repeat(2, 1, 1)), "repeat by [2, 1, 1]"),
     "topk": (Fn(lambda x: torch.topk(F.layer_norm(x, (D,)), 2, -1).values),
              "aten.topk selects by value"),
     "stack_positions": (Fn(lambda x: torch.stack((F.layer_norm(x, (D,)), x), 1)),
