@@ -169,6 +169,35 @@ _RMS_POWERS = {aten.rsqrt.default: -0.5, aten.sqrt.default: 0.5}
 _NEG = (aten.neg.default,)
 
 
+def compare(b: Any, node: Any, args: list, kwargs: dict) -> Pointwise | None:
+    """A comparison of an activation (or chain) with a scalar: a 1.0 / 0.0 pointwise op of its
+    table (xIELU's ``x > 0``); None for anything else (a padding mask of the ids: qasic.quant.
+    masks)."""
+    t, c = _tree(args[0]), _scalar(args[1])
+    if t is None or t[0] is None or c is None \
+            or (t[0].name == b.input_name and b.layout == lowering_seq.TOKENS):
+        return None
+    return Pointwise(t[0], pw.op(node.target.__name__.split(".")[0], t[1], pw.const(c)), node)
+
+
+def where(b: Any, node: Any, args: list, kwargs: dict) -> Pointwise | None:
+    """where(cond, x, y) of a comparison of an activation and values of the same one (or
+    scalars): one pointwise op of its table (xIELU's two branches); None for anything else
+    (a mask: qasic.quant.masks)."""
+    if not isinstance(args[0], Pointwise):
+        return None
+    other = _arg(args, kwargs, 2, "other", None)
+    trees = [_tree(materialize(b, v) if isinstance(v, Columns) else v) for v in (args[1], other)]
+    if None in trees:
+        b.fail(node, "where() of a comparison of an activation and other values; only of "
+                     "values of the same activation or scalars")
+    srcs = {s.name for s in [args[0].src] + [t[0] for t in trees] if s is not None}
+    if len(srcs) != 1:
+        b.fail(node, "where() of a comparison and values of different activations; only of one "
+                     "activation (a function of one tensor)")
+    return Pointwise(args[0].src, pw.op("where", args[0].tree, trees[0][1], trees[1][1]), node)
+
+
 # --- binary ops ---------------------------------------------------------------------------
 
 def binary(name: str) -> Any:
@@ -550,7 +579,7 @@ def _table() -> dict:
         for name in (fn, f"{fn}_"):
             if hasattr(aten, name):
                 t[getattr(aten, name).default] = _fn(fn, keys)
-    for name in ("exp", "erf", "sqrt", "rsqrt", "neg", "abs", "reciprocal", "log", "sin",
+    for name in ("exp", "expm1", "erf", "sqrt", "rsqrt", "neg", "abs", "reciprocal", "log", "sin",
                  "cos"):
         t[getattr(aten, name).default] = _math(name)
     t[aten.pow.Tensor_Scalar] = unary(lambda tr, a, k: pw.op("pow", tr, pw.const(a[0])))

@@ -122,6 +122,27 @@ def _live(graph: fx.Graph) -> set[fx.Node]:
                 todo.append(a)
     return live
 
+def _writes_into(node: fx.Node, live: set[fx.Node]) -> bool:
+    """Whether ``node`` is an in-place op (copy_, index_put_, ...) whose written tensor is, or
+    is a view of, a value the output depends on (a write the walk of live values would miss)."""
+    schema = getattr(node.target, "_schema", None)
+    if node.op != "call_function" or schema is None or not schema.is_mutable:
+        return False
+    seen = node.args[0] if node.args else None
+    while isinstance(seen, fx.Node):
+        if seen in live:
+            return True
+        seen = seen.args[0] if _is_view(seen) else None
+    return False
+
+
+def _is_view(node: fx.Node) -> bool:
+    """Whether ``node``'s value aliases its first argument's (slice, view, select, ...)."""
+    schema = getattr(node.target, "_schema", None)
+    return node.op == "call_function" and schema is not None and bool(node.args) \
+        and bool(schema.returns) and schema.returns[0].alias_info is not None
+
+
 class _Builder:
     """Walks the exported graph once; ``env`` maps an fx node name to Act, constant or tuple."""
 
@@ -155,6 +176,12 @@ class _Builder:
         self.layout = lowering_seq.input_layout(self.ep, user[0]) if user else None
         self.sequence = self.layout is not None
         live = _live(self.graph)
+        for node in self.graph.nodes:
+            if node not in live and _writes_into(node, live):
+                self.current = node
+                self.fail(node, f"an in-place write ({node.target}) into a tensor the model "
+                                "reads later (MiniCPM3 fills its key states by copy_ into "
+                                "slices of new_empty); build the tensor with torch.cat")
         for node in self.graph.nodes:
             if node in live or node.op == "placeholder":
                 self._visit(node)

@@ -51,6 +51,17 @@ def _xglm_scores(x):  # XGLM's: masked scores clamped at finfo.min, viewed (batc
     return torch.softmax(scores, -1).view(b, H, s, s)
 
 
+def _xielu(x):  # Apertus's xIELU: two branches picked by x > 0
+    neg = (torch.expm1(torch.min(x, torch.tensor(-1e-6))) - x) * 0.8 + 0.5 * x
+    return torch.where(x > 0, 0.8 * x * x + 0.5 * x, neg)
+
+
+def _copy_into(x):  # an in-place write into a slice of a tensor returned later
+    y = F.layer_norm(x, (D,)).clone()
+    y[..., :4].copy_(x[..., :4] * 2)
+    return y
+
+
 def _gelu_new(x):  # GPT-2's NewGELUActivation
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
 
@@ -171,6 +182,8 @@ CASES = {
         1, 2, 1, 1).transpose(1, 2).reshape(-1, S, 2 * D)),
                      ["linear", "reshape", "permute", "reshape", "constant", "matmul",
                       "reshape", "permute", "reshape"], 0.999),  # 0.99989
+    # a where() of a comparison of an activation and branches of it: one table
+    "xielu": (_after_linear(_xielu), ["linear", "lut"], 0.999),             # 0.99985
     # a maximum or minimum of an activation and a scalar: a table
     "maximum": (_after_linear(lambda x: torch.minimum(torch.maximum(x, torch.tensor(-0.2)),
                                                       torch.tensor(0.3))),
@@ -474,7 +487,9 @@ def test_token_ids_are_checked():
 
 REFUSED = {
     "compare": (Fn(lambda x: torch.softmax(x.masked_fill(x > 1, -1e9), -1)),
-                "a comparison of an activation"),
+                "an attention mask of type Act"),
+    "where_two_acts": (Fn(lambda x: torch.where(x > 0, F.layer_norm(x, (D,)), x)),
+                       "values of different activations"),
     "per_sample_mask": (Fn(lambda x: torch.softmax((x @ x.transpose(-2, -1)).masked_fill(
         torch.arange(2)[:, None, None] * torch.ones(S, S).triu(1) > 0, -1e9), -1)),
                         "differs between samples"),
@@ -491,6 +506,8 @@ REFUSED = {
         x @ x.transpose(-2, -1) - 1e9 * torch.ones(S, S).triu(1), torch.tensor(-5.0)), -1)),
                       "a maximum of attention scores and -5.0"),
     "repeat_batch": (Fn(lambda x: F.layer_norm(x, (D,)).repeat(2, 1, 1)), "repeat by [2, 1, 1]"),
+    # dropped unread before, it silently left y as it was
+    "inplace_copy": (Fn(_copy_into), "an in-place write (aten.copy_.default) into a tensor"),
     "topk": (Fn(lambda x: torch.topk(F.layer_norm(x, (D,)), 2, -1).values),
              "aten.topk selects by value"),
     "stack_positions": (Fn(lambda x: torch.stack((F.layer_norm(x, (D,)), x), 1)),
