@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from qasic.quant import (
+    inplace,
     lowering_gather,
     lowering_pointwise,
     lowering_reduce,
@@ -330,6 +331,7 @@ def _table() -> dict:
         aten.where.ScalarSelf: where,
     })
     t.update(dict.fromkeys(DATA_DEPENDENT, data_dependent))
+    t[aten.copy_.default] = inplace.copy_
     for view in (aten.view.default, aten.reshape.default, aten._unsafe_view.default):
         t[view] = masks.viewed(t[view])
     for name in ("ne", "eq", "gt", "ge", "lt", "le"):

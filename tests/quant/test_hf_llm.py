@@ -216,6 +216,29 @@ def test_cohere_layer_norms_written_out_are_centered_norms():
     assert record["bit_exact"] and record["cosine"] > 0.99, record["cosine"]
 
 
+def test_minicpm3_key_states_filled_in_place_are_a_concat():
+    """MiniCPM3's latent attention fills its key states in place (``new_empty``, then copy_ of
+    the heads' non-rotary part and the shared rotary part into slices of the last axis; the
+    copies were dropped as dead code, then refused): per layer one concat. Bit-exact."""
+    import qasic
+
+    t = transformers
+    torch.manual_seed(0)
+    model = t.MiniCPM3ForCausalLM(t.MiniCPM3Config(
+        vocab_size=VOCAB, hidden_size=D, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=H, num_key_value_heads=H, max_position_embeddings=64,
+        kv_lora_rank=16, q_lora_rank=32, qk_nope_head_dim=8, qk_rope_head_dim=8,
+        v_head_dim=16)).eval()
+    x = _ids(8)
+    graph, _, cos = check(Logits(model), x, float_atol=2e-4)
+    assert cos > 0.99, cos
+    filled = [n for n in graph.nodes if n.name.endswith(".filled")]
+    assert len(filled) == 2 and all(n.op == "concat" for n in filled)
+    assert all(graph.shapes[n.output] == (H, S, 16) for n in filled)
+    record = qasic.evaluate(model, x[:2], calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.99, record["cosine"]
+
+
 @pytest.mark.parametrize("name", ["Mixtral", "Qwen2Moe", "Olmoe"])
 def test_mixtures_of_experts_are_refused_at_the_routing(name):
     """Top-k routing picks each token's experts from its router logits: data-dependent, refused

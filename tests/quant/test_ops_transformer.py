@@ -62,6 +62,15 @@ def _copy_into(x):  # an in-place write into a slice of a tensor returned later
     return y
 
 
+def _filled(x, fc, half=False):  # MiniCPM3's: a new buffer filled by copy_ into slices
+    y = fc(x)
+    k = y.new_empty(y.shape[:-1] + (2 * D,))
+    k[..., :D].copy_(torch.tanh(y))
+    if not half:
+        k[..., D:].copy_(F.layer_norm(y, (D,)))
+    return k
+
+
 def _gelu_new(x):  # GPT-2's NewGELUActivation
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
 
@@ -184,6 +193,10 @@ CASES = {
                       "reshape", "permute", "reshape"], 0.999),  # 0.99989
     # a where() of a comparison of an activation and branches of it: one table
     "xielu": (_after_linear(_xielu), ["linear", "lut"], 0.999),             # 0.99985
+    # a new buffer whose last axis is filled by copy_ into slices: the concat of the parts
+    # (the norm's part requantized to the concat's scale, as any concat's)
+    "filled_buffer": (Fn(_filled, nn.Linear(D, D)), ["linear", "lut", "norm", "lut", "concat"],
+                      0.999),                                               # 0.99986
     # a maximum or minimum of an activation and a scalar: a table
     "maximum": (_after_linear(lambda x: torch.minimum(torch.maximum(x, torch.tensor(-0.2)),
                                                       torch.tensor(0.3))),
@@ -508,6 +521,8 @@ REFUSED = {
     "repeat_batch": (Fn(lambda x: F.layer_norm(x, (D,)).repeat(2, 1, 1)), "repeat by [2, 1, 1]"),
     # dropped unread before, it silently left y as it was
     "inplace_copy": (Fn(_copy_into), "an in-place write (aten.copy_.default) into a tensor"),
+    "half_filled": (Fn(lambda x, fc: _filled(x, fc, half=True), nn.Linear(D, D)),
+                    "an in-place write (aten.copy_.default) into a tensor"),
     "topk": (Fn(lambda x: torch.topk(F.layer_norm(x, (D,)), 2, -1).values),
              "aten.topk selects by value"),
     "stack_positions": (Fn(lambda x: torch.stack((F.layer_norm(x, (D,)), x), 1)),
