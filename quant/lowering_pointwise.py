@@ -23,7 +23,8 @@ negations and their cats along the last axis stay symbolic too (Columns: a signe
 matrix of the channels) and become one ``linear`` of +-1 weights: RoPE's rotate_half
 ``cat(-x[..., D/2:], x[..., :D/2])`` of each head, Phi's partial rotary split, GPT-NeoX's
 chunked fused QKV; a stack of them along a new last axis interleaves their columns (GPT-J's
-rotate_every_two).
+rotate_every_two), and a stack of parts of a linear's output features interleaves its weight
+rows (CodeGen's rotate_every_two of its partial rotary dims).
 """
 
 from __future__ import annotations
@@ -146,8 +147,55 @@ def _math(name: str) -> Any:
     return unary(lambda t, a, k: pw.op(name, t))
 
 
+def extreme(name: str) -> Any:
+    """maximum / minimum (aten.max.other, ...) of an activation and a scalar: a pointwise op of
+    its table. Of masked attention scores and a floor at float32's lowest (XGLM clamps its
+    masked scores at finfo.min): the scores, which that floor leaves as they are."""
+    def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+        x, y = (args[1], args[0]) if _scalar(args[0]) is not None else (args[0], args[1])
+        c = _scalar(y)
+        if c is None:
+            b.fail(node, f"a {name} of two activations; only of an activation and a scalar")
+        if isinstance(x, masks.Masked):
+            if name == "maximum" and c <= torch.finfo(torch.float32).min:
+                return x
+            b.fail(node, f"a {name} of attention scores and {c}; only a floor at float32's "
+                         "lowest (which leaves them as they are)")
+        return unary(lambda t, a, k: pw.op(name, t, pw.const(c)))(b, node, [x], {})
+    return handler
+
+
 _RMS_POWERS = {aten.rsqrt.default: -0.5, aten.sqrt.default: 0.5}
 _NEG = (aten.neg.default,)
+
+
+def compare(b: Any, node: Any, args: list, kwargs: dict) -> Pointwise | None:
+    """A comparison of an activation (or chain) with a scalar: a 1.0 / 0.0 pointwise op of its
+    table (xIELU's ``x > 0``); None for anything else (a padding mask of the ids: qasic.quant.
+    masks)."""
+    t, c = _tree(args[0]), _scalar(args[1])
+    if t is None or t[0] is None or c is None \
+            or (t[0].name == b.input_name and b.layout == lowering_seq.TOKENS):
+        return None
+    return Pointwise(t[0], pw.op(node.target.__name__.split(".")[0], t[1], pw.const(c)), node)
+
+
+def where(b: Any, node: Any, args: list, kwargs: dict) -> Pointwise | None:
+    """where(cond, x, y) of a comparison of an activation and values of the same one (or
+    scalars): one pointwise op of its table (xIELU's two branches); None for anything else
+    (a mask: qasic.quant.masks)."""
+    if not isinstance(args[0], Pointwise):
+        return None
+    other = _arg(args, kwargs, 2, "other", None)
+    trees = [_tree(materialize(b, v) if isinstance(v, Columns) else v) for v in (args[1], other)]
+    if None in trees:
+        b.fail(node, "where() of a comparison of an activation and other values; only of "
+                     "values of the same activation or scalars")
+    srcs = {s.name for s in [args[0].src] + [t[0] for t in trees] if s is not None}
+    if len(srcs) != 1:
+        b.fail(node, "where() of a comparison and values of different activations; only of one "
+                     "activation (a function of one tensor)")
+    return Pointwise(args[0].src, pw.op("where", args[0].tree, trees[0][1], trees[1][1]), node)
 
 
 # --- binary ops ---------------------------------------------------------------------------
@@ -177,12 +225,14 @@ def _mul_by(b: Any, node: Any, v: Any, c: float) -> Any:
 
 
 def _binary(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
-    x, y = (materialize(b, v) if isinstance(v, Columns) else v for v in (x, y))
-    if any(isinstance(v, (masks.KeyMask, masks.Masked)) for v in (x, y)):
-        return _with_mask(b, node, op, x, y)
+    if op == "sub" and isinstance(x, Act) and _channel_mean_of(b, y) == x.name:
+        return _centered(b, node, x)
     rms = _rms_norm(b, node, op, x, y)
     if rms is not None:
         return rms
+    x, y = (materialize(b, v) if isinstance(v, Columns) else v for v in (x, y))
+    if any(isinstance(v, (masks.KeyMask, masks.Masked)) for v in (x, y)):
+        return _with_mask(b, node, op, x, y)
     tx, ty = _tree(x), _tree(y)
     if tx is not None and ty is not None:
         srcs = {s.name for s in (tx[0], ty[0]) if s is not None}
@@ -337,20 +387,21 @@ def stack(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """aten.stack of Columns of one activation along a new last axis: element (k, j) is piece
     j's column k, so the stack interleaves the pieces' columns, one ``linear`` of +-1 weights
     viewed as (..., K, pieces) (GPT-J's rotate_every_two ``stack((-x[..., 1::2], x[..., ::2]),
-    -1).flatten(-2)``: the flatten undoes the view)."""
+    -1).flatten(-2)``: the flatten undoes the view). Pieces that are parts of a linear layer's
+    output features (``lowering_seq.slice_``: CodeGen's partial rotary dims of its fused QKV),
+    or affine maps of them (their negation), interleave those weight rows: one ``linear``."""
     rank = node.meta["val"].dim()
     dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
     if dim != rank - 1:
         b.fail(node, f"a stack along dim {dim} of a rank-{rank} result; only along a new last "
                      "axis")
     parts = _column_parts(list(args[0]))
-    if parts is None:
-        b.fail(node, "a stack whose pieces are not slices or negations of the last axis of one "
-                     "activation that no linear made (e.g. of a slice of a linear's output "
-                     "features, CodeGen's partial rotary dims); only such pieces")
-    src, mats = parts
-    interleaved = np.stack(mats, axis=-1).reshape(mats[0].shape[0], -1)
-    y = _columns(b, Columns(src, interleaved, node))
+    if parts is not None:
+        src, mats = parts
+        interleaved = np.stack(mats, axis=-1).reshape(mats[0].shape[0], -1)
+        y = _columns(b, Columns(src, interleaved, node))
+    else:
+        y = _interleaved_rows(b, node, list(args[0]))
     return lowering_seq.reshaped(b, node, y, b.per_sample(node), suffix=".pieces")
 
 
@@ -363,6 +414,38 @@ def _column_parts(pieces: list) -> tuple[Act, list[np.ndarray]] | None:
     src = next(p.src for p in pieces if isinstance(p, Columns))
     d = next(p.matrix.shape[0] for p in pieces if isinstance(p, Columns))
     return src, [p.matrix if isinstance(p, Columns) else np.eye(d) for p in pieces]
+
+
+def _interleaved_rows(b: Any, node: Any, pieces: list) -> Act:
+    """One ``linear`` whose output feature (k, j) is piece j's feature k, each piece a linear
+    (or an affine map of one) of the same input."""
+    rows = [_linear_rows(b, p) for p in pieces]
+    if any(r is None for r in rows) or len({(r[0].inputs, repr(r[0].attrs)) for r in rows}) != 1 \
+            or len({r[1].shape for r in rows}) != 1:
+        b.fail(node, "a stack whose pieces are neither slices or negations of the last axis of "
+                     "one activation nor parts of the output features of linears of one input; "
+                     "only such pieces")
+    lin = rows[0][0]
+    weight = np.stack([r[1] for r in rows], axis=1).reshape(-1, rows[0][1].shape[1])
+    bias = np.stack([r[2] for r in rows], axis=1).reshape(-1)
+    lead = b.shapes[lin.output][:-1]
+    return b.add(node, "linear", lin.inputs, dict(lin.attrs), {"weight": weight, "bias": bias},
+                 shape=lead + (len(bias),), suffix=".rows")
+
+
+def _linear_rows(b: Any, v: Any) -> tuple[Any, np.ndarray, np.ndarray] | None:
+    """(the linear node, its weight, its bias) of a linear's output, or of ``v = s x + o`` of
+    one (the scale and offset folded in); None for anything else."""
+    s, o = 1.0, 0.0
+    if isinstance(v, Pointwise):
+        form = pw.affine_form(v.tree)
+        if form is None:
+            return None
+        (s, o), v = form, v.src
+    lin = b.nodes.get(v.name) if isinstance(v, Act) else None
+    if lin is None or lin.op != "linear":
+        return None
+    return lin, lin.params["weight"] * s, lin.params["bias"] * s + o
 
 
 def slice_(b: Any, node: Any, args: list, kwargs: dict) -> Any:
@@ -422,18 +505,56 @@ def _select_columns(b: Any, x: Any, sel: range, node: Any, suffix: str = ""
 
 # --- hand-written RMSNorm (its statistic: qasic.quant.lowering_reduce) ------------------
 
+def _channel_mean_of(b: Any, y: Any) -> str | None:
+    """The activation whose mean over the channels ``y`` is (``lowering_reduce``'s linear of
+    one 1/C row), or None."""
+    lin = b.nodes.get(y.name) if isinstance(y, Act) else None
+    if lin is None or lin.op != "linear" or lin.params["weight"].shape[0] != 1:
+        return None
+    w = lin.params["weight"]
+    return lin.inputs[0] if np.allclose(w, 1.0 / w.shape[1]) and not lin.params["bias"].any() \
+        else None
+
+
+def _centered(b: Any, node: Any, x: Act) -> Columns:
+    """x - mean(x, -1, keepdim=True): Columns of the centering matrix I - 1/C (a linear when
+    made; the statistic of a LayerNorm written out, Cohere's)."""
+    c = b.shapes[x.name][-1]
+    return Columns(x, np.eye(c) - 1.0 / c, node)
+
+
+def _is_centered(b: Any, v: Any, stat: RmsStat) -> bool:
+    """Whether ``v`` is the centered activation the statistic ``stat`` squared (the same
+    centering of the same activation; the statistic read its linear)."""
+    lin = b.nodes.get(stat.src.name)
+    if not isinstance(v, Columns) or lin is None or lin.op != "linear" \
+            or lin.inputs != (v.src.name,) or lin.params["weight"].shape != v.matrix.T.shape:
+        return False
+    c = v.matrix.shape[0]
+    return np.array_equal(v.matrix, np.eye(c) - 1.0 / c) \
+        and np.array_equal(lin.params["weight"], v.matrix.T) and not lin.params["bias"].any()
+
+
 def _rms_norm(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
-    """RmsStat + eps, x * rsqrt(stat), x / sqrt(stat); None when no operand is an RmsStat."""
+    """RmsStat + eps, x * rsqrt(stat), x / sqrt(stat); None when no operand is an RmsStat.
+    Of a centered x (x - mean(x)) whose statistic is the mean of its squares, a LayerNorm
+    without bias written out (Cohere's): a ``norm`` with center True."""
     stat = x if isinstance(x, RmsStat) else y if isinstance(y, RmsStat) else None
     if stat is None:
         return None
     other = y if stat is x else x
+    inverse = (op == "mul" and stat.power == -0.5) or (op == "div" and stat is y
+                                                      and stat.power == 0.5)
+    if inverse and _is_centered(b, other, stat):
+        d = b.shapes[other.src.name][-1]
+        params = {"gamma": np.ones(d), "beta": np.zeros(d)}
+        return b.add(node, "norm", (other.src.name,), {"center": True, "eps": stat.eps}, params)
+    if isinstance(other, Columns):
+        other = materialize(b, other)
     if isinstance(other, Pointwise):  # the chain the statistic squared, made a table
         other = materialize(b, other)
     if op == "add" and stat.power == 1.0 and _scalar(other) is not None:
         return replace(stat, eps=stat.eps + _scalar(other))
-    inverse = (op == "mul" and stat.power == -0.5) or (op == "div" and stat is y
-                                                      and stat.power == 0.5)
     if not inverse or not isinstance(other, Act) or other.name != stat.src.name:
         b.fail(node, "a mean of squares used other than in x * rsqrt(mean(x^2) + eps)")
     d = b.shapes[other.name][-1]
@@ -458,11 +579,14 @@ def _table() -> dict:
         for name in (fn, f"{fn}_"):
             if hasattr(aten, name):
                 t[getattr(aten, name).default] = _fn(fn, keys)
-    for name in ("exp", "erf", "sqrt", "rsqrt", "neg", "abs", "reciprocal", "log", "sin",
+    for name in ("exp", "expm1", "erf", "sqrt", "rsqrt", "neg", "abs", "reciprocal", "log", "sin",
                  "cos"):
         t[getattr(aten, name).default] = _math(name)
     t[aten.pow.Tensor_Scalar] = unary(lambda tr, a, k: pw.op("pow", tr, pw.const(a[0])))
     t[aten.square.default] = unary(lambda tr, a, k: pw.op("mul", tr, tr))
+    for target, name in ((aten.maximum.default, "maximum"), (aten.max.other, "maximum"),
+                         (aten.minimum.default, "minimum"), (aten.min.other, "minimum")):
+        t[target] = extreme(name)
     t[aten.slice.Tensor] = slice_
     t[aten.split.Tensor] = split
     t[aten.split_with_sizes.default] = split

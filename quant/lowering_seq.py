@@ -18,15 +18,15 @@ the same order: per sample it is a ``reshape`` (a no-op when the shape does not 
 permute moves the batch axis with the others and permutes the per-sample ones (``permute``; a
 reshape when only size-1 axes move).
 
-Also: an expand that repeats nothing, or one size-1 axis (grouped-query attention's
-repeat_kv: a selection by a column of ones, ``rows``); a slice or split of a linear layer's
-output features, also through a view that splits them (a linear of those weight rows: GPT-2's
-and BLOOM's fused QKV); a select, slice, unbind or
-mean along any other per-sample axis (x[:, 0], x[:, -1], x.mean(1), q, k, v = qkv.unbind(0)):
-a matmul by a constant selector (``rows``; slices of the last axis: qasic.quant.
-lowering_pointwise's Columns), and so is a roll of per-sample axes (Swin's cyclic shift, by a
-permutation matrix); a cat that drops empty constants (an empty KV cache) or joins along the
-last axis. This module holds those handlers and the constants derived from
+Also: an expand that repeats nothing, or one size-1 axis (grouped-query attention's repeat_kv: a
+selection by a column of ones, ``rows``), a repeat of per-sample axes (stacked identities); a
+slice or split of a linear layer's output features, also through a view that splits them (a
+linear of those weight rows: GPT-2's and BLOOM's fused QKV); a select, slice, unbind or mean
+along any other per-sample axis (x[:, 0], x[:, -1], x.mean(1), q, k, v = qkv.unbind(0)): a
+matmul by a constant selector (``rows``; slices of the last axis:
+qasic.quant.lowering_pointwise's Columns), and so is a roll of per-sample axes (Swin's cyclic
+shift, by a permutation matrix); a cat that drops empty constants (an empty KV cache) or joins
+along the last axis. This module holds those handlers and the constants derived from
 activations' shapes; qasic.quant.lowering_transformer joins them into the handler table.
 """
 
@@ -308,6 +308,28 @@ def expand(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     return rows(b, node, x, np.ones((out[grown[0]], 1)), grown[0])
 
 
+def repeat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.repeat(x, repeats) of per-sample axes (DiffLlama's value halves repeated over the
+    heads): per repeated axis a selection by r stacked identities (``rows``), y[i] = x[i mod n]."""
+    x = _act(b, node, args[0], "repeat input")
+    reps = [int(r) for r in args[1]]
+    rank = node.args[0].meta["val"].dim()
+    axes, p = axis_map(b, node.args[0]), digit(b, node.args[0])[0]
+    bad = [d for d, r in enumerate(reps) if r != 1 and (len(reps) != rank or axes[d] is None
+                                                         or d == p)]
+    if bad:
+        b.fail(node, f"repeat by {reps} of a rank-{rank} tensor; only of per-sample axes (not "
+                     "the batch, no new axes)")
+    for d, r in enumerate(reps):
+        if r != 1:
+            n = int(node.args[0].meta["val"].shape[d])
+            shape = list(b.shapes[x.name])
+            shape[axes[d]] *= r
+            x = rows(b, node, x, np.tile(np.eye(n), (r, 1)), axes[d], suffix=f".{d}",
+                     out_shape=tuple(shape))
+    return x
+
+
 def slice_(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """aten.slice(x, dim, start, end, step): the whole axis is the input; a part of a linear
     layer's output features is a linear of those weight rows; a part of another axis a
@@ -538,6 +560,7 @@ HANDLERS = {
     aten.slice.Tensor: slice_,
     aten.select.int: select,
     aten.roll.default: roll,
+    aten.repeat.default: repeat,
     aten.split.Tensor: split,
     aten.split_with_sizes.default: split,
     aten.unbind.int: unbind,

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from qasic.quant import (
+    inplace,
     lowering_gather,
     lowering_pointwise,
     lowering_reduce,
@@ -37,6 +38,7 @@ from qasic.quant import (
     masks,
 )
 from qasic.quant.lowering import Act, _act, _arg, _const, _np
+from qasic.quant.lowering_pointwise import materialize
 
 aten = torch.ops.aten
 
@@ -268,9 +270,38 @@ def sdpa_tuple(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
     return (sdpa(b, node, list(args[:3]), kw), None)
 
 
-def compare(b: Any, node: Any, args: list, kwargs: dict) -> masks.KeyMask:
-    """ids != pad (or ==, <, ...): the bit of a padding mask."""
-    return masks.from_ids(b, node, _act(b, node, args[0], "comparison input"), args[1])
+def compare(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+    """ids != pad (or ==, <, ...): the bit of a padding mask; of another activation and a
+    scalar, a pointwise op (``lowering_pointwise.compare``)."""
+    cmp = lowering_pointwise.compare(b, node, args, kwargs)
+    if cmp is not None:
+        return cmp
+    x = materialize(b, args[0])
+    return masks.from_ids(b, node, _act(b, node, x, "comparison input"), args[1])
+
+
+def where(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+    """where(comparison of an activation, ...): a pointwise op (``lowering_pointwise.where``);
+    else a mask (``masks.where``)."""
+    pick = lowering_pointwise.where(b, node, args, kwargs)
+    if pick is not None:
+        return pick
+    return masks.where(b, node, [materialize(b, a) for a in args],
+                       {k: materialize(b, v) for k, v in kwargs.items()})
+
+
+def data_dependent(b: Any, node: Any, args: list, kwargs: dict) -> None:
+    """topk / sort / argsort / argmax: which elements come out depends on the values (a
+    mixture of experts' top-k routing of each token to its experts); a compiled program's
+    data movement is fixed, so it is refused."""
+    name = node.target.__name__.split(".")[0]
+    b.fail(node, f"aten.{name} selects by value (e.g. a mixture of experts' top-k routing of "
+                 "each token): a data-dependent choice a compiled program cannot make; only "
+                 "models without one (a dense MLP, not routed experts)")
+
+
+DATA_DEPENDENT = (aten.topk.default, aten.sort.default, aten.argsort.default,
+                  aten.argmax.default, aten.argmin.default)
 
 
 def _table() -> dict:
@@ -295,10 +326,14 @@ def _table() -> dict:
         aten._scaled_dot_product_flash_attention_for_cpu.default: sdpa_tuple,
         aten.masked_fill.Scalar: masks.masked_fill,
         aten.masked_fill.Tensor: masks.masked_fill,
-        aten.where.self: masks.where,
-        aten.where.ScalarOther: masks.where,
-        aten.where.ScalarSelf: masks.where,
+        aten.where.self: where,
+        aten.where.ScalarOther: where,
+        aten.where.ScalarSelf: where,
     })
+    t.update(dict.fromkeys(DATA_DEPENDENT, data_dependent))
+    t[aten.copy_.default] = inplace.copy_
+    for view in (aten.view.default, aten.reshape.default, aten._unsafe_view.default):
+        t[view] = masks.viewed(t[view])
     for name in ("ne", "eq", "gt", "ge", "lt", "le"):
         t[getattr(aten, name).Scalar] = compare
         t[getattr(aten, name).Tensor] = compare
@@ -308,11 +343,12 @@ def _table() -> dict:
 HANDLERS = _table()
 # ops that accept symbolic pointwise values (the others get them as lut nodes first)
 POINTWISE_AWARE = set(lowering_pointwise.HANDLERS) | set(lowering_reduce.HANDLERS) | {
-    t for t, h in lowering_seq.HANDLERS.items() if h is lowering_seq.identity}
+    t for t, h in lowering_seq.HANDLERS.items() if h is lowering_seq.identity} | {
+    t for t, h in HANDLERS.items() if h in (compare, where)}
 # ops new to sequence models, which image models may use on vectors
 NEW_OPS = {aten.embedding.default, aten.layer_norm.default, aten.native_layer_norm.default,
            aten.rms_norm.default, aten.softmax.int, aten._softmax.default,
            aten._safe_softmax.default, aten.matmul.default, aten.bmm.default,
            aten.baddbmm.default,
            aten.scaled_dot_product_attention.default,
-           aten._scaled_dot_product_flash_attention_for_cpu.default}
+           aten._scaled_dot_product_flash_attention_for_cpu.default, *DATA_DEPENDENT}

@@ -224,6 +224,25 @@ def where(b: Any, node: Any, args: list, kwargs: dict) -> Masked:
     b.fail(node, "where() of activations; only where(mask, scores, large negative value)")
 
 
+def viewed(reshape: Any) -> Any:
+    """The view handler ``reshape``, and of masked scores (XGLM views its (batch, H, S, S)
+    scores back to (batch * H, S, S) between the mask and the softmax): the scores viewed, the
+    masks with them."""
+    def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+        m = args[0]
+        if not isinstance(m, Masked):
+            return reshape(b, node, args, kwargs)
+        old, shape = tuple(node.args[0].meta["val"].shape), tuple(node.meta["val"].shape)
+
+        def move(t: torch.Tensor) -> torch.Tensor:
+            return torch.broadcast_to(t, old).reshape(shape)
+        key = None if m.key is None else replace(m.key, pos=move(m.key.pos),
+                                                 when1=move(m.key.when1),
+                                                 when0=move(m.key.when0))
+        return Masked(reshape(b, node, [m.scores, *args[1:]], kwargs), move(m.allowed), key)
+    return handler
+
+
 # --- the softmax's inputs ---------------------------------------------------------------------
 
 def resolve(b: Any, node: Any, m: Masked, shape: tuple

@@ -42,6 +42,15 @@ OPS: dict[str, Callable[..., np.ndarray]] = {
     "cos": np.cos,
     "minimum": np.minimum,
     "maximum": np.maximum,
+    "expm1": np.expm1,
+    # comparisons are 1.0 / 0.0; where picks by a comparison (xIELU's two branches)
+    "gt": lambda a, b: np.greater(a, b).astype(np.float64),
+    "ge": lambda a, b: np.greater_equal(a, b).astype(np.float64),
+    "lt": lambda a, b: np.less(a, b).astype(np.float64),
+    "le": lambda a, b: np.less_equal(a, b).astype(np.float64),
+    "eq": lambda a, b: np.equal(a, b).astype(np.float64),
+    "ne": lambda a, b: np.not_equal(a, b).astype(np.float64),
+    "where": lambda c, a, b: np.where(c != 0, a, b),
 }
 
 

@@ -24,7 +24,15 @@ import torch
 from torch import fx
 
 from qasic.errors import InputError, UnsupportedOpError
-from qasic.quant import einsum, lowering_pad, lowering_seq, masks, positions, seqpasses
+from qasic.quant import (
+    einsum,
+    inplace,
+    lowering_pad,
+    lowering_seq,
+    masks,
+    positions,
+    seqpasses,
+)
 from qasic.quant.calibrate import prepare
 from qasic.quant.fgraph import FGraph, FNode
 from qasic.quant.handlers import HANDLERS, SUPPORTED
@@ -108,12 +116,12 @@ def _set_training(model: Any, mode: bool) -> bool:
 
 
 
-def _live(graph: fx.Graph) -> set[fx.Node]:
-    """The nodes the graph's output depends on. The others are never captured: a value the
-    model computes but does not return (Swin's stages build a (N, C, H, W) copy of each
-    stage's output for ``output_hidden_states``) must not refuse the model or switch the
-    capture's layout mode."""
-    out = [n for n in graph.nodes if n.op == "output"]
+def _live(graph: fx.Graph, writes: list[fx.Node] = ()) -> set[fx.Node]:
+    """The nodes the graph's output and the in-place ``writes`` (qasic.quant.inplace's fills)
+    depend on. The others are never captured: a value the model computes but does not return
+    (Swin's stages build a (N, C, H, W) copy of each stage's output for
+    ``output_hidden_states``) must not refuse the model or switch the capture's layout mode."""
+    out = [n for n in graph.nodes if n.op == "output"] + list(writes)
     live, todo = set(out), list(out)
     while todo:
         for a in todo.pop().all_input_nodes:
@@ -121,6 +129,27 @@ def _live(graph: fx.Graph) -> set[fx.Node]:
                 live.add(a)
                 todo.append(a)
     return live
+
+def _writes_into(node: fx.Node, live: set[fx.Node]) -> bool:
+    """Whether ``node`` is an in-place op (copy_, index_put_, ...) whose written tensor is, or
+    is a view of, a value the output depends on (a write the walk of live values would miss)."""
+    schema = getattr(node.target, "_schema", None)
+    if node.op != "call_function" or schema is None or not schema.is_mutable:
+        return False
+    seen = node.args[0] if node.args else None
+    while isinstance(seen, fx.Node):
+        if seen in live:
+            return True
+        seen = seen.args[0] if _is_view(seen) else None
+    return False
+
+
+def _is_view(node: fx.Node) -> bool:
+    """Whether ``node``'s value aliases its first argument's (slice, view, select, ...)."""
+    schema = getattr(node.target, "_schema", None)
+    return node.op == "call_function" and schema is not None and bool(node.args) \
+        and bool(schema.returns) and schema.returns[0].alias_info is not None
+
 
 class _Builder:
     """Walks the exported graph once; ``env`` maps an fx node name to Act, constant or tuple."""
@@ -140,6 +169,7 @@ class _Builder:
         self.batch = 1                   # the example input's batch size
         self.luts: dict[str, Act] = {}   # fx node name -> the lut its pointwise chain became
         self.mask_nodes: dict[tuple, str] = {}  # mask predicate -> its key-mask tensor
+        self.fills: dict[str, dict[str, Any]] = {}  # buffer -> copy_ node -> value written
         # fx node name -> (axis, inner) of the batch in its torch value when not outermost
         # (lowering_seq.digit)
         self.batch_axes: dict[str, tuple[int, int]] = {}
@@ -154,7 +184,14 @@ class _Builder:
                 and n.name in self.ep.graph_signature.user_inputs]
         self.layout = lowering_seq.input_layout(self.ep, user[0]) if user else None
         self.sequence = self.layout is not None
-        live = _live(self.graph)
+        fills = [n for n in self.graph.nodes if inplace.fill_of(n) is not None]
+        live = _live(self.graph, fills)
+        for node in self.graph.nodes:
+            if node not in live and _writes_into(node, live):
+                self.current = node
+                self.fail(node, f"an in-place write ({node.target}) into a tensor the model "
+                                "reads later (other than copies that fill a new buffer's last "
+                                "axis, qasic.quant.inplace); build the tensor with torch.cat")
         for node in self.graph.nodes:
             if node in live or node.op == "placeholder":
                 self._visit(node)

@@ -36,6 +36,10 @@ def _family(name: str):
         "gptj": lambda: t.GPTJForCausalLM(t.GPTJConfig(vocab_size=VOCAB, n_embd=D, n_layer=2,
                                                        n_head=H, rotary_dim=8, n_inner=128,
                                                        n_positions=64)),
+        "codegen": lambda: t.CodeGenForCausalLM(t.CodeGenConfig(
+            vocab_size=VOCAB, n_embd=D, n_layer=2, n_head=H, rotary_dim=8, n_inner=128,
+            n_positions=64)),
+        "cohere": lambda: t.CohereForCausalLM(t.CohereConfig(**common, num_key_value_heads=2)),
         "t5enc": lambda: t.T5EncoderModel(t.T5Config(vocab_size=VOCAB, d_model=D, d_kv=16,
                                                      d_ff=128, num_layers=2, num_heads=H)),
     }
@@ -161,6 +165,100 @@ def test_falcon_and_phi3_capture_bit_exact(name):
     assert cos > 0.99, cos
     record = qasic.evaluate(model, x[:2], calibration=x)
     assert record["bit_exact"] and record["cosine"] > 0.99, record["cosine"]
+
+
+def test_codegen_rotates_interleaved_rows_of_its_fused_qkv():
+    """CodeGen's qkv_proj is one linear viewed as (S, mp_num = 4, 3 D / 4) and split into q, v,
+    k; rotate_every_two stacks the interleaved halves of each head's first rotary_dim = 8
+    features: per layer, for q and for k, one linear of the selected, interleaved and signed
+    rows of the split's linear (refused before: the pieces were no column selections of one
+    activation). Bit-exact."""
+    import qasic
+
+    model = _family("codegen")
+    x = _ids()
+    graph, _, cos = check(Logits(model), x, float_atol=2e-4)
+    assert cos > 0.99, cos
+    record = qasic.evaluate(model, x[:2], calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.99, record["cosine"]
+    nodes = {n.output: n for n in graph.nodes}
+    rots = [n for n in graph.nodes if n.op == "linear" and n.name.split(".")[-2]
+            .startswith("stack") and n.name.endswith(".rows")]
+    assert len(rots) == 2 * 2
+    for r in rots:  # of the (S, 4, 48) view of qkv_proj: per head, row 2k the negated
+        view = nodes[r.inputs[0]]  # feature 2k + 1 of its rotary dims, row 2k + 1 feature 2k
+        assert view.op == "reshape" and nodes[view.inputs[0]].name.endswith("qkv_proj")
+        w = r.params["weight"]
+        assert w.shape == (8, 48) and set(np.unique(w)) == {-1.0, 0.0, 1.0}
+        assert (np.abs(w).sum(1) == 1).all() and (w.min(1) == -1).tolist() == [True, False] * 4
+        picked = np.abs(w).argmax(1)
+        assert (picked[0::2] == picked[1::2] + 1).all() and picked.max() < 48
+    products, _ = _rope(graph)  # q * cos and rotate_every_two(q) * sin, for q and k
+    assert len(products) == 2 * 2 * 2
+
+
+def test_cohere_layer_norms_written_out_are_centered_norms():
+    """Cohere's LayerNorm without bias, written out ((x - mean) * rsqrt(mean((x - mean)^2) +
+    eps) * weight; refused before: the second x - mean was not the value the statistic
+    squared): per layer one centered norm (attention and MLP run in parallel off it), and the
+    final one; no channel mean left. Bit-exact."""
+    import qasic
+
+    model, x = _family("cohere"), _ids()
+    graph, _, cos = check(Logits(model), x, float_atol=2e-4)
+    assert cos > 0.99, cos
+    norms = [n for n in graph.nodes if n.op == "norm"]
+    assert len(norms) == 2 + 1 and all(n.attrs["center"] for n in norms)
+    assert not [n for n in graph.nodes if n.op == "linear" and n.params["weight"].shape[0] == 1]
+    w = model.model.layers[0].input_layernorm.weight.detach().double().numpy()
+    np.testing.assert_allclose(norms[0].params["gamma"], w, rtol=1e-6)
+    record = qasic.evaluate(model, x[:2], calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.99, record["cosine"]
+
+
+def test_minicpm3_key_states_filled_in_place_are_a_concat():
+    """MiniCPM3's latent attention fills its key states in place (``new_empty``, then copy_ of
+    the heads' non-rotary part and the shared rotary part into slices of the last axis; the
+    copies were dropped as dead code, then refused): per layer one concat. Bit-exact."""
+    import qasic
+
+    t = transformers
+    torch.manual_seed(0)
+    model = t.MiniCPM3ForCausalLM(t.MiniCPM3Config(
+        vocab_size=VOCAB, hidden_size=D, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=H, num_key_value_heads=H, max_position_embeddings=64,
+        kv_lora_rank=16, q_lora_rank=32, qk_nope_head_dim=8, qk_rope_head_dim=8,
+        v_head_dim=16)).eval()
+    x = _ids(8)
+    graph, _, cos = check(Logits(model), x, float_atol=2e-4)
+    assert cos > 0.99, cos
+    filled = [n for n in graph.nodes if n.name.endswith(".filled")]
+    assert len(filled) == 2 and all(n.op == "concat" for n in filled)
+    assert all(graph.shapes[n.output] == (H, S, 16) for n in filled)
+    record = qasic.evaluate(model, x[:2], calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.99, record["cosine"]
+
+
+@pytest.mark.parametrize("name", ["Mixtral", "Qwen2Moe", "Olmoe"])
+def test_mixtures_of_experts_are_refused_at_the_routing(name):
+    """Top-k routing picks each token's experts from its router logits: data-dependent, refused
+    in one line naming aten.topk."""
+    from qasic.errors import UnsupportedOpError
+    from qasic.quant import capture
+
+    t = transformers
+    torch.manual_seed(0)
+    experts = {"Mixtral": {"num_local_experts": 4}, "Qwen2Moe": {
+        "num_experts": 4, "moe_intermediate_size": 32, "shared_expert_intermediate_size": 64},
+        "Olmoe": {"num_experts": 4, "pad_token_id": 1, "eos_token_id": 2}}[name]
+    config = getattr(t, f"{name}Config")(
+        vocab_size=VOCAB, hidden_size=D, intermediate_size=128, num_hidden_layers=1,
+        num_attention_heads=H, num_key_value_heads=2, num_experts_per_tok=2, **experts)
+    model = t.AutoModelForCausalLM.from_config(config).eval()
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(Logits(model), torch.from_numpy(_ids(2)))
+    assert "'topk'" in str(e.value) and "aten.topk selects by value" in str(e.value)
+    assert "\n" not in str(e.value)
 
 
 def _windowed(name: str, window: int):

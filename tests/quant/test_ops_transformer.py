@@ -36,6 +36,41 @@ def _rms(x, w):  # LLaMA's RMSNorm, written out (w: a module holding the (D,) we
     return w.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6))
 
 
+def _ln_written(x, w):  # Cohere's LayerNorm without bias, written out
+    mean = x.mean(-1, keepdim=True)
+    var = (x - mean).pow(2).mean(-1, keepdim=True)
+    return w.weight * ((x - mean) * torch.rsqrt(var + 1e-5))
+
+
+def _xglm_scores(x):  # XGLM's: masked scores clamped at finfo.min, viewed (batch * H, S, S)
+    b, s, d = x.shape
+    q = x.view(b, s, H, d // H).transpose(1, 2)
+    low = torch.finfo(torch.float32).min
+    scores = q @ q.transpose(-2, -1) + torch.full((S, S), low).triu(1)
+    scores = torch.max(scores, torch.full((), low)).view(b * H, s, s)
+    return torch.softmax(scores, -1).view(b, H, s, s)
+
+
+def _xielu(x):  # Apertus's xIELU: two branches picked by x > 0
+    neg = (torch.expm1(torch.min(x, torch.tensor(-1e-6))) - x) * 0.8 + 0.5 * x
+    return torch.where(x > 0, 0.8 * x * x + 0.5 * x, neg)
+
+
+def _copy_into(x):  # an in-place write into a slice of a tensor returned later
+    y = F.layer_norm(x, (D,)).clone()
+    y[..., :4].copy_(x[..., :4] * 2)
+    return y
+
+
+def _filled(x, fc, half=False):  # MiniCPM3's: a new buffer filled by copy_ into slices
+    y = fc(x)
+    k = y.new_empty(y.shape[:-1] + (2 * D,))
+    k[..., :D].copy_(torch.tanh(y))
+    if not half:
+        k[..., D:].copy_(F.layer_norm(y, (D,)))
+    return k
+
+
 def _gelu_new(x):  # GPT-2's NewGELUActivation
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
 
@@ -62,6 +97,13 @@ def _rope_every_two(x):  # GPT-J's: q cos + rotate_every_two(q) sin, channels in
     rot = torch.stack((-q[..., 1::2], q[..., ::2]), -1).flatten(-2)
     angles = _ANGLES[:, None].repeat_interleave(1, 1)  # (S, 1, Dh): per position and channel
     return (q * torch.cos(angles) + rot * torch.sin(angles)).reshape(b, s, d)
+
+
+def _rope_every_two_features(x):  # CodeGen's: rotate_every_two of a linear's first 8 features
+    r = x[..., :8]  # a part of a linear's output features: a linear of those weight rows
+    rot = torch.stack((-r[..., 1::2], r[..., ::2]), -1).flatten(-2)
+    return torch.cat((r * torch.cos(_ANGLES[:, :8]) + rot * torch.sin(_ANGLES[:, :8]),
+                      x[..., 8:]), -1)
 
 
 _BIAS = torch.randn(1, H, S, S, generator=torch.Generator().manual_seed(0))
@@ -138,6 +180,27 @@ CASES = {
     "rms_norm": (nn.RMSNorm(D, eps=1e-6), ["norm"], 0.999),                 # 0.99993
     "rms_written": (Fn(lambda x, fc, w: _rms(fc(x), w), nn.Linear(D, D), _weight()),
                     ["linear", "norm"], 0.999),                             # 0.99985
+    # a LayerNorm written out (x - mean(x), the mean of its squares): a norm with center True
+    "ln_written": (Fn(lambda x, fc, w: _ln_written(fc(x), w), nn.Linear(D, D), _weight()),
+                   ["linear", "norm"], 0.999),                             # 0.99986
+    # a floor at finfo.min leaves masked scores as they are; a view of them views the mask
+    "clamped_mask": (_after_linear(_xglm_scores),
+                     ["linear", "reshape", "permute", "matmul", "softmax"], 0.995),  # 0.99996
+    # a repeat of the heads (DiffLlama's value halves): a selection by stacked identities
+    "repeat_heads": (_after_linear(lambda x: x.view(-1, S, H, D // H).transpose(1, 2).repeat(
+        1, 2, 1, 1).transpose(1, 2).reshape(-1, S, 2 * D)),
+                     ["linear", "reshape", "permute", "reshape", "constant", "matmul",
+                      "reshape", "permute", "reshape"], 0.999),  # 0.99989
+    # a where() of a comparison of an activation and branches of it: one table
+    "xielu": (_after_linear(_xielu), ["linear", "lut"], 0.999),             # 0.99985
+    # a new buffer whose last axis is filled by copy_ into slices: the concat of the parts
+    # (the norm's part requantized to the concat's scale, as any concat's)
+    "filled_buffer": (Fn(_filled, nn.Linear(D, D)), ["linear", "lut", "norm", "lut", "concat"],
+                      0.999),                                               # 0.99986
+    # a maximum or minimum of an activation and a scalar: a table
+    "maximum": (_after_linear(lambda x: torch.minimum(torch.maximum(x, torch.tensor(-0.2)),
+                                                      torch.tensor(0.3))),
+                ["linear", "lut"], 0.999),                                  # 0.99980
     # softmax outputs step by 1/127: probabilities near 1/32 carry ~12% rounding error
     "softmax": (_after_linear(lambda x: torch.softmax(x * 2, -1)), ["linear", "softmax"],
                 0.995),                                                     # 0.99893
@@ -167,6 +230,12 @@ CASES = {
     "rope_every_two": (Fn(lambda x, fc: _rope_every_two(fc(x)), nn.Linear(D, D)),
                        ["linear", "reshape", "linear", "constant", "mul", "constant", "mul",
                         "add", "reshape"], 0.999),                         # 0.99981
+    # CodeGen's: the stack's pieces are parts of a linear's output features (and a negation of
+    # one): one linear of those weight rows, interleaved and signed
+    "rope_every_two_features": (Fn(lambda x, fc: _rope_every_two_features(fc(x)),
+                                   nn.Linear(D, D)),
+                                ["linear", "linear", "constant", "mul", "constant", "mul",
+                                 "add", "linear", "concat"], 0.999),  # 0.99988
     # a split's parts of an activation no linear made: one selection linear each
     "split_parts": (Fn(_split_parts), ["norm", "linear", "linear", "lut", "add"], 0.999),
     # a mean over the channels: a linear of a 1/D row; a division by it: a product by its
@@ -293,6 +362,29 @@ def test_rotate_every_two_is_one_interleaving_linear():
     want = np.kron(np.eye(dh // 2), [[0.0, -1.0], [1.0, 0.0]])
     np.testing.assert_array_equal(rot.params["weight"], want)
     assert graph.shapes[rot.output] == (S, H, dh) and not rot.params["bias"].any()
+
+
+def test_a_stack_of_a_linears_features_interleaves_its_weight_rows():
+    fc = nn.Linear(D, D)
+    graph, _, _ = check(Fn(lambda x, fc: _rope_every_two_features(fc(x)), fc), _seq(4))
+    rot = next(n for n in graph.nodes if n.name == "stack.rows")
+    w, bias = fc.weight.detach().double().numpy(), fc.bias.detach().double().numpy()
+    # out feature 2k is -r[2k + 1], 2k + 1 is r[2k] (r: fc's first 8 features): fc's rows
+    want = np.stack((-w[1:8:2], w[0:8:2]), axis=1).reshape(8, D)
+    np.testing.assert_allclose(rot.params["weight"], want, rtol=1e-12)
+    np.testing.assert_allclose(rot.params["bias"], np.stack((-bias[1:8:2], bias[0:8:2]),
+                                                            1).reshape(8), rtol=1e-12)
+    assert rot.inputs == ("input",) and graph.shapes[rot.output] == (S, 8)
+
+
+def test_a_layer_norm_written_out_is_a_centered_norm():
+    w = _weight()
+    graph, _, _ = check(Fn(lambda x, fc, w: _ln_written(fc(x), w), nn.Linear(D, D), w), _seq(4))
+    norm = next(n for n in graph.nodes if n.op == "norm")
+    assert norm.attrs == {"center": True, "eps": 1e-5} and norm.inputs == ("mods.0",)
+    np.testing.assert_allclose(norm.params["gamma"], w.weight.detach().double().numpy(),
+                               rtol=1e-6)
+    assert not norm.params["beta"].any()
 
 
 def test_fused_qkv_splits_into_three_linears():
@@ -452,7 +544,9 @@ def test_token_ids_are_checked():
 
 REFUSED = {
     "compare": (Fn(lambda x: torch.softmax(x.masked_fill(x > 1, -1e9), -1)),
-                "a comparison of an activation"),
+                "an attention mask of type Act"),
+    "where_two_acts": (Fn(lambda x: torch.where(x > 0, F.layer_norm(x, (D,)), x)),
+                       "values of different activations"),
     "per_sample_mask": (Fn(lambda x: torch.softmax((x @ x.transpose(-2, -1)).masked_fill(
         torch.arange(2)[:, None, None] * torch.ones(S, S).triu(1) > 0, -1e9), -1)),
                         "differs between samples"),
@@ -463,10 +557,22 @@ REFUSED = {
     "norm_channels": (Fn(lambda x: torch.linalg.vector_norm(F.layer_norm(x, (D,)), dim=-1)),
                       "a vector norm over dims [2]"),
     "select_batch": (Fn(lambda x: F.layer_norm(x, (D,))[0]), "the batch axis"),
+    "max_two_acts": (Fn(lambda x: torch.maximum(F.layer_norm(x, (D,)), x)),
+                     "a maximum of two activations"),
+    "max_of_scores": (Fn(lambda x: torch.softmax(torch.max(
+        x @ x.transpose(-2, -1) - 1e9 * torch.ones(S, S).triu(1), torch.tensor(-5.0)), -1)),
+                      "a maximum of attention scores and -5.0"),
+    "repeat_batch": (Fn(lambda x: F.layer_norm(x, (D,)).repeat(2, 1, 1)), "repeat by [2, 1, 1]"),
+    # dropped unread before, it silently left y as it was
+    "inplace_copy": (Fn(_copy_into), "an in-place write (aten.copy_.default) into a tensor"),
+    "half_filled": (Fn(lambda x, fc: _filled(x, fc, half=True), nn.Linear(D, D)),
+                    "an in-place write (aten.copy_.default) into a tensor"),
+    "topk": (Fn(lambda x: torch.topk(F.layer_norm(x, (D,)), 2, -1).values),
+             "aten.topk selects by value"),
     "stack_positions": (Fn(lambda x: torch.stack((F.layer_norm(x, (D,)), x), 1)),
                         "a stack along dim 1"),
     "stack_of_two_tensors": (Fn(lambda x: torch.stack((F.layer_norm(x, (D,)), torch.tanh(x)),
-                                                      -1).flatten(-2)), "pieces are not"),
+                                                      -1).flatten(-2)), "pieces are neither"),
 }
 
 
