@@ -27,6 +27,7 @@ from qasic.errors import InputError, UnsupportedOpError
 from qasic.quant import einsum, lowering_pad, lowering_seq, masks, positions, seqpasses
 from qasic.quant.calibrate import prepare
 from qasic.quant.fgraph import FGraph, FNode
+from qasic.quant.graph import TORCH
 from qasic.quant.handlers import HANDLERS, SUPPORTED
 from qasic.quant.lowering import Act, per_sample
 from qasic.quant.lowering_pointwise import SYMBOLIC, materialize
@@ -134,6 +135,7 @@ class _Builder:
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.used: set[str] = {INPUT}
         self.output: str | None = None
+        self.output_layout: str | None = None  # how the graph holds torch's output
         self.input_rank = 0
         self.input_name = INPUT
         self.layout: str | None = None   # lowering_seq.TOKENS / SEQUENCE, or None (images)
@@ -166,7 +168,7 @@ class _Builder:
         kept = {INPUT} | {n.output for n in nodes}
         graph = FGraph(name=name, input=INPUT, output=output, nodes=tuple(nodes),
                        shapes={t: s for t, s in self.shapes.items() if t in kept},
-                       input_layout=layout)
+                       input_layout=layout, output_layout=self.output_layout)
         return prepare(graph)
 
     def _visit(self, node: fx.Node) -> None:
@@ -254,7 +256,16 @@ class _Builder:
             self.env[outs[0].name] = materialize(self, self.value(outs[0]))
         if len(outs) != 1 or not isinstance(self.value(outs[0]), Act):
             self.fail(node, f"the model must return one activation tensor; it returns {len(outs)}")
+        self.output_layout = self._layout_of(outs[0])
         return self.value(outs[0]).name
+
+    def _layout_of(self, node: fx.Node) -> str:
+        """How the graph holds fx ``node``'s torch value: sequence mode keeps torch's layout
+        (a channels-last (N, H, W, C) too); image mode holds (N, C, H, W) as (H, W, C) and
+        (N, C, L) as (1, L, C) (qasic.quant.lowering.per_sample)."""
+        if self.sequence:
+            return TORCH
+        return {4: "NCHW", 3: "NCL"}.get(_rank(node), TORCH)
 
     def value(self, a: Any) -> Any:
         if isinstance(a, fx.Node):
