@@ -5,29 +5,28 @@ compile and simulate bit-exact?
 
 Every model is built offline from a tiny ``XxxConfig(...)`` (2 layers or stages, hidden 16-64,
 32x32 or 64x64 images, vocab 100-300, 12-16 tokens; ``torch.manual_seed(0)``, ``.eval()``),
-re-initialized (``reinit``), wrapped to take one tensor (int64 token ids (2, S), a float
-(2, 3, H, W) image, Whisper's (2, mels, frames) features or Wav2Vec2's (2, samples) waveform)
-and return one
-(``last_hidden_state``), and run through ``qasic.evaluate(model, x, calibration=x)`` (W8A8, the
-default arch) on the same 2 inputs: a survey of capture, compile and bit-exactness, not of
-accuracy.
+re-initialized (``reinit``), wrapped to take one tensor (int64 token ids (2, S), a float (2, 3,
+H, W) image, Whisper's (2, mels, frames) features or Wav2Vec2's (2, samples) waveform) and
+return one (``last_hidden_state``), and run through ``qasic.evaluate(model, x, calibration=x)``
+(W8A8, the default arch) on the same 2 inputs: a survey of capture, compile and bit-exactness,
+not of accuracy.
 
 The weights are ``reinit``'s, not HF's: HF's init (normal(0.02) convs and BatchNorm weights,
 zero class and detection tokens) left outputs vanishing (MobileNetV1/V2 at 1e-33 / 1e-26, LeViT
 at 1e-8, EfficientNet and MobileViT exactly 0, so a cosine said nothing) or rows 100x smaller
 than the others (DeiT's and YOLOS's zero tokens: an 8-bit per-tensor step is their size, cosine
 0.95 / 0.93). ``reinit``, in module order from ``torch.manual_seed(0)``: every norm (a module
-whose class name contains "Norm": BatchNorm, LayerNorm, GroupNorm, RMSNorm, ...) weight 1,
-bias 0; every conv and linear (nn.Conv*,
-nn.Linear, GPT-2's Conv1D) weight normal with std 1 / sqrt(fan_in) (unit gain: activations keep
-their size), bias 0; every nn.Embedding normal(0, 1); every other parameter of rank >= 2 that is all
-zero (class, distillation and detection tokens, position embeddings and bias tables, GRN's
-scales) normal(0, 1). Then each BatchNorm divides by the RMS of its input on the survey's batch
-(``settle_batch_norms``: running mean 0, running variance the input's mean square over all
-channels, set in one eval-mode forward as each BatchNorm is reached): unit gain alone still lost
-a factor 2 per ReLU (MobileNetV1's 27 layers: 4e-6), and per-channel batch statistics of 2
-samples at 1x1 blew near-constant channels up (LeViT: 6e6). Every survey output is then O(1)
-(``output_absmax``).
+whose class name contains "Norm": BatchNorm, LayerNorm, GroupNorm, RMSNorm, ...) weight 1, bias
+0; every conv and linear (nn.Conv*, nn.Linear, GPT-2's Conv1D) weight normal with std 1 /
+sqrt(fan_in) (unit gain: activations keep their size), bias 0; every nn.Embedding normal(0, 1);
+every other parameter of rank >= 2 that is all zero (YOLOS's position embeddings, Swin's bias
+tables, GRN's scales) or named ``*token(s)`` (class, distillation, detection and mask tokens:
+HF's zeros or normal(0.02)) normal(0, 1). Then each BatchNorm divides by the RMS of its input on
+the survey's batch (``settle_batch_norms``: running mean 0, running variance the input's mean
+square over all channels, set in one eval-mode forward as each BatchNorm is reached): unit gain
+alone still lost a factor 2 per ReLU (MobileNetV1's 27 layers: 4e-6), and per-channel batch
+statistics of 2 samples at 1x1 blew near-constant channels up (LeViT: 6e6). Every survey output
+is then O(1) (``output_absmax``).
 
 Each model runs in its own subprocess with a time limit (``--timeout``, 300 s), so one failure
 never stops the survey. Per model a record with RECORD_KEYS:
@@ -383,8 +382,9 @@ def reinit(model: Any) -> Any:
     with torch.no_grad():
         for module in model.modules():
             _reinit_module(module, nn)
-        for p in model.parameters():
-            if p.dim() >= 2 and p.is_floating_point() and not p.any():
+        for name, p in model.named_parameters():
+            if p.dim() >= 2 and p.is_floating_point() and (
+                    not p.any() or name.endswith(("token", "tokens"))):
                 p.normal_(0.0, 1.0)
     return model
 

@@ -209,9 +209,10 @@ def batch_norm_no_training(b: Any, node: Any, args: list, kwargs: dict) -> tuple
 def _fold_bn(b: Any, node: Any, x: Any, gamma: Any, beta: Any, mean: Any, var: Any,
              eps: float) -> Act:
     x = _act(b, node, x, "batch_norm input")
-    if b.sequence:
+    layer = _conv_in_torch_layout(b, node, x) if b.sequence else None
+    if b.sequence and layer is None:
         _channels_last_axis(b, node)
-    layer = _layer_before(b, node, x)
+    layer = layer or _layer_before(b, node, x)
     if layer is None or len(layer.params["bias"]) != len(mean):
         return _standalone_bn(b, node, x, _np(gamma), _np(beta), _np(mean), _np(var), eps)
     b.replace(fold_batch_norm(layer, _np(gamma), _np(beta), _np(mean), _np(var), eps))
@@ -229,6 +230,22 @@ def _layer_before(b: Any, node: Any, x: Act) -> Any:
     if prev is None or prev.op not in ("conv2d", "linear") or not b.sole_user(x, node):
         return None
     return prev
+
+
+def _conv_in_torch_layout(b: Any, node: Any, x: Act) -> Any:
+    """In sequence mode, the conv2d whose output ``x`` is, permuted to torch's (C, H, W) /
+    (C, L) for ``node`` alone (qasic.quant.lowering_seq.torch_layout: CvT's depthwise
+    projections of its tokens viewed as an image): the batch norm over torch's axis 1 scales
+    that conv's output channels, so it folds into the conv. None otherwise."""
+    prev = b.nodes.get(x.name)
+    if prev is None or prev.op != "permute" or not b.sole_user(x, node):
+        return None
+    src = b.nodes.get(prev.inputs[0])
+    if src is not None and src.op == "reshape" and b.origin.get(src.name) is b.origin[x.name]:
+        src = b.nodes.get(src.inputs[0])  # a conv1d's (1, L, C) rows
+    if src is None or src.op != "conv2d" or b.origin.get(src.name) is not b.origin[x.name]:
+        return None
+    return src
 
 
 def _channels_last_axis(b: Any, node: Any) -> None:

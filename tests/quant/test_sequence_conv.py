@@ -102,3 +102,39 @@ def test_convolutions_in_a_token_model_write_torch_layout_and_run_bit_exact():
     assert [g.shapes[n.output] for n in convs] == [(4, 4, 8), (1, 16, 8)]
     record = evaluate(TokenConvs().eval(), ids, calibration=ids)
     assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]  # 0.99990
+
+
+class ConvProjection(nn.Module):
+    """CvT's convolutional projection in a token model: tokens (N, 16, C) viewed as a 4x4 image
+    (N, H, W, C) permuted to (N, C, H, W), a depthwise conv2d then a BatchNorm2d (and a
+    BatchNorm1d after a conv1d over the positions), flattened back to tokens and a linear."""
+
+    def __init__(self, c: int = 8):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = nn.Embedding(50, c)
+        self.conv = nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False)
+        self.pos = nn.Conv1d(c, c, 3, padding=1)
+        self.bn, self.bn1 = nn.BatchNorm2d(c), nn.BatchNorm1d(c)
+        for bn in (self.bn, self.bn1):  # drawn statistics: a fold that did nothing would show
+            bn.weight.data, bn.bias.data = torch.rand(c) + 0.5, torch.randn(c)
+            bn.running_mean, bn.running_var = torch.randn(c), torch.rand(c) + 0.5
+        self.fc = nn.Linear(c, c)
+
+    def forward(self, ids):
+        e = self.emb(ids)
+        img = e.view(-1, 4, 4, e.shape[2]).permute(0, 3, 1, 2)
+        y = self.bn(self.conv(img)).flatten(2).transpose(1, 2)
+        return self.fc(y + self.bn1(self.pos(e.transpose(1, 2))).transpose(1, 2))
+
+
+def test_a_batch_norm_after_a_conv_in_a_token_model_folds_into_the_conv():
+    """CvT: the BatchNorm over torch's axis 1 of a conv's output permuted to torch's layout
+    scales the conv's output channels: folded into it (before: 'batch_norm over axis 1 of
+    (2, 8, 4, 4) in a sequence model' refused)."""
+    ids = torch.from_numpy(np.random.default_rng(0).integers(0, 50, (4, 16)))
+    g = float_matches(ConvProjection().eval(), ids.numpy())
+    assert [n.op for n in g.nodes if n.op in ("conv2d", "linear")] == ["conv2d", "conv2d",
+                                                                        "linear"]
+    record = evaluate(ConvProjection().eval(), ids, calibration=ids)
+    assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]
