@@ -445,9 +445,10 @@ def _rms_norm(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
 
 def _table() -> dict:
     t = {}
-    for name in ("add", "sub", "mul", "div"):
+    aliases = {"add": (), "sub": ("subtract",), "mul": ("multiply",), "div": ("divide",)}
+    for name, other in aliases.items():  # torch.multiply etc. export as aten.multiply
         for overload in ("Tensor", "Scalar"):
-            for op in (name, f"{name}_"):
+            for op in (name, f"{name}_", *other):
                 if hasattr(aten, op) and hasattr(getattr(aten, op), overload):
                     t[getattr(getattr(aten, op), overload)] = binary(name)
     t[aten.rsub.Scalar] = binary("rsub")
