@@ -28,7 +28,7 @@ from qasic.quant.lowering import Act, _act, _arg, _ints
 from qasic.quant.lowering_seqpool import zero_pad
 
 aten = torch.ops.aten
-SUPPORTED = ("pad/constant_pad_nd with zeros on H and W, read by a convolution",
+SUPPORTED = ("pad/constant_pad_nd with zeros on H and W, read by a convolution or a max pool",
              "sequence models: pad/constant_pad_nd with zeros of any per-sample axis")
 READERS_HINT = "a zero pad (F.pad, nn.ZeroPad2d) is supported only when a convolution reads it"
 
