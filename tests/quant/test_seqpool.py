@@ -80,7 +80,35 @@ def test_funnel_pool_and_upsample_run_bit_exact():
     assert r["bit_exact"] and r["cosine"] > 0.999
 
 
+# Hiera's query pooling (a max over the stride axis of a view) and an amax over the heads'
+# axis: a maxpool2d of the per-sample tensor viewed as an image, kernel (K, 1)
+MAXES = {
+    "hiera": (lambda x: x.view(x.shape[0], 4, -1, D).max(dim=1).values, (4, 1), (3, D)),
+    "amax_keepdim": (lambda x: x.view(x.shape[0], S, 2, 8).amax(dim=2, keepdim=True), (2, 1),
+                     (S, 1, 8)),  # the pool's (S, 1, 8) is the output: no reshape after it
+}
+
+
+@pytest.mark.parametrize("name", list(MAXES))
+def test_a_max_over_a_per_sample_axis_is_a_max_pool(name):
+    f, kernel, out = MAXES[name]
+    graph, _, cos = check(_model(f), _ids())
+    after = ["reshape"] if name == "hiera" else []
+    assert ops(graph) == ["embedding", "linear", "reshape", "maxpool2d", *after]
+    pool = graph.nodes[3]
+    assert pool.attrs["kernel"] == kernel == pool.attrs["stride"]
+    assert graph.shapes[graph.output] == out
+    assert cos > 0.999, cos
+
+
+def test_a_max_over_an_axis_runs_bit_exact():
+    x = _ids(4)
+    r = qasic.evaluate(_model(MAXES["hiera"][0]).eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
 REFUSED = {
+    "max_last": (lambda x: x.max(dim=-1).values, "only over one per-sample axis other than"),
     "pool_padding": (lambda x: F.avg_pool2d(x[:, None], (2, 1), padding=(1, 0)),
                      "avg_pool with padding"),
     "pad_batch": (lambda x: F.pad(x, (0, 0, 0, 0, 1, 0)), "the batch axis"),
