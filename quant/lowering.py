@@ -146,12 +146,27 @@ def _image_input(b: Any, node: Any, x: Act, zeros: tuple[int, int, int, int]) ->
     image = lowering_seq.image_again(b, node, x, want)  # before have == want: C == H == W
     if image is not None:
         return image
+    if b.sequence and lowering_seq.digit(b, node.args[0]) == (0, 1) \
+            and have == tuple(int(d) for d in node.args[0].meta["val"].shape[1:]) \
+            and not any(zeros):
+        return _torch_to_image(b, node, x, want)
     if have == want:
         return x
     b.fail(node, f"a convolution of a tensor laid out per sample as {have}, not as the image "
                  f"{want} (H, W, C) it reads; only images, or a sequence model's channels-last "
                  "(N, H, W, C) permuted to (N, C, H, W)")
     return x
+
+
+def _torch_to_image(b: Any, node: Any, x: Act, want: tuple[int, ...]) -> Act:
+    """A sequence model's tensor in torch's (C, L) / (C, H, W) layout that no permute made
+    (SqueezeBERT runs its layers on the (N, C, L) transpose of its sequence, conv1d after
+    conv1d): permuted to the image ``want`` (a data move)."""
+    if len(have := b.shapes[x.name]) == 2:  # (C, L) -> (L, C) -> (1, L, C)
+        y = b.add(node, "permute", (x.name,), {"perm": (1, 0)}, shape=(have[1], have[0]),
+                  suffix=".lc")
+        return b.add(node, "reshape", (y.name,), {"shape": want}, shape=want, suffix=".image")
+    return b.add(node, "permute", (x.name,), {"perm": (1, 2, 0)}, shape=want, suffix=".image")
 
 
 def _padding(b: Any, node: Any, padding: Any, spatial: int, kernel: tuple,

@@ -138,3 +138,35 @@ def test_a_batch_norm_after_a_conv_in_a_token_model_folds_into_the_conv():
                                                                         "linear"]
     record = evaluate(ConvProjection().eval(), ids, calibration=ids)
     assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]
+
+
+class NCLLayers(nn.Module):
+    """SqueezeBERT's layout: the token model's (N, S, C) transposed once to (N, C, S), then
+    1x1 grouped conv1d layers with a residual add in that layout: the add's (C, S) output is no
+    permute the conv can skip (and a conv2d of a (C, H, W) view of it)."""
+
+    def __init__(self, c: int = 8):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = nn.Embedding(50, c)
+        self.a, self.b = nn.Conv1d(c, c, 1, groups=2), nn.Conv1d(c, c, 1, groups=2)
+        self.c = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, ids):
+        x = self.emb(ids).transpose(1, 2)         # (N, C, S)
+        x = x + self.a(x)                         # the add: torch's (C, S)
+        y = self.b(x)                             # reads (C, S): a permute to (1, S, C) first
+        z = self.c(x.reshape(x.shape[0], -1, 4, 4))  # reads (C, 4, 4): permuted to (4, 4, C)
+        return (y + z.flatten(2)).transpose(1, 2)
+
+
+def test_a_conv_of_a_torch_layout_tensor_in_a_token_model_permutes_it_to_its_image():
+    """Before: 'a convolution of a tensor laid out per sample as (8, 16), not as the image
+    (1, 16, 8)' (SqueezeBERT)."""
+    ids = torch.from_numpy(np.random.default_rng(0).integers(0, 50, (4, 16)))
+    g = float_matches(NCLLayers().eval(), ids.numpy())
+    moved = [(n.name, n.attrs["perm"]) for n in g.nodes if n.op == "permute"
+             and n.name.endswith((".lc", ".image"))]
+    assert moved == [("b.lc", (1, 0)), ("c.image", (1, 2, 0))]  # a's input is the transpose
+    record = evaluate(NCLLayers().eval(), ids, calibration=ids)
+    assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]
