@@ -57,11 +57,14 @@ class Pointwise:
 
 @dataclass(frozen=True, eq=False)
 class RmsStat:
-    """mean(src^2, -1, keepdim) + eps, or its ``power`` -1/2 / 1/2 (rsqrt / sqrt)."""
+    """scale * mean(src^2, -1, keepdim) + eps, or its ``power`` -1/2 / 1/2 (rsqrt / sqrt);
+    ``scale`` D for a 2-norm over the last axis (F.normalize's ``linalg_vector_norm``, ``power``
+    1/2: the sum of squares)."""
 
     src: Act
     eps: float
     power: float = 1.0
+    scale: float = 1.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -437,8 +440,27 @@ def _rms_norm(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
     if not inverse or not isinstance(other, Act) or other.name != stat.src.name:
         b.fail(node, "a mean of squares used other than in x * rsqrt(mean(x^2) + eps)")
     d = b.shapes[other.name][-1]
-    params = {"gamma": np.ones(d), "beta": np.zeros(d)}
-    return b.add(node, "norm", (other.name,), {"center": False, "eps": stat.eps}, params)
+    # x / sqrt(scale mean + eps) = x / sqrt(mean + eps / scale) / sqrt(scale)
+    params = {"gamma": np.full(d, stat.scale ** -0.5), "beta": np.zeros(d)}
+    return b.add(node, "norm", (other.name,), {"center": False, "eps": stat.eps / stat.scale},
+                 params)
+
+
+def _clamp_min(b: Any, node: Any, args: list, kwargs: dict) -> RmsStat:
+    """F.normalize's ``norm.clamp_min(eps)`` of a 2-norm: max(sqrt(s), m) taken as
+    sqrt(s + m^2) (equal up to m, 1e-12 there); only of a 2-norm, with m <= 1e-6."""
+    stat, m = args[0], float(_arg(args, kwargs, 1, "min", 0.0))
+    if not isinstance(stat, RmsStat) or stat.power != 0.5 or not 0 <= m <= 1e-6:
+        b.fail(node, "clamp_min only of a 2-norm by a tiny epsilon (F.normalize)")
+    return replace(stat, eps=stat.eps + m * m)
+
+
+def _expand_as(b: Any, node: Any, args: list, kwargs: dict) -> RmsStat:
+    """F.normalize's ``expand_as`` of the norm over the last axis: the norm node broadcasts
+    it."""
+    if not isinstance(args[0], RmsStat):
+        b.fail(node, "expand_as only of a norm statistic (F.normalize)")
+    return args[0]
 
 
 # --- the table ----------------------------------------------------------------------------
@@ -470,6 +492,8 @@ def _table() -> dict:
     t[aten.chunk.default] = split
     t[aten.cat.default] = cat
     t[aten.stack.default] = stack
+    t[aten.clamp_min.default] = _clamp_min
+    t[aten.expand_as.default] = _expand_as
     t[aten.concat.default] = cat
     return t
 
