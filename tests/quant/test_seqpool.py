@@ -7,6 +7,8 @@ torch, golden reference == simulator, and one-line refusals."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -122,3 +124,33 @@ def test_other_pools_and_pads_are_refused_in_one_line(name):
     with pytest.raises(UnsupportedOpError) as e:
         capture(_model(f).eval(), torch.from_numpy(_ids(2)))
     assert why in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("n", [4, 5])
+def test_rotations_compose_to_any_permutation(n):
+    import itertools
+
+    from qasic.quant.lowering_seq import rotations
+    a = np.arange(math.prod(range(2, 2 + n))).reshape(range(2, 2 + n))
+    for perm in itertools.permutations(range(n)):
+        b = a
+        for r in rotations(perm):
+            k = next(i for i, j in enumerate(r) if j != i)  # a prefix in place, two blocks
+            assert list(r[k:]) == sorted(r[k:], key=lambda j: j < r[k])  # swapped
+            b = b.transpose(r)
+        assert np.array_equal(b, a.transpose(perm)), perm
+
+
+def _unroll(x):  # Hiera's unroll: a permute that moves 5 groups of per-sample axes
+    return x.view(x.shape[0], 2, 2, 3, 2, 8).permute(0, 2, 4, 1, 5, 3).reshape(x.shape[0], S, D)
+
+
+def test_a_permute_of_more_than_three_groups_is_a_chain_of_rotations_and_runs_bit_exact():
+    """Before: the program refused it ('moves 5 axes; qasic permutes 2-D and 3-D')."""
+    graph, _, cos = check(_model(_unroll), _ids())
+    perms = [n.attrs["perm"] for n in graph.nodes if n.op == "permute"]
+    assert perms == [(1, 2, 3, 4, 0), (0, 2, 3, 4, 1), (0, 1, 3, 4, 2), (0, 1, 2, 4, 3)]
+    assert cos > 0.999, cos  # 0.99994
+    x = _ids(4)
+    r = qasic.evaluate(_model(_unroll).eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
