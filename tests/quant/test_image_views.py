@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import qasic
 from qasic.quant import capture
 from tests.quant.opcheck import float_matches, reference_cosine
 
@@ -81,3 +82,51 @@ def test_a_bilinear_halving_is_an_average_of_two():
         assert [(n.op, n.attrs["kernel"]) for n in g.nodes] == [("avgpool2d", kernel)]
     with pytest.raises(Exception, match="only integer scale factors"):
         capture(nn.Upsample(size=(3, 3), mode="bilinear").eval(), torch.zeros(1, 3, 4, 6))
+
+
+class UnfoldFold(nn.Module):
+    """MobileViTV2's patches: F.unfold into non-overlapping (ph, pw) patches (aten.im2col),
+    (batch, C, ph pw, patches), a LayerNorm + linear over C of its transpose, F.fold back
+    (aten.col2im) and a 1x1 conv."""
+
+    def __init__(self, c: int = 8, ph: int = 2, pw: int = 3):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.proj = nn.Conv2d(3, c, 3, padding=1), nn.Conv2d(c, c, 1)
+        self.ln, self.fc = nn.LayerNorm(c), nn.Linear(c, c)
+        self.k = (ph, pw)
+
+    def forward(self, x):
+        f = self.conv(x)
+        b, c, h, w = f.shape
+        p = F.unfold(f, self.k, stride=self.k).reshape(b, c, self.k[0] * self.k[1], -1)
+        t = p.transpose(1, 3)                                   # (batch, patches, ph pw, C)
+        t = (t + self.fc(self.ln(t))).transpose(1, 3)
+        return self.proj(F.fold(t.reshape(b, -1, t.shape[-1]), (h, w), self.k, stride=self.k))
+
+
+def test_unfold_and_fold_into_patches_are_views_and_a_permute():
+    """Before: 'op aten.im2col.default is not supported' (MobileViTV2)."""
+    module, x = UnfoldFold().eval(), _x(h=8, w=12)
+    g = float_matches(module, x)
+    moves = [n.attrs["perm"] for n in g.nodes if n.op == "permute"]
+    assert moves == [(2, 0, 1),                                 # the image to torch's layout
+                     (0, 2, 3, 4, 1), (0, 1, 3, 4, 2),           # unfold: two rotations
+                     (2, 1, 0), (2, 1, 0),                       # C last for the linear, back
+                     (0, 3, 4, 1, 2), (0, 1, 3, 4, 2), (0, 1, 2, 4, 3),  # fold: three
+                     (1, 2, 0)]                                  # the image the conv reads
+    assert [n.op for n in g.nodes if n.op not in ("permute", "reshape")] == [
+        "conv2d", "norm", "linear", "add", "conv2d"]
+    assert reference_cosine(module, x, 8) > 0.999
+    r = qasic.evaluate(module, x[:4], calibration=x[:4])
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+def test_overlapping_unfolds_are_refused_in_one_line():
+    class Overlap(nn.Module):
+        def forward(self, x):
+            return F.unfold(x, 3, padding=1)
+
+    with pytest.raises(Exception, match="im2col") as e:
+        capture(Overlap().eval(), torch.zeros(1, 3, 4, 6))
+    assert "\n" not in str(e.value)
