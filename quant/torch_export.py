@@ -24,7 +24,16 @@ import torch
 from torch import fx
 
 from qasic.errors import InputError, UnsupportedOpError
-from qasic.quant import einsum, lowering_pad, lowering_seq, masks, positions, seqpasses, unfold
+from qasic.quant import (
+    einsum,
+    fourier,
+    lowering_pad,
+    lowering_seq,
+    masks,
+    positions,
+    seqpasses,
+    unfold,
+)
 from qasic.quant.calibrate import prepare
 from qasic.quant.fgraph import FGraph, FNode
 from qasic.quant.graph import TORCH
@@ -128,8 +137,9 @@ class _Builder:
 
     def __init__(self, ep: torch.export.ExportedProgram) -> None:
         self.ep = ep
-        # the graph walked: einsums made matmuls, patch unfolds views and permutes
-        self.graph = unfold.decompose(einsum.decompose(ep.graph))
+        # the graph walked: einsums and FNet's Fourier transforms made matmuls, patch unfolds
+        # views and permutes
+        self.graph = fourier.decompose(unfold.decompose(einsum.decompose(ep.graph)))
         self.env: dict[str, Any] = {}
         self.nodes: dict[str, FNode] = {}     # insertion order is execution order
         self.origin: dict[str, fx.Node] = {}  # tensor name -> fx node that produced it
