@@ -13,6 +13,7 @@ from torch import nn
 
 import qasic
 from qasic.quant import capture
+from qasic.quant.unfold import selection
 from tests.quant.opcheck import float_matches, reference_cosine
 
 
@@ -122,11 +123,22 @@ def test_unfold_and_fold_into_patches_are_views_and_a_permute():
     assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
 
 
-def test_overlapping_unfolds_are_refused_in_one_line():
+@pytest.mark.parametrize("size, kernel, dilation, padding, stride", [
+    ((6, 1), (3, 1), (1, 1), (1, 0), (1, 1)), ((5, 7), (3, 2), (2, 1), (1, 1), (2, 1))])
+def test_any_unfold_is_a_matmul_by_a_constant_selection(size, kernel, dilation, padding,
+                                                        stride):
+    x = torch.randn(2, 3, *size, dtype=torch.float64)
+    want = F.unfold(x, kernel, dilation=dilation, padding=padding, stride=stride)
+    m = torch.from_numpy(selection(size, kernel, dilation, padding, stride))
+    assert set(m.unique().tolist()) <= {0.0, 1.0} and m.sum(0).max() == 1  # a pick or a pad
+    torch.testing.assert_close((x.reshape(2, 3, -1) @ m).reshape(want.shape), want)
+
+
+def test_an_overlapping_fold_is_refused_in_one_line():
     class Overlap(nn.Module):
         def forward(self, x):
-            return F.unfold(x, 3, padding=1)
+            return F.fold(x, (4, 4), 3, padding=1)
 
-    with pytest.raises(Exception, match="im2col") as e:
-        capture(Overlap().eval(), torch.zeros(1, 3, 4, 6))
+    with pytest.raises(Exception, match="col2im") as e:
+        capture(Overlap().eval(), torch.zeros(1, 27, 16))
     assert "\n" not in str(e.value)

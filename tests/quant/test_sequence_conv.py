@@ -170,3 +170,40 @@ def test_a_conv_of_a_torch_layout_tensor_in_a_token_model_permutes_it_to_its_ima
     assert moved == [("b.lc", (1, 0)), ("c.image", (1, 2, 0))]  # a's input is the transpose
     record = evaluate(NCLLayers().eval(), ids, calibration=ids)
     assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]
+
+
+class SpanConv(nn.Module):
+    """ConvBERT's span-based dynamic convolution: per token and head a softmax over k = 3
+    kernel weights computed from the input ((batch * S * H, k, 1), softmax over dim 1), the
+    values unfolded into k shifted copies (F.unfold, kernel (k, 1), padding 1) and their
+    product (batch * S * H, Dh, k) @ (., k, 1)."""
+
+    def __init__(self, d: int = 8, heads: int = 2, k: int = 3):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb, self.kernel, self.value = nn.Embedding(50, d), nn.Linear(d, heads * k), \
+            nn.Linear(d, d)
+        self.d, self.h, self.k = d, heads, k
+
+    def forward(self, ids):
+        x = self.emb(ids)
+        b = x.shape[0]
+        kernel = torch.softmax(self.kernel(x).reshape(-1, self.k, 1), dim=1)
+        v = self.value(x).transpose(1, 2).unsqueeze(-1)                     # (b, d, S, 1)
+        v = F.unfold(v, [self.k, 1], padding=[(self.k - 1) // 2, 0])       # (b, d k, S)
+        v = v.transpose(1, 2).reshape(b, -1, self.d, self.k).reshape(-1, self.d // self.h,
+                                                                        self.k)
+        return torch.matmul(v, kernel).reshape(b, -1, self.d)
+
+
+def test_a_span_based_dynamic_convolution_runs_bit_exact():
+    """Before: 'softmax over dim 1 of a rank-3 tensor; only the last', then 'op aten.im2col
+    is not supported' (ConvBERT)."""
+    ids = torch.from_numpy(np.random.default_rng(0).integers(0, 50, (4, 12)))
+    g = float_matches(SpanConv().eval(), ids.numpy())
+    soft = next(n for n in g.nodes if n.op == "softmax")
+    assert g.shapes[soft.output] == (24, 3)  # (S H, k): the size-1 axis dropped
+    unfold = [n for n in g.nodes if n.op == "linear" and n.params["weight"].shape == (36, 12)]
+    assert len(unfold) == 1  # the unfold: a 0/1 selection of the 12 positions, 3 x 12 columns
+    record = evaluate(SpanConv().eval(), ids, calibration=ids)
+    assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]
