@@ -292,11 +292,11 @@ def _permuted(b: Any, node: Any, x: Any, dims: list[int]) -> Act:
         return reshaped(b, node, x, per_sample(b, node))
     if _moved_groups(shape, perm) <= 3:
         return b.add(node, "permute", (x.name,), {"perm": perm})
-    for i, r in enumerate(rotations(perm)):  # the program permutes 3 groups of axes at most
+    steps = rotations(perm)  # the program permutes 3 groups of axes at most
+    for i, r in enumerate(steps):
         shape = tuple(shape[a] for a in r)
-        last = i == len(rotations(perm)) - 1
         x = b.add(node, "permute", (x.name,), {"perm": r}, shape=shape,
-                  suffix="" if last else f".rot{i}")
+                  suffix="" if i == len(steps) - 1 else f".rot{i}")
     return x
 
 
