@@ -4,12 +4,29 @@ compile and simulate bit-exact?
     python -m benchmarks.family_survey --out out/survey [--only NAME,...] [--timeout S]
 
 Every model is built offline from a tiny ``XxxConfig(...)`` (2 layers or stages, hidden 16-64,
-32x32 or 64x64 images, vocab 100-300, 12-16 tokens; ``torch.manual_seed(0)``, random weights,
-``.eval()``), wrapped to take one tensor (int64 token ids (2, S), a float (2, 3, H, W) image,
-Whisper's (2, mels, frames) features or Wav2Vec2's (2, samples) waveform) and return one
-(``last_hidden_state``), and run through ``qasic.evaluate(model, x, calibration=x)`` (W8A8, the
-default arch) on the same 2 inputs: a survey of capture, compile and bit-exactness, not of
-accuracy.
+32x32 or 64x64 images, vocab 100-300, 12-16 tokens; ``torch.manual_seed(0)``, ``.eval()``),
+re-initialized (``reinit``), wrapped to take one tensor (int64 token ids (2, S), a float (2, 3,
+H, W) image, Whisper's (2, mels, frames) features or Wav2Vec2's (2, samples) waveform) and
+return one (``last_hidden_state``), and run through ``qasic.evaluate(model, x, calibration=x)``
+(W8A8, the default arch) on the same 2 inputs: a survey of capture, compile and bit-exactness,
+not of accuracy.
+
+The weights are ``reinit``'s, not HF's: HF's init (normal(0.02) convs and BatchNorm weights,
+zero class and detection tokens) left outputs vanishing (MobileNetV1/V2 at 1e-33 / 1e-26, LeViT
+at 1e-8, EfficientNet and MobileViT exactly 0, so a cosine said nothing) or rows 100x smaller
+than the others (DeiT's and YOLOS's zero tokens: an 8-bit per-tensor step is their size, cosine
+0.95 / 0.93). ``reinit``, in module order from ``torch.manual_seed(0)``: every norm (a module
+whose class name contains "Norm": BatchNorm, LayerNorm, GroupNorm, RMSNorm, ...) weight 1, bias
+0; every conv and linear (nn.Conv*, nn.Linear, GPT-2's Conv1D) weight normal with std 1 /
+sqrt(fan_in) (unit gain: activations keep their size), bias 0; every nn.Embedding normal(0, 1);
+every other parameter of rank >= 2 that is all zero (YOLOS's position embeddings, Swin's bias
+tables, GRN's scales) or named ``*token(s)`` (class, distillation, detection and mask tokens:
+HF's zeros or normal(0.02)) normal(0, 1). Then each BatchNorm divides by the RMS of its input on
+the survey's batch (``settle_batch_norms``: running mean 0, running variance the input's mean
+square over all channels, set in one eval-mode forward as each BatchNorm is reached): unit gain
+alone still lost a factor 2 per ReLU (MobileNetV1's 27 layers: 4e-6), and per-channel batch
+statistics of 2 samples at 1x1 blew near-constant channels up (LeViT: 6e6). Every survey output
+is then O(1) (``output_absmax``).
 
 Each model runs in its own subprocess with a time limit (``--timeout``, 300 s), so one failure
 never stops the survey. Per model a record with RECORD_KEYS:
@@ -21,10 +38,8 @@ never stops the survey. Per model a record with RECORD_KEYS:
   transformers);
 - ``stage``: ``build`` (constructing or running the torch model failed: the survey's config,
   not qasic) or ``evaluate``;
-- ``output_absmax``: max |fp32 output| on the survey's inputs. Random weights can vanish: HF's
-  init (normal(0.02) convs and BatchNorm weights) leaves MobileNetV1/V2 at 1e-33 / 1e-26,
-  Levit at 1e-8 and EfficientNet and MobileViT at exactly 0, so their cosine says little
-  (EfficientNet's, of an all-zero output, is 0);
+- ``output_absmax``: max |fp32 output| on the survey's inputs (O(1) for every model since
+  ``reinit``);
 - ``wall_s``: build and evaluate, in the subprocess (not its imports).
 
 Writes ``family_survey.json`` (schema SCHEMA; the commit and the tracked files changed in the
@@ -79,6 +94,11 @@ _NEO = {"vocab_size": VOCAB_DEC, "hidden_size": 64, "num_layers": 2, "num_heads"
         "attention_types": [[["global", "local"], 1]], "intermediate_size": 128,
         "max_position_embeddings": 64}
 
+# BART / Marian (their encoders alone): hidden 32, 2 layers, 2 heads; ids 0-2 are pad/bos/eos
+_SEQ2SEQ = {"vocab_size": VOCAB_ENC, "d_model": 32, "encoder_layers": 2, "decoder_layers": 1,
+            "encoder_attention_heads": 2, "decoder_attention_heads": 2, "encoder_ffn_dim": 64,
+            "decoder_ffn_dim": 64, "max_position_embeddings": 40, "pad_token_id": 1,
+            "bos_token_id": 0, "eos_token_id": 2, "decoder_start_token_id": 2}
 
 # name -> (family, config class, config kwargs, model kwargs, input kind, input size); a name
 # "Class@variant" is Class with other settings (the sliding windows at their defaults, 256 and
@@ -138,6 +158,53 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                          "mlp_ratio": 2.0}, {}, "image", 32),
     "CLIPVisionModel": ("vision", "CLIPVisionConfig", _VIT, {}, "image", 32),
     "SiglipVisionModel": ("vision", "SiglipVisionConfig", _VIT, {}, "image", 32),
+    "Data2VecVisionModel": ("vision", "Data2VecVisionConfig", _VIT, {"add_pooling_layer": False},
+                            "image", 32),
+    "YolosModel": ("vision", "YolosConfig",
+                   _VIT | {"image_size": [32, 32], "num_detection_tokens": 4},
+                   {"add_pooling_layer": False}, "image", 32),
+    "ViTMSNModel": ("vision", "ViTMSNConfig", _VIT, {}, "image", 32),
+    "CvtModel": ("vision", "CvtConfig",
+                 {"patch_sizes": [7, 3], "patch_stride": [4, 2], "patch_padding": [2, 1],
+                  "embed_dim": [16, 32], "num_heads": [1, 2], "depth": [1, 2],
+                  "mlp_ratio": [2.0, 2.0], "attention_drop_rate": [0.0, 0.0],
+                  "drop_rate": [0.0, 0.0], "drop_path_rate": [0.0, 0.0],
+                  "qkv_bias": [True, True], "cls_token": [False, True],
+                  "qkv_projection_method": ["dw_bn", "dw_bn"], "kernel_qkv": [3, 3],
+                  "padding_kv": [1, 1], "stride_kv": [2, 2], "padding_q": [1, 1],
+                  "stride_q": [1, 1]}, {}, "image", 32),
+    "PvtModel": ("vision", "PvtConfig",
+                 {"image_size": 32, "num_encoder_blocks": 2, "depths": [1, 1],
+                  "sequence_reduction_ratios": [2, 1], "hidden_sizes": [16, 32],
+                  "patch_sizes": [4, 2], "strides": [4, 2], "num_attention_heads": [1, 2],
+                  "mlp_ratios": [2, 2]}, {}, "image", 32),
+    "PvtV2Model": ("vision", "PvtV2Config",
+                   {"image_size": 32, "num_encoder_blocks": 2, "depths": [1, 1],
+                    "sr_ratios": [2, 1], "hidden_sizes": [16, 32], "patch_sizes": [7, 3],
+                    "strides": [4, 2], "num_attention_heads": [1, 2], "mlp_ratios": [2, 2]},
+                   {}, "image", 32),
+    "FocalNetModel": ("vision", "FocalNetConfig",
+                      {"image_size": 32, "patch_size": 4, "embed_dim": 16, "depths": [1, 1],
+                       "hidden_sizes": [16, 32], "focal_levels": [2, 2],
+                       "focal_windows": [3, 3], "mlp_ratio": 2.0, "drop_path_rate": 0.0},
+                      {"add_pooling_layer": False}, "image", 32),
+    "Swinv2Model": ("vision", "Swinv2Config",
+                    {"image_size": 32, "patch_size": 2, "embed_dim": 16, "depths": [1, 1],
+                     "num_heads": [2, 2], "window_size": 4, "mlp_ratio": 2.0},
+                    {"add_pooling_layer": False}, "image", 32),
+    "HieraModel": ("vision", "HieraConfig",
+                   {"embed_dim": 16, "image_size": [32, 32], "patch_size": [3, 3],
+                    "patch_stride": [2, 2], "patch_padding": [1, 1], "mlp_ratio": 2.0,
+                    "depths": [1, 1], "num_heads": [1, 2], "num_query_pool": 1,
+                    "query_stride": [2, 2], "masked_unit_size": [8, 8],
+                    "masked_unit_attention": [True, False]},
+                   {"add_pooling_layer": False}, "image", 32),
+    "BitModel": ("vision", "BitConfig",
+                 {"embedding_size": 16, "hidden_sizes": [16, 32], "depths": [1, 1],
+                  "layer_type": "preactivation", "num_groups": 4}, {}, "image", 32),
+    "MobileViTV2Model": ("vision", "MobileViTV2Config",
+                         {"image_size": 32, "patch_size": 2, "width_multiplier": 0.25,
+                          "mlp_ratio": 2.0}, {"expand_output": False}, "image", 64),
     # text encoders
     "BertModel": ("encoder", "BertConfig", _ENC, {"add_pooling_layer": False}, "ids", SEQ_ENC),
     "DistilBertModel": ("encoder", "DistilBertConfig",
@@ -159,6 +226,35 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                      "d_head": 16, "d_inner": 64, "num_decoder_layers": 1}, {}, "ids", SEQ_ENC),
     "MPNetModel": ("encoder", "MPNetConfig", _ENC, {"add_pooling_layer": False}, "ids",
                    SEQ_ENC),
+    "XLMRobertaModel": ("encoder", "XLMRobertaConfig", _ENC, {"add_pooling_layer": False},
+                        "ids", SEQ_ENC),
+    "BigBirdModel": ("encoder", "BigBirdConfig", _ENC | {"attention_type": "original_full"},
+                     {"add_pooling_layer": False}, "ids", SEQ_ENC),
+    "BigBirdModel@block_sparse": ("encoder", "BigBirdConfig",
+                                  _ENC | {"vocab_size": VOCAB_DEC, "attention_type": "block_sparse",
+                                          "block_size": 2, "num_random_blocks": 1,
+                                          "max_position_embeddings": 64},
+                                  {"add_pooling_layer": False}, "ids", SEQ_DEC),
+    "CLIPTextModel": ("encoder", "CLIPTextConfig",
+                      _ENC | {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}, {},
+                      "ids", SEQ_ENC),
+    "ConvBertModel": ("encoder", "ConvBertConfig",
+                      _ENC | {"num_attention_heads": 4, "embedding_size": 32, "head_ratio": 2,
+                              "conv_kernel_size": 3}, {}, "ids", SEQ_ENC),
+    "RoFormerModel": ("encoder", "RoFormerConfig", _ENC | {"embedding_size": 32}, {}, "ids",
+                      SEQ_ENC),
+    "SqueezeBertModel": ("encoder", "SqueezeBertConfig",
+                         _ENC | {"embedding_size": 32, "q_groups": 2, "k_groups": 2,
+                                 "v_groups": 2, "post_attention_groups": 2,
+                                 "intermediate_groups": 2, "output_groups": 2}, {}, "ids",
+                         SEQ_ENC),
+    "ModernBertModel": ("encoder", "ModernBertConfig",
+                        _ENC | {"global_attn_every_n_layers": 2, "local_attention": 8,
+                                "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
+                                "cls_token_id": 1, "sep_token_id": 2}, {}, "ids", SEQ_ENC),
+    "FNetModel": ("encoder", "FNetConfig",
+                  {k: v for k, v in _ENC.items() if k != "num_attention_heads"}, {}, "ids",
+                  SEQ_ENC),
     # decoders
     "GPT2Model": ("decoder", "GPT2Config",
                   {"vocab_size": VOCAB_DEC, "n_embd": 64, "n_layer": 2, "n_head": 4,
@@ -290,9 +386,14 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                        "conv_kernel": (10, 3), "num_conv_pos_embeddings": 16,
                        "num_conv_pos_embedding_groups": 2, "feat_extract_norm": "group",
                        "do_stable_layer_norm": False}, {}, "wave", 400),
+    "BartEncoder": ("other", "BartConfig", _SEQ2SEQ, {}, "ids", SEQ_ENC),
+    "MarianEncoder": ("other", "MarianConfig", _SEQ2SEQ | {"decoder_vocab_size": VOCAB_ENC},
+                      {}, "ids", SEQ_ENC),
 }
 # where a class lives when it is not exported at the top level of transformers
-_SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper"}
+_SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
+              "BartEncoder": "transformers.models.bart.modeling_bart",
+              "MarianEncoder": "transformers.models.marian.modeling_marian"}
 # the keyword each input kind goes in as
 _KEYWORD = {"ids": "input_ids", "image": "pixel_values", "features": "input_features",
             "wave": "input_values"}
@@ -322,9 +423,11 @@ def build(name: str) -> tuple[Any, np.ndarray, int]:
     _, config_name, config_kw, model_kw, kind, size = MODELS[name]
     cls = model_class(name)
     torch.manual_seed(0)
-    hf = cls(getattr(transformers, config_name)(**config_kw), **model_kw).eval()
+    hf = reinit(cls(getattr(transformers, config_name)(**config_kw), **model_kw).eval())
     keyword = _KEYWORD[kind]
     extra = {"use_cache": False} if MODELS[name][0] == "decoder" else {}
+    x = inputs(kind, size)
+    settle_batch_norms(hf, lambda: hf(**{keyword: torch.from_numpy(x)}, **extra))
 
     class Wrapped(nn.Module):
         """One tensor in (``keyword``), ``last_hidden_state`` out."""
@@ -338,7 +441,66 @@ def build(name: str) -> tuple[Any, np.ndarray, int]:
             return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
 
     Wrapped.__name__ = name.split("@")[0]  # qasic.evaluate names the model by its class
-    return Wrapped().eval(), inputs(kind, size), sum(p.numel() for p in hf.parameters())
+    return Wrapped().eval(), x, sum(p.numel() for p in hf.parameters())
+
+
+def reinit(model: Any) -> Any:
+    """``model`` with the survey's weights (the module docstring), drawn in module order from
+    the torch seed; returns it."""
+    import torch
+    from torch import nn
+
+    with torch.no_grad():
+        for module in model.modules():
+            _reinit_module(module, nn)
+        for name, p in model.named_parameters():
+            if p.dim() >= 2 and p.is_floating_point() and (
+                    not p.any() or name.endswith(("token", "tokens"))):
+                p.normal_(0.0, 1.0)
+    return model
+
+
+def settle_batch_norms(model: Any, forward: Callable[[], Any]) -> None:
+    """Every BatchNorm's running mean 0 and running variance the mean square of its input in one
+    eval-mode ``forward`` (set as the forward reaches it, so the layers after it see the settled
+    values); a model without BatchNorm is not run."""
+    import torch
+    from torch import nn
+
+    def settle(m: Any, args: tuple) -> None:
+        m.running_mean.zero_()
+        m.running_var.fill_(float(args[0].double().square().mean()))
+
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    hooks = [m.register_forward_pre_hook(settle) for m in norms]
+    try:
+        if norms:
+            with torch.no_grad():
+                forward()
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def _reinit_module(m: Any, nn: Any) -> None:
+    weight = getattr(m, "weight", None)
+    bias = getattr(m, "bias", None)
+    if "Norm" in type(m).__name__:
+        if isinstance(weight, nn.Parameter):
+            weight.fill_(1.0)
+        if isinstance(bias, nn.Parameter):
+            bias.zero_()
+        if getattr(m, "running_var", None) is not None:
+            m.running_mean.zero_()
+            m.running_var.fill_(1.0)
+    elif isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)) or type(m).__name__ == "Conv1D":
+        # Conv1D (GPT-2) stores its weight (in, out): fan_in is its first axis
+        fan_in = weight.shape[0] if type(m).__name__ == "Conv1D" else weight[0].numel()
+        weight.normal_(0.0, fan_in ** -0.5)
+        if isinstance(bias, nn.Parameter):
+            bias.zero_()
+    elif isinstance(m, nn.Embedding):
+        weight.normal_(0.0, 1.0)
 
 
 def inputs(kind: str, size: int) -> np.ndarray:

@@ -18,6 +18,7 @@ import numpy as np
 
 from qasic.api import ArchLike, as_arch
 from qasic.errors import ConfigError, InputError
+from qasic.quant.graph import to_internal
 
 Progress = Callable[[str], None]
 BATCH = 256  # at most this many samples per golden-reference / fp32 batch
@@ -74,8 +75,7 @@ def evaluate_quantized(trained: Any, graph: Any, inputs: np.ndarray | None = Non
     _say(progress, "golden reference and fp32 model on the same inputs")
     exact = bool(np.array_equal(sim.outputs, golden_outputs(graph, codes)))
     quant = sim.logits()
-    image = graph.input_layout == "NCHW" and len(graph.shapes[graph.output]) == 3
-    fp32 = in_layout_of(float_outputs(trained.module, x), quant, image=image)
+    fp32 = in_layout_of(float_outputs(trained.module, x), quant, graph.output_layout)
     record = {"model": trained.name, "arch": target.name, "samples": len(x),
               "bit_exact": exact, **compare(quant, fp32, y), **costs(sim, program, target),
               "instructions": len(program.instrs), "compile_s": compile_s,
@@ -241,12 +241,19 @@ def model_output(y: Any):
                      "transformers output whose first field is it)")
 
 
-def in_layout_of(fp32: np.ndarray, quant: np.ndarray, image: bool = False) -> np.ndarray:
-    """fp32 outputs arranged like the simulator's: image outputs NCHW -> NHWC, sequence
-    outputs NCL -> N1LC. ``image``: the graph's output is an NHWC image, so an NCHW output
-    whose C, H and W are equal (the same shape either way) is transposed too."""
-    if image and fp32.ndim == 4 and fp32.transpose(0, 2, 3, 1).shape == quant.shape:
-        return fp32.transpose(0, 2, 3, 1)
+def in_layout_of(fp32: np.ndarray, quant: np.ndarray, layout: str | None = None) -> np.ndarray:
+    """fp32 outputs arranged like the simulator's ``quant``, by the output ``layout`` capture
+    recorded (QGraph.output_layout: NCHW -> NHWC, NCL -> N1LC, "torch" as is). A graph without
+    one (built by hand, or saved before capture recorded it) is guessed from the shapes: as is
+    when they match, else NCHW or NCL; a channels-last output whose H, W and C are equal is
+    then ambiguous, which only the recorded layout resolves."""
+    if layout is not None:
+        out = to_internal(fp32, layout)
+        if out.shape != quant.shape:
+            raise InputError(f"fp32 model outputs of shape {fp32.shape} ({layout}) do not "
+                             f"match the quantized outputs {quant.shape}; the model must "
+                             "return one tensor")
+        return out
     if fp32.shape == quant.shape:
         return fp32
     if fp32.ndim == 4 and fp32.transpose(0, 2, 3, 1).shape == quant.shape:

@@ -175,14 +175,15 @@ def prepare(graph: FGraph) -> FGraph:
     lut "requant" node."""
     nodes = [_as_lut(graph, n) for n in graph.nodes]
     graph = FGraph(graph.name, graph.input, graph.output, tuple(nodes), graph.shapes,
-                   graph.input_layout)
+                   graph.input_layout, graph.output_layout)
     shapes, out, pins = dict(graph.shapes), [], {}
     for node in graph.nodes:
         if node.op == "concat":
             pins[node.output] = node.output
             node = _requant_inputs(graph, node, pins, shapes, out)
         out.append(node)
-    return FGraph(graph.name, graph.input, graph.output, tuple(out), shapes, graph.input_layout)
+    return FGraph(graph.name, graph.input, graph.output, tuple(out), shapes, graph.input_layout,
+                  graph.output_layout)
 
 
 def _as_lut(graph: FGraph, node: FNode) -> FNode:

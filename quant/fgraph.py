@@ -51,6 +51,7 @@ class FGraph:
     nodes: tuple[FNode, ...]
     shapes: Mapping[str, tuple[int, ...]]  # per-sample, NHWC for images
     input_layout: str = "NCHW"             # the torch model's input layout: NCHW or NCL
+    output_layout: str | None = None       # as QGraph.output_layout (capture records it)
 
     def node(self, name: str) -> FNode:
         for n in self.nodes:

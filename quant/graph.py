@@ -214,6 +214,16 @@ class QGraph:
     # the model's input layout: NCHW or NCL (to_internal), "sequence" (float (S, D), torch's
     # layout) or "tokens" (int ids (S,): the input TensorQ is scale 1, zero point 0, 32 bits)
     input_layout: str = "NCHW"
+    # the layout the output holds the model's output in, recorded by capture: NCHW (torch's
+    # (N, C, H, W) held channels last), NCL (held as (1, L, C)) or TORCH (torch's own, e.g. a
+    # channels-last (N, H, W, C) or a transformer's (N, S, D)); None: not recorded (a graph
+    # built by hand or saved before it was), the evaluation guesses from the shapes
+    output_layout: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.output_layout is not None and self.output_layout not in OUTPUT_LAYOUTS:
+            raise ValueError(f"graph {self.name}: output layout {self.output_layout!r}; known: "
+                             f"{', '.join(OUTPUT_LAYOUTS)} or None")
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -274,6 +284,8 @@ class QGraph:
 
 
 TOKENS, SEQUENCE = "tokens", "sequence"  # layouts whose graph layout is torch's own
+TORCH = "torch"  # an output layout: the graph holds the output in torch's own layout
+OUTPUT_LAYOUTS = ("NCHW", "NCL", TORCH)
 
 
 def float_shape(shape: tuple[int, ...], layout: str) -> tuple[int, ...]:

@@ -47,7 +47,8 @@ def graph_to_bytes(graph: QGraph) -> bytes:
                       "params": sorted(node.params), "weight_bits": node.weight_bits,
                       "weight_format": node.weight_format})
     doc = {"format": FORMAT, "name": graph.name, "input": graph.input, "output": graph.output,
-           "input_layout": graph.input_layout, "nodes": nodes,
+           "input_layout": graph.input_layout, "output_layout": graph.output_layout,
+           "nodes": nodes,
            "tensors": {k: [float(t.scale), int(t.zero_point), int(t.bits), t.fmt]
                        for k, t in graph.tensors.items()},
            "shapes": {k: [int(d) for d in s] for k, s in graph.shapes.items()}}
@@ -118,7 +119,8 @@ def _graph(doc: dict, arrays: dict[str, np.ndarray], where: str) -> QGraph:
     if arrays:
         raise ValueError(f"arrays no node names: {sorted(arrays)[:3]}")
     graph = QGraph(str(doc["name"]), str(doc["input"]), str(doc["output"]), tuple(nodes),
-                   tensors, shapes, str(doc["input_layout"]))
+                   tensors, shapes, str(doc["input_layout"]),
+                   _optional_str(doc.get("output_layout")))  # absent: saved before recorded
     check_structure(graph, where)
     return graph
 
@@ -158,6 +160,10 @@ def _plain(value: Any, node: str) -> Any:
         return {k: _plain(v, node) for k, v in value.items()}
     raise ValueError(f"node {node}: attr value of type {type(value).__name__} cannot be saved; "
                      "attrs hold numbers, strings, bools and sequences or dicts of them")
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _tuples(value: Any) -> Any:

@@ -23,6 +23,7 @@ from qasic.quant import (
     lowering_groupnorm,
     lowering_ops,
     lowering_pad,
+    lowering_pointwise,
     lowering_seq,
     lowering_seqpool,
 )
@@ -35,7 +36,11 @@ _IMAGE = {**lowering.HANDLERS, **lowering_ops.HANDLERS, **lowering_groupnorm.HAN
           **lowering_pad.HANDLERS,
           # a vision transformer's patches switch the model to sequence mode
           aten.permute.default: partial(lowering_seq.to_sequence, image=lowering.permute),
-          aten.transpose.int: lowering_seq.to_sequence}
+          aten.transpose.int: lowering_seq.to_sequence,
+          # channel splits and slices of an image: selections of its channels-last memory
+          **dict.fromkeys((aten.split.Tensor, aten.split_with_sizes.default, aten.chunk.default),
+                          lowering_pointwise.image_split),
+          aten.slice.Tensor: lowering_pointwise.image_slice}
 
 
 def _reads_image(h: Any) -> Any:

@@ -146,12 +146,27 @@ def _image_input(b: Any, node: Any, x: Act, zeros: tuple[int, int, int, int]) ->
     image = lowering_seq.image_again(b, node, x, want)  # before have == want: C == H == W
     if image is not None:
         return image
+    if b.sequence and lowering_seq.digit(b, node.args[0]) == (0, 1) \
+            and have == tuple(int(d) for d in node.args[0].meta["val"].shape[1:]) \
+            and not any(zeros):
+        return _torch_to_image(b, node, x, want)
     if have == want:
         return x
     b.fail(node, f"a convolution of a tensor laid out per sample as {have}, not as the image "
                  f"{want} (H, W, C) it reads; only images, or a sequence model's channels-last "
                  "(N, H, W, C) permuted to (N, C, H, W)")
     return x
+
+
+def _torch_to_image(b: Any, node: Any, x: Act, want: tuple[int, ...]) -> Act:
+    """A sequence model's tensor in torch's (C, L) / (C, H, W) layout that no permute made
+    (SqueezeBERT runs its layers on the (N, C, L) transpose of its sequence, conv1d after
+    conv1d): permuted to the image ``want`` (a data move)."""
+    if len(have := b.shapes[x.name]) == 2:  # (C, L) -> (L, C) -> (1, L, C)
+        y = b.add(node, "permute", (x.name,), {"perm": (1, 0)}, shape=(have[1], have[0]),
+                  suffix=".lc")
+        return b.add(node, "reshape", (y.name,), {"shape": want}, shape=want, suffix=".image")
+    return b.add(node, "permute", (x.name,), {"perm": (1, 2, 0)}, shape=want, suffix=".image")
 
 
 def _padding(b: Any, node: Any, padding: Any, spatial: int, kernel: tuple,
@@ -209,9 +224,10 @@ def batch_norm_no_training(b: Any, node: Any, args: list, kwargs: dict) -> tuple
 def _fold_bn(b: Any, node: Any, x: Any, gamma: Any, beta: Any, mean: Any, var: Any,
              eps: float) -> Act:
     x = _act(b, node, x, "batch_norm input")
-    if b.sequence:
+    layer = _conv_in_torch_layout(b, node, x) if b.sequence else None
+    if b.sequence and layer is None:
         _channels_last_axis(b, node)
-    layer = _layer_before(b, node, x)
+    layer = layer or _layer_before(b, node, x)
     if layer is None or len(layer.params["bias"]) != len(mean):
         return _standalone_bn(b, node, x, _np(gamma), _np(beta), _np(mean), _np(var), eps)
     b.replace(fold_batch_norm(layer, _np(gamma), _np(beta), _np(mean), _np(var), eps))
@@ -229,6 +245,22 @@ def _layer_before(b: Any, node: Any, x: Act) -> Any:
     if prev is None or prev.op not in ("conv2d", "linear") or not b.sole_user(x, node):
         return None
     return prev
+
+
+def _conv_in_torch_layout(b: Any, node: Any, x: Act) -> Any:
+    """In sequence mode, the conv2d whose output ``x`` is, permuted to torch's (C, H, W) /
+    (C, L) for ``node`` alone (qasic.quant.lowering_seq.torch_layout: CvT's depthwise
+    projections of its tokens viewed as an image): the batch norm over torch's axis 1 scales
+    that conv's output channels, so it folds into the conv. None otherwise."""
+    prev = b.nodes.get(x.name)
+    if prev is None or prev.op != "permute" or not b.sole_user(x, node):
+        return None
+    src = b.nodes.get(prev.inputs[0])
+    if src is not None and src.op == "reshape" and b.origin.get(src.name) is b.origin[x.name]:
+        src = b.nodes.get(src.inputs[0])  # a conv1d's (1, L, C) rows
+    if src is None or src.op != "conv2d" or b.origin.get(src.name) is not b.origin[x.name]:
+        return None
+    return src
 
 
 def _channels_last_axis(b: Any, node: Any) -> None:

@@ -27,8 +27,9 @@ SUPPORTED = (
     "hardswish, hardsigmoid, silu, sigmoid, tanh, gelu, leaky_relu, elu (tables)",
     "max_pool1d/2d (padding, ceil_mode, dilation 1)",
     "avg_pool1d/2d (a divisor varying by window: times a per-position constant)",
-    "adaptive_avg_pool1d/2d (in % out == 0), mean over H, W",
-    "add/sub/mul of two activations (same shape, or (C, 1, 1) broadcast over H, W; sub: a table)",
+    "adaptive_avg_pool1d/2d (in % out == 0), mean over H, W (or one of them, keepdim)",
+    ("add/sub/mul of two activations (same shape, (C, 1, 1) broadcast over H, W, or (1, H, W) "
+     "over C; sub: a table)"),
     "add/sub/mul/div by a scalar constant (a table)",
     "add/sub/mul/div by a per-channel constant (into the conv/linear before, or a depthwise one)",
     "cat along channels",
@@ -145,10 +146,20 @@ def adaptive_avg_pool(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 def mean(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """aten.mean.dim(x, dims, keepdim=False) over the spatial axes (H, W of NCHW; L of NCL):
-    an avgpool2d over the whole image, then a reshape to a vector without keepdim."""
-    x = _act(b, node, args[0], "mean input")
+    an avgpool2d over the whole image, then a reshape to a vector without keepdim; over one of
+    H, W with keepdim (FocalNet's ``ctx.mean(2, keepdim=True).mean(3, keepdim=True)``) an
+    avgpool2d whose window is that axis."""
+    from qasic.quant.lowering_pointwise import materialize  # it imports this module
+
+    x = _act(b, node, materialize(b, args[0]), "mean input")  # a channel selection: a linear
     rank = node.args[0].meta["val"].dim()
     dims = sorted(int(d) % rank for d in _ints(args[1]))
+    if rank == 4 and dims in ([2], [3]) and _arg(args, kwargs, 2, "keepdim", False):
+        h, w, _ = b.shapes[x.name]
+        k = (h, 1) if dims == [2] else (1, w)
+        return b.add(node, "avgpool2d", (x.name,), {"kernel": k, "stride": k,
+                                                    "padding": (0, 0, 0, 0),
+                                                    "divisor": k[0] * k[1]})
     if rank < 3 or dims != list(range(2, rank)):
         b.fail(node, f"mean over dims {dims} of a rank-{rank} tensor; only over all spatial "
                      "axes (H, W, or L)")
@@ -225,14 +236,22 @@ def _scalar(v: Any) -> float | None:
 
 
 def _pair_op(op: str) -> Any:
-    """add/mul of two activations: b the same shape as a, or (1, 1, C) broadcast over it."""
+    """add/mul of two activations: b the same shape as a, or (1, 1, C) broadcast over it; on
+    an image also (H, W, 1) broadcast over the channels (FocalNet's gates: ``_over_channels``).
+    """
     def handler(b: Any, node: Any, args: list, kwargs: dict) -> Act:
         alpha = _arg(args, kwargs, 2, "alpha", 1)
+        if not b.sequence:  # an image's channel selections (Columns) made linears
+            from qasic.quant.lowering_pointwise import SYMBOLIC, materialize
+
+            args = [materialize(b, a) if isinstance(a, SYMBOLIC) else a for a in args]
         if not all(isinstance(a, Act) for a in args[:2]):
             return _scalar_op(b, node, args, kwargs)
         if alpha != 1:
             b.fail(node, f"{op} with alpha {alpha}; only alpha 1")
         x, y = args[0], args[1]
+        if not b.sequence:
+            x, y = _over_channels(b, node, x, y), _over_channels(b, node, y, x)
         sx, sy = b.shapes[x.name], b.shapes[y.name]
         if sx != sy and _broadcasts(sx, sy):
             x, y = y, x
@@ -242,6 +261,20 @@ def _pair_op(op: str) -> Any:
                          "per-channel tensor broadcast over H, W")
         return b.add(node, op, (x.name, y.name))
     return handler
+
+
+def _over_channels(b: Any, node: Any, x: Act, other: Act) -> Act:
+    """``x`` an image (H, W, 1) and ``other`` (H, W, C) or (1, 1, C): x widened to C channels
+    by a 1x1 conv of ones (each pixel's value copied to every channel); else ``x``."""
+    sx, so = b.shapes[x.name], b.shapes[other.name]
+    if len(sx) != 3 or len(so) != 3 or sx[2] != 1 or so[2] == 1 \
+            or so[:2] not in (sx[:2], (1, 1)):
+        return x
+    c = so[2]
+    return b.add(node, "conv2d", (x.name,), {"stride": (1, 1), "dilation": (1, 1), "groups": 1,
+                                             "padding": (0, 0, 0, 0)},
+                 {"weight": np.ones((c, 1, 1, 1)), "bias": np.zeros(c)},
+                 shape=(*sx[:2], c), suffix=".wide")
 
 
 def _broadcasts(small: tuple, big: tuple) -> bool:

@@ -6,11 +6,14 @@ convolution that reads it.
 length) with the value 0 makes no node: it returns a ``ZeroPad``, the activation and the pixels
 added on each side, and the convolution that reads it adds them to its own padding. That is
 exact: a convolution's padding is real zero (``v = 0`` in the integer kernel), as the padded
-pixels are. A zero pad read by anything else (a max pool, where zero is not the identity; an
-add; the graph output) is refused in one line, as are a non-zero value, a reflect or replicate
-mode, negative pads (crops) and pads of the channels or the batch. A pad of nothing (Swin's
-window padding when the windows fit) is its input, in any model. In a sequence model a zero
-pad of any per-sample axis is a placement matmul instead (qasic.quant.lowering_seqpool).
+pixels are. A max pool reading one (BiT's stem: a conv, a zero pad, a 3x3 max pool; zero is no
+max pool's identity, its own padding is -inf) reads it written out (``written``: a 1x1 depthwise
+conv of weight 1 with the pad as its padding, the zeros real pixels). A zero pad read by
+anything else (an add; the graph output) is refused in one line, as are a non-zero value, a
+reflect or replicate mode, negative pads (crops) and pads of the channels or the batch. A pad of
+nothing (Swin's window padding when the windows fit) is its input, in any model. In a sequence
+model a zero pad of any per-sample axis is a placement matmul instead
+(qasic.quant.lowering_seqpool).
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from qasic.quant.lowering import Act, _act, _arg, _ints
 from qasic.quant.lowering_seqpool import zero_pad
 
 aten = torch.ops.aten
-SUPPORTED = ("pad/constant_pad_nd with zeros on H and W, read by a convolution",
+SUPPORTED = ("pad/constant_pad_nd with zeros on H and W, read by a convolution or a max pool",
              "sequence models: pad/constant_pad_nd with zeros of any per-sample axis")
 READERS_HINT = "a zero pad (F.pad, nn.ZeroPad2d) is supported only when a convolution reads it"
 
@@ -70,10 +74,24 @@ def pad(b: Any, node: Any, args: list, kwargs: dict) -> ZeroPad:
     return ZeroPad(src, add)
 
 
+def written(b: Any, node: Any, x: ZeroPad) -> Act:
+    """The padded image ``x`` written out for ``node``: an identity 1x1 depthwise conv whose
+    padding is the pad (the pixels' values requantized to the padded image's encoding)."""
+    c = b.shapes[x.src.name][-1]
+    return b.add(node, "conv2d", (x.src.name,),
+                 {"stride": (1, 1), "dilation": (1, 1), "groups": c, "padding": x.pads},
+                 {"weight": np.ones((c, 1, 1, 1)), "bias": np.zeros(c)},
+                 shape=_padded(b.shapes[x.src.name], x.pads), suffix=".pad")
+
+
+def _padded(shape: tuple[int, ...], pads: tuple[int, int, int, int]) -> tuple[int, ...]:
+    h, w, c = shape
+    return (h + pads[0] + pads[2], w + pads[1] + pads[3], c)
+
+
 def refuse(b: Any, node: Any) -> None:
     """A zero pad read by ``node``, which is not a convolution: one line."""
-    b.fail(node, f"{READERS_HINT}, not {node.target} (a max pool pads with -inf, not 0: give "
-                 "it its own padding argument)")
+    b.fail(node, f"{READERS_HINT} or a max pool, not {node.target}")
 
 
 def unpad(x: Any) -> tuple[Any, tuple[int, int, int, int]]:
@@ -82,6 +100,9 @@ def unpad(x: Any) -> tuple[Any, tuple[int, int, int, int]]:
 
 
 HANDLERS = {aten.pad.default: pad, aten.constant_pad_nd.default: pad}
+# the ops that read a ZeroPad written out (``written``)
+WRITTEN_FOR = {aten.max_pool1d.default, aten.max_pool2d.default,
+               aten.max_pool1d_with_indices.default, aten.max_pool2d_with_indices.default}
 # the ops whose handlers take a ZeroPad as their first argument (qasic.quant.lowering._conv)
 READERS = {aten.conv1d.default, aten.conv1d.padding, aten.conv2d.default, aten.conv2d.padding,
            aten.convolution.default}

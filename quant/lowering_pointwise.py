@@ -58,11 +58,14 @@ class Pointwise:
 
 @dataclass(frozen=True, eq=False)
 class RmsStat:
-    """mean(src^2, -1, keepdim) + eps, or its ``power`` -1/2 / 1/2 (rsqrt / sqrt)."""
+    """scale * mean(src^2, -1, keepdim) + eps, or its ``power`` -1/2 / 1/2 (rsqrt / sqrt);
+    ``scale`` D for a 2-norm over the last axis (F.normalize's ``linalg_vector_norm``, ``power``
+    1/2: the sum of squares)."""
 
     src: Act
     eps: float
     power: float = 1.0
+    scale: float = 1.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -480,6 +483,44 @@ def split(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
     return lowering_seq.split(b, node, [materialize(b, args[0]), *args[1:]], kwargs)
 
 
+def image_split(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
+    """An image model's split / chunk along torch's channel axis 1 (FocalNet's query, context
+    and gates of one linear's output): the image holds its channels last, so each part is a
+    Columns selection (as ``split`` does on a sequence's last axis). Other axes refused."""
+    rank = node.args[0].meta["val"].dim()
+    dim = int(_arg(args, kwargs, 2, "dim", 0)) % rank
+    x = _unchained(b, args[0])
+    if dim != 1 or rank not in (3, 4) or not isinstance(x, (Act, Columns)):
+        b.fail(node, f"a split along dim {dim} of a rank-{rank} image; only along the "
+                     "channels (dim 1)")
+    n = int(node.args[0].meta["val"].shape[1])
+    if node.target is aten.chunk.default:
+        step = -(-n // int(args[1]))
+        sizes = [min(step, n - s) for s in range(0, n, step)]
+    elif isinstance(args[1], (list, tuple)):
+        sizes = [int(k) for k in args[1]]
+    else:
+        sizes = [min(int(args[1]), n - s) for s in range(0, n, int(args[1]))]
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    return tuple(_select_columns(b, x, range(s, s + k), node, f".{i}")
+                 for i, (s, k) in enumerate(zip(starts, sizes, strict=True)))
+
+
+def image_slice(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+    """An image model's slice along torch's channel axis 1 (FocalNet's ``gates[:, l:l + 1]``):
+    a Columns selection of the channels-last image. Other axes refused."""
+    rank = node.args[0].meta["val"].dim()
+    dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
+    x = _unchained(b, args[0])
+    if dim != 1 or rank not in (3, 4) or not isinstance(x, (Act, Columns)):
+        b.fail(node, f"a slice along dim {dim} of a rank-{rank} image; only along the "
+                     "channels (dim 1)")
+    n = int(node.args[0].meta["val"].shape[1])
+    start, end = _arg(args, kwargs, 2, "start", None), _arg(args, kwargs, 3, "end", None)
+    return _select_columns(b, x, range(n)[slice(start, end, int(_arg(args, kwargs, 4, "step",
+                                                                    1)))], node)
+
+
 def _unchained(b: Any, x: Any) -> Any:
     """A pointwise chain made its table (a part of it is a part of the table's output)."""
     return materialize(b, x) if isinstance(x, Pointwise) else x
@@ -558,17 +599,37 @@ def _rms_norm(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
     if not inverse or not isinstance(other, Act) or other.name != stat.src.name:
         b.fail(node, "a mean of squares used other than in x * rsqrt(mean(x^2) + eps)")
     d = b.shapes[other.name][-1]
-    params = {"gamma": np.ones(d), "beta": np.zeros(d)}
-    return b.add(node, "norm", (other.name,), {"center": False, "eps": stat.eps}, params)
+    # x / sqrt(scale mean + eps) = x / sqrt(mean + eps / scale) / sqrt(scale)
+    params = {"gamma": np.full(d, stat.scale ** -0.5), "beta": np.zeros(d)}
+    return b.add(node, "norm", (other.name,), {"center": False, "eps": stat.eps / stat.scale},
+                 params)
+
+
+def _clamp_min(b: Any, node: Any, args: list, kwargs: dict) -> RmsStat:
+    """F.normalize's ``norm.clamp_min(eps)`` of a 2-norm: max(sqrt(s), m) taken as
+    sqrt(s + m^2) (equal up to m, 1e-12 there); only of a 2-norm, with m <= 1e-6."""
+    stat, m = args[0], float(_arg(args, kwargs, 1, "min", 0.0))
+    if not isinstance(stat, RmsStat) or stat.power != 0.5 or not 0 <= m <= 1e-6:
+        b.fail(node, "clamp_min only of a 2-norm by a tiny epsilon (F.normalize)")
+    return replace(stat, eps=stat.eps + m * m)
+
+
+def _expand_as(b: Any, node: Any, args: list, kwargs: dict) -> RmsStat:
+    """F.normalize's ``expand_as`` of the norm over the last axis: the norm node broadcasts
+    it."""
+    if not isinstance(args[0], RmsStat):
+        b.fail(node, "expand_as only of a norm statistic (F.normalize)")
+    return args[0]
 
 
 # --- the table ----------------------------------------------------------------------------
 
 def _table() -> dict:
     t = {}
-    for name in ("add", "sub", "mul", "div"):
+    aliases = {"add": (), "sub": ("subtract",), "mul": ("multiply",), "div": ("divide",)}
+    for name, other in aliases.items():  # torch.multiply etc. export as aten.multiply
         for overload in ("Tensor", "Scalar"):
-            for op in (name, f"{name}_"):
+            for op in (name, f"{name}_", *other):
                 if hasattr(aten, op) and hasattr(getattr(aten, op), overload):
                     t[getattr(getattr(aten, op), overload)] = binary(name)
     t[aten.rsub.Scalar] = binary("rsub")
@@ -593,6 +654,8 @@ def _table() -> dict:
     t[aten.chunk.default] = split
     t[aten.cat.default] = cat
     t[aten.stack.default] = stack
+    t[aten.clamp_min.default] = _clamp_min
+    t[aten.expand_as.default] = _expand_as
     t[aten.concat.default] = cat
     return t
 

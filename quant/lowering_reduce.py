@@ -5,7 +5,9 @@ Same handler contract as ``qasic.quant.lowering``; these take symbolic pointwise
 of a hand-written RMSNorm (an RmsStat, which the binary ops turn into a ``norm``); a mean over
 the positions is a matmul by a constant 1/n row, over the channels a linear of one 1/C row;
 ``linalg_vector_norm`` over H, W (ConvNeXt V2's global response normalization) a table of x^2,
-a matmul by a row of ones and a table of the square root.
+a matmul by a row of ones and a table of the square root; over the last axis with keepdim (Swin
+V2's cosine attention, ``F.normalize(x, dim=-1)``) an RmsStat of scale D, which x divided by it
+makes a ``norm`` of gamma 1 / sqrt(D).
 """
 
 from __future__ import annotations
@@ -85,6 +87,10 @@ def vector_norm(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     axes = axis_map(b, node.args[0])
     at = [axes[d] for d in dims]
     shape = b.shapes[x.name]
+    if float(_arg(args, kwargs, 1, "ord", 2)) == 2 and at == [len(shape) - 1] \
+            and _arg(args, kwargs, 3, "keepdim", False):
+        # over the last axis (F.normalize): sqrt(D mean(x^2)), which x / it makes a norm node
+        return RmsStat(x, 0.0, power=0.5, scale=float(shape[-1]))
     if float(_arg(args, kwargs, 1, "ord", 2)) != 2 or None in at or digit(b, node.args[0])[0] \
             >= dims[0] or at != list(range(at[0], at[0] + len(at))) or at[-1] == len(shape) - 1:
         b.fail(node, f"a vector norm over dims {dims}; only the 2-norm over adjacent per-sample "

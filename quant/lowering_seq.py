@@ -290,7 +290,39 @@ def _permuted(b: Any, node: Any, x: Any, dims: list[int]) -> Act:
     moved = [p for p in perm if shape[p] != 1]
     if moved == sorted(moved):  # only size-1 axes move: memory order is unchanged
         return reshaped(b, node, x, per_sample(b, node))
-    return b.add(node, "permute", (x.name,), {"perm": perm})
+    if _moved_groups(shape, perm) <= 3:
+        return b.add(node, "permute", (x.name,), {"perm": perm})
+    steps = rotations(perm)  # the program permutes 3 groups of axes at most
+    for i, r in enumerate(steps):
+        shape = tuple(shape[a] for a in r)
+        x = b.add(node, "permute", (x.name,), {"perm": r}, shape=shape,
+                  suffix="" if i == len(steps) - 1 else f".rot{i}")
+    return x
+
+
+def _moved_groups(shape: tuple[int, ...], perm: tuple[int, ...]) -> int:
+    """How many axis groups a permute moves (qasic.compiler.moves.canonical): size-1 axes
+    dropped, neighbours that stay neighbours merged, leading groups that stay in place not
+    counted."""
+    order = [a for a in perm if shape[a] != 1]
+    starts = [a for i, a in enumerate(order) if i == 0 or order[i - 1] + 1 != a]
+    ranked = [sorted(starts).index(a) for a in starts]
+    lead = next((i for i, r in enumerate(ranked) if r != i), len(ranked))
+    return len(ranked) - lead
+
+
+def rotations(perm: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """``perm`` as a sequence of rotations, each (X, Y, Z) -> (X, Z, Y) (a prefix in place,
+    two blocks swapped: a 2-group permute looped over the prefix): selection sort, axis
+    perm[i] brought to position i by swapping the blocks before and from it."""
+    cur, out = list(range(len(perm))), []
+    for i, a in enumerate(perm):
+        k = cur.index(a)
+        if k != i:
+            r = (*range(i), *range(k, len(perm)), *range(i, k))
+            cur = [cur[j] for j in r]
+            out.append(r)
+    return out
 
 
 def expand(b: Any, node: Any, args: list, kwargs: dict) -> Act:

@@ -8,6 +8,12 @@ Without padding torch's divisor is the product of each axis' window clipped to t
 the pool separates: along each of the last 1 or 2 axes with a kernel or stride other than 1,
 A (O, N) with A[o, n] = 1 / count(o) for the n in window o. Padding and divisor_override are
 refused (the image models' avgpool2d takes those).
+
+A max over one per-sample axis other than the last (Hiera's query pooling: ``x.view(batch,
+stride, -1, C).max(dim=1).values``) is a max pool: the per-sample tensor viewed as the image
+(A * K, B, C), A the product of the axes before the reduced one (of size K), B of those after it
+but the last, C the last, pooled with kernel and stride (K, 1): each window is K consecutive
+rows, the K values of one reduced position.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from qasic.quant.lowering import Act, _act, _arg, _ints
 
 aten = torch.ops.aten
 
-SUPPORTED = ("sequence models: avg_pool1d/2d without padding (an averaging matmul per axis)",)
+SUPPORTED = ("sequence models: avg_pool1d/2d without padding (an averaging matmul per axis)",
+             "sequence models: max/amax over one per-sample axis but the last (a max pool)")
 
 
 def averaging(n: int, kernel: int, stride: int, ceil_mode: bool) -> np.ndarray:
@@ -92,4 +99,27 @@ def zero_pad(b: Any, node: Any, x: Act, pads: list[int]) -> Act:
     return x
 
 
-HANDLERS = {aten.avg_pool2d.default: avg_pool, aten.avg_pool1d.default: avg_pool}
+def max_over(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+    """aten.max.dim(x, dim, keepdim) -> (values, indices: never read) and aten.amax(x, dims,
+    keepdim): a maxpool2d of the per-sample tensor viewed as an image (the module docstring)."""
+    x = _act(b, node, args[0], "max input")
+    rank = node.args[0].meta["val"].dim()
+    dims = _ints(_arg(args, kwargs, 1, "dim", [])) if node.target is aten.amax.default \
+        else [int(args[1])]
+    shape = b.shapes[x.name]
+    axis = lowering_seq.axis_map(b, node.args[0])[dims[0] % rank] if len(dims) == 1 else None
+    if axis is None or axis == len(shape) - 1:
+        b.fail(node, f"a max over dims {list(dims)} of a rank-{rank} tensor; only over one "
+                     "per-sample axis other than the last (a max pool)")
+    k = shape[axis]
+    h, w = math.prod(shape[:axis + 1]), math.prod(shape[axis + 1:-1])
+    image = lowering_seq.reshaped(b, node, x, (h, w, shape[-1]), suffix=".image")
+    pooled = b.add(node, "maxpool2d", (image.name,),
+                   {"kernel": (k, 1), "stride": (k, 1), "padding": (0, 0, 0, 0)},
+                   shape=(h // k, w, shape[-1]), suffix=".pool")
+    out = lowering_seq.reshaped(b, node, pooled, b.per_sample(node))
+    return (out, None) if node.target is aten.max.dim else out
+
+
+HANDLERS = {aten.avg_pool2d.default: avg_pool, aten.avg_pool1d.default: avg_pool,
+            aten.max.dim: max_over, aten.amax.default: max_over}

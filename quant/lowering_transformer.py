@@ -111,12 +111,27 @@ def softmax(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     x = args[0]
     shape = tuple(node.args[0].meta["val"].shape)
     if int(args[1]) % len(shape) != len(shape) - 1:
-        b.fail(node, f"softmax over dim {args[1]} of a rank-{len(shape)} tensor; only the last")
+        return _softmax_before_ones(b, node, x, int(args[1]) % len(shape), shape)
     if isinstance(x, masks.Masked):
         inputs, causal, valid = masks.resolve(b, node, x, shape)
     else:
         inputs, causal, valid = (_sequence_input(b, node, x, "softmax input").name,), False, None
     return b.add(node, "softmax", inputs, {"causal": causal}, _valid_param(valid))
+
+
+def _softmax_before_ones(b: Any, node: Any, x: Any, dim: int, shape: tuple) -> Act:
+    """A softmax over an axis followed by size-1 axes only (ConvBERT's span kernels, (batch *
+    S * H, k, 1) over k) is the softmax over the last axis of the view without them."""
+    ones = len(shape) - 1 - dim
+    have = b.shapes[x.name] if isinstance(x, Act) else ()
+    if not b.sequence or not isinstance(x, Act) or any(int(s) != 1 for s in shape[dim + 1:]) \
+            or len(have) <= ones or have[len(have) - ones:] != (1,) * ones:
+        b.fail(node, f"softmax over dim {dim} of a rank-{len(shape)} tensor; only the last (or "
+                     "one followed by size-1 axes)")
+    rows = lowering_seq.reshaped(b, node, x, have[:len(have) - ones], suffix=".rows")
+    y = b.add(node, "softmax", (rows.name,), {"causal": False}, shape=b.shapes[rows.name],
+              suffix=".last")
+    return lowering_seq.reshaped(b, node, y, have)
 
 
 def _valid_param(valid: np.ndarray | None) -> dict:

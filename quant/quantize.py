@@ -88,7 +88,8 @@ def quantize_graph(graph: FGraph, calibration: Any, config: QuantConfig) -> QGra
         graph = correct_biases(graph, x, tensors, lambda node: real_weight(graph, node, config))
     nodes = tuple(_quantize_node(graph, n, tensors, config) for n in graph.nodes)
     return QGraph(name=graph.name, input=graph.input, output=graph.output, nodes=nodes,
-                  tensors=tensors, shapes=dict(graph.shapes), input_layout=graph.input_layout)
+                  tensors=tensors, shapes=dict(graph.shapes), input_layout=graph.input_layout,
+                  output_layout=graph.output_layout)
 
 
 def float_values(graph: FGraph, x: np.ndarray, drop: Any = ()) -> dict[str, np.ndarray]:

@@ -26,15 +26,18 @@ from torch import fx
 from qasic.errors import InputError, UnsupportedOpError
 from qasic.quant import (
     einsum,
+    fourier,
     inplace,
     lowering_pad,
     lowering_seq,
     masks,
     positions,
     seqpasses,
+    unfold,
 )
 from qasic.quant.calibrate import prepare
 from qasic.quant.fgraph import FGraph, FNode
+from qasic.quant.graph import TORCH
 from qasic.quant.handlers import HANDLERS, SUPPORTED
 from qasic.quant.lowering import Act, per_sample
 from qasic.quant.lowering_pointwise import SYMBOLIC, materialize
@@ -156,13 +159,16 @@ class _Builder:
 
     def __init__(self, ep: torch.export.ExportedProgram) -> None:
         self.ep = ep
-        self.graph = einsum.decompose(ep.graph)  # the graph walked: einsums made matmuls
+        # the graph walked: einsums and FNet's Fourier transforms made matmuls, patch unfolds
+        # views and permutes
+        self.graph = fourier.decompose(unfold.decompose(einsum.decompose(ep.graph)))
         self.env: dict[str, Any] = {}
         self.nodes: dict[str, FNode] = {}     # insertion order is execution order
         self.origin: dict[str, fx.Node] = {}  # tensor name -> fx node that produced it
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.used: set[str] = {INPUT}
         self.output: str | None = None
+        self.output_layout: str | None = None  # how the graph holds torch's output
         self.input_rank = 0
         self.input_name = INPUT
         self.layout: str | None = None   # lowering_seq.TOKENS / SEQUENCE, or None (images)
@@ -203,7 +209,7 @@ class _Builder:
         kept = {INPUT} | {n.output for n in nodes}
         graph = FGraph(name=name, input=INPUT, output=output, nodes=tuple(nodes),
                        shapes={t: s for t, s in self.shapes.items() if t in kept},
-                       input_layout=layout)
+                       input_layout=layout, output_layout=self.output_layout)
         return prepare(graph)
 
     def _visit(self, node: fx.Node) -> None:
@@ -245,6 +251,8 @@ class _Builder:
             return self._getitem(node, args)
         if node.target in lowering_seq.LIKE_OPS:  # shapes and dtypes only, not values
             return lowering_seq.like(node, args, kwargs)
+        if node.target in lowering_pad.WRITTEN_FOR and isinstance(args[0], lowering_pad.ZeroPad):
+            args[0] = lowering_pad.written(self, node, args[0])
         if node.target not in PAD_READERS and _has((args, kwargs), lowering_pad.ZeroPad):
             lowering_pad.refuse(self, node)  # pointwise ops too
         if node.target not in POINTWISE_AWARE:
@@ -291,7 +299,16 @@ class _Builder:
             self.env[outs[0].name] = materialize(self, self.value(outs[0]))
         if len(outs) != 1 or not isinstance(self.value(outs[0]), Act):
             self.fail(node, f"the model must return one activation tensor; it returns {len(outs)}")
+        self.output_layout = self._layout_of(outs[0])
         return self.value(outs[0]).name
+
+    def _layout_of(self, node: fx.Node) -> str:
+        """How the graph holds fx ``node``'s torch value: sequence mode keeps torch's layout
+        (a channels-last (N, H, W, C) too); image mode holds (N, C, H, W) as (H, W, C) and
+        (N, C, L) as (1, L, C) (qasic.quant.lowering.per_sample)."""
+        if self.sequence:
+            return TORCH
+        return {4: "NCHW", 3: "NCL"}.get(_rank(node), TORCH)
 
     def value(self, a: Any) -> Any:
         if isinstance(a, fx.Node):

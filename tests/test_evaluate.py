@@ -14,7 +14,7 @@ import pytest
 
 import qasic
 from qasic.cli import main
-from qasic.errors import ConfigError
+from qasic.errors import ConfigError, InputError
 from qasic.evaluation import compare, cosines, in_layout_of
 
 # the record's contract, spelled out (qasic.evaluation.RECORD_KEYS / LAYER_KEYS must cover it)
@@ -183,7 +183,10 @@ def test_non_classifiers_have_no_top1_and_images_compare_in_nhwc():
     assert rec == {"cosine": pytest.approx(1.0), "top1_agreement": None, "accuracy": None,
                    "fp32_accuracy": None}
     cube = rng.normal(size=(2, 4, 4, 4))  # C = H = W: the same shape in both layouts
-    assert np.array_equal(in_layout_of(cube, cube, image=True), cube.transpose(0, 2, 3, 1))
+    assert np.array_equal(in_layout_of(cube, cube, "NCHW"), cube.transpose(0, 2, 3, 1))
+    assert np.array_equal(in_layout_of(cube, cube, "torch"), cube)  # channels-last (N, H, W, C)
+    with pytest.raises(InputError, match=r"shape \(2, 3, 4, 5\) \(torch\) do not match"):
+        in_layout_of(fp32, nhwc, "torch")
     single = compare(np.ones((3, 1)), np.ones((3, 1)), labels=None)
     assert single["top1_agreement"] is None
 

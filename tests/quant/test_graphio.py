@@ -23,8 +23,8 @@ def graph():
 
 
 def _same(a, b):
-    assert (a.name, a.input, a.output, a.input_layout) == (b.name, b.input, b.output,
-                                                           b.input_layout)
+    assert (a.name, a.input, a.output, a.input_layout, a.output_layout) == (
+        b.name, b.input, b.output, b.input_layout, b.output_layout)
     assert dict(a.tensors) == dict(b.tensors) and dict(a.shapes) == dict(b.shapes)
     for x, y in zip(a.nodes, b.nodes, strict=True):
         assert (x.name, x.op, x.inputs, x.output, x.weight_bits, x.weight_format) == (
@@ -41,6 +41,14 @@ def test_round_trip_is_bit_exact(graph):
     _same(graph, back)
     codes = np.random.default_rng(0).integers(-128, 128, (4, *graph.input_shape))
     assert np.array_equal(reference.run(graph, codes), reference.run(back, codes))
+
+
+def test_the_output_layout_round_trips_and_an_unrecorded_one_reads_as_none(graph):
+    for layout in ("NCHW", "torch", None):
+        g = dataclasses.replace(graph, output_layout=layout)
+        assert graph_from_bytes(graph_to_bytes(g)).output_layout == layout
+    with pytest.raises(ValueError, match="output layout 'NHWC'; known: NCHW, NCL, torch"):
+        dataclasses.replace(graph, output_layout="NHWC")
 
 
 def test_attrs_keep_tuples_dicts_and_numpy_scalars(graph):

@@ -11,7 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import qasic
 from qasic.quant import capture
+from qasic.quant.unfold import selection
 from tests.quant.opcheck import float_matches, reference_cosine
 
 
@@ -81,3 +83,62 @@ def test_a_bilinear_halving_is_an_average_of_two():
         assert [(n.op, n.attrs["kernel"]) for n in g.nodes] == [("avgpool2d", kernel)]
     with pytest.raises(Exception, match="only integer scale factors"):
         capture(nn.Upsample(size=(3, 3), mode="bilinear").eval(), torch.zeros(1, 3, 4, 6))
+
+
+class UnfoldFold(nn.Module):
+    """MobileViTV2's patches: F.unfold into non-overlapping (ph, pw) patches (aten.im2col),
+    (batch, C, ph pw, patches), a LayerNorm + linear over C of its transpose, F.fold back
+    (aten.col2im) and a 1x1 conv."""
+
+    def __init__(self, c: int = 8, ph: int = 2, pw: int = 3):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.proj = nn.Conv2d(3, c, 3, padding=1), nn.Conv2d(c, c, 1)
+        self.ln, self.fc = nn.LayerNorm(c), nn.Linear(c, c)
+        self.k = (ph, pw)
+
+    def forward(self, x):
+        f = self.conv(x)
+        b, c, h, w = f.shape
+        p = F.unfold(f, self.k, stride=self.k).reshape(b, c, self.k[0] * self.k[1], -1)
+        t = p.transpose(1, 3)                                   # (batch, patches, ph pw, C)
+        t = (t + self.fc(self.ln(t))).transpose(1, 3)
+        return self.proj(F.fold(t.reshape(b, -1, t.shape[-1]), (h, w), self.k, stride=self.k))
+
+
+def test_unfold_and_fold_into_patches_are_views_and_a_permute():
+    """Before: 'op aten.im2col.default is not supported' (MobileViTV2)."""
+    module, x = UnfoldFold().eval(), _x(h=8, w=12)
+    g = float_matches(module, x)
+    moves = [n.attrs["perm"] for n in g.nodes if n.op == "permute"]
+    assert moves == [(2, 0, 1),                                 # the image to torch's layout
+                     (0, 2, 3, 4, 1), (0, 1, 3, 4, 2),           # unfold: two rotations
+                     (2, 1, 0), (2, 1, 0),                       # C last for the linear, back
+                     (0, 3, 4, 1, 2), (0, 1, 3, 4, 2), (0, 1, 2, 4, 3),  # fold: three
+                     (1, 2, 0)]                                  # the image the conv reads
+    assert [n.op for n in g.nodes if n.op not in ("permute", "reshape")] == [
+        "conv2d", "norm", "linear", "add", "conv2d"]
+    assert reference_cosine(module, x, 8) > 0.999
+    r = qasic.evaluate(module, x[:4], calibration=x[:4])
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+@pytest.mark.parametrize("size, kernel, dilation, padding, stride", [
+    ((6, 1), (3, 1), (1, 1), (1, 0), (1, 1)), ((5, 7), (3, 2), (2, 1), (1, 1), (2, 1))])
+def test_any_unfold_is_a_matmul_by_a_constant_selection(size, kernel, dilation, padding,
+                                                        stride):
+    x = torch.randn(2, 3, *size, dtype=torch.float64)
+    want = F.unfold(x, kernel, dilation=dilation, padding=padding, stride=stride)
+    m = torch.from_numpy(selection(size, kernel, dilation, padding, stride))
+    assert set(m.unique().tolist()) <= {0.0, 1.0} and m.sum(0).max() == 1  # a pick or a pad
+    torch.testing.assert_close((x.reshape(2, 3, -1) @ m).reshape(want.shape), want)
+
+
+def test_an_overlapping_fold_is_refused_in_one_line():
+    class Overlap(nn.Module):
+        def forward(self, x):
+            return F.fold(x, (4, 4), 3, padding=1)
+
+    with pytest.raises(Exception, match="col2im") as e:
+        capture(Overlap().eval(), torch.zeros(1, 27, 16))
+    assert "\n" not in str(e.value)

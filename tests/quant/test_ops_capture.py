@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from qasic.errors import UnsupportedOpError
-from qasic.quant import capture
+from qasic.quant import capture, run_float
 from tests.quant.opcheck import float_matches
 
 
@@ -285,3 +285,25 @@ def test_saved_exported_program_quantizes(tmp_path):
     model = user_trained_model(str(path), str(tmp_path / "data.npz"))  # its module(): no eval()
     g2 = quantize(model.module, model.example_input, model.calibration, QuantConfig(8))
     assert [n.op for n in g2.nodes] == [n.op for n in g.nodes]
+
+
+class Aliases(nn.Module):
+    """torch.multiply / subtract / divide export as aten.multiply etc. (ConvBERT's
+    ``torch.multiply(key_conv, query)``): the same ops as * - /."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x):
+        y = torch.multiply(self.a(x), self.b(x))
+        return torch.divide(torch.subtract(y, 0.5), 2.0)
+
+
+def test_multiply_subtract_divide_are_mul_sub_div():
+    x = np.random.default_rng(0).standard_normal((2, 5, 8)).astype(np.float32)
+    model = Aliases().eval()
+    g = capture(model, torch.from_numpy(x))
+    assert [n.op for n in g.nodes] == ["linear", "linear", "mul", "lut"]
+    want = model(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(run_float(g, g.to_internal(x)), want, rtol=1e-5, atol=1e-5)

@@ -290,6 +290,12 @@ CASES = {
                        0.999),                                              # 0.9999
     "where_all_false": (_after_linear(lambda x: torch.where(
         torch.zeros(S, 1, dtype=torch.bool), torch.tanh(x), x)), ["linear"], 0.999),  # 0.99991
+    # Swin V2's cosine attention: F.normalize(x, dim=-1) (a 2-norm over the last axis, clamped
+    # by 1e-12, divided by) is a norm node of gamma 1 / sqrt(Dh); the scores times 10
+    "cosine_attention": (_after_linear(lambda x: torch.softmax(
+        F.normalize(_heads4(x), dim=-1) @ F.normalize(_heads4(x), dim=-1).transpose(-2, -1)
+        * 10.0, -1)), ["linear"] + ["reshape", "permute", "norm"] * 2 + ["matmul", "softmax"],
+                         0.995),                                            # 0.99999
     "block": (Block(D, H), None, 0.998),                                    # 0.99987
     # positions picked or averaged: a matmul by a constant selector
     "cls": (_after_linear(lambda x: x[:, 0]), ["linear", "constant", "matmul", "reshape"],

@@ -7,6 +7,8 @@ torch, golden reference == simulator, and one-line refusals."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -80,7 +82,35 @@ def test_funnel_pool_and_upsample_run_bit_exact():
     assert r["bit_exact"] and r["cosine"] > 0.999
 
 
+# Hiera's query pooling (a max over the stride axis of a view) and an amax over the heads'
+# axis: a maxpool2d of the per-sample tensor viewed as an image, kernel (K, 1)
+MAXES = {
+    "hiera": (lambda x: x.view(x.shape[0], 4, -1, D).max(dim=1).values, (4, 1), (3, D)),
+    "amax_keepdim": (lambda x: x.view(x.shape[0], S, 2, 8).amax(dim=2, keepdim=True), (2, 1),
+                     (S, 1, 8)),  # the pool's (S, 1, 8) is the output: no reshape after it
+}
+
+
+@pytest.mark.parametrize("name", list(MAXES))
+def test_a_max_over_a_per_sample_axis_is_a_max_pool(name):
+    f, kernel, out = MAXES[name]
+    graph, _, cos = check(_model(f), _ids())
+    after = ["reshape"] if name == "hiera" else []
+    assert ops(graph) == ["embedding", "linear", "reshape", "maxpool2d", *after]
+    pool = graph.nodes[3]
+    assert pool.attrs["kernel"] == kernel == pool.attrs["stride"]
+    assert graph.shapes[graph.output] == out
+    assert cos > 0.999, cos
+
+
+def test_a_max_over_an_axis_runs_bit_exact():
+    x = _ids(4)
+    r = qasic.evaluate(_model(MAXES["hiera"][0]).eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
 REFUSED = {
+    "max_last": (lambda x: x.max(dim=-1).values, "only over one per-sample axis other than"),
     "pool_padding": (lambda x: F.avg_pool2d(x[:, None], (2, 1), padding=(1, 0)),
                      "avg_pool with padding"),
     "pad_batch": (lambda x: F.pad(x, (0, 0, 0, 0, 1, 0)), "the batch axis"),
@@ -94,3 +124,33 @@ def test_other_pools_and_pads_are_refused_in_one_line(name):
     with pytest.raises(UnsupportedOpError) as e:
         capture(_model(f).eval(), torch.from_numpy(_ids(2)))
     assert why in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("n", [4, 5])
+def test_rotations_compose_to_any_permutation(n):
+    import itertools
+
+    from qasic.quant.lowering_seq import rotations
+    a = np.arange(math.prod(range(2, 2 + n))).reshape(range(2, 2 + n))
+    for perm in itertools.permutations(range(n)):
+        b = a
+        for r in rotations(perm):
+            k = next(i for i, j in enumerate(r) if j != i)  # a prefix in place, two blocks
+            assert list(r[k:]) == sorted(r[k:], key=lambda j: j < r[k])  # swapped
+            b = b.transpose(r)
+        assert np.array_equal(b, a.transpose(perm)), perm
+
+
+def _unroll(x):  # Hiera's unroll: a permute that moves 5 groups of per-sample axes
+    return x.view(x.shape[0], 2, 2, 3, 2, 8).permute(0, 2, 4, 1, 5, 3).reshape(x.shape[0], S, D)
+
+
+def test_a_permute_of_more_than_three_groups_is_a_chain_of_rotations_and_runs_bit_exact():
+    """Before: the program refused it ('moves 5 axes; qasic permutes 2-D and 3-D')."""
+    graph, _, cos = check(_model(_unroll), _ids())
+    perms = [n.attrs["perm"] for n in graph.nodes if n.op == "permute"]
+    assert perms == [(1, 2, 3, 4, 0), (0, 2, 3, 4, 1), (0, 1, 3, 4, 2), (0, 1, 2, 4, 3)]
+    assert cos > 0.999, cos  # 0.99994
+    x = _ids(4)
+    r = qasic.evaluate(_model(_unroll).eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]

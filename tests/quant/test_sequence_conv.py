@@ -102,3 +102,108 @@ def test_convolutions_in_a_token_model_write_torch_layout_and_run_bit_exact():
     assert [g.shapes[n.output] for n in convs] == [(4, 4, 8), (1, 16, 8)]
     record = evaluate(TokenConvs().eval(), ids, calibration=ids)
     assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]  # 0.99990
+
+
+class ConvProjection(nn.Module):
+    """CvT's convolutional projection in a token model: tokens (N, 16, C) viewed as a 4x4 image
+    (N, H, W, C) permuted to (N, C, H, W), a depthwise conv2d then a BatchNorm2d (and a
+    BatchNorm1d after a conv1d over the positions), flattened back to tokens and a linear."""
+
+    def __init__(self, c: int = 8):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = nn.Embedding(50, c)
+        self.conv = nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False)
+        self.pos = nn.Conv1d(c, c, 3, padding=1)
+        self.bn, self.bn1 = nn.BatchNorm2d(c), nn.BatchNorm1d(c)
+        for bn in (self.bn, self.bn1):  # drawn statistics: a fold that did nothing would show
+            bn.weight.data, bn.bias.data = torch.rand(c) + 0.5, torch.randn(c)
+            bn.running_mean, bn.running_var = torch.randn(c), torch.rand(c) + 0.5
+        self.fc = nn.Linear(c, c)
+
+    def forward(self, ids):
+        e = self.emb(ids)
+        img = e.view(-1, 4, 4, e.shape[2]).permute(0, 3, 1, 2)
+        y = self.bn(self.conv(img)).flatten(2).transpose(1, 2)
+        return self.fc(y + self.bn1(self.pos(e.transpose(1, 2))).transpose(1, 2))
+
+
+def test_a_batch_norm_after_a_conv_in_a_token_model_folds_into_the_conv():
+    """CvT: the BatchNorm over torch's axis 1 of a conv's output permuted to torch's layout
+    scales the conv's output channels: folded into it (before: 'batch_norm over axis 1 of
+    (2, 8, 4, 4) in a sequence model' refused)."""
+    ids = torch.from_numpy(np.random.default_rng(0).integers(0, 50, (4, 16)))
+    g = float_matches(ConvProjection().eval(), ids.numpy())
+    assert [n.op for n in g.nodes if n.op in ("conv2d", "linear")] == ["conv2d", "conv2d",
+                                                                        "linear"]
+    record = evaluate(ConvProjection().eval(), ids, calibration=ids)
+    assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]
+
+
+class NCLLayers(nn.Module):
+    """SqueezeBERT's layout: the token model's (N, S, C) transposed once to (N, C, S), then
+    1x1 grouped conv1d layers with a residual add in that layout: the add's (C, S) output is no
+    permute the conv can skip (and a conv2d of a (C, H, W) view of it)."""
+
+    def __init__(self, c: int = 8):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = nn.Embedding(50, c)
+        self.a, self.b = nn.Conv1d(c, c, 1, groups=2), nn.Conv1d(c, c, 1, groups=2)
+        self.c = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, ids):
+        x = self.emb(ids).transpose(1, 2)         # (N, C, S)
+        x = x + self.a(x)                         # the add: torch's (C, S)
+        y = self.b(x)                             # reads (C, S): a permute to (1, S, C) first
+        z = self.c(x.reshape(x.shape[0], -1, 4, 4))  # reads (C, 4, 4): permuted to (4, 4, C)
+        return (y + z.flatten(2)).transpose(1, 2)
+
+
+def test_a_conv_of_a_torch_layout_tensor_in_a_token_model_permutes_it_to_its_image():
+    """Before: 'a convolution of a tensor laid out per sample as (8, 16), not as the image
+    (1, 16, 8)' (SqueezeBERT)."""
+    ids = torch.from_numpy(np.random.default_rng(0).integers(0, 50, (4, 16)))
+    g = float_matches(NCLLayers().eval(), ids.numpy())
+    moved = [(n.name, n.attrs["perm"]) for n in g.nodes if n.op == "permute"
+             and n.name.endswith((".lc", ".image"))]
+    assert moved == [("b.lc", (1, 0)), ("c.image", (1, 2, 0))]  # a's input is the transpose
+    record = evaluate(NCLLayers().eval(), ids, calibration=ids)
+    assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]
+
+
+class SpanConv(nn.Module):
+    """ConvBERT's span-based dynamic convolution: per token and head a softmax over k = 3
+    kernel weights computed from the input ((batch * S * H, k, 1), softmax over dim 1), the
+    values unfolded into k shifted copies (F.unfold, kernel (k, 1), padding 1) and their
+    product (batch * S * H, Dh, k) @ (., k, 1)."""
+
+    def __init__(self, d: int = 8, heads: int = 2, k: int = 3):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb, self.kernel, self.value = nn.Embedding(50, d), nn.Linear(d, heads * k), \
+            nn.Linear(d, d)
+        self.d, self.h, self.k = d, heads, k
+
+    def forward(self, ids):
+        x = self.emb(ids)
+        b = x.shape[0]
+        kernel = torch.softmax(self.kernel(x).reshape(-1, self.k, 1), dim=1)
+        v = self.value(x).transpose(1, 2).unsqueeze(-1)                     # (b, d, S, 1)
+        v = F.unfold(v, [self.k, 1], padding=[(self.k - 1) // 2, 0])       # (b, d k, S)
+        v = v.transpose(1, 2).reshape(b, -1, self.d, self.k).reshape(-1, self.d // self.h,
+                                                                        self.k)
+        return torch.matmul(v, kernel).reshape(b, -1, self.d)
+
+
+def test_a_span_based_dynamic_convolution_runs_bit_exact():
+    """Before: 'softmax over dim 1 of a rank-3 tensor; only the last', then 'op aten.im2col
+    is not supported' (ConvBERT)."""
+    ids = torch.from_numpy(np.random.default_rng(0).integers(0, 50, (4, 12)))
+    g = float_matches(SpanConv().eval(), ids.numpy())
+    soft = next(n for n in g.nodes if n.op == "softmax")
+    assert g.shapes[soft.output] == (24, 3)  # (S H, k): the size-1 axis dropped
+    unfold = [n for n in g.nodes if n.op == "linear" and n.params["weight"].shape == (36, 12)]
+    assert len(unfold) == 1  # the unfold: a 0/1 selection of the 12 positions, 3 x 12 columns
+    record = evaluate(SpanConv().eval(), ids, calibration=ids)
+    assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]

@@ -1,0 +1,125 @@
+"""``F.unfold`` / ``F.fold`` into non-overlapping patches (aten.im2col / col2im with kernel ==
+stride, no padding, dilation 1: MobileViTV2's patch unfolding and folding) rewritten, before
+capture, into the views and the permute they are:
+
+    im2col(x (N, C, H, W), k = s = (ph, pw)) = x.view(N, C, H/ph, ph, W/pw, pw)
+        .permute(0, 1, 3, 5, 2, 4).reshape(N, C ph pw, H/ph W/pw)
+    col2im(y (N, C ph pw, L), (H, W), k = s) = y.view(N, C, ph, pw, H/ph, W/pw)
+        .permute(0, 1, 4, 2, 5, 3).reshape(N, C, H, W)
+
+(torch's column index is (c, i, j) with j fastest, its position index (py, px) with px
+fastest). Any other im2col (overlapping windows, padding, dilation: ConvBERT's span convolution,
+kernel (9, 1) with padding 4 over its tokens) is a matmul by a constant 0/1 matrix over the
+flattened positions (each output column picks one input position, or none: a zero pad):
+
+    im2col(x) = (x.view(N, C, H W) @ M).reshape(N, C KH KW, OH OW),
+    M[(y, x), ((i, j), (oy, ox))] = 1 where y = oy sy + i dy - py, x = ox sx + j dx - px
+
+Any other col2im (overlapping windows sum) is left to capture, which refuses it in one line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import fx
+
+aten = torch.ops.aten
+
+
+def decompose(graph: fx.Graph) -> fx.Graph:
+    """``graph`` itself when it holds no patch im2col / col2im, else a copy with each
+    rewritten."""
+    if not any(_patches(n) or _windows(n) for n in graph.nodes):
+        return graph
+    new, env = fx.Graph(), {}
+    for node in graph.nodes:
+        if _patches(node):
+            env[node] = _REWRITE[node.target](new, node, env[node.args[0]])
+        elif _windows(node):
+            env[node] = _im2col_matmul(new, node, env[node.args[0]])
+        else:
+            env[node] = new.node_copy(node, lambda n: env[n])
+    return new
+
+
+def _patches(node: fx.Node) -> bool:
+    """An im2col(x, kernel, dilation, padding, stride) or col2im(x, size, kernel, dilation,
+    padding, stride) of non-overlapping patches."""
+    if node.op != "call_function" or node.target not in _REWRITE:
+        return False
+    kernel, dilation, padding, stride = node.args[-4:]
+    return list(kernel) == list(stride) and all(int(d) == 1 for d in dilation) \
+        and not any(int(p) for p in padding)
+
+
+def _windows(node: fx.Node) -> bool:
+    """Any other im2col of a 4-D input."""
+    return node.op == "call_function" and node.target is aten.im2col.default \
+        and not _patches(node) and node.args[0].meta["val"].dim() == 4
+
+
+def selection(size: tuple[int, int], kernel: tuple[int, int], dilation: tuple[int, int],
+              padding: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
+    """M (H W, KH KW OH OW): im2col as a matmul of the flattened positions (module docstring)."""
+    (h, w), (kh, kw), (dy, dx), (py, px), (sy, sx) = size, kernel, dilation, padding, stride
+    oh = (h + 2 * py - dy * (kh - 1) - 1) // sy + 1
+    ow = (w + 2 * px - dx * (kw - 1) - 1) // sx + 1
+    m = np.zeros((h * w, kh * kw * oh * ow))
+    for i in range(kh):
+        for j in range(kw):
+            for oy in range(oh):
+                for ox in range(ow):
+                    y, x = oy * sy + i * dy - py, ox * sx + j * dx - px
+                    if 0 <= y < h and 0 <= x < w:
+                        m[y * w + x, ((i * kw + j) * oh + oy) * ow + ox] = 1.0
+    return m
+
+
+def _im2col_matmul(g: fx.Graph, node: fx.Node, x: fx.Node) -> fx.Node:
+    n, c, h, w = (int(d) for d in node.args[0].meta["val"].shape)
+    kernel, dilation, padding, stride = (tuple(int(v) for v in a) for a in node.args[1:5])
+    m = torch.tensor(selection((h, w), kernel, dilation, padding, stride),
+                     dtype=node.meta["val"].dtype)
+    y = _op(g, node, aten.reshape.default, x, [n, c, h * w])
+    const = g.call_function(_constant, (m,))
+    const.meta = {k: v for k, v in node.meta.items() if k != "val"}
+    const.meta["val"] = m
+    y = _op(g, node, aten.matmul.default, y, const)
+    return _op(g, node, aten.reshape.default, y, [int(d) for d in node.meta["val"].shape])
+
+
+def _constant(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+def _im2col(g: fx.Graph, node: fx.Node, x: fx.Node) -> fx.Node:
+    n, c, h, w = (int(d) for d in node.args[0].meta["val"].shape)
+    ph, pw = (int(k) for k in node.args[1])
+    y = _op(g, node, aten.reshape.default, x, [n, c, h // ph, ph, w // pw, pw])
+    y = _op(g, node, aten.permute.default, y, [0, 1, 3, 5, 2, 4])
+    return _op(g, node, aten.reshape.default, y, [n, c * ph * pw, (h // ph) * (w // pw)])
+
+
+def _col2im(g: fx.Graph, node: fx.Node, x: fx.Node) -> fx.Node:
+    n, cols, _ = (int(d) for d in node.args[0].meta["val"].shape)
+    h, w = (int(d) for d in node.args[1])
+    ph, pw = (int(k) for k in node.args[2])
+    c = cols // (ph * pw)
+    y = _op(g, node, aten.reshape.default, x, [n, c, ph, pw, h // ph, w // pw])
+    y = _op(g, node, aten.permute.default, y, [0, 1, 4, 2, 5, 3])
+    return _op(g, node, aten.reshape.default, y, [n, c, h, w])
+
+
+def _op(g: fx.Graph, node: fx.Node, target: Any, x: fx.Node, arg: Any) -> fx.Node:
+    """A node of ``target``(x, arg) with the meta value torch gives it and ``node``'s module
+    path (names and messages point at the unfold's module)."""
+    out = g.call_function(target, (x, arg))
+    out.meta = {k: v for k, v in node.meta.items() if k != "val"}
+    out.meta["val"] = target(x.meta["val"], arg.meta["val"] if isinstance(arg, fx.Node) else arg)
+    return out
+
+
+_REWRITE = {aten.im2col.default: _im2col, aten.col2im.default: _col2im}
