@@ -40,7 +40,12 @@ never stops the survey. Per model a record with RECORD_KEYS:
   not qasic) or ``evaluate``;
 - ``output_absmax``: max |fp32 output| on the survey's inputs (O(1) for every model since
   ``reinit``);
-- ``wall_s``: build and evaluate, in the subprocess (not its imports).
+- ``generate`` (decoders): after an ``ok`` evaluation, the model generates on the simulator
+  (``generation``: a prefill of 6 tokens and 8 decode steps with KV caches, the hidden state
+  standing in for logits): ``exact`` (every token and step's codes equal the golden
+  reference's), ``differs``, or ``refused: <reason>``; ``decode_cycles`` per step. A crash
+  there makes the record a ``crash`` with ``stage`` ``generate``;
+- ``wall_s``: build, evaluate and generate, in the subprocess (not its imports).
 
 Writes ``family_survey.json`` (schema SCHEMA; the commit and the tracked files changed in the
 working tree, ``uncommitted_changes``: the results depend on them; the transformers and torch
@@ -74,7 +79,8 @@ SCHEMA = "family_survey/1"
 STATUSES = ("ok", "refused", "crash", "timeout", "unavailable")
 RECORD_KEYS = ("name", "family", "class", "input", "parameters", "output_absmax", "status",
                "stage", "bit_exact", "cosine", "cycles", "wall_s", "error_type", "error",
-               "last_frame", "qasic_frame")
+               "last_frame", "qasic_frame", "generate", "decode_cycles")
+GEN_PROMPT, GEN_TOKENS = 6, 8  # positions 6..13 of 16: past an 8-token window
 BATCH = 2
 VOCAB_ENC, SEQ_ENC = 100, 12  # text encoders
 VOCAB_DEC, SEQ_DEC = 300, 16  # decoders (the sizes of tests/quant/test_hf_llm.py)
@@ -561,6 +567,9 @@ def run_one(name: str) -> dict:
         rec |= {"status": "ok", "bit_exact": bool(out["bit_exact"]),
                 "cosine": None if out["cosine"] is None else float(out["cosine"]),
                 "cycles": int(out["cycles"])}
+        if rec["family"] == "decoder":
+            stage = "generate"
+            rec |= generation(model, x)
     except Exception as e:  # noqa: BLE001 - every failure is a finding
         text = str(e).strip()
         first = text.splitlines()[0] if text else ""
@@ -571,6 +580,33 @@ def run_one(name: str) -> dict:
     rec["stage"] = stage
     rec["wall_s"] = round(time.perf_counter() - t0, 2)
     return rec
+
+
+def generation(model: Any, x: np.ndarray) -> dict:
+    """A decoder's generation on the simulator (qasic.generate.Session: a prefill of GEN_PROMPT
+    tokens, then GEN_TOKENS decode steps with KV caches), its last hidden state standing in
+    for logits (the argmax over the hidden features is the next id): ``generate`` is
+    ``exact`` when every token and every step's output codes equal the golden reference's
+    (the full model), ``differs`` otherwise, or ``refused: <the one-line reason>``."""
+    import torch
+
+    from qasic.arch.config import default_arch
+    from qasic.errors import QasicError
+    from qasic.generate import Session, golden_tokens
+    from qasic.quant import QuantConfig
+    from qasic.quant.quantize import quantize
+
+    full = quantize(model, (torch.from_numpy(x[:1]),), x, QuantConfig())
+    ids = x[0, :GEN_PROMPT]
+    try:
+        session = Session(full, len(ids), default_arch())
+    except QasicError as e:
+        return {"generate": f"refused: {str(e).splitlines()[0][:300]}"}
+    got, rows = session.generate(ids, GEN_TOKENS)
+    want, ref = golden_tokens(full, ids, GEN_TOKENS)
+    same = got == want and all(np.array_equal(a, b) for a, b in zip(rows, ref, strict=True))
+    return {"generate": "exact" if same else "differs",
+            "decode_cycles": int(session.costs()["decode_cycles_per_token"])}
 
 
 def run_isolated(name: str, timeout: float = TIMEOUT) -> dict:
@@ -655,7 +691,7 @@ def counts(records: Sequence[dict]) -> dict:
 
 def table(records: Sequence[dict]) -> str:
     head = (f"{'model':<20} {'status':<11} {'exact':<5} {'cosine':>7} {'cycles':>9} "
-            f"{'wall s':>6}  error")
+            f"{'gen':<7} {'wall s':>6}  error")
     rows = [head]
     for r in records:
         cos = "" if r["cosine"] is None else f"{r['cosine']:.4f}"
@@ -664,10 +700,17 @@ def table(records: Sequence[dict]) -> str:
         err = "" if r["status"] == "ok" else (
             (f"{r['error_type']}: " if r["status"] == "crash" and r["error_type"] else "")
             + (r["error"] or ""))
+        gen = (r.get("generate") or "").split(":")[0]
+        err = err or ((r.get("generate") or "") if gen == "refused" else "")
         rows.append(f"{r['name']:<20} {r['status']:<11} {exact:<5} {cos:>7} {cyc:>9} "
-                    f"{'' if r['wall_s'] is None else r['wall_s']:>6}  {err[:108]}")
+                    f"{gen:<7} {'' if r['wall_s'] is None else r['wall_s']:>6}  {err[:108]}")
     c = counts(records)
     rows.append(" ".join(f"{k} {v}" for k, v in c.items()) + f" of {len(records)}")
+    gen = [r.get("generate") for r in records if r.get("generate")]
+    if gen:
+        rows.append(f"generate: {sum(g == 'exact' for g in gen)} exact, "
+                    f"{sum(g.startswith('refused') for g in gen)} refused, "
+                    f"{sum(g == 'differs' for g in gen)} differ of {len(gen)} decoders")
     return "\n".join(rows)
 
 

@@ -43,3 +43,11 @@ def test_the_reinit_keeps_outputs_of_order_one_and_is_deterministic(name):
     if name == "DeiTModel":
         emb = model.model.embeddings
         assert 0.5 < float(emb.cls_token.std()) < 2 and 0.5 < float(emb.distillation_token.std())
+
+
+def test_a_decoder_also_generates_on_the_simulator_equal_to_the_reference(tmp_path):
+    doc = fs.survey(["LlamaModel"], tmp_path, timeout=300, log=lambda m: None)
+    (rec,) = doc["records"]
+    assert rec["status"] == "ok" and rec["stage"] == "generate", rec["error"]
+    assert rec["generate"] == "exact" and rec["decode_cycles"] > 0
+    assert "generate: 1 exact, 0 refused, 0 differ of 1 decoders" in fs.table(doc["records"])
