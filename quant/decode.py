@@ -49,7 +49,9 @@ MASK = "decode.mask"     # row p of the causal table: the keys a step may attend
 VIEWS = ("reshape", "permute")
 _ROWWISE = ("norm", "lut", "relu", "clamp", "softmax", "add", "mul")
 _ELEMENTWISE = ("add", "mul")  # ops whose operands may be constants over the positions
-_SINKS = (*_ELEMENTWISE, "linear", "concat")  # token_major moves permutes below these
+# token_major moves permutes below these: ops over the last axis or of each value
+_SINKS = (*_ELEMENTWISE, "linear", "concat", "norm", "lut", "relu", "clamp")
+_ONE_INPUT = ("linear", "norm", "lut", "relu", "clamp")
 
 
 def state_name(tensor: str) -> str:
@@ -95,11 +97,13 @@ def token_major(graph: QGraph) -> QGraph:
     """``graph`` with each permute that keeps the last axis (and each reshape that only adds or
     drops axes of 1) moved below the ops that read it alone or with constants and with views
     alike: ``add``/``mul`` (a constant operand is
-    permuted back), linears and concatenations (over the last axis). Repeated until none
+    permuted back), linears, norms and concatenations (over the last axis) and tables (of each
+    value: lut, relu, clamp). Repeated until none
     moves, so Llama's rotary embedding (q and k permuted to (heads, C, d), multiplied by
-    cos/sin tables, a rotate_half linear, a partial rotary's halves concatenated) runs on
-    (C, heads, d). Exact: the moved ops compute the same codes in another order; the original
-    tensor names keep their shapes (each moved op writes ``<name>.tm``, a permute ``<name>``)."""
+    cos/sin tables, a rotate_half linear, a partial rotary's halves concatenated; Gemma-3's
+    per-head q/k norms before it) runs on (C, heads, d). Exact: the moved ops compute the
+    same codes in another order; the original tensor names keep their shapes (each moved op
+    writes ``<name>.tm``, a permute ``<name>``)."""
     nodes, shapes, tensors = list(graph.nodes), dict(graph.shapes), dict(graph.tensors)
     i = 0
     while i < len(nodes):
@@ -126,7 +130,7 @@ def _sunk(n: QNode, producer: dict, shapes: dict, tensors: dict) -> list[QNode] 
     if any(v.op != first.op or dict(v.attrs) != dict(first.attrs)
            or shapes[v.inputs[0]][:-1] != shapes[first.inputs[0]][:-1] for v in views):
         return None
-    if n.op == "linear" and len(n.inputs) != 1:
+    if n.op in _ONE_INPUT and len(n.inputs) != 1:
         return None
     inner, outer = tuple(shapes[first.inputs[0]]), tuple(shapes[first.output])
     back = tuple(int(a) for a in np.argsort(first.attrs["perm"])) if first.op == "permute" \

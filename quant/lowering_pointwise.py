@@ -483,17 +483,24 @@ def split(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
     return lowering_seq.split(b, node, [materialize(b, args[0]), *args[1:]], kwargs)
 
 
+def _image_channels(b: Any, node: Any, args: list, kwargs: dict, at: int,
+                    what: str) -> tuple[Any, int]:
+    """(the image operand, its channel count) of a split or slice (its ``dim`` argument at
+    position ``at``) that must be along torch's channel axis 1; other axes refused."""
+    rank = node.args[0].meta["val"].dim()
+    dim = int(_arg(args, kwargs, at, "dim", 0)) % rank
+    x = _unchained(b, args[0])
+    if dim != 1 or rank not in (3, 4) or not isinstance(x, (Act, Columns)):
+        b.fail(node, f"a {what} along dim {dim} of a rank-{rank} image; only along the "
+                     "channels (dim 1)")
+    return x, int(node.args[0].meta["val"].shape[1])
+
+
 def image_split(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
     """An image model's split / chunk along torch's channel axis 1 (FocalNet's query, context
     and gates of one linear's output): the image holds its channels last, so each part is a
     Columns selection (as ``split`` does on a sequence's last axis). Other axes refused."""
-    rank = node.args[0].meta["val"].dim()
-    dim = int(_arg(args, kwargs, 2, "dim", 0)) % rank
-    x = _unchained(b, args[0])
-    if dim != 1 or rank not in (3, 4) or not isinstance(x, (Act, Columns)):
-        b.fail(node, f"a split along dim {dim} of a rank-{rank} image; only along the "
-                     "channels (dim 1)")
-    n = int(node.args[0].meta["val"].shape[1])
+    x, n = _image_channels(b, node, args, kwargs, 2, "split")
     if node.target is aten.chunk.default:
         step = -(-n // int(args[1]))
         sizes = [min(step, n - s) for s in range(0, n, step)]
@@ -509,13 +516,7 @@ def image_split(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
 def image_slice(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     """An image model's slice along torch's channel axis 1 (FocalNet's ``gates[:, l:l + 1]``):
     a Columns selection of the channels-last image. Other axes refused."""
-    rank = node.args[0].meta["val"].dim()
-    dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
-    x = _unchained(b, args[0])
-    if dim != 1 or rank not in (3, 4) or not isinstance(x, (Act, Columns)):
-        b.fail(node, f"a slice along dim {dim} of a rank-{rank} image; only along the "
-                     "channels (dim 1)")
-    n = int(node.args[0].meta["val"].shape[1])
+    x, n = _image_channels(b, node, args, kwargs, 1, "slice")
     start, end = _arg(args, kwargs, 2, "start", None), _arg(args, kwargs, 3, "end", None)
     return _select_columns(b, x, range(n)[slice(start, end, int(_arg(args, kwargs, 4, "step",
                                                                     1)))], node)

@@ -2,7 +2,8 @@
 Llama (rotary embedding after the head permute, grouped-query heads as a head-repeat matmul),
 Phi (partial rotary: halves concatenated), Gemma (one K/V head: the head permute captured as a
 reshape), GPTBigCode (multi-query keys through an unsqueeze), BLOOM (an ALiBi bias (heads, C, C)
-on the scores), Mistral with a sliding window and Qwen3 (per-head q/k norms) reproduce the full
+on the scores), Mistral with a sliding window, Qwen3 (q/k norms before the head permute) and
+Gemma-3 (per-head q/k norms after it: moved in front too) reproduce the full
 model's codes bit for bit; Llama generates on the simulator equal to the golden reference."""
 
 from __future__ import annotations
@@ -14,22 +15,20 @@ import torch
 from qasic.quant import QuantConfig, reference
 from qasic.quant.decode import cache_tensors, decode_graph, prefill_graph, token_major
 from qasic.quant.quantize import quantize
-from tests.quant.test_hf_llm import VOCAB, Logits
+from tests.quant.test_hf_llm import VOCAB, D, H, Logits, _family
 
 transformers = pytest.importorskip("transformers")
-C, D, H = 16, 64, 4
+C = 16
 
 
 def _model(name: str):
+    if name in ("llama", "phi", "gemma"):
+        return Logits(_family(name))  # the configs of test_hf_llm
     torch.manual_seed(0)
     t = transformers
     common = {"vocab_size": VOCAB, "hidden_size": D, "intermediate_size": 128,
               "num_hidden_layers": 2, "num_attention_heads": H, "max_position_embeddings": 64}
     make = {
-        "llama": lambda: t.LlamaForCausalLM(t.LlamaConfig(**common, num_key_value_heads=2)),
-        "phi": lambda: t.PhiForCausalLM(t.PhiConfig(**common)),
-        "gemma": lambda: t.GemmaForCausalLM(t.GemmaConfig(**common, num_key_value_heads=1,
-                                                          head_dim=16)),
         "gpt_bigcode": lambda: t.GPTBigCodeForCausalLM(t.GPTBigCodeConfig(
             vocab_size=VOCAB, n_embd=D, n_layer=2, n_head=H, n_positions=64)),
         "bloom": lambda: t.BloomForCausalLM(t.BloomConfig(vocab_size=VOCAB, hidden_size=D,
@@ -38,6 +37,8 @@ def _model(name: str):
             **common, num_key_value_heads=2, sliding_window=6)),
         "qwen3": lambda: t.Qwen3ForCausalLM(t.Qwen3Config(**common, num_key_value_heads=2,
                                                           head_dim=16)),
+        "gemma3": lambda: t.Gemma3ForCausalLM(t.Gemma3TextConfig(
+            **common, num_key_value_heads=1, head_dim=16, pad_token_id=0)),
     }
     return Logits(make[name]().eval())
 
@@ -48,7 +49,7 @@ def _full(name: str):
 
 
 @pytest.mark.parametrize("name", ["llama", "phi", "gemma", "gpt_bigcode", "bloom",
-                                  "mistral@window6", "qwen3"])
+                                  "mistral@window6", "qwen3", "gemma3"])
 def test_prefill_then_decode_steps_equal_the_full_model(name):
     full = _full(name)
     seq = np.random.default_rng(1).integers(0, VOCAB, (2, C))
