@@ -3,6 +3,7 @@
     python -m benchmarks.minilm_error_study --out benchmarks/results [--reference]
     python -m benchmarks.minilm_error_study --out benchmarks/results --per-token
     python -m benchmarks.minilm_error_study --out benchmarks/results --mx
+    python -m benchmarks.minilm_error_study --out benchmarks/results --float16
 
 Fake-quant runs (``run_float`` with the activation encodings of ``quantize_graph`` and the
 weights at their max-abs per-channel INT8 values) of all-MiniLM-L6-v2 on its 256 test sentences,
@@ -43,6 +44,9 @@ output, so that the requantization could apply it:
 ``--mx`` runs only the block-scaled points (OCP Microscaling v1.0, MXINT8 and MXFP8 E4M3: 32
 values along each GEMM operand's contraction axis share a power-of-two scale computed at run
 time; 2 minutes) and merges them the same way (with ``--per-token``, both sets).
+``--float16`` runs only the 16-bit float points (the metric's ceiling, 1 minute): every
+activation (every op's output, the embeddings included) rounded to bfloat16 or IEEE float16,
+with exact weights and with the weights in the same format, and merges them the same way.
 The reshape/permute chain from a producer to the tensor a GEMM reads stays exact (the producer
 would write the GEMM's codes). The other tensors keep the recipe's encodings.
 """
@@ -164,6 +168,27 @@ def mx_block(kind: str, axis: int):
     return q
 
 
+def round_bf16(y: np.ndarray) -> np.ndarray:
+    """Reals -> the nearest bfloat16 (round to nearest, ties to even; float64 out)."""
+    a = np.asarray(y, np.float32).view(np.uint32).astype(np.uint64)
+    a = ((a + 0x7FFF + ((a >> 16) & 1)) >> 16) << 16
+    return a.astype(np.uint32).view(np.float32).astype(np.float64)
+
+
+def round_fp16(y: np.ndarray) -> np.ndarray:
+    """Reals -> the nearest IEEE float16 (float64 out)."""
+    return np.asarray(y, np.float16).astype(np.float64)
+
+
+# (point, rounding of every activation, whether the weights take it too)
+FLOAT16_POINTS = (
+    ("every activation bfloat16, weights exact", round_bf16, False),
+    ("every activation and weight bfloat16", round_bf16, True),
+    ("every activation float16, weights exact", round_fp16, False),
+    ("every activation and weight float16", round_fp16, True),
+)
+
+
 def gemm_operands(graph: Any) -> dict[str, tuple[str, int]]:
     """{tensor a GEMM reads: (role, the axis its dynamic scale reduces over)}. Roles: ``LN`` (a
     LayerNorm output), ``GELU`` (the FFN2 input), ``context`` (the attention output dense's
@@ -242,7 +267,8 @@ MX_POINTS = (
 )
 
 
-def study(reference: bool, log=print, per_token: bool = False, mx: bool = False) -> dict:
+def study(reference: bool, log=print, per_token: bool = False, mx: bool = False,
+          float16: bool = False) -> dict:
     from qasic.models import get_model
     from qasic.models.minilm import embed, retrieval_agreement
     from qasic.quant import QuantConfig, capture
@@ -270,6 +296,22 @@ def study(reference: bool, log=print, per_token: bool = False, mx: bool = False)
         records.append({"point": name, "mode": kind, **result})
         log(f"{name} ({kind}): cosine {result['embedding_cosine']:.5f}, "
             f"agreement {100 * result['retrieval_agreement']:.1f} %")
+
+    if float16:
+        xi = base.to_internal(x)
+        for name, rnd, weights in FLOAT16_POINTS:
+            g = base
+            if weights:
+                for n in base.nodes:
+                    if n.op in ("linear", "embedding"):
+                        g = with_params(g, n.name, {k: rnd(v) if k in ("weight", "table") else v
+                                                    for k, v in n.params.items()})
+            env = {g.input: as_input(g, xi)}
+            for n in g.nodes:
+                env[n.output] = rnd(run_node(n, *[env[i] for i in n.inputs]))
+            point(name, "fake-quant", score(env[g.output]))
+        return {"schema": SCHEMA, "model": "minilm", "samples": len(x), "config": RECIPE,
+                "records": records}
 
     dynamic = per_token or mx
     graphs = (("recipe", base),) if dynamic else (("recipe", base),
@@ -366,13 +408,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mx", action="store_true",
                    help="run only the MX block-scaled points (with --per-token: both); merge "
                         "them into the JSON in --out")
+    p.add_argument("--float16", action="store_true",
+                   help="run only the bfloat16/float16 points; merge them into the JSON in --out")
     args = p.parse_args(argv)
     t0 = time.time()
-    doc = study(args.reference, lambda m: print(m, flush=True), args.per_token, args.mx)
+    doc = study(args.reference, lambda m: print(m, flush=True), args.per_token, args.mx,
+                args.float16)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     old = out / "minilm_error_study.json"
-    if (args.per_token or args.mx) and old.exists():
+    if (args.per_token or args.mx or args.float16) and old.exists():
         new = {(r["point"], r["mode"]) for r in doc["records"]}
         doc["records"] = [r for r in json.loads(old.read_text())["records"]
                           if (r["point"], r["mode"]) not in new] + doc["records"]

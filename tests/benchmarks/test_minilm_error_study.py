@@ -112,3 +112,16 @@ def test_mx_blocks_share_a_power_of_two_scale_along_the_contraction_axis():
     a = np.abs(v[:, :32]).max(axis=1, keepdims=True)
     assert np.all(np.abs(f[:, :32] - v[:, :32]) <= np.abs(v[:, :32]) / 16 + a * 2.0**-15)
     assert not mx_block("mxint8", -1)(np.zeros((2, 5))).any()
+
+
+def test_float16_rounding_matches_torch():
+    from benchmarks.minilm_error_study import round_bf16, round_fp16
+
+    rng = np.random.default_rng(3)
+    v = np.concatenate([rng.normal(0, 3, 4000), rng.normal(0, 1e-3, 1000),
+                        [0.0, -0.0, 1.0 + 2 ** -8, 1.0 + 3 * 2 ** -8, 65504.0, 1e-8]])
+    t = torch.from_numpy(v.astype(np.float32))
+    np.testing.assert_array_equal(round_bf16(v), t.to(torch.bfloat16).double().numpy())
+    np.testing.assert_array_equal(round_fp16(v), t.to(torch.float16).double().numpy())
+    # the ties: 1 + 2^-8 is halfway between bfloat16 neighbours 1 and 1 + 2^-7 (even: 1)
+    assert round_bf16(np.array([1.0 + 2 ** -8]))[0] == 1.0
