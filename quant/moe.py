@@ -1,0 +1,182 @@
+"""Mixture-of-experts blocks run densely, so top-k routing is a fixed computation.
+
+A `transformers` MoE block (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, ...) routes each token to the
+k experts with the largest router scores: a Python loop over the experts hit, with ``nonzero``,
+``where`` and ``index_add_``, which no compiled program can follow. The same function, dense:
+
+    logits = x @ router.T                                  (T, E)
+    m      = topk_mask(logits, k)                          (T, E) 0/1: rank < k, ties to the
+                                                           lower expert index (torch.topk's)
+    w      = softmax(logits over the keys where m = 1)     norm_topk_prob (Mixtral: always):
+                                                           softmax, top-k, renormalized
+             softmax(logits) * m                           otherwise (OLMoE)
+    h      = act(x @ G.T) * (x @ U.T)                      (T, E I): every expert's hidden
+    y      = (h * (w @ R)) @ D.T                           R (E, E I) 0/1 repeats w[e] over
+                                                           expert e's I columns; D (D, E I)
+                                                           joins the experts' down_proj, so
+                                                           the weighted sum is one GEMM's sum
+
+``dense_experts(model, args)`` substitutes this forward for every block found structurally (a
+router with ``top_k`` and an (E, D) ``weight``; experts with 3-D ``gate_up_proj`` (E, 2 I, D)
+and ``down_proj`` (E, D, I) and an ``act_fn``) while ``torch.export`` traces, and first checks
+it on the model's own activations: every block's dense output must equal its own forward's
+(else the model is refused in one line naming the block: a router with another rule, e.g.
+DeepSeek's sigmoid scores with a selection bias). Whatever else the block does (Qwen2-MoE's
+shared expert and its sigmoid gate) is its own code, captured as usual.
+
+Cost: every expert computes every token, E / k times the expert MACs of a sparse dispatch;
+cycles and energy are those of the dense execution (docs/ops.md, "Mixtures of experts").
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from qasic.errors import UnsupportedOpError
+
+ATOL, RTOL = 1e-4, 1e-3  # the dense form against the block's own forward (float32 sums)
+
+
+@torch.library.custom_op("qasic::topk_mask", mutates_args=())
+def topk_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """1.0 where an element is among the k largest of its row (last axis), else 0.0; equal
+    values rank by index, the lower first (torch.topk's choice)."""
+    return (rank(scores) < k).to(scores.dtype)
+
+
+@topk_mask.register_fake
+def _(scores: torch.Tensor, k: int) -> torch.Tensor:
+    return torch.empty_like(scores)
+
+
+@torch.library.custom_op("qasic::masked_softmax", mutates_args=())
+def masked_softmax(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """softmax over the last axis of the elements where ``mask`` (x's shape) is nonzero; 0
+    elsewhere."""
+    return torch.softmax(x.masked_fill(mask == 0, -torch.inf), dim=-1).nan_to_num(0.0)
+
+
+@masked_softmax.register_fake
+def _(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+def rank(scores: torch.Tensor) -> torch.Tensor:
+    """Per element, how many elements of its row beat it: larger, or equal at a lower index."""
+    a, b = scores.unsqueeze(-1), scores.unsqueeze(-2)  # a: the element, b: the competitor
+    n = scores.shape[-1]
+    lower = torch.arange(n).unsqueeze(0) < torch.arange(n).unsqueeze(1)  # [i, j]: j < i
+    return ((b > a) | ((b == a) & lower)).sum(-1)
+
+
+def is_block(module: Any) -> bool:
+    """A routed block in the shape this module runs densely."""
+    router, experts = getattr(module, "gate", None), getattr(module, "experts", None)
+    w = getattr(router, "weight", None)
+    gu, down = getattr(experts, "gate_up_proj", None), getattr(experts, "down_proj", None)
+    return isinstance(getattr(router, "top_k", None), int) and isinstance(w, torch.Tensor) \
+        and w.dim() == 2 and isinstance(gu, torch.Tensor) and gu.dim() == 3 \
+        and isinstance(down, torch.Tensor) and down.dim() == 3 \
+        and gu.shape[0] == down.shape[0] == w.shape[0] and hasattr(experts, "act_fn")
+
+
+def blocks(model: Any) -> list[tuple[str, Any]]:
+    return [(n, m) for n, m in model.named_modules() if is_block(m)] \
+        if isinstance(model, torch.nn.Module) else []
+
+
+def route(router: Any, x: torch.Tensor) -> torch.Tensor:
+    """(..., E) routing weights, zero outside each token's top k."""
+    logits = F.linear(x, router.weight)
+    m = torch.ops.qasic.topk_mask(logits, router.top_k)
+    if getattr(router, "norm_topk_prob", True):
+        return torch.ops.qasic.masked_softmax(logits, m)
+    return torch.softmax(logits, dim=-1) * m
+
+
+def dense_experts_forward(experts: Any, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """sum_e w[..., e] * expert_e(x) with every expert on every token (the module doc)."""
+    e, two_i, d = experts.gate_up_proj.shape
+    i = two_i // 2
+    gate = experts.gate_up_proj[:, :i].reshape(e * i, d)
+    up = experts.gate_up_proj[:, i:].reshape(e * i, d)
+    down = experts.down_proj.permute(1, 0, 2).reshape(d, e * i)
+    repeat = torch.eye(e, dtype=w.dtype).repeat_interleave(i, dim=0)  # (E I, E)
+    h = experts.act_fn(F.linear(x, gate)) * F.linear(x, up)
+    return F.linear(h * F.linear(w, repeat), down)
+
+
+class _DenseRouter(torch.nn.Module):
+    """The router's place in its block: (logits, dense weights (T, E), no indices)."""
+
+    def __init__(self, router: Any) -> None:
+        super().__init__()
+        self.router = router
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        x = x.reshape(-1, self.router.weight.shape[1])
+        return F.linear(x, self.router.weight), route(self.router, x), None
+
+
+@contextlib.contextmanager
+def dense(model: Any) -> Iterator[None]:
+    """Every block's router and experts forwards replaced by the dense ones."""
+    saved = []
+    for _, blk in blocks(model):
+        saved.append((blk, blk.gate.forward, blk.experts.forward))
+        blk.gate.forward = _DenseRouter(blk.gate).forward
+        blk.experts.forward = (lambda ex: lambda x, idx, w: dense_experts_forward(ex, x, w))(
+            blk.experts)
+    try:
+        yield
+    finally:
+        for blk, g, ex in saved:
+            blk.gate.forward, blk.experts.forward = g, ex
+
+
+def check(model: Any, args: tuple) -> None:
+    """Refuse unless every block's dense output equals its own forward's on ``args``."""
+    found = blocks(model)
+    seen: dict[str, torch.Tensor] = {}
+    hooks = [m.register_forward_hook(
+        (lambda name: lambda mod, inp, out: seen.setdefault(name, inp[0].detach()))(name))
+        for name, m in found]
+    try:
+        with torch.no_grad():
+            model(*args)
+    finally:
+        for h in hooks:
+            h.remove()
+    for name, blk in found:
+        if name not in seen:
+            continue
+        x = seen[name]
+        with torch.no_grad():
+            want = blk(x.clone())
+            with dense(blk):
+                got = blk(x.clone())
+        want = want[0] if isinstance(want, tuple) else want
+        got = got[0] if isinstance(got, tuple) else got
+        if not torch.allclose(got, want, atol=ATOL, rtol=RTOL):
+            err = float((got - want).abs().max())
+            raise UnsupportedOpError(
+                f"mixture-of-experts block {name} ({type(blk).__name__}): its dense form "
+                f"(softmax top-{blk.gate.top_k} routing, renormalized iff norm_topk_prob) "
+                f"differs from its own forward by up to {err:.3g}; only routers with that rule "
+                "(Mixtral, Qwen2-/Qwen3-MoE, OLMoE) run")
+
+
+@contextlib.contextmanager
+def dense_experts(model: Any, args: tuple) -> Iterator[None]:
+    """Trace ``model`` with its MoE blocks dense (checked first); a no-op without one."""
+    if not blocks(model):
+        yield
+        return
+    check(model, args)
+    with dense(model):
+        yield
