@@ -1,8 +1,9 @@
 """compile(graph, arch) -> Program: a flat list of small passes.
 
-    expand topk_mask nodes into GEMMs and tables (compiler.topk) -> insert copies (concat inputs that cannot be views) -> fuse (pattern table) -> fold head
-    splits and merges into strided views (compiler.views) -> plan DRAM buffers (constants'
-    codes into the constants region) -> lower each kernel (GEMM geometry and the mapper's
+    expand topk_mask nodes into GEMMs and tables (compiler.topk) -> insert copies (concat
+    inputs that cannot be views) -> fuse (pattern table) -> fold head splits and merges into
+    strided views (compiler.views) -> plan DRAM buffers (constants' codes into the constants
+    region) -> lower each kernel (GEMM geometry and the mapper's
     tiling, a matmul on the array, a row or vector-unit kernel, a gather or a strided copy) ->
     steps (double-buffered) -> sequence (dependency tokens) -> Program
 

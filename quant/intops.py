@@ -91,7 +91,8 @@ def mask_valid(mask: np.ndarray, shape: tuple) -> np.ndarray:
 
 def topk_rank(x: np.ndarray) -> np.ndarray:
     """Per element of the last axis, how many elements of its row beat it: larger, or equal at
-    a lower index (torch.topk's order). (E, E) comparisons per row."""
+    a lower index (a stable descending sort's order; torch.topk picks the same values, but
+    among equal ones not always the lower indices). (E, E) comparisons per row."""
     a, b = x[..., :, None], x[..., None, :]  # a: the element i, b: the competitor j
     n = x.shape[-1]
     lower = np.arange(n)[None, :] < np.arange(n)[:, None]  # [i, j]: j < i

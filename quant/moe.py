@@ -6,7 +6,9 @@ k experts with the largest router scores: a Python loop over the experts hit, wi
 
     logits = x @ router.T                                  (T, E)
     m      = topk_mask(logits, k)                          (T, E) 0/1: rank < k, ties to the
-                                                           lower expert index (torch.topk's)
+                                                           lower expert index (a stable sort's;
+                                                           torch.topk's values, not always
+                                                           its indices among equal ones)
     w      = softmax(logits over the keys where m = 1)     norm_topk_prob (Mixtral: always):
                                                            softmax, top-k, renormalized
              softmax(logits) * m                           otherwise (OLMoE)
@@ -45,7 +47,9 @@ ATOL, RTOL = 1e-4, 1e-3  # the dense form against the block's own forward (float
 @torch.library.custom_op("qasic::topk_mask", mutates_args=())
 def topk_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     """1.0 where an element is among the k largest of its row (last axis), else 0.0; equal
-    values rank by index, the lower first (torch.topk's choice)."""
+    values rank by index, the lower first (a stable sort's choice: torch.topk on CPU picks the
+    same values but among equal ones not always the lower indices; top-5 of 16 zeros is 12, 9,
+    10, 11, 14))."""
     return (rank(scores) < k).to(scores.dtype)
 
 
@@ -139,13 +143,15 @@ def dense(model: Any) -> Iterator[None]:
             blk.gate.forward, blk.experts.forward = g, ex
 
 
+def _keep_input(seen: dict, name: str) -> Any:
+    return lambda mod, inp, out: seen.setdefault(name, inp[0].detach())
+
+
 def check(model: Any, args: tuple) -> None:
     """Refuse unless every block's dense output equals its own forward's on ``args``."""
     found = blocks(model)
     seen: dict[str, torch.Tensor] = {}
-    hooks = [m.register_forward_hook(
-        (lambda name: lambda mod, inp, out: seen.setdefault(name, inp[0].detach()))(name))
-        for name, m in found]
+    hooks = [m.register_forward_hook(_keep_input(seen, name)) for name, m in found]
     try:
         with torch.no_grad():
             model(*args)

@@ -41,7 +41,7 @@ softmax:   qasic.quant.intops.softmax_rows over the last axis with the node's ex
            the scores' shape) and, when causal, key j <= query i +
            (T - S) (queries are the last S of T positions); output scale 1/qmax, zero point 0
 topk_mask: y = 1 where rank < k, else 0 (codes of scale 1), rank = the number of codes of the
-           row (last axis) larger than x, or equal at a lower index (torch.topk's order)
+           row (last axis) larger than x, or equal at a lower index (a stable sort's order)
 norm:      t = qasic.quant.intops.norm_rows(v(x), eps, center) over the last axis; y =
            clamp(requantize(t + bias, q, shift)) per channel (q may be negative: gamma < 0)
 embedding: y = table[ids] (ids: int codes of an index tensor; out of range is an error);
