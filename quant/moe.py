@@ -33,6 +33,7 @@ cycles and energy are those of the dense execution (docs/ops.md, "Mixtures of ex
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -115,16 +116,16 @@ def dense_experts_forward(experts: Any, x: torch.Tensor, w: torch.Tensor) -> tor
     return F.linear(h * F.linear(w, repeat), down)
 
 
-class _DenseRouter(torch.nn.Module):
+def _dense_router(router: Any, x: torch.Tensor) -> tuple:
     """The router's place in its block: (logits, dense weights (T, E), no indices)."""
+    x = x.reshape(-1, router.weight.shape[1])
+    return F.linear(x, router.weight), route(router, x), None
 
-    def __init__(self, router: Any) -> None:
-        super().__init__()
-        self.router = router
 
-    def forward(self, x: torch.Tensor) -> tuple:
-        x = x.reshape(-1, self.router.weight.shape[1])
-        return F.linear(x, self.router.weight), route(self.router, x), None
+def _dense_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tensor) -> torch.Tensor:
+    """The experts' place in their block: the dense weights come where the top-k weights
+    did; the indices are not needed."""
+    return dense_experts_forward(experts, x, w)
 
 
 @contextlib.contextmanager
@@ -133,9 +134,8 @@ def dense(model: Any) -> Iterator[None]:
     saved = []
     for _, blk in blocks(model):
         saved.append((blk, blk.gate.forward, blk.experts.forward))
-        blk.gate.forward = _DenseRouter(blk.gate).forward
-        blk.experts.forward = (lambda ex: lambda x, idx, w: dense_experts_forward(ex, x, w))(
-            blk.experts)
+        blk.gate.forward = functools.partial(_dense_router, blk.gate)
+        blk.experts.forward = functools.partial(_dense_experts, blk.experts)
     try:
         yield
     finally:
