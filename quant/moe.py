@@ -143,15 +143,26 @@ def dense(model: Any) -> Iterator[None]:
             blk.gate.forward, blk.experts.forward = g, ex
 
 
-def _keep_input(seen: dict, name: str) -> Any:
-    return lambda mod, inp, out: seen.setdefault(name, inp[0].detach())
+def _keep_call(seen: dict, name: str) -> Any:
+    """A forward hook keeping the block's first call (its positional and keyword arguments,
+    tensors copied: the model may later write into them in place). Returns None: the output
+    stays the block's."""
+    def hook(mod: Any, args: tuple, kwargs: dict, out: Any) -> None:
+        if name not in seen:
+            seen[name] = tuple(map(_copy, args)), {k: _copy(v) for k, v in kwargs.items()}
+    return hook
+
+
+def _copy(v: Any) -> Any:
+    return v.detach().clone() if isinstance(v, torch.Tensor) else v
 
 
 def check(model: Any, args: tuple) -> None:
     """Refuse unless every block's dense output equals its own forward's on ``args``."""
     found = blocks(model)
-    seen: dict[str, torch.Tensor] = {}
-    hooks = [m.register_forward_hook(_keep_input(seen, name)) for name, m in found]
+    seen: dict[str, tuple] = {}
+    hooks = [m.register_forward_hook(_keep_call(seen, name), with_kwargs=True)
+             for name, m in found]
     try:
         with torch.no_grad():
             model(*args)
@@ -161,11 +172,11 @@ def check(model: Any, args: tuple) -> None:
     for name, blk in found:
         if name not in seen:
             continue
-        x = seen[name]
+        args, kwargs = seen[name]
         with torch.no_grad():
-            want = blk(x.clone())
+            want = blk(*args, **kwargs)
             with dense(blk):
-                got = blk(x.clone())
+                got = blk(*args, **kwargs)
         want = want[0] if isinstance(want, tuple) else want
         got = got[0] if isinstance(got, tuple) else got
         if not torch.allclose(got, want, atol=ATOL, rtol=RTOL):
