@@ -83,6 +83,37 @@ def test_the_compiled_topk_mask_is_the_reference_bit_for_bit(e, k, zp):
     assert [layer["kind"] for layer in program.layers] == ["gemm", "gemm"]
 
 
+def test_renormalized_routing_reads_its_row_mask_step_by_step_on_a_small_arch():
+    """The routing weights of a renormalizing router: a softmax whose second input is the
+    top-k mask of its own scores (a row mask of the scores' shape). On a 256-byte output
+    scratchpad a step holds 5 rows (in, out and mask bytes), so 40 tokens take 8 SOFTMAX steps,
+    each reading its own mask rows (mask_stride = E); bit for bit the reference, whose rows sum
+    to 1 over exactly their k experts."""
+    from qasic.quant import intops
+    from tests.archs import small_arch
+
+    e, k, rows = 8, 2, 40
+    x = TensorQ(0.05, 3, 8)
+    scale, zp = intops.softmax_encoding(8)
+    nodes = (QNode("route", "topk_mask", ("x",), "m", {"k": k}),
+             QNode("weights", "softmax", ("x", "m"), "w", {"causal": False},
+                   {"table": intops.exp_table(x.scale, x.bits)}))
+    g = QGraph("routing", "x", "w", nodes, {"x": x, "m": TensorQ(1.0, 0, 8),
+                                            "w": TensorQ(scale, zp, 8)},
+               {t: (rows, e) for t in ("x", "m", "w")}, input_layout="sequence")
+    codes = np.random.default_rng(1).integers(-128, 128, size=(3, rows, e))
+    codes[0, :, :4] = 7  # ties
+    arch = small_arch(param_sram_bytes=2048)
+    program = compile_graph(g, arch)
+    soft = [i for i in program.instrs if i.op == "SOFTMAX"]
+    assert len(soft) == 8 and all(i.args["mask_stride"] == e and i.args["masked"] for i in soft)
+    want = reference.run(g, codes)
+    got = simulate(program, arch, codes=codes).outputs
+    np.testing.assert_array_equal(np.asarray(got).reshape(want.shape), want)
+    picked = reference.run(g, codes, keep=True)["m"]
+    assert ((want > 0) <= (picked == 1)).all() and (want.sum(-1) > 120).all()
+
+
 def test_topk_mask_of_more_than_127_is_refused_in_one_line():
     g = _mask_graph(200, 128, 2)
     with pytest.raises(UnsupportedOpError) as e:
