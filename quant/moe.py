@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -95,13 +96,56 @@ def blocks(model: Any) -> list[tuple[str, Any]]:
         if isinstance(model, torch.nn.Module) else []
 
 
-def route(router: Any, x: torch.Tensor) -> torch.Tensor:
-    """(..., E) routing weights, zero outside each token's top k."""
-    logits = F.linear(x, router.weight)
+def _softmax_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
+    """Mixtral's rule: softmax, top k, renormalized (always; Qwen2-MoE, OLMoE: iff
+    norm_topk_prob). The renormalized top-k softmax is the softmax over the top k's logits."""
     m = torch.ops.qasic.topk_mask(logits, router.top_k)
     if getattr(router, "norm_topk_prob", True):
         return torch.ops.qasic.masked_softmax(logits, m)
     return torch.softmax(logits, dim=-1) * m
+
+
+def _sigmoid_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
+    """DeepSeek-V3's rule (one group): top k of sigmoid(logits) + the selection bias; weights
+    the sigmoid scores of the k, divided by their sum iff norm_topk_prob, times
+    routed_scaling_factor. s_i / sum_k s_j is the softmax of log s over the k: no divide."""
+    s = torch.sigmoid(logits)
+    m = torch.ops.qasic.topk_mask(s + router.e_score_correction_bias, router.top_k)
+    w = torch.ops.qasic.masked_softmax(torch.log(s), m) if router.norm_topk_prob else s * m
+    return w * router.routed_scaling_factor
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A router this module runs densely: its tensors (parameters and buffers, exactly) and
+    its routing weights from its logits."""
+
+    name: str
+    tensors: frozenset
+    route: Callable[[Any, torch.Tensor], torch.Tensor]
+
+
+RULES = (
+    Rule("softmax top-k (Mixtral, Qwen2-/Qwen3-MoE, OLMoE)", frozenset({"weight"}),
+         _softmax_route),
+    Rule("sigmoid top-k with a selection bias in one group (DeepSeek-V3, GLM-4-MoE)",
+         frozenset({"weight", "e_score_correction_bias"}), _sigmoid_route),
+)
+
+
+def rule(router: Any) -> Rule | None:
+    """The router's rule; None for any other (another tensor, or groups of experts that are
+    selected first: DeepSeek-V3's n_group > 1 with topk_group < n_group)."""
+    names = frozenset(n for n, _ in (*router.named_parameters(), *router.named_buffers()))
+    groups = getattr(router, "num_group", 1)
+    if groups not in (1, getattr(router, "topk_group", groups)):
+        return None
+    return next((r for r in RULES if r.tensors == names), None)
+
+
+def route(router: Any, x: torch.Tensor) -> torch.Tensor:
+    """(..., E) routing weights, zero outside each token's top k."""
+    return rule(router).route(router, F.linear(x, router.weight))
 
 
 def dense_experts_forward(experts: Any, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -170,6 +214,14 @@ def check(model: Any, args: tuple) -> None:
         for h in hooks:
             h.remove()
     for name, blk in found:
+        if rule(blk.gate) is None:
+            tensors = sorted(n for n, _ in (*blk.gate.named_parameters(),
+                                            *blk.gate.named_buffers()))
+            raise UnsupportedOpError(
+                f"mixture-of-experts block {name} ({type(blk).__name__}): its router "
+                f"{type(blk.gate).__name__} (tensors {', '.join(tensors)}, "
+                f"{getattr(blk.gate, 'num_group', 1)} expert groups) has no dense rule; "
+                f"supported: {'; '.join(r.name for r in RULES)}")
         if name not in seen:
             continue
         args, kwargs = seen[name]
@@ -183,9 +235,8 @@ def check(model: Any, args: tuple) -> None:
             err = float((got - want).abs().max())
             raise UnsupportedOpError(
                 f"mixture-of-experts block {name} ({type(blk).__name__}): its dense form "
-                f"(softmax top-{blk.gate.top_k} routing, renormalized iff norm_topk_prob) "
-                f"differs from its own forward by up to {err:.3g}; only routers with that rule "
-                "(Mixtral, Qwen2-/Qwen3-MoE, OLMoE) run")
+                f"({rule(blk.gate).name}, top {blk.gate.top_k}) differs from its own forward "
+                f"by up to {err:.3g}; its router or experts follow another rule")
 
 
 @contextlib.contextmanager

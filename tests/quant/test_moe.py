@@ -175,6 +175,52 @@ def test_a_router_with_another_rule_is_refused_in_one_line():
         capture(Logits(model), torch.from_numpy(_ids(2)))
     msg = str(e.value)
     assert msg.startswith("mixture-of-experts block model.model.layers.0.mlp "
-                          "(MixtralSparseMoeBlock): its dense form (softmax top-2 routing, "
-                          "renormalized iff norm_topk_prob) differs from its own forward by up to ")
-    assert "\n" not in msg
+                          "(MixtralSparseMoeBlock): its dense form (softmax top-k (Mixtral, "
+                          "Qwen2-/Qwen3-MoE, OLMoE), top 2) differs from its own forward by up to ")
+    assert msg.endswith("; its router or experts follow another rule") and "\n" not in msg
+
+
+def _glm(**extra):
+    t = transformers
+    torch.manual_seed(0)
+    config = t.Glm4MoeConfig(
+        vocab_size=VOCAB, hidden_size=D, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=H, num_key_value_heads=2, max_position_embeddings=64,
+        n_routed_experts=E, num_experts_per_tok=K, moe_intermediate_size=32,
+        first_k_dense_replace=0, **{"n_group": 1, "topk_group": 1, **extra})
+    model = t.AutoModelForCausalLM.from_config(config).eval()
+    with torch.no_grad():  # a drawn selection bias (HF: zeros), so that it matters
+        for layer in model.model.layers:
+            layer.mlp.gate.e_score_correction_bias.normal_(0.0, 0.05)
+    return model
+
+
+def test_sigmoid_routers_with_a_selection_bias_run_densely_and_bit_exact():
+    """GLM-4-MoE's (DeepSeek-V3's) router: the top k of sigmoid(logits) + a selection bias,
+    weights the k sigmoid scores over their sum times routed_scaling_factor, computed as the
+    masked softmax of log sigmoid(logits) (no divide). Per layer one topk_mask; bit-exact,
+    cosine > 0.999."""
+    import qasic
+
+    model, x = _glm(), _ids(8)
+    graph = qasic.quant.capture(Logits(model), torch.from_numpy(x[:2]))
+    masks = [n for n in graph.nodes if n.op == "topk_mask"]
+    assert len(masks) == 2
+    routed = [n for n in graph.nodes if n.op == "softmax" and len(n.inputs) == 2]
+    assert [n.inputs[1] for n in routed] == [m.output for m in masks]
+    record = qasic.evaluate(Logits(model), x[:2], calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]
+
+
+def test_routers_that_select_groups_of_experts_first_are_refused_in_one_line():
+    """DeepSeek-V3's group-limited routing (n_group 2, topk_group 1: the experts of the best
+    group only) is not the one-group rule: refused, naming the router and the rules."""
+    from qasic.quant import capture
+
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(Logits(_glm(n_group=2)), torch.from_numpy(_ids(2)))
+    assert str(e.value).startswith(
+        "mixture-of-experts block model.model.layers.0.mlp (Glm4MoeMoE): its router "
+        "Glm4MoeTopkRouter (tensors e_score_correction_bias, weight, 2 expert groups) has no "
+        "dense rule; supported: softmax top-k")
+    assert "\n" not in str(e.value)
