@@ -56,8 +56,9 @@ SUPPORTED = (
     "sequence models: linear on (batch, S, D), view/reshape/transpose/permute/split of heads",
     ("linalg_vector_norm (2-norm over per-sample axes before the channels), mean over the "
      "channels, div of two activations (a reciprocal table): ConvNeXt V2's GRN"),
-    ("mixture-of-experts blocks with softmax top-k routers and stacked experts (Mixtral, "
-     "Qwen2-/Qwen3-MoE, OLMoE), run densely: qasic::topk_mask, qasic::masked_softmax"),
+    ("mixture-of-experts blocks with softmax or sigmoid top-k routers and stacked experts "
+     "(Mixtral, Qwen2-/Qwen3-MoE, OLMoE, GLM-4-MoE), run densely: qasic::topk_mask, "
+     "qasic::masked_softmax"),
 )
 
 

@@ -18,13 +18,18 @@ k experts with the largest router scores: a Python loop over the experts hit, wi
                                                            joins the experts' down_proj, so
                                                            the weighted sum is one GEMM's sum
 
+(the softmax rule). The sigmoid rule (GLM-4-MoE, DeepSeek-V3 with one expert group): m =
+topk_mask(sigmoid(logits) + selection bias, k), w = the masked softmax of log sigmoid(logits)
+(= s_i / sum of the k s_j, no divide) or sigmoid(logits) * m, times routed_scaling_factor.
+
 ``dense_experts(model, args)`` substitutes this forward for every block found structurally (a
 router with ``top_k`` and an (E, D) ``weight``; experts with 3-D ``gate_up_proj`` (E, 2 I, D)
-and ``down_proj`` (E, D, I) and an ``act_fn``) while ``torch.export`` traces, and first checks
-it on the model's own activations: every block's dense output must equal its own forward's
-(else the model is refused in one line naming the block: a router with another rule, e.g.
-DeepSeek's sigmoid scores with a selection bias). Whatever else the block does (Qwen2-MoE's
-shared expert and its sigmoid gate) is its own code, captured as usual.
+and ``down_proj`` (E, D, I) and an ``act_fn``) while ``torch.export`` traces. A router matches
+a rule (RULES) by its exact parameters and buffers; any other (ERNIE-4.5's statics, DeepSeek-V3's
+group-limited selection) is refused in one line naming the block. The substitution is then
+checked on the model's own activations: every block's dense output must equal its own forward's
+(else refused in one line). Whatever else the block does (Qwen2-MoE's shared expert and its
+sigmoid gate, GLM-4-MoE's shared experts) is its own code, captured as usual.
 
 Cost: every expert computes every token, E / k times the expert MACs of a sparse dispatch;
 cycles and energy are those of the dense execution (docs/ops.md, "Mixtures of experts").
