@@ -378,6 +378,16 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "OlmoeModel": ("decoder", "OlmoeConfig",
                    _DEC | {"num_key_value_heads": 2, "num_experts": 4, "num_experts_per_tok": 2,
                            "pad_token_id": 1, "eos_token_id": 2}, {}, "ids", SEQ_DEC),
+    "Qwen3MoeModel": ("decoder", "Qwen3MoeConfig",
+                      _DEC | {"num_key_value_heads": 2, "head_dim": 16, "num_experts": 4,
+                              "num_experts_per_tok": 2, "moe_intermediate_size": 32}, {}, "ids",
+                      SEQ_DEC),
+    # DeepSeek-V3's router (sigmoid scores, a selection bias), one expert group
+    "Glm4MoeModel": ("decoder", "Glm4MoeConfig",
+                     _DEC | {"num_key_value_heads": 2, "head_dim": 16, "n_routed_experts": 4,
+                             "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+                             "first_k_dense_replace": 0, "n_group": 1, "topk_group": 1},
+                     {}, "ids", SEQ_DEC),
     # others
     "T5EncoderModel": ("other", "T5Config",
                        {"vocab_size": VOCAB_DEC, "d_model": 64, "d_kv": 16, "d_ff": 128,
