@@ -34,7 +34,9 @@ is then O(1) (``output_absmax``).
 Each model runs in its own subprocess with a time limit (``--timeout``, 300 s), so one failure
 never stops the survey. Per model a record with RECORD_KEYS:
 
-- ``status``: ``ok`` (with ``bit_exact``, ``cosine`` to fp32, ``cycles``), ``refused`` (qasic
+- ``status``: ``ok`` (with ``bit_exact``, ``cosine`` to fp32, ``cycles``; a mixture of experts
+  runs densely (qasic.quant.moe): its cycles are every expert on every token, E / k = 2 times
+  the expert work of a sparse dispatch in these 4-expert top-2 configs), ``refused`` (qasic
   raised a QasicError: ``error`` is its first line), ``crash`` (any other exception, a bug:
   ``error_type``, ``error``, ``last_frame`` and the deepest qasic frame ``qasic_frame``; also a
   subprocess that died), ``timeout`` or ``unavailable`` (the class is not in the installed
