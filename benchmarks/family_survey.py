@@ -19,6 +19,9 @@ than the others (DeiT's and YOLOS's zero tokens: an 8-bit per-tensor step is the
 whose class name contains "Norm": BatchNorm, LayerNorm, GroupNorm, RMSNorm, ...) weight 1, bias
 0; every conv and linear (nn.Conv*, nn.Linear, GPT-2's Conv1D) weight normal with std 1 /
 sqrt(fan_in) (unit gain: activations keep their size), bias 0; every nn.Embedding normal(0, 1);
+a mixture of experts' router weight (E, D) (a module with an int ``top_k``) and stacked expert
+weights (3-D ``*_proj`` parameters (E, out, in)) normal with std 1 / sqrt(their fan-in), so the
+experts' outputs are the size of a dense MLP's (HF's normal(0.02) left them 1/20 of it);
 every other parameter of rank >= 2 that is all zero (YOLOS's position embeddings, Swin's bias
 tables, GRN's scales) or named ``*token(s)`` (class, distillation, detection and mask tokens:
 HF's zeros or normal(0.02)) normal(0, 1). Then each BatchNorm divides by the RMS of its input on
@@ -31,7 +34,9 @@ is then O(1) (``output_absmax``).
 Each model runs in its own subprocess with a time limit (``--timeout``, 300 s), so one failure
 never stops the survey. Per model a record with RECORD_KEYS:
 
-- ``status``: ``ok`` (with ``bit_exact``, ``cosine`` to fp32, ``cycles``), ``refused`` (qasic
+- ``status``: ``ok`` (with ``bit_exact``, ``cosine`` to fp32, ``cycles``; a mixture of experts
+  runs densely (qasic.quant.moe): its cycles are every expert on every token, E / k = 2 times
+  the expert work of a sparse dispatch in these 4-expert top-2 configs), ``refused`` (qasic
   raised a QasicError: ``error`` is its first line), ``crash`` (any other exception, a bug:
   ``error_type``, ``error``, ``last_frame`` and the deepest qasic frame ``qasic_frame``; also a
   subprocess that died), ``timeout`` or ``unavailable`` (the class is not in the installed
@@ -364,7 +369,7 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                       _DEC | {"num_key_value_heads": 4, "kv_lora_rank": 16, "q_lora_rank": 32,
                               "qk_nope_head_dim": 8, "qk_rope_head_dim": 8, "v_head_dim": 16},
                       {}, "ids", SEQ_DEC),
-    # mixture-of-experts decoders: top-k routing per token
+    # mixture-of-experts decoders: top-k routing per token, run densely (qasic.quant.moe)
     "MixtralModel": ("decoder", "MixtralConfig",
                      _DEC | {"num_key_value_heads": 2, "num_local_experts": 4,
                              "num_experts_per_tok": 2}, {}, "ids", SEQ_DEC),
@@ -375,6 +380,16 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "OlmoeModel": ("decoder", "OlmoeConfig",
                    _DEC | {"num_key_value_heads": 2, "num_experts": 4, "num_experts_per_tok": 2,
                            "pad_token_id": 1, "eos_token_id": 2}, {}, "ids", SEQ_DEC),
+    "Qwen3MoeModel": ("decoder", "Qwen3MoeConfig",
+                      _DEC | {"num_key_value_heads": 2, "head_dim": 16, "num_experts": 4,
+                              "num_experts_per_tok": 2, "moe_intermediate_size": 32}, {}, "ids",
+                      SEQ_DEC),
+    # DeepSeek-V3's router (sigmoid scores, a selection bias), one expert group
+    "Glm4MoeModel": ("decoder", "Glm4MoeConfig",
+                     _DEC | {"num_key_value_heads": 2, "head_dim": 16, "n_routed_experts": 4,
+                             "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+                             "first_k_dense_replace": 0, "n_group": 1, "topk_group": 1},
+                     {}, "ids", SEQ_DEC),
     # others
     "T5EncoderModel": ("other", "T5Config",
                        {"vocab_size": VOCAB_DEC, "d_model": 64, "d_kv": 16, "d_ff": 128,
@@ -507,6 +522,12 @@ def _reinit_module(m: Any, nn: Any) -> None:
             bias.zero_()
     elif isinstance(m, nn.Embedding):
         weight.normal_(0.0, 1.0)
+    elif isinstance(getattr(m, "top_k", None), int) and isinstance(weight, nn.Parameter) \
+            and weight.dim() == 2:  # a mixture of experts' router (E, D)
+        weight.normal_(0.0, weight.shape[1] ** -0.5)
+    for name, p in m.named_parameters(recurse=False):
+        if p.dim() == 3 and name.endswith("_proj"):  # stacked experts (E, out, in)
+            p.normal_(0.0, p.shape[-1] ** -0.5)
 
 
 def inputs(kind: str, size: int) -> np.ndarray:

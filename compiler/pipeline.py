@@ -1,8 +1,9 @@
 """compile(graph, arch) -> Program: a flat list of small passes.
 
-    insert copies (concat inputs that cannot be views) -> fuse (pattern table) -> fold head
-    splits and merges into strided views (compiler.views) -> plan DRAM buffers (constants'
-    codes into the constants region) -> lower each kernel (GEMM geometry and the mapper's
+    expand topk_mask nodes into GEMMs and tables (compiler.topk) -> insert copies (concat
+    inputs that cannot be views) -> fuse (pattern table) -> fold head splits and merges into
+    strided views (compiler.views) -> plan DRAM buffers (constants' codes into the constants
+    region) -> lower each kernel (GEMM geometry and the mapper's
     tiling, a matmul on the array, a row or vector-unit kernel, a gather or a strided copy) ->
     steps (double-buffered) -> sequence (dependency tokens) -> Program
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from qasic.arch.config import PARAM_BYTES_PER_CHANNEL, ArchConfig
 from qasic.arch.pe import significand_bits
-from qasic.compiler import mapper
+from qasic.compiler import mapper, topk
 from qasic.compiler.cache import cache_steps
 from qasic.compiler.fuse import PATTERNS, Kernel, fuse, pair
 from qasic.compiler.gemm import GemmKernel, lower_gemm, pe_weight_bits
@@ -44,7 +45,7 @@ def compile_graph(graph: QGraph, arch: ArchConfig,
                   progress: Callable[[str], None] | None = None,
                   patterns=PATTERNS) -> Program:
     """``patterns`` is the fusion table (compiler.fuse.PATTERNS unless testing a variant)."""
-    graph = insert_copies(graph)
+    graph = insert_copies(topk.expand(graph))
     kernels = fold_permutes(graph, fuse(graph, patterns))
     consts = Constants()
     buffers, act_end = plan_buffers(graph, kernels, arch, consts)

@@ -12,7 +12,10 @@ softmax   LOAD rows into the output scratchpad -> SOFTMAX -> STORE. The exp tabl
           head) is a constant in DRAM, one byte per key of every (head, query) row: each step
           (inside one head) loads its rows' pattern after its results and runs one SOFTMAX,
           row r masked by pattern row r (mask_stride = T; a step whose rows are all equal
-          loads one row and reads it for every row, mask_stride = 0).
+          loads one row and reads it for every row, mask_stride = 0). A row mask (a mask
+          input of the scores' shape: a mixture of experts' top-k selection, qasic.quant.moe)
+          is read the same way from its activation: each step loads its rows' mask bytes after
+          its results, mask_stride = T.
 norm      LOAD rows into the input scratchpad -> NORM (normalized values into accumulator
           chunks of the largest divisor of D up to array.cols channels) -> POST per chunk
           (per-channel bias, signed multiplier, shift: the affine part and the output
@@ -69,6 +72,7 @@ def softmax_steps(k: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, mask:
     if causal and t < s:
         raise UnsupportedOpError(f"softmax {node.name}: causal over {t} keys for {s} queries; "
                                  "the queries must be the last S of T >= S positions")
+    row_mask = mask is not None and mask.h * mask.w == heads * s and mask.c == t
     if valid is not None and mask is not None:
         raise UnsupportedOpError(f"softmax {node.name}: a key mask and a constant pattern; "
                                  "SOFTMAX reads one mask per row (drop one of them)")
@@ -77,13 +81,14 @@ def softmax_steps(k: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, mask:
         raise ConfigError(f"arch config: sram.param_bytes is too small for layer {node.name}: "
                           f"its {len(table)}-byte exp table needs {len(table)} bytes, the param "
                           f"scratchpad holds {arch.param_sram_bytes}; raise sram.param_bytes")
-    reserve = 0 if mask is None else -(-t // 64) * 64
+    reserve = 0 if mask is None or row_mask else -(-t // 64) * 64
     half = (arch.output_sram_bytes - reserve) // 2
     row_in, row_out = src.nbytes(t), dst.nbytes(t)
-    row_valid = 0 if valid is None else t
+    row_valid = 0 if valid is None and not row_mask else t
     per = min(half // (row_in + row_out + row_valid), MAX_ROWS)
     if per < 1:
-        what = " and its mask" if mask is not None else " and its pattern row" * bool(row_valid)
+        what = " and its mask" if mask is not None and not row_mask else \
+            " and its mask row" * bool(row_valid)
         raise too_small(k, f"one row of {t} keys (in and out{what})",
                         row_in + row_out + row_valid + reserve // 2, half)
     t_off = const_base + consts.add(table)
@@ -106,11 +111,14 @@ def softmax_steps(k: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, mask:
         step = Step()
         if not steps:
             step.loads += dma("LOAD", "param", t_off, 0, len(table))
-            if mask is not None:
+            if mask is not None and not row_mask:
                 step.loads += pixel_loads(mask, "output", 2 * half, 0, 1, 0, t)
         step.loads += pixel_loads(src, "output", base, p0, n, 0, t)
         mask_addr, mask_stride = (2 * half if mask is not None else None), 0
-        if valid is not None:  # the step's pattern rows after its results
+        if row_mask:  # the step's mask rows after its results, one per row
+            mask_addr, mask_stride = res + per * row_out, t
+            step.loads += pixel_loads(mask, "output", mask_addr, p0, n, 0, t)
+        elif valid is not None:  # the step's pattern rows after its results
             mask_addr, r0 = res + per * row_out, p0 % len(valid)
             rows = valid[r0:r0 + n]
             mask_stride = 0 if (rows == rows[0]).all() else t

@@ -3,7 +3,8 @@
 - Token ids (input layout "tokens") are their own codes: scale 1, zero point 0, 32 bits.
 - A softmax output has the fixed encoding ``intops.softmax_encoding(bits)`` (p = code / qmax,
   zero point 0), ``bits`` the INT activation width (8 when activations are FP8).
-- A key mask (an ``embedding`` with a 1-D table) holds codes 0/1: scale 1, zero point 0, 8 bits.
+- A key mask (an ``embedding`` with a 1-D table) and a ``topk_mask`` hold codes 0/1: scale 1,
+  zero point 0, 8 bits; a ``topk_mask``'s scores are INT codes (it compares codes).
 - A node with attrs ``integer_codes`` (bits) holds exact integers: scale 1, those bits, zero
   point attrs ``integer_zero_point`` or 0 (the position-id chain of qasic.quant.positions).
 - The operands of a ``matmul`` are symmetric INT tensors (zero point 0): the array multiplies
@@ -67,6 +68,7 @@ def _embedding(node: FNode, bits: int) -> TensorQ | None:
 FIXED: dict[str, Callable[[FNode, int], TensorQ | None]] = {
     "softmax": _softmax,
     "embedding": _embedding,
+    "topk_mask": lambda node, bits: KEY_MASK,
     "linear": _integer,
     "matmul": _integer,
     "mul": _integer,
@@ -80,7 +82,8 @@ def fixed_encoding(node: FNode, bits: int) -> TensorQ | None:
 
 
 # op -> what each of its inputs needs (by position)
-NEEDS = {"matmul": (SYMMETRIC, SYMMETRIC), "softmax": (INT,), "norm": (NORM_INPUT,)}
+NEEDS = {"matmul": (SYMMETRIC, SYMMETRIC), "softmax": (INT,), "norm": (NORM_INPUT,),
+         "topk_mask": (INT,)}
 
 
 def requirements(graph: FGraph, shares_input: tuple[str, ...]) -> dict[str, str]:

@@ -26,7 +26,7 @@ from qasic.quant import geometry as geo
 from qasic.quant.actformat import fake_quantize
 from qasic.quant.functions import apply
 from qasic.quant.graph import TOKENS, TensorQ, float_shape, to_internal
-from qasic.quant.intops import causal_valid, pattern_valid
+from qasic.quant.intops import causal_valid, mask_valid, pattern_valid, topk_rank
 
 # ops whose outputs are input values (or 0, a code of every encoding): on the inputs' grid
 KEEPS_VALUES = ("relu", "maxpool2d", "flatten", "reshape", "upsample_nearest", "concat",
@@ -167,7 +167,7 @@ def _softmax(node: FNode, x: np.ndarray, mask: np.ndarray | None = None) -> np.n
         valid &= causal_valid(rows, keys, keys - rows).reshape(x.shape[-2:] if x.ndim >= 3
                                                                else (keys,))
     if mask is not None:
-        valid &= np.reshape(mask, (len(mask),) + (1,) * (x.ndim - 2) + (keys,)) != 0
+        valid &= mask_valid(mask, x.shape)
     if "valid" in node.params:
         valid &= pattern_valid(node.params["valid"], x.shape)
     z = np.where(valid, x, -np.inf)
@@ -207,6 +207,7 @@ _OPS = {
     "upsample_bilinear": lambda node, x: geo.bilinear2x(x) / 16.0,
     "matmul": _matmul,
     "softmax": _softmax,
+    "topk_mask": lambda node, x: (topk_rank(x) < node.attrs["k"]).astype(np.float64),
     "norm": _norm,
     "embedding": lambda node, ids: node.params["table"][np.asarray(ids, dtype=np.int64)],
     # batch 1: broadcasts against the batch of the tensor it meets

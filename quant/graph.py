@@ -50,6 +50,9 @@ OPS = {
                                          # optional 2nd input: key mask codes (T,), 0 = masked;
                                          # optional valid: (P, S, T) 0/1 constant pattern
     "norm": ("bias", "multiplier", "shift", "eps"),  # attrs: center (LayerNorm) or not (RMS)
+    # 0/1 codes: 1 where a code is among the k largest of its row (last axis), equal codes
+    # ranked by index, the lower first (a stable sort's); attrs: k. Mixture-of-experts routing
+    "topk_mask": (),
     "embedding": ("table",),             # rows of table (V, D) codes by int ids: a gather;
                                          # attrs: [offset]: the rows take ids[offset:]
     # KV cache (generation): rows (R, D) written into the persistent state tensor (its output,

@@ -80,6 +80,25 @@ def softmax_rows(x: np.ndarray, table: np.ndarray, out_bits: int,
     return (e * r * qmax + (np.int64(1) << 31)) >> 32
 
 
+def mask_valid(mask: np.ndarray, shape: tuple) -> np.ndarray:
+    """A softmax's mask input as bool broadcastable to scores of ``shape`` (batch, ..., T): a
+    key mask (batch, T) is every row's; a row mask of the scores' shape is each row's own."""
+    m = np.asarray(mask)
+    if m.shape == tuple(shape):
+        return m != 0
+    return m.reshape((m.shape[0],) + (1,) * (len(shape) - 2) + (shape[-1],)) != 0
+
+
+def topk_rank(x: np.ndarray) -> np.ndarray:
+    """Per element of the last axis, how many elements of its row beat it: larger, or equal at
+    a lower index (a stable descending sort's order; torch.topk picks the same values, but
+    among equal ones not always the lower indices). (E, E) comparisons per row."""
+    a, b = x[..., :, None], x[..., None, :]  # a: the element i, b: the competitor j
+    n = x.shape[-1]
+    lower = np.arange(n)[None, :] < np.arange(n)[:, None]  # [i, j]: j < i
+    return ((b > a) | ((b == a) & lower)).sum(axis=-1)
+
+
 def causal_valid(rows: int, keys: int, q_pos: int = 0) -> np.ndarray:
     """(rows, keys) bool: key j is visible to query row i iff j <= q_pos + i."""
     return np.arange(keys)[None, :] <= (q_pos + np.arange(rows))[:, None]

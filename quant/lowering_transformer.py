@@ -36,6 +36,7 @@ from qasic.quant import (
     lowering_seq,
     lowering_seqpool,
     masks,
+    moe,  # noqa: F401  (registers the qasic:: torch ops handled here)
 )
 from qasic.quant.lowering import Act, _act, _arg, _const, _np
 from qasic.quant.lowering_pointwise import materialize
@@ -55,6 +56,9 @@ SUPPORTED = (
     "sequence models: linear on (batch, S, D), view/reshape/transpose/permute/split of heads",
     ("linalg_vector_norm (2-norm over per-sample axes before the channels), mean over the "
      "channels, div of two activations (a reciprocal table): ConvNeXt V2's GRN"),
+    ("mixture-of-experts blocks with softmax or sigmoid top-k routers and stacked experts "
+     "(Mixtral, Qwen2-/Qwen3-MoE, OLMoE, GLM-4-MoE), run densely: qasic::topk_mask, "
+     "qasic::masked_softmax"),
 )
 
 
@@ -315,6 +319,26 @@ def data_dependent(b: Any, node: Any, args: list, kwargs: dict) -> None:
                  "models without one (a dense MLP, not routed experts)")
 
 
+def topk_mask(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """qasic::topk_mask(scores, k) (qasic.quant.moe): the 0/1 mask of each row's k largest."""
+    x = _sequence_input(b, node, args[0], "top-k scores")
+    k, n = int(args[1]), b.shapes[x.name][-1]
+    if not 1 <= k <= n:
+        b.fail(node, f"top-{k} of {n} scores; k must be 1..{n}")
+    return b.add(node, "topk_mask", (x.name,), {"k": k})
+
+
+def masked_softmax(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """qasic::masked_softmax(x, mask) (qasic.quant.moe): a softmax whose second input masks
+    each row's keys (x's shape)."""
+    x = _sequence_input(b, node, args[0], "softmax input")
+    m = _act(b, node, args[1], "softmax mask")
+    if b.shapes[m.name] != b.shapes[x.name]:
+        b.fail(node, f"a softmax mask of shape {b.shapes[m.name]} for scores of shape "
+                     f"{b.shapes[x.name]}; a row mask must have the scores' shape")
+    return b.add(node, "softmax", (x.name, m.name), {"causal": False})
+
+
 DATA_DEPENDENT = (aten.topk.default, aten.sort.default, aten.argsort.default,
                   aten.argmax.default, aten.argmin.default)
 
@@ -346,6 +370,8 @@ def _table() -> dict:
         aten.where.ScalarSelf: where,
     })
     t.update(dict.fromkeys(DATA_DEPENDENT, data_dependent))
+    t[torch.ops.qasic.topk_mask.default] = topk_mask
+    t[torch.ops.qasic.masked_softmax.default] = masked_softmax
     t[aten.copy_.default] = inplace.copy_
     for view in (aten.view.default, aten.reshape.default, aten._unsafe_view.default):
         t[view] = masks.viewed(t[view])

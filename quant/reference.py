@@ -37,8 +37,11 @@ upsample_bilinear: per dim u[2i] = v[i-1] + 3 v[i], u[2i+1] = 3 v[i] + v[i+1] (i
 matmul:    acc = v(a) @ v(b) (transpose_b: v(a) @ v(b)^T) over the last two axes, leading
            (head) axes batched; y = clamp(requantize(acc, q, shift)), M = s_a * s_b / s_out
 softmax:   qasic.quant.intops.softmax_rows over the last axis with the node's exp table; keys
-           valid where the optional mask input's code != 0 and, when causal, key j <= query i +
+           valid where the optional mask input's code != 0 (a key mask (T,), or a row mask of
+           the scores' shape) and, when causal, key j <= query i +
            (T - S) (queries are the last S of T positions); output scale 1/qmax, zero point 0
+topk_mask: y = 1 where rank < k, else 0 (codes of scale 1), rank = the number of codes of the
+           row (last axis) larger than x, or equal at a lower index (a stable sort's order)
 norm:      t = qasic.quant.intops.norm_rows(v(x), eps, center) over the last axis; y =
            clamp(requantize(t + bias, q, shift)) per channel (q may be negative: gamma < 0)
 embedding: y = table[ids] (ids: int codes of an index tensor; out of range is an error);
@@ -264,12 +267,17 @@ def _softmax(graph: QGraph, node: QNode, x: np.ndarray, mask: np.ndarray | None 
     if node.attrs.get("causal", False):
         valid = valid & intops.causal_valid(rows, keys, keys - rows).reshape(
             (rows, keys) if x.ndim >= 3 else (keys,))
-    if mask is not None:  # (N, T) -> broadcast over heads and rows
-        m = np.asarray(mask).reshape((mask.shape[0],) + (1,) * (x.ndim - 2) + (keys,))
-        valid = valid & (m != 0)
+    if mask is not None:  # a key mask (N, T), broadcast over heads and rows, or a row mask
+        valid = valid & intops.mask_valid(mask, x.shape)
     if "valid" in node.params:  # a constant pattern (P, S, T) -> every sample
         valid = valid & intops.pattern_valid(node.params["valid"], x.shape)
     return intops.softmax_rows(x, node.params["table"], graph.tensors[node.output].bits, valid)
+
+
+def _topk_mask(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
+    if graph.tensors[node.inputs[0]].is_fp:
+        raise InputError(f"topk_mask {node.name}: its scores must be INT codes")
+    return (intops.topk_rank(np.asarray(x, np.int64)) < node.attrs["k"]).astype(np.int64)
 
 
 def _norm(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
@@ -321,6 +329,7 @@ _OPS = {
     "upsample_bilinear": _upsample_bilinear,
     "matmul": _matmul,
     "softmax": _softmax,
+    "topk_mask": _topk_mask,
     "norm": _norm,
     "embedding": _embedding,
     "constant": lambda graph, node, batch=1: constant(graph, node, batch),

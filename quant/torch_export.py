@@ -31,6 +31,7 @@ from qasic.quant import (
     lowering_pad,
     lowering_seq,
     masks,
+    moe,
     positions,
     seqpasses,
     unfold,
@@ -77,6 +78,15 @@ def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
     was_training = _set_training(model, False)  # batch norm must use its running statistics
     was_caching = _set_use_cache(model, False)  # a transformers KV cache is no model output
     try:
+        with moe.dense_experts(model, args):  # routed experts run densely (quant.moe)
+            return _trace(model, args)
+    finally:
+        _set_training(model, was_training)
+        _set_use_cache(model, was_caching)
+
+
+def _trace(model: Any, args: tuple) -> torch.export.ExportedProgram:
+    try:
         if args[0].dim() >= 2 and args[0].shape[0] == 1:
             # a batch of one leaves the batch axis ambiguous wherever a view merges or splits
             # axes of size 1 (a sequence model's heads): trace two samples when the model
@@ -89,9 +99,6 @@ def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
     except Exception as exc:  # torch raises many types; the first line says what failed
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UnsupportedOpError(f"torch.export could not capture the model: {first}") from exc
-    finally:
-        _set_training(model, was_training)
-        _set_use_cache(model, was_caching)
 
 
 def _set_use_cache(model: Any, mode: bool | None) -> bool | None:

@@ -16,6 +16,7 @@ from qasic.quant.fgraph import FNode
 from qasic.quant.geometry import pair, quad
 from qasic.quant.graph import SEQUENCE, TOKENS
 from qasic.quant.intops import causal_valid
+from qasic.quant.moe import rank
 
 
 def _bias(node: FNode, like: torch.Tensor) -> torch.Tensor:
@@ -127,8 +128,9 @@ def _softmax(n: FNode, w: object, x: torch.Tensor, mask: torch.Tensor | None = N
     if n.attrs.get("causal", False):
         tri = torch.from_numpy(causal_valid(rows, keys, keys - rows))
         valid = valid & tri.reshape(x.shape[-2:] if x.dim() >= 3 else (keys,))
-    if mask is not None:
-        valid = valid & (mask.reshape((len(mask),) + (1,) * (x.dim() - 2) + (keys,)) != 0)
+    if mask is not None:  # a key mask (N, T) or a row mask of x's shape
+        valid = valid & ((mask if mask.shape == x.shape else mask.reshape(
+            (len(mask),) + (1,) * (x.dim() - 2) + (keys,))) != 0)
     e = torch.where(valid, torch.exp(x - x.masked_fill(~valid, -torch.inf).amax(-1, True)
                                      .nan_to_num(0.0, 0.0, 0.0)), 0.0)
     return e / e.sum(-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
@@ -164,6 +166,7 @@ TORCH_OPS: dict[str, Callable[..., torch.Tensor]] = {
     "upsample_bilinear": _bilinear,
     "matmul": _matmul,
     "softmax": _softmax,
+    "topk_mask": lambda n, w, x: (rank(x) < n.attrs["k"]).to(x.dtype),
     "norm": _norm,
     "embedding": _embedding,
     "constant": lambda n, w: torch.from_numpy(np.asarray(n.params["value"]))[None].to(

@@ -45,6 +45,15 @@ def test_the_reinit_keeps_outputs_of_order_one_and_is_deterministic(name):
         assert 0.5 < float(emb.cls_token.std()) < 2 and 0.5 < float(emb.distillation_token.std())
 
 
+def test_the_reinit_draws_routers_and_stacked_experts_at_unit_gain():
+    """HF's normal(0.02) left Mixtral's experts 1/20 of a dense MLP (the cosine hid them): the
+    router (E, D) and the stacked experts (E, out, in) are drawn with std 1 / sqrt(in)."""
+    model, _, _ = fs.build("MixtralModel")
+    block = model.model.layers[0].mlp
+    for w in (block.gate.weight, block.experts.gate_up_proj, block.experts.down_proj):
+        assert abs(float(w.detach().std()) * w.shape[-1] ** 0.5 - 1) < 0.05, w.shape
+
+
 def test_a_decoder_also_generates_on_the_simulator_equal_to_the_reference(tmp_path):
     doc = fs.survey(["LlamaModel"], tmp_path, timeout=300, log=lambda m: None)
     (rec,) = doc["records"]

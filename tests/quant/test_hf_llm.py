@@ -239,28 +239,6 @@ def test_minicpm3_key_states_filled_in_place_are_a_concat():
     assert record["bit_exact"] and record["cosine"] > 0.99, record["cosine"]
 
 
-@pytest.mark.parametrize("name", ["Mixtral", "Qwen2Moe", "Olmoe"])
-def test_mixtures_of_experts_are_refused_at_the_routing(name):
-    """Top-k routing picks each token's experts from its router logits: data-dependent, refused
-    in one line naming aten.topk."""
-    from qasic.errors import UnsupportedOpError
-    from qasic.quant import capture
-
-    t = transformers
-    torch.manual_seed(0)
-    experts = {"Mixtral": {"num_local_experts": 4}, "Qwen2Moe": {
-        "num_experts": 4, "moe_intermediate_size": 32, "shared_expert_intermediate_size": 64},
-        "Olmoe": {"num_experts": 4, "pad_token_id": 1, "eos_token_id": 2}}[name]
-    config = getattr(t, f"{name}Config")(
-        vocab_size=VOCAB, hidden_size=D, intermediate_size=128, num_hidden_layers=1,
-        num_attention_heads=H, num_key_value_heads=2, num_experts_per_tok=2, **experts)
-    model = t.AutoModelForCausalLM.from_config(config).eval()
-    with pytest.raises(UnsupportedOpError) as e:
-        capture(Logits(model), torch.from_numpy(_ids(2)))
-    assert "'topk'" in str(e.value) and "aten.topk selects by value" in str(e.value)
-    assert "\n" not in str(e.value)
-
-
 def _windowed(name: str, window: int):
     """GPT-Neo (a global and a local layer) and Gemma-2 (a sliding and a full layer) with a
     window of ``window`` keys (16 or more: a causal mask over the 16 tokens)."""

@@ -1,0 +1,255 @@
+"""Mixture-of-experts blocks run densely, so top-k routing is a fixed computation.
+
+A `transformers` MoE block (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, ...) routes each token to the
+k experts with the largest router scores: a Python loop over the experts hit, with ``nonzero``,
+``where`` and ``index_add_``, which no compiled program can follow. The same function, dense:
+
+    logits = x @ router.T                                  (T, E)
+    m      = topk_mask(logits, k)                          (T, E) 0/1: rank < k, ties to the
+                                                           lower expert index (a stable sort's;
+                                                           torch.topk's values, not always
+                                                           its indices among equal ones)
+    w      = softmax(logits over the keys where m = 1)     norm_topk_prob (Mixtral: always):
+                                                           softmax, top-k, renormalized
+             softmax(logits) * m                           otherwise (OLMoE)
+    h      = act(x @ G.T) * (x @ U.T)                      (T, E I): every expert's hidden
+    y      = (h * (w @ R)) @ D.T                           R (E, E I) 0/1 repeats w[e] over
+                                                           expert e's I columns; D (D, E I)
+                                                           joins the experts' down_proj, so
+                                                           the weighted sum is one GEMM's sum
+
+(the softmax rule). The sigmoid rule (GLM-4-MoE, DeepSeek-V3 with one expert group): m =
+topk_mask(sigmoid(logits) + selection bias, k), w = the masked softmax of log sigmoid(logits)
+(= s_i / sum of the k s_j, no divide) or sigmoid(logits) * m, times routed_scaling_factor.
+
+``dense_experts(model, args)`` substitutes this forward for every block found structurally (a
+router with ``top_k`` and an (E, D) ``weight``; experts with 3-D ``gate_up_proj`` (E, 2 I, D)
+and ``down_proj`` (E, D, I) and an ``act_fn``) while ``torch.export`` traces. A router matches
+a rule (RULES) by its exact parameters and buffers; any other (ERNIE-4.5's statics, DeepSeek-V3's
+group-limited selection) is refused in one line naming the block. The substitution is then
+checked on the model's own activations: every block's dense output must equal its own forward's
+(else refused in one line). Whatever else the block does (Qwen2-MoE's shared expert and its
+sigmoid gate, GLM-4-MoE's shared experts) is its own code, captured as usual.
+
+Cost: every expert computes every token, E / k times the expert MACs of a sparse dispatch;
+cycles and energy are those of the dense execution (docs/ops.md, "Mixtures of experts").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from qasic.errors import UnsupportedOpError
+
+ATOL, RTOL = 1e-4, 1e-3  # the dense form against the block's own forward (float32 sums)
+
+
+@torch.library.custom_op("qasic::topk_mask", mutates_args=())
+def topk_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """1.0 where an element is among the k largest of its row (last axis), else 0.0; equal
+    values rank by index, the lower first (a stable sort's choice: torch.topk on CPU picks the
+    same values but among equal ones not always the lower indices; top-5 of 16 zeros is 12, 9,
+    10, 11, 14))."""
+    return (rank(scores) < k).to(scores.dtype)
+
+
+@topk_mask.register_fake
+def _(scores: torch.Tensor, k: int) -> torch.Tensor:
+    return torch.empty_like(scores)
+
+
+@torch.library.custom_op("qasic::masked_softmax", mutates_args=())
+def masked_softmax(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """softmax over the last axis of the elements where ``mask`` (x's shape) is nonzero; 0
+    elsewhere."""
+    return torch.softmax(x.masked_fill(mask == 0, -torch.inf), dim=-1).nan_to_num(0.0)
+
+
+@masked_softmax.register_fake
+def _(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+def rank(scores: torch.Tensor) -> torch.Tensor:
+    """Per element, how many elements of its row beat it: larger, or equal at a lower index."""
+    a, b = scores.unsqueeze(-1), scores.unsqueeze(-2)  # a: the element, b: the competitor
+    n = scores.shape[-1]
+    lower = torch.arange(n).unsqueeze(0) < torch.arange(n).unsqueeze(1)  # [i, j]: j < i
+    return ((b > a) | ((b == a) & lower)).sum(-1)
+
+
+def is_block(module: Any) -> bool:
+    """A routed block in the shape this module runs densely."""
+    router, experts = getattr(module, "gate", None), getattr(module, "experts", None)
+    w = getattr(router, "weight", None)
+    gu, down = getattr(experts, "gate_up_proj", None), getattr(experts, "down_proj", None)
+    return isinstance(getattr(router, "top_k", None), int) and isinstance(w, torch.Tensor) \
+        and w.dim() == 2 and isinstance(gu, torch.Tensor) and gu.dim() == 3 \
+        and isinstance(down, torch.Tensor) and down.dim() == 3 \
+        and gu.shape[0] == down.shape[0] == w.shape[0] and hasattr(experts, "act_fn")
+
+
+def blocks(model: Any) -> list[tuple[str, Any]]:
+    return [(n, m) for n, m in model.named_modules() if is_block(m)] \
+        if isinstance(model, torch.nn.Module) else []
+
+
+def _softmax_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
+    """Mixtral's rule: softmax, top k, renormalized (always; Qwen2-MoE, OLMoE: iff
+    norm_topk_prob). The renormalized top-k softmax is the softmax over the top k's logits."""
+    m = torch.ops.qasic.topk_mask(logits, router.top_k)
+    if getattr(router, "norm_topk_prob", True):
+        return torch.ops.qasic.masked_softmax(logits, m)
+    return torch.softmax(logits, dim=-1) * m
+
+
+def _sigmoid_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
+    """DeepSeek-V3's rule (one group): top k of sigmoid(logits) + the selection bias; weights
+    the sigmoid scores of the k, divided by their sum iff norm_topk_prob, times
+    routed_scaling_factor. s_i / sum_k s_j is the softmax of log s over the k: no divide."""
+    s = torch.sigmoid(logits)
+    m = torch.ops.qasic.topk_mask(s + router.e_score_correction_bias, router.top_k)
+    w = torch.ops.qasic.masked_softmax(torch.log(s), m) if router.norm_topk_prob else s * m
+    return w * router.routed_scaling_factor
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A router this module runs densely: its tensors (parameters and buffers, exactly) and
+    its routing weights from its logits."""
+
+    name: str
+    tensors: frozenset
+    route: Callable[[Any, torch.Tensor], torch.Tensor]
+
+
+RULES = (
+    Rule("softmax top-k (Mixtral, Qwen2-/Qwen3-MoE, OLMoE)", frozenset({"weight"}),
+         _softmax_route),
+    Rule("sigmoid top-k with a selection bias in one group (DeepSeek-V3, GLM-4-MoE)",
+         frozenset({"weight", "e_score_correction_bias"}), _sigmoid_route),
+)
+
+
+def rule(router: Any) -> Rule | None:
+    """The router's rule; None for any other (another tensor, or groups of experts that are
+    selected first: DeepSeek-V3's n_group > 1 with topk_group < n_group)."""
+    names = frozenset(n for n, _ in (*router.named_parameters(), *router.named_buffers()))
+    groups = getattr(router, "num_group", 1)
+    if groups not in (1, getattr(router, "topk_group", groups)):
+        return None
+    return next((r for r in RULES if r.tensors == names), None)
+
+
+def route(router: Any, x: torch.Tensor) -> torch.Tensor:
+    """(..., E) routing weights, zero outside each token's top k."""
+    return rule(router).route(router, F.linear(x, router.weight))
+
+
+def dense_experts_forward(experts: Any, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """sum_e w[..., e] * expert_e(x) with every expert on every token (the module doc)."""
+    e, two_i, d = experts.gate_up_proj.shape
+    i = two_i // 2
+    gate = experts.gate_up_proj[:, :i].reshape(e * i, d)
+    up = experts.gate_up_proj[:, i:].reshape(e * i, d)
+    down = experts.down_proj.permute(1, 0, 2).reshape(d, e * i)
+    repeat = torch.eye(e, dtype=w.dtype).repeat_interleave(i, dim=0)  # (E I, E)
+    h = experts.act_fn(F.linear(x, gate)) * F.linear(x, up)
+    return F.linear(h * F.linear(w, repeat), down)
+
+
+def _dense_router(router: Any, x: torch.Tensor) -> tuple:
+    """The router's place in its block: (logits, dense weights (T, E), no indices)."""
+    x = x.reshape(-1, router.weight.shape[1])
+    return F.linear(x, router.weight), route(router, x), None
+
+
+def _dense_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tensor) -> torch.Tensor:
+    """The experts' place in their block: the dense weights come where the top-k weights
+    did; the indices are not needed."""
+    return dense_experts_forward(experts, x, w)
+
+
+@contextlib.contextmanager
+def dense(model: Any) -> Iterator[None]:
+    """Every block's router and experts forwards replaced by the dense ones."""
+    saved = []
+    for _, blk in blocks(model):
+        saved.append((blk, blk.gate.forward, blk.experts.forward))
+        blk.gate.forward = functools.partial(_dense_router, blk.gate)
+        blk.experts.forward = functools.partial(_dense_experts, blk.experts)
+    try:
+        yield
+    finally:
+        for blk, g, ex in saved:
+            blk.gate.forward, blk.experts.forward = g, ex
+
+
+def _keep_call(seen: dict, name: str) -> Any:
+    """A forward hook keeping the block's first call (its positional and keyword arguments,
+    tensors copied: the model may later write into them in place). Returns None: the output
+    stays the block's."""
+    def hook(mod: Any, args: tuple, kwargs: dict, out: Any) -> None:
+        if name not in seen:
+            seen[name] = tuple(map(_copy, args)), {k: _copy(v) for k, v in kwargs.items()}
+    return hook
+
+
+def _copy(v: Any) -> Any:
+    return v.detach().clone() if isinstance(v, torch.Tensor) else v
+
+
+def check(model: Any, args: tuple) -> None:
+    """Refuse unless every block's dense output equals its own forward's on ``args``."""
+    found = blocks(model)
+    seen: dict[str, tuple] = {}
+    hooks = [m.register_forward_hook(_keep_call(seen, name), with_kwargs=True)
+             for name, m in found]
+    try:
+        with torch.no_grad():
+            model(*args)
+    finally:
+        for h in hooks:
+            h.remove()
+    for name, blk in found:
+        if rule(blk.gate) is None:
+            tensors = sorted(n for n, _ in (*blk.gate.named_parameters(),
+                                            *blk.gate.named_buffers()))
+            raise UnsupportedOpError(
+                f"mixture-of-experts block {name} ({type(blk).__name__}): its router "
+                f"{type(blk.gate).__name__} (tensors {', '.join(tensors)}, "
+                f"{getattr(blk.gate, 'num_group', 1)} expert groups) has no dense rule; "
+                f"supported: {'; '.join(r.name for r in RULES)}")
+        if name not in seen:
+            continue
+        args, kwargs = seen[name]
+        with torch.no_grad():
+            want = blk(*args, **kwargs)
+            with dense(blk):
+                got = blk(*args, **kwargs)
+        want = want[0] if isinstance(want, tuple) else want
+        got = got[0] if isinstance(got, tuple) else got
+        if not torch.allclose(got, want, atol=ATOL, rtol=RTOL):
+            err = float((got - want).abs().max())
+            raise UnsupportedOpError(
+                f"mixture-of-experts block {name} ({type(blk).__name__}): its dense form "
+                f"({rule(blk.gate).name}, top {blk.gate.top_k}) differs from its own forward "
+                f"by up to {err:.3g}; its router or experts follow another rule")
+
+
+@contextlib.contextmanager
+def dense_experts(model: Any, args: tuple) -> Iterator[None]:
+    """Trace ``model`` with its MoE blocks dense (checked first); a no-op without one."""
+    if not blocks(model):
+        yield
+        return
+    check(model, args)
+    with dense(model):
+        yield

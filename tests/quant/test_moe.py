@@ -1,0 +1,226 @@
+"""Mixtures of experts (qasic.quant.moe): top-k routing in integers, run densely.
+
+The golden reference's ``topk_mask`` against torch's top-k on integer codes with ties; its
+compiled form (compiler.topk: two GEMMs with tables) against the reference, bit for bit; tiny
+Mixtral, Qwen2-MoE and OLMoE models (4 experts, top 2) simulated bit-exact with the golden
+reference, which follows the float model; a router with another rule refused in one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from qasic.arch.config import default_arch
+from qasic.compiler import compile_graph, topk
+from qasic.errors import UnsupportedOpError
+from qasic.quant import reference
+from qasic.quant.graph import QGraph, QNode, TensorQ
+from qasic.quant.intops import topk_rank
+from qasic.sim import simulate
+from tests.quant.test_hf_llm import VOCAB, D, H, Logits, _ids
+
+transformers = pytest.importorskip("transformers")
+E, K = 4, 2  # experts, experts per token
+
+
+def _mask_graph(e: int, k: int, rows: int, zero_point: int = 0) -> QGraph:
+    x = TensorQ(0.1, zero_point, 8)
+    node = QNode("route", "topk_mask", ("x",), "m", {"k": k})
+    return QGraph("topk", "x", "m", (node,), {"x": x, "m": TensorQ(1.0, 0, 8)},
+                  {"x": (rows, e), "m": (rows, e)}, input_layout="sequence")
+
+
+def _reference_mask(codes: np.ndarray, k: int, zero_point: int = 0) -> np.ndarray:
+    g = _mask_graph(codes.shape[-1], k, codes.shape[1], zero_point)
+    return reference.run(g, codes)
+
+
+@pytest.mark.parametrize("e", [2, 4, 8, 16, 60])
+def test_topk_mask_selects_torch_topk_values_and_breaks_ties_to_the_lower_index(e):
+    """On codes drawn from 5 values (ties everywhere): the selected codes are torch.topk's
+    values, and the selected experts are a stable descending sort's first k (the lower index
+    wins a tie; torch.topk's own indices among equal values vary, so they are not the spec).
+    With distinct codes the experts are torch.topk's."""
+    rng = np.random.default_rng(e)
+    for k in sorted({1, 2, e // 2, e - 1, e} - {0}):
+        codes = rng.integers(-2, 3, size=(3, 7, e))
+        got = _reference_mask(codes, k)
+        assert set(np.unique(got)) <= {0, 1} and (got.sum(-1) == k).all()
+        t = torch.from_numpy(codes).double()
+        values = torch.topk(t, k, dim=-1).values.sort(-1).values
+        picked = torch.from_numpy(np.sort(np.where(got == 1, codes, 10**6), -1)[..., :k])
+        assert torch.equal(picked.double(), values)
+        stable = torch.sort(-t, dim=-1, stable=True).indices[..., :k]
+        want = torch.zeros_like(t).scatter_(-1, stable, 1.0).numpy()
+        np.testing.assert_array_equal(got, want)
+        distinct = np.stack([rng.permutation(256)[:e] - 128 for _ in range(21)]).reshape(3, 7, e)
+        want = torch.zeros(3, 7, e).scatter_(
+            -1, torch.topk(torch.from_numpy(distinct).double(), k).indices, 1.0).numpy()
+        np.testing.assert_array_equal(_reference_mask(distinct, k), want)
+
+
+def test_topk_rank_counts_the_elements_that_beat_each():
+    assert topk_rank(np.array([1, 3, 3, 1, 3, 0])).tolist() == [3, 0, 1, 4, 2, 5]
+
+
+@pytest.mark.parametrize(("e", "k", "zp"), [(4, 2, 0), (8, 1, -17), (8, 7, 5), (150, 3, 0)])
+def test_the_compiled_topk_mask_is_the_reference_bit_for_bit(e, k, zp):
+    """compiler.topk's chain (the differences clamp to int8 and keep their sign; the rank
+    saturates at 127, past any k) on the simulator against the reference's definition, on
+    extreme codes (-128 against 127: differences of 255) and ties. Structure: two GEMM layers
+    (each linear fused with its table), E (E - 1) pair columns."""
+    rng = np.random.default_rng(e + k)
+    codes = rng.choice([-128, -127, 0, 1, 2, 126, 127], size=(4, 5, e))
+    g = _mask_graph(e, k, 5, zp)
+    arch = default_arch()
+    program = compile_graph(g, arch)
+    got = simulate(program, arch, codes=codes).outputs
+    np.testing.assert_array_equal(np.asarray(got).reshape(codes.shape), reference.run(g, codes))
+    expanded = topk.expand(g)
+    assert [n.op for n in expanded.nodes] == ["linear", "lut", "linear", "lut"]
+    assert expanded.shapes["route.diff"] == (5, e * (e - 1))
+    assert [layer["kind"] for layer in program.layers] == ["gemm", "gemm"]
+
+
+def test_renormalized_routing_reads_its_row_mask_step_by_step_on_a_small_arch():
+    """The routing weights of a renormalizing router: a softmax whose second input is the
+    top-k mask of its own scores (a row mask of the scores' shape). On a 256-byte output
+    scratchpad a step holds 5 rows (in, out and mask bytes), so 40 tokens take 8 SOFTMAX steps,
+    each reading its own mask rows (mask_stride = E); bit for bit the reference, whose rows sum
+    to 1 over exactly their k experts."""
+    from qasic.quant import intops
+    from tests.archs import small_arch
+
+    e, k, rows = 8, 2, 40
+    x = TensorQ(0.05, 3, 8)
+    scale, zp = intops.softmax_encoding(8)
+    nodes = (QNode("route", "topk_mask", ("x",), "m", {"k": k}),
+             QNode("weights", "softmax", ("x", "m"), "w", {"causal": False},
+                   {"table": intops.exp_table(x.scale, x.bits)}))
+    g = QGraph("routing", "x", "w", nodes, {"x": x, "m": TensorQ(1.0, 0, 8),
+                                            "w": TensorQ(scale, zp, 8)},
+               {t: (rows, e) for t in ("x", "m", "w")}, input_layout="sequence")
+    codes = np.random.default_rng(1).integers(-128, 128, size=(3, rows, e))
+    codes[0, :, :4] = 7  # ties
+    arch = small_arch(param_sram_bytes=2048)
+    program = compile_graph(g, arch)
+    soft = [i for i in program.instrs if i.op == "SOFTMAX"]
+    assert len(soft) == 8 and all(i.args["mask_stride"] == e and i.args["masked"] for i in soft)
+    want = reference.run(g, codes)
+    got = simulate(program, arch, codes=codes).outputs
+    np.testing.assert_array_equal(np.asarray(got).reshape(want.shape), want)
+    picked = reference.run(g, codes, keep=True)["m"]
+    assert ((want > 0) <= (picked == 1)).all() and (want.sum(-1) > 120).all()
+
+
+def test_topk_mask_of_more_than_127_is_refused_in_one_line():
+    g = _mask_graph(200, 128, 2)
+    with pytest.raises(UnsupportedOpError) as e:
+        compile_graph(g, default_arch())
+    assert str(e.value) == ("topk_mask route: top-128 of 200 int codes; it compares INT codes, "
+                            "k in 1..127")
+
+
+def _moe(name: str, layers: int = 2, **extra):
+    t = transformers
+    torch.manual_seed(0)
+    experts = {"Mixtral": {"num_local_experts": E}, "Qwen2Moe": {
+        "num_experts": E, "moe_intermediate_size": 32, "shared_expert_intermediate_size": 64},
+        "Olmoe": {"num_experts": E, "pad_token_id": 1, "eos_token_id": 2}}[name]
+    config = getattr(t, f"{name}Config")(
+        vocab_size=VOCAB, hidden_size=D, intermediate_size=128, num_hidden_layers=layers,
+        num_attention_heads=H, num_key_value_heads=2, num_experts_per_tok=K,
+        **experts, **extra)
+    return t.AutoModelForCausalLM.from_config(config).eval()
+
+
+@pytest.mark.parametrize(("name", "inter", "normalized"), [
+    ("Mixtral", 128, True), ("Qwen2Moe", 32, False), ("Olmoe", 128, False)])
+def test_mixtures_of_experts_run_densely_and_bit_exact(name, inter, normalized):
+    """Per layer: the router linear, one topk_mask (k = 2), the routing weights (Mixtral
+    renormalizes: a softmax with the mask as its row mask; Qwen2-MoE and OLMoE do not: softmax
+    times the mask), every expert on every token (gate and up linears of E I features, down
+    of E I inputs). The golden reference follows the float model (cosine > 0.999) and the
+    simulator equals it bit for bit."""
+    import qasic
+
+    model = _moe(name)
+    x = _ids(8)
+    graph = qasic.quant.capture(Logits(model), torch.from_numpy(x[:2]))
+    masks = [n for n in graph.nodes if n.op == "topk_mask"]
+    assert len(masks) == 2 and all(n.attrs["k"] == K for n in masks)
+    assert all(graph.shapes[n.output] == (16, E) for n in masks)
+    wide = [n for n in graph.nodes if n.op == "linear"
+            and n.params["weight"].shape == (E * inter, D)]
+    assert len(wide) == 2 * 2  # gate and up, per layer
+    downs = [n for n in graph.nodes if n.op == "linear"
+             and n.params["weight"].shape == (D, E * inter)]
+    assert len(downs) == 2
+    routed = [n for n in graph.nodes if n.op == "softmax" and len(n.inputs) == 2
+              and n.inputs[1] in {m.output for m in masks}]
+    assert len(routed) == (2 if normalized else 0)
+    record = qasic.evaluate(Logits(model), x[:2], calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]
+
+
+def test_a_router_with_another_rule_is_refused_in_one_line():
+    """Mixtral's router always renormalizes; told not to, the dense form (which reads
+    norm_topk_prob) no longer equals the block's forward: refused, naming the block."""
+    from qasic.quant import capture
+
+    model = _moe("Mixtral", layers=1)
+    model.model.layers[0].mlp.gate.norm_topk_prob = False
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(Logits(model), torch.from_numpy(_ids(2)))
+    msg = str(e.value)
+    assert msg.startswith("mixture-of-experts block model.model.layers.0.mlp "
+                          "(MixtralSparseMoeBlock): its dense form (softmax top-k (Mixtral, "
+                          "Qwen2-/Qwen3-MoE, OLMoE), top 2) differs from its own forward by up to ")
+    assert msg.endswith("; its router or experts follow another rule") and "\n" not in msg
+
+
+def _glm(**extra):
+    t = transformers
+    torch.manual_seed(0)
+    config = t.Glm4MoeConfig(
+        vocab_size=VOCAB, hidden_size=D, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=H, num_key_value_heads=2, max_position_embeddings=64,
+        n_routed_experts=E, num_experts_per_tok=K, moe_intermediate_size=32,
+        first_k_dense_replace=0, **{"n_group": 1, "topk_group": 1, **extra})
+    model = t.AutoModelForCausalLM.from_config(config).eval()
+    with torch.no_grad():  # a drawn selection bias (HF: zeros), so that it matters
+        for layer in model.model.layers:
+            layer.mlp.gate.e_score_correction_bias.normal_(0.0, 0.05)
+    return model
+
+
+def test_sigmoid_routers_with_a_selection_bias_run_densely_and_bit_exact():
+    """GLM-4-MoE's (DeepSeek-V3's) router: the top k of sigmoid(logits) + a selection bias,
+    weights the k sigmoid scores over their sum times routed_scaling_factor, computed as the
+    masked softmax of log sigmoid(logits) (no divide). Per layer one topk_mask; bit-exact,
+    cosine > 0.999."""
+    import qasic
+
+    model, x = _glm(), _ids(8)
+    graph = qasic.quant.capture(Logits(model), torch.from_numpy(x[:2]))
+    masks = [n for n in graph.nodes if n.op == "topk_mask"]
+    assert len(masks) == 2
+    routed = [n for n in graph.nodes if n.op == "softmax" and len(n.inputs) == 2]
+    assert [n.inputs[1] for n in routed] == [m.output for m in masks]
+    record = qasic.evaluate(Logits(model), x[:2], calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]
+
+
+def test_routers_that_select_groups_of_experts_first_are_refused_in_one_line():
+    """DeepSeek-V3's group-limited routing (n_group 2, topk_group 1: the experts of the best
+    group only) is not the one-group rule: refused, naming the router and the rules."""
+    from qasic.quant import capture
+
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(Logits(_glm(n_group=2)), torch.from_numpy(_ids(2)))
+    assert str(e.value).startswith(
+        "mixture-of-experts block model.model.layers.0.mlp (Glm4MoeMoE): its router "
+        "Glm4MoeTopkRouter (tensors e_score_correction_bias, weight, 2 expert groups) has no "
+        "dense rule; supported: softmax top-k")
+    assert "\n" not in str(e.value)
