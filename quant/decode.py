@@ -213,6 +213,7 @@ def decode_graph(full: QGraph) -> QGraph:
     shapes: dict[str, tuple[int, ...]] = {STEP: (2,)}
     rename: dict[str, str] = {}
     whole: set[str] = set()  # over all C positions: the caches and what only they feed
+    masks: dict[str, np.ndarray] = {}  # the key-mask tables gathered so far, by node name
     nodes: list[QNode] = []
     for n in full.nodes:
         n = replace(n, inputs=tuple(rename.get(t, t) for t in n.inputs))
@@ -229,7 +230,7 @@ def decode_graph(full: QGraph) -> QGraph:
                                          "runs unpadded prompts")
             n = replace(n, inputs=(STEP,), attrs={**n.attrs, "offset": 0})
         elif n.op == "softmax":
-            n = _masked(n, full, nodes, shapes, tensors, c)
+            n = _masked(n, full, nodes, shapes, tensors, masks, c)
         elif full.input in n.inputs:
             raise UnsupportedOpError(f"{n.name} ({n.op}) reads the token ids; generation "
                                      "supports token embeddings only")
@@ -248,7 +249,8 @@ def decode_graph(full: QGraph) -> QGraph:
                    nodes=_live(nodes, full.output), shapes=shapes, tensors=tensors)
 
 
-def _masked(n: QNode, full: QGraph, nodes: list, shapes: dict, tensors: dict, c: int) -> QNode:
+def _masked(n: QNode, full: QGraph, nodes: list, shapes: dict, tensors: dict, masks: dict,
+            c: int) -> QNode:
     """A causal softmax of the step: masked by row p of the lower-triangular table, or of its
     constant pattern (a sliding window: ``valid`` (1, C, C), the same for every head)."""
     if len(n.inputs) > 1:
@@ -271,24 +273,22 @@ def _masked(n: QNode, full: QGraph, nodes: list, shapes: dict, tensors: dict, c:
         raise UnsupportedOpError(f"{n.name}: a softmax that is not causal cannot be decoded "
                                  "token by token (the model sees later tokens)")
     table = table.astype(np.int64)
-    name = _mask_row(table, nodes, shapes, tensors, c)
+    name = _mask_row(table, nodes, shapes, tensors, masks, c)
     params = {k: v for k, v in n.params.items() if k != "valid"}
     return replace(n, inputs=(n.inputs[0], name), attrs={**n.attrs, "causal": False},
                    params=params)
 
 
-def _mask_row(table: np.ndarray, nodes: list, shapes: dict, tensors: dict, c: int) -> str:
+def _mask_row(table: np.ndarray, nodes: list, shapes: dict, tensors: dict, masks: dict,
+              c: int) -> str:
     """The step's key mask: row p of ``table`` (C, C) gathered by the position (one gather per
-    distinct table: the causal one is ``decode.mask``)."""
+    distinct table, kept in ``masks`` by name: the causal one is ``decode.mask``)."""
+    name = next((k for k, t in masks.items() if np.array_equal(t, table)), None)
+    if name is not None:
+        return f"{name}.keys"
     causal = np.array_equal(table, np.tril(np.ones((c, c), np.int64)))
-    for k in range(len(nodes) + 1):
-        name = MASK if causal else f"{MASK}.{k}"
-        if name not in shapes:
-            break
-        if np.array_equal(next(m.params["table"] for m in nodes if m.output == name), table):
-            return f"{name}.keys"
-        if causal:
-            break
+    name = MASK if causal else f"{MASK}.{len(masks)}"
+    masks[name] = table
     nodes.append(QNode(name, "embedding", (STEP,), name,
                        {"offset": 1, "index_is": "position"}, {"table": table}))
     nodes.append(QNode(f"{name}.keys", "reshape", (name,), f"{name}.keys", {"shape": (c,)}))

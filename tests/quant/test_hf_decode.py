@@ -8,6 +8,8 @@ model's codes bit for bit; Llama generates on the simulator equal to the golden 
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 import torch
@@ -77,6 +79,13 @@ def test_token_major_moves_llamas_rotary_below_the_head_permute():
         cache_tensors(full)  # the roped keys are (kv heads, C, d) before the pass
     roped = [n for n in tm.nodes if n.op == "mul" and n.name.endswith(".tm")]
     assert roped and all(tm.shapes[n.output][0] == C for n in roped)
+    # in each of the 2 layers, q and k each move cos-mul, rotate_half linear, sin-mul, add
+    # (and the 2 constant tables): the moves reach every layer, not just the first
+    for layer in (0, 1):
+        moved = Counter(n.op for n in tm.nodes if n.name.endswith(".tm")
+                        and f".layers.{layer}." in n.name)
+        assert moved == {"mul": 4, "linear": 2, "add": 2, "constant": 4}, (layer, moved)
+    assert token_major(tm).nodes == tm.nodes  # a fixed point: nothing left to move
 
 
 def test_llama_generates_on_the_simulator_equal_to_the_golden_reference():
