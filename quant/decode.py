@@ -103,18 +103,23 @@ def token_major(graph: QGraph) -> QGraph:
     cos/sin tables, a rotate_half linear, a partial rotary's halves concatenated; Gemma-3's
     per-head q/k norms before it) runs on (C, heads, d). Exact: the moved ops compute the
     same codes in another order; the original tensor names keep their shapes (each moved op
-    writes ``<name>.tm``, a permute ``<name>``)."""
+    writes ``<name>.tm``, a permute ``<name>``).
+
+    One pass in graph order: a moved op is looked at again where it now stands (its inputs may
+    be views too), and the view it writes is met at its readers, which come later; nothing
+    earlier can change (its inputs' producers do not), so this is the fixed point."""
     nodes, shapes, tensors = list(graph.nodes), dict(graph.shapes), dict(graph.tensors)
+    producer = {n.output: n for n in nodes}
     i = 0
     while i < len(nodes):
-        producer = {n.output: n for n in nodes}
         n = nodes[i]
         moved = _sunk(n, producer, shapes, tensors) if n.op in _SINKS else None
         if moved is None:
             i += 1
             continue
         nodes[i:i + 1] = moved
-        i = 0  # a permute written here may move further down
+        producer.update((m.output, m) for m in moved)
+        i += len(moved) - 2  # the moved op, after the constants it now reads
     return replace(graph, nodes=_live(nodes, graph.output), shapes=shapes, tensors=tensors)
 
 
