@@ -52,6 +52,7 @@ _ELEMENTWISE = ("add", "mul")  # ops whose operands may be constants over the po
 # token_major moves permutes below these: ops over the last axis or of each value
 _SINKS = (*_ELEMENTWISE, "linear", "concat", "norm", "lut", "relu", "clamp")
 _ONE_INPUT = ("linear", "norm", "lut", "relu", "clamp")
+_TABLES = ("lut", "relu", "clamp")  # ops of each value
 
 
 def state_name(tensor: str) -> str:
@@ -69,28 +70,42 @@ def positions(graph: QGraph) -> int:
 
 
 def cache_tensors(graph: QGraph) -> tuple[str, ...]:
-    """The tensors (C, ...) that reach an attention matmul's second operand through views and
-    grouped-query head repeats only (a (C, D) projection, or Llama's roped (C, heads, d) keys
-    in a ``token_major`` graph)."""
+    """The tensors (C, ...) that reach an attention matmul's second operand through views,
+    grouped-query head repeats, tables of each value and concatenations (``_cached``): a (C, D)
+    projection, Llama's roped (C, heads, d) keys in a ``token_major`` graph, or both parts of
+    MiniCPM3's keys (per-head keys next to a shared roped key broadcast to the heads)."""
     producer = {n.output: n for n in graph.nodes}
     c = positions(graph)
     out = []
     for n in graph.nodes:
         if n.op != "matmul" or _is_constant(producer, n.inputs[0]):
             continue
-        t = n.inputs[1]
-        while t in producer and (producer[t].op in VIEWS or _head_repeat(producer, t)):
-            t = producer[t].inputs[-1]
-        if t not in producer or len(graph.shapes[t]) < 2 or graph.shapes[t][0] != c:
-            raise UnsupportedOpError(f"matmul {n.name}: its second operand does not come from "
-                                     "a (tokens, features) tensor through head reshapes; "
-                                     "generation caches those")
-        if t not in out:
-            out.append(t)
+        for t in _cached(producer, n.inputs[1]):
+            if t not in producer or len(graph.shapes[t]) < 2 or graph.shapes[t][0] != c:
+                raise UnsupportedOpError(f"matmul {n.name}: its second operand does not come "
+                                         "from (tokens, features) tensors through head "
+                                         "reshapes; generation caches those")
+            if t not in out:
+                out.append(t)
     if not out:
         raise UnsupportedOpError(f"model {graph.name} has no attention (no matmul of two "
                                  "activations): nothing to cache; run it with qasic evaluate")
     return tuple(out)
+
+
+def _cached(producer: dict, tensor: str) -> list[str]:
+    """The tensors ``tensor`` is computed from by ops that a decode step can run on whole caches
+    as ``full`` does: views, head repeats, tables of each value (one input) and concatenations
+    (each part)."""
+    n = producer.get(tensor)
+    if n is None:
+        return [tensor]
+    if n.op == "concat":
+        return [t for part in n.inputs for t in _cached(producer, part)]
+    if n.op in VIEWS or _head_repeat(producer, tensor) or (n.op in _TABLES
+                                                           and len(n.inputs) == 1):
+        return _cached(producer, n.inputs[-1])
+    return [tensor]
 
 
 def token_major(graph: QGraph) -> QGraph:
@@ -328,7 +343,7 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
     ``prompt`` rows on every such axis (a sliced constant; an ALiBi bias (heads, C, C) has
     two), or row p (``prompt`` None: a gather by the step's position along the one axis where
     the step has 1, then views back to the constant's layout)."""
-    if n.op not in _ELEMENTWISE:
+    if n.op not in _ELEMENTWISE and n.op != "matmul":
         return n
     acts = [shapes[t] for t in n.inputs if t not in consts]
     if not acts:
@@ -339,17 +354,17 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
         if t not in consts:
             continue
         value = np.asarray(consts[t].params["value"])
-        axes = [value.ndim - 1 - k for k, (v, a) in
-                enumerate(zip(value.shape[::-1], acts[0][::-1], strict=False))
-                if v == c and a == rows != c]
+        axes = _position_axes(n.op, value.shape, acts[0], c, rows)
         if not axes or (prompt is None and len(axes) != 1):
             continue
         k = axes[0]
         name = f"{t}.at{'_p' if prompt is None else prompt}"
         if name not in shapes:
-            if prompt is not None:  # every token axis: an ALiBi bias's queries and keys
+            if prompt is not None or _same_along(value, k):
+                # every token axis (an ALiBi bias's queries and keys); a constant equal at every
+                # position (a head selection broadcast over the tokens) needs no gather either
                 for a in axes:
-                    value = np.take(value, range(prompt), axis=a)
+                    value = np.take(value, range(rows), axis=a)
                 nodes.append(replace(consts[t], name=name, output=name,
                                      params={**consts[t].params, "value": value}))
                 shapes[name], tensors[name] = value.shape, full.tensors[t]
@@ -365,6 +380,21 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
                     _view(nodes, shapes, tensors, row, name, (1, *moved.shape[1:]), k)
         inputs[i] = name
     return replace(n, inputs=tuple(inputs))
+
+
+def _position_axes(op: str, value: tuple[int, ...], act: tuple[int, ...], c: int,
+                   rows: int) -> list[int]:
+    """The axes of a constant of shape ``value`` that hold the C positions where the activation
+    it meets (shape ``act``) has ``rows``, the shapes aligned from their last axes; a matmul's
+    constant meets the other operand on its batch axes only (the last two are the matrix)."""
+    v, a = (value[:-2], act[:-2]) if op == "matmul" else (value, act)
+    return [len(v) - 1 - k for k, (x, y) in enumerate(zip(v[::-1], a[::-1], strict=False))
+            if x == c and y == rows != c]
+
+
+def _same_along(value: np.ndarray, axis: int) -> bool:
+    """``value`` is the same at every index of ``axis`` (a broadcast)."""
+    return bool((value == np.take(value, [0], axis=axis)).all())
 
 
 def _view(nodes: list, shapes: dict, tensors: dict, src: str, name: str,
@@ -480,7 +510,7 @@ def _infer(full: QGraph, n: QNode, shapes: dict) -> tuple[int, ...]:
     if n.op == "matmul":
         a, b = ins
         cols = b[-2] if n.attrs.get("transpose_b", False) else b[-1]
-        return (*a[:-1], cols)
+        return (*np.broadcast_shapes(a[:-2], b[:-2]), a[-2], cols)
     if n.op == "constant":
         return tuple(np.shape(n.params["value"]))
     if n.op == "concat":  # along the last axis
