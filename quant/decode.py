@@ -80,7 +80,7 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
     for n in graph.nodes:
         if n.op != "matmul" or _is_constant(producer, n.inputs[0]):
             continue
-        for t in _cached(producer, n.inputs[1]):
+        for t in _cached(producer, graph.shapes, c, n.inputs[1]):
             if t not in producer or len(graph.shapes[t]) < 2 or graph.shapes[t][0] != c:
                 raise UnsupportedOpError(f"matmul {n.name}: its second operand does not come "
                                          "from (tokens, features) tensors through head "
@@ -93,18 +93,22 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _cached(producer: dict, tensor: str) -> list[str]:
+def _cached(producer: dict, shapes: dict, c: int, tensor: str) -> list[str]:
     """The tensors ``tensor`` is computed from by ops that a decode step can run on whole caches
-    as ``full`` does: views, head repeats, tables of each value (one input) and concatenations
-    (each part)."""
+    as ``full`` does: views and head repeats, and where ``tensor`` is not token-major yet
+    (C, ...), tables of each value (one input) and concatenations (each part; a token-major
+    concatenation, Phi's partial rotary keys, is one cache)."""
     n = producer.get(tensor)
     if n is None:
         return [tensor]
+    if n.op in VIEWS or _head_repeat(producer, tensor):
+        return _cached(producer, shapes, c, n.inputs[-1])
+    if shapes[tensor][0] == c:
+        return [tensor]
     if n.op == "concat":
-        return [t for part in n.inputs for t in _cached(producer, part)]
-    if n.op in VIEWS or _head_repeat(producer, tensor) or (n.op in _TABLES
-                                                           and len(n.inputs) == 1):
-        return _cached(producer, n.inputs[-1])
+        return [t for part in n.inputs for t in _cached(producer, shapes, c, part)]
+    if n.op in _TABLES and len(n.inputs) == 1:
+        return _cached(producer, shapes, c, n.inputs[0])
     return [tensor]
 
 

@@ -100,10 +100,15 @@ def test_token_major_moves_llamas_rotary_below_the_head_permute():
 def test_minicpm3s_keys_are_two_caches_concatenated_in_each_decode_step():
     """MiniCPM3's keys concatenate per-head keys (C, heads, 8) with one roped key (C, 8)
     broadcast to the heads: both are caches (the broadcast and the concatenation run on the
-    whole caches in a decode step), next to the values (C, heads, 16); 2 layers."""
+    whole caches in a decode step), next to the values (C, heads, 16); 2 layers. Phi's
+    partial rotary keys are concatenated token-major (C, heads, d): one cache, as before."""
     tm = token_major(_full("minicpm3"))
     assert sorted(tm.shapes[t] for t in cache_tensors(tm)) == \
         [(C, 4, 8)] * 2 + [(C, 4, 16)] * 2 + [(C, 8)] * 2
+    phi = token_major(_full("phi"))
+    caches = cache_tensors(phi)
+    keys = [t for t in caches if next(n for n in phi.nodes if n.output == t).op == "concat"]
+    assert len(caches) == 4 and len(keys) == 2  # k and v of 2 layers; the keys concatenated
 
 
 def test_diffllamas_head_selection_over_the_tokens_is_sliced_not_gathered():
