@@ -3,7 +3,8 @@ share KV caches (persistent state tensors).
 
 The model's QGraph ``full`` runs C tokens (its positions; input ids (C,)). Its *cache tensors*
 are the sequence tensors (C, D) that reach a matmul's second operand (the keys and values of
-attention) through head reshapes and permutes only.
+attention) through head reshapes and permutes (and, before they are token-major, tables of each
+value and concatenations: MiniCPM3's keys are two caches concatenated).
 
     prefill_graph(full, P)  the same model on P <= C prompt tokens; after each cache tensor a
                             ``cache_write`` stores its P rows into the state tensor
@@ -22,9 +23,10 @@ Rotary position embeddings and grouped-query heads (the Llama family) need two m
                             moved below the elementwise ops and linears that read it, so that
                             RoPE runs on (tokens, heads, d) tensors and the roped keys are a
                             token-major cache (exact: a permute only moves codes)
-    constants over the positions (a RoPE table (C, heads, d), a position table (C, D)) are read
-    where an op uses them: their first P rows in the prefill, row p (a gather by p) in a decode
-    step; a cache may be (C, heads, d) (stored as (C, heads * d) rows), and the ops between a
+    constants over the positions (a RoPE table (C, heads, d), a position table (C, D), a head
+    selection over the tokens (C, 2, 4) as a matmul's batch: DiffLlama's) are read where an op
+    uses them: their first P rows in the prefill, row p (a gather by p, or row 0 of a constant
+    that is the same at every position) in a decode step; a cache may be (C, heads, d) (stored as (C, heads * d) rows), and the ops between a
     cache and the attention that reads it (head views, the grouped-query head repeat: a matmul
     by a constant 0/1 matrix) run on the whole cache in a decode step, as in ``full``.
 
@@ -342,11 +344,12 @@ def _head_repeat(producer: dict, tensor: str) -> bool:
 
 def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: dict,
                     tensors: dict, c: int, prompt: int | None) -> QNode:
-    """``n`` reading the positions it runs at from each constant over all C positions (an axis
-    of C where ``n``'s activation has ``prompt`` rows, or 1 in a decode step): the first
-    ``prompt`` rows on every such axis (a sliced constant; an ALiBi bias (heads, C, C) has
-    two), or row p (``prompt`` None: a gather by the step's position along the one axis where
-    the step has 1, then views back to the constant's layout)."""
+    """``n`` (an elementwise op, or a matmul on its batch axes) reading the positions it runs at
+    from each constant over all C positions (an axis of C where ``n``'s activation has
+    ``prompt`` rows, or 1 in a decode step): the first ``prompt`` rows on every such axis (a
+    sliced constant; an ALiBi bias (heads, C, C) has two), or row p (``prompt`` None: a gather
+    by the step's position along the one axis where the step has 1, then views back to the
+    constant's layout; row 0 of a constant that is the same at every position)."""
     if n.op not in _ELEMENTWISE and n.op != "matmul":
         return n
     acts = [shapes[t] for t in n.inputs if t not in consts]
