@@ -26,9 +26,10 @@ Rotary position embeddings and grouped-query heads (the Llama family) need two m
     constants over the positions (a RoPE table (C, heads, d), a position table (C, D), a head
     selection over the tokens (C, 2, 4) as a matmul's batch: DiffLlama's) are read where an op
     uses them: their first P rows in the prefill, row p (a gather by p, or row 0 of a constant
-    that is the same at every position) in a decode step; a cache may be (C, heads, d) (stored as (C, heads * d) rows), and the ops between a
-    cache and the attention that reads it (head views, the grouped-query head repeat: a matmul
-    by a constant 0/1 matrix) run on the whole cache in a decode step, as in ``full``.
+    that is the same at every position) in a decode step; a cache may be (C, heads, d)
+    (stored as (C, heads * d) rows), and the ops between a cache and the attention that reads
+    it (head views, the grouped-query head repeat: a matmul by a constant 0/1 matrix) run on
+    the whole cache in a decode step, as in ``full``.
 
 Both produce, row for row, the codes of ``full``: a causal query row depends only on the keys up
 to it, and a masked key contributes an exact 0 (its exp-table entry is not summed, its
