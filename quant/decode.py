@@ -78,12 +78,12 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
     projection, Llama's roped (C, heads, d) keys in a ``token_major`` graph, or both parts of
     MiniCPM3's keys (per-head keys next to a shared roped key broadcast to the heads)."""
     producer = {n.output: n for n in graph.nodes}
-    c = positions(graph)
+    c, tokens = positions(graph), _token_axes(graph)
     out = []
     for n in graph.nodes:
         if n.op != "matmul" or _is_constant(producer, n.inputs[0]):
             continue
-        for t in _cached(producer, graph.shapes, c, n.inputs[1]):
+        for t in _cached(producer, tokens, n.inputs[1]):
             if t not in producer or len(graph.shapes[t]) < 2 or graph.shapes[t][0] != c:
                 raise UnsupportedOpError(f"matmul {n.name}: its second operand does not come "
                                          "from (tokens, features) tensors through head "
@@ -96,22 +96,23 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _cached(producer: dict, shapes: dict, c: int, tensor: str) -> list[str]:
+def _cached(producer: dict, tokens: dict, tensor: str) -> list[str]:
     """The tensors ``tensor`` is computed from by ops that a decode step can run on whole caches
-    as ``full`` does: views and head repeats, and where ``tensor`` is not token-major yet
-    (C, ...), tables of each value (one input) and concatenations (each part; a token-major
-    concatenation, Phi's partial rotary keys, is one cache)."""
+    as ``full`` does: views and head repeats, and where ``tensor`` is not token-major yet (its
+    tokens not on axis 0: ``_token_axes``), tables of each value (one input) and
+    concatenations (each part; a token-major concatenation, Phi's partial rotary keys, is one
+    cache)."""
     n = producer.get(tensor)
     if n is None:
         return [tensor]
     if n.op in VIEWS or _head_repeat(producer, tensor):
-        return _cached(producer, shapes, c, n.inputs[-1])
-    if shapes[tensor][0] == c:
+        return _cached(producer, tokens, n.inputs[-1])
+    if tokens.get(tensor, (None,))[0] == 0:
         return [tensor]
     if n.op == "concat":
-        return [t for part in n.inputs for t in _cached(producer, shapes, c, part)]
+        return [t for part in n.inputs for t in _cached(producer, tokens, part)]
     if n.op in _TABLES and len(n.inputs) == 1:
-        return _cached(producer, shapes, c, n.inputs[0])
+        return _cached(producer, tokens, n.inputs[0])
     return [tensor]
 
 
