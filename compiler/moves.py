@@ -24,7 +24,7 @@ from dataclasses import replace
 import numpy as np
 
 from qasic.arch.config import ArchConfig
-from qasic.compiler.dma import MAX_ROWS, dma, pixel_stores
+from qasic.compiler.dma import MAX_ROWS, dma, pixel_stores, tile_stores
 from qasic.compiler.fuse import Kernel
 from qasic.compiler.memory import Buffer
 from qasic.compiler.schedule import Step
@@ -117,6 +117,9 @@ def permute_steps(k: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, dst: 
                                  f"{len(shape)} axes; qasic permutes 2-D and 3-D per-sample "
                                  "tensors (after merging the axes that stay together and "
                                  "looping over leading axes that stay in place)")
+    if lead > 1 and not dst.dense:  # the blocks below are placed at dense offsets
+        raise UnsupportedOpError(f"permute {node.name}: a concatenation view cannot be permuted "
+                                 "in blocks; permute the concatenated tensor")
     if lead > 1 and block * src.bits % 8:
         raise UnsupportedOpError(f"permute {node.name}: blocks of {block} {src.bits}-bit codes "
                                  "do not start on bytes; permute byte codes")
@@ -141,13 +144,16 @@ def _permute3(k: Kernel, arch: ArchConfig, src: Buffer, dst: Buffer, shape: tupl
     if not keep and src.bits != 8:
         raise UnsupportedOpError(f"permute {node.name}: perm {perm} moves the last axis of "
                                  f"{src.bits}-bit codes; a code-by-code copy needs byte codes")
-    if not (src.dense and dst.dense):
-        raise UnsupportedOpError(f"permute {node.name}: a concatenation view cannot be permuted; "
-                                 "permute the concatenated tensor")
     row = src.nbytes(shape3[2])
     strides = (shape3[1] * row, row, 1)     # bytes between neighbours along each input axis
     unit = row if keep else 1               # bytes moved as one piece
     out = tuple(shape3[p] for p in perm3)
+    # a concatenation view as the output: whole rows (the kept last axis) stored pixel by pixel
+    into_view = keep and (dst.h, dst.w, dst.row) == (out[0], out[1], unit)
+    if not (src.dense and (dst.dense or into_view)):
+        raise UnsupportedOpError(f"permute {node.name}: a concatenation view cannot be permuted "
+                                 "except along rows it keeps whole; permute the concatenated "
+                                 "tensor")
     half = halves(arch)["output"]
     inner = unit if keep else out[2]        # bytes of one output row (o0, o1)
     if inner > half:
@@ -161,7 +167,8 @@ def _permute3(k: Kernel, arch: ArchConfig, src: Buffer, dst: Buffer, shape: tupl
             step.loads += _gather_rows(src, base, strides, perm3, keep, unit, out, a0, na, b0, nb)
             step.stores += dma("STORE", "output", dst.addr + (a0 * out[1] + b0) * inner, base,
                                nb * inner, rows=na, dram_stride=out[1] * inner,
-                               sram_stride=nb * inner)
+                               sram_stride=nb * inner) if dst.dense else \
+                tile_stores(dst, base, a0, b0, na, nb, 0, dst.c)
             steps.append(step)
 
 

@@ -462,11 +462,11 @@ def cmd_generate(args) -> int:
     _check_policy_args(args)
     prompt = args.prompt if args.prompt_ids is None else _ids(args.prompt_ids)
     trained = _trained(args)
-    check_request(trained, prompt, args.tokens, args.tokenizer)  # before minutes of quantizing
+    shape = check_request(trained, prompt, args.tokens, args.tokenizer)  # before quantizing
     _progress(f"quantizing {trained.name}")
     _, full = _quantized(args, trained)
     record = generate_quantized(trained, full, prompt, args.tokens, arch=arch,
-                                tokenizer=args.tokenizer, progress=_progress)
+                                tokenizer=args.tokenizer, progress=_progress, shape=shape)
     if args.json:
         _emit("generate", record)
     else:

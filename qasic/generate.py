@@ -97,19 +97,21 @@ def generate(model: Any = "tiny_gpt", prompt: Prompt = "", tokens: int = 16, *,
     from qasic.quant import QuantConfig
 
     trained = _language_model(model, progress)
-    check_request(trained, prompt, tokens, tokenizer)
+    shape = check_request(trained, prompt, tokens, tokenizer)
     full = quantize_model(trained, config if config is not None else QuantConfig())
     return generate_quantized(trained, full, prompt, tokens, arch=arch, tokenizer=tokenizer,
-                              progress=progress)
+                              progress=progress, shape=shape)
 
 
 def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
                        arch: ArchLike = "default", tokenizer: str | None = None,
-                       progress: Progress | None = None) -> dict:
+                       progress: Progress | None = None,
+                       shape: tuple[int, int] | None = None) -> dict:
     """``generate`` with the model already quantized (``full``: its QGraph over all its
-    positions)."""
+    positions). ``shape``: (positions, vocab) as ``check_request`` returned it, so that the
+    float model does not run again to learn them."""
     trained = _language_model(trained, progress)
-    c, vocab = _shape(trained)
+    c, vocab = shape if shape is not None else _shape(trained)
     tok = tokenizer_for(tokenizer, vocab)
     ids = _prompt_ids(prompt, tok)
     _check_request(ids, tokens, c, vocab)
@@ -135,13 +137,15 @@ def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
 
 
 def check_request(trained: Any, prompt: Prompt, tokens: int,
-                  tokenizer: str | None = None) -> None:
+                  tokenizer: str | None = None) -> tuple[int, int]:
     """Refuse a request before any quantization: a model that is not a causal language model,
     an empty prompt, ids outside the vocabulary, no tokens, or more tokens than the model's
-    positions (its example input's length)."""
+    positions (its example input's length). Returns the model's (positions, vocab), learnt
+    from one float run, for ``generate_quantized``."""
     trained = _language_model(trained, None)
     c, vocab = _shape(trained)
     _check_request(_prompt_ids(prompt, tokenizer_for(tokenizer, vocab)), tokens, c, vocab)
+    return c, vocab
 
 
 def _language_model(model: Any, progress: Progress | None) -> Any:

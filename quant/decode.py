@@ -3,7 +3,8 @@ share KV caches (persistent state tensors).
 
 The model's QGraph ``full`` runs C tokens (its positions; input ids (C,)). Its *cache tensors*
 are the sequence tensors (C, D) that reach a matmul's second operand (the keys and values of
-attention) through head reshapes and permutes only.
+attention) through head reshapes and permutes (and, before they are token-major, tables of each
+value and concatenations: MiniCPM3's keys are two caches concatenated).
 
     prefill_graph(full, P)  the same model on P <= C prompt tokens; after each cache tensor a
                             ``cache_write`` stores its P rows into the state tensor
@@ -22,11 +23,13 @@ Rotary position embeddings and grouped-query heads (the Llama family) need two m
                             moved below the elementwise ops and linears that read it, so that
                             RoPE runs on (tokens, heads, d) tensors and the roped keys are a
                             token-major cache (exact: a permute only moves codes)
-    constants over the positions (a RoPE table (C, heads, d), a position table (C, D)) are read
-    where an op uses them: their first P rows in the prefill, row p (a gather by p) in a decode
-    step; a cache may be (C, heads, d) (stored as (C, heads * d) rows), and the ops between a
-    cache and the attention that reads it (head views, the grouped-query head repeat: a matmul
-    by a constant 0/1 matrix) run on the whole cache in a decode step, as in ``full``.
+    constants over the positions (a RoPE table (C, heads, d), a position table (C, D), a head
+    selection over the tokens (C, 2, 4) as a matmul's batch: DiffLlama's) are read where an op
+    uses them: their first P rows in the prefill, row p (a gather by p, or row 0 of a constant
+    that is the same at every position) in a decode step; a cache may be (C, heads, d)
+    (stored as (C, heads * d) rows), and the ops between a cache and the attention that reads
+    it (head views, the grouped-query head repeat: a matmul by a constant 0/1 matrix) run on
+    the whole cache in a decode step, as in ``full``.
 
 Both produce, row for row, the codes of ``full``: a causal query row depends only on the keys up
 to it, and a masked key contributes an exact 0 (its exp-table entry is not summed, its
@@ -52,6 +55,7 @@ _ELEMENTWISE = ("add", "mul")  # ops whose operands may be constants over the po
 # token_major moves permutes below these: ops over the last axis or of each value
 _SINKS = (*_ELEMENTWISE, "linear", "concat", "norm", "lut", "relu", "clamp")
 _ONE_INPUT = ("linear", "norm", "lut", "relu", "clamp")
+_TABLES = ("lut", "relu", "clamp")  # ops of each value
 
 
 def state_name(tensor: str) -> str:
@@ -69,28 +73,47 @@ def positions(graph: QGraph) -> int:
 
 
 def cache_tensors(graph: QGraph) -> tuple[str, ...]:
-    """The tensors (C, ...) that reach an attention matmul's second operand through views and
-    grouped-query head repeats only (a (C, D) projection, or Llama's roped (C, heads, d) keys
-    in a ``token_major`` graph)."""
+    """The tensors (C, ...) that reach an attention matmul's second operand through views,
+    grouped-query head repeats, tables of each value and concatenations (``_cached``): a (C, D)
+    projection, Llama's roped (C, heads, d) keys in a ``token_major`` graph, or both parts of
+    MiniCPM3's keys (per-head keys next to a shared roped key broadcast to the heads)."""
     producer = {n.output: n for n in graph.nodes}
-    c = positions(graph)
+    c, tokens = positions(graph), _token_axes(graph)
     out = []
     for n in graph.nodes:
         if n.op != "matmul" or _is_constant(producer, n.inputs[0]):
             continue
-        t = n.inputs[1]
-        while t in producer and (producer[t].op in VIEWS or _head_repeat(producer, t)):
-            t = producer[t].inputs[-1]
-        if t not in producer or len(graph.shapes[t]) < 2 or graph.shapes[t][0] != c:
-            raise UnsupportedOpError(f"matmul {n.name}: its second operand does not come from "
-                                     "a (tokens, features) tensor through head reshapes; "
-                                     "generation caches those")
-        if t not in out:
-            out.append(t)
+        for t in _cached(producer, tokens, n.inputs[1]):
+            if t not in producer or len(graph.shapes[t]) < 2 or graph.shapes[t][0] != c:
+                raise UnsupportedOpError(f"matmul {n.name}: its second operand does not come "
+                                         "from (tokens, features) tensors through head "
+                                         "reshapes; generation caches those")
+            if t not in out:
+                out.append(t)
     if not out:
         raise UnsupportedOpError(f"model {graph.name} has no attention (no matmul of two "
                                  "activations): nothing to cache; run it with qasic evaluate")
     return tuple(out)
+
+
+def _cached(producer: dict, tokens: dict, tensor: str) -> list[str]:
+    """The tensors ``tensor`` is computed from by ops that a decode step can run on whole caches
+    as ``full`` does: views and head repeats, and where ``tensor`` is not token-major yet (its
+    tokens not on axis 0: ``_token_axes``), tables of each value (one input) and
+    concatenations (each part; a token-major concatenation, Phi's partial rotary keys, is one
+    cache)."""
+    n = producer.get(tensor)
+    if n is None:
+        return [tensor]
+    if n.op in VIEWS or _head_repeat(producer, tensor):
+        return _cached(producer, tokens, n.inputs[-1])
+    if tokens.get(tensor, (None,))[0] == 0:
+        return [tensor]
+    if n.op == "concat":
+        return [t for part in n.inputs for t in _cached(producer, tokens, part)]
+    if n.op in _TABLES and len(n.inputs) == 1:
+        return _cached(producer, tokens, n.inputs[0])
+    return [tensor]
 
 
 def token_major(graph: QGraph) -> QGraph:
@@ -103,18 +126,23 @@ def token_major(graph: QGraph) -> QGraph:
     cos/sin tables, a rotate_half linear, a partial rotary's halves concatenated; Gemma-3's
     per-head q/k norms before it) runs on (C, heads, d). Exact: the moved ops compute the
     same codes in another order; the original tensor names keep their shapes (each moved op
-    writes ``<name>.tm``, a permute ``<name>``)."""
+    writes ``<name>.tm``, a permute ``<name>``).
+
+    One pass in graph order: a moved op is looked at again where it now stands (its inputs may
+    be views too), and the view it writes is met at its readers, which come later; nothing
+    earlier can change (its inputs' producers do not), so this is the fixed point."""
     nodes, shapes, tensors = list(graph.nodes), dict(graph.shapes), dict(graph.tensors)
+    producer = {n.output: n for n in nodes}
     i = 0
     while i < len(nodes):
-        producer = {n.output: n for n in nodes}
         n = nodes[i]
         moved = _sunk(n, producer, shapes, tensors) if n.op in _SINKS else None
         if moved is None:
             i += 1
             continue
         nodes[i:i + 1] = moved
-        i = 0  # a permute written here may move further down
+        producer.update((m.output, m) for m in moved)
+        i += len(moved) - 2  # the moved op, after the constants it now reads
     return replace(graph, nodes=_live(nodes, graph.output), shapes=shapes, tensors=tensors)
 
 
@@ -213,6 +241,7 @@ def decode_graph(full: QGraph) -> QGraph:
     shapes: dict[str, tuple[int, ...]] = {STEP: (2,)}
     rename: dict[str, str] = {}
     whole: set[str] = set()  # over all C positions: the caches and what only they feed
+    masks: dict[str, np.ndarray] = {}  # the key-mask tables gathered so far, by node name
     nodes: list[QNode] = []
     for n in full.nodes:
         n = replace(n, inputs=tuple(rename.get(t, t) for t in n.inputs))
@@ -229,7 +258,7 @@ def decode_graph(full: QGraph) -> QGraph:
                                          "runs unpadded prompts")
             n = replace(n, inputs=(STEP,), attrs={**n.attrs, "offset": 0})
         elif n.op == "softmax":
-            n = _masked(n, full, nodes, shapes, tensors, c)
+            n = _masked(n, full, nodes, shapes, tensors, masks, c)
         elif full.input in n.inputs:
             raise UnsupportedOpError(f"{n.name} ({n.op}) reads the token ids; generation "
                                      "supports token embeddings only")
@@ -248,7 +277,8 @@ def decode_graph(full: QGraph) -> QGraph:
                    nodes=_live(nodes, full.output), shapes=shapes, tensors=tensors)
 
 
-def _masked(n: QNode, full: QGraph, nodes: list, shapes: dict, tensors: dict, c: int) -> QNode:
+def _masked(n: QNode, full: QGraph, nodes: list, shapes: dict, tensors: dict, masks: dict,
+            c: int) -> QNode:
     """A causal softmax of the step: masked by row p of the lower-triangular table, or of its
     constant pattern (a sliding window: ``valid`` (1, C, C), the same for every head)."""
     if len(n.inputs) > 1:
@@ -271,24 +301,22 @@ def _masked(n: QNode, full: QGraph, nodes: list, shapes: dict, tensors: dict, c:
         raise UnsupportedOpError(f"{n.name}: a softmax that is not causal cannot be decoded "
                                  "token by token (the model sees later tokens)")
     table = table.astype(np.int64)
-    name = _mask_row(table, nodes, shapes, tensors, c)
+    name = _mask_row(table, nodes, shapes, tensors, masks, c)
     params = {k: v for k, v in n.params.items() if k != "valid"}
     return replace(n, inputs=(n.inputs[0], name), attrs={**n.attrs, "causal": False},
                    params=params)
 
 
-def _mask_row(table: np.ndarray, nodes: list, shapes: dict, tensors: dict, c: int) -> str:
+def _mask_row(table: np.ndarray, nodes: list, shapes: dict, tensors: dict, masks: dict,
+              c: int) -> str:
     """The step's key mask: row p of ``table`` (C, C) gathered by the position (one gather per
-    distinct table: the causal one is ``decode.mask``)."""
+    distinct table, kept in ``masks`` by name: the causal one is ``decode.mask``)."""
+    name = next((k for k, t in masks.items() if np.array_equal(t, table)), None)
+    if name is not None:
+        return f"{name}.keys"
     causal = np.array_equal(table, np.tril(np.ones((c, c), np.int64)))
-    for k in range(len(nodes) + 1):
-        name = MASK if causal else f"{MASK}.{k}"
-        if name not in shapes:
-            break
-        if np.array_equal(next(m.params["table"] for m in nodes if m.output == name), table):
-            return f"{name}.keys"
-        if causal:
-            break
+    name = MASK if causal else f"{MASK}.{len(masks)}"
+    masks[name] = table
     nodes.append(QNode(name, "embedding", (STEP,), name,
                        {"offset": 1, "index_is": "position"}, {"table": table}))
     nodes.append(QNode(f"{name}.keys", "reshape", (name,), f"{name}.keys", {"shape": (c,)}))
@@ -318,12 +346,13 @@ def _head_repeat(producer: dict, tensor: str) -> bool:
 
 def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: dict,
                     tensors: dict, c: int, prompt: int | None) -> QNode:
-    """``n`` reading the positions it runs at from each constant over all C positions (an axis
-    of C where ``n``'s activation has ``prompt`` rows, or 1 in a decode step): the first
-    ``prompt`` rows on every such axis (a sliced constant; an ALiBi bias (heads, C, C) has
-    two), or row p (``prompt`` None: a gather by the step's position along the one axis where
-    the step has 1, then views back to the constant's layout)."""
-    if n.op not in _ELEMENTWISE:
+    """``n`` (an elementwise op, or a matmul on its batch axes) reading the positions it runs at
+    from each constant over all C positions (an axis of C where ``n``'s activation has
+    ``prompt`` rows, or 1 in a decode step): the first ``prompt`` rows on every such axis (a
+    sliced constant; an ALiBi bias (heads, C, C) has two), or row p (``prompt`` None: a gather
+    by the step's position along the one axis where the step has 1, then views back to the
+    constant's layout; row 0 of a constant that is the same at every position)."""
+    if n.op not in _ELEMENTWISE and n.op != "matmul":
         return n
     acts = [shapes[t] for t in n.inputs if t not in consts]
     if not acts:
@@ -334,17 +363,17 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
         if t not in consts:
             continue
         value = np.asarray(consts[t].params["value"])
-        axes = [value.ndim - 1 - k for k, (v, a) in
-                enumerate(zip(value.shape[::-1], acts[0][::-1], strict=False))
-                if v == c and a == rows != c]
+        axes = _position_axes(n.op, value.shape, acts[0], c, rows)
         if not axes or (prompt is None and len(axes) != 1):
             continue
         k = axes[0]
         name = f"{t}.at{'_p' if prompt is None else prompt}"
         if name not in shapes:
-            if prompt is not None:  # every token axis: an ALiBi bias's queries and keys
+            if prompt is not None or _same_along(value, k):
+                # every token axis (an ALiBi bias's queries and keys); a constant equal at every
+                # position (a head selection broadcast over the tokens) needs no gather either
                 for a in axes:
-                    value = np.take(value, range(prompt), axis=a)
+                    value = np.take(value, range(rows), axis=a)
                 nodes.append(replace(consts[t], name=name, output=name,
                                      params={**consts[t].params, "value": value}))
                 shapes[name], tensors[name] = value.shape, full.tensors[t]
@@ -360,6 +389,21 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
                     _view(nodes, shapes, tensors, row, name, (1, *moved.shape[1:]), k)
         inputs[i] = name
     return replace(n, inputs=tuple(inputs))
+
+
+def _position_axes(op: str, value: tuple[int, ...], act: tuple[int, ...], c: int,
+                   rows: int) -> list[int]:
+    """The axes of a constant of shape ``value`` that hold the C positions where the activation
+    it meets (shape ``act``) has ``rows``, the shapes aligned from their last axes; a matmul's
+    constant meets the other operand on its batch axes only (the last two are the matrix)."""
+    v, a = (value[:-2], act[:-2]) if op == "matmul" else (value, act)
+    return [len(v) - 1 - k for k, (x, y) in enumerate(zip(v[::-1], a[::-1], strict=False))
+            if x == c and y == rows != c]
+
+
+def _same_along(value: np.ndarray, axis: int) -> bool:
+    """``value`` is the same at every index of ``axis`` (a broadcast)."""
+    return bool((value == np.take(value, [0], axis=axis)).all())
 
 
 def _view(nodes: list, shapes: dict, tensors: dict, src: str, name: str,
@@ -475,7 +519,7 @@ def _infer(full: QGraph, n: QNode, shapes: dict) -> tuple[int, ...]:
     if n.op == "matmul":
         a, b = ins
         cols = b[-2] if n.attrs.get("transpose_b", False) else b[-1]
-        return (*a[:-1], cols)
+        return (*np.broadcast_shapes(a[:-2], b[:-2]), a[-2], cols)
     if n.op == "constant":
         return tuple(np.shape(n.params["value"]))
     if n.op == "concat":  # along the last axis

@@ -67,6 +67,23 @@ def test_decode_programs_read_and_write_the_caches_the_prefill_wrote(model):
     assert ops.count("SCATTER") == 2 * DEPTH and "SCATTER" not in [i.op for i in s.prefill.instrs]
 
 
+def test_the_float_model_runs_once_for_the_request_then_once_per_fp32_token(model):
+    """check_request learns (positions, vocab) from one float run; generate_quantized takes
+    them instead of running the model again (then fp32's greedy tokens: one run each)."""
+    from qasic.generate import check_request
+
+    tm, full = model
+    calls = []
+    hook = tm.module.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        shape = check_request(tm, "ab", 3)
+        assert shape == (C, 256) and len(calls) == 1
+        assert generate_quantized(tm, full, "ab", 3, shape=shape)["matches_reference"]
+        assert len(calls) == 1 + 3
+    finally:
+        hook.remove()
+
+
 def test_int4_activations_generate_exactly_too():
     tm, full = _model(act_bits=4)
     assert generate_quantized(tm, full, "ab", 5)["matches_reference"] is True

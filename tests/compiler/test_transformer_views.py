@@ -194,3 +194,25 @@ def test_a_permute_that_a_reader_cannot_take_as_a_view_stays_a_copy():
     y = b.linear("out", b.merge("merged", b.heads("split", h, 4)), 16, TensorQ(0.05, 0))
     p, _ = check(b.graph(y), ARCHS["default"])
     assert [info["kind"] for info in p.layers] == ["gemm", "permute", "permute", "gemm"]
+
+
+@pytest.mark.parametrize("arch", ["default", "tiny-output"])
+def test_a_permute_copy_stores_whole_rows_into_a_concatenation_view(arch):
+    """A head permute (S, H, dh) -> (H, S, dh) that cannot fold (its input is the graph's) and
+    whose output is one part of a concatenation over the last axis (MiniCPM3's per-head keys
+    next to their rotary part, read from a decode step's cache): each output row of dh codes
+    is stored at its pixel of the (H, S, 2 dh) concatenation, pix 2 dh bytes apart."""
+    from qasic.quant.graph import QNode
+
+    target = small_arch(output_sram_bytes=64) if arch == "tiny-output" else ARCHS[arch]
+    b = Builder("permute_into_concat")
+    tq = TensorQ(0.05, 1)
+    heads = b.permute("heads", b.codes("x", (6, 4, 8), tq), (1, 0, 2))  # (4, 6, 8)
+    other = b.linear("other", heads, 8, tq)
+    cat = b._add(QNode("cat", "concat", (heads, other), "cat"), tq, (4, 6, 16))
+    p, _ = check(b.graph(b.linear("out", cat, 8, TensorQ(0.05, 0))), target)
+    assert [info["kind"] for info in p.layers] == ["permute", "gemm", "gemm"]
+    k = next(i for i, info in enumerate(p.layers) if info["name"] == "heads")
+    stores = [ins for ins, lid in zip(p.instrs, p.layer_ids, strict=True)
+              if lid == k and ins.op == "STORE"]
+    assert stores and {(i["row_bytes"], i["dram_stride"]) for i in stores} == {(8, 16)}

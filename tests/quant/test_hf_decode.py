@@ -3,10 +3,14 @@ Llama (rotary embedding after the head permute, grouped-query heads as a head-re
 Phi (partial rotary: halves concatenated), Gemma (one K/V head: the head permute captured as a
 reshape), GPTBigCode (multi-query keys through an unsqueeze), BLOOM (an ALiBi bias (heads, C, C)
 on the scores), Mistral with a sliding window, Qwen3 (q/k norms before the head permute) and
-Gemma-3 (per-head q/k norms after it: moved in front too) reproduce the full
-model's codes bit for bit; Llama generates on the simulator equal to the golden reference."""
+Gemma-3 (per-head q/k norms after it: moved in front too), DiffLlama (a constant head selection
+over the tokens after attention) and MiniCPM3 (keys concatenated from two caches) reproduce the
+full model's codes bit for bit; Llama, DiffLlama and MiniCPM3 generate on the simulator equal to
+the golden reference."""
 
 from __future__ import annotations
+
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -39,6 +43,12 @@ def _model(name: str):
                                                           head_dim=16)),
         "gemma3": lambda: t.Gemma3ForCausalLM(t.Gemma3TextConfig(
             **common, num_key_value_heads=1, head_dim=16, pad_token_id=0)),
+        "diffllama": lambda: t.DiffLlamaForCausalLM(t.DiffLlamaConfig(
+            **common, num_key_value_heads=2)),
+        # initializer_range 0.3: at the default 0.02 its greedy tokens only repeat the last one
+        "minicpm3": lambda: t.MiniCPM3ForCausalLM(t.MiniCPM3Config(
+            **common, num_key_value_heads=4, kv_lora_rank=16, q_lora_rank=32,
+            qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=16, initializer_range=0.3)),
     }
     return Logits(make[name]().eval())
 
@@ -49,7 +59,8 @@ def _full(name: str):
 
 
 @pytest.mark.parametrize("name", ["llama", "phi", "gemma", "gpt_bigcode", "bloom",
-                                  "mistral@window6", "qwen3", "gemma3"])
+                                  "mistral@window6", "qwen3", "gemma3", "diffllama",
+                                  "minicpm3"])
 def test_prefill_then_decode_steps_equal_the_full_model(name):
     full = _full(name)
     seq = np.random.default_rng(1).integers(0, VOCAB, (2, C))
@@ -73,17 +84,52 @@ def test_token_major_moves_llamas_rotary_below_the_head_permute():
     caches = cache_tensors(tm)
     assert len(caches) == 4  # k and v of two layers
     assert sorted(tm.shapes[t] for t in caches) == [(C, 2, 16)] * 2 + [(C, 32)] * 2
-    with pytest.raises(Exception, match="does not come from a \\(tokens, features\\) tensor"):
+    with pytest.raises(Exception, match="does not come from \\(tokens, features\\) tensors"):
         cache_tensors(full)  # the roped keys are (kv heads, C, d) before the pass
     roped = [n for n in tm.nodes if n.op == "mul" and n.name.endswith(".tm")]
     assert roped and all(tm.shapes[n.output][0] == C for n in roped)
+    # in each of the 2 layers, q and k each move cos-mul, rotate_half linear, sin-mul, add
+    # (and the 2 constant tables): the moves reach every layer, not just the first
+    for layer in (0, 1):
+        moved = Counter(n.op for n in tm.nodes if n.name.endswith(".tm")
+                        and f".layers.{layer}." in n.name)
+        assert moved == {"mul": 4, "linear": 2, "add": 2, "constant": 4}, (layer, moved)
+    assert token_major(tm).nodes == tm.nodes  # a fixed point: nothing left to move
 
 
-def test_llama_generates_on_the_simulator_equal_to_the_golden_reference():
+def test_minicpm3s_keys_are_two_caches_concatenated_in_each_decode_step():
+    """MiniCPM3's keys concatenate per-head keys (C, heads, 8) with one roped key (C, 8)
+    broadcast to the heads: both are caches (the broadcast and the concatenation run on the
+    whole caches in a decode step), next to the values (C, heads, 16); 2 layers. Phi's
+    partial rotary keys are concatenated token-major (C, heads, d): one cache, as before."""
+    tm = token_major(_full("minicpm3"))
+    assert sorted(tm.shapes[t] for t in cache_tensors(tm)) == \
+        [(C, 4, 8)] * 2 + [(C, 4, 16)] * 2 + [(C, 8)] * 2
+    phi = token_major(_full("phi"))
+    caches = cache_tensors(phi)
+    keys = [t for t in caches if next(n for n in phi.nodes if n.output == t).op == "concat"]
+    assert len(caches) == 4 and len(keys) == 2  # k and v of 2 layers; the keys concatenated
+
+
+def test_diffllamas_head_selection_over_the_tokens_is_sliced_not_gathered():
+    """DiffLlama splits each token's attention output into two head groups by a constant
+    matmul (C, 2, 4) @ (C, 4, 2d): the same selection at every position, so a decode step takes
+    its first row (1, 2, 4); only the rotary tables and the causal mask are gathered by p."""
+    step = decode_graph(_full("diffllama"))
+    rows = {n.name: step.shapes[n.output] for n in step.nodes if n.op == "constant"
+            and n.name.endswith(".at_p")}
+    assert len(rows) == 4 and set(rows.values()) == {(1, 2, 4)}  # 2 per layer
+    gathered = [n.name for n in step.nodes if n.op == "embedding" and n.name != step.nodes[0].name]
+    assert len(gathered) == 9 and "decode.mask" in gathered  # cos, sin of q and k per layer
+    assert not any("chunk" in g for g in gathered)
+
+
+@pytest.mark.parametrize("name", ["llama", "diffllama", "minicpm3"])
+def test_generation_on_the_simulator_equals_the_golden_reference(name):
     from qasic.arch.config import default_arch
     from qasic.generate import Session, golden_tokens
 
-    full = _full("llama")
+    full = _full(name)
     ids = np.array([22, 260, 83])
     session = Session(full, len(ids), default_arch())
     got, rows = session.generate(ids, 5)
@@ -91,4 +137,5 @@ def test_llama_generates_on_the_simulator_equal_to_the_golden_reference():
     assert got == want and len(set(want)) > 1
     for a, b in zip(rows, ref_rows, strict=True):
         np.testing.assert_array_equal(a, b)
-    assert [i.op for i in session.decode.instrs].count("SCATTER") == 4
+    scatters = {"llama": 4, "diffllama": 4, "minicpm3": 6}[name]  # one per cache
+    assert [i.op for i in session.decode.instrs].count("SCATTER") == scatters
