@@ -347,6 +347,7 @@ def _table() -> dict:
     })
     t.update(dict.fromkeys(DATA_DEPENDENT, data_dependent))
     t[aten.copy_.default] = inplace.copy_
+    t.update({v: inplace.view_(t) for v in inplace.VIEWS})
     for view in (aten.view.default, aten.reshape.default, aten._unsafe_view.default):
         t[view] = masks.viewed(t[view])
     for name in ("ne", "eq", "gt", "ge", "lt", "le"):
