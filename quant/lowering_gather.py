@@ -1,9 +1,9 @@
 """Selections by a constant index. ``aten.gather`` along any per-sample axis: a selection that
-may differ from row to row (DeBERTa's relative positions: score[q, k] = c2p[q, delta(q, k)]; BigBird's
-block-sparse attention: the key blocks each query block reads, key[h, j] = key[h, rand[h, j]]),
-lowered as matmuls by constant 0/1 selectors. ``aten.repeat_interleave`` by an int along a
-per-sample axis (Funnel's upsampling of the pooled tokens): one 0/1 selector along that axis
-(``qasic.quant.lowering_seq.rows``).
+may differ from row to row (DeBERTa's relative positions: score[q, k] = c2p[q, delta(q, k)];
+BigBird's block-sparse attention: the key blocks each query block reads, key[h, j] =
+key[h, rand[h, j]]), lowered as matmuls by constant 0/1 selectors.
+``aten.repeat_interleave`` by an int along a per-sample axis (Funnel's upsampling of the pooled
+tokens): one 0/1 selector along that axis (``qasic.quant.lowering_seq.rows``).
 
 Per sample, x (A, N, T) and index (A, K, T) around the gathered axis (A, T: the products of the
 axes before and after it) give y (A, K, T) with y[a, k, t] = x[a, index[a, k, t], t]:
