@@ -9,7 +9,7 @@ a pure scale into the linear or matmul before it.
 
 Binary ops dispatch on their operands' kinds: two activations make an ``add``/``mul`` node (a
 division a ``mul`` by the divisor's reciprocal table; a (..., 1) operand widened to the other's
-channels by a linear of ones); an activation and a per-position constant (position
+channels by a linear of ones, a size-1 axis of another rank by a selection by ones); an activation and a per-position constant (position
 embeddings) a ``constant`` node and an ``add``; an activation times a per-channel constant
 folds into the norm or linear before it, any other product by a constant (RoPE's cos/sin
 tables, per position and channel) is a ``constant`` node and a ``mul``; an attention mask
@@ -261,7 +261,26 @@ def _two_activations(b: Any, node: Any, op: str, x: Act, y: Act) -> Act:
     if sx != sy and sx[:-1] == sy[:-1] and 1 in (sx[-1], sy[-1]):
         x, y = (_widened(b, node, x, sy[-1]), y) if sx[-1] == 1 else (x, _widened(b, node, y,
                                                                                     sx[-1]))
+    elif sx != sy and len(sx) == len(sy) and all(1 in (m, n) or m == n for m, n in zip(sx, sy)):
+        out = tuple(max(m, n) for m, n in zip(sx, sy))
+        x, y = _spread(b, node, x, out), _spread(b, node, y, out)
     return _pair_op(op)(b, node, [x, y], {})
+
+
+def _spread(b: Any, node: Any, x: Act, out: tuple[int, ...]) -> Act:
+    """x broadcast to ``out`` along its size-1 axes (MobileViTV2's softmax of its one query
+    channel (1, P, N) times the keys (C, P, N)): per axis a selection by a column of ones
+    (``rows``), the last axis a linear of ones."""
+    for axis, n in enumerate(out):
+        shape = b.shapes[x.name]
+        if shape[axis] == n:
+            continue
+        if axis == len(out) - 1:
+            x = _widened(b, node, x, n)
+        else:
+            x = rows(b, node, x, np.ones((n, 1)), axis, suffix=f".spread{axis}",
+                     out_shape=shape[:axis] + (n,) + shape[axis + 1:])
+    return x
 
 
 def _widened(b: Any, node: Any, x: Act, c: int) -> Act:
@@ -615,12 +634,12 @@ def _clamp_min(b: Any, node: Any, args: list, kwargs: dict) -> RmsStat:
     return replace(stat, eps=stat.eps + m * m)
 
 
-def _expand_as(b: Any, node: Any, args: list, kwargs: dict) -> RmsStat:
+def _expand_as(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     """F.normalize's ``expand_as`` of the norm over the last axis: the norm node broadcasts
-    it."""
-    if not isinstance(args[0], RmsStat):
-        b.fail(node, "expand_as only of a norm statistic (F.normalize)")
-    return args[0]
+    it. Of an activation: ``expand`` to the other's shape (MobileViTV2's context vector)."""
+    if isinstance(args[0], RmsStat):
+        return args[0]
+    return lowering_seq.expand(b, node, [materialize(b, args[0])], {})
 
 
 # --- the table ----------------------------------------------------------------------------
