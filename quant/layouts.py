@@ -58,7 +58,7 @@ def relayout(b: Any, node: Any, v: Any) -> Any:
     converted (once), anything else (constants, vectors, tuples) as it is."""
     if b.layout is not None or not _map(b, node) or not isinstance(v, Act):
         return v
-    key = (v.name, b.sequence)
+    key = (v.name, b.sequence, _shape(node))  # one tensor may be two fx values (a view)
     if key not in b.relayouts:
         convert = _to_torch if b.sequence else _to_image
         b.relayouts[key] = convert(b, node, v)

@@ -9,8 +9,9 @@ a pure scale into the linear or matmul before it.
 
 Binary ops dispatch on their operands' kinds: two activations make an ``add``/``mul`` node (a
 division a ``mul`` by the divisor's reciprocal table; a (..., 1) operand widened to the other's
-channels by a linear of ones, a size-1 axis of another rank by a selection by ones); an activation and a per-position constant (position
-embeddings) a ``constant`` node and an ``add``; an activation times a per-channel constant
+channels by a linear of ones, a size-1 axis before them by a selection by a column of ones); an
+activation and a per-position constant (position embeddings) a ``constant`` node and an
+``add``; an activation times a per-channel constant
 folds into the norm or linear before it, any other product by a constant (RoPE's cos/sin
 tables, per position and channel) is a ``constant`` node and a ``mul``; an attention mask
 added to scores goes to qasic.quant.masks.

@@ -186,9 +186,9 @@ class _Builder:
         self.sequence = False
         self.left_sequence = False  # an image model that went to sequence mode and came back
         # fx node name -> the mode its value was made in; a read in the other mode converts
-        # an image model's maps (qasic.quant.layouts), once per (tensor, mode)
+        # an image model's maps (qasic.quant.layouts), once per (tensor, mode, torch shape)
         self.made_in: dict[str, bool] = {}
-        self.relayouts: dict[tuple[str, bool], Act] = {}
+        self.relayouts: dict[tuple, Act] = {}
 
     def build(self, name: str) -> FGraph:
         user = [n for n in self.ep.graph.nodes if n.op == "placeholder"
