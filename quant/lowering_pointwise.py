@@ -39,7 +39,7 @@ import torch
 from qasic.quant import lowering_seq, masks
 from qasic.quant import pointwise as pw
 from qasic.quant.lowering import Act, _arg
-from qasic.quant.lowering_ops import _pair_op, _scalar
+from qasic.quant.lowering_ops import _broadcasts, _pair_op, _scalar
 from qasic.quant.lowering_pad import ZeroPad, refuse
 from qasic.quant.lowering_seq import axis_map, digit, rows, samples
 from qasic.quant.lowering_seq import cat as seq_cat
@@ -262,8 +262,9 @@ def _two_activations(b: Any, node: Any, op: str, x: Act, y: Act) -> Act:
     if sx != sy and sx[:-1] == sy[:-1] and 1 in (sx[-1], sy[-1]):
         x, y = (_widened(b, node, x, sy[-1]), y) if sx[-1] == 1 else (x, _widened(b, node, y,
                                                                                     sx[-1]))
-    elif sx != sy and len(sx) == len(sy) and all(1 in (m, n) or m == n for m, n in zip(sx, sy)):
-        out = tuple(max(m, n) for m, n in zip(sx, sy))
+    elif sx != sy and len(sx) == len(sy) and not _broadcasts(sx, sy) \
+            and not _broadcasts(sy, sx) and all(1 in (m, n) or m == n for m, n in zip(sx, sy)):
+        out = tuple(max(m, n) for m, n in zip(sx, sy))  # (1, 1, C) over (H, W, C): the op's own
         x, y = _spread(b, node, x, out), _spread(b, node, y, out)
     return _pair_op(op)(b, node, [x, y], {})
 
