@@ -530,8 +530,11 @@ def image_split(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
     else:
         sizes = [min(int(args[1]), n - s) for s in range(0, n, int(args[1]))]
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
-    return tuple(_select_columns(b, x, range(s, s + k), node, f".{i}")
-                 for i, (s, k) in enumerate(zip(starts, sizes, strict=True)))
+    parts = [range(s, s + k) for s, k in zip(starts, sizes, strict=True)]
+    conv = _conv_output(b, node, x)
+    if conv is not None:
+        return tuple(_conv_part(b, node, conv, part, f".{i}") for i, part in enumerate(parts))
+    return tuple(_select_columns(b, x, part, node, f".{i}") for i, part in enumerate(parts))
 
 
 def image_slice(b: Any, node: Any, args: list, kwargs: dict) -> Any:
@@ -539,8 +542,31 @@ def image_slice(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     a Columns selection of the channels-last image. Other axes refused."""
     x, n = _image_channels(b, node, args, kwargs, 1, "slice")
     start, end = _arg(args, kwargs, 2, "start", None), _arg(args, kwargs, 3, "end", None)
-    return _select_columns(b, x, range(n)[slice(start, end, int(_arg(args, kwargs, 4, "step",
-                                                                    1)))], node)
+    part = range(n)[slice(start, end, int(_arg(args, kwargs, 4, "step", 1)))]
+    conv = _conv_output(b, node, x)
+    if conv is not None and len(part):
+        return _conv_part(b, node, conv, part, f".{part.start}_{part.stop}")
+    return _select_columns(b, x, part, node)
+
+
+def _conv_output(b: Any, node: Any, x: Any) -> Any:
+    """The conv2d (not grouped) whose output ``x`` is, read by ``node`` alone: taken out of
+    the graph (its parts replace it, ``_conv_part``); else None."""
+    prev = b.nodes.get(x.name) if isinstance(x, Act) else None
+    if prev is None or prev.op != "conv2d" or prev.attrs.get("groups", 1) != 1 \
+            or not b.sole_user(x, node):
+        return None
+    return b.nodes.pop(prev.name)
+
+
+def _conv_part(b: Any, node: Any, conv: Any, part: range, suffix: str) -> Act:
+    """Output channels ``part`` of ``conv``, whose output a split or slice alone reads
+    (MobileViTV2's query, keys and values of one 1x1 conv): a conv2d of those weight rows and
+    biases (one rounding, no selection after it)."""
+    sel = list(part)
+    return b.add(node, "conv2d", conv.inputs, dict(conv.attrs),
+                 {"weight": conv.params["weight"][sel], "bias": conv.params["bias"][sel]},
+                 shape=b.shapes[conv.output][:-1] + (len(sel),), name=conv.name + suffix)
 
 
 def _unchained(b: Any, x: Any) -> Any:

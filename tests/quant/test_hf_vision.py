@@ -172,6 +172,7 @@ def test_mobilevit_v2_linear_attention_runs_bit_exact():
     assert [n.op for n in g.nodes].count("softmax") == 9  # 2 + 4 + 3 attention layers
     assert sum(n.name.endswith(".image_layout") for n in g.nodes) == 3  # a residual a stage
     r = qasic.evaluate(Hidden(model), x, calibration=x)
-    # measured 0.9615: the 8-bit activations of its 60 convs (in the survey's model its
-    # attention layers alone quantized give 0.996, its first MobileNet stage alone 0.983)
-    assert r["bit_exact"] and r["cosine"] > 0.95, r["cosine"]
+    # measured 0.9744 (0.9615 with a selection linear after each whole qkv conv): the 8-bit
+    # activations of its ~60 convs (in the survey's model its attention layers alone quantized
+    # give 0.996, its second stage's 11 layers alone 0.983)
+    assert r["bit_exact"] and r["cosine"] > 0.96, r["cosine"]

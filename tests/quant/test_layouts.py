@@ -59,7 +59,10 @@ def test_linear_attention_converts_each_map_read_in_the_other_mode_once():
     # read in image mode: the unfolded input (sequence mode) added to the out conv's output
     assert _converted(g, ".image_layout") == [("permute", (1, 2, 0), (4, 24, 8))]
     ops = [n.op for n in g.nodes if n.op not in ("permute", "reshape")]
-    assert ops.count("softmax") == 1 and ops.count("conv2d") == 4 and ops.count("norm") == 1
+    assert ops.count("softmax") == 1 and ops.count("norm") == 1
+    # the qkv conv, read by its split alone: one conv of each part's weight rows
+    qkv = [g.shapes[n.output] for n in g.nodes if n.op == "conv2d" and n.name.startswith("qkv")]
+    assert qkv == [(4, 24, 1), (4, 24, 8), (4, 24, 8)] and ops.count("conv2d") == 6
 
 
 def test_linear_attention_follows_torch_and_runs_bit_exact():
