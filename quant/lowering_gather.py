@@ -74,13 +74,13 @@ def _one_hot(idx: np.ndarray, n: int) -> np.ndarray:
     return (idx[..., None] == np.arange(n)).astype(np.float64)
 
 
-def _along_last(b: Any, node: Any, x: Act, idx: np.ndarray, n: int, suffix: str = "") -> Act:
+def _along_last(b: Any, node: Any, x: Act, idx: np.ndarray, n: int) -> Act:
     """x (L, 1, n) times the constant P (L, n, K), P[l, r, k] = (idx[l, k] == r): (L, 1, K)."""
     select = np.swapaxes(_one_hot(idx, n), 1, 2)
     sel = b.add(node, "constant", (), {}, {"value": select}, shape=select.shape,
-                suffix=suffix + ".select")
+                suffix=".select")
     return b.add(node, "matmul", (x.name, sel.name), {"transpose_b": False, "alpha": 1.0},
-                 shape=(idx.shape[0], 1, idx.shape[1]), suffix=suffix + ".gathered")
+                 shape=(idx.shape[0], 1, idx.shape[1]), suffix=".gathered")
 
 
 def _selected(b: Any, node: Any, x: Act, idx: np.ndarray, n: int) -> Act:

@@ -55,6 +55,8 @@ SUPPORTED = (
     "sequence models: linear on (batch, S, D), view/reshape/transpose/permute/split of heads",
     ("linalg_vector_norm (2-norm over per-sample axes before the channels), mean over the "
      "channels, div of two activations (a reciprocal table): ConvNeXt V2's GRN"),
+    "sum over per-sample axes; broadcasts of size-1 axes between two activations",
+    "in-place views (unsqueeze_, squeeze_, transpose_, t_) read by nothing after them",
 )
 
 
