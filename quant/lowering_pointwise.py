@@ -11,10 +11,9 @@ Binary ops dispatch on their operands' kinds: two activations make an ``add``/``
 division a ``mul`` by the divisor's reciprocal table; a (..., 1) operand widened to the other's
 channels by a linear of ones, a size-1 axis before them by a selection by a column of ones); an
 activation and a per-position constant (position embeddings) a ``constant`` node and an
-``add``; an activation times a per-channel constant
-folds into the norm or linear before it, any other product by a constant (RoPE's cos/sin
-tables, per position and channel) is a ``constant`` node and a ``mul``; an attention mask
-added to scores goes to qasic.quant.masks.
+``add``; an activation times a per-channel constant folds into the norm or linear before it,
+any other product by a constant (RoPE's cos/sin tables, per position and channel) is a
+``constant`` node and a ``mul``; an attention mask added to scores goes to qasic.quant.masks.
 The hand-written RMSNorm ``x * rsqrt(mean(x^2, -1, keepdim) + eps)`` becomes a ``norm`` (center
 False), also of a chain (Gemma's ``embedding * sqrt(D)``) and between casts (the statistic, an
 RmsStat, is made by qasic.quant.lowering_reduce).
@@ -264,7 +263,8 @@ def _two_activations(b: Any, node: Any, op: str, x: Act, y: Act) -> Act:
                                                                                     sx[-1]))
     elif sx != sy and len(sx) == len(sy) and not _broadcasts(sx, sy) \
             and not _broadcasts(sy, sx) and all(1 in (m, n) or m == n for m, n in zip(sx, sy)):
-        out = tuple(max(m, n) for m, n in zip(sx, sy))  # (1, 1, C) over (H, W, C): the op's own
+        # other size-1 axes spread (a (1, 1, C) operand over (H, W, C) is the op's own)
+        out = tuple(max(m, n) for m, n in zip(sx, sy))
         x, y = _spread(b, node, x, out), _spread(b, node, y, out)
     return _pair_op(op)(b, node, [x, y], {})
 
