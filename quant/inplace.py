@@ -7,6 +7,11 @@ A fill (``fill_of``) is a buffer made by new_empty / new_zeros / empty / zeros w
 readers all come after the last copy, written by copies into slices of its last axis (step 1)
 that tile it: the buffer is the concat of the copied values, made at the last copy (``copy_``).
 Any other in-place write into a value the output reads is refused (qasic.quant.torch_export).
+
+In-place views (``unsqueeze_``, ``squeeze_``, ``transpose_``, ``t_``: BigBird's block-sparse
+attention unsqueezes each block's context in place before a cat) change only the shape: the
+functional view, when nothing reads the input after (``view_``); else refused (the reader would
+see the new shape).
 """
 
 from __future__ import annotations
@@ -59,6 +64,25 @@ def _part(view: fx.Node, rank: int, n: int) -> tuple[int, int] | None:
     start, end, step = args[2], args[3], args[4] or 1
     r = range(*slice(start, end, step).indices(n))
     return (r.start, r.stop) if step == 1 and len(r) else None
+
+
+VIEWS = {aten.unsqueeze_.default: aten.unsqueeze.default, aten.squeeze_.dim: aten.squeeze.dim,
+         aten.squeeze_.default: aten.squeeze.default, aten.transpose_.default: aten.transpose.int,
+         aten.t_.default: aten.t.default}
+
+
+def view_(handlers: dict) -> Any:
+    """The handler of an in-place view: ``handlers``' of its functional form."""
+    def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+        after, n = set(), node.next
+        while n.op != "root":
+            after.add(n)
+            n = n.next
+        if any(u in after for u in node.args[0].users):
+            b.fail(node, f"an in-place {node.target} of a tensor read again after it; only "
+                         "of one read by nothing else after (use the functional view)")
+        return handlers[VIEWS[node.target]](b, node, args, kwargs)
+    return handler
 
 
 def copy_(b: Any, node: Any, args: list, kwargs: dict) -> None:

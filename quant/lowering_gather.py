@@ -1,14 +1,23 @@
-"""Selections by a constant index. ``aten.gather`` along the last axis: a selection that differs
-from row to row (DeBERTa's relative positions: score[q, k] = c2p[q, delta(q, k)]), lowered as
-one matmul per row by a constant 0/1 selector. ``aten.repeat_interleave`` by an int along a
-per-sample axis (Funnel's upsampling of the pooled tokens): one 0/1 selector along that axis
-(``qasic.quant.lowering_seq.rows``).
+"""Selections by a constant index. ``aten.gather`` along any per-sample axis: a selection that
+may differ from row to row (DeBERTa's relative positions: score[q, k] = c2p[q, delta(q, k)];
+BigBird's block-sparse attention: the key blocks each query block reads, key[h, j] =
+key[h, rand[h, j]]), lowered as matmuls by constant 0/1 selectors.
+``aten.repeat_interleave`` by an int along a per-sample axis (Funnel's upsampling of the pooled
+tokens): one 0/1 selector along that axis (``qasic.quant.lowering_seq.rows``).
 
-Per sample, x (..., Q, R) and index (..., Q, K) give y (..., Q, K) with y[..., q, k] =
-x[..., q, index[..., q, k]]. With the leading axes and Q merged into L rows: x as (L, 1, R), a
-``constant`` P (L, R, K) with P[l, r, k] = (index[l, k] == r), y = x @ P as (L, 1, K), reshaped
-back. The index must be the same for every sample (it is a constant of the model, not of the
-input); a computed index, or a gather along another axis, is refused.
+Per sample, x (A, N, T) and index (A, K, T) around the gathered axis (A, T: the products of the
+axes before and after it) give y (A, K, T) with y[a, k, t] = x[a, index[a, k, t], t]:
+
+- along the last axis (T = 1; DeBERTa): x as (A, 1, N), a ``constant`` P (A, N, K) with
+  P[a, n, k] = (index[a, k] == n), y = x @ P as (A, 1, K);
+- along another axis, by an index that is the same for every t (BigBird's blocks): a
+  ``constant`` S (A, K, N) with S[a, k, n] = (index[a, k, 0] == n), y = S @ x (``rows``);
+- otherwise: x permuted to (A, T, N) (a data move), gathered along its last axis as above, and
+  permuted back.
+
+The index must be the same for every sample (it is a constant of the model, not of the
+input) and as large as the input along every axis but the gathered one; a computed index, or a
+gather along the batch axis, is refused.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from qasic.quant.lowering import Act, _act, _arg
 
 aten = torch.ops.aten
 
-SUPPORTED = ("gather along the last axis by a constant index (a 0/1 selector per row)",
+SUPPORTED = ("gather along any per-sample axis by a constant index (0/1 selector matmuls)",
              "repeat_interleave by an int along a per-sample axis (a 0/1 selector)")
 
 
@@ -33,26 +42,67 @@ def gather(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     x = _act(b, node, args[0], "gather input")
     index = args[2]
     rank = node.meta["val"].dim()
-    if int(args[1]) % rank != rank - 1:
-        b.fail(node, f"gather along dim {args[1]} of a rank-{rank} tensor; only the last")
+    dim = int(args[1]) % rank
+    axis = lowering_seq.axis_map(b, node.args[0])[dim]
+    if axis is None or dim == lowering_seq.digit(b, node.args[0])[0]:
+        b.fail(node, f"gather along dim {dim}, the batch axis; only along per-sample axes")
     if not isinstance(index, torch.Tensor):
         b.fail(node, "gather by computed indices; only by a constant index")
+    b.batch_axes[node.name] = lowering_seq.digit(b, node.args[0])  # the index's shape is x's
     per = lowering_seq.samples(b, node, index)
     if not (per == per[:1]).all():
         b.fail(node, "a gather index that differs between samples")
-    idx = per[0].astype(np.int64)
-    xs = b.shapes[x.name]
-    if xs[:-1] != idx.shape[:-1]:
+    idx, xs = per[0].astype(np.int64), b.shapes[x.name]
+    if xs[:axis] + xs[axis + 1:] != idx.shape[:axis] + idx.shape[axis + 1:]:
         b.fail(node, f"gather of per-sample {xs} by an index of {idx.shape}; only indices "
-                     "as large as the input but along the last axis")
-    rows, r, k = math.prod(idx.shape[:-1]), xs[-1], idx.shape[-1]
-    select = (idx.reshape(rows, 1, k) == np.arange(r).reshape(1, r, 1)).astype(np.float64)
-    xr = lowering_seq.reshaped(b, node, x, (rows, 1, r), suffix=".rows_in")
+                     f"as large as the input but along the gathered axis {axis}")
+    a, n, t, k = math.prod(xs[:axis]), xs[axis], math.prod(xs[axis + 1:]), idx.shape[axis]
+    idx = idx.reshape(a, k, t)
+    if t == 1:
+        y = _along_last(b, node, lowering_seq.reshaped(b, node, x, (a, 1, n), ".rows_in"),
+                        idx[:, :, 0], n)
+    elif (idx == idx[:, :, :1]).all():
+        y = _selected(b, node, lowering_seq.reshaped(b, node, x, (a, n, t), ".rows_in"),
+                      idx[:, :, 0], n)
+    else:
+        y = _transposed(b, node, lowering_seq.reshaped(b, node, x, (a, n, t), ".rows_in"), idx)
+    return lowering_seq.reshaped(b, node, y, b.per_sample(node))
+
+
+def _one_hot(idx: np.ndarray, n: int) -> np.ndarray:
+    """(..., K) indices -> (..., K, n) 0/1 rows."""
+    return (idx[..., None] == np.arange(n)).astype(np.float64)
+
+
+def _along_last(b: Any, node: Any, x: Act, idx: np.ndarray, n: int) -> Act:
+    """x (L, 1, n) times the constant P (L, n, K), P[l, r, k] = (idx[l, k] == r): (L, 1, K)."""
+    select = np.swapaxes(_one_hot(idx, n), 1, 2)
     sel = b.add(node, "constant", (), {}, {"value": select}, shape=select.shape,
                 suffix=".select")
-    y = b.add(node, "matmul", (xr.name, sel.name), {"transpose_b": False, "alpha": 1.0},
-              shape=(rows, 1, k), suffix=".gathered")
-    return lowering_seq.reshaped(b, node, y, idx.shape)
+    return b.add(node, "matmul", (x.name, sel.name), {"transpose_b": False, "alpha": 1.0},
+                 shape=(idx.shape[0], 1, idx.shape[1]), suffix=".gathered")
+
+
+def _selected(b: Any, node: Any, x: Act, idx: np.ndarray, n: int) -> Act:
+    """The constant S (A, K, n), S[a, k, r] = (idx[a, k] == r), times x (A, n, T): (A, K, T)."""
+    select = _one_hot(idx, n)
+    sel = b.add(node, "constant", (), {}, {"value": select}, shape=select.shape,
+                suffix=".select")
+    return b.add(node, "matmul", (sel.name, x.name), {"transpose_b": False, "alpha": 1.0},
+                 shape=(idx.shape[0], idx.shape[1], b.shapes[x.name][-1]), suffix=".gathered")
+
+
+def _transposed(b: Any, node: Any, x: Act, idx: np.ndarray) -> Act:
+    """x (A, n, T) by idx (A, K, T) that differs along T: x permuted to (A, T, n), each of
+    the A T rows gathered along its last axis, permuted back to (A, K, T)."""
+    (a, n, t), k = b.shapes[x.name], idx.shape[1]
+    xt = b.add(node, "permute", (x.name,), {"perm": (0, 2, 1)}, shape=(a, t, n),
+               suffix=".last")
+    rows = lowering_seq.reshaped(b, node, xt, (a * t, 1, n), ".rows_in")
+    y = _along_last(b, node, rows, idx.transpose(0, 2, 1).reshape(a * t, k), n)
+    y = lowering_seq.reshaped(b, node, y, (a, t, k), ".rows_out")
+    return b.add(node, "permute", (y.name,), {"perm": (0, 2, 1)}, shape=(a, k, t),
+                 suffix=".back")
 
 
 def repeat_interleave(b: Any, node: Any, args: list, kwargs: dict) -> Act:

@@ -9,11 +9,11 @@ a pure scale into the linear or matmul before it.
 
 Binary ops dispatch on their operands' kinds: two activations make an ``add``/``mul`` node (a
 division a ``mul`` by the divisor's reciprocal table; a (..., 1) operand widened to the other's
-channels by a linear of ones); an activation and a per-position constant (position
-embeddings) a ``constant`` node and an ``add``; an activation times a per-channel constant
-folds into the norm or linear before it, any other product by a constant (RoPE's cos/sin
-tables, per position and channel) is a ``constant`` node and a ``mul``; an attention mask
-added to scores goes to qasic.quant.masks.
+channels by a linear of ones, a size-1 axis before them by a selection by a column of ones); an
+activation and a per-position constant (position embeddings) a ``constant`` node and an
+``add``; an activation times a per-channel constant folds into the norm or linear before it,
+any other product by a constant (RoPE's cos/sin tables, per position and channel) is a
+``constant`` node and a ``mul``; an attention mask added to scores goes to qasic.quant.masks.
 The hand-written RMSNorm ``x * rsqrt(mean(x^2, -1, keepdim) + eps)`` becomes a ``norm`` (center
 False), also of a chain (Gemma's ``embedding * sqrt(D)``) and between casts (the statistic, an
 RmsStat, is made by qasic.quant.lowering_reduce).
@@ -38,7 +38,7 @@ import torch
 from qasic.quant import lowering_seq, masks
 from qasic.quant import pointwise as pw
 from qasic.quant.lowering import Act, _arg
-from qasic.quant.lowering_ops import _pair_op, _scalar
+from qasic.quant.lowering_ops import _broadcasts, _pair_op, _scalar
 from qasic.quant.lowering_pad import ZeroPad, refuse
 from qasic.quant.lowering_seq import axis_map, digit, rows, samples
 from qasic.quant.lowering_seq import cat as seq_cat
@@ -261,7 +261,28 @@ def _two_activations(b: Any, node: Any, op: str, x: Act, y: Act) -> Act:
     if sx != sy and sx[:-1] == sy[:-1] and 1 in (sx[-1], sy[-1]):
         x, y = (_widened(b, node, x, sy[-1]), y) if sx[-1] == 1 else (x, _widened(b, node, y,
                                                                                     sx[-1]))
+    elif sx != sy and len(sx) == len(sy) and not _broadcasts(sx, sy) \
+            and not _broadcasts(sy, sx) and all(1 in (m, n) or m == n for m, n in zip(sx, sy)):
+        # other size-1 axes spread (a (1, 1, C) operand over (H, W, C) is the op's own)
+        out = tuple(max(m, n) for m, n in zip(sx, sy))
+        x, y = _spread(b, node, x, out), _spread(b, node, y, out)
     return _pair_op(op)(b, node, [x, y], {})
+
+
+def _spread(b: Any, node: Any, x: Act, out: tuple[int, ...]) -> Act:
+    """x broadcast to ``out`` along its size-1 axes (MobileViTV2's softmax of its one query
+    channel (1, P, N) times the keys (C, P, N)): per axis a selection by a column of ones
+    (``rows``), the last axis a linear of ones."""
+    for axis, n in enumerate(out):
+        shape = b.shapes[x.name]
+        if shape[axis] == n:
+            continue
+        if axis == len(out) - 1:
+            x = _widened(b, node, x, n)
+        else:
+            x = rows(b, node, x, np.ones((n, 1)), axis, suffix=f".spread{axis}",
+                     out_shape=shape[:axis] + (n,) + shape[axis + 1:])
+    return x
 
 
 def _widened(b: Any, node: Any, x: Act, c: int) -> Act:
@@ -509,8 +530,11 @@ def image_split(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
     else:
         sizes = [min(int(args[1]), n - s) for s in range(0, n, int(args[1]))]
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
-    return tuple(_select_columns(b, x, range(s, s + k), node, f".{i}")
-                 for i, (s, k) in enumerate(zip(starts, sizes, strict=True)))
+    parts = [range(s, s + k) for s, k in zip(starts, sizes, strict=True)]
+    conv = _conv_output(b, node, x)
+    if conv is not None:
+        return tuple(_conv_part(b, node, conv, part, f".{i}") for i, part in enumerate(parts))
+    return tuple(_select_columns(b, x, part, node, f".{i}") for i, part in enumerate(parts))
 
 
 def image_slice(b: Any, node: Any, args: list, kwargs: dict) -> Any:
@@ -518,8 +542,31 @@ def image_slice(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     a Columns selection of the channels-last image. Other axes refused."""
     x, n = _image_channels(b, node, args, kwargs, 1, "slice")
     start, end = _arg(args, kwargs, 2, "start", None), _arg(args, kwargs, 3, "end", None)
-    return _select_columns(b, x, range(n)[slice(start, end, int(_arg(args, kwargs, 4, "step",
-                                                                    1)))], node)
+    part = range(n)[slice(start, end, int(_arg(args, kwargs, 4, "step", 1)))]
+    conv = _conv_output(b, node, x)
+    if conv is not None and len(part):
+        return _conv_part(b, node, conv, part, f".{part.start}_{part.stop}")
+    return _select_columns(b, x, part, node)
+
+
+def _conv_output(b: Any, node: Any, x: Any) -> Any:
+    """The conv2d (not grouped) whose output ``x`` is, read by ``node`` alone: taken out of
+    the graph (its parts replace it, ``_conv_part``); else None."""
+    prev = b.nodes.get(x.name) if isinstance(x, Act) else None
+    if prev is None or prev.op != "conv2d" or prev.attrs.get("groups", 1) != 1 \
+            or not b.sole_user(x, node):
+        return None
+    return b.nodes.pop(prev.name)
+
+
+def _conv_part(b: Any, node: Any, conv: Any, part: range, suffix: str) -> Act:
+    """Output channels ``part`` of ``conv``, whose output a split or slice alone reads
+    (MobileViTV2's query, keys and values of one 1x1 conv): a conv2d of those weight rows and
+    biases (one rounding, no selection after it)."""
+    sel = list(part)
+    return b.add(node, "conv2d", conv.inputs, dict(conv.attrs),
+                 {"weight": conv.params["weight"][sel], "bias": conv.params["bias"][sel]},
+                 shape=b.shapes[conv.output][:-1] + (len(sel),), name=conv.name + suffix)
 
 
 def _unchained(b: Any, x: Any) -> Any:
@@ -615,12 +662,12 @@ def _clamp_min(b: Any, node: Any, args: list, kwargs: dict) -> RmsStat:
     return replace(stat, eps=stat.eps + m * m)
 
 
-def _expand_as(b: Any, node: Any, args: list, kwargs: dict) -> RmsStat:
+def _expand_as(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     """F.normalize's ``expand_as`` of the norm over the last axis: the norm node broadcasts
-    it."""
-    if not isinstance(args[0], RmsStat):
-        b.fail(node, "expand_as only of a norm statistic (F.normalize)")
-    return args[0]
+    it. Of an activation: ``expand`` to the other's shape (MobileViTV2's context vector)."""
+    if isinstance(args[0], RmsStat):
+        return args[0]
+    return lowering_seq.expand(b, node, [materialize(b, args[0])], {})
 
 
 # --- the table ----------------------------------------------------------------------------

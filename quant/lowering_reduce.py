@@ -7,7 +7,8 @@ the positions is a matmul by a constant 1/n row, over the channels a linear of o
 ``linalg_vector_norm`` over H, W (ConvNeXt V2's global response normalization) a table of x^2,
 a matmul by a row of ones and a table of the square root; over the last axis with keepdim (Swin
 V2's cosine attention, ``F.normalize(x, dim=-1)``) an RmsStat of scale D, which x divided by it
-makes a ``norm`` of gamma 1 / sqrt(D).
+makes a ``norm`` of gamma 1 / sqrt(D). A sum over per-sample axes: a matmul by a row of ones
+(a linear of one over the last axis).
 """
 
 from __future__ import annotations
@@ -65,6 +66,37 @@ def mean(b: Any, node: Any, args: list, kwargs: dict) -> RmsStat | Act:
     if not isinstance(chain, Pointwise) or chain.tree != inner:
         b.fail(node, "a mean of squares of a value computed inside the mean")
     return RmsStat(materialize(b, chain), 0.0)
+
+
+def sum_(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.sum(x, dims, keepdim) over per-sample axes (MobileViTV2's context vector, the
+    keys weighted by the query's softmax summed over the patches): per axis a selection by a
+    row of ones (``rows``), over the last axis a linear of one row of ones."""
+    x = materialize(b, args[0])
+    rank = node.args[0].meta["val"].dim()
+    dims = sorted({int(d) % rank for d in _ints_or_all(_arg(args, kwargs, 1, "dim", None),
+                                                       rank)})
+    axes, (p, inner) = axis_map(b, node.args[0]), digit(b, node.args[0])
+    dtype = kwargs.get("dtype")
+    if dtype is not None and dtype != node.args[0].meta["val"].dtype:
+        b.fail(node, f"a sum cast to {dtype}; the model must stay in "
+                     f"{node.args[0].meta['val'].dtype}")
+    if not isinstance(x, Act) or any(axes[d] is None or d == p for d in dims):
+        b.fail(node, f"a sum over dims {dims} of a rank-{rank} tensor whose batch is axis {p}; "
+                     "only over per-sample axes of an activation")
+    if not _arg(args, kwargs, 2, "keepdim", False):
+        b.batch_axes[node.name] = (p - sum(d < p for d in dims), inner)
+    for d in dims:
+        shape, axis = b.shapes[x.name], axes[d]
+        kept = shape[:axis] + (1,) + shape[axis + 1:]
+        if axis < len(shape) - 1:
+            x = rows(b, node, x, np.ones((1, shape[axis])), axis, suffix=f".sum{d}",
+                     out_shape=kept)
+            continue
+        x = b.add(node, "linear", (x.name,), {}, {"weight": np.ones((1, shape[-1])),
+                                                  "bias": np.zeros(1)},
+                  shape=kept, suffix=f".sum{d}")
+    return lowering_seq.reshaped(b, node, x, b.per_sample(node))
 
 
 def _channel_mean(b: Any, node: Any, x: Act) -> Act:
@@ -125,4 +157,5 @@ HANDLERS = {
     aten.mean.dim: lambda b, node, args, kwargs: mean(
         b, node, [materialize(b, a) if isinstance(a, Columns) else a for a in args], kwargs),
     aten.linalg_vector_norm.default: vector_norm,
+    aten.sum.dim_IntList: sum_,
 }

@@ -59,6 +59,8 @@ SUPPORTED = (
     ("mixture-of-experts blocks with softmax or sigmoid top-k routers and stacked experts "
      "(Mixtral, Qwen2-/Qwen3-MoE, OLMoE, GLM-4-MoE), run densely: qasic::topk_mask, "
      "qasic::masked_softmax"),
+    "sum over per-sample axes; broadcasts of size-1 axes between two activations",
+    "in-place views (unsqueeze_, squeeze_, transpose_, t_) read by nothing after them",
 )
 
 
@@ -373,6 +375,7 @@ def _table() -> dict:
     t[torch.ops.qasic.topk_mask.default] = topk_mask
     t[torch.ops.qasic.masked_softmax.default] = masked_softmax
     t[aten.copy_.default] = inplace.copy_
+    t.update({v: inplace.view_(t) for v in inplace.VIEWS})
     for view in (aten.view.default, aten.reshape.default, aten._unsafe_view.default):
         t[view] = masks.viewed(t[view])
     for name in ("ne", "eq", "gt", "ge", "lt", "le"):

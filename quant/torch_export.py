@@ -28,6 +28,7 @@ from qasic.quant import (
     einsum,
     fourier,
     inplace,
+    layouts,
     lowering_pad,
     lowering_seq,
     masks,
@@ -41,7 +42,7 @@ from qasic.quant.fgraph import FGraph, FNode
 from qasic.quant.graph import TORCH
 from qasic.quant.handlers import HANDLERS, SUPPORTED
 from qasic.quant.lowering import Act, per_sample
-from qasic.quant.lowering_pointwise import SYMBOLIC, materialize
+from qasic.quant.lowering_pointwise import SYMBOLIC, Columns, Pointwise, materialize
 from qasic.quant.lowering_transformer import POINTWISE_AWARE
 
 PAD_READERS = lowering_pad.READERS | set(lowering_pad.HANDLERS)
@@ -191,6 +192,10 @@ class _Builder:
         # sequence models; an image model switches at its patches (lowering_seq.to_sequence)
         self.sequence = False
         self.left_sequence = False  # an image model that went to sequence mode and came back
+        # fx node name -> the mode its value was made in; a read in the other mode converts
+        # an image model's maps (qasic.quant.layouts), once per (tensor, mode, torch shape)
+        self.made_in: dict[str, bool] = {}
+        self.relayouts: dict[tuple, Act] = {}
 
     def build(self, name: str) -> FGraph:
         user = [n for n in self.ep.graph.nodes if n.op == "placeholder"
@@ -229,6 +234,9 @@ class _Builder:
             self.output = self._graph_output(node)
         else:
             self.fail(node, f"fx op {node.op!r} is not supported")
+        # a getitem's value is part of its tuple's, made with it
+        source = node.args[0] if node.target is operator.getitem else node
+        self.made_in[node.name] = self.made_in.get(source.name, self.sequence)
 
     def _placeholder(self, node: fx.Node) -> Any:
         sig = self.ep.graph_signature
@@ -250,6 +258,7 @@ class _Builder:
         return Act(INPUT)
 
     def _call(self, node: fx.Node) -> Any:
+        layouts.enters_sequence(self, node)
         args = [self.value(a) for a in node.args]
         kwargs = {k: self.value(v) for k, v in node.kwargs.items()}
         if node.target is operator.getitem:
@@ -304,6 +313,7 @@ class _Builder:
         outs = node.args[0]
         if len(outs) == 1:
             self.env[outs[0].name] = materialize(self, self.value(outs[0]))
+            self.made_in[outs[0].name] = self.sequence  # in this mode's layout now
         if len(outs) != 1 or not isinstance(self.value(outs[0]), Act):
             self.fail(node, f"the model must return one activation tensor; it returns {len(outs)}")
         self.output_layout = self._layout_of(outs[0])
@@ -319,7 +329,11 @@ class _Builder:
 
     def value(self, a: Any) -> Any:
         if isinstance(a, fx.Node):
-            return self.env[a.name]
+            v = self.env[a.name]
+            if self.made_in.get(a.name, self.sequence) == self.sequence:
+                return v
+            return layouts.relayout(self, a, materialize(self, v) if isinstance(
+                v, (Pointwise, Columns)) else v)
         if isinstance(a, (list, tuple)):
             return type(a)(self.value(x) for x in a)
         return a

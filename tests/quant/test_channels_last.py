@@ -277,8 +277,13 @@ def test_channel_splits_slices_gates_and_axis_means_of_an_image():
     graph = capture(model, torch.from_numpy(x[:2]))
     np.testing.assert_allclose(run_float(graph, graph.to_internal(x)),
                                torch_out(model, x).transpose(0, 2, 3, 1), atol=1e-5)
+    # the split of the conv's output (its only reader): a conv of each part's weight rows (one
+    # rounding; a selection linear after the whole conv measured 0.99914 and 4,843 cycles, this
+    # 0.99918 and 3,952); each gate a selection of the gates' part
+    convs = [n.params["weight"].shape[0] for n in graph.nodes if n.name.startswith("proj.")]
+    assert convs == [8, 8, 2] and "proj" not in [n.name for n in graph.nodes]
     sel = [n.params["weight"].shape for n in graph.nodes if n.op == "linear"]
-    assert sorted(sel) == [(1, 18), (1, 18), (8, 18), (8, 18)]  # ctx, q, each gate: selections
+    assert sel == [(1, 2), (1, 2)]
     pools = [n.attrs["kernel"] for n in graph.nodes if n.op == "avgpool2d"]
     assert pools == [(6, 1), (1, 6)]
     wide = [n for n in graph.nodes if n.name.endswith(".wide")]

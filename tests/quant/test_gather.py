@@ -1,7 +1,8 @@
-"""aten.gather by a constant index along the last axis (qasic.quant.lowering_gather): DeBERTa's
-relative-position form, the QGraph it becomes (a constant 0/1 selector per row and one matmul),
-the float executor and golden reference against torch, golden reference == simulator, and
-one-line refusals."""
+"""aten.gather by a constant index (qasic.quant.lowering_gather): DeBERTa's relative-position
+form along the last axis, BigBird's key blocks along a middle axis, a skew whose index differs
+along the trailing axis; the QGraph each becomes (constant 0/1 selectors and matmuls), the
+float executor and golden reference against torch, golden reference == simulator, and
+one-line refusals. Also in-place views (qasic.quant.inplace.view_)."""
 
 from __future__ import annotations
 
@@ -68,9 +69,90 @@ class Gather(nn.Module):
         return self.f(self.fc(x))
 
 
+RAND = ((2, 0, 1, 2), (1, 1, 0, 2))  # (H, K): the key block each head's k-th block reads
+
+
+class BlockGather(nn.Module):
+    """BigBird's block-sparse key gather: keys (B, H, S, Dh) in blocks (B, H, S / 2, 2, Dh),
+    gather(dim 2) of K blocks per head by a constant (H, K) table expanded over the block."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.k = nn.Linear(D, D)
+
+    def forward(self, x):
+        b = x.shape[0]
+        k = self.k(x).view(b, S, H, D // H).transpose(1, 2).reshape(b, H, S // 2, 2, D // H)
+        index = torch.tensor(RAND)[None, :, :, None, None].expand(b, -1, -1, 2, D // H)
+        y = torch.gather(k, 2, index)  # (B, H, K, 2, Dh)
+        return y.reshape(b, H, -1, D // H).transpose(1, 2).reshape(b, -1, D)
+
+
+def test_a_block_gather_is_one_selector_matmul_per_head():
+    graph, _, cos = check(BlockGather(), _seq())
+    assert ops(graph).count("matmul") == 1 and ops(graph).count("permute") == 2
+    select = next(n for n in graph.nodes if n.name.endswith(".select"))
+    value = select.params["value"]  # (H, K, S / 2): one 1 per (head, block), read from rows
+    assert value.shape == (H, len(RAND[0]), S // 2) and (value.sum(-1) == 1).all()
+    assert (value.argmax(-1) == np.array(RAND)).all()
+    assert cos > 0.999
+
+
+def test_a_block_gather_runs_bit_exact():
+    x = _seq(4)
+    r = qasic.evaluate(BlockGather().eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999
+
+
+def _skew() -> torch.Tensor:  # (S, D): column d reads row (s + d) mod S
+    return (torch.arange(S)[:, None] + torch.arange(D)[None, :]) % S
+
+
+def test_a_gather_whose_index_differs_along_the_trailing_axis_transposes():
+    module = Gather(lambda y: torch.gather(y, 1, _skew().expand(y.shape[0], -1, -1)))
+    graph, _, cos = check(module, _seq())
+    assert ops(graph).count("permute") == 2 and ops(graph).count("matmul") == 1
+    select = next(n for n in graph.nodes if n.name.endswith(".select"))
+    assert select.params["value"].shape == (D, S, S)  # one (S, S) selector per column
+    assert cos > 0.999
+    x = _seq(4)
+    r = qasic.evaluate(module.eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999
+
+
+class InPlaceUnsqueeze(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(D, D)
+
+    def forward(self, x):
+        y = self.fc(x)
+        y.unsqueeze_(1)  # (B, 1, S, D), as BigBird's block contexts before their cat
+        return torch.cat([y, 2 * y], 1)
+
+
+def test_an_in_place_unsqueeze_is_the_view():
+    graph, _, cos = check(InPlaceUnsqueeze(), _seq())
+    assert graph.shapes[graph.output] == (2, S, D) and cos > 0.999
+
+
+def test_an_in_place_view_of_a_tensor_read_after_it_is_refused_in_one_line():
+    ep = torch.export.export(InPlaceUnsqueeze().eval(), (torch.from_numpy(_seq(2)),))
+    view = next(n for n in ep.graph.nodes if n.target is torch.ops.aten.unsqueeze_.default)
+    later = next(iter(view.users))
+    later.replace_input_with(view, view.args[0])  # a reader of the tensor before the view
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(ep, None)
+    assert "read again after it" in str(e.value) and "\n" not in str(e.value)
+
+
 REFUSED = {
-    "other_axis": (lambda y: torch.gather(y, 1, torch.zeros(y.shape[0], 2, D, dtype=torch.long)),
-                   "only the last"),
+    "batch_axis": (lambda y: torch.gather(y, 0, torch.zeros(1, S, D, dtype=torch.long)),
+                   "gather along dim 0, the batch axis"),
+    "smaller_index": (lambda y: torch.gather(y, 1, torch.zeros(y.shape[0], 2, 3,
+                                                               dtype=torch.long)),
+                      "only indices as large as the input"),
     "per_sample": (lambda y: torch.gather(y, -1, torch.arange(y.shape[0])[:, None, None].expand(
         -1, S, 1)), "differs between samples"),
 }

@@ -304,6 +304,19 @@ CASES = {
                  0.999),                                                    # 0.99987
     "mean_pool": (_after_linear(lambda x: x.mean(1)), ["linear", "constant", "matmul",
                                                        "reshape"], 0.999),  # 0.9999
+    # sums over per-sample axes: a matmul by a row of ones, over the channels a linear of one
+    "sum_positions": (_after_linear(lambda x: x.sum(1) * 0.2), ["linear", "constant", "matmul",
+                                                                "reshape"], 0.999),  # 0.99989
+    "sum_channels": (_after_linear(lambda x: x + torch.tanh(x.sum(-1, keepdim=True) * 0.2)),
+                     ["linear", "linear", "lut", "linear", "add"], 0.999),  # 0.99986
+    # a size-1 axis other than the channels broadcast (MobileViTV2's softmax of one query
+    # channel times the keys): a selection by a column of ones; expand_as likewise
+    "broadcast_positions": (_after_linear(lambda x: x * torch.tanh(x[:, :1])),
+                            ["linear", "constant", "matmul", "lut", "constant", "matmul",
+                             "mul"], 0.999),                       # 0.99971
+    "expand_as": (_after_linear(lambda x: torch.tanh(x[:, :1]).expand_as(x) + x),
+                  ["linear", "constant", "matmul", "lut", "constant", "matmul", "add"],
+                  0.999),                                                   # 0.99986
     # nn.MultiheadAttention runs sequence-first and picks q, k, v by select: the batch axis
     # moves, per sample nothing does until the heads
     "mha": (Fn(lambda x, m: m(x, x, x, need_weights=False)[0],
@@ -627,10 +640,16 @@ def test_a_padding_mask_with_a_constant_pattern_is_refused():
         capture(WindowAndPadding().eval(), torch.from_numpy(_ids(2)))
 
 
-def test_layer_norm_in_an_image_model_is_refused():
-    with pytest.raises(UnsupportedOpError, match="only in sequence models or on vectors"):
-        capture(nn.Sequential(nn.Conv2d(3, 4, 1), nn.LayerNorm(5)).eval(),
-                torch.zeros(1, 3, 5, 5))
+def test_layer_norm_over_the_width_of_an_image_map_runs_in_torch_layout():
+    """Before: refused ('only in sequence models or on vectors'); the map enters sequence mode
+    (qasic.quant.layouts), where the last axis is torch's W."""
+    module = nn.Sequential(nn.Conv2d(3, 4, 1), nn.LayerNorm(5)).eval()
+    x = np.random.default_rng(0).standard_normal((8, 3, 5, 5)).astype(np.float32)
+    g = capture(module, torch.from_numpy(x[:2]))
+    assert ops(g) == ["conv2d", "permute", "norm"] and g.output_layout == "torch"
+    q = quantize(g, None, x, QuantConfig(8))
+    got = q.dequantize_output(reference.run(q, q.quantize_input(x)))
+    assert cosine(got, torch_out(module, x)) > 0.999
 
 
 def test_a_norm_calibrated_on_zeros_caps_its_multiplier_and_keeps_zeros():

@@ -1,0 +1,97 @@
+"""Per-value layouts in image models (qasic.quant.layouts): a map made in one mode and read in
+the other is converted (a permute, once per value), and a softmax of a map enters sequence
+mode. MobileViTV2's linear attention (its residual stream made in sequence mode and added to a
+convolution's output, its keys and values split from a convolution's output and multiplied by
+the softmax of its one query channel) and a softmax over the width of a feature map: the float
+executor follows torch, the golden reference equals the simulator."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import qasic
+from tests.quant.opcheck import float_matches, reference_cosine
+
+
+class LinearAttention(nn.Module):
+    """MobileViTV2's block: conv -> unfold into (batch, C, ph pw, patches) -> GroupNorm(1) ->
+    1x1 conv to 1 + 2 C channels -> split into query, keys, values -> softmax of the query over
+    the patches -> context = sum(keys * softmax, patches) -> relu(values) * context -> 1x1 conv
+    + the unfolded input -> fold -> 1x1 conv."""
+
+    def __init__(self, c: int = 8, ph: int = 2, pw: int = 2):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.proj = nn.Conv2d(3, c, 3, padding=1), nn.Conv2d(c, c, 1)
+        self.norm, self.qkv, self.out = nn.GroupNorm(1, c), nn.Conv2d(c, 1 + 2 * c, 1), \
+            nn.Conv2d(c, c, 1)
+        self.c, self.k = c, (ph, pw)
+
+    def forward(self, x):
+        f = self.conv(x)
+        b, c, h, w = f.shape
+        p = F.unfold(f, self.k, stride=self.k).reshape(b, c, self.k[0] * self.k[1], -1)
+        q, k, v = self.qkv(self.norm(p)).split([1, c, c], dim=1)
+        context = (k * F.softmax(q, dim=-1)).sum(-1, keepdim=True)
+        p = p + self.out(F.relu(v) * context.expand_as(v))
+        return self.proj(F.fold(p.reshape(b, -1, p.shape[-1]), (h, w), self.k, stride=self.k))
+
+
+def _x(n: int = 8, h: int = 8, w: int = 12) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((n, 3, h, w)).astype(np.float32)
+
+
+def _converted(graph, suffix: str) -> list:
+    return [(n.op, n.attrs.get("perm"), graph.shapes[n.output]) for n in graph.nodes
+            if n.name.endswith(suffix)]
+
+
+def test_linear_attention_converts_each_map_read_in_the_other_mode_once():
+    g = float_matches(LinearAttention(), _x(2))
+    # read in sequence mode: the query (1 channel: a reshape), the keys and values (one permute
+    # for both the relu and expand_as), all made by the qkv conv in image mode
+    assert _converted(g, ".torch_layout") == [("reshape", None, (1, 4, 24)),
+                                               ("permute", (2, 0, 1), (8, 4, 24)),
+                                               ("permute", (2, 0, 1), (8, 4, 24))]
+    # read in image mode: the unfolded input (sequence mode) added to the out conv's output
+    assert _converted(g, ".image_layout") == [("permute", (1, 2, 0), (4, 24, 8))]
+    ops = [n.op for n in g.nodes if n.op not in ("permute", "reshape")]
+    assert ops.count("softmax") == 1 and ops.count("norm") == 1
+    # the qkv conv, read by its split alone: one conv of each part's weight rows
+    qkv = [g.shapes[n.output] for n in g.nodes if n.op == "conv2d" and n.name.startswith("qkv")]
+    assert qkv == [(4, 24, 1), (4, 24, 8), (4, 24, 8)] and ops.count("conv2d") == 6
+
+
+def test_linear_attention_follows_torch_and_runs_bit_exact():
+    module, x = LinearAttention().eval(), _x()
+    assert reference_cosine(module, x, 8) > 0.999  # measured 0.99987
+    r = qasic.evaluate(module, x[:4], calibration=x[:4])
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]  # 0.99988
+
+
+class WidthSoftmax(nn.Module):
+    """A softmax over the width of a feature map (N, C, H, W), times the map, then a conv:
+    before, 'softmax input of a 4-D activation in an image model'."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.proj = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 1)
+
+    def forward(self, x):
+        f = self.conv(x)
+        return self.proj(f * F.softmax(f, dim=-1))
+
+
+def test_a_softmax_over_the_width_of_a_map_enters_sequence_mode():
+    module, x = WidthSoftmax().eval(), _x()
+    g = float_matches(module, x)
+    # the conv's output to torch's (C, H, W) once (for the softmax and the mul), back once
+    assert [n.attrs["perm"] for n in g.nodes if n.op == "permute"] == [(2, 0, 1), (1, 2, 0)]
+    assert [n.op for n in g.nodes if n.op not in ("permute", "reshape")] == [
+        "conv2d", "softmax", "mul", "conv2d"]
+    r = qasic.evaluate(module, x[:4], calibration=x[:4])
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]  # 0.99999
