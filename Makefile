@@ -32,9 +32,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/qasic demo --out out/demo
 
+# two pytest workers (the CI machine's two cores); --dist loadfile keeps each test file on one
+# worker, so the Verilator builds a file shares are built once
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
