@@ -16,7 +16,10 @@ value and concatenations: MiniCPM3's keys are two caches concatenated).
                             state at row p (``cache_write``: a SCATTER by p), and the attention
                             reads the whole state (C keys) with the keys after p masked: a
                             causal softmax becomes a masked one whose key mask is row p of the
-                            lower-triangular table, gathered by p
+                            lower-triangular table, gathered by p; a softmax not over an
+                            attention's keys (``key_scores``: a mixture of experts' routing
+                            softmax over its experts, with its top-k row mask) and the
+                            ``topk_mask`` run on the step's token alone, like an MLP
 
 Rotary position embeddings and grouped-query heads (the Llama family) need two more things:
     token_major(full)       the same graph with every head permute (one that keeps the last axis)
