@@ -72,6 +72,14 @@ def positions(graph: QGraph) -> int:
         raise UnsupportedOpError(f"model {graph.name} does not take token ids (input "
                                  f"{graph.input} of shape {tuple(shape)}); generation needs a "
                                  "language model over int ids")
+    part = next((n for n in graph.nodes if n.op == "embedding" and n.inputs == (graph.input,)
+                 and "offset" in n.attrs), None)
+    if part is not None:
+        first = int(part.attrs["offset"])
+        raise UnsupportedOpError(
+            f"{part.name} embeds ids {first}..{first + graph.shapes[part.output][0] - 1} of "
+            f"model {graph.name}'s {shape[0]} (an encoder-decoder's source or target); "
+            "generation runs decoder-only models")
     return int(shape[0])
 
 

@@ -38,7 +38,7 @@ from qasic.quant import (
     masks,
     moe,  # noqa: F401  (registers the qasic:: torch ops handled here)
 )
-from qasic.quant.lowering import Act, _act, _arg, _const, _np
+from qasic.quant.lowering import Act, IdSlice, _act, _arg, _const, _np
 from qasic.quant.lowering_pointwise import materialize
 
 aten = torch.ops.aten
@@ -73,6 +73,9 @@ def _sequence_input(b: Any, node: Any, x: Any, what: str) -> Act:
 def embedding(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """aten.embedding(weight, ids, padding_idx, ...): rows of the table by token id."""
     table = _np(_const(b, node, args[0], "embedding table"))
+    if isinstance(args[1], IdSlice):  # ids start.. of the input, one a row
+        return b.add(node, "embedding", (args[1].name,),
+                     {"offset": args[1].start, "rows": args[1].length}, {"table": table})
     ids = _act(b, node, args[1], "embedding indices")
     if ids.name != b.input_name or b.layout != lowering_seq.TOKENS:
         b.fail(node, "an embedding of computed indices; only of the model's token ids")
