@@ -44,7 +44,8 @@ from qasic.quant.lowering_pointwise import materialize
 aten = torch.ops.aten
 
 SUPPORTED = (
-    "embedding (token ids; position/token-type lookups fold into a constant)",
+    ("embedding (token ids, or a contiguous slice of them: an encoder-decoder's source and "
+     "target in one input; position/token-type lookups fold into a constant)"),
     "layer_norm/native_layer_norm/rms_norm over the last axis; x * rsqrt(mean(x^2) + eps)",
     "softmax/_softmax over the last axis, with causal, padding and constant masks",
     ("matmul/bmm of two activations (a transpose(-2, -1) of the second folds in), or of an "
