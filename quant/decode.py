@@ -16,7 +16,10 @@ value and concatenations: MiniCPM3's keys are two caches concatenated).
                             state at row p (``cache_write``: a SCATTER by p), and the attention
                             reads the whole state (C keys) with the keys after p masked: a
                             causal softmax becomes a masked one whose key mask is row p of the
-                            lower-triangular table, gathered by p
+                            lower-triangular table, gathered by p; a softmax not over an
+                            attention's keys (``key_scores``: a mixture of experts' routing
+                            softmax over its experts, with its top-k row mask) and the
+                            ``topk_mask`` run on the step's token alone, like an MLP
 
 Rotary position embeddings and grouped-query heads (the Llama family) need two more things:
     token_major(full)       the same graph with every head permute (one that keeps the last axis)
@@ -50,7 +53,7 @@ from qasic.quant.graph import QGraph, QNode
 STEP = "step"            # the decode program's input: (token id, position)
 MASK = "decode.mask"     # row p of the causal table: the keys a step may attend
 VIEWS = ("reshape", "permute")
-_ROWWISE = ("norm", "lut", "relu", "clamp", "softmax", "add", "mul")
+_ROWWISE = ("norm", "lut", "relu", "clamp", "softmax", "add", "mul", "topk_mask")
 _ELEMENTWISE = ("add", "mul")  # ops whose operands may be constants over the positions
 # token_major moves permutes below these: ops over the last axis or of each value
 _SINKS = (*_ELEMENTWISE, "linear", "concat", "norm", "lut", "relu", "clamp")
@@ -69,6 +72,14 @@ def positions(graph: QGraph) -> int:
         raise UnsupportedOpError(f"model {graph.name} does not take token ids (input "
                                  f"{graph.input} of shape {tuple(shape)}); generation needs a "
                                  "language model over int ids")
+    part = next((n for n in graph.nodes if n.op == "embedding" and n.inputs == (graph.input,)
+                 and "offset" in n.attrs), None)
+    if part is not None:
+        first = int(part.attrs["offset"])
+        raise UnsupportedOpError(
+            f"{part.name} embeds ids {first}..{first + graph.shapes[part.output][0] - 1} of "
+            f"model {graph.name}'s {shape[0]} (an encoder-decoder's source or target); "
+            "generation runs decoder-only models")
     return int(shape[0])
 
 
@@ -237,6 +248,7 @@ def decode_graph(full: QGraph) -> QGraph:
     caches = set(cache_tensors(full))
     consts = {n.output: n for n in full.nodes if n.op == "constant"}
     tokens = _token_axes(full)
+    scores = key_scores(full, tokens)  # the other softmaxes are per token (a router's)
     tensors = {**full.tensors, STEP: full.tensors[full.input]}
     shapes: dict[str, tuple[int, ...]] = {STEP: (2,)}
     rename: dict[str, str] = {}
@@ -257,7 +269,8 @@ def decode_graph(full: QGraph) -> QGraph:
                 raise UnsupportedOpError(f"{n.name}: a padding mask of the ids; generation "
                                          "runs unpadded prompts")
             n = replace(n, inputs=(STEP,), attrs={**n.attrs, "offset": 0})
-        elif n.op == "softmax":
+        elif n.op == "softmax" and (n.output in scores or n.attrs.get("causal", False)
+                                    or "valid" in n.params):
             n = _masked(n, full, nodes, shapes, tensors, masks, c)
         elif full.input in n.inputs:
             raise UnsupportedOpError(f"{n.name} ({n.op}) reads the token ids; generation "
@@ -275,6 +288,28 @@ def decode_graph(full: QGraph) -> QGraph:
             whole.add(rename[n.output])
     return replace(full, name=f"{full.name}.decode", input=STEP,
                    nodes=_live(nodes, full.output), shapes=shapes, tensors=tensors)
+
+
+def key_scores(graph: QGraph, tokens: dict | None = None) -> set[str]:
+    """The tensors over an attention's keys: the output of a matmul of two activations whose
+    second operand keeps its tokens on an axis it does not sum over (q @ k^T; p @ v sums over
+    the keys), and what views, elementwise ops, tables and softmaxes make of them. A softmax
+    of one of them is an attention's, masked in a decode step; any other (a mixture of
+    experts' routing softmax over its experts) is per token, computed on the step's token
+    alone like an MLP."""
+    tokens = _token_axes(graph) if tokens is None else tokens
+    producer = {n.output: n for n in graph.nodes}
+    out: set[str] = set()
+    for n in graph.nodes:
+        acts = [t for t in n.inputs if not _is_constant(producer, t)]
+        if n.op == "matmul" and len(acts) == 2:
+            b = graph.shapes[n.inputs[1]]
+            summed = len(b) - (1 if n.attrs.get("transpose_b", False) else 2)
+            if tokens.get(n.inputs[1], (summed,))[0] != summed:
+                out.add(n.output)
+        elif n.op in (*VIEWS, *_ELEMENTWISE, *_TABLES, "softmax") and out.intersection(acts):
+            out.add(n.output)
+    return out
 
 
 def _masked(n: QNode, full: QGraph, nodes: list, shapes: dict, tensors: dict, masks: dict,

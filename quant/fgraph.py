@@ -99,6 +99,16 @@ def as_input(graph: FGraph, x: np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=np.int64 if graph.input_layout == TOKENS else np.float64)
 
 
+def token_ids(node: FNode, ids: np.ndarray) -> np.ndarray:
+    """The ids an embedding reads: all, or ``rows`` of them from ``offset`` on (a slice of the
+    input: an encoder-decoder's source or target)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if "offset" not in node.attrs:
+        return ids
+    start = int(node.attrs["offset"])
+    return ids[:, start:start + int(node.attrs.get("rows", ids.shape[1] - start))]
+
+
 def run_node(node: FNode, *inputs: np.ndarray) -> np.ndarray:
     """``node``'s float output on batched ``inputs`` (graph layout; a conv2d/linear's output is
     before its relu/clamp, which is a node of its own)."""
@@ -209,7 +219,7 @@ _OPS = {
     "softmax": _softmax,
     "topk_mask": lambda node, x: (topk_rank(x) < node.attrs["k"]).astype(np.float64),
     "norm": _norm,
-    "embedding": lambda node, ids: node.params["table"][np.asarray(ids, dtype=np.int64)],
+    "embedding": lambda node, ids: node.params["table"][token_ids(node, ids)],
     # batch 1: broadcasts against the batch of the tensor it meets
     "constant": lambda node: np.asarray(node.params["value"], dtype=np.float64)[None],
     "permute": lambda node, x: np.transpose(x, (0, *(p + 1 for p in node.attrs["perm"]))),

@@ -55,6 +55,8 @@ OPS = {
     "topk_mask": (),
     "embedding": ("table",),             # rows of table (V, D) codes by int ids: a gather;
                                          # attrs: [offset]: the rows take ids[offset:]
+                                         # (as many as the output has; [rows] says it for
+                                         # the float executor: capture's id slices)
     # KV cache (generation): rows (R, D) written into the persistent state tensor (its output,
     # (C, D), named attrs state) at rows start..start+R, start = the int id at position attrs
     # index of the 2nd input (decode: the step's position), or 0 without one (prefill)

@@ -39,11 +39,25 @@ class Act:
     name: str
 
 
+@dataclass(frozen=True)
+class IdSlice:
+    """The token ids ``start`` .. ``start + length`` of the model's input (one input holding
+    two sequences: an encoder-decoder's source and target). Not an Act: only an embedding reads
+    it (as its rows' ``offset``); anything else is refused (``_act``)."""
+
+    name: str
+    start: int
+    length: int
+
+
 def _np(t: Any) -> np.ndarray | None:
     return None if t is None else t.detach().to(torch.float64).numpy().copy()
 
 
 def _act(b: Any, node: Any, v: Any, what: str) -> Act:
+    if isinstance(v, IdSlice):
+        b.fail(node, f"{what} is a slice of the token ids (ids {v.start}..{v.start + v.length - 1}"
+                     "); only an embedding reads one")
     if not isinstance(v, Act):
         b.fail(node, f"{what} must be an activation, not a constant")
     return v

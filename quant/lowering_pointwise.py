@@ -480,6 +480,9 @@ def slice_(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     start, end = _arg(args, kwargs, 2, "start", None), _arg(args, kwargs, 3, "end", None)
     step = int(_arg(args, kwargs, 4, "step", 1))
     n = int(node.args[0].meta["val"].shape[dim])
+    if isinstance(args[0], Act) and args[0].name == b.input_name \
+            and b.layout == lowering_seq.TOKENS:  # token ids: an embedding's offset
+        return lowering_seq.slice_(b, node, args, kwargs)
     args = [_unchained(b, args[0]), *args[1:]]
     if _columns_of(b, node, args[0], dim):
         return _select_columns(b, args[0], range(*slice(start, end, step).indices(n)), node)

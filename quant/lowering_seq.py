@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from qasic.quant.graph import SEQUENCE, TOKENS
-from qasic.quant.lowering import Act, _act, _arg
+from qasic.quant.lowering import Act, IdSlice, _act, _arg
 from qasic.quant.lowering import per_sample as image_shape
 
 aten = torch.ops.aten
@@ -370,8 +370,12 @@ def slice_(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     dim = int(_arg(args, kwargs, 1, "dim", 0))
     start, end = _arg(args, kwargs, 2, "start", None), _arg(args, kwargs, 3, "end", None)
     step = int(_arg(args, kwargs, 4, "step", 1))
-    return _part(b, node, x, dim, range(*slice(start, end, step).indices(
-        int(node.args[0].meta["val"].shape[dim]))))
+    n = int(node.args[0].meta["val"].shape[dim])
+    sel = range(*slice(start, end, step).indices(n))
+    if x.name == b.input_name and b.layout == TOKENS and step == 1 and 0 < len(sel) < n \
+            and axis_map(b, node.args[0])[dim % len(axis_map(b, node.args[0]))] == 0:
+        return IdSlice(x.name, sel.start, len(sel))  # an encoder-decoder's source or target
+    return _part(b, node, x, dim, sel)
 
 
 def split(b: Any, node: Any, args: list, kwargs: dict) -> tuple:

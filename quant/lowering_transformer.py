@@ -38,13 +38,14 @@ from qasic.quant import (
     masks,
     moe,  # noqa: F401  (registers the qasic:: torch ops handled here)
 )
-from qasic.quant.lowering import Act, _act, _arg, _const, _np
+from qasic.quant.lowering import Act, IdSlice, _act, _arg, _const, _np
 from qasic.quant.lowering_pointwise import materialize
 
 aten = torch.ops.aten
 
 SUPPORTED = (
-    "embedding (token ids; position/token-type lookups fold into a constant)",
+    ("embedding (token ids, or a contiguous slice of them: an encoder-decoder's source and "
+     "target in one input; position/token-type lookups fold into a constant)"),
     "layer_norm/native_layer_norm/rms_norm over the last axis; x * rsqrt(mean(x^2) + eps)",
     "softmax/_softmax over the last axis, with causal, padding and constant masks",
     ("matmul/bmm of two activations (a transpose(-2, -1) of the second folds in), or of an "
@@ -75,6 +76,9 @@ def _sequence_input(b: Any, node: Any, x: Any, what: str) -> Act:
 def embedding(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """aten.embedding(weight, ids, padding_idx, ...): rows of the table by token id."""
     table = _np(_const(b, node, args[0], "embedding table"))
+    if isinstance(args[1], IdSlice):  # ids start.. of the input, one a row
+        return b.add(node, "embedding", (args[1].name,),
+                     {"offset": args[1].start, "rows": args[1].length}, {"table": table})
     ids = _act(b, node, args[1], "embedding indices")
     if ids.name != b.input_name or b.layout != lowering_seq.TOKENS:
         b.fail(node, "an embedding of computed indices; only of the model's token ids")

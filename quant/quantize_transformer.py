@@ -104,7 +104,8 @@ def _codes(values: np.ndarray, t: TensorQ) -> np.ndarray:
 
 def embedding(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ], config: Any
               ) -> QNode:
-    return QNode(node.name, "embedding", node.inputs, node.output, {},
+    ids = {k: v for k, v in node.attrs.items() if k in ("offset", "rows")}  # a slice of them
+    return QNode(node.name, "embedding", node.inputs, node.output, ids,
                  {"table": _codes(node.params["table"], tensors[node.output])})
 
 

@@ -41,7 +41,7 @@ from qasic.quant.calibrate import prepare
 from qasic.quant.fgraph import FGraph, FNode
 from qasic.quant.graph import TORCH
 from qasic.quant.handlers import HANDLERS, SUPPORTED
-from qasic.quant.lowering import Act, per_sample
+from qasic.quant.lowering import Act, IdSlice, per_sample
 from qasic.quant.lowering_pointwise import SYMBOLIC, Columns, Pointwise, materialize
 from qasic.quant.lowering_transformer import POINTWISE_AWARE
 
@@ -418,7 +418,7 @@ def _has(tree: Any, kinds: Any) -> bool:
 
 def _has_act(tree: Any) -> bool:
     """An activation, or a symbolic value made of one (a pointwise chain, masked scores)."""
-    return _has(tree, (Act, masks.Masked, *SYMBOLIC))
+    return _has(tree, (Act, IdSlice, masks.Masked, *SYMBOLIC))
 
 
 def node_name(node: fx.Node) -> str:

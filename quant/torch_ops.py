@@ -145,6 +145,9 @@ def _norm(n: FNode, w: object, x: torch.Tensor) -> torch.Tensor:
 
 
 def _embedding(n: FNode, w: object, ids: torch.Tensor) -> torch.Tensor:
+    if "offset" in n.attrs:  # a slice of the input's ids (fgraph.token_ids)
+        start = int(n.attrs["offset"])
+        ids = ids[:, start:start + int(n.attrs.get("rows", ids.shape[1] - start))]
     return torch.from_numpy(n.params["table"]).to(torch.get_default_dtype())[ids.long()]
 
 

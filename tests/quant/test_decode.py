@@ -112,3 +112,19 @@ def test_a_sliding_window_decodes_by_its_patterns_row_p(full):
 def test_a_pattern_that_cannot_be_decoded_is_refused(full, pattern, message):
     with pytest.raises(UnsupportedOpError, match=message.replace("(", r"\(").replace(")", r"\)")):
         decode_graph(_with_pattern(full, pattern))
+
+
+def test_an_attention_that_is_not_causal_is_refused(full):
+    """Its softmax reads the keys (key_scores: q @ k^T, scaled) though it has no causal flag nor
+    pattern: it is an attention's, and a bidirectional one cannot be decoded token by token
+    (a softmax over features would run on the step's token instead)."""
+    from dataclasses import replace
+
+    from qasic.quant.decode import key_scores
+
+    g = replace(full, nodes=tuple(replace(n, attrs={**n.attrs, "causal": False})
+                                  if n.op == "softmax" else n for n in full.nodes))
+    soft = [n.output for n in g.nodes if n.op == "softmax"]
+    assert len(soft) == 2 and set(soft) <= key_scores(g)
+    with pytest.raises(UnsupportedOpError, match="a softmax that is not causal cannot be decoded"):
+        decode_graph(g)

@@ -4,9 +4,10 @@ Phi (partial rotary: halves concatenated), Gemma (one K/V head: the head permute
 reshape), GPTBigCode (multi-query keys through an unsqueeze), BLOOM (an ALiBi bias (heads, C, C)
 on the scores), Mistral with a sliding window, Qwen3 (q/k norms before the head permute) and
 Gemma-3 (per-head q/k norms after it: moved in front too), DiffLlama (a constant head selection
-over the tokens after attention) and MiniCPM3 (keys concatenated from two caches) reproduce the
-full model's codes bit for bit; Llama, DiffLlama and MiniCPM3 generate on the simulator equal to
-the golden reference."""
+over the tokens after attention), MiniCPM3 (keys concatenated from two caches) and the mixtures
+of experts Mixtral and Qwen2-MoE (routing per token: topk_mask and the router's softmax run on
+the step's token) reproduce the full model's codes bit for bit; Llama, DiffLlama, MiniCPM3 and
+Mixtral generate on the simulator equal to the golden reference."""
 
 from __future__ import annotations
 
@@ -17,7 +18,13 @@ import pytest
 import torch
 
 from qasic.quant import QuantConfig, reference
-from qasic.quant.decode import cache_tensors, decode_graph, prefill_graph, token_major
+from qasic.quant.decode import (
+    cache_tensors,
+    decode_graph,
+    key_scores,
+    prefill_graph,
+    token_major,
+)
 from qasic.quant.quantize import quantize
 from tests.quant.test_hf_llm import VOCAB, D, H, Logits, _family
 
@@ -28,6 +35,12 @@ C = 16
 def _model(name: str):
     if name in ("llama", "phi", "gemma"):
         return Logits(_family(name))  # the configs of test_hf_llm
+    if name in ("mixtral", "qwen2_moe"):  # the configs of test_moe (4 experts, top 2)
+        from tests.quant.test_moe import _moe
+
+        # initializer_range 0.3: at the default 0.02 Mixtral's greedy tokens repeat one id
+        return Logits(_moe({"mixtral": "Mixtral", "qwen2_moe": "Qwen2Moe"}[name],
+                           initializer_range=0.3))
     torch.manual_seed(0)
     t = transformers
     common = {"vocab_size": VOCAB, "hidden_size": D, "intermediate_size": 128,
@@ -60,7 +73,7 @@ def _full(name: str):
 
 @pytest.mark.parametrize("name", ["llama", "phi", "gemma", "gpt_bigcode", "bloom",
                                   "mistral@window6", "qwen3", "gemma3", "diffllama",
-                                  "minicpm3"])
+                                  "minicpm3", "mixtral", "qwen2_moe"])
 def test_prefill_then_decode_steps_equal_the_full_model(name):
     full = _full(name)
     seq = np.random.default_rng(1).integers(0, VOCAB, (2, C))
@@ -124,7 +137,33 @@ def test_diffllamas_head_selection_over_the_tokens_is_sliced_not_gathered():
     assert not any("chunk" in g for g in gathered)
 
 
-@pytest.mark.parametrize("name", ["llama", "diffllama", "minicpm3"])
+def test_a_routers_softmax_runs_on_the_steps_token_and_attentions_read_the_caches():
+    """Mixtral, 2 layers: the softmaxes over an attention's keys (key_scores) are the 2 causal
+    ones; the 2 routing softmaxes (over the 4 experts, masked by their topk_mask) are not. In a
+    decode step the attention softmaxes read the causal mask row over all C keys; each routing
+    softmax reads its step's (1, 4) top-k mask, computed from the step's token alone."""
+    full = token_major(_full("mixtral"))
+    soft = [n for n in full.nodes if n.op == "softmax"]
+    scores = key_scores(full)
+    attention = [n.name for n in soft if n.output in scores]
+    assert len(soft) == 4 and len(attention) == 2
+    assert all(n.attrs.get("causal") for n in soft if n.name in attention)
+    assert all(n.op == "topk_mask" for n in full.nodes for m in soft if m.name not in attention
+               and n.output == m.inputs[1])
+    step = decode_graph(full)
+    by_name = {n.output: n for n in step.nodes}
+    for n in step.nodes:
+        if n.op != "softmax":
+            continue
+        mask = n.inputs[1]
+        if n.name in attention:
+            assert mask == "decode.mask.keys" and step.shapes[n.inputs[0]][-2:] == (1, C)
+        else:
+            assert by_name[mask].op == "topk_mask" and step.shapes[mask] == (1, 4)
+            assert step.shapes[n.inputs[0]] == (1, 4)
+
+
+@pytest.mark.parametrize("name", ["llama", "diffllama", "minicpm3", "mixtral"])
 def test_generation_on_the_simulator_equals_the_golden_reference(name):
     from qasic.arch.config import default_arch
     from qasic.generate import Session, golden_tokens
@@ -137,5 +176,5 @@ def test_generation_on_the_simulator_equals_the_golden_reference(name):
     assert got == want and len(set(want)) > 1
     for a, b in zip(rows, ref_rows, strict=True):
         np.testing.assert_array_equal(a, b)
-    scatters = {"llama": 4, "diffllama": 4, "minicpm3": 6}[name]  # one per cache
+    scatters = {"llama": 4, "diffllama": 4, "minicpm3": 6, "mixtral": 4}[name]  # a cache each
     assert [i.op for i in session.decode.instrs].count("SCATTER") == scatters
