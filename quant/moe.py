@@ -85,9 +85,17 @@ def rank(scores: torch.Tensor) -> torch.Tensor:
     return ((b > a) | ((b == a) & lower)).sum(-1)
 
 
+ROUTERS = ("gate", "router")  # where a block keeps its router (Mixtral: gate; GraniteMoE: router)
+
+
+def router_of(block: Any) -> Any:
+    """The block's router module (None without one)."""
+    return next((getattr(block, n) for n in ROUTERS if hasattr(block, n)), None)
+
+
 def is_block(module: Any) -> bool:
     """A routed block in the shape this module runs densely."""
-    router, experts = getattr(module, "gate", None), getattr(module, "experts", None)
+    router, experts = router_of(module), getattr(module, "experts", None)
     w = getattr(router, "weight", None)
     gu, down = getattr(experts, "gate_up_proj", None), getattr(experts, "down_proj", None)
     return isinstance(getattr(router, "top_k", None), int) and isinstance(w, torch.Tensor) \
@@ -143,9 +151,24 @@ def rule(router: Any) -> Rule | None:
     selected first: DeepSeek-V3's n_group > 1 with topk_group < n_group)."""
     names = frozenset(n for n, _ in (*router.named_parameters(), *router.named_buffers()))
     groups = getattr(router, "num_group", 1)
-    if groups not in (1, getattr(router, "topk_group", groups)):
+    if groups not in (1, getattr(router, "topk_group", groups)) or _sparsemixer(router):
         return None
     return next((r for r in RULES if r.tensors == names), None)
+
+
+def _sparsemixer(router: Any) -> bool:
+    """PhiMoE's router (``router_jitter_noise``, arXiv:2409.12136): its 2 picks are the row max
+    and the max of the rest, each weighted by a softmax over the experts within a relative
+    2 * router_jitter_noise of it, a threshold that depends on the scores."""
+    return isinstance(getattr(router, "router_jitter_noise", None), float)
+
+
+def _selection(router: Any) -> str:
+    """How the router selects, for a refusal."""
+    groups = f"{getattr(router, 'num_group', 1)} expert groups"
+    return groups + (f", PhiMoE's sparsemixer (weights from a softmax over the experts within "
+                     f"a relative {2 * router.router_jitter_noise:g} of each pick)"
+                     if _sparsemixer(router) else "")
 
 
 def route(router: Any, x: torch.Tensor) -> torch.Tensor:
@@ -182,14 +205,15 @@ def dense(model: Any) -> Iterator[None]:
     """Every block's router and experts forwards replaced by the dense ones."""
     saved = []
     for _, blk in blocks(model):
-        saved.append((blk, blk.gate.forward, blk.experts.forward))
-        blk.gate.forward = functools.partial(_dense_router, blk.gate)
+        router = router_of(blk)
+        saved.append((router, router.forward, blk.experts, blk.experts.forward))
+        router.forward = functools.partial(_dense_router, router)
         blk.experts.forward = functools.partial(_dense_experts, blk.experts)
     try:
         yield
     finally:
-        for blk, g, ex in saved:
-            blk.gate.forward, blk.experts.forward = g, ex
+        for router, g, experts, ex in saved:
+            router.forward, experts.forward = g, ex
 
 
 def _keep_call(seen: dict, name: str) -> Any:
@@ -219,13 +243,14 @@ def check(model: Any, args: tuple) -> None:
         for h in hooks:
             h.remove()
     for name, blk in found:
-        if rule(blk.gate) is None:
-            tensors = sorted(n for n, _ in (*blk.gate.named_parameters(),
-                                            *blk.gate.named_buffers()))
+        router = router_of(blk)
+        if rule(router) is None:
+            tensors = sorted(n for n, _ in (*router.named_parameters(),
+                                            *router.named_buffers()))
             raise UnsupportedOpError(
                 f"mixture-of-experts block {name} ({type(blk).__name__}): its router "
-                f"{type(blk.gate).__name__} (tensors {', '.join(tensors)}, "
-                f"{getattr(blk.gate, 'num_group', 1)} expert groups) has no dense rule; "
+                f"{type(router).__name__} (tensors {', '.join(tensors)}, "
+                f"{_selection(router)}) has no dense rule; "
                 f"supported: {'; '.join(r.name for r in RULES)}")
         if name not in seen:
             continue
@@ -240,7 +265,7 @@ def check(model: Any, args: tuple) -> None:
             err = float((got - want).abs().max())
             raise UnsupportedOpError(
                 f"mixture-of-experts block {name} ({type(blk).__name__}): its dense form "
-                f"({rule(blk.gate).name}, top {blk.gate.top_k}) differs from its own forward "
+                f"({rule(router).name}, top {router.top_k}) differs from its own forward "
                 f"by up to {err:.3g}; its router or experts follow another rule")
 
 
