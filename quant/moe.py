@@ -23,7 +23,8 @@ topk_mask(sigmoid(logits) + selection bias, k), w = the masked softmax of log si
 (= s_i / sum of the k s_j, no divide) or sigmoid(logits) * m, times routed_scaling_factor.
 
 ``dense_experts(model, args)`` substitutes this forward for every block found structurally (a
-router with ``top_k`` and an (E, D) ``weight``; experts with 3-D ``gate_up_proj`` (E, 2 I, D)
+router with ``top_k`` and an (E, D) ``weight`` (or a bias-free Linear ``wg``), as the block's
+``gate`` or ``router``; experts with 3-D ``gate_up_proj`` (E, 2 I, D)
 and ``down_proj`` (E, D, I) and an ``act_fn``) while ``torch.export`` traces. A router matches
 a rule (RULES) by its exact parameters and buffers; any other (ERNIE-4.5's statics, DeepSeek-V3's
 group-limited selection) is refused in one line naming the block. The substitution is then
@@ -93,10 +94,19 @@ def router_of(block: Any) -> Any:
     return next((getattr(block, n) for n in ROUTERS if hasattr(block, n)), None)
 
 
+def matrix(router: Any) -> Any:
+    """The router's (E, D) matrix: its ``weight``, or its bias-free Linear ``wg``'s
+    (HunYuan-MoE); None without one."""
+    wg = getattr(router, "wg", None)
+    if isinstance(wg, torch.nn.Linear) and wg.bias is None:
+        return wg.weight
+    return getattr(router, "weight", None)
+
+
 def is_block(module: Any) -> bool:
     """A routed block in the shape this module runs densely."""
     router, experts = router_of(module), getattr(module, "experts", None)
-    w = getattr(router, "weight", None)
+    w = matrix(router)
     gu, down = getattr(experts, "gate_up_proj", None), getattr(experts, "down_proj", None)
     return isinstance(getattr(router, "top_k", None), int) and isinstance(w, torch.Tensor) \
         and w.dim() == 2 and isinstance(gu, torch.Tensor) and gu.dim() == 3 \
@@ -146,10 +156,14 @@ RULES = (
 )
 
 
+_NAMES = {"wg.weight": "weight"}  # HunYuan-MoE's router matrix is a Linear's
+
+
 def rule(router: Any) -> Rule | None:
     """The router's rule; None for any other (another tensor, or groups of experts that are
     selected first: DeepSeek-V3's n_group > 1 with topk_group < n_group)."""
-    names = frozenset(n for n, _ in (*router.named_parameters(), *router.named_buffers()))
+    names = frozenset(_NAMES.get(n, n) for n, _ in (*router.named_parameters(),
+                                                    *router.named_buffers()))
     groups = getattr(router, "num_group", 1)
     if groups not in (1, getattr(router, "topk_group", groups)) or _sparsemixer(router):
         return None
@@ -173,7 +187,7 @@ def _selection(router: Any) -> str:
 
 def route(router: Any, x: torch.Tensor) -> torch.Tensor:
     """(..., E) routing weights, zero outside each token's top k."""
-    return rule(router).route(router, F.linear(x, router.weight))
+    return rule(router).route(router, F.linear(x, matrix(router)))
 
 
 def dense_experts_forward(experts: Any, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -190,8 +204,8 @@ def dense_experts_forward(experts: Any, x: torch.Tensor, w: torch.Tensor) -> tor
 
 def _dense_router(router: Any, x: torch.Tensor) -> tuple:
     """The router's place in its block: (logits, dense weights (T, E), no indices)."""
-    x = x.reshape(-1, router.weight.shape[1])
-    return F.linear(x, router.weight), route(router, x), None
+    x = x.reshape(-1, matrix(router).shape[1])
+    return F.linear(x, matrix(router)), route(router, x), None
 
 
 def _dense_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tensor) -> torch.Tensor:
