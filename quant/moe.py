@@ -114,6 +114,14 @@ def is_block(module: Any) -> bool:
         and gu.shape[0] == down.shape[0] == w.shape[0] and hasattr(experts, "act_fn")
 
 
+def looks_routed(module: Any) -> bool:
+    """An ``experts`` module beside an int ``top_k`` (the block's or its router's): a routed
+    block, whether or not in the shape run densely (DBRX's stacked 2-D w1/v1/w2, GPT-OSS's
+    biased, interleaved, clamped experts are not)."""
+    top_k = getattr(module, "top_k", getattr(router_of(module), "top_k", None))
+    return isinstance(getattr(module, "experts", None), torch.nn.Module) and isinstance(top_k, int)
+
+
 def blocks(model: Any) -> list[tuple[str, Any]]:
     return [(n, m) for n, m in model.named_modules() if is_block(m)] \
         if isinstance(model, torch.nn.Module) else []
@@ -247,6 +255,14 @@ def _copy(v: Any) -> Any:
 def check(model: Any, args: tuple) -> None:
     """Refuse unless every block's dense output equals its own forward's on ``args``."""
     found = blocks(model)
+    other = next(((n, m) for n, m in model.named_modules() if looks_routed(m)
+                  and not is_block(m)), None)
+    if other is not None:
+        raise UnsupportedOpError(
+            f"mixture-of-experts block {other[0]} ({type(other[1]).__name__}): not in the shape "
+            "run densely (a gate or router with top_k and an (E, D) matrix; experts with 3-D "
+            "gate_up_proj (E, 2 I, D), down_proj (E, D, I) and an act_fn); its top-k routing is "
+            "data dependent")
     seen: dict[str, tuple] = {}
     hooks = [m.register_forward_hook(_keep_call(seen, name), with_kwargs=True)
              for name, m in found]
@@ -286,7 +302,8 @@ def check(model: Any, args: tuple) -> None:
 @contextlib.contextmanager
 def dense_experts(model: Any, args: tuple) -> Iterator[None]:
     """Trace ``model`` with its MoE blocks dense (checked first); a no-op without one."""
-    if not blocks(model):
+    if not isinstance(model, torch.nn.Module) or not any(
+            looks_routed(m) for m in model.modules()):
         yield
         return
     check(model, args)
