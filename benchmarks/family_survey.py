@@ -384,6 +384,21 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                       _DEC | {"num_key_value_heads": 2, "head_dim": 16, "num_experts": 4,
                               "num_experts_per_tok": 2, "moe_intermediate_size": 32}, {}, "ids",
                       SEQ_DEC),
+    # the router as the block's "router" (GraniteMoE), or a Linear "wg" (HunYuan-MoE)
+    "GraniteMoeModel": ("decoder", "GraniteMoeConfig",
+                        _DEC | {"num_key_value_heads": 2, "num_local_experts": 4,
+                                "num_experts_per_tok": 2}, {}, "ids", SEQ_DEC),
+    "GraniteMoeSharedModel": ("decoder", "GraniteMoeSharedConfig",
+                              _DEC | {"num_key_value_heads": 2, "num_local_experts": 4,
+                                      "num_experts_per_tok": 2, "intermediate_size": 32,
+                                      "shared_intermediate_size": 64}, {}, "ids", SEQ_DEC),
+    "HunYuanMoEV1Model": ("decoder", "HunYuanMoEV1Config",
+                          _DEC | {"num_key_value_heads": 2, "head_dim": 16, "num_experts": 4,
+                                  "num_local_experts": 4, "moe_topk": 2}, {}, "ids", SEQ_DEC),
+    # a full and a linear (lightning) attention layer
+    "MiniMaxModel": ("decoder", "MiniMaxConfig",
+                     _DEC | {"num_key_value_heads": 2, "head_dim": 16, "num_local_experts": 4,
+                             "num_experts_per_tok": 2}, {}, "ids", SEQ_DEC),
     # DeepSeek-V3's router (sigmoid scores, a selection bias), one expert group
     "Glm4MoeModel": ("decoder", "Glm4MoeConfig",
                      _DEC | {"num_key_value_heads": 2, "head_dim": 16, "n_routed_experts": 4,
