@@ -399,6 +399,12 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "MiniMaxModel": ("decoder", "MiniMaxConfig",
                      _DEC | {"num_key_value_heads": 2, "head_dim": 16, "num_local_experts": 4,
                              "num_experts_per_tok": 2}, {}, "ids", SEQ_DEC),
+    # ERNIE-4.5's router: a selection bias on the softmax probabilities (reinit draws it
+    # normal(0, 1): a 2-D all-zero parameter); every layer routed (HF: from layer 1)
+    "Ernie4_5_MoeModel": ("decoder", "Ernie4_5_MoeConfig",
+                          _DEC | {"num_key_value_heads": 2, "head_dim": 16, "moe_num_experts": 4,
+                                  "moe_k": 2, "moe_intermediate_size": 32,
+                                  "moe_layer_start_index": 0}, {}, "ids", SEQ_DEC),
     # DeepSeek-V3's router (sigmoid scores, a selection bias), one expert group
     "Glm4MoeModel": ("decoder", "Glm4MoeConfig",
                      _DEC | {"num_key_value_heads": 2, "head_dim": 16, "n_routed_experts": 4,

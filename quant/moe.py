@@ -146,6 +146,16 @@ def _sigmoid_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
     return w * router.routed_scaling_factor
 
 
+def _statics_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
+    """ERNIE-4.5's rule: top k of softmax(logits) + the selection bias (its ``moe_statics``),
+    weights the k probabilities over their sum: the softmax over the k's logits. (Its sum is
+    clamped at moe_norm_min, 1e-12: it binds only when the k picked probabilities sum below
+    it, the bias overriding a logit gap of ln(1e12 / k) > 27; not followed.)"""
+    m = torch.ops.qasic.topk_mask(router.moe_statics(torch.softmax(logits, dim=-1)),
+                                  router.top_k)
+    return torch.ops.qasic.masked_softmax(logits, m)
+
+
 @dataclass(frozen=True)
 class Rule:
     """A router this module runs densely: its tensors (parameters and buffers, exactly) and
@@ -161,6 +171,8 @@ RULES = (
          _softmax_route),
     Rule("sigmoid top-k with a selection bias in one group (DeepSeek-V3, GLM-4-MoE)",
          frozenset({"weight", "e_score_correction_bias"}), _sigmoid_route),
+    Rule("softmax top-k with a selection bias on the probabilities (ERNIE-4.5-MoE)",
+         frozenset({"weight", "moe_statics.e_score_correction_bias"}), _statics_route),
 )
 
 

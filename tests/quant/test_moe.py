@@ -224,6 +224,34 @@ def test_sigmoid_routers_with_a_selection_bias_run_densely_and_bit_exact():
     assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]
 
 
+def test_a_selection_bias_on_the_probabilities_runs_densely_and_bit_exact():
+    """ERNIE-4.5-MoE's router: the top k of softmax(logits) + a selection bias (its
+    moe_statics, drawn here: HF's are zeros), weights the k probabilities over their sum (the
+    masked softmax of the logits). Per layer one topk_mask reading the biased probabilities and
+    one masked softmax reading the logits; bit-exact, cosine > 0.995 (the selection compares
+    softmax codes, steps of 1/127)."""
+    import qasic
+
+    t = transformers
+    torch.manual_seed(0)
+    config = t.Ernie4_5_MoeConfig(
+        vocab_size=VOCAB, hidden_size=D, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=H, num_key_value_heads=2, head_dim=16, max_position_embeddings=64,
+        moe_num_experts=E, moe_k=K, moe_intermediate_size=32, moe_layer_start_index=0)
+    model = t.AutoModelForCausalLM.from_config(config).eval()
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.mlp.gate.moe_statics.e_score_correction_bias.normal_(0.0, 0.1)
+    x = _ids(8)
+    graph = qasic.quant.capture(Logits(model), torch.from_numpy(x[:2]))
+    masks = [n for n in graph.nodes if n.op == "topk_mask"]
+    assert len(masks) == 2 and all(n.attrs["k"] == K for n in masks)
+    routed = [n for n in graph.nodes if n.op == "softmax" and len(n.inputs) == 2]
+    assert [n.inputs[1] for n in routed] == [m.output for m in masks]
+    record = qasic.evaluate(Logits(model), x[:2], calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.995, record["cosine"]
+
+
 def test_routers_that_select_groups_of_experts_first_are_refused_in_one_line():
     """DeepSeek-V3's group-limited routing (n_group 2, topk_group 1: the experts of the best
     group only) is not the one-group rule: refused, naming the router and the rules."""
