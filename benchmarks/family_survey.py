@@ -392,6 +392,13 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                               _DEC | {"num_key_value_heads": 2, "num_local_experts": 4,
                                       "num_experts_per_tok": 2, "intermediate_size": 32,
                                       "shared_intermediate_size": 64}, {}, "ids", SEQ_DEC),
+    # its attention layers only (Mamba layers are not supported)
+    "GraniteMoeHybridModel": ("decoder", "GraniteMoeHybridConfig",
+                              _DEC | {"num_key_value_heads": 2, "num_local_experts": 4,
+                                      "num_experts_per_tok": 2, "intermediate_size": 32,
+                                      "shared_intermediate_size": 64,
+                                      "layer_types": ["attention", "attention"]},
+                              {}, "ids", SEQ_DEC),
     "HunYuanMoEV1Model": ("decoder", "HunYuanMoEV1Config",
                           _DEC | {"num_key_value_heads": 2, "head_dim": 16, "num_experts": 4,
                                   "num_local_experts": 4, "moe_topk": 2}, {}, "ids", SEQ_DEC),
