@@ -21,13 +21,17 @@ k experts with the largest router scores: a Python loop over the experts hit, wi
 (the softmax rule). The sigmoid rule (GLM-4-MoE, DeepSeek-V3 with one expert group): m =
 topk_mask(sigmoid(logits) + selection bias, k), w = the masked softmax of log sigmoid(logits)
 (= s_i / sum of the k s_j, no divide) or sigmoid(logits) * m, times routed_scaling_factor.
+The statics rule (ERNIE-4.5-MoE): m = topk_mask(softmax(logits) + selection bias, k), w the
+masked softmax of the logits.
 
 ``dense_experts(model, args)`` substitutes this forward for every block found structurally (a
 router with ``top_k`` and an (E, D) ``weight`` (or a bias-free Linear ``wg``), as the block's
 ``gate`` or ``router``; experts with 3-D ``gate_up_proj`` (E, 2 I, D)
 and ``down_proj`` (E, D, I) and an ``act_fn``) while ``torch.export`` traces. A router matches
-a rule (RULES) by its exact parameters and buffers; any other (ERNIE-4.5's statics, DeepSeek-V3's
-group-limited selection) is refused in one line naming the block. The substitution is then
+a rule (RULES) by its exact parameters and buffers; any other (DeepSeek-V3's group-limited
+selection, PhiMoE's sparsemixer) is refused in one line naming the block, and so is a routed
+block in another shape (an ``experts`` module beside an int ``top_k``: DBRX, GPT-OSS). The
+substitution is then
 checked on the model's own activations: every block's dense output must equal its own forward's
 (else refused in one line). Whatever else the block does (Qwen2-MoE's shared expert and its
 sigmoid gate, GLM-4-MoE's shared experts) is its own code, captured as usual.
