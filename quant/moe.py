@@ -107,8 +107,8 @@ def matrix(router: Any) -> Any:
     return getattr(router, "weight", None)
 
 
-def is_block(module: Any) -> bool:
-    """A routed block in the shape this module runs densely."""
+def _stacked(module: Any) -> bool:
+    """Mixtral's shape: a router with top_k and an (E, D) matrix; stacked 3-D experts."""
     router, experts = router_of(module), getattr(module, "experts", None)
     w = matrix(router)
     gu, down = getattr(experts, "gate_up_proj", None), getattr(experts, "down_proj", None)
@@ -221,9 +221,47 @@ def dense_experts_forward(experts: Any, x: torch.Tensor, w: torch.Tensor) -> tor
     gate = experts.gate_up_proj[:, :i].reshape(e * i, d)
     up = experts.gate_up_proj[:, i:].reshape(e * i, d)
     down = experts.down_proj.permute(1, 0, 2).reshape(d, e * i)
-    repeat = torch.eye(e, dtype=w.dtype).repeat_interleave(i, dim=0)  # (E I, E)
-    h = experts.act_fn(F.linear(x, gate)) * F.linear(x, up)
+    return _weighted_sum(x, w, gate, up, down, experts.act_fn)
+
+
+def _weighted_sum(x: torch.Tensor, w: torch.Tensor, gate: torch.Tensor, up: torch.Tensor,
+                  down: torch.Tensor, act: Callable) -> torch.Tensor:
+    """The experts' outputs weighted by w (T, E) and summed; gate, up (E I, D), down (D, E I)
+    (expert e's I rows or columns in a run)."""
+    e = w.shape[-1]
+    repeat = torch.eye(e, dtype=w.dtype).repeat_interleave(gate.shape[0] // e, dim=0)
+    h = act(F.linear(x, gate)) * F.linear(x, up)
     return F.linear(h * F.linear(w, repeat), down)
+
+
+def _dbrx(module: Any) -> bool:
+    """DBRX's shape: a router whose bias-free Linear ``layer`` gives the logits only; top_k,
+    moe_normalize_expert_weights and route_tokens_to_experts on the block; the experts' ``mlp``
+    with w1 (gate), v1 (up) and w2 (down, transposed), each (E I, D)."""
+    layer = getattr(getattr(module, "router", None), "layer", None)
+    mlp = getattr(getattr(module, "experts", None), "mlp", None)
+    ws = [getattr(mlp, n, None) for n in ("w1", "v1", "w2")]
+    return isinstance(layer, torch.nn.Linear) and layer.bias is None \
+        and isinstance(getattr(module, "top_k", None), int) \
+        and hasattr(module, "route_tokens_to_experts") and hasattr(mlp, "activation_fn") \
+        and all(isinstance(w, torch.Tensor) and w.shape == ws[0].shape for w in ws) \
+        and ws[0].dim() == 2 and ws[0].shape[0] % layer.out_features == 0
+
+
+def _dbrx_route(block: Any, logits: torch.Tensor) -> tuple:
+    """DBRX's routing in its block's place: top k of the softmax (= of the logits), divided by
+    their 1-norm (the softmax over the k's logits) or left (moe_normalize_expert_weights None);
+    (dense weights (T, E), no indices)."""
+    m = torch.ops.qasic.topk_mask(logits, block.top_k)
+    if block.moe_normalize_expert_weights is None:
+        return torch.softmax(logits, dim=-1) * m, None
+    return torch.ops.qasic.masked_softmax(logits, m), None
+
+
+def _dbrx_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tensor) -> torch.Tensor:
+    mlp, d = experts.mlp, experts.hidden_size
+    y = _weighted_sum(x.reshape(-1, d), w, mlp.w1, mlp.v1, mlp.w2.T, mlp.activation_fn)
+    return y.view(x.shape[0], -1, d)
 
 
 def _dense_router(router: Any, x: torch.Tensor) -> tuple:
@@ -238,20 +276,73 @@ def _dense_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tensor) -
     return dense_experts_forward(experts, x, w)
 
 
+def _stacked_refusal(block: Any) -> str | None:
+    router = router_of(block)
+    if rule(router) is not None:
+        return None
+    tensors = sorted(n for n, _ in (*router.named_parameters(), *router.named_buffers()))
+    return (f"its router {type(router).__name__} (tensors {', '.join(tensors)}, "
+            f"{_selection(router)}) has no dense rule; "
+            f"supported: {'; '.join(r.name for r in RULES)}")
+
+
+def _dbrx_refusal(block: Any) -> str | None:
+    p = block.moe_normalize_expert_weights
+    return None if p in (None, 1) else (
+        f"its top-k weights are divided by their {p:g}-norm; supported: the 1-norm (a "
+        "renormalized softmax) or none")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A routed block's shape: found by ``match``; ``swaps`` gives (object, attribute, dense
+    replacement) for its routing and its experts; ``refusal`` why its routing has no dense
+    rule (None: it has); ``describe`` its rule for a refusal."""
+
+    name: str
+    match: Callable[[Any], bool]
+    swaps: Callable[[Any], tuple]
+    refusal: Callable[[Any], str | None]
+    describe: Callable[[Any], str]
+
+
+LAYOUTS = (
+    Layout("a gate or router with top_k and an (E, D) matrix; experts with 3-D gate_up_proj "
+           "(E, 2 I, D), down_proj (E, D, I) and an act_fn", _stacked,
+           lambda b: ((router_of(b), "forward", functools.partial(_dense_router, router_of(b))),
+                      (b.experts, "forward", functools.partial(_dense_experts, b.experts))),
+           _stacked_refusal,
+           lambda b: f"{rule(router_of(b)).name}, top {router_of(b).top_k}"),
+    Layout("DBRX's: a router Linear layer, route_tokens_to_experts, experts' mlp w1, v1, w2 "
+           "(E I, D)", _dbrx,
+           lambda b: ((b, "route_tokens_to_experts", functools.partial(_dbrx_route, b)),
+                      (b.experts, "forward", functools.partial(_dbrx_experts, b.experts))),
+           _dbrx_refusal, lambda b: f"DBRX's softmax top-k, top {b.top_k}"),
+)
+
+
+def layout(module: Any) -> Layout | None:
+    return next((lay for lay in LAYOUTS if lay.match(module)), None)
+
+
+def is_block(module: Any) -> bool:
+    """A routed block in a shape this module runs densely."""
+    return layout(module) is not None
+
+
 @contextlib.contextmanager
 def dense(model: Any) -> Iterator[None]:
-    """Every block's router and experts forwards replaced by the dense ones."""
+    """Every block's routing and experts forwards replaced by the dense ones."""
     saved = []
     for _, blk in blocks(model):
-        router = router_of(blk)
-        saved.append((router, router.forward, blk.experts, blk.experts.forward))
-        router.forward = functools.partial(_dense_router, router)
-        blk.experts.forward = functools.partial(_dense_experts, blk.experts)
+        for obj, attr, fn in layout(blk).swaps(blk):
+            saved.append((obj, attr, getattr(obj, attr)))
+            setattr(obj, attr, fn)
     try:
         yield
     finally:
-        for router, g, experts, ex in saved:
-            router.forward, experts.forward = g, ex
+        for obj, attr, old in reversed(saved):
+            setattr(obj, attr, old)
 
 
 def _keep_call(seen: dict, name: str) -> Any:
@@ -275,9 +366,8 @@ def check(model: Any, args: tuple) -> None:
                   and not is_block(m)), None)
     if other is not None:
         raise UnsupportedOpError(
-            f"mixture-of-experts block {other[0]} ({type(other[1]).__name__}): not in the shape "
-            "run densely (a gate or router with top_k and an (E, D) matrix; experts with 3-D "
-            "gate_up_proj (E, 2 I, D), down_proj (E, D, I) and an act_fn); its top-k routing is "
+            f"mixture-of-experts block {other[0]} ({type(other[1]).__name__}): not in a shape "
+            f"run densely ({'; or '.join(lay.name for lay in LAYOUTS)}); its top-k routing is "
             "data dependent")
     seen: dict[str, tuple] = {}
     hooks = [m.register_forward_hook(_keep_call(seen, name), with_kwargs=True)
@@ -289,15 +379,10 @@ def check(model: Any, args: tuple) -> None:
         for h in hooks:
             h.remove()
     for name, blk in found:
-        router = router_of(blk)
-        if rule(router) is None:
-            tensors = sorted(n for n, _ in (*router.named_parameters(),
-                                            *router.named_buffers()))
+        why = layout(blk).refusal(blk)
+        if why is not None:
             raise UnsupportedOpError(
-                f"mixture-of-experts block {name} ({type(blk).__name__}): its router "
-                f"{type(router).__name__} (tensors {', '.join(tensors)}, "
-                f"{_selection(router)}) has no dense rule; "
-                f"supported: {'; '.join(r.name for r in RULES)}")
+                f"mixture-of-experts block {name} ({type(blk).__name__}): {why}")
         if name not in seen:
             continue
         args, kwargs = seen[name]
@@ -311,7 +396,7 @@ def check(model: Any, args: tuple) -> None:
             err = float((got - want).abs().max())
             raise UnsupportedOpError(
                 f"mixture-of-experts block {name} ({type(blk).__name__}): its dense form "
-                f"({rule(router).name}, top {router.top_k}) differs from its own forward "
+                f"({layout(blk).describe(blk)}) differs from its own forward "
                 f"by up to {err:.3g}; its router or experts follow another rule")
 
 
