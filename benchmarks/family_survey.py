@@ -20,7 +20,8 @@ whose class name contains "Norm": BatchNorm, LayerNorm, GroupNorm, RMSNorm, ...)
 0; every conv and linear (nn.Conv*, nn.Linear, GPT-2's Conv1D) weight normal with std 1 /
 sqrt(fan_in) (unit gain: activations keep their size), bias 0; every nn.Embedding normal(0, 1);
 a mixture of experts' router weight (E, D) (a module with an int ``top_k``) and stacked expert
-weights (3-D ``*_proj`` parameters (E, out, in)) normal with std 1 / sqrt(their fan-in), so the
+weights (3-D ``*_proj`` parameters (E, out, in); DBRX's 2-D ``w1``, ``v1``, ``w2`` (E I, D))
+normal with std 1 / sqrt(their fan-in), so the
 experts' outputs are the size of a dense MLP's (HF's normal(0.02) left them 1/20 of it);
 every other parameter of rank >= 2 that is all zero (YOLOS's position embeddings, Swin's bias
 tables, GRN's scales) or named ``*token(s)`` (class, distillation, detection and mask tokens:
@@ -384,6 +385,42 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                       _DEC | {"num_key_value_heads": 2, "head_dim": 16, "num_experts": 4,
                               "num_experts_per_tok": 2, "moe_intermediate_size": 32}, {}, "ids",
                       SEQ_DEC),
+    # the router as the block's "router" (GraniteMoE), or a Linear "wg" (HunYuan-MoE)
+    "GraniteMoeModel": ("decoder", "GraniteMoeConfig",
+                        _DEC | {"num_key_value_heads": 2, "num_local_experts": 4,
+                                "num_experts_per_tok": 2}, {}, "ids", SEQ_DEC),
+    "GraniteMoeSharedModel": ("decoder", "GraniteMoeSharedConfig",
+                              _DEC | {"num_key_value_heads": 2, "num_local_experts": 4,
+                                      "num_experts_per_tok": 2, "intermediate_size": 32,
+                                      "shared_intermediate_size": 64}, {}, "ids", SEQ_DEC),
+    # its attention layers only (Mamba layers are not supported)
+    "GraniteMoeHybridModel": ("decoder", "GraniteMoeHybridConfig",
+                              _DEC | {"num_key_value_heads": 2, "num_local_experts": 4,
+                                      "num_experts_per_tok": 2, "intermediate_size": 32,
+                                      "shared_intermediate_size": 64,
+                                      "layer_types": ["attention", "attention"]},
+                              {}, "ids", SEQ_DEC),
+    "HunYuanMoEV1Model": ("decoder", "HunYuanMoEV1Config",
+                          _DEC | {"num_key_value_heads": 2, "head_dim": 16, "num_experts": 4,
+                                  "num_local_experts": 4, "moe_topk": 2}, {}, "ids", SEQ_DEC),
+    # a full and a linear (lightning) attention layer
+    "MiniMaxModel": ("decoder", "MiniMaxConfig",
+                     _DEC | {"num_key_value_heads": 2, "head_dim": 16, "num_local_experts": 4,
+                             "num_experts_per_tok": 2}, {}, "ids", SEQ_DEC),
+    # ERNIE-4.5's router: a selection bias on the softmax probabilities (reinit draws it
+    # normal(0, 1): a 2-D all-zero parameter); every layer routed (HF: from layer 1)
+    "Ernie4_5_MoeModel": ("decoder", "Ernie4_5_MoeConfig",
+                          _DEC | {"num_key_value_heads": 2, "head_dim": 16, "moe_num_experts": 4,
+                                  "moe_k": 2, "moe_intermediate_size": 32,
+                                  "moe_layer_start_index": 0}, {}, "ids", SEQ_DEC),
+    # DBRX: its own block shape (a router Linear "layer", 2-D expert stacks w1, v1, w2);
+    # clip_qkv 8 as DBRX-instruct (HF clamps with min and max None without one: a torch error)
+    "DbrxModel": ("decoder", "DbrxConfig",
+                  {"vocab_size": VOCAB_DEC, "d_model": 64, "n_heads": 4, "n_layers": 2,
+                   "max_seq_len": 64, "attn_config": {"kv_n_heads": 2, "rope_theta": 10000.0,
+                                                      "clip_qkv": 8.0},
+                   "ffn_config": {"ffn_hidden_size": 32, "moe_num_experts": 4, "moe_top_k": 2}},
+                  {}, "ids", SEQ_DEC),
     # DeepSeek-V3's router (sigmoid scores, a selection bias), one expert group
     "Glm4MoeModel": ("decoder", "Glm4MoeConfig",
                      _DEC | {"num_key_value_heads": 2, "head_dim": 16, "n_routed_experts": 4,
@@ -528,6 +565,11 @@ def _reinit_module(m: Any, nn: Any) -> None:
     for name, p in m.named_parameters(recurse=False):
         if p.dim() == 3 and name.endswith("_proj"):  # stacked experts (E, out, in)
             p.normal_(0.0, p.shape[-1] ** -0.5)
+    if isinstance(getattr(m, "moe_num_experts", None), int) and hasattr(m, "w2"):
+        # DBRX's 2-D expert stacks (E I, D): w1, v1 read D inputs, w2 (down, transposed) I
+        for w in (m.w1, m.v1):
+            w.normal_(0.0, w.shape[1] ** -0.5)
+        m.w2.normal_(0.0, (m.w2.shape[0] // m.moe_num_experts) ** -0.5)
 
 
 def inputs(kind: str, size: int) -> np.ndarray:

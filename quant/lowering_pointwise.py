@@ -381,6 +381,10 @@ def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     (``rows``), then the constants added; anything else as ``lowering_seq.cat``."""
     rank = node.meta["val"].dim()
     dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
+    if any(isinstance(x, masks.Masked) for x in args[0]):
+        b.fail(node, "a cat of masked attention scores with another tensor (an attention "
+                     "sink: GPT-OSS's extra logit per head in each softmax row); a softmax "
+                     "reads the scores alone")
     parts = _column_parts(args[0]) if dim == rank - 1 else None
     if parts is not None:
         return Columns(parts[0], np.concatenate(parts[1], axis=1), node)

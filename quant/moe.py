@@ -21,12 +21,17 @@ k experts with the largest router scores: a Python loop over the experts hit, wi
 (the softmax rule). The sigmoid rule (GLM-4-MoE, DeepSeek-V3 with one expert group): m =
 topk_mask(sigmoid(logits) + selection bias, k), w = the masked softmax of log sigmoid(logits)
 (= s_i / sum of the k s_j, no divide) or sigmoid(logits) * m, times routed_scaling_factor.
+The statics rule (ERNIE-4.5-MoE): m = topk_mask(softmax(logits) + selection bias, k), w the
+masked softmax of the logits.
 
 ``dense_experts(model, args)`` substitutes this forward for every block found structurally (a
-router with ``top_k`` and an (E, D) ``weight``; experts with 3-D ``gate_up_proj`` (E, 2 I, D)
+router with ``top_k`` and an (E, D) ``weight`` (or a bias-free Linear ``wg``), as the block's
+``gate`` or ``router``; experts with 3-D ``gate_up_proj`` (E, 2 I, D)
 and ``down_proj`` (E, D, I) and an ``act_fn``) while ``torch.export`` traces. A router matches
-a rule (RULES) by its exact parameters and buffers; any other (ERNIE-4.5's statics, DeepSeek-V3's
-group-limited selection) is refused in one line naming the block. The substitution is then
+a rule (RULES) by its exact parameters and buffers; any other (DeepSeek-V3's group-limited
+selection, PhiMoE's sparsemixer) is refused in one line naming the block, and so is a routed
+block in another shape (an ``experts`` module beside an int ``top_k``: DBRX, GPT-OSS). The
+substitution is then
 checked on the model's own activations: every block's dense output must equal its own forward's
 (else refused in one line). Whatever else the block does (Qwen2-MoE's shared expert and its
 sigmoid gate, GLM-4-MoE's shared experts) is its own code, captured as usual.
@@ -85,15 +90,40 @@ def rank(scores: torch.Tensor) -> torch.Tensor:
     return ((b > a) | ((b == a) & lower)).sum(-1)
 
 
-def is_block(module: Any) -> bool:
-    """A routed block in the shape this module runs densely."""
-    router, experts = getattr(module, "gate", None), getattr(module, "experts", None)
-    w = getattr(router, "weight", None)
+ROUTERS = ("gate", "router")  # where a block keeps its router (Mixtral: gate; GraniteMoE: router)
+
+
+def router_of(block: Any) -> Any:
+    """The block's router module (None without one)."""
+    return next((getattr(block, n) for n in ROUTERS if hasattr(block, n)), None)
+
+
+def matrix(router: Any) -> Any:
+    """The router's (E, D) matrix: its ``weight``, or its bias-free Linear ``wg``'s
+    (HunYuan-MoE); None without one."""
+    wg = getattr(router, "wg", None)
+    if isinstance(wg, torch.nn.Linear) and wg.bias is None:
+        return wg.weight
+    return getattr(router, "weight", None)
+
+
+def _stacked(module: Any) -> bool:
+    """Mixtral's shape: a router with top_k and an (E, D) matrix; stacked 3-D experts."""
+    router, experts = router_of(module), getattr(module, "experts", None)
+    w = matrix(router)
     gu, down = getattr(experts, "gate_up_proj", None), getattr(experts, "down_proj", None)
     return isinstance(getattr(router, "top_k", None), int) and isinstance(w, torch.Tensor) \
         and w.dim() == 2 and isinstance(gu, torch.Tensor) and gu.dim() == 3 \
         and isinstance(down, torch.Tensor) and down.dim() == 3 \
         and gu.shape[0] == down.shape[0] == w.shape[0] and hasattr(experts, "act_fn")
+
+
+def looks_routed(module: Any) -> bool:
+    """An ``experts`` module beside an int ``top_k`` (the block's or its router's): a routed
+    block, whether or not in the shape run densely (DBRX's stacked 2-D w1/v1/w2, GPT-OSS's
+    biased, interleaved, clamped experts are not)."""
+    top_k = getattr(module, "top_k", getattr(router_of(module), "top_k", None))
+    return isinstance(getattr(module, "experts", None), torch.nn.Module) and isinstance(top_k, int)
 
 
 def blocks(model: Any) -> list[tuple[str, Any]]:
@@ -120,6 +150,16 @@ def _sigmoid_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
     return w * router.routed_scaling_factor
 
 
+def _statics_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
+    """ERNIE-4.5's rule: top k of softmax(logits) + the selection bias (its ``moe_statics``),
+    weights the k probabilities over their sum: the softmax over the k's logits. (Its sum is
+    clamped at moe_norm_min, 1e-12: it binds only when the k picked probabilities sum below
+    it, the bias overriding a logit gap of ln(1e12 / k) > 27; not followed.)"""
+    m = torch.ops.qasic.topk_mask(router.moe_statics(torch.softmax(logits, dim=-1)),
+                                  router.top_k)
+    return torch.ops.qasic.masked_softmax(logits, m)
+
+
 @dataclass(frozen=True)
 class Rule:
     """A router this module runs densely: its tensors (parameters and buffers, exactly) and
@@ -135,22 +175,43 @@ RULES = (
          _softmax_route),
     Rule("sigmoid top-k with a selection bias in one group (DeepSeek-V3, GLM-4-MoE)",
          frozenset({"weight", "e_score_correction_bias"}), _sigmoid_route),
+    Rule("softmax top-k with a selection bias on the probabilities (ERNIE-4.5-MoE)",
+         frozenset({"weight", "moe_statics.e_score_correction_bias"}), _statics_route),
 )
+
+
+_NAMES = {"wg.weight": "weight"}  # HunYuan-MoE's router matrix is a Linear's
 
 
 def rule(router: Any) -> Rule | None:
     """The router's rule; None for any other (another tensor, or groups of experts that are
     selected first: DeepSeek-V3's n_group > 1 with topk_group < n_group)."""
-    names = frozenset(n for n, _ in (*router.named_parameters(), *router.named_buffers()))
+    names = frozenset(_NAMES.get(n, n) for n, _ in (*router.named_parameters(),
+                                                    *router.named_buffers()))
     groups = getattr(router, "num_group", 1)
-    if groups not in (1, getattr(router, "topk_group", groups)):
+    if groups not in (1, getattr(router, "topk_group", groups)) or _sparsemixer(router):
         return None
     return next((r for r in RULES if r.tensors == names), None)
 
 
+def _sparsemixer(router: Any) -> bool:
+    """PhiMoE's router (``router_jitter_noise``, arXiv:2409.12136): its 2 picks are the row max
+    and the max of the rest, each weighted by a softmax over the experts within a relative
+    2 * router_jitter_noise of it, a threshold that depends on the scores."""
+    return isinstance(getattr(router, "router_jitter_noise", None), float)
+
+
+def _selection(router: Any) -> str:
+    """How the router selects, for a refusal."""
+    groups = f"{getattr(router, 'num_group', 1)} expert groups"
+    return groups + (f", PhiMoE's sparsemixer (weights from a softmax over the experts within "
+                     f"a relative {2 * router.router_jitter_noise:g} of each pick)"
+                     if _sparsemixer(router) else "")
+
+
 def route(router: Any, x: torch.Tensor) -> torch.Tensor:
     """(..., E) routing weights, zero outside each token's top k."""
-    return rule(router).route(router, F.linear(x, router.weight))
+    return rule(router).route(router, F.linear(x, matrix(router)))
 
 
 def dense_experts_forward(experts: Any, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -160,15 +221,53 @@ def dense_experts_forward(experts: Any, x: torch.Tensor, w: torch.Tensor) -> tor
     gate = experts.gate_up_proj[:, :i].reshape(e * i, d)
     up = experts.gate_up_proj[:, i:].reshape(e * i, d)
     down = experts.down_proj.permute(1, 0, 2).reshape(d, e * i)
-    repeat = torch.eye(e, dtype=w.dtype).repeat_interleave(i, dim=0)  # (E I, E)
-    h = experts.act_fn(F.linear(x, gate)) * F.linear(x, up)
+    return _weighted_sum(x, w, gate, up, down, experts.act_fn)
+
+
+def _weighted_sum(x: torch.Tensor, w: torch.Tensor, gate: torch.Tensor, up: torch.Tensor,
+                  down: torch.Tensor, act: Callable) -> torch.Tensor:
+    """The experts' outputs weighted by w (T, E) and summed; gate, up (E I, D), down (D, E I)
+    (expert e's I rows or columns in a run)."""
+    e = w.shape[-1]
+    repeat = torch.eye(e, dtype=w.dtype).repeat_interleave(gate.shape[0] // e, dim=0)
+    h = act(F.linear(x, gate)) * F.linear(x, up)
     return F.linear(h * F.linear(w, repeat), down)
+
+
+def _dbrx(module: Any) -> bool:
+    """DBRX's shape: a router whose bias-free Linear ``layer`` gives the logits only; top_k,
+    moe_normalize_expert_weights and route_tokens_to_experts on the block; the experts' ``mlp``
+    with w1 (gate), v1 (up) and w2 (down, transposed), each (E I, D)."""
+    layer = getattr(getattr(module, "router", None), "layer", None)
+    mlp = getattr(getattr(module, "experts", None), "mlp", None)
+    ws = [getattr(mlp, n, None) for n in ("w1", "v1", "w2")]
+    return isinstance(layer, torch.nn.Linear) and layer.bias is None \
+        and isinstance(getattr(module, "top_k", None), int) \
+        and hasattr(module, "route_tokens_to_experts") and hasattr(mlp, "activation_fn") \
+        and all(isinstance(w, torch.Tensor) and w.shape == ws[0].shape for w in ws) \
+        and ws[0].dim() == 2 and ws[0].shape[0] % layer.out_features == 0
+
+
+def _dbrx_route(block: Any, logits: torch.Tensor) -> tuple:
+    """DBRX's routing in its block's place: top k of the softmax (= of the logits), divided by
+    their 1-norm (the softmax over the k's logits) or left (moe_normalize_expert_weights None);
+    (dense weights (T, E), no indices)."""
+    m = torch.ops.qasic.topk_mask(logits, block.top_k)
+    if block.moe_normalize_expert_weights is None:
+        return torch.softmax(logits, dim=-1) * m, None
+    return torch.ops.qasic.masked_softmax(logits, m), None
+
+
+def _dbrx_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tensor) -> torch.Tensor:
+    mlp, d = experts.mlp, experts.hidden_size
+    y = _weighted_sum(x.reshape(-1, d), w, mlp.w1, mlp.v1, mlp.w2.T, mlp.activation_fn)
+    return y.view(x.shape[0], -1, d)
 
 
 def _dense_router(router: Any, x: torch.Tensor) -> tuple:
     """The router's place in its block: (logits, dense weights (T, E), no indices)."""
-    x = x.reshape(-1, router.weight.shape[1])
-    return F.linear(x, router.weight), route(router, x), None
+    x = x.reshape(-1, matrix(router).shape[1])
+    return F.linear(x, matrix(router)), route(router, x), None
 
 
 def _dense_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tensor) -> torch.Tensor:
@@ -177,19 +276,73 @@ def _dense_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tensor) -
     return dense_experts_forward(experts, x, w)
 
 
+def _stacked_refusal(block: Any) -> str | None:
+    router = router_of(block)
+    if rule(router) is not None:
+        return None
+    tensors = sorted(n for n, _ in (*router.named_parameters(), *router.named_buffers()))
+    return (f"its router {type(router).__name__} (tensors {', '.join(tensors)}, "
+            f"{_selection(router)}) has no dense rule; "
+            f"supported: {'; '.join(r.name for r in RULES)}")
+
+
+def _dbrx_refusal(block: Any) -> str | None:
+    p = block.moe_normalize_expert_weights
+    return None if p in (None, 1) else (
+        f"its top-k weights are divided by their {p:g}-norm; supported: the 1-norm (a "
+        "renormalized softmax) or none")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A routed block's shape: found by ``match``; ``swaps`` gives (object, attribute, dense
+    replacement) for its routing and its experts; ``refusal`` why its routing has no dense
+    rule (None: it has); ``describe`` its rule for a refusal."""
+
+    name: str
+    match: Callable[[Any], bool]
+    swaps: Callable[[Any], tuple]
+    refusal: Callable[[Any], str | None]
+    describe: Callable[[Any], str]
+
+
+LAYOUTS = (
+    Layout("a gate or router with top_k and an (E, D) matrix; experts with 3-D gate_up_proj "
+           "(E, 2 I, D), down_proj (E, D, I) and an act_fn", _stacked,
+           lambda b: ((router_of(b), "forward", functools.partial(_dense_router, router_of(b))),
+                      (b.experts, "forward", functools.partial(_dense_experts, b.experts))),
+           _stacked_refusal,
+           lambda b: f"{rule(router_of(b)).name}, top {router_of(b).top_k}"),
+    Layout("DBRX's: a router Linear layer, route_tokens_to_experts, experts' mlp w1, v1, w2 "
+           "(E I, D)", _dbrx,
+           lambda b: ((b, "route_tokens_to_experts", functools.partial(_dbrx_route, b)),
+                      (b.experts, "forward", functools.partial(_dbrx_experts, b.experts))),
+           _dbrx_refusal, lambda b: f"DBRX's softmax top-k, top {b.top_k}"),
+)
+
+
+def layout(module: Any) -> Layout | None:
+    return next((lay for lay in LAYOUTS if lay.match(module)), None)
+
+
+def is_block(module: Any) -> bool:
+    """A routed block in a shape this module runs densely."""
+    return layout(module) is not None
+
+
 @contextlib.contextmanager
 def dense(model: Any) -> Iterator[None]:
-    """Every block's router and experts forwards replaced by the dense ones."""
+    """Every block's routing and experts forwards replaced by the dense ones."""
     saved = []
     for _, blk in blocks(model):
-        saved.append((blk, blk.gate.forward, blk.experts.forward))
-        blk.gate.forward = functools.partial(_dense_router, blk.gate)
-        blk.experts.forward = functools.partial(_dense_experts, blk.experts)
+        for obj, attr, fn in layout(blk).swaps(blk):
+            saved.append((obj, attr, getattr(obj, attr)))
+            setattr(obj, attr, fn)
     try:
         yield
     finally:
-        for blk, g, ex in saved:
-            blk.gate.forward, blk.experts.forward = g, ex
+        for obj, attr, old in reversed(saved):
+            setattr(obj, attr, old)
 
 
 def _keep_call(seen: dict, name: str) -> Any:
@@ -209,6 +362,13 @@ def _copy(v: Any) -> Any:
 def check(model: Any, args: tuple) -> None:
     """Refuse unless every block's dense output equals its own forward's on ``args``."""
     found = blocks(model)
+    other = next(((n, m) for n, m in model.named_modules() if looks_routed(m)
+                  and not is_block(m)), None)
+    if other is not None:
+        raise UnsupportedOpError(
+            f"mixture-of-experts block {other[0]} ({type(other[1]).__name__}): not in a shape "
+            f"run densely ({'; or '.join(lay.name for lay in LAYOUTS)}); its top-k routing is "
+            "data dependent")
     seen: dict[str, tuple] = {}
     hooks = [m.register_forward_hook(_keep_call(seen, name), with_kwargs=True)
              for name, m in found]
@@ -219,14 +379,10 @@ def check(model: Any, args: tuple) -> None:
         for h in hooks:
             h.remove()
     for name, blk in found:
-        if rule(blk.gate) is None:
-            tensors = sorted(n for n, _ in (*blk.gate.named_parameters(),
-                                            *blk.gate.named_buffers()))
+        why = layout(blk).refusal(blk)
+        if why is not None:
             raise UnsupportedOpError(
-                f"mixture-of-experts block {name} ({type(blk).__name__}): its router "
-                f"{type(blk.gate).__name__} (tensors {', '.join(tensors)}, "
-                f"{getattr(blk.gate, 'num_group', 1)} expert groups) has no dense rule; "
-                f"supported: {'; '.join(r.name for r in RULES)}")
+                f"mixture-of-experts block {name} ({type(blk).__name__}): {why}")
         if name not in seen:
             continue
         args, kwargs = seen[name]
@@ -240,14 +396,15 @@ def check(model: Any, args: tuple) -> None:
             err = float((got - want).abs().max())
             raise UnsupportedOpError(
                 f"mixture-of-experts block {name} ({type(blk).__name__}): its dense form "
-                f"({rule(blk.gate).name}, top {blk.gate.top_k}) differs from its own forward "
+                f"({layout(blk).describe(blk)}) differs from its own forward "
                 f"by up to {err:.3g}; its router or experts follow another rule")
 
 
 @contextlib.contextmanager
 def dense_experts(model: Any, args: tuple) -> Iterator[None]:
     """Trace ``model`` with its MoE blocks dense (checked first); a no-op without one."""
-    if not blocks(model):
+    if not isinstance(model, torch.nn.Module) or not any(
+            looks_routed(m) for m in model.modules()):
         yield
         return
     check(model, args)

@@ -52,6 +52,9 @@ def test_the_reinit_draws_routers_and_stacked_experts_at_unit_gain():
     block = model.model.layers[0].mlp
     for w in (block.gate.weight, block.experts.gate_up_proj, block.experts.down_proj):
         assert abs(float(w.detach().std()) * w.shape[-1] ** 0.5 - 1) < 0.05, w.shape
+    mlp = fs.build("DbrxModel")[0].model.blocks[0].ffn.experts.mlp  # (E I, D) = (128, 64)
+    for w, fan_in in ((mlp.w1, 64), (mlp.v1, 64), (mlp.w2, 32)):
+        assert abs(float(w.detach().std()) * fan_in ** 0.5 - 1) < 0.1, w.shape
 
 
 def test_a_decoder_also_generates_on_the_simulator_equal_to_the_reference(tmp_path):

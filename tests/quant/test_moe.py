@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks import family_survey
 from qasic.arch.config import default_arch
 from qasic.compiler import compile_graph, topk
 from qasic.errors import UnsupportedOpError
@@ -127,7 +128,16 @@ def _moe(name: str, layers: int = 2, **extra):
     torch.manual_seed(0)
     experts = {"Mixtral": {"num_local_experts": E}, "Qwen2Moe": {
         "num_experts": E, "moe_intermediate_size": 32, "shared_expert_intermediate_size": 64},
-        "Olmoe": {"num_experts": E, "pad_token_id": 1, "eos_token_id": 2}}[name]
+        "Olmoe": {"num_experts": E, "pad_token_id": 1, "eos_token_id": 2},
+        "GraniteMoe": {"num_local_experts": E},
+        "GraniteMoeShared": {"num_local_experts": E, "shared_intermediate_size": 64},
+        "GraniteMoeHybrid": {"num_local_experts": E, "shared_intermediate_size": 64,
+                             "layer_types": ["attention"] * layers},  # no Mamba layer
+        "HunYuanMoEV1": {"num_experts": E, "num_local_experts": E, "moe_topk": K,
+                         "head_dim": 16},
+        "MiniMax": {"num_local_experts": E, "head_dim": 16},
+        "Phimoe": {"num_local_experts": E},
+        "GptOss": {"num_local_experts": E, "head_dim": 16}}[name]
     config = getattr(t, f"{name}Config")(
         vocab_size=VOCAB, hidden_size=D, intermediate_size=128, num_hidden_layers=layers,
         num_attention_heads=H, num_key_value_heads=2, num_experts_per_tok=K,
@@ -135,14 +145,20 @@ def _moe(name: str, layers: int = 2, **extra):
     return t.AutoModelForCausalLM.from_config(config).eval()
 
 
-@pytest.mark.parametrize(("name", "inter", "normalized"), [
-    ("Mixtral", 128, True), ("Qwen2Moe", 32, False), ("Olmoe", 128, False)])
-def test_mixtures_of_experts_run_densely_and_bit_exact(name, inter, normalized):
-    """Per layer: the router linear, one topk_mask (k = 2), the routing weights (Mixtral
-    renormalizes: a softmax with the mask as its row mask; Qwen2-MoE and OLMoE do not: softmax
-    times the mask), every expert on every token (gate and up linears of E I features, down
-    of E I inputs). The golden reference follows the float model (cosine > 0.999) and the
-    simulator equals it bit for bit."""
+@pytest.mark.parametrize(("name", "inter", "normalized", "cosine"), [
+    ("Mixtral", 128, True, 0.999), ("Qwen2Moe", 32, False, 0.999), ("Olmoe", 128, False, 0.999),
+    ("GraniteMoe", 128, True, 0.999), ("GraniteMoeShared", 128, True, 0.995),
+    ("GraniteMoeHybrid", 128, True, 0.995),
+    ("HunYuanMoEV1", 128, True, 0.999), ("MiniMax", 128, True, 0.999)])
+def test_mixtures_of_experts_run_densely_and_bit_exact(name, inter, normalized, cosine):
+    """Per layer: the router linear, one topk_mask (k = 2), the routing weights (Mixtral,
+    GraniteMoE (its router is the block's ``router``: the softmax of the top k's logits),
+    HunYuan-MoE (its router matrix is a Linear ``wg``) and MiniMax renormalize: a softmax with
+    the mask as its row mask; Qwen2-MoE and OLMoE do not: softmax times the mask), every expert
+    on every token (gate and up linears of E I features, down of E I inputs). The golden
+    reference follows the float model (cosine > 0.999; GraniteMoeShared and GraniteMoeHybrid
+    (attention layers only) > 0.995: the survey measured 0.9954 and 0.9971, their shared MLP's
+    product adds a rounding) and the simulator equals it bit for bit."""
     import qasic
 
     model = _moe(name)
@@ -161,7 +177,7 @@ def test_mixtures_of_experts_run_densely_and_bit_exact(name, inter, normalized):
               and n.inputs[1] in {m.output for m in masks}]
     assert len(routed) == (2 if normalized else 0)
     record = qasic.evaluate(Logits(model), x[:2], calibration=x)
-    assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]
+    assert record["bit_exact"] and record["cosine"] > cosine, record["cosine"]
 
 
 def test_a_router_with_another_rule_is_refused_in_one_line():
@@ -212,6 +228,80 @@ def test_sigmoid_routers_with_a_selection_bias_run_densely_and_bit_exact():
     assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]
 
 
+def test_a_selection_bias_on_the_probabilities_runs_densely_and_bit_exact():
+    """ERNIE-4.5-MoE's router: the top k of softmax(logits) + a selection bias (its
+    moe_statics, drawn here: HF's are zeros), weights the k probabilities over their sum (the
+    masked softmax of the logits). Per layer one topk_mask reading the biased probabilities and
+    one masked softmax reading the logits; bit-exact, cosine > 0.995 (the selection compares
+    softmax codes, steps of 1/127)."""
+    import qasic
+
+    t = transformers
+    torch.manual_seed(0)
+    config = t.Ernie4_5_MoeConfig(
+        vocab_size=VOCAB, hidden_size=D, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=H, num_key_value_heads=2, head_dim=16, max_position_embeddings=64,
+        moe_num_experts=E, moe_k=K, moe_intermediate_size=32, moe_layer_start_index=0)
+    model = t.AutoModelForCausalLM.from_config(config).eval()
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.mlp.gate.moe_statics.e_score_correction_bias.normal_(0.0, 0.1)
+    x = _ids(8)
+    graph = qasic.quant.capture(Logits(model), torch.from_numpy(x[:2]))
+    masks = [n for n in graph.nodes if n.op == "topk_mask"]
+    assert len(masks) == 2 and all(n.attrs["k"] == K for n in masks)
+    routed = [n for n in graph.nodes if n.op == "softmax" and len(n.inputs) == 2]
+    assert [n.inputs[1] for n in routed] == [m.output for m in masks]
+    record = qasic.evaluate(Logits(model), x[:2], calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.995, record["cosine"]
+
+
+def _dbrx(**ffn):
+    t = transformers
+    torch.manual_seed(0)
+    config = t.DbrxConfig(
+        vocab_size=VOCAB, d_model=D, n_heads=H, n_layers=2, max_seq_len=64,
+        attn_config={"kv_n_heads": 2, "clip_qkv": 8.0, "rope_theta": 10000.0},
+        ffn_config={"ffn_hidden_size": 32, "moe_num_experts": E, "moe_top_k": K, **ffn})
+    model = t.AutoModelForCausalLM.from_config(config).eval()
+    # the family survey's weights (every layer at unit gain): cosine 0.9990. HF's own init
+    # scores 0.937, and 0.973 with only the router and the experts at unit gain (measured, not
+    # investigated further: DBRX's other layers stay at normal(0.02))
+    torch.manual_seed(0)
+    return family_survey.reinit(model)
+
+
+def test_dbrx_blocks_run_densely_and_bit_exact():
+    """DBRX's block has its own shape (a router Linear giving logits only, the top k and its
+    1-norm renormalization on the block, 2-D expert stacks w1, v1, w2 (E I, D)): per layer
+    one topk_mask and a masked softmax, gate and up linears of E I features, a down of E I
+    inputs; bit-exact, cosine > 0.998."""
+    import qasic
+
+    model, x = _dbrx(), _ids(8)
+    graph = qasic.quant.capture(Logits(model), torch.from_numpy(x[:2]))
+    masks = [n for n in graph.nodes if n.op == "topk_mask"]
+    assert len(masks) == 2 and all(n.attrs["k"] == K for n in masks)
+    routed = [n for n in graph.nodes if n.op == "softmax" and len(n.inputs) == 2]
+    assert [n.inputs[1] for n in routed] == [m.output for m in masks]
+    ffn = [n for n in graph.nodes if n.op == "linear" and ".ffn." in n.name]  # Wqkv: (128, D)
+    wide = [n for n in ffn if n.params["weight"].shape == (E * 32, D)]
+    downs = [n for n in ffn if n.params["weight"].shape == (D, E * 32)]
+    assert len(wide) == 2 * 2 and len(downs) == 2
+    record = qasic.evaluate(Logits(model), x[:2], calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.998, record["cosine"]
+
+
+def test_dbrx_weights_normalized_by_another_norm_are_refused_in_one_line():
+    from qasic.quant import capture
+
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(Logits(_dbrx(moe_normalize_expert_weights=2.0)), torch.from_numpy(_ids(2)))
+    assert str(e.value) == (
+        "mixture-of-experts block model.transformer.blocks.0.ffn (DbrxFFN): its top-k weights "
+        "are divided by their 2-norm; supported: the 1-norm (a renormalized softmax) or none")
+
+
 def test_routers_that_select_groups_of_experts_first_are_refused_in_one_line():
     """DeepSeek-V3's group-limited routing (n_group 2, topk_group 1: the experts of the best
     group only) is not the one-group rule: refused, naming the router and the rules."""
@@ -224,3 +314,53 @@ def test_routers_that_select_groups_of_experts_first_are_refused_in_one_line():
         "Glm4MoeTopkRouter (tensors e_score_correction_bias, weight, 2 expert groups) has no "
         "dense rule; supported: softmax top-k")
     assert "\n" not in str(e.value)
+
+
+def test_phimoe_sparsemixer_router_is_refused_by_name_in_one_line():
+    """PhiMoE's sparsemixer weighs each pick by a softmax over the experts within a relative
+    threshold of it (data dependent): no dense rule, refused naming the block and the rule."""
+    from qasic.quant import capture
+
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(Logits(_moe("Phimoe", layers=1)), torch.from_numpy(_ids(2)))
+    assert str(e.value).startswith(
+        "mixture-of-experts block model.model.layers.0.mlp (PhimoeSparseMoeBlock): its router "
+        "PhimoeTopKRouter (tensors weight, 1 expert groups, PhiMoE's sparsemixer (weights from "
+        "a softmax over the experts within a relative 0.02 of each pick)) has no dense rule; "
+        "supported: softmax top-k")
+    assert "\n" not in str(e.value)
+
+
+def test_routed_blocks_in_another_shape_are_refused_in_one_line():
+    """GPT-OSS's experts (biased, gate and up interleaved, clamped) are not the stacked shape
+    run densely: refused naming the block, before torch.export meets its top-k."""
+    from qasic.quant import capture
+
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(Logits(_moe("GptOss", layers=1)), torch.from_numpy(_ids(2)))
+    assert str(e.value) == (
+        "mixture-of-experts block model.model.layers.0.mlp (GptOssMLP): not in a shape run "
+        "densely (a gate or router with top_k and an (E, D) matrix; experts with 3-D "
+        "gate_up_proj (E, 2 I, D), down_proj (E, D, I) and an act_fn; or DBRX's: a router "
+        "Linear layer, route_tokens_to_experts, experts' mlp w1, v1, w2 (E I, D)); its top-k "
+        "routing is data dependent")
+
+
+def test_attention_sinks_are_refused_in_one_line():
+    """GPT-OSS's attention appends a per-head sink logit to each row of masked scores (a cat)
+    before the softmax: refused naming the node (it was an AttributeError). Its MoE replaced
+    by a pass-through, so that the attention is what capture meets."""
+    from qasic.quant import capture
+
+    class Through(torch.nn.Module):
+        def forward(self, x):
+            return x, None
+
+    model = _moe("GptOss", layers=1)
+    model.model.layers[0].mlp = Through()
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(Logits(model), torch.from_numpy(_ids(2)))
+    msg = str(e.value)
+    assert "a cat of masked attention scores with another tensor (an attention sink: " \
+           "GPT-OSS's extra logit per head in each softmax row); a softmax reads the scores " \
+           "alone" in msg and msg.startswith("node 'cat") and "\n" not in msg
