@@ -285,9 +285,11 @@ def _spread(b: Any, node: Any, x: Act, out: tuple[int, ...]) -> Act:
     return x
 
 
-def _widened(b: Any, node: Any, x: Act, c: int) -> Act:
-    """x (..., 1) broadcast over a last axis of ``c``: a linear of a column of ones."""
-    return b.add(node, "linear", (x.name,), {}, {"weight": np.ones((c, 1)), "bias": np.zeros(c)},
+def _widened(b: Any, node: Any, x: Act, c: int, column: np.ndarray | None = None) -> Act:
+    """x (..., 1) broadcast over a last axis of ``c``: a linear of a column of ones (or of
+    ``column``: x times a per-channel constant)."""
+    weight = np.ones((c, 1)) if column is None else np.asarray(column, np.float64).reshape(c, 1)
+    return b.add(node, "linear", (x.name,), {}, {"weight": weight, "bias": np.zeros(c)},
                  shape=b.shapes[x.name][:-1] + (c,), suffix=".widened")
 
 
@@ -347,9 +349,15 @@ def constant_add(b: Any, node: Any, x: Act, c: torch.Tensor) -> Act:
 
 
 def _channel_scale(b: Any, node: Any, x: Act, c: torch.Tensor) -> Act:
-    """x * c, c per channel (the last axis): folded into the norm or linear that made x."""
+    """x * c, c per channel (the last axis): folded into the norm or linear that made x; an x
+    of one channel that c broadcasts (``x.mean(-1, keepdim=True) * w``) is widened by a linear
+    whose weight column is c."""
     value = per_sample_constant(b, node, x, c)
     k = value.reshape(-1, value.shape[-1])
+    if b.shapes[x.name][-1] == 1 < value.shape[-1]:
+        if (k == k[0]).all():
+            return _widened(b, node, x, value.shape[-1], k[0])
+        x = _widened(b, node, x, value.shape[-1])
     prev = b.nodes.get(x.name)
     if not (k == k[0]).all() or prev is None or not b.sole_user(x, node) \
             or prev.op not in _SCALE_KEYS:

@@ -309,6 +309,12 @@ CASES = {
                                                                 "reshape"], 0.999),  # 0.99989
     "sum_channels": (_after_linear(lambda x: x + torch.tanh(x.sum(-1, keepdim=True) * 0.2)),
                      ["linear", "linear", "lut", "linear", "add"], 0.999),  # 0.99986
+    # one channel broadcast over the channels by a per-channel constant: the constant folds
+    # into the widening linear (it used to fold into the mean's, giving a (D, D) weight for a
+    # one-channel output: a crash at calibration)
+    "channel_scale_broadcast": (Fn(lambda x, fc, w: x + fc(x).mean(-1, keepdim=True) * w.weight,
+                                   nn.Linear(D, D), _weight()),
+                                ["linear", "linear", "linear", "add"], 0.999),
     # a size-1 axis other than the channels broadcast (MobileViTV2's softmax of one query
     # channel times the keys): a selection by a column of ones; expand_as likewise
     "broadcast_positions": (_after_linear(lambda x: x * torch.tanh(x[:, :1])),
