@@ -26,11 +26,13 @@ masked softmax of the logits.
 
 ``dense_experts(model, args)`` substitutes this forward for every block found structurally (a
 router with ``top_k`` and an (E, D) ``weight`` (or a bias-free Linear ``wg``), as the block's
-``gate`` or ``router``; experts with 3-D ``gate_up_proj`` (E, 2 I, D)
-and ``down_proj`` (E, D, I) and an ``act_fn``) while ``torch.export`` traces. A router matches
-a rule (RULES) by its exact parameters and buffers; any other (DeepSeek-V3's group-limited
+``gate`` or ``router``; experts with 3-D ``gate_up_proj`` (E, 2 I, D) and ``down_proj``
+(E, D, I) and an ``act_fn``; or DBRX's or GPT-OSS's shape, LAYOUTS) while ``torch.export``
+traces. GPT-OSS's experts are biased, clamped, with gate and up interleaved and the GLU
+(up + 1) gate sigmoid(alpha gate); the down biases add w @ down_proj_bias. A router matches a
+rule (RULES) by its exact parameters and buffers; any other (DeepSeek-V3's group-limited
 selection, PhiMoE's sparsemixer) is refused in one line naming the block, and so is a routed
-block in another shape (an ``experts`` module beside an int ``top_k``: DBRX, GPT-OSS). The
+block in another shape (an ``experts`` module beside an int ``top_k`` in none of LAYOUTS). The
 substitution is then
 checked on the model's own activations: every block's dense output must equal its own forward's
 (else refused in one line). Whatever else the block does (Qwen2-MoE's shared expert and its
@@ -120,8 +122,7 @@ def _stacked(module: Any) -> bool:
 
 def looks_routed(module: Any) -> bool:
     """An ``experts`` module beside an int ``top_k`` (the block's or its router's): a routed
-    block, whether or not in the shape run densely (DBRX's stacked 2-D w1/v1/w2, GPT-OSS's
-    biased, interleaved, clamped experts are not)."""
+    block, whether or not in a shape run densely (LAYOUTS)."""
     top_k = getattr(module, "top_k", getattr(router_of(module), "top_k", None))
     return isinstance(getattr(module, "experts", None), torch.nn.Module) and isinstance(top_k, int)
 
@@ -173,6 +174,8 @@ class Rule:
 RULES = (
     Rule("softmax top-k (Mixtral, Qwen2-/Qwen3-MoE, OLMoE)", frozenset({"weight"}),
          _softmax_route),
+    Rule("softmax top-k of biased logits (GPT-OSS)", frozenset({"weight", "bias"}),
+         _softmax_route),
     Rule("sigmoid top-k with a selection bias in one group (DeepSeek-V3, GLM-4-MoE)",
          frozenset({"weight", "e_score_correction_bias"}), _sigmoid_route),
     Rule("softmax top-k with a selection bias on the probabilities (ERNIE-4.5-MoE)",
@@ -209,9 +212,15 @@ def _selection(router: Any) -> str:
                      if _sparsemixer(router) else "")
 
 
+def logits(router: Any, x: torch.Tensor) -> torch.Tensor:
+    """x @ matrix.T, plus the router's ``bias`` where it has one (GPT-OSS)."""
+    bias = getattr(router, "bias", None)
+    return F.linear(x, matrix(router), bias if isinstance(bias, torch.Tensor) else None)
+
+
 def route(router: Any, x: torch.Tensor) -> torch.Tensor:
     """(..., E) routing weights, zero outside each token's top k."""
-    return rule(router).route(router, F.linear(x, matrix(router)))
+    return rule(router).route(router, logits(router, x))
 
 
 def dense_experts_forward(experts: Any, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -228,10 +237,50 @@ def _weighted_sum(x: torch.Tensor, w: torch.Tensor, gate: torch.Tensor, up: torc
                   down: torch.Tensor, act: Callable) -> torch.Tensor:
     """The experts' outputs weighted by w (T, E) and summed; gate, up (E I, D), down (D, E I)
     (expert e's I rows or columns in a run)."""
+    return _weighted(w, act(F.linear(x, gate)) * F.linear(x, up), down)
+
+
+def _weighted(w: torch.Tensor, h: torch.Tensor, down: torch.Tensor) -> torch.Tensor:
+    """(h * (w @ R)) @ down.T: the experts' hidden h (T, E I) weighted by w (T, E) and summed
+    through down (D, E I)."""
     e = w.shape[-1]
-    repeat = torch.eye(e, dtype=w.dtype).repeat_interleave(gate.shape[0] // e, dim=0)
-    h = act(F.linear(x, gate)) * F.linear(x, up)
+    repeat = torch.eye(e, dtype=w.dtype).repeat_interleave(h.shape[-1] // e, dim=0)
     return F.linear(h * F.linear(w, repeat), down)
+
+
+def _gpt_oss(module: Any) -> bool:
+    """GPT-OSS's shape: a router with top_k, an (E, D) weight and an (E,) bias; experts with
+    gate_up_proj (E, D, 2 I) (gate and up interleaved: even and odd columns) and its bias
+    (E, 2 I), down_proj (E, I, D) and its bias (E, D), a clamp ``limit`` and a GLU ``alpha``."""
+    router, experts = router_of(module), getattr(module, "experts", None)
+    w, b = getattr(router, "weight", None), getattr(router, "bias", None)
+    ts = [getattr(experts, n, None) for n in ("gate_up_proj", "gate_up_proj_bias",
+                                              "down_proj", "down_proj_bias")]
+    if not (isinstance(getattr(router, "top_k", None), int) and isinstance(w, torch.Tensor)
+            and isinstance(b, torch.Tensor) and all(isinstance(t, torch.Tensor) for t in ts)
+            and hasattr(experts, "alpha") and hasattr(experts, "limit")):
+        return False
+    gu, gub, down, db = ts
+    e, d = w.shape
+    return gu.dim() == 3 and gu.shape[:2] == (e, d) and gu.shape[2] % 2 == 0 \
+        and down.shape == (e, gu.shape[2] // 2, d) and gub.shape == (e, gu.shape[2]) \
+        and db.shape == (e, d) and b.shape == (e,)
+
+
+def _gpt_oss_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tensor) -> torch.Tensor:
+    """GPT-OSS's experts, every one on every token: gate and up (the even and odd columns of
+    gate_up_proj, plus their biases) clamped (gate above at limit, up to +-limit), the GLU
+    (up + 1) * gate * sigmoid(alpha gate), down_proj plus its bias; each expert's output
+    (bias included) weighted by w: the biases' share is w @ down_proj_bias."""
+    gu, gub = experts.gate_up_proj, experts.gate_up_proj_bias
+    d = gu.shape[1]
+    gate = gu[..., ::2].permute(0, 2, 1).reshape(-1, d)
+    up = gu[..., 1::2].permute(0, 2, 1).reshape(-1, d)
+    g = F.linear(x, gate, gub[:, ::2].reshape(-1)).clamp(max=experts.limit)
+    u = F.linear(x, up, gub[:, 1::2].reshape(-1)).clamp(-experts.limit, experts.limit)
+    h = (u + 1) * (g * torch.sigmoid(g * experts.alpha))
+    down = experts.down_proj.permute(2, 0, 1).reshape(d, -1)
+    return _weighted(w, h, down) + F.linear(w, experts.down_proj_bias.T)
 
 
 def _dbrx(module: Any) -> bool:
@@ -267,7 +316,7 @@ def _dbrx_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tensor) ->
 def _dense_router(router: Any, x: torch.Tensor) -> tuple:
     """The router's place in its block: (logits, dense weights (T, E), no indices)."""
     x = x.reshape(-1, matrix(router).shape[1])
-    return F.linear(x, matrix(router)), route(router, x), None
+    return logits(router, x), route(router, x), None
 
 
 def _dense_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tensor) -> torch.Tensor:
@@ -318,6 +367,13 @@ LAYOUTS = (
            lambda b: ((b, "route_tokens_to_experts", functools.partial(_dbrx_route, b)),
                       (b.experts, "forward", functools.partial(_dbrx_experts, b.experts))),
            _dbrx_refusal, lambda b: f"DBRX's softmax top-k, top {b.top_k}"),
+    Layout("GPT-OSS's: a router with top_k, an (E, D) weight and a bias; experts with "
+           "gate_up_proj (E, D, 2 I) interleaved, down_proj (E, I, D), their biases, limit and "
+           "alpha", _gpt_oss,
+           lambda b: ((router_of(b), "forward", functools.partial(_dense_router, router_of(b))),
+                      (b.experts, "forward", functools.partial(_gpt_oss_experts, b.experts))),
+           _stacked_refusal,
+           lambda b: f"{rule(router_of(b)).name}, top {router_of(b).top_k}"),
 )
 
 

@@ -331,19 +331,81 @@ def test_phimoe_sparsemixer_router_is_refused_by_name_in_one_line():
     assert "\n" not in str(e.value)
 
 
+class _Block(torch.nn.Module):
+    """A routed block alone: its output without the router's scores."""
+
+    def __init__(self, block):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x):
+        return self.block(x)[0]
+
+
+def _gpt_oss_block(limit: float) -> torch.nn.Module:
+    from transformers.models.gpt_oss.modeling_gpt_oss import GptOssMLP
+
+    torch.manual_seed(0)
+    config = transformers.GptOssConfig(
+        hidden_size=D, intermediate_size=32, num_local_experts=E, num_experts_per_tok=K,
+        swiglu_limit=limit)
+    block = GptOssMLP(config).eval()
+    with torch.no_grad():  # HF's router and biases start at zero; drawn so that they matter
+        for p in block.parameters():
+            p.normal_(0.0, 0.3)
+    return _Block(block).eval()
+
+
+def test_gpt_oss_blocks_run_densely_and_bit_exact():
+    """GPT-OSS's block (its router biased; gate and up interleaved in gate_up_proj, biased and
+    clamped, at limit 2 so that the clamps bind; the GLU (up + 1) gate sigmoid(alpha gate); a
+    biased down_proj): its dense form equals its own forward, and captured it is one
+    topk_mask, a masked softmax, gate and up linears of E I features (each clamped), a down
+    of E I inputs plus the down biases weighted by the routing (a linear of E inputs);
+    bit-exact, cosine > 0.998 (measured 0.9990)."""
+    import qasic
+    from qasic.quant import moe
+
+    model = _gpt_oss_block(limit=2.0)
+    block = model.block
+    x = np.random.default_rng(0).normal(size=(8, 8, D)).astype(np.float32)
+    with torch.no_grad():
+        want = model(torch.from_numpy(x))
+        with moe.dense(block):
+            got = model(torch.from_numpy(x))
+        gate_up = torch.from_numpy(x) @ block.experts.gate_up_proj[0]
+    assert (gate_up.abs() > 2.0).float().mean() > 0.1  # the clamps bind
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    graph = qasic.quant.capture(model, torch.from_numpy(x[:2]))
+    masks = [n for n in graph.nodes if n.op == "topk_mask"]
+    assert len(masks) == 1 and masks[0].attrs["k"] == K
+    routed = [n for n in graph.nodes if n.op == "softmax" and len(n.inputs) == 2]
+    assert [n.inputs[1] for n in routed] == [masks[0].output]
+    shapes = sorted(n.params["weight"].shape for n in graph.nodes if n.op == "linear")
+    assert shapes == sorted([(E, D), (E * 32, D), (E * 32, D), (D, E * 32), (D, E),
+                             (E * 32, E)])
+    assert sum(n.op == "clamp" for n in graph.nodes) == 2
+    record = qasic.evaluate(model, x[:2], calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.998, record["cosine"]
+
+
 def test_routed_blocks_in_another_shape_are_refused_in_one_line():
-    """GPT-OSS's experts (biased, gate and up interleaved, clamped) are not the stacked shape
-    run densely: refused naming the block, before torch.export meets its top-k."""
+    """An ``experts`` module beside an int top_k in none of the shapes run densely (here a
+    GPT-OSS block whose experts lost their clamp limit): refused naming the block, before
+    torch.export meets its top-k."""
     from qasic.quant import capture
 
+    model = _gpt_oss_block(limit=7.0)
+    del model.block.experts.limit
     with pytest.raises(UnsupportedOpError) as e:
-        capture(Logits(_moe("GptOss", layers=1)), torch.from_numpy(_ids(2)))
-    assert str(e.value) == (
-        "mixture-of-experts block model.model.layers.0.mlp (GptOssMLP): not in a shape run "
-        "densely (a gate or router with top_k and an (E, D) matrix; experts with 3-D "
-        "gate_up_proj (E, 2 I, D), down_proj (E, D, I) and an act_fn; or DBRX's: a router "
-        "Linear layer, route_tokens_to_experts, experts' mlp w1, v1, w2 (E I, D)); its top-k "
-        "routing is data dependent")
+        capture(model, torch.zeros(1, 4, D))
+    msg = str(e.value)
+    assert msg.startswith("mixture-of-experts block block (GptOssMLP): not in a shape run "
+                          "densely (a gate or router with top_k and an (E, D) matrix; ")
+    assert msg.endswith("; or GPT-OSS's: a router with top_k, an (E, D) weight and a bias; "
+                        "experts with gate_up_proj (E, D, 2 I) interleaved, down_proj (E, I, "
+                        "D), their biases, limit and alpha); its top-k routing is data "
+                        "dependent") and "\n" not in msg
 
 
 def test_attention_sinks_are_refused_in_one_line():
