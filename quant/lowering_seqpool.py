@@ -29,7 +29,8 @@ from qasic.quant.lowering import Act, _act, _arg, _ints
 
 aten = torch.ops.aten
 
-SUPPORTED = ("sequence models: avg_pool1d/2d without padding (an averaging matmul per axis)",
+SUPPORTED = ("sequence models: avg_pool1d/2d without padding and adaptive_avg_pool1d/2d to any "
+             "size (an averaging matmul per axis)",
              "sequence models: max/amax over one per-sample axis but the last (a max pool)")
 
 
@@ -73,6 +74,42 @@ def avg_pool(b: Any, node: Any, args: list, kwargs: dict) -> Act:
         x = lowering_seq.rows(b, node, x, a, axes[dim], suffix=f".pool{i}", out_shape=shape)
     if math.prod(shape) and shape != lowering_seq.per_sample(b, node):
         b.fail(node, f"avg_pool to per-sample {shape}, not torch's "
+                     f"{lowering_seq.per_sample(b, node)}")
+    return x
+
+
+def adaptive_averaging(n: int, o: int) -> np.ndarray:
+    """(o, n): torch's adaptive average windows, row i over floor(i n / o) .. ceil((i + 1) n / o)."""
+    a = np.zeros((o, n))
+    for i in range(o):
+        lo, hi = (i * n) // o, -(-((i + 1) * n) // o)
+        a[i, lo:hi] = 1.0 / (hi - lo)
+    return a
+
+
+def adaptive_avg_pool(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.adaptive_avg_pool1d/2d(x, output_size) in a sequence model (Swin's classifier
+    pooler: ``AdaptiveAvgPool1d(1)`` of the (batch, C, L) transposed tokens): an averaging
+    matmul per pooled axis, torch's windows for any sizes."""
+    x = _act(b, node, args[0], "adaptive_avg_pool input")
+    spatial = 2 if node.target is aten.adaptive_avg_pool2d.default else 1
+    rank = node.args[0].meta["val"].dim()
+    sizes = tuple(node.args[0].meta["val"].shape[rank - spatial:])
+    out = [int(v) if v is not None else sizes[i]
+           for i, v in enumerate(list(args[1]) * (spatial if len(list(args[1])) == 1 else 1))]
+    axes = lowering_seq.axis_map(b, node.args[0])
+    shape = b.shapes[x.name]
+    for i, o in enumerate(out):
+        dim = rank - spatial + i
+        if o == sizes[i]:
+            continue
+        if axes[dim] is None:
+            b.fail(node, f"adaptive_avg_pool over dim {dim}, the batch axis")
+        a = adaptive_averaging(shape[axes[dim]], o)
+        shape = shape[:axes[dim]] + (o,) + shape[axes[dim] + 1:]
+        x = lowering_seq.rows(b, node, x, a, axes[dim], suffix=f".pool{i}", out_shape=shape)
+    if math.prod(shape) and shape != lowering_seq.per_sample(b, node):
+        b.fail(node, f"adaptive_avg_pool to per-sample {shape}, not torch's "
                      f"{lowering_seq.per_sample(b, node)}")
     return x
 
@@ -122,4 +159,6 @@ def max_over(b: Any, node: Any, args: list, kwargs: dict) -> Any:
 
 
 HANDLERS = {aten.avg_pool2d.default: avg_pool, aten.avg_pool1d.default: avg_pool,
+            aten.adaptive_avg_pool1d.default: adaptive_avg_pool,
+            aten.adaptive_avg_pool2d.default: adaptive_avg_pool,
             aten.max.dim: max_over, aten.amax.default: max_over}

@@ -18,7 +18,7 @@ from torch import nn
 import qasic
 from qasic.errors import UnsupportedOpError
 from qasic.quant import capture
-from qasic.quant.lowering_seqpool import averaging
+from qasic.quant.lowering_seqpool import adaptive_averaging, averaging
 from tests.quant.transformer_nets import Fn, check, ops
 
 D, S, VOCAB = 16, 12, 50
@@ -40,6 +40,27 @@ def test_averaging_matrices_are_torchs_avg_pool(n, kernel, stride, ceil):
     want = F.avg_pool2d(x, (kernel, 1), (stride, 1), ceil_mode=ceil)[0, 0, :, 0].numpy()
     got = averaging(n, kernel, stride, ceil) @ x[0, 0, :, 0].numpy()
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("n, o", [(12, 1), (12, 5), (7, 3), (5, 5), (3, 7)])
+def test_adaptive_averaging_matrices_are_torchs(n, o):
+    x = torch.randn(1, 1, n, dtype=torch.float64)
+    want = F.adaptive_avg_pool1d(x, o)[0, 0].numpy()
+    np.testing.assert_allclose(adaptive_averaging(n, o) @ x[0, 0].numpy(), want, rtol=0,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: F.adaptive_avg_pool1d(x.transpose(1, 2), 1).flatten(1),  # Swin's pooler
+    lambda x: F.adaptive_avg_pool1d(x.transpose(1, 2), 5).transpose(1, 2),  # uneven windows
+    lambda x: F.adaptive_avg_pool2d(x.view(-1, 3, 4, D).permute(0, 3, 1, 2), (2, 3)).flatten(1),
+], ids=["pooler", "five", "2d"])
+def test_adaptive_pools_of_tokens_run_bit_exact(f):
+    x = _ids(4)
+    graph, _, cos = check(_model(f), _ids())
+    assert ops(graph).count("matmul") >= 1 and cos > 0.999, cos
+    r = qasic.evaluate(_model(f).eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999
 
 
 def _funnel_pool(x):  # Funnel's pool_tensor with separate_cls: [cls, tokens[:-1]] pooled
