@@ -29,8 +29,8 @@ from qasic.quant.lowering import Act, _act, _arg, _ints
 
 aten = torch.ops.aten
 
-SUPPORTED = ("sequence models: avg_pool1d/2d without padding and adaptive_avg_pool1d/2d to any "
-             "size (an averaging matmul per axis)",
+SUPPORTED = (("sequence models: avg_pool1d/2d without padding and adaptive_avg_pool1d/2d to "
+              "any size (an averaging matmul per axis)"),
              "sequence models: max/amax over one per-sample axis but the last (a max pool)")
 
 
@@ -79,7 +79,8 @@ def avg_pool(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 
 def adaptive_averaging(n: int, o: int) -> np.ndarray:
-    """(o, n): torch's adaptive average windows, row i over floor(i n / o) .. ceil((i + 1) n / o)."""
+    """(o, n): torch's adaptive average windows, row i over floor(i n / o) .. ceil((i + 1) n
+    / o)."""
     a = np.zeros((o, n))
     for i in range(o):
         lo, hi = (i * n) // o, -(-((i + 1) * n) // o)
