@@ -28,7 +28,7 @@ SUPPORTED = (
     ("flatten/view/reshape/squeeze/unsqueeze/permute (to (batch, features), size-1 axes, or "
      "an image's channels-last view permute(0, 2, 3, 1) and back; any other of an image, "
      "not moving the batch axis: permutes that move data, e.g. MobileViT's patches)"),
-    "dropout (eval)/clone/alias/contiguous/detach/to (same dtype)",
+    "dropout/dropout_ (eval)/clone/alias/contiguous/detach/to (same dtype)",
 )
 
 
@@ -387,7 +387,8 @@ def per_sample(node: Any) -> tuple[int, ...]:
 def identity(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """dropout in eval mode, clone, alias, contiguous, detach, to/_to_copy of the same dtype:
     the value passes through."""
-    if node.target is aten.dropout.default and _arg(args, kwargs, 2, "train", False):
+    if node.target in (aten.dropout.default, aten.dropout_.default) and \
+            _arg(args, kwargs, 2, "train", False):
         b.fail(node, "dropout in training mode (call model.eval())")
     dtype = kwargs.get("dtype", args[1] if len(args) > 1 and isinstance(args[1], torch.dtype)
                        else None)
@@ -422,6 +423,7 @@ HANDLERS = {
     aten.unsqueeze.default: reshape,
     aten.permute.default: permute,
     aten.dropout.default: identity,
+    aten.dropout_.default: identity,  # nn.Dropout(inplace=True): the input itself in eval
     aten.feature_dropout.default: identity,
     aten.clone.default: identity,
     aten.alias.default: identity,

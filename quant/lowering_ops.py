@@ -382,12 +382,15 @@ def upsample_nearest(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 
 def upsample_bilinear(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    """aten.upsample_bilinear2d(x, output_size, align_corners, ...): scale 2, corners False."""
+    """aten.upsample_bilinear2d(x, output_size, align_corners, ...): scale 2, corners False (a
+    resize to the same size is the input; to half the size an average pool)."""
     x = _act(b, node, args[0], "upsample input")
     down = _halved(b, node, x)
     if down is not None and not args[2]:
         return down
     scale = _scale(b, node, x)
+    if scale == (1, 1):  # a resize to the same size (Segformer's first stage): the input
+        return x
     if scale != (2, 2) or args[2]:
         b.fail(node, f"bilinear upsample by {scale} with align_corners={args[2]}; only scale 2 "
                      "with align_corners=False")

@@ -553,7 +553,8 @@ def cat(b: Any, node: Any, args: list, kwargs: dict, fallback: Any = None) -> Ac
 def identity(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     """dropout (eval), clone, contiguous, alias, detach, casts to the same dtype: the value
     (an activation, or a symbolic one: a pointwise chain, a mask) passes through."""
-    if node.target is aten.dropout.default and _arg(args, kwargs, 2, "train", False):
+    if node.target in (aten.dropout.default, aten.dropout_.default) and \
+            _arg(args, kwargs, 2, "train", False):
         b.fail(node, "dropout in training mode (call model.eval())")
     src, out = node.args[0].meta["val"], node.meta["val"]
     if src.dtype != out.dtype:
@@ -603,6 +604,7 @@ HANDLERS = {
     aten.cat.default: cat,
     aten.concat.default: cat,
     aten.dropout.default: identity,
+    aten.dropout_.default: identity,  # nn.Dropout(inplace=True): the input itself in eval
     aten.feature_dropout.default: identity,
     aten.clone.default: identity,
     aten.alias.default: identity,

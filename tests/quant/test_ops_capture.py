@@ -115,6 +115,14 @@ CASES = {
                      (2, 3, 4, 4), ["avgpool2d", "reshape"]),
     "identities": (Fn(lambda x: F.dropout(x.clone().contiguous().detach(), 0.5, False)
                       .to(torch.float32)), (2, 3), []),
+    # nn.Dropout(inplace=True) in eval (HF MobileNetV1/V2's and MobileViT's classifiers)
+    "dropout_inplace": (nn.Sequential(nn.Conv2d(3, 4, 1), nn.Dropout(0.2, inplace=True),
+                                      nn.Flatten(), nn.Linear(4 * 16, 5)), (2, 3, 4, 4),
+                        ["conv2d", "flatten", "linear"]),
+    # a bilinear resize to the same size (Segformer's first stage in its decode head)
+    "bilinear_same_size": (nn.Sequential(nn.Conv2d(3, 4, 1), nn.Upsample(size=(4, 5),
+                                                                          mode="bilinear")),
+                           (2, 3, 4, 5), ["conv2d"]),
 }
 CASES.pop("add_bcast")  # amax is not supported; kept out of the table
 
