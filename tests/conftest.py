@@ -25,3 +25,15 @@ def quantize_configs(monkeypatch):
 
     monkeypatch.setattr(F, "quantize_model", spy)
     return seen
+
+
+# The slowest files first: `make test` runs two pytest-xdist workers with --dist loadfile, and
+# a long file collected last (tests/rtl sorts after most) leaves one worker running it alone.
+SLOW_FIRST = ("tests/rtl/test_top.py", "tests/rtl/test_norm.py", "tests/rtl/test_cocotb.py",
+              "tests/rtl/test_gemm_unit.py", "tests/rtl/test_verify_program.py",
+              "tests/test_demo.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {path: i for i, path in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
