@@ -389,16 +389,17 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
     constant's layout; row 0 of a constant that is the same at every position)."""
     if n.op not in _ELEMENTWISE and n.op != "matmul":
         return n
-    acts = [shapes[t] for t in n.inputs if t not in consts]
+    acts = [t for t in n.inputs if t not in consts]
     if not acts:
         return n
+    act, whole = shapes[acts[0]], full.shapes.get(acts[0], shapes[acts[0]])
     rows = 1 if prompt is None else prompt
     inputs = list(n.inputs)
     for i, t in enumerate(n.inputs):
         if t not in consts:
             continue
         value = np.asarray(consts[t].params["value"])
-        axes = _position_axes(n.op, value.shape, acts[0], c, rows)
+        axes = _position_axes(n.op, value.shape, act, whole, c, rows)
         if not axes or (prompt is None and len(axes) != 1):
             continue
         k = axes[0]
@@ -426,14 +427,17 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
     return replace(n, inputs=tuple(inputs))
 
 
-def _position_axes(op: str, value: tuple[int, ...], act: tuple[int, ...], c: int,
-                   rows: int) -> list[int]:
-    """The axes of a constant of shape ``value`` that hold the C positions where the activation
-    it meets (shape ``act``) has ``rows``, the shapes aligned from their last axes; a matmul's
-    constant meets the other operand on its batch axes only (the last two are the matrix)."""
-    v, a = (value[:-2], act[:-2]) if op == "matmul" else (value, act)
-    return [len(v) - 1 - k for k, (x, y) in enumerate(zip(v[::-1], a[::-1], strict=False))
-            if x == c and y == rows != c]
+def _position_axes(op: str, value: tuple[int, ...], act: tuple[int, ...],
+                   whole: tuple[int, ...], c: int, rows: int) -> list[int]:
+    """The axes of a constant of shape ``value`` that hold the C positions: where the
+    activation it meets has ``rows`` (shape ``act``) and C in the full model (shape
+    ``whole``), the shapes aligned from their last axes (an axis of C that the full model's
+    activation broadcasts from 1 is not the positions); a matmul's constant meets the other
+    operand on its batch axes only (the last two are the matrix)."""
+    v, a, o = (value[:-2], act[:-2], whole[:-2]) if op == "matmul" else (value, act, whole)
+    return [len(v) - 1 - k
+            for k, (x, y, z) in enumerate(zip(v[::-1], a[::-1], o[::-1], strict=False))
+            if x == c and y == rows != c and z == c]
 
 
 def _same_along(value: np.ndarray, axis: int) -> bool:

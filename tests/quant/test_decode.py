@@ -12,6 +12,7 @@ from qasic.models.tiny_gpt import GPTConfig, TinyGPT
 from qasic.quant import QuantConfig, reference
 from qasic.quant.decode import (
     STEP,
+    _position_axes,
     cache_tensors,
     decode_graph,
     prefill_graph,
@@ -128,3 +129,18 @@ def test_an_attention_that_is_not_causal_is_refused(full):
     assert len(soft) == 2 and set(soft) <= key_scores(g)
     with pytest.raises(UnsupportedOpError, match="a softmax that is not causal cannot be decoded"):
         decode_graph(g)
+
+
+def test_an_axis_of_c_is_the_positions_only_where_the_full_model_has_them():
+    """A constant's axis of C positions meets the activation's token axis; an axis of C that
+    meets a singleton of the full model (a batch axis of 1, or a broadcast) is not, though a
+    decode step has 1 row there too."""
+    c, d = 16, 8
+    # an additive (C, D) position table on a (1, T, D) activation: axis 0 in every graph
+    assert _position_axes("add", (c, d), (1, 1, d), (1, c, d), c, 1) == [0]
+    assert _position_axes("add", (c, d), (1, 5, d), (1, c, d), c, 5) == [0]
+    # a (C, 1, 1) constant meets the batch axis (1) of a (1, T, D) activation: no positions
+    assert _position_axes("mul", (c, 1, 1), (1, 1, d), (1, c, d), c, 1) == []
+    # a matmul's constant meets the activation on its batch axes only
+    assert _position_axes("matmul", (c, 4, d), (1, d, 2), (c, d, 2), c, 1) == [0]
+    assert _position_axes("matmul", (c, 4, d), (1, d, 2), (1, d, 2), c, 1) == []
