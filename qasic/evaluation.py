@@ -58,6 +58,7 @@ def evaluate_quantized(trained: Any, graph: Any, inputs: np.ndarray | None = Non
     from qasic.sim import input_codes, simulate
 
     x, y = select_inputs(trained, inputs, labels, limit, progress)
+    graph.quantize_input(x)  # a wrong shape, NaN or an id outside the vocabulary fails here
     target = as_arch(arch)
     if fit_arch:
         from qasic.flow import arch_for

@@ -65,7 +65,7 @@ REQUANTIZERS = ("conv2d", "linear", "add", "mul", "avgpool2d", "lut", "upsample_
 
 def check_calibration(graph: FGraph, data: Any) -> np.ndarray:
     """Calibration batch in the torch layout -> float64 array (token ids: int64); InputError on
-    a bad shape, NaN, or non-integer ids."""
+    a bad shape, NaN, non-integer ids or ids outside the vocabulary."""
     x = data.detach().cpu().numpy() if hasattr(data, "detach") else np.asarray(data)
     want = graph.torch_input_shape()
     if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want or len(x) == 0:
@@ -80,6 +80,12 @@ def check_calibration(graph: FGraph, data: Any) -> np.ndarray:
     if graph.input_layout == TOKENS and not np.all(np.floor(x) == x):
         raise InputError(f"calibration data for model {graph.name} must be integer token ids; "
                          "some are not integers")
+    vocab = [len(n.params["table"]) for n in graph.nodes
+             if n.op == "embedding" and n.inputs[0] == graph.input]
+    if graph.input_layout == TOKENS and vocab and (x.min() < 0 or x.max() >= min(vocab)):
+        bad = x.min() if x.min() < 0 else x.max()
+        raise InputError(f"calibration token id {int(bad)} is outside the vocabulary of model "
+                         f"{graph.name} (ids 0..{min(vocab) - 1})")
     return as_input(graph, x)
 
 

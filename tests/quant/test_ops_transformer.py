@@ -565,6 +565,25 @@ def test_token_ids_are_checked():
     with pytest.raises(InputError, match="must be integer token ids"):
         quantize(TokenModel(depth=1).eval(), torch.from_numpy(_ids(2, 16)),
                  _ids(4, 16) + 0.5, QuantConfig(8))
+    bad = _ids(4, 16)
+    bad[2, 5] = 50  # calibration runs the float graph: its ids are checked before
+    with pytest.raises(InputError, match=r"^calibration token id 50 is outside the vocabulary "
+                                         r"of model TokenModel \(ids 0..49\)$"):
+        quantize(TokenModel(depth=1).eval(), torch.from_numpy(_ids(2, 16)), bad,
+                 QuantConfig(8))
+
+
+def test_evaluate_checks_the_test_ids_before_compiling():
+    """An id outside the vocabulary in the test inputs is named in the model's terms, not by
+    the simulator's GATHER that would read past the table."""
+    from qasic import evaluate
+
+    torch.manual_seed(1)
+    bad = _ids(2, 16)
+    bad[1, 3] = 50
+    with pytest.raises(InputError, match=r"^token id 50 is outside the vocabulary of model "
+                                         r"TokenModel \(ids 0..49\)$"):
+        evaluate(TokenModel(depth=1).eval(), bad, calibration=_ids(8, 16))
 
 
 REFUSED = {
