@@ -106,6 +106,12 @@ _NEO = {"vocab_size": VOCAB_DEC, "hidden_size": 64, "num_layers": 2, "num_heads"
         "attention_types": [[["global", "local"], 1]], "intermediate_size": 128,
         "max_position_embeddings": 64}
 
+# wav2vec2-like speech encoders: hidden 32, 2 layers, 2 heads; two conv layers (stride 10)
+_SPEECH = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+           "intermediate_size": 64, "conv_dim": (16, 16), "conv_stride": (5, 2),
+           "conv_kernel": (10, 3), "num_conv_pos_embeddings": 16,
+           "num_conv_pos_embedding_groups": 2}
+
 # BART / Marian (their encoders alone): hidden 32, 2 layers, 2 heads; ids 0-2 are pad/bos/eos
 _SEQ2SEQ = {"vocab_size": VOCAB_ENC, "d_model": 32, "encoder_layers": 2, "decoder_layers": 1,
             "encoder_attention_heads": 2, "decoder_attention_heads": 2, "encoder_ffn_dim": 64,
@@ -217,6 +223,18 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "MobileViTV2Model": ("vision", "MobileViTV2Config",
                          {"image_size": 32, "patch_size": 2, "width_multiplier": 0.25,
                           "mlp_ratio": 2.0}, {"expand_output": False}, "image", 64),
+    # more vision models (a probe of December 2026)
+    "DPTModel": ("vision", "DPTConfig",
+                 _VIT | {"backbone_out_indices": [0, 1], "neck_hidden_sizes": [16, 32],
+                         "readout_type": "project"}, {}, "image", 32),
+    "GLPNModel": ("vision", "GLPNConfig",
+                  {"num_encoder_blocks": 2, "depths": [1, 1], "sr_ratios": [2, 1],
+                   "hidden_sizes": [16, 32], "patch_sizes": [7, 3], "strides": [4, 2],
+                   "num_attention_heads": [1, 2], "mlp_ratios": [2, 2],
+                   "decoder_hidden_size": 16}, {}, "image", 32),
+    "SwiftFormerModel": ("vision", "SwiftFormerConfig",
+                         {"image_size": 32, "depths": [1, 1, 1, 1],
+                          "embed_dims": [16, 16, 32, 32]}, {}, "image", 32),
     # text encoders
     "BertModel": ("encoder", "BertConfig", _ENC, {"add_pooling_layer": False}, "ids", SEQ_ENC),
     "DistilBertModel": ("encoder", "DistilBertConfig",
@@ -267,6 +285,21 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "FNetModel": ("encoder", "FNetConfig",
                   {k: v for k, v in _ENC.items() if k != "num_attention_heads"}, {}, "ids",
                   SEQ_ENC),
+    # more text encoders (a probe of December 2026)
+    "DebertaModel": ("encoder", "DebertaConfig", _ENC, {}, "ids", SEQ_ENC),
+    "MegatronBertModel": ("encoder", "MegatronBertConfig", _ENC, {}, "ids", SEQ_ENC),
+    "IBertModel": ("encoder", "IBertConfig", _ENC, {}, "ids", SEQ_ENC),
+    "ErnieModel": ("encoder", "ErnieConfig", _ENC, {}, "ids", SEQ_ENC),
+    "Data2VecTextModel": ("encoder", "Data2VecTextConfig", _ENC, {}, "ids", SEQ_ENC),
+    "MobileBertModel": ("encoder", "MobileBertConfig",
+                        _ENC | {"embedding_size": 16, "intra_bottleneck_size": 16,
+                                "true_hidden_size": 16}, {}, "ids", SEQ_ENC),
+    "EsmModel": ("encoder", "EsmConfig", _ENC | {"pad_token_id": 1}, {}, "ids", SEQ_ENC),
+    "RemBertModel": ("encoder", "RemBertConfig",
+                     _ENC | {"input_embedding_size": 32, "output_embedding_size": 32}, {},
+                     "ids", SEQ_ENC),
+    "LukeModel": ("encoder", "LukeConfig",
+                  _ENC | {"entity_vocab_size": 10, "entity_emb_size": 16}, {}, "ids", SEQ_ENC),
     # decoders
     "GPT2Model": ("decoder", "GPT2Config",
                   {"vocab_size": VOCAB_DEC, "n_embd": 64, "n_layer": 2, "n_head": 4,
@@ -370,6 +403,30 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                       _DEC | {"num_key_value_heads": 4, "kv_lora_rank": 16, "q_lora_rank": 32,
                               "qk_nope_head_dim": 8, "qk_rope_head_dim": 8, "v_head_dim": 16},
                       {}, "ids", SEQ_DEC),
+    # more decoders (a probe of December 2026; ImageGPT's vocabulary of colour clusters is
+    # grown to the survey's ids)
+    "CTRLModel": ("decoder", "CTRLConfig",
+                  {"vocab_size": VOCAB_DEC, "n_embd": 64, "n_layer": 2, "n_head": 4,
+                   "dff": 128, "n_positions": 64}, {}, "ids", SEQ_DEC),
+    "OpenAIGPTModel": ("decoder", "OpenAIGPTConfig",
+                       {"vocab_size": VOCAB_DEC, "n_embd": 64, "n_layer": 2, "n_head": 4,
+                        "n_positions": 64}, {}, "ids", SEQ_DEC),
+    "ImageGPTModel": ("decoder", "ImageGPTConfig",
+                      {"vocab_size": VOCAB_DEC, "n_embd": 64, "n_layer": 2, "n_head": 4,
+                       "n_positions": 64}, {}, "ids", SEQ_DEC),
+    # LFM2: a gated short convolution layer (causal depthwise conv1d), then an attention layer
+    "Lfm2Model": ("decoder", "Lfm2Config",
+                  _DEC | {"num_key_value_heads": 2, "layer_types": ["conv", "full_attention"],
+                          "block_ff_dim": 128}, {}, "ids", SEQ_DEC),
+    "ArceeModel": ("decoder", "ArceeConfig", _DEC | {"num_key_value_heads": 2}, {}, "ids",
+                   SEQ_DEC),
+    "Ministral3Model": ("decoder", "Ministral3Config", _DEC | {"num_key_value_heads": 2,
+                                                                "head_dim": 16}, {}, "ids",
+                        SEQ_DEC),
+    "SeedOssModel": ("decoder", "SeedOssConfig", _DEC | {"num_key_value_heads": 2,
+                                                          "head_dim": 16}, {}, "ids", SEQ_DEC),
+    "BitNetModel": ("decoder", "BitNetConfig", _DEC | {"num_key_value_heads": 2}, {}, "ids",
+                    SEQ_DEC),
     # mixture-of-experts decoders: top-k routing per token, run densely (qasic.quant.moe)
     "MixtralModel": ("decoder", "MixtralConfig",
                      _DEC | {"num_key_value_heads": 2, "num_local_experts": 4,
@@ -427,7 +484,30 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                              "num_experts_per_tok": 2, "moe_intermediate_size": 32,
                              "first_k_dense_replace": 0, "n_group": 1, "topk_group": 1},
                      {}, "ids", SEQ_DEC),
+    # DeepSeek-V3 itself: multi-head latent attention (low-rank q and kv, a roped part of
+    # the keys shared by the heads), its first layer dense, one expert group
+    "DeepseekV3Model": ("decoder", "DeepseekV3Config",
+                        _DEC | {"num_key_value_heads": 4, "n_routed_experts": 4,
+                                "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+                                "first_k_dense_replace": 1, "q_lora_rank": 16,
+                                "kv_lora_rank": 16, "qk_rope_head_dim": 8,
+                                "qk_nope_head_dim": 8, "v_head_dim": 16, "n_group": 1,
+                                "topk_group": 1}, {}, "ids", SEQ_DEC),
     # others
+    # more speech encoders and T5 variants (a probe of December 2026)
+    "HubertModel": ("other", "HubertConfig", _SPEECH, {}, "wave", 400),
+    "WavLMModel": ("other", "WavLMConfig",
+                   _SPEECH | {"num_buckets": 16, "max_bucket_distance": 20}, {}, "wave", 400),
+    "SEWModel": ("other", "SEWConfig", _SPEECH | {"squeeze_factor": 2}, {}, "wave", 400),
+    "UniSpeechModel": ("other", "UniSpeechConfig", _SPEECH, {}, "wave", 400),
+    "Data2VecAudioModel": ("other", "Data2VecAudioConfig",
+                           _SPEECH | {"num_conv_pos_embeddings": 5}, {}, "wave", 400),
+    "UMT5EncoderModel": ("other", "UMT5Config",
+                         {"vocab_size": VOCAB_ENC, "d_model": 32, "d_kv": 16, "d_ff": 64,
+                          "num_layers": 2, "num_heads": 2}, {}, "ids", SEQ_ENC),
+    "MT5EncoderModel": ("other", "MT5Config",
+                        {"vocab_size": VOCAB_ENC, "d_model": 32, "d_kv": 16, "d_ff": 64,
+                         "num_layers": 2, "num_heads": 2}, {}, "ids", SEQ_ENC),
     "T5EncoderModel": ("other", "T5Config",
                        {"vocab_size": VOCAB_DEC, "d_model": 64, "d_kv": 16, "d_ff": 128,
                         "num_layers": 2, "num_heads": 4}, {}, "ids", SEQ_DEC),
