@@ -462,11 +462,13 @@ def cmd_generate(args) -> int:
     _check_policy_args(args)
     prompt = args.prompt if args.prompt_ids is None else _ids(args.prompt_ids)
     trained = _trained(args)
-    shape = check_request(trained, prompt, args.tokens, args.tokenizer)  # before quantizing
+    start = args.decoder_start
+    shape = check_request(trained, prompt, args.tokens, args.tokenizer, start)  # before quantizing
     _progress(f"quantizing {trained.name}")
     _, full = _quantized(args, trained)
     record = generate_quantized(trained, full, prompt, args.tokens, arch=arch,
-                                tokenizer=args.tokenizer, progress=_progress, shape=shape)
+                                tokenizer=args.tokenizer, progress=_progress, shape=shape,
+                                decoder_start=start)
     if args.json:
         _emit("generate", record)
     else:
@@ -715,7 +717,7 @@ def build_parser() -> argparse.ArgumentParser:
     arch_arg(sp)
     sp.set_defaults(model="tiny_gpt")
     given = sp.add_mutually_exclusive_group(required=True)
-    given.add_argument("--prompt", help="the text to continue")
+    given.add_argument("--prompt", help="the text to continue (an encoder-decoder's source)")
     given.add_argument("--prompt-ids", metavar="IDS",
                        help="the prompt as token ids, e.g. 15496,11,995 (a model without a "
                             "tokenizer)")
@@ -724,6 +726,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "with a transformers tokenizer (save_pretrained); default: bytes for a "
                          "model of 256 ids (tiny_gpt)")
     sp.add_argument("--tokens", type=int, default=32, help="tokens to generate")
+    sp.add_argument("--decoder-start", type=int, metavar="ID",
+                    help="an encoder-decoder's first target id (its prompt is the source); "
+                         "default: the decoder_start_token_id of its transformers config")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_generate)
 

@@ -348,13 +348,17 @@ def summary(record: dict) -> str:
     """The record as a few lines (``qasic generate`` without --json)."""
     e = record["energy_pj_per_token"]
     same = "yes" if record["matches_reference"] else "NO"
-    story = (f"{record['prompt']}{record['text']}" if record["text"] is not None else
-             f"prompt ids {record['prompt_ids']} -> {record['tokens']}")
+    source = record.get("source_tokens", 0)
+    story = (f"{record['prompt']}{' -> ' if source else ''}{record['text']}"
+             if record["text"] is not None else
+             f"{'source' if source else 'prompt'} ids {record['prompt_ids']} -> "
+             f"{record['tokens']}")
+    after = f"{source}-token source" if source else f"{record['prompt_tokens']}-token prompt"
     return "\n".join([
         story,
         "",
         (f"{record['model']} on {record['arch']}: {len(record['tokens'])} tokens after a "
-        f"{record['prompt_tokens']}-token prompt; equal to the golden reference: {same}; "
+        f"{after}; equal to the golden reference: {same}; "
         f"{record['fp32_agreement']:.0%} of tokens equal fp32's"),
         (f"prefill {record['prefill_cycles']} cycles; decode {record['decode_cycles_per_token']} "
         f"cycles/token ({record['tokens_per_s']:.0f} tokens/s), {e['total'] / 1e3:.1f} "
