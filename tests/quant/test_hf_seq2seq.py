@@ -230,3 +230,42 @@ def test_ids_sliced_otherwise_than_source_then_target_are_refused_in_one_line():
     assert str(e.value).endswith(
         "generation runs decoder-only models or an encoder-decoder whose ids are [source | "
         "target], each read by one embedding") and "\n" not in str(e.value)
+
+
+def test_a_decoder_reading_the_encoder_but_through_attention_is_refused_in_one_line():
+    """A decode step does not run the encoder: a decoder op that reads an encoder tensor other
+    than as an attention's keys or values (here: added to the target's embeddings) is refused,
+    never computed from a stale or missing value."""
+    from qasic.quant import QuantConfig
+    from qasic.quant.decode import decode_graph
+    from qasic.quant.quantize import quantize
+
+    class Peek(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(VOCAB, 8)
+            self.head = torch.nn.Linear(8, VOCAB)
+
+        def forward(self, ids):
+            t = self.emb(ids[:, 3:]).unsqueeze(1)  # causal self-attention over the target
+            a = torch.nn.functional.scaled_dot_product_attention(t, t, t, is_causal=True)
+            return self.head(a.squeeze(1) + self.emb(ids[:, :3]))
+
+    x = np.random.default_rng(0).integers(3, VOCAB, (4, 6))
+    full = quantize(Peek().eval(), (torch.from_numpy(x[:1]),), x, QuantConfig())
+    with pytest.raises(UnsupportedOpError) as e:
+        decode_graph(full)
+    assert "reads the encoder's" in str(e.value) and str(e.value).endswith(
+        "other than as an attention's keys or values; generation caches only those")
+    assert "\n" not in str(e.value)
+
+
+def test_the_reference_refuses_a_step_before_its_prefill(seq2seq):
+    from qasic.errors import InputError
+    from qasic.quant import reference
+    from qasic.quant.decode import decode_graph
+
+    _, _, full, x = seq2seq
+    with pytest.raises(InputError, match=r"state cache\.\S+ was never written: run the prefill "
+                                         "program first"):
+        reference.run(decode_graph(full), np.array([[x[0, SRC], 1]]), state={})
