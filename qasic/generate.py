@@ -10,6 +10,12 @@ caches (``state`` regions: DRAM that keeps its bytes between runs), and a decode
 (keys after p masked). The session runs the prefill once, then one decode step per new token on
 the same DRAM.
 
+An encoder-decoder (ids (1, S + T): [source | target], logits (1, T, vocab): T5, BART, Marian
+ForConditionalGeneration behind ``model(input_ids=ids[:, :S], decoder_input_ids=ids[:, S:])``)
+generates too: the prompt is its source (exactly S ids), the target starts from the decoder
+start token, the prefill also runs the encoder and writes the cross-attention keys and values
+into states that every decode step reads (``kv_cache_bytes`` counts them).
+
 The prompt is text, encoded by a ``Tokenizer``: UTF-8 bytes for a model of 256 ids (tiny_gpt's),
 or a ``transformers`` tokenizer saved in a local directory (``tokenizer_for``); or token ids.
 

@@ -34,6 +34,15 @@ Rotary position embeddings and grouped-query heads (the Llama family) need two m
     it (head views, the grouped-query head repeat: a matmul by a constant 0/1 matrix) run on
     the whole cache in a decode step, as in ``full``.
 
+An encoder-decoder (``seq2seq``: ids [source S | target T], each slice read by one embedding)
+is split by dependence: ``encoder_tensors`` are what the source ids alone compute; C is T, the
+target's positions (the target embedding's rows). The prefill runs the encoder as in ``full``
+and the decoder on the target's first ``prompt`` ids, and also writes each cross-attention
+cache (``cross_tensors``: the encoder tensors, S rows, that reach an attention's keys or values
+through views) into its state; a decode step runs no encoder node and reads those states with
+``cache_read`` (the views to the heads then run on them, as in ``full``); a cross-attention
+softmax is not over the tokens, so it is not masked (the source has no padding to hide).
+
 Both produce, row for row, the codes of ``full``: a causal query row depends only on the keys up
 to it, and a masked key contributes an exact 0 (its exp-table entry is not summed, its
 probability code is 0, so its value row is multiplied by 0). tests/quant/test_decode.py checks
@@ -393,6 +402,11 @@ def _masked(n: QNode, full: QGraph, nodes: list, shapes: dict, tensors: dict, ma
     causal = bool(n.attrs.get("causal", False))
     if "valid" in n.params:
         pattern = np.asarray(n.params["valid"]) != 0
+        if pattern.shape[-2:] != (c, c):
+            raise UnsupportedOpError(f"{n.name}: a softmax with a constant attention pattern "
+                                     f"{pattern.shape} over keys that are not the {c} tokens "
+                                     "(a cross-attention's); generation decodes patterns of a "
+                                     "self-attention only")
         if pattern.shape[0] != 1:
             raise UnsupportedOpError(f"{n.name}: a softmax with a constant attention pattern "
                                      f"per head {pattern.shape}; generation decodes patterns "
