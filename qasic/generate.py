@@ -45,6 +45,7 @@ from qasic.errors import ConfigError, InputError
 
 Progress = Callable[[str], None]
 Prompt = str | Sequence[int]
+Start = int | Sequence[int] | None  # an encoder-decoder's first target id(s)
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def tokenizer_for(spec: str | None, vocab: int) -> Tokenizer | None:
 
 def generate(model: Any = "tiny_gpt", prompt: Prompt = "", tokens: int = 16, *,
              config: Any = None, arch: ArchLike = "default", tokenizer: str | None = None,
-             progress: Progress | None = None, decoder_start: int | None = None) -> dict:
+             progress: Progress | None = None, decoder_start: Start = None) -> dict:
     """Generate ``tokens`` tokens after ``prompt`` (text, or token ids) with the quantized
     ``model`` (a built-in language model name, or a TrainedModel of a causal language model or
     an encoder-decoder, whose ``prompt`` is the source) on the simulator; returns the record
@@ -114,12 +115,13 @@ def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
                        arch: ArchLike = "default", tokenizer: str | None = None,
                        progress: Progress | None = None,
                        shape: tuple[int, int] | None = None,
-                       decoder_start: int | None = None) -> dict:
+                       decoder_start: Start = None) -> dict:
     """``generate`` with the model already quantized (``full``: its QGraph over all its
     positions). ``shape``: (positions, vocab) as ``check_request`` returned it, so that the
     float model does not run again to learn them. An encoder-decoder's ``prompt`` is its
-    source (exactly S ids); its target starts from ``decoder_start`` (default: the
-    ``decoder_start_token_id`` of the model's transformers config)."""
+    source (exactly S ids); its target starts from ``decoder_start``: an id, or the target's
+    first ids (the start token, then a prefix to continue); default: the
+    ``decoder_start_token_id`` of the model's transformers config."""
     from qasic.quant.decode import positions
 
     trained = _language_model(trained, progress)
@@ -144,7 +146,7 @@ def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
             "prompt": prompt if isinstance(prompt, str) else text(ids),
             "tokenizer": tok.name if tok else None, "prompt_ids": [int(i) for i in ids],
             "prompt_tokens": len(ids), "source_tokens": len(source),
-            "decoder_start": int(start[0]) if len(source) else None,
+            "decoder_ids": [int(i) for i in start] if len(source) else None,
             "tokens": [int(t) for t in got],
             "text": text(got), "fp32_text": text(fp32),
             "matches_reference": bool(np.array_equal(got, want)
@@ -156,7 +158,7 @@ def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
 
 def check_request(trained: Any, prompt: Prompt, tokens: int,
                   tokenizer: str | None = None,
-                  decoder_start: int | None = None) -> tuple[int, int]:
+                  decoder_start: Start = None) -> tuple[int, int]:
     """Refuse a request before any quantization: a model that is not a causal language model
     or an encoder-decoder, an empty prompt, ids outside the vocabulary, no tokens, more tokens
     than the model's positions (its example input's length; an encoder-decoder's target
@@ -237,27 +239,30 @@ def _prompt_ids(prompt: Prompt, tok: Tokenizer | None) -> np.ndarray:
 
 
 def _check_request(ids: np.ndarray, tokens: int, positions: int, vocab: int, source: int = 0,
-                   trained: Any = None, decoder_start: int | None = None
+                   trained: Any = None, decoder_start: Start = None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """(source ids, the target's first ids): () and the prompt for a causal language model; an
-    encoder-decoder's prompt is its source (exactly ``source`` ids), its target starts from the
-    decoder start token."""
+    encoder-decoder's prompt is its source (exactly ``source`` ids), its target starts from
+    ``decoder_start`` (or the config's decoder start token)."""
     if len(ids) == 0:
         raise InputError("the prompt tokenizes to nothing; give at least one character")
     if tokens < 1:
         raise InputError(f"--tokens {tokens}: generate at least one token")
     start = ids
+    if not source and decoder_start is not None:
+        raise ConfigError("--decoder-start is an encoder-decoder's first target id(s); this "
+                          "model is a causal language model: give the prompt only")
     if source:
-        start = np.asarray([_decoder_start(trained, decoder_start)], np.int64)
+        start = _decoder_start(trained, decoder_start)
         if len(ids) != source:
             raise InputError(f"a source of {len(ids)} tokens; the encoder-decoder "
                              f"{trained.name} takes exactly {source} (its example input's "
                              "source length): give that many ids, or capture it with a "
                              f"source of {len(ids)}")
-    if source and 1 + tokens > positions:
-        raise InputError(f"the decoder start token plus {tokens} new ones is {1 + tokens} "
-                         f"tokens, longer than the model's {positions} target positions; "
-                         "generate fewer tokens")
+    if source and len(start) + tokens > positions:
+        raise InputError(f"the target's first {len(start)} ids plus {tokens} new ones are "
+                         f"{len(start) + tokens} tokens, longer than the model's {positions} "
+                         "target positions; generate fewer tokens")
     if len(start) + tokens > positions:
         raise InputError(f"a prompt of {len(start)} tokens plus {tokens} new ones is "
                          f"{len(start) + tokens} tokens, longer than the model's {positions} "
@@ -270,12 +275,16 @@ def _check_request(ids: np.ndarray, tokens: int, positions: int, vocab: int, sou
     return (ids, start) if source else (ids[:0], ids)
 
 
-def _decoder_start(trained: Any, given: int | None) -> int:
+def _decoder_start(trained: Any, given: Start) -> np.ndarray:
+    """The target's first ids: ``given`` (an id or ids), else the config's start token."""
     start = given if given is not None else decoder_start_id(trained.module)
     if start is None:
         raise ConfigError(f"model {trained.name} is an encoder-decoder whose config names no "
                           "decoder_start_token_id; give --decoder-start ID")
-    return int(start)
+    ids = np.asarray(start, np.int64).reshape(-1)
+    if len(ids) == 0:
+        raise InputError("--decoder-start is empty; give the target's first id")
+    return ids
 
 
 class Session:

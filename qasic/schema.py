@@ -145,8 +145,9 @@ GLOSSARY.update({
     "prompt_tokens": Key("int", "tokens the prompt encodes to (the prefill's length)"),
     "source_tokens": Key("int", "an encoder-decoder's source length (its prompt: the ids the "
                          "encoder reads); 0 for a causal language model"),
-    "decoder_start": Key("int | null", "an encoder-decoder's first target id (the prefill's "
-                         "decoder input); null for a causal language model"),
+    "decoder_ids": Key("list of ints | null", "an encoder-decoder's first target ids (the "
+                       "decoder start token, then any given prefix: the prefill's decoder "
+                       "input); null for a causal language model"),
     "tokens": Key("list of ints", "the generated token ids, in order"),
     "text": Key("string | null", "the generated text (decoded tokens; null without a "
                 "tokenizer)"),
@@ -257,7 +258,7 @@ DOCUMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
                           *_COSTS[:1], *_COSTS[2:])))),
     "generate": ("qasic generate --json", (
         "schema", "model", "arch", "prompt", "tokenizer", "prompt_ids", "prompt_tokens",
-        "source_tokens", "decoder_start", "tokens", "text", "fp32_text", "matches_reference",
+        "source_tokens", "decoder_ids", "tokens", "text", "fp32_text", "matches_reference",
         "fp32_agreement", "prefill_cycles", "decode_cycles_per_token",
         "decode_dram_bytes_per_token", "kv_cache_bytes", "tokens_per_s",
         *(f"{e}.{p}" for e in ("prefill_energy_pj", "energy_pj_per_token")

@@ -195,6 +195,15 @@ def test_bad_requests_to_a_users_model_are_one_line(gpt2, prompt, tokenizer, mes
         check_request(tm, prompt, 3, tokenizer)
 
 
+def test_a_decoder_start_for_a_causal_language_model_is_refused_in_one_line(gpt2):
+    from qasic.errors import ConfigError
+    from qasic.generate import check_request
+
+    with pytest.raises(ConfigError, match="--decoder-start is an encoder-decoder's first target "
+                                          r"id\(s\); this model is a causal language model"):
+        check_request(gpt2[0], [1, 2], 3, decoder_start=0)
+
+
 def test_a_model_that_is_not_a_language_model_is_refused_in_one_line():
     from qasic.errors import ConfigError
     from qasic.generate import check_request
@@ -270,7 +279,7 @@ def test_qasic_generate_runs_an_encoder_decoder_from_the_command_line(tmp_path, 
                  "--tokens", "3", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["prompt_ids"] == [17, 250, 3, 4, 5, 6] and r["source_tokens"] == 6
-    assert r["decoder_start"] == 0 and len(r["tokens"]) == 3 and r["matches_reference"]
+    assert r["decoder_ids"] == [0] and len(r["tokens"]) == 3 and r["matches_reference"]
     assert r["kv_cache_bytes"] == 2 * 32 * (5 + 6)  # one layer: self K/V (5), cross K/V (6)
     assert main(["generate", "--model", spec, "--data", data, "--prompt-ids", "17,250"]) == 1
     err = capsys.readouterr().err.strip().splitlines()

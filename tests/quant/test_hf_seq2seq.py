@@ -165,7 +165,7 @@ def test_greedy_generation_on_the_simulator_equals_the_golden_reference(seq2seq)
     name, tm, full, x = seq2seq
     r = generate_quantized(tm, full, list(x[1, :SRC]), TGT - 1)
     start = {"t5": 0, "bart": 2, "marian": VOCAB - 1}[name]  # the configs' decoder start
-    assert r["matches_reference"] is True and r["decoder_start"] == start
+    assert r["matches_reference"] is True and r["decoder_ids"] == [start]
     want, _ = golden_tokens(full, np.array([start]), TGT - 1, x[1, :SRC])
     assert r["tokens"] == want and len(want) == TGT - 1
     # not a constant stream where the random weights allow (this tiny BART always picks id 2):
@@ -177,14 +177,30 @@ def test_greedy_generation_on_the_simulator_equals_the_golden_reference(seq2seq)
     assert 0 < r["decode_cycles_per_token"] < r["prefill_cycles"]
 
 
+def test_generation_continues_a_given_target_prefix(seq2seq):
+    """``decoder_start`` as ids: the prefill runs the decoder on the start token and a prefix
+    (3 target positions), then decode steps from position 3; equal to the golden reference."""
+    from qasic.generate import generate_quantized, golden_tokens
+
+    _, tm, full, x = seq2seq
+    prefix = [int(i) for i in x[2, SRC:SRC + 3]]
+    r = generate_quantized(tm, full, list(x[2, :SRC]), TGT - 3, decoder_start=prefix)
+    want, _ = golden_tokens(full, np.array(prefix), TGT - 3, x[2, :SRC])
+    assert r["matches_reference"] is True and r["tokens"] == want and len(want) == TGT - 3
+    assert r["decoder_ids"] == prefix
+
+
 @pytest.mark.parametrize("prompt, kwargs, message", [
     (list(range(3, 3 + SRC - 1)), {}, (
         f"a source of {SRC - 1} tokens; the encoder-decoder t5 takes exactly {SRC} (its example "
         f"input's source length): give that many ids, or capture it with a source of {SRC - 1}")),
     (list(range(3, 3 + SRC)), {"decoder_start": VOCAB}, f"token id {VOCAB} is outside the vocab"),
     (list(range(3, 3 + SRC)), {"tokens": TGT}, (
-        f"the decoder start token plus {TGT} new ones is {TGT + 1} tokens, longer than the "
+        f"the target's first 1 ids plus {TGT} new ones are {TGT + 1} tokens, longer than the "
         f"model's {TGT} target positions; generate fewer tokens")),
+    (list(range(3, 3 + SRC)), {"decoder_start": [0, 5, 6], "tokens": TGT - 2}, (
+        f"the target's first 3 ids plus {TGT - 2} new ones are {TGT + 1} tokens")),
+    (list(range(3, 3 + SRC)), {"decoder_start": []}, "--decoder-start is empty"),
 ])
 def test_bad_generation_requests_are_one_line(prompt, kwargs, message):
     from qasic.errors import QasicError
