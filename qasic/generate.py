@@ -128,11 +128,14 @@ def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
     c, vocab = shape if shape is not None else _shape(trained)
     tok = tokenizer_for(tokenizer, vocab)
     ids = _prompt_ids(prompt, tok)
+    if positions(full) != c:  # logits for fewer positions than ids, not [source | target]
+        raise ConfigError(f"model {trained.name} returns logits for {c} of its "
+                          f"{c + _source(trained, c)} ids but its graph has {positions(full)} "
+                          "positions; qasic generate needs one logits row per position, or an "
+                          "encoder-decoder's per target position (ids [source | target], each "
+                          "read by one embedding)")
     source, start = _check_request(ids, tokens, c, vocab, _source(trained, c),
                                    trained, decoder_start)
-    if positions(full) != c:
-        raise ConfigError(f"the quantized graph {full.name} has {positions(full)} target "
-                          f"positions, the float model {c}; quantize the same model")
     target = as_arch(arch)
     session = Session(full, len(start), target, progress)
     t0 = time.perf_counter()
@@ -253,7 +256,7 @@ def _check_request(ids: np.ndarray, tokens: int, positions: int, vocab: int, sou
         raise ConfigError("--decoder-start is an encoder-decoder's first target id(s); this "
                           "model is a causal language model: give the prompt only")
     if source:
-        start = _decoder_start(trained, decoder_start)
+        start = _decoder_start(trained, decoder_start, source)
         if len(ids) != source:
             raise InputError(f"a source of {len(ids)} tokens; the encoder-decoder "
                              f"{trained.name} takes exactly {source} (its example input's "
@@ -275,12 +278,15 @@ def _check_request(ids: np.ndarray, tokens: int, positions: int, vocab: int, sou
     return (ids, start) if source else (ids[:0], ids)
 
 
-def _decoder_start(trained: Any, given: Start) -> np.ndarray:
+def _decoder_start(trained: Any, given: Start, source: int) -> np.ndarray:
     """The target's first ids: ``given`` (an id or ids), else the config's start token."""
     start = given if given is not None else decoder_start_id(trained.module)
     if start is None:
-        raise ConfigError(f"model {trained.name} is an encoder-decoder whose config names no "
-                          "decoder_start_token_id; give --decoder-start ID")
+        raise ConfigError(f"model {trained.name} returns logits for the last "
+                          f"{int(trained.example_input.shape[-1]) - source} of its ids, as an "
+                          f"encoder-decoder would after a source of {source}, but names no "
+                          "decoder_start_token_id in a transformers config; give "
+                          "--decoder-start ID")
     ids = np.asarray(start, np.int64).reshape(-1)
     if len(ids) == 0:
         raise InputError("--decoder-start is empty; give the target's first id")

@@ -195,6 +195,30 @@ def test_bad_requests_to_a_users_model_are_one_line(gpt2, prompt, tokenizer, mes
         check_request(tm, prompt, 3, tokenizer)
 
 
+def test_logits_for_fewer_positions_than_ids_of_a_decoder_only_graph_are_refused(model):
+    """Fewer logits rows than ids looks like an encoder-decoder to the float check; the graph
+    (one embedding of all the ids) says otherwise: one line, not a wrong cut."""
+    from qasic.errors import ConfigError
+
+    tm, _ = model
+
+    class Tail(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, ids):
+            return self.m(ids)[:, 4:]
+
+    tail = TextModel(name="tail", module=Tail(tm.module), example_input=tm.example_input,
+                     calibration=tm.calibration, test_inputs=tm.calibration,
+                     test_labels=tm.calibration, fp32_accuracy=0.0)
+    full = quantize(tail.module, (tm.example_input,), tm.calibration, QuantConfig())
+    with pytest.raises(ConfigError, match=f"model tail returns logits for {C - 4} of its {C} ids "
+                                          f"but its graph has {C} positions"):
+        generate_quantized(tail, full, [1, 2], 2, decoder_start=0)
+
+
 def test_a_decoder_start_for_a_causal_language_model_is_refused_in_one_line(gpt2):
     from qasic.errors import ConfigError
     from qasic.generate import check_request

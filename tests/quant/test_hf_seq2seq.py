@@ -218,8 +218,10 @@ def test_an_encoder_decoder_without_a_decoder_start_is_refused_in_one_line():
 
     tm = _trained("t5")[0]
     tm.module.model.config.decoder_start_token_id = None
-    with pytest.raises(ConfigError, match="model t5 is an encoder-decoder whose config names no "
-                       "decoder_start_token_id; give --decoder-start ID"):
+    with pytest.raises(ConfigError, match=(
+            f"model t5 returns logits for the last {TGT} of its ids, as an encoder-decoder "
+            f"would after a source of {SRC}, but names no decoder_start_token_id in a "
+            "transformers config; give --decoder-start ID")):
         check_request(tm, list(range(3, 3 + SRC)), 3)
 
 
