@@ -251,17 +251,7 @@ def _check_request(ids: np.ndarray, tokens: int, positions: int, vocab: int, sou
         raise InputError("the prompt tokenizes to nothing; give at least one character")
     if tokens < 1:
         raise InputError(f"--tokens {tokens}: generate at least one token")
-    start = ids
-    if not source and decoder_start is not None:
-        raise ConfigError("--decoder-start is an encoder-decoder's first target id(s); this "
-                          "model is a causal language model: give the prompt only")
-    if source:
-        start = _decoder_start(trained, decoder_start, source)
-        if len(ids) != source:
-            raise InputError(f"a source of {len(ids)} tokens; the encoder-decoder "
-                             f"{trained.name} takes exactly {source} (its example input's "
-                             "source length): give that many ids, or capture it with a "
-                             f"source of {len(ids)}")
+    start = _target_start(ids, source, trained, decoder_start)
     if source and len(start) + tokens > positions:
         raise InputError(f"the target's first {len(start)} ids plus {tokens} new ones are "
                          f"{len(start) + tokens} tokens, longer than the model's {positions} "
@@ -276,6 +266,23 @@ def _check_request(ids: np.ndarray, tokens: int, positions: int, vocab: int, sou
         raise InputError(f"token id {int(bad[0])} is outside the vocabulary of {vocab} "
                          f"(ids 0..{vocab - 1})")
     return (ids, start) if source else (ids[:0], ids)
+
+
+def _target_start(ids: np.ndarray, source: int, trained: Any, given: Start) -> np.ndarray:
+    """The ids the prefill's decoder runs: a causal language model's prompt; an
+    encoder-decoder's start ids (``_decoder_start``; its prompt, exactly ``source`` ids, is the
+    encoder's)."""
+    if not source:
+        if given is not None:
+            raise ConfigError("--decoder-start is an encoder-decoder's first target id(s); "
+                              "this model is a causal language model: give the prompt only")
+        return ids
+    start = _decoder_start(trained, given, source)
+    if len(ids) != source:
+        raise InputError(f"a source of {len(ids)} tokens; the encoder-decoder {trained.name} "
+                         f"takes exactly {source} (its example input's source length): give "
+                         f"that many ids, or capture it with a source of {len(ids)}")
+    return start
 
 
 def _decoder_start(trained: Any, given: Start, source: int) -> np.ndarray:
