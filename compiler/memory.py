@@ -177,8 +177,9 @@ def plan_buffers(graph: QGraph, kernels, arch=None, consts=None) -> tuple[dict[s
 
 
 def state_tensors(graph: QGraph) -> set[str]:
-    """The persistent tensors (KV caches): the outputs of ``cache_write`` nodes."""
-    return {n.output for n in graph.nodes if n.op == "cache_write"}
+    """The persistent tensors (KV caches): the outputs of ``cache_write`` and ``cache_read``
+    nodes."""
+    return {n.output for n in graph.nodes if n.op in ("cache_write", "cache_read")}
 
 
 def derivations(graph: QGraph, kernels) -> dict[str, tuple[str, str, int]]:

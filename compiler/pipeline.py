@@ -38,7 +38,7 @@ from qasic.isa.program import Program
 from qasic.isa.table import LUT_ENTRY_BYTES
 from qasic.quant.graph import QGraph, QNode
 
-NO_CODE = ("alias", "concat", "const", "view", "view_in")  # kernels that emit no instructions
+NO_CODE = ("alias", "concat", "const", "state", "view", "view_in")  # no instructions
 
 
 def compile_graph(graph: QGraph, arch: ArchConfig,

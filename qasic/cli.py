@@ -462,11 +462,13 @@ def cmd_generate(args) -> int:
     _check_policy_args(args)
     prompt = args.prompt if args.prompt_ids is None else _ids(args.prompt_ids)
     trained = _trained(args)
-    shape = check_request(trained, prompt, args.tokens, args.tokenizer)  # before quantizing
+    start = None if args.decoder_start is None else _ids(args.decoder_start, "--decoder-start")
+    shape = check_request(trained, prompt, args.tokens, args.tokenizer, start)  # before quantizing
     _progress(f"quantizing {trained.name}")
     _, full = _quantized(args, trained)
     record = generate_quantized(trained, full, prompt, args.tokens, arch=arch,
-                                tokenizer=args.tokenizer, progress=_progress, shape=shape)
+                                tokenizer=args.tokenizer, progress=_progress, shape=shape,
+                                decoder_start=start)
     if args.json:
         _emit("generate", record)
     else:
@@ -474,12 +476,12 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def _ids(text: str) -> list[int]:
+def _ids(text: str, option: str = "--prompt-ids") -> list[int]:
     """--prompt-ids 15496,11,995 -> [15496, 11, 995]."""
     try:
         return [int(t) for t in text.replace(" ", "").split(",") if t]
     except ValueError:
-        raise InputError(f"--prompt-ids {text!r} must be token ids separated by commas, "
+        raise InputError(f"{option} {text!r} must be token ids separated by commas, "
                          "e.g. 15496,11,995") from None
 
 
@@ -715,7 +717,7 @@ def build_parser() -> argparse.ArgumentParser:
     arch_arg(sp)
     sp.set_defaults(model="tiny_gpt")
     given = sp.add_mutually_exclusive_group(required=True)
-    given.add_argument("--prompt", help="the text to continue")
+    given.add_argument("--prompt", help="the text to continue (an encoder-decoder's source)")
     given.add_argument("--prompt-ids", metavar="IDS",
                        help="the prompt as token ids, e.g. 15496,11,995 (a model without a "
                             "tokenizer)")
@@ -724,6 +726,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "with a transformers tokenizer (save_pretrained); default: bytes for a "
                          "model of 256 ids (tiny_gpt)")
     sp.add_argument("--tokens", type=int, default=32, help="tokens to generate")
+    sp.add_argument("--decoder-start", metavar="IDS",
+                    help="an encoder-decoder's first target id, or ids (the start token, then "
+                         "a prefix to continue; its prompt is the source); default: the "
+                         "decoder_start_token_id of its transformers config")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_generate)
 

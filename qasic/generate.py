@@ -10,6 +10,12 @@ caches (``state`` regions: DRAM that keeps its bytes between runs), and a decode
 (keys after p masked). The session runs the prefill once, then one decode step per new token on
 the same DRAM.
 
+An encoder-decoder (ids (1, S + T): [source | target], logits (1, T, vocab): T5, BART, Marian
+ForConditionalGeneration behind ``model(input_ids=ids[:, :S], decoder_input_ids=ids[:, S:])``)
+generates too: the prompt is its source (exactly S ids), the target starts from the decoder
+start token, the prefill also runs the encoder and writes the cross-attention keys and values
+into states that every decode step reads (``kv_cache_bytes`` counts them).
+
 The prompt is text, encoded by a ``Tokenizer``: UTF-8 bytes for a model of 256 ids (tiny_gpt's),
 or a ``transformers`` tokenizer saved in a local directory (``tokenizer_for``); or token ids.
 
@@ -39,6 +45,7 @@ from qasic.errors import ConfigError, InputError
 
 Progress = Callable[[str], None]
 Prompt = str | Sequence[int]
+Start = int | Sequence[int] | None  # an encoder-decoder's first target id(s)
 
 
 @dataclass(frozen=True)
@@ -89,45 +96,61 @@ def tokenizer_for(spec: str | None, vocab: int) -> Tokenizer | None:
 
 def generate(model: Any = "tiny_gpt", prompt: Prompt = "", tokens: int = 16, *,
              config: Any = None, arch: ArchLike = "default", tokenizer: str | None = None,
-             progress: Progress | None = None) -> dict:
+             progress: Progress | None = None, decoder_start: Start = None) -> dict:
     """Generate ``tokens`` tokens after ``prompt`` (text, or token ids) with the quantized
-    ``model`` (a built-in language model name, or a TrainedModel of a causal language model) on
-    the simulator; returns the record that ``qasic generate --json`` prints."""
+    ``model`` (a built-in language model name, or a TrainedModel of a causal language model or
+    an encoder-decoder, whose ``prompt`` is the source) on the simulator; returns the record
+    that ``qasic generate --json`` prints."""
     from qasic.flow import quantize_model
     from qasic.quant import QuantConfig
 
     trained = _language_model(model, progress)
-    shape = check_request(trained, prompt, tokens, tokenizer)
+    shape = check_request(trained, prompt, tokens, tokenizer, decoder_start)
     full = quantize_model(trained, config if config is not None else QuantConfig())
     return generate_quantized(trained, full, prompt, tokens, arch=arch, tokenizer=tokenizer,
-                              progress=progress, shape=shape)
+                              progress=progress, shape=shape, decoder_start=decoder_start)
 
 
 def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
                        arch: ArchLike = "default", tokenizer: str | None = None,
                        progress: Progress | None = None,
-                       shape: tuple[int, int] | None = None) -> dict:
+                       shape: tuple[int, int] | None = None,
+                       decoder_start: Start = None) -> dict:
     """``generate`` with the model already quantized (``full``: its QGraph over all its
     positions). ``shape``: (positions, vocab) as ``check_request`` returned it, so that the
-    float model does not run again to learn them."""
+    float model does not run again to learn them. An encoder-decoder's ``prompt`` is its
+    source (exactly S ids); its target starts from ``decoder_start``: an id, or the target's
+    first ids (the start token, then a prefix to continue); default: the
+    ``decoder_start_token_id`` of the model's transformers config."""
+    from qasic.quant.decode import positions
+
     trained = _language_model(trained, progress)
     c, vocab = shape if shape is not None else _shape(trained)
     tok = tokenizer_for(tokenizer, vocab)
     ids = _prompt_ids(prompt, tok)
-    _check_request(ids, tokens, c, vocab)
+    if positions(full) != c:  # logits for fewer positions than ids, not [source | target]
+        raise ConfigError(f"model {trained.name} returns logits for {c} of its "
+                          f"{c + _source(trained, c)} ids but its graph has {positions(full)} "
+                          "positions; qasic generate needs one logits row per position, or an "
+                          "encoder-decoder's per target position (ids [source | target], each "
+                          "read by one embedding)")
+    source, start = _check_request(ids, tokens, c, vocab, _source(trained, c),
+                                   trained, decoder_start)
     target = as_arch(arch)
-    session = Session(full, len(ids), target, progress)
+    session = Session(full, len(start), target, progress)
     t0 = time.perf_counter()
-    got, rows = session.generate(ids, tokens)
+    got, rows = session.generate(np.concatenate([source, start]), tokens)
     simulate_s = time.perf_counter() - t0
-    want, ref_rows = golden_tokens(full, ids, tokens)
-    fp32 = float_tokens(trained.module, ids, tokens, c)
+    want, ref_rows = golden_tokens(full, start, tokens, source)
+    fp32 = float_tokens(trained.module, start, tokens, c, source)
     costs = session.costs()
     text = (lambda t: tok.decode(t)) if tok else (lambda t: None)
     return {"model": trained.name, "arch": target.name,
             "prompt": prompt if isinstance(prompt, str) else text(ids),
             "tokenizer": tok.name if tok else None, "prompt_ids": [int(i) for i in ids],
-            "prompt_tokens": len(ids), "tokens": [int(t) for t in got],
+            "prompt_tokens": len(ids), "source_tokens": len(source),
+            "decoder_ids": [int(i) for i in start] if len(source) else None,
+            "tokens": [int(t) for t in got],
             "text": text(got), "fp32_text": text(fp32),
             "matches_reference": bool(np.array_equal(got, want)
                                       and all(np.array_equal(a, b)
@@ -137,14 +160,18 @@ def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
 
 
 def check_request(trained: Any, prompt: Prompt, tokens: int,
-                  tokenizer: str | None = None) -> tuple[int, int]:
-    """Refuse a request before any quantization: a model that is not a causal language model,
-    an empty prompt, ids outside the vocabulary, no tokens, or more tokens than the model's
-    positions (its example input's length). Returns the model's (positions, vocab), learnt
-    from one float run, for ``generate_quantized``."""
+                  tokenizer: str | None = None,
+                  decoder_start: Start = None) -> tuple[int, int]:
+    """Refuse a request before any quantization: a model that is not a causal language model
+    or an encoder-decoder, an empty prompt, ids outside the vocabulary, no tokens, more tokens
+    than the model's positions (its example input's length; an encoder-decoder's target
+    length), an encoder-decoder's source of another length than its example's, or no decoder
+    start token. Returns the model's (positions, vocab), learnt from one float run, for
+    ``generate_quantized``."""
     trained = _language_model(trained, None)
     c, vocab = _shape(trained)
-    _check_request(_prompt_ids(prompt, tokenizer_for(tokenizer, vocab)), tokens, c, vocab)
+    _check_request(_prompt_ids(prompt, tokenizer_for(tokenizer, vocab)), tokens, c, vocab,
+                   _source(trained, c), trained, decoder_start)
     return c, vocab
 
 
@@ -172,19 +199,36 @@ def _language_model(model: Any, progress: Progress | None) -> Any:
 
 
 def _shape(trained: Any) -> tuple[int, int]:
-    """(positions, vocab) of a language model: its float output on its example input must be
-    logits (1, positions, vocab)."""
+    """(positions, vocab) of a language model: its float output on its example input (1, C)
+    must be logits (1, positions, vocab): C positions for a causal language model; fewer for an
+    encoder-decoder whose ids are [source | target] (its logits: the target's rows)."""
     import torch
 
     x = trained.example_input
     with torch.no_grad():
         y = trained.module(x)
     c = int(x.shape[-1])
-    if not isinstance(y, torch.Tensor) or y.dim() != 3 or tuple(y.shape[:2]) != (1, c):
+    if not isinstance(y, torch.Tensor) or y.dim() != 3 or y.shape[0] != 1 \
+            or not 1 <= y.shape[1] <= c:
         shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
         raise ConfigError(f"model {trained.name} returns {shape} for ids (1, {c}); qasic "
-                          f"generate needs logits (1, {c}, vocab), one row per position")
-    return c, int(y.shape[-1])
+                          f"generate needs logits (1, {c}, vocab), one row per position (an "
+                          "encoder-decoder's: one per target position)")
+    return int(y.shape[1]), int(y.shape[-1])
+
+
+def _source(trained: Any, positions: int) -> int:
+    """S: the source ids before the target's ``positions`` (0 for a causal language model)."""
+    return int(trained.example_input.shape[-1]) - positions
+
+
+def decoder_start_id(module: Any) -> int | None:
+    """The ``decoder_start_token_id`` of the outermost transformers config among ``module``'s
+    submodules (T5's pad id 0, BART's </s> 2, Marian's pad id), or None."""
+    config = next((m.config for m in module.modules()
+                   if hasattr(getattr(m, "config", None), "decoder_start_token_id")), None)
+    start = getattr(config, "decoder_start_token_id", None)
+    return None if start is None else int(start)
 
 
 def _prompt_ids(prompt: Prompt, tok: Tokenizer | None) -> np.ndarray:
@@ -197,30 +241,76 @@ def _prompt_ids(prompt: Prompt, tok: Tokenizer | None) -> np.ndarray:
     return np.asarray(tok.encode(prompt), np.int64).reshape(-1)
 
 
-def _check_request(ids: np.ndarray, tokens: int, positions: int, vocab: int) -> None:
+def _check_request(ids: np.ndarray, tokens: int, positions: int, vocab: int, source: int = 0,
+                   trained: Any = None, decoder_start: Start = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(source ids, the target's first ids): () and the prompt for a causal language model; an
+    encoder-decoder's prompt is its source (exactly ``source`` ids), its target starts from
+    ``decoder_start`` (or the config's decoder start token)."""
     if len(ids) == 0:
         raise InputError("the prompt tokenizes to nothing; give at least one character")
     if tokens < 1:
         raise InputError(f"--tokens {tokens}: generate at least one token")
-    if len(ids) + tokens > positions:
-        raise InputError(f"a prompt of {len(ids)} tokens plus {tokens} new ones is "
-                         f"{len(ids) + tokens} tokens, longer than the model's {positions} "
+    start = _target_start(ids, source, trained, decoder_start)
+    if source and len(start) + tokens > positions:
+        raise InputError(f"the target's first {len(start)} ids plus {tokens} new ones are "
+                         f"{len(start) + tokens} tokens, longer than the model's {positions} "
+                         "target positions; generate fewer tokens")
+    if len(start) + tokens > positions:
+        raise InputError(f"a prompt of {len(start)} tokens plus {tokens} new ones is "
+                         f"{len(start) + tokens} tokens, longer than the model's {positions} "
                          "positions; shorten the prompt or generate fewer tokens")
-    bad = ids[(ids < 0) | (ids >= vocab)]
+    bad = np.concatenate([ids, start])
+    bad = bad[(bad < 0) | (bad >= vocab)]
     if bad.size:
         raise InputError(f"token id {int(bad[0])} is outside the vocabulary of {vocab} "
                          f"(ids 0..{vocab - 1})")
+    return (ids, start) if source else (ids[:0], ids)
+
+
+def _target_start(ids: np.ndarray, source: int, trained: Any, given: Start) -> np.ndarray:
+    """The ids the prefill's decoder runs: a causal language model's prompt; an
+    encoder-decoder's start ids (``_decoder_start``; its prompt, exactly ``source`` ids, is the
+    encoder's)."""
+    if not source:
+        if given is not None:
+            raise ConfigError("--decoder-start is an encoder-decoder's first target id(s); "
+                              "this model is a causal language model: give the prompt only")
+        return ids
+    start = _decoder_start(trained, given, source)
+    if len(ids) != source:
+        raise InputError(f"a source of {len(ids)} tokens; the encoder-decoder {trained.name} "
+                         f"takes exactly {source} (its example input's source length): give "
+                         f"that many ids, or capture it with a source of {len(ids)}")
+    return start
+
+
+def _decoder_start(trained: Any, given: Start, source: int) -> np.ndarray:
+    """The target's first ids: ``given`` (an id or ids), else the config's start token."""
+    start = given if given is not None else decoder_start_id(trained.module)
+    if start is None:
+        raise ConfigError(f"model {trained.name} returns logits for the last "
+                          f"{int(trained.example_input.shape[-1]) - source} of its ids, as an "
+                          f"encoder-decoder would after a source of {source}, but names no "
+                          "decoder_start_token_id in a transformers config; give "
+                          "--decoder-start ID")
+    ids = np.asarray(start, np.int64).reshape(-1)
+    if len(ids) == 0:
+        raise InputError("--decoder-start is empty; give the target's first id")
+    return ids
 
 
 class Session:
     """A prefill program and a decode-step program over one DRAM (the KV caches carry over)."""
 
     def __init__(self, full: Any, prompt: int, arch: Any, progress: Progress | None = None):
+        """``prompt``: the tokens the prefill runs (an encoder-decoder's: its target's first
+        ones; the prefill also runs the encoder on the source)."""
         from qasic.compiler import compile_graph
         from qasic.isa.verify import verify
         from qasic.quant.decode import decode_graph, prefill_graph
 
-        self.full, self.arch, self.progress = full, arch, progress
+        self.full, self.arch, self.progress, self.prompt = full, arch, progress, prompt
         t0 = time.perf_counter()
         self.prefill = compile_graph(prefill_graph(full, prompt), arch)
         self.decode = compile_graph(decode_graph(full), arch)
@@ -233,19 +323,21 @@ class Session:
                               "this is a compiler bug, please report it")
 
     def generate(self, ids: np.ndarray, tokens: int) -> tuple[list[int], list[np.ndarray]]:
-        """Greedy tokens and each step's logit codes (the row that picked it)."""
+        """Greedy tokens and each step's logit codes (the row that picked it). ``ids``: the
+        prefill's input (an encoder-decoder's: the source ids, then the target's first)."""
         from qasic.sim import fast  # the fast path: bit-exact with Machine.run (tests/sim)
         from qasic.sim.machine import Machine
 
         pre = Machine(self.prefill, self.arch, 1)
         pre.write_region(self.prefill.meta["input"]["tensor"], ids[None].reshape(1, 1, -1, 1))
         fast.run(pre)
-        row = pre.read_region(self.prefill.meta["output"]["tensor"]).reshape(len(ids), -1)[-1]
+        row = pre.read_region(self.prefill.meta["output"]["tensor"]).reshape(self.prompt,
+                                                                             -1)[-1]
         out, rows = [self._pick(row)], [row]
         step = Machine(self.decode, self.arch, 1)
         for r in self.states:  # the caches the prefill wrote
             step.dram[:, r.addr:r.addr + r.size] = pre.dram[:, r.addr:r.addr + r.size]
-        for p in range(len(ids), len(ids) + tokens - 1):
+        for p in range(self.prompt, self.prompt + tokens - 1):  # the target's positions
             step.write_region(self.decode.meta["input"]["tensor"],
                               np.array([[out[-1], p]]).reshape(1, 1, 2, 1))
             fast.run(step)
@@ -284,13 +376,17 @@ def summary(record: dict) -> str:
     """The record as a few lines (``qasic generate`` without --json)."""
     e = record["energy_pj_per_token"]
     same = "yes" if record["matches_reference"] else "NO"
-    story = (f"{record['prompt']}{record['text']}" if record["text"] is not None else
-             f"prompt ids {record['prompt_ids']} -> {record['tokens']}")
+    source = record.get("source_tokens", 0)
+    story = (f"{record['prompt']}{' -> ' if source else ''}{record['text']}"
+             if record["text"] is not None else
+             f"{'source' if source else 'prompt'} ids {record['prompt_ids']} -> "
+             f"{record['tokens']}")
+    after = f"{source}-token source" if source else f"{record['prompt_tokens']}-token prompt"
     return "\n".join([
         story,
         "",
         (f"{record['model']} on {record['arch']}: {len(record['tokens'])} tokens after a "
-        f"{record['prompt_tokens']}-token prompt; equal to the golden reference: {same}; "
+        f"{after}; equal to the golden reference: {same}; "
         f"{record['fp32_agreement']:.0%} of tokens equal fp32's"),
         (f"prefill {record['prefill_cycles']} cycles; decode {record['decode_cycles_per_token']} "
         f"cycles/token ({record['tokens_per_s']:.0f} tokens/s), {e['total'] / 1e3:.1f} "
@@ -305,36 +401,42 @@ def _states(program: Any) -> tuple:
     return tuple(r for r in program.regions if r.kind == "state")
 
 
-def golden_tokens(full: Any, ids: np.ndarray, tokens: int) -> tuple[list[int], list[np.ndarray]]:
+def golden_tokens(full: Any, ids: np.ndarray, tokens: int, source: Sequence[int] = ()
+                  ) -> tuple[list[int], list[np.ndarray]]:
     """The greedy tokens of the golden reference of the full model, and each step's logit codes
-    (the sequence right-padded with id 0 to the model's positions)."""
+    (the sequence right-padded with id 0 to the model's positions; an encoder-decoder's input:
+    the ``source`` ids, then the target so padded)."""
     from qasic.quant import reference
     from qasic.sim.run import io_encoding
 
-    c = int(full.shapes[full.input][0])
+    s = len(source)
+    c = int(full.shapes[full.input][0]) - s
     enc = io_encoding({"scale": full.tensors[full.output].scale,
                        "zero_point": full.tensors[full.output].zero_point,
                        "bits": full.tensors[full.output].bits,
                        "fmt": full.tensors[full.output].fmt})
     seq, rows = [int(i) for i in ids], []
     for _ in range(tokens):
-        x = np.zeros((1, c), np.int64)
-        x[0, :len(seq)] = seq
+        x = np.zeros((1, s + c), np.int64)
+        x[0, :s], x[0, s:s + len(seq)] = source, seq
         row = reference.run(full, x)[0, len(seq) - 1]
         rows.append(row)
         seq.append(int(np.argmax(enc.decode(row))))
     return seq[len(ids):], rows
 
 
-def float_tokens(module: Any, ids: np.ndarray, tokens: int, c: int) -> list[int]:
-    """The float model's greedy tokens, each step one fixed-shape input (1, c): the sequence
+def float_tokens(module: Any, ids: np.ndarray, tokens: int, c: int,
+                 source: Sequence[int] = ()) -> list[int]:
+    """The float model's greedy tokens, each step one fixed-shape input (1, S + c): the
+    ``source`` ids (S of them; none for a causal language model), then the sequence
     right-padded with id 0, the logits of its last real position (as ``golden_tokens``)."""
     import torch
 
-    seq = [int(i) for i in ids]
+    seq, s = [int(i) for i in ids], len(source)
     with torch.no_grad():
         for _ in range(tokens):
-            x = torch.zeros(1, c, dtype=torch.int64)
-            x[0, :len(seq)] = torch.tensor(seq)
+            x = torch.zeros(1, s + c, dtype=torch.int64)
+            x[0, :s] = torch.as_tensor(np.asarray(source, np.int64))
+            x[0, s:s + len(seq)] = torch.tensor(seq)
             seq.append(int(module(x)[0, len(seq) - 1].argmax()))
     return seq[len(ids):]

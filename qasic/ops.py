@@ -36,6 +36,7 @@ KERNEL_KINDS = {
     "cache": (("LOAD", "SYNC", "STORE", "SCATTER"),
               "DMA: rows into a KV cache (STORE in a prefill, SCATTER at the step's position)"),
     "const": ((), "none: the codes live in the constants region"),
+    "state": ((), "none: a state region a prefill wrote (cross-attention keys and values)"),
     "concat": ((), "none: inputs are views of the output buffer"),
     "alias": ((), "none: the same bytes, another shape"),
 }
@@ -47,7 +48,9 @@ EXPANDED: dict[str, tuple[tuple[str, ...], str]] = {
     "topk_mask": (("linear", "lut"), "compiler.topk: pair differences, then a rank count"),
 }
 # ops that only graph passes create (never captured from torch, so no float executor)
-GRAPH_ONLY = {"cache_write": "qasic.quant.decode: the KV-cache writes of generation"}
+GRAPH_ONLY = {"cache_write": "qasic.quant.decode: the KV-cache writes of generation",
+              "cache_read": ("qasic.quant.decode: an encoder-decoder's cross-attention caches "
+                             "in a decode step")}
 
 
 # the smallest valid operands of an instruction (for the timing and energy probe)

@@ -143,6 +143,11 @@ GLOSSARY.update({
                      "model has no tokenizer"),
     "prompt_ids": Key("list of ints", "the prompt's token ids (the prefill's input)"),
     "prompt_tokens": Key("int", "tokens the prompt encodes to (the prefill's length)"),
+    "source_tokens": Key("int", "an encoder-decoder's source length (its prompt: the ids the "
+                         "encoder reads); 0 for a causal language model"),
+    "decoder_ids": Key("list of ints | null", "an encoder-decoder's first target ids (the "
+                       "decoder start token, then any given prefix: the prefill's decoder "
+                       "input); null for a causal language model"),
     "tokens": Key("list of ints", "the generated token ids, in order"),
     "text": Key("string | null", "the generated text (decoded tokens; null without a "
                 "tokenizer)"),
@@ -159,7 +164,8 @@ GLOSSARY.update({
     "decode_dram_bytes_per_token": Key("int", "DRAM bytes one decode step moves (weights, the "
                                        "whole KV cache, activations)"),
     "kv_cache_bytes": Key("int", "DRAM bytes of the KV caches (every layer's keys and values "
-                          "at all positions)"),
+                          "at all positions; an encoder-decoder's cross-attention keys and "
+                          "values over the source too)"),
     "tokens_per_s": Key("number", "decode steps per second at the arch clock"),
     "decode_layers": Key("list of objects", "the decode step's kernels, as `layers`"),
 })
@@ -252,8 +258,8 @@ DOCUMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
                           *_COSTS[:1], *_COSTS[2:])))),
     "generate": ("qasic generate --json", (
         "schema", "model", "arch", "prompt", "tokenizer", "prompt_ids", "prompt_tokens",
-        "tokens", "text", "fp32_text", "matches_reference", "fp32_agreement", "prefill_cycles",
-        "decode_cycles_per_token",
+        "source_tokens", "decoder_ids", "tokens", "text", "fp32_text", "matches_reference",
+        "fp32_agreement", "prefill_cycles", "decode_cycles_per_token",
         "decode_dram_bytes_per_token", "kv_cache_bytes", "tokens_per_s",
         *(f"{e}.{p}" for e in ("prefill_energy_pj", "energy_pj_per_token")
           for p in ("mac", "sram", "dram", "other", "leakage", "total")),

@@ -34,6 +34,15 @@ Rotary position embeddings and grouped-query heads (the Llama family) need two m
     it (head views, the grouped-query head repeat: a matmul by a constant 0/1 matrix) run on
     the whole cache in a decode step, as in ``full``.
 
+An encoder-decoder (``seq2seq``: ids [source S | target T], each slice read by one embedding)
+is split by dependence: ``encoder_tensors`` are what the source ids alone compute; C is T, the
+target's positions (the target embedding's rows). The prefill runs the encoder as in ``full``
+and the decoder on the target's first ``prompt`` ids, and also writes each cross-attention
+cache (``cross_tensors``: the encoder tensors, S rows, that reach an attention's keys or values
+through views) into its state; a decode step runs no encoder node and reads those states with
+``cache_read`` (the views to the heads then run on them, as in ``full``); a cross-attention
+softmax is not over the tokens, so it is not masked (the source has no padding to hide).
+
 Both produce, row for row, the codes of ``full``: a causal query row depends only on the keys up
 to it, and a masked key contributes an exact 0 (its exp-table entry is not summed, its
 probability code is 0, so its value row is multiplied by 0). tests/quant/test_decode.py checks
@@ -66,21 +75,62 @@ def state_name(tensor: str) -> str:
 
 
 def positions(graph: QGraph) -> int:
-    """C: the token positions of a token model's graph."""
+    """C: the token positions of a token model's graph (an encoder-decoder's: its target's)."""
     shape = graph.shapes[graph.input]
     if graph.input_layout != "tokens" or len(shape) != 1:
         raise UnsupportedOpError(f"model {graph.name} does not take token ids (input "
                                  f"{graph.input} of shape {tuple(shape)}); generation needs a "
                                  "language model over int ids")
-    part = next((n for n in graph.nodes if n.op == "embedding" and n.inputs == (graph.input,)
-                 and "offset" in n.attrs), None)
-    if part is not None:
-        first = int(part.attrs["offset"])
-        raise UnsupportedOpError(
-            f"{part.name} embeds ids {first}..{first + graph.shapes[part.output][0] - 1} of "
-            f"model {graph.name}'s {shape[0]} (an encoder-decoder's source or target); "
-            "generation runs decoder-only models")
-    return int(shape[0])
+    split = seq2seq(graph)
+    return int(shape[0]) if split is None else int(shape[0]) - split[0]
+
+
+def seq2seq(graph: QGraph) -> tuple[int, QNode, QNode] | None:
+    """An encoder-decoder's (S, source embedding, target embedding): the ids hold the S source
+    ids, then the target's (quant.lowering.IdSlice: each slice is its embedding's rows from
+    ``offset``); None for a decoder-only model. Any other slicing of the ids is refused."""
+    parts = [n for n in graph.nodes if n.op == "embedding" and n.inputs == (graph.input,)
+             and "offset" in n.attrs]
+    if not parts:
+        return None
+    total = int(graph.shapes[graph.input][0])
+    spans = sorted((int(n.attrs["offset"]), graph.shapes[n.output][0], n) for n in parts)
+    if len(spans) == 2 and spans[0][0] == 0 and spans[1][0] == spans[0][1] \
+            and spans[1][0] + spans[1][1] == total:
+        return spans[1][0], spans[0][2], spans[1][2]
+    first, rows, part = spans[0]
+    raise UnsupportedOpError(
+        f"{part.name} embeds ids {first}..{first + rows - 1} of model {graph.name}'s {total}; "
+        "generation runs decoder-only models or an encoder-decoder whose ids are [source | "
+        "target], each read by one embedding")
+
+
+def encoder_tensors(graph: QGraph) -> frozenset[str]:
+    """An encoder-decoder's tensors computed from the source ids alone (the encoder, and the
+    cross-attention keys and values made from its output); empty for a decoder-only model."""
+    split = seq2seq(graph)
+    if split is None:
+        return frozenset()
+    src, tgt = {split[1].output}, {split[2].output}
+    for n in graph.nodes:
+        if tgt.intersection(n.inputs):
+            tgt.add(n.output)
+        elif src.intersection(n.inputs):
+            src.add(n.output)
+    return frozenset(src)
+
+
+def cross_tensors(graph: QGraph) -> tuple[str, ...]:
+    """An encoder-decoder's cross-attention caches: the encoder tensors (S, ...) that reach an
+    attention matmul's second operand (its keys and values) through views (``_cached``). A
+    prefill computes them once into states; a decode step reads those states."""
+    enc, producer = encoder_tensors(graph), {n.output: n for n in graph.nodes}
+    out: list[str] = []
+    for n in graph.nodes:
+        if n.op == "matmul" and n.inputs[1] in enc and n.output not in enc \
+                and not _is_constant(producer, n.inputs[0]):
+            out += [t for t in _cached(producer, {}, n.inputs[1]) if t not in out]
+    return tuple(out)
 
 
 def cache_tensors(graph: QGraph) -> tuple[str, ...]:
@@ -89,11 +139,11 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
     projection, Llama's roped (C, heads, d) keys in a ``token_major`` graph, or both parts of
     MiniCPM3's keys (per-head keys next to a shared roped key broadcast to the heads)."""
     producer = {n.output: n for n in graph.nodes}
-    c, tokens = positions(graph), _token_axes(graph)
+    c, tokens, enc = positions(graph), _token_axes(graph), encoder_tensors(graph)
     out = []
     for n in graph.nodes:
-        if n.op != "matmul" or _is_constant(producer, n.inputs[0]):
-            continue
+        if n.op != "matmul" or _is_constant(producer, n.inputs[0]) or n.inputs[1] in enc:
+            continue  # not an attention over the tokens (an encoder's, or a cross-attention)
         for t in _cached(producer, tokens, n.inputs[1]):
             if t not in producer or len(graph.shapes[t]) < 2 or graph.shapes[t][0] != c:
                 raise UnsupportedOpError(f"matmul {n.name}: its second operand does not come "
@@ -213,39 +263,48 @@ def _layout_view(v: QNode, shapes: dict) -> bool:
 
 
 def prefill_graph(full: QGraph, prompt: int) -> QGraph:
-    """``full`` on ``prompt`` tokens, writing every cache tensor into its state."""
+    """``full`` on ``prompt`` tokens, writing every cache tensor into its state. An
+    encoder-decoder's input is its S source ids then the ``prompt`` target ids: the encoder runs
+    as in ``full`` and its cross-attention keys and values go into states too (S rows each)."""
     full = token_major(full)
     c = positions(full)
     if not 1 <= prompt <= c:
         raise UnsupportedOpError(f"a prompt of {prompt} tokens does not fit model {full.name}'s "
                                  f"{c} positions")
-    caches = set(cache_tensors(full))
+    caches, cross = set(cache_tensors(full)), set(cross_tensors(full))
+    enc, source = encoder_tensors(full), int(full.shapes[full.input][0]) - c
     consts = {n.output: n for n in full.nodes if n.op == "constant"}
     tokens = _token_axes(full)
-    nodes, shapes = [], {full.input: (prompt,)}
+    nodes, shapes = [], {full.input: (source + prompt,)}
     tensors = dict(full.tensors)
     for n in full.nodes:
-        if n.op == "constant":
+        if n.op == "constant" or n.output in enc:  # the encoder runs whole, as in full
             shapes[n.output] = full.shapes[n.output]
             nodes.append(n)
-            continue
-        n = _positions_read(n, full, consts, nodes, shapes, tensors, c, prompt)
-        n = _pattern_sliced(_reshaped(n, shapes, full, tokens, prompt), prompt)
-        shapes[n.output] = _infer(full, n, shapes)
-        nodes.append(n)
-        if n.output in caches:
+        else:
+            if n.op == "embedding" and n.inputs == (full.input,) and "offset" in n.attrs:
+                n = replace(n, attrs={**n.attrs, "rows": prompt})  # the target's first ids
+            n = _positions_read(n, full, consts, nodes, shapes, tensors, c, prompt)
+            n = _pattern_sliced(_reshaped(n, shapes, full, tokens, prompt), prompt)
+            shapes[n.output] = _infer(full, n, shapes)
+            nodes.append(n)
+        if n.output in caches or n.output in cross:
             name, rows = state_name(n.output), _as_rows(n.output, nodes, shapes, tensors)
             nodes.append(QNode(name, "cache_write", (rows,), name, {"state": name}))
-            shapes[name], tensors[name] = (c, *shapes[rows][1:]), full.tensors[n.output]
+            shapes[name] = (full.shapes[n.output][0], *shapes[rows][1:])
+            tensors[name] = full.tensors[n.output]
     return replace(full, name=f"{full.name}.prefill{prompt}", nodes=_live(nodes, full.output),
                    shapes=shapes, tensors=tensors)
 
 
 def decode_graph(full: QGraph) -> QGraph:
-    """One token at a runtime position: input (token id, position), output its logits row."""
+    """One token at a runtime position: input (token id, position), output its logits row. An
+    encoder-decoder's step does not run the encoder: its cross-attention reads the keys and
+    values the prefill wrote (``cache_read``: the states as they are, S rows)."""
     full = token_major(full)
     c = positions(full)
-    caches = set(cache_tensors(full))
+    caches, cross = set(cache_tensors(full)), set(cross_tensors(full))
+    enc = encoder_tensors(full)
     consts = {n.output: n for n in full.nodes if n.op == "constant"}
     tokens = _token_axes(full)
     scores = key_scores(full, tokens)  # the other softmaxes are per token (a router's)
@@ -258,23 +317,34 @@ def decode_graph(full: QGraph) -> QGraph:
     for n in full.nodes:
         n = replace(n, inputs=tuple(rename.get(t, t) for t in n.inputs))
         acts = [t for t in n.inputs if t not in consts]
+        if n.output in cross:  # computed once by the prefill: read its state
+            name = state_name(n.output)
+            nodes.append(QNode(name, "cache_read", (), name, {"state": name}))
+            shapes[name] = (full.shapes[n.output][0], int(np.prod(full.shapes[n.output][1:])))
+            tensors[name] = full.tensors[n.output]
+            rename[n.output] = _shaped(name, full.shapes[n.output], nodes, shapes, tensors)
+            whole.add(rename[n.output])
+            continue
         if n.op == "constant" or (acts and all(t in whole for t in acts)):
             nodes.append(n)  # a constant (read at use), or computed from the caches as in full
             shapes[n.output] = full.shapes[n.output]
             if n.op != "constant":
                 whole.add(n.output)
             continue
+        if n.output in enc:
+            continue  # the encoder: not run by a decode step (_unread checks nothing needs it)
         if n.op == "embedding" and n.inputs == (full.input,):
             if np.ndim(n.params["table"]) == 1:
                 raise UnsupportedOpError(f"{n.name}: a padding mask of the ids; generation "
                                          "runs unpadded prompts")
-            n = replace(n, inputs=(STEP,), attrs={**n.attrs, "offset": 0})
+            n = replace(n, inputs=(STEP,), attrs={**n.attrs, "offset": 0, "rows": 1})
         elif n.op == "softmax" and (n.output in scores or n.attrs.get("causal", False)
                                     or "valid" in n.params):
             n = _masked(n, full, nodes, shapes, tensors, masks, c)
         elif full.input in n.inputs:
             raise UnsupportedOpError(f"{n.name} ({n.op}) reads the token ids; generation "
                                      "supports token embeddings only")
+        _unread(n, enc, whole)
         n = _positions_read(n, full, consts, nodes, shapes, tensors, c, None)
         n = _reshaped(n, shapes, full, tokens, 1)
         shapes[n.output] = _infer(full, n, shapes)
@@ -288,6 +358,16 @@ def decode_graph(full: QGraph) -> QGraph:
             whole.add(rename[n.output])
     return replace(full, name=f"{full.name}.decode", input=STEP,
                    nodes=_live(nodes, full.output), shapes=shapes, tensors=tensors)
+
+
+def _unread(n: QNode, enc: frozenset[str], whole: set[str]) -> None:
+    """A decode step's ``n`` must not read the encoder but through the cross-attention
+    caches (``cross_tensors``, and views of them: in ``whole``): the encoder does not run in a
+    step."""
+    bad = next((t for t in n.inputs if t in enc and t not in whole), None)
+    if bad is not None:
+        raise UnsupportedOpError(f"{n.name} ({n.op}) reads the encoder's {bad} other than as "
+                                 "an attention's keys or values; generation caches only those")
 
 
 def key_scores(graph: QGraph, tokens: dict | None = None) -> set[str]:
@@ -322,6 +402,11 @@ def _masked(n: QNode, full: QGraph, nodes: list, shapes: dict, tensors: dict, ma
     causal = bool(n.attrs.get("causal", False))
     if "valid" in n.params:
         pattern = np.asarray(n.params["valid"]) != 0
+        if pattern.shape[-2:] != (c, c):
+            raise UnsupportedOpError(f"{n.name}: a softmax with a constant attention pattern "
+                                     f"{pattern.shape} over keys that are not the {c} tokens "
+                                     "(a cross-attention's); generation decodes patterns of a "
+                                     "self-attention only")
         if pattern.shape[0] != 1:
             raise UnsupportedOpError(f"{n.name}: a softmax with a constant attention pattern "
                                      f"per head {pattern.shape}; generation decodes patterns "
@@ -481,6 +566,7 @@ def _live(nodes: list[QNode], output: str) -> tuple[QNode, ...]:
     """The nodes the output or a cache write needs (a constant read only at its positions
     drops out)."""
     needed = {output} | {n.output for n in nodes if n.op == "cache_write"}
+    needed |= {n.output for n in nodes if n.op == "cache_read"}  # the same states everywhere
     keep = []
     for n in reversed(nodes):
         if n.output in needed:
@@ -494,8 +580,11 @@ def _token_axes(graph: QGraph) -> dict[str, tuple[int, int]]:
     holding C * inner values, a token's ``inner`` consecutive ones (a reshape may merge the
     tokens with the axes after them: a head repeat's (heads, 1, C * d))."""
     shapes, producer = graph.shapes, {n.output: n for n in graph.nodes}
+    enc = encoder_tensors(graph)  # an encoder-decoder's source positions are not the tokens
     out = {graph.input: (0, 1)}
     for n in graph.nodes:
+        if n.output in enc:
+            continue
         src = next((out[t] for t in n.inputs if t in out and not _is_constant(producer, t)),
                    None)
         if src is None:
@@ -543,7 +632,8 @@ def _infer(full: QGraph, n: QNode, shapes: dict) -> tuple[int, ...]:
     ins = [shapes[t] for t in n.inputs]
     if n.op == "embedding":
         table = np.asarray(n.params["table"])
-        rows = 1 if "offset" in n.attrs else ins[0][0]  # decode: one row per step
+        # a slice of the ids (an encoder-decoder's target) or a decode step's one row
+        rows = int(n.attrs.get("rows", 1)) if "offset" in n.attrs else ins[0][0]
         return (rows, *table.shape[1:])
     if n.op == "linear":
         return (*ins[0][:-1], int(np.asarray(n.params["weight"]).shape[0]))

@@ -61,6 +61,9 @@ OPS = {
     # (C, D), named attrs state) at rows start..start+R, start = the int id at position attrs
     # index of the 2nd input (decode: the step's position), or 0 without one (prefill)
     "cache_write": (),
+    # a persistent state tensor (an encoder-decoder's cross-attention keys or values, written
+    # by a prefill's cache_write) read as it is: no inputs, output (S, D) named attrs state
+    "cache_read": (),
     "constant": ("value",),              # no inputs: codes of the output encoding
     "permute": (),                       # attrs: perm of the per-sample axes
 }

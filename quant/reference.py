@@ -48,6 +48,7 @@ embedding: y = table[ids] (ids: int codes of an index tensor; out of range is an
            with attrs offset: the ids from position offset on, one per output row
 cache_write: the persistent state tensor (KV cache) with rows start..start+R replaced by the
            input rows; start = 2nd input's id at attrs index (decode), or 0 (prefill)
+cache_read: the persistent state tensor as it is (an error if no cache_write wrote it)
 constant:  y = value, the same for every sample
 permute:   codes moved: the per-sample axes reordered by perm
 """
@@ -83,6 +84,9 @@ def run(graph: QGraph, x_codes: np.ndarray, keep: bool = False,
             continue
         if node.op == "cache_write":
             env[node.output] = cache_write(graph, node, [env[i] for i in node.inputs], state)
+            continue
+        if node.op == "cache_read":
+            env[node.output] = cache_read(graph, node, state, batch)
             continue
         env[node.output] = run_node(graph, node, [env[i] for i in node.inputs])
     return env if keep else env[graph.output]
@@ -303,6 +307,18 @@ def _embedding(graph: QGraph, node: QNode, ids: np.ndarray) -> np.ndarray:
     return table[ids]
 
 
+def cache_read(graph: QGraph, node: QNode, state: dict[str, np.ndarray],
+               batch: int) -> np.ndarray:
+    """state[attrs state] (N, S, D), which a prefill's cache_write stored."""
+    name, shape = node.attrs["state"], (batch, *graph.shapes[node.output])
+    if name not in state:
+        raise InputError(f"state {name} was never written: run the prefill program first")
+    if tuple(np.shape(state[name])) != shape:
+        raise InputError(f"state {name} has shape {np.shape(state[name])}, {node.name} reads "
+                         f"{shape}")
+    return np.asarray(state[name], np.int64)
+
+
 def constant(graph: QGraph, node: QNode, batch: int) -> np.ndarray:
     value = np.asarray(node.params["value"], dtype=np.int64)
     return np.broadcast_to(value, (batch,) + value.shape).copy()
@@ -335,4 +351,5 @@ _OPS = {
     "constant": lambda graph, node, batch=1: constant(graph, node, batch),
     "permute": _permute,
     "cache_write": lambda graph, node, *xs: cache_write(graph, node, list(xs), {}),
+    "cache_read": lambda graph, node, batch=1: cache_read(graph, node, {}, batch),
 }

@@ -195,6 +195,39 @@ def test_bad_requests_to_a_users_model_are_one_line(gpt2, prompt, tokenizer, mes
         check_request(tm, prompt, 3, tokenizer)
 
 
+def test_logits_for_fewer_positions_than_ids_of_a_decoder_only_graph_are_refused(model):
+    """Fewer logits rows than ids looks like an encoder-decoder to the float check; the graph
+    (one embedding of all the ids) says otherwise: one line, not a wrong cut."""
+    from qasic.errors import ConfigError
+
+    tm, _ = model
+
+    class Tail(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, ids):
+            return self.m(ids)[:, 4:]
+
+    tail = TextModel(name="tail", module=Tail(tm.module), example_input=tm.example_input,
+                     calibration=tm.calibration, test_inputs=tm.calibration,
+                     test_labels=tm.calibration, fp32_accuracy=0.0)
+    full = quantize(tail.module, (tm.example_input,), tm.calibration, QuantConfig())
+    with pytest.raises(ConfigError, match=f"model tail returns logits for {C - 4} of its {C} ids "
+                                          f"but its graph has {C} positions"):
+        generate_quantized(tail, full, [1, 2], 2, decoder_start=0)
+
+
+def test_a_decoder_start_for_a_causal_language_model_is_refused_in_one_line(gpt2):
+    from qasic.errors import ConfigError
+    from qasic.generate import check_request
+
+    with pytest.raises(ConfigError, match="--decoder-start is an encoder-decoder's first target "
+                                          r"id\(s\); this model is a causal language model"):
+        check_request(gpt2[0], [1, 2], 3, decoder_start=0)
+
+
 def test_a_model_that_is_not_a_language_model_is_refused_in_one_line():
     from qasic.errors import ConfigError
     from qasic.generate import check_request
@@ -231,3 +264,48 @@ def test_qasic_generate_runs_a_users_model_file_from_the_command_line(gpt2, caps
     assert main(["generate", "--model", spec, "--data", data, "--prompt", "hi"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "give --tokenizer DIR" in err[0]
+
+
+# a user's encoder-decoder: a transformers T5 built from a config, ids [source 6 | target 5]
+T5_FILE = """
+import torch
+from transformers import T5Config, T5ForConditionalGeneration
+
+
+class SourceTarget(torch.nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, ids):
+        return self.m(input_ids=ids[:, :6], decoder_input_ids=ids[:, 6:]).logits
+
+
+def make():
+    torch.manual_seed(0)
+    cfg = T5Config(vocab_size=300, d_model=32, d_kv=16, d_ff=64, num_layers=1, num_heads=2,
+                   decoder_start_token_id=0)
+    return SourceTarget(T5ForConditionalGeneration(cfg).eval())
+"""
+
+
+def test_qasic_generate_runs_an_encoder_decoder_from_the_command_line(tmp_path, capsys):
+    """The prompt is the source (6 ids, as the model's example input); generation starts from
+    the config's decoder start token; a source of another length is one line, exit 1."""
+    import json
+
+    from qasic.cli import main
+
+    (tmp_path / "t5.py").write_text(T5_FILE)
+    np.savez(tmp_path / "d.npz", calibration=np.random.default_rng(1).integers(1, 300, (8, 11)))
+    spec, data = f"{tmp_path / 't5.py'}:make", str(tmp_path / "d.npz")
+    assert main(["generate", "--model", spec, "--data", data, "--prompt-ids", "17,250,3,4,5,6",
+                 "--tokens", "3", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["prompt_ids"] == [17, 250, 3, 4, 5, 6] and r["source_tokens"] == 6
+    assert r["decoder_ids"] == [0] and len(r["tokens"]) == 3 and r["matches_reference"]
+    assert r["kv_cache_bytes"] == 2 * 32 * (5 + 6)  # one layer: self K/V (5), cross K/V (6)
+    assert main(["generate", "--model", spec, "--data", data, "--prompt-ids", "17,250"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "a source of 2 tokens; the encoder-decoder t5 takes exactly 6" \
+        in err[0]

@@ -12,7 +12,7 @@ from qasic.quant.graph import OPS, QGraph, QNode, TensorQ
 from tests.graphs import cnn_graph, residual_graph
 
 KINDS = {"gemm", "pool", "ew", "lut", "copy", "bilinear", "concat", "alias", "matmul", "softmax",
-         "norm", "gather", "permute", "const", "cache"}
+         "norm", "gather", "permute", "const", "cache", "state"}
 
 
 def summary(kernels) -> list[tuple[str, str, tuple[str, ...]]]:
@@ -167,6 +167,6 @@ def test_bilinear_upsampling_is_its_own_kernel_and_unknown_ops_say_so():
 def test_unfusable_relu_without_a_standalone_pattern_is_unsupported():
     # c1 has two consumers, so relu1 cannot join conv1, and the table has no standalone ReLU.
     with pytest.raises(UnsupportedOpError, match=r"node relu1: op relu cannot be compiled; "
-                                                 r"supported ops: add, avgpool2d, cache_write, "
-                                                 r"clamp, "):
+                                                 r"supported ops: add, avgpool2d, cache_read, "
+                                                 r"cache_write, clamp, "):
         fuse(with_second_reader_of_c1(), without(("relu",)))
