@@ -679,9 +679,13 @@ def _clamp_min(b: Any, node: Any, args: list, kwargs: dict) -> RmsStat:
 
 def _expand_as(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     """F.normalize's ``expand_as`` of the norm over the last axis: the norm node broadcasts
-    it. Of an activation: ``expand`` to the other's shape (MobileViTV2's context vector)."""
+    it. Of an activation: ``expand`` to the other's shape (MobileViTV2's context vector). Of
+    a constant: the constant expanded (GPT-NeoX-Japanese's attention bias ``expand_as`` the
+    residual); only its shape is read from the other."""
     if isinstance(args[0], RmsStat):
         return args[0]
+    if isinstance(args[0], torch.Tensor):
+        return args[0].expand(node.meta["val"].shape)
     return lowering_seq.expand(b, node, [materialize(b, args[0])], {})
 
 

@@ -34,6 +34,7 @@ from qasic.quant import (
     masks,
     moe,
     positions,
+    selects,
     seqpasses,
     unfold,
 )
@@ -168,8 +169,9 @@ class _Builder:
     def __init__(self, ep: torch.export.ExportedProgram) -> None:
         self.ep = ep
         # the graph walked: einsums and FNet's Fourier transforms made matmuls, patch unfolds
-        # views and permutes
-        self.graph = fourier.decompose(unfold.decompose(einsum.decompose(ep.graph)))
+        # views and permutes, selections of samples by constant masks resolved
+        self.graph = fourier.decompose(unfold.decompose(einsum.decompose(
+            selects.decompose(ep.graph))))
         self.env: dict[str, Any] = {}
         self.nodes: dict[str, FNode] = {}     # insertion order is execution order
         self.origin: dict[str, fx.Node] = {}  # tensor name -> fx node that produced it
