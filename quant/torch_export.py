@@ -29,6 +29,7 @@ from qasic.quant import (
     fourier,
     inplace,
     layouts,
+    lengths,
     lowering_pad,
     lowering_seq,
     masks,
@@ -277,7 +278,7 @@ class _Builder:
             keep = node.target in PAD_READERS  # a zero pad folds into them
             args, kwargs = self._materialized(args, keep), self._materialized(kwargs, keep)
         if not _has_act((args, kwargs)):
-            if _has((args, kwargs), (masks.KeyMask, positions.PosValue)):
+            if _has((args, kwargs), (masks.KeyMask, positions.PosValue, lengths.Length)):
                 return masks.apply(self, node, args, kwargs)
             return node.target(*args, **kwargs)  # constant folding, e.g. t(weight)
         handler = HANDLERS.get(node.target)

@@ -1,7 +1,9 @@
 """More `transformers` text encoders from tiny configs (hidden 32, 2 layers, 2 heads): each
 captures and runs bit-exact, or is refused in one line naming the layer and the reason.
 GPT-NeoX-Japanese: its attention bias ``expand_as`` the residual (a constant expanded). X-MOD:
-the default language's adapter selected by a constant mask over the samples."""
+the default language's adapter selected by a constant mask over the samples. XLM / FlauBERT:
+the padding mask from the sequence lengths, ``arange(T) < (ids != pad).sum(1)[:, None]``
+(qasic.quant.lengths)."""
 
 from __future__ import annotations
 
@@ -58,3 +60,25 @@ def test_xmod_runs_its_default_language_adapter_bit_exact(languages):
     assert sum(n.op == "linear" for n in graph.nodes) == 2 * 8 + 2
     r = _bit_exact(model, _ids())
     assert r["cosine"] > 0.999  # measured 0.9999
+
+
+@pytest.mark.parametrize("cls", ["XLM", "Flaubert"])
+def test_xlm_mask_from_the_sequence_lengths_runs_bit_exact_whatever_the_padding(cls):
+    """Sample 0 padded at the end, sample 1 with a pad (id 2) in the middle: XLM's mask keeps
+    the first L = 11 tokens of sample 1, the pad among them, and drops its last token (a mask
+    of ``ids != pad`` would drop the pad instead: one of the 24 rows zeroed, cosine ~0.96)."""
+    model = _model(f"{cls}Model", f"{cls}Config", vocab_size=100, emb_dim=32, n_layers=2,
+                   n_heads=2, max_position_embeddings=64)
+    x = _ids()
+    x[0, 9:], x[1, 4] = 2, 2
+    graph = capture(model, torch.from_numpy(x))
+    # one chain for the lengths' mask (m, L, L - t, its clamp), its column for the hidden
+    # states' product, widened over the channels; both softmaxes read the row
+    assert [(n.name.split(".")[-1], n.op) for n in graph.nodes if "mul_." in n.name] == [
+        ("pad_mask", "embedding"), ("ones", "constant"), ("length", "matmul"),
+        ("before", "linear"), ("prefix", "lut"), ("column", "permute"), ("widened", "linear")]
+    prefix = [n.output for n in graph.nodes if n.name.endswith(".prefix")]
+    assert len(prefix) == 1
+    assert [n.inputs[1] for n in graph.nodes if n.op == "softmax"] == prefix * 2
+    r = _bit_exact(model, x)
+    assert r["cosine"] > 0.999  # measured 0.99984
