@@ -26,6 +26,7 @@ from torch import fx
 from qasic.errors import InputError, UnsupportedOpError
 from qasic.quant import (
     einsum,
+    export_errors,
     fourier,
     inplace,
     layouts,
@@ -99,9 +100,8 @@ def _trace(model: Any, args: tuple) -> torch.export.ExportedProgram:
             except Exception:  # noqa: BLE001, S110  (written for batch 1: trace it as given)
                 pass
         return torch.export.export(model, args)
-    except Exception as exc:  # torch raises many types; the first line says what failed
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UnsupportedOpError(f"torch.export could not capture the model: {first}") from exc
+    except Exception as exc:  # torch raises many types: one line says what failed and where
+        raise UnsupportedOpError(export_errors.explain(exc)) from exc
 
 
 def _set_use_cache(model: Any, mode: bool | None) -> bool | None:

@@ -3,7 +3,12 @@ captures and runs bit-exact, or is refused in one line naming the layer and the 
 GPT-NeoX-Japanese: its attention bias ``expand_as`` the residual (a constant expanded). X-MOD:
 the default language's adapter selected by a constant mask over the samples. XLM / FlauBERT:
 the padding mask from the sequence lengths, ``arange(T) < (ids != pad).sum(1)[:, None]``
-(qasic.quant.lengths)."""
+(qasic.quant.lengths). LongT5's local attention: its '...' einsums, and a wrapper passing
+``attention_mask=torch.ones_like(ids)`` (transformers builds no default mask under
+torch.export). Refused in one line saying why: LongT5 without that mask, Longformer (a Python
+branch on whether any token has global attention), Nystromformer (transformers adds its (S, S)
+mask to the landmark scores (landmarks, S): it fails in eager mode too with any padding
+mask)."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import torch
 from torch import nn
 
 import qasic
+from qasic.errors import UnsupportedOpError
 from qasic.quant import capture
 
 transformers = pytest.importorskip("transformers")
@@ -82,3 +88,46 @@ def test_xlm_mask_from_the_sequence_lengths_runs_bit_exact_whatever_the_padding(
     assert [n.inputs[1] for n in graph.nodes if n.op == "softmax"] == prefix * 2
     r = _bit_exact(model, x)
     assert r["cosine"] > 0.999  # measured 0.99984
+
+
+_LONGT5 = {"vocab_size": 100, "d_model": 32, "d_kv": 16, "d_ff": 64, "num_layers": 2,
+           "num_heads": 2, "local_radius": 4, "encoder_attention_type": "local"}
+
+
+class WithMask(Hidden):
+    def forward(self, ids):
+        return self.model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
+
+
+def test_longt5_local_attention_runs_bit_exact_with_its_mask_passed():
+    model = WithMask(_model("LongT5EncoderModel", "LongT5Config", **_LONGT5).model)
+    r = _bit_exact(model, _ids())
+    assert r["cosine"] > 0.999  # measured 0.99975
+
+
+def _refusal(model: nn.Module, x: np.ndarray) -> str:
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(model, torch.from_numpy(x))
+    assert "\n" not in str(e.value)
+    return str(e.value)
+
+
+def test_longt5_without_a_mask_is_refused_saying_what_to_pass():
+    msg = _refusal(_model("LongT5EncoderModel", "LongT5Config", **_LONGT5), _ids())
+    assert msg.startswith("torch.export could not capture the model: LongT5Stack got "
+                          "attention_mask None") and "attention_mask=torch.ones_like(" in msg
+
+
+def test_longformer_is_refused_naming_its_branch_on_global_attention():
+    msg = _refusal(_model("LongformerModel", "LongformerConfig", **_ENC, attention_window=4),
+                   _ids())
+    assert "control flow (an if, a loop, a size) depends on the values of a tensor" in msg
+    assert "modeling_longformer.py:" in msg and msg.endswith("in forward: `if is_global_attn:`")
+
+
+def test_nystromformer_is_refused_at_transformers_own_mask_broadcast():
+    model = _model("NystromformerModel", "NystromformerConfig", **_ENC, num_landmarks=4,
+                   segment_means_seq_len=16)
+    msg = _refusal(model, _ids(16))
+    assert msg.startswith("torch.export could not capture the model: Attempting to broadcast")
+    assert msg.endswith("in forward: `attention_scores = attention_scores + attention_mask`")
