@@ -29,6 +29,7 @@ from qasic.quant import (
     export_errors,
     fourier,
     inplace,
+    known_modules,
     layouts,
     lengths,
     lowering_pad,
@@ -78,6 +79,7 @@ def _as_args(example_inputs: Any) -> tuple[torch.Tensor, ...]:
 def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
     if isinstance(model, torch.export.ExportedProgram):
         return model  # already captured; the example inputs are not needed
+    known_modules.check(model)
     args = _as_args(example_inputs)
     was_training = _set_training(model, False)  # batch norm must use its running statistics
     was_caching = _set_use_cache(model, False)  # a transformers KV cache is no model output

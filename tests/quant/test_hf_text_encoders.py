@@ -131,3 +131,12 @@ def test_nystromformer_is_refused_at_transformers_own_mask_broadcast():
     msg = _refusal(model, _ids(16))
     assert msg.startswith("torch.export could not capture the model: Attempting to broadcast")
     assert msg.endswith("in forward: `attention_scores = attention_scores + attention_mask`")
+
+
+def test_mra_is_refused_naming_its_attention_layer_and_why():
+    msg = _refusal(_model("MraModel", "MraConfig", **_ENC), _ids())
+    assert msg == ("module 'model.encoder.layer.0.attention.self' (MraSelfAttention): MRA "
+                   "attention runs only in transformers' CUDA kernel (kernels-community/mra); "
+                   "without it transformers returns zeros for the attention (a model that is "
+                   "not MRA), and its blocks are chosen by a top-k of the scores "
+                   "(data-dependent routing); not supported")
