@@ -4,11 +4,12 @@ X-MOD's language adapters run each adapter on the samples of its language:
 ``h = x[lang_ids == i]; out[lang_ids == i] = adapter(h)``, where ``lang_ids`` is built inside
 the model from ``torch.ones`` (the default language), so the mask is a constant of the model.
 torch.export still gives the selection a data-dependent size (an unbacked symbol ``u0``),
-which every later shape carries. A selection by a mask computed from literals alone (no input,
-parameter or buffer behind it) is resolved here:
+which every later shape carries. A selection of a value computed from the input by a mask
+computed from literals alone (no input, parameter or buffer behind it) is resolved here:
 
-- ``index(x, [mask])`` with an all-True mask over x's leading axes is x itself, and
-  ``index_put_(base, [mask], v)`` with one is v (v must fill base: same shape);
+- ``index(x, [mask])`` with an all-True 1-D mask over x's first axis is x itself, and
+  ``index_put_(base, [mask], v)`` with one is v when v fills base (same shape; else, e.g. a
+  scalar written, it is left to capture);
 - with an all-False mask, ``index_put_(base, [mask], v)`` is base (its ``v``, computed from an
   empty selection ``index`` left as it is, is then read by nothing and never captured);
 - ``sym_size`` of a resolved value is its size, and the symbol is replaced by that size in
@@ -33,17 +34,23 @@ aten = torch.ops.aten
 _SELECTS = (aten.index.Tensor, aten.index_put_.default, aten.index_put.default)
 
 
-def decompose(graph: fx.Graph) -> fx.Graph:
-    """``graph`` itself when no selection has a constant boolean mask, else a copy with each
-    resolved."""
+def decompose(graph: fx.Graph, inputs: set[str]) -> fx.Graph:
+    """``graph`` itself when no selection of a value computed from the ``inputs`` (placeholder
+    names) has a constant boolean mask, else a copy with each resolved."""
     consts: dict[fx.Node, Any] = {}
-    if not any(_mask(n, consts) is not None for n in graph.nodes):
+    fed: set[fx.Node] = set()  # the nodes computed from the inputs
+    for n in graph.nodes:
+        if n.name in inputs or any(a in fed for a in n.all_input_nodes):
+            fed.add(n)
+    if not any(n.args[0] in fed and _mask(n, consts) is not None for n in graph.nodes
+               if n.op == "call_function" and n.args):
         return graph
     new, env, sizes = fx.Graph(), {}, {}
     for node in graph.nodes:
-        mask = _mask(node, consts)
-        if mask is not None and (bool(mask.any()) or node.target is not aten.index.Tensor):
-            env[node] = _resolve(node, mask, env, sizes)
+        mask = _mask(node, consts) if node.args and node.args[0] in fed else None
+        resolved = None if mask is None else _resolve(node, mask, env, sizes)
+        if resolved is not None:
+            env[node] = resolved
         elif node.target is aten.sym_size.int and _concrete(node.args[0], sizes) is not None:
             env[node] = _concrete(node.args[0], sizes)[int(node.args[1])]
         else:
@@ -61,7 +68,8 @@ def _mask(node: fx.Node, consts: dict) -> torch.Tensor | None:
             or not isinstance(index[0], fx.Node):
         return None
     value = _constant(index[0], consts)
-    return value if isinstance(value, torch.Tensor) and value.dtype == torch.bool else None
+    return value if isinstance(value, torch.Tensor) and value.dtype == torch.bool \
+        and value.dim() == 1 else None
 
 
 def _constant(node: Any, consts: dict) -> Any:
@@ -79,9 +87,11 @@ def _constant(node: Any, consts: dict) -> Any:
 
 
 def _resolve(node: fx.Node, mask: torch.Tensor, env: dict, sizes: dict) -> Any:
-    """The node that a selection by the constant ``mask`` is (see the module doc)."""
-    if not bool(mask.any()):  # an index_put_ that writes nothing
-        return env[node.args[0]]
+    """The node that a selection by the constant 1-D ``mask`` is (see the module doc), or None
+    to leave it to capture (an empty ``index``; an ``index_put_`` of a value that does not
+    fill the tensor, e.g. a scalar)."""
+    if not bool(mask.any()):  # an index_put_ that writes nothing; an empty index stays
+        return None if node.target is aten.index.Tensor else env[node.args[0]]
     if not bool(mask.all()):
         kept = int(mask.sum())
         raise UnsupportedOpError(
@@ -98,8 +108,17 @@ def _resolve(node: fx.Node, mask: torch.Tensor, env: dict, sizes: dict) -> Any:
         _bind(node, x, sizes)
         return env[x]
     base, value = node.args[0], node.args[2]
+    if not isinstance(value, fx.Node) or not _fills(value, base):
+        return None
     _bind(value, base, sizes)
     return env[value]
+
+
+def _fills(value: fx.Node, base: fx.Node) -> bool:
+    """Whether ``value`` has ``base``'s shape (a symbolic size matching any)."""
+    v, b = value.meta["val"].shape, base.meta["val"].shape
+    return len(v) == len(b) and all(isinstance(m, torch.SymInt) or int(m) == int(n)
+                                    for m, n in zip(v, b, strict=True))
 
 
 def _bind(node: fx.Node, like: fx.Node, sizes: dict) -> None:

@@ -174,7 +174,7 @@ class _Builder:
         # the graph walked: einsums and FNet's Fourier transforms made matmuls, patch unfolds
         # views and permutes, selections of samples by constant masks resolved
         self.graph = fourier.decompose(unfold.decompose(einsum.decompose(
-            selects.decompose(ep.graph))))
+            selects.decompose(ep.graph, set(ep.graph_signature.user_inputs)))))
         self.env: dict[str, Any] = {}
         self.nodes: dict[str, FNode] = {}     # insertion order is execution order
         self.origin: dict[str, fx.Node] = {}  # tensor name -> fx node that produced it
