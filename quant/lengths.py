@@ -56,7 +56,8 @@ def count(b: Any, node: Any, key: Any, dims: Any, keepdim: bool) -> Length:
     """sum(m, dims) of the 0/1 bits of ``ids.ne(pad)`` over the tokens of the (batch, tokens)
     mask: its Length."""
     grid = torch.arange(key.batch * key.keys).reshape(key.batch, key.keys)
-    dims = [int(d) % 2 for d in (dims if isinstance(dims, (list, tuple)) else [dims])]
+    dims = [int(d) % 2 for d in (dims if isinstance(dims, (list, tuple)) else [dims])
+            if d is not None] or [0, 1]  # None: every axis
     if key.pred[0] == PREFIX or tuple(key.pos.shape) != (key.batch, key.keys) \
             or not torch.equal(key.pos, grid) or dims != [1]:
         b.fail(node, "a sum of the padding mask other than over the tokens of the (batch, "
@@ -79,8 +80,10 @@ def apply(b: Any, node: Any, args: list, kwargs: dict, cast_ops: set, shape_ops:
     lens = [v for v in _flat((args, kwargs)) if isinstance(v, Length)]
     if any(v.pred != lens[0].pred for v in lens):
         b.fail(node, "two different padding masks meet; only one mask of the ids")
-    if any(not isinstance(v, (Length, torch.Tensor, int, float, bool, torch.dtype, type(None)))
-           for v in _flat((args, kwargs))):
+    from qasic.quant.masks import KeyMask
+    from qasic.quant.positions import PosValue
+
+    if any(isinstance(v, (KeyMask, PosValue)) for v in _flat((args, kwargs))):
         b.fail(node, f"{target} of sequence lengths and a padding mask or activation; only "
                      "of lengths and constants")
     first = lens[0]
