@@ -6,7 +6,8 @@ compile and simulate bit-exact?
 Every model is built offline from a tiny ``XxxConfig(...)`` (2 layers or stages, hidden 16-64,
 32x32 or 64x64 images, vocab 100-300, 12-16 tokens; ``torch.manual_seed(0)``, ``.eval()``),
 re-initialized (``reinit``), wrapped to take one tensor (int64 token ids (2, S), a float (2, 3,
-H, W) image, Whisper's (2, mels, frames) features or Wav2Vec2's (2, samples) waveform) and
+H, W) image, Whisper's (2, mels, frames) features or Wav2Vec2's (2, samples) waveform; LongT5
+also gets ``attention_mask=torch.ones_like(ids)``, input kind ``ids_mask``) and
 return one (``last_hidden_state``), and run through ``qasic.evaluate(model, x, calibration=x)``
 (W8A8, the default arch) on the same 2 inputs: a survey of capture, compile and bit-exactness,
 not of accuracy.
