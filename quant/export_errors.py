@@ -24,10 +24,18 @@ from types import TracebackType
 
 import torch
 
-# torch, qasic's capture, the standard library
-_SKIP = tuple(os.path.dirname(os.path.abspath(p)) + os.sep
-              for p in (torch.__file__, __file__, os.__file__)) \
-    + (sysconfig.get_paths()["stdlib"] + os.sep,)
+# torch and qasic's capture; the standard library (not the packages installed under it, as
+# conda's lib/python3.X/site-packages)
+_SKIP = tuple(os.path.dirname(os.path.abspath(p)) + os.sep for p in (torch.__file__, __file__))
+_STDLIB = sysconfig.get_paths()["stdlib"] + os.sep
+_PACKAGES = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
+
+
+def _ours(path: str) -> bool:
+    """Whether ``path`` is the model's code: not torch's, qasic's capture or the stdlib."""
+    path = os.path.abspath(path)
+    stdlib = path.startswith(_STDLIB) and not any(p in path for p in _PACKAGES)
+    return not path.startswith(_SKIP) and not stdlib
 
 
 def explain(exc: BaseException) -> str:
@@ -50,8 +58,7 @@ def _frames(tb: TracebackType | None) -> list:
 
 def _model_frame(tb: TracebackType | None) -> traceback.FrameSummary | None:
     """The deepest frame of the model's own code."""
-    frames = [f for f in traceback.extract_tb(tb)
-              if not os.path.abspath(f.filename).startswith(_SKIP)]
+    frames = [f for f in traceback.extract_tb(tb) if _ours(f.filename)]
     return frames[-1] if frames else None
 
 
@@ -60,8 +67,9 @@ def _where(tb: TracebackType | None) -> str | None:
     if f is None:
         return None
     path = f.filename
-    if "site-packages" + os.sep in path:  # transformers/models/...
-        path = path.split("site-packages" + os.sep, 1)[1]
+    packages = [p for p in _PACKAGES if p in path]
+    if packages:  # transformers/models/...
+        path = path.split(packages[0], 1)[1]
     elif os.path.abspath(path).startswith(os.getcwd() + os.sep):
         path = os.path.relpath(path)
     code = (f.line or linecache.getline(f.filename, f.lineno)).strip()
