@@ -151,7 +151,7 @@ def bits(b: Any, node: Any, pred: tuple, keys: int, keep: bool) -> Any:
                      f"{MAX_TOKENS} (the count is an int8 code)")
     count = {INTEGER: 8, ZERO_POINT: 0 if t + 1 <= 128 else -128}
     target, other = pred
-    table = target(torch.arange(positions._vocab(b, node)), other).to(torch.float64).numpy()
+    table = target(torch.arange(positions.vocab(b, node)), other).to(torch.float64).numpy()
     m = b.add(node, "embedding", (b.input_name,), {INTEGER: 8}, {"table": table.reshape(-1, 1)},
               shape=(t, 1), suffix=".pad_mask")
     ones = b.add(node, "constant", (), {}, {"value": np.ones((1, t))}, shape=(1, t),

@@ -357,7 +357,7 @@ def column(b: Any, node: Any, key: KeyMask) -> Act:
         act = lengths.column(b, node, _mask_node(b, node, key, keep=True), t)
     else:
         target, other = key.pred
-        table = target(torch.arange(positions._vocab(b, node)), other).to(torch.float64)
+        table = target(torch.arange(positions.vocab(b, node)), other).to(torch.float64)
         act = b.add(node, "embedding", (b.input_name,), {INTEGER_CODES: 8},
                     {"table": table.numpy().reshape(-1, 1)}, shape=(t, 1), suffix=".pad_mask")
     b.mask_nodes[(key.pred, "column")] = act.name

@@ -192,7 +192,7 @@ def embedding(b: Any, node: Any, table: torch.Tensor, v: PosValue) -> Any:
     return _chain(b, node, table, v, g)
 
 
-def _vocab(b: Any, node: Any) -> int:
+def vocab(b: Any, node: Any) -> int:
     """The token ids' vocabulary: the smallest table looked up by the input ids."""
     ids = [n for n in b.ep.graph.nodes if n.op == "placeholder"
            and n.name in b.ep.graph_signature.user_inputs]
@@ -224,7 +224,7 @@ def _chain(b: Any, node: Any, table: torch.Tensor, v: PosValue, g: np.ndarray) -
                      f"{MAX_TOKENS} (the count of tokens so far is an int8 code)")
     count = {INTEGER: 8, ZERO_POINT: 0 if k <= 128 else -128}  # 0..255 with zero point -128
     target, other = v.pred
-    bits = target(torch.arange(_vocab(b, node)), other).to(torch.float64).numpy()
+    bits = target(torch.arange(vocab(b, node)), other).to(torch.float64).numpy()
     m = b.add(node, "embedding", (b.input_name,), {INTEGER: 8}, {"table": bits.reshape(-1, 1)},
               shape=(t, 1), suffix=".pad_mask")
     tri = b.add(node, "constant", (), {}, {"value": np.tril(np.ones((t, t)))}, shape=(t, t),
