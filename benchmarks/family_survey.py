@@ -6,7 +6,8 @@ compile and simulate bit-exact?
 Every model is built offline from a tiny ``XxxConfig(...)`` (2 layers or stages, hidden 16-64,
 32x32 or 64x64 images, vocab 100-300, 12-16 tokens; ``torch.manual_seed(0)``, ``.eval()``),
 re-initialized (``reinit``), wrapped to take one tensor (int64 token ids (2, S), a float (2, 3,
-H, W) image, Whisper's (2, mels, frames) features or Wav2Vec2's (2, samples) waveform) and
+H, W) image, Whisper's (2, mels, frames) features or Wav2Vec2's (2, samples) waveform; LongT5
+also gets ``attention_mask=torch.ones_like(ids)``, input kind ``ids_mask``) and
 return one (``last_hidden_state``), and run through ``qasic.evaluate(model, x, calibration=x)``
 (W8A8, the default arch) on the same 2 inputs: a survey of capture, compile and bit-exactness,
 not of accuracy.
@@ -118,10 +119,16 @@ _SEQ2SEQ = {"vocab_size": VOCAB_ENC, "d_model": 32, "encoder_layers": 2, "decode
             "decoder_ffn_dim": 64, "max_position_embeddings": 40, "pad_token_id": 1,
             "bos_token_id": 0, "eos_token_id": 2, "decoder_start_token_id": 2}
 
+# XLM / FlauBERT: hidden 32, 2 layers, 2 heads (their own key names); pad id 2
+_XLM = {"vocab_size": VOCAB_ENC, "emb_dim": 32, "n_layers": 2, "n_heads": 2,
+        "max_position_embeddings": 40}
+
 # name -> (family, config class, config kwargs, model kwargs, input kind, input size); a name
 # "Class@variant" is Class with other settings (the sliding windows at their defaults, 256 and
 # 4,096, leave 16 tokens a causal mask; the @window8 variants make them bite)
-# input kinds: "ids" (int64 (2, size)), "image" (float (2, 3, size, size)), "features" (Whisper:
+# input kinds: "ids" (int64 (2, size)), "ids_mask" (the ids, and attention_mask =
+# torch.ones_like(ids) passed: transformers builds no default mask for LongT5 under
+# torch.export), "image" (float (2, 3, size, size)), "features" (Whisper:
 # float (2, 16 mel bins, size frames)), "wave" (float (2, size))
 MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # vision
@@ -527,14 +534,28 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "BartEncoder": ("other", "BartConfig", _SEQ2SEQ, {}, "ids", SEQ_ENC),
     "MarianEncoder": ("other", "MarianConfig", _SEQ2SEQ | {"decoder_vocab_size": VOCAB_ENC},
                       {}, "ids", SEQ_ENC),
+    # more text encoders
+    # XLM, FlauBERT: the padding mask from the sequence lengths (qasic.quant.lengths)
+    "XLMModel": ("encoder", "XLMConfig", _XLM, {}, "ids", SEQ_ENC),
+    "FlaubertModel": ("encoder", "FlaubertConfig", _XLM, {}, "ids", SEQ_ENC),
+    # X-MOD: the default language's adapter, selected by a constant mask (qasic.quant.selects)
+    "XmodModel": ("encoder", "XmodConfig", _ENC | {"default_language": "en_XX"},
+                  {"add_pooling_layer": False}, "ids", SEQ_ENC),
+    "GPTNeoXJapaneseModel": ("encoder", "GPTNeoXJapaneseConfig",
+                             _ENC | {"bos_token_id": 1, "eos_token_id": 2}, {}, "ids", SEQ_ENC),
+    # LongT5's local attention (blocks of radius 4); its attention mask passed (ids_mask)
+    "LongT5EncoderModel": ("other", "LongT5Config",
+                           {"vocab_size": VOCAB_ENC, "d_model": 32, "d_kv": 16, "d_ff": 64,
+                            "num_layers": 2, "num_heads": 2, "local_radius": 4,
+                            "encoder_attention_type": "local"}, {}, "ids_mask", SEQ_ENC),
 }
 # where a class lives when it is not exported at the top level of transformers
 _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
               "BartEncoder": "transformers.models.bart.modeling_bart",
               "MarianEncoder": "transformers.models.marian.modeling_marian"}
 # the keyword each input kind goes in as
-_KEYWORD = {"ids": "input_ids", "image": "pixel_values", "features": "input_features",
-            "wave": "input_values"}
+_KEYWORD = {"ids": "input_ids", "ids_mask": "input_ids", "image": "pixel_values",
+            "features": "input_features", "wave": "input_values"}
 
 
 def model_class(name: str) -> Any:
@@ -575,7 +596,8 @@ def build(name: str) -> tuple[Any, np.ndarray, int]:
             self.model = hf
 
         def forward(self, x):
-            out = self.model(**{keyword: x}, **extra)
+            mask = {"attention_mask": torch.ones_like(x)} if kind == "ids_mask" else {}
+            out = self.model(**{keyword: x}, **extra, **mask)
             return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
 
     Wrapped.__name__ = name.split("@")[0]  # qasic.evaluate names the model by its class
@@ -655,7 +677,7 @@ def _reinit_module(m: Any, nn: Any) -> None:
 def inputs(kind: str, size: int) -> np.ndarray:
     """The survey's batch of BATCH inputs of ``kind`` (seeded)."""
     rng = np.random.default_rng(0)
-    if kind == "ids":  # from 3: clear of the pad / bos / eos ids the configs use (0, 1, 2)
+    if kind in ("ids", "ids_mask"):  # from 3: clear of the pad / bos / eos ids (0, 1, 2)
         vocab = VOCAB_ENC if size == SEQ_ENC else VOCAB_DEC
         return rng.integers(3, vocab, (BATCH, size)).astype(np.int64)
     shape = {"image": (BATCH, 3, size, size), "features": (BATCH, 16, size),

@@ -8,13 +8,16 @@ not out) or a *free* one (in one operand and out). With batch axes: a as (batch.
 free axes keeps them as leading axes, (free..., K), and the other is a matrix (K, N) (a linear
 when it is a weight). The product is reshaped to its free axes and permuted to ``out``.
 'bhqd,bhkd->bhqk', 'bhqk,bhkd->bhqd', 'bqd,dk->bqk', 'bid,jd->bij' all take this form.
-Refused, naming the equation: other operand counts, '...', an index repeated in one operand
-(a diagonal), an index summed over one operand only, sizes that differ.
+An ellipsis '...' is written out first as letters the equation does not use, aligned from the
+right (LongT5's '...qhd,...khd->...hqk'). Refused, naming the equation: other operand counts,
+an index repeated in one operand (a diagonal), an index summed over one operand only, sizes
+that differ (an ellipsis broadcast over a size-1 axis too).
 """
 
 from __future__ import annotations
 
 import math
+import string
 from typing import Any
 
 import torch
@@ -51,7 +54,8 @@ def parse(equation: str, ranks: list[int]) -> tuple[str, str, str]:
     if len(ins) != 2 or len(ranks) != 2:
         _refuse(equation, f"{len(ins)} operands; only two")
     if "." in eq:
-        _refuse(equation, "an ellipsis '...'; write the axes out")
+        ins, out, arrow = _ellipsis(equation, ins, out if arrow else None, ranks)
+        lhs = ",".join(ins)
     if not arrow:
         out = "".join(sorted(c for c in set(lhs) if lhs.count(c) == 1))
     for s, r in zip(ins, ranks, strict=True):
@@ -63,6 +67,29 @@ def parse(equation: str, ranks: list[int]) -> tuple[str, str, str]:
     if summed:
         _refuse(equation, f"index '{summed[0]}' summed over one operand only")
     return ins[0], ins[1], out
+
+
+def _ellipsis(equation: str, ins: list[str], out: str | None, ranks: list[int]
+              ) -> tuple[list[str], str, str]:
+    """(ins, out, "->") with each '...' written out as letters the equation does not use,
+    aligned from the right as torch broadcasts them (LongT5's '...qhd,...khd->...hqk'); the
+    implicit output puts them first."""
+    if any(s.count(".") not in (0, 3) or (s.count(".") and "..." not in s)
+           for s in (*ins, out or "")):
+        _refuse(equation, "a '.' that is not one ellipsis '...'")
+    named = [len(s.replace("...", "")) for s in ins]
+    spans = [r - n for s, r, n in zip(ins, ranks, named, strict=True) if "..." in s]
+    if any(k < 0 for k in spans):
+        _refuse(equation, "an ellipsis in an operand of fewer axes than it names")
+    width = max(spans, default=0)
+    letters = "".join(c for c in string.ascii_letters if c not in equation)[:width]
+    ins = [s.replace("...", letters[width - (r - n):]) if "..." in s else s
+           for s, r, n in zip(ins, ranks, named, strict=True)]
+    if out is None:
+        singles = "".join(sorted(c for c in set("".join(ins)) if "".join(ins).count(c) == 1
+                                 and c not in letters))
+        return ins, letters + singles, "->"
+    return ins, out.replace("...", letters), "->"
 
 
 def plan(a: str, b: str, out: str) -> tuple[bool, str, str, str, str]:

@@ -294,6 +294,13 @@ def _widened(b: Any, node: Any, x: Act, c: int, column: np.ndarray | None = None
 
 
 def _with_mask(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
+    if op == "mul" and any(isinstance(v, masks.KeyMask) for v in (x, y)) \
+            and not any(isinstance(v, masks.Masked) for v in (x, y)):
+        # hidden states times the 0/1 padding mask per token (XLM zeroes the padded tokens)
+        act, key = (y, x) if isinstance(x, masks.KeyMask) else (x, y)
+        if not isinstance(act, (Act, Pointwise)):
+            b.fail(node, "a product of two padding masks; only of a mask and activations")
+        return _two_activations(b, node, "mul", materialize(b, act), masks.column(b, node, key))
     if op != "add":
         b.fail(node, f"{op} with an attention mask; masks are added to the scores")
     scores, mask = (y, x) if isinstance(x, masks.KeyMask) else (x, y)
@@ -679,9 +686,15 @@ def _clamp_min(b: Any, node: Any, args: list, kwargs: dict) -> RmsStat:
 
 def _expand_as(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     """F.normalize's ``expand_as`` of the norm over the last axis: the norm node broadcasts
-    it. Of an activation: ``expand`` to the other's shape (MobileViTV2's context vector)."""
+    it. Of an activation: ``expand`` to the other's shape (MobileViTV2's context vector). Of
+    a constant: the constant expanded (GPT-NeoX-Japanese's attention bias ``expand_as`` the
+    residual); only its shape is read from the other."""
     if isinstance(args[0], RmsStat):
         return args[0]
+    if isinstance(args[0], masks.KeyMask):  # a padding mask over the scores (XLM)
+        return masks.expanded(args[0], tuple(node.meta["val"].shape))
+    if isinstance(args[0], torch.Tensor):
+        return args[0].expand(node.meta["val"].shape)
     return lowering_seq.expand(b, node, [materialize(b, args[0])], {})
 
 

@@ -372,6 +372,8 @@ def _table() -> dict:
         aten._scaled_dot_product_flash_attention_for_cpu.default: sdpa_tuple,
         aten.masked_fill.Scalar: masks.masked_fill,
         aten.masked_fill.Tensor: masks.masked_fill,
+        aten.masked_fill_.Scalar: masks.masked_fill_,
+        aten.masked_fill_.Tensor: masks.masked_fill_,
         aten.where.self: where,
         aten.where.ScalarOther: where,
         aten.where.ScalarSelf: where,

@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from qasic.quant import intops, positions
+from qasic.quant import intops, lengths, positions
+from qasic.quant.encodings import INTEGER_CODES
 from qasic.quant.lowering import Act, _arg
 
 aten = torch.ops.aten
@@ -118,12 +119,17 @@ def apply(b: Any, node: Any, args: list, kwargs: dict) -> Any:
         return None
     if any(isinstance(v, positions.PosValue) for v in _flat((args, kwargs))):
         return positions.apply(b, node, args, kwargs, _CASTS, _SHAPE_OPS, _ELEMENTWISE)
+    if any(isinstance(v, lengths.Length) for v in _flat((args, kwargs))):
+        return lengths.apply(b, node, args, kwargs, _CASTS, _SHAPE_OPS, _ELEMENTWISE)
     masks = [m for m in _flat((args, kwargs)) if isinstance(m, KeyMask)]
     if any(m.pred != masks[0].pred for m in masks):
         b.fail(node, "two different padding masks meet; only one mask of the ids")
     first = masks[0]
     if target is aten.cumsum.default and isinstance(args[0], KeyMask):
         return positions.cumsum(b, node, first, int(args[1]))
+    if target is aten.sum.dim_IntList and isinstance(args[0], KeyMask):
+        return lengths.count(b, node, first, args[1], bool(_arg(args, kwargs, 2, "keepdim",
+                                                                 False)))
     if target in _CASTS or target in _SHAPE_OPS:
         if not isinstance(args[0], KeyMask):
             b.fail(node, f"{target} with the padding mask as a non-first operand")
@@ -206,6 +212,16 @@ def masked_fill(b: Any, node: Any, args: list, kwargs: dict) -> Masked:
     if not isinstance(fill, (int, float)) or fill > NEG:
         b.fail(node, f"masked_fill of activations with {fill}; only a large negative mask value")
     return masked(b, node, args[0], args[1], "drop")
+
+
+def masked_fill_(b: Any, node: Any, args: list, kwargs: dict) -> Masked:
+    """In place (XLM's ``scores.masked_fill_(mask, min)``): as masked_fill when nothing reads
+    the scores after it (such a reader would see the filled values)."""
+    order = {n: i for i, n in enumerate(node.graph.nodes)}
+    if any(order[u] > order[node] for u in node.args[0].users):
+        b.fail(node, "masked_fill_ of scores that other ops read after it; only of scores "
+                     "that nothing reads after the fill")
+    return masked_fill(b, node, args, kwargs)
 
 
 def where(b: Any, node: Any, args: list, kwargs: dict) -> Masked:
@@ -306,6 +322,10 @@ def _mask_node(b: Any, node: Any, key: KeyMask, keep: bool) -> str:
     (``keep``: keys whose bit is 1 take part), or its negation."""
     if (key.pred, keep) in b.mask_nodes:
         return b.mask_nodes[(key.pred, keep)]
+    if key.pred[0] == lengths.PREFIX:
+        act = lengths.bits(b, node, key.pred[1], key.keys, keep)
+        b.mask_nodes[(key.pred, keep)] = act.name
+        return act.name
     vocab = [n.params["table"].shape[0] for n in b.nodes.values()
              if n.op == "embedding" and n.inputs == (b.input_name,)
              and n.params["table"].ndim == 2]
@@ -319,3 +339,32 @@ def _mask_node(b: Any, node: Any, key: KeyMask, keep: bool) -> str:
                 name=MASK_NAME)
     b.mask_nodes[(key.pred, keep)] = act.name
     return act.name
+
+
+def column(b: Any, node: Any, key: KeyMask) -> Act:
+    """A padding mask of 0/1 values, one per token (a per-sample (T, 1): XLM's
+    ``hidden * mask.unsqueeze(-1)``), as an activation: the bits of the ids, or the prefix bits
+    (qasic.quant.lengths), (T, 1) integer codes."""
+    t = key.keys
+    grid = torch.arange(key.batch * t).reshape(key.batch, t, 1)
+    if tuple(key.pos.shape) != (key.batch, t, 1) or not torch.equal(key.pos, grid) \
+            or not bool((key.when1 == 1).all()) or not bool((key.when0 == 0).all()):
+        b.fail(node, "a padding mask used as a value other than its 0/1 bits per token as "
+                     "(batch, tokens, 1); only masks of the attention, or that")
+    if (key.pred, "column") in b.mask_nodes:
+        return Act(b.mask_nodes[(key.pred, "column")])
+    if key.pred[0] == lengths.PREFIX:
+        act = lengths.column(b, node, _mask_node(b, node, key, keep=True), t)
+    else:
+        target, other = key.pred
+        table = target(torch.arange(positions.vocab(b, node)), other).to(torch.float64)
+        act = b.add(node, "embedding", (b.input_name,), {INTEGER_CODES: 8},
+                    {"table": table.numpy().reshape(-1, 1)}, shape=(t, 1), suffix=".pad_mask")
+    b.mask_nodes[(key.pred, "column")] = act.name
+    return act
+
+
+def expanded(key: KeyMask, shape: tuple) -> KeyMask:
+    """``key`` expanded to ``shape`` (``expand_as`` the scores)."""
+    return replace(key, pos=key.pos.expand(shape), when1=key.when1.expand(shape),
+                   when0=key.when0.expand(shape))

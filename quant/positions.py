@@ -60,11 +60,13 @@ class PosValue:
 
 def cumsum(b: Any, node: Any, key: Any, dim: int) -> PosValue:
     """cumsum(m, dim) of the 0/1 bits of ``ids.ne(pad)`` along the tokens."""
+    from qasic.quant.lengths import PREFIX
+
     grid = torch.arange(key.batch * key.keys).reshape(key.batch, key.keys)
-    if tuple(key.pos.shape) != (key.batch, key.keys) or not torch.equal(key.pos, grid) \
-            or dim % 2 != 1:
+    if key.pred[0] == PREFIX or tuple(key.pos.shape) != (key.batch, key.keys) \
+            or not torch.equal(key.pos, grid) or dim % 2 != 1:
         b.fail(node, "a cumulative sum of the padding mask other than along the tokens of "
-                     "the (batch, tokens) mask")
+                     "the (batch, tokens) mask of the ids")
     if not (bool((key.when1 == 1).all()) and bool((key.when0 == 0).all())):
         b.fail(node, "a cumulative sum of padding-mask values other than its 0/1 bits")
     t = key.keys
@@ -190,17 +192,28 @@ def embedding(b: Any, node: Any, table: torch.Tensor, v: PosValue) -> Any:
     return _chain(b, node, table, v, g)
 
 
-def _vocab(b: Any, node: Any) -> int:
+def vocab(b: Any, node: Any) -> int:
     """The token ids' vocabulary: the smallest table looked up by the input ids."""
     ids = [n for n in b.ep.graph.nodes if n.op == "placeholder"
            and n.name in b.ep.graph_signature.user_inputs]
     sizes = [int(n.args[0].meta["val"].shape[0]) for n in b.ep.graph.nodes
              if n.op == "call_function" and n.target is aten.embedding.default
-             and n.args[1] in ids]
+             and _source(n.args[1]) in ids]
     if not sizes:
         b.fail(node, "position ids from a padding mask in a model without a token embedding "
                      "(its vocabulary size is the mask table's)")
     return min(sizes)
+
+
+_PASS = (aten.slice.Tensor, aten.alias.default, aten.clone.default, aten.contiguous.default,
+         aten.view.default, aten.reshape.default)  # the ids as they are, or some of them
+
+
+def _source(n: Any) -> Any:
+    """The node whose ids an embedding's index ``n`` is (XLM looks up ``ids[:, -T:]``)."""
+    while getattr(n, "op", None) == "call_function" and n.target in _PASS:
+        n = n.args[0]
+    return n
 
 
 def _chain(b: Any, node: Any, table: torch.Tensor, v: PosValue, g: np.ndarray) -> Act:
@@ -211,7 +224,7 @@ def _chain(b: Any, node: Any, table: torch.Tensor, v: PosValue, g: np.ndarray) -
                      f"{MAX_TOKENS} (the count of tokens so far is an int8 code)")
     count = {INTEGER: 8, ZERO_POINT: 0 if k <= 128 else -128}  # 0..255 with zero point -128
     target, other = v.pred
-    bits = target(torch.arange(_vocab(b, node)), other).to(torch.float64).numpy()
+    bits = target(torch.arange(vocab(b, node)), other).to(torch.float64).numpy()
     m = b.add(node, "embedding", (b.input_name,), {INTEGER: 8}, {"table": bits.reshape(-1, 1)},
               shape=(t, 1), suffix=".pad_mask")
     tri = b.add(node, "constant", (), {}, {"value": np.tril(np.ones((t, t)))}, shape=(t, t),

@@ -26,14 +26,18 @@ from torch import fx
 from qasic.errors import InputError, UnsupportedOpError
 from qasic.quant import (
     einsum,
+    export_errors,
     fourier,
     inplace,
+    known_modules,
     layouts,
+    lengths,
     lowering_pad,
     lowering_seq,
     masks,
     moe,
     positions,
+    selects,
     seqpasses,
     unfold,
 )
@@ -75,6 +79,7 @@ def _as_args(example_inputs: Any) -> tuple[torch.Tensor, ...]:
 def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
     if isinstance(model, torch.export.ExportedProgram):
         return model  # already captured; the example inputs are not needed
+    known_modules.check(model)
     args = _as_args(example_inputs)
     was_training = _set_training(model, False)  # batch norm must use its running statistics
     was_caching = _set_use_cache(model, False)  # a transformers KV cache is no model output
@@ -97,9 +102,8 @@ def _trace(model: Any, args: tuple) -> torch.export.ExportedProgram:
             except Exception:  # noqa: BLE001, S110  (written for batch 1: trace it as given)
                 pass
         return torch.export.export(model, args)
-    except Exception as exc:  # torch raises many types; the first line says what failed
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UnsupportedOpError(f"torch.export could not capture the model: {first}") from exc
+    except Exception as exc:  # torch raises many types: one line says what failed and where
+        raise UnsupportedOpError(export_errors.explain(exc)) from exc
 
 
 def _set_use_cache(model: Any, mode: bool | None) -> bool | None:
@@ -168,8 +172,9 @@ class _Builder:
     def __init__(self, ep: torch.export.ExportedProgram) -> None:
         self.ep = ep
         # the graph walked: einsums and FNet's Fourier transforms made matmuls, patch unfolds
-        # views and permutes
-        self.graph = fourier.decompose(unfold.decompose(einsum.decompose(ep.graph)))
+        # views and permutes, selections of samples by constant masks resolved
+        self.graph = fourier.decompose(unfold.decompose(einsum.decompose(
+            selects.decompose(ep.graph, set(ep.graph_signature.user_inputs)))))
         self.env: dict[str, Any] = {}
         self.nodes: dict[str, FNode] = {}     # insertion order is execution order
         self.origin: dict[str, fx.Node] = {}  # tensor name -> fx node that produced it
@@ -275,7 +280,7 @@ class _Builder:
             keep = node.target in PAD_READERS  # a zero pad folds into them
             args, kwargs = self._materialized(args, keep), self._materialized(kwargs, keep)
         if not _has_act((args, kwargs)):
-            if _has((args, kwargs), (masks.KeyMask, positions.PosValue)):
+            if _has((args, kwargs), (masks.KeyMask, positions.PosValue, lengths.Length)):
                 return masks.apply(self, node, args, kwargs)
             return node.target(*args, **kwargs)  # constant folding, e.g. t(weight)
         handler = HANDLERS.get(node.target)

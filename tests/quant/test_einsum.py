@@ -39,6 +39,16 @@ def test_plan_names_batch_free_and_contracted_axes(equation, want):
     assert plan(a, b, out) == want
 
 
+@pytest.mark.parametrize("equation, ranks, want", [
+    ("...qhd,...khd->...hqk", [5, 5], ("abqhd", "abkhd", "abhqk")),  # LongT5's local blocks
+    ("...qd,kd->...qk", [4, 2], ("abqd", "kd", "abqk")),
+    ("...qd,...kd", [3, 4], ("bqd", "abkd", "abkq")),  # right-aligned; implicit: '...' first
+])
+def test_an_ellipsis_is_written_out_aligned_from_the_right(equation, ranks, want):
+    # as the first letters the equation does not use
+    assert parse(equation, ranks) == want
+
+
 class Einsum(nn.Module):
     def __init__(self, f):
         super().__init__()
@@ -70,6 +80,10 @@ FORMS = {  # equation -> (its module, the QGraph ops)
     "binh,dnh->bind": (lambda m, x: torch.einsum("binh,dnh->bind",
                                                  m.q(x).view(-1, S, H, D // H), m.per_head),
                        ["linear", "reshape", "permute", "constant", "matmul", "permute"]),
+    "...qd,...kd->...qk": (lambda m, x: torch.einsum("...qd,...kd->...qk", _heads(m.q(x)),
+                                                     _heads(m.k(x))),
+                           ["linear", "reshape", "permute", "linear", "reshape", "permute",
+                            "matmul"]),  # as bhqd,bhkd->bhqk
 }
 
 
@@ -91,8 +105,6 @@ def test_einsum_forms_run_bit_exact(equation):
 REFUSED = {
     "bqd,bkd,bke->bqe": (lambda m, x: torch.einsum("bqd,bkd,bke->bqe", m.q(x), m.k(x), x),
                          "3 operands; only two"),
-    "...d,...d->...": (lambda m, x: torch.einsum("...d,...d->...", m.q(x), m.k(x)),
-                       "an ellipsis"),
     "bqq,bqd->bqd": (lambda m, x: torch.einsum("bqq,bqd->bqd", m.q(x)[:, :, :S], m.k(x)),
                      "an index repeated in 'bqq'"),
     "bqd,bkd->bq": (lambda m, x: torch.einsum("bqd,bkd->bq", m.q(x), m.k(x)),
