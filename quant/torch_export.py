@@ -25,6 +25,7 @@ from torch import fx
 
 from qasic.errors import InputError, UnsupportedOpError
 from qasic.quant import (
+    complex_rope,
     einsum,
     fourier,
     inplace,
@@ -168,8 +169,9 @@ class _Builder:
     def __init__(self, ep: torch.export.ExportedProgram) -> None:
         self.ep = ep
         # the graph walked: einsums and FNet's Fourier transforms made matmuls, patch unfolds
-        # views and permutes
-        self.graph = fourier.decompose(unfold.decompose(einsum.decompose(ep.graph)))
+        # views and permutes, complex RoPE real products
+        self.graph = complex_rope.decompose(
+            fourier.decompose(unfold.decompose(einsum.decompose(ep.graph))))
         self.env: dict[str, Any] = {}
         self.nodes: dict[str, FNode] = {}     # insertion order is execution order
         self.origin: dict[str, fx.Node] = {}  # tensor name -> fx node that produced it

@@ -401,7 +401,10 @@ def test_routed_blocks_in_another_shape_are_refused_in_one_line():
         capture(model, torch.zeros(1, 4, D))
     msg = str(e.value)
     assert msg.startswith("mixture-of-experts block block (GptOssMLP): not in a shape run "
-                          "densely (a gate or router with top_k and an (E, D) matrix; ")
+                          "densely (Llama 4's: a router that is a Linear (E, D) with top_k; "
+                          "experts with gate_up_proj (E, D, 2 I), down_proj (E, I, D) and an "
+                          "act_fn; a shared_expert; or a gate or router with top_k and an (E, D) "
+                          "matrix; ")
     assert msg.endswith("; or GPT-OSS's: a router with top_k, an (E, D) weight and a bias; "
                         "experts with gate_up_proj (E, D, 2 I) interleaved, down_proj (E, I, "
                         "D), their biases, limit and alpha); its top-k routing is data "
