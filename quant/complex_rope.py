@@ -50,8 +50,8 @@ def decompose(graph: fx.Graph) -> fx.Graph:
 
 def _parts(node: fx.Node) -> tuple | None:
     """(x (..., Dh), c (..., Dh / 2) complex, the complex nodes replaced) when ``node`` is
-    ``view_as_real(view_as_complex(x.reshape(..., Dh / 2, 2)) * c)`` (either operand order),
-    else None."""
+    ``view_as_real(view_as_complex(x.reshape(..., Dh / 2, 2)) * c)`` (either operand order; c
+    not itself a view_as_complex: the rotation's factor is made of constants), else None."""
     if node.op != "call_function" or node.target is not aten.view_as_real.default:
         return None
     mul = node.args[0]
@@ -59,7 +59,8 @@ def _parts(node: fx.Node) -> tuple | None:
             and all(isinstance(a, fx.Node) for a in mul.args)):
         return None
     for z, c in (mul.args, mul.args[::-1]):
-        if z.target is not aten.view_as_complex.default or not c.meta["val"].is_complex():
+        if z.target is not aten.view_as_complex.default or not c.meta["val"].is_complex() \
+                or c.target is aten.view_as_complex.default:  # a product of two activations
             continue
         pairs = z.args[0]
         if pairs.target in _VIEWS and isinstance(pairs.args[0], fx.Node) and _split(
