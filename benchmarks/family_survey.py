@@ -447,6 +447,27 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "BartEncoder": ("other", "BartConfig", _SEQ2SEQ, {}, "ids", SEQ_ENC),
     "MarianEncoder": ("other", "MarianConfig", _SEQ2SEQ | {"decoder_vocab_size": VOCAB_ENC},
                       {}, "ids", SEQ_ENC),
+    # Llama 4 and sequence classification heads
+    # Llama 4's text model (hidden 32, 2 heads of 16, 2 experts, top 1, and a shared one in
+    # every layer; 16 tokens of a 300-id vocabulary, so that generation's 14 positions fit): at
+    # HF's defaults both layers are roped and chunked (chunks of 8,192: a causal mask here), the
+    # no-RoPE layer with temperature tuning being every 4th; @nope_chunk4 puts it at layer 1,
+    # chunks of 4 tokens, floor_scale 4 (the temperature varies from position 3)
+    "Llama4TextModel": ("decoder", "Llama4TextConfig",
+                        {"vocab_size": VOCAB_DEC, "hidden_size": 32, "intermediate_size": 32,
+                         "intermediate_size_mlp": 64, "num_hidden_layers": 2,
+                         "num_attention_heads": 2, "num_key_value_heads": 2, "head_dim": 16,
+                         "num_local_experts": 2, "num_experts_per_tok": 1,
+                         "max_position_embeddings": 64}, {}, "ids", SEQ_DEC),
+    "Llama4TextModel@nope_chunk4": ("decoder", "Llama4TextConfig",
+                                    {"vocab_size": VOCAB_DEC, "hidden_size": 32,
+                                     "intermediate_size": 32, "intermediate_size_mlp": 64,
+                                     "num_hidden_layers": 2, "num_attention_heads": 2,
+                                     "num_key_value_heads": 2, "head_dim": 16,
+                                     "num_local_experts": 2, "num_experts_per_tok": 1,
+                                     "max_position_embeddings": 64, "no_rope_layer_interval": 2,
+                                     "attention_chunk_size": 4, "floor_scale": 4},
+                                    {}, "ids", SEQ_DEC),
 }
 # where a class lives when it is not exported at the top level of transformers
 _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
