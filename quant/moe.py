@@ -22,7 +22,8 @@ k experts with the largest router scores: a Python loop over the experts hit, wi
 topk_mask(sigmoid(logits) + selection bias, k), w = the masked softmax of log sigmoid(logits)
 (= s_i / sum of the k s_j, no divide) or sigmoid(logits) * m, times routed_scaling_factor.
 The statics rule (ERNIE-4.5-MoE): m = topk_mask(softmax(logits) + selection bias, k), w the
-masked softmax of the logits.
+masked softmax of the logits. Llama 4's block is its own layout: s = sigmoid(logits) * m scales
+each expert's input, which (no expert bias) is s times its gate and up of x (``_llama4_forward``).
 
 ``dense_experts(model, args)`` substitutes this forward for every block found structurally (a
 router with ``top_k`` and an (E, D) ``weight`` (or a bias-free Linear ``wg``), as the block's
