@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from qasic.quant import intops, positions
+from qasic.quant import intops, lastpool, positions
 from qasic.quant.lowering import Act, _arg
 
 aten = torch.ops.aten
@@ -124,6 +124,8 @@ def apply(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     first = masks[0]
     if target is aten.cumsum.default and isinstance(args[0], KeyMask):
         return positions.cumsum(b, node, first, int(args[1]))
+    if target is aten.argmax.default and isinstance(args[0], KeyMask):
+        return lastpool.argmax(b, node, first, args, kwargs)
     if target in _CASTS or target in _SHAPE_OPS:
         if not isinstance(args[0], KeyMask):
             b.fail(node, f"{target} with the padding mask as a non-first operand")
