@@ -468,6 +468,16 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                      "max_position_embeddings": 64, "no_rope_layer_interval": 2,
                                      "attention_chunk_size": 4, "floor_scale": 4},
                                     {}, "ids", SEQ_DEC),
+    # decoders with a sequence classification head (3 labels), pooled at the last non-pad token
+    # (qasic.quant.lastpool; the survey's ids have no padding): "other", no generation
+    "LlamaForSequenceClassification": ("other", "LlamaConfig",
+                                       _DEC | {"num_key_value_heads": 2, "pad_token_id": 0,
+                                               "num_labels": 3}, {}, "ids", SEQ_DEC),
+    "GPT2ForSequenceClassification": ("other", "GPT2Config",
+                                      {"vocab_size": VOCAB_DEC, "n_embd": 64, "n_layer": 2,
+                                       "n_head": 4, "n_positions": 64, "pad_token_id": 0,
+                                       "bos_token_id": 1, "eos_token_id": 2, "num_labels": 3},
+                                      {}, "ids", SEQ_DEC),
 }
 # where a class lives when it is not exported at the top level of transformers
 _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
