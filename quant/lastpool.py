@@ -73,17 +73,21 @@ def argmax(b: Any, node: Any, key: Any, args: list, kwargs: dict) -> LastToken:
 
 def index(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """aten.index.Tensor(x, [arange(B), last]): each sample's row ``last`` of x (batch, T, ...)
-    (the module doc's chain)."""
+    (the module doc's chain); x[arange(B)] is x (HF's pooling at the last token, -1, without a
+    pad id: a select, then the samples indexed by themselves)."""
     x, indices = args[0], args[1]
-    last = indices[1] if len(indices) == 2 else None
-    first = indices[0]
-    if not (isinstance(x, Act) and isinstance(last, LastToken)
-            and isinstance(first, torch.Tensor) and torch.equal(first, torch.arange(b.batch))
+    first, rest = indices[0], indices[1:]
+    if not (isinstance(x, Act) and isinstance(first, torch.Tensor)
+            and torch.equal(first, torch.arange(b.batch))
             and lowering_seq.digit(b, node.args[0]) == (0, 1)
-            and node.args[0].meta["val"].shape[0] == b.batch):
-        b.fail(node, "indexing of an activation; only x[arange(batch), last non-pad token] "
-                     "with the batch on axis 0 (a decoder's sequence classification pooling)")
-    shape = b.shapes[x.name]
+            and node.args[0].meta["val"].shape[0] == b.batch
+            and (not rest or (len(rest) == 1 and isinstance(rest[0], LastToken)))):
+        b.fail(node, "indexing of an activation; only x[arange(batch)] and x[arange(batch), "
+                     "last non-pad token] with the batch on axis 0 (a decoder's sequence "
+                     "classification pooling)")
+    if not rest:
+        return x
+    last, shape = rest[0], b.shapes[x.name]
     if shape[0] != last.keys:
         b.fail(node, f"the last non-pad token of {last.keys} ids selecting among {shape[0]} "
                      "rows; the rows must be the tokens")
@@ -136,4 +140,4 @@ def _vocab(b: Any, node: Any) -> int:
 HANDLERS = {aten.index.Tensor: index}
 SUPPORTED = (("x[arange(batch), (arange(T) * (ids != pad)).argmax(-1)] (a decoder's "
               "sequence classification pooling at the last non-pad token): a one-hot selection "
-              "from the ids"),)
+              "from the ids; x[arange(batch)]: x"),)

@@ -19,16 +19,16 @@ transformers = pytest.importorskip("transformers")
 VOCAB, T, PAD, LABELS = 100, 12, 0, 3
 
 
-def _classifier(name: str):
+def _classifier(name: str, pad: int | None = PAD):
     t = transformers
     torch.manual_seed(0)
     if name == "llama":
         return t.LlamaForSequenceClassification(t.LlamaConfig(
             vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
             num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
-            pad_token_id=PAD, num_labels=LABELS)).eval()
+            pad_token_id=pad, num_labels=LABELS)).eval()
     return t.GPT2ForSequenceClassification(t.GPT2Config(
-        vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=2, n_positions=64, pad_token_id=PAD,
+        vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=2, n_positions=64, pad_token_id=pad,
         bos_token_id=1, eos_token_id=2, num_labels=LABELS)).eval()
 
 
@@ -80,6 +80,26 @@ def test_the_last_non_pad_tokens_scores_are_selected_bit_exact(name):
     onehot = next(n.output for n in q.nodes if n.output.endswith(".onehot"))
     codes = reference.run(q, x, keep=True)[onehot][..., 0]
     np.testing.assert_array_equal(codes, np.eye(T, dtype=np.int64)[last])
+    record = qasic.evaluate(model, x, calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]
+
+
+@pytest.mark.parametrize("name", ["llama", "gpt2"])
+def test_without_a_pad_id_a_batch_of_one_keeps_the_last_tokens_scores(name):
+    """Without a pad id HF pools at token -1 and refuses batches of more than one, so capture
+    traces one sample, where every axis of size 1 could hold the batch: the batch-first views
+    (Llama's (1, S, D) -> (1, S, H, Dh), GPT-2's merged (S, 3 D) -> (1, S, 3 D)) keep it on their
+    leading axis (they had kept a leading 1 per sample: 'add of shapes (12, 32) and (1, 12,
+    32)'), the pooling is a select of the last row and x[arange(1)] is x. Bit-exact, cosine >
+    0.999."""
+    import qasic
+
+    model, x = Scores(_classifier(name, pad=None)), _ids()[0][:1]
+    with pytest.raises(ValueError, match="Cannot handle batch sizes > 1"):
+        model(torch.from_numpy(_ids()[0][:2]))
+    graph = capture(model, torch.from_numpy(x))
+    assert graph.shapes[graph.output] == (LABELS,)
+    assert not any(len(s) == 3 and s[0] == 1 for s in graph.shapes.values())
     record = qasic.evaluate(model, x, calibration=x)
     assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]
 
