@@ -548,6 +548,37 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                            {"vocab_size": VOCAB_ENC, "d_model": 32, "d_kv": 16, "d_ff": 64,
                             "num_layers": 2, "num_heads": 2, "local_radius": 4,
                             "encoder_attention_type": "local"}, {}, "ids_mask", SEQ_ENC),
+    # Llama 4 and sequence classification heads
+    # Llama 4's text model (hidden 32, 2 heads of 16, 2 experts, top 1, and a shared one in
+    # every layer; 16 tokens of a 300-id vocabulary, so that generation's 14 positions fit): at
+    # HF's defaults both layers are roped and chunked (chunks of 8,192: a causal mask here), the
+    # no-RoPE layer with temperature tuning being every 4th; @nope_chunk4 puts it at layer 1,
+    # chunks of 4 tokens, floor_scale 4 (the temperature varies from position 3)
+    "Llama4TextModel": ("decoder", "Llama4TextConfig",
+                        {"vocab_size": VOCAB_DEC, "hidden_size": 32, "intermediate_size": 32,
+                         "intermediate_size_mlp": 64, "num_hidden_layers": 2,
+                         "num_attention_heads": 2, "num_key_value_heads": 2, "head_dim": 16,
+                         "num_local_experts": 2, "num_experts_per_tok": 1,
+                         "max_position_embeddings": 64}, {}, "ids", SEQ_DEC),
+    "Llama4TextModel@nope_chunk4": ("decoder", "Llama4TextConfig",
+                                    {"vocab_size": VOCAB_DEC, "hidden_size": 32,
+                                     "intermediate_size": 32, "intermediate_size_mlp": 64,
+                                     "num_hidden_layers": 2, "num_attention_heads": 2,
+                                     "num_key_value_heads": 2, "head_dim": 16,
+                                     "num_local_experts": 2, "num_experts_per_tok": 1,
+                                     "max_position_embeddings": 64, "no_rope_layer_interval": 2,
+                                     "attention_chunk_size": 4, "floor_scale": 4},
+                                    {}, "ids", SEQ_DEC),
+    # decoders with a sequence classification head (3 labels), pooled at the last non-pad token
+    # (qasic.quant.lastpool; the survey's ids have no padding): "other", no generation
+    "LlamaForSequenceClassification": ("other", "LlamaConfig",
+                                       _DEC | {"num_key_value_heads": 2, "pad_token_id": 0,
+                                               "num_labels": 3}, {}, "ids", SEQ_DEC),
+    "GPT2ForSequenceClassification": ("other", "GPT2Config",
+                                      {"vocab_size": VOCAB_DEC, "n_embd": 64, "n_layer": 2,
+                                       "n_head": 4, "n_positions": 64, "pad_token_id": 0,
+                                       "bos_token_id": 1, "eos_token_id": 2, "num_labels": 3},
+                                      {}, "ids", SEQ_DEC),
 }
 # where a class lives when it is not exported at the top level of transformers
 _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from qasic.quant import (
+    lastpool,
     lowering,
     lowering_convt,
     lowering_gather,
@@ -71,8 +72,9 @@ def _by_layout(sequence: Any, image: Any) -> Any:
 
 HANDLERS = {**_IMAGE, **{
     t: _by_layout(h, _IMAGE.get(t, h if t in transformer.NEW_OPS else None))
-    for t, h in transformer.HANDLERS.items()}}
+    for t, h in transformer.HANDLERS.items()},
+    **{t: _by_layout(h, None) for t, h in lastpool.HANDLERS.items()}}
 SUPPORTED = (lowering.SUPPORTED + lowering_convt.SUPPORTED + lowering_pad.SUPPORTED
              + lowering_ops.SUPPORTED + lowering_groupnorm.SUPPORTED
              + transformer.SUPPORTED + lowering_gather.SUPPORTED
-             + lowering_seqpool.SUPPORTED)
+             + lowering_seqpool.SUPPORTED + lastpool.SUPPORTED)

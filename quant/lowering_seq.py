@@ -214,7 +214,15 @@ def reshape(b: Any, node: Any, args: list, kwargs: dict) -> Act:
              and out[i] % (b.batch * step // math.prod(out[i + 1:])) == 0]
     if not found:
         b.fail(node, f"a view of {src} as {out} that mixes samples")
-    b.batch_axes[node.name] = max(found, key=lambda f: (out[f[0]] > 1, f[0]))
+    # a batch of one fits several axes. Outermost in the source (nothing before it: torch's
+    # batch first, also merged, GPT-2's (S, D)), it stays outermost, alone on a leading axis
+    # of size 1 where there is one (HF's (1, S, D) -> (1, S, H, Dh), GPT-2's (S, 3 D) -> (1, S,
+    # 3 D)); else a non-size-1 axis, the innermost (for two samples or more, the only candidate)
+    outer = b.batch == 1 and math.prod(src[:p]) * src[p] == inner
+
+    def leading(f: tuple[int, int]) -> bool:
+        return outer and math.prod(out[:f[0] + 1]) == 1 and f[1] == 1
+    b.batch_axes[node.name] = max(found, key=lambda f: (leading(f), out[f[0]] > 1, f[0]))
     return reshaped(b, node, x, per_sample(b, node))
 
 

@@ -53,13 +53,14 @@ SUPPORTED = (
     "baddbmm: beta input + alpha (a @ b), a matmul and an add",
     "scaled_dot_product_attention (is_causal, attn_mask, scale, enable_gqa; a constant bias)",
     ("RoPE (products by constant cos/sin tables; rotate_half, and rotate_every_two's stack "
-     "along a new last axis, a +-1 linear), repeat_kv"),
+     "along a new last axis, a +-1 linear; Llama 4's view_as_complex of channel pairs times "
+     "a constant exp(i theta), view_as_real: rewritten as rotate_every_two's), repeat_kv"),
     "sequence models: linear on (batch, S, D), view/reshape/transpose/permute/split of heads",
     ("linalg_vector_norm (2-norm over per-sample axes before the channels), mean over the "
      "channels, div of two activations (a reciprocal table): ConvNeXt V2's GRN"),
     ("mixture-of-experts blocks with softmax or sigmoid top-k routers and stacked experts "
      "(Mixtral, Qwen2-/Qwen3-MoE, OLMoE, GLM-4-MoE, GraniteMoE, HunYuan-MoE, MiniMax, "
-     "ERNIE-4.5-MoE, DBRX, GPT-OSS's blocks), run densely: qasic::topk_mask, "
+     "ERNIE-4.5-MoE, DBRX, GPT-OSS's, Llama 4's blocks), run densely: qasic::topk_mask, "
      "qasic::masked_softmax"),
     "sum over per-sample axes; broadcasts of size-1 axes between two activations",
     "in-place views (unsqueeze_, squeeze_, transpose_, t_) read by nothing after them",

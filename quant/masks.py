@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from qasic.quant import intops, lengths, positions
+from qasic.quant import intops, lastpool, lengths, positions
 from qasic.quant.encodings import INTEGER_CODES
 from qasic.quant.lowering import Act, _arg
 
@@ -130,6 +130,8 @@ def apply(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     if target is aten.sum.dim_IntList and isinstance(args[0], KeyMask):
         return lengths.count(b, node, first, args[1], bool(_arg(args, kwargs, 2, "keepdim",
                                                                  False)))
+    if target is aten.argmax.default and isinstance(args[0], KeyMask):
+        return lastpool.argmax(b, node, first, args, kwargs)
     if target in _CASTS or target in _SHAPE_OPS:
         if not isinstance(args[0], KeyMask):
             b.fail(node, f"{target} with the padding mask as a non-first operand")

@@ -22,7 +22,8 @@ k experts with the largest router scores: a Python loop over the experts hit, wi
 topk_mask(sigmoid(logits) + selection bias, k), w = the masked softmax of log sigmoid(logits)
 (= s_i / sum of the k s_j, no divide) or sigmoid(logits) * m, times routed_scaling_factor.
 The statics rule (ERNIE-4.5-MoE): m = topk_mask(softmax(logits) + selection bias, k), w the
-masked softmax of the logits.
+masked softmax of the logits. Llama 4's block is its own layout: s = sigmoid(logits) * m scales
+each expert's input, which (no expert bias) is s times its gate and up of x (``_llama4_forward``).
 
 ``dense_experts(model, args)`` substitutes this forward for every block found structurally (a
 router with ``top_k`` and an (E, D) ``weight`` (or a bias-free Linear ``wg``), as the block's
@@ -117,7 +118,8 @@ def _stacked(module: Any) -> bool:
     return isinstance(getattr(router, "top_k", None), int) and isinstance(w, torch.Tensor) \
         and w.dim() == 2 and isinstance(gu, torch.Tensor) and gu.dim() == 3 \
         and isinstance(down, torch.Tensor) and down.dim() == 3 \
-        and gu.shape[0] == down.shape[0] == w.shape[0] and hasattr(experts, "act_fn")
+        and gu.shape[0] == down.shape[0] == w.shape[0] and hasattr(experts, "act_fn") \
+        and gu.shape[2] == down.shape[1] == w.shape[1] and gu.shape[1] == 2 * down.shape[2]
 
 
 def looks_routed(module: Any) -> bool:
@@ -283,6 +285,53 @@ def _gpt_oss_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tensor)
     return _weighted(w, h, down) + F.linear(w, experts.down_proj_bias.T)
 
 
+def _llama4(module: Any) -> bool:
+    """Llama 4's shape: the block's ``router`` is itself a Linear (E, D) with top_k (its
+    forward gives (scores, logits)); experts with gate_up_proj (E, D, 2 I) (gate, then up) and
+    down_proj (E, I, D) and an act_fn; a ``shared_expert`` beside them."""
+    router, experts = getattr(module, "router", None), getattr(module, "experts", None)
+    gu, down = getattr(experts, "gate_up_proj", None), getattr(experts, "down_proj", None)
+    if not (isinstance(router, torch.nn.Linear)
+            and isinstance(getattr(router, "top_k", None), int) and isinstance(gu, torch.Tensor)
+            and isinstance(down, torch.Tensor) and hasattr(experts, "act_fn")
+            and isinstance(getattr(module, "shared_expert", None), torch.nn.Module)):
+        return False
+    e, d = router.weight.shape
+    return gu.dim() == 3 and gu.shape[:2] == (e, d) and gu.shape[2] % 2 == 0 \
+        and down.shape == (e, gu.shape[2] // 2, d)
+
+
+def _llama4_forward(block: Any, hidden: torch.Tensor) -> tuple:
+    """Llama 4's block, dense: the scores s = sigmoid(logits) on each token's top k, 0
+    elsewhere; expert e reads its input scaled, x s_e, and has no bias, so its gate and up
+    linears are s_e times x's (gate_e(x s_e) = s_e gate_e(x)): every expert's gate and up of x
+    times s repeated over the expert's I columns, the GLU, one down linear summing the experts;
+    an expert of a token that did not pick it reads 0 and gives exactly 0 (act(0) 0). Plus the
+    shared expert; (output (T, D), logits) as the block's."""
+    router, experts = block.router, block.experts
+    e, d = router.weight.shape
+    x = hidden.reshape(-1, d)
+    logits = F.linear(x, router.weight)
+    s = torch.sigmoid(logits) * torch.ops.qasic.topk_mask(logits, router.top_k)
+    gu = experts.gate_up_proj
+    i = gu.shape[2] // 2
+    gate = gu[..., :i].permute(0, 2, 1).reshape(e * i, d)
+    up = gu[..., i:].permute(0, 2, 1).reshape(e * i, d)
+    scale = F.linear(s, torch.eye(e, dtype=s.dtype).repeat_interleave(i, dim=0))
+    h = experts.act_fn(F.linear(x, gate) * scale) * (F.linear(x, up) * scale)
+    routed = F.linear(h, experts.down_proj.permute(2, 0, 1).reshape(d, e * i))
+    return block.shared_expert(x) + routed, logits
+
+
+def _llama4_refusal(block: Any) -> str | None:
+    """None for Llama 4's router (a weight alone), else what it holds besides."""
+    names = sorted(n for n, _ in (*block.router.named_parameters(),
+                                  *block.router.named_buffers()))
+    return None if names == ["weight"] else (
+        f"its router {type(block.router).__name__} has tensors {', '.join(names)}; supported: "
+        "Llama 4's, a weight alone")
+
+
 def _dbrx(module: Any) -> bool:
     """DBRX's shape: a router whose bias-free Linear ``layer`` gives the logits only; top_k,
     moe_normalize_expert_weights and route_tokens_to_experts on the block; the experts' ``mlp``
@@ -355,7 +404,13 @@ class Layout:
     describe: Callable[[Any], str]
 
 
-LAYOUTS = (
+LAYOUTS = (  # the first that matches
+    Layout("Llama 4's: a router that is a Linear (E, D) with top_k; experts with "
+           "gate_up_proj (E, D, 2 I), down_proj (E, I, D) and an act_fn; a shared_expert",
+           _llama4, lambda b: ((b, "forward", functools.partial(_llama4_forward, b)),),
+           _llama4_refusal,
+           lambda b: f"Llama 4's sigmoid of the top {b.router.top_k} logits scaling the "
+                     "experts' inputs"),
     Layout("a gate or router with top_k and an (E, D) matrix; experts with 3-D gate_up_proj "
            "(E, 2 I, D), down_proj (E, D, I) and an act_fn", _stacked,
            lambda b: ((router_of(b), "forward", functools.partial(_dense_router, router_of(b))),

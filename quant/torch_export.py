@@ -25,6 +25,7 @@ from torch import fx
 
 from qasic.errors import InputError, UnsupportedOpError
 from qasic.quant import (
+    complex_rope,
     einsum,
     export_errors,
     fourier,
@@ -172,9 +173,10 @@ class _Builder:
     def __init__(self, ep: torch.export.ExportedProgram) -> None:
         self.ep = ep
         # the graph walked: einsums and FNet's Fourier transforms made matmuls, patch unfolds
-        # views and permutes, selections of samples by constant masks resolved
-        self.graph = fourier.decompose(unfold.decompose(einsum.decompose(
-            selects.decompose(ep.graph, set(ep.graph_signature.user_inputs)))))
+        # views and permutes, selections of samples by constant masks resolved, complex RoPE
+        # real products
+        self.graph = complex_rope.decompose(fourier.decompose(unfold.decompose(einsum.decompose(
+            selects.decompose(ep.graph, set(ep.graph_signature.user_inputs))))))
         self.env: dict[str, Any] = {}
         self.nodes: dict[str, FNode] = {}     # insertion order is execution order
         self.origin: dict[str, fx.Node] = {}  # tensor name -> fx node that produced it

@@ -6,8 +6,9 @@ on the scores), Mistral with a sliding window, Qwen3 (q/k norms before the head 
 Gemma-3 (per-head q/k norms after it: moved in front too), DiffLlama (a constant head selection
 over the tokens after attention), MiniCPM3 (keys concatenated from two caches) and the mixtures
 of experts Mixtral and Qwen2-MoE (routing per token: topk_mask and the router's softmax run on
-the step's token) reproduce the full model's codes bit for bit; Llama, DiffLlama, MiniCPM3 and
-Mixtral generate on the simulator equal to the golden reference."""
+the step's token) and Llama 4 (chunked attention: its own mask rows; a query temperature by
+position) reproduce the full model's codes bit for bit; Llama, DiffLlama, MiniCPM3, Mixtral and
+Llama 4 generate on the simulator equal to the golden reference."""
 
 from __future__ import annotations
 
@@ -41,6 +42,10 @@ def _model(name: str):
         # initializer_range 0.3: at the default 0.02 Mixtral's greedy tokens repeat one id
         return Logits(_moe({"mixtral": "Mixtral", "qwen2_moe": "Qwen2Moe"}[name],
                            initializer_range=0.3))
+    if name == "llama4":  # the config of test_moe (chunked attention, a layer without RoPE)
+        from tests.quant.test_moe import _llama4
+
+        return Logits(_llama4(vocab=VOCAB))
     torch.manual_seed(0)
     t = transformers
     common = {"vocab_size": VOCAB, "hidden_size": D, "intermediate_size": 128,
@@ -73,7 +78,7 @@ def _full(name: str):
 
 @pytest.mark.parametrize("name", ["llama", "phi", "gemma", "gpt_bigcode", "bloom",
                                   "mistral@window6", "qwen3", "gemma3", "diffllama",
-                                  "minicpm3", "mixtral", "qwen2_moe"])
+                                  "minicpm3", "mixtral", "qwen2_moe", "llama4"])
 def test_prefill_then_decode_steps_equal_the_full_model(name):
     full = _full(name)
     seq = np.random.default_rng(1).integers(0, VOCAB, (2, C))
@@ -163,7 +168,7 @@ def test_a_routers_softmax_runs_on_the_steps_token_and_attentions_read_the_cache
             assert step.shapes[n.inputs[0]] == (1, 4)
 
 
-@pytest.mark.parametrize("name", ["llama", "diffllama", "minicpm3", "mixtral"])
+@pytest.mark.parametrize("name", ["llama", "diffllama", "minicpm3", "mixtral", "llama4"])
 def test_generation_on_the_simulator_equals_the_golden_reference(name):
     from qasic.arch.config import default_arch
     from qasic.generate import Session, golden_tokens
@@ -176,5 +181,23 @@ def test_generation_on_the_simulator_equals_the_golden_reference(name):
     assert got == want and len(set(want)) > 1
     for a, b in zip(rows, ref_rows, strict=True):
         np.testing.assert_array_equal(a, b)
-    scatters = {"llama": 4, "diffllama": 4, "minicpm3": 6, "mixtral": 4}[name]  # a cache each
+    scatters = {"llama": 4, "diffllama": 4, "minicpm3": 6, "mixtral": 4,
+                "llama4": 4}[name]  # a cache each
     assert [i.op for i in session.decode.instrs].count("SCATTER") == scatters
+
+
+def test_llama4s_chunked_mask_and_temperature_are_rows_gathered_by_position():
+    """Llama 4 (the config of test_moe), 2 layers: in a decode step layer 0's softmax reads row
+    p of its chunked causal mask (keys of p's chunk of 4 up to p), layer 1's row p of the causal
+    one; layer 1's query temperature and layer 0's rotary tables are rows gathered by p too; each
+    layer's routing (topk_mask) runs on the step's token alone."""
+    step = decode_graph(_full("llama4"))
+    by_out = {n.output: n for n in step.nodes}
+    soft = [n for n in step.nodes if n.op == "softmax"]
+    tables = [by_out[by_out[n.inputs[1]].inputs[0]].params["table"] for n in soft]
+    np.testing.assert_array_equal(tables[0], np.tril(np.kron(np.eye(4), np.ones((4, 4)))))
+    np.testing.assert_array_equal(tables[1], np.tril(np.ones((C, C))))
+    rows = [n.name for n in step.nodes if n.op == "embedding"
+            and n.attrs.get("index_is") == "position" and n.name.endswith(".at_p.row")]
+    assert sum(".layers.0." in r for r in rows) == 4 and sum(".layers.1." in r for r in rows) == 1
+    assert [step.shapes[n.output] for n in step.nodes if n.op == "topk_mask"] == [(1, 2)] * 2

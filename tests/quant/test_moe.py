@@ -7,6 +7,8 @@ reference, which follows the float model; a router with another rule refused in 
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 import torch
@@ -15,7 +17,7 @@ from benchmarks import family_survey
 from qasic.arch.config import default_arch
 from qasic.compiler import compile_graph, topk
 from qasic.errors import UnsupportedOpError
-from qasic.quant import reference
+from qasic.quant import QuantConfig, reference
 from qasic.quant.graph import QGraph, QNode, TensorQ
 from qasic.quant.intops import topk_rank
 from qasic.sim import simulate
@@ -401,7 +403,10 @@ def test_routed_blocks_in_another_shape_are_refused_in_one_line():
         capture(model, torch.zeros(1, 4, D))
     msg = str(e.value)
     assert msg.startswith("mixture-of-experts block block (GptOssMLP): not in a shape run "
-                          "densely (a gate or router with top_k and an (E, D) matrix; ")
+                          "densely (Llama 4's: a router that is a Linear (E, D) with top_k; "
+                          "experts with gate_up_proj (E, D, 2 I), down_proj (E, I, D) and an "
+                          "act_fn; a shared_expert; or a gate or router with top_k and an (E, D) "
+                          "matrix; ")
     assert msg.endswith("; or GPT-OSS's: a router with top_k, an (E, D) weight and a bias; "
                         "experts with gate_up_proj (E, D, 2 I) interleaved, down_proj (E, I, "
                         "D), their biases, limit and alpha); its top-k routing is data "
@@ -426,3 +431,112 @@ def test_attention_sinks_are_refused_in_one_line():
     assert "a cat of masked attention scores with another tensor (an attention sink: " \
            "GPT-OSS's extra logit per head in each softmax row); a softmax reads the scores " \
            "alone" in msg and msg.startswith("node 'cat") and "\n" not in msg
+
+
+L4_VOCAB, L4_S = 100, 12
+
+
+def _llama4(vocab: int = L4_VOCAB, **extra):
+    """Llama 4's text model, tiny: hidden 32, 2 layers of 2 heads (head_dim 16), in each a
+    block of 2 experts (top 1: Llama 4's) and a shared one. Layer 0 is roped (complex-valued
+    RoPE), q/k normed, with chunked attention (chunks of 4 tokens); layer 1 has no RoPE
+    (no_rope_layer_interval 2: HF's default 4 puts the first at layer 3), full causal attention
+    and temperature tuning (floor_scale 4: at HF's 8192 the scale is 1 below 8,191 tokens)."""
+    t = transformers
+    torch.manual_seed(0)
+    config = t.Llama4TextConfig(
+        vocab_size=vocab, hidden_size=32, intermediate_size=32, intermediate_size_mlp=64,
+        num_attention_heads=2, num_key_value_heads=2, head_dim=16, num_local_experts=2,
+        num_experts_per_tok=1, max_position_embeddings=64,
+        **{"num_hidden_layers": 2, "no_rope_layer_interval": 2, "attention_chunk_size": 4,
+           "floor_scale": 4, **extra})
+    return t.Llama4ForCausalLM(config).eval()
+
+
+def _l4_ids(batch: int = 8) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, L4_VOCAB, (batch, L4_S))
+
+
+def test_llama4_runs_densely_and_bit_exact():
+    """Llama 4 (it crashed in HF's block: the router was replaced as Mixtral's). Per layer the
+    router linear, one topk_mask (k = 1), the scores sigmoid(logits) times the mask (no routing
+    softmax), every expert's gate and up of the unscaled input (E I = 64 features) each times
+    the scores repeated over the expert's columns (a linear of E inputs), one down of E I
+    inputs; the shared expert beside. Layer 0's complex RoPE is GPT-J's (a +-1 linear and two
+    products by constants per q and k), its softmax reads the chunked causal mask as a
+    constant; layer 1's is causal after its queries are scaled by the temperature (a constant
+    by position: 1 below position 3, 1 + 0.1 ln(1 + floor((p + 1) / 4)) from it). The float
+    graph follows torch to 1e-5, the golden reference follows it (cosine > 0.999) and the
+    simulator equals the reference."""
+    import qasic
+    from tests.quant.transformer_nets import check
+
+    model, x = _llama4(), _l4_ids()
+    graph, _, cosine = check(Logits(model), x, float_atol=1e-5)
+    assert cosine > 0.999, cosine
+    masks = [n for n in graph.nodes if n.op == "topk_mask"]
+    assert len(masks) == 2 and all(n.attrs["k"] == 1 for n in masks)
+    assert not any(n.op == "softmax" and len(n.inputs) == 2 for n in graph.nodes)
+    shapes = Counter(n.params["weight"].shape for n in graph.nodes if n.op == "linear")
+    assert shapes[(64, 32)] == 4 and shapes[(32, 64)] == 2 and shapes[(64, 2)] == 2
+    assert shapes[(16, 16)] == 2  # layer 0's rotations of q and k
+    soft = [n for n in graph.nodes if n.op == "softmax"]
+    chunked = np.tril(np.kron(np.eye(3), np.ones((4, 4))))  # (12, 12): causal within chunks
+    np.testing.assert_array_equal(soft[0].params["valid"][0], chunked)
+    assert not soft[0].attrs["causal"] and soft[1].attrs["causal"]
+    consts = {n.output: n.params["value"] for n in graph.nodes if n.op == "constant"}
+    temp = [consts[n.inputs[1]] for n in graph.nodes if n.op == "mul"
+            and n.inputs[1] in consts and ".layers.1." in n.name]
+    want = 1 + 0.1 * np.log1p(np.floor((np.arange(L4_S) + 1) / 4))
+    assert len(temp) == 1 and np.allclose(temp[0][:, 0, 0], want) and len(set(want)) == 4
+    record = qasic.evaluate(Logits(model), x[:2], calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]
+
+
+def test_llama4s_chunks_and_temperature_change_the_output():
+    """The test config exercises what it claims: without chunking (HF's default chunk, 8,192)
+    or without temperature tuning the float model's logits move by more than 0.1 and 1e-4,
+    beyond the 1e-5 to which the float graph follows torch above."""
+    x = torch.from_numpy(_l4_ids())
+    model = _llama4()
+    with torch.no_grad():
+        want = Logits(model)(x)
+        for extra, moved in (({"attention_chunk_size": 8192}, 0.1),
+                             ({"attn_temperature_tuning": False}, 1e-4)):
+            other = _llama4(**extra)
+            other.load_state_dict(model.state_dict())
+            assert float((Logits(other)(x) - want).abs().max()) > moved, extra
+
+
+def test_llama4s_dense_experts_add_exactly_zero_for_the_experts_a_token_did_not_pick():
+    """An expert reads its input times the token's score, 0 where the token did not pick it, and
+    has no bias: in the golden reference its GLU output (the down linear's input) is exactly
+    the zero point in every column of every expert outside the token's top k, so the dense form
+    adds nothing a sparse dispatch would not."""
+    from qasic.quant.quantize import quantize
+
+    x = _l4_ids()
+    full = quantize(Logits(_llama4()), (torch.from_numpy(x[:1]),), x, QuantConfig())
+    codes = reference.run(full, x, keep=True)
+    masks = [n.output for n in full.nodes if n.op == "topk_mask"]
+    glu = [n.inputs[0] for n in full.nodes if n.op == "linear"
+           and n.params["weight"].shape == (32, 64)]
+    assert len(masks) == len(glu) == 2
+    for m, h in zip(masks, glu, strict=True):
+        unpicked = np.repeat(codes[m] == 0, 32, axis=-1)  # (N, S, E I): expert e's 32 columns
+        assert unpicked.any() and (~unpicked).any()
+        assert (codes[h][unpicked] == full.tensors[h].zero_point).all()
+        assert (codes[h][~unpicked] != full.tensors[h].zero_point).any()
+
+
+def test_a_llama4_router_with_a_bias_is_refused_in_one_line():
+    from qasic.quant import capture
+
+    model = _llama4(num_hidden_layers=1)
+    router = model.model.layers[0].feed_forward.router
+    router.bias = torch.nn.Parameter(torch.zeros(2))
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(Logits(model), torch.from_numpy(_l4_ids(2)))
+    assert str(e.value) == ("mixture-of-experts block model.model.layers.0.feed_forward "
+                            "(Llama4TextMoe): its router Llama4Router has tensors bias, weight; "
+                            "supported: Llama 4's, a weight alone")

@@ -1,0 +1,101 @@
+"""RoPE written with complex numbers (Llama 4's ``apply_rotary_emb``), rewritten before capture
+into the real products it is.
+
+Llama 4 views a head's Dh features as Dh / 2 complex numbers (channel pairs 2k, 2k + 1),
+multiplies them by ``freqs_cis = exp(i theta)`` (a constant of the positions) and views the
+product as real again:
+
+    z = view_as_complex(x.reshape(..., Dh / 2, 2));  y = view_as_real(z * c).flatten(-2)
+
+With c = a + i b (a = cos, b = sin), y[2k] = x[2k] a[k] - x[2k+1] b[k] and y[2k+1] = x[2k+1] a[k]
++ x[2k] b[k]: GPT-J's rotary on interleaved pairs,
+
+    y = x * A + rotate_every_two(x) * B,   rotate_every_two(x) = stack((-x[1::2], x[::2]), -1)
+
+with A, B = a, b each repeated twice over the last axis (constants at capture) and the rotation
+one +-1 linear (qasic.quant.lowering_pointwise.stack). The rewrite ends in a view to the
+(..., Dh / 2, 2) that view_as_real gave, so what follows (its flatten) is unchanged. Any other
+use of complex numbers is left to capture, which refuses it in one line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import fx
+
+aten = torch.ops.aten
+_VIEWS = (aten.reshape.default, aten.view.default)
+
+
+def decompose(graph: fx.Graph) -> fx.Graph:
+    """``graph`` itself when it holds no complex rotation, else a copy with each rewritten."""
+    found = [n for n in graph.nodes if _parts(n) is not None]
+    if not found:
+        return graph
+    gone, skip = {p for n in found for p in _parts(n)[2]}, set()
+    for node in reversed(graph.nodes):  # readers first: read only by rotations rewritten
+        if node in gone and all(u in skip or u in found for u in node.users):
+            skip.add(node)
+    new, env = fx.Graph(), {}
+    for node in graph.nodes:
+        if node in found:
+            x, c, _ = _parts(node)
+            env[node] = _rewrite(new, node, env[x], env[c])
+        elif node not in skip:
+            env[node] = new.node_copy(node, lambda n: env[n])
+    return new
+
+
+def _parts(node: fx.Node) -> tuple | None:
+    """(x (..., Dh), c (..., Dh / 2) complex, the complex nodes replaced) when ``node`` is
+    ``view_as_real(view_as_complex(x.reshape(..., Dh / 2, 2)) * c)`` (either operand order; c
+    not itself a view_as_complex: the rotation's factor is made of constants), else None."""
+    if node.op != "call_function" or node.target is not aten.view_as_real.default:
+        return None
+    mul = node.args[0]
+    if not (isinstance(mul, fx.Node) and mul.target is aten.mul.Tensor and len(mul.args) == 2
+            and all(isinstance(a, fx.Node) for a in mul.args)):
+        return None
+    for z, c in (mul.args, mul.args[::-1]):
+        if z.target is not aten.view_as_complex.default or not c.meta["val"].is_complex() \
+                or c.target is aten.view_as_complex.default:  # a product of two activations
+            continue
+        pairs = z.args[0]
+        if pairs.target in _VIEWS and isinstance(pairs.args[0], fx.Node) and _split(
+                pairs.args[0].meta["val"].shape, pairs.meta["val"].shape):
+            return pairs.args[0], c, (mul, z, pairs)
+    return None
+
+
+def _split(flat: Any, pairs: Any) -> bool:
+    """``pairs`` is ``flat`` with its last axis split into (n, 2)."""
+    return tuple(pairs) == (*flat[:-1], flat[-1] // 2, 2) and flat[-1] % 2 == 0
+
+
+def _rewrite(g: fx.Graph, node: fx.Node, x: fx.Node, c: fx.Node) -> fx.Node:
+    ab = _op(g, node, aten.view_as_real.default, (c,))
+    a, b = (_op(g, node, aten.repeat_interleave.self_int,
+                (_op(g, node, aten.select.int, (ab, -1, k)), 2, -1)) for k in (0, 1))
+    even = _op(g, node, aten.slice.Tensor, (x, -1, 0, None, 2))
+    odd = _op(g, node, aten.slice.Tensor, (x, -1, 1, None, 2))
+    pair = _op(g, node, aten.stack.default, ([_op(g, node, aten.neg.default, (odd,)), even], -1))
+    rotated = _op(g, node, aten.flatten.using_ints, (pair, -2))
+    y = _op(g, node, aten.add.Tensor, (_op(g, node, aten.mul.Tensor, (x, a)),
+                                       _op(g, node, aten.mul.Tensor, (rotated, b))))
+    return _op(g, node, aten.view.default, (y, list(node.meta["val"].shape)))
+
+
+def _op(g: fx.Graph, node: fx.Node, target: Any, args: tuple) -> fx.Node:
+    """``target(*args)`` in ``g``, with ``node``'s metadata and its own value."""
+    out = g.call_function(target, args)
+    out.meta = {k: v for k, v in node.meta.items() if k != "val"}
+    out.meta["val"] = target(*(_val(a) for a in args))
+    return out
+
+
+def _val(a: Any) -> Any:
+    if isinstance(a, fx.Node):
+        return a.meta["val"]
+    return [_val(v) for v in a] if isinstance(a, list) else a

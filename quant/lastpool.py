@@ -1,0 +1,143 @@
+"""Pooling at the last token that is not padding: `transformers`' decoder sequence classifiers
+(LlamaForSequenceClassification, GPT2ForSequenceClassification, ...), which score every token and
+keep the score row of the rightmost non-pad token:
+
+    m = (ids != pad).int();  last = (arange(T) * m).argmax(-1);  logits[arange(B), last]
+
+(argmax of all zeros is 0: a sequence of padding only, or whose only non-pad token is the first,
+keeps row 0). The index depends on the ids only, as RoBERTa's position ids do
+(qasic.quant.positions): capture follows ``m`` symbolically (a KeyMask, qasic.quant.masks), the
+argmax of ``t * m`` becomes a LastToken, and the indexing a selection computed from the ids on the
+accelerator, in integers:
+
+    m   ``embedding`` of the ids through [pred(id)]                  (T, 1) codes 0/1
+    s   ``matmul`` of the strict upper triangle (T, T) by m            the non-pad tokens after t
+    z   ``lut`` hat(s) = [s == 0]                                       1 from the last on
+    o   ``matmul`` of the difference (T, T) (1 on the diagonal, -1     z_t - z_{t-1} (z_0 at 0):
+        below it) by z                                                 the one-hot of ``last``
+    y   ``matmul`` of o viewed as (1, T) by the logits (T, L)          the selected row (1, L)
+
+m, s, z and o have fixed int8 encodings of scale 1 (exact integers; s counts up to T - 1, zero
+point -128 beyond 127), so the one-hot is exact for any padding (left, right, in the middle, all
+of it); the only rounding is y's requantization to its own encoding, as any matmul's. At most 255
+tokens. Any other argmax or indexing of activations is refused in one line naming the node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from qasic.quant import lowering_seq
+from qasic.quant.encodings import INTEGER_CODES as INTEGER
+from qasic.quant.encodings import INTEGER_ZERO_POINT as ZERO_POINT
+from qasic.quant.lowering import Act
+
+aten = torch.ops.aten
+MAX_TOKENS = 255  # the count after t is an int8 code (zero point -128 above 127)
+
+
+@dataclass(frozen=True, eq=False)
+class LastToken:
+    """(batch,) int: per sample the last token t with pred(ids[b, t]), 0 if none."""
+
+    pred: tuple
+    keys: int
+    batch: int
+
+
+def argmax(b: Any, node: Any, key: Any, args: list, kwargs: dict) -> LastToken:
+    """argmax over the tokens of a KeyMask worth 0 where the bit is 0 and increasing with t
+    where it is 1 (HF's ``token_indices * non_pad_mask``): the last token whose bit is 1."""
+    dim = args[1] if len(args) > 1 else kwargs.get("dim")
+    keepdim = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
+    grid = torch.arange(key.batch * key.keys).reshape(key.batch, key.keys)
+    if dim is None or dim % 2 != 1 or keepdim or tuple(key.pos.shape) != tuple(grid.shape) \
+            or not torch.equal(key.pos, grid):
+        b.fail(node, "an argmax of the padding mask other than over the tokens of the (batch, "
+                     "tokens) mask; only the last non-pad token's index (arange(T) * mask)")
+    on, off = key.when1.double(), key.when0.double()
+    if bool((off != 0).any()) or bool((on[:, :1] < 0).any()) \
+            or bool((on[:, 1:] <= on[:, :-1]).any()):
+        b.fail(node, "an argmax of padding-mask values other than 0 for the bit 0 and "
+                     "increasing along the tokens for the bit 1; only the last non-pad "
+                     "token's index (arange(T) * mask)")
+    if key.keys > MAX_TOKENS:
+        b.fail(node, f"the last non-pad token of {key.keys} tokens; at most {MAX_TOKENS} (the "
+                     "count of tokens after each is an int8 code)")
+    return LastToken(key.pred, key.keys, key.batch)
+
+
+def index(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.index.Tensor(x, [arange(B), last]): each sample's row ``last`` of x (batch, T, ...)
+    (the module doc's chain); x[arange(B)] is x (HF's pooling at the last token, -1, without a
+    pad id: a select, then the samples indexed by themselves)."""
+    x, indices = args[0], args[1]
+    first, rest = indices[0], indices[1:]
+    if not (isinstance(x, Act) and isinstance(first, torch.Tensor)
+            and torch.equal(first, torch.arange(b.batch))
+            and lowering_seq.digit(b, node.args[0]) == (0, 1)
+            and node.args[0].meta["val"].shape[0] == b.batch
+            and (not rest or (len(rest) == 1 and isinstance(rest[0], LastToken)))):
+        b.fail(node, "indexing of an activation; only x[arange(batch)] and x[arange(batch), "
+                     "last non-pad token] with the batch on axis 0 (a decoder's sequence "
+                     "classification pooling)")
+    if not rest:
+        return x
+    last, shape = rest[0], b.shapes[x.name]
+    if shape[0] != last.keys:
+        b.fail(node, f"the last non-pad token of {last.keys} ids selecting among {shape[0]} "
+                     "rows; the rows must be the tokens")
+    onehot = _onehot(b, node, last)
+    row = b.add(node, "reshape", (onehot,), {"shape": (1, last.keys)}, shape=(1, last.keys),
+                suffix=".onehot_row")
+    flat = (1, int(np.prod(shape[1:])))
+    x2 = x.name
+    if len(shape) != 2:
+        x2 = b.add(node, "reshape", (x.name,), {"shape": (shape[0], flat[1])},
+                   shape=(shape[0], flat[1]), suffix=".rows").name
+    y = b.add(node, "matmul", (row.name, x2), {"transpose_b": False, "alpha": 1.0},
+              shape=flat, suffix=".select")
+    return b.add(node, "reshape", (y.name,), {"shape": b.per_sample(node)})
+
+
+def _onehot(b: Any, node: Any, last: LastToken) -> str:
+    """The (T, 1) one-hot of the last token whose id passes pred (0 if none): m, s, z, o."""
+    t = last.keys
+    count = {INTEGER: 8, ZERO_POINT: 0 if t <= 128 else -128}
+    target, other = last.pred
+    bits = target(torch.arange(_vocab(b, node)), other).to(torch.float64).numpy()
+    m = b.add(node, "embedding", (b.input_name,), {INTEGER: 8},
+              {"table": bits.reshape(-1, 1)}, shape=(t, 1), suffix=".pad_mask")
+    after = b.add(node, "constant", (), {}, {"value": np.triu(np.ones((t, t)), 1)},
+                  shape=(t, t), suffix=".after")
+    s = b.add(node, "matmul", (after.name, m.name), {"transpose_b": False, "alpha": 1.0,
+                                                     **count}, shape=(t, 1), suffix=".count")
+    z = b.add(node, "lut", (s.name,), {"fn": "hat", INTEGER: 8}, shape=(t, 1),
+              suffix=".from_last")
+    diff = b.add(node, "constant", (), {}, {"value": np.eye(t) - np.eye(t, k=-1)},
+                 shape=(t, t), suffix=".diff")
+    o = b.add(node, "matmul", (diff.name, z.name), {"transpose_b": False, "alpha": 1.0,
+                                                    INTEGER: 8}, shape=(t, 1),
+              suffix=".onehot")
+    return o.name
+
+
+def _vocab(b: Any, node: Any) -> int:
+    """The ids' vocabulary: the rows of the token embedding (a table looked up by the ids)."""
+    rows = [n.params["table"].shape[0] for n in b.nodes.values()
+            if n.op == "embedding" and n.inputs == (b.input_name,)
+            and n.params["table"].ndim == 2]
+    if not rows:
+        b.fail(node, "the last non-pad token in a model without a token embedding (its "
+                     "vocabulary size is the mask table's)")
+    return min(rows)
+
+
+HANDLERS = {aten.index.Tensor: index}
+SUPPORTED = (("x[arange(batch), (arange(T) * (ids != pad)).argmax(-1)] (a decoder's "
+              "sequence classification pooling at the last non-pad token): a one-hot selection "
+              "from the ids; x[arange(batch)]: x"),)
