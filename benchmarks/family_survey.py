@@ -2,6 +2,7 @@
 compile and simulate bit-exact?
 
     python -m benchmarks.family_survey --out out/survey [--only NAME,...] [--timeout S]
+    python -m benchmarks.family_survey --heads --out out/survey   # the task heads (HEADS)
 
 Every model is built offline from a tiny ``XxxConfig(...)`` (2 layers or stages, hidden 16-64,
 32x32 or 64x64 images, vocab 100-300, 12-16 tokens; ``torch.manual_seed(0)``, ``.eval()``),
@@ -53,6 +54,11 @@ never stops the survey. Per model a record with RECORD_KEYS:
   reference's), ``differs``, or ``refused: <reason>``; ``decode_cycles`` per step. A crash
   there makes the record a ``crash`` with ``stage`` ``generate``;
 - ``wall_s``: build, evaluate and generate, in the subprocess (not its imports).
+
+``--heads`` runs the task heads instead (HEADS: causal-LM, sequence and token classification,
+question answering, masked-LM, image classification, segmentation, depth, detection and speech
+heads, each on its base model's config and inputs), their first output (the logits) compared;
+causal-LM heads generate with their real logits. It writes ``head_survey.json``.
 
 Writes ``family_survey.json`` (schema SCHEMA; the commit and the tracked files changed in the
 working tree, ``uncommitted_changes``: the results depend on them; the transformers and torch
@@ -580,6 +586,61 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                        "bos_token_id": 1, "eos_token_id": 2, "num_labels": 3},
                                       {}, "ids", SEQ_DEC),
 }
+
+# task heads, as users load models: head class -> the MODELS row whose config it is built from
+# (``--heads``: ``head_survey.json``). The survey reads the head's first output (``logits``;
+# a question-answering head's start logits; a detector's class logits). Decoders' causal-LM
+# heads also generate, with real logits.
+_CAUSAL_LM = {"GPT2LMHeadModel": "GPT2Model", "GPTNeoForCausalLM": "GPTNeoModel",
+              "GPTJForCausalLM": "GPTJModel", "OPTForCausalLM": "OPTModel",
+              "BloomForCausalLM": "BloomModel", "FalconForCausalLM": "FalconModel",
+              "LlamaForCausalLM": "LlamaModel", "Qwen2ForCausalLM": "Qwen2Model",
+              "MistralForCausalLM": "MistralModel", "PhiForCausalLM": "PhiModel",
+              "Phi3ForCausalLM": "Phi3Model", "GemmaForCausalLM": "GemmaModel",
+              "Gemma2ForCausalLM": "Gemma2Model", "Gemma3ForCausalLM": "Gemma3TextModel",
+              "StableLmForCausalLM": "StableLmModel", "OlmoForCausalLM": "OlmoModel",
+              "Olmo2ForCausalLM": "Olmo2Model", "GPTNeoXForCausalLM": "GPTNeoXModel",
+              "CodeGenForCausalLM": "CodeGenModel", "GPTBigCodeForCausalLM": "GPTBigCodeModel",
+              "MptForCausalLM": "MptModel", "Qwen3ForCausalLM": "Qwen3Model",
+              "Starcoder2ForCausalLM": "Starcoder2Model", "CohereForCausalLM": "CohereModel",
+              "GraniteForCausalLM": "GraniteModel", "MixtralForCausalLM": "MixtralModel",
+              "Qwen2MoeForCausalLM": "Qwen2MoeModel", "DeepseekV3ForCausalLM": "DeepseekV3Model",
+              "OpenAIGPTLMHeadModel": "OpenAIGPTModel"}
+_TEXT = {f"{p}For{task}": f"{p}Model"
+         for task, prefixes in (
+             ("SequenceClassification",
+              ("Bert", "DistilBert", "Roberta", "Albert", "Electra", "DebertaV2", "Deberta",
+               "XLMRoberta", "MPNet", "ModernBert", "ConvBert", "RoFormer", "SqueezeBert",
+               "MobileBert", "Ernie", "GPT2", "Llama")),
+             ("TokenClassification", ("Bert", "Roberta", "DebertaV2", "DistilBert")),
+             ("QuestionAnswering", ("Bert", "DistilBert", "Roberta")),
+             ("MaskedLM", ("Bert", "Roberta", "Albert", "DistilBert", "ModernBert", "Electra")))
+         for p in prefixes}
+_IMAGE = {f"{p}ForImageClassification": f"{p}Model"
+          for p in ("ViT", "DeiT", "Beit", "Dinov2", "Swin", "Swinv2", "ConvNext", "ConvNextV2",
+                    "ResNet", "RegNet", "MobileNetV1", "MobileNetV2", "EfficientNet",
+                    "MobileViT", "MobileViTV2", "Levit", "PoolFormer", "Cvt", "PvtV2",
+                    "FocalNet", "Hiera", "Bit", "Data2VecVision", "SwiftFormer")}
+HEADS: dict[str, str] = _CAUSAL_LM | _TEXT | _IMAGE | {
+    "SegformerForSemanticSegmentation": "SegformerModel",
+    "MobileViTForSemanticSegmentation": "MobileViTModel",  # DeepLabV3: ASPP, bilinear
+    "BeitForSemanticSegmentation": "BeitModel",  # UperNet head
+    "DPTForDepthEstimation": "DPTModel",
+    "GLPNForDepthEstimation": "GLPNModel",
+    "YolosForObjectDetection": "YolosModel",
+    "Wav2Vec2ForCTC": "Wav2Vec2Model",
+    "HubertForCTC": "HubertModel",
+    "Wav2Vec2ForSequenceClassification": "Wav2Vec2Model",  # mean pooling over frames
+}
+
+
+def spec(name: str) -> tuple[str, str, dict, dict, str, int]:
+    """The MODELS row of ``name``, or a task head's: its base model's, without the base's
+    model keywords (``add_pooling_layer``: a head builds its own)."""
+    if name in HEADS:
+        return (*MODELS[HEADS[name]][:3], {}, *MODELS[HEADS[name]][4:])
+    return MODELS[name]
+
 # where a class lives when it is not exported at the top level of transformers
 _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
               "BartEncoder": "transformers.models.bart.modeling_bart",
@@ -610,12 +671,12 @@ def build(name: str) -> tuple[Any, np.ndarray, int]:
     import transformers
     from torch import nn
 
-    _, config_name, config_kw, model_kw, kind, size = MODELS[name]
+    _, config_name, config_kw, model_kw, kind, size = spec(name)
     cls = model_class(name)
     torch.manual_seed(0)
     hf = reinit(cls(getattr(transformers, config_name)(**config_kw), **model_kw).eval())
     keyword = _KEYWORD[kind]
-    extra = {"use_cache": False} if MODELS[name][0] == "decoder" else {}
+    extra = {"use_cache": False} if spec(name)[0] == "decoder" else {}
     x = inputs(kind, size)
     settle_batch_norms(hf, lambda: hf(**{keyword: torch.from_numpy(x)}, **extra))
 
@@ -733,7 +794,7 @@ def _frame(tb: Any, only_qasic: bool = False) -> str | None:
 
 
 def empty_record(name: str) -> dict:
-    family, _, _, _, kind, _ = MODELS[name]
+    family, _, _, _, kind, _ = spec(name)
     return dict.fromkeys(RECORD_KEYS) | {"name": name, "family": family, "input": kind}
 
 
@@ -763,7 +824,7 @@ def run_one(name: str) -> dict:
         rec |= {"status": "ok", "bit_exact": bool(out["bit_exact"]),
                 "cosine": None if out["cosine"] is None else float(out["cosine"]),
                 "cycles": int(out["cycles"])}
-        if rec["family"] == "decoder":
+        if rec["family"] == "decoder" and (name not in HEADS or name in _CAUSAL_LM):
             stage = "generate"
             rec |= generation(model, x)
     except Exception as e:  # noqa: BLE001 - every failure is a finding
@@ -846,14 +907,15 @@ def commit() -> tuple[str | None, list[str]]:
 
 
 def survey(names: Sequence[str], out: Path | None = None, timeout: float = TIMEOUT,
-           isolate: bool = True, log: Callable[[str], None] = print) -> dict:
+           isolate: bool = True, log: Callable[[str], None] = print,
+           filename: str = "family_survey.json") -> dict:
     """Run ``names`` (each isolated in a subprocess unless ``isolate`` is False); with ``out``,
-    write ``out``/family_survey.json after every model, keeping an existing file's records of
-    other models. Returns the document."""
+    write ``out``/``filename`` after every model, keeping an existing file's records of other
+    models. Returns the document."""
     import torch
     import transformers
 
-    path = None if out is None else Path(out) / "family_survey.json"
+    path = None if out is None else Path(out) / filename
     kept: dict[str, dict] = {}
     if path is not None and path.exists():
         old = json.loads(path.read_text())
@@ -873,7 +935,7 @@ def survey(names: Sequence[str], out: Path | None = None, timeout: float = TIMEO
                                       else f" {rec['error'] or ''}"[:160])
             + f" ({rec['wall_s']} s)")
         merged = kept | done
-        doc["records"] = [merged[n] for n in MODELS if n in merged]
+        doc["records"] = [merged[n] for n in (*MODELS, *HEADS) if n in merged]
         doc["commit_end"], doc["uncommitted_changes_end"] = commit()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -914,6 +976,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("out/survey"))
     p.add_argument("--only", default="", help="comma-separated model names (default: all)")
+    p.add_argument("--heads", action="store_true",
+                   help="the task heads (HEADS) instead of the base models; head_survey.json")
     p.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds per model")
     p.add_argument("--one", help=argparse.SUPPRESS)  # the subprocess: run one model
     p.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -922,13 +986,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         rec = run_one(args.one)
         args.result.write_text(json.dumps(rec))
         return 0
-    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(MODELS)
-    unknown = [n for n in names if n not in MODELS]
+    catalog = HEADS if args.heads else MODELS
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(catalog)
+    unknown = [n for n in names if n not in catalog]
     if unknown:
-        p.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
-    doc = survey(names, args.out, args.timeout)
+        p.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(catalog)}")
+    filename = "head_survey.json" if args.heads else "family_survey.json"
+    doc = survey(names, args.out, args.timeout, filename=filename)
     print(table(doc["records"]))
-    print(f"wrote {args.out / 'family_survey.json'}")
+    print(f"wrote {args.out / filename}")
     return 0
 
 

@@ -63,3 +63,19 @@ def test_a_decoder_also_generates_on_the_simulator_equal_to_the_reference(tmp_pa
     assert rec["status"] == "ok" and rec["stage"] == "generate", rec["error"]
     assert rec["generate"] == "exact" and rec["decode_cycles"] > 0
     assert "generate: 1 exact, 0 refused, 0 differ of 1 decoders" in fs.table(doc["records"])
+
+
+def test_a_task_head_runs_on_its_base_models_config(tmp_path):
+    """``--heads``: BertForSequenceClassification on BertModel's config, its logits compared;
+    written to head_survey.json, not family_survey.json."""
+    assert fs.HEADS["BertForSequenceClassification"] == "BertModel"
+    assert fs.spec("BertForSequenceClassification")[3] == {}  # no add_pooling_layer
+    doc = fs.survey(["BertForSequenceClassification"], tmp_path, timeout=120,
+                    log=lambda m: None, filename="head_survey.json")
+    assert not (tmp_path / "family_survey.json").exists()
+    assert json.loads((tmp_path / "head_survey.json").read_text()) == doc
+    (rec,) = doc["records"]
+    assert rec["status"] == "ok" and rec["bit_exact"] is True, rec["error"]
+    assert rec["class"].endswith("BertForSequenceClassification") and rec["generate"] is None
+    model, x, _ = fs.build("BertForSequenceClassification")
+    assert tuple(model(__import__("torch").from_numpy(x)).shape) == (2, 2)  # (batch, labels)
