@@ -588,7 +588,8 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
 }
 
 # task heads, as users load models: head class -> the MODELS row whose config it is built from
-# (``--heads``: ``head_survey.json``). The survey reads the head's first output (``logits``;
+# (``--heads``: ``head_survey.json``; the decoders' sequence classifiers, which need a pad id,
+# are rows of MODELS). The survey reads the head's first output (``logits``;
 # a question-answering head's start logits; a detector's class logits). Decoders' causal-LM
 # heads also generate, with real logits.
 _CAUSAL_LM = {"GPT2LMHeadModel": "GPT2Model", "GPTNeoForCausalLM": "GPTNeoModel",
@@ -611,7 +612,7 @@ _TEXT = {f"{p}For{task}": f"{p}Model"
              ("SequenceClassification",
               ("Bert", "DistilBert", "Roberta", "Albert", "Electra", "DebertaV2", "Deberta",
                "XLMRoberta", "MPNet", "ModernBert", "ConvBert", "RoFormer", "SqueezeBert",
-               "MobileBert", "Ernie", "GPT2", "Llama")),
+               "MobileBert", "Ernie")),
              ("TokenClassification", ("Bert", "Roberta", "DebertaV2", "DistilBert")),
              ("QuestionAnswering", ("Bert", "DistilBert", "Roberta")),
              ("MaskedLM", ("Bert", "Roberta", "Albert", "DistilBert", "ModernBert", "Electra")))
