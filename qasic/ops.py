@@ -42,9 +42,12 @@ KERNEL_KINDS = {
 # ops the golden reference defines but the compiler does not lower yet, and why
 NOT_LOWERED: dict[str, str] = {}
 # ops the compiler rewrites, before fusion, into a chain of other ops' kernels: op -> (the
-# pattern each link of the chain fuses into, where the rewrite is)
-EXPANDED: dict[str, tuple[tuple[str, ...], str]] = {
-    "topk_mask": (("linear", "lut"), "compiler.topk: pair differences, then a rank count"),
+# patterns the links of the chain fuse into, in order; where the rewrite is)
+EXPANDED: dict[str, tuple[tuple[tuple[str, ...], ...], str]] = {
+    "topk_mask": ((("linear", "lut"), ("linear", "lut")),
+                  "compiler.topk: pair differences, then a rank count"),
+    "resize": ((("permute",), ("linear",), ("permute",), ("linear",), ("permute",)),
+               "compiler.resize: along W, then along H, each a linear of constant weights"),
 }
 # ops that only graph passes create (never captured from torch, so no float executor)
 GRAPH_ONLY = {"cache_write": "qasic.quant.decode: the KV-cache writes of generation"}
@@ -85,9 +88,9 @@ def rows() -> list[OpRow]:
 
     out = []
     for op, params in OPS.items():
-        link = EXPANDED.get(op, (None,))[0]
+        links = EXPANDED.get(op, ((),))[0]
         kinds = tuple(dict.fromkeys(kind for pattern, kind in sorted(
-            PATTERNS, key=lambda p: (len(p[0]), p[0])) if op in pattern or pattern == link))
+            PATTERNS, key=lambda p: (len(p[0]), p[0])) if op in pattern or pattern in links))
         instrs = KERNEL_KINDS[kinds[0]][0] if kinds else ()  # when it runs alone
         out.append(OpRow(op, tuple(params), _name(reference._OPS, op), _name(fgraph._OPS, op),
                          op in SHARES_INPUT, kinds, instrs))
@@ -144,7 +147,7 @@ def markdown() -> str:
     for r in rows():
         if r.op in EXPANDED:
             lines.append(f"| `{r.op}` | `reference.{r.reference}` | {', '.join(r.kinds)} "
-                         f"(rewritten into {' + '.join(EXPANDED[r.op][0])} twice: "
+                         f"(rewritten into {', '.join(' + '.join(p) for p in EXPANDED[r.op][0])}: "
                          f"{EXPANDED[r.op][1]}) | {', '.join(r.instructions)} | "
                          f"{KERNEL_KINDS[r.kinds[0]][1]} |")
         elif r.lowered:

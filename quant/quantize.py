@@ -36,6 +36,7 @@ from qasic.quant.graph import QGraph, QNode, TensorQ
 from qasic.quant.observers import WEIGHT_SCALERS, quantize_weight
 from qasic.quant.quantize_transformer import QUANTIZERS
 from qasic.quant.reference import ADD_LEFT_SHIFT, flatten_order
+from qasic.quant.resize import FRAC_BITS, fixed
 from qasic.quant.weights import quantize_weights
 
 __all__ = ["QuantConfig", "quantize", "quantize_graph"]
@@ -237,6 +238,19 @@ def _rescale(m: Any) -> Any:
     return rule
 
 
+def _quantize_resize(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
+                     config: QuantConfig) -> QNode:
+    """The interpolation weights in fixed point (qasic.quant.resize.fixed); M along W takes the
+    input to the output's encoding, M along H only removes the weights' 2^F."""
+    one = 1 << FRAC_BITS
+    ms = np.array([_unit(tensors, node.inputs[0]) / (one * _unit(tensors, node.output)), 1 / one])
+    q, shift = quantize_multipliers(ms)
+    params = {k: fixed(node.params[k]) for k in ("weight_h", "weight_w")}
+    params |= {"multiplier": q.astype(np.int32), "shift": shift.astype(np.int32)}
+    return QNode(node.name, "resize", node.inputs, node.output,
+                 _clamp_attrs(graph, node, tensors[node.output]), params)
+
+
 def _unit(tensors: Mapping[str, TensorQ], name: str) -> float:
     return tensors[name].unit
 
@@ -276,6 +290,7 @@ _QUANTIZERS = {
     "avgpool2d": _rescale(lambda n, t: _unit(t, n.inputs[0])
                           / (n.attrs["divisor"] * _unit(t, n.output))),
     "upsample_bilinear": _rescale(lambda n, t: _unit(t, n.inputs[0]) / (16 * _unit(t, n.output))),
+    "resize": _quantize_resize,
     "lut": _quantize_lut,
     "clamp": _quantize_clamp,
     **QUANTIZERS,  # matmul, softmax, norm, embedding, constant

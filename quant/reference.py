@@ -34,6 +34,10 @@ upsample_nearest:  each code repeated fh x fw times (shares the input's TensorQ)
 upsample_bilinear: per dim u[2i] = v[i-1] + 3 v[i], u[2i+1] = 3 v[i] + v[i+1] (indices
            clamped to [0, n-1]) along H then W (weights sum 16); y = clamp(requantize(u, q,
            shift)) with M = s_in / (16 s_out)
+resize:    t = clamp_o(requantize(v(x) @_W w_w.T, q[0], shift[0])) (no clamp attrs: the output's
+           (qmin, qmax)), y = clamp(requantize(v_o(t) @_H w_h.T, q[1], shift[1])) with @_W, @_H
+           the product along W, H; t has the output's encoding (v_o its values), M = [s_in /
+           (64 s_out), 1/64] (qasic.quant.resize: w_w, w_h rows sum to 64)
 matmul:    acc = v(a) @ v(b) (transpose_b: v(a) @ v(b)^T) over the last two axes, leading
            (head) axes batched; y = clamp(requantize(acc, q, shift)), M = s_a * s_b / s_out
 softmax:   qasic.quant.intops.softmax_rows over the last axis with the node's exp table; keys
@@ -54,6 +58,7 @@ permute:   codes moved: the per-sample axes reordered by perm
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -251,6 +256,19 @@ def _upsample_bilinear(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
     return _requant_out(graph, node, geo.bilinear2x(graph.tensors[node.inputs[0]].values(x)))
 
 
+def _resize(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
+    """Along W (to the output's encoding, unclamped by attrs), then along H."""
+    p, out = node.params, graph.tensors[node.output]
+    v = graph.tensors[node.inputs[0]].values(x).transpose(0, 1, 3, 2)    # (N, H, C, W)
+    acc = int_matmul(v, p["weight_w"].astype(np.int64).T)                # (N, H, C, Wo)
+    bare = replace(node, attrs={k: a for k, a in node.attrs.items() if k != "clamp"})
+    t = _requant_clamp(graph, bare, acc, p["multiplier"][:1], p["shift"][:1])
+    u = out.values(t).transpose(0, 3, 2, 1)                               # (N, Wo, C, H)
+    acc = int_matmul(u, p["weight_h"].astype(np.int64).T)                # (N, Wo, C, Ho)
+    y = _requant_clamp(graph, node, acc, p["multiplier"][1:], p["shift"][1:])
+    return y.transpose(0, 3, 1, 2)                                        # (N, Ho, Wo, C)
+
+
 def _matmul(graph: QGraph, node: QNode, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     va = graph.tensors[node.inputs[0]].values(a)
     vb = graph.tensors[node.inputs[1]].values(b)
@@ -327,6 +345,7 @@ _OPS = {
     "concat": lambda graph, node, *xs: np.concatenate(xs, axis=-1),
     "upsample_nearest": lambda graph, node, x: geo.upsample_nearest(x, node.attrs["scale"]),
     "upsample_bilinear": _upsample_bilinear,
+    "resize": _resize,
     "matmul": _matmul,
     "softmax": _softmax,
     "topk_mask": _topk_mask,
