@@ -4,7 +4,7 @@ On the NHWC layout a ``resize`` node (qasic.quant.resize; per sample (H, W, C) -
 becomes
 
     <name>.cols  permute (0, 2, 1)   (H, C, W)
-    <name>.w     linear  weight_w    (H, C, Wo)    requantized to the output's encoding
+    <name>.w     linear  weight_w    (H, C, Wo)    requantized to the intermediate encoding
     <name>.rows  permute (2, 1, 0)   (Wo, C, H)
     <name>.h     linear  weight_h    (Wo, C, Ho)   the node's clamp, if any
     <name>       permute (2, 0, 1)   (Ho, Wo, C)
@@ -22,7 +22,8 @@ from dataclasses import replace
 import numpy as np
 
 from qasic.errors import UnsupportedOpError
-from qasic.quant.graph import QGraph, QNode
+from qasic.quant.graph import QGraph, QNode, TensorQ
+from qasic.quant.reference import mid_tensor
 
 
 def expand(graph: QGraph) -> QGraph:
@@ -36,7 +37,7 @@ def expand(graph: QGraph) -> QGraph:
             continue
         for n, shape, enc in _chain(graph, node):
             nodes.append(n)
-            shapes[n.output], tensors[n.output] = shape, graph.tensors[enc]
+            shapes[n.output], tensors[n.output] = shape, enc
     return replace(graph, nodes=tuple(nodes), tensors=tensors, shapes=shapes)
 
 
@@ -47,9 +48,10 @@ def _linear(name: str, src: str, weight: np.ndarray, q: int, shift: int, attrs: 
     return QNode(name, "linear", (src,), name, attrs, params, weight_bits=8, weight_format="int8")
 
 
-def _chain(graph: QGraph, node: QNode) -> list[tuple[QNode, tuple[int, ...], str]]:
-    """(node, its output's per-sample shape, the tensor whose encoding it has)."""
+def _chain(graph: QGraph, node: QNode) -> list[tuple[QNode, tuple[int, ...], TensorQ]]:
+    """(node, its output's per-sample shape, its output's encoding)."""
     x, name, p = node.inputs[0], node.name, node.params
+    mid, out = mid_tensor(graph, node), graph.tensors[node.output]
     (h, w, c), (ho, wo) = graph.shapes[x], graph.shapes[node.output][:2]
     if graph.tensors[x].bits != 8 or graph.tensors[node.output].bits != 8:
         raise UnsupportedOpError(f"resize {name}: {graph.tensors[x].bits}-bit codes in, "
@@ -60,13 +62,11 @@ def _chain(graph: QGraph, node: QNode) -> list[tuple[QNode, tuple[int, ...], str
     clamp = {"clamp": node.attrs["clamp"]} if "clamp" in node.attrs else {}
     return [
         (QNode(f"{name}.cols", "permute", (x,), f"{name}.cols", {"perm": (0, 2, 1)}),
-         (h, c, w), x),
-        (_linear(f"{name}.w", f"{name}.cols", p["weight_w"], q_w, s_w, {}), (h, c, wo),
-         node.output),
+         (h, c, w), graph.tensors[x]),
+        (_linear(f"{name}.w", f"{name}.cols", p["weight_w"], q_w, s_w, {}), (h, c, wo), mid),
         (QNode(f"{name}.rows", "permute", (f"{name}.w",), f"{name}.rows", {"perm": (2, 1, 0)}),
-         (wo, c, h), node.output),
-        (_linear(f"{name}.h", f"{name}.rows", p["weight_h"], q_h, s_h, clamp), (wo, c, ho),
-         node.output),
+         (wo, c, h), mid),
+        (_linear(f"{name}.h", f"{name}.rows", p["weight_h"], q_h, s_h, clamp), (wo, c, ho), out),
         (QNode(name, "permute", (f"{name}.h",), node.output, {"perm": (2, 0, 1)}),
-         (ho, wo, c), node.output),
+         (ho, wo, c), out),
     ]

@@ -34,10 +34,11 @@ upsample_nearest:  each code repeated fh x fw times (shares the input's TensorQ)
 upsample_bilinear: per dim u[2i] = v[i-1] + 3 v[i], u[2i+1] = 3 v[i] + v[i+1] (indices
            clamped to [0, n-1]) along H then W (weights sum 16); y = clamp(requantize(u, q,
            shift)) with M = s_in / (16 s_out)
-resize:    t = clamp_o(requantize(v(x) @_W w_w.T, q[0], shift[0])) (no clamp attrs: the output's
-           (qmin, qmax)), y = clamp(requantize(v_o(t) @_H w_h.T, q[1], shift[1])) with @_W, @_H
-           the product along W, H; t has the output's encoding (v_o its values), M = [s_in /
-           (64 s_out), 1/64] (qasic.quant.resize: w_w, w_h rows sum to 64)
+resize:    t = clamp_m(requantize(v(x) @_W w_w.T, q[0], shift[0])), y = clamp(requantize(
+           v_m(t) @_H w_h.T, q[1], shift[1])) with @_W, @_H the product along W, H; t has the
+           encoding m = attrs mid (scale, zero point; the input's bits and format), clamp_m to
+           its (qmin, qmax); M = [s_in / (64 s_m), s_m / (64 s_out)] (qasic.quant.resize:
+           w_w, w_h rows sum to 64)
 matmul:    acc = v(a) @ v(b) (transpose_b: v(a) @ v(b)^T) over the last two axes, leading
            (head) axes batched; y = clamp(requantize(acc, q, shift)), M = s_a * s_b / s_out
 softmax:   qasic.quant.intops.softmax_rows over the last axis with the node's exp table; keys
@@ -58,7 +59,6 @@ permute:   codes moved: the per-sample axes reordered by perm
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -68,7 +68,7 @@ from qasic.quant import actformat, intops
 from qasic.quant import geometry as geo
 from qasic.quant.blockscale import effective_weight
 from qasic.quant.fixedpoint import FINE_BITS, requantize, requantize_fine
-from qasic.quant.graph import QGraph, QNode
+from qasic.quant.graph import QGraph, QNode, TensorQ
 
 ADD_LEFT_SHIFT = 20
 
@@ -124,7 +124,13 @@ def _requant_clamp(graph: QGraph, node: QNode, acc: np.ndarray, q: np.ndarray,
     of the exact product clamped to the levels of lo, hi, rounded once (requantize_fine's
     quarter levels, clamped to 4 L(lo), 4 L(hi), then encoded)."""
     out = graph.tensors[node.output]
-    lo, hi = node.attrs.get("clamp", (out.qmin, out.qmax))
+    return requant_to(out, node.attrs.get("clamp", (out.qmin, out.qmax)), acc, q, shift)
+
+
+def requant_to(out: TensorQ, bounds: tuple[int, int], acc: np.ndarray, q: np.ndarray,
+               shift: np.ndarray) -> np.ndarray:
+    """``_requant_clamp`` into the codes of ``out`` clamped to ``bounds`` (lo, hi)."""
+    lo, hi = bounds
     if out.is_fp:
         z = requantize_fine(acc, q, shift)
         z = np.clip(z, out.values(lo) << FINE_BITS, out.values(hi) << FINE_BITS)
@@ -256,14 +262,19 @@ def _upsample_bilinear(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
     return _requant_out(graph, node, geo.bilinear2x(graph.tensors[node.inputs[0]].values(x)))
 
 
+def mid_tensor(graph: QGraph, node: QNode) -> TensorQ:
+    """A resize's intermediate encoding: attrs mid (scale, zero point), the input's format."""
+    inp, (scale, zp) = graph.tensors[node.inputs[0]], node.attrs["mid"]
+    return TensorQ(float(scale), int(zp), inp.bits, inp.fmt)
+
+
 def _resize(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
-    """Along W (to the output's encoding, unclamped by attrs), then along H."""
-    p, out = node.params, graph.tensors[node.output]
+    """Along W (to the intermediate encoding), then along H."""
+    p, mid = node.params, mid_tensor(graph, node)
     v = graph.tensors[node.inputs[0]].values(x).transpose(0, 1, 3, 2)    # (N, H, C, W)
     acc = int_matmul(v, p["weight_w"].astype(np.int64).T)                # (N, H, C, Wo)
-    bare = replace(node, attrs={k: a for k, a in node.attrs.items() if k != "clamp"})
-    t = _requant_clamp(graph, bare, acc, p["multiplier"][:1], p["shift"][:1])
-    u = out.values(t).transpose(0, 3, 2, 1)                               # (N, Wo, C, H)
+    t = requant_to(mid, (mid.qmin, mid.qmax), acc, p["multiplier"][:1], p["shift"][:1])
+    u = mid.values(t).transpose(0, 3, 2, 1)                               # (N, Wo, C, H)
     acc = int_matmul(u, p["weight_h"].astype(np.int64).T)                # (N, Wo, C, Ho)
     y = _requant_clamp(graph, node, acc, p["multiplier"][1:], p["shift"][1:])
     return y.transpose(0, 3, 1, 2)                                        # (N, Ho, Wo, C)

@@ -21,14 +21,21 @@ Integers: each row of a matrix is rounded to ``FRAC_BITS`` fractional bits with 
 exactly 2^FRAC_BITS (largest remainders; a constant image stays constant), so every weight
 is an int8 (bicubic's largest merged border weight is below 1.1, 70 of 127). The golden
 reference (``qasic.quant.reference``, op ``resize``) applies R_w along W, requantizes to the
-output's encoding (M_w = s_in / (2^F s_out)), applies R_h along H and requantizes again
-(M_h = 1 / 2^F): exactly two ``linear`` layers with constant weights between permutes, which is
-how the compiler runs it (``qasic.compiler.resize``).
+intermediate encoding ``mid`` (M_w = s_in / (2^F s_mid)), applies R_h along H and requantizes
+to the output (M_h = s_mid / (2^F s_out)): exactly two ``linear`` layers with constant
+weights between permutes, which is how the compiler runs it (``qasic.compiler.resize``).
+``mid`` is the input's encoding for bilinear and nearest (their W stage only mixes input values
+convexly, so nothing clips), and for bicubic the input's range widened on each side by the
+largest sum of negative weights of a row of R_w times its span (Keys' kernel overshoots by at
+most 0.1875 of a step: the range grows by up to 37.5%).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from qasic.quant.graph import TensorQ
+from qasic.quant.observers import affine, fp_tensor
 
 FRAC_BITS = 6   # weights in units of 1/64: rows sum to 64, every weight fits an int8
 CUBIC_A = -0.75
@@ -130,3 +137,15 @@ def output_scales(scale_factors) -> tuple[float | None, float | None]:
         return (None, None)
     s = [float(v) for v in scale_factors]
     return (s[0], s[-1]) if s else (None, None)
+
+
+def mid_encoding(inp: TensorQ, weight_w: np.ndarray) -> TensorQ:
+    """The encoding of the values between the two stages (the module doc): the input's when no
+    weight of the fixed-point ``weight_w`` is negative, else its range widened by the
+    overshoot."""
+    over = float(np.clip(weight_w, None, 0).sum(axis=1).min()) / -(1 << FRAC_BITS)
+    if over == 0:
+        return inp
+    lo, hi = (float(v) for v in inp.decode(np.array([inp.qmin, inp.qmax])))
+    lo, hi = lo - over * (hi - lo), hi + over * (hi - lo)
+    return fp_tensor(lo, hi, inp.fmt) if inp.is_fp else affine(lo, hi, inp.bits)
