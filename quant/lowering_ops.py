@@ -34,8 +34,8 @@ SUPPORTED = (
     "add/sub/mul/div by a scalar constant (a table)",
     "add/sub/mul/div by a per-channel constant (into the conv/linear before, or a depthwise one)",
     "cat along channels",
-    ("upsample/interpolate nearest (integer scale: a copy; any other size: a resize), bilinear "
-     "and bicubic to any size, up or down, either align_corners (scale 2 with align_corners "
+    ("upsample/interpolate nearest (integer scale: a copy; any other size: a resize), "
+     "nearest-exact, bilinear and bicubic to any size, up or down, either align_corners (scale 2 with align_corners "
      "False: four 2x2 depthwise convs; half the size: an avgpool2d of 2; any other: a resize, "
      "two constant GEMMs, qasic.quant.resize), antialias False"),
 )
@@ -408,6 +408,17 @@ def upsample_nearest(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     return b.add(node, "upsample_nearest", (x.name,), {"scale": scale})
 
 
+def upsample_nearest_exact(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten._upsample_nearest_exact1d/2d (mode 'nearest-exact'): a resize with one-hot weights."""
+    x = _act(b, node, args[0], "upsample input")
+    return _resize(b, node, x, "nearest-exact", False, _scales(node, args, 2))
+
+
+def antialiased(b: Any, node: Any, args: list, kwargs: dict) -> None:
+    b.fail(node, f"{node.target} (F.interpolate with antialias=True) is not supported; "
+                 "antialias=False resizes to any size")
+
+
 def upsample_bilinear(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """aten.upsample_bilinear2d(x, output_size, align_corners, scales...): the same size is the
     input; with align_corners False half the size is an average pool and twice the size four
@@ -470,6 +481,14 @@ def _table() -> dict:
         aten.upsample_bilinear2d.vec: upsample_bilinear,
         aten.upsample_bilinear2d.default: upsample_bilinear,
         aten.upsample_bicubic2d.vec: upsample_bicubic,
+        aten._upsample_nearest_exact1d.vec: upsample_nearest_exact,
+        aten._upsample_nearest_exact2d.vec: upsample_nearest_exact,
+        aten._upsample_nearest_exact1d.default: upsample_nearest_exact,
+        aten._upsample_nearest_exact2d.default: upsample_nearest_exact,
+        aten._upsample_bilinear2d_aa.vec: antialiased,
+        aten._upsample_bilinear2d_aa.default: antialiased,
+        aten._upsample_bicubic2d_aa.vec: antialiased,
+        aten._upsample_bicubic2d_aa.default: antialiased,
         aten.upsample_bicubic2d.default: upsample_bicubic,
         aten.sub.Tensor: sub,
         aten.sub.Scalar: sub,

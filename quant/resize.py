@@ -15,7 +15,8 @@ kernels (aten/src/ATen/native/UpSample.h: ``area_pixel_compute_scale``,
               l = clamp(src - i0, 0, 1); out == in is the identity
     bicubic   taps floor(src) - 1 .. floor(src) + 2 clamped to [0, in - 1], Keys' cubic
               convolution with A = -0.75 at t = src - floor(src)
-    nearest   tap min(floor(o * scale), in - 1) ('nearest', not 'nearest-exact')
+    nearest   tap min(floor(o * scale), in - 1); 'nearest-exact' min(floor((o + 1/2) scale),
+              in - 1) (both: scale = 1 / scale_factor or in / out, whatever align_corners)
 
 Integers: each row of a matrix is rounded to ``FRAC_BITS`` fractional bits with its sum kept at
 exactly 2^FRAC_BITS (largest remainders; a constant image stays constant), so every weight
@@ -39,7 +40,7 @@ from qasic.quant.observers import affine, fp_tensor
 
 FRAC_BITS = 6   # weights in units of 1/64: rows sum to 64, every weight fits an int8
 CUBIC_A = -0.75
-MODES = ("bilinear", "bicubic", "nearest")
+MODES = ("bilinear", "bicubic", "nearest", "nearest-exact")
 
 
 def source_scale(n_in: int, n_out: int, align_corners: bool, scale: float | None) -> float:
@@ -93,25 +94,26 @@ def _bicubic(n_in: int, n_out: int, ratio: float, align_corners: bool) -> np.nda
     return m
 
 
-def _nearest(n_in: int, n_out: int, ratio: float, align_corners: bool) -> np.ndarray:
+def _nearest(n_in: int, n_out: int, ratio: float, offset: float) -> np.ndarray:
     o = np.arange(n_out)
-    src = np.minimum(np.floor(o * ratio).astype(np.int64), n_in - 1)
+    src = np.minimum(np.floor((o + offset) * ratio).astype(np.int64), n_in - 1)
     m = np.zeros((n_out, n_in))
     m[o, src] = 1.0
     return m
 
 
-_MATRICES = {"bilinear": _bilinear, "bicubic": _bicubic, "nearest": _nearest}
+_MATRICES = {"bilinear": _bilinear, "bicubic": _bicubic}
+_NEAREST = {"nearest": 0.0, "nearest-exact": 0.5}  # mode -> offset of the sampling position
 
 
 def matrix(n_in: int, n_out: int, mode: str, align_corners: bool = False,
            scale: float | None = None) -> np.ndarray:
     """(n_out, n_in) float64 interpolation weights along one axis (the module doc); ``scale``:
     the scale factor torch was given for this axis, or None."""
-    if mode not in _MATRICES:
+    if mode not in MODES:
         raise ValueError(f"resize mode {mode!r}; one of {', '.join(MODES)}")
-    if mode == "nearest":  # nearest ignores align_corners; its scale is 1/scale_factor or in/out
-        return _nearest(n_in, n_out, source_scale(n_in, n_out, False, scale), False)
+    if mode in _NEAREST:
+        return _nearest(n_in, n_out, source_scale(n_in, n_out, False, scale), _NEAREST[mode])
     return _MATRICES[mode](n_in, n_out, source_scale(n_in, n_out, align_corners, scale),
                            align_corners)
 

@@ -1,0 +1,141 @@
+"""General resizing (qasic.quant.resize): the interpolation matrices against torch's kernels, their
+fixed point, the capture of every F.interpolate form to a ``resize`` node, and the golden
+reference against the fake-quantized float and against torch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from qasic.errors import UnsupportedOpError
+from qasic.quant import capture, resize
+from tests.quant.opcheck import codes_vs_fake_quant, float_matches, quantized, reference_cosine
+from tests.quant.test_ops_capture import Fn
+
+
+def _x(*shape, seed=0):
+    return (np.random.default_rng(seed).normal(size=shape) * 2).astype(np.float32)
+
+
+# name: (input H, W; F.interpolate keywords)
+CASES = {
+    "up2_corners": ((4, 5), dict(scale_factor=2, mode="bilinear", align_corners=True)),
+    "up3": ((4, 5), dict(scale_factor=3, mode="bilinear")),
+    "up4": ((3, 4), dict(scale_factor=4, mode="bilinear")),
+    "up8": ((2, 3), dict(scale_factor=8, mode="bilinear")),
+    "up8_corners": ((2, 3), dict(scale_factor=8, mode="bilinear", align_corners=True)),
+    "to_size": ((7, 5), dict(size=(32, 24), mode="bilinear")),
+    "to_size_corners": ((7, 5), dict(size=(32, 24), mode="bilinear", align_corners=True)),
+    "scale_2_5": ((5, 4), dict(scale_factor=2.5, mode="bilinear")),
+    "scale_2_5_recomputed": ((5, 4), dict(scale_factor=2.5, mode="bilinear",
+                                          recompute_scale_factor=True)),
+    "down": ((32, 32), dict(size=(13, 13), mode="bilinear")),
+    "down_corners": ((32, 20), dict(size=(13, 7), mode="bilinear", align_corners=True)),
+    "from_1x1": ((1, 1), dict(size=(6, 5), mode="bilinear")),       # ASPP's image pooling
+    "from_1x1_corners": ((1, 1), dict(size=(6, 5), mode="bilinear", align_corners=True)),
+    "bicubic": ((5, 6), dict(scale_factor=2, mode="bicubic")),
+    "bicubic_corners": ((5, 6), dict(size=(17, 9), mode="bicubic", align_corners=True)),
+    "bicubic_down": ((16, 12), dict(size=(7, 5), mode="bicubic")),
+    "nearest_1_5": ((4, 6), dict(scale_factor=1.5, mode="nearest")),
+    "nearest_down": ((9, 7), dict(size=(4, 3), mode="nearest")),
+    "nearest_exact": ((4, 6), dict(scale_factor=1.5, mode="nearest-exact")),
+}
+
+
+def _module(kw: dict) -> Fn:
+    return Fn(lambda x: F.interpolate(x, **kw))
+
+
+def _given_scale(kw: dict) -> float | None:
+    return None if kw.get("recompute_scale_factor") else kw.get("scale_factor")
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_matrices_are_torchs_interpolation(name):
+    (h, w), kw = CASES[name]
+    x = torch.from_numpy(_x(1, 2, h, w)).double()
+    want = F.interpolate(x, **kw).numpy()
+    ho, wo = want.shape[2:]
+    corners, sf = bool(kw.get("align_corners")), _given_scale(kw)
+    rh = resize.matrix(h, ho, kw["mode"], corners, sf)
+    rw = resize.matrix(w, wo, kw["mode"], corners, sf)
+    np.testing.assert_allclose(np.einsum("oh,nchw,pw->ncop", rh, x.numpy(), rw), want,
+                               atol=1e-12)
+
+
+def test_a_given_scale_factor_moves_the_samples():
+    # 5 -> 12 by scale_factor 2.5: torch samples at (o + 1/2) / 2.5 - 1/2, not (o + 1/2) 5 / 12
+    given, recomputed = resize.matrix(5, 12, "bilinear", False, 2.5), \
+        resize.matrix(5, 12, "bilinear", False, None)
+    assert np.abs(given - recomputed).max() > 0.05
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_fixed_point_rows_sum_to_one_and_fit_int8(name):
+    (h, w), kw = CASES[name]
+    ho = F.interpolate(torch.zeros(1, 1, h, w), **kw).shape[2]
+    m = resize.matrix(h, ho, kw["mode"], bool(kw.get("align_corners")), _given_scale(kw))
+    q = resize.fixed(m)
+    one = 1 << resize.FRAC_BITS
+    assert (q.sum(axis=1) == one).all() and q.min() >= -128 and q.max() <= 127
+    assert np.abs(q / one - m).max() <= 1 / one  # at most one unit from the rounded weight
+
+
+def test_bicubic_widens_the_intermediate_encoding_by_its_overshoot():
+    g = quantized(_module(CASES["bicubic"][1]), _x(8, 3, 5, 6))
+    node = g.nodes[0]
+    inp = g.tensors[node.inputs[0]]
+    scale, _ = node.attrs["mid"]
+    over = -np.clip(node.params["weight_w"], None, 0).sum(axis=1).min() / 64
+    assert over == 9 / 64 and np.isclose(scale / inp.scale, 1 + 2 * over, rtol=0.02)
+    g = quantized(_module(CASES["up3"][1]), _x(8, 3, 4, 5))  # bilinear: the input's own
+    assert tuple(g.nodes[0].attrs["mid"]) == (g.tensors[g.input].scale,
+                                              g.tensors[g.input].zero_point)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_capture_is_one_resize_node_matching_torch(name):
+    (h, w), kw = CASES[name]
+    g = float_matches(_module(kw), _x(2, 3, h, w))
+    assert [(n.op, n.attrs["mode"], n.attrs["align_corners"]) for n in g.nodes] == \
+        [("resize", kw["mode"], bool(kw.get("align_corners")))]
+
+
+def test_the_old_forms_keep_their_kernels():
+    # twice the size (align_corners False) stays four 2x2 depthwise convs, half an average pool,
+    # integer nearest a copy
+    for kw, op in ((dict(scale_factor=2, mode="bilinear"), "upsample_bilinear"),
+                   (dict(scale_factor=0.5, mode="bilinear"), "avgpool2d"),
+                   (dict(scale_factor=3, mode="nearest"), "upsample_nearest")):
+        g = capture(_module(kw).eval(), torch.zeros(1, 2, 4, 6))
+        assert [n.op for n in g.nodes] == [op]
+
+
+def test_antialias_is_refused_in_one_line():
+    with pytest.raises(UnsupportedOpError, match="antialias=True.*antialias=False resizes"):
+        capture(_module(dict(scale_factor=0.5, mode="bilinear", antialias=True)).eval(),
+                torch.zeros(1, 1, 8, 8))
+
+
+# The reference rounds twice (after W, then after H), and its weights are multiples of 1/64:
+# a weight off by up to 1/128 moves a value by 1/128 of its neighbours' difference (up to 2
+# codes between the extremes of this noise). Measured against the fake-quantized float: max 3
+# codes (1 of 9216, up8_corners), mean <= 0.52 (bicubic_down) at 8 bits; max 1 at 4 bits; 0 on
+# nearest and from 1x1 (exact weights)
+@pytest.mark.parametrize("name", list(CASES))
+def test_reference_codes_stay_near_the_fake_quantized_float(name):
+    (h, w), kw = CASES[name]
+    exact = kw["mode"].startswith("nearest") or (h, w) == (1, 1)
+    for bits, most in ((8, 3), (4, 1)):
+        diff = codes_vs_fake_quant(_module(kw), _x(8, 3, h, w), bits)
+        assert diff.max() <= (0 if exact else most) and diff.mean() < 0.55
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_reference_tracks_torch(name):
+    (h, w), kw = CASES[name]
+    x = _x(8, 3, h, w)
+    assert reference_cosine(_module(kw), x, 8) > 0.9995
+    assert reference_cosine(_module(kw), x, 4) > 0.95  # measured >= 0.957 (down 32 -> 13)
