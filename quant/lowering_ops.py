@@ -35,9 +35,10 @@ SUPPORTED = (
     "add/sub/mul/div by a per-channel constant (into the conv/linear before, or a depthwise one)",
     "cat along channels",
     ("upsample/interpolate nearest (integer scale: a copy; any other size: a resize), "
-     "nearest-exact, bilinear and bicubic to any size, up or down, either align_corners (scale 2 with align_corners "
-     "False: four 2x2 depthwise convs; half the size: an avgpool2d of 2; any other: a resize, "
-     "two constant GEMMs, qasic.quant.resize), antialias False"),
+     "nearest-exact, bilinear and bicubic to any size, up or down, either align_corners "
+     "(bilinear twice the size with align_corners False: four 2x2 depthwise convs; half the "
+     "size: an avgpool2d of 2; any other: a resize, two constant GEMMs, qasic.quant.resize), "
+     "antialias False"),
 )
 
 
