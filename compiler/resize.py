@@ -10,9 +10,9 @@ becomes
     <name>       permute (2, 0, 1)   (Ho, Wo, C)
 
 the golden reference's ``resize``, bit for bit (its two products are these linears': int8
-weights in units of 1/64, bias 0, the zero point folded by the GEMM kernel). MACs per sample:
-C (H W Wo + Wo H Ho); the permutes move the channel axis, so they copy byte by byte (8-bit
-codes only).
+weights, a multiplier per output channel, bias 0, the zero point folded by the GEMM
+kernel). MACs per sample: C (H W Wo + Wo H Ho); the permutes move the channel axis, so they
+copy byte by byte (8-bit codes only).
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ def expand(graph: QGraph) -> QGraph:
     return replace(graph, nodes=tuple(nodes), tensors=tensors, shapes=shapes)
 
 
-def _linear(name: str, src: str, weight: np.ndarray, q: int, shift: int, attrs: dict) -> QNode:
-    n = len(weight)
-    params = {"weight": np.asarray(weight, np.int8), "bias": np.zeros(n, np.int64),
-              "multiplier": np.full(n, q, np.int32), "shift": np.full(n, shift, np.int32)}
+def _linear(name: str, src: str, weight: np.ndarray, q: np.ndarray, shift: np.ndarray,
+            attrs: dict) -> QNode:
+    params = {"weight": np.asarray(weight, np.int8), "bias": np.zeros(len(weight), np.int64),
+              "multiplier": np.asarray(q, np.int32), "shift": np.asarray(shift, np.int32)}
     return QNode(name, "linear", (src,), name, attrs, params, weight_bits=8, weight_format="int8")
 
 
@@ -57,8 +57,8 @@ def _chain(graph: QGraph, node: QNode) -> list[tuple[QNode, tuple[int, ...], Ten
         raise UnsupportedOpError(f"resize {name}: {graph.tensors[x].bits}-bit codes in, "
                                  f"{graph.tensors[node.output].bits}-bit out; the accelerator "
                                  "resizes 8-bit activations (its permutes copy bytes)")
-    q, sh = (int(v) for v in p["multiplier"]), (int(v) for v in p["shift"])
-    (q_w, q_h), (s_w, s_h) = q, sh
+    q, sh = p["multiplier"], p["shift"]
+    (q_w, q_h), (s_w, s_h) = (q[:wo], q[wo:]), (sh[:wo], sh[wo:])
     clamp = {"clamp": node.attrs["clamp"]} if "clamp" in node.attrs else {}
     return [
         (QNode(f"{name}.cols", "permute", (x,), f"{name}.cols", {"perm": (0, 2, 1)}),

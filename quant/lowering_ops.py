@@ -28,7 +28,8 @@ SUPPORTED = (
     "hardswish, hardsigmoid, silu, sigmoid, tanh, gelu, leaky_relu, elu (tables)",
     "max_pool1d/2d (padding, ceil_mode, dilation 1)",
     "avg_pool1d/2d (a divisor varying by window: times a per-position constant)",
-    "adaptive_avg_pool1d/2d (in % out == 0), mean over H, W (or one of them, keepdim)",
+    ("adaptive_avg_pool1d/2d (in % out == 0: an avgpool2d; any other size: a resize), mean over "
+     "H, W (or one of them, keepdim)"),
     ("add/sub/mul of two activations (same shape, (C, 1, 1) broadcast over H, W, or (1, H, W) "
      "over C; sub: a table)"),
     "add/sub/mul/div by a scalar constant (a table)",
@@ -134,15 +135,19 @@ def _divisor_factor(node: Any, args: list, kwargs: dict, shape: tuple,
 
 
 def adaptive_avg_pool(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    """aten.adaptive_avg_pool1d/2d(x, output_size) with every input size a multiple of the
-    output size: an avgpool2d with kernel = stride = in // out."""
+    """aten.adaptive_avg_pool1d/2d(x, output_size) (and F.interpolate's mode 'area'): with every
+    input size a multiple of the output size an avgpool2d with kernel = stride = in // out, else
+    a resize whose rows are the windows' means (PSPNet's pyramid pooling to 3x3, 6x6)."""
     x = _act(b, node, args[0], "adaptive_avg_pool input")
     h, w = b.shapes[x.name][:2]
     oh, ow = hw_pair(args[1], _spatial(node))
     oh, ow = oh or h, ow or w  # None keeps the size
-    if h % oh or w % ow:
-        b.fail(node, f"adaptive_avg_pool from {h}x{w} to {oh}x{ow}: only when the input size "
-                     "is a multiple of the output size")
+    if h % oh or w % ow:  # windows of varying size, or overlapping: a resize by their means
+        if max(-(-h // oh), -(-w // ow)) + 1 > resize.MAX_WINDOW:
+            b.fail(node, f"adaptive_avg_pool from {h}x{w} to {oh}x{ow}: windows of more than "
+                         f"{resize.MAX_WINDOW} pixels along an axis unless the input size is a "
+                         "multiple of the output size")
+        return _resize(b, node, x, "area", False, (None, None))
     k = (h // oh, w // ow)
     attrs = {"kernel": k, "stride": k, "padding": (0, 0, 0, 0), "divisor": k[0] * k[1]}
     return _checked(b, node, b.add(node, "avgpool2d", (x.name,), attrs))

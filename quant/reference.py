@@ -34,11 +34,12 @@ upsample_nearest:  each code repeated fh x fw times (shares the input's TensorQ)
 upsample_bilinear: per dim u[2i] = v[i-1] + 3 v[i], u[2i+1] = 3 v[i] + v[i+1] (indices
            clamped to [0, n-1]) along H then W (weights sum 16); y = clamp(requantize(u, q,
            shift)) with M = s_in / (16 s_out)
-resize:    t = clamp_m(requantize(v(x) @_W w_w.T, q[0], shift[0])), y = clamp(requantize(
-           v_m(t) @_H w_h.T, q[1], shift[1])) with @_W, @_H the product along W, H; t has the
-           encoding m = attrs mid (scale, zero point; the input's bits and format), clamp_m to
-           its (qmin, qmax); M = [s_in / (64 s_m), s_m / (64 s_out)] (qasic.quant.resize:
-           w_w, w_h rows sum to 64)
+resize:    t = clamp_m(requantize(v(x) @_W w_w.T, q[:Wo], shift[:Wo])), y = clamp(requantize(
+           v_m(t) @_H w_h.T, q[Wo:], shift[Wo:])) with @_W, @_H the product along W, H (the
+           multipliers per output column, then per output row); t has the encoding m = attrs
+           mid (scale, zero point; the input's bits and format), clamp_m to its (qmin, qmax);
+           M = [s_in / (d_w s_m), s_m / (d_h s_out)] with d each row's denominator
+           (qasic.quant.resize.integer_rows)
 matmul:    acc = v(a) @ v(b) (transpose_b: v(a) @ v(b)^T) over the last two axes, leading
            (head) axes batched; y = clamp(requantize(acc, q, shift)), M = s_a * s_b / s_out
 softmax:   qasic.quant.intops.softmax_rows over the last axis with the node's exp table; keys
@@ -271,12 +272,13 @@ def mid_tensor(graph: QGraph, node: QNode) -> TensorQ:
 def _resize(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
     """Along W (to the intermediate encoding), then along H."""
     p, mid = node.params, mid_tensor(graph, node)
+    wo, q, sh = len(p["weight_w"]), p["multiplier"], p["shift"]
     v = graph.tensors[node.inputs[0]].values(x).transpose(0, 1, 3, 2)    # (N, H, C, W)
     acc = int_matmul(v, p["weight_w"].astype(np.int64).T)                # (N, H, C, Wo)
-    t = requant_to(mid, (mid.qmin, mid.qmax), acc, p["multiplier"][:1], p["shift"][:1])
+    t = requant_to(mid, (mid.qmin, mid.qmax), acc, q[:wo], sh[:wo])
     u = mid.values(t).transpose(0, 3, 2, 1)                               # (N, Wo, C, H)
     acc = int_matmul(u, p["weight_h"].astype(np.int64).T)                # (N, Wo, C, Ho)
-    y = _requant_clamp(graph, node, acc, p["multiplier"][1:], p["shift"][1:])
+    y = _requant_clamp(graph, node, acc, q[wo:], sh[wo:])
     return y.transpose(0, 3, 1, 2)                                        # (N, Ho, Wo, C)
 
 

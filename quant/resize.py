@@ -18,17 +18,23 @@ kernels (aten/src/ATen/native/UpSample.h: ``area_pixel_compute_scale``,
     nearest   tap min(floor(o * scale), in - 1); 'nearest-exact' min(floor((o + 1/2) scale),
               in - 1) (both: scale = 1 / scale_factor or in / out, whatever align_corners)
 
-Integers: each row of a matrix is rounded to ``FRAC_BITS`` fractional bits with its sum kept at
-exactly 2^FRAC_BITS (largest remainders; a constant image stays constant), so every weight
-is an int8 (bicubic's largest merged border weight is below 1.1, 70 of 127). The golden
-reference (``qasic.quant.reference``, op ``resize``) applies R_w along W, requantizes to the
-intermediate encoding ``mid`` (M_w = s_in / (2^F s_mid)), applies R_h along H and requantizes
-to the output (M_h = s_mid / (2^F s_out)): exactly two ``linear`` layers with constant
-weights between permutes, which is how the compiler runs it (``qasic.compiler.resize``).
-``mid`` is the input's encoding for bilinear and nearest (their W stage only mixes input values
-convexly, so nothing clips), and for bicubic the input's range widened on each side by the
-largest sum of negative weights of a row of R_w times its span (Keys' kernel overshoots by at
-most 0.1875 of a step: the range grows by up to 37.5%).
+    area      (F.interpolate mode 'area', adaptive_avg_pool to any size) the mean of inputs
+              floor(o in / out) .. ceil((o + 1) in / out) - 1
+
+Integers (``integer_rows``): each row o is int8 weights over a denominator d_o. A row whose
+nonzero weights are all equal (nearest, area, a copy at a border) is exact: weights 1 over
+their count. Any other is rounded to F fractional bits, F the largest of 7 or 6 that keeps every
+weight an int8 (bilinear: 7 unless a weight rounds to 1; bicubic's merged border weights reach
+1.1: 6), with the row's sum kept at exactly 2^F (largest remainders; a constant image stays
+constant). The golden reference (``qasic.quant.reference``, op ``resize``) applies R_w along W,
+requantizes to the intermediate encoding ``mid`` (M_w[o] = s_in / (d_o s_mid)), applies R_h
+along H and requantizes to the output (M_h[o] = s_mid / (d_o s_out)): exactly two ``linear``
+layers with constant weights and per-output-channel multipliers between permutes, which is how
+the compiler runs it (``qasic.compiler.resize``).
+``mid`` is the input's encoding for bilinear, nearest and area (their W stage only mixes input
+values convexly, so nothing clips), and for bicubic the input's range widened on each side by
+the largest sum of negative weights of a row of R_w times its span (Keys' kernel overshoots by
+at most 0.1875 of a step: the range grows by up to 37.5%).
 """
 
 from __future__ import annotations
@@ -38,9 +44,10 @@ import numpy as np
 from qasic.quant.graph import TensorQ
 from qasic.quant.observers import affine, fp_tensor
 
-FRAC_BITS = 6   # weights in units of 1/64: rows sum to 64, every weight fits an int8
+FRAC_BITS = (7, 6)  # fractional bits of a rounded row: the first whose weights fit an int8
 CUBIC_A = -0.75
-MODES = ("bilinear", "bicubic", "nearest", "nearest-exact")
+MAX_WINDOW = 127   # an area row's weights are 1 over its count: at most int8's 127 of them
+MODES = ("bilinear", "bicubic", "nearest", "nearest-exact", "area")
 
 
 def source_scale(n_in: int, n_out: int, align_corners: bool, scale: float | None) -> float:
@@ -102,7 +109,15 @@ def _nearest(n_in: int, n_out: int, ratio: float, offset: float) -> np.ndarray:
     return m
 
 
-_MATRICES = {"bilinear": _bilinear, "bicubic": _bicubic}
+def _area(n_in: int, n_out: int, ratio: float, align_corners: bool) -> np.ndarray:
+    m = np.zeros((n_out, n_in))
+    for o in range(n_out):
+        lo, hi = o * n_in // n_out, -(-(o + 1) * n_in // n_out)
+        m[o, lo:hi] = 1.0 / (hi - lo)
+    return m
+
+
+_MATRICES = {"bilinear": _bilinear, "bicubic": _bicubic, "area": _area}
 _NEAREST = {"nearest": 0.0, "nearest-exact": 0.5}  # mode -> offset of the sampling position
 
 
@@ -118,19 +133,36 @@ def matrix(n_in: int, n_out: int, mode: str, align_corners: bool = False,
                            align_corners)
 
 
-def fixed(m: np.ndarray, frac_bits: int = FRAC_BITS) -> np.ndarray:
-    """Rows of ``m`` (each summing to 1) as integers in units of 2^-frac_bits, each row summing
-    to exactly 2^frac_bits: rounded down, then the missing units to the largest remainders
-    (ties to the lower index)."""
+def fixed_row(row: np.ndarray, frac_bits: int) -> np.ndarray:
+    """A row summing to 1 as integers in units of 2^-frac_bits summing to exactly 2^frac_bits:
+    rounded down, then the missing units to the largest remainders (ties to the lower
+    index)."""
     one = 1 << frac_bits
-    scaled = np.asarray(m, np.float64) * one
+    scaled = np.asarray(row, np.float64) * one
     out = np.floor(scaled).astype(np.int64)
-    rem = scaled - out
-    short = one - out.sum(axis=1)
-    for r in range(len(out)):
-        order = np.argsort(-rem[r], kind="stable")
-        out[r, order[:short[r]]] += 1
+    order = np.argsort(-(scaled - out), kind="stable")
+    out[order[:one - int(out.sum())]] += 1
     return out
+
+
+def integer_rows(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(weights int64 (rows, n_in), denominators (rows,)): row o of ``m`` ~ weights[o] / d[o]
+    (the module doc: exact where the nonzero weights are equal, else 2^7 or 2^6)."""
+    weights, dens = np.zeros(m.shape, np.int64), np.zeros(len(m), np.int64)
+    for o, row in enumerate(np.asarray(m, np.float64)):
+        nz = row[row != 0]
+        k = len(nz)
+        if k and k <= MAX_WINDOW and np.allclose(nz, 1.0 / k, rtol=0, atol=1e-12):
+            weights[o], dens[o] = row != 0, k
+            continue
+        for f in FRAC_BITS:
+            w = fixed_row(row, f)
+            if w.min() >= -128 and w.max() <= 127:
+                weights[o], dens[o] = w, 1 << f
+                break
+        else:
+            raise ValueError(f"resize row {o} of weights {row} does not fit int8 weights")
+    return weights, dens
 
 
 def output_scales(scale_factors) -> tuple[float | None, float | None]:
@@ -141,11 +173,11 @@ def output_scales(scale_factors) -> tuple[float | None, float | None]:
     return (s[0], s[-1]) if s else (None, None)
 
 
-def mid_encoding(inp: TensorQ, weight_w: np.ndarray) -> TensorQ:
+def mid_encoding(inp: TensorQ, weight_w: np.ndarray, dens: np.ndarray) -> TensorQ:
     """The encoding of the values between the two stages (the module doc): the input's when no
-    weight of the fixed-point ``weight_w`` is negative, else its range widened by the
-    overshoot."""
-    over = float(np.clip(weight_w, None, 0).sum(axis=1).min()) / -(1 << FRAC_BITS)
+    weight of the integer ``weight_w`` (over denominators ``dens``) is negative, else its range
+    widened by the overshoot."""
+    over = float(np.max(-np.clip(weight_w, None, 0).sum(axis=1) / dens))
     if over == 0:
         return inp
     lo, hi = (float(v) for v in inp.decode(np.array([inp.qmin, inp.qmax])))

@@ -22,9 +22,9 @@ from tests.archs import small_arch
 from tests.quant.test_resize import CASES
 
 # the bit-exact cases: up by 2, 3, 4, 8, to a size, down, both align_corners, from 1x1,
-# bicubic, nearest at 1.5
+# bicubic, nearest at 1.5, an adaptive average pool to a size that does not divide
 RUN = ["up2_corners", "up3", "up4", "up8", "to_size", "to_size_corners", "down", "from_1x1",
-       "bicubic", "bicubic_corners", "nearest_1_5"]
+       "bicubic", "bicubic_corners", "nearest_1_5", "area_down"]
 
 
 class ConvResize(nn.Module):
