@@ -5,6 +5,8 @@ logits resized to the input's size, through qasic.evaluate."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -19,6 +21,7 @@ from qasic.quant import QuantConfig, quantize, reference
 from qasic.sim import simulate
 from qasic.sim.run import input_codes
 from tests.archs import small_arch
+from tests.compiler.test_transformer import FP8_ARCHS
 from tests.quant.test_resize import CASES
 
 # the bit-exact cases: up by 2, 3, 4, 8, to a size, down, both align_corners, from 1x1,
@@ -76,6 +79,20 @@ def test_a_small_arch_tiles_it_too():
     a = small_arch(param_sram_bytes=512)
     p = compile_graph(g, a)
     codes = input_codes(p, x.numpy()[:2])
+    np.testing.assert_array_equal(simulate(p, a, codes=codes).outputs, reference.run(g, codes))
+
+
+@pytest.mark.parametrize("fmt", ["fp8_e4m3", "fp8_e3m4"])
+def test_fp8_activations_resize_bit_exact(fmt):
+    """FP8 codes are bytes: the permutes move them, the GEMMs take their levels (shift-add PE
+    inputs as compiler tests' FP8 arches, 8-bit weights for the interpolation's int8 ones)."""
+    (h, w), kw = CASES["bicubic"]
+    torch.manual_seed(0)
+    x = torch.randn(8, 3, h, w)
+    g = quantize(ConvResize(kw).eval(), (x[:1],), x.numpy(), QuantConfig(activation_format=fmt))
+    a = dataclasses.replace(FP8_ARCHS[fmt], weight_bits=8, weight_shift_bits=0)
+    p = compile_graph(g, a)
+    codes = input_codes(p, x.numpy()[:3])
     np.testing.assert_array_equal(simulate(p, a, codes=codes).outputs, reference.run(g, codes))
 
 
