@@ -143,7 +143,8 @@ def adaptive_avg_pool(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     oh, ow = hw_pair(args[1], _spatial(node))
     oh, ow = oh or h, ow or w  # None keeps the size
     if h % oh or w % ow:  # windows of varying size, or overlapping: a resize by their means
-        if max(-(-h // oh), -(-w // ow)) + 1 > resize.MAX_WINDOW:
+        if max(hi - lo for n, o in ((h, oh), (w, ow))
+               for lo, hi in resize.area_windows(n, o)) > resize.MAX_WINDOW:
             b.fail(node, f"adaptive_avg_pool from {h}x{w} to {oh}x{ow}: windows of more than "
                          f"{resize.MAX_WINDOW} pixels along an axis unless the input size is a "
                          "multiple of the output size")

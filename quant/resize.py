@@ -109,10 +109,14 @@ def _nearest(n_in: int, n_out: int, ratio: float, offset: float) -> np.ndarray:
     return m
 
 
+def area_windows(n_in: int, n_out: int) -> list[tuple[int, int]]:
+    """torch's adaptive average pooling windows [lo, hi) along one axis."""
+    return [(o * n_in // n_out, -(-(o + 1) * n_in // n_out)) for o in range(n_out)]
+
+
 def _area(n_in: int, n_out: int, ratio: float, align_corners: bool) -> np.ndarray:
     m = np.zeros((n_out, n_in))
-    for o in range(n_out):
-        lo, hi = o * n_in // n_out, -(-(o + 1) * n_in // n_out)
+    for o, (lo, hi) in enumerate(area_windows(n_in, n_out)):
         m[o, lo:hi] = 1.0 / (hi - lo)
     return m
 
