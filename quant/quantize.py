@@ -36,7 +36,7 @@ from qasic.quant.graph import QGraph, QNode, TensorQ
 from qasic.quant.observers import WEIGHT_SCALERS, quantize_weight
 from qasic.quant.quantize_transformer import QUANTIZERS
 from qasic.quant.reference import ADD_LEFT_SHIFT, flatten_order
-from qasic.quant.resize import integer_rows, mid_encoding
+from qasic.quant.resize import integer_rows, mid_encoding, shared_rows
 from qasic.quant.weights import quantize_weights
 
 __all__ = ["QuantConfig", "quantize", "quantize_graph"]
@@ -240,15 +240,14 @@ def _rescale(m: Any) -> Any:
 
 def _quantize_resize(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
                      config: QuantConfig) -> QNode:
-    """The interpolation weights as integers over per-row denominators d
-    (qasic.quant.resize.integer_rows); M along W (one per output column) takes the input to the
-    intermediate encoding (attrs mid: scale, zero point), M along H (per output row) that to
-    the output's."""
+    """The interpolation weights as integers over denominators (qasic.quant.resize:
+    ``integer_rows`` one per row of R_w, ``shared_rows`` one for R_h); M along W (one per output
+    column) takes the input to the intermediate encoding (attrs mid: scale, zero point), M along
+    H (one) that to the output's."""
     inp = tensors[node.inputs[0]]
-    (wh, dh), (ww, dw) = (integer_rows(node.params[k]) for k in ("weight_h", "weight_w"))
+    (wh, dh), (ww, dw) = shared_rows(node.params["weight_h"]), integer_rows(node.params["weight_w"])
     mid = mid_encoding(inp, ww, dw)
-    ms = np.concatenate([inp.unit / (dw * mid.unit), mid.unit / (dh * _unit(tensors,
-                                                                                node.output))])
+    ms = np.append(inp.unit / (dw * mid.unit), mid.unit / (dh * _unit(tensors, node.output)))
     q, shift = quantize_multipliers(ms)
     params = {"weight_h": wh, "weight_w": ww, "multiplier": q.astype(np.int32),
               "shift": shift.astype(np.int32)}

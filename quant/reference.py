@@ -35,11 +35,11 @@ upsample_bilinear: per dim u[2i] = v[i-1] + 3 v[i], u[2i+1] = 3 v[i] + v[i+1] (i
            clamped to [0, n-1]) along H then W (weights sum 16); y = clamp(requantize(u, q,
            shift)) with M = s_in / (16 s_out)
 resize:    t = clamp_m(requantize(v(x) @_W w_w.T, q[:Wo], shift[:Wo])), y = clamp(requantize(
-           v_m(t) @_H w_h.T, q[Wo:], shift[Wo:])) with @_W, @_H the product along W, H (the
-           multipliers per output column, then per output row); t has the encoding m = attrs
-           mid (scale, zero point; the input's bits and format), clamp_m to its (qmin, qmax);
-           M = [s_in / (d_w s_m), s_m / (d_h s_out)] with d each row's denominator
-           (qasic.quant.resize.integer_rows)
+           v_m(t) @_H w_h.T, q[Wo], shift[Wo])) with @_W, @_H the product along W, H (the
+           multipliers per output column, then one); t has the encoding m = attrs mid (scale,
+           zero point; the input's bits and format), clamp_m to its (qmin, qmax); M = [s_in /
+           (d_o s_m) per row o of w_w, s_m / (d_h s_out)] (qasic.quant.resize: integer_rows,
+           shared_rows)
 matmul:    acc = v(a) @ v(b) (transpose_b: v(a) @ v(b)^T) over the last two axes, leading
            (head) axes batched; y = clamp(requantize(acc, q, shift)), M = s_a * s_b / s_out
 softmax:   qasic.quant.intops.softmax_rows over the last axis with the node's exp table; keys

@@ -21,16 +21,20 @@ kernels (aten/src/ATen/native/UpSample.h: ``area_pixel_compute_scale``,
     area      (F.interpolate mode 'area', adaptive_avg_pool to any size) the mean of inputs
               floor(o in / out) .. ceil((o + 1) in / out) - 1
 
-Integers (``integer_rows``): each row o is int8 weights over a denominator d_o. A row whose
-nonzero weights are all equal (nearest, area, a copy at a border) is exact: weights 1 over
-their count. Any other is rounded to F fractional bits, F the largest of 7 or 6 that keeps every
-weight an int8 (bilinear: 7 unless a weight rounds to 1; bicubic's merged border weights reach
-1.1: 6), with the row's sum kept at exactly 2^F (largest remainders; a constant image stays
-constant). The golden reference (``qasic.quant.reference``, op ``resize``) applies R_w along W,
-requantizes to the intermediate encoding ``mid`` (M_w[o] = s_in / (d_o s_mid)), applies R_h
-along H and requantizes to the output (M_h[o] = s_mid / (d_o s_out)): exactly two ``linear``
-layers with constant weights and per-output-channel multipliers between permutes, which is how
-the compiler runs it (``qasic.compiler.resize``).
+Integers: R_w (``integer_rows``) has int8 weights over a denominator d_o per row o. A row
+whose nonzero weights are all equal (nearest, area, a copy at a border) is exact: weights 1
+over their count. Any other is rounded to F fractional bits, F the largest of 7 or 6 that keeps
+every weight an int8 (bilinear: 7 unless a weight rounds to 1; bicubic's merged border weights
+reach 1.1: 6), with the row's sum kept at exactly 2^F (largest remainders; a constant image
+stays constant). R_h (``shared_rows``) has one denominator d_h for all its rows: exact for
+nearest and area (the least common multiple of the window sizes, up to 127), else 2^7 or 2^6,
+whichever is off by less in RMS (at 2^7 a copy row is 127 + 1 with a neighbour). The golden reference
+(``qasic.quant.reference``, op ``resize``) applies R_w along W, requantizes to the intermediate
+encoding ``mid`` (M_w[o] = s_in / (d_o s_mid)), applies R_h along H and requantizes to the
+output (M_h = s_mid / (d_h s_out)): a ``linear`` with constant weights and a multiplier per
+output column between two permutes, then a ``matmul`` of the constant R_h (codes of scale
+1 / d_h) by the intermediate as (H, W_out C), which is how the compiler runs it
+(``qasic.compiler.resize``).
 ``mid`` is the input's encoding for bilinear, nearest and area (their W stage only mixes input
 values convexly, so nothing clips), and for bicubic the input's range widened on each side by
 the largest sum of negative weights of a row of R_w times its span (Keys' kernel overshoots by
@@ -38,6 +42,8 @@ at most 0.1875 of a step: the range grows by up to 37.5%).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -167,6 +173,45 @@ def integer_rows(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         else:
             raise ValueError(f"resize row {o} of weights {row} does not fit int8 weights")
     return weights, dens
+
+
+def _capped_row(row: np.ndarray, frac_bits: int) -> np.ndarray | None:
+    """``fixed_row`` with a weight of 2^7 (a copy) split 127 + 1 with the next-largest tap (the
+    nearest one if no other is nonzero); None for a row of one input."""
+    w = fixed_row(row, frac_bits)
+    if w.max() <= 127 and w.min() >= -128:
+        return w
+    if len(row) == 1 or w.max() != 128 or w.min() < -128:  # only a copy splits
+        return None
+    i = int(np.argmax(w))
+    others = np.where(np.arange(len(row)) == i, -np.inf, row - 1e-9 * np.abs(np.arange(
+        len(row)) - i))  # ties: the nearest tap
+    w[i], w[int(np.argmax(others))] = w[i] - 1, w[int(np.argmax(others))] + 1
+    return w
+
+
+def shared_rows(m: np.ndarray) -> tuple[np.ndarray, int]:
+    """(weights int64 (rows, n_in), d): every row of ``m`` ~ weights / d with one denominator
+    (the H stage's: one multiplier for all its rows). Rows of equal nonzero weights (nearest,
+    area) are exact over the least common multiple of their counts when it is at most 127;
+    else d = 2^F, F of FRAC_BITS with the smaller root-mean-square error (a copy row at 2^7 is
+    127 + 1 with a neighbour: 1/128 off, the bound of any weight rounded at 2^6; at 2^6 it is
+    exact)."""
+    m = np.asarray(m, np.float64)
+    counts = (m != 0).sum(axis=1)
+    lcm = math.lcm(*(int(k) for k in counts))
+    if lcm <= MAX_WINDOW and np.allclose(m, (m != 0) / counts[:, None], rtol=0, atol=1e-12):
+        return (m != 0) * (lcm // counts[:, None]).astype(np.int64), lcm
+    best = None
+    for f in FRAC_BITS:
+        rows = [_capped_row(r, f) for r in np.asarray(m, np.float64)]
+        if any(r is None for r in rows):
+            continue
+        w = np.array(rows, np.int64).reshape(m.shape)
+        err = float(np.sqrt(np.mean((w / (1 << f) - m) ** 2)))
+        if best is None or err < best[0] - 1e-12:
+            best = (err, w, 1 << f)
+    return best[1], best[2]
 
 
 def output_scales(scale_factors) -> tuple[float | None, float | None]:

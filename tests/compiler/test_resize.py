@@ -1,5 +1,6 @@
-"""General resizing runs on existing kernels (qasic.compiler.resize): two constant GEMMs between
-three permutes, bit-exact against the golden reference's ``resize``; a segmentation net with an
+"""General resizing runs on existing kernels (qasic.compiler.resize): a constant GEMM along W
+between two permutes, a matmul by a constant along H, bit-exact against the golden reference's
+``resize``; a segmentation net with an
 ASPP-like image pooling branch (a 1x1 map resized to the features' size, concatenated) and its
 logits resized to the input's size, through qasic.evaluate."""
 
@@ -52,8 +53,8 @@ def test_resize_is_bit_exact_and_tracks_torch(name):
     g, x, m = _graph(name)
     a = load_arch("default")
     p = compile_graph(g, a)
-    assert [layer["kind"] for layer in p.layers] == \
-        ["gemm", "permute", "gemm", "permute", "gemm", "permute"]
+    assert [layer["kind"] for layer in p.layers] == ["gemm", "permute", "gemm", "permute",
+                                                     "matmul"]
     codes = input_codes(p, x.numpy()[:3])
     out = simulate(p, a, codes=codes).outputs
     np.testing.assert_array_equal(out, reference.run(g, codes))
@@ -67,10 +68,11 @@ def test_the_gemms_carry_the_fixed_point_weights():
     g, _, _ = _graph("to_size")
     node = g.nodes[-1]
     p = compile_graph(g, load_arch("default"))
-    gemms = [layer for layer in p.layers if layer["kind"] == "gemm"][1:]
-    # W stage: (H, C, W) -> (H, C, Wo) = 7 x 4 rows of K 5, N 24; H stage: 24 x 4 rows, K 7, N 32
-    assert [(la["k"], la["n"], la["macs"]) for la in gemms] == \
-        [(5, 24, 7 * 4 * 5 * 24), (7, 32, 24 * 4 * 7 * 32)]
+    gemms = [layer for layer in p.layers if layer["kind"] in ("gemm", "matmul")][1:]
+    # W stage: (H, C, W) -> (H, C, Wo) = 7 x 4 rows of K 5, N 24; H stage: R_h (32, 7) times
+    # the intermediate as (7, 24 x 4)
+    assert [(la["kind"], la["k"], la["n"], la["macs"]) for la in gemms] == \
+        [("gemm", 5, 24, 7 * 4 * 5 * 24), ("matmul", 7, 24 * 4, 32 * 7 * 24 * 4)]
     assert node.params["weight_w"].shape == (24, 5) and node.params["weight_h"].shape == (32, 7)
 
 
@@ -84,13 +86,14 @@ def test_a_small_arch_tiles_it_too():
 
 @pytest.mark.parametrize("fmt", ["fp8_e4m3", "fp8_e3m4"])
 def test_fp8_activations_resize_bit_exact(fmt):
-    """FP8 codes are bytes: the permutes move them, the GEMMs take their levels (shift-add PE
-    inputs as compiler tests' FP8 arches, 8-bit weights for the interpolation's int8 ones)."""
+    """FP8 codes are bytes: the permutes move them, the GEMMs take their levels (shift-add PEs
+    as the compiler tests' FP8 arches, 8 bits wide for the int8 interpolation weights, which
+    R_h's matmul streams as inputs)."""
     (h, w), kw = CASES["bicubic"]
     torch.manual_seed(0)
     x = torch.randn(8, 3, h, w)
     g = quantize(ConvResize(kw).eval(), (x[:1],), x.numpy(), QuantConfig(activation_format=fmt))
-    a = dataclasses.replace(FP8_ARCHS[fmt], weight_bits=8, weight_shift_bits=0)
+    a = dataclasses.replace(FP8_ARCHS[fmt], input_bits=8, weight_bits=8)
     p = compile_graph(g, a)
     codes = input_codes(p, x.numpy()[:3])
     np.testing.assert_array_equal(simulate(p, a, codes=codes).outputs, reference.run(g, codes))
@@ -128,5 +131,6 @@ def test_a_segmentation_net_runs_bit_exact_through_evaluate():
     rec = qasic.evaluate(TinySeg().eval(), x[8:], calibration=x[:8], arch="default")
     assert rec["bit_exact"] is True and rec["cosine"] > 0.999
     kinds = [la["kind"] for la in rec["layers"]]
-    # two resizes (1x1 -> 5x6 into the concat through a copy, 5x6 -> 20x24): 3 permutes each
-    assert kinds.count("permute") == 6 and kinds.count("copy") == 1
+    # two resizes (1x1 -> 5x6 into the concat through a copy, 5x6 -> 20x24): 2 permutes and a
+    # matmul each
+    assert kinds.count("permute") == 4 and kinds.count("matmul") == 2 and kinds.count("copy") == 1

@@ -88,6 +88,25 @@ def test_integer_rows_sum_to_their_denominator_and_fit_int8(name):
     assert set(d[~np.array(equal)]) <= {64, 128}
 
 
+@pytest.mark.parametrize("name", list(CASES))
+def test_shared_rows_sum_to_one_denominator_and_fit_int8(name):
+    (h, w), kw = CASES[name]
+    ho = F.interpolate(torch.zeros(1, 1, h, w), **kw).shape[2]
+    m = resize.matrix(h, ho, kw["mode"], bool(kw.get("align_corners")), _given_scale(kw))
+    q, d = resize.shared_rows(m)
+    assert (q.sum(axis=1) == d).all() and q.min() >= -128 and q.max() <= 127
+    assert np.abs(q / d - m).max() <= 1 / d + 1e-12
+    if kw["mode"] in ("nearest", "nearest-exact", "area") or h == 1:  # exact
+        np.testing.assert_allclose(q / d, m, atol=1e-12)
+
+
+def test_a_copy_row_at_seven_bits_lends_one_unit_to_its_neighbour():
+    w, d = resize.shared_rows(resize.matrix(5, 12, "bilinear"))  # border rows copy a pixel
+    assert d == 128 and list(w[0, :2]) == [127, 1]
+    w, d = resize.shared_rows(resize.matrix(13, 6, "area"))      # windows of 3: exact
+    assert d == 3 and set(w.ravel()) == {0, 1}
+
+
 def test_bilinear_rows_take_seven_fractional_bits_and_bicubic_borders_six():
     _, d = resize.integer_rows(resize.matrix(7, 32, "bilinear"))
     assert set(d) == {1, 128}  # 1: the border rows copy a pixel
