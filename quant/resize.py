@@ -17,7 +17,6 @@ kernels (aten/src/ATen/native/UpSample.h: ``area_pixel_compute_scale``,
               convolution with A = -0.75 at t = src - floor(src)
     nearest   tap min(floor(o * scale), in - 1); 'nearest-exact' min(floor((o + 1/2) scale),
               in - 1) (both: scale = 1 / scale_factor or in / out, whatever align_corners)
-
     area      (F.interpolate mode 'area', adaptive_avg_pool to any size) the mean of inputs
               floor(o in / out) .. ceil((o + 1) in / out) - 1
 
@@ -28,17 +27,18 @@ every weight an int8 (bilinear: 7 unless a weight rounds to 1; bicubic's merged 
 reach 1.1: 6), with the row's sum kept at exactly 2^F (largest remainders; a constant image
 stays constant). R_h (``shared_rows``) has one denominator d_h for all its rows: exact for
 nearest and area (the least common multiple of the window sizes, up to 127), else 2^7 or 2^6,
-whichever is off by less in RMS (at 2^7 a copy row is 127 + 1 with a neighbour). The golden reference
-(``qasic.quant.reference``, op ``resize``) applies R_w along W, requantizes to the intermediate
-encoding ``mid`` (M_w[o] = s_in / (d_o s_mid)), applies R_h along H and requantizes to the
-output (M_h = s_mid / (d_h s_out)): a ``linear`` with constant weights and a multiplier per
-output column between two permutes, then a ``matmul`` of the constant R_h (codes of scale
-1 / d_h) by the intermediate as (H, W_out C), which is how the compiler runs it
-(``qasic.compiler.resize``).
-``mid`` is the input's encoding for bilinear, nearest and area (their W stage only mixes input
-values convexly, so nothing clips), and for bicubic the input's range widened on each side by
-the largest sum of negative weights of a row of R_w times its span (Keys' kernel overshoots by
-at most 0.1875 of a step: the range grows by up to 37.5%).
+whichever is off by less in RMS (at 2^7 a copy row is 127 + 1 with a neighbour).
+
+The golden reference (``qasic.quant.reference``, op ``resize``) applies R_w along W,
+requantizes to the intermediate encoding ``mid`` (M_w[o] = s_in / (d_o s_mid)), applies R_h
+along H and requantizes to the output (M_h = s_mid / (d_h s_out)): a ``linear`` with constant
+weights and a multiplier per output column between two permutes, then a ``matmul`` of the
+constant R_h (codes of scale 1 / d_h) by the intermediate as (H, W_out C), which is how the
+compiler runs it (``qasic.compiler.resize``). ``mid`` is the input's encoding for bilinear,
+nearest and area (their W stage only mixes input values convexly, so nothing clips), and for
+bicubic the input's range widened on each side by the largest sum of negative weights of a row
+of R_w times its span (Keys' kernel overshoots by at most 0.1875 of a step: the range grows by
+up to 37.5%).
 """
 
 from __future__ import annotations
