@@ -64,6 +64,19 @@ def test_resize_is_bit_exact_and_tracks_torch(name):
     assert (got * want).sum() / np.linalg.norm(got) / np.linalg.norm(want) > 0.999
 
 
+@pytest.mark.parametrize("gemm_path", ["auto", "numba"])
+def test_the_exact_machine_agrees(gemm_path):
+    """The per-instruction machine (the fast path's check) on the matmul with its zero-point
+    bias and the permutes ("blas" alone does not apply: it needs the same weights in every
+    batch element, and a matmul's dynamic weights are each sample's intermediate)."""
+    g, x, _ = _graph("bicubic_corners")
+    a = load_arch("default")
+    p = compile_graph(g, a)
+    codes = input_codes(p, x.numpy()[:2])
+    out = simulate(p, a, codes=codes, gemm_path=gemm_path, mode="exact").outputs
+    np.testing.assert_array_equal(out, reference.run(g, codes))
+
+
 def test_the_gemms_carry_the_fixed_point_weights():
     g, _, _ = _graph("to_size")
     node = g.nodes[-1]
