@@ -38,7 +38,8 @@ SUPPORTED = (
     ("upsample/interpolate nearest (integer scale: a copy; any other size: a resize), "
      "nearest-exact, bilinear and bicubic to any size, up or down, either align_corners "
      "(bilinear twice the size with align_corners False: four 2x2 depthwise convs; half the "
-     "size: an avgpool2d of 2; any other: a resize, two constant GEMMs, qasic.quant.resize), "
+     "size: an avgpool2d of 2; any other: a resize, a constant GEMM along W and a matmul by a "
+     "constant along H, qasic.quant.resize), "
      "antialias False"),
 )
 
@@ -396,7 +397,7 @@ def _scales(node: Any, args: list, first: int) -> tuple[float | None, float | No
 
 def _resize(b: Any, node: Any, x: Act, mode: str, align_corners: bool,
             scales: tuple[float | None, float | None]) -> Act:
-    """Any size: two constant GEMMs (qasic.quant.resize); weights float here, fixed point once
+    """Any size (qasic.quant.resize): the float interpolation matrices here, integers once
     quantized."""
     (h, w), (oh, ow) = b.shapes[x.name][:2], per_sample(node)[:2]
     params = {"weight_h": resize.matrix(h, oh, mode, align_corners, scales[0]),
@@ -488,6 +489,7 @@ def _table() -> dict:
         aten.upsample_bilinear2d.vec: upsample_bilinear,
         aten.upsample_bilinear2d.default: upsample_bilinear,
         aten.upsample_bicubic2d.vec: upsample_bicubic,
+        aten.upsample_bicubic2d.default: upsample_bicubic,
         aten._upsample_nearest_exact1d.vec: upsample_nearest_exact,
         aten._upsample_nearest_exact2d.vec: upsample_nearest_exact,
         aten._upsample_nearest_exact1d.default: upsample_nearest_exact,
@@ -496,7 +498,6 @@ def _table() -> dict:
         aten._upsample_bilinear2d_aa.default: antialiased,
         aten._upsample_bicubic2d_aa.vec: antialiased,
         aten._upsample_bicubic2d_aa.default: antialiased,
-        aten.upsample_bicubic2d.default: upsample_bicubic,
         aten.sub.Tensor: sub,
         aten.sub.Scalar: sub,
         aten.rsub.Scalar: _scalar_op,

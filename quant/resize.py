@@ -71,9 +71,9 @@ def _source(o: np.ndarray, ratio: float, align_corners: bool, cubic: bool) -> np
 
 
 def _bilinear(n_in: int, n_out: int, ratio: float, align_corners: bool) -> np.ndarray:
-    m = np.zeros((n_out, n_in))
-    if n_in == n_out:
+    if n_in == n_out:  # torch's bilinear kernels copy a same-size axis
         return np.eye(n_in)
+    m = np.zeros((n_out, n_in))
     o = np.arange(n_out)
     src = _source(o, ratio, align_corners, cubic=False)
     i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
