@@ -36,10 +36,10 @@ SUPPORTED = (
     "add/sub/mul/div by a per-channel constant (into the conv/linear before, or a depthwise one)",
     "cat along channels",
     ("upsample/interpolate nearest (integer scale: a copy; any other size: a resize), "
-     "nearest-exact, bilinear and bicubic to any size, up or down, either align_corners "
-     "(bilinear twice the size with align_corners False: four 2x2 depthwise convs; half the "
-     "size: an avgpool2d of 2; any other: a resize, a constant GEMM along W and a matmul by a "
-     "constant along H, qasic.quant.resize), "
+     "nearest-exact, linear (1-D), bilinear and bicubic to any size, up or down, either "
+     "align_corners (bilinear twice the size with align_corners False: four 2x2 depthwise "
+     "convs; half the size: an avgpool2d of 2; any other: a resize, a constant GEMM along W "
+     "and a matmul by a constant along H, qasic.quant.resize), "
      "antialias False"),
 )
 
@@ -445,6 +445,13 @@ def upsample_bilinear(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     return _resize(b, node, x, "bilinear", corners, _scales(node, args, 3))
 
 
+def upsample_linear(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.upsample_linear1d(x, output_size, align_corners, scales...) of (N, C, L): a resize
+    along L (bilinear's weights on one axis)."""
+    x = _act(b, node, args[0], "upsample input")
+    return _resize(b, node, x, "bilinear", bool(args[2]), _scales(node, args, 3))
+
+
 def upsample_bicubic(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """aten.upsample_bicubic2d(x, output_size, align_corners, scales...): a resize."""
     x = _act(b, node, args[0], "upsample input")
@@ -488,6 +495,8 @@ def _table() -> dict:
         aten.upsample_nearest2d.default: upsample_nearest,
         aten.upsample_bilinear2d.vec: upsample_bilinear,
         aten.upsample_bilinear2d.default: upsample_bilinear,
+        aten.upsample_linear1d.vec: upsample_linear,
+        aten.upsample_linear1d.default: upsample_linear,
         aten.upsample_bicubic2d.vec: upsample_bicubic,
         aten.upsample_bicubic2d.default: upsample_bicubic,
         aten._upsample_nearest_exact1d.vec: upsample_nearest_exact,

@@ -112,6 +112,25 @@ def test_fp8_activations_resize_bit_exact(fmt):
     np.testing.assert_array_equal(simulate(p, a, codes=codes).outputs, reference.run(g, codes))
 
 
+class Conv1dLinear(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        return F.interpolate(self.conv(x), size=23, mode="linear")
+
+
+def test_a_sequence_resize_is_bit_exact():
+    torch.manual_seed(0)
+    x = torch.randn(8, 3, 10)
+    g = quantize(Conv1dLinear().eval(), (x[:1],), x.numpy(), QuantConfig())
+    a = load_arch("default")
+    p = compile_graph(g, a)
+    codes = input_codes(p, x.numpy()[:3])
+    np.testing.assert_array_equal(simulate(p, a, codes=codes).outputs, reference.run(g, codes))
+
+
 def test_four_bit_activations_are_refused_in_one_line():
     g, _, _ = _graph("up3", bits=4)
     with pytest.raises(UnsupportedOpError, match="resize .*4-bit codes in.*8-bit activations"):

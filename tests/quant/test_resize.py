@@ -136,6 +136,15 @@ def test_capture_is_one_resize_node_matching_torch(name):
         [("resize", kw["mode"], bool(kw.get("align_corners")))]
 
 
+def test_a_sequence_resizes_along_its_length():
+    """F.interpolate(mode='linear') of (N, C, L): a resize of the (1, L, C) image along W."""
+    m = _module({"size": 11, "mode": "linear", "align_corners": True})
+    g = float_matches(m, _x(2, 3, 5))
+    node = g.nodes[0]
+    assert node.op == "resize" and node.params["weight_h"].shape == (1, 1)
+    assert reference_cosine(m, _x(8, 3, 5), 8) > 0.9995
+
+
 def test_the_old_forms_keep_their_kernels():
     # twice the size (align_corners False) stays four 2x2 depthwise convs, half an average pool,
     # integer nearest a copy
