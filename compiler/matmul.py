@@ -8,13 +8,15 @@ b_transpose), so neither layout is rearranged. The geometry is a 1x1 conv over a
 whose weights change with every image row (one head each), so the mapper's tiles are one row
 tall (compiler.mapper Layer.heads) and everything else (c- and n-tiles, loop order, double
 buffering, POST) is a GEMM kernel's (compiler.steps). POST requantizes with the node's
-multiplier, repeated per output channel, bias 0.
+multiplier, repeated per output channel, bias 0 (but below).
 
 Operands are symmetric (zero point 0: an input zero point would need a bias that depends on b)
 INT codes at their stored width, b's stored bits being the GEMM's wbits (packed INT4 codes
 multiply as 4-bit weights), or FP8 codes: a streams them as its afmt, b's decode through the
 GEMM's table of the format's fixed-point levels (as FP8 weights do), on an array whose PEs take
-those levels (array.*_shift_bits).
+those levels (array.*_shift_bits). One exception: b may have a zero point z when a is a
+constant whose rows all sum to one S (a resize's interpolation rows, qasic.compiler.resize):
+a @ (b - z) = a @ b - z S, one bias for every output.
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ def matmul_kernel(graph: QGraph, k: Kernel, arch: ArchConfig, a: Buffer, b: Buff
     out = graph.tensors[node.output]
     lo, hi = node.attrs.get("clamp", (out.qmin, out.qmax))
     p = node.params
-    block = GemmBlock(0, kk, 0, np.zeros((0, n), np.int64), None, np.zeros(n, np.int64),
+    block = GemmBlock(0, kk, 0, np.zeros((0, n), np.int64), None,
+                      np.full(n, _zero_point_bias(graph, node, kk), np.int64),
                       _per_channel(p["multiplier"], n), _per_channel(p["shift"], n))
     _check_accumulator(graph, node, arch, kk)
     tb = graph.tensors[node.inputs[1]]
@@ -86,10 +89,29 @@ def _per_channel(v, n: int) -> np.ndarray:
     return np.broadcast_to(np.asarray(v, np.int64).reshape(-1), (n,)).copy()
 
 
+def _zero_point_bias(graph: QGraph, node, k: int) -> int:
+    """-z S for b's zero point z and a constant a whose rows all sum to S (else 0: checked)."""
+    zb = graph.tensors[node.inputs[1]].zero_point
+    sums = _constant_row_sums(graph, node.inputs[0], k)
+    return -zb * int(sums[0]) if zb and sums is not None else 0
+
+
+def _constant_row_sums(graph: QGraph, name: str, k: int) -> np.ndarray | None:
+    """The row sums of a constant INT operand of zero point 0 when they are all equal."""
+    src = next((n for n in graph.nodes if n.output == name and n.op == "constant"), None)
+    tq = graph.tensors[name]
+    if src is None or tq.zero_point or tq.is_fp:
+        return None
+    sums = np.asarray(src.params["value"], np.int64).reshape(-1, k).sum(axis=1)
+    return sums if (sums == sums[0]).all() else None
+
+
 def _check_operands(graph: QGraph, node, arch: ArchConfig, b: Buffer) -> None:
-    for t in node.inputs:
+    k = image_shape(graph.shapes[node.inputs[0]])[2]
+    for i, t in enumerate(node.inputs):
         tq = graph.tensors[t]
-        if tq.zero_point:
+        if tq.zero_point and not (i == 1 and _constant_row_sums(graph, node.inputs[0], k)
+                                  is not None):
             raise UnsupportedOpError(
                 f"matmul {node.name}: operand {t} has zero point {tq.zero_point}; the array "
                 "multiplies two activations as symmetric codes (zero point 0): quantize both "

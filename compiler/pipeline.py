@@ -1,6 +1,7 @@
 """compile(graph, arch) -> Program: a flat list of small passes.
 
-    expand topk_mask nodes into GEMMs and tables (compiler.topk) -> insert copies (concat
+    expand topk_mask nodes into GEMMs and tables (compiler.topk), resize nodes into permutes,
+    a constant GEMM and a matmul by a constant (compiler.resize) -> insert copies (concat
     inputs that cannot be views) -> fuse (pattern table) -> fold head splits and merges into
     strided views (compiler.views) -> plan DRAM buffers (constants' codes into the constants
     region) -> lower each kernel (GEMM geometry and the mapper's
@@ -21,7 +22,7 @@ import numpy as np
 
 from qasic.arch.config import PARAM_BYTES_PER_CHANNEL, ArchConfig
 from qasic.arch.pe import significand_bits
-from qasic.compiler import mapper, topk
+from qasic.compiler import mapper, resize, topk
 from qasic.compiler.cache import cache_steps
 from qasic.compiler.fuse import PATTERNS, Kernel, fuse, pair
 from qasic.compiler.gemm import GemmKernel, lower_gemm, pe_weight_bits
@@ -45,7 +46,7 @@ def compile_graph(graph: QGraph, arch: ArchConfig,
                   progress: Callable[[str], None] | None = None,
                   patterns=PATTERNS) -> Program:
     """``patterns`` is the fusion table (compiler.fuse.PATTERNS unless testing a variant)."""
-    graph = insert_copies(topk.expand(graph))
+    graph = insert_copies(resize.expand(topk.expand(graph)))
     kernels = fold_permutes(graph, fuse(graph, patterns))
     consts = Constants()
     buffers, act_end = plan_buffers(graph, kernels, arch, consts)
@@ -94,7 +95,7 @@ def insert_copies(graph: QGraph) -> QGraph:
         for i, t in enumerate(n.inputs):
             src = producers.get(t)
             if src is None or src.op in ("flatten", "reshape") or readers[t] > 1 \
-                    or t == graph.output or list(n.inputs).count(t) > 1:
+                    or t == graph.output or list(n.inputs).count(t) > 1 or _moves_last(src):
                 name = f"{n.name}.copy{i}"
                 nodes.append(QNode(name, "upsample_nearest", (t,), name, {"scale": (1, 1)}))
                 inputs.append(name)
@@ -109,6 +110,12 @@ def insert_copies(graph: QGraph) -> QGraph:
         if n.op == "upsample_nearest" and n.name not in tensors:
             tensors[n.name], shapes[n.name] = tensors[n.inputs[0]], shapes[n.inputs[0]]
     return replace(graph, nodes=tuple(nodes), tensors=tensors, shapes=shapes)
+
+
+def _moves_last(node: QNode) -> bool:
+    """A permute that moves the last axis (copied code by code: it cannot write a view)."""
+    perm = tuple(node.attrs.get("perm", ())) if node.op == "permute" else ()
+    return bool(perm) and perm[-1] != len(perm) - 1
 
 
 def _io(graph: QGraph, name: str) -> dict:

@@ -43,9 +43,14 @@ KERNEL_KINDS = {
 # ops the golden reference defines but the compiler does not lower yet, and why
 NOT_LOWERED: dict[str, str] = {}
 # ops the compiler rewrites, before fusion, into a chain of other ops' kernels: op -> (the
-# pattern each link of the chain fuses into, where the rewrite is)
-EXPANDED: dict[str, tuple[tuple[str, ...], str]] = {
-    "topk_mask": (("linear", "lut"), "compiler.topk: pair differences, then a rank count"),
+# patterns the links of the chain fuse into, in order; where the rewrite is)
+EXPANDED: dict[str, tuple[tuple[tuple[str, ...], ...], str]] = {
+    "topk_mask": ((("linear", "lut"), ("linear", "lut")),
+                  "compiler.topk: pair differences, then a rank count"),
+    "resize": ((("permute",), ("linear",), ("permute",), ("reshape",), ("constant",),
+                ("matmul",), ("reshape",)),
+               ("compiler.resize: along W a linear of constant weights, along H a matmul by a "
+                "constant")),
 }
 # ops that only graph passes create (never captured from torch, so no float executor)
 GRAPH_ONLY = {"cache_write": "qasic.quant.decode: the KV-cache writes of generation",
@@ -88,10 +93,14 @@ def rows() -> list[OpRow]:
 
     out = []
     for op, params in OPS.items():
-        link = EXPANDED.get(op, (None,))[0]
-        kinds = tuple(dict.fromkeys(kind for pattern, kind in sorted(
-            PATTERNS, key=lambda p: (len(p[0]), p[0])) if op in pattern or pattern == link))
-        instrs = KERNEL_KINDS[kinds[0]][0] if kinds else ()  # when it runs alone
+        if op in EXPANDED:  # the kinds of its chain, in order; every instruction they emit
+            kind_of = dict(PATTERNS)
+            kinds = tuple(dict.fromkeys(kind_of[link] for link in EXPANDED[op][0]))
+            instrs = tuple(dict.fromkeys(i for k in kinds for i in KERNEL_KINDS[k][0]))
+        else:
+            kinds = tuple(dict.fromkeys(kind for pattern, kind in sorted(
+                PATTERNS, key=lambda p: (len(p[0]), p[0])) if op in pattern))
+            instrs = KERNEL_KINDS[kinds[0]][0] if kinds else ()  # when it runs alone
         out.append(OpRow(op, tuple(params), _name(reference._OPS, op), _name(fgraph._OPS, op),
                          op in SHARES_INPUT, kinds, instrs))
     return out
@@ -146,10 +155,11 @@ def markdown() -> str:
              "|---|---|---|---|---|"]
     for r in rows():
         if r.op in EXPANDED:
+            units = "; ".join(dict.fromkeys(KERNEL_KINDS[k][1] for k in r.kinds
+                                            if KERNEL_KINDS[k][0]))
             lines.append(f"| `{r.op}` | `reference.{r.reference}` | {', '.join(r.kinds)} "
-                         f"(rewritten into {' + '.join(EXPANDED[r.op][0])} twice: "
-                         f"{EXPANDED[r.op][1]}) | {', '.join(r.instructions)} | "
-                         f"{KERNEL_KINDS[r.kinds[0]][1]} |")
+                         f"(rewritten into {', '.join(' + '.join(p) for p in EXPANDED[r.op][0])}: "
+                         f"{EXPANDED[r.op][1]}) | {', '.join(r.instructions)} | {units} |")
         elif r.lowered:
             unit = KERNEL_KINDS[r.kinds[0]][1]
             lines.append(f"| `{r.op}` | `reference.{r.reference}` | {', '.join(r.kinds)} | "

@@ -60,7 +60,8 @@ SHARES_INPUT = ("relu", "clamp", "maxpool2d", "flatten", "reshape", "upsample_ne
                 "permute")
 RELU_FUSABLE = ("conv2d", "linear", "add", "mul")  # take a following relu/clamp as their clamp
 ACTIVATIONS = ("relu", "clamp")
-REQUANTIZERS = ("conv2d", "linear", "add", "mul", "avgpool2d", "lut", "upsample_bilinear")
+REQUANTIZERS = ("conv2d", "linear", "add", "mul", "avgpool2d", "lut", "upsample_bilinear",
+                "resize")
 
 
 def check_calibration(graph: FGraph, data: Any) -> np.ndarray:

@@ -215,6 +215,8 @@ _OPS = {
     "concat": lambda node, *xs: np.concatenate(xs, axis=-1),
     "upsample_nearest": lambda node, x: geo.upsample_nearest(x, node.attrs["scale"]),
     "upsample_bilinear": lambda node, x: geo.bilinear2x(x) / 16.0,
+    "resize": lambda node, x: np.einsum("oh,nhwc,pw->nopc", node.params["weight_h"], x,
+                                        node.params["weight_w"]),
     "matmul": _matmul,
     "softmax": _softmax,
     "topk_mask": lambda node, x: (topk_rank(x) < node.attrs["k"]).astype(np.float64),

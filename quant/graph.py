@@ -44,6 +44,10 @@ OPS = {
     "concat": (),                        # channels (last axis); all tensors share one TensorQ
     "upsample_nearest": (),              # attrs: scale (fh, fw)
     "upsample_bilinear": ("multiplier", "shift"),  # attrs: scale (2, 2), align_corners False
+    # any size (qasic.quant.resize): weight_h (H_out, H_in), weight_w (W_out, W_in) int8;
+    # multiplier, shift: (W_out + 1,), the W stage's per column then the H stage's; attrs: mode,
+    # align_corners, mid (the intermediate's scale, zero point), [clamp]
+    "resize": ("weight_h", "weight_w", "multiplier", "shift"),
     # transformer ops (per-sample shapes: (S, D) sequences, (H, S, D) heads; see quant.intops)
     "matmul": ("multiplier", "shift"),   # two activations; attrs: transpose_b; M = sa sb / so
     "softmax": ("table",),               # last axis; table = intops.exp_table; attrs: causal;

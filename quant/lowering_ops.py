@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from qasic.quant import geometry as geo
+from qasic.quant import resize
 from qasic.quant.lowering import Act, _act, _arg, _ints, _standalone_bn, hw_pad, hw_pair, per_sample
 
 aten = torch.ops.aten
@@ -27,14 +28,19 @@ SUPPORTED = (
     "hardswish, hardsigmoid, silu, sigmoid, tanh, gelu, leaky_relu, elu (tables)",
     "max_pool1d/2d (padding, ceil_mode, dilation 1)",
     "avg_pool1d/2d (a divisor varying by window: times a per-position constant)",
-    "adaptive_avg_pool1d/2d (in % out == 0), mean over H, W (or one of them, keepdim)",
+    ("adaptive_avg_pool1d/2d (in % out == 0: an avgpool2d; any other size: a resize), mean over "
+     "H, W (or one of them, keepdim)"),
     ("add/sub/mul of two activations (same shape, (C, 1, 1) broadcast over H, W, or (1, H, W) "
      "over C; sub: a table)"),
     "add/sub/mul/div by a scalar constant (a table)",
     "add/sub/mul/div by a per-channel constant (into the conv/linear before, or a depthwise one)",
     "cat along channels",
-    "upsample/interpolate nearest (integer scale), bilinear (scale 2, align_corners False)",
-    "bilinear resize to half the size (align_corners False: an avgpool2d of 2)",
+    ("upsample/interpolate nearest (integer scale: a copy; any other size: a resize), "
+     "nearest-exact, linear (1-D), bilinear and bicubic to any size, up or down, either "
+     "align_corners (bilinear twice the size with align_corners False: four 2x2 depthwise "
+     "convs; half the size: an avgpool2d of 2; any other: a resize, a constant GEMM along W "
+     "and a matmul by a constant along H, qasic.quant.resize), "
+     "antialias False"),
 )
 
 
@@ -130,15 +136,20 @@ def _divisor_factor(node: Any, args: list, kwargs: dict, shape: tuple,
 
 
 def adaptive_avg_pool(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    """aten.adaptive_avg_pool1d/2d(x, output_size) with every input size a multiple of the
-    output size: an avgpool2d with kernel = stride = in // out."""
+    """aten.adaptive_avg_pool1d/2d(x, output_size) (and F.interpolate's mode 'area'): with every
+    input size a multiple of the output size an avgpool2d with kernel = stride = in // out, else
+    a resize whose rows are the windows' means (PSPNet's pyramid pooling to 3x3, 6x6)."""
     x = _act(b, node, args[0], "adaptive_avg_pool input")
     h, w = b.shapes[x.name][:2]
     oh, ow = hw_pair(args[1], _spatial(node))
     oh, ow = oh or h, ow or w  # None keeps the size
-    if h % oh or w % ow:
-        b.fail(node, f"adaptive_avg_pool from {h}x{w} to {oh}x{ow}: only when the input size "
-                     "is a multiple of the output size")
+    if h % oh or w % ow:  # windows of varying size, or overlapping: a resize by their means
+        if max(hi - lo for n, o in ((h, oh), (w, ow))
+               for lo, hi in resize.area_windows(n, o)) > resize.MAX_WINDOW:
+            b.fail(node, f"adaptive_avg_pool from {h}x{w} to {oh}x{ow}: windows of more than "
+                         f"{resize.MAX_WINDOW} pixels along an axis unless the input size is a "
+                         "multiple of the output size")
+        return _resize(b, node, x, "area", False, (None, None))
     k = (h // oh, w // ow)
     attrs = {"kernel": k, "stride": k, "padding": (0, 0, 0, 0), "divisor": k[0] * k[1]}
     return _checked(b, node, b.add(node, "avgpool2d", (x.name,), attrs))
@@ -369,32 +380,82 @@ def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 # --- upsampling -----------------------------------------------------------------------------
 
-def _scale(b: Any, node: Any, x: Act) -> tuple[int, int]:
+def _scale(b: Any, node: Any, x: Act) -> tuple[int, int] | None:
+    """The integer factors (fh, fw) from the input's size to the output's, or None."""
     (h, w), (oh, ow) = b.shapes[x.name][:2], per_sample(node)[:2]
-    if oh % h or ow % w:
-        b.fail(node, f"upsample from {h}x{w} to {oh}x{ow}: only integer scale factors")
-    return (oh // h, ow // w)
+    return None if oh % h or ow % w else (oh // h, ow // w)
+
+
+def _scales(node: Any, args: list, first: int) -> tuple[float | None, float | None]:
+    """The scale factors torch was given (scale_factors of a .vec overload, scales_h and
+    scales_w of .default, from argument ``first`` on): they set the sampling positions."""
+    rest = list(args[first:]) + [None, None]
+    given = resize.output_scales(rest[0]) if node.target._overloadname == "vec" \
+        else tuple(None if s is None else float(s) for s in rest[:2])
+    return (None, given[0]) if _spatial(node) == 1 else given
+
+
+def _resize(b: Any, node: Any, x: Act, mode: str, align_corners: bool,
+            scales: tuple[float | None, float | None]) -> Act:
+    """Any size (qasic.quant.resize): the float interpolation matrices here, integers once
+    quantized."""
+    (h, w), (oh, ow) = b.shapes[x.name][:2], per_sample(node)[:2]
+    params = {"weight_h": resize.matrix(h, oh, mode, align_corners, scales[0]),
+              "weight_w": resize.matrix(w, ow, mode, align_corners, scales[1])}
+    return b.add(node, "resize", (x.name,), {"mode": mode, "align_corners": bool(align_corners)},
+                 params)
 
 
 def upsample_nearest(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.upsample_nearest1d/2d: integer factors repeat codes; any other size is a resize
+    with one-hot weights."""
     x = _act(b, node, args[0], "upsample input")
-    return b.add(node, "upsample_nearest", (x.name,), {"scale": _scale(b, node, x)})
+    scale = _scale(b, node, x)
+    if scale is None:
+        return _resize(b, node, x, "nearest", False, _scales(node, args, 2))
+    return b.add(node, "upsample_nearest", (x.name,), {"scale": scale})
+
+
+def upsample_nearest_exact(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten._upsample_nearest_exact1d/2d (mode 'nearest-exact'): a resize with one-hot weights."""
+    x = _act(b, node, args[0], "upsample input")
+    return _resize(b, node, x, "nearest-exact", False, _scales(node, args, 2))
+
+
+def antialiased(b: Any, node: Any, args: list, kwargs: dict) -> None:
+    b.fail(node, f"{node.target} (F.interpolate with antialias=True) is not supported; "
+                 "antialias=False resizes to any size")
 
 
 def upsample_bilinear(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    """aten.upsample_bilinear2d(x, output_size, align_corners, ...): scale 2, corners False (a
-    resize to the same size is the input; to half the size an average pool)."""
+    """aten.upsample_bilinear2d(x, output_size, align_corners, scales...): the same size is the
+    input; with align_corners False half the size is an average pool and twice the size four
+    2x2 depthwise convs; any other size a resize."""
     x = _act(b, node, args[0], "upsample input")
+    corners = bool(args[2])
     down = _halved(b, node, x)
-    if down is not None and not args[2]:
+    if down is not None and not corners:
         return down
     scale = _scale(b, node, x)
     if scale == (1, 1):  # a resize to the same size (Segformer's first stage): the input
         return x
-    if scale != (2, 2) or args[2]:
-        b.fail(node, f"bilinear upsample by {scale} with align_corners={args[2]}; only scale 2 "
-                     "with align_corners=False")
-    return b.add(node, "upsample_bilinear", (x.name,), {"scale": (2, 2), "align_corners": False})
+    if scale == (2, 2) and not corners:
+        return b.add(node, "upsample_bilinear", (x.name,),
+                     {"scale": (2, 2), "align_corners": False})
+    return _resize(b, node, x, "bilinear", corners, _scales(node, args, 3))
+
+
+def upsample_linear(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.upsample_linear1d(x, output_size, align_corners, scales...) of (N, C, L): a resize
+    along L (bilinear's weights on one axis)."""
+    x = _act(b, node, args[0], "upsample input")
+    return _resize(b, node, x, "bilinear", bool(args[2]), _scales(node, args, 3))
+
+
+def upsample_bicubic(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.upsample_bicubic2d(x, output_size, align_corners, scales...): a resize."""
+    x = _act(b, node, args[0], "upsample input")
+    return _resize(b, node, x, "bicubic", bool(args[2]), _scales(node, args, 3))
 
 
 def _halved(b: Any, node: Any, x: Act) -> Act | None:
@@ -434,6 +495,18 @@ def _table() -> dict:
         aten.upsample_nearest2d.default: upsample_nearest,
         aten.upsample_bilinear2d.vec: upsample_bilinear,
         aten.upsample_bilinear2d.default: upsample_bilinear,
+        aten.upsample_linear1d.vec: upsample_linear,
+        aten.upsample_linear1d.default: upsample_linear,
+        aten.upsample_bicubic2d.vec: upsample_bicubic,
+        aten.upsample_bicubic2d.default: upsample_bicubic,
+        aten._upsample_nearest_exact1d.vec: upsample_nearest_exact,
+        aten._upsample_nearest_exact2d.vec: upsample_nearest_exact,
+        aten._upsample_nearest_exact1d.default: upsample_nearest_exact,
+        aten._upsample_nearest_exact2d.default: upsample_nearest_exact,
+        aten._upsample_bilinear2d_aa.vec: antialiased,
+        aten._upsample_bilinear2d_aa.default: antialiased,
+        aten._upsample_bicubic2d_aa.vec: antialiased,
+        aten._upsample_bicubic2d_aa.default: antialiased,
         aten.sub.Tensor: sub,
         aten.sub.Scalar: sub,
         aten.rsub.Scalar: _scalar_op,

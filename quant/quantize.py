@@ -36,6 +36,7 @@ from qasic.quant.graph import QGraph, QNode, TensorQ
 from qasic.quant.observers import WEIGHT_SCALERS, quantize_weight
 from qasic.quant.quantize_transformer import QUANTIZERS
 from qasic.quant.reference import ADD_LEFT_SHIFT, flatten_order
+from qasic.quant.resize import integer_rows, mid_encoding, shared_rows
 from qasic.quant.weights import quantize_weights
 
 __all__ = ["QuantConfig", "quantize", "quantize_graph"]
@@ -237,6 +238,24 @@ def _rescale(m: Any) -> Any:
     return rule
 
 
+def _quantize_resize(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
+                     config: QuantConfig) -> QNode:
+    """The interpolation weights as integers over denominators (qasic.quant.resize:
+    ``integer_rows`` one per row of R_w, ``shared_rows`` one for R_h); M along W (one per output
+    column) takes the input to the intermediate encoding (attrs mid: scale, zero point), M along
+    H (one) that to the output's."""
+    inp = tensors[node.inputs[0]]
+    (wh, dh), (ww, dw) = shared_rows(node.params["weight_h"]), integer_rows(node.params["weight_w"])
+    mid = mid_encoding(inp, ww, dw)
+    ms = np.append(inp.unit / (dw * mid.unit), mid.unit / (dh * _unit(tensors, node.output)))
+    q, shift = quantize_multipliers(ms)
+    params = {"weight_h": wh, "weight_w": ww, "multiplier": q.astype(np.int32),
+              "shift": shift.astype(np.int32)}
+    attrs = _clamp_attrs(graph, node, tensors[node.output])
+    attrs["mid"] = (mid.scale, mid.zero_point)
+    return QNode(node.name, "resize", node.inputs, node.output, attrs, params)
+
+
 def _unit(tensors: Mapping[str, TensorQ], name: str) -> float:
     return tensors[name].unit
 
@@ -276,6 +295,7 @@ _QUANTIZERS = {
     "avgpool2d": _rescale(lambda n, t: _unit(t, n.inputs[0])
                           / (n.attrs["divisor"] * _unit(t, n.output))),
     "upsample_bilinear": _rescale(lambda n, t: _unit(t, n.inputs[0]) / (16 * _unit(t, n.output))),
+    "resize": _quantize_resize,
     "lut": _quantize_lut,
     "clamp": _quantize_clamp,
     **QUANTIZERS,  # matmul, softmax, norm, embedding, constant

@@ -34,6 +34,12 @@ upsample_nearest:  each code repeated fh x fw times (shares the input's TensorQ)
 upsample_bilinear: per dim u[2i] = v[i-1] + 3 v[i], u[2i+1] = 3 v[i] + v[i+1] (indices
            clamped to [0, n-1]) along H then W (weights sum 16); y = clamp(requantize(u, q,
            shift)) with M = s_in / (16 s_out)
+resize:    t = clamp_m(requantize(v(x) @_W w_w.T, q[:Wo], shift[:Wo])), y = clamp(requantize(
+           v_m(t) @_H w_h.T, q[Wo], shift[Wo])) with @_W, @_H the product along W, H (the
+           multipliers per output column, then one); t has the encoding m = attrs mid (scale,
+           zero point; the input's bits and format), clamp_m to its (qmin, qmax); M = [s_in /
+           (d_o s_m) per row o of w_w, s_m / (d_h s_out)] (qasic.quant.resize: integer_rows,
+           shared_rows)
 matmul:    acc = v(a) @ v(b) (transpose_b: v(a) @ v(b)^T) over the last two axes, leading
            (head) axes batched; y = clamp(requantize(acc, q, shift)), M = s_a * s_b / s_out
 softmax:   qasic.quant.intops.softmax_rows over the last axis with the node's exp table; keys
@@ -64,7 +70,7 @@ from qasic.quant import actformat, intops
 from qasic.quant import geometry as geo
 from qasic.quant.blockscale import effective_weight
 from qasic.quant.fixedpoint import FINE_BITS, requantize, requantize_fine
-from qasic.quant.graph import QGraph, QNode
+from qasic.quant.graph import QGraph, QNode, TensorQ
 
 ADD_LEFT_SHIFT = 20
 
@@ -123,7 +129,13 @@ def _requant_clamp(graph: QGraph, node: QNode, acc: np.ndarray, q: np.ndarray,
     of the exact product clamped to the levels of lo, hi, rounded once (requantize_fine's
     quarter levels, clamped to 4 L(lo), 4 L(hi), then encoded)."""
     out = graph.tensors[node.output]
-    lo, hi = node.attrs.get("clamp", (out.qmin, out.qmax))
+    return requant_to(out, node.attrs.get("clamp", (out.qmin, out.qmax)), acc, q, shift)
+
+
+def requant_to(out: TensorQ, bounds: tuple[int, int], acc: np.ndarray, q: np.ndarray,
+               shift: np.ndarray) -> np.ndarray:
+    """``_requant_clamp`` into the codes of ``out`` clamped to ``bounds`` (lo, hi)."""
+    lo, hi = bounds
     if out.is_fp:
         z = requantize_fine(acc, q, shift)
         z = np.clip(z, out.values(lo) << FINE_BITS, out.values(hi) << FINE_BITS)
@@ -255,6 +267,25 @@ def _upsample_bilinear(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
     return _requant_out(graph, node, geo.bilinear2x(graph.tensors[node.inputs[0]].values(x)))
 
 
+def mid_tensor(graph: QGraph, node: QNode) -> TensorQ:
+    """A resize's intermediate encoding: attrs mid (scale, zero point), the input's format."""
+    inp, (scale, zp) = graph.tensors[node.inputs[0]], node.attrs["mid"]
+    return TensorQ(float(scale), int(zp), inp.bits, inp.fmt)
+
+
+def _resize(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:
+    """Along W (to the intermediate encoding), then along H."""
+    p, mid = node.params, mid_tensor(graph, node)
+    wo, q, sh = len(p["weight_w"]), p["multiplier"], p["shift"]
+    v = graph.tensors[node.inputs[0]].values(x).transpose(0, 1, 3, 2)    # (N, H, C, W)
+    acc = int_matmul(v, p["weight_w"].astype(np.int64).T)                # (N, H, C, Wo)
+    t = requant_to(mid, (mid.qmin, mid.qmax), acc, q[:wo], sh[:wo])
+    u = mid.values(t).transpose(0, 3, 2, 1)                               # (N, Wo, C, H)
+    acc = int_matmul(u, p["weight_h"].astype(np.int64).T)                # (N, Wo, C, Ho)
+    y = _requant_clamp(graph, node, acc, q[wo:], sh[wo:])
+    return y.transpose(0, 3, 1, 2)                                        # (N, Ho, Wo, C)
+
+
 def _matmul(graph: QGraph, node: QNode, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     va = graph.tensors[node.inputs[0]].values(a)
     vb = graph.tensors[node.inputs[1]].values(b)
@@ -343,6 +374,7 @@ _OPS = {
     "concat": lambda graph, node, *xs: np.concatenate(xs, axis=-1),
     "upsample_nearest": lambda graph, node, x: geo.upsample_nearest(x, node.attrs["scale"]),
     "upsample_bilinear": _upsample_bilinear,
+    "resize": _resize,
     "matmul": _matmul,
     "softmax": _softmax,
     "topk_mask": _topk_mask,

@@ -72,6 +72,11 @@ def _bilinear(n: FNode, w: object, x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
 
+def _resize(n: FNode, w: object, x: torch.Tensor) -> torch.Tensor:
+    rh, rw = (torch.from_numpy(n.params[k]).to(x.dtype) for k in ("weight_h", "weight_w"))
+    return torch.einsum("oh,nchw,pw->ncop", rh, x, rw)
+
+
 _FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
     "requant": lambda x: x,
     "hardtanh": lambda x, min_val, max_val: torch.clamp(x, float(min_val), float(max_val)),
@@ -167,6 +172,7 @@ TORCH_OPS: dict[str, Callable[..., torch.Tensor]] = {
     "upsample_nearest": lambda n, w, x: x.repeat_interleave(pair(n.attrs["scale"])[0], 2)
     .repeat_interleave(pair(n.attrs["scale"])[1], 3),
     "upsample_bilinear": _bilinear,
+    "resize": _resize,
     "matmul": _matmul,
     "softmax": _softmax,
     "topk_mask": lambda n, w, x: (rank(x) < n.attrs["k"]).to(x.dtype),

@@ -12,7 +12,6 @@ import pytest
 
 from qasic.arch.config import load_arch
 from qasic.compiler import compile_graph
-from qasic.errors import UnsupportedOpError
 from qasic.quant import QuantConfig, quantize, reference
 from qasic.quant.evaluate import cosine
 from qasic.quant.graph import float_shape
@@ -131,16 +130,21 @@ def test_torchvision_order_densenet_is_bit_exact():
     assert np.array_equal(sim.outputs, ref)
 
 
-def test_unsupported_bilinear_upsampling_is_refused_in_one_line():
+def test_align_corners_bilinear_upsampling_runs_bit_exact():
+    """The U-Net with align_corners=True (once refused in one line): a resize (two constant
+    GEMMs between permutes, qasic.compiler.resize) whose output is a concat input (a copy)."""
     torch.manual_seed(0)
     module = UNet()
     module.up = torch.nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
     warm_batch_norm(module, (3, 16, 16))
-    x = torch.randn(4, 3, 16, 16)
-    with pytest.raises(UnsupportedOpError) as err:
-        quantize(module, (x[:1],), x.numpy(), QuantConfig())
-    message = str(err.value)
-    assert "\n" not in message
-    assert message.startswith("node 'upsample_bilinear2d' (module up): bilinear upsample by "
-                              "(2, 2) with align_corners=True; only scale 2 with "
-                              "align_corners=False; supported ops: ")
+    x = torch.randn(8, 3, 16, 16)
+    graph = quantize(module, (x[:1],), x.numpy(), QuantConfig())
+    assert "resize" in {n.op for n in graph.nodes}
+    program = compile_graph(graph, ARCHS["default"])
+    codes = input_codes(program, x.numpy()[:BATCH])
+    out = simulate(program, ARCHS["default"], codes=codes).outputs
+    np.testing.assert_array_equal(out, reference.run(graph, codes))
+    with torch.no_grad():
+        want = module(x[:BATCH]).numpy()
+    got = graph.dequantize_output(out).reshape(want.shape[0], *want.shape[2:], -1)
+    assert cosine(got.transpose(0, 3, 1, 2), want) > 0.99

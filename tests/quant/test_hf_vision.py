@@ -4,8 +4,10 @@ partitions, a relative position bias and the shifted-window mask), ConvNeXt (cha
 LayerNorms and blocks of per-pixel linears between permutes to and from channels-last),
 Segformer (stage outputs reshaped to (N, H, W, C) and permuted back to images for the next
 stage's conv), ConvNeXt V2 (global response normalization from existing ops), LeViT
-(BatchNorm1d of its linears) and SigLIP (an attention-pooling head whose probe query is a
-constant, the left operand of its scores) run bit-exact."""
+(BatchNorm1d of its linears), SigLIP (an attention-pooling head whose probe query is a
+constant, the left operand of its scores) and UperNet (a semantic-segmentation head on a
+ConvNeXt backbone: pyramid pooling to 1, 2, 3 and 6 cells, bilinear resizes of every size) and
+Segformer's segmentation head (its stages resized to a quarter of the input) run bit-exact."""
 
 from __future__ import annotations
 
@@ -176,3 +178,63 @@ def test_mobilevit_v2_linear_attention_runs_bit_exact():
     # activations of its ~60 convs (in the survey's model its attention layers alone quantized
     # give 0.996, its second stage's 11 layers alone 0.983)
     assert r["bit_exact"] and r["cosine"] > 0.96, r["cosine"]
+
+
+class SegLogits(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(pixel_values=x).logits
+
+
+def test_upernet_segmentation_head_runs_bit_exact():
+    """UperNetForSemanticSegmentation on a tiny ConvNeXt at 64x64: its pyramid pooling module
+    pools the 2x2 last stage to 1, 2, 3 and 6 cells (adaptive average pools to sizes that do
+    not divide: resizes of mode area) and resizes each back bilinearly (align_corners False,
+    from 1x1 and 3x3 too), the FPN resizes each level to the next, and the logits go to the
+    input size (x4); qasic.quant.resize."""
+    torch.manual_seed(0)
+    backbone = transformers.ConvNextConfig(hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1],
+                                           out_features=["stage1", "stage2", "stage3",
+                                                         "stage4"])
+    config = transformers.UperNetConfig(backbone_config=backbone, hidden_size=16, num_labels=5,
+                                        use_auxiliary_head=False, pool_scales=[1, 2, 3, 6])
+    model = SegLogits(transformers.UperNetForSemanticSegmentation(config).eval())
+    x = _images(4, 64)
+    r = qasic.evaluate(model, x[2:], calibration=x, arch="default")
+    assert r["bit_exact"] and r["cosine"] > 0.999  # measured 0.99963
+    assert sum(la["kind"] == "matmul" for la in r["layers"]) == 7  # 7 resizes
+
+
+class SegToInput(nn.Module):
+    """Segformer's logits (1/4 of the input) resized to the input's size, as its users do."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        y = self.model(pixel_values=x).logits
+        return nn.functional.interpolate(y, size=x.shape[-2:], mode="bilinear",
+                                         align_corners=False)
+
+
+def test_segformer_segmentation_head_runs_bit_exact():
+    """SegformerForSemanticSegmentation with four stages (1/4 .. 1/32 of 64x64): its all-MLP
+    head resizes the stages at 1/16 and 1/32 to 1/4 (4x, 8x: resizes), 1/8 by 2x (the 2x2 phase
+    kernel), and the logits go to the input size (4x)."""
+    torch.manual_seed(0)
+    config = transformers.SegformerConfig(
+        num_encoder_blocks=4, depths=[1, 1, 1, 1], sr_ratios=[4, 2, 1, 1],
+        hidden_sizes=[8, 16, 24, 32], patch_sizes=[7, 3, 3, 3], strides=[4, 2, 2, 2],
+        num_attention_heads=[1, 1, 2, 2], mlp_ratios=[2, 2, 2, 2], decoder_hidden_size=16,
+        num_labels=5)
+    model = SegToInput(transformers.SegformerForSemanticSegmentation(config).eval())
+    x = _images(4, 64)
+    r = qasic.evaluate(model, x[2:], calibration=x, arch="default")
+    assert r["bit_exact"] and r["cosine"] > 0.999  # measured 0.99943
+    kinds = [la["kind"] for la in r["layers"]]
+    assert kinds.count("bilinear") == 1 and kinds.count("permute") == 6  # 3 resizes, 2 each
+

@@ -224,10 +224,9 @@ def test_concat_of_requantizers_needs_no_requant_nodes():
 
 
 @pytest.mark.parametrize("model, shape, reason", [
-    (nn.AdaptiveAvgPool2d(3), (1, 1, 8, 8), "multiple of the output size"),
-    (nn.Upsample(scale_factor=3, mode="bilinear"), (1, 1, 4, 4), "only scale 2"),
-    (nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True), (1, 1, 4, 4),
-     "align_corners=False"),
+    (nn.AdaptiveAvgPool2d((1, 3)), (1, 1, 2, 400), "windows of more than 127 pixels"),
+    (Fn(lambda x: F.interpolate(x, scale_factor=0.5, mode="bicubic", antialias=True)),
+     (1, 1, 4, 4), "antialias=True"),
     (Fn(lambda x: x.permute(1, 0, 2, 3)), (1, 2, 4, 4), "moves the batch axis"),
     # a vector viewed as a (4, 8) image-like tensor would read it as (8, 4) channels-last
     (Fn(lambda x: x.flatten(1).view(1, 4, 8)), (1, 2, 4, 4), "reshape to"),
