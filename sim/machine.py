@@ -51,9 +51,11 @@ FLOAT64_EXACT = 1 << 53  # float64 holds every integer of smaller magnitude
 class Machine:
     def __init__(self, program: Program, arch: ArchConfig, batch: int,
                  gemm_path: str = "auto") -> None:
-        """``gemm_path``: "numba" (the general kernel), "blas" (exact float64 matmul; needs the
-        same weights in every batch element) or "auto" (blas when that holds). A GEMM whose
-        float64 sums could round runs on the kernel on either BLAS setting (``_gemm_blas``)."""
+        """``gemm_path``: "numba" (the general kernel), "blas" (one float64 matmul over the batch
+        wherever that is exact: the same weights in every batch element and sums that cannot
+        round) or "auto" (the same choice). A GEMM whose weights differ between batch elements
+        (an attention's dynamic operand) or whose float64 sums could round runs on the kernel on
+        either BLAS setting (``_shared_weights``, ``_gemm_blas``)."""
         if gemm_path not in GEMM_PATHS:
             raise ValueError(f"gemm_path {gemm_path!r} not in {GEMM_PATHS}")
         self.program, self.arch, self.batch = program, arch, batch
@@ -162,7 +164,7 @@ class Machine:
         s_addr, w_addr, _ = gemm_weight_span(ins)
         self._check(i, ins, "weight", self.mem["weight"], ins["wgt_addr"], gemm_weight_end(ins))
         self._check(i, ins, "acc", self.acc, ins["acc_addr"], ins["acc_addr"] + t * n)
-        blas = self.gemm_path == "blas" or (self.gemm_path == "auto" and self._shared_weights(ins))
+        blas = self.gemm_path != "numba" and self._shared_weights(ins)
         if blas and self._gemm_blas(ins):
             self.gemm_calls["blas"] += 1
         else:

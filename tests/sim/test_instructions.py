@@ -199,6 +199,27 @@ def test_gemm_streams_lines_of_vectors(afmt, wbits, gemm_path):
     assert m.gemm_calls[gemm_path] == 1
 
 
+@pytest.mark.parametrize("gemm_path", ["auto", "blas", "numba"])
+def test_gemm_weights_that_differ_between_batch_elements_run_on_the_kernel(gemm_path):
+    """Dynamic weights (an attention's K or V) differ per batch element: one BLAS matmul over
+    the batch would apply element 0's weights to all (forced "blas" did, a silent wrong answer
+    from the second element on); every path runs them on the kernel, element by element."""
+    rng = np.random.default_rng(3)
+    m = machine(gemm_path)
+    k, n, rows = 6, 5, 4
+    a = random_codes(rng, (BATCH, rows, k), "int8")
+    put_rows(m.mem["input"], 0, k, a, "int8")
+    w = rng.integers(-128, 128, size=(BATCH, k, n))
+    for b in range(BATCH):
+        blob = np.frombuffer(pack_bits(w[b], 8), np.uint8)
+        m.mem["weight"][b, 40:40 + len(blob)] = blob
+    run(m, ins("GEMM", inp_addr=0, inp_stride=k, lines=1, inp_line_stride=0, rows=rows,
+               wgt_addr=40, acc_addr=0, k=k, n=n, wbits=8, afmt="int8"))
+    want = np.einsum("brk,bkn->brn", values(a, "int8"), w)
+    np.testing.assert_array_equal(m.acc[:, :rows * n].reshape(want.shape), want)
+    assert m.gemm_calls["numba"] == 1 and m.gemm_calls["blas"] == 0
+
+
 @pytest.mark.parametrize("gemm_path", ["numba", "blas"])
 def test_gemm_vectors_stream_line_by_line(gemm_path):
     """Machine.activations returns the T = lines x rows vectors in stream order t = l*rows + r
