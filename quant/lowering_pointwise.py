@@ -29,6 +29,7 @@ rows (CodeGen's rotate_every_two of its partial rotary dims).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -436,9 +437,24 @@ def stack(b: Any, node: Any, args: list, kwargs: dict) -> Act:
         src, mats = parts
         interleaved = np.stack(mats, axis=-1).reshape(mats[0].shape[0], -1)
         y = _columns(b, Columns(src, interleaved, node))
-    else:
+    elif all(_linear_rows(b, p) is not None for p in args[0]):
         y = _interleaved_rows(b, node, list(args[0]))
+    else:  # any activations (Mamba's scan outputs, one per step): a concat of (..., 1) views
+        y = _concat_steps(b, node, [materialize(b, p) for p in args[0]])
     return lowering_seq.reshaped(b, node, y, b.per_sample(node), suffix=".pieces")
+
+
+def _concat_steps(b: Any, node: Any, pieces: list) -> Act:
+    """Activations of one shape stacked along a new last axis: each viewed as (..., 1), then
+    one ``concat`` (its inputs share its encoding: quant.calibrate)."""
+    if not all(isinstance(p, Act) for p in pieces) or \
+            len({b.shapes[p.name] for p in pieces}) != 1:
+        b.fail(node, "a stack of pieces that are not activations of one shape; only such "
+                     "pieces, or slices of one activation's last axis")
+    cols = [lowering_seq.reshaped(b, node, p, b.shapes[p.name] + (1,), suffix=f".col{i}")
+            for i, p in enumerate(pieces)]
+    return b.add(node, "concat", tuple(c.name for c in cols),
+                 shape=b.shapes[pieces[0].name] + (len(pieces),))
 
 
 def _column_parts(pieces: list) -> tuple[Act, list[np.ndarray]] | None:
@@ -509,6 +525,12 @@ def split(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
     n = int(node.args[0].meta["val"].shape[dim])
     if node.target is aten.chunk.default:  # chunk(x, chunks, dim): pieces of ceil(n / chunks)
         args, kwargs = [args[0], -(-n // int(args[1])), dim], {}
+    if node.target is aten.tensor_split.indices:  # pieces between the indices (Mamba's scan)
+        cuts = [0, *(min(max(i + n if i < 0 else i, 0), n) for i in map(int, args[1])), n]
+        if cuts != sorted(cuts):
+            b.fail(node, f"a tensor_split at decreasing indices {list(args[1])}; give them "
+                         "in increasing order")
+        args, kwargs = [args[0], [e - s for s, e in itertools.pairwise(cuts)], dim], {}
     sizes = args[1] if isinstance(args[1], (list, tuple)) else \
         [min(int(args[1]), n - s) for s in range(0, n, int(args[1]))]
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
@@ -698,7 +720,7 @@ def _table() -> dict:
     t[aten.rsub.Scalar] = binary("rsub")
     t[aten.rsub.Tensor] = binary("rsub")
     funcs = {"tanh": (), "sigmoid": (), "silu": (), "hardswish": (), "hardsigmoid": (),
-             "gelu": (("approximate", "none"),)}
+             "gelu": (("approximate", "none"),), "softplus": (("beta", 1.0), ("threshold", 20.0))}
     for fn, keys in funcs.items():
         for name in (fn, f"{fn}_"):
             if hasattr(aten, name):
@@ -715,6 +737,7 @@ def _table() -> dict:
     t[aten.split.Tensor] = split
     t[aten.split_with_sizes.default] = split
     t[aten.chunk.default] = split
+    t[aten.tensor_split.indices] = split
     t[aten.cat.default] = cat
     t[aten.stack.default] = stack
     t[aten.clamp_min.default] = _clamp_min
