@@ -112,6 +112,10 @@ _SEQ2SEQ = {"vocab_size": VOCAB_ENC, "d_model": 32, "encoder_layers": 2, "decode
             "decoder_ffn_dim": 64, "max_position_embeddings": 40, "pad_token_id": 1,
             "bos_token_id": 0, "eos_token_id": 2, "decoder_start_token_id": 2}
 
+# Mamba: hidden 32, 2 layers, inner 64 channels, a state of 8 per channel, a causal conv of 4
+_SSM = {"vocab_size": VOCAB_DEC, "hidden_size": 32, "num_hidden_layers": 2, "state_size": 8,
+        "expand": 2, "conv_kernel": 4, "time_step_rank": 4}
+
 # name -> (family, config class, config kwargs, model kwargs, input kind, input size); a name
 # "Class@variant" is Class with other settings (the sliding windows at their defaults, 256 and
 # 4,096, leave 16 tokens a causal mask; the @window8 variants make them bite)
@@ -447,6 +451,10 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "BartEncoder": ("other", "BartConfig", _SEQ2SEQ, {}, "ids", SEQ_ENC),
     "MarianEncoder": ("other", "MarianConfig", _SEQ2SEQ | {"decoder_vocab_size": VOCAB_ENC},
                       {}, "ids", SEQ_ENC),
+    # state-space models (Mamba): HF's slow path (no CUDA kernels), the selective scan unrolled
+    # over the 16 positions; generation is refused (a recurrent state, not a KV cache)
+    "MambaModel": ("decoder", "MambaConfig", _SSM, {}, "ids", SEQ_DEC),
+    "FalconMambaModel": ("decoder", "FalconMambaConfig", _SSM, {}, "ids", SEQ_DEC),
 }
 # where a class lives when it is not exported at the top level of transformers
 _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",

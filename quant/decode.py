@@ -90,6 +90,7 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
     MiniCPM3's keys (per-head keys next to a shared roped key broadcast to the heads)."""
     producer = {n.output: n for n in graph.nodes}
     c, tokens = positions(graph), _token_axes(graph)
+    _refuse_scan(graph, producer, c)
     out = []
     for n in graph.nodes:
         if n.op != "matmul" or _is_constant(producer, n.inputs[0]):
@@ -105,6 +106,22 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
         raise UnsupportedOpError(f"model {graph.name} has no attention (no matmul of two "
                                  "activations): nothing to cache; run it with qasic evaluate")
     return tuple(out)
+
+
+def _refuse_scan(graph: QGraph, producer: dict, c: int) -> None:
+    """A state-space model's selective scan, unrolled over the positions by capture (Mamba's
+    slow path: per step ``state = exp(dt A) state + dt B x``), reads one position at a time: a
+    matmul by a constant (1, C) selector of an axis of all C positions. Its state is carried
+    from token to token, a recurrent state rather than a KV cache: refused, not built."""
+    for n in graph.nodes:
+        if n.op == "matmul" and _is_constant(producer, n.inputs[0]) \
+                and graph.shapes[n.inputs[0]][-2:] == (1, c) \
+                and not n.attrs.get("transpose_b") and graph.shapes[n.inputs[1]][-2] == c:
+            raise UnsupportedOpError(
+                f"{n.name}: model {graph.name} reads one of its {c} token positions at a time "
+                "(a state-space model's selective scan, Mamba's: a recurrent state carried "
+                "from token to token, not a KV cache); generation of state-space models is "
+                "not built: run the model with qasic evaluate")
 
 
 def _cached(producer: dict, tokens: dict, tensor: str) -> list[str]:
