@@ -455,6 +455,21 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # over the 16 positions; generation is refused (a recurrent state, not a KV cache)
     "MambaModel": ("decoder", "MambaConfig", _SSM, {}, "ids", SEQ_DEC),
     "FalconMambaModel": ("decoder", "FalconMambaConfig", _SSM, {}, "ids", SEQ_DEC),
+    # Jamba: a Mamba layer, then an attention layer; no mixture of experts (num_experts 1)
+    "JambaModel": ("decoder", "JambaConfig",
+                   _DEC | {"hidden_size": 32, "num_key_value_heads": 2, "num_experts": 1,
+                           "attn_layer_period": 2, "attn_layer_offset": 1, "mamba_d_state": 8,
+                           "mamba_d_conv": 4, "mamba_expand": 2, "mamba_dt_rank": 4,
+                           "use_mamba_kernels": False}, {}, "ids", SEQ_DEC),
+    # Zamba: a Mamba layer, then two hybrid layers (Mamba and the one shared attention block:
+    # HF ties the later hybrid layers' block to the first's, so it needs two)
+    "ZambaModel": ("decoder", "ZambaConfig",
+                   _DEC | {"hidden_size": 32, "num_hidden_layers": 3,
+                           "attention_hidden_size": 64, "num_key_value_heads": 4,
+                           "attention_head_dim": 16, "n_mamba_heads": 1, "mamba_d_state": 8,
+                           "mamba_d_conv": 4, "mamba_expand": 2, "mamba_dt_rank": 4,
+                           "layers_block_type": ["mamba", "hybrid", "hybrid"],
+                           "use_mamba_kernels": False}, {}, "ids", SEQ_DEC),
 }
 # where a class lives when it is not exported at the top level of transformers
 _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",

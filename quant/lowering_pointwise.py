@@ -743,6 +743,7 @@ def _table() -> dict:
     t[aten.clamp_min.default] = _clamp_min
     t[aten.expand_as.default] = _expand_as
     t[aten.concat.default] = cat
+    t[aten.concatenate.default] = cat  # torch.concatenate (Zamba's hybrid layers)
     return t
 
 

@@ -603,6 +603,7 @@ HANDLERS = {
     aten.unbind.int: unbind,
     aten.cat.default: cat,
     aten.concat.default: cat,
+    aten.concatenate.default: cat,
     aten.dropout.default: identity,
     aten.dropout_.default: identity,  # nn.Dropout(inplace=True): the input itself in eval
     aten.feature_dropout.default: identity,
