@@ -26,6 +26,7 @@ from qasic.quant import (
     lowering_pointwise,
     lowering_seq,
     lowering_seqpool,
+    lowering_ssm,
 )
 from qasic.quant import lowering_transformer as transformer
 
@@ -75,4 +76,4 @@ HANDLERS = {**_IMAGE, **{
 SUPPORTED = (lowering.SUPPORTED + lowering_convt.SUPPORTED + lowering_pad.SUPPORTED
              + lowering_ops.SUPPORTED + lowering_groupnorm.SUPPORTED
              + transformer.SUPPORTED + lowering_gather.SUPPORTED
-             + lowering_seqpool.SUPPORTED)
+             + lowering_seqpool.SUPPORTED + lowering_ssm.SUPPORTED)
