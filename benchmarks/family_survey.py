@@ -116,6 +116,10 @@ _SEQ2SEQ = {"vocab_size": VOCAB_ENC, "d_model": 32, "encoder_layers": 2, "decode
 _SSM = {"vocab_size": VOCAB_DEC, "hidden_size": 32, "num_hidden_layers": 2, "state_size": 8,
         "expand": 2, "conv_kernel": 4, "time_step_rank": 4}
 
+# the Mamba2 mixers of the hybrids: 8 heads of 8 channels, one group, chunks of 8 positions
+_SSM2 = {"num_key_value_heads": 2, "mamba_n_heads": 8, "mamba_d_head": 8, "mamba_n_groups": 1,
+         "mamba_d_state": 8, "mamba_d_conv": 4, "mamba_expand": 2, "mamba_chunk_size": 8}
+
 # name -> (family, config class, config kwargs, model kwargs, input kind, input size); a name
 # "Class@variant" is Class with other settings (the sliding windows at their defaults, 256 and
 # 4,096, leave 16 tokens a causal mask; the @window8 variants make them bite)
@@ -470,6 +474,27 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                            "mamba_d_conv": 4, "mamba_expand": 2, "mamba_dt_rank": 4,
                            "layers_block_type": ["mamba", "hybrid", "hybrid"],
                            "use_mamba_kernels": False}, {}, "ids", SEQ_DEC),
+    # Mamba2: the chunked scan (state space duality), 2 chunks of 8 positions
+    "Mamba2Model": ("decoder", "Mamba2Config",
+                    {k: v for k, v in _SSM.items() if k != "time_step_rank"}
+                    | {"num_heads": 8, "head_dim": 8, "n_groups": 1, "chunk_size": 8},
+                    {}, "ids", SEQ_DEC),
+    # Bamba: a Mamba2 layer, then an attention layer
+    "BambaModel": ("decoder", "BambaConfig", _DEC | {"hidden_size": 32, **_SSM2,
+                                                      "attn_layer_indices": [1]},
+                   {}, "ids", SEQ_DEC),
+    # Falcon-H1: attention and a Mamba2 mixer side by side in every layer
+    "FalconH1Model": ("decoder", "FalconH1Config", _DEC | {"hidden_size": 32, **_SSM2,
+                                                            "mamba_d_ssm": 64},
+                      {}, "ids", SEQ_DEC),
+    # Zamba2: a Mamba2 layer, then a hybrid layer (Mamba2 and the shared attention block)
+    "Zamba2Model": ("decoder", "Zamba2Config",
+                    _DEC | {"hidden_size": 32, "num_key_value_heads": 4, "mamba_d_state": 8,
+                            "mamba_d_conv": 4, "mamba_expand": 2, "mamba_ngroups": 1,
+                            "n_mamba_heads": 8, "chunk_size": 8,
+                            "layers_block_type": ["mamba", "hybrid"], "num_mem_blocks": 1,
+                            "use_mem_rope": False, "use_shared_attention_adapter": False},
+                    {}, "ids", SEQ_DEC),
 }
 # where a class lives when it is not exported at the top level of transformers
 _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
