@@ -109,19 +109,29 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
 
 
 def _refuse_scan(graph: QGraph, producer: dict, c: int) -> None:
-    """A state-space model's selective scan, unrolled over the positions by capture (Mamba's
-    slow path: per step ``state = exp(dt A) state + dt B x``), reads one position at a time: a
-    matmul by a constant (1, C) selector of an axis of all C positions. Its state is carried
-    from token to token, a recurrent state rather than a KV cache: refused, not built."""
+    """A state-space model's scan, as capture writes HF's slow paths, carries a recurrent state
+    from token to token rather than a KV cache: refused, not built. Mamba's selective scan,
+    unrolled over the positions, reads one at a time (a matmul by a constant (1, C) selector
+    of all C positions); Mamba2's chunked scan takes cumulative sums along the positions of
+    each chunk (a matmul by a constant lower-triangular matrix of ones: its codes, one nonzero
+    value)."""
     for n in graph.nodes:
-        if n.op == "matmul" and _is_constant(producer, n.inputs[0]) \
-                and graph.shapes[n.inputs[0]][-2:] == (1, c) \
-                and not n.attrs.get("transpose_b") and graph.shapes[n.inputs[1]][-2] == c:
-            raise UnsupportedOpError(
-                f"{n.name}: model {graph.name} reads one of its {c} token positions at a time "
-                "(a state-space model's selective scan, Mamba's: a recurrent state carried "
-                "from token to token, not a KV cache); generation of state-space models is "
-                "not built: run the model with qasic evaluate")
+        if n.op != "matmul" or not _is_constant(producer, n.inputs[0]) \
+                or n.attrs.get("transpose_b"):
+            continue
+        sel = np.asarray(producer[n.inputs[0]].params["value"])
+        k, m = sel.shape[-2:]
+        if (k, m) == (1, c) and graph.shapes[n.inputs[1]][-2] == c:
+            what = f"reads one of its {c} token positions at a time (Mamba's selective scan"
+        elif k == m > 1 and ((sel != 0) == np.tril(np.ones((k, k), bool))).all() \
+                and np.unique(sel[sel != 0]).size == 1:
+            what = "takes cumulative sums along its token positions (Mamba2's chunked scan"
+        else:
+            continue
+        raise UnsupportedOpError(
+            f"{n.name}: model {graph.name} {what}: a state-space model's recurrent state, "
+            "carried from token to token, not a KV cache); generation of state-space models "
+            "is not built: run the model with qasic evaluate")
 
 
 def _cached(producer: dict, tokens: dict, tensor: str) -> list[str]:

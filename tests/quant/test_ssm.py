@@ -163,6 +163,6 @@ def test_generation_of_a_state_space_model_is_refused_in_one_line():
         Session(full, 6, default_arch())
     assert str(e.value) == (
         "model.layers.0.mixer.select: model _Hidden reads one of its 12 token positions at a "
-        "time (a state-space model's selective scan, Mamba's: a recurrent state carried from "
+        "time (Mamba's selective scan: a state-space model's recurrent state, carried from "
         "token to token, not a KV cache); generation of state-space models is not built: run "
         "the model with qasic evaluate")
