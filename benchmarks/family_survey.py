@@ -459,9 +459,11 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # over the 16 positions; generation is refused (a recurrent state, not a KV cache)
     "MambaModel": ("decoder", "MambaConfig", _SSM, {}, "ids", SEQ_DEC),
     "FalconMambaModel": ("decoder", "FalconMambaConfig", _SSM, {}, "ids", SEQ_DEC),
-    # Jamba: a Mamba layer, then an attention layer; no mixture of experts (num_experts 1)
+    # Jamba: a Mamba layer, then an attention layer with a mixture of 4 experts, top 2 (its
+    # router does not renormalize the top-k weights)
     "JambaModel": ("decoder", "JambaConfig",
-                   _DEC | {"hidden_size": 32, "num_key_value_heads": 2, "num_experts": 1,
+                   _DEC | {"hidden_size": 32, "num_key_value_heads": 2, "num_experts": 4,
+                           "num_experts_per_tok": 2,
                            "attn_layer_period": 2, "attn_layer_offset": 1, "mamba_d_state": 8,
                            "mamba_d_conv": 4, "mamba_expand": 2, "mamba_dt_rank": 4,
                            "use_mamba_kernels": False}, {}, "ids", SEQ_DEC),
