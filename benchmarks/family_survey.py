@@ -497,6 +497,18 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                             "layers_block_type": ["mamba", "hybrid"], "num_mem_blocks": 1,
                             "use_mem_rope": False, "use_shared_attention_adapter": False},
                     {}, "ids", SEQ_DEC),
+    # GraniteMoeHybrid with its Mamba2 layer: a Mamba2 layer, then an attention layer, each
+    # with 4 experts, top 2 (cosine 0.979: Mamba2's exp(A_cumsum) table, docs/ops.md)
+    "GraniteMoeHybridModel@mamba": ("decoder", "GraniteMoeHybridConfig",
+                                    _DEC | {"num_key_value_heads": 2, "num_local_experts": 4,
+                                            "num_experts_per_tok": 2, "intermediate_size": 32,
+                                            "shared_intermediate_size": 64,
+                                            "layer_types": ["mamba", "attention"],
+                                            "mamba_n_heads": 8, "mamba_d_head": 16,
+                                            "mamba_n_groups": 1, "mamba_d_state": 8,
+                                            "mamba_d_conv": 4, "mamba_expand": 2,
+                                            "mamba_chunk_size": 8},
+                                    {}, "ids", SEQ_DEC),
 }
 # where a class lives when it is not exported at the top level of transformers
 _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
