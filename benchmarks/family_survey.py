@@ -401,7 +401,7 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                               _DEC | {"num_key_value_heads": 2, "num_local_experts": 4,
                                       "num_experts_per_tok": 2, "intermediate_size": 32,
                                       "shared_intermediate_size": 64}, {}, "ids", SEQ_DEC),
-    # its attention layers only (Mamba layers are not supported)
+    # its attention layers only (with a Mamba2 layer: GraniteMoeHybridModel@mamba, at the end)
     "GraniteMoeHybridModel": ("decoder", "GraniteMoeHybridConfig",
                               _DEC | {"num_key_value_heads": 2, "num_local_experts": 4,
                                       "num_experts_per_tok": 2, "intermediate_size": 32,
