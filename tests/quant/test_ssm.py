@@ -142,6 +142,22 @@ def test_cumsum_is_a_lower_triangular_matmul(dim):
     assert ops(graph).count("matmul") == 1 and cos > 0.999
 
 
+def test_a_selection_of_cumulative_sums_selects_from_their_input():
+    """Mamba2's chunk total A_cumsum[..., -1] next to exp(A_cumsum): the total is one selection
+    (the row of ones) of the cumsum's input, so no matmul reads the sums and the table of exp
+    reads an asymmetric code (zero point 127 for sums <= 0, not 0)."""
+    def f(x, fc):
+        c = torch.cumsum(-F.softplus(fc(x)), dim=1)  # (B, S, D), every sum <= 0
+        return torch.exp(c) * c[:, -1:, :]
+
+    torch.manual_seed(0)
+    graph, q, cos = check(Fn(f, nn.Linear(D, D)), _seq())
+    sums = next(n for n in graph.nodes if n.name.endswith("cumsum"))
+    readers = [n for n in graph.nodes if n.op == "matmul" and sums.output in n.inputs]
+    assert readers == [] and q.tensors[sums.output].zero_point == 127
+    assert cos > 0.999
+
+
 def test_masked_fill_by_zero_is_a_product_by_the_mask():
     keep = torch.tril(torch.ones(S, S, dtype=torch.bool))
     torch.manual_seed(0)
