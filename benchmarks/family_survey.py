@@ -498,7 +498,7 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                             "use_mem_rope": False, "use_shared_attention_adapter": False},
                     {}, "ids", SEQ_DEC),
     # GraniteMoeHybrid with its Mamba2 layer: a Mamba2 layer, then an attention layer, each
-    # with 4 experts, top 2 (cosine 0.979: Mamba2's exp(A_cumsum) table, docs/ops.md)
+    # with 4 experts, top 2 (cosine 0.980: Mamba2's exp(A_cumsum) table, docs/ops.md)
     "GraniteMoeHybridModel@mamba": ("decoder", "GraniteMoeHybridConfig",
                                     _DEC | {"num_key_value_heads": 2, "num_local_experts": 4,
                                             "num_experts_per_tok": 2, "intermediate_size": 32,
