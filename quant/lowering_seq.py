@@ -501,7 +501,8 @@ def _prefix_sums(b: Any, x: Act, tril_shape: tuple[int, ...]) -> Act | None:
         return None
     const = b.nodes.get(mm.inputs[0])
     value = None if const is None or const.op != "constant" else np.asarray(const.params["value"])
-    if value is None or value.shape != tril_shape or mm.attrs.get("alpha", 1.0) != 1.0 or \
+    if value is None or value.shape != tril_shape or tril_shape[-1] < 2 or \
+            mm.attrs.get("alpha", 1.0) != 1.0 or \
             not (value == np.tril(np.ones(tril_shape[-2:]))).all():
         return None
     return Act(mm.inputs[1])
