@@ -437,7 +437,7 @@ def stack(b: Any, node: Any, args: list, kwargs: dict) -> Act:
         src, mats = parts
         interleaved = np.stack(mats, axis=-1).reshape(mats[0].shape[0], -1)
         y = _columns(b, Columns(src, interleaved, node))
-    elif all(_linear_rows(b, p) is not None for p in args[0]):
+    elif _interleavable([_linear_rows(b, p) for p in args[0]]):
         y = _interleaved_rows(b, node, list(args[0]))
     else:  # any activations (Mamba's scan outputs, one per step): a concat of (..., 1) views
         y = _concat_steps(b, node, [materialize(b, p) for p in args[0]])
@@ -472,8 +472,7 @@ def _interleaved_rows(b: Any, node: Any, pieces: list) -> Act:
     """One ``linear`` whose output feature (k, j) is piece j's feature k, each piece a linear
     (or an affine map of one) of the same input."""
     rows = [_linear_rows(b, p) for p in pieces]
-    if any(r is None for r in rows) or len({(r[0].inputs, repr(r[0].attrs)) for r in rows}) != 1 \
-            or len({r[1].shape for r in rows}) != 1:
+    if not _interleavable(rows):
         b.fail(node, "a stack whose pieces are neither slices or negations of the last axis of "
                      "one activation nor parts of the output features of linears of one input; "
                      "only such pieces")
@@ -483,6 +482,13 @@ def _interleaved_rows(b: Any, node: Any, pieces: list) -> Act:
     lead = b.shapes[lin.output][:-1]
     return b.add(node, "linear", lin.inputs, dict(lin.attrs), {"weight": weight, "bias": bias},
                  shape=lead + (len(bias),), suffix=".rows")
+
+
+def _interleavable(rows: list) -> bool:
+    """``_linear_rows`` of every piece: linears of one input and attrs, of one width."""
+    return all(r is not None for r in rows) and \
+        len({(r[0].inputs, repr(r[0].attrs)) for r in rows}) == 1 and \
+        len({r[1].shape for r in rows}) == 1
 
 
 def _linear_rows(b: Any, v: Any) -> tuple[Any, np.ndarray, np.ndarray] | None:
