@@ -129,6 +129,14 @@ _SEQ2SEQ = {"vocab_size": VOCAB_ENC, "d_model": 32, "encoder_layers": 2, "decode
 _XLM = {"vocab_size": VOCAB_ENC, "emb_dim": 32, "n_layers": 2, "n_heads": 2,
         "max_position_embeddings": 40}
 
+# Mamba: hidden 32, 2 layers, inner 64 channels, a state of 8 per channel, a causal conv of 4
+_SSM = {"vocab_size": VOCAB_DEC, "hidden_size": 32, "num_hidden_layers": 2, "state_size": 8,
+        "expand": 2, "conv_kernel": 4, "time_step_rank": 4}
+
+# the Mamba2 mixers of the hybrids: 8 heads of 8 channels, one group, chunks of 8 positions
+_SSM2 = {"num_key_value_heads": 2, "mamba_n_heads": 8, "mamba_d_head": 8, "mamba_n_groups": 1,
+         "mamba_d_state": 8, "mamba_d_conv": 4, "mamba_expand": 2, "mamba_chunk_size": 8}
+
 # name -> (family, config class, config kwargs, model kwargs, input kind, input size); a name
 # "Class@variant" is Class with other settings (the sliding windows at their defaults, 256 and
 # 4,096, leave 16 tokens a causal mask; the @window8 variants make them bite)
@@ -463,7 +471,7 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                               _DEC | {"num_key_value_heads": 2, "num_local_experts": 4,
                                       "num_experts_per_tok": 2, "intermediate_size": 32,
                                       "shared_intermediate_size": 64}, {}, "ids", SEQ_DEC),
-    # its attention layers only (Mamba layers are not supported)
+    # its attention layers only (with a Mamba2 layer: GraniteMoeHybridModel@mamba, at the end)
     "GraniteMoeHybridModel": ("decoder", "GraniteMoeHybridConfig",
                               _DEC | {"num_key_value_heads": 2, "num_local_experts": 4,
                                       "num_experts_per_tok": 2, "intermediate_size": 32,
@@ -585,6 +593,60 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                        "n_head": 4, "n_positions": 64, "pad_token_id": 0,
                                        "bos_token_id": 1, "eos_token_id": 2, "num_labels": 3},
                                       {}, "ids", SEQ_DEC),
+    # state-space models (Mamba): HF's slow path (no CUDA kernels), the selective scan unrolled
+    # over the 16 positions; generation is refused (a recurrent state, not a KV cache)
+    "MambaModel": ("decoder", "MambaConfig", _SSM, {}, "ids", SEQ_DEC),
+    "FalconMambaModel": ("decoder", "FalconMambaConfig", _SSM, {}, "ids", SEQ_DEC),
+    # Jamba: a Mamba layer, then an attention layer with a mixture of 4 experts, top 2 (its
+    # router does not renormalize the top-k weights)
+    "JambaModel": ("decoder", "JambaConfig",
+                   _DEC | {"hidden_size": 32, "num_key_value_heads": 2, "num_experts": 4,
+                           "num_experts_per_tok": 2,
+                           "attn_layer_period": 2, "attn_layer_offset": 1, "mamba_d_state": 8,
+                           "mamba_d_conv": 4, "mamba_expand": 2, "mamba_dt_rank": 4,
+                           "use_mamba_kernels": False}, {}, "ids", SEQ_DEC),
+    # Zamba: a Mamba layer, then two hybrid layers (Mamba and the one shared attention block:
+    # HF ties the later hybrid layers' block to the first's, so it needs two)
+    "ZambaModel": ("decoder", "ZambaConfig",
+                   _DEC | {"hidden_size": 32, "num_hidden_layers": 3,
+                           "attention_hidden_size": 64, "num_key_value_heads": 4,
+                           "attention_head_dim": 16, "n_mamba_heads": 1, "mamba_d_state": 8,
+                           "mamba_d_conv": 4, "mamba_expand": 2, "mamba_dt_rank": 4,
+                           "layers_block_type": ["mamba", "hybrid", "hybrid"],
+                           "use_mamba_kernels": False}, {}, "ids", SEQ_DEC),
+    # Mamba2: the chunked scan (state space duality), 2 chunks of 8 positions
+    "Mamba2Model": ("decoder", "Mamba2Config",
+                    {k: v for k, v in _SSM.items() if k != "time_step_rank"}
+                    | {"num_heads": 8, "head_dim": 8, "n_groups": 1, "chunk_size": 8},
+                    {}, "ids", SEQ_DEC),
+    # Bamba: a Mamba2 layer, then an attention layer
+    "BambaModel": ("decoder", "BambaConfig", _DEC | {"hidden_size": 32, **_SSM2,
+                                                      "attn_layer_indices": [1]},
+                   {}, "ids", SEQ_DEC),
+    # Falcon-H1: attention and a Mamba2 mixer side by side in every layer
+    "FalconH1Model": ("decoder", "FalconH1Config", _DEC | {"hidden_size": 32, **_SSM2,
+                                                            "mamba_d_ssm": 64},
+                      {}, "ids", SEQ_DEC),
+    # Zamba2: a Mamba2 layer, then a hybrid layer (Mamba2 and the shared attention block)
+    "Zamba2Model": ("decoder", "Zamba2Config",
+                    _DEC | {"hidden_size": 32, "num_key_value_heads": 4, "mamba_d_state": 8,
+                            "mamba_d_conv": 4, "mamba_expand": 2, "mamba_ngroups": 1,
+                            "n_mamba_heads": 8, "chunk_size": 8,
+                            "layers_block_type": ["mamba", "hybrid"], "num_mem_blocks": 1,
+                            "use_mem_rope": False, "use_shared_attention_adapter": False},
+                    {}, "ids", SEQ_DEC),
+    # GraniteMoeHybrid with its Mamba2 layer: a Mamba2 layer, then an attention layer, each
+    # with 4 experts, top 2 (cosine 0.980: Mamba2's exp(A_cumsum) table, docs/ops.md)
+    "GraniteMoeHybridModel@mamba": ("decoder", "GraniteMoeHybridConfig",
+                                    _DEC | {"num_key_value_heads": 2, "num_local_experts": 4,
+                                            "num_experts_per_tok": 2, "intermediate_size": 32,
+                                            "shared_intermediate_size": 64,
+                                            "layer_types": ["mamba", "attention"],
+                                            "mamba_n_heads": 8, "mamba_d_head": 16,
+                                            "mamba_n_groups": 1, "mamba_d_state": 8,
+                                            "mamba_d_conv": 4, "mamba_expand": 2,
+                                            "mamba_chunk_size": 8},
+                                    {}, "ids", SEQ_DEC),
 }
 
 # task heads, as users load models: head class -> the MODELS row whose config it is built from

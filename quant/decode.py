@@ -140,6 +140,7 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
     MiniCPM3's keys (per-head keys next to a shared roped key broadcast to the heads)."""
     producer = {n.output: n for n in graph.nodes}
     c, tokens, enc = positions(graph), _token_axes(graph), encoder_tensors(graph)
+    _refuse_scan(graph, producer, c)
     out = []
     for n in graph.nodes:
         if n.op != "matmul" or _is_constant(producer, n.inputs[0]) or n.inputs[1] in enc:
@@ -155,6 +156,32 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
         raise UnsupportedOpError(f"model {graph.name} has no attention (no matmul of two "
                                  "activations): nothing to cache; run it with qasic evaluate")
     return tuple(out)
+
+
+def _refuse_scan(graph: QGraph, producer: dict, c: int) -> None:
+    """A state-space model's scan, as capture writes HF's slow paths, carries a recurrent state
+    from token to token rather than a KV cache: refused, not built. Mamba's selective scan,
+    unrolled over the positions, reads one at a time (a matmul by a constant (1, C) selector
+    of all C positions); Mamba2's chunked scan takes cumulative sums along the positions of
+    each chunk (a matmul by a constant lower-triangular matrix of ones: its codes, one nonzero
+    value)."""
+    for n in graph.nodes:
+        if n.op != "matmul" or not _is_constant(producer, n.inputs[0]) \
+                or n.attrs.get("transpose_b"):
+            continue
+        sel = np.asarray(producer[n.inputs[0]].params["value"])
+        k, m = sel.shape[-2:]
+        if (k, m) == (1, c) and graph.shapes[n.inputs[1]][-2] == c:
+            what = f"reads one of its {c} token positions at a time (Mamba's selective scan"
+        elif k == m > 1 and ((sel != 0) == np.tril(np.ones((k, k), bool))).all() \
+                and np.unique(sel[sel != 0]).size == 1:
+            what = "takes cumulative sums along its token positions (Mamba2's chunked scan"
+        else:
+            continue
+        raise UnsupportedOpError(
+            f"{n.name}: model {graph.name} {what}: a state-space model's recurrent state, "
+            "carried from token to token, not a KV cache); generation of state-space models "
+            "is not built: run the model with qasic evaluate")
 
 
 def _cached(producer: dict, tokens: dict, tensor: str) -> list[str]:

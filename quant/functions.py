@@ -24,6 +24,12 @@ def _gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
     return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
 
 
+def _softplus(x: np.ndarray, beta: float = 1.0, threshold: float = 20.0) -> np.ndarray:
+    # torch: x where beta x > threshold, else log(1 + exp(beta x)) / beta (Mamba's time step)
+    bx = beta * x
+    return np.where(bx > threshold, x, np.logaddexp(0.0, np.minimum(bx, threshold)) / beta)
+
+
 def _elu(x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
     return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
 
@@ -39,6 +45,7 @@ FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
     "gelu": _gelu,
     "leaky_relu": lambda x, negative_slope=0.01: np.where(x >= 0, x, negative_slope * x),
     "elu": _elu,
+    "softplus": _softplus,
     "hat": lambda x: np.maximum(0.0, 1.0 - np.abs(x)),  # one-hot of integers (quant.positions)
     "affine": lambda x, scale=1.0, offset=0.0: x * scale + offset,  # x * c, x + c, x / c
     "expr": lambda x, expr: _expr(expr, x),  # a fused chain of pointwise ops (quant.pointwise)

@@ -27,6 +27,7 @@ from qasic.quant import (
     lowering_pointwise,
     lowering_seq,
     lowering_seqpool,
+    lowering_ssm,
 )
 from qasic.quant import lowering_transformer as transformer
 
@@ -77,4 +78,4 @@ HANDLERS = {**_IMAGE, **{
 SUPPORTED = (lowering.SUPPORTED + lowering_convt.SUPPORTED + lowering_pad.SUPPORTED
              + lowering_ops.SUPPORTED + lowering_groupnorm.SUPPORTED
              + transformer.SUPPORTED + lowering_gather.SUPPORTED
-             + lowering_seqpool.SUPPORTED + lastpool.SUPPORTED)
+             + lowering_seqpool.SUPPORTED + lastpool.SUPPORTED + lowering_ssm.SUPPORTED)

@@ -29,6 +29,7 @@ rows (CodeGen's rotate_every_two of its partial rotary dims).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -443,9 +444,24 @@ def stack(b: Any, node: Any, args: list, kwargs: dict) -> Act:
         src, mats = parts
         interleaved = np.stack(mats, axis=-1).reshape(mats[0].shape[0], -1)
         y = _columns(b, Columns(src, interleaved, node))
-    else:
+    elif _interleavable([_linear_rows(b, p) for p in args[0]]):
         y = _interleaved_rows(b, node, list(args[0]))
+    else:  # any activations (Mamba's scan outputs, one per step): a concat of (..., 1) views
+        y = _concat_steps(b, node, [materialize(b, p) for p in args[0]])
     return lowering_seq.reshaped(b, node, y, b.per_sample(node), suffix=".pieces")
+
+
+def _concat_steps(b: Any, node: Any, pieces: list) -> Act:
+    """Activations of one shape stacked along a new last axis: each viewed as (..., 1), then
+    one ``concat`` (its inputs share its encoding: quant.calibrate)."""
+    if not all(isinstance(p, Act) for p in pieces) or \
+            len({b.shapes[p.name] for p in pieces}) != 1:
+        b.fail(node, "a stack of pieces that are not activations of one shape; only such "
+                     "pieces, or slices of one activation's last axis")
+    cols = [lowering_seq.reshaped(b, node, p, b.shapes[p.name] + (1,), suffix=f".col{i}")
+            for i, p in enumerate(pieces)]
+    return b.add(node, "concat", tuple(c.name for c in cols),
+                 shape=b.shapes[pieces[0].name] + (len(pieces),))
 
 
 def _column_parts(pieces: list) -> tuple[Act, list[np.ndarray]] | None:
@@ -463,8 +479,7 @@ def _interleaved_rows(b: Any, node: Any, pieces: list) -> Act:
     """One ``linear`` whose output feature (k, j) is piece j's feature k, each piece a linear
     (or an affine map of one) of the same input."""
     rows = [_linear_rows(b, p) for p in pieces]
-    if any(r is None for r in rows) or len({(r[0].inputs, repr(r[0].attrs)) for r in rows}) != 1 \
-            or len({r[1].shape for r in rows}) != 1:
+    if not _interleavable(rows):
         b.fail(node, "a stack whose pieces are neither slices or negations of the last axis of "
                      "one activation nor parts of the output features of linears of one input; "
                      "only such pieces")
@@ -474,6 +489,13 @@ def _interleaved_rows(b: Any, node: Any, pieces: list) -> Act:
     lead = b.shapes[lin.output][:-1]
     return b.add(node, "linear", lin.inputs, dict(lin.attrs), {"weight": weight, "bias": bias},
                  shape=lead + (len(bias),), suffix=".rows")
+
+
+def _interleavable(rows: list) -> bool:
+    """``_linear_rows`` of every piece: linears of one input and attrs, of one width."""
+    return all(r is not None for r in rows) and \
+        len({(r[0].inputs, repr(r[0].attrs)) for r in rows}) == 1 and \
+        len({r[1].shape for r in rows}) == 1
 
 
 def _linear_rows(b: Any, v: Any) -> tuple[Any, np.ndarray, np.ndarray] | None:
@@ -516,6 +538,12 @@ def split(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
     n = int(node.args[0].meta["val"].shape[dim])
     if node.target is aten.chunk.default:  # chunk(x, chunks, dim): pieces of ceil(n / chunks)
         args, kwargs = [args[0], -(-n // int(args[1])), dim], {}
+    if node.target is aten.tensor_split.indices:  # pieces between the indices (Mamba's scan)
+        cuts = [0, *(min(max(i + n if i < 0 else i, 0), n) for i in map(int, args[1])), n]
+        if cuts != sorted(cuts):
+            b.fail(node, f"a tensor_split at decreasing indices {list(args[1])}; give them "
+                         "in increasing order")
+        args, kwargs = [args[0], [e - s for s, e in itertools.pairwise(cuts)], dim], {}
     sizes = args[1] if isinstance(args[1], (list, tuple)) else \
         [min(int(args[1]), n - s) for s in range(0, n, int(args[1]))]
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
@@ -711,7 +739,7 @@ def _table() -> dict:
     t[aten.rsub.Scalar] = binary("rsub")
     t[aten.rsub.Tensor] = binary("rsub")
     funcs = {"tanh": (), "sigmoid": (), "silu": (), "hardswish": (), "hardsigmoid": (),
-             "gelu": (("approximate", "none"),)}
+             "gelu": (("approximate", "none"),), "softplus": (("beta", 1.0), ("threshold", 20.0))}
     for fn, keys in funcs.items():
         for name in (fn, f"{fn}_"):
             if hasattr(aten, name):
@@ -728,11 +756,13 @@ def _table() -> dict:
     t[aten.split.Tensor] = split
     t[aten.split_with_sizes.default] = split
     t[aten.chunk.default] = split
+    t[aten.tensor_split.indices] = split
     t[aten.cat.default] = cat
     t[aten.stack.default] = stack
     t[aten.clamp_min.default] = _clamp_min
     t[aten.expand_as.default] = _expand_as
     t[aten.concat.default] = cat
+    t[aten.concatenate.default] = cat  # torch.concatenate (Zamba's hybrid layers)
     return t
 
 

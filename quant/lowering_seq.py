@@ -485,6 +485,9 @@ def rows(b: Any, node: Any, x: Act, weights: np.ndarray, axis: int | None = None
     if axis != len(shape) - 2:  # (before, n, after): the same memory
         lead = (math.prod(lead),)
         x = reshaped(b, node, x, lead + (n, after), suffix=suffix + ".rows_in")
+    prefix = _prefix_sums(b, x, lead + (n, n))
+    if prefix is not None:  # a selection of cumulative sums: one selection of their input
+        weights, x = weights @ np.tril(np.ones((n, n))), prefix
     value = np.broadcast_to(weights, lead + weights.shape).copy()
     sel = b.add(node, "constant", (), {}, {"value": value}, shape=value.shape,
                 suffix=suffix + ".rows")
@@ -493,6 +496,24 @@ def rows(b: Any, node: Any, x: Act, weights: np.ndarray, axis: int | None = None
               shape=out, suffix=suffix)
     return reshaped(b, node, y, per_sample(b, node) if out_shape is None else out_shape,
                     suffix=suffix + ".rows_out")
+
+
+def _prefix_sums(b: Any, x: Act, tril_shape: tuple[int, ...]) -> Act | None:
+    """The input of ``x`` when ``x`` is cumulative sums along its rows (a ``matmul`` by a
+    constant lower-triangular matrix of ones of shape ``tril_shape``: quant.lowering_ssm's
+    cumsum), else None. Selecting from the sums' input instead (Mamba2's chunk totals
+    ``A_cumsum[..., -1]``) keeps the sums out of a matmul's operands, which are symmetric: the
+    table of ``exp(A_cumsum)`` then reads an asymmetric, twice as fine code."""
+    mm = b.nodes.get(x.name)
+    if mm is None or mm.op != "matmul" or mm.attrs.get("transpose_b"):
+        return None
+    const = b.nodes.get(mm.inputs[0])
+    value = None if const is None or const.op != "constant" else np.asarray(const.params["value"])
+    if value is None or value.shape != tril_shape or tril_shape[-1] < 2 or \
+            mm.attrs.get("alpha", 1.0) != 1.0 or \
+            not (value == np.tril(np.ones(tril_shape[-2:]))).all():
+        return None
+    return Act(mm.inputs[1])
 
 
 def _part(b: Any, node: Any, x: Act, dim: int, sel: range,
@@ -611,6 +632,7 @@ HANDLERS = {
     aten.unbind.int: unbind,
     aten.cat.default: cat,
     aten.concat.default: cat,
+    aten.concatenate.default: cat,
     aten.dropout.default: identity,
     aten.dropout_.default: identity,  # nn.Dropout(inplace=True): the input itself in eval
     aten.feature_dropout.default: identity,

@@ -35,6 +35,7 @@ from qasic.quant import (
     lowering_reduce,
     lowering_seq,
     lowering_seqpool,
+    lowering_ssm,
     masks,
     moe,  # noqa: F401  (registers the qasic:: torch ops handled here)
 )
@@ -379,6 +380,7 @@ def _table() -> dict:
         aten.where.ScalarOther: where,
         aten.where.ScalarSelf: where,
     })
+    t.update(lowering_ssm.HANDLERS)  # masked_fill by 0, exp of -inf masked values, cumsum
     t.update(dict.fromkeys(DATA_DEPENDENT, data_dependent))
     t[torch.ops.qasic.topk_mask.default] = topk_mask
     t[torch.ops.qasic.masked_softmax.default] = masked_softmax

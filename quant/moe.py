@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -136,11 +137,45 @@ def blocks(model: Any) -> list[tuple[str, Any]]:
 
 def _softmax_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
     """Mixtral's rule: softmax, top k, renormalized (always; Qwen2-MoE, OLMoE: iff
-    norm_topk_prob). The renormalized top-k softmax is the softmax over the top k's logits."""
+    norm_topk_prob; a router without the flag: as its own forward does, ``_renormalizes``).
+    The renormalized top-k softmax is the softmax over the top k's logits."""
     m = torch.ops.qasic.topk_mask(logits, router.top_k)
-    if getattr(router, "norm_topk_prob", True):
+    if _renormalizes(router):
         return torch.ops.qasic.masked_softmax(logits, m)
     return torch.softmax(logits, dim=-1) * m
+
+
+def _renormalizes(router: Any) -> bool:
+    """``norm_topk_prob``, or without it whether the router's own forward returns top-k
+    weights (its second output, (T, k)) that sum to 1 on a probe of 8 tokens: Mixtral's do,
+    Jamba's (its docstring: "the selected weights left unnormalized") do not. Probed eagerly
+    (``dense``, before torch.export traces) and kept per router."""
+    flag = getattr(router, "norm_topk_prob", None)
+    if flag is not None:
+        return bool(flag)
+    if router not in _RENORMALIZES:
+        _RENORMALIZES[router] = _probe(router)
+    return _RENORMALIZES[router]
+
+
+_RENORMALIZES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _probe(router: Any) -> bool:
+    w = matrix(router)
+    if router.top_k == 1 or w is None:
+        return True
+    probe = torch.randn(8, w.shape[1], generator=torch.Generator().manual_seed(0),
+                        dtype=w.dtype)
+    try:
+        with torch.no_grad():
+            out = type(router).forward(router, probe)  # its own, not the dense one in its place
+    except Exception:  # noqa: BLE001  (a router that takes other inputs: Mixtral's default;
+        return True    # ``check`` still compares the dense form with the block's forward)
+    top = out[1] if isinstance(out, tuple) and len(out) == 3 else None
+    if not isinstance(top, torch.Tensor) or tuple(top.shape) != (8, router.top_k):
+        return True
+    return bool(torch.allclose(top.sum(-1), torch.ones(8, dtype=top.dtype), atol=1e-4))
 
 
 def _sigmoid_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
@@ -446,6 +481,9 @@ def dense(model: Any) -> Iterator[None]:
     """Every block's routing and experts forwards replaced by the dense ones."""
     saved = []
     for _, blk in blocks(model):
+        router = router_of(blk)
+        if router is not None and hasattr(router, "top_k"):
+            _renormalizes(router)  # probed now, not while torch.export traces
         for obj, attr, fn in layout(blk).swaps(blk):
             saved.append((obj, attr, getattr(obj, attr)))
             setattr(obj, attr, fn)

@@ -139,7 +139,11 @@ def _moe(name: str, layers: int = 2, **extra):
                          "head_dim": 16},
         "MiniMax": {"num_local_experts": E, "head_dim": 16},
         "Phimoe": {"num_local_experts": E},
-        "GptOss": {"num_local_experts": E, "head_dim": 16}}[name]
+        "GptOss": {"num_local_experts": E, "head_dim": 16},
+        # attention layers only (Mamba's: tests/quant/test_ssm.py), each with experts
+        "Jamba": {"num_experts": E, "expert_layer_period": 1, "expert_layer_offset": 0,
+                  "attn_layer_period": 1, "attn_layer_offset": 0,
+                  "use_mamba_kernels": False}}[name]
     config = getattr(t, f"{name}Config")(
         vocab_size=VOCAB, hidden_size=D, intermediate_size=128, num_hidden_layers=layers,
         num_attention_heads=H, num_key_value_heads=2, num_experts_per_tok=K,
@@ -151,14 +155,15 @@ def _moe(name: str, layers: int = 2, **extra):
     ("Mixtral", 128, True, 0.999), ("Qwen2Moe", 32, False, 0.999), ("Olmoe", 128, False, 0.999),
     ("GraniteMoe", 128, True, 0.999), ("GraniteMoeShared", 128, True, 0.995),
     ("GraniteMoeHybrid", 128, True, 0.995),
-    ("HunYuanMoEV1", 128, True, 0.999), ("MiniMax", 128, True, 0.999)])
+    ("HunYuanMoEV1", 128, True, 0.999), ("MiniMax", 128, True, 0.999),
+    ("Jamba", 128, False, 0.999)])
 def test_mixtures_of_experts_run_densely_and_bit_exact(name, inter, normalized, cosine):
     """Per layer: the router linear, one topk_mask (k = 2), the routing weights (Mixtral,
     GraniteMoE (its router is the block's ``router``: the softmax of the top k's logits),
     HunYuan-MoE (its router matrix is a Linear ``wg``) and MiniMax renormalize: a softmax with
-    the mask as its row mask; Qwen2-MoE and OLMoE do not: softmax times the mask), every expert
-    on every token (gate and up linears of E I features, down of E I inputs). The golden
-    reference follows the float model (cosine > 0.999; GraniteMoeShared and GraniteMoeHybrid
+    the mask as its row mask; Qwen2-MoE, OLMoE and Jamba do not: softmax times the mask),
+    every expert on every token (gate and up linears of E I features, down of E I inputs). The
+    golden reference follows the float model (cosine > 0.999; GraniteMoeShared and GraniteMoeHybrid
     (attention layers only) > 0.995: the survey measured 0.9954 and 0.9971, their shared MLP's
     product adds a rounding) and the simulator equals it bit for bit."""
     import qasic
@@ -180,6 +185,15 @@ def test_mixtures_of_experts_run_densely_and_bit_exact(name, inter, normalized, 
     assert len(routed) == (2 if normalized else 0)
     record = qasic.evaluate(Logits(model), x[:2], calibration=x)
     assert record["bit_exact"] and record["cosine"] > cosine, record["cosine"]
+
+
+def test_a_router_without_norm_topk_prob_is_probed_for_renormalization():
+    """Mixtral's router renormalizes its top-k weights, Jamba's leaves them (its docstring);
+    neither has norm_topk_prob: the rule follows the router's own forward on a probe."""
+    from qasic.quant import moe
+
+    assert moe._renormalizes(_moe("Mixtral", layers=1).model.layers[0].mlp.gate)
+    assert not moe._renormalizes(_moe("Jamba", layers=1).model.layers[0].feed_forward.router)
 
 
 def test_a_router_with_another_rule_is_refused_in_one_line():
