@@ -325,9 +325,19 @@ class Session:
     def generate(self, ids: np.ndarray, tokens: int) -> tuple[list[int], list[np.ndarray]]:
         """Greedy tokens and each step's logit codes (the row that picked it). ``ids``: the
         prefill's input (an encoder-decoder's: the source ids, then the target's first)."""
+        from qasic.quant.decode import positions
         from qasic.sim import fast  # the fast path: bit-exact with Machine.run (tests/sim)
         from qasic.sim.machine import Machine
 
+        ids, need = np.asarray(ids), int(np.prod(self.prefill.meta["input"]["shape"]))
+        if ids.shape != (need,):
+            raise InputError(f"ids of shape {ids.shape}: the prefill of {self.full.name} takes "
+                             f"({need},) ids")
+        c = positions(self.full)
+        if tokens < 1 or self.prompt + tokens - 1 > c:
+            raise InputError(f"{tokens} new tokens after a prompt of {self.prompt}: model "
+                             f"{self.full.name} has {c} positions, so 1..{c - self.prompt + 1} "
+                             "new tokens")
         pre = Machine(self.prefill, self.arch, 1)
         pre.write_region(self.prefill.meta["input"]["tensor"], ids[None].reshape(1, 1, -1, 1))
         fast.run(pre)

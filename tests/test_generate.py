@@ -67,6 +67,21 @@ def test_decode_programs_read_and_write_the_caches_the_prefill_wrote(model):
     assert ops.count("SCATTER") == 2 * DEPTH and "SCATTER" not in [i.op for i in s.prefill.instrs]
 
 
+def test_a_session_refuses_ids_of_another_length_and_steps_past_the_positions(model):
+    """Session.generate (the API the survey uses) checks its request before the simulator: a
+    step past the last position would read past the caches."""
+    _, full = model
+    s = Session(full, 3, default_arch())
+    ids = np.arange(3)
+    assert len(s.generate(ids, C - 2)[0]) == C - 2  # the last step at position C - 1
+    with pytest.raises(InputError, match=rf"^{C - 1} new tokens after a prompt of 3: model .* "
+                                         rf"has {C} positions, so 1..{C - 2} new tokens$"):
+        s.generate(ids, C - 1)
+    with pytest.raises(InputError, match=r"^ids of shape \(4,\): the prefill of .* takes "
+                                         r"\(3,\) ids$"):
+        s.generate(np.arange(4), 1)
+
+
 def test_the_float_model_runs_once_for_the_request_then_once_per_fp32_token(model):
     """check_request learns (positions, vocab) from one float run; generate_quantized takes
     them instead of running the model again (then fp32's greedy tokens: one run each)."""
