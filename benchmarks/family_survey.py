@@ -650,6 +650,7 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
 }
 
 # task heads, as users load models: head class -> the MODELS row whose config it is built from
+# (or (that row, config additions the head needs))
 # (``--heads``: ``head_survey.json``; the decoders' sequence classifiers, which need a pad id,
 # are rows of MODELS). The survey reads the head's first output (``logits``;
 # a question-answering head's start logits; a detector's class logits). Decoders' causal-LM
@@ -684,10 +685,12 @@ _IMAGE = {f"{p}ForImageClassification": f"{p}Model"
                     "ResNet", "RegNet", "MobileNetV1", "MobileNetV2", "EfficientNet",
                     "MobileViT", "MobileViTV2", "Levit", "PoolFormer", "Cvt", "PvtV2",
                     "FocalNet", "Hiera", "Bit", "Data2VecVision", "SwiftFormer")}
-HEADS: dict[str, str] = _CAUSAL_LM | _TEXT | _IMAGE | {
+HEADS: dict[str, str | tuple[str, dict]] = _CAUSAL_LM | _TEXT | _IMAGE | {
     "SegformerForSemanticSegmentation": "SegformerModel",
     "MobileViTForSemanticSegmentation": "MobileViTModel",  # DeepLabV3: ASPP, bilinear
-    "BeitForSemanticSegmentation": "BeitModel",  # UperNet head
+    # UperNet head on the outputs of 4 layers
+    "BeitForSemanticSegmentation": ("BeitModel", {"num_hidden_layers": 4,
+                                                  "out_indices": [1, 2, 3, 4]}),
     "DPTForDepthEstimation": "DPTModel",
     "GLPNForDepthEstimation": "GLPNModel",
     "YolosForObjectDetection": "YolosModel",
@@ -698,10 +701,13 @@ HEADS: dict[str, str] = _CAUSAL_LM | _TEXT | _IMAGE | {
 
 
 def spec(name: str) -> tuple[str, str, dict, dict, str, int]:
-    """The MODELS row of ``name``, or a task head's: its base model's, without the base's
-    model keywords (``add_pooling_layer``: a head builds its own)."""
+    """The MODELS row of ``name``, or a task head's: its base model's (with the head's config
+    additions, if any), without the base's model keywords (``add_pooling_layer``: a head builds
+    its own)."""
     if name in HEADS:
-        return (*MODELS[HEADS[name]][:3], {}, *MODELS[HEADS[name]][4:])
+        base, extra = HEADS[name] if isinstance(HEADS[name], tuple) else (HEADS[name], {})
+        family, config, kw, _, kind, size = MODELS[base]
+        return family, config, kw | extra, {}, kind, size
     return MODELS[name]
 
 # where a class lives when it is not exported at the top level of transformers
