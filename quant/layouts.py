@@ -34,7 +34,11 @@ SEQUENCE_OPS = {aten.layer_norm.default, aten.native_layer_norm.default, aten.rm
                 aten.softmax.int, aten._softmax.default, aten._safe_softmax.default,
                 aten.matmul.default, aten.bmm.default, aten.baddbmm.default,
                 aten.scaled_dot_product_attention.default,
-                aten._scaled_dot_product_flash_attention_for_cpu.default}
+                aten._scaled_dot_product_flash_attention_for_cpu.default,
+                # a select has no image form; in torch's axes it is a selection of rows
+                # (DPT's CLS token of a sequence read after an image stage, GLPN's
+                # attn[:, 0] of a two-channel attention map)
+                aten.select.int}
 
 
 def _map(b: Any, node: Any) -> bool:
