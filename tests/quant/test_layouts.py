@@ -145,7 +145,7 @@ class ReadoutAfterImage(nn.Module):
     def forward(self, x):
         p = self.patch(x).flatten(2).transpose(1, 2)
         t = self.mix(torch.cat((self.cls.expand(x.shape[0], -1, -1), p), 1))
-        b, n, c = t.shape
+        b, _, c = t.shape
         image = self.conv(t[:, 1:].reshape(b, 2, 3, c).permute(0, 3, 1, 2))
         return image + self.proj(t[:, 0])[:, :, None, None]
 
