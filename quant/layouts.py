@@ -11,9 +11,11 @@ mode (the unfolded patches) and added to a convolution's output (image mode), it
 channels are split from a convolution's output (image mode) and multiplied with the softmax of
 its query (sequence mode).
 
-A sequence op (softmax, a norm over the last axis, matmul; ``SEQUENCE_OPS``) reading an image
-or 1-D map (not a vector) switches the model to sequence mode first (``enters_sequence``): its
-axes are torch's (MobileViTV2's softmax over the patches, the last axis of (N, 1, P, N)).
+A sequence op (softmax, a norm over the last axis, matmul, select; ``SEQUENCE_OPS``) reading
+an image or 1-D map (not a vector) switches the model to sequence mode first
+(``enters_sequence``): its axes are torch's (MobileViTV2's softmax over the patches, the last
+axis of (N, 1, P, N); GLPN's ``attn[:, 0]``, a channel of a map; DPT's CLS token
+``tokens[:, 0]`` of a sequence made in sequence mode and read after an image stage).
 Token and sequence models (``b.layout`` set) have one layout and never convert.
 """
 
@@ -34,7 +36,11 @@ SEQUENCE_OPS = {aten.layer_norm.default, aten.native_layer_norm.default, aten.rm
                 aten.softmax.int, aten._softmax.default, aten._safe_softmax.default,
                 aten.matmul.default, aten.bmm.default, aten.baddbmm.default,
                 aten.scaled_dot_product_attention.default,
-                aten._scaled_dot_product_flash_attention_for_cpu.default}
+                aten._scaled_dot_product_flash_attention_for_cpu.default,
+                # a select has no image form; in torch's axes it is a selection of rows
+                # (DPT's CLS token of a sequence read after an image stage, GLPN's
+                # attn[:, 0] of a two-channel attention map)
+                aten.select.int}
 
 
 def _map(b: Any, node: Any) -> bool:

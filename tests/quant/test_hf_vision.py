@@ -7,7 +7,8 @@ stage's conv), ConvNeXt V2 (global response normalization from existing ops), Le
 (BatchNorm1d of its linears), SigLIP (an attention-pooling head whose probe query is a
 constant, the left operand of its scores) and UperNet (a semantic-segmentation head on a
 ConvNeXt backbone: pyramid pooling to 1, 2, 3 and 6 cells, bilinear resizes of every size) and
-Segformer's segmentation head (its stages resized to a quarter of the input) run bit-exact."""
+Segformer's segmentation head (its stages resized to a quarter of the input) and the depth
+heads of DPT (CLS-token readouts) and GLPN (channel gates) run bit-exact."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 import qasic
+from benchmarks.family_survey import reinit
 from qasic.quant import capture
 
 transformers = pytest.importorskip("transformers")
@@ -238,3 +240,48 @@ def test_segformer_segmentation_head_runs_bit_exact():
     kinds = [la["kind"] for la in r["layers"]]
     assert kinds.count("bilinear") == 1 and kinds.count("permute") == 6  # 3 resizes, 2 each
 
+
+
+class Depth(nn.Module):
+    """The predicted depth less ``offset`` (GLPN's is max_depth * sigmoid: less the midpoint,
+    the cosine sees its variation, not its mean). Weights drawn as the family survey's."""
+
+    def __init__(self, model, offset: float = 0.0):
+        super().__init__()
+        self.model, self.offset = reinit(model), offset
+
+    def forward(self, x):
+        return self.model(pixel_values=x).predicted_depth - self.offset
+
+
+def test_dpt_depth_head_reads_its_cls_tokens_after_an_image_stage_and_runs_bit_exact():
+    """DPTForDepthEstimation: each reassemble stage takes the CLS token of its encoder layer
+    (``hidden_state[:, 0]``) for its readout projection; the second one's is read after the
+    first stage's convs (image mode) and goes back to sequence mode (qasic.quant.layouts).
+    Before: 'node select_2 ...: op aten.select.int is supported in sequence models only'."""
+    torch.manual_seed(0)
+    config = transformers.DPTConfig(image_size=16, patch_size=4, hidden_size=16,
+                                    num_hidden_layers=2, num_attention_heads=2,
+                                    intermediate_size=32, backbone_out_indices=[0, 1],
+                                    neck_hidden_sizes=[8, 16], fusion_hidden_size=16,
+                                    head_hidden_size=8, readout_type="project")
+    model = Depth(transformers.DPTForDepthEstimation(config).eval())
+    x = _images(4, 16)
+    r = qasic.evaluate(model, x[2:], calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.995, r["cosine"]  # measured 0.99851
+
+
+def test_glpn_depth_head_selects_its_attention_channels_and_runs_bit_exact():
+    """GLPNForDepthEstimation: its selective feature fusion gates the local and global maps by
+    the two channels of a sigmoid map (``attn[:, 0]``, ``attn[:, 1]``): selects of torch's
+    channel axis, in sequence mode (qasic.quant.layouts). Before: 'node select ...: op
+    aten.select.int is supported in sequence models only'."""
+    torch.manual_seed(0)
+    config = transformers.GLPNConfig(num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1],
+                                     hidden_sizes=[16, 32], patch_sizes=[7, 3], strides=[4, 2],
+                                     num_attention_heads=[1, 2], mlp_ratios=[2, 2],
+                                     decoder_hidden_size=16)
+    model = Depth(transformers.GLPNForDepthEstimation(config).eval(), config.max_depth / 2)
+    x = _images(4, 32)
+    r = qasic.evaluate(model, x[2:], calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.995, r["cosine"]  # measured 0.99918

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import qasic
+from qasic.quant import capture
 from tests.quant.opcheck import float_matches, reference_cosine
 
 
@@ -95,3 +96,68 @@ def test_a_softmax_over_the_width_of_a_map_enters_sequence_mode():
         "conv2d", "softmax", "mul", "conv2d"]
     r = qasic.evaluate(module, x[:4], calibration=x[:4])
     assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]  # 0.99999
+
+
+class ChannelGates(nn.Module):
+    """GLPN's selective feature fusion: a sigmoid attention map of two channels, each channel
+    (``attn[:, 0]``, a select of torch's channel axis) unsqueezed and multiplied with one of
+    two feature maps: before, 'op aten.select.int is supported in sequence models only'."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.local, self.wide = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 5, padding=2)
+        self.attn, self.proj = nn.Conv2d(8, 2, 3, padding=1), nn.Conv2d(4, 4, 1)
+
+    def forward(self, x):
+        f, g = self.local(x), self.wide(x)
+        a = torch.sigmoid(self.attn(torch.cat((f, g), 1)))
+        return self.proj(f * a[:, 0].unsqueeze(1) + g * a[:, 1].unsqueeze(1))
+
+
+def test_a_select_of_a_channel_of_a_map_enters_sequence_mode():
+    module, x = ChannelGates().eval(), _x()
+    g = float_matches(module, x)
+    # each channel a selector (1, 2) times the map in torch's (C, H, W) layout (then spread
+    # over the 4 channels of the mul); the three maps permuted to it once, the sum back
+    sel = {n.name: g.shapes[n.output] for n in g.nodes if n.op == "matmul"
+           and n.name.startswith("select")}
+    assert sel == {"select": (1, 1, 96), "select_1": (1, 1, 96)}
+    assert [n.attrs["perm"] for n in g.nodes if n.op == "permute"] == [(2, 0, 1)] * 3 + [
+        (1, 2, 0)]
+    r = qasic.evaluate(module, x[:4], calibration=x[:4])
+    assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
+
+
+class ReadoutAfterImage(nn.Module):
+    """DPT's reassemble stage: patch tokens and a CLS token through a linear; the patches
+    viewed as an image and convolved (image mode), then the CLS token of the same tokens
+    (``tokens[:, 0]``, a sequence made in sequence mode, selected in image mode) added to the
+    image per channel."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.patch, self.mix = nn.Conv2d(3, 8, 4, stride=4), nn.Linear(8, 8)
+        self.cls = nn.Parameter(torch.randn(1, 1, 8))
+        self.conv, self.proj = nn.Conv2d(8, 8, 3, padding=1), nn.Linear(8, 8)
+
+    def forward(self, x):
+        p = self.patch(x).flatten(2).transpose(1, 2)
+        t = self.mix(torch.cat((self.cls.expand(x.shape[0], -1, -1), p), 1))
+        b, _, c = t.shape
+        image = self.conv(t[:, 1:].reshape(b, 2, 3, c).permute(0, 3, 1, 2))
+        return image + self.proj(t[:, 0])[:, :, None, None]
+
+
+def test_a_select_of_a_sequence_read_in_image_mode_goes_back_to_sequence_mode():
+    module, x = ReadoutAfterImage().eval(), _x()
+    g = capture(module, torch.from_numpy(x[:1]))  # it ends in torch's layout: the
+    # cosine below checks its numbers (opcheck.float_matches reads only image layouts)
+    assert g.output_layout == "torch" and g.shapes[g.output] == (8, 2, 3)
+    # the CLS token: a selector (1, 7) times the tokens, after the conv of the patches
+    names = [n.name for n in g.nodes]
+    assert names.index("select") > names.index("conv") and g.nodes[names.index("select")].op \
+        == "matmul" and g.shapes["select"] == (1, 8)
+    r = qasic.evaluate(module, x[:4], calibration=x[:4])
+    assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
