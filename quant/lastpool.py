@@ -34,7 +34,7 @@ import torch
 from qasic.quant import lowering_seq
 from qasic.quant.encodings import INTEGER_CODES as INTEGER
 from qasic.quant.encodings import INTEGER_ZERO_POINT as ZERO_POINT
-from qasic.quant.lowering import Act
+from qasic.quant.lowering import Act, token_vocab
 
 aten = torch.ops.aten
 MAX_TOKENS = 255  # the count after t is an int8 code (zero point -128 above 127)
@@ -109,7 +109,8 @@ def _onehot(b: Any, node: Any, last: LastToken) -> str:
     t = last.keys
     count = {INTEGER: 8, ZERO_POINT: 0 if t <= 128 else -128}
     target, other = last.pred
-    bits = target(torch.arange(_vocab(b, node)), other).to(torch.float64).numpy()
+    vocab = token_vocab(b, node, "the last non-pad token")
+    bits = target(torch.arange(vocab), other).to(torch.float64).numpy()
     m = b.add(node, "embedding", (b.input_name,), {INTEGER: 8},
               {"table": bits.reshape(-1, 1)}, shape=(t, 1), suffix=".pad_mask")
     after = b.add(node, "constant", (), {}, {"value": np.triu(np.ones((t, t)), 1)},
@@ -126,15 +127,6 @@ def _onehot(b: Any, node: Any, last: LastToken) -> str:
     return o.name
 
 
-def _vocab(b: Any, node: Any) -> int:
-    """The ids' vocabulary: the rows of the token embedding (a table looked up by the ids)."""
-    rows = [n.params["table"].shape[0] for n in b.nodes.values()
-            if n.op == "embedding" and n.inputs == (b.input_name,)
-            and n.params["table"].ndim == 2]
-    if not rows:
-        b.fail(node, "the last non-pad token in a model without a token embedding (its "
-                     "vocabulary size is the mask table's)")
-    return min(rows)
 
 
 HANDLERS = {aten.index.Tensor: index}

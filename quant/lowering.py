@@ -87,6 +87,18 @@ def hw_pad(v: Any, spatial: int) -> tuple[int, int, int, int]:
     return (h, w, h, w)
 
 
+def token_vocab(b: Any, node: Any, what: str) -> int:
+    """The ids' vocabulary: the rows of the smallest token embedding (a table looked up by the
+    ids); a model without one is refused at ``node``, naming ``what`` needs it."""
+    rows = [n.params["table"].shape[0] for n in b.nodes.values()
+            if n.op == "embedding" and n.inputs == (b.input_name,)
+            and n.params["table"].ndim == 2]
+    if not rows:
+        b.fail(node, f"{what} in a model without a token embedding (its vocabulary size is the "
+                     "mask table's)")
+    return min(rows)
+
+
 def _arg(args: list, kwargs: dict, i: int, key: str, default: Any) -> Any:
     if i < len(args):
         return args[i]

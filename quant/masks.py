@@ -37,7 +37,7 @@ import torch
 
 from qasic.quant import intops, lastpool, lengths, positions
 from qasic.quant.encodings import INTEGER_CODES
-from qasic.quant.lowering import Act, _arg
+from qasic.quant.lowering import Act, _arg, token_vocab
 
 aten = torch.ops.aten
 
@@ -328,14 +328,8 @@ def _mask_node(b: Any, node: Any, key: KeyMask, keep: bool) -> str:
         act = lengths.bits(b, node, key.pred[1], key.keys, keep)
         b.mask_nodes[(key.pred, keep)] = act.name
         return act.name
-    vocab = [n.params["table"].shape[0] for n in b.nodes.values()
-             if n.op == "embedding" and n.inputs == (b.input_name,)
-             and n.params["table"].ndim == 2]
-    if not vocab:
-        b.fail(node, "a padding mask in a model without a token embedding (its vocabulary "
-                     "size is the mask table's)")
     target, other = key.pred
-    bits = target(torch.arange(vocab[0]), other)
+    bits = target(torch.arange(token_vocab(b, node, "a padding mask")), other)
     table = (bits if keep else ~bits).to(torch.float64).numpy()
     act = b.add(node, "embedding", (b.input_name,), {}, {"table": table}, shape=(key.keys,),
                 name=MASK_NAME)

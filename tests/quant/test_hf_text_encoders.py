@@ -20,20 +20,12 @@ from torch import nn
 import qasic
 from qasic.errors import UnsupportedOpError
 from qasic.quant import capture
+from tests.quant.test_hf_encoders import Hidden
 
 transformers = pytest.importorskip("transformers")
 
 _ENC = {"vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
         "intermediate_size": 64, "max_position_embeddings": 64}
-
-
-class Hidden(nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, ids):
-        return self.model(input_ids=ids).last_hidden_state
 
 
 def _model(cls: str, config: str, **kw) -> nn.Module:
