@@ -23,10 +23,9 @@ by the matmul as it is.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
+from qasic.compiler.expand import expand_op
 from qasic.errors import UnsupportedOpError
 from qasic.quant.graph import QGraph, QNode, TensorQ
 from qasic.quant.reference import mid_tensor
@@ -34,17 +33,7 @@ from qasic.quant.reference import mid_tensor
 
 def expand(graph: QGraph) -> QGraph:
     """``graph`` with every resize node replaced by its five nodes (the module doc)."""
-    if not any(n.op == "resize" for n in graph.nodes):
-        return graph
-    nodes, tensors, shapes = [], dict(graph.tensors), dict(graph.shapes)
-    for node in graph.nodes:
-        if node.op != "resize":
-            nodes.append(node)
-            continue
-        for n, shape, enc in _chain(graph, node):
-            nodes.append(n)
-            shapes[n.output], tensors[n.output] = shape, enc
-    return replace(graph, nodes=tuple(nodes), tensors=tensors, shapes=shapes)
+    return expand_op(graph, "resize", _chain)
 
 
 def _linear(name: str, src: str, weight: np.ndarray, q: np.ndarray, shift: np.ndarray

@@ -15,10 +15,9 @@ E (E - 1) pair columns: 2 T E^2 (E - 1) MACs for T tokens (E = 8: 896 per token,
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
+from qasic.compiler.expand import expand_op
 from qasic.errors import UnsupportedOpError
 from qasic.quant.graph import QGraph, QNode, TensorQ
 
@@ -29,27 +28,15 @@ MAX_K = 127                    # the rank saturates at int8's 127
 
 def expand(graph: QGraph) -> QGraph:
     """``graph`` with every topk_mask node replaced by its four nodes (the module doc)."""
-    if not any(n.op == "topk_mask" for n in graph.nodes):
-        return graph
-    nodes, tensors, shapes = [], dict(graph.tensors), dict(graph.shapes)
-    for node in graph.nodes:
-        if node.op != "topk_mask":
-            nodes.append(node)
-            continue
-        new = _chain(graph, node)
-        for n in new[:-1]:
-            tensors[n.output] = ONE
-            shapes[n.output] = shapes[n.inputs[0]][:-1] + (len(n.params["weight"]),) \
-                if n.op == "linear" else shapes[n.inputs[0]]
-        nodes += new
-    return replace(graph, nodes=tuple(nodes), tensors=tensors, shapes=shapes)
+    return expand_op(graph, "topk_mask", _chain)
 
 
 def _unit(n: int) -> dict:
     return {"multiplier": np.full(n, UNIT_Q, np.int32), "shift": np.full(n, UNIT_SHIFT, np.int32)}
 
 
-def _chain(graph: QGraph, node: QNode) -> list[QNode]:
+def _chain(graph: QGraph, node: QNode) -> list[tuple[QNode, tuple[int, ...], TensorQ]]:
+    """(node, its output's per-sample shape, its output's encoding): ONE codes, then the mask."""
     x, k = node.inputs[0], int(node.attrs["k"])
     e = graph.shapes[x][-1]
     if graph.tensors[x].is_fp or not 1 <= k <= min(e, MAX_K):
@@ -64,8 +51,8 @@ def _chain(graph: QGraph, node: QNode) -> list[QNode]:
         diff[c, j], diff[c, i], bias[c] = 2, -2, 1 if j < i else -1
         total[i, c] = 1
     signed = np.arange(256) - 256 * (np.arange(256) >= 128)  # table index -> int8 code
-    name = node.name
-    return [
+    name, rows = node.name, graph.shapes[x][:-1]
+    nodes = [
         QNode(f"{name}.diff", "linear", (x,), f"{name}.diff", {},
               {"weight": diff, "bias": bias, **_unit(len(pairs))}, weight_bits=8,
               weight_format="int8"),
@@ -77,3 +64,6 @@ def _chain(graph: QGraph, node: QNode) -> list[QNode]:
         QNode(name, "lut", (f"{name}.rank",), node.output, {"fn": "topk_rank", "k": k},
               {"table": ((signed >= 0) & (signed < k)).astype(np.int64)}),
     ]
+    shapes = (rows + (len(pairs),), rows + (len(pairs),), rows + (e,), graph.shapes[node.output])
+    encs = (ONE, ONE, ONE, graph.tensors[node.output])
+    return list(zip(nodes, shapes, encs, strict=True))
