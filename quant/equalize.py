@@ -11,7 +11,8 @@ positive s_c,
     y = W2 f(W1 x + b1)  =  (W2 diag(s)) f((diag(1/s) W1) x + b1 / s)
 
 when f commutes with positive per-channel scaling (identity, relu, max/avg pooling, add of two
-tensors scaled alike). Our weights are quantized per output channel, so dividing a producer's
+tensors scaled alike, and every resize: nearest, bilinear or bicubic upsampling is a linear map
+of each channel's plane). Our weights are quantized per output channel, so dividing a producer's
 row by s_c costs nothing (its channel scale follows), nor does multiplying a depthwise
 consumer's channel; a full (groups = 1) consumer's column c multiplied by s_c < 1 gets coarser
 steps relative to its row's largest weight, so there s is the SmoothQuant compromise
@@ -19,8 +20,9 @@ s_c = (m_c / r)^ALPHA (ALPHA = 1/2), and s_c = m_c / r (every channel to the wid
 all consumers are depthwise. m_c is channel c's largest |value| on the calibration batch over
 the component's quantized tensors.
 
-Components: tensors joined by add, relu, clamp, max/avg pooling and a flatten or reshape
-between (1, 1, C) and (C,) share one s. A component is rescaled only if every tensor in it is
+Components: tensors joined by add, relu, clamp, max/avg pooling, upsampling/resize (a U-Net
+decoder's conv -> upsample -> conv) and a flatten or reshape between (1, 1, C) and (C,) share
+one s. A component is rescaled only if every tensor in it is
 made by a conv2d/linear (its rows scaled) or one of those ops, and read only by them or as the
 data input of a conv2d/linear (its columns scaled); never the graph input or output. So
 MobileNetV2's residual streams (project conv outputs and the adds along a stage, read by the next
@@ -51,7 +53,8 @@ ALPHA = 0.5         # migration strength towards full (groups = 1) consumers' co
 SEARCH_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 SEARCH_ROWS = 4096
 MIN_SCALE = 1e-3    # s_c floor: a nearly dead channel is not blown up beyond 1000x
-THROUGH = ("add", "relu", "clamp", "maxpool2d", "avgpool2d", "flatten", "reshape")
+THROUGH = ("add", "relu", "clamp", "maxpool2d", "avgpool2d", "flatten", "reshape",
+           "upsample_nearest", "upsample_bilinear", "resize")  # resizes: per channel, linear
 WEIGHTED = ("conv2d", "linear")
 
 

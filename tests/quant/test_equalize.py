@@ -172,3 +172,28 @@ def test_cli_takes_the_strength_and_fisher_gptq(quantize_configs, capsys):
     capsys.readouterr()
     assert main(["quantize", "--equalize-alpha", "strong"]) == 1
     assert "--equalize-alpha 'strong'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
+def test_a_stream_passes_through_resizes(mode):
+    """A U-Net decoder's conv -> ReLU -> upsample -> conv: every resize is linear per channel,
+    so the upsampled map shares its producer's channel scaling (one component) and the float
+    model is unchanged."""
+    torch.manual_seed(0)
+    size = {"nearest": (16, 16), "bilinear": (16, 16), "bicubic": (12, 10)}[mode]
+    net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
+                        nn.Upsample(size=size, mode=mode), nn.Conv2d(6, 4, 3, padding=1)).eval()
+    with torch.no_grad():
+        net[1].weight.copy_(torch.exp(torch.linspace(-4.0, 1.0, 6)))
+    x = np.random.default_rng(1).normal(size=(8, 3, 8, 8)).astype(np.float32)
+    graph = prepare(capture(net, torch.from_numpy(x[:1]), "up"))
+    values = run_float(graph, graph.to_internal(x), keep=True)
+    ops = [sorted({graph.producer(t).op for t in c}) for c in components(graph)]
+    resize = next(n.op for n in graph.nodes if n.op.startswith(("upsample", "resize")))
+    assert [o for o in ops if resize in o] == [sorted({"conv2d", "relu", resize})]
+    eq, scales = equalize(graph, values)
+    up = next(n.output for n in graph.nodes if n.op == resize)
+    assert up in scales and np.ptp(scales[up]) > 0
+    new = run_float(eq, graph.to_internal(x), keep=True)
+    np.testing.assert_allclose(new[graph.output], values[graph.output], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(new[up], values[up] / scales[up], rtol=1e-9, atol=1e-9)
