@@ -1017,7 +1017,8 @@ def counts(records: Sequence[dict]) -> dict:
 
 
 def table(records: Sequence[dict]) -> str:
-    head = (f"{'model':<20} {'status':<11} {'exact':<5} {'cosine':>7} {'cycles':>9} "
+    w = max([20, *(len(r["name"]) for r in records)])  # the widest name sets the column
+    head = (f"{'model':<{w}} {'status':<11} {'exact':<5} {'cosine':>7} {'cycles':>9} "
             f"{'gen':<7} {'wall s':>6}  error")
     rows = [head]
     for r in records:
@@ -1029,7 +1030,7 @@ def table(records: Sequence[dict]) -> str:
             + (r["error"] or ""))
         gen = (r.get("generate") or "").split(":")[0]
         err = err or ((r.get("generate") or "") if gen == "refused" else "")
-        rows.append(f"{r['name']:<20} {r['status']:<11} {exact:<5} {cos:>7} {cyc:>9} "
+        rows.append(f"{r['name']:<{w}} {r['status']:<11} {exact:<5} {cos:>7} {cyc:>9} "
                     f"{gen:<7} {'' if r['wall_s'] is None else r['wall_s']:>6}  {err[:108]}")
     c = counts(records)
     rows.append(" ".join(f"{k} {v}" for k, v in c.items()) + f" of {len(records)}")

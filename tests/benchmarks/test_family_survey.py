@@ -79,3 +79,12 @@ def test_a_task_head_runs_on_its_base_models_config(tmp_path):
     assert rec["class"].endswith("BertForSequenceClassification") and rec["generate"] is None
     model, x, _ = fs.build("BertForSequenceClassification")
     assert tuple(model(__import__("torch").from_numpy(x)).shape) == (2, 2)  # (batch, labels)
+
+
+def test_the_table_aligns_names_longer_than_twenty_characters():
+    rec = {"status": "ok", "bit_exact": True, "cosine": 0.99, "cycles": 10, "wall_s": 1.0,
+           "error_type": None, "error": None, "generate": None}
+    rows = fs.table([{**rec, "name": "BertModel"},
+                     {**rec, "name": "GraniteMoeHybridModel@mamba"}]).splitlines()
+    assert len({row.index(" ok ") for row in rows[1:3]}) == 1
+    assert rows[0].index("status") == rows[1].index(" ok ") + 1
