@@ -127,7 +127,7 @@ def apply(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     if any(isinstance(v, lengths.Length) for v in _flat((args, kwargs))):
         return lengths.apply(b, node, args, kwargs, _CASTS, _SHAPE_OPS, _ELEMENTWISE)
     masks = [m for m in _flat((args, kwargs)) if isinstance(m, KeyMask)]
-    if any(m.pred != masks[0].pred for m in masks):
+    if any(m.pred != masks[0].pred or m.ids != masks[0].ids for m in masks):
         b.fail(node, "two different padding masks meet; only one mask of the ids")
     first = masks[0]
     if first.ids is not None and target in _COUNTS:
@@ -198,7 +198,8 @@ def merge(b: Any, node: Any, masked: Masked, const: torch.Tensor, key: KeyMask |
           ) -> Masked:
     """Both masks apply: allowed where both allow."""
     if key is not None and masked.key is not None:
-        if key.pred != masked.key.pred or not torch.equal(key.pos, masked.key.pos):
+        if key.pred != masked.key.pred or key.ids != masked.key.ids \
+                or not torch.equal(key.pos, masked.key.pos):
             b.fail(node, "two different padding masks on one score tensor")
         key = replace(key, when1=key.when1 & masked.key.when1,
                       when0=key.when0 & masked.key.when0)
@@ -374,21 +375,26 @@ def column(b: Any, node: Any, key: KeyMask) -> Act:
     ``hidden * mask.unsqueeze(-1)``), as an activation: the bits of the ids, or the prefix bits
     (qasic.quant.lengths), (T, 1) integer codes."""
     t = key.keys
+    if key.ids is not None:
+        first, rows = key.ids
+        b.fail(node, f"a padding mask of a slice of the token ids (ids {first}.."
+                     f"{first + rows - 1}) used as values; only an embedding reads a slice, or "
+                     "an attention as its key mask (an encoder-decoder's source)")
     grid = torch.arange(key.batch * t).reshape(key.batch, t, 1)
     if tuple(key.pos.shape) != (key.batch, t, 1) or not torch.equal(key.pos, grid) \
             or not bool((key.when1 == 1).all()) or not bool((key.when0 == 0).all()):
         b.fail(node, "a padding mask used as a value other than its 0/1 bits per token as "
                      "(batch, tokens, 1); only masks of the attention, or that")
-    if (key.pred, "column", key.ids) in b.mask_nodes:
-        return Act(b.mask_nodes[(key.pred, "column", key.ids)])
+    if (key.pred, "column") in b.mask_nodes:
+        return Act(b.mask_nodes[(key.pred, "column")])
     if key.pred[0] == lengths.PREFIX:
         act = lengths.column(b, node, _mask_node(b, node, key, keep=True), t)
     else:
         target, other = key.pred
         table = target(torch.arange(positions.vocab(b, node)), other).to(torch.float64)
-        act = b.add(node, "embedding", (b.input_name,), {INTEGER_CODES: 8, **_sliced(key)},
+        act = b.add(node, "embedding", (b.input_name,), {INTEGER_CODES: 8},
                     {"table": table.numpy().reshape(-1, 1)}, shape=(t, 1), suffix=".pad_mask")
-    b.mask_nodes[(key.pred, "column", key.ids)] = act.name
+    b.mask_nodes[(key.pred, "column")] = act.name
     return act
 
 
