@@ -219,8 +219,9 @@ def bias_part(b: Any, node: Any, key: KeyMask) -> tuple[torch.Tensor | None, Key
     if not bool((bias != 0).any()):
         return None, key
     if bool((key.when1 != key.when0)[k1 & k0].any()):
-        b.fail(node, "an attention bias that depends on the padding mask; only a bias plus a "
-                     "mask")
+        b.fail(node, "an additive attention bias other than 0 and a large negative mask "
+                     "value that depends on the padding mask; only masks, or a constant bias "
+                     "plus a mask (T5's)")
     return bias, replace(key, when1=torch.where(k1, zero, key.when1),
                          when0=torch.where(k0, zero, key.when0))
 
