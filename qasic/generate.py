@@ -354,7 +354,8 @@ class Session:
 
     def generate(self, ids: np.ndarray, tokens: int) -> tuple[list[int], list[np.ndarray]]:
         """Greedy tokens and each step's logit codes (the row that picked it). ``ids``: the
-        prefill's input (an encoder-decoder's: the source ids, then the target's first)."""
+        prefill's input (an encoder-decoder's: its S source ids, a shorter source right-padded
+        with ``source_pad``'s id, then the target's first)."""
         from qasic.quant.decode import positions
         from qasic.sim import fast  # the fast path: bit-exact with Machine.run (tests/sim)
         from qasic.sim.machine import Machine
