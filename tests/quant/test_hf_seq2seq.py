@@ -102,6 +102,26 @@ def test_a_slice_of_the_ids_read_by_another_op_is_refused_in_one_line():
     assert "\n" not in str(e.value)
 
 
+def test_positions_counted_from_a_slice_mask_are_refused_in_one_line():
+    """RoBERTa-style positions (a cumsum of the mask) are built for whole ids only."""
+    class Counted(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(VOCAB, 8)
+            self.pos = torch.nn.Embedding(8, 8)
+
+        def forward(self, ids):
+            src = ids[:, :4]
+            return self.emb(src) + self.pos(torch.cumsum(src.ne(0).long(), 1))
+
+    from qasic.quant import capture
+
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(Counted().eval(), torch.randint(3, VOCAB, (1, 8)))
+    assert "of a padding mask of a slice of the token ids (an encoder-decoder's source); only " \
+        "masks of the attention" in str(e.value) and "\n" not in str(e.value)
+
+
 LAYERS = 2  # each model's decoder layers: a self- and a cross-attention each
 
 
