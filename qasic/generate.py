@@ -249,13 +249,16 @@ def config_id(module: Any, key: str) -> int | None:
 def source_pad(full: Any, trained: Any, source: np.ndarray, positions: int) -> int | None:
     """The id that right-pads an encoder-decoder's ``source`` to its ``positions`` (S) ids;
     None when it needs none (a causal language model, or a source of exactly S ids).
-    qasic.quant.srcpad.pad_id refuses a model whose attentions over the source are not all
-    masked by a padding mask of the source ids."""
-    if not positions or len(source) == positions:
+    qasic.quant.srcpad refuses a source of pad ids only, and (``pad_id``) a model whose
+    attentions over the source are not all masked by a padding mask of the source ids."""
+    if not positions:
         return None
     from qasic.quant.decode import encoder_tensors
-    from qasic.quant.srcpad import pad_id
+    from qasic.quant.srcpad import pad_id, refuse_unattended
 
+    refuse_unattended(full, positions, source)
+    if len(source) == positions:
+        return None
     return pad_id(full, positions, encoder_tensors(full), len(source),
                   config_id(trained.module, "pad_token_id"))
 

@@ -16,7 +16,8 @@ In float the padded model equals the model on the unpadded source (to rounding);
 the codes are those of the golden reference of the padded ids, which the simulator matches.
 
 A graph whose attentions over the source are not all masked by such a mask cannot be padded:
-``pad_id`` refuses it in one line.
+``pad_id`` refuses it in one line; ``refuse_unattended`` refuses a source of ids the mask drops
+only (no key left to attend).
 """
 
 from __future__ import annotations
@@ -93,6 +94,17 @@ def _unviewed(producer: dict, tensor: str) -> str:
     while n is not None and n.op in _VIEWS:
         tensor, n = n.inputs[0], producer.get(n.inputs[0])
     return tensor
+
+
+def refuse_unattended(graph, source: int, ids: np.ndarray) -> None:
+    """Refuse a source all of whose ``ids`` a padding mask of the source drops: no key would be
+    left to attend (the golden reference's masked rows are 0s; the float model's, undefined)."""
+    for n in graph.nodes:
+        if n.output in source_masks(graph, source) \
+                and not np.asarray(n.params["table"])[np.asarray(ids, np.int64)].any():
+            raise InputError(f"every id of the source {[int(i) for i in ids]} is one its "
+                             f"padding mask {n.name} drops: no source token to attend; give "
+                             "at least one other id")
 
 
 def padded(ids: np.ndarray, source: int, pad: int) -> np.ndarray:

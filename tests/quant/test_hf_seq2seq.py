@@ -411,6 +411,21 @@ def test_sources_shorter_than_the_capture_generate_exactly_on_the_simulator(seq2
         assert r["prompt_ids"] == source
 
 
+def test_a_source_of_pad_ids_only_is_refused_in_one_line(seq2seq_short):
+    """Its padding mask would leave no key to attend."""
+    from qasic.errors import InputError
+    from qasic.generate import source_pad
+
+    _, tm, full, _ = seq2seq_short
+    pad = tm.module.pad
+    with pytest.raises(InputError) as e:
+        source_pad(full, tm, np.array([pad, pad]), SRC)
+    assert str(e.value) == (f"every id of the source [{pad}, {pad}] is one its padding mask "
+                            "attention_mask drops: no source token to attend; give at least "
+                            "one other id")
+    assert source_pad(full, tm, np.array([5, pad]), SRC) == pad  # one real id is enough
+
+
 def test_a_shorter_source_for_a_model_without_a_source_mask_is_refused_in_one_line():
     """Without a padding mask of the source ids the padded keys would be attended: refused."""
     from qasic.generate import source_pad
