@@ -12,9 +12,13 @@ the same DRAM.
 
 An encoder-decoder (ids (1, S + T): [source | target], logits (1, T, vocab): T5, BART, Marian
 ForConditionalGeneration behind ``model(input_ids=ids[:, :S], decoder_input_ids=ids[:, S:])``)
-generates too: the prompt is its source (exactly S ids), the target starts from the decoder
+generates too: the prompt is its source (1..S ids), the target starts from the decoder
 start token, the prefill also runs the encoder and writes the cross-attention keys and values
-into states that every decode step reads (``kv_cache_bytes`` counts them).
+into states that every decode step reads (``kv_cache_bytes`` counts them). A source shorter
+than S is right-padded with the model's pad id, which its padding mask (computed in its forward
+from the source ids: ``attention_mask=ids[:, :S] != pad``) hides from the encoder's
+self-attention and from every cross-attention (qasic.quant.srcpad); a model without one takes
+exactly S ids.
 
 The prompt is text, encoded by a ``Tokenizer``: UTF-8 bytes for a model of 256 ids (tiny_gpt's),
 or a ``transformers`` tokenizer saved in a local directory (``tokenizer_for``); or token ids.
@@ -119,10 +123,11 @@ def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
     """``generate`` with the model already quantized (``full``: its QGraph over all its
     positions). ``shape``: (positions, vocab) as ``check_request`` returned it, so that the
     float model does not run again to learn them. An encoder-decoder's ``prompt`` is its
-    source (exactly S ids); its target starts from ``decoder_start``: an id, or the target's
-    first ids (the start token, then a prefix to continue); default: the
-    ``decoder_start_token_id`` of the model's transformers config."""
+    source (1..S ids, right-padded to S: ``source_pad``); its target starts from
+    ``decoder_start``: an id, or the target's first ids (the start token, then a prefix to
+    continue); default: the ``decoder_start_token_id`` of the model's transformers config."""
     from qasic.quant.decode import positions
+    from qasic.quant.srcpad import padded
 
     trained = _language_model(trained, progress)
     c, vocab = shape if shape is not None else _shape(trained)
@@ -134,21 +139,24 @@ def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
                           "positions; qasic generate needs one logits row per position, or an "
                           "encoder-decoder's per target position (ids [source | target], each "
                           "read by one embedding)")
-    source, start = _check_request(ids, tokens, c, vocab, _source(trained, c),
-                                   trained, decoder_start)
+    s = _source(trained, c)
+    source, start = _check_request(ids, tokens, c, vocab, s, trained, decoder_start)
+    pad = source_pad(full, trained, source, s)
+    run = source if pad is None else padded(source, s, pad)  # the S ids the encoder runs
     target = as_arch(arch)
     session = Session(full, len(start), target, progress)
     t0 = time.perf_counter()
-    got, rows = session.generate(np.concatenate([source, start]), tokens)
+    got, rows = session.generate(np.concatenate([run, start]), tokens)
     simulate_s = time.perf_counter() - t0
-    want, ref_rows = golden_tokens(full, start, tokens, source)
-    fp32 = float_tokens(trained.module, start, tokens, c, source)
+    want, ref_rows = golden_tokens(full, start, tokens, run)
+    fp32 = float_tokens(trained.module, start, tokens, c, run)
     costs = session.costs()
     text = (lambda t: tok.decode(t)) if tok else (lambda t: None)
     return {"model": trained.name, "arch": target.name,
             "prompt": prompt if isinstance(prompt, str) else text(ids),
             "tokenizer": tok.name if tok else None, "prompt_ids": [int(i) for i in ids],
             "prompt_tokens": len(ids), "source_tokens": len(source),
+            "source_positions": s if s else None, "source_pad_id": pad,
             "decoder_ids": [int(i) for i in start] if len(source) else None,
             "tokens": [int(t) for t in got],
             "text": text(got), "fp32_text": text(fp32),
@@ -165,9 +173,10 @@ def check_request(trained: Any, prompt: Prompt, tokens: int,
     """Refuse a request before any quantization: a model that is not a causal language model
     or an encoder-decoder, an empty prompt, ids outside the vocabulary, no tokens, more tokens
     than the model's positions (its example input's length; an encoder-decoder's target
-    length), an encoder-decoder's source of another length than its example's, or no decoder
-    start token. Returns the model's (positions, vocab), learnt from one float run, for
-    ``generate_quantized``."""
+    length), an encoder-decoder's source longer than its example's, or no decoder start
+    token (a shorter source, for a model without a source padding mask, is refused by
+    ``generate_quantized``, which has its graph). Returns the model's (positions, vocab),
+    learnt from one float run, for ``generate_quantized``."""
     trained = _language_model(trained, None)
     c, vocab = _shape(trained)
     _check_request(_prompt_ids(prompt, tokenizer_for(tokenizer, vocab)), tokens, c, vocab,
@@ -225,10 +234,33 @@ def _source(trained: Any, positions: int) -> int:
 def decoder_start_id(module: Any) -> int | None:
     """The ``decoder_start_token_id`` of the outermost transformers config among ``module``'s
     submodules (T5's pad id 0, BART's </s> 2, Marian's pad id), or None."""
+    return config_id(module, "decoder_start_token_id")
+
+
+def config_id(module: Any, key: str) -> int | None:
+    """The token id ``key`` of the outermost transformers config among ``module``'s submodules
+    that has it, or None."""
     config = next((m.config for m in module.modules()
-                   if hasattr(getattr(m, "config", None), "decoder_start_token_id")), None)
-    start = getattr(config, "decoder_start_token_id", None)
-    return None if start is None else int(start)
+                   if hasattr(getattr(m, "config", None), key)), None)
+    value = getattr(config, key, None)
+    return None if value is None else int(value)
+
+
+def source_pad(full: Any, trained: Any, source: np.ndarray, positions: int) -> int | None:
+    """The id that right-pads an encoder-decoder's ``source`` to its ``positions`` (S) ids;
+    None when it needs none (a causal language model, or a source of exactly S ids).
+    qasic.quant.srcpad refuses a source of pad ids only, and (``pad_id``) a model whose
+    attentions over the source are not all masked by a padding mask of the source ids."""
+    if not positions:
+        return None
+    from qasic.quant.decode import encoder_tensors
+    from qasic.quant.srcpad import pad_id, refuse_unattended
+
+    refuse_unattended(full, positions, source)
+    if len(source) == positions:
+        return None
+    return pad_id(full, positions, encoder_tensors(full), len(source),
+                  config_id(trained.module, "pad_token_id"))
 
 
 def _prompt_ids(prompt: Prompt, tok: Tokenizer | None) -> np.ndarray:
@@ -245,10 +277,11 @@ def _check_request(ids: np.ndarray, tokens: int, positions: int, vocab: int, sou
                    trained: Any = None, decoder_start: Start = None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """(source ids, the target's first ids): () and the prompt for a causal language model; an
-    encoder-decoder's prompt is its source (exactly ``source`` ids), its target starts from
+    encoder-decoder's prompt is its source (1..``source`` ids), its target starts from
     ``decoder_start`` (or the config's decoder start token)."""
     if len(ids) == 0:
-        raise InputError("the prompt tokenizes to nothing; give at least one character")
+        raise InputError("the source is empty; give at least one source token" if source else
+                         "the prompt tokenizes to nothing; give at least one character")
     if tokens < 1:
         raise InputError(f"--tokens {tokens}: generate at least one token")
     start = _target_start(ids, source, trained, decoder_start)
@@ -270,7 +303,7 @@ def _check_request(ids: np.ndarray, tokens: int, positions: int, vocab: int, sou
 
 def _target_start(ids: np.ndarray, source: int, trained: Any, given: Start) -> np.ndarray:
     """The ids the prefill's decoder runs: a causal language model's prompt; an
-    encoder-decoder's start ids (``_decoder_start``; its prompt, exactly ``source`` ids, is the
+    encoder-decoder's start ids (``_decoder_start``; its prompt, 1..``source`` ids, is the
     encoder's)."""
     if not source:
         if given is not None:
@@ -278,10 +311,10 @@ def _target_start(ids: np.ndarray, source: int, trained: Any, given: Start) -> n
                               "this model is a causal language model: give the prompt only")
         return ids
     start = _decoder_start(trained, given, source)
-    if len(ids) != source:
+    if len(ids) > source:
         raise InputError(f"a source of {len(ids)} tokens; the encoder-decoder {trained.name} "
-                         f"takes exactly {source} (its example input's source length): give "
-                         f"that many ids, or capture it with a source of {len(ids)}")
+                         f"takes at most {source} (its example input's source length): "
+                         f"shorten it, or capture the model with a source of {len(ids)}")
     return start
 
 
@@ -324,7 +357,8 @@ class Session:
 
     def generate(self, ids: np.ndarray, tokens: int) -> tuple[list[int], list[np.ndarray]]:
         """Greedy tokens and each step's logit codes (the row that picked it). ``ids``: the
-        prefill's input (an encoder-decoder's: the source ids, then the target's first)."""
+        prefill's input (an encoder-decoder's: its S source ids, a shorter source right-padded
+        with ``source_pad``'s id, then the target's first)."""
         from qasic.quant.decode import positions
         from qasic.sim import fast  # the fast path: bit-exact with Machine.run (tests/sim)
         from qasic.sim.machine import Machine

@@ -36,7 +36,8 @@ KERNEL_KINDS = {
     "cache": (("LOAD", "SYNC", "STORE", "SCATTER"),
               "DMA: rows into a KV cache (STORE in a prefill, SCATTER at the step's position)"),
     "const": ((), "none: the codes live in the constants region"),
-    "state": ((), "none: a state region a prefill wrote (cross-attention keys and values)"),
+    "state": ((), ("none: a state region a prefill wrote (cross-attention keys and values, "
+                   "the source's padding mask)")),
     "concat": ((), "none: inputs are views of the output buffer"),
     "alias": ((), "none: the same bytes, another shape"),
 }

@@ -145,6 +145,12 @@ GLOSSARY.update({
     "prompt_tokens": Key("int", "tokens the prompt encodes to (the prefill's length)"),
     "source_tokens": Key("int", "an encoder-decoder's source length (its prompt: the ids the "
                          "encoder reads); 0 for a causal language model"),
+    "source_positions": Key("int | null", "an encoder-decoder's S, the source length it was "
+                            "captured with (a shorter source is right-padded to it); null for a "
+                            "causal language model"),
+    "source_pad_id": Key("int | null", "the id a source shorter than `source_positions` was "
+                         "right-padded with (the model's padding mask hides it from every "
+                         "attention over the source); null: no padding"),
     "decoder_ids": Key("list of ints | null", "an encoder-decoder's first target ids (the "
                        "decoder start token, then any given prefix: the prefill's decoder "
                        "input); null for a causal language model"),
@@ -258,9 +264,9 @@ DOCUMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
                           *_COSTS[:1], *_COSTS[2:])))),
     "generate": ("qasic generate --json", (
         "schema", "model", "arch", "prompt", "tokenizer", "prompt_ids", "prompt_tokens",
-        "source_tokens", "decoder_ids", "tokens", "text", "fp32_text", "matches_reference",
-        "fp32_agreement", "prefill_cycles", "decode_cycles_per_token",
-        "decode_dram_bytes_per_token", "kv_cache_bytes", "tokens_per_s",
+        "source_tokens", "source_positions", "source_pad_id", "decoder_ids", "tokens", "text",
+        "fp32_text", "matches_reference", "fp32_agreement", "prefill_cycles",
+        "decode_cycles_per_token", "decode_dram_bytes_per_token", "kv_cache_bytes", "tokens_per_s",
         *(f"{e}.{p}" for e in ("prefill_energy_pj", "energy_pj_per_token")
           for p in ("mac", "sram", "dram", "other", "leakage", "total")),
         *_each("decode_layers", (*_LAYER, "cycles", "macs", "dram_bytes", *_COSTS[4:])),

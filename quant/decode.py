@@ -41,7 +41,10 @@ and the decoder on the target's first ``prompt`` ids, and also writes each cross
 cache (``cross_tensors``: the encoder tensors, S rows, that reach an attention's keys or values
 through views) into its state; a decode step runs no encoder node and reads those states with
 ``cache_read`` (the views to the heads then run on them, as in ``full``); a cross-attention
-softmax is not over the tokens, so it is not masked (the source has no padding to hide).
+softmax is not over the tokens, so it is not masked causally; its key mask, the source's
+padding mask if the model computes one from the source ids (``ids[:, :S] != pad``: a source
+shorter than S is right-padded, qasic.quant.srcpad), is a cross tensor too: the prefill
+writes it into a state, a step reads it.
 
 Both produce, row for row, the codes of ``full``: a causal query row depends only on the keys up
 to it, and a masked key contributes an exact 0 (its exp-table entry is not summed, its
@@ -58,6 +61,7 @@ import numpy as np
 from qasic.errors import UnsupportedOpError
 from qasic.quant.encodings import KEY_MASK
 from qasic.quant.graph import QGraph, QNode
+from qasic.quant.srcpad import source_masks
 
 STEP = "step"            # the decode program's input: (token id, position)
 MASK = "decode.mask"     # row p of the causal table: the keys a step may attend
@@ -88,9 +92,10 @@ def positions(graph: QGraph) -> int:
 def seq2seq(graph: QGraph) -> tuple[int, QNode, QNode] | None:
     """An encoder-decoder's (S, source embedding, target embedding): the ids hold the S source
     ids, then the target's (quant.lowering.IdSlice: each slice is its embedding's rows from
-    ``offset``); None for a decoder-only model. Any other slicing of the ids is refused."""
+    ``offset``); None for a decoder-only model. Any other slicing of the ids is refused. A
+    padding mask of a slice (an embedding through a 1-D table of bits) is not a part."""
     parts = [n for n in graph.nodes if n.op == "embedding" and n.inputs == (graph.input,)
-             and "offset" in n.attrs]
+             and "offset" in n.attrs and np.ndim(n.params["table"]) == 2]
     if not parts:
         return None
     total = int(graph.shapes[graph.input][0])
@@ -106,12 +111,13 @@ def seq2seq(graph: QGraph) -> tuple[int, QNode, QNode] | None:
 
 
 def encoder_tensors(graph: QGraph) -> frozenset[str]:
-    """An encoder-decoder's tensors computed from the source ids alone (the encoder, and the
-    cross-attention keys and values made from its output); empty for a decoder-only model."""
+    """An encoder-decoder's tensors computed from the source ids alone (the encoder, its
+    padding mask, and the cross-attention keys and values made from its output); empty for a
+    decoder-only model."""
     split = seq2seq(graph)
     if split is None:
         return frozenset()
-    src, tgt = {split[1].output}, {split[2].output}
+    src, tgt = {split[1].output, *source_masks(graph, split[0])}, {split[2].output}
     for n in graph.nodes:
         if tgt.intersection(n.inputs):
             tgt.add(n.output)
@@ -122,14 +128,18 @@ def encoder_tensors(graph: QGraph) -> frozenset[str]:
 
 def cross_tensors(graph: QGraph) -> tuple[str, ...]:
     """An encoder-decoder's cross-attention caches: the encoder tensors (S, ...) that reach an
-    attention matmul's second operand (its keys and values) through views (``_cached``). A
-    prefill computes them once into states; a decode step reads those states."""
+    attention matmul's second operand (its keys and values) through views (``_cached``), and
+    the source's padding mask a cross-attention softmax reads (its keys' mask). A prefill
+    computes them once into states; a decode step reads those states."""
     enc, producer = encoder_tensors(graph), {n.output: n for n in graph.nodes}
     out: list[str] = []
     for n in graph.nodes:
         if n.op == "matmul" and n.inputs[1] in enc and n.output not in enc \
                 and not _is_constant(producer, n.inputs[0]):
             out += [t for t in _cached(producer, {}, n.inputs[1]) if t not in out]
+        elif n.op == "softmax" and n.output not in enc:
+            out += [t for m in n.inputs[1:] if m in enc
+                    for t in _cached(producer, {}, m) if t not in out]
     return tuple(out)
 
 

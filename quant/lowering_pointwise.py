@@ -307,7 +307,11 @@ def _with_mask(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
     scores, mask = (y, x) if isinstance(x, masks.KeyMask) else (x, y)
     if isinstance(scores, masks.KeyMask):
         b.fail(node, "two masks added; apply them to the scores one after the other")
-    return masks.masked(b, node, materialize(b, scores), mask, "additive")
+    bias, mask = masks.bias_part(b, node, mask)  # T5's relative positions plus the mask
+    scores = materialize(b, scores)
+    if bias is not None:
+        scores = constant_add(b, node, scores, bias)
+    return masks.masked(b, node, scores, mask, "additive")
 
 
 def _with_constant(b: Any, node: Any, op: str, x: Act, c: torch.Tensor, first: bool) -> Any:

@@ -255,6 +255,10 @@ def sdpa(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     scores = matmul_node(b, node, q, k, True, scale, suffix=".scores")
     qt, kt = node.args[0].meta["val"].shape, node.args[1].meta["val"].shape
     shape = tuple(int(d) for d in qt[:-1]) + (int(kt[-2]),)
+    if isinstance(mask, masks.KeyMask):  # T5's relative positions plus the padding mask
+        bias, mask = masks.bias_part(b, node, mask)
+        if bias is not None:
+            scores, _ = _attention_bias(b, node, scores, bias, shape)
     if isinstance(mask, torch.Tensor) and mask.dtype != torch.bool:
         scores, mask = _attention_bias(b, node, scores, mask, shape)
     m = masks.Masked(scores, *masks.allowed(b, node, mask, shape, "sdpa"))
@@ -299,12 +303,15 @@ def sdpa_tuple(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
 
 
 def compare(b: Any, node: Any, args: list, kwargs: dict) -> Any:
-    """ids != pad (or ==, <, ...): the bit of a padding mask; of another activation and a
-    scalar, a pointwise op (``lowering_pointwise.compare``)."""
+    """ids != pad (or ==, <, ...; of the ids or of a slice of them: an encoder-decoder's
+    source): the bit of a padding mask; of another activation and a scalar, a pointwise op
+    (``lowering_pointwise.compare``)."""
     cmp = lowering_pointwise.compare(b, node, args, kwargs)
     if cmp is not None:
         return cmp
     x = materialize(b, args[0])
+    if isinstance(x, IdSlice):  # an encoder-decoder's source padding mask
+        return masks.from_ids(b, node, x, args[1])
     return masks.from_ids(b, node, _act(b, node, x, "comparison input"), args[1])
 
 

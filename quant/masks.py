@@ -37,7 +37,7 @@ import torch
 
 from qasic.quant import intops, lastpool, lengths, positions
 from qasic.quant.encodings import INTEGER_CODES
-from qasic.quant.lowering import Act, _arg, token_vocab
+from qasic.quant.lowering import Act, IdSlice, _arg, token_vocab
 
 aten = torch.ops.aten
 
@@ -55,6 +55,8 @@ class KeyMask:
     when0: torch.Tensor
     keys: int                   # T, the ids' length
     batch: int
+    ids: tuple[int, int] | None = None  # (offset, rows): bits of a slice of the input's ids
+    #                                     (an encoder-decoder's source); None: of all of them
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,8 +69,9 @@ class Masked:
     key: KeyMask | None
 
 
-def from_ids(b: Any, node: Any, ids: Act, other: Any) -> KeyMask:
-    """A comparison of the token ids with a scalar: the mask bit itself."""
+def from_ids(b: Any, node: Any, ids: Act | IdSlice, other: Any) -> KeyMask:
+    """A comparison of the token ids (or of a slice of them: an encoder-decoder's source) with
+    a scalar: the mask bit itself."""
     if ids.name != b.input_name or b.layout != "tokens":
         b.fail(node, "a comparison of an activation; only of the token ids (a padding mask)")
     if isinstance(other, torch.Tensor):
@@ -77,8 +80,9 @@ def from_ids(b: Any, node: Any, ids: Act, other: Any) -> KeyMask:
         other = other.item()
     batch, keys = (int(d) for d in node.args[0].meta["val"].shape)
     pos = torch.arange(batch * keys).reshape(batch, keys)
+    part = (ids.start, ids.length) if isinstance(ids, IdSlice) else None
     return KeyMask((node.target, other), pos, torch.ones(batch, keys, dtype=torch.bool),
-                   torch.zeros(batch, keys, dtype=torch.bool), keys, batch)
+                   torch.zeros(batch, keys, dtype=torch.bool), keys, batch, part)
 
 
 def _flat(tree: Any) -> list:
@@ -106,6 +110,7 @@ _SHAPE_OPS = {aten.view.default, aten.reshape.default, aten._unsafe_view.default
               aten.expand.default, aten.permute.default, aten.transpose.int, aten.slice.Tensor,
               aten.select.int, aten.index.Tensor, aten.clone.default, aten.contiguous.default,
               aten.alias.default, aten.detach.default, aten.flatten.using_ints}
+_COUNTS = {aten.cumsum.default, aten.sum.dim_IntList, aten.argmax.default}  # over the tokens
 _ELEMENTWISE = {aten.where.ScalarOther, aten.where.ScalarSelf, aten.where.Scalar,
                 aten.__and__.Tensor, aten.__or__.Tensor, aten.__xor__.Tensor,
                 aten.bitwise_not.default, aten.logical_not.default}
@@ -122,9 +127,12 @@ def apply(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     if any(isinstance(v, lengths.Length) for v in _flat((args, kwargs))):
         return lengths.apply(b, node, args, kwargs, _CASTS, _SHAPE_OPS, _ELEMENTWISE)
     masks = [m for m in _flat((args, kwargs)) if isinstance(m, KeyMask)]
-    if any(m.pred != masks[0].pred for m in masks):
+    if any(m.pred != masks[0].pred or m.ids != masks[0].ids for m in masks):
         b.fail(node, "two different padding masks meet; only one mask of the ids")
     first = masks[0]
+    if first.ids is not None and target in _COUNTS:
+        b.fail(node, f"{target} of a padding mask of a slice of the token ids (an "
+                     "encoder-decoder's source); only masks of the attention")
     if target is aten.cumsum.default and isinstance(args[0], KeyMask):
         return positions.cumsum(b, node, first, int(args[1]))
     if target is aten.sum.dim_IntList and isinstance(args[0], KeyMask):
@@ -190,11 +198,32 @@ def merge(b: Any, node: Any, masked: Masked, const: torch.Tensor, key: KeyMask |
           ) -> Masked:
     """Both masks apply: allowed where both allow."""
     if key is not None and masked.key is not None:
-        if key.pred != masked.key.pred or not torch.equal(key.pos, masked.key.pos):
+        if key.pred != masked.key.pred or key.ids != masked.key.ids \
+                or not torch.equal(key.pos, masked.key.pos):
             b.fail(node, "two different padding masks on one score tensor")
         key = replace(key, when1=key.when1 & masked.key.when1,
                       when0=key.when0 & masked.key.when0)
     return Masked(masked.scores, masked.allowed & const, key if key is not None else masked.key)
+
+
+def bias_part(b: Any, node: Any, key: KeyMask) -> tuple[torch.Tensor | None, KeyMask]:
+    """A float KeyMask added to the scores that carries a finite bias besides the mask (T5's
+    relative positions plus the padding mask): (the bias, 0 where an element is masked
+    whatever its bit; the KeyMask of the mask alone), or (None, ``key``) if it carries none.
+    The bias must not depend on the bit where the element is kept either way."""
+    if key.when1.dtype == torch.bool:
+        return None, key
+    k1, k0 = key.when1 > NEG, key.when0 > NEG
+    zero = torch.zeros_like(key.when1)
+    bias = torch.where(k1, key.when1, torch.where(k0, key.when0, zero))
+    if not bool((bias != 0).any()):
+        return None, key
+    if bool((key.when1 != key.when0)[k1 & k0].any()):
+        b.fail(node, "an additive attention bias other than 0 and a large negative mask "
+                     "value that depends on the padding mask; only masks, or a constant bias "
+                     "plus a mask (T5's)")
+    return bias, replace(key, when1=torch.where(k1, zero, key.when1),
+                         when0=torch.where(k0, zero, key.when0))
 
 
 def masked(b: Any, node: Any, scores: Any, value: Any, kind: str) -> Masked:
@@ -322,19 +351,24 @@ def pattern(b: Any, node: Any, const: torch.Tensor, per_sample: tuple
 def _mask_node(b: Any, node: Any, key: KeyMask, keep: bool) -> str:
     """The key-mask tensor: an embedding of the ids through [pred(id) for id in the vocab]
     (``keep``: keys whose bit is 1 take part), or its negation."""
-    if (key.pred, keep) in b.mask_nodes:
-        return b.mask_nodes[(key.pred, keep)]
+    if (key.pred, keep, key.ids) in b.mask_nodes:
+        return b.mask_nodes[(key.pred, keep, key.ids)]
     if key.pred[0] == lengths.PREFIX:
         act = lengths.bits(b, node, key.pred[1], key.keys, keep)
-        b.mask_nodes[(key.pred, keep)] = act.name
+        b.mask_nodes[(key.pred, keep, key.ids)] = act.name
         return act.name
     target, other = key.pred
     bits = target(torch.arange(token_vocab(b, node, "a padding mask")), other)
     table = (bits if keep else ~bits).to(torch.float64).numpy()
-    act = b.add(node, "embedding", (b.input_name,), {}, {"table": table}, shape=(key.keys,),
-                name=MASK_NAME)
-    b.mask_nodes[(key.pred, keep)] = act.name
+    act = b.add(node, "embedding", (b.input_name,), _sliced(key), {"table": table},
+                shape=(key.keys,), name=MASK_NAME)
+    b.mask_nodes[(key.pred, keep, key.ids)] = act.name
     return act.name
+
+
+def _sliced(key: KeyMask) -> dict:
+    """An embedding's attrs reading the ids ``key`` is of: a slice's offset and rows."""
+    return {} if key.ids is None else {"offset": key.ids[0], "rows": key.ids[1]}
 
 
 def column(b: Any, node: Any, key: KeyMask) -> Act:
@@ -342,6 +376,11 @@ def column(b: Any, node: Any, key: KeyMask) -> Act:
     ``hidden * mask.unsqueeze(-1)``), as an activation: the bits of the ids, or the prefix bits
     (qasic.quant.lengths), (T, 1) integer codes."""
     t = key.keys
+    if key.ids is not None:
+        first, rows = key.ids
+        b.fail(node, f"a padding mask of a slice of the token ids (ids {first}.."
+                     f"{first + rows - 1}) used as values; only an embedding reads a slice, or "
+                     "an attention as its key mask (an encoder-decoder's source)")
     grid = torch.arange(key.batch * t).reshape(key.batch, t, 1)
     if tuple(key.pos.shape) != (key.batch, t, 1) or not torch.equal(key.pos, grid) \
             or not bool((key.when1 == 1).all()) or not bool((key.when0 == 0).all()):

@@ -281,7 +281,8 @@ def test_qasic_generate_runs_a_users_model_file_from_the_command_line(gpt2, caps
     assert len(err) == 1 and "give --tokenizer DIR" in err[0]
 
 
-# a user's encoder-decoder: a transformers T5 built from a config, ids [source 6 | target 5]
+# a user's encoder-decoder: a transformers T5 built from a config, ids [source 6 | target 5];
+# the source's padding mask from its ids (pad id 0), so a shorter source runs right-padded
 T5_FILE = """
 import torch
 from transformers import T5Config, T5ForConditionalGeneration
@@ -293,7 +294,8 @@ class SourceTarget(torch.nn.Module):
         self.m = m
 
     def forward(self, ids):
-        return self.m(input_ids=ids[:, :6], decoder_input_ids=ids[:, 6:]).logits
+        src = ids[:, :6]
+        return self.m(input_ids=src, attention_mask=src.ne(0), decoder_input_ids=ids[:, 6:]).logits
 
 
 def make():
@@ -305,8 +307,9 @@ def make():
 
 
 def test_qasic_generate_runs_an_encoder_decoder_from_the_command_line(tmp_path, capsys):
-    """The prompt is the source (6 ids, as the model's example input); generation starts from
-    the config's decoder start token; a source of another length is one line, exit 1."""
+    """The prompt is the source (4 ids, right-padded with the pad id 0 to the 6 of the model's
+    example input); generation starts from the config's decoder start token; a source longer
+    than 6, or empty, is one line, exit 1."""
     import json
 
     from qasic.cli import main
@@ -314,13 +317,18 @@ def test_qasic_generate_runs_an_encoder_decoder_from_the_command_line(tmp_path, 
     (tmp_path / "t5.py").write_text(T5_FILE)
     np.savez(tmp_path / "d.npz", calibration=np.random.default_rng(1).integers(1, 300, (8, 11)))
     spec, data = f"{tmp_path / 't5.py'}:make", str(tmp_path / "d.npz")
-    assert main(["generate", "--model", spec, "--data", data, "--prompt-ids", "17,250,3,4,5,6",
+    assert main(["generate", "--model", spec, "--data", data, "--prompt-ids", "17,250,3,4",
                  "--tokens", "3", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
-    assert r["prompt_ids"] == [17, 250, 3, 4, 5, 6] and r["source_tokens"] == 6
+    assert r["prompt_ids"] == [17, 250, 3, 4] and r["source_tokens"] == 4
+    assert (r["source_positions"], r["source_pad_id"]) == (6, 0)
     assert r["decoder_ids"] == [0] and len(r["tokens"]) == 3 and r["matches_reference"]
-    assert r["kv_cache_bytes"] == 2 * 32 * (5 + 6)  # one layer: self K/V (5), cross K/V (6)
-    assert main(["generate", "--model", spec, "--data", data, "--prompt-ids", "17,250"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "a source of 2 tokens; the encoder-decoder t5 takes exactly 6" \
-        in err[0]
+    # one layer: self K/V (5 rows), cross K/V (6), the source's padding mask (6 bytes)
+    assert r["kv_cache_bytes"] == 2 * 32 * (5 + 6) + 6
+    too_long = ("a source of 7 tokens; the encoder-decoder t5 takes at most 6 (its example "
+                "input's source length): shorten it")
+    for ids, message in (("1,2,3,4,5,6,7", too_long),
+                         ("", "the source is empty; give at least one source token")):
+        assert main(["generate", "--model", spec, "--data", data, "--prompt-ids", ids]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err

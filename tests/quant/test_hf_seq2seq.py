@@ -7,9 +7,14 @@ Generation (quant.decode): the prefill runs the encoder on the source and the de
 target's first ids, writing the decoder's self-attention caches and the cross-attention keys and
 values (linears of the encoder's output, S rows) into states; a decode step runs the decoder
 alone on one token, reading the cross-attention states as the prefill left them
-(``cache_read``). Token for token equal to the golden reference of the full graph."""
+(``cache_read``). Token for token equal to the golden reference of the full graph.
+
+The models compute their source's padding mask from the ids (``ids[:, :SRC] != pad``), so a
+source shorter than SRC runs right-padded (quant.srcpad): the mask is one more cross state."""
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import pytest
@@ -22,17 +27,21 @@ VOCAB, SRC, TGT = 300, 10, 6
 
 
 class SourceTarget(torch.nn.Module):
-    """ids (batch, SRC + TGT) -> the decoder's logits (batch, TGT, vocab)."""
+    """ids (batch, SRC + TGT) -> the decoder's logits (batch, TGT, vocab); with ``mask``, the
+    source's padding mask from its ids (pad: the config's ``pad_token_id``)."""
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, mask: bool = True):
         super().__init__()
-        self.model = model
+        self.model, self.mask, self.pad = model, mask, model.config.pad_token_id
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=ids[:, :SRC], decoder_input_ids=ids[:, SRC:]).logits
+        src = ids[:, :SRC]
+        mask = src.ne(self.pad) if self.mask else None
+        return self.model(input_ids=src, attention_mask=mask,
+                          decoder_input_ids=ids[:, SRC:]).logits
 
 
-def _model(name: str, gain: float = 1.0) -> torch.nn.Module:
+def _model(name: str, gain: float = 1.0, mask: bool = True) -> torch.nn.Module:
     t = transformers
     torch.manual_seed(0)
     make = {
@@ -54,7 +63,7 @@ def _model(name: str, gain: float = 1.0) -> torch.nn.Module:
         for p in model.parameters():
             if p.dim() > 1:
                 p.mul_(gain)
-    return SourceTarget(model)
+    return SourceTarget(model, mask).eval()  # eval: quantize restores the mode it finds
 
 
 @pytest.mark.parametrize("name", ["t5", "bart"])
@@ -65,15 +74,17 @@ def test_source_and_target_are_embeddings_of_slices_of_the_ids_and_run_bit_exact
     model = _model(name)
     x = np.random.default_rng(0).integers(3, VOCAB, (8, SRC + TGT))
     graph = capture(model, torch.from_numpy(x[:2]))
-    tokens = [n for n in graph.nodes if n.op == "embedding" and n.inputs == (graph.input,)]
-    assert [(n.attrs.get("offset"), graph.shapes[n.output][0]) for n in tokens] == \
-        [(0, SRC), (SRC, TGT)]
+    ids = [n for n in graph.nodes if n.op == "embedding" and n.inputs == (graph.input,)]
+    slices = [(n.attrs.get("offset"), graph.shapes[n.output][0], n.params["table"].ndim)
+              for n in ids]  # the tokens' tables are 2-D, the source's padding mask's 1-D
+    assert slices == [(0, SRC, 2), (0, SRC, 1), (SRC, TGT, 2)]
     assert graph.shapes[graph.output] == (TGT, VOCAB)
     record = qasic.evaluate(model, x[:2], calibration=x)
     assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]
 
 
 def test_a_slice_of_the_ids_read_by_another_op_is_refused_in_one_line():
+    """A comparison of a slice is a padding mask: an attention's key mask, not values."""
     class Masked(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -86,8 +97,29 @@ def test_a_slice_of_the_ids_read_by_another_op_is_refused_in_one_line():
 
     with pytest.raises(UnsupportedOpError) as e:
         capture(Masked().eval(), torch.randint(3, VOCAB, (1, 8)))
-    assert "is a slice of the token ids (ids 4..7); only an embedding reads one" in str(e.value)
+    assert "a padding mask of a slice of the token ids (ids 4..7) used as values; only an " \
+        "embedding reads a slice, or an attention as its key mask" in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_positions_counted_from_a_slice_mask_are_refused_in_one_line():
+    """RoBERTa-style positions (a cumsum of the mask) are built for whole ids only."""
+    class Counted(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(VOCAB, 8)
+            self.pos = torch.nn.Embedding(8, 8)
+
+        def forward(self, ids):
+            src = ids[:, :4]
+            return self.emb(src) + self.pos(torch.cumsum(src.ne(0).long(), 1))
+
+    from qasic.quant import capture
+
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(Counted().eval(), torch.randint(3, VOCAB, (1, 8)))
+    assert "of a padding mask of a slice of the token ids (an encoder-decoder's source); only " \
+        "masks of the attention" in str(e.value) and "\n" not in str(e.value)
 
 
 LAYERS = 2  # each model's decoder layers: a self- and a cross-attention each
@@ -101,6 +133,7 @@ def _trained(name: str, gain: float = 1.0):
                      calibration=x, test_inputs=x, test_labels=x, fp32_accuracy=0.0), x
 
 
+@functools.cache  # shared by the fixtures below
 def _quantized(name: str, gain: float = 1.0):
     from qasic.quant import QuantConfig
     from qasic.quant.quantize import quantize
@@ -114,11 +147,17 @@ def seq2seq(request):
     return (request.param, *_quantized(request.param, gain=4.0))
 
 
+@pytest.fixture(scope="module", params=["t5", "bart"])  # relative bias; learned positions
+def seq2seq_short(request):
+    return (request.param, *_quantized(request.param, gain=4.0))
+
+
 def test_the_cross_attention_caches_are_written_once_by_the_prefill(seq2seq):
     """Structure: the prefill writes 2 self-attention caches (TGT rows) and 2 cross-attention
-    caches (SRC rows) per decoder layer; a decode step runs no encoder node, reads the cross
-    caches (cache_read: no instruction) and writes the self-attention ones only (one SCATTER
-    each); both programs place the same states at the same addresses."""
+    caches (SRC rows) per decoder layer, and the source's padding mask (SRC rows) once; a
+    decode step runs no encoder node, reads the cross caches and the mask (cache_read: no
+    instruction) and writes the self-attention ones only (one SCATTER each); both programs
+    place the same states at the same addresses."""
     from qasic.arch.config import default_arch
     from qasic.generate import Session
     from qasic.quant.decode import decode_graph, encoder_tensors, prefill_graph
@@ -126,17 +165,18 @@ def test_the_cross_attention_caches_are_written_once_by_the_prefill(seq2seq):
     _, _, full, _ = seq2seq
     pre, dec = prefill_graph(full, 2), decode_graph(full)
     rows = sorted(pre.shapes[n.output][0] for n in pre.nodes if n.op == "cache_write")
-    assert rows == [TGT] * 2 * LAYERS + [SRC] * 2 * LAYERS
+    assert rows == [TGT] * 2 * LAYERS + [SRC] * (2 * LAYERS + 1)
     assert pre.shapes[pre.input] == (SRC + 2,)
     reads = [n.output for n in dec.nodes if n.op == "cache_read"]
     writes = [n.output for n in dec.nodes if n.op == "cache_write"]
-    assert len(reads) == len(writes) == 2 * LAYERS
+    assert len(reads) == len(writes) + 1 == 2 * LAYERS + 1
+    assert "cache.attention_mask" in reads
     assert sorted(reads + writes) == sorted(n.output for n in pre.nodes if n.op == "cache_write")
     assert not [n for n in dec.nodes if n.op in ("embedding", "linear", "norm")
                 and n.output in encoder_tensors(full)]  # no encoder work in a step
     s = Session(full, 1, default_arch())
     states = [(r.name, r.addr, r.size) for r in s.prefill.regions if r.kind == "state"]
-    assert len(states) == 4 * LAYERS
+    assert len(states) == 4 * LAYERS + 1
     assert states == [(r.name, r.addr, r.size) for r in s.decode.regions if r.kind == "state"]
     ops = [i.op for i in s.decode.instrs]
     assert ops.count("SCATTER") == 2 * LAYERS
@@ -172,8 +212,9 @@ def test_greedy_generation_on_the_simulator_equals_the_golden_reference(seq2seq)
     # a step that ignored its token or position would not go unnoticed
     assert len(set(want)) >= {"t5": 5, "bart": 1, "marian": 2}[name], want
     assert r["source_tokens"] == SRC and r["prompt_ids"] == [int(i) for i in x[1, :SRC]]
-    # K and V of every layer, int8: the self-attention's over TGT positions, the cross's SRC
-    assert r["kv_cache_bytes"] == 2 * LAYERS * 32 * (TGT + SRC)
+    # K and V of every layer, int8: the self-attention's over TGT positions, the cross's SRC;
+    # the source's padding mask, a byte per source position
+    assert r["kv_cache_bytes"] == 2 * LAYERS * 32 * (TGT + SRC) + SRC
     assert 0 < r["decode_cycles_per_token"] < r["prefill_cycles"]
 
 
@@ -191,9 +232,10 @@ def test_generation_continues_a_given_target_prefix(seq2seq):
 
 
 @pytest.mark.parametrize("prompt, kwargs, message", [
-    (list(range(3, 3 + SRC - 1)), {}, (
-        f"a source of {SRC - 1} tokens; the encoder-decoder t5 takes exactly {SRC} (its example "
-        f"input's source length): give that many ids, or capture it with a source of {SRC - 1}")),
+    (list(range(3, 3 + SRC + 1)), {}, (
+        f"a source of {SRC + 1} tokens; the encoder-decoder t5 takes at most {SRC} (its example "
+        f"input's source length): shorten it, or capture the model with a source of {SRC + 1}")),
+    ([], {}, "the source is empty; give at least one source token"),
     (list(range(3, 3 + SRC)), {"decoder_start": VOCAB}, f"token id {VOCAB} is outside the vocab"),
     (list(range(3, 3 + SRC)), {"tokens": TGT}, (
         f"the target's first 1 ids plus {TGT} new ones are {TGT + 1} tokens, longer than the "
@@ -287,3 +329,115 @@ def test_the_reference_refuses_a_step_before_its_prefill(seq2seq):
     with pytest.raises(InputError, match=r"state cache\.\S+ was never written: run the prefill "
                                          "program first"):
         reference.run(decode_graph(full), np.array([[x[0, SRC], 1]]), state={})
+
+
+# --- sources shorter than SRC: right-padded, the padded keys masked (quant.srcpad) ------------
+
+def _padded(x: np.ndarray, lengths: tuple[int, ...], pad: int) -> np.ndarray:
+    """Rows of ``x`` whose sources keep their first ``lengths`` ids, then ``pad`` to SRC."""
+    x = x[:len(lengths)].copy()
+    for row, n in enumerate(lengths):
+        x[row, n:SRC] = pad
+    return x
+
+
+@pytest.mark.parametrize("name, attention", [("t5", "sdpa"), ("bart", "sdpa"), ("t5", "eager")])
+def test_the_padded_float_graph_equals_the_model_on_the_unpadded_sources(name, attention):
+    """One batch of two sources, of 4 and 7 ids, right-padded to SRC: the captured float graph's
+    logits equal HF's on each unpadded source within 1e-4 (T5's relative position bias and
+    BART's learned positions stay the real tokens'; padded keys get no weight). The model
+    without its mask differs there by over 10 times that: the check can fail. T5's bias and
+    mask meet in sdpa's attn_mask, or (eager) in an add to the scores."""
+    from qasic.quant import capture
+    from qasic.quant.fgraph import run_float
+
+    model = _model(name)
+    for m in model.modules():
+        if hasattr(m, "config"):
+            m.config._attn_implementation = attention
+    x = _padded(np.random.default_rng(3).integers(3, VOCAB - 1, (2, SRC + TGT)), (4, 7),
+                model.pad)
+    got = run_float(capture(model, torch.from_numpy(x)), x)
+    with torch.no_grad():
+        blind = _model(name, mask=False)(torch.from_numpy(x)).numpy()
+        for row, n in enumerate((4, 7)):
+            want = model.model(input_ids=torch.from_numpy(x[row:row + 1, :n]),
+                               decoder_input_ids=torch.from_numpy(x[row:row + 1, SRC:]))
+            want = want.logits[0].numpy()
+            np.testing.assert_allclose(got[row], want, atol=1e-4)
+            assert np.abs(blind[row] - want).max() > 1e-3  # 10x the tolerance
+
+
+def test_a_decode_step_gives_the_padded_source_positions_no_weight(seq2seq):
+    """Reference, after a prefill on a source of 4 ids padded to SRC: any codes written into
+    the cross-attention K/V states at the padded rows change no logit code of a decode step;
+    at a real row they do (the step reads the prefill's mask state, not an all-ones mask)."""
+    from qasic.quant import reference
+    from qasic.quant.decode import cross_tensors, decode_graph, prefill_graph, state_name
+
+    _, tm, full, x = seq2seq
+    ids, state = _padded(x[4:], (4,), tm.module.pad), {}
+    reference.run(prefill_graph(full, 1), ids[:, :SRC + 1], state=state)
+    step, inp = decode_graph(full), np.array([[ids[0, SRC + 1], 1]])
+    kv = [state_name(t) for t in cross_tensors(full) if t != "attention_mask"]
+    rng = np.random.default_rng(0)
+
+    def logits(rows: slice) -> np.ndarray:
+        s = {k: v.copy() for k, v in state.items()}
+        for k in kv:
+            s[k][:, rows] = rng.integers(-128, 128, s[k][:, rows].shape)
+        return reference.run(step, inp, state=s)
+
+    clean = logits(slice(0, 0))
+    np.testing.assert_array_equal(logits(slice(4, SRC)), clean)
+    assert not np.array_equal(logits(slice(0, 1)), clean)
+
+
+def test_sources_shorter_than_the_capture_generate_exactly_on_the_simulator(seq2seq_short):
+    """Sources of 4 and 7 ids (two runs: a session generates one sequence): greedy tokens and
+    every step's logit codes equal the golden reference's on the source right-padded with the
+    model's pad id."""
+    from qasic.generate import generate_quantized, golden_tokens
+
+    _, tm, full, x = seq2seq_short
+    pad = tm.module.pad
+    for n in (4, 7):
+        source = [int(i) for i in x[3, :n]]
+        r = generate_quantized(tm, full, source, TGT - 1)
+        want, _ = golden_tokens(full, np.array(r["decoder_ids"]), TGT - 1,
+                                _padded(x[3:], (n,), pad)[0, :SRC])
+        assert r["matches_reference"] is True and r["tokens"] == want
+        assert (r["source_tokens"], r["source_pad_id"], r["source_positions"]) == (n, pad, SRC)
+        assert r["prompt_ids"] == source
+
+
+def test_a_source_of_pad_ids_only_is_refused_in_one_line(seq2seq_short):
+    """Its padding mask would leave no key to attend."""
+    from qasic.errors import InputError
+    from qasic.generate import source_pad
+
+    _, tm, full, _ = seq2seq_short
+    pad = tm.module.pad
+    with pytest.raises(InputError) as e:
+        source_pad(full, tm, np.array([pad, pad]), SRC)
+    assert str(e.value) == (f"every id of the source [{pad}, {pad}] is one its padding mask "
+                            "attention_mask drops: no source token to attend; give at least "
+                            "one other id")
+    assert source_pad(full, tm, np.array([5, pad]), SRC) == pad  # one real id is enough
+
+
+def test_a_shorter_source_for_a_model_without_a_source_mask_is_refused_in_one_line():
+    """Without a padding mask of the source ids the padded keys would be attended: refused."""
+    from qasic.generate import source_pad
+    from qasic.quant import capture
+
+    tm = _trained("t5")[0]
+    x = np.random.default_rng(0).integers(3, VOCAB - 1, (2, SRC + TGT))
+    graph = capture(_model("t5", mask=False), torch.from_numpy(x))
+    assert source_pad(graph, tm, x[0, :SRC], SRC) is None  # a whole source needs no pad
+    with pytest.raises(UnsupportedOpError) as e:
+        source_pad(graph, tm, x[0, :4], SRC)
+    assert str(e.value).endswith(
+        f"attends its source without a padding mask of the source ids, so a source of 4 tokens "
+        f"cannot be padded to its {SRC}: give exactly {SRC} ids, or compute the mask in its "
+        f"forward (attention_mask=ids[:, :{SRC}] != pad_id)") and "\n" not in str(e.value)
