@@ -41,6 +41,7 @@ from qasic.quant import (
     selects,
     seqpasses,
     unfold,
+    wrappers,
 )
 from qasic.quant.calibrate import prepare
 from qasic.quant.fgraph import FGraph, FNode
@@ -174,9 +175,11 @@ class _Builder:
         self.ep = ep
         # the graph walked: einsums and FNet's Fourier transforms made matmuls, patch unfolds
         # views and permutes, selections of samples by constant masks resolved, complex RoPE
-        # real products
+        # real products; before all, the subgraphs of wrappers (autocast, no_grad regions)
+        # inlined: ``inlined`` is the exported graph as torch ran it
+        self.inlined = wrappers.inline(ep.graph_module)
         self.graph = complex_rope.decompose(fourier.decompose(unfold.decompose(einsum.decompose(
-            selects.decompose(ep.graph, set(ep.graph_signature.user_inputs))))))
+            selects.decompose(self.inlined, set(ep.graph_signature.user_inputs))))))
         self.env: dict[str, Any] = {}
         self.nodes: dict[str, FNode] = {}     # insertion order is execution order
         self.origin: dict[str, fx.Node] = {}  # tensor name -> fx node that produced it
@@ -207,7 +210,7 @@ class _Builder:
     def build(self, name: str) -> FGraph:
         user = [n for n in self.ep.graph.nodes if n.op == "placeholder"
                 and n.name in self.ep.graph_signature.user_inputs]
-        self.layout = lowering_seq.input_layout(self.ep, user[0]) if user else None
+        self.layout = lowering_seq.input_layout(self.inlined, user[0]) if user else None
         self.sequence = self.layout is not None
         fills = [n for n in self.graph.nodes if inplace.fill_of(n) is not None]
         live = _live(self.graph, fills)

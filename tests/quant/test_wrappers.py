@@ -1,0 +1,115 @@
+"""Wrapper higher-order ops (qasic.quant.wrappers): torch.export keeps an autocast or no_grad
+region as a call of a subgraph; capture walks the subgraph's nodes in its place, nested ones
+too, and the model runs bit-exact."""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+import torch
+from torch import nn
+
+from qasic.quant import capture, wrappers
+
+D = 8
+
+
+class Regions(nn.Module):
+    """A linear, a region under ``autocast(enabled=False)`` (x-transformers' rotary) holding a
+    ``no_grad`` region, a ``no_grad`` region alone and a linear; ``region`` picks which."""
+
+    def __init__(self, region: str = "both"):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = nn.Linear(D, D), nn.Linear(D, D)
+        self.region = region
+
+    def forward(self, x):
+        y = self.a(x)
+        if self.region in ("autocast", "both"):
+            with torch.autocast("cpu", enabled=False):
+                y = torch.relu(y.float()) * 2
+                with torch.no_grad():
+                    y = torch.sigmoid(y) - 0.5
+        if self.region in ("grad", "both"):
+            with torch.no_grad():
+                y = y + self.b(y)
+        return self.b(y)
+
+
+def _x(batch: int = 8) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((batch, D)).astype(np.float32)
+
+
+def _hops(graph) -> list[str]:
+    return [str(n.target) for n in graph.nodes if n.op == "call_function"
+            and n.target in wrappers.WRAPPERS]
+
+
+def test_export_keeps_the_regions_as_wrapper_calls_which_inline_removes():
+    ep = torch.export.export(Regions().eval(), (torch.from_numpy(_x(2)),))
+    # export splits the autocast region at the no_grad one inside it (and keeps an empty
+    # third part)
+    assert _hops(ep.graph) == ["wrap_with_autocast"] * 3 + ["wrap_with_set_grad_enabled"]
+    graph = wrappers.inline(ep.graph_module)
+    assert _hops(graph) == [] and not [n for n in graph.nodes if n.op == "get_attr"]
+    targets = [getattr(n.target, "__name__", "") for n in graph.nodes if n.op == "call_function"]
+    assert [t.split(".")[0] for t in targets if not t.startswith(("_assert", "to"))] == [
+        "linear", "relu", "mul", "sigmoid", "sub", "linear", "add", "linear"]
+    gm = torch.fx.GraphModule(ep.graph_module, graph)  # the copy computes what torch does
+    params = [p.detach() for p in ep.module().parameters()]
+    x = torch.from_numpy(_x(2))
+    torch.testing.assert_close(gm(*params, x)[0], Regions().eval()(x), rtol=0, atol=0)
+
+
+def test_nested_wrappers_are_inlined_too():
+    """A no_grad call whose subgraph calls an autocast one (built by hand: torch.export
+    flattens the regions it traces)."""
+    hop = torch.ops.higher_order
+    inner = _module(lambda g, x: (g.call_function(torch.ops.aten.relu.default, (x,)),))
+
+    def mid_body(g, x):
+        call = g.call_function(hop.wrap_with_autocast, ("cpu", torch.bfloat16, False, False,
+                                                        g.get_attr("inner"), x))
+        y = g.call_function(operator.getitem, (call, 0))
+        return (g.call_function(torch.ops.aten.mul.Tensor, (y, 2.0)),)
+
+    mid = _module(mid_body, inner=inner)
+    top = _module(lambda g, x: (g.call_function(operator.getitem, (g.call_function(
+        hop.wrap_with_set_grad_enabled, (False, g.get_attr("mid"), x)), 0)),), mid=mid)
+    graph = wrappers.inline(top)
+    assert [n.target for n in graph.nodes if n.op == "call_function"] == [
+        torch.ops.aten.relu.default, torch.ops.aten.mul.Tensor]
+    x = torch.randn(3, D)
+    torch.testing.assert_close(torch.fx.GraphModule({}, graph)(x)[0], torch.relu(x) * 2)
+
+
+def _module(body, **children) -> torch.fx.GraphModule:
+    """A GraphModule of one input whose outputs are ``body(graph, input)``."""
+    g = torch.fx.Graph()
+    g.output(body(g, g.placeholder("x")))
+    return torch.fx.GraphModule(nn.Module(), g) if not children else _with(g, children)
+
+
+def _with(g: torch.fx.Graph, children: dict) -> torch.fx.GraphModule:
+    root = nn.Module()
+    for name, child in children.items():
+        root.add_module(name, child)
+    return torch.fx.GraphModule(root, g)
+
+
+def test_a_graph_without_wrappers_is_left_as_it_is():
+    ep = torch.export.export(nn.Linear(D, D), (torch.zeros(2, D),))
+    assert wrappers.inline(ep.graph_module) is ep.graph
+
+
+def test_models_with_autocast_and_no_grad_regions_capture_and_run_bit_exact():
+    import qasic
+
+    for region in ("autocast", "grad", "both"):
+        model = Regions(region).eval()
+        graph = capture(model, torch.from_numpy(_x(2)))
+        assert [n.op for n in graph.nodes].count("linear") == 3 - (region == "autocast")
+        record = qasic.evaluate(model, _x(), calibration=_x())
+        assert record["bit_exact"] and record["cosine"] > 0.99, (region, record["cosine"])
