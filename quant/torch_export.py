@@ -16,7 +16,9 @@ and affine tables fold into the layer before them and dead nodes go (qasic.quant
 
 from __future__ import annotations
 
+import contextlib
 import operator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -86,8 +88,8 @@ def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
     was_training = _set_training(model, False)  # batch norm must use its running statistics
     was_caching = _set_use_cache(model, False)  # a transformers KV cache is no model output
     try:
-        with moe.dense_experts(model, args):  # routed experts run densely (quant.moe)
-            return _trace(model, args)
+        with moe.dense_experts(model, args), _tensors_kept(model):
+            return _trace(model, args)  # routed experts run densely (quant.moe)
     finally:
         _set_training(model, was_training)
         _set_use_cache(model, was_caching)
@@ -106,6 +108,30 @@ def _trace(model: Any, args: tuple) -> torch.export.ExportedProgram:
         return torch.export.export(model, args)
     except Exception as exc:  # torch raises many types: one line says what failed and where
         raise UnsupportedOpError(export_errors.explain(exc)) from exc
+
+
+@contextlib.contextmanager
+def _tensors_kept(model: Any) -> Iterator[None]:
+    """Trace with every module's buffers, parameters and tensor attributes put back after:
+    a module that caches a tensor in its forward (x-transformers' ALiBi registers its bias as
+    a buffer) would otherwise keep the trace's fake tensor, and the float model would fail
+    or change after capture."""
+    saved = [(m, dict(m._buffers), dict(m._parameters), dict(vars(m)))
+             for m in model.modules()] if isinstance(model, torch.nn.Module) else []
+    try:
+        yield
+    finally:
+        for m, buffers, params, attrs in saved:
+            m._buffers.clear()
+            m._buffers.update(buffers)
+            m._parameters.clear()
+            m._parameters.update(params)
+            for k, v in list(vars(m).items()):
+                if isinstance(v, torch.Tensor) and attrs.get(k) is not v:
+                    if k in attrs:
+                        vars(m)[k] = attrs[k]
+                    else:
+                        del vars(m)[k]
 
 
 def _set_use_cache(model: Any, mode: bool | None) -> bool | None:
