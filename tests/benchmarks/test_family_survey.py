@@ -79,3 +79,21 @@ def test_a_task_head_runs_on_its_base_models_config(tmp_path):
     assert rec["class"].endswith("BertForSequenceClassification") and rec["generate"] is None
     model, x, _ = fs.build("BertForSequenceClassification")
     assert tuple(model(__import__("torch").from_numpy(x)).shape) == (2, 2)  # (batch, labels)
+
+
+def test_a_row_of_another_library_builds_its_wrapper_around_its_layers():
+    """x-transformers' rows: the layers class by its module path, its options, then the
+    wrapper's; the tensor goes in alone and the logits come out (family other, generating)."""
+    pytest.importorskip("x_transformers")
+    import torch
+
+    name = "TransformerWrapper@alibi"
+    assert fs.spec(name)[:2] == ("other", "x_transformers.Decoder")
+    assert fs.spec(name)[1] in fs.CAUSAL_LAYERS
+    model, x, params = fs.build(name)
+    layers = model.model.attn_layers
+    assert type(layers).__name__ == "Decoder" and layers.causal and len(layers.layers) == 4
+    with torch.no_grad():
+        out = model(torch.from_numpy(x))
+    assert out.shape == (fs.BATCH, fs.SEQ_DEC, fs.VOCAB_DEC) and 0.5 < float(out.abs().max()) < 20
+    assert params == sum(p.numel() for p in model.parameters())

@@ -52,6 +52,18 @@ class EncoderDecoder(nn.Module):
         return self.m.decoder.net(x[:, S:], context=context)
 
 
+class CrossAttends(nn.Module):
+    """A decoder whose layers also attend to a fixed (5, 32) context (a buffer)."""
+
+    def __init__(self, **options):
+        super().__init__()
+        self.m = _wrapper(xt.Decoder, cross_attend=True, **options)
+        self.register_buffer("context", torch.randn(1, 5, 32))
+
+    def forward(self, x):
+        return self.m(x, context=self.context.expand(x.shape[0], -1, -1))
+
+
 def _continuous() -> nn.Module:
     torch.manual_seed(0)
     return xt.ContinuousTransformerWrapper(
@@ -75,6 +87,14 @@ CASES = {
     "postnorm_residual_macaron": (lambda: _wrapper(xt.Encoder, pre_norm=False,
                                                    residual_attn=True, macaron=True,
                                                    use_scalenorm=True), _ids, 1),
+    # squared ReLU, simple RMSNorm, per-head output scales, gated values, no absolute positions
+    "relu_squared_gates": (lambda: _wrapper(xt.Encoder, {"use_abs_pos_emb": False},
+                                            ff_relu_squared=True, use_simple_rmsnorm=True,
+                                            attn_head_scale=True, attn_gate_values=True),
+                           _ids, 1),
+    # one key/value head, rotary with xpos scaling, cross-attention to a fixed context
+    "xpos_one_kv_cross": (lambda: CrossAttends(attn_one_kv_head=True, rotary_xpos=True),
+                          _ids, 2),
     "encoder_decoder": (EncoderDecoder, lambda: np.concatenate([_ids(), _ids()[:, ::-1]], 1),
                         3),  # encoder self, decoder self and cross attention
     "continuous": (_continuous,
