@@ -5,9 +5,11 @@ subgraph (a ``get_attr`` of a GraphModule): ``torch.autocast(..., enabled=False)
 computes its rotary embedding so) becomes ``wrap_with_autocast``, ``torch.no_grad()`` /
 ``torch.enable_grad()`` ``wrap_with_set_grad_enabled``. These only run their subgraph under a
 mode, so the walk sees the subgraph's nodes in place of the call, its outputs for the call's
-``getitem``s. The mode is dropped: gradients do not exist at inference, and an autocast dtype is
-a float precision the quantized graph's own formats replace (the fp32 reference it is compared
-with computes the region at the model's float dtype, as the model does without autocast).
+``getitem``s. The mode is dropped: gradients do not exist at inference, and autocast disabled
+(``enabled=False``) computes in the model's own dtype. An enabled autocast computes its region
+in another float dtype (torch.export records bfloat16 values): the cast back to the model's
+dtype after it is then refused in one line by capture ("the model must stay in
+torch.bfloat16"), as any change of dtype is.
 
 One row per wrapper: where its subgraph and operands sit in the call's arguments. Any other
 higher-order op (``cond``, ``while_loop``, ``map``, ``scan``, ``flex_attention``, ...) is left

@@ -7,9 +7,11 @@ from __future__ import annotations
 import operator
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
+from qasic.errors import UnsupportedOpError
 from qasic.quant import capture, wrappers
 
 D = 8
@@ -97,6 +99,28 @@ def _with(g: torch.fx.Graph, children: dict) -> torch.fx.GraphModule:
     for name, child in children.items():
         root.add_module(name, child)
     return torch.fx.GraphModule(root, g)
+
+
+class Bfloat16Region(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = nn.Linear(D, D)
+
+    def forward(self, x):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = self.a(x)
+        return y.float()
+
+
+def test_an_enabled_autocast_region_is_a_change_of_dtype_refused_in_one_line():
+    """Its subgraph is inlined like any other; its values are bfloat16, and the cast back is
+    refused as every change of dtype is (never a silent wrong answer)."""
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(Bfloat16Region().eval(), torch.from_numpy(_x(2)))
+    msg = str(e.value)
+    assert msg.startswith("node 'to': a cast to torch.float32; the model must stay in "
+                          "torch.bfloat16") and "\n" not in msg
 
 
 def test_a_graph_without_wrappers_is_left_as_it_is():
