@@ -28,10 +28,10 @@ def _ids(batch: int = 4) -> np.ndarray:
 
 
 def _wrapper(layers: type, wrapper: dict | None = None, **options) -> nn.Module:
-    """A TransformerWrapper of one attention and one feed-forward block (2 heads unless
-    ``options`` say), dimension 32."""
+    """A TransformerWrapper of one attention and one feed-forward block (2 heads of 16
+    unless ``options`` say; x-transformers' default heads are 64 wide), dimension 32."""
     torch.manual_seed(0)
-    options = {"dim": 32, "depth": 1, "heads": 2} | options
+    options = {"dim": 32, "depth": 1, "heads": 2, "attn_dim_head": 16} | options
     return xt.TransformerWrapper(num_tokens=VOCAB, max_seq_len=32, **(wrapper or {}),
                                  attn_layers=layers(**options)).eval()
 
