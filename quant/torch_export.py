@@ -268,6 +268,11 @@ class _Builder:
             self.env[node.name] = self._call(node)
         elif node.op == "output":
             self.output = self._graph_output(node)
+        elif node.op == "get_attr" and node.users:  # a subgraph wrappers.inline did not inline
+            ops = sorted({str(u.target) for u in node.users})
+            self.fail(node, f"a subgraph of higher-order op {', '.join(ops)} (control flow or "
+                            f"a kernel of its own); inlined are only the wrappers "
+                            f"{', '.join(sorted(str(w) for w in wrappers.WRAPPERS))}")
         else:
             self.fail(node, f"fx op {node.op!r} is not supported")
         # a getitem's value is part of its tuple's, made with it

@@ -27,20 +27,31 @@ from torch import fx
 
 _HOP = torch.ops.higher_order
 
-# wrapper -> (args -> (subgraph, operands)); signatures of torch 2.13's torch/_higher_order_ops
-WRAPPERS: dict[Any, Callable[[tuple], tuple[Any, tuple]]] = {
+# a wrapper's own keywords (not the subgraph's): torch.utils.checkpoint's options, hints
+_OPTIONS = frozenset({"use_reentrant", "preserve_rng_state", "context_fn", "determinism_check",
+                      "debug", "hints"})
+
+
+def _plain(graph: Any, operands: Any, kwargs: dict) -> tuple[Any, tuple] | None:
+    """(subgraph, operands), or None when the subgraph also takes keywords (not inlined)."""
+    return None if set(kwargs) - _OPTIONS else (graph, tuple(operands))
+
+
+# wrapper -> ((args, kwargs) -> (subgraph, operands) or None); the signatures of torch 2.13's
+# torch/_higher_order_ops
+WRAPPERS: dict[Any, Callable[[tuple, dict], tuple[Any, tuple] | None]] = {
     # (device_type, dtype, enabled, cache_enabled, graph, *operands)
-    _HOP.wrap_with_autocast: lambda a: (a[4], a[5:]),
+    _HOP.wrap_with_autocast: lambda a, k: _plain(a[4], a[5:], k),
     # (enabled, graph, *operands)
-    _HOP.wrap_with_set_grad_enabled: lambda a: (a[1], a[2:]),
+    _HOP.wrap_with_set_grad_enabled: lambda a, k: _plain(a[1], a[2:], k),
     # (graph, *operands): torch._higher_order_ops.wrap, activation checkpoints
-    _HOP.wrap: lambda a: (a[0], a[1:]),
-    _HOP.tag_activation_checkpoint: lambda a: (a[0], a[1:]),
-    _HOP.wrap_activation_checkpoint: lambda a: (a[0], a[1:]),
+    _HOP.wrap: lambda a, k: _plain(a[0], a[1:], k),
+    _HOP.tag_activation_checkpoint: lambda a, k: _plain(a[0], a[1:], k),
+    _HOP.wrap_activation_checkpoint: lambda a, k: _plain(a[0], a[1:], k),
     # (graph, identifier, *operands): torch.compiler.nested_compile_region
-    _HOP.invoke_subgraph: lambda a: (a[0], a[2:]),
-    # (graph, operands, kwargs, hints): torch._higher_order_ops.hints_wrap
-    _HOP.hints_wrapper: lambda a: (a[0], tuple(a[1])),
+    _HOP.invoke_subgraph: lambda a, k: _plain(a[0], a[2:], k),
+    # (graph, operands, the subgraph's keywords, hints): torch._higher_order_ops.hints_wrap
+    _HOP.hints_wrapper: lambda a, k: None if a[2] else _plain(a[0], a[1], k),
 }
 
 
@@ -55,7 +66,8 @@ def inline(module: fx.GraphModule) -> fx.Graph:
 
 
 def _wrapper(node: fx.Node) -> bool:
-    return node.op == "call_function" and node.target in WRAPPERS and not node.kwargs
+    return node.op == "call_function" and node.target in WRAPPERS \
+        and WRAPPERS[node.target](node.args, node.kwargs) is not None
 
 
 def _copy(new: fx.Graph, owner: fx.GraphModule, env: dict[fx.Node, Any] | None = None) -> tuple:
@@ -79,7 +91,7 @@ def _copy(new: fx.Graph, owner: fx.GraphModule, env: dict[fx.Node, Any] | None =
 
 def _call(new: fx.Graph, owner: fx.GraphModule, node: fx.Node, env: dict) -> tuple:
     """The values of wrapper call ``node``'s outputs, its subgraph's nodes copied into ``new``."""
-    graph, operands = WRAPPERS[node.target](node.args)
+    graph, operands = WRAPPERS[node.target](node.args, node.kwargs)
     sub = getattr(owner, graph.target)
     inner = [n for n in sub.graph.nodes if n.op == "placeholder"]
     return _copy(new, sub, dict(zip(inner, _mapped(operands, env), strict=True)))

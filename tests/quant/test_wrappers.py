@@ -87,6 +87,51 @@ def test_nested_wrappers_are_inlined_too():
     torch.testing.assert_close(torch.fx.GraphModule({}, graph)(x)[0], torch.relu(x) * 2)
 
 
+G, X = "graph", "x"  # the subgraph's and the input's places in a wrapper's arguments
+HOP = torch.ops.higher_order
+CALLS = {  # wrapper -> (args, kwargs) as torch 2.13's signatures have them
+    "wrap_with_autocast": (("cpu", torch.bfloat16, False, False, G, X), {}),
+    "wrap_with_set_grad_enabled": ((False, G, X), {}),
+    "wrap": ((G, X), {}),
+    "tag_activation_checkpoint": ((G, X), {"use_reentrant": False}),  # the checkpoint's own
+    "wrap_activation_checkpoint": ((G, X), {}),
+    "invoke_subgraph": ((G, "region", X), {}),
+    "hints_wrapper": ((G, (X,), {}), {"hints": {}}),
+}
+
+
+def _calling(name: str, args: tuple, kwargs: dict) -> torch.fx.GraphModule:
+    """A graph of one input that calls wrapper ``name`` on a relu subgraph."""
+    inner = _module(lambda g, x: (g.call_function(torch.ops.aten.relu.default, (x,)),))
+
+    def body(g, x):
+        put = {G: g.get_attr("inner"), X: x}
+
+        def arg(a):
+            if isinstance(a, tuple):
+                return tuple(arg(b) for b in a)
+            return put.get(a, a) if isinstance(a, str) else a
+
+        call = g.call_function(getattr(HOP, name), arg(args), kwargs)
+        return (g.call_function(operator.getitem, (call, 0)),)
+
+    return _module(body, inner=inner)
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+def test_every_wrapper_is_inlined_from_where_its_signature_keeps_the_subgraph(name):
+    graph = wrappers.inline(_calling(name, *CALLS[name]))
+    assert [n.target for n in graph.nodes if n.op == "call_function"] == [
+        torch.ops.aten.relu.default]
+    x = torch.randn(3, D)
+    torch.testing.assert_close(torch.fx.GraphModule({}, graph)(x)[0], torch.relu(x))
+
+
+def test_a_wrapper_whose_subgraph_takes_keywords_is_not_inlined():
+    module = _calling("wrap", (G, X), {"scale": 2.0})
+    assert wrappers.inline(module) is module.graph
+
+
 def _module(body, **children) -> torch.fx.GraphModule:
     """A GraphModule of one input whose outputs are ``body(graph, input)``."""
     g = torch.fx.Graph()
@@ -121,6 +166,27 @@ def test_an_enabled_autocast_region_is_a_change_of_dtype_refused_in_one_line():
     msg = str(e.value)
     assert msg.startswith("node 'to': a cast to torch.float32; the model must stay in "
                           "torch.bfloat16") and "\n" not in msg
+
+
+class Cond(nn.Module):
+    """torch.cond on a constant predicate: control flow, no wrapper."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(D, D)
+        self.register_buffer("flag", torch.ones(1))
+
+    def forward(self, x):
+        return torch.cond(self.flag.sum() > 0, lambda t: t * 2, lambda t: t - 1, (self.a(x),))
+
+
+def test_other_higher_order_ops_are_refused_in_one_line_naming_them():
+    """Before: "fx op 'get_attr' is not supported"."""
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(Cond().eval(), torch.from_numpy(_x(2)))
+    msg = str(e.value)
+    assert msg.startswith("node 'true_graph_0': a subgraph of higher-order op cond (control "
+                          "flow") and "wrap_with_autocast" in msg and "\n" not in msg
 
 
 def test_a_graph_without_wrappers_is_left_as_it_is():
