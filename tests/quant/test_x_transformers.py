@@ -87,11 +87,12 @@ CASES = {
     "postnorm_residual_macaron": (lambda: _wrapper(xt.Encoder, pre_norm=False,
                                                    residual_attn=True, macaron=True,
                                                    use_scalenorm=True), _ids, 1),
-    # squared ReLU, simple RMSNorm, per-head output scales, gated values, no absolute positions
-    "relu_squared_gates": (lambda: _wrapper(xt.Encoder, {"use_abs_pos_emb": False},
+    # squared ReLU, simple RMSNorm, per-head output scales, gated values, no absolute
+    # positions, the value residual (the second layer's values lerped with the first's)
+    "relu_squared_gates": (lambda: _wrapper(xt.Encoder, {"use_abs_pos_emb": False}, depth=2,
                                             ff_relu_squared=True, use_simple_rmsnorm=True,
-                                            attn_head_scale=True, attn_gate_values=True),
-                           _ids, 1),
+                                            attn_head_scale=True, attn_gate_values=True,
+                                            add_value_residual=True), _ids, 2),
     # one key/value head, rotary with xpos scaling, cross-attention to a fixed context
     "xpos_one_kv_cross": (lambda: CrossAttends(attn_one_kv_head=True, rotary_xpos=True),
                           _ids, 2),
