@@ -13,6 +13,12 @@ return one (``last_hidden_state``), and run through ``qasic.evaluate(model, x, c
 (W8A8, the default arch) on the same 2 inputs: a survey of capture, compile and bit-exactness,
 not of accuracy.
 
+Rows of another library (family ``other``) name their layers class by its module path: the
+``x_transformers.Encoder`` / ``Decoder`` row builds ``TransformerWrapper(attn_layers=
+Decoder(**config), **model)`` (lucidrains' x-transformers: rotary, ALiBi, grouped-query,
+memory keys and values, the token shift, ...), called with the tensor alone; it returns the
+logits (or the embeddings). Its causal decoders (``x_transformers.Decoder``) generate too.
+
 The weights are ``reinit``'s, not HF's: HF's init (normal(0.02) convs and BatchNorm weights,
 zero class and detection tokens) left outputs vanishing (MobileNetV1/V2 at 1e-33 / 1e-26, LeViT
 at 1e-8, EfficientNet and MobileViT exactly 0, so a cosine said nothing) or rows 100x smaller
@@ -61,9 +67,9 @@ heads, each on its base model's config and inputs), their first output (the logi
 causal-LM heads generate with their real logits. It writes ``head_survey.json``.
 
 Writes ``family_survey.json`` (schema SCHEMA; the commit and the tracked files changed in the
-working tree, ``uncommitted_changes``: the results depend on them; the transformers and torch
-versions; the records in MODELS order) after every model, and prints a table. An existing
-family_survey.json in ``--out`` keeps the records of the models this run does not run.
+working tree, ``uncommitted_changes``: the results depend on them; the transformers, torch and
+x-transformers versions; the records in MODELS order) after every model, and prints a table. An
+existing family_survey.json in ``--out`` keeps the records of the models this run does not run.
 
 The survey runs the working tree as it is (the editable install maps qasic.quant etc. to this
 checkout), which others may be editing: the document records the commit and changed files at the
@@ -98,6 +104,7 @@ BATCH = 2
 VOCAB_ENC, SEQ_ENC = 100, 12  # text encoders
 VOCAB_DEC, SEQ_DEC = 300, 16  # decoders (the sizes of tests/quant/test_hf_llm.py)
 TIMEOUT = 300.0
+CAUSAL_LAYERS = ("x_transformers.Decoder",)  # another library's rows that generate
 
 # text encoders: hidden 32, 2 layers, 2 heads
 _ENC = {"vocab_size": VOCAB_ENC, "hidden_size": 32, "num_hidden_layers": 2,
@@ -136,6 +143,10 @@ _SSM = {"vocab_size": VOCAB_DEC, "hidden_size": 32, "num_hidden_layers": 2, "sta
 # the Mamba2 mixers of the hybrids: 8 heads of 8 channels, one group, chunks of 8 positions
 _SSM2 = {"num_key_value_heads": 2, "mamba_n_heads": 8, "mamba_d_head": 8, "mamba_n_groups": 1,
          "mamba_d_state": 8, "mamba_d_conv": 4, "mamba_expand": 2, "mamba_chunk_size": 8}
+
+# x-transformers: dim 32, 2 layers, 2 heads; the TransformerWrapper of the decoders' vocabulary
+_XT = {"dim": 32, "depth": 2, "heads": 2}
+_XT_WRAP = {"num_tokens": VOCAB_DEC, "max_seq_len": 64}
 
 # name -> (family, config class, config kwargs, model kwargs, input kind, input size); a name
 # "Class@variant" is Class with other settings (the sliding windows at their defaults, 256 and
@@ -647,6 +658,35 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                             "mamba_d_conv": 4, "mamba_expand": 2,
                                             "mamba_chunk_size": 8},
                                     {}, "ids", SEQ_DEC),
+    # another library's layout: lucidrains' x-transformers (wrapper@options; the layers class
+    # and its options, then the wrapper's); its decoders generate, their logits out
+    "TransformerWrapper@rotary_gqa": ("other", "x_transformers.Decoder",
+                                      _XT | {"heads": 4, "attn_kv_heads": 2,
+                                             "rotary_pos_emb": True, "attn_qk_norm": True,
+                                             "ff_glu": True, "use_rmsnorm": True},
+                                      _XT_WRAP, "ids", SEQ_DEC),
+    "TransformerWrapper@alibi": ("other", "x_transformers.Decoder",
+                                 _XT | {"alibi_pos_bias": True, "ff_swish": True,
+                                        "ff_glu": True}, _XT_WRAP, "ids", SEQ_DEC),
+    "TransformerWrapper@memory": ("other", "x_transformers.Decoder",
+                                  _XT | {"rel_pos_bias": True, "attn_num_mem_kv": 2,
+                                         "sandwich_norm": True}, _XT_WRAP, "ids", SEQ_DEC),
+    "TransformerWrapper@shift": ("other", "x_transformers.Decoder",
+                                 _XT | {"shift_tokens": 1, "macaron": True,
+                                        "attn_pre_talking_heads": True,
+                                        "attn_post_talking_heads": True},
+                                 _XT_WRAP | {"scaled_sinu_pos_emb": True}, "ids", SEQ_DEC),
+    "TransformerWrapper@encoder": ("other", "x_transformers.Encoder",
+                                   _XT | {"dynamic_pos_bias": True, "residual_attn": True,
+                                          "pre_norm": False, "use_scalenorm": True},
+                                   _XT_WRAP | {"num_memory_tokens": 2, "l2norm_embed": True},
+                                   "ids", SEQ_ENC),
+    "ViTransformerWrapper": ("other", "x_transformers.Encoder", _XT,
+                             {"image_size": 32, "patch_size": 8}, "image", 32),
+    "ContinuousTransformerWrapper": ("other", "x_transformers.Encoder",
+                                     _XT | {"rotary_pos_emb": True},
+                                     {"dim_in": 8, "dim_out": 8, "max_seq_len": 64},
+                                     "features", 8),
 }
 
 # task heads, as users load models: head class -> the MODELS row whose config it is built from
@@ -711,9 +751,12 @@ def spec(name: str) -> tuple[str, str, dict, dict, str, int]:
     return MODELS[name]
 
 # where a class lives when it is not exported at the top level of transformers
+# (or in another library)
 _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
               "BartEncoder": "transformers.models.bart.modeling_bart",
-              "MarianEncoder": "transformers.models.marian.modeling_marian"}
+              "MarianEncoder": "transformers.models.marian.modeling_marian",
+              "TransformerWrapper": "x_transformers", "ViTransformerWrapper": "x_transformers",
+              "ContinuousTransformerWrapper": "x_transformers"}
 # the keyword each input kind goes in as
 _KEYWORD = {"ids": "input_ids", "ids_mask": "input_ids", "image": "pixel_values",
             "features": "input_features", "wave": "input_values"}
@@ -736,6 +779,8 @@ def model_class(name: str) -> Any:
 
 def build(name: str) -> tuple[Any, np.ndarray, int]:
     """(the wrapped model, its input batch, the HF model's parameter count) for ``name``."""
+    import importlib
+
     import torch
     import transformers
     from torch import nn
@@ -743,22 +788,33 @@ def build(name: str) -> tuple[Any, np.ndarray, int]:
     _, config_name, config_kw, model_kw, kind, size = spec(name)
     cls = model_class(name)
     torch.manual_seed(0)
-    hf = reinit(cls(getattr(transformers, config_name)(**config_kw), **model_kw).eval())
-    keyword = _KEYWORD[kind]
+    if "." in config_name:  # another library: its layers class, the wrapper's attn_layers
+        module, _, layers = config_name.rpartition(".")
+        layers = getattr(importlib.import_module(module), layers)(**config_kw)
+        hf = reinit(cls(attn_layers=layers, **model_kw).eval())
+    else:
+        hf = reinit(cls(getattr(transformers, config_name)(**config_kw), **model_kw).eval())
+    keyword = None if "." in config_name else _KEYWORD[kind]  # None: the tensor alone
     extra = {"use_cache": False} if spec(name)[0] == "decoder" else {}
     x = inputs(kind, size)
-    settle_batch_norms(hf, lambda: hf(**{keyword: torch.from_numpy(x)}, **extra))
+
+    def call(x: Any) -> Any:
+        mask = {"attention_mask": torch.ones_like(x)} if kind == "ids_mask" else {}
+        return hf(x) if keyword is None else hf(**{keyword: x}, **extra, **mask)
+
+    settle_batch_norms(hf, lambda: call(torch.from_numpy(x)))
 
     class Wrapped(nn.Module):
-        """One tensor in (``keyword``), ``last_hidden_state`` out."""
+        """One tensor in (``keyword``), ``last_hidden_state`` (or the tensor returned) out."""
 
         def __init__(self):
             super().__init__()
             self.model = hf
 
         def forward(self, x):
-            mask = {"attention_mask": torch.ones_like(x)} if kind == "ids_mask" else {}
-            out = self.model(**{keyword: x}, **extra, **mask)
+            out = call(x)
+            if isinstance(out, torch.Tensor):
+                return out
             return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
 
     Wrapped.__name__ = name.split("@")[0]  # qasic.evaluate names the model by its class
@@ -874,8 +930,9 @@ def run_one(name: str) -> dict:
     rec = empty_record(name)
     cls = model_class(name)
     if cls is None:
-        return rec | {"status": "unavailable",
-                      "error": f"transformers has no {name.split('@')[0]}"}
+        base = name.split("@")[0]
+        library = _SUBMODULE.get(base, "transformers").split(".")[0]
+        return rec | {"status": "unavailable", "error": f"{library} has no {base}"}
     rec["class"] = f"{cls.__module__}.{cls.__qualname__}"
     t0 = time.perf_counter()
     stage = "build"
@@ -893,7 +950,8 @@ def run_one(name: str) -> dict:
         rec |= {"status": "ok", "bit_exact": bool(out["bit_exact"]),
                 "cosine": None if out["cosine"] is None else float(out["cosine"]),
                 "cycles": int(out["cycles"])}
-        if rec["family"] == "decoder" and (name not in HEADS or name in _CAUSAL_LM):
+        if (rec["family"] == "decoder" or spec(name)[1] in CAUSAL_LAYERS) and (
+                name not in HEADS or name in _CAUSAL_LM):
             stage = "generate"
             rec |= generation(model, x)
     except Exception as e:  # noqa: BLE001 - every failure is a finding
@@ -993,6 +1051,7 @@ def survey(names: Sequence[str], out: Path | None = None, timeout: float = TIMEO
     head, dirty = commit()
     doc = {"schema": SCHEMA, "commit": head, "uncommitted_changes": dirty,
            "transformers": transformers.__version__, "torch": torch.__version__,
+           "x_transformers": _version("x_transformers"),
            "batch": BATCH, "timeout_s": timeout, "records": []}
     done: dict[str, dict] = {}
     for i, name in enumerate(names):
@@ -1010,6 +1069,16 @@ def survey(names: Sequence[str], out: Path | None = None, timeout: float = TIMEO
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(doc, indent=1) + "\n")
     return doc
+
+
+def _version(package: str) -> str | None:
+    """The installed version of another library the survey's rows use (None: not installed)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(package.replace("_", "-"))
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def counts(records: Sequence[dict]) -> dict:

@@ -157,9 +157,12 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
             continue  # not an attention over the tokens (an encoder's, or a cross-attention)
         for t in _cached(producer, tokens, n.inputs[1]):
             if t not in producer or len(graph.shapes[t]) < 2 or graph.shapes[t][0] != c:
+                made = f"{producer[t].op} " if t in producer else ""
                 raise UnsupportedOpError(f"matmul {n.name}: its second operand does not come "
                                          "from (tokens, features) tensors through head "
-                                         "reshapes; generation caches those")
+                                         f"reshapes but from {t} ({made}of shape "
+                                         f"{graph.shapes[t]}: e.g. learned memory keys and "
+                                         "values); generation caches those")
             if t not in out:
                 out.append(t)
     if not out:
@@ -516,6 +519,7 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
         return n
     act, whole = shapes[acts[0]], full.shapes.get(acts[0], shapes[acts[0]])
     rows = 1 if prompt is None else prompt
+    _refuse_mixing(n, consts, act, c, rows)
     inputs = list(n.inputs)
     for i, t in enumerate(n.inputs):
         if t not in consts:
@@ -547,6 +551,20 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
                     _view(nodes, shapes, tensors, row, name, (1, *moved.shape[1:]), k)
         inputs[i] = name
     return replace(n, inputs=tuple(inputs))
+
+
+def _refuse_mixing(n: QNode, consts: dict, act: tuple[int, ...], c: int, rows: int) -> None:
+    """A matmul of a constant (M, C) by the ``rows`` positions a step computes (not whole
+    caches: those run as in ``full``) mixes the tokens' rows (x-transformers' token shift, a
+    pool or a cat along the positions): refused, not built."""
+    if n.op != "matmul" or n.inputs[0] not in consts or n.attrs.get("transpose_b"):
+        return
+    value = np.shape(consts[n.inputs[0]].params["value"])
+    if value[-1] == c and len(act) >= 2 and act[-2] == rows != c:
+        raise UnsupportedOpError(
+            f"{n.name}: mixes the {c} token positions by a constant {value[-2:]} matrix (a token "
+            "shift, a pool or a concatenation along the positions); generation caches only "
+            "attention's keys and values: run the model with qasic evaluate")
 
 
 def _position_axes(op: str, value: tuple[int, ...], act: tuple[int, ...],

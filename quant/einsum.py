@@ -11,7 +11,8 @@ when it is a weight). The product is reshaped to its free axes and permuted to `
 An ellipsis '...' is written out first as letters the equation does not use, aligned from the
 right (LongT5's '...qhd,...khd->...hqk'). Refused, naming the equation: other operand counts,
 an index repeated in one operand (a diagonal), an index summed over one operand only, sizes
-that differ (an ellipsis broadcast over a size-1 axis too).
+that differ (an ellipsis broadcast over a size-1 axis too). Operands of another dtype are cast
+to the result's first, as torch's type promotion does.
 """
 
 from __future__ import annotations
@@ -116,8 +117,9 @@ def _rewrite(g: fx.Graph, node: fx.Node, ops: list[fx.Node]) -> fx.Node:
     swap, lead, m, k, n = plan(a, b, out)
     if not m and not n and not lead:
         _refuse(equation, "no free or batch axes (a scalar)")
-    (xs, x), (ys, y) = ((b, ops[1]), (a, ops[0])) if swap else ((a, ops[0]), (b, ops[1]))
     em = _Emitter(g, node, size)
+    ops = [em.cast(o) for o in ops]
+    (xs, x), (ys, y) = ((b, ops[1]), (a, ops[0])) if swap else ((a, ops[0]), (b, ops[1]))
     batch = "".join(c for c in lead if c in xs and c in ys)
     x = em.arrange(x, xs, lead + m + k, [*lead, m, k])
     y = em.arrange(y, ys, batch + k + n, [*batch, k, n])
@@ -139,6 +141,14 @@ class _Emitter:
     def __init__(self, g: fx.Graph, node: fx.Node, size: dict[str, int]) -> None:
         self.g, self.node, self.size = g, node, size
         self.dtype = node.meta["val"].dtype
+
+    def cast(self, x: fx.Node) -> fx.Node:
+        """``x`` in the einsum's result dtype (torch promotes the operands: integer positions
+        times float frequencies, x-transformers' sinusoidal embedding), which matmul does not."""
+        val = x.meta["val"]
+        if val.dtype == self.dtype:
+            return x
+        return self.op(aten.to.dtype, (x, self.dtype), list(val.shape))
 
     def op(self, target: Any, args: tuple, shape: list[int]) -> fx.Node:
         n = self.g.call_function(target, args)

@@ -13,7 +13,7 @@ anything else (an add; the graph output) is refused in one line, as are a non-ze
 reflect or replicate mode, negative pads (crops) and pads of the channels or the batch. A pad of
 nothing (Swin's window padding when the windows fit) is its input, in any model. In a sequence
 model a zero pad of any per-sample axis is a placement matmul instead
-(qasic.quant.lowering_seqpool).
+(qasic.quant.lowering_seqpool), where a negative pad (a crop) is one too.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from qasic.quant.lowering_seqpool import zero_pad
 
 aten = torch.ops.aten
 SUPPORTED = ("pad/constant_pad_nd with zeros on H and W, read by a convolution or a max pool",
-             "sequence models: pad/constant_pad_nd with zeros of any per-sample axis")
+             ("sequence models: pad/constant_pad_nd with zeros of any per-sample axis (a "
+              "negative pad crops)"))
 READERS_HINT = "a zero pad (F.pad, nn.ZeroPad2d) is supported only when a convolution reads it"
 
 

@@ -217,6 +217,13 @@ def binary(name: str) -> Any:
     return handler
 
 
+def lerp(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+    """torch.lerp(x, y, w) = x + w (y - x) (x-transformers' value residual: a layer's values
+    mixed with the first layer's): a sub, a mul and an add of any operands."""
+    x, y, w = args[0], args[1], _arg(args, kwargs, 2, "weight", None)
+    return _binary(b, node, "add", x, _binary(b, node, "mul", _binary(b, node, "sub", y, x), w))
+
+
 def _mul_by(b: Any, node: Any, v: Any, c: float) -> Any:
     t = _tree(v)
     if t is not None and t[0] is None:
@@ -742,6 +749,8 @@ def _table() -> dict:
                     t[getattr(getattr(aten, op), overload)] = binary(name)
     t[aten.rsub.Scalar] = binary("rsub")
     t[aten.rsub.Tensor] = binary("rsub")
+    t[aten.lerp.Scalar] = lerp
+    t[aten.lerp.Tensor] = lerp
     funcs = {"tanh": (), "sigmoid": (), "silu": (), "hardswish": (), "hardsigmoid": (),
              "gelu": (("approximate", "none"),), "softplus": (("beta", 1.0), ("threshold", 20.0))}
     for fn, keys in funcs.items():

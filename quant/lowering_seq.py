@@ -54,15 +54,16 @@ _SEQUENCE_OPS = {aten.linear.default, aten.layer_norm.default, aten.native_layer
 _SPATIAL_OPS = ("conv", "pool", "upsample", "batch_norm", "convolution")
 
 
-def input_layout(ep: Any, user_input: Any) -> str | None:
+def input_layout(graph: Any, user_input: Any) -> str | None:
     """TOKENS for integer ids, SEQUENCE for a float (batch, S, D) input of a graph with
-    sequence ops and no spatial ones, else None (the NCHW / NCL layouts)."""
+    sequence ops and no spatial ones, else None (the NCHW / NCL layouts); ``graph`` is the
+    exported one, wrappers inlined (qasic.quant.wrappers)."""
     val = user_input.meta["val"]
     if not val.dtype.is_floating_point and val.dtype != torch.bool:
         return TOKENS
     if val.dim() != 3:
         return None
-    targets = [n.target for n in ep.graph.nodes if n.op == "call_function"]
+    targets = [n.target for n in graph.nodes if n.op == "call_function"]
     spatial = any(any(k in getattr(t, "__name__", "") for k in _SPATIAL_OPS) for t in targets)
     return SEQUENCE if not spatial and any(t in _SEQUENCE_OPS for t in targets) else None
 

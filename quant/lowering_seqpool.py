@@ -2,7 +2,8 @@
 along each axis it changes (``qasic.quant.lowering_seq.rows``): Funnel's pooling of the tokens
 (avg_pool2d of (batch, 1, S, D) with kernel (2, 1), ceil_mode) and its padding of the upsampled
 tokens (F.pad of the sequence axis). A zero pad is a placement (n + before + after, n) whose
-extra rows are zero: exact, since every encoding holds 0.
+extra rows are zero: exact, since every encoding holds 0; a negative pad drops the columns of
+the positions it crops (x-transformers' token shift, F.pad by (1, -1) of the positions).
 
 Without padding torch's divisor is the product of each axis' window clipped to the input, so
 the pool separates: along each of the last 1 or 2 axes with a kernel or stride other than 1,
@@ -117,21 +118,24 @@ def adaptive_avg_pool(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 def zero_pad(b: Any, node: Any, x: Act, pads: list[int]) -> Act:
     """aten.pad / constant_pad_nd with zeros (``pads``: (before, after) per axis from the last
-    one back) in a sequence model (qasic.quant.lowering_pad checks mode and value)."""
+    one back) in a sequence model (qasic.quant.lowering_pad checks mode and value): per padded
+    axis a 0/1 placement of its positions; a negative pad crops (x-transformers' token shift,
+    pads (1, -1) of the positions: a shift by one)."""
     rank = node.args[0].meta["val"].dim()
     axes = lowering_seq.axis_map(b, node.args[0])
     shape = b.shapes[x.name]
     for i in range(len(pads) // 2):
         before, after, dim = pads[2 * i], pads[2 * i + 1], rank - 1 - i
-        if before < 0 or after < 0:
-            b.fail(node, f"pads {tuple(pads)}: a crop (negative pad); only zero padding")
         if not before and not after:
             continue
         if axes[dim] is None or dim == lowering_seq.digit(b, node.args[0])[0]:
             b.fail(node, f"zero padding of dim {dim}, the batch axis")
         n = shape[axes[dim]]
+        if before + n + after <= 0:
+            b.fail(node, f"pads {tuple(pads)} crop all {n} positions of dim {dim}")
         place = np.zeros((before + n + after, n))
-        place[before + np.arange(n), np.arange(n)] = 1.0
+        src = np.arange(max(0, -before), min(n, n + after))
+        place[before + src, src] = 1.0
         shape = shape[:axes[dim]] + (len(place),) + shape[axes[dim] + 1:]
         x = lowering_seq.rows(b, node, x, place, axes[dim], suffix=f".pad{i}", out_shape=shape)
     return x

@@ -65,6 +65,7 @@ SUPPORTED = (
      "qasic::masked_softmax"),
     "sum over per-sample axes; broadcasts of size-1 axes between two activations",
     "in-place views (unsqueeze_, squeeze_, transpose_, t_) read by nothing after them",
+    "lerp(x, y, w): x + w (y - x)",
 )
 
 

@@ -194,9 +194,9 @@ def embedding(b: Any, node: Any, table: torch.Tensor, v: PosValue) -> Any:
 
 def vocab(b: Any, node: Any) -> int:
     """The token ids' vocabulary: the smallest table looked up by the input ids."""
-    ids = [n for n in b.ep.graph.nodes if n.op == "placeholder"
+    ids = [n for n in b.inlined.nodes if n.op == "placeholder"
            and n.name in b.ep.graph_signature.user_inputs]
-    sizes = [int(n.args[0].meta["val"].shape[0]) for n in b.ep.graph.nodes
+    sizes = [int(n.args[0].meta["val"].shape[0]) for n in b.inlined.nodes
              if n.op == "call_function" and n.target is aten.embedding.default
              and _source(n.args[1]) in ids]
     if not sizes:

@@ -16,7 +16,9 @@ and affine tables fold into the layer before them and dead nodes go (qasic.quant
 
 from __future__ import annotations
 
+import contextlib
 import operator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -41,6 +43,7 @@ from qasic.quant import (
     selects,
     seqpasses,
     unfold,
+    wrappers,
 )
 from qasic.quant.calibrate import prepare
 from qasic.quant.fgraph import FGraph, FNode
@@ -85,8 +88,8 @@ def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
     was_training = _set_training(model, False)  # batch norm must use its running statistics
     was_caching = _set_use_cache(model, False)  # a transformers KV cache is no model output
     try:
-        with moe.dense_experts(model, args):  # routed experts run densely (quant.moe)
-            return _trace(model, args)
+        with moe.dense_experts(model, args), _tensors_kept(model):
+            return _trace(model, args)  # routed experts run densely (quant.moe)
     finally:
         _set_training(model, was_training)
         _set_use_cache(model, was_caching)
@@ -105,6 +108,30 @@ def _trace(model: Any, args: tuple) -> torch.export.ExportedProgram:
         return torch.export.export(model, args)
     except Exception as exc:  # torch raises many types: one line says what failed and where
         raise UnsupportedOpError(export_errors.explain(exc)) from exc
+
+
+@contextlib.contextmanager
+def _tensors_kept(model: Any) -> Iterator[None]:
+    """Trace with every module's buffers, parameters and tensor attributes put back after:
+    a module that caches a tensor in its forward (x-transformers' ALiBi registers its bias as
+    a buffer) would otherwise keep the trace's fake tensor, and the float model would fail
+    or change after capture."""
+    saved = [(m, dict(m._buffers), dict(m._parameters), dict(vars(m)))
+             for m in model.modules()] if isinstance(model, torch.nn.Module) else []
+    try:
+        yield
+    finally:
+        for m, buffers, params, attrs in saved:
+            m._buffers.clear()
+            m._buffers.update(buffers)
+            m._parameters.clear()
+            m._parameters.update(params)
+            for k, v in list(vars(m).items()):
+                if isinstance(v, torch.Tensor) and attrs.get(k) is not v:
+                    if k in attrs:
+                        vars(m)[k] = attrs[k]
+                    else:
+                        del vars(m)[k]
 
 
 def _set_use_cache(model: Any, mode: bool | None) -> bool | None:
@@ -174,9 +201,11 @@ class _Builder:
         self.ep = ep
         # the graph walked: einsums and FNet's Fourier transforms made matmuls, patch unfolds
         # views and permutes, selections of samples by constant masks resolved, complex RoPE
-        # real products
+        # real products; before all, the subgraphs of wrappers (autocast, no_grad regions)
+        # inlined: ``inlined`` is the exported graph as torch ran it
+        self.inlined = wrappers.inline(ep.graph_module)
         self.graph = complex_rope.decompose(fourier.decompose(unfold.decompose(einsum.decompose(
-            selects.decompose(ep.graph, set(ep.graph_signature.user_inputs))))))
+            selects.decompose(self.inlined, set(ep.graph_signature.user_inputs))))))
         self.env: dict[str, Any] = {}
         self.nodes: dict[str, FNode] = {}     # insertion order is execution order
         self.origin: dict[str, fx.Node] = {}  # tensor name -> fx node that produced it
@@ -207,7 +236,7 @@ class _Builder:
     def build(self, name: str) -> FGraph:
         user = [n for n in self.ep.graph.nodes if n.op == "placeholder"
                 and n.name in self.ep.graph_signature.user_inputs]
-        self.layout = lowering_seq.input_layout(self.ep, user[0]) if user else None
+        self.layout = lowering_seq.input_layout(self.inlined, user[0]) if user else None
         self.sequence = self.layout is not None
         fills = [n for n in self.graph.nodes if inplace.fill_of(n) is not None]
         live = _live(self.graph, fills)
@@ -239,6 +268,11 @@ class _Builder:
             self.env[node.name] = self._call(node)
         elif node.op == "output":
             self.output = self._graph_output(node)
+        elif node.op == "get_attr" and node.users:  # a subgraph wrappers.inline did not inline
+            ops = sorted({str(u.target) for u in node.users})
+            self.fail(node, f"a subgraph of higher-order op {', '.join(ops)} (control flow or "
+                            f"a kernel of its own); inlined are only the wrappers "
+                            f"{', '.join(sorted(str(w) for w in wrappers.WRAPPERS))}")
         else:
             self.fail(node, f"fx op {node.op!r} is not supported")
         # a getitem's value is part of its tuple's, made with it

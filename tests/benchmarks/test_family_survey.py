@@ -88,3 +88,21 @@ def test_the_table_aligns_names_longer_than_twenty_characters():
                      {**rec, "name": "GraniteMoeHybridModel@mamba"}]).splitlines()
     assert len({row.index(" ok ") for row in rows[1:3]}) == 1
     assert rows[0].index("status") == rows[1].index(" ok ") + 1
+
+
+def test_a_row_of_another_library_builds_its_wrapper_around_its_layers():
+    """x-transformers' rows: the layers class by its module path, its options, then the
+    wrapper's; the tensor goes in alone and the logits come out (family other, generating)."""
+    pytest.importorskip("x_transformers")
+    import torch
+
+    name = "TransformerWrapper@alibi"
+    assert fs.spec(name)[:2] == ("other", "x_transformers.Decoder")
+    assert fs.spec(name)[1] in fs.CAUSAL_LAYERS
+    model, x, params = fs.build(name)
+    layers = model.model.attn_layers
+    assert type(layers).__name__ == "Decoder" and layers.causal and len(layers.layers) == 4
+    with torch.no_grad():
+        out = model(torch.from_numpy(x))
+    assert out.shape == (fs.BATCH, fs.SEQ_DEC, fs.VOCAB_DEC) and 0.5 < float(out.abs().max()) < 20
+    assert params == sum(p.numel() for p in model.parameters())

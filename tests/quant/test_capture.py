@@ -131,3 +131,36 @@ def test_conv_keyword_arguments_and_no_bias():
                                     "dilation": (1, 1), "groups": 1}
     got, want = _float_out(graph, model, x)
     np.testing.assert_allclose(got.transpose(0, 3, 1, 2), want, rtol=1e-4, atol=1e-4)
+
+
+class CachesInForward(nn.Module):
+    """Adds a bias that a submodule caches in its forward, as x-transformers' ALiBi registers
+    its bias as a buffer: under export the cache is a fake tensor."""
+
+    class Cache(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("bias", None, persistent=False)
+
+        def forward(self, n):
+            if self.bias is None:
+                self.register_buffer("bias", torch.arange(float(n)), persistent=False)
+            return self.bias
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.cache = nn.Linear(4, 4), self.Cache()
+
+    def forward(self, x):
+        return self.fc(x) + self.cache(x.shape[-1])
+
+
+def test_tensors_a_module_caches_while_traced_are_put_back():
+    """Before: the model kept the trace's fake tensor and its float run after capture failed
+    ('.numpy() is not supported for tensor subclasses')."""
+    model, x = CachesInForward().eval(), np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4)
+    graph = capture(model, torch.from_numpy(x))
+    assert model.cache.bias is None and "bias" in model.cache._buffers
+    got, want = _float_out(graph, model, x)  # the model runs after capture, in eager mode
+    assert type(model.cache.bias) is torch.Tensor
+    np.testing.assert_allclose(got, want, atol=1e-6)

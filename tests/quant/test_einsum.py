@@ -102,6 +102,22 @@ def test_einsum_forms_run_bit_exact(equation):
     assert r["bit_exact"] and r["cosine"] > 0.999
 
 
+def _sinusoid(m, x):  # x-transformers' sinusoidal angles: int64 positions, float frequencies
+    angles = torch.einsum("i,j->ij", torch.arange(S), 1.0 / 100.0 ** (torch.arange(D) / D))
+    return m.q(x) * torch.cos(angles)
+
+
+def test_operands_of_another_dtype_are_promoted_as_torch_does():
+    """Before: 'expected m1 and m2 to have the same dtype' (the matmul of int64 positions and
+    float frequencies, folded at capture)."""
+    graph, _, cos = check(Einsum(_sinusoid), _seq())
+    assert ops(graph) == ["linear", "constant", "mul"]
+    angles = np.arange(S)[:, None] / 100.0 ** (np.arange(D) / D)
+    np.testing.assert_allclose(graph.nodes[1].params["value"].reshape(S, D), np.cos(angles),
+                               atol=1e-6)
+    assert cos > 0.999, cos
+
+
 REFUSED = {
     "bqd,bkd,bke->bqe": (lambda m, x: torch.einsum("bqd,bkd,bke->bqe", m.q(x), m.k(x), x),
                          "3 operands; only two"),

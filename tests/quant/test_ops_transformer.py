@@ -323,6 +323,12 @@ CASES = {
     "expand_as": (_after_linear(lambda x: torch.tanh(x[:, :1]).expand_as(x) + x),
                   ["linear", "constant", "matmul", "lut", "constant", "matmul", "add"],
                   0.999),                                                   # 0.99986
+    # lerp(x, y, w) = x + w (y - x): a table of one activation; of two, a sub, a mul, an add
+    "lerp_scalar": (_after_linear(lambda x: torch.lerp(x, torch.tanh(x), 0.25)),
+                    ["linear", "lut"], 0.999),                               # 0.99988
+    "lerp_tensor": (Fn(lambda x, a, b: torch.lerp(a(x), b(x), torch.full((D,), 0.3)),
+                       nn.Linear(D, D), nn.Linear(D, D)),
+                    ["linear", "linear", "lut", "add", "constant", "mul", "add"], 0.999),  # 0.99987
     # nn.MultiheadAttention runs sequence-first and picks q, k, v by select: the batch axis
     # moves, per sample nothing does until the heads
     "mha": (Fn(lambda x, m: m(x, x, x, need_weights=False)[0],

@@ -130,12 +130,28 @@ def test_a_max_over_an_axis_runs_bit_exact():
     assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
 
 
+def _shift(x):  # x-transformers' token shift: half the features one position later
+    return torch.cat([F.pad(x[..., :D // 2], (0, 0, 1, -1)), x[..., D // 2:]], -1)
+
+
+def test_a_negative_pad_crops_in_the_placement_matmul_and_runs_bit_exact():
+    """Before: refused ('a crop (negative pad); only zero padding')."""
+    graph, _, cos = check(_model(_shift), _ids())
+    assert ops(graph) == ["embedding", "linear", "constant", "matmul", "linear", "lut",
+                          "concat"]
+    np.testing.assert_array_equal(graph.nodes[2].params["value"], np.eye(S, k=-1))
+    assert cos > 0.999, cos
+    x = _ids(4)
+    r = qasic.evaluate(_model(_shift).eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
 REFUSED = {
     "max_last": (lambda x: x.max(dim=-1).values, "only over one per-sample axis other than"),
     "pool_padding": (lambda x: F.avg_pool2d(x[:, None], (2, 1), padding=(1, 0)),
                      "avg_pool with padding"),
     "pad_batch": (lambda x: F.pad(x, (0, 0, 0, 0, 1, 0)), "the batch axis"),
-    "crop": (lambda x: F.pad(x, (0, 0, -1, 0)), "a crop"),
+    "crop_all": (lambda x: F.pad(x, (0, 0, -S, 0)), "crop all 12 positions of dim 1"),
 }
 
 
