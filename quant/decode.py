@@ -56,6 +56,7 @@ from dataclasses import replace
 import numpy as np
 
 from qasic.errors import UnsupportedOpError
+from qasic.quant import decode_conv
 from qasic.quant.encodings import KEY_MASK
 from qasic.quant.graph import QGraph, QNode
 
@@ -137,7 +138,9 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
     """The tensors (C, ...) that reach an attention matmul's second operand through views,
     grouped-query head repeats, tables of each value and concatenations (``_cached``): a (C, D)
     projection, Llama's roped (C, heads, d) keys in a ``token_major`` graph, or both parts of
-    MiniCPM3's keys (per-head keys next to a shared roped key broadcast to the heads)."""
+    MiniCPM3's keys (per-head keys next to a shared roped key broadcast to the heads). A model
+    without any needs a causal convolution over the tokens (``token_convs``: its window is
+    cached instead)."""
     producer = {n.output: n for n in graph.nodes}
     c, tokens, enc = positions(graph), _token_axes(graph), encoder_tensors(graph)
     _refuse_scan(graph, producer, c)
@@ -152,10 +155,39 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
                                          "reshapes; generation caches those")
             if t not in out:
                 out.append(t)
-    if not out:
+    if not out and not token_convs(graph, tokens):
         raise UnsupportedOpError(f"model {graph.name} has no attention (no matmul of two "
-                                 "activations): nothing to cache; run it with qasic evaluate")
+                                 "activations) and no causal convolution over its tokens: "
+                                 "nothing to cache; run it with qasic evaluate")
     return tuple(out)
+
+
+def token_convs(graph: QGraph, tokens: dict | None = None) -> dict[str, tuple[str, int]]:
+    """conv node name -> (its input's cache, K) for each causal conv over the tokens (LFM2's
+    short convolution: quant.decode_conv)."""
+    tokens = _token_axes(graph) if tokens is None else tokens
+    producer = {n.output: n for n in graph.nodes}
+    return decode_conv.token_convs(graph, positions(graph), tokens,
+                                   lambda t: _token_major_source(producer, tokens, t))
+
+
+def _token_major_source(producer: dict, tokens: dict, tensor: str) -> list[str]:
+    """The first tensor with its tokens on axis 0 that ``tensor`` is a view of (views
+    followed back), or [] if none."""
+    while tokens.get(tensor, (None,))[0] != 0:
+        n = producer.get(tensor)
+        if n is None or n.op not in VIEWS:
+            return []
+        tensor = n.inputs[0]
+    return [tensor]
+
+
+def _over_positions(n: QNode, graph: QGraph, tokens: dict, rows: int) -> QNode:
+    """A linear over the token positions (a token conv's slice) on ``rows`` of them; any other
+    node as it is."""
+    if n.op != "linear" or tokens.get(n.inputs[0], (0,))[0] != len(graph.shapes[n.inputs[0]]) - 1:
+        return n
+    return decode_conv.slice_linear(n, positions(graph), rows)
 
 
 def _refuse_scan(graph: QGraph, producer: dict, c: int) -> None:
@@ -300,6 +332,8 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
                                  f"{c} positions")
     caches, cross = set(cache_tensors(full)), set(cross_tensors(full))
     enc, source = encoder_tensors(full), int(full.shapes[full.input][0]) - c
+    convs = token_convs(full)
+    windows = dict(convs.values())  # a token conv's input -> K
     consts = {n.output: n for n in full.nodes if n.op == "constant"}
     tokens = _token_axes(full)
     nodes, shapes = [], {full.input: (source + prompt,)}
@@ -313,12 +347,21 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
                 n = replace(n, attrs={**n.attrs, "rows": prompt})  # the target's first ids
             n = _positions_read(n, full, consts, nodes, shapes, tensors, c, prompt)
             n = _pattern_sliced(_reshaped(n, shapes, full, tokens, prompt), prompt)
+            n = _over_positions(n, full, tokens, prompt)
+            if n.name in convs:
+                n = decode_conv.causal_only(n)
             shapes[n.output] = _infer(full, n, shapes)
             nodes.append(n)
         if n.output in caches or n.output in cross:
             name, rows = state_name(n.output), _as_rows(n.output, nodes, shapes, tensors)
             nodes.append(QNode(name, "cache_write", (rows,), name, {"state": name}))
             shapes[name] = (full.shapes[n.output][0], *shapes[rows][1:])
+            tensors[name] = full.tensors[n.output]
+        if n.output in windows:  # its rows after K - 1 of padding (decode_conv)
+            name, k = state_name(n.output), windows[n.output]
+            rows = decode_conv.padded_rows(n.output, k, prompt, nodes, shapes, tensors)
+            nodes.append(QNode(name, "cache_write", (rows,), name, {"state": name}))
+            shapes[name] = (c + k - 1, full.shapes[n.output][1])
             tensors[name] = full.tensors[n.output]
     return replace(full, name=f"{full.name}.prefill{prompt}", nodes=_live(nodes, full.output),
                    shapes=shapes, tensors=tensors)
@@ -335,6 +378,8 @@ def decode_graph(full: QGraph) -> QGraph:
     consts = {n.output: n for n in full.nodes if n.op == "constant"}
     tokens = _token_axes(full)
     scores = key_scores(full, tokens)  # the other softmaxes are per token (a router's)
+    convs = token_convs(full, tokens)
+    windows = dict(convs.values())  # a token conv's input -> K
     tensors = {**full.tensors, STEP: full.tensors[full.input]}
     shapes: dict[str, tuple[int, ...]] = {STEP: (2,)}
     rename: dict[str, str] = {}
@@ -352,7 +397,11 @@ def decode_graph(full: QGraph) -> QGraph:
             rename[n.output] = _shaped(name, full.shapes[n.output], nodes, shapes, tensors)
             whole.add(rename[n.output])
             continue
-        if n.op == "constant" or (acts and all(t in whole for t in acts)):
+        if n.name in convs:  # on the window of K rows ending at p, from its state
+            src, k = convs[n.name]
+            n = decode_conv.window(decode_conv.causal_only(n), k, state_name(src), STEP,
+                                   nodes, shapes, tensors)
+        elif n.op == "constant" or (acts and all(t in whole for t in acts)):
             nodes.append(n)  # a constant (read at use), or computed from the caches as in full
             shapes[n.output] = full.shapes[n.output]
             if n.op != "constant":
@@ -373,7 +422,7 @@ def decode_graph(full: QGraph) -> QGraph:
                                      "supports token embeddings only")
         _unread(n, enc, whole)
         n = _positions_read(n, full, consts, nodes, shapes, tensors, c, None)
-        n = _reshaped(n, shapes, full, tokens, 1)
+        n = _over_positions(_reshaped(n, shapes, full, tokens, 1), full, tokens, 1)
         shapes[n.output] = _infer(full, n, shapes)
         nodes.append(n)
         if n.output in caches:  # the new row goes into the cache; attention reads the cache
@@ -383,6 +432,12 @@ def decode_graph(full: QGraph) -> QGraph:
             shapes[name], tensors[name] = (c, *shapes[rows][1:]), full.tensors[n.output]
             rename[n.output] = _shaped(name, full.shapes[n.output], nodes, shapes, tensors)
             whole.add(rename[n.output])
+        if n.output in windows:  # its row at K - 1 + p of the padded state (decode_conv)
+            name, k = state_name(n.output), windows[n.output]
+            nodes.append(QNode(name, "cache_write", (n.output, STEP), name,
+                               {"state": name, "index": 1, "base": k - 1}))
+            shapes[name] = (c + k - 1, shapes[n.output][1])
+            tensors[name] = full.tensors[n.output]
     return replace(full, name=f"{full.name}.decode", input=STEP,
                    nodes=_live(nodes, full.output), shapes=shapes, tensors=tensors)
 
@@ -664,6 +719,10 @@ def _infer(full: QGraph, n: QNode, shapes: dict) -> tuple[int, ...]:
         return (rows, *table.shape[1:])
     if n.op == "linear":
         return (*ins[0][:-1], int(np.asarray(n.params["weight"]).shape[0]))
+    if n.op == "conv2d":  # a token conv (decode_conv): stride and dilation 1
+        (h, w, _), (oc, kh, kw, _) = ins[0], np.shape(n.params["weight"])
+        top, left, bottom, right = n.attrs["padding"]
+        return (h + top + bottom - kh + 1, w + left + right - kw + 1, oc)
     if n.op in _ELEMENTWISE:
         return tuple(np.broadcast_shapes(*ins))
     if n.op in _ROWWISE:
@@ -682,4 +741,5 @@ def _infer(full: QGraph, n: QNode, shapes: dict) -> tuple[int, ...]:
         return (*ins[0][:-1], sum(s[-1] for s in ins))
     raise UnsupportedOpError(f"{n.name}: op {n.op} is not supported in generation graphs; "
                              f"supported: embedding, linear, matmul, {', '.join(_ROWWISE)}, "
-                             "reshape, permute, constant, concat")
+                             "reshape, permute, constant, concat, a causal conv over the "
+                             "tokens")
