@@ -43,6 +43,11 @@ through views) into its state; a decode step runs no encoder node and reads thos
 ``cache_read`` (the views to the heads then run on them, as in ``full``); a cross-attention
 softmax is not over the tokens, so it is not masked (the source has no padding to hide).
 
+A causal convolution over the tokens (LFM2's short convolution: ``token_convs``) caches its
+input with its K - 1 rows of padding; a decode step writes its row and runs the conv on the K
+rows ending at p (``cache_window``), and a slice of the conv's outputs becomes its 1x1 corner
+(quant.decode_conv).
+
 Both produce, row for row, the codes of ``full``: a causal query row depends only on the keys up
 to it, and a masked key contributes an exact 0 (its exp-table entry is not summed, its
 probability code is 0, so its value row is multiplied by 0). tests/quant/test_decode.py checks

@@ -345,8 +345,9 @@ def _cache_window(graph: QGraph, node: QNode, cache: np.ndarray, step: np.ndarra
                   ) -> np.ndarray:
     """rows p..p+R of ``cache`` (N, S, D) for each sample's position p."""
     r, at = int(node.attrs["rows"]), np.asarray(step, np.int64)[:, node.attrs["index"]]
-    if ((at < 0) | (at > cache.shape[1] - r)).any():
-        raise InputError(f"{node.name}: a window of {r} rows at position {int(at.max())} is "
+    bad = at[(at < 0) | (at > cache.shape[1] - r)]
+    if bad.size:
+        raise InputError(f"{node.name}: a window of {r} rows at position {int(bad[0])} is "
                          f"outside the {cache.shape[1]} rows of {node.inputs[0]}")
     return np.stack([cache[b, p:p + r] for b, p in enumerate(at)])
 
