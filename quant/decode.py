@@ -61,7 +61,7 @@ from dataclasses import replace
 import numpy as np
 
 from qasic.errors import UnsupportedOpError
-from qasic.quant import decode_conv
+from qasic.quant import decode_conv, decode_scan
 from qasic.quant.encodings import KEY_MASK
 from qasic.quant.graph import QGraph, QNode
 
@@ -148,11 +148,14 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
     cached instead)."""
     producer = {n.output: n for n in graph.nodes}
     c, tokens, enc = positions(graph), _token_axes(graph), encoder_tensors(graph)
-    _refuse_scan(graph, producer, c)
+    scanned = {name for p in decode_scan.plans(graph, c) for name in p.position}
+    _refuse_scan(graph, producer, c, scanned)
     out = []
     for n in graph.nodes:
-        if n.op != "matmul" or _is_constant(producer, n.inputs[0]) or n.inputs[1] in enc:
-            continue  # not an attention over the tokens (an encoder's, or a cross-attention)
+        if n.op != "matmul" or _is_constant(producer, n.inputs[0]) or n.inputs[1] in enc \
+                or n.name in scanned:
+            continue  # not an attention over the tokens (an encoder's, a cross-attention, a
+            # selective scan's y_i = h_i @ C_i: decode_scan)
         for t in _cached(producer, tokens, n.inputs[1]):
             if t not in producer or len(graph.shapes[t]) < 2 or graph.shapes[t][0] != c:
                 raise UnsupportedOpError(f"matmul {n.name}: its second operand does not come "
@@ -160,7 +163,7 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
                                          "reshapes; generation caches those")
             if t not in out:
                 out.append(t)
-    if not out and not token_convs(graph, tokens):
+    if not out and not token_convs(graph, tokens) and not scanned:
         raise UnsupportedOpError(f"model {graph.name} has no attention (no matmul of two "
                                  "activations) and no causal convolution over its tokens: "
                                  "nothing to cache; run it with qasic evaluate")
@@ -195,7 +198,7 @@ def _over_positions(n: QNode, graph: QGraph, tokens: dict, rows: int) -> QNode:
     return decode_conv.slice_linear(n, positions(graph), rows)
 
 
-def _refuse_scan(graph: QGraph, producer: dict, c: int) -> None:
+def _refuse_scan(graph: QGraph, producer: dict, c: int, scanned: set[str]) -> None:
     """A state-space model's scan, as capture writes HF's slow paths, carries a recurrent state
     from token to token rather than a KV cache: refused, not built. Mamba's selective scan,
     unrolled over the positions, reads one at a time (a matmul by a constant (1, C) selector
@@ -204,8 +207,8 @@ def _refuse_scan(graph: QGraph, producer: dict, c: int) -> None:
     value)."""
     for n in graph.nodes:
         if n.op != "matmul" or not _is_constant(producer, n.inputs[0]) \
-                or n.attrs.get("transpose_b"):
-            continue
+                or n.attrs.get("transpose_b") or n.name in scanned:
+            continue  # not a scan's selection, or one of a scan decode_scan decodes
         sel = np.asarray(producer[n.inputs[0]].params["value"])
         k, m = sel.shape[-2:]
         if (k, m) == (1, c) and graph.shapes[n.inputs[1]][-2] == c:
@@ -258,10 +261,13 @@ def token_major(graph: QGraph) -> QGraph:
     earlier can change (its inputs' producers do not), so this is the fixed point."""
     nodes, shapes, tensors = list(graph.nodes), dict(graph.shapes), dict(graph.tensors)
     producer = {n.output: n for n in nodes}
+    # a selective scan's nodes stay as they are (decode_scan reads them by position)
+    fixed = {name for p in decode_scan.plans(graph, positions(graph)) for name in p.position}
     i = 0
     while i < len(nodes):
         n = nodes[i]
-        moved = _sunk(n, producer, shapes, tensors) if n.op in _SINKS else None
+        moved = _sunk(n, producer, shapes, tensors) if n.op in _SINKS \
+            and n.name not in fixed else None
         if moved is None:
             i += 1
             continue
@@ -339,11 +345,26 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
     enc, source = encoder_tensors(full), int(full.shapes[full.input][0]) - c
     convs = token_convs(full)
     windows = dict(convs.values())  # a token conv's input -> K
+    scans = {name: p for p in decode_scan.plans(full, c) for name in (*p.position, p.concat)}
     consts = {n.output: n for n in full.nodes if n.op == "constant"}
     tokens = _token_axes(full)
     nodes, shapes = [], {full.input: (source + prompt,)}
     tensors = dict(full.tensors)
     for n in full.nodes:
+        if n.name in scans and n.name != scans[n.name].concat:  # positions 0..P-1 of a scan
+            plan, n = scans[n.name], scans[n.name].prefill(n, prompt)
+            if n is None:
+                continue
+            shapes[n.output] = np.shape(n.params["value"]) if n.op == "constant" else \
+                _infer(full, n, shapes)
+            nodes.append(n)
+            if n.output == plan.steps[prompt - 1].state:  # h_{P-1}, the first step's
+                nodes.append(QNode(plan.state, "cache_write", (n.output,), plan.state,
+                                   {"state": plan.state}))
+                shapes[plan.state], tensors[plan.state] = shapes[n.output], tensors[n.output]
+            continue
+        if n.name in scans:
+            n = scans[n.name].prefill(n, prompt)  # the first P outputs stacked
         if n.op == "constant" or n.output in enc:  # the encoder runs whole, as in full
             shapes[n.output] = full.shapes[n.output]
             nodes.append(n)
@@ -385,6 +406,7 @@ def decode_graph(full: QGraph) -> QGraph:
     scores = key_scores(full, tokens)  # the other softmaxes are per token (a router's)
     convs = token_convs(full, tokens)
     windows = dict(convs.values())  # a token conv's input -> K
+    scans = {name: p for p in decode_scan.plans(full, c) for name in (*p.position, p.concat)}
     tensors = {**full.tensors, STEP: full.tensors[full.input]}
     shapes: dict[str, tuple[int, ...]] = {STEP: (2,)}
     rename: dict[str, str] = {}
@@ -401,6 +423,26 @@ def decode_graph(full: QGraph) -> QGraph:
             tensors[name] = full.tensors[n.output]
             rename[n.output] = _shaped(name, full.shapes[n.output], nodes, shapes, tensors)
             whole.add(rename[n.output])
+            continue
+        if n.name in scans:  # a scan's position 1 on the step's token, h from the state
+            plan = scans[n.name]
+            if n.name == plan.concat:
+                rename[n.output] = plan.tails[decode_scan.TEMPLATE]
+                continue
+            if n.output == plan.steps[decode_scan.TEMPLATE].decay:
+                nodes.append(QNode(plan.state, "cache_read", (), plan.state,
+                                   {"state": plan.state}))
+                shapes[plan.state] = full.shapes[plan.steps[0].state]
+                tensors[plan.state] = full.tensors[plan.steps[0].state]
+            n = decode_scan.decode_node(n, plan, plan.state)
+            if n is None:
+                continue
+            shapes[n.output] = np.shape(n.params["value"]) if n.op == "constant" else \
+                _infer(full, n, shapes)
+            nodes.append(n)
+            if n.output == plan.steps[decode_scan.TEMPLATE].state:  # h_p over h_{p-1}
+                nodes.append(QNode(plan.state, "cache_write", (n.output,), plan.state,
+                                   {"state": plan.state}))
             continue
         if n.name in convs:  # on the window of K rows ending at p, from its state
             src, k = convs[n.name]
@@ -668,9 +710,17 @@ def _token_axes(graph: QGraph) -> dict[str, tuple[int, int]]:
     tokens with the axes after them: a head repeat's (heads, 1, C * d))."""
     shapes, producer = graph.shapes, {n.output: n for n in graph.nodes}
     enc = encoder_tensors(graph)  # an encoder-decoder's source positions are not the tokens
+    # a selective scan's nodes are one position each (no token axis); its stack of outputs
+    # has the tokens on its last axis
+    plans = decode_scan.plans(graph, positions(graph))
+    scanned = {name for p in plans for name in p.position}
+    stacks = {p.concat for p in plans}
     out = {graph.input: (0, 1)}
     for n in graph.nodes:
-        if n.output in enc:
+        if n.output in enc or n.name in scanned:
+            continue
+        if n.name in stacks:
+            out[n.output] = (len(shapes[n.output]) - 1, 1)
             continue
         src = next((out[t] for t in n.inputs if t in out and not _is_constant(producer, t)),
                    None)
@@ -689,7 +739,12 @@ def _token_axes(graph: QGraph) -> dict[str, tuple[int, int]]:
                     break
         elif n.op == "matmul" and _is_constant(producer, n.inputs[0]):
             b = shapes[n.inputs[1]]  # (..., K, N) @: the tokens stay on the axis they were
-            out[n.output] = (axis - len(b) + len(shapes[n.output]), inner)
+            rel = axis - len(b)
+            if n.attrs.get("transpose_b", False):  # b (..., N, K): its N is the output's last
+                if rel == -1:
+                    continue  # summed over
+                rel = -1 if rel == -2 else rel
+            out[n.output] = (rel + len(shapes[n.output]), inner)
         elif n.op != "embedding" or n.inputs[0] == graph.input:
             out[n.output] = (axis, inner)
     return out
