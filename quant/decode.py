@@ -199,12 +199,11 @@ def _over_positions(n: QNode, graph: QGraph, tokens: dict, rows: int) -> QNode:
 
 
 def _refuse_scan(graph: QGraph, producer: dict, c: int, scanned: set[str]) -> None:
-    """A state-space model's scan, as capture writes HF's slow paths, carries a recurrent state
-    from token to token rather than a KV cache: refused, not built. Mamba's selective scan,
-    unrolled over the positions, reads one at a time (a matmul by a constant (1, C) selector
-    of all C positions); Mamba2's chunked scan takes cumulative sums along the positions of
-    each chunk (a matmul by a constant lower-triangular matrix of ones: its codes, one nonzero
-    value)."""
+    """A state-space model's scan that a decode step cannot run, refused: Mamba2's chunked scan
+    takes cumulative sums along the positions of each chunk (a matmul by a constant
+    lower-triangular matrix of ones: its codes, one nonzero value); a selection of one of the C
+    positions at a time (a matmul by a constant (1, C) selector) outside a selective scan that
+    ``decode_scan`` recognizes (Mamba's, in ``scanned``) is a recurrence of another shape."""
     for n in graph.nodes:
         if n.op != "matmul" or not _is_constant(producer, n.inputs[0]) \
                 or n.attrs.get("transpose_b") or n.name in scanned:
@@ -212,16 +211,18 @@ def _refuse_scan(graph: QGraph, producer: dict, c: int, scanned: set[str]) -> No
         sel = np.asarray(producer[n.inputs[0]].params["value"])
         k, m = sel.shape[-2:]
         if (k, m) == (1, c) and graph.shapes[n.inputs[1]][-2] == c:
-            what = f"reads one of its {c} token positions at a time (Mamba's selective scan"
-        elif k == m > 1 and ((sel != 0) == np.tril(np.ones((k, k), bool))).all() \
+            raise UnsupportedOpError(
+                f"{n.name}: model {graph.name} reads one of its {c} token positions at a time "
+                "outside a selective scan generation decodes (Mamba's h_i = dA_i * h_(i-1) + "
+                "dBx_i, y_i = h_i @ C_i, stacked by one concat: quant.scan); run the model with "
+                "qasic evaluate")
+        if k == m > 1 and ((sel != 0) == np.tril(np.ones((k, k), bool))).all() \
                 and np.unique(sel[sel != 0]).size == 1:
-            what = "takes cumulative sums along its token positions (Mamba2's chunked scan"
-        else:
-            continue
-        raise UnsupportedOpError(
-            f"{n.name}: model {graph.name} {what}: a state-space model's recurrent state, "
-            "carried from token to token, not a KV cache); generation of state-space models "
-            "is not built: run the model with qasic evaluate")
+            raise UnsupportedOpError(
+                f"{n.name}: model {graph.name} takes cumulative sums along its token positions "
+                "(Mamba2's chunked scan: a state-space model's recurrent state per head); "
+                "generation of Mamba2's chunked scan is not built (Mamba's selective scan is): "
+                "run the model with qasic evaluate")
 
 
 def _cached(producer: dict, tokens: dict, tensor: str) -> list[str]:

@@ -72,6 +72,11 @@ def _model(name: str):
         "lfm2": lambda: t.Lfm2ForCausalLM(t.Lfm2Config(
             **common, num_key_value_heads=2, layer_types=["conv", "full_attention"],
             block_ff_dim=128, initializer_range=0.3)),
+        # the family survey's Mamba (inner 64, a state of 8, a conv of 4); at the default
+        # initializer_range its greedy tokens only repeat the last one
+        "mamba": lambda: t.MambaForCausalLM(t.MambaConfig(
+            vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, state_size=8, expand=2,
+            conv_kernel=4, time_step_rank=4, use_mambapy=False, initializer_range=0.3)),
     }
     return Logits(make[name]().eval())
 
@@ -83,7 +88,8 @@ def _full(name: str):
 
 @pytest.mark.parametrize("name", ["llama", "phi", "gemma", "gpt_bigcode", "bloom",
                                   "mistral@window6", "qwen3", "gemma3", "diffllama",
-                                  "minicpm3", "mixtral", "qwen2_moe", "llama4", "lfm2"])
+                                  "minicpm3", "mixtral", "qwen2_moe", "llama4", "lfm2",
+                                  "mamba"])
 def test_prefill_then_decode_steps_equal_the_full_model(name):
     full = _full(name)
     seq = np.random.default_rng(1).integers(0, VOCAB, (2, C))
@@ -173,7 +179,8 @@ def test_a_routers_softmax_runs_on_the_steps_token_and_attentions_read_the_cache
             assert step.shapes[n.inputs[0]] == (1, 4)
 
 
-@pytest.mark.parametrize("name", ["llama", "diffllama", "minicpm3", "mixtral", "llama4", "lfm2"])
+@pytest.mark.parametrize("name", ["llama", "diffllama", "minicpm3", "mixtral", "llama4", "lfm2",
+                                  "mamba"])
 def test_generation_on_the_simulator_equals_the_golden_reference(name):
     from qasic.arch.config import default_arch
     from qasic.generate import Session, golden_tokens
@@ -187,7 +194,8 @@ def test_generation_on_the_simulator_equals_the_golden_reference(name):
     for a, b in zip(rows, ref_rows, strict=True):
         np.testing.assert_array_equal(a, b)
     scatters = {"llama": 4, "diffllama": 4, "minicpm3": 6, "mixtral": 4,
-                "llama4": 4, "lfm2": 3}[name]  # a cache each (LFM2: its conv's window, K, V)
+                "llama4": 4, "lfm2": 3, "mamba": 2}[name]  # a cache each (LFM2: its conv's
+    # window, K, V; Mamba: each layer's conv window; its scan states are stored whole)
     assert [i.op for i in session.decode.instrs].count("SCATTER") == scatters
 
 
@@ -230,3 +238,25 @@ def test_lfm2s_short_conv_decodes_on_a_window_of_its_last_3_inputs():
     assert conv.attrs["padding"] == (0, 0, 0, 0) and step.shapes[conv.output] == (1, 1, 64)
     sliced = next(n for n in step.nodes if n.name.endswith("conv.slice_2"))
     assert sliced.params["weight"].shape == (1, 1)
+
+
+def test_mambas_decode_step_reads_and_writes_each_layers_state():
+    """Mamba, 2 layers (inner 64, a state of 8): a decode step runs one position of each scan
+    (position 1's nodes: one decay, one state add, one y) on h read from its state
+    (cache_read, (64, 8)) and writes h_p over it (cache_write without a position: the whole
+    state); the prefill of P tokens runs P positions and writes h_(P-1)."""
+    full = _full("mamba")
+    step = decode_graph(full)
+    reads = [n.output for n in step.nodes if n.op == "cache_read"]
+    writes = [n.output for n in step.nodes if n.op == "cache_write" and len(n.inputs) == 1]
+    assert len(reads) == 2 and reads == writes
+    assert all(step.shapes[r] == (64, 8) for r in reads)
+    decays = [n for n in step.nodes if n.op == "mul" and set(n.inputs) & set(reads)]
+    assert len(decays) == 2
+    state: dict = {}
+    seq = np.random.default_rng(3).integers(0, VOCAB, (1, 4))
+    full_states = reference.run(full, np.pad(seq, ((0, 0), (0, C - 4))), keep=True)
+    reference.run(prefill_graph(full, 4), seq, state=state)
+    from qasic.quant.scan import scans
+    for chain, r in zip(scans(full, C), reads, strict=True):
+        np.testing.assert_array_equal(state[r], full_states[chain[3].state])
