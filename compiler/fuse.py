@@ -26,7 +26,8 @@ Kernel kinds (how compiler.pipeline lowers each):
     window  a state's rows from the step's runtime position: one GATHER, then STORE
             (compiler.cache: a token convolution's window in a decode step)
     state   nothing to run: a state region as a prefill left it (``cache_read``: an
-            encoder-decoder's cross-attention keys and values in a decode step)
+            encoder-decoder's cross-attention keys and values in a decode step; a selective
+            scan's state h as the prefill or the last step left it)
     concat  nothing to run: the inputs are views of the output buffer (compiler.memory)
     alias   nothing to run: a view of the same bytes with another shape (flatten, reshape)
 """

@@ -71,7 +71,8 @@ OPS = {
     # at position attrs index of the 2nd input (the step's position); attrs rows
     "cache_window": (),
     # a persistent state tensor (an encoder-decoder's cross-attention keys or values, written
-    # by a prefill's cache_write) read as it is: no inputs, output (S, D) named attrs state
+    # by a prefill's cache_write; a selective scan's h, which the step's cache_write of the
+    # same name then overwrites) read as it is: no inputs, output (S, D) named attrs state
     "cache_read": (),
     "constant": ("value",),              # no inputs: codes of the output encoding
     "permute": (),                       # attrs: perm of the per-sample axes
