@@ -12,6 +12,7 @@ Llama 4 generate on the simulator equal to the golden reference."""
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 
 import numpy as np
@@ -81,6 +82,7 @@ def _model(name: str):
     return Logits(make[name]().eval())
 
 
+@functools.cache  # quantized once per model for the whole file (graphs are immutable)
 def _full(name: str):
     calib = np.random.default_rng(0).integers(0, VOCAB, (8, C))
     return quantize(_model(name), (torch.from_numpy(calib[:1]),), calib, QuantConfig())
