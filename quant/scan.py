@@ -51,7 +51,7 @@ def scans(graph: Any, positions: int) -> list[tuple[ScanStep, ...]]:
             readers.setdefault(t, []).append(n)
     step_of = {}
     for n in graph.nodes:
-        step = _step(n, producer, readers)
+        step = _step(n, producer)
         if step is not None:
             step_of[n.output] = step
     out = []
@@ -66,10 +66,12 @@ def scans(graph: Any, positions: int) -> list[tuple[ScanStep, ...]]:
         if len(chain) != positions:
             continue
         steps = tuple(_scan_step(i, s, producer, readers) for i, s in enumerate(chain))
-        if None in steps or len({_source(producer, getattr(s, r)) for s in steps
-                                 for r in ("sel_a", "sel_b", "sel_c")}) != 3:
+        if None in steps:
             continue
-        out.append(steps)
+        sources = [{_source(producer, getattr(s, r)) for s in steps}
+                   for r in ("sel_a", "sel_b", "sel_c")]
+        if all(len(x) == 1 for x in sources) and len(set.union(*sources)) == 3:
+            out.append(steps)  # each role selects from one tensor, the three distinct
     return out
 
 
@@ -92,7 +94,7 @@ def tied(graph: Any) -> dict[str, tuple[int, str]]:
     return out
 
 
-def _step(n: Any, producer: dict, readers: dict) -> tuple[str, str | None] | None:
+def _step(n: Any, producer: dict) -> tuple[str, str | None] | None:
     """(h_i, h_{i-1}) for an add that is a scan step, h_{i-1} None at position 0."""
     if n.op != "add" or len(n.inputs) != 2:
         return None
@@ -117,9 +119,7 @@ def _scan_step(i: int, link: tuple[str, str | None], producer: dict, readers: di
     state, prev = link
     n = producer[state]
     decay, sel_b = (n.inputs if producer[n.inputs[0]].op == "mul" else n.inputs[::-1])
-    m = producer[decay]
-    sel_a = m.inputs[0] if m.inputs[1] in (prev, ) or producer[m.inputs[1]].op == "constant" \
-        else m.inputs[1]
+    sel_a = next(t for t in producer[decay].inputs if _selection(producer, t) is not None)
     outs = [r for r in readers.get(state, []) if r.op == "matmul" and r.inputs[0] == state
             and _selection(producer, r.inputs[1]) is not None]
     if len(outs) != 1:
