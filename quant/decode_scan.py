@@ -87,6 +87,12 @@ def plans(graph: QGraph, c: int) -> list[ScanPlan]:
             tails.append(tail)
             for t in mine:
                 position[producer[t].name] = s.position
+        outside = next((r for name in position for r in readers.get(name, [])
+                        if r.name not in position and r.name != concat), None)
+        if outside is not None:
+            raise UnsupportedOpError(f"{outside.name} ({outside.op}) reads a selective scan's "
+                                     "per-position tensors; generation runs one position a "
+                                     "step, so only the scan and its stack may read them")
         cat = next(n for n in graph.nodes if n.name == concat)
         if tuple(cat.inputs) != tuple(tails):
             raise UnsupportedOpError(f"{concat}: it stacks a selective scan's outputs out of "
