@@ -46,7 +46,10 @@ softmax is not over the tokens, so it is not masked (the source has no padding t
 A causal convolution over the tokens (LFM2's short convolution: ``token_convs``) caches its
 input with its K - 1 rows of padding; a decode step writes its row and runs the conv on the K
 rows ending at p (``cache_window``), and a slice of the conv's outputs becomes its 1x1 corner
-(quant.decode_conv).
+(quant.decode_conv). Mamba's selective scan, unrolled over the positions (quant.scan), keeps its
+state h: the prefill runs positions 0..P-1 and writes h_(P-1); a decode step runs position 1's
+nodes on the step's token, reading h_(p-1) (``cache_read``) and writing h_p over it
+(quant.decode_scan); its nodes have no token axis and stay where they are (``token_major``).
 
 Both produce, row for row, the codes of ``full``: a causal query row depends only on the keys up
 to it, and a masked key contributes an exact 0 (its exp-table entry is not summed, its
