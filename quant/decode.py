@@ -356,16 +356,7 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
     tensors = dict(full.tensors)
     for n in full.nodes:
         if n.name in scans and n.name != scans[n.name].concat:  # positions 0..P-1 of a scan
-            plan, n = scans[n.name], scans[n.name].prefill(n, prompt)
-            if n is None:
-                continue
-            shapes[n.output] = np.shape(n.params["value"]) if n.op == "constant" else \
-                _infer(full, n, shapes)
-            nodes.append(n)
-            if n.output == plan.steps[prompt - 1].state:  # h_{P-1}, the first step's
-                nodes.append(QNode(plan.state, "cache_write", (n.output,), plan.state,
-                                   {"state": plan.state}))
-                shapes[plan.state], tensors[plan.state] = shapes[n.output], tensors[n.output]
+            _scan_prefilled(n, scans[n.name], prompt, full, nodes, shapes, tensors)
             continue
         if n.name in scans:
             n = scans[n.name].prefill(n, prompt)  # the first P outputs stacked
@@ -429,24 +420,7 @@ def decode_graph(full: QGraph) -> QGraph:
             whole.add(rename[n.output])
             continue
         if n.name in scans:  # a scan's position 1 on the step's token, h from the state
-            plan = scans[n.name]
-            if n.name == plan.concat:
-                rename[n.output] = plan.tails[decode_scan.TEMPLATE]
-                continue
-            if n.output == plan.steps[decode_scan.TEMPLATE].decay:
-                nodes.append(QNode(plan.state, "cache_read", (), plan.state,
-                                   {"state": plan.state}))
-                shapes[plan.state] = full.shapes[plan.steps[0].state]
-                tensors[plan.state] = full.tensors[plan.steps[0].state]
-            n = decode_scan.decode_node(n, plan, plan.state)
-            if n is None:
-                continue
-            shapes[n.output] = np.shape(n.params["value"]) if n.op == "constant" else \
-                _infer(full, n, shapes)
-            nodes.append(n)
-            if n.output == plan.steps[decode_scan.TEMPLATE].state:  # h_p over h_{p-1}
-                nodes.append(QNode(plan.state, "cache_write", (n.output,), plan.state,
-                                   {"state": plan.state}))
+            _scan_decoded(n, scans[n.name], full, nodes, shapes, tensors, rename)
             continue
         if n.name in convs:  # on the window of K rows ending at p, from its state
             src, k = convs[n.name]
@@ -491,6 +465,46 @@ def decode_graph(full: QGraph) -> QGraph:
             tensors[name] = full.tensors[n.output]
     return replace(full, name=f"{full.name}.decode", input=STEP,
                    nodes=_live(nodes, full.output), shapes=shapes, tensors=tensors)
+
+
+def _scan_prefilled(n: QNode, plan: decode_scan.ScanPlan, prompt: int, full: QGraph,
+                    nodes: list, shapes: dict, tensors: dict) -> None:
+    """A prefill's node ``n`` of a selective scan: kept for positions 0..P-1 (selectors on P
+    positions), h_(P-1) then written into the scan's state."""
+    n = plan.prefill(n, prompt)
+    if n is None:
+        return
+    shapes[n.output] = np.shape(n.params["value"]) if n.op == "constant" else \
+        _infer(full, n, shapes)
+    nodes.append(n)
+    if n.output == plan.steps[prompt - 1].state:  # h_(P-1), the first step's
+        nodes.append(QNode(plan.state, "cache_write", (n.output,), plan.state,
+                           {"state": plan.state}))
+        shapes[plan.state], tensors[plan.state] = shapes[n.output], tensors[n.output]
+
+
+def _scan_decoded(n: QNode, plan: decode_scan.ScanPlan, full: QGraph, nodes: list,
+                  shapes: dict, tensors: dict, rename: dict) -> None:
+    """A decode step's node ``n`` of a selective scan: position 1's, its decay reading h_(p-1)
+    from the state (``cache_read`` before it), its state h_p written over it; the stack of the
+    outputs is the step's y."""
+    if n.name == plan.concat:
+        rename[n.output] = plan.tails[decode_scan.TEMPLATE]
+        return
+    step = plan.steps[decode_scan.TEMPLATE]
+    if n.output == step.decay:
+        nodes.append(QNode(plan.state, "cache_read", (), plan.state, {"state": plan.state}))
+        shapes[plan.state] = full.shapes[plan.steps[0].state]
+        tensors[plan.state] = full.tensors[plan.steps[0].state]
+    n = decode_scan.decode_node(n, plan, plan.state)
+    if n is None:
+        return
+    shapes[n.output] = np.shape(n.params["value"]) if n.op == "constant" else \
+        _infer(full, n, shapes)
+    nodes.append(n)
+    if n.output == step.state:  # h_p over h_(p-1): every read of it came before
+        nodes.append(QNode(plan.state, "cache_write", (n.output,), plan.state,
+                           {"state": plan.state}))
 
 
 def _unread(n: QNode, enc: frozenset[str], whole: set[str]) -> None:
