@@ -1,4 +1,5 @@
-"""The KV-cache kernel (``cache_write``): rows of a sequence tensor into a persistent state.
+"""The KV-cache kernels: rows of a sequence tensor into a persistent state (``cache_write``), and
+a window of a state's rows read at the step's position (``cache_window``).
 
 A state tensor (a KV cache, (C, D) codes) lives in a ``state`` region that keeps its bytes from
 one program run to the next (compiler.memory places every state first in DRAM, in name order,
@@ -8,7 +9,11 @@ them between runs).
     prefill  rows 0..R-1: LOAD the rows into an output half, STORE them to the state's first R
              rows (the sequence is dense: one run of bytes per tile)
     decode   the step's row(s) at the runtime position p: LOAD, then SCATTER by the int32 id at
-             position ``index`` of the step input (the position), one row per instruction
+             position ``index`` of the step input (the position), one row per instruction; a
+             ``base`` (a token conv's padded window cache: K - 1) moves the table's first row
+    window   ``rows`` consecutive rows of a state from row p: one GATHER of rows * row bytes at
+             the step's position (the table's rows overlap: row p's bytes run into p + 1's),
+             then a STORE of them (quant.decode_conv: a token conv's K inputs)
 
 Like the gather kernel, the loads fill the output half and the stores read it back, so the
 kernel runs with ``lag`` 1 and its compute is a SYNC (compiler.moves).
@@ -56,9 +61,32 @@ def cache_steps(k: Kernel, graph: QGraph, arch: ArchConfig, rows: Buffer, state:
             if rows.w != 1:
                 raise UnsupportedOpError(f"cache_write {node.name}: a decode step writes one "
                                          f"row, not {rows.w}")
+            first = int(node.attrs.get("base", 0))
             s.stores.append(Instr("SCATTER", {
-                "mem": "output", "idx_addr": idx, "count": 1, "table_addr": state.addr,
-                "table_stride": row, "vocab": state.w, "row_bytes": row, "sram_addr": base,
+                "mem": "output", "idx_addr": idx, "count": 1,
+                "table_addr": state.addr + first * row, "table_stride": row,
+                "vocab": state.w - first, "row_bytes": row, "sram_addr": base,
                 "sram_stride": row}))
         steps.append(s)
     return steps
+
+
+def window_steps(k: Kernel, graph: QGraph, arch: ArchConfig, state: Buffer, step: Buffer,
+                 dst: Buffer) -> list[Step]:
+    node = k.anchor
+    rows = int(node.attrs["rows"])
+    if not (state.dense and dst.dense) or state.h != 1 or dst.payload != rows * state.row \
+            or dst.encoding != state.encoding:
+        raise UnsupportedOpError(f"cache_window {node.name}: its output {node.output} must be "
+                                 f"{rows} dense rows of the state {node.inputs[0]} "
+                                 f"({state.w} rows of {state.c} {state.encoding} codes)")
+    size, half = rows * state.row, halves(arch)["output"]
+    if size > half:
+        raise too_small(k, f"a window of {rows} rows of {state.c} codes", size, half)
+    s = Step(computes=[Instr("SYNC")])
+    s.loads.append(Instr("GATHER", {
+        "mem": "output", "idx_addr": step.addr + GATHER_INDEX_BYTES * int(node.attrs["index"]),
+        "count": 1, "table_addr": state.addr, "table_stride": state.row,
+        "vocab": state.w - rows + 1, "row_bytes": size, "sram_addr": 0, "sram_stride": size}))
+    s.stores += dma("STORE", "output", dst.addr, 0, size)
+    return [s]

@@ -23,8 +23,11 @@ Kernel kinds (how compiler.pipeline lowers each):
     const   nothing to run: a constant's codes live in the constants region (compiler.memory)
     cache   a KV-cache write: rows into a persistent state region, by STORE (prefill) or
             SCATTER at the step's runtime position (decode) (compiler.cache)
+    window  a state's rows from the step's runtime position: one GATHER, then STORE
+            (compiler.cache: a token convolution's window in a decode step)
     state   nothing to run: a state region as a prefill left it (``cache_read``: an
-            encoder-decoder's cross-attention keys and values in a decode step)
+            encoder-decoder's cross-attention keys and values in a decode step; a selective
+            scan's state h as the prefill or the last step left it)
     concat  nothing to run: the inputs are views of the output buffer (compiler.memory)
     alias   nothing to run: a view of the same bytes with another shape (flatten, reshape)
 """
@@ -59,7 +62,7 @@ PATTERNS: tuple[tuple[tuple[str, ...], str], ...] = tuple(sorted(
     + [(("matmul",), "matmul"), (("softmax",), "softmax"), (("norm",), "norm")]
     + [(("embedding",), "gather"), (("permute",), "permute"), (("constant",), "const")]
     + [(("concat",), "concat")]
-    + [(("cache_write",), "cache"), (("cache_read",), "state")]
+    + [(("cache_write",), "cache"), (("cache_read",), "state"), (("cache_window",), "window")]
     + [(("flatten",), "alias"), (("reshape",), "alias")],
     key=lambda p: -len(p[0])))
 SUPPORTED_OPS = sorted({op for pattern, _ in PATTERNS for op in pattern})

@@ -23,7 +23,7 @@ import numpy as np
 from qasic.arch.config import PARAM_BYTES_PER_CHANNEL, ArchConfig
 from qasic.arch.pe import significand_bits
 from qasic.compiler import mapper, resize, topk
-from qasic.compiler.cache import cache_steps
+from qasic.compiler.cache import cache_steps, window_steps
 from qasic.compiler.fuse import PATTERNS, Kernel, fuse, pair
 from qasic.compiler.gemm import GemmKernel, lower_gemm, pe_weight_bits
 from qasic.compiler.matmul import lower_matmul
@@ -35,6 +35,7 @@ from qasic.compiler.steps import Constants, compact, gemm_steps, weight_bytes_tr
 from qasic.compiler.vector import code_table, ew_steps, lut_steps, pool_steps
 from qasic.compiler.views import fold_permutes
 from qasic.errors import ConfigError, UnsupportedOpError
+from qasic.isa.packing import GATHER_INDEX_BYTES
 from qasic.isa.program import Program
 from qasic.isa.table import LUT_ENTRY_BYTES
 from qasic.quant.graph import QGraph, QNode
@@ -58,7 +59,7 @@ def compile_graph(graph: QGraph, arch: ArchConfig,
     for idx, k in enumerate(work):
         steps, info = _lower(graph, k, arch, buffers, flat_src, consts, const_base)
         seq = sequence(steps, first_kernel=idx == 0, last_kernel=idx == len(work) - 1,
-                       lag=LAG if k.kind in (*MOVES, "cache") else 2)
+                       lag=LAG if k.kind in (*MOVES, "cache", "window") else 2)
         instrs += seq
         ids += [idx] * len(seq)
         layers.append(info)
@@ -159,6 +160,9 @@ def _lower(graph, k: Kernel, arch, buffers, flat_src, consts, const_base):
     elif k.kind == "cache":  # rows in, rows into the cache (not the whole cache)
         steps = cache_steps(k, graph, arch, src[0], dst, (src[1:] or [None])[0])
         info["compulsory_dram_bytes"] = 2 * src[0].payload
+    elif k.kind == "window":  # the window's rows in, and out
+        steps = window_steps(k, graph, arch, src[0], src[1], dst)
+        info["compulsory_dram_bytes"] = 2 * dst.payload + GATHER_INDEX_BYTES
     elif k.kind == "pool":
         steps = pool_steps(k, graph, arch, src[0], dst, consts, const_base)
         info["compulsory_dram_bytes"] = moved + (24 if k.anchor.op == "avgpool2d" else 0)

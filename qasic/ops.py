@@ -35,9 +35,11 @@ KERNEL_KINDS = {
     "permute": (("LOAD", "SYNC", "STORE"), "DMA: strided copies"),
     "cache": (("LOAD", "SYNC", "STORE", "SCATTER"),
               "DMA: rows into a KV cache (STORE in a prefill, SCATTER at the step's position)"),
+    "window": (("GATHER", "SYNC", "STORE"),
+               "DMA: a state's rows from the step's position (a token conv's window)"),
     "const": ((), "none: the codes live in the constants region"),
-    "state": ((), ("none: a state region a prefill wrote (cross-attention keys and values, "
-                   "the source's padding mask)")),
+    "state": ((), ("none: a state region a prefill or the last step wrote (cross-attention "
+                   "keys and values, the source's padding mask, a selective scan's h)")),
     "concat": ((), "none: inputs are views of the output buffer"),
     "alias": ((), "none: the same bytes, another shape"),
 }
@@ -56,7 +58,10 @@ EXPANDED: dict[str, tuple[tuple[tuple[str, ...], ...], str]] = {
 # ops that only graph passes create (never captured from torch, so no float executor)
 GRAPH_ONLY = {"cache_write": "qasic.quant.decode: the KV-cache writes of generation",
               "cache_read": ("qasic.quant.decode: an encoder-decoder's cross-attention caches "
-                             "in a decode step")}
+                             "in a decode step; a selective scan's state h "
+                             "(qasic.quant.decode_scan)"),
+              "cache_window": ("qasic.quant.decode_conv: a token convolution's window of inputs "
+                               "in a decode step")}
 
 
 # the smallest valid operands of an instruction (for the timing and energy probe)

@@ -171,7 +171,9 @@ GLOSSARY.update({
                                        "whole KV cache, activations)"),
     "kv_cache_bytes": Key("int", "DRAM bytes of the KV caches (every layer's keys and values "
                           "at all positions; an encoder-decoder's cross-attention keys and "
-                          "values over the source too)"),
+                          "values over the source too) and of the other states generation "
+                          "carries (a token convolution's inputs with their padding, a "
+                          "selective scan's state h)"),
     "tokens_per_s": Key("number", "decode steps per second at the arch clock"),
     "decode_layers": Key("list of objects", "the decode step's kernels, as `layers`"),
 })

@@ -18,7 +18,11 @@ Sharing rules (the compiler relies on them to fuse without changing a bit):
   below every calibration vector's median may clip), never clipping its max (clipped logits
   would tie), as INT of QuantConfig.output_bits when that is set;
 - a norm's residual copy (QuantConfig.norm_residual_bits, encodings.split_norm_residuals) is
-  INT of norm_residual_bits.
+  INT of norm_residual_bits;
+- a selective scan unrolled over the positions (Mamba's, qasic.quant.scan): each role (the
+  selections of dA, dBx and C, the decay, the state h, the output y) has one TensorQ at every
+  position, observed on all positions' values at once, so a decode step at any position runs
+  the same requantizations on the state it reads.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from qasic.errors import InputError
+from qasic.quant import scan
 from qasic.quant.config import QuantConfig
 from qasic.quant.encodings import (
     NORM_INPUT,
@@ -112,29 +117,37 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
     if config.output_bits is not None:
         wide[graph.output] = config.output_bits
 
-    def observe(tensor: str) -> TensorQ:
+    def observe(tensor: str, members: tuple[str, ...] = ()) -> TensorQ:
+        """``tensor``'s TensorQ, observed on its values, or on those of all ``members`` (a
+        scan role's tensors at every position, ``tied``) when given."""
         kind = need.get(tensor)
         fmt = "int" if kind or tensor in wide else config.activation_format
         bits = config.norm_bits_for(lengths[tensor], int16_storable(graph, tensor)) \
             if kind == NORM_INPUT else config.activation_bits
         bits = wide.get(tensor) or bits
+        seen = np.concatenate([values[t] for t in members]) if members else values[tensor]
         if tensor == graph.output and config.output_observer == "fisher":
-            rng = histogram_range(values[tensor], bits, weights=(weights or {}).get(tensor))
+            rng = histogram_range(seen, bits, weights=(weights or {}).get(tensor))
         elif tensor == graph.output:
-            rng = OUTPUT_RANGES[config.output_observer](values[tensor])
+            rng = OUTPUT_RANGES[config.output_observer](seen)
         elif fmt != "int" and config.activation_observer in MSE_OBSERVERS:
-            amax = fp_mse_absmax(values[tensor], fmt)
+            amax = fp_mse_absmax(seen, fmt)
             rng = (-amax, amax)
         elif config.activation_observer in MSE_OBSERVERS:
-            rng = histogram_range(values[tensor], bits, weights=(weights or {}).get(tensor))
+            rng = histogram_range(seen, bits, weights=(weights or {}).get(tensor))
         else:
-            rng = _range(values[tensor], config)
+            rng = _range(seen, config)
         if kind == SYMMETRIC:
             return symmetric(*rng, bits)
         return affine(*rng, bits) if fmt == "int" else fp_tensor(*rng, fmt)
 
     pins = concat_pins(graph)  # tensor -> the concat whose TensorQ it takes
     shared = {c: observe(c) for c in dict.fromkeys(pins.values())}
+    roles = scan.tied(graph)  # a scan's role: one TensorQ over its positions
+    groups: dict[tuple[int, str], tuple[str, ...]] = {}
+    for t, key in roles.items():
+        groups[key] = (*groups.get(key, ()), t)
+    one = {key: observe(ts[0], ts) for key, ts in groups.items()}
     tensors = {graph.input: input_encoding(graph) or observe(graph.input)}
     for node in graph.nodes:
         fixed = fixed_encoding(node, config.activation_bits)
@@ -142,6 +155,8 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
             tensors[node.output] = fixed
         elif node.output in pins:
             tensors[node.output] = shared[pins[node.output]]
+        elif node.output in roles:
+            tensors[node.output] = one[roles[node.output]]
         elif node.op in SHARES_INPUT or node.op == "concat":
             tensors[node.output] = tensors[node.inputs[0]]
         else:

@@ -46,6 +46,14 @@ padding mask if the model computes one from the source ids (``ids[:, :S] != pad`
 shorter than S is right-padded, qasic.quant.srcpad), is a cross tensor too: the prefill
 writes it into a state, a step reads it.
 
+A causal convolution over the tokens (LFM2's short convolution: ``token_convs``) caches its
+input with its K - 1 rows of padding; a decode step writes its row and runs the conv on the K
+rows ending at p (``cache_window``), and a slice of the conv's outputs becomes its 1x1 corner
+(quant.decode_conv). Mamba's selective scan, unrolled over the positions (quant.scan), keeps its
+state h: the prefill runs positions 0..P-1 and writes h_(P-1); a decode step runs position 1's
+nodes on the step's token, reading h_(p-1) (``cache_read``) and writing h_p over it
+(quant.decode_scan); its nodes have no token axis and stay where they are (``token_major``).
+
 Both produce, row for row, the codes of ``full``: a causal query row depends only on the keys up
 to it, and a masked key contributes an exact 0 (its exp-table entry is not summed, its
 probability code is 0, so its value row is multiplied by 0). tests/quant/test_decode.py checks
@@ -59,6 +67,7 @@ from dataclasses import replace
 import numpy as np
 
 from qasic.errors import UnsupportedOpError
+from qasic.quant import decode_conv, decode_scan
 from qasic.quant.encodings import KEY_MASK
 from qasic.quant.graph import QGraph, QNode
 from qasic.quant.srcpad import source_masks
@@ -147,14 +156,19 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
     """The tensors (C, ...) that reach an attention matmul's second operand through views,
     grouped-query head repeats, tables of each value and concatenations (``_cached``): a (C, D)
     projection, Llama's roped (C, heads, d) keys in a ``token_major`` graph, or both parts of
-    MiniCPM3's keys (per-head keys next to a shared roped key broadcast to the heads)."""
+    MiniCPM3's keys (per-head keys next to a shared roped key broadcast to the heads). A model
+    without any needs a causal convolution over the tokens (``token_convs``: its window is
+    cached instead)."""
     producer = {n.output: n for n in graph.nodes}
     c, tokens, enc = positions(graph), _token_axes(graph), encoder_tensors(graph)
-    _refuse_scan(graph, producer, c)
+    scanned = {name for p in decode_scan.plans(graph, c) for name in p.position}
+    _refuse_scan(graph, producer, c, scanned)
     out = []
     for n in graph.nodes:
-        if n.op != "matmul" or _is_constant(producer, n.inputs[0]) or n.inputs[1] in enc:
-            continue  # not an attention over the tokens (an encoder's, or a cross-attention)
+        if n.op != "matmul" or _is_constant(producer, n.inputs[0]) or n.inputs[1] in enc \
+                or n.name in scanned:
+            continue  # not an attention over the tokens (an encoder's, a cross-attention, a
+            # selective scan's y_i = h_i @ C_i: decode_scan)
         for t in _cached(producer, tokens, n.inputs[1]):
             if t not in producer or len(graph.shapes[t]) < 2 or graph.shapes[t][0] != c:
                 made = f"{producer[t].op} " if t in producer else ""
@@ -165,36 +179,66 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
                                          "values); generation caches those")
             if t not in out:
                 out.append(t)
-    if not out:
+    if not out and not token_convs(graph, tokens) and not scanned:
         raise UnsupportedOpError(f"model {graph.name} has no attention (no matmul of two "
-                                 "activations): nothing to cache; run it with qasic evaluate")
+                                 "activations) and no causal convolution over its tokens: "
+                                 "nothing to cache; run it with qasic evaluate")
     return tuple(out)
 
 
-def _refuse_scan(graph: QGraph, producer: dict, c: int) -> None:
-    """A state-space model's scan, as capture writes HF's slow paths, carries a recurrent state
-    from token to token rather than a KV cache: refused, not built. Mamba's selective scan,
-    unrolled over the positions, reads one at a time (a matmul by a constant (1, C) selector
-    of all C positions); Mamba2's chunked scan takes cumulative sums along the positions of
-    each chunk (a matmul by a constant lower-triangular matrix of ones: its codes, one nonzero
-    value)."""
+def token_convs(graph: QGraph, tokens: dict | None = None) -> dict[str, tuple[str, int]]:
+    """conv node name -> (its input's cache, K) for each causal conv over the tokens (LFM2's
+    short convolution: quant.decode_conv)."""
+    tokens = _token_axes(graph) if tokens is None else tokens
+    producer = {n.output: n for n in graph.nodes}
+    return decode_conv.token_convs(graph, positions(graph), tokens,
+                                   lambda t: _token_major_source(producer, tokens, t))
+
+
+def _token_major_source(producer: dict, tokens: dict, tensor: str) -> list[str]:
+    """The first tensor with its tokens on axis 0 that ``tensor`` is a view of (views
+    followed back), or [] if none."""
+    while tokens.get(tensor, (None,))[0] != 0:
+        n = producer.get(tensor)
+        if n is None or n.op not in VIEWS:
+            return []
+        tensor = n.inputs[0]
+    return [tensor]
+
+
+def _over_positions(n: QNode, graph: QGraph, tokens: dict, rows: int) -> QNode:
+    """A linear over the token positions (a token conv's slice) on ``rows`` of them; any other
+    node as it is."""
+    if n.op != "linear" or tokens.get(n.inputs[0], (0,))[0] != len(graph.shapes[n.inputs[0]]) - 1:
+        return n
+    return decode_conv.slice_linear(n, positions(graph), rows)
+
+
+def _refuse_scan(graph: QGraph, producer: dict, c: int, scanned: set[str]) -> None:
+    """A state-space model's scan that a decode step cannot run, refused: Mamba2's chunked scan
+    takes cumulative sums along the positions of each chunk (a matmul by a constant
+    lower-triangular matrix of ones: its codes, one nonzero value); a selection of one of the C
+    positions at a time (a matmul by a constant (1, C) selector) outside a selective scan that
+    ``decode_scan`` recognizes (Mamba's, in ``scanned``) is a recurrence of another shape."""
     for n in graph.nodes:
         if n.op != "matmul" or not _is_constant(producer, n.inputs[0]) \
-                or n.attrs.get("transpose_b"):
-            continue
+                or n.attrs.get("transpose_b") or n.name in scanned:
+            continue  # not a scan's selection, or one of a scan decode_scan decodes
         sel = np.asarray(producer[n.inputs[0]].params["value"])
         k, m = sel.shape[-2:]
         if (k, m) == (1, c) and graph.shapes[n.inputs[1]][-2] == c:
-            what = f"reads one of its {c} token positions at a time (Mamba's selective scan"
-        elif k == m > 1 and ((sel != 0) == np.tril(np.ones((k, k), bool))).all() \
+            raise UnsupportedOpError(
+                f"{n.name}: model {graph.name} reads one of its {c} token positions at a time "
+                "outside a selective scan generation decodes (Mamba's h_i = dA_i * h_(i-1) + "
+                "dBx_i, y_i = h_i @ C_i, stacked by one concat: quant.scan); run the model with "
+                "qasic evaluate")
+        if k == m > 1 and ((sel != 0) == np.tril(np.ones((k, k), bool))).all() \
                 and np.unique(sel[sel != 0]).size == 1:
-            what = "takes cumulative sums along its token positions (Mamba2's chunked scan"
-        else:
-            continue
-        raise UnsupportedOpError(
-            f"{n.name}: model {graph.name} {what}: a state-space model's recurrent state, "
-            "carried from token to token, not a KV cache); generation of state-space models "
-            "is not built: run the model with qasic evaluate")
+            raise UnsupportedOpError(
+                f"{n.name}: model {graph.name} takes cumulative sums along its token positions "
+                "(Mamba2's chunked scan: a state-space model's recurrent state per head); "
+                "generation of Mamba2's chunked scan is not built (Mamba's selective scan is): "
+                "run the model with qasic evaluate")
 
 
 def _cached(producer: dict, tokens: dict, tensor: str) -> list[str]:
@@ -234,10 +278,13 @@ def token_major(graph: QGraph) -> QGraph:
     earlier can change (its inputs' producers do not), so this is the fixed point."""
     nodes, shapes, tensors = list(graph.nodes), dict(graph.shapes), dict(graph.tensors)
     producer = {n.output: n for n in nodes}
+    # a selective scan's nodes stay as they are (decode_scan reads them by position)
+    fixed = {name for p in decode_scan.plans(graph, positions(graph)) for name in p.position}
     i = 0
     while i < len(nodes):
         n = nodes[i]
-        moved = _sunk(n, producer, shapes, tensors) if n.op in _SINKS else None
+        moved = _sunk(n, producer, shapes, tensors) if n.op in _SINKS \
+            and n.name not in fixed else None
         if moved is None:
             i += 1
             continue
@@ -313,11 +360,19 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
                                  f"{c} positions")
     caches, cross = set(cache_tensors(full)), set(cross_tensors(full))
     enc, source = encoder_tensors(full), int(full.shapes[full.input][0]) - c
+    convs = token_convs(full)
+    windows = dict(convs.values())  # a token conv's input -> K
+    scans = {name: p for p in decode_scan.plans(full, c) for name in (*p.position, p.concat)}
     consts = {n.output: n for n in full.nodes if n.op == "constant"}
     tokens = _token_axes(full)
     nodes, shapes = [], {full.input: (source + prompt,)}
     tensors = dict(full.tensors)
     for n in full.nodes:
+        if n.name in scans and n.name != scans[n.name].concat:  # positions 0..P-1 of a scan
+            _scan_prefilled(n, scans[n.name], prompt, full, nodes, shapes, tensors)
+            continue
+        if n.name in scans:
+            n = scans[n.name].prefill(n, prompt)  # the first P outputs stacked
         if n.op == "constant" or n.output in enc:  # the encoder runs whole, as in full
             shapes[n.output] = full.shapes[n.output]
             nodes.append(n)
@@ -326,12 +381,21 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
                 n = replace(n, attrs={**n.attrs, "rows": prompt})  # the target's first ids
             n = _positions_read(n, full, consts, nodes, shapes, tensors, c, prompt)
             n = _pattern_sliced(_reshaped(n, shapes, full, tokens, prompt), prompt)
+            n = _over_positions(n, full, tokens, prompt)
+            if n.name in convs:
+                n = decode_conv.causal_only(n)
             shapes[n.output] = _infer(full, n, shapes)
             nodes.append(n)
         if n.output in caches or n.output in cross:
             name, rows = state_name(n.output), _as_rows(n.output, nodes, shapes, tensors)
             nodes.append(QNode(name, "cache_write", (rows,), name, {"state": name}))
             shapes[name] = (full.shapes[n.output][0], *shapes[rows][1:])
+            tensors[name] = full.tensors[n.output]
+        if n.output in windows:  # its rows after K - 1 of padding (decode_conv)
+            name, k = state_name(n.output), windows[n.output]
+            rows = decode_conv.padded_rows(n.output, k, prompt, nodes, shapes, tensors)
+            nodes.append(QNode(name, "cache_write", (rows,), name, {"state": name}))
+            shapes[name] = (c + k - 1, full.shapes[n.output][1])
             tensors[name] = full.tensors[n.output]
     return replace(full, name=f"{full.name}.prefill{prompt}", nodes=_live(nodes, full.output),
                    shapes=shapes, tensors=tensors)
@@ -348,6 +412,9 @@ def decode_graph(full: QGraph) -> QGraph:
     consts = {n.output: n for n in full.nodes if n.op == "constant"}
     tokens = _token_axes(full)
     scores = key_scores(full, tokens)  # the other softmaxes are per token (a router's)
+    convs = token_convs(full, tokens)
+    windows = dict(convs.values())  # a token conv's input -> K
+    scans = {name: p for p in decode_scan.plans(full, c) for name in (*p.position, p.concat)}
     tensors = {**full.tensors, STEP: full.tensors[full.input]}
     shapes: dict[str, tuple[int, ...]] = {STEP: (2,)}
     rename: dict[str, str] = {}
@@ -365,7 +432,14 @@ def decode_graph(full: QGraph) -> QGraph:
             rename[n.output] = _shaped(name, full.shapes[n.output], nodes, shapes, tensors)
             whole.add(rename[n.output])
             continue
-        if n.op == "constant" or (acts and all(t in whole for t in acts)):
+        if n.name in scans:  # a scan's position 1 on the step's token, h from the state
+            _scan_decoded(n, scans[n.name], full, nodes, shapes, tensors, rename)
+            continue
+        if n.name in convs:  # on the window of K rows ending at p, from its state
+            src, k = convs[n.name]
+            n = decode_conv.window(decode_conv.causal_only(n), k, state_name(src), STEP,
+                                   nodes, shapes, tensors)
+        elif n.op == "constant" or (acts and all(t in whole for t in acts)):
             nodes.append(n)  # a constant (read at use), or computed from the caches as in full
             shapes[n.output] = full.shapes[n.output]
             if n.op != "constant":
@@ -386,7 +460,7 @@ def decode_graph(full: QGraph) -> QGraph:
                                      "supports token embeddings only")
         _unread(n, enc, whole)
         n = _positions_read(n, full, consts, nodes, shapes, tensors, c, None)
-        n = _reshaped(n, shapes, full, tokens, 1)
+        n = _over_positions(_reshaped(n, shapes, full, tokens, 1), full, tokens, 1)
         shapes[n.output] = _infer(full, n, shapes)
         nodes.append(n)
         if n.output in caches:  # the new row goes into the cache; attention reads the cache
@@ -396,8 +470,54 @@ def decode_graph(full: QGraph) -> QGraph:
             shapes[name], tensors[name] = (c, *shapes[rows][1:]), full.tensors[n.output]
             rename[n.output] = _shaped(name, full.shapes[n.output], nodes, shapes, tensors)
             whole.add(rename[n.output])
+        if n.output in windows:  # its row at K - 1 + p of the padded state (decode_conv)
+            name, k = state_name(n.output), windows[n.output]
+            nodes.append(QNode(name, "cache_write", (n.output, STEP), name,
+                               {"state": name, "index": 1, "base": k - 1}))
+            shapes[name] = (c + k - 1, shapes[n.output][1])
+            tensors[name] = full.tensors[n.output]
     return replace(full, name=f"{full.name}.decode", input=STEP,
                    nodes=_live(nodes, full.output), shapes=shapes, tensors=tensors)
+
+
+def _scan_prefilled(n: QNode, plan: decode_scan.ScanPlan, prompt: int, full: QGraph,
+                    nodes: list, shapes: dict, tensors: dict) -> None:
+    """A prefill's node ``n`` of a selective scan: kept for positions 0..P-1 (selectors on P
+    positions), h_(P-1) then written into the scan's state."""
+    n = plan.prefill(n, prompt)
+    if n is None:
+        return
+    shapes[n.output] = np.shape(n.params["value"]) if n.op == "constant" else \
+        _infer(full, n, shapes)
+    nodes.append(n)
+    if n.output == plan.steps[prompt - 1].state:  # h_(P-1), the first step's
+        nodes.append(QNode(plan.state, "cache_write", (n.output,), plan.state,
+                           {"state": plan.state}))
+        shapes[plan.state], tensors[plan.state] = shapes[n.output], tensors[n.output]
+
+
+def _scan_decoded(n: QNode, plan: decode_scan.ScanPlan, full: QGraph, nodes: list,
+                  shapes: dict, tensors: dict, rename: dict) -> None:
+    """A decode step's node ``n`` of a selective scan: position 1's, its decay reading h_(p-1)
+    from the state (``cache_read`` before it), its state h_p written over it; the stack of the
+    outputs is the step's y."""
+    if n.name == plan.concat:
+        rename[n.output] = plan.tails[decode_scan.TEMPLATE]
+        return
+    step = plan.steps[decode_scan.TEMPLATE]
+    if n.output == step.decay:
+        nodes.append(QNode(plan.state, "cache_read", (), plan.state, {"state": plan.state}))
+        shapes[plan.state] = full.shapes[plan.steps[0].state]
+        tensors[plan.state] = full.tensors[plan.steps[0].state]
+    n = decode_scan.decode_node(n, plan, plan.state)
+    if n is None:
+        return
+    shapes[n.output] = np.shape(n.params["value"]) if n.op == "constant" else \
+        _infer(full, n, shapes)
+    nodes.append(n)
+    if n.output == step.state:  # h_p over h_(p-1): every read of it came before
+        nodes.append(QNode(plan.state, "cache_write", (n.output,), plan.state,
+                           {"state": plan.state}))
 
 
 def _unread(n: QNode, enc: frozenset[str], whole: set[str]) -> None:
@@ -636,9 +756,17 @@ def _token_axes(graph: QGraph) -> dict[str, tuple[int, int]]:
     tokens with the axes after them: a head repeat's (heads, 1, C * d))."""
     shapes, producer = graph.shapes, {n.output: n for n in graph.nodes}
     enc = encoder_tensors(graph)  # an encoder-decoder's source positions are not the tokens
+    # a selective scan's nodes are one position each (no token axis); its stack of outputs
+    # has the tokens on its last axis
+    plans = decode_scan.plans(graph, positions(graph))
+    scanned = {name for p in plans for name in p.position}
+    stacks = {p.concat for p in plans}
     out = {graph.input: (0, 1)}
     for n in graph.nodes:
-        if n.output in enc:
+        if n.output in enc or n.name in scanned:
+            continue
+        if n.name in stacks:
+            out[n.output] = (len(shapes[n.output]) - 1, 1)
             continue
         src = next((out[t] for t in n.inputs if t in out and not _is_constant(producer, t)),
                    None)
@@ -657,7 +785,12 @@ def _token_axes(graph: QGraph) -> dict[str, tuple[int, int]]:
                     break
         elif n.op == "matmul" and _is_constant(producer, n.inputs[0]):
             b = shapes[n.inputs[1]]  # (..., K, N) @: the tokens stay on the axis they were
-            out[n.output] = (axis - len(b) + len(shapes[n.output]), inner)
+            rel = axis - len(b)
+            if n.attrs.get("transpose_b", False):  # b (..., N, K): its N is the output's last
+                if rel == -1:
+                    continue  # summed over
+                rel = -1 if rel == -2 else rel
+            out[n.output] = (rel + len(shapes[n.output]), inner)
         elif n.op != "embedding" or n.inputs[0] == graph.input:
             out[n.output] = (axis, inner)
     return out
@@ -692,6 +825,10 @@ def _infer(full: QGraph, n: QNode, shapes: dict) -> tuple[int, ...]:
         return (rows, *table.shape[1:])
     if n.op == "linear":
         return (*ins[0][:-1], int(np.asarray(n.params["weight"]).shape[0]))
+    if n.op == "conv2d":  # a token conv (decode_conv): stride and dilation 1
+        (h, w, _), (oc, kh, kw, _) = ins[0], np.shape(n.params["weight"])
+        top, left, bottom, right = n.attrs["padding"]
+        return (h + top + bottom - kh + 1, w + left + right - kw + 1, oc)
     if n.op in _ELEMENTWISE:
         return tuple(np.broadcast_shapes(*ins))
     if n.op in _ROWWISE:
@@ -710,4 +847,5 @@ def _infer(full: QGraph, n: QNode, shapes: dict) -> tuple[int, ...]:
         return (*ins[0][:-1], sum(s[-1] for s in ins))
     raise UnsupportedOpError(f"{n.name}: op {n.op} is not supported in generation graphs; "
                              f"supported: embedding, linear, matmul, {', '.join(_ROWWISE)}, "
-                             "reshape, permute, constant, concat")
+                             "reshape, permute, constant, concat, a causal conv over the "
+                             "tokens")

@@ -62,11 +62,17 @@ OPS = {
                                          # (as many as the output has; [rows] says it for
                                          # the float executor: capture's id slices)
     # KV cache (generation): rows (R, D) written into the persistent state tensor (its output,
-    # (C, D), named attrs state) at rows start..start+R, start = the int id at position attrs
-    # index of the 2nd input (decode: the step's position), or 0 without one (prefill)
+    # (C, D), named attrs state) at rows start..start+R, start = attrs base (default 0) plus the
+    # int id at position attrs index of the 2nd input (decode: the step's position), or plus 0
+    # without one (prefill)
     "cache_write": (),
+    # a window of a state (a token convolution's inputs, quant.decode_conv): rows
+    # start..start+rows of the 1st input (N, C, D) (a cache_write's output), start = the int id
+    # at position attrs index of the 2nd input (the step's position); attrs rows
+    "cache_window": (),
     # a persistent state tensor (an encoder-decoder's cross-attention keys or values, written
-    # by a prefill's cache_write) read as it is: no inputs, output (S, D) named attrs state
+    # by a prefill's cache_write; a selective scan's h, which the step's cache_write of the
+    # same name then overwrites) read as it is: no inputs, output (S, D) named attrs state
     "cache_read": (),
     "constant": ("value",),              # no inputs: codes of the output encoding
     "permute": (),                       # attrs: perm of the per-sample axes

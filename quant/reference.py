@@ -53,7 +53,9 @@ norm:      t = qasic.quant.intops.norm_rows(v(x), eps, center) over the last axi
 embedding: y = table[ids] (ids: int codes of an index tensor; out of range is an error);
            with attrs offset: the ids from position offset on, one per output row
 cache_write: the persistent state tensor (KV cache) with rows start..start+R replaced by the
-           input rows; start = 2nd input's id at attrs index (decode), or 0 (prefill)
+           input rows; start = attrs base (default 0) + the 2nd input's id at attrs index
+           (decode), or + 0 (prefill)
+cache_window: rows p..p+R of a state (R = attrs rows), p = the 2nd input's id at attrs index
 cache_read: the persistent state tensor as it is (an error if no cache_write wrote it)
 constant:  y = value, the same for every sample
 permute:   codes moved: the per-sample axes reordered by perm
@@ -107,8 +109,9 @@ def cache_write(graph: QGraph, node: QNode, xs: list[np.ndarray],
     cache = np.zeros((len(rows),) + shape, np.int64) if prev is None else np.array(prev)
     if cache.shape != (len(rows),) + shape:
         raise InputError(f"state {name} has shape {cache.shape[1:]}, the graph's is {shape}")
-    start = np.zeros(len(rows), np.int64) if len(xs) == 1 else \
-        np.asarray(xs[1], dtype=np.int64)[:, node.attrs.get("index", 0)]
+    start = int(node.attrs.get("base", 0)) + (
+        np.zeros(len(rows), np.int64) if len(xs) == 1 else
+        np.asarray(xs[1], dtype=np.int64)[:, node.attrs.get("index", 0)])
     r = rows.shape[1]
     for b, s in enumerate(start):
         if not 0 <= s <= shape[0] - r:
@@ -338,6 +341,17 @@ def _embedding(graph: QGraph, node: QNode, ids: np.ndarray) -> np.ndarray:
     return table[ids]
 
 
+def _cache_window(graph: QGraph, node: QNode, cache: np.ndarray, step: np.ndarray
+                  ) -> np.ndarray:
+    """rows p..p+R of ``cache`` (N, S, D) for each sample's position p."""
+    r, at = int(node.attrs["rows"]), np.asarray(step, np.int64)[:, node.attrs["index"]]
+    bad = at[(at < 0) | (at > cache.shape[1] - r)]
+    if bad.size:
+        raise InputError(f"{node.name}: a window of {r} rows at position {int(bad[0])} is "
+                         f"outside the {cache.shape[1]} rows of {node.inputs[0]}")
+    return np.stack([cache[b, p:p + r] for b, p in enumerate(at)])
+
+
 def cache_read(graph: QGraph, node: QNode, state: dict[str, np.ndarray],
                batch: int) -> np.ndarray:
     """state[attrs state] (N, S, D), which a prefill's cache_write stored."""
@@ -384,4 +398,5 @@ _OPS = {
     "permute": _permute,
     "cache_write": lambda graph, node, *xs: cache_write(graph, node, list(xs), {}),
     "cache_read": lambda graph, node, batch=1: cache_read(graph, node, {}, batch),
+    "cache_window": _cache_window,
 }

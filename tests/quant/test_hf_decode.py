@@ -12,6 +12,7 @@ Llama 4 generate on the simulator equal to the golden reference."""
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 
 import numpy as np
@@ -67,10 +68,21 @@ def _model(name: str):
         "minicpm3": lambda: t.MiniCPM3ForCausalLM(t.MiniCPM3Config(
             **common, num_key_value_heads=4, kv_lora_rank=16, q_lora_rank=32,
             qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=16, initializer_range=0.3)),
+        # a short convolution layer (kernel 3), then an attention layer; at the default
+        # initializer_range its greedy tokens only repeat the last one
+        "lfm2": lambda: t.Lfm2ForCausalLM(t.Lfm2Config(
+            **common, num_key_value_heads=2, layer_types=["conv", "full_attention"],
+            block_ff_dim=128, initializer_range=0.3)),
+        # the family survey's Mamba (inner 64, a state of 8, a conv of 4); at the default
+        # initializer_range its greedy tokens only repeat the last one
+        "mamba": lambda: t.MambaForCausalLM(t.MambaConfig(
+            vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, state_size=8, expand=2,
+            conv_kernel=4, time_step_rank=4, use_mambapy=False, initializer_range=0.3)),
     }
     return Logits(make[name]().eval())
 
 
+@functools.cache  # quantized once per model for the whole file (graphs are immutable)
 def _full(name: str):
     calib = np.random.default_rng(0).integers(0, VOCAB, (8, C))
     return quantize(_model(name), (torch.from_numpy(calib[:1]),), calib, QuantConfig())
@@ -78,7 +90,8 @@ def _full(name: str):
 
 @pytest.mark.parametrize("name", ["llama", "phi", "gemma", "gpt_bigcode", "bloom",
                                   "mistral@window6", "qwen3", "gemma3", "diffllama",
-                                  "minicpm3", "mixtral", "qwen2_moe", "llama4"])
+                                  "minicpm3", "mixtral", "qwen2_moe", "llama4", "lfm2",
+                                  "mamba"])
 def test_prefill_then_decode_steps_equal_the_full_model(name):
     full = _full(name)
     seq = np.random.default_rng(1).integers(0, VOCAB, (2, C))
@@ -168,7 +181,8 @@ def test_a_routers_softmax_runs_on_the_steps_token_and_attentions_read_the_cache
             assert step.shapes[n.inputs[0]] == (1, 4)
 
 
-@pytest.mark.parametrize("name", ["llama", "diffllama", "minicpm3", "mixtral", "llama4"])
+@pytest.mark.parametrize("name", ["llama", "diffllama", "minicpm3", "mixtral", "llama4", "lfm2",
+                                  "mamba"])
 def test_generation_on_the_simulator_equals_the_golden_reference(name):
     from qasic.arch.config import default_arch
     from qasic.generate import Session, golden_tokens
@@ -182,7 +196,8 @@ def test_generation_on_the_simulator_equals_the_golden_reference(name):
     for a, b in zip(rows, ref_rows, strict=True):
         np.testing.assert_array_equal(a, b)
     scatters = {"llama": 4, "diffllama": 4, "minicpm3": 6, "mixtral": 4,
-                "llama4": 4}[name]  # a cache each
+                "llama4": 4, "lfm2": 3, "mamba": 2}[name]  # a cache each (LFM2: its conv's
+    # window, K, V; Mamba: each layer's conv window; its scan states are stored whole)
     assert [i.op for i in session.decode.instrs].count("SCATTER") == scatters
 
 
@@ -201,3 +216,49 @@ def test_llama4s_chunked_mask_and_temperature_are_rows_gathered_by_position():
             and n.attrs.get("index_is") == "position" and n.name.endswith(".at_p.row")]
     assert sum(".layers.0." in r for r in rows) == 4 and sum(".layers.1." in r for r in rows) == 1
     assert [step.shapes[n.output] for n in step.nodes if n.op == "topk_mask"] == [(1, 2)] * 2
+
+
+def test_lfm2s_short_conv_decodes_on_a_window_of_its_last_3_inputs():
+    """LFM2's short convolution (kernel 3, causal): its input is a padded cache (2 + C rows, the
+    first 2 the zero point's code); a prompt of 1 token leaves the padding then its row; a
+    decode step writes row 2 + p and its conv reads rows p..p+2 (one cache_window) with no
+    padding; the slice of the first C conv outputs becomes a 1x1 linear."""
+    full = _full("lfm2")
+    state: dict = {}
+    reference.run(prefill_graph(full, 1), np.array([[7]]), state=state)
+    (name, cache), = [(k, v) for k, v in state.items() if ".conv." in k]
+    zp = full.tensors[name.removeprefix("cache.")].zero_point
+    assert cache.shape == (1, C + 2, 64) and zp != 0
+    assert (cache[0, :2] == zp).all() and (cache[0, 2] != zp).any() and not cache[0, 3:].any()
+    step = decode_graph(full)
+    windows = [n for n in step.nodes if n.op == "cache_window"]
+    assert [(n.inputs[0], n.attrs["rows"], step.shapes[n.output]) for n in windows] == \
+        [(name, 3, (3, 64))]
+    write = next(n for n in step.nodes if n.op == "cache_write" and n.output == name)
+    assert write.attrs["base"] == 2 and step.shapes[name] == (C + 2, 64)
+    conv = next(n for n in step.nodes if n.op == "conv2d")
+    assert conv.attrs["padding"] == (0, 0, 0, 0) and step.shapes[conv.output] == (1, 1, 64)
+    sliced = next(n for n in step.nodes if n.name.endswith("conv.slice_2"))
+    assert sliced.params["weight"].shape == (1, 1)
+
+
+def test_mambas_decode_step_reads_and_writes_each_layers_state():
+    """Mamba, 2 layers (inner 64, a state of 8): a decode step runs one position of each scan
+    (position 1's nodes: one decay, one state add, one y) on h read from its state
+    (cache_read, (64, 8)) and writes h_p over it (cache_write without a position: the whole
+    state); the prefill of P tokens runs P positions and writes h_(P-1)."""
+    full = _full("mamba")
+    step = decode_graph(full)
+    reads = [n.output for n in step.nodes if n.op == "cache_read"]
+    writes = [n.output for n in step.nodes if n.op == "cache_write" and len(n.inputs) == 1]
+    assert len(reads) == 2 and reads == writes
+    assert all(step.shapes[r] == (64, 8) for r in reads)
+    decays = [n for n in step.nodes if n.op == "mul" and set(n.inputs) & set(reads)]
+    assert len(decays) == 2
+    state: dict = {}
+    seq = np.random.default_rng(3).integers(0, VOCAB, (1, 4))
+    full_states = reference.run(full, np.pad(seq, ((0, 0), (0, C - 4))), keep=True)
+    reference.run(prefill_graph(full, 4), seq, state=state)
+    from qasic.quant.scan import scans
+    for chain, r in zip(scans(full, C), reads, strict=True):
+        np.testing.assert_array_equal(state[r], full_states[chain[3].state])

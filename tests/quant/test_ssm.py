@@ -3,8 +3,9 @@ the CUDA kernels): the captures they add (softplus as a table, tensor_split, a s
 activations along a new last axis, torch.concatenate, cumsum, masked_fill by 0, exp of -inf
 masked values) against torch and the golden reference, a hand-written Mamba block, Mamba2's
 decay matrix and HF's MambaModel / FalconMambaModel / Mamba2Model run bit-exact (golden
-reference == simulator) through qasic.evaluate, and generation refused in one line (a
-recurrent state, not a KV cache)."""
+reference == simulator) through qasic.evaluate, Mamba's scan roles with one encoding over the
+positions (so that it generates: tests/quant/test_hf_decode.py), and Mamba2's generation refused
+in one line."""
 
 from __future__ import annotations
 
@@ -219,19 +220,39 @@ def test_hf_mamba_runs_bit_exact(name):
     assert out["cosine"] > (0.998 if name == "Mamba2" else 0.999)
 
 
-@pytest.mark.parametrize("name, node, what", [
-    ("Mamba", "select", "reads one of its 12 token positions at a time (Mamba's selective scan"),
-    ("Mamba2", "cumsum", ("takes cumulative sums along its token positions (Mamba2's chunked "
-                          "scan"))])
-def test_generation_of_a_state_space_model_is_refused_in_one_line(name, node, what):
+def test_generation_of_mamba2s_chunked_scan_is_refused_in_one_line():
     from qasic.arch.config import default_arch
     from qasic.generate import Session
 
     x = _ids()
-    full = quantize(_hf(name), (torch.from_numpy(x[:1]),), x, QuantConfig())
+    full = quantize(_hf("Mamba2"), (torch.from_numpy(x[:1]),), x, QuantConfig())
     with pytest.raises(UnsupportedOpError) as e:
         Session(full, 6, default_arch())
     assert str(e.value) == (
-        f"model.layers.0.mixer.{node}: model _Hidden {what}: a state-space model's recurrent "
-        "state, carried from token to token, not a KV cache); generation of state-space models "
-        "is not built: run the model with qasic evaluate")
+        "model.layers.0.mixer.cumsum: model _Hidden takes cumulative sums along its token "
+        "positions (Mamba2's chunked scan: a state-space model's recurrent state per head); "
+        "generation of Mamba2's chunked scan is not built (Mamba's selective scan is): run the "
+        "model with qasic evaluate")
+
+
+def test_mambas_scan_roles_share_one_encoding_over_the_positions():
+    """quant.scan finds HF Mamba's unrolled scan (2 sequences of 12 ids): one chain of 12 steps
+    per layer; calibration gives each role (dA_i, dBx_i and C_i selected, the decay, h_i, y_i)
+    one TensorQ at every position (position 0's decay, a product by 0, keeps its own), h
+    symmetric (the matmul's operand), so a decode step at any position runs the same
+    requantizations."""
+    from qasic.quant.scan import ROLES, scans, tied
+
+    x = _ids()
+    full = quantize(_hf("Mamba"), (torch.from_numpy(x[:1]),), x, QuantConfig())
+    chains = scans(full, 12)
+    assert [len(c) for c in chains] == [12, 12]
+    assert chains[0][0].decay is None and chains[0][1].prev == chains[0][0].state
+    roles = tied(full)
+    for k in range(2):
+        for role in ROLES:
+            tqs = {full.tensors[t] for t, key in roles.items() if key == (k, role)}
+            assert len(tqs) == 1, (k, role)
+        h = full.tensors[chains[k][5].state]
+        assert h.zero_point == 0 and h.bits == 8
+    assert len(roles) == 2 * (6 * 12 - 1)

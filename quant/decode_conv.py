@@ -1,0 +1,120 @@
+"""Generation of a causal convolution over the tokens (LFM2's short convolution): its window.
+
+A *token convolution* is a ``conv2d`` of an image (1, C, D) whose W axis holds the C token
+positions: kernel (1, K), stride and dilation 1, padding K - 1 on the left (causal: output p
+reads inputs p-K+1..p, those before 0 are padding, v = 0), none on top or bottom. torch's
+``Conv1d(padding=K-1)`` also pads K - 1 on the right and the model slices the first C outputs
+off; the capture writes that slice as a linear over the positions (``slice_linear``).
+
+The conv's input (C, D) is a cache like attention's keys (quant.decode), kept with its padding:
+the state ``cache.<input>`` (K - 1 + C, D) holds K - 1 rows of v = 0 (the zero point's code),
+then token p's row at K - 1 + p. The prefill writes its first K - 1 + P rows (``padded_rows``:
+the prompt's rows shifted down by a 0/1 linear over the positions whose multiplier is exactly 1,
+``quantize_multiplier(1.0)`` = 2^30 * 2^(1-31), so every row keeps its codes and the pad rows
+are the zero point's); each decode step writes its row at K - 1 + p (``cache_write`` with
+``base`` K - 1) and reads the window of K rows from row p (``cache_window``: one GATHER of
+K rows' bytes at the step's position), tokens p-K+1..p, on which the conv with no padding
+gives the full model's output row p bit for bit. The right padding's outputs, never read
+(``slice_linear``), are dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+
+from qasic.errors import UnsupportedOpError
+from qasic.quant.fixedpoint import quantize_multiplier
+from qasic.quant.geometry import pair, quad
+from qasic.quant.graph import QGraph, QNode
+
+
+def token_convs(graph: QGraph, c: int, tokens: dict, sources: Callable[[str], list[str]]
+                ) -> dict[str, tuple[str, int]]:
+    """conv node name -> (the token-major (C, D) tensor its window reads, K), for each conv2d
+    over the token positions; ``sources(tensor)``: the token-major tensor ``tensor`` is a view
+    of ([] if none). A conv over the tokens that is not causal is refused."""
+    out = {}
+    for n in graph.nodes:
+        if n.op != "conv2d" or n.inputs[0] not in tokens:
+            continue
+        shape, (_, kh, kw, _) = graph.shapes[n.inputs[0]], np.shape(n.params["weight"])
+        top, left, bottom, _ = quad(n.attrs.get("padding", 0))
+        if tokens[n.inputs[0]] != (1, 1) or len(shape) != 3 or shape[:2] != (1, c) or kh != 1 \
+                or pair(n.attrs.get("stride", 1)) != (1, 1) \
+                or pair(n.attrs.get("dilation", 1)) != (1, 1) or (top, bottom) != (0, 0) \
+                or left != kw - 1:
+            raise UnsupportedOpError(
+                f"{n.name}: a conv2d over the token positions (input {tuple(shape)}, kernel "
+                f"{kh}x{kw}, padding {quad(n.attrs.get('padding', 0))}) that is not a causal "
+                "conv1d (kernel K along the tokens, stride 1, K-1 positions padded on the "
+                "left); generation decodes causal token convolutions only")
+        src = sources(n.inputs[0])
+        if len(src) != 1 or tuple(graph.shapes[src[0]]) != (c, shape[2]):
+            raise UnsupportedOpError(f"{n.name}: the input of a token convolution is not a "
+                                     f"view of a ({c}, {shape[2]}) tensor over the tokens; "
+                                     "generation caches those")
+        out[n.name] = (src[0], kw)
+    return out
+
+
+def causal_only(n: QNode) -> QNode:
+    """A token conv without its right padding: C outputs, output p from inputs up to p."""
+    top, left, bottom, _ = quad(n.attrs.get("padding", 0))
+    return replace(n, attrs={**n.attrs, "padding": (top, left, bottom, 0)})
+
+
+def padded_rows(src: str, k: int, rows: int, nodes: list, shapes: dict,
+                tensors: dict) -> str:
+    """A prefill's ``rows`` rows of ``src`` (P, D) after K - 1 rows of padding (v = 0: the
+    zero point's code), the state's first P + K - 1 rows: a linear over the positions whose
+    0/1 weight shifts them down (multiplier exactly 1: each row keeps its codes)."""
+    d, out = shapes[src][1], rows + k - 1
+    cols, shifted, back = f"{src}.window.t", f"{src}.window.pad", f"{src}.window"
+    weight = np.zeros((out, rows), np.int64)
+    weight[np.arange(k - 1, out), np.arange(rows)] = 1
+    q, s = quantize_multiplier(1.0)
+    nodes.append(QNode(cols, "permute", (src,), cols, {"perm": (1, 0)}))
+    nodes.append(QNode(shifted, "linear", (cols,), shifted, {},
+                       {"weight": weight, "bias": np.zeros(out, np.int64),
+                        "multiplier": np.full(out, q, np.int64),
+                        "shift": np.full(out, s, np.int64)}))
+    nodes.append(QNode(back, "permute", (shifted,), back, {"perm": (1, 0)}))
+    shapes |= {cols: (d, rows), shifted: (d, out), back: (out, d)}
+    tensors |= dict.fromkeys((cols, shifted, back), tensors[src])
+    return back
+
+
+def window(n: QNode, k: int, state: str, step: str, nodes: list, shapes: dict,
+           tensors: dict) -> QNode:
+    """The decode step's token conv ``n`` on the K rows of ``state`` (the padded cache, whose
+    row p + K - 1 holds token p) from row p: tokens p-K+1..p (``cache_window``), the conv with
+    no padding (output (1, 1, D))."""
+    d = shapes[state][-1]
+    rows, image = f"{n.name}.window", f"{n.name}.window.image"
+    nodes.append(QNode(rows, "cache_window", (state, step), rows, {"index": 1, "rows": k}))
+    nodes.append(QNode(image, "reshape", (rows,), image, {"shape": (1, k, d)}))
+    shapes |= {rows: (k, d), image: (1, k, d)}
+    tensors |= {rows: tensors[state], image: tensors[state]}
+    return replace(n, inputs=(image,), attrs={**n.attrs, "padding": (0, 0, 0, 0)})
+
+
+def slice_linear(n: QNode, c: int, rows: int) -> QNode:
+    """A linear over the token positions (its input's last axis: a token conv's outputs, C plus
+    the right padding's) that keeps the first C of them, each times one weight: on ``rows``
+    positions (a prefill's P, a decode step's 1 at any p), its first ``rows`` rows and columns.
+    Any other linear over the positions mixes tokens: refused."""
+    p = n.params
+    w = np.asarray(p["weight"])
+    same = {k: np.unique(np.asarray(p[k])).size == 1 for k in ("bias", "multiplier", "shift")}
+    if set(p) != {"weight", "bias", "multiplier", "shift"} or w.shape[0] != c \
+            or w.shape[1] < c or w[:, c:].any() or not all(same.values()) \
+            or not np.array_equal(w[:, :c], w[0, 0] * np.eye(c, dtype=w.dtype)):
+        raise UnsupportedOpError(f"{n.name}: a linear over the token positions (weight "
+                                 f"{w.shape}) that is not a slice of the first {c}; it mixes "
+                                 "tokens, so generation cannot decode it")
+    params = {"weight": w[:rows, :rows], **{k: np.asarray(p[k])[:rows]
+                                            for k in ("bias", "multiplier", "shift")}}
+    return replace(n, params=params)

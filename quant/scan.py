@@ -1,0 +1,151 @@
+"""Mamba's selective scan as the capture unrolls it: one recurrence over the token positions.
+
+HF's slow path runs, for each position i, h_i = dA_i * h_{i-1} + dBx_i (h of (d_inner,
+d_state)) and y_i = h_i @ C_i, where dA_i, dBx_i and C_i are position i of tensors over all C
+positions; torch.export unrolls the loop, so the QGraph holds per position
+
+    sel_a   a view of matmul(constant selector, dA)   dA_i (d, n)
+    decay   mul(sel_a, h_{i-1})                        (at position 0, mul by a constant 0)
+    sel_b   a view of matmul(constant selector, dBx)  dBx_i (d, n)
+    state   add(decay, sel_b)                          h_i
+    sel_c   a view of matmul(constant selector, C)    C_i (n, 1)
+    out     matmul(state, sel_c)                       y_i (d, 1)
+
+``scans`` finds each such chain (strictly: every position's selections read the same three
+tensors, the chain runs over all C positions, position 0's decay multiplies a constant). A
+decode step runs one position of it on a state read from DRAM, so each role has one encoding
+at every position (``tied``: calibration observes a role over all positions at once;
+quant.calibrate) and the step is the same program whatever p.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+ROLES = ("sel_a", "decay", "sel_b", "state", "sel_c", "out")
+_VIEWS = ("reshape", "permute", "flatten")
+
+
+@dataclass(frozen=True)
+class ScanStep:
+    """The tensors of position ``position`` of a scan, by role (``decay`` is None at 0)."""
+
+    position: int
+    sel_a: str
+    decay: str | None
+    sel_b: str
+    state: str
+    sel_c: str
+    out: str
+    prev: str | None  # h_{i-1}
+
+
+def scans(graph: Any, positions: int) -> list[tuple[ScanStep, ...]]:
+    """Every selective scan of ``graph`` (a QGraph or an FGraph) over ``positions`` tokens, its
+    steps in position order."""
+    producer = {n.output: n for n in graph.nodes}
+    readers: dict[str, list] = {}
+    for n in graph.nodes:
+        for t in n.inputs:
+            readers.setdefault(t, []).append(n)
+    step_of = {}
+    for n in graph.nodes:
+        step = _step(n, producer)
+        if step is not None:
+            step_of[n.output] = step
+    out = []
+    for first in (s for s in step_of.values() if s[1] is None):
+        chain, state = [first], first[0]
+        while True:
+            nxt = [s for s in step_of.values() if s[1] == state]
+            if len(nxt) != 1:
+                break
+            chain.append(nxt[0])
+            state = nxt[0][0]
+        if len(chain) != positions:
+            continue
+        steps = tuple(_scan_step(i, s, producer, readers) for i, s in enumerate(chain))
+        if None in steps:
+            continue
+        sources = [{_source(producer, getattr(s, r)) for s in steps}
+                   for r in ("sel_a", "sel_b", "sel_c")]
+        if all(len(x) == 1 for x in sources) and len(set.union(*sources)) == 3:
+            out.append(steps)  # each role selects from one tensor, the three distinct
+    return out
+
+
+def tied(graph: Any) -> dict[str, tuple[int, str]]:
+    """tensor -> (scan, role) for the tensors that share one encoding across a scan's positions:
+    each role's requantizing producers (the selections' matmuls, the decays, the states, the
+    outputs; views take their input's encoding). Position 0's decay (a product by 0) keeps its
+    own. A graph whose input is not token ids (C,) has none."""
+    shape = tuple(graph.shapes[graph.input])
+    if len(shape) != 1:
+        return {}
+    producer = {n.output: n for n in graph.nodes}
+    out = {}
+    for k, steps in enumerate(scans(graph, shape[0])):
+        for s in steps:
+            for role in ROLES:
+                t = getattr(s, role)
+                if t is not None:
+                    out[_unviewed(producer, t)] = (k, role)
+    return out
+
+
+def _step(n: Any, producer: dict) -> tuple[str, str | None] | None:
+    """(h_i, h_{i-1}) for an add that is a scan step, h_{i-1} None at position 0."""
+    if n.op != "add" or len(n.inputs) != 2:
+        return None
+    for decay, sel in (n.inputs, n.inputs[::-1]):
+        m = producer.get(decay)
+        if m is None or m.op != "mul" or _selection(producer, sel) is None:
+            continue
+        a, b = m.inputs
+        for x, prev in ((a, b), (b, a)):
+            if _selection(producer, x) is None:
+                continue
+            p = producer.get(prev)
+            if p is not None and p.op == "constant":
+                return n.output, None
+            if p is not None and p.op == "add":
+                return n.output, prev
+    return None
+
+
+def _scan_step(i: int, link: tuple[str, str | None], producer: dict, readers: dict
+               ) -> ScanStep | None:
+    state, prev = link
+    n = producer[state]
+    decay, sel_b = (n.inputs if producer[n.inputs[0]].op == "mul" else n.inputs[::-1])
+    sel_a = next(t for t in producer[decay].inputs if _selection(producer, t) is not None)
+    outs = [r for r in readers.get(state, []) if r.op == "matmul" and r.inputs[0] == state
+            and _selection(producer, r.inputs[1]) is not None]
+    if len(outs) != 1:
+        return None
+    return ScanStep(i, sel_a, decay if prev is not None else None, sel_b, state,
+                    outs[0].inputs[1], outs[0].output, prev)
+
+
+def _selection(producer: dict, tensor: str) -> Any:
+    """The matmul(constant, X) that ``tensor`` is a view of, or None."""
+    n = producer.get(tensor)
+    while n is not None and n.op in _VIEWS:
+        n = producer.get(n.inputs[0])
+    if n is None or n.op != "matmul":
+        return None
+    c = producer.get(n.inputs[0])
+    return n if c is not None and c.op == "constant" else None
+
+
+def _source(producer: dict, tensor: str) -> str:
+    return _selection(producer, tensor).inputs[1]
+
+
+def _unviewed(producer: dict, tensor: str) -> str:
+    n = producer.get(tensor)
+    while n is not None and n.op in _VIEWS:
+        tensor = n.inputs[0]
+        n = producer.get(tensor)
+    return tensor

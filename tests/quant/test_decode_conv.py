@@ -1,0 +1,76 @@
+"""A token convolution's window in generation (quant.decode_conv) and the ``cache_window`` op of the
+golden reference, on hand-made nodes: the window's rows by position (out of range refused), the
+slice of a conv's outputs on fewer positions, and the one-line refusals of a linear that mixes
+positions and of a conv over the tokens that is not causal."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from qasic.errors import InputError, UnsupportedOpError
+from qasic.quant import decode_conv, reference
+from qasic.quant.graph import QNode
+
+C = 6
+
+
+def test_cache_window_reads_rows_p_to_p_plus_k_of_each_sample():
+    cache = np.arange(2 * (C + 2) * 3).reshape(2, C + 2, 3)
+    node = QNode("w", "cache_window", ("cache.x", "step"), "w", {"index": 1, "rows": 3})
+    step = np.array([[5, 0], [9, 4]])
+    got = reference.run_node(None, node, [cache, step])
+    np.testing.assert_array_equal(got, np.stack([cache[0, 0:3], cache[1, 4:7]]))
+    with pytest.raises(InputError, match="window of 3 rows at position 6 is outside the 8 rows"):
+        reference.run_node(None, node, [cache, np.array([[1, 6], [1, 0]])])
+
+
+def _slice(weight: np.ndarray, bias=0, multiplier=1 << 30) -> QNode:
+    out = weight.shape[0]
+    return QNode("s", "linear", ("x",), "s", {}, {
+        "weight": weight, "bias": np.full(out, bias), "multiplier": np.full(out, multiplier),
+        "shift": np.ones(out, np.int64)})
+
+
+def test_a_slice_of_the_positions_keeps_its_first_rows_and_columns():
+    """LFM2's slice of the first C of C + 2 conv outputs: 127 on the diagonal, on P positions its
+    (P, P) corner (a decode step: the 1x1 one)."""
+    w = np.hstack([127 * np.eye(C, dtype=np.int64), np.zeros((C, 2), np.int64)])
+    n = decode_conv.slice_linear(_slice(w), C, 4)
+    assert n.params["weight"].tolist() == (127 * np.eye(4, dtype=np.int64)).tolist()
+    assert [np.shape(n.params[k]) for k in ("bias", "multiplier", "shift")] == [(4,)] * 3
+    assert decode_conv.slice_linear(_slice(w), C, 1).params["weight"].tolist() == [[127]]
+
+
+@pytest.mark.parametrize("weight", [
+    np.tril(np.ones((C, C), np.int64)),                       # a cumulative sum: mixes tokens
+    np.hstack([np.zeros((C, 1), np.int64), np.eye(C, dtype=np.int64)]),  # shifted by one
+    np.diag(np.arange(1, C + 1)),                             # a weight per position
+])
+def test_a_linear_that_mixes_or_reweights_positions_is_refused(weight):
+    with pytest.raises(UnsupportedOpError, match=r"^s: a linear over the token positions "
+                                                 r"\(weight .*\) that is not a slice of the "
+                                                 r"first 6; it mixes tokens"):
+        decode_conv.slice_linear(_slice(weight), C, 1)
+
+
+@pytest.mark.parametrize("padding", [(0, 1, 0, 2), (0, 1, 0, 1), (0, 2, 0, 0)])
+def test_a_token_conv_is_found_when_causal_and_refused_otherwise(padding):
+    """Kernel 3 along the tokens: padded 2 on the left it is causal (the window of the last 3
+    inputs); padded 1 it would read the next token: refused in one line."""
+    conv = QNode("conv", "conv2d", ("image",), "conv",
+                 {"stride": (1, 1), "dilation": (1, 1), "groups": 4, "padding": padding},
+                 {"weight": np.ones((4, 1, 3, 1), np.int64), "bias": np.zeros(4, np.int64),
+                  "multiplier": np.ones(4, np.int64), "shift": np.zeros(4, np.int64)})
+    graph = SimpleNamespace(nodes=(conv,), shapes={"image": (1, C, 4), "rows": (C, 4)})
+    tokens = {"image": (1, 1)}
+    if padding[1] == 2:
+        assert decode_conv.token_convs(graph, C, tokens, lambda t: ["rows"]) == \
+            {"conv": ("rows", 3)}
+        return
+    with pytest.raises(UnsupportedOpError, match=r"^conv: a conv2d over the token positions "
+                                                 r"\(input \(1, 6, 4\), kernel 1x3, padding "
+                                                 r".*\) that is not a causal conv1d"):
+        decode_conv.token_convs(graph, C, tokens, lambda t: ["rows"])
