@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from qasic.quant import lowering, lowering_ops, lowering_pad
+from qasic.quant import lowering, lowering_ops, lowering_pad, lowering_seq
 from qasic.quant.lowering import Act, _act, _arg, _const, _ints, _np, hw_pair
 from qasic.quant.lowering_seq import reshaped
 
@@ -107,10 +107,10 @@ def conv_transpose(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, pa
     """The conv2d named after the module, then the pixel shuffle (module docstring)."""
     if isinstance(x, lowering_pad.ZeroPad):
         b.fail(node, f"{lowering_pad.READERS_HINT}, not a transposed one")
-    x = _act(b, node, x, "conv_transpose input")
     w = _np(_const(b, node, w, "conv_transpose weight"))
-    if b.sequence or w.ndim not in (3, 4):
-        b.fail(node, "transposed convolution: only 1-D and 2-D ones in image models")
+    if w.ndim not in (3, 4):
+        b.fail(node, f"only 1-D and 2-D transposed convolutions (weight of rank {w.ndim})")
+    x = lowering.image_input(b, node, _act(b, node, x, "conv_transpose input"))
     spatial = w.ndim - 2
     if spatial == 1:
         w = w[:, :, None, :]  # (IC, OC/g, K) -> (IC, OC/g, 1, K): height 1
@@ -128,7 +128,8 @@ def conv_transpose(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, pa
     params = {"weight": weight.transpose(0, 2, 3, 1), "bias": np.tile(bias, sh * sw)}
     shape = (ph.rows, pw.rows, sh * sw * c_out)
     y = b.add(node, "conv2d", (x.name,), attrs, params, shape=shape)
-    return pixel_shuffle(b, node, y, ph.rows, pw.rows, sh, sw, c_out)
+    z = pixel_shuffle(b, node, y, ph.rows, pw.rows, sh, sw, c_out)
+    return lowering_seq.torch_layout(b, node, z) if b.sequence else z
 
 
 def pixel_shuffle(b: Any, node: Any, y: Act, mh: int, mw: int, sh: int, sw: int,
