@@ -190,11 +190,11 @@ _MOVES = ("reshape", "permute")
 
 
 def _unshuffle(b: Any, node: Any, x: Any) -> tuple[Act, Any] | None:
-    """When ``x`` is a pixel shuffle that ``node`` alone reads: its moves are dropped and
-    (their input, the transposed conv's fx node) returned; else None."""
+    """When ``x`` is a pixel shuffle (in sequence mode, and its permute to torch's layout) that
+    ``node`` alone reads: its moves are dropped and (their input, the transposed conv's fx
+    node) returned; else None."""
     last = b.nodes.get(x.name) if isinstance(x, Act) else None
-    if last is None or last.op != "reshape" or not last.name.endswith(".shuffle") \
-            or not b.sole_user(x, node):
+    if last is None or not _shuffled(b, last) or not b.sole_user(x, node):
         return None
     src, n = b.origin[last.name], last
     while n.op in _MOVES and b.origin.get(n.name) is src:
@@ -204,23 +204,42 @@ def _unshuffle(b: Any, node: Any, x: Any) -> tuple[Act, Any] | None:
     return Act(n.name), src
 
 
+def _shuffled(b: Any, last: Any) -> bool:
+    """Whether FNode ``last`` ends a transposed conv's moves: its shuffle (image mode) or its
+    permute to torch's layout (sequence mode)."""
+    suffix = ".torch" if b.sequence else ".shuffle"
+    if last.op not in _MOVES or not last.name.endswith(suffix):
+        return False
+    n, src = last, b.origin[last.name]
+    while n.op in _MOVES and b.origin.get(n.name) is src:
+        n = b.nodes[n.inputs[0]]
+    return n.op == "conv2d" and b.origin.get(n.name) is src
+
+
 def hoisted(inner: Any, tiled: tuple[int, ...] = ()) -> Any:
     """Handler ``inner`` of a per-channel op, run before a pixel shuffle it alone reads (see
-    ``_unshuffle``): on the conv's (M_h, M_w, s_h s_w C) output, its per-channel constant
-    args (positions ``tiled``) repeated once per phase, then the shuffle again."""
+    ``_unshuffle``): on the conv's (M_h, M_w, s_h s_w C) output, in image mode, its
+    per-channel constant args (positions ``tiled``) repeated once per phase, then the shuffle
+    again (and in sequence mode the permute to torch's layout: a token model's
+    ConvTranspose -> BatchNorm folds as an image model's)."""
     def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
         found = _unshuffle(b, node, args[0]) if args else None
         if found is None:
             return inner(b, node, args, kwargs)
-        (x, src), (h, w, c) = found, b.shapes[_act(b, node, args[0], "input").name]
+        (x, src), (h, w, c) = found, lowering.per_sample(node.args[0])
         mh, mw, phases = b.shapes[x.name]
         reps = phases // c
         args = [x] + [a.repeat(reps) if i in tiled and isinstance(a, torch.Tensor) else a
                       for i, a in enumerate(args) if i]
-        out = inner(b, node, args, kwargs)
+        sequence, b.sequence = b.sequence, False  # the conv's output is an image
+        try:
+            out = inner(b, node, args, kwargs)
+        finally:
+            b.sequence = sequence
         y = out[0] if isinstance(out, tuple) else out
         b.shapes[y.name] = (mh, mw, phases)
         z = pixel_shuffle(b, src, y, mh, mw, h // mh, w // mw, c)
+        z = lowering_seq.torch_layout(b, src, z) if sequence else z
         return (z, *out[1:]) if isinstance(out, tuple) else z
     return handler
 

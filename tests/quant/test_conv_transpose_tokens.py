@@ -115,28 +115,33 @@ def test_a_transposed_conv_of_a_torch_layout_map_goes_back_to_image_mode():
 
 class TokenUp(nn.Module):
     """A token model: embeddings viewed as a 4x4 image (N, H, W, C) permuted to (N, C, H, W)
-    and a ConvTranspose2d (to 8x8), and the (N, C, T) transpose of the embeddings and a
-    ConvTranspose1d (16 -> 64 positions); both back to tokens, added, a linear."""
+    and a ConvTranspose2d (to 8x8), BatchNorm2d and ReLU, and the (N, C, T) transpose of the
+    embeddings and a ConvTranspose1d (16 -> 64 positions); both back to tokens, added, a
+    linear."""
 
     def __init__(self, c: int = 8):
         super().__init__()
         torch.manual_seed(0)
         self.emb = nn.Embedding(50, c)
         self.up2, self.up1 = nn.ConvTranspose2d(c, c, 2, 2), nn.ConvTranspose1d(c, c, 4, 4)
-        self.fc = nn.Linear(c, c)
+        self.bn, self.fc = _bn(c), nn.Linear(c, c)
 
     def forward(self, ids):
         e = self.emb(ids)
-        y = self.up2(e.view(-1, 4, 4, e.shape[2]).permute(0, 3, 1, 2)).flatten(2)
+        y = self.up2(e.view(-1, 4, 4, e.shape[2]).permute(0, 3, 1, 2))
+        y = torch.relu(self.bn(y)).flatten(2)
         return self.fc((y + self.up1(e.transpose(1, 2))).transpose(1, 2))
 
 
 def test_transposed_convs_in_a_token_model_write_torch_layout_and_run_bit_exact():
-    """Before: 'transposed convolution: only 1-D and 2-D ones in image models'."""
+    """Before: 'transposed convolution: only 1-D and 2-D ones in image models'; the batch
+    norm folds into the conv and the relu runs before the shuffle, as in an image model."""
     ids = torch.from_numpy(np.random.default_rng(0).integers(0, 50, (4, 16)))
-    g = capture(TokenUp().eval(), ids[:1])
+    g = capture(TokenUp().eval(), ids[:1])  # (the cosine below checks the numbers)
     convs = [g.shapes[n.output] for n in g.nodes if n.op == "conv2d"]
     assert convs == [(4, 4, 32), (1, 16, 32)]  # a channel per phase: 4 = 2 x 2, 4
+    assert [n.op for n in g.nodes if n.op not in ("reshape", "permute")] == [
+        "embedding", "conv2d", "relu", "conv2d", "add", "linear"]
     assert [g.shapes[n.output] for n in g.nodes if n.name.endswith(".torch")] == [
         (8, 8, 8), (8, 64)]
     r = qasic.evaluate(TokenUp().eval(), ids, calibration=ids)
