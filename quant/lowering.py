@@ -150,11 +150,12 @@ def _conv(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, padding: An
 def image_input(b: Any, node: Any, x: Act,
                 zeros: tuple[int, int, int, int] = (0, 0, 0, 0)) -> Act:
     """A conv's (or transposed conv's) input as the NHWC image its kernel reads. In a
-    sequence model torch's
-    channels-last (N, H, W, C) permuted to (N, C, H, W) is that image already: the permute is
-    skipped (pruned if nothing else reads it), and so is the transpose of a sequence (N, L, C)
-    to (N, C, L) (Wav2Vec2's positional conv); an image model gone to sequence mode comes back
-    at such a permute (qasic.quant.lowering_seq ``to_sequence``). Any other
+    sequence model torch's channels-last (N, H, W, C) permuted to (N, C, H, W) is that image
+    already: the permute is skipped (pruned if nothing else reads it), and so is the transpose
+    of a sequence (N, L, C) to (N, C, L) (Wav2Vec2's positional conv); an image model gone to
+    sequence mode comes back at such a permute (qasic.quant.lowering_seq ``to_sequence``), and
+    to image mode at a map permuted to torch's layout (qasic.quant.layouts), which the conv
+    reads as it was, and at a (C, H, W) no permute made (``image_again``). Any other
     layout is refused (the kernel would read the wrong pixels). ``zeros``: the pixels a zero
     pad in front adds (the fx input is the padded image)."""
     want = per_sample(node.args[0])  # the padded image when a zero pad is folded in

@@ -26,6 +26,11 @@ one GEMM kernel and the moves). Quantization: the conv's per-output-channel weig
 (channel, phase) pair. Groups are made dense (zeros across groups), which costs ``groups``
 times the multiply-accumulates of a grouped conv. Refused: an output size that is not a
 multiple of the stride (the crop of a partial last row of phases is no op the graph has).
+
+In sequence mode (tokens viewed as an image: BEiT's feature pyramid, VitPose's decoder) the
+input is read as a conv reads it (``lowering.image_input``: an image model returns to image
+mode there); in a token model, which stays in sequence mode, the shuffle's output is permuted
+to torch's layout (``lowering_seq.torch_layout``), and a hoisted op runs before both.
 """
 
 from __future__ import annotations
@@ -44,7 +49,8 @@ from qasic.quant.lowering_seq import reshaped
 aten = torch.ops.aten
 
 SUPPORTED = (("conv_transpose1d/2d (any stride, padding, output_padding, dilation, groups; "
-              "output size a multiple of the stride): a conv2d and a pixel shuffle"),)
+              "output size a multiple of the stride; also of tokens viewed as an image): a "
+              "conv2d and a pixel shuffle"),)
 
 
 @dataclass(frozen=True)
