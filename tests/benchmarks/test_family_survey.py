@@ -79,3 +79,16 @@ def test_a_task_head_runs_on_its_base_models_config(tmp_path):
     assert rec["class"].endswith("BertForSequenceClassification") and rec["generate"] is None
     model, x, _ = fs.build("BertForSequenceClassification")
     assert tuple(model(__import__("torch").from_numpy(x)).shape) == (2, 2)  # (batch, labels)
+
+
+def test_a_head_with_no_base_model_has_its_own_row():
+    """UperNet, Depth Anything and VitPose have no base model in MODELS: their own rows
+    (``_OWN``), a tiny ViT-like backbone given as a config dict."""
+    import torch
+
+    assert fs.HEADS["UperNetForSemanticSegmentation"] == ""
+    family, config, kw, _, kind, size = fs.spec("UperNetForSemanticSegmentation")
+    assert (family, config, kind, size) == ("vision", "UperNetConfig", "image", 32)
+    assert kw["backbone_config"]["model_type"] == "beit"
+    model, x, _ = fs.build("UperNetForSemanticSegmentation")
+    assert tuple(model(torch.from_numpy(x)).shape) == (2, 2, 32, 32)  # logits at 32x32
