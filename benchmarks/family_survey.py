@@ -62,8 +62,10 @@ never stops the survey. Per model a record with RECORD_KEYS:
 - ``wall_s``: build, evaluate and generate, in the subprocess (not its imports).
 
 ``--heads`` runs the task heads instead (HEADS: causal-LM, sequence and token classification,
-question answering, masked-LM, image classification, segmentation, depth, detection and speech
-heads, each on its base model's config and inputs), their first output (the logits) compared;
+question answering, masked-LM, image classification, segmentation, depth, pose, detection and
+speech heads, each on its base model's config and inputs, or, with no base model in MODELS
+(UperNet, Depth Anything, VitPose), on its own config whose backbone is a tiny ViT-like one),
+their first output (the logits) compared;
 causal-LM heads generate with their real logits. It writes ``head_survey.json``.
 
 Writes ``family_survey.json`` (schema SCHEMA; the commit and the tracked files changed in the
@@ -725,25 +727,54 @@ _IMAGE = {f"{p}ForImageClassification": f"{p}Model"
                     "ResNet", "RegNet", "MobileNetV1", "MobileNetV2", "EfficientNet",
                     "MobileViT", "MobileViTV2", "Levit", "PoolFormer", "Cvt", "PvtV2",
                     "FocalNet", "Hiera", "Bit", "Data2VecVision", "SwiftFormer")}
+# a plain ViT's 4 layers for a feature pyramid (BEiT's and Data2Vec's UperNet neck: each
+# layer's tokens viewed as a map, ConvTranspose2d x4 and x2, identity, max pool)
+_PYRAMID = {"num_hidden_layers": 4, "out_indices": [1, 2, 3, 4]}
+# heads with no base model in MODELS: their own row (backbones given as config dicts)
+_OWN: dict[str, tuple[str, str, dict, dict, str, int]] = {
+    "UperNetForSemanticSegmentation": (
+        "vision", "UperNetConfig",
+        {"backbone_config": {"model_type": "beit", **_VIT, **_PYRAMID, "add_fpn": True,
+                             "reshape_hidden_states": True},
+         "hidden_size": 32, "use_auxiliary_head": False}, {}, "image", 32),
+    "DepthAnythingForDepthEstimation": (
+        "vision", "DepthAnythingConfig",
+        {"backbone_config": {"model_type": "dinov2", "image_size": 32, "patch_size": 8,
+                             "hidden_size": 32, "num_hidden_layers": 4,
+                             "num_attention_heads": 2, "mlp_ratio": 2,
+                             "out_indices": [1, 2, 3, 4], "reshape_hidden_states": False},
+         "patch_size": 8, "reassemble_hidden_size": 32, "neck_hidden_sizes": [16, 16, 32, 32],
+         "fusion_hidden_size": 16, "head_hidden_size": 16}, {}, "image", 32),
+    # the classic decoder: ConvTranspose2d -> BatchNorm -> ReLU twice after tokens -> map
+    "VitPoseForPoseEstimation": (
+        "vision", "VitPoseConfig",
+        {"backbone_config": {"model_type": "vitpose_backbone", "image_size": [32, 32],
+                             "patch_size": [8, 8], "hidden_size": 32, "num_hidden_layers": 2,
+                             "num_attention_heads": 2, "mlp_ratio": 2, "out_indices": [2]},
+         "use_simple_decoder": False}, {}, "image", 32),
+}
 HEADS: dict[str, str | tuple[str, dict]] = _CAUSAL_LM | _TEXT | _IMAGE | {
     "SegformerForSemanticSegmentation": "SegformerModel",
     "MobileViTForSemanticSegmentation": "MobileViTModel",  # DeepLabV3: ASPP, bilinear
     # UperNet head on the outputs of 4 layers
-    "BeitForSemanticSegmentation": ("BeitModel", {"num_hidden_layers": 4,
-                                                  "out_indices": [1, 2, 3, 4]}),
+    "BeitForSemanticSegmentation": ("BeitModel", _PYRAMID),
+    "Data2VecVisionForSemanticSegmentation": ("Data2VecVisionModel", _PYRAMID),
+    "DPTForSemanticSegmentation": ("DPTModel", {"fusion_hidden_size": 16}),
     "DPTForDepthEstimation": "DPTModel",
     "GLPNForDepthEstimation": "GLPNModel",
     "YolosForObjectDetection": "YolosModel",
     "Wav2Vec2ForCTC": "Wav2Vec2Model",
     "HubertForCTC": "HubertModel",
     "Wav2Vec2ForSequenceClassification": "Wav2Vec2Model",  # mean pooling over frames
-}
+} | dict.fromkeys(_OWN, "")
 
 
 def spec(name: str) -> tuple[str, str, dict, dict, str, int]:
     """The MODELS row of ``name``, or a task head's: its base model's (with the head's config
     additions, if any), without the base's model keywords (``add_pooling_layer``: a head builds
-    its own)."""
+    its own); a head with no base model in MODELS (HEADS value ""): its own row in ``_OWN``."""
+    if name in _OWN:
+        return _OWN[name]
     if name in HEADS:
         base, extra = HEADS[name] if isinstance(HEADS[name], tuple) else (HEADS[name], {})
         family, config, kw, _, kind, size = MODELS[base]

@@ -52,11 +52,24 @@ def _map(b: Any, node: Any) -> bool:
         and b.batch_axes.get(node.name, (0, 1)) == (0, 1)
 
 
+# ops that take the mode their input was made in: a slice of a sequence read in image mode
+# (BEiT's x[:, 1:] of each stage's tokens, after an earlier stage's went to image mode) is
+# a selection in torch's axes, where converting the whole sequence first would move it
+FOLLOW_OPS = {aten.slice.Tensor}
+
+
 def enters_sequence(b: Any, node: Any) -> None:
-    """Before a sequence op of an image model in image mode that reads a map: sequence mode."""
-    if b.layout is None and not b.sequence and node.target in SEQUENCE_OPS \
-            and any(_map(b, a) for a in node.all_input_nodes):
+    """Before a sequence op of an image model in image mode that reads a map, or a
+    ``FOLLOW_OPS`` op of a value made in sequence mode: sequence mode."""
+    if b.layout is not None or b.sequence:
+        return
+    if node.target in SEQUENCE_OPS and any(_map(b, a) for a in node.all_input_nodes) or \
+            node.target in FOLLOW_OPS and _made_in_sequence(b, node.args[0]):
         b.sequence = True
+
+
+def _made_in_sequence(b: Any, node: Any) -> bool:
+    return isinstance(b.env.get(getattr(node, "name", None)), Act) and b.made_in.get(node.name)
 
 
 def relayout(b: Any, node: Any, v: Any) -> Any:

@@ -125,7 +125,7 @@ def _conv(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, padding: An
     from qasic.quant.lowering_pad import unpad  # it imports this module
 
     x, zeros = unpad(x)  # an F.pad in front adds its pixels to the padding
-    x = _image_input(b, node, _act(b, node, x, "conv input"), zeros)
+    x = image_input(b, node, _act(b, node, x, "conv input"), zeros)
     w = _np(_const(b, node, w, "conv weight"))
     if w.ndim not in (3, 4):
         b.fail(node, f"only 1-D and 2-D convolutions (weight of rank {w.ndim})")
@@ -147,12 +147,15 @@ def _conv(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, padding: An
     return lowering_seq.torch_layout(b, node, y)
 
 
-def _image_input(b: Any, node: Any, x: Act, zeros: tuple[int, int, int, int]) -> Act:
-    """A conv's input as the NHWC image its kernel reads. In a sequence model torch's
-    channels-last (N, H, W, C) permuted to (N, C, H, W) is that image already: the permute is
-    skipped (pruned if nothing else reads it), and so is the transpose of a sequence (N, L, C)
-    to (N, C, L) (Wav2Vec2's positional conv); an image model gone to sequence mode comes back
-    at such a permute (qasic.quant.lowering_seq ``to_sequence``). Any other
+def image_input(b: Any, node: Any, x: Act,
+                zeros: tuple[int, int, int, int] = (0, 0, 0, 0)) -> Act:
+    """A conv's (or transposed conv's) input as the NHWC image its kernel reads. In a
+    sequence model torch's channels-last (N, H, W, C) permuted to (N, C, H, W) is that image
+    already: the permute is skipped (pruned if nothing else reads it), and so is the transpose
+    of a sequence (N, L, C) to (N, C, L) (Wav2Vec2's positional conv); an image model gone to
+    sequence mode comes back at such a permute (qasic.quant.lowering_seq ``to_sequence``), and
+    to image mode at a map permuted to torch's layout (qasic.quant.layouts), which the conv
+    reads as it was, and at a (C, H, W) no permute made (``image_again``). Any other
     layout is refused (the kernel would read the wrong pixels). ``zeros``: the pixels a zero
     pad in front adds (the fx input is the padded image)."""
     want = per_sample(node.args[0])  # the padded image when a zero pad is folded in
@@ -162,6 +165,8 @@ def _image_input(b: Any, node: Any, x: Act, zeros: tuple[int, int, int, int]) ->
     prev = b.nodes.get(x.name)
     if prev is not None and prev.op == "permute" and tuple(prev.attrs["perm"]) == (2, 0, 1) \
             and b.shapes[prev.inputs[0]] == want:
+        if b.sequence and b.layout is None:  # an image model's map, read back: image mode
+            b.sequence, b.left_sequence = False, True
         return Act(prev.inputs[0])
     if prev is not None and prev.op == "permute" and tuple(prev.attrs["perm"]) == (1, 0) \
             and (1,) + b.shapes[prev.inputs[0]] == want:  # (L, C) transposed: the 1-D image

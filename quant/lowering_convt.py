@@ -26,6 +26,11 @@ one GEMM kernel and the moves). Quantization: the conv's per-output-channel weig
 (channel, phase) pair. Groups are made dense (zeros across groups), which costs ``groups``
 times the multiply-accumulates of a grouped conv. Refused: an output size that is not a
 multiple of the stride (the crop of a partial last row of phases is no op the graph has).
+
+In sequence mode (tokens viewed as an image: BEiT's feature pyramid, VitPose's decoder) the
+input is read as a conv reads it (``lowering.image_input``: an image model returns to image
+mode there); in a token model, which stays in sequence mode, the shuffle's output is permuted
+to torch's layout (``lowering_seq.torch_layout``), and a hoisted op runs before both.
 """
 
 from __future__ import annotations
@@ -37,14 +42,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from qasic.quant import lowering, lowering_ops, lowering_pad
+from qasic.quant import lowering, lowering_ops, lowering_pad, lowering_seq
 from qasic.quant.lowering import Act, _act, _arg, _const, _ints, _np, hw_pair
 from qasic.quant.lowering_seq import reshaped
 
 aten = torch.ops.aten
 
 SUPPORTED = (("conv_transpose1d/2d (any stride, padding, output_padding, dilation, groups; "
-              "output size a multiple of the stride): a conv2d and a pixel shuffle"),)
+              "output size a multiple of the stride; also of tokens viewed as an image): a "
+              "conv2d and a pixel shuffle"),)
 
 
 @dataclass(frozen=True)
@@ -107,10 +113,10 @@ def conv_transpose(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, pa
     """The conv2d named after the module, then the pixel shuffle (module docstring)."""
     if isinstance(x, lowering_pad.ZeroPad):
         b.fail(node, f"{lowering_pad.READERS_HINT}, not a transposed one")
-    x = _act(b, node, x, "conv_transpose input")
     w = _np(_const(b, node, w, "conv_transpose weight"))
-    if b.sequence or w.ndim not in (3, 4):
-        b.fail(node, "transposed convolution: only 1-D and 2-D ones in image models")
+    if w.ndim not in (3, 4):
+        b.fail(node, f"only 1-D and 2-D transposed convolutions (weight of rank {w.ndim})")
+    x = lowering.image_input(b, node, _act(b, node, x, "conv_transpose input"))
     spatial = w.ndim - 2
     if spatial == 1:
         w = w[:, :, None, :]  # (IC, OC/g, K) -> (IC, OC/g, 1, K): height 1
@@ -128,7 +134,8 @@ def conv_transpose(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, pa
     params = {"weight": weight.transpose(0, 2, 3, 1), "bias": np.tile(bias, sh * sw)}
     shape = (ph.rows, pw.rows, sh * sw * c_out)
     y = b.add(node, "conv2d", (x.name,), attrs, params, shape=shape)
-    return pixel_shuffle(b, node, y, ph.rows, pw.rows, sh, sw, c_out)
+    z = pixel_shuffle(b, node, y, ph.rows, pw.rows, sh, sw, c_out)
+    return lowering_seq.torch_layout(b, node, z) if b.sequence else z
 
 
 def pixel_shuffle(b: Any, node: Any, y: Act, mh: int, mw: int, sh: int, sw: int,
@@ -189,11 +196,11 @@ _MOVES = ("reshape", "permute")
 
 
 def _unshuffle(b: Any, node: Any, x: Any) -> tuple[Act, Any] | None:
-    """When ``x`` is a pixel shuffle that ``node`` alone reads: its moves are dropped and
-    (their input, the transposed conv's fx node) returned; else None."""
+    """When ``x`` is a pixel shuffle (in sequence mode, and its permute to torch's layout) that
+    ``node`` alone reads: its moves are dropped and (their input, the transposed conv's fx
+    node) returned; else None."""
     last = b.nodes.get(x.name) if isinstance(x, Act) else None
-    if last is None or last.op != "reshape" or not last.name.endswith(".shuffle") \
-            or not b.sole_user(x, node):
+    if last is None or not _shuffled(b, last) or not b.sole_user(x, node):
         return None
     src, n = b.origin[last.name], last
     while n.op in _MOVES and b.origin.get(n.name) is src:
@@ -203,23 +210,42 @@ def _unshuffle(b: Any, node: Any, x: Any) -> tuple[Act, Any] | None:
     return Act(n.name), src
 
 
+def _shuffled(b: Any, last: Any) -> bool:
+    """Whether FNode ``last`` ends a transposed conv's moves: its shuffle (image mode) or its
+    permute to torch's layout (sequence mode)."""
+    suffix = ".torch" if b.sequence else ".shuffle"
+    if last.op not in _MOVES or not last.name.endswith(suffix):
+        return False
+    n, src = last, b.origin[last.name]
+    while n.op in _MOVES and b.origin.get(n.name) is src:
+        n = b.nodes[n.inputs[0]]
+    return n.op == "conv2d" and b.origin.get(n.name) is src
+
+
 def hoisted(inner: Any, tiled: tuple[int, ...] = ()) -> Any:
     """Handler ``inner`` of a per-channel op, run before a pixel shuffle it alone reads (see
-    ``_unshuffle``): on the conv's (M_h, M_w, s_h s_w C) output, its per-channel constant
-    args (positions ``tiled``) repeated once per phase, then the shuffle again."""
+    ``_unshuffle``): on the conv's (M_h, M_w, s_h s_w C) output, in image mode, its
+    per-channel constant args (positions ``tiled``) repeated once per phase, then the shuffle
+    again (and in sequence mode the permute to torch's layout: a token model's
+    ConvTranspose -> BatchNorm folds as an image model's)."""
     def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
         found = _unshuffle(b, node, args[0]) if args else None
         if found is None:
             return inner(b, node, args, kwargs)
-        (x, src), (h, w, c) = found, b.shapes[_act(b, node, args[0], "input").name]
+        (x, src), (h, w, c) = found, lowering.per_sample(node.args[0])
         mh, mw, phases = b.shapes[x.name]
         reps = phases // c
         args = [x] + [a.repeat(reps) if i in tiled and isinstance(a, torch.Tensor) else a
                       for i, a in enumerate(args) if i]
-        out = inner(b, node, args, kwargs)
+        sequence, b.sequence = b.sequence, False  # the conv's output is an image
+        try:
+            out = inner(b, node, args, kwargs)
+        finally:
+            b.sequence = sequence
         y = out[0] if isinstance(out, tuple) else out
         b.shapes[y.name] = (mh, mw, phases)
         z = pixel_shuffle(b, src, y, mh, mw, h // mh, w // mw, c)
+        z = lowering_seq.torch_layout(b, src, z) if sequence else z
         return (z, *out[1:]) if isinstance(out, tuple) else z
     return handler
 

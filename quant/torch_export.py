@@ -5,7 +5,8 @@ their high-level form (aten.conv2d, aten.linear, aten.batch_norm); the decompose
 (aten.convolution, addmm, _native_batch_norm_legit_no_training, max_pool2d_with_indices) are
 accepted too, so a saved, decomposed ExportedProgram also captures. Ops whose inputs are all
 constants (e.g. ``t`` of a weight) are evaluated at capture time; einsums of two operands are
-rewritten first into permutes, reshapes and a matmul (qasic.quant.einsum). Anything else raises
+rewritten first into permutes, reshapes and a matmul (qasic.quant.einsum), a channel selected
+and unsqueezed back into a slice (qasic.quant.keepdim). Anything else raises
 UnsupportedOpError naming the node, its target and the supported ops.
 
 Token and sequence models are captured in sequence mode (qasic.quant.lowering_seq): the graph
@@ -32,6 +33,7 @@ from qasic.quant import (
     export_errors,
     fourier,
     inplace,
+    keepdim,
     known_modules,
     layouts,
     lengths,
@@ -201,11 +203,12 @@ class _Builder:
         self.ep = ep
         # the graph walked: einsums and FNet's Fourier transforms made matmuls, patch unfolds
         # views and permutes, selections of samples by constant masks resolved, complex RoPE
-        # real products; before all, the subgraphs of wrappers (autocast, no_grad regions)
-        # inlined: ``inlined`` is the exported graph as torch ran it
+        # real products, ``x[:, i].unsqueeze(1)`` slices; before all, the subgraphs of wrappers
+        # (autocast, no_grad regions) inlined: ``inlined`` is the exported graph as torch ran it
         self.inlined = wrappers.inline(ep.graph_module)
-        self.graph = complex_rope.decompose(fourier.decompose(unfold.decompose(einsum.decompose(
-            selects.decompose(self.inlined, set(ep.graph_signature.user_inputs))))))
+        self.graph = keepdim.decompose(complex_rope.decompose(fourier.decompose(unfold.decompose(
+            einsum.decompose(selects.decompose(self.inlined,
+                                               set(ep.graph_signature.user_inputs)))))))
         self.env: dict[str, Any] = {}
         self.nodes: dict[str, FNode] = {}     # insertion order is execution order
         self.origin: dict[str, fx.Node] = {}  # tensor name -> fx node that produced it

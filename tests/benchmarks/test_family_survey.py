@@ -106,3 +106,16 @@ def test_a_row_of_another_library_builds_its_wrapper_around_its_layers():
         out = model(torch.from_numpy(x))
     assert out.shape == (fs.BATCH, fs.SEQ_DEC, fs.VOCAB_DEC) and 0.5 < float(out.abs().max()) < 20
     assert params == sum(p.numel() for p in model.parameters())
+
+
+def test_a_head_with_no_base_model_has_its_own_row():
+    """UperNet, Depth Anything and VitPose have no base model in MODELS: their own rows
+    (``_OWN``), a tiny ViT-like backbone given as a config dict."""
+    import torch
+
+    assert fs.HEADS["UperNetForSemanticSegmentation"] == ""
+    family, config, kw, _, kind, size = fs.spec("UperNetForSemanticSegmentation")
+    assert (family, config, kind, size) == ("vision", "UperNetConfig", "image", 32)
+    assert kw["backbone_config"]["model_type"] == "beit"
+    model, x, _ = fs.build("UperNetForSemanticSegmentation")
+    assert tuple(model(torch.from_numpy(x)).shape) == (2, 2, 32, 32)  # logits at 32x32

@@ -7,8 +7,9 @@ stage's conv), ConvNeXt V2 (global response normalization from existing ops), Le
 (BatchNorm1d of its linears), SigLIP (an attention-pooling head whose probe query is a
 constant, the left operand of its scores) and UperNet (a semantic-segmentation head on a
 ConvNeXt backbone: pyramid pooling to 1, 2, 3 and 6 cells, bilinear resizes of every size) and
-Segformer's segmentation head (its stages resized to a quarter of the input) and the depth
-heads of DPT (CLS-token readouts) and GLPN (channel gates) run bit-exact."""
+Segformer's segmentation head (its stages resized to a quarter of the input), the depth
+heads of DPT (CLS-token readouts) and GLPN (channel gates) and BEiT's segmentation head (a
+feature pyramid of transposed convs on its tokens' maps) run bit-exact."""
 
 from __future__ import annotations
 
@@ -273,9 +274,9 @@ def test_dpt_depth_head_reads_its_cls_tokens_after_an_image_stage_and_runs_bit_e
 
 def test_glpn_depth_head_selects_its_attention_channels_and_runs_bit_exact():
     """GLPNForDepthEstimation: its selective feature fusion gates the local and global maps by
-    the two channels of a sigmoid map (``attn[:, 0]``, ``attn[:, 1]``): selects of torch's
-    channel axis, in sequence mode (qasic.quant.layouts). Before: 'node select ...: op
-    aten.select.int is supported in sequence models only'."""
+    the two channels of a sigmoid map (``attn[:, 0].unsqueeze(1)``): channel slices of the
+    image (qasic.quant.keepdim), no permutes. Before: 'node select ...: op aten.select.int is
+    supported in sequence models only', then four permutes of whole maps (sequence mode)."""
     torch.manual_seed(0)
     config = transformers.GLPNConfig(num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1],
                                      hidden_sizes=[16, 32], patch_sizes=[7, 3], strides=[4, 2],
@@ -283,5 +284,35 @@ def test_glpn_depth_head_selects_its_attention_channels_and_runs_bit_exact():
                                      decoder_hidden_size=16)
     model = Depth(transformers.GLPNForDepthEstimation(config).eval(), config.max_depth / 2)
     x = _images(4, 32)
+    g = capture(model, torch.from_numpy(x[:1]))
+    fusion = [n.op for n in g.nodes if ".fusion." in n.name]
+    assert "permute" not in fusion and fusion.count("linear") == 2  # two channel selections
     r = qasic.evaluate(model, x[2:], calibration=x)
     assert r["bit_exact"] and r["cosine"] > 0.995, r["cosine"]  # measured 0.99918
+
+
+def test_beit_segmentation_head_upsamples_its_tokens_by_transposed_convs_and_runs_bit_exact():
+    """BeitForSemanticSegmentation: the tokens of 4 layers, the class token sliced off
+    (``x[:, 1:]``, in sequence mode each time), viewed as maps and put through BEiT's feature
+    pyramid (ConvTranspose2d, BatchNorm, GELU, ConvTranspose2d; ConvTranspose2d; identity; max
+    pool) into its UperNet head. Before: 'transposed convolution: only 1-D and 2-D ones in
+    image models'."""
+    torch.manual_seed(0)
+    config = transformers.BeitConfig(image_size=16, patch_size=4, hidden_size=16,
+                                     num_hidden_layers=4, num_attention_heads=2,
+                                     intermediate_size=32, out_indices=[1, 2, 3, 4],
+                                     pool_scales=[1, 2], use_auxiliary_head=False, num_labels=3)
+    model = SegLogits(reinit(transformers.BeitForSemanticSegmentation(config).eval()))
+    x = _images(4, 16)
+    g = capture(model, torch.from_numpy(x[:1]))
+    assert [g.shapes[n.output] for n in g.nodes if n.name.startswith("model.slice")
+            and n.op == "matmul"] == [(16, 16)] * 4  # 16 of 17 tokens, in sequence mode
+    fpn = [n for n in g.nodes if n.name.startswith("model.fpn")]
+    assert [(n.name, g.shapes[n.output]) for n in fpn if n.op == "conv2d"] == [
+        ("model.fpn.fpn1.conv_transpose1", (4, 4, 64)),  # BatchNorm folded, GELU after
+        ("model.fpn.fpn1.conv_transpose2", (8, 8, 64)), ("model.fpn.fpn2", (4, 4, 64))]
+    assert [n.op for n in fpn].count("maxpool2d") == 1
+    assert all(n.name.endswith((".phases", ".rows")) for n in g.nodes if n.op == "permute"
+               and not n.name.startswith("model.beit.layers"))  # pixel shuffles alone
+    r = qasic.evaluate(model, x[2:], calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]

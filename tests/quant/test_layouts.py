@@ -114,16 +114,40 @@ class ChannelGates(nn.Module):
         a = torch.sigmoid(self.attn(torch.cat((f, g), 1)))
         return self.proj(f * a[:, 0].unsqueeze(1) + g * a[:, 1].unsqueeze(1))
 
+    def selects(self, x):
+        """The same gates by selects alone (no unsqueeze back): a channel of a map in sequence
+        mode."""
+        f = self.local(x)
+        a = torch.sigmoid(self.attn(torch.cat((f, self.wide(x)), 1)))
+        return self.proj(f * (a[:, 0] * a[:, 1]).unsqueeze(1))
+
+
+def test_a_channel_selected_and_unsqueezed_back_is_a_channel_slice_of_the_image():
+    """qasic.quant.keepdim: ``attn[:, i].unsqueeze(1)`` is ``attn[:, i:i + 1]``, a selection
+    of the channels-last image widened over the product's channels, in image mode (before:
+    the attention map and both feature maps permuted to torch's (C, H, W) and the sum back,
+    four permutes)."""
+    module, x = ChannelGates().eval(), _x()
+    g = float_matches(module, x)
+    assert [n.op for n in g.nodes if n.op in ("permute", "reshape", "matmul")] == []
+    sel = {n.name: (n.op, n.params["weight"].tolist(), g.shapes[n.output]) for n in g.nodes
+           if n.name.startswith("select")}
+    assert sel == {"select": ("linear", [[1.0, 0.0]], (8, 12, 1)),
+                   "select_1": ("linear", [[0.0, 1.0]], (8, 12, 1))}
+    r = qasic.evaluate(module, x[:4], calibration=x[:4])
+    assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
+
 
 def test_a_select_of_a_channel_of_a_map_enters_sequence_mode():
     module, x = ChannelGates().eval(), _x()
+    module.forward = module.selects
     g = float_matches(module, x)
-    # each channel a selector (1, 2) times the map in torch's (C, H, W) layout (then spread
-    # over the 4 channels of the mul); the three maps permuted to it once, the sum back
+    # each channel a selector (1, 2) times the map in torch's (C, H, W) layout; the map and
+    # the feature map it scales permuted to it once each, the product back for the conv
     sel = {n.name: g.shapes[n.output] for n in g.nodes if n.op == "matmul"
            and n.name.startswith("select")}
     assert sel == {"select": (1, 1, 96), "select_1": (1, 1, 96)}
-    assert [n.attrs["perm"] for n in g.nodes if n.op == "permute"] == [(2, 0, 1)] * 3 + [
+    assert [n.attrs["perm"] for n in g.nodes if n.op == "permute"] == [(2, 0, 1)] * 2 + [
         (1, 2, 0)]
     r = qasic.evaluate(module, x[:4], calibration=x[:4])
     assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
