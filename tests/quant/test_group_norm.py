@@ -103,6 +103,32 @@ def test_per_channel_constants_fold_into_the_conv_or_become_a_depthwise_one(op):
     assert g.nodes[-1].attrs["groups"] == 8
 
 
+class TimeDivided(nn.Module):
+    """diffusers' UNet2DModel with Fourier time embeddings: sample / timesteps, the timestep
+    per sample a constant (batch, 1, 1, 1); ``t`` its values."""
+
+    def __init__(self, t):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.register_buffer("t", torch.tensor(t))
+
+    def forward(self, x):
+        return self.conv(x) / self.t.repeat(len(x) // len(self.t)).reshape(-1, 1, 1, 1)
+
+
+def test_a_constant_of_one_value_is_a_scalar():
+    g = float_matches(TimeDivided([4.0]).eval(), _x(4, 3, 6, 6))
+    assert [n.op for n in g.nodes] == ["conv2d", "lut"]
+    assert g.nodes[1].attrs["fn_args"] == {"scale": 0.25, "offset": 0.0}
+
+
+def test_a_timestep_that_differs_between_samples_is_refused_in_one_line():
+    with pytest.raises(UnsupportedOpError, match="div of a constant that differs between "
+                                                 "samples") as err:
+        capture(TimeDivided([4.0, 5.0]).eval(), torch.from_numpy(_x(2, 3, 6, 6)))
+    assert "\n" not in str(err.value)
+
+
 class ChannelsFirst(nn.Module):
     """GroupNorm in a sequence model, between two transposes (diffusers' attention blocks):
     torch's channels-first (C, L) layout, a group's values contiguous."""
