@@ -343,6 +343,9 @@ def _channel_constant(b: Any, node: Any, name: str, x: Act, c: Any, x_first: boo
         if not bool((v == v[:1]).all()):
             b.fail(node, f"{name} of a constant that differs between samples")
         v = v[:1]
+    if v is not None and name in ("add", "sub", "mul", "div") and v.numel() != ch \
+            and (x_first or name in ("add", "mul")):
+        return _image_constant_op(b, node, name, x, c, alpha)
     if v is None or len(shape) not in (1, 3) or v.dim() > len(shape) + 1 \
             or v.numel() != ch or (v.dim() > 1 and v.shape[-len(shape)] != ch) \
             or name not in ("add", "sub", "mul", "div") \
@@ -360,6 +363,39 @@ def _channel_constant(b: Any, node: Any, name: str, x: Act, c: Any, x_first: boo
             "bias": prev.params["bias"] * scale + shift}))
         return x
     return _standalone_bn(b, node, x, scale, shift, np.zeros(ch), np.ones(ch), 0.0)
+
+
+def image_constant(b: Any, node: Any, c: torch.Tensor, shape: tuple, suffix: str) -> Act:
+    """A constant of torch shape ``shape`` (batch first: (N, C, H, W), (N, C, L) or (N, C)),
+    the same for every sample, as a ``constant`` node in the image layout ((H, W, C),
+    (1, L, C), (C,)): a fixed conditioning image (ControlNet's), an embedding broadcast over
+    the positions (UNet1DModel's time channels)."""
+    v = torch.broadcast_to(c, shape).detach().to(torch.float64).numpy()
+    if not (v == v[:1]).all():
+        b.fail(node, f"a constant of shape {tuple(c.shape)} that differs between samples")
+    per = np.moveaxis(v[0], 0, -1)
+    per = per[None] if per.ndim == 2 else per
+    return b.add(node, "constant", (), {}, {"value": per.copy()}, shape=per.shape,
+                 suffix=suffix)
+
+
+def _image_constant_op(b: Any, node: Any, name: str, x: Act, c: torch.Tensor,
+                       alpha: float) -> Act:
+    """x + c, x - c, x * c, x / c (c + x, c * x) with c of x's whole shape: a ``constant``
+    node and the op of two activations."""
+    shape = tuple(int(d) for d in node.meta["val"].shape)
+    if len(shape) not in (2, 3, 4) or b.shapes[x.name] != _image_shape(shape):
+        b.fail(node, f"{name} of a {b.shapes[x.name]} activation and a constant of shape "
+                     f"{tuple(c.shape)} that broadcasts the activation")
+    k = {"add": alpha * c, "sub": -alpha * c, "mul": c, "div": 1.0 / c}[name]
+    const = image_constant(b, node, k, shape, ".value")
+    return b.add(node, "add" if name in ("add", "sub") else "mul", (x.name, const.name))
+
+
+def _image_shape(shape: tuple) -> tuple:
+    """The image layout of a torch (N, C, ...) shape."""
+    per = shape[2:] + shape[1:2]
+    return (1, *per) if len(shape) == 3 else per
 
 
 def sub(b: Any, node: Any, args: list, kwargs: dict) -> Act:
@@ -382,8 +418,11 @@ def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
     if dim != 1:
         b.fail(node, f"cat along dim {dim} of a rank-{rank} tensor; only along channels (dim 1)")
-    if not all(isinstance(x, Act) for x in xs):
-        b.fail(node, "cat of a constant; only activations")
+    if all(isinstance(x, torch.Tensor) for x in xs):
+        b.fail(node, "cat of constants only; one part must be an activation")
+    xs = [x if isinstance(x, Act) else image_constant(
+        b, node, x, (int(node.meta["val"].shape[0]),) + tuple(x.shape[1:]), f".part{i}")
+        for i, x in enumerate(xs)]
     if len(xs) == 1:
         return xs[0]
     return b.add(node, "concat", tuple(x.name for x in xs))
