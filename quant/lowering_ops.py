@@ -20,6 +20,7 @@ import torch
 from qasic.quant import geometry as geo
 from qasic.quant import resize
 from qasic.quant.lowering import Act, _act, _arg, _ints, _standalone_bn, hw_pad, hw_pair, per_sample
+from qasic.quant.lowering_seq import same_samples
 
 aten = torch.ops.aten
 
@@ -340,7 +341,7 @@ def _channel_constant(b: Any, node: Any, name: str, x: Act, c: Any, x_first: boo
     v = c.detach().to(torch.float64) if isinstance(c, torch.Tensor) else None
     ch = shape[-1]
     if v is not None and v.dim() == len(shape) + 1 and v.shape[0] > 1:  # per sample: equal
-        if not bool((v == v[:1]).all()):
+        if not same_samples(v.numpy()):
             b.fail(node, f"{name} of a constant that differs between samples")
         v = v[:1]
     if v is not None and name in ("add", "sub", "mul", "div") and v.numel() != ch \
@@ -371,7 +372,7 @@ def image_constant(b: Any, node: Any, c: torch.Tensor, shape: tuple, suffix: str
     (1, L, C), (C,)): a fixed conditioning image (ControlNet's), an embedding broadcast over
     the positions (UNet1DModel's time channels)."""
     v = torch.broadcast_to(c, shape).detach().to(torch.float64).numpy()
-    if not (v == v[:1]).all():
+    if not same_samples(v):
         b.fail(node, f"a constant of shape {tuple(c.shape)} that differs between samples")
     per = np.moveaxis(v[0], 0, -1)
     per = per[None] if per.ndim == 2 else per

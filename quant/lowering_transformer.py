@@ -208,7 +208,7 @@ def _per_sample_constant(b: Any, node: Any, c: torch.Tensor, lead: tuple | None 
     v = full.detach().to(torch.float64).reshape(
         out[:p] + (out[p] // (b.batch * inner), b.batch, inner) + full.shape[p + 1:])
     v = v.movedim(p + 1, 0).numpy()
-    if not (v == v[:1]).all():
+    if not lowering_seq.same_samples(v):
         b.fail(node, f"a constant matmul operand of shape {tuple(c.shape)} that differs "
                      "between samples")
     per = lowering_seq.per_sample(b, node)[:-2]
@@ -353,6 +353,15 @@ def data_dependent(b: Any, node: Any, args: list, kwargs: dict) -> None:
                  "models without one (a dense MLP, not routed experts)")
 
 
+def cdist(b: Any, node: Any, args: list, kwargs: dict) -> None:
+    """aten.cdist: a vector-quantized model's distances to its codebook, whose argmin picks
+    each vector's entry: refused as ``data_dependent`` is, naming the way around it."""
+    b.fail(node, "aten.cdist: distances to a codebook, whose argmin (a vector quantizer's, "
+                 "e.g. diffusers' VQModel) picks an entry by value, a data-dependent choice a "
+                 "compiled program cannot make; quantize the encoder, or the decoder of "
+                 "codebook vectors (VQModel.decode(h, force_not_quantize=True))")
+
+
 def topk_mask(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """qasic::topk_mask(scores, k) (qasic.quant.moe): the 0/1 mask of each row's k largest."""
     x = _sequence_input(b, node, args[0], "top-k scores")
@@ -407,6 +416,7 @@ def _table() -> dict:
     })
     t.update(lowering_ssm.HANDLERS)  # masked_fill by 0, exp of -inf masked values, cumsum
     t.update(dict.fromkeys(DATA_DEPENDENT, data_dependent))
+    t[aten.cdist.default] = cdist
     t[torch.ops.qasic.topk_mask.default] = topk_mask
     t[torch.ops.qasic.masked_softmax.default] = masked_softmax
     t[aten.copy_.default] = inplace.copy_
@@ -430,4 +440,5 @@ NEW_OPS = {aten.embedding.default, aten.layer_norm.default, aten.native_layer_no
            aten._safe_softmax.default, aten.matmul.default, aten.bmm.default,
            aten.baddbmm.default,
            aten.scaled_dot_product_attention.default,
-           aten._scaled_dot_product_flash_attention_for_cpu.default, *DATA_DEPENDENT}
+           aten._scaled_dot_product_flash_attention_for_cpu.default, *DATA_DEPENDENT,
+           aten.cdist.default}
