@@ -388,6 +388,8 @@ def _image_constant_op(b: Any, node: Any, name: str, x: Act, c: torch.Tensor,
     if len(shape) not in (2, 3, 4) or b.shapes[x.name] != _image_shape(shape):
         b.fail(node, f"{name} of a {b.shapes[x.name]} activation and a constant of shape "
                      f"{tuple(c.shape)} that broadcasts the activation")
+    if name == "div" and bool((c == 0).any()):
+        b.fail(node, "div by a constant with zeros")
     k = {"add": alpha * c, "sub": -alpha * c, "mul": c, "div": 1.0 / c}[name]
     const = image_constant(b, node, k, shape, ".value")
     return b.add(node, "add" if name in ("add", "sub") else "mul", (x.name, const.name))
