@@ -109,8 +109,15 @@ def conv_transpose(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, pa
         b.fail(node, f"{lowering_pad.READERS_HINT}, not a transposed one")
     x = _act(b, node, x, "conv_transpose input")
     w = _np(_const(b, node, w, "conv_transpose weight"))
-    if b.sequence or w.ndim not in (3, 4):
-        b.fail(node, "transposed convolution: only 1-D and 2-D ones in image models")
+    if w.ndim not in (3, 4):
+        b.fail(node, "transposed convolution: only 1-D and 2-D ones")
+    if b.sequence:  # torch's (C, L) / (C, H, W) as the image the conv reads, and back after
+        y = conv_transpose(_ImageMode(b), node, lowering._image_input(b, node, x, (0, 0, 0, 0)),
+                           torch.from_numpy(w), bias, stride, padding, output_padding, groups,
+                           dilation)
+        from qasic.quant import lowering_seq
+
+        return lowering_seq.torch_layout(b, node, y)
     spatial = w.ndim - 2
     if spatial == 1:
         w = w[:, :, None, :]  # (IC, OC/g, K) -> (IC, OC/g, 1, K): height 1
@@ -129,6 +136,19 @@ def conv_transpose(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, pa
     shape = (ph.rows, pw.rows, sh * sw * c_out)
     y = b.add(node, "conv2d", (x.name,), attrs, params, shape=shape)
     return pixel_shuffle(b, node, y, ph.rows, pw.rows, sh, sw, c_out)
+
+
+class _ImageMode:
+    """The builder ``b`` seen as an image model's (``sequence`` False), for the conv and the
+    pixel shuffle of a sequence model's transposed conv, which run on its image view."""
+
+    def __init__(self, b: Any) -> None:
+        self._b = b
+
+    sequence = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._b, name)
 
 
 def pixel_shuffle(b: Any, node: Any, y: Act, mh: int, mw: int, sh: int, sw: int,
