@@ -688,6 +688,10 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                "block_out_channels": (32, 64),
                "down_block_types": ("SkipDownBlock2D", "AttnSkipDownBlock2D"),
                "up_block_types": ("AttnSkipUpBlock2D", "SkipUpBlock2D")}, "unet", "image", 16),
+           # Dance Diffusion's: (2, 16, 32) signals, Fourier time channels concatenated
+           "UNet1DModel": ({"sample_size": 32, "in_channels": 16, "out_channels": 16,
+                            "block_out_channels": (16, 32, 32), "extra_in_channels": 32},
+                           "unet", "features", 32),
            "UNet2DConditionModel": (_UNET_TEXT, "unet_text", "latent", 16),
            "UNet2DConditionModel@linear_projection": (
                _UNET_TEXT | {"use_linear_projection": True}, "unet_text", "latent", 16),
