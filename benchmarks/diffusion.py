@@ -3,7 +3,8 @@ diffusion transformers and ControlNet built tiny from their constructors' keywor
 
 Each takes one tensor: the noisy sample (``latent``: float (2, 4, size, size); ``image``: (2, 3,
 size, size)); everything else a call needs is a constant the wrapper holds (a fixed timestep 10,
-class 3, a seeded text context (1, 5, ``cross_attention_dim``) expanded over the batch,
+class 3, a seeded text context (1, 5, ``cross_attention_dim``) expanded over the batch, SDXL's
+pooled text (1, 8) and time ids (8 size, 8 size, 0, 0, 8 size, 8 size),
 ControlNet's conditioning image (1, 3, 2 size, 2 size)), as a sampler's one step at one
 conditioning is. The wrapper returns the model's ``sample`` (a VAE: decode(encode(x).mode());
 ControlNet: its mid-block residual). CALLS holds one wrapper per call form (a row's model
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 T, LABEL, TOKENS = 10, 3, 5  # the fixed timestep, class label and text tokens
+POOLED = 8  # SDXL's pooled text embedding (its time_ids: original size, crop, target size)
 
 
 def _unet(s: Any, x: Any) -> Any:
@@ -28,6 +30,13 @@ def _unet_class(s: Any, x: Any) -> Any:
 
 def _unet_text(s: Any, x: Any) -> Any:
     return s.m(x, T, encoder_hidden_states=s.context.expand(len(x), -1, -1)).sample
+
+
+def _unet_sdxl(s: Any, x: Any) -> Any:  # SDXL's pooled text and size/crop micro-conditions
+    n = len(x)
+    return s.m(x, T, encoder_hidden_states=s.context.expand(n, -1, -1),
+               added_cond_kwargs={"text_embeds": s.pooled.expand(n, -1),
+                                  "time_ids": s.time_ids.expand(n, -1)}).sample
 
 
 def _vae(s: Any, x: Any) -> Any:
@@ -67,7 +76,8 @@ def _controlnet(s: Any, x: Any) -> Any:
 
 
 CALLS: dict[str, Callable[[Any, Any], Any]] = {
-    "unet": _unet, "unet_class": _unet_class, "unet_text": _unet_text, "vae": _vae,
+    "unet": _unet, "unet_class": _unet_class, "unet_text": _unet_text, "unet_sdxl": _unet_sdxl,
+    "vae": _vae,
     "tiny_vae": _tiny_vae, "vq": _vq, "vq_decoder": _vq_decoder, "dit": _dit, "pixart": _pixart,
     "transformer": _transformer, "controlnet": _controlnet}
 
@@ -103,6 +113,9 @@ def build(cls: Any, kw: dict, call: str, size: int, reinit: Callable[[Any], Any]
             self.register_buffer("label", torch.tensor([LABEL]))
             self.register_buffer("context", context)
             self.register_buffer("cond", torch.randn(1, 3, 2 * size, 2 * size))
+            self.register_buffer("pooled", torch.randn(1, POOLED))
+            self.register_buffer("time_ids", torch.tensor([[8.0 * size] * 2 + [0.0] * 2
+                                                           + [8.0 * size] * 2]))
 
         def forward(self, x):
             return fn(self, x)

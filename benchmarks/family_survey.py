@@ -699,6 +699,11 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                _UNET_TEXT | {"only_cross_attention": True}, "unet_text", "latent", 16),
            "UNet2DConditionModel@two_layers": (
                _UNET_TEXT | {"transformer_layers_per_block": 2}, "unet_text", "latent", 16),
+           # SDXL's added conditioning: pooled text and size/crop ids, embedded and added
+           "UNet2DConditionModel@sdxl": (
+               _UNET_TEXT | {"addition_embed_type": "text_time", "addition_time_embed_dim": 8,
+                             "projection_class_embeddings_input_dim": 8 + 6 * 8},
+               "unet_sdxl", "latent", 16),
            "ControlNetModel": ({k: v for k, v in _UNET_TEXT.items()
                                 if k not in ("up_block_types", "out_channels", "sample_size")}
                                | {"conditioning_embedding_out_channels": (8, 16)},
