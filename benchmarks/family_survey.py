@@ -13,6 +13,11 @@ return one (``last_hidden_state``), and run through ``qasic.evaluate(model, x, c
 (W8A8, the default arch) on the same 2 inputs: a survey of capture, compile and bit-exactness,
 not of accuracy.
 
+The ``diffusion`` rows are ``diffusers`` models (``benchmarks/diffusion.py``): built from the
+class's own keywords (config class ``"diffusers"``), called at a fixed timestep and conditioning
+on one noisy sample (input kinds ``image`` and ``latent``, float (2, 4, size, size); UNet1DModel
+``features``), re-initialized alike.
+
 The weights are ``reinit``'s, not HF's: HF's init (normal(0.02) convs and BatchNorm weights,
 zero class and detection tokens) left outputs vanishing (MobileNetV1/V2 at 1e-33 / 1e-26, LeViT
 at 1e-8, EfficientNet and MobileViT exactly 0, so a cosine said nothing) or rows 100x smaller
