@@ -4,7 +4,8 @@ diffusion transformers and ControlNet built tiny from their constructors' keywor
 Each takes one tensor: the noisy sample (``latent``: float (2, 4, size, size); ``image``: (2, 3,
 size, size)); everything else a call needs is a constant the wrapper holds (a fixed timestep 10,
 class 3, a seeded text context (1, 5, ``cross_attention_dim``) expanded over the batch, SDXL's
-pooled text (1, 8) and time ids (8 size, 8 size, 0, 0, 8 size, 8 size),
+pooled text (1, 8) and time ids (8 size, 8 size, 0, 0, 8 size, 8 size), aMUSEd's micro
+conditions (8 size, 8 size, 0, 0, 6),
 ControlNet's conditioning image (1, 3, 2 size, 2 size)), as a sampler's one step at one
 conditioning is. The wrapper returns the model's ``sample`` (a VAE: decode(encode(x).mode());
 ControlNet: its mid-block residual). CALLS holds one wrapper per call form (a row's model
@@ -37,6 +38,12 @@ def _unet_sdxl(s: Any, x: Any) -> Any:  # SDXL's pooled text and size/crop micro
     return s.m(x, T, encoder_hidden_states=s.context.expand(n, -1, -1),
                added_cond_kwargs={"text_embeds": s.pooled.expand(n, -1),
                                   "time_ids": s.time_ids.expand(n, -1)}).sample
+
+
+def _uvit(s: Any, x: Any) -> Any:  # aMUSEd's: a (batch, H, W) grid of VQ token ids
+    n = len(x)
+    return s.m(x, encoder_hidden_states=s.context.expand(n, -1, -1),
+               pooled_text_emb=s.pooled.expand(n, -1), micro_conds=s.micro.expand(n, -1))
 
 
 def _vae(s: Any, x: Any) -> Any:
@@ -77,9 +84,8 @@ def _controlnet(s: Any, x: Any) -> Any:
 
 CALLS: dict[str, Callable[[Any, Any], Any]] = {
     "unet": _unet, "unet_class": _unet_class, "unet_text": _unet_text, "unet_sdxl": _unet_sdxl,
-    "vae": _vae,
-    "tiny_vae": _tiny_vae, "vq": _vq, "vq_decoder": _vq_decoder, "dit": _dit, "pixart": _pixart,
-    "transformer": _transformer, "controlnet": _controlnet}
+    "uvit": _uvit, "vae": _vae, "tiny_vae": _tiny_vae, "vq": _vq, "vq_decoder": _vq_decoder,
+    "dit": _dit, "pixart": _pixart, "transformer": _transformer, "controlnet": _controlnet}
 
 
 def model_class(name: str) -> Any:
@@ -100,7 +106,8 @@ def build(cls: Any, kw: dict, call: str, size: int, reinit: Callable[[Any], Any]
     torch.manual_seed(0)
     model = reinit(cls(**kw).eval())
     context = torch.randn(1, TOKENS, kw.get("caption_channels") or kw.get(
-        "cross_attention_dim") or 1)  # PixArt's captions are projected to its attention's
+        "cross_attention_dim") or kw.get("encoder_hidden_size") or 1)  # PixArt's captions
+    pooled = kw.get("cond_embed_dim", POOLED)  # are projected to its attention's width
     fn = CALLS[call]
 
     class Wrapped(nn.Module):
@@ -113,7 +120,8 @@ def build(cls: Any, kw: dict, call: str, size: int, reinit: Callable[[Any], Any]
             self.register_buffer("label", torch.tensor([LABEL]))
             self.register_buffer("context", context)
             self.register_buffer("cond", torch.randn(1, 3, 2 * size, 2 * size))
-            self.register_buffer("pooled", torch.randn(1, POOLED))
+            self.register_buffer("pooled", torch.randn(1, pooled))
+            self.register_buffer("micro", torch.tensor([[8.0 * size] * 2 + [0.0] * 2 + [6.0]]))
             self.register_buffer("time_ids", torch.tensor([[8.0 * size] * 2 + [0.0] * 2
                                                            + [8.0 * size] * 2]))
 

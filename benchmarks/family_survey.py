@@ -170,7 +170,7 @@ _DIT = {"num_attention_heads": 2, "attention_head_dim": 8, "in_channels": 4, "ou
 # torch.ones_like(ids) passed: transformers builds no default mask for LongT5 under
 # torch.export), "image" (float (2, 3, size, size)), "features" (Whisper:
 # float (2, 16 mel bins, size frames)), "wave" (float (2, size)), "latent" (a diffusion model's
-# float (2, 4, size, size))
+# float (2, 4, size, size)), "id_grid" (int64 (2, size, size), ids 0-15: UVit2DModel)
 MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # vision
     "ViTModel": ("vision", "ViTConfig", _VIT, {"add_pooling_layer": False}, "image", 32),
@@ -709,6 +709,15 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                _UNET_TEXT | {"addition_embed_type": "text_time", "addition_time_embed_dim": 8,
                              "projection_class_embeddings_input_dim": 8 + 6 * 8},
                "unet_sdxl", "latent", 16),
+           # aMUSEd's: a (2, 4, 4) grid of VQ token ids (ids 0-15)
+           "UVit2DModel": ({"hidden_size": 32, "use_bias": False, "hidden_dropout": 0.0,
+                            "cond_embed_dim": 16, "micro_cond_encode_dim": 8,
+                            "micro_cond_embed_dim": 40, "encoder_hidden_size": 16,
+                            "vocab_size": 20, "codebook_size": 16, "in_channels": 16,
+                            "block_out_channels": 16, "num_res_blocks": 1, "downsample": False,
+                            "upsample": False, "block_num_heads": 2, "num_hidden_layers": 1,
+                            "num_attention_heads": 2, "attention_dropout": 0.0,
+                            "intermediate_size": 32, "sample_size": 4}, "uvit", "id_grid", 4),
            "ControlNetModel": ({k: v for k, v in _UNET_TEXT.items()
                                 if k not in ("up_block_types", "out_channels", "sample_size")}
                                | {"conditioning_embedding_out_channels": (8, 16)},
@@ -927,6 +936,8 @@ def inputs(kind: str, size: int) -> np.ndarray:
     if kind in ("ids", "ids_mask"):  # from 3: clear of the pad / bos / eos ids (0, 1, 2)
         vocab = VOCAB_ENC if size == SEQ_ENC else VOCAB_DEC
         return rng.integers(3, vocab, (BATCH, size)).astype(np.int64)
+    if kind == "id_grid":  # a (batch, size, size) grid of ids 0-15 (UVit2DModel's)
+        return rng.integers(0, 16, (BATCH, size, size)).astype(np.int64)
     shape = {"image": (BATCH, 3, size, size), "features": (BATCH, 16, size),
              "wave": (BATCH, size), "latent": (BATCH, 4, size, size)}[kind]
     return rng.standard_normal(shape).astype(np.float32)
