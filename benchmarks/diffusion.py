@@ -72,6 +72,24 @@ def _pixart(s: Any, x: Any) -> Any:
                added_cond_kwargs={"resolution": None, "aspect_ratio": None}).sample
 
 
+def _sd3(s: Any, x: Any) -> Any:  # MMDiT: joint attention over the image and text tokens
+    n = len(x)
+    return s.m(x, encoder_hidden_states=s.context.expand(n, -1, -1),
+               pooled_projections=s.pooled.expand(n, -1), timestep=s.t.expand(n)).sample
+
+
+def _flux(s: Any, x: Any) -> Any:  # packed latents (batch, H W, C); RoPE over (0, row, col)
+    import torch
+
+    n, hw = len(x), x.shape[1]
+    side = round(hw ** 0.5)
+    rows = torch.arange(hw) // side
+    img_ids = torch.stack([torch.zeros(hw), rows.float(), (torch.arange(hw) % side).float()], 1)
+    return s.m(x, encoder_hidden_states=s.context.expand(n, -1, -1),
+               pooled_projections=s.pooled.expand(n, -1), timestep=s.t.expand(n) / 20.0,
+               img_ids=img_ids, txt_ids=torch.zeros(TOKENS, 3)).sample
+
+
 def _transformer(s: Any, x: Any) -> Any:
     return s.m(x, encoder_hidden_states=s.context.expand(len(x), -1, -1)).sample
 
@@ -85,7 +103,8 @@ def _controlnet(s: Any, x: Any) -> Any:
 CALLS: dict[str, Callable[[Any, Any], Any]] = {
     "unet": _unet, "unet_class": _unet_class, "unet_text": _unet_text, "unet_sdxl": _unet_sdxl,
     "uvit": _uvit, "vae": _vae, "tiny_vae": _tiny_vae, "vq": _vq, "vq_decoder": _vq_decoder,
-    "dit": _dit, "pixart": _pixart, "transformer": _transformer, "controlnet": _controlnet}
+    "dit": _dit, "pixart": _pixart, "sd3": _sd3, "flux": _flux, "transformer": _transformer,
+    "controlnet": _controlnet}
 
 
 def model_class(name: str) -> Any:
@@ -105,9 +124,11 @@ def build(cls: Any, kw: dict, call: str, size: int, reinit: Callable[[Any], Any]
 
     torch.manual_seed(0)
     model = reinit(cls(**kw).eval())
-    context = torch.randn(1, TOKENS, kw.get("caption_channels") or kw.get(
-        "cross_attention_dim") or kw.get("encoder_hidden_size") or 1)  # PixArt's captions
-    pooled = kw.get("cond_embed_dim", POOLED)  # are projected to its attention's width
+    # PixArt's captions are projected to its attention's width: their own channels
+    width = next((kw[k] for k in ("caption_channels", "cross_attention_dim",
+                                  "encoder_hidden_size", "joint_attention_dim") if kw.get(k)), 1)
+    context = torch.randn(1, TOKENS, width)
+    pooled = kw.get("cond_embed_dim") or kw.get("pooled_projection_dim") or POOLED
     fn = CALLS[call]
 
     class Wrapped(nn.Module):
