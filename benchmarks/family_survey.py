@@ -19,6 +19,11 @@ Decoder(**config), **model)`` (lucidrains' x-transformers: rotary, ALiBi, groupe
 memory keys and values, the token shift, ...), called with the tensor alone; it returns the
 logits (or the embeddings). Its causal decoders (``x_transformers.Decoder``) generate too.
 
+The ``diffusion`` rows are ``diffusers`` models (``benchmarks/diffusion.py``): built from the
+class's own keywords (config class ``"diffusers"``), called at a fixed timestep and conditioning
+on one noisy sample (input kinds ``image`` and ``latent``, float (2, 4, size, size); UNet1DModel
+``features``), re-initialized alike.
+
 The weights are ``reinit``'s, not HF's: HF's init (normal(0.02) convs and BatchNorm weights,
 zero class and detection tokens) left outputs vanishing (MobileNetV1/V2 at 1e-33 / 1e-26, LeViT
 at 1e-8, EfficientNet and MobileViT exactly 0, so a cosine said nothing) or rows 100x smaller
@@ -96,6 +101,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import diffusion
+
 SCHEMA = "family_survey/1"
 STATUSES = ("ok", "refused", "crash", "timeout", "unavailable")
 RECORD_KEYS = ("name", "family", "class", "input", "parameters", "output_absmax", "status",
@@ -149,6 +156,24 @@ _SSM2 = {"num_key_value_heads": 2, "mamba_n_heads": 8, "mamba_d_head": 8, "mamba
 # x-transformers: dim 32, 2 layers, 2 heads; the TransformerWrapper of the decoders' vocabulary
 _XT = {"dim": 32, "depth": 2, "heads": 2}
 _XT_WRAP = {"num_tokens": VOCAB_DEC, "max_seq_len": 64}
+# diffusers: two stages of 16 and 32 channels, 8 groups, one layer each (the text U-Net: a context
+# of 24 channels, heads of 8; the transformers: 2 heads of 8, 2 layers, 2x2 patches)
+_UNET2D = {"sample_size": 16, "in_channels": 3, "out_channels": 3, "layers_per_block": 1,
+           "block_out_channels": (16, 32), "norm_num_groups": 8,
+           "down_block_types": ("DownBlock2D", "AttnDownBlock2D"),
+           "up_block_types": ("AttnUpBlock2D", "UpBlock2D")}
+_UNET_TEXT = {"sample_size": 16, "in_channels": 4, "out_channels": 4, "layers_per_block": 1,
+              "block_out_channels": (16, 32), "norm_num_groups": 8, "cross_attention_dim": 24,
+              "attention_head_dim": 8,
+              "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"),
+              "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D")}
+_VAE = {"in_channels": 3, "out_channels": 3, "block_out_channels": (16, 32),
+        "norm_num_groups": 8, "latent_channels": 4,
+        "down_block_types": ("DownEncoderBlock2D",) * 2,
+        "up_block_types": ("UpDecoderBlock2D",) * 2}
+_VQ = _VAE | {"num_vq_embeddings": 16, "vq_embed_dim": 4}
+_DIT = {"num_attention_heads": 2, "attention_head_dim": 8, "in_channels": 4, "out_channels": 4,
+        "num_layers": 2, "sample_size": 8, "patch_size": 2, "norm_num_groups": 8}
 
 # name -> (family, config class, config kwargs, model kwargs, input kind, input size); a name
 # "Class@variant" is Class with other settings (the sliding windows at their defaults, 256 and
@@ -156,7 +181,8 @@ _XT_WRAP = {"num_tokens": VOCAB_DEC, "max_seq_len": 64}
 # input kinds: "ids" (int64 (2, size)), "ids_mask" (the ids, and attention_mask =
 # torch.ones_like(ids) passed: transformers builds no default mask for LongT5 under
 # torch.export), "image" (float (2, 3, size, size)), "features" (Whisper:
-# float (2, 16 mel bins, size frames)), "wave" (float (2, size))
+# float (2, 16 mel bins, size frames)), "wave" (float (2, size)), "latent" (a diffusion model's
+# float (2, 4, size, size)), "id_grid" (int64 (2, size, size), ids 0-15: UVit2DModel)
 MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # vision
     "ViTModel": ("vision", "ViTConfig", _VIT, {"add_pooling_layer": False}, "image", 32),
@@ -689,6 +715,82 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                      _XT | {"rotary_pos_emb": True},
                                      {"dim_in": 8, "dim_out": 8, "max_seq_len": 64},
                                      "features", 8),
+    # diffusion (diffusers, benchmarks/diffusion.py): config class "diffusers" (the class's own
+    # keywords), model keyword "call" (the call form: a fixed timestep, class, text context)
+    **{name: ("diffusion", "diffusers", kw, {"call": call}, kind, size)
+       for name, (kw, call, kind, size) in {
+           "UNet2DModel": (_UNET2D, "unet", "image", 16),
+           "UNet2DModel@resnet": (_UNET2D | {
+               "down_block_types": ("ResnetDownsampleBlock2D", "AttnDownBlock2D"),
+               "up_block_types": ("AttnUpBlock2D", "ResnetUpsampleBlock2D")},
+               "unet", "image", 16),
+           "UNet2DModel@fourier": (_UNET2D | {"time_embedding_type": "fourier"}, "unet",
+                                   "image", 16),
+           "UNet2DModel@class": (_UNET2D | {"num_class_embeds": 10}, "unet_class", "image", 16),
+           "UNet2DModel@scale_shift": (_UNET2D | {"resnet_time_scale_shift": "scale_shift"},
+                                       "unet", "image", 16),
+           # FIR up/downsampling (upfirdn2d: channels folded into the batch): refused
+           "UNet2DModel@skip": (_UNET2D | {
+               "block_out_channels": (32, 64),
+               "down_block_types": ("SkipDownBlock2D", "AttnSkipDownBlock2D"),
+               "up_block_types": ("AttnSkipUpBlock2D", "SkipUpBlock2D")}, "unet", "image", 16),
+           # Dance Diffusion's: (2, 16, 32) signals, Fourier time channels concatenated
+           "UNet1DModel": ({"sample_size": 32, "in_channels": 16, "out_channels": 16,
+                            "block_out_channels": (16, 32, 32), "extra_in_channels": 32},
+                           "unet", "features", 32),
+           "UNet2DConditionModel": (_UNET_TEXT, "unet_text", "latent", 16),
+           "UNet2DConditionModel@linear_projection": (
+               _UNET_TEXT | {"use_linear_projection": True}, "unet_text", "latent", 16),
+           "UNet2DConditionModel@only_cross": (
+               _UNET_TEXT | {"only_cross_attention": True}, "unet_text", "latent", 16),
+           "UNet2DConditionModel@two_layers": (
+               _UNET_TEXT | {"transformer_layers_per_block": 2}, "unet_text", "latent", 16),
+           # SDXL's added conditioning: pooled text and size/crop ids, embedded and added
+           "UNet2DConditionModel@sdxl": (
+               _UNET_TEXT | {"addition_embed_type": "text_time", "addition_time_embed_dim": 8,
+                             "projection_class_embeddings_input_dim": 8 + 6 * 8},
+               "unet_sdxl", "latent", 16),
+           # aMUSEd's: a (2, 4, 4) grid of VQ token ids (ids 0-15)
+           "UVit2DModel": ({"hidden_size": 32, "use_bias": False, "hidden_dropout": 0.0,
+                            "cond_embed_dim": 16, "micro_cond_encode_dim": 8,
+                            "micro_cond_embed_dim": 40, "encoder_hidden_size": 16,
+                            "vocab_size": 20, "codebook_size": 16, "in_channels": 16,
+                            "block_out_channels": 16, "num_res_blocks": 1, "downsample": False,
+                            "upsample": False, "block_num_heads": 2, "num_hidden_layers": 1,
+                            "num_attention_heads": 2, "attention_dropout": 0.0,
+                            "intermediate_size": 32, "sample_size": 4}, "uvit", "id_grid", 4),
+           "ControlNetModel": ({k: v for k, v in _UNET_TEXT.items()
+                                if k not in ("up_block_types", "out_channels", "sample_size")}
+                               | {"conditioning_embedding_out_channels": (8, 16)},
+                               "controlnet", "latent", 16),
+           "AutoencoderKL": (_VAE, "vae", "image", 16),
+           "AutoencoderTiny": ({"encoder_block_out_channels": (16, 16),
+                                "decoder_block_out_channels": (16, 16),
+                                "num_encoder_blocks": (1, 1), "num_decoder_blocks": (1, 1),
+                                "latent_channels": 4}, "tiny_vae", "image", 16),
+           # the vector quantizer (cdist, argmin) is refused; its decoder of codebook vectors runs
+           "VQModel": (_VQ, "vq", "image", 16),
+           "VQModel@decoder": (_VQ, "vq_decoder", "latent", 8),
+           "DiTTransformer2DModel": (_DIT | {"num_embeds_ada_norm": 10}, "dit", "latent", 8),
+           "PixArtTransformer2DModel": (_DIT | {"cross_attention_dim": 16,
+                                                "caption_channels": 12}, "pixart", "latent", 8),
+           # Stable Diffusion 3's MMDiT and Flux (double- and single-stream blocks, RoPE), with a
+           # pooled text embedding; Flux on packed (2, 16, 16) latents: 16 tokens of 16
+           "SD3Transformer2DModel": ({"sample_size": 8, "patch_size": 2, "in_channels": 4,
+                                      "num_layers": 2, "attention_head_dim": 8,
+                                      "num_attention_heads": 2, "joint_attention_dim": 12,
+                                      "caption_projection_dim": 16, "pooled_projection_dim": 8,
+                                      "out_channels": 4, "pos_embed_max_size": 16},
+                                     "sd3", "latent", 8),
+           "FluxTransformer2DModel": ({"patch_size": 1, "in_channels": 16, "num_layers": 1,
+                                       "num_single_layers": 1, "attention_head_dim": 8,
+                                       "num_attention_heads": 2, "joint_attention_dim": 12,
+                                       "pooled_projection_dim": 8, "axes_dims_rope": (2, 2, 4)},
+                                      "flux", "features", 16),
+           "Transformer2DModel": ({"num_attention_heads": 2, "attention_head_dim": 8,
+                                   "in_channels": 4, "num_layers": 1, "norm_num_groups": 2,
+                                   "cross_attention_dim": 12}, "transformer", "latent", 8),
+       }.items()},
 }
 
 # task heads, as users load models: head class -> the MODELS row whose config it is built from
@@ -799,6 +901,8 @@ def model_class(name: str) -> Any:
 
     import transformers
 
+    if spec(name)[1] == "diffusers":
+        return diffusion.model_class(name)
     name = name.split("@")[0]
     try:
         if name in _SUBMODULE:
@@ -818,6 +922,9 @@ def build(name: str) -> tuple[Any, np.ndarray, int]:
 
     _, config_name, config_kw, model_kw, kind, size = spec(name)
     cls = model_class(name)
+    if config_name == "diffusers":
+        model = diffusion.build(cls, config_kw, model_kw["call"], size, reinit)
+        return model, inputs(kind, size), sum(p.numel() for p in model.m.parameters())
     torch.manual_seed(0)
     if "." in config_name:  # another library: its layers class, the wrapper's attn_layers
         module, _, layers = config_name.rpartition(".")
@@ -928,8 +1035,10 @@ def inputs(kind: str, size: int) -> np.ndarray:
     if kind in ("ids", "ids_mask"):  # from 3: clear of the pad / bos / eos ids (0, 1, 2)
         vocab = VOCAB_ENC if size == SEQ_ENC else VOCAB_DEC
         return rng.integers(3, vocab, (BATCH, size)).astype(np.int64)
+    if kind == "id_grid":  # a (batch, size, size) grid of ids 0-15 (UVit2DModel's)
+        return rng.integers(0, 16, (BATCH, size, size)).astype(np.int64)
     shape = {"image": (BATCH, 3, size, size), "features": (BATCH, 16, size),
-             "wave": (BATCH, size)}[kind]
+             "wave": (BATCH, size), "latent": (BATCH, 4, size, size)}[kind]
     return rng.standard_normal(shape).astype(np.float32)
 
 

@@ -9,7 +9,9 @@ free axes keeps them as leading axes, (free..., K), and the other is a matrix (K
 when it is a weight). The product is reshaped to its free axes and permuted to ``out``.
 'bhqd,bhkd->bhqk', 'bhqk,bhkd->bhqd', 'bqd,dk->bqk', 'bid,jd->bij' all take this form.
 An ellipsis '...' is written out first as letters the equation does not use, aligned from the
-right (LongT5's '...qhd,...khd->...hqk'). Refused, naming the equation: other operand counts,
+right (LongT5's '...qhd,...khd->...hqk'). One operand whose output reorders its indices is a
+permute (DiT's and PixArt's unpatchify, 'nhwpqc->nchpwq'). Refused, naming the equation: other
+operand counts, one operand's sums or diagonals,
 an index repeated in one operand (a diagonal), an index summed over one operand only, sizes
 that differ (an ellipsis broadcast over a size-1 axis too). Operands of another dtype are cast
 to the result's first, as torch's type promotion does.
@@ -106,8 +108,26 @@ def plan(a: str, b: str, out: str) -> tuple[bool, str, str, str, str]:
     return swap, x[:-1] + batch, x[-1:], k, y
 
 
+def permutation(equation: str, rank: int) -> list[int]:
+    """The axis order of a one-operand equation that only reorders its operand's axes."""
+    eq = equation.replace(" ", "")
+    src, arrow, out = eq.partition("->")
+    if "," in src:
+        _refuse(equation, f"{src.count(',') + 1} operands with one tensor")
+    if "." in eq:
+        (src,), out, arrow = _ellipsis(equation, [src], out if arrow else None, [rank])
+    out = out if arrow else "".join(sorted(src))
+    if len(src) != rank or len(set(src)) != len(src) or sorted(src) != sorted(out):
+        _refuse(equation, "one operand whose output is not a reordering of its axes (a sum "
+                          "or a diagonal)")
+    return [src.index(c) for c in out]
+
+
 def _rewrite(g: fx.Graph, node: fx.Node, ops: list[fx.Node]) -> fx.Node:
     equation = node.args[0]
+    if len(ops) == 1:
+        x = ops[0]
+        return _Emitter(g, node, {}).permute(x, permutation(equation, x.meta["val"].dim()))
     a, b, out = parse(equation, [o.meta["val"].dim() for o in ops])
     size = {}
     for s, o in zip((a, b), ops, strict=True):
@@ -181,4 +201,5 @@ class _Emitter:
 
 def _refuse(equation: str, why: str) -> None:
     raise UnsupportedOpError(f"einsum '{equation}': {why}; only two operands whose indices are "
-                             "batch, contracted or free axes (a permute/reshape/matmul)")
+                             "batch, contracted or free axes (a permute/reshape/matmul), or "
+                             "one whose axes are reordered (a permute)")

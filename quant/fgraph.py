@@ -212,7 +212,7 @@ _OPS = {
     "reshape": _reshape,
     "add": lambda node, a, b: a + b,
     "mul": lambda node, a, b: a * b,
-    "concat": lambda node, *xs: np.concatenate(xs, axis=-1),
+    "concat": lambda node, *xs: np.concatenate(_batched(xs), axis=-1),
     "upsample_nearest": lambda node, x: geo.upsample_nearest(x, node.attrs["scale"]),
     "upsample_bilinear": lambda node, x: geo.bilinear2x(x) / 16.0,
     "resize": lambda node, x: np.einsum("oh,nhwc,pw->nopc", node.params["weight_h"], x,
@@ -226,3 +226,9 @@ _OPS = {
     "constant": lambda node: np.asarray(node.params["value"], dtype=np.float64)[None],
     "permute": lambda node, x: np.transpose(x, (0, *(p + 1 for p in node.attrs["perm"]))),
 }
+
+
+def _batched(xs: tuple) -> list:
+    """Tensors with the largest batch among them (a ``constant``'s batch of 1 broadcast)."""
+    n = max(x.shape[0] for x in xs)
+    return [np.broadcast_to(x, (n, *x.shape[1:])) for x in xs]

@@ -273,10 +273,10 @@ class QGraph:
         return self.tensors[self.input].encode(x)
 
     def _token_codes(self, x: np.ndarray) -> np.ndarray:
-        if x.ndim != 2 or x.shape[1:] != tuple(self.input_shape):
+        if x.ndim != 1 + len(self.input_shape) or x.shape[1:] != tuple(self.input_shape):
             raise InputError(f"token ids of shape {tuple(x.shape)} do not fit model {self.name}: "
-                             f"expected (batch, {self.input_shape[0]}) (at most "
-                             f"{self.input_shape[0]} tokens, padded to that length)")
+                             f"expected (batch, {', '.join(map(str, self.input_shape))}) (at "
+                             f"most {self.input_shape[-1]} tokens, padded to that length)")
         if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
             raise InputError(f"token ids of dtype {x.dtype}; give integers")
         if x.size and not np.all(np.isfinite(x) & (np.floor(x) == x)):

@@ -20,6 +20,7 @@ import torch
 from qasic.quant import geometry as geo
 from qasic.quant import resize
 from qasic.quant.lowering import Act, _act, _arg, _ints, _standalone_bn, hw_pad, hw_pair, per_sample
+from qasic.quant.lowering_seq import same_samples
 
 aten = torch.ops.aten
 
@@ -299,6 +300,8 @@ def _scalar_op(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     x_first = isinstance(args[0], Act)
     x, c = (args[0], args[1]) if x_first else (args[1], args[0])
     alpha = float(_arg(args, kwargs, 2, "alpha", 1))
+    if _scalar(c) is None and _uniform(node, c, x_first):
+        c = c.reshape(-1)[0]
     if _scalar(c) is None:
         return _channel_constant(b, node, name, x, c, x_first, alpha)
     c = _scalar(c)
@@ -318,6 +321,15 @@ def _scalar_op(b: Any, node: Any, args: list, kwargs: dict) -> Act:
                  {"fn": "affine", "fn_args": {"scale": scale, "offset": offset}})
 
 
+def _uniform(node: Any, c: Any, x_first: bool) -> bool:
+    """One value per sample, the same for all, (batch, 1, ..., 1) (a diffusion U-Net's fixed
+    timestep dividing the sample), acts as that scalar (per-channel constants stay
+    ``_channel_constant``'s, which folds them into the layer before)."""
+    x = node.args[0 if x_first else 1]
+    return isinstance(c, torch.Tensor) and c.dim() == x.meta["val"].dim() \
+        and c.numel() == c.shape[0] > 0 and bool((c == c.reshape(-1)[0]).all())
+
+
 def _channel_constant(b: Any, node: Any, name: str, x: Act, c: Any, x_first: bool,
                       alpha: float) -> Act:
     """x + c, x - c, x * c, x / c (also c + x, c * x: PoolFormer's layer scale) with c one
@@ -329,9 +341,12 @@ def _channel_constant(b: Any, node: Any, name: str, x: Act, c: Any, x_first: boo
     v = c.detach().to(torch.float64) if isinstance(c, torch.Tensor) else None
     ch = shape[-1]
     if v is not None and v.dim() == len(shape) + 1 and v.shape[0] > 1:  # per sample: equal
-        if not bool((v == v[:1]).all()):
+        if not same_samples(v.numpy()):
             b.fail(node, f"{name} of a constant that differs between samples")
         v = v[:1]
+    if v is not None and name in ("add", "sub", "mul", "div") and v.numel() != ch \
+            and (x_first or name in ("add", "mul")):
+        return _image_constant_op(b, node, name, x, c, alpha)
     if v is None or len(shape) not in (1, 3) or v.dim() > len(shape) + 1 \
             or v.numel() != ch or (v.dim() > 1 and v.shape[-len(shape)] != ch) \
             or name not in ("add", "sub", "mul", "div") \
@@ -349,6 +364,41 @@ def _channel_constant(b: Any, node: Any, name: str, x: Act, c: Any, x_first: boo
             "bias": prev.params["bias"] * scale + shift}))
         return x
     return _standalone_bn(b, node, x, scale, shift, np.zeros(ch), np.ones(ch), 0.0)
+
+
+def image_constant(b: Any, node: Any, c: torch.Tensor, shape: tuple, suffix: str) -> Act:
+    """A constant of torch shape ``shape`` (batch first: (N, C, H, W), (N, C, L) or (N, C)),
+    the same for every sample, as a ``constant`` node in the image layout ((H, W, C),
+    (1, L, C), (C,)): a fixed conditioning image (ControlNet's), an embedding broadcast over
+    the positions (UNet1DModel's time channels)."""
+    v = torch.broadcast_to(c, shape).detach().to(torch.float64).numpy()
+    if not same_samples(v):
+        b.fail(node, f"a constant of shape {tuple(c.shape)} that differs between samples")
+    per = np.moveaxis(v[0], 0, -1)
+    per = per[None] if per.ndim == 2 else per
+    return b.add(node, "constant", (), {}, {"value": per.copy()}, shape=per.shape,
+                 suffix=suffix)
+
+
+def _image_constant_op(b: Any, node: Any, name: str, x: Act, c: torch.Tensor,
+                       alpha: float) -> Act:
+    """x + c, x - c, x * c, x / c (c + x, c * x) with c of x's whole shape: a ``constant``
+    node and the op of two activations."""
+    shape = tuple(int(d) for d in node.meta["val"].shape)
+    if len(shape) not in (2, 3, 4) or b.shapes[x.name] != _image_shape(shape):
+        b.fail(node, f"{name} of a {b.shapes[x.name]} activation and a constant of shape "
+                     f"{tuple(c.shape)} that broadcasts the activation")
+    if name == "div" and bool((c == 0).any()):
+        b.fail(node, "div by a constant with zeros")
+    k = {"add": alpha * c, "sub": -alpha * c, "mul": c, "div": 1.0 / c}[name]
+    const = image_constant(b, node, k, shape, ".value")
+    return b.add(node, "add" if name in ("add", "sub") else "mul", (x.name, const.name))
+
+
+def _image_shape(shape: tuple) -> tuple:
+    """The image layout of a torch (N, C, ...) shape."""
+    per = shape[2:] + shape[1:2]
+    return (1, *per) if len(shape) == 3 else per
 
 
 def sub(b: Any, node: Any, args: list, kwargs: dict) -> Act:
@@ -371,8 +421,11 @@ def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
     if dim != 1:
         b.fail(node, f"cat along dim {dim} of a rank-{rank} tensor; only along channels (dim 1)")
-    if not all(isinstance(x, Act) for x in xs):
-        b.fail(node, "cat of a constant; only activations")
+    if all(isinstance(x, torch.Tensor) for x in xs):
+        b.fail(node, "cat of constants only; one part must be an activation")
+    xs = [x if isinstance(x, Act) else image_constant(
+        b, node, x, (int(node.meta["val"].shape[0]),) + tuple(x.shape[1:]), f".part{i}")
+        for i, x in enumerate(xs)]
     if len(xs) == 1:
         return xs[0]
     return b.add(node, "concat", tuple(x.name for x in xs))

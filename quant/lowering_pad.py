@@ -9,8 +9,9 @@ exact: a convolution's padding is real zero (``v = 0`` in the integer kernel), a
 pixels are. A max pool reading one (BiT's stem: a conv, a zero pad, a 3x3 max pool; zero is no
 max pool's identity, its own padding is -inf) reads it written out (``written``: a 1x1 depthwise
 conv of weight 1 with the pad as its padding, the zeros real pixels). A zero pad read by
-anything else (an add; the graph output) is refused in one line, as are a non-zero value, a
-reflect or replicate mode, negative pads (crops) and pads of the channels or the batch. A pad of
+anything else (an add; the graph output) is refused in one line, as are a non-zero value,
+negative pads (crops) and pads of the channels or the batch. Reflect, replicate and circular
+pads of an image copy pixels: a ``resize`` by one-hot rows (``_selected``). A pad of
 nothing (Swin's window padding when the windows fit) is its input, in any model. In a sequence
 model a zero pad of any per-sample axis is a placement matmul instead
 (qasic.quant.lowering_seqpool), where a negative pad (a crop) is one too.
@@ -25,12 +26,15 @@ import numpy as np
 import torch
 
 from qasic.quant.lowering import Act, _act, _arg, _ints
-from qasic.quant.lowering_seqpool import zero_pad
+from qasic.quant.lowering_seqpool import pad_matrix, zero_pad
 
 aten = torch.ops.aten
 SUPPORTED = ("pad/constant_pad_nd with zeros on H and W, read by a convolution or a max pool",
-             ("sequence models: pad/constant_pad_nd with zeros of any per-sample axis (a "
-              "negative pad crops)"))
+             ("pad with mode reflect, replicate or circular on H and W: a resize of one-hot "
+              "rows"),
+             ("sequence models: pad/constant_pad_nd with zeros (or reflect, replicate, circular: "
+              "a selection) of any per-sample axis; a negative pad crops)"))
+SELECTING = ("reflect", "replicate", "circular")  # padding modes that copy input pixels
 READERS_HINT = "a zero pad (F.pad, nn.ZeroPad2d) is supported only when a convolution reads it"
 
 
@@ -48,8 +52,13 @@ def pad(b: Any, node: Any, args: list, kwargs: dict) -> ZeroPad:
     mode = _arg(args, kwargs, 2, "mode", "constant") if node.target == aten.pad.default \
         else "constant"
     value = _arg(args, kwargs, 3 if node.target == aten.pad.default else 2, "value", 0)
+    if mode in SELECTING:
+        x = _act(b, node, args[0], "pad input")
+        if b.sequence:
+            return zero_pad(b, node, x, _ints(args[1]), mode)
+        return _selected(b, node, x, _ints(args[1]), mode)
     if mode != "constant":
-        b.fail(node, f"padding mode {mode!r}; only zero padding is supported")
+        b.fail(node, f"padding mode {mode!r}; only zeros, {', '.join(SELECTING)}")
     if value not in (None, 0, 0.0):
         b.fail(node, f"padding with the value {value}; only zeros (a convolution's padding)")
     if not any(_ints(args[1])) and not isinstance(args[0], ZeroPad):  # pads nothing
@@ -73,6 +82,21 @@ def pad(b: Any, node: Any, args: list, kwargs: dict) -> ZeroPad:
     if isinstance(inner, ZeroPad):
         add = tuple(a + q for a, q in zip(inner.pads, add, strict=True))
     return ZeroPad(src, add)
+
+
+def _selected(b: Any, node: Any, x: Act, p: list[int], mode: str) -> Act:
+    """Reflect, replicate or circular padding of an image's H and W (UNet1DModel's reflect-padded
+    downsampling): each output pixel copies one input pixel, a ``resize`` whose interpolation
+    matrices are one-hot rows (exact: one weight of 1 a row)."""
+    rank = node.args[0].meta["val"].dim()
+    spatial = 2 if rank == 4 else 1 if rank == 3 else 0
+    if not spatial or len(p) != 2 * spatial or any(v < 0 for v in p):
+        b.fail(node, f"{mode} pads {tuple(p)} of a rank-{rank} tensor; only non-negative pads of "
+                     "the height and width of (N, C, H, W) or the length of (N, C, L)")
+    h, w = b.shapes[x.name][:2]
+    rows = pad_matrix(h, *((p[2], p[3]) if spatial == 2 else (0, 0)), mode)
+    return b.add(node, "resize", (x.name,), {"mode": mode, "align_corners": False},
+                 {"weight_h": rows, "weight_w": pad_matrix(w, p[0], p[1], mode)})
 
 
 def written(b: Any, node: Any, x: ZeroPad) -> Act:

@@ -344,7 +344,7 @@ def per_sample_constant(b: Any, node: Any, x: Act, c: torch.Tensor) -> np.ndarra
     """The constant ``c`` broadcast to ``x``'s torch shape, as one per-sample array (it must be
     the same for every sample)."""
     per = samples(b, node, torch.broadcast_to(c, tuple(node.meta["val"].shape)))
-    if not (per == per[0]).all():
+    if not lowering_seq.same_samples(per):
         b.fail(node, "a constant that differs between samples")
     return per[0].copy()
 

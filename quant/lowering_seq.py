@@ -197,6 +197,15 @@ def samples(b: Any, node: Any, value: torch.Tensor) -> np.ndarray:
     return v.movedim(p + 1, 0).reshape((b.batch, *per_sample(b, node))).numpy()
 
 
+def same_samples(v: np.ndarray) -> bool:
+    """Whether a constant's values per sample (axis 0) are one value: equal up to float32
+    rounding, 1e-5 of its largest magnitude (torch folds a constant expanded over the batch,
+    a fixed text context through a linear, with batched float32 kernels that may round the
+    rows of one sample and another differently: 8e-8 measured on diffusers' UVit2DModel)."""
+    scale = float(np.abs(v).max()) if v.size else 0.0
+    return bool(np.all(np.abs(v - v[:1]) <= 1e-5 * scale))
+
+
 def reshape(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """view/reshape/flatten/unflatten/unsqueeze/squeeze keep every element's flat position, so
     the samples keep theirs: sample s holds the elements hi * (batch * step) + s * step + lo

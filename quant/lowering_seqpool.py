@@ -116,11 +116,26 @@ def adaptive_avg_pool(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     return x
 
 
-def zero_pad(b: Any, node: Any, x: Act, pads: list[int]) -> Act:
+def pad_matrix(n: int, before: int, after: int, mode: str = "constant") -> np.ndarray:
+    """(before + n + after, n) 0/1 rows placing an axis of n in its padded one: zeros around
+    it (``constant``), or one-hot rows copying the input index torch's reflect, replicate or
+    circular pad reads (the modes are separable per axis)."""
+    if mode == "constant":  # a negative before/after crops
+        place = np.zeros((before + n + after, n))
+        src = np.arange(max(0, -before), min(n, n + after))
+        place[before + src, src] = 1.0
+        return place
+    src = torch.nn.functional.pad(torch.arange(n, dtype=torch.float64)[None, None],
+                                  (before, after), mode)
+    return np.eye(n)[src.reshape(-1).long().numpy()]
+
+
+def zero_pad(b: Any, node: Any, x: Act, pads: list[int], mode: str = "constant") -> Act:
     """aten.pad / constant_pad_nd with zeros (``pads``: (before, after) per axis from the last
     one back) in a sequence model (qasic.quant.lowering_pad checks mode and value): per padded
     axis a 0/1 placement of its positions; a negative pad crops (x-transformers' token shift,
-    pads (1, -1) of the positions: a shift by one)."""
+    pads (1, -1) of the positions: a shift by one); with a reflect, replicate or circular
+    ``mode`` a selection instead."""
     rank = node.args[0].meta["val"].dim()
     axes = lowering_seq.axis_map(b, node.args[0])
     shape = b.shapes[x.name]
@@ -129,13 +144,11 @@ def zero_pad(b: Any, node: Any, x: Act, pads: list[int]) -> Act:
         if not before and not after:
             continue
         if axes[dim] is None or dim == lowering_seq.digit(b, node.args[0])[0]:
-            b.fail(node, f"zero padding of dim {dim}, the batch axis")
+            b.fail(node, f"padding of dim {dim}, the batch axis")
         n = shape[axes[dim]]
         if before + n + after <= 0:
             b.fail(node, f"pads {tuple(pads)} crop all {n} positions of dim {dim}")
-        place = np.zeros((before + n + after, n))
-        src = np.arange(max(0, -before), min(n, n + after))
-        place[before + src, src] = 1.0
+        place = pad_matrix(n, before, after, mode)
         shape = shape[:axes[dim]] + (len(place),) + shape[axes[dim] + 1:]
         x = lowering_seq.rows(b, node, x, place, axes[dim], suffix=f".pad{i}", out_shape=shape)
     return x

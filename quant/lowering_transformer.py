@@ -168,16 +168,20 @@ def matmul(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 def baddbmm(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     """aten.baddbmm(input, a, b, *, beta, alpha) = beta input + alpha (a @ b) (BLOOM's scores
-    with ALiBi): a matmul of the two activations (alpha folded into its requantization, named
-    ``<node>.bmm``), then the add of beta input (a constant: ``constant`` + ``add``; an
+    with ALiBi): a matmul of the two operands (alpha folded into its requantization, named
+    ``<node>.bmm``; a constant operand, diffusers' cross-attention keys, a ``constant`` node as
+    in ``matmul``), then the add of beta input (a constant: ``constant`` + ``add``; an
     activation: an ``add``; beta = 0: torch ignores the input)."""
     beta, alpha = _arg(args, kwargs, 3, "beta", 1), _arg(args, kwargs, 4, "alpha", 1)
-    x = _sequence_input(b, node, args[1], "baddbmm operand")
-    y = _sequence_input(b, node, args[2], "baddbmm operand")
+    if all(isinstance(v, torch.Tensor) for v in args[1:3]):
+        b.fail(node, "baddbmm of two constants; one operand must be an activation")
+    x, y = (_operand(b, node, v, i) for i, v in enumerate(args[1:3]))
     product = matmul_node(b, node, x, y, False, float(alpha), suffix=".bmm")
     if beta == 0:
         return product
     return lowering_pointwise.binary("add")(b, node, [product, args[0], beta], {})
+
+
 def _operand(b: Any, node: Any, v: Any, i: int) -> Act:
     """Matmul operand ``i``: an activation, or a constant made a ``constant`` node of its
     per-sample value (``<node>.a`` / ``.b``)."""
@@ -188,23 +192,24 @@ def _operand(b: Any, node: Any, v: Any, i: int) -> Act:
                  suffix=f".{'ab'[i]}")
 
 
-def _per_sample_constant(b: Any, node: Any, c: torch.Tensor) -> np.ndarray:
-    """A constant operand's value per sample: broadcast over the product's leading axes, it
-    holds the batch where the product does (a constant repeated over a batch folded into the
-    heads, (batch * H, S, K)); it must be the same for every sample."""
-    out = tuple(int(d) for d in node.meta["val"].shape)
+def _per_sample_constant(b: Any, node: Any, c: torch.Tensor, lead: tuple | None = None
+                         ) -> np.ndarray:
+    """A constant operand's value per sample: broadcast over the product's leading axes
+    (``lead``, default the output's: sdpa's is a tuple), it holds the batch where the product
+    does (a constant repeated over a batch folded into the heads, (batch * H, S, K)); it must
+    be the same for every sample."""
+    out = tuple(int(d) for d in node.meta["val"].shape)[:-2] if lead is None else lead
     if c.dim() < 2:
         b.fail(node, f"matmul by a constant of rank {c.dim()}; only by matrices")
-    full = torch.broadcast_to(c, out[:-2] + tuple(c.shape[-2:]))
+    full = torch.broadcast_to(c, out + tuple(c.shape[-2:]))
     p, inner = lowering_seq.digit(b, node)
-    if p >= len(out) - 2:
+    if p >= len(out):
         b.fail(node, f"a constant matmul operand of shape {tuple(c.shape)} multiplying rows "
                      "that hold the batch (it would mix samples)")
-    lead = out[:-2]
     v = full.detach().to(torch.float64).reshape(
-        lead[:p] + (lead[p] // (b.batch * inner), b.batch, inner) + full.shape[p + 1:])
+        out[:p] + (out[p] // (b.batch * inner), b.batch, inner) + full.shape[p + 1:])
     v = v.movedim(p + 1, 0).numpy()
-    if not (v == v[:1]).all():
+    if not lowering_seq.same_samples(v):
         b.fail(node, f"a constant matmul operand of shape {tuple(c.shape)} that differs "
                      "between samples")
     per = lowering_seq.per_sample(b, node)[:-2]
@@ -233,8 +238,12 @@ def matmul_node(b: Any, node: Any, x: Act, y: Act, transpose_b: bool, alpha: flo
 
 def sdpa(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """aten.scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal, *, scale,
-    enable_gqa): matmul -> softmax -> matmul."""
-    q, k, v = (_act(b, node, a, "attention input") for a in args[:3])
+    enable_gqa): matmul -> softmax -> matmul. Constant keys or values (cross-attention to a
+    fixed context, a diffusion U-Net's text conditioning) are ``constant`` nodes ``<node>.k``,
+    ``<node>.v`` the matmuls read."""
+    q = _act(b, node, args[0], "attention query")
+    gqa = bool(kwargs.get("enable_gqa"))
+    k, v = (_key_or_value(b, node, a, tag, gqa) for a, tag in ((args[1], "k"), (args[2], "v")))
     mask = _arg(args, kwargs, 3, "attn_mask", None)
     if _arg(args, kwargs, 4, "dropout_p", 0.0):
         b.fail(node, "attention dropout (call model.eval())")
@@ -243,7 +252,7 @@ def sdpa(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     scale = kwargs.get("scale")
     scale = 1.0 / math.sqrt(dh) if scale is None else float(scale)
     sq, sk = b.shapes[q.name], b.shapes[k.name]
-    if sq[:-2] != sk[:-2] and kwargs.get("enable_gqa") and len(sq) == len(sk) == 3 \
+    if sq[:-2] != sk[:-2] and gqa and len(sq) == len(sk) == 3 \
             and sk[0] and sq[0] % sk[0] == 0:
         # grouped-query attention: query head h reads K/V head h // (Hq / Hkv)
         pick = np.eye(sk[0])[np.arange(sq[0]) // (sq[0] // sk[0])]
@@ -274,6 +283,22 @@ def sdpa(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     p = b.add(node, "softmax", inputs, {"causal": causal}, _valid_param(valid),
               shape=b.shapes[scores.name], suffix=".softmax")
     return matmul_node(b, node, p, v, False, 1.0)
+
+
+def _key_or_value(b: Any, node: Any, a: Any, tag: str, gqa: bool) -> Act:
+    """An attention key or value: an activation, or a constant (the same for every sample) made
+    a ``constant`` node of its per-sample value, broadcast to the queries' leading axes (with
+    enable_gqa, each K/V head repeated for its query heads)."""
+    if not isinstance(a, torch.Tensor):
+        return _act(b, node, a, "attention input")
+    qs = tuple(int(d) for d in node.args[0].meta["val"].shape)
+    if a.dim() != len(qs):
+        b.fail(node, f"attention {tag} of rank {a.dim()} for queries of rank {len(qs)}; only "
+                     "equal ranks")
+    if gqa and a.dim() >= 3 and a.shape[-3] and qs[-3] % a.shape[-3] == 0:
+        a = a.repeat_interleave(qs[-3] // a.shape[-3], dim=-3)
+    per = _per_sample_constant(b, node, a, qs[:-2])
+    return b.add(node, "constant", (), {}, {"value": per}, shape=per.shape, suffix=f".{tag}")
 
 
 def _attention_bias(b: Any, node: Any, scores: Act, mask: torch.Tensor, shape: tuple
@@ -336,6 +361,15 @@ def data_dependent(b: Any, node: Any, args: list, kwargs: dict) -> None:
                  "models without one (a dense MLP, not routed experts)")
 
 
+def cdist(b: Any, node: Any, args: list, kwargs: dict) -> None:
+    """aten.cdist: a vector-quantized model's distances to its codebook, whose argmin picks
+    each vector's entry: refused as ``data_dependent`` is, naming the way around it."""
+    b.fail(node, "aten.cdist: distances to a codebook, whose argmin (a vector quantizer's, "
+                 "e.g. diffusers' VQModel) picks an entry by value, a data-dependent choice a "
+                 "compiled program cannot make; quantize the encoder, or the decoder of "
+                 "codebook vectors (VQModel.decode(h, force_not_quantize=True))")
+
+
 def topk_mask(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """qasic::topk_mask(scores, k) (qasic.quant.moe): the 0/1 mask of each row's k largest."""
     x = _sequence_input(b, node, args[0], "top-k scores")
@@ -390,6 +424,7 @@ def _table() -> dict:
     })
     t.update(lowering_ssm.HANDLERS)  # masked_fill by 0, exp of -inf masked values, cumsum
     t.update(dict.fromkeys(DATA_DEPENDENT, data_dependent))
+    t[aten.cdist.default] = cdist
     t[torch.ops.qasic.topk_mask.default] = topk_mask
     t[torch.ops.qasic.masked_softmax.default] = masked_softmax
     t[aten.copy_.default] = inplace.copy_
@@ -413,4 +448,5 @@ NEW_OPS = {aten.embedding.default, aten.layer_norm.default, aten.native_layer_no
            aten._safe_softmax.default, aten.matmul.default, aten.bmm.default,
            aten.baddbmm.default,
            aten.scaled_dot_product_attention.default,
-           aten._scaled_dot_product_flash_attention_for_cpu.default, *DATA_DEPENDENT}
+           aten._scaled_dot_product_flash_attention_for_cpu.default, *DATA_DEPENDENT,
+           aten.cdist.default}

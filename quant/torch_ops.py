@@ -169,7 +169,8 @@ TORCH_OPS: dict[str, Callable[..., torch.Tensor]] = {
     "reshape": _reshape,
     "add": lambda n, w, a, b: a + b,
     "mul": lambda n, w, a, b: a * b,
-    "concat": lambda n, w, *xs: torch.cat(xs, dim=1),
+    "concat": lambda n, w, *xs: torch.cat([x.expand(max(len(y) for y in xs), *x.shape[1:])
+                                           for x in xs], dim=1),
     "upsample_nearest": lambda n, w, x: x.repeat_interleave(pair(n.attrs["scale"])[0], 2)
     .repeat_interleave(pair(n.attrs["scale"])[1], 3),
     "upsample_bilinear": _bilinear,

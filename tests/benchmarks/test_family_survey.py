@@ -119,3 +119,20 @@ def test_a_head_with_no_base_model_has_its_own_row():
     assert kw["backbone_config"]["model_type"] == "beit"
     model, x, _ = fs.build("UperNetForSemanticSegmentation")
     assert tuple(model(torch.from_numpy(x)).shape) == (2, 2, 32, 32)  # logits at 32x32
+
+
+def test_the_diffusion_rows_build_their_diffusers_classes_deterministically():
+    """benchmarks/diffusion.py: each row's class exists in the installed diffusers; a DiT
+    built twice gives the same O(1) sample of the latent's shape."""
+    pytest.importorskip("diffusers")
+    import torch
+
+    rows = [n for n, row in fs.MODELS.items() if row[0] == "diffusion"]
+    assert len(rows) == 23 and all(fs.model_class(n) is not None for n in rows)
+    outs = []
+    for _ in range(2):
+        model, x, params = fs.build("DiTTransformer2DModel")
+        with torch.no_grad():
+            outs.append(model(torch.from_numpy(x)).numpy())
+    assert x.shape == (2, 4, 8, 8) and outs[0].shape == x.shape and params > 0
+    assert 0.5 < abs(outs[0]).max() < 20 and (outs[0] == outs[1]).all()

@@ -164,3 +164,31 @@ def test_tensors_a_module_caches_while_traced_are_put_back():
     got, want = _float_out(graph, model, x)  # the model runs after capture, in eager mode
     assert type(model.cache.bias) is torch.Tensor
     np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+class TokenGrid(torch.nn.Module):
+    """A (batch, H, W) grid of token ids (aMUSEd's UVit2DModel, MaskGIT): embedded, mixed."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.e, self.l = torch.nn.Embedding(16, 8), torch.nn.Linear(8, 3)
+
+    def forward(self, ids):
+        return self.l(self.e(ids)).flatten(1, 2)
+
+
+def test_a_grid_of_token_ids_runs_bit_exact_and_other_shapes_are_named():
+    import qasic
+    from qasic.errors import InputError
+
+    ids = np.random.default_rng(0).integers(0, 16, (4, 4, 5))
+    r = qasic.evaluate(TokenGrid().eval(), ids, calibration=ids)
+    assert r["bit_exact"] and r["cosine"] > 0.999
+    graph = capture(TokenGrid().eval(), torch.from_numpy(ids[:2]))
+    assert graph.shapes[graph.input] == (4, 5)
+    from qasic.quant import QuantConfig, quantize
+
+    q = quantize(graph, None, ids, QuantConfig(8))
+    with pytest.raises(InputError, match=r"shape \(4, 20\) do not fit .*expected \(batch, 4, 5\)"):
+        q.quantize_input(ids.reshape(4, 20))

@@ -175,3 +175,30 @@ def test_an_output_that_is_not_whole_phases_is_refused_naming_the_layer_and_the_
                        r"output height 31, not a multiple of its stride 2: .*"
                        r"output_padding=1 would make it one"):
         capture(model, torch.from_numpy(_x(1)))
+
+
+class SequenceUp(nn.Module):
+    """UNet1DModel's mid block: a Conv1d net gone to sequence mode (an attention over the
+    positions of its (N, C, L) transposed), upsampled by a ConvTranspose1d on (N, C, L)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.inp, self.up = nn.Conv1d(4, 8, 1), nn.ConvTranspose1d(8, 6, 4, 2, 1)
+
+    def forward(self, x):  # x (N, 4, L)
+        t = self.inp(x).transpose(1, 2)
+        t = torch.softmax(t @ t.transpose(1, 2) / 3, -1) @ t
+        return self.up(t.transpose(1, 2))
+
+
+def test_a_sequence_models_conv_transpose1d_runs_on_its_image_view_bit_exact():
+    """Before: refused ('only 1-D and 2-D ones in image models')."""
+    import qasic
+
+    x = np.random.default_rng(0).standard_normal((4, 4, 6)).astype(np.float32)
+    graph = capture(SequenceUp().eval(), torch.from_numpy(x[:2]))
+    up = [n for n in graph.nodes if n.op == "conv2d" and n.name == "up"]
+    assert len(up) == 1 and graph.shapes[up[0].output] == (1, 6, 2 * 6)  # 2 phases x 6
+    record = qasic.evaluate(SequenceUp().eval(), x, calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]

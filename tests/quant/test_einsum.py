@@ -84,6 +84,11 @@ FORMS = {  # equation -> (its module, the QGraph ops)
                                                      _heads(m.k(x))),
                            ["linear", "reshape", "permute", "linear", "reshape", "permute",
                             "matmul"]),  # as bhqd,bhkd->bhqk
+    "bhsd->bshd": (lambda m, x: torch.einsum("bhsd->bshd", _heads(m.q(x))).reshape(-1, S, D),
+                   ["linear", "reshape", "permute", "permute", "reshape"]),  # one operand
+    # reordered (DiT's unpatchify): a permute (after _heads's own)
+    "...sd->...ds": (lambda m, x: torch.einsum("...sd->...ds", m.q(x)),
+                     ["linear", "permute"]),
 }
 
 
@@ -125,6 +130,7 @@ REFUSED = {
                      "an index repeated in 'bqq'"),
     "bqd,bkd->bq": (lambda m, x: torch.einsum("bqd,bkd->bq", m.q(x), m.k(x)),
                     "index 'k' summed over one operand only"),
+    "bqd->bq": (lambda m, x: torch.einsum("bqd->bq", m.q(x)), "not a reordering of its axes"),
 }
 
 

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import qasic
 from qasic.errors import UnsupportedOpError
 from qasic.quant import capture, reference, run_float
 from qasic.quant.evaluate import cosine
@@ -101,6 +102,59 @@ def test_per_channel_constants_fold_into_the_conv_or_become_a_depthwise_one(op):
     assert ops[0] == "conv2d" and ops[1] == "reshape"  # the time embedding in the conv's bias
     assert ops[-2:] == ["lut", "conv2d"]  # after the SiLU: a depthwise 1x1 conv
     assert g.nodes[-1].attrs["groups"] == 8
+
+
+class TimeDivided(nn.Module):
+    """diffusers' UNet2DModel with Fourier time embeddings: sample / timesteps, the timestep
+    per sample a constant (batch, 1, 1, 1); ``t`` its values."""
+
+    def __init__(self, t):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.register_buffer("t", torch.tensor(t))
+
+    def forward(self, x):
+        return self.conv(x) / self.t.repeat(len(x) // len(self.t)).reshape(-1, 1, 1, 1)
+
+
+def test_a_constant_of_one_value_is_a_scalar():
+    g = float_matches(TimeDivided([4.0]).eval(), _x(4, 3, 6, 6))
+    assert [n.op for n in g.nodes] == ["conv2d", "lut"]
+    assert g.nodes[1].attrs["fn_args"] == {"scale": 0.25, "offset": 0.0}
+
+
+def test_a_timestep_that_differs_between_samples_is_refused_in_one_line():
+    with pytest.raises(UnsupportedOpError, match="div of a constant that differs between "
+                                                 "samples") as err:
+        capture(TimeDivided([4.0, 5.0]).eval(), torch.from_numpy(_x(2, 3, 6, 6)))
+    assert "\n" not in str(err.value)
+
+
+class Conditioned(nn.Module):
+    """ControlNet's fixed conditioning image: conv(x) + embed(cond), cond a buffer (the sum a
+    constant of the image's whole shape), then a constant concatenated on the channels
+    (UNet1DModel's time embedding over the positions) and a conv."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.embed = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(2, 8, 1)
+        self.out = nn.Conv2d(12, 4, 3, padding=1)
+        self.register_buffer("cond", torch.randn(1, 2, 6, 6))
+        self.register_buffer("t", torch.randn(1, 4, 1, 1))
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x) + self.embed(self.cond))
+        return self.out(torch.cat([h, self.t.expand(len(x), -1, 6, 6)], 1))
+
+
+def test_constant_images_are_constant_nodes_and_run_bit_exact():
+    x = _x(4, 3, 6, 6)
+    g = float_matches(Conditioned().eval(), x)
+    consts = [n for n in g.nodes if n.op == "constant"]
+    assert [g.shapes[c.output] for c in consts] == [(6, 6, 8), (6, 6, 4)]
+    r = qasic.evaluate(Conditioned().eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
 
 
 class ChannelsFirst(nn.Module):

@@ -97,6 +97,16 @@ CASES = {
                      + x.mean((2, 3), keepdim=True)), None, None),
     "cat": (Fn(lambda x: torch.cat([x, torch.relu(x)], 1)), (2, 3, 4, 4),
             ["relu", "lut", "lut", "concat"]),
+    # a constant of the image's whole shape (ControlNet's fixed conditioning image): a constant
+    # node and the op of two tensors; concatenated too (UNet1DModel's time channels over L)
+    "add_image_constant": (Fn(lambda x: x + torch.arange(48.0).view(1, 3, 4, 4) / 10),
+                           (2, 3, 4, 4), ["constant", "add"]),
+    "div_image_constant": (Fn(lambda x: x / (torch.arange(48.0).view(3, 4, 4) + 1)),
+                           (2, 3, 4, 4), ["constant", "mul"]),
+    "cat_constant": (Fn(lambda x: torch.cat([torch.ones(len(x), 2, 4, 4), x], 1)),
+                     (2, 3, 4, 4), ["constant", "lut", "lut", "concat"]),
+    "cat_constant_1d": (Fn(lambda x: torch.cat([x, torch.arange(2.0).view(1, 2, 1).expand(
+        len(x), 2, 5)], 1)), (2, 3, 5), ["constant", "lut", "lut", "concat"]),
     "cat_vec": (Fn(lambda x: torch.cat([torch.tanh(x), torch.sigmoid(x)], -1)), (2, 3),
                 ["lut", "lut", "concat"]),
     "nearest": (nn.Upsample(scale_factor=2), (2, 3, 4, 5), ["upsample_nearest"]),
@@ -231,8 +241,10 @@ def test_concat_of_requantizers_needs_no_requant_nodes():
     # a vector viewed as a (4, 8) image-like tensor would read it as (8, 4) channels-last
     (Fn(lambda x: x.flatten(1).view(1, 4, 8)), (1, 2, 4, 4), "reshape to"),
     (Fn(lambda x: torch.cat([x, x], 2)), (1, 2, 4, 4), "only along channels"),
-    (Fn(lambda x: x * torch.arange(16.0).view(1, 1, 4, 4)), (1, 1, 4, 4),
-     "non-scalar constant"),  # per pixel (a per-channel constant folds)
+    (Fn(lambda x: x * torch.arange(32.0).view(1, 2, 4, 4)), (1, 1, 4, 4),
+     "broadcasts the activation"),  # a constant widening the image (a per-pixel one: CASES)
+    (Fn(lambda x: x + torch.arange(32.0).view(2, 1, 4, 4)), (2, 1, 4, 4),
+     "differs between samples"),
     (Fn(lambda x: x.mean(1)), (1, 2, 4, 4), "only over all spatial"),
     (Fn(lambda x: x * x.mean(1, keepdim=True)), (1, 2, 4, 4), "only over all spatial"),
     (Fn(lambda x: F.elu(x) + F.selu(x)), (1, 4), "selu"),

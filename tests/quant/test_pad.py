@@ -101,7 +101,6 @@ class Bad(nn.Module):
     (lambda x: F.pad(x, (1, 1, 1, 1)) + 1.0, "only when a convolution reads it"),
     (lambda x: F.pad(x, (1, 1, 1, 1)), "only when a convolution reads it"),
     (lambda x: F.pad(x, (1, 1, 1, 1), value=0.5), "only zeros"),
-    (lambda x: F.pad(x, (1, 1, 1, 1), mode="reflect"), "only zero padding"),
     (lambda x: F.pad(x, (0, 0, 0, 0, 1, 1)), "only the height and width"),
     (lambda x: F.pad(x, (-1, 0, 0, 0)), "a crop is not supported"),
 ])
@@ -109,6 +108,64 @@ def test_other_pads_and_readers_are_refused_in_one_line(f, message):
     with pytest.raises(UnsupportedOpError, match=message) as e:
         capture(Bad(f).eval(), (torch.randn(1, 3, 8, 8),), "bad")
     assert "\n" not in str(e.value).split("; supported ops")[0]
+
+
+class Copied(nn.Module):
+    """A conv, a ``mode`` pad of H and W (or of L: Conv1d), a conv (UNet1DModel's reflect-padded
+    downsampling)."""
+
+    def __init__(self, mode: str, dims: int) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        conv = nn.Conv2d if dims == 2 else nn.Conv1d
+        self.a, self.b, self.mode = conv(3, 4, 1), conv(4, 5, 3, stride=2), mode
+        self.pads = (1, 2, 2, 1) if dims == 2 else (2, 1)
+
+    def forward(self, x):
+        return self.b(F.pad(torch.relu(self.a(x)), self.pads, mode=self.mode))
+
+
+@pytest.mark.parametrize("mode, dims", [("reflect", 2), ("replicate", 2), ("circular", 2),
+                                        ("reflect", 1)])
+def test_copying_pads_are_a_resize_of_one_hot_rows(mode, dims):
+    shape = (6, 3, 8, 8) if dims == 2 else (6, 3, 12)
+    x = torch.randn(*shape).numpy()
+    m = Copied(mode, dims).eval()
+    g = capture(m, (torch.from_numpy(x[:1]),), "copied")
+    resize = next(n for n in g.nodes if n.op == "resize")
+    wh, ww = resize.params["weight_h"], resize.params["weight_w"]
+    assert ww.shape == ((11, 8) if dims == 2 else (15, 12)) and (ww.sum(1) == 1).all()
+    assert wh.shape == ((11, 8) if dims == 2 else (1, 1)) and set(np.unique(ww)) == {0, 1}
+    with torch.no_grad():
+        want = m(torch.from_numpy(x)).numpy()
+    got = run_float(g, g.to_internal(x))
+    np.testing.assert_allclose(got, g.to_internal(want), atol=1e-5)
+    r = qasic.evaluate(m, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+class SequenceReflect(nn.Module):
+    """A reflect pad of the positions in a sequence model: a selection matmul."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = nn.Linear(4, 8), nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = F.pad(self.a(x).transpose(1, 2), (2, 1), mode="reflect").transpose(1, 2)
+        return self.b(torch.softmax(h, -1))
+
+
+def test_a_reflect_pad_in_a_sequence_model_is_a_selection():
+    x = torch.randn(6, 5, 4).numpy()
+    m = SequenceReflect().eval()
+    g = capture(m, (torch.from_numpy(x[:2]),), "reflect")
+    sel = next(n for n in g.nodes if n.op == "constant")
+    assert sel.params["value"].shape[-2:] == (8, 5)
+    with torch.no_grad():
+        want = m(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(run_float(g, g.to_internal(x)), want, atol=1e-5)
 
 
 @pytest.mark.parametrize("size", [(3, 3), (5, 2)])
