@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from qasic.quant import lowering_seq, masks
+from qasic.quant import lowering_seq, masks, sinks
 from qasic.quant import pointwise as pw
 from qasic.quant.lowering import Act, _arg
 from qasic.quant.lowering_ops import _broadcasts, _pair_op, _scalar
@@ -397,10 +397,8 @@ def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     (``rows``), then the constants added; anything else as ``lowering_seq.cat``."""
     rank = node.meta["val"].dim()
     dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
-    if any(isinstance(x, masks.Masked) for x in args[0]):
-        b.fail(node, "a cat of masked attention scores with another tensor (an attention "
-                     "sink: GPT-OSS's extra logit per head in each softmax row); a softmax "
-                     "reads the scores alone")
+    if any(isinstance(x, masks.Masked) for x in args[0]):  # attention sinks (GPT-OSS)
+        return sinks.appended(b, node, args, kwargs)
     parts = _column_parts(args[0]) if dim == rank - 1 else None
     if parts is not None:
         return Columns(parts[0], np.concatenate(parts[1], axis=1), node)

@@ -40,6 +40,7 @@ from qasic.quant import (
     positions,
     selects,
     seqpasses,
+    sinks,
     unfold,
 )
 from qasic.quant.calibrate import prepare
@@ -272,6 +273,8 @@ class _Builder:
             if node.args[0].name in self.batch_axes:
                 self.batch_axes[node.name] = self.batch_axes[node.args[0].name]
             return self._getitem(node, args)
+        if _has((args, kwargs), sinks.VALUES):
+            return sinks.apply(self, node, args, kwargs)
         if node.target in lowering_seq.LIKE_OPS:  # shapes and dtypes only, not values
             return lowering_seq.like(node, args, kwargs)
         if node.target in lowering_pad.WRITTEN_FOR and isinstance(args[0], lowering_pad.ZeroPad):
@@ -425,7 +428,7 @@ def _has(tree: Any, kinds: Any) -> bool:
 
 def _has_act(tree: Any) -> bool:
     """An activation, or a symbolic value made of one (a pointwise chain, masked scores)."""
-    return _has(tree, (Act, IdSlice, masks.Masked, *SYMBOLIC))
+    return _has(tree, (Act, IdSlice, masks.Masked, *sinks.VALUES, *SYMBOLIC))
 
 
 def node_name(node: fx.Node) -> str:
