@@ -285,6 +285,10 @@ class _Builder:
             keep = node.target in PAD_READERS  # a zero pad folds into them
             args, kwargs = self._materialized(args, keep), self._materialized(kwargs, keep)
         if not _has_act((args, kwargs)):
+            if _random(node.target):
+                self.fail(node, f"random numbers drawn inside the model ({node.target}, e.g. "
+                                "ViTMAE's random patch masking): capture would freeze one "
+                                "draw; pass the draw in as a constant or remove it")
             if _has((args, kwargs), (masks.KeyMask, positions.PosValue, lengths.Length)):
                 return masks.apply(self, node, args, kwargs)
             return node.target(*args, **kwargs)  # constant folding, e.g. t(weight)
@@ -424,6 +428,13 @@ def _has(tree: Any, kinds: Any) -> bool:
     if isinstance(tree, dict):
         return any(_has(x, kinds) for x in tree.values())
     return False
+
+
+def _random(target: Any) -> bool:
+    """An op that draws random numbers (torch's nondeterministic_seeded tag; dropout, which
+    eval mode turns off, aside)."""
+    tags = getattr(target, "tags", ())
+    return torch.Tag.nondeterministic_seeded in tags and "dropout" not in str(target)
 
 
 def _has_act(tree: Any) -> bool:
