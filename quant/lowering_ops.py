@@ -299,6 +299,8 @@ def _scalar_op(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     x_first = isinstance(args[0], Act)
     x, c = (args[0], args[1]) if x_first else (args[1], args[0])
     alpha = float(_arg(args, kwargs, 2, "alpha", 1))
+    if _scalar(c) is None and _uniform(node, c, 0 if x_first else 1):
+        c = float(c.reshape(-1)[0])  # one value everywhere (PatchTST's all-observed mask)
     if _scalar(c) is None:
         return _channel_constant(b, node, name, x, c, x_first, alpha)
     c = _scalar(c)
@@ -316,6 +318,13 @@ def _scalar_op(b: Any, node: Any, args: list, kwargs: dict) -> Act:
         return x
     return b.add(node, "lut", (x.name,),
                  {"fn": "affine", "fn_args": {"scale": scale, "offset": offset}})
+
+
+def _uniform(node: Any, c: Any, at: int) -> bool:
+    """``c`` is a constant of one value everywhere that does not grow the activation (operand
+    ``at``) it meets: a scalar."""
+    return isinstance(c, torch.Tensor) and c.numel() > 0 and bool((c == c.reshape(-1)[0]).all()) \
+        and tuple(node.meta["val"].shape) == tuple(node.args[at].meta["val"].shape)
 
 
 def _channel_constant(b: Any, node: Any, name: str, x: Act, c: Any, x_first: bool,

@@ -29,6 +29,8 @@ from qasic.quant import (
     einsum,
     export_errors,
     fourier,
+    glu,
+    hops,
     inplace,
     known_modules,
     layouts,
@@ -173,11 +175,12 @@ class _Builder:
 
     def __init__(self, ep: torch.export.ExportedProgram) -> None:
         self.ep = ep
-        # the graph walked: einsums and FNet's Fourier transforms made matmuls, patch unfolds
-        # views and permutes, selections of samples by constant masks resolved, complex RoPE
-        # real products
-        self.graph = complex_rope.decompose(fourier.decompose(unfold.decompose(einsum.decompose(
-            selects.decompose(ep.graph, set(ep.graph_signature.user_inputs))))))
+        # the graph walked: no_grad regions inlined, einsums and FNet's Fourier transforms made
+        # matmuls, patch unfolds views and permutes, selections of samples by constant masks
+        # resolved, complex RoPE real products, GLUs their halves' product
+        self.graph = glu.decompose(complex_rope.decompose(fourier.decompose(unfold.decompose(
+            einsum.decompose(selects.decompose(hops.inline(ep.graph, ep.graph_module),
+                                               set(ep.graph_signature.user_inputs)))))))
         self.env: dict[str, Any] = {}
         self.nodes: dict[str, FNode] = {}     # insertion order is execution order
         self.origin: dict[str, fx.Node] = {}  # tensor name -> fx node that produced it
