@@ -12,8 +12,8 @@ conv of weight 1 with the pad as its padding, the zeros real pixels). A zero pad
 anything else (an add; the graph output) is refused in one line, as are a non-zero value, a
 reflect or replicate mode, negative pads (crops) and pads of the channels or the batch. A pad of
 nothing (Swin's window padding when the windows fit) is its input, in any model. In a sequence
-model a zero pad of any per-sample axis is a placement matmul instead
-(qasic.quant.lowering_seqpool).
+model a zero pad of any per-sample axis (a negative pad crops: RWKV's token shift) is a
+placement matmul instead (qasic.quant.lowering_seqpool).
 """
 
 from __future__ import annotations

@@ -117,21 +117,24 @@ def adaptive_avg_pool(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 def zero_pad(b: Any, node: Any, x: Act, pads: list[int]) -> Act:
     """aten.pad / constant_pad_nd with zeros (``pads``: (before, after) per axis from the last
-    one back) in a sequence model (qasic.quant.lowering_pad checks mode and value)."""
+    one back) in a sequence model (qasic.quant.lowering_pad checks mode and value); a negative
+    pad crops (RWKV's token shift ``ZeroPad2d((0, 0, 1, -1))``: one zero row in, the last out):
+    along each axis one 0/1 selector."""
     rank = node.args[0].meta["val"].dim()
     axes = lowering_seq.axis_map(b, node.args[0])
     shape = b.shapes[x.name]
     for i in range(len(pads) // 2):
         before, after, dim = pads[2 * i], pads[2 * i + 1], rank - 1 - i
-        if before < 0 or after < 0:
-            b.fail(node, f"pads {tuple(pads)}: a crop (negative pad); only zero padding")
         if not before and not after:
             continue
         if axes[dim] is None or dim == lowering_seq.digit(b, node.args[0])[0]:
             b.fail(node, f"zero padding of dim {dim}, the batch axis")
         n = shape[axes[dim]]
+        if before + n + after < 1:
+            b.fail(node, f"pads {tuple(pads)} crop all {n} elements of dim {dim}")
         place = np.zeros((before + n + after, n))
-        place[before + np.arange(n), np.arange(n)] = 1.0
+        keep = np.arange(max(0, -before), n - max(0, -after))  # the input rows kept
+        place[before + keep, keep] = 1.0
         shape = shape[:axes[dim]] + (len(place),) + shape[axes[dim] + 1:]
         x = lowering_seq.rows(b, node, x, place, axes[dim], suffix=f".pad{i}", out_shape=shape)
     return x

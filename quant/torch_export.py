@@ -219,7 +219,7 @@ class _Builder:
             if node not in live and _writes_into(node, live):
                 self.current = node
                 self.fail(node, f"an in-place write ({node.target}) into a tensor the model "
-                                "reads later (other than copies that fill a new buffer's last "
+                                "reads later (other than copies that fill a new buffer along one "
                                 "axis, qasic.quant.inplace); build the tensor with torch.cat")
         for node in self.graph.nodes:
             if node in live or node.op == "placeholder":

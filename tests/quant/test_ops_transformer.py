@@ -71,6 +71,15 @@ def _filled(x, fc, half=False):  # MiniCPM3's: a new buffer filled by copy_ into
     return k
 
 
+def _scan(x, fc):  # RecurrentGemma's scan: a zeros_like buffer filled token by token
+    y = fc(x)
+    out, h = torch.zeros_like(y), torch.zeros_like(y[:, 0])
+    for t in range(y.shape[1]):
+        h = torch.tanh(h) * 0.5 + y[:, t]
+        out[:, t] = h
+    return out
+
+
 def _gelu_new(x):  # GPT-2's NewGELUActivation
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
 
@@ -197,6 +206,13 @@ CASES = {
     # (the norm's part requantized to the concat's scale, as any concat's)
     "filled_buffer": (Fn(_filled, nn.Linear(D, D)), ["linear", "lut", "norm", "lut", "concat"],
                       0.999),                                               # 0.99986
+    # a buffer filled along the tokens by copy_ into selects (out[:, t] = h): each token's
+    # row placed by a 0/1 selector, the placements summed
+    "scan_filled": (Fn(_scan, nn.Linear(D, D)), None, 0.999),
+    # RWKV's token shift ZeroPad2d((0, 0, 1, -1)): a zero row in, the last row cropped: one
+    # 0/1 selector
+    "token_shift": (_after_linear(lambda x: F.pad(x, (0, 0, 1, -1))),
+                    ["linear", "constant", "matmul"], 0.999),
     # a maximum or minimum of an activation and a scalar: a table
     "maximum": (_after_linear(lambda x: torch.minimum(torch.maximum(x, torch.tensor(-0.2)),
                                                       torch.tensor(0.3))),
