@@ -273,6 +273,10 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "IJepaModel": ("vision", "IJepaConfig", _VIT, {"add_pooling_layer": False}, "image", 32),
     # ViTMAE draws its random masking noise inside the forward: refused in one line
     "ViTMAEModel": ("vision", "ViTMAEConfig", _VIT, {}, "image", 32),
+    # vision towers of multimodal models (BLIP-2, Idefics3 / SmolVLM's SigLIP-like, GIT)
+    "Blip2VisionModel": ("vision", "Blip2VisionConfig", _VIT, {}, "image", 32),
+    "Idefics3VisionTransformer": ("vision", "Idefics3VisionConfig", _VIT, {}, "image", 32),
+    "GitVisionModel": ("vision", "GitVisionConfig", _VIT, {}, "image", 32),
     # text encoders
     "BertModel": ("encoder", "BertConfig", _ENC, {"add_pooling_layer": False}, "ids", SEQ_ENC),
     "DistilBertModel": ("encoder", "DistilBertConfig",
@@ -543,6 +547,27 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                             "num_experts_per_tok": 2, "sliding_window": 8,
                             "layer_types": ["sliding_attention", "full_attention"]},
                     {}, "ids", SEQ_DEC),
+    # recurrences refused by name (qasic.quant.known_modules): RWKV's WKV, RecurrentGemma's
+    # RG-LRU (a recurrent block, then a local attention one), Qwen3-Next's gated delta rule
+    "RwkvModel": ("decoder", "RwkvConfig",
+                  {"vocab_size": VOCAB_DEC, "hidden_size": 32, "num_hidden_layers": 2,
+                   "attention_hidden_size": 32, "intermediate_size": 64, "context_length": 64},
+                  {}, "ids", SEQ_DEC),
+    "RecurrentGemmaModel": ("decoder", "RecurrentGemmaConfig",
+                            {"vocab_size": VOCAB_DEC, "hidden_size": 32, "intermediate_size": 64,
+                             "num_hidden_layers": 2, "num_attention_heads": 2,
+                             "num_key_value_heads": 1, "lru_width": 32,
+                             "attention_window_size": 8, "block_types": ["recurrent",
+                                                                         "attention"],
+                             "conv1d_width": 4, "head_dim": 16}, {}, "ids", SEQ_DEC),
+    "Qwen3NextModel": ("decoder", "Qwen3NextConfig",
+                       _DEC | {"num_key_value_heads": 2, "head_dim": 16,
+                               "layer_types": ["linear_attention", "full_attention"],
+                               "linear_num_value_heads": 4, "linear_num_key_heads": 2,
+                               "linear_key_head_dim": 8, "linear_value_head_dim": 8,
+                               "linear_conv_kernel_dim": 4, "num_experts": 4,
+                               "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+                               "shared_expert_intermediate_size": 32}, {}, "ids", SEQ_DEC),
     # PhiMoE: its sparsemixer router is refused in one line naming the block
     "PhimoeModel": ("decoder", "PhimoeConfig", _DEC | {"num_key_value_heads": 2,
                                                         "num_local_experts": 4,
@@ -776,7 +801,8 @@ _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
               "BartEncoder": "transformers.models.bart.modeling_bart",
               "MarianEncoder": "transformers.models.marian.modeling_marian",
               "Speech2TextEncoder": "transformers.models.speech_to_text.modeling_speech_to_text",
-              "MoonshineEncoder": "transformers.models.moonshine.modeling_moonshine"}
+              "MoonshineEncoder": "transformers.models.moonshine.modeling_moonshine",
+              "Idefics3VisionTransformer": "transformers.models.idefics3.modeling_idefics3"}
 # the keyword each input kind goes in as
 _KEYWORD = {"ids": "input_ids", "ids_mask": "input_ids", "image": "pixel_values",
             "features": "input_features", "wave": "input_values", "frames": "input_features",
