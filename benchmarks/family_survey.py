@@ -597,6 +597,10 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                           "encoder_num_hidden_layers": 2, "decoder_num_hidden_layers": 1,
                           "encoder_num_attention_heads": 2, "decoder_num_attention_heads": 2},
                          {}, "wave", 1600),
+    # SEW-D: SEW with DeBERTa's disentangled attention (XSoftmax's fill of nothing)
+    "SEWDModel": ("other", "SEWDConfig", _SPEECH | {"squeeze_factor": 2, "position_buckets": 16,
+                                                     "max_relative_positions": -1},
+                  {}, "wave", 400),
     "ASTModel": ("other", "ASTConfig",
                  {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
                   "intermediate_size": 64, "patch_size": 8, "frequency_stride": 8,

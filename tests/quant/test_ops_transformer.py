@@ -209,6 +209,10 @@ CASES = {
     # a buffer filled along the tokens by copy_ into selects (out[:, t] = h): each token's
     # row placed by a 0/1 selector, the placements summed
     "scan_filled": (Fn(_scan, nn.Linear(D, D)), None, 0.999),
+    # SEW-D's XSoftmax without padding: probs.masked_fill_(~mask, 0) with a mask of all ones
+    # selects nothing: the probabilities as they are
+    "fill_of_nothing": (_after_linear(lambda x: torch.softmax(x, -1).masked_fill_(
+        torch.zeros(D, dtype=torch.bool), 0.0)), ["linear", "softmax"], 0.995),  # 0.99805
     # RWKV's token shift ZeroPad2d((0, 0, 1, -1)): a zero row in, the last row cropped: one
     # 0/1 selector
     "token_shift": (_after_linear(lambda x: F.pad(x, (0, 0, 1, -1))),
