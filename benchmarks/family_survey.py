@@ -597,6 +597,11 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                           "encoder_num_hidden_layers": 2, "decoder_num_hidden_layers": 1,
                           "encoder_num_attention_heads": 2, "decoder_num_attention_heads": 2},
                          {}, "wave", 1600),
+    # Qwen2-Audio's encoder (Whisper's layout; its activations moved .to(device))
+    "Qwen2AudioEncoder": ("other", "Qwen2AudioEncoderConfig",
+                          {"num_mel_bins": 16, "d_model": 32, "encoder_layers": 2,
+                           "encoder_attention_heads": 2, "encoder_ffn_dim": 64,
+                           "max_source_positions": 16}, {}, "features", 32),
     # SEW-D: SEW with DeBERTa's disentangled attention (XSoftmax's fill of nothing)
     "SEWDModel": ("other", "SEWDConfig", _SPEECH | {"squeeze_factor": 2, "position_buckets": 16,
                                                      "max_relative_positions": -1},
@@ -806,7 +811,8 @@ _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
               "MarianEncoder": "transformers.models.marian.modeling_marian",
               "Speech2TextEncoder": "transformers.models.speech_to_text.modeling_speech_to_text",
               "MoonshineEncoder": "transformers.models.moonshine.modeling_moonshine",
-              "Idefics3VisionTransformer": "transformers.models.idefics3.modeling_idefics3"}
+              "Idefics3VisionTransformer": "transformers.models.idefics3.modeling_idefics3",
+              "Qwen2AudioEncoder": "transformers.models.qwen2_audio.modeling_qwen2_audio"}
 # the keyword each input kind goes in as
 _KEYWORD = {"ids": "input_ids", "ids_mask": "input_ids", "image": "pixel_values",
             "features": "input_features", "wave": "input_values", "frames": "input_features",

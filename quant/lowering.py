@@ -402,8 +402,8 @@ def identity(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     if node.target in (aten.dropout.default, aten.dropout_.default) and \
             _arg(args, kwargs, 2, "train", False):
         b.fail(node, "dropout in training mode (call model.eval())")
-    dtype = kwargs.get("dtype", args[1] if len(args) > 1 and isinstance(args[1], torch.dtype)
-                       else None)
+    # to.dtype(x, dtype, ...), to.device(x, device, dtype, ...)
+    dtype = kwargs.get("dtype", next((a for a in args[1:3] if isinstance(a, torch.dtype)), None))
     if dtype is not None and dtype != node.args[0].meta["val"].dtype:
         b.fail(node, f"a cast to {dtype}; the model must stay in {node.args[0].meta['val'].dtype}")
     return _act(b, node, args[0], "input")
@@ -445,5 +445,6 @@ HANDLERS = {
     aten._to_copy.default: identity,
     aten.to.dtype: identity,
     aten.to.dtype_layout: identity,
+    aten.to.device: identity,
     aten._assert_tensor_metadata.default: no_op,
 }

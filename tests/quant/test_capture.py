@@ -131,3 +131,26 @@ def test_conv_keyword_arguments_and_no_bias():
                                     "dilation": (1, 1), "groups": 1}
     got, want = _float_out(graph, model, x)
     np.testing.assert_allclose(got.transpose(0, 3, 1, 2), want, rtol=1e-4, atol=1e-4)
+
+
+class _ToDevice(nn.Module):
+    """Qwen2-Audio's encoder: a Conv1d net whose activations are moved ``.to(device)`` (and, with
+    ``half``, to float16 as well)."""
+
+    def __init__(self, half: bool = False):
+        super().__init__()
+        self.conv, self.half = nn.Conv1d(3, 8, 3, padding=1), half
+
+    def forward(self, x):
+        y = torch.relu(self.conv(x))
+        return y.to(x.device, torch.float16 if self.half else torch.float32)
+
+
+def test_a_move_to_the_same_device_and_dtype_is_the_value_itself():
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).normal(size=(2, 3, 12)).astype(np.float32)
+    graph = capture(_ToDevice().eval(), torch.from_numpy(x))
+    assert [n.op for n in graph.nodes] == ["conv2d", "relu"]  # the move is no node
+    with pytest.raises(UnsupportedOpError, match="a cast to torch.float16; the model must stay "
+                                                 "in torch.float32"):
+        capture(_ToDevice(half=True).eval(), torch.from_numpy(x))
