@@ -215,12 +215,13 @@ class _Builder:
         self.sequence = self.layout is not None
         fills = [n for n in self.graph.nodes if inplace.fill_of(n) is not None]
         live = _live(self.graph, fills)
-        for node in self.graph.nodes:
-            if node not in live and _writes_into(node, live):
-                self.current = node
-                self.fail(node, f"an in-place write ({node.target}) into a tensor the model "
-                                "reads later (other than copies that fill a new buffer along one "
-                                "axis, qasic.quant.inplace); build the tensor with torch.cat")
+        # other in-place writes into values the output reads: run when they write constants
+        # (Pixtral's block mask filled in place), refused when they meet an activation (_call)
+        self.writes = {n.name for n in self.graph.nodes if n not in live
+                       and _writes_into(n, live)}
+        if self.writes:
+            live = _live(self.graph, fills + [n for n in self.graph.nodes
+                                              if n.name in self.writes])
         for node in self.graph.nodes:
             if node in live or node.op == "placeholder":
                 self._visit(node)
@@ -272,6 +273,12 @@ class _Builder:
         layouts.enters_sequence(self, node)
         args = [self.value(a) for a in node.args]
         kwargs = {k: self.value(v) for k, v in node.kwargs.items()}
+        if node.name in self.writes and (_has_act((args, kwargs)) or _has(
+                (args, kwargs), (masks.KeyMask, positions.PosValue, lengths.Length))):
+            self.fail(node, f"an in-place write ({node.target}) into a tensor the model reads "
+                            "later, of activations (other than copies that fill a new buffer "
+                            "along one axis, qasic.quant.inplace); build the tensor with "
+                            "torch.cat")
         if node.target is operator.getitem:
             if node.args[0].name in self.batch_axes:
                 self.batch_axes[node.name] = self.batch_axes[node.args[0].name]

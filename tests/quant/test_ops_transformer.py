@@ -715,3 +715,22 @@ def test_a_norm_calibrated_on_zeros_caps_its_multiplier_and_keeps_zeros():
     assert norm.params["shift"].max() <= 29 and not norm.params["bias"].any()
     codes = g.tensors[g.input].encode(x)
     assert not g.tensors[g.output].decode(reference.run(g, codes)).any()
+
+
+def _blocks(x):  # Pixtral's block mask: a constant filled in place, one block per image
+    s = x.shape[1]
+    mask = torch.full((s, s), float("-inf"))
+    mask[: s // 2, : s // 2] = 0.0
+    mask[s // 2:, s // 2:].fill_(0.0)
+    return torch.softmax(x @ x.transpose(-2, -1) * 0.1 + mask, -1) @ x
+
+
+def test_in_place_writes_into_constants_run_as_torch_runs_them():
+    """Writes into a constant (fill_ of slices of a torch.full mask) are constant folding, in
+    graph order: the mask is the block-diagonal softmax pattern; a write of activations stays
+    refused (REFUSED's inplace_copy)."""
+    _, q, cos = check(_after_linear(_blocks), _seq())
+    sm = next(n for n in q.nodes if n.op == "softmax")
+    half = np.kron(np.eye(2), np.ones((S // 2, S // 2)))
+    np.testing.assert_array_equal(sm.params["valid"][0], half)
+    assert cos > 0.995, cos
