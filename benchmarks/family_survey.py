@@ -277,6 +277,8 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "Blip2VisionModel": ("vision", "Blip2VisionConfig", _VIT, {}, "image", 32),
     "Idefics3VisionTransformer": ("vision", "Idefics3VisionConfig", _VIT, {}, "image", 32),
     "GitVisionModel": ("vision", "GitVisionConfig", _VIT, {}, "image", 32),
+    "OwlViTVisionModel": ("vision", "OwlViTVisionConfig", _VIT, {}, "image", 32),
+    "Kosmos2VisionModel": ("vision", "Kosmos2VisionConfig", _VIT, {}, "image", 32),
     # text encoders
     "BertModel": ("encoder", "BertConfig", _ENC, {"add_pooling_layer": False}, "ids", SEQ_ENC),
     "DistilBertModel": ("encoder", "DistilBertConfig",
@@ -342,6 +344,7 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                      "ids", SEQ_ENC),
     "LukeModel": ("encoder", "LukeConfig",
                   _ENC | {"entity_vocab_size": 10, "entity_emb_size": 16}, {}, "ids", SEQ_ENC),
+    "LayoutLMModel": ("encoder", "LayoutLMConfig", _ENC, {}, "ids", SEQ_ENC),  # no boxes: 0
     # Perceiver on float inputs (no preprocessor): 12 vectors of 32 attended by 8 latents
     "PerceiverModel": ("encoder", "PerceiverConfig",
                        {"num_latents": 8, "d_latents": 32, "d_model": 32, "num_blocks": 1,
@@ -547,6 +550,27 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                             "num_experts_per_tok": 2, "sliding_window": 8,
                             "layer_types": ["sliding_attention", "full_attention"]},
                     {}, "ids", SEQ_DEC),
+    # more decoders of a second probe: DeepSeek-V2 (latent attention, a shared expert, one
+    # expert group), OLMo-3 (a sliding window of 8), ERNIE-4.5, VaultGemma, HunYuan dense
+    "DeepseekV2Model": ("decoder", "DeepseekV2Config",
+                        _DEC | {"num_key_value_heads": 4, "n_routed_experts": 4,
+                                "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+                                "first_k_dense_replace": 1, "q_lora_rank": 16,
+                                "kv_lora_rank": 16, "qk_rope_head_dim": 8, "qk_nope_head_dim": 8,
+                                "v_head_dim": 16, "n_group": 1, "topk_group": 1,
+                                "n_shared_experts": 1}, {}, "ids", SEQ_DEC),
+    "Olmo3Model": ("decoder", "Olmo3Config",
+                   _DEC | {"num_key_value_heads": 2, "sliding_window": 8,
+                           "layer_types": ["sliding_attention", "full_attention"],
+                           "pad_token_id": 1, "eos_token_id": 2}, {}, "ids", SEQ_DEC),
+    "Ernie4_5Model": ("decoder", "Ernie4_5Config", _DEC | {"num_key_value_heads": 2,
+                                                            "head_dim": 16}, {}, "ids", SEQ_DEC),
+    "VaultGemmaModel": ("decoder", "VaultGemmaConfig", _DEC | {"num_key_value_heads": 1,
+                                                                "head_dim": 16},
+                        {}, "ids", SEQ_DEC),
+    "HunYuanDenseV1Model": ("decoder", "HunYuanDenseV1Config",
+                            _DEC | {"num_key_value_heads": 2, "head_dim": 16}, {}, "ids",
+                            SEQ_DEC),
     # recurrences refused by name (qasic.quant.known_modules): RWKV's WKV, RecurrentGemma's
     # RG-LRU (a recurrent block, then a local attention one), Qwen3-Next's gated delta rule
     "RwkvModel": ("decoder", "RwkvConfig",
@@ -597,6 +621,7 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                           "encoder_num_hidden_layers": 2, "decoder_num_hidden_layers": 1,
                           "encoder_num_attention_heads": 2, "decoder_num_attention_heads": 2},
                          {}, "wave", 1600),
+    "UniSpeechSatModel": ("other", "UniSpeechSatConfig", _SPEECH, {}, "wave", 400),
     # Qwen2-Audio's encoder (Whisper's layout; its activations moved .to(device))
     "Qwen2AudioEncoder": ("other", "Qwen2AudioEncoderConfig",
                           {"num_mel_bins": 16, "d_model": 32, "encoder_layers": 2,
@@ -812,7 +837,8 @@ _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
               "Speech2TextEncoder": "transformers.models.speech_to_text.modeling_speech_to_text",
               "MoonshineEncoder": "transformers.models.moonshine.modeling_moonshine",
               "Idefics3VisionTransformer": "transformers.models.idefics3.modeling_idefics3",
-              "Qwen2AudioEncoder": "transformers.models.qwen2_audio.modeling_qwen2_audio"}
+              "Qwen2AudioEncoder": "transformers.models.qwen2_audio.modeling_qwen2_audio",
+              "Kosmos2VisionModel": "transformers.models.kosmos2.modeling_kosmos2"}
 # the keyword each input kind goes in as
 _KEYWORD = {"ids": "input_ids", "ids_mask": "input_ids", "image": "pixel_values",
             "features": "input_features", "wave": "input_values", "frames": "input_features",
