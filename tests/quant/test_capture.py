@@ -154,3 +154,25 @@ def test_a_move_to_the_same_device_and_dtype_is_the_value_itself():
     with pytest.raises(UnsupportedOpError, match="a cast to torch.float16; the model must stay "
                                                  "in torch.float32"):
         capture(_ToDevice(half=True).eval(), torch.from_numpy(x))
+
+
+class _Uniform(nn.Module):
+    """PatchTST's scaler without missing values: a Conv1d net's activations times a constant
+    of one value everywhere (its all-observed mask; here 0.5), shaped like them."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(3, 8, 3, padding=1)
+
+    def forward(self, x):
+        return torch.relu(self.conv(x)) * torch.full((1, 8, 12), 0.5)
+
+
+def test_a_constant_of_one_value_everywhere_is_a_scalar():
+    torch.manual_seed(0)
+    module = _Uniform().eval()
+    x = np.random.default_rng(0).normal(size=(2, 3, 12)).astype(np.float32)
+    graph = capture(module, torch.from_numpy(x))
+    assert [n.op for n in graph.nodes] == ["conv2d", "relu", "lut"]
+    got, want = _float_out(graph, module, x)  # got channels-last: (2, 1, 12, 8)
+    np.testing.assert_allclose(got.reshape(2, 12, 8).transpose(0, 2, 1), want, atol=1e-5)
