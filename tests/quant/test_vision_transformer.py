@@ -82,10 +82,17 @@ def test_levit_batch_norms_fold_into_their_linears():
     assert cos > 0.999, cos                                                 # 0.99998
 
 
-def test_a_batch_norm_over_the_positions_of_a_sequence_is_refused():
-    with pytest.raises(UnsupportedOpError, match="batch_norm over axis 1 of") as e:
-        capture(TinyLevit(positions=True).eval(), torch.zeros(2, 3, 16, 16))
-    assert "\n" not in str(e.value)
+def test_a_batch_norm_over_the_positions_of_a_sequence_is_a_constant_affine():
+    """A BatchNorm1d(S) of a (batch, S, D) sequence (CLAP's BatchNorm2d over its mel bins is
+    the same) scales and shifts each position: a constant ``mul`` and a constant ``add`` (it
+    was refused); the golden reference follows torch."""
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).normal(size=(64, 3, 16, 16)).astype(np.float32)
+    graph, _, cos = check(TinyLevit(positions=True).eval(), x)
+    ops = [n.op for n in graph.nodes]
+    assert ops[2:6] == ["constant", "mul", "constant", "add"], ops
+    assert graph.shapes[graph.nodes[3].inputs[1]] == (16, 16)  # (S, D): one value per position
+    assert cos > 0.999, cos
 
 
 class Registers(nn.Module):
