@@ -146,7 +146,8 @@ _SSM2 = {"num_key_value_heads": 2, "mamba_n_heads": 8, "mamba_d_head": 8, "mamba
 # torch.export), "image" (float (2, 3, size, size)), "features" (Whisper:
 # float (2, 16 mel bins, size frames)), "wave" (float (2, size)), "frames" (Speech2Text,
 # Wav2Vec2-BERT: float (2, size frames, 16 features)), "spectro" (AST: float (2, size frames,
-# 16 mel bins) as input_values), "embeds" (Perceiver: float (2, size, 32) as inputs)
+# 16 mel bins) as input_values), "embeds" (Perceiver: float (2, size, 32) as inputs), "mel"
+# (CLAP: float (2, 1, size frames, 16 mel bins) as input_features)
 MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # vision
     "ViTModel": ("vision", "ViTConfig", _VIT, {"add_pooling_layer": False}, "image", 32),
@@ -631,6 +632,14 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "SEWDModel": ("other", "SEWDConfig", _SPEECH | {"squeeze_factor": 2, "position_buckets": 16,
                                                      "max_relative_positions": -1},
                   {}, "wave", 400),
+    # CLAP's audio encoder (HTSAT: a BatchNorm over the mel bins, Swin stages on the
+    # spectrogram as an image)
+    "ClapAudioModel": ("other", "ClapAudioConfig",
+                       {"spec_size": 32, "num_mel_bins": 16, "patch_size": 4,
+                        "patch_stride": [4, 4], "hidden_size": 32,
+                        "patch_embeds_hidden_size": 16, "depths": [1, 1],
+                        "num_attention_heads": [2, 2], "window_size": 4, "enable_fusion": False,
+                        "mlp_ratio": 2.0}, {}, "mel", 32),
     "ASTModel": ("other", "ASTConfig",
                  {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
                   "intermediate_size": 64, "patch_size": 8, "frequency_stride": 8,
@@ -842,7 +851,7 @@ _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
 # the keyword each input kind goes in as
 _KEYWORD = {"ids": "input_ids", "ids_mask": "input_ids", "image": "pixel_values",
             "features": "input_features", "wave": "input_values", "frames": "input_features",
-            "spectro": "input_values", "embeds": "inputs"}
+            "spectro": "input_values", "embeds": "inputs", "mel": "input_features"}
 
 
 def model_class(name: str) -> Any:
@@ -969,7 +978,7 @@ def inputs(kind: str, size: int) -> np.ndarray:
         return rng.integers(3, vocab, (BATCH, size)).astype(np.int64)
     shape = {"image": (BATCH, 3, size, size), "features": (BATCH, 16, size),
              "wave": (BATCH, size), "frames": (BATCH, size, 16), "spectro": (BATCH, size, 16),
-             "embeds": (BATCH, size, 32)}[kind]
+             "embeds": (BATCH, size, 32), "mel": (BATCH, 1, size, 16)}[kind]
     return rng.standard_normal(shape).astype(np.float32)
 
 
