@@ -7,7 +7,8 @@ compile and simulate bit-exact?
 Every model is built offline from a tiny ``XxxConfig(...)`` (2 layers or stages, hidden 16-64,
 32x32 or 64x64 images, vocab 100-300, 12-16 tokens; ``torch.manual_seed(0)``, ``.eval()``),
 re-initialized (``reinit``), wrapped to take one tensor (int64 token ids (2, S), a float (2, 3,
-H, W) image, Whisper's (2, mels, frames) features or Wav2Vec2's (2, samples) waveform; LongT5
+H, W) image, Whisper's (2, mels, frames) features, Speech2Text's (2, frames, features),
+AST's (2, frames, mels), Perceiver's (2, S, D) vectors or Wav2Vec2's (2, samples) waveform; LongT5
 also gets ``attention_mask=torch.ones_like(ids)``, input kind ``ids_mask``) and
 return one (``last_hidden_state``), and run through ``qasic.evaluate(model, x, calibration=x)``
 (W8A8, the default arch) on the same 2 inputs: a survey of capture, compile and bit-exactness,
@@ -182,7 +183,10 @@ _DIT = {"num_attention_heads": 2, "attention_head_dim": 8, "in_channels": 4, "ou
 # torch.ones_like(ids) passed: transformers builds no default mask for LongT5 under
 # torch.export), "image" (float (2, 3, size, size)), "features" (Whisper:
 # float (2, 16 mel bins, size frames)), "wave" (float (2, size)), "latent" (a diffusion model's
-# float (2, 4, size, size)), "id_grid" (int64 (2, size, size), ids 0-15: UVit2DModel)
+# float (2, 4, size, size)), "id_grid" (int64 (2, size, size), ids 0-15: UVit2DModel), "frames"
+# (Speech2Text, Wav2Vec2-BERT: float (2, size frames, 16 features)), "spectro" (AST: float (2,
+# size frames, 16 mel bins) as input_values), "embeds" (Perceiver: float (2, size, 32) as
+# inputs), "mel" (CLAP: float (2, 1, size frames, 16 mel bins) as input_features)
 MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # vision
     "ViTModel": ("vision", "ViTConfig", _VIT, {"add_pooling_layer": False}, "image", 32),
@@ -295,6 +299,26 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "SwiftFormerModel": ("vision", "SwiftFormerConfig",
                          {"image_size": 32, "depths": [1, 1, 1, 1],
                           "embed_dims": [16, 16, 32, 32]}, {}, "image", 32),
+    # more vision models (a second probe: registers, windowed ViTDet, multimodal towers)
+    "Dinov2WithRegistersModel": ("vision", "Dinov2WithRegistersConfig",
+                                 {k: v for k, v in _VIT.items() if k != "intermediate_size"}
+                                 | {"mlp_ratio": 2, "num_register_tokens": 2}, {}, "image", 32),
+    "VitDetModel": ("vision", "VitDetConfig",
+                    {"image_size": 32, "patch_size": 8, "hidden_size": 32,
+                     "num_hidden_layers": 2, "num_attention_heads": 2, "mlp_ratio": 2,
+                     "window_size": 2, "window_block_indices": [0],
+                     "use_relative_position_embeddings": True, "pretrain_image_size": 32},
+                    {}, "image", 32),
+    "Aimv2VisionModel": ("vision", "Aimv2VisionConfig", _VIT, {}, "image", 32),
+    "IJepaModel": ("vision", "IJepaConfig", _VIT, {"add_pooling_layer": False}, "image", 32),
+    # ViTMAE draws its random masking noise inside the forward: refused in one line
+    "ViTMAEModel": ("vision", "ViTMAEConfig", _VIT, {}, "image", 32),
+    # vision towers of multimodal models (BLIP-2, Idefics3 / SmolVLM's SigLIP-like, GIT)
+    "Blip2VisionModel": ("vision", "Blip2VisionConfig", _VIT, {}, "image", 32),
+    "Idefics3VisionTransformer": ("vision", "Idefics3VisionConfig", _VIT, {}, "image", 32),
+    "GitVisionModel": ("vision", "GitVisionConfig", _VIT, {}, "image", 32),
+    "OwlViTVisionModel": ("vision", "OwlViTVisionConfig", _VIT, {}, "image", 32),
+    "Kosmos2VisionModel": ("vision", "Kosmos2VisionConfig", _VIT, {}, "image", 32),
     # text encoders
     "BertModel": ("encoder", "BertConfig", _ENC, {"add_pooling_layer": False}, "ids", SEQ_ENC),
     "DistilBertModel": ("encoder", "DistilBertConfig",
@@ -360,6 +384,12 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                      "ids", SEQ_ENC),
     "LukeModel": ("encoder", "LukeConfig",
                   _ENC | {"entity_vocab_size": 10, "entity_emb_size": 16}, {}, "ids", SEQ_ENC),
+    "LayoutLMModel": ("encoder", "LayoutLMConfig", _ENC, {}, "ids", SEQ_ENC),  # no boxes: 0
+    # Perceiver on float inputs (no preprocessor): 12 vectors of 32 attended by 8 latents
+    "PerceiverModel": ("encoder", "PerceiverConfig",
+                       {"num_latents": 8, "d_latents": 32, "d_model": 32, "num_blocks": 1,
+                        "num_self_attends_per_block": 1, "num_self_attention_heads": 2,
+                        "num_cross_attention_heads": 2}, {}, "embeds", SEQ_ENC),
     # decoders
     "GPT2Model": ("decoder", "GPT2Config",
                   {"vocab_size": VOCAB_DEC, "n_embd": 64, "n_layer": 2, "n_head": 4,
@@ -553,7 +583,106 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                 "kv_lora_rank": 16, "qk_rope_head_dim": 8,
                                 "qk_nope_head_dim": 8, "v_head_dim": 16, "n_group": 1,
                                 "topk_group": 1}, {}, "ids", SEQ_DEC),
+    # GPT-OSS: attention sinks (a learned logit per head in each softmax row), a sliding
+    # window of 8 on its first layer, a block of 4 experts (top 2; biased, clamped experts)
+    "GptOssModel": ("decoder", "GptOssConfig",
+                    _DEC | {"num_key_value_heads": 2, "head_dim": 16, "num_local_experts": 4,
+                            "num_experts_per_tok": 2, "sliding_window": 8,
+                            "layer_types": ["sliding_attention", "full_attention"]},
+                    {}, "ids", SEQ_DEC),
+    # more decoders of a second probe: DeepSeek-V2 (latent attention, a shared expert, one
+    # expert group), OLMo-3 (a sliding window of 8), ERNIE-4.5, VaultGemma, HunYuan dense
+    "DeepseekV2Model": ("decoder", "DeepseekV2Config",
+                        _DEC | {"num_key_value_heads": 4, "n_routed_experts": 4,
+                                "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+                                "first_k_dense_replace": 1, "q_lora_rank": 16,
+                                "kv_lora_rank": 16, "qk_rope_head_dim": 8, "qk_nope_head_dim": 8,
+                                "v_head_dim": 16, "n_group": 1, "topk_group": 1,
+                                "n_shared_experts": 1}, {}, "ids", SEQ_DEC),
+    "Olmo3Model": ("decoder", "Olmo3Config",
+                   _DEC | {"num_key_value_heads": 2, "sliding_window": 8,
+                           "layer_types": ["sliding_attention", "full_attention"],
+                           "pad_token_id": 1, "eos_token_id": 2}, {}, "ids", SEQ_DEC),
+    "Ernie4_5Model": ("decoder", "Ernie4_5Config", _DEC | {"num_key_value_heads": 2,
+                                                            "head_dim": 16}, {}, "ids", SEQ_DEC),
+    "VaultGemmaModel": ("decoder", "VaultGemmaConfig", _DEC | {"num_key_value_heads": 1,
+                                                                "head_dim": 16},
+                        {}, "ids", SEQ_DEC),
+    "HunYuanDenseV1Model": ("decoder", "HunYuanDenseV1Config",
+                            _DEC | {"num_key_value_heads": 2, "head_dim": 16}, {}, "ids",
+                            SEQ_DEC),
+    # recurrences refused by name (qasic.quant.known_modules): RWKV's WKV, RecurrentGemma's
+    # RG-LRU (a recurrent block, then a local attention one), Qwen3-Next's gated delta rule
+    "RwkvModel": ("decoder", "RwkvConfig",
+                  {"vocab_size": VOCAB_DEC, "hidden_size": 32, "num_hidden_layers": 2,
+                   "attention_hidden_size": 32, "intermediate_size": 64, "context_length": 64},
+                  {}, "ids", SEQ_DEC),
+    "RecurrentGemmaModel": ("decoder", "RecurrentGemmaConfig",
+                            {"vocab_size": VOCAB_DEC, "hidden_size": 32, "intermediate_size": 64,
+                             "num_hidden_layers": 2, "num_attention_heads": 2,
+                             "num_key_value_heads": 1, "lru_width": 32,
+                             "attention_window_size": 8, "block_types": ["recurrent",
+                                                                         "attention"],
+                             "conv1d_width": 4, "head_dim": 16}, {}, "ids", SEQ_DEC),
+    "Qwen3NextModel": ("decoder", "Qwen3NextConfig",
+                       _DEC | {"num_key_value_heads": 2, "head_dim": 16,
+                               "layer_types": ["linear_attention", "full_attention"],
+                               "linear_num_value_heads": 4, "linear_num_key_heads": 2,
+                               "linear_key_head_dim": 8, "linear_value_head_dim": 8,
+                               "linear_conv_kernel_dim": 4, "num_experts": 4,
+                               "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+                               "shared_expert_intermediate_size": 32}, {}, "ids", SEQ_DEC),
+    # PhiMoE: its sparsemixer router is refused in one line naming the block
+    "PhimoeModel": ("decoder", "PhimoeConfig", _DEC | {"num_key_value_heads": 2,
+                                                        "num_local_experts": 4,
+                                                        "num_experts_per_tok": 2},
+                    {}, "ids", SEQ_DEC),
     # others
+    # more speech encoders (a second probe: conformers, log-mel frames, spectrogram patches)
+    "Wav2Vec2ConformerModel": ("other", "Wav2Vec2ConformerConfig",
+                               _SPEECH | {"conv_depthwise_kernel_size": 3,
+                                          "position_embeddings_type": "rotary"},
+                               {}, "wave", 400),
+    "Wav2Vec2BertModel": ("other", "Wav2Vec2BertConfig",
+                          {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                           "intermediate_size": 64, "feature_projection_input_dim": 16,
+                           "conv_depthwise_kernel_size": 3, "position_embeddings_type": None,
+                           "output_hidden_size": 32}, {}, "frames", 24),
+    "Speech2TextEncoder": ("other", "Speech2TextConfig",
+                           {"vocab_size": VOCAB_ENC, "d_model": 32, "encoder_layers": 2,
+                            "decoder_layers": 1, "encoder_attention_heads": 2,
+                            "decoder_attention_heads": 2, "encoder_ffn_dim": 64,
+                            "decoder_ffn_dim": 64, "input_feat_per_channel": 16,
+                            "input_channels": 1, "conv_channels": 16,
+                            "max_source_positions": 64, "num_conv_layers": 2,
+                            "conv_kernel_sizes": [5, 5]}, {}, "frames", 32),
+    "MoonshineEncoder": ("other", "MoonshineConfig",
+                         {"vocab_size": VOCAB_DEC, "hidden_size": 32, "intermediate_size": 64,
+                          "encoder_num_hidden_layers": 2, "decoder_num_hidden_layers": 1,
+                          "encoder_num_attention_heads": 2, "decoder_num_attention_heads": 2},
+                         {}, "wave", 1600),
+    "UniSpeechSatModel": ("other", "UniSpeechSatConfig", _SPEECH, {}, "wave", 400),
+    # Qwen2-Audio's encoder (Whisper's layout; its activations moved .to(device))
+    "Qwen2AudioEncoder": ("other", "Qwen2AudioEncoderConfig",
+                          {"num_mel_bins": 16, "d_model": 32, "encoder_layers": 2,
+                           "encoder_attention_heads": 2, "encoder_ffn_dim": 64,
+                           "max_source_positions": 16}, {}, "features", 32),
+    # SEW-D: SEW with DeBERTa's disentangled attention (XSoftmax's fill of nothing)
+    "SEWDModel": ("other", "SEWDConfig", _SPEECH | {"squeeze_factor": 2, "position_buckets": 16,
+                                                     "max_relative_positions": -1},
+                  {}, "wave", 400),
+    # CLAP's audio encoder (HTSAT: a BatchNorm over the mel bins, Swin stages on the
+    # spectrogram as an image)
+    "ClapAudioModel": ("other", "ClapAudioConfig",
+                       {"spec_size": 32, "num_mel_bins": 16, "patch_size": 4,
+                        "patch_stride": [4, 4], "hidden_size": 32,
+                        "patch_embeds_hidden_size": 16, "depths": [1, 1],
+                        "num_attention_heads": [2, 2], "window_size": 4, "enable_fusion": False,
+                        "mlp_ratio": 2.0}, {}, "mel", 32),
+    "ASTModel": ("other", "ASTConfig",
+                 {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                  "intermediate_size": 64, "patch_size": 8, "frequency_stride": 8,
+                  "time_stride": 8, "max_length": 32, "num_mel_bins": 16}, {}, "spectro", 32),
     # more speech encoders and T5 variants (a probe of December 2026)
     "HubertModel": ("other", "HubertConfig", _SPEECH, {}, "wave", 400),
     "WavLMModel": ("other", "WavLMConfig",
@@ -889,10 +1018,16 @@ _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
               "BartEncoder": "transformers.models.bart.modeling_bart",
               "MarianEncoder": "transformers.models.marian.modeling_marian",
               "TransformerWrapper": "x_transformers", "ViTransformerWrapper": "x_transformers",
-              "ContinuousTransformerWrapper": "x_transformers"}
+              "ContinuousTransformerWrapper": "x_transformers",
+              "Speech2TextEncoder": "transformers.models.speech_to_text.modeling_speech_to_text",
+              "MoonshineEncoder": "transformers.models.moonshine.modeling_moonshine",
+              "Idefics3VisionTransformer": "transformers.models.idefics3.modeling_idefics3",
+              "Qwen2AudioEncoder": "transformers.models.qwen2_audio.modeling_qwen2_audio",
+              "Kosmos2VisionModel": "transformers.models.kosmos2.modeling_kosmos2"}
 # the keyword each input kind goes in as
 _KEYWORD = {"ids": "input_ids", "ids_mask": "input_ids", "image": "pixel_values",
-            "features": "input_features", "wave": "input_values"}
+            "features": "input_features", "wave": "input_values", "frames": "input_features",
+            "spectro": "input_values", "embeds": "inputs", "mel": "input_features"}
 
 
 def model_class(name: str) -> Any:
@@ -1038,7 +1173,9 @@ def inputs(kind: str, size: int) -> np.ndarray:
     if kind == "id_grid":  # a (batch, size, size) grid of ids 0-15 (UVit2DModel's)
         return rng.integers(0, 16, (BATCH, size, size)).astype(np.int64)
     shape = {"image": (BATCH, 3, size, size), "features": (BATCH, 16, size),
-             "wave": (BATCH, size), "latent": (BATCH, 4, size, size)}[kind]
+             "wave": (BATCH, size), "latent": (BATCH, 4, size, size), "frames": (BATCH, size, 16),
+             "spectro": (BATCH, size, 16), "embeds": (BATCH, size, 32),
+             "mel": (BATCH, 1, size, 16)}[kind]
     return rng.standard_normal(shape).astype(np.float32)
 
 

@@ -15,7 +15,8 @@ softmax   LOAD rows into the output scratchpad -> SOFTMAX -> STORE. The exp tabl
           loads one row and reads it for every row, mask_stride = 0). A row mask (a mask
           input of the scores' shape: a mixture of experts' top-k selection, qasic.quant.moe)
           is read the same way from its activation: each step loads its rows' mask bytes after
-          its results, mask_stride = T.
+          its results, mask_stride = T. Attention sinks (the node's ``sink``, one code per
+          head) keep a step's rows inside one head too: its SOFTMAX carries the head's code.
 norm      LOAD rows into the input scratchpad -> NORM (normalized values into accumulator
           chunks of the largest divisor of D up to array.cols channels) -> POST per chunk
           (per-channel bias, signed multiplier, shift: the affine part and the output
@@ -97,7 +98,13 @@ def softmax_steps(k: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, mask:
         v_off = const_base + consts.add(valid.astype(np.uint8).tobytes())
     # (first row in raster order, rows, the first row's query index); causal and pattern
     # steps stay inside one head
-    if causal or valid is not None:
+    sink = node.params.get("sink")
+    if sink is not None:  # one code per head (a head of (H, S, T), or one of (S, T))
+        sink = np.asarray(sink, np.int64).reshape(-1)
+        if len(sink) != heads:
+            raise UnsupportedOpError(f"softmax {node.name}: {len(sink)} attention sinks for "
+                                     f"{heads} heads; one per head")
+    if causal or valid is not None or sink is not None:
         tiles = [(h * s + s0, n, s0) for h in range(heads) for s0, n in tile_ranges(s, per)]
     else:
         tiles = [(p0, n, p0 % s) for p0, n in tile_ranges(heads * s, per)]
@@ -129,7 +136,8 @@ def softmax_steps(k: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, mask:
             "rows": n, "len": t, "table_addr": 0, "causal": int(causal),
             "q_pos": (t - s) + s0 if causal else 0, "masked": int(mask_addr is not None),
             "mask_addr": mask_addr or 0, "mask_stride": mask_stride, "fmt": src.encoding,
-            "ofmt": dst.encoding}))
+            "ofmt": dst.encoding, "sunk": int(sink is not None),
+            "sink": 0 if sink is None else int(sink[p0 // s])}))
         step.stores += pixel_stores(dst, res, p0, n, 0, t)
         steps.append(step)
     return steps

@@ -316,7 +316,8 @@ OPCODES: tuple[Opcode, ...] = (
         "(r < rows) holds len INT codes at src_addr + r*src_stride (packed at fmt); key j "
         "takes part unless causal and j > q_pos + r, or masked and the byte at mask_addr + "
         "r*mask_stride + j is 0 (mask_stride = 0: one mask for every row, a key mask; = len: "
-        "a mask row per row, a constant pattern such as a sliding window). e = table[max - x] "
+        "a mask row per row, a constant pattern such as a sliding window). With sunk, a sink key "
+        "of code sink joins each row's max and sum (no result). e = table[max - x] "
         "(2^B int32 entries at param table_addr, B the code bits of fmt), R = floor(2^32 / "
         "sum e) (one divide per row), y = (e*R*qmax + 2^31) >> 32 with qmax = 2^(Bo-1) - 1 "
         "(Bo the code bits of ofmt), written at dst_addr + r*dst_stride.",
@@ -337,6 +338,10 @@ OPCODES: tuple[Opcode, ...] = (
             ("ofmt", FMT_BITS, "encoding of the result codes (INT)", ACT_ENCODINGS),
             # last, in bits that were reserved: a version-8 file without it decodes unchanged
             ("mask_stride", 20, "bytes between the mask rows of successive rows (0: one mask)"),
+            # then, also in bits that were reserved: a file without them decodes unchanged
+            ("sunk", 1, ("1: every row has one more key of code sink, which takes part in the "
+                         "max and the sum and has no result (an attention sink, GPT-OSS)")),
+            ("sink", 16, "the sink's INT code (sunk = 1)", True),
         ),
     ),
     Opcode(

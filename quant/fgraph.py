@@ -182,9 +182,22 @@ def _softmax(node: FNode, x: np.ndarray, mask: np.ndarray | None = None) -> np.n
         valid &= pattern_valid(node.params["valid"], x.shape)
     z = np.where(valid, x, -np.inf)
     m = z.max(axis=-1, keepdims=True)
+    sink = None
+    if "sink" in node.params:  # one more key per row, its logit the head's, no output
+        sink = np.broadcast_to(sink_rows_float(node.params["sink"], x.shape), m.shape)
+        m = np.maximum(m, sink)
     e = np.where(valid, np.exp(z - np.where(np.isfinite(m), m, 0.0)), 0.0)
     s = e.sum(axis=-1, keepdims=True)
+    if sink is not None:
+        s = s + np.exp(sink - m)
     return e / np.where(s > 0, s, 1.0)
+
+
+def sink_rows_float(sink: np.ndarray, shape: tuple) -> np.ndarray:
+    """intops.sink_rows of float logits."""
+    per = tuple(shape[1:])
+    heads = per[:-2] if len(per) > 2 else ()
+    return np.asarray(sink, np.float64).reshape((1,) + heads + (1,) * (len(per) - len(heads)))
 
 
 def _norm(node: FNode, x: np.ndarray) -> np.ndarray:

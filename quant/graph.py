@@ -52,7 +52,8 @@ OPS = {
     "matmul": ("multiplier", "shift"),   # two activations; attrs: transpose_b; M = sa sb / so
     "softmax": ("table",),               # last axis; table = intops.exp_table; attrs: causal;
                                          # optional 2nd input: key mask codes (T,), 0 = masked;
-                                         # optional valid: (P, S, T) 0/1 constant pattern
+                                         # optional valid: (P, S, T) 0/1 constant pattern;
+                                         # optional sink: (H,) codes, one per head
     "norm": ("bias", "multiplier", "shift", "eps"),  # attrs: center (LayerNorm) or not (RMS)
     # 0/1 codes: 1 where a code is among the k largest of its row (last axis), equal codes
     # ranked by index, the lower first (a stable sort's); attrs: k. Mixture-of-experts routing

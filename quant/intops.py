@@ -16,6 +16,10 @@ Quantization"): input B-bit INT codes x of scale s (the zero point cancels), one
     y[j]      (e[j] * R * qmax + 2^31) >> 32,  qmax = 2^(Bo - 1) - 1
 The output codes have scale 1 / qmax and zero point 0 (``softmax_encoding``): p = y / qmax.
 A row with no valid key is all zeros.
+An attention sink (GPT-OSS: a learned logit per head appended to each row of scores, its
+probability dropped after the softmax) is one more valid key of constant code c (the row's
+head's, in the codes' scale and range, ``sink_codes``) that takes part in m and S and has no
+output: m = max(m, c), S += EXP[m - c].
 
 norm (LayerNorm with ``center``, RMSNorm without; I-BERT's integer LayerNorm with an exact
 integer square root): input INT codes x, v = x - zero_point, one row of D channels.
@@ -65,19 +69,48 @@ def exp_table(scale: float, bits: int) -> np.ndarray:
 
 
 def softmax_rows(x: np.ndarray, table: np.ndarray, out_bits: int,
-                 valid: np.ndarray | None = None) -> np.ndarray:
+                 valid: np.ndarray | None = None, sink: np.ndarray | None = None
+                 ) -> np.ndarray:
     """Integer softmax over the last axis of INT codes ``x`` (any leading shape). ``valid``
-    (broadcastable bool) marks the keys that take part; None: all. Returns int64 codes."""
+    (broadcastable bool) marks the keys that take part; None: all. ``sink``: each row's sink
+    code (broadcastable to x's shape with a last axis of 1), or None. Returns int64 codes."""
     x = np.asarray(x, dtype=np.int64)
+    table = np.asarray(table, dtype=np.int64)
     valid = np.ones(x.shape, dtype=bool) if valid is None else np.broadcast_to(valid, x.shape)
     lowest = np.iinfo(np.int64).min
     m = np.where(valid, x, lowest).max(axis=-1, keepdims=True)
+    if sink is not None:
+        sink = np.broadcast_to(np.asarray(sink, np.int64), x.shape[:-1] + (1,))
+        m = np.maximum(m, sink)
     d = np.clip(m - x, 0, len(table) - 1)
-    e = np.where(valid, np.asarray(table, dtype=np.int64)[d], 0)
+    e = np.where(valid, table[d], 0)
     s = e.sum(axis=-1, keepdims=True)
+    if sink is not None:
+        s = s + table[np.clip(m - sink, 0, len(table) - 1)]
     r = np.where(s > 0, (np.int64(1) << 32) // np.maximum(s, 1), 0)
     qmax = (1 << (out_bits - 1)) - 1
     return (e * r * qmax + (np.int64(1) << 31)) >> 32
+
+
+def sink_codes(logits: np.ndarray, scale: float, zero_point: int, qmin: int, qmax: int
+               ) -> np.ndarray:
+    """The sinks' codes: each logit quantized as a score (round half up, clamped to the
+    codes' range), int64."""
+    q = np.floor(np.asarray(logits, np.float64) / scale + 0.5) + zero_point
+    return np.clip(q, qmin, qmax).astype(np.int64)
+
+
+def sink_rows(sink: np.ndarray, shape: tuple) -> np.ndarray:
+    """A softmax's sink codes (H,), one per head (H the product of the per-sample axes before
+    the last two; 1 for (S, T) scores), as a (batch, *heads, S or 1, 1) array for scores of
+    ``shape`` (batch first)."""
+    per = tuple(shape[1:])
+    heads = per[:-2] if len(per) > 2 else ()
+    s = np.asarray(sink, np.int64).reshape(-1)
+    if s.size != math.prod(heads):
+        raise ValueError(f"softmax sinks of {s.size} heads for scores of per-sample shape "
+                         f"{per}; one per head")
+    return s.reshape((1,) + heads + (1,) * (len(per) - len(heads)))
 
 
 def mask_valid(mask: np.ndarray, shape: tuple) -> np.ndarray:

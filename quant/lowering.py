@@ -256,8 +256,8 @@ def _fold_bn(b: Any, node: Any, x: Any, gamma: Any, beta: Any, mean: Any, var: A
              eps: float) -> Act:
     x = _act(b, node, x, "batch_norm input")
     layer = _conv_in_torch_layout(b, node, x) if b.sequence else None
-    if b.sequence and layer is None:
-        _channels_last_axis(b, node)
+    if b.sequence and layer is None and not _channels_last_axis(b, node):
+        return _axis_affine(b, node, x, gamma, beta, mean, var, eps)
     layer = layer or _layer_before(b, node, x)
     if layer is None or len(layer.params["bias"]) != len(mean):
         return _standalone_bn(b, node, x, _np(gamma), _np(beta), _np(mean), _np(var), eps)
@@ -294,15 +294,33 @@ def _conv_in_torch_layout(b: Any, node: Any, x: Act) -> Any:
     return src
 
 
-def _channels_last_axis(b: Any, node: Any) -> None:
-    """In a sequence model a batch norm's channels (torch axis 1) must be the per-sample last
-    axis, as in LeViT's BatchNorm1d of a linear's (batch * S, D) output."""
+def _channels_last_axis(b: Any, node: Any) -> bool:
+    """Whether a batch norm's channels (torch axis 1) are the per-sample last axis in a
+    sequence model, as in LeViT's BatchNorm1d of a linear's (batch * S, D) output; refused when
+    they are the batch axis."""
     from qasic.quant.lowering_seq import axis_map  # it imports this module
 
     axes = axis_map(b, node.args[0])
-    if len(axes) < 2 or axes[1] != max(a for a in axes if a is not None):
+    if len(axes) < 2 or axes[1] is None:
         b.fail(node, f"batch_norm over axis 1 of {tuple(node.args[0].meta['val'].shape)} in a "
-                     "sequence model; only over the last per-sample axis (the channels)")
+                     "sequence model, the batch axis; only over a per-sample axis")
+    return axes[1] == max(a for a in axes if a is not None)
+
+
+def _axis_affine(b: Any, node: Any, x: Act, gamma, beta, mean, var, eps: float) -> Act:
+    """A batch norm over a per-sample axis other than the last (CLAP's BatchNorm2d over the mel
+    bins, a BatchNorm1d over a sequence's positions): x * k + (beta - mean k) with k = gamma /
+    sqrt(var + eps) along that axis, a constant ``mul`` and a constant ``add``."""
+    from qasic.quant.lowering_pointwise import constant_add, constant_mul, per_sample_constant
+
+    mean, var = _np(mean), _np(var)
+    k = (np.ones_like(mean) if gamma is None else _np(gamma)) / np.sqrt(var + eps)
+    shift = (np.zeros_like(mean) if beta is None else _np(beta)) - mean * k
+    rank = node.args[0].meta["val"].dim()
+    along = (1, len(mean)) + (1,) * (rank - 2)
+    y = constant_mul(b, node, x, per_sample_constant(b, node, x, torch.from_numpy(
+        k.reshape(along))))
+    return constant_add(b, node, y, torch.from_numpy(shift.reshape(along)))
 
 
 def _standalone_bn(b: Any, node: Any, x: Act, gamma, beta, mean, var, eps: float) -> Act:
@@ -407,8 +425,8 @@ def identity(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     if node.target in (aten.dropout.default, aten.dropout_.default) and \
             _arg(args, kwargs, 2, "train", False):
         b.fail(node, "dropout in training mode (call model.eval())")
-    dtype = kwargs.get("dtype", args[1] if len(args) > 1 and isinstance(args[1], torch.dtype)
-                       else None)
+    # to.dtype(x, dtype, ...), to.device(x, device, dtype, ...)
+    dtype = kwargs.get("dtype", next((a for a in args[1:3] if isinstance(a, torch.dtype)), None))
     if dtype is not None and dtype != node.args[0].meta["val"].dtype:
         b.fail(node, f"a cast to {dtype}; the model must stay in {node.args[0].meta['val'].dtype}")
     return _act(b, node, args[0], "input")
@@ -450,5 +468,6 @@ HANDLERS = {
     aten._to_copy.default: identity,
     aten.to.dtype: identity,
     aten.to.dtype_layout: identity,
+    aten.to.device: identity,
     aten._assert_tensor_metadata.default: no_op,
 }

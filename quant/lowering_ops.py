@@ -300,8 +300,8 @@ def _scalar_op(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     x_first = isinstance(args[0], Act)
     x, c = (args[0], args[1]) if x_first else (args[1], args[0])
     alpha = float(_arg(args, kwargs, 2, "alpha", 1))
-    if _scalar(c) is None and _uniform(node, c, x_first):
-        c = c.reshape(-1)[0]
+    if _scalar(c) is None and _uniform(node, c, 0 if x_first else 1):
+        c = float(c.reshape(-1)[0])  # one value everywhere (PatchTST's all-observed mask)
     if _scalar(c) is None:
         return _channel_constant(b, node, name, x, c, x_first, alpha)
     c = _scalar(c)
@@ -321,13 +321,11 @@ def _scalar_op(b: Any, node: Any, args: list, kwargs: dict) -> Act:
                  {"fn": "affine", "fn_args": {"scale": scale, "offset": offset}})
 
 
-def _uniform(node: Any, c: Any, x_first: bool) -> bool:
-    """One value per sample, the same for all, (batch, 1, ..., 1) (a diffusion U-Net's fixed
-    timestep dividing the sample), acts as that scalar (per-channel constants stay
-    ``_channel_constant``'s, which folds them into the layer before)."""
-    x = node.args[0 if x_first else 1]
-    return isinstance(c, torch.Tensor) and c.dim() == x.meta["val"].dim() \
-        and c.numel() == c.shape[0] > 0 and bool((c == c.reshape(-1)[0]).all())
+def _uniform(node: Any, c: Any, at: int) -> bool:
+    """``c`` is a constant of one value everywhere that does not grow the activation (operand
+    ``at``) it meets: a scalar."""
+    return isinstance(c, torch.Tensor) and c.numel() > 0 and bool((c == c.reshape(-1)[0]).all()) \
+        and tuple(node.meta["val"].shape) == tuple(node.args[at].meta["val"].shape)
 
 
 def _channel_constant(b: Any, node: Any, name: str, x: Act, c: Any, x_first: bool,

@@ -13,8 +13,8 @@ anything else (an add; the graph output) is refused in one line, as are a non-ze
 negative pads (crops) and pads of the channels or the batch. Reflect, replicate and circular
 pads of an image copy pixels: a ``resize`` by one-hot rows (``_selected``). A pad of
 nothing (Swin's window padding when the windows fit) is its input, in any model. In a sequence
-model a zero pad of any per-sample axis is a placement matmul instead
-(qasic.quant.lowering_seqpool), where a negative pad (a crop) is one too.
+model a zero pad of any per-sample axis (a negative pad crops: x-transformers' and RWKV's token
+shifts) is a placement matmul instead (qasic.quant.lowering_seqpool).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from qasic.quant import lowering_seq, masks
+from qasic.quant import lowering_seq, masks, sinks
 from qasic.quant import pointwise as pw
 from qasic.quant.lowering import Act, _arg
 from qasic.quant.lowering_ops import _broadcasts, _pair_op, _scalar
@@ -403,34 +403,35 @@ _SCALE_KEYS = {"norm": ("gamma", "beta"), "linear": ("weight", "bias")}
 
 
 def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    """aten.cat of one activation and constants along a per-sample axis (a vision
-    transformer's class token before its patches): the activation's rows placed by a selector
-    (``rows``), then the constants added; anything else as ``lowering_seq.cat``."""
+    """aten.cat of activations and constants along a per-sample axis (a vision transformer's
+    class token before its patches; DINOv2's register tokens between its class token and its
+    patches): each activation's rows placed by a selector (``rows``) and summed, then the
+    constants added; anything else as ``lowering_seq.cat``."""
     rank = node.meta["val"].dim()
     dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
-    if any(isinstance(x, masks.Masked) for x in args[0]):
-        b.fail(node, "a cat of masked attention scores with another tensor (an attention "
-                     "sink: GPT-OSS's extra logit per head in each softmax row); a softmax "
-                     "reads the scores alone")
+    if any(isinstance(x, masks.Masked) for x in args[0]):  # attention sinks (GPT-OSS)
+        return sinks.appended(b, node, args, kwargs)
     parts = _column_parts(args[0]) if dim == rank - 1 else None
     if parts is not None:
         return Columns(parts[0], np.concatenate(parts[1], axis=1), node)
     args = [[materialize(b, x) for x in args[0]], *args[1:]]
-    pieces = [x for x in args[0] if isinstance(x, Act) or x.numel() > 0]
-    acts = [x for x in pieces if isinstance(x, Act)]
-    if len(acts) != 1 or len(pieces) == 1 or dim == rank - 1:
+    keep = [i for i, x in enumerate(args[0]) if isinstance(x, Act) or x.numel() > 0]
+    pieces = [args[0][i] for i in keep]
+    acts = [i for i in keep if isinstance(args[0][i], Act)]
+    if not acts or len(acts) == len(pieces) or dim == rank - 1:
         return seq_cat(b, node, args, kwargs)
-    x = acts[0]
-    arg = next(a for a in node.args[0] if b.env.get(a.name) is x)
-    axis = axis_map(b, arg)[dim]
-    if axis is None or dim == digit(b, arg)[0]:
-        b.fail(node, f"cat along the batch axis {dim}")
-    sizes = [int(p.shape[dim]) if isinstance(p, torch.Tensor) else
-             int(arg.meta["val"].shape[dim]) for p in pieces]
-    at = sum(sizes[:pieces.index(x)])
-    place = np.zeros((sum(sizes), sizes[pieces.index(x)]))
-    place[at + np.arange(place.shape[1]), np.arange(place.shape[1])] = 1.0
-    y = rows(b, node, x, place, axis)
+    sizes = [int(node.args[0][i].meta["val"].shape[dim]) if isinstance(args[0][i], Act)
+             else int(args[0][i].shape[dim]) for i in keep]
+    y = None
+    for i in acts:  # each activation placed (a class token and registers between patches)
+        arg, k = node.args[0][i], keep.index(i)
+        axis = axis_map(b, arg)[dim]
+        if axis is None or dim == digit(b, arg)[0]:
+            b.fail(node, f"cat along the batch axis {dim}")
+        place = np.zeros((sum(sizes), sizes[k]))
+        place[sum(sizes[:k]) + np.arange(sizes[k]), np.arange(sizes[k])] = 1.0
+        part = rows(b, node, args[0][i], place, axis, suffix=f".{k}" if len(acts) > 1 else "")
+        y = part if y is None else b.add(node, "add", (y.name, part.name), suffix=f".sum{k}")
     shape = tuple(node.meta["val"].shape)
     consts = [torch.broadcast_to(p, shape[:dim] + (k,) + shape[dim + 1:]) if isinstance(
         p, torch.Tensor) else torch.zeros(shape[:dim] + (k,) + shape[dim + 1:])

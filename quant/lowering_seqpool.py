@@ -133,9 +133,9 @@ def pad_matrix(n: int, before: int, after: int, mode: str = "constant") -> np.nd
 def zero_pad(b: Any, node: Any, x: Act, pads: list[int], mode: str = "constant") -> Act:
     """aten.pad / constant_pad_nd with zeros (``pads``: (before, after) per axis from the last
     one back) in a sequence model (qasic.quant.lowering_pad checks mode and value): per padded
-    axis a 0/1 placement of its positions; a negative pad crops (x-transformers' token shift,
-    pads (1, -1) of the positions: a shift by one); with a reflect, replicate or circular
-    ``mode`` a selection instead."""
+    axis a 0/1 placement of its positions; a negative pad crops (x-transformers' and RWKV's
+    token shifts, pads (1, -1) of the positions: a shift by one); with a reflect, replicate or
+    circular ``mode`` a selection instead."""
     rank = node.args[0].meta["val"].dim()
     axes = lowering_seq.axis_map(b, node.args[0])
     shape = b.shapes[x.name]

@@ -238,7 +238,13 @@ def masked(b: Any, node: Any, scores: Any, value: Any, kind: str) -> Masked:
 
 
 def masked_fill(b: Any, node: Any, args: list, kwargs: dict) -> Masked:
-    """aten.masked_fill(scores, cond, value): value must mask (very negative)."""
+    """aten.masked_fill(scores, cond, value): value must mask (very negative); a constant cond
+    that selects nothing (SEW-D's ``probs.masked_fill_(~mask, 0)`` without padding) leaves the
+    input as it is."""
+    cond = args[1]
+    if isinstance(cond, torch.Tensor) and not bool(cond.any()) and tuple(
+            node.meta["val"].shape) == tuple(node.args[0].meta["val"].shape):
+        return args[0]
     fill = args[2].item() if isinstance(args[2], torch.Tensor) else args[2]
     if not isinstance(fill, (int, float)) or fill > NEG:
         b.fail(node, f"masked_fill of activations with {fill}; only a large negative mask value")

@@ -3,7 +3,8 @@
 - matmul: one multiplier M = alpha * s_a * s_b / s_out (alpha: a constant scale of the product
   folded at capture, e.g. 1/sqrt(d)); operands are symmetric INT (qasic.quant.encodings).
 - softmax: the exp table ``intops.exp_table(s_in, B_in)``; attrs causal; its constant
-  attention pattern ``valid`` (uint8) when it has one.
+  attention pattern ``valid`` (uint8) when it has one; its attention sinks' float logits as
+  codes of its input (``intops.sink_codes``) when it has them.
 - norm: t = intops.norm_rows(x) = (x - mean) / sqrt(var + eps) * 2^F / sqrt(D) (center; RMS
   without the mean), so y = gamma n + beta is y_codes = requantize(t + bias, q, shift) per
   channel with M = gamma sqrt(D) / (2^F s_out) (signed: gamma < 0 gives q < 0) and bias =
@@ -60,6 +61,9 @@ def softmax(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ], config: 
     x = _int_input(node, tensors[node.inputs[0]], "softmax input")
     pattern = {"valid": np.asarray(node.params["valid"], np.uint8)} \
         if "valid" in node.params else {}
+    if "sink" in node.params:  # attention sinks: the float logits as codes of the scores
+        pattern["sink"] = intops.sink_codes(node.params["sink"], x.scale, x.zero_point, x.qmin,
+                                            x.qmax)
     return QNode(node.name, "softmax", node.inputs, node.output,
                  {"causal": bool(node.attrs.get("causal", False))},
                  {"table": intops.exp_table(x.scale, x.bits), **pattern})

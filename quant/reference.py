@@ -309,7 +309,9 @@ def _softmax(graph: QGraph, node: QNode, x: np.ndarray, mask: np.ndarray | None 
         valid = valid & intops.mask_valid(mask, x.shape)
     if "valid" in node.params:  # a constant pattern (P, S, T) -> every sample
         valid = valid & intops.pattern_valid(node.params["valid"], x.shape)
-    return intops.softmax_rows(x, node.params["table"], graph.tensors[node.output].bits, valid)
+    sink = intops.sink_rows(node.params["sink"], x.shape) if "sink" in node.params else None
+    return intops.softmax_rows(x, node.params["table"], graph.tensors[node.output].bits, valid,
+                               sink)
 
 
 def _topk_mask(graph: QGraph, node: QNode, x: np.ndarray) -> np.ndarray:

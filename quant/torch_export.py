@@ -32,6 +32,7 @@ from qasic.quant import (
     einsum,
     export_errors,
     fourier,
+    glu,
     inplace,
     keepdim,
     known_modules,
@@ -44,6 +45,7 @@ from qasic.quant import (
     positions,
     selects,
     seqpasses,
+    sinks,
     unfold,
     wrappers,
 )
@@ -203,12 +205,13 @@ class _Builder:
         self.ep = ep
         # the graph walked: einsums and FNet's Fourier transforms made matmuls, patch unfolds
         # views and permutes, selections of samples by constant masks resolved, complex RoPE
-        # real products, ``x[:, i].unsqueeze(1)`` slices; before all, the subgraphs of wrappers
-        # (autocast, no_grad regions) inlined: ``inlined`` is the exported graph as torch ran it
+        # real products, ``x[:, i].unsqueeze(1)`` slices, GLUs their halves' product; before
+        # all, the subgraphs of wrappers (autocast, no_grad regions) inlined: ``inlined`` is the
+        # exported graph as torch ran it
         self.inlined = wrappers.inline(ep.graph_module)
-        self.graph = keepdim.decompose(complex_rope.decompose(fourier.decompose(unfold.decompose(
-            einsum.decompose(selects.decompose(self.inlined,
-                                               set(ep.graph_signature.user_inputs)))))))
+        self.graph = glu.decompose(keepdim.decompose(complex_rope.decompose(fourier.decompose(
+            unfold.decompose(einsum.decompose(selects.decompose(
+                self.inlined, set(ep.graph_signature.user_inputs))))))))
         self.env: dict[str, Any] = {}
         self.nodes: dict[str, FNode] = {}     # insertion order is execution order
         self.origin: dict[str, fx.Node] = {}  # tensor name -> fx node that produced it
@@ -243,12 +246,13 @@ class _Builder:
         self.sequence = self.layout is not None
         fills = [n for n in self.graph.nodes if inplace.fill_of(n) is not None]
         live = _live(self.graph, fills)
-        for node in self.graph.nodes:
-            if node not in live and _writes_into(node, live):
-                self.current = node
-                self.fail(node, f"an in-place write ({node.target}) into a tensor the model "
-                                "reads later (other than copies that fill a new buffer's last "
-                                "axis, qasic.quant.inplace); build the tensor with torch.cat")
+        # other in-place writes into values the output reads: run when they write constants
+        # (Pixtral's block mask filled in place), refused when they meet an activation (_call)
+        self.writes = {n.name for n in self.graph.nodes if n not in live
+                       and _writes_into(n, live)}
+        if self.writes:
+            live = _live(self.graph, fills + [n for n in self.graph.nodes
+                                              if n.name in self.writes])
         for node in self.graph.nodes:
             if node in live or node.op == "placeholder":
                 self._visit(node)
@@ -305,10 +309,18 @@ class _Builder:
         layouts.enters_sequence(self, node)
         args = [self.value(a) for a in node.args]
         kwargs = {k: self.value(v) for k, v in node.kwargs.items()}
+        if node.name in self.writes and (_has_act((args, kwargs)) or _has(
+                (args, kwargs), (masks.KeyMask, positions.PosValue, lengths.Length))):
+            self.fail(node, f"an in-place write ({node.target}) into a tensor the model reads "
+                            "later, of activations (other than copies that fill a new buffer "
+                            "along one axis, qasic.quant.inplace); build the tensor with "
+                            "torch.cat")
         if node.target is operator.getitem:
             if node.args[0].name in self.batch_axes:
                 self.batch_axes[node.name] = self.batch_axes[node.args[0].name]
             return self._getitem(node, args)
+        if _has((args, kwargs), sinks.VALUES):
+            return sinks.apply(self, node, args, kwargs)
         if node.target in lowering_seq.LIKE_OPS:  # shapes and dtypes only, not values
             return lowering_seq.like(node, args, kwargs)
         if node.target in lowering_pad.WRITTEN_FOR and isinstance(args[0], lowering_pad.ZeroPad):
@@ -319,6 +331,10 @@ class _Builder:
             keep = node.target in PAD_READERS  # a zero pad folds into them
             args, kwargs = self._materialized(args, keep), self._materialized(kwargs, keep)
         if not _has_act((args, kwargs)):
+            if _random(node.target):
+                self.fail(node, f"random numbers drawn inside the model ({node.target}, e.g. "
+                                "ViTMAE's random patch masking): capture would freeze one "
+                                "draw; pass the draw in as a constant or remove it")
             if _has((args, kwargs), (masks.KeyMask, positions.PosValue, lengths.Length)):
                 return masks.apply(self, node, args, kwargs)
             return node.target(*args, **kwargs)  # constant folding, e.g. t(weight)
@@ -460,9 +476,16 @@ def _has(tree: Any, kinds: Any) -> bool:
     return False
 
 
+def _random(target: Any) -> bool:
+    """An op that draws random numbers (torch's nondeterministic_seeded tag; dropout, which
+    eval mode turns off, aside)."""
+    tags = getattr(target, "tags", ())
+    return torch.Tag.nondeterministic_seeded in tags and "dropout" not in str(target)
+
+
 def _has_act(tree: Any) -> bool:
     """An activation, or a symbolic value made of one (a pointwise chain, masked scores)."""
-    return _has(tree, (Act, IdSlice, masks.Masked, *SYMBOLIC))
+    return _has(tree, (Act, IdSlice, masks.Masked, *sinks.VALUES, *SYMBOLIC))
 
 
 def node_name(node: fx.Node) -> str:

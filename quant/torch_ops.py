@@ -137,9 +137,18 @@ def _softmax(n: FNode, w: object, x: torch.Tensor, mask: torch.Tensor | None = N
     if mask is not None:  # a key mask (N, T) or a row mask of x's shape
         valid = valid & ((mask if mask.shape == x.shape else mask.reshape(
             (len(mask),) + (1,) * (x.dim() - 2) + (keys,))) != 0)
-    e = torch.where(valid, torch.exp(x - x.masked_fill(~valid, -torch.inf).amax(-1, True)
-                                     .nan_to_num(0.0, 0.0, 0.0)), 0.0)
-    return e / e.sum(-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
+    m = x.masked_fill(~valid, -torch.inf).amax(-1, True)
+    if "sink" in n.params:  # one more key per row, its logit the head's, no output
+        per = tuple(x.shape[1:])
+        heads = per[:-2] if len(per) > 2 else ()
+        sink = torch.as_tensor(np.asarray(n.params["sink"]), dtype=x.dtype).reshape(
+            (1,) + heads + (1,) * (len(per) - len(heads)))
+        m = torch.maximum(m, sink)
+    e = torch.where(valid, torch.exp(x - m.nan_to_num(0.0, 0.0, 0.0)), 0.0)
+    s = e.sum(-1, keepdim=True)
+    if "sink" in n.params:
+        s = s + torch.exp(sink - m)
+    return e / s.clamp_min(torch.finfo(x.dtype).tiny)
 
 
 def _norm(n: FNode, w: object, x: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ Per row, three passes over the row in groups of V codes (read at any bit offset,
 windows, ``rtl.unpack.Unpack``) and one divide:
     max pass    m = max of the valid codes
     exp pass    e[j] = EXP[m - x[j]] (valid keys; else 0), S = sum of e
+    (``sunk``: the sink code joins the max, its EXP[m - sink] starts the sum; no result)
     divide      R = floor(2^32 / S) (0 when S = 0): a restoring divider, one quotient bit per
                 cycle, 33 bits (DIVIDE_CYCLES), after SETTLE = 1 cycle for S to settle
     scale pass  y[j] = (e[j] * R * qmax + 2^31) >> 32, qmax = 2^(Bo-1) - 1, packed at ofmt
@@ -249,15 +250,21 @@ class SoftmaxUnit(wiring.Component):
             group_sum = group_sum + e
         gb, ga = Signal(signed(9)), Signal()
         m.d.comb += [gb.eq(group_best), ga.eq(group_any)]
+        # an attention sink (sunk): one more key of code sink in every row, no result
+        sink, sink_e = Signal(signed(9)), Signal(ENTRY_BITS)
+        m.d.comb += [sink.eq(ins.sink[:9].as_signed()),
+                     sink_e.eq(Mux(ins.sunk, table.word_select((best - sink)[:8],
+                                                               ENTRY_STRIDE)[:ENTRY_BITS], 0))]
         with m.If(s1.valid & (s1["pass"] == 0)):
-            with m.If(s1.first):  # a row's first group starts from nothing
-                m.d.sync += [best.eq(gb), any_valid.eq(ga)]
+            with m.If(s1.first):  # a row's first group starts from nothing (or the sink)
+                m.d.sync += [best.eq(Mux(ins.sunk & (~ga | (sink > gb)), sink, gb)),
+                             any_valid.eq(ga | ins.sunk)]
             with m.Else():
                 with m.If(ga & (~any_valid | (gb > best))):
                     m.d.sync += best.eq(gb)
                 m.d.sync += any_valid.eq(any_valid | ga)
         with m.If(s1.valid & (s1["pass"] == 1)):
-            m.d.sync += total.eq(Mux(s1.first, 0, total) + group_sum)
+            m.d.sync += total.eq(Mux(s1.first, sink_e, total) + group_sum)
 
         # scale: stage 1 e (registered), stage 2 e * R, stage 3 the code
         m.submodules.packer = packer = RowPacker(lanes, len(self.out.addr), widest=8)

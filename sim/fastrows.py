@@ -27,9 +27,9 @@ X_MEM, X_IDX, X_COUNT, X_TABLE, X_TSTRIDE, X_VOCAB, X_RB, X_SADDR, X_SSTRIDE = (
     column("GATHER", f) for f in ("mem", "idx_addr", "count", "table_addr", "table_stride",
                                   "vocab", "row_bytes", "sram_addr", "sram_stride"))
 S_SRC, S_SSTR, S_DST, S_DSTR, S_ROWS, S_LEN, S_TABLE, S_CAUSAL, S_QPOS, S_MASKED, S_MASK, \
-    S_FMT, S_OFMT, S_MSTR = (column("SOFTMAX", f) for f in (
+    S_FMT, S_OFMT, S_MSTR, S_SUNK, S_SINK = (column("SOFTMAX", f) for f in (
         "src_addr", "src_stride", "dst_addr", "dst_stride", "rows", "len", "table_addr",
-        "causal", "q_pos", "masked", "mask_addr", "fmt", "ofmt", "mask_stride"))
+        "causal", "q_pos", "masked", "mask_addr", "fmt", "ofmt", "mask_stride", "sunk", "sink"))
 N_SRC, N_SSTR, N_ROWS, N_LEN, N_CHUNK, N_ACC, N_CENTER, N_ZP, N_EPS, N_FMT = (
     column("NORM", f) for f in ("src_addr", "src_stride", "rows", "len", "chunk", "acc_addr",
                                 "center", "zp", "eps_addr", "fmt"))
@@ -143,7 +143,11 @@ def softmax(f, out, par, bits_of, fp_of):
                 ok = valid[r, j] and (not f[S_CAUSAL] or j <= f[S_QPOS] + r)
                 if ok and x[r, j] > m:
                     m = x[r, j]
+            if f[S_SUNK] and f[S_SINK] > m:  # the sink: one more key, no result
+                m = f[S_SINK]
             s = np.int64(0)
+            if f[S_SUNK]:
+                s += table[min(max(m - f[S_SINK], 0), size - 1)]
             for j in range(n):
                 ok = valid[r, j] and (not f[S_CAUSAL] or j <= f[S_QPOS] + r)
                 e[j] = table[min(max(m - x[r, j], 0), size - 1)] if ok else 0

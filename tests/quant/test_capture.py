@@ -192,3 +192,48 @@ def test_a_grid_of_token_ids_runs_bit_exact_and_other_shapes_are_named():
     q = quantize(graph, None, ids, QuantConfig(8))
     with pytest.raises(InputError, match=r"shape \(4, 20\) do not fit .*expected \(batch, 4, 5\)"):
         q.quantize_input(ids.reshape(4, 20))
+
+
+class _ToDevice(nn.Module):
+    """Qwen2-Audio's encoder: a Conv1d net whose activations are moved ``.to(device)`` (and, with
+    ``half``, to float16 as well)."""
+
+    def __init__(self, half: bool = False):
+        super().__init__()
+        self.conv, self.half = nn.Conv1d(3, 8, 3, padding=1), half
+
+    def forward(self, x):
+        y = torch.relu(self.conv(x))
+        return y.to(x.device, torch.float16 if self.half else torch.float32)
+
+
+def test_a_move_to_the_same_device_and_dtype_is_the_value_itself():
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).normal(size=(2, 3, 12)).astype(np.float32)
+    graph = capture(_ToDevice().eval(), torch.from_numpy(x))
+    assert [n.op for n in graph.nodes] == ["conv2d", "relu"]  # the move is no node
+    with pytest.raises(UnsupportedOpError, match="a cast to torch.float16; the model must stay "
+                                                 "in torch.float32"):
+        capture(_ToDevice(half=True).eval(), torch.from_numpy(x))
+
+
+class _Uniform(nn.Module):
+    """PatchTST's scaler without missing values: a Conv1d net's activations times a constant
+    of one value everywhere (its all-observed mask; here 0.5), shaped like them."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(3, 8, 3, padding=1)
+
+    def forward(self, x):
+        return torch.relu(self.conv(x)) * torch.full((1, 8, 12), 0.5)
+
+
+def test_a_constant_of_one_value_everywhere_is_a_scalar():
+    torch.manual_seed(0)
+    module = _Uniform().eval()
+    x = np.random.default_rng(0).normal(size=(2, 3, 12)).astype(np.float32)
+    graph = capture(module, torch.from_numpy(x))
+    assert [n.op for n in graph.nodes] == ["conv2d", "relu", "lut"]
+    got, want = _float_out(graph, module, x)  # got channels-last: (2, 1, 12, 8)
+    np.testing.assert_allclose(got.reshape(2, 12, 8).transpose(0, 2, 1), want, atol=1e-5)

@@ -427,26 +427,6 @@ def test_routed_blocks_in_another_shape_are_refused_in_one_line():
                         "dependent") and "\n" not in msg
 
 
-def test_attention_sinks_are_refused_in_one_line():
-    """GPT-OSS's attention appends a per-head sink logit to each row of masked scores (a cat)
-    before the softmax: refused naming the node (it was an AttributeError). Its MoE replaced
-    by a pass-through, so that the attention is what capture meets."""
-    from qasic.quant import capture
-
-    class Through(torch.nn.Module):
-        def forward(self, x):
-            return x, None
-
-    model = _moe("GptOss", layers=1)
-    model.model.layers[0].mlp = Through()
-    with pytest.raises(UnsupportedOpError) as e:
-        capture(Logits(model), torch.from_numpy(_ids(2)))
-    msg = str(e.value)
-    assert "a cat of masked attention scores with another tensor (an attention sink: " \
-           "GPT-OSS's extra logit per head in each softmax row); a softmax reads the scores " \
-           "alone" in msg and msg.startswith("node 'cat") and "\n" not in msg
-
-
 L4_VOCAB, L4_S = 100, 12
 
 

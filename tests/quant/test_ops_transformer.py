@@ -71,6 +71,15 @@ def _filled(x, fc, half=False):  # MiniCPM3's: a new buffer filled by copy_ into
     return k
 
 
+def _scan(x, fc):  # RecurrentGemma's scan: a zeros_like buffer filled token by token
+    y = fc(x)
+    out, h = torch.zeros_like(y), torch.zeros_like(y[:, 0])
+    for t in range(y.shape[1]):
+        h = torch.tanh(h) * 0.5 + y[:, t]
+        out[:, t] = h
+    return out
+
+
 def _gelu_new(x):  # GPT-2's NewGELUActivation
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
 
@@ -197,6 +206,17 @@ CASES = {
     # (the norm's part requantized to the concat's scale, as any concat's)
     "filled_buffer": (Fn(_filled, nn.Linear(D, D)), ["linear", "lut", "norm", "lut", "concat"],
                       0.999),                                               # 0.99986
+    # a buffer filled along the tokens by copy_ into selects (out[:, t] = h): each token's
+    # row placed by a 0/1 selector, the placements summed
+    "scan_filled": (Fn(_scan, nn.Linear(D, D)), None, 0.999),
+    # SEW-D's XSoftmax without padding: probs.masked_fill_(~mask, 0) with a mask of all ones
+    # selects nothing: the probabilities as they are
+    "fill_of_nothing": (_after_linear(lambda x: torch.softmax(x, -1).masked_fill_(
+        torch.zeros(D, dtype=torch.bool), 0.0)), ["linear", "softmax"], 0.995),  # 0.99805
+    # RWKV's token shift ZeroPad2d((0, 0, 1, -1)): a zero row in, the last row cropped: one
+    # 0/1 selector
+    "token_shift": (_after_linear(lambda x: F.pad(x, (0, 0, 1, -1))),
+                    ["linear", "constant", "matmul"], 0.999),
     # a maximum or minimum of an activation and a scalar: a table
     "maximum": (_after_linear(lambda x: torch.minimum(torch.maximum(x, torch.tensor(-0.2)),
                                                       torch.tensor(0.3))),
@@ -701,3 +721,22 @@ def test_a_norm_calibrated_on_zeros_caps_its_multiplier_and_keeps_zeros():
     assert norm.params["shift"].max() <= 29 and not norm.params["bias"].any()
     codes = g.tensors[g.input].encode(x)
     assert not g.tensors[g.output].decode(reference.run(g, codes)).any()
+
+
+def _blocks(x):  # Pixtral's block mask: a constant filled in place, one block per image
+    s = x.shape[1]
+    mask = torch.full((s, s), float("-inf"))
+    mask[: s // 2, : s // 2] = 0.0
+    mask[s // 2:, s // 2:].fill_(0.0)
+    return torch.softmax(x @ x.transpose(-2, -1) * 0.1 + mask, -1) @ x
+
+
+def test_in_place_writes_into_constants_run_as_torch_runs_them():
+    """Writes into a constant (fill_ of slices of a torch.full mask) are constant folding, in
+    graph order: the mask is the block-diagonal softmax pattern; a write of activations stays
+    refused (REFUSED's inplace_copy)."""
+    _, q, cos = check(_after_linear(_blocks), _seq())
+    sm = next(n for n in q.nodes if n.op == "softmax")
+    half = np.kron(np.eye(2), np.ones((S // 2, S // 2)))
+    np.testing.assert_array_equal(sm.params["valid"][0], half)
+    assert cos > 0.995, cos

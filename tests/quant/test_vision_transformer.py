@@ -82,7 +82,61 @@ def test_levit_batch_norms_fold_into_their_linears():
     assert cos > 0.999, cos                                                 # 0.99998
 
 
-def test_a_batch_norm_over_the_positions_of_a_sequence_is_refused():
-    with pytest.raises(UnsupportedOpError, match="batch_norm over axis 1 of") as e:
-        capture(TinyLevit(positions=True).eval(), torch.zeros(2, 3, 16, 16))
-    assert "\n" not in str(e.value)
+def test_a_batch_norm_over_the_positions_of_a_sequence_is_a_constant_affine():
+    """A BatchNorm1d(S) of a (batch, S, D) sequence (CLAP's BatchNorm2d over its mel bins is
+    the same) scales and shifts each position: a constant ``mul`` and a constant ``add`` (it
+    was refused); the golden reference follows torch."""
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).normal(size=(64, 3, 16, 16)).astype(np.float32)
+    graph, _, cos = check(TinyLevit(positions=True).eval(), x)
+    ops = [n.op for n in graph.nodes]
+    assert ops[2:6] == ["constant", "mul", "constant", "add"], ops
+    assert graph.shapes[graph.nodes[3].inputs[1]] == (16, 16)  # (S, D): one value per position
+    assert cos > 0.999, cos
+
+
+class Registers(nn.Module):
+    """DINOv2 with registers' embeddings: patches with a class token, then register tokens
+    put between the class token and the patches (a cat of two slices of one activation and a
+    constant along the positions)."""
+
+    def __init__(self, d: int = 16):
+        super().__init__()
+        self.patches, self.cls = nn.Conv2d(3, d, 4, 4), nn.Parameter(torch.randn(1, 1, d))
+        self.registers, self.out = nn.Parameter(torch.randn(1, 2, d)), nn.Linear(d, d)
+
+    def forward(self, x):
+        x = self.patches(x).flatten(2).transpose(1, 2)                  # (batch, 16, d)
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], 1)      # (batch, 17, d)
+        reg = self.registers.expand(x.shape[0], -1, -1)
+        return self.out(torch.cat([x[:, :1], reg, x[:, 1:]], 1))        # (batch, 19, d)
+
+
+def test_register_tokens_between_two_parts_of_the_sequence_are_placed_and_added():
+    """Each activation part placed by a 0/1 selector and summed (the sum of two selections of
+    one tensor merges into one: a (19, 17) selector with the registers' rows 1, 2 zero), the
+    registers added as a constant; the golden reference follows torch."""
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).normal(size=(16, 3, 16, 16)).astype(np.float32)
+    graph, _, cos = check(Registers(), x)
+    assert graph.shapes[graph.output] == (19, 16)
+    cat = [n for n in graph.nodes if n.name.startswith("cat_1.") or n.name == "cat_1_1"]
+    assert [n.op for n in cat] == ["constant", "matmul", "constant", "add"]
+    place = cat[0].params["value"].reshape(19, 17)
+    assert (place[[1, 2]] == 0).all() and (np.delete(place, [1, 2], 0) == np.eye(17)).all()
+    assert cos > 0.999, cos
+
+
+def test_random_numbers_drawn_inside_the_model_are_refused_in_one_line():
+    """ViTMAE's random masking draws noise with torch.rand in its forward: capture would
+    freeze one draw (a silent difference from the float model), so it is refused."""
+    class Noisy(nn.Module):
+        def forward(self, x):
+            return x + torch.rand(x.shape[0], 4)
+
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(Noisy().eval(), torch.zeros(2, 4))
+    msg = str(e.value)
+    assert msg.startswith("node 'rand'") and "\n" not in msg and "random numbers drawn inside " \
+        "the model (aten.rand.default, e.g. ViTMAE's random patch masking): capture would " \
+        "freeze one draw; pass the draw in as a constant or remove it" in msg

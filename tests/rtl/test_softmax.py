@@ -54,7 +54,7 @@ def reference(out: np.ndarray, par: np.ndarray, ins: Instr) -> None:
             a = ins["mask_addr"] + r * ins["mask_stride"]
             valid[:, r] &= out[:, a:a + n] != 0
     x = K.get_rows(out, ins["src_addr"], ins["src_stride"], rows, n, bits)
-    y = intops.softmax_rows(x, table, obits, valid)
+    y = intops.softmax_rows(x, table, obits, valid, ins["sink"] if ins["sunk"] else None)
     K.put_rows(out, ins["dst_addr"], ins["dst_stride"], y, obits)
 
 
@@ -171,3 +171,21 @@ def test_softmax_on_verilator(rtl_build_dir):
 
 def test_softmax_rows():
     _check(random_items(np.random.default_rng(2)), seed=3)
+
+
+@pytest.mark.parametrize("sink", [-128, -5, 40, 127])
+def test_attention_sink_joins_the_max_and_the_sum(sink):
+    """sunk: the sink code is one more key of every row (GPT-OSS's attention sinks): below
+    every score, among them, above them (the row's max), with masked keys and a causal row
+    (its first row sees one key). RTL == intops.softmax_rows with the sink."""
+    rng = np.random.default_rng(11)
+    ins, table = random_softmax(rng, 0, 2048, 0)
+    ins = Instr("SOFTMAX", {**ins.args, "fmt": "int8", "ofmt": "int8", "rows": 3, "len": 7,
+                            "causal": 1, "q_pos": 0, "masked": 1, "mask_addr": 1600,
+                            "mask_stride": 0, "src_addr": 100, "src_stride": 7,
+                            "dst_stride": 7, "sunk": 1, "sink": sink})
+    patch = {1600: np.array([1, 1, 0, 1, 1, 1, 1], np.uint8),
+             100: rng.integers(-40, 60, size=21).astype(np.int8).view(np.uint8)}
+    got = _check([(ins, table)], seed=12, patch=patch)
+    y = np.asarray(got[2048:2048 + 21], np.uint8).view(np.int8).reshape(3, 7).astype(int)
+    assert y[0, 0] < 127 if sink > -128 else y[0, 0] >= 126  # the sink takes a share

@@ -1,0 +1,149 @@
+"""Attention sinks at capture: a learned logit per head appended to each row of the scores
+before the softmax, its probability dropped after (GPT-OSS).
+
+HF writes it as
+
+    combined = cat([scores (+ mask), sinks.reshape(1, H, 1, 1).expand(N, H, S, 1)], -1)
+    combined = combined - combined.max(-1, keepdim=True).values   # (overflow guard)
+    probs = softmax(combined, -1)[..., :-1]
+
+Capture follows it symbolically: the cat is ``Sunk`` (the scores, masked or not, and the
+sinks (H,)), its max ``SunkMax``, the subtraction of that max the same ``Sunk`` (a softmax does
+not change when a row is shifted by a constant), its softmax one ``softmax`` node over the
+scores alone with the float ``sink`` parameter (its probabilities ``SinkProbs``) and the slice
+that drops the sink's column those probabilities. The integer softmax treats each sink as one
+more key of the row that has no output (``intops.softmax_rows``; its code is the logit in the
+scores' scale, ``intops.sink_codes``). Any other use of these values, or a sink that is not a
+constant per head, is refused in one line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from qasic.quant import masks
+from qasic.quant.lowering import Act, _arg
+
+
+@dataclass(frozen=True, eq=False)
+class Sunk:
+    """Scores (an activation or Masked) with a sink column appended: ``sink`` (H,) floats."""
+
+    scores: Any
+    sink: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class SunkMax:
+    """The row maxima of ``of`` (only subtracted from it)."""
+
+    of: Sunk
+
+
+@dataclass(frozen=True, eq=False)
+class SinkProbs:
+    """A softmax of Sunk scores: ``probs`` over the scores' keys, plus the sink's column."""
+
+    probs: Act
+    keys: int
+
+
+VALUES = (Sunk, SunkMax, SinkProbs)
+_WHAT = ("the sink column is only appended to attention scores, its rows' max subtracted, "
+         "the softmax taken and its column dropped")
+
+
+def appended(b: Any, node: Any, args: list, kwargs: dict) -> Sunk:
+    """aten.cat([scores, sinks], -1): scores (masked or not) and a constant last column, the
+    same for every sample and row of a head."""
+    rank = node.meta["val"].dim()
+    dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
+    parts = list(args[0])
+    if dim != rank - 1 or len(parts) != 2 or not isinstance(parts[1], torch.Tensor) \
+            or not isinstance(parts[0], (Act, masks.Masked)) or parts[1].shape[-1] != 1:
+        b.fail(node, "a cat of masked attention scores with another tensor other than a "
+                     "constant last column (an attention sink: GPT-OSS's extra logit per head "
+                     "in each softmax row); a softmax reads the scores alone")
+    col = parts[1].detach().to(torch.float64)
+    heads = col.reshape(col.shape[0], -1, col.shape[-2]) if rank >= 3 else None
+    if heads is None or not bool((heads == heads[:1, :, :1]).all()):
+        b.fail(node, "an attention sink column that varies over the samples or the rows of a "
+                     "head; only a constant logit per head")
+    return Sunk(parts[0], heads[0, :, 0].numpy().copy())
+
+
+def row_max(b: Any, node: Any, x: Sunk) -> tuple:
+    """aten.max.dim(Sunk, -1, keepdim=True) / amax: the (values, indices) it subtracts."""
+    rank = node.args[0].meta["val"].dim()
+    dims = _arg(node.args, node.kwargs, 1, "dim", -1)
+    dims = [dims] if isinstance(dims, int) else list(dims)
+    if [d % rank for d in dims] != [rank - 1]:
+        b.fail(node, f"a max of attention scores with sinks over dims {dims}; {_WHAT}")
+    out = SunkMax(x)
+    return (out, None) if node.target is torch.ops.aten.max.dim else out
+
+
+def shifted(b: Any, node: Any, op: str, x: Any, y: Any) -> Sunk:
+    """Sunk minus its own row maxima: the same Sunk for the softmax that reads it."""
+    if op != "sub" or not isinstance(x, Sunk) or not isinstance(y, SunkMax) or y.of is not x:
+        b.fail(node, f"{op} of attention scores with sinks; {_WHAT}")
+    return x
+
+
+def softmax(b: Any, node: Any, x: Sunk, resolve: Any, valid_param: Any) -> SinkProbs:
+    """The softmax over the scores' keys with the float ``sink`` parameter."""
+    shape = tuple(node.args[0].meta["val"].shape)
+    scores_shape = shape[:-1] + (shape[-1] - 1,)
+    if isinstance(x.scores, masks.Masked):
+        inputs, causal, valid = resolve(b, node, x.scores, scores_shape)
+        act = x.scores.scores
+    else:
+        inputs, causal, valid, act = (x.scores.name,), False, None, x.scores
+    per = b.shapes[act.name]
+    heads = int(np.prod(per[:-2])) if len(per) > 2 else 1
+    if heads != len(x.sink):
+        b.fail(node, f"{len(x.sink)} attention sinks for scores of per-sample shape {per}; "
+                     "one per head")
+    y = b.add(node, "softmax", inputs, {"causal": causal}, {**valid_param(valid),
+                                                            "sink": x.sink},
+              shape=per)
+    return SinkProbs(y, per[-1])
+
+
+def dropped(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.slice(SinkProbs, -1, 0, keys): the probabilities without the sink's column."""
+    p = args[0]
+    rank = node.args[0].meta["val"].dim()
+    dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
+    start, end = _arg(args, kwargs, 2, "start", None), _arg(args, kwargs, 3, "end", None)
+    step = int(_arg(args, kwargs, 4, "step", 1))
+    sel = range(*slice(start, end, step).indices(p.keys + 1))
+    if dim != rank - 1 or sel != range(p.keys):
+        b.fail(node, f"a slice {sel} along dim {dim} of a softmax with sinks; {_WHAT}")
+    return p.probs
+
+
+aten = torch.ops.aten
+_SOFTMAX = (aten.softmax.int, aten._softmax.default, aten._safe_softmax.default)
+
+
+def apply(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+    """An op reading a Sunk, SunkMax or SinkProbs (the module docstring)."""
+    t, x = node.target, args[0]
+    if t in (aten.max.dim, aten.amax.default) and isinstance(x, Sunk):
+        return row_max(b, node, x)
+    if t in (aten.sub.Tensor, aten.subtract.Tensor):
+        return shifted(b, node, "sub", x, args[1])
+    if t in _SOFTMAX and isinstance(x, Sunk):
+        rank = node.args[0].meta["val"].dim()
+        if int(args[1]) % rank != rank - 1:
+            b.fail(node, f"a softmax of attention scores with sinks over dim {args[1]}; {_WHAT}")
+        from qasic.quant.lowering_transformer import _valid_param
+        return softmax(b, node, x, masks.resolve, _valid_param)
+    if t is aten.slice.Tensor and isinstance(x, SinkProbs):
+        return dropped(b, node, args, kwargs)
+    b.fail(node, f"op {t} on attention scores with sinks; {_WHAT}")

@@ -1,0 +1,130 @@
+"""Attention sinks (qasic.quant.sinks, intops.softmax_rows's ``sink``): GPT-OSS's learned logit
+per head appended to each row of scores before the softmax, its probability dropped after.
+
+The integer softmax with a sink equals the softmax of the row with one more (constant) column,
+that column dropped; GPT-OSS's attention (its MoE block replaced by a pass-through) captures
+into one softmax per layer carrying its sinks, simulates bit-exact with the golden reference and
+generates exactly; a sink column that is not one constant per head is refused in one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from qasic.errors import UnsupportedOpError
+from qasic.quant import intops
+from tests.quant.test_hf_llm import VOCAB, Logits
+
+transformers = pytest.importorskip("transformers")
+
+
+def test_a_sink_is_one_more_key_that_has_no_output():
+    """softmax_rows(x, sink) == softmax_rows([x | sink]) without its last column, with
+    masked keys and causal rows, the sink below, among and above the scores."""
+    rng = np.random.default_rng(0)
+    table = intops.exp_table(0.08, 8)
+    x = rng.integers(-60, 60, size=(2, 3, 5, 7))
+    valid = intops.causal_valid(5, 7, 2) & (rng.random((2, 3, 1, 7)) > 0.2)
+    for sink in (np.array([-128, -5, 40]), np.array([127, 0, -30])):
+        s = intops.sink_rows(sink, x.shape)
+        got = intops.softmax_rows(x, table, 8, valid, s)
+        wide = np.concatenate([x, np.broadcast_to(s, x.shape[:-1] + (1,))], axis=-1)
+        ones = np.ones(x.shape[:-1] + (1,), bool)
+        want = intops.softmax_rows(wide, table, 8, np.concatenate(
+            [np.broadcast_to(valid, x.shape), ones], axis=-1))[..., :-1]
+        np.testing.assert_array_equal(got, want)
+        assert not np.array_equal(got, intops.softmax_rows(x, table, 8, valid))
+
+
+def _gpt_oss(sinks: float | None = None):
+    """GPT-OSS, tiny: hidden 64, 1 layer of 4 heads (2 key-value heads), its sinks normal(0, 1)
+    (``sinks``: all that value), the MoE block a pass-through (tests/quant/test_moe.py holds
+    it): the attention is what capture meets."""
+    torch.manual_seed(0)
+    config = transformers.GptOssConfig(
+        vocab_size=VOCAB, hidden_size=64, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, num_local_experts=2,
+        num_experts_per_tok=1, layer_types=["full_attention"])
+    model = transformers.GptOssForCausalLM(config).eval()
+
+    class Through(torch.nn.Module):
+        def forward(self, x):
+            return x, None
+
+    model.model.layers[0].mlp = Through()
+    with torch.no_grad():
+        sink = model.model.layers[0].self_attn.sinks
+        sink.normal_(0.0, 1.0) if sinks is None else sink.fill_(sinks)
+    return Logits(model)
+
+
+def _ids(batch: int = 2, s: int = 12) -> np.ndarray:
+    return np.random.default_rng(1).integers(3, VOCAB, (batch, s))
+
+
+def test_gpt_oss_attention_sinks_run_bit_exact():
+    """The simulator equals the golden reference bit for bit, which follows the float model
+    (cosine > 0.99); sinks of 4 (larger than the scores) change the output."""
+    import qasic
+
+    model, x = _gpt_oss(), _ids()
+    record = qasic.evaluate(model, x, calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.99
+    with torch.no_grad():
+        a = model(torch.from_numpy(x))
+        b = _gpt_oss(4.0)(torch.from_numpy(x))
+    assert not torch.allclose(a, b, atol=1e-2)
+
+
+def test_gpt_oss_generates_exactly_with_its_sinks():
+    """One causal softmax of the scores alone carrying the layer's 4 sinks as codes; a prefill
+    of 3 tokens and 4 decode steps: every token and step's codes are the golden reference's
+    (the decode step's softmax keeps the sinks)."""
+    from qasic.arch.config import default_arch
+    from qasic.generate import Session, golden_tokens
+    from qasic.quant import QuantConfig
+    from qasic.quant.quantize import quantize
+
+    x = _ids(8)
+    full = quantize(_gpt_oss(), (torch.from_numpy(x[:1]),), x, QuantConfig())
+    soft = [n for n in full.nodes if n.op == "softmax"]
+    assert len(soft) == 1 and soft[0].attrs["causal"] and soft[0].params["sink"].dtype == np.int64
+    producer = {n.output: n for n in full.nodes}
+    assert producer[soft[0].inputs[0]].op == "matmul"  # the scores alone, no sink column
+    ids = x[0, :3]
+    session = Session(full, len(ids), default_arch())
+    got, rows = session.generate(ids, 4)
+    want, ref = golden_tokens(full, ids, 4)
+    assert got == want
+    for a, b in zip(rows, ref, strict=True):
+        np.testing.assert_array_equal(a, b)
+    from qasic.quant.decode import decode_graph
+    soft = [n for n in decode_graph(full).nodes if n.op == "softmax"]
+    assert len(soft) == 1 and soft[0].params["sink"].shape == (4,)
+
+
+def test_a_sink_column_that_varies_over_the_rows_is_refused_in_one_line():
+    """A column appended to masked scores that is not one constant per head (here: a per-row
+    ramp) is no sink: refused naming the node."""
+    from qasic.quant import capture
+
+    class Ramp(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q = torch.nn.Linear(8, 8)
+
+        def forward(self, x):
+            s = self.q(x) @ x.transpose(-1, -2)
+            n = x.shape[-2]
+            s = s + torch.triu(torch.full((n, n), float("-inf")), 1)
+            col = torch.arange(n, dtype=x.dtype).reshape(1, n, 1).expand(x.shape[0], n, 1)
+            p = torch.softmax(torch.cat([s, col], -1), -1)[..., :-1]
+            return p @ x
+
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(Ramp().eval(), torch.randn(2, 6, 8))
+    msg = str(e.value)
+    assert "an attention sink column that varies over the samples or the rows of a head; " \
+           "only a constant logit per head" in msg and msg.startswith("node 'cat") \
+        and "\n" not in msg
