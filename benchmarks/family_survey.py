@@ -1323,8 +1323,9 @@ def survey(names: Sequence[str], out: Path | None = None, timeout: float = TIMEO
     kept: dict[str, dict] = {}
     if path is not None and path.exists():
         old = json.loads(path.read_text())
-        if old.get("schema") == SCHEMA:
-            kept = {r["name"]: r for r in old["records"]}
+        if old.get("schema") == SCHEMA:  # each kept record keeps the commit it ran at
+            kept = {r["name"]: {**r, "commit": r.get("commit", old.get("commit"))}
+                    for r in old["records"]}
     head, dirty = commit()
     doc = {"schema": SCHEMA, "commit": head, "uncommitted_changes": dirty,
            "transformers": transformers.__version__, "torch": torch.__version__,
@@ -1334,7 +1335,7 @@ def survey(names: Sequence[str], out: Path | None = None, timeout: float = TIMEO
     for i, name in enumerate(names):
         log(f"[{i + 1}/{len(names)}] {name}")
         rec = run_isolated(name, timeout) if isolate else run_one(name)
-        done[name] = rec
+        done[name] = rec = {**rec, "commit": head}
         log(f"    {rec['status']}" + (f" bit_exact={rec['bit_exact']} cosine={rec['cosine']:.4f}"
                                       if rec["status"] == "ok" and rec["cosine"] is not None
                                       else f" {rec['error'] or ''}"[:160])

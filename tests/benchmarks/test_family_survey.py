@@ -136,3 +136,18 @@ def test_the_diffusion_rows_build_their_diffusers_classes_deterministically():
             outs.append(model(torch.from_numpy(x)).numpy())
     assert x.shape == (2, 4, 8, 8) and outs[0].shape == x.shape and params > 0
     assert 0.5 < abs(outs[0]).max() < 20 and (outs[0] == outs[1]).all()
+
+
+def test_a_partial_run_keeps_each_record_at_the_commit_it_ran_at(tmp_path, monkeypatch):
+    import json
+
+    old = {"schema": fs.SCHEMA, "commit": "aaaa", "records": [
+        {"name": "BertModel", "status": "ok"}, {"name": "ViTModel", "status": "ok"}]}
+    (tmp_path / "family_survey.json").write_text(json.dumps(old))
+    monkeypatch.setattr(fs, "run_isolated", lambda name, timeout: {
+        "name": name, "status": "refused", "error": "x", "wall_s": 0.0})
+    monkeypatch.setattr(fs, "commit", lambda: ("bbbb", False))
+    doc = fs.survey(["ViTModel"], tmp_path, log=lambda m: None)
+    got = {r["name"]: (r["status"], r["commit"]) for r in doc["records"]}
+    assert got == {"ViTModel": ("refused", "bbbb"), "BertModel": ("ok", "aaaa")}
+    assert doc["commit"] == "bbbb"
