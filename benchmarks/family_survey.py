@@ -56,6 +56,8 @@ never stops the survey. Per model a record with RECORD_KEYS:
   ``error_type``, ``error``, ``last_frame`` and the deepest qasic frame ``qasic_frame``; also a
   subprocess that died), ``timeout`` or ``unavailable`` (the class is not in the installed
   transformers);
+- ``commit``: the commit the row ran at (a run of some rows, ``--only``, keeps the other rows
+  of an existing file with theirs);
 - ``stage``: ``build`` (constructing or running the torch model failed: the survey's config,
   not qasic) or ``evaluate``;
 - ``output_absmax``: max |fp32 output| on the survey's inputs (O(1) for every model since
@@ -108,7 +110,7 @@ SCHEMA = "family_survey/1"
 STATUSES = ("ok", "refused", "crash", "timeout", "unavailable")
 RECORD_KEYS = ("name", "family", "class", "input", "parameters", "output_absmax", "status",
                "stage", "bit_exact", "cosine", "cycles", "wall_s", "error_type", "error",
-               "last_frame", "qasic_frame", "generate", "decode_cycles")
+               "last_frame", "qasic_frame", "generate", "decode_cycles", "commit")
 GEN_PROMPT, GEN_TOKENS = 6, 8  # positions 6..13 of 16: past an 8-token window
 BATCH = 2
 VOCAB_ENC, SEQ_ENC = 100, 12  # text encoders

@@ -15,7 +15,7 @@ def test_one_model_gives_a_full_record(tmp_path):
     assert json.loads((tmp_path / "family_survey.json").read_text()) == doc
     assert doc["schema"] == fs.SCHEMA and doc["records"]
     (rec,) = doc["records"]
-    assert tuple(rec) == fs.RECORD_KEYS
+    assert tuple(rec) == fs.RECORD_KEYS and rec["commit"] == doc["commit"]
     assert rec["name"] == "BertModel" and rec["status"] == "ok", rec["error"]
     assert rec["class"].endswith("BertModel") and rec["parameters"] > 0
     assert rec["bit_exact"] is True and rec["cosine"] > 0.99 and rec["cycles"] > 0
