@@ -305,6 +305,11 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "Dinov2WithRegistersModel": ("vision", "Dinov2WithRegistersConfig",
                                  {k: v for k, v in _VIT.items() if k != "intermediate_size"}
                                  | {"mlp_ratio": 2, "num_register_tokens": 2}, {}, "image", 32),
+    # Swin2SR: windowed attention at full resolution, reflect padding of the image
+    "Swin2SRModel": ("vision", "Swin2SRConfig",
+                     {"image_size": 16, "patch_size": 1, "embed_dim": 16, "depths": [1, 1],
+                      "num_heads": [2, 2], "window_size": 4, "mlp_ratio": 2.0, "upscale": 2},
+                     {}, "image", 16),
     "VitDetModel": ("vision", "VitDetConfig",
                     {"image_size": 32, "patch_size": 8, "hidden_size": 32,
                      "num_hidden_layers": 2, "num_attention_heads": 2, "mlp_ratio": 2,
