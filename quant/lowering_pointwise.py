@@ -314,7 +314,9 @@ def _with_mask(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
     scores, mask = (y, x) if isinstance(x, masks.KeyMask) else (x, y)
     if isinstance(scores, masks.KeyMask):
         b.fail(node, "two masks added; apply them to the scores one after the other")
-    bias, mask = masks.bias_part(b, node, mask)  # T5's relative positions plus the mask
+    bias = None
+    if isinstance(mask, masks.KeyMask):  # T5's relative positions plus the padding mask
+        bias, mask = masks.bias_part(b, node, mask)
     scores = materialize(b, scores)
     if bias is not None:
         scores = constant_add(b, node, scores, bias)
