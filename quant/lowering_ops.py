@@ -352,8 +352,13 @@ def _channel_constant(b: Any, node: Any, name: str, x: Act, c: Any, x_first: boo
         b.fail(node, f"{name} of an activation and a non-scalar constant; only scalars, or one "
                      "value per channel added, subtracted, multiplied or divided by")
     k = v.reshape(-1).numpy()
-    scale, shift = {"add": (np.ones(ch), alpha * k), "sub": (np.ones(ch), -alpha * k),
-                    "mul": (k, np.zeros(ch)), "div": (1.0 / k, np.zeros(ch))}[name]
+    if name == "div" and not np.all(k):
+        b.fail(node, f"division by a per-channel constant that is 0 in channel "
+                     f"{int(np.flatnonzero(k == 0)[0])}: the float model gives inf there")
+    scale, shift = {"add": lambda: (np.ones(ch), alpha * k),
+                    "sub": lambda: (np.ones(ch), -alpha * k),
+                    "mul": lambda: (k, np.zeros(ch)),
+                    "div": lambda: (1.0 / k, np.zeros(ch))}[name]()
     prev = b.nodes.get(x.name)
     if prev is not None and prev.op in ("conv2d", "linear") and b.sole_user(x, node):
         w = prev.params["weight"]

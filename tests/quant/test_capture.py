@@ -237,3 +237,22 @@ def test_a_constant_of_one_value_everywhere_is_a_scalar():
     assert [n.op for n in graph.nodes] == ["conv2d", "relu", "lut"]
     got, want = _float_out(graph, module, x)  # got channels-last: (2, 1, 12, 8)
     np.testing.assert_allclose(got.reshape(2, 12, 8).transpose(0, 2, 1), want, atol=1e-5)
+
+
+class _DivByChannels(nn.Module):
+    def __init__(self, k):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 1)
+        self.register_buffer("k", torch.tensor(k).reshape(1, 3, 1, 1))
+
+    def forward(self, x):
+        return self.conv(x) / self.k
+
+
+def test_division_by_a_per_channel_constant_folds_and_a_zero_channel_is_refused():
+    x = np.random.default_rng(0).normal(size=(2, 2, 4, 4)).astype(np.float32)
+    model = _DivByChannels([1.0, 2.0, 4.0]).eval()
+    got, want = _float_out(capture(model, torch.from_numpy(x)), model, x)
+    np.testing.assert_allclose(got.transpose(0, 3, 1, 2), want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(UnsupportedOpError, match="0 in channel 1"):
+        capture(_DivByChannels([1.0, 0.0, 4.0]).eval(), torch.from_numpy(x))
