@@ -13,7 +13,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-import torch
 
 from benchmarks.rtl_run import FITTED, POINTS, run_point, small_arch
 
@@ -232,38 +231,12 @@ def test_another_built_in_model_runs_whole_and_a_longer_one_as_a_traced_prefix(r
     assert prefix.compared.sum() > prefix.instructions // 2
 
 
-class _ShortConv(torch.nn.Module):
-    """LFM2's short convolution over 6 token ids: a depthwise causal Conv1d (kernel 3, its
-    right padding's outputs sliced off) between an embedding and a head."""
-
-    def __init__(self, vocab: int = 16, d: int = 8):
-        super().__init__()
-        self.emb, self.out = torch.nn.Embedding(vocab, d), torch.nn.Linear(d, vocab)
-        self.conv = torch.nn.Conv1d(d, d, 3, groups=d, padding=2)
-
-    def forward(self, ids):
-        y = self.conv(self.emb(ids).transpose(1, 2))[..., :ids.shape[1]]
-        return self.out(y.transpose(1, 2))
-
-
-class _Mamba(torch.nn.Module):
-    """Mamba's selective scan (tests.quant.test_ssm.Scan: inner 8, a state of 4) over 4 ids."""
-
-    def __init__(self, vocab: int = 16, d: int = 8):
-        from tests.quant.test_ssm import Scan
-
-        super().__init__()
-        self.emb, self.scan, self.out = torch.nn.Embedding(vocab, d), Scan(d, 4), \
-            torch.nn.Linear(d, vocab)
-
-    def forward(self, ids):
-        return self.out(self.scan(self.emb(ids)))
-
-
 def _decode_step_on_the_rtl(model, c: int, rtl_build_dir):
     """Two samples: a prefill of 2 ids and steps up to position c - 2 on the golden reference,
     then one decode step on the RTL from the states they left: sample 0 at the last position,
     sample 1 at position 2 with another token (a step reads and writes where p says)."""
+    import torch
+
     from benchmarks.rtl_run import point_arch
     from qasic.compiler import compile_graph
     from qasic.quant import QuantConfig, quantize, reference
@@ -271,7 +244,6 @@ def _decode_step_on_the_rtl(model, c: int, rtl_build_dir):
     from qasic.rtl.run import rtl_run
 
     arch = point_arch("w8a8", small_arch())
-    torch.manual_seed(0)
     ids = np.random.default_rng(0).integers(0, 16, (8, c))
     full = quantize(model.eval(), (torch.from_numpy(ids[:1]),), ids, QuantConfig())
     step, state = decode_graph(full), {}
@@ -282,8 +254,7 @@ def _decode_step_on_the_rtl(model, c: int, rtl_build_dir):
     x = np.array([[ids[0, c - 1], c - 1], [7, 2]])
     before = {k: v.copy() for k, v in state.items()}
     want = reference.run(step, x, state=state)
-    result = rtl_run(program, arch, x, rtl_build_dir,
-                     reference=want, states=before)
+    result = rtl_run(program, arch, x, rtl_build_dir, reference=want, states=before)
     assert result.outputs_equal and result.reference_equal
     assert sorted(result.states) == sorted(state)
     for name, codes in state.items():  # the states the step wrote, as the reference did
@@ -299,7 +270,12 @@ def test_decode_steps_of_a_short_convolution_and_a_selective_scan_run_on_the_rtl
     LFM2's token convolution (its row SCATTERed into the padded window cache at 2 + p, the
     window of 3 rows GATHERed from row p: quant.decode_conv) and Mamba's scan (h_(p-1) read
     from its state, h_p stored whole over it: quant.decode_scan)."""
-    conv = _decode_step_on_the_rtl(_ShortConv(), 6, rtl_build_dir)
+    import torch
+
+    from tests.rtl.decode_nets import ShortConv, TinyMamba
+
+    torch.manual_seed(0)
+    conv = _decode_step_on_the_rtl(ShortConv(), 6, rtl_build_dir)
     assert [ins.op for ins in conv.instrs].count("SCATTER") == 1
     assert [ins.op for ins in conv.instrs].count("GATHER") == 2  # the token's row, the window
-    _decode_step_on_the_rtl(_Mamba(), 4, rtl_build_dir)
+    _decode_step_on_the_rtl(TinyMamba(), 4, rtl_build_dir)
