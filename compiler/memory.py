@@ -177,17 +177,20 @@ def plan_buffers(graph: QGraph, kernels, arch=None, consts=None) -> tuple[dict[s
 
 
 def state_tensors(graph: QGraph) -> set[str]:
-    """The persistent tensors (KV caches): the outputs of ``cache_write`` and ``cache_read``
-    nodes."""
-    return {n.output for n in graph.nodes if n.op in ("cache_write", "cache_read")}
+    """The persistent tensors (KV caches): the states ``cache_write`` and ``cache_read`` nodes
+    name (attrs state)."""
+    return {n.attrs["state"] for n in graph.nodes if n.op in ("cache_write", "cache_read")}
 
 
 def derivations(graph: QGraph, kernels) -> dict[str, tuple[str, str, int]]:
     """Every tensor stored in another's bytes -> (how, source, first channel): "alias" (a
     flatten or reshape), "concat" (a concat input: channels of the output's pixels), "transpose"
     (a permute folded into a strided view by compiler.views: a "view" kernel's output, a
-    "view_in" kernel's input)."""
+    "view_in" kernel's input; a ``cache_read`` named apart from its state: the state's)."""
     out = {k.output: ("alias", k.inputs[0], 0) for k in kernels if k.kind == "alias"}
+    # a state read under a name of its own (a scan's h_(p-1), which the step then overwrites)
+    out.update({k.output: ("alias", k.anchor.attrs["state"], 0) for k in kernels
+                if k.kind == "state" and k.output != k.anchor.attrs["state"]})
     out.update({t: ("concat", p, ch0) for t, (p, ch0) in _views(graph, kernels).items()})
     out.update({k.output: ("transpose", k.inputs[0], 0) for k in kernels if k.kind == "view"})
     out.update({k.inputs[0]: ("transpose", k.output, 0) for k in kernels if k.kind == "view_in"})

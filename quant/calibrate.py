@@ -19,6 +19,8 @@ Sharing rules (the compiler relies on them to fuse without changing a bit):
   would tie), as INT of QuantConfig.output_bits when that is set;
 - a norm's residual copy (QuantConfig.norm_residual_bits, encodings.split_norm_residuals) is
   INT of norm_residual_bits;
+- a softmax's scores with attention sinks (GPT-OSS, qasic.quant.sinks) are observed with the
+  sinks' logits too: the range holds every sink, which is coded as a score;
 - a selective scan unrolled over the positions (Mamba's, qasic.quant.scan): each role (the
   selections of dA, dBx and C, the decay, the state h, the output y) has one TensorQ at every
   position, observed on all positions' values at once, so a decode step at any position runs
@@ -116,6 +118,7 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
     wide = {t: config.norm_residual_bits for t in residual_copies(graph)}
     if config.output_bits is not None:
         wide[graph.output] = config.output_bits
+    sinks = sink_logits(graph)
 
     def observe(tensor: str, members: tuple[str, ...] = ()) -> TensorQ:
         """``tensor``'s TensorQ, observed on its values, or on those of all ``members`` (a
@@ -137,6 +140,8 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
             rng = histogram_range(seen, bits, weights=(weights or {}).get(tensor))
         else:
             rng = _range(seen, config)
+        if tensor in sinks:  # keys of the scores' rows that no value showed: range covers them
+            rng = (min(rng[0], sinks[tensor].min()), max(rng[1], sinks[tensor].max()))
         if kind == SYMMETRIC:
             return symmetric(*rng, bits)
         return affine(*rng, bits) if fmt == "int" else fp_tensor(*rng, fmt)
@@ -163,6 +168,25 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
             relu = fused_relu(graph, node)
             tensors[node.output] = observe(relu.output if relu else node.output)
     return tensors
+
+
+def sink_logits(graph: FGraph) -> dict[str, np.ndarray]:
+    """{tensor: float logits} of the attention sinks (qasic.quant.sinks) a softmax adds to the
+    rows of its scores, for its scores and every tensor whose TensorQ they share (back through
+    SHARES_INPUT ops): the sinks are coded in the scores' encoding (``intops.sink_codes``), so
+    its range must hold them, or a sink above every score would clamp to the largest code."""
+    out: dict[str, np.ndarray] = {}
+    for node in graph.nodes:
+        if node.op != "softmax" or "sink" not in node.params:
+            continue
+        t, logits = node.inputs[0], np.asarray(node.params["sink"], np.float64).reshape(-1)
+        while True:
+            out[t] = logits if t not in out else np.concatenate([out[t], logits])
+            producer = graph.producer(t)
+            if producer is None or producer.op not in SHARES_INPUT:
+                break
+            t = producer.inputs[0]
+    return out
 
 
 def concat_pins(graph: FGraph) -> dict[str, str]:

@@ -499,17 +499,17 @@ def _scan_prefilled(n: QNode, plan: decode_scan.ScanPlan, prompt: int, full: QGr
 def _scan_decoded(n: QNode, plan: decode_scan.ScanPlan, full: QGraph, nodes: list,
                   shapes: dict, tensors: dict, rename: dict) -> None:
     """A decode step's node ``n`` of a selective scan: position 1's, its decay reading h_(p-1)
-    from the state (``cache_read`` before it), its state h_p written over it; the stack of the
-    outputs is the step's y."""
+    from the state (``cache_read`` before it, into the tensor ``<state>.prev``), its state h_p
+    written over it (the tensor ``<state>``); the stack of the outputs is the step's y."""
     if n.name == plan.concat:
         rename[n.output] = plan.tails[decode_scan.TEMPLATE]
         return
-    step = plan.steps[decode_scan.TEMPLATE]
-    if n.output == step.decay:
-        nodes.append(QNode(plan.state, "cache_read", (), plan.state, {"state": plan.state}))
-        shapes[plan.state] = full.shapes[plan.steps[0].state]
-        tensors[plan.state] = full.tensors[plan.steps[0].state]
-    n = decode_scan.decode_node(n, plan, plan.state)
+    step, prev = plan.steps[decode_scan.TEMPLATE], decode_scan.previous(plan)
+    if n.output == step.decay:  # h_(p-1): a tensor of its own in the state's bytes
+        nodes.append(QNode(prev, "cache_read", (), prev, {"state": plan.state}))
+        shapes[prev] = shapes[plan.state] = full.shapes[plan.steps[0].state]
+        tensors[prev] = tensors[plan.state] = full.tensors[plan.steps[0].state]
+    n = decode_scan.decode_node(n, plan, prev)
     if n is None:
         return
     shapes[n.output] = np.shape(n.params["value"]) if n.op == "constant" else \

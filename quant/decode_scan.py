@@ -9,8 +9,9 @@ position (quant.calibrate, ``scan.tied``), so position i's requantizations are p
     prefill  positions 0..P-1 as in the full graph (the selectors' first P columns, the concat
              of the first P outputs), then h_{P-1} into the state ``cache.<h_0>`` (d, n)
     decode   position 1's nodes on the step's token (its selectors' column 1: the step's
-             tensors have one position), reading h_{p-1} from the state (``cache_read``) and
-             writing h_p over it (``cache_write``, after every read: the decay is h_p's
+             tensors have one position), reading h_{p-1} from the state (``cache_read`` into
+             ``<state>.prev``: every tensor has one writer) and writing h_p over it
+             (``cache_write`` of ``<state>``, after every read: the decay is h_p's
              ancestor); the concat is the step's y
 
 Each step is the full model's position p bit for bit: the same codes in, the same integer ops
@@ -115,6 +116,12 @@ def decode_node(n: QNode, plan: ScanPlan, state: str) -> QNode | None:
     if n.output == step.decay:
         return replace(n, inputs=tuple(state if t == step.prev else t for t in n.inputs))
     return n
+
+
+def previous(plan: ScanPlan) -> str:
+    """The decode step's tensor h_(p-1): the state as the last step left it (its own name: the
+    step's cache_write of h_p names the state)."""
+    return f"{plan.state}.prev"
 
 
 def _columns(n: QNode, cols: slice) -> QNode:

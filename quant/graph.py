@@ -73,7 +73,9 @@ OPS = {
     "cache_window": (),
     # a persistent state tensor (an encoder-decoder's cross-attention keys or values, written
     # by a prefill's cache_write; a selective scan's h, which the step's cache_write of the
-    # same name then overwrites) read as it is: no inputs, output (S, D) named attrs state
+    # same state then overwrites) read as it is: no inputs, output (S, D); attrs state names
+    # the state (the output is named so too unless the graph's cache_write of it is: every
+    # tensor has one writer, so a scan's read of h is a tensor of its own, stored in h's bytes)
     "cache_read": (),
     "constant": ("value",),              # no inputs: codes of the output encoding
     "permute": (),                       # attrs: perm of the per-sample axes
@@ -243,6 +245,7 @@ class QGraph:
         if self.output_layout is not None and self.output_layout not in OUTPUT_LAYOUTS:
             raise ValueError(f"graph {self.name}: output layout {self.output_layout!r}; known: "
                              f"{', '.join(OUTPUT_LAYOUTS)} or None")
+        _check_single_writers(self)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -300,6 +303,21 @@ class QGraph:
 
     def _float_shape(self) -> tuple[int, ...]:
         return float_shape(self.input_shape, self.input_layout)
+
+
+def _check_single_writers(graph: QGraph) -> None:
+    """Every tensor has one writer (the graph's input none): a node's output names a new
+    tensor. A persistent state that a step reads and then overwrites is one tensor per access
+    (its ``cache_read`` and ``cache_write`` share the state through attrs ``state``)."""
+    writer = {graph.input: None}
+    for n in graph.nodes:
+        if n.output in writer:
+            first = "the graph's input" if writer[n.output] is None else \
+                f"node {writer[n.output]}"
+            raise ValueError(f"graph {graph.name}: node {n.name} ({n.op}) writes tensor "
+                             f"{n.output}, which {first} already writes; give each node an "
+                             "output of its own")
+        writer[n.output] = n.name
 
 
 TOKENS, SEQUENCE = "tokens", "sequence"  # layouts whose graph layout is torch's own

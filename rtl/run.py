@@ -6,12 +6,14 @@
    (``rtl.limits``);
 2. builds the accelerator's Verilog for ``arch`` and Verilates it (cached by the Verilog's hash);
 3. prepares one DRAM image per sample exactly as the simulator's machine lays DRAM out
-   (constants, padding fills, the input codes);
+   (constants, padding fills, the input codes, and the state regions' codes when given: a
+   decode step's caches as a prefill left them);
 4. runs the cocotb testbench ``qasic.rtl.tb_top``: per sample it loads the program words through
    the loader port, starts the queues, serves both AXI ports from a DRAM model with the arch's
    latency and bandwidth, and waits for every queue to drain;
-5. reads the outputs out of the final DRAM images and compares them with the simulator's
-   (``mode="exact"``, the per-instruction machine) and, when given, the golden reference's.
+5. reads the outputs (and the state regions) out of the final DRAM images and compares them
+   with the simulator's (the per-instruction machine run from the same images) and, when
+   given, the golden reference's.
 
 Cycles: the RTL's count is from the first cycle an instruction can issue to the cycle after the
 last one completes, the same span as the timing model's ``total``.
@@ -24,6 +26,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +38,7 @@ from qasic.errors import QasicError
 from qasic.isa.encoding import encode_all
 from qasic.isa.program import Program
 from qasic.isa.table import QUEUES
+from qasic.isa.verify import verify
 from qasic.rtl.limits import PROGRAM_DEPTH, check_runnable, loaded
 from qasic.rtl.tools import (
     RtlToolError,
@@ -45,7 +49,7 @@ from qasic.rtl.tools import (
     make_overrides,
 )
 from qasic.sim.machine import Machine
-from qasic.sim.run import check_codes, run_functional
+from qasic.sim.run import check_codes
 from qasic.sim.timing import schedule
 
 TB_MODULE = "qasic.rtl.tb_top"
@@ -72,6 +76,10 @@ class RtlRun:
     sample_cycles: list[int] = field(default_factory=list)
     seconds: float = 0.0                # wall-clock seconds of the RTL simulation (no build)
     starts: np.ndarray | None = None    # traced runs: the first sample's issue cycles
+    # the state regions' codes after the run (batch first), by region name: the RTL's and the
+    # simulator's (a decode step's caches; empty for a program without states)
+    states: dict[str, np.ndarray] = field(default_factory=dict)
+    sim_states: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def cycles_per_s(self) -> float:
@@ -80,7 +88,10 @@ class RtlRun:
 
     @property
     def outputs_equal(self) -> bool:
-        same = bool(np.array_equal(self.outputs, self.sim_outputs))
+        """RTL == simulator on the outputs and every state region, and == the reference."""
+        same = bool(np.array_equal(self.outputs, self.sim_outputs)) and \
+            self.states.keys() == self.sim_states.keys() and \
+            all(np.array_equal(v, self.sim_states[k]) for k, v in self.states.items())
         return same and self.reference_equal is not False
 
     @property
@@ -109,19 +120,27 @@ class RtlRun:
 
 def rtl_run(program: Program, arch: ArchConfig, codes: np.ndarray, build_dir: str | Path,
             reference: np.ndarray | None = None, progress=None, trace: bool = False,
-            depth: int = PROGRAM_DEPTH) -> RtlRun:
+            depth: int = PROGRAM_DEPTH, states: Mapping[str, np.ndarray] | None = None
+            ) -> RtlRun:
     """Run ``codes`` (integer input codes, batch first, NHWC) through ``program`` on the RTL.
     ``trace``: record the first sample's issue cycle of every instruction (``RtlRun.starts``,
     comparable with ``schedule(program, arch).start``; polling every cycle is slower).
-    ``depth``: instructions per queue's program memory, a build parameter."""
+    ``depth``: instructions per queue's program memory, a build parameter. ``states``: codes
+    (batch first) of state regions by name before the run (a decode step's caches as the
+    prefill left them; the others start as zero bytes)."""
     codes = check_codes(program, codes)
     check_runnable(program, arch, depth)
+    verify(program)
     timing = schedule(program, arch)
-    raw = _run(program, arch, codes, build_dir, progress, depth,
+    images = dram_images(program, arch, codes, states)
+    raw = _run(program, arch, images, build_dir, progress, depth,
                limit=4 * int(timing.total) + 10_000, trace=trace)
     _check_errors(program, raw["error"])
     outputs = read_outputs(program, arch, raw["dram"])
-    sim_out = run_functional(program, arch, codes, mode="exact")
+    sim = Machine(program, arch, len(codes))  # the per-instruction machine, same DRAM
+    sim.dram[:] = images
+    sim.run()
+    sim_out = read_outputs(program, arch, sim.dram)
     busy_sim = {q: int(sum(timing.issued[i] - timing.start[i]
                            for i, ins in enumerate(program.instrs) if ins.queue == q))
                 for q in QUEUES}
@@ -133,21 +152,23 @@ def rtl_run(program: Program, arch: ArchConfig, codes: np.ndarray, build_dir: st
         cycles_rtl=max(cycles), cycles_sim=int(timing.total),
         busy_rtl={q: int(raw["busy"][0][k]) for k, q in enumerate(QUEUES)},
         busy_sim=busy_sim, sample_cycles=cycles, seconds=raw["seconds"],
-        starts=_starts(program, raw["issues"]) if trace else None)
+        starts=_starts(program, raw["issues"]) if trace else None,
+        states=read_states(program, arch, raw["dram"]),
+        sim_states=read_states(program, arch, sim.dram))
 
 
-def _run(program: Program, arch: ArchConfig, codes: np.ndarray, build_dir: str | Path,
+def _run(program: Program, arch: ArchConfig, images: np.ndarray, build_dir: str | Path,
          progress, depth: int, limit: int, trace: bool, stop: bool = False) -> dict:
-    """The testbench's results for ``codes`` on the build of (``arch``, ``depth``), which
-    holds each queue's first ``depth`` instructions, and ``seconds`` its wall-clock run."""
+    """The testbench's results for the DRAM ``images`` (one a sample) on the build of
+    (``arch``, ``depth``), which holds each queue's first ``depth`` instructions, and
+    ``seconds`` its wall-clock run."""
     say = progress or (lambda _msg: None)
     sim_dir = build_accelerator(arch, build_dir, say, depth)
-    images = dram_images(program, arch, codes)
     # the DMA reads and writes whole aligned B-byte words: the last one may reach past the image
     b = arch.dram_bytes_per_cycle
     images = np.pad(images, ((0, 0), (0, -images.shape[1] % b + b)))
     run_dir = Path(tempfile.mkdtemp(prefix="rtl-run-", dir=sim_dir.parent))
-    say(f"running {len(codes)} sample(s) on the RTL")
+    say(f"running {len(images)} sample(s) on the RTL")
     words = program_words(program)[loaded(program, depth)]
     t0 = time.perf_counter()
     raw = _simulate(words, arch, images, sim_dir, run_dir, limit, trace, stop)
@@ -214,7 +235,8 @@ def rtl_prefix(program: Program, arch: ArchConfig, codes: np.ndarray, build_dir:
     timing = schedule(program, arch)
     keep = loaded(program, depth)
     cut = int(timing.start[~keep].min()) if not keep.all() else int(timing.total)
-    raw = _run(program, arch, codes, build_dir, progress, depth, limit=min(max_cycles, cut),
+    raw = _run(program, arch, dram_images(program, arch, codes), build_dir, progress, depth,
+               limit=min(max_cycles, cut),
                trace=True, stop=True)  # nothing after the cut is compared
     traced = int(raw["traced"])
     if traced < cut:
@@ -255,11 +277,28 @@ def default_build_dir() -> Path:
     return default_cache_dir().parent / "rtl"
 
 
-def dram_images(program: Program, arch: ArchConfig, codes: np.ndarray) -> np.ndarray:
-    """(samples, dram bytes) uint8: DRAM before the program runs, as the simulator lays it out."""
+def dram_images(program: Program, arch: ArchConfig, codes: np.ndarray,
+                states: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+    """(samples, dram bytes) uint8: DRAM before the program runs, as the simulator lays it out,
+    with ``states`` (codes of state regions by name, batch first) in place."""
     m = Machine(program, arch, len(codes))
     m.write_region(program.meta["input"]["tensor"], codes)
+    kinds = {r.name: r.kind for r in program.regions}
+    for name, value in (states or {}).items():
+        if kinds.get(name) != "state":
+            known = ", ".join(r for r, k in kinds.items() if k == "state") or "none"
+            raise ValueError(f"{name} is not a state region of the program (its states: "
+                             f"{known})")
+        m.write_region(name, np.asarray(value).reshape(len(codes), *m.program.region(
+            name).shape[:3]))
     return m.dram.copy()
+
+
+def read_states(program: Program, arch: ArchConfig, images: np.ndarray) -> dict[str, np.ndarray]:
+    """The state regions' codes (batch, h, w, c) in final DRAM images, by name."""
+    m = Machine(program, arch, len(images))
+    m.dram[:] = images[:, :m.dram.shape[1]]
+    return {r.name: m.read_region(r.name) for r in program.regions if r.kind == "state"}
 
 
 def read_outputs(program: Program, arch: ArchConfig, images: np.ndarray) -> np.ndarray:

@@ -26,7 +26,8 @@ Per instruction (one inference; bits = bytes x 8, SRAM priced at the scratchpad 
                   pass; masked: 3 n mask bytes, the row's own at mask_stride); logic: n B-bit
                   compares and n B-bit subtracts (adder bits), n sum adds, n x (multiply e R +
                   2 adds: x qmax as shift and subtract, rounding), one divide of
-                  DIVIDE_STEPS["SOFTMAX"] add/subtracts
+                  DIVIDE_STEPS["SOFTMAX"] add/subtracts; sunk: the sink as one more key of the
+                  max and exp passes (a compare, a subtract, one exp-table word, one sum add)
     NORM          per row of n channels (c = center): (2 + c) passes read the codes, n acc words
                   written, the 8-byte epsilon once; logic: n (2c + 3) int32 multiplies and
                   n (4c + 6) + 2 + SQRT_STEPS + DIVIDE_STEPS["NORM"] int32 adds (docs/energy.md)
@@ -246,8 +247,12 @@ class EnergyModel:
         e["sram"] = rows * (out * self.sram_bit["output"]
                             + 2 * n * 8 * EXP_ENTRY_BYTES * self.sram_bit["param"])
         compare_subtract = 2 * bits * self.table["mac_add_pj_per_bit"] * self.logic
-        e["other"] = rows * (n * compare_subtract
-                             + self._int32_pj(n, 3 * n + DIVIDE_STEPS["SOFTMAX"]))
+        # an attention sink (sunk) is one more key without a result: its compare into the max,
+        # the subtract m - sink, one exp-table word and one add into the sum, per row
+        keys = n + ins["sunk"]
+        e["sram"] += rows * ins["sunk"] * 8 * EXP_ENTRY_BYTES * self.sram_bit["param"]
+        e["other"] = rows * (keys * compare_subtract
+                             + self._int32_pj(n, 2 * n + keys + DIVIDE_STEPS["SOFTMAX"]))
 
     def _norm(self, ins: Instr, e: dict) -> None:
         n, rows, c = ins["len"], ins["rows"], ins["center"]

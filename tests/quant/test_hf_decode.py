@@ -245,15 +245,17 @@ def test_lfm2s_short_conv_decodes_on_a_window_of_its_last_3_inputs():
 def test_mambas_decode_step_reads_and_writes_each_layers_state():
     """Mamba, 2 layers (inner 64, a state of 8): a decode step runs one position of each scan
     (position 1's nodes: one decay, one state add, one y) on h read from its state
-    (cache_read, (64, 8)) and writes h_p over it (cache_write without a position: the whole
-    state); the prefill of P tokens runs P positions and writes h_(P-1)."""
+    (cache_read, (64, 8), into a tensor of its own: ``<state>.prev``) and writes h_p over it
+    (cache_write without a position: the whole state); the prefill of P tokens runs P
+    positions and writes h_(P-1)."""
     full = _full("mamba")
     step = decode_graph(full)
-    reads = [n.output for n in step.nodes if n.op == "cache_read"]
     writes = [n.output for n in step.nodes if n.op == "cache_write" and len(n.inputs) == 1]
-    assert len(reads) == 2 and reads == writes
-    assert all(step.shapes[r] == (64, 8) for r in reads)
-    decays = [n for n in step.nodes if n.op == "mul" and set(n.inputs) & set(reads)]
+    reads = [n.attrs["state"] for n in step.nodes if n.op == "cache_read"]
+    prevs = [n.output for n in step.nodes if n.op == "cache_read"]
+    assert len(reads) == 2 and reads == writes and prevs == [f"{w}.prev" for w in writes]
+    assert all(step.shapes[t] == (64, 8) for t in reads + prevs)
+    decays = [n for n in step.nodes if n.op == "mul" and set(n.inputs) & set(prevs)]
     assert len(decays) == 2
     state: dict = {}
     seq = np.random.default_rng(3).integers(0, VOCAB, (1, 4))

@@ -10,7 +10,8 @@ alone on one token, reading the cross-attention states as the prefill left them
 (``cache_read``). Token for token equal to the golden reference of the full graph.
 
 The models compute their source's padding mask from the ids (``ids[:, :SRC] != pad``), so a
-source shorter than SRC runs right-padded (quant.srcpad): the mask is one more cross state."""
+source shorter than SRC runs right-padded (quant.srcpad): the mask is one more cross state;
+T5's, BART's and Marian's shorter sources generate exactly on the simulator."""
 
 from __future__ import annotations
 
@@ -409,6 +410,29 @@ def test_sources_shorter_than_the_capture_generate_exactly_on_the_simulator(seq2
         assert r["matches_reference"] is True and r["tokens"] == want
         assert (r["source_tokens"], r["source_pad_id"], r["source_positions"]) == (n, pad, SRC)
         assert r["prompt_ids"] == source
+
+
+def test_a_marian_source_shorter_than_the_capture_generates_exactly_on_the_simulator():
+    """Marian (sinusoidal positions): a source of 5 ids right-padded to SRC with its pad id
+    (the one its padding mask drops), then 3 steps: every token and logit code on the
+    simulator equals the golden reference's; the padded keys have no weight there too (the
+    same source padded with another id the mask keeps gives other logits)."""
+    from qasic.arch.config import default_arch
+    from qasic.generate import Session, golden_tokens, source_pad
+    from qasic.quant.srcpad import padded
+
+    tm, full, x = _quantized("marian", gain=4.0)
+    source = x[3, :5]
+    pad = source_pad(full, tm, source, SRC)
+    assert pad == tm.module.pad
+    run, start = padded(source, SRC, pad), np.array([VOCAB - 1])  # the decoder start
+    got, rows = Session(full, 1, default_arch()).generate(np.concatenate([run, start]), 3)
+    want, ref_rows = golden_tokens(full, start, 3, run)
+    assert got == want
+    for a, b in zip(rows, ref_rows, strict=True):
+        np.testing.assert_array_equal(a, b)
+    _, kept = golden_tokens(full, start, 3, padded(source, SRC, int(source[0])))
+    assert not np.array_equal(kept[0], ref_rows[0])
 
 
 def test_a_source_of_pad_ids_only_is_refused_in_one_line(seq2seq_short):

@@ -49,6 +49,46 @@ def test_dram_images_round_trip_the_outputs():
     assert words.shape == (len(program.instrs), 32)
 
 
+def test_dram_images_hold_the_states_a_decode_step_starts_from():
+    """A KV-cache write (one row SCATTERed at the step's position 2 and 4) from given states:
+    the image holds them where the simulator reads them, the machine run from it leaves the
+    reference's states; a region that is not a state is refused in one line."""
+    import pytest
+
+    from benchmarks.rtl_run import point_arch, small_arch
+    from qasic.compiler import compile_graph
+    from qasic.quant import reference
+    from qasic.quant.graph import QGraph, QNode, TensorQ
+    from qasic.sim.machine import Machine
+
+    t, ids = TensorQ(0.1, 0), TensorQ(1.0, 0, 32)
+    table = np.arange(64).reshape(16, 4) % 100 - 50
+    nodes = (QNode("emb", "embedding", ("step",), "emb", {"offset": 0, "rows": 1},
+                   {"table": table}),
+             QNode("cache.emb", "cache_write", ("emb", "step"), "cache.emb",
+                   {"state": "cache.emb", "index": 1}),
+             QNode("out", "relu", ("emb",), "out"))
+    graph = QGraph("w", "step", "out", nodes, {"step": ids, "emb": t, "cache.emb": t, "out": t},
+                   {"step": (2,), "emb": (1, 4), "cache.emb": (6, 4), "out": (1, 4)},
+                   input_layout="tokens")
+    arch = point_arch("w8a8", small_arch())
+    program = compile_graph(graph, arch)
+    x, before = np.array([[3, 2], [5, 4]]), np.arange(48).reshape(2, 6, 4) - 20
+    images = run.dram_images(program, arch, x, {"cache.emb": before})
+    np.testing.assert_array_equal(run.read_states(program, arch, images)["cache.emb"][:, 0],
+                                  before)
+    m = Machine(program, arch, 2)
+    m.dram[:] = images
+    m.run()
+    state = {"cache.emb": before.copy()}
+    reference.run(graph, x, state=state)
+    np.testing.assert_array_equal(run.read_states(program, arch, m.dram)["cache.emb"][:, 0],
+                                  state["cache.emb"])
+    with pytest.raises(ValueError, match=r"^emb is not a state region of the program \(its "
+                                         r"states: cache.emb\)$"):
+        run.dram_images(program, arch, x, {"emb": before})
+
+
 def test_a_prefix_loads_each_queues_first_words_and_compares_to_its_horizon():
     """``loaded`` keeps each queue's first ``depth`` instructions in program order; a prefix
     compares every instruction either side issued before the horizon, and one the RTL never

@@ -229,3 +229,53 @@ def test_another_built_in_model_runs_whole_and_a_longer_one_as_a_traced_prefix(r
     assert prefix.loaded < prefix.instructions and prefix.horizon < prefix.cycles_sim
     assert prefix.max_start_difference == 0
     assert prefix.compared.sum() > prefix.instructions // 2
+
+
+def _decode_step_on_the_rtl(model, c: int, rtl_build_dir):
+    """Two samples: a prefill of 2 ids and steps up to position c - 2 on the golden reference,
+    then one decode step on the RTL from the states they left: sample 0 at the last position,
+    sample 1 at position 2 with another token (a step reads and writes where p says)."""
+    import torch
+
+    from benchmarks.rtl_run import point_arch
+    from qasic.compiler import compile_graph
+    from qasic.quant import QuantConfig, quantize, reference
+    from qasic.quant.decode import decode_graph, prefill_graph
+    from qasic.rtl.run import rtl_run
+
+    arch = point_arch("w8a8", small_arch())
+    ids = np.random.default_rng(0).integers(0, 16, (8, c))
+    full = quantize(model.eval(), (torch.from_numpy(ids[:1]),), ids, QuantConfig())
+    step, state = decode_graph(full), {}
+    reference.run(prefill_graph(full, 2), ids[:2, :2], state=state)
+    for p in range(2, c - 1):
+        reference.run(step, np.stack([ids[:2, p], [p, p]], axis=1), state=state)
+    program = compile_graph(step, arch)
+    x = np.array([[ids[0, c - 1], c - 1], [7, 2]])
+    before = {k: v.copy() for k, v in state.items()}
+    want = reference.run(step, x, state=state)
+    result = rtl_run(program, arch, x, rtl_build_dir, reference=want, states=before)
+    assert result.outputs_equal and result.reference_equal
+    assert sorted(result.states) == sorted(state)
+    for name, codes in state.items():  # the states the step wrote, as the reference did
+        np.testing.assert_array_equal(result.states[name].reshape(codes.shape), codes)
+    assert result.cycles_rtl == result.cycles_sim
+    return program
+
+
+@pytest.mark.rtl
+def test_decode_steps_of_a_short_convolution_and_a_selective_scan_run_on_the_rtl(rtl_build_dir):
+    """Generation's recurrent states on the RTL, bit-exact with the simulator and the golden
+    reference on the step's logits and on the states it leaves, in the timing model's cycles:
+    LFM2's token convolution (its row SCATTERed into the padded window cache at 2 + p, the
+    window of 3 rows GATHERed from row p: quant.decode_conv) and Mamba's scan (h_(p-1) read
+    from its state, h_p stored whole over it: quant.decode_scan)."""
+    import torch
+
+    from tests.rtl.decode_nets import ShortConv, TinyMamba
+
+    torch.manual_seed(0)
+    conv = _decode_step_on_the_rtl(ShortConv(), 6, rtl_build_dir)
+    assert [ins.op for ins in conv.instrs].count("SCATTER") == 1
+    assert [ins.op for ins in conv.instrs].count("GATHER") == 2  # the token's row, the window
+    _decode_step_on_the_rtl(TinyMamba(), 4, rtl_build_dir)

@@ -129,6 +129,17 @@ def test_softmax_energy(masked, mask_stride):
     assert e["mac"] == e["dram"] == 0
 
 
+def test_an_attention_sink_is_priced_as_one_more_key_without_a_result():
+    """sunk: per row, the sink's compare into the max and subtract m - sink (8-bit: 16 adder
+    bits), its exp-table word (32 bits, param) and its add into the sum; no result written."""
+    args = {"rows": 3, "len": 10, "fmt": "int8", "ofmt": "int4", "causal": 1}
+    plain, sunk = (MODEL.instr(Instr("SOFTMAX", {**args, "sunk": s, "sink": 40}))
+                   for s in (0, 1))
+    assert sunk["sram"] - plain["sram"] == pytest.approx(3 * 32 * MODEL.sram_bit["param"])
+    assert sunk["other"] - plain["other"] == pytest.approx(3 * (16 * ADD_BIT + ADD))
+    assert sunk["mac"] == sunk["dram"] == 0
+
+
 @pytest.mark.parametrize("center, mults, adds", [(1, 5, 10), (0, 3, 6)])
 def test_norm_energy(center, mults, adds):
     nm = Instr("NORM", {"rows": 2, "len": 10, "chunk": 4, "center": center, "fmt": "int4"})
