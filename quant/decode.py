@@ -491,9 +491,10 @@ def _scan_prefilled(n: QNode, plan: decode_scan.ScanPlan, prompt: int, full: QGr
         _infer(full, n, shapes)
     nodes.append(n)
     if n.output == plan.steps[prompt - 1].state:  # h_(P-1), the first step's
-        nodes.append(QNode(plan.state, "cache_write", (n.output,), plan.state,
+        rows = _as_rows(n.output, nodes, shapes, tensors)  # Mamba2's (heads, p, n): (heads, p * n)
+        nodes.append(QNode(plan.state, "cache_write", (rows,), plan.state,
                            {"state": plan.state}))
-        shapes[plan.state], tensors[plan.state] = shapes[n.output], tensors[n.output]
+        shapes[plan.state], tensors[plan.state] = shapes[rows], tensors[n.output]
 
 
 def _scan_decoded(n: QNode, plan: decode_scan.ScanPlan, full: QGraph, nodes: list,
@@ -504,19 +505,21 @@ def _scan_decoded(n: QNode, plan: decode_scan.ScanPlan, full: QGraph, nodes: lis
     if n.name == plan.concat:
         rename[n.output] = plan.tails[decode_scan.TEMPLATE]
         return
-    step = plan.steps[decode_scan.TEMPLATE]
-    if n.output == step.decay:
+    step, h = plan.steps[decode_scan.TEMPLATE], full.shapes[plan.steps[0].state]
+    if n.output == step.decay:  # the state is rows (Mamba2's (heads, p, n) as (heads, p * n))
         nodes.append(QNode(plan.state, "cache_read", (), plan.state, {"state": plan.state}))
-        shapes[plan.state] = full.shapes[plan.steps[0].state]
+        shapes[plan.state] = (h[0], int(np.prod(h[1:])))
         tensors[plan.state] = full.tensors[plan.steps[0].state]
-    n = decode_scan.decode_node(n, plan, plan.state)
+    n = decode_scan.decode_node(n, plan, _shaped(plan.state, h, nodes, shapes, tensors)
+                                if n.output == step.decay else plan.state)
     if n is None:
         return
     shapes[n.output] = np.shape(n.params["value"]) if n.op == "constant" else \
         _infer(full, n, shapes)
     nodes.append(n)
     if n.output == step.state:  # h_p over h_(p-1): every read of it came before
-        nodes.append(QNode(plan.state, "cache_write", (n.output,), plan.state,
+        rows = _as_rows(n.output, nodes, shapes, tensors)
+        nodes.append(QNode(plan.state, "cache_write", (rows,), plan.state,
                            {"state": plan.state}))
 
 

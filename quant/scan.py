@@ -140,7 +140,9 @@ def _selection(producer: dict, tensor: str) -> Any:
 
 
 def _source(producer: dict, tensor: str) -> str:
-    return _selection(producer, tensor).inputs[1]
+    """The tensor over the positions that ``tensor`` selects from (views of it followed back:
+    a selection along a leading axis reads it viewed as (1, C, rest), one view per position)."""
+    return _unviewed(producer, _selection(producer, tensor).inputs[1])
 
 
 def _unviewed(producer: dict, tensor: str) -> str:
