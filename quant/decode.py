@@ -215,8 +215,9 @@ def _over_positions(n: QNode, graph: QGraph, tokens: dict, rows: int) -> QNode:
 
 
 def _refuse_scan(graph: QGraph, producer: dict, c: int, scanned: set[str]) -> None:
-    """A state-space model's scan that a decode step cannot run, refused: Mamba2's chunked scan
-    takes cumulative sums along the positions of each chunk (a matmul by a constant
+    """A state-space model's scan that a decode step cannot run, refused: a chunked scan (Mamba2's
+    state space duality form, if not captured recurrently: quant.recurrent_scan) takes
+    cumulative sums along the positions of each chunk (a matmul by a constant
     lower-triangular matrix of ones: its codes, one nonzero value); a selection of one of the C
     positions at a time (a matmul by a constant (1, C) selector) outside a selective scan that
     ``decode_scan`` recognizes (Mamba's, in ``scanned``) is a recurrence of another shape."""
@@ -236,9 +237,9 @@ def _refuse_scan(graph: QGraph, producer: dict, c: int, scanned: set[str]) -> No
                 and np.unique(sel[sel != 0]).size == 1:
             raise UnsupportedOpError(
                 f"{n.name}: model {graph.name} takes cumulative sums along its token positions "
-                "(Mamba2's chunked scan: a state-space model's recurrent state per head); "
-                "generation of Mamba2's chunked scan is not built (Mamba's selective scan is): "
-                "run the model with qasic evaluate")
+                "(a chunked scan, as Mamba2's state space duality form); generation decodes a "
+                "scan unrolled per position (Mamba's, and transformers' Mamba2 mixers, which "
+                "qasic captures so: quant.recurrent_scan): run the model with qasic evaluate")
 
 
 def _cached(producer: dict, tokens: dict, tensor: str) -> list[str]:
