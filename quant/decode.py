@@ -53,6 +53,8 @@ rows ending at p (``cache_window``), and a slice of the conv's outputs becomes i
 state h: the prefill runs positions 0..P-1 and writes h_(P-1); a decode step runs position 1's
 nodes on the step's token, reading h_(p-1) (``cache_read``) and writing h_p over it
 (quant.decode_scan); its nodes have no token axis and stay where they are (``token_major``).
+Mamba2's scan is captured in that recurrent form too (quant.recurrent_scan); its h (heads,
+head_dim, state) is stored as rows.
 
 Both produce, row for row, the codes of ``full``: a causal query row depends only on the keys up
 to it, and a masked key contributes an exact 0 (its exp-table entry is not summed, its

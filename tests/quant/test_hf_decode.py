@@ -257,12 +257,15 @@ def test_mambas_decode_step_reads_and_writes_each_layers_state(name, h, rows):
     (cache_read, (64, 8)) and writes h_p over it (cache_write without a position: the whole
     state); the prefill of P tokens runs P positions and writes h_(P-1). Mamba2 (8 heads of 8
     channels, a state of 8): the scan quant.scan finds in its recurrent capture has h (8, 8, 8),
-    stored as rows (8, 64) and viewed back for the decay."""
+    stored as rows (8, 64) and viewed back for the decay; its outputs read the decays, so its
+    last position has no state (nothing reads h_(C-1))."""
     full = _full(name)
     from qasic.quant.scan import scans
     chains = scans(full, C)
     assert [len(c) for c in chains] == [C, C]
-    assert all(full.shapes[s.state] == h for c in chains for s in c)
+    assert all(full.shapes[s.state] == h for c in chains for s in c[:-1])
+    last = [c[-1].state is None and c[-1].sel_b is None for c in chains]
+    assert last == [name == "mamba2"] * 2
     step = decode_graph(full)
     reads = [n.output for n in step.nodes if n.op == "cache_read"]
     writes = [n.output for n in step.nodes if n.op == "cache_write" and len(n.inputs) == 1]

@@ -1,13 +1,20 @@
 """quant.recurrent_scan: transformers' Mamba2 scan in its recurrent form computes what the
 chunked form computes (float32 rounding apart), with grouped B and C and a clamped time step,
-and the original scan function is put back after the block (the float model is unchanged)."""
+and the original scan function is put back after the block (the float model is unchanged);
+captured, it is one scan quant.scan finds (outputs read from the decays, so the last position
+has no state), refused for generation over 2 positions."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
 
-from qasic.quant.recurrent_scan import found, recurrent
+from qasic.errors import UnsupportedOpError
+from qasic.quant import capture, decode_scan
+from qasic.quant.recurrent_scan import found, mamba2_scan, recurrent
+from qasic.quant.scan import scans
 
 transformers = pytest.importorskip("transformers")
 modeling = pytest.importorskip("transformers.models.mamba2.modeling_mamba2")
@@ -45,3 +52,52 @@ def test_only_the_models_own_scan_modules_are_swapped():
     model without a Mamba2 scan."""
     assert found(_mamba2(n_groups=1)) == [(modeling, "mamba2_scan_forward")]
     assert found(torch.nn.Linear(2, 2)) == []
+
+
+class _Mixer(torch.nn.Module):
+    """The attributes mamba2_scan reads (2 heads of 4 channels, a state of 4, one group) and
+    a linear making x, B, C and dt of each position from an 8-channel input."""
+
+    def __init__(self):
+        super().__init__()
+        self.num_heads, self.head_dim, self.ssm_state_size, self.n_groups = 2, 4, 4, 1
+        self.time_step_limit = (0.0, math.inf)
+        self.A_log = torch.nn.Parameter(torch.log(torch.tensor([1.0, 2.0])))
+        self.D = torch.nn.Parameter(torch.ones(2))
+        self.dt_bias = torch.nn.Parameter(torch.zeros(2))
+        self.proj = torch.nn.Linear(8, 8 + 4 + 4 + 2)
+
+    def forward(self, x):
+        x, b, c, dt = torch.split(self.proj(x), [8, 4, 4, 2], dim=-1)
+        return mamba2_scan(self, x, b, c, dt)
+
+
+def _captured(positions: int):
+    torch.manual_seed(0)
+    return capture(_Mixer().eval(), torch.randn(2, positions, 8))
+
+
+def test_the_recurrent_form_captures_as_one_scan_with_outputs_read_from_the_decays():
+    """quant.scan finds the captured recurrence over 6 positions: h (2, 4, 4) per position,
+    each output y_i = (dA_i * h_(i-1)) @ C_i a matmul of the decay, so the last position is a
+    decay and an output only; each role selects from one tensor through a view of its own."""
+    graph = _captured(6)
+    (steps,) = scans(graph, 6)
+    producer = {n.output: n for n in graph.nodes}
+    assert [s.position for s in steps] == list(range(6))
+    assert all(graph.shapes[s.state] == (2, 4, 4) for s in steps[:-1])
+    assert steps[-1].state is None and steps[-1].sel_b is None
+    assert steps[0].decay is None and steps[1].prev == steps[0].state
+    assert all(producer[s.out].inputs[0] == s.decay for s in steps[1:])
+    plan, = decode_scan.plans(graph, 6)
+    assert plan.concat and len(plan.tails) == 6
+
+
+def test_a_recurrent_scan_over_two_positions_is_refused_in_one_line():
+    """Over 2 positions the decode step's template (position 1) is the last one, which writes
+    no state."""
+    graph = _captured(2)
+    with pytest.raises(UnsupportedOpError, match=r": a selective scan over 2 positions whose "
+                                                 r"last one writes no state; generation needs "
+                                                 r"at least 3$"):
+        decode_scan.plans(graph, 2)
