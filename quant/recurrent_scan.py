@@ -96,10 +96,13 @@ SCANS: dict[str, Callable[..., torch.Tensor]] = {
 
 def found(model: Any) -> list[tuple[Any, str]]:
     """(Python module, function name) for each scan function of SCANS defined in the module of
-    one of ``model``'s submodules' classes."""
+    one of ``model``'s submodules' classes, a module of transformers (another library's
+    function of that name may compute something else)."""
     out: list[tuple[Any, str]] = []
     modules = model.modules() if isinstance(model, torch.nn.Module) else ()
     for m in modules:
+        if not type(m).__module__.startswith("transformers."):
+            continue
         where = sys.modules.get(type(m).__module__)
         for name in SCANS:
             if hasattr(where, name) and (where, name) not in out:
