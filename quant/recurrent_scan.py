@@ -26,8 +26,8 @@ family survey's Bamba (whose large time steps leave h_t close to dBx_t): cosine 
 y_t from h_t, 0.9954 so (transformers' chunked form: 0.9945).
 
 ``recurrent(model)`` swaps the recurrent form in (one row per scan function in SCANS, found in
-the Python module of any submodule's class) while torch.export traces, and puts the original
-back after. The float outputs agree with the chunked form to float32 rounding
+the transformers module of any submodule's class) while torch.export traces, and puts the
+original back after. The float outputs agree with the chunked form to float32 rounding
 (tests/quant/test_recurrent_scan.py). Cost: the graph holds C positions of the recurrence (a
 state update of heads x head_dim x state per token) instead of the chunked matmuls.
 """
@@ -79,9 +79,8 @@ def mamba2_scan(module: Any, hidden_states: torch.Tensor, B: torch.Tensor,
         state = decay + dbx[:, t]
     y = torch.cat(ys, dim=-1).permute(0, 3, 1, 2)  # (batch, L, heads, p)
     # h_t @ C_t = (dA_t h_(t-1)) @ C_t + (dt_t x_t) (B_t . C_t): the token's own term from the
-    # dot product of B and C (one rounding), not from the 8-bit h_t
-    # (a product and a sum over the state, not a matmul of two activations: that would be an
-    # attention's scores over the tokens)
+    # dot product of B and C (one rounding), not from the 8-bit h_t; a product and a sum over
+    # the state, as a matmul of two activations would be taken for attention scores
     bc = (b * c).sum(-1, keepdim=True)  # (batch, L, heads, 1)
     return (y + dtx * bc + x * module.D[:, None]).reshape(batch, length, h * p)
 

@@ -19,9 +19,8 @@ along a leading axis: each reads its tensor through a view (1, C, rest) of its o
 
 ``scans`` finds each such chain (strictly: every position's selections read the same three
 tensors, views apart, the chain runs over all C positions, position 0's decay multiplies a
-constant). A
-decode step runs one position of it on a state read from DRAM, so each role has one encoding
-at every position (``tied``: calibration observes a role over all positions at once;
+constant). A decode step runs one position of it on a state read from DRAM, so each role has
+one encoding at every position (``tied``: calibration observes a role over all positions at once;
 quant.calibrate) and the step is the same program whatever p.
 """
 
