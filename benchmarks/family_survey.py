@@ -789,7 +789,8 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                            "mamba_d_conv": 4, "mamba_expand": 2, "mamba_dt_rank": 4,
                            "layers_block_type": ["mamba", "hybrid", "hybrid"],
                            "use_mamba_kernels": False}, {}, "ids", SEQ_DEC),
-    # Mamba2: the chunked scan (state space duality), 2 chunks of 8 positions
+    # Mamba2: its scan captured in the recurrent form (quant.recurrent_scan, not transformers'
+    # chunked one; chunk_size is then unused), so it generates as Mamba does; the hybrids too
     "Mamba2Model": ("decoder", "Mamba2Config",
                     {k: v for k, v in _SSM.items() if k != "time_step_rank"}
                     | {"num_heads": 8, "head_dim": 8, "n_groups": 1, "chunk_size": 8},
@@ -811,7 +812,7 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                             "use_mem_rope": False, "use_shared_attention_adapter": False},
                     {}, "ids", SEQ_DEC),
     # GraniteMoeHybrid with its Mamba2 layer: a Mamba2 layer, then an attention layer, each
-    # with 4 experts, top 2 (cosine 0.980: Mamba2's exp(A_cumsum) table, docs/ops.md)
+    # with 4 experts, top 2 (cosine 0.981; 0.980 with the chunked scan: docs/ops.md)
     "GraniteMoeHybridModel@mamba": ("decoder", "GraniteMoeHybridConfig",
                                     _DEC | {"num_key_value_heads": 2, "num_local_experts": 4,
                                             "num_experts_per_tok": 2, "intermediate_size": 32,

@@ -53,6 +53,8 @@ rows ending at p (``cache_window``), and a slice of the conv's outputs becomes i
 state h: the prefill runs positions 0..P-1 and writes h_(P-1); a decode step runs position 1's
 nodes on the step's token, reading h_(p-1) (``cache_read``) and writing h_p over it
 (quant.decode_scan); its nodes have no token axis and stay where they are (``token_major``).
+Mamba2's scan is captured in that recurrent form too (quant.recurrent_scan); its h (heads,
+head_dim, state) is stored as rows.
 
 Both produce, row for row, the codes of ``full``: a causal query row depends only on the keys up
 to it, and a masked key contributes an exact 0 (its exp-table entry is not summed, its
@@ -215,8 +217,9 @@ def _over_positions(n: QNode, graph: QGraph, tokens: dict, rows: int) -> QNode:
 
 
 def _refuse_scan(graph: QGraph, producer: dict, c: int, scanned: set[str]) -> None:
-    """A state-space model's scan that a decode step cannot run, refused: Mamba2's chunked scan
-    takes cumulative sums along the positions of each chunk (a matmul by a constant
+    """A state-space model's scan that a decode step cannot run, refused: a chunked scan (Mamba2's
+    state space duality form, if not captured recurrently: quant.recurrent_scan) takes
+    cumulative sums along the positions of each chunk (a matmul by a constant
     lower-triangular matrix of ones: its codes, one nonzero value); a selection of one of the C
     positions at a time (a matmul by a constant (1, C) selector) outside a selective scan that
     ``decode_scan`` recognizes (Mamba's, in ``scanned``) is a recurrence of another shape."""
@@ -236,9 +239,9 @@ def _refuse_scan(graph: QGraph, producer: dict, c: int, scanned: set[str]) -> No
                 and np.unique(sel[sel != 0]).size == 1:
             raise UnsupportedOpError(
                 f"{n.name}: model {graph.name} takes cumulative sums along its token positions "
-                "(Mamba2's chunked scan: a state-space model's recurrent state per head); "
-                "generation of Mamba2's chunked scan is not built (Mamba's selective scan is): "
-                "run the model with qasic evaluate")
+                "(a chunked scan, as Mamba2's state space duality form); generation decodes a "
+                "scan unrolled per position (Mamba's, and transformers' Mamba2 mixers, which "
+                "qasic captures so: quant.recurrent_scan): run the model with qasic evaluate")
 
 
 def _cached(producer: dict, tokens: dict, tensor: str) -> list[str]:
@@ -491,9 +494,10 @@ def _scan_prefilled(n: QNode, plan: decode_scan.ScanPlan, prompt: int, full: QGr
         _infer(full, n, shapes)
     nodes.append(n)
     if n.output == plan.steps[prompt - 1].state:  # h_(P-1), the first step's
-        nodes.append(QNode(plan.state, "cache_write", (n.output,), plan.state,
+        rows = _as_rows(n.output, nodes, shapes, tensors)  # Mamba2's (heads, p, n): (heads, p * n)
+        nodes.append(QNode(plan.state, "cache_write", (rows,), plan.state,
                            {"state": plan.state}))
-        shapes[plan.state], tensors[plan.state] = shapes[n.output], tensors[n.output]
+        shapes[plan.state], tensors[plan.state] = shapes[rows], tensors[n.output]
 
 
 def _scan_decoded(n: QNode, plan: decode_scan.ScanPlan, full: QGraph, nodes: list,
@@ -505,18 +509,22 @@ def _scan_decoded(n: QNode, plan: decode_scan.ScanPlan, full: QGraph, nodes: lis
         rename[n.output] = plan.tails[decode_scan.TEMPLATE]
         return
     step, prev = plan.steps[decode_scan.TEMPLATE], decode_scan.previous(plan)
-    if n.output == step.decay:  # h_(p-1): a tensor of its own in the state's bytes
+    h = full.shapes[plan.steps[0].state]
+    if n.output == step.decay:  # h_(p-1): a tensor of its own in the state's bytes, as rows
+        # (Mamba2's (heads, p, n) as (heads, p * n)), viewed back to h's shape
         nodes.append(QNode(prev, "cache_read", (), prev, {"state": plan.state}))
-        shapes[prev] = shapes[plan.state] = full.shapes[plan.steps[0].state]
+        shapes[prev] = shapes[plan.state] = (h[0], int(np.prod(h[1:])))
         tensors[prev] = tensors[plan.state] = full.tensors[plan.steps[0].state]
-    n = decode_scan.decode_node(n, plan, prev)
+    n = decode_scan.decode_node(n, plan, _shaped(prev, h, nodes, shapes, tensors)
+                                if n.output == step.decay else prev)
     if n is None:
         return
     shapes[n.output] = np.shape(n.params["value"]) if n.op == "constant" else \
         _infer(full, n, shapes)
     nodes.append(n)
     if n.output == step.state:  # h_p over h_(p-1): every read of it came before
-        nodes.append(QNode(plan.state, "cache_write", (n.output,), plan.state,
+        rows = _as_rows(n.output, nodes, shapes, tensors)
+        nodes.append(QNode(plan.state, "cache_write", (rows,), plan.state,
                            {"state": plan.state}))
 
 

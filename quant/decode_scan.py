@@ -7,11 +7,12 @@ requant tables calibration puts before it). Calibration gives each role one enco
 position (quant.calibrate, ``scan.tied``), so position i's requantizations are position 1's:
 
     prefill  positions 0..P-1 as in the full graph (the selectors' first P columns, the concat
-             of the first P outputs), then h_{P-1} into the state ``cache.<h_0>`` (d, n)
+             of the first P outputs), then h_{P-1} into the state ``cache.<h_0>`` (d, n); an h
+             of more axes (Mamba2's (heads, head_dim, n)) as rows (heads, head_dim * n)
     decode   position 1's nodes on the step's token (its selectors' column 1: the step's
              tensors have one position), reading h_{p-1} from the state (``cache_read`` into
-             ``<state>.prev``: every tensor has one writer) and writing h_p over it
-             (``cache_write`` of ``<state>``, after every read: the decay is h_p's
+             ``<state>.prev``: every tensor has one writer; viewed back to h's shape) and writing
+             h_p over it (``cache_write`` of ``<state>``, after every read: the decay is h_p's
              ancestor); the concat is the step's y
 
 Each step is the full model's position p bit for bit: the same codes in, the same integer ops
@@ -64,12 +65,16 @@ def plans(graph: QGraph, c: int) -> list[ScanPlan]:
             raise UnsupportedOpError(f"{steps[0].state}: a selective scan over 1 position; "
                                      "generation needs at least 2")
         position, selectors, tails, concat = {}, set(), [], None
+        if steps[TEMPLATE].state is None:
+            raise UnsupportedOpError(f"{steps[0].state}: a selective scan over {c} positions "
+                                     "whose last one writes no state; generation needs at "
+                                     "least 3")
         for s in steps:
-            mine = [s.decay, s.state, s.out] if s.decay else [s.state, s.out]
+            mine = [t for t in (s.decay, s.state, s.out) if t is not None]
             if s.decay is None:
                 mine += [t for t in producer[_decay0(producer, s)].inputs]
                 mine.append(_decay0(producer, s))
-            for sel in (s.sel_a, s.sel_b, s.sel_c):
+            for sel in (t for t in (s.sel_a, s.sel_b, s.sel_c) if t is not None):
                 chain, const = _selection_chain(producer, sel)
                 mine += chain
                 selectors.add(const)
@@ -148,15 +153,22 @@ def _selection_chain(producer: dict, tensor: str) -> tuple[list[str], str]:
 def _check_selectors(graph: QGraph, plan: ScanPlan, c: int) -> None:
     """Every position's selector is position TEMPLATE's with its column moved: the step runs
     the same selection (code and encoding) whatever p."""
-    consts = {n.name: n for n in graph.nodes if n.name in plan.selectors}
-    by_pos: dict[int, list[np.ndarray]] = {}
-    for name, n in consts.items():
-        by_pos.setdefault(plan.position[name], []).append(np.asarray(n.params["value"]))
-    want = [v[..., TEMPLATE] for v in by_pos[TEMPLATE]]
-    for i, values in by_pos.items():
-        for v, w in zip(values, want, strict=True):
-            if v.shape[-1] != c or not np.array_equal(v[..., i], w) \
-                    or np.delete(v, i, axis=-1).any():
+    producer = {n.output: n for n in graph.nodes}
+    for role in ("sel_a", "sel_b", "sel_c"):
+        want = _selector(producer, plan.steps[TEMPLATE], role)[..., TEMPLATE]
+        for s in plan.steps:
+            i, v = s.position, _selector(producer, s, role)
+            if v is not None and (v.shape[-1] != c or not np.array_equal(v[..., i], want)
+                                  or np.delete(v, i, axis=-1).any()):
                 raise UnsupportedOpError(f"a selective scan's selection at position {i} is "
                                          "not the others' moved to its column; generation "
                                          "cannot run it as one step")
+
+
+def _selector(producer: dict, s: ScanStep, role: str) -> np.ndarray | None:
+    """The constant selector of ``role`` at step ``s`` (None: the role is not there, the last
+    position's sel_b)."""
+    tensor = getattr(s, role)
+    if tensor is None:
+        return None
+    return np.asarray(producer[_selection_chain(producer, tensor)[1]].params["value"])

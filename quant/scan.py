@@ -11,10 +11,16 @@ positions; torch.export unrolls the loop, so the QGraph holds per position
     sel_c   a view of matmul(constant selector, C)    C_i (n, 1)
     out     matmul(state, sel_c)                       y_i (d, 1)
 
+Mamba2's scan as quant.recurrent_scan captures it has h of (heads, head_dim, state) and reads
+each output from the decay instead, y_i = (dA_i * h_{i-1}) @ C_i (the token's own term, from
+B_i . C_i, is added outside the scan), so nothing reads its last state h_{C-1}: its last
+position is a decay and an output only (``sel_b`` and ``state`` None). Its selections are
+along a leading axis: each reads its tensor through a view (1, C, rest) of its own.
+
 ``scans`` finds each such chain (strictly: every position's selections read the same three
-tensors, the chain runs over all C positions, position 0's decay multiplies a constant). A
-decode step runs one position of it on a state read from DRAM, so each role has one encoding
-at every position (``tied``: calibration observes a role over all positions at once;
+tensors, views apart, the chain runs over all C positions, position 0's decay multiplies a
+constant). A decode step runs one position of it on a state read from DRAM, so each role has
+one encoding at every position (``tied``: calibration observes a role over all positions at once;
 quant.calibrate) and the step is the same program whatever p.
 """
 
@@ -34,8 +40,8 @@ class ScanStep:
     position: int
     sel_a: str
     decay: str | None
-    sel_b: str
-    state: str
+    sel_b: str | None  # None (and ``state``) at the last position of an output read from decay
+    state: str | None
     sel_c: str
     out: str
     prev: str | None  # h_{i-1}
@@ -63,15 +69,15 @@ def scans(graph: Any, positions: int) -> list[tuple[ScanStep, ...]]:
                 break
             chain.append(nxt[0])
             state = nxt[0][0]
-        if len(chain) != positions:
+        steps = [_scan_step(i, s, producer, readers) for i, s in enumerate(chain)]
+        if len(chain) == positions - 1:  # outputs read from the decays: h_(C-1) is dead
+            steps.append(_last_step(len(chain), chain[-1][0], producer, readers))
+        if len(steps) != positions or None in steps:
             continue
-        steps = tuple(_scan_step(i, s, producer, readers) for i, s in enumerate(chain))
-        if None in steps:
-            continue
-        sources = [{_source(producer, getattr(s, r)) for s in steps}
+        sources = [{_source(producer, getattr(s, r)) for s in steps if getattr(s, r)}
                    for r in ("sel_a", "sel_b", "sel_c")]
         if all(len(x) == 1 for x in sources) and len(set.union(*sources)) == 3:
-            out.append(steps)  # each role selects from one tensor, the three distinct
+            out.append(tuple(steps))  # each role selects from one tensor, the three distinct
     return out
 
 
@@ -120,12 +126,29 @@ def _scan_step(i: int, link: tuple[str, str | None], producer: dict, readers: di
     n = producer[state]
     decay, sel_b = (n.inputs if producer[n.inputs[0]].op == "mul" else n.inputs[::-1])
     sel_a = next(t for t in producer[decay].inputs if _selection(producer, t) is not None)
-    outs = [r for r in readers.get(state, []) if r.op == "matmul" and r.inputs[0] == state
-            and _selection(producer, r.inputs[1]) is not None]
+    outs = [r for t in (state, decay) for r in readers.get(t, []) if r.op == "matmul"
+            and r.inputs[0] == t and _selection(producer, r.inputs[1]) is not None]
     if len(outs) != 1:
         return None
     return ScanStep(i, sel_a, decay if prev is not None else None, sel_b, state,
                     outs[0].inputs[1], outs[0].output, prev)
+
+
+def _last_step(i: int, prev: str, producer: dict, readers: dict) -> ScanStep | None:
+    """The last position of a scan whose outputs read the decays (y_i = (dA_i * h_(i-1)) @ C_i:
+    quant.recurrent_scan's Mamba2): its decay of h_(i-1) and its output, no state (nothing
+    reads h_i)."""
+    decays = [r for r in readers.get(prev, []) if r.op == "mul"
+              and any(t != prev and _selection(producer, t) is not None for t in r.inputs)]
+    if len(decays) != 1:
+        return None
+    decay = decays[0]
+    outs = [r for r in readers.get(decay.output, []) if r.op == "matmul"
+            and r.inputs[0] == decay.output and _selection(producer, r.inputs[1]) is not None]
+    if len(outs) != 1:
+        return None
+    sel_a = next(t for t in decay.inputs if t != prev)
+    return ScanStep(i, sel_a, decay.output, None, None, outs[0].inputs[1], outs[0].output, prev)
 
 
 def _selection(producer: dict, tensor: str) -> Any:
@@ -140,7 +163,9 @@ def _selection(producer: dict, tensor: str) -> Any:
 
 
 def _source(producer: dict, tensor: str) -> str:
-    return _selection(producer, tensor).inputs[1]
+    """The tensor over the positions that ``tensor`` selects from (views of it followed back:
+    a selection along a leading axis reads it viewed as (1, C, rest), one view per position)."""
+    return _unviewed(producer, _selection(producer, tensor).inputs[1])
 
 
 def _unviewed(producer: dict, tensor: str) -> str:

@@ -43,6 +43,7 @@ from qasic.quant import (
     masks,
     moe,
     positions,
+    recurrent_scan,
     selects,
     seqpasses,
     sinks,
@@ -92,8 +93,11 @@ def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
     was_training = _set_training(model, False)  # batch norm must use its running statistics
     was_caching = _set_use_cache(model, False)  # a transformers KV cache is no model output
     try:
-        with moe.dense_experts(model, args), _tensors_kept(model):
-            return _trace(model, args)  # routed experts run densely (quant.moe)
+        with moe.dense_experts(model, args), recurrent_scan.recurrent(model), \
+                _tensors_kept(model):
+            # routed experts run densely (quant.moe), Mamba2's scan recurrently
+            # (quant.recurrent_scan)
+            return _trace(model, args)
     finally:
         _set_training(model, was_training)
         _set_use_cache(model, was_caching)

@@ -78,6 +78,12 @@ def _model(name: str):
         "mamba": lambda: t.MambaForCausalLM(t.MambaConfig(
             vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, state_size=8, expand=2,
             conv_kernel=4, time_step_rank=4, use_mambapy=False, initializer_range=0.3)),
+        # Mamba2 (its scan captured recurrently: quant.recurrent_scan), 8 heads of 8 channels,
+        # a state of 8, a conv of 4; at the default initializer_range its tokens repeat
+        "mamba2": lambda: t.Mamba2ForCausalLM(t.Mamba2Config(
+            vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, state_size=8, expand=2,
+            conv_kernel=4, num_heads=8, head_dim=8, n_groups=1, chunk_size=4,
+            initializer_range=0.3)),
     }
     return Logits(make[name]().eval())
 
@@ -91,7 +97,7 @@ def _full(name: str):
 @pytest.mark.parametrize("name", ["llama", "phi", "gemma", "gpt_bigcode", "bloom",
                                   "mistral@window6", "qwen3", "gemma3", "diffllama",
                                   "minicpm3", "mixtral", "qwen2_moe", "llama4", "lfm2",
-                                  "mamba"])
+                                  "mamba", "mamba2"])
 def test_prefill_then_decode_steps_equal_the_full_model(name):
     full = _full(name)
     seq = np.random.default_rng(1).integers(0, VOCAB, (2, C))
@@ -182,7 +188,7 @@ def test_a_routers_softmax_runs_on_the_steps_token_and_attentions_read_the_cache
 
 
 @pytest.mark.parametrize("name", ["llama", "diffllama", "minicpm3", "mixtral", "llama4", "lfm2",
-                                  "mamba"])
+                                  "mamba", "mamba2"])
 def test_generation_on_the_simulator_equals_the_golden_reference(name):
     from qasic.arch.config import default_arch
     from qasic.generate import Session, golden_tokens
@@ -196,8 +202,9 @@ def test_generation_on_the_simulator_equals_the_golden_reference(name):
     for a, b in zip(rows, ref_rows, strict=True):
         np.testing.assert_array_equal(a, b)
     scatters = {"llama": 4, "diffllama": 4, "minicpm3": 6, "mixtral": 4,
-                "llama4": 4, "lfm2": 3, "mamba": 2}[name]  # a cache each (LFM2: its conv's
-    # window, K, V; Mamba: each layer's conv window; its scan states are stored whole)
+                "llama4": 4, "lfm2": 3, "mamba": 2, "mamba2": 2}[name]  # a cache each (LFM2:
+    # its conv's window, K, V; Mamba, Mamba2: each layer's conv window; the scan states are
+    # stored whole)
     assert [i.op for i in session.decode.instrs].count("SCATTER") == scatters
 
 
@@ -242,25 +249,39 @@ def test_lfm2s_short_conv_decodes_on_a_window_of_its_last_3_inputs():
     assert sliced.params["weight"].shape == (1, 1)
 
 
-def test_mambas_decode_step_reads_and_writes_each_layers_state():
+@pytest.mark.parametrize("name, h, rows", [("mamba", (64, 8), (64, 8)),
+                                           ("mamba2", (8, 8, 8), (8, 64))])
+def test_mambas_decode_step_reads_and_writes_each_layers_state(name, h, rows):
     """Mamba, 2 layers (inner 64, a state of 8): a decode step runs one position of each scan
     (position 1's nodes: one decay, one state add, one y) on h read from its state
     (cache_read, (64, 8), into a tensor of its own: ``<state>.prev``) and writes h_p over it
     (cache_write without a position: the whole state); the prefill of P tokens runs P
-    positions and writes h_(P-1)."""
-    full = _full("mamba")
+    positions and writes h_(P-1). Mamba2 (8 heads of 8 channels, a state of 8): the scan
+    quant.scan finds in its recurrent capture has h (8, 8, 8), stored as rows (8, 64) and
+    viewed back for the decay; its outputs read the decays, so its last position has no state
+    (nothing reads h_(C-1))."""
+    full = _full(name)
+    from qasic.quant.scan import scans
+    chains = scans(full, C)
+    assert [len(c) for c in chains] == [C, C]
+    assert all(full.shapes[s.state] == h for c in chains for s in c[:-1])
+    last = [c[-1].state is None and c[-1].sel_b is None for c in chains]
+    assert last == [name == "mamba2"] * 2
     step = decode_graph(full)
     writes = [n.output for n in step.nodes if n.op == "cache_write" and len(n.inputs) == 1]
     reads = [n.attrs["state"] for n in step.nodes if n.op == "cache_read"]
     prevs = [n.output for n in step.nodes if n.op == "cache_read"]
     assert len(reads) == 2 and reads == writes and prevs == [f"{w}.prev" for w in writes]
-    assert all(step.shapes[t] == (64, 8) for t in reads + prevs)
-    decays = [n for n in step.nodes if n.op == "mul" and set(n.inputs) & set(prevs)]
-    assert len(decays) == 2
+    assert all(step.shapes[t] == rows for t in reads + prevs)
+    by_out = {n.output: n for n in step.nodes}
+    h_prev = {p if len(h) == 2 else next(n.output for n in step.nodes if n.inputs == (p,))
+              for p in prevs}  # h_(p-1), or its view back to h's shape
+    decays = [n for n in step.nodes if n.op == "mul" and set(n.inputs) & h_prev]
+    assert len(decays) == 2 and all(step.shapes[n.output] == h for n in decays)
+    assert all(by_out[t].op == "reshape" for t in h_prev - set(prevs))
     state: dict = {}
     seq = np.random.default_rng(3).integers(0, VOCAB, (1, 4))
     full_states = reference.run(full, np.pad(seq, ((0, 0), (0, C - 4))), keep=True)
     reference.run(prefill_graph(full, 4), seq, state=state)
-    from qasic.quant.scan import scans
-    for chain, r in zip(scans(full, C), reads, strict=True):
-        np.testing.assert_array_equal(state[r], full_states[chain[3].state])
+    for chain, r in zip(chains, reads, strict=True):
+        np.testing.assert_array_equal(state[r], full_states[chain[3].state].reshape(1, *rows))

@@ -2,10 +2,10 @@
 the CUDA kernels): the captures they add (softplus as a table, tensor_split, a stack of
 activations along a new last axis, torch.concatenate, cumsum, masked_fill by 0, exp of -inf
 masked values) against torch and the golden reference, a hand-written Mamba block, Mamba2's
-decay matrix and HF's MambaModel / FalconMambaModel / Mamba2Model run bit-exact (golden
-reference == simulator) through qasic.evaluate, Mamba's scan roles with one encoding over the
-positions (so that it generates: tests/quant/test_hf_decode.py), and Mamba2's generation refused
-in one line."""
+decay matrix and HF's MambaModel / FalconMambaModel / Mamba2Model (its scan captured
+recurrently: quant.recurrent_scan) run bit-exact (golden reference == simulator) through
+qasic.evaluate, Mamba's scan roles with one encoding over the positions (so that it generates:
+tests/quant/test_hf_decode.py), and the generation of a chunked scan refused in one line."""
 
 from __future__ import annotations
 
@@ -212,27 +212,32 @@ def _ids(batch: int = 2, s: int = 12) -> np.ndarray:
 @pytest.mark.parametrize("name", ["Mamba", "FalconMamba", "Mamba2"])
 def test_hf_mamba_runs_bit_exact(name):
     """HF's init, 2 sequences of 12 ids, calibrated on them, W8A8, an 8-bit state; measured:
-    Mamba 0.99985, FalconMamba (RMS norms of dt, B, C) 0.99982, Mamba2 (the chunked scan, a
-    gated RMSNorm) 0.99868."""
+    Mamba 0.99985, FalconMamba (RMS norms of dt, B, C) 0.99982, Mamba2 (its scan recurrent,
+    one encoding per role over the positions; a gated RMSNorm) 0.99870 (the chunked scan:
+    0.99868)."""
     x = _ids()
     out = qasic.evaluate(_hf(name), x, calibration=x)
     assert out["bit_exact"]
     assert out["cosine"] > (0.998 if name == "Mamba2" else 0.999)
 
 
-def test_generation_of_mamba2s_chunked_scan_is_refused_in_one_line():
+def test_generation_of_a_chunked_scan_is_refused_in_one_line(monkeypatch):
+    """Mamba2's chunked scan as transformers computes it (the recurrent form of
+    quant.recurrent_scan switched off): its cumulative sums over the positions are named."""
     from qasic.arch.config import default_arch
     from qasic.generate import Session
+    from qasic.quant import recurrent_scan
 
+    monkeypatch.setattr(recurrent_scan, "SCANS", {})
     x = _ids()
     full = quantize(_hf("Mamba2"), (torch.from_numpy(x[:1]),), x, QuantConfig())
     with pytest.raises(UnsupportedOpError) as e:
         Session(full, 6, default_arch())
     assert str(e.value) == (
         "model.layers.0.mixer.cumsum: model _Hidden takes cumulative sums along its token "
-        "positions (Mamba2's chunked scan: a state-space model's recurrent state per head); "
-        "generation of Mamba2's chunked scan is not built (Mamba's selective scan is): run the "
-        "model with qasic evaluate")
+        "positions (a chunked scan, as Mamba2's state space duality form); generation decodes a "
+        "scan unrolled per position (Mamba's, and transformers' Mamba2 mixers, which qasic "
+        "captures so: quant.recurrent_scan): run the model with qasic evaluate")
 
 
 def test_mambas_scan_roles_share_one_encoding_over_the_positions():

@@ -1,0 +1,123 @@
+"""Mamba2's scan captured in its recurrent form, so that it generates token by token.
+
+transformers' Mamba2 mixers (Mamba2, Bamba, Falcon-H1, Zamba2, GraniteMoeHybrid, NemotronH)
+call a module-level ``mamba2_scan_forward(mixer, x, B, C, dt, cache)``. Without a cache it
+runs the chunked form (state space duality: cumulative sums of A dt within each chunk, a decay
+matrix exp(segment_sum) under a causal mask, intra- and inter-chunk states): a computation over
+the whole sequence that a decode step cannot slice (quant.decode refuses its cumulative sums).
+Its recurrent form, which transformers' own one-token cache path computes
+(``mamba2_selective_state_update``), is the same function of the inputs:
+
+    dt_t  = softplus(dt_t + dt_bias)         (heads,) clamped to ``time_step_limit`` if set
+    dA_t  = exp(dt_t * A),  A = -exp(A_log)  (heads,), broadcast over (head_dim, state)
+    dBx_t = (dt_t x_t) outer B_t             (heads, head_dim, state); B of a group shared by
+                                             its heads (repeat_interleave, as transformers)
+    h_t   = dA_t * h_(t-1) + dBx_t           h_(-1) = 0
+    y_t   = h_t @ C_t + D * x_t              (heads, head_dim)
+          = (dA_t * h_(t-1)) @ C_t + (dt_t x_t) (B_t . C_t) + D * x_t
+
+written here as Mamba's slow path writes its scan (position t of dA, dBx and C selected from
+tensors over all positions, the outputs concatenated along a last axis), so that quant.scan
+recognizes the unrolled recurrence and quant.decode_scan carries h in DRAM between decode steps.
+The output is the last line's: the scan reads it from the decay, and the token's own term
+comes from the dot product B_t . C_t (computed for all positions at once, one rounding), not
+through the 8-bit h_t, whose step is set by the largest dBx of any position. Measured on the
+family survey's Bamba (whose large time steps leave h_t close to dBx_t): cosine 0.9870 reading
+y_t from h_t, 0.9954 so (transformers' chunked form: 0.9945).
+
+``recurrent(model)`` swaps the recurrent form in (one row per scan function in SCANS, found in
+the transformers module of any submodule's class) while torch.export traces, and puts the
+original back after. The float outputs agree with the chunked form to float32 rounding
+(tests/quant/test_recurrent_scan.py). Cost: the graph holds C positions of the recurrence (a
+state update of heads x head_dim x state per token) instead of the chunked matmuls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from qasic.errors import UnsupportedOpError
+
+
+def mamba2_scan(module: Any, hidden_states: torch.Tensor, B: torch.Tensor,
+                C: torch.Tensor, dt: torch.Tensor, cache: Any = None,
+                **kwargs: Any) -> torch.Tensor:
+    """transformers' ``mamba2_scan_forward`` without a cache, in its recurrent form (module
+    doc): x (batch, L, heads * head_dim), B and C (batch, L, groups * state), dt (batch, L,
+    heads) -> y (batch, L, heads * head_dim)."""
+    if cache is not None or kwargs.get("seq_idx") is not None \
+            or kwargs.get("cu_seqlens") is not None:
+        raise UnsupportedOpError(f"{type(module).__name__}: a Mamba2 scan with a cache or packed "
+                                 "sequences; qasic captures it without them")
+    batch, length, _ = hidden_states.shape
+    h, p, n, g = module.num_heads, module.head_dim, module.ssm_state_size, module.n_groups
+    x = hidden_states.reshape(batch, length, h, p)
+    dt = F.softplus(dt + module.dt_bias)
+    low, high = module.time_step_limit
+    if (low, high) != (0.0, math.inf):
+        dt = torch.clamp(dt, low, high)
+    da = torch.exp(dt * -torch.exp(module.A_log.float()))  # (batch, L, heads)
+    # over (head_dim, state) too, as Mamba's dA: each position's decay is then a product of
+    # two tensors of the state's shape (quant.scan), the broadcast done once for all positions
+    # (one expand of the second-to-last axis: a selection by a column of ones per position)
+    da = da[..., None, None].expand(batch, length, h, p * n, 1).reshape(batch, length, h, p, n)
+    b = B.reshape(batch, length, g, n).repeat_interleave(h // g, dim=2)  # (batch, L, heads, n)
+    c = C.reshape(batch, length, g, n).repeat_interleave(h // g, dim=2)
+    dtx = dt[..., None] * x  # (batch, L, heads, p)
+    dbx = dtx[..., None] * b[:, :, :, None, :]  # (batch, L, heads, p, n)
+    state, ys = torch.zeros(batch, h, p, n, dtype=x.dtype), []
+    for t in range(length):
+        decay = da[:, t] * state
+        ys.append(torch.matmul(decay, c[:, t, :, :, None]))  # (batch, heads, p, 1)
+        state = decay + dbx[:, t]
+    y = torch.cat(ys, dim=-1).permute(0, 3, 1, 2)  # (batch, L, heads, p)
+    # h_t @ C_t = (dA_t h_(t-1)) @ C_t + (dt_t x_t) (B_t . C_t): the token's own term from the
+    # dot product of B and C (one rounding), not from the 8-bit h_t; a product and a sum over
+    # the state, as a matmul of two activations would be taken for attention scores
+    bc = (b * c).sum(-1, keepdim=True)  # (batch, L, heads, 1)
+    return (y + dtx * bc + x * module.D[:, None]).reshape(batch, length, h * p)
+
+
+# a module-level scan function of transformers -> its recurrent form with the same signature
+SCANS: dict[str, Callable[..., torch.Tensor]] = {
+    # transformers' models/mamba2/modeling_mamba2.py (and its copies in bamba, falcon_h1,
+    # zamba2, granitemoehybrid, nemotron_h): mamba2_scan_forward(module, x, B, C, dt, cache)
+    "mamba2_scan_forward": mamba2_scan,
+}
+
+
+def found(model: Any) -> list[tuple[Any, str]]:
+    """(Python module, function name) for each scan function of SCANS defined in the module of
+    one of ``model``'s submodules' classes, a module of transformers (another library's
+    function of that name may compute something else)."""
+    out: list[tuple[Any, str]] = []
+    modules = model.modules() if isinstance(model, torch.nn.Module) else ()
+    for m in modules:
+        if not type(m).__module__.startswith("transformers."):
+            continue
+        where = sys.modules.get(type(m).__module__)
+        for name in SCANS:
+            if hasattr(where, name) and (where, name) not in out:
+                out.append((where, name))
+    return out
+
+
+@contextlib.contextmanager
+def recurrent(model: Any) -> Iterator[None]:
+    """While in the block, every scan function of SCANS that ``model``'s layers call is its
+    recurrent form; the originals are put back after."""
+    saved = [(where, name, getattr(where, name)) for where, name in found(model)]
+    try:
+        for where, name, _ in saved:
+            setattr(where, name, SCANS[name])
+        yield
+    finally:
+        for where, name, old in saved:
+            setattr(where, name, old)

@@ -1,0 +1,103 @@
+"""quant.recurrent_scan: transformers' Mamba2 scan in its recurrent form computes what the
+chunked form computes (float32 rounding apart), with grouped B and C and a clamped time step,
+and the original scan function is put back after the block (the float model is unchanged);
+captured, it is one scan quant.scan finds (outputs read from the decays, so the last position
+has no state), refused for generation over 2 positions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from qasic.errors import UnsupportedOpError
+from qasic.quant import capture, decode_scan
+from qasic.quant.recurrent_scan import found, mamba2_scan, recurrent
+from qasic.quant.scan import scans
+
+transformers = pytest.importorskip("transformers")
+modeling = pytest.importorskip("transformers.models.mamba2.modeling_mamba2")
+
+
+def _mamba2(**extra) -> torch.nn.Module:
+    torch.manual_seed(0)
+    config = transformers.Mamba2Config(
+        vocab_size=100, hidden_size=32, num_hidden_layers=2, state_size=8, expand=2,
+        conv_kernel=4, num_heads=8, head_dim=8, chunk_size=4, **extra)
+    return transformers.Mamba2Model(config).eval()
+
+
+@pytest.mark.parametrize("extra", [{"n_groups": 1},
+                                   {"n_groups": 2, "time_step_limit": (0.0, 0.05)}])
+def test_recurrent_form_equals_the_chunked_scan(extra):
+    """12 ids (3 chunks of 4), 2 layers; 2 groups of B and C (4 heads each) and a time step
+    clamped to 0.05 (below most of softplus's values: the clamp acts). Measured: max |diff|
+    1e-6 of outputs up to 3.4."""
+    model = _mamba2(**extra)
+    ids = torch.randint(0, 100, (2, 12), generator=torch.Generator().manual_seed(1))
+    original = modeling.mamba2_scan_forward
+    with torch.no_grad():
+        want = model(input_ids=ids, use_cache=False).last_hidden_state
+        with recurrent(model):
+            assert modeling.mamba2_scan_forward is not original
+            got = model(input_ids=ids, use_cache=False).last_hidden_state
+    assert modeling.mamba2_scan_forward is original
+    assert want.abs().max() > 1.0
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
+def test_only_the_models_own_scan_modules_are_swapped():
+    """One Python module found for a Mamba2 model (its mixers' and blocks' module), none for a
+    model without a Mamba2 scan."""
+    assert found(_mamba2(n_groups=1)) == [(modeling, "mamba2_scan_forward")]
+    assert found(torch.nn.Linear(2, 2)) == []
+
+
+class _Mixer(torch.nn.Module):
+    """The attributes mamba2_scan reads (2 heads of 4 channels, a state of 4, one group) and
+    a linear making x, B, C and dt of each position from an 8-channel input."""
+
+    def __init__(self):
+        super().__init__()
+        self.num_heads, self.head_dim, self.ssm_state_size, self.n_groups = 2, 4, 4, 1
+        self.time_step_limit = (0.0, math.inf)
+        self.A_log = torch.nn.Parameter(torch.log(torch.tensor([1.0, 2.0])))
+        self.D = torch.nn.Parameter(torch.ones(2))
+        self.dt_bias = torch.nn.Parameter(torch.zeros(2))
+        self.proj = torch.nn.Linear(8, 8 + 4 + 4 + 2)
+
+    def forward(self, x):
+        x, b, c, dt = torch.split(self.proj(x), [8, 4, 4, 2], dim=-1)
+        return mamba2_scan(self, x, b, c, dt)
+
+
+def _captured(positions: int):
+    torch.manual_seed(0)
+    return capture(_Mixer().eval(), torch.randn(2, positions, 8))
+
+
+def test_the_recurrent_form_captures_as_one_scan_with_outputs_read_from_the_decays():
+    """quant.scan finds the captured recurrence over 6 positions: h (2, 4, 4) per position,
+    each output y_i = (dA_i * h_(i-1)) @ C_i a matmul of the decay, so the last position is a
+    decay and an output only; each role selects from one tensor through a view of its own."""
+    graph = _captured(6)
+    (steps,) = scans(graph, 6)
+    producer = {n.output: n for n in graph.nodes}
+    assert [s.position for s in steps] == list(range(6))
+    assert all(graph.shapes[s.state] == (2, 4, 4) for s in steps[:-1])
+    assert steps[-1].state is None and steps[-1].sel_b is None
+    assert steps[0].decay is None and steps[1].prev == steps[0].state
+    assert all(producer[s.out].inputs[0] == s.decay for s in steps[1:])
+    plan, = decode_scan.plans(graph, 6)
+    assert plan.concat and len(plan.tails) == 6
+
+
+def test_a_recurrent_scan_over_two_positions_is_refused_in_one_line():
+    """Over 2 positions the decode step's template (position 1) is the last one, which writes
+    no state."""
+    graph = _captured(2)
+    with pytest.raises(UnsupportedOpError, match=r": a selective scan over 2 positions whose "
+                                                 r"last one writes no state; generation needs "
+                                                 r"at least 3$"):
+        decode_scan.plans(graph, 2)
