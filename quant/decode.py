@@ -67,7 +67,7 @@ from dataclasses import replace
 import numpy as np
 
 from qasic.errors import UnsupportedOpError
-from qasic.quant import decode_conv, decode_scan
+from qasic.quant import decode_conv, decode_memory, decode_scan, intops
 from qasic.quant.encodings import KEY_MASK
 from qasic.quant.graph import QGraph, QNode
 from qasic.quant.srcpad import source_masks
@@ -252,6 +252,9 @@ def _cached(producer: dict, tokens: dict, tensor: str) -> list[str]:
         return [tensor]
     if n.op in VIEWS or _head_repeat(producer, tensor):
         return _cached(producer, tokens, n.inputs[-1])
+    acts = [t for t in n.inputs if not _is_constant(producer, t)]
+    if n.op == "add" and len(acts) == 1 and _head_repeat(producer, acts[0]):
+        return _cached(producer, tokens, acts[0])  # memory rows added (decode_memory)
     if tokens.get(tensor, (None,))[0] == 0:
         return [tensor]
     if n.op == "concat":
@@ -365,6 +368,7 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
     scans = {name: p for p in decode_scan.plans(full, c) for name in (*p.position, p.concat)}
     consts = {n.output: n for n in full.nodes if n.op == "constant"}
     tokens = _token_axes(full)
+    memory = decode_memory.placements(full, c, tokens)
     nodes, shapes = [], {full.input: (source + prompt,)}
     tensors = dict(full.tensors)
     for n in full.nodes:
@@ -379,7 +383,7 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
         else:
             if n.op == "embedding" and n.inputs == (full.input,) and "offset" in n.attrs:
                 n = replace(n, attrs={**n.attrs, "rows": prompt})  # the target's first ids
-            n = _positions_read(n, full, consts, nodes, shapes, tensors, c, prompt)
+            n = _positions_read(n, full, consts, nodes, shapes, tensors, c, prompt, memory)
             n = _pattern_sliced(_reshaped(n, shapes, full, tokens, prompt), prompt)
             n = _over_positions(n, full, tokens, prompt)
             if n.name in convs:
@@ -555,14 +559,17 @@ def key_scores(graph: QGraph, tokens: dict | None = None) -> set[str]:
 def _masked(n: QNode, full: QGraph, nodes: list, shapes: dict, tensors: dict, masks: dict,
             c: int) -> QNode:
     """A causal softmax of the step: masked by row p of the lower-triangular table, or of its
-    constant pattern (a sliding window: ``valid`` (1, C, C), the same for every head)."""
+    constant pattern (a sliding window: ``valid`` (1, C, C), the same for every head); keys
+    after M constant ones (memory: decode_memory) are seen from every position."""
     if len(n.inputs) > 1:
         raise UnsupportedOpError(f"{n.name}: a softmax with a padding mask; generation runs "
                                  "unpadded prompts")
     causal = bool(n.attrs.get("causal", False))
+    keys = full.shapes[n.inputs[0]][-1]
+    seen = intops.causal_valid(c, keys, keys - c)  # row p: the memory, then tokens 0..p
     if "valid" in n.params:
         pattern = np.asarray(n.params["valid"]) != 0
-        if pattern.shape[-2:] != (c, c):
+        if pattern.shape[-2:] != (c, keys) or keys < c:
             raise UnsupportedOpError(f"{n.name}: a softmax with a constant attention pattern "
                                      f"{pattern.shape} over keys that are not the {c} tokens "
                                      "(a cross-attention's); generation decodes patterns of a "
@@ -571,12 +578,12 @@ def _masked(n: QNode, full: QGraph, nodes: list, shapes: dict, tensors: dict, ma
             raise UnsupportedOpError(f"{n.name}: a softmax with a constant attention pattern "
                                      f"per head {pattern.shape}; generation decodes patterns "
                                      "shared by the heads (a sliding window) only")
-        table = pattern[0] & (np.tril(np.ones((c, c), bool)) if causal else True)
-        if np.triu(table, 1).any():
+        table = pattern[0] & (seen if causal else True)
+        if (table & ~seen).any():
             raise UnsupportedOpError(f"{n.name}: its attention pattern lets a token see later "
                                      "ones; it cannot be decoded token by token")
     elif causal:
-        table = np.tril(np.ones((c, c), bool))  # row p: keys 0..p
+        table = seen
     else:
         raise UnsupportedOpError(f"{n.name}: a softmax that is not causal cannot be decoded "
                                  "token by token (the model sees later tokens)")
@@ -589,18 +596,19 @@ def _masked(n: QNode, full: QGraph, nodes: list, shapes: dict, tensors: dict, ma
 
 def _mask_row(table: np.ndarray, nodes: list, shapes: dict, tensors: dict, masks: dict,
               c: int) -> str:
-    """The step's key mask: row p of ``table`` (C, C) gathered by the position (one gather per
-    distinct table, kept in ``masks`` by name: the causal one is ``decode.mask``)."""
+    """The step's key mask: row p of ``table`` (C, keys) gathered by the position (one gather
+    per distinct table, kept in ``masks`` by name: the causal one is ``decode.mask``)."""
     name = next((k for k, t in masks.items() if np.array_equal(t, table)), None)
     if name is not None:
         return f"{name}.keys"
-    causal = np.array_equal(table, np.tril(np.ones((c, c), np.int64)))
+    keys = table.shape[1]
+    causal = np.array_equal(table, intops.causal_valid(c, keys, keys - c))
     name = MASK if causal else f"{MASK}.{len(masks)}"
     masks[name] = table
     nodes.append(QNode(name, "embedding", (STEP,), name,
                        {"offset": 1, "index_is": "position"}, {"table": table}))
-    nodes.append(QNode(f"{name}.keys", "reshape", (name,), f"{name}.keys", {"shape": (c,)}))
-    shapes[name], shapes[f"{name}.keys"] = (1, c), (c,)
+    nodes.append(QNode(f"{name}.keys", "reshape", (name,), f"{name}.keys", {"shape": (keys,)}))
+    shapes[name], shapes[f"{name}.keys"] = (1, keys), (keys,)
     tensors[name] = tensors[f"{name}.keys"] = KEY_MASK
     return f"{name}.keys"
 
@@ -625,13 +633,16 @@ def _head_repeat(producer: dict, tensor: str) -> bool:
 
 
 def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: dict,
-                    tensors: dict, c: int, prompt: int | None) -> QNode:
+                    tensors: dict, c: int, prompt: int | None,
+                    memory: dict[str, int] | None = None) -> QNode:
     """``n`` (an elementwise op, or a matmul on its batch axes) reading the positions it runs at
     from each constant over all C positions (an axis of C where ``n``'s activation has
     ``prompt`` rows, or 1 in a decode step): the first ``prompt`` rows on every such axis (a
     sliced constant; an ALiBi bias (heads, C, C) has two), or row p (``prompt`` None: a gather
     by the step's position along the one axis where the step has 1, then views back to the
-    constant's layout; row 0 of a constant that is the same at every position)."""
+    constant's layout; row 0 of a constant that is the same at every position). In a prefill,
+    ``memory`` (placement matmul -> M: decode_memory) cuts the placements and the constants
+    over M + C keys to the first M + P."""
     if n.op not in _ELEMENTWISE and n.op != "matmul":
         return n
     acts = [t for t in n.inputs if t not in consts]
@@ -639,23 +650,29 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
         return n
     act, whole = shapes[acts[0]], full.shapes.get(acts[0], shapes[acts[0]])
     rows = 1 if prompt is None else prompt
+    memory = memory or {}
+    if n.name in memory and prompt is not None:
+        return _placed(n, memory[n.name], consts[n.inputs[0]], nodes, shapes, tensors, prompt)
     _refuse_mixing(n, consts, act, c, rows)
+    keys = {c + m for m in memory.values()} if prompt is not None else set()
     inputs = list(n.inputs)
     for i, t in enumerate(n.inputs):
         if t not in consts:
             continue
         value = np.asarray(consts[t].params["value"])
-        axes = _position_axes(n.op, value.shape, act, whole, c, rows)
+        axes = _position_axes(n.op, value.shape, act, whole, c, rows) + \
+            decode_memory.key_axes(value.shape, act, whole, keys)
         if not axes or (prompt is None and len(axes) != 1):
             continue
         k = axes[0]
         name = f"{t}.at{'_p' if prompt is None else prompt}"
         if name not in shapes:
             if prompt is not None or _same_along(value, k):
-                # every token axis (an ALiBi bias's queries and keys); a constant equal at every
-                # position (a head selection broadcast over the tokens) needs no gather either
+                # every token axis (an ALiBi bias's queries and keys, those of a memory's M + P
+                # keys); a constant equal at every position (a head selection broadcast over
+                # the tokens) needs no gather either
                 for a in axes:
-                    value = np.take(value, range(rows), axis=a)
+                    value = np.take(value, range(act[len(act) - value.ndim + a]), axis=a)
                 nodes.append(replace(consts[t], name=name, output=name,
                                      params={**consts[t].params, "value": value}))
                 shapes[name], tensors[name] = value.shape, full.tensors[t]
@@ -671,6 +688,16 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
                     _view(nodes, shapes, tensors, row, name, (1, *moved.shape[1:]), k)
         inputs[i] = name
     return replace(n, inputs=tuple(inputs))
+
+
+def _placed(n: QNode, m: int, const: QNode, nodes: list, shapes: dict, tensors: dict,
+            prompt: int) -> QNode:
+    """A prefill's placement of the prompt's P rows after M memory rows (decode_memory)."""
+    name = f"{const.output}.at{prompt}"
+    value = decode_memory.sliced(np.asarray(const.params["value"]), m, prompt)
+    nodes.append(replace(const, name=name, output=name, params={**const.params, "value": value}))
+    shapes[name], tensors[name] = value.shape, tensors[const.output]
+    return replace(n, inputs=(name, *n.inputs[1:]))
 
 
 def _refuse_mixing(n: QNode, consts: dict, act: tuple[int, ...], c: int, rows: int) -> None:
