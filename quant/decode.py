@@ -49,10 +49,13 @@ writes it into a state, a step reads it.
 A causal convolution over the tokens (LFM2's short convolution: ``token_convs``) caches its
 input with its K - 1 rows of padding; a decode step writes its row and runs the conv on the K
 rows ending at p (``cache_window``), and a slice of the conv's outputs becomes its 1x1 corner
-(quant.decode_conv). Mamba's selective scan, unrolled over the positions (quant.scan), keeps its
-state h: the prefill runs positions 0..P-1 and writes h_(P-1); a decode step runs position 1's
-nodes on the step's token, reading h_(p-1) (``cache_read``) and writing h_p over it
-(quant.decode_scan); its nodes have no token axis and stay where they are (``token_major``).
+(quant.decode_conv); a token shift (a constant band below the diagonal: ``token_shifts``) reads
+the same window. Learned memory keys and values, constant rows before the tokens', stay
+constants in front of the caches (quant.decode_memory). Mamba's selective scan, unrolled over
+the positions (quant.scan), keeps its state h: the prefill runs positions 0..P-1 and writes
+h_(P-1); a decode step runs position 1's nodes on the step's token, reading h_(p-1)
+(``cache_read``) and writing h_p over it (quant.decode_scan); its nodes have no token axis
+and stay where they are (``token_major``).
 
 Both produce, row for row, the codes of ``full``: a causal query row depends only on the keys up
 to it, and a masked key contributes an exact 0 (its exp-table entry is not summed, its
@@ -175,11 +178,12 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
                 raise UnsupportedOpError(f"matmul {n.name}: its second operand does not come "
                                          "from (tokens, features) tensors through head "
                                          f"reshapes but from {t} ({made}of shape "
-                                         f"{graph.shapes[t]}: e.g. learned memory keys and "
-                                         "values); generation caches those")
+                                         f"{graph.shapes[t]}: e.g. keys mixed along the "
+                                         "positions); generation caches those")
             if t not in out:
                 out.append(t)
-    if not out and not token_convs(graph, tokens) and not scanned:
+    if not out and not token_convs(graph, tokens) and not token_shifts(graph, tokens) \
+            and not scanned:
         raise UnsupportedOpError(f"model {graph.name} has no attention (no matmul of two "
                                  "activations) and no causal convolution over its tokens: "
                                  "nothing to cache; run it with qasic evaluate")
@@ -193,6 +197,26 @@ def token_convs(graph: QGraph, tokens: dict | None = None) -> dict[str, tuple[st
     producer = {n.output: n for n in graph.nodes}
     return decode_conv.token_convs(graph, positions(graph), tokens,
                                    lambda t: _token_major_source(producer, tokens, t))
+
+
+def token_shifts(graph: QGraph, tokens: dict | None = None) -> dict[str, tuple[str, int]]:
+    """matmul node name -> (its input's cache, K) for each token shift (x-transformers'
+    ``shift_tokens``: quant.decode_conv)."""
+    tokens = _token_axes(graph) if tokens is None else tokens
+    producer = {n.output: n for n in graph.nodes}
+    return decode_conv.token_shifts(graph, positions(graph), tokens,
+                                    lambda t: _token_major_source(producer, tokens, t))
+
+
+def _windows(*plans: dict[str, tuple[str, int]]) -> dict[str, int]:
+    """Each windowed tensor (a token conv's or shift's input) -> K, one K per tensor."""
+    out: dict[str, int] = {}
+    for name, (src, k) in ((n, v) for p in plans for n, v in p.items()):
+        if out.setdefault(src, k) != k:
+            raise UnsupportedOpError(f"{name}: reads a window of {k} tokens of {src}, which "
+                                     f"another reads {out[src]} of; generation caches one "
+                                     "window per tensor")
+    return out
 
 
 def _token_major_source(producer: dict, tokens: dict, tensor: str) -> list[str]:
@@ -363,8 +387,8 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
                                  f"{c} positions")
     caches, cross = set(cache_tensors(full)), set(cross_tensors(full))
     enc, source = encoder_tensors(full), int(full.shapes[full.input][0]) - c
-    convs = token_convs(full)
-    windows = dict(convs.values())  # a token conv's input -> K
+    convs, shifts = token_convs(full), token_shifts(full)
+    windows = _windows(convs, shifts)  # a token conv's or shift's input -> K
     scans = {name: p for p in decode_scan.plans(full, c) for name in (*p.position, p.concat)}
     consts = {n.output: n for n in full.nodes if n.op == "constant"}
     tokens = _token_axes(full)
@@ -383,6 +407,9 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
         else:
             if n.op == "embedding" and n.inputs == (full.input,) and "offset" in n.attrs:
                 n = replace(n, attrs={**n.attrs, "rows": prompt})  # the target's first ids
+            if n.name in shifts:  # S's first P rows and columns (decode_conv)
+                n = decode_conv.shift_prefill(n, consts[n.inputs[0]], prompt, nodes, shapes,
+                                              tensors)
             n = _positions_read(n, full, consts, nodes, shapes, tensors, c, prompt, memory)
             n = _pattern_sliced(_reshaped(n, shapes, full, tokens, prompt), prompt)
             n = _over_positions(n, full, tokens, prompt)
@@ -416,8 +443,8 @@ def decode_graph(full: QGraph) -> QGraph:
     consts = {n.output: n for n in full.nodes if n.op == "constant"}
     tokens = _token_axes(full)
     scores = key_scores(full, tokens)  # the other softmaxes are per token (a router's)
-    convs = token_convs(full, tokens)
-    windows = dict(convs.values())  # a token conv's input -> K
+    convs, shifts = token_convs(full, tokens), token_shifts(full, tokens)
+    windows = _windows(convs, shifts)  # a token conv's or shift's input -> K
     scans = {name: p for p in decode_scan.plans(full, c) for name in (*p.position, p.concat)}
     tensors = {**full.tensors, STEP: full.tensors[full.input]}
     shapes: dict[str, tuple[int, ...]] = {STEP: (2,)}
@@ -443,6 +470,10 @@ def decode_graph(full: QGraph) -> QGraph:
             src, k = convs[n.name]
             n = decode_conv.window(decode_conv.causal_only(n), k, state_name(src), STEP,
                                    nodes, shapes, tensors)
+        elif n.name in shifts:  # the band's row times the window of K rows ending at p
+            src, k = shifts[n.name]
+            n = decode_conv.shift_window(n, consts[n.inputs[0]], k, state_name(src), STEP,
+                                         nodes, shapes, tensors)
         elif n.op == "constant" or (acts and all(t in whole for t in acts)):
             nodes.append(n)  # a constant (read at use), or computed from the caches as in full
             shapes[n.output] = full.shapes[n.output]
@@ -702,16 +733,18 @@ def _placed(n: QNode, m: int, const: QNode, nodes: list, shapes: dict, tensors: 
 
 def _refuse_mixing(n: QNode, consts: dict, act: tuple[int, ...], c: int, rows: int) -> None:
     """A matmul of a constant (M, C) by the ``rows`` positions a step computes (not whole
-    caches: those run as in ``full``) mixes the tokens' rows (x-transformers' token shift, a
-    pool or a cat along the positions): refused, not built."""
+    caches: those run as in ``full``; a token shift, a band below the diagonal, reads a
+    window: ``token_shifts``) mixes the tokens' rows (a pool, a cat along the positions):
+    refused, not built."""
     if n.op != "matmul" or n.inputs[0] not in consts or n.attrs.get("transpose_b"):
         return
     value = np.shape(consts[n.inputs[0]].params["value"])
     if value[-1] == c and len(act) >= 2 and act[-2] == rows != c:
         raise UnsupportedOpError(
-            f"{n.name}: mixes the {c} token positions by a constant {value[-2:]} matrix (a token "
-            "shift, a pool or a concatenation along the positions); generation caches only "
-            "attention's keys and values: run the model with qasic evaluate")
+            f"{n.name}: mixes the {c} token positions by a constant {value[-2:]} matrix (a pool "
+            "or a concatenation along the positions); generation caches attention's keys and "
+            "values and windows of past tokens (a causal band of one value per diagonal): run "
+            "the model with qasic evaluate")
 
 
 def _position_axes(op: str, value: tuple[int, ...], act: tuple[int, ...],

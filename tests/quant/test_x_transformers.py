@@ -15,7 +15,6 @@ import pytest
 import torch
 from torch import nn
 
-from qasic.errors import UnsupportedOpError
 from qasic.quant import capture, wrappers
 
 xt = pytest.importorskip("x_transformers")
@@ -164,10 +163,16 @@ def test_learned_memory_keys_and_values_are_a_constant_prefix_of_the_caches():
     assert _generate(None, full=full)
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"shift_tokens": 1}, "mixes the 12 token positions by a constant (12, 12) matrix"),
-])
-def test_generation_refuses_what_it_cannot_cache_in_one_line(options, message):
-    with pytest.raises(UnsupportedOpError) as e:
-        _generate(_wrapper(xt.Decoder, **options))
-    assert message in str(e.value) and "\n" not in str(e.value)
+def test_the_token_shift_reads_windows_and_talking_heads_run_per_step():
+    """shift_tokens=2: thirds of the features from the token itself, the previous one and the
+    one before (windows of 2 and 3 tokens); talking heads: 1x1 convs over the scores' heads,
+    per (query, key), so a step runs them on its one query. The attention block and the
+    feed-forward each shift."""
+    from qasic.quant.decode import decode_graph
+
+    full = _quantized(_wrapper(xt.Decoder, shift_tokens=2, attn_pre_talking_heads=True,
+                               attn_post_talking_heads=True))
+    step = decode_graph(full)
+    assert sorted(n.attrs["rows"] for n in step.nodes if n.op == "cache_window") == [2, 2, 3, 3]
+    assert [n.op for n in step.nodes].count("conv2d") == 2
+    assert _generate(None, full=full)
