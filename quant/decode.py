@@ -169,10 +169,19 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
     out = []
     for n in graph.nodes:
         if n.op != "matmul" or _is_constant(producer, n.inputs[0]) or n.inputs[1] in enc \
-                or n.name in scanned:
+                or n.name in scanned or _is_constant(producer, n.inputs[1]):
             continue  # not an attention over the tokens (an encoder's, a cross-attention, a
-            # selective scan's y_i = h_i @ C_i: decode_scan)
+            # selective scan's y_i = h_i @ C_i: decode_scan; a product by a constant matrix per
+            # head: MiniMax's lightning attention's initial state, all zeros)
         for t in _cached(producer, tokens, n.inputs[1]):
+            state = _summed_state(graph, producer, tokens, t)
+            if state is not None:
+                raise UnsupportedOpError(
+                    f"matmul {n.name}: its second operand is linear attention's state {state} "
+                    "(K^T V summed over token positions, carried from one block of positions "
+                    "to the next: MiniMax's lightning attention over more than one block); "
+                    "each block has its own encodings, so generation decodes linear attention "
+                    f"within one block: set block_size to at least the {c} positions")
             if t not in producer or len(graph.shapes[t]) < 2 or graph.shapes[t][0] != c:
                 made = f"{producer[t].op} " if t in producer else ""
                 raise UnsupportedOpError(f"matmul {n.name}: its second operand does not come "
@@ -188,6 +197,26 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
                                  "activations) and no causal convolution over its tokens: "
                                  "nothing to cache; run it with qasic evaluate")
     return tuple(out)
+
+
+def _summed_state(graph: QGraph, producer: dict, tokens: dict, tensor: str) -> str | None:
+    """The matmul of two activations summing over the token positions (its first operand's
+    tokens on its last axis: K^T V) that ``tensor`` is computed from, not through a
+    token-major tensor; None if none."""
+    todo, seen = [tensor], set()
+    while todo:
+        t = todo.pop()
+        n = producer.get(t)
+        if t in seen or n is None or n.op == "constant" or tokens.get(t, (None,))[0] == 0:
+            continue
+        seen.add(t)
+        a = n.inputs[0] if n.op == "matmul" else None
+        if a is not None and not _is_constant(producer, a) \
+                and not _is_constant(producer, n.inputs[1]) \
+                and tokens.get(a, (None,))[0] == len(graph.shapes[a]) - 1:
+            return n.name
+        todo.extend(n.inputs)
+    return None
 
 
 def token_convs(graph: QGraph, tokens: dict | None = None) -> dict[str, tuple[str, int]]:
