@@ -80,13 +80,17 @@ def _model(name: str):
         "mamba": lambda: t.MambaForCausalLM(t.MambaConfig(
             vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, state_size=8, expand=2,
             conv_kernel=4, time_step_rank=4, use_mambapy=False, initializer_range=0.3)),
-        # a full attention layer, then a lightning (linear) attention one: one block of C
-        # positions, or 4 blocks of 4 (``@block4``); 2 heads of 16, 2 experts, top 1
-        **{name: functools.partial(lambda block: t.MiniMaxForCausalLM(t.MiniMaxConfig(
-            **common | {"hidden_size": 32, "intermediate_size": 32, "num_attention_heads": 2},
+        # a full attention layer, then a lightning (linear) attention one in one block of C
+        # positions, or that one alone in 4 blocks of 4 (``@block4``); 2 heads of 16, 2
+        # experts, top 1
+        **{name: functools.partial(lambda block, kinds: t.MiniMaxForCausalLM(t.MiniMaxConfig(
+            **common | {"hidden_size": 32, "intermediate_size": 32, "num_attention_heads": 2,
+                        "num_hidden_layers": len(kinds)},
             num_key_value_heads=1, head_dim=16, num_local_experts=2, num_experts_per_tok=1,
-            block_size=block, initializer_range=0.3)), block)
-           for name, block in (("minimax", 256), ("minimax@block4", 4))},
+            block_size=block, layer_types=kinds, initializer_range=0.3)), block, kinds)
+           for name, block, kinds in (
+               ("minimax", 256, ["full_attention", "linear_attention"]),
+               ("minimax@block4", 4, ["linear_attention"]))},
     }
     return Logits(make[name]().eval())
 
