@@ -888,16 +888,17 @@ def _token_axes(graph: QGraph) -> dict[str, tuple[int, int]]:
 def _reshaped(n: QNode, shapes: dict, full: QGraph | None = None,
               tokens: dict | None = None, prompt: int | None = None) -> QNode:
     """A reshape on ``prompt`` positions (a decode step: 1): the axis that holds the tokens in
-    the full graph (``tokens``) shrinks from C to ``prompt``; a reshape the tokens do not reach
-    keeps its input's leading axis."""
+    the full graph (``tokens``) shrinks from C to ``prompt`` (from M + C to M + P after a
+    memory's M rows: decode_memory; the only axis whose size changes, it takes what the
+    input's size leaves); a reshape the tokens do not reach keeps its input's leading axis."""
     if n.op != "reshape":
         return n
     shape = tuple(n.attrs.get("shape", ()))
     if tokens is not None and n.output in tokens and full is not None:
         j, _ = tokens[n.output]
-        c = positions(full)
-        new = (*shape[:j], shape[j] // c * prompt, *shape[j + 1:])
-        return replace(n, attrs={**n.attrs, "shape": new})
+        size, rest = int(np.prod(shapes[n.inputs[0]])), int(np.prod(shape[:j] + shape[j + 1:]))
+        rows = size // rest if rest and size % rest == 0 else shape[j] // positions(full) * prompt
+        return replace(n, attrs={**n.attrs, "shape": (*shape[:j], rows, *shape[j + 1:])})
     rows = shapes[n.inputs[0]][0]
     new = (rows, *shape[1:]) if len(shape) > 1 else (rows * int(np.prod(
         shapes[n.inputs[0]][1:])),)

@@ -151,10 +151,12 @@ def test_a_causal_decoder_generates_exactly_with_kv_caches():
 
 def test_learned_memory_keys_and_values_are_a_constant_prefix_of_the_caches():
     """attn_num_mem_kv: 2 constant keys and values before the tokens' (seen from every
-    position), with T5's relative bias over those 2 + C keys: the prefill cuts both to 2 + P."""
+    position), with T5's relative bias over those 2 + C keys: the prefill cuts both to 2 + P;
+    the grouped-query head repeat after them (a reshape merging the 2 + C rows) too."""
     from qasic.quant.decode import MASK, decode_graph
 
-    full = _quantized(_wrapper(xt.Decoder, attn_num_mem_kv=2, rel_pos_bias=True))
+    full = _quantized(_wrapper(xt.Decoder, attn_num_mem_kv=2, rel_pos_bias=True, heads=4,
+                               attn_kv_heads=2))
     step = decode_graph(full)
     assert [n.op for n in step.nodes].count("cache_write") == 2  # the tokens' keys and values
     mask = np.asarray(next(n for n in step.nodes if n.name == MASK).params["table"])
