@@ -674,11 +674,12 @@ def _mask_row(table: np.ndarray, nodes: list, shapes: dict, tensors: dict, masks
 
 
 def _pattern_sliced(n: QNode, prompt: int) -> QNode:
-    """A prefill's softmax with a constant pattern (Pp, C, C): its first ``prompt`` queries
-    and keys."""
+    """A prefill's softmax with a constant pattern (Pp, C, M + C): its first ``prompt``
+    queries and M + ``prompt`` keys (M memory keys before the tokens': decode_memory)."""
     if n.op != "softmax" or "valid" not in n.params:
         return n
-    valid = np.asarray(n.params["valid"])[:, :prompt, :prompt]
+    valid = np.asarray(n.params["valid"])
+    valid = valid[:, :prompt, :prompt + valid.shape[-1] - valid.shape[-2]]
     return replace(n, params={**n.params, "valid": valid})
 
 
