@@ -49,12 +49,14 @@ writes it into a state, a step reads it.
 A causal convolution over the tokens (LFM2's short convolution: ``token_convs``) caches its
 input with its K - 1 rows of padding; a decode step writes its row and runs the conv on the K
 rows ending at p (``cache_window``), and a slice of the conv's outputs becomes its 1x1 corner
-(quant.decode_conv). Mamba's selective scan, unrolled over the positions (quant.scan), keeps its
-state h: the prefill runs positions 0..P-1 and writes h_(P-1); a decode step runs position 1's
-nodes on the step's token, reading h_(p-1) (``cache_read``) and writing h_p over it
-(quant.decode_scan); its nodes have no token axis and stay where they are (``token_major``).
-Mamba2's scan is captured in that recurrent form too (quant.recurrent_scan); its h (heads,
-head_dim, state) is stored as rows.
+(quant.decode_conv); a token shift (a constant band below the diagonal: ``token_shifts``) reads
+the same window. Learned memory keys and values, constant rows before the tokens', stay
+constants in front of the caches (quant.decode_memory). Mamba's selective scan, unrolled over
+the positions (quant.scan), keeps its state h: the prefill runs positions 0..P-1 and writes
+h_(P-1); a decode step runs position 1's nodes on the step's token, reading h_(p-1)
+(``cache_read``) and writing h_p over it (quant.decode_scan); its nodes have no token axis
+and stay where they are (``token_major``). Mamba2's scan is captured in that recurrent form too
+(quant.recurrent_scan); its h (heads, head_dim, state) is stored as rows.
 
 Both produce, row for row, the codes of ``full``: a causal query row depends only on the keys up
 to it, and a masked key contributes an exact 0 (its exp-table entry is not summed, its
@@ -69,7 +71,7 @@ from dataclasses import replace
 import numpy as np
 
 from qasic.errors import UnsupportedOpError
-from qasic.quant import decode_conv, decode_scan
+from qasic.quant import decode_conv, decode_memory, decode_scan, intops
 from qasic.quant.encodings import KEY_MASK
 from qasic.quant.graph import QGraph, QNode
 from qasic.quant.srcpad import source_masks
@@ -168,24 +170,54 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
     out = []
     for n in graph.nodes:
         if n.op != "matmul" or _is_constant(producer, n.inputs[0]) or n.inputs[1] in enc \
-                or n.name in scanned:
+                or n.name in scanned or _is_constant(producer, n.inputs[1]):
             continue  # not an attention over the tokens (an encoder's, a cross-attention, a
-            # selective scan's y_i = h_i @ C_i: decode_scan)
+            # selective scan's y_i = h_i @ C_i: decode_scan; a product by a constant matrix per
+            # head: MiniMax's lightning attention's initial state, all zeros)
         for t in _cached(producer, tokens, n.inputs[1]):
+            state = _summed_state(graph, producer, tokens, t)
+            if state is not None:
+                raise UnsupportedOpError(
+                    f"matmul {n.name}: its second operand is linear attention's state {state} "
+                    "(K^T V summed over token positions, carried from one block of positions "
+                    "to the next: MiniMax's lightning attention over more than one block); "
+                    "each block has its own encodings, so generation decodes linear attention "
+                    f"within one block: set block_size to at least the {c} positions")
             if t not in producer or len(graph.shapes[t]) < 2 or graph.shapes[t][0] != c:
                 made = f"{producer[t].op} " if t in producer else ""
                 raise UnsupportedOpError(f"matmul {n.name}: its second operand does not come "
                                          "from (tokens, features) tensors through head "
                                          f"reshapes but from {t} ({made}of shape "
-                                         f"{graph.shapes[t]}: e.g. learned memory keys and "
-                                         "values); generation caches those")
+                                         f"{graph.shapes[t]}: e.g. keys mixed along the "
+                                         "positions); generation caches those")
             if t not in out:
                 out.append(t)
-    if not out and not token_convs(graph, tokens) and not scanned:
+    if not out and not token_convs(graph, tokens) and not token_shifts(graph, tokens) \
+            and not scanned:
         raise UnsupportedOpError(f"model {graph.name} has no attention (no matmul of two "
                                  "activations) and no causal convolution over its tokens: "
                                  "nothing to cache; run it with qasic evaluate")
     return tuple(out)
+
+
+def _summed_state(graph: QGraph, producer: dict, tokens: dict, tensor: str) -> str | None:
+    """The matmul of two activations summing over the token positions (its first operand's
+    tokens on its last axis: K^T V) that ``tensor`` is computed from, not through a
+    token-major tensor; None if none."""
+    todo, seen = [tensor], set()
+    while todo:
+        t = todo.pop()
+        n = producer.get(t)
+        if t in seen or n is None or n.op == "constant" or tokens.get(t, (None,))[0] == 0:
+            continue
+        seen.add(t)
+        a = n.inputs[0] if n.op == "matmul" else None
+        if a is not None and not _is_constant(producer, a) \
+                and not _is_constant(producer, n.inputs[1]) \
+                and tokens.get(a, (None,))[0] == len(graph.shapes[a]) - 1:
+            return n.name
+        todo.extend(n.inputs)
+    return None
 
 
 def token_convs(graph: QGraph, tokens: dict | None = None) -> dict[str, tuple[str, int]]:
@@ -195,6 +227,26 @@ def token_convs(graph: QGraph, tokens: dict | None = None) -> dict[str, tuple[st
     producer = {n.output: n for n in graph.nodes}
     return decode_conv.token_convs(graph, positions(graph), tokens,
                                    lambda t: _token_major_source(producer, tokens, t))
+
+
+def token_shifts(graph: QGraph, tokens: dict | None = None) -> dict[str, tuple[str, int]]:
+    """matmul node name -> (its input's cache, K) for each token shift (x-transformers'
+    ``shift_tokens``: quant.decode_conv)."""
+    tokens = _token_axes(graph) if tokens is None else tokens
+    producer = {n.output: n for n in graph.nodes}
+    return decode_conv.token_shifts(graph, positions(graph), tokens,
+                                    lambda t: _token_major_source(producer, tokens, t))
+
+
+def _windows(*plans: dict[str, tuple[str, int]]) -> dict[str, int]:
+    """Each windowed tensor (a token conv's or shift's input) -> K, one K per tensor."""
+    out: dict[str, int] = {}
+    for name, (src, k) in ((n, v) for p in plans for n, v in p.items()):
+        if out.setdefault(src, k) != k:
+            raise UnsupportedOpError(f"{name}: reads a window of {k} tokens of {src}, which "
+                                     f"another reads {out[src]} of; generation caches one "
+                                     "window per tensor")
+    return out
 
 
 def _token_major_source(producer: dict, tokens: dict, tensor: str) -> list[str]:
@@ -255,6 +307,9 @@ def _cached(producer: dict, tokens: dict, tensor: str) -> list[str]:
         return [tensor]
     if n.op in VIEWS or _head_repeat(producer, tensor):
         return _cached(producer, tokens, n.inputs[-1])
+    acts = [t for t in n.inputs if not _is_constant(producer, t)]
+    if n.op == "add" and len(acts) == 1 and _head_repeat(producer, acts[0]):
+        return _cached(producer, tokens, acts[0])  # memory rows added (decode_memory)
     if tokens.get(tensor, (None,))[0] == 0:
         return [tensor]
     if n.op == "concat":
@@ -363,11 +418,12 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
                                  f"{c} positions")
     caches, cross = set(cache_tensors(full)), set(cross_tensors(full))
     enc, source = encoder_tensors(full), int(full.shapes[full.input][0]) - c
-    convs = token_convs(full)
-    windows = dict(convs.values())  # a token conv's input -> K
+    convs, shifts = token_convs(full), token_shifts(full)
+    windows = _windows(convs, shifts)  # a token conv's or shift's input -> K
     scans = {name: p for p in decode_scan.plans(full, c) for name in (*p.position, p.concat)}
     consts = {n.output: n for n in full.nodes if n.op == "constant"}
     tokens = _token_axes(full)
+    memory = decode_memory.placements(full, c, tokens)
     nodes, shapes = [], {full.input: (source + prompt,)}
     tensors = dict(full.tensors)
     for n in full.nodes:
@@ -382,7 +438,10 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
         else:
             if n.op == "embedding" and n.inputs == (full.input,) and "offset" in n.attrs:
                 n = replace(n, attrs={**n.attrs, "rows": prompt})  # the target's first ids
-            n = _positions_read(n, full, consts, nodes, shapes, tensors, c, prompt)
+            if n.name in shifts:  # S's first P rows and columns (decode_conv)
+                n = decode_conv.shift_prefill(n, consts[n.inputs[0]], prompt, nodes, shapes,
+                                              tensors)
+            n = _positions_read(n, full, consts, nodes, shapes, tensors, c, prompt, memory)
             n = _pattern_sliced(_reshaped(n, shapes, full, tokens, prompt), prompt)
             n = _over_positions(n, full, tokens, prompt)
             if n.name in convs:
@@ -415,8 +474,8 @@ def decode_graph(full: QGraph) -> QGraph:
     consts = {n.output: n for n in full.nodes if n.op == "constant"}
     tokens = _token_axes(full)
     scores = key_scores(full, tokens)  # the other softmaxes are per token (a router's)
-    convs = token_convs(full, tokens)
-    windows = dict(convs.values())  # a token conv's input -> K
+    convs, shifts = token_convs(full, tokens), token_shifts(full, tokens)
+    windows = _windows(convs, shifts)  # a token conv's or shift's input -> K
     scans = {name: p for p in decode_scan.plans(full, c) for name in (*p.position, p.concat)}
     tensors = {**full.tensors, STEP: full.tensors[full.input]}
     shapes: dict[str, tuple[int, ...]] = {STEP: (2,)}
@@ -442,6 +501,10 @@ def decode_graph(full: QGraph) -> QGraph:
             src, k = convs[n.name]
             n = decode_conv.window(decode_conv.causal_only(n), k, state_name(src), STEP,
                                    nodes, shapes, tensors)
+        elif n.name in shifts:  # the band's row times the window of K rows ending at p
+            src, k = shifts[n.name]
+            n = decode_conv.shift_window(n, consts[n.inputs[0]], k, state_name(src), STEP,
+                                         nodes, shapes, tensors)
         elif n.op == "constant" or (acts and all(t in whole for t in acts)):
             nodes.append(n)  # a constant (read at use), or computed from the caches as in full
             shapes[n.output] = full.shapes[n.output]
@@ -563,14 +626,17 @@ def key_scores(graph: QGraph, tokens: dict | None = None) -> set[str]:
 def _masked(n: QNode, full: QGraph, nodes: list, shapes: dict, tensors: dict, masks: dict,
             c: int) -> QNode:
     """A causal softmax of the step: masked by row p of the lower-triangular table, or of its
-    constant pattern (a sliding window: ``valid`` (1, C, C), the same for every head)."""
+    constant pattern (a sliding window: ``valid`` (1, C, C), the same for every head); keys
+    after M constant ones (memory: decode_memory) are seen from every position."""
     if len(n.inputs) > 1:
         raise UnsupportedOpError(f"{n.name}: a softmax with a padding mask; generation runs "
                                  "unpadded prompts")
     causal = bool(n.attrs.get("causal", False))
+    keys = full.shapes[n.inputs[0]][-1]
+    seen = intops.causal_valid(c, keys, keys - c)  # row p: the memory, then tokens 0..p
     if "valid" in n.params:
         pattern = np.asarray(n.params["valid"]) != 0
-        if pattern.shape[-2:] != (c, c):
+        if pattern.shape[-2:] != (c, keys) or keys < c:
             raise UnsupportedOpError(f"{n.name}: a softmax with a constant attention pattern "
                                      f"{pattern.shape} over keys that are not the {c} tokens "
                                      "(a cross-attention's); generation decodes patterns of a "
@@ -579,12 +645,12 @@ def _masked(n: QNode, full: QGraph, nodes: list, shapes: dict, tensors: dict, ma
             raise UnsupportedOpError(f"{n.name}: a softmax with a constant attention pattern "
                                      f"per head {pattern.shape}; generation decodes patterns "
                                      "shared by the heads (a sliding window) only")
-        table = pattern[0] & (np.tril(np.ones((c, c), bool)) if causal else True)
-        if np.triu(table, 1).any():
+        table = pattern[0] & (seen if causal else True)
+        if (table & ~seen).any():
             raise UnsupportedOpError(f"{n.name}: its attention pattern lets a token see later "
                                      "ones; it cannot be decoded token by token")
     elif causal:
-        table = np.tril(np.ones((c, c), bool))  # row p: keys 0..p
+        table = seen
     else:
         raise UnsupportedOpError(f"{n.name}: a softmax that is not causal cannot be decoded "
                                  "token by token (the model sees later tokens)")
@@ -597,28 +663,30 @@ def _masked(n: QNode, full: QGraph, nodes: list, shapes: dict, tensors: dict, ma
 
 def _mask_row(table: np.ndarray, nodes: list, shapes: dict, tensors: dict, masks: dict,
               c: int) -> str:
-    """The step's key mask: row p of ``table`` (C, C) gathered by the position (one gather per
-    distinct table, kept in ``masks`` by name: the causal one is ``decode.mask``)."""
+    """The step's key mask: row p of ``table`` (C, keys) gathered by the position (one gather
+    per distinct table, kept in ``masks`` by name: the causal one is ``decode.mask``)."""
     name = next((k for k, t in masks.items() if np.array_equal(t, table)), None)
     if name is not None:
         return f"{name}.keys"
-    causal = np.array_equal(table, np.tril(np.ones((c, c), np.int64)))
+    keys = table.shape[1]
+    causal = np.array_equal(table, intops.causal_valid(c, keys, keys - c))
     name = MASK if causal else f"{MASK}.{len(masks)}"
     masks[name] = table
     nodes.append(QNode(name, "embedding", (STEP,), name,
                        {"offset": 1, "index_is": "position"}, {"table": table}))
-    nodes.append(QNode(f"{name}.keys", "reshape", (name,), f"{name}.keys", {"shape": (c,)}))
-    shapes[name], shapes[f"{name}.keys"] = (1, c), (c,)
+    nodes.append(QNode(f"{name}.keys", "reshape", (name,), f"{name}.keys", {"shape": (keys,)}))
+    shapes[name], shapes[f"{name}.keys"] = (1, keys), (keys,)
     tensors[name] = tensors[f"{name}.keys"] = KEY_MASK
     return f"{name}.keys"
 
 
 def _pattern_sliced(n: QNode, prompt: int) -> QNode:
-    """A prefill's softmax with a constant pattern (Pp, C, C): its first ``prompt`` queries
-    and keys."""
+    """A prefill's softmax with a constant pattern (Pp, C, M + C): its first ``prompt``
+    queries and M + ``prompt`` keys (M memory keys before the tokens': decode_memory)."""
     if n.op != "softmax" or "valid" not in n.params:
         return n
-    valid = np.asarray(n.params["valid"])[:, :prompt, :prompt]
+    valid = np.asarray(n.params["valid"])
+    valid = valid[:, :prompt, :prompt + valid.shape[-1] - valid.shape[-2]]
     return replace(n, params={**n.params, "valid": valid})
 
 
@@ -633,13 +701,16 @@ def _head_repeat(producer: dict, tensor: str) -> bool:
 
 
 def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: dict,
-                    tensors: dict, c: int, prompt: int | None) -> QNode:
+                    tensors: dict, c: int, prompt: int | None,
+                    memory: dict[str, int] | None = None) -> QNode:
     """``n`` (an elementwise op, or a matmul on its batch axes) reading the positions it runs at
     from each constant over all C positions (an axis of C where ``n``'s activation has
     ``prompt`` rows, or 1 in a decode step): the first ``prompt`` rows on every such axis (a
     sliced constant; an ALiBi bias (heads, C, C) has two), or row p (``prompt`` None: a gather
     by the step's position along the one axis where the step has 1, then views back to the
-    constant's layout; row 0 of a constant that is the same at every position)."""
+    constant's layout; row 0 of a constant that is the same at every position). In a prefill,
+    ``memory`` (placement matmul -> M: decode_memory) cuts the placements and the constants
+    over M + C keys to the first M + P."""
     if n.op not in _ELEMENTWISE and n.op != "matmul":
         return n
     acts = [t for t in n.inputs if t not in consts]
@@ -647,23 +718,29 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
         return n
     act, whole = shapes[acts[0]], full.shapes.get(acts[0], shapes[acts[0]])
     rows = 1 if prompt is None else prompt
+    memory = memory or {}
+    if n.name in memory and prompt is not None:
+        return _placed(n, memory[n.name], consts[n.inputs[0]], nodes, shapes, tensors, prompt)
     _refuse_mixing(n, consts, act, c, rows)
+    keys = {c + m for m in memory.values()} if prompt is not None else set()
     inputs = list(n.inputs)
     for i, t in enumerate(n.inputs):
         if t not in consts:
             continue
         value = np.asarray(consts[t].params["value"])
-        axes = _position_axes(n.op, value.shape, act, whole, c, rows)
+        axes = _position_axes(n.op, value.shape, act, whole, c, rows) + \
+            decode_memory.key_axes(value.shape, act, whole, keys)
         if not axes or (prompt is None and len(axes) != 1):
             continue
         k = axes[0]
         name = f"{t}.at{'_p' if prompt is None else prompt}"
         if name not in shapes:
             if prompt is not None or _same_along(value, k):
-                # every token axis (an ALiBi bias's queries and keys); a constant equal at every
-                # position (a head selection broadcast over the tokens) needs no gather either
+                # every token axis (an ALiBi bias's queries and keys, those of a memory's M + P
+                # keys); a constant equal at every position (a head selection broadcast over
+                # the tokens) needs no gather either
                 for a in axes:
-                    value = np.take(value, range(rows), axis=a)
+                    value = np.take(value, range(act[len(act) - value.ndim + a]), axis=a)
                 nodes.append(replace(consts[t], name=name, output=name,
                                      params={**consts[t].params, "value": value}))
                 shapes[name], tensors[name] = value.shape, full.tensors[t]
@@ -681,18 +758,30 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
     return replace(n, inputs=tuple(inputs))
 
 
+def _placed(n: QNode, m: int, const: QNode, nodes: list, shapes: dict, tensors: dict,
+            prompt: int) -> QNode:
+    """A prefill's placement of the prompt's P rows after M memory rows (decode_memory)."""
+    name = f"{const.output}.at{prompt}"
+    value = decode_memory.sliced(np.asarray(const.params["value"]), m, prompt)
+    nodes.append(replace(const, name=name, output=name, params={**const.params, "value": value}))
+    shapes[name], tensors[name] = value.shape, tensors[const.output]
+    return replace(n, inputs=(name, *n.inputs[1:]))
+
+
 def _refuse_mixing(n: QNode, consts: dict, act: tuple[int, ...], c: int, rows: int) -> None:
     """A matmul of a constant (M, C) by the ``rows`` positions a step computes (not whole
-    caches: those run as in ``full``) mixes the tokens' rows (x-transformers' token shift, a
-    pool or a cat along the positions): refused, not built."""
+    caches: those run as in ``full``; a token shift, a band below the diagonal, reads a
+    window: ``token_shifts``) mixes the tokens' rows (a pool, a cat along the positions):
+    refused, not built."""
     if n.op != "matmul" or n.inputs[0] not in consts or n.attrs.get("transpose_b"):
         return
     value = np.shape(consts[n.inputs[0]].params["value"])
     if value[-1] == c and len(act) >= 2 and act[-2] == rows != c:
         raise UnsupportedOpError(
-            f"{n.name}: mixes the {c} token positions by a constant {value[-2:]} matrix (a token "
-            "shift, a pool or a concatenation along the positions); generation caches only "
-            "attention's keys and values: run the model with qasic evaluate")
+            f"{n.name}: mixes the {c} token positions by a constant {value[-2:]} matrix (a pool "
+            "or a concatenation along the positions); generation caches attention's keys and "
+            "values and windows of past tokens (a causal band of one value per diagonal): run "
+            "the model with qasic evaluate")
 
 
 def _position_axes(op: str, value: tuple[int, ...], act: tuple[int, ...],
@@ -807,16 +896,17 @@ def _token_axes(graph: QGraph) -> dict[str, tuple[int, int]]:
 def _reshaped(n: QNode, shapes: dict, full: QGraph | None = None,
               tokens: dict | None = None, prompt: int | None = None) -> QNode:
     """A reshape on ``prompt`` positions (a decode step: 1): the axis that holds the tokens in
-    the full graph (``tokens``) shrinks from C to ``prompt``; a reshape the tokens do not reach
-    keeps its input's leading axis."""
+    the full graph (``tokens``) shrinks from C to ``prompt`` (from M + C to M + P after a
+    memory's M rows: decode_memory; the only axis whose size changes, it takes what the
+    input's size leaves); a reshape the tokens do not reach keeps its input's leading axis."""
     if n.op != "reshape":
         return n
     shape = tuple(n.attrs.get("shape", ()))
     if tokens is not None and n.output in tokens and full is not None:
         j, _ = tokens[n.output]
-        c = positions(full)
-        new = (*shape[:j], shape[j] // c * prompt, *shape[j + 1:])
-        return replace(n, attrs={**n.attrs, "shape": new})
+        size, rest = int(np.prod(shapes[n.inputs[0]])), int(np.prod(shape[:j] + shape[j + 1:]))
+        rows = size // rest if rest and size % rest == 0 else shape[j] // positions(full) * prompt
+        return replace(n, attrs={**n.attrs, "shape": (*shape[:j], rows, *shape[j + 1:])})
     rows = shapes[n.inputs[0]][0]
     new = (rows, *shape[1:]) if len(shape) > 1 else (rows * int(np.prod(
         shapes[n.inputs[0]][1:])),)

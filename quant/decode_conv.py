@@ -16,6 +16,16 @@ are the zero point's); each decode step writes its row at K - 1 + p (``cache_wri
 K rows' bytes at the step's position), tokens p-K+1..p, on which the conv with no padding
 gives the full model's output row p bit for bit. The right padding's outputs, never read
 (``slice_linear``), are dropped.
+
+A *token shift* (x-transformers' ``shift_tokens``: part of the features taken from earlier
+tokens, a pad of the positions that crops) is captured as matmul(S, x), S (C, C) a constant
+band below the diagonal: S[p, p - k] = w_k for k < K, the same at every row (Toeplitz), so
+output p reads tokens p-K+1..p and the rows before 0 add exactly 0. It is the same window:
+``x`` cached after K - 1 rows of v = 0, a prefill running S's first P rows and columns
+(``shift_prefill``), a decode step the row (w_(K-1) .. w_0) times the window of K rows ending
+at p (``shift_window``): the same products of the same codes, the zero ones left out, so the
+same sum. A 1x1 conv over the tokens (x-transformers' talking heads over the attention
+scores) maps each position alone: it is not a token convolution and runs as it is.
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ def token_convs(graph: QGraph, c: int, tokens: dict, sources: Callable[[str], li
     of ([] if none). A conv over the tokens that is not causal is refused."""
     out = {}
     for n in graph.nodes:
-        if n.op != "conv2d" or n.inputs[0] not in tokens:
+        if n.op != "conv2d" or n.inputs[0] not in tokens or _per_position(n):
             continue
         shape, (_, kh, kw, _) = graph.shapes[n.inputs[0]], np.shape(n.params["weight"])
         top, left, bottom, _ = quad(n.attrs.get("padding", 0))
@@ -58,6 +68,67 @@ def token_convs(graph: QGraph, c: int, tokens: dict, sources: Callable[[str], li
                                      "generation caches those")
         out[n.name] = (src[0], kw)
     return out
+
+
+def _per_position(n: QNode) -> bool:
+    """A 1x1 conv of stride 1 without padding: each output pixel from its own input pixel."""
+    return np.shape(n.params["weight"])[1:3] == (1, 1) and pair(n.attrs.get("stride", 1)) \
+        == (1, 1) and quad(n.attrs.get("padding", 0)) == (0, 0, 0, 0)
+
+
+def token_shifts(graph: QGraph, c: int, tokens: dict, sources: Callable[[str], list[str]]
+                 ) -> dict[str, tuple[str, int]]:
+    """matmul node name -> (the token-major (C, D) tensor its window reads, K), for each token
+    shift: matmul(S (C, C) constant, x (C, D) over the tokens), S a band of K diagonals from
+    the main one down, each one value (``_band``). Other constant mixes of the positions are
+    not listed (quant.decode refuses them)."""
+    producer = {n.output: n for n in graph.nodes}
+    out = {}
+    for n in graph.nodes:
+        const = producer.get(n.inputs[0]) if n.op == "matmul" else None
+        if const is None or const.op != "constant" or n.attrs.get("transpose_b") \
+                or tokens.get(n.inputs[1], (None,))[0] != 0:
+            continue
+        k = _band(graph.tensors[const.output].values(np.asarray(const.params["value"])), c)
+        src = sources(n.inputs[1])
+        if k and len(src) == 1 and len(graph.shapes[src[0]]) == 2:
+            out[n.name] = (src[0], k)
+    return out
+
+
+def _band(s: np.ndarray, c: int) -> int:
+    """K if ``s`` is (C, C) with s[p, p - k] the same for every p (k < K, s[C-1, C-K] != 0)
+    and 0 elsewhere, else 0."""
+    if s.shape != (c, c) or not s.any() or np.triu(s, 1).any():
+        return 0
+    w = s[-1, ::-1]  # w_k = s[C-1, C-1-k]
+    k = int(np.flatnonzero(w)[-1]) + 1
+    band = sum(w[j] * np.eye(c, k=-j, dtype=s.dtype) for j in range(k))
+    return k if np.array_equal(s, band) else 0
+
+
+def shift_prefill(n: QNode, const: QNode, prompt: int, nodes: list, shapes: dict,
+                  tensors: dict) -> QNode:
+    """A prefill's token shift on its P tokens: S's first P rows and columns (causal: row
+    p < P reads columns up to p)."""
+    name = f"{const.output}.at{prompt}"
+    value = np.asarray(const.params["value"])[:prompt, :prompt]
+    nodes.append(replace(const, name=name, output=name, params={**const.params, "value": value}))
+    shapes[name], tensors[name] = value.shape, tensors[const.output]
+    return replace(n, inputs=(name, n.inputs[1]))
+
+
+def shift_window(n: QNode, const: QNode, k: int, state: str, step: str, nodes: list,
+                 shapes: dict, tensors: dict) -> QNode:
+    """The decode step's token shift ``n``: S's last row's band (1, K) (codes of w_(K-1) ..
+    w_0) times the K rows of ``state`` from row p (``cache_window``), tokens p-K+1..p."""
+    row, rows = f"{const.output}.window", f"{n.name}.window"
+    value = np.asarray(const.params["value"])[-1:, -k:]
+    nodes.append(replace(const, name=row, output=row, params={**const.params, "value": value}))
+    nodes.append(QNode(rows, "cache_window", (state, step), rows, {"index": 1, "rows": k}))
+    shapes |= {row: value.shape, rows: (k, shapes[state][-1])}
+    tensors |= {row: tensors[const.output], rows: tensors[state]}
+    return replace(n, inputs=(row, rows))
 
 
 def causal_only(n: QNode) -> QNode:

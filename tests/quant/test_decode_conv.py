@@ -74,3 +74,35 @@ def test_a_token_conv_is_found_when_causal_and_refused_otherwise(padding):
                                                  r"\(input \(1, 6, 4\), kernel 1x3, padding "
                                                  r".*\) that is not a causal conv1d"):
         decode_conv.token_convs(graph, C, tokens, lambda t: ["rows"])
+
+
+def _shift_graph(value: np.ndarray) -> SimpleNamespace:
+    """matmul(S, x) of a constant S (C, C) (codes, zero point 0) by x (C, 4) over the tokens."""
+    nodes = (QNode("S", "constant", (), "S", {}, {"value": value}),
+             QNode("mix", "matmul", ("S", "x"), "mix", {"transpose_b": False},
+                   {"multiplier": np.array([1 << 30]), "shift": np.array([1])}))
+    return SimpleNamespace(nodes=nodes, shapes={"S": (C, C), "x": (C, 4), "mix": (C, 4)},
+                           tensors={"S": SimpleNamespace(values=lambda q: np.asarray(q))})
+
+
+@pytest.mark.parametrize("value, k", [
+    (127 * np.eye(C, k=-1, dtype=np.int64), 2),             # x-transformers' shift by one
+    (127 * np.eye(C, k=-2, dtype=np.int64), 3),             # by two: a window of 3
+    (3 * np.eye(C, dtype=np.int64) + 5 * np.eye(C, k=-1, dtype=np.int64), 2),  # two taps
+    (np.eye(C, k=1, dtype=np.int64), 0),                    # the next token: not causal
+    (np.diag(np.arange(1, C + 1)), 0),                      # a weight per position
+    (np.eye(C, k=-1, dtype=np.int64)[::-1], 0),             # not a band
+])
+def test_a_token_shift_is_a_band_below_the_diagonal_read_through_a_window(value, k):
+    """A band of K diagonals, each one value, is a window of K tokens; any other mix of the
+    positions is not listed (quant.decode refuses it in one line)."""
+    graph, tokens = _shift_graph(value), {"x": (0, 1)}
+    got = decode_conv.token_shifts(graph, C, tokens, lambda t: [t])
+    assert got == ({"mix": ("x", k)} if k else {})
+    if k:  # the step's row: the last row's band, the window's oldest token first
+        nodes, shapes, tensors = [], {"cache.x": (C + k - 1, 4)}, {"cache.x": None, "S": None}
+        step = decode_conv.shift_window(graph.nodes[1], graph.nodes[0], k, "cache.x", "step",
+                                        nodes, shapes, tensors)
+        assert step.inputs == ("S.window", "mix.window")
+        assert nodes[0].params["value"].tolist() == [value[-1, -k:].tolist()]
+        assert nodes[1].op == "cache_window" and nodes[1].attrs == {"index": 1, "rows": k}

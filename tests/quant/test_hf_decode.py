@@ -7,8 +7,9 @@ Gemma-3 (per-head q/k norms after it: moved in front too), DiffLlama (a constant
 over the tokens after attention), MiniCPM3 (keys concatenated from two caches) and the mixtures
 of experts Mixtral and Qwen2-MoE (routing per token: topk_mask and the router's softmax run on
 the step's token) and Llama 4 (chunked attention: its own mask rows; a query temperature by
-position) reproduce the full model's codes bit for bit; Llama, DiffLlama, MiniCPM3, Mixtral and
-Llama 4 generate on the simulator equal to the golden reference."""
+position) and MiniMax (lightning attention in one block: K/V caches and a decay row by position)
+reproduce the full model's codes bit for bit; Llama, DiffLlama, MiniCPM3, Mixtral, Llama 4 and
+MiniMax generate on the simulator equal to the golden reference."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 
+from qasic.errors import UnsupportedOpError
 from qasic.quant import QuantConfig, reference
 from qasic.quant.decode import (
     cache_tensors,
@@ -84,6 +86,17 @@ def _model(name: str):
             vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, state_size=8, expand=2,
             conv_kernel=4, num_heads=8, head_dim=8, n_groups=1, chunk_size=4,
             initializer_range=0.3)),
+        # a full attention layer, then a lightning (linear) attention one in one block of C
+        # positions, or that one alone in 4 blocks of 4 (``@block4``); 2 heads of 16, 2
+        # experts, top 1
+        **{name: functools.partial(lambda block, kinds: t.MiniMaxForCausalLM(t.MiniMaxConfig(
+            **common | {"hidden_size": 32, "intermediate_size": 32, "num_attention_heads": 2,
+                        "num_hidden_layers": len(kinds)},
+            num_key_value_heads=1, head_dim=16, num_local_experts=2, num_experts_per_tok=1,
+            block_size=block, layer_types=kinds, initializer_range=0.3)), block, kinds)
+           for name, block, kinds in (
+               ("minimax", 256, ["full_attention", "linear_attention"]),
+               ("minimax@block4", 4, ["linear_attention"]))},
     }
     return Logits(make[name]().eval())
 
@@ -97,7 +110,7 @@ def _full(name: str):
 @pytest.mark.parametrize("name", ["llama", "phi", "gemma", "gpt_bigcode", "bloom",
                                   "mistral@window6", "qwen3", "gemma3", "diffllama",
                                   "minicpm3", "mixtral", "qwen2_moe", "llama4", "lfm2",
-                                  "mamba", "mamba2"])
+                                  "mamba", "mamba2", "minimax"])
 def test_prefill_then_decode_steps_equal_the_full_model(name):
     full = _full(name)
     seq = np.random.default_rng(1).integers(0, VOCAB, (2, C))
@@ -188,7 +201,7 @@ def test_a_routers_softmax_runs_on_the_steps_token_and_attentions_read_the_cache
 
 
 @pytest.mark.parametrize("name", ["llama", "diffllama", "minicpm3", "mixtral", "llama4", "lfm2",
-                                  "mamba", "mamba2"])
+                                  "mamba", "mamba2", "minimax"])
 def test_generation_on_the_simulator_equals_the_golden_reference(name):
     from qasic.arch.config import default_arch
     from qasic.generate import Session, golden_tokens
@@ -201,10 +214,10 @@ def test_generation_on_the_simulator_equals_the_golden_reference(name):
     assert got == want and len(set(want)) > 1
     for a, b in zip(rows, ref_rows, strict=True):
         np.testing.assert_array_equal(a, b)
-    scatters = {"llama": 4, "diffllama": 4, "minicpm3": 6, "mixtral": 4,
-                "llama4": 4, "lfm2": 3, "mamba": 2, "mamba2": 2}[name]  # a cache each (LFM2:
+    scatters = {"llama": 4, "diffllama": 4, "minicpm3": 6, "mixtral": 4, "llama4": 4,
+                "lfm2": 3, "mamba": 2, "mamba2": 2, "minimax": 4}[name]  # a cache each (LFM2:
     # its conv's window, K, V; Mamba, Mamba2: each layer's conv window; the scan states are
-    # stored whole)
+    # stored whole; MiniMax: K and V of its full and its lightning attention)
     assert [i.op for i in session.decode.instrs].count("SCATTER") == scatters
 
 
@@ -285,3 +298,24 @@ def test_mambas_decode_step_reads_and_writes_each_layers_state(name, h, rows):
     reference.run(prefill_graph(full, 4), seq, state=state)
     for chain, r in zip(chains, reads, strict=True):
         np.testing.assert_array_equal(state[r], full_states[chain[3].state].reshape(1, *rows))
+
+
+def test_minimaxs_lightning_attention_in_one_block_decodes_with_kv_caches():
+    """MiniMax's lightning attention in one block of the C positions is ((Q K^T) * D) V with
+    a constant decay D (heads, C, C), zero above the diagonal (and Q's product with the
+    initial state, a constant 0): a decode step reads the whole K and V caches and row p of D
+    (a gather by p), like a softmax attention's mask; its full-attention layer caches K and V
+    too. Over 4 blocks of 4 the state K^T V carried between blocks (each block its own
+    encodings) is refused in one line."""
+    step = decode_graph(_full("minimax"))
+    assert [n.op for n in step.nodes].count("cache_write") == 4  # K and V of 2 layers
+    scores, = [n.output for n in step.nodes if n.op == "matmul" and n.attrs.get("transpose_b")
+               and ".layers.1." in n.name]  # q_p K^T over the whole key cache
+    decay, = [n for n in step.nodes if n.op == "mul" and scores in n.inputs]
+    assert step.shapes[scores] == step.shapes[decay.output] == (2, 1, C)
+    row = next(t for t in decay.inputs if t != scores)  # D's row p: gathered by the position
+    assert row.endswith(".at_p") and step.shapes[row] == (2, 1, C)
+    with pytest.raises(UnsupportedOpError, match=r"^matmul \S+matmul_6: its second operand is "
+                       r"linear attention's state \S+matmul_3 \(K\^T V summed .* at least "
+                       r"the 16 positions$"):
+        decode_graph(_full("minimax@block4"))

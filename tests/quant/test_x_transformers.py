@@ -15,7 +15,6 @@ import pytest
 import torch
 from torch import nn
 
-from qasic.errors import UnsupportedOpError
 from qasic.quant import capture, wrappers
 
 xt = pytest.importorskip("x_transformers")
@@ -124,14 +123,21 @@ def test_the_rotary_embedding_is_an_autocast_region_inlined():
     assert not [n for n in wrappers.inline(ep.graph_module).nodes if n.op == "get_attr"]
 
 
-def _generate(model: nn.Module, prompt: int = 5, steps: int = 4) -> bool:
-    from qasic.arch.config import default_arch
-    from qasic.generate import Session, golden_tokens
+def _quantized(model: nn.Module):
     from qasic.quant import QuantConfig
     from qasic.quant.quantize import quantize
 
     x = _ids()
-    full = quantize(model, (torch.from_numpy(x[:1]),), x, QuantConfig())
+    return quantize(model, (torch.from_numpy(x[:1]),), x, QuantConfig())
+
+
+def _generate(model: nn.Module, prompt: int = 5, steps: int = 4, full=None) -> bool:
+    """Prefill + decode steps on the simulator equal the golden reference's full model, token
+    for token and code for code."""
+    from qasic.arch.config import default_arch
+    from qasic.generate import Session, golden_tokens
+
+    x, full = _ids(), _quantized(model) if full is None else full
     got, rows = Session(full, prompt, default_arch()).generate(x[0, :prompt], steps)
     want, ref = golden_tokens(full, x[0, :prompt], steps)
     return got == want and all(np.array_equal(a, b) for a, b in zip(rows, ref, strict=True))
@@ -143,11 +149,32 @@ def test_a_causal_decoder_generates_exactly_with_kv_caches():
     assert _generate(_wrapper(xt.Decoder, heads=4, attn_kv_heads=2, rotary_pos_emb=True))
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"shift_tokens": 1}, "mixes the 12 token positions by a constant (12, 12) matrix"),
-    ({"attn_num_mem_kv": 2}, "e.g. learned memory keys and values); generation caches those"),
-])
-def test_generation_refuses_what_it_cannot_cache_in_one_line(options, message):
-    with pytest.raises(UnsupportedOpError) as e:
-        _generate(_wrapper(xt.Decoder, **options))
-    assert message in str(e.value) and "\n" not in str(e.value)
+def test_learned_memory_keys_and_values_are_a_constant_prefix_of_the_caches():
+    """attn_num_mem_kv: 2 constant keys and values before the tokens' (seen from every
+    position), with T5's relative bias over those 2 + C keys: the prefill cuts both to 2 + P;
+    the grouped-query head repeat after them (a reshape merging the 2 + C rows) too."""
+    from qasic.quant.decode import MASK, decode_graph
+
+    full = _quantized(_wrapper(xt.Decoder, attn_num_mem_kv=2, rel_pos_bias=True, heads=4,
+                               attn_kv_heads=2))
+    step = decode_graph(full)
+    assert [n.op for n in step.nodes].count("cache_write") == 2  # the tokens' keys and values
+    mask = np.asarray(next(n for n in step.nodes if n.name == MASK).params["table"])
+    assert mask.shape == (S, 2 + S) and mask[:, :2].all()  # the memory: seen by every token
+    assert np.array_equal(mask[:, 2:], np.tril(np.ones((S, S))))
+    assert _generate(None, full=full)
+
+
+def test_the_token_shift_reads_windows_and_talking_heads_run_per_step():
+    """shift_tokens=2: thirds of the features from the token itself, the previous one and the
+    one before (windows of 2 and 3 tokens); talking heads: 1x1 convs over the scores' heads,
+    per (query, key), so a step runs them on its one query. The attention block and the
+    feed-forward each shift."""
+    from qasic.quant.decode import decode_graph
+
+    full = _quantized(_wrapper(xt.Decoder, shift_tokens=2, attn_pre_talking_heads=True,
+                               attn_post_talking_heads=True))
+    step = decode_graph(full)
+    assert sorted(n.attrs["rows"] for n in step.nodes if n.op == "cache_window") == [2, 2, 3, 3]
+    assert [n.op for n in step.nodes].count("conv2d") == 2
+    assert _generate(None, full=full)

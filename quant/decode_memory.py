@@ -1,0 +1,68 @@
+"""Generation with learned memory keys and values (x-transformers' ``attn_num_mem_kv``): M
+constant rows before the token keys and values of every attention.
+
+The capture writes ``cat((memory, k), dim=-2)`` as a *placement* and a constant:
+
+    matmul(place, k)     place (..., M + C, C): token j's row to row M + j (one nonzero value)
+    add(that, memory)    memory (..., M + C, D): the M learned rows, then zeros
+
+so the keys an attention reads are [memory | tokens 0..C-1], and its causal softmax lets query
+i see keys j <= M + i (``causal_valid(C, M + C, M)``): the memory is seen from every position.
+A decode step runs both ops on the whole cache as ``full`` does (the cache's rows after p are
+masked); a prefill of P tokens runs them on the first M + P rows: the placement's first M + P
+rows and P columns, and every constant over the keys (the memory, a relative position bias
+(heads, C, M + C)) cut to its first M + P keys (``sliced``). Exact: each kept row is the full
+model's (one 1 per row, the same requantization), and a prefix of the keys is what a causal
+query of the prompt reads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qasic.errors import UnsupportedOpError
+from qasic.quant.graph import QGraph
+
+
+def placements(graph: QGraph, c: int, tokens: dict) -> dict[str, int]:
+    """matmul node name -> M for each placement of the C token rows after M constant rows:
+    matmul(constant (..., M + C, C), x) with x's tokens on its axis -2. A constant matmul over
+    the tokens whose output has more rows than C but is not [0 | identity] is refused."""
+    producer = {n.output: n for n in graph.nodes}
+    out = {}
+    for n in graph.nodes:
+        const = producer.get(n.inputs[0]) if n.op == "matmul" else None
+        if const is None or const.op != "constant" or n.attrs.get("transpose_b") \
+                or tokens.get(n.inputs[1], (None,))[0] != len(graph.shapes[n.inputs[1]]) - 2:
+            continue
+        value = graph.tensors[const.output].values(np.asarray(const.params["value"]))
+        rows, cols = value.shape[-2:]
+        if cols != c or rows <= c:
+            continue
+        m = rows - c
+        want = np.concatenate([np.zeros((m, c), bool), np.eye(c, dtype=bool)])
+        if not ((value != 0) == want).all() or np.unique(value[value != 0]).size != 1:
+            raise UnsupportedOpError(
+                f"{n.name}: places the {c} token rows among {m} constant rows other than after "
+                "them in order; generation decodes constant keys and values before the tokens "
+                "(x-transformers' memory) only")
+        out[n.name] = m
+    return out
+
+
+def key_axes(value: tuple[int, ...], act: tuple[int, ...], whole: tuple[int, ...],
+             keys: set[int]) -> list[int]:
+    """The axes of a constant shaped ``value`` over the keys of an attention with memory (M + C
+    in ``keys``; ``whole`` the full model's activation there) where a prefill's activation
+    ``act`` has fewer (M + P), the shapes aligned from their last axes: cut to their first
+    M + P (``sliced``)."""
+    return [len(value) - 1 - k
+            for k, (x, y, z) in enumerate(zip(value[::-1], act[::-1], whole[::-1],
+                                              strict=False))
+            if x == z != y and x in keys]
+
+
+def sliced(value: np.ndarray, m: int, prompt: int) -> np.ndarray:
+    """A placement's constant (..., M + C, C) on a prompt of P tokens: its first M + P rows
+    and P columns."""
+    return np.ascontiguousarray(value[..., :m + prompt, :prompt])
