@@ -851,6 +851,35 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                      _XT | {"rotary_pos_emb": True},
                                      {"dim_in": 8, "dim_out": 8, "max_seq_len": 64},
                                      "features", 8),
+    # HF encoders of a third probe: Pixtral's vision tower (the images of a batch in one
+    # sequence, a block mask between them), CANINE (characters hashed into buckets), YOSO
+    # (attention by LSH collision expectation, acos), PatchTST and PatchTSMixer (time series
+    # cut into patches by Tensor.unfold), DAC's encoder and decoder (Snake: x + sin(a x)^2 / a)
+    "PixtralVisionModel": ("vision", "PixtralVisionConfig",
+                           {"image_size": 32, "patch_size": 8, "hidden_size": 32,
+                            "intermediate_size": 64, "num_hidden_layers": 2,
+                            "num_attention_heads": 2, "head_dim": 16}, {}, "image", 32),
+    "CanineModel": ("encoder", "CanineConfig",
+                    {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                     "intermediate_size": 64, "max_position_embeddings": 64,
+                     "num_hash_functions": 4, "num_hash_buckets": 64, "downsampling_rate": 4,
+                     "local_transformer_stride": 8}, {"add_pooling_layer": False},
+                    "ids", SEQ_DEC),
+    "YosoModel": ("encoder", "YosoConfig", _ENC | {"hash_code_len": 9}, {}, "ids", SEQ_ENC),
+    "PatchTSTModel": ("other", "PatchTSTConfig",
+                      {"num_input_channels": 3, "context_length": 32, "patch_length": 8,
+                       "patch_stride": 8, "d_model": 32, "num_attention_heads": 2,
+                       "num_hidden_layers": 2, "ffn_dim": 64}, {}, "series", 32),
+    "PatchTSMixerModel": ("other", "PatchTSMixerConfig",
+                          {"num_input_channels": 3, "context_length": 32, "patch_length": 8,
+                           "patch_stride": 8, "d_model": 16, "num_layers": 2},
+                          {}, "series", 32),
+    "DacEncoder": ("other", "DacConfig",
+                   {"encoder_hidden_size": 8, "downsampling_ratios": [2, 4], "hidden_size": 32,
+                    "decoder_hidden_size": 32, "upsampling_ratios": [4, 2]}, {}, "audio", 64),
+    "DacDecoder": ("other", "DacConfig",
+                   {"encoder_hidden_size": 8, "downsampling_ratios": [2, 4], "hidden_size": 32,
+                    "decoder_hidden_size": 32, "upsampling_ratios": [4, 2]}, {}, "latents", 8),
     # diffusion (diffusers, benchmarks/diffusion.py): config class "diffusers" (the class's own
     # keywords), model keyword "call" (the call form: a fixed timestep, class, text context)
     **{name: ("diffusion", "diffusers", kw, {"call": call}, kind, size)
@@ -1030,11 +1059,14 @@ _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
               "MoonshineEncoder": "transformers.models.moonshine.modeling_moonshine",
               "Idefics3VisionTransformer": "transformers.models.idefics3.modeling_idefics3",
               "Qwen2AudioEncoder": "transformers.models.qwen2_audio.modeling_qwen2_audio",
-              "Kosmos2VisionModel": "transformers.models.kosmos2.modeling_kosmos2"}
+              "Kosmos2VisionModel": "transformers.models.kosmos2.modeling_kosmos2",
+              "DacEncoder": "transformers.models.dac.modeling_dac",
+              "DacDecoder": "transformers.models.dac.modeling_dac"}
 # the keyword each input kind goes in as
 _KEYWORD = {"ids": "input_ids", "ids_mask": "input_ids", "image": "pixel_values",
             "features": "input_features", "wave": "input_values", "frames": "input_features",
-            "spectro": "input_values", "embeds": "inputs", "mel": "input_features"}
+            "spectro": "input_values", "embeds": "inputs", "mel": "input_features",
+            "series": "past_values", "audio": "hidden_state", "latents": "hidden_state"}
 
 
 def model_class(name: str) -> Any:
@@ -1182,7 +1214,8 @@ def inputs(kind: str, size: int) -> np.ndarray:
     shape = {"image": (BATCH, 3, size, size), "features": (BATCH, 16, size),
              "wave": (BATCH, size), "latent": (BATCH, 4, size, size), "frames": (BATCH, size, 16),
              "spectro": (BATCH, size, 16), "embeds": (BATCH, size, 32),
-             "mel": (BATCH, 1, size, 16)}[kind]
+             "mel": (BATCH, 1, size, 16), "series": (BATCH, size, 3),
+             "audio": (BATCH, 1, size), "latents": (BATCH, 32, size)}[kind]
     return rng.standard_normal(shape).astype(np.float32)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from qasic.quant import geometry as geo
+from qasic.quant import pointwise as pw
 from qasic.quant import resize
 from qasic.quant.lowering import Act, _act, _arg, _ints, _standalone_bn, hw_pad, hw_pair, per_sample
 from qasic.quant.lowering_seq import same_samples
@@ -27,6 +28,8 @@ aten = torch.ops.aten
 SUPPORTED = (
     "relu, relu6, hardtanh, clamp (fused into a preceding conv/linear/add/mul, else a table)",
     "hardswish, hardsigmoid, silu, sigmoid, tanh, gelu, leaky_relu, elu (tables)",
+    ("exp, expm1, erf, log, sqrt, rsqrt, reciprocal, abs, neg, sin, cos, acos, asin, atan, pow "
+     "by a scalar, square (tables; chained into one table in sequence models)"),
     "max_pool1d/2d (padding, ceil_mode, dilation 1)",
     "avg_pool1d/2d (a divisor varying by window: times a per-position constant)",
     ("adaptive_avg_pool1d/2d (in % out == 0: an avgpool2d; any other size: a resize), mean over "
@@ -225,6 +228,16 @@ def lut(fn: str, arg_names: tuple = ()) -> Any:
         for i, (key, default) in enumerate(arg_names):
             fn_args[key] = _arg(args, kwargs, i + 1, key, default)
         return b.add(node, "lut", (x.name,), {"fn": fn, "fn_args": fn_args})
+    return handler
+
+
+def expression(make: Any) -> Any:
+    """A handler lowering an elementwise op of one activation of an image model to one lut
+    node of the tree ``make(x, args)`` (qasic.quant.pointwise; sequence models chain such ops
+    into one table, qasic.quant.lowering_pointwise)."""
+    def handler(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+        x = _act(b, node, args[0], f"{node.target} input")
+        return b.add(node, "lut", (x.name,), pw.lut_attrs(make(pw.X, args[1:])))
     return handler
 
 
@@ -527,6 +540,10 @@ def _halved(b: Any, node: Any, x: Act) -> Act | None:
     return b.add(node, "avgpool2d", (x.name,), attrs)
 
 
+def _unary_tree(name: str, x: tuple, args: list) -> tuple:
+    return pw.op(name, x)
+
+
 def recurrent(b: Any, node: Any, args: list, kwargs: dict) -> None:
     b.fail(node, f"recurrent layers (LSTM, GRU, RNN: {node.target}) are not supported")
 
@@ -590,6 +607,10 @@ def _table() -> dict:
                 t[getattr(aten, name).default] = lut(fn, arg_names)
     t[aten.elu.default] = elu
     t[aten.elu_.default] = elu
+    for name in pw.UNARY:  # sin, cos, acos, exp, ... (DAC's Snake: x + sin(a x)^2 / a)
+        t[getattr(aten, name).default] = expression(partial(_unary_tree, name))
+    t[aten.pow.Tensor_Scalar] = expression(lambda x, a: pw.op("pow", x, pw.const(a[0])))
+    t[aten.square.default] = expression(lambda x, a: pw.op("mul", x, x))
     for name in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
         for overload in ("input", "data"):
             t[getattr(getattr(aten, name), overload)] = recurrent

@@ -760,8 +760,7 @@ def _table() -> dict:
         for name in (fn, f"{fn}_"):
             if hasattr(aten, name):
                 t[getattr(aten, name).default] = _fn(fn, keys)
-    for name in ("exp", "expm1", "erf", "sqrt", "rsqrt", "neg", "abs", "reciprocal", "log", "sin",
-                 "cos"):
+    for name in pw.UNARY:
         t[getattr(aten, name).default] = _math(name)
     t[aten.pow.Tensor_Scalar] = unary(lambda tr, a, k: pw.op("pow", tr, pw.const(a[0])))
     t[aten.square.default] = unary(lambda tr, a, k: pw.op("mul", tr, tr))
