@@ -51,7 +51,9 @@ _SEQUENCE_OPS = {aten.linear.default, aten.layer_norm.default, aten.native_layer
                  aten.matmul.default, aten.bmm.default, aten.baddbmm.default,
                  aten.scaled_dot_product_attention.default,
                  aten.embedding.default, aten.einsum.default}
-_SPATIAL_OPS = ("conv", "pool", "upsample", "batch_norm", "convolution")
+# a batch norm alone does not make an image model: PatchTST's BatchNorm1d over d_model of its
+# patches (a sequence model's norm over a non-last axis)
+_SPATIAL_OPS = ("conv", "pool", "upsample", "convolution")
 
 
 def input_layout(graph: Any, user_input: Any) -> str | None:
