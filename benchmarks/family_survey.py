@@ -862,7 +862,7 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "CanineModel": ("encoder", "CanineConfig",
                     {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
                      "intermediate_size": 64, "max_position_embeddings": 64,
-                     "num_hash_functions": 4, "num_hash_buckets": 64, "downsampling_rate": 4,
+                     "num_hash_functions": 4, "num_hash_buckets": 512, "downsampling_rate": 4,
                      "local_transformer_stride": 8}, {"add_pooling_layer": False},
                     "ids", SEQ_DEC),
     "YosoModel": ("encoder", "YosoConfig", _ENC | {"hash_code_len": 9}, {}, "ids", SEQ_ENC),

@@ -764,6 +764,7 @@ def _table() -> dict:
         t[getattr(aten, name).default] = _math(name)
     t[aten.pow.Tensor_Scalar] = unary(lambda tr, a, k: pw.op("pow", tr, pw.const(a[0])))
     t[aten.square.default] = unary(lambda tr, a, k: pw.op("mul", tr, tr))
+    t[aten.remainder.Scalar] = unary(lambda tr, a, k: pw.op("remainder", tr, pw.const(a[0])))
     for target, name in ((aten.maximum.default, "maximum"), (aten.max.other, "maximum"),
                          (aten.minimum.default, "minimum"), (aten.min.other, "minimum")):
         t[target] = extreme(name)

@@ -43,6 +43,7 @@ OPS: dict[str, Callable[..., np.ndarray]] = {
     "acos": np.arccos,  # YOSO's collision probability 1 - acos(q . k) / pi
     "asin": np.arcsin,
     "atan": np.arctan,
+    "remainder": np.mod,  # torch.remainder: the sign of the divisor (CANINE's id hashes)
     "minimum": np.minimum,
     "maximum": np.maximum,
     "expm1": np.expm1,
