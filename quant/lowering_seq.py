@@ -427,7 +427,9 @@ def select(b: Any, node: Any, args: list, kwargs: dict, suffix: str = "") -> Act
     axis = axis_map(b, node.args[0])[dim]
     p, inner = digit(b, node.args[0])
     if axis is None or dim == p:
-        b.fail(node, f"a select of axis {dim}, the batch axis; only of per-sample axes")
+        b.fail(node, f"a select of axis {dim}, the batch axis (a loop over the samples of a "
+                     "batch, e.g. Pixtral's images unbound and joined into one sequence: the "
+                     "graph is one sample's); only of per-sample axes")
     b.batch_axes[node.name] = (p - (dim < p), inner)
     if size == 1:  # the whole axis: its values, without the axis
         return reshaped(b, node, x, per_sample(b, node), suffix)
