@@ -8,7 +8,8 @@ Every model is built offline from a tiny ``XxxConfig(...)`` (2 layers or stages,
 32x32 or 64x64 images, vocab 100-300, 12-16 tokens; ``torch.manual_seed(0)``, ``.eval()``),
 re-initialized (``reinit``), wrapped to take one tensor (int64 token ids (2, S), a float (2, 3,
 H, W) image, Whisper's (2, mels, frames) features, Speech2Text's (2, frames, features),
-AST's (2, frames, mels), Perceiver's (2, S, D) vectors or Wav2Vec2's (2, samples) waveform; LongT5
+AST's (2, frames, mels), Perceiver's (2, S, D) vectors, Wav2Vec2's (2, samples) waveform,
+PatchTST's (2, steps, channels) series or DAC's (2, 1, samples) audio; LongT5
 also gets ``attention_mask=torch.ones_like(ids)``, input kind ``ids_mask``) and
 return one (``last_hidden_state``), and run through ``qasic.evaluate(model, x, calibration=x)``
 (W8A8, the default arch) on the same 2 inputs: a survey of capture, compile and bit-exactness,
@@ -188,7 +189,10 @@ _DIT = {"num_attention_heads": 2, "attention_head_dim": 8, "in_channels": 4, "ou
 # float (2, 4, size, size)), "id_grid" (int64 (2, size, size), ids 0-15: UVit2DModel), "frames"
 # (Speech2Text, Wav2Vec2-BERT: float (2, size frames, 16 features)), "spectro" (AST: float (2,
 # size frames, 16 mel bins) as input_values), "embeds" (Perceiver: float (2, size, 32) as
-# inputs), "mel" (CLAP: float (2, 1, size frames, 16 mel bins) as input_features)
+# inputs), "mel" (CLAP: float (2, 1, size frames, 16 mel bins) as input_features), "series"
+# (PatchTST, PatchTSMixer: float (2, size steps, 3 channels) as past_values), "audio" (DAC's
+# encoder: float (2, 1, size samples) as hidden_state), "latents" (DAC's decoder: float (2, 32,
+# size frames) as hidden_state)
 MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # vision
     "ViTModel": ("vision", "ViTConfig", _VIT, {"add_pooling_layer": False}, "image", 32),
