@@ -344,7 +344,8 @@ def _uniform(node: Any, c: Any, at: int) -> bool:
 def _channel_constant(b: Any, node: Any, name: str, x: Act, c: Any, x_first: bool,
                       alpha: float) -> Act:
     """x + c, x - c, x * c, x / c (also c + x, c * x: PoolFormer's layer scale) with c one
-    value per channel ((C, 1, 1) or (1, C, 1, 1) on images, (C,) on vectors; a diffusion
+    value per channel ((C, 1, 1) or (1, C, 1, 1) on images, (C, 1) or (1, C, 1) on 1-D maps (DAC's
+    Snake), (C,) on vectors; a diffusion
     U-Net's time embedding at a fixed timestep): folded into the bias (and weights) of the
     conv/linear that made x when this is its only reader, else a depthwise 1x1 conv (a
     diagonal linear on vectors)."""
@@ -355,11 +356,13 @@ def _channel_constant(b: Any, node: Any, name: str, x: Act, c: Any, x_first: boo
         if not same_samples(v.numpy()):
             b.fail(node, f"{name} of a constant that differs between samples")
         v = v[:1]
-    if v is not None and name in ("add", "sub", "mul", "div") and v.numel() != ch \
+    at = 1 - node.meta["val"].dim()  # torch's channel axis (1), counted from the right
+    per_channel = v is not None and v.numel() == ch and (
+        ch == 1 or (v.dim() >= -at and v.shape[at] == ch))  # (C, 1, 1), DAC's (1, C, 1), (C,)
+    if v is not None and name in ("add", "sub", "mul", "div") and not per_channel \
             and (x_first or name in ("add", "mul")):
         return _image_constant_op(b, node, name, x, c, alpha)
-    if v is None or len(shape) not in (1, 3) or v.dim() > len(shape) + 1 \
-            or v.numel() != ch or (v.dim() > 1 and v.shape[-len(shape)] != ch) \
+    if v is None or len(shape) not in (1, 3) or v.dim() > len(shape) + 1 or not per_channel \
             or name not in ("add", "sub", "mul", "div") \
             or not (x_first or name in ("add", "mul")):  # c + x, c * x commute
         b.fail(node, f"{name} of an activation and a non-scalar constant; only scalars, or one "

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -17,12 +18,14 @@ from tests.quant.transformer_nets import check, ops
 
 
 class _Snake(nn.Module):
-    """A Conv1d, then DAC's Snake1d with one alpha for all channels (HF initializes it to 1)."""
+    """A Conv1d, then DAC's Snake1d: one alpha per channel, (1, C, 1) (HF initializes them to 1,
+    one value everywhere: a scalar)."""
 
-    def __init__(self):
+    def __init__(self, uniform: bool):
         super().__init__()
         self.conv = nn.Conv1d(2, 8, 3, padding=1)
-        self.alpha = nn.Parameter(torch.full((1, 8, 1), 1.5))
+        alpha = torch.full((8,), 1.5) if uniform else torch.linspace(0.5, 2.0, 8)
+        self.alpha = nn.Parameter(alpha.reshape(1, 8, 1))
 
     def forward(self, x):
         y = self.conv(x)
@@ -44,13 +47,18 @@ class _Collisions(nn.Module):
         return s @ self.v(x)
 
 
-def test_snake_in_an_image_model_is_tables_and_runs_bit_exact():
+@pytest.mark.parametrize(("uniform", "layers"), [
+    (True, ["conv2d", "lut", "lut", "lut", "lut", "add"]),  # a x, sin, ^2, / a: tables
+    (False, ["conv2d", "conv2d", "lut", "lut", "conv2d", "add"]),  # a, 1 / a: depthwise convs
+])
+def test_snake_in_an_image_model_is_tables_and_runs_bit_exact(uniform, layers):
     import qasic
 
     torch.manual_seed(0)
     x = np.random.default_rng(0).normal(size=(2, 2, 16)).astype(np.float32)
-    model = _Snake().eval()
+    model = _Snake(uniform).eval()
     graph = float_matches(model, x)
+    assert ops(graph) == layers
     sin = [n for n in graph.nodes if n.op == "lut" and n.attrs["fn"] == "expr"]
     assert [n.attrs["fn_args"]["expr"] for n in sin] == [("sin", ("x",)),
                                                          ("pow", ("x",), ("c", 2.0))]
