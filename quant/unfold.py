@@ -36,8 +36,8 @@ aten = torch.ops.aten
 
 
 def decompose(graph: fx.Graph) -> fx.Graph:
-    """``graph`` itself when it holds no patch im2col / col2im, else a copy with each
-    rewritten."""
+    """``graph`` itself when it holds no im2col / col2im of patches or windows, nor
+    Tensor.unfold, else a copy with each rewritten."""
     if not any(_patches(n) or _windows(n) or n.target is aten.unfold.default
                for n in graph.nodes):
         return graph
@@ -68,11 +68,11 @@ def _unfold(g: fx.Graph, node: fx.Node, x: fx.Node) -> fx.Node:
         y = _call(g, node, aten.reshape.default, y, shape[:dim] + [n, size] + shape[dim + 1:])
         return _call(g, node, aten.permute.default, y,
                      list(range(dim + 1)) + list(range(dim + 2, rank + 1)) + [dim + 1])
-    m = np.zeros((shape[dim], n * size), dtype=np.float32)
+    m = torch.zeros((shape[dim], n * size), dtype=node.meta["val"].dtype)
     for i in range(n):
-        m[np.arange(size) + i * step, np.arange(size) + i * size] = 1.0
+        m[torch.arange(size) + i * step, torch.arange(size) + i * size] = 1.0
     y = _call(g, node, aten.permute.default, x, last)
-    y = _call(g, node, aten.matmul.default, y, _const(g, node, torch.from_numpy(m)))
+    y = _call(g, node, aten.matmul.default, y, _const(g, node, m))
     y = _call(g, node, aten.reshape.default, y,
               [shape[d] for d in last[:-1]] + [n, size])
     return _call(g, node, aten.permute.default, y, back)
