@@ -870,10 +870,18 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                      "local_transformer_stride": 8}, {"add_pooling_layer": False},
                     "ids", SEQ_DEC),
     "YosoModel": ("encoder", "YosoConfig", _ENC | {"hash_code_len": 9}, {}, "ids", SEQ_ENC),
+    # YOSO's optional depthwise conv over each head's values (a window of 3 positions)
+    "YosoModel@conv": ("encoder", "YosoConfig", _ENC | {"hash_code_len": 9, "conv_window": 3},
+                       {}, "ids", SEQ_ENC),
     "PatchTSTModel": ("other", "PatchTSTConfig",
                       {"num_input_channels": 3, "context_length": 32, "patch_length": 8,
                        "patch_stride": 8, "d_model": 32, "num_attention_heads": 2,
                        "num_hidden_layers": 2, "ffn_dim": 64}, {}, "series", 32),
+    # overlapping patches (the paper's stride of half a patch): a 0/1 matmul over time
+    "PatchTSTModel@overlap": ("other", "PatchTSTConfig",
+                              {"num_input_channels": 3, "context_length": 32, "patch_length": 8,
+                               "patch_stride": 4, "d_model": 32, "num_attention_heads": 2,
+                               "num_hidden_layers": 2, "ffn_dim": 64}, {}, "series", 32),
     "PatchTSMixerModel": ("other", "PatchTSMixerConfig",
                           {"num_input_channels": 3, "context_length": 32, "patch_length": 8,
                            "patch_stride": 8, "d_model": 16, "num_layers": 2},
