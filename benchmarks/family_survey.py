@@ -8,7 +8,8 @@ Every model is built offline from a tiny ``XxxConfig(...)`` (2 layers or stages,
 32x32 or 64x64 images, vocab 100-300, 12-16 tokens; ``torch.manual_seed(0)``, ``.eval()``),
 re-initialized (``reinit``), wrapped to take one tensor (int64 token ids (2, S), a float (2, 3,
 H, W) image, Whisper's (2, mels, frames) features, Speech2Text's (2, frames, features),
-AST's (2, frames, mels), Perceiver's (2, S, D) vectors or Wav2Vec2's (2, samples) waveform; LongT5
+AST's (2, frames, mels), Perceiver's (2, S, D) vectors, Wav2Vec2's (2, samples) waveform,
+PatchTST's (2, steps, channels) series or DAC's (2, 1, samples) audio; LongT5
 also gets ``attention_mask=torch.ones_like(ids)``, input kind ``ids_mask``) and
 return one (``last_hidden_state``), and run through ``qasic.evaluate(model, x, calibration=x)``
 (W8A8, the default arch) on the same 2 inputs: a survey of capture, compile and bit-exactness,
@@ -188,7 +189,10 @@ _DIT = {"num_attention_heads": 2, "attention_head_dim": 8, "in_channels": 4, "ou
 # float (2, 4, size, size)), "id_grid" (int64 (2, size, size), ids 0-15: UVit2DModel), "frames"
 # (Speech2Text, Wav2Vec2-BERT: float (2, size frames, 16 features)), "spectro" (AST: float (2,
 # size frames, 16 mel bins) as input_values), "embeds" (Perceiver: float (2, size, 32) as
-# inputs), "mel" (CLAP: float (2, 1, size frames, 16 mel bins) as input_features)
+# inputs), "mel" (CLAP: float (2, 1, size frames, 16 mel bins) as input_features), "series"
+# (PatchTST, PatchTSMixer: float (2, size steps, 3 channels) as past_values), "audio" (DAC's
+# encoder: float (2, 1, size samples) as hidden_state), "latents" (DAC's decoder: float (2, 32,
+# size frames) as hidden_state)
 MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # vision
     "ViTModel": ("vision", "ViTConfig", _VIT, {"add_pooling_layer": False}, "image", 32),
@@ -852,6 +856,43 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                      _XT | {"rotary_pos_emb": True},
                                      {"dim_in": 8, "dim_out": 8, "max_seq_len": 64},
                                      "features", 8),
+    # HF encoders of a third probe: Pixtral's vision tower (the images of a batch in one
+    # sequence, a block mask between them), CANINE (characters hashed into buckets), YOSO
+    # (attention by LSH collision expectation, acos), PatchTST and PatchTSMixer (time series
+    # cut into patches by Tensor.unfold), DAC's encoder and decoder (Snake: x + sin(a x)^2 / a)
+    "PixtralVisionModel": ("vision", "PixtralVisionConfig",
+                           {"image_size": 32, "patch_size": 8, "hidden_size": 32,
+                            "intermediate_size": 64, "num_hidden_layers": 2,
+                            "num_attention_heads": 2, "head_dim": 16}, {}, "image", 32),
+    "CanineModel": ("encoder", "CanineConfig",
+                    {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                     "intermediate_size": 64, "max_position_embeddings": 64,
+                     "num_hash_functions": 4, "num_hash_buckets": 512, "downsampling_rate": 4,
+                     "local_transformer_stride": 8}, {"add_pooling_layer": False},
+                    "ids", SEQ_DEC),
+    "YosoModel": ("encoder", "YosoConfig", _ENC | {"hash_code_len": 9}, {}, "ids", SEQ_ENC),
+    # YOSO's optional depthwise conv over each head's values (a window of 3 positions)
+    "YosoModel@conv": ("encoder", "YosoConfig", _ENC | {"hash_code_len": 9, "conv_window": 3},
+                       {}, "ids", SEQ_ENC),
+    "PatchTSTModel": ("other", "PatchTSTConfig",
+                      {"num_input_channels": 3, "context_length": 32, "patch_length": 8,
+                       "patch_stride": 8, "d_model": 32, "num_attention_heads": 2,
+                       "num_hidden_layers": 2, "ffn_dim": 64}, {}, "series", 32),
+    # overlapping patches (the paper's stride of half a patch): a 0/1 matmul over time
+    "PatchTSTModel@overlap": ("other", "PatchTSTConfig",
+                              {"num_input_channels": 3, "context_length": 32, "patch_length": 8,
+                               "patch_stride": 4, "d_model": 32, "num_attention_heads": 2,
+                               "num_hidden_layers": 2, "ffn_dim": 64}, {}, "series", 32),
+    "PatchTSMixerModel": ("other", "PatchTSMixerConfig",
+                          {"num_input_channels": 3, "context_length": 32, "patch_length": 8,
+                           "patch_stride": 8, "d_model": 16, "num_layers": 2},
+                          {}, "series", 32),
+    "DacEncoder": ("other", "DacConfig",
+                   {"encoder_hidden_size": 8, "downsampling_ratios": [2, 4], "hidden_size": 32,
+                    "decoder_hidden_size": 32, "upsampling_ratios": [4, 2]}, {}, "audio", 64),
+    "DacDecoder": ("other", "DacConfig",
+                   {"encoder_hidden_size": 8, "downsampling_ratios": [2, 4], "hidden_size": 32,
+                    "decoder_hidden_size": 32, "upsampling_ratios": [4, 2]}, {}, "latents", 8),
     # diffusion (diffusers, benchmarks/diffusion.py): config class "diffusers" (the class's own
     # keywords), model keyword "call" (the call form: a fixed timestep, class, text context)
     **{name: ("diffusion", "diffusers", kw, {"call": call}, kind, size)
@@ -1031,11 +1072,14 @@ _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
               "MoonshineEncoder": "transformers.models.moonshine.modeling_moonshine",
               "Idefics3VisionTransformer": "transformers.models.idefics3.modeling_idefics3",
               "Qwen2AudioEncoder": "transformers.models.qwen2_audio.modeling_qwen2_audio",
-              "Kosmos2VisionModel": "transformers.models.kosmos2.modeling_kosmos2"}
+              "Kosmos2VisionModel": "transformers.models.kosmos2.modeling_kosmos2",
+              "DacEncoder": "transformers.models.dac.modeling_dac",
+              "DacDecoder": "transformers.models.dac.modeling_dac"}
 # the keyword each input kind goes in as
 _KEYWORD = {"ids": "input_ids", "ids_mask": "input_ids", "image": "pixel_values",
             "features": "input_features", "wave": "input_values", "frames": "input_features",
-            "spectro": "input_values", "embeds": "inputs", "mel": "input_features"}
+            "spectro": "input_values", "embeds": "inputs", "mel": "input_features",
+            "series": "past_values", "audio": "hidden_state", "latents": "hidden_state"}
 
 
 def model_class(name: str) -> Any:
@@ -1183,7 +1227,8 @@ def inputs(kind: str, size: int) -> np.ndarray:
     shape = {"image": (BATCH, 3, size, size), "features": (BATCH, 16, size),
              "wave": (BATCH, size), "latent": (BATCH, 4, size, size), "frames": (BATCH, size, 16),
              "spectro": (BATCH, size, 16), "embeds": (BATCH, size, 32),
-             "mel": (BATCH, 1, size, 16)}[kind]
+             "mel": (BATCH, 1, size, 16), "series": (BATCH, size, 3),
+             "audio": (BATCH, 1, size), "latents": (BATCH, 32, size)}[kind]
     return rng.standard_normal(shape).astype(np.float32)
 
 

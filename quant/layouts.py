@@ -39,8 +39,8 @@ SEQUENCE_OPS = {aten.layer_norm.default, aten.native_layer_norm.default, aten.rm
                 aten._scaled_dot_product_flash_attention_for_cpu.default,
                 # a select has no image form; in torch's axes it is a selection of rows
                 # (DPT's CLS token of a sequence read after an image stage, GLPN's
-                # attn[:, 0] of a two-channel attention map)
-                aten.select.int}
+                # attn[:, 0] of a two-channel attention map); an unbind is one select per index
+                aten.select.int, aten.unbind.int}
 
 
 def _map(b: Any, node: Any) -> bool:

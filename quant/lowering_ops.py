@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from qasic.quant import geometry as geo
+from qasic.quant import pointwise as pw
 from qasic.quant import resize
 from qasic.quant.lowering import Act, _act, _arg, _ints, _standalone_bn, hw_pad, hw_pair, per_sample
 from qasic.quant.lowering_seq import same_samples
@@ -27,6 +28,8 @@ aten = torch.ops.aten
 SUPPORTED = (
     "relu, relu6, hardtanh, clamp (fused into a preceding conv/linear/add/mul, else a table)",
     "hardswish, hardsigmoid, silu, sigmoid, tanh, gelu, leaky_relu, elu (tables)",
+    ("exp, expm1, erf, log, sqrt, rsqrt, reciprocal, abs, neg, sin, cos, acos, asin, atan, pow "
+     "by a scalar, square (tables; chained into one table in sequence models)"),
     "max_pool1d/2d (padding, ceil_mode, dilation 1)",
     "avg_pool1d/2d (a divisor varying by window: times a per-position constant)",
     ("adaptive_avg_pool1d/2d (in % out == 0: an avgpool2d; any other size: a resize), mean over "
@@ -228,6 +231,16 @@ def lut(fn: str, arg_names: tuple = ()) -> Any:
     return handler
 
 
+def expression(make: Any) -> Any:
+    """A handler lowering an elementwise op of one activation of an image model to one lut
+    node of the tree ``make(x, args)`` (qasic.quant.pointwise; sequence models chain such ops
+    into one table, qasic.quant.lowering_pointwise)."""
+    def handler(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+        x = _act(b, node, args[0], f"{node.target} input")
+        return b.add(node, "lut", (x.name,), pw.lut_attrs(make(pw.X, args[1:])))
+    return handler
+
+
 def elu(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """aten.elu(x, alpha=1, scale=1, input_scale=1): only scale = input_scale = 1."""
     if _arg(args, kwargs, 2, "scale", 1) != 1 or _arg(args, kwargs, 3, "input_scale", 1) != 1:
@@ -331,7 +344,8 @@ def _uniform(node: Any, c: Any, at: int) -> bool:
 def _channel_constant(b: Any, node: Any, name: str, x: Act, c: Any, x_first: bool,
                       alpha: float) -> Act:
     """x + c, x - c, x * c, x / c (also c + x, c * x: PoolFormer's layer scale) with c one
-    value per channel ((C, 1, 1) or (1, C, 1, 1) on images, (C,) on vectors; a diffusion
+    value per channel ((C, 1, 1) or (1, C, 1, 1) on images, (C, 1) or (1, C, 1) on 1-D maps (DAC's
+    Snake), (C,) on vectors; a diffusion
     U-Net's time embedding at a fixed timestep): folded into the bias (and weights) of the
     conv/linear that made x when this is its only reader, else a depthwise 1x1 conv (a
     diagonal linear on vectors)."""
@@ -342,11 +356,13 @@ def _channel_constant(b: Any, node: Any, name: str, x: Act, c: Any, x_first: boo
         if not same_samples(v.numpy()):
             b.fail(node, f"{name} of a constant that differs between samples")
         v = v[:1]
-    if v is not None and name in ("add", "sub", "mul", "div") and v.numel() != ch \
+    at = 1 - node.meta["val"].dim()  # torch's channel axis (1), counted from the right
+    per_channel = v is not None and v.numel() == ch and (
+        ch == 1 or (v.dim() >= -at and v.shape[at] == ch))  # (C, 1, 1), DAC's (1, C, 1), (C,)
+    if v is not None and name in ("add", "sub", "mul", "div") and not per_channel \
             and (x_first or name in ("add", "mul")):
         return _image_constant_op(b, node, name, x, c, alpha)
-    if v is None or len(shape) not in (1, 3) or v.dim() > len(shape) + 1 \
-            or v.numel() != ch or (v.dim() > 1 and v.shape[-len(shape)] != ch) \
+    if v is None or len(shape) not in (1, 3) or v.dim() > len(shape) + 1 or not per_channel \
             or name not in ("add", "sub", "mul", "div") \
             or not (x_first or name in ("add", "mul")):  # c + x, c * x commute
         b.fail(node, f"{name} of an activation and a non-scalar constant; only scalars, or one "
@@ -527,6 +543,10 @@ def _halved(b: Any, node: Any, x: Act) -> Act | None:
     return b.add(node, "avgpool2d", (x.name,), attrs)
 
 
+def _unary_tree(name: str, x: tuple, args: list) -> tuple:
+    return pw.op(name, x)
+
+
 def recurrent(b: Any, node: Any, args: list, kwargs: dict) -> None:
     b.fail(node, f"recurrent layers (LSTM, GRU, RNN: {node.target}) are not supported")
 
@@ -590,6 +610,10 @@ def _table() -> dict:
                 t[getattr(aten, name).default] = lut(fn, arg_names)
     t[aten.elu.default] = elu
     t[aten.elu_.default] = elu
+    for name in pw.UNARY:  # sin, cos, acos, exp, ... (DAC's Snake: x + sin(a x)^2 / a)
+        t[getattr(aten, name).default] = expression(partial(_unary_tree, name))
+    t[aten.pow.Tensor_Scalar] = expression(lambda x, a: pw.op("pow", x, pw.const(a[0])))
+    t[aten.square.default] = expression(lambda x, a: pw.op("mul", x, x))
     for name in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
         for overload in ("input", "data"):
             t[getattr(getattr(aten, name), overload)] = recurrent

@@ -760,11 +760,11 @@ def _table() -> dict:
         for name in (fn, f"{fn}_"):
             if hasattr(aten, name):
                 t[getattr(aten, name).default] = _fn(fn, keys)
-    for name in ("exp", "expm1", "erf", "sqrt", "rsqrt", "neg", "abs", "reciprocal", "log", "sin",
-                 "cos"):
+    for name in pw.UNARY:
         t[getattr(aten, name).default] = _math(name)
     t[aten.pow.Tensor_Scalar] = unary(lambda tr, a, k: pw.op("pow", tr, pw.const(a[0])))
     t[aten.square.default] = unary(lambda tr, a, k: pw.op("mul", tr, tr))
+    t[aten.remainder.Scalar] = unary(lambda tr, a, k: pw.op("remainder", tr, pw.const(a[0])))
     for target, name in ((aten.maximum.default, "maximum"), (aten.max.other, "maximum"),
                          (aten.minimum.default, "minimum"), (aten.min.other, "minimum")):
         t[target] = extreme(name)

@@ -51,7 +51,9 @@ _SEQUENCE_OPS = {aten.linear.default, aten.layer_norm.default, aten.native_layer
                  aten.matmul.default, aten.bmm.default, aten.baddbmm.default,
                  aten.scaled_dot_product_attention.default,
                  aten.embedding.default, aten.einsum.default}
-_SPATIAL_OPS = ("conv", "pool", "upsample", "batch_norm", "convolution")
+# a batch norm alone does not make an image model: PatchTST's BatchNorm1d over d_model of its
+# patches (a sequence model's norm over a non-last axis)
+_SPATIAL_OPS = ("conv", "pool", "upsample", "convolution")
 
 
 def input_layout(graph: Any, user_input: Any) -> str | None:
@@ -425,7 +427,9 @@ def select(b: Any, node: Any, args: list, kwargs: dict, suffix: str = "") -> Act
     axis = axis_map(b, node.args[0])[dim]
     p, inner = digit(b, node.args[0])
     if axis is None or dim == p:
-        b.fail(node, f"a select of axis {dim}, the batch axis; only of per-sample axes")
+        b.fail(node, f"a select of axis {dim}, the batch axis (a loop over the samples of a "
+                     "batch, e.g. Pixtral's images unbound and joined into one sequence: the "
+                     "graph is one sample's); only of per-sample axes")
     b.batch_axes[node.name] = (p - (dim < p), inner)
     if size == 1:  # the whole axis: its values, without the axis
         return reshaped(b, node, x, per_sample(b, node), suffix)

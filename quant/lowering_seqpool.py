@@ -20,6 +20,7 @@ rows, the K values of one reduced position.
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 import numpy as np
@@ -157,6 +158,10 @@ def zero_pad(b: Any, node: Any, x: Act, pads: list[int], mode: str = "constant")
 def max_over(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     """aten.max.dim(x, dim, keepdim) -> (values, indices: never read) and aten.amax(x, dims,
     keepdim): a maxpool2d of the per-sample tensor viewed as an image (the module docstring)."""
+    if any(u.target is operator.getitem and u.args[1] == 1 and u.users for u in node.users):
+        b.fail(node, "the indices of a max (an argmax: a selection that depends on the values, "
+                     "e.g. a vector quantizer's nearest codebook entry, DAC's or a VQ-VAE's); "
+                     "only its values")
     x = _act(b, node, args[0], "max input")
     rank = node.args[0].meta["val"].dim()
     dims = _ints(_arg(args, kwargs, 1, "dim", [])) if node.target is aten.amax.default \

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from qasic.quant import (
+    hashing,
     inplace,
     lowering_gather,
     lowering_pointwise,
@@ -40,7 +41,7 @@ from qasic.quant import (
     moe,  # noqa: F401  (registers the qasic:: torch ops handled here)
 )
 from qasic.quant.lowering import Act, IdSlice, _act, _arg, _const, _np
-from qasic.quant.lowering_pointwise import materialize
+from qasic.quant.lowering_pointwise import Pointwise, materialize
 
 aten = torch.ops.aten
 
@@ -83,7 +84,15 @@ def embedding(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     if isinstance(args[1], IdSlice):  # ids start.. of the input, one a row
         return b.add(node, "embedding", (args[1].name,),
                      {"offset": args[1].start, "rows": args[1].length}, {"table": table})
-    ids = _act(b, node, args[1], "embedding indices")
+    if isinstance(args[1], Pointwise) and args[1].src.name == b.input_name \
+            and b.layout == lowering_seq.TOKENS:
+        rows = hashing.composed(table, args[1].tree)  # CANINE's hashed ids
+        if rows is None:
+            b.fail(node, "an embedding of computed token ids; only of the ids, or of a hash "
+                         "of them ending in a remainder by a constant (qasic.quant.hashing)")
+        return b.add(node, "embedding", (b.input_name,), {"index_is": "hashed"},
+                     {"table": rows})
+    ids = _act(b, node, materialize(b, args[1]), "embedding indices")
     if ids.name != b.input_name or b.layout != lowering_seq.TOKENS:
         b.fail(node, "an embedding of computed indices; only of the model's token ids")
     return b.add(node, "embedding", (ids.name,), {}, {"table": table})
@@ -441,7 +450,7 @@ HANDLERS = _table()
 # ops that accept symbolic pointwise values (the others get them as lut nodes first)
 POINTWISE_AWARE = set(lowering_pointwise.HANDLERS) | set(lowering_reduce.HANDLERS) | {
     t for t, h in lowering_seq.HANDLERS.items() if h is lowering_seq.identity} | {
-    t for t, h in HANDLERS.items() if h in (compare, where)}
+    t for t, h in HANDLERS.items() if h in (compare, where)} | {aten.embedding.default}
 # ops new to sequence models, which image models may use on vectors
 NEW_OPS = {aten.embedding.default, aten.layer_norm.default, aten.native_layer_norm.default,
            aten.rms_norm.default, aten.softmax.int, aten._softmax.default,

@@ -40,6 +40,10 @@ OPS: dict[str, Callable[..., np.ndarray]] = {
     "tanh": np.tanh,
     "sin": np.sin,
     "cos": np.cos,
+    "acos": np.arccos,  # YOSO's collision probability 1 - acos(q . k) / pi
+    "asin": np.arcsin,
+    "atan": np.arctan,
+    "remainder": np.mod,  # torch.remainder: the sign of the divisor (CANINE's id hashes)
     "minimum": np.minimum,
     "maximum": np.maximum,
     "expm1": np.expm1,
@@ -52,6 +56,9 @@ OPS: dict[str, Callable[..., np.ndarray]] = {
     "ne": lambda a, b: np.not_equal(a, b).astype(np.float64),
     "where": lambda c, a, b: np.where(c != 0, a, b),
 }
+# the unary ops of OPS that are aten ops of the same name (aten.<name>.default)
+UNARY = ("exp", "expm1", "erf", "sqrt", "rsqrt", "neg", "abs", "reciprocal", "log", "sin", "cos",
+         "acos", "asin", "atan")
 
 
 def const(value: float) -> tuple:

@@ -108,7 +108,8 @@ def _codes(values: np.ndarray, t: TensorQ) -> np.ndarray:
 
 def embedding(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ], config: Any
               ) -> QNode:
-    ids = {k: v for k, v in node.attrs.items() if k in ("offset", "rows")}  # a slice of them
+    # a slice of the ids (offset, rows); what they index (a hash of them: the error message)
+    ids = {k: v for k, v in node.attrs.items() if k in ("offset", "rows", "index_is")}
     return QNode(node.name, "embedding", node.inputs, node.output, ids,
                  {"table": _codes(node.params["table"], tensors[node.output])})
 

@@ -337,6 +337,10 @@ def _embedding(graph: QGraph, node: QNode, ids: np.ndarray) -> np.ndarray:
     if bad.any() and node.attrs.get("index_is") == "position":
         raise InputError(f"position {int(ids[bad][0])} is outside the {len(table)} positions "
                          f"of {node.name}; the model takes at most {len(table)} tokens")
+    if bad.any() and node.attrs.get("index_is") == "hashed":
+        raise InputError(f"token id {int(ids[bad][0])} is past the {len(table)} ids the hashed "
+                         f"embedding {node.name} holds (its hash repeats every {len(table)} "
+                         "ids, qasic.quant.hashing); give ids below it")
     if bad.any():
         raise InputError(f"token id {int(ids[bad][0])} is outside the vocabulary of "
                          f"{len(table)} ids of {node.name}")

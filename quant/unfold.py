@@ -16,6 +16,12 @@ flattened positions (each output column picks one input position, or none: a zer
     M[(y, x), ((i, j), (oy, ox))] = 1 where y = oy sy + i dy - py, x = ox sx + j dx - px
 
 Any other col2im (overlapping windows sum) is left to capture, which refuses it in one line.
+
+``Tensor.unfold(dim, size, step)`` (aten.unfold: PatchTST's and PatchTSMixer's patches of a
+time series, (N, L, C) -> (N, n, C, size), n = (L - size) // step + 1) becomes the views and
+permutes it is when the windows do not overlap (step == size: the first n size positions,
+viewed (n, size), the size axis moved last), else a matmul by a constant 0/1 matrix along the
+unfolded axis moved last, M[i step + k, i size + k] = 1, viewed (n, size) and moved back.
 """
 
 from __future__ import annotations
@@ -30,19 +36,64 @@ aten = torch.ops.aten
 
 
 def decompose(graph: fx.Graph) -> fx.Graph:
-    """``graph`` itself when it holds no patch im2col / col2im, else a copy with each
-    rewritten."""
-    if not any(_patches(n) or _windows(n) for n in graph.nodes):
+    """``graph`` itself when it holds no im2col / col2im of patches or windows, nor
+    Tensor.unfold, else a copy with each rewritten."""
+    if not any(_patches(n) or _windows(n) or n.target is aten.unfold.default
+               for n in graph.nodes):
         return graph
     new, env = fx.Graph(), {}
     for node in graph.nodes:
-        if _patches(node):
+        if node.op == "call_function" and node.target is aten.unfold.default:
+            env[node] = _unfold(new, node, env[node.args[0]])
+        elif _patches(node):
             env[node] = _REWRITE[node.target](new, node, env[node.args[0]])
         elif _windows(node):
             env[node] = _im2col_matmul(new, node, env[node.args[0]])
         else:
             env[node] = new.node_copy(node, lambda n: env[n])
     return new
+
+
+def _unfold(g: fx.Graph, node: fx.Node, x: fx.Node) -> fx.Node:
+    """aten.unfold(x, dim, size, step): the module docstring's views and permute, or matmul."""
+    shape = [int(d) for d in node.args[0].meta["val"].shape]
+    rank = len(shape)
+    dim, size, step = int(node.args[1]) % rank, int(node.args[2]), int(node.args[3])
+    n = (shape[dim] - size) // step + 1
+    last = [d for d in range(rank) if d != dim] + [dim]  # the unfolded axis moved last
+    back = list(range(dim)) + [rank - 1] + list(range(dim, rank - 1)) + [rank]
+    if step == size:
+        y = x if n * size == shape[dim] else _call(
+            g, node, aten.slice.Tensor, x, dim, 0, n * size)
+        y = _call(g, node, aten.reshape.default, y, shape[:dim] + [n, size] + shape[dim + 1:])
+        return _call(g, node, aten.permute.default, y,
+                     list(range(dim + 1)) + list(range(dim + 2, rank + 1)) + [dim + 1])
+    m = torch.zeros((shape[dim], n * size), dtype=node.meta["val"].dtype)
+    for i in range(n):
+        m[torch.arange(size) + i * step, torch.arange(size) + i * size] = 1.0
+    y = _call(g, node, aten.permute.default, x, last)
+    y = _call(g, node, aten.matmul.default, y, _const(g, node, m))
+    y = _call(g, node, aten.reshape.default, y,
+              [shape[d] for d in last[:-1]] + [n, size])
+    return _call(g, node, aten.permute.default, y, back)
+
+
+def _const(g: fx.Graph, node: fx.Node, t: torch.Tensor) -> fx.Node:
+    const = g.call_function(_constant, (t,))
+    const.meta = {k: v for k, v in node.meta.items() if k != "val"}
+    const.meta["val"] = t
+    return const
+
+
+def _call(g: fx.Graph, node: fx.Node, target: Any, x: fx.Node, *args: Any) -> fx.Node:
+    """A node of ``target``(x, *args) with the meta value torch gives it, ``node``'s module
+    path and its name (``unfold_reshape``: names and messages point at the unfold)."""
+    out = g.create_node("call_function", target, (x, *args),
+                        name=f"{node.name}_{target.__name__.split('.')[0]}")
+    out.meta = {k: v for k, v in node.meta.items() if k != "val"}
+    out.meta["val"] = target(x.meta["val"], *(a.meta["val"] if isinstance(a, fx.Node) else a
+                                              for a in args))
+    return out
 
 
 def _patches(node: fx.Node) -> bool:
@@ -83,12 +134,9 @@ def _im2col_matmul(g: fx.Graph, node: fx.Node, x: fx.Node) -> fx.Node:
     kernel, dilation, padding, stride = (tuple(int(v) for v in a) for a in node.args[1:5])
     m = torch.tensor(selection((h, w), kernel, dilation, padding, stride),
                      dtype=node.meta["val"].dtype)
-    y = _op(g, node, aten.reshape.default, x, [n, c, h * w])
-    const = g.call_function(_constant, (m,))
-    const.meta = {k: v for k, v in node.meta.items() if k != "val"}
-    const.meta["val"] = m
-    y = _op(g, node, aten.matmul.default, y, const)
-    return _op(g, node, aten.reshape.default, y, [int(d) for d in node.meta["val"].shape])
+    y = _call(g, node, aten.reshape.default, x, [n, c, h * w])
+    y = _call(g, node, aten.matmul.default, y, _const(g, node, m))
+    return _call(g, node, aten.reshape.default, y, [int(d) for d in node.meta["val"].shape])
 
 
 def _constant(t: torch.Tensor) -> torch.Tensor:
@@ -98,9 +146,9 @@ def _constant(t: torch.Tensor) -> torch.Tensor:
 def _im2col(g: fx.Graph, node: fx.Node, x: fx.Node) -> fx.Node:
     n, c, h, w = (int(d) for d in node.args[0].meta["val"].shape)
     ph, pw = (int(k) for k in node.args[1])
-    y = _op(g, node, aten.reshape.default, x, [n, c, h // ph, ph, w // pw, pw])
-    y = _op(g, node, aten.permute.default, y, [0, 1, 3, 5, 2, 4])
-    return _op(g, node, aten.reshape.default, y, [n, c * ph * pw, (h // ph) * (w // pw)])
+    y = _call(g, node, aten.reshape.default, x, [n, c, h // ph, ph, w // pw, pw])
+    y = _call(g, node, aten.permute.default, y, [0, 1, 3, 5, 2, 4])
+    return _call(g, node, aten.reshape.default, y, [n, c * ph * pw, (h // ph) * (w // pw)])
 
 
 def _col2im(g: fx.Graph, node: fx.Node, x: fx.Node) -> fx.Node:
@@ -108,18 +156,9 @@ def _col2im(g: fx.Graph, node: fx.Node, x: fx.Node) -> fx.Node:
     h, w = (int(d) for d in node.args[1])
     ph, pw = (int(k) for k in node.args[2])
     c = cols // (ph * pw)
-    y = _op(g, node, aten.reshape.default, x, [n, c, ph, pw, h // ph, w // pw])
-    y = _op(g, node, aten.permute.default, y, [0, 1, 4, 2, 5, 3])
-    return _op(g, node, aten.reshape.default, y, [n, c, h, w])
-
-
-def _op(g: fx.Graph, node: fx.Node, target: Any, x: fx.Node, arg: Any) -> fx.Node:
-    """A node of ``target``(x, arg) with the meta value torch gives it and ``node``'s module
-    path (names and messages point at the unfold's module)."""
-    out = g.call_function(target, (x, arg))
-    out.meta = {k: v for k, v in node.meta.items() if k != "val"}
-    out.meta["val"] = target(x.meta["val"], arg.meta["val"] if isinstance(arg, fx.Node) else arg)
-    return out
+    y = _call(g, node, aten.reshape.default, x, [n, c, ph, pw, h // ph, w // pw])
+    y = _call(g, node, aten.permute.default, y, [0, 1, 4, 2, 5, 3])
+    return _call(g, node, aten.reshape.default, y, [n, c, h, w])
 
 
 _REWRITE = {aten.im2col.default: _im2col, aten.col2im.default: _col2im}

@@ -256,3 +256,25 @@ def test_division_by_a_per_channel_constant_folds_and_a_zero_channel_is_refused(
     np.testing.assert_allclose(got.transpose(0, 3, 1, 2), want, rtol=1e-5, atol=1e-5)
     with pytest.raises(UnsupportedOpError, match="0 in channel 1"):
         capture(_DivByChannels([1.0, 0.0, 4.0]).eval(), torch.from_numpy(x))
+
+
+class _AlongWidth(nn.Module):
+    """A (4,) constant added to a (N, 4, H, 4) map: torch broadcasts it along the width, which
+    has as many entries as the channels."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        return self.conv(x) + torch.arange(4.0)
+
+
+def test_a_constant_along_the_width_is_not_taken_for_one_per_channel():
+    torch.manual_seed(0)
+    module = _AlongWidth().eval()
+    x = np.random.default_rng(0).normal(size=(2, 3, 5, 4)).astype(np.float32)
+    graph = capture(module, torch.from_numpy(x))
+    assert [n.op for n in graph.nodes] == ["conv2d", "constant", "add"]
+    got, want = _float_out(graph, module, x)
+    np.testing.assert_allclose(got.transpose(0, 3, 1, 2), want, atol=1e-5)

@@ -185,3 +185,30 @@ def test_a_select_of_a_sequence_read_in_image_mode_goes_back_to_sequence_mode():
         == "matmul" and g.shapes["select"] == (1, 8)
     r = qasic.evaluate(module, x[:4], calibration=x[:4])
     assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
+
+
+def _unbound(module: ChannelGates, x: torch.Tensor, dim: int) -> torch.Tensor:
+    """The gates by ``unbind`` of the attention map's channels (dim 1), or of its batch (dim 0:
+    Pixtral's loop over the images of a batch, joined into one sequence)."""
+    f = module.local(x)
+    a = torch.sigmoid(module.attn(torch.cat((f, module.wide(x)), 1)))
+    if dim == 0:
+        return torch.cat([p.flatten(1).T for p in a.unbind(0)]).unsqueeze(0)
+    a0, a1 = a.unbind(1)
+    return module.proj(f * (a0 * a1).unsqueeze(1))
+
+
+def test_an_unbind_of_a_maps_channels_enters_sequence_mode_and_of_its_batch_is_refused():
+    import pytest
+
+    from qasic.errors import UnsupportedOpError
+
+    module, x = ChannelGates().eval(), _x()
+    module.forward = lambda t: _unbound(module, t, 1)
+    g = float_matches(module, x)
+    assert [g.shapes[n.output] for n in g.nodes if n.name.startswith("unbind")
+            and n.op == "matmul"] == [(1, 1, 96)] * 2  # each channel a selector of the map
+    module.forward = lambda t: _unbound(module, t, 0)
+    with pytest.raises(UnsupportedOpError, match=r"node 'unbind': a select of axis 0, the batch "
+                                                 r"axis \(a loop over the samples of a batch"):
+        capture(module, torch.from_numpy(x[:2]))

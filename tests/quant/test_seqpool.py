@@ -148,6 +148,9 @@ def test_a_negative_pad_crops_in_the_placement_matmul_and_runs_bit_exact():
 
 REFUSED = {
     "max_last": (lambda x: x.max(dim=-1).values, "only over one per-sample axis other than"),
+    # a vector quantizer's nearest codebook entry: rows picked by the values
+    "argmax": (lambda x: x[:, :, :4][..., x.max(dim=-1).indices[0, 0]],
+               "the indices of a max (an argmax: a selection that depends on the values"),
     "pool_padding": (lambda x: F.avg_pool2d(x[:, None], (2, 1), padding=(1, 0)),
                      "avg_pool with padding"),
     "pad_batch": (lambda x: F.pad(x, (0, 0, 0, 0, 1, 0)), "the batch axis"),
