@@ -44,6 +44,9 @@ def test_default_loads_and_is_frozen():
     ("array.cols", 300, "array.cols = 300 must be in 1..256"),
     ("array.dataflow", "output_stationary", ("array.dataflow = 'output_stationary' is not "
                                             "supported; use one of weight_stationary")),
+    ("mapper.objective", "speed", ("mapper.objective = 'speed' is not an objective; use one "
+                                   "of energy, latency, edp, dram")),
+    ("mapper.objective", 1, "mapper.objective = 1 must be str"),
     ("array.weight_bits", 25, "array.weight_bits = 25 must be in 2..24"),
     ("array.input_bits", 1, "array.input_bits = 1 must be in 2..24"),
     ("array.acc_bits", 8, "array.acc_bits = 8 must be in 16..56"),
