@@ -15,6 +15,7 @@ from qasic.errors import ConfigError
 from qasic.quant import reference
 from qasic.quant.graph import QGraph, QNode, TensorQ
 from qasic.sim import simulate
+from qasic.sim.energy import CATEGORIES
 from tests.archs import archs, small_arch
 from tests.compiler.convs import conv_graph, mapper_layers, mlp_graph, resblock_graph
 from tests.graphs import blocked_graph, cnn_graph, random_codes, strided_graph
@@ -52,13 +53,15 @@ def test_choice_is_within_10_percent_of_the_exhaustive_best(arch, layer):
     assert first(mapper.cost(lay, chosen, a)) <= 1.1 * first(best_cost), (chosen, best)
 
 
-@pytest.mark.parametrize("objective", MAPPER_OBJECTIVES)
-def test_exhaustive_search_covers_what_the_mapper_tries(objective):
+@pytest.mark.parametrize("objective, layers", [("energy", tuple(LAYERS)),
+                                               *((o, ("3x3/2", "linear"))
+                                                 for o in MAPPER_OBJECTIVES if o != "energy")])
+def test_exhaustive_search_covers_what_the_mapper_tries(objective, layers):
     """No candidate beats the exhaustive best by the objective (its space holds every
-    candidate)."""
+    candidate; every layer for the default objective, two for the others)."""
     a = dataclasses.replace(SMALL["4x8"], mapper_objective=objective)
     key = mapper.rank(a)
-    for make in LAYERS.values():
+    for make in (LAYERS[name] for name in layers):
         lay = only_layer(make(), a)
         _, best = mapper.exhaustive(lay, a)
         assert all(key(mapper.cost(lay, m, a)) >= key(best) for m in mapper.candidates(lay, a))
@@ -193,6 +196,54 @@ def test_the_model_is_exact_for_any_mapping_that_fits(m, monkeypatch):
     monkeypatch.setattr(mapper, "choose", lambda layer, arch: m)
     (info,) = dram_check(g, FORCED_ARCH)
     assert info["mapping"] == dataclasses.asdict(m)
+
+
+def simulated_rest_pj(graph, arch, name: str, m, monkeypatch) -> float:
+    """The simulated dynamic energy of GEMM layer ``name`` under mapping ``m`` less the
+    mapper's estimate of what depends on the mapping: what every mapping spends alike."""
+    choose = mapper.choose
+    monkeypatch.setattr(mapper, "choose", lambda lay, a: m if lay.name == name else choose(lay, a))
+    p = compile_graph(graph, arch)
+    r = simulate(p, arch, codes=random_codes(graph, 1))
+    ((info, stats),) = [(i, s) for i, s in zip(p.layers, r.layers, strict=True)
+                        if i["name"] == name]
+    assert info["mapping"] == dataclasses.asdict(m)
+    lay = mapper_layers(graph, arch)[name]
+    dynamic = sum(stats["energy_pj"][k] for k in CATEGORIES)  # no leakage
+    return dynamic - mapper.dynamic_pj(lay, m, arch, mapper.traffic(lay, m, arch))
+
+
+def some_candidates(graph, arch, name: str) -> list[mapper.Mapping]:
+    """Candidates of layer ``name`` of as many c-tile sizes as there are (up to 4)."""
+    by_ct = {}
+    for m in mapper.candidates(mapper_layers(graph, arch)[name], arch):
+        by_ct.setdefault(m.ct, m)
+    return list(by_ct.values())[:4]
+
+
+ENERGY = {  # graph, arch, layer, mappings (c-tiles, n-tiles, partial column groups, halos)
+    "3x3": (lambda: conv_graph(relu=True), FORCED_ARCH, "conv", FORCED[:6] + FORCED[-2:]),
+    "depthwise": (LAYERS["depthwise/2"], SMALL["4x8"], "conv", [
+        mapper.Mapping(*m) for m in [(3, 3, 8, 8, "n_outer"), (1, 3, 8, 4, "n_outer"),
+                                     (2, 1, 8, 3, "s_outer")]]),
+    "shift+decode": (lambda: blocked_graph(mode="shift"), SMALL["4x8"], "conv2", None),
+    "mulzp": (lambda: blocked_graph(mode="mulzp", lut=False), SMALL["4x4"], "conv2", None),
+}
+
+
+@pytest.mark.parametrize("case", ENERGY)
+def test_the_energy_estimate_prices_every_event_that_differs_between_mappings(case,
+                                                                             monkeypatch):
+    """Simulated dynamic energy - the estimate is the same for every mapping: the estimate
+    prices exactly what a mapping changes (DMA on both sides, fills of padding and compact
+    tiles, GEMM operand and accumulator reads, block scales and decode tables, POST
+    parameters)."""
+    make, arch, name, maps = ENERGY[case]
+    graph = make()
+    maps = maps or some_candidates(graph, arch, name)
+    rest = [simulated_rest_pj(graph, arch, name, m, monkeypatch) for m in maps]
+    assert len(maps) >= 3
+    assert rest == pytest.approx([rest[0]] * len(rest), rel=1e-9), maps
 
 
 def test_block_scaled_weights_with_channel_tiles_are_counted_exactly():
