@@ -231,9 +231,15 @@ def estimate_cycles(layer: Layer, m: Mapping, arch: ArchConfig) -> int:
     total = 0
     for th, nh in _sizes(g.out_h, m.th):
         for tw, nw in _sizes(g.out_w, m.tw):
-            per = sum(fold_cycles(r, c, t) for t in gemm_chunks(th, tw, arch.gemm_max_rows))
-            total += nh * nw * per
+            total += nh * nw * _tile_gemms(th, tw, arch.gemm_max_rows, r, c)[1]
     return layer.blocks * folds * groups * total
+
+
+@lru_cache(maxsize=65536)
+def _tile_gemms(th: int, tw: int, max_rows: int, rows: int, cols: int) -> tuple[int, int]:
+    """(GEMMs, compute cycles) of one fold and column group over a th x tw tile."""
+    chunks = gemm_chunks(th, tw, max_rows)
+    return len(chunks), sum(fold_cycles(rows, cols, t) for t in chunks)
 
 
 def gemm_chunks(th: int, tw: int, max_rows: int) -> list[int]:
@@ -288,7 +294,8 @@ def dynamic_pj(layer: Layer, m: Mapping, arch: ArchConfig, moved: dict[str, int]
     spatial = [(th, tw, nh * nw) for th, nh in _sizes(g.out_h, m.th)
                for tw, nw in _sizes(g.out_w, m.tw)]
     tiles = sum(k for _, _, k in spatial)
-    gemms = sum(k * len(gemm_chunks(th, tw, arch.gemm_max_rows)) for th, tw, k in spatial)
+    gemms = sum(k * _tile_gemms(th, tw, arch.gemm_max_rows, arch.array_rows, cols)[0]
+                for th, tw, k in spatial)
     groups = sum(count * ceil(nt / cols) for nt, count in _sizes(n, m.nt))
     folds = sum(count * fold_count(layer, ct, arch.array_rows)
                 for ct, count in _sizes(layer.ic, m.ct))
