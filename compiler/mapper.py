@@ -31,8 +31,9 @@ energy: every event that differs between mappings priced as the simulator prices
 are the same for every mapping.) The arch's ``mapper.objective`` picks what to minimise
 (``OBJECTIVES``): energy (the default), latency, their product (edp), or DRAM bytes first
 then cycles (dram). Fewer DRAM bytes are not worth any price: a 3-channel conv whose
-c-tile holds one channel saves 35% of its bytes by running 16x more folds, each re-reading
-the accumulators (the ViT patch embedding: 3.6x the cycles and 3.9x the energy).
+c-tile holds one channel saves 39% of its bytes by running 16x more folds, each re-reading
+the accumulators (ViT-B/16's patch embedding on the default arch: 3.5x the cycles, 3.1x the
+energy; docs/mapper.md).
 The search runs over a candidate space (``candidates``); ``exhaustive`` searches every tile
 size with the same objective, for the tests that hold the mapper to within 10% of the best
 mapping of the whole space. Timeloop and ZigZag search such spaces with such objectives
