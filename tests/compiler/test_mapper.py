@@ -18,6 +18,7 @@ from qasic.sim import simulate
 from qasic.sim.energy import CATEGORIES
 from tests.archs import archs, small_arch
 from tests.compiler.convs import conv_graph, mapper_layers, mlp_graph, resblock_graph
+from tests.compiler.test_transformer import matmul_graph
 from tests.graphs import blocked_graph, cnn_graph, random_codes, strided_graph
 
 SMALL = {**{k: v for k, v in archs().items() if k != "default"},
@@ -201,14 +202,21 @@ def test_the_model_is_exact_for_any_mapping_that_fits(m, monkeypatch):
 def simulated_rest_pj(graph, arch, name: str, m, monkeypatch) -> float:
     """The simulated dynamic energy of GEMM layer ``name`` under mapping ``m`` less the
     mapper's estimate of what depends on the mapping: what every mapping spends alike."""
-    choose = mapper.choose
-    monkeypatch.setattr(mapper, "choose", lambda lay, a: m if lay.name == name else choose(lay, a))
+    choose, seen = mapper.choose, []
+
+    def forced(lay, a):
+        if lay.name != name:
+            return choose(lay, a)
+        seen.append(lay)  # the layer as the compiler describes it
+        return m
+
+    monkeypatch.setattr(mapper, "choose", forced)
     p = compile_graph(graph, arch)
     r = simulate(p, arch, codes=random_codes(graph, 1))
     ((info, stats),) = [(i, s) for i, s in zip(p.layers, r.layers, strict=True)
                         if i["name"] == name]
     assert info["mapping"] == dataclasses.asdict(m)
-    lay = mapper_layers(graph, arch)[name]
+    (lay,) = seen
     dynamic = sum(stats["energy_pj"][k] for k in CATEGORIES)  # no leakage
     return dynamic - mapper.dynamic_pj(lay, m, arch, mapper.traffic(lay, m, arch))
 
@@ -228,6 +236,9 @@ ENERGY = {  # graph, arch, layer, mappings (c-tiles, n-tiles, partial column gro
                                      (2, 1, 8, 3, "s_outer")]]),
     "shift+decode": (lambda: blocked_graph(mode="shift"), SMALL["4x8"], "conv2", None),
     "mulzp": (lambda: blocked_graph(mode="mulzp", lut=False), SMALL["4x4"], "conv2", None),
+    "matmul": (lambda: matmul_graph(True, s=12), BIG_ACC, "mm", [  # x (3, 12, 12) @ b^T
+        mapper.Mapping(*m) for m in [(1, 12, 12, 4, "n_outer"), (1, 4, 8, 4, "n_outer"),
+                                     (1, 1, 4, 4, "n_outer"), (1, 8, 4, 4, "s_outer")]]),
 }
 
 
