@@ -39,6 +39,9 @@ MAX_SRAM_BYTES = 64 << 20
 # The clock: 10 GHz, above any synthesized logic (the fastest CPUs boost to about 6 GHz).
 MAX_CLOCK_MHZ = 10_000
 DATAFLOWS = ("weight_stationary",)
+# What the mapper minimises per GEMM layer (compiler.mapper.OBJECTIVES, docs/mapper.md): its
+# energy estimate, its cycles, their product, or DRAM bytes first and then cycles.
+MAPPER_OBJECTIVES = ("energy", "latency", "edp", "dram")
 
 # TOML key (section.key) -> dataclass field. The one place the file layout is spelled out.
 _KEYS = {
@@ -63,6 +66,7 @@ _KEYS = {
     "clock.mhz": "clock_mhz",
     "tech.node_nm": "tech_node_nm",
     "tech.energy_table": "energy_table",
+    "mapper.objective": "mapper_objective",
 }
 _FIELD_KEY = {v: k for k, v in _KEYS.items()}
 # keys an arch file may no longer give, and why
@@ -110,6 +114,7 @@ class ArchConfig:
     # array column). Its divider and square root take the cycles of their RTL (rtl/softmax.py,
     # rtl/norm.py: one quotient or root bit per cycle).
     vector_lanes: int = 0
+    mapper_objective: str = "energy"  # MAPPER_OBJECTIVES; the compiler's, not the hardware's
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -142,6 +147,11 @@ class ArchConfig:
             raise ConfigError(
                 f"arch config: array.dataflow = {self.dataflow!r} is not supported; "
                 f"use one of {', '.join(DATAFLOWS)}"
+            )
+        if self.mapper_objective not in MAPPER_OBJECTIVES:
+            raise ConfigError(
+                f"arch config: mapper.objective = {self.mapper_objective!r} is not an objective; "
+                f"use one of {', '.join(MAPPER_OBJECTIVES)}"
             )
         if not 0 < self.clock_mhz <= MAX_CLOCK_MHZ:  # also refuses nan and inf
             raise ConfigError(f"arch config: clock.mhz = {self.clock_mhz} must be > 0 and "

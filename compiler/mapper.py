@@ -14,23 +14,43 @@ and the old one is not still on chip (compiler.steps emits exactly this), so DRA
     param   per-channel requantization (and tables) once per n-tile visit
     output  once (the pooled tensor when a max-pool is fused)
 
-The mapper minimises DRAM bytes first, then cycles (``estimate``), over a candidate space
-(``candidates``); ``exhaustive`` searches every tile size, for the tests that hold the mapper
-to within 10% of the best mapping of the whole space. Timeloop and ZigZag search such spaces;
-Gemmini does the im2col on chip as we do.
+Each mapping is scored (``cost``) by its DRAM bytes, its estimated cycles and its estimated
+energy: every event that differs between mappings priced as the simulator prices it
+(qasic.sim.energy, the arch's energy table) plus leakage over the estimated cycles:
+
+    DRAM        the bytes above, at dram_pj_per_bit, and their scratchpad side (a padded band
+                is written whole, its border by fills; a compact depthwise tile is filled first)
+    input       every vector streamed once per fold and column group: P x K x groups codes
+    weight      every GEMM preloads its fold's weights: K x N x (GEMMs per fold and group)
+    acc         every fold reads and writes the accumulators, the first writes only:
+                P x N x (2 x folds - 1) words; block scales, decode tables and per-channel
+                parameters likewise per GEMM or per POST
+    leakage     cycles x leakage_pj_per_cycle
+
+(P output pixels, K = kh x kw x ic, N output channels; MACs and post-processing per output
+are the same for every mapping.) The arch's ``mapper.objective`` picks what to minimise
+(``OBJECTIVES``): energy (the default), latency, their product (edp), or DRAM bytes first
+then cycles (dram). Fewer DRAM bytes are not worth any price: a 3-channel conv whose
+c-tile holds one channel saves 39% of its bytes by running 16x more folds, each re-reading
+the accumulators (ViT-B/16's patch embedding on the default arch: 3.5x the cycles, 3.1x the
+energy; docs/mapper.md).
+The search runs over a candidate space (``candidates``); ``exhaustive`` searches every tile
+size with the same objective, for the tests that hold the mapper to within 10% of the best
+mapping of the whole space. Timeloop and ZigZag search such spaces with such objectives
+(energy, delay, EDP); Gemmini does the im2col on chip as we do.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from math import ceil
 
-from qasic.arch.config import PARAM_BYTES_PER_CHANNEL, ArchConfig
+from qasic.arch.config import MAPPER_OBJECTIVES, PARAM_BYTES_PER_CHANNEL, ArchConfig
 from qasic.compiler.gemm import ConvGeom
 from qasic.errors import ConfigError
-from qasic.isa.table import BSCALE_BYTES
+from qasic.isa.table import BSCALE_BYTES, LUT_ENTRY_BYTES
 from qasic.rtl.timing import fold_cycles
 
 ORDERS = ("n_outer", "s_outer")
@@ -61,6 +81,7 @@ class Layer:
     decode_bytes: int  # weight decode table bytes in the param scratchpad
     table_bytes: int   # post-processing lookup table bytes
     block_size: int = 0
+    block_mode: str = "none"  # how block scales apply (compiler.gemm): priced per partial sum
     compact: bool = False  # depthwise weights travel as their nonzeros (compiler.steps)
     # a matmul (compiler.matmul): the weights are an activation, cut on whole bytes of its
     # codes, and each of ``heads`` image rows (one head each) has its own
@@ -180,18 +201,27 @@ def traffic(layer: Layer, m: Mapping, arch: ArchConfig) -> dict[str, int]:
     band = band_pixels(g, m.th, m.tw) * layer.cbytes(layer.ic, layer.in_bits)
     keep_band = one_ct and (m.order == "s_outer" or spatial == 1)
     inp = band * (1 if keep_band or n_tiles == 1 else n_tiles)
-    wgt = 0
-    for nt, count in _sizes(layer.n, m.nt):  # an n-tile's weights stay when they all fit
-        w = _all_ct(layer, m.ct, nt, arch)
-        keep = (m.order == "n_outer" or n_tiles == 1) and w <= arch.weight_sram_bytes // 2
-        moved = g.kh * g.kw * nt if layer.compact else w  # a compact tile: one byte a channel
-        once = max(layer.heads, 1)  # a matmul's weights: once per head
-        wgt += count * moved * (once if keep or spatial == 1 else spatial)
+    wgt = sum(loads * moved for loads, moved, _ in weight_loads(layer, m, arch))
     p_all = sum(count * param_bytes(layer, nt) for nt, count in _sizes(layer.n, m.nt))
     par = p_all * (1 if m.order == "n_outer" or n_tiles == 1 else spatial)
     out = g.out_h * g.out_w // (g.pool * g.pool) * layer.cbytes(layer.n, layer.out_bits)
     b = layer.blocks
     return {"input": b * inp, "weight": b * wgt, "param": b * par, "output": b * out}
+
+
+def weight_loads(layer: Layer, m: Mapping, arch: ArchConfig) -> list[tuple[int, int, int]]:
+    """(loads, DRAM bytes, scratchpad bytes) per weight span size of one block: an n-tile's
+    weights stay when they all fit half the scratchpad and the loop keeps them."""
+    g = layer.geom
+    spatial, n_tiles = ceil(g.out_h / m.th) * ceil(g.out_w / m.tw), ceil(layer.n / m.nt)
+    out = []
+    for nt, count in _sizes(layer.n, m.nt):
+        w = _all_ct(layer, m.ct, nt, arch)
+        keep = (m.order == "n_outer" or n_tiles == 1) and w <= arch.weight_sram_bytes // 2
+        moved = g.kh * g.kw * nt if layer.compact else w  # a compact tile: one byte a channel
+        once = max(layer.heads, 1)  # a matmul's weights: once per head
+        out.append((count * (once if keep or spatial == 1 else spatial), moved, w))
+    return out
 
 
 def estimate_cycles(layer: Layer, m: Mapping, arch: ArchConfig) -> int:
@@ -202,9 +232,15 @@ def estimate_cycles(layer: Layer, m: Mapping, arch: ArchConfig) -> int:
     total = 0
     for th, nh in _sizes(g.out_h, m.th):
         for tw, nw in _sizes(g.out_w, m.tw):
-            per = sum(fold_cycles(r, c, t) for t in gemm_chunks(th, tw, arch.gemm_max_rows))
-            total += nh * nw * per
+            total += nh * nw * _tile_gemms(th, tw, arch.gemm_max_rows, r, c)[1]
     return layer.blocks * folds * groups * total
+
+
+@lru_cache(maxsize=65536)
+def _tile_gemms(th: int, tw: int, max_rows: int, rows: int, cols: int) -> tuple[int, int]:
+    """(GEMMs, compute cycles) of one fold and column group over a th x tw tile."""
+    chunks = gemm_chunks(th, tw, max_rows)
+    return len(chunks), sum(fold_cycles(rows, cols, t) for t in chunks)
 
 
 def gemm_chunks(th: int, tw: int, max_rows: int) -> list[int]:
@@ -215,16 +251,101 @@ def gemm_chunks(th: int, tw: int, max_rows: int) -> list[int]:
     return [n for _ in range(th) for _, n in _tiles(tw, max_rows)]
 
 
-def cost(layer: Layer, m: Mapping, arch: ArchConfig) -> tuple[int, int]:
-    """(DRAM bytes, estimated cycles). Steps overlap one another's loads, compute and stores
-    (double buffering), but a layer of few steps cannot hide its first load and last store:
-    cycles ~ max(compute, transfer) + min(compute, transfer) / steps + DRAM latency."""
+@dataclass(frozen=True)
+class Cost:
+    """What a mapping costs: DRAM bytes (exact), cycles and energy (estimates; the energy in pJ,
+    leakage included, less what every mapping of the layer spends alike)."""
+
+    dram_bytes: int
+    cycles: int
+    energy_pj: float
+
+
+def cost(layer: Layer, m: Mapping, arch: ArchConfig) -> Cost:
+    """Steps overlap one another's loads, compute and stores (double buffering), but a layer of
+    few steps cannot hide its first load and last store: cycles ~ max(compute, transfer) +
+    min(compute, transfer) / steps + DRAM latency."""
     g = layer.geom
-    dram = sum(traffic(layer, m, arch).values())
+    moved = traffic(layer, m, arch)
+    dram = sum(moved.values())
     steps = layer.blocks * ceil(g.out_h / m.th) * ceil(g.out_w / m.tw) * \
         ceil(layer.n / m.nt) * ceil(layer.ic / m.ct)
     comp, xfer = estimate_cycles(layer, m, arch), ceil(dram / arch.dram_bytes_per_cycle)
-    return dram, max(comp, xfer) + min(comp, xfer) // steps + arch.dram_latency_cycles
+    cycles = max(comp, xfer) + min(comp, xfer) // steps + arch.dram_latency_cycles
+    energy = dynamic_pj(layer, m, arch, moved) + cycles * _prices(arch).leakage_pj_per_cycle
+    return Cost(dram, cycles, energy)
+
+
+@lru_cache(maxsize=64)
+def _prices(arch: ArchConfig):
+    """The simulator's energy model of ``arch`` (its energy table, scratchpad sizes, area)."""
+    from qasic.sim.energy import EnergyModel  # the simulator's prices, imported when first used
+
+    return EnergyModel(arch)
+
+
+def dynamic_pj(layer: Layer, m: Mapping, arch: ArchConfig, moved: dict[str, int]) -> float:
+    """Energy (pJ) of the events that differ between mappings, priced per event exactly as
+    qasic.sim.energy prices the instructions compiler.steps emits (the rest of the layer's
+    dynamic energy is the same for every mapping): DMA bytes on both sides, each GEMM's input,
+    weight, accumulator, block-scale and decode-table accesses, each POST's parameters."""
+    e, g, cols = _prices(arch), layer.geom, arch.array_cols
+    bit, table = e.sram_bit, e.table
+    P, K, n = g.out_h * g.out_w, g.kh * g.kw * layer.ic, layer.n
+    spatial = [(th, tw, nh * nw) for th, nh in _sizes(g.out_h, m.th)
+               for tw, nw in _sizes(g.out_w, m.tw)]
+    tiles = sum(k for _, _, k in spatial)
+    gemms = sum(k * _tile_gemms(th, tw, arch.gemm_max_rows, arch.array_rows, cols)[0]
+                for th, tw, k in spatial)
+    groups = sum(count * ceil(nt / cols) for nt, count in _sizes(n, m.nt))
+    folds = sum(count * fold_count(layer, ct, arch.array_rows)
+                for ct, count in _sizes(layer.ic, m.ct))
+    one_band = m.ct >= layer.ic and (m.order == "s_outer" or tiles == 1)  # as in traffic
+    bands = 1 if one_band or ceil(n / m.nt) == 1 else ceil(n / m.nt)
+    band_bytes = bands * sum(k * _area(g.band(th, tw)) for th, tw, k in spatial) * \
+        sum(count * layer.cbytes(ct, layer.in_bits) for ct, count in _sizes(layer.ic, m.ct))
+    fills = sum(loads * w for loads, _, w in weight_loads(layer, m, arch)) if layer.compact else 0
+    dma = 8 * (sum(moved.values()) * table["dram_pj_per_bit"]
+               + band_bytes * layer.blocks * bit["input"]
+               + (moved["weight"] + fills * layer.blocks) * bit["weight"]
+               + moved["param"] * bit["param"] + moved["output"] * bit["output"])
+    gemm = (P * K * groups * layer.in_bits * bit["input"]
+            + K * n * gemms * layer.wbits * bit["weight"]
+            + P * n * (2 * folds - 1) * arch.acc_bits * bit["acc"]
+            + tiles * n * 8 * PARAM_BYTES_PER_CHANNEL * bit["param"])
+    if layer.decode_bytes:  # one table read per weight into the array
+        gemm += K * n * gemms * 8 * LUT_ENTRY_BYTES * bit["param"]
+    if layer.scale_rows:  # scales (+ zero points) per GEMM, one scaling per partial sum
+        gemm += n * folds * gemms * layer.scale_rows * 8 * BSCALE_BYTES * bit["weight"]
+        gemm += P * n * folds * e.block_scale_pj(layer.block_mode)
+    if layer.block_mode == "mulzp":  # code - zero point as each weight loads
+        gemm += K * n * gemms * 8 * table["mac_add_pj_per_bit"] * e.logic
+    return dma + layer.blocks * gemm
+
+
+def _area(hw: tuple[int, int]) -> int:
+    return hw[0] * hw[1]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What the mapper minimises: ``first`` over the candidates; those within ``slack`` of the
+    least compete on ``then``."""
+
+    first: Callable[[Cost], float]
+    then: Callable[[Cost], float]
+    slack: float = 1.0
+
+
+DRAM_SLACK = 1.02  # mappings within 2% of the fewest DRAM bytes compete on cycles
+# the arch's mapper.objective -> what the mapper minimises (docs/mapper.md)
+OBJECTIVES = {
+    "energy": Objective(lambda c: c.energy_pj, lambda c: c.cycles),
+    "latency": Objective(lambda c: c.cycles, lambda c: c.energy_pj),
+    "edp": Objective(lambda c: c.energy_pj * c.cycles, lambda c: c.cycles),
+    "dram": Objective(lambda c: c.dram_bytes, lambda c: c.cycles, DRAM_SLACK),
+}
+assert set(OBJECTIVES) == set(MAPPER_OBJECTIVES)
 
 
 def _divisions(total: int, most: int = 8) -> list[int]:
@@ -274,25 +395,29 @@ def candidates(layer: Layer, arch: ArchConfig) -> Iterator[Mapping]:
                         yield Mapping(th, tw, ct, nt, order)
 
 
-DRAM_SLACK = 1.02  # mappings within 2% of the fewest DRAM bytes compete on cycles
-
-
 def choose(layer: Layer, arch: ArchConfig) -> Mapping:
-    """The fastest candidate among those within DRAM_SLACK of the fewest DRAM bytes (DRAM
-    first, then cycles, without trading 4x the cycles for a few bytes)."""
+    """The candidate the arch's objective prefers (ties: the earlier candidate)."""
+    goal = OBJECTIVES[arch.mapper_objective]
     scored = [(cost(layer, m, arch), m) for m in candidates(layer, arch)]
     if not scored:
         raise ConfigError(_no_fit(layer, arch))
-    least = min(k[0] for k, _ in scored)
-    return min((k[1], k[0], i, m) for i, (k, m) in enumerate(scored)
-               if k[0] <= least * DRAM_SLACK)[3]
+    least = min(goal.first(k) for k, _ in scored)
+    return min((goal.then(k), goal.first(k), i, m) for i, (k, m) in enumerate(scored)
+               if goal.first(k) <= least * goal.slack)[3]
 
 
-def exhaustive(layer: Layer, arch: ArchConfig) -> tuple[Mapping, tuple[int, int]]:
-    """The best mapping over every th, tw, ct (whole bytes) and nt (for small layers)."""
+def rank(arch: ArchConfig) -> Callable[[Cost], tuple[float, float]]:
+    """The arch objective's order on costs: its first measure, then its second."""
+    goal = OBJECTIVES[arch.mapper_objective]
+    return lambda c: (goal.first(c), goal.then(c))
+
+
+def exhaustive(layer: Layer, arch: ArchConfig) -> tuple[Mapping, Cost]:
+    """The best mapping by the arch's objective over every th, tw, ct (whole bytes) and nt
+    (for small layers)."""
     g = layer.geom
     step = 8 // layer.in_bits if layer.in_bits < 8 else 1
-    best = None
+    key, best = rank(arch), None
     for order in ORDERS:
         for nt in range(1, layer.n + 1):
             for ct in range(step, layer.ic + 1, step):
@@ -301,7 +426,7 @@ def exhaustive(layer: Layer, arch: ArchConfig) -> tuple[Mapping, tuple[int, int]
                         m = Mapping(th, tw, ct, nt, order)
                         if fits(layer, m, arch):
                             k = cost(layer, m, arch)
-                            if best is None or k < best[1]:
+                            if best is None or key(k) < key(best[1]):
                                 best = (m, k)
     if best is None:
         raise ConfigError(_no_fit(layer, arch))

@@ -248,7 +248,8 @@ def mapper_layer(g: GemmKernel, src: Buffer, dst: Buffer, table_bytes: int) -> m
         out_bits=dst.bits, wbits=g.wbits,
         scale_rows={"none": 0, "mulzp": 2}.get(g.block_mode, 1),
         decode_bytes=0 if g.lut is None else LUT_ENTRY_BYTES << g.wbits,
-        table_bytes=table_bytes, block_size=g.block_size, compact=compact(g))
+        table_bytes=table_bytes, block_size=g.block_size, block_mode=g.block_mode,
+        compact=compact(g))
 
 
 def _check_wide(k: Kernel, src: list[Buffer], dst: Buffer) -> None:

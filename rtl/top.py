@@ -96,11 +96,12 @@ def rtl_opcodes() -> tuple[str, ...]:
 
 
 def accelerator_key(arch: ArchConfig, depth: int = PROGRAM_DEPTH) -> str:
-    """Build directory name: a digest of every arch field but its name (the scratchpads size
-    the RTL too; two arches that differ only in name share a build), and the program memory's
-    ``depth`` when it is not the default (so the default builds keep their names)."""
+    """Build directory name: a digest of every arch field but its name and the mapper's
+    objective (the scratchpads size the RTL too; two arches that differ only in name or in how
+    the compiler maps layers share a build), and the program memory's ``depth`` when it is not
+    the default (so the default builds keep their names)."""
     import hashlib
-    fields = {k: v for k, v in arch.to_dict().items() if k != "name"}
+    fields = {k: v for k, v in arch.to_dict().items() if k not in ("name", "mapper_objective")}
     blob = json.dumps(fields, sort_keys=True, default=str).encode()
     deep = "" if depth == PROGRAM_DEPTH else f"_d{depth}"
     return (f"accel_{arch.array_rows}x{arch.array_cols}{deep}_"

@@ -44,6 +44,9 @@ def test_default_loads_and_is_frozen():
     ("array.cols", 300, "array.cols = 300 must be in 1..256"),
     ("array.dataflow", "output_stationary", ("array.dataflow = 'output_stationary' is not "
                                             "supported; use one of weight_stationary")),
+    ("mapper.objective", "speed", ("mapper.objective = 'speed' is not an objective; use one "
+                                   "of energy, latency, edp, dram")),
+    ("mapper.objective", 1, "mapper.objective = 1 must be str"),
     ("array.weight_bits", 25, "array.weight_bits = 25 must be in 2..24"),
     ("array.input_bits", 1, "array.input_bits = 1 must be in 2..24"),
     ("array.acc_bits", 8, "array.acc_bits = 8 must be in 16..56"),
@@ -140,3 +143,12 @@ def test_accumulators_wider_than_32_bits_take_whole_bytes_of_the_scratchpad():
     cols = narrow.array_cols
     with pytest.raises(ConfigError, match="sram.acc_bytes"):
         dataclasses.replace(narrow, acc_bits=48, acc_sram_bytes=2 * cols * 4)
+
+
+def test_the_mapper_objective_is_a_key_that_shapes_programs_not_hardware():
+    from qasic.rtl.top import accelerator_key
+
+    assert default_arch().mapper_objective == load_arch("gemmini_like").mapper_objective == "energy"
+    arch = arch_from_dict(with_value("mapper.objective", "latency"))
+    assert arch.mapper_objective == "latency"
+    assert accelerator_key(arch) == accelerator_key(default_arch())  # one RTL build for both

@@ -113,8 +113,11 @@ def test_band_loads_and_tile_stores_walk_a_heads_view(cache):
 @pytest.mark.parametrize("bits", [8, 4])
 def test_head_split_and_merge_around_a_linear_are_views(bits, arch):
     """The linear reads its heads (3, 7, 8) straight out of x (7, 24) and stores them into the
-    merged (7, 24): one kernel, strided DMAs of D bytes between tokens."""
+    merged (7, 24): one kernel, strided DMAs of D bytes between tokens. Mapped DRAM bytes
+    first, the views add none: every operand moves once (the default energy objective re-reads
+    x on tiny-output, for 739 instead of 1,263 cycles and 95 instead of 119 nJ)."""
     target = small_arch(output_sram_bytes=64) if arch == "tiny-output" else ARCHS[arch]
+    target = dataclasses.replace(target, mapper_objective="dram")
     b = Builder("heads")
     x = b.codes("x", (7, 24), TensorQ(0.05, 1, bits))
     y = b.linear("fc", b.heads("split", x, 3), 8, TensorQ(0.05, 2, bits))  # per head
