@@ -21,11 +21,11 @@ from qasic.rtl.bscale import SCALE_BITS
 from qasic.rtl.packing import operand_codes, operand_misfit, pad_tile
 from qasic.rtl.tools import (
     RtlToolError,
+    build_lock,
     ensure_build_tools,
     ensure_cocotb,
     ensure_verilator,
-    make_flags,
-    make_overrides,
+    verilator_make,
 )
 from qasic.rtl.verilog import TOP, generate_verilog
 
@@ -134,12 +134,13 @@ def build_core(arch: ArchConfig, build_dir: str | Path) -> Path:
     root = Path(build_dir).resolve() / arch_key(arch)
     if root in _BUILT:
         return _BUILT[root]
-    v_path = generate_verilog(arch, root)[0]
-    sim_dir, stamp = root / "sim_build", root / "sim_build.sha256"
-    digest = hashlib.sha256(v_path.read_bytes()).hexdigest()
-    if not ((sim_dir / TOP).exists() and stamp.exists() and stamp.read_text() == digest):
-        _verilate(v_path, sim_dir, verilator_exe)
-        stamp.write_text(digest)
+    with build_lock(root):  # another process building it: wait, then use its build
+        v_path = generate_verilog(arch, root)[0]
+        sim_dir, stamp = root / "sim_build", root / "sim_build.sha256"
+        digest = hashlib.sha256(v_path.read_bytes()).hexdigest()
+        if not ((sim_dir / TOP).exists() and stamp.exists() and stamp.read_text() == digest):
+            _verilate(v_path, sim_dir, verilator_exe)
+            stamp.write_text(digest)
     _BUILT[root] = sim_dir
     return sim_dir
 
@@ -149,7 +150,7 @@ def _verilate(v_path: Path, sim_dir: Path, verilator_exe: Path) -> None:
 
     log = sim_dir.parent / "build.log"
     try:
-        with make_flags({**MAKE_VARS, **make_overrides(verilator_exe)}):
+        with verilator_make(verilator_exe, MAKE_VARS, sim_dir.parent.parent):
             get_runner("verilator").build(
                 sources=[v_path], hdl_toplevel=TOP, build_dir=sim_dir, build_args=VERILATOR_ARGS,
                 always=True, log_file=log)

@@ -43,6 +43,7 @@ class DramModel:
             raise ValueError(f"DramModel {prefix}: latency = {latency}; dram.latency_cycles must "
                              f"be >= 2 for the RTL DMA")
         self.dut, self.prefix, self.memory, self.latency = dut, prefix, memory, latency
+        self._handles: dict = {}  # signal name -> cocotb handle
         self.clock = clock if clock is not None else dut.clk
         self.bytes = len(self.sig("rdata")) // 8
         self.errors: list[str] = []
@@ -53,6 +54,7 @@ class DramModel:
         self._b: deque = deque()         # cycles their B responses become valid
         self.beats = {"r": 0, "w": 0}
         self.stall, self._rng = stall, np.random.default_rng(seed)
+        self._driven: dict[str, int] = {}  # the value last written to each input of the port
 
     def idle(self) -> bool:
         """No read beat, write burst or B response is outstanding."""
@@ -68,14 +70,24 @@ class DramModel:
         self._fail(f"still busy after {limit} cycles of drain()")
 
     def sig(self, name: str):
-        return getattr(self.dut, f"{self.prefix}__{name}")
+        handle = self._handles.get(name)
+        if handle is None:
+            handle = self._handles[name] = getattr(self.dut, f"{self.prefix}__{name}")
+        return handle
+
+    def _drive(self, name: str, value: int) -> None:
+        """Write ``value`` to the port's input ``name`` unless it holds it already (only this
+        model drives it): cocotb schedules every write, and most would change nothing."""
+        if self._driven.get(name) != value:
+            self.sig(name).value = value
+            self._driven[name] = value
 
     def start(self):
         import cocotb
         for name in ("arready", "awready", "wready"):
-            self.sig(name).value = 1
+            self._drive(name, 1)
         for name in ("rvalid", "bvalid", "rlast", "rresp", "bresp", "rdata"):
-            self.sig(name).value = 0
+            self._drive(name, 0)
         return cocotb.start_soon(self._run())
 
     def _fail(self, msg: str) -> None:
@@ -114,16 +126,16 @@ class DramModel:
             # drive this cycle's readies, R and B ...
             ready = {ch: int(not p or rng.random() >= p) for ch in ("ar", "aw", "w")}
             for ch, v in ready.items():
-                self.sig(f"{ch}ready").value = v
+                self._drive(f"{ch}ready", v)
             rvalid = bool(self._reads) and self._reads[0][2] <= t and (not p or rng.random() >= p)
-            self.sig("rvalid").value = int(rvalid)
+            self._drive("rvalid", int(rvalid))
             if rvalid:
                 word, left, _ = self._reads[0]
-                self.sig("rdata").value = int.from_bytes(
-                    self.memory[word * b:(word + 1) * b].tobytes(), "little")
-                self.sig("rlast").value = int(left == 1)
+                self._drive("rdata", int.from_bytes(
+                    self.memory[word * b:(word + 1) * b].tobytes(), "little"))
+                self._drive("rlast", int(left == 1))
             bvalid = bool(self._b) and self._b[0] <= t and (not p or rng.random() >= p)
-            self.sig("bvalid").value = int(bvalid)
+            self._drive("bvalid", int(bvalid))
             # ... then sample the master once everything has settled
             await ReadOnly()
             if rvalid and int(self.sig("rready").value):

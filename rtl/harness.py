@@ -26,7 +26,7 @@ def build(design, top: str, build_dir: str | Path, prefix: str, fast: bool = Tru
     from amaranth.back import verilog
 
     from qasic.rtl.run import verilate
-    from qasic.rtl.tools import ensure_build_tools, ensure_cocotb, ensure_verilator
+    from qasic.rtl.tools import build_lock, ensure_build_tools, ensure_cocotb, ensure_verilator
 
     ensure_cocotb()
     exe = ensure_verilator()
@@ -34,11 +34,12 @@ def build(design, top: str, build_dir: str | Path, prefix: str, fast: bool = Tru
     text = verilog.convert(design, name=top, emit_src=False)
     root = Path(build_dir) / f"{prefix}_{hashlib.sha256(text.encode()).hexdigest()[:12]}"
     sim_dir = root / "sim_build"
-    if not (sim_dir / top).exists():
-        root.mkdir(parents=True, exist_ok=True)
-        v_path = root / f"{top}.v"
-        v_path.write_text(text)
-        verilate(v_path, top, sim_dir, exe, FAST_BUILD if fast else None)
+    with build_lock(root):  # another process building it: wait, then use its build
+        if not (sim_dir / top).exists():
+            root.mkdir(parents=True, exist_ok=True)
+            v_path = root / f"{top}.v"
+            v_path.write_text(text)
+            verilate(v_path, top, sim_dir, exe, FAST_BUILD if fast else None)
     return sim_dir
 
 

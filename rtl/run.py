@@ -42,11 +42,11 @@ from qasic.isa.verify import verify
 from qasic.rtl.limits import PROGRAM_DEPTH, check_runnable, loaded
 from qasic.rtl.tools import (
     RtlToolError,
+    build_lock,
     ensure_build_tools,
     ensure_cocotb,
     ensure_verilator,
-    make_flags,
-    make_overrides,
+    verilator_make,
 )
 from qasic.sim.machine import Machine
 from qasic.sim.run import check_codes
@@ -331,18 +331,19 @@ def build_accelerator(arch: ArchConfig, build_dir: str | Path, progress=None,
     root = Path(build_dir).resolve() / accelerator_key(arch, depth)
     if root in _BUILT:
         return _BUILT[root]
-    say(f"elaborating the accelerator for {arch.name} (Amaranth -> Verilog)")
-    v_path = generate_accelerator(arch, root, depth)[0]
-    sim_dir, stamp = root / "sim_build", root / "sim_build.sha256"
-    digest = hashlib.sha256(v_path.read_bytes()).hexdigest()
-    if not ((sim_dir / TOP).exists() and stamp.exists() and stamp.read_text() == digest):
-        say(f"Verilating {v_path.name} ({v_path.stat().st_size / 1e6:.1f} MB of Verilog; "
-            "minutes the first time, cached after)")
-        with _ticking(say, "Verilator build"):
-            verilate(v_path, TOP, sim_dir, verilator_exe)
-        stamp.write_text(digest)
-    else:
-        say(f"using the cached Verilator build in {sim_dir}")
+    with build_lock(root):  # another process building it: wait, then use its build
+        say(f"elaborating the accelerator for {arch.name} (Amaranth -> Verilog)")
+        v_path = generate_accelerator(arch, root, depth)[0]
+        sim_dir, stamp = root / "sim_build", root / "sim_build.sha256"
+        digest = hashlib.sha256(v_path.read_bytes()).hexdigest()
+        if not ((sim_dir / TOP).exists() and stamp.exists() and stamp.read_text() == digest):
+            say(f"Verilating {v_path.name} ({v_path.stat().st_size / 1e6:.1f} MB of Verilog; "
+                "minutes the first time, cached after)")
+            with _ticking(say, "Verilator build"):
+                verilate(v_path, TOP, sim_dir, verilator_exe)
+            stamp.write_text(digest)
+        else:
+            say(f"using the cached Verilator build in {sim_dir}")
     _BUILT[root] = sim_dir
     return sim_dir
 
@@ -371,12 +372,14 @@ def _ticking(say, what: str):
 def verilate(v_path: Path, top: str, sim_dir: Path, verilator_exe: Path,
              make_vars: dict[str, str] | None = None) -> None:
     """Verilate ``v_path`` into ``sim_dir`` (``make_vars`` over MAKE_VARS); a failure names
-    its first error line."""
+    its first error line. Verilator's runtime objects are shared by the builds of the build
+    directory (``sim_dir``'s grandparent; ``tools.verilator_make``)."""
     from cocotb_tools.runner import get_runner
 
     log = sim_dir.parent / "build.log"
     try:
-        with make_flags({**MAKE_VARS, **(make_vars or {}), **make_overrides(verilator_exe)}):
+        with verilator_make(verilator_exe, {**MAKE_VARS, **(make_vars or {})},
+                            sim_dir.parent.parent):
             get_runner("verilator").build(
                 sources=[v_path], hdl_toplevel=top, build_dir=sim_dir,
                 build_args=VERILATOR_ARGS, always=True, log_file=log)

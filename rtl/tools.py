@@ -78,3 +78,48 @@ def make_flags(overrides: dict[str, str]):
             os.environ.pop("MAKEFLAGS", None)
         else:
             os.environ["MAKEFLAGS"] = old
+
+
+OBJ_CACHE_DIR = "verilated_objs"  # beside the builds of a build directory
+
+
+@contextmanager
+def verilator_make(verilator_exe: Path, make_vars: dict[str, str], build_dir: Path):
+    """Inside the block, every ``make`` of a Verilator build gets ``make_vars`` (and
+    ``make_overrides``), and compiles Verilator's runtime sources once per ``build_dir``
+    (``rtl/objcache.py`` as make's ``OBJCACHE``; the design's own C++ is compiled as before)."""
+    import shlex
+    import sys
+
+    script = Path(__file__).with_name("objcache.py")
+    cache = Path(build_dir).resolve() / OBJ_CACHE_DIR
+    old = os.environ.get("OBJCACHE")
+    os.environ["OBJCACHE"] = shlex.join([sys.executable, "-I", "-S", str(script), str(cache)])
+    try:
+        with make_flags({**make_vars, **make_overrides(verilator_exe)}):
+            yield
+    finally:
+        if old is None:
+            os.environ.pop("OBJCACHE", None)
+        else:
+            os.environ["OBJCACHE"] = old
+
+
+@contextmanager
+def build_lock(root: Path):
+    """Hold an exclusive lock on the build directory ``root`` while the block runs: processes
+    that share a build directory (pytest-xdist workers) build each design once; the second
+    waits, then finds the build done. No lock where ``fcntl`` is missing (Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    root = Path(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f"{root.name}.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

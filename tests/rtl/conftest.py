@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 
 
 @pytest.fixture(scope="session")
 def rtl_build_dir(tmp_path_factory):
-    """Builds are cached per arch inside this directory for the whole session.
+    """Builds are cached per design inside this directory for the whole session.
 
-    A fixed name under the session's base temp dir, so tests that predate this fixture and use
-    ``getbasetemp() / "rtl_build"`` share the same Verilator builds.
+    One directory for all pytest-xdist workers (under the session's base temp dir, the parent
+    of each worker's): a design two workers need is built once (``rtl.tools.build_lock``), and
+    Verilator's runtime objects are compiled once for every design (``rtl.tools.
+    verilator_make``).
     """
     from qasic.rtl.tools import RtlToolError, ensure_build_tools, ensure_cocotb, ensure_verilator
 
@@ -22,7 +25,10 @@ def rtl_build_dir(tmp_path_factory):
         ensure_build_tools()
     except RtlToolError as e:
         pytest.skip(str(e))
-    path = tmp_path_factory.getbasetemp() / "rtl_build"
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the session's: each worker's base temp dir is inside it
+    path = base / "rtl_build"
     path.mkdir(exist_ok=True)
     return path
 

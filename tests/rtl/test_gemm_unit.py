@@ -39,7 +39,7 @@ from qasic.rtl.gemm_unit import GemmUnit
 from qasic.rtl.packing import operand_misfit, wrap
 from qasic.rtl.ports import sram_elements
 from qasic.rtl.timing import gemm_prologue_cycles, gemm_unit_cycles
-from qasic.rtl.tools import ensure_verilator, make_flags, make_overrides
+from qasic.rtl.tools import build_lock, ensure_verilator, verilator_make
 from qasic.sim import kernels
 from qasic.sim.machine import _act_table
 
@@ -447,13 +447,14 @@ def build_unit(arch: ArchConfig, build_dir: Path) -> Path:
     source = verilog.convert(GemmUnit(arch), name=TOP, emit_src=False)
     v_path, sim_dir, stamp = root / f"{TOP}.v", root / "sim_build", root / "sim_build.sha256"
     digest = hashlib.sha256(source.encode()).hexdigest()
-    if not (stamp.exists() and stamp.read_text() == digest and (sim_dir / TOP).exists()):
-        v_path.write_text(source)
-        with make_flags({**MAKE_VARS, **make_overrides(ensure_verilator())}):
-            get_runner("verilator").build(sources=[v_path], hdl_toplevel=TOP, build_dir=sim_dir,
-                                          build_args=VERILATOR_ARGS, always=True,
-                                          log_file=root / "build.log")
-        stamp.write_text(digest)
+    with build_lock(root):  # the build directory is shared by the pytest-xdist workers
+        if not (stamp.exists() and stamp.read_text() == digest and (sim_dir / TOP).exists()):
+            v_path.write_text(source)
+            with verilator_make(ensure_verilator(), MAKE_VARS, build_dir):
+                get_runner("verilator").build(sources=[v_path], hdl_toplevel=TOP,
+                                              build_dir=sim_dir, build_args=VERILATOR_ARGS,
+                                              always=True, log_file=root / "build.log")
+            stamp.write_text(digest)
     return sim_dir
 
 

@@ -50,8 +50,8 @@ def test_tiles_cover_every_layer(tiles):
         assert t.mode == "none" and t.scale is None
 
 
-def test_rtl_equals_simulator(tiles, tmp_path_factory):
-    build = tmp_path_factory.getbasetemp() / "rtl_build"
+def test_rtl_equals_simulator(tiles, rtl_build_dir):
+    build = rtl_build_dir
     record = verify_tiles(default_arch(), tiles, build)
     assert record["verified"], record["tiles"]
     assert record["tiles_checked"] == len(tiles) and record["cycle_error_max"] == 0
@@ -76,8 +76,8 @@ def test_block_scaled_tiles_read_scales_before_weights(scaled_tiles):
     assert max(t.scale.max() for t in scaled_tiles if t.mode == "mul") > 1
 
 
-def test_block_scaled_rtl_equals_simulator(scaled_tiles, tmp_path_factory):
-    build = tmp_path_factory.getbasetemp() / "rtl_build"  # the default arch's build
+def test_block_scaled_rtl_equals_simulator(scaled_tiles, rtl_build_dir):
+    build = rtl_build_dir  # the default arch's build
     record = verify_tiles(default_arch(), scaled_tiles, build)
     assert record["verified"], record["tiles"]
     assert [r["bscale"] for r in record["tiles"]] == [t.mode for t in scaled_tiles]
@@ -88,7 +88,7 @@ def test_block_scaled_rtl_equals_simulator(scaled_tiles, tmp_path_factory):
     assert record["mismatches"] == len(plain) and "block-scaled" not in record["method"]
 
 
-def test_decoded_fp4_tiles_with_packed_a4_inputs_run_on_the_rtl(tmp_path_factory):
+def test_decoded_fp4_tiles_with_packed_a4_inputs_run_on_the_rtl(rtl_build_dir):
     """FP4 codes decoded through the table (the core multiplies the 5-bit fixed-point values)
     reading 4-bit activations stored packed, on a small 8x8 array with 4-bit PE inputs."""
     from tests.graphs import lut_graph, random_codes, with_act_bits
@@ -104,8 +104,7 @@ def test_decoded_fp4_tiles_with_packed_a4_inputs_run_on_the_rtl(tmp_path_factory
     tiles = capture_tiles(program, arch, random_codes(g, 1), per_layer=2)
     assert np.abs(np.concatenate([t.w.ravel() for t in tiles])).max() > 8  # decoded, not codes
     assert {ins["afmt"] for ins in program.instrs if ins.op == "GEMM"} == {"int8", "int4"}
-    build = tmp_path_factory.getbasetemp() / "rtl_build"
-    record = verify_tiles(arch, tiles, build)
+    record = verify_tiles(arch, tiles, rtl_build_dir)
     assert record["verified"], record["tiles"]
 
 
