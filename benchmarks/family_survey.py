@@ -127,6 +127,10 @@ _DEC = {"vocab_size": VOCAB_DEC, "hidden_size": 64, "intermediate_size": 128,
 # ViT-like encoders on 32x32 images: 8x8 patches (16 of them), hidden 32, 2 layers, 2 heads
 _VIT = {"image_size": 32, "patch_size": 8, "num_channels": 3, "hidden_size": 32,
         "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+# SAM's ViT: 8x8 patches of a 32x32 image (a 4x4 grid), hidden 32, 2 layers, 2 heads
+_SAM = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "output_channels": 16,
+        "num_hidden_layers": 2, "num_attention_heads": 2, "mlp_dim": 64, "window_size": 3,
+        "global_attn_indexes": [1]}
 # GPT-Neo: a global and a local (sliding window, 256 by default) attention layer
 _NEO = {"vocab_size": VOCAB_DEC, "hidden_size": 64, "num_layers": 2, "num_heads": 4,
         "attention_types": [[["global", "local"], 1]], "intermediate_size": 128,
@@ -318,6 +322,11 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                     {}, "image", 32),
     "Aimv2VisionModel": ("vision", "Aimv2VisionConfig", _VIT, {}, "image", 32),
     "IJepaModel": ("vision", "IJepaConfig", _VIT, {"add_pooling_layer": False}, "image", 32),
+    # SAM's image encoder (and SAM-HQ's): windows of 3 patches on a 4x4 grid (padded to 6x6)
+    # and a global layer, decomposed relative positions (queries times constant tables) as
+    # sdpa's attn_mask, a conv neck
+    "SamVisionModel": ("vision", "SamVisionConfig", _SAM, {}, "image", 32),
+    "SamHQVisionModel": ("vision", "SamHQVisionConfig", _SAM, {}, "image", 32),
     # ViTMAE draws its random masking noise inside the forward: refused in one line
     "ViTMAEModel": ("vision", "ViTMAEConfig", _VIT, {}, "image", 32),
     # vision towers of multimodal models (BLIP-2, Idefics3 / SmolVLM's SigLIP-like, GIT)

@@ -16,7 +16,8 @@ qasic.quant.quantize_transformer):
   matmul(p, v), named ``<node>.scores``, ``<node>.softmax`` and ``<node>``; with enable_gqa
   each K/V head is first repeated for its query heads (a selection matmul, ``<node>.k_heads``,
   ``.v_heads``), and a float attn_mask's finite non-zero part (T5's relative position bias) is a
-  ``constant`` added to the scores (``<node>.bias``, ``<node>.biased``).
+  ``constant`` added to the scores (``<node>.bias``, ``<node>.biased``); an attn_mask
+  computed from the activations (SAM's relative positions) an ``add`` to them (``.biased``).
 In an image model these ops take vectors only (per-sample rank 1, where the layouts agree).
 """
 
@@ -52,7 +53,8 @@ SUPPORTED = (
     ("matmul/bmm of two activations (a transpose(-2, -1) of the second folds in), or of an "
      "activation and a constant (a right matrix: a linear; else a constant node, per head too)"),
     "baddbmm: beta input + alpha (a @ b), a matmul and an add",
-    "scaled_dot_product_attention (is_causal, attn_mask, scale, enable_gqa; a constant bias)",
+    ("scaled_dot_product_attention (is_causal, attn_mask, scale, enable_gqa; a constant bias, "
+     "or one computed from the activations: SAM's relative positions)"),
     ("RoPE (products by constant cos/sin tables; rotate_half, and rotate_every_two's stack "
      "along a new last axis, a +-1 linear; Llama 4's view_as_complex of channel pairs times "
      "a constant exp(i theta), view_as_real: rewritten as rotate_every_two's), repeat_kv"),
@@ -271,6 +273,8 @@ def sdpa(b: Any, node: Any, args: list, kwargs: dict) -> Act:
             scores, _ = _attention_bias(b, node, scores, bias, shape)
     if isinstance(mask, torch.Tensor) and mask.dtype != torch.bool:
         scores, mask = _attention_bias(b, node, scores, mask, shape)
+    if isinstance(mask, (Act, *lowering_pointwise.SYMBOLIC)):
+        scores, mask = _activation_bias(b, node, scores, mask), None
     m = masks.Masked(scores, *masks.allowed(b, node, mask, shape, "sdpa"))
     if causal:
         s, t = shape[-2:]
@@ -317,6 +321,18 @@ def _attention_bias(b: Any, node: Any, scores: Act, mask: torch.Tensor, shape: t
                   suffix=".bias")
     out = b.add(node, "add", (scores.name, const.name), shape=per.shape[1:], suffix=".biased")
     return out, torch.where(keep, torch.zeros_like(v), v)
+
+
+def _activation_bias(b: Any, node: Any, scores: Act, bias: Any) -> Act:
+    """A float attn_mask computed from the activations (SAM's decomposed relative positions,
+    query @ a constant table per row and column): an ``add`` to the scores, ``<node>.biased``;
+    it must have the scores' per-sample shape (torch broadcasts it; we do not)."""
+    bias = materialize(b, bias)
+    if b.shapes[bias.name] != b.shapes[scores.name]:
+        b.fail(node, f"an attention bias of per-sample shape {b.shapes[bias.name]} for scores "
+                     f"of {b.shapes[scores.name]}; only a bias of the scores' shape")
+    return b.add(node, "add", (scores.name, bias.name), shape=b.shapes[scores.name],
+                 suffix=".biased")
 
 
 def sdpa_tuple(b: Any, node: Any, args: list, kwargs: dict) -> tuple:

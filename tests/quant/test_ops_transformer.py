@@ -150,6 +150,14 @@ def _baddbmm(x, fc):  # BLOOM's scores: baddbmm(alibi, Q, K^T, alpha = 1/sqrt(Dh
     return torch.softmax(scores.masked_fill(torch.ones(S, S).triu(1).bool(), -1e9), -1)
 
 
+_REL = torch.randn(S, D // H, generator=torch.Generator().manual_seed(2))  # (keys, Dh)
+
+
+def _query_bias(x, fc):  # SAM's: sdpa with attn_mask = q @ a constant (keys, Dh) table
+    q = _heads4(fc(x))
+    return F.scaled_dot_product_attention(q, q, q, attn_mask=q @ _REL.T)
+
+
 # Swin's window attention: 2 windows of 4 tokens, a relative position bias per head and a
 # shifted-window mask per window (-100, as HF writes it), the same for every sample
 _WIN_BIAS = torch.randn(H, 4, 4, generator=torch.Generator().manual_seed(1)) \
@@ -282,6 +290,11 @@ CASES = {
         attn_mask=_BIAS), nn.Linear(D, D)),
                        ["linear", "reshape", "permute", "matmul", "constant", "add", "softmax",
                         "matmul"], 0.998),                                  # 0.99965
+    # SAM's decomposed relative positions: a bias computed from the queries (q @ a constant
+    # table) as sdpa's attn_mask, an add to the scores
+    "attention_bias_of_queries": (Fn(_query_bias, nn.Linear(D, D)),
+                                  ["linear", "reshape", "permute", "linear", "matmul", "add",
+                                   "softmax", "matmul"], 0.998),            # 0.99956
     # constant masks other than causal: the softmax's valid pattern (qasic.quant.masks); the
     # scores * 0.1 spread the probabilities: unmasked, the cosine would be 0.86 and 0.70
     "window": (_after_linear(lambda x: torch.softmax((x @ x.transpose(-2, -1) * 0.1)
