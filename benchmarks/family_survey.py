@@ -476,6 +476,18 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                         _DEC | {"num_key_value_heads": 1, "head_dim": 16, "sliding_window": 8,
                                 "layer_types": ["sliding_attention", "full_attention"]},
                         {}, "ids", SEQ_DEC),
+    # Gemma 3n's text model: AltUp (4 streams mixed per token), LAuReL, per-layer embeddings
+    # (ids outside their table made 0), layers 2-3 reusing layers 0-1's keys and values, the
+    # gaussian top-k of layer 0's MLP gates
+    "Gemma3nTextModel": ("decoder", "Gemma3nTextConfig",
+                         _DEC | {"num_hidden_layers": 4, "num_key_value_heads": 2,
+                                 "head_dim": 16, "sliding_window": 8,
+                                 "layer_types": ["sliding_attention", "full_attention"] * 2,
+                                 "num_kv_shared_layers": 2, "vocab_size_per_layer_input": 200,
+                                 "hidden_size_per_layer_input": 16, "laurel_rank": 16,
+                                 "activation_sparsity_pattern": [0.95, 0.0, 0.0, 0.0],
+                                 "pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 2},
+                         {}, "ids", SEQ_DEC),
     "Cohere2Model": ("decoder", "Cohere2Config",
                      _DEC | {"num_key_value_heads": 2, "sliding_window": 8,
                              "layer_types": ["sliding_attention", "full_attention"]},
@@ -951,6 +963,7 @@ _CAUSAL_LM = {"GPT2LMHeadModel": "GPT2Model", "GPTNeoForCausalLM": "GPTNeoModel"
               "MistralForCausalLM": "MistralModel", "PhiForCausalLM": "PhiModel",
               "Phi3ForCausalLM": "Phi3Model", "GemmaForCausalLM": "GemmaModel",
               "Gemma2ForCausalLM": "Gemma2Model", "Gemma3ForCausalLM": "Gemma3TextModel",
+              "Gemma3nForCausalLM": "Gemma3nTextModel",
               "StableLmForCausalLM": "StableLmModel", "OlmoForCausalLM": "OlmoModel",
               "Olmo2ForCausalLM": "Olmo2Model", "GPTNeoXForCausalLM": "GPTNeoXModel",
               "CodeGenForCausalLM": "CodeGenModel", "GPTBigCodeForCausalLM": "GPTBigCodeModel",

@@ -360,19 +360,28 @@ def expand(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 def repeat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """aten.repeat(x, repeats) of per-sample axes (DiffLlama's value halves repeated over the
-    heads): per repeated axis a selection by r stacked identities (``rows``), y[i] = x[i mod n]."""
+    heads): per repeated axis a selection by r stacked identities (``rows``), y[i] = x[i mod n].
+    More repeats than axes add leading axes of size 1 first (torch's rule; Gemma 3n's AltUp
+    repeats (batch, S, D) as (4, batch, S, D)): the batch moves behind them."""
     x = _act(b, node, args[0], "repeat input")
     reps = [int(r) for r in args[1]]
     rank = node.args[0].meta["val"].dim()
-    axes, p = axis_map(b, node.args[0]), digit(b, node.args[0])[0]
-    bad = [d for d, r in enumerate(reps) if r != 1 and (len(reps) != rank or axes[d] is None
+    axes, (p, inner) = axis_map(b, node.args[0]), digit(b, node.args[0])
+    extra = len(reps) - rank
+    src = (1,) * extra + tuple(int(d) for d in node.args[0].meta["val"].shape)
+    if extra > 0:
+        b.batch_axes[node.name] = (p + extra, inner)
+        x = reshaped(b, node, x, (1,) * extra + b.shapes[x.name], suffix=".lead")
+        axes, p = list(range(extra)) + [None if a is None else a + extra for a in axes], \
+            p + extra
+    bad = [d for d, r in enumerate(reps) if r != 1 and (extra < 0 or axes[d] is None
                                                          or d == p)]
     if bad:
         b.fail(node, f"repeat by {reps} of a rank-{rank} tensor; only of per-sample axes (not "
-                     "the batch, no new axes)")
+                     "the batch)")
     for d, r in enumerate(reps):
         if r != 1:
-            n = int(node.args[0].meta["val"].shape[d])
+            n = src[d]
             shape = list(b.shapes[x.name])
             shape[axes[d]] *= r
             x = rows(b, node, x, np.tile(np.eye(n), (r, 1)), axes[d], suffix=f".{d}",

@@ -33,6 +33,7 @@ from qasic.quant import (
     export_errors,
     fourier,
     glu,
+    idmaps,
     inplace,
     keepdim,
     known_modules,
@@ -48,6 +49,7 @@ from qasic.quant import (
     sinks,
     unfold,
     wrappers,
+    writeback,
 )
 from qasic.quant.calibrate import prepare
 from qasic.quant.fgraph import FGraph, FNode
@@ -205,13 +207,14 @@ class _Builder:
         self.ep = ep
         # the graph walked: einsums and FNet's Fourier transforms made matmuls, patch unfolds
         # views and permutes, selections of samples by constant masks resolved, complex RoPE
-        # real products, ``x[:, i].unsqueeze(1)`` slices, GLUs their halves' product; before
-        # all, the subgraphs of wrappers (autocast, no_grad regions) inlined: ``inlined`` is the
-        # exported graph as torch ran it
+        # real products, ``x[:, i].unsqueeze(1)`` slices, GLUs their halves' product, a slice
+        # updated in place the cat it makes (qasic.quant.writeback); before all, the subgraphs
+        # of wrappers (autocast, no_grad regions) inlined: ``inlined`` is the exported graph as
+        # torch ran it
         self.inlined = wrappers.inline(ep.graph_module)
         self.graph = glu.decompose(keepdim.decompose(complex_rope.decompose(fourier.decompose(
-            unfold.decompose(einsum.decompose(selects.decompose(
-                self.inlined, set(ep.graph_signature.user_inputs))))))))
+            unfold.decompose(einsum.decompose(selects.decompose(writeback.decompose(
+                self.inlined), set(ep.graph_signature.user_inputs))))))))
         self.env: dict[str, Any] = {}
         self.nodes: dict[str, FNode] = {}     # insertion order is execution order
         self.origin: dict[str, fx.Node] = {}  # tensor name -> fx node that produced it
@@ -321,6 +324,9 @@ class _Builder:
             return self._getitem(node, args)
         if _has((args, kwargs), sinks.VALUES):
             return sinks.apply(self, node, args, kwargs)
+        if not _has((args, kwargs), (positions.PosValue, lengths.Length)) \
+                and idmaps.reads_ids(self, args, kwargs):  # tests of the ids, ids mapped
+            return idmaps.apply(self, node, args, kwargs)
         if node.target in lowering_seq.LIKE_OPS:  # shapes and dtypes only, not values
             return lowering_seq.like(node, args, kwargs)
         if node.target in lowering_pad.WRITTEN_FOR and isinstance(args[0], lowering_pad.ZeroPad):

@@ -1,0 +1,51 @@
+"""A part of an activation updated in place and read after (qasic.quant.writeback): rewritten as
+the cat it makes, the same numbers as torch; a write another alias would see stays refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from qasic.errors import UnsupportedOpError
+from qasic.quant import capture
+from qasic.quant.writeback import decompose
+from tests.quant.transformer_nets import Fn, check, ops
+
+D, S = 32, 8
+
+
+def _seq():
+    return np.random.default_rng(0).normal(size=(64, S, D)).astype(np.float32)
+
+
+def _updated(x, fc):  # Gemma 3n's ``corrected[1:] += p``, here of positions 2..3 and 5
+    y = fc(x)
+    y[:, 2:4] += torch.tanh(y[:, :2])
+    y[:, 5] = y[:, 5] * 0.5
+    return y * 2
+
+
+def _aliased(x, fc):  # the write goes through a view of y, which is read after it
+    y = fc(x)
+    z = y.view(y.shape)
+    z[:, 1:] += torch.tanh(z[:, 1:])
+    return y * 2
+
+
+def test_a_slice_written_back_is_the_cat_it_makes():
+    ep = torch.export.export(Fn(_updated, nn.Linear(D, D)).eval(),
+                             (torch.from_numpy(_seq()[:2]),))
+    before = [n.target for n in ep.graph.nodes]
+    after = [n.target for n in decompose(ep.graph).nodes]
+    assert before.count(torch.ops.aten.copy_.default) == 2
+    assert torch.ops.aten.copy_.default not in after
+    assert after.count(torch.ops.aten.cat.default) == 2
+    graph, _, cos = check(Fn(_updated, nn.Linear(D, D)), _seq())
+    assert "concat" not in ops(graph) and cos > 0.999, cos  # 0.99977
+
+
+def test_a_write_another_alias_sees_is_refused():
+    with pytest.raises(UnsupportedOpError, match="an in-place write"):
+        capture(Fn(_aliased, nn.Linear(D, D)).eval(), torch.from_numpy(_seq()[:2]))
