@@ -131,6 +131,16 @@ _VIT = {"image_size": 32, "patch_size": 8, "num_channels": 3, "hidden_size": 32,
 _SAM = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "output_channels": 16,
         "num_hidden_layers": 2, "num_attention_heads": 2, "mlp_dim": 64, "window_size": 3,
         "global_attn_indexes": [1]}
+_MASKFORMER = {
+    "backbone_config": {"model_type": "swin", "image_size": 32, "patch_size": 2, "embed_dim": 16,
+                        "depths": [1, 1, 1, 1], "num_heads": [2, 2, 2, 2], "window_size": 4,
+                        "mlp_ratio": 2.0,
+                        "out_features": ["stage1", "stage2", "stage3", "stage4"]},
+    "decoder_config": {"model_type": "detr", "d_model": 32, "decoder_layers": 2,
+                       "encoder_layers": 1, "decoder_attention_heads": 2,
+                       "encoder_attention_heads": 2, "decoder_ffn_dim": 64,
+                       "encoder_ffn_dim": 64, "num_queries": 8},
+    "fpn_feature_size": 32, "mask_feature_size": 32}
 # GPT-Neo: a global and a local (sliding window, 256 by default) attention layer
 _NEO = {"vocab_size": VOCAB_DEC, "hidden_size": 64, "num_layers": 2, "num_heads": 4,
         "attention_types": [[["global", "local"], 1]], "intermediate_size": 128,
@@ -327,6 +337,9 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # sdpa's attn_mask, a conv neck
     "SamVisionModel": ("vision", "SamVisionConfig", _SAM, {}, "image", 32),
     "SamHQVisionModel": ("vision", "SamHQVisionConfig", _SAM, {}, "image", 32),
+    # MaskFormer: a Swin backbone of 4 stages, an FPN pixel decoder (GroupNorm of 32 groups),
+    # a DETR decoder of 8 learned queries (the row reads its queries: _OUTPUT)
+    "MaskFormerModel": ("vision", "MaskFormerConfig", _MASKFORMER, {}, "image", 32),
     # ViTMAE draws its random masking noise inside the forward: refused in one line
     "ViTMAEModel": ("vision", "ViTMAEConfig", _VIT, {}, "image", 32),
     # vision towers of multimodal models (BLIP-2, Idefics3 / SmolVLM's SigLIP-like, GIT)
@@ -1023,6 +1036,7 @@ HEADS: dict[str, str | tuple[str, dict]] = _CAUSAL_LM | _TEXT | _IMAGE | {
     "DPTForDepthEstimation": "DPTModel",
     "GLPNForDepthEstimation": "GLPNModel",
     "YolosForObjectDetection": "YolosModel",
+    "MaskFormerForInstanceSegmentation": "MaskFormerModel",  # its masks (_OUTPUT)
     "Wav2Vec2ForCTC": "Wav2Vec2Model",
     "HubertForCTC": "HubertModel",
     "Wav2Vec2ForSequenceClassification": "Wav2Vec2Model",  # mean pooling over frames
@@ -1053,6 +1067,11 @@ _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
               "Idefics3VisionTransformer": "transformers.models.idefics3.modeling_idefics3",
               "Qwen2AudioEncoder": "transformers.models.qwen2_audio.modeling_qwen2_audio",
               "Kosmos2VisionModel": "transformers.models.kosmos2.modeling_kosmos2"}
+# the output a row reads when it is not ``last_hidden_state`` (or the first): MaskFormer's first
+# is its backbone's features; the row reads its transformer decoder's queries, its instance
+# segmentation head the masks (the queries times the pixel decoder's embeddings)
+_OUTPUT = {"MaskFormerModel": "transformer_decoder_last_hidden_state",
+           "MaskFormerForInstanceSegmentation": "masks_queries_logits"}
 # the keyword each input kind goes in as
 _KEYWORD = {"ids": "input_ids", "ids_mask": "input_ids", "image": "pixel_values",
             "features": "input_features", "wave": "input_values", "frames": "input_features",
@@ -1117,6 +1136,8 @@ def build(name: str) -> tuple[Any, np.ndarray, int]:
             out = call(x)
             if isinstance(out, torch.Tensor):
                 return out
+            if name.split("@")[0] in _OUTPUT:
+                return getattr(out, _OUTPUT[name.split("@")[0]])
             return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
 
     Wrapped.__name__ = name.split("@")[0]  # qasic.evaluate names the model by its class

@@ -241,10 +241,13 @@ def matmul_node(b: Any, node: Any, x: Act, y: Act, transpose_b: bool, alpha: flo
 def sdpa(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """aten.scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal, *, scale,
     enable_gqa): matmul -> softmax -> matmul. Constant keys or values (cross-attention to a
-    fixed context, a diffusion U-Net's text conditioning) are ``constant`` nodes ``<node>.k``,
-    ``<node>.v`` the matmuls read."""
-    q = _act(b, node, args[0], "attention query")
+    fixed context, a diffusion U-Net's text conditioning) or queries (MaskFormer's learned
+    queries cross-attending to the image) are ``constant`` nodes ``<node>.k``, ``<node>.v``,
+    ``<node>.q`` the matmuls read."""
     gqa = bool(kwargs.get("enable_gqa"))
+    if isinstance(args[0], torch.Tensor) and all(isinstance(a, torch.Tensor) for a in args[1:3]):
+        b.fail(node, "attention of constant queries, keys and values; one must be an activation")
+    q = _key_or_value(b, node, args[0], "q", False)  # constant queries: MaskFormer's learned
     k, v = (_key_or_value(b, node, a, tag, gqa) for a, tag in ((args[1], "k"), (args[2], "v")))
     mask = _arg(args, kwargs, 3, "attn_mask", None)
     if _arg(args, kwargs, 4, "dropout_p", 0.0):
@@ -290,9 +293,9 @@ def sdpa(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 
 def _key_or_value(b: Any, node: Any, a: Any, tag: str, gqa: bool) -> Act:
-    """An attention key or value: an activation, or a constant (the same for every sample) made
-    a ``constant`` node of its per-sample value, broadcast to the queries' leading axes (with
-    enable_gqa, each K/V head repeated for its query heads)."""
+    """An attention query, key or value: an activation, or a constant (the same for every
+    sample) made a ``constant`` node of its per-sample value, broadcast to the queries' leading
+    axes (with enable_gqa, each K/V head repeated for its query heads)."""
     if not isinstance(a, torch.Tensor):
         return _act(b, node, a, "attention input")
     qs = tuple(int(d) for d in node.args[0].meta["val"].shape)

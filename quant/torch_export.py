@@ -337,7 +337,7 @@ class _Builder:
             keep = node.target in PAD_READERS  # a zero pad folds into them
             args, kwargs = self._materialized(args, keep), self._materialized(kwargs, keep)
         if not _has_act((args, kwargs)):
-            if _random(node.target):
+            if _random(node):
                 self.fail(node, f"random numbers drawn inside the model ({node.target}, e.g. "
                                 "ViTMAE's random patch masking): capture would freeze one "
                                 "draw; pass the draw in as a constant or remove it")
@@ -482,11 +482,21 @@ def _has(tree: Any, kinds: Any) -> bool:
     return False
 
 
-def _random(target: Any) -> bool:
+def _random(node: fx.Node) -> bool:
     """An op that draws random numbers (torch's nondeterministic_seeded tag; dropout, which
-    eval mode turns off, aside)."""
-    tags = getattr(target, "tags", ())
-    return torch.Tag.nondeterministic_seeded in tags and "dropout" not in str(target)
+    eval mode turns off, and attention with dropout_p 0 aside: MaskFormer's decoder attends
+    among its learned queries, constants, in its first layer)."""
+    tags = getattr(node.target, "tags", ())
+    if torch.Tag.nondeterministic_seeded not in tags or "dropout" in str(node.target):
+        return False
+    at = _DROPOUT_ARG.get(node.target)
+    return at is None or bool(node.args[at] if len(node.args) > at
+                              else node.kwargs.get("dropout_p", 0.0))
+
+
+# attention ops and the position of their dropout_p
+_DROPOUT_ARG = {torch.ops.aten.scaled_dot_product_attention.default: 4,
+                torch.ops.aten._scaled_dot_product_flash_attention_for_cpu.default: 3}
 
 
 def _has_act(tree: Any) -> bool:

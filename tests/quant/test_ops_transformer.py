@@ -167,6 +167,15 @@ def _altup(x, fc, coef):  # Gemma 3n's AltUp: 2 streams stacked in front of the 
     return p[0] + p[1]
 
 
+_QUERIES = torch.randn(1, H, 4, D // H, generator=torch.Generator().manual_seed(3))
+
+
+def _learned_queries(x, fc):  # MaskFormer's decoder: learned queries attend among themselves
+    q = F.scaled_dot_product_attention(_QUERIES, _QUERIES, _QUERIES)  # (constants: folded)
+    kv = _heads4(fc(x))                                               # then to the image
+    return F.scaled_dot_product_attention(q.expand(x.shape[0], -1, -1, -1), kv, kv)
+
+
 def _mean_sq(t):
     return t.pow(2).mean(-1, keepdim=True)
 
@@ -313,6 +322,10 @@ CASES = {
     "attention_bias_of_queries": (Fn(_query_bias, nn.Linear(D, D)),
                                   ["linear", "reshape", "permute", "linear", "matmul", "add",
                                    "softmax", "matmul"], 0.998),            # 0.99956
+    # constant queries (learned ones) cross-attending to activations: a ``constant`` node
+    "constant_queries": (Fn(_learned_queries, nn.Linear(D, D)),
+                         ["linear", "reshape", "permute", "constant", "matmul", "softmax",
+                          "matmul"], 0.999),                                # 0.99976
     # Gemma 3n's AltUp: a stack in front of the batch (a concat of (..., 1) views and a
     # permute), a matmul per token, repeat into a new leading axis, a broadcast add of
     # (S, D) to (1, S, D) and ``p[1:] += v`` (qasic.quant.writeback: the cat it makes)
