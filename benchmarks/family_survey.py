@@ -340,6 +340,15 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # MaskFormer: a Swin backbone of 4 stages, an FPN pixel decoder (GroupNorm of 32 groups),
     # a DETR decoder of 8 learned queries (the row reads its queries: _OUTPUT)
     "MaskFormerModel": ("vision", "MaskFormerConfig", _MASKFORMER, {}, "image", 32),
+    # Mask2Former: multi-scale deformable attention samples the maps at locations each query
+    # predicts (grid_sample): refused in one line
+    "Mask2FormerModel": ("vision", "Mask2FormerConfig",
+                         {"backbone_config": _MASKFORMER["backbone_config"] | {
+                             "image_size": 64, "patch_size": 4},
+                          "feature_size": 32, "mask_feature_size": 32, "hidden_dim": 32,
+                          "encoder_feedforward_dim": 64, "encoder_layers": 1, "decoder_layers": 2,
+                          "num_attention_heads": 2, "dim_feedforward": 64, "num_queries": 8,
+                          "use_auxiliary_loss": False}, {}, "image", 64),
     # ViTMAE draws its random masking noise inside the forward: refused in one line
     "ViTMAEModel": ("vision", "ViTMAEConfig", _VIT, {}, "image", 32),
     # vision towers of multimodal models (BLIP-2, Idefics3 / SmolVLM's SigLIP-like, GIT)
@@ -1071,6 +1080,7 @@ _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
 # is its backbone's features; the row reads its transformer decoder's queries, its instance
 # segmentation head the masks (the queries times the pixel decoder's embeddings)
 _OUTPUT = {"MaskFormerModel": "transformer_decoder_last_hidden_state",
+           "Mask2FormerModel": "transformer_decoder_last_hidden_state",
            "MaskFormerForInstanceSegmentation": "masks_queries_logits"}
 # the keyword each input kind goes in as
 _KEYWORD = {"ids": "input_ids", "ids_mask": "input_ids", "image": "pixel_values",
