@@ -26,7 +26,7 @@ aten = torch.ops.aten
 
 SUPPORTED = (
     "relu, relu6, hardtanh, clamp (fused into a preceding conv/linear/add/mul, else a table)",
-    "hardswish, hardsigmoid, silu, sigmoid, tanh, gelu, leaky_relu, elu (tables)",
+    "hardswish, hardsigmoid, silu, sigmoid, tanh, gelu, leaky_relu, elu, softplus (tables)",
     "max_pool1d/2d (padding, ceil_mode, dilation 1)",
     "avg_pool1d/2d (a divisor varying by window: times a per-position constant)",
     ("adaptive_avg_pool1d/2d (in % out == 0: an avgpool2d; any other size: a resize), mean over "
@@ -583,7 +583,8 @@ def _table() -> dict:
         if hasattr(aten, name):
             t[getattr(aten, name).default] = partial(clamp, lo=0.0, hi=6.0)
     luts = {"hardswish": (), "hardsigmoid": (), "silu": (), "sigmoid": (), "tanh": (),
-            "gelu": (("approximate", "none"),), "leaky_relu": (("negative_slope", 0.01),)}
+            "gelu": (("approximate", "none"),), "leaky_relu": (("negative_slope", 0.01),),
+            "softplus": (("beta", 1.0), ("threshold", 20.0))}  # ZoeDepth's bin regressors
     for fn, arg_names in luts.items():
         for name in (fn, f"{fn}_"):
             if hasattr(aten, name):

@@ -176,6 +176,12 @@ def _learned_queries(x, fc):  # MaskFormer's decoder: learned queries attend amo
     return F.scaled_dot_product_attention(q.expand(x.shape[0], -1, -1, -1), kv, kv)
 
 
+def _stages(x, a, c):  # ZoeDepth's reassemble: stages joined along the batch axis, normed
+    h = F.layer_norm(torch.cat([a(x), c(x)], 0), (D,))  # together, split back
+    p, q = h.split(x.shape[0], 0)
+    return p + 2 * q
+
+
 def _mean_sq(t):
     return t.pow(2).mean(-1, keepdim=True)
 
@@ -326,6 +332,12 @@ CASES = {
     "constant_queries": (Fn(_learned_queries, nn.Linear(D, D)),
                          ["linear", "reshape", "permute", "constant", "matmul", "softmax",
                           "matmul"], 0.999),                                # 0.99976
+    # a cat along the batch axis (the parts outside the samples): per sample a new axis the
+    # parts are placed on; a split of whole blocks of samples: selections along it
+    "stages_in_batch": (Fn(_stages, nn.Linear(D, D), nn.Linear(D, D)),
+                        ["linear", "linear"] + ["reshape", "constant", "matmul", "reshape"] * 2
+                        + ["add", "norm"] + ["reshape", "constant", "matmul", "reshape"] * 2
+                        + ["add"], 0.999),                                  # 0.99979
     # Gemma 3n's AltUp: a stack in front of the batch (a concat of (..., 1) views and a
     # permute), a matmul per token, repeat into a new leading axis, a broadcast add of
     # (S, D) to (1, S, D) and ``p[1:] += v`` (qasic.quant.writeback: the cat it makes)
