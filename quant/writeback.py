@@ -78,8 +78,12 @@ def _span(view: fx.Node) -> tuple[int, int, int] | None:
 
 
 def _seen_elsewhere(x: fx.Node, copy: fx.Node, order: dict) -> bool:
-    """Whether a value x aliases (down the chain of views, in-place ops and casts x comes from)
-    is read after the write other than by the chain itself."""
+    """Whether a value x aliases (down the chain of views, in-place ops and casts x comes from,
+    or a view of x taken before the write) is read after the write other than by the chain
+    itself."""
+    if any(order[u] < order[copy] and _aliases(u) and any(order[w] > order[copy]
+                                                           for w in u.users) for u in x.users):
+        return True
     node = x
     while isinstance(node, fx.Node) and node.args and _aliases(node):
         base = node.args[0]
