@@ -6,8 +6,11 @@ value it is:
 
 Gemma 3n's AltUp adds each layer's per-layer input to its streams 1.. this way
 (``corrected_predictions[1:] += first_prediction``). The write is a ``copy_`` into a step-1
-slice (or one index, ``select``) of one axis of x; after it, x is the cat of its parts before and
-after the slice and the value written (unsqueezed for an index). Rewritten only when nothing
+slice (or one index, ``select``) of one axis of x, or an in-place op (``add_``, ``mul_``, ...)
+of such a view or of x itself whose result no copy_ writes back (``v = x[:, :4]; v += t``: the
+base x, read after it, used to be read as it was before, a silent wrong answer); after it, x is
+the cat of its parts before and after the slice and the value written (unsqueezed for an
+index), or the in-place op's result. Rewritten only when nothing
 else can see the write: no value x aliases (x itself a view, an in-place result or a cast that
 returns its input) is read after it. A buffer filled by copies (qasic.quant.inplace) is not
 this; any other in-place write stays and is refused at capture.
@@ -32,34 +35,47 @@ _MAY_ALIAS = (aten.type_as.default, aten.to.dtype, aten.to.device, aten.to.dtype
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no such write, else a copy with each rewritten."""
     order = {n: i for i, n in enumerate(graph.nodes)}
-    writes = {n for n in graph.nodes if _written_back(n, order)}
+    writes = {n: w for n in graph.nodes if (w := _write(n, order)) is not None}
     if not writes:
         return graph
     new, env, now = fx.Graph(), {}, {}  # now: x -> the node holding x's value after a write
     for node in graph.nodes:
+        if node.target is not aten.copy_.default or node not in writes:
+            env[node] = new.node_copy(node, lambda n: now.get(n, env[n]))
         if node in writes:
-            x = node.args[0].args[0]
-            now[x] = _updated(new, node, now.get(x, env[x]), env[node.args[1]])
-            continue
-        env[node] = new.node_copy(node, lambda n: now.get(n, env[n]))
+            x, view, value = writes[node]
+            value = env[value]
+            now[x] = value if view is None else _updated(new, node, view,
+                                                          now.get(x, env[x]), value)
     return new
 
 
-def _written_back(copy: fx.Node, order: dict) -> bool:
-    """Whether ``copy`` is a copy_ of a value of the view's shape into a step-1 slice or an
-    index of an activation read after it, which nothing else sees."""
-    if copy.op != "call_function" or copy.target is not aten.copy_.default \
-            or inplace.fill_of(copy) is not None:
-        return False
-    view, src = copy.args[0], copy.args[1]
-    if not isinstance(view, fx.Node) or _span(view) is None or not isinstance(src, fx.Node) \
-            or tuple(src.meta["val"].shape) != tuple(view.meta["val"].shape):
-        return False
-    x = view.args[0]
-    if x.op != "call_function" or x.target in inplace.BUFFERS \
-            or not any(order[u] > order[copy] for u in x.users):
-        return False
-    return not _seen_elsewhere(x, copy, order)
+def _write(node: fx.Node, order: dict) -> tuple | None:
+    """(x, the view written or None for x itself, the node holding the value written) when
+    ``node`` writes into an activation x read after it, which nothing else sees: a copy_ of a
+    value of the view's shape into a step-1 slice or an index of x; or an in-place op (add_,
+    mul_, ...) of x or of such a view of it whose result no copy_ writes back (that copy is
+    the write then)."""
+    schema = getattr(node.target, "_schema", None)
+    if node.op != "call_function" or schema is None or not schema.is_mutable or not node.args \
+            or node.target in inplace.VIEWS or not isinstance(node.args[0], fx.Node):
+        return None
+    if node.target is aten.copy_.default:
+        if inplace.fill_of(node) is not None or not isinstance(node.args[1], fx.Node):
+            return None
+        view, value = node.args[0], node.args[1]
+    elif any(u.target is aten.copy_.default and u.args[1] is node for u in node.users):
+        return None
+    else:
+        view, value = node.args[0], node
+    if _span(view) is None and node.target is aten.copy_.default:
+        return None
+    x, view = (view.args[0], view) if _span(view) is not None else (view, None)
+    if tuple(value.meta["val"].shape) != tuple((view or x).meta["val"].shape) \
+            or x.op != "call_function" or x.target in inplace.BUFFERS \
+            or not any(order[u] > order[node] for u in x.users):
+        return None
+    return None if _seen_elsewhere(x, node, order) else (x, view, value)
 
 
 def _span(view: fx.Node) -> tuple[int, int, int] | None:
@@ -103,21 +119,21 @@ def _aliases(node: fx.Node) -> bool:
         bool(schema.returns) and schema.returns[0].alias_info is not None)
 
 
-def _updated(new: fx.Graph, copy: fx.Node, x: fx.Node, value: fx.Node) -> fx.Node:
+def _updated(new: fx.Graph, write: fx.Node, view: fx.Node, x: fx.Node, value: fx.Node
+             ) -> fx.Node:
     """cat of x's parts before and after the written span and the value written."""
-    view = copy.args[0]
     dim, start, end = _span(view)
     n = int(view.args[0].meta["val"].shape[dim])
     if view.target is aten.select.int:
-        value = _node(new, copy, aten.unsqueeze.default, (value, dim), "written")
-    parts = ([_node(new, copy, aten.slice.Tensor, (x, dim, 0, start), "before")] if start else []) \
-        + [value] + ([_node(new, copy, aten.slice.Tensor, (x, dim, end, n), "after")]
-                     if end < n else [])
-    return _node(new, copy, aten.cat.default, (parts, dim), "updated")
+        value = _node(new, write, aten.unsqueeze.default, (value, dim), "written")
+    parts = ([_node(new, write, aten.slice.Tensor, (x, dim, 0, start), "before")]
+             if start else []) + [value] + (
+        [_node(new, write, aten.slice.Tensor, (x, dim, end, n), "after")] if end < n else [])
+    return _node(new, write, aten.cat.default, (parts, dim), "updated")
 
 
-def _node(new: fx.Graph, copy: fx.Node, target: Any, args: tuple, tag: str) -> fx.Node:
-    out = new.create_node("call_function", target, args, name=f"{copy.name}_{tag}")
-    out.meta = {k: v for k, v in copy.meta.items() if k != "val"}  # its module, for names
+def _node(new: fx.Graph, write: fx.Node, target: Any, args: tuple, tag: str) -> fx.Node:
+    out = new.create_node("call_function", target, args, name=f"{write.name}_{tag}")
+    out.meta = {k: v for k, v in write.meta.items() if k != "val"}  # its module, for names
     out.meta["val"] = target(*fx.node.map_arg(args, lambda a: a.meta["val"]))
     return out

@@ -27,6 +27,13 @@ def _updated(x, fc):  # Gemma 3n's ``corrected[1:] += p``, here of positions 2..
     return y * 2
 
 
+def _added_into_a_view(x, fc):  # an in-place add into a view, no copy_ back: y sees it
+    y = fc(x)
+    v = y[:, :4]
+    v += torch.tanh(v)
+    return y * 2 + v[:, :1]
+
+
 def _aliased(x, fc):  # the write goes through a view of y, which is read after it
     y = fc(x)
     z = y.view(y.shape)
@@ -51,6 +58,11 @@ def test_a_slice_written_back_is_the_cat_it_makes():
     assert after.count(torch.ops.aten.cat.default) == 2
     graph, _, cos = check(Fn(_updated, nn.Linear(D, D)), _seq())
     assert "concat" not in ops(graph) and cos > 0.999, cos  # 0.99977
+
+
+def test_an_in_place_op_on_a_view_updates_its_base():
+    graph, _, cos = check(Fn(_added_into_a_view, nn.Linear(D, D)), _seq())
+    assert cos > 0.999, cos  # 0.9998
 
 
 @pytest.mark.parametrize("f", [_aliased, _early_view])
