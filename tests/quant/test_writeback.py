@@ -62,7 +62,8 @@ def test_a_slice_written_back_is_the_cat_it_makes():
 
 def test_an_in_place_op_on_a_view_updates_its_base():
     graph, _, cos = check(Fn(_added_into_a_view, nn.Linear(D, D)), _seq())
-    assert cos > 0.999, cos  # 0.9998
+    # the view and its sum with tanh placed back before the rest of y: two selections, a sum
+    assert ops(graph).count("matmul") == 4 and cos > 0.999, cos  # 0.99971
 
 
 @pytest.mark.parametrize("f", [_aliased, _early_view])
