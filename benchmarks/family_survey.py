@@ -128,6 +128,20 @@ _DEC = {"vocab_size": VOCAB_DEC, "hidden_size": 64, "intermediate_size": 128,
 # ViT-like encoders on 32x32 images: 8x8 patches (16 of them), hidden 32, 2 layers, 2 heads
 _VIT = {"image_size": 32, "patch_size": 8, "num_channels": 3, "hidden_size": 32,
         "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+# SAM's ViT: 8x8 patches of a 32x32 image (a 4x4 grid), hidden 32, 2 layers, 2 heads
+_SAM = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "output_channels": 16,
+        "num_hidden_layers": 2, "num_attention_heads": 2, "mlp_dim": 64, "window_size": 3,
+        "global_attn_indexes": [1]}
+_MASKFORMER = {
+    "backbone_config": {"model_type": "swin", "image_size": 32, "patch_size": 2, "embed_dim": 16,
+                        "depths": [1, 1, 1, 1], "num_heads": [2, 2, 2, 2], "window_size": 4,
+                        "mlp_ratio": 2.0,
+                        "out_features": ["stage1", "stage2", "stage3", "stage4"]},
+    "decoder_config": {"model_type": "detr", "d_model": 32, "decoder_layers": 2,
+                       "encoder_layers": 1, "decoder_attention_heads": 2,
+                       "encoder_attention_heads": 2, "decoder_ffn_dim": 64,
+                       "encoder_ffn_dim": 64, "num_queries": 8},
+    "fpn_feature_size": 32, "mask_feature_size": 32}
 # GPT-Neo: a global and a local (sliding window, 256 by default) attention layer
 _NEO = {"vocab_size": VOCAB_DEC, "hidden_size": 64, "num_layers": 2, "num_heads": 4,
         "attention_types": [[["global", "local"], 1]], "intermediate_size": 128,
@@ -322,6 +336,23 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                     {}, "image", 32),
     "Aimv2VisionModel": ("vision", "Aimv2VisionConfig", _VIT, {}, "image", 32),
     "IJepaModel": ("vision", "IJepaConfig", _VIT, {"add_pooling_layer": False}, "image", 32),
+    # SAM's image encoder (and SAM-HQ's): windows of 3 patches on a 4x4 grid (padded to 6x6)
+    # and a global layer, decomposed relative positions (queries times constant tables) as
+    # sdpa's attn_mask, a conv neck
+    "SamVisionModel": ("vision", "SamVisionConfig", _SAM, {}, "image", 32),
+    "SamHQVisionModel": ("vision", "SamHQVisionConfig", _SAM, {}, "image", 32),
+    # MaskFormer: a Swin backbone of 4 stages, an FPN pixel decoder (GroupNorm of 32 groups),
+    # a DETR decoder of 8 learned queries (the row reads its queries: _OUTPUT)
+    "MaskFormerModel": ("vision", "MaskFormerConfig", _MASKFORMER, {}, "image", 32),
+    # Mask2Former: multi-scale deformable attention samples the maps at locations each query
+    # predicts (grid_sample): refused in one line
+    "Mask2FormerModel": ("vision", "Mask2FormerConfig",
+                         {"backbone_config": _MASKFORMER["backbone_config"] | {
+                             "image_size": 64, "patch_size": 4},
+                          "feature_size": 32, "mask_feature_size": 32, "hidden_dim": 32,
+                          "encoder_feedforward_dim": 64, "encoder_layers": 1, "decoder_layers": 2,
+                          "num_attention_heads": 2, "dim_feedforward": 64, "num_queries": 8,
+                          "use_auxiliary_loss": False}, {}, "image", 64),
     # ViTMAE draws its random masking noise inside the forward: refused in one line
     "ViTMAEModel": ("vision", "ViTMAEConfig", _VIT, {}, "image", 32),
     # vision towers of multimodal models (BLIP-2, Idefics3 / SmolVLM's SigLIP-like, GIT)
@@ -471,6 +502,18 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                         _DEC | {"num_key_value_heads": 1, "head_dim": 16, "sliding_window": 8,
                                 "layer_types": ["sliding_attention", "full_attention"]},
                         {}, "ids", SEQ_DEC),
+    # Gemma 3n's text model: AltUp (4 streams mixed per token), LAuReL, per-layer embeddings
+    # (ids outside their table made 0), layers 2-3 reusing layers 0-1's keys and values, the
+    # gaussian top-k of layer 0's MLP gates
+    "Gemma3nTextModel": ("decoder", "Gemma3nTextConfig",
+                         _DEC | {"num_hidden_layers": 4, "num_key_value_heads": 2,
+                                 "head_dim": 16, "sliding_window": 8,
+                                 "layer_types": ["sliding_attention", "full_attention"] * 2,
+                                 "num_kv_shared_layers": 2, "vocab_size_per_layer_input": 200,
+                                 "hidden_size_per_layer_input": 16, "laurel_rank": 16,
+                                 "activation_sparsity_pattern": [0.95, 0.0, 0.0, 0.0],
+                                 "pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 2},
+                         {}, "ids", SEQ_DEC),
     "Cohere2Model": ("decoder", "Cohere2Config",
                      _DEC | {"num_key_value_heads": 2, "sliding_window": 8,
                              "layer_types": ["sliding_attention", "full_attention"]},
@@ -984,6 +1027,7 @@ _CAUSAL_LM = {"GPT2LMHeadModel": "GPT2Model", "GPTNeoForCausalLM": "GPTNeoModel"
               "MistralForCausalLM": "MistralModel", "PhiForCausalLM": "PhiModel",
               "Phi3ForCausalLM": "Phi3Model", "GemmaForCausalLM": "GemmaModel",
               "Gemma2ForCausalLM": "Gemma2Model", "Gemma3ForCausalLM": "Gemma3TextModel",
+              "Gemma3nForCausalLM": "Gemma3nTextModel",
               "StableLmForCausalLM": "StableLmModel", "OlmoForCausalLM": "OlmoModel",
               "Olmo2ForCausalLM": "Olmo2Model", "GPTNeoXForCausalLM": "GPTNeoXModel",
               "CodeGenForCausalLM": "CodeGenModel", "GPTBigCodeForCausalLM": "GPTBigCodeModel",
@@ -1043,6 +1087,7 @@ HEADS: dict[str, str | tuple[str, dict]] = _CAUSAL_LM | _TEXT | _IMAGE | {
     "DPTForDepthEstimation": "DPTModel",
     "GLPNForDepthEstimation": "GLPNModel",
     "YolosForObjectDetection": "YolosModel",
+    "MaskFormerForInstanceSegmentation": "MaskFormerModel",  # its masks (_OUTPUT)
     "Wav2Vec2ForCTC": "Wav2Vec2Model",
     "HubertForCTC": "HubertModel",
     "Wav2Vec2ForSequenceClassification": "Wav2Vec2Model",  # mean pooling over frames
@@ -1075,6 +1120,12 @@ _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
               "Kosmos2VisionModel": "transformers.models.kosmos2.modeling_kosmos2",
               "DacEncoder": "transformers.models.dac.modeling_dac",
               "DacDecoder": "transformers.models.dac.modeling_dac"}
+# the output a row reads when it is not ``last_hidden_state`` (or the first): MaskFormer's first
+# is its backbone's features; the row reads its transformer decoder's queries, its instance
+# segmentation head the masks (the queries times the pixel decoder's embeddings)
+_OUTPUT = {"MaskFormerModel": "transformer_decoder_last_hidden_state",
+           "Mask2FormerModel": "transformer_decoder_last_hidden_state",
+           "MaskFormerForInstanceSegmentation": "masks_queries_logits"}
 # the keyword each input kind goes in as
 _KEYWORD = {"ids": "input_ids", "ids_mask": "input_ids", "image": "pixel_values",
             "features": "input_features", "wave": "input_values", "frames": "input_features",
@@ -1140,6 +1191,8 @@ def build(name: str) -> tuple[Any, np.ndarray, int]:
             out = call(x)
             if isinstance(out, torch.Tensor):
                 return out
+            if name.split("@")[0] in _OUTPUT:
+                return getattr(out, _OUTPUT[name.split("@")[0]])
             return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
 
     Wrapped.__name__ = name.split("@")[0]  # qasic.evaluate names the model by its class

@@ -170,10 +170,12 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
     out = []
     for n in graph.nodes:
         if n.op != "matmul" or _is_constant(producer, n.inputs[0]) or n.inputs[1] in enc \
-                or n.name in scanned or _is_constant(producer, n.inputs[1]):
+                or n.name in scanned or _is_constant(producer, n.inputs[1]) \
+                or _per_token(n, graph.shapes, tokens):
             continue  # not an attention over the tokens (an encoder's, a cross-attention, a
             # selective scan's y_i = h_i @ C_i: decode_scan; a product by a constant matrix per
-            # head: MiniMax's lightning attention's initial state, all zeros)
+            # head: MiniMax's lightning attention's initial state, all zeros; a product per
+            # token)
         for t in _cached(producer, tokens, n.inputs[1]):
             state = _summed_state(graph, producer, tokens, t)
             if state is not None:
@@ -218,6 +220,15 @@ def _summed_state(graph: QGraph, producer: dict, tokens: dict, tensor: str) -> s
             return n.name
         todo.extend(n.inputs)
     return None
+
+
+def _per_token(n: QNode, shapes: dict, tokens: dict) -> bool:
+    """Whether matmul ``n`` multiplies each token's own matrices: both operands hold the
+    tokens on one leading (batch) axis (Gemma 3n's AltUp mixes its streams by coefficients
+    computed per token: (C, D, 4) @ (C, 4, 4)); a decode step runs it on its token alone."""
+    axes = [tokens.get(t, (None,))[0] for t in n.inputs]
+    return axes[0] is not None and axes[0] == axes[1] \
+        and all(axes[0] < len(shapes[t]) - 2 for t in n.inputs)
 
 
 def token_convs(graph: QGraph, tokens: dict | None = None) -> dict[str, tuple[str, int]]:

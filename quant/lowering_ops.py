@@ -27,7 +27,7 @@ aten = torch.ops.aten
 
 SUPPORTED = (
     "relu, relu6, hardtanh, clamp (fused into a preceding conv/linear/add/mul, else a table)",
-    "hardswish, hardsigmoid, silu, sigmoid, tanh, gelu, leaky_relu, elu (tables)",
+    "hardswish, hardsigmoid, silu, sigmoid, tanh, gelu, leaky_relu, elu, softplus (tables)",
     ("exp, expm1, erf, log, sqrt, rsqrt, reciprocal, abs, neg, sin, cos, acos, asin, atan, pow "
      "by a scalar, square (tables; chained into one table in sequence models)"),
     "max_pool1d/2d (padding, ceil_mode, dilation 1)",
@@ -603,7 +603,8 @@ def _table() -> dict:
         if hasattr(aten, name):
             t[getattr(aten, name).default] = partial(clamp, lo=0.0, hi=6.0)
     luts = {"hardswish": (), "hardsigmoid": (), "silu": (), "sigmoid": (), "tanh": (),
-            "gelu": (("approximate", "none"),), "leaky_relu": (("negative_slope", 0.01),)}
+            "gelu": (("approximate", "none"),), "leaky_relu": (("negative_slope", 0.01),),
+            "softplus": (("beta", 1.0), ("threshold", 20.0))}  # ZoeDepth's bin regressors
     for fn, arg_names in luts.items():
         for name in (fn, f"{fn}_"):
             if hasattr(aten, name):

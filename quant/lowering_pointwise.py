@@ -89,7 +89,7 @@ SYMBOLIC = (Pointwise, RmsStat, Columns, ZeroPad)
 def materialize(b: Any, v: Any) -> Any:
     """A Pointwise as an activation (one lut node, made once); other values unchanged."""
     if isinstance(v, RmsStat):
-        b.fail(b.current, "a mean of squares used other than in x * rsqrt(mean(x^2) + eps)")
+        return _rms_values(b, v)
     if isinstance(v, ZeroPad):
         refuse(b, b.current)
     if isinstance(v, Columns):
@@ -102,6 +102,30 @@ def materialize(b: Any, v: Any) -> Any:
         b.luts[v.node.name] = b.add(v.node, "lut", (v.src.name,), pw.lut_attrs(v.tree),
                                     shape=b.shapes[v.src.name])
     return b.luts[v.node.name]
+
+
+def _rms_values(b: Any, v: RmsStat) -> Act:
+    """An RmsStat used as values other than to normalize its own source (Gemma 3n's AltUp
+    scales a prediction to the rms of the embeddings: ``p * rms(x) / rms(p)``): (scale *
+    mean(src^2) + eps) ** power as an activation of one channel: a table of the squares
+    (``.square``), a ``linear`` of a row of scale / D (``.mean``), a table of the power
+    (``.power``, when not 1 with eps 0); made once per statistic."""
+    key = f"{v.src.name}.rms:{v.scale}:{v.eps}:{v.power}"
+    if key in b.luts:
+        return b.luts[key]
+    node, shape = b.current, b.shapes[v.src.name]
+    sq = b.add(node, "lut", (v.src.name,), pw.lut_attrs(pw.op("mul", pw.X, pw.X)), shape=shape,
+               suffix=".square")
+    out = b.add(node, "linear", (sq.name,), {}, {"weight": np.full((1, shape[-1]),
+                                                                   v.scale / shape[-1]),
+                                                 "bias": np.zeros(1)},
+                shape=shape[:-1] + (1,), suffix=".mean")
+    if v.power != 1.0 or v.eps:
+        tree = pw.op("pow", pw.op("add", pw.X, pw.const(v.eps)), pw.const(v.power))
+        out = b.add(node, "lut", (out.name,), pw.lut_attrs(tree), shape=b.shapes[out.name],
+                    suffix=".power")
+    b.luts[key] = out
+    return out
 
 
 def _columns(b: Any, v: Columns) -> Act:
@@ -131,6 +155,9 @@ def unary(make: Any) -> Any:
     def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
         if isinstance(args[0], RmsStat) and node.target in _RMS_POWERS:
             return replace(args[0], power=args[0].power * _RMS_POWERS[node.target])
+        if isinstance(args[0], RmsStat) and node.target is aten.pow.Tensor_Scalar \
+                and _scalar(args[1]) in (-0.5, 0.5):  # Gemma 3n's pow(mean(x^2) + eps, -0.5)
+            return replace(args[0], power=args[0].power * _scalar(args[1]))
         if isinstance(args[0], Columns) and node.target in _NEG:
             return Columns(args[0].src, -args[0].matrix, node)
         if isinstance(args[0], Columns):
@@ -265,6 +292,7 @@ def _binary(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
 def _two_activations(b: Any, node: Any, op: str, x: Act, y: Act) -> Act:
     if op not in ("add", "mul"):
         b.fail(node, f"{op} of two activations; add, sub, mul and div are supported")
+    x, y = _leading_ones(b, node, x, y), _leading_ones(b, node, y, x)
     sx, sy = b.shapes[x.name], b.shapes[y.name]
     if sx != sy and sx[:-1] == sy[:-1] and 1 in (sx[-1], sy[-1]):
         x, y = (_widened(b, node, x, sy[-1]), y) if sx[-1] == 1 else (x, _widened(b, node, y,
@@ -275,6 +303,21 @@ def _two_activations(b: Any, node: Any, op: str, x: Act, y: Act) -> Act:
         out = tuple(max(m, n) for m, n in zip(sx, sy))
         x, y = _spread(b, node, x, out), _spread(b, node, y, out)
     return _pair_op(op)(b, node, [x, y], {})
+
+
+def _leading_ones(b: Any, node: Any, x: Act, other: Act) -> Act:
+    """x of fewer per-sample axes than ``other`` viewed with leading size-1 axes (torch aligns
+    trailing axes: Gemma 3n adds one (batch, S, D) stream to its (3, batch, S, D) others), when
+    the batch sits as far from the end in both torch shapes."""
+    sx, so = b.shapes[x.name], b.shapes[other.name]
+    if len(sx) >= len(so):
+        return x
+    fx_x, fx_o = (next((a for a in node.args[:2] if hasattr(a, "meta")
+                        and lowering_seq.per_sample(b, a) == s), None) for s in (sx, so))
+    if fx_x is None or fx_o is None or fx_x.meta["val"].dim() - lowering_seq.digit(b, fx_x)[0] \
+            != fx_o.meta["val"].dim() - lowering_seq.digit(b, fx_o)[0]:
+        return x
+    return lowering_seq.reshaped(b, node, x, (1,) * (len(so) - len(sx)) + sx, suffix=".lead")
 
 
 def _spread(b: Any, node: Any, x: Act, out: tuple[int, ...]) -> Act:
@@ -451,8 +494,7 @@ def stack(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     rank = node.meta["val"].dim()
     dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
     if dim != rank - 1:
-        b.fail(node, f"a stack along dim {dim} of a rank-{rank} result; only along a new last "
-                     "axis")
+        return _stack_inner(b, node, list(args[0]), dim)
     parts = _column_parts(list(args[0]))
     if parts is not None:
         src, mats = parts
@@ -463,6 +505,23 @@ def stack(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     else:  # any activations (Mamba's scan outputs, one per step): a concat of (..., 1) views
         y = _concat_steps(b, node, [materialize(b, p) for p in args[0]])
     return lowering_seq.reshaped(b, node, y, b.per_sample(node), suffix=".pieces")
+
+
+def _stack_inner(b: Any, node: Any, pieces: list, dim: int) -> Act:
+    """A stack of activations along a new axis other than the last (Gemma 3n's AltUp stacks
+    its 4 streams in front of the batch, (4, batch, S, D)): the pieces stacked along a new
+    last axis (``_concat_steps``), then that axis permuted into place. The batch moves behind
+    the new axis when it is inserted before it."""
+    first = node.args[0][0]
+    p, inner = lowering_seq.digit(b, first)
+    b.batch_axes[node.name] = (p + 1 if dim <= p else p, inner)
+    y = _concat_steps(b, node, [materialize(b, v) for v in pieces])
+    k = lowering_seq.axis_map(b, node)[dim]
+    if k is None:
+        b.fail(node, f"a stack along dim {dim}, the batch's axis; only along other axes")
+    last = len(b.shapes[y.name]) - 1
+    perm = tuple(range(k)) + (last,) + tuple(range(k, last))
+    return b.add(node, "permute", (y.name,), {"perm": perm}) if k != last else y
 
 
 def _concat_steps(b: Any, node: Any, pieces: list) -> Act:
@@ -709,7 +768,9 @@ def _rms_norm(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
     if op == "add" and stat.power == 1.0 and _scalar(other) is not None:
         return replace(stat, eps=stat.eps + _scalar(other))
     if not inverse or not isinstance(other, Act) or other.name != stat.src.name:
-        b.fail(node, "a mean of squares used other than in x * rsqrt(mean(x^2) + eps)")
+        # the statistic as values (of another tensor, or not dividing): its own activation
+        x, y = (_rms_values(b, v) if v is stat else v for v in (x, y))
+        return _binary(b, node, op, x, y)
     d = b.shapes[other.name][-1]
     # x / sqrt(scale mean + eps) = x / sqrt(mean + eps / scale) / sqrt(scale)
     params = {"gamma": np.full(d, stat.scale ** -0.5), "beta": np.zeros(d)}

@@ -298,7 +298,8 @@ def _permuted(b: Any, node: Any, x: Any, dims: list[int]) -> Act:
     the per-sample axes are permuted: a ``permute`` node, a reshape when only size-1 axes move,
     nothing when none does."""
     x = _act(b, node, x, "permute input")
-    if b.layout is None and dims == [0, 3, 1, 2] and digit(b, node.args[0]) == (0, 1):
+    if b.layout is None and dims == [0, 3, 1, 2] and digit(b, node.args[0]) == (0, 1) \
+            and _shape(node.args[0])[0] == b.batch:  # (not with more than the batch inside)
         return _back_to_image(b, node, x)
     axes = axis_map(b, node.args[0])
     p, inner = digit(b, node.args[0])
@@ -362,19 +363,28 @@ def expand(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 def repeat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """aten.repeat(x, repeats) of per-sample axes (DiffLlama's value halves repeated over the
-    heads): per repeated axis a selection by r stacked identities (``rows``), y[i] = x[i mod n]."""
+    heads): per repeated axis a selection by r stacked identities (``rows``), y[i] = x[i mod n].
+    More repeats than axes add leading axes of size 1 first (torch's rule; Gemma 3n's AltUp
+    repeats (batch, S, D) as (4, batch, S, D)): the batch moves behind them."""
     x = _act(b, node, args[0], "repeat input")
     reps = [int(r) for r in args[1]]
     rank = node.args[0].meta["val"].dim()
-    axes, p = axis_map(b, node.args[0]), digit(b, node.args[0])[0]
-    bad = [d for d, r in enumerate(reps) if r != 1 and (len(reps) != rank or axes[d] is None
+    axes, (p, inner) = axis_map(b, node.args[0]), digit(b, node.args[0])
+    extra = len(reps) - rank
+    src = (1,) * extra + tuple(int(d) for d in node.args[0].meta["val"].shape)
+    if extra > 0:
+        b.batch_axes[node.name] = (p + extra, inner)
+        x = reshaped(b, node, x, (1,) * extra + b.shapes[x.name], suffix=".lead")
+        axes, p = list(range(extra)) + [None if a is None else a + extra for a in axes], \
+            p + extra
+    bad = [d for d, r in enumerate(reps) if r != 1 and (extra < 0 or axes[d] is None
                                                          or d == p)]
     if bad:
         b.fail(node, f"repeat by {reps} of a rank-{rank} tensor; only of per-sample axes (not "
-                     "the batch, no new axes)")
+                     "the batch)")
     for d, r in enumerate(reps):
         if r != 1:
-            n = int(node.args[0].meta["val"].shape[d])
+            n = src[d]
             shape = list(b.shapes[x.name])
             shape[axes[d]] *= r
             x = rows(b, node, x, np.tile(np.eye(n), (r, 1)), axes[d], suffix=f".{d}",
@@ -542,7 +552,9 @@ def _part(b: Any, node: Any, x: Act, dim: int, sel: range,
     prev = b.nodes.get(x.name)
     axis = axis_map(b, node.args[0])[dim]
     if dim != rank - 1 or prev is None or prev.op != "linear":
-        if axis is None or dim == digit(b, node.args[0])[0]:
+        if dim == digit(b, node.args[0])[0]:
+            return _outer_part(b, node, x, dim, sel, piece)
+        if axis is None:
             b.fail(node, f"a slice of axis {dim}, the batch axis; only of per-sample axes")
         whole = per_sample(b, node.args[0])  # this part's shape (a split has one per part)
         out = whole[:axis] + (len(sel),) + whole[axis + 1:]
@@ -556,6 +568,24 @@ def _part(b: Any, node: Any, x: Act, dim: int, sel: range,
     return b.add(node, "linear", prev.inputs, dict(prev.attrs),
                  {"weight": w[list(sel)], "bias": bias[list(sel)]}, shape=shape,
                  name=prev.name + tag)
+
+
+def _outer_part(b: Any, node: Any, x: Act, dim: int, sel: range, piece: int | None) -> Act:
+    """A part of the axis that holds the batch, whole blocks of the samples (ZoeDepth's split
+    of its stages back out of the batch): per sample, a part of that axis (``rows``)."""
+    p, inner = digit(b, node.args[0])
+    block = b.batch * inner
+    if axis_map(b, node.args[0])[dim] is None or sel.step != 1 or sel.start % block \
+            or len(sel) % block:
+        b.fail(node, f"a slice of axis {dim}, the batch axis; only of per-sample axes, or of "
+                     "whole blocks of the samples where that axis holds more")
+    b.batch_axes[node.name] = (p, inner)
+    whole = per_sample(b, node.args[0])
+    axis = axis_map(b, node.args[0])[dim]
+    keep = range(sel.start // b.batch, sel.stop // b.batch)
+    out = whole[:axis] + ((len(keep),) if len(sel) != b.batch else ()) + whole[axis + 1:]
+    tag = f".{piece}" if piece is not None else f".{sel.start}_{sel.stop}"
+    return rows(b, node, x, np.eye(whole[axis])[list(keep)], axis, suffix=tag, out_shape=out)
 
 
 def empty_part(node: Any, dim: int = -1) -> torch.Tensor:
@@ -580,10 +610,35 @@ def cat(b: Any, node: Any, args: list, kwargs: dict, fallback: Any = None) -> Ac
                      "activations")
     if dim == rank - 1:
         return b.add(node, "concat", tuple(x.name for x in xs))
+    parts = [a for a in node.args[0] if a.meta["val"].numel()]
+    if all(digit(b, a)[0] == dim for a in parts):  # along the batch's axis: samples inside
+        return _cat_outer(b, node, xs, parts, dim)
     axis = axis_map(b, node)[dim]
     if axis is None or dim == digit(b, node)[0]:
         b.fail(node, f"cat along dim {dim}, the batch axis; only along per-sample axes")
-    sizes = [int(a.meta["val"].shape[dim]) for a in node.args[0] if a.meta["val"].numel()]
+    sizes = [int(a.meta["val"].shape[dim]) for a in parts]
+    return _placed(b, node, xs, sizes, axis)
+
+
+def _cat_outer(b: Any, node: Any, xs: list, parts: list, dim: int) -> Act:
+    """A cat along the axis that holds the batch, every part with its samples inside
+    (ZoeDepth stacks its backbone's stages into the batch, (stages * batch, S, D)): the parts
+    follow one another outside the samples, so per sample they join along that axis (one of
+    size 1 added where a part holds the batch alone)."""
+    inner = {digit(b, a)[1] for a in parts}
+    if len(inner) != 1:
+        b.fail(node, f"cat along dim {dim}, the batch axis, of parts that hold the batch "
+                     "differently; only of parts with the same layout")
+    b.batch_axes[node.name] = (dim, inner.pop())
+    axis = axis_map(b, node)[dim]
+    ys = [x if len(b.shapes[x.name]) == len(per_sample(b, node)) else reshaped(
+        b, node, x, b.shapes[x.name][:axis] + (1,) + b.shapes[x.name][axis:], suffix=f".{i}in")
+        for i, x in enumerate(xs)]
+    return _placed(b, node, ys, [b.shapes[y.name][axis] for y in ys], axis)
+
+
+def _placed(b: Any, node: Any, xs: list, sizes: list, axis: int) -> Act:
+    """Activations joined along per-sample ``axis``: each placed by a 0/1 matmul, summed."""
     total, out, at = sum(sizes), None, 0
     for i, (x, n) in enumerate(zip(xs, sizes, strict=True)):
         place = np.eye(total)[:, at:at + n]

@@ -16,7 +16,8 @@ qasic.quant.quantize_transformer):
   matmul(p, v), named ``<node>.scores``, ``<node>.softmax`` and ``<node>``; with enable_gqa
   each K/V head is first repeated for its query heads (a selection matmul, ``<node>.k_heads``,
   ``.v_heads``), and a float attn_mask's finite non-zero part (T5's relative position bias) is a
-  ``constant`` added to the scores (``<node>.bias``, ``<node>.biased``).
+  ``constant`` added to the scores (``<node>.bias``, ``<node>.biased``); an attn_mask
+  computed from the activations (SAM's relative positions) an ``add`` to them (``.biased``).
 In an image model these ops take vectors only (per-sample rank 1, where the layouts agree).
 """
 
@@ -53,7 +54,8 @@ SUPPORTED = (
     ("matmul/bmm of two activations (a transpose(-2, -1) of the second folds in), or of an "
      "activation and a constant (a right matrix: a linear; else a constant node, per head too)"),
     "baddbmm: beta input + alpha (a @ b), a matmul and an add",
-    "scaled_dot_product_attention (is_causal, attn_mask, scale, enable_gqa; a constant bias)",
+    ("scaled_dot_product_attention (is_causal, attn_mask, scale, enable_gqa; a constant bias, "
+     "or one computed from the activations: SAM's relative positions)"),
     ("RoPE (products by constant cos/sin tables; rotate_half, and rotate_every_two's stack "
      "along a new last axis, a +-1 linear; Llama 4's view_as_complex of channel pairs times "
      "a constant exp(i theta), view_as_real: rewritten as rotate_every_two's), repeat_kv"),
@@ -248,10 +250,13 @@ def matmul_node(b: Any, node: Any, x: Act, y: Act, transpose_b: bool, alpha: flo
 def sdpa(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """aten.scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal, *, scale,
     enable_gqa): matmul -> softmax -> matmul. Constant keys or values (cross-attention to a
-    fixed context, a diffusion U-Net's text conditioning) are ``constant`` nodes ``<node>.k``,
-    ``<node>.v`` the matmuls read."""
-    q = _act(b, node, args[0], "attention query")
+    fixed context, a diffusion U-Net's text conditioning) or queries (MaskFormer's learned
+    queries cross-attending to the image) are ``constant`` nodes ``<node>.k``, ``<node>.v``,
+    ``<node>.q`` the matmuls read."""
     gqa = bool(kwargs.get("enable_gqa"))
+    if isinstance(args[0], torch.Tensor) and all(isinstance(a, torch.Tensor) for a in args[1:3]):
+        b.fail(node, "attention of constant queries, keys and values; one must be an activation")
+    q = _key_or_value(b, node, args[0], "q", False)  # constant queries: MaskFormer's learned
     k, v = (_key_or_value(b, node, a, tag, gqa) for a, tag in ((args[1], "k"), (args[2], "v")))
     mask = _arg(args, kwargs, 3, "attn_mask", None)
     if _arg(args, kwargs, 4, "dropout_p", 0.0):
@@ -280,6 +285,8 @@ def sdpa(b: Any, node: Any, args: list, kwargs: dict) -> Act:
             scores, _ = _attention_bias(b, node, scores, bias, shape)
     if isinstance(mask, torch.Tensor) and mask.dtype != torch.bool:
         scores, mask = _attention_bias(b, node, scores, mask, shape)
+    if isinstance(mask, (Act, *lowering_pointwise.SYMBOLIC)):
+        scores, mask = _activation_bias(b, node, scores, mask), None
     m = masks.Masked(scores, *masks.allowed(b, node, mask, shape, "sdpa"))
     if causal:
         s, t = shape[-2:]
@@ -295,9 +302,9 @@ def sdpa(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 
 def _key_or_value(b: Any, node: Any, a: Any, tag: str, gqa: bool) -> Act:
-    """An attention key or value: an activation, or a constant (the same for every sample) made
-    a ``constant`` node of its per-sample value, broadcast to the queries' leading axes (with
-    enable_gqa, each K/V head repeated for its query heads)."""
+    """An attention query, key or value: an activation, or a constant (the same for every
+    sample) made a ``constant`` node of its per-sample value, broadcast to the queries' leading
+    axes (with enable_gqa, each K/V head repeated for its query heads)."""
     if not isinstance(a, torch.Tensor):
         return _act(b, node, a, "attention input")
     qs = tuple(int(d) for d in node.args[0].meta["val"].shape)
@@ -326,6 +333,18 @@ def _attention_bias(b: Any, node: Any, scores: Act, mask: torch.Tensor, shape: t
                   suffix=".bias")
     out = b.add(node, "add", (scores.name, const.name), shape=per.shape[1:], suffix=".biased")
     return out, torch.where(keep, torch.zeros_like(v), v)
+
+
+def _activation_bias(b: Any, node: Any, scores: Act, bias: Any) -> Act:
+    """A float attn_mask computed from the activations (SAM's decomposed relative positions,
+    query @ a constant table per row and column): an ``add`` to the scores, ``<node>.biased``;
+    it must have the scores' per-sample shape (torch broadcasts it; we do not)."""
+    bias = materialize(b, bias)
+    if b.shapes[bias.name] != b.shapes[scores.name]:
+        b.fail(node, f"an attention bias of per-sample shape {b.shapes[bias.name]} for scores "
+                     f"of {b.shapes[scores.name]}; only a bias of the scores' shape")
+    return b.add(node, "add", (scores.name, bias.name), shape=b.shapes[scores.name],
+                 suffix=".biased")
 
 
 def sdpa_tuple(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
@@ -379,6 +398,22 @@ def cdist(b: Any, node: Any, args: list, kwargs: dict) -> None:
                  "codebook vectors (VQModel.decode(h, force_not_quantize=True))")
 
 
+def grid_sample(b: Any, node: Any, args: list, kwargs: dict) -> None:
+    """aten.grid_sampler(x, grid, ...): x sampled at the grid's locations. Mask2Former's and
+    Deformable DETR's multi-scale deformable attention predict the locations from each query
+    (sampling offsets): which elements are read depends on the values, a data-dependent gather
+    a compiled program cannot make, so it is refused in one line; so is a constant grid (a
+    fixed resampling, not built)."""
+    if not isinstance(args[1], torch.Tensor):
+        b.fail(node, "grid_sample at locations computed from the activations (e.g. the sampling "
+                     "offsets each query predicts in Mask2Former's or Deformable DETR's "
+                     "multi-scale deformable attention): a data-dependent gather a compiled "
+                     "program, whose data movement is fixed, cannot make; only models without "
+                     "one (MaskFormer's decoder attends densely)")
+    b.fail(node, "grid_sample at constant locations (a fixed resampling) is not built; "
+                 "use F.interpolate for a resize")
+
+
 def topk_mask(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """qasic::topk_mask(scores, k) (qasic.quant.moe): the 0/1 mask of each row's k largest."""
     x = _sequence_input(b, node, args[0], "top-k scores")
@@ -399,6 +434,7 @@ def masked_softmax(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     return b.add(node, "softmax", (x.name, m.name), {"causal": False})
 
 
+GRID_SAMPLERS = (aten.grid_sampler.default, aten.grid_sampler_2d.default)
 DATA_DEPENDENT = (aten.topk.default, aten.sort.default, aten.argsort.default,
                   aten.argmax.default, aten.argmin.default)
 
@@ -434,6 +470,7 @@ def _table() -> dict:
     t.update(lowering_ssm.HANDLERS)  # masked_fill by 0, exp of -inf masked values, cumsum
     t.update(dict.fromkeys(DATA_DEPENDENT, data_dependent))
     t[aten.cdist.default] = cdist
+    t.update(dict.fromkeys(GRID_SAMPLERS, grid_sample))
     t[torch.ops.qasic.topk_mask.default] = topk_mask
     t[torch.ops.qasic.masked_softmax.default] = masked_softmax
     t[aten.copy_.default] = inplace.copy_
@@ -458,4 +495,4 @@ NEW_OPS = {aten.embedding.default, aten.layer_norm.default, aten.native_layer_no
            aten.baddbmm.default,
            aten.scaled_dot_product_attention.default,
            aten._scaled_dot_product_flash_attention_for_cpu.default, *DATA_DEPENDENT,
-           aten.cdist.default}
+           aten.cdist.default, *GRID_SAMPLERS}

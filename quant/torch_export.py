@@ -33,6 +33,7 @@ from qasic.quant import (
     export_errors,
     fourier,
     glu,
+    idmaps,
     inplace,
     keepdim,
     known_modules,
@@ -49,6 +50,7 @@ from qasic.quant import (
     sinks,
     unfold,
     wrappers,
+    writeback,
 )
 from qasic.quant.calibrate import prepare
 from qasic.quant.fgraph import FGraph, FNode
@@ -209,13 +211,14 @@ class _Builder:
         self.ep = ep
         # the graph walked: einsums and FNet's Fourier transforms made matmuls, patch unfolds
         # views and permutes, selections of samples by constant masks resolved, complex RoPE
-        # real products, ``x[:, i].unsqueeze(1)`` slices, GLUs their halves' product; before
-        # all, the subgraphs of wrappers (autocast, no_grad regions) inlined: ``inlined`` is the
-        # exported graph as torch ran it
+        # real products, ``x[:, i].unsqueeze(1)`` slices, GLUs their halves' product, a slice
+        # updated in place the cat it makes (qasic.quant.writeback); before all, the subgraphs
+        # of wrappers (autocast, no_grad regions) inlined: ``inlined`` is the exported graph as
+        # torch ran it
         self.inlined = wrappers.inline(ep.graph_module)
         self.graph = glu.decompose(keepdim.decompose(complex_rope.decompose(fourier.decompose(
-            unfold.decompose(einsum.decompose(selects.decompose(
-                self.inlined, set(ep.graph_signature.user_inputs))))))))
+            unfold.decompose(einsum.decompose(selects.decompose(writeback.decompose(
+                self.inlined), set(ep.graph_signature.user_inputs))))))))
         self.env: dict[str, Any] = {}
         self.nodes: dict[str, FNode] = {}     # insertion order is execution order
         self.origin: dict[str, fx.Node] = {}  # tensor name -> fx node that produced it
@@ -325,6 +328,9 @@ class _Builder:
             return self._getitem(node, args)
         if _has((args, kwargs), sinks.VALUES):
             return sinks.apply(self, node, args, kwargs)
+        if not _has((args, kwargs), (positions.PosValue, lengths.Length)) \
+                and idmaps.reads_ids(self, args, kwargs):  # tests of the ids, ids mapped
+            return idmaps.apply(self, node, args, kwargs)
         if node.target in lowering_seq.LIKE_OPS:  # shapes and dtypes only, not values
             return lowering_seq.like(node, args, kwargs)
         if node.target in lowering_pad.WRITTEN_FOR and isinstance(args[0], lowering_pad.ZeroPad):
@@ -335,7 +341,7 @@ class _Builder:
             keep = node.target in PAD_READERS  # a zero pad folds into them
             args, kwargs = self._materialized(args, keep), self._materialized(kwargs, keep)
         if not _has_act((args, kwargs)):
-            if _random(node.target):
+            if _random(node):
                 self.fail(node, f"random numbers drawn inside the model ({node.target}, e.g. "
                                 "ViTMAE's random patch masking): capture would freeze one "
                                 "draw; pass the draw in as a constant or remove it")
@@ -480,11 +486,21 @@ def _has(tree: Any, kinds: Any) -> bool:
     return False
 
 
-def _random(target: Any) -> bool:
+def _random(node: fx.Node) -> bool:
     """An op that draws random numbers (torch's nondeterministic_seeded tag; dropout, which
-    eval mode turns off, aside)."""
-    tags = getattr(target, "tags", ())
-    return torch.Tag.nondeterministic_seeded in tags and "dropout" not in str(target)
+    eval mode turns off, and attention with dropout_p 0 aside: MaskFormer's decoder attends
+    among its learned queries, constants, in its first layer)."""
+    tags = getattr(node.target, "tags", ())
+    if torch.Tag.nondeterministic_seeded not in tags or "dropout" in str(node.target):
+        return False
+    at = _DROPOUT_ARG.get(node.target)
+    return at is None or bool(node.args[at] if len(node.args) > at
+                              else node.kwargs.get("dropout_p", 0.0))
+
+
+# attention ops and the position of their dropout_p
+_DROPOUT_ARG = {torch.ops.aten.scaled_dot_product_attention.default: 4,
+                torch.ops.aten._scaled_dot_product_flash_attention_for_cpu.default: 3}
 
 
 def _has_act(tree: Any) -> bool:

@@ -144,3 +144,37 @@ def test_an_axis_of_c_is_the_positions_only_where_the_full_model_has_them():
     # a matmul's constant meets the activation on its batch axes only
     assert _position_axes("matmul", (c, 4, d), (1, d, 2), (c, d, 2), c, 1) == [0]
     assert _position_axes("matmul", (c, 4, d), (1, d, 2), (1, d, 2), c, 1) == []
+
+
+class _Mixed(torch.nn.Module):
+    """A causal decoder whose two streams are mixed by a (2, 2) matrix per token (Gemma 3n's
+    AltUp): a matmul of two activations over each token's own matrices, not an attention."""
+
+    def __init__(self):
+        super().__init__()
+        from tests.quant.transformer_nets import Block
+
+        torch.manual_seed(0)
+        self.tok, self.block = torch.nn.Embedding(50, 32), Block(32, 2)
+        self.fc, self.coef = torch.nn.Linear(32, 32), torch.nn.Linear(32, 4)
+        self.head = torch.nn.Linear(32, 50)
+
+    def forward(self, ids):
+        x = self.tok(ids)
+        s = torch.stack([x, self.fc(x)], 0)
+        c = self.coef(x).view(*x.shape[:-1], 2, 2)
+        p = torch.matmul(s.permute(1, 2, 3, 0), c).permute(3, 0, 1, 2)
+        return self.head(self.block(p[0] + p[1]))
+
+
+def test_a_matmul_per_token_runs_on_the_steps_token():
+    calib = np.random.default_rng(0).integers(0, 50, (16, C))
+    full = quantize(_Mixed().eval(), (torch.from_numpy(calib[:1]),), calib, QuantConfig())
+    assert len(cache_tensors(full)) == 2  # the attention's k and v; not the coefficients
+    seq = calib[:2]
+    want, state = reference.run(full, seq), {}
+    reference.run(prefill_graph(full, 4), seq[:, :4], state=state)
+    step = decode_graph(full)
+    for p in range(4, C):
+        row = reference.run(step, np.stack([seq[:, p], np.full(2, p)], axis=1), state=state)
+        np.testing.assert_array_equal(row[:, 0], want[:, p], err_msg=f"position {p}")

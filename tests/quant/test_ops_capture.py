@@ -84,6 +84,7 @@ CASES = {
     "gelu": (nn.GELU(), (2, 3, 4, 4), ["lut"]),
     "gelu_tanh": (nn.GELU(approximate="tanh"), (2, 3, 4, 4), ["lut"]),
     "leaky_relu": (nn.LeakyReLU(0.2, inplace=True), (2, 3, 4, 4), ["lut"]),
+    "softplus": (nn.Softplus(beta=2.0), (2, 3, 4, 4), ["lut"]),  # ZoeDepth's bin regressors
     "elu": (nn.ELU(0.7), (2, 3, 4, 4), ["lut"]),
     "scalar_affine": (Fn(lambda x: (x * 2.0 + 1.0) / 4.0 - 0.5), (2, 3), ["lut"] * 4),
     "rsub": (Fn(lambda x: 1.0 - x), (2, 3), ["lut"]),

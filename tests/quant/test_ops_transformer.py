@@ -150,6 +150,47 @@ def _baddbmm(x, fc):  # BLOOM's scores: baddbmm(alibi, Q, K^T, alpha = 1/sqrt(Dh
     return torch.softmax(scores.masked_fill(torch.ones(S, S).triu(1).bool(), -1e9), -1)
 
 
+_REL = torch.randn(S, D // H, generator=torch.Generator().manual_seed(2))  # (keys, Dh)
+
+
+def _query_bias(x, fc):  # SAM's: sdpa with attn_mask = q @ a constant (keys, Dh) table
+    q = _heads4(fc(x))
+    return F.scaled_dot_product_attention(q, q, q, attn_mask=q @ _REL.T)
+
+
+def _altup(x, fc, coef):  # Gemma 3n's AltUp: 2 streams stacked in front of the batch, mixed
+    s = torch.stack([x, fc(x)], 0)  # by a (2, 2) matrix per token, one updated in place
+    c = coef(x).view(*x.shape[:-1], 2, 2)
+    p = torch.matmul(s.permute(1, 2, 3, 0), c).permute(3, 0, 1, 2) + s
+    p = p + (x - p[0]).repeat(2, 1, 1, 1) * 0.5
+    p[1:] += torch.tanh(x)
+    return p[0] + p[1]
+
+
+_QUERIES = torch.randn(1, H, 4, D // H, generator=torch.Generator().manual_seed(3))
+
+
+def _learned_queries(x, fc):  # MaskFormer's decoder: learned queries attend among themselves
+    q = F.scaled_dot_product_attention(_QUERIES, _QUERIES, _QUERIES)  # (constants: folded)
+    kv = _heads4(fc(x))                                               # then to the image
+    return F.scaled_dot_product_attention(q.expand(x.shape[0], -1, -1, -1), kv, kv)
+
+
+def _stages(x, a, c):  # ZoeDepth's reassemble: stages joined along the batch axis, normed
+    h = F.layer_norm(torch.cat([a(x), c(x)], 0), (D,))  # together, split back
+    p, q = h.split(x.shape[0], 0)
+    return p + 2 * q
+
+
+def _mean_sq(t):
+    return t.pow(2).mean(-1, keepdim=True)
+
+
+def _rescaled(x, fc):  # Gemma 3n: a stream scaled to the rms of the embeddings
+    y = fc(x)
+    return y * _mean_sq(x) ** 0.5 / torch.sqrt(_mean_sq(y).clamp(min=1e-5))
+
+
 # Swin's window attention: 2 windows of 4 tokens, a relative position bias per head and a
 # shifted-window mask per window (-100, as HF writes it), the same for every sample
 _WIN_BIAS = torch.randn(H, 4, 4, generator=torch.Generator().manual_seed(1)) \
@@ -282,6 +323,43 @@ CASES = {
         attn_mask=_BIAS), nn.Linear(D, D)),
                        ["linear", "reshape", "permute", "matmul", "constant", "add", "softmax",
                         "matmul"], 0.998),                                  # 0.99965
+    # SAM's decomposed relative positions: a bias computed from the queries (q @ a constant
+    # table) as sdpa's attn_mask, an add to the scores
+    "attention_bias_of_queries": (Fn(_query_bias, nn.Linear(D, D)),
+                                  ["linear", "reshape", "permute", "linear", "matmul", "add",
+                                   "softmax", "matmul"], 0.998),            # 0.99956
+    # constant queries (learned ones) cross-attending to activations: a ``constant`` node
+    "constant_queries": (Fn(_learned_queries, nn.Linear(D, D)),
+                         ["linear", "reshape", "permute", "constant", "matmul", "softmax",
+                          "matmul"], 0.999),                                # 0.99976
+    # a cat along the batch axis (the parts outside the samples): per sample a new axis the
+    # parts are placed on; a split of whole blocks of samples: selections along it
+    "stages_in_batch": (Fn(_stages, nn.Linear(D, D), nn.Linear(D, D)),
+                        ["linear", "linear"] + ["reshape", "constant", "matmul", "reshape"] * 2
+                        + ["add", "norm"] + ["reshape", "constant", "matmul", "reshape"] * 2
+                        + ["add"], 0.999),                                  # 0.99979
+    # Gemma 3n's AltUp: a stack in front of the batch (a concat of (..., 1) views and a
+    # permute), a matmul per token, repeat into a new leading axis, a broadcast add of
+    # (S, D) to (1, S, D) and ``p[1:] += v`` (qasic.quant.writeback: the cat it makes)
+    "altup": (Fn(_altup, nn.Linear(D, D), nn.Linear(D, 4)), None, 0.999),  # 0.99952
+    # an rms used as values (of x, scaling another tensor): square, mean and power tables;
+    # RMSNorm written with pow(., -0.5) a norm
+    # a write into a slice of a copy returned later: the cat it makes; a stack along the
+    # positions: a stack along a new last axis, permuted into place
+    "inplace_copy": (Fn(_copy_into), ["norm", "linear", "linear", "concat"], 0.999),  # 0.99986
+    "stack_positions": (Fn(lambda x: torch.stack((F.layer_norm(x, (D,)), x), 1)),
+                        ["norm", "reshape", "reshape", "lut", "lut", "concat", "permute"],
+                        0.999),                                             # 0.99992
+    "rms_values": (Fn(_rescaled, nn.Linear(D, D)),
+                   ["linear", "lut", "linear", "lut", "linear", "mul", "lut", "linear", "clamp",
+                    "lut", "linear", "mul"], 0.999),                        # 0.99981
+    # Gemma 3n's gaussian top-k: relu(x - (mean + 1.645 std)) per token, std a centered rms
+    "gaussian_topk": (_after_linear(lambda x: F.relu(x - (x.mean(-1, keepdim=True) + x.std(
+        -1, keepdim=True, unbiased=False) * 1.6449))),
+                      ["linear", "linear", "linear", "lut", "linear", "lut", "lut", "add", "lut",
+                       "linear", "add", "relu"], 0.999),                   # 0.99963
+    "rms_norm_pow": (_after_linear(lambda x: x * torch.pow(_mean_sq(x) + 1e-6, -0.5)),
+                     ["linear", "norm"], 0.999),                     # 0.99992
     # constant masks other than causal: the softmax's valid pattern (qasic.quant.masks); the
     # scores * 0.1 spread the probabilities: unmasked, the cosine would be 0.86 and 0.70
     "window": (_after_linear(lambda x: torch.softmax((x @ x.transpose(-2, -1) * 0.1)
@@ -613,6 +691,11 @@ def test_evaluate_checks_the_test_ids_before_compiling():
 
 
 REFUSED = {
+    # deformable attention (Mask2Former): sampling locations predicted from the activations
+    "grid_sample": (Fn(lambda x, fc: F.grid_sample(
+        x.view(-1, 1, S, D), torch.tanh(fc(x)[..., :2]).view(-1, S, 1, 2),
+        align_corners=False), nn.Linear(D, D)),
+                    "grid_sample at locations computed from the activations"),
     "compare": (Fn(lambda x: torch.softmax(x.masked_fill(x > 1, -1e9), -1)),
                 "an attention mask of type Act"),
     "where_two_acts": (Fn(lambda x: torch.where(x > 0, F.layer_norm(x, (D,)), x)),
@@ -634,13 +717,10 @@ REFUSED = {
                       "a maximum of attention scores and -5.0"),
     "repeat_batch": (Fn(lambda x: F.layer_norm(x, (D,)).repeat(2, 1, 1)), "repeat by [2, 1, 1]"),
     # dropped unread before, it silently left y as it was
-    "inplace_copy": (Fn(_copy_into), "an in-place write (aten.copy_.default) into a tensor"),
     "half_filled": (Fn(lambda x, fc: _filled(x, fc, half=True), nn.Linear(D, D)),
                     "an in-place write (aten.copy_.default) into a tensor"),
     "topk": (Fn(lambda x: torch.topk(F.layer_norm(x, (D,)), 2, -1).values),
              "aten.topk selects by value"),
-    "stack_positions": (Fn(lambda x: torch.stack((F.layer_norm(x, (D,)), x), 1)),
-                        "a stack along dim 1"),
     "stack_of_a_tensor_and_a_constant": (
         Fn(lambda x: torch.stack((F.layer_norm(x, (D,)), torch.ones_like(x)), -1)),
         "a stack of pieces that are not activations of one shape"),
