@@ -33,10 +33,12 @@ demo: $(STAMP)
 	$(BIN)/qasic demo --out out/demo
 
 # two pytest workers (the CI machine's two cores); --dist loadfile keeps each test file on one
-# worker, so the Verilator builds a file shares are built once
+# worker, so the Verilator builds a file shares are built once; --no-loadscope-reorder keeps the
+# order of tests/conftest.py (slowest files first) where xdist would sort files by test count,
+# which puts the few-test RTL files, the slowest, last, one worker running them alone
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

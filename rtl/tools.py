@@ -1,9 +1,12 @@
-"""Locate the external RTL tools (Verilator, a C++ toolchain, cocotb) with fixable errors."""
+"""Locate the external RTL tools (Verilator, a C++ toolchain, cocotb) with fixable errors, and
+set up their builds: make variables, the shared runtime objects, a lock per build."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -88,9 +91,6 @@ def verilator_make(verilator_exe: Path, make_vars: dict[str, str], build_dir: Pa
     """Inside the block, every ``make`` of a Verilator build gets ``make_vars`` (and
     ``make_overrides``), and compiles Verilator's runtime sources once per ``build_dir``
     (``rtl/objcache.py`` as make's ``OBJCACHE``; the design's own C++ is compiled as before)."""
-    import shlex
-    import sys
-
     script = Path(__file__).with_name("objcache.py")
     cache = Path(build_dir).resolve() / OBJ_CACHE_DIR
     old = os.environ.get("OBJCACHE")
