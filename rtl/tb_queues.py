@@ -5,9 +5,12 @@ stand-in unit port per queue (every opcode of the queue but SYNC and END) brough
 ports ``<q>_start``, ``<q>_instr`` (out) and ``<q>_busy``, ``<q>_done`` (in), the loader ports
 ``<q>_load_en``, ``<q>_load_data``, ``run``, and ``<q>_issue``, ``<q>_idle``. The testbench
 plays the units: instruction i of a queue keeps ``busy`` high for its (busy, done) durations from
-the job (the timing model's), raises ``done`` once, and records the cycle each instruction
-issued. ``QASIC_QUEUE_JOB``: per queue ``<q>_words`` (n, 32) uint8 and ``<q>_dur`` (n, 2);
-``QASIC_QUEUE_RESULTS``: per queue ``<q>_issue`` cycles and ``finish``, the first all-idle cycle.
+the job (the timing model's), raises ``done`` once, in issue order and at most once per cycle as
+``rtl.ports.unit_control`` requires (a pulse due before the previous instruction's comes in the
+cycle after it, as ``rtl.dma``'s in-order done does for a fill behind a DRAM LOAD), and records
+the cycle each instruction issued. ``QASIC_QUEUE_JOB``: per queue ``<q>_words`` (n, 32) uint8
+and ``<q>_dur`` (n, 2); ``QASIC_QUEUE_RESULTS``: per queue ``<q>_issue`` cycles and ``finish``,
+the first all-idle cycle.
 Cycle 0 is the cycle ``run`` rose. Inputs change at falling edges; outputs are read at ReadOnly.
 """
 
@@ -88,6 +91,7 @@ if os.environ.get("QASIC_QUEUE_JOB"):  # imported by cocotb, not by qasic
         issued = {q: [] for q in QUEUES}
         busy_until = dict.fromkeys(QUEUES, -1)
         done_at = {q: set() for q in QUEUES}
+        last_done = dict.fromkeys(QUEUES, -1)  # the queue's latest done pulse (issue order)
         units = {q: 0 for q in QUEUES}  # next unit instruction of the queue
         finish = -1
         for cycle in range(limit):
@@ -105,7 +109,8 @@ if os.environ.get("QASIC_QUEUE_JOB"):  # imported by cocotb, not by qasic
                     busy, done = (int(v) for v in job[f"{q}_dur"][units[q]])
                     units[q] += 1
                     busy_until[q] = cycle + busy - 1
-                    done_at[q].add(cycle + done - 1)
+                    last_done[q] = max(cycle + done - 1, last_done[q] + 1)
+                    done_at[q].add(last_done[q])
             await FallingEdge(dut.clk)
         np.savez(os.environ["QASIC_QUEUE_RESULTS"], finish=finish,
                  **{f"{q}_issue": np.array(issued[q], dtype=np.int64) for q in QUEUES})

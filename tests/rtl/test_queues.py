@@ -1,8 +1,11 @@
 """The queues and token FIFOs issue every instruction in the cycle the timing model says.
 
-The units are stand-ins driven by the testbench: each reports busy and done exactly
-``qasic.sim.timing.duration`` cycles after its start, so any difference between the RTL issue
-cycles and ``schedule(...).start`` is the queues' own.
+The units are stand-ins driven by the testbench: each reports busy and done
+``qasic.sim.timing.duration`` cycles after its start, and, as ``rtl.ports.unit_control`` requires
+of every unit (``rtl.dma`` keeps it with its in-order done queue), the done pulses of a queue's
+instructions come in issue order, at most one per cycle: a pulse due before the previous
+instruction's waits for the cycle after it (a fill issued while a DRAM LOAD's data is in flight).
+So any difference between the RTL issue cycles and ``schedule(...).start`` is the queues' own.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ def replay(program: Program, arch, limit: int = 200_000) -> tuple[list[int], int
         next_pos = dict.fromkeys(QUEUES, 0)
         busy_until: dict[tuple, int] = {}   # (queue, unit) -> last cycle busy is high
         done_at: dict[tuple, list] = {}     # (queue, unit) -> cycles with a done pulse
+        last_done = dict.fromkeys(QUEUES, -1)  # the queue's latest done pulse (issue order)
         cycle = 0
         while cycle < limit:
             for q in QUEUES:
@@ -89,8 +93,10 @@ def replay(program: Program, arch, limit: int = 200_000) -> tuple[list[int], int
                         issued[i] = cycle
                         next_pos[q] += 1
                         busy_until[(q, u)] = cycle + busy - 1
-                        done_at.setdefault((q, u), []).append(cycle + done - 1)
-                        if done == 1:
+                        pulse = max(cycle + done - 1, last_done[q] + 1)  # in issue order
+                        last_done[q] = pulse
+                        done_at.setdefault((q, u), []).append(pulse)
+                        if pulse == cycle:
                             ctx.set(port.done, 1)
                 local = program.instrs[order[q][next_pos[q]]] if next_pos[q] < len(order[q]) \
                     else None
@@ -157,3 +163,21 @@ def test_a_pop_waits_for_its_token_and_the_flag_names_the_fifo():
     assert BY_NAME["SYNC"].queue == "compute"
     assert issued[1] - issued[0] == d  # the SYNC waits for the LOAD's token
     assert finish == issued[2] + 1     # END: one cycle
+
+
+def test_a_fill_behind_a_dram_load_pushes_after_the_loads_data_lands():
+    """The DMA completes in issue order (rtl.dma): a fill issued while a LOAD's data is in flight
+    is done the cycle after the LOAD, so the SYNC popping the fill's token waits for that, as the
+    model's in-order rule says (its own done would come much earlier)."""
+    load = Instr("LOAD", {"mem": "input", "rows": 1, "row_bytes": 64, "planes": 1})
+    fill = Instr("LOAD", {"mem": "input", "fill": 1, "sram_addr": 64, "rows": 1, "row_bytes": 4,
+                          "planes": 1}, push_next=True)
+    program = Program(instrs=(load, fill, Instr("SYNC", pop_prev=True), Instr("END")),
+                      layer_ids=(0,) * 4, constants=b"", regions=())
+    (_, d_load), (b_load, d_fill) = duration(load, SMALL), duration(fill, SMALL)
+    assert b_load + d_fill < d_load  # the fill's own done would come first
+    issued, finish, _ = replay(program, SMALL)
+    timing = schedule(program, SMALL)
+    assert issued[2] - issued[0] == d_load + 1 == int(timing.start[2])
+    assert np.array_equal(np.array(issued) - 1, timing.start)
+    assert finish - 1 == timing.total
