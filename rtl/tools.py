@@ -72,15 +72,24 @@ def make_flags(overrides: dict[str, str]):
     """Pass ``overrides`` to every ``make`` started inside the block (through ``MAKEFLAGS``)."""
     old = os.environ.get("MAKEFLAGS")
     extra = " ".join(f"{k}={v}" for k, v in overrides.items())
-    if extra:
-        os.environ["MAKEFLAGS"] = f"{old} {extra}" if old else extra
+    with _environ("MAKEFLAGS", (f"{old} {extra}" if old else extra) if extra else old):
+        yield
+
+
+@contextmanager
+def _environ(name: str, value: str | None):
+    """The environment variable ``name`` set to ``value`` (None: as it was) inside the block,
+    restored after."""
+    old = os.environ.get(name)
+    if value is not None:
+        os.environ[name] = value
     try:
         yield
     finally:
         if old is None:
-            os.environ.pop("MAKEFLAGS", None)
+            os.environ.pop(name, None)
         else:
-            os.environ["MAKEFLAGS"] = old
+            os.environ[name] = old
 
 
 OBJ_CACHE_DIR = "verilated_objs"  # beside the builds of a build directory
@@ -93,16 +102,9 @@ def verilator_make(verilator_exe: Path, make_vars: dict[str, str], build_dir: Pa
     (``rtl/objcache.py`` as make's ``OBJCACHE``; the design's own C++ is compiled as before)."""
     script = Path(__file__).with_name("objcache.py")
     cache = Path(build_dir).resolve() / OBJ_CACHE_DIR
-    old = os.environ.get("OBJCACHE")
-    os.environ["OBJCACHE"] = shlex.join([sys.executable, "-I", "-S", str(script), str(cache)])
-    try:
-        with make_flags({**make_vars, **make_overrides(verilator_exe)}):
-            yield
-    finally:
-        if old is None:
-            os.environ.pop("OBJCACHE", None)
-        else:
-            os.environ["OBJCACHE"] = old
+    with _environ("OBJCACHE", shlex.join([sys.executable, "-I", "-S", str(script), str(cache)])), \
+            make_flags({**make_vars, **make_overrides(verilator_exe)}):
+        yield
 
 
 @contextmanager
