@@ -79,12 +79,12 @@ def plans(graph: QGraph, c: int) -> list[ScanPlan]:
                 mine += chain
                 selectors.add(const)
                 mine.append(const)
-            tail = s.out
-            while len(readers.get(tail, [])) == 1 and readers[tail][0].op != "concat" \
-                    and len(readers[tail][0].inputs) == 1:
-                tail = readers[tail][0].output
+            tail, decays = s.out, {t.decay for t in steps}  # y_i = h_i: h_i's next decay
+            ends = _stacking(readers, tail, decays)
+            while len(ends) == 1 and ends[0].op != "concat" and len(ends[0].inputs) == 1:
+                tail = ends[0].output
                 mine.append(tail)
-            ends = readers.get(tail, [])
+                ends = _stacking(readers, tail, decays)
             if len(ends) != 1 or ends[0].op != "concat" or concat not in (None, ends[0].name):
                 raise UnsupportedOpError(f"{s.out}: a selective scan's output that is not "
                                          "stacked with the others' by one concat; generation "
@@ -108,6 +108,12 @@ def plans(graph: QGraph, c: int) -> list[ScanPlan]:
         _check_selectors(graph, plan, c)
         out.append(plan)
     return out
+
+
+def _stacking(readers: dict, tensor: str, decays: set) -> list[QNode]:
+    """The readers of ``tensor`` on the way to the stack of outputs: all but a next position's
+    decay (which reads a state that is its position's output: the RG-LRU's)."""
+    return [r for r in readers.get(tensor, []) if r.output not in decays]
 
 
 def decode_node(n: QNode, plan: ScanPlan, state: str) -> QNode | None:
@@ -155,6 +161,8 @@ def _check_selectors(graph: QGraph, plan: ScanPlan, c: int) -> None:
     the same selection (code and encoding) whatever p."""
     producer = {n.output: n for n in graph.nodes}
     for role in ("sel_a", "sel_b", "sel_c"):
+        if _selector(producer, plan.steps[TEMPLATE], role) is None:
+            continue  # no C: the RG-LRU's outputs are its states
         want = _selector(producer, plan.steps[TEMPLATE], role)[..., TEMPLATE]
         for s in plan.steps:
             i, v = s.position, _selector(producer, s, role)

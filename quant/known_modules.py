@@ -23,11 +23,6 @@ REFUSED: dict[str, str] = {
         "RWKV's WKV recurrence (per channel, an exp-weighted average of the past tokens' values "
         "kept as a running numerator, denominator and maximum of activations: a maximum of two "
         "activations and exps of their differences) has no integer form here"),
-    # transformers' modeling_recurrent_gemma.py: RecurrentGemmaRglru.forward
-    "RecurrentGemmaRglru": (
-        "RecurrentGemma's RG-LRU computes its gates per head with baddbmm over (heads, batch x "
-        "tokens, width), the batch axis merged with the tokens, before its scan over the "
-        "tokens"),
     # transformers' modeling_qwen3_next.py: torch_chunk_gated_delta_rule (under torch.export)
     "Qwen3NextGatedDeltaNet": (
         "Qwen3-Next's gated delta rule inverts a triangular system of activations per chunk by "

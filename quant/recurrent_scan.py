@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from qasic.errors import UnsupportedOpError
+from qasic.quant.rglru import rglru_forward
 
 
 def mamba2_scan(module: Any, hidden_states: torch.Tensor, B: torch.Tensor,
@@ -93,6 +94,14 @@ SCANS: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
+# a transformers module class -> a forward in that recurrent form (same signature)
+FORWARDS: dict[str, Callable[..., torch.Tensor]] = {
+    # transformers' models/recurrent_gemma/modeling_recurrent_gemma.py: its gates per head by
+    # baddbmm over (heads, batch x tokens, width): quant.rglru
+    "RecurrentGemmaRglru": rglru_forward,
+}
+
+
 def found(model: Any) -> list[tuple[Any, str]]:
     """(Python module, function name) for each scan function of SCANS defined in the module of
     one of ``model``'s submodules' classes, a module of transformers (another library's
@@ -109,15 +118,25 @@ def found(model: Any) -> list[tuple[Any, str]]:
     return out
 
 
+def classes(model: Any) -> list[type]:
+    """The classes of FORWARDS among ``model``'s submodules' (transformers' own)."""
+    modules = model.modules() if isinstance(model, torch.nn.Module) else ()
+    return list(dict.fromkeys(type(m) for m in modules if type(m).__name__ in FORWARDS
+                              and type(m).__module__.startswith("transformers.")))
+
+
 @contextlib.contextmanager
 def recurrent(model: Any) -> Iterator[None]:
     """While in the block, every scan function of SCANS that ``model``'s layers call is its
-    recurrent form; the originals are put back after."""
-    saved = [(where, name, getattr(where, name)) for where, name in found(model)]
+    recurrent form, and so is the forward of each class of FORWARDS; the originals are put
+    back after."""
+    saved = [(where, name, getattr(where, name), SCANS[name]) for where, name in found(model)]
+    saved += [(cls, "forward", cls.__dict__["forward"], FORWARDS[cls.__name__])
+              for cls in classes(model)]
     try:
-        for where, name, _ in saved:
-            setattr(where, name, SCANS[name])
+        for where, name, _, new in saved:
+            setattr(where, name, new)
         yield
     finally:
-        for where, name, old in saved:
+        for where, name, old, _ in saved:
             setattr(where, name, old)

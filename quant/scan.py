@@ -17,6 +17,10 @@ B_i . C_i, is added outside the scan), so nothing reads its last state h_{C-1}: 
 position is a decay and an output only (``sel_b`` and ``state`` None). Its selections are
 along a leading axis: each reads its tensor through a view (1, C, rest) of its own.
 
+RecurrentGemma's RG-LRU as quant.rglru captures it is a scan whose output is its state,
+h_i = a_i * h_{i-1} + x_i and y_i = h_i (h of (width,)): no C (``sel_c`` None, ``out`` the
+state), its outputs stacked by views of the states.
+
 ``scans`` finds each such chain (strictly: every position's selections read the same three
 tensors, views apart, the chain runs over all C positions, position 0's decay multiplies a
 constant). A decode step runs one position of it on a state read from DRAM, so each role has
@@ -42,7 +46,7 @@ class ScanStep:
     decay: str | None
     sel_b: str | None  # None (and ``state``) at the last position of an output read from decay
     state: str | None
-    sel_c: str
+    sel_c: str | None  # None in a scan whose output is its state (``out`` the state)
     out: str
     prev: str | None  # h_{i-1}
 
@@ -76,8 +80,10 @@ def scans(graph: Any, positions: int) -> list[tuple[ScanStep, ...]]:
             continue
         sources = [{_source(producer, getattr(s, r)) for s in steps if getattr(s, r)}
                    for r in ("sel_a", "sel_b", "sel_c")]
-        if all(len(x) == 1 for x in sources) and len(set.union(*sources)) == 3:
-            out.append(tuple(steps))  # each role selects from one tensor, the three distinct
+        if len({s.sel_c is None for s in steps}) == 1 and steps[0].sel_c is None:
+            sources.pop()  # every output is its state (the RG-LRU's): no C
+        if all(len(x) == 1 for x in sources) and len(set.union(*sources)) == len(sources):
+            out.append(tuple(steps))  # each role selects from one tensor, the tensors distinct
     return out
 
 
@@ -95,8 +101,8 @@ def tied(graph: Any) -> dict[str, tuple[int, str]]:
         for s in steps:
             for role in ROLES:
                 t = getattr(s, role)
-                if t is not None:
-                    out[_unviewed(producer, t)] = (k, role)
+                if t is not None:  # an output that is the state keeps its role "state"
+                    out.setdefault(_unviewed(producer, t), (k, role))
     return out
 
 
@@ -128,6 +134,9 @@ def _scan_step(i: int, link: tuple[str, str | None], producer: dict, readers: di
     sel_a = next(t for t in producer[decay].inputs if _selection(producer, t) is not None)
     outs = [r for t in (state, decay) for r in readers.get(t, []) if r.op == "matmul"
             and r.inputs[0] == t and _selection(producer, r.inputs[1]) is not None]
+    if not outs:  # y_i = h_i (the RG-LRU's)
+        return ScanStep(i, sel_a, decay if prev is not None else None, sel_b, state, None,
+                        state, prev)
     if len(outs) != 1:
         return None
     return ScanStep(i, sel_a, decay if prev is not None else None, sel_b, state,

@@ -1,5 +1,5 @@
 """Modules refused by name before capture (qasic.quant.known_modules): the recurrences qasic
-has no integer form of (RWKV's WKV, RecurrentGemma's RG-LRU, Qwen3-Next's gated delta rule),
+has no integer form of (RWKV's WKV, Qwen3-Next's gated delta rule),
 named with the reason in one line (they used to fail deep inside capture at an in-place write
 with advice that did not apply)."""
 
@@ -32,18 +32,6 @@ def test_rwkv_is_refused_naming_its_wkv_recurrence():
         "an exp-weighted average of the past tokens' values kept as a running numerator, "
         "denominator and maximum of activations: a maximum of two activations and exps of "
         "their differences) has no integer form here; not supported")
-
-
-def test_recurrent_gemma_is_refused_naming_its_rg_lru():
-    t = transformers
-    model = t.RecurrentGemmaModel(t.RecurrentGemmaConfig(
-        vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-        num_attention_heads=2, num_key_value_heads=1, lru_width=32, attention_window_size=8,
-        block_types=["recurrent"], head_dim=16))
-    assert _refusal(model) == (
-        "module 'layers.0.temporal_block.rg_lru' (RecurrentGemmaRglru): RecurrentGemma's "
-        "RG-LRU computes its gates per head with baddbmm over (heads, batch x tokens, width), "
-        "the batch axis merged with the tokens, before its scan over the tokens; not supported")
 
 
 def test_qwen3_next_is_refused_naming_its_gated_delta_rule():
