@@ -8,8 +8,9 @@ over the tokens after attention), MiniCPM3 (keys concatenated from two caches) a
 of experts Mixtral and Qwen2-MoE (routing per token: topk_mask and the router's softmax run on
 the step's token) and Llama 4 (chunked attention: its own mask rows; a query temperature by
 position) and MiniMax (lightning attention in one block: K/V caches and a decay row by position)
-reproduce the full model's codes bit for bit; Llama, DiffLlama, MiniCPM3, Mixtral, Llama 4 and
-MiniMax generate on the simulator equal to the golden reference."""
+and RecurrentGemma (the RG-LRU's state, its conv's window, a local attention's K/V) reproduce the
+full model's codes bit for bit; Llama, DiffLlama, MiniCPM3, Mixtral, Llama 4, MiniMax and
+RecurrentGemma generate on the simulator equal to the golden reference."""
 
 from __future__ import annotations
 
@@ -86,6 +87,12 @@ def _model(name: str):
             vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, state_size=8, expand=2,
             conv_kernel=4, num_heads=8, head_dim=8, n_groups=1, chunk_size=4,
             initializer_range=0.3)),
+        # RecurrentGemma (its RG-LRU captured as quant.rglru writes it): a recurrent block (2
+        # heads of 16 channels, a conv of 4), then a local attention one (a window of 8)
+        "recurrent_gemma": lambda: t.RecurrentGemmaForCausalLM(t.RecurrentGemmaConfig(
+            vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=2, num_key_value_heads=1, head_dim=16, lru_width=32,
+            attention_window_size=8, conv1d_width=4, block_types=["recurrent", "attention"])),
         # a full attention layer, then a lightning (linear) attention one in one block of C
         # positions, or that one alone in 4 blocks of 4 (``@block4``); 2 heads of 16, 2
         # experts, top 1
@@ -110,7 +117,7 @@ def _full(name: str):
 @pytest.mark.parametrize("name", ["llama", "phi", "gemma", "gpt_bigcode", "bloom",
                                   "mistral@window6", "qwen3", "gemma3", "diffllama",
                                   "minicpm3", "mixtral", "qwen2_moe", "llama4", "lfm2",
-                                  "mamba", "mamba2", "minimax"])
+                                  "mamba", "mamba2", "minimax", "recurrent_gemma"])
 def test_prefill_then_decode_steps_equal_the_full_model(name):
     full = _full(name)
     seq = np.random.default_rng(1).integers(0, VOCAB, (2, C))
@@ -201,7 +208,7 @@ def test_a_routers_softmax_runs_on_the_steps_token_and_attentions_read_the_cache
 
 
 @pytest.mark.parametrize("name", ["llama", "diffllama", "minicpm3", "mixtral", "llama4", "lfm2",
-                                  "mamba", "mamba2", "minimax"])
+                                  "mamba", "mamba2", "minimax", "recurrent_gemma"])
 def test_generation_on_the_simulator_equals_the_golden_reference(name):
     from qasic.arch.config import default_arch
     from qasic.generate import Session, golden_tokens
@@ -215,9 +222,10 @@ def test_generation_on_the_simulator_equals_the_golden_reference(name):
     for a, b in zip(rows, ref_rows, strict=True):
         np.testing.assert_array_equal(a, b)
     scatters = {"llama": 4, "diffllama": 4, "minicpm3": 6, "mixtral": 4, "llama4": 4,
-                "lfm2": 3, "mamba": 2, "mamba2": 2, "minimax": 4}[name]  # a cache each (LFM2:
-    # its conv's window, K, V; Mamba, Mamba2: each layer's conv window; the scan states are
-    # stored whole; MiniMax: K and V of its full and its lightning attention)
+                "lfm2": 3, "mamba": 2, "mamba2": 2, "minimax": 4,
+                "recurrent_gemma": 3}[name]  # a cache each (LFM2: its conv's window, K, V;
+    # Mamba, Mamba2: each layer's conv window; the scan states are stored whole; MiniMax: K
+    # and V of its full and its lightning attention; RecurrentGemma: its conv's window, K, V)
     assert [i.op for i in session.decode.instrs].count("SCATTER") == scatters
 
 
