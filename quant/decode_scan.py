@@ -15,6 +15,9 @@ position (quant.calibrate, ``scan.tied``), so position i's requantizations are p
              h_p over it (``cache_write`` of ``<state>``, after every read: the decay is h_p's
              ancestor); the concat is the step's y
 
+A scan whose output is its state (the RG-LRU's, quant.rglru: y_i = h_i, no C) decodes the
+same way: its stacked output is h_i's view, past the next position's decay that reads h_i too.
+
 Each step is the full model's position p bit for bit: the same codes in, the same integer ops
 and requantizations (checked: every position's selector is position 1's moved to its column).
 """

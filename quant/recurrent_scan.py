@@ -30,6 +30,10 @@ the transformers module of any submodule's class) while torch.export traces, and
 original back after. The float outputs agree with the chunked form to float32 rounding
 (tests/quant/test_recurrent_scan.py). Cost: the graph holds C positions of the recurrence (a
 state update of heads x head_dim x state per token) instead of the chunked matmuls.
+
+A module whose forward holds the recurrence is swapped the same way, by class (FORWARDS, a
+class of transformers among the model's submodules'): RecurrentGemma's RG-LRU, whose gates
+transformers computes over the batch and tokens merged (quant.rglru).
 """
 
 from __future__ import annotations

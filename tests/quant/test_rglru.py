@@ -101,3 +101,10 @@ def test_recurrent_gemma_simulates_bit_exact_to_the_golden_reference():
         f = _model("recurrent_gemma")(torch.from_numpy(ids)).numpy().ravel()
     q = full.dequantize_output(want).ravel()
     assert f @ q / np.linalg.norm(f) / np.linalg.norm(q) > 0.99
+
+
+def test_only_a_model_with_an_rglru_has_its_forward_swapped():
+    from qasic.quant.recurrent_scan import classes
+
+    assert classes(_model()) == [modeling.RecurrentGemmaRglru]
+    assert classes(torch.nn.Linear(2, 2)) == []
