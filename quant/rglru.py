@@ -23,9 +23,10 @@ a_0 by 0 instead: the same h_0 = m_0 i_0 x_0). With a cache (transformers' gener
 token at a time) it is refused: qasic keeps its own state (qasic generate).
 
 In the integer graph each function of one activation is a table: sigmoid(gate), -8 sigmoid(r)
-(a table, then a product by the per-channel constant softplus(L) * 1), exp(log a) and
-sqrt(1 - exp(2 log a)) (two tables of the same 8-bit log a); products of two activations
-(i_t x_t, m_t times it, a_t h_(t-1)) and the add are the integer mul and add of every model.
+(a table, then a product by the per-channel constant softplus(L)), exp(log a) and
+sqrt(1 - exp(2 log a)) (two tables of the same 8-bit log a); the reset is a product and an add
+of constants by position; products of two activations (i_t x_t, m_t times it, a_t h_(t-1))
+and the add are the integer mul and add of every model.
 """
 
 from __future__ import annotations
