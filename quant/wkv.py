@@ -1,0 +1,73 @@
+"""RWKV-4's WKV recurrence written with one difference per step, so that its maximum and its
+exps are tables of one code.
+
+transformers' ``rwkv_linear_attention_cpu(time_decay, time_first, key, value)`` keeps, per
+channel, a numerator, a denominator and the running maximum m of the exponents (so that every
+exp is of a number <= 0), w = -exp(time_decay), u = time_first:
+
+    out_t: q = max(m, k_t + u), e1 = exp(m - q), e2 = exp(k_t + u - q)
+           out_t = (e1 num + e2 v_t) / (e1 den + e2)
+    state: q' = max(m + w, k_t), f1 = exp(m + w - q'), f2 = exp(k_t - q')
+           num = f1 num + f2 v_t,  den = f1 den + f2,  m = q'
+
+from num = den = 0, m = -1e38. With one difference of two activations per use, x = m - (k_t + u)
+and y = m - (k_t - w), every other quantity is a function of one of them:
+
+    e1 = exp(min(x, 0)),  e2 = exp(-relu(x))        f1 = exp(min(y, 0)),  f2 = exp(-relu(y))
+    m' = max(m + w, k_t) = k_t + relu(y)
+
+so the graph holds, per position, two adds of two activations (x and y), six tables of one code
+(exact for their input's code), the products and sums of num and den, the reciprocal table of
+the denominator and one product (the division, as any x / y of two activations is captured:
+quant.lowering_pointwise), and one add for m'. The state starts at num = den = 0 (constants:
+position 0's products by them are products by 0) and m = -1e4: then y_0 = -1e4 - (k_0 - w) and
+x_0 are far below 0 whatever the keys, so f2 = e2 = 1 and m_0 = k_0, as transformers' -1e38
+gives (exp(-1e4) is 0 in float32 too). den >= 1 at every position (one of f1, f2 is 1), so its
+reciprocal's table never reads a code near 0.
+
+``wkv`` has transformers' signature; quant.recurrent_scan swaps it in while torch.export traces
+(the state of a cache is refused: capture runs without one). The positions are written as
+Mamba's slow path writes its scan: each position's k_t + u, k_t - w, k_t and v_t selected from
+tensors over all positions, the outputs (D, 1) concatenated along a last axis, so that the
+unrolled recurrence is one chain of positions (quant.recurrence) whose state generation carries
+in DRAM. Its float outputs equal transformers' to float32 rounding (tests/quant/test_wkv.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from qasic.errors import UnsupportedOpError
+
+START = -1e4  # m before the first token: exp(START - anything near the keys) is 0 in float32
+
+
+def wkv(time_decay: torch.Tensor, time_first: torch.Tensor, key: torch.Tensor,
+        value: torch.Tensor, state: Any = None, return_state: bool = False
+        ) -> tuple[torch.Tensor, Any]:
+    """transformers' ``rwkv_linear_attention`` without a state (module doc): key, value
+    (batch, L, D), time_decay, time_first (D,) -> (out (batch, L, D), None)."""
+    if state is not None or return_state:
+        raise UnsupportedOpError("RWKV's WKV with a state (use_cache): qasic captures it "
+                                 "without one and carries the state itself in generation")
+    batch, length, d = key.shape
+    w = -torch.exp(time_decay.float())
+    k = key.float()
+    ku, kw = k + time_first, k - w  # x = m - ku_t, y = m - kw_t
+    # scalars: position 0's functions of its keys fold into tables of one code
+    num: Any = 0.0
+    den: Any = 0.0
+    m: Any = START
+    outs = []
+    for t in range(length):
+        x, v_t = m - ku[:, t], value[:, t]
+        e1, e2 = torch.exp(torch.clamp(x, max=0.0)), torch.exp(-torch.relu(x))
+        outs.append(((e1 * num + e2 * v_t) / (e1 * den + e2))[..., None])  # (batch, D, 1)
+        if t == length - 1:
+            break  # nothing reads the last state
+        y = m - kw[:, t]
+        f1, f2 = torch.exp(torch.clamp(y, max=0.0)), torch.exp(-torch.relu(y))
+        num, den, m = f1 * num + f2 * v_t, f1 * den + f2, k[:, t] + torch.relu(y)
+    return torch.cat(outs, dim=-1).permute(0, 2, 1).to(key.dtype), None
