@@ -55,19 +55,21 @@ def wkv(time_decay: torch.Tensor, time_first: torch.Tensor, key: torch.Tensor,
     batch, length, d = key.shape
     w = -torch.exp(time_decay.float())
     k = key.float()
-    ku, kw = k + time_first, k - w  # x = m - ku_t, y = m - kw_t
+    # x = m - (k_t + u), y = m - (k_t - w): the negations once over all positions
+    nku, nkw = -(k + time_first), -(k - w)
+    zero = torch.zeros(())  # min(., 0) of an activation: a pointwise op of its table
     # scalars: position 0's functions of its keys fold into tables of one code
     num: Any = 0.0
     den: Any = 0.0
     m: Any = START
     outs = []
     for t in range(length):
-        x, v_t = m - ku[:, t], value[:, t]
-        e1, e2 = torch.exp(torch.clamp(x, max=0.0)), torch.exp(-torch.relu(x))
+        x, v_t = m + nku[:, t], value[:, t]
+        e1, e2 = torch.exp(torch.minimum(x, zero)), torch.exp(torch.minimum(-x, zero))
         outs.append(((e1 * num + e2 * v_t) / (e1 * den + e2))[..., None])  # (batch, D, 1)
         if t == length - 1:
             break  # nothing reads the last state
-        y = m - kw[:, t]
-        f1, f2 = torch.exp(torch.clamp(y, max=0.0)), torch.exp(-torch.relu(y))
+        y = m + nkw[:, t]
+        f1, f2 = torch.exp(torch.minimum(y, zero)), torch.exp(torch.minimum(-y, zero))
         num, den, m = f1 * num + f2 * v_t, f1 * den + f2, k[:, t] + torch.relu(y)
     return torch.cat(outs, dim=-1).permute(0, 2, 1).to(key.dtype), None
