@@ -18,11 +18,6 @@ REFUSED: dict[str, str] = {
         "MRA attention runs only in transformers' CUDA kernel (kernels-community/mra); "
         "without it transformers returns zeros for the attention (a model that is not MRA), "
         "and its blocks are chosen by a top-k of the scores (data-dependent routing)"),
-    # transformers' modeling_rwkv.py: rwkv_linear_attention_cpu loops over the tokens
-    "RwkvSelfAttention": (
-        "RWKV's WKV recurrence (per channel, an exp-weighted average of the past tokens' values "
-        "kept as a running numerator, denominator and maximum of activations: a maximum of two "
-        "activations and exps of their differences) has no integer form here"),
     # transformers' modeling_recurrent_gemma.py: RecurrentGemmaRglru.forward
     "RecurrentGemmaRglru": (
         "RecurrentGemma's RG-LRU computes its gates per head with baddbmm over (heads, batch x "

@@ -81,13 +81,17 @@ def plans(graph: Any, c: int) -> list[Recurrence]:
     if c < 3:
         return []
     producer = {n.output: n for n in graph.nodes}
-    taken = {producer[getattr(s, r)].name for chain in scans(graph, c) for s in chain
-             for r in ("sel_a", "sel_b", "sel_c") if getattr(s, r)}
+    selected = {n.name: t for n in graph.nodes
+                if (t := _selected(n, producer, graph.shapes, c)) is not None}
+    if not selected:
+        return []
+    taken = {_viewed(producer, getattr(s, r)) for chain in scans(graph, c) for s in chain
+             for r in ("sel_a", "sel_b", "sel_c") if getattr(s, r)}  # Mamba's: decode_scan
     position: dict[str, int] = {}
     selectors: dict[str, str] = {}  # selection node -> its selector constant
     stacks: list[Any] = []
     for n in graph.nodes:
-        t = _selected(n, producer, graph.shapes, c)
+        t = selected.get(n.name)
         if t is not None and n.name not in taken:
             position[n.name], selectors[n.name] = t, producer[n.inputs[0]].name
             position[selectors[n.name]] = t
@@ -228,6 +232,14 @@ def _selected(n: Any, producer: dict, shapes: Any, c: int) -> int | None:
         return None
     cols = np.flatnonzero(value.reshape(-1, c).any(axis=0))
     return int(cols[0]) if cols.size == 1 else None
+
+
+def _viewed(producer: dict, tensor: str) -> str:
+    """The name of the node that ``tensor`` is a view of (views followed back)."""
+    n = producer[tensor]
+    while n.op in ("reshape", "permute", "flatten"):
+        n = producer[n.inputs[0]]
+    return n.name
 
 
 def _columns(n: Any, cols: slice) -> Any:

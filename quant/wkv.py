@@ -1,4 +1,4 @@
-"""RWKV-4's WKV recurrence written with one difference per step, so that its maximum and its
+"""RWKV-4's WKV recurrence written with one difference per use, so that its maximum and its
 exps are tables of one code.
 
 transformers' ``rwkv_linear_attention_cpu(time_decay, time_first, key, value)`` keeps, per
@@ -13,24 +13,29 @@ exp is of a number <= 0), w = -exp(time_decay), u = time_first:
 from num = den = 0, m = -1e38. With one difference of two activations per use, x = m - (k_t + u)
 and y = m - (k_t - w), every other quantity is a function of one of them:
 
-    e1 = exp(min(x, 0)),  e2 = exp(-relu(x))        f1 = exp(min(y, 0)),  f2 = exp(-relu(y))
+    e1 = exp(min(x, 0)),  e2 = exp(min(-x, 0))       f1 = exp(min(y, 0)),  f2 = exp(min(-y, 0))
     m' = max(m + w, k_t) = k_t + relu(y)
 
-so the graph holds, per position, two adds of two activations (x and y), six tables of one code
-(exact for their input's code), the products and sums of num and den, the reciprocal table of
-the denominator and one product (the division, as any x / y of two activations is captured:
-quant.lowering_pointwise), and one add for m'. The state starts at num = den = 0 (constants:
-position 0's products by them are products by 0) and m = -1e4: then y_0 = -1e4 - (k_0 - w) and
-x_0 are far below 0 whatever the keys, so f2 = e2 = 1 and m_0 = k_0, as transformers' -1e38
-gives (exp(-1e4) is 0 in float32 too). den >= 1 at every position (one of f1, f2 is 1), so its
-reciprocal's table never reads a code near 0.
+so the integer graph holds, per position, two adds of two activations (x = m + (-(k_t + u)),
+y likewise: the negations are one table each over all positions, before the selections), four
+exp tables of one code (exact for their input's code), the products and sums of num and den,
+the reciprocal table of the denominator and one product (the division, as any x / y of two
+activations is captured: quant.lowering_pointwise), and m' = k_t + relu(y) (relu keeps y's
+codes). Every exp is in (0, 1] and den >= 1 at every position (one of f1, f2 is 1), so the
+reciprocal's table never reads a code near 0, and num / den stays within the values' range.
 
-``wkv`` has transformers' signature; quant.recurrent_scan swaps it in while torch.export traces
-(the state of a cache is refused: capture runs without one). The positions are written as
-Mamba's slow path writes its scan: each position's k_t + u, k_t - w, k_t and v_t selected from
-tensors over all positions, the outputs (D, 1) concatenated along a last axis, so that the
-unrolled recurrence is one chain of positions (quant.recurrence) whose state generation carries
-in DRAM. Its float outputs equal transformers' to float32 rounding (tests/quant/test_wkv.py).
+The start is three scalars, num = den = 0 and m = -1e4 (exp(-1e4 - anything near the keys) is
+0 in float32, as transformers' -1e38 gives): position 0's x, y, exps and products are then
+functions of its keys alone and fold into tables (e2 = f2 = 1, m_0 = k_0). The last position
+computes no state (nothing reads it).
+
+``wkv`` has transformers' signature; quant.recurrent_scan swaps it in for
+``rwkv_linear_attention`` while torch.export traces (capture runs without a state; one is
+refused). Each position's inputs are selected from tensors over all positions (``x[:, t]``) and
+its output (D, 1) concatenated along a last axis, as Mamba's slow path writes its scan, so that
+the unrolled recurrence is one chain of positions (quant.recurrence) whose states (num, den, m)
+generation carries in DRAM. Its float outputs equal transformers' to float32 rounding, also with
+keys whose exp overflows float32 (tests/quant/test_wkv.py).
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ def wkv(time_decay: torch.Tensor, time_first: torch.Tensor, key: torch.Tensor,
     if state is not None or return_state:
         raise UnsupportedOpError("RWKV's WKV with a state (use_cache): qasic captures it "
                                  "without one and carries the state itself in generation")
-    batch, length, d = key.shape
+    length = key.shape[1]
     w = -torch.exp(time_decay.float())
     k = key.float()
     # x = m - (k_t + u), y = m - (k_t - w): the negations once over all positions

@@ -1,5 +1,5 @@
 """Modules refused by name before capture (qasic.quant.known_modules): the recurrences qasic
-has no integer form of (RWKV's WKV, RecurrentGemma's RG-LRU, Qwen3-Next's gated delta rule),
+has no integer form of (RecurrentGemma's RG-LRU, Qwen3-Next's gated delta rule),
 named with the reason in one line (they used to fail deep inside capture at an in-place write
 with advice that did not apply)."""
 
@@ -21,17 +21,6 @@ def _refusal(model, vocab: int = 100) -> str:
         capture(model.eval(), torch.from_numpy(ids))
     assert "\n" not in str(e.value)
     return str(e.value)
-
-
-def test_rwkv_is_refused_naming_its_wkv_recurrence():
-    t = transformers
-    model = t.RwkvModel(t.RwkvConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2,
-                                     attention_hidden_size=32, intermediate_size=64))
-    assert _refusal(model) == (
-        "module 'blocks.0.attention' (RwkvSelfAttention): RWKV's WKV recurrence (per channel, "
-        "an exp-weighted average of the past tokens' values kept as a running numerator, "
-        "denominator and maximum of activations: a maximum of two activations and exps of "
-        "their differences) has no integer form here; not supported")
 
 
 def test_recurrent_gemma_is_refused_naming_its_rg_lru():
