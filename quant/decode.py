@@ -56,7 +56,10 @@ the positions (quant.scan), keeps its state h: the prefill runs positions 0..P-1
 h_(P-1); a decode step runs position 1's nodes on the step's token, reading h_(p-1)
 (``cache_read``) and writing h_p over it (quant.decode_scan); its nodes have no token axis
 and stay where they are (``token_major``). Mamba2's scan is captured in that recurrent form too
-(quant.recurrent_scan); its h (heads, head_dim, state) is stored as rows.
+(quant.recurrent_scan); its h (heads, head_dim, state) is stored as rows. Any other recurrence
+unrolled over the positions and stacked by one concat (RWKV's WKV: quant.wkv) is found by its
+selections (quant.recurrence): the prefill writes each state of position P-1 as one row; a step
+runs position 1's nodes, reading every state before and writing it after them.
 
 Both produce, row for row, the codes of ``full``: a causal query row depends only on the keys up
 to it, and a masked key contributes an exact 0 (its exp-table entry is not summed, its
