@@ -288,7 +288,8 @@ def _refuse_scan(graph: QGraph, producer: dict, c: int, scanned: set[str]) -> No
     cumulative sums along the positions of each chunk (a matmul by a constant
     lower-triangular matrix of ones: its codes, one nonzero value); a selection of one of the C
     positions at a time (a matmul by a constant (1, C) selector) outside a selective scan that
-    ``decode_scan`` recognizes (Mamba's, in ``scanned``) is a recurrence of another shape."""
+    ``decode_scan`` recognizes (Mamba's) or a recurrence ``recurrence`` finds (RWKV's WKV; both
+    in ``scanned``) is a recurrence of another shape."""
     for n in graph.nodes:
         if n.op != "matmul" or not _is_constant(producer, n.inputs[0]) \
                 or n.attrs.get("transpose_b") or n.name in scanned:
@@ -298,9 +299,10 @@ def _refuse_scan(graph: QGraph, producer: dict, c: int, scanned: set[str]) -> No
         if (k, m) == (1, c) and graph.shapes[n.inputs[1]][-2] == c:
             raise UnsupportedOpError(
                 f"{n.name}: model {graph.name} reads one of its {c} token positions at a time "
-                "outside a selective scan generation decodes (Mamba's h_i = dA_i * h_(i-1) + "
-                "dBx_i, y_i = h_i @ C_i, stacked by one concat: quant.scan); run the model with "
-                "qasic evaluate")
+                "outside a recurrence generation decodes (Mamba's h_i = dA_i * h_(i-1) + "
+                "dBx_i, y_i = h_i @ C_i, stacked by one concat: quant.scan; or positions that "
+                "run the same nodes on the previous position's states, stacked by one concat: "
+                "quant.recurrence); run the model with qasic evaluate")
         if k == m > 1 and ((sel != 0) == np.tril(np.ones((k, k), bool))).all() \
                 and np.unique(sel[sel != 0]).size == 1:
             raise UnsupportedOpError(

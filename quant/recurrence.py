@@ -248,24 +248,23 @@ def _columns(n: Any, cols: slice) -> Any:
 
 
 def _check_same(graph: Any, plan: Recurrence, by_pos: list, c: int) -> None:
-    """Every position's node of a role has position TEMPLATE's params (a selector: its column
-    moved), so a step runs one program whatever p."""
+    """Every position's node of a role has position TEMPLATE's params and output encoding (the
+    selectors, constants, are compared by ``_same``), so a step runs one program whatever p."""
     template = {plan.roles[n.output]: n for n in by_pos[TEMPLATE]}
     for t in range(TEMPLATE + 1, c):
         for n in by_pos[t]:
             want = template[plan.roles[n.output]]
-            for key, value in n.params.items():
-                a, b = np.asarray(value), np.asarray(want.params.get(key))
-                if n.name in plan.selectors or key == "value":
-                    continue
-                if a.shape != b.shape or not np.array_equal(a, b):
-                    raise UnsupportedOpError(
-                        f"{n.name}: position {t} of a recurrence over the tokens runs other "
-                        f"integer ops ({key}) than position {TEMPLATE}'s {want.name}; "
-                        "generation runs one position's program at every step")
-        for n in by_pos[t]:
-            if graph.tensors[n.output] != graph.tensors[template[plan.roles[n.output]].output]:
+            differs = next((k for k, v in n.params.items() if not _same_array(
+                v, want.params.get(k))), None)
+            if differs is None and graph.tensors[n.output] != graph.tensors[want.output]:
+                differs = "output encoding"
+            if differs is not None:
                 raise UnsupportedOpError(
-                    f"{n.output}: position {t} of a recurrence over the tokens has another "
-                    f"encoding than position {TEMPLATE}'s; generation runs one position's "
-                    "program at every step")
+                    f"{n.name}: position {t} of a recurrence over the tokens differs from "
+                    f"position {TEMPLATE}'s {want.name} ({differs}); generation runs one "
+                    "position's program at every step")
+
+
+def _same_array(a: Any, b: Any) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and bool(np.array_equal(a, b))

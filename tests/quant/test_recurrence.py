@@ -6,9 +6,12 @@ and the model generates on the simulator equal to the golden reference."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from qasic.errors import UnsupportedOpError
 from qasic.quant import recurrence, reference
 from qasic.quant.decode import decode_graph, prefill_graph
 from tests.quant.test_wkv import VOCAB, C, rwkv_full
@@ -64,3 +67,19 @@ def test_rwkv_generates_on_the_simulator_equal_to_the_golden_reference():
     assert got == want and len(set(want)) > 1
     for a, b in zip(rows, ref_rows, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_position_with_its_own_encoding_is_refused_in_one_line():
+    """Position 5's numerator (a state) given another encoding than its role's, as untied
+    calibration would: a step could not run one program at every position."""
+    full = rwkv_full()
+    num = recurrence.plans(full, C)[0].states[0][5]
+    q = full.tensors[num]
+    tensors = {**full.tensors, num: replace(q, scale=q.scale * 2)}
+    with pytest.raises(UnsupportedOpError) as e:
+        recurrence.plans(replace(full, tensors=tensors), C)
+    name = next(n.name for n in full.nodes if n.output == num)
+    assert str(e.value).startswith(f"{name}: position 5 of a recurrence over the tokens differs "
+                                   "from position 1's ")
+    assert str(e.value).endswith(" (output encoding); generation runs one position's program "
+                                 "at every step")
