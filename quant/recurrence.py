@@ -189,7 +189,8 @@ def _same(n: Any, want: Any, t: int, producer: dict, position: dict, roles: dict
     the same op and attrs; inputs of the same roles at the same relative position (a state
     read from t - 1 where ``want`` reads position 0's tensor: ``firsts``), a selector's one
     column moved, the same other tensors."""
-    if n.op != want.op or len(n.inputs) != len(want.inputs) or n.attrs != want.attrs:
+    if n.op != want.op or len(n.inputs) != len(want.inputs) or set(n.attrs) != set(want.attrs) \
+            or not all(_same_array(v, want.attrs[k]) for k, v in n.attrs.items()):
         return False
     for a, b in zip(n.inputs, want.inputs, strict=True):
         na, nb = producer.get(a), producer.get(b)
@@ -225,7 +226,7 @@ def _selected(n: Any, producer: dict, shapes: Any, c: int) -> int | None:
     if n.op != "matmul" or n.attrs.get("transpose_b") or n.inputs[0] not in producer:
         return None
     sel = producer[n.inputs[0]]
-    if sel.op != "constant" or shapes[n.inputs[1]][-2:-1] != (c,):
+    if sel.op != "constant" or tuple(shapes[n.inputs[1]])[-2:-1] != (c,):
         return None
     value = np.asarray(sel.params["value"])
     if value.shape[-2:] != (1, c) or np.count_nonzero(value) != value.size // c:
@@ -266,5 +267,11 @@ def _check_same(graph: Any, plan: Recurrence, by_pos: list, c: int) -> None:
 
 
 def _same_array(a: Any, b: Any) -> bool:
-    a, b = np.asarray(a), np.asarray(b)
+    """Equal values (arrays, tuples or scalars; of another kind: by ``==``)."""
+    try:
+        a, b = np.asarray(a), np.asarray(b)
+    except ValueError:  # ragged
+        return bool(a == b)
+    if a.dtype == object or b.dtype == object:
+        return bool(a.tolist() == b.tolist())
     return a.shape == b.shape and bool(np.array_equal(a, b))
