@@ -665,9 +665,11 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "HunYuanDenseV1Model": ("decoder", "HunYuanDenseV1Config",
                             _DEC | {"num_key_value_heads": 2, "head_dim": 16}, {}, "ids",
                             SEQ_DEC),
-    # recurrences refused by name (qasic.quant.known_modules): RWKV's WKV, Qwen3-Next's gated
-    # delta rule; RecurrentGemma (a recurrent block, then a local attention one): its RG-LRU
-    # captured with block-diagonal gate linears and a scan of its state (qasic.quant.rglru)
+    # RWKV-4: its WKV captured with one difference per use (quant.wkv), generating as a
+    # recurrence of 3 states per layer (quant.recurrence); RecurrentGemma (a recurrent block,
+    # then a local attention one): its RG-LRU captured with block-diagonal gate linears and a
+    # scan of its state (qasic.quant.rglru); refused by name (qasic.quant.known_modules):
+    # Qwen3-Next's gated delta rule
     "RwkvModel": ("decoder", "RwkvConfig",
                   {"vocab_size": VOCAB_DEC, "hidden_size": 32, "num_hidden_layers": 2,
                    "attention_hidden_size": 32, "intermediate_size": 64, "context_length": 64},

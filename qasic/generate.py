@@ -12,7 +12,8 @@ the same DRAM. Other layers keep other states there: a causal convolution over t
 (LFM2's, Mamba's) a window of its last inputs (quant.decode_conv), Mamba's selective scan its
 state h, which each step reads and overwrites (quant.decode_scan); so does Mamba2's scan
 (Mamba2, Bamba, Falcon-H1, Zamba2, GraniteMoeHybrid), captured in its recurrent form
-(quant.recurrent_scan).
+(quant.recurrent_scan), and RWKV's WKV its numerator, denominator and maximum per channel
+(quant.wkv, quant.recurrence).
 
 An encoder-decoder (ids (1, S + T): [source | target], logits (1, T, vocab): T5, BART, Marian
 ForConditionalGeneration behind ``model(input_ids=ids[:, :S], decoder_input_ids=ids[:, S:])``)

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from qasic.errors import InputError
-from qasic.quant import scan
+from qasic.quant import recurrence, scan
 from qasic.quant.config import QuantConfig
 from qasic.quant.encodings import (
     NORM_INPUT,
@@ -148,8 +148,9 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
 
     pins = concat_pins(graph)  # tensor -> the concat whose TensorQ it takes
     shared = {c: observe(c) for c in dict.fromkeys(pins.values())}
-    roles = scan.tied(graph)  # a scan's role: one TensorQ over its positions
-    groups: dict[tuple[int, str], tuple[str, ...]] = {}
+    # a scan's role, a recurrence's (quant.recurrence): one TensorQ over its positions
+    roles: dict[str, tuple] = {**scan.tied(graph), **recurrence.tied(graph)}
+    groups: dict[tuple, tuple[str, ...]] = {}
     for t, key in roles.items():
         groups[key] = (*groups.get(key, ()), t)
     one = {key: observe(ts[0], ts) for key, ts in groups.items()}

@@ -56,7 +56,10 @@ the positions (quant.scan), keeps its state h: the prefill runs positions 0..P-1
 h_(P-1); a decode step runs position 1's nodes on the step's token, reading h_(p-1)
 (``cache_read``) and writing h_p over it (quant.decode_scan); its nodes have no token axis
 and stay where they are (``token_major``). Mamba2's scan is captured in that recurrent form too
-(quant.recurrent_scan); its h (heads, head_dim, state) is stored as rows.
+(quant.recurrent_scan); its h (heads, head_dim, state) is stored as rows. Any other recurrence
+unrolled over the positions and stacked by one concat (RWKV's WKV: quant.wkv) is found by its
+selections (quant.recurrence): the prefill writes each state of position P-1 as one row; a step
+runs position 1's nodes, reading every state before and writing it after them.
 
 Both produce, row for row, the codes of ``full``: a causal query row depends only on the keys up
 to it, and a masked key contributes an exact 0 (its exp-table entry is not summed, its
@@ -71,7 +74,7 @@ from dataclasses import replace
 import numpy as np
 
 from qasic.errors import UnsupportedOpError
-from qasic.quant import decode_conv, decode_memory, decode_scan, intops
+from qasic.quant import decode_conv, decode_memory, decode_scan, intops, recurrence
 from qasic.quant.encodings import KEY_MASK
 from qasic.quant.graph import QGraph, QNode
 from qasic.quant.srcpad import source_masks
@@ -165,7 +168,7 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
     cached instead)."""
     producer = {n.output: n for n in graph.nodes}
     c, tokens, enc = positions(graph), _token_axes(graph), encoder_tensors(graph)
-    scanned = {name for p in decode_scan.plans(graph, c) for name in p.position}
+    scanned = {name for p in _recurrences(graph, c) for name in p.position}
     _refuse_scan(graph, producer, c, scanned)
     out = []
     for n in graph.nodes:
@@ -285,7 +288,8 @@ def _refuse_scan(graph: QGraph, producer: dict, c: int, scanned: set[str]) -> No
     cumulative sums along the positions of each chunk (a matmul by a constant
     lower-triangular matrix of ones: its codes, one nonzero value); a selection of one of the C
     positions at a time (a matmul by a constant (1, C) selector) outside a selective scan that
-    ``decode_scan`` recognizes (Mamba's, in ``scanned``) is a recurrence of another shape."""
+    ``decode_scan`` recognizes (Mamba's) or a recurrence ``recurrence`` finds (RWKV's WKV; both
+    in ``scanned``) is a recurrence of another shape."""
     for n in graph.nodes:
         if n.op != "matmul" or not _is_constant(producer, n.inputs[0]) \
                 or n.attrs.get("transpose_b") or n.name in scanned:
@@ -295,9 +299,10 @@ def _refuse_scan(graph: QGraph, producer: dict, c: int, scanned: set[str]) -> No
         if (k, m) == (1, c) and graph.shapes[n.inputs[1]][-2] == c:
             raise UnsupportedOpError(
                 f"{n.name}: model {graph.name} reads one of its {c} token positions at a time "
-                "outside a selective scan generation decodes (Mamba's h_i = dA_i * h_(i-1) + "
-                "dBx_i, y_i = h_i @ C_i, stacked by one concat: quant.scan); run the model with "
-                "qasic evaluate")
+                "outside a recurrence generation decodes (Mamba's h_i = dA_i * h_(i-1) + "
+                "dBx_i, y_i = h_i @ C_i, stacked by one concat: quant.scan; or positions that "
+                "run the same nodes on the previous position's states, stacked by one concat: "
+                "quant.recurrence); run the model with qasic evaluate")
         if k == m > 1 and ((sel != 0) == np.tril(np.ones((k, k), bool))).all() \
                 and np.unique(sel[sel != 0]).size == 1:
             raise UnsupportedOpError(
@@ -348,7 +353,7 @@ def token_major(graph: QGraph) -> QGraph:
     nodes, shapes, tensors = list(graph.nodes), dict(graph.shapes), dict(graph.tensors)
     producer = {n.output: n for n in nodes}
     # a selective scan's nodes stay as they are (decode_scan reads them by position)
-    fixed = {name for p in decode_scan.plans(graph, positions(graph)) for name in p.position}
+    fixed = {name for p in _recurrences(graph, positions(graph)) for name in p.position}
     i = 0
     while i < len(nodes):
         n = nodes[i]
@@ -431,7 +436,7 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
     enc, source = encoder_tensors(full), int(full.shapes[full.input][0]) - c
     convs, shifts = token_convs(full), token_shifts(full)
     windows = _windows(convs, shifts)  # a token conv's or shift's input -> K
-    scans = {name: p for p in decode_scan.plans(full, c) for name in (*p.position, p.concat)}
+    scans = {name: p for p in _recurrences(full, c) for name in (*p.position, p.concat)}
     consts = {n.output: n for n in full.nodes if n.op == "constant"}
     tokens = _token_axes(full)
     memory = decode_memory.placements(full, c, tokens)
@@ -439,7 +444,9 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
     tensors = dict(full.tensors)
     for n in full.nodes:
         if n.name in scans and n.name != scans[n.name].concat:  # positions 0..P-1 of a scan
-            _scan_prefilled(n, scans[n.name], prompt, full, nodes, shapes, tensors)
+            plan = scans[n.name]
+            (_recurrence_prefilled if isinstance(plan, recurrence.Recurrence)
+             else _scan_prefilled)(n, plan, prompt, full, nodes, shapes, tensors)
             continue
         if n.name in scans:
             n = scans[n.name].prefill(n, prompt)  # the first P outputs stacked
@@ -487,7 +494,7 @@ def decode_graph(full: QGraph) -> QGraph:
     scores = key_scores(full, tokens)  # the other softmaxes are per token (a router's)
     convs, shifts = token_convs(full, tokens), token_shifts(full, tokens)
     windows = _windows(convs, shifts)  # a token conv's or shift's input -> K
-    scans = {name: p for p in decode_scan.plans(full, c) for name in (*p.position, p.concat)}
+    scans = {name: p for p in _recurrences(full, c) for name in (*p.position, p.concat)}
     tensors = {**full.tensors, STEP: full.tensors[full.input]}
     shapes: dict[str, tuple[int, ...]] = {STEP: (2,)}
     rename: dict[str, str] = {}
@@ -506,7 +513,9 @@ def decode_graph(full: QGraph) -> QGraph:
             whole.add(rename[n.output])
             continue
         if n.name in scans:  # a scan's position 1 on the step's token, h from the state
-            _scan_decoded(n, scans[n.name], full, nodes, shapes, tensors, rename)
+            plan = scans[n.name]
+            (_recurrence_decoded if isinstance(plan, recurrence.Recurrence)
+             else _scan_decoded)(n, plan, full, nodes, shapes, tensors, rename)
             continue
         if n.name in convs:  # on the window of K rows ending at p, from its state
             src, k = convs[n.name]
@@ -600,6 +609,63 @@ def _scan_decoded(n: QNode, plan: decode_scan.ScanPlan, full: QGraph, nodes: lis
         rows = _as_rows(n.output, nodes, shapes, tensors)
         nodes.append(QNode(plan.state, "cache_write", (rows,), plan.state,
                            {"state": plan.state}))
+
+
+def _recurrences(graph: QGraph, c: int) -> list:
+    """The scans (quant.decode_scan) and other recurrences (quant.recurrence) over the tokens:
+    plans with the nodes of each position and the concat stacking their outputs."""
+    return [*decode_scan.plans(graph, c), *recurrence.plans(graph, c)]
+
+
+def _recurrence_prefilled(n: QNode, plan: recurrence.Recurrence, prompt: int, full: QGraph,
+                          nodes: list, shapes: dict, tensors: dict) -> None:
+    """A prefill's node ``n`` of a recurrence (quant.recurrence): kept for positions 0..P-1,
+    each state of position P-1 then written (as one row) into its DRAM state."""
+    n = plan.prefill(n, prompt)
+    if n is None:
+        return
+    shapes[n.output] = np.shape(n.params["value"]) if n.op == "constant" else \
+        _infer(full, n, shapes)
+    nodes.append(n)
+    for k, s in enumerate(plan.states):
+        if prompt - 1 < len(s) and n.output == s[prompt - 1]:
+            _state_written(plan.state(k), n.output, nodes, shapes, tensors)
+
+
+def _recurrence_decoded(n: QNode, plan: recurrence.Recurrence, full: QGraph, nodes: list,
+                        shapes: dict, tensors: dict, rename: dict) -> None:
+    """A decode step's node ``n`` of a recurrence: position TEMPLATE's, each state of the
+    previous position read from DRAM (``cache_read`` into ``<state>.prev``, viewed back to its
+    shape) before its first reader, every state written after the last node (after every
+    read); the stack of the outputs is the step's output."""
+    if n.name == plan.concat:
+        rename[n.output] = plan.tails[recurrence.TEMPLATE]
+        return
+    reads = {k: f"{plan.state(k)}.prev.view" for k in range(len(plan.states))}
+    n = plan.decode(n, reads)
+    if n is None:
+        return
+    for k, s in enumerate(plan.states):
+        if reads[k] in n.inputs and reads[k] not in shapes:
+            prev, shape = f"{plan.state(k)}.prev", full.shapes[s[0]]
+            nodes.append(QNode(prev, "cache_read", (), prev, {"state": plan.state(k)}))
+            shapes[prev] = (1, int(np.prod(shape)))
+            tensors[prev] = full.tensors[s[0]]
+            _view(nodes, shapes, tensors, prev, reads[k], tuple(shape))
+    shapes[n.output] = np.shape(n.params["value"]) if n.op == "constant" else \
+        _infer(full, n, shapes)
+    nodes.append(n)
+    if n.name == plan.last:
+        for k, s in enumerate(plan.states):
+            _state_written(plan.state(k), s[recurrence.TEMPLATE], nodes, shapes, tensors)
+
+
+def _state_written(state: str, tensor: str, nodes: list, shapes: dict, tensors: dict) -> None:
+    """``tensor`` written whole, as one row, into the DRAM state ``state``."""
+    rows = f"{tensor}.row"
+    _view(nodes, shapes, tensors, tensor, rows, (1, int(np.prod(shapes[tensor]))))
+    nodes.append(QNode(state, "cache_write", (rows,), state, {"state": state}))
+    shapes[state], tensors[state] = shapes[rows], tensors[tensor]
 
 
 def _unread(n: QNode, enc: frozenset[str], whole: set[str]) -> None:
@@ -866,7 +932,7 @@ def _token_axes(graph: QGraph) -> dict[str, tuple[int, int]]:
     enc = encoder_tensors(graph)  # an encoder-decoder's source positions are not the tokens
     # a selective scan's nodes are one position each (no token axis); its stack of outputs
     # has the tokens on its last axis
-    plans = decode_scan.plans(graph, positions(graph))
+    plans = _recurrences(graph, positions(graph))
     scanned = {name for p in plans for name in p.position}
     stacks = {p.concat for p in plans}
     out = {graph.input: (0, 1)}

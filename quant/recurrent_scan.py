@@ -49,6 +49,7 @@ import torch.nn.functional as F
 
 from qasic.errors import UnsupportedOpError
 from qasic.quant.rglru import rglru_forward
+from qasic.quant.wkv import wkv
 
 
 def mamba2_scan(module: Any, hidden_states: torch.Tensor, B: torch.Tensor,
@@ -95,6 +96,9 @@ SCANS: dict[str, Callable[..., torch.Tensor]] = {
     # transformers' models/mamba2/modeling_mamba2.py (and its copies in bamba, falcon_h1,
     # zamba2, granitemoehybrid, nemotron_h): mamba2_scan_forward(module, x, B, C, dt, cache)
     "mamba2_scan_forward": mamba2_scan,
+    # transformers' models/rwkv/modeling_rwkv.py: rwkv_linear_attention(time_decay,
+    # time_first, key, value, state, return_state), RWKV-4's WKV (quant.wkv)
+    "rwkv_linear_attention": wkv,
 }
 
 

@@ -1,7 +1,6 @@
 """Modules refused by name before capture (qasic.quant.known_modules): the recurrences qasic
-has no integer form of (RWKV's WKV, Qwen3-Next's gated delta rule),
-named with the reason in one line (they used to fail deep inside capture at an in-place write
-with advice that did not apply)."""
+has no integer form of (Qwen3-Next's gated delta rule), named with the reason in one line (they
+used to fail deep inside capture at an in-place write with advice that did not apply)."""
 
 from __future__ import annotations
 
@@ -23,15 +22,6 @@ def _refusal(model, vocab: int = 100) -> str:
     return str(e.value)
 
 
-def test_rwkv_is_refused_naming_its_wkv_recurrence():
-    t = transformers
-    model = t.RwkvModel(t.RwkvConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2,
-                                     attention_hidden_size=32, intermediate_size=64))
-    assert _refusal(model) == (
-        "module 'blocks.0.attention' (RwkvSelfAttention): RWKV's WKV recurrence (per channel, "
-        "an exp-weighted average of the past tokens' values kept as a running numerator, "
-        "denominator and maximum of activations: a maximum of two activations and exps of "
-        "their differences) has no integer form here; not supported")
 
 
 def test_qwen3_next_is_refused_naming_its_gated_delta_rule():

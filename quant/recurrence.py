@@ -1,0 +1,277 @@
+"""A recurrence unrolled over the token positions, of any body and any number of states (RWKV's
+WKV: quant.wkv), found by its selections, so that generation carries its states in DRAM.
+
+Position t of the recurrence reads its per-position inputs through selections (a matmul of a
+constant (1, C) selector whose only nonzero column is t by a tensor over the C positions, as
+torch.export captures ``x[:, t]``) and the previous position's tensors; its output (one per
+position) is stacked with the others by one concat. So every node that reads a selection of
+position t, or a node of position t, is of position t (the latest position it reads), and the
+recurrence is the connected set of those nodes ending at the concat:
+
+    states   the tensors of position t - 1 that position t reads (WKV: num, den, m); position
+             0 reads constants instead (its own nodes: the scalars of the start fold into
+             tables), nothing before t - 1
+    roles    positions 1..C-2 are the same nodes in the same order (role i: the i-th node of
+             its position), each reading the same roles; the last position may lack the nodes
+             only a next position would read (the last state update: dead)
+
+``tied`` gives each requantizing role one encoding over its positions (quant.calibrate), and
+position 0's states their roles' (a step reads them from DRAM as it reads later ones); then
+position t's nodes are position 1's bit for bit, but for the selectors' column (``plans``
+checks it on the quantized graph). A decode step runs position TEMPLATE's nodes on the step's
+token (selectors' column 1), reading each state from DRAM (``cache_read`` into ``<state>.prev``)
+and writing it back after the last of them (``cache_write``); a prefill of P tokens runs
+positions 0..P-1 and writes the states of position P-1.
+
+quant.scan's selective scans (Mamba's, with their own decode: quant.decode_scan) are left to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from qasic.errors import UnsupportedOpError
+from qasic.quant.scan import scans
+
+TEMPLATE = 1  # the position a decode step runs (the first that reads states)
+_SHARES = ("relu", "clamp", "maxpool2d", "flatten", "reshape", "upsample_nearest", "permute",
+           "concat", "constant")  # no encoding of their own (quant.calibrate.SHARES_INPUT)
+
+
+@dataclass(frozen=True)
+class Recurrence:
+    position: dict[str, int]                # node name -> its position
+    selectors: frozenset[str]               # the selector constants' node names
+    concat: str                             # the node stacking the outputs
+    tails: tuple[str, ...]                  # per position, the tensor the concat reads
+    states: tuple[tuple[str, ...], ...]     # per state, its tensor at positions 0, 1, ...
+    roles: dict[str, int]                   # tensor -> role, positions >= 1 (and 0's states)
+    last: str                               # the last node of position TEMPLATE
+
+    def state(self, k: int) -> str:
+        """The DRAM state of state ``k`` (named by its tensor at position 0)."""
+        return f"cache.{self.states[k][0]}"
+
+    def prefill(self, n: Any, prompt: int) -> Any:
+        """``n`` in a prefill of ``prompt`` positions (None: a later position's, dropped)."""
+        if n.name == self.concat:
+            return replace(n, inputs=self.tails[:prompt])
+        if self.position.get(n.name, 0) >= prompt:
+            return None
+        return _columns(n, slice(0, prompt)) if n.name in self.selectors else n
+
+    def decode(self, n: Any, reads: dict[str, str]) -> Any:
+        """``n`` in a decode step: position TEMPLATE's nodes, each state's tensor of position
+        TEMPLATE - 1 read as ``reads[k]`` (state k from DRAM); other positions' nodes and the
+        concat: None."""
+        if n.name == self.concat or self.position.get(n.name) != TEMPLATE:
+            return None
+        if n.name in self.selectors:
+            return _columns(n, slice(TEMPLATE, TEMPLATE + 1))
+        prev = {s[TEMPLATE - 1]: reads[k] for k, s in enumerate(self.states)}
+        return replace(n, inputs=tuple(prev.get(t, t) for t in n.inputs))
+
+
+def plans(graph: Any, c: int) -> list[Recurrence]:
+    """Every recurrence of ``graph`` (a QGraph or an FGraph) over its ``c`` positions (module
+    doc); a QGraph's are checked to run the same integer ops at every position."""
+    if c < 3:
+        return []
+    producer = {n.output: n for n in graph.nodes}
+    selected = {n.name: t for n in graph.nodes
+                if (t := _selected(n, producer, graph.shapes, c)) is not None}
+    if not selected:
+        return []
+    taken = {_viewed(producer, getattr(s, r)) for chain in scans(graph, c) for s in chain
+             for r in ("sel_a", "sel_b", "sel_c") if getattr(s, r)}  # Mamba's: decode_scan
+    position: dict[str, int] = {}
+    selectors: dict[str, str] = {}  # selection node -> its selector constant
+    stacks: list[Any] = []
+    for n in graph.nodes:
+        t = selected.get(n.name)
+        if t is not None and n.name not in taken:
+            position[n.name], selectors[n.name] = t, producer[n.inputs[0]].name
+            position[selectors[n.name]] = t
+            continue
+        mine = [position[producer[x].name] for x in n.inputs
+                if x in producer and producer[x].name in position]
+        if not mine:
+            continue
+        if n.op == "concat" and sorted(mine) == list(range(c)):
+            stacks.append(n)
+        elif n.op != "concat" or len(set(mine)) == 1:
+            position[n.name] = max(mine)
+    return [p for p in (_plan(graph, producer, position, selectors, cat, c) for cat in stacks)
+            if p is not None]
+
+
+def tied(graph: Any) -> dict[str, tuple[str, int, int]]:
+    """tensor -> (``"recurrence"``, which, role) for each requantizing node's output of a
+    recurrence at positions >= 1 and each state at position 0: one encoding per role. A graph
+    whose input is not token ids (C,) has none."""
+    shape = tuple(graph.shapes[graph.input])
+    if len(shape) != 1:
+        return {}
+    producer = {n.output: n for n in graph.nodes}
+    return {t: ("recurrence", k, role) for k, p in enumerate(plans(graph, shape[0]))
+            for t, role in p.roles.items() if producer[t].op not in _SHARES}
+
+
+def _plan(graph: Any, producer: dict, position: dict, selectors: dict, cat: Any,
+          c: int) -> Recurrence | None:
+    """The recurrence that the concat ``cat`` stacks, or None if it is not one (module doc)."""
+    body = _connected(graph, producer, position, [producer[t].name for t in cat.inputs])
+    by_pos: list[list[Any]] = [[] for _ in range(c)]
+    for n in graph.nodes:
+        if n.name in body and n.op != "constant":
+            by_pos[position[n.name]].append(n)
+    if [position[producer[t].name] for t in cat.inputs] != list(range(c)):
+        return None
+    roles: dict[str, int] = {}
+    firsts: dict[int, str] = {}  # a state's role -> its tensor at position 0
+    template = by_pos[TEMPLATE]
+    for t in range(TEMPLATE, c):
+        if not _match(by_pos[t], template, t, producer, position, roles, firsts,
+                      partial=t == c - 1):
+            return None
+    states = []
+    for role, first in sorted(firsts.items()):
+        at = {position[producer[x].name]: x for x, r in roles.items() if r == role}
+        states.append((first, *(at[t] for t in range(TEMPLATE, c) if t in at)))
+        roles[first] = role
+    if not states:
+        return None
+    plan = Recurrence({name: position[name] for name in body}, frozenset(
+        selectors[n] for n in body if n in selectors), cat.name, tuple(cat.inputs),
+        tuple(states), roles, template[-1].name)
+    if hasattr(graph, "tensors"):  # a QGraph: every position runs position 1's integer ops
+        _check_same(graph, plan, by_pos, c)
+    return plan
+
+
+def _connected(graph: Any, producer: dict, position: dict, tails: list[str]) -> set[str]:
+    """The positioned nodes the tails are computed from, through positioned nodes only."""
+    out: set[str] = set()
+    todo = list(tails)
+    by_name = {n.name: n for n in graph.nodes}
+    while todo:
+        name = todo.pop()
+        if name in out or name not in position:
+            continue
+        out.add(name)
+        todo.extend(producer[t].name for t in by_name[name].inputs if t in producer)
+    return out
+
+
+def _match(nodes: list, template: list, t: int, producer: dict, position: dict, roles: dict,
+           firsts: dict, partial: bool) -> bool:
+    """Give position ``t``'s nodes the roles of position TEMPLATE's (module doc); the last
+    position (``partial``) may lack some."""
+    i = 0
+    for role, want in enumerate(template):
+        if i == len(nodes):
+            return partial
+        if not _same(nodes[i], want, t, producer, position, roles, firsts):
+            if partial:
+                continue
+            return False
+        roles[nodes[i].output] = role
+        i += 1
+    return i == len(nodes)
+
+
+def _same(n: Any, want: Any, t: int, producer: dict, position: dict, roles: dict,
+          firsts: dict) -> bool:
+    """Whether ``n`` (of position t) is ``want`` (of position TEMPLATE) moved by t - TEMPLATE:
+    the same op and attrs; inputs of the same roles at the same relative position (a state
+    read from t - 1 where ``want`` reads position 0's tensor: ``firsts``), a selector's one
+    column moved, the same other tensors."""
+    if n.op != want.op or len(n.inputs) != len(want.inputs) or set(n.attrs) != set(want.attrs) \
+            or not all(_same_array(v, want.attrs[k]) for k, v in n.attrs.items()):
+        return False
+    for a, b in zip(n.inputs, want.inputs, strict=True):
+        na, nb = producer.get(a), producer.get(b)
+        pa = position.get(na.name) if na is not None else None
+        pb = position.get(nb.name) if nb is not None else None
+        if pa is None or pb is None:
+            if a != b and not (na is not None and nb is not None and na.op == nb.op
+                               == "constant" and pa is None and pb is None and _equal(na, nb)):
+                return False
+        elif na.op == "constant":  # a selector: its one column moved
+            if nb.op != "constant" or not np.array_equal(
+                    np.asarray(na.params["value"])[..., t],
+                    np.asarray(nb.params["value"])[..., TEMPLATE]):
+                return False
+        elif (pa - t, pb - TEMPLATE) == (0, 0):
+            if roles.get(a) != roles.get(b):
+                return False
+        elif (pa - t, pb - TEMPLATE) == (-1, -1):
+            if t > TEMPLATE and (a not in roles or firsts.setdefault(roles[a], b) != b):
+                return False
+        else:
+            return False
+    return True
+
+
+def _equal(a: Any, b: Any) -> bool:
+    return a.name == b.name or np.array_equal(np.asarray(a.params.get("value")),
+                                              np.asarray(b.params.get("value")))
+
+
+def _selected(n: Any, producer: dict, shapes: Any, c: int) -> int | None:
+    """t if ``n`` is a selection of position t: matmul(constant (1, C) one-hot at t, X)."""
+    if n.op != "matmul" or n.attrs.get("transpose_b") or n.inputs[0] not in producer:
+        return None
+    sel = producer[n.inputs[0]]
+    if sel.op != "constant" or tuple(shapes[n.inputs[1]])[-2:-1] != (c,):
+        return None
+    value = np.asarray(sel.params["value"])
+    if value.shape[-2:] != (1, c) or np.count_nonzero(value) != value.size // c:
+        return None
+    cols = np.flatnonzero(value.reshape(-1, c).any(axis=0))
+    return int(cols[0]) if cols.size == 1 else None
+
+
+def _viewed(producer: dict, tensor: str) -> str:
+    """The name of the node that ``tensor`` is a view of (views followed back)."""
+    n = producer[tensor]
+    while n.op in ("reshape", "permute", "flatten"):
+        n = producer[n.inputs[0]]
+    return n.name
+
+
+def _columns(n: Any, cols: slice) -> Any:
+    value = np.asarray(n.params["value"])[..., cols]
+    return replace(n, params={**n.params, "value": value})
+
+
+def _check_same(graph: Any, plan: Recurrence, by_pos: list, c: int) -> None:
+    """Every position's node of a role has position TEMPLATE's params and output encoding (the
+    selectors, constants, are compared by ``_same``), so a step runs one program whatever p."""
+    template = {plan.roles[n.output]: n for n in by_pos[TEMPLATE]}
+    for t in range(TEMPLATE + 1, c):
+        for n in by_pos[t]:
+            want = template[plan.roles[n.output]]
+            differs = next((k for k, v in n.params.items() if not _same_array(
+                v, want.params.get(k))), None)
+            if differs is None and graph.tensors[n.output] != graph.tensors[want.output]:
+                differs = "output encoding"
+            if differs is not None:
+                raise UnsupportedOpError(
+                    f"{n.name}: position {t} of a recurrence over the tokens differs from "
+                    f"position {TEMPLATE}'s {want.name} ({differs}); generation runs one "
+                    "position's program at every step")
+
+
+def _same_array(a: Any, b: Any) -> bool:
+    """Equal values (arrays, tuples or scalars; of another kind: by ``==``)."""
+    try:
+        a, b = np.asarray(a), np.asarray(b)
+    except ValueError:  # ragged
+        return bool(a == b)
+    if a.dtype == object or b.dtype == object:
+        return bool(a.tolist() == b.tolist())
+    return a.shape == b.shape and bool(np.array_equal(a, b))
