@@ -97,8 +97,20 @@ def _model(name: str):
            for name, block, kinds in (
                ("minimax", 256, ["full_attention", "linear_attention"]),
                ("minimax@block4", 4, ["linear_attention"]))},
+        # xLSTM's mLSTM (captured per token: quant.recurrent_scan), 4 heads (keys of 4,
+        # values of 8); its gate linears drawn at random (transformers sets them to 0)
+        "xlstm": lambda: _random_gates(t.xLSTMForCausalLM(t.xLSTMConfig(
+            vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_heads=4))),
     }
     return Logits(make[name]().eval())
+
+
+def _random_gates(model: torch.nn.Module) -> torch.nn.Module:
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "gate_preact.weight" in name:
+                p.normal_(0.0, 0.5)
+    return model
 
 
 @functools.cache  # quantized once per model for the whole file (graphs are immutable)
@@ -110,7 +122,7 @@ def _full(name: str):
 @pytest.mark.parametrize("name", ["llama", "phi", "gemma", "gpt_bigcode", "bloom",
                                   "mistral@window6", "qwen3", "gemma3", "diffllama",
                                   "minicpm3", "mixtral", "qwen2_moe", "llama4", "lfm2",
-                                  "mamba", "mamba2", "minimax"])
+                                  "mamba", "mamba2", "minimax", "xlstm"])
 def test_prefill_then_decode_steps_equal_the_full_model(name):
     full = _full(name)
     seq = np.random.default_rng(1).integers(0, VOCAB, (2, C))
@@ -201,7 +213,7 @@ def test_a_routers_softmax_runs_on_the_steps_token_and_attentions_read_the_cache
 
 
 @pytest.mark.parametrize("name", ["llama", "diffllama", "minicpm3", "mixtral", "llama4", "lfm2",
-                                  "mamba", "mamba2", "minimax"])
+                                  "mamba", "mamba2", "minimax", "xlstm"])
 def test_generation_on_the_simulator_equals_the_golden_reference(name):
     from qasic.arch.config import default_arch
     from qasic.generate import Session, golden_tokens
@@ -215,9 +227,10 @@ def test_generation_on_the_simulator_equals_the_golden_reference(name):
     for a, b in zip(rows, ref_rows, strict=True):
         np.testing.assert_array_equal(a, b)
     scatters = {"llama": 4, "diffllama": 4, "minicpm3": 6, "mixtral": 4, "llama4": 4,
-                "lfm2": 3, "mamba": 2, "mamba2": 2, "minimax": 4}[name]  # a cache each (LFM2:
-    # its conv's window, K, V; Mamba, Mamba2: each layer's conv window; the scan states are
-    # stored whole; MiniMax: K and V of its full and its lightning attention)
+                "lfm2": 3, "mamba": 2, "mamba2": 2, "minimax": 4, "xlstm": 0}[name]
+    # a cache each (LFM2: its conv's window, K, V; Mamba, Mamba2: each layer's conv window;
+    # the scan states are stored whole, xLSTM's only state; MiniMax: K and V of its full and
+    # its lightning attention)
     assert [i.op for i in session.decode.instrs].count("SCATTER") == scatters
 
 
