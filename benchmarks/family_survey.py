@@ -722,7 +722,15 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "Jais2Model": ("decoder", "Jais2Config", _DEC5, {}, "ids", SEQ_DEC),
     "Kolibri1Model": ("decoder", "Kolibri1Config", _DEC5, {}, "ids", SEQ_DEC),
     "LagunaModel": ("decoder", "LagunaConfig", _DEC5, {}, "ids", SEQ_DEC),
-    "LaraMiniModel": ("decoder", "LaraMiniConfig", _DEC5, {}, "ids", SEQ_DEC),
+    # Lara-Mini: Qwen3.5's gated delta rule (its defaults: 16 value heads of 128 by 128 keys,
+    # unrolled per token by quant.recurrent_scan, and 128 experts time out), here 4 value
+    # heads of 8, 2 key heads of 8, then a full attention layer; 4 experts, top 2
+    "LaraMiniModel": ("decoder", "LaraMiniConfig",
+                      _DEC5 | _MOE5 | {"shared_expert_intermediate_size": 32,
+                                       "layer_types": ["linear_attention", "full_attention"],
+                                       "linear_num_value_heads": 4, "linear_num_key_heads": 2,
+                                       "linear_key_head_dim": 8, "linear_value_head_dim": 8},
+                      {}, "ids", SEQ_DEC),
     "Lfm3Model": ("decoder", "Lfm3Config", _DEC5, {}, "ids", SEQ_DEC),
     "MellumModel": ("decoder", "MellumConfig", _DEC5, {}, "ids", SEQ_DEC),
     "MiMoV2FlashModel": ("decoder", "MiMoV2FlashConfig", _DEC5, {}, "ids", SEQ_DEC),
