@@ -30,6 +30,17 @@ the transformers module of any submodule's class) while torch.export traces, and
 original back after. The float outputs agree with the chunked form to float32 rounding
 (tests/quant/test_recurrent_scan.py). Cost: the graph holds C positions of the recurrence (a
 state update of heads x head_dim x state per token) instead of the chunked matmuls.
+
+A module whose forward holds the recurrence is swapped the same way, by class (FORWARDS, a
+class of transformers among the model's submodules'): xLSTM's mLSTM backend, whose chunkwise
+kernels are bound in its ``__init__``. Its stabilized recurrence (a running max m_t) cancels
+from a zero start but for eps exp(m_t) in the denominator, which ``mlstm_forward`` drops:
+
+    C_t = sigmoid(f_t) C_(t-1) + exp(i_t) k_t [v_t, 1]^T    (heads, dv + 1, dk) as above's h,
+                                                            its last column the normalizer n_t
+    [num, den] = q_t C_t     h_t = num / max(|den|, 1)      q_t scaled by dk^-1/2
+
+(docs/ops.md: the derivation and the measured cosine.)
 """
 
 from __future__ import annotations
