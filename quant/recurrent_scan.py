@@ -36,9 +36,9 @@ class of transformers among the model's submodules'): xLSTM's mLSTM backend, who
 kernels are bound in its ``__init__``. Its stabilized recurrence (a running max m_t) cancels
 from a zero start but for eps exp(m_t) in the denominator, which ``mlstm_forward`` drops:
 
-    C_t = sigmoid(f_t) C_(t-1) + exp(i_t) k_t [v_t, 1]^T    (heads, dv + 1, dk) as above's h,
-                                                            its last column the normalizer n_t
-    [num, den] = q_t C_t     h_t = num / max(|den|, 1)      q_t scaled by dk^-1/2
+    C_t = sigmoid(f_t) C_(t-1) + exp(i_t) [v_t, 1] k_t^T    (heads, dv + 1, dk) as above's h,
+                                                            its last row the normalizer n_t
+    [num, den] = C_t @ q_t     h_t = num / max(|den|, 1)    q_t scaled by dk^-1/2
 
 (docs/ops.md: the derivation and the measured cosine.)
 """
