@@ -125,6 +125,14 @@ _ENC = {"vocab_size": VOCAB_ENC, "hidden_size": 32, "num_hidden_layers": 2,
 # Llama-like decoders: hidden 64, 2 layers, 4 heads
 _DEC = {"vocab_size": VOCAB_DEC, "hidden_size": 64, "intermediate_size": 128,
         "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 64}
+# the third probe's decoders (transformers 5.x): Llama-sized, pad id 0 (their defaults lie
+# outside a vocabulary of 300); mixtures of 4 experts, top 2, one expert group; MLA as DeepSeek-V3
+_DEC5 = _DEC | {"num_key_value_heads": 2, "head_dim": 16, "pad_token_id": 0}
+_MOE5 = {"num_experts": 4, "num_local_experts": 4, "n_routed_experts": 4, "num_experts_per_tok": 2,
+         "moe_intermediate_size": 32, "n_shared_experts": 1, "first_k_dense_replace": 1,
+         "n_group": 1, "topk_group": 1, "moe_topk": 2}
+_MLA5 = {"num_key_value_heads": 4, "q_lora_rank": 16, "kv_lora_rank": 16, "qk_rope_head_dim": 8,
+         "qk_nope_head_dim": 8, "v_head_dim": 16}
 # ViT-like encoders on 32x32 images: 8x8 patches (16 of them), hidden 32, 2 layers, 2 heads
 _VIT = {"image_size": 32, "patch_size": 8, "num_channels": 3, "hidden_size": 32,
         "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
@@ -694,6 +702,66 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                                         "num_local_experts": 4,
                                                         "num_experts_per_tok": 2},
                     {}, "ids", SEQ_DEC),
+    # a third probe: decoders new in transformers 5.x, each from the same generic config
+    # (_DEC5; the mixtures of experts _MOE5: 4 experts, top 2, the first layer dense; latent
+    # attention _MLA5 as DeepSeek-V3's row)
+    "Apertus1p5TextModel": ("decoder", "Apertus1p5TextConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "BeamModel": ("decoder", "BeamConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "CwmModel": ("decoder", "CwmConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "DogeModel": ("decoder", "DogeConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "DoryModel": ("decoder", "DoryConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "ErgoModel": ("decoder", "ErgoConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "FlexOlmoModel": ("decoder", "FlexOlmoConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "FlintModel": ("decoder", "FlintConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "Gemma4TextModel": ("decoder", "Gemma4TextConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "Gemma4UnifiedTextModel": ("decoder", "Gemma4UnifiedTextConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "GraniteSWAModel": ("decoder", "GraniteSWAConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "HrmTextModel": ("decoder", "HrmTextConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "HYV3Model": ("decoder", "HYV3Config", _DEC5, {}, "ids", SEQ_DEC),
+    "HyperCLOVAXModel": ("decoder", "HyperCLOVAXConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "Inkling2LoopTextModel": ("decoder", "Inkling2LoopTextConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "Inkling2TextModel": ("decoder", "Inkling2TextConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "InklingTextModel": ("decoder", "InklingTextConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "Jais2Model": ("decoder", "Jais2Config", _DEC5, {}, "ids", SEQ_DEC),
+    "Kolibri1Model": ("decoder", "Kolibri1Config", _DEC5, {}, "ids", SEQ_DEC),
+    "LagunaModel": ("decoder", "LagunaConfig", _DEC5, {}, "ids", SEQ_DEC),
+    # Lara-Mini: Qwen3.5's gated delta rule (its defaults: 16 value heads of 128 by 128 keys,
+    # unrolled per token by quant.recurrent_scan, and 128 experts time out), here 4 value
+    # heads of 8, 2 key heads of 8, then a full attention layer; 4 experts, top 2
+    "LaraMiniModel": ("decoder", "LaraMiniConfig",
+                      _DEC5 | _MOE5 | {"shared_expert_intermediate_size": 32,
+                                       "layer_types": ["linear_attention", "full_attention"],
+                                       "linear_num_value_heads": 4, "linear_num_key_heads": 2,
+                                       "linear_key_head_dim": 8, "linear_value_head_dim": 8},
+                      {}, "ids", SEQ_DEC),
+    "Lfm3Model": ("decoder", "Lfm3Config", _DEC5, {}, "ids", SEQ_DEC),
+    "MellumModel": ("decoder", "MellumConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "MiMoV2FlashModel": ("decoder", "MiMoV2FlashConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "MinistralModel": ("decoder", "MinistralConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "ModernBertDecoderModel": ("decoder", "ModernBertDecoderConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "NanoChatModel": ("decoder", "NanoChatConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "NemotronHModel": ("decoder", "NemotronHConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "SolarOpenModel": ("decoder", "SolarOpenConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "Qwen4ExpTextModel": ("decoder", "Qwen4ExpTextConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "CpmAntModel": ("decoder", "CpmAntConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "xLSTMModel": ("decoder", "xLSTMConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "AfmoeModel": ("decoder", "AfmoeConfig", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
+    "AriaTextModel": ("decoder", "AriaTextConfig", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
+    "Cohere2MoeModel": ("decoder", "Cohere2MoeConfig", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
+    "DeepseekV4Model": ("decoder", "DeepseekV4Config", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
+    "Dots1Model": ("decoder", "Dots1Config", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
+    "ExaoneMoeModel": ("decoder", "ExaoneMoeConfig", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
+    "GraniteMoeSWAModel": ("decoder", "GraniteMoeSWAConfig", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
+    "HYV4Model": ("decoder", "HYV4Config", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
+    "JetMoeModel": ("decoder", "JetMoeConfig", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
+    "MiniCPM5MoeModel": ("decoder", "MiniCPM5MoeConfig", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
+    "MiniMaxM2Model": ("decoder", "MiniMaxM2Config", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
+    "MiniMaxM3VLTextModel": ("decoder", "MiniMaxM3VLTextConfig", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
+    "BailingHybridModel": ("decoder", "BailingHybridConfig", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
+    "DeepseekV32Model": ("decoder", "DeepseekV32Config", _DEC5 | _MOE5 | _MLA5, {}, "ids", SEQ_DEC),
+    "Glm4MoeLiteModel": ("decoder", "Glm4MoeLiteConfig", _DEC5 | _MOE5 | _MLA5, {}, "ids", SEQ_DEC),
+    "GlmMoeDsaModel": ("decoder", "GlmMoeDsaConfig", _DEC5 | _MOE5 | _MLA5, {}, "ids", SEQ_DEC),
+    "AXK2Model": ("decoder", "AXK2Config", _DEC5 | _MOE5 | _MLA5, {}, "ids", SEQ_DEC),
     # others
     # more speech encoders (a second probe: conformers, log-mel frames, spectrogram patches)
     "Wav2Vec2ConformerModel": ("other", "Wav2Vec2ConformerConfig",

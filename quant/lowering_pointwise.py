@@ -757,7 +757,7 @@ def _rms_norm(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
     other = y if stat is x else x
     inverse = (op == "mul" and stat.power == -0.5) or (op == "div" and stat is y
                                                       and stat.power == 0.5)
-    if inverse and _is_centered(b, other, stat):
+    if inverse and stat.scale == 1.0 and _is_centered(b, other, stat):
         d = b.shapes[other.src.name][-1]
         params = {"gamma": np.ones(d), "beta": np.zeros(d)}
         return b.add(node, "norm", (other.src.name,), {"center": True, "eps": stat.eps}, params)

@@ -8,8 +8,8 @@ the positions is a matmul by a constant 1/n row, over the channels a linear of o
 a matmul by a row of ones and a table of the square root; over the last axis with keepdim (Swin
 V2's cosine attention, ``F.normalize(x, dim=-1)``) an RmsStat of scale D, which x divided by it
 makes a ``norm`` of gamma 1 / sqrt(D). A sum over per-sample axes: a matmul by a row of ones
-(a linear of one over the last axis). A standard deviation over the last axis: an RmsStat of
-the centered x.
+(a linear of one over the last axis). A standard deviation or a variance over the last axis: an
+RmsStat of the centered x.
 """
 
 from __future__ import annotations
@@ -141,29 +141,31 @@ def vector_norm(b: Any, node: Any, args: list, kwargs: dict) -> Act:
                  shape=b.shapes[total.name])
 
 
-def std(b: Any, node: Any, args: list, kwargs: dict) -> RmsStat:
+def std(b: Any, node: Any, args: list, kwargs: dict, power: float = 0.5) -> RmsStat:
     """aten.std(x, -1, keepdim=True) (Gemma 3n's gaussian top-k of its MLP gates: a cutoff
     mean + k std per token): sqrt(s mean((x - mean(x))^2)), s = D / (D - 1) unbiased (1 with
     correction 0), an RmsStat of x centered (a linear of I - 1/D, made once) of power 1/2;
     used as values it is a table of squares, a mean and a square root (qasic.quant.
-    lowering_pointwise)."""
+    lowering_pointwise). aten.var is the same statistic of power 1 (xLSTM's multi-head
+    LayerNorm written out: ``(x - mean(x)) * rsqrt(var(x) + eps)``, a ``norm``)."""
     x = materialize(b, args[0])
     rank = node.args[0].meta["val"].dim()
     dims = _ints_or_all(_arg(args, kwargs, 1, "dim", None), rank)
-    if node.target is aten.std.correction:
+    if node.target in (aten.std.correction, aten.var.correction):
         c = kwargs.get("correction", 1)
         correction = 1 if c is None else float(c)
     else:
         correction = 1.0 if _arg(args, kwargs, 2, "unbiased", True) else 0.0
-    keep = kwargs.get("keepdim", False) if node.target is aten.std.correction \
+    keep = kwargs.get("keepdim", False) \
+        if node.target in (aten.std.correction, aten.var.correction) \
         else _arg(args, kwargs, 3, "keepdim", False)
     if not isinstance(x, Act) or [d % rank for d in dims] != [rank - 1] or not keep \
             or rank - 1 == digit(b, node.args[0])[0]:
-        b.fail(node, "a standard deviation in a sequence model; only over the last axis, "
-                     "keepdim=True")
+        b.fail(node, "a standard deviation or variance in a sequence model; only over the "
+                     "last axis, keepdim=True")
     d = b.shapes[x.name][-1]
     centered = materialize(b, _centered(b, node, x))
-    return RmsStat(centered, 0.0, power=0.5, scale=d / (d - correction))
+    return RmsStat(centered, 0.0, power=power, scale=d / (d - correction))
 
 
 def _ints_or_all(v: Any, rank: int) -> list[int]:
@@ -187,4 +189,6 @@ HANDLERS = {
     aten.sum.dim_IntList: sum_,
     aten.std.dim: std,
     aten.std.correction: std,
+    aten.var.dim: lambda b, node, args, kwargs: std(b, node, args, kwargs, 1.0),
+    aten.var.correction: lambda b, node, args, kwargs: std(b, node, args, kwargs, 1.0),
 }

@@ -33,7 +33,15 @@ state update of heads x head_dim x state per token) instead of the chunked matmu
 
 A module whose forward holds the recurrence is swapped the same way, by class (FORWARDS, a
 class of transformers among the model's submodules'): RecurrentGemma's RG-LRU, whose gates
-transformers computes over the batch and tokens merged (quant.rglru).
+transformers computes over the batch and tokens merged (quant.rglru); xLSTM's mLSTM backend,
+whose chunkwise kernels are bound in its ``__init__``. Its stabilized recurrence (a running max m_t) cancels
+from a zero start but for eps exp(m_t) in the denominator, which ``mlstm_forward`` drops:
+
+    C_t = sigmoid(f_t) C_(t-1) + exp(i_t) [v_t, 1] k_t^T    (heads, dv + 1, dk) as above's h,
+                                                            its last row the normalizer n_t
+    [num, den] = C_t @ q_t     h_t = num / max(|den|, 1)    q_t scaled by dk^-1/2
+
+(docs/ops.md: the derivation and the measured cosine.)
 """
 
 from __future__ import annotations
@@ -50,6 +58,19 @@ import torch.nn.functional as F
 from qasic.errors import UnsupportedOpError
 from qasic.quant.rglru import rglru_forward
 from qasic.quant.wkv import wkv
+
+
+def decay_scan(da: torch.Tensor, dbx: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """h_t = da_t * h_(t-1) + dbx_t (h_(-1) = 0), read as y_t = (da_t * h_(t-1)) @ c_t, one
+    position at a time as quant.scan finds it: da and dbx (batch, L, heads, p, n), c (batch, L,
+    heads, n) -> y (batch, L, heads, p). The token's own term dbx_t @ c_t is the caller's."""
+    batch, length, h, p, n = dbx.shape
+    state, ys = torch.zeros(batch, h, p, n, dtype=dbx.dtype), []
+    for t in range(length):
+        decay = da[:, t] * state
+        ys.append(torch.matmul(decay, c[:, t, :, :, None]))  # (batch, heads, p, 1)
+        state = decay + dbx[:, t]
+    return torch.cat(ys, dim=-1).permute(0, 3, 1, 2)
 
 
 def mamba2_scan(module: Any, hidden_states: torch.Tensor, B: torch.Tensor,
@@ -77,18 +98,39 @@ def mamba2_scan(module: Any, hidden_states: torch.Tensor, B: torch.Tensor,
     b = B.reshape(batch, length, g, n).repeat_interleave(h // g, dim=2)  # (batch, L, heads, n)
     c = C.reshape(batch, length, g, n).repeat_interleave(h // g, dim=2)
     dtx = dt[..., None] * x  # (batch, L, heads, p)
-    dbx = dtx[..., None] * b[:, :, :, None, :]  # (batch, L, heads, p, n)
-    state, ys = torch.zeros(batch, h, p, n, dtype=x.dtype), []
-    for t in range(length):
-        decay = da[:, t] * state
-        ys.append(torch.matmul(decay, c[:, t, :, :, None]))  # (batch, heads, p, 1)
-        state = decay + dbx[:, t]
-    y = torch.cat(ys, dim=-1).permute(0, 3, 1, 2)  # (batch, L, heads, p)
+    y = decay_scan(da, dtx[..., None] * b[:, :, :, None, :], c)  # (batch, L, heads, p)
     # h_t @ C_t = (dA_t h_(t-1)) @ C_t + (dt_t x_t) (B_t . C_t): the token's own term from the
     # dot product of B and C (one rounding), not from the 8-bit h_t; a product and a sum over
     # the state, as a matmul of two activations would be taken for attention scores
     bc = (b * c).sum(-1, keepdim=True)  # (batch, L, heads, 1)
     return (y + dtx * bc + x * module.D[:, None]).reshape(batch, length, h * p)
+
+
+def mlstm_forward(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                  igate: torch.Tensor, fgate: torch.Tensor, c_initial: Any = None,
+                  n_initial: Any = None, m_initial: Any = None, **kwargs: Any
+                  ) -> tuple[torch.Tensor, None]:
+    """transformers' ``xLSTMBackend.forward`` without a state in, per token and without the
+    running max (module doc): q, k (batch, heads, L, dk), v (batch, heads, L, dv), igate and
+    fgate (batch, heads, L) -> (h (batch, heads, L, dv), None)."""
+    if c_initial is not None or n_initial is not None or m_initial is not None:
+        raise UnsupportedOpError(f"{type(module).__name__}: an mLSTM with a state in; qasic "
+                                 "captures it without a cache")
+    q, k, v = (x.transpose(1, 2).float() for x in (query, key, value))  # (batch, L, heads, d)
+    batch, length, h, dk = k.shape
+    dv = v.shape[-1]
+    q = q * dk ** -0.5
+    ig = torch.exp(igate.transpose(1, 2).float())[..., None]  # exp(i_t) (batch, L, heads, 1)
+    # sigmoid(f_t) over (dv + 1, dk), as Mamba2's decay (mamba2_scan)
+    da = torch.sigmoid(fgate.transpose(1, 2).float())[..., None, None]
+    da = da.expand(batch, length, h, (dv + 1) * dk, 1).reshape(batch, length, h, dv + 1, dk)
+    iv = torch.cat([ig * v, ig], dim=-1)  # exp(i_t) [v_t, 1] (batch, L, heads, dv + 1)
+    y = decay_scan(da, iv[..., None] * k[:, :, :, None, :], q)
+    # + the token's own term exp(i_t) [v_t, 1] (q_t . k_t), one rounding (as Mamba2's B . C)
+    y = y + iv * (k * q).sum(-1, keepdim=True)
+    num, den = y[..., :dv], y[..., dv:]  # q_t C_t, q_t . n_t (unstabilized)
+    out = num / torch.clamp(den.abs(), min=1.0)
+    return out.transpose(1, 2).to(value.dtype), None
 
 
 # a module-level scan function of transformers -> its recurrent form with the same signature
@@ -103,10 +145,13 @@ SCANS: dict[str, Callable[..., torch.Tensor]] = {
 
 
 # a transformers module class -> a forward in that recurrent form (same signature)
-FORWARDS: dict[str, Callable[..., torch.Tensor]] = {
+FORWARDS: dict[str, Callable[..., Any]] = {
     # transformers' models/recurrent_gemma/modeling_recurrent_gemma.py: its gates per head by
     # baddbmm over (heads, batch x tokens, width): quant.rglru
     "RecurrentGemmaRglru": rglru_forward,
+    # transformers' models/xlstm/modeling_xlstm.py: its chunkwise kernels are bound (partial)
+    # in __init__, so the backend's forward is swapped, not a module-level function
+    "xLSTMBackend": mlstm_forward,
 }
 
 

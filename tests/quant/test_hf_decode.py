@@ -31,6 +31,7 @@ from qasic.quant.decode import (
     token_major,
 )
 from qasic.quant.quantize import quantize
+from qasic.quant.recurrent_scan import SCANS
 from tests.quant.test_hf_llm import VOCAB, D, H, Logits, _family
 
 transformers = pytest.importorskip("transformers")
@@ -104,8 +105,29 @@ def _model(name: str):
            for name, block, kinds in (
                ("minimax", 256, ["full_attention", "linear_attention"]),
                ("minimax@block4", 4, ["linear_attention"]))},
+        # xLSTM's mLSTM (captured per token: quant.recurrent_scan), 4 heads (keys of 4,
+        # values of 8); its gate linears drawn at random (transformers sets them to 0)
+        "xlstm": lambda: _random_gates(t.xLSTMForCausalLM(t.xLSTMConfig(
+            vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_heads=4))),
+        # Lara-Mini: a gated delta rule layer (4 value heads of 8, 2 key heads of 8), then a
+        # full attention layer, 4 experts (top 2) and a shared one in each
+        "lara_mini": lambda: t.LaraMiniForCausalLM(t.LaraMiniConfig(
+            **common | {"hidden_size": 32}, num_key_value_heads=2, head_dim=16,
+            pad_token_id=0, layer_types=["linear_attention", "full_attention"],
+            linear_num_value_heads=4, linear_num_key_heads=2, linear_key_head_dim=8,
+            linear_value_head_dim=8, num_experts=4, num_experts_per_tok=2,
+            moe_intermediate_size=32, shared_expert_intermediate_size=32,
+            initializer_range=0.3)),
     }
     return Logits(make[name]().eval())
+
+
+def _random_gates(model: torch.nn.Module) -> torch.nn.Module:
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "gate_preact.weight" in name:
+                p.normal_(0.0, 0.5)
+    return model
 
 
 @functools.cache  # quantized once per model for the whole file (graphs are immutable)
@@ -117,7 +139,7 @@ def _full(name: str):
 @pytest.mark.parametrize("name", ["llama", "phi", "gemma", "gpt_bigcode", "bloom",
                                   "mistral@window6", "qwen3", "gemma3", "diffllama",
                                   "minicpm3", "mixtral", "qwen2_moe", "llama4", "lfm2",
-                                  "mamba", "mamba2", "minimax", "recurrent_gemma"])
+                                  "mamba", "mamba2", "minimax", "recurrent_gemma", "xlstm"])
 def test_prefill_then_decode_steps_equal_the_full_model(name):
     full = _full(name)
     seq = np.random.default_rng(1).integers(0, VOCAB, (2, C))
@@ -207,8 +229,15 @@ def test_a_routers_softmax_runs_on_the_steps_token_and_attentions_read_the_cache
             assert step.shapes[n.inputs[0]] == (1, 4)
 
 
+# the gated delta rule per token (quant.recurrent_scan's row of torch_chunk_gated_delta_rule)
+_GATED_DELTA = pytest.mark.skipif(
+    "torch_chunk_gated_delta_rule" not in SCANS,
+    reason="needs the gated delta rule captured per token (branch s11_deltanet)")
+
+
 @pytest.mark.parametrize("name", ["llama", "diffllama", "minicpm3", "mixtral", "llama4", "lfm2",
-                                  "mamba", "mamba2", "minimax", "recurrent_gemma"])
+                                  "mamba", "mamba2", "minimax", "recurrent_gemma", "xlstm",
+                                  pytest.param("lara_mini", marks=_GATED_DELTA)])
 def test_generation_on_the_simulator_equals_the_golden_reference(name):
     from qasic.arch.config import default_arch
     from qasic.generate import Session, golden_tokens
@@ -223,9 +252,10 @@ def test_generation_on_the_simulator_equals_the_golden_reference(name):
         np.testing.assert_array_equal(a, b)
     scatters = {"llama": 4, "diffllama": 4, "minicpm3": 6, "mixtral": 4, "llama4": 4,
                 "lfm2": 3, "mamba": 2, "mamba2": 2, "minimax": 4,
-                "recurrent_gemma": 3}[name]  # a cache each (LFM2: its conv's window, K, V;
-    # Mamba, Mamba2: each layer's conv window; the scan states are stored whole; MiniMax: K
-    # and V of its full and its lightning attention; RecurrentGemma: its conv's window, K, V)
+                "recurrent_gemma": 3, "xlstm": 0, "lara_mini": 3}[name]
+    # a cache each (LFM2 and Lara-Mini: a conv's window, K, V; Mamba, Mamba2: each layer's conv
+    # window; the scan states are stored whole, xLSTM's only state; MiniMax: K and V of its
+    # full and its lightning attention; RecurrentGemma: its conv's window, K, V)
     assert [i.op for i in session.decode.instrs].count("SCATTER") == scatters
 
 

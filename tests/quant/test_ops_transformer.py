@@ -42,6 +42,11 @@ def _ln_written(x, w):  # Cohere's LayerNorm without bias, written out
     return w.weight * ((x - mean) * torch.rsqrt(var + 1e-5))
 
 
+def _ln_var(x, w):  # xLSTM's multi-head LayerNorm, written out with var (biased)
+    return w.weight * ((x - x.mean(-1, keepdim=True))
+                       * torch.rsqrt(x.var(-1, keepdim=True, unbiased=False) + 1e-5))
+
+
 def _xglm_scores(x):  # XGLM's: masked scores clamped at finfo.min, viewed (batch * H, S, S)
     b, s, d = x.shape
     q = x.view(b, s, H, d // H).transpose(1, 2)
@@ -506,9 +511,10 @@ def test_a_stack_of_a_linears_features_interleaves_its_weight_rows():
     assert rot.inputs == ("input",) and graph.shapes[rot.output] == (S, 8)
 
 
-def test_a_layer_norm_written_out_is_a_centered_norm():
+@pytest.mark.parametrize("ln", [_ln_written, _ln_var])
+def test_a_layer_norm_written_out_is_a_centered_norm(ln):
     w = _weight()
-    graph, _, _ = check(Fn(lambda x, fc, w: _ln_written(fc(x), w), nn.Linear(D, D), w), _seq(4))
+    graph, _, _ = check(Fn(lambda x, fc, w: ln(fc(x), w), nn.Linear(D, D), w), _seq(4))
     norm = next(n for n in graph.nodes if n.op == "norm")
     assert norm.attrs == {"center": True, "eps": 1e-5} and norm.inputs == ("mods.0",)
     np.testing.assert_allclose(norm.params["gamma"], w.weight.detach().double().numpy(),

@@ -13,7 +13,7 @@ import torch
 
 from qasic.errors import UnsupportedOpError
 from qasic.quant import capture, decode_scan
-from qasic.quant.recurrent_scan import found, mamba2_scan, recurrent
+from qasic.quant.recurrent_scan import classes, found, mamba2_scan, mlstm_forward, recurrent
 from qasic.quant.scan import scans
 
 transformers = pytest.importorskip("transformers")
@@ -101,3 +101,52 @@ def test_a_recurrent_scan_over_two_positions_is_refused_in_one_line():
                                                  r"last one writes no state; generation needs "
                                                  r"at least 3$"):
         decode_scan.plans(graph, 2)
+
+
+def _xlstm() -> torch.nn.Module:
+    """2 blocks of 4 mLSTM heads (keys of 4, values of 8); the gate linears drawn at random
+    (transformers initializes their weights to 0: gates the same at every position)."""
+    torch.manual_seed(0)
+    model = transformers.xLSTMModel(transformers.xLSTMConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=2, num_heads=4)).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "gate_preact.weight" in name:
+                p.normal_(0.0, 0.5)
+    return model
+
+
+def test_the_mlstm_recurrence_equals_transformers_stabilized_one():
+    """xLSTM's backend per token (C and n in one state, exp(i) and sigmoid(f) without the
+    running max, which cancels but for eps exp(m_t) in the denominator) against transformers'
+    stabilized recurrence over 12 ids: max |diff| 2e-6 of outputs up to 3.5 (its eps 1e-6 is
+    what differs); the backend's forward is put back after."""
+    xlstm = pytest.importorskip("transformers.models.xlstm.modeling_xlstm")
+    model = _xlstm()
+    ids = torch.randint(0, 100, (2, 12), generator=torch.Generator().manual_seed(1))
+    original = xlstm.xLSTMBackend.forward
+    with torch.no_grad():
+        want = model(input_ids=ids, use_cache=False).last_hidden_state
+        with recurrent(model):
+            assert xlstm.xLSTMBackend.forward is not original
+            got = model(input_ids=ids, use_cache=False).last_hidden_state
+    assert xlstm.xLSTMBackend.forward is original
+    assert want.abs().max() > 1.0
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    assert classes(model) == [xlstm.xLSTMBackend] and classes(_mamba2(n_groups=1)) == []
+
+
+def test_the_mlstm_captures_as_one_scan_per_block_with_state_and_normalizer_in_one():
+    """Captured over 6 positions, each block's mLSTM is one scan of quant.scan: h (4, 9, 4)
+    per head (8 value channels and the normalizer's, by 4 key channels); a state in is
+    refused in one line."""
+    model = _xlstm()
+    with recurrent(model):
+        graph = capture(model, torch.randint(0, 100, (1, 6)))
+    chains = scans(graph, 6)
+    assert len(chains) == 2
+    assert all(graph.shapes[s.state] == (4, 9, 4) for c in chains for s in c[:-1])
+    with pytest.raises(UnsupportedOpError, match=r"^xLSTMBackend: an mLSTM with a state in; "
+                                                 r"qasic captures it without a cache$"):
+        mlstm_forward(model.blocks[0].mlstm_layer.mlstm_backend, *[torch.zeros(1)] * 5,
+                      c_initial=torch.zeros(1))
