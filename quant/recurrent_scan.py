@@ -34,8 +34,9 @@ state update of heads x head_dim x state per token) instead of the chunked matmu
 A module whose forward holds the recurrence is swapped the same way, by class (FORWARDS, a
 class of transformers among the model's submodules'): RecurrentGemma's RG-LRU, whose gates
 transformers computes over the batch and tokens merged (quant.rglru); xLSTM's mLSTM backend,
-whose chunkwise kernels are bound in its ``__init__``. Its stabilized recurrence (a running max m_t) cancels
-from a zero start but for eps exp(m_t) in the denominator, which ``mlstm_forward`` drops:
+whose chunkwise kernels are bound in its ``__init__``. Its stabilized recurrence (a running max
+m_t) cancels from a zero start but for eps exp(m_t) in the denominator, which ``mlstm_forward``
+drops:
 
     C_t = sigmoid(f_t) C_(t-1) + exp(i_t) [v_t, 1] k_t^T    (heads, dv + 1, dk) as above's h,
                                                             its last row the normalizer n_t
