@@ -85,11 +85,51 @@ def mamba2_scan(module: Any, hidden_states: torch.Tensor, B: torch.Tensor,
     return (y + dtx * bc + x * module.D[:, None]).reshape(batch, length, h * p)
 
 
+def gated_delta_rule(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                     g: torch.Tensor, beta: torch.Tensor, chunk_size: int = 64,
+                     initial_state: torch.Tensor | None = None,
+                     output_final_state: bool = False, use_qk_l2norm_in_kernel: bool = False,
+                     **kwargs: Any) -> tuple[torch.Tensor, None]:
+    """transformers' ``torch_chunk_gated_delta_rule`` without a state in or out, per token
+    (module doc): q, k (batch, L, k heads, dk), v (batch, L, heads, dv), g and beta (batch, L,
+    heads) -> (o (batch, L, heads, dv), None)."""
+    if initial_state is not None or output_final_state or kwargs.get("cu_seqlens") is not None:
+        raise UnsupportedOpError("a gated delta rule with a state in or out or packed "
+                                 "sequences; qasic captures it without them")
+    batch, length, kh, dk = key.shape
+    h, dv = value.shape[-2:]
+    if kh != h:  # each query/key head serves h // kh consecutive value heads
+        query = query.repeat_interleave(h // kh, dim=2)
+        key = key.repeat_interleave(h // kh, dim=2)
+    query, key, value, beta, g = (x.float() for x in (query, key, value, beta, g))
+    if use_qk_l2norm_in_kernel:
+        query = query * torch.rsqrt((query * query).sum(-1, keepdim=True) + 1e-6)
+        key = key * torch.rsqrt((key * key).sum(-1, keepdim=True) + 1e-6)
+    query = query * dk ** -0.5
+    # the decay over (dk, dv) too, as Mamba2's (mamba2_scan)
+    da = torch.exp(g)[..., None, None].expand(batch, length, h, dk * dv, 1)
+    da = da.reshape(batch, length, h, dk, dv)
+    kb = key * beta[..., None]  # beta_t k_t (batch, L, heads, dk)
+    state, ys = torch.zeros(batch, h, dk, dv, dtype=value.dtype), []
+    for t in range(length):
+        decay = da[:, t] * state  # g_t S_(t-1)
+        ys.append(torch.matmul(query[:, t, :, None, :], decay))  # (batch, heads, 1, dv)
+        kv = torch.matmul(key[:, t, :, None, :], decay)  # k_t^T g_t S_(t-1)
+        delta = value[:, t, :, None, :] - kv  # (batch, heads, 1, dv)
+        state = decay + torch.matmul(kb[:, t, :, :, None], delta)  # + beta k_t (v_t - ...)^T
+        ys[-1] = ys[-1] + (query[:, t] * kb[:, t]).sum(-1)[..., None, None] * delta
+    y = torch.cat(ys, dim=-2).transpose(1, 2)  # (batch, L, heads, dv)
+    return y.to(value.dtype), None
+
+
 # a module-level scan function of transformers -> its recurrent form with the same signature
-SCANS: dict[str, Callable[..., torch.Tensor]] = {
+SCANS: dict[str, Callable[..., Any]] = {
     # transformers' models/mamba2/modeling_mamba2.py (and its copies in bamba, falcon_h1,
     # zamba2, granitemoehybrid, nemotron_h): mamba2_scan_forward(module, x, B, C, dt, cache)
     "mamba2_scan_forward": mamba2_scan,
+    # transformers' models/qwen3_next/modeling_qwen3_next.py (and its copies in qwen3_5,
+    # qwen3_5_moe, olmo_hybrid): torch_chunk_gated_delta_rule(q, k, v, g, beta, ...)
+    "torch_chunk_gated_delta_rule": gated_delta_rule,
 }
 
 
