@@ -28,11 +28,6 @@ REFUSED: dict[str, str] = {
         "RecurrentGemma's RG-LRU computes its gates per head with baddbmm over (heads, batch x "
         "tokens, width), the batch axis merged with the tokens, before its scan over the "
         "tokens"),
-    # transformers' modeling_qwen3_next.py: torch_chunk_gated_delta_rule (under torch.export)
-    "Qwen3NextGatedDeltaNet": (
-        "Qwen3-Next's gated delta rule inverts a triangular system of activations per chunk by "
-        "forward substitution written in place (ut_system[..., i, :i] = ...), then scans the "
-        "chunks with a recurrent state; no rewrite of it here"),
 }
 
 

@@ -102,23 +102,25 @@ def gated_delta_rule(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
         query = query.repeat_interleave(h // kh, dim=2)
         key = key.repeat_interleave(h // kh, dim=2)
     query, key, value, beta, g = (x.float() for x in (query, key, value, beta, g))
-    if use_qk_l2norm_in_kernel:
-        query = query * torch.rsqrt((query * query).sum(-1, keepdim=True) + 1e-6)
-        key = key * torch.rsqrt((key * key).sum(-1, keepdim=True) + 1e-6)
+    if use_qk_l2norm_in_kernel:  # x rsqrt(sum x^2 + eps) = RMSNorm(x, eps / dk) / sqrt(dk)
+        query, key = (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6 / dk) * dk ** -0.5
+                      for x in (query, key))
     query = query * dk ** -0.5
     # the decay over (dk, dv) too, as Mamba2's (mamba2_scan)
     da = torch.exp(g)[..., None, None].expand(batch, length, h, dk * dv, 1)
     da = da.reshape(batch, length, h, dk, dv)
     kb = key * beta[..., None]  # beta_t k_t (batch, L, heads, dk)
+    qk = (query * kb).sum(-1)[..., None, None]  # beta_t q_t . k_t (batch, L, heads, 1, 1)
     state, ys = torch.zeros(batch, h, dk, dv, dtype=value.dtype), []
     for t in range(length):
         decay = da[:, t] * state  # g_t S_(t-1)
-        ys.append(torch.matmul(query[:, t, :, None, :], decay))  # (batch, heads, 1, dv)
         kv = torch.matmul(key[:, t, :, None, :], decay)  # k_t^T g_t S_(t-1)
         delta = value[:, t, :, None, :] - kv  # (batch, heads, 1, dv)
         state = decay + torch.matmul(kb[:, t, :, :, None], delta)  # + beta k_t (v_t - ...)^T
-        ys[-1] = ys[-1] + (query[:, t] * kb[:, t]).sum(-1)[..., None, None] * delta
-    y = torch.cat(ys, dim=-2).transpose(1, 2)  # (batch, L, heads, dv)
+        # o_t = q_t^T S_t = q_t^T g_t S_(t-1) + beta (q_t . k_t) delta_t, a column per position
+        y = torch.matmul(query[:, t, :, None, :], decay) + qk[:, t] * delta
+        ys.append(y.reshape(batch, h, dv, 1))
+    y = torch.cat(ys, dim=-1).permute(0, 3, 1, 2)  # (batch, L, heads, dv)
     return y.to(value.dtype), None
 
 
