@@ -125,6 +125,11 @@ _ENC = {"vocab_size": VOCAB_ENC, "hidden_size": 32, "num_hidden_layers": 2,
 # Llama-like decoders: hidden 64, 2 layers, 4 heads
 _DEC = {"vocab_size": VOCAB_DEC, "hidden_size": 64, "intermediate_size": 128,
         "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 64}
+# a gated delta rule layer (4 value heads of 8, 2 key heads of 8, a conv of 4), then attention
+_GDN = {"num_key_value_heads": 2, "head_dim": 16,
+        "layer_types": ["linear_attention", "full_attention"], "linear_num_value_heads": 4,
+        "linear_num_key_heads": 2, "linear_key_head_dim": 8, "linear_value_head_dim": 8,
+        "linear_conv_kernel_dim": 4}
 # ViT-like encoders on 32x32 images: 8x8 patches (16 of them), hidden 32, 2 layers, 2 heads
 _VIT = {"image_size": 32, "patch_size": 8, "num_channels": 3, "hidden_size": 32,
         "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
@@ -666,7 +671,7 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                             _DEC | {"num_key_value_heads": 2, "head_dim": 16}, {}, "ids",
                             SEQ_DEC),
     # recurrences refused by name (qasic.quant.known_modules): RWKV's WKV, RecurrentGemma's
-    # RG-LRU (a recurrent block, then a local attention one), Qwen3-Next's gated delta rule
+    # RG-LRU (a recurrent block, then a local attention one)
     "RwkvModel": ("decoder", "RwkvConfig",
                   {"vocab_size": VOCAB_DEC, "hidden_size": 32, "num_hidden_layers": 2,
                    "attention_hidden_size": 32, "intermediate_size": 64, "context_length": 64},
@@ -686,6 +691,18 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                "linear_conv_kernel_dim": 4, "num_experts": 4,
                                "num_experts_per_tok": 2, "moe_intermediate_size": 32,
                                "shared_expert_intermediate_size": 32}, {}, "ids", SEQ_DEC),
+    # the gated delta rule (captured per token: quant.recurrent_scan; decoded with its state:
+    # quant.state_scan) in Qwen3.5 (dense and MoE) and OLMo-Hybrid (beta in [0, 2])
+    "Qwen3_5TextModel": ("decoder", "Qwen3_5TextConfig", _DEC | _GDN | {"pad_token_id": 0},
+                         {}, "ids", SEQ_DEC),
+    "Qwen3_5MoeTextModel": ("decoder", "Qwen3_5MoeTextConfig",
+                            _DEC | _GDN | {"num_experts": 4, "num_experts_per_tok": 2,
+                                           "moe_intermediate_size": 32,
+                                           "shared_expert_intermediate_size": 32,
+                                           "pad_token_id": 0}, {}, "ids", SEQ_DEC),
+    "OlmoHybridModel": ("decoder", "OlmoHybridConfig",
+                        _DEC | {k: v for k, v in _GDN.items() if k != "head_dim"}
+                        | {"pad_token_id": 0, "eos_token_id": 1}, {}, "ids", SEQ_DEC),
     # PhiMoE: its sparsemixer router is refused in one line naming the block
     "PhimoeModel": ("decoder", "PhimoeConfig", _DEC | {"num_key_value_heads": 2,
                                                         "num_local_experts": 4,

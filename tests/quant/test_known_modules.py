@@ -1,7 +1,7 @@
 """Modules refused by name before capture (qasic.quant.known_modules): the recurrences qasic
-has no integer form of (RWKV's WKV, RecurrentGemma's RG-LRU, Qwen3-Next's gated delta rule),
-named with the reason in one line (they used to fail deep inside capture at an in-place write
-with advice that did not apply)."""
+has no integer form of (RWKV's WKV, RecurrentGemma's RG-LRU), named with the reason in one
+line (they used to fail deep inside capture at an in-place write with advice that did not
+apply)."""
 
 from __future__ import annotations
 
@@ -44,18 +44,3 @@ def test_recurrent_gemma_is_refused_naming_its_rg_lru():
         "module 'layers.0.temporal_block.rg_lru' (RecurrentGemmaRglru): RecurrentGemma's "
         "RG-LRU computes its gates per head with baddbmm over (heads, batch x tokens, width), "
         "the batch axis merged with the tokens, before its scan over the tokens; not supported")
-
-
-def test_qwen3_next_is_refused_naming_its_gated_delta_rule():
-    t = transformers
-    model = t.Qwen3NextModel(t.Qwen3NextConfig(
-        vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-        num_attention_heads=2, num_key_value_heads=1, head_dim=16,
-        layer_types=["linear_attention"], linear_num_value_heads=2, linear_num_key_heads=1,
-        linear_key_head_dim=8, linear_value_head_dim=8, num_experts=2, num_experts_per_tok=1,
-        moe_intermediate_size=16, shared_expert_intermediate_size=16))
-    assert _refusal(model) == (
-        "module 'layers.0.linear_attn' (Qwen3NextGatedDeltaNet): Qwen3-Next's gated delta rule "
-        "inverts a triangular system of activations per chunk by forward substitution written "
-        "in place (ut_system[..., i, :i] = ...), then scans the chunks with a recurrent state; "
-        "no rewrite of it here; not supported")
