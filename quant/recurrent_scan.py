@@ -110,7 +110,8 @@ def gated_delta_rule(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     da = torch.exp(g)[..., None, None].expand(batch, length, h, dk * dv, 1)
     da = da.reshape(batch, length, h, dk, dv)
     kb = key * beta[..., None]  # beta_t k_t (batch, L, heads, dk)
-    qk = (query * kb).sum(-1)[..., None, None]  # beta_t q_t . k_t (batch, L, heads, 1, 1)
+    # beta_t q_t . k_t (batch, L, heads, 1, 1): a matmul of two activations, one rounding
+    qk = torch.matmul(query[..., None, :], kb[..., None])
     state, ys = torch.zeros(batch, h, dk, dv, dtype=value.dtype), []
     for t in range(length):
         decay = da[:, t] * state  # g_t S_(t-1)
