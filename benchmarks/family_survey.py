@@ -703,6 +703,17 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "OlmoHybridModel": ("decoder", "OlmoHybridConfig",
                         _DEC | {k: v for k, v in _GDN.items() if k != "head_dim"}
                         | {"pad_token_id": 0, "eos_token_id": 1}, {}, "ids", SEQ_DEC),
+    # Kimi Linear: Kimi delta attention (a decay per key channel; captured per token too), then
+    # latent attention with 4 experts, top 2
+    "KimiLinearModel": ("decoder", "KimiLinearConfig",
+                        _DEC | {"num_key_value_heads": 4, "kv_lora_rank": 16, "q_lora_rank": None,
+                                "qk_rope_head_dim": 8, "qk_nope_head_dim": 8, "v_head_dim": 16,
+                                "layer_types": ["linear_attention", "full_attention"],
+                                "linear_head_dim": 8, "linear_num_heads": 4,
+                                "linear_conv_kernel_dim": 4, "num_local_experts": 4,
+                                "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+                                "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2},
+                        {}, "ids", SEQ_DEC),
     # PhiMoE: its sparsemixer router is refused in one line naming the block
     "PhimoeModel": ("decoder", "PhimoeConfig", _DEC | {"num_key_value_heads": 2,
                                                         "num_local_experts": 4,

@@ -93,22 +93,53 @@ def gated_delta_rule(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     """transformers' ``torch_chunk_gated_delta_rule`` without a state in or out, per token
     (module doc): q, k (batch, L, k heads, dk), v (batch, L, heads, dv), g and beta (batch, L,
     heads) -> (o (batch, L, heads, dv), None)."""
-    if initial_state is not None or output_final_state or kwargs.get("cu_seqlens") is not None:
-        raise UnsupportedOpError("a gated delta rule with a state in or out or packed "
-                                 "sequences; qasic captures it without them")
+    _stateless("a gated delta rule", initial_state, output_final_state, kwargs)
     batch, length, kh, dk = key.shape
     h, dv = value.shape[-2:]
     if kh != h:  # each query/key head serves h // kh consecutive value heads
         query = query.repeat_interleave(h // kh, dim=2)
         key = key.repeat_interleave(h // kh, dim=2)
-    query, key, value, beta, g = (x.float() for x in (query, key, value, beta, g))
-    if use_qk_l2norm_in_kernel:  # x rsqrt(sum x^2 + eps) = RMSNorm(x, eps / dk) / sqrt(dk)
+    # the decay of a head over (dk, dv), as Mamba2's (mamba2_scan)
+    da = torch.exp(g.float())[..., None, None].expand(batch, length, h, dk * dv, 1)
+    return _delta_rule(query, key, value, da.reshape(batch, length, h, dk, dv), beta,
+                       use_qk_l2norm_in_kernel), None
+
+
+def kimi_delta_rule(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                    g: torch.Tensor, beta: torch.Tensor, chunk_size: int = 64,
+                    initial_state: torch.Tensor | None = None, output_final_state: bool = False,
+                    use_qk_l2norm_in_kernel: bool = False, **kwargs: Any
+                    ) -> tuple[torch.Tensor, None]:
+    """transformers' ``chunk_kimi_delta_attention`` (Kimi Delta Attention: a decay per key
+    channel) without a state in or out, per token: q, k (batch, L, heads, dk), v (batch, L,
+    heads, dv), g (batch, L, heads, dk), beta (batch, L, heads) -> (o, None)."""
+    _stateless("Kimi delta attention", initial_state, output_final_state, kwargs)
+    # the decay of a key channel over dv, for all positions at once (a (..., 1) decay
+    # broadcast per position would fold the zero initial state into its widening), expanded
+    # along a second-to-last axis as the gated delta rule's
+    dv = value.shape[-1]
+    da = torch.exp(g.float())[..., None, None].expand(*g.shape, dv, 1).reshape(*g.shape, dv)
+    return _delta_rule(query, key, value, da, beta, use_qk_l2norm_in_kernel), None
+
+
+def _stateless(what: str, initial_state: Any, output_final_state: bool, kwargs: dict) -> None:
+    if initial_state is not None or output_final_state or kwargs.get("cu_seqlens") is not None:
+        raise UnsupportedOpError(f"{what} with a state in or out or packed sequences; qasic "
+                                 "captures it without them")
+
+
+def _delta_rule(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, da: torch.Tensor,
+                beta: torch.Tensor, l2norm: bool) -> torch.Tensor:
+    """The delta rule per token (module doc): q, k (batch, L, heads, dk), v (batch, L, heads,
+    dv), the decay ``da`` (batch, L, heads, dk, dv), beta (batch, L, heads) -> o (batch,
+    L, heads, dv)."""
+    batch, length, h, dk = key.shape
+    dv = value.shape[-1]
+    query, key, value, beta = (x.float() for x in (query, key, value, beta))
+    if l2norm:  # x rsqrt(sum x^2 + eps) = RMSNorm(x, eps / dk) / sqrt(dk)
         query, key = (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6 / dk) * dk ** -0.5
                       for x in (query, key))
     query = query * dk ** -0.5
-    # the decay over (dk, dv) too, as Mamba2's (mamba2_scan)
-    da = torch.exp(g)[..., None, None].expand(batch, length, h, dk * dv, 1)
-    da = da.reshape(batch, length, h, dk, dv)
     kb = key * beta[..., None]  # beta_t k_t (batch, L, heads, dk)
     # beta_t q_t . k_t (batch, L, heads, 1, 1): a matmul of two activations, one rounding
     qk = torch.matmul(query[..., None, :], kb[..., None])
@@ -122,7 +153,7 @@ def gated_delta_rule(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
         y = torch.matmul(query[:, t, :, None, :], decay) + qk[:, t] * delta
         ys.append(y.reshape(batch, h, dv, 1))
     y = torch.cat(ys, dim=-1).permute(0, 3, 1, 2)  # (batch, L, heads, dv)
-    return y.to(value.dtype), None
+    return y.to(value.dtype)
 
 
 # a module-level scan function of transformers -> its recurrent form with the same signature
@@ -133,6 +164,9 @@ SCANS: dict[str, Callable[..., Any]] = {
     # transformers' models/qwen3_next/modeling_qwen3_next.py (and its copies in qwen3_5,
     # qwen3_5_moe, olmo_hybrid): torch_chunk_gated_delta_rule(q, k, v, g, beta, ...)
     "torch_chunk_gated_delta_rule": gated_delta_rule,
+    # transformers' models/kimi_linear/modeling_kimi_linear.py (and bailing_hybrid):
+    # chunk_kimi_delta_attention(q, k, v, g, beta, ...), g per key channel
+    "chunk_kimi_delta_attention": kimi_delta_rule,
 }
 
 
