@@ -714,6 +714,17 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                 "num_experts_per_tok": 2, "moe_intermediate_size": 32,
                                 "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2},
                         {}, "ids", SEQ_DEC),
+    # Bailing (Ling) hybrid: Kimi delta attention with a sigmoid-bounded gate, then latent
+    # attention with 4 experts, top 2, one expert group
+    "BailingHybridModel": ("decoder", "BailingHybridConfig",
+                           _DEC | {"num_key_value_heads": 4, "kv_lora_rank": 16,
+                                   "q_lora_rank": None, "qk_rope_head_dim": 8,
+                                   "qk_nope_head_dim": 8, "v_head_dim": 16, "head_dim": 8,
+                                   "layer_types": ["linear_attention", "full_attention"],
+                                   "first_k_dense_replace": 1, "num_local_experts": 4,
+                                   "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+                                   "n_group": 1, "topk_group": 1, "pad_token_id": 0,
+                                   "eos_token_id": 2}, {}, "ids", SEQ_DEC),
     # PhiMoE: its sparsemixer router is refused in one line naming the block
     "PhimoeModel": ("decoder", "PhimoeConfig", _DEC | {"num_key_value_heads": 2,
                                                         "num_local_experts": 4,
