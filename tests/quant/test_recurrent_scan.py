@@ -3,7 +3,8 @@ chunked form computes (float32 rounding apart), with grouped B and C and a clamp
 and the original scan function is put back after the block (the float model is unchanged);
 captured, it is one scan quant.scan finds (outputs read from the decays, so the last position
 has no state), refused for generation over 2 positions. Qwen3-Next's gated delta rule per token
-computes what its chunked form computes; with a state in, it is refused in one line."""
+computes what its chunked form computes, as does Kimi delta attention's; with a state in, the
+gated delta rule is refused in one line."""
 
 from __future__ import annotations
 
@@ -152,3 +153,24 @@ def test_a_recurrence_over_two_positions_is_refused_for_generation_in_one_line()
                                                  r"last one writes no state; generation needs "
                                                  r"at least 3$"):
         decode_scan.plans(graph, 2)
+
+
+def test_kimi_delta_attention_per_token_equals_the_chunked_one():
+    """Kimi Linear's chunked Kimi delta attention (a decay per key channel; chunks of 64, the
+    70 ids padded to 128) and kimi_delta_rule per token give the same outputs. Measured: max
+    |diff| 5e-7 of outputs up to 3.4."""
+    kimi = pytest.importorskip("transformers.models.kimi_linear.modeling_kimi_linear")
+    torch.manual_seed(0)
+    model = transformers.KimiLinearModel(transformers.KimiLinearConfig(
+        vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+        num_attention_heads=2, layer_types=["linear_attention"], mlp_layer_types=["dense"],
+        linear_head_dim=8, linear_num_heads=4, pad_token_id=0, bos_token_id=1,
+        eos_token_id=2)).eval()
+    ids = torch.randint(0, 100, (2, 70), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want = model(input_ids=ids, use_cache=False).last_hidden_state
+        with recurrent(model):
+            assert found(model) == [(kimi, "chunk_kimi_delta_attention")]
+            got = model(input_ids=ids, use_cache=False).last_hidden_state
+    assert want.abs().max() > 1.0
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
