@@ -56,7 +56,10 @@ the positions (quant.scan), keeps its state h: the prefill runs positions 0..P-1
 h_(P-1); a decode step runs position 1's nodes on the step's token, reading h_(p-1)
 (``cache_read``) and writing h_p over it (quant.decode_scan); its nodes have no token axis
 and stay where they are (``token_major``). Mamba2's scan is captured in that recurrent form too
-(quant.recurrent_scan); its h (heads, head_dim, state) is stored as rows.
+(quant.recurrent_scan); its h (heads, head_dim, state) is stored as rows. The gated delta rule
+(Qwen3-Next, Qwen3.5, OLMo-Hybrid; Kimi delta attention), captured per token too, is a
+recurrence quant.state_scan finds by where its nodes stand; it decodes the same way, its state
+S (heads, dk, dv) stored as rows.
 
 Both produce, row for row, the codes of ``full``: a causal query row depends only on the keys up
 to it, and a masked key contributes an exact 0 (its exp-table entry is not summed, its
@@ -285,7 +288,8 @@ def _refuse_scan(graph: QGraph, producer: dict, c: int, scanned: set[str]) -> No
     cumulative sums along the positions of each chunk (a matmul by a constant
     lower-triangular matrix of ones: its codes, one nonzero value); a selection of one of the C
     positions at a time (a matmul by a constant (1, C) selector) outside a selective scan that
-    ``decode_scan`` recognizes (Mamba's, in ``scanned``) is a recurrence of another shape."""
+    ``decode_scan`` recognizes (Mamba's, or a recurrence of quant.state_scan: in ``scanned``)
+    is a recurrence of another shape."""
     for n in graph.nodes:
         if n.op != "matmul" or not _is_constant(producer, n.inputs[0]) \
                 or n.attrs.get("transpose_b") or n.name in scanned:
@@ -296,8 +300,9 @@ def _refuse_scan(graph: QGraph, producer: dict, c: int, scanned: set[str]) -> No
             raise UnsupportedOpError(
                 f"{n.name}: model {graph.name} reads one of its {c} token positions at a time "
                 "outside a selective scan generation decodes (Mamba's h_i = dA_i * h_(i-1) + "
-                "dBx_i, y_i = h_i @ C_i, stacked by one concat: quant.scan); run the model with "
-                "qasic evaluate")
+                "dBx_i, y_i = h_i @ C_i, stacked by one concat: quant.scan; or a recurrence "
+                "whose position t reads position t-1 through one state: quant.state_scan); "
+                "run the model with qasic evaluate")
         if k == m > 1 and ((sel != 0) == np.tril(np.ones((k, k), bool))).all() \
                 and np.unique(sel[sel != 0]).size == 1:
             raise UnsupportedOpError(

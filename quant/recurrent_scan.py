@@ -1,4 +1,5 @@
-"""Mamba2's scan captured in its recurrent form, so that it generates token by token.
+"""Mamba2's scan and the gated delta rule captured in their recurrent forms, so that they
+generate token by token.
 
 transformers' Mamba2 mixers (Mamba2, Bamba, Falcon-H1, Zamba2, GraniteMoeHybrid, NemotronH)
 call a module-level ``mamba2_scan_forward(mixer, x, B, C, dt, cache)``. Without a cache it
@@ -25,11 +26,39 @@ through the 8-bit h_t, whose step is set by the largest dBx of any position. Mea
 family survey's Bamba (whose large time steps leave h_t close to dBx_t): cosine 0.9870 reading
 y_t from h_t, 0.9954 so (transformers' chunked form: 0.9945).
 
+The gated delta rule (Gated DeltaNet, Yang, Kautz and Hatamizadeh 2024, arXiv:2412.06464; the
+linear attention of Qwen3-Next, Qwen3.5 and OLMo-Hybrid: transformers'
+``torch_chunk_gated_delta_rule``) is chunked too: per chunk of 64 it inverts a triangular
+system of activations by forward substitution written in place, then scans the chunks. Its
+per-token form (transformers' ``torch_recurrent_gated_delta_rule``), with S_(-1) = 0:
+
+    q_t, k_t  = L2-normalized per head (written x rsqrt(mean(x^2) + eps / dk) / sqrt(dk): an
+                RMSNorm, qasic's ``norm``); q_t also / sqrt(dk)
+    g_t       = exp(-exp(A_log) softplus(a_t + dt_bias))   per head, over (dk, dv) as Mamba2's
+    beta_t    = sigmoid(b_t)                                per head (OLMo-Hybrid: 2 sigmoid)
+    decay_t   = g_t * S_(t-1)                               (heads, dk, dv)
+    delta_t   = v_t - k_t^T decay_t                         a matmul of two activations
+    S_t       = decay_t + (beta_t k_t) delta_t^T            an outer product (a matmul)
+    o_t       = q_t^T S_t = q_t^T decay_t + (q_t . beta_t k_t) delta_t
+
+the output read, as Mamba2's, from the decay, the token's own term through the dot product
+q_t . beta_t k_t (a matmul for all positions at once, one rounding), not through the 8-bit S_t.
+Kimi delta attention (Kimi Linear, Bailing hybrid: ``chunk_kimi_delta_attention``) is the same
+with a decay per key channel, g_t (heads, dk) over dv. Each o_t is a column stacked by one
+concat along the last axis, so quant.state_scan finds the chain (S_t read by position t + 1's
+decay alone) and quant.decode_scan carries S in DRAM. Measured on the family survey's configs
+(W8A8; docs/ops.md): cosine 0.77 (Qwen3-Next), 0.90 (Qwen3.5), 0.94 (Qwen3.5-MoE), 0.98
+(OLMo-Hybrid), 0.99 (Kimi Linear, Bailing hybrid), all bit-exact and generating equal to the
+golden reference; the loss is in the
+per-head gated RMSNorm after the recurrence, which rescales every (token, head) row of the
+8-bit output to unit size, small rows included (docs/ops.md).
+
 ``recurrent(model)`` swaps the recurrent form in (one row per scan function in SCANS, found in
 the transformers module of any submodule's class) while torch.export traces, and puts the
-original back after. The float outputs agree with the chunked form to float32 rounding
+original back after. The float outputs agree with the chunked forms to float32 rounding
 (tests/quant/test_recurrent_scan.py). Cost: the graph holds C positions of the recurrence (a
-state update of heads x head_dim x state per token) instead of the chunked matmuls.
+state update of heads x head_dim x state, or heads x dk x dv, per token) instead of the chunked
+matmuls.
 """
 
 from __future__ import annotations
