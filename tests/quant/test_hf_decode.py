@@ -89,7 +89,8 @@ def _model(name: str):
         # a gated delta rule layer (captured per token: quant.recurrent_scan; 4 value heads
         # of 8, 2 key heads of 8, a conv of 4), then an attention layer; dense MLPs
         "qwen3_next": lambda: t.Qwen3NextForCausalLM(t.Qwen3NextConfig(
-            **common, num_key_value_heads=2, head_dim=16,
+            **common | {"hidden_size": 32, "intermediate_size": 64}, num_key_value_heads=2,
+            head_dim=16,
             layer_types=["linear_attention", "full_attention"], linear_num_value_heads=4,
             linear_num_key_heads=2, linear_key_head_dim=8, linear_value_head_dim=8,
             mlp_only_layers=[0, 1], pad_token_id=0, initializer_range=0.3)),
