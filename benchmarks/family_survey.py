@@ -133,6 +133,11 @@ _MOE5 = {"num_experts": 4, "num_local_experts": 4, "n_routed_experts": 4, "num_e
          "n_group": 1, "topk_group": 1, "moe_topk": 2}
 _MLA5 = {"num_key_value_heads": 4, "q_lora_rank": 16, "kv_lora_rank": 16, "qk_rope_head_dim": 8,
          "qk_nope_head_dim": 8, "v_head_dim": 16}
+# a gated delta rule layer (4 value heads of 8, 2 key heads of 8, a conv of 4), then attention
+_GDN = {"num_key_value_heads": 2, "head_dim": 16,
+        "layer_types": ["linear_attention", "full_attention"], "linear_num_value_heads": 4,
+        "linear_num_key_heads": 2, "linear_key_head_dim": 8, "linear_value_head_dim": 8,
+        "linear_conv_kernel_dim": 4}
 # ViT-like encoders on 32x32 images: 8x8 patches (16 of them), hidden 32, 2 layers, 2 heads
 _VIT = {"image_size": 32, "patch_size": 8, "num_channels": 3, "hidden_size": 32,
         "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
@@ -676,8 +681,8 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # RWKV-4: its WKV captured with one difference per use (quant.wkv), generating as a
     # recurrence of 3 states per layer (quant.recurrence); RecurrentGemma (a recurrent block,
     # then a local attention one): its RG-LRU captured with block-diagonal gate linears and a
-    # scan of its state (qasic.quant.rglru); refused by name (qasic.quant.known_modules):
-    # Qwen3-Next's gated delta rule
+    # scan of its state (qasic.quant.rglru); Qwen3-Next: its gated delta rule captured per
+    # token (quant.recurrent_scan), generating with its state S (quant.state_scan)
     "RwkvModel": ("decoder", "RwkvConfig",
                   {"vocab_size": VOCAB_DEC, "hidden_size": 32, "num_hidden_layers": 2,
                    "attention_hidden_size": 32, "intermediate_size": 64, "context_length": 64},
@@ -697,6 +702,40 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                "linear_conv_kernel_dim": 4, "num_experts": 4,
                                "num_experts_per_tok": 2, "moe_intermediate_size": 32,
                                "shared_expert_intermediate_size": 32}, {}, "ids", SEQ_DEC),
+    # the gated delta rule (captured per token: quant.recurrent_scan; decoded with its state:
+    # quant.state_scan) in Qwen3.5 (dense and MoE) and OLMo-Hybrid (beta in [0, 2])
+    "Qwen3_5TextModel": ("decoder", "Qwen3_5TextConfig", _DEC | _GDN | {"pad_token_id": 0},
+                         {}, "ids", SEQ_DEC),
+    "Qwen3_5MoeTextModel": ("decoder", "Qwen3_5MoeTextConfig",
+                            _DEC | _GDN | {"num_experts": 4, "num_experts_per_tok": 2,
+                                           "moe_intermediate_size": 32,
+                                           "shared_expert_intermediate_size": 32,
+                                           "pad_token_id": 0}, {}, "ids", SEQ_DEC),
+    "OlmoHybridModel": ("decoder", "OlmoHybridConfig",
+                        _DEC | {k: v for k, v in _GDN.items() if k != "head_dim"}
+                        | {"pad_token_id": 0, "eos_token_id": 1}, {}, "ids", SEQ_DEC),
+    # Kimi Linear: Kimi delta attention (a decay per key channel; captured per token too), then
+    # latent attention with 4 experts, top 2
+    "KimiLinearModel": ("decoder", "KimiLinearConfig",
+                        _DEC | {"num_key_value_heads": 4, "kv_lora_rank": 16, "q_lora_rank": None,
+                                "qk_rope_head_dim": 8, "qk_nope_head_dim": 8, "v_head_dim": 16,
+                                "layer_types": ["linear_attention", "full_attention"],
+                                "linear_head_dim": 8, "linear_num_heads": 4,
+                                "linear_conv_kernel_dim": 4, "num_local_experts": 4,
+                                "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+                                "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2},
+                        {}, "ids", SEQ_DEC),
+    # Bailing (Ling) hybrid: Kimi delta attention with a sigmoid-bounded gate, then latent
+    # attention with 4 experts, top 2, one expert group
+    "BailingHybridModel": ("decoder", "BailingHybridConfig",
+                           _DEC | {"num_key_value_heads": 4, "kv_lora_rank": 16,
+                                   "q_lora_rank": None, "qk_rope_head_dim": 8,
+                                   "qk_nope_head_dim": 8, "v_head_dim": 16, "head_dim": 8,
+                                   "layer_types": ["linear_attention", "full_attention"],
+                                   "first_k_dense_replace": 1, "num_local_experts": 4,
+                                   "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+                                   "n_group": 1, "topk_group": 1, "pad_token_id": 0,
+                                   "eos_token_id": 2}, {}, "ids", SEQ_DEC),
     # PhiMoE: its sparsemixer router is refused in one line naming the block
     "PhimoeModel": ("decoder", "PhimoeConfig", _DEC | {"num_key_value_heads": 2,
                                                         "num_local_experts": 4,
@@ -757,7 +796,6 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "MiniCPM5MoeModel": ("decoder", "MiniCPM5MoeConfig", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
     "MiniMaxM2Model": ("decoder", "MiniMaxM2Config", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
     "MiniMaxM3VLTextModel": ("decoder", "MiniMaxM3VLTextConfig", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
-    "BailingHybridModel": ("decoder", "BailingHybridConfig", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
     "DeepseekV32Model": ("decoder", "DeepseekV32Config", _DEC5 | _MOE5 | _MLA5, {}, "ids", SEQ_DEC),
     "Glm4MoeLiteModel": ("decoder", "Glm4MoeLiteConfig", _DEC5 | _MOE5 | _MLA5, {}, "ids", SEQ_DEC),
     "GlmMoeDsaModel": ("decoder", "GlmMoeDsaConfig", _DEC5 | _MOE5 | _MLA5, {}, "ids", SEQ_DEC),

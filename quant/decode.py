@@ -59,7 +59,10 @@ and stay where they are (``token_major``). Mamba2's scan is captured in that rec
 (quant.recurrent_scan); its h (heads, head_dim, state) is stored as rows. Any other recurrence
 unrolled over the positions and stacked by one concat (RWKV's WKV: quant.wkv) is found by its
 selections (quant.recurrence): the prefill writes each state of position P-1 as one row; a step
-runs position 1's nodes, reading every state before and writing it after them.
+runs position 1's nodes, reading every state before and writing it after them. The gated delta rule
+(Qwen3-Next, Qwen3.5, OLMo-Hybrid; Kimi delta attention), captured per token too, is a
+recurrence quant.state_scan finds by where its nodes stand; it decodes the same way, its state
+S (heads, dk, dv) stored as rows.
 
 Both produce, row for row, the codes of ``full``: a causal query row depends only on the keys up
 to it, and a masked key contributes an exact 0 (its exp-table entry is not summed, its
@@ -288,8 +291,8 @@ def _refuse_scan(graph: QGraph, producer: dict, c: int, scanned: set[str]) -> No
     cumulative sums along the positions of each chunk (a matmul by a constant
     lower-triangular matrix of ones: its codes, one nonzero value); a selection of one of the C
     positions at a time (a matmul by a constant (1, C) selector) outside a selective scan that
-    ``decode_scan`` recognizes (Mamba's) or a recurrence ``recurrence`` finds (RWKV's WKV; both
-    in ``scanned``) is a recurrence of another shape."""
+    ``decode_scan`` recognizes (Mamba's, or a recurrence of quant.state_scan) or a recurrence
+    ``recurrence`` finds (RWKV's WKV; all in ``scanned``) is a recurrence of another shape."""
     for n in graph.nodes:
         if n.op != "matmul" or not _is_constant(producer, n.inputs[0]) \
                 or n.attrs.get("transpose_b") or n.name in scanned:
@@ -302,7 +305,7 @@ def _refuse_scan(graph: QGraph, producer: dict, c: int, scanned: set[str]) -> No
                 "outside a recurrence generation decodes (Mamba's h_i = dA_i * h_(i-1) + "
                 "dBx_i, y_i = h_i @ C_i, stacked by one concat: quant.scan; or positions that "
                 "run the same nodes on the previous position's states, stacked by one concat: "
-                "quant.recurrence); run the model with qasic evaluate")
+                "quant.recurrence or quant.state_scan); run the model with qasic evaluate")
         if k == m > 1 and ((sel != 0) == np.tril(np.ones((k, k), bool))).all() \
                 and np.unique(sel[sel != 0]).size == 1:
             raise UnsupportedOpError(

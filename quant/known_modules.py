@@ -18,11 +18,6 @@ REFUSED: dict[str, str] = {
         "MRA attention runs only in transformers' CUDA kernel (kernels-community/mra); "
         "without it transformers returns zeros for the attention (a model that is not MRA), "
         "and its blocks are chosen by a top-k of the scores (data-dependent routing)"),
-    # transformers' modeling_qwen3_next.py: torch_chunk_gated_delta_rule (under torch.export)
-    "Qwen3NextGatedDeltaNet": (
-        "Qwen3-Next's gated delta rule inverts a triangular system of activations per chunk by "
-        "forward substitution written in place (ut_system[..., i, :i] = ...), then scans the "
-        "chunks with a recurrent state; no rewrite of it here"),
 }
 
 

@@ -1,4 +1,5 @@
-"""Mamba2's scan captured in its recurrent form, so that it generates token by token.
+"""Mamba2's scan and the gated delta rule captured in their recurrent forms, so that they
+generate token by token.
 
 transformers' Mamba2 mixers (Mamba2, Bamba, Falcon-H1, Zamba2, GraniteMoeHybrid, NemotronH)
 call a module-level ``mamba2_scan_forward(mixer, x, B, C, dt, cache)``. Without a cache it
@@ -25,11 +26,39 @@ through the 8-bit h_t, whose step is set by the largest dBx of any position. Mea
 family survey's Bamba (whose large time steps leave h_t close to dBx_t): cosine 0.9870 reading
 y_t from h_t, 0.9954 so (transformers' chunked form: 0.9945).
 
+The gated delta rule (Gated DeltaNet, Yang, Kautz and Hatamizadeh 2024, arXiv:2412.06464; the
+linear attention of Qwen3-Next, Qwen3.5 and OLMo-Hybrid: transformers'
+``torch_chunk_gated_delta_rule``) is chunked too: per chunk of 64 it inverts a triangular
+system of activations by forward substitution written in place, then scans the chunks. Its
+per-token form (transformers' ``torch_recurrent_gated_delta_rule``), with S_(-1) = 0:
+
+    q_t, k_t  = L2-normalized per head (written x rsqrt(mean(x^2) + eps / dk) / sqrt(dk): an
+                RMSNorm, qasic's ``norm``); q_t also / sqrt(dk)
+    g_t       = exp(-exp(A_log) softplus(a_t + dt_bias))   per head, over (dk, dv) as Mamba2's
+    beta_t    = sigmoid(b_t)                                per head (OLMo-Hybrid: 2 sigmoid)
+    decay_t   = g_t * S_(t-1)                               (heads, dk, dv)
+    delta_t   = v_t - k_t^T decay_t                         a matmul of two activations
+    S_t       = decay_t + (beta_t k_t) delta_t^T            an outer product (a matmul)
+    o_t       = q_t^T S_t = q_t^T decay_t + (q_t . beta_t k_t) delta_t
+
+the output read, as Mamba2's, from the decay, the token's own term through the dot product
+q_t . beta_t k_t (a matmul for all positions at once, one rounding), not through the 8-bit S_t.
+Kimi delta attention (Kimi Linear, Bailing hybrid: ``chunk_kimi_delta_attention``) is the same
+with a decay per key channel, g_t (heads, dk) over dv. Each o_t is a column stacked by one
+concat along the last axis, so quant.state_scan finds the chain (S_t read by position t + 1's
+decay alone) and quant.decode_scan carries S in DRAM. Measured on the family survey's configs
+(W8A8; docs/ops.md): cosine 0.77 (Qwen3-Next), 0.90 (Qwen3.5), 0.94 (Qwen3.5-MoE), 0.98
+(OLMo-Hybrid), 0.99 (Kimi Linear, Bailing hybrid), all bit-exact and generating equal to the
+golden reference; the loss is in the
+per-head gated RMSNorm after the recurrence, which rescales every (token, head) row of the
+8-bit output to unit size, small rows included (docs/ops.md).
+
 ``recurrent(model)`` swaps the recurrent form in (one row per scan function in SCANS, found in
 the transformers module of any submodule's class) while torch.export traces, and puts the
-original back after. The float outputs agree with the chunked form to float32 rounding
+original back after. The float outputs agree with the chunked forms to float32 rounding
 (tests/quant/test_recurrent_scan.py). Cost: the graph holds C positions of the recurrence (a
-state update of heads x head_dim x state per token) instead of the chunked matmuls.
+state update of heads x head_dim x state, or heads x dk x dv, per token) instead of the chunked
+matmuls.
 
 A module whose forward holds the recurrence is swapped the same way, by class (FORWARDS, a
 class of transformers among the model's submodules'): RecurrentGemma's RG-LRU, whose gates
@@ -132,13 +161,88 @@ def mlstm_forward(module: Any, query: torch.Tensor, key: torch.Tensor, value: to
     num, den = y[..., :dv], y[..., dv:]  # q_t C_t, q_t . n_t (unstabilized)
     out = num / torch.clamp(den.abs(), min=1.0)
     return out.transpose(1, 2).to(value.dtype), None
+def gated_delta_rule(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                     g: torch.Tensor, beta: torch.Tensor, chunk_size: int = 64,
+                     initial_state: torch.Tensor | None = None,
+                     output_final_state: bool = False, use_qk_l2norm_in_kernel: bool = False,
+                     **kwargs: Any) -> tuple[torch.Tensor, None]:
+    """transformers' ``torch_chunk_gated_delta_rule`` without a state in or out, per token
+    (module doc): q, k (batch, L, k heads, dk), v (batch, L, heads, dv), g and beta (batch, L,
+    heads) -> (o (batch, L, heads, dv), None)."""
+    _stateless("a gated delta rule", initial_state, output_final_state, kwargs)
+    batch, length, kh, dk = key.shape
+    h, dv = value.shape[-2:]
+    if kh != h:  # each query/key head serves h // kh consecutive value heads
+        query = query.repeat_interleave(h // kh, dim=2)
+        key = key.repeat_interleave(h // kh, dim=2)
+    # the decay of a head over (dk, dv), as Mamba2's (mamba2_scan)
+    da = torch.exp(g.float())[..., None, None].expand(batch, length, h, dk * dv, 1)
+    return _delta_rule(query, key, value, da.reshape(batch, length, h, dk, dv), beta,
+                       use_qk_l2norm_in_kernel), None
+
+
+def kimi_delta_rule(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                    g: torch.Tensor, beta: torch.Tensor, chunk_size: int = 64,
+                    initial_state: torch.Tensor | None = None, output_final_state: bool = False,
+                    use_qk_l2norm_in_kernel: bool = False, **kwargs: Any
+                    ) -> tuple[torch.Tensor, None]:
+    """transformers' ``chunk_kimi_delta_attention`` (Kimi Delta Attention: a decay per key
+    channel) without a state in or out, per token: q, k (batch, L, heads, dk), v (batch, L,
+    heads, dv), g (batch, L, heads, dk), beta (batch, L, heads) -> (o, None)."""
+    _stateless("Kimi delta attention", initial_state, output_final_state, kwargs)
+    # the decay of a key channel over dv, for all positions at once (a (..., 1) decay
+    # broadcast per position would fold the zero initial state into its widening), expanded
+    # along a second-to-last axis as the gated delta rule's
+    dv = value.shape[-1]
+    da = torch.exp(g.float())[..., None, None].expand(*g.shape, dv, 1).reshape(*g.shape, dv)
+    return _delta_rule(query, key, value, da, beta, use_qk_l2norm_in_kernel), None
+
+
+def _stateless(what: str, initial_state: Any, output_final_state: bool, kwargs: dict) -> None:
+    if initial_state is not None or output_final_state or kwargs.get("cu_seqlens") is not None:
+        raise UnsupportedOpError(f"{what} with a state in or out or packed sequences; qasic "
+                                 "captures it without them")
+
+
+def _delta_rule(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, da: torch.Tensor,
+                beta: torch.Tensor, l2norm: bool) -> torch.Tensor:
+    """The delta rule per token (module doc): q, k (batch, L, heads, dk), v (batch, L, heads,
+    dv), the decay ``da`` (batch, L, heads, dk, dv), beta (batch, L, heads) -> o (batch,
+    L, heads, dv)."""
+    batch, length, h, dk = key.shape
+    dv = value.shape[-1]
+    query, key, value, beta = (x.float() for x in (query, key, value, beta))
+    if l2norm:  # x rsqrt(sum x^2 + eps) = RMSNorm(x, eps / dk) / sqrt(dk)
+        query, key = (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6 / dk) * dk ** -0.5
+                      for x in (query, key))
+    query = query * dk ** -0.5
+    kb = key * beta[..., None]  # beta_t k_t (batch, L, heads, dk)
+    # beta_t q_t . k_t (batch, L, heads, 1, 1): a matmul of two activations, one rounding
+    qk = torch.matmul(query[..., None, :], kb[..., None])
+    state, ys = torch.zeros(batch, h, dk, dv, dtype=value.dtype), []
+    for t in range(length):
+        decay = da[:, t] * state  # g_t S_(t-1)
+        kv = torch.matmul(key[:, t, :, None, :], decay)  # k_t^T g_t S_(t-1)
+        delta = value[:, t, :, None, :] - kv  # (batch, heads, 1, dv)
+        state = decay + torch.matmul(kb[:, t, :, :, None], delta)  # + beta k_t (v_t - ...)^T
+        # o_t = q_t^T S_t = q_t^T g_t S_(t-1) + beta (q_t . k_t) delta_t, a column per position
+        y = torch.matmul(query[:, t, :, None, :], decay) + qk[:, t] * delta
+        ys.append(y.reshape(batch, h, dv, 1))
+    y = torch.cat(ys, dim=-1).permute(0, 3, 1, 2)  # (batch, L, heads, dv)
+    return y.to(value.dtype)
 
 
 # a module-level scan function of transformers -> its recurrent form with the same signature
-SCANS: dict[str, Callable[..., torch.Tensor]] = {
+SCANS: dict[str, Callable[..., Any]] = {
     # transformers' models/mamba2/modeling_mamba2.py (and its copies in bamba, falcon_h1,
     # zamba2, granitemoehybrid, nemotron_h): mamba2_scan_forward(module, x, B, C, dt, cache)
     "mamba2_scan_forward": mamba2_scan,
+    # transformers' models/qwen3_next/modeling_qwen3_next.py (and its copies in qwen3_5,
+    # qwen3_5_moe, olmo_hybrid): torch_chunk_gated_delta_rule(q, k, v, g, beta, ...)
+    "torch_chunk_gated_delta_rule": gated_delta_rule,
+    # transformers' models/kimi_linear/modeling_kimi_linear.py (and bailing_hybrid):
+    # chunk_kimi_delta_attention(q, k, v, g, beta, ...), g per key channel
+    "chunk_kimi_delta_attention": kimi_delta_rule,
     # transformers' models/rwkv/modeling_rwkv.py: rwkv_linear_attention(time_decay,
     # time_first, key, value, state, return_state), RWKV-4's WKV (quant.wkv)
     "rwkv_linear_attention": wkv,

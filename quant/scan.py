@@ -25,13 +25,16 @@ state), its outputs stacked by views of the states.
 tensors, views apart, the chain runs over all C positions, position 0's decay multiplies a
 constant). A decode step runs one position of it on a state read from DRAM, so each role has
 one encoding at every position (``tied``: calibration observes a role over all positions at once;
-quant.calibrate) and the step is the same program whatever p.
+quant.calibrate) and the step is the same program whatever p. ``tied`` ties the roles of the
+recurrences of other shapes that quant.state_scan finds too (the gated delta rule's).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from qasic.quant import state_scan
 
 ROLES = ("sel_a", "decay", "sel_b", "state", "sel_c", "out")
 _VIEWS = ("reshape", "permute", "flatten")
@@ -103,6 +106,10 @@ def tied(graph: Any) -> dict[str, tuple[int, str]]:
                 t = getattr(s, role)
                 if t is not None:  # an output that is the state keeps its role "state"
                     out.setdefault(_unviewed(producer, t), (k, role))
+    # a recurrence of another shape (quant.state_scan: the gated delta rule), its roles by
+    # index; a scan found above is Mamba's
+    for t, (k, role) in state_scan.tied(graph, shape[0], skip=set(out)).items():
+        out[t] = (-1 - k, role)
     return out
 
 

@@ -31,7 +31,6 @@ from qasic.quant.decode import (
     token_major,
 )
 from qasic.quant.quantize import quantize
-from qasic.quant.recurrent_scan import SCANS
 from tests.quant.test_hf_llm import VOCAB, D, H, Logits, _family
 
 transformers = pytest.importorskip("transformers")
@@ -94,6 +93,14 @@ def _model(name: str):
             vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
             num_attention_heads=2, num_key_value_heads=1, head_dim=16, lru_width=32,
             attention_window_size=8, conv1d_width=4, block_types=["recurrent", "attention"])),
+        # a gated delta rule layer (captured per token: quant.recurrent_scan; 4 value heads
+        # of 8, 2 key heads of 8, a conv of 4), then an attention layer; dense MLPs
+        "qwen3_next": lambda: t.Qwen3NextForCausalLM(t.Qwen3NextConfig(
+            **common | {"hidden_size": 32, "intermediate_size": 64}, num_key_value_heads=2,
+            head_dim=16,
+            layer_types=["linear_attention", "full_attention"], linear_num_value_heads=4,
+            linear_num_key_heads=2, linear_key_head_dim=8, linear_value_head_dim=8,
+            mlp_only_layers=[0, 1], pad_token_id=0, initializer_range=0.3)),
         # a full attention layer, then a lightning (linear) attention one in one block of C
         # positions, or that one alone in 4 blocks of 4 (``@block4``); 2 heads of 16, 2
         # experts, top 1
@@ -109,15 +116,6 @@ def _model(name: str):
         # values of 8); its gate linears drawn at random (transformers sets them to 0)
         "xlstm": lambda: _random_gates(t.xLSTMForCausalLM(t.xLSTMConfig(
             vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_heads=4))),
-        # Lara-Mini: a gated delta rule layer (4 value heads of 8, 2 key heads of 8), then a
-        # full attention layer, 4 experts (top 2) and a shared one in each
-        "lara_mini": lambda: t.LaraMiniForCausalLM(t.LaraMiniConfig(
-            **common | {"hidden_size": 32}, num_key_value_heads=2, head_dim=16,
-            pad_token_id=0, layer_types=["linear_attention", "full_attention"],
-            linear_num_value_heads=4, linear_num_key_heads=2, linear_key_head_dim=8,
-            linear_value_head_dim=8, num_experts=4, num_experts_per_tok=2,
-            moe_intermediate_size=32, shared_expert_intermediate_size=32,
-            initializer_range=0.3)),
     }
     return Logits(make[name]().eval())
 
@@ -139,7 +137,8 @@ def _full(name: str):
 @pytest.mark.parametrize("name", ["llama", "phi", "gemma", "gpt_bigcode", "bloom",
                                   "mistral@window6", "qwen3", "gemma3", "diffllama",
                                   "minicpm3", "mixtral", "qwen2_moe", "llama4", "lfm2",
-                                  "mamba", "mamba2", "minimax", "recurrent_gemma", "xlstm"])
+                                  "mamba", "mamba2", "minimax", "recurrent_gemma", "xlstm",
+                                  "qwen3_next"])
 def test_prefill_then_decode_steps_equal_the_full_model(name):
     full = _full(name)
     seq = np.random.default_rng(1).integers(0, VOCAB, (2, C))
@@ -229,15 +228,9 @@ def test_a_routers_softmax_runs_on_the_steps_token_and_attentions_read_the_cache
             assert step.shapes[n.inputs[0]] == (1, 4)
 
 
-# the gated delta rule per token (quant.recurrent_scan's row of torch_chunk_gated_delta_rule)
-_GATED_DELTA = pytest.mark.skipif(
-    "torch_chunk_gated_delta_rule" not in SCANS,
-    reason="needs the gated delta rule captured per token (branch s11_deltanet)")
-
-
 @pytest.mark.parametrize("name", ["llama", "diffllama", "minicpm3", "mixtral", "llama4", "lfm2",
                                   "mamba", "mamba2", "minimax", "recurrent_gemma", "xlstm",
-                                  pytest.param("lara_mini", marks=_GATED_DELTA)])
+                                  "qwen3_next"])
 def test_generation_on_the_simulator_equals_the_golden_reference(name):
     from qasic.arch.config import default_arch
     from qasic.generate import Session, golden_tokens
@@ -252,8 +245,8 @@ def test_generation_on_the_simulator_equals_the_golden_reference(name):
         np.testing.assert_array_equal(a, b)
     scatters = {"llama": 4, "diffllama": 4, "minicpm3": 6, "mixtral": 4, "llama4": 4,
                 "lfm2": 3, "mamba": 2, "mamba2": 2, "minimax": 4,
-                "recurrent_gemma": 3, "xlstm": 0, "lara_mini": 3}[name]
-    # a cache each (LFM2 and Lara-Mini: a conv's window, K, V; Mamba, Mamba2: each layer's conv
+                "recurrent_gemma": 3, "xlstm": 0, "qwen3_next": 3}[name]
+    # a cache each (LFM2 and Qwen3-Next: a conv's window, K, V; Mamba, Mamba2: each layer's conv
     # window; the scan states are stored whole, xLSTM's only state; MiniMax: K and V of its
     # full and its lightning attention; RecurrentGemma: its conv's window, K, V)
     assert [i.op for i in session.decode.instrs].count("SCATTER") == scatters
@@ -357,3 +350,33 @@ def test_minimaxs_lightning_attention_in_one_block_decodes_with_kv_caches():
                        r"linear attention's state \S+matmul_3 \(K\^T V summed .* at least "
                        r"the 16 positions$"):
         decode_graph(_full("minimax@block4"))
+
+
+def test_qwen3_nexts_gated_delta_rule_decodes_with_its_state():
+    """Qwen3-Next's gated delta rule (4 value heads, keys and values of 8), captured per token:
+    quant.state_scan finds one recurrence over the C positions whose S_t (4, 8, 8) position
+    t + 1 reads through its decay alone (nothing reads S_(C-1)); every position's S_t, decay
+    and output share one encoding (S_0 too: position 1 reads it). A decode step reads S_(p-1)
+    from its state (rows (4, 64)), viewed back for the decay, and writes S_p over it; the
+    prefill of P tokens writes S_(P-1), the full model's codes."""
+    from qasic.quant.state_scan import chains
+
+    full = _full("qwen3_next")
+    (chain,) = chains(full, C)
+    assert chain.states[-1] is None and None not in chain.states[:-1]
+    assert {full.shapes[s] for s in chain.states[:-1]} == {(4, 8, 8)}
+    assert len({full.tensors[s] for s in chain.states[:-1]}) == 1
+    assert len({full.tensors[t] for t in chain.decays[1:]}) == 1
+    by_name = {n.name: n for n in full.nodes}
+    assert [by_name[d].inputs.count(s) for d, s in zip(chain.decays[1:], chain.states[:-1],
+                                                       strict=True)] == [1] * (C - 1)
+    step = decode_graph(full)
+    reads = [n for n in step.nodes if n.op == "cache_read"]
+    writes = [n.output for n in step.nodes if n.op == "cache_write" and len(n.inputs) == 1]
+    assert [n.attrs["state"] for n in reads] == writes == [f"cache.{chain.states[0]}"]
+    assert step.shapes[writes[0]] == (4, 64)
+    state: dict = {}
+    seq = np.random.default_rng(3).integers(0, VOCAB, (1, 4))
+    kept = reference.run(full, np.pad(seq, ((0, 0), (0, C - 4))), keep=True)
+    reference.run(prefill_graph(full, 4), seq, state=state)
+    np.testing.assert_array_equal(state[writes[0]], kept[chain.states[3]].reshape(1, 4, 64))

@@ -1,6 +1,8 @@
-"""Modules refused by name before capture (qasic.quant.known_modules): the recurrences qasic
-has no integer form of (Qwen3-Next's gated delta rule), named with the reason in one line (they
-used to fail deep inside capture at an in-place write with advice that did not apply)."""
+"""Modules refused by name before capture (qasic.quant.known_modules): layers whose capture
+would be something they are not, named with the reason in one line (MRA's attention, which
+transformers runs as zeros without its CUDA kernel). RWKV's WKV, RecurrentGemma's RG-LRU and
+Qwen3-Next's gated delta rule were rows until they were captured in their recurrent forms
+(quant.recurrent_scan)."""
 
 from __future__ import annotations
 
@@ -24,16 +26,12 @@ def _refusal(model, vocab: int = 100) -> str:
 
 
 
-def test_qwen3_next_is_refused_naming_its_gated_delta_rule():
+def test_mra_is_refused_naming_its_cuda_only_attention():
     t = transformers
-    model = t.Qwen3NextModel(t.Qwen3NextConfig(
-        vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-        num_attention_heads=2, num_key_value_heads=1, head_dim=16,
-        layer_types=["linear_attention"], linear_num_value_heads=2, linear_num_key_heads=1,
-        linear_key_head_dim=8, linear_value_head_dim=8, num_experts=2, num_experts_per_tok=1,
-        moe_intermediate_size=16, shared_expert_intermediate_size=16))
-    assert _refusal(model) == (
-        "module 'layers.0.linear_attn' (Qwen3NextGatedDeltaNet): Qwen3-Next's gated delta rule "
-        "inverts a triangular system of activations per chunk by forward substitution written "
-        "in place (ut_system[..., i, :i] = ...), then scans the chunks with a recurrent state; "
-        "no rewrite of it here; not supported")
+    model = t.MraModel(t.MraConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1,
+                                   num_attention_heads=2, intermediate_size=64,
+                                   max_position_embeddings=64))
+    message = _refusal(model)
+    assert message.startswith("module 'encoder.layer.0.attention.self' (MraSelfAttention): "
+                              "MRA attention runs only in transformers' CUDA kernel")
+    assert message.endswith("(data-dependent routing); not supported")

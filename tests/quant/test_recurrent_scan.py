@@ -2,7 +2,9 @@
 chunked form computes (float32 rounding apart), with grouped B and C and a clamped time step,
 and the original scan function is put back after the block (the float model is unchanged);
 captured, it is one scan quant.scan finds (outputs read from the decays, so the last position
-has no state), refused for generation over 2 positions."""
+has no state), refused for generation over 2 positions. Qwen3-Next's gated delta rule per token
+computes what its chunked form computes, as does Kimi delta attention's; with a state in, the
+gated delta rule is refused in one line."""
 
 from __future__ import annotations
 
@@ -13,7 +15,14 @@ import torch
 
 from qasic.errors import UnsupportedOpError
 from qasic.quant import capture, decode_scan
-from qasic.quant.recurrent_scan import classes, found, mamba2_scan, mlstm_forward, recurrent
+from qasic.quant.recurrent_scan import (
+    classes,
+    found,
+    gated_delta_rule,
+    mamba2_scan,
+    mlstm_forward,
+    recurrent,
+)
 from qasic.quant.scan import scans
 
 transformers = pytest.importorskip("transformers")
@@ -150,3 +159,72 @@ def test_the_mlstm_captures_as_one_scan_per_block_with_state_and_normalizer_in_o
                                                  r"qasic captures it without a cache$"):
         mlstm_forward(model.blocks[0].mlstm_layer.mlstm_backend, *[torch.zeros(1)] * 5,
                       c_initial=torch.zeros(1))
+def _qwen3_next() -> torch.nn.Module:
+    """One gated delta rule layer: 4 value heads of 8 over 2 key heads of 8 (grouped)."""
+    torch.manual_seed(0)
+    config = transformers.Qwen3NextConfig(
+        vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+        layer_types=["linear_attention"], linear_num_value_heads=4, linear_num_key_heads=2,
+        linear_key_head_dim=8, linear_value_head_dim=8, mlp_only_layers=[0], pad_token_id=0)
+    return transformers.Qwen3NextModel(config).eval()
+
+
+def test_the_gated_delta_rule_per_token_equals_the_chunked_one():
+    """Qwen3-Next's chunked gated delta rule (chunks of 64, the 70 ids padded to 128: the
+    triangular solve in each chunk and the scan over 2 chunks) and gated_delta_rule per token
+    (q, k L2-normalized as RMSNorms over the head, the token's own term from q . k) give the
+    same outputs. Measured: max |diff| 5e-7 of outputs up to 3.7."""
+    qwen = pytest.importorskip("transformers.models.qwen3_next.modeling_qwen3_next")
+    model = _qwen3_next()
+    ids = torch.randint(0, 100, (2, 70), generator=torch.Generator().manual_seed(1))
+    original = qwen.torch_chunk_gated_delta_rule
+    with torch.no_grad():
+        want = model(input_ids=ids, use_cache=False).last_hidden_state
+        with recurrent(model):
+            assert found(model) == [(qwen, "torch_chunk_gated_delta_rule")]
+            got = model(input_ids=ids, use_cache=False).last_hidden_state
+    assert qwen.torch_chunk_gated_delta_rule is original
+    assert want.abs().max() > 1.0
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
+def test_a_gated_delta_rule_with_a_state_in_is_refused_in_one_line():
+    q = k = v = torch.zeros(1, 3, 2, 4)
+    g = beta = torch.zeros(1, 3, 2)
+    with pytest.raises(UnsupportedOpError, match=r"^a gated delta rule with a state in or out "
+                                                 r"or packed sequences; qasic captures it "
+                                                 r"without them$"):
+        gated_delta_rule(q, k, v, g, beta, initial_state=torch.zeros(1, 2, 4, 4))
+
+
+def test_a_recurrence_over_two_positions_is_refused_for_generation_in_one_line():
+    """quant.state_scan finds the gated delta rule's recurrence over 2 positions, whose
+    position 1 (the decode step's template) is the last one: it writes no state."""
+    model = _qwen3_next()
+    graph = capture(model, torch.randint(0, 100, (1, 2)))
+    with pytest.raises(UnsupportedOpError, match=r"^\S+: a recurrence over 2 positions whose "
+                                                 r"last one writes no state; generation needs "
+                                                 r"at least 3$"):
+        decode_scan.plans(graph, 2)
+
+
+def test_kimi_delta_attention_per_token_equals_the_chunked_one():
+    """Kimi Linear's chunked Kimi delta attention (a decay per key channel; chunks of 64, the
+    70 ids padded to 128) and kimi_delta_rule per token give the same outputs. Measured: max
+    |diff| 5e-7 of outputs up to 3.4."""
+    kimi = pytest.importorskip("transformers.models.kimi_linear.modeling_kimi_linear")
+    torch.manual_seed(0)
+    model = transformers.KimiLinearModel(transformers.KimiLinearConfig(
+        vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+        num_attention_heads=2, layer_types=["linear_attention"], mlp_layer_types=["dense"],
+        linear_head_dim=8, linear_num_heads=4, pad_token_id=0, bos_token_id=1,
+        eos_token_id=2)).eval()
+    ids = torch.randint(0, 100, (2, 70), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want = model(input_ids=ids, use_cache=False).last_hidden_state
+        with recurrent(model):
+            assert found(model) == [(kimi, "chunk_kimi_delta_attention")]
+            got = model(input_ids=ids, use_cache=False).last_hidden_state
+    assert want.abs().max() > 1.0
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
