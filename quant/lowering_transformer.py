@@ -466,6 +466,7 @@ def _table() -> dict:
         aten.where.self: where,
         aten.where.ScalarOther: where,
         aten.where.ScalarSelf: where,
+        aten.where.Scalar: where,  # where(cond, 1.0, 0.0): a 0/1 indicator
     })
     t.update(lowering_ssm.HANDLERS)  # masked_fill by 0, exp of -inf masked values, cumsum
     t.update(dict.fromkeys(DATA_DEPENDENT, data_dependent))

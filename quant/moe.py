@@ -198,40 +198,66 @@ def _statics_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
     return torch.ops.qasic.masked_softmax(logits, m)
 
 
-@dataclass(frozen=True)
-class Rule:
-    """A router this module runs densely: its tensors (parameters and buffers, exactly) and
-    its routing weights from its logits."""
+def _grouped_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
+    """DeepSeek-V3's rule with expert groups (n_group G > topk_group): the choice c =
+    sigmoid(logits) + the selection bias, viewed as G groups of E / G; a group's score is the
+    sum of its top 2 choices; the top topk_group groups are kept and the top k experts are
+    chosen among theirs; weights as the one-group rule's. Dense: the choice shifted by a
+    constant to above 1 (c - min(bias) + 1 > 1: sigmoid > 0), so that zero marks an expert
+    outside the kept groups and every group's score moves by the same 2 (1 - min(bias)) (the
+    order of groups and experts is c's); the group scores are the shifted choices times a
+    topk_mask(., 2) per group, summed; the kept groups' 0/1 mask (topk_mask over the G
+    scores) repeated over each group's experts (a linear of 0/1 weights) multiplies the
+    shifted choices, and the top k of that product are the experts (HF masks the others to
+    -inf: the same k while k <= topk_group E / G, which its top-k of finite scores needs)."""
+    s = torch.sigmoid(logits)
+    bias = router.e_score_correction_bias
+    shifted = s + (bias - bias.min() + 1.0)
+    g = router.num_group
+    n = shifted.shape[-1] // g
+    grouped = shifted.reshape(*shifted.shape[:-1], g, n)
+    scores = (grouped * torch.ops.qasic.topk_mask(grouped, 2)).sum(-1)
+    kept = torch.ops.qasic.topk_mask(scores, router.topk_group)
+    spread = torch.eye(g, dtype=kept.dtype).repeat_interleave(n, dim=0)  # (E, G)
+    m = torch.ops.qasic.topk_mask(shifted * F.linear(kept, spread), router.top_k)
+    w = torch.ops.qasic.masked_softmax(torch.log(s), m) if router.norm_topk_prob else s * m
+    return w * router.routed_scaling_factor
 
-    name: str
-    tensors: frozenset
-    route: Callable[[Any, torch.Tensor], torch.Tensor]
+
+def _sparsemixer_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
+    """PhiMoE's sparsemixer in eval (arXiv:2409.12136; transformers' ``sparsemixer``): pick
+    1 is the row max m1, weighted by the softmax of the logits over the experts near it, read
+    at m1; pick 2 the max m2 of the others, weighted likewise over the others near m2. Near m:
+    (m - s) / max(|s|, m) <= 2 eps (eps = router_jitter_noise), which (for eps < 1/2, the
+    left side decreasing in s) is s >= t(m), t(m) = m (1 - 2 eps) for m >= 0, m / (1 - 2 eps)
+    below: t(m) = m - 2 eps relu(m) - 2 eps / (1 - 2 eps) relu(-m), a table of m. Dense: the
+    picks are topk_mask(s, 1) and topk_mask(s, 2) minus it (torch's max and the stable order
+    agree but on exact ties); m = sum(s * pick), one column; the near set (s - t(m) >= 0), with
+    the pick itself always in it (its rounded difference may fall below 0) and pick 1 never in
+    pick 2's; each pick's weight a masked softmax of the logits times the pick. Two picks,
+    whatever top_k says (so does transformers')."""
+    first = torch.ops.qasic.topk_mask(logits, 1)
+    second = torch.ops.qasic.topk_mask(logits, 2) - first
+    eps2 = 2 * router.router_jitter_noise
+    w1 = _near_weight(logits, first, first, eps2)
+    w2 = _near_weight(logits, second, second - first, eps2)
+    return w1 + w2
 
 
-RULES = (
-    Rule("softmax top-k (Mixtral, Qwen2-/Qwen3-MoE, OLMoE)", frozenset({"weight"}),
-         _softmax_route),
-    Rule("softmax top-k of biased logits (GPT-OSS)", frozenset({"weight", "bias"}),
-         _softmax_route),
-    Rule("sigmoid top-k with a selection bias in one group (DeepSeek-V3, GLM-4-MoE)",
-         frozenset({"weight", "e_score_correction_bias"}), _sigmoid_route),
-    Rule("softmax top-k with a selection bias on the probabilities (ERNIE-4.5-MoE)",
-         frozenset({"weight", "moe_statics.e_score_correction_bias"}), _statics_route),
-)
+def _near_weight(s: torch.Tensor, pick: torch.Tensor, force: torch.Tensor,
+                 eps2: float) -> torch.Tensor:
+    """The softmax of s over the experts near the pick's score (s >= t(m)), read at the pick;
+    ``force`` (+1 keeps, -1 drops) overrides the comparison (``_sparsemixer_route``)."""
+    m = (s * pick).sum(-1, keepdim=True)
+    t = m - eps2 * torch.relu(m) - eps2 / (1 - eps2) * torch.relu(-m)
+    near = torch.where(s - t >= 0, 1.0, 0.0)
+    keep = torch.where(near + force > 0.5, 1.0, 0.0)
+    return torch.ops.qasic.masked_softmax(s, keep) * pick
 
 
-_NAMES = {"wg.weight": "weight"}  # HunYuan-MoE's router matrix is a Linear's
-
-
-def rule(router: Any) -> Rule | None:
-    """The router's rule; None for any other (another tensor, or groups of experts that are
-    selected first: DeepSeek-V3's n_group > 1 with topk_group < n_group)."""
-    names = frozenset(_NAMES.get(n, n) for n, _ in (*router.named_parameters(),
-                                                    *router.named_buffers()))
-    groups = getattr(router, "num_group", 1)
-    if groups not in (1, getattr(router, "topk_group", groups)) or _sparsemixer(router):
-        return None
-    return next((r for r in RULES if r.tensors == names), None)
+def _grouped(router: Any) -> bool:
+    """Experts selected within the top topk_group of n_group groups (DeepSeek-V3: 8 of 4)."""
+    return getattr(router, "num_group", 1) > getattr(router, "topk_group", 1) > 0
 
 
 def _sparsemixer(router: Any) -> bool:
@@ -241,12 +267,60 @@ def _sparsemixer(router: Any) -> bool:
     return isinstance(getattr(router, "router_jitter_noise", None), float)
 
 
+def _plain(router: Any) -> bool:
+    return not (_grouped(router) or _sparsemixer(router))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A router this module runs densely: its tensors (parameters and buffers, exactly), what
+    else it must have (``applies``; the first rule that matches wins) and its routing weights
+    from its logits."""
+
+    name: str
+    tensors: frozenset
+    route: Callable[[Any, torch.Tensor], torch.Tensor]
+    applies: Callable[[Any], bool] = _plain
+
+
+_SIGMOID = frozenset({"weight", "e_score_correction_bias"})
+RULES = (
+    Rule("softmax top-k (Mixtral, Qwen2-/Qwen3-MoE, OLMoE)", frozenset({"weight"}),
+         _softmax_route),
+    Rule("PhiMoE's sparsemixer (2 picks, each weighted by a softmax over the experts within "
+         "a relative 2 router_jitter_noise of it)", frozenset({"weight"}), _sparsemixer_route,
+         lambda r: _sparsemixer(r) and 0 <= r.router_jitter_noise < 0.5),
+    Rule("softmax top-k of biased logits (GPT-OSS)", frozenset({"weight", "bias"}),
+         _softmax_route),
+    Rule("sigmoid top-k with a selection bias in one group (DeepSeek-V3, GLM-4-MoE)",
+         _SIGMOID, _sigmoid_route),
+    Rule("sigmoid top-k with a selection bias in the top topk_group of n_group expert groups "
+         "(DeepSeek-V3, Kimi-K2, GLM-4.5)", _SIGMOID, _grouped_route,
+         lambda r: _grouped(r) and r.e_score_correction_bias.shape[-1] % r.num_group == 0
+         and r.e_score_correction_bias.shape[-1] // r.num_group >= 2
+         and r.top_k <= r.topk_group * (r.e_score_correction_bias.shape[-1] // r.num_group)),
+    Rule("softmax top-k with a selection bias on the probabilities (ERNIE-4.5-MoE)",
+         frozenset({"weight", "moe_statics.e_score_correction_bias"}), _statics_route),
+)
+
+
+_NAMES = {"wg.weight": "weight"}  # HunYuan-MoE's router matrix is a Linear's
+
+
+def rule(router: Any) -> Rule | None:
+    """The router's rule (the first of RULES with its tensors that applies); None for any
+    other."""
+    names = frozenset(_NAMES.get(n, n) for n, _ in (*router.named_parameters(),
+                                                    *router.named_buffers()))
+    return next((r for r in RULES if r.tensors == names and r.applies(router)), None)
+
+
 def _selection(router: Any) -> str:
     """How the router selects, for a refusal."""
-    groups = f"{getattr(router, 'num_group', 1)} expert groups"
-    return groups + (f", PhiMoE's sparsemixer (weights from a softmax over the experts within "
-                     f"a relative {2 * router.router_jitter_noise:g} of each pick)"
-                     if _sparsemixer(router) else "")
+    groups = (f"{getattr(router, 'num_group', 1)} expert groups, top "
+              f"{getattr(router, 'topk_group', 1)}")
+    return groups + (f", PhiMoE's sparsemixer (router_jitter_noise "
+                     f"{router.router_jitter_noise:g})" if _sparsemixer(router) else "")
 
 
 def logits(router: Any, x: torch.Tensor) -> torch.Tensor:

@@ -216,10 +216,11 @@ def _glm(**extra):
     t = transformers
     torch.manual_seed(0)
     config = t.Glm4MoeConfig(
-        vocab_size=VOCAB, hidden_size=D, intermediate_size=128, num_hidden_layers=2,
+        vocab_size=VOCAB, hidden_size=D, intermediate_size=128,
         num_attention_heads=H, num_key_value_heads=2, max_position_embeddings=64,
-        n_routed_experts=E, num_experts_per_tok=K, moe_intermediate_size=32,
-        first_k_dense_replace=0, **{"n_group": 1, "topk_group": 1, **extra})
+        moe_intermediate_size=32, first_k_dense_replace=0,
+        **{"n_routed_experts": E, "num_experts_per_tok": K, "n_group": 1, "topk_group": 1,
+           "num_hidden_layers": 2, **extra})
     model = t.AutoModelForCausalLM.from_config(config).eval()
     with torch.no_grad():  # a drawn selection bias (HF: zeros), so that it matters
         for layer in model.model.layers:
@@ -318,33 +319,152 @@ def test_dbrx_weights_normalized_by_another_norm_are_refused_in_one_line():
         "are divided by their 2-norm; supported: the 1-norm (a renormalized softmax) or none")
 
 
-def test_routers_that_select_groups_of_experts_first_are_refused_in_one_line():
-    """DeepSeek-V3's group-limited routing (n_group 2, topk_group 1: the experts of the best
-    group only) is not the one-group rule: refused, naming the router and the rules."""
+def _generates_exactly(model: torch.nn.Module) -> tuple[QGraph, float]:
+    """The model quantized (16 positions), its prompt of 3 ids then 5 tokens generated on the
+    simulator (prefill and decode programs) equal to the golden reference's, every step's logit
+    codes too; (the graph, the golden reference's cosine to the float logits)."""
+    from qasic.generate import Session, golden_tokens
+    from qasic.quant.quantize import quantize
+
+    x = _ids(8)
+    full = quantize(Logits(model), (torch.from_numpy(x[:1]),), x, QuantConfig())
+    ids = np.array([22, 260, 83])
+    got, rows = Session(full, len(ids), default_arch()).generate(ids, 5)
+    want, ref_rows = golden_tokens(full, ids, 5)
+    assert got == want and len(set(want)) > 1
+    for a, b in zip(rows, ref_rows, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with torch.no_grad():
+        ref = Logits(model)(torch.from_numpy(x[:2])).numpy().ravel()
+    out = full.tensors[full.output]
+    q = (reference.run(full, x[:2]).astype(np.float64) - out.zero_point).ravel() * out.scale
+    return full, float(q @ ref / np.linalg.norm(q) / np.linalg.norm(ref))
+
+
+def _deepseek_router(e: int, groups: int, kept: int, k: int):
+    from transformers.models.deepseek_v3.modeling_deepseek_v3 import DeepseekV3TopkRouter
+
+    torch.manual_seed(0)
+    config = transformers.DeepseekV3Config(
+        hidden_size=D, n_routed_experts=e, num_experts_per_tok=k, n_group=groups,
+        topk_group=kept, routed_scaling_factor=2.5)
+    router = DeepseekV3TopkRouter(config).eval()
+    with torch.no_grad():
+        router.weight.normal_(0.0, 0.3)
+        router.e_score_correction_bias.normal_(-0.6, 0.3)  # choices of both signs
+    return router
+
+
+@pytest.mark.parametrize(("e", "groups", "kept", "k"), [(16, 4, 2, 3), (8, 2, 1, 2),
+                                                        (32, 8, 4, 8)])
+def test_group_limited_routing_densely_is_deepseek_v3s_own(e, groups, kept, k):
+    """The dense form of the group-limited selection (group scores from a topk_mask(., 2) per
+    group, the kept groups' mask spread over their experts, the top k of the shifted choices
+    times it) gives transformers' router's weights at its picks and 0 elsewhere, on 512
+    tokens with choices of both signs (so that the shift matters); at least one token's best k
+    experts (ignoring groups) differ from its picks, so the groups matter."""
+    from qasic.quant import moe
+
+    router = _deepseek_router(e, groups, kept, k)
+    assert moe.rule(router).route is moe._grouped_route
+    x = torch.randn(512, D, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        _, w, idx = router(x)
+        got = moe.route(router, x)
+        choice = torch.sigmoid(x @ router.weight.T) + router.e_score_correction_bias
+    assert (choice < 0).any() and (choice > 0).any()
+    want = torch.zeros(512, e).scatter_(-1, idx, w)
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
+    ungrouped = torch.zeros(512, e).scatter_(-1, choice.topk(k, -1).indices, 1.0)
+    assert ((want > 0) != (ungrouped > 0)).any()
+
+
+def test_group_limited_routing_runs_densely_bit_exact_and_generates_exactly():
+    """GLM-4-MoE with DeepSeek-V3's group-limited routing (8 experts in 2 groups of 4, the best
+    group kept, top 2): per layer a topk_mask(., 2) over each group's 4 choices, one over the 2
+    group scores (k = 1), one over the 8 experts (k = 2) feeding the masked softmax; the
+    simulator's prefill and decode steps equal the golden reference, which follows the float
+    model (cosine > 0.99)."""
+    model = _glm(n_routed_experts=8, n_group=2, topk_group=1, num_hidden_layers=1)
+    full, cosine = _generates_exactly(model)
+    masks = [n for n in full.nodes if n.op == "topk_mask"]
+    assert [(full.shapes[n.inputs[0]][1:], n.attrs["k"]) for n in masks] == [
+        ((2, 4), 2), ((2,), 1), ((8,), 2)]
+    routed = [n for n in full.nodes if n.op == "softmax" and len(n.inputs) == 2]
+    assert [n.inputs[1] for n in routed] == [masks[-1].output]
+    assert cosine > 0.99, cosine
+
+
+def test_routers_that_select_more_experts_than_their_kept_groups_hold_are_refused():
+    """Top 3 experts from 1 kept group of 2 (transformers would take some of the -inf masked
+    ones): no dense rule, refused in one line naming the router, its groups and the rules."""
     from qasic.quant import capture
 
+    model = _glm(n_routed_experts=8, n_group=4, topk_group=1, num_experts_per_tok=3,
+                 num_hidden_layers=1)
     with pytest.raises(UnsupportedOpError) as e:
-        capture(Logits(_glm(n_group=2)), torch.from_numpy(_ids(2)))
+        capture(Logits(model), torch.from_numpy(_ids(2)))
     assert str(e.value).startswith(
         "mixture-of-experts block model.model.layers.0.mlp (Glm4MoeMoE): its router "
-        "Glm4MoeTopkRouter (tensors e_score_correction_bias, weight, 2 expert groups) has no "
-        "dense rule; supported: softmax top-k")
+        "Glm4MoeTopkRouter (tensors e_score_correction_bias, weight, 4 expert groups, top 1) "
+        "has no dense rule; supported: softmax top-k")
     assert "\n" not in str(e.value)
 
 
-def test_phimoe_sparsemixer_router_is_refused_by_name_in_one_line():
-    """PhiMoE's sparsemixer weighs each pick by a softmax over the experts within a relative
-    threshold of it (data dependent): no dense rule, refused naming the block and the rule."""
-    from qasic.quant import capture
+def _sparsemixer_rows(eps: float) -> torch.Tensor:
+    """(4,096, 6) float64 scores: drawn, and with experts placed just inside or outside the
+    near threshold t of the row max or of the second max, for positive and negative maxima."""
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(4096, 6, generator=g, dtype=torch.float64)
+    m = s.max(-1).values
+    t = torch.where(m >= 0, m * (1 - 2 * eps), m / (1 - 2 * eps))
+    side = torch.where(torch.rand(4096, generator=g) < 0.5, 1.0, -1.0).double()
+    s[:2048, 5] = t[:2048] + side[:2048] * 1e-6 * (1 + m[:2048].abs())
+    s[:2048, 5] = torch.minimum(s[:2048, 5], m[:2048])
+    second = s[2048:].topk(2, -1).values[:, 1]
+    t2 = torch.where(second >= 0, second * (1 - 2 * eps), second / (1 - 2 * eps))
+    s[2048:, 4] = torch.minimum(t2 + side[2048:] * 1e-6 * (1 + second.abs()), second)
+    return s
 
-    with pytest.raises(UnsupportedOpError) as e:
-        capture(Logits(_moe("Phimoe", layers=1)), torch.from_numpy(_ids(2)))
-    assert str(e.value).startswith(
-        "mixture-of-experts block model.model.layers.0.mlp (PhimoeSparseMoeBlock): its router "
-        "PhimoeTopKRouter (tensors weight, 1 expert groups, PhiMoE's sparsemixer (weights from "
-        "a softmax over the experts within a relative 0.02 of each pick)) has no dense rule; "
-        "supported: softmax top-k")
-    assert "\n" not in str(e.value)
+
+@pytest.mark.parametrize("eps", [0.01, 0.2, 0.0])
+def test_the_sparsemixer_densely_is_transformers_own_near_its_threshold(eps):
+    """PhiMoE's sparsemixer (eval) against its dense form, on rows with an expert just inside
+    or outside each pick's threshold: the same weights at the same 2 picks, 0 elsewhere; both
+    picks' near sets take more than the pick in some rows and only it in others."""
+    from transformers.models.phimoe.modeling_phimoe import sparsemixer
+
+    from qasic.quant import moe
+
+    router = _moe("Phimoe", layers=1).model.layers[0].mlp.router
+    router.router_jitter_noise = eps
+    assert moe.rule(router).route is moe._sparsemixer_route
+    s = _sparsemixer_rows(eps)
+    w, idx = sparsemixer(s, jitter_eps=eps, training=False)
+    want = torch.zeros_like(s).scatter_(-1, idx, w)
+    got = moe.rule(router).route(router, s)
+    torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-12)
+    picked = w.gather(-1, torch.zeros_like(idx[:, :1])), w[:, 1:]
+    if eps:
+        assert all(((p < 1 - 1e-9).any() and (p > 1 - 1e-12).any()) for p in picked)
+
+
+def test_phimoe_runs_densely_bit_exact_and_generates_exactly():
+    """PhiMoE (one layer, 4 experts): its 2 picks are topk_mask(., 1) and topk_mask(., 2);
+    each pick's near set a 0/1 table (codes 0/1: a softmax row mask reads code != 0) feeding a
+    masked softmax; the simulator's prefill and decode steps equal the golden reference, which
+    follows the float model (cosine > 0.995)."""
+    from qasic.quant.encodings import INTEGER_CODES
+
+    full, cosine = _generates_exactly(_moe("Phimoe", layers=1))
+    masks = [n for n in full.nodes if n.op == "topk_mask"]
+    assert [n.attrs["k"] for n in masks] == [1, 2]
+    routed = [n for n in full.nodes if n.op == "softmax" and len(n.inputs) == 2]
+    producers = {n.output: n for n in full.nodes}
+    near = [producers[n.inputs[1]] for n in routed]
+    assert len(routed) == 2 and all(n.op == "lut" and n.attrs[INTEGER_CODES] == 8 for n in near)
+    assert all(full.tensors[n.output] == TensorQ(1.0, 0, 8) for n in near)
+    assert cosine > 0.995, cosine
 
 
 class _Block(torch.nn.Module):
