@@ -20,7 +20,10 @@ k experts with the largest router scores: a Python loop over the experts hit, wi
 
 (the softmax rule). The sigmoid rule (GLM-4-MoE, DeepSeek-V3 with one expert group): m =
 topk_mask(sigmoid(logits) + selection bias, k), w = the masked softmax of log sigmoid(logits)
-(= s_i / sum of the k s_j, no divide) or sigmoid(logits) * m, times routed_scaling_factor.
+(= s_i / sum of the k s_j, no divide) or sigmoid(logits) * m, times routed_scaling_factor;
+with expert groups (DeepSeek-V3's n_group > topk_group) m is chosen in the kept groups
+(``_grouped_route``: three topk_masks). PhiMoE's sparsemixer: 2 picks, each weighted by a
+masked softmax over the experts near it, the near set a 0/1 table (``_sparsemixer_route``).
 The statics rule (ERNIE-4.5-MoE): m = topk_mask(softmax(logits) + selection bias, k), w the
 masked softmax of the logits. Llama 4's block is its own layout: s = sigmoid(logits) * m scales
 each expert's input, which (no expert bias) is s times its gate and up of x (``_llama4_forward``).
@@ -31,8 +34,8 @@ router with ``top_k`` and an (E, D) ``weight`` (or a bias-free Linear ``wg``), a
 (E, D, I) and an ``act_fn``; or DBRX's or GPT-OSS's shape, LAYOUTS) while ``torch.export``
 traces. GPT-OSS's experts are biased, clamped, with gate and up interleaved and the GLU
 (up + 1) gate sigmoid(alpha gate); the down biases add w @ down_proj_bias. A router matches a
-rule (RULES) by its exact parameters and buffers; any other (DeepSeek-V3's group-limited
-selection, PhiMoE's sparsemixer) is refused in one line naming the block, and so is a routed
+rule (RULES) by its exact parameters and buffers and what it must have besides (the first
+that applies); any other is refused in one line naming the block, and so is a routed
 block in another shape (an ``experts`` module beside an int ``top_k`` in none of LAYOUTS). The
 substitution is then
 checked on the model's own activations: every block's dense output must equal its own forward's
@@ -183,7 +186,13 @@ def _sigmoid_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
     the sigmoid scores of the k, divided by their sum iff norm_topk_prob, times
     routed_scaling_factor. s_i / sum_k s_j is the softmax of log s over the k: no divide."""
     s = torch.sigmoid(logits)
-    m = torch.ops.qasic.topk_mask(s + router.e_score_correction_bias, router.top_k)
+    return _sigmoid_weights(router, s, torch.ops.qasic.topk_mask(
+        s + router.e_score_correction_bias, router.top_k))
+
+
+def _sigmoid_weights(router: Any, s: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """The sigmoid scores s on the experts m picks, over their sum iff norm_topk_prob (the
+    masked softmax of log s), times routed_scaling_factor."""
     w = torch.ops.qasic.masked_softmax(torch.log(s), m) if router.norm_topk_prob else s * m
     return w * router.routed_scaling_factor
 
@@ -219,9 +228,8 @@ def _grouped_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
     scores = (grouped * torch.ops.qasic.topk_mask(grouped, 2)).sum(-1)
     kept = torch.ops.qasic.topk_mask(scores, router.topk_group)
     spread = torch.eye(g, dtype=kept.dtype).repeat_interleave(n, dim=0)  # (E, G)
-    m = torch.ops.qasic.topk_mask(shifted * F.linear(kept, spread), router.top_k)
-    w = torch.ops.qasic.masked_softmax(torch.log(s), m) if router.norm_topk_prob else s * m
-    return w * router.routed_scaling_factor
+    return _sigmoid_weights(router, s, torch.ops.qasic.topk_mask(
+        shifted * F.linear(kept, spread), router.top_k))
 
 
 def _sparsemixer_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
@@ -256,8 +264,15 @@ def _near_weight(s: torch.Tensor, pick: torch.Tensor, force: torch.Tensor,
 
 
 def _grouped(router: Any) -> bool:
-    """Experts selected within the top topk_group of n_group groups (DeepSeek-V3: 8 of 4)."""
+    """Experts selected within the top topk_group of n_group groups (DeepSeek-V3: 4 of 8)."""
     return getattr(router, "num_group", 1) > getattr(router, "topk_group", 1) > 0
+
+
+def _groups_fit(router: Any) -> bool:
+    """Groups of n >= 2 experts (a group's top 2), the k picks within the kept groups."""
+    e, g = router.e_score_correction_bias.shape[-1], router.num_group
+    return _grouped(router) and e % g == 0 and e // g >= 2 \
+        and router.top_k <= router.topk_group * (e // g)
 
 
 def _sparsemixer(router: Any) -> bool:
@@ -295,10 +310,7 @@ RULES = (
     Rule("sigmoid top-k with a selection bias in one group (DeepSeek-V3, GLM-4-MoE)",
          _SIGMOID, _sigmoid_route),
     Rule("sigmoid top-k with a selection bias in the top topk_group of n_group expert groups "
-         "(DeepSeek-V3, Kimi-K2, GLM-4.5)", _SIGMOID, _grouped_route,
-         lambda r: _grouped(r) and r.e_score_correction_bias.shape[-1] % r.num_group == 0
-         and r.e_score_correction_bias.shape[-1] // r.num_group >= 2
-         and r.top_k <= r.topk_group * (r.e_score_correction_bias.shape[-1] // r.num_group)),
+         "(DeepSeek-V3, Kimi-K2, GLM-4.5)", _SIGMOID, _grouped_route, _groups_fit),
     Rule("softmax top-k with a selection bias on the probabilities (ERNIE-4.5-MoE)",
          frozenset({"weight", "moe_statics.e_score_correction_bias"}), _statics_route),
 )
