@@ -236,12 +236,13 @@ def _sparsemixer_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
     """PhiMoE's sparsemixer in eval (arXiv:2409.12136; transformers' ``sparsemixer``): pick
     1 is the row max m1, weighted by the softmax of the logits over the experts near it, read
     at m1; pick 2 the max m2 of the others, weighted likewise over the others near m2. Near m:
-    (m - s) / max(|s|, m) <= 2 eps (eps = router_jitter_noise), which (for eps < 1/2, the
-    left side decreasing in s) is s >= t(m), t(m) = m (1 - 2 eps) for m >= 0, m / (1 - 2 eps)
-    below: t(m) = m - 2 eps relu(m) - 2 eps / (1 - 2 eps) relu(-m), a table of m. Dense: the
-    picks are topk_mask(s, 1) and topk_mask(s, 2) minus it (torch's max and the stable order
-    agree but on exact ties); m = sum(s * pick), one column; the near set (s - t(m) >= 0), with
-    the pick itself always in it (its rounded difference may fall below 0) and pick 1 never in
+    (m - s) / max(|s|, m) <= 2 eps (eps = router_jitter_noise), i.e. (m - s) - 2 eps max(|s|,
+    m) <= 0, whose left side decreases in s (slopes -1 +- 2 eps, eps < 1/2): s >= t(m), t(m) =
+    m (1 - 2 eps) for m >= 0, m / (1 - 2 eps) below (0/0 at s = m = 0 is kept by both), i.e.
+    t(m) = m - 2 eps relu(m) - 2 eps / (1 - 2 eps) relu(-m), a table of m. Dense: the picks
+    are topk_mask(s, 1) and topk_mask(s, 2) minus it (torch's max and the stable order agree
+    but on exact ties); m = sum(s * pick), one column; the near set (s - t(m) >= 0), with the
+    pick itself always in it (its rounded difference may fall below 0) and pick 1 never in
     pick 2's; each pick's weight a masked softmax of the logits times the pick. Two picks,
     whatever top_k says (so does transformers')."""
     first = torch.ops.qasic.topk_mask(logits, 1)
