@@ -637,8 +637,8 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                 "kv_lora_rank": 16, "qk_rope_head_dim": 8,
                                 "qk_nope_head_dim": 8, "v_head_dim": 16, "n_group": 1,
                                 "topk_group": 1}, {}, "ids", SEQ_DEC),
-    # its group-limited routing: 8 experts in 4 groups of 2, the top 2 groups kept (real
-    # DeepSeek-V3, Kimi-K2 and GLM-4.5: 256 or 384 experts in 8 groups, the top 4 kept)
+    # its group-limited routing: 8 experts in 4 groups of 2, the top 2 groups kept (the real
+    # DeepSeek-V3: 256 experts in 8 groups, the top 4 kept)
     "DeepseekV3Model@groups": ("decoder", "DeepseekV3Config",
                                _DEC | {"num_key_value_heads": 4, "n_routed_experts": 8,
                                        "num_experts_per_tok": 2, "moe_intermediate_size": 32,

@@ -311,7 +311,7 @@ RULES = (
     Rule("sigmoid top-k with a selection bias in one group (DeepSeek-V3, GLM-4-MoE)",
          _SIGMOID, _sigmoid_route),
     Rule("sigmoid top-k with a selection bias in the top topk_group of n_group expert groups "
-         "(DeepSeek-V3, Kimi-K2, GLM-4.5)", _SIGMOID, _grouped_route, _groups_fit),
+         "(DeepSeek-V3)", _SIGMOID, _grouped_route, _groups_fit),
     Rule("softmax top-k with a selection bias on the probabilities (ERNIE-4.5-MoE)",
          frozenset({"weight", "moe_statics.e_score_correction_bias"}), _statics_route),
 )
