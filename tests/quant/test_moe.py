@@ -3,7 +3,9 @@
 The golden reference's ``topk_mask`` against torch's top-k on integer codes with ties; its
 compiled form (compiler.topk: two GEMMs with tables) against the reference, bit for bit; tiny
 Mixtral, Qwen2-MoE and OLMoE models (4 experts, top 2) simulated bit-exact with the golden
-reference, which follows the float model; a router with another rule refused in one line."""
+reference, which follows the float model; DeepSeek-V3's group-limited routing and PhiMoE's
+sparsemixer in their dense forms against transformers' own routers, each generating on the
+simulator equal to the golden reference; a router with another rule refused in one line."""
 
 from __future__ import annotations
 
@@ -384,7 +386,7 @@ def test_group_limited_routing_runs_densely_bit_exact_and_generates_exactly():
     group kept, top 2): per layer a topk_mask(., 2) over each group's 4 choices, one over the 2
     group scores (k = 1), one over the 8 experts (k = 2) feeding the masked softmax; the
     simulator's prefill and decode steps equal the golden reference, which follows the float
-    model (cosine > 0.99)."""
+    model (cosine > 0.999; measured 0.99975)."""
     model = _glm(n_routed_experts=8, n_group=2, topk_group=1, num_hidden_layers=1)
     full, cosine = _generates_exactly(model)
     masks = [n for n in full.nodes if n.op == "topk_mask"]
@@ -392,7 +394,7 @@ def test_group_limited_routing_runs_densely_bit_exact_and_generates_exactly():
         ((2, 4), 2), ((2,), 1), ((8,), 2)]
     routed = [n for n in full.nodes if n.op == "softmax" and len(n.inputs) == 2]
     assert [n.inputs[1] for n in routed] == [masks[-1].output]
-    assert cosine > 0.99, cosine
+    assert cosine > 0.999, cosine
 
 
 def test_routers_that_select_more_experts_than_their_kept_groups_hold_are_refused():
@@ -452,8 +454,9 @@ def test_the_sparsemixer_densely_is_transformers_own_near_its_threshold(eps):
 def test_phimoe_runs_densely_bit_exact_and_generates_exactly():
     """PhiMoE (one layer, 4 experts): its 2 picks are topk_mask(., 1) and topk_mask(., 2);
     each pick's near set a 0/1 table (codes 0/1: a softmax row mask reads code != 0) feeding a
-    masked softmax; the simulator's prefill and decode steps equal the golden reference, which
-    follows the float model (cosine > 0.995)."""
+    masked softmax, with more than the pick for some tokens; the simulator's prefill and
+    decode steps equal the golden reference, which follows the float model (cosine > 0.999;
+    measured 0.99940)."""
     from qasic.quant.encodings import INTEGER_CODES
 
     full, cosine = _generates_exactly(_moe("Phimoe", layers=1))
@@ -464,7 +467,11 @@ def test_phimoe_runs_densely_bit_exact_and_generates_exactly():
     near = [producers[n.inputs[1]] for n in routed]
     assert len(routed) == 2 and all(n.op == "lut" and n.attrs[INTEGER_CODES] == 8 for n in near)
     assert all(full.tensors[n.output] == TensorQ(1.0, 0, 8) for n in near)
-    assert cosine > 0.995, cosine
+    codes = reference.run(full, _ids(8), keep=True)
+    for n in near:  # each pick's near set is the pick alone for some tokens, more for others
+        sizes = set(codes[n.output].sum(-1).ravel().tolist())
+        assert 1 in sizes and max(sizes) > 1, sizes
+    assert cosine > 0.999, cosine
 
 
 class _Block(torch.nn.Module):
