@@ -192,10 +192,10 @@ def test_mixtures_of_experts_run_densely_and_bit_exact(name, inter, normalized, 
 def test_a_router_without_norm_topk_prob_is_probed_for_renormalization():
     """Mixtral's router renormalizes its top-k weights, Jamba's leaves them (its docstring);
     neither has norm_topk_prob: the rule follows the router's own forward on a probe."""
-    from qasic.quant import moe
+    from qasic.quant import routers
 
-    assert moe._renormalizes(_moe("Mixtral", layers=1).model.layers[0].mlp.gate)
-    assert not moe._renormalizes(_moe("Jamba", layers=1).model.layers[0].feed_forward.router)
+    assert routers.renormalizes(_moe("Mixtral", layers=1).model.layers[0].mlp.gate)
+    assert not routers.renormalizes(_moe("Jamba", layers=1).model.layers[0].feed_forward.router)
 
 
 def test_a_router_with_another_rule_is_refused_in_one_line():
@@ -365,14 +365,14 @@ def test_group_limited_routing_densely_is_deepseek_v3s_own(e, groups, kept, k):
     times it) gives transformers' router's weights at its picks and 0 elsewhere, on 512
     tokens with choices of both signs (so that the shift matters); at least one token's best k
     experts (ignoring groups) differ from its picks, so the groups matter."""
-    from qasic.quant import moe
+    from qasic.quant import routers
 
     router = _deepseek_router(e, groups, kept, k)
-    assert moe.rule(router).route is moe._grouped_route
+    assert routers.rule(router).route is routers._grouped_route
     x = torch.randn(512, D, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         _, w, idx = router(x)
-        got = moe.route(router, x)
+        got = routers.route(router, x)
         choice = torch.sigmoid(x @ router.weight.T) + router.e_score_correction_bias
     assert (choice < 0).any() and (choice > 0).any()
     want = torch.zeros(512, e).scatter_(-1, idx, w)
@@ -436,15 +436,15 @@ def test_the_sparsemixer_densely_is_transformers_own_near_its_threshold(eps):
     picks' near sets take more than the pick in some rows and only it in others."""
     from transformers.models.phimoe.modeling_phimoe import sparsemixer
 
-    from qasic.quant import moe
+    from qasic.quant import routers
 
     router = _moe("Phimoe", layers=1).model.layers[0].mlp.router
     router.router_jitter_noise = eps
-    assert moe.rule(router).route is moe._sparsemixer_route
+    assert routers.rule(router).route is routers._sparsemixer_route
     s = _sparsemixer_rows(eps)
     w, idx = sparsemixer(s, jitter_eps=eps, training=False)
     want = torch.zeros_like(s).scatter_(-1, idx, w)
-    got = moe.rule(router).route(router, s)
+    got = routers.rule(router).route(router, s)
     torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-12)
     picked = w.gather(-1, torch.zeros_like(idx[:, :1])), w[:, 1:]
     if eps:
