@@ -650,6 +650,15 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                 "kv_lora_rank": 16, "qk_rope_head_dim": 8,
                                 "qk_nope_head_dim": 8, "v_head_dim": 16, "n_group": 1,
                                 "topk_group": 1}, {}, "ids", SEQ_DEC),
+    # its group-limited routing: 8 experts in 4 groups of 2, the top 2 groups kept (the real
+    # DeepSeek-V3: 256 experts in 8 groups, the top 4 kept)
+    "DeepseekV3Model@groups": ("decoder", "DeepseekV3Config",
+                               _DEC | {"num_key_value_heads": 4, "n_routed_experts": 8,
+                                       "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+                                       "first_k_dense_replace": 1, "q_lora_rank": 16,
+                                       "kv_lora_rank": 16, "qk_rope_head_dim": 8,
+                                       "qk_nope_head_dim": 8, "v_head_dim": 16, "n_group": 4,
+                                       "topk_group": 2}, {}, "ids", SEQ_DEC),
     # GPT-OSS: attention sinks (a learned logit per head in each softmax row), a sliding
     # window of 8 on its first layer, a block of 4 experts (top 2; biased, clamped experts)
     "GptOssModel": ("decoder", "GptOssConfig",
@@ -736,7 +745,7 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                    "num_experts_per_tok": 2, "moe_intermediate_size": 32,
                                    "n_group": 1, "topk_group": 1, "pad_token_id": 0,
                                    "eos_token_id": 2}, {}, "ids", SEQ_DEC),
-    # PhiMoE: its sparsemixer router is refused in one line naming the block
+    # PhiMoE: its sparsemixer router (2 picks, each weighted over the experts near it)
     "PhimoeModel": ("decoder", "PhimoeConfig", _DEC | {"num_key_value_heads": 2,
                                                         "num_local_experts": 4,
                                                         "num_experts_per_tok": 2},

@@ -38,6 +38,7 @@ import torch
 
 from qasic.quant import lowering_seq, masks, sinks
 from qasic.quant import pointwise as pw
+from qasic.quant.encodings import INTEGER_CODES
 from qasic.quant.lowering import Act, _arg
 from qasic.quant.lowering_ops import _broadcasts, _pair_op, _scalar
 from qasic.quant.lowering_pad import ZeroPad, refuse
@@ -99,8 +100,10 @@ def materialize(b: Any, v: Any) -> Any:
     if v.tree == pw.X:
         return v.src
     if v.node.name not in b.luts:
-        b.luts[v.node.name] = b.add(v.node, "lut", (v.src.name,), pw.lut_attrs(v.tree),
-                                    shape=b.shapes[v.src.name])
+        # a 0/1 table has the codes 0/1 (a softmax's row mask reads code != 0 as valid)
+        exact = {INTEGER_CODES: 8} if pw.indicator(v.tree) else {}
+        b.luts[v.node.name] = b.add(v.node, "lut", (v.src.name,),
+                                    pw.lut_attrs(v.tree) | exact, shape=b.shapes[v.src.name])
     return b.luts[v.node.name]
 
 

@@ -39,7 +39,7 @@ from qasic.quant import (
     lowering_seqpool,
     lowering_ssm,
     masks,
-    moe,  # noqa: F401  (registers the qasic:: torch ops handled here)
+    routers,  # noqa: F401  (registers the qasic:: torch ops handled here)
 )
 from qasic.quant.lowering import Act, IdSlice, _act, _arg, _const, _np
 from qasic.quant.lowering_pointwise import Pointwise, materialize
@@ -415,7 +415,7 @@ def grid_sample(b: Any, node: Any, args: list, kwargs: dict) -> None:
 
 
 def topk_mask(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    """qasic::topk_mask(scores, k) (qasic.quant.moe): the 0/1 mask of each row's k largest."""
+    """qasic::topk_mask(scores, k) (qasic.quant.routers): the 0/1 mask of each row's k largest."""
     x = _sequence_input(b, node, args[0], "top-k scores")
     k, n = int(args[1]), b.shapes[x.name][-1]
     if not 1 <= k <= n:
@@ -424,7 +424,7 @@ def topk_mask(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 
 def masked_softmax(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    """qasic::masked_softmax(x, mask) (qasic.quant.moe): a softmax whose second input masks
+    """qasic::masked_softmax(x, mask) (qasic.quant.routers): a softmax whose second input masks
     each row's keys (x's shape)."""
     x = _sequence_input(b, node, args[0], "softmax input")
     m = _act(b, node, args[1], "softmax mask")
@@ -466,6 +466,7 @@ def _table() -> dict:
         aten.where.self: where,
         aten.where.ScalarOther: where,
         aten.where.ScalarSelf: where,
+        aten.where.Scalar: where,  # where(cond, 1.0, 0.0): a 0/1 indicator
     })
     t.update(lowering_ssm.HANDLERS)  # masked_fill by 0, exp of -inf masked values, cumsum
     t.update(dict.fromkeys(DATA_DEPENDENT, data_dependent))

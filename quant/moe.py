@@ -18,11 +18,8 @@ k experts with the largest router scores: a Python loop over the experts hit, wi
                                                            joins the experts' down_proj, so
                                                            the weighted sum is one GEMM's sum
 
-(the softmax rule). The sigmoid rule (GLM-4-MoE, DeepSeek-V3 with one expert group): m =
-topk_mask(sigmoid(logits) + selection bias, k), w = the masked softmax of log sigmoid(logits)
-(= s_i / sum of the k s_j, no divide) or sigmoid(logits) * m, times routed_scaling_factor.
-The statics rule (ERNIE-4.5-MoE): m = topk_mask(softmax(logits) + selection bias, k), w the
-masked softmax of the logits. Llama 4's block is its own layout: s = sigmoid(logits) * m scales
+(the softmax rule; the other routers' rules, w from the logits: qasic.quant.routers). Llama
+4's block is its own layout: s = sigmoid(logits) * m scales
 each expert's input, which (no expert bias) is s times its gate and up of x (``_llama4_forward``).
 
 ``dense_experts(model, args)`` substitutes this forward for every block found structurally (a
@@ -30,9 +27,8 @@ router with ``top_k`` and an (E, D) ``weight`` (or a bias-free Linear ``wg``), a
 ``gate`` or ``router``; experts with 3-D ``gate_up_proj`` (E, 2 I, D) and ``down_proj``
 (E, D, I) and an ``act_fn``; or DBRX's or GPT-OSS's shape, LAYOUTS) while ``torch.export``
 traces. GPT-OSS's experts are biased, clamped, with gate and up interleaved and the GLU
-(up + 1) gate sigmoid(alpha gate); the down biases add w @ down_proj_bias. A router matches a
-rule (RULES) by its exact parameters and buffers; any other (DeepSeek-V3's group-limited
-selection, PhiMoE's sparsemixer) is refused in one line naming the block, and so is a routed
+(up + 1) gate sigmoid(alpha gate); the down biases add w @ down_proj_bias. A router with no
+rule (qasic.quant.routers.RULES) is refused in one line naming the block, and so is a routed
 block in another shape (an ``experts`` module beside an int ``top_k`` in none of LAYOUTS). The
 substitution is then
 checked on the model's own activations: every block's dense output must equal its own forward's
@@ -47,7 +43,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -56,42 +51,17 @@ import torch
 import torch.nn.functional as F
 
 from qasic.errors import UnsupportedOpError
+from qasic.quant.routers import (  # importing it registers qasic::topk_mask, masked_softmax
+    RULES,
+    logits,
+    matrix,
+    renormalizes,
+    route,
+    rule,
+    selection,
+)
 
 ATOL, RTOL = 1e-4, 1e-3  # the dense form against the block's own forward (float32 sums)
-
-
-@torch.library.custom_op("qasic::topk_mask", mutates_args=())
-def topk_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """1.0 where an element is among the k largest of its row (last axis), else 0.0; equal
-    values rank by index, the lower first (a stable sort's choice: torch.topk on CPU picks the
-    same values but among equal ones not always the lower indices; top-5 of 16 zeros is 12, 9,
-    10, 11, 14))."""
-    return (rank(scores) < k).to(scores.dtype)
-
-
-@topk_mask.register_fake
-def _(scores: torch.Tensor, k: int) -> torch.Tensor:
-    return torch.empty_like(scores)
-
-
-@torch.library.custom_op("qasic::masked_softmax", mutates_args=())
-def masked_softmax(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """softmax over the last axis of the elements where ``mask`` (x's shape) is nonzero; 0
-    elsewhere."""
-    return torch.softmax(x.masked_fill(mask == 0, -torch.inf), dim=-1).nan_to_num(0.0)
-
-
-@masked_softmax.register_fake
-def _(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return torch.empty_like(x)
-
-
-def rank(scores: torch.Tensor) -> torch.Tensor:
-    """Per element, how many elements of its row beat it: larger, or equal at a lower index."""
-    a, b = scores.unsqueeze(-1), scores.unsqueeze(-2)  # a: the element, b: the competitor
-    n = scores.shape[-1]
-    lower = torch.arange(n).unsqueeze(0) < torch.arange(n).unsqueeze(1)  # [i, j]: j < i
-    return ((b > a) | ((b == a) & lower)).sum(-1)
 
 
 ROUTERS = ("gate", "router")  # where a block keeps its router (Mixtral: gate; GraniteMoE: router)
@@ -100,15 +70,6 @@ ROUTERS = ("gate", "router")  # where a block keeps its router (Mixtral: gate; G
 def router_of(block: Any) -> Any:
     """The block's router module (None without one)."""
     return next((getattr(block, n) for n in ROUTERS if hasattr(block, n)), None)
-
-
-def matrix(router: Any) -> Any:
-    """The router's (E, D) matrix: its ``weight``, or its bias-free Linear ``wg``'s
-    (HunYuan-MoE); None without one."""
-    wg = getattr(router, "wg", None)
-    if isinstance(wg, torch.nn.Linear) and wg.bias is None:
-        return wg.weight
-    return getattr(router, "weight", None)
 
 
 def _stacked(module: Any) -> bool:
@@ -133,131 +94,6 @@ def looks_routed(module: Any) -> bool:
 def blocks(model: Any) -> list[tuple[str, Any]]:
     return [(n, m) for n, m in model.named_modules() if is_block(m)] \
         if isinstance(model, torch.nn.Module) else []
-
-
-def _softmax_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
-    """Mixtral's rule: softmax, top k, renormalized (always; Qwen2-MoE, OLMoE: iff
-    norm_topk_prob; a router without the flag: as its own forward does, ``_renormalizes``).
-    The renormalized top-k softmax is the softmax over the top k's logits."""
-    m = torch.ops.qasic.topk_mask(logits, router.top_k)
-    if _renormalizes(router):
-        return torch.ops.qasic.masked_softmax(logits, m)
-    return torch.softmax(logits, dim=-1) * m
-
-
-def _renormalizes(router: Any) -> bool:
-    """``norm_topk_prob``, or without it whether the router's own forward returns top-k
-    weights (its second output, (T, k)) that sum to 1 on a probe of 8 tokens: Mixtral's do,
-    Jamba's (its docstring: "the selected weights left unnormalized") do not. Probed eagerly
-    (``dense``, before torch.export traces) and kept per router."""
-    flag = getattr(router, "norm_topk_prob", None)
-    if flag is not None:
-        return bool(flag)
-    if router not in _RENORMALIZES:
-        _RENORMALIZES[router] = _probe(router)
-    return _RENORMALIZES[router]
-
-
-_RENORMALIZES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _probe(router: Any) -> bool:
-    w = matrix(router)
-    if router.top_k == 1 or w is None:
-        return True
-    probe = torch.randn(8, w.shape[1], generator=torch.Generator().manual_seed(0),
-                        dtype=w.dtype)
-    try:
-        with torch.no_grad():
-            out = type(router).forward(router, probe)  # its own, not the dense one in its place
-    except Exception:  # noqa: BLE001  (a router that takes other inputs: Mixtral's default;
-        return True    # ``check`` still compares the dense form with the block's forward)
-    top = out[1] if isinstance(out, tuple) and len(out) == 3 else None
-    if not isinstance(top, torch.Tensor) or tuple(top.shape) != (8, router.top_k):
-        return True
-    return bool(torch.allclose(top.sum(-1), torch.ones(8, dtype=top.dtype), atol=1e-4))
-
-
-def _sigmoid_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
-    """DeepSeek-V3's rule (one group): top k of sigmoid(logits) + the selection bias; weights
-    the sigmoid scores of the k, divided by their sum iff norm_topk_prob, times
-    routed_scaling_factor. s_i / sum_k s_j is the softmax of log s over the k: no divide."""
-    s = torch.sigmoid(logits)
-    m = torch.ops.qasic.topk_mask(s + router.e_score_correction_bias, router.top_k)
-    w = torch.ops.qasic.masked_softmax(torch.log(s), m) if router.norm_topk_prob else s * m
-    return w * router.routed_scaling_factor
-
-
-def _statics_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
-    """ERNIE-4.5's rule: top k of softmax(logits) + the selection bias (its ``moe_statics``),
-    weights the k probabilities over their sum: the softmax over the k's logits. (Its sum is
-    clamped at moe_norm_min, 1e-12: it binds only when the k picked probabilities sum below
-    it, the bias overriding a logit gap of ln(1e12 / k) > 27; not followed.)"""
-    m = torch.ops.qasic.topk_mask(router.moe_statics(torch.softmax(logits, dim=-1)),
-                                  router.top_k)
-    return torch.ops.qasic.masked_softmax(logits, m)
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A router this module runs densely: its tensors (parameters and buffers, exactly) and
-    its routing weights from its logits."""
-
-    name: str
-    tensors: frozenset
-    route: Callable[[Any, torch.Tensor], torch.Tensor]
-
-
-RULES = (
-    Rule("softmax top-k (Mixtral, Qwen2-/Qwen3-MoE, OLMoE)", frozenset({"weight"}),
-         _softmax_route),
-    Rule("softmax top-k of biased logits (GPT-OSS)", frozenset({"weight", "bias"}),
-         _softmax_route),
-    Rule("sigmoid top-k with a selection bias in one group (DeepSeek-V3, GLM-4-MoE)",
-         frozenset({"weight", "e_score_correction_bias"}), _sigmoid_route),
-    Rule("softmax top-k with a selection bias on the probabilities (ERNIE-4.5-MoE)",
-         frozenset({"weight", "moe_statics.e_score_correction_bias"}), _statics_route),
-)
-
-
-_NAMES = {"wg.weight": "weight"}  # HunYuan-MoE's router matrix is a Linear's
-
-
-def rule(router: Any) -> Rule | None:
-    """The router's rule; None for any other (another tensor, or groups of experts that are
-    selected first: DeepSeek-V3's n_group > 1 with topk_group < n_group)."""
-    names = frozenset(_NAMES.get(n, n) for n, _ in (*router.named_parameters(),
-                                                    *router.named_buffers()))
-    groups = getattr(router, "num_group", 1)
-    if groups not in (1, getattr(router, "topk_group", groups)) or _sparsemixer(router):
-        return None
-    return next((r for r in RULES if r.tensors == names), None)
-
-
-def _sparsemixer(router: Any) -> bool:
-    """PhiMoE's router (``router_jitter_noise``, arXiv:2409.12136): its 2 picks are the row max
-    and the max of the rest, each weighted by a softmax over the experts within a relative
-    2 * router_jitter_noise of it, a threshold that depends on the scores."""
-    return isinstance(getattr(router, "router_jitter_noise", None), float)
-
-
-def _selection(router: Any) -> str:
-    """How the router selects, for a refusal."""
-    groups = f"{getattr(router, 'num_group', 1)} expert groups"
-    return groups + (f", PhiMoE's sparsemixer (weights from a softmax over the experts within "
-                     f"a relative {2 * router.router_jitter_noise:g} of each pick)"
-                     if _sparsemixer(router) else "")
-
-
-def logits(router: Any, x: torch.Tensor) -> torch.Tensor:
-    """x @ matrix.T, plus the router's ``bias`` where it has one (GPT-OSS)."""
-    bias = getattr(router, "bias", None)
-    return F.linear(x, matrix(router), bias if isinstance(bias, torch.Tensor) else None)
-
-
-def route(router: Any, x: torch.Tensor) -> torch.Tensor:
-    """(..., E) routing weights, zero outside each token's top k."""
-    return rule(router).route(router, logits(router, x))
 
 
 def dense_experts_forward(experts: Any, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -415,7 +251,7 @@ def _stacked_refusal(block: Any) -> str | None:
         return None
     tensors = sorted(n for n, _ in (*router.named_parameters(), *router.named_buffers()))
     return (f"its router {type(router).__name__} (tensors {', '.join(tensors)}, "
-            f"{_selection(router)}) has no dense rule; "
+            f"{selection(router)}) has no dense rule; "
             f"supported: {'; '.join(r.name for r in RULES)}")
 
 
@@ -483,7 +319,7 @@ def dense(model: Any) -> Iterator[None]:
     for _, blk in blocks(model):
         router = router_of(blk)
         if router is not None and hasattr(router, "top_k"):
-            _renormalizes(router)  # probed now, not while torch.export traces
+            renormalizes(router)  # probed now, not while torch.export traces
         for obj, attr, fn in layout(blk).swaps(blk):
             saved.append((obj, attr, getattr(obj, attr)))
             setattr(obj, attr, fn)

@@ -61,6 +61,17 @@ UNARY = ("exp", "expm1", "erf", "sqrt", "rsqrt", "neg", "abs", "reciprocal", "lo
          "acos", "asin", "atan")
 
 
+COMPARISONS = ("gt", "ge", "lt", "le", "eq", "ne")
+
+
+def indicator(tree: tuple) -> bool:
+    """Whether the tree's values are 0 and 1 only: a comparison, or a where() of one between
+    the constants 0 and 1."""
+    if tree[0] in COMPARISONS:
+        return True
+    return tree[0] == "where" and all(c[0] == "c" and c[1] in (0.0, 1.0) for c in tree[2:])
+
+
 def const(value: float) -> tuple:
     return ("c", float(value))
 

@@ -16,7 +16,7 @@ from qasic.quant.fgraph import FNode
 from qasic.quant.geometry import pair, quad
 from qasic.quant.graph import SEQUENCE, TOKENS
 from qasic.quant.intops import causal_valid
-from qasic.quant.moe import rank
+from qasic.quant.routers import rank
 
 
 def _bias(node: FNode, like: torch.Tensor) -> torch.Tensor:

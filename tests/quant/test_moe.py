@@ -3,7 +3,10 @@
 The golden reference's ``topk_mask`` against torch's top-k on integer codes with ties; its
 compiled form (compiler.topk: two GEMMs with tables) against the reference, bit for bit; tiny
 Mixtral, Qwen2-MoE and OLMoE models (4 experts, top 2) simulated bit-exact with the golden
-reference, which follows the float model; a router with another rule refused in one line."""
+reference, which follows the float model; DeepSeek-V3's group-limited routing and PhiMoE's
+sparsemixer each generating on the simulator equal to the golden reference (their dense forms
+against transformers' routers: tests/quant/test_routers.py); a router with another rule
+refused in one line."""
 
 from __future__ import annotations
 
@@ -190,10 +193,10 @@ def test_mixtures_of_experts_run_densely_and_bit_exact(name, inter, normalized, 
 def test_a_router_without_norm_topk_prob_is_probed_for_renormalization():
     """Mixtral's router renormalizes its top-k weights, Jamba's leaves them (its docstring);
     neither has norm_topk_prob: the rule follows the router's own forward on a probe."""
-    from qasic.quant import moe
+    from qasic.quant import routers
 
-    assert moe._renormalizes(_moe("Mixtral", layers=1).model.layers[0].mlp.gate)
-    assert not moe._renormalizes(_moe("Jamba", layers=1).model.layers[0].feed_forward.router)
+    assert routers.renormalizes(_moe("Mixtral", layers=1).model.layers[0].mlp.gate)
+    assert not routers.renormalizes(_moe("Jamba", layers=1).model.layers[0].feed_forward.router)
 
 
 def test_a_router_with_another_rule_is_refused_in_one_line():
@@ -216,10 +219,11 @@ def _glm(**extra):
     t = transformers
     torch.manual_seed(0)
     config = t.Glm4MoeConfig(
-        vocab_size=VOCAB, hidden_size=D, intermediate_size=128, num_hidden_layers=2,
+        vocab_size=VOCAB, hidden_size=D, intermediate_size=128,
         num_attention_heads=H, num_key_value_heads=2, max_position_embeddings=64,
-        n_routed_experts=E, num_experts_per_tok=K, moe_intermediate_size=32,
-        first_k_dense_replace=0, **{"n_group": 1, "topk_group": 1, **extra})
+        moe_intermediate_size=32, first_k_dense_replace=0,
+        **{"n_routed_experts": E, "num_experts_per_tok": K, "n_group": 1, "topk_group": 1,
+           "num_hidden_layers": 2, **extra})
     model = t.AutoModelForCausalLM.from_config(config).eval()
     with torch.no_grad():  # a drawn selection bias (HF: zeros), so that it matters
         for layer in model.model.layers:
@@ -318,33 +322,81 @@ def test_dbrx_weights_normalized_by_another_norm_are_refused_in_one_line():
         "are divided by their 2-norm; supported: the 1-norm (a renormalized softmax) or none")
 
 
-def test_routers_that_select_groups_of_experts_first_are_refused_in_one_line():
-    """DeepSeek-V3's group-limited routing (n_group 2, topk_group 1: the experts of the best
-    group only) is not the one-group rule: refused, naming the router and the rules."""
+def _generates_exactly(model: torch.nn.Module) -> tuple[QGraph, float]:
+    """The model quantized (16 positions), its prompt of 3 ids then 5 tokens generated on the
+    simulator (prefill and decode programs) equal to the golden reference's, every step's logit
+    codes too; (the graph, the golden reference's cosine to the float logits)."""
+    from qasic.generate import Session, golden_tokens
+    from qasic.quant.quantize import quantize
+
+    x = _ids(8)
+    full = quantize(Logits(model), (torch.from_numpy(x[:1]),), x, QuantConfig())
+    ids = np.array([22, 260, 83])
+    got, rows = Session(full, len(ids), default_arch()).generate(ids, 5)
+    want, ref_rows = golden_tokens(full, ids, 5)
+    assert got == want and len(set(want)) > 1
+    for a, b in zip(rows, ref_rows, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with torch.no_grad():
+        ref = Logits(model)(torch.from_numpy(x[:2])).numpy().ravel()
+    out = full.tensors[full.output]
+    q = (reference.run(full, x[:2]).astype(np.float64) - out.zero_point).ravel() * out.scale
+    return full, float(q @ ref / np.linalg.norm(q) / np.linalg.norm(ref))
+
+
+def test_group_limited_routing_runs_densely_bit_exact_and_generates_exactly():
+    """GLM-4-MoE with DeepSeek-V3's group-limited routing (8 experts in 2 groups of 4, the best
+    group kept, top 2): per layer a topk_mask(., 2) over each group's 4 choices, one over the 2
+    group scores (k = 1), one over the 8 experts (k = 2) feeding the masked softmax; the
+    simulator's prefill and decode steps equal the golden reference, which follows the float
+    model (cosine > 0.999; measured 0.99975)."""
+    model = _glm(n_routed_experts=8, n_group=2, topk_group=1, num_hidden_layers=1)
+    full, cosine = _generates_exactly(model)
+    masks = [n for n in full.nodes if n.op == "topk_mask"]
+    assert [(full.shapes[n.inputs[0]][1:], n.attrs["k"]) for n in masks] == [
+        ((2, 4), 2), ((2,), 1), ((8,), 2)]
+    routed = [n for n in full.nodes if n.op == "softmax" and len(n.inputs) == 2]
+    assert [n.inputs[1] for n in routed] == [masks[-1].output]
+    assert cosine > 0.999, cosine
+
+
+def test_routers_that_select_more_experts_than_their_kept_groups_hold_are_refused():
+    """Top 3 experts from 1 kept group of 2 (transformers would take some of the -inf masked
+    ones): no dense rule, refused in one line naming the router, its groups and the rules."""
     from qasic.quant import capture
 
+    model = _glm(n_routed_experts=8, n_group=4, topk_group=1, num_experts_per_tok=3,
+                 num_hidden_layers=1)
     with pytest.raises(UnsupportedOpError) as e:
-        capture(Logits(_glm(n_group=2)), torch.from_numpy(_ids(2)))
+        capture(Logits(model), torch.from_numpy(_ids(2)))
     assert str(e.value).startswith(
         "mixture-of-experts block model.model.layers.0.mlp (Glm4MoeMoE): its router "
-        "Glm4MoeTopkRouter (tensors e_score_correction_bias, weight, 2 expert groups) has no "
-        "dense rule; supported: softmax top-k")
+        "Glm4MoeTopkRouter (tensors e_score_correction_bias, weight, 4 expert groups, top 1) "
+        "has no dense rule; supported: softmax top-k")
     assert "\n" not in str(e.value)
 
 
-def test_phimoe_sparsemixer_router_is_refused_by_name_in_one_line():
-    """PhiMoE's sparsemixer weighs each pick by a softmax over the experts within a relative
-    threshold of it (data dependent): no dense rule, refused naming the block and the rule."""
-    from qasic.quant import capture
+def test_phimoe_runs_densely_bit_exact_and_generates_exactly():
+    """PhiMoE (one layer, 4 experts): its 2 picks are topk_mask(., 1) and topk_mask(., 2);
+    each pick's near set a 0/1 table (codes 0/1: a softmax row mask reads code != 0) feeding a
+    masked softmax, with more than the pick for some tokens; the simulator's prefill and
+    decode steps equal the golden reference, which follows the float model (cosine > 0.999;
+    measured 0.99940)."""
+    from qasic.quant.encodings import INTEGER_CODES
 
-    with pytest.raises(UnsupportedOpError) as e:
-        capture(Logits(_moe("Phimoe", layers=1)), torch.from_numpy(_ids(2)))
-    assert str(e.value).startswith(
-        "mixture-of-experts block model.model.layers.0.mlp (PhimoeSparseMoeBlock): its router "
-        "PhimoeTopKRouter (tensors weight, 1 expert groups, PhiMoE's sparsemixer (weights from "
-        "a softmax over the experts within a relative 0.02 of each pick)) has no dense rule; "
-        "supported: softmax top-k")
-    assert "\n" not in str(e.value)
+    full, cosine = _generates_exactly(_moe("Phimoe", layers=1))
+    masks = [n for n in full.nodes if n.op == "topk_mask"]
+    assert [n.attrs["k"] for n in masks] == [1, 2]
+    routed = [n for n in full.nodes if n.op == "softmax" and len(n.inputs) == 2]
+    producers = {n.output: n for n in full.nodes}
+    near = [producers[n.inputs[1]] for n in routed]
+    assert len(routed) == 2 and all(n.op == "lut" and n.attrs[INTEGER_CODES] == 8 for n in near)
+    assert all(full.tensors[n.output] == TensorQ(1.0, 0, 8) for n in near)
+    codes = reference.run(full, _ids(8), keep=True)
+    for n in near:  # each pick's near set is the pick alone for some tokens, more for others
+        sizes = set(codes[n.output].sum(-1).ravel().tolist())
+        assert 1 in sizes and max(sizes) > 1, sizes
+    assert cosine > 0.999, cosine
 
 
 class _Block(torch.nn.Module):

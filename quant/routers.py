@@ -1,0 +1,286 @@
+"""Router rules of mixtures of experts: a router's dense routing weights from its logits.
+
+qasic.quant.moe runs a routed block densely (every expert on every token) and needs, per
+token, a weight per expert that is 0 outside the experts the router picks. These are those
+weights, computed with fixed ops (``topk_mask``, ``masked_softmax``: custom ops that capture
+to the golden reference's top-k and to a softmax with a row mask), one rule per router kind
+(RULES; a router matches by its exact parameters and buffers and what it must have besides,
+the first that applies):
+
+    softmax      (Mixtral, Qwen2-/Qwen3-MoE, OLMoE; GPT-OSS's biased logits):
+                 m = topk_mask(logits, k); w = softmax over m's keys (renormalized) or
+                 softmax(logits) * m
+    sigmoid      (GLM-4-MoE, DeepSeek-V3 in one group): m = topk_mask(sigmoid(logits) + bias,
+                 k); w = the masked softmax of log sigmoid(logits) (= s_i / sum of the k s_j,
+                 no divide) or sigmoid(logits) * m, times routed_scaling_factor
+    groups       (DeepSeek-V3, n_group > topk_group): m chosen among the kept groups' experts
+                 (``_grouped_route``: three topk_masks); w as sigmoid's
+    statics      (ERNIE-4.5-MoE): m = topk_mask(softmax(logits) + bias, k); w the masked
+                 softmax of the logits
+    sparsemixer  (PhiMoE): 2 picks, each weighted by a masked softmax over the experts near
+                 it, the near set a 0/1 table (``_sparsemixer_route``)
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+
+@torch.library.custom_op("qasic::topk_mask", mutates_args=())
+def topk_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """1.0 where an element is among the k largest of its row (last axis), else 0.0; equal
+    values rank by index, the lower first (a stable sort's choice: torch.topk on CPU picks the
+    same values but among equal ones not always the lower indices; top-5 of 16 zeros is 12, 9,
+    10, 11, 14))."""
+    return (rank(scores) < k).to(scores.dtype)
+
+
+@topk_mask.register_fake
+def _(scores: torch.Tensor, k: int) -> torch.Tensor:
+    return torch.empty_like(scores)
+
+
+@torch.library.custom_op("qasic::masked_softmax", mutates_args=())
+def masked_softmax(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """softmax over the last axis of the elements where ``mask`` (x's shape) is nonzero; 0
+    elsewhere."""
+    return torch.softmax(x.masked_fill(mask == 0, -torch.inf), dim=-1).nan_to_num(0.0)
+
+
+@masked_softmax.register_fake
+def _(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+def rank(scores: torch.Tensor) -> torch.Tensor:
+    """Per element, how many elements of its row beat it: larger, or equal at a lower index."""
+    a, b = scores.unsqueeze(-1), scores.unsqueeze(-2)  # a: the element, b: the competitor
+    n = scores.shape[-1]
+    lower = torch.arange(n).unsqueeze(0) < torch.arange(n).unsqueeze(1)  # [i, j]: j < i
+    return ((b > a) | ((b == a) & lower)).sum(-1)
+
+
+def matrix(router: Any) -> Any:
+    """The router's (E, D) matrix: its ``weight``, or its bias-free Linear ``wg``'s
+    (HunYuan-MoE); None without one."""
+    wg = getattr(router, "wg", None)
+    if isinstance(wg, torch.nn.Linear) and wg.bias is None:
+        return wg.weight
+    return getattr(router, "weight", None)
+
+
+def _softmax_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
+    """Mixtral's rule: softmax, top k, renormalized (always; Qwen2-MoE, OLMoE: iff
+    norm_topk_prob; a router without the flag: as its own forward does, ``renormalizes``).
+    The renormalized top-k softmax is the softmax over the top k's logits."""
+    m = torch.ops.qasic.topk_mask(logits, router.top_k)
+    if renormalizes(router):
+        return torch.ops.qasic.masked_softmax(logits, m)
+    return torch.softmax(logits, dim=-1) * m
+
+
+def renormalizes(router: Any) -> bool:
+    """``norm_topk_prob``, or without it whether the router's own forward returns top-k
+    weights (its second output, (T, k)) that sum to 1 on a probe of 8 tokens: Mixtral's do,
+    Jamba's (its docstring: "the selected weights left unnormalized") do not. Probed eagerly
+    (``dense``, before torch.export traces) and kept per router."""
+    flag = getattr(router, "norm_topk_prob", None)
+    if flag is not None:
+        return bool(flag)
+    if router not in _RENORMALIZES:
+        _RENORMALIZES[router] = _probe(router)
+    return _RENORMALIZES[router]
+
+
+_RENORMALIZES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _probe(router: Any) -> bool:
+    w = matrix(router)
+    if router.top_k == 1 or w is None:
+        return True
+    probe = torch.randn(8, w.shape[1], generator=torch.Generator().manual_seed(0),
+                        dtype=w.dtype)
+    try:
+        with torch.no_grad():
+            out = type(router).forward(router, probe)  # its own, not the dense one in its place
+    except Exception:  # noqa: BLE001  (a router that takes other inputs: Mixtral's default;
+        return True    # ``check`` still compares the dense form with the block's forward)
+    top = out[1] if isinstance(out, tuple) and len(out) == 3 else None
+    if not isinstance(top, torch.Tensor) or tuple(top.shape) != (8, router.top_k):
+        return True
+    return bool(torch.allclose(top.sum(-1), torch.ones(8, dtype=top.dtype), atol=1e-4))
+
+
+def _sigmoid_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
+    """DeepSeek-V3's rule (one group): top k of sigmoid(logits) + the selection bias; weights
+    the sigmoid scores of the k, divided by their sum iff norm_topk_prob, times
+    routed_scaling_factor. s_i / sum_k s_j is the softmax of log s over the k: no divide."""
+    s = torch.sigmoid(logits)
+    return _sigmoid_weights(router, s, torch.ops.qasic.topk_mask(
+        s + router.e_score_correction_bias, router.top_k))
+
+
+def _sigmoid_weights(router: Any, s: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """The sigmoid scores s on the experts m picks, over their sum iff norm_topk_prob (the
+    masked softmax of log s), times routed_scaling_factor."""
+    w = torch.ops.qasic.masked_softmax(torch.log(s), m) if router.norm_topk_prob else s * m
+    return w * router.routed_scaling_factor
+
+
+def _statics_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
+    """ERNIE-4.5's rule: top k of softmax(logits) + the selection bias (its ``moe_statics``),
+    weights the k probabilities over their sum: the softmax over the k's logits. (Its sum is
+    clamped at moe_norm_min, 1e-12: it binds only when the k picked probabilities sum below
+    it, the bias overriding a logit gap of ln(1e12 / k) > 27; not followed.)"""
+    m = torch.ops.qasic.topk_mask(router.moe_statics(torch.softmax(logits, dim=-1)),
+                                  router.top_k)
+    return torch.ops.qasic.masked_softmax(logits, m)
+
+
+def _grouped_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
+    """DeepSeek-V3's rule with expert groups (n_group G > topk_group): the choice c =
+    sigmoid(logits) + the selection bias, viewed as G groups of E / G; a group's score is the
+    sum of its top 2 choices; the top topk_group groups are kept and the top k experts are
+    chosen among theirs; weights as the one-group rule's. Dense: the choice shifted by a
+    constant to above 1 (c - min(bias) + 1 > 1: sigmoid > 0), so that zero marks an expert
+    outside the kept groups and every group's score moves by the same 2 (1 - min(bias)) (the
+    order of groups and experts is c's); the group scores are the shifted choices times a
+    topk_mask(., 2) per group, summed; the kept groups' 0/1 mask (topk_mask over the G
+    scores) repeated over each group's experts (a linear of 0/1 weights) multiplies the
+    shifted choices, and the top k of that product are the experts (HF masks the others to
+    -inf: the same k while k <= topk_group E / G, which its top-k of finite scores needs)."""
+    s = torch.sigmoid(logits)
+    bias = router.e_score_correction_bias
+    shifted = s + (bias - bias.min() + 1.0)
+    g = router.num_group
+    n = shifted.shape[-1] // g
+    grouped = shifted.reshape(*shifted.shape[:-1], g, n)
+    scores = (grouped * torch.ops.qasic.topk_mask(grouped, 2)).sum(-1)
+    kept = torch.ops.qasic.topk_mask(scores, router.topk_group)
+    spread = torch.eye(g, dtype=kept.dtype).repeat_interleave(n, dim=0)  # (E, G)
+    return _sigmoid_weights(router, s, torch.ops.qasic.topk_mask(
+        shifted * F.linear(kept, spread), router.top_k))
+
+
+def _sparsemixer_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
+    """PhiMoE's sparsemixer in eval (arXiv:2409.12136; transformers' ``sparsemixer``): pick
+    1 is the row max m1, weighted by the softmax of the logits over the experts near it, read
+    at m1; pick 2 the max m2 of the others, weighted likewise over the others near m2. Near m:
+    (m - s) / max(|s|, m) <= 2 eps (eps = router_jitter_noise), i.e. (m - s) - 2 eps max(|s|,
+    m) <= 0, whose left side decreases in s (slopes -1 +- 2 eps, eps < 1/2): s >= t(m), t(m) =
+    m (1 - 2 eps) for m >= 0, m / (1 - 2 eps) below (0/0 at s = m = 0 is kept by both), i.e.
+    t(m) = m - 2 eps relu(m) - 2 eps / (1 - 2 eps) relu(-m), a table of m. Dense: the picks
+    are topk_mask(s, 1) and topk_mask(s, 2) minus it (torch's max and the stable order agree
+    but on exact ties); m = sum(s * pick), one column; the near set (s - t(m) >= 0), with the
+    pick itself always in it (its rounded difference may fall below 0) and pick 1 never in
+    pick 2's; each pick's weight a masked softmax of the logits times the pick. Two picks,
+    whatever top_k says (so does transformers')."""
+    first = torch.ops.qasic.topk_mask(logits, 1)
+    second = torch.ops.qasic.topk_mask(logits, 2) - first
+    eps2 = 2 * router.router_jitter_noise
+    w1 = _near_weight(logits, first, first, eps2)
+    w2 = _near_weight(logits, second, second - first, eps2)
+    return w1 + w2
+
+
+def _near_weight(s: torch.Tensor, pick: torch.Tensor, force: torch.Tensor,
+                 eps2: float) -> torch.Tensor:
+    """The softmax of s over the experts near the pick's score (s >= t(m)), read at the pick;
+    ``force`` (+1 keeps, -1 drops) overrides the comparison (``_sparsemixer_route``)."""
+    m = (s * pick).sum(-1, keepdim=True)
+    t = m - eps2 * torch.relu(m) - eps2 / (1 - eps2) * torch.relu(-m)
+    near = torch.where(s - t >= 0, 1.0, 0.0)
+    keep = torch.where(near + force > 0.5, 1.0, 0.0)
+    return torch.ops.qasic.masked_softmax(s, keep) * pick
+
+
+def _grouped(router: Any) -> bool:
+    """Experts selected within the top topk_group of n_group groups (DeepSeek-V3: 4 of 8)."""
+    return getattr(router, "num_group", 1) > getattr(router, "topk_group", 1) > 0
+
+
+def _groups_fit(router: Any) -> bool:
+    """Groups of n >= 2 experts (a group's top 2), the k picks within the kept groups."""
+    e, g = router.e_score_correction_bias.shape[-1], router.num_group
+    return _grouped(router) and e % g == 0 and e // g >= 2 \
+        and router.top_k <= router.topk_group * (e // g)
+
+
+def _sparsemixer(router: Any) -> bool:
+    """PhiMoE's router (``router_jitter_noise``, arXiv:2409.12136): its 2 picks are the row max
+    and the max of the rest, each weighted by a softmax over the experts within a relative
+    2 * router_jitter_noise of it, a threshold that depends on the scores."""
+    return isinstance(getattr(router, "router_jitter_noise", None), float)
+
+
+def _plain(router: Any) -> bool:
+    return not (_grouped(router) or _sparsemixer(router))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A router this module runs densely: its tensors (parameters and buffers, exactly), what
+    else it must have (``applies``; the first rule that matches wins) and its routing weights
+    from its logits."""
+
+    name: str
+    tensors: frozenset
+    route: Callable[[Any, torch.Tensor], torch.Tensor]
+    applies: Callable[[Any], bool] = _plain
+
+
+_SIGMOID = frozenset({"weight", "e_score_correction_bias"})
+RULES = (
+    Rule("softmax top-k (Mixtral, Qwen2-/Qwen3-MoE, OLMoE)", frozenset({"weight"}),
+         _softmax_route),
+    Rule("PhiMoE's sparsemixer (2 picks, each weighted by a softmax over the experts within "
+         "a relative 2 router_jitter_noise of it)", frozenset({"weight"}), _sparsemixer_route,
+         lambda r: _sparsemixer(r) and 0 <= r.router_jitter_noise < 0.5),
+    Rule("softmax top-k of biased logits (GPT-OSS)", frozenset({"weight", "bias"}),
+         _softmax_route),
+    Rule("sigmoid top-k with a selection bias in one group (DeepSeek-V3, GLM-4-MoE)",
+         _SIGMOID, _sigmoid_route),
+    Rule("sigmoid top-k with a selection bias in the top topk_group of n_group expert groups "
+         "(DeepSeek-V3)", _SIGMOID, _grouped_route, _groups_fit),
+    Rule("softmax top-k with a selection bias on the probabilities (ERNIE-4.5-MoE)",
+         frozenset({"weight", "moe_statics.e_score_correction_bias"}), _statics_route),
+)
+
+
+_NAMES = {"wg.weight": "weight"}  # HunYuan-MoE's router matrix is a Linear's
+
+
+def rule(router: Any) -> Rule | None:
+    """The router's rule (the first of RULES with its tensors that applies); None for any
+    other."""
+    names = frozenset(_NAMES.get(n, n) for n, _ in (*router.named_parameters(),
+                                                    *router.named_buffers()))
+    return next((r for r in RULES if r.tensors == names and r.applies(router)), None)
+
+
+def selection(router: Any) -> str:
+    """How the router selects, for a refusal."""
+    groups = (f"{getattr(router, 'num_group', 1)} expert groups, top "
+              f"{getattr(router, 'topk_group', 1)}")
+    return groups + (f", PhiMoE's sparsemixer (router_jitter_noise "
+                     f"{router.router_jitter_noise:g})" if _sparsemixer(router) else "")
+
+
+def logits(router: Any, x: torch.Tensor) -> torch.Tensor:
+    """x @ matrix.T, plus the router's ``bias`` where it has one (GPT-OSS)."""
+    bias = getattr(router, "bias", None)
+    return F.linear(x, matrix(router), bias if isinstance(bias, torch.Tensor) else None)
+
+
+def route(router: Any, x: torch.Tensor) -> torch.Tensor:
+    """(..., E) routing weights, zero outside each token's top k."""
+    return rule(router).route(router, logits(router, x))
+
+
