@@ -10,7 +10,7 @@ import torch
 
 from qasic.errors import UnsupportedOpError
 from qasic.quant import capture, sparse_attention
-from tests.quant.test_hf_llm import VOCAB, D, H, S, Logits
+from tests.quant.test_hf_llm import VOCAB, D, H, Logits, S
 
 transformers = pytest.importorskip("transformers")
 
