@@ -1,7 +1,8 @@
 """DeepSeek Sparse Attention (DSA) folded to the dense causal attention it equals on short inputs.
 
-DeepSeek-V3.2's attention (and GLM-MoE-DSA's, AXK2's: the rows of INDEXERS) asks a lightning
-indexer which keys each query reads. transformers' indexer (``DeepseekV32Indexer.forward``):
+DeepSeek-V3.2's attention (and GLM-MoE-DSA's, AXK2's, Hunyuan-V4's, dots3-note's,
+Mistral-Large-4's: the rows of INDEXERS) asks a lightning indexer which keys each query reads.
+transformers' indexer (``DeepseekV32Indexer.forward``):
 
     q      = wq_b(q_resid)                      (B, S, H, D) index heads; RoPE on the first
     k      = k_norm(wk(x))                      (B, T, D)    qk_rope_head_dim (half-split)
@@ -35,10 +36,13 @@ import torch
 
 from qasic.errors import UnsupportedOpError
 
-# indexer classes whose forward(hidden_states, q_resid, position_embeddings, attention_mask
-# (B, S, T), position_ids, cache) returns the top-k key indices (B, S, min(index_topk, T)) that
-# their attention scatters into its mask (checked against transformers 5.x's modeling files)
-INDEXERS = ("DeepseekV32Indexer", "GlmMoeDsaIndexer", "AXK2Indexer")
+# indexer class -> the position of its attention mask (B, S, T) among its forward's arguments
+# (hidden_states first): classes whose forward returns the top-k key indices (B, S,
+# min(index_topk, T)) that their attention scatters into its mask (checked against
+# transformers 5.x's modeling files; each one's float outputs measured equal with every key,
+# Hunyuan-V4's, Mistral-Large-4's and dots3-note's on the survey's generic configs)
+INDEXERS = {"DeepseekV32Indexer": 3, "GlmMoeDsaIndexer": 3, "AXK2Indexer": 3,
+            "HYV4Indexer": 3, "Dots3NoteTextIndexer": 3, "MistralLarge4TextIndexer": 2}
 
 
 def is_indexer(module: Any) -> bool:
@@ -47,13 +51,12 @@ def is_indexer(module: Any) -> bool:
                                                              int)
 
 
-def every_key_forward(indexer: Any, hidden_states: torch.Tensor, q_resid: torch.Tensor,
-                      position_embeddings: Any, attention_mask: torch.Tensor,
-                      *args: Any, **kwargs: Any) -> torch.Tensor:
+def every_key_forward(indexer: Any, hidden_states: torch.Tensor, *args: Any,
+                      **kwargs: Any) -> torch.Tensor:
     """The indexer's top-k indices (B, S, T) when it keeps every one of the T keys (T <=
     index_topk: the module doc); refused otherwise."""
     batch, length = hidden_states.shape[:2]
-    keys = int(attention_mask.shape[-1])
+    keys = int(args[INDEXERS[type(indexer).__name__] - 1].shape[-1])
     if keys > indexer.index_topk:
         raise UnsupportedOpError(
             f"{type(indexer).__name__}: DeepSeek sparse attention keeps index_topk="
