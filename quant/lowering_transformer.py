@@ -51,8 +51,9 @@ SUPPORTED = (
      "target in one input; position/token-type lookups fold into a constant)"),
     "layer_norm/native_layer_norm/rms_norm over the last axis; x * rsqrt(mean(x^2) + eps)",
     "softmax/_softmax over the last axis, with causal, padding and constant masks",
-    ("matmul/bmm of two activations (a transpose(-2, -1) of the second folds in), or of an "
-     "activation and a constant (a right matrix: a linear; else a constant node, per head too)"),
+    ("matmul/bmm of two activations (a transpose(-2, -1) of the second folds in; leading "
+     "axes of 1 broadcast), or of an activation and a constant (a right matrix: a linear; "
+     "else a constant node, per head too)"),
     "baddbmm: beta input + alpha (a @ b), a matmul and an add",
     ("scaled_dot_product_attention (is_causal, attn_mask, scale, enable_gqa; a constant bias, "
      "or one computed from the activations: SAM's relative positions)"),
@@ -66,6 +67,8 @@ SUPPORTED = (
      "(Mixtral, Qwen2-/Qwen3-MoE, OLMoE, GLM-4-MoE, GraniteMoE, HunYuan-MoE, MiniMax, "
      "ERNIE-4.5-MoE, DBRX, GPT-OSS's, Llama 4's blocks), run densely: qasic::topk_mask, "
      "qasic::masked_softmax"),
+    ("DeepSeek sparse attention on up to index_topk keys (its indexer keeps every key: "
+     "quant.sparse_attention)"),
     "sum over per-sample axes; broadcasts of size-1 axes between two activations",
     "in-place views (unsqueeze_, squeeze_, transpose_, t_) read by nothing after them",
     "lerp(x, y, w): x + w (y - x)",
