@@ -51,8 +51,9 @@ SUPPORTED = (
      "target in one input; position/token-type lookups fold into a constant)"),
     "layer_norm/native_layer_norm/rms_norm over the last axis; x * rsqrt(mean(x^2) + eps)",
     "softmax/_softmax over the last axis, with causal, padding and constant masks",
-    ("matmul/bmm of two activations (a transpose(-2, -1) of the second folds in), or of an "
-     "activation and a constant (a right matrix: a linear; else a constant node, per head too)"),
+    ("matmul/bmm of two activations (a transpose(-2, -1) of the second folds in; leading "
+     "axes of 1 broadcast), or of an activation and a constant (a right matrix: a linear; "
+     "else a constant node, per head too)"),
     "baddbmm: beta input + alpha (a @ b), a matmul and an add",
     ("scaled_dot_product_attention (is_causal, attn_mask, scale, enable_gqa; a constant bias, "
      "or one computed from the activations: SAM's relative positions)"),
@@ -66,6 +67,8 @@ SUPPORTED = (
      "(Mixtral, Qwen2-/Qwen3-MoE, OLMoE, GLM-4-MoE, GraniteMoE, HunYuan-MoE, MiniMax, "
      "ERNIE-4.5-MoE, DBRX, GPT-OSS's, Llama 4's blocks), run densely: qasic::topk_mask, "
      "qasic::masked_softmax"),
+    ("DeepSeek sparse attention on up to index_topk keys (its indexer keeps every key: "
+     "quant.sparse_attention)"),
     "sum over per-sample axes; broadcasts of size-1 axes between two activations",
     "in-place views (unsqueeze_, squeeze_, transpose_, t_) read by nothing after them",
     "lerp(x, y, w): x + w (y - x)",
@@ -238,6 +241,11 @@ def matmul_node(b: Any, node: Any, x: Act, y: Act, transpose_b: bool, alpha: flo
         y, transpose_b = Act(prev.inputs[0]), not transpose_b
     sx, sy = b.shapes[x.name], b.shapes[y.name]
     k_y, t = (sy[-1], sy[-2]) if transpose_b else (sy[-2], sy[-1])
+    if len(sx) >= 2 and len(sy) >= 2 and sx[:-2] != sy[:-2] and sx[-1] == k_y:
+        if math.prod(sy[:-2]) == 1 and len(sy) <= len(sx):  # one matrix for all heads
+            return _shared_matrix(b, node, x, y, transpose_b, alpha, suffix)
+        x, y = _broadcast(b, node, x, y, suffix)
+        sx, sy = b.shapes[x.name], b.shapes[y.name]
     if len(sx) < 2 or sx[:-2] != sy[:-2] or sx[-1] != k_y:
         b.fail(node, f"matmul of per-sample shapes {sx} and {sy}"
                      f"{' (b transposed)' if transpose_b else ''}; only equal leading (head) "
@@ -245,6 +253,42 @@ def matmul_node(b: Any, node: Any, x: Act, y: Act, transpose_b: bool, alpha: flo
     return b.add(node, "matmul", (x.name, y.name),
                  {"transpose_b": transpose_b, "alpha": float(alpha)},
                  shape=sx[:-1] + (t,), suffix=suffix)
+
+
+def _shared_matrix(b: Any, node: Any, x: Act, y: Act, transpose_b: bool, alpha: float,
+                   suffix: str) -> Act:
+    """x (..., S, K) times one matrix y (1, ..., K, T) broadcast over x's leading axes (DeepSeek
+    sparse attention's indexer: every index head's queries times the one key): the leading
+    axes merged with the rows, x (L S, K) @ y (K, T), reshaped back (memory-order no-ops)."""
+    sx, sy = b.shapes[x.name], b.shapes[y.name]
+    n = math.prod(sx[:-1])
+    rows = lowering_seq.reshaped(b, node, x, (n, sx[-1]), suffix=suffix + ".rows_x")
+    mat = lowering_seq.reshaped(b, node, y, sy[-2:], suffix=suffix + ".matrix_y")
+    out = matmul_node(b, node, rows, mat, transpose_b, alpha, suffix + ".merged")
+    return lowering_seq.reshaped(b, node, out, sx[:-1] + b.shapes[out.name][-1:], suffix=suffix)
+
+
+def _broadcast(b: Any, node: Any, x: Act, y: Act, suffix: str) -> tuple[Act, Act]:
+    """x and y with torch's broadcast of their leading axes made explicit: a missing axis is
+    one of size 1, and an axis of size 1 against n is repeated n times (a selection by a column
+    of ones, ``lowering_seq.rows``); operands that do not broadcast come back as they are."""
+    sx, sy = b.shapes[x.name], b.shapes[y.name]
+    rank = max(len(sx), len(sy))
+    lx, ly = ((1,) * (rank - len(s)) + s[:-2] for s in (sx, sy))
+    if any(p != q and 1 not in (p, q) for p, q in zip(lx, ly)):
+        return x, y
+    out = []
+    for a, lead, tag in ((x, lx, "x"), (y, ly, "y")):
+        a = lowering_seq.reshaped(b, node, a, lead + b.shapes[a.name][-2:],
+                                  suffix=f"{suffix}.rank_{tag}")
+        for axis, (n, full) in enumerate(zip(lead, (max(p, q) for p, q in zip(lx, ly)))):
+            if n != full:
+                shape = b.shapes[a.name]
+                a = lowering_seq.rows(b, node, a, np.ones((full, 1)), axis,
+                                      suffix=f"{suffix}.{tag}{axis}",
+                                      out_shape=shape[:axis] + (full,) + shape[axis + 1:])
+        out.append(a)
+    return out[0], out[1]
 
 
 def sdpa(b: Any, node: Any, args: list, kwargs: dict) -> Act:

@@ -71,6 +71,13 @@ def _model(name: str):
         "minicpm3": lambda: t.MiniCPM3ForCausalLM(t.MiniCPM3Config(
             **common, num_key_value_heads=4, kv_lora_rank=16, q_lora_rank=32,
             qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=16, initializer_range=0.3)),
+        # DeepSeek-V3.2: MiniCPM3's latent attention with a sparse attention indexer, which
+        # on C <= index_topk keys keeps them all (quant.sparse_attention); 4 index heads of 16
+        "deepseek_v32": lambda: t.DeepseekV32ForCausalLM(t.DeepseekV32Config(
+            **common, num_key_value_heads=4, kv_lora_rank=16, q_lora_rank=32,
+            qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=16, index_n_heads=4,
+            index_head_dim=16, first_k_dense_replace=2, pad_token_id=0,
+            initializer_range=0.3)),
         # a short convolution layer (kernel 3), then an attention layer; at the default
         # initializer_range its greedy tokens only repeat the last one
         "lfm2": lambda: t.Lfm2ForCausalLM(t.Lfm2Config(
@@ -136,9 +143,9 @@ def _full(name: str):
 
 @pytest.mark.parametrize("name", ["llama", "phi", "gemma", "gpt_bigcode", "bloom",
                                   "mistral@window6", "qwen3", "gemma3", "diffllama",
-                                  "minicpm3", "mixtral", "qwen2_moe", "llama4", "lfm2",
-                                  "mamba", "mamba2", "minimax", "recurrent_gemma", "xlstm",
-                                  "qwen3_next"])
+                                  "minicpm3", "deepseek_v32", "mixtral", "qwen2_moe",
+                                  "llama4", "lfm2", "mamba", "mamba2", "minimax",
+                                  "recurrent_gemma", "xlstm", "qwen3_next"])
 def test_prefill_then_decode_steps_equal_the_full_model(name):
     full = _full(name)
     seq = np.random.default_rng(1).integers(0, VOCAB, (2, C))

@@ -246,6 +246,20 @@ CASES = {
         1, 2, 1, 1).transpose(1, 2).reshape(-1, S, 2 * D)),
                      ["linear", "reshape", "permute", "reshape", "constant", "matmul",
                       "reshape", "permute", "reshape"], 0.999),  # 0.99989
+    # DeepSeek sparse attention's indexer scores: every head's queries (S, H, Dh) times one
+    # key (1, Dh, S) shared by the heads: torch broadcasts its axis of 1; the heads merge
+    # with the query rows, one (S H, Dh) @ (Dh, S) matmul (the key's transpose folded)
+    "shared_key": (Fn(lambda x, a, b: F.relu(a(x).view(-1, S, H, D // H) @ b(x).transpose(
+        -1, -2).unsqueeze(1)).flatten(2), nn.Linear(D, D), nn.Linear(D, D // H)),
+                   ["linear", "linear", "reshape", "matmul", "reshape", "relu", "reshape"],
+                   0.999),                                                  # 0.99974
+    # the other way round, queries (1, S, Dh) shared by the heads' keys (H, Dh, S): the
+    # queries repeated over the heads by a column of ones, then the per-head matmul
+    "shared_queries": (Fn(lambda x, a, b: (a(x).unsqueeze(1) @ b(x).view(-1, S, H, D // H)
+                                           .permute(0, 2, 3, 1)).permute(0, 2, 1, 3).flatten(2),
+                          nn.Linear(D, D // H), nn.Linear(D, D)),
+                       ["linear", "linear", "reshape", "permute", "reshape", "constant",
+                        "matmul", "reshape", "matmul", "permute", "reshape"], 0.999),  # 0.99977
     # a where() of a comparison of an activation and branches of it: one table
     "xielu": (_after_linear(_xielu), ["linear", "lut"], 0.999),             # 0.99985
     # a new buffer whose last axis is filled by copy_ into slices: the concat of the parts
