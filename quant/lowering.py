@@ -25,8 +25,8 @@ SUPPORTED = (
     "linear/addmm/mm",
     ("batch_norm (folded into the conv/linear before it, also through a view: LeViT's "
      "BatchNorm1d of a linear's (batch * S, D) output; else a depthwise 1x1 conv)"),
-    ("flatten/view/reshape/squeeze/unsqueeze/permute (to (batch, features), size-1 axes, or "
-     "an image's channels-last view permute(0, 2, 3, 1) and back; any other of an image, "
+    ("flatten/view/view_as/reshape/squeeze/unsqueeze/permute (to (batch, features), size-1 "
+     "axes, or an image's channels-last view permute(0, 2, 3, 1) and back; any other of an image, "
      "not moving the batch axis: permutes that move data, e.g. MobileViT's patches)"),
     "dropout/dropout_ (eval)/clone/alias/contiguous/detach/to (same dtype)",
 )
@@ -452,6 +452,7 @@ HANDLERS = {
     aten.reshape.default: reshape,
     aten._unsafe_view.default: reshape,
     aten.reshape_as.default: reshape,
+    aten.view_as.default: reshape,
     aten.squeeze.dim: reshape,
     aten.squeeze.dims: reshape,
     aten.squeeze.default: reshape,

@@ -287,7 +287,11 @@ def sdpa(b: Any, node: Any, args: list, kwargs: dict) -> Act:
         scores, mask = _attention_bias(b, node, scores, mask, shape)
     if isinstance(mask, (Act, *lowering_pointwise.SYMBOLIC)):
         scores, mask = _activation_bias(b, node, scores, mask), None
-    m = masks.Masked(scores, *masks.allowed(b, node, mask, shape, "sdpa"))
+    if isinstance(mask, masks.Masked):  # a bias of the activations, masked (Doge's)
+        m = masks.Masked(_activation_bias(b, node, scores, mask.scores),
+                         torch.broadcast_to(mask.allowed, shape), mask.key)
+    else:
+        m = masks.Masked(scores, *masks.allowed(b, node, mask, shape, "sdpa"))
     if causal:
         s, t = shape[-2:]
         if s != t:

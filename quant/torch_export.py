@@ -352,6 +352,8 @@ class _Builder:
         if handler is None:
             self.fail(node, f"op {node.target} is not supported")
         self._inherit_batch_axis(node)
+        if node.target in masks.MOVES and isinstance(args[0], masks.Masked):
+            return masks.moved(self, node, args, kwargs, handler)
         return handler(self, node, args, kwargs)
 
     def _inherit_batch_axis(self, node: fx.Node) -> None:
