@@ -58,8 +58,12 @@ def _act(b: Any, node: Any, v: Any, what: str) -> Act:
     if isinstance(v, IdSlice):
         b.fail(node, f"{what} is a slice of the token ids (ids {v.start}..{v.start + v.length - 1}"
                      "); only an embedding reads one")
-    if not isinstance(v, Act):
+    if isinstance(v, (torch.Tensor, np.ndarray, int, float, bool)) or v is None:
         b.fail(node, f"{what} must be an activation, not a constant")
+    if not isinstance(v, Act):  # a value capture follows symbolically: its docstring's
+        # first sentence says what it is and what reads it
+        about = " ".join((type(v).__doc__ or "").split()).split(". ")[0].rstrip(".")
+        b.fail(node, f"{what} must be an activation, not {type(v).__name__} ({about})")
     return v
 
 

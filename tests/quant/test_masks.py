@@ -80,3 +80,28 @@ def test_doges_key_bias_is_refused_by_generation_in_one_line():
     msg = str(e.value)
     assert msg.startswith("model.model.layers.0.self_attn.") and ".biased: add of shapes" in msg
     assert "an operand that keeps the full model's positions" in msg and "\n" not in msg
+
+
+class _Transposed(torch.nn.Module):
+    """Masked scores transposed before their softmax: a permute of keys and queries."""
+
+    def __init__(self):
+        super().__init__()
+        self.q = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        s = self.q(x) @ x.transpose(-1, -2)
+        s = s + torch.triu(torch.full((x.shape[-2],) * 2, float("-inf")), 1)
+        return torch.softmax(s.transpose(-1, -2), -1) @ x
+
+
+def test_another_op_of_masked_scores_names_what_they_are_in_one_line():
+    """Masked scores are no constant (the message said so): the refusal names them."""
+    from qasic.quant import capture
+
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(_Transposed().eval(), torch.randn(2, 6, 8))
+    msg = str(e.value)
+    assert msg.startswith("node 'transpose_1': permute input must be an activation, not Masked "
+                          "(Attention scores with masks still to apply; only a softmax may "
+                          "read it); supported ops:") and "\n" not in msg
