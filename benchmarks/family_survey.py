@@ -784,12 +784,15 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                       {}, "ids", SEQ_DEC),
     "Lfm3Model": ("decoder", "Lfm3Config", _DEC5, {}, "ids", SEQ_DEC),
     "MellumModel": ("decoder", "MellumConfig", _DEC5, {}, "ids", SEQ_DEC),
-    "MiMoV2FlashModel": ("decoder", "MiMoV2FlashConfig", _DEC5, {}, "ids", SEQ_DEC),
+    # a mixture of experts (256 of 2048 by default: 100 M parameters) with values of 128
+    "MiMoV2FlashModel": ("decoder", "MiMoV2FlashConfig", _DEC5 | _MOE5 | {"v_head_dim": 16}, {},
+                         "ids", SEQ_DEC),
     "MinistralModel": ("decoder", "MinistralConfig", _DEC5, {}, "ids", SEQ_DEC),
     "ModernBertDecoderModel": ("decoder", "ModernBertDecoderConfig", _DEC5, {}, "ids", SEQ_DEC),
     "NanoChatModel": ("decoder", "NanoChatConfig", _DEC5, {}, "ids", SEQ_DEC),
     "NemotronHModel": ("decoder", "NemotronHConfig", _DEC5, {}, "ids", SEQ_DEC),
-    "SolarOpenModel": ("decoder", "SolarOpenConfig", _DEC5, {}, "ids", SEQ_DEC),
+    # a mixture of experts (128 by default: 63 M parameters)
+    "SolarOpenModel": ("decoder", "SolarOpenConfig", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
     "Qwen4ExpTextModel": ("decoder", "Qwen4ExpTextConfig", _DEC5, {}, "ids", SEQ_DEC),
     "CpmAntModel": ("decoder", "CpmAntConfig", _DEC5, {}, "ids", SEQ_DEC),
     "xLSTMModel": ("decoder", "xLSTMConfig", _DEC5, {}, "ids", SEQ_DEC),

@@ -1008,6 +1008,12 @@ def _infer(full: QGraph, n: QNode, shapes: dict) -> tuple[int, ...]:
         top, left, bottom, right = n.attrs["padding"]
         return (h + top + bottom - kh + 1, w + left + right - kw + 1, oc)
     if n.op in _ELEMENTWISE:
+        if not all(len(set(d) - {1}) <= 1 for d in zip(*(s[::-1] for s in ins))):
+            raise UnsupportedOpError(
+                f"{n.name}: {n.op} of shapes {', '.join(map(str, ins))} in a generation graph: "
+                "an operand that keeps the full model's positions (a value expanded along the "
+                "queries, Doge's dynamic mask); generation slices caches, constants over the "
+                "positions and their views: run the model with qasic evaluate")
         return tuple(np.broadcast_shapes(*ins))
     if n.op in _ROWWISE:
         return tuple(ins[0])

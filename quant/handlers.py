@@ -28,6 +28,7 @@ from qasic.quant import (
     lowering_seq,
     lowering_seqpool,
     lowering_ssm,
+    sinks,
 )
 from qasic.quant import lowering_transformer as transformer
 
@@ -74,7 +75,8 @@ def _by_layout(sequence: Any, image: Any) -> Any:
 HANDLERS = {**_IMAGE, **{
     t: _by_layout(h, _IMAGE.get(t, h if t in transformer.NEW_OPS else None))
     for t, h in transformer.HANDLERS.items()},
-    **{t: _by_layout(h, None) for t, h in lastpool.HANDLERS.items()}}
+    **{t: _by_layout(h, None) for t, h in lastpool.HANDLERS.items()},
+    **{t: _by_layout(h, None) for t, h in sinks.HANDLERS.items()}}
 SUPPORTED = (lowering.SUPPORTED + lowering_convt.SUPPORTED + lowering_pad.SUPPORTED
              + lowering_ops.SUPPORTED + lowering_groupnorm.SUPPORTED
              + transformer.SUPPORTED + lowering_gather.SUPPORTED

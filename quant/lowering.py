@@ -25,8 +25,8 @@ SUPPORTED = (
     "linear/addmm/mm",
     ("batch_norm (folded into the conv/linear before it, also through a view: LeViT's "
      "BatchNorm1d of a linear's (batch * S, D) output; else a depthwise 1x1 conv)"),
-    ("flatten/view/reshape/squeeze/unsqueeze/permute (to (batch, features), size-1 axes, or "
-     "an image's channels-last view permute(0, 2, 3, 1) and back; any other of an image, "
+    ("flatten/view/view_as/reshape/squeeze/unsqueeze/permute (to (batch, features), size-1 "
+     "axes, or an image's channels-last view permute(0, 2, 3, 1) and back; any other of an image, "
      "not moving the batch axis: permutes that move data, e.g. MobileViT's patches)"),
     "dropout/dropout_ (eval)/clone/alias/contiguous/detach/to (same dtype)",
 )
@@ -58,8 +58,12 @@ def _act(b: Any, node: Any, v: Any, what: str) -> Act:
     if isinstance(v, IdSlice):
         b.fail(node, f"{what} is a slice of the token ids (ids {v.start}..{v.start + v.length - 1}"
                      "); only an embedding reads one")
-    if not isinstance(v, Act):
+    if isinstance(v, (torch.Tensor, np.ndarray, int, float, bool)) or v is None:
         b.fail(node, f"{what} must be an activation, not a constant")
+    if not isinstance(v, Act):  # a value capture follows symbolically: its docstring's
+        # first sentence says what it is and what reads it
+        about = " ".join((type(v).__doc__ or "").split()).split(". ")[0].rstrip(".")
+        b.fail(node, f"{what} must be an activation, not {type(v).__name__} ({about})")
     return v
 
 
@@ -452,6 +456,7 @@ HANDLERS = {
     aten.reshape.default: reshape,
     aten._unsafe_view.default: reshape,
     aten.reshape_as.default: reshape,
+    aten.view_as.default: reshape,
     aten.squeeze.dim: reshape,
     aten.squeeze.dims: reshape,
     aten.squeeze.default: reshape,

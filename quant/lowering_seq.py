@@ -682,6 +682,7 @@ HANDLERS = {
     aten.reshape.default: reshape,
     aten._unsafe_view.default: reshape,
     aten.reshape_as.default: reshape,
+    aten.view_as.default: reshape,
     aten.flatten.using_ints: reshape,
     aten.unflatten.int: reshape,
     aten.unsqueeze.default: reshape,

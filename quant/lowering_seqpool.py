@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from qasic.quant import lowering_seq
+from qasic.quant import lowering_seq, masks, sinks
 from qasic.quant.lowering import Act, _act, _arg, _ints
 
 aten = torch.ops.aten
@@ -162,6 +162,8 @@ def max_over(b: Any, node: Any, args: list, kwargs: dict) -> Any:
         b.fail(node, "the indices of a max (an argmax: a selection that depends on the values, "
                      "e.g. a vector quantizer's nearest codebook entry, DAC's or a VQ-VAE's); "
                      "only its values")
+    if isinstance(args[0], masks.Masked):  # a softmax's overflow guard (qasic.quant.sinks)
+        return sinks.row_max(b, node, args[0])
     x = _act(b, node, args[0], "max input")
     rank = node.args[0].meta["val"].dim()
     dims = _ints(_arg(args, kwargs, 1, "dim", [])) if node.target is aten.amax.default \

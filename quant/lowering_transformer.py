@@ -201,22 +201,26 @@ def _operand(b: Any, node: Any, v: Any, i: int) -> Act:
     per-sample value (``<node>.a`` / ``.b``)."""
     if not isinstance(v, torch.Tensor):
         return _sequence_input(b, node, v, "matmul operand")
-    per = _per_sample_constant(b, node, v)
+    per = _per_sample_constant(b, node, v, right=i == 1)
     return b.add(node, "constant", (), {}, {"value": per}, shape=per.shape,
                  suffix=f".{'ab'[i]}")
 
 
-def _per_sample_constant(b: Any, node: Any, c: torch.Tensor, lead: tuple | None = None
-                         ) -> np.ndarray:
+def _per_sample_constant(b: Any, node: Any, c: torch.Tensor, lead: tuple | None = None,
+                         right: bool = False) -> np.ndarray:
     """A constant operand's value per sample: broadcast over the product's leading axes
     (``lead``, default the output's: sdpa's is a tuple), it holds the batch where the product
     does (a constant repeated over a batch folded into the heads, (batch * H, S, K)); it must
-    be the same for every sample."""
+    be the same for every sample. A ``right`` operand of a product whose rows hold the batch
+    (DeepSeek-V4's grouped output projection: the tokens of every sample as the rows of each
+    group's bmm) multiplies each row alone: it is the constant as it is."""
     out = tuple(int(d) for d in node.meta["val"].shape)[:-2] if lead is None else lead
     if c.dim() < 2:
         b.fail(node, f"matmul by a constant of rank {c.dim()}; only by matrices")
     full = torch.broadcast_to(c, out + tuple(c.shape[-2:]))
     p, inner = lowering_seq.digit(b, node)
+    if p == len(out) and right:
+        return full.detach().to(torch.float64).numpy().copy()
     if p >= len(out):
         b.fail(node, f"a constant matmul operand of shape {tuple(c.shape)} multiplying rows "
                      "that hold the batch (it would mix samples)")
@@ -331,7 +335,11 @@ def sdpa(b: Any, node: Any, args: list, kwargs: dict) -> Act:
         scores, mask = _attention_bias(b, node, scores, mask, shape)
     if isinstance(mask, (Act, *lowering_pointwise.SYMBOLIC)):
         scores, mask = _activation_bias(b, node, scores, mask), None
-    m = masks.Masked(scores, *masks.allowed(b, node, mask, shape, "sdpa"))
+    if isinstance(mask, masks.Masked):  # a bias of the activations, masked (Doge's)
+        m = masks.Masked(_activation_bias(b, node, scores, mask.scores),
+                         torch.broadcast_to(mask.allowed, shape), mask.key)
+    else:
+        m = masks.Masked(scores, *masks.allowed(b, node, mask, shape, "sdpa"))
     if causal:
         s, t = shape[-2:]
         if s != t:

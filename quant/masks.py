@@ -162,6 +162,24 @@ def _op(target: Any, value: torch.Tensor, args: list, kwargs: dict) -> torch.Ten
     return target(value, *args[1:], **kwargs)
 
 
+# views of masked values: repeat_kv of a bias computed from the activations (Doge's dynamic
+# mask: a per-key value, causally masked, repeated for each query head of a key/value head)
+MOVES = {aten.view.default, aten.reshape.default, aten._unsafe_view.default,
+         aten.unsqueeze.default, aten.expand.default}
+
+
+def moved(b: Any, node: Any, args: list, kwargs: dict, handler: Any) -> Masked:
+    """A view or expand of Masked scores: the scores through the op's ``handler``, the
+    constant and key masks (the scores' torch shape) through torch's op."""
+    m = args[0]
+    scores = handler(b, node, [m.scores, *args[1:]], kwargs)
+    key = None if m.key is None else replace(
+        m.key, pos=_op(node.target, m.key.pos, args, kwargs),
+        when1=_op(node.target, m.key.when1, args, kwargs),
+        when0=_op(node.target, m.key.when0, args, kwargs))
+    return Masked(scores, _op(node.target, m.allowed, args, kwargs), key)
+
+
 # --- where masks meet the scores --------------------------------------------------------------
 
 def allowed(b: Any, node: Any, value: Any, shape: tuple, kind: str) -> tuple:

@@ -14,12 +14,14 @@ scores alone with the float ``sink`` parameter (its probabilities ``SinkProbs``)
 that drops the sink's column those probabilities. The integer softmax treats each sink as one
 more key of the row that has no output (``intops.softmax_rows``; its code is the logit in the
 scores' scale, ``intops.sink_codes``). Any other use of these values, or a sink that is not a
-constant per head, is refused in one line.
+constant per head, is refused in one line. The same guard on masked scores without sinks
+(MiMo-V2-Flash's full-attention layers) is the masked scores again: only a softmax reads them
+(``masks.Masked``), and it does not change when a row is shifted.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -39,9 +41,9 @@ class Sunk:
 
 @dataclass(frozen=True, eq=False)
 class SunkMax:
-    """The row maxima of ``of`` (only subtracted from it)."""
+    """The row maxima of ``of``, Sunk or masked scores (only subtracted from it)."""
 
-    of: Sunk
+    of: Any
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,7 +54,17 @@ class SinkProbs:
     keys: int
 
 
-VALUES = (Sunk, SunkMax, SinkProbs)
+@dataclass(frozen=True, eq=False)
+class Lse:
+    """logsumexp over the last axis of the scores made by fx node ``of`` (Act or Masked)."""
+
+    of: Any
+    sink: np.ndarray | None = None  # after a constant per head is subtracted
+    scale: bool = False             # after the sigmoid: the probabilities' sink scale
+    rank: int = 0                   # its torch rank (one more after unsqueeze(-1))
+
+
+VALUES = (Sunk, SunkMax, SinkProbs, Lse)
 _WHAT = ("the sink column is only appended to attention scores, its rows' max subtracted, "
          "the softmax taken and its column dropped")
 
@@ -76,8 +88,9 @@ def appended(b: Any, node: Any, args: list, kwargs: dict) -> Sunk:
     return Sunk(parts[0], heads[0, :, 0].numpy().copy())
 
 
-def row_max(b: Any, node: Any, x: Sunk) -> tuple:
-    """aten.max.dim(Sunk, -1, keepdim=True) / amax: the (values, indices) it subtracts."""
+def row_max(b: Any, node: Any, x: Any) -> tuple:
+    """aten.max.dim(x, -1, keepdim=True) / amax of Sunk or Masked scores: the (values, indices)
+    it subtracts."""
     rank = node.args[0].meta["val"].dim()
     dims = _arg(node.args, node.kwargs, 1, "dim", -1)
     dims = [dims] if isinstance(dims, int) else list(dims)
@@ -88,8 +101,10 @@ def row_max(b: Any, node: Any, x: Sunk) -> tuple:
 
 
 def shifted(b: Any, node: Any, op: str, x: Any, y: Any) -> Sunk:
-    """Sunk minus its own row maxima: the same Sunk for the softmax that reads it."""
-    if op != "sub" or not isinstance(x, Sunk) or not isinstance(y, SunkMax) or y.of is not x:
+    """Sunk (or Masked) scores minus their own row maxima: the same scores for the softmax that
+    reads them."""
+    if op != "sub" or not isinstance(x, (Sunk, masks.Masked)) or not isinstance(y, SunkMax) \
+            or y.of is not x:
         b.fail(node, f"{op} of attention scores with sinks; {_WHAT}")
     return x
 
@@ -127,13 +142,79 @@ def dropped(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     return p.probs
 
 
+def logsumexp(b: Any, node: Any, args: list, kwargs: dict) -> Lse:
+    """aten.logsumexp(scores, [-1]) of attention scores: followed symbolically (above)."""
+    rank = node.args[0].meta["val"].dim()
+    dims = _arg(args, kwargs, 1, "dim", [-1])
+    dims = [dims] if isinstance(dims, int) else list(dims)
+    if not isinstance(args[0], (Act, masks.Masked)) or [d % rank for d in dims] != [rank - 1] \
+            or _arg(args, kwargs, 2, "keepdim", False):
+        b.fail(node, f"logsumexp over dims {dims} (keepdim: a row of ones); only of attention "
+                     f"scores over their last axis, without keepdim, as a sink's scale ({_LSE})")
+    return Lse(node.args[0], rank=rank - 1)
+
+
+def _lse_op(b: Any, node: Any, args: list) -> Lse:
+    """sub of a constant per head, sigmoid, unsqueeze(-1) and same-dtype casts of an Lse."""
+    t, x = node.target, args[0]
+    if t in (aten.mul.Tensor, aten.multiply.Tensor) and len(args) == 2:
+        return scaled(b, node, *((args[1], x) if isinstance(x, Lse) else args))
+    if not isinstance(x, Lse):
+        b.fail(node, f"op {t} with a logsumexp of attention scores as a later operand; {_LSE}")
+    if t in _CASTS and node.meta["val"].dtype == node.args[0].meta["val"].dtype:
+        return x
+    if t in (aten.sub.Tensor, aten.subtract.Tensor) and x.sink is None and not x.scale \
+            and isinstance(args[1], torch.Tensor) and args[1].dim() <= x.rank:
+        heads = node.args[0].meta["val"].shape[1] if x.rank == 3 else 0
+        sink = torch.broadcast_to(args[1].detach().to(torch.float64), (1, heads, 1)) \
+            if heads and args[1].dim() == 3 and args[1].shape[0] == args[1].shape[2] == 1 \
+            else None
+        if sink is None:
+            b.fail(node, f"logsumexp of scores minus a {tuple(args[1].shape)} tensor; only "
+                         f"minus a constant per head (1, H, 1) ({_LSE})")
+        return replace(x, sink=sink[0, :, 0].numpy().copy())
+    if t is aten.sigmoid.default and x.sink is not None and not x.scale:
+        return replace(x, scale=True)
+    if t is aten.unsqueeze.default and x.scale and int(args[1]) % (x.rank + 1) == x.rank:
+        return replace(x, rank=x.rank + 1)
+    b.fail(node, f"op {t} on a logsumexp of attention scores; {_LSE}")
+
+
+def scaled(b: Any, node: Any, out: Any, scale: Any) -> Act:
+    """attention output (softmax(scores) @ v) times its sinks' scale: the softmax node gets the
+    sinks, the output is the matmul's as it is."""
+    mm = b.nodes.get(out.name) if isinstance(out, Act) else None
+    sm = b.nodes.get(mm.inputs[0]) if mm is not None and mm.op == "matmul" else None
+    if not isinstance(scale, Lse) or not scale.scale or scale.rank != node.meta["val"].dim() \
+            or sm is None or sm.op != "softmax" or "sink" in sm.params \
+            or b.origin[sm.name].args[0] is not scale.of \
+            or not b.sole_user(Act(sm.name), b.origin[mm.name]) or not b.sole_user(out, node):
+        b.fail(node, f"a product with a sink's scale of another tensor than the attention "
+                     f"output it scales; {_LSE}")
+    per = b.shapes[sm.name]
+    if (int(np.prod(per[:-2])) if len(per) > 2 else 1) != len(scale.sink):
+        b.fail(node, f"{len(scale.sink)} attention sinks for scores of per-sample shape {per}; "
+                     "one per head")
+    b.replace(replace(sm, params={**sm.params, "sink": scale.sink}))
+    return out
+
+
 aten = torch.ops.aten
 _SOFTMAX = (aten.softmax.int, aten._softmax.default, aten._safe_softmax.default)
+_CASTS = (aten.to.dtype, aten._to_copy.default, aten.to.dtype_layout, aten.clone.default,
+          aten.contiguous.default, aten.alias.default)
+_LSE = ("a learned sink per head read as sigmoid(logsumexp(scores) - sink) and multiplied into "
+        "softmax(scores) @ v, GraniteSWA's")
+HANDLERS = {aten.logsumexp.default: logsumexp}
 
 
 def apply(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     """An op reading a Sunk, SunkMax or SinkProbs (the module docstring)."""
     t, x = node.target, args[0]
+    if t is aten._assert_tensor_metadata.default:
+        return None
+    if any(isinstance(a, Lse) for a in args):
+        return _lse_op(b, node, args)
     if t in (aten.max.dim, aten.amax.default) and isinstance(x, Sunk):
         return row_max(b, node, x)
     if t in (aten.sub.Tensor, aten.subtract.Tensor):

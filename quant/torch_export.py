@@ -28,6 +28,7 @@ from torch import fx
 
 from qasic.errors import InputError, UnsupportedOpError
 from qasic.quant import (
+    alltopk,
     complex_rope,
     einsum,
     export_errors,
@@ -214,13 +215,14 @@ class _Builder:
         # the graph walked: einsums and FNet's Fourier transforms made matmuls, patch unfolds
         # views and permutes, selections of samples by constant masks resolved, complex RoPE
         # real products, ``x[:, i].unsqueeze(1)`` slices, GLUs their halves' product, a slice
-        # updated in place the cat it makes (qasic.quant.writeback); before all, the subgraphs
+        # updated in place the cat it makes (qasic.quant.writeback), a mask scattered from a
+        # top-k of every index the constant it is (qasic.quant.alltopk); before all, the subgraphs
         # of wrappers (autocast, no_grad regions) inlined: ``inlined`` is the exported graph as
         # torch ran it
         self.inlined = wrappers.inline(ep.graph_module)
-        self.graph = glu.decompose(keepdim.decompose(complex_rope.decompose(fourier.decompose(
-            unfold.decompose(einsum.decompose(selects.decompose(writeback.decompose(
-                self.inlined), set(ep.graph_signature.user_inputs))))))))
+        self.graph = alltopk.decompose(glu.decompose(keepdim.decompose(complex_rope.decompose(
+            fourier.decompose(unfold.decompose(einsum.decompose(selects.decompose(
+                writeback.decompose(self.inlined), set(ep.graph_signature.user_inputs)))))))))
         self.env: dict[str, Any] = {}
         self.nodes: dict[str, FNode] = {}     # insertion order is execution order
         self.origin: dict[str, fx.Node] = {}  # tensor name -> fx node that produced it
@@ -354,6 +356,8 @@ class _Builder:
         if handler is None:
             self.fail(node, f"op {node.target} is not supported")
         self._inherit_batch_axis(node)
+        if node.target in masks.MOVES and isinstance(args[0], masks.Masked):
+            return masks.moved(self, node, args, kwargs, handler)
         return handler(self, node, args, kwargs)
 
     def _inherit_batch_axis(self, node: fx.Node) -> None:

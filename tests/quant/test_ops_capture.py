@@ -117,6 +117,9 @@ CASES = {
                  ["upsample_bilinear"]),
     "se_view": (Fn(lambda x: x.mean((2, 3)).view(-1, 3, 1, 1) * x), (2, 3, 4, 4),
                 ["avgpool2d", "reshape", "reshape", "mul"]),
+    # view_as reads only the other tensor's shape (Beam's gate viewed as the attention output)
+    "se_view_as": (Fn(lambda x: x.mean((2, 3)).view_as(torch.zeros(2, 3, 1, 1)) * x),
+                   (2, 3, 4, 4), ["avgpool2d", "reshape", "reshape", "mul"]),
     "unsqueeze": (Fn(lambda x: x.mean((2, 3))[:, :, None, None] + x), (2, 3, 4, 4),
                   ["avgpool2d", "reshape", "reshape", "add"]),
     "squeeze_flatten": (Fn(lambda x: F.adaptive_avg_pool2d(x, 1).squeeze(-1).squeeze(-1)),

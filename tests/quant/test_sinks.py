@@ -159,3 +159,67 @@ def test_a_sink_column_that_varies_over_the_rows_is_refused_in_one_line():
     assert "an attention sink column that varies over the samples or the rows of a head; " \
            "only a constant logit per head" in msg and msg.startswith("node 'cat") \
         and "\n" not in msg
+
+
+class _Heads(torch.nn.Module):
+    """(N, S, 16) -> 2 causal heads of 8; ``form`` writes the softmax as the new decoders do:
+    "max" subtracts each row's max first (MiMo-V2-Flash's full-attention layers), "lse" scales
+    the output by sigmoid(logsumexp(scores) - sink) (GraniteSWA), "lse_v" multiplies that
+    scale into the values instead (no sink: refused)."""
+
+    def __init__(self, form: str, sinks: tuple = (-1.0, 2.0)):
+        super().__init__()
+        torch.manual_seed(0)
+        self.qkv, self.o = torch.nn.Linear(16, 48), torch.nn.Linear(16, 16)
+        self.sinks = torch.nn.Parameter(torch.tensor(sinks))
+        self.form = form
+
+    def forward(self, x):
+        n, s, _ = x.shape
+        q, k, v = (t.reshape(n, s, 2, 8).transpose(1, 2) for t in self.qkv(x).chunk(3, -1))
+        scores = q @ k.transpose(-1, -2) * 8 ** -0.5
+        scores = scores + torch.triu(torch.full((s, s), torch.finfo(x.dtype).min), 1)
+        if self.form == "max":
+            out = torch.softmax(scores - scores.max(-1, keepdim=True).values, -1) @ v
+        else:
+            scale = torch.sigmoid(torch.logsumexp(scores, -1) - self.sinks.view(1, -1, 1))
+            if self.form == "lse":
+                out = (torch.softmax(scores, -1) @ v) * scale.unsqueeze(-1)
+            else:
+                out = torch.softmax(scores, -1) @ (v * scale.unsqueeze(-1))
+        return self.o(out.transpose(1, 2).reshape(n, s, 16))
+
+
+def _vectors(batch: int = 4) -> np.ndarray:
+    return np.random.default_rng(2).normal(size=(batch, 6, 16)).astype(np.float32)
+
+
+@pytest.mark.parametrize("form", ["max", "lse"])
+def test_a_max_shift_or_a_sink_scale_is_one_softmax_and_runs_bit_exact(form):
+    """The max subtracted before the softmax is dropped (no max pool); GraniteSWA's scale is
+    the sinks of the softmax that made the probabilities (its float graph follows torch, so the
+    scale equals the softmax with one more key). The simulator equals the golden reference."""
+    import qasic
+    from tests.quant.transformer_nets import check, ops
+
+    x = _vectors()
+    graph, _, cos = check(_Heads(form), x)
+    soft = [n for n in graph.nodes if n.op == "softmax"]
+    assert len(soft) == 1 and "maxpool2d" not in ops(graph) and cos > 0.99
+    if form == "lse":
+        np.testing.assert_array_equal(soft[0].params["sink"], [-1.0, 2.0])
+    else:
+        assert "sink" not in soft[0].params
+    record = qasic.evaluate(_Heads(form), x, calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.99
+
+
+def test_a_sink_scale_of_another_tensor_is_refused_in_one_line():
+    """The scale multiplied into the values (not the attention output) is no sink."""
+    from qasic.quant import capture
+
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(_Heads("lse_v").eval(), torch.from_numpy(_vectors(2)))
+    msg = str(e.value)
+    assert "a product with a sink's scale of another tensor than the attention output it " \
+           "scales" in msg and msg.startswith("node 'mul") and "\n" not in msg

@@ -1,0 +1,107 @@
+"""Masked attention scores (qasic.quant.masks) that are views of a bias computed from the
+activations: Doge's dynamic mask, a per-key value of the values causally masked, repeated for
+the query heads of each key/value head (repeat_kv's unsqueeze, expand, reshape) and passed to
+scaled_dot_product_attention as its float attn_mask: the scores plus that bias, masked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from qasic.errors import UnsupportedOpError
+from qasic.quant import QuantConfig
+from qasic.quant.decode import prefill_graph
+from qasic.quant.quantize import quantize
+from tests.quant.test_hf_llm import Logits
+from tests.quant.transformer_nets import check
+
+
+class _KeyBias(torch.nn.Module):
+    """(N, S, 16) -> 4 query heads of 4 on 2 key/value heads; attn_mask exp(-softplus(dt(v)))
+    per key, the future masked with the dtype's min, repeated as repeat_kv repeats K and V."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.q, self.kv, self.dt = (torch.nn.Linear(i, o) for i, o in ((16, 16), (16, 16),
+                                                                       (8, 2)))
+        self.gate, self.o = torch.nn.Linear(16, 16), torch.nn.Linear(16, 16)
+
+    def forward(self, x):
+        n, s, _ = x.shape
+        q = self.q(x).reshape(n, s, 4, 4).transpose(1, 2)
+        k, v = (t.reshape(n, s, 2, 4).transpose(1, 2) for t in self.kv(x).chunk(2, -1))
+        dt = torch.exp(-F.softplus(self.dt(v.transpose(1, 2).reshape(n, s, 8)))).transpose(1, 2)
+        bias = dt[:, :, None, :].expand(-1, -1, s, -1)
+        bias = bias.masked_fill(~torch.ones(s, s, dtype=torch.bool).tril(),
+                                torch.finfo(x.dtype).min)
+
+        def repeat(t):
+            return t[:, :, None].expand(n, 2, 2, *t.shape[2:]).reshape(n, 4, *t.shape[2:])
+
+        out = F.scaled_dot_product_attention(q, repeat(k), repeat(v), attn_mask=repeat(bias))
+        out = out.transpose(1, 2)  # (N, S, 4, 4): Beam's gate is viewed as it
+        return self.o((out * torch.sigmoid(self.gate(x).view_as(out))).reshape(n, s, 16))
+
+
+def test_a_masked_bias_of_the_activations_repeated_per_head_runs_bit_exact():
+    """The bias is added to the scores (``.biased``) before the one causal softmax; the float
+    graph follows torch, the golden reference it (cosine > 0.99) and the simulator the golden
+    reference bit for bit."""
+    import qasic
+
+    x = np.random.default_rng(3).normal(size=(4, 6, 16)).astype(np.float32)
+    graph, _, cos = check(_KeyBias(), x)
+    soft = [n for n in graph.nodes if n.op == "softmax"]
+    assert len(soft) == 1 and soft[0].attrs["causal"] and cos > 0.99
+    assert any(n.op == "add" and n.name.endswith(".biased") for n in graph.nodes)
+    record = qasic.evaluate(_KeyBias(), x, calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.99
+
+
+def test_doges_key_bias_is_refused_by_generation_in_one_line():
+    """Doge (1 layer, hidden 32): bit-exact in evaluate, but its key bias, expanded over the
+    queries, keeps the full model's 16 positions in a 6-token prefill: the prefill graph is
+    refused naming the add, not a numpy broadcast error."""
+    transformers = pytest.importorskip("transformers")
+    if not hasattr(transformers, "DogeForCausalLM"):
+        pytest.skip("transformers has no Doge")
+    torch.manual_seed(0)
+    model = transformers.DogeForCausalLM(transformers.DogeConfig(
+        vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=16, pad_token_id=0,
+        max_position_embeddings=64)).eval()
+    x = np.random.default_rng(5).integers(1, 100, (2, 16))
+    full = quantize(Logits(model), (torch.from_numpy(x[:1]),), x, QuantConfig())
+    with pytest.raises(UnsupportedOpError) as e:
+        prefill_graph(full, 6)
+    msg = str(e.value)
+    assert msg.startswith("model.model.layers.0.self_attn.") and ".biased: add of shapes" in msg
+    assert "an operand that keeps the full model's positions" in msg and "\n" not in msg
+
+
+class _Transposed(torch.nn.Module):
+    """Masked scores transposed before their softmax: a permute of keys and queries."""
+
+    def __init__(self):
+        super().__init__()
+        self.q = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        s = self.q(x) @ x.transpose(-1, -2)
+        s = s + torch.triu(torch.full((x.shape[-2],) * 2, float("-inf")), 1)
+        return torch.softmax(s.transpose(-1, -2), -1) @ x
+
+
+def test_another_op_of_masked_scores_names_what_they_are_in_one_line():
+    """Masked scores are no constant (the message said so): the refusal names them."""
+    from qasic.quant import capture
+
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(_Transposed().eval(), torch.randn(2, 6, 8))
+    msg = str(e.value)
+    assert msg.startswith("node 'transpose_1': permute input must be an activation, not Masked "
+                          "(Attention scores with masks still to apply; only a softmax may "
+                          "read it); supported ops:") and "\n" not in msg
