@@ -793,7 +793,20 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "NemotronHModel": ("decoder", "NemotronHConfig", _DEC5, {}, "ids", SEQ_DEC),
     # a mixture of experts (128 by default: 63 M parameters)
     "SolarOpenModel": ("decoder", "SolarOpenConfig", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
-    "Qwen4ExpTextModel": ("decoder", "Qwen4ExpTextConfig", _DEC5, {}, "ids", SEQ_DEC),
+    # Qwen4-Exp: a gated delta rule layer, then an indexed attention one (QSA: a token budget
+    # of 16 in blocks of 4, every key at 16 tokens); experts; n-gram embeddings (a base
+    # vocabulary of 1,000 in 4 parts; 20 M by default)
+    "Qwen4ExpTextModel": ("decoder", "Qwen4ExpTextConfig",
+                          _DEC5 | _MOE5 | {"shared_expert_intermediate_size": 32,
+                                           "layer_types": ["linear_attention",
+                                                           "indexed_attention"],
+                                           "linear_num_value_heads": 4,
+                                           "linear_num_key_heads": 2, "linear_key_head_dim": 8,
+                                           "linear_value_head_dim": 8, "indexer_n_heads": 2,
+                                           "indexer_kv_heads": 1, "indexer_head_dim": 16,
+                                           "indexer_budget": 16, "indexer_compress_ratio": 4,
+                                           "ngram_vocab_size_base": 1000,
+                                           "split_ngram_parts": 4}, {}, "ids", SEQ_DEC),
     "CpmAntModel": ("decoder", "CpmAntConfig", _DEC5, {}, "ids", SEQ_DEC),
     "xLSTMModel": ("decoder", "xLSTMConfig", _DEC5, {}, "ids", SEQ_DEC),
     "AfmoeModel": ("decoder", "AfmoeConfig", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
