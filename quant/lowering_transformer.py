@@ -67,8 +67,8 @@ SUPPORTED = (
      "(Mixtral, Qwen2-/Qwen3-MoE, OLMoE, GLM-4-MoE, GraniteMoE, HunYuan-MoE, MiniMax, "
      "ERNIE-4.5-MoE, DBRX, GPT-OSS's, Llama 4's blocks), run densely: qasic::topk_mask, "
      "qasic::masked_softmax"),
-    ("DeepSeek sparse attention on up to index_topk keys (its indexer keeps every key: "
-     "quant.sparse_attention)"),
+    ("DeepSeek sparse attention on up to index_topk keys (a top-k of every key is a "
+     "constant mask: quant.alltopk)"),
     "sum over per-sample axes; broadcasts of size-1 axes between two activations",
     "in-place views (unsqueeze_, squeeze_, transpose_, t_) read by nothing after them",
     "lerp(x, y, w): x + w (y - x)",

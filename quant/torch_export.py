@@ -49,7 +49,6 @@ from qasic.quant import (
     selects,
     seqpasses,
     sinks,
-    sparse_attention,
     unfold,
     wrappers,
     writeback,
@@ -98,10 +97,9 @@ def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
     was_caching = _set_use_cache(model, False)  # a transformers KV cache is no model output
     try:
         with moe.dense_experts(model, args), recurrent_scan.recurrent(model), \
-                sparse_attention.every_key(model), _tensors_kept(model):
+                _tensors_kept(model):
             # routed experts run densely (quant.moe), Mamba2's scan recurrently
-            # (quant.recurrent_scan), DeepSeek sparse attention densely on up to index_topk
-            # keys (quant.sparse_attention)
+            # (quant.recurrent_scan)
             return _trace(model, args)
     finally:
         _set_training(model, was_training)

@@ -72,7 +72,7 @@ def _model(name: str):
             **common, num_key_value_heads=4, kv_lora_rank=16, q_lora_rank=32,
             qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=16, initializer_range=0.3)),
         # DeepSeek-V3.2: MiniCPM3's latent attention with a sparse attention indexer, which
-        # on C <= index_topk keys keeps them all (quant.sparse_attention); 4 index heads of 16
+        # on C <= index_topk keys keeps them all (quant.alltopk); 4 index heads of 16
         "deepseek_v32": lambda: t.DeepseekV32ForCausalLM(t.DeepseekV32Config(
             **common, num_key_value_heads=4, kv_lora_rank=16, q_lora_rank=32,
             qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=16, index_n_heads=4,
