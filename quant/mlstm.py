@@ -18,9 +18,9 @@ With one difference of two activations per position, y_t = m_(t-1) + (log sigmoi
 
 log sigmoid(f) = -softplus(-f) is one table of f's code. C and n are one state S = [C | n]^T
 (heads, dv + 1, dk), the normalizer v's extra column of ones (exp(min(-y_t, 0)) [v_t, 1] is one
-concat per position, whose encoding calibration ties over the positions). Each position reads its output from the decay, as Mamba2's
-(quant.recurrent_scan), the token's own term through the dot product q_t . k_t (one matmul over
-all positions, one rounding), not through the 8-bit S_t:
+concat per position, whose encoding calibration ties over the positions). Each position reads
+its output from the decay, as Mamba2's (quant.recurrent_scan), the token's own term through the
+dot product q_t . k_t (one matmul over all positions, one rounding), not through the 8-bit S_t:
 
     [num, den] = (exp(min(y_t, 0)) S_(t-1)) q_t + exp(min(-y_t, 0)) [v_t, 1] (q_t . k_t)
     h_t = num / (e + relu(|den| - e) + eps),   e = exp(-m_t) (a table of m_t's code)
