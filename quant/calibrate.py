@@ -106,6 +106,13 @@ def fused_relu(graph: FGraph, node: FNode) -> FNode | None:
     return None
 
 
+def _observed(graph: FGraph, node: FNode) -> str:
+    """The tensor whose values stand for ``node``'s output: the relu's that it is fused with
+    (its own are not kept: quant.quantize), else its own."""
+    relu = fused_relu(graph, node)
+    return relu.output if relu else node.output
+
+
 def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
                        config: QuantConfig,
                        weights: Mapping[str, np.ndarray] | None = None) -> dict[str, TensorQ]:
@@ -146,14 +153,16 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
             return symmetric(*rng, bits)
         return affine(*rng, bits) if fmt == "int" else fp_tensor(*rng, fmt)
 
-    pins = concat_pins(graph)  # tensor -> the concat whose TensorQ it takes
-    shared = {c: observe(c) for c in dict.fromkeys(pins.values())}
     # a scan's role, a recurrence's (quant.recurrence): one TensorQ over its positions
     roles: dict[str, tuple] = {**scan.tied(graph), **recurrence.tied(graph)}
     groups: dict[tuple, tuple[str, ...]] = {}
     for t, key in roles.items():
         groups[key] = (*groups.get(key, ()), t)
-    one = {key: observe(ts[0], ts) for key, ts in groups.items()}
+    producer = {n.output: n for n in graph.nodes}
+    one = {key: observe(ts[0], tuple(_observed(graph, producer[t]) for t in ts))
+           for key, ts in groups.items()}
+    pins = concat_pins(graph)  # tensor -> the concat whose TensorQ it takes
+    shared = {c: one[roles[c]] if c in roles else observe(c) for c in dict.fromkeys(pins.values())}
     tensors = {graph.input: input_encoding(graph) or observe(graph.input)}
     for node in graph.nodes:
         fixed = fixed_encoding(node, config.activation_bits)

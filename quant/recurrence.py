@@ -37,8 +37,10 @@ from qasic.errors import UnsupportedOpError
 from qasic.quant.scan import scans
 
 TEMPLATE = 1  # the position a decode step runs (the first that reads states)
+# no encoding of their own (quant.calibrate.SHARES_INPUT); a concat has its own (the one its
+# inputs are requantized to: quant.calibrate.concat_pins), tied as any other role's
 _SHARES = ("relu", "clamp", "maxpool2d", "flatten", "reshape", "upsample_nearest", "permute",
-           "concat", "constant")  # no encoding of their own (quant.calibrate.SHARES_INPUT)
+           "constant")
 
 
 @dataclass(frozen=True)

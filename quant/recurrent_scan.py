@@ -63,15 +63,8 @@ matmuls.
 A module whose forward holds the recurrence is swapped the same way, by class (FORWARDS, a
 class of transformers among the model's submodules'): RecurrentGemma's RG-LRU, whose gates
 transformers computes over the batch and tokens merged (quant.rglru); xLSTM's mLSTM backend,
-whose chunkwise kernels are bound in its ``__init__``. Its stabilized recurrence (a running max
-m_t) cancels from a zero start but for eps exp(m_t) in the denominator, which ``mlstm_forward``
-drops:
-
-    C_t = sigmoid(f_t) C_(t-1) + exp(i_t) [v_t, 1] k_t^T    (heads, dv + 1, dk) as above's h,
-                                                            its last row the normalizer n_t
-    [num, den] = C_t @ q_t     h_t = num / max(|den|, 1)    q_t scaled by dk^-1/2
-
-(docs/ops.md: the derivation and the measured cosine.)
+whose chunkwise kernels are bound in its ``__init__``, in its stabilized recurrence (a running
+max m_t and exps of one difference each: quant.mlstm, found by quant.recurrence).
 """
 
 from __future__ import annotations
@@ -86,6 +79,7 @@ import torch
 import torch.nn.functional as F
 
 from qasic.errors import UnsupportedOpError
+from qasic.quant.mlstm import mlstm_forward
 from qasic.quant.rglru import rglru_forward
 from qasic.quant.wkv import wkv
 
@@ -136,31 +130,6 @@ def mamba2_scan(module: Any, hidden_states: torch.Tensor, B: torch.Tensor,
     return (y + dtx * bc + x * module.D[:, None]).reshape(batch, length, h * p)
 
 
-def mlstm_forward(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                  igate: torch.Tensor, fgate: torch.Tensor, c_initial: Any = None,
-                  n_initial: Any = None, m_initial: Any = None, **kwargs: Any
-                  ) -> tuple[torch.Tensor, None]:
-    """transformers' ``xLSTMBackend.forward`` without a state in, per token and without the
-    running max (module doc): q, k (batch, heads, L, dk), v (batch, heads, L, dv), igate and
-    fgate (batch, heads, L) -> (h (batch, heads, L, dv), None)."""
-    if c_initial is not None or n_initial is not None or m_initial is not None:
-        raise UnsupportedOpError(f"{type(module).__name__}: an mLSTM with a state in; qasic "
-                                 "captures it without a cache")
-    q, k, v = (x.transpose(1, 2).float() for x in (query, key, value))  # (batch, L, heads, d)
-    batch, length, h, dk = k.shape
-    dv = v.shape[-1]
-    q = q * dk ** -0.5
-    ig = torch.exp(igate.transpose(1, 2).float())[..., None]  # exp(i_t) (batch, L, heads, 1)
-    # sigmoid(f_t) over (dv + 1, dk), as Mamba2's decay (mamba2_scan)
-    da = torch.sigmoid(fgate.transpose(1, 2).float())[..., None, None]
-    da = da.expand(batch, length, h, (dv + 1) * dk, 1).reshape(batch, length, h, dv + 1, dk)
-    iv = torch.cat([ig * v, ig], dim=-1)  # exp(i_t) [v_t, 1] (batch, L, heads, dv + 1)
-    y = decay_scan(da, iv[..., None] * k[:, :, :, None, :], q)
-    # + the token's own term exp(i_t) [v_t, 1] (q_t . k_t), one rounding (as Mamba2's B . C)
-    y = y + iv * (k * q).sum(-1, keepdim=True)
-    num, den = y[..., :dv], y[..., dv:]  # q_t C_t, q_t . n_t (unstabilized)
-    out = num / torch.clamp(den.abs(), min=1.0)
-    return out.transpose(1, 2).to(value.dtype), None
 def gated_delta_rule(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                      g: torch.Tensor, beta: torch.Tensor, chunk_size: int = 64,
                      initial_state: torch.Tensor | None = None,

@@ -119,8 +119,8 @@ def _model(name: str):
            for name, block, kinds in (
                ("minimax", 256, ["full_attention", "linear_attention"]),
                ("minimax@block4", 4, ["linear_attention"]))},
-        # xLSTM's mLSTM (captured per token: quant.recurrent_scan), 4 heads (keys of 4,
-        # values of 8); its gate linears drawn at random (transformers sets them to 0)
+        # xLSTM's mLSTM (captured per token in its stabilized recurrence: quant.mlstm), 4 heads
+        # (keys of 4, values of 8); its gate linears drawn at random (transformers sets them to 0)
         "xlstm": lambda: _random_gates(t.xLSTMForCausalLM(t.xLSTMConfig(
             vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_heads=4))),
     }
@@ -254,7 +254,7 @@ def test_generation_on_the_simulator_equals_the_golden_reference(name):
                 "lfm2": 3, "mamba": 2, "mamba2": 2, "minimax": 4,
                 "recurrent_gemma": 3, "xlstm": 0, "qwen3_next": 3}[name]
     # a cache each (LFM2 and Qwen3-Next: a conv's window, K, V; Mamba, Mamba2: each layer's conv
-    # window; the scan states are stored whole, xLSTM's only state; MiniMax: K and V of its
+    # window; the scan states are stored whole, as xLSTM's two; MiniMax: K and V of its
     # full and its lightning attention; RecurrentGemma: its conv's window, K, V)
     assert [i.op for i in session.decode.instrs].count("SCATTER") == scatters
 
@@ -274,6 +274,15 @@ def test_llama4s_chunked_mask_and_temperature_are_rows_gathered_by_position():
             and n.attrs.get("index_is") == "position" and n.name.endswith(".at_p.row")]
     assert sum(".layers.0." in r for r in rows) == 4 and sum(".layers.1." in r for r in rows) == 1
     assert [step.shapes[n.output] for n in step.nodes if n.op == "topk_mask"] == [(1, 2)] * 2
+
+
+def test_an_xlstm_decode_step_reads_and_writes_its_running_max_and_memory_whole():
+    """Per block, the mLSTM's two states (quant.mlstm): the running max m (4 heads) and S =
+    [C | n] (4 heads x 9 x 4), each read from DRAM as one row and written back."""
+    step = decode_graph(_full("xlstm"))
+    reads = [n.attrs["state"] for n in step.nodes if n.op == "cache_read"]
+    writes = [n.output for n in step.nodes if n.op == "cache_write" and len(n.inputs) == 1]
+    assert reads == writes and [step.shapes[r] for r in reads] == [(1, 4), (1, 144)] * 2
 
 
 def test_lfm2s_short_conv_decodes_on_a_window_of_its_last_3_inputs():

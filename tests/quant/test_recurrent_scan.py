@@ -9,18 +9,20 @@ gated delta rule is refused in one line."""
 from __future__ import annotations
 
 import math
+from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from qasic.errors import UnsupportedOpError
-from qasic.quant import capture, decode_scan
+from qasic.quant import capture, decode_scan, recurrence
+from qasic.quant.mlstm import mlstm_forward
 from qasic.quant.recurrent_scan import (
     classes,
     found,
     gated_delta_rule,
     mamba2_scan,
-    mlstm_forward,
     recurrent,
 )
 from qasic.quant.scan import scans
@@ -126,10 +128,9 @@ def _xlstm() -> torch.nn.Module:
 
 
 def test_the_mlstm_recurrence_equals_transformers_stabilized_one():
-    """xLSTM's backend per token (C and n in one state, exp(i) and sigmoid(f) without the
-    running max, which cancels but for eps exp(m_t) in the denominator) against transformers'
-    stabilized recurrence over 12 ids: max |diff| 2e-6 of outputs up to 3.5 (its eps 1e-6 is
-    what differs); the backend's forward is put back after."""
+    """xLSTM's backend per token (quant.mlstm: the running max, the exps of one difference,
+    C and n in one state) against transformers' stabilized recurrence over 12 ids: max |diff|
+    2e-6 of outputs up to 3.1; the backend's forward is put back after."""
     xlstm = pytest.importorskip("transformers.models.xlstm.modeling_xlstm")
     model = _xlstm()
     ids = torch.randint(0, 100, (2, 12), generator=torch.Generator().manual_seed(1))
@@ -145,20 +146,51 @@ def test_the_mlstm_recurrence_equals_transformers_stabilized_one():
     assert classes(model) == [xlstm.xLSTMBackend] and classes(_mamba2(n_groups=1)) == []
 
 
-def test_the_mlstm_captures_as_one_scan_per_block_with_state_and_normalizer_in_one():
-    """Captured over 6 positions, each block's mLSTM is one scan of quant.scan: h (4, 9, 4)
-    per head (8 value channels and the normalizer's, by 4 key channels); a state in is
-    refused in one line."""
+@pytest.mark.parametrize("cap", [1.0, 15.0])
+def test_the_stabilized_mlstm_equals_transformers_step_by_step(cap):
+    """quant.mlstm's form against transformers' ``mlstm_recurrent_sequence_native`` (3 heads,
+    10 positions), input gates up to ``cap`` (15: xLSTM's gate_soft_cap, where exp(i) is 3e6
+    and its eps term counts) and forget gates of either sign: equal to float32 rounding."""
+    xlstm = pytest.importorskip("transformers.models.xlstm.modeling_xlstm")
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(2, 3, 10, 4, generator=g), torch.randn(2, 3, 10, 4, generator=g)
+    v = torch.randn(2, 3, 10, 8, generator=g)
+    igate = cap * torch.tanh(torch.randn(2, 3, 10, generator=g))
+    fgate = 3.0 * torch.randn(2, 3, 10, generator=g)
+    want = xlstm.mlstm_recurrent_sequence_native(q, k, v, igate, fgate, eps=1e-6)
+    backend = SimpleNamespace(config=SimpleNamespace(eps=1e-6))
+    got, state = mlstm_forward(backend, q, k, v, igate, fgate)
+    assert state is None and want.abs().max() > 1.0
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_the_mlstm_captures_as_one_recurrence_per_block_with_two_states():
+    """Captured over 6 positions, each block's mLSTM is one recurrence of quant.recurrence (no
+    scan of quant.scan): its states the running max m (4 heads, 1) and S = [C | n] (4, 9, 4)
+    (8 value channels and the normalizer's, by 4 key channels), at positions 0..4 (nothing
+    reads the last); a state in is refused in one line."""
     model = _xlstm()
     with recurrent(model):
         graph = capture(model, torch.randint(0, 100, (1, 6)))
-    chains = scans(graph, 6)
-    assert len(chains) == 2
-    assert all(graph.shapes[s.state] == (4, 9, 4) for c in chains for s in c[:-1])
+    assert scans(graph, 6) == []
+    plans = recurrence.plans(graph, 6)
+    assert len(plans) == 2
+    for p in plans:
+        assert [{graph.shapes[t] for t in s} for s in p.states] == [{(4, 1)}, {(4, 9, 4)}]
+        assert [len(s) for s in p.states] == [6, 5] and len(p.tails) == 6
+        ops = [n.op for n in graph.nodes if p.position.get(n.name) == 3]
+        # tables: exp(min(y, 0)), exp(min(-y, 0)), |den|, -exp(-m), exp(-m), 1 / (x + eps)
+        # and the output's requant to the stacking concat; relu(y), relu(|den| - e); products:
+        # exp(min(-y, 0)) v, by q . k, the decay, k's rank 1, num times the reciprocal; sums:
+        # y, m, the output's two terms, S, |den| - e, e + relu(..); [exp(..) v, exp(..)]
+        assert Counter(o for o in ops if o in ("lut", "relu", "mul", "add", "concat")) == \
+            {"lut": 7, "relu": 2, "mul": 5, "add": 6, "concat": 1}
     with pytest.raises(UnsupportedOpError, match=r"^xLSTMBackend: an mLSTM with a state in; "
                                                  r"qasic captures it without a cache$"):
         mlstm_forward(model.blocks[0].mlstm_layer.mlstm_backend, *[torch.zeros(1)] * 5,
                       c_initial=torch.zeros(1))
+
+
 def _qwen3_next() -> torch.nn.Module:
     """One gated delta rule layer: 4 value heads of 8 over 2 key heads of 8 (grouped)."""
     torch.manual_seed(0)
