@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -104,11 +105,15 @@ def router_of(block: Any) -> Any:
 
 def matrix(router: Any) -> Any:
     """The router's (E, D) matrix: its ``weight``, or its bias-free Linear ``wg``'s
-    (HunYuan-MoE); None without one."""
-    wg = getattr(router, "wg", None)
-    if isinstance(wg, torch.nn.Linear) and wg.bias is None:
-        return wg.weight
+    (HunYuan-MoE) or ``gate``'s (AFMoE); None without one."""
+    for name in _LINEARS:
+        lin = getattr(router, name, None)
+        if isinstance(lin, torch.nn.Linear) and lin.bias is None:
+            return lin.weight
     return getattr(router, "weight", None)
+
+
+_LINEARS = ("wg", "gate")  # a router's Linear holding its matrix
 
 
 def _stacked(module: Any) -> bool:
@@ -178,14 +183,50 @@ def _probe(router: Any) -> bool:
     return bool(torch.allclose(top.sum(-1), torch.ones(8, dtype=top.dtype), atol=1e-4))
 
 
-def _sigmoid_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
-    """DeepSeek-V3's rule (one group): top k of sigmoid(logits) + the selection bias; weights
-    the sigmoid scores of the k, divided by their sum iff norm_topk_prob, times
-    routed_scaling_factor. s_i / sum_k s_j is the softmax of log s over the k: no divide."""
+def _sigmoid_route(router: Any, logits: torch.Tensor, bias: Any = None) -> torch.Tensor:
+    """DeepSeek-V3's rule (one group): top k of s = sigmoid(logits) (``_scores``) + the
+    selection bias (the router's, or the block's passed to its forward: MiniMax-M2, HYV3);
+    weights the k scores, divided by their sum iff ``_divides``, times ``_scaling``.
+    s_i / sum_k s_j is the softmax of log s over the k: no divide. (Some forwards add 1e-20 to
+    the sum: it binds only for k scores summing below ~1e-13, logits below -30; not
+    followed.)"""
+    s = _scores(router, logits)
+    bias = router.e_score_correction_bias if bias is None else bias
+    m = torch.ops.qasic.topk_mask(s + bias, router.top_k)
+    w = torch.ops.qasic.masked_softmax(torch.log(s), m) if _divides(router) else s * m
+    return w * _scaling(router)
+
+
+def _scores(router: Any, logits: torch.Tensor) -> torch.Tensor:
+    """The router's ``score_fn`` of its logits where it has one (Inkling2's and DeepSeek-V4's
+    config.scoring_func: sigmoid, sqrtsoftplus), else the sigmoid."""
+    fn = getattr(router, "score_fn", None)
+    return fn(logits) if callable(fn) else torch.sigmoid(logits)
+
+
+def _logit_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
+    """Kolibri's rule: top k of logits + the selection bias (not of the sigmoid scores: with a
+    bias the picks differ), weights the k sigmoid scores, over their sum iff norm_topk_prob."""
     s = torch.sigmoid(logits)
-    m = torch.ops.qasic.topk_mask(s + router.e_score_correction_bias, router.top_k)
-    w = torch.ops.qasic.masked_softmax(torch.log(s), m) if router.norm_topk_prob else s * m
-    return w * router.routed_scaling_factor
+    m = torch.ops.qasic.topk_mask(logits + router.e_score_correction_bias, router.top_k)
+    return torch.ops.qasic.masked_softmax(torch.log(s), m) if _divides(router) else s * m
+
+
+def _divides(router: Any) -> bool:
+    """norm_topk_prob; a sigmoid router without the flag divides always (its forward, in
+    transformers 5: Inkling2, Laguna, Ergo, HYV3, MiniMax-M2, DeepSeek-V4)."""
+    return bool(getattr(router, "norm_topk_prob", True))
+
+
+_SCALES = ("routed_scaling_factor", "router_scaling_factor", "route_scale")  # HYV3, AFMoE
+
+
+def _scaling(router: Any) -> float:
+    """The factor a sigmoid router's forward multiplies its weights by: its
+    routed_scaling_factor (HYV3: router_scaling_factor; AFMoE: route_scale); 1 without one
+    (Laguna's, MiniMax-M2's and Kolibri's forwards do not scale; Laguna's block scales the
+    experts' sum, its own code)."""
+    return float(next((getattr(router, n) for n in _SCALES if hasattr(router, n)), 1.0))
 
 
 def _statics_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
@@ -205,7 +246,8 @@ class Rule:
 
     name: str
     tensors: frozenset
-    route: Callable[[Any, torch.Tensor], torch.Tensor]
+    route: Callable[..., torch.Tensor]  # (router, logits, *the forward's further inputs)
+    inputs: tuple = ()  # the router forward's inputs after the hidden states (``_inputs``)
 
 
 RULES = (
@@ -217,10 +259,16 @@ RULES = (
          frozenset({"weight", "e_score_correction_bias"}), _sigmoid_route),
     Rule("softmax top-k with a selection bias on the probabilities (ERNIE-4.5-MoE)",
          frozenset({"weight", "moe_statics.e_score_correction_bias"}), _statics_route),
+    Rule("sigmoid top-k with the block's selection bias (MiniMax-M2, HYV3)",
+         frozenset({"weight"}), _sigmoid_route, ("e_score_correction_bias",)),
+    Rule("sigmoid top-k with the block's expert_bias (AFMoE)", frozenset({"weight"}),
+         _sigmoid_route, ("expert_bias",)),
+    Rule("sigmoid of the top k of the logits plus a selection bias (Kolibri)",
+         frozenset({"weight", "e_score_correction_bias"}), _logit_route),
 )
 
 
-_NAMES = {"wg.weight": "weight"}  # HunYuan-MoE's router matrix is a Linear's
+_NAMES = {"wg.weight": "weight", "gate.weight": "weight"}  # a Linear's (HunYuan-MoE, AFMoE)
 
 
 def rule(router: Any) -> Rule | None:
@@ -231,7 +279,57 @@ def rule(router: Any) -> Rule | None:
     groups = getattr(router, "num_group", 1)
     if groups not in (1, getattr(router, "topk_group", groups)) or _sparsemixer(router):
         return None
-    return next((r for r in RULES if r.tensors == names), None)
+    return _pick(router, [r for r in RULES if r.tensors == names and r.inputs == _inputs(router)])
+
+
+def _inputs(router: Any) -> tuple:
+    """The names of the router forward's required inputs after the hidden states (MiniMax-M2's
+    and HYV3's: the block's ``e_score_correction_bias``)."""
+    try:
+        params = list(inspect.signature(type(router).forward).parameters.values())[2:]
+    except (TypeError, ValueError):
+        return ()
+    return tuple(p.name for p in params if p.default is p.empty
+                 and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+def _pick(router: Any, candidates: list) -> Rule | None:
+    """The one rule whose tensors the router has; of several (DeepSeek-V3's and Kolibri's hold
+    the same), the one ``_probe_rule`` finds."""
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    if router not in _PICKED:
+        _PICKED[router] = _probe_rule(router, candidates)
+    return _PICKED[router]
+
+
+_PICKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _probe_rule(router: Any, candidates: list) -> Rule | None:
+    """The first rule whose dense weights equal the router's own forward's (its top-k weights
+    scattered over the experts) on 16 drawn tokens, with a drawn selection bias (std 1, put
+    back after: with HF's zeros, the top k of sigmoid(logits) and of the logits coincide);
+    None if none does or the forward cannot be called alone. Probed eagerly (``dense``,
+    ``check``), not while torch.export traces."""
+    w, bias = matrix(router), getattr(router, "e_score_correction_bias", None)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(16, w.shape[1], generator=gen, dtype=w.dtype)
+    saved = bias.detach().clone() if isinstance(bias, torch.Tensor) else None
+    try:
+        with torch.no_grad():
+            if saved is not None:
+                bias.copy_(torch.randn(bias.shape, generator=gen, dtype=bias.dtype))
+            _, top, index = type(router).forward(router, x)
+            own = torch.zeros(16, w.shape[0]).scatter(1, index, top.float())
+            return next((r for r in candidates if torch.allclose(
+                r.route(router, logits(router, x)).float(), own, atol=1e-5, rtol=1e-4)), None)
+    except Exception:  # noqa: BLE001  (another signature or output: no rule is proven)
+        return None
+    finally:
+        if saved is not None:
+            with torch.no_grad():
+                bias.copy_(saved)
 
 
 def _sparsemixer(router: Any) -> bool:
@@ -250,24 +348,40 @@ def _selection(router: Any) -> str:
 
 
 def logits(router: Any, x: torch.Tensor) -> torch.Tensor:
-    """x @ matrix.T, plus the router's ``bias`` where it has one (GPT-OSS)."""
+    """x @ matrix.T, plus the router's ``bias`` where it has one (GPT-OSS); soft-capped,
+    c tanh(logits / c), where its router_logit_softcapping c > 0 (Laguna)."""
     bias = getattr(router, "bias", None)
-    return F.linear(x, matrix(router), bias if isinstance(bias, torch.Tensor) else None)
+    out = F.linear(x, matrix(router), bias if isinstance(bias, torch.Tensor) else None)
+    cap = getattr(router, "router_logit_softcapping", None)
+    return torch.tanh(out / cap) * cap if isinstance(cap, float) and cap > 0 else out
 
 
-def route(router: Any, x: torch.Tensor) -> torch.Tensor:
-    """(..., E) routing weights, zero outside each token's top k."""
-    return rule(router).route(router, logits(router, x))
+def route(router: Any, x: torch.Tensor, *inputs: Any) -> torch.Tensor:
+    """(..., E) routing weights, zero outside each token's top k; ``inputs`` the router
+    forward's further inputs (Rule.inputs)."""
+    return rule(router).route(router, logits(router, x), *inputs)
 
 
 def dense_experts_forward(experts: Any, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """sum_e w[..., e] * expert_e(x) with every expert on every token (the module doc)."""
+    """sum_e w[..., e] * expert_e(x) with every expert on every token (the module doc); the
+    GLU the experts' own ``_apply_gate`` of gate and up side by side where they have one (it
+    splits them in halves: Inkling2's soft-capped SwiGLU, DeepSeek-V4's clamps)."""
     e, two_i, d = experts.gate_up_proj.shape
     i = two_i // 2
     gate = experts.gate_up_proj[:, :i].reshape(e * i, d)
     up = experts.gate_up_proj[:, i:].reshape(e * i, d)
     down = experts.down_proj.permute(1, 0, 2).reshape(d, e * i)
+    if _own_gate(experts):  # the experts' own GLU of (gate | up), elementwise
+        return _weighted(w, experts._apply_gate(torch.cat([F.linear(x, gate), F.linear(x, up)],
+                                                          dim=-1)), down)
     return _weighted_sum(x, w, gate, up, down, experts.act_fn)
+
+
+def _own_gate(experts: Any) -> bool:
+    """Whether the experts' class has its own ``_apply_gate`` (the GLU of its gate and up
+    halves), not transformers' default act_fn(gate) * up (``use_experts_implementation``)."""
+    fn = getattr(type(experts), "_apply_gate", None)
+    return callable(fn) and fn.__name__ != "_default_apply_gate"
 
 
 def _weighted_sum(x: torch.Tensor, w: torch.Tensor, gate: torch.Tensor, up: torch.Tensor,
@@ -397,10 +511,125 @@ def _dbrx_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tensor) ->
     return y.view(x.shape[0], -1, d)
 
 
-def _dense_router(router: Any, x: torch.Tensor) -> tuple:
+def _interface(module: Any) -> bool:
+    """transformers 5's expert interface (``use_experts_implementation``): a router with top_k
+    and an (E, D) matrix; experts declaring has_gate (gate_up_proj, its gate and up halves
+    concatenated or interleaved per is_concatenated; else up_proj and an act_fn), is_transposed
+    (weights (E, in, out), else (E, out, in)) and has_bias, and no post-expert norm."""
+    router, experts = router_of(module), getattr(module, "experts", None)
+    w, flags = matrix(router), [getattr(experts, n, None) for n in _FLAGS]
+    if not (isinstance(getattr(router, "top_k", None), int) and isinstance(w, torch.Tensor)
+            and w.dim() == 2 and all(isinstance(f, bool) for f in flags)
+            and not getattr(experts, "has_post_expert_norm", False)):
+        return False
+    try:
+        up, down, up_b, down_b = _interface_weights(experts)
+    except (AttributeError, TypeError, RuntimeError):
+        return False
+    (e, d), o, i = w.shape, up.shape[1], down.shape[2]
+    return up.shape == (e, o, d) and down.shape == (e, d, i) and o == (2 * i if flags[0] else i) \
+        and (up_b is None or up_b.shape == (e, o)) and (down_b is None or down_b.shape == (e, d)) \
+        and (flags[0] or hasattr(experts, "act_fn"))
+
+
+_FLAGS = ("has_gate", "is_transposed", "has_bias", "is_concatenated")
+
+
+def _interface_weights(experts: Any) -> tuple:
+    """(up (E, O, D), down (E, D, I), up bias (E, O) or None, down bias (E, D) or None): the
+    experts' first linear (gate_up_proj, or up_proj without a gate) and down_proj as
+    (E, out, in)."""
+    first = "gate_up_proj" if experts.has_gate else "up_proj"
+    up, down = getattr(experts, first), experts.down_proj
+    if experts.is_transposed:
+        up, down = up.transpose(1, 2), down.transpose(1, 2)
+    biases = (getattr(experts, f"{first}_bias"), experts.down_proj_bias) if experts.has_bias \
+        else (None, None)
+    return up, down, *biases
+
+
+def _interface_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tensor) -> torch.Tensor:
+    """Every expert on every token through the interface's own steps: one linear of every
+    expert's first weights (concatenated halves: every gate, then every up, so that the GLU's
+    halves pair expert by expert; interleaved or without a gate: expert after expert), the
+    experts' ``_apply_gate`` (or act_fn), the weighted down linear; each expert's down bias
+    weighted by w (w @ down_proj_bias)."""
+    up, down, up_b, down_b = _interface_weights(experts)
+    o, d = up.shape[1:]
+    if experts.has_gate and experts.is_concatenated:
+        up = torch.cat([up[:, :o // 2].reshape(-1, d), up[:, o // 2:].reshape(-1, d)])
+        up_b = None if up_b is None else torch.cat([up_b[:, :o // 2].reshape(-1),
+                                                    up_b[:, o // 2:].reshape(-1)])
+    else:
+        up, up_b = up.reshape(-1, d), None if up_b is None else up_b.reshape(-1)
+    h = F.linear(x, up, up_b)
+    h = experts._apply_gate(h) if experts.has_gate else experts.act_fn(h)
+    y = _weighted(w, h, down.permute(1, 0, 2).reshape(d, -1))
+    return y if down_b is None else y + F.linear(w, down_b.T)
+
+
+def _inkling(module: Any) -> bool:
+    """Inkling's shape: a ``gate`` scoring the E routed and the S = n_shared_experts shared
+    experts with one (E + S, D) weight (a global_scale, a selection bias (E,), route_scale);
+    stacked experts (E, 2 I, D) as Mixtral's; ``shared_experts`` beside them, stacked
+    gate_proj, up_proj (S, I, D) and down_proj (S, D, I) weighted by the router's gammas."""
+    router, experts = getattr(module, "gate", None), getattr(module, "experts", None)
+    w, gu = getattr(router, "weight", None), getattr(experts, "gate_up_proj", None)
+    shared = getattr(router, "n_shared_experts", None)
+    return isinstance(shared, int) and shared > 0 and isinstance(w, torch.Tensor) \
+        and isinstance(gu, torch.Tensor) and w.dim() == 2 and gu.dim() == 3 \
+        and w.shape[0] == gu.shape[0] + shared and isinstance(getattr(router, "top_k", None), int) \
+        and hasattr(router, "route_scale") and isinstance(getattr(experts, "down_proj", None),
+                                                          torch.Tensor) \
+        and _stacked_shared(getattr(module, "shared_experts", None), shared, w.shape[1])
+
+
+def _stacked_shared(shared: Any, s: int, d: int) -> bool:
+    """S shared experts stacked: gate_proj and up_proj (S, I, D), down_proj (S, D, I), act_fn."""
+    ws = [getattr(shared, n, None) for n in ("gate_proj", "up_proj", "down_proj")]
+    if not (all(isinstance(t, torch.Tensor) and t.dim() == 3 for t in ws)
+            and hasattr(shared, "act_fn")):
+        return False
+    i = ws[0].shape[1]
+    return ws[0].shape == ws[1].shape == (s, i, d) and ws[2].shape == (s, d, i)
+
+
+def _inkling_router(router: Any, x: torch.Tensor) -> tuple:
+    """Inkling's routing, dense: s = sigmoid(logits) (T, E + S); the top k of the routed
+    s + bias and every shared expert, weighted by the softmax of log s over them (its forward's
+    exp(log s - logsumexp)), times route_scale and global_scale; (the routed logits, the routed
+    weights (T, E), no indices, the shared experts' gammas (T, S))."""
+    lg = F.linear(x.reshape(-1, router.weight.shape[1]), router.weight)
+    e, s = router.num_experts, torch.sigmoid(lg)
+    m = torch.ops.qasic.topk_mask(s[:, :e] + router.e_score_correction_bias, router.top_k)
+    mask = torch.cat([m, s[:, e:] * 0.0 + 1.0], -1)  # ones, an activation: cat takes no constant
+    w = torch.ops.qasic.masked_softmax(torch.log(s), mask) * (router.route_scale
+                                                               * router.global_scale)
+    return lg[:, :e], w[:, :e], None, w[:, e:]
+
+
+def _inkling_shared(shared: Any, x: torch.Tensor, gammas: torch.Tensor) -> torch.Tensor:
+    """Inkling's shared experts (stacked gate_proj, up_proj (S, I, D), down_proj (S, D, I)),
+    each weighted by its gamma, as the routed ones: one gate, one up, one down linear (its
+    forward's per-expert bmm of the hidden states expanded S times, summed)."""
+    s, i, d = shared.gate_proj.shape
+    y = _weighted_sum(x.reshape(-1, d), gammas.reshape(-1, s), shared.gate_proj.reshape(s * i, d),
+                      shared.up_proj.reshape(s * i, d),
+                      shared.down_proj.permute(1, 0, 2).reshape(d, s * i), shared.act_fn)
+    return y.view(x.shape)
+
+
+def _inkling_refusal(block: Any) -> str | None:
+    names = sorted(n for n, _ in (*block.gate.named_parameters(), *block.gate.named_buffers()))
+    return None if names == ["e_score_correction_bias", "global_scale", "weight"] else (
+        f"its router {type(block.gate).__name__} has tensors {', '.join(names)}; supported: "
+        "Inkling's, e_score_correction_bias, global_scale, weight")
+
+
+def _dense_router(router: Any, x: torch.Tensor, *inputs: Any) -> tuple:
     """The router's place in its block: (logits, dense weights (T, E), no indices)."""
     x = x.reshape(-1, matrix(router).shape[1])
-    return logits(router, x), route(router, x), None
+    return logits(router, x), route(router, x, *inputs), None
 
 
 def _dense_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tensor) -> torch.Tensor:
@@ -464,6 +693,22 @@ LAYOUTS = (  # the first that matches
                       (b.experts, "forward", functools.partial(_gpt_oss_experts, b.experts))),
            _stacked_refusal,
            lambda b: f"{rule(router_of(b)).name}, top {router_of(b).top_k}"),
+    Layout("Inkling's: a gate scoring the routed and the shared experts, (E + S, D); "
+           "stacked experts (E, 2 I, D); shared_experts", _inkling,
+           lambda b: ((b.gate, "forward", functools.partial(_inkling_router, b.gate)),
+                      (b.experts, "forward", functools.partial(_dense_experts, b.experts)),
+                      (b.shared_experts, "forward",
+                       functools.partial(_inkling_shared, b.shared_experts))),
+           _inkling_refusal,
+           lambda b: f"Inkling's sigmoid top {b.gate.top_k} and {b.gate.n_shared_experts} "
+                     "shared experts"),
+    Layout("transformers' expert interface: a gate or router with top_k and an (E, D) matrix; "
+           "experts with has_gate, is_transposed, has_bias (Aria's transposed, NemotronH's "
+           "without a gate)", _interface,
+           lambda b: ((router_of(b), "forward", functools.partial(_dense_router, router_of(b))),
+                      (b.experts, "forward", functools.partial(_interface_experts, b.experts))),
+           _stacked_refusal,
+           lambda b: f"{rule(router_of(b)).name}, top {router_of(b).top_k}"),
 )
 
 
@@ -484,6 +729,7 @@ def dense(model: Any) -> Iterator[None]:
         router = router_of(blk)
         if router is not None and hasattr(router, "top_k"):
             _renormalizes(router)  # probed now, not while torch.export traces
+            rule(router)  # likewise (_probe_rule)
         for obj, attr, fn in layout(blk).swaps(blk):
             saved.append((obj, attr, getattr(obj, attr)))
             setattr(obj, attr, fn)
