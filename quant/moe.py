@@ -24,6 +24,13 @@ topk_mask(sigmoid(logits) + selection bias, k), w = the masked softmax of log si
 The statics rule (ERNIE-4.5-MoE): m = topk_mask(softmax(logits) + selection bias, k), w the
 masked softmax of the logits. Llama 4's block is its own layout: s = sigmoid(logits) * m scales
 each expert's input, which (no expert bias) is s times its gate and up of x (``_llama4_forward``).
+transformers 5's routers vary the sigmoid rule, read from their forwards: the selection bias
+the block's, passed to the router (MiniMax-M2, HYV3, AFMoE: a rule's ``inputs``); norm_topk_prob
+absent: divide always; the scale routed_scaling_factor, router_scaling_factor or route_scale;
+score_fn; soft-capped logits (Laguna); Kolibri's top k of logits + bias (the same tensors as
+DeepSeek-V3's: told apart by ``_probe_rule``). Experts with their own ``_apply_gate``, experts
+of transformers' expert interface (``_interface``: transposed, ungated, biased, interleaved) and
+Inkling's router of routed and shared experts (``_inkling``) run densely too.
 
 ``dense_experts(model, args)`` substitutes this forward for every block found structurally (a
 router with ``top_k`` and an (E, D) ``weight`` (or a bias-free Linear ``wg``), as the block's
@@ -105,7 +112,7 @@ def router_of(block: Any) -> Any:
 
 def matrix(router: Any) -> Any:
     """The router's (E, D) matrix: its ``weight``, or its bias-free Linear ``wg``'s
-    (HunYuan-MoE) or ``gate``'s (AFMoE); None without one."""
+    (HunYuan-MoE), ``gate``'s (AFMoE) or ``linear``'s (Ergo); None without one."""
     for name in _LINEARS:
         lin = getattr(router, name, None)
         if isinstance(lin, torch.nn.Linear) and lin.bias is None:
@@ -113,7 +120,7 @@ def matrix(router: Any) -> Any:
     return getattr(router, "weight", None)
 
 
-_LINEARS = ("wg", "gate")  # a router's Linear holding its matrix
+_LINEARS = ("wg", "gate", "linear")  # a router's Linear holding its matrix
 
 
 def _stacked(module: Any) -> bool:
@@ -268,7 +275,7 @@ RULES = (
 )
 
 
-_NAMES = {"wg.weight": "weight", "gate.weight": "weight"}  # a Linear's (HunYuan-MoE, AFMoE)
+_NAMES = {f"{n}.weight": "weight" for n in _LINEARS}  # a Linear's (HunYuan-MoE, AFMoE, Ergo)
 
 
 def rule(router: Any) -> Rule | None:
@@ -511,16 +518,18 @@ def _dbrx_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tensor) ->
     return y.view(x.shape[0], -1, d)
 
 
-def _interface(module: Any) -> bool:
+def _interface(module: Any, post_norm: bool = False) -> bool:
     """transformers 5's expert interface (``use_experts_implementation``): a router with top_k
     and an (E, D) matrix; experts declaring has_gate (gate_up_proj, its gate and up halves
     concatenated or interleaved per is_concatenated; else up_proj and an act_fn), is_transposed
-    (weights (E, in, out), else (E, out, in)) and has_bias, and no post-expert norm."""
+    (weights (E, in, out), else (E, out, in)) and has_bias, and no post-expert norm (with
+    ``post_norm``: Ergo's own ``post_expert_norm``, ``_post_normed``)."""
     router, experts = router_of(module), getattr(module, "experts", None)
     w, flags = matrix(router), [getattr(experts, n, None) for n in _FLAGS]
     if not (isinstance(getattr(router, "top_k", None), int) and isinstance(w, torch.Tensor)
             and w.dim() == 2 and all(isinstance(f, bool) for f in flags)
-            and not getattr(experts, "has_post_expert_norm", False)):
+            and not getattr(experts, "has_post_expert_norm", False)
+            and post_norm == hasattr(experts, "post_expert_norm")):
         return False
     try:
         up, down, up_b, down_b = _interface_weights(experts)
@@ -566,6 +575,33 @@ def _interface_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tenso
     h = experts._apply_gate(h) if experts.has_gate else experts.act_fn(h)
     y = _weighted(w, h, down.permute(1, 0, 2).reshape(d, -1))
     return y if down_b is None else y + F.linear(w, down_b.T)
+
+
+def _post_normed(module: Any) -> bool:
+    """Ergo's shape: the expert interface's (``_interface``, without a gate here) but each
+    expert's output RMS-normalized with its own scale (``post_expert_norm``: a weight (E, D)
+    and an eps) before the weighted sum."""
+    norm = getattr(getattr(module, "experts", None), "post_expert_norm", None)
+    w = matrix(router_of(module))
+    return isinstance(getattr(norm, "weight", None), torch.Tensor) \
+        and isinstance(getattr(norm, "eps", None), float) and isinstance(w, torch.Tensor) \
+        and norm.weight.shape == w.shape and _interface(module, post_norm=True)
+
+
+def _post_normed_experts(experts: Any, x: torch.Tensor, index: Any,
+                         w: torch.Tensor) -> torch.Tensor:
+    """Ergo's experts, every one on every token: the first linear and act_fn as the
+    interface's; each expert's down output apart (one linear, its weight the experts' down
+    projections block-diagonal, (E D, E I): E times a joined down's MACs), RMS-normalized over
+    D per expert, then sum_e w_e g_e * n_e as one linear of the weighted (T, E D) through
+    [diag(g_0) ... diag(g_E-1)] (D, E D)."""
+    up, down, _, _ = _interface_weights(experts)
+    e, i, d = up.shape
+    h = experts.act_fn(F.linear(x, up.reshape(e * i, d)))
+    y = F.linear(h, torch.block_diag(*down)).view(-1, e, d)
+    n = F.rms_norm(y, (d,), eps=experts.post_expert_norm.eps).reshape(-1, e * d)
+    g = experts.post_expert_norm.weight
+    return _weighted(w, n, torch.cat([torch.diag(g[j]) for j in range(e)], dim=1))
 
 
 def _inkling(module: Any) -> bool:
@@ -702,6 +738,13 @@ LAYOUTS = (  # the first that matches
            _inkling_refusal,
            lambda b: f"Inkling's sigmoid top {b.gate.top_k} and {b.gate.n_shared_experts} "
                      "shared experts"),
+    Layout("Ergo's: the expert interface's with an RMSNorm of each expert's output "
+           "(post_expert_norm)", _post_normed,
+           lambda b: ((router_of(b), "forward", functools.partial(_dense_router, router_of(b))),
+                      (b.experts, "forward",
+                       functools.partial(_post_normed_experts, b.experts))),
+           _stacked_refusal,
+           lambda b: f"{rule(router_of(b)).name}, top {router_of(b).top_k}"),
     Layout("transformers' expert interface: a gate or router with top_k and an (E, D) matrix; "
            "experts with has_gate, is_transposed, has_bias (Aria's transposed, NemotronH's "
            "without a gate)", _interface,

@@ -63,6 +63,7 @@ CASES = {  # id: (family, config, block class, config extras, the rule or layout
     "nemotron_h": ("nemotron_h", "NemotronHConfig", "NemotronHMoE",
                    {"moe_shared_expert_intermediate_size": I}, "expert interface"),
     "inkling": ("inkling", "InklingTextConfig", "InklingMoE", {}, "Inkling's"),
+    "ergo": ("ergo", "ErgoConfig", "ErgoMoE", {"shared_intermediate_size": I}, "Ergo's"),
 }
 
 
@@ -77,8 +78,9 @@ def test_new_routers_capture_to_the_blocks_own_output(case):
     plus the bias, not of the sigmoid), Inkling2 (score_fn, its soft-capped SwiGLU
     ``_apply_gate``), Laguna (soft-capped router logits), Aria (transposed experts) and
     NemotronH (experts without a gate) through the expert interface, Inkling (one router
-    scoring the routed and the shared experts): the block's layout or rule is the expected one,
-    one topk_mask of k = 2, and the float graph equals the block's sparse forward."""
+    scoring the routed and the shared experts), Ergo (an RMSNorm of each expert's output): the
+    block's layout or rule is the expected one, one topk_mask of k = 2, and the float graph
+    equals the block's sparse forward."""
     family, config, cls, extra, expect = CASES[case]
     model, x = _block(family, config, cls, **extra), _x()
     block = model.block
