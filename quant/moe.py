@@ -360,7 +360,9 @@ def logits(router: Any, x: torch.Tensor) -> torch.Tensor:
     bias = getattr(router, "bias", None)
     out = F.linear(x, matrix(router), bias if isinstance(bias, torch.Tensor) else None)
     cap = getattr(router, "router_logit_softcapping", None)
-    return torch.tanh(out / cap) * cap if isinstance(cap, float) and cap > 0 else out
+    if isinstance(cap, (int, float)) and not isinstance(cap, bool) and cap > 0:
+        return torch.tanh(out / cap) * cap
+    return out
 
 
 def route(router: Any, x: torch.Tensor, *inputs: Any) -> torch.Tensor:
