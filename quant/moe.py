@@ -317,8 +317,9 @@ def _probe_rule(router: Any, candidates: list) -> Rule | None:
     """The first rule whose dense weights equal the router's own forward's (its top-k weights
     scattered over the experts) on 16 drawn tokens, with a drawn selection bias (std 1, put
     back after: with HF's zeros, the top k of sigmoid(logits) and of the logits coincide);
-    None if none does or the forward cannot be called alone. Probed eagerly (``dense``,
-    ``check``), not while torch.export traces."""
+    None if none does. A forward that cannot be called alone, or returns no (logits, top-k
+    weights, indices), keeps the first (``check`` still compares the block with its own
+    forward). Probed eagerly (``dense``, ``check``), not while torch.export traces."""
     w, bias = matrix(router), getattr(router, "e_score_correction_bias", None)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(16, w.shape[1], generator=gen, dtype=w.dtype)
@@ -327,12 +328,13 @@ def _probe_rule(router: Any, candidates: list) -> Rule | None:
         with torch.no_grad():
             if saved is not None:
                 bias.copy_(torch.randn(bias.shape, generator=gen, dtype=bias.dtype))
-            _, top, index = type(router).forward(router, x)
-            own = torch.zeros(16, w.shape[0]).scatter(1, index, top.float())
+            try:
+                _, top, index = type(router).forward(router, x)
+                own = torch.zeros(16, w.shape[0]).scatter(1, index, top.float())
+            except Exception:  # noqa: BLE001  (another signature or output: nothing to tell by)
+                return candidates[0]
             return next((r for r in candidates if torch.allclose(
                 r.route(router, logits(router, x)).float(), own, atol=1e-5, rtol=1e-4)), None)
-    except Exception:  # noqa: BLE001  (another signature or output: no rule is proven)
-        return None
     finally:
         if saved is not None:
             with torch.no_grad():

@@ -138,3 +138,28 @@ def test_the_expert_interfaces_dense_form_equals_an_interleaved_biased_one():
         got = moe._interface_experts(block.experts, x, None, w)
     assert not block.experts.is_concatenated and block.experts.has_bias
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_a_router_no_rule_reproduces_is_refused_in_one_line():
+    """A router with DeepSeek-V3's and Kolibri's tensors whose forward follows neither (here
+    its weights doubled) is refused naming the block and the router, before tracing."""
+    from qasic.errors import UnsupportedOpError
+    from qasic.quant import capture
+
+    model = _block(*CASES["kolibri"][:3], **CASES["kolibri"][3])
+    gate = model.block.gate
+    own = type(gate).forward
+
+    class Doubled(type(gate)):
+        def forward(self, hidden_states):
+            logits, weights, index = own(self, hidden_states)
+            return logits, 2 * weights, index
+
+    gate.__class__ = Doubled
+    assert moe.rule(gate) is None
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(model, torch.from_numpy(_x()[:2]))
+    msg = str(e.value)
+    assert msg.startswith("mixture-of-experts block block (Kolibri1SparseMoeBlock): its router "
+                          "Doubled (tensors e_score_correction_bias, weight, 1 expert groups) "
+                          "has no dense rule; supported: softmax top-k") and "\n" not in msg
