@@ -730,7 +730,11 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "MinistralModel": ("decoder", "MinistralConfig", _DEC5, {}, "ids", SEQ_DEC),
     "ModernBertDecoderModel": ("decoder", "ModernBertDecoderConfig", _DEC5, {}, "ids", SEQ_DEC),
     "NanoChatModel": ("decoder", "NanoChatConfig", _DEC5, {}, "ids", SEQ_DEC),
-    "NemotronHModel": ("decoder", "NemotronHConfig", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
+    # its Mamba2 layer small too (defaults: 128 heads of 64, rows of 10,240 codes, beyond the
+    # default arch's output SRAM)
+    "NemotronHModel": ("decoder", "NemotronHConfig", _DEC5 | _MOE5 | {
+        "mamba_num_heads": 4, "mamba_head_dim": 16, "n_groups": 1, "ssm_state_size": 16},
+        {}, "ids", SEQ_DEC),
     "SolarOpenModel": ("decoder", "SolarOpenConfig", _DEC5, {}, "ids", SEQ_DEC),
     "Qwen4ExpTextModel": ("decoder", "Qwen4ExpTextConfig", _DEC5, {}, "ids", SEQ_DEC),
     "CpmAntModel": ("decoder", "CpmAntConfig", _DEC5, {}, "ids", SEQ_DEC),
