@@ -65,8 +65,8 @@ SUPPORTED = (
     ("mixture-of-experts blocks with softmax or sigmoid top-k routers and stacked experts "
      "(Mixtral, Qwen2-/Qwen3-MoE, OLMoE, GLM-4-MoE, GraniteMoE, HunYuan-MoE, MiniMax, "
      "ERNIE-4.5-MoE, DBRX, GPT-OSS's, Llama 4's blocks; transformers 5's MiniMax-M2, HYV3, "
-     "AFMoE, Kolibri, Inkling, Inkling2, Laguna, Aria, NemotronH), run densely: qasic::topk_mask, "
-     "qasic::masked_softmax"),
+     "AFMoE, Kolibri, Inkling, Inkling2, Laguna, Aria, NemotronH, Ergo), run densely: "
+     "qasic::topk_mask, qasic::masked_softmax"),
     "sum over per-sample axes; broadcasts of size-1 axes between two activations",
     "in-place views (unsqueeze_, squeeze_, transpose_, t_) read by nothing after them",
     "lerp(x, y, w): x + w (y - x)",
