@@ -758,21 +758,22 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "CwmModel": ("decoder", "CwmConfig", _DEC5, {}, "ids", SEQ_DEC),
     "DogeModel": ("decoder", "DogeConfig", _DEC5, {}, "ids", SEQ_DEC),
     "DoryModel": ("decoder", "DoryConfig", _DEC5, {}, "ids", SEQ_DEC),
-    "ErgoModel": ("decoder", "ErgoConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "ErgoModel": ("decoder", "ErgoConfig", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
     "FlexOlmoModel": ("decoder", "FlexOlmoConfig", _DEC5, {}, "ids", SEQ_DEC),
     "FlintModel": ("decoder", "FlintConfig", _DEC5, {}, "ids", SEQ_DEC),
     "Gemma4TextModel": ("decoder", "Gemma4TextConfig", _DEC5, {}, "ids", SEQ_DEC),
     "Gemma4UnifiedTextModel": ("decoder", "Gemma4UnifiedTextConfig", _DEC5, {}, "ids", SEQ_DEC),
     "GraniteSWAModel": ("decoder", "GraniteSWAConfig", _DEC5, {}, "ids", SEQ_DEC),
     "HrmTextModel": ("decoder", "HrmTextConfig", _DEC5, {}, "ids", SEQ_DEC),
-    "HYV3Model": ("decoder", "HYV3Config", _DEC5, {}, "ids", SEQ_DEC),
+    "HYV3Model": ("decoder", "HYV3Config", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
     "HyperCLOVAXModel": ("decoder", "HyperCLOVAXConfig", _DEC5, {}, "ids", SEQ_DEC),
-    "Inkling2LoopTextModel": ("decoder", "Inkling2LoopTextConfig", _DEC5, {}, "ids", SEQ_DEC),
-    "Inkling2TextModel": ("decoder", "Inkling2TextConfig", _DEC5, {}, "ids", SEQ_DEC),
-    "InklingTextModel": ("decoder", "InklingTextConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "Inkling2LoopTextModel": ("decoder", "Inkling2LoopTextConfig", _DEC5 | _MOE5, {}, "ids",
+                              SEQ_DEC),
+    "Inkling2TextModel": ("decoder", "Inkling2TextConfig", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
+    "InklingTextModel": ("decoder", "InklingTextConfig", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
     "Jais2Model": ("decoder", "Jais2Config", _DEC5, {}, "ids", SEQ_DEC),
-    "Kolibri1Model": ("decoder", "Kolibri1Config", _DEC5, {}, "ids", SEQ_DEC),
-    "LagunaModel": ("decoder", "LagunaConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "Kolibri1Model": ("decoder", "Kolibri1Config", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
+    "LagunaModel": ("decoder", "LagunaConfig", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
     # Lara-Mini: Qwen3.5's gated delta rule (its defaults: 16 value heads of 128 by 128 keys,
     # unrolled per token by quant.recurrent_scan, and 128 experts time out), here 4 value
     # heads of 8, 2 key heads of 8, then a full attention layer; 4 experts, top 2
@@ -790,7 +791,11 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "MinistralModel": ("decoder", "MinistralConfig", _DEC5, {}, "ids", SEQ_DEC),
     "ModernBertDecoderModel": ("decoder", "ModernBertDecoderConfig", _DEC5, {}, "ids", SEQ_DEC),
     "NanoChatModel": ("decoder", "NanoChatConfig", _DEC5, {}, "ids", SEQ_DEC),
-    "NemotronHModel": ("decoder", "NemotronHConfig", _DEC5, {}, "ids", SEQ_DEC),
+    # its Mamba2 layer small too (defaults: 128 heads of 64, rows of 10,240 codes, beyond the
+    # default arch's output SRAM)
+    "NemotronHModel": ("decoder", "NemotronHConfig", _DEC5 | _MOE5 | {
+        "mamba_num_heads": 4, "mamba_head_dim": 16, "n_groups": 1, "ssm_state_size": 16},
+        {}, "ids", SEQ_DEC),
     # a mixture of experts (128 by default: 63 M parameters)
     "SolarOpenModel": ("decoder", "SolarOpenConfig", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
     # Qwen4-Exp: a gated delta rule layer, then an indexed attention one (QSA: a token budget

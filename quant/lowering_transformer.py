@@ -65,8 +65,9 @@ SUPPORTED = (
      "channels, div of two activations (a reciprocal table): ConvNeXt V2's GRN"),
     ("mixture-of-experts blocks with softmax or sigmoid top-k routers and stacked experts "
      "(Mixtral, Qwen2-/Qwen3-MoE, OLMoE, GLM-4-MoE, GraniteMoE, HunYuan-MoE, MiniMax, "
-     "ERNIE-4.5-MoE, DBRX, GPT-OSS's, Llama 4's blocks), run densely: qasic::topk_mask, "
-     "qasic::masked_softmax"),
+     "ERNIE-4.5-MoE, DBRX, GPT-OSS's, Llama 4's blocks; transformers 5's MiniMax-M2, HYV3, "
+     "AFMoE, Kolibri, Inkling, Inkling2, Laguna, Aria, NemotronH, Ergo), run densely: "
+     "qasic::topk_mask, qasic::masked_softmax"),
     ("DeepSeek sparse attention on up to index_topk keys (a top-k of every key is a "
      "constant mask: quant.alltopk)"),
     "sum over per-sample axes; broadcasts of size-1 axes between two activations",

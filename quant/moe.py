@@ -21,6 +21,13 @@ k experts with the largest router scores: a Python loop over the experts hit, wi
 (the softmax rule; the other routers' rules, w from the logits: qasic.quant.routers). Llama
 4's block is its own layout: s = sigmoid(logits) * m scales
 each expert's input, which (no expert bias) is s times its gate and up of x (``_llama4_forward``).
+transformers 5's routers vary the sigmoid rule, read from their forwards: the selection bias
+the block's, passed to the router (MiniMax-M2, HYV3, AFMoE: a rule's ``inputs``); norm_topk_prob
+absent: divide always; the scale routed_scaling_factor, router_scaling_factor or route_scale;
+score_fn; soft-capped logits (Laguna); Kolibri's top k of logits + bias (the same tensors as
+DeepSeek-V3's: told apart by ``_probe_rule``). Experts with their own ``_apply_gate``, experts
+of transformers' expert interface (``_interface``: transposed, ungated, biased, interleaved) and
+Inkling's router of routed and shared experts (``_inkling``) run densely too.
 
 ``dense_experts(model, args)`` substitutes this forward for every block found structurally (a
 router with ``top_k`` and an (E, D) ``weight`` (or a bias-free Linear ``wg``), as the block's
@@ -97,13 +104,25 @@ def blocks(model: Any) -> list[tuple[str, Any]]:
 
 
 def dense_experts_forward(experts: Any, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """sum_e w[..., e] * expert_e(x) with every expert on every token (the module doc)."""
+    """sum_e w[..., e] * expert_e(x) with every expert on every token (the module doc); the
+    GLU the experts' own ``_apply_gate`` of gate and up side by side where they have one (it
+    splits them in halves: Inkling2's soft-capped SwiGLU, DeepSeek-V4's clamps)."""
     e, two_i, d = experts.gate_up_proj.shape
     i = two_i // 2
     gate = experts.gate_up_proj[:, :i].reshape(e * i, d)
     up = experts.gate_up_proj[:, i:].reshape(e * i, d)
     down = experts.down_proj.permute(1, 0, 2).reshape(d, e * i)
+    if _own_gate(experts):  # the experts' own GLU of (gate | up), elementwise
+        return _weighted(w, experts._apply_gate(torch.cat([F.linear(x, gate), F.linear(x, up)],
+                                                          dim=-1)), down)
     return _weighted_sum(x, w, gate, up, down, experts.act_fn)
+
+
+def _own_gate(experts: Any) -> bool:
+    """Whether the experts' class has its own ``_apply_gate`` (the GLU of its gate and up
+    halves), not transformers' default act_fn(gate) * up (``use_experts_implementation``)."""
+    fn = getattr(type(experts), "_apply_gate", None)
+    return callable(fn) and fn.__name__ != "_default_apply_gate"
 
 
 def _weighted_sum(x: torch.Tensor, w: torch.Tensor, gate: torch.Tensor, up: torch.Tensor,
@@ -233,10 +252,154 @@ def _dbrx_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tensor) ->
     return y.view(x.shape[0], -1, d)
 
 
-def _dense_router(router: Any, x: torch.Tensor) -> tuple:
+def _interface(module: Any, post_norm: bool = False) -> bool:
+    """transformers 5's expert interface (``use_experts_implementation``): a router with top_k
+    and an (E, D) matrix; experts declaring has_gate (gate_up_proj, its gate and up halves
+    concatenated or interleaved per is_concatenated; else up_proj and an act_fn), is_transposed
+    (weights (E, in, out), else (E, out, in)) and has_bias, and no post-expert norm (with
+    ``post_norm``: Ergo's own ``post_expert_norm``, ``_post_normed``)."""
+    router, experts = router_of(module), getattr(module, "experts", None)
+    w, flags = matrix(router), [getattr(experts, n, None) for n in _FLAGS]
+    if not (isinstance(getattr(router, "top_k", None), int) and isinstance(w, torch.Tensor)
+            and w.dim() == 2 and all(isinstance(f, bool) for f in flags)
+            and not getattr(experts, "has_post_expert_norm", False)
+            and post_norm == hasattr(experts, "post_expert_norm")):
+        return False
+    try:
+        up, down, up_b, down_b = _interface_weights(experts)
+    except (AttributeError, TypeError, RuntimeError):
+        return False
+    (e, d), o, i = w.shape, up.shape[1], down.shape[2]
+    return up.shape == (e, o, d) and down.shape == (e, d, i) and o == (2 * i if flags[0] else i) \
+        and (up_b is None or up_b.shape == (e, o)) and (down_b is None or down_b.shape == (e, d)) \
+        and (flags[0] or hasattr(experts, "act_fn"))
+
+
+_FLAGS = ("has_gate", "is_transposed", "has_bias", "is_concatenated")
+
+
+def _interface_weights(experts: Any) -> tuple:
+    """(up (E, O, D), down (E, D, I), up bias (E, O) or None, down bias (E, D) or None): the
+    experts' first linear (gate_up_proj, or up_proj without a gate) and down_proj as
+    (E, out, in)."""
+    first = "gate_up_proj" if experts.has_gate else "up_proj"
+    up, down = getattr(experts, first), experts.down_proj
+    if experts.is_transposed:
+        up, down = up.transpose(1, 2), down.transpose(1, 2)
+    biases = (getattr(experts, f"{first}_bias"), experts.down_proj_bias) if experts.has_bias \
+        else (None, None)
+    return up, down, *biases
+
+
+def _interface_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tensor) -> torch.Tensor:
+    """Every expert on every token through the interface's own steps: one linear of every
+    expert's first weights (concatenated halves: every gate, then every up, so that the GLU's
+    halves pair expert by expert; interleaved or without a gate: expert after expert), the
+    experts' ``_apply_gate`` (or act_fn), the weighted down linear; each expert's down bias
+    weighted by w (w @ down_proj_bias)."""
+    up, down, up_b, down_b = _interface_weights(experts)
+    o, d = up.shape[1:]
+    if experts.has_gate and experts.is_concatenated:
+        up = torch.cat([up[:, :o // 2].reshape(-1, d), up[:, o // 2:].reshape(-1, d)])
+        up_b = None if up_b is None else torch.cat([up_b[:, :o // 2].reshape(-1),
+                                                    up_b[:, o // 2:].reshape(-1)])
+    else:
+        up, up_b = up.reshape(-1, d), None if up_b is None else up_b.reshape(-1)
+    h = F.linear(x, up, up_b)
+    h = experts._apply_gate(h) if experts.has_gate else experts.act_fn(h)
+    y = _weighted(w, h, down.permute(1, 0, 2).reshape(d, -1))
+    return y if down_b is None else y + F.linear(w, down_b.T)
+
+
+def _post_normed(module: Any) -> bool:
+    """Ergo's shape: the expert interface's (``_interface``, without a gate here) but each
+    expert's output RMS-normalized with its own scale (``post_expert_norm``: a weight (E, D)
+    and an eps) before the weighted sum."""
+    norm = getattr(getattr(module, "experts", None), "post_expert_norm", None)
+    w = matrix(router_of(module))
+    return isinstance(getattr(norm, "weight", None), torch.Tensor) \
+        and isinstance(getattr(norm, "eps", None), float) and isinstance(w, torch.Tensor) \
+        and norm.weight.shape == w.shape and _interface(module, post_norm=True)
+
+
+def _post_normed_experts(experts: Any, x: torch.Tensor, index: Any,
+                         w: torch.Tensor) -> torch.Tensor:
+    """Ergo's experts, every one on every token: the first linear and act_fn as the
+    interface's; each expert's down output apart (one linear, its weight the experts' down
+    projections block-diagonal, (E D, E I): E times a joined down's MACs), RMS-normalized over
+    D per expert, then sum_e w_e g_e * n_e as one linear of the weighted (T, E D) through
+    [diag(g_0) ... diag(g_E-1)] (D, E D)."""
+    up, down, _, _ = _interface_weights(experts)
+    e, i, d = up.shape
+    h = experts.act_fn(F.linear(x, up.reshape(e * i, d)))
+    y = F.linear(h, torch.block_diag(*down)).view(-1, e, d)
+    n = F.rms_norm(y, (d,), eps=experts.post_expert_norm.eps).reshape(-1, e * d)
+    g = experts.post_expert_norm.weight
+    return _weighted(w, n, torch.cat([torch.diag(g[j]) for j in range(e)], dim=1))
+
+
+def _inkling(module: Any) -> bool:
+    """Inkling's shape: a ``gate`` scoring the E routed and the S = n_shared_experts shared
+    experts with one (E + S, D) weight (a global_scale, a selection bias (E,), route_scale);
+    stacked experts (E, 2 I, D) as Mixtral's; ``shared_experts`` beside them, stacked
+    gate_proj, up_proj (S, I, D) and down_proj (S, D, I) weighted by the router's gammas."""
+    router, experts = getattr(module, "gate", None), getattr(module, "experts", None)
+    w, gu = getattr(router, "weight", None), getattr(experts, "gate_up_proj", None)
+    shared = getattr(router, "n_shared_experts", None)
+    return isinstance(shared, int) and shared > 0 and isinstance(w, torch.Tensor) \
+        and isinstance(gu, torch.Tensor) and w.dim() == 2 and gu.dim() == 3 \
+        and w.shape[0] == gu.shape[0] + shared and isinstance(getattr(router, "top_k", None), int) \
+        and hasattr(router, "route_scale") and isinstance(getattr(experts, "down_proj", None),
+                                                          torch.Tensor) \
+        and _stacked_shared(getattr(module, "shared_experts", None), shared, w.shape[1])
+
+
+def _stacked_shared(shared: Any, s: int, d: int) -> bool:
+    """S shared experts stacked: gate_proj and up_proj (S, I, D), down_proj (S, D, I), act_fn."""
+    ws = [getattr(shared, n, None) for n in ("gate_proj", "up_proj", "down_proj")]
+    if not (all(isinstance(t, torch.Tensor) and t.dim() == 3 for t in ws)
+            and hasattr(shared, "act_fn")):
+        return False
+    i = ws[0].shape[1]
+    return ws[0].shape == ws[1].shape == (s, i, d) and ws[2].shape == (s, d, i)
+
+
+def _inkling_router(router: Any, x: torch.Tensor) -> tuple:
+    """Inkling's routing, dense: s = sigmoid(logits) (T, E + S); the top k of the routed
+    s + bias and every shared expert, weighted by the softmax of log s over them (its forward's
+    exp(log s - logsumexp)), times route_scale and global_scale; (the routed logits, the routed
+    weights (T, E), no indices, the shared experts' gammas (T, S))."""
+    lg = F.linear(x.reshape(-1, router.weight.shape[1]), router.weight)
+    e, s = router.num_experts, torch.sigmoid(lg)
+    m = torch.ops.qasic.topk_mask(s[:, :e] + router.e_score_correction_bias, router.top_k)
+    mask = torch.cat([m, s[:, e:] * 0.0 + 1.0], -1)  # ones, an activation: cat takes no constant
+    w = torch.ops.qasic.masked_softmax(torch.log(s), mask) * (router.route_scale
+                                                               * router.global_scale)
+    return lg[:, :e], w[:, :e], None, w[:, e:]
+
+
+def _inkling_shared(shared: Any, x: torch.Tensor, gammas: torch.Tensor) -> torch.Tensor:
+    """Inkling's shared experts (stacked gate_proj, up_proj (S, I, D), down_proj (S, D, I)),
+    each weighted by its gamma, as the routed ones: one gate, one up, one down linear (its
+    forward's per-expert bmm of the hidden states expanded S times, summed)."""
+    s, i, d = shared.gate_proj.shape
+    y = _weighted_sum(x.reshape(-1, d), gammas.reshape(-1, s), shared.gate_proj.reshape(s * i, d),
+                      shared.up_proj.reshape(s * i, d),
+                      shared.down_proj.permute(1, 0, 2).reshape(d, s * i), shared.act_fn)
+    return y.view(x.shape)
+
+
+def _inkling_refusal(block: Any) -> str | None:
+    names = sorted(n for n, _ in (*block.gate.named_parameters(), *block.gate.named_buffers()))
+    return None if names == ["e_score_correction_bias", "global_scale", "weight"] else (
+        f"its router {type(block.gate).__name__} has tensors {', '.join(names)}; supported: "
+        "Inkling's, e_score_correction_bias, global_scale, weight")
+
+
+def _dense_router(router: Any, x: torch.Tensor, *inputs: Any) -> tuple:
     """The router's place in its block: (logits, dense weights (T, E), no indices)."""
     x = x.reshape(-1, matrix(router).shape[1])
-    return logits(router, x), route(router, x), None
+    return logits(router, x), route(router, x, *inputs), None
 
 
 def _dense_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tensor) -> torch.Tensor:
@@ -300,6 +463,29 @@ LAYOUTS = (  # the first that matches
                       (b.experts, "forward", functools.partial(_gpt_oss_experts, b.experts))),
            _stacked_refusal,
            lambda b: f"{rule(router_of(b)).name}, top {router_of(b).top_k}"),
+    Layout("Inkling's: a gate scoring the routed and the shared experts, (E + S, D); "
+           "stacked experts (E, 2 I, D); shared_experts", _inkling,
+           lambda b: ((b.gate, "forward", functools.partial(_inkling_router, b.gate)),
+                      (b.experts, "forward", functools.partial(_dense_experts, b.experts)),
+                      (b.shared_experts, "forward",
+                       functools.partial(_inkling_shared, b.shared_experts))),
+           _inkling_refusal,
+           lambda b: f"Inkling's sigmoid top {b.gate.top_k} and {b.gate.n_shared_experts} "
+                     "shared experts"),
+    Layout("Ergo's: the expert interface's with an RMSNorm of each expert's output "
+           "(post_expert_norm)", _post_normed,
+           lambda b: ((router_of(b), "forward", functools.partial(_dense_router, router_of(b))),
+                      (b.experts, "forward",
+                       functools.partial(_post_normed_experts, b.experts))),
+           _stacked_refusal,
+           lambda b: f"{rule(router_of(b)).name}, top {router_of(b).top_k}"),
+    Layout("transformers' expert interface: a gate or router with top_k and an (E, D) matrix; "
+           "experts with has_gate, is_transposed, has_bias (Aria's transposed, NemotronH's "
+           "without a gate)", _interface,
+           lambda b: ((router_of(b), "forward", functools.partial(_dense_router, router_of(b))),
+                      (b.experts, "forward", functools.partial(_interface_experts, b.experts))),
+           _stacked_refusal,
+           lambda b: f"{rule(router_of(b)).name}, top {router_of(b).top_k}"),
 )
 
 
@@ -320,6 +506,7 @@ def dense(model: Any) -> Iterator[None]:
         router = router_of(blk)
         if router is not None and hasattr(router, "top_k"):
             renormalizes(router)  # probed now, not while torch.export traces
+            rule(router)  # likewise (_probe_rule)
         for obj, attr, fn in layout(blk).swaps(blk):
             saved.append((obj, attr, getattr(obj, attr)))
             setattr(obj, attr, fn)

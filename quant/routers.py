@@ -19,10 +19,18 @@ the first that applies):
                  softmax of the logits
     sparsemixer  (PhiMoE): 2 picks, each weighted by a masked softmax over the experts near
                  it, the near set a 0/1 table (``_sparsemixer_route``)
+    block bias   (MiniMax-M2, HYV3; AFMoE's expert_bias): sigmoid's, the selection bias an input
+                 of the router's forward (``Rule.inputs``)
+    logit        (Kolibri): m = topk_mask(logits + bias, k); w as sigmoid's; told from
+                 DeepSeek-V3's (the same tensors) by probing the router's own forward
+                 (``_probe_rule``)
+Scores are the router's ``score_fn`` where it has one, scales its routed_scaling_factor /
+router_scaling_factor / route_scale, and a sigmoid router without norm_topk_prob divides.
 """
 
 from __future__ import annotations
 
+import inspect
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,11 +76,15 @@ def rank(scores: torch.Tensor) -> torch.Tensor:
 
 def matrix(router: Any) -> Any:
     """The router's (E, D) matrix: its ``weight``, or its bias-free Linear ``wg``'s
-    (HunYuan-MoE); None without one."""
-    wg = getattr(router, "wg", None)
-    if isinstance(wg, torch.nn.Linear) and wg.bias is None:
-        return wg.weight
+    (HunYuan-MoE), ``gate``'s (AFMoE) or ``linear``'s (Ergo); None without one."""
+    for name in _LINEARS:
+        lin = getattr(router, name, None)
+        if isinstance(lin, torch.nn.Linear) and lin.bias is None:
+            return lin.weight
     return getattr(router, "weight", None)
+
+
+_LINEARS = ("wg", "gate", "linear")  # a router's Linear holding its matrix
 
 
 def _softmax_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
@@ -118,20 +130,55 @@ def _probe(router: Any) -> bool:
     return bool(torch.allclose(top.sum(-1), torch.ones(8, dtype=top.dtype), atol=1e-4))
 
 
-def _sigmoid_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
-    """DeepSeek-V3's rule (one group): top k of sigmoid(logits) + the selection bias; weights
-    the sigmoid scores of the k, divided by their sum iff norm_topk_prob, times
-    routed_scaling_factor. s_i / sum_k s_j is the softmax of log s over the k: no divide."""
-    s = torch.sigmoid(logits)
-    return _sigmoid_weights(router, s, torch.ops.qasic.topk_mask(
-        s + router.e_score_correction_bias, router.top_k))
+def _sigmoid_route(router: Any, logits: torch.Tensor, bias: Any = None) -> torch.Tensor:
+    """DeepSeek-V3's rule (one group): top k of s = sigmoid(logits) (``_scores``) + the
+    selection bias (the router's, or the block's passed to its forward: MiniMax-M2, HYV3);
+    weights the k scores, divided by their sum iff ``_divides``, times ``_scaling``.
+    s_i / sum_k s_j is the softmax of log s over the k: no divide. (Some forwards add 1e-20 to
+    the sum: it binds only for k scores summing below ~1e-13, logits below -30; not
+    followed.)"""
+    s = _scores(router, logits)
+    bias = router.e_score_correction_bias if bias is None else bias
+    return _sigmoid_weights(router, s, torch.ops.qasic.topk_mask(s + bias, router.top_k))
 
 
 def _sigmoid_weights(router: Any, s: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """The sigmoid scores s on the experts m picks, over their sum iff norm_topk_prob (the
-    masked softmax of log s), times routed_scaling_factor."""
-    w = torch.ops.qasic.masked_softmax(torch.log(s), m) if router.norm_topk_prob else s * m
-    return w * router.routed_scaling_factor
+    """The scores s on the experts m picks, over their sum iff ``_divides`` (the masked
+    softmax of log s), times ``_scaling``."""
+    w = torch.ops.qasic.masked_softmax(torch.log(s), m) if _divides(router) else s * m
+    return w * _scaling(router)
+
+
+def _scores(router: Any, logits: torch.Tensor) -> torch.Tensor:
+    """The router's ``score_fn`` of its logits where it has one (Inkling2's and DeepSeek-V4's
+    config.scoring_func: sigmoid, sqrtsoftplus), else the sigmoid."""
+    fn = getattr(router, "score_fn", None)
+    return fn(logits) if callable(fn) else torch.sigmoid(logits)
+
+
+def _logit_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
+    """Kolibri's rule: top k of logits + the selection bias (not of the sigmoid scores: with a
+    bias the picks differ), weights the k sigmoid scores, over their sum iff norm_topk_prob."""
+    s = torch.sigmoid(logits)
+    m = torch.ops.qasic.topk_mask(logits + router.e_score_correction_bias, router.top_k)
+    return torch.ops.qasic.masked_softmax(torch.log(s), m) if _divides(router) else s * m
+
+
+def _divides(router: Any) -> bool:
+    """norm_topk_prob; a sigmoid router without the flag divides always (its forward, in
+    transformers 5: Inkling2, Laguna, Ergo, HYV3, MiniMax-M2, DeepSeek-V4)."""
+    return bool(getattr(router, "norm_topk_prob", True))
+
+
+_SCALES = ("routed_scaling_factor", "router_scaling_factor", "route_scale")  # HYV3, AFMoE
+
+
+def _scaling(router: Any) -> float:
+    """The factor a sigmoid router's forward multiplies its weights by: its
+    routed_scaling_factor (HYV3: router_scaling_factor; AFMoE: route_scale); 1 without one
+    (Laguna's, MiniMax-M2's and Kolibri's forwards do not scale; Laguna's block scales the
+    experts' sum, its own code)."""
+    return float(next((getattr(router, n) for n in _SCALES if hasattr(router, n)), 1.0))
 
 
 def _statics_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
@@ -232,8 +279,9 @@ class Rule:
 
     name: str
     tensors: frozenset
-    route: Callable[[Any, torch.Tensor], torch.Tensor]
+    route: Callable[..., torch.Tensor]  # (router, logits, *the forward's further inputs)
     applies: Callable[[Any], bool] = _plain
+    inputs: tuple = ()  # the router forward's inputs after the hidden states (``_inputs``)
 
 
 _SIGMOID = frozenset({"weight", "e_score_correction_bias"})
@@ -251,18 +299,78 @@ RULES = (
          "(DeepSeek-V3)", _SIGMOID, _grouped_route, _groups_fit),
     Rule("softmax top-k with a selection bias on the probabilities (ERNIE-4.5-MoE)",
          frozenset({"weight", "moe_statics.e_score_correction_bias"}), _statics_route),
+    Rule("sigmoid top-k with the block's selection bias (MiniMax-M2, HYV3)",
+         frozenset({"weight"}), _sigmoid_route, inputs=("e_score_correction_bias",)),
+    Rule("sigmoid top-k with the block's expert_bias (AFMoE)", frozenset({"weight"}),
+         _sigmoid_route, inputs=("expert_bias",)),
+    Rule("sigmoid of the top k of the logits plus a selection bias (Kolibri)", _SIGMOID,
+         _logit_route),
 )
 
 
-_NAMES = {"wg.weight": "weight"}  # HunYuan-MoE's router matrix is a Linear's
+_NAMES = {f"{n}.weight": "weight" for n in _LINEARS}  # a Linear's (HunYuan-MoE, AFMoE, Ergo)
 
 
 def rule(router: Any) -> Rule | None:
-    """The router's rule (the first of RULES with its tensors that applies); None for any
-    other."""
+    """The router's rule: of RULES with its tensors and forward inputs that apply, the one, or
+    of several (DeepSeek-V3's and Kolibri's hold the same tensors) the one ``_probe_rule``
+    finds; None for any other."""
     names = frozenset(_NAMES.get(n, n) for n, _ in (*router.named_parameters(),
                                                     *router.named_buffers()))
-    return next((r for r in RULES if r.tensors == names and r.applies(router)), None)
+    inputs = _inputs(router)
+    return _pick(router, [r for r in RULES if r.tensors == names and r.inputs == inputs
+                          and r.applies(router)])
+
+
+def _inputs(router: Any) -> tuple:
+    """The names of the router forward's required inputs after the hidden states (MiniMax-M2's
+    and HYV3's: the block's ``e_score_correction_bias``)."""
+    try:
+        params = list(inspect.signature(type(router).forward).parameters.values())[2:]
+    except (TypeError, ValueError):
+        return ()
+    return tuple(p.name for p in params if p.default is p.empty
+                 and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+def _pick(router: Any, candidates: list) -> Rule | None:
+    """The one rule that applies; of several, the one ``_probe_rule`` finds."""
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    if router not in _PICKED:
+        _PICKED[router] = _probe_rule(router, candidates)
+    return _PICKED[router]
+
+
+_PICKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _probe_rule(router: Any, candidates: list) -> Rule | None:
+    """The first rule whose dense weights equal the router's own forward's (its top-k weights
+    scattered over the experts) on 16 drawn tokens, with a drawn selection bias (std 1, put
+    back after: with HF's zeros, the top k of sigmoid(logits) and of the logits coincide);
+    None if none does. A forward that cannot be called alone, or returns no (logits, top-k
+    weights, indices), keeps the first (``check`` still compares the block with its own
+    forward). Probed eagerly (``dense``, ``check``), not while torch.export traces."""
+    w, bias = matrix(router), getattr(router, "e_score_correction_bias", None)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(16, w.shape[1], generator=gen, dtype=w.dtype)
+    saved = bias.detach().clone() if isinstance(bias, torch.Tensor) else None
+    try:
+        with torch.no_grad():
+            if saved is not None:
+                bias.copy_(torch.randn(bias.shape, generator=gen, dtype=bias.dtype))
+            try:
+                _, top, index = type(router).forward(router, x)
+                own = torch.zeros(16, w.shape[0]).scatter(1, index, top.float())
+            except Exception:  # noqa: BLE001  (another signature or output: nothing to tell by)
+                return candidates[0]
+            return next((r for r in candidates if torch.allclose(
+                r.route(router, logits(router, x)).float(), own, atol=1e-5, rtol=1e-4)), None)
+    finally:
+        if saved is not None:
+            with torch.no_grad():
+                bias.copy_(saved)
 
 
 def selection(router: Any) -> str:
@@ -274,13 +382,19 @@ def selection(router: Any) -> str:
 
 
 def logits(router: Any, x: torch.Tensor) -> torch.Tensor:
-    """x @ matrix.T, plus the router's ``bias`` where it has one (GPT-OSS)."""
+    """x @ matrix.T, plus the router's ``bias`` where it has one (GPT-OSS); soft-capped,
+    c tanh(logits / c), where its router_logit_softcapping c > 0 (Laguna)."""
     bias = getattr(router, "bias", None)
-    return F.linear(x, matrix(router), bias if isinstance(bias, torch.Tensor) else None)
+    out = F.linear(x, matrix(router), bias if isinstance(bias, torch.Tensor) else None)
+    cap = getattr(router, "router_logit_softcapping", None)
+    if isinstance(cap, (int, float)) and not isinstance(cap, bool) and cap > 0:
+        return torch.tanh(out / cap) * cap
+    return out
 
 
-def route(router: Any, x: torch.Tensor) -> torch.Tensor:
-    """(..., E) routing weights, zero outside each token's top k."""
-    return rule(router).route(router, logits(router, x))
+def route(router: Any, x: torch.Tensor, *inputs: Any) -> torch.Tensor:
+    """(..., E) routing weights, zero outside each token's top k; ``inputs`` the router
+    forward's further inputs (Rule.inputs)."""
+    return rule(router).route(router, logits(router, x), *inputs)
 
 

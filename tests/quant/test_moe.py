@@ -459,12 +459,13 @@ def test_gpt_oss_blocks_run_densely_and_bit_exact():
 
 def test_routed_blocks_in_another_shape_are_refused_in_one_line():
     """An ``experts`` module beside an int top_k in none of the shapes run densely (here a
-    GPT-OSS block whose experts lost their clamp limit): refused naming the block, before
+    GPT-OSS block whose experts lost their clamp limit and their has_gate flag: with the flag
+    the expert interface's shape would still run them): refused naming the block, before
     torch.export meets its top-k."""
     from qasic.quant import capture
 
     model = _gpt_oss_block(limit=7.0)
-    del model.block.experts.limit
+    del model.block.experts.limit, model.block.experts.has_gate
     with pytest.raises(UnsupportedOpError) as e:
         capture(model, torch.zeros(1, 4, D))
     msg = str(e.value)
@@ -473,10 +474,13 @@ def test_routed_blocks_in_another_shape_are_refused_in_one_line():
                           "experts with gate_up_proj (E, D, 2 I), down_proj (E, I, D) and an "
                           "act_fn; a shared_expert; or a gate or router with top_k and an (E, D) "
                           "matrix; ")
-    assert msg.endswith("; or GPT-OSS's: a router with top_k, an (E, D) weight and a bias; "
-                        "experts with gate_up_proj (E, D, 2 I) interleaved, down_proj (E, I, "
-                        "D), their biases, limit and alpha); its top-k routing is data "
-                        "dependent") and "\n" not in msg
+    assert "; or GPT-OSS's: a router with top_k, an (E, D) weight and a bias; experts with " \
+        "gate_up_proj (E, D, 2 I) interleaved, down_proj (E, I, D), their biases, limit and " \
+        "alpha; or " in msg
+    assert msg.endswith("; or transformers' expert interface: a gate or router with top_k and "
+                        "an (E, D) matrix; experts with has_gate, is_transposed, has_bias "
+                        "(Aria's transposed, NemotronH's without a gate)); its top-k routing is "
+                        "data dependent") and "\n" not in msg
 
 
 L4_VOCAB, L4_S = 100, 12

@@ -1,0 +1,165 @@
+"""The routers and experts of transformers 5's mixtures of experts (qasic.quant.moe), block by
+block: each captured float graph equals the block's own (sparse) forward, with every router's
+selection bias and scores drawn so that the rule matters (HF's start at zero)."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+import torch
+
+from qasic.quant import moe, routers
+from tests.quant.transformer_nets import run_float
+
+transformers = pytest.importorskip("transformers")
+D, E, K, I = 32, 4, 2, 16  # hidden, experts, experts per token, expert width
+_SIZES = {"hidden_size": D, "num_experts": E, "num_local_experts": E, "n_routed_experts": E,
+          "num_experts_per_tok": K, "moe_topk": K, "moe_intermediate_size": I,
+          "intermediate_size": I, "n_shared_experts": 1, "n_group": 1, "topk_group": 1,
+          "num_attention_heads": 2, "head_dim": 16}
+
+
+class _Block(torch.nn.Module):
+    """A routed block alone: its output tensor (the first of a tuple)."""
+
+    def __init__(self, block):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x):
+        out = self.block(x)
+        return out[0] if isinstance(out, tuple) else out
+
+
+def _block(family: str, config: str, cls: str, **extra) -> _Block:
+    """transformers.models.<family>'s block ``cls`` built from ``config`` at the sizes above,
+    every parameter and buffer drawn normal(0, 0.3) (selection biases, scales and norms too)."""
+    module = importlib.import_module(f"transformers.models.{family}.modeling_{family}")
+    torch.manual_seed(0)
+    cfg = getattr(transformers, config)(**{**_SIZES, **extra})
+    block = getattr(module, cls)(cfg).eval()
+    with torch.no_grad():
+        for t in (*block.parameters(), *block.buffers()):
+            if t.is_floating_point():
+                t.normal_(0.0, 0.3)
+    return _Block(block).eval()
+
+
+CASES = {  # id: (family, config, block class, config extras, the rule or layout expected)
+    "hyv3": ("hy_v3", "HYV3Config", "HYV3MoE", {}, "the block's selection bias"),
+    "afmoe": ("afmoe", "AfmoeConfig", "AfmoeSparseMoeBlock", {"route_scale": 2.5},
+              "the block's expert_bias"),
+    "kolibri": ("kolibri1", "Kolibri1Config", "Kolibri1SparseMoeBlock",
+                {"shared_expert_intermediate_size": I}, "of the logits plus"),
+    "inkling2": ("inkling2", "Inkling2TextConfig", "Inkling2SparseMoeBlock",
+                 {"mlp_gate_softcap": 0.5, "mlp_up_softcap": 0.5}, "in one group"),
+    "laguna": ("laguna", "LagunaConfig", "LagunaSparseMoeBlock",
+               {"moe_router_logit_softcapping": 0.5, "shared_expert_intermediate_size": I},
+               "in one group"),
+    "aria": ("aria", "AriaTextConfig", "AriaTextMoELayer", {"moe_num_experts": E},
+             "expert interface"),
+    "nemotron_h": ("nemotron_h", "NemotronHConfig", "NemotronHMoE",
+                   {"moe_shared_expert_intermediate_size": I}, "expert interface"),
+    "inkling": ("inkling", "InklingTextConfig", "InklingMoE", {}, "Inkling's"),
+    "ergo": ("ergo", "ErgoConfig", "ErgoMoE", {"shared_intermediate_size": I}, "Ergo's"),
+}
+
+
+def _x(n: int = 4) -> np.ndarray:
+    return np.random.default_rng(0).normal(size=(n, 8, D)).astype(np.float32)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_new_routers_capture_to_the_blocks_own_output(case):
+    """HYV3 and AFMoE (the block's selection bias passed to the router: sigmoid top-k, weights
+    over their sum times router_scaling_factor, route_scale), Kolibri (the top k of the logits
+    plus the bias, not of the sigmoid), Inkling2 (score_fn, its soft-capped SwiGLU
+    ``_apply_gate``), Laguna (soft-capped router logits), Aria (transposed experts) and
+    NemotronH (experts without a gate) through the expert interface, Inkling (one router
+    scoring the routed and the shared experts), Ergo (an RMSNorm of each expert's output): the
+    block's layout or rule is the expected one, one topk_mask of k = 2, and the float graph
+    equals the block's sparse forward."""
+    family, config, cls, extra, expect = CASES[case]
+    model, x = _block(family, config, cls, **extra), _x()
+    block = model.block
+    lay = moe.layout(block)
+    router = moe.router_of(block)
+    assert expect in lay.name or expect in moe.rule(router).name, (lay.name, moe.rule(router))
+    graph = moe_capture(model, x)
+    masks = [n for n in graph.nodes if n.op == "topk_mask"]
+    assert len(masks) == 1 and masks[0].attrs["k"] == K
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(run_float(graph, graph.to_internal(x)), want, atol=1e-5,
+                               rtol=1e-4)
+
+
+def moe_capture(model, x):
+    from qasic.quant import capture
+
+    return capture(model, torch.from_numpy(x[:2]))
+
+
+def test_kolibris_selection_is_told_from_deepseeks_by_a_probe():
+    """Kolibri's router and DeepSeek-V3's hold the same tensors; with a selection bias their
+    picks differ (on this input too), and the probe of its own forward picks Kolibri's rule;
+    with DeepSeek-V3's rule in its place the dense block would differ from its forward."""
+    model = _block(*CASES["kolibri"][:3], **CASES["kolibri"][3])
+    router = model.block.gate
+    x = torch.from_numpy(_x()).reshape(-1, D)
+    lg = moe.logits(router, x)
+    bias = router.e_score_correction_bias
+    by_logits = moe.rank(lg + bias) < K
+    by_scores = moe.rank(torch.sigmoid(lg) + bias) < K
+    assert (by_logits != by_scores).any()
+    assert moe.rule(router).route is routers._logit_route
+    assert (by_logits == (moe.route(router, x) > 0)).all()
+
+
+def test_the_expert_interfaces_dense_form_equals_an_interleaved_biased_one():
+    """The expert interface's other branches (gate and up interleaved, biases: GPT-OSS's
+    experts, which LAYOUTS otherwise runs through their own layout): _interface_experts with
+    the experts' weights equals their own forward (dense weights from top-k ones)."""
+    from transformers.models.gpt_oss.modeling_gpt_oss import GptOssMLP
+
+    torch.manual_seed(0)
+    block = GptOssMLP(transformers.GptOssConfig(
+        hidden_size=D, intermediate_size=I, num_local_experts=E, num_experts_per_tok=K,
+        swiglu_limit=1.0)).eval()
+    with torch.no_grad():
+        for p in block.parameters():
+            p.normal_(0.0, 0.3)
+        x = torch.from_numpy(_x()).reshape(-1, D)
+        _, top, index = block.router(x)
+        want = block.experts(x, index, top)
+        w = torch.zeros(x.shape[0], E).scatter(1, index, top)
+        got = moe._interface_experts(block.experts, x, None, w)
+    assert not block.experts.is_concatenated and block.experts.has_bias
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_a_router_no_rule_reproduces_is_refused_in_one_line():
+    """A router with DeepSeek-V3's and Kolibri's tensors whose forward follows neither (here
+    its weights doubled) is refused naming the block and the router, before tracing."""
+    from qasic.errors import UnsupportedOpError
+    from qasic.quant import capture
+
+    model = _block(*CASES["kolibri"][:3], **CASES["kolibri"][3])
+    gate = model.block.gate
+    own = type(gate).forward
+
+    class Doubled(type(gate)):
+        def forward(self, hidden_states):
+            logits, weights, index = own(self, hidden_states)
+            return logits, 2 * weights, index
+
+    gate.__class__ = Doubled
+    assert moe.rule(gate) is None
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(model, torch.from_numpy(_x()[:2]))
+    msg = str(e.value)
+    assert msg.startswith("mixture-of-experts block block (Kolibri1SparseMoeBlock): its router "
+                          "Doubled (tensors e_score_correction_bias, weight, 1 expert groups) "
+                          "has no dense rule; supported: softmax top-k") and "\n" not in msg
