@@ -255,9 +255,10 @@ def _grouped(router: Any) -> bool:
 
 def _groups_fit(router: Any) -> bool:
     """Groups of n >= 2 experts (a group's top 2), the k picks within the kept groups."""
+    if not _grouped(router):
+        return False
     e, g = router.e_score_correction_bias.shape[-1], router.num_group
-    return _grouped(router) and e % g == 0 and e // g >= 2 \
-        and router.top_k <= router.topk_group * (e // g)
+    return e % g == 0 and e // g >= 2 and router.top_k <= router.topk_group * (e // g)
 
 
 def _sparsemixer(router: Any) -> bool:

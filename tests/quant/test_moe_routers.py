@@ -111,8 +111,8 @@ def test_kolibris_selection_is_told_from_deepseeks_by_a_probe():
     x = torch.from_numpy(_x()).reshape(-1, D)
     lg = moe.logits(router, x)
     bias = router.e_score_correction_bias
-    by_logits = moe.rank(lg + bias) < K
-    by_scores = moe.rank(torch.sigmoid(lg) + bias) < K
+    by_logits = routers.rank(lg + bias) < K
+    by_scores = routers.rank(torch.sigmoid(lg) + bias) < K
     assert (by_logits != by_scores).any()
     assert moe.rule(router).route is routers._logit_route
     assert (by_logits == (moe.route(router, x) > 0)).all()
@@ -161,5 +161,5 @@ def test_a_router_no_rule_reproduces_is_refused_in_one_line():
         capture(model, torch.from_numpy(_x()[:2]))
     msg = str(e.value)
     assert msg.startswith("mixture-of-experts block block (Kolibri1SparseMoeBlock): its router "
-                          "Doubled (tensors e_score_correction_bias, weight, 1 expert groups) "
+                          "Doubled (tensors e_score_correction_bias, weight, 1 expert groups, top 1) "
                           "has no dense rule; supported: softmax top-k") and "\n" not in msg
