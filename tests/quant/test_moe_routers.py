@@ -161,5 +161,5 @@ def test_a_router_no_rule_reproduces_is_refused_in_one_line():
         capture(model, torch.from_numpy(_x()[:2]))
     msg = str(e.value)
     assert msg.startswith("mixture-of-experts block block (Kolibri1SparseMoeBlock): its router "
-                          "Doubled (tensors e_score_correction_bias, weight, 1 expert groups, top 1) "
-                          "has no dense rule; supported: softmax top-k") and "\n" not in msg
+                          "Doubled (tensors e_score_correction_bias, weight, 1 expert groups, "
+                          "top 1) has no dense rule; supported: softmax top-k") and "\n" not in msg
