@@ -569,6 +569,14 @@ def decode_graph(full: QGraph) -> QGraph:
                    nodes=_live(nodes, full.output), shapes=shapes, tensors=tensors)
 
 
+def _append(n: QNode, full: QGraph, nodes: list, shapes: dict) -> None:
+    """``n`` appended to a step's ``nodes``, its output's shape (a constant's value's, or
+    inferred from its inputs') recorded."""
+    shapes[n.output] = np.shape(n.params["value"]) if n.op == "constant" else \
+        _infer(full, n, shapes)
+    nodes.append(n)
+
+
 def _scan_prefilled(n: QNode, plan: decode_scan.ScanPlan, prompt: int, full: QGraph,
                     nodes: list, shapes: dict, tensors: dict) -> None:
     """A prefill's node ``n`` of a selective scan: kept for positions 0..P-1 (selectors on P
@@ -576,9 +584,7 @@ def _scan_prefilled(n: QNode, plan: decode_scan.ScanPlan, prompt: int, full: QGr
     n = plan.prefill(n, prompt)
     if n is None:
         return
-    shapes[n.output] = np.shape(n.params["value"]) if n.op == "constant" else \
-        _infer(full, n, shapes)
-    nodes.append(n)
+    _append(n, full, nodes, shapes)
     if n.output == plan.steps[prompt - 1].state:  # h_(P-1), the first step's
         rows = _as_rows(n.output, nodes, shapes, tensors)  # Mamba2's (heads, p, n): (heads, p * n)
         nodes.append(QNode(plan.state, "cache_write", (rows,), plan.state,
@@ -605,9 +611,7 @@ def _scan_decoded(n: QNode, plan: decode_scan.ScanPlan, full: QGraph, nodes: lis
                                 if n.output == step.decay else prev)
     if n is None:
         return
-    shapes[n.output] = np.shape(n.params["value"]) if n.op == "constant" else \
-        _infer(full, n, shapes)
-    nodes.append(n)
+    _append(n, full, nodes, shapes)
     if n.output == step.state:  # h_p over h_(p-1): every read of it came before
         rows = _as_rows(n.output, nodes, shapes, tensors)
         nodes.append(QNode(plan.state, "cache_write", (rows,), plan.state,
@@ -627,9 +631,7 @@ def _recurrence_prefilled(n: QNode, plan: recurrence.Recurrence, prompt: int, fu
     n = plan.prefill(n, prompt)
     if n is None:
         return
-    shapes[n.output] = np.shape(n.params["value"]) if n.op == "constant" else \
-        _infer(full, n, shapes)
-    nodes.append(n)
+    _append(n, full, nodes, shapes)
     for k, s in enumerate(plan.states):
         if prompt - 1 < len(s) and n.output == s[prompt - 1]:
             _state_written(plan.state(k), n.output, nodes, shapes, tensors)
@@ -655,9 +657,7 @@ def _recurrence_decoded(n: QNode, plan: recurrence.Recurrence, full: QGraph, nod
             shapes[prev] = (1, int(np.prod(shape)))
             tensors[prev] = full.tensors[s[0]]
             _view(nodes, shapes, tensors, prev, reads[k], tuple(shape))
-    shapes[n.output] = np.shape(n.params["value"]) if n.op == "constant" else \
-        _infer(full, n, shapes)
-    nodes.append(n)
+    _append(n, full, nodes, shapes)
     if n.name == plan.last:
         for k, s in enumerate(plan.states):
             _state_written(plan.state(k), s[recurrence.TEMPLATE], nodes, shapes, tensors)
