@@ -226,8 +226,10 @@ def _delta_rule(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, da:
         delta = value[:, t, :, None, :] - kv  # (batch, heads, 1, dv)
         state = decay + torch.matmul(kb[:, t, :, :, None], delta)  # + beta k_t (v_t - ...)^T
         # o_t = q_t^T S_t = q_t^T g_t S_(t-1) + beta (q_t . k_t) delta_t, a column per position
-        y = torch.matmul(query[:, t, :, None, :], decay) + qk[:, t] * delta
-        ys.append(y.reshape(batch, h, dv, 1))
+        # the reshapes (free views) before the add, so that the add writes its column of the
+        # concat itself: int16 codes for the gated norm after it (quant.encodings)
+        ys.append(torch.matmul(query[:, t, :, None, :], decay).reshape(batch, h, dv, 1)
+                  + qk[:, t] * delta.reshape(batch, h, dv, 1))
     y = torch.cat(ys, dim=-1).permute(0, 3, 1, 2)  # (batch, L, heads, dv)
     return y.to(value.dtype)
 
