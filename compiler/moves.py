@@ -13,7 +13,8 @@ permute   the per-sample axes reordered: LOAD gathers the output's rows out of t
           loop over blocks (Swin's window partition (Hb, ws, Wb, ws, C) by (0, 2, 1, 3, 4)).
           A permutation that keeps the last axis moves whole rows of codes (head split and
           merge, (S, H, dh) <-> (H, S, dh), where compiler.views cannot make them views); one
-          that moves it copies code by code (byte codes only).
+          that moves it copies code by code, a code being whole bytes (8-bit codes, or the
+          2 bytes of an int16 one: the DMA moves bytes, whatever they encode).
 """
 
 from __future__ import annotations
@@ -141,12 +142,14 @@ def _permute3(k: Kernel, arch: ArchConfig, src: Buffer, dst: Buffer, shape: tupl
     if len(shape) == 2:  # (S, D) as (1, S, D)
         shape3, perm3 = (1, *shape), (0, *(p + 1 for p in perm))
     keep = perm3[2] == 2
-    if not keep and src.bits != 8:
+    if not keep and src.bits % 8:
         raise UnsupportedOpError(f"permute {node.name}: perm {perm} moves the last axis of "
-                                 f"{src.bits}-bit codes; a code-by-code copy needs byte codes")
+                                 f"{src.bits}-bit codes; a code-by-code copy needs codes of "
+                                 "whole bytes (8 or 16 bits)")
     row = src.nbytes(shape3[2])
-    strides = (shape3[1] * row, row, 1)     # bytes between neighbours along each input axis
-    unit = row if keep else 1               # bytes moved as one piece
+    code = src.nbytes(1) if not keep else 1  # bytes of one code (1, or 2 for int16)
+    strides = (shape3[1] * row, row, code)  # bytes between neighbours along each input axis
+    unit = row if keep else code            # bytes moved as one piece
     out = tuple(shape3[p] for p in perm3)
     # a concatenation view as the output: whole rows (the kept last axis) stored pixel by pixel
     into_view = keep and (dst.h, dst.w, dst.row) == (out[0], out[1], unit)
@@ -155,7 +158,7 @@ def _permute3(k: Kernel, arch: ArchConfig, src: Buffer, dst: Buffer, shape: tupl
                                  "except along rows it keeps whole; permute the concatenated "
                                  "tensor")
     half = halves(arch)["output"]
-    inner = unit if keep else out[2]        # bytes of one output row (o0, o1)
+    inner = unit if keep else out[2] * code  # bytes of one output row (o0, o1)
     if inner > half:
         raise too_small(k, f"one row of {out[2]} codes", inner, half)
     n1 = min(out[1], half // inner, MAX_ROWS)
@@ -180,7 +183,7 @@ def _gather_rows(src: Buffer, base: int, strides, perm3, keep: bool, unit: int, 
     if keep:  # planes over axis 0, rows over axis 1, a row = the kept last axis
         return dma("LOAD", "output", at, base, unit, rows=nb, dram_stride=s1, sram_stride=unit,
                    planes=na, dram_plane=s0, sram_plane=nb * unit)
-    return [i for a in range(na)  # one byte a row: planes over axis 1, rows over axis 2
-            for i in dma("LOAD", "output", at + a * s0, base + a * nb * out[2], 1, rows=out[2],
-                         dram_stride=s2, sram_stride=1, planes=nb, dram_plane=s1,
-                         sram_plane=out[2])]
+    return [i for a in range(na)  # one code a row: planes over axis 1, rows over axis 2
+            for i in dma("LOAD", "output", at + a * s0, base + a * nb * out[2] * unit, unit,
+                         rows=out[2], dram_stride=s2, sram_stride=unit, planes=nb,
+                         dram_plane=s1, sram_plane=out[2] * unit)]

@@ -605,7 +605,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="INT bits of the tensors feeding a norm (the residual sums of a "
                         "transformer), 2..16; 9..16 are stored as int16 (default 16 where the "
                         "accelerator takes int16 codes, else the activation width: rows of at "
-                        "most 1023 values read only by adds and norms; --norm-input-bits 8: "
+                        "most 1023 values read only by adds and norms, through reshapes, permutes "
+                        "and concats; --norm-input-bits 8: "
                         "the width of before)")
         sp.add_argument("--norm-residual-bits", type=int, default=None,
                         help="a norm output that feeds a residual add (a post-LN transformer's "

@@ -100,17 +100,27 @@ def requirements(graph: FGraph, shares_input: tuple[str, ...]) -> dict[str, str]
 
 # int16 codes on the accelerator (compiler.pipeline._check_wide): these ops' kernels write them
 # (ADD, NORM, a conv/linear's POST with no table fused), these read them (ADD, NORM), and these
-# are free views of them (their readers count)
+# only move them (views, or a permute's DMA, which copies bytes: their readers count)
 INT16_WRITERS = ("add", "norm", "linear", "conv2d")
 INT16_READERS = ("add", "norm")
-INT16_VIEWS = ("reshape", "flatten")
+INT16_VIEWS = ("reshape", "flatten", "permute")
 
 
 def int16_storable(graph: FGraph, tensor: str) -> bool:
     """Whether ``tensor``'s codes can be int16 on the accelerator: its producer writes them and
-    every reader (through reshapes) reads them. The graph input (the host's codes) is not."""
+    every reader (through reshapes and permutes) reads them. The graph input (the host's codes)
+    is not. A concat's output is when each input is written by such a producer into the
+    concat's buffer (compiler.memory's views; the input's only reader, taking the concat's
+    TensorQ: quant.calibrate.concat_pins), not copied by a requant table."""
     p = graph.producer(tensor)
-    return p is not None and p.op in INT16_WRITERS and _int16_readers(graph, tensor)
+    return p is not None and _int16_written(graph, p) and _int16_readers(graph, tensor)
+
+
+def _int16_written(graph: FGraph, node: FNode) -> bool:
+    if node.op != "concat":
+        return node.op in INT16_WRITERS
+    return all((p := graph.producer(t)) is not None and p.op in INT16_WRITERS
+               and len(graph.users(t)) == 1 and t != graph.output for t in node.inputs)
 
 
 def _int16_readers(graph: FGraph, tensor: str) -> bool:

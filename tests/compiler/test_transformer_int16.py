@@ -1,7 +1,8 @@
 """16-bit residual sums (QuantConfig.norm_input_bits = 16) on the accelerator: an ADD writes
 int16 codes, ADD and NORM read them, bit-exact against the golden reference; a norm's residual
 copy and a linear's output (QuantConfig.norm_residual_bits, output_bits) are int16 codes POST
-writes; every other kernel refuses them with one line."""
+writes; permutes move them (2 bytes a code) and concats hold them (views the adds write); every
+other kernel refuses them with one line."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from qasic.compiler import compile_graph
 from qasic.errors import UnsupportedOpError
-from qasic.quant.graph import TensorQ
+from qasic.quant.graph import QNode, TensorQ
 from tests.compiler.test_transformer import ARCHS, check, layer, ops_of
 from tests.compiler.transformers import Builder
 
@@ -133,9 +134,9 @@ def test_a_gemm_reading_int16_codes_is_refused_with_one_line():
     with pytest.raises(UnsupportedOpError, match=r"^layer after \(gemm\) reads the 16-bit codes "
                                                  r"of res; on the accelerator adds, norms and "
                                                  r"convs/linears without a fused table or pool "
-                                                 r"write them and only adds and norms read them; "
-                                                 r"use norm_input_bits, norm_residual_bits and "
-                                                 r"output_bits <= 8$"):
+                                                 r"write them, only adds and norms read them and "
+                                                 r"permutes move them; use norm_input_bits, "
+                                                 r"norm_residual_bits and output_bits <= 8$"):
         compile_graph(graph, ARCHS["default"])
 
 
@@ -171,3 +172,42 @@ def test_a_captured_pre_ln_model_with_16_bit_norm_inputs_is_bit_exact(fmt):
     enc = "int8" if fmt == "int" else FP8
     assert {(i["fmt"], i["bfmt"], i["ofmt"]) for i in p.instrs if i.op == "ADD"} == {
         (enc, enc, "int16"), ("int16", enc, "int16")}
+
+
+def _kernel_loads(p, name: str) -> list:
+    k = next(i for i, info in enumerate(p.layers) if info["name"] == name)
+    return [ins for ins, lid in zip(p.instrs, p.layer_ids, strict=True)
+            if lid == k and ins.op == "LOAD"]
+
+
+@pytest.mark.parametrize("perm", [(2, 1, 0), (0, 2, 1)])
+def test_int16_codes_pass_through_a_permute_bit_exactly(perm):
+    """A residual sum at 16 bits, split into (6, 2, 8) and permuted before a norm: a
+    permutation that moves the last axis copies code by code, 2 bytes a code (with the leading
+    axis kept: one block per position)."""
+    b = Builder("wide_permute", 2)
+    x = b.codes("x", (6, 16), TensorQ(0.05, 0))
+    r = b.add("res", x, b.linear("proj", x, 16, TensorQ(0.06, 0)), wide(0.0004, 300))
+    moved = b.permute("moved", b.reshape("split", r, (6, 2, 8)), perm)
+    p, _ = check(b.graph(b.norm("ln", moved, TensorQ(0.05, 0))), ARCHS["default"], batch=2)
+    assert layer(p, "moved")["kind"] == "permute"
+    assert {i["row_bytes"] for i in _kernel_loads(p, "moved")} == {2}
+    assert {i["fmt"] for i in p.instrs if i.op == "NORM"} == {"int16"}
+
+
+def test_int16_adds_written_into_a_concat_then_permuted_are_bit_exact():
+    """The chain of the gated delta rule's output (quant.recurrent_scan): per position an add
+    writes a (heads, dv, 1) column of the concat at 16 bits, the (heads, dv, C) concat is
+    permuted to (C, heads, dv) code by code and read by a norm over dv."""
+    b = Builder("wide_concat", 3)
+    x = b.codes("x", (4, 8, 1), TensorQ(0.05, 0))
+    cols = [b.add(f"o{t}", x, b.lut(f"g{t}", x, fn, TensorQ(0.03, t)), wide(0.0003, -20))
+            for t, fn in enumerate(("gelu", "silu", "tanh"))]
+    cat = b._add(QNode("cat", "concat", tuple(cols), "cat"), wide(0.0003, -20), (4, 8, 3))
+    rows = b.reshape("rows", b.permute("moved", cat, (2, 0, 1)), (12, 8))
+    p, _ = check(b.graph(b.norm("ln", rows, TensorQ(0.05, 0))), ARCHS["default"], batch=2)
+    kinds = {info["name"]: info["kind"] for info in p.layers}
+    assert [kinds[t] for t in (*cols, "moved")] == ["ew", "ew", "ew", "permute"]
+    assert "copy" not in kinds.values() and "cat" not in kinds  # the adds store into its buffer
+    assert {i["row_bytes"] for i in _kernel_loads(p, "moved")} == {2}
+    assert {i["fmt"] for i in p.instrs if i.op == "NORM"} == {"int16"}

@@ -615,12 +615,18 @@ def test_norm_input_width_defaults_to_16_where_the_row_length_allows(config, d, 
     (Fn(lambda x, fc: F.layer_norm(y := fc(x), (D,)) - y, nn.Linear(D, D)), 8),
     (Fn(lambda x, fc, fc2: F.layer_norm(y := fc(x), (D,)) + fc2(y), nn.Linear(D, D),
         nn.Linear(D, D)), 8),
-    (Fn(lambda x: F.layer_norm(x, (D,))), 8)])
+    (Fn(lambda x: F.layer_norm(x, (D,))), 8),
+    (Fn(lambda x, fc: F.layer_norm((fc(x) + x).transpose(1, 2), (S,)), nn.Linear(D, D)), 16),
+    (Fn(lambda x, fc, fc2: F.layer_norm(torch.cat([fc(x) + x, fc2(x) + x], -1), (2 * D,)),
+        nn.Linear(D, D), nn.Linear(D, D)), 16),
+    (Fn(lambda x, fc: F.layer_norm(torch.cat([fc(x) + x, x], -1), (2 * D,)), nn.Linear(D, D)),
+     8)])
 def test_the_default_width_is_the_activations_where_int16_cannot_be_stored(model, bits):
     """At the default a norm input that a kernel other than ADD or NORM would read (the
     negating table of x - y), or that the host writes (the graph input), keeps the activation
     width: the accelerator stores int16 codes only where ADD, NORM and plain GEMMs handle them
-    (compiler.pipeline._check_wide)."""
+    (compiler.pipeline._check_wide). Permutes move them and a concat holds them when adds
+    write every part; a part copied by a requant table (the graph input) keeps 8 bits."""
     _, q, _ = check(model.eval(), _seq(), QuantConfig())
     norm = next(n for n in q.nodes if n.op == "norm")
     assert q.tensors[norm.inputs[0]].bits == bits

@@ -260,3 +260,18 @@ def test_kimi_delta_attention_per_token_equals_the_chunked_one():
             got = model(input_ids=ids, use_cache=False).last_hidden_state
     assert want.abs().max() > 1.0
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
+def test_the_gated_norm_reads_int16_codes_the_per_token_adds_write_into_the_concat():
+    """Each position's output is the add that writes its column of the concat (the reshapes
+    before it, free views), so the per-head gated RMSNorm after the concat and the permute
+    reads int16 codes (quant.encodings.int16_storable), not a requant table's 8-bit copy."""
+    from qasic.quant import QuantConfig, quantize
+
+    model = _qwen3_next()
+    ids = torch.randint(0, 100, (8, 6), generator=torch.Generator().manual_seed(2)).numpy()
+    q = quantize(model, torch.from_numpy(ids[:1]), ids, QuantConfig())
+    norm = next(n for n in q.nodes if n.op == "norm" and ".linear_attn.norm." in n.name)
+    assert q.tensors[norm.inputs[0]].bits == 16
+    cat = next(n for n in q.nodes if n.op == "concat" and q.tensors[n.output].bits == 16)
+    assert len(cat.inputs) == 6 and {q.node(t).op for t in cat.inputs} == {"add"}
