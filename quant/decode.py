@@ -1024,7 +1024,14 @@ def _infer(full: QGraph, n: QNode, shapes: dict) -> tuple[int, ...]:
     if n.op == "matmul":
         a, b = ins
         cols = b[-2] if n.attrs.get("transpose_b", False) else b[-1]
-        return (*np.broadcast_shapes(a[:-2], b[:-2]), a[-2], cols)
+        try:
+            lead = np.broadcast_shapes(a[:-2], b[:-2])
+        except ValueError:
+            raise UnsupportedOpError(
+                f"{n.name}: matmul of shapes {a}, {b} in a generation graph: leading axes that "
+                "do not match once the caches are sliced (an operand that keeps the full "
+                "model's positions); run the model with qasic evaluate") from None
+        return (*lead, a[-2], cols)
     if n.op == "constant":
         return tuple(np.shape(n.params["value"]))
     if n.op == "concat":  # along the last axis

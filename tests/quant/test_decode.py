@@ -12,6 +12,7 @@ from qasic.models.tiny_gpt import GPTConfig, TinyGPT
 from qasic.quant import QuantConfig, reference
 from qasic.quant.decode import (
     STEP,
+    _infer,
     _position_axes,
     cache_tensors,
     decode_graph,
@@ -178,3 +179,17 @@ def test_a_matmul_per_token_runs_on_the_steps_token():
     for p in range(4, C):
         row = reference.run(step, np.stack([seq[:, p], np.full(2, p)], axis=1), state=state)
         np.testing.assert_array_equal(row[:, 0], want[:, p], err_msg=f"position {p}")
+
+
+def test_a_step_matmul_whose_leading_axes_do_not_match_is_refused_in_one_line():
+    """A matmul whose leading axes only matched at the full model's positions (Inkling's, an
+    operand kept over all of them) is refused naming the node and the shapes, not a numpy
+    broadcast error."""
+    from qasic.quant.graph import QNode
+
+    n = QNode("m", "matmul", ("a", "b"), "m", {},
+              {"multiplier": np.array(1), "shift": np.array(0), "zero_point": np.array(0)})
+    with pytest.raises(UnsupportedOpError, match=r"^m: matmul of shapes \(384, 1, 4\), "
+                                                 r"\(1024, 4, 2\) in a generation graph: "):
+        _infer(None, n, {"a": (384, 1, 4), "b": (1024, 4, 2)})
+    assert _infer(None, n, {"a": (2, 1, 4), "b": (1, 4, 3)}) == (2, 1, 3)
