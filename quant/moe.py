@@ -438,6 +438,18 @@ class Layout:
     describe: Callable[[Any], str]
 
 
+def _routed(experts_forward: Callable) -> Callable[[Any], tuple]:
+    """A layout's swaps for a block with a router (``router_of``) and ``experts``: the dense
+    router, and ``experts_forward`` in the experts' place."""
+    return lambda b: ((router_of(b), "forward", functools.partial(_dense_router, router_of(b))),
+                      (b.experts, "forward", functools.partial(experts_forward, b.experts)))
+
+
+def _rule_top(block: Any) -> str:
+    """A routed block's description: its router's rule and top k."""
+    return f"{rule(router_of(block)).name}, top {router_of(block).top_k}"
+
+
 LAYOUTS = (  # the first that matches
     Layout("Llama 4's: a router that is a Linear (E, D) with top_k; experts with "
            "gate_up_proj (E, D, 2 I), down_proj (E, I, D) and an act_fn; a shared_expert",
@@ -447,10 +459,7 @@ LAYOUTS = (  # the first that matches
                      "experts' inputs"),
     Layout("a gate or router with top_k and an (E, D) matrix; experts with 3-D gate_up_proj "
            "(E, 2 I, D), down_proj (E, D, I) and an act_fn", _stacked,
-           lambda b: ((router_of(b), "forward", functools.partial(_dense_router, router_of(b))),
-                      (b.experts, "forward", functools.partial(_dense_experts, b.experts))),
-           _stacked_refusal,
-           lambda b: f"{rule(router_of(b)).name}, top {router_of(b).top_k}"),
+           _routed(_dense_experts), _stacked_refusal, _rule_top),
     Layout("DBRX's: a router Linear layer, route_tokens_to_experts, experts' mlp w1, v1, w2 "
            "(E I, D)", _dbrx,
            lambda b: ((b, "route_tokens_to_experts", functools.partial(_dbrx_route, b)),
@@ -459,10 +468,7 @@ LAYOUTS = (  # the first that matches
     Layout("GPT-OSS's: a router with top_k, an (E, D) weight and a bias; experts with "
            "gate_up_proj (E, D, 2 I) interleaved, down_proj (E, I, D), their biases, limit and "
            "alpha", _gpt_oss,
-           lambda b: ((router_of(b), "forward", functools.partial(_dense_router, router_of(b))),
-                      (b.experts, "forward", functools.partial(_gpt_oss_experts, b.experts))),
-           _stacked_refusal,
-           lambda b: f"{rule(router_of(b)).name}, top {router_of(b).top_k}"),
+           _routed(_gpt_oss_experts), _stacked_refusal, _rule_top),
     Layout("Inkling's: a gate scoring the routed and the shared experts, (E + S, D); "
            "stacked experts (E, 2 I, D); shared_experts", _inkling,
            lambda b: ((b.gate, "forward", functools.partial(_inkling_router, b.gate)),
@@ -474,18 +480,11 @@ LAYOUTS = (  # the first that matches
                      "shared experts"),
     Layout("Ergo's: the expert interface's with an RMSNorm of each expert's output "
            "(post_expert_norm)", _post_normed,
-           lambda b: ((router_of(b), "forward", functools.partial(_dense_router, router_of(b))),
-                      (b.experts, "forward",
-                       functools.partial(_post_normed_experts, b.experts))),
-           _stacked_refusal,
-           lambda b: f"{rule(router_of(b)).name}, top {router_of(b).top_k}"),
+           _routed(_post_normed_experts), _stacked_refusal, _rule_top),
     Layout("transformers' expert interface: a gate or router with top_k and an (E, D) matrix; "
            "experts with has_gate, is_transposed, has_bias (Aria's transposed, NemotronH's "
            "without a gate)", _interface,
-           lambda b: ((router_of(b), "forward", functools.partial(_dense_router, router_of(b))),
-                      (b.experts, "forward", functools.partial(_interface_experts, b.experts))),
-           _stacked_refusal,
-           lambda b: f"{rule(router_of(b)).name}, top {router_of(b).top_k}"),
+           _routed(_interface_experts), _stacked_refusal, _rule_top),
 )
 
 
