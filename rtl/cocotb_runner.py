@@ -25,6 +25,8 @@ from qasic.rtl.tools import (
     ensure_build_tools,
     ensure_cocotb,
     ensure_verilator,
+    log_tail,
+    run_testbench,
     verilator_make,
 )
 from qasic.rtl.verilog import TOP, generate_verilog
@@ -156,7 +158,7 @@ def _verilate(v_path: Path, sim_dir: Path, verilator_exe: Path) -> None:
                 always=True, log_file=log)
     except (RuntimeError, SystemExit) as e:
         raise RtlToolError(f"Verilator build of {v_path} failed ({e}); log: {log}\n"
-                           f"{_tail(log)}") from None
+                           f"{log_tail(log)}") from None
 
 
 def arch_key(arch: ArchConfig) -> str:
@@ -173,30 +175,12 @@ def arch_key(arch: ArchConfig) -> str:
 
 
 def _simulate(arch: ArchConfig, padded, sim_dir: Path, run_dir: Path) -> dict:
-    from cocotb_tools.runner import get_results, get_runner
-
     tiles_path, results_path = run_dir / "tiles.npz", run_dir / "results.npz"
     params = [arch.array_rows, arch.array_cols, arch.input_bits + arch.input_shift_bits,
               arch.weight_bits + arch.weight_shift_bits, arch.acc_bits, SCALE_BITS]
     arrays = {f"{key}_{i}": x for i, tile in enumerate(padded) for key, x in zip("aws", tile)}
     modes = np.array([mode for *_, mode in padded], dtype=np.int64)
     np.savez(tiles_path, params=np.array(params), count=len(padded), modes=modes, **arrays)
-    log, xml = run_dir / "sim.log", run_dir / "results.xml"
-    try:
-        get_runner("verilator").test(
-            test_module=TB_MODULE, hdl_toplevel=TOP, hdl_toplevel_lang="verilog",
-            build_dir=sim_dir, test_dir=run_dir, results_xml=str(xml), log_file=log,
-            extra_env={"QASIC_TILES": str(tiles_path), "QASIC_RESULTS": str(results_path)})
-        _, failed = get_results(xml)
-    except (RuntimeError, SystemExit) as e:
-        raise RuntimeError(f"cocotb run failed ({e}); log: {log}\n{_tail(log)}") from None
-    if failed or not results_path.exists():
-        raise RuntimeError(f"cocotb testbench failed; log: {log}\n{_tail(log)}")
-    with np.load(results_path) as results:
-        return dict(results)
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    if not path.exists():
-        return ""
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return run_testbench(TB_MODULE, TOP, sim_dir, run_dir,
+                         {"QASIC_TILES": str(tiles_path), "QASIC_RESULTS": str(results_path)},
+                         results_path, "cocotb testbench")

@@ -46,6 +46,7 @@ from qasic.rtl.tools import (
     ensure_build_tools,
     ensure_cocotb,
     ensure_verilator,
+    run_testbench,
     verilator_make,
 )
 from qasic.sim.machine import Machine
@@ -402,30 +403,12 @@ def first_error(log: Path) -> str:
 
 def _simulate(words: np.ndarray, arch: ArchConfig, images: np.ndarray, sim_dir: Path,
               run_dir: Path, limit: int, trace: bool = False, stop: bool = False) -> dict:
-    from cocotb_tools.runner import get_results, get_runner
-
     from qasic.rtl.top import TOP
 
     job, results = run_dir / "job.npz", run_dir / "results.npz"
     np.savez(job, words=words, dram=images,
              latency=arch.dram_latency_cycles, bytes_per_cycle=arch.dram_bytes_per_cycle,
              limit=limit, fetch_latency=FETCH_LATENCY, trace=int(trace), stop=int(stop))
-    log, xml = run_dir / "sim.log", run_dir / "results.xml"
-    try:
-        get_runner("verilator").test(
-            test_module=TB_MODULE, hdl_toplevel=TOP, hdl_toplevel_lang="verilog",
-            build_dir=sim_dir, test_dir=run_dir, results_xml=str(xml), log_file=log,
-            extra_env={"QASIC_RTL_JOB": str(job), "QASIC_RTL_RESULTS": str(results)})
-        _, failed = get_results(xml)
-    except (RuntimeError, SystemExit) as e:
-        raise RuntimeError(f"cocotb run failed ({e}); log: {log}\n{_tail(log)}") from None
-    if failed or not results.exists():
-        raise RuntimeError(f"the RTL testbench failed; log: {log}\n{_tail(log)}")
-    with np.load(results) as r:
-        return dict(r)
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    if not path.exists():
-        return ""
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return run_testbench(TB_MODULE, TOP, sim_dir, run_dir,
+                         {"QASIC_RTL_JOB": str(job), "QASIC_RTL_RESULTS": str(results)},
+                         results, "the RTL testbench")

