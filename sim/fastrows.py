@@ -54,6 +54,8 @@ def _word(mem, b, addr, size):
 
 @njit(cache=True)
 def _sram(which, inp, wgt, out, par):
+    # Not fastkernels._sram: that one is compiled with _nrt=False, and an array it returns into
+    # these reference-counted kernels aborts the process (tests/sim/test_fast_rows.py).
     if which == 0:
         return inp
     if which == 1:
