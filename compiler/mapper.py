@@ -203,7 +203,7 @@ def fits(layer: Layer, m: Mapping, arch: ArchConfig) -> bool:
             and (not layer.heads or m.th == 1 or g.out_h == 1)
             and (not layer.heads or ((m.ct >= layer.ic or m.ct * layer.wbits % 8 == 0)
                                      and (m.nt >= layer.n or m.nt * layer.wbits % 8 == 0)))
-            and (m.kt == 0 or (0 < m.kt <= g.kh and splits_rows(layer)))
+            and (m.kt in (0, g.kh) or (0 < m.kt < g.kh and rows_split(layer, m.ct, m.nt, arch)))
             and weight_bytes(layer, m.ct, m.nt, arch.array_rows, arch.array_cols,
                              kernel_rows(layer, m)) <= arch.weight_sram_bytes // 2)
 
@@ -422,15 +422,19 @@ def candidates(layer: Layer, arch: ArchConfig) -> Iterator[Mapping]:
                             yield Mapping(th, tw, ct, nt, order, kt)
 
 
-def _row_tiles(layer: Layer, ct: int, nt: int, arch: ArchConfig) -> list[int]:
-    """Kernel rows per K tile worth trying: every row (0) while a tile of every kernel row fits
-    half the weight scratchpad, else fewer rows (a K tile of every channel of a few kernel rows
-    lifts the bound the whole kernel puts on nt and ct)."""
-    g = layer.geom
+def rows_split(layer: Layer, ct: int, nt: int, arch: ArchConfig) -> bool:
+    """Whether an (n-tile, c-tile)'s K tiles hold a few kernel rows each: only when a tile of
+    every kernel row does not fit half the weight scratchpad (a K tile of a few rows lifts the
+    bound the whole kernel puts on nt and ct). Splitting rows that fit whole would only cut the
+    same folds into more steps, so the mapping space (``fits``) excludes it."""
     whole = weight_bytes(layer, ct, nt, arch.array_rows, arch.array_cols)
-    if whole <= arch.weight_sram_bytes // 2 or not splits_rows(layer):
-        return [0]
-    return [k for k in _divisions(g.kh) if k < g.kh]
+    return splits_rows(layer) and whole > arch.weight_sram_bytes // 2
+
+
+def _row_tiles(layer: Layer, ct: int, nt: int, arch: ArchConfig) -> list[int]:
+    """Kernel rows per K tile worth trying (0: every row)."""
+    g = layer.geom
+    return [k for k in _divisions(g.kh) if k < g.kh] if rows_split(layer, ct, nt, arch) else [0]
 
 
 def choose(layer: Layer, arch: ArchConfig) -> Mapping:
