@@ -1,14 +1,17 @@
 """The mapper: tile sizes and loop order of every GEMM kernel, chosen by an exact traffic model.
 
 A mapping is (th, tw) output pixels per spatial tile, ct input channels per channel tile, nt
-output channels per channel tile (several array column groups share one input band) and the
-loop order: ``n_outer`` (for n-tile: for spatial tile: for c-tile) or ``s_outer`` (for spatial
-tile: for n-tile: for c-tile). An operand is loaded again only when the tile it needs changes
-and the old one is not still on chip (compiler.steps emits exactly this), so DRAM bytes are:
+output channels per channel tile (several array column groups share one input band), kt kernel
+rows per K tile (0: every row; fewer only where a tile of every row does not fit half the
+weight scratchpad, ``rows_split``) and the loop order: ``n_outer`` (for n-tile: for spatial
+tile: for K tile) or ``s_outer`` (for spatial tile: for n-tile: for K tile); a K tile is kt
+kernel rows of a c-tile, the rows inner. An operand is loaded again only when the tile it needs
+changes and the old one is not still on chip (compiler.steps emits exactly this), so DRAM bytes
+are:
 
-    input   one input band per (spatial tile, c-tile), halos included; re-read for every
-            n-tile unless the band of all channels stays (s_outer with one c-tile, or a
-            single spatial tile and c-tile)
+    input   one input band (every kernel row's) per (spatial tile, c-tile), halos included;
+            re-read for every n-tile unless the band of all channels stays (s_outer with one
+            c-tile, or a single spatial tile and c-tile)
     weight  once when an n-tile's whole K fits half the weight scratchpad and the loop keeps it
             (n_outer, or s_outer with one n-tile); else once per spatial tile
     param   per-channel requantization (and tables) once per n-tile visit
