@@ -467,6 +467,8 @@ def exhaustive(layer: Layer, arch: ArchConfig) -> tuple[Mapping, Cost]:
     for order, kt in itertools.product(ORDERS, kts):
         for nt in range(1, layer.n + 1):
             for ct in range(step, layer.ic + 1, step):
+                if kt and not rows_split(layer, ct, nt, arch):
+                    continue  # outside the space (fits): rows that fit whole stay whole
                 for tw in range(g.pool, g.out_w + 1, g.pool):
                     for th in range(g.pool, g.out_h + 1, g.pool):
                         m = Mapping(th, tw, ct, nt, order, kt)
