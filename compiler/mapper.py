@@ -67,7 +67,7 @@ class Mapping:
     ct: int
     nt: int
     order: str
-    kt: int = 0  # kernel rows per K tile (every channel tile of them); 0: every kernel row
+    kt: int = 0  # kernel rows per K tile (of each c-tile); 0: every kernel row
 
 
 @dataclass(frozen=True)

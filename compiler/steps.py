@@ -6,9 +6,9 @@ K tiles in the chosen order; a step is one (n-tile, spatial tile, K tile). A K t
 the kernel rows inner. An operand is loaded only when the tile it needs changes: the input band
 (every kernel row's) once per (spatial tile, c-tile) unless the whole-channel band is still on
 chip, an n-tile's weights once when they all fit half the weight scratchpad, else per K tile. A
-step accumulates every fold of its K tile into the accumulator tile, exactly as the folds of one
-K tile accumulate; the last K tile's step post-processes (POST, with the fused table; the fused
-max-pool) and stores.
+step accumulates every fold of its K tile into the accumulator tile, continuing the partial sums
+of the K tiles before it (only the first fold of the first K tile overwrites); the last K tile's
+step post-processes (POST, with the fused table; the fused max-pool) and stores.
 """
 
 from __future__ import annotations
