@@ -1,14 +1,17 @@
 """The mapper: tile sizes and loop order of every GEMM kernel, chosen by an exact traffic model.
 
 A mapping is (th, tw) output pixels per spatial tile, ct input channels per channel tile, nt
-output channels per channel tile (several array column groups share one input band) and the
-loop order: ``n_outer`` (for n-tile: for spatial tile: for c-tile) or ``s_outer`` (for spatial
-tile: for n-tile: for c-tile). An operand is loaded again only when the tile it needs changes
-and the old one is not still on chip (compiler.steps emits exactly this), so DRAM bytes are:
+output channels per channel tile (several array column groups share one input band), kt kernel
+rows per K tile (0: every row; fewer only where a tile of every row does not fit half the
+weight scratchpad, ``rows_split``) and the loop order: ``n_outer`` (for n-tile: for spatial
+tile: for K tile) or ``s_outer`` (for spatial tile: for n-tile: for K tile); a K tile is kt
+kernel rows of a c-tile, the rows inner. An operand is loaded again only when the tile it needs
+changes and the old one is not still on chip (compiler.steps emits exactly this), so DRAM bytes
+are:
 
-    input   one input band per (spatial tile, c-tile), halos included; re-read for every
-            n-tile unless the band of all channels stays (s_outer with one c-tile, or a
-            single spatial tile and c-tile)
+    input   one input band (every kernel row's) per (spatial tile, c-tile), halos included;
+            re-read for every n-tile unless the band of all channels stays (s_outer with one
+            c-tile, or a single spatial tile and c-tile)
     weight  once when an n-tile's whole K fits half the weight scratchpad and the loop keeps it
             (n_outer, or s_outer with one n-tile); else once per spatial tile
     param   per-channel requantization (and tables) once per n-tile visit
@@ -42,6 +45,7 @@ mapping of the whole space. Timeloop and ZigZag search such spaces with such obj
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -63,6 +67,7 @@ class Mapping:
     ct: int
     nt: int
     order: str
+    kt: int = 0  # kernel rows per K tile (of each c-tile); 0: every kernel row
 
 
 @dataclass(frozen=True)
@@ -91,16 +96,39 @@ class Layer:
         return (codes * bits + 7) // 8
 
 
-def fold_count(layer: Layer, ct: int, rows: int) -> int:
-    """Folds of one c-tile, cut as compiler.steps.folds cuts them: a kernel row's (kw, c) run is
-    contiguous in K only when the c-tile holds every channel (and dilation is 1); block-scaled
-    weights also cut at block boundaries (counted exactly for them)."""
+def fold_count(layer: Layer, ct: int, rows: int, kt: int = 0) -> int:
+    """Folds of one K tile (``kt`` kernel rows, 0: all, of a c-tile), cut as compiler.steps.folds
+    cuts them: a kernel row's (kw, c) run is contiguous in K only when the c-tile holds every
+    channel (and dilation is 1); block-scaled weights also cut at block boundaries (counted
+    exactly for them; their kernel rows are never split, ``splits_rows``)."""
     g = layer.geom
     if layer.block_size:
         return _blocked_folds(g.kh, g.kw, g.dw, layer.ic, ct, rows, layer.block_size)
     if g.dw == 1 and ct == layer.ic:
-        return g.kh * ceil(g.kw * ct / rows)
-    return g.kh * g.kw * ceil(ct / rows)
+        return (kt or g.kh) * ceil(g.kw * ct / rows)
+    return (kt or g.kh) * g.kw * ceil(ct / rows)
+
+
+def splits_rows(layer: Layer) -> bool:
+    """Whether a K tile may hold a subset of the kernel rows: not for block-scaled weights (a
+    kernel row's folds depend on where the blocks fall), compact depthwise tiles (tiny anyway)
+    nor matmuls (one kernel row)."""
+    return layer.geom.kh > 1 and not (layer.block_size or layer.compact or layer.heads)
+
+
+def kernel_rows(layer: Layer, m: Mapping) -> int:
+    return m.kt or layer.geom.kh
+
+
+def _ktiles(layer: Layer, ct: int, kt: int) -> list[tuple[int, int, int]]:
+    """(c-tile size, kernel rows, how many such K tiles) of one block's K."""
+    return [(c, y, nc * ny) for c, nc in _sizes(layer.ic, ct)
+            for y, ny in _sizes(layer.geom.kh, kt or layer.geom.kh)]
+
+
+def all_folds(layer: Layer, m: Mapping, rows: int) -> int:
+    """Folds of one block's K over every K tile."""
+    return sum(n * fold_count(layer, c, rows, y) for c, y, n in _ktiles(layer, m.ct, m.kt))
 
 
 @lru_cache(maxsize=4096)
@@ -148,13 +176,13 @@ def _sizes(total: int, size: int) -> list[tuple[int, int]]:
     return [(size, full)] * bool(full) + [(rest, 1)] * bool(rest)
 
 
-def weight_bytes(layer: Layer, ct: int, nt: int, rows: int, cols: int) -> int:
-    """Weight scratchpad bytes of one (n-tile, c-tile): per fold and column group its scale
-    rows and its k packed rows."""
+def weight_bytes(layer: Layer, ct: int, nt: int, rows: int, cols: int, kt: int = 0) -> int:
+    """Weight scratchpad bytes of one (n-tile, K tile of ``kt`` kernel rows of a c-tile): per
+    fold and column group its scale rows and its k packed rows."""
     g = layer.geom
-    krows = g.kh * g.kw * ct
+    krows = (kt or g.kh) * g.kw * ct
     packed = sum(count * krows * layer.cbytes(n, layer.wbits) for n, count in _sizes(nt, cols))
-    scales = fold_count(layer, ct, rows) * layer.scale_rows * nt * BSCALE_BYTES
+    scales = fold_count(layer, ct, rows, kt) * layer.scale_rows * nt * BSCALE_BYTES
     return packed + scales
 
 
@@ -178,19 +206,20 @@ def fits(layer: Layer, m: Mapping, arch: ArchConfig) -> bool:
             and (not layer.heads or m.th == 1 or g.out_h == 1)
             and (not layer.heads or ((m.ct >= layer.ic or m.ct * layer.wbits % 8 == 0)
                                      and (m.nt >= layer.n or m.nt * layer.wbits % 8 == 0)))
-            and weight_bytes(layer, m.ct, m.nt, arch.array_rows, arch.array_cols)
-            <= arch.weight_sram_bytes // 2)
+            and (m.kt in (0, g.kh) or (0 < m.kt < g.kh and rows_split(layer, m.ct, m.nt, arch)))
+            and weight_bytes(layer, m.ct, m.nt, arch.array_rows, arch.array_cols,
+                             kernel_rows(layer, m)) <= arch.weight_sram_bytes // 2)
 
 
-def _all_ct(layer: Layer, ct: int, nt: int, arch: ArchConfig) -> int:
-    """Weight bytes of one n-tile over every c-tile."""
-    return sum(count * weight_bytes(layer, c, nt, arch.array_rows, arch.array_cols)
-               for c, count in _sizes(layer.ic, ct))
+def _all_k(layer: Layer, m: Mapping, nt: int, arch: ArchConfig) -> int:
+    """Weight bytes of one n-tile over every K tile."""
+    return sum(count * weight_bytes(layer, c, nt, arch.array_rows, arch.array_cols, y)
+               for c, y, count in _ktiles(layer, m.ct, m.kt))
 
 
 def weights_resident(layer: Layer, m: Mapping, arch: ArchConfig) -> bool:
-    """True when one n-tile's weights for every c-tile fit half the weight scratchpad."""
-    return _all_ct(layer, m.ct, m.nt, arch) <= arch.weight_sram_bytes // 2
+    """True when one n-tile's weights for every K tile fit half the weight scratchpad."""
+    return _all_k(layer, m, m.nt, arch) <= arch.weight_sram_bytes // 2
 
 
 def traffic(layer: Layer, m: Mapping, arch: ArchConfig) -> dict[str, int]:
@@ -216,7 +245,7 @@ def weight_loads(layer: Layer, m: Mapping, arch: ArchConfig) -> list[tuple[int, 
     spatial, n_tiles = ceil(g.out_h / m.th) * ceil(g.out_w / m.tw), ceil(layer.n / m.nt)
     out = []
     for nt, count in _sizes(layer.n, m.nt):
-        w = _all_ct(layer, m.ct, nt, arch)
+        w = _all_k(layer, m, nt, arch)
         keep = (m.order == "n_outer" or n_tiles == 1) and w <= arch.weight_sram_bytes // 2
         moved = g.kh * g.kw * nt if layer.compact else w  # a compact tile: one byte a channel
         once = max(layer.heads, 1)  # a matmul's weights: once per head
@@ -227,7 +256,7 @@ def weight_loads(layer: Layer, m: Mapping, arch: ArchConfig) -> list[tuple[int, 
 def estimate_cycles(layer: Layer, m: Mapping, arch: ArchConfig) -> int:
     """Compute cycles of the GEMMs (fold preload + stream), the closed form of sim.timing."""
     g, r, c = layer.geom, arch.array_rows, arch.array_cols
-    folds = sum(n * fold_count(layer, ct, r) for ct, n in _sizes(layer.ic, m.ct))
+    folds = all_folds(layer, m, r)
     groups = sum(count * ceil(nt / c) for nt, count in _sizes(layer.n, m.nt))  # GEMM columns
     total = 0
     for th, nh in _sizes(g.out_h, m.th):
@@ -269,7 +298,7 @@ def cost(layer: Layer, m: Mapping, arch: ArchConfig) -> Cost:
     moved = traffic(layer, m, arch)
     dram = sum(moved.values())
     steps = layer.blocks * ceil(g.out_h / m.th) * ceil(g.out_w / m.tw) * \
-        ceil(layer.n / m.nt) * ceil(layer.ic / m.ct)
+        ceil(layer.n / m.nt) * ceil(layer.ic / m.ct) * ceil(g.kh / kernel_rows(layer, m))
     comp, xfer = estimate_cycles(layer, m, arch), ceil(dram / arch.dram_bytes_per_cycle)
     cycles = max(comp, xfer) + min(comp, xfer) // steps + arch.dram_latency_cycles
     energy = dynamic_pj(layer, m, arch, moved) + cycles * _prices(arch).leakage_pj_per_cycle
@@ -298,8 +327,7 @@ def dynamic_pj(layer: Layer, m: Mapping, arch: ArchConfig, moved: dict[str, int]
     gemms = sum(k * _tile_gemms(th, tw, arch.gemm_max_rows, arch.array_rows, cols)[0]
                 for th, tw, k in spatial)
     groups = sum(count * ceil(nt / cols) for nt, count in _sizes(n, m.nt))
-    folds = sum(count * fold_count(layer, ct, arch.array_rows)
-                for ct, count in _sizes(layer.ic, m.ct))
+    folds = all_folds(layer, m, arch.array_rows)
     one_band = m.ct >= layer.ic and (m.order == "s_outer" or tiles == 1)  # as in traffic
     bands = 1 if one_band or ceil(n / m.nt) == 1 else ceil(n / m.nt)
     band_bytes = bands * sum(k * _area(g.band(th, tw)) for th, tw, k in spatial) * \
@@ -358,14 +386,15 @@ def _divisions(total: int, most: int = 8) -> list[int]:
     return sorted(out, reverse=True)
 
 
-def _largest_th(layer: Layer, tw: int, ct: int, nt: int, order: str, arch) -> int | None:
+def _largest_th(layer: Layer, tw: int, ct: int, nt: int, order: str, arch, kt: int = 0
+                ) -> int | None:
     """The tallest feasible tile (balanced over the tiles it implies), or None."""
     g = layer.geom
     lo, hi, best = 1, g.out_h, None
     while lo <= hi:  # feasibility is monotone in th
         mid = (lo + hi) // 2
         th = mid - mid % g.pool if mid >= g.pool else g.pool
-        if th <= g.out_h and fits(layer, Mapping(th, tw, ct, nt, order), arch):
+        if th <= g.out_h and fits(layer, Mapping(th, tw, ct, nt, order, kt), arch):
             best, lo = th, mid + 1
         else:
             hi = mid - 1
@@ -389,10 +418,26 @@ def candidates(layer: Layer, arch: ArchConfig) -> Iterator[Mapping]:
     for order in ORDERS:
         for nt in nts:
             for ct in cts:
-                for tw in tws:
-                    th = _largest_th(layer, tw, ct, nt, order, arch)
-                    if th is not None:
-                        yield Mapping(th, tw, ct, nt, order)
+                for kt in _row_tiles(layer, ct, nt, arch):
+                    for tw in tws:
+                        th = _largest_th(layer, tw, ct, nt, order, arch, kt)
+                        if th is not None:
+                            yield Mapping(th, tw, ct, nt, order, kt)
+
+
+def rows_split(layer: Layer, ct: int, nt: int, arch: ArchConfig) -> bool:
+    """Whether an (n-tile, c-tile)'s K tiles hold a few kernel rows each: only when a tile of
+    every kernel row does not fit half the weight scratchpad (a K tile of a few rows lifts the
+    bound the whole kernel puts on nt and ct). Splitting rows that fit whole would only cut the
+    same folds into more steps, so the mapping space (``fits``) excludes it."""
+    whole = weight_bytes(layer, ct, nt, arch.array_rows, arch.array_cols)
+    return splits_rows(layer) and whole > arch.weight_sram_bytes // 2
+
+
+def _row_tiles(layer: Layer, ct: int, nt: int, arch: ArchConfig) -> list[int]:
+    """Kernel rows per K tile worth trying (0: every row)."""
+    g = layer.geom
+    return [k for k in _divisions(g.kh) if k < g.kh] if rows_split(layer, ct, nt, arch) else [0]
 
 
 def choose(layer: Layer, arch: ArchConfig) -> Mapping:
@@ -413,17 +458,20 @@ def rank(arch: ArchConfig) -> Callable[[Cost], tuple[float, float]]:
 
 
 def exhaustive(layer: Layer, arch: ArchConfig) -> tuple[Mapping, Cost]:
-    """The best mapping by the arch's objective over every th, tw, ct (whole bytes) and nt
-    (for small layers)."""
+    """The best mapping by the arch's objective over every th, tw, ct (whole bytes), nt and
+    kernel rows per K tile (for small layers)."""
     g = layer.geom
     step = 8 // layer.in_bits if layer.in_bits < 8 else 1
+    kts = [0, *range(1, g.kh)] if splits_rows(layer) else [0]
     key, best = rank(arch), None
-    for order in ORDERS:
+    for order, kt in itertools.product(ORDERS, kts):
         for nt in range(1, layer.n + 1):
             for ct in range(step, layer.ic + 1, step):
+                if kt and not rows_split(layer, ct, nt, arch):
+                    continue  # outside the space (fits): rows that fit whole stay whole
                 for tw in range(g.pool, g.out_w + 1, g.pool):
                     for th in range(g.pool, g.out_h + 1, g.pool):
-                        m = Mapping(th, tw, ct, nt, order)
+                        m = Mapping(th, tw, ct, nt, order, kt)
                         if fits(layer, m, arch):
                             k = cost(layer, m, arch)
                             if best is None or key(k) < key(best[1]):
@@ -438,13 +486,14 @@ def _no_fit(layer: Layer, arch: ArchConfig) -> str:
     g, r, c = layer.geom, arch.array_rows, arch.array_cols
     ct = min(layer.ic, r)
     nt = min(layer.n, c)
+    kt = 1 if splits_rows(layer) else g.kh  # the smallest K tile: one kernel row
     bh, bw = g.band(g.pool, g.pool)
     checks = [
         (bh * bw * layer.cbytes(ct, layer.in_bits), arch.input_sram_bytes // 2,
          "sram.input_bytes", f"the {bh}x{bw}x{ct} input band"),
-        (weight_bytes(layer, ct, nt, r, c), arch.weight_sram_bytes // 2, "sram.weight_bytes",
-         f"the {g.kh * g.kw * ct}x{nt} weight tile" + (" and its block scales"
-                                                       if layer.scale_rows else "")),
+        (weight_bytes(layer, ct, nt, r, c, kt), arch.weight_sram_bytes // 2, "sram.weight_bytes",
+         f"the {kt * g.kw * ct}x{nt} weight tile" + (" and its block scales"
+                                                     if layer.scale_rows else "")),
         (g.pool * g.pool * nt * arch.acc_word_bytes, arch.acc_sram_bytes, "sram.acc_bytes",
          "the accumulators"),
         (param_bytes(layer, nt), arch.param_sram_bytes // 2, "sram.param_bytes",

@@ -21,6 +21,8 @@ a @ (b - z) = a @ b - z S, one bias for every output.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 
 from qasic.arch.config import ArchConfig
@@ -50,7 +52,7 @@ def lower_matmul(graph: QGraph, k: Kernel, arch: ArchConfig, a: Buffer, b: Buffe
     geom = g.geom
     info.update(weight_bits=g.wbits, macs=geom.macs, m=geom.m, k=geom.in_c, n=geom.out_c,
                 groups=1, heads=geom.in_h, transpose_b=g.wtrans,
-                mapping={"th": m.th, "tw": m.tw, "ct": m.ct, "nt": m.nt, "order": m.order},
+                mapping=asdict(m),
                 mapped_dram_bytes=sum(mapper.traffic(layer, m, arch).values()),
                 compulsory_dram_bytes=a.payload + b.payload + dst.payload + layer.decode_bytes
                 + geom.out_c * POST_PARAM_BYTES_PER_CHANNEL)
@@ -166,7 +168,7 @@ def dynamic_weights(g: GemmKernel, b: Buffer, arch: ArchConfig, bi, block, ntile
 
 def _plan(g: GemmKernel, b: Buffer, arch: ArchConfig, j, t, folds):
     """(bytes, offs[fold][column group], loads(head, base)) of one (n-tile, c-tile)."""
-    (n0, nt), (c0, ct), cols = j, t, arch.array_cols
+    (n0, nt), c0, ct, cols = j, t.c0, t.ct, arch.array_cols
     groups = [(gc0, min(cols, nt - gc0)) for gc0 in range(0, nt, cols)]
     offs, at, starts = [[0] * len(groups) for _ in folds], 0, []
     for gi, (_, gn) in enumerate(groups):

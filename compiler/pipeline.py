@@ -16,7 +16,7 @@ predicts and its compulsory DRAM bytes (every weight, parameter, input and outpu
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 
@@ -193,7 +193,7 @@ def _lower_gemm(graph, k: Kernel, arch, src: Buffer, dst: Buffer, flat_src, cons
                 pe_weight_bits=pe_weight_bits(g), block_mode=g.block_mode,
                 block_size=g.block_size, macs=geom.macs, m=geom.m, k=geom.k, n=geom.out_c,
                 groups=geom.groups, group_blocks=len(g.blocks),
-                mapping={"th": m.th, "tw": m.tw, "ct": m.ct, "nt": m.nt, "order": m.order},
+                mapping=asdict(m),
                 mapped_dram_bytes=sum(mapper.traffic(layer, m, arch).values()),
                 compulsory_dram_bytes=weight_bytes_true(g) + params + src.payload
                 + dst.payload)

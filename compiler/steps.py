@@ -1,12 +1,14 @@
 """GEMM kernels -> steps of instructions (no tokens yet; compiler.schedule adds them).
 
 The loop nest is the mapper's (compiler.mapper): for each group block, n-tiles, spatial tiles and
-c-tiles in the chosen order; a step is one (n-tile, spatial tile, c-tile). An operand is loaded
-only when the tile it needs changes: the input band once per (spatial tile, c-tile) unless the
-whole-channel band is still on chip, an n-tile's weights once when they all fit half the weight
-scratchpad, else per c-tile. A step accumulates every fold of its c-tile into the accumulator
-tile; the last c-tile's step post-processes (POST, with the fused table; the fused max-pool) and
-stores.
+K tiles in the chosen order; a step is one (n-tile, spatial tile, K tile). A K tile is a c-tile
+(input channels) of a range of kernel rows (every row unless the mapping's ``kt`` splits them),
+the kernel rows inner. An operand is loaded only when the tile it needs changes: the input band
+(every kernel row's) once per (spatial tile, c-tile) unless the whole-channel band is still on
+chip, an n-tile's weights once when they all fit half the weight scratchpad, else per K tile. A
+step accumulates every fold of its K tile into the accumulator tile, continuing the partial sums
+of the K tiles before it (only the first fold of the first K tile overwrites); the last K tile's
+step post-processes (POST, with the fused table; the fused max-pool) and stores.
 """
 
 from __future__ import annotations
@@ -67,16 +69,32 @@ class Fold:
     blk: int
 
 
-def folds(g: GemmKernel, ic: int, c0: int, ct: int, rows: int) -> list[Fold]:
-    """The folds of channel tile [c0, c0 + ct) of a block of ``ic`` input channels."""
+@dataclass(frozen=True)
+class KTile:
+    """A tile of K: input channels [c0, c0 + ct) of kernel rows [y0, y0 + yt)."""
+
+    c0: int
+    ct: int
+    y0: int
+    yt: int
+
+
+def ktiles(ic: int, ct: int, kh: int, kt: int) -> list[KTile]:
+    """The K tiles of a block of ``ic`` channels, kernel rows inner (``kt`` 0: every row)."""
+    return [KTile(c0, n, y0, yt) for c0, n in _tiles(ic, ct) for y0, yt in _tiles(kh, kt or kh)]
+
+
+def folds(g: GemmKernel, ic: int, t: KTile, rows: int) -> list[Fold]:
+    """The folds of K tile ``t`` of a block of ``ic`` input channels."""
     geom, size = g.geom, g.block_size or (1 << 62)
+    c0, ct = t.c0, t.ct
     out = []
     kw, c = np.meshgrid(np.arange(geom.kw), np.arange(ct), indexing="ij")
     krow0 = kw * ic + c0 + c                          # K row (kh = 0) of each band code
     off = kw * geom.dw * ct + c                       # band codes from the vector's pixel
     seg = np.zeros_like(kw) if geom.dw == 1 else kw   # dilated kernel columns are apart
     krow0, off, seg = krow0.ravel(), off.ravel(), seg.ravel()
-    for kh in range(geom.kh):
+    for kh in range(t.y0, t.y0 + t.yt):
         krow = krow0 + kh * geom.kw * ic
         cut = np.ones(len(krow), bool)
         cut[1:] = (np.diff(krow) != 1) | (np.diff(seg) != 0) | (np.diff(krow // size) != 0)
@@ -172,17 +190,19 @@ def gemm_steps(g: GemmKernel, m: mapper.Mapping, arch: ArchConfig, src: Buffer, 
     state["w"] = state["p"] = state["b"] = None  # a new kernel's operands are not on chip
     steps = []
     for b, block in enumerate(g.blocks):
-        ntiles, ctiles = _tiles(block.n, m.nt), _tiles(block.ic, m.ct)
-        fl = {t: folds(g, block.ic, t[0], t[1], arch.array_rows) for t in ctiles}
-        tile = weights(b, block, ntiles, ctiles, fl)
-        for j, s, t in _loop(m.order, ntiles, spatial, ctiles):
+        ntiles = _tiles(block.n, m.nt)
+        kts = ktiles(block.ic, m.ct, geom.kh, m.kt)
+        fl = {t: folds(g, block.ic, t, arch.array_rows) for t in kts}
+        tile = weights(b, block, ntiles, kts, fl)
+        one_ct = m.ct >= block.ic
+        for j, s, t in _loop(m.order, ntiles, spatial, kts):
             step = Step()
             wbase, woffs = _load_weights(step, state, tile(j, t, s), half)
             pbase = _load_params(step, state, blobs, b, block, j, half)
-            ibase = _load_band(step, state, g, src, block, b, s, t, len(ctiles), half)
+            ibase = _load_band(step, state, g, src, block, b, s, t, one_ct, half)
             step.computes += _gemms(g, arch, src, s, t, fl[t], woffs, wbase, ibase, pbase, j,
-                                    first=t == ctiles[0])
-            if t == ctiles[-1]:
+                                    first=t == kts[0])
+            if t == kts[-1]:
                 _finish(step, state, g, arch, dst, block, s, j, pbase, half)
             steps.append(step)
     return steps
@@ -235,8 +255,8 @@ def _diagonal(block: GemmBlock, fl: list[Fold], offs, n0: int, nt: int, cols: in
 
 
 def const_weights(blobs: _Blobs, arch: ArchConfig, b, block, ntiles, ctiles, fl):
-    """The constants' weight tiles: an n-tile's every c-tile in one span when they fit half the
-    weight scratchpad (kept across spatial tiles), else one span per c-tile."""
+    """The constants' weight tiles: an n-tile's every K tile (``ctiles``) in one span when they
+    fit half the weight scratchpad (kept across spatial tiles), else one span per K tile."""
     layout, cols = {}, arch.array_cols
     for j in ntiles:
         parts = {t: blobs.weights(b, block, j[0], j[1], fl[t]) for t in ctiles}
@@ -301,16 +321,17 @@ def _param_addr(blobs: _Blobs, key, data: bytes) -> int:
     return blobs._params[key]
 
 
-def _load_band(step: Step, state, g: GemmKernel, src: Buffer, block, b, s, t, nct, half
-               ) -> int:
-    key = (b, s) if nct == 1 else (b, s, t)
+def _load_band(step: Step, state, g: GemmKernel, src: Buffer, block, b, s, t: KTile, one_ct,
+               half) -> int:
+    """The band of every kernel row of t's channels (kept across the kernel-row tiles)."""
+    key = (b, s) if one_ct else (b, s, t.c0)
     if state["b"] != key:
         geom = g.geom
         oy, th, ox, tw = s
         bh, bw = geom.band(th, tw)
         state["b"], state["bbase"] = key, (state["bn"] % 2) * half["input"]
         state["bn"] += 1
-        step.loads += band_loads(src, "input", state["bbase"], block.c0 + t[0], t[1],
+        step.loads += band_loads(src, "input", state["bbase"], block.c0 + t.c0, t.ct,
                                  oy * geom.sh - geom.pt, ox * geom.sw - geom.pl, bh, bw,
                                  g.pad_code, g.edge)
     return state["bbase"]
@@ -321,7 +342,7 @@ def _gemms(g: GemmKernel, arch: ArchConfig, src: Buffer, s, t, fl, woffs, wbase,
     geom, cols = g.geom, arch.array_cols
     _, th, _, tw = s
     _, bw = geom.band(th, tw)
-    bpix, nt = src.nbytes(t[1]), j[1]
+    bpix, nt = src.nbytes(t.ct), j[1]
     fixed = {"inp_stride": geom.sw * bpix, "inp_line_stride": geom.sh * bw * bpix,
              "wbits": g.wbits, "lut": int(g.lut is not None),
              "lut_addr": pbase + nt * PARAM_BYTES_PER_CHANNEL if g.lut is not None else 0,

@@ -92,6 +92,21 @@ def test_the_patch_embedding_spends_bytes_to_save_folds(name):
     assert new.energy_pj < old.energy_pj / 1.9 and new.cycles < old.cycles / 3
 
 
+def test_the_patch_embedding_splits_kernel_rows_to_fill_the_array_columns():
+    """On the default arch (8 KiB weight halves) every kernel row of 3 channels holds at most 10
+    output channels; K tiles of a few kernel rows let an n-tile fill the 16 columns, at less
+    energy and fewer cycles than the best mapping of whole kernels."""
+    arch = load_arch("default")
+    lay = patch_embedding(arch)
+    m = mapper.choose(lay, arch)
+    assert m.ct == 3 and 0 < m.kt < 16 and m.nt % arch.array_cols == 0
+    key = mapper.rank(arch)
+    whole = min((mapper.cost(lay, w, arch) for w in mapper.candidates(lay, arch) if w.kt == 0),
+                key=key)
+    new = mapper.cost(lay, m, arch)
+    assert new.energy_pj < 0.8 * whole.energy_pj and new.cycles < 0.6 * whole.cycles
+
+
 def test_an_unknown_objective_is_refused_in_one_line():
     with pytest.raises(ConfigError, match=r"^arch config: mapper.objective = 'fast' is not an "
                                           r"objective; use one of energy, latency, edp, dram$"):
@@ -152,6 +167,7 @@ EXACT = {
     "1x1-s_outer": (lambda: conv_graph(hw=(16, 16), ic=16, oc=32, kernel=(1, 1),
                                        padding=(0, 0, 0, 0)), BIG_ACC),
     "mlp@default": (mlp_graph, default_arch()),
+    "kernel-rows@tiny-weight": (lambda: conv_graph(relu=True), SMALL["4x4-tiny-weight"]),
 }
 
 
@@ -175,8 +191,9 @@ def test_the_exact_cases_cover_every_kind_of_tiling():
             if (m["th"], m["tw"]) != (g.geom.out_h, g.geom.out_w) and g.geom.kh > 1:
                 covered.add("spatial tiles with halos")
             covered |= {"group blocks"} if g.blocks > 1 else set()
+            covered |= {"kernel-row tiles"} if 0 < m["kt"] < g.geom.kh else set()
     assert covered == {"n_outer", "s_outer", "c-tiles", "n-tiles", "spatial tiles with halos",
-                       "group blocks"}
+                       "group blocks", "kernel-row tiles"}
 
 
 FORCED_ARCH = small_arch(acc_sram_bytes=1024, output_sram_bytes=1024, param_sram_bytes=256)
@@ -186,17 +203,37 @@ FORCED = [mapper.Mapping(*m) for m in [
     (5, 2, 4, 8, "n_outer")]]
 # n-tiles that do not start on a column group of the array (their weights are packed apart)
 FORCED += [mapper.Mapping(6, 6, 8, nt, "n_outer") for nt in (1, 2, 3, 5)]
+# K tiles of a few kernel rows (with c-tiles too), where a tile of every row does not fit
+ROWS_ARCH = dataclasses.replace(FORCED_ARCH, weight_sram_bytes=256)
+FORCED_ROWS = [mapper.Mapping(*m) for m in [
+    (6, 6, 8, 4, "n_outer", 1), (2, 3, 8, 4, "s_outer", 1), (3, 2, 8, 2, "n_outer", 2),
+    (6, 6, 4, 4, "s_outer", 1)]]
 
 
-@pytest.mark.parametrize("m", FORCED, ids=str)
-def test_the_model_is_exact_for_any_mapping_that_fits(m, monkeypatch):
+@pytest.mark.parametrize("m, arch", [(m, FORCED_ARCH) for m in FORCED]
+                         + [(m, ROWS_ARCH) for m in FORCED_ROWS], ids=str)
+def test_the_model_is_exact_for_any_mapping_that_fits(m, arch, monkeypatch):
     """Not only the chosen mapping: steps emit exactly what the model counts for every tiling
-    and loop order (forced onto a padded 3x3 conv of 8 -> 8 channels on a 4x4 array)."""
+    and loop order (forced onto a padded 3x3 conv of 8 -> 8 channels on a 4x4 array), and the
+    outputs are the golden reference's (kernel-row tiles accumulate as c-tiles do)."""
     g = conv_graph(relu=True)
-    assert mapper.fits(only_layer(g, FORCED_ARCH), m, FORCED_ARCH)
+    assert mapper.fits(only_layer(g, arch), m, arch)
     monkeypatch.setattr(mapper, "choose", lambda layer, arch: m)
-    (info,) = dram_check(g, FORCED_ARCH)
+    (info,) = dram_check(g, arch)
     assert info["mapping"] == dataclasses.asdict(m)
+
+
+def test_kernel_rows_split_only_where_a_tile_of_every_row_does_not_fit():
+    """On a 128-byte weight half a 3x3 conv of 8 channels is 72 K rows: 4 output channels of
+    every kernel row need 288 bytes, one row 96; with a 2 KiB half nothing splits."""
+    lay = only_layer(conv_graph(relu=True), ROWS_ARCH)
+    assert mapper.fits(lay, mapper.Mapping(6, 6, 8, 4, "n_outer", 1), ROWS_ARCH)
+    assert not mapper.fits(lay, mapper.Mapping(6, 6, 8, 4, "n_outer"), ROWS_ARCH)
+    assert not mapper.fits(lay, mapper.Mapping(6, 6, 8, 4, "n_outer", 2), ROWS_ARCH)  # 192 B
+    assert not mapper.fits(lay, mapper.Mapping(6, 6, 2, 4, "n_outer", 1), ROWS_ARCH)  # whole
+    wide = only_layer(conv_graph(relu=True), FORCED_ARCH)
+    assert not mapper.fits(wide, mapper.Mapping(6, 6, 8, 4, "n_outer", 1), FORCED_ARCH)
+    assert {m.kt for m in mapper.candidates(wide, FORCED_ARCH)} == {0}
 
 
 def simulated_rest_pj(graph, arch, name: str, m, monkeypatch) -> float:
@@ -231,6 +268,7 @@ def some_candidates(graph, arch, name: str) -> list[mapper.Mapping]:
 
 ENERGY = {  # graph, arch, layer, mappings (c-tiles, n-tiles, partial column groups, halos)
     "3x3": (lambda: conv_graph(relu=True), FORCED_ARCH, "conv", FORCED[:6] + FORCED[-2:]),
+    "kernel rows": (lambda: conv_graph(relu=True), ROWS_ARCH, "conv", FORCED_ROWS),
     "depthwise": (LAYERS["depthwise/2"], SMALL["4x8"], "conv", [
         mapper.Mapping(*m) for m in [(3, 3, 8, 8, "n_outer"), (1, 3, 8, 4, "n_outer"),
                                      (2, 1, 8, 3, "s_outer")]]),
@@ -296,15 +334,30 @@ def test_a_table_too_big_for_the_param_scratchpad_names_layer_limit_and_key():
 
 
 def test_a_kernel_too_big_for_the_weight_scratchpad_names_layer_limit_and_key():
-    a = small_arch(weight_sram_bytes=32)  # halves of 16 bytes: a 7x7 kernel has 49 K rows
-    g = conv_graph(hw=(8, 8), ic=1, oc=4, kernel=(7, 7), padding=(3, 3, 3, 3))
+    a = small_arch(weight_sram_bytes=32)  # halves of 16 bytes: one kernel row has 17 K rows
+    g = conv_graph(hw=(4, 20), ic=1, oc=4, kernel=(3, 17), padding=(1, 8, 1, 8))
     with pytest.raises(ConfigError, match=r"^arch config: sram.weight_bytes is too small for "
-                                          r"layer conv: the 49x4 weight tile needs 196 bytes "
+                                          r"layer conv: the 17x4 weight tile needs 68 bytes "
                                           r"per half .*the half holds 16; raise "
                                           r"sram.weight_bytes$"):
         compile_graph(g, a)
     with pytest.raises(ConfigError, match="sram.weight_bytes is too small for layer conv"):
         mapper.exhaustive(only_layer(g, a), a)
+
+
+def test_a_kernel_too_big_for_the_weight_scratchpad_is_tiled_by_kernel_rows():
+    """A 7x7 kernel (49 K rows) on 16-byte weight halves: no tile of every kernel row fits even
+    one output channel, so the mapper splits the rows; bit-exact, the bytes as modelled."""
+    a = small_arch(weight_sram_bytes=32)
+    g = conv_graph(hw=(8, 8), ic=1, oc=4, kernel=(7, 7), padding=(3, 3, 3, 3))
+    lay = only_layer(g, a)
+    assert mapper.weight_bytes(lay, 1, 1, a.array_rows, a.array_cols) == 49  # > 16
+    m = mapper.choose(lay, a)
+    assert 0 < m.kt <= 2 and m.kt * 7 * m.nt <= 16
+    best, _ = mapper.exhaustive(lay, a)
+    assert 0 < best.kt < 7
+    (info,) = dram_check(g, a)
+    assert info["mapping"] == dataclasses.asdict(m)
 
 
 def test_a_layer_that_fits_with_fewer_columns_is_mapped_not_refused():

@@ -24,16 +24,19 @@ from tests.compiler.checks import hazards, token_fifos, without_load_tokens
 from tests.compiler.convs import conv_graph, resblock_graph
 from tests.graphs import cnn_graph, residual_graph, strided_graph
 
-ARCHS = {**archs(), "4x4-tiny-input": small_arch(input_sram_bytes=256)}
+ARCHS = {**archs(), "4x4-tiny-input": small_arch(input_sram_bytes=256),
+         "4x4-tiny-weight": small_arch(weight_sram_bytes=256)}
 GRAPHS = {
     "cnn": cnn_graph, "residual": residual_graph, "strided": strided_graph,
     "resblock": resblock_graph,
     "grouped": lambda: conv_graph(ic=8, oc=16, groups=4, relu=True),
     "dilated": lambda: conv_graph(hw=(7, 9), kernel=(1, 3), dilation=(1, 2),
                                   padding=(0, 2, 0, 2)),
+    "kernel-rows": lambda: conv_graph(relu=True),  # 72 K rows: split on 128-byte weight halves
 }
 SINGLE_OP_PATTERNS = tuple(p for p in PATTERNS if len(p[0]) == 1)
-CASES = [(g, a) for g in GRAPHS for a in ARCHS]
+ROWS = ("kernel-rows", "4x4-tiny-weight")  # a case of its own, not crossed with the others
+CASES = [(g, a) for g in GRAPHS for a in ARCHS if (g == ROWS[0]) == (a == ROWS[1])]
 
 
 @cache
@@ -105,15 +108,21 @@ def geometry(graph, info) -> dict:
             "ic": icg * groups // blocks, "n": oc // blocks, "blocks": blocks}
 
 
+def k_tiles(g: dict, mapping: dict) -> list[tuple[int, int]]:
+    """(channels, kernel rows) of each K tile: c-tiles of a few kernel rows each (kt 0: all)."""
+    return [(ct, kt) for ct in tiles(g["ic"], mapping["ct"])
+            for kt in tiles(g["kh"], mapping["kt"] or g["kh"])]
+
+
 def closed_form_gemms(g: dict, mapping: dict, rows: int, cols: int, max_rows: int) -> int:
-    """GEMMs of a layer: per step (block, n-tile, spatial tile, c-tile) its folds times its
+    """GEMMs of a layer: per step (block, n-tile, spatial tile, K tile) its folds times its
     column groups times the GEMMs that stream the tile's lines. A fold is a run of at most
     ``rows`` band codes whose K rows ((kh, kw, c) order) are consecutive: a whole kernel row's
     (kw, c) run when undilated and the c-tile holds every channel, else one (kh, kw)'s."""
-    def folds(ct):
+    def folds(ct, kt):
         if g["dw"] == 1 and ct == g["ic"]:
-            return g["kh"] * ceil(g["kw"] * ct / rows)
-        return g["kh"] * g["kw"] * ceil(ct / rows)
+            return kt * ceil(g["kw"] * ct / rows)
+        return kt * g["kw"] * ceil(ct / rows)
 
     def streams(th, tw):
         return ceil(th / (max_rows // tw)) if tw <= max_rows else th * ceil(tw / max_rows)
@@ -121,7 +130,7 @@ def closed_form_gemms(g: dict, mapping: dict, rows: int, cols: int, max_rows: in
     for nt in tiles(g["n"], mapping["nt"]):
         for th in tiles(g["oh"], mapping["th"]):
             for tw in tiles(g["ow"], mapping["tw"]):
-                total += sum(folds(ct) for ct in tiles(g["ic"], mapping["ct"])) \
+                total += sum(folds(ct, kt) for ct, kt in k_tiles(g, mapping)) \
                     * ceil(nt / cols) * streams(th, tw)
     return g["blocks"] * total
 
@@ -129,13 +138,13 @@ def closed_form_gemms(g: dict, mapping: dict, rows: int, cols: int, max_rows: in
 # ---- steps and GEMM counts -----------------------------------------------------------------
 
 @pytest.mark.parametrize("graph, arch", CASES)
-def test_steps_follow_the_mapping_and_only_the_last_channel_tile_stores(graph, arch):
+def test_steps_follow_the_mapping_and_only_the_last_k_tile_stores(graph, arch):
     p, a = program(graph, arch), ARCHS[arch]
     for name in gemm_kernels(p):
         info, instrs = kernel(p, name)
         g, m = geometry(GRAPHS[graph](), info), info["mapping"]
         spatial = ceil(g["oh"] / m["th"]) * ceil(g["ow"] / m["tw"])
-        ntiles, ctiles = ceil(g["n"] / m["nt"]), ceil(g["ic"] / m["ct"])
+        ntiles, ctiles = ceil(g["n"] / m["nt"]), len(k_tiles(g, m))
         steps = by_step(instrs)
         assert steps[-1][0] + 1 == g["blocks"] * ntiles * spatial * ctiles, name
         post_steps = sorted({s for s, ins in steps if ins.op == "POST"})
@@ -162,7 +171,7 @@ def test_gemm_count_and_streamed_vectors(graph, arch):
         assert sum(x["k"] * x["n"] * x["lines"] * x["rows"] for x in gemms) == block_macs
         if info["groups"] == 1:
             assert block_macs == info["macs"]
-        # every accumulator word starts once (the first fold of the first c-tile) and is
+        # every accumulator word starts once (the first fold of the first K tile) and is
         # post-processed once
         outputs = g["oh"] * g["ow"] * g["n"] * g["blocks"]
         assert sum(x["lines"] * x["rows"] * x["n"] for x in gemms if not x["accumulate"]) \
@@ -189,6 +198,8 @@ def test_small_arrays_exercise_every_kind_of_tile():
                 covered.add("n-tiles")
             if m["ct"] < g["ic"]:
                 covered.add("c-tiles")
+            if 0 < m["kt"] < g["kh"]:
+                covered.add("kernel-row tiles")
             if m["nt"] > a.array_cols:
                 covered.add("column groups")
             if any(x.op == "GEMM" and x["lines"] > 1 for x in instrs):
@@ -198,7 +209,8 @@ def test_small_arrays_exercise_every_kind_of_tile():
             if info["group_blocks"] and info["group_blocks"] > 1:
                 covered.add("group blocks")
     assert covered == {"spatial tiles", "n-tiles", "c-tiles", "column groups",
-                       "several lines per GEMM", "partial folds", "group blocks"}
+                       "several lines per GEMM", "partial folds", "group blocks",
+                       "kernel-row tiles"}
 
 
 # ---- DRAM buffers and traffic --------------------------------------------------------------
