@@ -199,9 +199,11 @@ def _delta_rule(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, da:
         state = decay + torch.matmul(kb[:, t, :, :, None], delta)  # + beta k_t (v_t - ...)^T
         # o_t = q_t^T S_t = q_t^T g_t S_(t-1) + beta (q_t . k_t) delta_t, a column per position
         # the reshapes (free views) before the add, so that the add writes its column of the
-        # concat itself: int16 codes for the gated norm after it (quant.encodings)
+        # concat itself: int16 codes for the gated norm after it (quant.encodings); the token's
+        # own term a matmul too (delta_t (dv, 1) by the scalar q_t . beta k_t), so that both
+        # operands of the add are int16 codes a matmul writes (QuantConfig.recurrence_bits)
         ys.append(torch.matmul(query[:, t, :, None, :], decay).reshape(batch, h, dv, 1)
-                  + qk[:, t] * delta.reshape(batch, h, dv, 1))
+                  + torch.matmul(delta.reshape(batch, h, dv, 1), qk[:, t]))
     y = torch.cat(ys, dim=-1).permute(0, 3, 1, 2)  # (batch, L, heads, dv)
     return y.to(value.dtype)
 

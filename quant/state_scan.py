@@ -25,6 +25,7 @@ others read S_(t-1)): S_0 is then written in the encoding position 1 reads.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +98,28 @@ def tied(graph: Any, c: int, skip: set[str] = frozenset()) -> dict[str, tuple[in
             n = by_name[name]
             if n.op not in _VIEWS and n.op != "constant":
                 out[n.output] = (k, role)
+    return out
+
+
+def widened(graph: Any, c: int, storable: Callable[[str], bool],
+             skip: set[str] = frozenset()) -> set[str]:
+    """The tensors of ``tied``'s roles that ``storable`` (encodings.int16_storable: an add's
+    or a matmul's output read by adds and norms alone) holds for at every position, but the
+    states S_t (a decode step reads S_(p-1) from DRAM at the activation width):
+    QuantConfig.recurrence_bits wide."""
+    by_name = {n.name: n for n in graph.nodes}
+    out: set[str] = set()
+    for ch in chains(graph, c):
+        ts = {name: by_name[name].output for names in ch.nodes for name in names}
+        if skip & set(ts.values()):
+            continue
+        by_role: dict[str, list[str]] = {}
+        for name, role in ch.roles.items():
+            if by_name[name].op not in _VIEWS and by_name[name].op != "constant":
+                by_role.setdefault(role, []).append(ts[name])
+        for tensors in by_role.values():
+            if not set(ch.states) & set(tensors) and all(storable(t) for t in tensors):
+                out.update(tensors)
     return out
 
 
