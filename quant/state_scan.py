@@ -105,9 +105,10 @@ def widened(graph: Any, c: int, storable: Callable[[str], bool],
              skip: set[str] = frozenset()) -> set[str]:
     """The tensors of ``tied``'s roles that ``storable`` (encodings.int16_storable: an add's
     or a matmul's output read by adds and norms alone) holds for at every position, but the
-    states S_t (a decode step reads S_(p-1) from DRAM at the activation width):
-    QuantConfig.recurrence_bits wide."""
+    states S_t (a decode step reads S_(p-1) from DRAM at the activation width) and the
+    selections (their codes are their source's): QuantConfig.recurrence_bits wide."""
     by_name = {n.name: n for n in graph.nodes}
+    producer = {n.output: n for n in graph.nodes}
     out: set[str] = set()
     for ch in chains(graph, c):
         ts = {name: by_name[name].output for names in ch.nodes for name in names}
@@ -115,7 +116,10 @@ def widened(graph: Any, c: int, storable: Callable[[str], bool],
             continue
         by_role: dict[str, list[str]] = {}
         for name, role in ch.roles.items():
-            if by_name[name].op not in _VIEWS and by_name[name].op != "constant":
+            n = by_name[name]
+            first = producer.get(n.inputs[0]) if n.inputs else None
+            selection = n.op == "matmul" and first is not None and first.name in ch.selectors
+            if n.op not in _VIEWS and n.op != "constant" and not selection:
                 by_role.setdefault(role, []).append(ts[name])
         for tensors in by_role.values():
             if not set(ch.states) & set(tensors) and all(storable(t) for t in tensors):
