@@ -20,7 +20,8 @@ Positions 1..C-1 then run the same nodes (each node's role: its op and its input
 A decode step runs position 1's nodes on S_(p-1) read from DRAM (quant.decode_scan), so each
 role shares one encoding at every position (``tied``; quant.calibrate observes a role over all
 positions at once), position 0's too (its decay multiplies the zero initial state where the
-others read S_(t-1)): S_0 is then written in the encoding position 1 reads.
+others read S_(t-1)): S_0 is then written in the encoding position 1 reads. ``widened`` names
+the roles that can be int16 codes at every position (QuantConfig.recurrence_bits).
 """
 
 from __future__ import annotations
