@@ -253,23 +253,27 @@ def mapper_layer(g: GemmKernel, src: Buffer, dst: Buffer, table_bytes: int) -> m
 
 
 def _check_wide(k: Kernel, src: list[Buffer], dst: Buffer) -> None:
-    """int16 codes (QuantConfig.norm_input_bits, norm_residual_bits, output_bits above 8): ADD
-    and POST write them (a residual add, a norm, a conv/linear with no table or pool fused), only
-    ADD and NORM read them, and a permute moves them (its DMA copies bytes; a concat and a
-    reshape are views and run nothing)."""
+    """int16 codes (QuantConfig.norm_input_bits, norm_residual_bits, output_bits,
+    recurrence_bits above 8): ADD and POST write them (a residual add, a norm, a conv/linear
+    with no table or pool fused, a matmul of two activations), only ADD and NORM read them, and
+    a permute moves them (its DMA copies bytes; a concat and a reshape are views and run
+    nothing)."""
     for buf, reads in [(b, True) for b in src] + [(dst, False)]:
         if buf.encoding == "int16" and not (
                 k.kind in ("ew", "norm", "permute") or (not reads and _plain_gemm(k))):
             raise UnsupportedOpError(
                 f"layer {k.name} ({k.kind}) {'reads' if reads else 'writes'} the 16-bit codes "
-                f"of {buf.name}; on the accelerator adds, norms and convs/linears without a "
-                "fused table or pool write them, only adds and norms read them and permutes "
-                "move them; use norm_input_bits, norm_residual_bits and output_bits <= 8")
+                f"of {buf.name}; on the accelerator adds, norms, matmuls and convs/linears "
+                "without a fused table or pool write them, only adds and norms read them and "
+                "permutes move them; use norm_input_bits, norm_residual_bits, output_bits and "
+                "recurrence_bits <= 8")
 
 
 def _plain_gemm(k: Kernel) -> bool:
-    """A conv/linear whose POST writes codes (no output table, no max-pool on them)."""
-    return k.kind == "gemm" and not any(n.op in ("lut", "maxpool2d") for n in k.nodes)
+    """A conv/linear or a matmul whose POST writes codes (no output table, no max-pool on
+    them)."""
+    return k.kind in ("gemm", "matmul") and not any(n.op in ("lut", "maxpool2d")
+                                                     for n in k.nodes)
 
 
 def _check_operands(g: GemmKernel, arch: ArchConfig) -> None:

@@ -24,6 +24,9 @@ CONFIG_VERSION = 1
 PE_FIELDS = ("input_bits", "weight_bits", "input_shift_bits", "weight_shift_bits")
 SRAM_FIELDS = ("input_sram_bytes", "weight_sram_bytes", "acc_sram_bytes", "output_sram_bytes",
                "param_sram_bytes")
+# QuantConfig settings added after stores were written -> the default they were added with: left
+# out of a config there (QuantChoice.config), so older stores keep their keys
+ADDED_DEFAULTS = {"recurrence_bits": 16}
 
 
 @dataclass(frozen=True)
@@ -93,14 +96,17 @@ class QuantChoice:
         setting that is None (off) is left out, so a setting added later with a None default
         leaves the configs, and so the stored points, of older sweeps as they were.
         norm_input_bits (None, the activation width, before 2026-12-05; 16 since) is in every
-        new config: a store's older points keep their rows, and rerun under the new keys."""
+        new config: a store's older points keep their rows, and rerun under the new keys. A
+        setting added later with another default is left out at that default (ADDED_DEFAULTS),
+        as a None one: recurrence_bits widens only recurrences, none of the sweeps' models."""
         cfg = dataclasses.asdict(self.quant_config())
         if self.weights.policy:
             from qasic.quant.sensitivity import CANDIDATE_BITS
 
             cfg |= {"weight_bits": None, "policy": self.weights.policy,
                     "budget": self.weights.budget, "candidate_bits": list(CANDIDATE_BITS)}
-        return {k: v for k, v in cfg.items() if v is not None}
+        return {k: v for k, v in cfg.items()
+                if v is not None and (k, v) not in ADDED_DEFAULTS.items()}
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,9 @@ Sharing rules (the compiler relies on them to fuse without changing a bit):
 - a selective scan unrolled over the positions (Mamba's, qasic.quant.scan): each role (the
   selections of dA, dBx and C, the decay, the state h, the output y) has one TensorQ at every
   position, observed on all positions' values at once, so a decode step at any position runs
-  the same requantizations on the state it reads.
+  the same requantizations on the state it reads; a role of the gated delta rule's
+  (quant.state_scan) that can be int16 codes (an add's or a matmul's output that adds and norms
+  alone read, not the state) is INT of QuantConfig.recurrence_bits.
 """
 
 from __future__ import annotations
@@ -153,8 +155,12 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
             return symmetric(*rng, bits)
         return affine(*rng, bits) if fmt == "int" else fp_tensor(*rng, fmt)
 
-    # a scan's role, a recurrence's (quant.recurrence): one TensorQ over its positions
+    # a scan's role, a recurrence's (quant.recurrence): one TensorQ over its positions, those
+    # of the gated delta rule's that can be int16 codes at recurrence_bits
     roles: dict[str, tuple] = {**scan.tied(graph), **recurrence.tied(graph)}
+    if config.recurrence_bits is not None:
+        wide |= dict.fromkeys(scan.widened(graph, lambda t: int16_storable(graph, t)),
+                              config.recurrence_bits)
     groups: dict[tuple, tuple[str, ...]] = {}
     for t, key in roles.items():
         groups[key] = (*groups.get(key, ()), t)

@@ -14,7 +14,7 @@ from qasic.quant.observers import ACTIVATION_OBSERVERS, OUTPUT_OBSERVERS, WEIGHT
 BITS_RANGE = (2, 8)
 NORM_INPUT_BITS = (2, 16)   # norm inputs may be wider (intops.norm_rows is exact in int64)
 DEFAULT_NORM_INPUT_BITS = 16  # a 16-bit residual stream (I-BERT keeps it wide too; llm_study.md)
-WIDE_BITS = (2, 16)         # norm_residual_bits, output_bits: up to int16 codes
+WIDE_BITS = (2, 16)         # norm_residual_bits, output_bits, recurrence_bits: int16 codes
 DEFAULT_WEIGHT_BITS = 8     # layers a per-layer dict does not name
 AUTO_MSE_MAX_BITS = 4       # weight_clipping="auto": MSE clipping at <= 4 bits, max-abs above
 CLIPPINGS = ("auto", *WEIGHT_SCALERS)
@@ -74,6 +74,13 @@ class QuantConfig:
     # INT width of the graph output (the last layer's POST writes it; 9..16 bits: int16
     # codes, e.g. a classifier's logits), None: the activation encoding
     output_bits: int | None = None
+    # INT width of a recurrence's tensors (one encoding at every position: quant.scan,
+    # quant.recurrence) that the accelerator can store as int16 (an add's or a matmul's output
+    # read only by adds and norms: encodings.int16_storable; the others keep activation_bits),
+    # None: activation_bits. The gated delta rule's output o_t = q_t^T decay_t + (q_t . beta_t
+    # k_t) delta_t sums two such terms, whose 8-bit steps were set by the largest position's
+    # (docs/ops.md: Qwen3-Next's survey row 0.785 -> 0.86)
+    recurrence_bits: int | None = 16
 
     def __post_init__(self) -> None:
         if _is_int(self.weight_bits):
@@ -86,7 +93,7 @@ class QuantConfig:
         _check_bits("activation_bits", self.activation_bits)
         if self.norm_input_bits is not None:
             _check_bits("norm_input_bits", self.norm_input_bits, NORM_INPUT_BITS)
-        for key in ("norm_residual_bits", "output_bits"):
+        for key in ("norm_residual_bits", "output_bits", "recurrence_bits"):
             if getattr(self, key) is not None:
                 _check_bits(key, getattr(self, key), WIDE_BITS)
         _check_choice("activation_observer", self.activation_observer, ACTIVATION_OBSERVERS)

@@ -99,9 +99,10 @@ def requirements(graph: FGraph, shares_input: tuple[str, ...]) -> dict[str, str]
 
 
 # int16 codes on the accelerator (compiler.pipeline._check_wide): these ops' kernels write them
-# (ADD, NORM, a conv/linear's POST with no table fused), these read them (ADD, NORM), and these
-# only move them (views, or a permute's DMA, which copies bytes: their readers count)
-INT16_WRITERS = ("add", "norm", "linear", "conv2d")
+# (ADD, NORM, a conv/linear's or a matmul's POST with no table fused), these read them (ADD,
+# NORM), and these only move them (views, or a permute's DMA, which copies bytes: their readers
+# count)
+INT16_WRITERS = ("add", "norm", "linear", "conv2d", "matmul")
 INT16_READERS = ("add", "norm")
 INT16_VIEWS = ("reshape", "flatten", "permute")
 

@@ -46,15 +46,17 @@ q_t . beta_t k_t (a matmul for all positions at once, one rounding), not through
 Kimi delta attention (Kimi Linear, Bailing hybrid: ``chunk_kimi_delta_attention``) is the same
 with a decay per key channel, g_t (heads, dk) over dv. Each o_t is a column stacked by one
 concat along the last axis, so quant.state_scan finds the chain (S_t read by position t + 1's
-decay alone) and quant.decode_scan carries S in DRAM. Measured on the family survey's configs
-(W8A8; docs/ops.md): cosine 0.79 (Qwen3-Next), 0.91 (Qwen3.5), 0.96 (Qwen3.5-MoE), 0.99
-(OLMo-Hybrid), 1.00 (Kimi Linear), 0.99 (Bailing hybrid), all bit-exact and generating equal
-to the golden reference; the loss is in the per-head gated RMSNorm after the recurrence, which
-rescales every (token, head) row of the output to unit size, small rows included (docs/ops.md).
-Each o_t is the add that writes its column of the concat (the reshapes stand before it), so
-the norm reads int16 codes (quant.encodings.int16_storable; 0.77, 0.90, 0.94, 0.98, 0.99, 0.99
-with the 8-bit copy a requant table made of a reshaped o_t); what is left is the 8-bit
-precision of the add's operands, one encoding over all positions.
+decay alone) and quant.decode_scan carries S in DRAM. The token's own term is a matmul of
+delta_t (dv, 1) by the scalar q_t . beta_t k_t, and each o_t is the add that writes its column of
+the concat (the reshapes stand before it), so the gated norm after it reads int16 codes
+(quant.encodings.int16_storable) and the add's two terms, matmuls, are int16 codes too
+(QuantConfig.recurrence_bits: one encoding over all positions, an 8-bit step was set by the
+largest position's). Measured on the family survey's configs (W8A8; docs/ops.md): cosine 0.87
+(Qwen3-Next; 0.79 with 8-bit terms), 0.95 (Qwen3.5; 0.91), 0.95 (Qwen3.5-MoE), 0.99
+(OLMo-Hybrid), 1.00 (Kimi Linear), 0.99 (Bailing hybrid), all bit-exact and generating equal to
+the golden reference; the loss left is outside the recurrence (the embedding's and the input
+norm's 8-bit outputs, the q . beta k matmul over all positions), amplified by the per-head gated
+RMSNorm after it, which rescales every (token, head) row to unit size, small rows included.
 
 ``recurrent(model)`` swaps the recurrent form in (one row per scan function in SCANS, found in
 the transformers module of any submodule's class) while torch.export traces, and puts the
@@ -199,9 +201,11 @@ def _delta_rule(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, da:
         state = decay + torch.matmul(kb[:, t, :, :, None], delta)  # + beta k_t (v_t - ...)^T
         # o_t = q_t^T S_t = q_t^T g_t S_(t-1) + beta (q_t . k_t) delta_t, a column per position
         # the reshapes (free views) before the add, so that the add writes its column of the
-        # concat itself: int16 codes for the gated norm after it (quant.encodings)
+        # concat itself: int16 codes for the gated norm after it (quant.encodings); the token's
+        # own term a matmul too (delta_t (dv, 1) by the scalar q_t . beta k_t), so that both
+        # operands of the add are int16 codes a matmul writes (QuantConfig.recurrence_bits)
         ys.append(torch.matmul(query[:, t, :, None, :], decay).reshape(batch, h, dv, 1)
-                  + qk[:, t] * delta.reshape(batch, h, dv, 1))
+                  + torch.matmul(delta.reshape(batch, h, dv, 1), qk[:, t]))
     y = torch.cat(ys, dim=-1).permute(0, 3, 1, 2)  # (batch, L, heads, dv)
     return y.to(value.dtype)
 

@@ -31,6 +31,7 @@ recurrences of other shapes that quant.state_scan finds too (the gated delta rul
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,18 +99,32 @@ def tied(graph: Any) -> dict[str, tuple[int, str]]:
     shape = tuple(graph.shapes[graph.input])
     if len(shape) != 1:
         return {}
+    out = _tied_scans(graph, shape[0])
+    # a recurrence of another shape (quant.state_scan: the gated delta rule), its roles by
+    # index; a scan found above is Mamba's
+    for t, (k, role) in state_scan.tied(graph, shape[0], skip=set(out)).items():
+        out[t] = (-1 - k, role)
+    return out
+
+
+def widened(graph: Any, storable: Callable[[str], bool]) -> set[str]:
+    """The tensors of the recurrences of quant.state_scan (not Mamba's scans) kept at
+    QuantConfig.recurrence_bits: ``state_scan.widened``."""
+    shape = tuple(graph.shapes[graph.input])
+    if len(shape) != 1:
+        return set()
+    return state_scan.widened(graph, shape[0], storable, skip=set(_tied_scans(graph, shape[0])))
+
+
+def _tied_scans(graph: Any, c: int) -> dict[str, tuple[int, str]]:
     producer = {n.output: n for n in graph.nodes}
-    out = {}
-    for k, steps in enumerate(scans(graph, shape[0])):
+    out: dict[str, tuple[int, str]] = {}
+    for k, steps in enumerate(scans(graph, c)):
         for s in steps:
             for role in ROLES:
                 t = getattr(s, role)
                 if t is not None:  # an output that is the state keeps its role "state"
                     out.setdefault(_unviewed(producer, t), (k, role))
-    # a recurrence of another shape (quant.state_scan: the gated delta rule), its roles by
-    # index; a scan found above is Mamba's
-    for t, (k, role) in state_scan.tied(graph, shape[0], skip=set(out)).items():
-        out[t] = (-1 - k, role)
     return out
 
 

@@ -20,11 +20,13 @@ Positions 1..C-1 then run the same nodes (each node's role: its op and its input
 A decode step runs position 1's nodes on S_(p-1) read from DRAM (quant.decode_scan), so each
 role shares one encoding at every position (``tied``; quant.calibrate observes a role over all
 positions at once), position 0's too (its decay multiplies the zero initial state where the
-others read S_(t-1)): S_0 is then written in the encoding position 1 reads.
+others read S_(t-1)): S_0 is then written in the encoding position 1 reads. ``widened`` names
+the roles that can be int16 codes at every position (QuantConfig.recurrence_bits).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +99,32 @@ def tied(graph: Any, c: int, skip: set[str] = frozenset()) -> dict[str, tuple[in
             n = by_name[name]
             if n.op not in _VIEWS and n.op != "constant":
                 out[n.output] = (k, role)
+    return out
+
+
+def widened(graph: Any, c: int, storable: Callable[[str], bool],
+             skip: set[str] = frozenset()) -> set[str]:
+    """The tensors of ``tied``'s roles that ``storable`` (encodings.int16_storable: an add's
+    or a matmul's output read by adds and norms alone) holds for at every position, but the
+    states S_t (a decode step reads S_(p-1) from DRAM at the activation width) and the
+    selections (their codes are their source's): QuantConfig.recurrence_bits wide."""
+    by_name = {n.name: n for n in graph.nodes}
+    producer = {n.output: n for n in graph.nodes}
+    out: set[str] = set()
+    for ch in chains(graph, c):
+        ts = {name: by_name[name].output for names in ch.nodes for name in names}
+        if skip & set(ts.values()):
+            continue
+        by_role: dict[str, list[str]] = {}
+        for name, role in ch.roles.items():
+            n = by_name[name]
+            first = producer.get(n.inputs[0]) if n.inputs else None
+            selection = n.op == "matmul" and first is not None and first.name in ch.selectors
+            if n.op not in _VIEWS and n.op != "constant" and not selection:
+                by_role.setdefault(role, []).append(ts[name])
+        for tensors in by_role.values():
+            if not set(ch.states) & set(tensors) and all(storable(t) for t in tensors):
+                out.update(tensors)
     return out
 
 

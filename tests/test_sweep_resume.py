@@ -96,6 +96,7 @@ def test_the_norm_input_width_is_in_every_key():
     quant = [p.quant.config() for p in SPACE.points()]
     assert {q["norm_input_bits"] for q in quant} == {16}
     assert all("norm_residual_bits" not in q for q in quant)  # None settings stay out
+    assert all("recurrence_bits" not in q for q in quant)  # and later ones at their default
 
 
 def test_a_store_of_another_format_is_refused(tmp_path):

@@ -132,11 +132,12 @@ def test_a_gemm_reading_int16_codes_is_refused_with_one_line():
     r = b.add("res", x, o, wide(0.0004))
     graph = b.graph(b.linear("after", r, 16, TensorQ(0.05, 0)))
     with pytest.raises(UnsupportedOpError, match=r"^layer after \(gemm\) reads the 16-bit codes "
-                                                 r"of res; on the accelerator adds, norms and "
-                                                 r"convs/linears without a fused table or pool "
-                                                 r"write them, only adds and norms read them and "
-                                                 r"permutes move them; use norm_input_bits, "
-                                                 r"norm_residual_bits and output_bits <= 8$"):
+                                                 r"of res; on the accelerator adds, norms, "
+                                                 r"matmuls and convs/linears without a fused "
+                                                 r"table or pool write them, only adds and norms "
+                                                 r"read them and permutes move them; use "
+                                                 r"norm_input_bits, norm_residual_bits, "
+                                                 r"output_bits and recurrence_bits <= 8$"):
         compile_graph(graph, ARCHS["default"])
 
 
@@ -211,3 +212,40 @@ def test_int16_adds_written_into_a_concat_then_permuted_are_bit_exact():
     assert "copy" not in kinds.values() and "cat" not in kinds  # the adds store into its buffer
     assert {i["row_bytes"] for i in _kernel_loads(p, "moved")} == {2}
     assert {i["fmt"] for i in p.instrs if i.op == "NORM"} == {"int16"}
+
+
+def _posts(p, name: str) -> set:
+    return {i["ofmt"] for i, lid in zip(p.instrs, p.layer_ids, strict=True)
+            if i.op == "POST" and p.layers[lid]["name"] == name}
+
+
+@pytest.mark.parametrize("arch", ["default", "8x8"])
+def test_matmuls_of_two_activations_write_int16_codes_that_an_add_reads(arch):
+    """The gated delta rule's output at one position (quant.recurrent_scan, QuantConfig.
+    recurrence_bits): o = q^T S + delta (q . beta k), two matmuls of two activations whose
+    POSTs write int16 codes, the add reading both (a column of 8 values, read by a norm)."""
+    b = Builder("wide_matmul", 4)
+    x = b.codes("x", (4, 1, 8), TensorQ(0.05, 0))
+    k = b.reshape("kcol", b.linear("k", x, 8, TensorQ(0.06, 0)), (4, 8, 1))
+    s = b.matmul("state", k, b.linear("v", x, 8, TensorQ(0.07, 0)), TensorQ(0.04, 0))
+    qs = b.reshape("qs_col", b.matmul("qs", b.linear("q", x, 8, TensorQ(0.05, 0)), s,
+                                      wide(0.0002, -300)), (4, 8, 1))
+    delta = b.reshape("delta", b.linear("d", x, 8, TensorQ(0.06, 0)), (4, 8, 1))
+    own = b.matmul("own", delta, b.linear("qk", x, 1, TensorQ(0.03, 0)), wide(0.0001, 50))
+    o = b.add("o", qs, own, wide(0.0003, 20))
+    p, _ = check(b.graph(b.norm("ln", b.reshape("rows", o, (4, 8)), TensorQ(0.05, 0))),
+                 ARCHS[arch], batch=2)
+    assert (layer(p, "qs")["kind"], layer(p, "own")["kind"]) == ("matmul", "matmul")
+    assert _posts(p, "qs") == _posts(p, "own") == {"int16"}
+    assert _posts(p, "state") == {"int8"}
+    assert {(i["fmt"], i["bfmt"], i["ofmt"]) for i in p.instrs if i.op == "ADD"} == {
+        ("int16", "int16", "int16")}
+
+
+def test_a_matmul_reading_int16_codes_is_refused_with_one_line():
+    b = Builder("refuse_matmul")
+    x = b.codes("x", (4, 8), TensorQ(0.05, 0))
+    a = b.matmul("a", x, b.reshape("xt", x, (8, 4)), wide(0.0004))
+    with pytest.raises(UnsupportedOpError, match=r"^layer b \(matmul\) reads the 16-bit codes "
+                                                 r"of a; on the accelerator"):
+        compile_graph(b.graph(b.matmul("b", a, x, TensorQ(0.05, 0))), ARCHS["default"])

@@ -31,6 +31,7 @@ from qasic.quant.decode import (
     token_major,
 )
 from qasic.quant.quantize import quantize
+from tests.quant.generation import assert_generates_like_the_golden_reference
 from tests.quant.test_hf_llm import VOCAB, D, H, Logits, _family
 
 transformers = pytest.importorskip("transformers")
@@ -239,17 +240,7 @@ def test_a_routers_softmax_runs_on_the_steps_token_and_attentions_read_the_cache
                                   "mamba", "mamba2", "minimax", "recurrent_gemma", "xlstm",
                                   "qwen3_next"])
 def test_generation_on_the_simulator_equals_the_golden_reference(name):
-    from qasic.arch.config import default_arch
-    from qasic.generate import Session, golden_tokens
-
-    full = _full(name)
-    ids = np.array([22, 260, 83])
-    session = Session(full, len(ids), default_arch())
-    got, rows = session.generate(ids, 5)
-    want, ref_rows = golden_tokens(full, ids, 5)
-    assert got == want and len(set(want)) > 1
-    for a, b in zip(rows, ref_rows, strict=True):
-        np.testing.assert_array_equal(a, b)
+    session = assert_generates_like_the_golden_reference(_full(name), np.array([22, 260, 83]), 5)
     scatters = {"llama": 4, "diffllama": 4, "minicpm3": 6, "mixtral": 4, "llama4": 4,
                 "lfm2": 3, "mamba": 2, "mamba2": 2, "minimax": 4,
                 "recurrent_gemma": 3, "xlstm": 0, "qwen3_next": 3}[name]

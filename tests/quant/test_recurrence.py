@@ -14,6 +14,7 @@ import pytest
 from qasic.errors import UnsupportedOpError
 from qasic.quant import recurrence, reference
 from qasic.quant.decode import decode_graph, prefill_graph
+from tests.quant.generation import assert_generates_like_the_golden_reference
 from tests.quant.test_wkv import VOCAB, C, rwkv_full
 
 pytest.importorskip("transformers")
@@ -57,16 +58,7 @@ def test_prefill_then_decode_steps_equal_the_full_model(prompt):
 
 
 def test_rwkv_generates_on_the_simulator_equal_to_the_golden_reference():
-    from qasic.arch.config import default_arch
-    from qasic.generate import Session, golden_tokens
-
-    full, ids = rwkv_full(), np.array([22, 60, 83])
-    session = Session(full, len(ids), default_arch())
-    got, rows = session.generate(ids, 5)
-    want, ref_rows = golden_tokens(full, ids, 5)
-    assert got == want and len(set(want)) > 1
-    for a, b in zip(rows, ref_rows, strict=True):
-        np.testing.assert_array_equal(a, b)
+    assert_generates_like_the_golden_reference(rwkv_full(), np.array([22, 60, 83]), 5)
 
 
 def test_a_position_with_its_own_encoding_is_refused_in_one_line():
