@@ -62,7 +62,7 @@ from qasic.quant.routers import (  # importing it registers qasic::topk_mask, ma
     RULES,
     logits,
     matrix,
-    renormalizes,
+    prepare,
     route,
     rule,
     selection,
@@ -504,8 +504,7 @@ def dense(model: Any) -> Iterator[None]:
     for _, blk in blocks(model):
         router = router_of(blk)
         if router is not None and hasattr(router, "top_k"):
-            renormalizes(router)  # probed now, not while torch.export traces
-            rule(router)  # likewise (_probe_rule)
+            prepare(router)  # probed now, not while torch.export traces
         for obj, attr, fn in layout(blk).swaps(blk):
             saved.append((obj, attr, getattr(obj, attr)))
             setattr(obj, attr, fn)
