@@ -46,10 +46,16 @@ from typing import Any
 import torch
 
 from qasic.errors import UnsupportedOpError
-from qasic.quant.moe_layouts import LAYOUTS, layout, router_of
+from qasic.quant import moa, moe_layouts
+from qasic.quant.moe_layouts import Layout, router_of
 from qasic.quant.routers import prepare
 
 ATOL, RTOL = 1e-4, 1e-3  # the dense form against the block's own forward (float32 sums)
+LAYOUTS = moe_layouts.LAYOUTS + moa.LAYOUTS  # the first that matches
+
+
+def layout(module: Any) -> Layout | None:
+    return next((lay for lay in LAYOUTS if lay.match(module)), None)
 
 
 def looks_routed(module: Any) -> bool:
@@ -74,7 +80,7 @@ def dense(model: Any) -> Iterator[None]:
     """Every block's routing and experts forwards replaced by the dense ones."""
     saved = []
     for _, blk in blocks(model):
-        router = router_of(blk)
+        router = layout(blk).router(blk)
         if router is not None and hasattr(router, "top_k"):
             prepare(router)  # probed now, not while torch.export traces
         for obj, attr, fn in layout(blk).swaps(blk):
@@ -146,7 +152,7 @@ def check(model: Any, args: tuple) -> None:
 def dense_experts(model: Any, args: tuple) -> Iterator[None]:
     """Trace ``model`` with its MoE blocks dense (checked first); a no-op without one."""
     if not isinstance(model, torch.nn.Module) or not any(
-            looks_routed(m) for m in model.modules()):
+            looks_routed(m) or is_block(m) for m in model.modules()):
         yield
         return
     check(model, args)

@@ -369,7 +369,11 @@ def _dense_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tensor) -
 
 
 def _stacked_refusal(block: Any) -> str | None:
-    router = router_of(block)
+    return rule_refusal(router_of(block))
+
+
+def rule_refusal(router: Any) -> str | None:
+    """None for a router with a dense rule; else its tensors, selection and the rules."""
     if rule(router) is not None:
         return None
     tensors = sorted(n for n, _ in (*router.named_parameters(), *router.named_buffers()))
@@ -389,13 +393,15 @@ def _dbrx_refusal(block: Any) -> str | None:
 class Layout:
     """A routed block's shape: found by ``match``; ``swaps`` gives (object, attribute, dense
     replacement) for its routing and its experts; ``refusal`` why its routing has no dense
-    rule (None: it has); ``describe`` its rule for a refusal."""
+    rule (None: it has); ``describe`` its rule for a refusal; ``router`` its router module
+    (probed eagerly: qasic.quant.routers.prepare)."""
 
     name: str
     match: Callable[[Any], bool]
     swaps: Callable[[Any], tuple]
     refusal: Callable[[Any], str | None]
     describe: Callable[[Any], str]
+    router: Callable[[Any], Any] = router_of
 
 
 def _routed(experts_forward: Callable) -> Callable[[Any], tuple]:
@@ -447,6 +453,3 @@ LAYOUTS = (  # the first that matches
            _routed(_interface_experts), _stacked_refusal, _rule_top),
 )
 
-
-def layout(module: Any) -> Layout | None:
-    return next((lay for lay in LAYOUTS if lay.match(module)), None)

@@ -79,7 +79,8 @@ def rank(scores: torch.Tensor) -> torch.Tensor:
 
 def matrix(router: Any) -> Any:
     """The router's (E, D) matrix: its ``weight``, or its bias-free Linear ``wg``'s
-    (HunYuan-MoE), ``gate``'s (AFMoE) or ``linear``'s (Ergo); None without one."""
+    (HunYuan-MoE), ``gate``'s (AFMoE), ``linear``'s (Ergo) or ``layer``'s (JetMoE); None
+    without one."""
     for name in _LINEARS:
         lin = getattr(router, name, None)
         if isinstance(lin, torch.nn.Linear) and lin.bias is None:
@@ -87,7 +88,7 @@ def matrix(router: Any) -> Any:
     return getattr(router, "weight", None)
 
 
-_LINEARS = ("wg", "gate", "linear")  # a router's Linear holding its matrix
+_LINEARS = ("wg", "gate", "linear", "layer")  # a router's Linear holding its matrix
 
 
 def _softmax_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
@@ -363,7 +364,7 @@ RULES = (
 )
 
 
-_NAMES = {f"{n}.weight": "weight" for n in _LINEARS}  # a Linear's (HunYuan-MoE, AFMoE, Ergo)
+_NAMES = {f"{n}.weight": "weight" for n in _LINEARS}  # a Linear's (HunYuan-MoE, AFMoE, ...)
 
 
 def rule(router: Any) -> Rule | None:
