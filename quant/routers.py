@@ -198,13 +198,15 @@ def _statics_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
 def _hash_route(router: Any, logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
     """DeepSeek-V4's hash rule: the experts are the token's row of tid2eid (V, k), fixed, not
     chosen by the scores; weights the scores s (``_scores``) of those experts over their sum,
-    times ``_scaling``. Dense: m = the token's row of counts (V, E) (how often each expert is
-    in its tid2eid row), a gather of the ids as a token embedding (``hash_tables``); w =
-    the masked softmax of log s, plus log m where a row repeats an expert (HF's zero tid2eid
-    picks expert 0 k times: its index_add sums the k copies, weight c s_e / sum c s_j)."""
+    times ``_scaling``. Dense: c = the token's row of counts (V, E) (how often each expert is
+    in its tid2eid row), a gather of the ids as a token embedding (``hash_tables``); the mask
+    m = [c > 0.5] (a table of c's codes, codes 0/1: a softmax row mask reads code != 0, and a
+    gathered table's zero point need not be 0); w = the masked softmax of log s, plus log c
+    where a row repeats an expert (HF's zero tid2eid picks expert 0 k times: its index_add
+    sums the k copies, weight c s_e / sum c s_j)."""
     counts, log_counts = hash_tables(router)
     e = counts.shape[-1]
-    m = F.embedding(input_ids, counts).reshape(-1, e)
+    m = torch.where(F.embedding(input_ids, counts).reshape(-1, e) > 0.5, 1.0, 0.0)  # codes 0/1
     s = torch.log(_scores(router, logits))
     if log_counts is not None:
         s = s + F.embedding(input_ids, log_counts).reshape(-1, e)
