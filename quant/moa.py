@@ -27,7 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from qasic.quant.moe_layouts import Layout, _weighted, _weighted_sum, rule_refusal
+from qasic.quant.moe_layouts import Layout, rule_refusal, weighted, weighted_sum
 from qasic.quant.routers import logits, matrix, route, rule
 
 
@@ -62,7 +62,7 @@ def _parallel_forward(block: Any, layer_input: torch.Tensor) -> torch.Tensor:
     x = layer_input.reshape(-1, d)
     gu = block.input_linear.weight
     e, i = gu.shape[0], gu.shape[1] // 2
-    y = _weighted_sum(x, route(block.router, x), gu[:, :i].reshape(e * i, d),
+    y = weighted_sum(x, route(block.router, x), gu[:, :i].reshape(e * i, d),
                       gu[:, i:].reshape(e * i, d),
                       block.output_linear.weight.permute(1, 0, 2).reshape(d, e * i),
                       block.activation)
@@ -93,7 +93,7 @@ def _moa_reduce(moa: Any, layer_input: torch.Tensor, w: torch.Tensor) -> torch.T
     and summed (one linear of (D, E H)), plus the bias."""
     *lead, e, h = layer_input.shape
     wo = moa.output_linear.weight
-    y = _weighted(w, layer_input.reshape(-1, e * h), wo.permute(1, 0, 2).reshape(wo.shape[1], -1))
+    y = weighted(w, layer_input.reshape(-1, e * h), wo.permute(1, 0, 2).reshape(wo.shape[1], -1))
     return y.view(*lead, -1) + moa.bias
 
 

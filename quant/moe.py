@@ -22,16 +22,17 @@ k experts with the largest router scores: a Python loop over the experts hit, wi
 also reads transformers 5's variants from their forwards: selection biases, scales, score_fn,
 soft-capped logits, hash routing by token id). The blocks' shapes and their dense forwards
 (Mixtral's stacked experts, Llama 4's, DBRX's, GPT-OSS's, Inkling's, Ergo's, transformers'
-expert interface) are qasic.quant.moe_layouts.LAYOUTS.
+expert interface) are qasic.quant.moe_layouts.LAYOUTS; JetMoE's parallel experts and mixture
+of attention experts qasic.quant.moa.LAYOUTS.
 
 ``dense_experts(model, args)`` substitutes the dense forwards for every block found
-structurally (``moe_layouts.layout``) while ``torch.export`` traces. A router with no rule
-(qasic.quant.routers.RULES) is refused in one line naming the block, and so is a routed block
-in another shape (an ``experts`` module beside an int ``top_k`` in none of LAYOUTS). The
-substitution is first checked on the model's own activations: every block's dense output must
-equal its own forward's (else refused in one line). Whatever else the block does (Qwen2-MoE's
-shared expert and its sigmoid gate, GLM-4-MoE's shared experts) is its own code, captured as
-usual.
+structurally (``layout``: the first of LAYOUTS that matches) while ``torch.export`` traces.
+A router with no rule (qasic.quant.routers.RULES) is refused in one line naming the block, and
+so is a routed block in another shape (an ``experts`` module beside an int ``top_k`` in none of
+LAYOUTS). The substitution is first checked on the model's own activations: every block's dense
+output must equal its own forward's (else refused in one line). Whatever else the block does
+(Qwen2-MoE's shared expert and its sigmoid gate, GLM-4-MoE's shared experts) is its own code,
+captured as usual.
 
 Cost: every expert computes every token, E / k times the expert MACs of a sparse dispatch;
 cycles and energy are those of the dense execution (docs/ops.md, "Mixtures of experts").

@@ -73,9 +73,9 @@ def dense_experts_forward(experts: Any, x: torch.Tensor, w: torch.Tensor) -> tor
     up = experts.gate_up_proj[:, i:].reshape(e * i, d)
     down = experts.down_proj.permute(1, 0, 2).reshape(d, e * i)
     if _own_gate(experts):  # the experts' own GLU of (gate | up), elementwise
-        return _weighted(w, experts._apply_gate(torch.cat([F.linear(x, gate), F.linear(x, up)],
+        return weighted(w, experts._apply_gate(torch.cat([F.linear(x, gate), F.linear(x, up)],
                                                           dim=-1)), down)
-    return _weighted_sum(x, w, gate, up, down, experts.act_fn)
+    return weighted_sum(x, w, gate, up, down, experts.act_fn)
 
 
 def _own_gate(experts: Any) -> bool:
@@ -85,14 +85,14 @@ def _own_gate(experts: Any) -> bool:
     return callable(fn) and fn.__name__ != "_default_apply_gate"
 
 
-def _weighted_sum(x: torch.Tensor, w: torch.Tensor, gate: torch.Tensor, up: torch.Tensor,
+def weighted_sum(x: torch.Tensor, w: torch.Tensor, gate: torch.Tensor, up: torch.Tensor,
                   down: torch.Tensor, act: Callable) -> torch.Tensor:
     """The experts' outputs weighted by w (T, E) and summed; gate, up (E I, D), down (D, E I)
     (expert e's I rows or columns in a run)."""
-    return _weighted(w, act(F.linear(x, gate)) * F.linear(x, up), down)
+    return weighted(w, act(F.linear(x, gate)) * F.linear(x, up), down)
 
 
-def _weighted(w: torch.Tensor, h: torch.Tensor, down: torch.Tensor) -> torch.Tensor:
+def weighted(w: torch.Tensor, h: torch.Tensor, down: torch.Tensor) -> torch.Tensor:
     """(h * (w @ R)) @ down.T: the experts' hidden h (T, E I) weighted by w (T, E) and summed
     through down (D, E I)."""
     e = w.shape[-1]
@@ -132,7 +132,7 @@ def _gpt_oss_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tensor)
     u = F.linear(x, up, gub[:, 1::2].reshape(-1)).clamp(-experts.limit, experts.limit)
     h = (u + 1) * (g * torch.sigmoid(g * experts.alpha))
     down = experts.down_proj.permute(2, 0, 1).reshape(d, -1)
-    return _weighted(w, h, down) + F.linear(w, experts.down_proj_bias.T)
+    return weighted(w, h, down) + F.linear(w, experts.down_proj_bias.T)
 
 
 def _llama4(module: Any) -> bool:
@@ -208,7 +208,7 @@ def _dbrx_route(block: Any, logits: torch.Tensor) -> tuple:
 
 def _dbrx_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tensor) -> torch.Tensor:
     mlp, d = experts.mlp, experts.hidden_size
-    y = _weighted_sum(x.reshape(-1, d), w, mlp.w1, mlp.v1, mlp.w2.T, mlp.activation_fn)
+    y = weighted_sum(x.reshape(-1, d), w, mlp.w1, mlp.v1, mlp.w2.T, mlp.activation_fn)
     return y.view(x.shape[0], -1, d)
 
 
@@ -267,7 +267,7 @@ def _interface_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tenso
         up, up_b = up.reshape(-1, d), None if up_b is None else up_b.reshape(-1)
     h = F.linear(x, up, up_b)
     h = experts._apply_gate(h) if experts.has_gate else experts.act_fn(h)
-    y = _weighted(w, h, down.permute(1, 0, 2).reshape(d, -1))
+    y = weighted(w, h, down.permute(1, 0, 2).reshape(d, -1))
     return y if down_b is None else y + F.linear(w, down_b.T)
 
 
@@ -295,7 +295,7 @@ def _post_normed_experts(experts: Any, x: torch.Tensor, index: Any,
     y = F.linear(h, torch.block_diag(*down)).view(-1, e, d)
     n = F.rms_norm(y, (d,), eps=experts.post_expert_norm.eps).reshape(-1, e * d)
     g = experts.post_expert_norm.weight
-    return _weighted(w, n, torch.cat([torch.diag(g[j]) for j in range(e)], dim=1))
+    return weighted(w, n, torch.cat([torch.diag(g[j]) for j in range(e)], dim=1))
 
 
 def _inkling(module: Any) -> bool:
@@ -343,7 +343,7 @@ def _inkling_shared(shared: Any, x: torch.Tensor, gammas: torch.Tensor) -> torch
     each weighted by its gamma, as the routed ones: one gate, one up, one down linear (its
     forward's per-expert bmm of the hidden states expanded S times, summed)."""
     s, i, d = shared.gate_proj.shape
-    y = _weighted_sum(x.reshape(-1, d), gammas.reshape(-1, s), shared.gate_proj.reshape(s * i, d),
+    y = weighted_sum(x.reshape(-1, d), gammas.reshape(-1, s), shared.gate_proj.reshape(s * i, d),
                       shared.up_proj.reshape(s * i, d),
                       shared.down_proj.permute(1, 0, 2).reshape(d, s * i), shared.act_fn)
     return y.view(x.shape)
