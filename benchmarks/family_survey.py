@@ -1075,6 +1075,11 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "DacDecoder": ("other", "DacConfig",
                    {"encoder_hidden_size": 8, "downsampling_ratios": [2, 4], "hidden_size": 32,
                     "decoder_hidden_size": 32, "upsampling_ratios": [4, 2]}, {}, "latents", 8),
+    # the twelfth session's mixtures of experts (moe6): DeepSeek-V4 with a hash-routed layer
+    # (experts by token id) then a top-k one (sqrtsoftplus scores, a selection bias)
+    "DeepseekV4Model@topk": ("decoder", "DeepseekV4Config",
+                             _DEC5 | _MOE5 | {"mlp_layer_types": ["hash_moe", "moe"]}, {},
+                             "ids", SEQ_DEC),
     # diffusion (diffusers, benchmarks/diffusion.py): config class "diffusers" (the class's own
     # keywords), model keyword "call" (the call form: a fixed timestep, class, text context)
     **{name: ("diffusion", "diffusers", kw, {"call": call}, kind, size)

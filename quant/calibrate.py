@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from qasic.errors import InputError
+from qasic.errors import InputError, UnsupportedOpError
 from qasic.quant import recurrence, scan
 from qasic.quant.config import QuantConfig
 from qasic.quant.encodings import (
@@ -183,7 +183,24 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
         else:
             relu = fused_relu(graph, node)
             tensors[node.output] = observe(relu.output if relu else node.output)
+    _check_masks(graph, tensors)
     return tensors
+
+
+def _check_masks(graph: FGraph, tensors: Mapping[str, TensorQ]) -> None:
+    """A softmax's mask is read as codes, a key kept where its code is nonzero
+    (``intops.mask_valid``): refused unless its value 0 is code 0 (INT, zero point 0), else a
+    masked key would read as kept (a gathered 0/1 table's zero point is -128)."""
+    for node in graph.nodes:
+        if node.op != "softmax" or len(node.inputs) < 2:
+            continue
+        t = tensors[node.inputs[1]]
+        if t.is_fp or t.zero_point != 0:
+            raise UnsupportedOpError(
+                f"softmax {node.name}: its mask {node.inputs[1]} is coded with zero point "
+                f"{t.zero_point}{' (FP)' if t.is_fp else ''}, read as codes (a key kept where "
+                "nonzero); a mask must be INT codes with 0 at code 0: a topk_mask, or "
+                "where(condition, 1.0, 0.0) of a comparison")
 
 
 def sink_logits(graph: FGraph) -> dict[str, np.ndarray]:

@@ -24,6 +24,9 @@ the first that applies):
     logit        (Kolibri): m = topk_mask(logits + bias, k); w as sigmoid's; told from
                  DeepSeek-V3's (the same tensors) by probing the router's own forward
                  (``_probe_rule``)
+    hash         (DeepSeek-V4's hash_moe layers): the k experts a fixed table tid2eid (V, k)
+                 gives the token id, not the scores: m = the token's row of a (V, E) table of
+                 counts, an embedding of the ids (``_hash_route``); w as sigmoid's
 Scores are the router's ``score_fn`` where it has one, scales its routed_scaling_factor /
 router_scaling_factor / route_scale, and a sigmoid router without norm_topk_prob divides.
 """
@@ -76,7 +79,8 @@ def rank(scores: torch.Tensor) -> torch.Tensor:
 
 def matrix(router: Any) -> Any:
     """The router's (E, D) matrix: its ``weight``, or its bias-free Linear ``wg``'s
-    (HunYuan-MoE), ``gate``'s (AFMoE) or ``linear``'s (Ergo); None without one."""
+    (HunYuan-MoE), ``gate``'s (AFMoE), ``linear``'s (Ergo) or ``layer``'s (JetMoE); None
+    without one."""
     for name in _LINEARS:
         lin = getattr(router, name, None)
         if isinstance(lin, torch.nn.Linear) and lin.bias is None:
@@ -84,7 +88,7 @@ def matrix(router: Any) -> Any:
     return getattr(router, "weight", None)
 
 
-_LINEARS = ("wg", "gate", "linear")  # a router's Linear holding its matrix
+_LINEARS = ("wg", "gate", "linear", "layer")  # a router's Linear holding its matrix
 
 
 def _softmax_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
@@ -189,6 +193,56 @@ def _statics_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
     m = torch.ops.qasic.topk_mask(router.moe_statics(torch.softmax(logits, dim=-1)),
                                   router.top_k)
     return torch.ops.qasic.masked_softmax(logits, m)
+
+
+def _hash_route(router: Any, logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    """DeepSeek-V4's hash rule: the experts are the token's row of tid2eid (V, k), fixed, not
+    chosen by the scores; weights the scores s (``_scores``) of those experts over their sum,
+    times ``_scaling``. Dense: c = the token's row of counts (V, E) (how often each expert is
+    in its tid2eid row), a gather of the ids as a token embedding (``hash_tables``); the mask
+    m = [c > 0.5] (a table of c's codes, codes 0/1: a softmax row mask reads code != 0, and a
+    gathered table's zero point need not be 0); w = the masked softmax of log s, plus log c
+    where a row repeats an expert (HF's zero tid2eid picks expert 0 k times: its index_add
+    sums the k copies, weight c s_e / sum c s_j)."""
+    counts, log_counts = hash_tables(router)
+    e = counts.shape[-1]
+    m = torch.where(F.embedding(input_ids, counts).reshape(-1, e) > 0.5, 1.0, 0.0)  # codes 0/1
+    s = torch.log(_scores(router, logits))
+    if log_counts is not None:
+        s = s + F.embedding(input_ids, log_counts).reshape(-1, e)
+    return torch.ops.qasic.masked_softmax(s, m) * _scaling(router)
+
+
+def hash_tables(router: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A hash router's (V, E) counts of each expert in each id's tid2eid row, and their logs
+    where a row repeats an expert (None where none does): constants, computed eagerly
+    (``prepare``, before torch.export traces) and kept per router."""
+    if router not in _HASH_TABLES:
+        ids, e = router.tid2eid.detach().long(), matrix(router).shape[0]
+        counts = (ids.unsqueeze(-1) == torch.arange(e)).sum(-2).to(matrix(router).dtype)
+        repeats = bool((counts > 1).any())
+        _HASH_TABLES[router] = counts, torch.log(counts.clamp(min=1.0)) if repeats else None
+    return _HASH_TABLES[router]
+
+
+def prepare(router: Any) -> None:
+    """What a router's dense routing reads besides its tensors, found now, eagerly, not
+    while torch.export traces: whether it renormalizes, its rule (``_probe_rule``), a hash
+    router's tables (recomputed: its tid2eid may have been loaded since)."""
+    renormalizes(router)
+    if rule(router) is not None and _hashed(router):
+        _HASH_TABLES.pop(router, None)
+        hash_tables(router)
+
+
+_HASH_TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _hashed(router: Any) -> bool:
+    """A hash router: an integer (V, top_k) tid2eid of expert ids (DeepSeek-V4)."""
+    t = getattr(router, "tid2eid", None)
+    return isinstance(t, torch.Tensor) and t.dim() == 2 and not t.is_floating_point() \
+        and t.shape[1] == router.top_k
 
 
 def _grouped_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
@@ -306,10 +360,13 @@ RULES = (
          _sigmoid_route, inputs=("expert_bias",)),
     Rule("sigmoid of the top k of the logits plus a selection bias (Kolibri)", _SIGMOID,
          _logit_route),
+    Rule("experts by token id, a fixed table tid2eid, weighted by their scores (DeepSeek-V4's "
+         "hash router)", frozenset({"weight", "tid2eid"}), _hash_route, _hashed,
+         inputs=("input_ids",)),
 )
 
 
-_NAMES = {f"{n}.weight": "weight" for n in _LINEARS}  # a Linear's (HunYuan-MoE, AFMoE, Ergo)
+_NAMES = {f"{n}.weight": "weight" for n in _LINEARS}  # a Linear's (HunYuan-MoE, AFMoE, ...)
 
 
 def rule(router: Any) -> Rule | None:

@@ -477,10 +477,12 @@ def test_routed_blocks_in_another_shape_are_refused_in_one_line():
     assert "; or GPT-OSS's: a router with top_k, an (E, D) weight and a bias; experts with " \
         "gate_up_proj (E, D, 2 I) interleaved, down_proj (E, I, D), their biases, limit and " \
         "alpha; or " in msg
-    assert msg.endswith("; or transformers' expert interface: a gate or router with top_k and "
-                        "an (E, D) matrix; experts with has_gate, is_transposed, has_bias "
-                        "(Aria's transposed, NemotronH's without a gate)); its top-k routing is "
-                        "data dependent") and "\n" not in msg
+    assert "; or transformers' expert interface: a gate or router with top_k and an (E, D) " \
+        "matrix; experts with has_gate, is_transposed, has_bias (Aria's transposed, NemotronH's " \
+        "without a gate); or JetMoE's MLP: " in msg
+    assert msg.endswith("; or JetMoE's mixture of attention experts: experts with map and "
+                        "reduce, input_linear (E, H, D), output_linear (E, D, H), a router and a "
+                        "bias); its top-k routing is data dependent") and "\n" not in msg
 
 
 L4_VOCAB, L4_S = 100, 12

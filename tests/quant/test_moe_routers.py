@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from qasic.quant import moe, routers
+from qasic.quant import moe, moe_layouts, routers
 from tests.quant.transformer_nets import run_float
 
 transformers = pytest.importorskip("transformers")
@@ -86,7 +86,8 @@ def test_new_routers_capture_to_the_blocks_own_output(case):
     block = model.block
     lay = moe.layout(block)
     router = moe.router_of(block)
-    assert expect in lay.name or expect in moe.rule(router).name, (lay.name, moe.rule(router))
+    rule = routers.rule(router)
+    assert expect in lay.name or expect in rule.name, (lay.name, rule)
     graph = moe_capture(model, x)
     masks = [n for n in graph.nodes if n.op == "topk_mask"]
     assert len(masks) == 1 and masks[0].attrs["k"] == K
@@ -109,13 +110,13 @@ def test_kolibris_selection_is_told_from_deepseeks_by_a_probe():
     model = _block(*CASES["kolibri"][:3], **CASES["kolibri"][3])
     router = model.block.gate
     x = torch.from_numpy(_x()).reshape(-1, D)
-    lg = moe.logits(router, x)
+    lg = routers.logits(router, x)
     bias = router.e_score_correction_bias
     by_logits = routers.rank(lg + bias) < K
     by_scores = routers.rank(torch.sigmoid(lg) + bias) < K
     assert (by_logits != by_scores).any()
-    assert moe.rule(router).route is routers._logit_route
-    assert (by_logits == (moe.route(router, x) > 0)).all()
+    assert routers.rule(router).route is routers._logit_route
+    assert (by_logits == (routers.route(router, x) > 0)).all()
 
 
 def test_the_expert_interfaces_dense_form_equals_an_interleaved_biased_one():
@@ -135,7 +136,7 @@ def test_the_expert_interfaces_dense_form_equals_an_interleaved_biased_one():
         _, top, index = block.router(x)
         want = block.experts(x, index, top)
         w = torch.zeros(x.shape[0], E).scatter(1, index, top)
-        got = moe._interface_experts(block.experts, x, None, w)
+        got = moe_layouts._interface_experts(block.experts, x, None, w)
     assert not block.experts.is_concatenated and block.experts.has_bias
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
@@ -156,7 +157,7 @@ def test_a_router_no_rule_reproduces_is_refused_in_one_line():
             return logits, 2 * weights, index
 
     gate.__class__ = Doubled
-    assert moe.rule(gate) is None
+    assert routers.rule(gate) is None
     with pytest.raises(UnsupportedOpError) as e:
         capture(model, torch.from_numpy(_x()[:2]))
     msg = str(e.value)

@@ -4,10 +4,13 @@ bit-exact and generating: tests/quant/test_moe.py)."""
 
 from __future__ import annotations
 
+import types
+
 import pytest
 import torch
+import torch.nn.functional as F
 
-from tests.quant.test_hf_llm import D
+from tests.quant.test_hf_llm import VOCAB, D
 from tests.quant.test_moe import _moe
 
 transformers = pytest.importorskip("transformers")
@@ -87,3 +90,91 @@ def test_the_sparsemixer_densely_is_transformers_own_near_its_threshold(eps):
     picked = w.gather(-1, torch.zeros_like(idx[:, :1])), w[:, 1:]
     if eps:
         assert all(((p < 1 - 1e-9).any() and (p > 1 - 1e-12).any()) for p in picked)
+
+
+def _hash_block(repeat_every: int = 3):
+    """DeepSeek-V4's hash-routed block (4 experts, top 2, the survey's sizes), router weights
+    and experts drawn, tid2eid drawn per id (2 distinct experts), every ``repeat_every``-th id
+    picking one expert twice (HF's zero tid2eid picks expert 0 twice for every id)."""
+    from transformers.models.deepseek_v4.modeling_deepseek_v4 import DeepseekV4SparseMoeBlock
+
+    torch.manual_seed(0)
+    config = transformers.DeepseekV4Config(
+        vocab_size=VOCAB, hidden_size=D, num_local_experts=4, num_experts_per_tok=2,
+        moe_intermediate_size=32, num_hidden_layers=1, mlp_layer_types=["hash_moe"])
+    block = DeepseekV4SparseMoeBlock(config, 0).eval()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in block.parameters():
+            p.normal_(0.0, p.shape[-1] ** -0.5, generator=g)
+        t = block.gate.tid2eid
+        t.copy_(torch.stack([torch.randperm(4, generator=g)[:2] for _ in range(VOCAB)]))
+        t[::repeat_every, 1] = t[::repeat_every, 0]
+    return block
+
+
+def test_hash_routing_densely_is_deepseek_v4s_own():
+    """DeepSeek-V4's hash router picks a token's experts by its id (tid2eid), weights the
+    picks' sqrtsoftplus scores over their sum, times routed_scaling_factor: the dense rule (a
+    gather of a (V, E) table of counts, a masked softmax of log s plus log counts) gives its
+    weights at its picks, summed where an id picks an expert twice, 0 elsewhere, on 512
+    tokens; ids that repeat an expert get one weight of routed_scaling_factor."""
+    from qasic.quant import routers
+
+    router = _hash_block().gate
+    assert routers.rule(router).route is routers._hash_route
+    routers.prepare(router)
+    counts, logs = routers.hash_tables(router)
+    assert counts.shape == (VOCAB, 4) and counts.sum(-1).eq(2).all() and logs is not None
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 256, D, generator=g)
+    ids = torch.randint(0, VOCAB, (2, 256), generator=g)
+    with torch.no_grad():
+        _, w, idx = router(x, ids)
+        got = routers.route(router, x.reshape(-1, D), ids)
+    want = torch.zeros(512, 4).scatter_add_(-1, idx, w)
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+    twice = ids.reshape(-1) % 3 == 0
+    assert twice.any() and ((got[twice] > 0).sum(-1) == 1).all()
+    torch.testing.assert_close(got[twice].sum(-1), torch.full((int(twice.sum()),), 1.5))
+
+
+class _HashLM(torch.nn.Module):
+    """ids -> an embedding, one causal attention head, DeepSeek-V4's hash-routed block
+    (reading the ids), a linear head: ``.logits`` as a causal LM's (tests/quant/test_moe.py's
+    ``_generates_exactly``)."""
+
+    def __init__(self, block):
+        super().__init__()
+        self.embed = torch.nn.Embedding(VOCAB, D)
+        self.qkv = torch.nn.Linear(D, 3 * D, bias=False)
+        self.block, self.head = block, torch.nn.Linear(D, VOCAB, bias=False)
+
+    def forward(self, input_ids, use_cache=False):
+        h = self.embed(input_ids)
+        h = h + F.scaled_dot_product_attention(*self.qkv(h).chunk(3, -1), is_causal=True)
+        return types.SimpleNamespace(logits=self.head(h + self.block(h, input_ids=input_ids)))
+
+
+def test_hash_routed_blocks_run_bit_exact_and_generate_exactly():
+    """A hash-routed block quantized: its experts come from two gathers of the ids (the
+    counts and, as some ids repeat an expert, their logs) beside the token embedding; the
+    counts' mask [c > 0.5] a table of exact codes 0/1 (the gathered table's zero point is not
+    0: read as a mask it picked the wrong experts, cosine 0.75) feeding one masked softmax, no
+    top-k; the simulator's prefill and decode steps equal the golden reference, which follows
+    the float model (cosine > 0.998; measured 0.99915)."""
+    from qasic.quant.encodings import INTEGER_CODES
+    from qasic.quant.graph import TensorQ
+    from tests.quant.test_moe import _generates_exactly
+
+    torch.manual_seed(0)
+    full, cosine = _generates_exactly(_HashLM(_hash_block()).eval())
+    gathers = [n for n in full.nodes if n.op == "embedding"]
+    assert [full.shapes[n.output][-1] for n in gathers] == [D, 4, 4]
+    routed = [n for n in full.nodes if n.op == "softmax" and len(n.inputs) == 2]
+    assert len(routed) == 1 and not any(n.op == "topk_mask" for n in full.nodes)
+    mask = next(n for n in full.nodes if n.output == routed[0].inputs[1])
+    assert mask.op == "lut" and mask.attrs[INTEGER_CODES] == 8 and mask.inputs == (
+        gathers[1].output,)
+    assert full.tensors[mask.output] == TensorQ(1.0, 0, 8)
+    assert cosine > 0.998, cosine
