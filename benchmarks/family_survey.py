@@ -1156,11 +1156,12 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # layout and table encoders on token ids alone (their boxes, xpaths, token types: zeros)
     "LiltModel": ("encoder", "LiltConfig", _ENC | {"hidden_size": 48},  # 6 box features
                   {"add_pooling_layer": False}, "ids", SEQ_ENC),
-    "MarkupLMModel": ("encoder", "MarkupLMConfig", _ENC | {"max_depth": 4, "xpath_unit_hidden_size": 8},
+    "MarkupLMModel": ("encoder", "MarkupLMConfig",
+                      _ENC | {"max_depth": 4, "xpath_unit_hidden_size": 8},
                       {"add_pooling_layer": False}, "ids", SEQ_ENC),
-    "LayoutLMv3Model": ("encoder", "LayoutLMv3Config", _ENC | {"visual_embed": False, "coordinate_size": 4,
-                                                 "shape_size": 8}, {}, "ids",
-                        SEQ_ENC),
+    "LayoutLMv3Model": ("encoder", "LayoutLMv3Config",
+                        _ENC | {"visual_embed": False, "coordinate_size": 4, "shape_size": 8},
+                        {}, "ids", SEQ_ENC),
     "TapasModel": ("encoder", "TapasConfig", _ENC, {"add_pooling_layer": False}, "ids", SEQ_ENC),
     # diffusion (diffusers, benchmarks/diffusion.py): config class "diffusers" (the class's own
     # keywords), model keyword "call" (the call form: a fixed timestep, class, text context)
