@@ -1137,6 +1137,11 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "NystromformerModel": ("encoder", "NystromformerConfig",
                            _ENC | {"segment_means_seq_len": SEQ_ENC, "num_landmarks": 4,
                                    "conv_kernel_size": 3}, {}, "ids", SEQ_ENC),
+    # Nyströmformer with as many landmarks as tokens: exact softmax attention (and its conv)
+    "NystromformerModel@full": ("encoder", "NystromformerConfig",
+                                _ENC | {"segment_means_seq_len": SEQ_ENC,
+                                        "num_landmarks": SEQ_ENC, "conv_kernel_size": 3},
+                                {}, "ids", SEQ_ENC),
     "MraModel": ("encoder", "MraConfig", _ENC | {"block_per_row": 2}, {}, "ids", SEQ_ENC),
     "XLNetModel": ("encoder", "XLNetConfig",
                    {"vocab_size": VOCAB_ENC, "d_model": 32, "n_layer": 2, "n_head": 2,
