@@ -1,9 +1,9 @@
 """Modules refused by name before capture (qasic.quant.known_modules): layers whose capture
 would be something they are not, named with the reason in one line (MRA's attention, which
-transformers runs as zeros without its CUDA kernel; Nyströmformer's landmarks, which add a (S, S)
-mask to (landmarks, S) scores, a refusal that depends on the module's configuration). RWKV's WKV, RecurrentGemma's RG-LRU and
-Qwen3-Next's gated delta rule were rows until they were captured in their recurrent forms
-(quant.recurrent_scan)."""
+transformers runs as zeros without its CUDA kernel; Nyströmformer's landmarks, which add an
+(S, S) mask to (landmarks, S) scores: a refusal by the module's configuration). RWKV's WKV,
+RecurrentGemma's RG-LRU and Qwen3-Next's gated delta rule were rows until they were captured in
+their recurrent forms (quant.recurrent_scan)."""
 
 from __future__ import annotations
 
