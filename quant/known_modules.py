@@ -1,23 +1,39 @@
 """Modules refused by name before capture, one row each: layers whose computation torch.export
 would capture as something they are not.
 
-Each row is a class name (as in the model's ``named_modules``) and the reason, in plain words;
+Each row is a class name (as in the model's ``named_modules``) and the reason, in plain words
+(or a function of the module giving the reason, None when its configuration is fine);
 ``check`` refuses the first such module in one line naming it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from qasic.errors import UnsupportedOpError
 
-REFUSED: dict[str, str] = {
+
+def _nystrom_landmarks(module: Any) -> str | None:
+    # transformers' modeling_nystromformer.py: NystromformerModel adds create_bidirectional_mask's
+    # (batch, 1, S, S) mask to the (landmarks, S) scores of q_landmarks @ K^T (a padded batch
+    # fails in transformers itself; an unpadded one runs only in eager, where the mask is None)
+    if getattr(module, "num_landmarks", None) == getattr(module, "seq_len", None):
+        return None
+    return ("its landmark attention (num_landmarks < segment_means_seq_len) adds the (batch, 1, "
+            "S, S) attention mask to (landmarks, S) scores, which fails when traced and in "
+            "transformers for any padded batch; set num_landmarks = segment_means_seq_len "
+            "(exact softmax attention)")
+
+
+REFUSED: dict[str, str | Callable[[Any], str | None]] = {
     # transformers' modeling_mra.py: mra2_attention returns torch.zeros_like(query) when the
     # kernel is not loaded; get_block_idxes picks blocks by torch.topk of low-resolution scores
     "MraSelfAttention": (
         "MRA attention runs only in transformers' CUDA kernel (kernels-community/mra); "
         "without it transformers returns zeros for the attention (a model that is not MRA), "
         "and its blocks are chosen by a top-k of the scores (data-dependent routing)"),
+    "NystromformerSelfAttention": _nystrom_landmarks,
 }
 
 
@@ -28,6 +44,7 @@ def check(model: Any) -> None:
         return
     for name, module in named():
         reason = REFUSED.get(type(module).__name__)
+        reason = reason(module) if callable(reason) else reason
         if reason is not None:
             raise UnsupportedOpError(f"module {name!r} ({type(module).__name__}): {reason}; "
                                      "not supported")

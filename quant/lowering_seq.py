@@ -598,13 +598,18 @@ def empty_part(node: Any, dim: int = -1) -> torch.Tensor:
 
 def cat(b: Any, node: Any, args: list, kwargs: dict, fallback: Any = None) -> Act:
     """aten.cat: empty constants (an empty KV cache) drop out; activations join along the last
-    axis (a concat), or along another per-sample axis as the sum of each placed by a 0/1
-    matmul (``rows``; Funnel's class token back before the pooled tokens)."""
+    axis (a concat; a constant part, the same for every sample, becomes a ``constant`` node:
+    RoCBERT's shape and pronunciation embeddings of its default all-zero ids), or along another
+    per-sample axis as the sum of each placed by a 0/1 matmul (``rows``; Funnel's class token
+    back before the pooled tokens)."""
     xs = [x for x in args[0] if isinstance(x, Act) or x.numel() > 0]
     if len(xs) == 1:
         return _act(b, node, xs[0], "cat input")
     rank = node.meta["val"].dim()
     dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
+    if dim == rank - 1 and any(isinstance(x, Act) for x in xs):
+        xs = [x if isinstance(x, Act) else _constant_columns(b, node, x, i)
+              for i, x in enumerate(xs)]
     if not all(isinstance(x, Act) for x in xs):
         b.fail(node, f"cat along dim {dim} of a rank-{rank} tensor with a constant; only of "
                      "activations")
@@ -618,6 +623,24 @@ def cat(b: Any, node: Any, args: list, kwargs: dict, fallback: Any = None) -> Ac
         b.fail(node, f"cat along dim {dim}, the batch axis; only along per-sample axes")
     sizes = [int(a.meta["val"].shape[dim]) for a in parts]
     return _placed(b, node, xs, sizes, axis)
+
+
+def _constant_columns(b: Any, node: Any, c: torch.Tensor, i: int) -> Act:
+    """Part ``i`` of a cat along the last axis, the constant ``c`` (broadcast to the cat's shape
+    with its own last size), as a ``constant`` node in the cat's per-sample layout."""
+    shape = _shape(node)[:-1] + (int(c.shape[-1]),)
+    p, inner = digit(b, node)
+    if p == len(shape) - 1:
+        b.fail(node, "cat of a constant along the axis that holds the batch; only along a "
+                     "per-sample axis")
+    v = torch.broadcast_to(c, shape).detach().to(torch.float64).reshape(
+        shape[:p] + (shape[p] // (b.batch * inner), b.batch, inner) + shape[p + 1:])
+    per = v.movedim(p + 1, 0).reshape((b.batch, *per_sample(b, node)[:-1], shape[-1])).numpy()
+    if not same_samples(per):
+        b.fail(node, f"cat of a constant part {i} that differs between samples; only of "
+                     "constants the same for every sample")
+    return b.add(node, "constant", (), {}, {"value": per[0].copy()}, shape=per[0].shape,
+                 suffix=f".part{i}")
 
 
 def _cat_outer(b: Any, node: Any, xs: list, parts: list, dim: int) -> Act:

@@ -50,7 +50,8 @@ SUPPORTED = (
     ("embedding (token ids, or a contiguous slice of them: an encoder-decoder's source and "
      "target in one input; position/token-type lookups fold into a constant)"),
     "layer_norm/native_layer_norm/rms_norm over the last axis; x * rsqrt(mean(x^2) + eps)",
-    "softmax/_softmax over the last axis, with causal, padding and constant masks",
+    ("softmax/_softmax over the last axis, with causal, padding and constant masks; "
+     "exp(x - logsumexp(x, -1, keepdim=True))"),
     ("matmul/bmm of two activations (a transpose(-2, -1) of the second folds in; leading "
      "axes of 1 broadcast), or of an activation and a constant (a right matrix: a linear; "
      "else a constant node, per head too)"),

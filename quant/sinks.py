@@ -62,9 +62,19 @@ class Lse:
     sink: np.ndarray | None = None  # after a constant per head is subtracted
     scale: bool = False             # after the sigmoid: the probabilities' sink scale
     rank: int = 0                   # its torch rank (one more after unsqueeze(-1))
+    keepdim: bool = False           # a row of ones kept: only subtracted from the scores
 
 
-VALUES = (Sunk, SunkMax, SinkProbs, Lse)
+@dataclass(frozen=True, eq=False)
+class LogProbs:
+    """scores - logsumexp(scores, -1, keepdim=True), the log-softmax of the scores (Reformer's
+    softmax): only its exp, the softmax of ``scores`` (fx node ``of``), reads it."""
+
+    scores: Any
+    of: Any
+
+
+VALUES = (Sunk, SunkMax, SinkProbs, Lse, LogProbs)
 _WHAT = ("the sink column is only appended to attention scores, its rows' max subtracted, "
          "the softmax taken and its column dropped")
 
@@ -143,20 +153,48 @@ def dropped(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 
 def logsumexp(b: Any, node: Any, args: list, kwargs: dict) -> Lse:
-    """aten.logsumexp(scores, [-1]) of attention scores: followed symbolically (above)."""
+    """aten.logsumexp(scores, [-1]) of attention scores: followed symbolically (above); with
+    keepdim, only subtracted from the same scores (``LogProbs``)."""
     rank = node.args[0].meta["val"].dim()
     dims = _arg(args, kwargs, 1, "dim", [-1])
     dims = [dims] if isinstance(dims, int) else list(dims)
-    if not isinstance(args[0], (Act, masks.Masked)) or [d % rank for d in dims] != [rank - 1] \
-            or _arg(args, kwargs, 2, "keepdim", False):
-        b.fail(node, f"logsumexp over dims {dims} (keepdim: a row of ones); only of attention "
-                     f"scores over their last axis, without keepdim, as a sink's scale ({_LSE})")
-    return Lse(node.args[0], rank=rank - 1)
+    if not isinstance(args[0], (Act, masks.Masked)) or [d % rank for d in dims] != [rank - 1]:
+        b.fail(node, f"logsumexp over dims {dims}; only of attention scores over their last "
+                     f"axis, as a sink's scale ({_LSE}) or subtracted from them ({_LOG})")
+    keep = bool(_arg(args, kwargs, 2, "keepdim", False))
+    return Lse(node.args[0], rank=rank if keep else rank - 1, keepdim=keep)
+
+
+def _log_probs(b: Any, node: Any, args: list) -> LogProbs:
+    """scores - logsumexp(scores, -1, keepdim=True): the log-softmax of the scores."""
+    lse = args[1]
+    if node.target not in (aten.sub.Tensor, aten.subtract.Tensor) or len(args) != 2 \
+            or node.args[0] is not lse.of or _arg(args, {}, 2, "alpha", 1) != 1:
+        b.fail(node, f"op {node.target} with a logsumexp kept as a row of ones; {_LOG}")
+    return LogProbs(args[0], lse.of)
+
+
+def _softmax_of(b: Any, node: Any, x: LogProbs) -> Act:
+    """exp(LogProbs): the softmax of its scores over the last axis (an integer ``softmax``)."""
+    if node.target is not aten.exp.default:
+        b.fail(node, f"op {node.target} on a log-softmax of attention scores; {_LOG}")
+    from qasic.quant.lowering_transformer import _sequence_input, _valid_param
+    shape = tuple(x.of.meta["val"].shape)
+    if isinstance(x.scores, masks.Masked):
+        inputs, causal, valid = masks.resolve(b, node, x.scores, shape)
+    else:
+        inputs = (_sequence_input(b, node, x.scores, "softmax input").name,)
+        causal, valid = False, None
+    return b.add(node, "softmax", inputs, {"causal": causal}, _valid_param(valid))
 
 
 def _lse_op(b: Any, node: Any, args: list) -> Lse:
     """sub of a constant per head, sigmoid, unsqueeze(-1) and same-dtype casts of an Lse."""
     t, x = node.target, args[0]
+    if len(args) > 1 and isinstance(args[1], Lse) and args[1].keepdim:
+        return _log_probs(b, node, args)
+    if isinstance(x, Lse) and x.keepdim:
+        b.fail(node, f"op {t} on a logsumexp kept as a row of ones; {_LOG}")
     if t in (aten.mul.Tensor, aten.multiply.Tensor) and len(args) == 2:
         return scaled(b, node, *((args[1], x) if isinstance(x, Lse) else args))
     if not isinstance(x, Lse):
@@ -205,6 +243,8 @@ _CASTS = (aten.to.dtype, aten._to_copy.default, aten.to.dtype_layout, aten.clone
           aten.contiguous.default, aten.alias.default)
 _LSE = ("a learned sink per head read as sigmoid(logsumexp(scores) - sink) and multiplied into "
         "softmax(scores) @ v, GraniteSWA's")
+_LOG = ("the log-softmax scores - logsumexp(scores, -1, keepdim=True), only read by its exp "
+        "(Reformer's softmax)")
 HANDLERS = {aten.logsumexp.default: logsumexp}
 
 
@@ -215,6 +255,8 @@ def apply(b: Any, node: Any, args: list, kwargs: dict) -> Any:
         return None
     if any(isinstance(a, Lse) for a in args):
         return _lse_op(b, node, args)
+    if isinstance(x, LogProbs):
+        return _softmax_of(b, node, x)
     if t in (aten.max.dim, aten.amax.default) and isinstance(x, Sunk):
         return row_max(b, node, x)
     if t in (aten.sub.Tensor, aten.subtract.Tensor):

@@ -1,8 +1,9 @@
 """Modules refused by name before capture (qasic.quant.known_modules): layers whose capture
 would be something they are not, named with the reason in one line (MRA's attention, which
-transformers runs as zeros without its CUDA kernel). RWKV's WKV, RecurrentGemma's RG-LRU and
-Qwen3-Next's gated delta rule were rows until they were captured in their recurrent forms
-(quant.recurrent_scan)."""
+transformers runs as zeros without its CUDA kernel; Nyströmformer's landmarks, which add an
+(S, S) mask to (landmarks, S) scores: a refusal by the module's configuration). RWKV's WKV,
+RecurrentGemma's RG-LRU and Qwen3-Next's gated delta rule were rows until they were captured in
+their recurrent forms (quant.recurrent_scan)."""
 
 from __future__ import annotations
 
@@ -35,3 +36,20 @@ def test_mra_is_refused_naming_its_cuda_only_attention():
     assert message.startswith("module 'encoder.layer.0.attention.self' (MraSelfAttention): "
                               "MRA attention runs only in transformers' CUDA kernel")
     assert message.endswith("(data-dependent routing); not supported")
+
+
+def _nystromformer(landmarks: int):
+    t = transformers
+    return t.NystromformerModel(t.NystromformerConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=40, segment_means_seq_len=8,
+        num_landmarks=landmarks, conv_kernel_size=3))
+
+
+def test_nystromformer_landmarks_are_refused_naming_the_setting_that_runs():
+    message = _refusal(_nystromformer(4))
+    assert message.startswith("module 'encoder.layer.0.attention.self' "
+                              "(NystromformerSelfAttention): its landmark attention")
+    assert "set num_landmarks = segment_means_seq_len" in message
+    # as many landmarks as tokens: exact attention, captured (no refusal)
+    capture(_nystromformer(8).eval(), torch.from_numpy(np.ones((2, 8), np.int64) * 5))
