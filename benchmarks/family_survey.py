@@ -145,6 +145,17 @@ _VIT = {"image_size": 32, "patch_size": 8, "num_channels": 3, "hidden_size": 32,
 _SAM = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "output_channels": 16,
         "num_hidden_layers": 2, "num_attention_heads": 2, "mlp_dim": 64, "window_size": 3,
         "global_attn_indexes": [1]}
+# SAM 2's Hiera: a 7x7 stride-4 stem (an 8x8 map of 16), 4 stages (1, 2, 1, 1 blocks; windows
+# 4, 4, 2, 2; the third block global: a global block cannot open a stage)
+_HIERADET = {"hidden_size": 16, "image_size": [32, 32], "blocks_per_stage": [1, 2, 1, 1],
+             "embed_dim_per_stage": [16, 32, 64, 128], "num_attention_heads_per_stage": [1, 1, 2, 2],
+             "window_size_per_stage": [4, 4, 2, 2], "global_attention_blocks": [2],
+             "window_positional_embedding_background_size": [2, 2]}
+# SAM 3's ViT: windows of 2x2 patches in its first layer, global attention in its second
+_SAM3 = _VIT | {"window_size": 2, "global_attn_indexes": [1]}
+# DepthPro's DINOv2 encoders: 32x32 patches of the image (a 4x4 grid of 8x8 patches each)
+_DINO_SUB = {"model_type": "dinov2", "image_size": 32, "patch_size": 8, "hidden_size": 32,
+             "num_hidden_layers": 2, "num_attention_heads": 2, "mlp_ratio": 2}
 _MASKFORMER = {
     "backbone_config": {"model_type": "swin", "image_size": 32, "patch_size": 2, "embed_dim": 16,
                         "depths": [1, 1, 1, 1], "num_heads": [2, 2, 2, 2], "window_size": 4,
@@ -374,6 +385,42 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "GitVisionModel": ("vision", "GitVisionConfig", _VIT, {}, "image", 32),
     "OwlViTVisionModel": ("vision", "OwlViTVisionConfig", _VIT, {}, "image", 32),
     "Kosmos2VisionModel": ("vision", "Kosmos2VisionConfig", _VIT, {}, "image", 32),
+    # vision transformers new in transformers 5.x (the vit5 probe): DINOv3 (RoPE, registers),
+    # MLCD, Pixio, TIPSv2, RADIO, Sapiens2, Chinese-CLIP, InternVL, Qianfan-OCR towers, SAM 2's
+    # Hiera and FPN, SAM 3's windowed RoPE ViT and FPN, MGP-STR, DepthPro's patch pyramid
+    "DINOv3ViTModel": ("vision", "DINOv3ViTConfig", _VIT, {}, "image", 32),
+    "MLCDVisionModel": ("vision", "MLCDVisionConfig", _VIT, {}, "image", 32),
+    "PixioModel": ("vision", "PixioConfig", _VIT, {}, "image", 32),
+    "Tipsv2VisionModel": ("vision", "Tipsv2VisionConfig", _VIT, {}, "image", 32),
+    "RadioModel": ("vision", "RadioConfig", _VIT, {}, "image", 32),
+    "Sapiens2Model": ("vision", "Sapiens2Config", _VIT, {}, "image", 32),
+    "ChineseCLIPVisionModel": ("vision", "ChineseCLIPVisionConfig", _VIT, {}, "image", 32),
+    "InternVLVisionModel": ("vision", "InternVLVisionConfig", _VIT, {}, "image", 32),
+    "QianfanOCRVisionModel": ("vision", "QianfanOCRVisionConfig", _VIT, {}, "image", 32),
+    "Sam2HieraDetModel": ("vision", "Sam2HieraDetConfig", _HIERADET, {}, "image", 32),
+    "Sam2VisionModel": ("vision", "Sam2VisionConfig",
+                        {"backbone_config": _HIERADET | {"model_type": "sam2_hiera_det_model"},
+                         "backbone_channel_list": [128, 64, 32, 16],
+                         "backbone_feature_sizes": [[8, 8], [4, 4], [2, 2]],
+                         "fpn_hidden_size": 16}, {}, "image", 32),
+    "Sam3ViTModel": ("vision", "Sam3ViTConfig", _SAM3, {}, "image", 32),
+    "Sam3VisionModel": ("vision", "Sam3VisionConfig",
+                        {"backbone_config": _SAM3 | {"model_type": "sam3_vit_model"},
+                         "fpn_hidden_size": 16,
+                         "backbone_feature_sizes": [[16, 16], [8, 8], [4, 4]]}, {}, "image", 32),
+    "MgpstrForSceneTextRecognition": ("vision", "MgpstrConfig",
+                                      _VIT | {"image_size": [32, 32], "mlp_ratio": 2.0,
+                                              "max_token_length": 8, "num_character_labels": 38,
+                                              "num_bpe_labels": 100, "num_wordpiece_labels": 100},
+                                      {}, "image", 32),
+    "DepthProModel": ("vision", "DepthProConfig",
+                      {"patch_size": 32, "image_model_config": _DINO_SUB,
+                       "patch_model_config": _DINO_SUB, "fov_model_config": _DINO_SUB,
+                       "intermediate_hook_ids": [1, 0],
+                       "intermediate_feature_dims": [16, 16],
+                       "scaled_images_ratios": [0.5, 1.0], "scaled_images_overlap_ratios": [0.0, 0.5],
+                       "scaled_images_feature_dims": [32, 16], "fusion_hidden_size": 16},
+                      {}, "image", 64),
     # text encoders
     "BertModel": ("encoder", "BertConfig", _ENC, {"add_pooling_layer": False}, "ids", SEQ_ENC),
     "DistilBertModel": ("encoder", "DistilBertConfig",
@@ -1263,6 +1310,8 @@ _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
 # is its backbone's features; the row reads its transformer decoder's queries, its instance
 # segmentation head the masks (the queries times the pixel decoder's embeddings)
 _OUTPUT = {"MaskFormerModel": "transformer_decoder_last_hidden_state",
+           "Sam2VisionModel": "fpn_hidden_states", "Sam3VisionModel": "fpn_hidden_states",
+           "DepthProModel": "features",
            "Mask2FormerModel": "transformer_decoder_last_hidden_state",
            "MaskFormerForInstanceSegmentation": "masks_queries_logits"}
 # the keyword each input kind goes in as
@@ -1331,8 +1380,13 @@ def build(name: str) -> tuple[Any, np.ndarray, int]:
             if isinstance(out, torch.Tensor):
                 return out
             if name.split("@")[0] in _OUTPUT:
-                return getattr(out, _OUTPUT[name.split("@")[0]])
-            return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+                out = getattr(out, _OUTPUT[name.split("@")[0]])
+            elif hasattr(out, "last_hidden_state"):
+                out = out.last_hidden_state
+            else:
+                out = out[0]
+            # a tuple (a feature pyramid, MGP-STR's three logits): its first
+            return out[0] if isinstance(out, (tuple, list)) else out
 
     Wrapped.__name__ = name.split("@")[0]  # qasic.evaluate names the model by its class
     return Wrapped().eval(), x, sum(p.numel() for p in hf.parameters())
