@@ -230,7 +230,10 @@ _DIT = {"num_attention_heads": 2, "attention_head_dim": 8, "in_channels": 4, "ou
 # inputs), "mel" (CLAP: float (2, 1, size frames, 16 mel bins) as input_features), "series"
 # (PatchTST, PatchTSMixer: float (2, size steps, 3 channels) as past_values), "audio" (DAC's
 # encoder: float (2, 1, size samples) as hidden_state), "latents" (DAC's decoder: float (2, 32,
-# size frames) as hidden_state)
+# size frames) as hidden_state), "patches" (Siglip2: float (2, size patches, 192), 8x8x3 patches
+# flattened, with pixel_attention_mask all ones and spatial_shapes a square grid of them),
+# "image_prompt" (SegGPT: the image (2, 3, size, size) as pixel_values, and as its prompt image
+# and prompt mask too)
 MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # vision
     "ViTModel": ("vision", "ViTConfig", _VIT, {"add_pooling_layer": False}, "image", 32),
@@ -413,6 +416,17 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                               "max_token_length": 8, "num_character_labels": 38,
                                               "num_bpe_labels": 100, "num_wordpiece_labels": 100},
                                       {}, "image", 32),
+    # Siglip2 (NaFlex): its patches flattened by the processor, a mask and the grid's shape
+    "Siglip2VisionModel": ("vision", "Siglip2VisionConfig",
+                           {k: v for k, v in _VIT.items() if k != "image_size"}
+                           | {"num_patches": 16}, {}, "patches", 16),
+    # SegGPT: the image painted in context of a prompt image and its mask (stacked on the
+    # height: a 64x32 image)
+    "SegGptModel": ("vision", "SegGptConfig",
+                    _VIT | {"image_size": [64, 32], "mlp_dim": 64, "merge_index": 0,
+                            "intermediate_hidden_state_indices": [0, 1],
+                            "decoder_hidden_size": 16},
+                    {}, "image_prompt", 32),
     "DepthProModel": ("vision", "DepthProConfig",
                       {"patch_size": 32, "image_model_config": _DINO_SUB,
                        "patch_model_config": _DINO_SUB, "fov_model_config": _DINO_SUB,
@@ -1318,7 +1332,24 @@ _OUTPUT = {"MaskFormerModel": "transformer_decoder_last_hidden_state",
 _KEYWORD = {"ids": "input_ids", "ids_mask": "input_ids", "image": "pixel_values",
             "features": "input_features", "wave": "input_values", "frames": "input_features",
             "spectro": "input_values", "embeds": "inputs", "mel": "input_features",
-            "series": "past_values", "audio": "hidden_state", "latents": "hidden_state"}
+            "series": "past_values", "audio": "hidden_state", "latents": "hidden_state",
+            "patches": "pixel_values", "image_prompt": "pixel_values"}
+
+
+def _extra_inputs(kind: str, x: Any) -> dict:
+    """The keyword inputs a model of input ``kind`` also takes, derived from its input ``x``
+    (a mask of ones, a constant grid, the image again): the survey feeds one tensor."""
+    import torch
+
+    if kind == "ids_mask":
+        return {"attention_mask": torch.ones_like(x)}
+    if kind == "patches":  # (B, N, 192): each image a square grid of N patches, none padding
+        side = round(x.shape[1] ** 0.5)
+        return {"pixel_attention_mask": torch.ones(x.shape[:2], dtype=torch.long),
+                "spatial_shapes": torch.tensor([[side, side]] * x.shape[0])}
+    if kind == "image_prompt":
+        return {"prompt_pixel_values": x, "prompt_masks": x}
+    return {}
 
 
 def model_class(name: str) -> Any:
@@ -1363,8 +1394,8 @@ def build(name: str) -> tuple[Any, np.ndarray, int]:
     x = inputs(kind, size)
 
     def call(x: Any) -> Any:
-        mask = {"attention_mask": torch.ones_like(x)} if kind == "ids_mask" else {}
-        return hf(x) if keyword is None else hf(**{keyword: x}, **extra, **mask)
+        more = _extra_inputs(kind, x)
+        return hf(x) if keyword is None else hf(**{keyword: x}, **extra, **more)
 
     settle_batch_norms(hf, lambda: call(torch.from_numpy(x)))
 
@@ -1470,7 +1501,8 @@ def inputs(kind: str, size: int) -> np.ndarray:
         return rng.integers(3, vocab, (BATCH, size)).astype(np.int64)
     if kind == "id_grid":  # a (batch, size, size) grid of ids 0-15 (UVit2DModel's)
         return rng.integers(0, 16, (BATCH, size, size)).astype(np.int64)
-    shape = {"image": (BATCH, 3, size, size), "features": (BATCH, 16, size),
+    shape = {"image": (BATCH, 3, size, size), "image_prompt": (BATCH, 3, size, size),
+             "patches": (BATCH, size, 192), "features": (BATCH, 16, size),
              "wave": (BATCH, size), "latent": (BATCH, 4, size, size), "frames": (BATCH, size, 16),
              "spectro": (BATCH, size, 16), "embeds": (BATCH, size, 32),
              "mel": (BATCH, 1, size, 16), "series": (BATCH, size, 3),
