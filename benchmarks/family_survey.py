@@ -148,7 +148,8 @@ _SAM = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "output_channels":
 # SAM 2's Hiera: a 7x7 stride-4 stem (an 8x8 map of 16), 4 stages (1, 2, 1, 1 blocks; windows
 # 4, 4, 2, 2; the third block global: a global block cannot open a stage)
 _HIERADET = {"hidden_size": 16, "image_size": [32, 32], "blocks_per_stage": [1, 2, 1, 1],
-             "embed_dim_per_stage": [16, 32, 64, 128], "num_attention_heads_per_stage": [1, 1, 2, 2],
+             "embed_dim_per_stage": [16, 32, 64, 128],
+             "num_attention_heads_per_stage": [1, 1, 2, 2],
              "window_size_per_stage": [4, 4, 2, 2], "global_attention_blocks": [2],
              "window_positional_embedding_background_size": [2, 2]}
 # SAM 3's ViT: windows of 2x2 patches in its first layer, global attention in its second
@@ -432,7 +433,8 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                        "patch_model_config": _DINO_SUB, "fov_model_config": _DINO_SUB,
                        "intermediate_hook_ids": [1, 0],
                        "intermediate_feature_dims": [16, 16],
-                       "scaled_images_ratios": [0.5, 1.0], "scaled_images_overlap_ratios": [0.0, 0.5],
+                       "scaled_images_ratios": [0.5, 1.0],
+                       "scaled_images_overlap_ratios": [0.0, 0.5],
                        "scaled_images_feature_dims": [32, 16], "fusion_hidden_size": 16},
                       {}, "image", 64),
     # text encoders

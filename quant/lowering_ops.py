@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from qasic.quant import geometry as geo
+from qasic.quant import image_stacks, resize
 from qasic.quant import pointwise as pw
-from qasic.quant import resize
 from qasic.quant.lowering import Act, _act, _arg, _ints, _standalone_bn, hw_pad, hw_pair, per_sample
 from qasic.quant.lowering_seq import same_samples
 
@@ -83,8 +83,13 @@ def max_pool(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     x = _act(b, node, args[0], "max_pool input")
     if any(d != 1 for d in _ints(get(4, "dilation", 1))):
         b.fail(node, "max_pool with dilation other than 1")
+    stack = x if image_stacks.is_stack(b, x) else None  # SAM 2's windows in the batch
+    if stack is not None:
+        x = image_stacks.tall(b, node, x)
     attrs = _window(b, node, x, args[1], get(2, "stride", []), get(3, "padding", 0),
                     bool(get(5, "ceil_mode", False)))
+    if stack is not None:
+        return image_stacks.run(b, node, stack, x, "maxpool2d", attrs)
     return _checked(b, node, b.add(node, "maxpool2d", (x.name,), attrs))
 
 
