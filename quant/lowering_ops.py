@@ -439,10 +439,13 @@ def sub(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 
 def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    """aten.cat(tensors, dim) along channels: dim 1 of NCHW / NCL, dim 1 or -1 of vectors."""
+    """aten.cat(tensors, dim) along channels: dim 1 of NCHW / NCL, dim 1 or -1 of vectors;
+    images of activations also along their height or width (``_cat_spatial``)."""
     xs = args[0]
     rank = node.meta["val"].dim()
     dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
+    if rank == 4 and dim in (2, 3) and all(isinstance(x, Act) for x in xs):
+        return _cat_spatial(b, node, xs, dim - 2)
     if dim != 1:
         b.fail(node, f"cat along dim {dim} of a rank-{rank} tensor; only along channels (dim 1)")
     if all(isinstance(x, torch.Tensor) for x in xs):
@@ -453,6 +456,21 @@ def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     if len(xs) == 1:
         return xs[0]
     return b.add(node, "concat", tuple(x.name for x in xs))
+
+
+def _cat_spatial(b: Any, node: Any, xs: list, axis: int) -> Act:
+    """Images (H, W, C) joined along ``axis`` (0: the height, 1: the width; SegGPT stacks its
+    prompt image above the image): each permuted to have that axis last, a concat, permuted
+    back (data moves)."""
+    perm = (1, 2, 0) if axis == 0 else (0, 2, 1)
+    back = (2, 0, 1) if axis == 0 else (0, 2, 1)
+    moved = [b.add(node, "permute", (x.name,), {"perm": perm},
+                   shape=tuple(b.shapes[x.name][p] for p in perm), suffix=f".{i}last")
+             for i, x in enumerate(xs)]
+    want = per_sample(node)
+    joined = b.add(node, "concat", tuple(m.name for m in moved),
+                   shape=tuple(want[p] for p in perm), suffix=".joined")
+    return b.add(node, "permute", (joined.name,), {"perm": back}, shape=want)
 
 
 # --- upsampling -----------------------------------------------------------------------------
