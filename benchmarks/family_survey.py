@@ -1326,7 +1326,9 @@ _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
 # is its backbone's features; the row reads its transformer decoder's queries, its instance
 # segmentation head the masks (the queries times the pixel decoder's embeddings)
 _OUTPUT = {"MaskFormerModel": "transformer_decoder_last_hidden_state",
-           "Sam2VisionModel": "fpn_hidden_states", "Sam3VisionModel": "fpn_hidden_states",
+           # (an output, the item of it read): SAM 2's coarsest FPN level (its finest reads the
+           # first stage alone), SAM 3's 4x upsampled level, DepthPro's fused global features
+           "Sam2VisionModel": ("fpn_hidden_states", -1), "Sam3VisionModel": "fpn_hidden_states",
            "DepthProModel": "features",
            "Mask2FormerModel": "transformer_decoder_last_hidden_state",
            "MaskFormerForInstanceSegmentation": "masks_queries_logits"}
@@ -1413,7 +1415,8 @@ def build(name: str) -> tuple[Any, np.ndarray, int]:
             if isinstance(out, torch.Tensor):
                 return out
             if name.split("@")[0] in _OUTPUT:
-                out = getattr(out, _OUTPUT[name.split("@")[0]])
+                key = _OUTPUT[name.split("@")[0]]
+                out = getattr(out, key) if isinstance(key, str) else getattr(out, key[0])[key[1]]
             elif hasattr(out, "last_hidden_state"):
                 out = out.last_hidden_state
             else:
