@@ -417,6 +417,14 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                               "max_token_length": 8, "num_character_labels": 38,
                                               "num_bpe_labels": 100, "num_wordpiece_labels": 100},
                                       {}, "image", 32),
+    # more towers (not in the auto model mapping): Janus's SigLIP-like, GroupViT's grouping
+    # stages (8 group tokens, then none), PP-FormulaNet's SAM-like encoder, Phi-4-multimodal's
+    "JanusVisionModel": ("vision", "JanusVisionConfig", _VIT, {}, "image", 32),
+    "GroupViTVisionModel": ("vision", "GroupViTVisionConfig",
+                            _VIT | {"depths": [1, 1], "num_group_tokens": [8, 0],
+                                    "num_output_groups": [8, 8]}, {}, "image", 32),
+    "PPFormulaNetVisionModel": ("vision", "PPFormulaNetVisionConfig", _VIT, {}, "image", 32),
+    "Phi4MultimodalVisionModel": ("vision", "Phi4MultimodalVisionConfig", _VIT, {}, "image", 32),
     # Siglip2 (NaFlex): its patches flattened by the processor, a mask and the grid's shape
     "Siglip2VisionModel": ("vision", "Siglip2VisionConfig",
                            {k: v for k, v in _VIT.items() if k != "image_size"}
