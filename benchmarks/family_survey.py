@@ -147,6 +147,18 @@ _VIT = {"image_size": 32, "patch_size": 8, "num_channels": 3, "hidden_size": 32,
 _SAM = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "output_channels": 16,
         "num_hidden_layers": 2, "num_attention_heads": 2, "mlp_dim": 64, "window_size": 3,
         "global_attn_indexes": [1]}
+# SAM 2's Hiera: a 7x7 stride-4 stem (an 8x8 map of 16), 4 stages (1, 2, 1, 1 blocks; windows
+# 4, 4, 2, 2; the third block global: a global block cannot open a stage)
+_HIERADET = {"hidden_size": 16, "image_size": [32, 32], "blocks_per_stage": [1, 2, 1, 1],
+             "embed_dim_per_stage": [16, 32, 64, 128],
+             "num_attention_heads_per_stage": [1, 1, 2, 2],
+             "window_size_per_stage": [4, 4, 2, 2], "global_attention_blocks": [2],
+             "window_positional_embedding_background_size": [2, 2]}
+# SAM 3's ViT: windows of 2x2 patches in its first layer, global attention in its second
+_SAM3 = _VIT | {"window_size": 2, "global_attn_indexes": [1]}
+# DepthPro's DINOv2 encoders: 32x32 patches of the image (a 4x4 grid of 8x8 patches each)
+_DINO_SUB = {"model_type": "dinov2", "image_size": 32, "patch_size": 8, "hidden_size": 32,
+             "num_hidden_layers": 2, "num_attention_heads": 2, "mlp_ratio": 2}
 _MASKFORMER = {
     "backbone_config": {"model_type": "swin", "image_size": 32, "patch_size": 2, "embed_dim": 16,
                         "depths": [1, 1, 1, 1], "num_heads": [2, 2, 2, 2], "window_size": 4,
@@ -221,7 +233,10 @@ _DIT = {"num_attention_heads": 2, "attention_head_dim": 8, "in_channels": 4, "ou
 # inputs), "mel" (CLAP: float (2, 1, size frames, 16 mel bins) as input_features), "series"
 # (PatchTST, PatchTSMixer: float (2, size steps, 3 channels) as past_values), "audio" (DAC's
 # encoder: float (2, 1, size samples) as hidden_state), "latents" (DAC's decoder: float (2, 32,
-# size frames) as hidden_state)
+# size frames) as hidden_state), "patches" (Siglip2: float (2, size patches, 192), 8x8x3 patches
+# flattened, with pixel_attention_mask all ones and spatial_shapes a square grid of them),
+# "image_prompt" (SegGPT: the image (2, 3, size, size) as pixel_values, and as its prompt image
+# and prompt mask too)
 MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # vision
     "ViTModel": ("vision", "ViTConfig", _VIT, {"add_pooling_layer": False}, "image", 32),
@@ -376,6 +391,62 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "GitVisionModel": ("vision", "GitVisionConfig", _VIT, {}, "image", 32),
     "OwlViTVisionModel": ("vision", "OwlViTVisionConfig", _VIT, {}, "image", 32),
     "Kosmos2VisionModel": ("vision", "Kosmos2VisionConfig", _VIT, {}, "image", 32),
+    # vision transformers new in transformers 5.x (the vit5 probe): DINOv3 (RoPE, registers),
+    # MLCD, Pixio, TIPSv2, RADIO, Sapiens2, Chinese-CLIP, InternVL, Qianfan-OCR towers, SAM 2's
+    # Hiera and FPN, SAM 3's windowed RoPE ViT and FPN, MGP-STR, DepthPro's patch pyramid
+    "DINOv3ViTModel": ("vision", "DINOv3ViTConfig", _VIT, {}, "image", 32),
+    "MLCDVisionModel": ("vision", "MLCDVisionConfig", _VIT, {}, "image", 32),
+    "PixioModel": ("vision", "PixioConfig", _VIT, {}, "image", 32),
+    "Tipsv2VisionModel": ("vision", "Tipsv2VisionConfig", _VIT, {}, "image", 32),
+    "RadioModel": ("vision", "RadioConfig", _VIT, {}, "image", 32),
+    "Sapiens2Model": ("vision", "Sapiens2Config", _VIT, {}, "image", 32),
+    "ChineseCLIPVisionModel": ("vision", "ChineseCLIPVisionConfig", _VIT, {}, "image", 32),
+    "InternVLVisionModel": ("vision", "InternVLVisionConfig", _VIT, {}, "image", 32),
+    "QianfanOCRVisionModel": ("vision", "QianfanOCRVisionConfig", _VIT, {}, "image", 32),
+    "Sam2HieraDetModel": ("vision", "Sam2HieraDetConfig", _HIERADET, {}, "image", 32),
+    "Sam2VisionModel": ("vision", "Sam2VisionConfig",
+                        {"backbone_config": _HIERADET | {"model_type": "sam2_hiera_det_model"},
+                         "backbone_channel_list": [128, 64, 32, 16],
+                         "backbone_feature_sizes": [[8, 8], [4, 4], [2, 2]],
+                         "fpn_hidden_size": 16}, {}, "image", 32),
+    "Sam3ViTModel": ("vision", "Sam3ViTConfig", _SAM3, {}, "image", 32),
+    "Sam3VisionModel": ("vision", "Sam3VisionConfig",
+                        {"backbone_config": _SAM3 | {"model_type": "sam3_vit_model"},
+                         "fpn_hidden_size": 16,
+                         "backbone_feature_sizes": [[16, 16], [8, 8], [4, 4]]}, {}, "image", 32),
+    "MgpstrForSceneTextRecognition": ("vision", "MgpstrConfig",
+                                      _VIT | {"image_size": [32, 32], "mlp_ratio": 2.0,
+                                              "max_token_length": 8, "num_character_labels": 38,
+                                              "num_bpe_labels": 100, "num_wordpiece_labels": 100},
+                                      {}, "image", 32),
+    # more towers (not in the auto model mapping): Janus's SigLIP-like, GroupViT's grouping
+    # stages (8 group tokens, then none), PP-FormulaNet's SAM-like encoder, Phi-4-multimodal's
+    "JanusVisionModel": ("vision", "JanusVisionConfig", _VIT, {}, "image", 32),
+    "GroupViTVisionModel": ("vision", "GroupViTVisionConfig",
+                            _VIT | {"depths": [1, 1], "num_group_tokens": [8, 0],
+                                    "num_output_groups": [8, 8]}, {}, "image", 32),
+    "PPFormulaNetVisionModel": ("vision", "PPFormulaNetVisionConfig", _VIT, {}, "image", 32),
+    "Phi4MultimodalVisionModel": ("vision", "Phi4MultimodalVisionConfig", _VIT, {}, "image", 32),
+    # Siglip2 (NaFlex): its patches flattened by the processor, a mask and the grid's shape
+    "Siglip2VisionModel": ("vision", "Siglip2VisionConfig",
+                           {k: v for k, v in _VIT.items() if k != "image_size"}
+                           | {"num_patches": 16}, {}, "patches", 16),
+    # SegGPT: the image painted in context of a prompt image and its mask (stacked on the
+    # height: a 64x32 image)
+    "SegGptModel": ("vision", "SegGptConfig",
+                    _VIT | {"image_size": [64, 32], "mlp_dim": 64, "merge_index": 0,
+                            "intermediate_hidden_state_indices": [0, 1],
+                            "decoder_hidden_size": 16},
+                    {}, "image_prompt", 32),
+    "DepthProModel": ("vision", "DepthProConfig",
+                      {"patch_size": 32, "image_model_config": _DINO_SUB,
+                       "patch_model_config": _DINO_SUB, "fov_model_config": _DINO_SUB,
+                       "intermediate_hook_ids": [1, 0],
+                       "intermediate_feature_dims": [16, 16],
+                       "scaled_images_ratios": [0.5, 1.0],
+                       "scaled_images_overlap_ratios": [0.0, 0.5],
+                       "scaled_images_feature_dims": [32, 16], "fusion_hidden_size": 16},
+                      {}, "image", 64),
     # text encoders
     "BertModel": ("encoder", "BertConfig", _ENC, {"add_pooling_layer": False}, "ids", SEQ_ENC),
     "DistilBertModel": ("encoder", "DistilBertConfig",
@@ -1361,13 +1432,34 @@ _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
 # is its backbone's features; the row reads its transformer decoder's queries, its instance
 # segmentation head the masks (the queries times the pixel decoder's embeddings)
 _OUTPUT = {"MaskFormerModel": "transformer_decoder_last_hidden_state",
+           # (an output, the item of it read): SAM 2's coarsest FPN level (its finest reads the
+           # first stage alone), SAM 3's 4x upsampled level, DepthPro's fused global features
+           "Sam2VisionModel": ("fpn_hidden_states", -1), "Sam3VisionModel": "fpn_hidden_states",
+           "DepthProModel": "features",
            "Mask2FormerModel": "transformer_decoder_last_hidden_state",
            "MaskFormerForInstanceSegmentation": "masks_queries_logits"}
 # the keyword each input kind goes in as
 _KEYWORD = {"ids": "input_ids", "ids_mask": "input_ids", "image": "pixel_values",
             "features": "input_features", "wave": "input_values", "frames": "input_features",
             "spectro": "input_values", "embeds": "inputs", "mel": "input_features",
-            "series": "past_values", "audio": "hidden_state", "latents": "hidden_state"}
+            "series": "past_values", "audio": "hidden_state", "latents": "hidden_state",
+            "patches": "pixel_values", "image_prompt": "pixel_values"}
+
+
+def _extra_inputs(kind: str, x: Any) -> dict:
+    """The keyword inputs a model of input ``kind`` also takes, derived from its input ``x``
+    (a mask of ones, a constant grid, the image again): the survey feeds one tensor."""
+    import torch
+
+    if kind == "ids_mask":
+        return {"attention_mask": torch.ones_like(x)}
+    if kind == "patches":  # (B, N, 192): each image a square grid of N patches, none padding
+        side = round(x.shape[1] ** 0.5)
+        return {"pixel_attention_mask": torch.ones(x.shape[:2], dtype=torch.long),
+                "spatial_shapes": torch.tensor([[side, side]] * x.shape[0])}
+    if kind == "image_prompt":
+        return {"prompt_pixel_values": x, "prompt_masks": x}
+    return {}
 
 
 def model_class(name: str) -> Any:
@@ -1412,8 +1504,8 @@ def build(name: str) -> tuple[Any, np.ndarray, int]:
     x = inputs(kind, size)
 
     def call(x: Any) -> Any:
-        mask = {"attention_mask": torch.ones_like(x)} if kind == "ids_mask" else {}
-        return hf(x) if keyword is None else hf(**{keyword: x}, **extra, **mask)
+        more = _extra_inputs(kind, x)
+        return hf(x) if keyword is None else hf(**{keyword: x}, **extra, **more)
 
     settle_batch_norms(hf, lambda: call(torch.from_numpy(x)))
 
@@ -1429,8 +1521,14 @@ def build(name: str) -> tuple[Any, np.ndarray, int]:
             if isinstance(out, torch.Tensor):
                 return out
             if name.split("@")[0] in _OUTPUT:
-                return getattr(out, _OUTPUT[name.split("@")[0]])
-            return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+                key = _OUTPUT[name.split("@")[0]]
+                out = getattr(out, key) if isinstance(key, str) else getattr(out, key[0])[key[1]]
+            elif hasattr(out, "last_hidden_state"):
+                out = out.last_hidden_state
+            else:
+                out = out[0]
+            # a tuple (a feature pyramid, MGP-STR's three logits): its first
+            return out[0] if isinstance(out, (tuple, list)) else out
 
     Wrapped.__name__ = name.split("@")[0]  # qasic.evaluate names the model by its class
     return Wrapped().eval(), x, sum(p.numel() for p in hf.parameters())
@@ -1514,7 +1612,8 @@ def inputs(kind: str, size: int) -> np.ndarray:
         return rng.integers(3, vocab, (BATCH, size)).astype(np.int64)
     if kind == "id_grid":  # a (batch, size, size) grid of ids 0-15 (UVit2DModel's)
         return rng.integers(0, 16, (BATCH, size, size)).astype(np.int64)
-    shape = {"image": (BATCH, 3, size, size), "features": (BATCH, 16, size),
+    shape = {"image": (BATCH, 3, size, size), "image_prompt": (BATCH, 3, size, size),
+             "patches": (BATCH, size, 192), "features": (BATCH, 16, size),
              "wave": (BATCH, size), "latent": (BATCH, 4, size, size), "frames": (BATCH, size, 16),
              "spectro": (BATCH, size, 16), "embeds": (BATCH, size, 32),
              "mel": (BATCH, 1, size, 16), "series": (BATCH, size, 3),

@@ -126,10 +126,13 @@ def convolution(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 def _conv(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, padding: Any,
           dilation: Any, groups: int) -> Act:
-    from qasic.quant.lowering_pad import unpad  # it imports this module
+    from qasic.quant import image_stacks  # they import this module
+    from qasic.quant.lowering_pad import unpad
 
     x, zeros = unpad(x)  # an F.pad in front adds its pixels to the padding
-    x = image_input(b, node, _act(b, node, x, "conv input"), zeros)
+    x = _act(b, node, x, "conv input")
+    stack = x if image_stacks.is_stack(b, x) and not any(zeros) else None
+    x = image_input(b, node, x, zeros) if stack is None else image_stacks.tall(b, node, x)
     w = _np(_const(b, node, w, "conv weight"))
     if w.ndim not in (3, 4):
         b.fail(node, f"only 1-D and 2-D convolutions (weight of rank {w.ndim})")
@@ -143,6 +146,8 @@ def _conv(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, padding: An
     bias = _np(_const(b, node, bias, "conv bias"))
     params = {"weight": w.transpose(0, 2, 3, 1),  # (OC, IC, KH, KW) -> (OC, KH, KW, IC)
               "bias": np.zeros(w.shape[0]) if bias is None else bias}
+    if stack is not None:  # images folded into the batch (DepthPro's patches)
+        return image_stacks.run(b, node, stack, x, "conv2d", attrs, params)
     if not b.sequence:
         return b.add(node, "conv2d", (x.name,), attrs, params)
     from qasic.quant import lowering_seq  # it imports this module

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from qasic.quant import geometry as geo
+from qasic.quant import image_stacks, resize
 from qasic.quant import pointwise as pw
-from qasic.quant import resize
 from qasic.quant.lowering import Act, _act, _arg, _ints, _standalone_bn, hw_pad, hw_pair, per_sample
 from qasic.quant.lowering_seq import same_samples
 
@@ -83,8 +83,13 @@ def max_pool(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     x = _act(b, node, args[0], "max_pool input")
     if any(d != 1 for d in _ints(get(4, "dilation", 1))):
         b.fail(node, "max_pool with dilation other than 1")
+    stack = x if image_stacks.is_stack(b, x) else None  # SAM 2's windows in the batch
+    if stack is not None:
+        x = image_stacks.tall(b, node, x)
     attrs = _window(b, node, x, args[1], get(2, "stride", []), get(3, "padding", 0),
                     bool(get(5, "ceil_mode", False)))
+    if stack is not None:
+        return image_stacks.run(b, node, stack, x, "maxpool2d", attrs)
     return _checked(b, node, b.add(node, "maxpool2d", (x.name,), attrs))
 
 
@@ -434,10 +439,13 @@ def sub(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 
 def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    """aten.cat(tensors, dim) along channels: dim 1 of NCHW / NCL, dim 1 or -1 of vectors."""
+    """aten.cat(tensors, dim) along channels: dim 1 of NCHW / NCL, dim 1 or -1 of vectors;
+    images of activations also along their height or width (``_cat_spatial``)."""
     xs = args[0]
     rank = node.meta["val"].dim()
     dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
+    if rank == 4 and dim in (2, 3) and all(isinstance(x, Act) for x in xs):
+        return _cat_spatial(b, node, xs, dim - 2)
     if dim != 1:
         b.fail(node, f"cat along dim {dim} of a rank-{rank} tensor; only along channels (dim 1)")
     if all(isinstance(x, torch.Tensor) for x in xs):
@@ -448,6 +456,21 @@ def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     if len(xs) == 1:
         return xs[0]
     return b.add(node, "concat", tuple(x.name for x in xs))
+
+
+def _cat_spatial(b: Any, node: Any, xs: list, axis: int) -> Act:
+    """Images (H, W, C) joined along ``axis`` (0: the height, 1: the width; SegGPT stacks its
+    prompt image above the image): each permuted to have that axis last, a concat, permuted
+    back (data moves)."""
+    perm = (1, 2, 0) if axis == 0 else (0, 2, 1)
+    back = (2, 0, 1) if axis == 0 else (0, 2, 1)
+    moved = [b.add(node, "permute", (x.name,), {"perm": perm},
+                   shape=tuple(b.shapes[x.name][p] for p in perm), suffix=f".{i}last")
+             for i, x in enumerate(xs)]
+    want = per_sample(node)
+    joined = b.add(node, "concat", tuple(m.name for m in moved),
+                   shape=tuple(want[p] for p in perm), suffix=".joined")
+    return b.add(node, "permute", (joined.name,), {"perm": back}, shape=want)
 
 
 # --- upsampling -----------------------------------------------------------------------------

@@ -151,3 +151,21 @@ def test_a_partial_run_keeps_each_record_at_the_commit_it_ran_at(tmp_path, monke
     got = {r["name"]: (r["status"], r["commit"]) for r in doc["records"]}
     assert got == {"ViTModel": ("refused", "bbbb"), "BertModel": ("ok", "aaaa")}
     assert doc["commit"] == "bbbb"
+
+
+def test_the_input_kinds_feed_what_a_class_takes_beside_its_pixels():
+    """Siglip2's flattened patches come with a mask of ones and their square grid's shape;
+    SegGPT's image is its own prompt image and prompt mask."""
+    import torch
+
+    x = torch.zeros(2, 16, 192)
+    extra = fs._extra_inputs("patches", x)
+    assert extra["spatial_shapes"].tolist() == [[4, 4], [4, 4]]
+    mask = extra["pixel_attention_mask"]
+    assert mask.shape == (2, 16) and bool(mask.all())
+    image = torch.zeros(2, 3, 32, 32)
+    assert all(v is image for v in fs._extra_inputs("image_prompt", image).values())
+    model, x, _ = fs.build("Siglip2VisionModel")
+    with torch.no_grad():
+        assert x.shape == (2, 16, 192) and model(torch.from_numpy(x)).shape == (2, 16, 32)
+

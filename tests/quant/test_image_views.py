@@ -143,3 +143,32 @@ def test_an_overlapping_fold_is_refused_in_one_line():
     with pytest.raises(Exception, match="col2im") as e:
         capture(Overlap().eval(), torch.zeros(1, 27, 16))
     assert "\n" not in str(e.value)
+
+
+class _Stacked(nn.Module):
+    """Two conv maps of one image joined along its height (``dim`` 2; SegGPT stacks its prompt
+    image above the image) or its width (3), then a 2x2 stride-2 conv."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 1)
+        self.out, self.dim = nn.Conv2d(4, 8, 2, 2), dim
+
+    def forward(self, x):
+        return self.out(torch.cat([self.a(x), self.b(x)], dim=self.dim))
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_images_joined_along_height_or_width_are_a_concat_of_permuted_images(dim):
+    x = np.random.default_rng(0).normal(size=(2, 3, 8, 6)).astype(np.float32)
+    model = _Stacked(dim).eval()
+    graph = capture(model, torch.from_numpy(x))
+    joined = [n for n in graph.nodes if n.name.startswith("cat")]
+    # (and a requant lut in front of each part of the concat)
+    assert [n.op for n in joined if n.op != "lut"] == ["permute", "permute", "concat", "permute"]
+    assert graph.shapes[joined[-1].output] == ((16, 6, 4) if dim == 2 else (8, 12, 4))
+    assert float_matches(model, x)
+    if dim == 2:  # the same ops along the width
+        record = qasic.evaluate(model, x, calibration=x)
+        assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]

@@ -244,7 +244,10 @@ def test_concat_of_requantizers_needs_no_requant_nodes():
     (Fn(lambda x: x.permute(1, 0, 2, 3)), (1, 2, 4, 4), "moves the batch axis"),
     # a vector viewed as a (4, 8) image-like tensor would read it as (8, 4) channels-last
     (Fn(lambda x: x.flatten(1).view(1, 4, 8)), (1, 2, 4, 4), "reshape to"),
-    (Fn(lambda x: torch.cat([x, x], 2)), (1, 2, 4, 4), "only along channels"),
+    # along H of activations is a concat of permuted images (test_image_views); with a
+    # constant part it is not
+    (Fn(lambda x: torch.cat([x, torch.ones(1, 2, 4, 4)], 2)), (1, 2, 4, 4),
+     "only along channels"),
     (Fn(lambda x: x * torch.arange(32.0).view(1, 2, 4, 4)), (1, 1, 4, 4),
      "broadcasts the activation"),  # a constant widening the image (a per-pixel one: CASES)
     (Fn(lambda x: x + torch.arange(32.0).view(2, 1, 4, 4)), (2, 1, 4, 4),
