@@ -337,6 +337,8 @@ class _Builder:
             return lowering_seq.like(node, args, kwargs)
         if node.target in lowering_pad.WRITTEN_FOR and isinstance(args[0], lowering_pad.ZeroPad):
             args[0] = lowering_pad.written(self, node, args[0])
+        if args and isinstance(args[0], lowering_pad.ZeroPad) and lowering_pad.passes(node):
+            return args[0]
         if node.target not in PAD_READERS and _has((args, kwargs), lowering_pad.ZeroPad):
             lowering_pad.refuse(self, node)  # pointwise ops too
         if node.target not in POINTWISE_AWARE:
