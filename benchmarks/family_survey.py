@@ -1154,7 +1154,8 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                              "head_dim": 16}, {}, "past", 32),
     "TimesFm2_5Model": ("other", "TimesFm2_5Config",
                         _ASR | {"patch_length": 8, "context_length": 32, "horizon_length": 8,
-                                "head_dim": 16, "output_quantile_len": 16}, {}, "past", 32),
+                                "head_dim": 16, "num_key_value_heads": 2,
+                                "output_quantile_len": 16}, {}, "past", 32),
     # diffusion (diffusers, benchmarks/diffusion.py): config class "diffusers" (the class's own
     # keywords), model keyword "call" (the call form: a fixed timestep, class, text context)
     **{name: ("diffusion", "diffusers", kw, {"call": call}, kind, size)

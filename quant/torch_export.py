@@ -34,6 +34,7 @@ from qasic.quant import (
     export_errors,
     fourier,
     glu,
+    hf_masks,
     idmaps,
     inplace,
     keepdim,
@@ -44,6 +45,7 @@ from qasic.quant import (
     lowering_seq,
     masks,
     moe,
+    movedim,
     positions,
     recurrent_scan,
     selects,
@@ -97,9 +99,9 @@ def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
     was_caching = _set_use_cache(model, False)  # a transformers KV cache is no model output
     try:
         with moe.dense_experts(model, args), recurrent_scan.recurrent(model), \
-                _tensors_kept(model):
+                _tensors_kept(model), hf_masks.unvmapped():
             # routed experts run densely (quant.moe), Mamba2's scan recurrently
-            # (quant.recurrent_scan)
+            # (quant.recurrent_scan), custom attention masks without vmap (quant.hf_masks)
             return _trace(model, args)
     finally:
         _set_training(model, was_training)
@@ -221,6 +223,7 @@ class _Builder:
         self.graph = alltopk.decompose(glu.decompose(keepdim.decompose(complex_rope.decompose(
             fourier.decompose(unfold.decompose(einsum.decompose(selects.decompose(
                 writeback.decompose(self.inlined), set(ep.graph_signature.user_inputs)))))))))
+        self.graph = movedim.decompose(self.graph)  # movedims as their permutes
         self.env: dict[str, Any] = {}
         self.nodes: dict[str, FNode] = {}     # insertion order is execution order
         self.origin: dict[str, fx.Node] = {}  # tensor name -> fx node that produced it
