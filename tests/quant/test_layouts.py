@@ -235,3 +235,26 @@ def test_a_linear_over_the_last_axis_of_a_map_enters_sequence_mode():
         "linear", "relu", "conv2d"]
     r = qasic.evaluate(FramesDense().eval(), x, calibration=x)
     assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+class SeriesPatches(nn.Module):
+    """TimesFM's input: a series (batch, steps) viewed as patches (batch, patches, length) and
+    embedded by a linear: the vector's memory is torch's order, the model goes to sequence
+    mode (before, 'reshape to (4, 8) is neither a flatten ...')."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed, self.mix = nn.Linear(8, 16), nn.Linear(16, 16)
+
+    def forward(self, x):
+        return self.mix(torch.relu(self.embed(x.reshape(x.shape[0], 4, 8))))
+
+
+def test_a_vector_viewed_as_a_sequence_enters_sequence_mode():
+    x = np.random.default_rng(0).standard_normal((4, 32)).astype(np.float32)
+    g = capture(SeriesPatches().eval(), torch.from_numpy(x[:1]))
+    assert [n.op for n in g.nodes if n.op != "reshape"] == ["linear", "relu", "linear"]
+    assert g.shapes[g.output] == (4, 16)
+    r = qasic.evaluate(SeriesPatches().eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
