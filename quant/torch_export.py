@@ -44,6 +44,7 @@ from qasic.quant import (
     lowering_pad,
     lowering_seq,
     masks,
+    matrix_rope,
     moe,
     movedim,
     positions,
@@ -223,7 +224,8 @@ class _Builder:
         self.graph = alltopk.decompose(glu.decompose(keepdim.decompose(complex_rope.decompose(
             fourier.decompose(unfold.decompose(einsum.decompose(selects.decompose(
                 writeback.decompose(self.inlined), set(ep.graph_signature.user_inputs)))))))))
-        self.graph = movedim.decompose(self.graph)  # movedims as their permutes
+        # movedims as their permutes, PE-Audio's 2x2 rotation matrices as RoPE's products
+        self.graph = matrix_rope.decompose(movedim.decompose(self.graph))
         self.env: dict[str, Any] = {}
         self.nodes: dict[str, FNode] = {}     # insertion order is execution order
         self.origin: dict[str, fx.Node] = {}  # tensor name -> fx node that produced it
