@@ -180,6 +180,13 @@ _SPEECH = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
            "conv_kernel": (10, 3), "num_conv_pos_embeddings": 16,
            "num_conv_pos_embedding_groups": 2}
 
+# log-mel speech encoders (conformers, Whisper-like, FastConformer): _SPEECH's sizes, 16 mel bins
+_ASR = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+        "intermediate_size": 64, "num_mel_bins": 16}
+# the audio codecs' convolutional encoders: 8 filters, two downsamplings (x4, x2), 32 latents
+_CODEC = {"hidden_size": 32, "num_filters": 8, "upsampling_ratios": [4, 2], "codebook_dim": 32,
+          "codebook_size": 16, "num_lstm_layers": 1}
+
 # BART / Marian (their encoders alone): hidden 32, 2 layers, 2 heads; ids 0-2 are pad/bos/eos
 _SEQ2SEQ = {"vocab_size": VOCAB_ENC, "d_model": 32, "encoder_layers": 2, "decoder_layers": 1,
             "encoder_attention_heads": 2, "decoder_attention_heads": 2, "encoder_ffn_dim": 64,
@@ -236,7 +243,10 @@ _DIT = {"num_attention_heads": 2, "attention_head_dim": 8, "in_channels": 4, "ou
 # size frames) as hidden_state), "patches" (Siglip2: float (2, size patches, 192), 8x8x3 patches
 # flattened, with pixel_attention_mask all ones and spatial_shapes a square grid of them),
 # "image_prompt" (SegGPT: the image (2, 3, size, size) as pixel_values, and as its prompt image
-# and prompt mask too)
+# and prompt mask too), "audio_values" (Mimi's, PE-Audio's: float (2, 1, size samples) as
+# input_values), "audio_mel" (Gemma 3n: float (2, size frames, 16 mel bins) as audio_mel), "past"
+# (TimesFM: float (2, size steps) as past_values). A row whose class is a bare nn.Module (an
+# encoder inside a codec, not a PreTrainedModel) is called with the tensor alone.
 MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # vision
     "ViTModel": ("vision", "ViTConfig", _VIT, {"add_pooling_layer": False}, "image", 32),
@@ -1244,6 +1254,78 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                         _ENC | {"visual_embed": False, "coordinate_size": 4, "shape_size": 8},
                         {}, "ids", SEQ_ENC),
     "TapasModel": ("encoder", "TapasConfig", _ENC, {"add_pooling_layer": False}, "ids", SEQ_ENC),
+    # speech encoders, audio codecs and time series new in transformers 5.x (the speech5 probe)
+    "ParakeetEncoder": ("other", "ParakeetEncoderConfig",
+                        _ASR | {"subsampling_conv_channels": 16, "conv_kernel_size": 3},
+                        {}, "frames", 32),
+    "LasrEncoder": ("other", "LasrEncoderConfig",
+                    _ASR | {"subsampling_conv_channels": 16, "conv_kernel_size": 3},
+                    {}, "frames", 32),
+    "NemotronAsrStreamingEncoder": ("other", "NemotronAsrStreamingEncoderConfig",
+                                    _ASR | {"subsampling_conv_channels": 16,
+                                            "conv_kernel_size": 3, "sliding_window": 8,
+                                            "default_num_lookahead_tokens": 2},
+                                    {}, "frames", 32),
+    "GraniteSpeech5Encoder": ("other", "GraniteSpeech5EncoderConfig",
+                              _ASR | {"num_mel_bins": 4, "head_dim": 16, "context_size": 8,
+                                      "conv_kernel_size": 3, "vocab_size": VOCAB_ENC},
+                              {}, "frames", 32),
+    "Nemotron3_5TranscribeAsrAudioModel": ("other", "Nemotron3_5TranscribeAsrAudioConfig",
+                                           _ASR | {"max_position_embeddings": 64},
+                                           {}, "frames", 32),
+    "FunAsrNanoEncoder": ("other", "FunAsrNanoEncoderConfig",
+                          _ASR | {"num_mel_bins": 8, "num_stacked_frames": 2,
+                                  "num_timestamp_prediction_layers": 1, "fsmn_kernel_size": 3,
+                                  "max_position_embeddings": 64}, {}, "frames", 32),
+    "Gemma4AudioModel": ("other", "Gemma4AudioConfig",
+                         _ASR | {"subsampling_conv_channels": [16, 8], "conv_kernel_size": 3,
+                                 "attention_chunk_size": 4, "attention_context_left": 5,
+                                 "output_proj_dims": 32}, {}, "frames", 32),
+    "Gemma3nAudioEncoder": ("other", "Gemma3nAudioConfig",
+                            {"input_feat_size": 16, "hidden_size": 32,
+                             "conf_num_attention_heads": 2, "conf_num_hidden_layers": 2,
+                             "conf_conv_kernel_size": 3, "sscp_conv_channel_size": [16, 8],
+                             "conf_attention_chunk_size": 4, "conf_attention_context_left": 5},
+                            {}, "audio_mel", 32),
+    "VoxtralEncoder": ("other", "VoxtralEncoderConfig", _ASR | {"max_source_positions": 16},
+                       {}, "features", 32),
+    "VoxtralRealtimeEncoder": ("other", "VoxtralRealtimeEncoderConfig",
+                               _ASR | {"max_position_embeddings": 64, "head_dim": 16,
+                                       "sliding_window": 8}, {}, "features", 32),
+    "GlmAsrEncoder": ("other", "GlmAsrEncoderConfig", _ASR | {"max_position_embeddings": 64},
+                      {}, "features", 32),
+    "AudioFlamingo3Encoder": ("other", "AudioFlamingo3EncoderConfig",
+                              _ASR | {"max_source_positions": 16}, {}, "features", 32),
+    "MossTranscribeDiarizeAudioModel": ("other", "MossTranscribeDiarizeAudioConfig",
+                                        _ASR | {"max_source_positions": 16}, {}, "features", 32),
+    # windows of n_window * 2 = 100 frames (its lengths' formula is written for 100)
+    "Qwen3ASREncoder": ("other", "Qwen3ASREncoderConfig",
+                        {"num_mel_bins": 16, "d_model": 32, "encoder_layers": 2,
+                         "encoder_attention_heads": 2, "encoder_ffn_dim": 64, "output_dim": 32,
+                         "downsample_hidden_size": 16, "n_window_infer": 200},
+                        {}, "features", 100),
+    "MimiEncoderModel": ("other", "MimiEncoderConfig",
+                         _CODEC | {"num_hidden_layers": 2, "intermediate_size": 64,
+                                   "num_attention_heads": 2, "num_key_value_heads": 2,
+                                   "head_dim": 16, "vector_quantization_hidden_dimension": 16,
+                                   "sliding_window": 16, "upsample_groups": 32,
+                                   "num_quantizers": 2}, {}, "audio_values", 400),
+    "EncodecEncoder": ("other", "EncodecConfig", _CODEC, {}, "audio", 400),
+    "WavTokenizerEncoder": ("other", "WavTokenizerEncoderConfig", _CODEC, {}, "audio", 400),
+    "PeAudioEncoder": ("other", "PeAudioEncoderConfig",
+                       _ASR | {"head_dim": 16,
+                               "dac_config": {"encoder_hidden_size": 8,
+                                              "downsampling_ratios": [2, 4], "hidden_size": 32,
+                                              "decoder_hidden_size": 16,
+                                              "upsampling_ratios": [4, 2]}},
+                       {}, "audio_values", 400),
+    "TimesFmModel": ("other", "TimesFmConfig",
+                     _ASR | {"patch_length": 8, "context_length": 32, "horizon_length": 8,
+                             "head_dim": 16}, {}, "past", 32),
+    "TimesFm2_5Model": ("other", "TimesFm2_5Config",
+                        _ASR | {"patch_length": 8, "context_length": 32, "horizon_length": 8,
+                                "head_dim": 16, "num_key_value_heads": 2,
+                                "output_quantile_len": 16}, {}, "past", 32),
     # diffusion (diffusers, benchmarks/diffusion.py): config class "diffusers" (the class's own
     # keywords), model keyword "call" (the call form: a fixed timestep, class, text context)
     **{name: ("diffusion", "diffusers", kw, {"call": call}, kind, size)
@@ -1427,7 +1509,18 @@ _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
               "Qwen2AudioEncoder": "transformers.models.qwen2_audio.modeling_qwen2_audio",
               "Kosmos2VisionModel": "transformers.models.kosmos2.modeling_kosmos2",
               "DacEncoder": "transformers.models.dac.modeling_dac",
-              "DacDecoder": "transformers.models.dac.modeling_dac"}
+              "DacDecoder": "transformers.models.dac.modeling_dac",
+              "EncodecEncoder": "transformers.models.encodec.modeling_encodec",
+              "WavTokenizerEncoder": "transformers.models.wavtokenizer.modeling_wavtokenizer"}
+# the keywords a forward requires besides its input, made from it: an all-valid frame mask
+# ("valid": ones (batch, frames), frames the last axis of "features", the second of "frames"),
+# a mask of no padding ("no_pad": zeros, bool for Gemma 3n's, int64 for TimesFM's) or
+# TimesFM's frequency class 0 (batch, 1)
+_CALL = {"Qwen3ASREncoder": {"input_features_mask": "valid"},
+         "AudioFlamingo3Encoder": {"input_features_mask": "valid"},
+         "FunAsrNanoEncoder": {"input_features_mask": "valid"},
+         "Gemma3nAudioEncoder": {"audio_mel_mask": "no_pad"},
+         "TimesFmModel": {"past_values_padding": "no_pad_ids", "freq": "class0"}}
 # the output a row reads when it is not ``last_hidden_state`` (or the first): MaskFormer's first
 # is its backbone's features; the row reads its transformer decoder's queries, its instance
 # segmentation head the masks (the queries times the pixel decoder's embeddings)
@@ -1443,7 +1536,8 @@ _KEYWORD = {"ids": "input_ids", "ids_mask": "input_ids", "image": "pixel_values"
             "features": "input_features", "wave": "input_values", "frames": "input_features",
             "spectro": "input_values", "embeds": "inputs", "mel": "input_features",
             "series": "past_values", "audio": "hidden_state", "latents": "hidden_state",
-            "patches": "pixel_values", "image_prompt": "pixel_values"}
+            "patches": "pixel_values", "image_prompt": "pixel_values",
+            "audio_values": "input_values", "audio_mel": "audio_mel", "past": "past_values"}
 
 
 def _extra_inputs(kind: str, x: Any) -> dict:
@@ -1503,8 +1597,11 @@ def build(name: str) -> tuple[Any, np.ndarray, int]:
     extra = {"use_cache": False} if spec(name)[0] == "decoder" else {}
     x = inputs(kind, size)
 
+    if not isinstance(hf, transformers.PreTrainedModel):
+        keyword = None  # a bare nn.Module (a codec's encoder): the tensor alone
+
     def call(x: Any) -> Any:
-        more = _extra_inputs(kind, x)
+        more = _extra_inputs(kind, x) | _call_keywords(name.split("@")[0], x, kind)
         return hf(x) if keyword is None else hf(**{keyword: x}, **extra, **more)
 
     settle_batch_norms(hf, lambda: call(torch.from_numpy(x)))
@@ -1532,6 +1629,18 @@ def build(name: str) -> tuple[Any, np.ndarray, int]:
 
     Wrapped.__name__ = name.split("@")[0]  # qasic.evaluate names the model by its class
     return Wrapped().eval(), x, sum(p.numel() for p in hf.parameters())
+
+
+def _call_keywords(name: str, x: Any, kind: str) -> dict:
+    """The extra keywords of row ``name`` (``_CALL``) for its input ``x`` of ``kind``."""
+    import torch
+
+    batch, frames = x.shape[0], x.shape[1] if kind in ("frames", "audio_mel") else x.shape[-1]
+    make = {"valid": lambda: torch.ones(batch, frames, dtype=torch.long),
+            "no_pad": lambda: torch.zeros(batch, frames, dtype=torch.bool),
+            "no_pad_ids": lambda: torch.zeros(batch, frames, dtype=torch.long),
+            "class0": lambda: torch.zeros(batch, 1, dtype=torch.long)}
+    return {k: make[v]() for k, v in _CALL.get(name, {}).items()}
 
 
 def reinit(model: Any) -> Any:
@@ -1617,7 +1726,9 @@ def inputs(kind: str, size: int) -> np.ndarray:
              "wave": (BATCH, size), "latent": (BATCH, 4, size, size), "frames": (BATCH, size, 16),
              "spectro": (BATCH, size, 16), "embeds": (BATCH, size, 32),
              "mel": (BATCH, 1, size, 16), "series": (BATCH, size, 3),
-             "audio": (BATCH, 1, size), "latents": (BATCH, 32, size)}[kind]
+             "audio": (BATCH, 1, size), "latents": (BATCH, 32, size),
+             "audio_values": (BATCH, 1, size), "audio_mel": (BATCH, size, 16),
+             "past": (BATCH, size)}[kind]
     return rng.standard_normal(shape).astype(np.float32)
 
 

@@ -129,10 +129,12 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
         wide[graph.output] = config.output_bits
     sinks = sink_logits(graph)
 
-    def observe(tensor: str, members: tuple[str, ...] = ()) -> TensorQ:
+    def observe(tensor: str, members: tuple[str, ...] = (), layer: str | None = None) -> TensorQ:
         """``tensor``'s TensorQ, observed on its values, or on those of all ``members`` (a
-        scan role's tensors at every position, ``tied``) when given."""
-        kind = need.get(tensor)
+        scan role's tensors at every position, ``tied``) when given; ``layer``: the output of
+        the layer a relu or clamp ``tensor`` is fused into, whose symmetric requirement it
+        shares."""
+        kind = need.get(tensor) or (SYMMETRIC if need.get(layer) == SYMMETRIC else None)
         fmt = "int" if kind or tensor in wide else config.activation_format
         bits = config.norm_bits_for(lengths[tensor], int16_storable(graph, tensor)) \
             if kind == NORM_INPUT else config.activation_bits
@@ -182,7 +184,10 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
             tensors[node.output] = tensors[node.inputs[0]]
         else:
             relu = fused_relu(graph, node)
-            tensors[node.output] = observe(relu.output if relu else node.output)
+            # a clamp fused into a linear read by a matmul (Gemma 4's clipped linears): the
+            # matmul's symmetric requirement reaches the linear's output through the clamp
+            tensors[node.output] = observe(relu.output if relu else node.output,
+                                           layer=node.output)
     _check_masks(graph, tensors)
     return tensors
 

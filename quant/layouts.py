@@ -11,7 +11,7 @@ mode (the unfolded patches) and added to a convolution's output (image mode), it
 channels are split from a convolution's output (image mode) and multiplied with the softmax of
 its query (sequence mode).
 
-A sequence op (softmax, a norm over the last axis, matmul, select; ``SEQUENCE_OPS``) reading
+A sequence op (softmax, a norm over the last axis, matmul, select, linear; ``SEQUENCE_OPS``) reading
 an image or 1-D map (not a vector) switches the model to sequence mode first
 (``enters_sequence``): its axes are torch's (MobileViTV2's softmax over the patches, the last
 axis of (N, 1, P, N); GLPN's ``attn[:, 0]``, a channel of a map; DPT's CLS token
@@ -40,7 +40,11 @@ SEQUENCE_OPS = {aten.layer_norm.default, aten.native_layer_norm.default, aten.rm
                 # a select has no image form; in torch's axes it is a selection of rows
                 # (DPT's CLS token of a sequence read after an image stage, GLPN's
                 # attn[:, 0] of a two-channel attention map); an unbind is one select per index
-                aten.select.int, aten.unbind.int}
+                aten.select.int, aten.unbind.int,
+                # a linear over torch's last axis of a map, in image mode its spatial one
+                # (LASR's and Granite Speech 5's dense layer on the (batch, frames, mel bins)
+                # input before their conv1d subsampling)
+                aten.linear.default}
 
 
 def _map(b: Any, node: Any) -> bool:

@@ -402,6 +402,8 @@ def _relayout(b: Any, node: Any, x: Act, in_torch: tuple, ids: np.ndarray, what:
         return b.add(node, "flatten", (x.name,))
     from qasic.quant import lowering_seq  # it imports this module
 
+    if "reshape" in what and (seq := lowering_seq.from_vector(b, node, x)) is not None:
+        return seq  # a vector viewed as a sequence (TimesFM's patches of its series)
     torch_layout = lowering_seq.from_image(b, node, x)
     if torch_layout is None:
         b.fail(node, f"{what} is neither a flatten to (batch, features) nor a no-op in the "

@@ -218,11 +218,19 @@ def clamp(b: Any, node: Any, args: list, kwargs: dict, lo: Any = None, hi: Any =
         lo, hi = _arg(args, kwargs, 1, "min", None), _arg(args, kwargs, 2, "max", None)
     elif name == "hardtanh":
         lo, hi = _arg(args, kwargs, 1, "min_val", -1.0), _arg(args, kwargs, 2, "max_val", 1.0)
+    lo, hi = _number(lo), _number(hi)  # clamp.Tensor: one-value constant bounds (Gemma 3n's)
     for v in (lo, hi):
         if v is not None and not isinstance(v, numbers.Number):
-            b.fail(node, "clamp bounds must be numbers, not tensors")
+            b.fail(node, "clamp bounds must be numbers or one-value constants, not tensors")
     attrs = {"min": None if lo is None else float(lo), "max": None if hi is None else float(hi)}
     return b.add(node, "clamp", (x.name,), attrs)
+
+
+def _number(v: Any) -> Any:
+    """A constant tensor of one value as its number; anything else as it is."""
+    if isinstance(v, torch.Tensor) and v.numel() == 1 or isinstance(v, np.ndarray) and v.size == 1:
+        return float(v.item())
+    return v
 
 
 def lut(fn: str, arg_names: tuple = ()) -> Any:
@@ -622,6 +630,7 @@ def _table() -> dict:
         t[getattr(aten, name).default] = relu
     for name in ("clamp", "clamp_", "hardtanh", "hardtanh_"):
         t[getattr(aten, name).default] = clamp
+    t[aten.clamp.Tensor] = clamp
     for name in ("relu6", "relu6_"):
         if hasattr(aten, name):
             t[getattr(aten, name).default] = partial(clamp, lo=0.0, hi=6.0)

@@ -9,7 +9,8 @@ exact: a convolution's padding is real zero (``v = 0`` in the integer kernel), a
 pixels are. A max pool reading one (BiT's stem: a conv, a zero pad, a 3x3 max pool; zero is no
 max pool's identity, its own padding is -inf) reads it written out (``written``: a 1x1 depthwise
 conv of weight 1 with the pad as its padding, the zeros real pixels). A zero pad read by
-anything else (an add; the graph output) is refused in one line, as are a non-zero value,
+anything else (an add; the graph output) is refused in one line (a conversion to its own
+dtype or a copy passes it on: ``passes``), as are a non-zero value,
 negative pads (crops) and pads of the channels or the batch. Reflect, replicate and circular
 pads of an image copy pixels: a ``resize`` by one-hot rows (``_selected``). A pad of
 nothing (Swin's window padding when the windows fit) is its input, in any model. In a sequence
@@ -76,6 +77,7 @@ def pad(b: Any, node: Any, args: list, kwargs: dict) -> ZeroPad:
     if not spatial or any(p[2 * spatial:]):
         b.fail(node, f"pads {tuple(p)} of a rank-{rank} tensor: only the height and width of "
                      "an image (N, C, H, W) or the length of (N, C, L) may be padded")
+    p = p + [0] * (2 * spatial - len(p))  # F.pad(x, (l, r)) of an image pads its width alone
     left, right = p[0], p[1]
     top, bottom = (p[2], p[3]) if spatial == 2 else (0, 0)
     add = (top, left, bottom, right)
@@ -125,6 +127,20 @@ def unpad(x: Any) -> tuple[Any, tuple[int, int, int, int]]:
 
 
 HANDLERS = {aten.pad.default: pad, aten.constant_pad_nd.default: pad}
+# ops that return their input's values (a conversion to its own dtype, copies): a zero pad goes
+# through them to the convolution that reads it (Gemma 3n's F.pad(x, p).to(weight.dtype))
+IDENTITIES = {aten.to.dtype, aten.to.dtype_layout, aten._to_copy.default, aten.clone.default,
+              aten.contiguous.default, aten.alias.default, aten.detach.default}
+
+
+def passes(node: Any) -> bool:
+    """Whether fx ``node`` returns its first argument's values unchanged (an IDENTITIES op of
+    the same shape and dtype)."""
+    if node.target not in IDENTITIES or not isinstance(node.args[0], torch.fx.Node):
+        return False
+    out, src = node.meta.get("val"), node.args[0].meta.get("val")
+    return isinstance(out, torch.Tensor) and isinstance(src, torch.Tensor) \
+        and out.shape == src.shape and out.dtype == src.dtype
 # the ops that read a ZeroPad written out (``written``)
 WRITTEN_FOR = {aten.max_pool1d.default, aten.max_pool2d.default,
                aten.max_pool1d_with_indices.default, aten.max_pool2d_with_indices.default}

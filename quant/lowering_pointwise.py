@@ -420,6 +420,10 @@ def _channel_scale(b: Any, node: Any, x: Act, c: torch.Tensor) -> Act:
     of one channel that c broadcasts (``x.mean(-1, keepdim=True) * w``) is widened by a linear
     whose weight column is c."""
     value = per_sample_constant(b, node, x, c)
+    if value.ndim == 0:  # before, an IndexError (TimesFM 2.5's statistics of its series)
+        b.fail(node, "a product of one value per sample (a statistic of the whole sample, "
+                     "e.g. a time series' own scale) and a constant; only activations with a "
+                     "channel axis")
     k = value.reshape(-1, value.shape[-1])
     if b.shapes[x.name][-1] == 1 < value.shape[-1]:
         if (k == k[0]).all():

@@ -114,6 +114,19 @@ def from_image(b: Any, node: Any, x: Act) -> Act | None:
     return reshaped(b, node, y, torch_shape, suffix=".ncl") if len(torch_shape) == 2 else y
 
 
+def from_vector(b: Any, node: Any, x: Act) -> Act | None:
+    """An image model's view of a vector (batch, features) as a sequence (TimesFM's series
+    (batch, steps) viewed as (batch, patches, patch length)): a vector's memory is torch's
+    order, so the view moves nothing; the model goes on in sequence mode. None for any other
+    tensor or view."""
+    out = _shape(node)[1:]
+    if b.layout is not None or b.sequence or len(b.shapes[x.name]) != 1 or len(out) < 2 \
+            or digit(b, node.args[0]) != (0, 1):
+        return None
+    b.sequence = True
+    return reshaped(b, node, x, out)
+
+
 def image_again(b: Any, node: Any, x: Act, want: tuple[int, ...]) -> Act | None:
     """A convolution reading (batch, C, H, W) in an image model gone to sequence mode by
     ``from_image`` (MobileViT's folding of patches back into a feature map): the per-sample

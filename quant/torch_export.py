@@ -34,6 +34,7 @@ from qasic.quant import (
     export_errors,
     fourier,
     glu,
+    hf_masks,
     idmaps,
     inplace,
     keepdim,
@@ -43,7 +44,9 @@ from qasic.quant import (
     lowering_pad,
     lowering_seq,
     masks,
+    matrix_rope,
     moe,
+    movedim,
     positions,
     recurrent_scan,
     selects,
@@ -97,9 +100,9 @@ def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
     was_caching = _set_use_cache(model, False)  # a transformers KV cache is no model output
     try:
         with moe.dense_experts(model, args), recurrent_scan.recurrent(model), \
-                _tensors_kept(model):
+                _tensors_kept(model), hf_masks.unvmapped():
             # routed experts run densely (quant.moe), Mamba2's scan recurrently
-            # (quant.recurrent_scan)
+            # (quant.recurrent_scan), custom attention masks without vmap (quant.hf_masks)
             return _trace(model, args)
     finally:
         _set_training(model, was_training)
@@ -221,6 +224,8 @@ class _Builder:
         self.graph = alltopk.decompose(glu.decompose(keepdim.decompose(complex_rope.decompose(
             fourier.decompose(unfold.decompose(einsum.decompose(selects.decompose(
                 writeback.decompose(self.inlined), set(ep.graph_signature.user_inputs)))))))))
+        # movedims as their permutes, PE-Audio's 2x2 rotation matrices as RoPE's products
+        self.graph = matrix_rope.decompose(movedim.decompose(self.graph))
         self.env: dict[str, Any] = {}
         self.nodes: dict[str, FNode] = {}     # insertion order is execution order
         self.origin: dict[str, fx.Node] = {}  # tensor name -> fx node that produced it
@@ -337,6 +342,8 @@ class _Builder:
             return lowering_seq.like(node, args, kwargs)
         if node.target in lowering_pad.WRITTEN_FOR and isinstance(args[0], lowering_pad.ZeroPad):
             args[0] = lowering_pad.written(self, node, args[0])
+        if args and isinstance(args[0], lowering_pad.ZeroPad) and lowering_pad.passes(node):
+            return args[0]
         if node.target not in PAD_READERS and _has((args, kwargs), lowering_pad.ZeroPad):
             lowering_pad.refuse(self, node)  # pointwise ops too
         if node.target not in POINTWISE_AWARE:

@@ -38,12 +38,11 @@ aten = torch.ops.aten
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no im2col / col2im of patches or windows, nor
     Tensor.unfold, else a copy with each rewritten."""
-    if not any(_patches(n) or _windows(n) or n.target is aten.unfold.default
-               for n in graph.nodes):
+    if not any(_patches(n) or _windows(n) or _tensor_unfold(n) for n in graph.nodes):
         return graph
     new, env = fx.Graph(), {}
     for node in graph.nodes:
-        if node.op == "call_function" and node.target is aten.unfold.default:
+        if _tensor_unfold(node):
             env[node] = _unfold(new, node, env[node.args[0]])
         elif _patches(node):
             env[node] = _REWRITE[node.target](new, node, env[node.args[0]])
@@ -52,6 +51,13 @@ def decompose(graph: fx.Graph) -> fx.Graph:
         else:
             env[node] = new.node_copy(node, lambda n: env[n])
     return new
+
+
+def _tensor_unfold(node: fx.Node) -> bool:
+    """Whether ``node`` is a Tensor.unfold of float values: one of a mask (bool, Gemma 3n's
+    valid frames per block) stays itself, folded as a constant (a bool matmul does not run)."""
+    return node.op == "call_function" and node.target is aten.unfold.default \
+        and node.args[0].meta["val"].is_floating_point()
 
 
 def _unfold(g: fx.Graph, node: fx.Node, x: fx.Node) -> fx.Node:

@@ -212,3 +212,49 @@ def test_an_unbind_of_a_maps_channels_enters_sequence_mode_and_of_its_batch_is_r
     with pytest.raises(UnsupportedOpError, match=r"node 'unbind': a select of axis 0, the batch "
                                                  r"axis \(a loop over the samples of a batch"):
         capture(module, torch.from_numpy(x[:2]))
+
+
+class FramesDense(nn.Module):
+    """LASR's subsampling: a linear over the mel bins of (batch, frames, mels) (the last axis of
+    a 1-D map in image mode), then conv1d over the frames: before, 'linear on a 4-D activation
+    of an image model'."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.dense, self.conv = nn.Linear(6, 8), nn.Conv1d(8, 4, 3, stride=2)
+
+    def forward(self, x):
+        return self.conv(torch.relu(self.dense(x)).transpose(1, 2))
+
+
+def test_a_linear_over_the_last_axis_of_a_map_enters_sequence_mode():
+    x = np.random.default_rng(0).standard_normal((4, 10, 6)).astype(np.float32)
+    g = capture(FramesDense().eval(), torch.from_numpy(x[:1]))
+    assert [n.op for n in g.nodes if n.op not in ("permute", "reshape")] == [
+        "linear", "relu", "conv2d"]
+    r = qasic.evaluate(FramesDense().eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+class SeriesPatches(nn.Module):
+    """TimesFM's input: a series (batch, steps) viewed as patches (batch, patches, length) and
+    embedded by a linear: the vector's memory is torch's order, the model goes to sequence
+    mode (before, 'reshape to (4, 8) is neither a flatten ...')."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed, self.mix = nn.Linear(8, 16), nn.Linear(16, 16)
+
+    def forward(self, x):
+        return self.mix(torch.relu(self.embed(x.reshape(x.shape[0], 4, 8))))
+
+
+def test_a_vector_viewed_as_a_sequence_enters_sequence_mode():
+    x = np.random.default_rng(0).standard_normal((4, 32)).astype(np.float32)
+    g = capture(SeriesPatches().eval(), torch.from_numpy(x[:1]))
+    assert [n.op for n in g.nodes if n.op != "reshape"] == ["linear", "relu", "linear"]
+    assert g.shapes[g.output] == (4, 16)
+    r = qasic.evaluate(SeriesPatches().eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]

@@ -41,6 +41,26 @@ class PaddedConv1d(nn.Module):
         return self.c(F.pad(x, (2, 0)))  # causal padding of a sequence as an image of height 1
 
 
+class WidthPaddedConv(nn.Module):
+    """F.pad(x, (2, 0)) of an image (N, C, H, W): its width alone, causal in time (Nemotron ASR
+    streaming's subsampling convs over (mel, time)); before, an IndexError."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(3, 4, 3, padding=(1, 0))
+
+    def forward(self, x):
+        return self.c(F.pad(x, (2, 0)))
+
+
+def test_a_pad_of_the_width_alone_folds_into_the_conv():
+    g = capture(WidthPaddedConv().eval(), (torch.randn(1, 3, 6, 8),), "width")
+    assert [n.attrs["padding"] for n in g.nodes if n.op == "conv2d"] == [(1, 2, 1, 0)]
+    x = torch.randn(4, 3, 6, 8).numpy()
+    r = qasic.evaluate(WidthPaddedConv().eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
 def test_pads_fold_into_the_convs_padding():
     g = capture(PaddedConvs().eval(), (torch.randn(1, 3, 16, 16),), "padded")
     convs = [n for n in g.nodes if n.op == "conv2d"]
@@ -192,3 +212,27 @@ def test_a_ceil_mode_window_over_the_whole_map_is_a_global_average(size):
                                atol=1e-6)
     r = qasic.evaluate(m, x.numpy(), calibration=x.numpy())
     assert r["bit_exact"] and r["cosine"] > 0.999
+
+
+class PadThenTo(nn.Module):
+    """Gemma 3n's subsampling: ``F.pad(x, p).to(weight.dtype)`` then the conv: the conversion
+    to its own dtype passes the zero pad on (before, 'a zero pad ... not aten.to.dtype'), and
+    a clamp by one-value constant tensors (its gradient clipping) is a clamp."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(3, 4, 3)
+        self.register_buffer("clip", torch.tensor(2.0))
+
+    def forward(self, x):
+        y = self.c(F.pad(x, (1, 1, 0, 2)).to(self.c.weight.dtype))
+        return torch.clamp(y, -self.clip, self.clip)
+
+
+def test_a_zero_pad_goes_through_a_conversion_to_its_own_dtype():
+    g = capture(PadThenTo().eval(), (torch.randn(1, 3, 6, 8),), "to")
+    assert [(n.op, n.attrs.get("padding")) for n in g.nodes] == [("conv2d", (0, 1, 2, 1)),
+                                                                 ("clamp", None)]
+    x = torch.randn(4, 3, 6, 8).numpy()
+    r = qasic.evaluate(PadThenTo().eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+import qasic
 from tests.quant.transformer_nets import check, ops
 
 
@@ -54,3 +55,18 @@ def test_patches_of_a_series_run_bit_exact(size, step, moves):
     assert cosine > 0.999, cosine
     record = qasic.evaluate(model, x, calibration=x)
     assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]
+
+
+class MaskBlocks(torch.nn.Module):
+    """Gemma 3n's audio attention: a constant bool mask unfolded into blocks (a bool matmul
+    does not run: it stays a constant unfold) times float scores unfolded the same way."""
+
+    def forward(self, x):
+        mask = torch.ones(x.shape[0], x.shape[1], dtype=torch.bool).unfold(1, 4, 2)
+        return x.unfold(1, 4, 2) * mask.unsqueeze(2)
+
+
+def test_a_bool_masks_unfold_stays_a_constant():
+    x = np.random.default_rng(0).standard_normal((4, 8, 3)).astype(np.float32)
+    r = qasic.evaluate(MaskBlocks().eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]

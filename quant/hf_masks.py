@@ -1,0 +1,57 @@
+"""transformers' attention masks from custom mask functions, built without ``torch.vmap`` while
+qasic exports a model.
+
+transformers (``masking_utils.sdpa_mask``) builds the mask of a custom ``and_mask_function`` /
+``or_mask_function`` (Gemma 4's audio encoder's sliding window, Nemotron ASR streaming's chunks)
+with ``torch.vmap`` over the four index axes (batch, head, query, key) inside
+``TransformGetItemToIndex``. torch.export records the vmap's batching ops and the index
+transform's ``flat_apply`` subgraph, which qasic cannot run: a crash in functorch's plumbing
+when the mask is folded as a constant, or a refusal of the higher-order op. Those functions are
+index-based (comparisons and arithmetic of the indices, as transformers' own non-vmap path
+requires: it broadcasts them over index grids, ``_non_vmap_expansion_sdpa``), so while
+exporting the vmap expansion is that broadcast. A function whose result is not a boolean grid
+broadcasting to (batch, heads, queries, keys) is refused in one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import torch
+
+from qasic.errors import UnsupportedOpError
+
+
+def _broadcast(masking_utils: object) -> Callable:
+    def expansion(mask_function: Callable) -> Callable:
+        def grid(batch, head, q, kv):
+            out = mask_function(*masking_utils._non_vmap_expansion_sdpa(batch, head, q, kv))
+            want = (len(batch), len(head), len(q), len(kv))
+            if not isinstance(out, torch.Tensor) or out.dtype != torch.bool \
+                    or torch.broadcast_shapes(out.shape, want) != want:
+                raise UnsupportedOpError(
+                    f"attention mask function {getattr(mask_function, '__qualname__', '?')} "
+                    "is not index-based (its result over broadcast index grids is no boolean "
+                    f"{want} mask); write it with comparisons of the indices")
+            return out.expand(want)
+        return grid
+    return expansion
+
+
+@contextlib.contextmanager
+def unvmapped() -> Iterator[None]:
+    """transformers' vmap expansion of mask functions replaced by the broadcast (and its
+    index transform by nothing) for the duration; nothing without transformers."""
+    try:
+        from transformers import masking_utils
+    except ImportError:
+        yield
+        return
+    saved = masking_utils._vmap_expansion_sdpa, masking_utils.TransformGetItemToIndex
+    masking_utils._vmap_expansion_sdpa = _broadcast(masking_utils)
+    masking_utils.TransformGetItemToIndex = contextlib.nullcontext
+    try:
+        yield
+    finally:
+        masking_utils._vmap_expansion_sdpa, masking_utils.TransformGetItemToIndex = saved

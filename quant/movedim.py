@@ -1,0 +1,42 @@
+"""``torch.movedim`` rewritten before capture as the permute it is: the axes ``source`` moved to
+the positions ``destination``, the others in their order (Gemma 3n's and Gemma 4's audio
+attention move their heads axis with it). The permute takes the movedim's name and meta, so
+refusals and module names read as before."""
+
+from __future__ import annotations
+
+import torch
+from torch import fx
+
+aten = torch.ops.aten
+MOVEDIMS = (aten.movedim.int, aten.movedim.intlist)
+
+
+def permutation(rank: int, source: object, destination: object) -> list[int]:
+    """The permute dims of ``movedim(x, source, destination)`` for an x of ``rank`` axes."""
+    src = [int(s) % rank for s in (source if isinstance(source, (list, tuple)) else [source])]
+    dst = [int(d) % rank for d in (destination if isinstance(destination, (list, tuple))
+                                   else [destination])]
+    perm: list[int | None] = [None] * rank
+    for s, d in zip(src, dst, strict=True):
+        perm[d] = s
+    rest = iter(d for d in range(rank) if d not in src)
+    return [next(rest) if p is None else p for p in perm]
+
+
+def decompose(graph: fx.Graph) -> fx.Graph:
+    """``graph`` itself when it holds no movedim, else a copy with each one a permute."""
+    if not any(n.op == "call_function" and n.target in MOVEDIMS for n in graph.nodes):
+        return graph
+    new, env = fx.Graph(), {}
+    for node in graph.nodes:
+        if node.op == "call_function" and node.target in MOVEDIMS:
+            x = node.args[0]
+            perm = permutation(x.meta["val"].dim(), node.args[1], node.args[2])
+            p = new.create_node("call_function", aten.permute.default, (env[x], perm),
+                                name=node.name)
+            p.meta = dict(node.meta)
+            env[node] = p
+        else:
+            env[node] = new.node_copy(node, lambda n: env[n])
+    return new
