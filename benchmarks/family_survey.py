@@ -890,11 +890,16 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                         {}, "ids", SEQ_DEC),
     "CohereCompassTextModel": ("decoder", "CohereCompassTextConfig", _DEC5 | {
         "rope_parameters": {"full_attention": _MROPE["rope_parameters"]}}, {}, "ids", SEQ_DEC),
-    "DeepseekOcr2TextModel": ("decoder", "DeepseekOcr2TextConfig", _DEC5 | _MOE5, {}, "ids",
-                              SEQ_DEC),
+    # DeepSeek-OCR-2: its dense and sparse layers named (no default)
+    "DeepseekOcr2TextModel": ("decoder", "DeepseekOcr2TextConfig", _DEC5 | _MOE5 | {
+        "mlp_layer_types": ["dense", "sparse"]}, {}, "ids", SEQ_DEC),
     "Emu3TextModel": ("decoder", "Emu3TextConfig", _DEC5, {}, "ids", SEQ_DEC),
-    "Ernie4_5_VLMoeTextModel": ("decoder", "Ernie4_5_VLMoeTextConfig", _DEC5 | _MOE5 | _MROPE, {},
-                                "ids", SEQ_DEC),
+    # ERNIE-4.5-VL: text and vision experts, one intermediate size each; its height and width
+    # sections interleaved (equal: 3, 3, then 2 of time)
+    "Ernie4_5_VLMoeTextModel": ("decoder", "Ernie4_5_VLMoeTextConfig", _DEC5 | _MOE5 | {
+        "moe_intermediate_size": [32, 32], "rope_parameters": {
+            "rope_type": "default", "rope_theta": 10000.0, "mrope_section": [3, 3, 2]}}, {},
+        "ids", SEQ_DEC),
     "Granite4VisionTextModel": ("decoder", "Granite4VisionTextConfig", _DEC5, {}, "ids",
                                 SEQ_DEC),
     # Mllama's text model alone: its cross-attention layers skip without image states
