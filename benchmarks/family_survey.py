@@ -868,9 +868,11 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "MuseSparkTextModel": ("decoder", "MuseSparkTextConfig", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
     "MistralLarge4TextModel": ("decoder", "MistralLarge4TextConfig", _DEC5 | _MOE5 | _MLA5, {},
                                "ids", SEQ_DEC),
-    # GLM-5-Next: its sparse (DSA) attention layers take no RoPE
+    # GLM-5-Next: its sparse (DSA) attention layers take no RoPE; its linear attention (KDA)
+    # and indexer small too (defaults: 64 heads of 128 and 32 of 128: 8.7 M parameters)
     "Glm5NextTextModel": ("decoder", "Glm5NextTextConfig", _DEC5 | _MOE5 | _MLA5 | {
-        "qk_rope_head_dim": 0, "qk_nope_head_dim": 16}, {}, "ids", SEQ_DEC),
+        "qk_rope_head_dim": 0, "qk_nope_head_dim": 16, "linear_num_heads": 4,
+        "linear_head_dim": 16, "index_n_heads": 2, "index_head_dim": 16}, {}, "ids", SEQ_DEC),
     "Lfm2MoeModel": ("decoder", "Lfm2MoeConfig", _DEC5 | _MOE5 | {
         "layer_types": ["conv", "full_attention"], "num_dense_layers": 1}, {}, "ids", SEQ_DEC),
     # latent attention whose head_dim is the rotary one (8)
@@ -912,6 +914,15 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                      "ids", SEQ_DEC),
     "UnlimitedOcrTextModel": ("decoder", "UnlimitedOcrTextConfig", _DEC5 | _MOE5, {}, "ids",
                               SEQ_DEC),
+    # DiffusionGemma (a block-diffusion LM, evaluated only): its encoder reads the prompt, its
+    # decoder refines a canvas of 8 ids it draws at random when none is given (its mixture of
+    # 4 experts, top 2; a one-layer vision tower it needs to build)
+    "DiffusionGemmaModel": ("encoder", "DiffusionGemmaConfig", {
+        "text_config": _DEC5 | {"num_experts": 4, "top_k_experts": 2,
+                                "moe_intermediate_size": 32},
+        "vision_config": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                          "num_key_value_heads": 2, "head_dim": 8, "intermediate_size": 32},
+        "canvas_length": 8}, {}, "ids", SEQ_DEC),
     # others
     # more speech encoders (a second probe: conformers, log-mel frames, spectrogram patches)
     "Wav2Vec2ConformerModel": ("other", "Wav2Vec2ConformerConfig",
