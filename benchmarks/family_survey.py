@@ -135,6 +135,9 @@ _MOE5 = {"num_experts": 4, "num_local_experts": 4, "n_routed_experts": 4, "num_e
          "n_group": 1, "topk_group": 1, "moe_topk": 2}
 _MLA5 = {"num_key_value_heads": 4, "q_lora_rank": 16, "kv_lora_rank": 16, "qk_rope_head_dim": 8,
          "qk_nope_head_dim": 8, "v_head_dim": 16}
+# multimodal RoPE sections (time, height, width) over half of a head of 16 (the fourth probe)
+_MROPE = {"rope_parameters": {"rope_type": "default", "rope_theta": 10000.0,
+                              "mrope_section": [2, 3, 3]}}
 # a gated delta rule layer (4 value heads of 8, 2 key heads of 8, a conv of 4), then attention
 _GDN = {"num_key_value_heads": 2, "head_dim": 16,
         "layer_types": ["linear_attention", "full_attention"], "linear_num_value_heads": 4,
@@ -913,6 +916,96 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "Glm4MoeLiteModel": ("decoder", "Glm4MoeLiteConfig", _DEC5 | _MOE5 | _MLA5, {}, "ids", SEQ_DEC),
     "GlmMoeDsaModel": ("decoder", "GlmMoeDsaConfig", _DEC5 | _MOE5 | _MLA5, {}, "ids", SEQ_DEC),
     "AXK2Model": ("decoder", "AXK2Config", _DEC5 | _MOE5 | _MLA5, {}, "ids", SEQ_DEC),
+    # a fourth probe (dec6): the text decoders of vision-language models and the last decoders
+    # of transformers 5.x, each from _DEC5 (_MOE5, _MLA5) plus what its config strictly needs.
+    # Multimodal RoPE (mrope): from input_ids alone every axis (time, height, width) gets the
+    # same 1-D positions, so it is RoPE; its sections must sum to half the rotary dims (_MROPE)
+    "Qwen2VLTextModel": ("decoder", "Qwen2VLTextConfig", _DEC5 | _MROPE, {}, "ids", SEQ_DEC),
+    "Qwen2_5_VLTextModel": ("decoder", "Qwen2_5_VLTextConfig", _DEC5 | _MROPE, {}, "ids",
+                            SEQ_DEC),
+    "Qwen3VLTextModel": ("decoder", "Qwen3VLTextConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "Qwen3VLMoeTextModel": ("decoder", "Qwen3VLMoeTextConfig", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
+    "Glm4vTextModel": ("decoder", "Glm4vTextConfig", _DEC5 | _MROPE, {}, "ids", SEQ_DEC),
+    # GLM-4.5V: rotary on half of each head (8 dims: sections of 1, 1, 2)
+    "Glm4vMoeTextModel": ("decoder", "Glm4vMoeTextConfig", _DEC5 | _MOE5 | {"rope_parameters": {
+        "rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5,
+        "mrope_section": [1, 1, 2]}}, {}, "ids", SEQ_DEC),
+    "GlmOcrTextModel": ("decoder", "GlmOcrTextConfig", _DEC5 | _MROPE, {}, "ids", SEQ_DEC),
+    "GlmImageTextModel": ("decoder", "GlmImageTextConfig", _DEC5 | _MROPE, {}, "ids", SEQ_DEC),
+    # HunYuan-VL: four rotary axes (XD-RoPE), no default sections
+    "HunYuanVLTextModel": ("decoder", "HunYuanVLTextConfig", _DEC5 | {"rope_parameters": {
+        "rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 2, 2, 2]}}, {},
+        "ids", SEQ_DEC),
+    # HY-V4-VL: latent attention, its mrope over the 8 rotary dims of the keys
+    "HYV4VLTextModel": ("decoder", "HYV4VLTextConfig", _DEC5 | _MOE5 | _MLA5 | {
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0,
+                            "mrope_section": [2, 1, 1]}}, {}, "ids", SEQ_DEC),
+    "GraniteDoclingTextModel": ("decoder", "GraniteDoclingTextConfig", _DEC5, {}, "ids",
+                                SEQ_DEC),
+    "Molmo2TextModel": ("decoder", "Molmo2TextConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "Cosmos3EdgeTextModel": ("decoder", "Cosmos3EdgeTextConfig", _DEC5 | _MROPE, {}, "ids",
+                             SEQ_DEC),
+    "Dots3NoteTextModel": ("decoder", "Dots3NoteTextConfig", _DEC5 | _MOE5 | _MLA5, {}, "ids",
+                           SEQ_DEC),
+    "MuseGlimmerTextModel": ("decoder", "MuseGlimmerTextConfig", _DEC5, {}, "ids", SEQ_DEC),
+    "MuseSparkTextModel": ("decoder", "MuseSparkTextConfig", _DEC5 | _MOE5, {}, "ids", SEQ_DEC),
+    "MistralLarge4TextModel": ("decoder", "MistralLarge4TextConfig", _DEC5 | _MOE5 | _MLA5, {},
+                               "ids", SEQ_DEC),
+    # GLM-5-Next: its sparse (DSA) attention layers take no RoPE; its linear attention (KDA)
+    # and indexer small too (defaults: 64 heads of 128 and 32 of 128: 8.7 M parameters)
+    "Glm5NextTextModel": ("decoder", "Glm5NextTextConfig", _DEC5 | _MOE5 | _MLA5 | {
+        "qk_rope_head_dim": 0, "qk_nope_head_dim": 16, "linear_num_heads": 4,
+        "linear_head_dim": 16, "index_n_heads": 2, "index_head_dim": 16}, {}, "ids", SEQ_DEC),
+    "Lfm2MoeModel": ("decoder", "Lfm2MoeConfig", _DEC5 | _MOE5 | {
+        "layer_types": ["conv", "full_attention"], "num_dense_layers": 1}, {}, "ids", SEQ_DEC),
+    # latent attention whose head_dim is the rotary one (8)
+    "LongcatFlashModel": ("decoder", "LongcatFlashConfig", _DEC5 | _MOE5 | _MLA5 | {
+        "head_dim": 8}, {}, "ids", SEQ_DEC),
+    "YoutuModel": ("decoder", "YoutuConfig", _DEC5 | _MLA5 | {"head_dim": 8}, {}, "ids", SEQ_DEC),
+    "AXK1Model": ("decoder", "AXK1Config", _DEC5 | _MOE5 | _MLA5 | {"head_dim": 8}, {}, "ids",
+                  SEQ_DEC),
+    "Mistral4Model": ("decoder", "Mistral4Config", _DEC5 | _MOE5 | _MLA5, {}, "ids", SEQ_DEC),
+    # ZAYA routes each token to one expert only
+    "ZayaModel": ("decoder", "ZayaConfig", _DEC5 | _MOE5 | {"num_experts_per_tok": 1}, {}, "ids",
+                  SEQ_DEC),
+    "Step3p7TextModel": ("decoder", "Step3p7TextConfig", _DEC5 | _MOE5 | {"sliding_window": 8},
+                         {}, "ids", SEQ_DEC),
+    # Kolibri-1.1: an indexer of 2 heads (at most the query heads per key head)
+    "Kolibri1_1Model": ("decoder", "Kolibri1_1Config", _DEC5 | _MOE5 | {"index_num_heads": 2},
+                        {}, "ids", SEQ_DEC),
+    "CohereCompassTextModel": ("decoder", "CohereCompassTextConfig", _DEC5 | {
+        "rope_parameters": {"full_attention": _MROPE["rope_parameters"]}}, {}, "ids", SEQ_DEC),
+    # DeepSeek-OCR-2: its dense and sparse layers named (no default)
+    "DeepseekOcr2TextModel": ("decoder", "DeepseekOcr2TextConfig", _DEC5 | _MOE5 | {
+        "mlp_layer_types": ["dense", "sparse"]}, {}, "ids", SEQ_DEC),
+    "Emu3TextModel": ("decoder", "Emu3TextConfig", _DEC5, {}, "ids", SEQ_DEC),
+    # ERNIE-4.5-VL: text and vision experts, one intermediate size each; its height and width
+    # sections interleaved (equal: 3, 3, then 2 of time)
+    "Ernie4_5_VLMoeTextModel": ("decoder", "Ernie4_5_VLMoeTextConfig", _DEC5 | _MOE5 | {
+        "moe_intermediate_size": [32, 32], "rope_parameters": {
+            "rope_type": "default", "rope_theta": 10000.0, "mrope_section": [3, 3, 2]}}, {},
+        "ids", SEQ_DEC),
+    "Granite4VisionTextModel": ("decoder", "Granite4VisionTextConfig", _DEC5, {}, "ids",
+                                SEQ_DEC),
+    # Mllama's text model alone: its cross-attention layers skip without image states
+    "MllamaTextModel": ("decoder", "MllamaTextConfig", _DEC5 | {"cross_attention_layers": [1]},
+                        {}, "ids", SEQ_DEC),
+    "PaddleOCRTextModel": ("decoder", "PaddleOCRTextConfig", _DEC5 | _MROPE, {}, "ids", SEQ_DEC),
+    "Qwen2_5OmniThinkerTextModel": ("decoder", "Qwen2_5OmniTextConfig", _DEC5 | _MROPE, {},
+                                    "ids", SEQ_DEC),
+    "Qwen3OmniMoeThinkerTextModel": ("decoder", "Qwen3OmniMoeTextConfig", _DEC5 | _MOE5, {},
+                                     "ids", SEQ_DEC),
+    "UnlimitedOcrTextModel": ("decoder", "UnlimitedOcrTextConfig", _DEC5 | _MOE5, {}, "ids",
+                              SEQ_DEC),
+    # DiffusionGemma (a block-diffusion LM, evaluated only): its encoder reads the prompt, its
+    # decoder refines a canvas of 8 ids it draws at random when none is given (its mixture of
+    # 4 experts, top 2; a one-layer vision tower it needs to build)
+    "DiffusionGemmaModel": ("encoder", "DiffusionGemmaConfig", {
+        "text_config": _DEC5 | {"num_experts": 4, "top_k_experts": 2,
+                                "moe_intermediate_size": 32},
+        "vision_config": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                          "num_key_value_heads": 2, "head_dim": 8, "intermediate_size": 32},
+        "canvas_length": 8}, {}, "ids", SEQ_DEC),
     # others
     # more speech encoders (a second probe: conformers, log-mel frames, spectrogram patches)
     "Wav2Vec2ConformerModel": ("other", "Wav2Vec2ConformerConfig",

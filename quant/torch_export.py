@@ -53,6 +53,7 @@ from qasic.quant import (
     seqpasses,
     sinks,
     unfold,
+    vmaps,
     wrappers,
     writeback,
 )
@@ -72,7 +73,8 @@ INPUT = "input"  # the graph input's tensor name
 def capture(model: Any, example_inputs: Any, name: str | None = None) -> FGraph:
     """Export ``model`` (an nn.Module, or an ExportedProgram) and lower it to a float graph."""
     ep = _export(model, example_inputs)
-    return _Builder(ep).build(name or type(model).__name__)
+    with vmaps.levels():  # a vmap region of constants runs its levels (qasic.quant.vmaps)
+        return _Builder(ep).build(name or type(model).__name__)
 
 
 def _as_args(example_inputs: Any) -> tuple[torch.Tensor, ...]:
@@ -268,7 +270,7 @@ class _Builder:
             live = _live(self.graph, fills + [n for n in self.graph.nodes
                                               if n.name in self.writes])
         for node in self.graph.nodes:
-            if node in live or node.op == "placeholder":
+            if node in live or node.op == "placeholder" or vmaps.runs(node):
                 self._visit(node)
         nodes, output = list(self.nodes.values()), self.output
         if self.sequence or self.left_sequence:
@@ -289,6 +291,8 @@ class _Builder:
             self.env[node.name] = self._call(node)
         elif node.op == "output":
             self.output = self._graph_output(node)
+        elif node.op == "get_attr" and vmaps.is_spec(node):  # a flat_apply's tree spec
+            self.env[node.name] = getattr(self.ep.graph_module, node.target)
         elif node.op == "get_attr" and node.users:  # a subgraph wrappers.inline did not inline
             ops = sorted({str(u.target) for u in node.users})
             self.fail(node, f"a subgraph of higher-order op {', '.join(ops)} (control flow or "
