@@ -210,8 +210,9 @@ FORCED_ROWS = [mapper.Mapping(*m) for m in [
     (6, 6, 4, 4, "s_outer", 1)]]
 
 
-@pytest.mark.parametrize("m, arch", [(m, FORCED_ARCH) for m in FORCED]
-                         + [(m, ROWS_ARCH) for m in FORCED_ROWS], ids=str)
+@pytest.mark.parametrize("m, arch", [pytest.param(m, a, id=str(m)) for ms, a in
+                                     ((FORCED, FORCED_ARCH), (FORCED_ROWS, ROWS_ARCH))
+                                     for m in ms])
 def test_the_model_is_exact_for_any_mapping_that_fits(m, arch, monkeypatch):
     """Not only the chosen mapping: steps emit exactly what the model counts for every tiling
     and loop order (forced onto a padded 3x3 conv of 8 -> 8 channels on a 4x4 array), and the
