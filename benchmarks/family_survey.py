@@ -1289,12 +1289,6 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                        _ENC5 | {"head_dim": 16, "num_key_value_heads": 2, "sliding_window": 8,
                                 "layer_types": ["sliding_attention", "full_attention"],
                                 "prediction_head_size": 32}, {}, "ids", SEQ_ENC),
-    "CohereCompassTextModel": ("encoder", "CohereCompassTextConfig",
-                               _ENC5 | {"head_dim": 16, "num_key_value_heads": 2,
-                                        "layer_types": ["full_attention"] * 2,
-                                        "rope_parameters": {"full_attention": {
-                                            "rope_type": "default", "rope_theta": 10000.0}}},
-                               {}, "ids", SEQ_ENC),
     "Tipsv2TextModel": ("encoder", "Tipsv2TextConfig", _ENC5, {}, "ids", SEQ_ENC),
     "Sam3LiteTextTextModel": ("encoder", "Sam3LiteTextTextConfig",
                               _ENC | {"projection_dim": 16, "repmixer_kernel_size": 3}, {},
@@ -2035,6 +2029,25 @@ def table(records: Sequence[dict]) -> str:
     return "\n".join(rows)
 
 
+def family_table(records: Sequence[dict]) -> str:
+    """A markdown table of ``records`` by family: rows, each status, and for decoders how many
+    generate equal to the golden reference (the README's summary)."""
+    fams = list(dict.fromkeys(r["family"] for r in records))
+    head = ("| family | rows | bit-exact | refused in one line | unavailable | crash or timeout "
+            "| generate exactly |")
+    lines = [head, "|---|---|---|---|---|---|---|"]
+    for fam in [*fams, None]:
+        rs = [r for r in records if fam is None or r["family"] == fam]
+        c = counts(rs)
+        exact = sum(r["status"] == "ok" and bool(r["bit_exact"]) for r in rs)
+        gen = [r["generate"] for r in rs if r.get("generate")]
+        gen_cell = f"{sum(g == 'exact' for g in gen)} of {len(gen)}" if gen else "–"
+        name = "**all**" if fam is None else fam
+        lines.append(f"| {name} | {len(rs)} | {exact} | {c['refused']} | {c['unavailable']} | "
+                     f"{c['crash'] + c['timeout']} | {gen_cell} |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("out/survey"))
@@ -2042,9 +2055,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--heads", action="store_true",
                    help="the task heads (HEADS) instead of the base models; head_survey.json")
     p.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds per model")
+    p.add_argument("--summary", type=Path, metavar="JSON",
+                   help="print the by-family markdown table of a stored survey and exit")
     p.add_argument("--one", help=argparse.SUPPRESS)  # the subprocess: run one model
     p.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.summary:
+        print(family_table(json.loads(args.summary.read_text())["records"]))
+        return 0
     if args.one:
         rec = run_one(args.one)
         args.result.write_text(json.dumps(rec))

@@ -90,6 +90,19 @@ def test_the_table_aligns_names_longer_than_twenty_characters():
     assert rows[0].index("status") == rows[1].index(" ok ") + 1
 
 
+def test_the_family_table_counts_each_status_and_generation_per_family():
+    rec = {"status": "ok", "bit_exact": True, "generate": None}
+    records = [{**rec, "family": "decoder", "generate": "exact"},
+               {**rec, "family": "decoder", "generate": "refused: a dynamic mask"},
+               {**rec, "family": "decoder", "status": "refused", "bit_exact": None},
+               {**rec, "family": "vision", "bit_exact": False},
+               {**rec, "family": "vision", "status": "timeout", "bit_exact": None}]
+    rows = fs.family_table(records).splitlines()
+    assert rows[2] == "| decoder | 3 | 2 | 1 | 0 | 0 | 1 of 2 |"
+    assert rows[3] == "| vision | 2 | 0 | 0 | 0 | 1 | – |"  # ok but not bit-exact counts nowhere
+    assert rows[4] == "| **all** | 5 | 2 | 1 | 0 | 1 | 1 of 2 |"
+
+
 def test_a_row_of_another_library_builds_its_wrapper_around_its_layers():
     """x-transformers' rows: the layers class by its module path, its options, then the
     wrapper's; the tensor goes in alone and the logits come out (family other, generating)."""
