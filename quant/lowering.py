@@ -127,9 +127,8 @@ def convolution(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 def _conv(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, padding: Any,
           dilation: Any, groups: int) -> Act:
-    from qasic.quant.lowering_pad import unpad  # it imports this module
-
-    from qasic.quant import video  # it imports this module
+    from qasic.quant import video  # these import this module
+    from qasic.quant.lowering_pad import unpad
 
     x, zeros = unpad(x)  # an F.pad in front adds its pixels to the padding
     x = _act(b, node, x, "conv input")
