@@ -84,6 +84,11 @@ def max_pool(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     x = _act(b, node, args[0], "max_pool input")
     if any(d != 1 for d in _ints(get(4, "dilation", 1))):
         b.fail(node, "max_pool with dilation other than 1")
+    from qasic.quant import video  # it imports lowering, which imports this module
+
+    if _spatial(node) == 2 and video.is_frames_pool(b, x):
+        return video.frames_pool(b, node, x, args[1], get(2, "stride", []), get(3, "padding", 0),
+                                 bool(get(5, "ceil_mode", False)))
     attrs = _window(b, node, x, args[1], get(2, "stride", []), get(3, "padding", 0),
                     bool(get(5, "ceil_mode", False)))
     return _checked(b, node, b.add(node, "maxpool2d", (x.name,), attrs))

@@ -108,3 +108,33 @@ def _torch_layout(b: Any, node: Any, y: Act, tlo: tuple, three_d: bool) -> Act:
         z = b.add(node, "permute", (flat.name,), {"perm": (0, 2, 1)}, shape=(t, o, hw),
                   suffix=".torch")
     return b.add(node, "reshape", (z.name,), {"shape": tuple(want)}, shape=tuple(want))
+
+
+def is_frames_pool(b: Any, x: Act) -> bool:
+    """Whether a 2-D pool reads a per-sample (N, C, H, W) in sequence mode: windows or frames
+    folded into the batch (SAM 2's Hiera pools its queries window by window)."""
+    return b.sequence and len(b.shapes[x.name]) == 4
+
+
+def frames_pool(b: Any, node: Any, x: Act, kernel: Any, stride: Any, padding: Any,
+                ceil_mode: bool) -> Act:
+    """max_pool2d of the N images of a per-sample (N, C, H, W): kernel = stride along the
+    height, dividing it, no padding there (windows within an image): one ``maxpool2d`` over the
+    images stacked along the height, back in torch's layout."""
+    n, c, h, w = b.shapes[x.name]
+    (kh, kw), (ph, pw) = _pair(kernel), _pair(padding)
+    sh, sw = _pair(stride) if stride else (kh, kw)
+    if (sh, ph) != (kh, 0) or h % kh or ceil_mode:
+        b.fail(node, f"a max pool of {n} images {h} high folded into the batch with kernel "
+                     f"{(kh, kw)}, stride {(sh, sw)}, padding {(ph, pw)}; only windows within "
+                     "an image: stride = kernel and no padding along the height, dividing it")
+    image = _stacked(b, node, x, (c, n, h, w), 1, False)
+    wout = _shape(node)[-1]
+    attrs = {"kernel": (kh, kw), "stride": (sh, sw), "padding": (0, pw, 0, pw)}
+    y = b.add(node, "maxpool2d", (image.name,), attrs, shape=(n * (h // kh), wout, c))
+    return _torch_layout(b, node, y, (n, h // kh * wout, c), False)
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    vals = [int(a) for a in (v if isinstance(v, (list, tuple)) else [v])]
+    return (vals[0], vals[0]) if len(vals) == 1 else (vals[0], vals[1])

@@ -84,3 +84,28 @@ def test_windows_across_frames_are_refused_in_one_line():
     m = Tubelets(2, kernel=(3, 3), stride=(2, 2))  # overlapping rows: a window crosses frames
     with pytest.raises(UnsupportedOpError, match="only windows within a frame"):
         capture(m.eval(), torch.zeros(1, 4, 3, 8, 8))
+
+
+class WindowPool(nn.Module):
+    """SAM 2's Hiera query pooling: windows folded into the batch, (B nw, ws, ws, C) permuted to
+    (B nw, C, ws, ws), a 2x2 max pool, permuted back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 16)
+
+    def forward(self, x):  # (B, T, C, H, W): the T frames stand for the windows
+        b, t, c, h, w = x.shape
+        y = self.fc(x.permute(0, 1, 3, 4, 2).reshape(b * t, h, w, c))
+        y = torch.nn.functional.max_pool2d(y.permute(0, 3, 1, 2), 2, 2).permute(0, 2, 3, 1)
+        return y.reshape(b, -1, 16)
+
+
+def test_a_max_pool_of_windows_in_the_batch_is_one_maxpool2d():
+    torch.manual_seed(0)
+    x = _clip()
+    g = float_matches(WindowPool(), x)
+    (pool,) = [n for n in g.nodes if n.op == "maxpool2d"]
+    assert g.shapes[pool.inputs[0]] == (32, 8, 16) and g.shapes[pool.output] == (16, 4, 16)
+    r = qasic.evaluate(WindowPool().eval(), x, calibration=x)
+    assert r["bit_exact"]
