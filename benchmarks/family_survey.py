@@ -9,7 +9,8 @@ Every model is built offline from a tiny ``XxxConfig(...)`` (2 layers or stages,
 re-initialized (``reinit``), wrapped to take one tensor (int64 token ids (2, S), a float (2, 3,
 H, W) image, Whisper's (2, mels, frames) features, Speech2Text's (2, frames, features),
 AST's (2, frames, mels), Perceiver's (2, S, D) vectors, Wav2Vec2's (2, samples) waveform,
-PatchTST's (2, steps, channels) series or DAC's (2, 1, samples) audio; LongT5
+PatchTST's (2, steps, channels) series, DAC's (2, 1, samples) audio or a video clip
+(2, VIDEO_FRAMES, 3, H, W); a backbone returns its deepest feature map; LongT5
 also gets ``attention_mask=torch.ones_like(ids)``, input kind ``ids_mask``) and
 return one (``last_hidden_state``), and run through ``qasic.evaluate(model, x, calibration=x)``
 (W8A8, the default arch) on the same 2 inputs: a survey of capture, compile and bit-exactness,
