@@ -9,7 +9,8 @@ Every model is built offline from a tiny ``XxxConfig(...)`` (2 layers or stages,
 re-initialized (``reinit``), wrapped to take one tensor (int64 token ids (2, S), a float (2, 3,
 H, W) image, Whisper's (2, mels, frames) features, Speech2Text's (2, frames, features),
 AST's (2, frames, mels), Perceiver's (2, S, D) vectors, Wav2Vec2's (2, samples) waveform,
-PatchTST's (2, steps, channels) series or DAC's (2, 1, samples) audio; LongT5
+PatchTST's (2, steps, channels) series, DAC's (2, 1, samples) audio or a video clip
+(2, VIDEO_FRAMES, 3, H, W); a backbone returns its deepest feature map; LongT5
 also gets ``attention_mask=torch.ones_like(ids)``, input kind ``ids_mask``) and
 return one (``last_hidden_state``), and run through ``qasic.evaluate(model, x, calibration=x)``
 (W8A8, the default arch) on the same 2 inputs: a survey of capture, compile and bit-exactness,
@@ -56,7 +57,8 @@ never stops the survey. Per model a record with RECORD_KEYS:
   raised a QasicError: ``error`` is its first line), ``crash`` (any other exception, a bug:
   ``error_type``, ``error``, ``last_frame`` and the deepest qasic frame ``qasic_frame``; also a
   subprocess that died), ``timeout`` or ``unavailable`` (the class is not in the installed
-  transformers);
+  transformers, or building it raised ImportError: it needs an optional package that is not
+  installed, e.g. natten or timm);
 - ``commit``: the commit the row ran at (a run of some rows, ``--only``, keeps the other rows
   of an existing file with theirs);
 - ``stage``: ``build`` (constructing or running the torch model failed: the survey's config,
@@ -230,6 +232,78 @@ _VQ = _VAE | {"num_vq_embeddings": 16, "vq_embed_dim": 4}
 _DIT = {"num_attention_heads": 2, "attention_head_dim": 8, "in_channels": 4, "out_channels": 4,
         "num_layers": 2, "sample_size": 8, "patch_size": 2, "norm_num_groups": 8}
 
+# the probe cnn5 (CNN, hierarchical, OCR and video models of transformers 5.x): a Swin of two
+# stages; HGNetV2 (two stages of 32 and 64 channels, 2 layers each, the second light and
+# downsampling); PP-LCNetV3 / V4 (stems of 8 / 16 channels; four stages of one block, 16-32
+# channels, the first with squeeze-excitation); the OCR recognizers' heads (hidden 32, one layer
+# of 2 heads, 40 classes); DETR-family detectors: a ResNet of transformers (two basic stages of
+# 16 and 32 channels, use_timm_backbone False), d_model 32, one encoder and decoder layer of 2
+# heads, 8 queries
+VIDEO_FRAMES = 4  # frames of the video rows' clips (input kinds video, videos)
+_SWIN = {"image_size": 32, "patch_size": 2, "embed_dim": 16, "depths": [1, 1],
+         "num_heads": [2, 2], "window_size": 4, "mlp_ratio": 2.0}
+_HGNET = {"embedding_size": 16, "depths": [1, 1], "hidden_sizes": [32, 64],
+          "stem_channels": [3, 8, 16], "stage_in_channels": [16, 32],
+          "stage_mid_channels": [8, 16], "stage_out_channels": [32, 64],
+          "stage_num_blocks": [1, 1], "stage_downsample": [False, True],
+          "stage_downsample_strides": [2, 2], "stage_light_block": [False, True],
+          "stage_kernel_size": [3, 5], "stage_numb_of_layers": [2, 2],
+          "out_features": ["stage1", "stage2"]}
+# four stages (strides 4 to 32) for the detectors' necks
+_HGNET4 = _HGNET | {"depths": [1, 1, 1, 1], "hidden_sizes": [32, 64, 64, 64],
+                    "stage_in_channels": [16, 32, 64, 64], "stage_mid_channels": [8, 16, 16, 16],
+                    "stage_out_channels": [32, 64, 64, 64], "stage_num_blocks": [1, 1, 1, 1],
+                    "stage_downsample": [False, True, True, True],
+                    "stage_downsample_strides": [2, 2, 2, 2],
+                    "stage_light_block": [False, True, True, True],
+                    "stage_kernel_size": [3, 5, 5, 5], "stage_numb_of_layers": [2, 2, 2, 2],
+                    "out_features": ["stage1", "stage2", "stage3", "stage4"]}
+# PP-DocLayout V3 (an RT-DETR): the stride-4 map to the mask branch, two levels (64 channels) to
+# a hybrid encoder of one layer (hidden 32, 2 heads), 8 queries, one decoder layer
+_DOCLAYOUT = {"backbone_config": {"model_type": "hgnet_v2", **_HGNET4,
+                                  "out_features": ["stage1", "stage2", "stage3"]},
+              "encoder_in_channels": [64, 64], "feat_strides": [8, 16], "encode_proj_layers": [1],
+              "num_feature_levels": 2, "decoder_in_channels": [32, 32],
+              "encoder_hidden_dim": 32, "d_model": 32, "encoder_ffn_dim": 64,
+              "decoder_ffn_dim": 64, "encoder_attention_heads": 2, "decoder_attention_heads": 2,
+              "decoder_layers": 1, "num_queries": 8, "num_denoising": 0,
+              "mask_feature_channels": [16, 16], "num_prototypes": 8,
+              "global_pointer_head_size": 16, "x4_feat_dim": 32}
+_LCNET = {"block_configs": [[[3, 8, 16, 1, True]], [[3, 16, 16, [2, 1], False]],
+                            [[3, 16, 32, [2, 1], False]], [[3, 32, 32, 1, False]],
+                            [[3, 32, 32, 1, False]]],
+          "stem_channels": 8, "out_features": ["stage5"]}
+_LCNET4 = {"block_configs": [[[3, 16, 16, 1, True]], [[3, 16, 16, 2, False]],
+                             [[3, 16, 32, 2, False]], [[3, 32, 32, 2, False]]],
+           "stem_channels": [3, 8, 16], "out_features": ["stage1", "stage2", "stage3", "stage4"]}
+# the OCR detectors' LCNetV3: five stages, the last four (strides 4 to 32) to the neck
+_LCNET_DET = _LCNET | {"block_configs": [[[3, 8, 16, 1, True]], [[3, 16, 16, 2, False]],
+                                         [[3, 16, 32, 2, False]], [[3, 32, 32, 2, False]],
+                                         [[3, 32, 32, 2, False]]],
+                       "out_features": ["stage2", "stage3", "stage4", "stage5"]}
+# the recognizers' LCNetV4 halves the height only ([2, 1] strides, as theirs): 48-pixel rows
+_LCNET4_REC = _LCNET4 | {
+    "block_configs": [[[3, 16, 16, 1, True]], [[3, 16, 16, 1, False]],
+                      [[3, 16, 32, [2, 1], False]], [[3, 32, 32, [2, 1], False]]],
+    "out_features": ["stage4"]}
+_REC = {"hidden_size": 32, "depth": 1, "num_attention_heads": 2, "head_out_channels": 40}
+# PP-OCRv6 medium's intra-class blocks: long (7), mid (5) and short (3) kernels, vertical (k, 1),
+# horizontal (1, k) and square (k, k) (PaddleOCR's IntraCLBlock); conv arguments (kernel, stride,
+# padding)
+_INTRACLASS = {"reduce_channel": [1, 1, 0], "return_channel": [1, 1, 0]} | {
+    f"{kind}_{ratio}ratio": [[kh, kw], 1, [kh // 2, kw // 2]]
+    for ratio, k in (("long", 7), ("mid", 5), ("short", 3))
+    for kind, (kh, kw) in (("vertical_long_to_small_conv", (k, 1)),
+                           ("horizontal_small_to_long_conv", (1, k)),
+                           ("symmetric_conv_long", (k, k)))}
+_DETR = {"use_timm_backbone": False, "use_pretrained_backbone": False,
+         "backbone_config": {"model_type": "resnet", "embedding_size": 16,
+                             "hidden_sizes": [16, 32], "depths": [1, 1], "layer_type": "basic",
+                             "out_features": ["stage2"]},
+         "d_model": 32, "encoder_layers": 1, "decoder_layers": 1, "encoder_attention_heads": 2,
+         "decoder_attention_heads": 2, "encoder_ffn_dim": 64, "decoder_ffn_dim": 64,
+         "num_queries": 8}
+
 # name -> (family, config class, config kwargs, model kwargs, input kind, input size); a name
 # "Class@variant" is Class with other settings (the sliding windows at their defaults, 256 and
 # 4,096, leave 16 tokens a causal mask; the @window8 variants make them bite)
@@ -248,8 +322,11 @@ _DIT = {"num_attention_heads": 2, "attention_head_dim": 8, "in_channels": 4, "ou
 # "image_prompt" (SegGPT: the image (2, 3, size, size) as pixel_values, and as its prompt image
 # and prompt mask too), "audio_values" (Mimi's, PE-Audio's: float (2, 1, size samples) as
 # input_values), "audio_mel" (Gemma 3n: float (2, size frames, 16 mel bins) as audio_mel), "past"
-# (TimesFM: float (2, size steps) as past_values). A row whose class is a bare nn.Module (an
-# encoder inside a codec, not a PreTrainedModel) is called with the tensor alone.
+# (TimesFM: float (2, size steps) as past_values), "video" (VideoMAE, ViViT, TimeSformer: float
+# (2, VIDEO_FRAMES, 3, size, size) as pixel_values), "videos" (V-JEPA 2, VideoPrism: the same
+# clips as pixel_values_videos), "pair" (EfficientLoFTR: two images, float (2, 2, 3, size,
+# size)). A row whose class is a bare nn.Module (an encoder inside a codec, not a
+# PreTrainedModel) is called with the tensor alone.
 MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # vision
     "ViTModel": ("vision", "ViTConfig", _VIT, {"add_pooling_layer": False}, "image", 32),
@@ -460,6 +537,120 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                        "scaled_images_overlap_ratios": [0.0, 0.5],
                        "scaled_images_feature_dims": [32, 16], "fusion_hidden_size": 16},
                       {}, "image", 64),
+    # CNN, hierarchical, OCR and video models new in transformers 5.x (the probe cnn5)
+    "DINOv3ConvNextModel": ("vision", "DINOv3ConvNextConfig",
+                            {"hidden_sizes": [16, 32], "depths": [1, 1], "image_size": 32},
+                            {}, "image", 32),
+    "HGNetV2Backbone": ("vision", "HGNetV2Config", _HGNET, {}, "image", 32),
+    "TextNetModel": ("vision", "TextNetConfig",
+                     {"stem_out_channels": 16, "image_size": [32, 32], "depths": [1, 1],
+                      "conv_layer_kernel_sizes": [[[3, 3]], [[1, 3]]],
+                      "conv_layer_strides": [[2], [2]], "hidden_sizes": [16, 16, 32]},
+                     {}, "image", 32),
+    "DonutSwinModel": ("vision", "DonutSwinConfig", _SWIN, {}, "image", 32),
+    "MaskFormerSwinModel": ("vision", "MaskFormerSwinConfig", _SWIN, {}, "image", 32),
+    "UVDocModel": ("vision", "UVDocConfig",
+                   {"backbone_config": {"model_type": "uvdoc_backbone",
+                                        "resnet_head": [[3, 8], [8, 8]],
+                                        "resnet_configs": [[[8, 8, 1, False]],
+                                                           [[8, 16, 1, True]]],
+                                        "stage_configs": [[[16, 1]], [[16, 2]]],
+                                        "out_features": ["stage1", "stage2"]},
+                    "bridge_connector": [16, 16],
+                    "out_point_positions2D": [[16, 8], [8, 2]]}, {}, "image", 32),
+    "PPOCRV5MobileRecModel": ("vision", "PPOCRV5MobileRecConfig",
+                              {"backbone_config": {"model_type": "pp_lcnet_v3",
+                                                   **_LCNET}} | _REC, {}, "image", 32),
+    "PPOCRV5ServerRecModel": ("vision", "PPOCRV5ServerRecConfig",
+                              {"backbone_config": {"model_type": "hgnet_v2", **_HGNET}} | _REC,
+                              {}, "image", 32),
+    "PPOCRV6SmallRecModel": ("vision", "PPOCRV6SmallRecConfig",
+                             {"backbone_config": {"model_type": "pp_lcnet_v4", **_LCNET4_REC}}
+                             | _REC, {}, "image", 48),
+    "PPOCRV6TinyRecModel": ("vision", "PPOCRV6TinyRecConfig",
+                            {"backbone_config": {"model_type": "pp_lcnet_v4", **_LCNET4_REC},
+                             "hidden_size": 32, "head_out_channels": 40}, {}, "image", 48),
+    "PPOCRV6SmallDetModel": ("vision", "PPOCRV6SmallDetConfig",
+                             {"backbone_config": {"model_type": "pp_lcnet_v4", **_LCNET4},
+                              "neck_out_channels": 16, "layer_list_out_channels": [16, 16, 32, 32]},
+                             {}, "image", 64),
+    "PPOCRV6MediumDetModel": ("vision", "PPOCRV6MediumDetConfig",
+                              {"backbone_config": {"model_type": "pp_lcnet_v4", **_LCNET4},
+                               "neck_out_channels": 32, "intraclass_block_number": 4,
+                               "scale_factor_list": [1, 2, 4, 8], "kernel_list": [3, 2, 2],
+                               "intraclass_block_config": _INTRACLASS}, {}, "image", 64),
+    # video: (2, 4 frames, 3, 32, 32) clips; tubelets of 2 frames x 8 x 8 pixels
+    "VideoMAEModel": ("video", "VideoMAEConfig",
+                      _VIT | {"num_frames": VIDEO_FRAMES, "tubelet_size": 2}, {}, "video", 32),
+    "VivitModel": ("video", "VivitConfig",
+                   {k: v for k, v in _VIT.items() if k != "patch_size"}
+                   | {"num_frames": VIDEO_FRAMES, "tubelet_size": [2, 8, 8]},
+                   {"add_pooling_layer": False}, "video", 32),
+    "TimesformerModel": ("video", "TimesformerConfig", _VIT | {"num_frames": VIDEO_FRAMES},
+                         {}, "video", 32),
+    "VJEPA2Model": ("video", "VJEPA2Config",
+                    {"patch_size": 8, "crop_size": 32, "frames_per_clip": VIDEO_FRAMES,
+                     "tubelet_size": 2, "hidden_size": 32, "num_attention_heads": 2,
+                     "num_hidden_layers": 2, "mlp_ratio": 2.0, "num_pooler_layers": 1,
+                     "pred_hidden_size": 32, "pred_num_attention_heads": 2,
+                     "pred_num_hidden_layers": 1}, {}, "videos", 32),
+    "VideoPrismVisionModel": ("video", "VideoPrismVisionConfig",
+                              {k: v for k, v in _VIT.items()
+                               if k not in ("patch_size", "num_hidden_layers")}
+                              | {"num_frames": VIDEO_FRAMES, "tubelet_size": [1, 8, 8],
+                                 "num_spatial_layers": 1, "num_temporal_layers": 1,
+                                 "num_auxiliary_layers": 1}, {}, "videos", 32),
+    # DETR-family detectors on a tiny ResNet from transformers: 8 learned queries
+    "DetrModel": ("vision", "DetrConfig", _DETR, {}, "image", 64),
+    "ConditionalDetrModel": ("vision", "ConditionalDetrConfig", _DETR, {}, "image", 64),
+    "DabDetrModel": ("vision", "DabDetrConfig",
+                     {k: v for k, v in _DETR.items() if "ffn" not in k and "heads" not in k}
+                     | {"encoder_attention_heads": 2, "decoder_attention_heads": 2,
+                        "hidden_size": 32, "encoder_ffn_dim": 64, "decoder_ffn_dim": 64},
+                     {}, "image", 64),
+    "TableTransformerModel": ("vision", "TableTransformerConfig", _DETR, {}, "image", 64),
+    "PPDocLayoutV3Model": ("vision", "PPDocLayoutV3Config", _DOCLAYOUT, {}, "image", 64),
+    "PPDocLayoutV4Model": ("vision", "PPDocLayoutV4Config",
+                           {k: v for k, v in _DOCLAYOUT.items() if k != "d_model"}
+                           | {"hidden_size": 32, "deform_conv_width": 16, "backbone_config": {
+                               "model_type": "hgnet_v2", **_HGNET4,
+                               "out_features": ["stage2", "stage3"]}}, {}, "image", 64),
+    "PPLCNetBackbone": ("vision", "PPLCNetConfig", _LCNET | {"out_features": ["stage5"]}, {},
+                        "image", 32),
+    "PPOCRV5MobileDetModel": ("vision", "PPOCRV5MobileDetConfig",
+                              {"backbone_config": {"model_type": "pp_lcnet_v3", **_LCNET_DET},
+                               "neck_out_channels": 16,
+                               "layer_list_out_channels": [16, 32, 32, 32]}, {}, "image", 64),
+    "PPOCRV5ServerDetModel": ("vision", "PPOCRV5ServerDetConfig",
+                              {"backbone_config": {"model_type": "hgnet_v2", **_HGNET4},
+                               "neck_out_channels": 32, "intraclass_block_number": 4,
+                               "scale_factor_list": [1, 2, 4, 8], "kernel_list": [3, 2, 2],
+                               "intraclass_block_config": _INTRACLASS}, {}, "image", 64),
+    # need natten (neighbourhood attention) or timm: unavailable when those are not installed
+    "DinatModel": ("vision", "DinatConfig",
+                   {"embed_dim": 16, "depths": [1, 1], "num_heads": [2, 2], "kernel_size": 3,
+                    "dilations": [[1], [1]], "mlp_ratio": 2.0, "drop_path_rate": 0.0},
+                   {}, "image", 32),
+    "TimmWrapperModel": ("vision", "TimmWrapperConfig", {"architecture": "resnet18"}, {},
+                         "image", 32),
+    "TimmBackbone": ("vision", "TimmBackboneConfig", {"backbone": "resnet18"}, {}, "image", 32),
+    "PeVideoEncoder": ("video", "PeVideoEncoderConfig",
+                       {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                        "num_attention_heads": 2, "num_key_value_heads": 2, "head_dim": 16},
+                       {}, "videos", 32),
+    # EfficientLoFTR (its features of two images, not the matching): RepVGG stages of 16 to 64
+    # channels, one aggregated attention layer of 8 heads of 8 (its rotary embedding ties the
+    # head count to 8)
+    "EfficientLoFTRModel": ("vision", "EfficientLoFTRConfig",
+                            {"stage_num_blocks": [1, 1, 1, 1], "out_features": [16, 16, 32, 64],
+                             "stage_in_channels": [1, 16, 16, 32],
+                             "stage_block_stride": [[2], [1], [2], [2]],
+                             "stage_block_out_channels": [[16], [16], [32], [64]],
+                             "stage_block_in_channels": [[1], [16], [16], [32]],
+                             "hidden_size": 64, "intermediate_size": 128,
+                             "num_attention_layers": 1, "num_attention_heads": 8,
+                             "num_key_value_heads": 8, "fine_fusion_dims": [64, 32, 16]},
+                            {}, "pair", 64),
     # text encoders
     "BertModel": ("encoder", "BertConfig", _ENC, {"add_pooling_layer": False}, "ids", SEQ_ENC),
     "DistilBertModel": ("encoder", "DistilBertConfig",
@@ -1624,7 +1815,8 @@ _KEYWORD = {"ids": "input_ids", "ids_mask": "input_ids", "image": "pixel_values"
             "spectro": "input_values", "embeds": "inputs", "mel": "input_features",
             "series": "past_values", "audio": "hidden_state", "latents": "hidden_state",
             "patches": "pixel_values", "image_prompt": "pixel_values",
-            "audio_values": "input_values", "audio_mel": "audio_mel", "past": "past_values"}
+            "audio_values": "input_values", "audio_mel": "audio_mel", "past": "past_values",
+            "video": "pixel_values", "videos": "pixel_values_videos", "pair": "pixel_values"}
 
 
 def _extra_inputs(kind: str, x: Any) -> dict:
@@ -1663,6 +1855,7 @@ def model_class(name: str) -> Any:
 def build(name: str) -> tuple[Any, np.ndarray, int]:
     """(the wrapped model, its input batch, the HF model's parameter count) for ``name``."""
     import importlib
+    import inspect
 
     import torch
     import transformers
@@ -1681,6 +1874,8 @@ def build(name: str) -> tuple[Any, np.ndarray, int]:
     else:
         hf = reinit(cls(getattr(transformers, config_name)(**config_kw), **model_kw).eval())
     keyword = None if "." in config_name else _KEYWORD[kind]  # None: the tensor alone
+    if keyword not in inspect.signature(hf.forward).parameters:  # PPOCRV5MobileDet's
+        keyword = None  # forward(hidden_states) takes the image: the tensor alone
     extra = {"use_cache": False} if spec(name)[0] == "decoder" else {}
     x = inputs(kind, size)
 
@@ -1709,9 +1904,11 @@ def build(name: str) -> tuple[Any, np.ndarray, int]:
                 out = getattr(out, key) if isinstance(key, str) else getattr(out, key[0])[key[1]]
             elif hasattr(out, "last_hidden_state"):
                 out = out.last_hidden_state
+            elif getattr(out, "feature_maps", None) is not None:  # a backbone's, shallow to deep
+                out = out.feature_maps[-1]
             else:
                 out = out[0]
-            # a tuple (a feature pyramid, MGP-STR's three logits): its first
+            # a tuple (MGP-STR's three logits): its first
             return out[0] if isinstance(out, (tuple, list)) else out
 
     Wrapped.__name__ = name.split("@")[0]  # qasic.evaluate names the model by its class
@@ -1815,7 +2012,9 @@ def inputs(kind: str, size: int) -> np.ndarray:
              "mel": (BATCH, 1, size, 16), "series": (BATCH, size, 3),
              "audio": (BATCH, 1, size), "latents": (BATCH, 32, size),
              "audio_values": (BATCH, 1, size), "audio_mel": (BATCH, size, 16),
-             "past": (BATCH, size)}[kind]
+             "past": (BATCH, size), "video": (BATCH, VIDEO_FRAMES, 3, size, size),
+             "videos": (BATCH, VIDEO_FRAMES, 3, size, size),
+             "pair": (BATCH, 2, 3, size, size)}[kind]
     return rng.standard_normal(shape).astype(np.float32)
 
 
@@ -1875,7 +2074,11 @@ def run_one(name: str) -> dict:
         text = str(e).strip()
         first = text.splitlines()[0] if text else ""
         refused = isinstance(e, QasicError)
-        rec |= {"status": "refused" if refused else "crash", "error_type": type(e).__name__,
+        # a class that needs an optional package not installed (natten, timm): transformers
+        # raises ImportError when it is built
+        missing = stage == "build" and isinstance(e, ImportError)
+        status = "unavailable" if missing else "refused" if refused else "crash"
+        rec |= {"status": status, "error_type": type(e).__name__,
                 "error": first[:500], "last_frame": _frame(e.__traceback__),
                 "qasic_frame": _frame(e.__traceback__, only_qasic=True)}
     rec["stage"] = stage

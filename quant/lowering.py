@@ -22,6 +22,7 @@ aten = torch.ops.aten
 
 SUPPORTED = (
     "conv1d/conv2d/convolution (any stride, padding incl. 'same'/'valid', dilation, groups)",
+    "conv3d, conv2d of frames in the batch: a video's patches (windows within a frame)",
     "linear/addmm/mm",
     ("batch_norm (folded into the conv/linear before it, also through a view: LeViT's "
      "BatchNorm1d of a linear's (batch * S, D) output; else a depthwise 1x1 conv)"),
@@ -110,8 +111,8 @@ def _arg(args: list, kwargs: dict, i: int, key: str, default: Any) -> Any:
 
 
 def conv2d(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    """aten.conv1d/conv2d(x, w, b, stride, padding, dilation, groups); padding may be the
-    strings 'same' or 'valid' (the .padding overloads)."""
+    """aten.conv1d/conv2d/conv3d(x, w, b, stride, padding, dilation, groups); padding may be
+    the strings 'same' or 'valid' (the .padding overloads); conv3d: qasic.quant.video."""
     get = partial(_arg, args, kwargs)  # get(index, keyword, default)
     return _conv(b, node, args[0], args[1], get(2, "bias", None), get(3, "stride", 1),
                  get(4, "padding", 0), get(5, "dilation", 1), get(6, "groups", 1))
@@ -126,14 +127,20 @@ def convolution(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 def _conv(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, padding: Any,
           dilation: Any, groups: int) -> Act:
-    from qasic.quant import image_stacks  # they import this module
+    from qasic.quant import image_stacks, video  # they import this module
     from qasic.quant.lowering_pad import unpad
 
     x, zeros = unpad(x)  # an F.pad in front adds its pixels to the padding
     x = _act(b, node, x, "conv input")
+    w = _np(_const(b, node, w, "conv weight"))
+    if w.ndim == 5:  # a video's tubelets
+        if any(zeros):
+            b.fail(node, "a 3-D convolution after an F.pad; only a video clip's tubelets "
+                         "(no padding along time and height)")
+        return video.frames_conv(b, node, x, w, _np(_const(b, node, bias, "conv bias")),
+                                 stride, padding, dilation, groups)
     stack = x if image_stacks.is_stack(b, x) and not any(zeros) else None
     x = image_input(b, node, x, zeros) if stack is None else image_stacks.tall(b, node, x)
-    w = _np(_const(b, node, w, "conv weight"))
     if w.ndim not in (3, 4):
         b.fail(node, f"only 1-D and 2-D convolutions (weight of rank {w.ndim})")
     spatial = w.ndim - 2
@@ -452,6 +459,8 @@ HANDLERS = {
     aten.conv1d.padding: conv2d,
     aten.conv2d.default: conv2d,
     aten.conv2d.padding: conv2d,
+    aten.conv3d.default: conv2d,  # a video's tubelets (qasic.quant.video)
+    aten.conv3d.padding: conv2d,
     aten.convolution.default: convolution,
     aten.linear.default: linear,
     aten.addmm.default: addmm,

@@ -28,6 +28,7 @@ aten = torch.ops.aten
 SUPPORTED = (
     "relu, relu6, hardtanh, clamp (fused into a preceding conv/linear/add/mul, else a table)",
     "hardswish, hardsigmoid, silu, sigmoid, tanh, gelu, leaky_relu, elu, softplus (tables)",
+    "prelu (one slope: a table; one per channel: relu + a table, a depthwise conv, an add)",
     ("exp, expm1, erf, log, sqrt, rsqrt, reciprocal, abs, neg, sin, cos, acos, asin, atan, pow "
      "by a scalar, square (tables; chained into one table in sequence models)"),
     "max_pool1d/2d (padding, ceil_mode, dilation 1)",
@@ -261,6 +262,30 @@ def elu(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     alpha = float(_arg(args, kwargs, 1, "alpha", 1.0))
     x = _act(b, node, args[0], "elu input")
     return b.add(node, "lut", (x.name,), {"fn": "elu", "fn_args": {"alpha": alpha}})
+
+
+def prelu(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.prelu(x, weight) (nn.PReLU): one slope a is the table of leaky_relu(x, a); one
+    slope per channel of an image (or vector), relu(x) + a[c] * min(x, 0): a relu, a table of
+    min(x, 0), a per-channel multiply (a depthwise 1x1 conv; a diagonal linear on vectors) and an
+    add. In a sequence model only one slope."""
+    x = _act(b, node, args[0], "prelu input")
+    a = args[1]
+    if not isinstance(a, torch.Tensor):
+        b.fail(node, "prelu of a weight that is not a constant tensor")
+    if a.numel() == 1:
+        return b.add(node, "lut", (x.name,),
+                     {"fn": "leaky_relu", "fn_args": {"negative_slope": float(a)}})
+    shape = b.shapes[x.name]
+    if b.sequence or len(shape) not in (1, 3) or a.numel() != shape[-1]:
+        b.fail(node, f"prelu with {a.numel()} slopes on a tensor of per-sample shape "
+                     f"{shape}; only one slope, or one per channel of an image or vector")
+    pos = b.add(node, "relu", (x.name,), shape=shape, suffix=".pos")
+    neg = b.add(node, "lut", (x.name,), pw.lut_attrs(pw.op("minimum", pw.X, pw.const(0.0))),
+                shape=shape, suffix=".neg")
+    slopes = a.reshape(-1, 1, 1) if len(shape) == 3 else a.reshape(-1)
+    scaled = _channel_constant(b, node, "mul", neg, slopes, True, 1.0)
+    return _pair_op("add")(b, node, [pos, scaled], {})
 
 
 # --- elementwise ----------------------------------------------------------------------------
@@ -642,6 +667,7 @@ def _table() -> dict:
             if hasattr(aten, name):
                 t[getattr(aten, name).default] = lut(fn, arg_names)
     t[aten.elu.default] = elu
+    t[aten.prelu.default] = prelu
     t[aten.elu_.default] = elu
     for name in pw.UNARY:  # sin, cos, acos, exp, ... (DAC's Snake: x + sin(a x)^2 / a)
         t[getattr(aten, name).default] = expression(partial(_unary_tree, name))

@@ -63,6 +63,8 @@ def input_layout(graph: Any, user_input: Any) -> str | None:
     val = user_input.meta["val"]
     if not val.dtype.is_floating_point and val.dtype != torch.bool:
         return TOKENS
+    if val.dim() == 5:  # a video clip (batch, frames, C, H, W): qasic.quant.video
+        return SEQUENCE
     if val.dim() != 3:
         return None
     targets = [n.target for n in graph.nodes if n.op == "call_function"]

@@ -4,6 +4,7 @@ through qasic.evaluate in a subprocess and writes a record with every key."""
 import json
 
 import pytest
+import torch
 
 from benchmarks import family_survey as fs
 
@@ -26,6 +27,21 @@ def test_a_missing_class_is_unavailable(monkeypatch):
     monkeypatch.setitem(fs.MODELS, "NoSuchModel", fs.MODELS["BertModel"])
     rec = fs.run_one("NoSuchModel")
     assert rec["status"] == "unavailable" and tuple(rec) == fs.RECORD_KEYS
+
+
+def test_a_class_needing_a_package_not_installed_is_unavailable(monkeypatch):
+    def build(name):  # transformers' requires_backends (DiNAT without natten, timm rows)
+        raise ImportError("\nDinatModel requires the natten library but it was not found")
+    monkeypatch.setattr(fs, "build", build)
+    rec = fs.run_one("BertModel")
+    assert (rec["status"], rec["stage"]) == ("unavailable", "build")
+    assert rec["error"].startswith("DinatModel requires the natten library")
+
+
+def test_video_rows_get_clips_and_a_backbone_its_deepest_map():
+    assert fs.inputs("video", 32).shape == (fs.BATCH, fs.VIDEO_FRAMES, 3, 32, 32)
+    model, x, _ = fs.build("HGNetV2Backbone")  # feature maps of stages 1 and 2: stage 2's
+    assert tuple(model(torch.from_numpy(x)).shape) == (fs.BATCH, 64, 4, 4)
 
 
 @pytest.mark.parametrize("name", ["MobileNetV1Model", "LevitModel", "DeiTModel"])

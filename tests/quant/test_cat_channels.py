@@ -1,0 +1,44 @@
+"""A sequence model's cat along the channels of an activation and a constant (Conditional DETR's
+and DAB-DETR's cross-attention: each head's query content before its sine positions, constant
+for learned queries): the activation's columns placed by a 0/1 linear, the constant added."""
+
+import numpy as np
+import torch
+from torch import nn
+
+import qasic
+from qasic.quant import capture, run_float
+from tests.quant.opcheck import torch_out
+
+
+class ContentAndPositions(nn.Module):
+    """(B, S, 16) -> 2 heads of 8, each followed by 4 constant position channels -> (B, S, 24)
+    -> a linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q = nn.Linear(16, 16)
+        self.pos = nn.Parameter(torch.randn(1, 6, 2, 4))
+        self.out = nn.Linear(24, 8)
+
+    def forward(self, x):
+        b, s, _ = x.shape
+        q = self.q(x).view(b, s, 2, 8)
+        q = torch.cat([q, self.pos.expand(b, s, 2, 4)], dim=3)
+        return self.out(q.view(b, s, 24))
+
+
+def test_cat_of_content_and_constant_positions_is_a_placing_linear_plus_a_constant():
+    torch.manual_seed(0)
+    m = ContentAndPositions().eval()
+    x = np.random.default_rng(0).normal(size=(2, 6, 16)).astype(np.float32)
+    g = capture(m, torch.from_numpy(x[:1]))
+    np.testing.assert_allclose(run_float(g, g.to_internal(x)), torch_out(m, x), rtol=1e-4,
+                               atol=1e-4)
+    ops = [n.op for n in g.nodes]
+    assert ops.count("constant") == 1 and "concat" not in ops
+    place = [n for n in g.nodes if n.op == "linear"][1]  # after the query's own linear
+    assert place.params["weight"].shape == (12, 8) and set(np.unique(place.params["weight"])) \
+        <= {0.0, 1.0}
+    r = qasic.evaluate(m, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999
