@@ -37,6 +37,7 @@ from qasic.quant import (
     hf_masks,
     idmaps,
     inplace,
+    int_buffers,
     keepdim,
     known_modules,
     layouts,
@@ -102,9 +103,10 @@ def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
     was_caching = _set_use_cache(model, False)  # a transformers KV cache is no model output
     try:
         with moe.dense_experts(model, args), recurrent_scan.recurrent(model), \
-                _tensors_kept(model), hf_masks.unvmapped():
+                _tensors_kept(model), hf_masks.unvmapped(), int_buffers.as_constants(model):
             # routed experts run densely (quant.moe), Mamba2's scan recurrently
-            # (quant.recurrent_scan), custom attention masks without vmap (quant.hf_masks)
+            # (quant.recurrent_scan), custom attention masks without vmap (quant.hf_masks),
+            # integer scalar buffers known constants (quant.int_buffers: codecs' paddings)
             return _trace(model, args)
     finally:
         _set_training(model, was_training)

@@ -24,12 +24,15 @@ def _grid(fn):
 
 
 def test_the_broadcast_mask_equals_transformers_vmap():
+    vmap, index = masking_utils._vmap_expansion_sdpa, masking_utils.TransformGetItemToIndex
     want = _grid(_window)
     with hf_masks.unvmapped():
+        assert masking_utils._vmap_expansion_sdpa is not vmap
         got = _grid(_window)
     assert got.shape == want.shape == (2, 1, 5, 7) and torch.equal(got, want)
-    assert masking_utils._vmap_expansion_sdpa is not None  # put back after
-    assert masking_utils.TransformGetItemToIndex is not hf_masks.contextlib.nullcontext
+    # put back after
+    assert masking_utils._vmap_expansion_sdpa is vmap
+    assert masking_utils.TransformGetItemToIndex is index
 
 
 def test_a_mask_function_that_is_not_index_based_is_refused_in_one_line():

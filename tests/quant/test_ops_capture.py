@@ -242,8 +242,6 @@ def test_concat_of_requantizers_needs_no_requant_nodes():
     (Fn(lambda x: F.interpolate(x, scale_factor=0.5, mode="bicubic", antialias=True)),
      (1, 1, 4, 4), "antialias=True"),
     (Fn(lambda x: x.permute(1, 0, 2, 3)), (1, 2, 4, 4), "moves the batch axis"),
-    # a vector viewed as a (4, 8) image-like tensor would read it as (8, 4) channels-last
-    (Fn(lambda x: x.flatten(1).view(1, 4, 8)), (1, 2, 4, 4), "reshape to"),
     # along H of activations is a concat of permuted images (test_image_views); with a
     # constant part it is not
     (Fn(lambda x: torch.cat([x, torch.ones(1, 2, 4, 4)], 2)), (1, 2, 4, 4),
@@ -259,6 +257,16 @@ def test_concat_of_requantizers_needs_no_requant_nodes():
 def test_unsupported_forms_say_why(model, shape, reason):
     with pytest.raises(UnsupportedOpError, match=reason):
         capture(model.eval(), torch.zeros(shape))
+
+
+def test_a_vector_viewed_as_a_sequence_is_held_in_torchs_layout():
+    """A vector viewed as (4, 8) was refused (an image model's channels-last view would read it
+    as (8, 4)); it now enters sequence mode (lowering_seq.from_vector), torch's layout."""
+    x = torch.randn(2, 2, 4, 4)
+    g = capture(Fn(lambda x: x.flatten(1).view(x.shape[0], 4, 8)).eval(), x[:1])
+    assert g.output_layout == "torch" and g.shapes[g.output] == (4, 8)
+    y = run_float(g, g.to_internal(x.numpy()))
+    np.testing.assert_array_equal(y.reshape(2, 4, 8), x.flatten(1).view(2, 4, 8).numpy())
 
 
 @pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU, nn.RNN])
