@@ -137,6 +137,10 @@ _MOE5 = {"num_experts": 4, "num_local_experts": 4, "n_routed_experts": 4, "num_e
          "n_group": 1, "topk_group": 1, "moe_topk": 2}
 _MLA5 = {"num_key_value_heads": 4, "q_lora_rank": 16, "kv_lora_rank": 16, "qk_rope_head_dim": 8,
          "qk_nope_head_dim": 8, "v_head_dim": 16}
+# BLT's local and patcher transformers (the fourth probe): hidden 32, 2 heads, one layer; the
+# survey's vocabulary of 300 (bytes are 256 ids and 4 specials: 260 by default)
+_BLT = {"vocab_size": VOCAB_DEC, "hidden_size": 32, "num_attention_heads": 2,
+        "num_hidden_layers": 1, "intermediate_size": 64, "max_position_embeddings": 64}
 # multimodal RoPE sections (time, height, width) over half of a head of 16 (the fourth probe)
 _MROPE = {"rope_parameters": {"rope_type": "default", "rope_theta": 10000.0,
                               "mrope_section": [2, 3, 3]}}
@@ -1188,6 +1192,27 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                      "ids", SEQ_DEC),
     "UnlimitedOcrTextModel": ("decoder", "UnlimitedOcrTextConfig", _DEC5 | _MOE5, {}, "ids",
                               SEQ_DEC),
+    # BLT (the byte latent transformer): a local encoder, a global transformer over patches
+    # and a local decoder, each small (hidden 32, the global 64, one layer); its default
+    # entropy patching ends a patch where a small byte LM's entropy passes a threshold
+    "BltModel": ("decoder", "BltConfig", {
+        "encoder_config": _BLT | {"hidden_size_global": 64},
+        "decoder_config": _BLT | {"hidden_size_global": 64},
+        "global_config": _BLT | {"hidden_size": 64, "intermediate_size": 128},
+        "patcher_config": _BLT, "vocab_size": VOCAB_DEC, "encoder_hash_byte_group_vocab": 300,
+        "max_position_embeddings": 64, "local_attention_window_len": 16}, {}, "ids", SEQ_DEC),
+    # the causal-LM base models of MODEL_MAPPING not yet surveyed: Reformer as a decoder (a
+    # local then an LSH attention layer, chunks of 8, 2 buckets, no axial positions) and XLNet
+    # with one-way attention (attn_type "uni")
+    "ReformerModel": ("decoder", "ReformerConfig", {
+        "vocab_size": VOCAB_DEC, "hidden_size": 64, "num_attention_heads": 4,
+        "attention_head_size": 16, "feed_forward_size": 128, "attn_layers": ["local", "lsh"],
+        "axial_pos_embds": False, "max_position_embeddings": 64, "is_decoder": True,
+        "local_attn_chunk_length": 8, "lsh_attn_chunk_length": 8, "num_buckets": 2,
+        "num_hashes": 1, "pad_token_id": 0}, {}, "ids", SEQ_DEC),
+    "XLNetModel": ("decoder", "XLNetConfig", {"vocab_size": VOCAB_DEC, "d_model": 64,
+                                              "n_layer": 2, "n_head": 4, "d_inner": 128,
+                                              "attn_type": "uni"}, {}, "ids", SEQ_DEC),
     # DiffusionGemma (a block-diffusion LM, evaluated only): its encoder reads the prompt, its
     # decoder refines a canvas of 8 ids it draws at random when none is given (its mixture of
     # 4 experts, top 2; a one-layer vision tower it needs to build)
