@@ -142,8 +142,10 @@ def _sigmoid_route(router: Any, logits: torch.Tensor, bias: Any = None) -> torch
     the sum: it binds only for k scores summing below ~1e-13, logits below -30; not
     followed.)"""
     s = _scores(router, logits)
-    bias = router.e_score_correction_bias if bias is None else bias
-    return _sigmoid_weights(router, s, torch.ops.qasic.topk_mask(s + bias, router.top_k))
+    if bias is None:  # the router's own; none (LFM2-MoE's use_expert_bias False): no bias
+        bias = getattr(router, "e_score_correction_bias", None)
+    return _sigmoid_weights(router, s, torch.ops.qasic.topk_mask(
+        s if bias is None else s + bias, router.top_k))
 
 
 def _sigmoid_weights(router: Any, s: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
@@ -381,13 +383,15 @@ def rule(router: Any) -> Rule | None:
 
 
 def _inputs(router: Any) -> tuple:
-    """The names of the router forward's required inputs after the hidden states (MiniMax-M2's
-    and HYV3's: the block's ``e_score_correction_bias``)."""
+    """The names of the router forward's inputs after the hidden states: the required ones
+    (MiniMax-M2's and HYV3's: the block's ``e_score_correction_bias``) and optional ones a rule
+    reads (LFM2-MoE's ``expert_bias=None``, which its block passes)."""
     try:
         params = list(inspect.signature(type(router).forward).parameters.values())[2:]
     except (TypeError, ValueError):
         return ()
-    return tuple(p.name for p in params if p.default is p.empty
+    passed = {name for r in RULES for name in r.inputs}  # optional ones a block may pass too
+    return tuple(p.name for p in params if (p.default is p.empty or p.name in passed)
                  and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 

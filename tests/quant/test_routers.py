@@ -54,6 +54,31 @@ def test_group_limited_routing_densely_is_deepseek_v3s_own(e, groups, kept, k):
     assert ((want > 0) != (ungrouped > 0)).any()
 
 
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_lfm2_moes_optional_expert_bias_is_read_as_the_blocks_selection_bias(use_bias):
+    """LFM2-MoE's router takes the block's expert_bias as an optional input (None when
+    use_expert_bias is off): the rule of a block-passed selection bias, whose dense weights are
+    transformers' router's at its picks and 0 elsewhere, with and without the bias."""
+    from transformers.models.lfm2_moe.modeling_lfm2_moe import Lfm2MoeTopKRouter
+
+    from qasic.quant import routers
+
+    torch.manual_seed(0)
+    config = transformers.Lfm2MoeConfig(hidden_size=D, num_experts=8, num_experts_per_tok=2,
+                                        use_expert_bias=use_bias, routed_scaling_factor=1.5)
+    router = Lfm2MoeTopKRouter(config).eval()
+    with torch.no_grad():
+        router.weight.normal_(0.0, 0.3)
+    bias = torch.randn(8) * 0.3 if use_bias else None
+    assert routers.rule(router).inputs == ("expert_bias",)
+    x = torch.randn(256, D, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        _, w, idx = router(x, bias)
+        got = routers.route(router, x, bias)
+    want = torch.zeros(256, 8).scatter_(-1, idx, w)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)  # transformers' sum + 1e-6
+
+
 def _sparsemixer_rows(eps: float) -> torch.Tensor:
     """(4,096, 6) float64 scores: drawn, and with experts placed just inside or outside the
     near threshold t of the row max or of the second max, for positive and negative maxima."""
