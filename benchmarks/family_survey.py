@@ -1204,13 +1204,13 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # the causal-LM base models of MODEL_MAPPING not yet surveyed: Reformer as a decoder (a
     # local then an LSH attention layer, chunks of 8, 2 buckets, no axial positions) and XLNet
     # with one-way attention (attn_type "uni")
-    "ReformerModel": ("decoder", "ReformerConfig", {
+    "ReformerModel@causal": ("decoder", "ReformerConfig", {
         "vocab_size": VOCAB_DEC, "hidden_size": 64, "num_attention_heads": 4,
         "attention_head_size": 16, "feed_forward_size": 128, "attn_layers": ["local", "lsh"],
         "axial_pos_embds": False, "max_position_embeddings": 64, "is_decoder": True,
         "local_attn_chunk_length": 8, "lsh_attn_chunk_length": 8, "num_buckets": 2,
         "num_hashes": 1, "pad_token_id": 0}, {}, "ids", SEQ_DEC),
-    "XLNetModel": ("decoder", "XLNetConfig", {"vocab_size": VOCAB_DEC, "d_model": 64,
+    "XLNetModel@uni": ("decoder", "XLNetConfig", {"vocab_size": VOCAB_DEC, "d_model": 64,
                                               "n_layer": 2, "n_head": 4, "d_inner": 128,
                                               "attn_type": "uni"}, {}, "ids", SEQ_DEC),
     # DiffusionGemma (a block-diffusion LM, evaluated only): its encoder reads the prompt, its
