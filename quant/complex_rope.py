@@ -78,6 +78,12 @@ def _rewrite(g: fx.Graph, node: fx.Node, x: fx.Node, c: fx.Node) -> fx.Node:
     ab = _op(g, node, aten.view_as_real.default, (c,))
     a, b = (_op(g, node, aten.repeat_interleave.self_int,
                 (_op(g, node, aten.select.int, (ab, -1, k)), 2, -1)) for k in (0, 1))
+    return gptj_rotation(g, node, x, a, b)
+
+
+def gptj_rotation(g: fx.Graph, node: fx.Node, x: fx.Node, a: fx.Node, b: fx.Node) -> fx.Node:
+    """GPT-J's real form of rotating ``x``'s (even, odd) pairs, in ``node``'s shape:
+    x * a + rotate_every_two(x) * b, with rotate_every_two(x) = (-odd, even) interleaved."""
     even = _op(g, node, aten.slice.Tensor, (x, -1, 0, None, 2))
     odd = _op(g, node, aten.slice.Tensor, (x, -1, 1, None, 2))
     pair = _op(g, node, aten.stack.default, ([_op(g, node, aten.neg.default, (odd,)), even], -1))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import fx
 
-from qasic.quant.complex_rope import _op
+from qasic.quant.complex_rope import _op, gptj_rotation
 
 aten = torch.ops.aten
 _VIEWS = (aten.reshape.default, aten.view.default, aten._unsafe_view.default)
@@ -75,10 +75,4 @@ def _rewrite(g: fx.Graph, node: fx.Node, x: fx.Node, f: fx.Node) -> fx.Node:
     b = _op(g, node, aten.stack.default,
             ([_op(g, node, aten.neg.default, (entry(0, 1),)), entry(1, 0)], -1))
     a, b = (_op(g, node, aten.flatten.using_ints, (t, -2)) for t in (a, b))
-    even = _op(g, node, aten.slice.Tensor, (x, -1, 0, None, 2))
-    odd = _op(g, node, aten.slice.Tensor, (x, -1, 1, None, 2))
-    pair = _op(g, node, aten.stack.default, ([_op(g, node, aten.neg.default, (odd,)), even], -1))
-    rotated = _op(g, node, aten.flatten.using_ints, (pair, -2))
-    y = _op(g, node, aten.add.Tensor, (_op(g, node, aten.mul.Tensor, (x, a)),
-                                       _op(g, node, aten.mul.Tensor, (rotated, b))))
-    return _op(g, node, aten.view.default, (y, list(node.meta["val"].shape)))
+    return gptj_rotation(g, node, x, a, b)
