@@ -457,9 +457,10 @@ _SCALE_KEYS = {"norm": ("gamma", "beta"), "linear": ("weight", "bias")}
 def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """aten.cat of activations and constants along a per-sample axis (a vision transformer's
     class token before its patches; DINOv2's register tokens between its class token and its
-    patches): each activation's rows placed by a selector (``rows``; along the channels its
-    columns, a 0/1 linear: Conditional DETR's query content and positions) and summed, then
-    the constants added; anything else as ``lowering_seq.cat``."""
+    patches): each activation's rows placed by a selector (``rows``) and summed, then the
+    constants added; anything else (along the channels: a concat with the constants as
+    ``constant`` nodes, Conditional DETR's query content and positions) as
+    ``lowering_seq.cat``."""
     rank = node.meta["val"].dim()
     dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
     if any(isinstance(x, masks.Masked) for x in args[0]):  # attention sinks (GPT-OSS)
@@ -471,19 +472,13 @@ def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     keep = [i for i, x in enumerate(args[0]) if isinstance(x, Act) or x.numel() > 0]
     pieces = [args[0][i] for i in keep]
     acts = [i for i in keep if isinstance(args[0][i], Act)]
-    if not acts or len(acts) == len(pieces):
+    if not acts or len(acts) == len(pieces) or dim == rank - 1:
         return seq_cat(b, node, args, kwargs)
     sizes = [int(node.args[0][i].meta["val"].shape[dim]) if isinstance(args[0][i], Act)
              else int(args[0][i].shape[dim]) for i in keep]
     y = None
     for i in acts:  # each activation placed (a class token and registers between patches)
         arg, k = node.args[0][i], keep.index(i)
-        if dim == rank - 1:  # along the channels: a 0/1 linear (Conditional DETR's queries'
-            place = np.zeros((sizes[k], sum(sizes)))  # content before their positions)
-            place[np.arange(sizes[k]), sum(sizes[:k]) + np.arange(sizes[k])] = 1.0
-            part = materialize(b, Columns(args[0][i], place, node, f".{k}"))
-            y = part if y is None else b.add(node, "add", (y.name, part.name), suffix=f".sum{k}")
-            continue
         axis = axis_map(b, arg)[dim]
         if axis is None or dim == digit(b, arg)[0]:
             b.fail(node, f"cat along the batch axis {dim}")

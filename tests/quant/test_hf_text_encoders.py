@@ -117,12 +117,15 @@ def test_longformer_is_refused_naming_its_branch_on_global_attention():
     assert "modeling_longformer.py:" in msg and msg.endswith("in forward: `if is_global_attn:`")
 
 
-def test_nystromformer_is_refused_at_transformers_own_mask_broadcast():
+def test_nystromformer_is_refused_before_transformers_own_mask_broadcast():
+    """Its (S, S) mask added to (landmarks, S) scores fails in transformers itself: refused by
+    module, naming the setting that runs (tests/quant/test_known_modules.py)."""
     model = _model("NystromformerModel", "NystromformerConfig", **_ENC, num_landmarks=4,
                    segment_means_seq_len=16)
     msg = _refusal(model, _ids(16))
-    assert msg.startswith("torch.export could not capture the model: Attempting to broadcast")
-    assert msg.endswith("in forward: `attention_scores = attention_scores + attention_mask`")
+    assert msg.startswith("module 'model.encoder.layer.0.attention.self' "
+                          "(NystromformerSelfAttention): its landmark attention")
+    assert "set num_landmarks = segment_means_seq_len" in msg
 
 
 def test_mra_is_refused_naming_its_attention_layer_and_why():
