@@ -55,6 +55,12 @@ def compile_graph(graph: QGraph, arch: ArchConfig,
     flat_src = {k.output: tuple(graph.shapes[k.inputs[0]])
                 for k in kernels if k.kind == "alias" and k.anchor.op == "flatten"}
     work = [k for k in kernels if k.kind not in NO_CODE]
+    if not work:
+        ops = sorted({n.op for n in graph.nodes})
+        raise UnsupportedOpError(
+            f"model {graph.name}: nothing for the accelerator to compute (its graph only views "
+            f"its input: {', '.join(ops) or 'no ops'}); give it a model with at least one "
+            "layer")
     instrs, ids, layers = [], [], []
     for idx, k in enumerate(work):
         steps, info = _lower(graph, k, arch, buffers, flat_src, consts, const_base)

@@ -454,3 +454,20 @@ def test_outputs_of_a_grouped_conv_are_stored_once_per_block():
                     - p.region("y").addr
                 covered[a0:a0 + s["row_bytes"]] += 1
     assert (covered == 1).all()
+
+
+def test_a_model_with_nothing_to_compute_is_refused_in_one_line():
+    """A model that only views its input leaves no kernel: one line naming it, not a malformed
+    program (an empty program without END)."""
+    torch = pytest.importorskip("torch")
+    import qasic
+    from qasic.errors import UnsupportedOpError
+
+    class Views(torch.nn.Module):
+        def forward(self, x):
+            return x.flatten(1).reshape(x.shape[0], 4, -1)
+
+    x = np.random.default_rng(0).normal(size=(2, 4, 8)).astype(np.float32)
+    with pytest.raises(UnsupportedOpError, match=r"^model Views: nothing for the accelerator to "
+                       r"compute \(its graph only views its input: flatten, reshape\)"):
+        qasic.evaluate(Views().eval(), x, calibration=x)
