@@ -473,8 +473,11 @@ def sub(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """aten.cat(tensors, dim) along channels: dim 1 of NCHW / NCL, dim 1 or -1 of vectors;
-    images of activations also along their height or width (``_cat_spatial``)."""
-    xs = args[0]
+    images of activations also along their height or width (``_cat_spatial``). A part that is
+    a selection of an activation's channels (``chunk``: ShuffleNet's split) is materialized."""
+    from qasic.quant.lowering_pointwise import SYMBOLIC, materialize  # it imports this module
+
+    xs = [materialize(b, x) if isinstance(x, SYMBOLIC) else x for x in args[0]]
     rank = node.meta["val"].dim()
     dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
     if rank == 4 and dim in (2, 3) and all(isinstance(x, Act) for x in xs):

@@ -41,3 +41,30 @@ def test_cat_of_content_and_constant_positions_is_a_concat_with_a_constant_node(
     assert ops.count("linear") == 2  # the query's and the output's: no placing linear
     r = qasic.evaluate(m, x, calibration=x)
     assert r["bit_exact"] and r["cosine"] > 0.999
+
+
+class SplitShuffle(nn.Module):
+    """ShuffleNetV2's unit on an image: chunk the channels, a branch on one half, cat, shuffle."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, 1, 1)
+        self.branch = nn.Conv2d(4, 4, 3, 1, 1, groups=4)
+        self.out = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        a, b = torch.relu(self.stem(x)).chunk(2, dim=1)
+        y = torch.cat([a, self.branch(b)], 1)
+        n, c, h, w = y.shape
+        return self.out(y.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w))
+
+
+def test_a_cat_of_a_chunk_of_channels_runs_bit_exact():
+    """A part that is a channel selection (a chunk) is materialized before the concat (it
+    crashed: 'Columns' object has no attribute 'shape')."""
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).normal(size=(2, 3, 8, 8)).astype(np.float32)
+    g = capture(SplitShuffle().eval(), torch.from_numpy(x[:1]))
+    assert "concat" in [n.op for n in g.nodes]
+    r = qasic.evaluate(SplitShuffle().eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999
