@@ -290,3 +290,51 @@ def test_channel_splits_slices_gates_and_axis_means_of_an_image():
     assert [graph.shapes[n.output] for n in wide] == [(6, 6, 8), (6, 6, 8)]
     r = qasic.evaluate(model, x, calibration=x)
     assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+class PooledHead(nn.Module):
+    """A hand-written channels-last head (Swin's, ConvNeXt's): LayerNorm over C of (N, H, W, C),
+    then the global average pool as ``mean((1, 2))``, then a classifier."""
+
+    def __init__(self, keepdim: bool = False):
+        super().__init__()
+        self.keepdim = keepdim
+        self.conv, self.norm, self.fc = nn.Conv2d(3, 8, 4, 4), nn.LayerNorm(8), nn.Linear(8, 5)
+
+    def forward(self, x):
+        y = self.norm(self.conv(x).permute(0, 2, 3, 1)).mean((1, 2), keepdim=self.keepdim)
+        return self.fc(y)
+
+
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_a_mean_over_h_and_w_of_a_channels_last_map_is_one_averaging_matmul(keepdim):
+    torch.manual_seed(0)
+    graph, cos = _check_any(PooledHead(keepdim).eval(), _images())
+    assert ops(graph) == ["conv2d", "norm", "reshape", "constant", "matmul", "reshape", "linear"]
+    avg = next(n for n in graph.nodes if n.op == "constant")
+    np.testing.assert_allclose(avg.params["value"], np.full((1, 16), 1 / 16))  # 4x4 positions
+    assert graph.shapes[graph.output] == ((1, 1, 5) if keepdim else (5,))
+    assert cos > 0.999, cos
+    x = _images(4)
+    r = qasic.evaluate(PooledHead(keepdim).eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+class MeanOverHAndC(nn.Module):
+    def forward(self, x):
+        return x.permute(0, 2, 3, 1).mean((1, 3))
+
+
+def test_a_mean_over_non_adjacent_axes_or_the_channels_is_refused_naming_the_dims():
+    with pytest.raises(UnsupportedOpError, match=r"a mean over dims \[1, 3\] of a rank-4 "):
+        capture(MeanOverHAndC(), torch.randn(2, 3, 4, 4))
+
+
+def _check_any(module: nn.Module, x: np.ndarray):
+    """``_check`` for a model whose output is not an image: (FGraph, cosine to torch)."""
+    graph = capture(module, torch.from_numpy(x[:2]))
+    want = torch_out(module, x)
+    np.testing.assert_allclose(run_float(graph, graph.to_internal(x)), want, atol=1e-4,
+                               rtol=1e-4)
+    q = quantize(graph, None, x, QuantConfig(8))
+    return graph, cosine(q.dequantize_output(reference.run(q, q.quantize_input(x))), want)

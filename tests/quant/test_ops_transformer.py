@@ -732,7 +732,7 @@ REFUSED = {
     "softmax_dim": (Fn(lambda x: torch.softmax(x, 1)), "only the last"),
     "expand_two_axes": (Fn(lambda x: F.layer_norm(x, (D,))[:, None, None].expand(
         -1, 2, 2, -1, -1)), "only of one size-1 axis"),
-    "mean_feat": (Fn(lambda x: F.layer_norm(x, (D,)).mean((1, 2))), "a mean in a sequence model"),
+    "mean_feat": (Fn(lambda x: F.layer_norm(x, (D,)).mean((1, 2))), "a mean over dims [1, 2]"),
     "norm_channels": (Fn(lambda x: torch.linalg.vector_norm(F.layer_norm(x, (D,)), dim=-1)),
                       "a vector norm over dims [2]"),
     "select_batch": (Fn(lambda x: F.layer_norm(x, (D,))[0]), "the batch axis"),
