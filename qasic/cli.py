@@ -505,6 +505,16 @@ def cmd_disasm(args) -> int:
     return 0
 
 
+def cmd_ops(args) -> int:
+    """The ops and forms capture supports (``quant.handlers.SUPPORTED``), one per line; every
+    capture refusal points here."""
+    from qasic.quant.handlers import SUPPORTED
+
+    for form in SUPPORTED:
+        print(form)
+    return 0
+
+
 def cmd_verilog(args) -> int:
     from qasic.rtl.top import generate_accelerator
 
@@ -744,6 +754,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = command("disasm", help="disassemble a program file")
     sp.add_argument("program")
     sp.set_defaults(func=cmd_disasm)
+
+    sp = command("ops", help="the PyTorch ops and forms capture supports, one per line (a "
+                 "refusal names the node and the reason; this is the list)")
+    sp.set_defaults(func=cmd_ops)
 
     sp = command("verilog", help="write the whole accelerator's Verilog (qasic_accel.v) and a "
                  "JSON of its ports")

@@ -7,7 +7,8 @@ accepted too, so a saved, decomposed ExportedProgram also captures. Ops whose in
 constants (e.g. ``t`` of a weight) are evaluated at capture time; einsums of two operands are
 rewritten first into permutes, reshapes and a matmul (qasic.quant.einsum), a channel selected
 and unsqueezed back into a slice (qasic.quant.keepdim). Anything else raises
-UnsupportedOpError naming the node, its target and the supported ops.
+UnsupportedOpError naming the node, its target and the reason, and pointing to `qasic ops`
+(the supported ops and forms, ``quant.handlers.SUPPORTED``).
 
 Token and sequence models are captured in sequence mode (qasic.quant.lowering_seq): the graph
 layout is torch's, elementwise chains stay symbolic until a table is needed
@@ -61,7 +62,7 @@ from qasic.quant import (
 from qasic.quant.calibrate import prepare
 from qasic.quant.fgraph import FGraph, FNode
 from qasic.quant.graph import TORCH
-from qasic.quant.handlers import HANDLERS, SUPPORTED
+from qasic.quant.handlers import HANDLERS
 from qasic.quant.lowering import Act, IdSlice, per_sample
 from qasic.quant.lowering_pointwise import SYMBOLIC, Columns, Pointwise, materialize
 from qasic.quant.lowering_transformer import POINTWISE_AWARE
@@ -470,8 +471,13 @@ class _Builder:
         where = node_name(node)
         raise UnsupportedOpError(
             f"node {node.name!r}{f' (module {where})' if where != node.name else ''}: {reason}; "
-            f"supported ops: {', '.join(SUPPORTED)}"
+            + SUPPORTED_HINT
         )
+
+
+# the end of every capture refusal: the list itself (handlers.SUPPORTED, some 5,000
+# characters) would bury the reason; `qasic ops` prints it, one form per line
+SUPPORTED_HINT = "supported ops: `qasic ops` lists them, one form per line"
 
 
 _ID_DTYPES = (torch.int64, torch.int32)

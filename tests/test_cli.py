@@ -575,3 +575,12 @@ def test_token_models_from_the_command_line_and_their_bad_ids(tmp_path, capsys):
     assert main(["evaluate", "--model", spec, "--data", str(data)]) == 1
     assert _one_line(capsys) == (f"qasic: error: data file {data}: 'test_x' holds token id 50, "
                                  "outside the vocabulary of model tiny (ids 0..49)")
+
+
+def test_ops_lists_the_forms_capture_supports_that_every_refusal_points_to(capsys):
+    from qasic.quant.handlers import SUPPORTED
+
+    assert main(["ops"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == list(SUPPORTED) and len(lines) > 30
+    assert lines[0].startswith("conv1d/conv2d") and any("softmax" in s for s in lines)
