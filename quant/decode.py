@@ -986,11 +986,50 @@ def _reshaped(n: QNode, shapes: dict, full: QGraph | None = None,
         j, _ = tokens[n.output]
         size, rest = int(np.prod(shapes[n.inputs[0]])), int(np.prod(shape[:j] + shape[j + 1:]))
         rows = size // rest if rest and size % rest == 0 else shape[j] // positions(full) * prompt
-        return replace(n, attrs={**n.attrs, "shape": (*shape[:j], rows, *shape[j + 1:])})
-    rows = shapes[n.inputs[0]][0]
-    new = (rows, *shape[1:]) if len(shape) > 1 else (rows * int(np.prod(
-        shapes[n.inputs[0]][1:])),)
+        new = (*shape[:j], rows, *shape[j + 1:])
+    else:
+        rows = shapes[n.inputs[0]][0]
+        new = (rows, *shape[1:]) if len(shape) > 1 else (rows * int(np.prod(
+            shapes[n.inputs[0]][1:])),)
+    if full is not None and int(np.prod(new)) != int(np.prod(shapes[n.inputs[0]])):
+        # two axes over the positions (attention probabilities (H, S, S_k) merged into
+        # (H S, S_k) to meet one key/value head, multi-query attention): each group of axes
+        # the reshape merges or keeps takes its new sizes
+        new = _regrouped(full.shapes[n.inputs[0]], shape, shapes[n.inputs[0]],
+                         positions(full)) or new
     return replace(n, attrs={**n.attrs, "shape": new})
+
+
+def _regrouped(old_in: tuple, old_out: tuple, new_in: tuple, c: int) -> tuple | None:
+    """The shape a reshape of ``old_in`` into ``old_out`` gives ``new_in`` (same rank): the
+    axes fall into groups of equal size on both sides (a merge, a split, an axis kept); a
+    group's output is one axis of the new product, or, split, its axes as they were but the
+    one of the ``c`` positions, which takes the rest. None where that is not one answer."""
+    if len(old_in) != len(new_in):
+        return None
+    out, i, k = [], 0, 0
+    while i < len(old_in) or k < len(old_out):
+        j, l_, a, b = i + 1, k + 1, int(np.prod(old_in[i:i + 1])), int(np.prod(old_out[k:k + 1]))
+        while a != b:
+            if (a < b and j < len(old_in)) or l_ >= len(old_out):
+                if j >= len(old_in):
+                    return None
+                a, j = a * old_in[j], j + 1
+            else:
+                b, l_ = b * old_out[l_], l_ + 1
+        size, group = int(np.prod(new_in[i:j])), list(old_out[k:l_])
+        if len(group) > 1:
+            token = [t for t, s in enumerate(group) if s == c]
+            rest = int(np.prod(group)) // c
+            if len(token) != 1 or size % rest:
+                return None
+            group[token[0]] = size // rest
+        else:
+            group = [size]
+        out += group
+        i, k = j, l_
+    return tuple(out)
+
 
 
 def _infer(full: QGraph, n: QNode, shapes: dict) -> tuple[int, ...]:

@@ -193,3 +193,61 @@ def test_a_step_matmul_whose_leading_axes_do_not_match_is_refused_in_one_line():
                                                  r"\(1024, 4, 2\) in a generation graph: "):
         _infer(None, n, {"a": (384, 1, 4), "b": (1024, 4, 2)})
     assert _infer(None, n, {"a": (2, 1, 4), "b": (1, 4, 3)}) == (2, 1, 3)
+
+
+class _MultiQuery(torch.nn.Module):
+    """A decoder with one key/value head broadcast to the query heads by an unsqueeze (PaLM's,
+    Falcon's multi-query attention written by hand), an ALiBi bias and a tied head: the
+    probabilities (H, S, S_k) are merged to (H S, S_k) to meet the one V, so both of their
+    position axes change size in prefill."""
+
+    def __init__(self, vocab: int = 50, d: int = 32, h: int = 4):
+        super().__init__()
+        torch.manual_seed(0)
+        self.h, self.dh = h, d // h
+        self.tok = torch.nn.Embedding(vocab, d)
+        self.norm = torch.nn.LayerNorm(d)
+        self.q, self.kv = torch.nn.Linear(d, d), torch.nn.Linear(d, 2 * self.dh)
+        self.o = torch.nn.Linear(d, d)
+        rel = (torch.arange(C)[None, :] - torch.arange(C)[:, None]).float()
+        slopes = torch.tensor([2.0 ** (-8 * (i + 1) / h) for i in range(h)])
+        self.register_buffer("alibi", slopes[:, None, None] * rel, persistent=False)
+        self.register_buffer("mask", torch.ones(C, C, dtype=torch.bool).triu(1),
+                             persistent=False)
+        with torch.no_grad():  # a trained model's scale: logits that differ
+            for p in self.parameters():
+                p.mul_(8.0) if p.dim() > 1 else None
+
+    def forward(self, ids):
+        x = self.tok(ids)
+        b, t, d = x.shape
+        y = self.norm(x)
+        q = self.q(y).view(b, t, self.h, self.dh).transpose(1, 2)
+        k, v = (z[:, None] for z in self.kv(y).split(self.dh, -1))
+        a = (q @ k.transpose(-2, -1)) * self.dh ** -0.5 + self.alibi[:, :t, :t]
+        a = a.masked_fill(self.mask[:t, :t], float("-inf")).softmax(-1)
+        x = x + self.o((a @ v).transpose(1, 2).reshape(b, t, d))
+        return x @ self.tok.weight.T
+
+
+def test_multi_query_attention_broadcast_by_an_unsqueeze_generates_like_the_reference():
+    from tests.quant.generation import assert_generates_like_the_golden_reference
+
+    calib = np.random.default_rng(0).integers(0, 50, (16, C))
+    full = quantize(_MultiQuery().eval(), (torch.from_numpy(calib[:1]),), calib, QuantConfig())
+    merged = [n for n in full.nodes if n.op == "matmul"]
+    assert [full.shapes[n.output] for n in merged] == [(4 * C, C), (4 * C, 8)]
+    prefill = prefill_graph(full, 5)
+    assert [prefill.shapes[n.output] for n in prefill.nodes if n.op == "matmul"] == \
+        [(20, 5), (20, 8)]
+    assert_generates_like_the_golden_reference(full, calib[1, :5], 6)  # 18 18 12 12 12 12
+
+
+def test_regrouped_reshapes_follow_merges_and_splits_of_the_positions():
+    from qasic.quant.decode import _regrouped
+
+    assert _regrouped((4, 32, 32), (128, 32), (4, 5, 5), 32) == (20, 5)    # heads x queries
+    assert _regrouped((128, 32), (4, 32, 32), (20, 5), 32) == (4, 5, 5)    # and back
+    assert _regrouped((32, 4, 16), (32, 64), (1, 4, 16), 32) == (1, 64)
+    assert _regrouped((32, 32), (1024,), (5, 5), 32) == (25,)
+    assert _regrouped((1024,), (32, 32), (25,), 32) is None              # which axis: unknown
