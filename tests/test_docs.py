@@ -5,6 +5,8 @@ docs/energy.md lists every row of the energy table (name and value) with its cit
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import tomllib
 from pathlib import Path
@@ -49,3 +51,136 @@ def test_energy_doc_lists_every_table_row_with_its_value():
                if not any(f"`{name}`" in line and f"| {row['value']} |" in line for line in doc)]
     assert not missing, (f"docs/energy.md has no table line `name` | value | for: {missing}; "
                          "add the row with its unit and citation")
+
+
+# --- The README's survey section and the markdown links ---------------------------------------
+
+README = ROOT / "README.md"
+SURVEY_JSON = ROOT / "benchmarks" / "results" / "family_survey.json"
+SUMMARY_CMD = ("python -m benchmarks.family_survey --summary "
+               "benchmarks/results/family_survey.json")
+SURVEY_SECTION = "### Models no one here wrote"
+REFUSED_SECTION = "#### Refused in one line"
+RECIPE_SECTION = "#### Try your own model"
+
+
+def _section(text: str, heading: str) -> str:
+    """The text under ``heading`` up to the next heading of the same or a higher level (lines
+    in code blocks are not headings)."""
+    level = len(heading) - len(heading.lstrip("#"))
+    lines = text.splitlines()
+    start = lines.index(heading) + 1
+    in_code = False
+    for i in range(start, len(lines)):
+        in_code ^= lines[i].startswith("```")
+        if not in_code and re.match(rf"#{{1,{level}}} ", lines[i]):
+            return "\n".join(lines[start:i])
+    return "\n".join(lines[start:])
+
+
+def _survey_records() -> list[dict]:
+    return json.loads(SURVEY_JSON.read_text())["records"]
+
+
+def test_readme_survey_table_is_the_summary_of_the_survey_json():
+    """The by-family table under the --summary command is what that command prints now."""
+    from benchmarks.family_survey import family_table
+
+    section = _section(README.read_text(), SURVEY_SECTION)
+    after = section[section.index(SUMMARY_CMD):]
+    table = "\n".join(line for line in after.splitlines()[1:]
+                      if line.startswith("|") or not line.strip()).strip()
+    table = table.split("\n\n")[0]
+    want = family_table(_survey_records())
+    assert table == want, ("README's by-family table is not the survey's summary: run `"
+                           + SUMMARY_CMD + "` and paste its output:\n" + want)
+
+
+def test_readme_survey_headline_counts_match_the_survey_json():
+    recs = _survey_records()
+    section = _section(README.read_text(), SURVEY_SECTION)
+    m = re.search(r"\*\*(\d+) run bit-exact, (\d+) are refused in one line, (\d+) crash; (\d+) of "
+                  r"the (\d+) that generate", section)
+    assert m, "README's survey section lost its headline '**N run bit-exact, M are refused ...'"
+    gen = [r["generate"] for r in recs if r.get("generate")]
+    want = (sum(r["status"] == "ok" and bool(r["bit_exact"]) for r in recs),
+            sum(r["status"] == "refused" for r in recs),
+            sum(r["status"] in ("crash", "timeout") for r in recs),
+            sum(g == "exact" for g in gen), len(gen))
+    assert tuple(int(g) for g in m.groups()) == want, (
+        f"README's headline says {m.group(0)}; family_survey.json has {want}: update the sentence")
+
+
+def test_readme_refused_table_names_every_refused_row_and_no_running_one():
+    """Every refused, unavailable or generation-refused row is named (`Name`) under "Refused in
+    one line", and no row named there runs and generates in full."""
+    recs = {r["name"]: r for r in _survey_records()}
+    section = _section(_section(README.read_text(), SURVEY_SECTION), REFUSED_SECTION)
+    named = set(re.findall(r"`([A-Za-z0-9_@.]+)`", section)) & set(recs)
+
+    def not_running(r: dict) -> bool:
+        return (r["status"] != "ok" or not r["bit_exact"]
+                or (r.get("generate") or "").startswith("refused"))
+
+    missing = sorted(n for n, r in recs.items() if not_running(r) and n not in named)
+    running = sorted(n for n in named if not not_running(recs[n]))
+    assert not missing, f"README's refused table does not name these refused rows: {missing}"
+    assert not running, f"README's refused table names rows that now run: {running}; remove them"
+
+
+def test_readme_user_model_recipe_builds_a_model_from_ids_to_logits():
+    """The factory in "Try your own model" runs: int64 ids (1, 16) -> logits (1, 16, vocab)."""
+    import torch
+
+    section = _section(README.read_text(), RECIPE_SECTION)
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert code, "README's 'Try your own model' lost its python factory"
+    scope: dict = {}
+    exec(compile(code.group(1), "README:my_lm.py", "exec"), scope)  # noqa: S102
+    model = scope["make"]().eval()
+    with torch.no_grad():
+        out = model(torch.randint(0, 300, (1, 16)))
+    assert tuple(out.shape) == (1, 16, 300)
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lowercase, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _anchors(path: Path) -> set[str]:
+    seen: dict[str, int] = {}
+    out = set()
+    in_code = False
+    for line in path.read_text().splitlines():
+        in_code ^= line.startswith("```")
+        m = None if in_code else re.match(r"#{1,6} (.*)", line)
+        if m:
+            s = _slug(m.group(1))
+            out.add(s if s not in seen else f"{s}-{seen[s]}")
+            seen[s] = seen.get(s, 0) + 1
+    return out
+
+
+def _links(path: Path) -> list[str]:
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.DOTALL)
+    text = re.sub(r"`[^`\n]*`", "code", text)
+    return re.findall(r"\[[^\]\n]+\]\(([^)\s]+)\)", text)
+
+
+def test_markdown_links_to_files_and_sections_resolve():
+    """README.md and docs/*.md: every relative link names a file that exists and, with #anchor,
+    a heading of that file."""
+    bad = []
+    for doc in [README, *sorted((ROOT / "docs").glob("*.md"))]:
+        for link in _links(doc):
+            if re.match(r"[a-z]+:", link):  # http:, https:, mailto:
+                continue
+            target, _, anchor = link.partition("#")
+            path = (doc.parent / target).resolve() if target else doc
+            if not path.exists():
+                bad.append(f"{doc.relative_to(ROOT)}: {link} (no file {target})")
+            elif anchor and path.suffix == ".md" and anchor not in _anchors(path):
+                bad.append(f"{doc.relative_to(ROOT)}: {link} (no heading #{anchor})")
+    assert not bad, "links that do not resolve; fix the link or the heading:\n" + "\n".join(bad)
