@@ -466,26 +466,42 @@ def select(b: Any, node: Any, args: list, kwargs: dict, suffix: str = "") -> Act
 
 def feature_part(b: Any, node: Any, x: Act, axis: int, weights: np.ndarray,
                  out_shape: tuple[int, ...], tag: str) -> Act | None:
-    """A selection (0/1 ``weights``, (k, n)) along per-sample ``axis`` of ``x``, a view of a
-    linear layer's output that splits its features (BLOOM's fused QKV (S, 3 D) viewed as
-    (S, H, 3, Dh) and split by select(-2)), is a linear of those weight rows (in the order
-    of the selected elements), reshaped to ``out_shape``; None if ``x`` is not such a view."""
-    view = b.nodes.get(x.name)
-    lin = b.nodes.get(view.inputs[0]) if view is not None and view.op == "reshape" else None
-    if lin is None or lin.op != "linear" or set(np.unique(weights)) - {0.0, 1.0}:
+    """A selection (0/1 ``weights``, (k, n)) along per-sample ``axis`` of ``x``, views
+    (reshapes, permutes) of a linear layer's output that split its features, is a linear of
+    those weight rows (in the order of the selected elements), reshaped to ``out_shape``: BLOOM's
+    fused QKV (S, 3 D) viewed as (S, H, 3, Dh) and split by select(-2); nn.MultiheadAttention's
+    packed in-projection (S, 3 E) unflattened to (S, 3, E), moved to (3, S, E) and split by
+    select(0). Each of q, k and v is then its own linear, as with a split of the last axis, so
+    generation caches k and v alone. None if ``x`` is not such a view or the selection mixes
+    positions."""
+    if set(np.unique(weights)) - {0.0, 1.0}:
         return None
-    lead, shape = b.shapes[lin.output][:-1], b.shapes[x.name]
-    if shape[:len(lead)] != lead or axis < len(lead):
+    chain, t = [], x.name
+    while (view := b.nodes.get(t)) is not None and view.op in ("reshape", "permute"):
+        chain.append(view)
+        t = view.inputs[0]
+    lin = b.nodes.get(t)
+    if lin is None or lin.op != "linear" or not chain:
         return None
-    index = np.arange(b.shapes[lin.output][-1]).reshape(shape[len(lead):])
-    picked = np.moveaxis(np.tensordot(weights, np.moveaxis(index, axis - len(lead), 0),
-                                      axes=1), 0, axis - len(lead))
-    feats = picked.astype(np.int64).reshape(-1)
+    lead, feats = b.shapes[lin.output][:-1], b.shapes[lin.output][-1]
+    index = np.arange(math.prod(b.shapes[lin.output])).reshape(b.shapes[lin.output])
+    for view in reversed(chain):  # the element of the linear's output each element of x holds
+        index = index.reshape(b.shapes[view.output]) if view.op == "reshape" else \
+            index.transpose(view.attrs["perm"])
+    picked = np.moveaxis(np.tensordot(weights, np.moveaxis(index, axis, 0), axes=1), 0, axis)
+    if picked.size % math.prod(lead):
+        return None  # fewer elements than positions: a selection of positions
+    rows_ = picked.astype(np.int64).reshape(math.prod(lead), -1)
+    cols = rows_[0] % feats
+    if not (rows_ // feats == np.arange(len(rows_))[:, None]).all() \
+            or not (rows_ % feats == cols).all():
+        return None  # the selection reorders or mixes the positions
     w, bias = lin.params["weight"], lin.params["bias"]
     y = b.add(node, "linear", lin.inputs, dict(lin.attrs),
-              {"weight": w[feats], "bias": bias[feats]}, shape=lead + (len(feats),),
+              {"weight": w[cols], "bias": bias[cols]}, shape=lead + (len(cols),),
               name=lin.name + tag)
     return reshaped(b, node, y, out_shape, suffix=tag + ".view")
+
 
 
 def roll(b: Any, node: Any, args: list, kwargs: dict) -> Act:

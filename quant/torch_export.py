@@ -373,10 +373,15 @@ class _Builder:
         return handler(self, node, args, kwargs)
 
     def _inherit_batch_axis(self, node: fx.Node) -> None:
-        """An op keeps its first activation operand's batch axis when the rank is kept (the
-        shape ops that move it set their own)."""
+        """An op keeps its first activation operand's batch axis when the rank is kept, or when
+        its output's shape starts with the operand's (an embedding of sequence-first ids (T,
+        batch) is (T, batch, D): PyTorch's word-language-model tutorial); the shape ops that
+        move it set their own."""
         src = next((a for a in node.all_input_nodes if _has_act(self.env.get(a.name))), None)
-        if src is not None and _rank(src) == _rank(node) and src.name in self.batch_axes:
+        if src is None or src.name not in self.batch_axes:
+            return
+        if _rank(src) == _rank(node) or _rank(src) < _rank(node) and tuple(
+                src.meta["val"].shape) == tuple(node.meta["val"].shape)[:_rank(src)]:
             self.batch_axes[node.name] = self.batch_axes[src.name]
 
     def _getitem(self, node: fx.Node, args: list) -> Any:
