@@ -1823,7 +1823,10 @@ _CALL = {"Qwen3ASREncoder": {"input_features_mask": "valid"},
          "AudioFlamingo3Encoder": {"input_features_mask": "valid"},
          "FunAsrNanoEncoder": {"input_features_mask": "valid"},
          "Gemma3nAudioEncoder": {"audio_mel_mask": "no_pad"},
-         "TimesFmModel": {"past_values_padding": "no_pad_ids", "freq": "class0"}}
+         "TimesFmModel": {"past_values_padding": "no_pad_ids", "freq": "class0"},
+         # DiffusionGemma's canvas (8 ids, its canvas_length), else drawn inside the model at
+         # random (torch.randint): the prompt's first 8 ids
+         "DiffusionGemmaModel": {"decoder_input_ids": "canvas8"}}
 # the output a row reads when it is not ``last_hidden_state`` (or the first): MaskFormer's first
 # is its backbone's features; the row reads its transformer decoder's queries, its instance
 # segmentation head the masks (the queries times the pixel decoder's embeddings)
@@ -1948,7 +1951,8 @@ def _call_keywords(name: str, x: Any, kind: str) -> dict:
     make = {"valid": lambda: torch.ones(batch, frames, dtype=torch.long),
             "no_pad": lambda: torch.zeros(batch, frames, dtype=torch.bool),
             "no_pad_ids": lambda: torch.zeros(batch, frames, dtype=torch.long),
-            "class0": lambda: torch.zeros(batch, 1, dtype=torch.long)}
+            "class0": lambda: torch.zeros(batch, 1, dtype=torch.long),
+            "canvas8": lambda: x[:, :8]}
     return {k: make[v]() for k, v in _CALL.get(name, {}).items()}
 
 

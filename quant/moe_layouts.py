@@ -317,8 +317,9 @@ def _module_normed_experts(experts: Any, x: torch.Tensor, index: Any,
     h, down, down_b = _interface_hidden(experts, x)
     e, d, _ = down.shape
     y = F.linear(h, torch.block_diag(*down), None if down_b is None else down_b.reshape(-1))
-    n = experts.post_expert_norm(y.view(-1, e, d)).reshape(-1, e * d)
-    return weighted(w, n, torch.eye(d, dtype=n.dtype).repeat(1, e))
+    n = experts.post_expert_norm(y.view(-1, e, d))
+    repeat = torch.eye(e, dtype=w.dtype).repeat_interleave(d, dim=0)
+    return (n * F.linear(w, repeat).view(-1, e, d)).sum(1)
 
 
 def _post_normed_experts(experts: Any, x: torch.Tensor, index: Any,
