@@ -1629,6 +1629,13 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                         _ASR | {"patch_length": 8, "context_length": 32, "horizon_length": 8,
                                 "head_dim": 16, "num_key_value_heads": 2,
                                 "output_quantile_len": 16}, {}, "past", 32),
+    # lane moe (session 13): Gemma 4's mixture of experts (26B-A4B's form: a router and 4
+    # experts of 32, top 2, beside each layer's MLP), its per-layer inputs' table at the survey's
+    # vocabulary (262144 rows by default)
+    "Gemma4TextModel@moe": ("decoder", "Gemma4TextConfig", _DEC5 | {
+        "enable_moe_block": True, "num_experts": 4, "top_k_experts": 2,
+        "moe_intermediate_size": 32, "vocab_size_per_layer_input": VOCAB_DEC,
+        "hidden_size_per_layer_input": 16}, {}, "ids", SEQ_DEC),
     # diffusion (diffusers, benchmarks/diffusion.py): config class "diffusers" (the class's own
     # keywords), model keyword "call" (the call form: a fixed timestep, class, text context)
     **{name: ("diffusion", "diffusers", kw, {"call": call}, kind, size)
