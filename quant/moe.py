@@ -21,9 +21,10 @@ k experts with the largest router scores: a Python loop over the experts hit, wi
 (the softmax rule; the other routers' rules, w from the logits: qasic.quant.routers, which
 also reads transformers 5's variants from their forwards: selection biases, scales, score_fn,
 soft-capped logits, hash routing by token id). The blocks' shapes and their dense forwards
-(Mixtral's stacked experts, Llama 4's, DBRX's, GPT-OSS's, Inkling's, Ergo's, transformers'
-expert interface) are qasic.quant.moe_layouts.LAYOUTS; JetMoE's parallel experts and mixture
-of attention experts qasic.quant.moa.LAYOUTS.
+(Mixtral's stacked experts, Llama 4's, LongCat-Flash's identity experts, ZAYA's MLP router,
+Gemma 4's layer, DBRX's, GPT-OSS's, Inkling's, Ergo's, MuSE Spark's normed experts,
+transformers' expert interface) are qasic.quant.moe_layouts.LAYOUTS; JetMoE's parallel
+experts and mixture of attention experts qasic.quant.moa.LAYOUTS.
 
 ``dense_experts(model, args)`` substitutes the dense forwards for every block found
 structurally (``layout``: the first of LAYOUTS that matches) while ``torch.export`` traces.

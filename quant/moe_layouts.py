@@ -12,11 +12,19 @@ LAYOUTS lists them, the first that matches wins:
                  top_k and an (E, D) matrix; experts with 3-D gate_up_proj (E, 2 I, D),
                  down_proj (E, D, I), an act_fn or their own ``_apply_gate``
                  (``dense_experts_forward``); the router's rule (qasic.quant.routers)
+    LongCat      Mixtral's experts beside zero_expert_num identity experts, the router's last
+                 rows (``_zero_forward``: x times their summed weight)
+    ZAYA         an MLP router of a state carried across layers, a skip expert
+                 (``_mlp_router_forward``)
+    Gemma 4      a decoder layer holding its router (norm, scale, proj, per_expert_scale) and
+                 experts (``_gemma4_router``; the check replays the two, not the layer)
     DBRX         its route_tokens_to_experts and its experts' mlp w1, v1, w2 (E I, D)
     GPT-OSS      biased, clamped experts with gate and up interleaved, the GLU
                  (up + 1) gate sigmoid(alpha gate); the down biases add w @ down_proj_bias
     Inkling      one router of routed and shared experts (``_inkling``)
     Ergo         the expert interface's with each expert's output RMS-normalized
+    MuSE Spark   the expert interface's with has_post_expert_norm: the experts' own norm
+                 module of each expert's output (``_module_normed_experts``)
     interface    transformers' expert interface (``_interface``: transposed, ungated,
                  biased, interleaved)
 
