@@ -1629,6 +1629,13 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                         _ASR | {"patch_length": 8, "context_length": 32, "horizon_length": 8,
                                 "head_dim": 16, "num_key_value_heads": 2,
                                 "output_quantile_len": 16}, {}, "past", 32),
+    # lane moe (session 13): Gemma 4's mixture of experts (26B-A4B's form: a router and 4
+    # experts of 32, top 2, beside each layer's MLP), its per-layer inputs' table at the survey's
+    # vocabulary (262144 rows by default)
+    "Gemma4TextModel@moe": ("decoder", "Gemma4TextConfig", _DEC5 | {
+        "enable_moe_block": True, "num_experts": 4, "top_k_experts": 2,
+        "moe_intermediate_size": 32, "vocab_size_per_layer_input": VOCAB_DEC,
+        "hidden_size_per_layer_input": 16}, {}, "ids", SEQ_DEC),
     # diffusion (diffusers, benchmarks/diffusion.py): config class "diffusers" (the class's own
     # keywords), model keyword "call" (the call form: a fixed timestep, class, text context)
     **{name: ("diffusion", "diffusers", kw, {"call": call}, kind, size)
@@ -1823,7 +1830,10 @@ _CALL = {"Qwen3ASREncoder": {"input_features_mask": "valid"},
          "AudioFlamingo3Encoder": {"input_features_mask": "valid"},
          "FunAsrNanoEncoder": {"input_features_mask": "valid"},
          "Gemma3nAudioEncoder": {"audio_mel_mask": "no_pad"},
-         "TimesFmModel": {"past_values_padding": "no_pad_ids", "freq": "class0"}}
+         "TimesFmModel": {"past_values_padding": "no_pad_ids", "freq": "class0"},
+         # DiffusionGemma's canvas (8 ids, its canvas_length), else drawn inside the model at
+         # random (torch.randint): the prompt's first 8 ids
+         "DiffusionGemmaModel": {"decoder_input_ids": "canvas8"}}
 # the output a row reads when it is not ``last_hidden_state`` (or the first): MaskFormer's first
 # is its backbone's features; the row reads its transformer decoder's queries, its instance
 # segmentation head the masks (the queries times the pixel decoder's embeddings)
@@ -1948,7 +1958,8 @@ def _call_keywords(name: str, x: Any, kind: str) -> dict:
     make = {"valid": lambda: torch.ones(batch, frames, dtype=torch.long),
             "no_pad": lambda: torch.zeros(batch, frames, dtype=torch.bool),
             "no_pad_ids": lambda: torch.zeros(batch, frames, dtype=torch.long),
-            "class0": lambda: torch.zeros(batch, 1, dtype=torch.long)}
+            "class0": lambda: torch.zeros(batch, 1, dtype=torch.long),
+            "canvas8": lambda: x[:, :8]}
     return {k: make[v]() for k, v in _CALL.get(name, {}).items()}
 
 

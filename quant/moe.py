@@ -21,18 +21,20 @@ k experts with the largest router scores: a Python loop over the experts hit, wi
 (the softmax rule; the other routers' rules, w from the logits: qasic.quant.routers, which
 also reads transformers 5's variants from their forwards: selection biases, scales, score_fn,
 soft-capped logits, hash routing by token id). The blocks' shapes and their dense forwards
-(Mixtral's stacked experts, Llama 4's, DBRX's, GPT-OSS's, Inkling's, Ergo's, transformers'
-expert interface) are qasic.quant.moe_layouts.LAYOUTS; JetMoE's parallel experts and mixture
-of attention experts qasic.quant.moa.LAYOUTS.
+(Mixtral's stacked experts, Llama 4's, LongCat-Flash's identity experts, ZAYA's MLP router,
+Gemma 4's layer, DBRX's, GPT-OSS's, Inkling's, Ergo's, MuSE Spark's normed experts,
+transformers' expert interface) are qasic.quant.moe_layouts.LAYOUTS; JetMoE's parallel
+experts and mixture of attention experts qasic.quant.moa.LAYOUTS.
 
 ``dense_experts(model, args)`` substitutes the dense forwards for every block found
 structurally (``layout``: the first of LAYOUTS that matches) while ``torch.export`` traces.
 A router with no rule (qasic.quant.routers.RULES) is refused in one line naming the block, and
 so is a routed block in another shape (an ``experts`` module beside an int ``top_k`` in none of
 LAYOUTS). The substitution is first checked on the model's own activations: every block's dense
-output must equal its own forward's (else refused in one line). Whatever else the block does
-(Qwen2-MoE's shared expert and its sigmoid gate, GLM-4-MoE's shared experts) is its own code,
-captured as usual.
+output must equal its own forward's (else refused in one line; a block that is a whole
+decoder layer, Gemma 4's: its router's and experts' outputs, Layout.calls). Whatever else the
+block does (Qwen2-MoE's shared expert and its sigmoid gate, GLM-4-MoE's shared experts) is its
+own code, captured as usual.
 
 Cost: every expert computes every token, E / k times the expert MACs of a sparse dispatch;
 cycles and energy are those of the dense execution (docs/ops.md, "Mixtures of experts").
@@ -94,7 +96,7 @@ def dense(model: Any) -> Iterator[None]:
             setattr(obj, attr, old)
 
 
-def _keep_call(seen: dict, name: str) -> Any:
+def _keep_call(seen: dict, name: Any) -> Any:
     """A forward hook keeping the block's first call (its positional and keyword arguments,
     tensors copied: the model may later write into them in place). Returns None: the output
     stays the block's."""
@@ -118,9 +120,9 @@ def check(model: Any, args: tuple) -> None:
             f"mixture-of-experts block {other[0]} ({type(other[1]).__name__}): not in a shape "
             f"run densely ({'; or '.join(lay.name for lay in LAYOUTS)}); its top-k routing is "
             "data dependent")
-    seen: dict[str, tuple] = {}
-    hooks = [m.register_forward_hook(_keep_call(seen, name), with_kwargs=True)
-             for name, m in found]
+    seen: dict[tuple, tuple] = {}  # (block, part): its first call (the layout's ``calls``)
+    hooks = [m.register_forward_hook(_keep_call(seen, (name, part)), with_kwargs=True)
+             for name, blk in found for part, m in layout(blk).calls(blk).items()]
     try:
         with torch.no_grad():
             model(*args)
@@ -128,17 +130,18 @@ def check(model: Any, args: tuple) -> None:
         for h in hooks:
             h.remove()
     for name, blk in found:
-        why = layout(blk).refusal(blk)
+        lay = layout(blk)
+        why = lay.refusal(blk)
         if why is not None:
             raise UnsupportedOpError(
                 f"mixture-of-experts block {name} ({type(blk).__name__}): {why}")
-        if name not in seen:
+        calls = {part: seen.get((name, part)) for part in lay.calls(blk)}
+        if None in calls.values():
             continue
-        args, kwargs = seen[name]
         with torch.no_grad():
-            want = blk(*args, **kwargs)
+            want = lay.replay(blk, calls)
             with dense(blk):
-                got = blk(*args, **kwargs)
+                got = lay.replay(blk, calls)
         want = want[0] if isinstance(want, tuple) else want
         got = got[0] if isinstance(got, tuple) else got
         if not torch.allclose(got, want, atol=ATOL, rtol=RTOL):

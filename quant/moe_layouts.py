@@ -12,11 +12,19 @@ LAYOUTS lists them, the first that matches wins:
                  top_k and an (E, D) matrix; experts with 3-D gate_up_proj (E, 2 I, D),
                  down_proj (E, D, I), an act_fn or their own ``_apply_gate``
                  (``dense_experts_forward``); the router's rule (qasic.quant.routers)
+    LongCat      Mixtral's experts beside zero_expert_num identity experts, the router's last
+                 rows (``_zero_forward``: x times their summed weight)
+    ZAYA         an MLP router of a state carried across layers, a skip expert
+                 (``_mlp_router_forward``)
+    Gemma 4      a decoder layer holding its router (norm, scale, proj, per_expert_scale) and
+                 experts (``_gemma4_router``; the check replays the two, not the layer)
     DBRX         its route_tokens_to_experts and its experts' mlp w1, v1, w2 (E I, D)
     GPT-OSS      biased, clamped experts with gate and up interleaved, the GLU
                  (up + 1) gate sigmoid(alpha gate); the down biases add w @ down_proj_bias
     Inkling      one router of routed and shared experts (``_inkling``)
     Ergo         the expert interface's with each expert's output RMS-normalized
+    MuSE Spark   the expert interface's with has_post_expert_norm: the experts' own norm
+                 module of each expert's output (``_module_normed_experts``)
     interface    transformers' expert interface (``_interface``: transposed, ungated,
                  biased, interleaved)
 
@@ -36,6 +44,7 @@ import torch.nn.functional as F
 
 from qasic.quant.routers import (  # importing it registers qasic::topk_mask, masked_softmax
     RULES,
+    biased_probs,
     logits,
     matrix,
     route,
@@ -60,7 +69,8 @@ def _stacked(module: Any) -> bool:
         and w.dim() == 2 and isinstance(gu, torch.Tensor) and gu.dim() == 3 \
         and isinstance(down, torch.Tensor) and down.dim() == 3 \
         and gu.shape[0] == down.shape[0] == w.shape[0] and hasattr(experts, "act_fn") \
-        and gu.shape[2] == down.shape[1] == w.shape[1] and gu.shape[1] == 2 * down.shape[2]
+        and gu.shape[2] == down.shape[1] == w.shape[1] and gu.shape[1] == 2 * down.shape[2] \
+        and not hasattr(experts, "post_expert_norm")
 
 
 def dense_experts_forward(experts: Any, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -102,7 +112,8 @@ def weighted(w: torch.Tensor, h: torch.Tensor, down: torch.Tensor) -> torch.Tens
 
 def _gpt_oss(module: Any) -> bool:
     """GPT-OSS's shape: a router with top_k, an (E, D) weight and an (E,) bias; experts with
-    gate_up_proj (E, D, 2 I) (gate and up interleaved: even and odd columns) and its bias
+    gate_up_proj (E, D, 2 I) (gate and up interleaved: even and odd columns, not declared
+    is_concatenated: the OpenAI privacy filter's run through the expert interface) and its bias
     (E, 2 I), down_proj (E, I, D) and its bias (E, D), a clamp ``limit`` and a GLU ``alpha``."""
     router, experts = router_of(module), getattr(module, "experts", None)
     w, b = getattr(router, "weight", None), getattr(router, "bias", None)
@@ -110,7 +121,8 @@ def _gpt_oss(module: Any) -> bool:
                                               "down_proj", "down_proj_bias")]
     if not (isinstance(getattr(router, "top_k", None), int) and isinstance(w, torch.Tensor)
             and isinstance(b, torch.Tensor) and all(isinstance(t, torch.Tensor) for t in ts)
-            and hasattr(experts, "alpha") and hasattr(experts, "limit")):
+            and hasattr(experts, "alpha") and hasattr(experts, "limit")
+            and not getattr(experts, "is_concatenated", False)):  # the privacy filter's are
         return False
     gu, gub, down, db = ts
     e, d = w.shape
@@ -214,22 +226,23 @@ def _dbrx_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tensor) ->
 
 def _interface(module: Any, post_norm: bool = False) -> bool:
     """transformers 5's expert interface (``use_experts_implementation``): a router with top_k
-    and an (E, D) matrix; experts declaring has_gate (gate_up_proj, its gate and up halves
+    and an (E, D') matrix; experts declaring has_gate (gate_up_proj, its gate and up halves
     concatenated or interleaved per is_concatenated; else up_proj and an act_fn), is_transposed
-    (weights (E, in, out), else (E, out, in)) and has_bias, and no post-expert norm (with
-    ``post_norm``: Ergo's own ``post_expert_norm``, ``_post_normed``)."""
+    (weights (E, in, out), else (E, out, in)) and has_bias, of width D (D' where the block
+    projects their input first: MuSE Spark's pre_expert_proj), and no post-expert norm (with
+    ``post_norm``: a ``post_expert_norm``, Ergo's own or declared has_post_expert_norm)."""
     router, experts = router_of(module), getattr(module, "experts", None)
     w, flags = matrix(router), [getattr(experts, n, None) for n in _FLAGS]
     if not (isinstance(getattr(router, "top_k", None), int) and isinstance(w, torch.Tensor)
             and w.dim() == 2 and all(isinstance(f, bool) for f in flags)
-            and not getattr(experts, "has_post_expert_norm", False)
+            and (post_norm or not getattr(experts, "has_post_expert_norm", False))
             and post_norm == hasattr(experts, "post_expert_norm")):
         return False
     try:
         up, down, up_b, down_b = _interface_weights(experts)
     except (AttributeError, TypeError, RuntimeError):
         return False
-    (e, d), o, i = w.shape, up.shape[1], down.shape[2]
+    e, (o, d), i = w.shape[0], up.shape[1:], down.shape[2]
     return up.shape == (e, o, d) and down.shape == (e, d, i) and o == (2 * i if flags[0] else i) \
         and (up_b is None or up_b.shape == (e, o)) and (down_b is None or down_b.shape == (e, d)) \
         and (flags[0] or hasattr(experts, "act_fn"))
@@ -257,6 +270,15 @@ def _interface_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tenso
     halves pair expert by expert; interleaved or without a gate: expert after expert), the
     experts' ``_apply_gate`` (or act_fn), the weighted down linear; each expert's down bias
     weighted by w (w @ down_proj_bias)."""
+    h, down, down_b = _interface_hidden(experts, x)
+    d = down.shape[1]
+    y = weighted(w, h, down.permute(1, 0, 2).reshape(d, -1))
+    return y if down_b is None else y + F.linear(w, down_b.T)
+
+
+def _interface_hidden(experts: Any, x: torch.Tensor) -> tuple:
+    """(every expert's hidden (T, E I) after its first linear and its GLU or act_fn, down
+    (E, D, I), down bias (E, D) or None): ``_interface_experts``'s first steps."""
     up, down, up_b, down_b = _interface_weights(experts)
     o, d = up.shape[1:]
     if experts.has_gate and experts.is_concatenated:
@@ -266,9 +288,7 @@ def _interface_experts(experts: Any, x: torch.Tensor, index: Any, w: torch.Tenso
     else:
         up, up_b = up.reshape(-1, d), None if up_b is None else up_b.reshape(-1)
     h = F.linear(x, up, up_b)
-    h = experts._apply_gate(h) if experts.has_gate else experts.act_fn(h)
-    y = weighted(w, h, down.permute(1, 0, 2).reshape(d, -1))
-    return y if down_b is None else y + F.linear(w, down_b.T)
+    return (experts._apply_gate(h) if experts.has_gate else experts.act_fn(h)), down, down_b
 
 
 def _post_normed(module: Any) -> bool:
@@ -280,6 +300,34 @@ def _post_normed(module: Any) -> bool:
     return isinstance(getattr(norm, "weight", None), torch.Tensor) \
         and isinstance(getattr(norm, "eps", None), float) and isinstance(w, torch.Tensor) \
         and norm.weight.shape == w.shape and _interface(module, post_norm=True)
+
+
+def _module_normed(module: Any) -> bool:
+    """MuSE Spark's shape: the expert interface's (``_interface``) declaring
+    has_post_expert_norm, its ``post_expert_norm`` a module of each expert's output alone (one
+    (D,) weight for every expert: applied over (T, E, D) it normalizes each expert's D apart)."""
+    experts = getattr(module, "experts", None)
+    norm = getattr(experts, "post_expert_norm", None)
+    weight = getattr(norm, "weight", None)
+    return getattr(experts, "has_post_expert_norm", False) is True \
+        and isinstance(norm, torch.nn.Module) and isinstance(weight, torch.Tensor) \
+        and weight.dim() == 1 and _interface(module, post_norm=True) \
+        and weight.shape[0] == _interface_weights(experts)[1].shape[1]
+
+
+def _module_normed_experts(experts: Any, x: torch.Tensor, index: Any,
+                           w: torch.Tensor) -> torch.Tensor:
+    """Experts with their own post_expert_norm, every one on every token: the interface's
+    first linear and GLU (``_interface_hidden``); each expert's down output apart (one linear
+    of the block-diagonal downs (E D, E I), as Ergo's: E times a joined down's MACs); the
+    norm module over (T, E, D) (each expert's D its own row); sum_e w_e n_e as one linear of
+    the weighted (T, E D) through [I_D ... I_D] (D, E D)."""
+    h, down, down_b = _interface_hidden(experts, x)
+    e, d, _ = down.shape
+    y = F.linear(h, torch.block_diag(*down), None if down_b is None else down_b.reshape(-1))
+    n = experts.post_expert_norm(y.view(-1, e, d))
+    repeat = torch.eye(e, dtype=w.dtype).repeat_interleave(d, dim=0)
+    return (n * F.linear(w, repeat).view(-1, e, d)).sum(1)
 
 
 def _post_normed_experts(experts: Any, x: torch.Tensor, index: Any,
@@ -357,6 +405,109 @@ def _inkling_refusal(block: Any) -> str | None:
         "Inkling's, e_score_correction_bias, global_scale, weight")
 
 
+def _zero_experts(module: Any) -> bool:
+    """LongCat-Flash's shape: Mixtral's stacked experts (``_stacked_experts``) and
+    zero_expert_num Z > 0 zero-computation experts, the router's last Z of its E + Z rows: an
+    expert picked among them adds its weight times the block's input (an identity expert)."""
+    z, router = getattr(module, "zero_expert_num", None), router_of(module)
+    w = matrix(router)
+    return isinstance(z, int) and not isinstance(z, bool) and z > 0 \
+        and isinstance(getattr(router, "top_k", None), int) and isinstance(w, torch.Tensor) \
+        and w.dim() == 2 and _stacked_experts(getattr(module, "experts", None), w.shape[1]) \
+        == w.shape[0] - z
+
+
+def _stacked_experts(experts: Any, d: int) -> int | None:
+    """The number of Mixtral-like stacked experts of width d: gate_up_proj (E, 2 I, d),
+    down_proj (E, d, I) and an act_fn, no post-expert norm; None for other experts."""
+    gu, down = getattr(experts, "gate_up_proj", None), getattr(experts, "down_proj", None)
+    if not (isinstance(gu, torch.Tensor) and isinstance(down, torch.Tensor) and gu.dim() == 3
+            and down.dim() == 3 and hasattr(experts, "act_fn")
+            and not hasattr(experts, "post_expert_norm")):
+        return None
+    e, two_i, dd = gu.shape
+    return e if dd == d and down.shape == (e, d, two_i // 2) and two_i % 2 == 0 else None
+
+
+def _zero_forward(block: Any, hidden_states: torch.Tensor) -> torch.Tensor:
+    """LongCat-Flash's block, dense: w (T, E + Z) from the router's rule; the E experts
+    weighted by w[:, :E] (``dense_experts_forward``) plus the input times the zero experts'
+    summed weight (a linear of w[:, E:] through ones (D, Z): the input's shape)."""
+    shape = hidden_states.shape
+    x = hidden_states.reshape(-1, shape[-1])
+    w = route(router_of(block), x)
+    e = block.experts.gate_up_proj.shape[0]
+    ones = torch.ones(shape[-1], w.shape[-1] - e, dtype=w.dtype)
+    y = dense_experts_forward(block.experts, x, w[:, :e]) + x * F.linear(w[:, e:], ones)
+    return y.reshape(shape)
+
+
+def _mlp_router(module: Any) -> bool:
+    """ZAYA's shape: a ``gate`` scoring E + 1 classes (the last a skip expert, no compute)
+    through its own router_mlp of a down_proj'ed state (plus the previous layer's router
+    state, scaled: router_states_scale), a selection bias balancing_biases (E + 1,), top_k;
+    Mixtral's stacked experts of E."""
+    router = getattr(module, "gate", None)
+    bias, mlp = getattr(router, "balancing_biases", None), getattr(router, "router_mlp", None)
+    down = getattr(router, "down_proj", None)
+    return isinstance(getattr(router, "top_k", None), int) and isinstance(bias, torch.Tensor) \
+        and bias.dim() == 1 and isinstance(mlp, torch.nn.Module) \
+        and isinstance(down, torch.nn.Linear) and hasattr(router, "use_eda") \
+        and _stacked_experts(getattr(module, "experts", None), down.in_features) \
+        == bias.shape[0] - 1 == getattr(router, "num_experts", None)
+
+
+def _mlp_router_forward(router: Any, hidden_states: torch.Tensor,
+                        router_states: Any = None) -> tuple:
+    """ZAYA's routing, dense: the state s = down_proj(x) (+ the previous layer's router state
+    times router_states_scale), the logits router_mlp(s) (E + 1), w the probabilities of the
+    top k of softmax + balancing_biases (``biased_probs``: not renormalized), the skip expert's
+    dropped (its output is zero); (logits, w (T, E), no indices, s: the next layer's state)."""
+    s = router.down_proj(hidden_states)
+    if router.use_eda and router_states is not None:
+        s = s + router_states * router.router_states_scale
+    lg = router.router_mlp(s)
+    c = lg.shape[-1]
+    w = biased_probs(lg, router.balancing_biases, router.top_k)[..., :c - 1]
+    return lg.reshape(-1, c), w.reshape(-1, c - 1), None, s
+
+
+def _gemma4(module: Any) -> bool:
+    """Gemma 4's shape (and DiffusionGemma's): a decoder layer holding a ``router`` (a norm
+    without scale, a scale (D,), a bias-free Linear ``proj`` (E, D), a per_expert_scale (E,),
+    config.top_k_experts) and Mixtral's stacked ``experts`` of E beside its own MLP."""
+    router = getattr(module, "router", None)
+    proj, k = getattr(router, "proj", None), getattr(getattr(router, "config", None),
+                                                     "top_k_experts", None)
+    scale = getattr(router, "per_expert_scale", None)
+    return isinstance(proj, torch.nn.Linear) and proj.bias is None and isinstance(k, int) \
+        and isinstance(scale, torch.Tensor) and scale.shape == (proj.out_features,) \
+        and isinstance(getattr(router, "scale", None), torch.Tensor) \
+        and isinstance(getattr(router, "norm", None), torch.nn.Module) \
+        and isinstance(getattr(router, "scalar_root_size", None), float) \
+        and _stacked_experts(getattr(module, "experts", None), proj.in_features) \
+        == proj.out_features
+
+
+def _gemma4_router(router: Any, hidden_states: torch.Tensor) -> tuple:
+    """Gemma 4's routing, dense: the logits proj(norm(x) scale / sqrt(D)); the top k of their
+    softmax (= of the logits), renormalized (the softmax over the k's logits), times each
+    expert's per_expert_scale; (the probabilities, w (T, E), no indices)."""
+    h = router.norm(hidden_states) * router.scale * router.scalar_root_size
+    lg = router.proj(h)
+    m = torch.ops.qasic.topk_mask(lg, router.config.top_k_experts)
+    w = torch.ops.qasic.masked_softmax(lg, m) * router.per_expert_scale
+    return torch.softmax(lg, dim=-1), w, None
+
+
+def _gemma4_replay(block: Any, calls: dict) -> torch.Tensor:
+    """Gemma 4's router and experts again on their first calls' inputs (not the whole decoder
+    layer: its attention writes the cache): experts(x, index, weights) of router(x')."""
+    (r_args, r_kwargs), (e_args, _) = calls["router"], calls["experts"]
+    _, weights, index = block.router(*r_args, **r_kwargs)
+    return block.experts(e_args[0], index, weights)
+
+
 def _dense_router(router: Any, x: torch.Tensor, *inputs: Any) -> tuple:
     """The router's place in its block: (logits, dense weights (T, E), no indices)."""
     x = x.reshape(-1, matrix(router).shape[1])
@@ -395,7 +546,9 @@ class Layout:
     """A routed block's shape: found by ``match``; ``swaps`` gives (object, attribute, dense
     replacement) for its routing and its experts; ``refusal`` why its routing has no dense
     rule (None: it has); ``describe`` its rule for a refusal; ``router`` its router module
-    (probed eagerly: qasic.quant.routers.prepare)."""
+    (probed eagerly: qasic.quant.routers.prepare). qasic.quant.moe.check keeps the first call
+    (args, kwargs) of each of ``calls``'s modules (by default the block's) while the model
+    runs, then compares ``replay`` of them, its own and dense."""
 
     name: str
     match: Callable[[Any], bool]
@@ -403,6 +556,8 @@ class Layout:
     refusal: Callable[[Any], str | None]
     describe: Callable[[Any], str]
     router: Callable[[Any], Any] = router_of
+    calls: Callable[[Any], dict] = lambda b: {"": b}  # the modules whose first calls it keeps
+    replay: Callable[[Any, dict], Any] = lambda b, calls: b(*calls[""][0], **calls[""][1])
 
 
 def _routed(experts_forward: Callable) -> Callable[[Any], tuple]:
@@ -427,6 +582,25 @@ LAYOUTS = (  # the first that matches
     Layout("a gate or router with top_k and an (E, D) matrix; experts with 3-D gate_up_proj "
            "(E, 2 I, D), down_proj (E, D, I) and an act_fn", _stacked,
            _routed(_dense_experts), _stacked_refusal, _rule_top),
+    Layout("LongCat-Flash's: a router with top_k and an (E + Z, D) matrix; E stacked experts "
+           "as Mixtral's; zero_expert_num Z identity experts", _zero_experts,
+           lambda b: ((b, "forward", functools.partial(_zero_forward, b)),), _stacked_refusal,
+           lambda b: f"{_rule_top(b)}, {b.zero_expert_num} identity experts"),
+    Layout("ZAYA's: a gate with top_k, its router_mlp of a down_proj'ed state, "
+           "balancing_biases (E + 1,) (a skip expert); E stacked experts", _mlp_router,
+           lambda b: ((b.gate, "forward", functools.partial(_mlp_router_forward, b.gate)),
+                      (b.experts, "forward", functools.partial(_dense_experts, b.experts))),
+           lambda b: None,
+           lambda b: f"ZAYA's softmax top {b.gate.top_k} of biased probabilities"),
+    Layout("Gemma 4's: a layer's router (norm, scale, proj (E, D), per_expert_scale, "
+           "config.top_k_experts) and stacked experts", _gemma4,
+           lambda b: ((b.router, "forward", functools.partial(_gemma4_router, b.router)),
+                      (b.experts, "forward", functools.partial(_dense_experts, b.experts))),
+           lambda b: None,
+           lambda b: f"Gemma 4's softmax top {b.router.config.top_k_experts}, renormalized, "
+                     "per_expert_scale",
+           router=lambda b: b.router, calls=lambda b: {"router": b.router, "experts": b.experts},
+           replay=_gemma4_replay),
     Layout("DBRX's: a router Linear layer, route_tokens_to_experts, experts' mlp w1, v1, w2 "
            "(E I, D)", _dbrx,
            lambda b: ((b, "route_tokens_to_experts", functools.partial(_dbrx_route, b)),
@@ -448,6 +622,9 @@ LAYOUTS = (  # the first that matches
     Layout("Ergo's: the expert interface's with an RMSNorm of each expert's output "
            "(post_expert_norm)", _post_normed,
            _routed(_post_normed_experts), _stacked_refusal, _rule_top),
+    Layout("MuSE Spark's: the expert interface's with has_post_expert_norm, a norm module of "
+           "each expert's output", _module_normed,
+           _routed(_module_normed_experts), _stacked_refusal, _rule_top),
     Layout("transformers' expert interface: a gate or router with top_k and an (E, D) matrix; "
            "experts with has_gate, is_transposed, has_bias (Aria's transposed, NemotronH's "
            "without a gate)", _interface,

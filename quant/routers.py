@@ -8,8 +8,9 @@ to the golden reference's top-k and to a softmax with a row mask), one rule per 
 the first that applies):
 
     softmax      (Mixtral, Qwen2-/Qwen3-MoE, OLMoE; GPT-OSS's biased logits):
-                 m = topk_mask(logits, k); w = softmax over m's keys (renormalized) or
-                 softmax(logits) * m
+                 m = topk_mask(logits, k); w = softmax over m's keys (renormalized; times
+                 the constant its forward's k weights sum to: the OpenAI privacy filter's
+                 1 / k) or softmax(logits) * m
     sigmoid      (GLM-4-MoE, DeepSeek-V3 in one group): m = topk_mask(sigmoid(logits) + bias,
                  k); w = the masked softmax of log sigmoid(logits) (= s_i / sum of the k s_j,
                  no divide) or sigmoid(logits) * m, times routed_scaling_factor
@@ -24,6 +25,9 @@ the first that applies):
     logit        (Kolibri): m = topk_mask(logits + bias, k); w as sigmoid's; told from
                  DeepSeek-V3's (the same tensors) by probing the router's own forward
                  (``_probe_rule``)
+    biased probs (LongCat-Flash): m = topk_mask(softmax(logits) + bias, k); w = softmax(logits)
+                 * m (not renormalized) times routed_scaling_factor (``biased_probs``: ZAYA's
+                 router too, qasic.quant.moe_layouts)
     hash         (DeepSeek-V4's hash_moe layers): the k experts a fixed table tid2eid (V, k)
                  gives the token id, not the scores: m = the token's row of a (V, E) table of
                  counts, an embedding of the ids (``_hash_route``); w as sigmoid's
@@ -79,8 +83,8 @@ def rank(scores: torch.Tensor) -> torch.Tensor:
 
 def matrix(router: Any) -> Any:
     """The router's (E, D) matrix: its ``weight``, or its bias-free Linear ``wg``'s
-    (HunYuan-MoE), ``gate``'s (AFMoE), ``linear``'s (Ergo) or ``layer``'s (JetMoE); None
-    without one."""
+    (HunYuan-MoE), ``gate``'s (AFMoE), ``linear``'s (Ergo), ``layer``'s (JetMoE) or
+    ``classifier``'s (LongCat-Flash); None without one."""
     for name in _LINEARS:
         lin = getattr(router, name, None)
         if isinstance(lin, torch.nn.Linear) and lin.bias is None:
@@ -88,50 +92,65 @@ def matrix(router: Any) -> Any:
     return getattr(router, "weight", None)
 
 
-_LINEARS = ("wg", "gate", "linear", "layer")  # a router's Linear holding its matrix
+_LINEARS = ("wg", "gate", "linear", "layer", "classifier")  # a router's Linear: its matrix
 
 
 def _softmax_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
     """Mixtral's rule: softmax, top k, renormalized (always; Qwen2-MoE, OLMoE: iff
     norm_topk_prob; a router without the flag: as its own forward does, ``renormalizes``).
-    The renormalized top-k softmax is the softmax over the top k's logits."""
+    The renormalized top-k softmax is the softmax over the top k's logits, times the constant
+    sum its forward gives the k weights (``topk_total``: 1, the privacy filter's 1 / k)."""
     m = torch.ops.qasic.topk_mask(logits, router.top_k)
     if renormalizes(router):
-        return torch.ops.qasic.masked_softmax(logits, m)
+        w = torch.ops.qasic.masked_softmax(logits, m)
+        total = topk_total(router)
+        return w if total == 1.0 else w * total
     return torch.softmax(logits, dim=-1) * m
 
 
 def renormalizes(router: Any) -> bool:
     """``norm_topk_prob``, or without it whether the router's own forward returns top-k
-    weights (its second output, (T, k)) that sum to 1 on a probe of 8 tokens: Mixtral's do,
-    Jamba's (its docstring: "the selected weights left unnormalized") do not. Probed eagerly
-    (``dense``, before torch.export traces) and kept per router."""
+    weights (its second output, (T, k)) whose sum is one constant on a probe of 8 tokens
+    (``topk_total``): Mixtral's sum to 1, the OpenAI privacy filter's to 1 / k, Jamba's (its
+    docstring: "the selected weights left unnormalized") vary."""
     flag = getattr(router, "norm_topk_prob", None)
-    if flag is not None:
-        return bool(flag)
-    if router not in _RENORMALIZES:
-        _RENORMALIZES[router] = _probe(router)
-    return _RENORMALIZES[router]
+    return bool(flag) if flag is not None else topk_total(router) is not None
 
 
-_RENORMALIZES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+def topk_total(router: Any) -> float | None:
+    """The constant sum of the router forward's top-k weights on a probe of 8 tokens (1.0
+    where it cannot tell: a router of one expert per token, or whose forward takes other
+    inputs; 1.0 for a router with norm_topk_prob), None where the sums vary. Probed eagerly
+    (``dense``, before torch.export traces) and kept per router."""
+    if getattr(router, "norm_topk_prob", None) is not None:
+        return 1.0
+    if router not in _TOTALS:
+        _TOTALS[router] = _probe(router)
+    return _TOTALS[router]
 
 
-def _probe(router: Any) -> bool:
+_TOTALS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _probe(router: Any) -> float | None:
     w = matrix(router)
     if router.top_k == 1 or w is None:
-        return True
+        return 1.0
     probe = torch.randn(8, w.shape[1], generator=torch.Generator().manual_seed(0),
                         dtype=w.dtype)
     try:
         with torch.no_grad():
             out = type(router).forward(router, probe)  # its own, not the dense one in its place
     except Exception:  # noqa: BLE001  (a router that takes other inputs: Mixtral's default;
-        return True    # ``check`` still compares the dense form with the block's forward)
+        return 1.0     # ``check`` still compares the dense form with the block's forward)
     top = out[1] if isinstance(out, tuple) and len(out) == 3 else None
     if not isinstance(top, torch.Tensor) or tuple(top.shape) != (8, router.top_k):
-        return True
-    return bool(torch.allclose(top.sum(-1), torch.ones(8, dtype=top.dtype), atol=1e-4))
+        return 1.0
+    sums = top.sum(-1).double()
+    total = float(sums[0])
+    if total <= 0 or not torch.allclose(sums, torch.full_like(sums, total), atol=1e-4 * total):
+        return None
+    return 1.0 if abs(total - 1.0) < 1e-4 else total
 
 
 def _sigmoid_route(router: Any, logits: torch.Tensor, bias: Any = None) -> torch.Tensor:
@@ -195,6 +214,20 @@ def _statics_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
     m = torch.ops.qasic.topk_mask(router.moe_statics(torch.softmax(logits, dim=-1)),
                                   router.top_k)
     return torch.ops.qasic.masked_softmax(logits, m)
+
+
+def _biased_probs_route(router: Any, logits: torch.Tensor) -> torch.Tensor:
+    """LongCat-Flash's rule: top k of p = softmax(logits) + the selection bias, weights the k
+    probabilities as they are (not renormalized), times ``_scaling``."""
+    return biased_probs(logits, router.e_score_correction_bias, router.top_k) \
+        * _scaling(router)
+
+
+def biased_probs(logits: torch.Tensor, bias: torch.Tensor, k: int) -> torch.Tensor:
+    """p * topk_mask(p + bias, k), p = softmax(logits): the top k of the probabilities plus a
+    selection bias, weighted by their probabilities (LongCat-Flash's router, ZAYA's)."""
+    p = torch.softmax(logits, dim=-1)
+    return p * torch.ops.qasic.topk_mask(p + bias, k)
 
 
 def _hash_route(router: Any, logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
@@ -362,6 +395,8 @@ RULES = (
          _sigmoid_route, inputs=("expert_bias",)),
     Rule("sigmoid of the top k of the logits plus a selection bias (Kolibri)", _SIGMOID,
          _logit_route),
+    Rule("softmax top-k with a selection bias on the probabilities, not renormalized "
+         "(LongCat-Flash)", _SIGMOID, _biased_probs_route),
     Rule("experts by token id, a fixed table tid2eid, weighted by their scores (DeepSeek-V4's "
          "hash router)", frozenset({"weight", "tid2eid"}), _hash_route, _hashed,
          inputs=("input_ids",)),
@@ -444,10 +479,14 @@ def selection(router: Any) -> str:
 
 
 def logits(router: Any, x: torch.Tensor) -> torch.Tensor:
-    """x @ matrix.T, plus the router's ``bias`` where it has one (GPT-OSS); soft-capped,
-    c tanh(logits / c), where its router_logit_softcapping c > 0 (Laguna)."""
+    """x @ matrix.T, plus the router's ``bias`` where it has one (GPT-OSS), times its
+    ``output_multiplier`` where it has one (MuSE Spark); soft-capped, c tanh(logits / c), where
+    its router_logit_softcapping c > 0 (Laguna)."""
     bias = getattr(router, "bias", None)
     out = F.linear(x, matrix(router), bias if isinstance(bias, torch.Tensor) else None)
+    mult = getattr(router, "output_multiplier", None)
+    if isinstance(mult, (int, float)) and not isinstance(mult, bool) and mult != 1:
+        out = out * mult
     cap = getattr(router, "router_logit_softcapping", None)
     if isinstance(cap, (int, float)) and not isinstance(cap, bool) and cap > 0:
         return torch.tanh(out / cap) * cap

@@ -592,3 +592,41 @@ def test_a_llama4_router_with_a_bias_is_refused_in_one_line():
     assert str(e.value) == ("mixture-of-experts block model.model.layers.0.feed_forward "
                             "(Llama4TextMoe): its router Llama4Router has tensors bias, weight; "
                             "supported: Llama 4's, a weight alone")
+
+
+# the moe lane (session 13): the family survey's rows of the layouts added, smaller
+_SURVEY_MOE = {
+    # experts wider than the block (pre_expert_proj to 48), each expert's output normalized
+    # by the experts' own norm module, a sigmoid router's output_multiplier
+    "MuseSparkTextModel": ({"moe_hidden_size": 48}, "MuSE Spark's", 0.999),
+    # 2 identity experts beside the 4 routed (the survey's: 256 by default); its one layer
+    # (num_hidden_layers 2: two attention and MLP sublayers, the MoE a shortcut)
+    "LongcatFlashModel": ({"zero_expert_num": 2}, "LongCat-Flash's", 0.995),
+    # Gemma 4's decoder layer holding its router and experts (26B-A4B's form), one layer
+    "Gemma4TextModel@moe": ({"num_hidden_layers": 1}, "Gemma 4's", 0.999),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_SURVEY_MOE))
+def test_the_survey_decoders_new_layouts_run_bit_exact_and_generate_exactly(name, monkeypatch):
+    """MuSE Spark, LongCat-Flash and Gemma 4's MoE (the survey's rows, smaller): each block's
+    layout the expected one, a topk_mask per block, the simulator bit-exact with the golden
+    reference (cosine to the float model > 0.999; LongCat's > 0.995, measured 0.9968) and the
+    survey's generate check exact: a prefill and decode steps on the simulator, every token and
+    every step's output codes the golden reference's."""
+    import qasic
+    from qasic.quant import capture, moe
+
+    family, config, kw, model_kw, kind, size = family_survey.MODELS[name]
+    extra, expect, cosine = _SURVEY_MOE[name]
+    monkeypatch.setitem(family_survey.MODELS, name,
+                        (family, config, kw | extra, model_kw, kind, size))
+    model, x, _ = family_survey.build(name)
+    blocks = moe.blocks(model)
+    assert blocks and all(expect in moe.layout(b).name for _, b in blocks)
+    graph = capture(model, torch.from_numpy(x[:1]))
+    masks = [n for n in graph.nodes if n.op == "topk_mask"]
+    assert len(masks) == len(blocks) and all(n.attrs["k"] == 2 for n in masks)
+    record = qasic.evaluate(model, x, calibration=x)
+    assert record["bit_exact"] and record["cosine"] > cosine, record["cosine"]
+    assert family_survey.generation(model, x)["generate"] == "exact"

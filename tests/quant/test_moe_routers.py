@@ -35,11 +35,13 @@ class _Block(torch.nn.Module):
 
 def _block(family: str, config: str, cls: str, **extra) -> _Block:
     """transformers.models.<family>'s block ``cls`` built from ``config`` at the sizes above,
-    every parameter and buffer drawn normal(0, 0.3) (selection biases, scales and norms too)."""
+    every parameter and buffer drawn normal(0, 0.3) (selection biases, scales and norms too);
+    ``layer_idx`` (extra) passed to a block that takes one (ZAYA's)."""
     module = importlib.import_module(f"transformers.models.{family}.modeling_{family}")
     torch.manual_seed(0)
+    args = (extra.pop("layer_idx"),) if "layer_idx" in extra else ()
     cfg = getattr(transformers, config)(**{**_SIZES, **extra})
-    block = getattr(module, cls)(cfg).eval()
+    block = getattr(module, cls)(cfg, *args).eval()
     with torch.no_grad():
         for t in (*block.parameters(), *block.buffers()):
             if t.is_floating_point():
@@ -64,6 +66,19 @@ CASES = {  # id: (family, config, block class, config extras, the rule or layout
                    {"moe_shared_expert_intermediate_size": I}, "expert interface"),
     "inkling": ("inkling", "InklingTextConfig", "InklingMoE", {}, "Inkling's"),
     "ergo": ("ergo", "ErgoConfig", "ErgoMoE", {"shared_intermediate_size": I}, "Ergo's"),
+    # the moe lane (session 13): experts wider than the block (its pre_expert_proj), each
+    # expert's output normalized by the experts' own norm module; 3 identity experts beside 4
+    # (softmax top-k of biased probabilities, scaled); an MLP router carrying its state, a
+    # skip expert; concatenated GPT-OSS-like experts whose top-k weights sum to 1 / k
+    "muse_spark": ("muse_spark", "MuseSparkTextConfig", "MuseSparkMoE",
+                   {"moe_hidden_size": 24, "output_multiplier": 0.5,
+                    "routed_scaling_factor": 1.5}, "MuSE Spark's"),
+    "longcat": ("longcat_flash", "LongcatFlashConfig", "LongcatFlashMoE",
+                {"zero_expert_num": 3, "routed_scaling_factor": 2.0}, "LongCat-Flash's"),
+    "zaya": ("zaya", "ZayaConfig", "ZayaSparseMoeBlock",
+             {"layer_idx": 0, "num_experts_per_tok": 1}, "ZAYA's"),  # top 1 only (its config)
+    "privacy_filter": ("openai_privacy_filter", "OpenAIPrivacyFilterConfig",
+                       "OpenAIPrivacyFilterMLP", {}, "expert interface"),
 }
 
 
@@ -90,7 +105,7 @@ def test_new_routers_capture_to_the_blocks_own_output(case):
     assert expect in lay.name or expect in rule.name, (lay.name, rule)
     graph = moe_capture(model, x)
     masks = [n for n in graph.nodes if n.op == "topk_mask"]
-    assert len(masks) == 1 and masks[0].attrs["k"] == K
+    assert len(masks) == 1 and masks[0].attrs["k"] == extra.get("num_experts_per_tok", K)
     with torch.no_grad():
         want = model(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(run_float(graph, graph.to_internal(x)), want, atol=1e-5,
@@ -164,3 +179,18 @@ def test_a_router_no_rule_reproduces_is_refused_in_one_line():
     assert msg.startswith("mixture-of-experts block block (Kolibri1SparseMoeBlock): its router "
                           "Doubled (tensors e_score_correction_bias, weight, 1 expert groups, "
                           "top 1) has no dense rule; supported: softmax top-k") and "\n" not in msg
+
+
+def test_the_privacy_filters_top_k_weights_sum_to_one_over_k_and_its_experts_are_concatenated():
+    """The OpenAI privacy filter's router divides its renormalized top-k softmax by k (its
+    block multiplies by k again): the probe finds the constant sum 1 / k, so the dense weights
+    are the masked softmax over k; its experts (GPT-OSS's clamped GLU, concatenated halves)
+    run through the expert interface, not GPT-OSS's interleaved layout."""
+    model = _block(*CASES["privacy_filter"][:3], **CASES["privacy_filter"][3])
+    router = model.block.router
+    assert routers.renormalizes(router) and routers.topk_total(router) == pytest.approx(1 / K)
+    assert model.block.experts.is_concatenated and not moe_layouts._gpt_oss(model.block)
+    x = torch.from_numpy(_x()).reshape(-1, D)
+    with torch.no_grad():
+        w = routers.route(router, x)
+    torch.testing.assert_close(w.sum(-1), torch.full((x.shape[0],), 1 / K))
