@@ -43,6 +43,7 @@ from qasic.quant import (
     layouts,
     lengths,
     lowering_pad,
+    lstm,
     lowering_seq,
     masks,
     matrix_rope,
@@ -103,10 +104,12 @@ def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
     was_caching = _set_use_cache(model, False)  # a transformers KV cache is no model output
     try:
         with moe.dense_experts(model, args), recurrent_scan.recurrent(model), \
-                _tensors_kept(model), hf_masks.unvmapped(), int_buffers.as_constants(model):
+                lstm.unrolled(model), _tensors_kept(model), hf_masks.unvmapped(), \
+                int_buffers.as_constants(model):
             # routed experts run densely (quant.moe), Mamba2's scan recurrently
             # (quant.recurrent_scan), custom attention masks without vmap (quant.hf_masks),
-            # integer scalar buffers known constants (quant.int_buffers: codecs' paddings)
+            # integer scalar buffers known constants (quant.int_buffers: codecs' paddings),
+            # nn.LSTM / nn.GRU unrolled per position (quant.lstm)
             return _trace(model, args)
     finally:
         _set_training(model, was_training)
