@@ -1,0 +1,167 @@
+"""nn.LSTM and nn.GRU unrolled per position while torch.export traces (quant.lstm): the float
+form equals torch's, the quantized model simulates bit-exact to the golden reference close to
+the float model, and what is not unrolled is refused in one line naming the module."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from qasic.arch.config import default_arch
+from qasic.errors import UnsupportedOpError
+from qasic.quant import QuantConfig, capture, quantize, reference
+from qasic.quant.evaluate import cosine
+from qasic.quant.lstm import rnn_forward, unrolled
+
+T, F, H = 7, 5, 8
+
+
+class Net(torch.nn.Module):
+    """(batch, T, F) -> the RNN's output (batch, T, H * directions); time-major RNNs get the
+    input transposed, as a user's model would."""
+
+    def __init__(self, kind: str, layers: int = 1, bi: bool = False, batch_first: bool = True,
+                 bias: bool = True, hidden: int = H):
+        super().__init__()
+        torch.manual_seed(0)
+        self.rnn = getattr(torch.nn, kind)(F, hidden, layers, bias=bias, batch_first=batch_first,
+                                           bidirectional=bi)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.rnn.batch_first:
+            return self.rnn(x.transpose(0, 1))[0].transpose(0, 1)
+        return self.rnn(x)[0]
+
+
+def _x(n: int = 12, length: int = T, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, length, F)).astype(np.float32)
+
+
+CONFIGS = [(kind, layers, bi, bf, bias) for kind in ("LSTM", "GRU") for layers in (1, 2)
+           for bi in (False, True) for bf in (True, False) for bias in (True, False)]
+
+
+@pytest.mark.parametrize(("kind", "layers", "bi", "batch_first", "bias"), CONFIGS)
+def test_unrolled_form_equals_torch(kind, layers, bi, batch_first, bias):
+    """Output and final states of the unrolled form are torch's (float32 rounding)."""
+    torch.manual_seed(1)
+    rnn = getattr(torch.nn, kind)(F, H, layers, bias=bias, batch_first=batch_first,
+                                  bidirectional=bi).eval()
+    x = torch.randn(3, T, F) if batch_first else torch.randn(T, 3, F)
+    with torch.no_grad():
+        want = rnn(x)
+        got = rnn_forward(rnn, x)
+    torch.testing.assert_close(got[0], want[0], rtol=1e-5, atol=1e-5)
+    states = zip(got[1], want[1], strict=True) if kind == "LSTM" else [(got[1], want[1])]
+    for a, b in states:
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_capture_unrolls_into_one_linear_per_gate_and_one_concat_per_direction():
+    """No lstm node: per gate one linear over all positions (the input part) and one per
+    position after the first (the recurrent part); one concat stacks the T positions."""
+    g = capture(Net("LSTM").eval(), torch.from_numpy(_x(1)))
+    ops = [n.op for n in g.nodes]
+    assert "lstm" not in ops
+    linears = sum(op in ("linear", "matmul", "gemm") for op in ops)
+    assert linears >= 4 + 4 * (T - 1)
+    cats = [n for n in g.nodes if n.op == "concat"]
+    assert len(cats) == 1 and len(cats[0].inputs) == T
+
+
+@pytest.mark.parametrize(("kind", "layers", "bi", "batch_first"), [
+    ("LSTM", 1, False, True), ("GRU", 1, False, False), ("LSTM", 2, True, False),
+    ("GRU", 2, True, True)])
+def test_quantized_rnn_simulates_bit_exact_close_to_float(kind, layers, bi, batch_first):
+    """W8A8 (8-bit states too): simulator == golden reference; cosine to torch > 0.999."""
+    from qasic.compiler import compile_graph
+    from qasic.sim.run import run_functional
+
+    net = Net(kind, layers, bi, batch_first).eval()
+    cal, x = _x(32), _x(6, seed=1)
+    g = quantize(net, torch.from_numpy(cal[:1]), cal, QuantConfig())
+    codes = g.quantize_input(x)
+    want = reference.run(g, codes)
+    got = run_functional(compile_graph(g, default_arch()), default_arch(), codes)
+    np.testing.assert_array_equal(got.reshape(want.shape), want)
+    with torch.no_grad():
+        f = net(torch.from_numpy(x)).numpy()
+    q = g.dequantize_output(want).reshape(f.shape)
+    assert cosine(q, f) > 0.999
+
+
+class _WithState(torch.nn.Module):
+    def __init__(self, rnn: torch.nn.Module, state):
+        super().__init__()
+        self.rnn, self.state = rnn, state
+
+    def forward(self, x):
+        return self.rnn(x, self.state)[0]
+
+
+class _Packed(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = torch.nn.GRU(F, H, batch_first=True)
+
+    def forward(self, x):
+        packed = torch.nn.utils.rnn.pack_padded_sequence(x, [T] * x.shape[0], batch_first=True)
+        return self.rnn(packed)[1][0]
+
+
+class _Unbatched(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = torch.nn.LSTM(F, H)
+
+    def forward(self, x):
+        return self.rnn(x[0])[0]
+
+
+def _zeros(*shape):
+    return torch.zeros(*shape)
+
+
+@pytest.mark.parametrize(("model", "says"), [
+    (_WithState(torch.nn.LSTM(F, H, batch_first=True), (_zeros(1, 2, H), _zeros(1, 2, H))),
+     "an initial state (h0 or (h0, c0)) passed in"),
+    (_WithState(torch.nn.GRU(F, H, batch_first=True), _zeros(1, 2, H)), "an initial state"),
+    (_WithState(torch.nn.LSTM(F, H, batch_first=True, proj_size=4), None), "proj_size=4"),
+    (_Packed(), "a PackedSequence input"),
+    (_Unbatched(), "an unbatched input of shape (7, 5)"),
+])
+def test_what_is_not_unrolled_is_refused_in_one_line_naming_the_module(model, says):
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(model.eval(), torch.from_numpy(_x(2)))
+    msg = str(e.value)
+    assert says in msg and "module 'rnn'" in msg and "\n" not in msg
+
+
+def test_modules_are_as_before_after_the_trace():
+    net = Net("GRU", 2, True).eval()
+    with unrolled(net):
+        assert "forward" in vars(net.rnn)
+    assert "forward" not in vars(net.rnn)
+    capture(net, torch.from_numpy(_x(1)))
+    assert "forward" not in vars(net.rnn)
+    x = torch.from_numpy(_x(2))
+    with torch.no_grad():
+        want = net.rnn(x)[0]
+    torch.testing.assert_close(net(x), want)
+
+
+def test_encodec_lstm_block_batch_first_equals_transformers():
+    """EnCodec's time-major LSTM block (permute, LSTM + skip, permute back) swapped for its
+    batch-first form: the same output."""
+    modeling = pytest.importorskip("transformers.models.encodec.modeling_encodec")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    block = modeling.EncodecLSTM(transformers.EncodecConfig(num_lstm_layers=2), 8).eval()
+    x = torch.randn(2, 8, 11)  # (batch, C, L)
+    with torch.no_grad():
+        want = block(x)
+        with unrolled(block):
+            got = block(x)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert "forward" not in vars(block) and block.lstm.batch_first is False
