@@ -1,6 +1,6 @@
-"""torch's nn.LSTM and nn.GRU written, while torch.export traces, in their unrolled per-timestep
-form, so that the graph holds ops qasic runs (one ``aten.lstm.input`` / ``aten.gru.input`` node
-otherwise).
+"""torch's nn.LSTM, nn.GRU and nn.RNN written, while torch.export traces, in their unrolled
+per-timestep form, so that the graph holds ops qasic runs (one ``aten.lstm.input`` /
+``aten.gru.input`` / ``aten.rnn_tanh.input`` node otherwise).
 
 Per layer and direction, with x_t the layer's input at position t and h_(-1) = c_(-1) = 0
 (torch's gate order i, f, g, o for the LSTM and r, z, n for the GRU):
@@ -11,6 +11,7 @@ Per layer and direction, with x_t the layer's input at position t and h_(-1) = c
     GRU    r_t = sigmoid(x_t W_ir^T + h_(t-1) W_hr^T + b_ir + b_hr)      z_t likewise
            n_t = tanh(x_t W_in^T + b_in + r_t (h_(t-1) W_hn^T + b_hn))
            h_t = (1 - z_t) n_t + z_t h_(t-1)
+    RNN    h_t = tanh(x_t W_ih^T + h_(t-1) W_hh^T + b_ih + b_hh)             (or relu)
 
 Each gate's input part x W_i?^T (+ its biases, but b_hn, which r_t multiplies) is one linear
 over all positions before the loop (its own encoding per gate: the gates' ranges differ), and
@@ -25,8 +26,10 @@ The reverse direction of a bidirectional layer runs the positions from the last 
 and its outputs are stacked in position order, then concatenated with the forward direction's
 along the features (torch's layout). Layers follow each other (eval mode: no dropout between
 them). ``batch_first=False`` (time-major (L, batch, F), torch's default) is transposed to
-batch-first at the start and back at the end. The final states (h_n, c_n) are the last
-positions' states stacked as torch returns them (a model that reads them gets them).
+batch-first at the start and back at the end (capture follows the batch axis through both,
+quant.lowering_seq; a model must return its output batch-first). The final states (h_n, c_n)
+are the last positions' states stacked as torch returns them (a model that reads them gets
+them).
 
 Refused in one line naming the module: a state passed in ((h0, c0) or h0), ``proj_size``
 (LSTM with projections), a PackedSequence (packed sequences of several lengths) and an
@@ -50,7 +53,8 @@ import torch.nn.functional as F
 
 from qasic.errors import UnsupportedOpError
 
-GATES = {"LSTM": 4, "GRU": 3}  # the gates per direction, in torch's weight order
+GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}  # per direction, torch's order
+RNNS = (torch.nn.LSTM, torch.nn.GRU, torch.nn.RNN)
 
 
 def _refuse(module: Any, name: str, what: str) -> None:
@@ -99,20 +103,23 @@ def _direction(module: Any, x: torch.Tensor, layer: int, reverse: bool
     """One direction of one layer: x (batch, L, F) -> (y (batch, L, H), h_last, c_last)."""
     w_i, w_h, b_i, b_h = _gate_params(module, layer, reverse)
     length = x.shape[1]
-    lstm = module.mode == "LSTM"
+    mode = module.mode
     # the input parts of the gates over all positions; the GRU's b_hn stays with h W_hn^T
-    gx = [_linear(x, w_i[k], _add(b_i[k], None if not lstm and k == 2 else b_h[k]))
+    gx = [_linear(x, w_i[k], _add(b_i[k], None if mode == "GRU" and k == 2 else b_h[k]))
           for k in range(len(w_i))]
     h: Any = None
     c: Any = None
     ys: list[Any] = [None] * length
     for t in (range(length - 1, -1, -1) if reverse else range(length)):
-        if lstm:
+        if mode == "LSTM":
             i, f, g, o = (gx[k][:, t] if h is None else gx[k][:, t] + _linear(h, w_h[k], None)
                           for k in range(4))
             ig = torch.sigmoid(i) * torch.tanh(g)
             c = ig if c is None else torch.sigmoid(f) * c + ig
             h = torch.sigmoid(o) * torch.tanh(c)
+        elif mode != "GRU":  # nn.RNN: h_t = tanh (or relu) of the sum
+            a = gx[0][:, t] if h is None else gx[0][:, t] + _linear(h, w_h[0], None)
+            h = torch.tanh(a) if mode == "RNN_TANH" else torch.relu(a)
         else:
             r, z = (gx[k][:, t] if h is None else gx[k][:, t] + _linear(h, w_h[k], None)
                     for k in range(2))
@@ -128,7 +135,7 @@ def _direction(module: Any, x: torch.Tensor, layer: int, reverse: bool
 
 
 def rnn_forward(module: Any, input: Any, hx: Any = None, *, name: str = "") -> Any:
-    """nn.LSTM's / nn.GRU's forward, unrolled (module doc): (output, (h_n, c_n)) or
+    """nn.LSTM's / nn.GRU's / nn.RNN's forward, unrolled (module doc): (output, (h_n, c_n)) or
     (output, h_n) as torch returns them."""
     _check(module, name, input, hx)
     x = input if module.batch_first else input.transpose(0, 1)  # (batch, L, F)
@@ -179,12 +186,12 @@ _names: dict[int, str] = {}  # id(module) -> its name in the model being traced
 
 @contextlib.contextmanager
 def unrolled(model: Any) -> Iterator[None]:
-    """While in the block, every nn.LSTM / nn.GRU of ``model`` runs unrolled, and every block of
-    WRAPPERS batch-first (module doc); the modules are as before after."""
+    """While in the block, every nn.LSTM / nn.GRU / nn.RNN of ``model`` runs unrolled, and every
+    block of WRAPPERS batch-first (module doc); the modules are as before after."""
     swapped = []
     named = model.named_modules() if isinstance(model, torch.nn.Module) else ()
     for name, m in named:
-        if type(m) in (torch.nn.LSTM, torch.nn.GRU):
+        if type(m) in RNNS:
             fn = types.MethodType(lambda self, x, hx=None, _n=name: rnn_forward(
                 self, x, hx, name=_n), m)
         elif type(m).__name__ in WRAPPERS and type(m).__module__.startswith("transformers."):

@@ -406,8 +406,21 @@ class _Builder:
             self.made_in[outs[0].name] = self.sequence  # in this mode's layout now
         if len(outs) != 1 or not isinstance(self.value(outs[0]), Act):
             self.fail(node, f"the model must return one activation tensor; it returns {len(outs)}")
+        self._batch_first(outs[0])
         self.output_layout = self._layout_of(outs[0])
         return self.value(outs[0]).name
+
+    def _batch_first(self, out: fx.Node) -> None:
+        """Refuse an output whose batch is not its outermost axis (a time-major RNN's (L,
+        batch, F), a sequence-first attention's): the graph computes per sample, and its
+        output would be compared with torch's as if the first axis were the batch."""
+        shape = tuple(int(d) for d in out.meta["val"].shape)
+        if not shape or lowering_seq.digit(self, out) == (0, shape[0] // self.batch):
+            return
+        raise UnsupportedOpError(
+            f"node {out.name!r}: the model's output {tuple(shape)} holds the batch along axis "
+            f"{lowering_seq.digit(self, out)[0]} (time-major or sequence-first, traced with "
+            f"batch {self.batch}), not first; return it batch-first (e.g. .transpose(0, 1))")
 
     def _layout_of(self, node: fx.Node) -> str:
         """How the graph holds fx ``node``'s torch value: sequence mode keeps torch's layout
