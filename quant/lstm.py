@@ -31,6 +31,12 @@ quant.lowering_seq; a model must return its output batch-first). The final state
 are the last positions' states stacked as torch returns them (a model that reads them gets
 them).
 
+Over token ids (a language model) the unrolled RNN is one recurrence of quant.recurrence
+(selections of position t, one concat of the h_t), so generation carries its states in DRAM:
+those that position t reads of position t - 1, i.e. c_(t-1) (LSTM) or h_(t-1) (GRU) and the
+recurrent parts h_(t-1) W_h?^T (of position t - 1: the latest position they read), 5 H values
+for an LSTM, 4 H for a GRU (tests/quant/test_lstm.py generates with both).
+
 Refused in one line naming the module: a state passed in ((h0, c0) or h0), ``proj_size``
 (LSTM with projections), a PackedSequence (packed sequences of several lengths) and an
 unbatched (L, F) input.

@@ -415,8 +415,9 @@ class _Builder:
         batch, F), a sequence-first attention's): the graph computes per sample, and its
         output would be compared with torch's as if the first axis were the batch."""
         shape = tuple(int(d) for d in out.meta["val"].shape)
-        if not shape or lowering_seq.digit(self, out) == (0, shape[0] // self.batch):
-            return
+        if not shape or self.batch == 1 or lowering_seq.digit(self, out) == (
+                0, shape[0] // self.batch):
+            return  # (traced with one sample, the batch axis is not told from the others)
         raise UnsupportedOpError(
             f"node {out.name!r}: the model's output {tuple(shape)} holds the batch along axis "
             f"{lowering_seq.digit(self, out)[0]} (time-major or sequence-first, traced with "

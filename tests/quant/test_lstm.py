@@ -169,3 +169,78 @@ def test_encodec_lstm_block_batch_first_equals_transformers():
             got = block(x)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     assert "forward" not in vars(block) and block.lstm.batch_first is False
+
+
+class _CRNN(torch.nn.Module):
+    """An OCR-style CRNN as users write it: convs over a (1, 8, W) line, its columns permuted
+    time-major (W/2, batch, C) for a bidirectional LSTM of torch's default layout, per-column
+    scores permuted back to (batch, W/2, classes)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.cnn = torch.nn.Sequential(torch.nn.Conv2d(1, 6, 3, padding=1), torch.nn.ReLU(),
+                                       torch.nn.MaxPool2d(2), torch.nn.Conv2d(6, 8, (4, 1)))
+        self.rnn = torch.nn.LSTM(8, 8, bidirectional=True)
+        self.fc = torch.nn.Linear(16, 5)
+
+    def forward(self, x):
+        f = self.cnn(x).squeeze(2).permute(2, 0, 1)  # (T, batch, C)
+        return self.fc(self.rnn(f)[0]).permute(1, 0, 2)
+
+
+def test_a_time_major_crnn_after_convolutions_simulates_bit_exact():
+    """The image model's permute of the batch axis goes to sequence mode (which follows the
+    batch axis), the LSTM runs unrolled: golden == simulator, close to float (0.9999)."""
+    import qasic
+
+    x = np.random.default_rng(0).standard_normal((8, 1, 8, 20)).astype(np.float32)
+    r = qasic.evaluate(_CRNN().eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+def test_a_time_major_output_is_refused_in_one_line():
+    """(L, batch, H) returned as is: the graph computes per sample, and its output would be
+    compared with torch's as if batch-first."""
+    class TimeMajor(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = torch.nn.GRU(F, H)
+
+        def forward(self, x):
+            return self.rnn(x.transpose(0, 1))[0]
+
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(TimeMajor().eval(), torch.from_numpy(_x(2)))
+    msg = str(e.value)
+    assert f"output ({T}, 2, {H}) holds the batch along axis 1" in msg, msg
+    assert "return it batch-first" in msg and "\n" not in msg
+
+
+class _CharLM(torch.nn.Module):
+    """A byte-level language model: ids (batch, L) -> logits (batch, L, 64)."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = torch.nn.Embedding(64, 16)
+        self.rnn = getattr(torch.nn, kind)(16, 16, batch_first=True)
+        self.head = torch.nn.Linear(16, 64)
+
+    def forward(self, ids):
+        return self.head(self.rnn(self.emb(ids))[0])
+
+
+@pytest.mark.parametrize(("kind", "states"), [("LSTM", 5), ("GRU", 4)])
+def test_an_rnn_language_model_generates_like_the_golden_reference(kind, states):
+    """Over token ids the unrolled RNN is one recurrence (quant.recurrence), its states carried
+    in DRAM between decode steps: the recurrent parts h_(t-1) W_h?^T (a node of position t - 1,
+    the latest it reads) and c_(t-1) for the LSTM (4 + 1), h_(t-1) for the GRU (3 + 1)."""
+    from qasic.quant.recurrence import plans
+    from tests.quant.generation import assert_generates_like_the_golden_reference
+
+    calib = np.random.default_rng(0).integers(0, 64, (8, 12))
+    full = quantize(_CharLM(kind).eval(), (torch.from_numpy(calib[:1]),), calib, QuantConfig())
+    found = plans(full, 12)
+    assert len(found) == 1 and len(found[0].states) == states
+    assert_generates_like_the_golden_reference(full, calib[0, :5], 6)
