@@ -10,9 +10,10 @@ import torch
 
 from qasic.arch.config import default_arch
 from qasic.errors import UnsupportedOpError
-from qasic.quant import QuantConfig, capture, quantize, reference
+from qasic.quant import QuantConfig, capture, quantize, reference, run_float
 from qasic.quant.evaluate import cosine
 from qasic.quant.lstm import rnn_forward, unrolled
+from tests.quant.opcheck import to_torch_layout
 
 T, F, H = 7, 5, 8
 
@@ -155,20 +156,22 @@ def test_modules_are_as_before_after_the_trace():
     torch.testing.assert_close(net(x), want)
 
 
-def test_encodec_lstm_block_batch_first_equals_transformers():
-    """EnCodec's time-major LSTM block (permute, LSTM + skip, permute back) swapped for its
-    batch-first form: the same output."""
+def test_encodec_lstm_block_captures_as_it_is():
+    """EnCodec's time-major LSTM block (permute(2, 0, 1), LSTM + skip, permute back) between
+    convolutions: the float graph computes transformers' output."""
     modeling = pytest.importorskip("transformers.models.encodec.modeling_encodec")
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
-    block = modeling.EncodecLSTM(transformers.EncodecConfig(num_lstm_layers=2), 8).eval()
-    x = torch.randn(2, 8, 11)  # (batch, C, L)
+    block = modeling.EncodecLSTM(transformers.EncodecConfig(num_lstm_layers=2), 8)
+    net = torch.nn.Sequential(torch.nn.Conv1d(1, 8, 3, padding=1), block,
+                              torch.nn.Conv1d(8, 4, 1)).eval()
+    x = torch.randn(2, 1, 11)  # (batch, 1, L)
+    g = capture(net, x[:1])
     with torch.no_grad():
-        want = block(x)
-        with unrolled(block):
-            got = block(x)
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
-    assert "forward" not in vars(block) and block.lstm.batch_first is False
+        want = net(x).numpy()
+    got = run_float(g, g.to_internal(x.numpy()))
+    got = got.reshape(want.shape) if g.output_layout == "torch" else to_torch_layout(got, want)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
 class _CRNN(torch.nn.Module):
