@@ -31,6 +31,10 @@ quant.lowering_seq; a model must return its output batch-first). The final state
 are the last positions' states stacked as torch returns them (a model that reads them gets
 them).
 
+A cell (nn.LSTMCell, nn.GRUCell, nn.RNNCell) that a model calls in its own loop over the
+positions is one such step: its input part a linear of its input, its recurrent part a linear of
+the state the model passes (a constant zero state folds into the gates' constants).
+
 Over token ids (a language model) the unrolled RNN is one recurrence of quant.recurrence
 (selections of position t, one concat of the h_t), so generation carries its states in DRAM:
 those that position t reads of position t - 1, i.e. c_(t-1) (LSTM) or h_(t-1) (GRU) and the
@@ -89,10 +93,9 @@ def _linear(x: torch.Tensor, w: torch.Tensor, b: Any) -> torch.Tensor:
     return F.linear(x, w, b)
 
 
-def _gate_params(module: Any, layer: int, reverse: bool) -> tuple[list, list, list, list]:
-    """Per gate: W_i?, W_h?, b_i?, b_h? (None without bias) of one layer and direction."""
-    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
-    n = GATES[module.mode]
+def _gate_params(module: Any, suffix: str, n: int) -> tuple[list, list, list, list]:
+    """Per gate: W_i?, W_h?, b_i?, b_h? (None without bias) of one layer and direction (the
+    parameter names' ``suffix``: "_l0", "_l1_reverse"; "" for a cell)."""
     w_ih, w_hh = getattr(module, "weight_ih" + suffix), getattr(module, "weight_hh" + suffix)
     b_ih = getattr(module, "bias_ih" + suffix) if module.bias else None
     b_hh = getattr(module, "bias_hh" + suffix) if module.bias else None
@@ -102,42 +105,47 @@ def _gate_params(module: Any, layer: int, reverse: bool) -> tuple[list, list, li
     return split(w_ih), split(w_hh), split(b_ih), split(b_hh)
 
 
+def _input_parts(mode: str, x: torch.Tensor, w_i: list, b_i: list, b_h: list) -> list:
+    """The gates' input parts x W_i?^T + biases (the GRU's b_hn stays with h W_hn^T)."""
+    return [_linear(x, w_i[k], _add(b_i[k], None if mode == "GRU" and k == 2 else b_h[k]))
+            for k in range(len(w_i))]
+
+
 def _add(a: Any, b: Any) -> Any:
     return b if a is None else a if b is None else a + b
+
+
+def _step(mode: str, gx: list, h: Any, c: Any, w_h: list, b_h: list) -> tuple[Any, Any]:
+    """One position (module doc): the gates' input parts ``gx`` (batch, H) each and the
+    previous states (None: zero) -> (h, c) (c None but for the LSTM)."""
+    def gate(k: int) -> Any:
+        return gx[k] if h is None else gx[k] + _linear(h, w_h[k], None)
+    if mode == "LSTM":
+        i, f, g, o = (gate(k) for k in range(4))
+        ig = torch.sigmoid(i) * torch.tanh(g)
+        c = ig if c is None else torch.sigmoid(f) * c + ig
+        return torch.sigmoid(o) * torch.tanh(c), c
+    if mode != "GRU":  # nn.RNN: h_t = tanh (or relu) of the sum
+        return (torch.tanh(gate(0)) if mode == "RNN_TANH" else torch.relu(gate(0))), None
+    r, z = torch.sigmoid(gate(0)), torch.sigmoid(gate(1))
+    hn = b_h[2] if h is None else _linear(h, w_h[2], b_h[2])
+    n = torch.tanh(gx[2] if hn is None else gx[2] + r * hn)
+    return ((1 - z) * n if h is None else (1 - z) * n + z * h), None
 
 
 def _direction(module: Any, x: torch.Tensor, layer: int, reverse: bool
                ) -> tuple[torch.Tensor, torch.Tensor, Any]:
     """One direction of one layer: x (batch, L, F) -> (y (batch, L, H), h_last, c_last)."""
-    w_i, w_h, b_i, b_h = _gate_params(module, layer, reverse)
-    length = x.shape[1]
     mode = module.mode
-    # the input parts of the gates over all positions; the GRU's b_hn stays with h W_hn^T
-    gx = [_linear(x, w_i[k], _add(b_i[k], None if mode == "GRU" and k == 2 else b_h[k]))
-          for k in range(len(w_i))]
+    w_i, w_h, b_i, b_h = _gate_params(
+        module, f"_l{layer}" + ("_reverse" if reverse else ""), GATES[mode])
+    length = x.shape[1]
+    gx = _input_parts(mode, x, w_i, b_i, b_h)  # over all positions, before the loop
     h: Any = None
     c: Any = None
     ys: list[Any] = [None] * length
     for t in (range(length - 1, -1, -1) if reverse else range(length)):
-        if mode == "LSTM":
-            i, f, g, o = (gx[k][:, t] if h is None else gx[k][:, t] + _linear(h, w_h[k], None)
-                          for k in range(4))
-            ig = torch.sigmoid(i) * torch.tanh(g)
-            c = ig if c is None else torch.sigmoid(f) * c + ig
-            h = torch.sigmoid(o) * torch.tanh(c)
-        elif mode != "GRU":  # nn.RNN: h_t = tanh (or relu) of the sum
-            a = gx[0][:, t] if h is None else gx[0][:, t] + _linear(h, w_h[0], None)
-            h = torch.tanh(a) if mode == "RNN_TANH" else torch.relu(a)
-        else:
-            r, z = (gx[k][:, t] if h is None else gx[k][:, t] + _linear(h, w_h[k], None)
-                    for k in range(2))
-            r, z = torch.sigmoid(r), torch.sigmoid(z)
-            if h is None:
-                hn = b_h[2] if b_h[2] is not None else None
-            else:
-                hn = _linear(h, w_h[2], b_h[2])
-            n = torch.tanh(gx[2][:, t] if hn is None else gx[2][:, t] + r * hn)
-            h = (1 - z) * n if h is None else (1 - z) * n + z * h
+        h, c = _step(mode, [g[:, t] for g in gx], h, c, w_h, b_h)
         ys[t] = h[..., None]  # (batch, H, 1)
     return torch.cat(ys, dim=-1).transpose(1, 2), h, c
 
@@ -161,17 +169,44 @@ def rnn_forward(module: Any, input: Any, hx: Any = None, *, name: str = "") -> A
     return (out, (h_n, torch.stack(cs))) if module.mode == "LSTM" else (out, h_n)
 
 
+def _cell_mode(module: Any) -> str:
+    if isinstance(module, torch.nn.RNNCell):
+        return "RNN_TANH" if module.nonlinearity == "tanh" else "RNN_RELU"
+    return "LSTM" if isinstance(module, torch.nn.LSTMCell) else "GRU"
+
+
+def cell_forward(module: Any, input: torch.Tensor, hx: Any = None, *, name: str = "") -> Any:
+    """nn.LSTMCell's / nn.GRUCell's / nn.RNNCell's forward: one position of a loop the model
+    writes itself (module doc), from the state ``hx`` it passes (None: zero; a constant one
+    folds into the gates' constants) -> (h, c) or h as torch returns them."""
+    if input.dim() != 2:
+        _refuse(module, name, f"an unbatched input of shape {tuple(input.shape)}; give a batch "
+                "axis")
+    mode = _cell_mode(module)
+    w_i, w_h, b_i, b_h = _gate_params(module, "", GATES[mode])
+    h, c = (hx if hx is not None else (None, None)) if mode == "LSTM" else (hx, None)
+    h, c = _step(mode, _input_parts(mode, input, w_i, b_i, b_h), h, c, w_h, b_h)
+    return (h, c) if mode == "LSTM" else h
+
+
+# the module classes swapped while tracing -> their unrolled forward
+FORWARDS = {**dict.fromkeys(RNNS, rnn_forward),
+            **dict.fromkeys((torch.nn.LSTMCell, torch.nn.GRUCell, torch.nn.RNNCell),
+                            cell_forward)}
+
+
 @contextlib.contextmanager
 def unrolled(model: Any) -> Iterator[None]:
-    """While in the block, every nn.LSTM / nn.GRU / nn.RNN of ``model`` runs unrolled (module
-    doc); the modules are as before after."""
+    """While in the block, every nn.LSTM / nn.GRU / nn.RNN of ``model`` runs unrolled and every
+    cell (nn.LSTMCell, ...) as its gates (module doc); the modules are as before after."""
     swapped = []
     named = model.named_modules() if isinstance(model, torch.nn.Module) else ()
     for name, m in named:
-        if type(m) not in RNNS:
+        fn = FORWARDS.get(type(m))
+        if fn is None:
             continue
         swapped.append((m, "forward" in vars(m), vars(m).get("forward")))
-        m.forward = types.MethodType(lambda self, x, hx=None, _n=name: rnn_forward(
+        m.forward = types.MethodType(lambda self, x, hx=None, _n=name, _f=fn: _f(
             self, x, hx, name=_n), m)
     try:
         yield

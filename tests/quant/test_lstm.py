@@ -12,7 +12,7 @@ from qasic.arch.config import default_arch
 from qasic.errors import UnsupportedOpError
 from qasic.quant import QuantConfig, capture, quantize, reference, run_float
 from qasic.quant.evaluate import cosine
-from qasic.quant.lstm import rnn_forward, unrolled
+from qasic.quant.lstm import cell_forward, rnn_forward, unrolled
 from tests.quant.opcheck import to_torch_layout
 
 T, F, H = 7, 5, 8
@@ -247,3 +247,42 @@ def test_an_rnn_language_model_generates_like_the_golden_reference(kind, states)
     found = plans(full, 12)
     assert len(found) == 1 and len(found[0].states) == states
     assert_generates_like_the_golden_reference(full, calib[0, :5], 6)
+
+
+@pytest.mark.parametrize("cell", [torch.nn.LSTMCell, torch.nn.GRUCell, torch.nn.RNNCell])
+@pytest.mark.parametrize("state", [False, True])
+def test_a_cell_step_equals_torch(cell, state):
+    torch.manual_seed(2)
+    m = cell(F, H).eval()
+    x, h = torch.randn(3, F), torch.randn(3, H)
+    hx = None if not state else (h, torch.randn(3, H)) if cell is torch.nn.LSTMCell else h
+    with torch.no_grad():
+        want, got = m(x, hx), cell_forward(m, x, hx)
+    for a, b in zip(got if isinstance(got, tuple) else (got,),
+                    want if isinstance(want, tuple) else (want,), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+class _CellLoop(torch.nn.Module):
+    """A model's own loop over the positions with an nn.LSTMCell from a zero state, a
+    classifier of the last h."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.cell = torch.nn.LSTMCell(F, H)
+        self.fc = torch.nn.Linear(H, 3)
+
+    def forward(self, x):
+        h = c = torch.zeros(x.shape[0], H)
+        for t in range(x.shape[1]):
+            h, c = self.cell(x[:, t], (h, c))
+        return self.fc(h)
+
+
+def test_a_cell_in_the_models_own_loop_simulates_bit_exact():
+    import qasic
+
+    x = _x(16)
+    r = qasic.evaluate(_CellLoop().eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
