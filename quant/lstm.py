@@ -16,11 +16,12 @@ Per layer and direction, with x_t the layer's input at position t and h_(-1) = c
 Each gate's input part x W_i?^T (+ its biases, but b_hn, which r_t multiplies) is one linear
 over all positions before the loop (its own encoding per gate: the gates' ranges differ), and
 position t selects its row ``gx[:, t]`` (a selection, as quant.recurrence finds them); the
-recurrent part h_(t-1) W_h?^T is a linear per position. Position 0 reads the zero state: its
-recurrent terms are absent (c_0 = i_0 g_0) or constants (the GRU's b_hn, and h_0 = (1 - z_0)
-n_0). The sigmoids and tanhs are tables of one code; the products of two activations and the
-adds are the integer mul and add of every model. Each h_t (batch, H, 1) is a column stacked by
-one concat along the last axis, then transposed to (batch, L, H).
+recurrent part h_(t-1) W_h?^T is a linear per position. Position 0 reads the zero state
+(unless one is passed in): its recurrent terms are absent (c_0 = i_0 g_0) or constants (the
+GRU's b_hn, and h_0 = (1 - z_0) n_0). The sigmoids and tanhs are tables of one code; the
+products of two activations and the adds are the integer mul and add of every model. Each h_t
+(batch, H, 1) is a column stacked by one concat along the last axis, then transposed to
+(batch, L, H).
 
 The reverse direction of a bidirectional layer runs the positions from the last to the first
 and its outputs are stacked in position order, then concatenated with the forward direction's
@@ -41,9 +42,12 @@ those that position t reads of position t - 1, i.e. c_(t-1) (LSTM) or h_(t-1) (G
 recurrent parts h_(t-1) W_h?^T (of position t - 1: the latest position they read), 5 H values
 for an LSTM, 4 H for a GRU (tests/quant/test_lstm.py generates with both).
 
-Refused in one line naming the module: a state passed in ((h0, c0) or h0), ``proj_size``
-(LSTM with projections), a PackedSequence (packed sequences of several lengths) and an
-unbatched (L, F) input.
+A state passed in ((h0, c0) or h0, (layers x directions, batch, H)) is each direction's
+h_(-1), c_(-1): a constant one (``torch.zeros`` in the model's forward, as tutorials write it)
+folds into the gates' constants at capture; one computed from the input is an activation.
+
+Refused in one line naming the module: ``proj_size`` (LSTM with projections), a PackedSequence
+(packed sequences of several lengths) and an unbatched (L, F) input.
 
 EnCodec's and WavTokenizer's LSTM blocks (``EncodecLSTM``: a (batch, C, L) conv layout permuted
 to time-major (L, batch, C), the LSTM's output plus its input, permuted back) capture as they
@@ -79,9 +83,6 @@ def _check(module: Any, name: str, x: Any, hx: Any) -> None:
     if isinstance(x, torch.nn.utils.rnn.PackedSequence):
         _refuse(module, name, "a PackedSequence input (packed sequences of several lengths); "
                 "pass the padded (batch, L, features) tensor")
-    if hx is not None:
-        _refuse(module, name, "an initial state (h0 or (h0, c0)) passed in; qasic runs it from "
-                "zero states: call it with the input alone")
     if getattr(module, "proj_size", 0):
         _refuse(module, name, f"proj_size={module.proj_size} (an LSTM with projections); use "
                 "proj_size=0")
@@ -134,16 +135,15 @@ def _step(mode: str, gx: list, h: Any, c: Any, w_h: list, b_h: list) -> tuple[An
     return ((1 - z) * n if h is None else (1 - z) * n + z * h), None
 
 
-def _direction(module: Any, x: torch.Tensor, layer: int, reverse: bool
-               ) -> tuple[torch.Tensor, torch.Tensor, Any]:
-    """One direction of one layer: x (batch, L, F) -> (y (batch, L, H), h_last, c_last)."""
+def _direction(module: Any, x: torch.Tensor, layer: int, reverse: bool, h: Any = None,
+               c: Any = None) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """One direction of one layer from the states h, c (batch, H) (None: zero): x (batch, L,
+    F) -> (y (batch, L, H), h_last, c_last)."""
     mode = module.mode
     w_i, w_h, b_i, b_h = _gate_params(
         module, f"_l{layer}" + ("_reverse" if reverse else ""), GATES[mode])
     length = x.shape[1]
     gx = _input_parts(mode, x, w_i, b_i, b_h)  # over all positions, before the loop
-    h: Any = None
-    c: Any = None
     ys: list[Any] = [None] * length
     for t in (range(length - 1, -1, -1) if reverse else range(length)):
         h, c = _step(mode, [g[:, t] for g in gx], h, c, w_h, b_h)
@@ -156,11 +156,15 @@ def rnn_forward(module: Any, input: Any, hx: Any = None, *, name: str = "") -> A
     (output, h_n) as torch returns them."""
     _check(module, name, input, hx)
     x = input if module.batch_first else input.transpose(0, 1)  # (batch, L, F)
+    # the initial states (layers x directions, batch, H), torch's layout whatever batch_first
+    h0, c0 = (hx if module.mode == "LSTM" else (hx, None)) if hx is not None else (None, None)
     hs, cs = [], []
     for layer in range(module.num_layers):
         outs = []
         for reverse in ((False, True) if module.bidirectional else (False,)):
-            y, h, c = _direction(module, x, layer, reverse)
+            k = len(hs)
+            y, h, c = _direction(module, x, layer, reverse, None if h0 is None else h0[k],
+                                 None if c0 is None else c0[k])
             outs.append(y)
             hs.append(h)
             cs.append(c)
