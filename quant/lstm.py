@@ -46,8 +46,11 @@ A state passed in ((h0, c0) or h0, (layers x directions, batch, H)) is each dire
 h_(-1), c_(-1): a constant one (``torch.zeros`` in the model's forward, as tutorials write it)
 folds into the gates' constants at capture; one computed from the input is an activation.
 
-Refused in one line naming the module: ``proj_size`` (LSTM with projections), a PackedSequence
-(packed sequences of several lengths) and an unbatched (L, F) input.
+An LSTM with ``proj_size`` P > 0 projects each h_t = (o_t tanh(c_t)) W_hr^T (one more linear per
+position; h and the output have P features, c has H).
+
+Refused in one line naming the module: a PackedSequence (packed sequences of several lengths)
+and an unbatched (L, F) input.
 
 EnCodec's and WavTokenizer's LSTM blocks (``EncodecLSTM``: a (batch, C, L) conv layout permuted
 to time-major (L, batch, C), the LSTM's output plus its input, permuted back) capture as they
@@ -83,9 +86,6 @@ def _check(module: Any, name: str, x: Any, hx: Any) -> None:
     if isinstance(x, torch.nn.utils.rnn.PackedSequence):
         _refuse(module, name, "a PackedSequence input (packed sequences of several lengths); "
                 "pass the padded (batch, L, features) tensor")
-    if getattr(module, "proj_size", 0):
-        _refuse(module, name, f"proj_size={module.proj_size} (an LSTM with projections); use "
-                "proj_size=0")
     if x.dim() != 3:
         _refuse(module, name, f"an unbatched input of shape {tuple(x.shape)}; give a batch "
                 "axis")
@@ -117,16 +117,19 @@ def _add(a: Any, b: Any) -> Any:
     return b if a is None else a if b is None else a + b
 
 
-def _step(mode: str, gx: list, h: Any, c: Any, w_h: list, b_h: list) -> tuple[Any, Any]:
+def _step(mode: str, gx: list, h: Any, c: Any, w_h: list, b_h: list, w_hr: Any = None
+          ) -> tuple[Any, Any]:
     """One position (module doc): the gates' input parts ``gx`` (batch, H) each and the
-    previous states (None: zero) -> (h, c) (c None but for the LSTM)."""
+    previous states (None: zero) -> (h, c) (c None but for the LSTM; an LSTM's h projected by
+    ``w_hr`` when it has proj_size)."""
     def gate(k: int) -> Any:
         return gx[k] if h is None else gx[k] + _linear(h, w_h[k], None)
     if mode == "LSTM":
         i, f, g, o = (gate(k) for k in range(4))
         ig = torch.sigmoid(i) * torch.tanh(g)
         c = ig if c is None else torch.sigmoid(f) * c + ig
-        return torch.sigmoid(o) * torch.tanh(c), c
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return (h if w_hr is None else _linear(h, w_hr, None)), c
     if mode != "GRU":  # nn.RNN: h_t = tanh (or relu) of the sum
         return (torch.tanh(gate(0)) if mode == "RNN_TANH" else torch.relu(gate(0))), None
     r, z = torch.sigmoid(gate(0)), torch.sigmoid(gate(1))
@@ -143,10 +146,12 @@ def _direction(module: Any, x: torch.Tensor, layer: int, reverse: bool, h: Any =
     w_i, w_h, b_i, b_h = _gate_params(
         module, f"_l{layer}" + ("_reverse" if reverse else ""), GATES[mode])
     length = x.shape[1]
+    w_hr = getattr(module, f"weight_hr_l{layer}" + ("_reverse" if reverse else "")) \
+        if getattr(module, "proj_size", 0) else None
     gx = _input_parts(mode, x, w_i, b_i, b_h)  # over all positions, before the loop
     ys: list[Any] = [None] * length
     for t in (range(length - 1, -1, -1) if reverse else range(length)):
-        h, c = _step(mode, [g[:, t] for g in gx], h, c, w_h, b_h)
+        h, c = _step(mode, [g[:, t] for g in gx], h, c, w_h, b_h, w_hr)
         ys[t] = h[..., None]  # (batch, H, 1)
     return torch.cat(ys, dim=-1).transpose(1, 2), h, c
 
