@@ -607,7 +607,10 @@ def _unary_tree(name: str, x: tuple, args: list) -> tuple:
 
 
 def recurrent(b: Any, node: Any, args: list, kwargs: dict) -> None:
-    b.fail(node, f"recurrent layers (LSTM, GRU, RNN: {node.target}) are not supported")
+    # an nn.LSTM / nn.GRU / nn.RNN module is unrolled while qasic traces it (quant.lstm); this
+    # node is one already exported (a .pt2)
+    b.fail(node, f"recurrent layers (LSTM, GRU, RNN: {node.target}) in an exported program are "
+           "not supported; give the nn.Module (qasic unrolls nn.LSTM, nn.GRU and nn.RNN)")
 
 
 def _table() -> dict:

@@ -82,7 +82,9 @@ def to_sequence(b: Any, node: Any, args: list, kwargs: dict, image: Any = None) 
     patches of a vision transformer (a conv's output flattened, (batch, C, L) transposed to
     (batch, L, C)), ConvNeXt's ``permute(0, 2, 3, 1)`` to (batch, H, W, C) before its
     LayerNorm and linears over the channels. The model goes on in sequence mode (torch's own
-    layout) from here, without moving data; ``_back_to_image`` returns. Any other permute takes
+    layout) from here, without moving data; ``_back_to_image`` returns. A permute that moves
+    the batch axis (a CRNN's or EnCodec's (batch, C, L) permuted to time-major (L, batch, C) for
+    an LSTM) goes to sequence mode too, which follows the batch axis; any other permute takes
     the image model's rule (``image``)."""
     rank = node.args[0].meta["val"].dim()
     dims = _dims(node, args)
@@ -91,7 +93,7 @@ def to_sequence(b: Any, node: Any, args: list, kwargs: dict, image: Any = None) 
             and b.shapes[x.name] == (1,) * (4 - rank) + _shape(node)[1:]:
         b.sequence = True
         return reshaped(b, node, x, _shape(node)[1:])
-    if image is None:
+    if image is None or dims[0] != 0:
         x = from_image(b, node, x) if isinstance(x, Act) else None
         if x is None:
             b.fail(node, f"op {node.target} is supported in sequence models only")

@@ -45,6 +45,7 @@ from qasic.quant import (
     lengths,
     lowering_pad,
     lowering_seq,
+    lstm,
     masks,
     matrix_rope,
     moe,
@@ -104,10 +105,12 @@ def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
     was_caching = _set_use_cache(model, False)  # a transformers KV cache is no model output
     try:
         with moe.dense_experts(model, args), recurrent_scan.recurrent(model), \
-                _tensors_kept(model), hf_masks.unvmapped(), int_buffers.as_constants(model):
+                lstm.unrolled(model), _tensors_kept(model), hf_masks.unvmapped(), \
+                int_buffers.as_constants(model):
             # routed experts run densely (quant.moe), Mamba2's scan recurrently
             # (quant.recurrent_scan), custom attention masks without vmap (quant.hf_masks),
-            # integer scalar buffers known constants (quant.int_buffers: codecs' paddings)
+            # integer scalar buffers known constants (quant.int_buffers: codecs' paddings),
+            # nn.LSTM / nn.GRU unrolled per position (quant.lstm)
             return _trace(model, args)
     finally:
         _set_training(model, was_training)
@@ -409,8 +412,22 @@ class _Builder:
             self.made_in[outs[0].name] = self.sequence  # in this mode's layout now
         if len(outs) != 1 or not isinstance(self.value(outs[0]), Act):
             self.fail(node, f"the model must return one activation tensor; it returns {len(outs)}")
+        self._batch_first(outs[0])
         self.output_layout = self._layout_of(outs[0])
         return self.value(outs[0]).name
+
+    def _batch_first(self, out: fx.Node) -> None:
+        """Refuse an output whose batch is not its outermost axis (a time-major RNN's (L,
+        batch, F), a sequence-first attention's): the graph computes per sample, and its
+        output would be compared with torch's as if the first axis were the batch."""
+        shape = tuple(int(d) for d in out.meta["val"].shape)
+        if not shape or self.batch == 1 or lowering_seq.digit(self, out) == (
+                0, shape[0] // self.batch):
+            return  # (traced with one sample, the batch axis is not told from the others)
+        raise UnsupportedOpError(
+            f"node {out.name!r}: the model's output {tuple(shape)} holds the batch along axis "
+            f"{lowering_seq.digit(self, out)[0]} (time-major or sequence-first, traced with "
+            f"batch {self.batch}), not first; return it batch-first (e.g. .transpose(0, 1))")
 
     def _layout_of(self, node: fx.Node) -> str:
         """How the graph holds fx ``node``'s torch value: sequence mode keeps torch's layout

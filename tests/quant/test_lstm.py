@@ -1,0 +1,333 @@
+"""nn.LSTM and nn.GRU unrolled per position while torch.export traces (quant.lstm): the float
+form equals torch's, the quantized model simulates bit-exact to the golden reference close to
+the float model, and what is not unrolled is refused in one line naming the module."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from qasic.arch.config import default_arch
+from qasic.errors import UnsupportedOpError
+from qasic.quant import QuantConfig, capture, quantize, reference, run_float
+from qasic.quant.evaluate import cosine
+from qasic.quant.lstm import cell_forward, rnn_forward, unrolled
+from tests.quant.opcheck import to_torch_layout
+
+T, F, H = 7, 5, 8
+
+
+class Net(torch.nn.Module):
+    """(batch, T, F) -> the RNN's output (batch, T, H * directions); time-major RNNs get the
+    input transposed, as a user's model would."""
+
+    def __init__(self, kind: str, layers: int = 1, bi: bool = False, batch_first: bool = True,
+                 bias: bool = True, hidden: int = H):
+        super().__init__()
+        torch.manual_seed(0)
+        self.rnn = getattr(torch.nn, kind)(F, hidden, layers, bias=bias, batch_first=batch_first,
+                                           bidirectional=bi)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.rnn.batch_first:
+            return self.rnn(x.transpose(0, 1))[0].transpose(0, 1)
+        return self.rnn(x)[0]
+
+
+def _x(n: int = 12, length: int = T, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, length, F)).astype(np.float32)
+
+
+CONFIGS = [(kind, layers, bi, bf, bias) for kind in ("LSTM", "GRU") for layers in (1, 2)
+           for bi in (False, True) for bf in (True, False) for bias in (True, False)] + [
+    ("RNN", 2, True, False, True), ("RNN", 1, False, True, False), ("LSTMP", 2, True, False, True),
+    ("LSTMP", 1, False, True, False)]
+
+
+@pytest.mark.parametrize(("kind", "layers", "bi", "batch_first", "bias"), CONFIGS)
+def test_unrolled_form_equals_torch(kind, layers, bi, batch_first, bias):
+    """Output and final states of the unrolled form are torch's (float32 rounding)."""
+    torch.manual_seed(1)
+    proj = {"proj_size": 3} if kind == "LSTMP" else {}  # an LSTM with projections
+    rnn = getattr(torch.nn, kind[:4])(F, H, layers, bias=bias, batch_first=batch_first,
+                                      bidirectional=bi, **proj).eval()
+    if kind == "RNN" and not bias:
+        rnn.nonlinearity, rnn.mode = "relu", "RNN_RELU"
+    x = torch.randn(3, T, F) if batch_first else torch.randn(T, 3, F)
+    with torch.no_grad():
+        want = rnn(x)
+        got = rnn_forward(rnn, x)
+    torch.testing.assert_close(got[0], want[0], rtol=1e-5, atol=1e-5)
+    states = zip(got[1], want[1], strict=True) if kind[:4] == "LSTM" else [(got[1], want[1])]
+    for a, b in states:
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_capture_unrolls_into_one_linear_per_gate_and_one_concat_per_direction():
+    """No lstm node: per gate one linear over all positions (the input part) and one per
+    position after the first (the recurrent part); one concat stacks the T positions."""
+    g = capture(Net("LSTM").eval(), torch.from_numpy(_x(1)))
+    ops = [n.op for n in g.nodes]
+    assert "lstm" not in ops
+    linears = sum(op in ("linear", "matmul", "gemm") for op in ops)
+    assert linears >= 4 + 4 * (T - 1)
+    cats = [n for n in g.nodes if n.op == "concat"]
+    assert len(cats) == 1 and len(cats[0].inputs) == T
+
+
+@pytest.mark.parametrize(("kind", "layers", "bi", "batch_first"), [
+    ("LSTM", 1, False, True), ("GRU", 1, False, False), ("LSTM", 2, True, False),
+    ("GRU", 2, True, True)])
+def test_quantized_rnn_simulates_bit_exact_close_to_float(kind, layers, bi, batch_first):
+    """W8A8 (8-bit states too): simulator == golden reference; cosine to torch > 0.998
+    (measured 0.9988-0.9995)."""
+    from qasic.compiler import compile_graph
+    from qasic.sim.run import run_functional
+
+    net = Net(kind, layers, bi, batch_first).eval()
+    cal, x = _x(32), _x(6, seed=1)
+    g = quantize(net, torch.from_numpy(cal[:1]), cal, QuantConfig())
+    codes = g.quantize_input(x)
+    want = reference.run(g, codes)
+    got = run_functional(compile_graph(g, default_arch()), default_arch(), codes)
+    np.testing.assert_array_equal(got.reshape(want.shape), want)
+    with torch.no_grad():
+        f = net(torch.from_numpy(x)).numpy()
+    q = g.dequantize_output(want).reshape(f.shape)
+    assert cosine(q, f) > 0.998
+
+
+class _WithState(torch.nn.Module):
+    def __init__(self, rnn: torch.nn.Module, state):
+        super().__init__()
+        self.rnn, self.state = rnn, state
+
+    def forward(self, x):
+        return self.rnn(x, self.state)[0]
+
+
+class _Packed(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = torch.nn.GRU(F, H, batch_first=True)
+
+    def forward(self, x):
+        packed = torch.nn.utils.rnn.pack_padded_sequence(x, [T] * x.shape[0], batch_first=True)
+        return self.rnn(packed)[1][0]
+
+
+class _Unbatched(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = torch.nn.LSTM(F, H)
+
+    def forward(self, x):
+        return self.rnn(x[0])[0]
+
+
+def _zeros(*shape):
+    return torch.zeros(*shape)
+
+
+@pytest.mark.parametrize(("model", "says"), [
+    (_Packed(), "a PackedSequence input"),
+    (_Unbatched(), "an unbatched input of shape (7, 5)"),
+])
+def test_what_is_not_unrolled_is_refused_in_one_line_naming_the_module(model, says):
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(model.eval(), torch.from_numpy(_x(2)))
+    msg = str(e.value)
+    assert says in msg and "module 'rnn'" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_an_initial_state_passed_in_is_each_directions_first_state(kind):
+    """(h0, c0) / h0 (layers x directions, batch, H): the float form equals torch's with a
+    random one; a zero one made in the model's forward (tutorials' ``torch.zeros``) folds into
+    constants and the model simulates bit-exact."""
+    import qasic
+
+    torch.manual_seed(3)
+    rnn = getattr(torch.nn, kind)(F, H, 2, bidirectional=True).eval()
+    x, h0, c0 = torch.randn(T, 3, F), torch.randn(4, 3, H), torch.randn(4, 3, H)
+    hx = (h0, c0) if kind == "LSTM" else h0
+    with torch.no_grad():
+        torch.testing.assert_close(rnn_forward(rnn, x, hx)[0], rnn(x, hx)[0], rtol=1e-5,
+                                   atol=1e-5)
+
+    class ZeroState(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = getattr(torch.nn, kind)(F, H, batch_first=True)
+
+        def forward(self, x):
+            h = torch.zeros(1, x.shape[0], H)
+            return self.rnn(x, (h, h) if kind == "LSTM" else h)[0]
+
+    data = _x(8)
+    r = qasic.evaluate(ZeroState().eval(), data, calibration=data)
+    assert r["bit_exact"] and r["cosine"] > 0.998, r["cosine"]
+
+
+def test_modules_are_as_before_after_the_trace():
+    net = Net("GRU", 2, True).eval()
+    with unrolled(net):
+        assert "forward" in vars(net.rnn)
+    assert "forward" not in vars(net.rnn)
+    capture(net, torch.from_numpy(_x(1)))
+    assert "forward" not in vars(net.rnn)
+    x = torch.from_numpy(_x(2))
+    with torch.no_grad():
+        want = net.rnn(x)[0]
+    torch.testing.assert_close(net(x), want)
+
+
+def test_encodec_lstm_block_captures_as_it_is():
+    """EnCodec's time-major LSTM block (permute(2, 0, 1), LSTM + skip, permute back) between
+    convolutions: the float graph computes transformers' output."""
+    modeling = pytest.importorskip("transformers.models.encodec.modeling_encodec")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    block = modeling.EncodecLSTM(transformers.EncodecConfig(num_lstm_layers=2), 8)
+    net = torch.nn.Sequential(torch.nn.Conv1d(1, 8, 3, padding=1), block,
+                              torch.nn.Conv1d(8, 4, 1)).eval()
+    x = torch.randn(2, 1, 11)  # (batch, 1, L)
+    g = capture(net, x[:1])
+    with torch.no_grad():
+        want = net(x).numpy()
+    got = run_float(g, g.to_internal(x.numpy()))
+    got = got.reshape(want.shape) if g.output_layout == "torch" else to_torch_layout(got, want)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+class _CRNN(torch.nn.Module):
+    """An OCR-style CRNN as users write it: convs over a (1, 8, W) line, its columns permuted
+    time-major (W/2, batch, C) for a bidirectional LSTM of torch's default layout, per-column
+    scores permuted back to (batch, W/2, classes)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.cnn = torch.nn.Sequential(torch.nn.Conv2d(1, 6, 3, padding=1), torch.nn.ReLU(),
+                                       torch.nn.MaxPool2d(2), torch.nn.Conv2d(6, 8, (4, 1)))
+        self.rnn = torch.nn.LSTM(8, 8, bidirectional=True)
+        self.fc = torch.nn.Linear(16, 5)
+
+    def forward(self, x):
+        f = self.cnn(x).squeeze(2).permute(2, 0, 1)  # (T, batch, C)
+        return self.fc(self.rnn(f)[0]).permute(1, 0, 2)
+
+
+def test_a_time_major_crnn_after_convolutions_simulates_bit_exact():
+    """The image model's permute of the batch axis goes to sequence mode (which follows the
+    batch axis), the LSTM runs unrolled: golden == simulator, close to float (0.9999)."""
+    import qasic
+
+    x = np.random.default_rng(0).standard_normal((8, 1, 8, 20)).astype(np.float32)
+    r = qasic.evaluate(_CRNN().eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+def test_a_time_major_output_is_refused_in_one_line():
+    """(L, batch, H) returned as is: the graph computes per sample, and its output would be
+    compared with torch's as if batch-first."""
+    class TimeMajor(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = torch.nn.GRU(F, H)
+
+        def forward(self, x):
+            return self.rnn(x.transpose(0, 1))[0]
+
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(TimeMajor().eval(), torch.from_numpy(_x(2)))
+    msg = str(e.value)
+    assert f"output ({T}, 2, {H}) holds the batch along axis 1" in msg, msg
+    assert "return it batch-first" in msg and "\n" not in msg
+
+
+class _CharLM(torch.nn.Module):
+    """A byte-level language model: ids (batch, L) -> logits (batch, L, 64)."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = torch.nn.Embedding(64, 16)
+        self.rnn = getattr(torch.nn, kind)(16, 16, batch_first=True)
+        self.head = torch.nn.Linear(16, 64)
+
+    def forward(self, ids):
+        return self.head(self.rnn(self.emb(ids))[0])
+
+
+@pytest.mark.parametrize(("kind", "states"), [("LSTM", 5), ("GRU", 4)])
+def test_an_rnn_language_model_generates_like_the_golden_reference(kind, states):
+    """Over token ids the unrolled RNN is one recurrence (quant.recurrence), its states carried
+    in DRAM between decode steps: the recurrent parts h_(t-1) W_h?^T (a node of position t - 1,
+    the latest it reads) and c_(t-1) for the LSTM (4 + 1), h_(t-1) for the GRU (3 + 1)."""
+    from qasic.quant.recurrence import plans
+    from tests.quant.generation import assert_generates_like_the_golden_reference
+
+    calib = np.random.default_rng(0).integers(0, 64, (8, 12))
+    full = quantize(_CharLM(kind).eval(), (torch.from_numpy(calib[:1]),), calib, QuantConfig())
+    found = plans(full, 12)
+    assert len(found) == 1 and len(found[0].states) == states
+    assert_generates_like_the_golden_reference(full, calib[0, :5], 6)
+
+
+@pytest.mark.parametrize("cell", [torch.nn.LSTMCell, torch.nn.GRUCell, torch.nn.RNNCell])
+@pytest.mark.parametrize("state", [False, True])
+def test_a_cell_step_equals_torch(cell, state):
+    torch.manual_seed(2)
+    m = cell(F, H).eval()
+    x, h = torch.randn(3, F), torch.randn(3, H)
+    hx = None if not state else (h, torch.randn(3, H)) if cell is torch.nn.LSTMCell else h
+    with torch.no_grad():
+        want, got = m(x, hx), cell_forward(m, x, hx)
+    for a, b in zip(got if isinstance(got, tuple) else (got,),
+                    want if isinstance(want, tuple) else (want,), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+class _CellLoop(torch.nn.Module):
+    """A model's own loop over the positions with an nn.LSTMCell from a zero state, a
+    classifier of the last h."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.cell = torch.nn.LSTMCell(F, H)
+        self.fc = torch.nn.Linear(H, 3)
+
+    def forward(self, x):
+        h = c = torch.zeros(x.shape[0], H)
+        for t in range(x.shape[1]):
+            h, c = self.cell(x[:, t], (h, c))
+        return self.fc(h)
+
+
+def test_a_cell_in_the_models_own_loop_simulates_bit_exact():
+    import qasic
+
+    x = _x(16)
+    r = qasic.evaluate(_CellLoop().eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+def test_an_lstm_with_projections_simulates_bit_exact():
+    """proj_size: h_t = (o_t tanh(c_t)) W_hr^T, one more linear per position."""
+    import qasic
+
+    class Projected(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.rnn = torch.nn.LSTM(F, H, 2, batch_first=True, proj_size=4)
+
+        def forward(self, x):
+            return self.rnn(x)[0]
+
+    data = _x(8)
+    r = qasic.evaluate(Projected().eval(), data, calibration=data)
+    assert r["bit_exact"] and r["cosine"] > 0.998, r["cosine"]
