@@ -24,9 +24,10 @@ Sharing rules (the compiler relies on them to fuse without changing a bit):
 - a selective scan unrolled over the positions (Mamba's, qasic.quant.scan): each role (the
   selections of dA, dBx and C, the decay, the state h, the output y) has one TensorQ at every
   position, observed on all positions' values at once, so a decode step at any position runs
-  the same requantizations on the state it reads; a role of the gated delta rule's
-  (quant.state_scan) that can be int16 codes (an add's or a matmul's output that adds and norms
-  alone read, not the state) is INT of QuantConfig.recurrence_bits.
+  the same requantizations on the state it reads; so has each role of a recurrence of another
+  shape (quant.recurrence: RWKV's WKV, the gated delta rule's, xLSTM's mLSTM), and such a role
+  that can be int16 codes (an add's or a matmul's output that adds and norms alone read, not a
+  state) is INT of QuantConfig.recurrence_bits.
 """
 
 from __future__ import annotations
@@ -161,7 +162,7 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
     # of the gated delta rule's that can be int16 codes at recurrence_bits
     roles: dict[str, tuple] = {**scan.tied(graph), **recurrence.tied(graph)}
     if config.recurrence_bits is not None:
-        wide |= dict.fromkeys(scan.widened(graph, lambda t: int16_storable(graph, t)),
+        wide |= dict.fromkeys(recurrence.widened(graph, lambda t: int16_storable(graph, t)),
                               config.recurrence_bits)
     groups: dict[tuple, tuple[str, ...]] = {}
     for t, key in roles.items():

@@ -58,11 +58,11 @@ h_(P-1); a decode step runs position 1's nodes on the step's token, reading h_(p
 and stay where they are (``token_major``). Mamba2's scan is captured in that recurrent form too
 (quant.recurrent_scan); its h (heads, head_dim, state) is stored as rows. Any other recurrence
 unrolled over the positions and stacked by one concat (RWKV's WKV: quant.wkv) is found by its
-selections (quant.recurrence): the prefill writes each state of position P-1 as one row; a step
-runs position 1's nodes, reading every state before and writing it after them. The gated delta rule
-(Qwen3-Next, Qwen3.5, OLMo-Hybrid; Kimi delta attention), captured per token too, is a
-recurrence quant.state_scan finds by where its nodes stand; it decodes the same way, its state
-S (heads, dk, dv) stored as rows.
+selections (quant.recurrence), as is the gated delta rule (Qwen3-Next, Qwen3.5, OLMo-Hybrid;
+Kimi delta attention), captured per token too: the prefill writes each state of position P-1,
+a step runs position 1's nodes, reading every state before and writing it after them; a state
+is stored as rows (the gated delta rule's S (heads, dk, dv) as (heads, dk * dv)), a vector
+as one row.
 
 Both produce, row for row, the codes of ``full``: a causal query row depends only on the keys up
 to it, and a masked key contributes an exact 0 (its exp-table entry is not summed, its
@@ -291,21 +291,28 @@ def _refuse_scan(graph: QGraph, producer: dict, c: int, scanned: set[str]) -> No
     cumulative sums along the positions of each chunk (a matmul by a constant
     lower-triangular matrix of ones: its codes, one nonzero value); a selection of one of the C
     positions at a time (a matmul by a constant (1, C) selector) outside a selective scan that
-    ``decode_scan`` recognizes (Mamba's, or a recurrence of quant.state_scan) or a recurrence
-    ``recurrence`` finds (RWKV's WKV; all in ``scanned``) is a recurrence of another shape."""
+    ``decode_scan`` recognizes (Mamba's) or a recurrence ``recurrence`` finds (RWKV's WKV, the
+    gated delta rule's; all in ``scanned``) is a recurrence of another shape, or one over
+    fewer than 3 positions."""
     for n in graph.nodes:
         if n.op != "matmul" or not _is_constant(producer, n.inputs[0]) \
                 or n.attrs.get("transpose_b") or n.name in scanned:
             continue  # not a scan's selection, or one of a scan decode_scan decodes
         sel = np.asarray(producer[n.inputs[0]].params["value"])
         k, m = sel.shape[-2:]
+        if (k, m) == (1, c) and graph.shapes[n.inputs[1]][-2] == c and c < 3:
+            raise UnsupportedOpError(
+                f"{n.name}: model {graph.name} reads one of its {c} token positions at a time "
+                "(a recurrence over the tokens); generation decodes a recurrence over at least "
+                "3 positions (a step runs position 1, which writes the states position 2 "
+                "reads): capture the model over more tokens")
         if (k, m) == (1, c) and graph.shapes[n.inputs[1]][-2] == c:
             raise UnsupportedOpError(
                 f"{n.name}: model {graph.name} reads one of its {c} token positions at a time "
                 "outside a recurrence generation decodes (Mamba's h_i = dA_i * h_(i-1) + "
                 "dBx_i, y_i = h_i @ C_i, stacked by one concat: quant.scan; or positions that "
                 "run the same nodes on the previous position's states, stacked by one concat: "
-                "quant.recurrence or quant.state_scan); run the model with qasic evaluate")
+                "quant.recurrence); run the model with qasic evaluate")
         if k == m > 1 and ((sel != 0) == np.tril(np.ones((k, k), bool))).all() \
                 and np.unique(sel[sel != 0]).size == 1:
             raise UnsupportedOpError(
@@ -654,7 +661,7 @@ def _recurrence_decoded(n: QNode, plan: recurrence.Recurrence, full: QGraph, nod
         if reads[k] in n.inputs and reads[k] not in shapes:
             prev, shape = f"{plan.state(k)}.prev", full.shapes[s[0]]
             nodes.append(QNode(prev, "cache_read", (), prev, {"state": plan.state(k)}))
-            shapes[prev] = (1, int(np.prod(shape)))
+            shapes[prev] = _state_rows(shape)
             tensors[prev] = full.tensors[s[0]]
             _view(nodes, shapes, tensors, prev, reads[k], tuple(shape))
     _append(n, full, nodes, shapes)
@@ -664,11 +671,19 @@ def _recurrence_decoded(n: QNode, plan: recurrence.Recurrence, full: QGraph, nod
 
 
 def _state_written(state: str, tensor: str, nodes: list, shapes: dict, tensors: dict) -> None:
-    """``tensor`` written whole, as one row, into the DRAM state ``state``."""
+    """``tensor`` written whole into the DRAM state ``state``, as ``_state_rows``."""
     rows = f"{tensor}.row"
-    _view(nodes, shapes, tensors, tensor, rows, (1, int(np.prod(shapes[tensor]))))
+    _view(nodes, shapes, tensors, tensor, rows, _state_rows(shapes[tensor]))
     nodes.append(QNode(state, "cache_write", (rows,), state, {"state": state}))
     shapes[state], tensors[state] = shapes[rows], tensors[tensor]
+
+
+def _state_rows(shape: tuple[int, ...]) -> tuple[int, int]:
+    """A recurrence's state as DRAM rows: one per index of its first axis (the gated delta
+    rule's S (heads, d_k, d_v) as (heads, d_k * d_v)), a vector as one row."""
+    if len(shape) < 2:
+        return (1, int(np.prod(shape)))
+    return (int(shape[0]), int(np.prod(shape[1:])))
 
 
 def _unread(n: QNode, enc: frozenset[str], whole: set[str]) -> None:

@@ -21,11 +21,8 @@ same way: its stacked output is h_i's view, past the next position's decay that 
 Each step is the full model's position p bit for bit: the same codes in, the same integer ops
 and requantizations (checked: every position's selector is position 1's moved to its column).
 
-A recurrence of another shape (quant.state_scan: the gated delta rule's S_t, computed from
-S_(t-1) by a decay, a matmul reading it and an outer-product update) is decoded alike: the
-prefill runs positions 0..P-1 and writes S_(P-1), a decode step runs position 1's nodes on
-S_(p-1) read from the state (checked: every position from 1 on runs position 1's nodes with
-the same attributes, parameters and encodings, its selectors moved to their column).
+Recurrences of other shapes (RWKV's WKV, the gated delta rule's S_t) are quant.recurrence's,
+decoded by quant.decode alike.
 """
 
 from __future__ import annotations
@@ -35,7 +32,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from qasic.errors import UnsupportedOpError
-from qasic.quant import state_scan
 from qasic.quant.graph import QGraph, QNode
 from qasic.quant.scan import ScanStep, scans
 
@@ -117,10 +113,6 @@ def plans(graph: QGraph, c: int) -> list[ScanPlan]:
                         f"cache.{steps[0].state}")
         _check_selectors(graph, plan, c)
         out.append(plan)
-    mamba = {name for p in out for name in p.position}
-    for ch in state_scan.chains(graph, c):
-        if not mamba.intersection(name for names in ch.nodes for name in names):
-            out.append(_recurrence(graph, ch, c))
     return out
 
 
@@ -128,60 +120,6 @@ def _stacking(readers: dict, tensor: str, decays: set) -> list[QNode]:
     """The readers of ``tensor`` on the way to the stack of outputs: all but a next position's
     decay (which reads a state that is its position's output: the RG-LRU's)."""
     return [r for r in readers.get(tensor, []) if r.output not in decays]
-def _recurrence(graph: QGraph, ch: state_scan.Chain, c: int) -> ScanPlan:
-    """The plan of a recurrence of quant.state_scan (the gated delta rule's), after checking
-    that every position from TEMPLATE on runs position TEMPLATE's nodes: the same ops,
-    attributes, parameters and encodings, its selectors moved to their column."""
-    if ch.states[TEMPLATE] is None:
-        raise UnsupportedOpError(f"{ch.concat}: a recurrence over {c} positions whose last "
-                                 "one writes no state; generation needs at least 3")
-    by_name = {n.name: n for n in graph.nodes}
-    producer = {n.output: n for n in graph.nodes}
-    template = {role: name for name, role in ch.roles.items() if name in ch.nodes[TEMPLATE]}
-    for name, role in ch.roles.items():
-        if name in ch.nodes[0]:
-            continue  # position 0 runs in prefills only, as in the full model
-        n, m = by_name[name], by_name[template[role]]
-        if not _same_node(graph, n, m, producer, ch):
-            raise UnsupportedOpError(f"{name} ({n.op}): a recurrence's node that is not "
-                                     f"{m.name} of position {TEMPLATE} (its attributes, "
-                                     "parameters or encoding differ); generation runs one "
-                                     "position's nodes at every step")
-    steps = tuple(ScanStep(i, "", ch.decays[i], None, ch.states[i], "", ch.tails[i],
-                           ch.states[i - 1] if i else None) for i in range(c))
-    position = {name: i for i, names in enumerate(ch.nodes) for name in names}
-    return ScanPlan(steps, position, ch.selectors, ch.concat, ch.tails,
-                    f"cache.{ch.states[0]}")
-
-
-def _same_node(graph: QGraph, n: QNode, m: QNode, producer: dict, ch: state_scan.Chain
-               ) -> bool:
-    """``n`` (at position t) runs as ``m`` (at TEMPLATE): its selector (if any) is m's moved
-    to column t."""
-    if n.op != m.op or set(n.attrs) != set(m.attrs) or set(n.params) != set(m.params) \
-            or graph.tensors.get(n.output) != graph.tensors.get(m.output):
-        return False
-    if any(not _equal(n.attrs[k], m.attrs[k]) for k in n.attrs) \
-            or any(not _equal(n.params[k], m.params[k]) for k in n.params):
-        return False
-    sels = [(producer[a], producer[b]) for a, b in zip(n.inputs, m.inputs, strict=True)
-            if a in producer and producer[a].name in ch.selectors]
-    for a, b in sels:
-        t = next(i for i, names in enumerate(ch.nodes) if a.name in names)
-        va, vb = (np.asarray(x.params["value"]) for x in (a, b))
-        if va.shape != vb.shape or not np.array_equal(va[..., t], vb[..., TEMPLATE]) \
-                or np.delete(va, t, axis=-1).any():
-            return False
-    return True
-
-
-def _equal(a: object, b: object) -> bool:
-    try:
-        return bool(np.array_equal(np.asarray(a), np.asarray(b)))
-    except (TypeError, ValueError):
-        return a == b
-
-
 def decode_node(n: QNode, plan: ScanPlan, state: str) -> QNode | None:
     """``n`` in a decode step: position TEMPLATE's nodes on the step's token, the decay reading
     the state ``state`` (h_{p-1}); other positions' nodes and the concat are None."""

@@ -45,8 +45,8 @@ the output read, as Mamba2's, from the decay, the token's own term through the d
 q_t . beta_t k_t (a matmul for all positions at once, one rounding), not through the 8-bit S_t.
 Kimi delta attention (Kimi Linear, Bailing hybrid: ``chunk_kimi_delta_attention``) is the same
 with a decay per key channel, g_t (heads, dk) over dv. Each o_t is a column stacked by one
-concat along the last axis, so quant.state_scan finds the chain (S_t read by position t + 1's
-decay alone) and quant.decode_scan carries S in DRAM. The token's own term is a matmul of
+concat along the last axis, so quant.recurrence finds the chain (S_t read by position t + 1's
+decay) and generation carries S in DRAM. The token's own term is a matmul of
 delta_t (dv, 1) by the scalar q_t . beta_t k_t, and each o_t is the add that writes its column of
 the concat (the reshapes stand before it), so the gated norm after it reads int16 codes
 (quant.encodings.int16_storable) and the add's two terms, matmuls, are int16 codes too

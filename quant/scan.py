@@ -25,17 +25,14 @@ state), its outputs stacked by views of the states.
 tensors, views apart, the chain runs over all C positions, position 0's decay multiplies a
 constant). A decode step runs one position of it on a state read from DRAM, so each role has
 one encoding at every position (``tied``: calibration observes a role over all positions at once;
-quant.calibrate) and the step is the same program whatever p. ``tied`` ties the roles of the
-recurrences of other shapes that quant.state_scan finds too (the gated delta rule's).
+quant.calibrate) and the step is the same program whatever p. Recurrences of other shapes (RWKV's
+WKV, the gated delta rule's) are quant.recurrence's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-from qasic.quant import state_scan
 
 ROLES = ("sel_a", "decay", "sel_b", "state", "sel_c", "out")
 _VIEWS = ("reshape", "permute", "flatten")
@@ -99,21 +96,7 @@ def tied(graph: Any) -> dict[str, tuple[int, str]]:
     shape = tuple(graph.shapes[graph.input])
     if len(shape) != 1:
         return {}
-    out = _tied_scans(graph, shape[0])
-    # a recurrence of another shape (quant.state_scan: the gated delta rule), its roles by
-    # index; a scan found above is Mamba's
-    for t, (k, role) in state_scan.tied(graph, shape[0], skip=set(out)).items():
-        out[t] = (-1 - k, role)
-    return out
-
-
-def widened(graph: Any, storable: Callable[[str], bool]) -> set[str]:
-    """The tensors of the recurrences of quant.state_scan (not Mamba's scans) kept at
-    QuantConfig.recurrence_bits: ``state_scan.widened``."""
-    shape = tuple(graph.shapes[graph.input])
-    if len(shape) != 1:
-        return set()
-    return state_scan.widened(graph, shape[0], storable, skip=set(_tied_scans(graph, shape[0])))
+    return _tied_scans(graph, shape[0])
 
 
 def _tied_scans(graph: Any, c: int) -> dict[str, tuple[int, str]]:

@@ -17,6 +17,7 @@ import torch
 
 from qasic.errors import UnsupportedOpError
 from qasic.quant import capture, decode_scan, recurrence
+from qasic.quant.decode import cache_tensors
 from qasic.quant.mlstm import mlstm_forward
 from qasic.quant.recurrent_scan import (
     classes,
@@ -231,14 +232,17 @@ def test_a_gated_delta_rule_with_a_state_in_is_refused_in_one_line():
 
 
 def test_a_recurrence_over_two_positions_is_refused_for_generation_in_one_line():
-    """quant.state_scan finds the gated delta rule's recurrence over 2 positions, whose
-    position 1 (the decode step's template) is the last one: it writes no state."""
+    """The gated delta rule's recurrence over 2 positions: position 1 (the decode step's
+    template) is the last one, it writes no state; quant.recurrence finds none, and generation
+    refuses the selections in one line."""
     model = _qwen3_next()
     graph = capture(model, torch.randint(0, 100, (1, 2)))
-    with pytest.raises(UnsupportedOpError, match=r"^\S+: a recurrence over 2 positions whose "
-                                                 r"last one writes no state; generation needs "
-                                                 r"at least 3$"):
-        decode_scan.plans(graph, 2)
+    assert recurrence.plans(graph, 2) == []
+    with pytest.raises(UnsupportedOpError, match=r"^\S+select\S*: model \S+ reads one of its 2 "
+                       r"token positions at a time \(a recurrence over the tokens\); generation "
+                       r"decodes a recurrence over at least 3 positions .*: capture the model "
+                       r"over more tokens$"):
+        cache_tensors(graph)
 
 
 def test_kimi_delta_attention_per_token_equals_the_chunked_one():
@@ -275,7 +279,6 @@ def test_the_gated_norm_reads_int16_codes_the_per_token_adds_write_into_the_conc
     from qasic.quant import QuantConfig, quantize, reference
     from qasic.quant.evaluate import cosine
     from qasic.quant.fgraph import run_float
-    from qasic.quant.state_scan import chains
 
     model = reinit(_qwen3_next())
     ids = torch.randint(0, 100, (8, 6), generator=torch.Generator().manual_seed(2)).numpy()
@@ -289,8 +292,8 @@ def test_the_gated_norm_reads_int16_codes_the_per_token_adds_write_into_the_conc
     terms = [producer[producer[t].inputs[0]] if producer[t].op == "reshape" else producer[t]
              for add in cat.inputs for t in q.node(add).inputs]
     assert {(n.op, q.tensors[n.output].bits) for n in terms} == {("matmul", 16)}
-    (chain,) = chains(q, 6)
-    assert {q.tensors[s].bits for s in chain.states[:-1]} == {8}
+    (plan,) = recurrence.plans(q, 6)
+    assert {q.tensors[s].bits for s in plan.states[0]} == {8}
     narrow = quantize(graph, None, ids, QuantConfig(recurrence_bits=None))
     assert {narrow.tensors[n.output].bits for n in terms} == {8}
     want = run_float(graph, ids)
