@@ -1347,7 +1347,7 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                        "bos_token_id": 1, "eos_token_id": 2, "num_labels": 3},
                                       {}, "ids", SEQ_DEC),
     # state-space models (Mamba): HF's slow path (no CUDA kernels), the selective scan unrolled
-    # over the 16 positions; generation carries the scan state h in DRAM (quant.decode_scan)
+    # over the 16 positions; generation carries the scan state h in DRAM (quant.recurrence)
     "MambaModel": ("decoder", "MambaConfig", _SSM, {}, "ids", SEQ_DEC),
     "FalconMambaModel": ("decoder", "FalconMambaConfig", _SSM, {}, "ids", SEQ_DEC),
     # Jamba: a Mamba layer, then an attention layer with a mixture of 4 experts, top 2 (its

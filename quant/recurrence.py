@@ -1,6 +1,14 @@
-"""A recurrence unrolled over the token positions, of any body and any number of states (RWKV's
-WKV: quant.wkv; the gated delta rule's, quant.recurrent_scan; xLSTM's mLSTM, quant.mlstm), found
-by its selections, so that generation carries its states in DRAM.
+"""A recurrence unrolled over the token positions, of any body and any number of states, found
+by its selections, so that generation carries its states in DRAM. The ones captured so:
+
+    Mamba's selective scan     h_i = dA_i * h_(i-1) + dBx_i, y_i = h_i @ C_i (HF's slow path)
+    Mamba2's (quant.recurrent_scan)  y_i = (dA_i * h_(i-1)) @ C_i: nothing reads h_(C-1)
+    RecurrentGemma's RG-LRU    h_i = a_i * h_(i-1) + x_i, y_i = h_i (quant.rglru)
+    the gated delta rule       S_t = g_t S_(t-1) + beta_t k_t (v_t - k_t^T g_t S_(t-1))^T,
+                               o_t = q_t^T S_t (Qwen3-Next, Qwen3.5, OLMo-Hybrid, Kimi: one
+                               state, quant.recurrent_scan)
+    RWKV's WKV                 three states num, den, m (quant.wkv)
+    xLSTM's mLSTM              two states m and S = [C | n] (quant.mlstm)
 
 Position t of the recurrence reads its per-position inputs through selections (a matmul of a
 constant (1, C) selector whose only nonzero column is t by a tensor over the C positions, as
@@ -21,16 +29,16 @@ of the gated delta rule's reads its tensor through a view (1, C, rest) of its ow
 
 ``tied`` gives each requantizing role one encoding over its positions (quant.calibrate), and
 position 0's states their roles' (a step reads them from DRAM as it reads later ones); a
-recurrence that starts from 0 (position 0 runs position 1's nodes on zero initial states, as
-the gated delta rule's) ties position 0's nodes too; ``widened`` names its roles that can be
-int16 codes at every position, not a state's (QuantConfig.recurrence_bits). Then position t's
+recurrence that starts from 0 (position 0 runs position 1's nodes on zero initial states: the
+gated delta rule's, Mamba's, the RG-LRU's) ties position 0's nodes too (Mamba's decay of
+h_(-1) = 0 then takes its role's encoding: its zeros are coded exactly either way);
+``widened`` names its roles that can be int16 codes at every position, not a state's
+(QuantConfig.recurrence_bits). Then position t's
 nodes are position 1's bit for bit, but for the selectors' column (``plans`` checks it on the
 quantized graph). A decode step runs position TEMPLATE's nodes on the step's
 token (selectors' column 1), reading each state from DRAM (``cache_read`` into ``<state>.prev``)
 and writing it back after the last of them (``cache_write``); a prefill of P tokens runs
 positions 0..P-1 and writes the states of position P-1.
-
-quant.scan's selective scans (Mamba's, with their own decode: quant.decode_scan) are left to it.
 """
 
 from __future__ import annotations
@@ -42,7 +50,6 @@ from typing import Any
 import numpy as np
 
 from qasic.errors import UnsupportedOpError
-from qasic.quant.scan import scans
 
 TEMPLATE = 1  # the position a decode step runs (the first that reads states)
 _VIEWS = ("reshape", "permute", "flatten")
@@ -98,14 +105,12 @@ def plans(graph: Any, c: int) -> list[Recurrence]:
                 if (t := _selected(n, producer, graph.shapes, c)) is not None}
     if not selected:
         return []
-    taken = {_viewed(producer, getattr(s, r)) for chain in scans(graph, c) for s in chain
-             for r in ("sel_a", "sel_b", "sel_c") if getattr(s, r)}  # Mamba's: decode_scan
     position: dict[str, int] = {}
     selectors: dict[str, str] = {}  # selection node -> its selector constant
     stacks: list[Any] = []
     for n in graph.nodes:
         t = selected.get(n.name)
-        if t is not None and n.name not in taken:
+        if t is not None:
             position[n.name], selectors[n.name] = t, producer[n.inputs[0]].name
             position[selectors[n.name]] = t
             continue
@@ -135,12 +140,12 @@ def tied(graph: Any) -> dict[str, tuple[str, int, int]]:
 
 def widened(graph: Any, storable: Callable[[str], bool]) -> set[str]:
     """The tensors of ``tied``'s roles, in a recurrence that starts from 0 (``from_zero``: the
-    gated delta rule's), that ``storable`` (encodings.int16_storable: an add's or a matmul's
-    output read by adds and norms alone) holds for at every position, but the states' (a
-    decode step reads them from DRAM at the activation width) and the selections' (their codes
-    are their source's): QuantConfig.recurrence_bits wide. Other recurrences keep
-    activation_bits: xLSTM's mLSTM terms measured no better at 16 bits (the survey row's cosine
-    0.9880 -> 0.9872), RWKV's have none."""
+    gated delta rule's; Mamba's have none), that ``storable`` (encodings.int16_storable: an
+    add's or a matmul's output read by adds and norms alone) holds for at every position, but
+    the states' (a decode step reads them from DRAM at the activation width) and the
+    selections' (their codes are their source's): QuantConfig.recurrence_bits wide. Other
+    recurrences keep activation_bits: xLSTM's mLSTM terms measured no better at 16 bits (the
+    survey row's cosine 0.9880 -> 0.9872), RWKV's have none."""
     shape = tuple(graph.shapes[graph.input])
     if len(shape) != 1:
         return set()
@@ -317,14 +322,6 @@ def _selected(n: Any, producer: dict, shapes: Any, c: int) -> int | None:
         return None
     cols = np.flatnonzero(value.reshape(-1, c).any(axis=0))
     return int(cols[0]) if cols.size == 1 else None
-
-
-def _viewed(producer: dict, tensor: str) -> str:
-    """The name of the node that ``tensor`` is a view of (views followed back)."""
-    n = producer[tensor]
-    while n.op in _VIEWS:
-        n = producer[n.inputs[0]]
-    return n.name
 
 
 def _columns(n: Any, cols: slice) -> Any:

@@ -309,16 +309,17 @@ def test_mambas_decode_step_reads_and_writes_each_layers_state(name, h, rows):
     (cache_read, (64, 8), into a tensor of its own: ``<state>.prev``) and writes h_p over it
     (cache_write without a position: the whole state); the prefill of P tokens runs P
     positions and writes h_(P-1). Mamba2 (8 heads of 8 channels, a state of 8): the scan
-    quant.scan finds in its recurrent capture has h (8, 8, 8), stored as rows (8, 64) and
-    viewed back for the decay; its outputs read the decays, so its last position has no state
-    (nothing reads h_(C-1))."""
+    quant.recurrence finds in its recurrent capture has h (8, 8, 8), stored as rows (8, 64)
+    and viewed back for the decay; its outputs read the decays, so its last position has no
+    state (nothing reads h_(C-1))."""
+    from qasic.quant import recurrence
+
     full = _full(name)
-    from qasic.quant.scan import scans
-    chains = scans(full, C)
-    assert [len(c) for c in chains] == [C, C]
-    assert all(full.shapes[s.state] == h for c in chains for s in c[:-1])
-    last = [c[-1].state is None and c[-1].sel_b is None for c in chains]
-    assert last == [name == "mamba2"] * 2
+    plans = recurrence.plans(full, C)
+    assert [len(p.tails) for p in plans] == [C, C]
+    hs = [p.states[0] for p in plans if len(p.states) == 1]
+    assert [len(s) for s in hs] == [C - (name == "mamba2")] * 2
+    assert {full.shapes[t] for s in hs for t in s} == {h}
     step = decode_graph(full)
     writes = [n.output for n in step.nodes if n.op == "cache_write" and len(n.inputs) == 1]
     reads = [n.attrs["state"] for n in step.nodes if n.op == "cache_read"]
@@ -335,8 +336,8 @@ def test_mambas_decode_step_reads_and_writes_each_layers_state(name, h, rows):
     seq = np.random.default_rng(3).integers(0, VOCAB, (1, 4))
     full_states = reference.run(full, np.pad(seq, ((0, 0), (0, C - 4))), keep=True)
     reference.run(prefill_graph(full, 4), seq, state=state)
-    for chain, r in zip(chains, reads, strict=True):
-        np.testing.assert_array_equal(state[r], full_states[chain[3].state].reshape(1, *rows))
+    for s, r in zip(hs, reads, strict=True):
+        np.testing.assert_array_equal(state[r], full_states[s[3]].reshape(1, *rows))
 
 
 def test_minimaxs_lightning_attention_in_one_block_decodes_with_kv_caches():
