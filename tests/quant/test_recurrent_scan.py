@@ -171,12 +171,14 @@ def test_the_mlstm_captures_as_one_recurrence_per_block_with_two_states():
     """Captured over 6 positions, each block's mLSTM is one recurrence of quant.recurrence (one
     that does not start from 0): its states the running max m (4 heads, 1) and S = [C | n] (4, 9, 4)
     (8 value channels and the normalizer's, by 4 key channels), at positions 0..4 (nothing
-    reads the last); a state in is refused in one line."""
+    reads the last); none of its roles is widened to QuantConfig.recurrence_bits (16 bits
+    measured no better: recurrence.widened); a state in is refused in one line."""
     model = _xlstm()
     with recurrent(model):
         graph = capture(model, torch.randint(0, 100, (1, 6)))
     plans = recurrence.plans(graph, 6)
     assert len(plans) == 2 and not any(p.from_zero for p in plans)
+    assert recurrence.widened(graph, lambda t: True) == set()
     for p in plans:
         assert [{graph.shapes[t] for t in s} for s in p.states] == [{(4, 1)}, {(4, 9, 4)}]
         assert [len(s) for s in p.states] == [6, 5] and len(p.tails) == 6
