@@ -972,7 +972,7 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # recurrence of 3 states per layer (quant.recurrence); RecurrentGemma (a recurrent block,
     # then a local attention one): its RG-LRU captured with block-diagonal gate linears and a
     # scan of its state (qasic.quant.rglru); Qwen3-Next: its gated delta rule captured per
-    # token (quant.recurrent_scan), generating with its state S (quant.state_scan)
+    # token (quant.recurrent_scan), generating with its state S (quant.recurrence)
     "RwkvModel": ("decoder", "RwkvConfig",
                   {"vocab_size": VOCAB_DEC, "hidden_size": 32, "num_hidden_layers": 2,
                    "attention_hidden_size": 32, "intermediate_size": 64, "context_length": 64},
@@ -993,7 +993,7 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                "num_experts_per_tok": 2, "moe_intermediate_size": 32,
                                "shared_expert_intermediate_size": 32}, {}, "ids", SEQ_DEC),
     # the gated delta rule (captured per token: quant.recurrent_scan; decoded with its state:
-    # quant.state_scan) in Qwen3.5 (dense and MoE) and OLMo-Hybrid (beta in [0, 2])
+    # quant.recurrence) in Qwen3.5 (dense and MoE) and OLMo-Hybrid (beta in [0, 2])
     "Qwen3_5TextModel": ("decoder", "Qwen3_5TextConfig", _DEC | _GDN | {"pad_token_id": 0},
                          {}, "ids", SEQ_DEC),
     "Qwen3_5MoeTextModel": ("decoder", "Qwen3_5MoeTextConfig",
@@ -1347,7 +1347,7 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                        "bos_token_id": 1, "eos_token_id": 2, "num_labels": 3},
                                       {}, "ids", SEQ_DEC),
     # state-space models (Mamba): HF's slow path (no CUDA kernels), the selective scan unrolled
-    # over the 16 positions; generation carries the scan state h in DRAM (quant.decode_scan)
+    # over the 16 positions; generation carries the scan state h in DRAM (quant.recurrence)
     "MambaModel": ("decoder", "MambaConfig", _SSM, {}, "ids", SEQ_DEC),
     "FalconMambaModel": ("decoder", "FalconMambaConfig", _SSM, {}, "ids", SEQ_DEC),
     # Jamba: a Mamba layer, then an attention layer with a mixture of 4 experts, top 2 (its

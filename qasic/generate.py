@@ -10,7 +10,7 @@ caches (``state`` regions: DRAM that keeps its bytes between runs), and a decode
 (keys after p masked). The session runs the prefill once, then one decode step per new token on
 the same DRAM. Other layers keep other states there: a causal convolution over the tokens
 (LFM2's, Mamba's) a window of its last inputs (quant.decode_conv), Mamba's selective scan its
-state h, which each step reads and overwrites (quant.decode_scan); so does Mamba2's scan
+state h, which each step reads and overwrites (quant.recurrence); so does Mamba2's scan
 (Mamba2, Bamba, Falcon-H1, Zamba2, GraniteMoeHybrid), captured in its recurrent form
 (quant.recurrent_scan), and RWKV's WKV its numerator, denominator and maximum per channel
 (quant.wkv, quant.recurrence).

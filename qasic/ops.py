@@ -58,8 +58,8 @@ EXPANDED: dict[str, tuple[tuple[tuple[str, ...], ...], str]] = {
 # ops that only graph passes create (never captured from torch, so no float executor)
 GRAPH_ONLY = {"cache_write": "qasic.quant.decode: the KV-cache writes of generation",
               "cache_read": ("qasic.quant.decode: an encoder-decoder's cross-attention caches "
-                             "in a decode step; a selective scan's state h "
-                             "(qasic.quant.decode_scan)"),
+                             "in a decode step; a recurrence's states, Mamba's h "
+                             "(qasic.quant.recurrence)"),
               "cache_window": ("qasic.quant.decode_conv: a token convolution's window of inputs "
                                "in a decode step")}
 

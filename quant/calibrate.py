@@ -21,12 +21,13 @@ Sharing rules (the compiler relies on them to fuse without changing a bit):
   INT of norm_residual_bits;
 - a softmax's scores with attention sinks (GPT-OSS, qasic.quant.sinks) are observed with the
   sinks' logits too: the range holds every sink, which is coded as a score;
-- a selective scan unrolled over the positions (Mamba's, qasic.quant.scan): each role (the
-  selections of dA, dBx and C, the decay, the state h, the output y) has one TensorQ at every
-  position, observed on all positions' values at once, so a decode step at any position runs
-  the same requantizations on the state it reads; a role of the gated delta rule's
-  (quant.state_scan) that can be int16 codes (an add's or a matmul's output that adds and norms
-  alone read, not the state) is INT of QuantConfig.recurrence_bits.
+- a recurrence unrolled over the positions (quant.recurrence: Mamba's selective scan, RWKV's
+  WKV, the gated delta rule's, xLSTM's mLSTM): each role (Mamba's: the selections of dA, dBx
+  and C, the decay, the state h, the output y) has one TensorQ at every position, observed on
+  all positions' values at once, so a decode step at any position runs the same
+  requantizations on the state it reads; in a recurrence that starts from 0 (the gated delta
+  rule's), a role that can be int16 codes (an add's or a matmul's output that adds and norms
+  alone read, not a state) is INT of QuantConfig.recurrence_bits.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from qasic.errors import InputError, UnsupportedOpError
-from qasic.quant import recurrence, scan
+from qasic.quant import recurrence
 from qasic.quant.config import QuantConfig
 from qasic.quant.encodings import (
     NORM_INPUT,
@@ -159,9 +160,9 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
 
     # a scan's role, a recurrence's (quant.recurrence): one TensorQ over its positions, those
     # of the gated delta rule's that can be int16 codes at recurrence_bits
-    roles: dict[str, tuple] = {**scan.tied(graph), **recurrence.tied(graph)}
+    roles: dict[str, tuple] = recurrence.tied(graph)
     if config.recurrence_bits is not None:
-        wide |= dict.fromkeys(scan.widened(graph, lambda t: int16_storable(graph, t)),
+        wide |= dict.fromkeys(recurrence.widened(graph, lambda t: int16_storable(graph, t)),
                               config.recurrence_bits)
     groups: dict[tuple, tuple[str, ...]] = {}
     for t, key in roles.items():

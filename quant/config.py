@@ -74,9 +74,10 @@ class QuantConfig:
     # INT width of the graph output (the last layer's POST writes it; 9..16 bits: int16
     # codes, e.g. a classifier's logits), None: the activation encoding
     output_bits: int | None = None
-    # INT width of a recurrence's tensors (one encoding at every position: quant.scan,
-    # quant.recurrence) that the accelerator can store as int16 (an add's or a matmul's output
-    # read only by adds and norms: encodings.int16_storable; the others keep activation_bits),
+    # INT width of a recurrence's tensors (one encoding at every position: quant.recurrence;
+    # one that starts from 0: recurrence.widened) that the accelerator can store as int16 (an
+    # add's or a matmul's output read only by adds and norms: encodings.int16_storable; the
+    # others keep activation_bits),
     # None: activation_bits. The gated delta rule's output o_t = q_t^T decay_t + (q_t . beta_t
     # k_t) delta_t sums two such terms, whose 8-bit steps were set by the largest position's
     # (docs/ops.md: Qwen3-Next's survey row 0.785 -> 0.86)

@@ -51,18 +51,16 @@ input with its K - 1 rows of padding; a decode step writes its row and runs the 
 rows ending at p (``cache_window``), and a slice of the conv's outputs becomes its 1x1 corner
 (quant.decode_conv); a token shift (a constant band below the diagonal: ``token_shifts``) reads
 the same window. Learned memory keys and values, constant rows before the tokens', stay
-constants in front of the caches (quant.decode_memory). Mamba's selective scan, unrolled over
-the positions (quant.scan), keeps its state h: the prefill runs positions 0..P-1 and writes
-h_(P-1); a decode step runs position 1's nodes on the step's token, reading h_(p-1)
-(``cache_read``) and writing h_p over it (quant.decode_scan); its nodes have no token axis
-and stay where they are (``token_major``). Mamba2's scan is captured in that recurrent form too
-(quant.recurrent_scan); its h (heads, head_dim, state) is stored as rows. Any other recurrence
-unrolled over the positions and stacked by one concat (RWKV's WKV: quant.wkv) is found by its
-selections (quant.recurrence): the prefill writes each state of position P-1 as one row; a step
-runs position 1's nodes, reading every state before and writing it after them. The gated delta rule
-(Qwen3-Next, Qwen3.5, OLMo-Hybrid; Kimi delta attention), captured per token too, is a
-recurrence quant.state_scan finds by where its nodes stand; it decodes the same way, its state
-S (heads, dk, dv) stored as rows.
+constants in front of the caches (quant.decode_memory). A recurrence unrolled over the
+positions and stacked by one concat (Mamba's selective scan; Mamba2's, captured in that
+recurrent form: quant.recurrent_scan; RecurrentGemma's RG-LRU; RWKV's WKV; the gated delta rule
+of Qwen3-Next, Qwen3.5, OLMo-Hybrid and Kimi; xLSTM's mLSTM) is found by its selections
+(quant.recurrence) and keeps its states: the prefill runs positions 0..P-1 and writes each
+state of position P-1; a decode step runs position 1's nodes on the step's token, reading
+every state before (``cache_read``) and writing it after them (``cache_write``); its nodes
+have no token axis and stay where they are (``token_major``). A state is stored as rows (one
+per index of its first axis: Mamba's h (d_inner, n), Mamba2's (heads, head_dim * n), the
+gated delta rule's S as (heads, dk * dv)), a vector as one row.
 
 Both produce, row for row, the codes of ``full``: a causal query row depends only on the keys up
 to it, and a masked key contributes an exact 0 (its exp-table entry is not summed, its
@@ -77,7 +75,7 @@ from dataclasses import replace
 import numpy as np
 
 from qasic.errors import UnsupportedOpError
-from qasic.quant import decode_conv, decode_memory, decode_scan, intops, recurrence
+from qasic.quant import decode_conv, decode_memory, intops, recurrence
 from qasic.quant.encodings import KEY_MASK
 from qasic.quant.graph import QGraph, QNode
 from qasic.quant.srcpad import source_masks
@@ -179,7 +177,7 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
                 or n.name in scanned or _is_constant(producer, n.inputs[1]) \
                 or _per_token(n, graph.shapes, tokens):
             continue  # not an attention over the tokens (an encoder's, a cross-attention, a
-            # selective scan's y_i = h_i @ C_i: decode_scan; a product by a constant matrix per
+            # recurrence's, Mamba's y_i = h_i @ C_i; a product by a constant matrix per
             # head: MiniMax's lightning attention's initial state, all zeros; a product per
             # token)
         for t in _cached(producer, tokens, n.inputs[1]):
@@ -290,22 +288,28 @@ def _refuse_scan(graph: QGraph, producer: dict, c: int, scanned: set[str]) -> No
     state space duality form, if not captured recurrently: quant.recurrent_scan) takes
     cumulative sums along the positions of each chunk (a matmul by a constant
     lower-triangular matrix of ones: its codes, one nonzero value); a selection of one of the C
-    positions at a time (a matmul by a constant (1, C) selector) outside a selective scan that
-    ``decode_scan`` recognizes (Mamba's, or a recurrence of quant.state_scan) or a recurrence
-    ``recurrence`` finds (RWKV's WKV; all in ``scanned``) is a recurrence of another shape."""
+    positions at a time (a matmul by a constant (1, C) selector) outside a recurrence that
+    quant.recurrence finds (Mamba's scan, RWKV's WKV, the gated delta rule's; all in
+    ``scanned``) is a recurrence of another shape, or one over fewer than 3 positions."""
     for n in graph.nodes:
         if n.op != "matmul" or not _is_constant(producer, n.inputs[0]) \
                 or n.attrs.get("transpose_b") or n.name in scanned:
-            continue  # not a scan's selection, or one of a scan decode_scan decodes
+            continue  # not a selection, or one of a recurrence generation decodes
         sel = np.asarray(producer[n.inputs[0]].params["value"])
         k, m = sel.shape[-2:]
+        if (k, m) == (1, c) and graph.shapes[n.inputs[1]][-2] == c and c < 3:
+            raise UnsupportedOpError(
+                f"{n.name}: model {graph.name} reads one of its {c} token positions at a time "
+                "(a recurrence over the tokens); generation decodes a recurrence over at least "
+                "3 positions (a step runs position 1, which writes the states position 2 "
+                "reads): capture the model over more tokens")
         if (k, m) == (1, c) and graph.shapes[n.inputs[1]][-2] == c:
             raise UnsupportedOpError(
                 f"{n.name}: model {graph.name} reads one of its {c} token positions at a time "
-                "outside a recurrence generation decodes (Mamba's h_i = dA_i * h_(i-1) + "
-                "dBx_i, y_i = h_i @ C_i, stacked by one concat: quant.scan; or positions that "
-                "run the same nodes on the previous position's states, stacked by one concat: "
-                "quant.recurrence or quant.state_scan); run the model with qasic evaluate")
+                "outside a recurrence generation decodes (positions that run the same nodes on "
+                "the previous position's states, stacked by one concat, as Mamba's h_i = dA_i "
+                "* h_(i-1) + dBx_i, y_i = h_i @ C_i: quant.recurrence); run the model with "
+                "qasic evaluate")
         if k == m > 1 and ((sel != 0) == np.tril(np.ones((k, k), bool))).all() \
                 and np.unique(sel[sel != 0]).size == 1:
             raise UnsupportedOpError(
@@ -355,7 +359,7 @@ def token_major(graph: QGraph) -> QGraph:
     earlier can change (its inputs' producers do not), so this is the fixed point."""
     nodes, shapes, tensors = list(graph.nodes), dict(graph.shapes), dict(graph.tensors)
     producer = {n.output: n for n in nodes}
-    # a selective scan's nodes stay as they are (decode_scan reads them by position)
+    # a recurrence's nodes stay as they are (a step reads them by position)
     fixed = {name for p in _recurrences(graph, positions(graph)) for name in p.position}
     i = 0
     while i < len(nodes):
@@ -448,8 +452,7 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
     for n in full.nodes:
         if n.name in scans and n.name != scans[n.name].concat:  # positions 0..P-1 of a scan
             plan = scans[n.name]
-            (_recurrence_prefilled if isinstance(plan, recurrence.Recurrence)
-             else _scan_prefilled)(n, plan, prompt, full, nodes, shapes, tensors)
+            _recurrence_prefilled(n, plan, prompt, full, nodes, shapes, tensors)
             continue
         if n.name in scans:
             n = scans[n.name].prefill(n, prompt)  # the first P outputs stacked
@@ -517,8 +520,7 @@ def decode_graph(full: QGraph) -> QGraph:
             continue
         if n.name in scans:  # a scan's position 1 on the step's token, h from the state
             plan = scans[n.name]
-            (_recurrence_decoded if isinstance(plan, recurrence.Recurrence)
-             else _scan_decoded)(n, plan, full, nodes, shapes, tensors, rename)
+            _recurrence_decoded(n, plan, full, nodes, shapes, tensors, rename)
             continue
         if n.name in convs:  # on the window of K rows ending at p, from its state
             src, k = convs[n.name]
@@ -577,57 +579,16 @@ def _append(n: QNode, full: QGraph, nodes: list, shapes: dict) -> None:
     nodes.append(n)
 
 
-def _scan_prefilled(n: QNode, plan: decode_scan.ScanPlan, prompt: int, full: QGraph,
-                    nodes: list, shapes: dict, tensors: dict) -> None:
-    """A prefill's node ``n`` of a selective scan: kept for positions 0..P-1 (selectors on P
-    positions), h_(P-1) then written into the scan's state."""
-    n = plan.prefill(n, prompt)
-    if n is None:
-        return
-    _append(n, full, nodes, shapes)
-    if n.output == plan.steps[prompt - 1].state:  # h_(P-1), the first step's
-        rows = _as_rows(n.output, nodes, shapes, tensors)  # Mamba2's (heads, p, n): (heads, p * n)
-        nodes.append(QNode(plan.state, "cache_write", (rows,), plan.state,
-                           {"state": plan.state}))
-        shapes[plan.state], tensors[plan.state] = shapes[rows], tensors[n.output]
-
-
-def _scan_decoded(n: QNode, plan: decode_scan.ScanPlan, full: QGraph, nodes: list,
-                  shapes: dict, tensors: dict, rename: dict) -> None:
-    """A decode step's node ``n`` of a selective scan: position 1's, its decay reading h_(p-1)
-    from the state (``cache_read`` before it, into the tensor ``<state>.prev``), its state h_p
-    written over it (the tensor ``<state>``); the stack of the outputs is the step's y."""
-    if n.name == plan.concat:
-        rename[n.output] = plan.tails[decode_scan.TEMPLATE]
-        return
-    step, prev = plan.steps[decode_scan.TEMPLATE], decode_scan.previous(plan)
-    h = full.shapes[plan.steps[0].state]
-    if n.output == step.decay:  # h_(p-1): a tensor of its own in the state's bytes, as rows
-        # (Mamba2's (heads, p, n) as (heads, p * n)), viewed back to h's shape
-        nodes.append(QNode(prev, "cache_read", (), prev, {"state": plan.state}))
-        shapes[prev] = shapes[plan.state] = (h[0], int(np.prod(h[1:])))
-        tensors[prev] = tensors[plan.state] = full.tensors[plan.steps[0].state]
-    n = decode_scan.decode_node(n, plan, _shaped(prev, h, nodes, shapes, tensors)
-                                if n.output == step.decay else prev)
-    if n is None:
-        return
-    _append(n, full, nodes, shapes)
-    if n.output == step.state:  # h_p over h_(p-1): every read of it came before
-        rows = _as_rows(n.output, nodes, shapes, tensors)
-        nodes.append(QNode(plan.state, "cache_write", (rows,), plan.state,
-                           {"state": plan.state}))
-
-
 def _recurrences(graph: QGraph, c: int) -> list:
-    """The scans (quant.decode_scan) and other recurrences (quant.recurrence) over the tokens:
+    """The recurrences over the tokens (quant.recurrence: Mamba's scans, RWKV's WKV, ...):
     plans with the nodes of each position and the concat stacking their outputs."""
-    return [*decode_scan.plans(graph, c), *recurrence.plans(graph, c)]
+    return recurrence.plans(graph, c)
 
 
 def _recurrence_prefilled(n: QNode, plan: recurrence.Recurrence, prompt: int, full: QGraph,
                           nodes: list, shapes: dict, tensors: dict) -> None:
     """A prefill's node ``n`` of a recurrence (quant.recurrence): kept for positions 0..P-1,
-    each state of position P-1 then written (as one row) into its DRAM state."""
+    each state of position P-1 then written (``_state_rows``) into its DRAM state."""
     n = plan.prefill(n, prompt)
     if n is None:
         return
@@ -646,17 +607,19 @@ def _recurrence_decoded(n: QNode, plan: recurrence.Recurrence, full: QGraph, nod
     if n.name == plan.concat:
         rename[n.output] = plan.tails[recurrence.TEMPLATE]
         return
-    reads = {k: f"{plan.state(k)}.prev.view" for k in range(len(plan.states))}
+    shape = {k: tuple(full.shapes[s[0]]) for k, s in enumerate(plan.states)}
+    reads = {k: f"{plan.state(k)}.prev" + ("" if _state_rows(shape[k]) == shape[k] else ".view")
+             for k in shape}  # the state's rows, viewed back to its shape if it has another
     n = plan.decode(n, reads)
     if n is None:
         return
     for k, s in enumerate(plan.states):
         if reads[k] in n.inputs and reads[k] not in shapes:
-            prev, shape = f"{plan.state(k)}.prev", full.shapes[s[0]]
+            prev = f"{plan.state(k)}.prev"
             nodes.append(QNode(prev, "cache_read", (), prev, {"state": plan.state(k)}))
-            shapes[prev] = (1, int(np.prod(shape)))
-            tensors[prev] = full.tensors[s[0]]
-            _view(nodes, shapes, tensors, prev, reads[k], tuple(shape))
+            shapes[prev], tensors[prev] = _state_rows(shape[k]), full.tensors[s[0]]
+            if reads[k] != prev:
+                _view(nodes, shapes, tensors, prev, reads[k], shape[k])
     _append(n, full, nodes, shapes)
     if n.name == plan.last:
         for k, s in enumerate(plan.states):
@@ -664,11 +627,22 @@ def _recurrence_decoded(n: QNode, plan: recurrence.Recurrence, full: QGraph, nod
 
 
 def _state_written(state: str, tensor: str, nodes: list, shapes: dict, tensors: dict) -> None:
-    """``tensor`` written whole, as one row, into the DRAM state ``state``."""
+    """``tensor`` written whole into the DRAM state ``state``, as ``_state_rows``."""
     rows = f"{tensor}.row"
-    _view(nodes, shapes, tensors, tensor, rows, (1, int(np.prod(shapes[tensor]))))
+    if _state_rows(shapes[tensor]) == tuple(shapes[tensor]):
+        rows = tensor
+    else:
+        _view(nodes, shapes, tensors, tensor, rows, _state_rows(shapes[tensor]))
     nodes.append(QNode(state, "cache_write", (rows,), state, {"state": state}))
     shapes[state], tensors[state] = shapes[rows], tensors[tensor]
+
+
+def _state_rows(shape: tuple[int, ...]) -> tuple[int, int]:
+    """A recurrence's state as DRAM rows: one per index of its first axis (the gated delta
+    rule's S (heads, d_k, d_v) as (heads, d_k * d_v)), a vector as one row."""
+    if len(shape) < 2:
+        return (1, int(np.prod(shape)))
+    return (int(shape[0]), int(np.prod(shape[1:])))
 
 
 def _unread(n: QNode, enc: frozenset[str], whole: set[str]) -> None:

@@ -1,5 +1,14 @@
-"""A recurrence unrolled over the token positions, of any body and any number of states (RWKV's
-WKV: quant.wkv), found by its selections, so that generation carries its states in DRAM.
+"""A recurrence unrolled over the token positions, of any body and any number of states, found
+by its selections, so that generation carries its states in DRAM. The ones captured so:
+
+    Mamba's selective scan     h_i = dA_i * h_(i-1) + dBx_i, y_i = h_i @ C_i (HF's slow path)
+    Mamba2's (quant.recurrent_scan)  y_i = (dA_i * h_(i-1)) @ C_i: nothing reads h_(C-1)
+    RecurrentGemma's RG-LRU    h_i = a_i * h_(i-1) + x_i, y_i = h_i (quant.rglru)
+    the gated delta rule       S_t = g_t S_(t-1) + beta_t k_t (v_t - k_t^T g_t S_(t-1))^T,
+                               o_t = q_t^T S_t (Qwen3-Next, Qwen3.5, OLMo-Hybrid, Kimi: one
+                               state, quant.recurrent_scan)
+    RWKV's WKV                 three states num, den, m (quant.wkv)
+    xLSTM's mLSTM              two states m and S = [C | n] (quant.mlstm)
 
 Position t of the recurrence reads its per-position inputs through selections (a matmul of a
 constant (1, C) selector whose only nonzero column is t by a tensor over the C positions, as
@@ -15,28 +24,35 @@ recurrence is the connected set of those nodes ending at the concat:
              its position), each reading the same roles; the last position may lack the nodes
              only a next position would read (the last state update: dead)
 
+Two nodes of no position that are the same view of the same tensor count as one (each selection
+of the gated delta rule's reads its tensor through a view (1, C, rest) of its own).
+
 ``tied`` gives each requantizing role one encoding over its positions (quant.calibrate), and
-position 0's states their roles' (a step reads them from DRAM as it reads later ones); then
-position t's nodes are position 1's bit for bit, but for the selectors' column (``plans``
-checks it on the quantized graph). A decode step runs position TEMPLATE's nodes on the step's
+position 0's states their roles' (a step reads them from DRAM as it reads later ones); a
+recurrence that starts from 0 (position 0 runs position 1's nodes on zero initial states: the
+gated delta rule's, Mamba's, the RG-LRU's) ties position 0's nodes too (Mamba's decay of
+h_(-1) = 0 then takes its role's encoding: its zeros are coded exactly either way);
+``widened`` names its roles that can be int16 codes at every position, not a state's
+(QuantConfig.recurrence_bits). Then position t's
+nodes are position 1's bit for bit, but for the selectors' column (``plans`` checks it on the
+quantized graph). A decode step runs position TEMPLATE's nodes on the step's
 token (selectors' column 1), reading each state from DRAM (``cache_read`` into ``<state>.prev``)
 and writing it back after the last of them (``cache_write``); a prefill of P tokens runs
 positions 0..P-1 and writes the states of position P-1.
-
-quant.scan's selective scans (Mamba's, with their own decode: quant.decode_scan) are left to it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from qasic.errors import UnsupportedOpError
-from qasic.quant.scan import scans
 
 TEMPLATE = 1  # the position a decode step runs (the first that reads states)
+_VIEWS = ("reshape", "permute", "flatten")
 # no encoding of their own (quant.calibrate.SHARES_INPUT); a concat has its own (the one its
 # inputs are requantized to: quant.calibrate.concat_pins), tied as any other role's
 _SHARES = ("relu", "clamp", "maxpool2d", "flatten", "reshape", "upsample_nearest", "permute",
@@ -52,6 +68,8 @@ class Recurrence:
     states: tuple[tuple[str, ...], ...]     # per state, its tensor at positions 0, 1, ...
     roles: dict[str, int]                   # tensor -> role, positions >= 1 (and 0's states)
     last: str                               # the last node of position TEMPLATE
+    selections: frozenset[str]              # the selections' node names
+    from_zero: bool                         # position 0 runs TEMPLATE's nodes on zero states
 
     def state(self, k: int) -> str:
         """The DRAM state of state ``k`` (named by its tensor at position 0)."""
@@ -87,14 +105,12 @@ def plans(graph: Any, c: int) -> list[Recurrence]:
                 if (t := _selected(n, producer, graph.shapes, c)) is not None}
     if not selected:
         return []
-    taken = {_viewed(producer, getattr(s, r)) for chain in scans(graph, c) for s in chain
-             for r in ("sel_a", "sel_b", "sel_c") if getattr(s, r)}  # Mamba's: decode_scan
     position: dict[str, int] = {}
     selectors: dict[str, str] = {}  # selection node -> its selector constant
     stacks: list[Any] = []
     for n in graph.nodes:
         t = selected.get(n.name)
-        if t is not None and n.name not in taken:
+        if t is not None:
             position[n.name], selectors[n.name] = t, producer[n.inputs[0]].name
             position[selectors[n.name]] = t
             continue
@@ -122,6 +138,32 @@ def tied(graph: Any) -> dict[str, tuple[str, int, int]]:
             for t, role in p.roles.items() if producer[t].op not in _SHARES}
 
 
+def widened(graph: Any, storable: Callable[[str], bool]) -> set[str]:
+    """The tensors of ``tied``'s roles, in a recurrence that starts from 0 (``from_zero``: the
+    gated delta rule's; Mamba's have none), that ``storable`` (encodings.int16_storable: an
+    add's or a matmul's output read by adds and norms alone) holds for at every position, but
+    the states' (a decode step reads them from DRAM at the activation width) and the
+    selections' (their codes are their source's): QuantConfig.recurrence_bits wide. Other
+    recurrences keep activation_bits: xLSTM's mLSTM terms measured no better at 16 bits (the
+    survey row's cosine 0.9880 -> 0.9872), RWKV's have none."""
+    shape = tuple(graph.shapes[graph.input])
+    if len(shape) != 1:
+        return set()
+    producer = {n.output: n for n in graph.nodes}
+    out: set[str] = set()
+    for p in (p for p in plans(graph, shape[0]) if p.from_zero):
+        states = {t for s in p.states for t in s}
+        by_role: dict[int, list[str]] = {}
+        for t, role in p.roles.items():
+            n = producer[t]
+            if n.op not in _SHARES and n.name not in p.selections:
+                by_role.setdefault(role, []).append(t)
+        for tensors in by_role.values():
+            if not states & set(tensors) and all(storable(t) for t in tensors):
+                out.update(tensors)
+    return out
+
+
 def _plan(graph: Any, producer: dict, position: dict, selectors: dict, cat: Any,
           c: int) -> Recurrence | None:
     """The recurrence that the concat ``cat`` stacks, or None if it is not one (module doc)."""
@@ -146,12 +188,33 @@ def _plan(graph: Any, producer: dict, position: dict, selectors: dict, cat: Any,
         roles[first] = role
     if not states:
         return None
+    first = _first_roles(by_pos[0], template, producer, position, roles)
+    for x, role in first.items():
+        roles.setdefault(x, role)
     plan = Recurrence({name: position[name] for name in body}, frozenset(
         selectors[n] for n in body if n in selectors), cat.name, tuple(cat.inputs),
-        tuple(states), roles, template[-1].name)
+        tuple(states), roles, template[-1].name, frozenset(n for n in body if n in selectors),
+        bool(first))
     if hasattr(graph, "tensors"):  # a QGraph: every position runs position 1's integer ops
         _check_same(graph, plan, by_pos, c)
     return plan
+
+
+def _first_roles(nodes: list, template: list, producer: dict, position: dict, roles: dict
+                 ) -> dict[str, int]:
+    """tensor -> role for position 0's nodes when each runs as a node of position TEMPLATE
+    does, on the zero initial states where TEMPLATE reads the states of position 0 (a
+    recurrence that starts from 0, as the gated delta rule's): they share their role's
+    encoding. None when position 0 runs other nodes (RWKV's: its start folds into tables)."""
+    known, out = dict(roles), {}
+    free = dict(enumerate(template))
+    for n in nodes:
+        role = next((r for r, want in free.items()
+                     if _same(n, want, 0, producer, position, known, {})), None)
+        if role is not None:
+            known[n.output] = out[n.output] = role
+            del free[role]
+    return out if len(out) == len(nodes) else {}
 
 
 def _connected(graph: Any, producer: dict, position: dict, tails: list[str]) -> set[str]:
@@ -198,9 +261,10 @@ def _same(n: Any, want: Any, t: int, producer: dict, position: dict, roles: dict
         na, nb = producer.get(a), producer.get(b)
         pa = position.get(na.name) if na is not None else None
         pb = position.get(nb.name) if nb is not None else None
+        if t == 0 and pa is None and pb == TEMPLATE - 1 and _zero(na):
+            continue  # position 0 reads the zero initial state where ``want`` reads S_0
         if pa is None or pb is None:
-            if a != b and not (na is not None and nb is not None and na.op == nb.op
-                               == "constant" and pa is None and pb is None and _equal(na, nb)):
+            if not (pa is None and pb is None and _alike(a, b, producer)):
                 return False
         elif na.op == "constant":  # a selector: its one column moved
             if nb.op != "constant" or not np.array_equal(
@@ -216,6 +280,29 @@ def _same(n: Any, want: Any, t: int, producer: dict, position: dict, roles: dict
         else:
             return False
     return True
+
+
+def _alike(a: str, b: str, producer: dict) -> bool:
+    """Tensors of no position that hold the same values: the same tensor, equal constants, or
+    the same view of alike tensors (each selection of the gated delta rule's or Mamba2's reads
+    its tensor through a view (1, C, rest) of its own)."""
+    if a == b:
+        return True
+    na, nb = producer.get(a), producer.get(b)
+    if na is None or nb is None or na.op != nb.op:
+        return False
+    if na.op == "constant":
+        return _equal(na, nb)
+    return na.op in _VIEWS and len(na.inputs) == len(nb.inputs) == 1 \
+        and set(na.attrs) == set(nb.attrs) \
+        and all(_same_array(v, nb.attrs[k]) for k, v in na.attrs.items()) \
+        and _alike(na.inputs[0], nb.inputs[0], producer)
+
+
+def _zero(n: Any) -> bool:
+    """Whether ``n`` is a constant 0 (the initial state of a recurrence that starts from 0)."""
+    return n is not None and n.op == "constant" and "value" in n.params \
+        and not np.asarray(n.params["value"]).any()
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -235,14 +322,6 @@ def _selected(n: Any, producer: dict, shapes: Any, c: int) -> int | None:
         return None
     cols = np.flatnonzero(value.reshape(-1, c).any(axis=0))
     return int(cols[0]) if cols.size == 1 else None
-
-
-def _viewed(producer: dict, tensor: str) -> str:
-    """The name of the node that ``tensor`` is a view of (views followed back)."""
-    n = producer[tensor]
-    while n.op in ("reshape", "permute", "flatten"):
-        n = producer[n.inputs[0]]
-    return n.name
 
 
 def _columns(n: Any, cols: slice) -> Any:

@@ -18,8 +18,8 @@ Its recurrent form, which transformers' own one-token cache path computes
           = (dA_t * h_(t-1)) @ C_t + (dt_t x_t) (B_t . C_t) + D * x_t
 
 written here as Mamba's slow path writes its scan (position t of dA, dBx and C selected from
-tensors over all positions, the outputs concatenated along a last axis), so that quant.scan
-recognizes the unrolled recurrence and quant.decode_scan carries h in DRAM between decode steps.
+tensors over all positions, the outputs concatenated along a last axis), so that
+quant.recurrence finds the unrolled recurrence and generation carries h in DRAM between steps.
 The output is the last line's: the scan reads it from the decay, and the token's own term
 comes from the dot product B_t . C_t (computed for all positions at once, one rounding), not
 through the 8-bit h_t, whose step is set by the largest dBx of any position. Measured on the
@@ -45,8 +45,8 @@ the output read, as Mamba2's, from the decay, the token's own term through the d
 q_t . beta_t k_t (a matmul for all positions at once, one rounding), not through the 8-bit S_t.
 Kimi delta attention (Kimi Linear, Bailing hybrid: ``chunk_kimi_delta_attention``) is the same
 with a decay per key channel, g_t (heads, dk) over dv. Each o_t is a column stacked by one
-concat along the last axis, so quant.state_scan finds the chain (S_t read by position t + 1's
-decay alone) and quant.decode_scan carries S in DRAM. The token's own term is a matmul of
+concat along the last axis, so quant.recurrence finds the chain (S_t read by position t + 1's
+decay) and generation carries S in DRAM. The token's own term is a matmul of
 delta_t (dv, 1) by the scalar q_t . beta_t k_t, and each o_t is the add that writes its column of
 the concat (the reshapes stand before it), so the gated norm after it reads int16 codes
 (quant.encodings.int16_storable) and the add's two terms, matmuls, are int16 codes too
@@ -91,8 +91,9 @@ from qasic.quant.wkv import wkv
 
 def decay_scan(da: torch.Tensor, dbx: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """h_t = da_t * h_(t-1) + dbx_t (h_(-1) = 0), read as y_t = (da_t * h_(t-1)) @ c_t, one
-    position at a time as quant.scan finds it: da and dbx (batch, L, heads, p, n), c (batch, L,
-    heads, n) -> y (batch, L, heads, p). The token's own term dbx_t @ c_t is the caller's."""
+    position at a time as quant.recurrence finds it: da and dbx (batch, L, heads, p, n), c
+    (batch, L, heads, n) -> y (batch, L, heads, p). The token's own term dbx_t @ c_t is the
+    caller's."""
     batch, length, h, p, n = dbx.shape
     state, ys = torch.zeros(batch, h, p, n, dtype=dbx.dtype), []
     for t in range(length):
@@ -121,7 +122,7 @@ def mamba2_scan(module: Any, hidden_states: torch.Tensor, B: torch.Tensor,
         dt = torch.clamp(dt, low, high)
     da = torch.exp(dt * -torch.exp(module.A_log.float()))  # (batch, L, heads)
     # over (head_dim, state) too, as Mamba's dA: each position's decay is then a product of
-    # two tensors of the state's shape (quant.scan), the broadcast done once for all positions
+    # two tensors of the state's shape (as Mamba's), the broadcast done once for all positions
     # (one expand of the second-to-last axis: a selection by a column of ones per position)
     da = da[..., None, None].expand(batch, length, h, p * n, 1).reshape(batch, length, h, p, n)
     b = B.reshape(batch, length, g, n).repeat_interleave(h // g, dim=2)  # (batch, L, heads, n)

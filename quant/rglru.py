@@ -1,5 +1,5 @@
 """RecurrentGemma's RG-LRU written so that it captures: block-diagonal gate linears, then its
-scan as quant.scan recognizes it.
+scan as Mamba's, a recurrence quant.recurrence finds.
 
 transformers' ``RecurrentGemmaRglru.forward`` (modeling_recurrent_gemma.py) computes its two
 gates per head with ``baddbmm`` over (heads, batch x tokens, block width): the batch axis merged
@@ -17,7 +17,7 @@ the float result is the same up to the summation order). The rest, per channel j
 
 written as Mamba's slow path writes its scan (position t of a and of the normalized input
 selected from tensors over all positions, each state stacked by one concat along a last axis),
-so that quant.scan finds a scan whose output is its state and quant.decode_scan carries h
+so that quant.recurrence finds a recurrence whose output is its state and generation carries h
 between decode steps. Position 0's decay multiplies the zero state (transformers multiplies
 a_0 by 0 instead: the same h_0 = m_0 i_0 x_0). With a cache (transformers' generation, one
 token at a time) it is refused: qasic keeps its own state (qasic generate).

@@ -270,12 +270,13 @@ def test_llama4s_chunked_mask_and_temperature_are_rows_gathered_by_position():
 
 
 def test_an_xlstm_decode_step_reads_and_writes_its_running_max_and_memory_whole():
-    """Per block, the mLSTM's two states (quant.mlstm): the running max m (4 heads) and S =
-    [C | n] (4 heads x 9 x 4), each read from DRAM as one row and written back."""
+    """Per block, the mLSTM's two states (quant.mlstm): the running max m (4 heads x 1) and S =
+    [C | n] (4 heads x 9 x 4), each read from DRAM whole, as one row per head, and written
+    back."""
     step = decode_graph(_full("xlstm"))
     reads = [n.attrs["state"] for n in step.nodes if n.op == "cache_read"]
     writes = [n.output for n in step.nodes if n.op == "cache_write" and len(n.inputs) == 1]
-    assert reads == writes and [step.shapes[r] for r in reads] == [(1, 4), (1, 144)] * 2
+    assert reads == writes and [step.shapes[r] for r in reads] == [(4, 1), (4, 36)] * 2
 
 
 def test_lfm2s_short_conv_decodes_on_a_window_of_its_last_3_inputs():
@@ -310,16 +311,17 @@ def test_mambas_decode_step_reads_and_writes_each_layers_state(name, h, rows):
     (cache_read, (64, 8), into a tensor of its own: ``<state>.prev``) and writes h_p over it
     (cache_write without a position: the whole state); the prefill of P tokens runs P
     positions and writes h_(P-1). Mamba2 (8 heads of 8 channels, a state of 8): the scan
-    quant.scan finds in its recurrent capture has h (8, 8, 8), stored as rows (8, 64) and
-    viewed back for the decay; its outputs read the decays, so its last position has no state
-    (nothing reads h_(C-1))."""
+    quant.recurrence finds in its recurrent capture has h (8, 8, 8), stored as rows (8, 64)
+    and viewed back for the decay; its outputs read the decays, so its last position has no
+    state (nothing reads h_(C-1))."""
+    from qasic.quant import recurrence
+
     full = _full(name)
-    from qasic.quant.scan import scans
-    chains = scans(full, C)
-    assert [len(c) for c in chains] == [C, C]
-    assert all(full.shapes[s.state] == h for c in chains for s in c[:-1])
-    last = [c[-1].state is None and c[-1].sel_b is None for c in chains]
-    assert last == [name == "mamba2"] * 2
+    plans = recurrence.plans(full, C)
+    assert [len(p.tails) for p in plans] == [C, C]
+    hs = [p.states[0] for p in plans if len(p.states) == 1]
+    assert [len(s) for s in hs] == [C - (name == "mamba2")] * 2
+    assert {full.shapes[t] for s in hs for t in s} == {h}
     step = decode_graph(full)
     writes = [n.output for n in step.nodes if n.op == "cache_write" and len(n.inputs) == 1]
     reads = [n.attrs["state"] for n in step.nodes if n.op == "cache_read"]
@@ -336,8 +338,8 @@ def test_mambas_decode_step_reads_and_writes_each_layers_state(name, h, rows):
     seq = np.random.default_rng(3).integers(0, VOCAB, (1, 4))
     full_states = reference.run(full, np.pad(seq, ((0, 0), (0, C - 4))), keep=True)
     reference.run(prefill_graph(full, 4), seq, state=state)
-    for chain, r in zip(chains, reads, strict=True):
-        np.testing.assert_array_equal(state[r], full_states[chain[3].state].reshape(1, *rows))
+    for s, r in zip(hs, reads, strict=True):
+        np.testing.assert_array_equal(state[r], full_states[s[3]].reshape(1, *rows))
 
 
 def test_minimaxs_lightning_attention_in_one_block_decodes_with_kv_caches():
@@ -363,29 +365,32 @@ def test_minimaxs_lightning_attention_in_one_block_decodes_with_kv_caches():
 
 def test_qwen3_nexts_gated_delta_rule_decodes_with_its_state():
     """Qwen3-Next's gated delta rule (4 value heads, keys and values of 8), captured per token:
-    quant.state_scan finds one recurrence over the C positions whose S_t (4, 8, 8) position
-    t + 1 reads through its decay alone (nothing reads S_(C-1)); every position's S_t, decay
-    and output share one encoding (S_0 too: position 1 reads it). A decode step reads S_(p-1)
-    from its state (rows (4, 64)), viewed back for the decay, and writes S_p over it; the
-    prefill of P tokens writes S_(P-1), the full model's codes."""
-    from qasic.quant.state_scan import chains
+    quant.recurrence finds one recurrence over the C positions with one state, S_t (4, 8, 8),
+    that position t + 1 reads through its decay alone (a mul; nothing reads S_(C-1)); every
+    position's S_t, decay and output share one encoding (position 0's too: it runs position
+    1's nodes on S_(-1) = 0). A decode step reads S_(p-1) from its state (rows (4, 64)), viewed
+    back for the decay, and writes S_p over it; the prefill of P tokens writes S_(P-1), the
+    full model's codes."""
+    from qasic.quant import recurrence
 
     full = _full("qwen3_next")
-    (chain,) = chains(full, C)
-    assert chain.states[-1] is None and None not in chain.states[:-1]
-    assert {full.shapes[s] for s in chain.states[:-1]} == {(4, 8, 8)}
-    assert len({full.tensors[s] for s in chain.states[:-1]}) == 1
-    assert len({full.tensors[t] for t in chain.decays[1:]}) == 1
-    by_name = {n.name: n for n in full.nodes}
-    assert [by_name[d].inputs.count(s) for d, s in zip(chain.decays[1:], chain.states[:-1],
-                                                       strict=True)] == [1] * (C - 1)
+    (plan,) = recurrence.plans(full, C)
+    (states,) = plan.states
+    assert len(states) == C - 1 and {full.shapes[s] for s in states} == {(4, 8, 8)}
+    assert len({full.tensors[s] for s in states}) == 1
+    decays = [[n for n in full.nodes if s in n.inputs] for s in states]
+    assert [[(n.op, plan.position[n.name]) for n in r] for r in decays] == \
+        [[("mul", t + 1)] for t in range(C - 1)]
+    assert len({full.tensors[r[0].output] for r in decays}) == 1
+    tails = {full.tensors[t] for t in plan.tails}
+    assert len(tails) == 1 and len(plan.tails) == C
     step = decode_graph(full)
     reads = [n for n in step.nodes if n.op == "cache_read"]
     writes = [n.output for n in step.nodes if n.op == "cache_write" and len(n.inputs) == 1]
-    assert [n.attrs["state"] for n in reads] == writes == [f"cache.{chain.states[0]}"]
+    assert [n.attrs["state"] for n in reads] == writes == [plan.state(0)]
     assert step.shapes[writes[0]] == (4, 64)
     state: dict = {}
     seq = np.random.default_rng(3).integers(0, VOCAB, (1, 4))
     kept = reference.run(full, np.pad(seq, ((0, 0), (0, C - 4))), keep=True)
     reference.run(prefill_graph(full, 4), seq, state=state)
-    np.testing.assert_array_equal(state[writes[0]], kept[chain.states[3]].reshape(1, 4, 64))
+    np.testing.assert_array_equal(state[writes[0]], kept[states[3]].reshape(1, 4, 64))

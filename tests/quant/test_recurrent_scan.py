@@ -1,10 +1,10 @@
 """quant.recurrent_scan: transformers' Mamba2 scan in its recurrent form computes what the
 chunked form computes (float32 rounding apart), with grouped B and C and a clamped time step,
 and the original scan function is put back after the block (the float model is unchanged);
-captured, it is one scan quant.scan finds (outputs read from the decays, so the last position
-has no state), refused for generation over 2 positions. Qwen3-Next's gated delta rule per token
-computes what its chunked form computes, as does Kimi delta attention's; with a state in, the
-gated delta rule is refused in one line."""
+captured, it is one recurrence quant.recurrence finds (outputs read from the decays, so the
+last position has no state), refused for generation over 2 positions. Qwen3-Next's gated delta
+rule per token computes what its chunked form computes, as does Kimi delta attention's; with a
+state in, the gated delta rule is refused in one line."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from qasic.errors import UnsupportedOpError
-from qasic.quant import capture, decode_scan, recurrence
+from qasic.quant import capture, recurrence
+from qasic.quant.decode import cache_tensors
 from qasic.quant.mlstm import mlstm_forward
 from qasic.quant.recurrent_scan import (
     classes,
@@ -25,7 +26,6 @@ from qasic.quant.recurrent_scan import (
     mamba2_scan,
     recurrent,
 )
-from qasic.quant.scan import scans
 
 transformers = pytest.importorskip("transformers")
 modeling = pytest.importorskip("transformers.models.mamba2.modeling_mamba2")
@@ -89,29 +89,32 @@ def _captured(positions: int):
 
 
 def test_the_recurrent_form_captures_as_one_scan_with_outputs_read_from_the_decays():
-    """quant.scan finds the captured recurrence over 6 positions: h (2, 4, 4) per position,
-    each output y_i = (dA_i * h_(i-1)) @ C_i a matmul of the decay, so the last position is a
-    decay and an output only; each role selects from one tensor through a view of its own."""
+    """quant.recurrence finds the captured recurrence over 6 positions: h (2, 4, 4) per
+    position, read by the next position's decay alone, each output y_i = (dA_i * h_(i-1)) @ C_i
+    a matmul of the decay, so the last position is a decay and an output only (nothing reads
+    h_5); each selection reads its tensor through a view of its own."""
     graph = _captured(6)
-    (steps,) = scans(graph, 6)
+    (plan,) = recurrence.plans(graph, 6)
+    (h,) = plan.states
+    assert len(h) == 5 and {graph.shapes[t] for t in h} == {(2, 4, 4)} and plan.from_zero
     producer = {n.output: n for n in graph.nodes}
-    assert [s.position for s in steps] == list(range(6))
-    assert all(graph.shapes[s.state] == (2, 4, 4) for s in steps[:-1])
-    assert steps[-1].state is None and steps[-1].sel_b is None
-    assert steps[0].decay is None and steps[1].prev == steps[0].state
-    assert all(producer[s.out].inputs[0] == s.decay for s in steps[1:])
-    plan, = decode_scan.plans(graph, 6)
-    assert plan.concat and len(plan.tails) == 6
+    decays = [[n for n in graph.nodes if t in n.inputs] for t in h]
+    assert [[(n.op, plan.position[n.name]) for n in r] for r in decays] == \
+        [[("mul", t + 1)] for t in range(5)]
+    outs = [n for n in graph.nodes if n.op == "matmul" and n.name not in plan.selections
+            and plan.position.get(n.name) is not None]
+    assert [producer[n.inputs[0]].op for n in outs] == ["mul"] * 6
+    ops = Counter(n.op for n in graph.nodes if plan.position.get(n.name) == 5)
+    assert ops["add"] == 0 and ops["mul"] == 1 and len(plan.tails) == 6
 
 
-def test_a_recurrent_scan_over_two_positions_is_refused_in_one_line():
+def test_a_recurrent_scan_over_two_positions_is_no_recurrence_to_decode():
     """Over 2 positions the decode step's template (position 1) is the last one, which writes
-    no state."""
-    graph = _captured(2)
-    with pytest.raises(UnsupportedOpError, match=r": a selective scan over 2 positions whose "
-                                                 r"last one writes no state; generation needs "
-                                                 r"at least 3$"):
-        decode_scan.plans(graph, 2)
+    no state: quant.recurrence finds none (generation refuses a language model's selections in
+    one line: the gated delta rule's test below); over 3 it finds one, h_0 and h_1."""
+    assert recurrence.plans(_captured(2), 2) == []
+    (plan,) = recurrence.plans(_captured(3), 3)
+    assert [len(s) for s in plan.states] == [2]
 
 
 def _xlstm() -> torch.nn.Module:
@@ -165,16 +168,17 @@ def test_the_stabilized_mlstm_equals_transformers_step_by_step(cap):
 
 
 def test_the_mlstm_captures_as_one_recurrence_per_block_with_two_states():
-    """Captured over 6 positions, each block's mLSTM is one recurrence of quant.recurrence (no
-    scan of quant.scan): its states the running max m (4 heads, 1) and S = [C | n] (4, 9, 4)
+    """Captured over 6 positions, each block's mLSTM is one recurrence of quant.recurrence (one
+    that does not start from 0): its states the running max m (4 heads, 1) and S = [C | n] (4, 9, 4)
     (8 value channels and the normalizer's, by 4 key channels), at positions 0..4 (nothing
-    reads the last); a state in is refused in one line."""
+    reads the last); none of its roles is widened to QuantConfig.recurrence_bits (16 bits
+    measured no better: recurrence.widened); a state in is refused in one line."""
     model = _xlstm()
     with recurrent(model):
         graph = capture(model, torch.randint(0, 100, (1, 6)))
-    assert scans(graph, 6) == []
     plans = recurrence.plans(graph, 6)
-    assert len(plans) == 2
+    assert len(plans) == 2 and not any(p.from_zero for p in plans)
+    assert recurrence.widened(graph, lambda t: True) == set()
     for p in plans:
         assert [{graph.shapes[t] for t in s} for s in p.states] == [{(4, 1)}, {(4, 9, 4)}]
         assert [len(s) for s in p.states] == [6, 5] and len(p.tails) == 6
@@ -231,14 +235,17 @@ def test_a_gated_delta_rule_with_a_state_in_is_refused_in_one_line():
 
 
 def test_a_recurrence_over_two_positions_is_refused_for_generation_in_one_line():
-    """quant.state_scan finds the gated delta rule's recurrence over 2 positions, whose
-    position 1 (the decode step's template) is the last one: it writes no state."""
+    """The gated delta rule's recurrence over 2 positions: position 1 (the decode step's
+    template) is the last one, it writes no state; quant.recurrence finds none, and generation
+    refuses the selections in one line."""
     model = _qwen3_next()
     graph = capture(model, torch.randint(0, 100, (1, 2)))
-    with pytest.raises(UnsupportedOpError, match=r"^\S+: a recurrence over 2 positions whose "
-                                                 r"last one writes no state; generation needs "
-                                                 r"at least 3$"):
-        decode_scan.plans(graph, 2)
+    assert recurrence.plans(graph, 2) == []
+    with pytest.raises(UnsupportedOpError, match=r"^\S+select\S*: model \S+ reads one of its 2 "
+                       r"token positions at a time \(a recurrence over the tokens\); generation "
+                       r"decodes a recurrence over at least 3 positions .*: capture the model "
+                       r"over more tokens$"):
+        cache_tensors(graph)
 
 
 def test_kimi_delta_attention_per_token_equals_the_chunked_one():
@@ -275,7 +282,6 @@ def test_the_gated_norm_reads_int16_codes_the_per_token_adds_write_into_the_conc
     from qasic.quant import QuantConfig, quantize, reference
     from qasic.quant.evaluate import cosine
     from qasic.quant.fgraph import run_float
-    from qasic.quant.state_scan import chains
 
     model = reinit(_qwen3_next())
     ids = torch.randint(0, 100, (8, 6), generator=torch.Generator().manual_seed(2)).numpy()
@@ -289,8 +295,8 @@ def test_the_gated_norm_reads_int16_codes_the_per_token_adds_write_into_the_conc
     terms = [producer[producer[t].inputs[0]] if producer[t].op == "reshape" else producer[t]
              for add in cat.inputs for t in q.node(add).inputs]
     assert {(n.op, q.tensors[n.output].bits) for n in terms} == {("matmul", 16)}
-    (chain,) = chains(q, 6)
-    assert {q.tensors[s].bits for s in chain.states[:-1]} == {8}
+    (plan,) = recurrence.plans(q, 6)
+    assert {q.tensors[s].bits for s in plan.states[0]} == {8}
     narrow = quantize(graph, None, ids, QuantConfig(recurrence_bits=None))
     assert {narrow.tensors[n.output].bits for n in terms} == {8}
     want = run_float(graph, ids)

@@ -1,7 +1,8 @@
 """quant.rglru: RecurrentGemma's RG-LRU in the form qasic captures (its per-head gates as
 linears of block-diagonal weights, its scan written as Mamba's with each output its state)
 computes what transformers' forward computes, and transformers' forward is put back after;
-captured, the scan is one that quant.scan finds (no C), the gates two block-diagonal linears;
+captured, the scan is a recurrence quant.recurrence finds (no C), the gates two block-diagonal
+linears;
 the model of tests/quant/test_hf_decode.py simulates bit-exact to the golden reference (its
 generation is tested there)."""
 
@@ -15,9 +16,9 @@ import torch.nn.functional as F
 from qasic.arch.config import default_arch
 from qasic.errors import UnsupportedOpError
 from qasic.quant import capture, reference
+from qasic.quant.recurrence import plans
 from qasic.quant.recurrent_scan import recurrent
 from qasic.quant.rglru import block_diagonal, rglru_forward
-from qasic.quant.scan import scans
 
 transformers = pytest.importorskip("transformers")
 modeling = pytest.importorskip("transformers.models.recurrent_gemma.modeling_recurrent_gemma")
@@ -60,14 +61,24 @@ def test_block_diagonal_weight_is_each_heads_product():
 
 
 def test_captured_rglru_is_a_scan_of_its_state_and_two_block_diagonal_linears():
-    """One scan of L positions: position 0's decay multiplies a constant (no previous state),
-    every output is its state (no C); the two gate linears (32, 32) are zero off their two
-    16 x 16 diagonal blocks."""
+    """One recurrence of L positions with one state h (32,): position 0 runs position 1's nodes
+    on h_(-1) = 0 (its decay multiplies a constant 0), every output is its state (no C: the
+    stacked tail of position t is h_t through views and its requant); the two gate linears
+    (32, 32) are zero off their two 16 x 16 diagonal blocks."""
     graph = capture(_model(), _ids())
-    (chain,) = scans(graph, L)
-    assert len(chain) == L and chain[0].prev is None and chain[0].decay is None
-    assert all(s.sel_c is None and s.out == s.state for s in chain)
-    assert [s.prev for s in chain[1:]] == [s.state for s in chain[:-1]]
+    (plan,) = plans(graph, L)
+    (h,) = plan.states
+    assert len(h) == L and plan.from_zero and {graph.shapes[t] for t in h} == {(32,)}
+    producer = {n.output: n for n in graph.nodes}
+    for t, tail in enumerate(plan.tails):
+        while tail != h[t] and len(producer[tail].inputs) == 1:
+            tail = producer[tail].inputs[0]
+        assert tail == h[t]
+    ops = sorted(n.op for n in graph.nodes if plan.position.get(n.name) == 5)
+    # the selections of a_t and x_t (matmuls by constant selectors, viewed), the decay a_t *
+    # h_(t-1), h_t = decay + x_t, h_t's view and its requant to the stack
+    assert ops == ["add", "constant", "constant", "lut", "matmul", "matmul", "mul"] + \
+        ["reshape"] * 3
     gates = [n for n in graph.nodes if n.op == "linear" and ".rg_lru." in n.name]
     assert len(gates) == 2
     for g in gates:

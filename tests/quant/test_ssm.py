@@ -241,23 +241,31 @@ def test_generation_of_a_chunked_scan_is_refused_in_one_line(monkeypatch):
 
 
 def test_mambas_scan_roles_share_one_encoding_over_the_positions():
-    """quant.scan finds HF Mamba's unrolled scan (2 sequences of 12 ids): one chain of 12 steps
-    per layer; calibration gives each role (dA_i, dBx_i and C_i selected, the decay, h_i, y_i)
-    one TensorQ at every position (position 0's decay, a product by 0, keeps its own), h
-    symmetric (the matmul's operand), so a decode step at any position runs the same
-    requantizations."""
-    from qasic.quant.scan import ROLES, scans, tied
+    """quant.recurrence finds HF Mamba's unrolled scan (2 sequences of 12 ids): one recurrence
+    of 12 positions per layer, its one state h_i (64, 8); calibration gives each role (dA_i,
+    dBx_i and C_i selected, the decay, h_i, y_i, y_i's requant to the stack) one TensorQ at
+    every position, position 0's too (it runs position 1's nodes on h_(-1) = 0), h symmetric
+    (the matmul's operand), so a decode step at any position runs the same requantizations."""
+    from qasic.quant import recurrence
 
     x = _ids()
     full = quantize(_hf("Mamba"), (torch.from_numpy(x[:1]),), x, QuantConfig())
-    chains = scans(full, 12)
-    assert [len(c) for c in chains] == [12, 12]
-    assert chains[0][0].decay is None and chains[0][1].prev == chains[0][0].state
-    roles = tied(full)
-    for k in range(2):
-        for role in ROLES:
-            tqs = {full.tensors[t] for t, key in roles.items() if key == (k, role)}
-            assert len(tqs) == 1, (k, role)
-        h = full.tensors[chains[k][5].state]
-        assert h.zero_point == 0 and h.bits == 8
-    assert len(roles) == 2 * (6 * 12 - 1)
+    plans = recurrence.plans(full, 12)
+    assert [len(p.tails) for p in plans] == [12, 12]
+    by_name = {n.name: n for n in full.nodes}
+    for p in plans:
+        (h,) = p.states
+        assert len(h) == 12 and {full.shapes[t] for t in h} == {(64, 8)}
+        at = [[by_name[n] for n, i in p.position.items() if i == t and by_name[n].op not in
+               ("constant", "reshape")] for t in range(12)]
+        # the 3 selections, the decay, h_i = decay + dBx_i, y_i = h_i @ C_i, y_i's requant
+        assert [sorted(n.op for n in ns) for ns in at] == \
+            [["add", "lut", "matmul", "matmul", "matmul", "matmul", "mul"]] * 12
+        roles: dict[int, set] = {}
+        for ns in at[1:]:
+            for n in ns:
+                roles.setdefault(p.roles[n.output], set()).add(full.tensors[n.output])
+        assert all(len(tqs) == 1 for tqs in roles.values()) and len(roles) == 7
+        assert sorted(map(repr, (full.tensors[n.output] for n in at[0]))) == \
+            sorted(map(repr, (full.tensors[n.output] for n in at[1])))
+        assert full.tensors[h[5]].zero_point == 0 and full.tensors[h[5]].bits == 8

@@ -271,7 +271,7 @@ def test_decode_steps_of_a_short_convolution_and_a_selective_scan_run_on_the_rtl
     reference on the step's logits and on the states it leaves, in the timing model's cycles:
     LFM2's token convolution (its row SCATTERed into the padded window cache at 2 + p, the
     window of 3 rows GATHERed from row p: quant.decode_conv) and Mamba's scan (h_(p-1) read
-    from its state, h_p stored whole over it: quant.decode_scan)."""
+    from its state, h_p stored whole over it: quant.recurrence)."""
     import torch
 
     from tests.rtl.decode_nets import ShortConv, TinyMamba
