@@ -67,8 +67,12 @@ def input_layout(graph: Any, user_input: Any) -> str | None:
         return SEQUENCE
     if val.dim() != 3:
         return None
-    targets = [n.target for n in graph.nodes if n.op == "call_function"]
-    spatial = any(any(k in getattr(t, "__name__", "") for k in _SPATIAL_OPS) for t in targets)
+    from qasic.quant import patch_conv  # it imports this module
+
+    calls = [n for n in graph.nodes if n.op == "call_function"]
+    targets = [n.target for n in calls]
+    spatial = any(any(k in getattr(n.target, "__name__", "") for k in _SPATIAL_OPS)
+                  and not patch_conv.covers(n) for n in calls)  # cut patches' embedding: linear
     return SEQUENCE if not spatial and any(t in _SEQUENCE_OPS for t in targets) else None
 
 
