@@ -113,8 +113,9 @@ def _value(v: Any) -> tuple[Any, bool]:
     """(``v`` with a fake tensor replaced by its constant value, whether it was known)."""
     from torch._subclasses.fake_tensor import FakeTensor
 
-    if isinstance(v, FakeTensor):
+    if isinstance(v, FakeTensor):  # a constant of the trace, or its value propagated
         const = getattr(v, "constant", None)
+        const = getattr(v, "real_tensor", None) if const is None else const
         return (const, True) if const is not None else (v, False)
     if isinstance(v, (list, tuple)):
         vals = [_value(a) for a in v]
@@ -126,6 +127,7 @@ def _concrete(fn: Callable) -> Callable:
     """``fn`` run eagerly (outside torch.export's fake mode) on its arguments' values when every
     tensor argument is a constant; else ``fn`` as it is."""
     from torch._subclasses.fake_tensor import unset_fake_temporarily
+    from torch.fx.experimental.proxy_tensor import disable_proxy_modes_tracing
 
     def run(*args: Any, **kwargs: Any) -> Any:
         known = [_value(a) for a in args]
@@ -134,7 +136,7 @@ def _concrete(fn: Callable) -> Callable:
                 v[1] for k, v in kw.items() if k != "kwargs"):
             return fn(*args, **kwargs)
         kw = {k: (v if k == "kwargs" else v[0]) for k, v in kw.items()}
-        with unset_fake_temporarily():
+        with unset_fake_temporarily(), disable_proxy_modes_tracing():
             return fn(*(a for a, _ in known), **kw)
     run._qasic_concrete = True
     return run
@@ -184,10 +186,14 @@ def packed(model: Any) -> Iterator[None]:
             if callable(fn) and not getattr(fn, "_qasic_concrete", False):
                 saved_fns.append((mod, h, fn))
                 setattr(mod, h, _concrete(fn))
+    from torch._functorch import config as functorch_config
+
     try:
         for c in configs.values():
             c._attn_implementation = VARLEN
-        yield
+        # fake tensors carry their real values: the grid's, built in the wrapper's forward
+        with functorch_config.patch(fake_tensor_propagate_real_tensors=True):
+            yield
     finally:
         for k, c in configs.items():
             c._attn_implementation = saved_attn[k]

@@ -34,6 +34,8 @@ from qasic.quant.lowering import Act, _act, _arg
 aten = torch.ops.aten
 
 SUPPORTED = ("gather along any per-sample axis by a constant index (0/1 selector matmuls)",
+             ("x[..., idx] by one constant 1-D index along a per-sample axis (Qwen2.5-VL's "
+              "window order): a 0/1 selector"),
              "repeat_interleave by an int along a per-sample axis (a 0/1 selector)")
 
 
@@ -120,3 +122,24 @@ def repeat_interleave(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 
 HANDLERS = {aten.gather.default: gather, aten.repeat_interleave.self_int: repeat_interleave}
+
+
+def index_rows(b: Any, node: Any, x: Any, indices: list) -> Act | None:
+    """aten.index.Tensor(x, [None, ..., idx]) by one constant 1-D integer index along a
+    per-sample axis (Qwen2.5-VL's ``hidden_states[window_index]``: the patches in window
+    order): a 0/1 selector along that axis (``lowering_seq.rows``); None for any other
+    indexing. The batch's own axis is per-sample only in a trace of one sample (a packing
+    tower's, qasic.quant.grid_towers), where it holds that sample's rows."""
+    at = [i for i, v in enumerate(indices) if v is not None]
+    if not isinstance(x, Act) or len(at) != 1:
+        return None
+    d, idx = at[0], indices[at[0]]
+    if not isinstance(idx, torch.Tensor) or idx.dim() != 1 or idx.is_floating_point() \
+            or idx.dtype == torch.bool:
+        return None
+    axis = lowering_seq.axis_map(b, node.args[0])[d]
+    if axis is None or (d == lowering_seq.digit(b, node.args[0])[0] and b.batch != 1):
+        return None
+    n = b.shapes[x.name][axis]
+    picks = idx.to(torch.int64).numpy() % n
+    return lowering_seq.rows(b, node, x, np.eye(n)[picks], axis)
