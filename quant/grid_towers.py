@@ -92,10 +92,13 @@ def trace_one(model: Any, x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         whole = _first(model(x))
         parts = [_first(model(x[i:i + 1])) for i in range(x.shape[0])]
-    same = isinstance(whole, torch.Tensor) and all(isinstance(p, torch.Tensor) for p in parts) \
-        and whole.shape[0] == x.shape[0] \
-        and torch.allclose(whole, torch.cat(parts), atol=_ATOL, rtol=_RTOL)
-    if not same:
+    tensors = isinstance(whole, torch.Tensor) and all(isinstance(p, torch.Tensor) for p in parts)
+    if tensors and whole.shape[0] != x.shape[0]:
+        raise UnsupportedOpError(
+            f"{_label(*found[0])} packs the images of a batch into one sequence: its output "
+            f"{tuple(whole.shape)} for {x.shape[0]} samples does not hold them on axis 0; "
+            "reshape it to (batch, ...) in a wrapper (one image per sample)")
+    if not tensors or not torch.allclose(whole, torch.cat(parts), atol=_ATOL, rtol=_RTOL):
         raise UnsupportedOpError(
             f"{_label(*found[0])} packs the images of a batch into one sequence, and the "
             "samples' outputs depend on each other (the batch's output differs from each sample "
