@@ -594,6 +594,14 @@ def _outer_part(b: Any, node: Any, x: Act, dim: int, sel: range, piece: int | No
     of its stages back out of the batch): per sample, a part of that axis (``rows``)."""
     p, inner = digit(b, node.args[0])
     block = b.batch * inner
+    axis = axis_map(b, node.args[0])[dim]
+    if b.batch == 1 and axis is not None and int(node.args[0].meta["val"].shape[dim]) == inner:
+        # one sample's trace (qasic.quant.grid_towers): the batch's axis is the sample's rows
+        b.batch_axes[node.name] = (p, len(sel))
+        whole = per_sample(b, node.args[0])
+        out = whole[:axis] + (len(sel),) + whole[axis + 1:]
+        tag = f".{piece}" if piece is not None else f".{sel.start}_{sel.stop}"
+        return rows(b, node, x, np.eye(inner)[list(sel)], axis, suffix=tag, out_shape=out)
     if axis_map(b, node.args[0])[dim] is None or sel.step != 1 or sel.start % block \
             or len(sel) % block:
         b.fail(node, f"a slice of axis {dim}, the batch axis; only of per-sample axes, or of "
