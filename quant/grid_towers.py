@@ -46,7 +46,8 @@ GRID_ARGS = ("grid_thw", "image_grid_thw", "image_grid_hw")
 # towers that pack the images of a batch without a grid argument: class name -> what they do
 PACKERS = {"PixtralVisionModel": "joins its images into one sequence (a block mask between them)"}
 VARLEN = "qasic_flash_varlen"  # "flash" in the name: the towers take their packed branch
-# transformers.vision_utils' helpers computing from the grid (and utils.generic's get_max_seqlen)
+# transformers.vision_utils' helpers computing from the grid (and utils.generic's get_max_seqlen);
+# also any module-level get_vision_* of a modeling module (Kimi-K2.5's temporal merge index)
 HELPERS = ("get_vision_cu_seqlens", "get_vision_attention_seqlens", "get_vision_position_ids",
            "get_vision_window_index", "get_vision_interpolation_indices_and_weights",
            "get_vision_bilinear_indices_and_weights", "get_vision_nearest_position_ids",
@@ -184,7 +185,8 @@ def packed(model: Any) -> Iterator[None]:
     saved_fns = []
     for mod in [m for n, m in list(sys.modules.items()) if n in _HELPER_HOMES or (
             n.startswith("transformers.models.") and ".modeling_" in n)]:
-        for h in HELPERS:
+        names = [n for n in vars(mod) if n.startswith("get_vision_")] if mod is not None else []
+        for h in dict.fromkeys((*HELPERS, *names)):
             fn = vars(mod).get(h) if mod is not None else None
             if callable(fn) and not getattr(fn, "_qasic_concrete", False):
                 saved_fns.append((mod, h, fn))
