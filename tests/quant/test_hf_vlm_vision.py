@@ -143,3 +143,15 @@ def test_a_conv_covering_its_cut_patches_is_a_linear_and_a_constant_index_a_sele
     assert "conv2d" not in ops and ops.count("linear") == 2
     r = qasic.evaluate(model, x, calibration=x)
     assert r["bit_exact"] and r["cosine"] > 0.99
+
+
+@pytest.mark.parametrize("name", ["Kimi_K25VisionModel", "LlavaOnevision15VisionModel"])
+def test_survey_towers_with_a_scatter_or_a_class_token_run_bit_exact(name):
+    # Kimi-K2.5 pools its merged tokens by index_add_ into zeros (a scatter selector);
+    # LLaVA-OneVision-1.5 joins a class token to the patches and cuts it off (a cat and a
+    # slice along the batch's axis of a one-sample trace: the sample's rows)
+    from benchmarks.family_survey import build
+
+    model, x, _ = build(name)
+    r = qasic.evaluate(model, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
