@@ -28,13 +28,14 @@ def _zero(padding: Any) -> bool:
 
 
 def covers(node: Any) -> bool:
-    """Whether exported ``node`` is a convolution whose kernel covers its input (a stack of cut
-    patches: it does not make a float (batch, S, D) input an image model's)."""
+    """Whether exported ``node`` is a 2-D or 3-D convolution whose kernel covers its input (a
+    stack of cut patches: it does not make a float (batch, S, D) input an image model's)."""
     if node.op != "call_function" or len(node.args) < 2 or \
             "conv" not in getattr(node.target, "__name__", ""):
         return False
     x, w = (getattr(a, "meta", {}).get("val") for a in node.args[:2])
-    if not isinstance(x, torch.Tensor) or not isinstance(w, torch.Tensor) or x.dim() != w.dim():
+    if not isinstance(x, torch.Tensor) or not isinstance(w, torch.Tensor) or x.dim() != w.dim() \
+            or w.dim() < 4:  # a Conv1d over a whole sequence keeps a 1-D conv net's layout
         return False
     padding = node.args[4] if len(node.args) > 4 else node.kwargs.get("padding", 0)
     return tuple(x.shape[2:]) == tuple(w.shape[2:]) and _zero(padding)
