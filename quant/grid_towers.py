@@ -8,7 +8,8 @@ each image (or frame, or window) by splitting the sequence at ``cu_seqlens`` (``
 packed kernel. Their position ids, window permutations and ``cu_seqlens`` are computed from
 ``grid_thw`` by ``transformers.vision_utils.get_vision_*`` (``.tolist()``, ``repeat_interleave``,
 loops), data-dependent sizes torch.export cannot trace. Pixtral's vision tower packs its images
-alike (a loop over the batch, a block-diagonal mask between the images).
+alike (a loop over the batch, a block-diagonal mask between the images): while exported, it
+runs its forward for one image (``ONE_IMAGE``: the patches as a ViT's, no mask).
 
 qasic's graph is one sample's. A model that wraps such a tower with one image of a fixed grid
 per sample (``(batch, patches, features)`` reshaped to the packed ``(batch * patches, features)``,
@@ -64,9 +65,34 @@ def towers(model: Any) -> list[tuple[str, Any]]:
     for name, m in model.named_modules():
         if any(name.startswith(f"{n}.") or not n for n, _ in found):
             continue
-        if type(m).__name__ in PACKERS or _takes_grid(m):
+        if _packer(m) or _takes_grid(m):
             found.append((name, m))
     return found
+
+
+def _pixtral_one_image(self: Any, pixel_values: torch.Tensor, image_sizes: Any = None,
+                       **kwargs: Any) -> Any:
+    """PixtralVisionModel's forward for a batch of one full-size image (its packed sequence of
+    one image: the patches as a ViT's, the block mask all zeros, so none)."""
+    if image_sizes is not None or pixel_values.shape[0] != 1:
+        return type(self).forward(self, pixel_values, image_sizes, **kwargs)
+    patches = self.patch_conv(pixel_values.to(dtype=self.patch_conv.weight.dtype))
+    h, w = patches.shape[-2:]
+    embeds = self.ln_pre(patches.flatten(2).transpose(1, 2))
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    positions = torch.stack([rows.flatten(), cols.flatten()], dim=-1)
+    return self.transformer(embeds, attention_mask=None,
+                            position_embeddings=self.patch_positional_embedding(embeds, positions),
+                            **kwargs)
+
+
+# packing towers whose own forward loops over the images: their forward for one image
+ONE_IMAGE = {"PixtralVisionModel": _pixtral_one_image}
+
+
+def _packer(m: torch.nn.Module) -> bool:
+    """Whether ``m`` is one of transformers' ``PACKERS`` (not a wrapper of the same name)."""
+    return type(m).__name__ in PACKERS and type(m).__module__.startswith("transformers.")
 
 
 def _takes_grid(m: torch.nn.Module) -> bool:
@@ -193,13 +219,18 @@ def packed(model: Any) -> Iterator[None]:
                 setattr(mod, h, _concrete(fn))
     from torch._functorch import config as functorch_config
 
+    swapped = [t for _, t in found if _packer(t) and type(t).__name__ in ONE_IMAGE]
     try:
+        for t in swapped:  # an instance attribute: the class's forward is put back by del
+            t.forward = ONE_IMAGE[type(t).__name__].__get__(t)
         for c in configs.values():
             c._attn_implementation = VARLEN
         # fake tensors carry their real values: the grid's, built in the wrapper's forward
         with functorch_config.patch(fake_tensor_propagate_real_tensors=True):
             yield
     finally:
+        for t in swapped:
+            del t.forward
         for k, c in configs.items():
             c._attn_implementation = saved_attn[k]
         for mod, h, fn in saved_fns:
