@@ -119,6 +119,7 @@ BATCH = 2
 VOCAB_ENC, SEQ_ENC = 100, 12  # text encoders
 VOCAB_DEC, SEQ_DEC = 300, 16  # decoders (the sizes of tests/quant/test_hf_llm.py)
 TIMEOUT = 300.0
+GRID_SIDE = 4  # input kind "grid": a 4x4 grid of patches per image (vlmvis lane)
 CAUSAL_LAYERS = ("x_transformers.Decoder",)  # another library's rows that generate
 
 # text encoders: hidden 32, 2 layers, 2 heads
@@ -149,6 +150,13 @@ _GDN = {"num_key_value_heads": 2, "head_dim": 16,
         "layer_types": ["linear_attention", "full_attention"], "linear_num_value_heads": 4,
         "linear_num_key_heads": 2, "linear_key_head_dim": 8, "linear_value_head_dim": 8,
         "linear_conv_kernel_dim": 4}
+# VLM vision towers with a grid (vlmvis lane): every size keyword their configs use; windows of
+# 8 pixels (one 2x2 merged token of 4x4 patches) in block 0 of Qwen2.5-VL's, full in block 1
+_GRID = {"depth": 2, "num_hidden_layers": 2, "hidden_size": 32, "num_heads": 2,
+         "num_attention_heads": 2, "num_key_value_heads": 2, "intermediate_size": 64,
+         "patch_size": 4, "spatial_merge_size": 2, "temporal_patch_size": 2,
+         "out_hidden_size": 64, "mlp_ratio": 2, "window_size": 8, "fullatt_block_indexes": [1],
+         "num_position_embeddings": 16, "image_size": 16, "merge_kernel_size": [2, 2]}
 # ViT-like encoders on 32x32 images: 8x8 patches (16 of them), hidden 32, 2 layers, 2 heads
 _VIT = {"image_size": 32, "patch_size": 8, "num_channels": 3, "hidden_size": 32,
         "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
@@ -1636,6 +1644,40 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
         "enable_moe_block": True, "num_experts": 4, "top_k_experts": 2,
         "moe_intermediate_size": 32, "vocab_size_per_layer_input": VOCAB_DEC,
         "hidden_size_per_layer_input": 16}, {}, "ids", SEQ_DEC),
+    # vlmvis lane: VLM vision towers taking patches and an integer grid_thw (input kind "grid":
+    # (2, 16, D) float, each sample one image of a 4x4 grid of patches of 4x4 pixels (D = 3 x
+    # temporal patch x 16), its grid the constant [[1, 4, 4]] per sample; the merged tokens out,
+    # qasic.quant.grid_towers): 2 blocks of hidden 32, 2 heads, 2x2 merge, Qwen2.5-VL's windows
+    # of one merged token (8 pixels) in block 0, full attention in block 1
+    "Qwen2VisionTransformerPretrainedModel": ("vision", "Qwen2VLVisionConfig",
+                                              _GRID | {"embed_dim": 32, "hidden_size": 64},
+                                              {}, "grid", 96),
+    "Qwen2_5_VisionTransformerPretrainedModel": ("vision", "Qwen2_5_VLVisionConfig", _GRID, {},
+                                                 "grid", 96),
+    "Qwen2_5OmniVisionEncoder": ("vision", "Qwen2_5OmniVisionEncoderConfig", _GRID, {}, "grid",
+                                 96),
+    "Qwen3VLVisionModel": ("vision", "Qwen3VLVisionConfig", _GRID, {}, "grid", 96),
+    "Qwen3VLMoeVisionModel": ("vision", "Qwen3VLMoeVisionConfig", _GRID, {}, "grid", 96),
+    "Qwen3OmniMoeVisionEncoder": ("vision", "Qwen3OmniMoeVisionEncoderConfig", _GRID, {}, "grid",
+                                  96),
+    "Qwen3_5VisionModel": ("vision", "Qwen3_5VisionConfig", _GRID, {}, "grid", 96),
+    "Qwen3_5MoeVisionModel": ("vision", "Qwen3_5MoeVisionConfig", _GRID, {}, "grid", 96),
+    "Qwen4ExpVisionModel": ("vision", "Qwen4ExpVisionConfig", _GRID, {}, "grid", 96),
+    "CohereCompassVisionModel": ("vision", "CohereCompassVisionConfig", _GRID, {}, "grid", 96),
+    "Glm4vVisionModel": ("vision", "Glm4vVisionConfig", _GRID, {}, "grid", 96),
+    "Glm4vMoeVisionModel": ("vision", "Glm4vMoeVisionConfig", _GRID, {}, "grid", 96),
+    "Glm5NextVisionModel": ("vision", "Glm5NextVisionConfig", _GRID, {}, "grid", 96),
+    "GlmOcrVisionModel": ("vision", "GlmOcrVisionConfig", _GRID, {}, "grid", 96),
+    "Exaone4_5_VisionModel": ("vision", "Exaone4_5_VisionConfig", _GRID, {}, "grid", 96),
+    "Ernie4_5_VLMoeVisionTransformerPretrainedModel": ("vision", "Ernie4_5_VLMoeVisionConfig",
+                                                       _GRID, {}, "grid", 48),
+    "PaddleOCRVisionModel": ("vision", "PaddleOCRVisionConfig", _GRID, {}, "grid", 48),
+    "Kimi_K25VisionModel": ("vision", "Kimi_K25VisionConfig", _GRID, {}, "grid", 48),
+    "HunYuanVLVisionTransformer": ("vision", "HunYuanVLVisionConfig", _GRID, {}, "grid", 48),
+    "Cosmos3EdgeVisionModel": ("vision", "Cosmos3EdgeVisionConfig", _GRID, {}, "grid", 48),
+    "LlavaOnevision15VisionModel": ("vision", "LlavaOnevision15VisionConfig", _GRID, {}, "grid",
+                                    48),
+    "Lfm3VlVisionModel": ("vision", "Lfm3VlVisionConfig", _GRID, {}, "grid", 96),
     # diffusion (diffusers, benchmarks/diffusion.py): config class "diffusers" (the class's own
     # keywords), model keyword "call" (the call form: a fixed timestep, class, text context)
     **{name: ("diffusion", "diffusers", kw, {"call": call}, kind, size)
@@ -1821,7 +1863,12 @@ _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
               "DacEncoder": "transformers.models.dac.modeling_dac",
               "DacDecoder": "transformers.models.dac.modeling_dac",
               "EncodecEncoder": "transformers.models.encodec.modeling_encodec",
-              "WavTokenizerEncoder": "transformers.models.wavtokenizer.modeling_wavtokenizer"}
+              "WavTokenizerEncoder": "transformers.models.wavtokenizer.modeling_wavtokenizer",
+              "Qwen2VisionTransformerPretrainedModel":
+                  "transformers.models.qwen2_vl.modeling_qwen2_vl",
+              "Qwen2_5OmniVisionEncoder": "transformers.models.qwen2_5_omni.modeling_qwen2_5_omni",
+              "Qwen3OmniMoeVisionEncoder":
+                  "transformers.models.qwen3_omni_moe.modeling_qwen3_omni_moe"}
 # the keywords a forward requires besides its input, made from it: an all-valid frame mask
 # ("valid": ones (batch, frames), frames the last axis of "features", the second of "frames"),
 # a mask of no padding ("no_pad": zeros, bool for Gemma 3n's, int64 for TimesFM's) or
@@ -1837,6 +1884,12 @@ _CALL = {"Qwen3ASREncoder": {"input_features_mask": "valid"},
 # the output a row reads when it is not ``last_hidden_state`` (or the first): MaskFormer's first
 # is its backbone's features; the row reads its transformer decoder's queries, its instance
 # segmentation head the masks (the queries times the pixel decoder's embeddings)
+# grid towers (input kind "grid", vlmvis lane): how their first parameter takes the patches
+# (default "flat": (patches, C T P P)); Kimi's (patches, C, P, P), PaddleOCR's (1, patches, C, P, P)
+_GRID_LAYOUT = {"Kimi_K25VisionModel": "patches", "PaddleOCRVisionModel": "packed"}
+# towers that return the images of a batch as one sequence (1, batch * tokens, D): the survey
+# reads it as (batch, tokens, D)
+_PACKED = {"PixtralVisionModel"}
 _OUTPUT = {"MaskFormerModel": "transformer_decoder_last_hidden_state",
            # (an output, the item of it read): SAM 2's coarsest FPN level (its finest reads the
            # first stage alone), SAM 3's 4x upsampled level, DepthPro's fused global features
@@ -1851,7 +1904,8 @@ _KEYWORD = {"ids": "input_ids", "ids_mask": "input_ids", "image": "pixel_values"
             "series": "past_values", "audio": "hidden_state", "latents": "hidden_state",
             "patches": "pixel_values", "image_prompt": "pixel_values",
             "audio_values": "input_values", "audio_mel": "audio_mel", "past": "past_values",
-            "video": "pixel_values", "videos": "pixel_values_videos", "pair": "pixel_values"}
+            "video": "pixel_values", "videos": "pixel_values_videos", "pair": "pixel_values",
+            "grid": None}  # a grid tower's first parameter (_grid_call)
 
 
 def _extra_inputs(kind: str, x: Any) -> dict:
@@ -1918,6 +1972,8 @@ def build(name: str) -> tuple[Any, np.ndarray, int]:
         keyword = None  # a bare nn.Module (a codec's encoder): the tensor alone
 
     def call(x: Any) -> Any:
+        if kind == "grid":
+            return _grid_call(hf, x, name.split("@")[0])
         more = _extra_inputs(kind, x) | _call_keywords(name.split("@")[0], x, kind)
         return hf(x) if keyword is None else hf(**{keyword: x}, **extra, **more)
 
@@ -1944,10 +2000,38 @@ def build(name: str) -> tuple[Any, np.ndarray, int]:
             else:
                 out = out[0]
             # a tuple (MGP-STR's three logits): its first
-            return out[0] if isinstance(out, (tuple, list)) else out
+            out = out[0] if isinstance(out, (tuple, list)) else out
+            if name.split("@")[0] in _PACKED:  # the images of the batch in one sequence
+                out = out.reshape(x.shape[0], -1, out.shape[-1])
+            return out
 
     Wrapped.__name__ = name.split("@")[0]  # qasic.evaluate names the model by its class
     return Wrapped().eval(), x, sum(p.numel() for p in hf.parameters())
+
+
+def _grid_call(hf: Any, x: Any, name: str) -> Any:
+    """A grid tower on the survey's (batch, GRID_SIDE^2, D) patches, one image per sample: the
+    patches packed as its first parameter wants them (``_GRID_LAYOUT``), the grid the constant
+    [[1, side, side]] per sample; its merged tokens (``pooler_output``, else
+    ``last_hidden_state``) as (batch, tokens, features)."""
+    import inspect
+
+    import torch
+
+    from qasic.quant.grid_towers import GRID_ARGS
+
+    b, n, d = x.shape
+    params = inspect.signature(hf.forward).parameters
+    side, p = GRID_SIDE, round((d // 3) ** 0.5)
+    patches = {"flat": lambda: x.reshape(b * n, d),
+               "patches": lambda: x.reshape(b * n, 3, p, p),
+               "packed": lambda: x.reshape(1, b * n, 3, p, p)}[_GRID_LAYOUT.get(name, "flat")]()
+    grid = next(a for a in GRID_ARGS if a in params)
+    out = hf(**{next(iter(params)): patches, grid: torch.tensor([[1, side, side]] * b)})
+    pooled = getattr(out, "pooler_output", None)
+    out = pooled if isinstance(pooled, torch.Tensor) else getattr(out, "last_hidden_state", out)
+    out = out[0] if isinstance(out, (tuple, list)) else out
+    return out.reshape(b, -1, out.shape[-1])
 
 
 def _call_keywords(name: str, x: Any, kind: str) -> dict:
@@ -2050,7 +2134,7 @@ def inputs(kind: str, size: int) -> np.ndarray:
              "audio_values": (BATCH, 1, size), "audio_mel": (BATCH, size, 16),
              "past": (BATCH, size), "video": (BATCH, VIDEO_FRAMES, 3, size, size),
              "videos": (BATCH, VIDEO_FRAMES, 3, size, size),
-             "pair": (BATCH, 2, 3, size, size)}[kind]
+             "pair": (BATCH, 2, 3, size, size), "grid": (BATCH, GRID_SIDE ** 2, size)}[kind]
     return rng.standard_normal(shape).astype(np.float32)
 
 

@@ -77,6 +77,12 @@ def index(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     pad id: a select, then the samples indexed by themselves)."""
     x, indices = args[0], args[1]
     first, rest = indices[0], indices[1:]
+    from qasic.quant import lowering_gather  # x[idx] by a constant index along an axis
+
+    picked = None if isinstance(first, torch.Tensor) and torch.equal(
+        first, torch.arange(b.batch)) else lowering_gather.index_rows(b, node, x, indices)
+    if picked is not None:
+        return picked
     if not (isinstance(x, Act) and isinstance(first, torch.Tensor)
             and torch.equal(first, torch.arange(b.batch))
             and lowering_seq.digit(b, node.args[0]) == (0, 1)

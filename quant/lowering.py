@@ -127,12 +127,17 @@ def convolution(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 def _conv(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, padding: Any,
           dilation: Any, groups: int) -> Act:
-    from qasic.quant import image_stacks, video  # they import this module
+    from qasic.quant import image_stacks, patch_conv, video  # they import this module
     from qasic.quant.lowering_pad import unpad
 
     x, zeros = unpad(x)  # an F.pad in front adds its pixels to the padding
     x = _act(b, node, x, "conv input")
     w = _np(_const(b, node, w, "conv weight"))
+    if not any(zeros):  # a stack of patches, each one window (a VLM tower's patch embedding)
+        patches = patch_conv.whole(b, node, x, w, _np(_const(b, node, bias, "conv bias")),
+                                   padding, groups)
+        if patches is not None:
+            return patches
     if w.ndim == 5:  # a video's tubelets
         if any(zeros):
             b.fail(node, "a 3-D convolution after an F.pad; only a video clip's tubelets "

@@ -34,7 +34,11 @@ from qasic.quant.lowering import Act, _act, _arg
 aten = torch.ops.aten
 
 SUPPORTED = ("gather along any per-sample axis by a constant index (0/1 selector matmuls)",
-             "repeat_interleave by an int along a per-sample axis (a 0/1 selector)")
+             ("x[..., idx] by one constant 1-D index along a per-sample axis (Qwen2.5-VL's "
+              "window order): a 0/1 selector"),
+             "repeat_interleave by an int along a per-sample axis (a 0/1 selector)",
+             ("index_add into zeros by a constant index along a per-sample axis (a scatter "
+              "selector)"))
 
 
 def gather(b: Any, node: Any, args: list, kwargs: dict) -> Act:
@@ -119,4 +123,51 @@ def repeat_interleave(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     return lowering_seq.rows(b, node, x, np.eye(n)[np.arange(n * repeats) // repeats], axis)
 
 
-HANDLERS = {aten.gather.default: gather, aten.repeat_interleave.self_int: repeat_interleave}
+def index_add(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.index_add(base, dim, index, source, alpha) onto a constant zero base by a constant
+    index along a per-sample axis (Kimi-K2.5's tower pools the frames of each merged token
+    into zeros: ``pooled.index_add_(0, destination, patches * weight)``): a 0/1 scatter
+    selector, S[index[j], j] = alpha, times the source along that axis (``rows``). The
+    batch's own axis is per-sample only in a one-sample trace (``index_rows``)."""
+    base, dim, index, source = args[0], int(args[1]), args[2], args[3]
+    alpha = float(_arg(args, kwargs, 4, "alpha", 1))
+    if not isinstance(base, torch.Tensor) or bool(base.any()) or not isinstance(
+            index, torch.Tensor) or index.dim() != 1 or not isinstance(source, Act):
+        b.fail(node, "index_add of an activation, or by a computed index, or onto a non-zero "
+                     "base; only a constant index adding into zeros (a scatter selector)")
+    rank = node.meta["val"].dim()
+    dim %= rank
+    axis = lowering_seq.axis_map(b, node.args[3])[dim]
+    if axis is None or (dim == lowering_seq.digit(b, node.args[3])[0] and b.batch != 1):
+        b.fail(node, f"index_add along dim {dim}, the batch axis; only along per-sample axes")
+    n_out, n_src = int(base.shape[dim]), int(index.shape[0])
+    scatter = np.zeros((n_out, n_src))
+    np.add.at(scatter, (index.to(torch.int64).numpy() % n_out, np.arange(n_src)), alpha)
+    if dim == lowering_seq.digit(b, node.args[3])[0]:
+        b.batch_axes[node.name] = (dim, n_out)
+    return lowering_seq.rows(b, node, source, scatter, axis)
+
+
+HANDLERS = {aten.gather.default: gather, aten.repeat_interleave.self_int: repeat_interleave,
+            aten.index_add_.default: index_add, aten.index_add.default: index_add}
+
+
+def index_rows(b: Any, node: Any, x: Any, indices: list) -> Act | None:
+    """aten.index.Tensor(x, [None, ..., idx]) by one constant 1-D integer index along a
+    per-sample axis (Qwen2.5-VL's ``hidden_states[window_index]``: the patches in window
+    order): a 0/1 selector along that axis (``lowering_seq.rows``); None for any other
+    indexing. The batch's own axis is per-sample only in a trace of one sample (a packing
+    tower's, qasic.quant.grid_towers), where it holds that sample's rows."""
+    at = [i for i, v in enumerate(indices) if v is not None]
+    if not isinstance(x, Act) or len(at) != 1:
+        return None
+    d, idx = at[0], indices[at[0]]
+    if not isinstance(idx, torch.Tensor) or idx.dim() != 1 or idx.is_floating_point() \
+            or idx.dtype == torch.bool:
+        return None
+    axis = lowering_seq.axis_map(b, node.args[0])[d]
+    if axis is None or (d == lowering_seq.digit(b, node.args[0])[0] and b.batch != 1):
+        return None
+    n = b.shapes[x.name][axis]
+    picks = idx.to(torch.int64).numpy() % n
+    return lowering_seq.rows(b, node, x, np.eye(n)[picks], axis)

@@ -477,11 +477,13 @@ def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     sizes = [int(node.args[0][i].meta["val"].shape[dim]) if isinstance(args[0][i], Act)
              else int(args[0][i].shape[dim]) for i in keep]
     y = None
+    if b.batch == 1 and dim == digit(b, node.args[0][acts[0]])[0]:  # one sample's trace: the
+        b.batch_axes[node.name] = (dim, sum(sizes))  # batch's axis holds the sample's rows
     for i in acts:  # each activation placed (a class token and registers between patches)
         arg, k = node.args[0][i], keep.index(i)
         axis = axis_map(b, arg)[dim]
-        if axis is None or dim == digit(b, arg)[0]:
-            b.fail(node, f"cat along the batch axis {dim}")
+        if axis is None or (dim == digit(b, arg)[0] and b.batch != 1):  # one sample's trace
+            b.fail(node, f"cat along the batch axis {dim}")  # (grid_towers): its rows
         place = np.zeros((sum(sizes), sizes[k]))
         place[sum(sizes[:k]) + np.arange(sizes[k]), np.arange(sizes[k])] = 1.0
         part = rows(b, node, args[0][i], place, axis, suffix=f".{k}" if len(acts) > 1 else "")

@@ -67,8 +67,12 @@ def input_layout(graph: Any, user_input: Any) -> str | None:
         return SEQUENCE
     if val.dim() != 3:
         return None
-    targets = [n.target for n in graph.nodes if n.op == "call_function"]
-    spatial = any(any(k in getattr(t, "__name__", "") for k in _SPATIAL_OPS) for t in targets)
+    from qasic.quant import patch_conv  # it imports this module
+
+    calls = [n for n in graph.nodes if n.op == "call_function"]
+    targets = [n.target for n in calls]
+    spatial = any(any(k in getattr(n.target, "__name__", "") for k in _SPATIAL_OPS)
+                  and not patch_conv.covers(n) for n in calls)  # cut patches' embedding: linear
     return SEQUENCE if not spatial and any(t in _SEQUENCE_OPS for t in targets) else None
 
 
@@ -608,6 +612,14 @@ def _outer_part(b: Any, node: Any, x: Act, dim: int, sel: range, piece: int | No
     of its stages back out of the batch): per sample, a part of that axis (``rows``)."""
     p, inner = digit(b, node.args[0])
     block = b.batch * inner
+    axis = axis_map(b, node.args[0])[dim]
+    if b.batch == 1 and axis is not None and int(node.args[0].meta["val"].shape[dim]) == inner:
+        # one sample's trace (qasic.quant.grid_towers): the batch's axis is the sample's rows
+        b.batch_axes[node.name] = (p, len(sel))
+        whole = per_sample(b, node.args[0])
+        out = whole[:axis] + (len(sel),) + whole[axis + 1:]
+        tag = f".{piece}" if piece is not None else f".{sel.start}_{sel.stop}"
+        return rows(b, node, x, np.eye(inner)[list(sel)], axis, suffix=tag, out_shape=out)
     if axis_map(b, node.args[0])[dim] is None or sel.step != 1 or sel.start % block \
             or len(sel) % block:
         b.fail(node, f"a slice of axis {dim}, the batch axis; only of per-sample axes, or of "

@@ -1,6 +1,7 @@
 """``torch.movedim`` rewritten before capture as the permute it is: the axes ``source`` moved to
 the positions ``destination``, the others in their order (Gemma 3n's and Gemma 4's audio
-attention move their heads axis with it). The permute takes the movedim's name and meta, so
+attention move their heads axis with it); ``Tensor.T`` (``numpy_T``: Pixtral's patches) as the
+permute reversing every axis. The permute takes the movedim's name and meta, so
 refusals and module names read as before."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import torch
 from torch import fx
 
 aten = torch.ops.aten
-MOVEDIMS = (aten.movedim.int, aten.movedim.intlist)
+MOVEDIMS = (aten.movedim.int, aten.movedim.intlist, aten.numpy_T.default)
 
 
 def permutation(rank: int, source: object, destination: object) -> list[int]:
@@ -32,7 +33,9 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     for node in graph.nodes:
         if node.op == "call_function" and node.target in MOVEDIMS:
             x = node.args[0]
-            perm = permutation(x.meta["val"].dim(), node.args[1], node.args[2])
+            rank = x.meta["val"].dim()
+            perm = list(range(rank))[::-1] if node.target is aten.numpy_T.default else \
+                permutation(rank, node.args[1], node.args[2])
             p = new.create_node("call_function", aten.permute.default, (env[x], perm),
                                 name=node.name)
             p.meta = dict(node.meta)

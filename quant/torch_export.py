@@ -35,6 +35,7 @@ from qasic.quant import (
     export_errors,
     fourier,
     glu,
+    grid_towers,
     hf_masks,
     idmaps,
     inplace,
@@ -104,22 +105,24 @@ def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
     was_training = _set_training(model, False)  # batch norm must use its running statistics
     was_caching = _set_use_cache(model, False)  # a transformers KV cache is no model output
     try:
+        one = grid_towers.trace_one(model, args[0])  # a tower packing a batch's images: one
         with moe.dense_experts(model, args), recurrent_scan.recurrent(model), \
                 lstm.unrolled(model), _tensors_kept(model), hf_masks.unvmapped(), \
-                int_buffers.as_constants(model):
+                int_buffers.as_constants(model), grid_towers.packed(model):
             # routed experts run densely (quant.moe), Mamba2's scan recurrently
             # (quant.recurrent_scan), custom attention masks without vmap (quant.hf_masks),
             # integer scalar buffers known constants (quant.int_buffers: codecs' paddings),
-            # nn.LSTM / nn.GRU unrolled per position (quant.lstm)
-            return _trace(model, args)
+            # nn.LSTM / nn.GRU unrolled per position (quant.lstm), vision towers' grids
+            # constants, their images one per sample (quant.grid_towers)
+            return _trace(model, (one,), twice=not grid_towers.towers(model))
     finally:
         _set_training(model, was_training)
         _set_use_cache(model, was_caching)
 
 
-def _trace(model: Any, args: tuple) -> torch.export.ExportedProgram:
+def _trace(model: Any, args: tuple, twice: bool = True) -> torch.export.ExportedProgram:
     try:
-        if args[0].dim() >= 2 and args[0].shape[0] == 1:
+        if twice and args[0].dim() >= 2 and args[0].shape[0] == 1:
             # a batch of one leaves the batch axis ambiguous wherever a view merges or splits
             # axes of size 1 (a sequence model's heads): trace two samples when the model
             # allows it

@@ -1,0 +1,161 @@
+"""The vision towers of VLMs that pack a batch's images into one sequence with an integer
+``grid_thw`` (Qwen2-VL, Qwen2.5-VL's windows, Qwen3-VL, GLM-4V), wrapped with one image of a
+fixed 4x4 grid of patches per sample, the grid a constant of the wrapper
+(qasic.quant.grid_towers: traced on one sample, the grid helpers run on constants, the packed
+attention a block-diagonal mask); their patch embedding, a Conv3d whose kernel covers each cut
+patch, is a linear (qasic.quant.patch_conv). Pixtral's tower, which loops over the images of
+its batch, runs its one-image form. Tiny configs: 2 blocks of hidden 32, 2 heads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import qasic
+from benchmarks.family_survey import reinit
+from qasic.errors import UnsupportedOpError
+from qasic.quant import capture, grid_towers
+
+transformers = pytest.importorskip("transformers")
+TOWER = {"depth": 2, "hidden_size": 32, "num_heads": 2, "intermediate_size": 64,
+         "patch_size": 4, "spatial_merge_size": 2, "temporal_patch_size": 2,
+         "out_hidden_size": 64, "num_position_embeddings": 16, "image_size": 16}
+SIDE, FEATURES = 4, 3 * 2 * 4 * 4  # a 4x4 grid of patches of 2 frames x 3 x 4 x 4 pixels
+
+
+class OneImage(nn.Module):
+    """(batch, SIDE^2, FEATURES) patches, one image per sample -> its merged tokens (batch, 4,
+    out). ``whole`` gives the batch one image of all its patches (the samples meet)."""
+
+    def __init__(self, tower: nn.Module, whole: bool = False) -> None:
+        super().__init__()
+        self.tower, self.whole = tower, whole
+
+    def forward(self, x):
+        b, n, d = x.shape
+        grid = [[1, SIDE * b, SIDE]] if self.whole else [[1, SIDE, SIDE]] * b
+        out = self.tower(hidden_states=x.reshape(b * n, d), grid_thw=torch.tensor(grid))
+        return out.pooler_output.reshape(b, -1, out.pooler_output.shape[-1])
+
+
+def _tower(name: str, **extra) -> nn.Module:
+    from transformers.models.qwen2_vl import modeling_qwen2_vl
+
+    torch.manual_seed(0)
+    if name == "Qwen2VisionTransformerPretrainedModel":
+        config = transformers.Qwen2VLVisionConfig(**TOWER | {"embed_dim": 32, "hidden_size": 64,
+                                                             "mlp_ratio": 2})
+        return reinit(modeling_qwen2_vl.Qwen2VisionTransformerPretrainedModel(config).eval())
+    cls = getattr(transformers, name)
+    return reinit(cls(cls.config_class(**TOWER | extra)).eval())
+
+
+def _patches(n: int = 2) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((n, SIDE * SIDE, FEATURES)).astype(np.float32)
+
+
+def _softmaxes(graph) -> list:
+    return [n for n in graph.nodes if n.op == "softmax"]
+
+
+@pytest.mark.parametrize("name", ["Qwen2VisionTransformerPretrainedModel", "Qwen3VLVisionModel",
+                                  "Glm4vVisionModel"])
+def test_a_grid_tower_with_one_image_per_sample_runs_bit_exact(name):
+    model, x = OneImage(_tower(name)), _patches()
+    graph = capture(model, torch.from_numpy(x))
+    ops = [n.op for n in graph.nodes]
+    assert "conv3d" not in ops and ops[0] == "linear"  # the patch embedding: a linear
+    assert len(_softmaxes(graph)) == 2 and not any("valid" in n.params
+                                                   for n in _softmaxes(graph))
+    r = qasic.evaluate(model, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
+
+
+def test_qwen2_5_vl_windows_are_a_constant_pattern_and_run_bit_exact():
+    # windows of 8 pixels: each 2x2 merged token's 4 patches in block 0, full attention in 1
+    tower = _tower("Qwen2_5_VisionTransformerPretrainedModel", window_size=8,
+                   fullatt_block_indexes=[1])
+    model, x = OneImage(tower), _patches()
+    graph = capture(model, torch.from_numpy(x))
+    windowed, full = _softmaxes(graph)
+    pattern = np.asarray(windowed.params["valid"]) != 0
+    assert pattern.shape[-2:] == (16, 16) and pattern.sum() == 16 * 4  # 4 keys per query
+    assert "valid" not in full.params
+    r = qasic.evaluate(model, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
+
+
+def test_a_tower_whose_samples_meet_is_refused_in_one_line():
+    model = OneImage(_tower("Qwen3VLVisionModel"), whole=True)
+    with pytest.raises(UnsupportedOpError, match="Qwen3VLVisionModel .*packs the images") as e:
+        capture(model, torch.from_numpy(_patches()))
+    assert "\n" not in str(e.value)
+
+
+def test_towers_are_found_by_their_grid_argument():
+    model = OneImage(_tower("Qwen3VLVisionModel"))
+    assert [n for n, _ in grid_towers.towers(model)] == ["tower"]
+    assert grid_towers.towers(nn.Linear(2, 2)) == []
+
+
+def test_pixtral_one_image_per_sample_runs_bit_exact_and_its_packed_output_is_refused():
+    torch.manual_seed(0)
+    config = transformers.PixtralVisionConfig(image_size=32, patch_size=8, hidden_size=32,
+                                              intermediate_size=64, num_hidden_layers=2,
+                                              num_attention_heads=2, head_dim=16)
+    pixtral = reinit(transformers.PixtralVisionModel(config).eval())
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    with pytest.raises(UnsupportedOpError, match="does not hold them on axis 0"):
+        capture(pixtral, torch.from_numpy(x))  # its output (1, 2 x 16, D): one sequence
+
+    class PixtralVisionModel(nn.Module):  # a wrapper of the tower's name is not the tower
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = pixtral
+
+        def forward(self, x):
+            return self.model(pixel_values=x).last_hidden_state.reshape(x.shape[0], 16, 32)
+
+    model = PixtralVisionModel()
+    assert [n for n, _ in grid_towers.towers(model)] == ["model"]
+    r = qasic.evaluate(model, x, calibration=x)  # its loop over the images: one image
+    assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
+    assert "forward" not in vars(pixtral)  # its own forward put back
+
+
+class PatchEmbed(nn.Module):
+    """Cut patches (batch, N, 48) -> a Conv2d whose 4x4 kernel covers each -> a linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.proj = nn.Conv2d(3, 8, 4, 4), nn.Linear(8, 8)
+
+    def forward(self, x):
+        b, n, _ = x.shape
+        y = self.conv(x.reshape(b * n, 3, 4, 4)).reshape(b, n, 8)
+        return self.proj(y)[:, torch.tensor([3, 0, 2, 1])]
+
+
+def test_a_conv_covering_its_cut_patches_is_a_linear_and_a_constant_index_a_selection():
+    torch.manual_seed(0)
+    model, x = PatchEmbed().eval(), np.random.default_rng(1).standard_normal((4, 4, 48))
+    x = x.astype(np.float32)
+    graph = capture(model, torch.from_numpy(x[:2]))
+    ops = [n.op for n in graph.nodes]
+    assert "conv2d" not in ops and ops.count("linear") == 2
+    r = qasic.evaluate(model, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.99
+
+
+@pytest.mark.parametrize("name", ["Kimi_K25VisionModel", "LlavaOnevision15VisionModel"])
+def test_survey_towers_with_a_scatter_or_a_class_token_run_bit_exact(name):
+    # Kimi-K2.5 pools its merged tokens by index_add_ into zeros (a scatter selector);
+    # LLaVA-OneVision-1.5 joins a class token to the patches and cuts it off (a cat and a
+    # slice along the batch's axis of a one-sample trace: the sample's rows)
+    from benchmarks.family_survey import build
+
+    model, x, _ = build(name)
+    r = qasic.evaluate(model, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
