@@ -196,6 +196,30 @@ _ASR = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
 _CODEC = {"hidden_size": 32, "num_filters": 8, "upsampling_ratios": [4, 2], "codebook_dim": 32,
           "codebook_size": 16, "num_lstm_layers": 1}
 
+# the time-series transformers (TimeSeriesTransformer, Informer, Autoformer): a context of 16
+# steps, lags 1-3, 2 time features, 8 steps predicted; hidden 32, 2 layers each side, 2 heads
+_TS = {"prediction_length": 8, "context_length": 16, "lags_sequence": [1, 2, 3],
+       "num_time_features": 2, "input_size": 1, "d_model": 32, "encoder_layers": 2,
+       "decoder_layers": 2, "encoder_attention_heads": 2, "decoder_attention_heads": 2,
+       "encoder_ffn_dim": 64, "decoder_ffn_dim": 64}
+
+
+def _ts_length(config: dict) -> int:
+    """A time-series row's steps: its past (context and largest lag) and the predicted ones."""
+    return config["context_length"] + max(config["lags_sequence"]) + config["prediction_length"]
+
+
+# the Q-Formers: hidden 32, 2 layers of 2 heads, each with cross-attention to 48-wide image
+# states; QUERIES learned query embeddings (and InstructBLIP's 4 instruction tokens)
+_QFORMER = {"vocab_size": VOCAB_ENC, "hidden_size": 32, "num_hidden_layers": 2,
+            "num_attention_heads": 2, "intermediate_size": 64, "encoder_hidden_size": 48,
+            "max_position_embeddings": 40, "cross_attention_frequency": 1}
+QUERIES = 8
+# X-Codec 2 / NeuCodec's waveform encoders (DAC-like, anti-aliased snake): 8 filters, x2 and x4
+_XCODEC2 = {"encoder_hidden_size": 8, "downsampling_ratios": [2, 4], "hidden_size": 32,
+            "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
+            "head_dim": 16, "intermediate_size": 64}
+
 # BART / Marian (their encoders alone): hidden 32, 2 layers, 2 heads; ids 0-2 are pad/bos/eos
 _SEQ2SEQ = {"vocab_size": VOCAB_ENC, "d_model": 32, "encoder_layers": 2, "decoder_layers": 1,
             "encoder_attention_heads": 2, "decoder_attention_heads": 2, "encoder_ffn_dim": 64,
@@ -329,7 +353,11 @@ _DETR = {"use_timm_backbone": False, "use_pretrained_backbone": False,
 # (TimesFM: float (2, size steps) as past_values), "video" (VideoMAE, ViViT, TimeSformer: float
 # (2, VIDEO_FRAMES, 3, size, size) as pixel_values), "videos" (V-JEPA 2, VideoPrism: the same
 # clips as pixel_values_videos), "pair" (EfficientLoFTR: two images, float (2, 2, 3, size,
-# size)). A row whose class is a bare nn.Module (an encoder inside a codec, not a
+# size)), "ts" (the time-series transformers: float (2, size steps), past and future values,
+# with constant time features: _series_inputs), "ids_box" (layout encoders: the ids, and each
+# token's box on a constant grid: _box_inputs), "image_states" (the Q-Formers: float (2, size,
+# 48) image encoder states as encoder_hidden_states, with QUERIES constant query embeddings:
+# _query_inputs). A row whose class is a bare nn.Module (an encoder inside a codec, not a
 # PreTrainedModel) is called with the tensor alone.
 MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # vision
@@ -1629,6 +1657,41 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                         _ASR | {"patch_length": 8, "context_length": 32, "horizon_length": 8,
                                 "head_dim": 16, "num_key_value_heads": 2,
                                 "output_quantile_len": 16}, {}, "past", 32),
+    # the probe lane of the thirteenth session: probabilistic time-series transformers (an
+    # encoder-decoder on past values, lags, time features; the decoder teacher-forced on the
+    # future values), layout encoders with boxes, the BLIP-2 / InstructBLIP Q-Formers, the
+    # waveform encoders of audio tokenizers and codecs
+    **{name: ("other", f"{name[:-5]}Config", _TS | kw, {}, "ts", _ts_length(_TS | kw))
+       for name, kw in {
+           "TimeSeriesTransformerModel": {},
+           "InformerModel": {},  # ProbSparse attention (sampled keys) and distilling convs
+           "AutoformerModel": {"label_length": 8, "moving_average": 5},
+       }.items()},
+    "InformerModel@full": ("other", "InformerConfig", _TS | {"attention_type": "full"}, {},
+                           "ts", _ts_length(_TS)),
+    # BROS: hidden 64 (its sinusoids of box coordinates take hidden / 32 features each)
+    "BrosModel": ("encoder", "BrosConfig", _ENC | {"hidden_size": 64, "intermediate_size": 128},
+                  {}, "ids_box", SEQ_ENC),
+    "LayoutLMv2Model": ("encoder", "LayoutLMv2Config", _ENC, {}, "ids_box", SEQ_ENC),
+    "UdopEncoderModel": ("encoder", "UdopConfig",
+                         {"vocab_size": VOCAB_ENC, "d_model": 32, "d_kv": 16, "d_ff": 64,
+                          "num_layers": 2, "num_heads": 2, "max_2d_position_embeddings": 64,
+                          "image_size": 32, "patch_size": 8}, {}, "ids_box", SEQ_ENC),
+    "Blip2QFormerModel": ("encoder", "Blip2QFormerConfig", _QFORMER, {}, "image_states", 16),
+    "InstructBlipQFormerModel": ("encoder", "InstructBlipQFormerConfig", _QFORMER, {},
+                                 "image_states", 16),
+    "Xcodec2Encoder": ("other", "Xcodec2Config", _XCODEC2, {}, "audio", 64),
+    "NeuCodecEncoder": ("other", "NeuCodecConfig", _XCODEC2, {}, "audio", 64),
+    "PocketTTSAudioTokenizerEncoderModel": (
+        "other", "PocketTTSAudioTokenizerEncoderConfig",
+        _CODEC | {"num_hidden_layers": 2, "intermediate_size": 64, "num_attention_heads": 2,
+                  "num_key_value_heads": 2, "head_dim": 16, "sliding_window": 16,
+                  "upsample_groups": 32, "latent_stride": 2, "latent_dim": 16},
+        {}, "audio_values", 400),
+    "VibeVoiceAcousticTokenizerEncoderModel": (
+        "other", "VibeVoiceAcousticTokenizerEncoderConfig",
+        {"hidden_size": 16, "num_filters": 8, "downsampling_ratios": [2, 4], "depths": [1, 1, 1],
+         "ffn_expansion": 2}, {}, "audio", 64),
     # diffusion (diffusers, benchmarks/diffusion.py): config class "diffusers" (the class's own
     # keywords), model keyword "call" (the call form: a fixed timestep, class, text context)
     **{name: ("diffusion", "diffusers", kw, {"call": call}, kind, size)
@@ -1814,7 +1877,9 @@ _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
               "DacEncoder": "transformers.models.dac.modeling_dac",
               "DacDecoder": "transformers.models.dac.modeling_dac",
               "EncodecEncoder": "transformers.models.encodec.modeling_encodec",
-              "WavTokenizerEncoder": "transformers.models.wavtokenizer.modeling_wavtokenizer"}
+              "WavTokenizerEncoder": "transformers.models.wavtokenizer.modeling_wavtokenizer",
+              "Xcodec2Encoder": "transformers.models.xcodec2.modeling_xcodec2",
+              "NeuCodecEncoder": "transformers.models.neucodec.modeling_neucodec"}
 # the keywords a forward requires besides its input, made from it: an all-valid frame mask
 # ("valid": ones (batch, frames), frames the last axis of "features", the second of "frames"),
 # a mask of no padding ("no_pad": zeros, bool for Gemma 3n's, int64 for TimesFM's) or
@@ -1841,23 +1906,84 @@ _KEYWORD = {"ids": "input_ids", "ids_mask": "input_ids", "image": "pixel_values"
             "series": "past_values", "audio": "hidden_state", "latents": "hidden_state",
             "patches": "pixel_values", "image_prompt": "pixel_values",
             "audio_values": "input_values", "audio_mel": "audio_mel", "past": "past_values",
-            "video": "pixel_values", "videos": "pixel_values_videos", "pair": "pixel_values"}
+            "video": "pixel_values", "videos": "pixel_values_videos", "pair": "pixel_values",
+            "ts": "past_values", "ids_box": "input_ids", "image_states": "encoder_hidden_states"}
 
 
-def _extra_inputs(kind: str, x: Any) -> dict:
+def _extra_inputs(kind: str, x: Any, config: Any) -> dict:
     """The keyword inputs a model of input ``kind`` also takes, derived from its input ``x``
-    (a mask of ones, a constant grid, the image again): the survey feeds one tensor."""
+    and its ``config`` (a mask of ones, a constant grid, the image again; a time series split
+    into past and future): the survey feeds one tensor. They override the input's own keyword."""
+    make = _EXTRA.get(kind)
+    return {} if make is None else make(x, config)
+
+
+def _patches_inputs(x: Any, config: Any) -> dict:
+    """Siglip2's: each image a square grid of N patches (B, N, 192), none padding."""
     import torch
 
-    if kind == "ids_mask":
-        return {"attention_mask": torch.ones_like(x)}
-    if kind == "patches":  # (B, N, 192): each image a square grid of N patches, none padding
-        side = round(x.shape[1] ** 0.5)
-        return {"pixel_attention_mask": torch.ones(x.shape[:2], dtype=torch.long),
-                "spatial_shapes": torch.tensor([[side, side]] * x.shape[0])}
-    if kind == "image_prompt":
-        return {"prompt_pixel_values": x, "prompt_masks": x}
-    return {}
+    side = round(x.shape[1] ** 0.5)
+    return {"pixel_attention_mask": torch.ones(x.shape[:2], dtype=torch.long),
+            "spatial_shapes": torch.tensor([[side, side]] * x.shape[0])}
+
+
+def _series_inputs(x: Any, config: Any) -> dict:
+    """A time-series transformer's (input kind ``ts``): ``x`` (B, past + prediction) split into
+    its past (context and largest lag: ``past_values``) and its future (``future_values``, the
+    decoder's teacher-forced targets), every past value observed, and ``num_time_features``
+    constant time features (sines and cosines of the step, periods T / 1, T / 2, ...)."""
+    import torch
+
+    past = config.context_length + max(config.lags_sequence)
+    batch, steps = x.shape
+    t = np.arange(steps, dtype=np.float64)[:, None] / steps
+    k = np.arange(config.num_time_features)
+    feats = np.where(k % 2 == 0, np.sin(2 * np.pi * (k // 2 + 1) * t),
+                     np.cos(2 * np.pi * (k // 2 + 1) * t)).astype(np.float32)
+    feats = torch.from_numpy(np.ascontiguousarray(np.broadcast_to(feats, (batch, *feats.shape))))
+    return {"past_values": x[:, :past], "future_values": x[:, past:],
+            "past_time_features": feats[:, :past], "future_time_features": feats[:, past:],
+            "past_observed_mask": torch.ones(batch, past)}
+
+
+def _box_inputs(x: Any, config: Any) -> dict:
+    """A layout encoder's ``bbox``: token i's box on a grid of 4 columns, coordinates in [0, 1]
+    (x0, y0, x1, y1), or its 4 corners (``dim_bbox`` 8: BROS's quadrilaterals)."""
+    import torch
+
+    i = np.arange(x.shape[1])
+    x0, y0 = (i % 4) / 4, (i // 4) / ((x.shape[1] + 3) // 4)
+    x1, y1 = x0 + 0.2, y0 + 0.2
+    corners = (x0, y0, x1, y1) if getattr(config, "dim_bbox", 4) == 4 else \
+        (x0, y0, x1, y0, x1, y1, x0, y1)
+    box = np.stack(corners, -1).astype(np.float32)
+    return {"bbox": torch.from_numpy(np.ascontiguousarray(np.broadcast_to(box, (x.shape[0],
+                                                                                 *box.shape))))}
+
+
+def _query_inputs(x: Any, config: Any) -> dict:
+    """A Q-Former's (input kind ``image_states``: ``x`` the image encoder's states): QUERIES
+    learned query embeddings (normal(0, 1), seeded: the survey's init of ``*tokens``) and, for
+    InstructBLIP's (a vocabulary and text input), 4 instruction token ids."""
+    import torch
+
+    rng = np.random.default_rng(1)
+    queries = torch.from_numpy(rng.standard_normal((1, QUERIES, config.hidden_size))
+                               .astype(np.float32)).expand(x.shape[0], -1, -1)
+    more = {"query_embeds": queries}
+    if config.model_type == "instructblip_qformer":
+        more["input_ids"] = torch.from_numpy(rng.integers(3, VOCAB_ENC, (x.shape[0], 4)))
+    return more
+
+
+_EXTRA: dict[str, Callable[[Any, Any], dict]] = {
+    "ids_mask": lambda x, config: {"attention_mask": __import__("torch").ones_like(x)},
+    "patches": _patches_inputs,
+    "image_prompt": lambda x, config: {"prompt_pixel_values": x, "prompt_masks": x},
+    "ts": _series_inputs,
+    "ids_box": _box_inputs,
+    "image_states": _query_inputs,
+}
 
 
 def model_class(name: str) -> Any:
@@ -1908,8 +2034,9 @@ def build(name: str) -> tuple[Any, np.ndarray, int]:
         keyword = None  # a bare nn.Module (a codec's encoder): the tensor alone
 
     def call(x: Any) -> Any:
-        more = _extra_inputs(kind, x) | _call_keywords(name.split("@")[0], x, kind)
-        return hf(x) if keyword is None else hf(**{keyword: x}, **extra, **more)
+        more = _extra_inputs(kind, x, getattr(hf, "config", None)) \
+            | _call_keywords(name.split("@")[0], x, kind)
+        return hf(x) if keyword is None else hf(**({keyword: x} | more), **extra)
 
     settle_batch_norms(hf, lambda: call(torch.from_numpy(x)))
 
@@ -2025,7 +2152,7 @@ def _reinit_module(m: Any, nn: Any) -> None:
 def inputs(kind: str, size: int) -> np.ndarray:
     """The survey's batch of BATCH inputs of ``kind`` (seeded)."""
     rng = np.random.default_rng(0)
-    if kind in ("ids", "ids_mask"):  # from 3: clear of the pad / bos / eos ids (0, 1, 2)
+    if kind in ("ids", "ids_mask", "ids_box"):  # from 3: clear of the pad / bos / eos ids (0, 1, 2)
         vocab = VOCAB_ENC if size == SEQ_ENC else VOCAB_DEC
         return rng.integers(3, vocab, (BATCH, size)).astype(np.int64)
     if kind == "id_grid":  # a (batch, size, size) grid of ids 0-15 (UVit2DModel's)
@@ -2039,7 +2166,8 @@ def inputs(kind: str, size: int) -> np.ndarray:
              "audio_values": (BATCH, 1, size), "audio_mel": (BATCH, size, 16),
              "past": (BATCH, size), "video": (BATCH, VIDEO_FRAMES, 3, size, size),
              "videos": (BATCH, VIDEO_FRAMES, 3, size, size),
-             "pair": (BATCH, 2, 3, size, size)}[kind]
+             "pair": (BATCH, 2, 3, size, size), "ts": (BATCH, size),
+             "image_states": (BATCH, size, _QFORMER["encoder_hidden_size"])}[kind]
     return rng.standard_normal(shape).astype(np.float32)
 
 
