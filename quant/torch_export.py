@@ -103,9 +103,11 @@ def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
     was_caching = _set_use_cache(model, False)  # a transformers KV cache is no model output
     try:
         with moe.dense_experts(model, args), recurrent_scan.recurrent(model), \
-                _tensors_kept(model), hf_masks.unvmapped(), int_buffers.as_constants(model):
+                _tensors_kept(model), hf_masks.unvmapped(), hf_masks.eager_skips(), \
+                int_buffers.as_constants(model):
             # routed experts run densely (quant.moe), Mamba2's scan recurrently
-            # (quant.recurrent_scan), custom attention masks without vmap (quant.hf_masks),
+            # (quant.recurrent_scan), custom attention masks without vmap and no mask where
+            # eager builds none (quant.hf_masks),
             # integer scalar buffers known constants (quant.int_buffers: codecs' paddings)
             return _trace(model, args)
     finally:
