@@ -1948,7 +1948,8 @@ def _series_inputs(x: Any, config: Any) -> dict:
 
 def _box_inputs(x: Any, config: Any) -> dict:
     """A layout encoder's ``bbox``: token i's box on a grid of 4 columns, coordinates in [0, 1]
-    (x0, y0, x1, y1), or its 4 corners (``dim_bbox`` 8: BROS's quadrilaterals)."""
+    (x0, y0, x1, y1), or its 4 corners (``dim_bbox`` 8: BROS's quadrilaterals); and an
+    attention mask of ones (UDOP's relative position bias reads one)."""
     import torch
 
     i = np.arange(x.shape[1])
@@ -1958,21 +1959,24 @@ def _box_inputs(x: Any, config: Any) -> dict:
         (x0, y0, x1, y0, x1, y1, x0, y1)
     box = np.stack(corners, -1).astype(np.float32)
     return {"bbox": torch.from_numpy(np.ascontiguousarray(np.broadcast_to(box, (x.shape[0],
-                                                                                 *box.shape))))}
+                                                                                 *box.shape)))),
+            "attention_mask": torch.ones_like(x)}
 
 
 def _query_inputs(x: Any, config: Any) -> dict:
     """A Q-Former's (input kind ``image_states``: ``x`` the image encoder's states): QUERIES
     learned query embeddings (normal(0, 1), seeded: the survey's init of ``*tokens``) and, for
-    InstructBLIP's (a vocabulary and text input), 4 instruction token ids."""
+    InstructBLIP's (a vocabulary and text input), 4 instruction token ids, the same for every
+    sample (a fixed prompt: the model's one input is the image states)."""
     import torch
 
     rng = np.random.default_rng(1)
     queries = torch.from_numpy(rng.standard_normal((1, QUERIES, config.hidden_size))
                                .astype(np.float32)).expand(x.shape[0], -1, -1)
     more = {"query_embeds": queries}
-    if config.model_type == "instructblip_qformer":
-        more["input_ids"] = torch.from_numpy(rng.integers(3, VOCAB_ENC, (x.shape[0], 4)))
+    if config.model_type == "instructblip_qformer":  # one instruction, every sample's
+        more["input_ids"] = torch.from_numpy(rng.integers(3, VOCAB_ENC, (1, 4))).expand(
+            x.shape[0], -1)
     return more
 
 
