@@ -1692,6 +1692,17 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
         "other", "VibeVoiceAcousticTokenizerEncoderConfig",
         {"hidden_size": 16, "num_filters": 8, "downsampling_ratios": [2, 4], "depths": [1, 1, 1],
          "ffn_expansion": 2}, {}, "audio", 64),
+    # their decoders, from 32 latent channels (8 frames): transposed convs, a transformer
+    "PocketTTSAudioTokenizerDecoderModel": (
+        "other", "PocketTTSAudioTokenizerDecoderConfig",
+        _CODEC | {"num_hidden_layers": 2, "intermediate_size": 64, "num_attention_heads": 2,
+                  "num_key_value_heads": 2, "head_dim": 16, "sliding_window": 16,
+                  "upsample_groups": 32, "latent_stride": 2, "latent_dim": 32},
+        {}, "latents", 8),
+    "VibeVoiceAcousticTokenizerDecoderModel": (
+        "other", "VibeVoiceAcousticTokenizerDecoderConfig",
+        {"hidden_size": 32, "num_filters": 8, "downsampling_ratios": [2, 4], "depths": [1, 1, 1],
+         "ffn_expansion": 2}, {}, "latents", 8),
     # diffusion (diffusers, benchmarks/diffusion.py): config class "diffusers" (the class's own
     # keywords), model keyword "call" (the call form: a fixed timestep, class, text context)
     **{name: ("diffusion", "diffusers", kw, {"call": call}, kind, size)
