@@ -219,6 +219,10 @@ QUERIES = 8
 _XCODEC2 = {"encoder_hidden_size": 8, "downsampling_ratios": [2, 4], "hidden_size": 32,
             "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
             "head_dim": 16, "intermediate_size": 64}
+# their decoders' semantic features (a tiny w2v-BERT config: 32 features a frame)
+_SEMANTIC = {"semantic_model_config": {"model_type": "wav2vec2-bert", "hidden_size": 32,
+                                       "num_hidden_layers": 1, "num_attention_heads": 2,
+                                       "intermediate_size": 64}}
 
 # BART / Marian (their encoders alone): hidden 32, 2 layers, 2 heads; ids 0-2 are pad/bos/eos
 _SEQ2SEQ = {"vocab_size": VOCAB_ENC, "d_model": 32, "encoder_layers": 2, "decoder_layers": 1,
@@ -357,8 +361,9 @@ _DETR = {"use_timm_backbone": False, "use_pretrained_backbone": False,
 # with constant time features: _series_inputs), "ids_box" (layout encoders: the ids, and each
 # token's box on a constant grid: _box_inputs), "image_states" (the Q-Formers: float (2, size,
 # 48) image encoder states as encoder_hidden_states, with QUERIES constant query embeddings:
-# _query_inputs). A row whose class is a bare nn.Module (an encoder inside a codec, not a
-# PreTrainedModel) is called with the tensor alone.
+# _query_inputs), "codec_frames" (X-Codec 2's and NeuCodec's decoders: float (2, size frames,
+# 64), acoustic and semantic features). A row whose class is a bare nn.Module (an encoder inside
+# a codec, not a PreTrainedModel) is called with the tensor alone.
 MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # vision
     "ViTModel": ("vision", "ViTConfig", _VIT, {"add_pooling_layer": False}, "image", 32),
@@ -1692,7 +1697,12 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
         "other", "VibeVoiceAcousticTokenizerEncoderConfig",
         {"hidden_size": 16, "num_filters": 8, "downsampling_ratios": [2, 4], "depths": [1, 1, 1],
          "ffn_expansion": 2}, {}, "audio", 64),
-    # their decoders, from 32 latent channels (8 frames): transposed convs, a transformer
+    # their decoders: X-Codec 2's / NeuCodec's Vocos decoders (a transformer, then an inverse
+    # STFT of a magnitude and a phase: irfft of the polar spectrum, overlap-added by F.fold)
+    # from 8 frames of 32 acoustic and 32 semantic features; PocketTTS's and VibeVoice's from
+    # 32 latent channels (8 frames): transposed convs, a transformer
+    "Xcodec2Decoder": ("other", "Xcodec2Config", _XCODEC2 | _SEMANTIC, {}, "codec_frames", 8),
+    "NeuCodecDecoder": ("other", "NeuCodecConfig", _XCODEC2 | _SEMANTIC, {}, "codec_frames", 8),
     "PocketTTSAudioTokenizerDecoderModel": (
         "other", "PocketTTSAudioTokenizerDecoderConfig",
         _CODEC | {"num_hidden_layers": 2, "intermediate_size": 64, "num_attention_heads": 2,
@@ -1890,7 +1900,9 @@ _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
               "EncodecEncoder": "transformers.models.encodec.modeling_encodec",
               "WavTokenizerEncoder": "transformers.models.wavtokenizer.modeling_wavtokenizer",
               "Xcodec2Encoder": "transformers.models.xcodec2.modeling_xcodec2",
-              "NeuCodecEncoder": "transformers.models.neucodec.modeling_neucodec"}
+              "NeuCodecEncoder": "transformers.models.neucodec.modeling_neucodec",
+              "Xcodec2Decoder": "transformers.models.xcodec2.modeling_xcodec2",
+              "NeuCodecDecoder": "transformers.models.neucodec.modeling_neucodec"}
 # the keywords a forward requires besides its input, made from it: an all-valid frame mask
 # ("valid": ones (batch, frames), frames the last axis of "features", the second of "frames"),
 # a mask of no padding ("no_pad": zeros, bool for Gemma 3n's, int64 for TimesFM's) or
@@ -1918,7 +1930,8 @@ _KEYWORD = {"ids": "input_ids", "ids_mask": "input_ids", "image": "pixel_values"
             "patches": "pixel_values", "image_prompt": "pixel_values",
             "audio_values": "input_values", "audio_mel": "audio_mel", "past": "past_values",
             "video": "pixel_values", "videos": "pixel_values_videos", "pair": "pixel_values",
-            "ts": "past_values", "ids_box": "input_ids", "image_states": "encoder_hidden_states"}
+            "ts": "past_values", "ids_box": "input_ids", "image_states": "encoder_hidden_states",
+            "codec_frames": "hidden_states"}
 
 
 def _extra_inputs(kind: str, x: Any, config: Any) -> dict:
@@ -2182,7 +2195,8 @@ def inputs(kind: str, size: int) -> np.ndarray:
              "past": (BATCH, size), "video": (BATCH, VIDEO_FRAMES, 3, size, size),
              "videos": (BATCH, VIDEO_FRAMES, 3, size, size),
              "pair": (BATCH, 2, 3, size, size), "ts": (BATCH, size),
-             "image_states": (BATCH, size, _QFORMER["encoder_hidden_size"])}[kind]
+             "image_states": (BATCH, size, _QFORMER["encoder_hidden_size"]),
+             "codec_frames": (BATCH, size, 64)}[kind]
     return rng.standard_normal(shape).astype(np.float32)
 
 
