@@ -39,7 +39,9 @@ aten = torch.ops.aten
 
 SUPPORTED = (("sequence models: avg_pool1d/2d without padding and adaptive_avg_pool1d/2d to "
               "any size (an averaging matmul per axis)"),
-             "sequence models: max/amax over one per-sample axis but the last (a max pool)")
+             "sequence models: max/amax over one per-sample axis but the last (a max pool)",
+             ("sequence models: max_pool1d/2d of torch's (batch, C, L) / (batch, C, H, W) "
+              "(read as a convolution's image, back to torch's layout)"))
 
 
 def averaging(n: int, kernel: int, stride: int, ceil_mode: bool) -> np.ndarray:
