@@ -74,14 +74,31 @@ def input_layout(graph: Any, user_input: Any) -> str | None:
         return None
     targets = [n.target for n in graph.nodes if n.op == "call_function"]
     if val.dim() == 2:
-        # a float (batch, T) input is a series of steps when attention reads it (the time
-        # series transformers' past values; their convs over the steps, Informer's, in torch's
-        # layout too); else a vector of features (an MLP's: image mode)
+        # a float (batch, T) input is a series of steps when attention reads it and a linear
+        # reads it before any convolution (the time-series transformers' past values; their
+        # convs over the steps after, Informer's, in torch's layout too); else a waveform a
+        # conv reads first (Wav2Vec2's: a Conv1d net) or a vector of features (an MLP's)
         attends = aten.scaled_dot_product_attention.default in targets or any(
             t in _SOFTMAX_OPS for t in targets) and any(t in _PRODUCT_OPS for t in targets)
-        return SEQUENCE if attends else None
+        return SEQUENCE if attends and not _conv_first(user_input) else None
     spatial = any(any(k in getattr(t, "__name__", "") for k in _SPATIAL_OPS) for t in targets)
     return SEQUENCE if not spatial and any(t in _SEQUENCE_OPS for t in targets) else None
+
+
+def _conv_first(node: Any) -> bool:
+    """Whether a convolution reads ``node``'s values before any linear or matmul does (on some
+    path of its users)."""
+    seen, todo = set(), [node]
+    while todo:
+        for user in todo.pop().users:
+            name = getattr(user.target, "__name__", "")
+            if user in seen or user.target in _PRODUCT_OPS or user.target is aten.linear.default:
+                continue
+            if "conv" in name:
+                return True
+            seen.add(user)
+            todo.append(user)
+    return False
 
 
 # permutes of an image model's activations that keep its channels-last memory: (batch, C, L)
