@@ -204,6 +204,34 @@ _ASR = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
 _CODEC = {"hidden_size": 32, "num_filters": 8, "upsampling_ratios": [4, 2], "codebook_dim": 32,
           "codebook_size": 16, "num_lstm_layers": 1}
 
+# the time-series transformers (TimeSeriesTransformer, Informer, Autoformer): a context of 16
+# steps, lags 1-3, 2 time features, 8 steps predicted; hidden 32, 2 layers each side, 2 heads
+_TS = {"prediction_length": 8, "context_length": 16, "lags_sequence": [1, 2, 3],
+       "num_time_features": 2, "input_size": 1, "d_model": 32, "encoder_layers": 2,
+       "decoder_layers": 2, "encoder_attention_heads": 2, "decoder_attention_heads": 2,
+       "encoder_ffn_dim": 64, "decoder_ffn_dim": 64}
+
+
+def _ts_length(config: dict) -> int:
+    """A time-series row's steps: its past (context and largest lag) and the predicted ones."""
+    return config["context_length"] + max(config["lags_sequence"]) + config["prediction_length"]
+
+
+# the Q-Formers: hidden 32, 2 layers of 2 heads, each with cross-attention to 48-wide image
+# states; QUERIES learned query embeddings (and InstructBLIP's 4 instruction tokens)
+_QFORMER = {"vocab_size": VOCAB_ENC, "hidden_size": 32, "num_hidden_layers": 2,
+            "num_attention_heads": 2, "intermediate_size": 64, "encoder_hidden_size": 48,
+            "max_position_embeddings": 40, "cross_attention_frequency": 1}
+QUERIES = 8
+# X-Codec 2 / NeuCodec's waveform encoders (DAC-like, anti-aliased snake): 8 filters, x2 and x4
+_XCODEC2 = {"encoder_hidden_size": 8, "downsampling_ratios": [2, 4], "hidden_size": 32,
+            "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
+            "head_dim": 16, "intermediate_size": 64}
+# their decoders' semantic features (a tiny w2v-BERT config: 32 features a frame)
+_SEMANTIC = {"semantic_model_config": {"model_type": "wav2vec2-bert", "hidden_size": 32,
+                                       "num_hidden_layers": 1, "num_attention_heads": 2,
+                                       "intermediate_size": 64}}
+
 # BART / Marian (their encoders alone): hidden 32, 2 layers, 2 heads; ids 0-2 are pad/bos/eos
 _SEQ2SEQ = {"vocab_size": VOCAB_ENC, "d_model": 32, "encoder_layers": 2, "decoder_layers": 1,
             "encoder_attention_heads": 2, "decoder_attention_heads": 2, "encoder_ffn_dim": 64,
@@ -337,8 +365,13 @@ _DETR = {"use_timm_backbone": False, "use_pretrained_backbone": False,
 # (TimesFM: float (2, size steps) as past_values), "video" (VideoMAE, ViViT, TimeSformer: float
 # (2, VIDEO_FRAMES, 3, size, size) as pixel_values), "videos" (V-JEPA 2, VideoPrism: the same
 # clips as pixel_values_videos), "pair" (EfficientLoFTR: two images, float (2, 2, 3, size,
-# size)). A row whose class is a bare nn.Module (an encoder inside a codec, not a
-# PreTrainedModel) is called with the tensor alone.
+# size)), "ts" (the time-series transformers: float (2, size steps), past and future values,
+# with constant time features: _series_inputs), "ids_box" (layout encoders: the ids, and each
+# token's box on a constant grid: _box_inputs), "image_states" (the Q-Formers: float (2, size,
+# 48) image encoder states as encoder_hidden_states, with QUERIES constant query embeddings:
+# _query_inputs), "codec_frames" (X-Codec 2's and NeuCodec's decoders: float (2, size frames,
+# 64), acoustic and semantic features). A row whose class is a bare nn.Module (an encoder inside
+# a codec, not a PreTrainedModel) is called with the tensor alone.
 MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # vision
     "ViTModel": ("vision", "ViTConfig", _VIT, {"add_pooling_layer": False}, "image", 32),
@@ -1678,6 +1711,57 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "LlavaOnevision15VisionModel": ("vision", "LlavaOnevision15VisionConfig", _GRID, {}, "grid",
                                     48),
     "Lfm3VlVisionModel": ("vision", "Lfm3VlVisionConfig", _GRID, {}, "grid", 96),
+    # the probe lane of the thirteenth session: probabilistic time-series transformers (an
+    # encoder-decoder on past values, lags, time features; the decoder teacher-forced on the
+    # future values), layout encoders with boxes, the BLIP-2 / InstructBLIP Q-Formers, the
+    # waveform encoders of audio tokenizers and codecs
+    **{name: ("other", f"{name[:-5]}Config", _TS | kw, {}, "ts", _ts_length(_TS | kw))
+       for name, kw in {
+           "TimeSeriesTransformerModel": {},
+           "InformerModel": {},  # ProbSparse attention (sampled keys) and distilling convs
+           "AutoformerModel": {"label_length": 8, "moving_average": 5},
+       }.items()},
+    "InformerModel@full": ("other", "InformerConfig", _TS | {"attention_type": "full"}, {},
+                           "ts", _ts_length(_TS)),
+    # BROS: hidden 64 (its sinusoids of box coordinates take hidden / 32 features each)
+    "BrosModel": ("encoder", "BrosConfig", _ENC | {"hidden_size": 64, "intermediate_size": 128},
+                  {}, "ids_box", SEQ_ENC),
+    "LayoutLMv2Model": ("encoder", "LayoutLMv2Config", _ENC, {}, "ids_box", SEQ_ENC),
+    "UdopEncoderModel": ("encoder", "UdopConfig",
+                         {"vocab_size": VOCAB_ENC, "d_model": 32, "d_kv": 16, "d_ff": 64,
+                          "num_layers": 2, "num_heads": 2, "max_2d_position_embeddings": 64,
+                          "image_size": 32, "patch_size": 8}, {}, "ids_box", SEQ_ENC),
+    "Blip2QFormerModel": ("encoder", "Blip2QFormerConfig", _QFORMER, {}, "image_states", 16),
+    "InstructBlipQFormerModel": ("encoder", "InstructBlipQFormerConfig", _QFORMER, {},
+                                 "image_states", 16),
+    "Xcodec2Encoder": ("other", "Xcodec2Config", _XCODEC2, {}, "audio", 64),
+    "NeuCodecEncoder": ("other", "NeuCodecConfig", _XCODEC2, {}, "audio", 64),
+    "PocketTTSAudioTokenizerEncoderModel": (
+        "other", "PocketTTSAudioTokenizerEncoderConfig",
+        _CODEC | {"num_hidden_layers": 2, "intermediate_size": 64, "num_attention_heads": 2,
+                  "num_key_value_heads": 2, "head_dim": 16, "sliding_window": 16,
+                  "upsample_groups": 32, "latent_stride": 2, "latent_dim": 16},
+        {}, "audio_values", 400),
+    "VibeVoiceAcousticTokenizerEncoderModel": (
+        "other", "VibeVoiceAcousticTokenizerEncoderConfig",
+        {"hidden_size": 16, "num_filters": 8, "downsampling_ratios": [2, 4], "depths": [1, 1, 1],
+         "ffn_expansion": 2}, {}, "audio", 64),
+    # their decoders: X-Codec 2's / NeuCodec's Vocos decoders (a transformer, then an inverse
+    # STFT of a magnitude and a phase: irfft of the polar spectrum, overlap-added by F.fold)
+    # from 8 frames of 32 acoustic and 32 semantic features; PocketTTS's and VibeVoice's from
+    # 32 latent channels (8 frames): transposed convs, a transformer
+    "Xcodec2Decoder": ("other", "Xcodec2Config", _XCODEC2 | _SEMANTIC, {}, "codec_frames", 8),
+    "NeuCodecDecoder": ("other", "NeuCodecConfig", _XCODEC2 | _SEMANTIC, {}, "codec_frames", 8),
+    "PocketTTSAudioTokenizerDecoderModel": (
+        "other", "PocketTTSAudioTokenizerDecoderConfig",
+        _CODEC | {"num_hidden_layers": 2, "intermediate_size": 64, "num_attention_heads": 2,
+                  "num_key_value_heads": 2, "head_dim": 16, "sliding_window": 16,
+                  "upsample_groups": 32, "latent_stride": 2, "latent_dim": 32},
+        {}, "latents", 8),
+    "VibeVoiceAcousticTokenizerDecoderModel": (
+        "other", "VibeVoiceAcousticTokenizerDecoderConfig",
+        {"hidden_size": 32, "num_filters": 8, "downsampling_ratios": [2, 4], "depths": [1, 1, 1],
+         "ffn_expansion": 2}, {}, "latents", 8),
     # diffusion (diffusers, benchmarks/diffusion.py): config class "diffusers" (the class's own
     # keywords), model keyword "call" (the call form: a fixed timestep, class, text context)
     **{name: ("diffusion", "diffusers", kw, {"call": call}, kind, size)
@@ -1868,7 +1952,11 @@ _SUBMODULE = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper",
                   "transformers.models.qwen2_vl.modeling_qwen2_vl",
               "Qwen2_5OmniVisionEncoder": "transformers.models.qwen2_5_omni.modeling_qwen2_5_omni",
               "Qwen3OmniMoeVisionEncoder":
-                  "transformers.models.qwen3_omni_moe.modeling_qwen3_omni_moe"}
+                  "transformers.models.qwen3_omni_moe.modeling_qwen3_omni_moe",
+              "Xcodec2Encoder": "transformers.models.xcodec2.modeling_xcodec2",
+              "NeuCodecEncoder": "transformers.models.neucodec.modeling_neucodec",
+              "Xcodec2Decoder": "transformers.models.xcodec2.modeling_xcodec2",
+              "NeuCodecDecoder": "transformers.models.neucodec.modeling_neucodec"}
 # the keywords a forward requires besides its input, made from it: an all-valid frame mask
 # ("valid": ones (batch, frames), frames the last axis of "features", the second of "frames"),
 # a mask of no padding ("no_pad": zeros, bool for Gemma 3n's, int64 for TimesFM's) or
@@ -1905,23 +1993,89 @@ _KEYWORD = {"ids": "input_ids", "ids_mask": "input_ids", "image": "pixel_values"
             "patches": "pixel_values", "image_prompt": "pixel_values",
             "audio_values": "input_values", "audio_mel": "audio_mel", "past": "past_values",
             "video": "pixel_values", "videos": "pixel_values_videos", "pair": "pixel_values",
-            "grid": None}  # a grid tower's first parameter (_grid_call)
+            "grid": None,  # a grid tower's first parameter (_grid_call)
+            "ts": "past_values", "ids_box": "input_ids", "image_states": "encoder_hidden_states",
+            "codec_frames": "hidden_states"}
 
 
-def _extra_inputs(kind: str, x: Any) -> dict:
+def _extra_inputs(kind: str, x: Any, config: Any) -> dict:
     """The keyword inputs a model of input ``kind`` also takes, derived from its input ``x``
-    (a mask of ones, a constant grid, the image again): the survey feeds one tensor."""
+    and its ``config`` (a mask of ones, a constant grid, the image again; a time series split
+    into past and future): the survey feeds one tensor. They override the input's own keyword."""
+    make = _EXTRA.get(kind)
+    return {} if make is None else make(x, config)
+
+
+def _patches_inputs(x: Any, config: Any) -> dict:
+    """Siglip2's: each image a square grid of N patches (B, N, 192), none padding."""
     import torch
 
-    if kind == "ids_mask":
-        return {"attention_mask": torch.ones_like(x)}
-    if kind == "patches":  # (B, N, 192): each image a square grid of N patches, none padding
-        side = round(x.shape[1] ** 0.5)
-        return {"pixel_attention_mask": torch.ones(x.shape[:2], dtype=torch.long),
-                "spatial_shapes": torch.tensor([[side, side]] * x.shape[0])}
-    if kind == "image_prompt":
-        return {"prompt_pixel_values": x, "prompt_masks": x}
-    return {}
+    side = round(x.shape[1] ** 0.5)
+    return {"pixel_attention_mask": torch.ones(x.shape[:2], dtype=torch.long),
+            "spatial_shapes": torch.tensor([[side, side]] * x.shape[0])}
+
+
+def _series_inputs(x: Any, config: Any) -> dict:
+    """A time-series transformer's (input kind ``ts``): ``x`` (B, past + prediction) split into
+    its past (context and largest lag: ``past_values``) and its future (``future_values``, the
+    decoder's teacher-forced targets), every past value observed, and ``num_time_features``
+    constant time features (sines and cosines of the step, periods T / 1, T / 2, ...)."""
+    import torch
+
+    past = config.context_length + max(config.lags_sequence)
+    batch, steps = x.shape
+    t = np.arange(steps, dtype=np.float64)[:, None] / steps
+    k = np.arange(config.num_time_features)
+    feats = np.where(k % 2 == 0, np.sin(2 * np.pi * (k // 2 + 1) * t),
+                     np.cos(2 * np.pi * (k // 2 + 1) * t)).astype(np.float32)
+    feats = torch.from_numpy(np.ascontiguousarray(np.broadcast_to(feats, (batch, *feats.shape))))
+    return {"past_values": x[:, :past], "future_values": x[:, past:],
+            "past_time_features": feats[:, :past], "future_time_features": feats[:, past:],
+            "past_observed_mask": torch.ones(batch, past)}
+
+
+def _box_inputs(x: Any, config: Any) -> dict:
+    """A layout encoder's ``bbox``: token i's box on a grid of 4 columns, coordinates in [0, 1]
+    (x0, y0, x1, y1), or its 4 corners (``dim_bbox`` 8: BROS's quadrilaterals); and an
+    attention mask of ones (UDOP's relative position bias reads one)."""
+    import torch
+
+    i = np.arange(x.shape[1])
+    x0, y0 = (i % 4) / 4, (i // 4) / ((x.shape[1] + 3) // 4)
+    x1, y1 = x0 + 0.2, y0 + 0.2
+    corners = (x0, y0, x1, y1) if getattr(config, "dim_bbox", 4) == 4 else \
+        (x0, y0, x1, y0, x1, y1, x0, y1)
+    box = np.stack(corners, -1).astype(np.float32)
+    return {"bbox": torch.from_numpy(np.ascontiguousarray(np.broadcast_to(box, (x.shape[0],
+                                                                                 *box.shape)))),
+            "attention_mask": torch.ones_like(x)}
+
+
+def _query_inputs(x: Any, config: Any) -> dict:
+    """A Q-Former's (input kind ``image_states``: ``x`` the image encoder's states): QUERIES
+    learned query embeddings (normal(0, 1), seeded: the survey's init of ``*tokens``) and, for
+    InstructBLIP's (a vocabulary and text input), 4 instruction token ids, the same for every
+    sample (a fixed prompt: the model's one input is the image states)."""
+    import torch
+
+    rng = np.random.default_rng(1)
+    queries = torch.from_numpy(rng.standard_normal((1, QUERIES, config.hidden_size))
+                               .astype(np.float32)).expand(x.shape[0], -1, -1)
+    more = {"query_embeds": queries}
+    if config.model_type == "instructblip_qformer":  # one instruction, every sample's
+        more["input_ids"] = torch.from_numpy(rng.integers(3, VOCAB_ENC, (1, 4))).expand(
+            x.shape[0], -1)
+    return more
+
+
+_EXTRA: dict[str, Callable[[Any, Any], dict]] = {
+    "ids_mask": lambda x, config: {"attention_mask": __import__("torch").ones_like(x)},
+    "patches": _patches_inputs,
+    "image_prompt": lambda x, config: {"prompt_pixel_values": x, "prompt_masks": x},
+    "ts": _series_inputs,
+    "ids_box": _box_inputs,
+    "image_states": _query_inputs,
+}
 
 
 def model_class(name: str) -> Any:
@@ -1974,8 +2128,9 @@ def build(name: str) -> tuple[Any, np.ndarray, int]:
     def call(x: Any) -> Any:
         if kind == "grid":
             return _grid_call(hf, x, name.split("@")[0])
-        more = _extra_inputs(kind, x) | _call_keywords(name.split("@")[0], x, kind)
-        return hf(x) if keyword is None else hf(**{keyword: x}, **extra, **more)
+        more = _extra_inputs(kind, x, getattr(hf, "config", None)) \
+            | _call_keywords(name.split("@")[0], x, kind)
+        return hf(x) if keyword is None else hf(**({keyword: x} | more), **extra)
 
     settle_batch_norms(hf, lambda: call(torch.from_numpy(x)))
 
@@ -2120,7 +2275,7 @@ def _reinit_module(m: Any, nn: Any) -> None:
 def inputs(kind: str, size: int) -> np.ndarray:
     """The survey's batch of BATCH inputs of ``kind`` (seeded)."""
     rng = np.random.default_rng(0)
-    if kind in ("ids", "ids_mask"):  # from 3: clear of the pad / bos / eos ids (0, 1, 2)
+    if kind in ("ids", "ids_mask", "ids_box"):  # from 3: clear of the pad / bos / eos ids (0, 1, 2)
         vocab = VOCAB_ENC if size == SEQ_ENC else VOCAB_DEC
         return rng.integers(3, vocab, (BATCH, size)).astype(np.int64)
     if kind == "id_grid":  # a (batch, size, size) grid of ids 0-15 (UVit2DModel's)
@@ -2134,7 +2289,10 @@ def inputs(kind: str, size: int) -> np.ndarray:
              "audio_values": (BATCH, 1, size), "audio_mel": (BATCH, size, 16),
              "past": (BATCH, size), "video": (BATCH, VIDEO_FRAMES, 3, size, size),
              "videos": (BATCH, VIDEO_FRAMES, 3, size, size),
-             "pair": (BATCH, 2, 3, size, size), "grid": (BATCH, GRID_SIDE ** 2, size)}[kind]
+             "pair": (BATCH, 2, 3, size, size), "grid": (BATCH, GRID_SIDE ** 2, size),
+             "ts": (BATCH, size),
+             "image_states": (BATCH, size, _QFORMER["encoder_hidden_size"]),
+             "codec_frames": (BATCH, size, 64)}[kind]
     return rng.standard_normal(shape).astype(np.float32)
 
 

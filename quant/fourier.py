@@ -7,8 +7,19 @@ sin matrices),
 
 two linears over the channels (constant right matrices), two constant left matrices over the
 positions and a subtraction. Exact in real arithmetic; the integer graph quantizes each product
-like any matmul. Any other FFT (other axes, a length argument, the imaginary part used) is left
-to capture, which refuses it in one line.
+like any matmul.
+
+The inverse real FFT of a spectrum given in polar form over the last axis (the Vocos ISTFT
+heads of audio codec decoders: X-Codec 2, NeuCodec, ``irfft(polar(magnitude, phase), n)``) is
+real-valued: with K bins, R = magnitude cos(phase), I = magnitude sin(phase),
+
+    irfft(X, n)[t] = sum_k c w_k (R_k cos(2 pi k t / n) - I_k sin(2 pi k t / n))
+
+(w_k 1 for the DC and, n even, the Nyquist bin, whose imaginary parts torch ignores, else 2;
+c = 1 / n for norm "backward", 1 / sqrt(n) "ortho", 1 "forward"; bins past n // 2 dropped), two
+products of activations, two linears by constant (K, n) matrices and an add. Their overlap-add
+(F.fold) is qasic.quant.unfold's. Any other FFT (other axes, a length argument, the imaginary
+part used) is left to capture, which refuses it in one line.
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ aten = torch.ops.aten
 
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no such transform, else a copy with each rewritten."""
-    if not any(_real_fft2(n) for n in graph.nodes):
+    if not any(_real_fft2(n) or _polar_irfft(n) for n in graph.nodes):
         return graph
     new, env = fx.Graph(), {}
     for node in graph.nodes:
@@ -32,6 +43,12 @@ def decompose(graph: fx.Graph) -> fx.Graph:
             env[node] = _rewrite(new, node, env[node.args[0].args[0]])
         elif node.target is aten.fft_fftn.default and all(_real_fft2(u) for u in node.users):
             continue  # its only readers take the real part, rewritten
+        elif _polar_irfft(node):
+            polar = node.args[0]
+            env[node] = _irfft(new, node, env[polar.args[0]], env[polar.args[1]])
+        elif node.target is aten.polar.default and node.users \
+                and all(_polar_irfft(u) for u in node.users):
+            continue  # its only readers are inverse real FFTs, rewritten
         else:
             env[node] = new.node_copy(node, lambda n: env[n])
     return new
@@ -50,6 +67,43 @@ def _real_fft2(node: fx.Node) -> bool:
     norm = fft.args[3] if len(fft.args) > 3 else fft.kwargs.get("norm")
     return x.dim() == 3 and s is None and norm in (None, "backward") and dims is not None \
         and sorted(int(d) % 3 for d in dims) == [1, 2]
+
+
+def _polar_irfft(node: fx.Node) -> bool:
+    """``fft_irfft(polar(magnitude, phase), n, -1, norm)`` of real (..., K) values."""
+    if node.op != "call_function" or node.target is not aten.fft_irfft.default:
+        return False
+    polar = node.args[0]
+    if not isinstance(polar, fx.Node) or polar.target is not aten.polar.default:
+        return False
+    rank = polar.meta["val"].dim()
+    dim = node.args[2] if len(node.args) > 2 else node.kwargs.get("dim", -1)
+    norm = node.args[3] if len(node.args) > 3 else node.kwargs.get("norm")
+    return int(dim) % rank == rank - 1 and norm in (None, "backward", "ortho", "forward")
+
+
+def inverse_real_dft(bins: int, n: int, norm: str | None = None) -> tuple[np.ndarray, ...]:
+    """(A, B), (bins, n) float64: irfft(R + i I, n) = R @ A + I @ B (the module docstring)."""
+    k = np.arange(bins)[:, None]
+    kt = (k * np.arange(n)[None]) % n  # exact angles for large k t
+    w = np.where((k == 0) | (2 * k == n), 1.0, 2.0) * (k <= n // 2)
+    c = {None: 1 / n, "backward": 1 / n, "ortho": n ** -0.5, "forward": 1.0}[norm]
+    a = c * w * np.cos(2 * np.pi * kt / n)
+    b = -c * w * np.sin(2 * np.pi * kt / n) * (k != 0) * (2 * k != n)
+    return a, b
+
+
+def _irfft(g: fx.Graph, node: fx.Node, magnitude: fx.Node, phase: fx.Node) -> fx.Node:
+    bins = int(node.args[0].meta["val"].shape[-1])
+    n = node.args[1] if len(node.args) > 1 else node.kwargs.get("n")
+    n = 2 * (bins - 1) if n is None else int(n)
+    norm = node.args[3] if len(node.args) > 3 else node.kwargs.get("norm")
+    a, b = inverse_real_dft(bins, n, norm)
+    re = _op(g, node, aten.mul.Tensor, (magnitude, _op(g, node, aten.cos.default, (phase,))))
+    im = _op(g, node, aten.mul.Tensor, (magnitude, _op(g, node, aten.sin.default, (phase,))))
+    yr = _op(g, node, aten.matmul.default, (re, _const(g, node, a)))
+    yi = _op(g, node, aten.matmul.default, (im, _const(g, node, b)))
+    return _op(g, node, aten.add.Tensor, (yr, yi))
 
 
 def dft(n: int) -> tuple[np.ndarray, np.ndarray]:

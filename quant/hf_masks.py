@@ -11,6 +11,13 @@ index-based (comparisons and arithmetic of the indices, as transformers' own non
 requires: it broadcasts them over index grids, ``_non_vmap_expansion_sdpa``), so while
 exporting the vmap expansion is that broadcast. A function whose result is not a boolean grid
 broadcasting to (batch, heads, queries, keys) is refused in one line.
+
+With no attention mask given, transformers builds no bidirectional mask in eager (an encoder's
+attention reads every key: ``_ignore_bidirectional_mask_sdpa``), but while exporting it builds
+an all-True one of the input's length, so that a traced shape may vary. Informer's distilling
+encoder halves its sequence after each layer and reuses its first layer's mask: exported, the
+second layer's scores (8 keys) meet a mask of 16 and the export fails. While qasic exports (at
+fixed shapes), no mask given skips the mask as in eager (``eager_skips``).
 """
 
 from __future__ import annotations
@@ -55,3 +62,27 @@ def unvmapped() -> Iterator[None]:
         yield
     finally:
         masking_utils._vmap_expansion_sdpa, masking_utils.TransformGetItemToIndex = saved
+
+
+@contextlib.contextmanager
+def eager_skips() -> Iterator[None]:
+    """For the duration, transformers skips a bidirectional mask when no attention mask is
+    given (and no local window applies), as it does in eager; nothing without transformers."""
+    try:
+        from transformers import masking_utils
+    except ImportError:
+        yield
+        return
+    saved = masking_utils._ignore_bidirectional_mask_sdpa
+
+    def ignore(padding_mask, kv_length, local_attention_size=None):
+        if padding_mask is None and (local_attention_size is None
+                                     or kv_length < local_attention_size):
+            return True
+        return saved(padding_mask, kv_length, local_attention_size)
+
+    masking_utils._ignore_bidirectional_mask_sdpa = ignore
+    try:
+        yield
+    finally:
+        masking_utils._ignore_bidirectional_mask_sdpa = saved

@@ -34,6 +34,19 @@ REFUSED: dict[str, str | Callable[[Any], str | None]] = {
         "without it transformers returns zeros for the attention (a model that is not MRA), "
         "and its blocks are chosen by a top-k of the scores (data-dependent routing)"),
     "NystromformerSelfAttention": _nystrom_landmarks,
+    # transformers' modeling_informer.py: InformerProbSparseAttention samples keys with
+    # torch.randint in every forward and keeps the queries of a top-k of their sparsity measure
+    "InformerProbSparseAttention": (
+        "Informer's ProbSparse attention samples its keys at random in every forward "
+        "(torch.randint) and attends from the queries a top-k of those samples picks; set "
+        "attention_type='full' (InformerConfig) for full attention, which runs"),
+    # transformers' modeling_autoformer.py: time_delay_agg_inference gathers the values rolled
+    # by the delays a torch.topk of the autocorrelation (from rfft / irfft) picks, per sample
+    "AutoformerAttention": (
+        "Autoformer's auto-correlation sums the values rolled by the delays a top-k of their "
+        "autocorrelation picks for each sample (a gather at data-dependent indices), and no "
+        "setting avoids it; the attention forecasters run (TimeSeriesTransformerModel, "
+        "InformerModel with attention_type='full')"),
 }
 
 

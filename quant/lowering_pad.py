@@ -12,7 +12,8 @@ conv of weight 1 with the pad as its padding, the zeros real pixels). A zero pad
 anything else (an add; the graph output) is refused in one line (a conversion to its own
 dtype or a copy passes it on: ``passes``), as are a non-zero value,
 negative pads (crops) and pads of the channels or the batch. Reflect, replicate and circular
-pads of an image copy pixels: a ``resize`` by one-hot rows (``_selected``). A pad of
+pads of an image copy pixels: a ``resize`` by one-hot rows (``_selected``), as does a slice of
+its height or width (a crop: ``crop``). A pad of
 nothing (Swin's window padding when the windows fit) is its input, in any model. In a sequence
 model a zero pad of any per-sample axis (a negative pad crops: x-transformers' and RWKV's token
 shifts) is a placement matmul instead (qasic.quant.lowering_seqpool).
@@ -31,8 +32,8 @@ from qasic.quant.lowering_seqpool import pad_matrix, zero_pad
 
 aten = torch.ops.aten
 SUPPORTED = ("pad/constant_pad_nd with zeros on H and W, read by a convolution or a max pool",
-             ("pad with mode reflect, replicate or circular on H and W: a resize of one-hot "
-              "rows"),
+             ("pad with mode reflect, replicate or circular on H and W, and slices of H or W "
+              "(crops): a resize of one-hot rows"),
              ("sequence models: pad/constant_pad_nd with zeros (or reflect, replicate, circular: "
               "a selection) of any per-sample axis; a negative pad crops)"))
 SELECTING = ("reflect", "replicate", "circular")  # padding modes that copy input pixels
@@ -99,6 +100,22 @@ def _selected(b: Any, node: Any, x: Act, p: list[int], mode: str) -> Act:
     rows = pad_matrix(h, *((p[2], p[3]) if spatial == 2 else (0, 0)), mode)
     return b.add(node, "resize", (x.name,), {"mode": mode, "align_corners": False},
                  {"weight_h": rows, "weight_w": pad_matrix(w, p[0], p[1], mode)})
+
+
+def crop(b: Any, node: Any, x: Act, dim: int, part: range) -> Act:
+    """A slice of an image's height or width (torch ``dim`` 2 or 3 of (N, C, H, W), 2 of a
+    Conv1d net's (N, C, L); BigVGAN-style anti-aliased activations crop their upsampling
+    transposed conv's output, ``x[..., 15:-15]``): each output pixel copies one input pixel of
+    ``part``, a ``resize`` by one-hot rows as the selecting pads (exact)."""
+    h, w = b.shapes[x.name][:2]
+    rank = node.args[0].meta["val"].dim()
+    on_w = dim == rank - 1
+    if not len(part):
+        b.fail(node, f"a slice of dim {dim} that keeps no position")
+    select = np.eye(w if on_w else h)[list(part)]
+    return b.add(node, "resize", (x.name,), {"mode": "crop", "align_corners": False},
+                 {"weight_h": np.eye(h) if on_w else select,
+                  "weight_w": select if on_w else np.eye(w)})
 
 
 def written(b: Any, node: Any, x: ZeroPad) -> Act:

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from qasic.quant import lowering_seq, masks, sinks
+from qasic.quant import lowering_pad, lowering_seq, masks, sinks
 from qasic.quant import pointwise as pw
 from qasic.quant.encodings import INTEGER_CODES
 from qasic.quant.lowering import Act, _arg
@@ -673,9 +673,16 @@ def image_split(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
 
 def image_slice(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     """An image model's slice along torch's channel axis 1 (FocalNet's ``gates[:, l:l + 1]``):
-    a Columns selection of the channels-last image. Other axes refused."""
-    x, n = _image_channels(b, node, args, kwargs, 1, "slice")
+    a Columns selection of the channels-last image; along its height or width a crop
+    (qasic.quant.lowering_pad.crop). The batch axis refused."""
+    rank = node.args[0].meta["val"].dim()
+    dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
     start, end = _arg(args, kwargs, 2, "start", None), _arg(args, kwargs, 3, "end", None)
+    if rank in (3, 4) and dim >= 2 and isinstance(args[0], Act):  # the height or width: a crop
+        n = int(node.args[0].meta["val"].shape[dim])
+        part = range(n)[slice(start, end, int(_arg(args, kwargs, 4, "step", 1)))]
+        return lowering_pad.crop(b, node, args[0], dim, part)
+    x, n = _image_channels(b, node, args, kwargs, 1, "slice")
     part = range(n)[slice(start, end, int(_arg(args, kwargs, 4, "step", 1)))]
     conv = _conv_output(b, node, x)
     if conv is not None and len(part):

@@ -51,6 +51,10 @@ _SEQUENCE_OPS = {aten.linear.default, aten.layer_norm.default, aten.native_layer
                  aten.matmul.default, aten.bmm.default, aten.baddbmm.default,
                  aten.scaled_dot_product_attention.default,
                  aten.embedding.default, aten.einsum.default}
+# attention (sdpa, or a softmax and a product of activations) makes a float (batch, T) input a
+# sequence of T steps
+_SOFTMAX_OPS = {aten.softmax.int, aten._softmax.default}
+_PRODUCT_OPS = {aten.matmul.default, aten.bmm.default, aten.baddbmm.default, aten.einsum.default}
 # a batch norm alone does not make an image model: PatchTST's BatchNorm1d over d_model of its
 # patches (a sequence model's norm over a non-last axis)
 _SPATIAL_OPS = ("conv", "pool", "upsample", "convolution")
@@ -58,22 +62,47 @@ _SPATIAL_OPS = ("conv", "pool", "upsample", "convolution")
 
 def input_layout(graph: Any, user_input: Any) -> str | None:
     """TOKENS for integer ids, SEQUENCE for a float (batch, S, D) input of a graph with
-    sequence ops and no spatial ones, else None (the NCHW / NCL layouts); ``graph`` is the
-    exported one, wrappers inlined (qasic.quant.wrappers)."""
+    sequence ops and no spatial ones (or a float (batch, T) input of one with attention: a
+    series of T steps), else None (the NCHW / NCL layouts); ``graph`` is the exported one,
+    wrappers inlined (qasic.quant.wrappers)."""
     val = user_input.meta["val"]
     if not val.dtype.is_floating_point and val.dtype != torch.bool:
         return TOKENS
     if val.dim() == 5:  # a video clip (batch, frames, C, H, W): qasic.quant.video
         return SEQUENCE
-    if val.dim() != 3:
+    if val.dim() not in (2, 3):
         return None
     from qasic.quant import patch_conv  # it imports this module
 
     calls = [n for n in graph.nodes if n.op == "call_function"]
     targets = [n.target for n in calls]
+    if val.dim() == 2:
+        # a float (batch, T) input is a series of steps when attention reads it and a linear
+        # reads it before any convolution (the time-series transformers' past values; their
+        # convs over the steps after, Informer's, in torch's layout too); else a waveform a
+        # conv reads first (Wav2Vec2's: a Conv1d net) or a vector of features (an MLP's)
+        attends = aten.scaled_dot_product_attention.default in targets or any(
+            t in _SOFTMAX_OPS for t in targets) and any(t in _PRODUCT_OPS for t in targets)
+        return SEQUENCE if attends and not _conv_first(user_input) else None
     spatial = any(any(k in getattr(n.target, "__name__", "") for k in _SPATIAL_OPS)
                   and not patch_conv.covers(n) for n in calls)  # cut patches' embedding: linear
     return SEQUENCE if not spatial and any(t in _SEQUENCE_OPS for t in targets) else None
+
+
+def _conv_first(node: Any) -> bool:
+    """Whether a convolution reads ``node``'s values before any linear or matmul does (on some
+    path of its users)."""
+    seen, todo = set(), [node]
+    while todo:
+        for user in todo.pop().users:
+            name = getattr(user.target, "__name__", "")
+            if user in seen or user.target in _PRODUCT_OPS or user.target is aten.linear.default:
+                continue
+            if "conv" in name:
+                return True
+            seen.add(user)
+            todo.append(user)
+    return False
 
 
 # permutes of an image model's activations that keep its channels-last memory: (batch, C, L)

@@ -15,6 +15,12 @@ stride, -1, C).max(dim=1).values``) is a max pool: the per-sample tensor viewed 
 (A * K, B, C), A the product of the axes before the reduced one (of size K), B of those after it
 but the last, C the last, pooled with kernel and stride (K, 1): each window is K consecutive
 rows, the K values of one reduced position.
+
+A max pool of a sequence model's tensor in torch's (C, L) / (C, H, W) layout (Informer's
+distilling layers: a conv over the steps, then MaxPool1d(3, stride 2, padding 1) of torch's
+(batch, C, L)) reads it as the image a convolution would (``lowering.image_input``: the
+channels-last rows it came from, or a permute), pools it as an image model does and goes back
+to torch's layout, as a convolution's output does (``lowering_seq.torch_layout``).
 """
 
 from __future__ import annotations
@@ -33,7 +39,9 @@ aten = torch.ops.aten
 
 SUPPORTED = (("sequence models: avg_pool1d/2d without padding and adaptive_avg_pool1d/2d to "
               "any size (an averaging matmul per axis)"),
-             "sequence models: max/amax over one per-sample axis but the last (a max pool)")
+             "sequence models: max/amax over one per-sample axis but the last (a max pool)",
+             ("sequence models: max_pool1d/2d of torch's (batch, C, L) / (batch, C, H, W) "
+              "(read as a convolution's image, back to torch's layout)"))
 
 
 def averaging(n: int, kernel: int, stride: int, ceil_mode: bool) -> np.ndarray:
@@ -183,7 +191,35 @@ def max_over(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     return (out, None) if node.target is aten.max.dim else out
 
 
+def max_pool(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+    """aten.max_pool1d/2d(x, kernel, stride, padding, dilation, ceil_mode) (and with indices,
+    never read) in a sequence model: the image a convolution reads, pooled (as qasic.quant.
+    lowering_ops.max_pool), back in torch's layout (the module docstring)."""
+    from qasic.quant import image_stacks, lowering, lowering_ops
+
+    x = _act(b, node, args[0], "max_pool input")
+    if image_stacks.is_stack(b, x):  # SAM 2's windows in the batch: the image models' pool
+        return lowering_ops.HANDLERS[node.target](b, node, args, kwargs)
+    x = image = lowering.image_input(b, node, x)
+
+    def get(i: int, key: str, default: Any) -> Any:
+        return _arg(args, kwargs, i, key, default)
+
+    if any(d != 1 for d in _ints(get(4, "dilation", 1))):
+        b.fail(node, "max_pool with dilation other than 1")
+    attrs = lowering_ops._window(b, node, image, args[1], get(2, "stride", []),
+                                 get(3, "padding", 0), bool(get(5, "ceil_mode", False)))
+    y = lowering_ops._checked(b, node, b.add(node, "maxpool2d", (x.name,), attrs,
+                                             shape=lowering.per_sample(node)))
+    if b.sequence:  # else the image model it read, gone back to image mode (image_input)
+        y = lowering_seq.torch_layout(b, node, y)
+    return (y, None) if "with_indices" in node.target.__name__ else y
+
+
 HANDLERS = {aten.avg_pool2d.default: avg_pool, aten.avg_pool1d.default: avg_pool,
+            **dict.fromkeys((aten.max_pool1d.default, aten.max_pool2d.default,
+                             aten.max_pool1d_with_indices.default,
+                             aten.max_pool2d_with_indices.default), max_pool),
             aten.adaptive_avg_pool1d.default: adaptive_avg_pool,
             aten.adaptive_avg_pool2d.default: adaptive_avg_pool,
             aten.max.dim: max_over, aten.amax.default: max_over}

@@ -17,6 +17,13 @@ computed from literals alone (no input, parameter or buffer behind it) is resolv
 
 A mask that keeps some samples and drops others (two languages in one batch) changes the batch
 and is refused in one line.
+
+A ``where(cond, a, b)`` of values computed from the inputs whose condition is computed from
+literals alone and is all True (or all False) is ``a`` (``b``) when that has the where's shape:
+the time-series transformers' mean scaler falls back to a scale over the whole batch
+(``where(num_observed > 0, scale, batch_scale)``) for series with no observed value, and with
+every value observed (a mask of ``torch.ones``) that fallback, a sum across samples, is read by
+nothing and never captured.
 """
 
 from __future__ import annotations
@@ -42,13 +49,17 @@ def decompose(graph: fx.Graph, inputs: set[str]) -> fx.Graph:
     for n in graph.nodes:
         if n.name in inputs or any(a in fed for a in n.all_input_nodes):
             fed.add(n)
-    if not any(n.args[0] in fed and _mask(n, consts) is not None for n in graph.nodes
+    if not any(n.args[0] in fed and _mask(n, consts) is not None
+               or _chosen(n, fed, consts) is not None for n in graph.nodes
                if n.op == "call_function" and n.args):
         return graph
     new, env, sizes = fx.Graph(), {}, {}
     for node in graph.nodes:
         mask = _mask(node, consts) if node.args and node.args[0] in fed else None
         resolved = None if mask is None else _resolve(node, mask, env, sizes)
+        chosen = _chosen(node, fed, consts) if node.args else None
+        if chosen is not None:
+            resolved = env[chosen]
         if resolved is not None:
             env[node] = resolved
         elif node.target is aten.sym_size.int and _concrete(node.args[0], sizes) is not None:
@@ -70,6 +81,25 @@ def _mask(node: fx.Node, consts: dict) -> torch.Tensor | None:
     value = _constant(index[0], consts)
     return value if isinstance(value, torch.Tensor) and value.dtype == torch.bool \
         and value.dim() == 1 else None
+
+
+def _chosen(node: fx.Node, fed: set, consts: dict) -> fx.Node | None:
+    """The operand a ``where`` of values computed from the inputs (``fed``) always takes: its
+    condition computed from literals alone, all True (its second argument) or all False (its
+    third), that operand a node of the where's own shape; else None."""
+    if node.op != "call_function" or node.target is not aten.where.self \
+            or not any(a in fed for a in node.args[1:]):
+        return None
+    cond = _constant(node.args[0], consts)
+    if not isinstance(cond, torch.Tensor) or cond.dtype != torch.bool or not cond.numel() \
+            or bool(cond.any()) != bool(cond.all()):
+        return None
+    pick = node.args[1] if bool(cond.all()) else node.args[2]
+    val, out = getattr(pick, "meta", {}).get("val"), node.meta.get("val")
+    if not isinstance(val, torch.Tensor) or not isinstance(out, torch.Tensor) \
+            or tuple(val.shape) != tuple(out.shape) or val.dtype != out.dtype:
+        return None
+    return pick
 
 
 def _constant(node: Any, consts: dict) -> Any:

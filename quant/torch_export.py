@@ -108,12 +108,14 @@ def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
         one = grid_towers.trace_one(model, args[0])  # a tower packing a batch's images: one
         with moe.dense_experts(model, args), recurrent_scan.recurrent(model), \
                 lstm.unrolled(model), _tensors_kept(model), hf_masks.unvmapped(), \
-                int_buffers.as_constants(model), grid_towers.packed(model):
+                hf_masks.eager_skips(), int_buffers.as_constants(model), \
+                grid_towers.packed(model):
             # routed experts run densely (quant.moe), Mamba2's scan recurrently
-            # (quant.recurrent_scan), custom attention masks without vmap (quant.hf_masks),
-            # integer scalar buffers known constants (quant.int_buffers: codecs' paddings),
-            # nn.LSTM / nn.GRU unrolled per position (quant.lstm), vision towers' grids
-            # constants, their images one per sample (quant.grid_towers)
+            # (quant.recurrent_scan), custom attention masks without vmap and no mask where
+            # eager builds none (quant.hf_masks), integer scalar buffers known constants
+            # (quant.int_buffers: codecs' paddings), nn.LSTM / nn.GRU unrolled per position
+            # (quant.lstm), vision towers' grids constants, their images one per sample
+            # (quant.grid_towers)
             return _trace(model, (one,), twice=not grid_towers.towers(model))
     finally:
         _set_training(model, was_training)

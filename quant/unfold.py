@@ -15,7 +15,10 @@ flattened positions (each output column picks one input position, or none: a zer
     im2col(x) = (x.view(N, C, H W) @ M).reshape(N, C KH KW, OH OW),
     M[(y, x), ((i, j), (oy, ox))] = 1 where y = oy sy + i dy - py, x = ox sx + j dx - px
 
-Any other col2im (overlapping windows sum) is left to capture, which refuses it in one line.
+Any other col2im of a 3-D input (overlapping windows summed: the overlap-add of an inverse STFT,
+F.fold of Vocos heads' frames with kernel (1, n_fft) and stride (1, hop)) is im2col's adjoint,
+a matmul by the transposed selection: col2im(y) = (y.view(N, C, KH KW L) @ M^T).reshape(N, C,
+H, W).
 
 ``Tensor.unfold(dim, size, step)`` (aten.unfold: PatchTST's and PatchTSMixer's patches of a
 time series, (N, L, C) -> (N, n, C, size), n = (L - size) // step + 1) becomes the views and
@@ -38,7 +41,8 @@ aten = torch.ops.aten
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no im2col / col2im of patches or windows, nor
     Tensor.unfold, else a copy with each rewritten."""
-    if not any(_patches(n) or _windows(n) or _tensor_unfold(n) for n in graph.nodes):
+    if not any(_patches(n) or _windows(n) or _overlaps(n) or _tensor_unfold(n)
+               for n in graph.nodes):
         return graph
     new, env = fx.Graph(), {}
     for node in graph.nodes:
@@ -48,6 +52,8 @@ def decompose(graph: fx.Graph) -> fx.Graph:
             env[node] = _REWRITE[node.target](new, node, env[node.args[0]])
         elif _windows(node):
             env[node] = _im2col_matmul(new, node, env[node.args[0]])
+        elif _overlaps(node):
+            env[node] = _col2im_matmul(new, node, env[node.args[0]])
         else:
             env[node] = new.node_copy(node, lambda n: env[n])
     return new
@@ -116,6 +122,22 @@ def _windows(node: fx.Node) -> bool:
     """Any other im2col of a 4-D input."""
     return node.op == "call_function" and node.target is aten.im2col.default \
         and not _patches(node) and node.args[0].meta["val"].dim() == 4
+
+
+def _overlaps(node: fx.Node) -> bool:
+    """Any other col2im of a 3-D input (overlapping windows summed)."""
+    return node.op == "call_function" and node.target is aten.col2im.default \
+        and not _patches(node) and node.args[0].meta["val"].dim() == 3
+
+
+def _col2im_matmul(g: fx.Graph, node: fx.Node, x: fx.Node) -> fx.Node:
+    n, c, h, w = (int(d) for d in node.meta["val"].shape)
+    kernel, dilation, padding, stride = (tuple(int(v) for v in a) for a in node.args[2:6])
+    m = torch.tensor(selection((h, w), kernel, dilation, padding, stride).T,
+                     dtype=node.meta["val"].dtype)
+    y = _call(g, node, aten.reshape.default, x, [n, c, m.shape[0]])
+    y = _call(g, node, aten.matmul.default, y, _const(g, node, m))
+    return _call(g, node, aten.reshape.default, y, [n, c, h, w])
 
 
 def selection(size: tuple[int, int], kernel: tuple[int, int], dilation: tuple[int, int],

@@ -62,3 +62,60 @@ def test_other_ffts_are_refused_in_one_line(fft):
     with pytest.raises(UnsupportedOpError, match="fft_fftn") as e:
         capture(Mixer(fft).eval(), _ids(2))
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("bins, n, norm", [(9, 16, "backward"), (9, 17, None), (5, 16, "ortho"),
+                                           (12, 16, "forward")],
+                         ids=["even", "odd", "ortho_padded", "forward_trimmed"])
+def test_the_inverse_real_dft_matrices_give_torchs_irfft_of_a_polar_spectrum(bins, n, norm):
+    from qasic.quant.fourier import inverse_real_dft
+
+    g = torch.Generator().manual_seed(0)
+    m = torch.rand(3, bins, dtype=torch.float64, generator=g)
+    phase = torch.randn(3, bins, dtype=torch.float64, generator=g)
+    want = torch.fft.irfft(torch.polar(m, phase), n, dim=-1, norm=norm).numpy()
+    a, b = inverse_real_dft(bins, n, norm)
+    assert a.shape == b.shape == (bins, n)
+    got = (m * phase.cos()).numpy() @ a + (m * phase.sin()).numpy() @ b
+    np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+class IstftHead(nn.Module):
+    """A Vocos ISTFT head (X-Codec 2's, NeuCodec's): frames (batch, T, D) projected to a
+    magnitude and a phase of n_fft / 2 + 1 bins, ``irfft(polar(exp(mag), phase))``, windowed,
+    overlap-added by F.fold at hop n_fft / 4, the padding cropped, divided by the window
+    envelope."""
+
+    def __init__(self, d: int = 16, n_fft: int = 16) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.n_fft, self.hop = n_fft, n_fft // 4
+        self.pad = (n_fft - self.hop) // 2
+        self.linear = nn.Linear(d, n_fft + 2)
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    def forward(self, x):
+        mag, phase = self.linear(x).chunk(2, dim=-1)
+        spec = torch.polar(torch.exp(mag).clamp(max=1e2), phase)
+        frames = torch.fft.irfft(spec, self.n_fft, dim=-1).transpose(1, 2)
+        frames = frames * self.window[None, :, None]
+        size = (x.shape[1] - 1) * self.hop + self.n_fft
+        fold = {"output_size": (1, size), "kernel_size": (1, self.n_fft),
+                "stride": (1, self.hop)}
+        audio = nn.functional.fold(frames, **fold)[:, 0, 0, self.pad:-self.pad]
+        env = nn.functional.fold(self.window.square().expand(1, x.shape[1], -1).transpose(1, 2),
+                                 **fold).squeeze()[self.pad:-self.pad]
+        return (audio / env.clamp(min=1e-11)).unsqueeze(1)
+
+
+def test_an_istft_head_rewrites_to_matmuls_and_runs_bit_exact():
+    x = torch.randn(8, 6, 16).numpy() * 0.5
+    m = IstftHead().eval()
+    g = capture(m, (torch.from_numpy(x[:2]),), "istft")
+    assert {"polar", "fft_irfft", "col2im"}.isdisjoint(n.op for n in g.nodes)
+    with torch.no_grad():
+        want = m(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(run_float(g, g.to_internal(x)), g.to_internal(want), atol=1e-4,
+                               rtol=1e-4)
+    r = qasic.evaluate(m, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]

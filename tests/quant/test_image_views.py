@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import qasic
-from qasic.quant import capture
+from qasic.quant import capture, run_float
 from qasic.quant.unfold import selection
 from tests.quant.opcheck import float_matches, reference_cosine
 
@@ -135,14 +135,26 @@ def test_any_unfold_is_a_matmul_by_a_constant_selection(size, kernel, dilation, 
     torch.testing.assert_close((x.reshape(2, 3, -1) @ m).reshape(want.shape), want)
 
 
-def test_an_overlapping_fold_is_refused_in_one_line():
+def test_an_overlapping_fold_is_a_matmul_by_the_transposed_selection():
+    """Before: refused in one line (col2im of overlapping windows); now im2col's adjoint, a
+    linear by the transposed 0/1 selection (an inverse STFT's overlap-add)."""
     class Overlap(nn.Module):
-        def forward(self, x):
-            return F.fold(x, (4, 4), 3, padding=1)
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.c = nn.Conv2d(3, 4, 3)
 
-    with pytest.raises(Exception, match="col2im") as e:
-        capture(Overlap().eval(), torch.zeros(1, 27, 16))
-    assert "\n" not in str(e.value)
+        def forward(self, x):
+            return self.c(F.fold(x, (4, 4), 3, padding=1))
+
+    module, x = Overlap().eval(), torch.randn(8, 27, 16).numpy()
+    g = capture(module, torch.from_numpy(x[:2]))
+    assert "linear" in [n.op for n in g.nodes]
+    with torch.no_grad():
+        want = module(torch.from_numpy(x)).numpy().transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(run_float(g, g.to_internal(x)), want, atol=1e-5)
+    r = qasic.evaluate(module, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
 
 
 class _Stacked(nn.Module):

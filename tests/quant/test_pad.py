@@ -236,3 +236,48 @@ def test_a_zero_pad_goes_through_a_conversion_to_its_own_dtype():
     x = torch.randn(4, 3, 6, 8).numpy()
     r = qasic.evaluate(PadThenTo().eval(), x, calibration=x)
     assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+class Cropped(nn.Module):
+    """A slice of the length (BigVGAN-style anti-aliased upsampling: a depthwise transposed
+    conv of stride 2, its output cropped ``[..., 3:-3]``) or of the height and width (every
+    second column of rows 1..-1) between convs."""
+
+    def __init__(self, dims: int) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.dims = dims
+        if dims == 1:
+            self.a, self.b = nn.Conv1d(3, 4, 3, padding=1), nn.Conv1d(4, 5, 3)
+            self.up = nn.ConvTranspose1d(4, 4, 4, stride=2, groups=4)
+        else:
+            self.a, self.b = nn.Conv2d(3, 4, 1), nn.Conv2d(4, 5, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.a(x))
+        h = self.up(h)[..., 3:-3] if self.dims == 1 else h[:, :, 1:-1, ::2]
+        return self.b(h)
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_a_slice_of_the_height_or_width_is_a_crop_of_one_hot_rows(dims):
+    shape = (6, 3, 12) if dims == 1 else (6, 3, 8, 8)
+    x = torch.randn(*shape).numpy()
+    m = Cropped(dims).eval()
+    g = capture(m, (torch.from_numpy(x[:1]),), "cropped")
+    crops = [n for n in g.nodes if n.op == "resize"]  # one a sliced axis
+    assert len(crops) == dims
+    wh, ww = crops[0].params["weight_h"], crops[0].params["weight_w"]
+    for c in crops[1:]:
+        wh, ww = c.params["weight_h"] @ wh, c.params["weight_w"] @ ww
+    # 1-D: (12 - 1) * 2 + 4 = 26 upsampled positions, 20 kept from the fourth; 2-D: rows 1-6,
+    # columns 0, 2, 4, 6
+    want_w = np.eye(26)[3:23] if dims == 1 else np.eye(8)[::2]
+    want_h = np.eye(1) if dims == 1 else np.eye(8)[1:7]
+    np.testing.assert_array_equal(ww, want_w)
+    np.testing.assert_array_equal(wh, want_h)
+    with torch.no_grad():
+        want = m(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(run_float(g, g.to_internal(x)), g.to_internal(want), atol=1e-5)
+    r = qasic.evaluate(m, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]

@@ -70,3 +70,18 @@ def test_a_bool_masks_unfold_stays_a_constant():
     x = np.random.default_rng(0).standard_normal((4, 8, 3)).astype(np.float32)
     r = qasic.evaluate(MaskBlocks().eval(), x, calibration=x)
     assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+@pytest.mark.parametrize("size, kernel, stride", [((1, 20), (1, 8), (1, 4)),
+                                                  ((6, 6), (3, 3), (1, 1))],
+                         ids=["overlap_add", "2d"])
+def test_an_overlapping_fold_is_the_transposed_selection(size, kernel, stride):
+    from qasic.quant.unfold import selection
+
+    oh = (size[0] - kernel[0]) // stride[0] + 1
+    ow = (size[1] - kernel[1]) // stride[1] + 1
+    y = torch.randn(2, 2 * kernel[0] * kernel[1], oh * ow, dtype=torch.float64)
+    want = nn.functional.fold(y, size, kernel, stride=stride).numpy()
+    m = selection(size, kernel, (1, 1), (0, 0), stride)
+    got = (y.reshape(2, 2, -1).numpy() @ m.T).reshape(want.shape)
+    np.testing.assert_allclose(got, want, atol=1e-12)
