@@ -1998,10 +1998,11 @@ _KEYWORD = {"ids": "input_ids", "ids_mask": "input_ids", "image": "pixel_values"
             "codec_frames": "hidden_states"}
 
 
-def _extra_inputs(kind: str, x: Any, config: Any) -> dict:
+def _extra_inputs(kind: str, x: Any, config: Any = None) -> dict:
     """The keyword inputs a model of input ``kind`` also takes, derived from its input ``x``
-    and its ``config`` (a mask of ones, a constant grid, the image again; a time series split
-    into past and future): the survey feeds one tensor. They override the input's own keyword."""
+    and its ``config`` (None where the kind needs none; a mask of ones, a constant grid, the
+    image again; a time series split into past and future): the survey feeds one tensor. They
+    override the input's own keyword."""
     make = _EXTRA.get(kind)
     return {} if make is None else make(x, config)
 
