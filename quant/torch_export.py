@@ -31,6 +31,7 @@ from qasic.quant import (
     alltopk,
     complex_rope,
     einsum,
+    export_check,
     export_errors,
     fourier,
     glu,
@@ -107,7 +108,11 @@ def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
             # routed experts run densely (quant.moe), Mamba2's scan recurrently
             # (quant.recurrent_scan), custom attention masks without vmap (quant.hf_masks),
             # integer scalar buffers known constants (quant.int_buffers: codecs' paddings)
-            return _trace(model, args)
+            ep = _trace(model, args)
+        # the exported program must compute what the eager model does (quant.export_check):
+        # compared outside the patches above, in the mode the capture set
+        export_check.check(model, ep, _traced(ep, args))
+        return ep
     finally:
         _set_training(model, was_training)
         _set_use_cache(model, was_caching)
@@ -126,6 +131,18 @@ def _trace(model: Any, args: tuple) -> torch.export.ExportedProgram:
         return torch.export.export(model, args)
     except Exception as exc:  # torch raises many types: one line says what failed and where
         raise UnsupportedOpError(export_errors.explain(exc)) from exc
+
+
+def _traced(ep: torch.export.ExportedProgram, args: tuple) -> tuple:
+    """The example input ``ep`` was traced with: ``args``, or their batch of one doubled
+    (_trace)."""
+    user = [n for n in ep.graph.nodes if n.op == "placeholder"
+            and n.name in ep.graph_signature.user_inputs]
+    val = user[0].meta.get("val") if user else None
+    if isinstance(val, torch.Tensor) and val.dim() and args[0].dim() \
+            and val.shape[0] == 2 * args[0].shape[0]:
+        return (torch.cat([args[0], args[0]]),)
+    return args
 
 
 @contextlib.contextmanager
