@@ -110,8 +110,10 @@ def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
             # integer scalar buffers known constants (quant.int_buffers: codecs' paddings)
             ep = _trace(model, args)
         # the exported program must compute what the eager model does (quant.export_check):
-        # compared outside the patches above, in the mode the capture set
-        export_check.check(model, ep, _traced(ep, args))
+        # compared outside the patches above, in the mode the capture set, the tensors a
+        # forward caches put back after
+        with _tensors_kept(model):
+            export_check.check(model, ep, _traced(ep, args))
         return ep
     finally:
         _set_training(model, was_training)
