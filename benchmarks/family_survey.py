@@ -1629,6 +1629,13 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                         _ASR | {"patch_length": 8, "context_length": 32, "horizon_length": 8,
                                 "head_dim": 16, "num_key_value_heads": 2,
                                 "output_quantile_len": 16}, {}, "past", 32),
+    # lane eager (quant.export_check): Phi-4's vision tower with eager attention. With SDPA its
+    # eager forward drops the all-valid patch mask and, its attention left ``is_causal = True``,
+    # attends causally, while the exported program keeps the mask (bidirectional): refused;
+    # eager attention is bidirectional in both
+    "Phi4MultimodalVisionModel@eager_attention": ("vision", "Phi4MultimodalVisionConfig",
+                                                  _VIT | {"attn_implementation": "eager"}, {},
+                                                  "image", 32),
     # diffusion (diffusers, benchmarks/diffusion.py): config class "diffusers" (the class's own
     # keywords), model keyword "call" (the call form: a fixed timestep, class, text context)
     **{name: ("diffusion", "diffusers", kw, {"call": call}, kind, size)

@@ -46,8 +46,8 @@ def check(model: Any, ep: torch.export.ExportedProgram, args: tuple) -> None:
         "path its eager forward does not (a value-dependent shortcut, an is_compiling() or "
         "is_tracing() branch, a cache; transformers: an all-valid attention mask dropped in "
         "eager SDPA), so qasic would run another function; make the paths agree "
-        "(transformers: attn_implementation='eager', or pass the mask) or export the model "
-        "yourself and pass the ExportedProgram")
+        "(transformers: attn_implementation='eager') or export the model yourself and pass the "
+        "ExportedProgram")
 
 
 def errors(model: Any, ep: torch.export.ExportedProgram, args: tuple) -> list[tuple[str, float]]:
