@@ -1762,6 +1762,13 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
         "other", "VibeVoiceAcousticTokenizerDecoderConfig",
         {"hidden_size": 32, "num_filters": 8, "downsampling_ratios": [2, 4], "depths": [1, 1, 1],
          "ffn_expansion": 2}, {}, "latents", 8),
+    # lane eager (quant.export_check): Phi-4's vision tower with eager attention. With SDPA its
+    # eager forward drops the all-valid patch mask and, its attention left ``is_causal = True``,
+    # attends causally, while the exported program keeps the mask (bidirectional): refused;
+    # eager attention is bidirectional in both
+    "Phi4MultimodalVisionModel@eager_attention": ("vision", "Phi4MultimodalVisionConfig",
+                                                  _VIT | {"attn_implementation": "eager"}, {},
+                                                  "image", 32),
     # diffusion (diffusers, benchmarks/diffusion.py): config class "diffusers" (the class's own
     # keywords), model keyword "call" (the call form: a fixed timestep, class, text context)
     **{name: ("diffusion", "diffusers", kw, {"call": call}, kind, size)

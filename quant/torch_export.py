@@ -32,6 +32,7 @@ from qasic.quant import (
     alltopk,
     complex_rope,
     einsum,
+    export_check,
     export_errors,
     fourier,
     glu,
@@ -116,7 +117,13 @@ def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
             # (quant.int_buffers: codecs' paddings), nn.LSTM / nn.GRU unrolled per position
             # (quant.lstm), vision towers' grids constants, their images one per sample
             # (quant.grid_towers)
-            return _trace(model, (one,), twice=not grid_towers.towers(model))
+            ep = _trace(model, (one,), twice=not grid_towers.towers(model))
+        # the exported program must compute what the eager model does (quant.export_check):
+        # compared outside the patches above, in the mode the capture set, the tensors a
+        # forward caches put back after
+        with _tensors_kept(model):
+            export_check.check(model, ep, _traced(ep, (one,)))
+        return ep
     finally:
         _set_training(model, was_training)
         _set_use_cache(model, was_caching)
@@ -135,6 +142,18 @@ def _trace(model: Any, args: tuple, twice: bool = True) -> torch.export.Exported
         return torch.export.export(model, args)
     except Exception as exc:  # torch raises many types: one line says what failed and where
         raise UnsupportedOpError(export_errors.explain(exc)) from exc
+
+
+def _traced(ep: torch.export.ExportedProgram, args: tuple) -> tuple:
+    """The example input ``ep`` was traced with: ``args``, or their batch of one doubled
+    (_trace)."""
+    user = [n for n in ep.graph.nodes if n.op == "placeholder"
+            and n.name in ep.graph_signature.user_inputs]
+    val = user[0].meta.get("val") if user else None
+    if isinstance(val, torch.Tensor) and val.dim() and args[0].dim() \
+            and val.shape[0] == 2 * args[0].shape[0]:
+        return (torch.cat([args[0], args[0]]),)
+    return args
 
 
 @contextlib.contextmanager
