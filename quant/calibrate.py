@@ -17,6 +17,8 @@ Sharing rules (the compiler relies on them to fuse without changing a bit):
 - the graph output is observed by QuantConfig.output_observer ('minmax', or 'top': the part
   below every calibration vector's median may clip), never clipping its max (clipped logits
   would tie), as INT of QuantConfig.output_bits when that is set;
+- an embedding lookup or a constant (a learned position table) that only adds and norms read
+  (encodings.int16_rows) is INT of QuantConfig.embedding_bits (16: int16 codes);
 - a norm's residual copy (QuantConfig.norm_residual_bits, encodings.split_norm_residuals) is
   INT of norm_residual_bits;
 - a softmax's scores with attention sinks (GPT-OSS, qasic.quant.sinks) are observed with the
@@ -45,6 +47,7 @@ from qasic.quant.encodings import (
     SYMMETRIC,
     fixed_encoding,
     input_encoding,
+    int16_rows,
     int16_storable,
     norm_lengths,
     requirements,
@@ -127,6 +130,8 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
     wide = {t: config.norm_residual_bits for t in residual_copies(graph)}
     if config.output_bits is not None:
         wide[graph.output] = config.output_bits
+    if config.embedding_bits > 8:
+        wide |= dict.fromkeys(int16_rows(graph), config.embedding_bits)
     sinks = sink_logits(graph)
 
     def observe(tensor: str, members: tuple[str, ...] = (), layer: str | None = None) -> TensorQ:
