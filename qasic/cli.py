@@ -617,7 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="INT bits of embedding rows that only adds and norms read (token "
                         "lookups, learned position tables: the residual stream's first terms), "
                         "8 or 16; 16: the tables are stored and GATHERed as int16 codes, twice "
-                        "their bytes (default: QuantConfig's)")
+                        "their bytes (default 16; 8: the activation encoding, the width of before)")
         sp.add_argument("--output-bits", type=int, default=None,
                         help="INT bits of the model's output (a classifier's logits), 2..16; "
                         "9..16: the last layer writes int16 codes (default: the activation "

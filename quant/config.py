@@ -85,9 +85,10 @@ class QuantConfig:
     # INT width of embedding rows where every reader takes int16 codes (adds and norms: the
     # first terms of a transformer's residual stream): an embedding lookup's (the table's
     # codes, the GATHER's output) and a constant's (a learned position table;
-    # encodings.int16_rows). 16 stores them as int16 codes (twice the table bytes), 8 keeps
-    # the activation encoding (8-bit INT or FP8, as before)
-    embedding_bits: int = 8
+    # encodings.int16_rows). 16 (the default) stores them as int16 codes (twice the table
+    # bytes), 8 keeps the activation encoding (8-bit INT or FP8, the width of before).
+    # Qwen3-Next's survey row 0.869 -> 0.902, Qwen3.5's 0.955 -> 0.975 (docs/llm_study.md)
+    embedding_bits: int = 16
 
     def __post_init__(self) -> None:
         if _is_int(self.weight_bits):

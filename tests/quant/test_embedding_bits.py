@@ -83,9 +83,10 @@ def test_int16_rows_are_bit_exact_and_bring_a_decoder_closer_to_fp32():
         out = q.dequantize_output(reference.run(q, q.quantize_input(x)))
         want = torch_out(model, x)
         got[bits] = (float(np.mean(np.abs(out - want))), r["cycles"])
-    # measured: mean |error| 0.0335 -> 0.0289 (-14 %); cycles 8,806 -> 8,818 (one more row beat)
-    assert got[16][0] < 0.9 * got[8][0]
-    assert got[8][1] <= got[16][1] <= 1.01 * got[8][1]
+    # measured: mean |error| 0.00700 -> 0.00617 (-12 %); cycles 31,951 -> 32,207 (+0.8 %: the
+    # GATHERs' and the position constant's rows are twice the bytes)
+    assert got[16][0] < 0.95 * got[8][0]
+    assert got[8][1] < got[16][1] <= 1.02 * got[8][1]
 
 
 @pytest.mark.parametrize("arch", ["default", "8x8"])
