@@ -70,9 +70,10 @@ ACTIVATIONS: tuple[tuple[str, dict, str], ...] = (
 # (the LayerNorm inputs) carry outlier channels up to 220 next to +-8 (the activation_ranges
 # table): 16-bit INT norm inputs, as I-BERT keeps its residual stream wider than the GEMMs'.
 # tiny_gpt's points were measured with 8-bit norm inputs (the default then; 16 since), which
-# they keep so that results/llm_study.json stays reproducible
-BASE_CONFIG: dict[str, dict] = {"tiny_gpt": {"norm_input_bits": 8},
-                                "minilm": {"norm_input_bits": 16}}
+# they keep so that results/llm_study.json stays reproducible; both models' with 8-bit embedding
+# rows (QuantConfig.embedding_bits: the default then, 16 since), likewise
+BASE_CONFIG: dict[str, dict] = {"tiny_gpt": {"norm_input_bits": 8, "embedding_bits": 8},
+                                "minilm": {"norm_input_bits": 16, "embedding_bits": 8}}
 # per model: extra W8 points with the other norm input width (what the base setting buys), run
 # with the W8 point
 VARIANTS: dict[str, tuple[tuple[str, dict, str], ...]] = {

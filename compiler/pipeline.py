@@ -260,19 +260,19 @@ def mapper_layer(g: GemmKernel, src: Buffer, dst: Buffer, table_bytes: int) -> m
 
 def _check_wide(k: Kernel, src: list[Buffer], dst: Buffer) -> None:
     """int16 codes (QuantConfig.norm_input_bits, norm_residual_bits, output_bits,
-    recurrence_bits above 8): ADD and POST write them (a residual add, a norm, a conv/linear
-    with no table or pool fused, a matmul of two activations), only ADD and NORM read them, and
-    a permute moves them (its DMA copies bytes; a concat and a reshape are views and run
-    nothing)."""
+    recurrence_bits above 8, embedding_bits 16): ADD and POST write them (a residual add, a
+    norm, a conv/linear with no table or pool fused, a matmul of two activations), GATHER
+    copies them (an embedding's table rows), only ADD and NORM read them, and a permute moves
+    them (its DMA copies bytes; a concat and a reshape are views and run nothing)."""
     for buf, reads in [(b, True) for b in src] + [(dst, False)]:
-        if buf.encoding == "int16" and not (
-                k.kind in ("ew", "norm", "permute") or (not reads and _plain_gemm(k))):
+        if buf.encoding == "int16" and not (k.kind in ("ew", "norm", "permute") or (
+                not reads and (_plain_gemm(k) or k.kind == "gather"))):
             raise UnsupportedOpError(
                 f"layer {k.name} ({k.kind}) {'reads' if reads else 'writes'} the 16-bit codes "
                 f"of {buf.name}; on the accelerator adds, norms, matmuls and convs/linears "
-                "without a fused table or pool write them, only adds and norms read them and "
-                "permutes move them; use norm_input_bits, norm_residual_bits, output_bits and "
-                "recurrence_bits <= 8")
+                "without a fused table or pool and embedding lookups write them, only adds and "
+                "norms read them and permutes move them; use norm_input_bits, "
+                "norm_residual_bits, output_bits and recurrence_bits <= 8, embedding_bits 8")
 
 
 def _plain_gemm(k: Kernel) -> bool:

@@ -86,7 +86,7 @@ def _activations(args):
     return QuantConfig(activation_bits=args.act_bits, activation_observer=args.observer,
                        activation_format=args.act_format, output_observer=args.output_observer,
                        bias_correction=args.bias_correction,
-                       **_given(args, "norm_input_bits"),
+                       **_given(args, "norm_input_bits", "embedding_bits"),
                        norm_residual_bits=getattr(args, "norm_residual_bits", None),
                        output_bits=getattr(args, "output_bits", None),
                        equalize=getattr(args, "equalize", False),
@@ -623,6 +623,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "residual stream, BERT) is written a second time as INT of these bits "
                         "for the add, 2..16 (9..16: int16 codes); the GEMMs keep reading the "
                         "activation encoding (default: no copy)")
+        sp.add_argument("--embedding-bits", type=int, default=None,
+                        help="INT bits of embedding rows that only adds and norms read (token "
+                        "lookups, learned position tables: the residual stream's first terms), "
+                        "8 or 16; 16: the tables are stored and GATHERed as int16 codes, twice "
+                        "their bytes (default 16; 8: the activation encoding, the width of before)")
         sp.add_argument("--output-bits", type=int, default=None,
                         help="INT bits of the model's output (a classifier's logits), 2..16; "
                         "9..16: the last layer writes int16 codes (default: the activation "

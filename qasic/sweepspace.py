@@ -98,7 +98,9 @@ class QuantChoice:
         norm_input_bits (None, the activation width, before 2026-12-05; 16 since) is in every
         new config: a store's older points keep their rows, and rerun under the new keys. A
         setting added later with another default is left out at that default (ADDED_DEFAULTS),
-        as a None one: recurrence_bits widens only recurrences, none of the sweeps' models."""
+        as a None one: recurrence_bits widens only recurrences, none of the sweeps' models.
+        embedding_bits (8 before 2026-12-06, 16 since) is in every new config, as
+        norm_input_bits: a token model's results changed with it."""
         cfg = dataclasses.asdict(self.quant_config())
         if self.weights.policy:
             from qasic.quant.sensitivity import CANDIDATE_BITS

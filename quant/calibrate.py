@@ -17,6 +17,9 @@ Sharing rules (the compiler relies on them to fuse without changing a bit):
 - the graph output is observed by QuantConfig.output_observer ('minmax', or 'top': the part
   below every calibration vector's median may clip), never clipping its max (clipped logits
   would tie), as INT of QuantConfig.output_bits when that is set;
+- an embedding lookup or a constant (a learned position table) that only adds and norms read
+  (encodings.int16_rows) is INT of QuantConfig.embedding_bits (16: int16 codes), a lookup's
+  range observed on its whole table (any id may come, not only the calibration's);
 - a norm's residual copy (QuantConfig.norm_residual_bits, encodings.split_norm_residuals) is
   INT of norm_residual_bits;
 - a softmax's scores with attention sinks (GPT-OSS, qasic.quant.sinks) are observed with the
@@ -46,6 +49,7 @@ from qasic.quant.encodings import (
     SYMMETRIC,
     fixed_encoding,
     input_encoding,
+    int16_rows,
     int16_storable,
     norm_lengths,
     requirements,
@@ -128,6 +132,14 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
     wide = {t: config.norm_residual_bits for t in residual_copies(graph)}
     if config.output_bits is not None:
         wide[graph.output] = config.output_bits
+    # an int16 embedding's range holds its whole table: any row may be gathered, not only the
+    # calibration ids' (16 bits keep a fine step over it)
+    tables: dict[str, np.ndarray] = {}
+    if config.embedding_bits > 8:
+        rows = int16_rows(graph)
+        wide |= dict.fromkeys(rows, config.embedding_bits)
+        tables = {n.output: np.asarray(n.params["table"], np.float64).ravel()
+                  for n in graph.nodes if n.op == "embedding" and n.output in rows}
     sinks = sink_logits(graph)
 
     def observe(tensor: str, members: tuple[str, ...] = (), layer: str | None = None) -> TensorQ:
@@ -141,6 +153,8 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
             if kind == NORM_INPUT else config.activation_bits
         bits = wide.get(tensor) or bits
         seen = np.concatenate([values[t] for t in members]) if members else values[tensor]
+        if tensor in tables:
+            seen = np.concatenate([np.ravel(seen), tables[tensor]])
         if tensor == graph.output and config.output_observer == "fisher":
             rng = histogram_range(seen, bits, weights=(weights or {}).get(tensor))
         elif tensor == graph.output:

@@ -15,6 +15,7 @@ BITS_RANGE = (2, 8)
 NORM_INPUT_BITS = (2, 16)   # norm inputs may be wider (intops.norm_rows is exact in int64)
 DEFAULT_NORM_INPUT_BITS = 16  # a 16-bit residual stream (I-BERT keeps it wide too; llm_study.md)
 WIDE_BITS = (2, 16)         # norm_residual_bits, output_bits, recurrence_bits: int16 codes
+EMBEDDING_BITS = (8, 16)    # embedding_bits: the activation encoding, or int16 codes
 DEFAULT_WEIGHT_BITS = 8     # layers a per-layer dict does not name
 AUTO_MSE_MAX_BITS = 4       # weight_clipping="auto": MSE clipping at <= 4 bits, max-abs above
 CLIPPINGS = ("auto", *WEIGHT_SCALERS)
@@ -82,6 +83,13 @@ class QuantConfig:
     # k_t) delta_t sums two such terms, whose 8-bit steps were set by the largest position's
     # (docs/ops.md: Qwen3-Next's survey row 0.785 -> 0.86)
     recurrence_bits: int | None = 16
+    # INT width of embedding rows where every reader takes int16 codes (adds and norms: the
+    # first terms of a transformer's residual stream): an embedding lookup's (the table's
+    # codes, the GATHER's output) and a constant's (a learned position table;
+    # encodings.int16_rows). 16 (the default) stores them as int16 codes (twice the table
+    # bytes), 8 keeps the activation encoding (8-bit INT or FP8, the width of before).
+    # Qwen3-Next's survey row 0.869 -> 0.902, Qwen3.5's 0.955 -> 0.975 (docs/llm_study.md)
+    embedding_bits: int = 16
 
     def __post_init__(self) -> None:
         if _is_int(self.weight_bits):
@@ -97,6 +105,9 @@ class QuantConfig:
         for key in ("norm_residual_bits", "output_bits", "recurrence_bits"):
             if getattr(self, key) is not None:
                 _check_bits(key, getattr(self, key), WIDE_BITS)
+        if not _is_int(self.embedding_bits) or self.embedding_bits not in EMBEDDING_BITS:
+            raise ConfigError(f"embedding_bits = {self.embedding_bits!r} must be 8 (the "
+                              "activation encoding) or 16 (int16 codes)")
         _check_choice("activation_observer", self.activation_observer, ACTIVATION_OBSERVERS)
         _check_choice("output_observer", self.output_observer, OUTPUT_OBSERVERS)
         for key in ("bias_correction", "equalize"):

@@ -129,6 +129,19 @@ def _int16_readers(graph: FGraph, tensor: str) -> bool:
                for u in graph.users(tensor))
 
 
+def int16_rows(graph: FGraph) -> list[str]:
+    """The embedding rows that can be int16 codes (QuantConfig.embedding_bits): an embedding
+    lookup of a 2-D table coded by observation (not a key mask's 0/1 rows, not exact integer
+    codes), or a constant (a learned position table, folded when its ids are constants), read
+    only by adds and norms (through reshapes and permutes), not the graph output. The GATHER
+    copies a table row's bytes whatever they encode (compiler.moves); a constant's codes are
+    packed at their stored bits (compiler.memory)."""
+    return [n.output for n in graph.nodes
+            if n.op in ("embedding", "constant") and fixed_encoding(n, 8) is None
+            and n.output != graph.output and graph.users(n.output)
+            and _int16_readers(graph, n.output)]
+
+
 def norm_lengths(graph: FGraph, shares_input: tuple[str, ...]) -> dict[str, int]:
     """{tensor: the longest row a norm reads it in} for every tensor ``requirements`` marks
     NORM_INPUT or that a norm reads through ``shares_input`` ops (its width may depend on it:

@@ -541,6 +541,21 @@ def test_norm_input_bits_is_16_unless_the_flag_says_otherwise(quantize_configs, 
         capsys.readouterr().err
 
 
+def test_embedding_bits_flag_reaches_the_quantizer(quantize_configs, capsys):
+    """--embedding-bits 16 reaches QuantConfig; absent, QuantConfig's default; 12 is one line,
+    exit 1."""
+    from qasic.quant import QuantConfig
+
+    seen = quantize_configs
+    assert main(["quantize", "--json"]) == 0
+    assert main(["quantize", "--embedding-bits", "16", "--json"]) == 0
+    assert [c.embedding_bits for c in seen] == [QuantConfig().embedding_bits, 16]
+    capsys.readouterr()
+    assert main(["quantize", "--embedding-bits", "12"]) == 1
+    assert "embedding_bits = 12 must be 8 (the activation encoding) or 16" in \
+        capsys.readouterr().err
+
+
 def test_token_models_from_the_command_line_and_their_bad_ids(tmp_path, capsys):
     """A user token model: integer --data arrays stay token ids; ids outside the vocabulary
     (in the data, or in simulate's --input) and sequences longer than the model's are one line

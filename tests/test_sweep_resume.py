@@ -95,6 +95,7 @@ def test_the_norm_input_width_is_in_every_key():
     transformer's results changed with it."""
     quant = [p.quant.config() for p in SPACE.points()]
     assert {q["norm_input_bits"] for q in quant} == {16}
+    assert {q["embedding_bits"] for q in quant} == {16}  # so is the embedding rows' (2026-12-06)
     assert all("norm_residual_bits" not in q for q in quant)  # None settings stay out
     assert all("recurrence_bits" not in q for q in quant)  # and later ones at their default
 

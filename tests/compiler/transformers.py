@@ -175,10 +175,13 @@ class Builder:
 
 
 def attention_block(s: int = 8, d: int = 32, heads: int = 4, vocab: int = 50, mlp: int = 64,
-                    seed: int = 0, masked: bool = False, bits: int = 8) -> QGraph:
+                    seed: int = 0, masked: bool = False, bits: int = 8,
+                    embedding_bits: int = 8) -> QGraph:
     """A pre-LN transformer layer on token ids: token + position embeddings -> LayerNorm ->
     q, k, v -> heads -> softmax(q k^T) (causal) -> @ v -> merge -> projection -> residual add ->
-    LayerNorm -> linear + GELU -> linear -> residual add; activations of ``bits`` bits."""
+    LayerNorm -> linear + GELU -> linear -> residual add; activations of ``bits`` bits.
+    ``embedding_bits`` 16: the tables' rows and their sum are int16 codes
+    (QuantConfig.embedding_bits)."""
     lim = (1 << (bits - 1)) - 1
 
     def act(scale: float, zp: int) -> TensorQ:
@@ -186,11 +189,12 @@ def attention_block(s: int = 8, d: int = 32, heads: int = 4, vocab: int = 50, ml
 
     b = Builder("attention_block", seed)
     ids = b.ids("ids", s, vocab)
-    res = act(0.08, 3)
+    wide = embedding_bits > 8
+    res = TensorQ(0.08 / 256, 700, 16) if wide else act(0.08, 3)
     tok = b.embedding("tok", ids, b.random_table(vocab, d, res), res)
     pos_ids = b.constant("pos_ids", np.arange(s), IDS)
     pos = b.embedding("pos", pos_ids, b.random_table(s, d, res), res)
-    x = b.add("embed", tok, pos, act(0.1, -2))
+    x = b.add("embed", tok, pos, TensorQ(0.1 / 256, -500, 16) if wide else act(0.1, -2))
     h = b.norm("ln1", x, act(0.05, 1))
     q, k, v = (b.heads(f"{n}h", b.linear(n, h, d, act(0.06, 0)), heads) for n in "qkv")
     scores = b.matmul("scores", q, k, act(0.1, -5), transpose_b=True)

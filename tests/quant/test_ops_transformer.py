@@ -570,8 +570,10 @@ def test_norm_inputs_may_be_wider_than_the_activations():
     cfg = QuantConfig(8, activation_format="fp8_e4m3", norm_input_bits=16)
     _, q, cos = check(TokenModel(depth=1).eval(), _ids(128, 16), cfg)
     wide = {n.inputs[0] for n in q.nodes if n.op == "norm"}
-    assert {q.tensors[t].bits for t in wide} == {16}
-    assert {q.tensors[t].bits for t in q.tensors if t not in wide and t != "input"} == {8}
+    # and the token and position rows (QuantConfig.embedding_bits 16, the default)
+    rows = {n.output for n in q.nodes if n.op in ("embedding", "constant")}
+    assert {q.tensors[t].bits for t in wide | rows} == {16}
+    assert {q.tensors[t].bits for t in q.tensors if t not in wide | rows and t != "input"} == {8}
     assert cos > 0.99, cos                                                     # 0.9989
     with pytest.raises(ConfigError, match=r"norm_input_bits = 17 is out of range: allowed "
                                           r"integers 2..16"):

@@ -83,10 +83,12 @@ def test_qasic_verilog_writes_the_whole_accelerator(tmp_path):
 
 
 @pytest.mark.rtl
-def test_a_transformer_block_runs_whole_on_the_rtl(rtl_build_dir):
+@pytest.mark.parametrize("embedding_bits", [8, 16])
+def test_a_transformer_block_runs_whole_on_the_rtl(rtl_build_dir, embedding_bits):
     """Embeddings by GATHER, LayerNorm (NORM), Q/K/V, Q.K^T through the transposer, a causal and
     padding-masked SOFTMAX, P.V, residual ADDs and the MLP: bit-exact, every instruction issued in
-    the timing model's cycle (traced), on the shared 4x4 build."""
+    the timing model's cycle (traced), on the shared 4x4 build. At 16 embedding bits the GATHER
+    copies rows of int16 codes (2 bytes a code: the DMA moves bytes) that an ADD reads."""
     from benchmarks.rtl_run import point_arch
     from qasic.compiler import compile_graph
     from qasic.quant import reference
@@ -95,9 +97,11 @@ def test_a_transformer_block_runs_whole_on_the_rtl(rtl_build_dir):
     from tests.compiler.transformers import attention_block
 
     arch = point_arch("w8a8", small_arch())
-    graph = attention_block(masked=True)
+    graph = attention_block(masked=True, embedding_bits=embedding_bits)
     program = compile_graph(graph, arch)
     assert {"GATHER", "NORM", "SOFTMAX", "ADD"} <= {ins.op for ins in program.instrs}
+    assert max(ins["row_bytes"] for ins in program.instrs if ins.op == "GATHER") \
+        == 32 * embedding_bits // 8
     assert any(ins.op == "GEMM" and ins["wtrans"] for ins in program.instrs)
     codes = np.random.default_rng(0).integers(0, 50, size=(4, *program.meta["input"]["shape"]))
     result = rtl_run(program, arch, codes, rtl_build_dir, reference=reference.run(graph, codes),
