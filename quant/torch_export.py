@@ -77,9 +77,12 @@ INPUT = "input"  # the graph input's tensor name
 
 def capture(model: Any, example_inputs: Any, name: str | None = None) -> FGraph:
     """Export ``model`` (an nn.Module, or an ExportedProgram) and lower it to a float graph."""
-    ep = _export(model, example_inputs)
+    return _export(model, example_inputs, lambda ep: _build(ep, name or type(model).__name__))
+
+
+def _build(ep: torch.export.ExportedProgram, name: str) -> FGraph:
     with vmaps.levels():  # a vmap region of constants runs its levels (qasic.quant.vmaps)
-        return _Builder(ep).build(name or type(model).__name__)
+        return _Builder(ep).build(name)
 
 
 def _as_args(example_inputs: Any) -> tuple[torch.Tensor, ...]:
@@ -98,9 +101,11 @@ def _as_args(example_inputs: Any) -> tuple[torch.Tensor, ...]:
     return (x,)
 
 
-def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
+def _export(model: Any, example_inputs: Any, build: Any) -> FGraph:
+    """``build`` of ``model``'s exported program, after checking that it computes what the
+    eager model does: a model ``build`` refuses is refused for its own reason first."""
     if isinstance(model, torch.export.ExportedProgram):
-        return model  # already captured; the example inputs are not needed
+        return build(model)  # already captured; the example inputs are not needed
     known_modules.check(model)
     args = _as_args(example_inputs)
     was_training = _set_training(model, False)  # batch norm must use its running statistics
@@ -118,12 +123,13 @@ def _export(model: Any, example_inputs: Any) -> torch.export.ExportedProgram:
             # (quant.lstm), vision towers' grids constants, their images one per sample
             # (quant.grid_towers)
             ep = _trace(model, (one,), twice=not grid_towers.towers(model))
+        graph = build(ep)
         # the exported program must compute what the eager model does (quant.export_check):
         # compared outside the patches above, in the mode the capture set, the tensors a
         # forward caches put back after
         with _tensors_kept(model):
             export_check.check(model, ep, _traced(ep, (one,)))
-        return ep
+        return graph
     finally:
         _set_training(model, was_training)
         _set_use_cache(model, was_caching)
