@@ -240,7 +240,8 @@ def test_multi_query_attention_broadcast_by_an_unsqueeze_generates_like_the_refe
     prefill = prefill_graph(full, 5)
     assert [prefill.shapes[n.output] for n in prefill.nodes if n.op == "matmul"] == \
         [(20, 5), (20, 8)]
-    assert_generates_like_the_golden_reference(full, calib[1, :5], 6)  # 18 18 12 12 12 12
+    # a random model repeats itself: this prompt varies (16 38 ... at 16-bit embedding rows)
+    assert_generates_like_the_golden_reference(full, calib[11, :5], 6)
 
 
 def test_regrouped_reshapes_follow_merges_and_splits_of_the_positions():
