@@ -18,9 +18,7 @@ and affine tables fold into the layer before them and dead nodes go (qasic.quant
 
 from __future__ import annotations
 
-import contextlib
 import operator
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -30,6 +28,7 @@ from torch import fx
 from qasic.errors import InputError, UnsupportedOpError
 from qasic.quant import (
     alltopk,
+    capture_patches,
     complex_rope,
     einsum,
     export_check,
@@ -37,23 +36,18 @@ from qasic.quant import (
     fourier,
     glu,
     grid_towers,
-    hf_masks,
     idmaps,
     inplace,
-    int_buffers,
     keepdim,
     known_modules,
     layouts,
     lengths,
     lowering_pad,
     lowering_seq,
-    lstm,
     masks,
     matrix_rope,
-    moe,
     movedim,
     positions,
-    recurrent_scan,
     selects,
     seqpasses,
     sinks,
@@ -112,22 +106,13 @@ def _export(model: Any, example_inputs: Any, build: Any) -> FGraph:
     was_caching = _set_use_cache(model, False)  # a transformers KV cache is no model output
     try:
         one = grid_towers.trace_one(model, args[0])  # a tower packing a batch's images: one
-        with moe.dense_experts(model, args), recurrent_scan.recurrent(model), \
-                lstm.unrolled(model), _tensors_kept(model), hf_masks.unvmapped(), \
-                hf_masks.eager_skips(), int_buffers.as_constants(model), \
-                grid_towers.packed(model):
-            # routed experts run densely (quant.moe), Mamba2's scan recurrently
-            # (quant.recurrent_scan), custom attention masks without vmap and no mask where
-            # eager builds none (quant.hf_masks), integer scalar buffers known constants
-            # (quant.int_buffers: codecs' paddings), nn.LSTM / nn.GRU unrolled per position
-            # (quant.lstm), vision towers' grids constants, their images one per sample
-            # (quant.grid_towers)
+        with capture_patches.applied(model, args):  # quant.capture_patches.PATCHES
             ep = _trace(model, (one,), twice=not grid_towers.towers(model))
         graph = build(ep)
         # the exported program must compute what the eager model does (quant.export_check):
         # compared outside the patches above, in the mode the capture set, the tensors a
         # forward caches put back after
-        with _tensors_kept(model):
+        with capture_patches.tensors_kept(model):
             export_check.check(model, ep, _traced(ep, (one,)))
         return graph
     finally:
@@ -160,30 +145,6 @@ def _traced(ep: torch.export.ExportedProgram, args: tuple) -> tuple:
             and val.shape[0] == 2 * args[0].shape[0]:
         return (torch.cat([args[0], args[0]]),)
     return args
-
-
-@contextlib.contextmanager
-def _tensors_kept(model: Any) -> Iterator[None]:
-    """Trace with every module's buffers, parameters and tensor attributes put back after:
-    a module that caches a tensor in its forward (x-transformers' ALiBi registers its bias as
-    a buffer) would otherwise keep the trace's fake tensor, and the float model would fail
-    or change after capture."""
-    saved = [(m, dict(m._buffers), dict(m._parameters), dict(vars(m)))
-             for m in model.modules()] if isinstance(model, torch.nn.Module) else []
-    try:
-        yield
-    finally:
-        for m, buffers, params, attrs in saved:
-            m._buffers.clear()
-            m._buffers.update(buffers)
-            m._parameters.clear()
-            m._parameters.update(params)
-            for k, v in list(vars(m).items()):
-                if isinstance(v, torch.Tensor) and attrs.get(k) is not v:
-                    if k in attrs:
-                        vars(m)[k] = attrs[k]
-                    else:
-                        del vars(m)[k]
 
 
 def _set_use_cache(model: Any, mode: bool | None) -> bool | None:
