@@ -1,0 +1,108 @@
+"""Run the hand-written networks (qasic.benchmarks.handwritten) through the command line a user
+runs: ``qasic evaluate --model FILE.py:FACTORY --data inputs.npz --json`` and, for decoders,
+``qasic generate ... --prompt-ids ... --tokens N --json``. Writes
+``OUT/handwritten.json``: per network, the evaluate record's ``bit_exact``, ``cosine`` and
+``cycles`` (or the one-line refusal and its exit code), and generate's ``matches_reference`` and
+``decode_cycles_per_token``.
+
+    python -m benchmarks.handwritten [--only NAME,...] [--out benchmarks/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.handwritten import Network, networks
+
+TIMEOUT_S = 900
+
+
+def _run(cmd: list[str]) -> tuple[int, dict | None, str]:
+    """The exit code, the JSON record (None when the command printed none) and the last line
+    of stderr (a refusal's one line)."""
+    try:
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return -1, None, f"no result within {TIMEOUT_S} s"
+    record = None
+    out = proc.stdout.strip()
+    if out:
+        try:
+            record = json.loads(out[out.index("{"):])
+        except ValueError:
+            record = None
+    err = proc.stderr.strip().splitlines()
+    return proc.returncode, record, err[-1] if err else ""
+
+
+def run_one(net: Network, tmp: Path) -> dict:
+    data = tmp / f"{net.name}.npz"
+    np.savez(data, calibration=net.inputs())
+    qasic = [sys.executable, "-m", "qasic"]
+    rec: dict = {"name": net.name, "about": net.about, "model": f"{net.module}.py:{net.factory}"}
+    t0 = time.perf_counter()
+    code, out, err = _run([*qasic, "evaluate", "--model", net.model_arg, "--data", str(data),
+                           "--json"])
+    if code != 0 or out is None:
+        rec |= {"status": "refused" if code == 1 else "crash", "exit_code": code, "error": err}
+    else:
+        rec |= {"status": "ok", "bit_exact": bool(out["bit_exact"]),
+                "cosine": out.get("cosine"), "cycles": int(out["cycles"])}
+        if net.prompt:
+            cmd = [*qasic, "generate", "--model", net.model_arg, "--data", str(data),
+                   "--prompt-ids", ",".join(map(str, net.prompt)), "--tokens", str(net.tokens),
+                   "--json"]
+            if net.decoder_start:
+                cmd += ["--decoder-start", ",".join(map(str, net.decoder_start))]
+            code, gen, err = _run(cmd)
+            if code != 0 or gen is None:
+                rec |= {"generate": f"refused: {err}" if code == 1 else f"crash: {err}"}
+            else:
+                rec |= {"generate": "exact" if gen["matches_reference"] else "differs",
+                        "decode_cycles_per_token": gen["decode_cycles_per_token"]}
+    rec["wall_s"] = round(time.perf_counter() - t0, 1)
+    return rec
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.handwritten", description=__doc__)
+    ap.add_argument("--only", help="comma-separated network names (default: all)")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    args = ap.parse_args(argv)
+    table = networks()
+    names = args.only.split(",") if args.only else list(table)
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        print(f"unknown network(s) {', '.join(unknown)}; known: {', '.join(table)}",
+              file=sys.stderr)
+        return 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "handwritten.json"
+    old = json.loads(path.read_text()) if path.exists() else {"records": []}
+    records = {r["name"]: r for r in old["records"]}
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], check=False, capture_output=True,
+                            text=True, cwd=Path(__file__).parent).stdout.strip()
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, name in enumerate(names, 1):
+            print(f"[{i}/{len(names)}] {name}", flush=True)
+            rec = run_one(table[name], Path(tmp)) | {"commit": commit}
+            print(f"    {rec['status']} {rec.get('bit_exact', rec.get('error', ''))} "
+                  f"cosine={rec.get('cosine')} {rec.get('generate', '')} ({rec['wall_s']} s)",
+                  flush=True)
+            records[name] = rec
+            order = [n for n in table if n in records]
+            path.write_text(json.dumps({"schema": "handwritten/1",
+                                        "records": [records[n] for n in order]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
