@@ -39,6 +39,7 @@ from qasic.compiler.steps import Constants, halves, post_params
 from qasic.compiler.vector import tile_ranges, too_small
 from qasic.errors import ConfigError, UnsupportedOpError
 from qasic.isa.encoding import Instr
+from qasic.isa.table import encoding_bits
 from qasic.quant import intops
 from qasic.quant.graph import QGraph
 
@@ -78,6 +79,10 @@ def softmax_steps(k: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, mask:
         raise UnsupportedOpError(f"softmax {node.name}: a key mask and a constant pattern; "
                                  "SOFTMAX reads one mask per row (drop one of them)")
     table = exp_table_bytes(node, src.bits)
+    # a 2..7-bit result stored a byte per code (compiler.memory.storage_bits: its rows do not
+    # pack into whole bytes) is scaled to its own code range, not its container's
+    out_bits = graph.tensors[node.output].bits
+    qbits = out_bits if out_bits < encoding_bits(dst.encoding) else 0
     if len(table) > arch.param_sram_bytes:
         raise ConfigError(f"arch config: sram.param_bytes is too small for layer {node.name}: "
                           f"its {len(table)}-byte exp table needs {len(table)} bytes, the param "
@@ -137,7 +142,7 @@ def softmax_steps(k: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, mask:
             "q_pos": (t - s) + s0 if causal else 0, "masked": int(mask_addr is not None),
             "mask_addr": mask_addr or 0, "mask_stride": mask_stride, "fmt": src.encoding,
             "ofmt": dst.encoding, "sunk": int(sink is not None),
-            "sink": 0 if sink is None else int(sink[p0 // s])}))
+            "sink": 0 if sink is None else int(sink[p0 // s]), "qbits": qbits}))
         step.stores += pixel_stores(dst, res, p0, n, 0, t)
         steps.append(step)
     return steps

@@ -35,7 +35,8 @@ MAGIC = b"QASC"
 # 4: 256-bit words, 3-D DMA with fill, GEMM lines, POST lut, POOL kh/kw/sh/sw/avg,
 #    ADD mul/bcast, the LUT instruction; 7: the graph section; 8: POST out_zp/lo/hi 16 bits.
 # SOFTMAX mask_stride took bits that were reserved (0 = the old meaning): a version-8 file
-# without it decodes unchanged, and an older reader refuses one with it (reserved bits set).
+# without it decodes unchanged, and an older reader refuses one with it (reserved bits set);
+# likewise SOFTMAX sunk/sink and qbits.
 VERSION = 8
 HEADER = struct.Struct("<4sHHIIIII")
 CRC_OFFSET = HEADER.size - 4

@@ -320,7 +320,8 @@ OPCODES: tuple[Opcode, ...] = (
         "of code sink joins each row's max and sum (no result). e = table[max - x] "
         "(2^B int32 entries at param table_addr, B the code bits of fmt), R = floor(2^32 / "
         "sum e) (one divide per row), y = (e*R*qmax + 2^31) >> 32 with qmax = 2^(Bo-1) - 1 "
-        "(Bo the code bits of ofmt), written at dst_addr + r*dst_stride.",
+        "(Bo = qbits, or the code bits of ofmt when qbits = 0), written at dst_addr + "
+        "r*dst_stride.",
         _layout(
             ("src_addr", 24, "output scratchpad byte address of row 0"),
             ("src_stride", 20, "bytes between source rows"),
@@ -342,6 +343,10 @@ OPCODES: tuple[Opcode, ...] = (
             ("sunk", 1, ("1: every row has one more key of code sink, which takes part in the "
                          "max and the sum and has no result (an attention sink, GPT-OSS)")),
             ("sink", 16, "the sink's INT code (sunk = 1)", True),
+            # then, also in bits that were reserved: a file without it decodes unchanged
+            ("qbits", 4, ("the result codes' bits when narrower than ofmt's (a 2..7-bit tensor "
+                          "stored a byte per code: its rows do not pack into whole bytes); "
+                          "0: ofmt's")),
         ),
     ),
     Opcode(

@@ -102,8 +102,10 @@ class SoftmaxUnit(wiring.Component):
         with m.If(self.ctl.start):
             m.d.sync += word.eq(self.ctl.instr)
         bits, obits = code_bits(ins.fmt.as_value()), code_bits(ins.ofmt.as_value())
+        # the result codes' bits: qbits when narrower than ofmt's container, else ofmt's
+        qbits = Mux(ins.qbits != 0, ins.qbits, obits)
         qmax = Signal(8)
-        m.d.comb += qmax.eq((1 << (obits - 1).as_unsigned()[:4]) - 1)
+        m.d.comb += qmax.eq((1 << (qbits - 1).as_unsigned()[:4]) - 1)
 
         # ---- the exp table in registers ------------------------------------------------------
         entries = [Signal(ENTRY_BITS, name=f"exp{k}") for k in range(TABLE_ENTRIES)]

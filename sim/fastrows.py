@@ -27,9 +27,10 @@ X_MEM, X_IDX, X_COUNT, X_TABLE, X_TSTRIDE, X_VOCAB, X_RB, X_SADDR, X_SSTRIDE = (
     column("GATHER", f) for f in ("mem", "idx_addr", "count", "table_addr", "table_stride",
                                   "vocab", "row_bytes", "sram_addr", "sram_stride"))
 S_SRC, S_SSTR, S_DST, S_DSTR, S_ROWS, S_LEN, S_TABLE, S_CAUSAL, S_QPOS, S_MASKED, S_MASK, \
-    S_FMT, S_OFMT, S_MSTR, S_SUNK, S_SINK = (column("SOFTMAX", f) for f in (
+    S_FMT, S_OFMT, S_MSTR, S_SUNK, S_SINK, S_QBITS = (column("SOFTMAX", f) for f in (
         "src_addr", "src_stride", "dst_addr", "dst_stride", "rows", "len", "table_addr",
-        "causal", "q_pos", "masked", "mask_addr", "fmt", "ofmt", "mask_stride", "sunk", "sink"))
+        "causal", "q_pos", "masked", "mask_addr", "fmt", "ofmt", "mask_stride", "sunk", "sink",
+        "qbits"))
 N_SRC, N_SSTR, N_ROWS, N_LEN, N_CHUNK, N_ACC, N_CENTER, N_ZP, N_EPS, N_FMT = (
     column("NORM", f) for f in ("src_addr", "src_stride", "rows", "len", "chunk", "acc_addr",
                                 "center", "zp", "eps_addr", "fmt"))
@@ -125,7 +126,8 @@ def softmax(f, out, par, bits_of, fp_of):
             if v < 0 or v > EXP_MAX:
                 return False
     table = np.empty(size, dtype=np.int64)
-    qmax = (np.int64(1) << (obits - 1)) - 1
+    qbits = f[S_QBITS] if f[S_QBITS] else obits  # codes narrower than their container
+    qmax = (np.int64(1) << (qbits - 1)) - 1
     x = np.empty((rows, n), dtype=np.int64)
     y = np.empty((rows, n), dtype=np.int64)
     valid = np.empty((rows, n), dtype=np.bool_)

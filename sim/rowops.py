@@ -90,7 +90,8 @@ def softmax(m: Machine, i: int, ins: Instr) -> None:
         valid &= _mask_rows(m, i, ins, out, rows, n)
     x = K.get_rows(out, ins["src_addr"], ins["src_stride"], rows, n, bits)
     sink = ins["sink"] if ins["sunk"] else None
-    y = _per_element(table, lambda tab, x, v: intops.softmax_rows(x, tab, obits, v, sink), x,
+    qbits = ins.args.get("qbits") or obits  # codes narrower than their container (ofmt)
+    y = _per_element(table, lambda tab, x, v: intops.softmax_rows(x, tab, qbits, v, sink), x,
                      valid)
     K.put_rows(out, ins["dst_addr"], ins["dst_stride"], y, obits)
 

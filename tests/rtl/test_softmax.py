@@ -34,7 +34,10 @@ def random_softmax(rng, k: int, dst: int, table_addr: int) -> tuple[Instr, np.nd
         "q_pos": int(rng.integers(0, 4)), "masked": int(k % 4 >= 2),
         "mask_addr": int(rng.integers(1100, 1400)), "fmt": fmt, "ofmt": ofmt,
         # one mask for every row, a row after row, or rows apart (at most 1400 + 2*16 + 11)
-        "mask_stride": (0, n, n + int(rng.integers(1, 6)))[k % 3]})
+        "mask_stride": (0, n, n + int(rng.integers(1, 6)))[k % 3],
+        # every other instruction: results narrower than their container (a 2..7-bit tensor
+        # stored a byte per code)
+        "qbits": int(rng.integers(2, encoding_bits(ofmt))) if k % 2 and ofmt == "int8" else 0})
     return ins, np.frombuffer(table.astype("<i4").tobytes(), np.uint8)
 
 
@@ -54,7 +57,8 @@ def reference(out: np.ndarray, par: np.ndarray, ins: Instr) -> None:
             a = ins["mask_addr"] + r * ins["mask_stride"]
             valid[:, r] &= out[:, a:a + n] != 0
     x = K.get_rows(out, ins["src_addr"], ins["src_stride"], rows, n, bits)
-    y = intops.softmax_rows(x, table, obits, valid, ins["sink"] if ins["sunk"] else None)
+    y = intops.softmax_rows(x, table, ins["qbits"] or obits, valid,
+                            ins["sink"] if ins["sunk"] else None)
     K.put_rows(out, ins["dst_addr"], ins["dst_stride"], y, obits)
 
 
@@ -189,3 +193,21 @@ def test_attention_sink_joins_the_max_and_the_sum(sink):
     got = _check([(ins, table)], seed=12, patch=patch)
     y = np.asarray(got[2048:2048 + 21], np.uint8).view(np.int8).reshape(3, 7).astype(int)
     assert y[0, 0] < 127 if sink > -128 else y[0, 0] >= 126  # the sink takes a share
+
+
+@pytest.mark.parametrize("qbits", [2, 4, 6, 7])
+def test_results_narrower_than_their_container_take_their_own_range(qbits):
+    """qbits: a 2..7-bit softmax result stored a byte per code (its rows do not pack into whole
+    bytes) is scaled to 2^(qbits-1) - 1, not to int8's 127: RTL == intops at qbits, and a row
+    of equal scores gives each of its n keys qmax / n."""
+    rng = np.random.default_rng(qbits)
+    ins, table = random_softmax(rng, 0, 2048, 0)
+    ins = Instr("SOFTMAX", {**ins.args, "fmt": "int8", "ofmt": "int8", "rows": 2, "len": 3,
+                            "causal": 0, "masked": 0, "src_addr": 100, "src_stride": 3,
+                            "dst_stride": 3, "sunk": 0, "qbits": qbits})
+    patch = {100: np.array([5, 5, 5, 9, -3, 0], np.int8).view(np.uint8)}
+    got = _check([(ins, table)], seed=4, patch=patch)
+    y = np.asarray(got[2048:2048 + 6], np.uint8).view(np.int8).reshape(2, 3).astype(int)
+    qmax = (1 << (qbits - 1)) - 1
+    assert (y[0] == round(qmax / 3)).all()
+    assert 0 <= y.min() and y.max() <= qmax and y[1].argmax() == 0
