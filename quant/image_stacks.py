@@ -35,6 +35,7 @@ from qasic.quant.lowering_seq import per_sample, reshaped
 
 _TO_TORCH = (0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
 _TO_IMAGES = (0, 2, 3, 1)
+SIDE = ".stacked"  # the name suffix of an op over the images side by side
 _SIDE_BY_SIDE = (2, 3, 0, 1)  # (N, C, H, W) -> (H, W, N, C), and (H, W, N, C) -> (N, C, H, W)
 
 
@@ -110,6 +111,16 @@ def side_by_side(b: Any, node: Any, stack: Act, op: str, attrs: dict,
               suffix=".hwnc")
     x = reshaped(b, node, x, (h, w, n * c), suffix=".side")
     y = b.add(node, op, (x.name,), attrs, params, shape=(want[2], want[3], n * want[1]),
-              suffix=".stacked")
+              suffix=SIDE)
     y = reshaped(b, node, y, (want[2], want[3], n, want[1]), suffix=".images")
     return b.add(node, "permute", (y.name,), {"perm": _SIDE_BY_SIDE}, shape=want, suffix=".torch")
+
+
+def per_image(layer: Any, stats: list) -> list:
+    """Per-channel ``stats`` of torch's channels C' (a batch norm's gamma, beta, mean, var,
+    None when absent) for the FNode ``layer`` that made them: repeated per image when it is a
+    conv over the images of a stack side by side (its channels n * C' + c), else as they are."""
+    c, out = len(stats[2]), len(layer.params["bias"])
+    if not layer.name.endswith(SIDE) or out == c or out % c:
+        return stats
+    return [None if s is None else np.tile(s, out // c) for s in stats]

@@ -80,19 +80,25 @@ def test_a_max_pool_over_windows_folded_into_the_batch_runs_bit_exact():
 class _Pair(nn.Module):
     """An image pair's backbone (EfficientLoFTR, stereo, optical flow): a stem to a 8x8 map,
     channels last, its top and bottom halves as the two images of a pair in the batch
-    (batch * 2, C, 4, 8), a padded 3x3 conv (stride ``stride``) over each image, a linear."""
+    (batch * 2, C, 4, 8), a padded 3x3 conv (stride ``stride``) over each image, a batch norm
+    (``norm``: RepVGG's conv-bn), a linear."""
 
-    def __init__(self, stride: int = 1, groups: int = 1):
+    def __init__(self, stride: int = 1, groups: int = 1, norm: bool = False):
         super().__init__()
         self.stem = nn.Conv2d(3, 8, 2, 2)
         self.conv = nn.Conv2d(8, 8, 3, stride, padding=1, groups=groups)
+        self.norm = nn.BatchNorm2d(8) if norm else nn.Identity()
+        if norm:
+            self.norm.running_mean.uniform_(-1, 1)
+            self.norm.running_var.uniform_(0.5, 2)
+            self.norm.weight.data.uniform_(0.5, 2)
         self.out = nn.Linear(8, 8)
 
     def forward(self, x):
         y = self.stem(x).permute(0, 2, 3, 1)  # (n, 8, 8, 8)
         n, c = y.shape[0], y.shape[3]
         y = y.reshape(n * 2, 4, 8, c).permute(0, 3, 1, 2)  # the pair in the batch
-        y = self.conv(y).permute(0, 2, 3, 1)
+        y = self.norm(self.conv(y)).permute(0, 2, 3, 1)
         return self.out(y.reshape(n, -1, c))
 
 
@@ -137,14 +143,20 @@ def test_a_padded_max_pool_over_windows_runs_per_window_bit_exact():
     _side(_Windows(nn.MaxPool2d(3, 2, padding=1)), _image(16), (2, 2, 4 * 8))
 
 
-@pytest.mark.parametrize(("stride", "groups", "stacked"), [
-    (1, 1, (4, 8, 2 * 8)), (2, 1, (2, 4, 2 * 8)), (1, 2, (4, 8, 2 * 8))])
-def test_a_padded_conv_over_an_image_pair_pads_each_image_bit_exact(stride, groups, stacked):
+@pytest.mark.parametrize(("stride", "groups", "norm", "stacked"), [
+    (1, 1, False, (4, 8, 2 * 8)), (2, 1, False, (2, 4, 2 * 8)), (1, 2, False, (4, 8, 2 * 8)),
+    (2, 1, True, (2, 4, 2 * 8))])
+def test_a_padded_conv_over_an_image_pair_pads_each_image_bit_exact(stride, groups, norm,
+                                                                    stacked):
     """Each image padded on its own: the conv of g groups is one of 2 * g groups over the two
     images side by side, its weight repeated (the float graph equals torch: no window reads
-    the other image)."""
+    the other image); a batch norm after it folds into it, its statistics repeated too."""
     torch.manual_seed(0)
-    _side(_Pair(stride, groups), _image(16), stacked)
+    model = _Pair(stride, groups, norm)
+    _side(model, _image(16), stacked)
+    if norm:  # folded: no node of its own
+        graph = capture(model.eval(), torch.from_numpy(_image(16)))
+        assert not [n for n in graph.nodes if ".norm" in n.name or n.name.endswith("norm")]
 
 
 def test_a_side_by_side_conv_repeats_its_weight_per_image():
