@@ -1858,6 +1858,15 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
            "UNet2DModel@no_mid_attention": {"add_attention": False},
            "UNet2DModel@no_mid": {"mid_block_type": None},
        }.items()},
+    # Autoformer keeping every delay: int(6 * ln 16) = 16 = its encoder's and decoder's
+    # lengths (qasic.quant.autocorrelation); one head (with two transformers pairs a sample's
+    # values with another sample's delays: refused)
+    "AutoformerModel@all_delays": ("other", "AutoformerConfig",
+                                   _TS | {"label_length": 8, "moving_average": 5,
+                                          "autocorrelation_factor": 6,
+                                          "encoder_attention_heads": 1,
+                                          "decoder_attention_heads": 1},
+                                   {}, "ts", _ts_length(_TS)),
 }
 
 # task heads, as users load models: head class -> the MODELS row whose config it is built from
