@@ -22,7 +22,9 @@ aten = torch.ops.aten
 
 SUPPORTED = (
     "conv1d/conv2d/convolution (any stride, padding incl. 'same'/'valid', dilation, groups)",
-    "conv3d, conv2d of frames in the batch: a video's patches (windows within a frame)",
+    "conv3d of a video's patches (windows within a frame)",
+    ("conv2d / max_pool2d of images folded into the batch (frames, patches, image pairs, "
+     "upfirdn2d's channels): any padding, each image padded on its own"),
     "linear/addmm/mm",
     ("batch_norm (folded into the conv/linear before it, also through a view: LeViT's "
      "BatchNorm1d of a linear's (batch * S, D) output; else a depthwise 1x1 conv)"),
