@@ -1783,7 +1783,8 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
            "UNet2DModel@class": (_UNET2D | {"num_class_embeds": 10}, "unet_class", "image", 16),
            "UNet2DModel@scale_shift": (_UNET2D | {"resnet_time_scale_shift": "scale_shift"},
                                        "unet", "image", 16),
-           # FIR up/downsampling (upfirdn2d: channels folded into the batch): refused
+           # FIR up/downsampling (upfirdn2d: channels folded into the batch, each a one-channel
+           # image: a depthwise conv, qasic.quant.image_stacks)
            "UNet2DModel@skip": (_UNET2D | {
                "block_out_channels": (32, 64),
                "down_block_types": ("SkipDownBlock2D", "AttnSkipDownBlock2D"),
@@ -1845,6 +1846,27 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                    "in_channels": 4, "num_layers": 1, "norm_num_groups": 2,
                                    "cross_attention_dim": 12}, "transformer", "latent", 8),
        }.items()},
+    # lane stacks (session 14): the other block types UNet2DModel builds (K-diffusion's
+    # KDownBlock2D / KUpBlock2D, whose group norms take groups of 32 channels; no attention in
+    # the mid block; no mid block). Cross-attention blocks need a text context
+    # (UNet2DConditionModel's rows) and the encoder blocks no timestep (the VAEs')
+    **{name: ("diffusion", "diffusers", _UNET2D | kw, {"call": "unet"}, "image", 16)
+       for name, kw in {
+           "UNet2DModel@k": {"block_out_channels": (32, 64),
+                             "down_block_types": ("KDownBlock2D", "KDownBlock2D"),
+                             "up_block_types": ("KUpBlock2D", "KUpBlock2D")},
+           "UNet2DModel@no_mid_attention": {"add_attention": False},
+           "UNet2DModel@no_mid": {"mid_block_type": None},
+       }.items()},
+    # Autoformer keeping every delay: int(6 * ln 16) = 16 = its encoder's and decoder's
+    # lengths (qasic.quant.autocorrelation); one head (with two transformers pairs a sample's
+    # values with another sample's delays: refused)
+    "AutoformerModel@all_delays": ("other", "AutoformerConfig",
+                                   _TS | {"label_length": 8, "moving_average": 5,
+                                          "autocorrelation_factor": 6,
+                                          "encoder_attention_heads": 1,
+                                          "decoder_attention_heads": 1},
+                                   {}, "ts", _ts_length(_TS)),
 }
 
 # task heads, as users load models: head class -> the MODELS row whose config it is built from

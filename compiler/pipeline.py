@@ -86,9 +86,11 @@ def compile_graph(graph: QGraph, arch: ArchConfig,
 
 def insert_copies(graph: QGraph) -> QGraph:
     """A concat input becomes a view of the concat's buffer; where it cannot (the graph input,
-    a reshaped tensor, a tensor two concats read, the graph output) a copy node is inserted."""
+    a reshaped tensor, a tensor two concats read, the graph output, a tensor a permute reads:
+    it reads dense tensors only, compiler.moves) a copy node is inserted."""
     producers = {n.output: n for n in graph.nodes}
     readers: dict[str, int] = {}
+    permuted = {t for n in graph.nodes if n.op == "permute" for t in n.inputs}
     for n in graph.nodes:
         if n.op == "concat":
             for t in n.inputs:
@@ -102,7 +104,8 @@ def insert_copies(graph: QGraph) -> QGraph:
         for i, t in enumerate(n.inputs):
             src = producers.get(t)
             if src is None or src.op in ("flatten", "reshape") or readers[t] > 1 \
-                    or t == graph.output or list(n.inputs).count(t) > 1 or _moves_last(src):
+                    or t == graph.output or list(n.inputs).count(t) > 1 or _moves_last(src) \
+                    or t in permuted:
                 name = f"{n.name}.copy{i}"
                 nodes.append(QNode(name, "upsample_nearest", (t,), name, {"scale": (1, 1)}))
                 inputs.append(name)

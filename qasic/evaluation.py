@@ -250,6 +250,8 @@ def in_layout_of(fp32: np.ndarray, quant: np.ndarray, layout: str | None = None)
     then ambiguous, which only the recorded layout resolves."""
     if layout is not None:
         out = to_internal(fp32, layout)
+        if out.shape[1:] == quant.shape[2:] and out.shape[0] == quant.shape[0] * quant.shape[1]:
+            out = out.reshape(quant.shape)  # (batch * k, ...): k per sample (an image pair's)
         if out.shape != quant.shape:
             raise InputError(f"fp32 model outputs of shape {fp32.shape} ({layout}) do not "
                              f"match the quantized outputs {quant.shape}; the model must "

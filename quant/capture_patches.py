@@ -17,7 +17,15 @@ from typing import Any
 
 import torch
 
-from qasic.quant import grid_towers, hf_masks, int_buffers, lstm, moe, recurrent_scan
+from qasic.quant import (
+    autocorrelation,
+    grid_towers,
+    hf_masks,
+    int_buffers,
+    lstm,
+    moe,
+    recurrent_scan,
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,12 @@ PATCHES: tuple[CapturePatch, ...] = (
         "lstm",
         "nn.LSTM / nn.GRU / nn.RNN and their cells run unrolled per position",
         lambda model, args: lstm.unrolled(model),
+    ),
+    CapturePatch(
+        "dense_autocorrelation",
+        "autocorrelation",
+        "Autoformer's auto-correlation runs over all delays when its top-k keeps them all",
+        lambda model, args: autocorrelation.dense(model),
     ),
     CapturePatch(
         "tensors_kept",

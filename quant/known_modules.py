@@ -40,13 +40,9 @@ REFUSED: dict[str, str | Callable[[Any], str | None]] = {
         "Informer's ProbSparse attention samples its keys at random in every forward "
         "(torch.randint) and attends from the queries a top-k of those samples picks; set "
         "attention_type='full' (InformerConfig) for full attention, which runs"),
-    # transformers' modeling_autoformer.py: time_delay_agg_inference gathers the values rolled
-    # by the delays a torch.topk of the autocorrelation (from rfft / irfft) picks, per sample
-    "AutoformerAttention": (
-        "Autoformer's auto-correlation sums the values rolled by the delays a top-k of their "
-        "autocorrelation picks for each sample (a gather at data-dependent indices), and no "
-        "setting avoids it; the attention forecasters run (TimeSeriesTransformerModel, "
-        "InformerModel with attention_type='full')"),
+    # transformers' AutoformerAttention is not here: its auto-correlation runs over all delays
+    # when its top-k keeps all of them, and is refused in one line otherwise, while capture
+    # traces (qasic.quant.autocorrelation)
 }
 
 

@@ -22,7 +22,9 @@ aten = torch.ops.aten
 
 SUPPORTED = (
     "conv1d/conv2d/convolution (any stride, padding incl. 'same'/'valid', dilation, groups)",
-    "conv3d, conv2d of frames in the batch: a video's patches (windows within a frame)",
+    "conv3d of a video's patches (windows within a frame)",
+    ("conv2d / max_pool2d of images folded into the batch (frames, patches, image pairs, "
+     "upfirdn2d's channels): any padding, each image padded on its own"),
     "linear/addmm/mm",
     ("batch_norm (folded into the conv/linear before it, also through a view: LeViT's "
      "BatchNorm1d of a linear's (batch * S, D) output; else a depthwise 1x1 conv)"),
@@ -279,10 +281,15 @@ def _fold_bn(b: Any, node: Any, x: Any, gamma: Any, beta: Any, mean: Any, var: A
     layer = _conv_in_torch_layout(b, node, x) if b.sequence else None
     if b.sequence and layer is None and not _channels_last_axis(b, node):
         return _axis_affine(b, node, x, gamma, beta, mean, var, eps)
+    from qasic.quant import image_stacks  # it imports this module
+
     layer = layer or _layer_before(b, node, x)
-    if layer is None or len(layer.params["bias"]) != len(mean):
+    stats = [_np(gamma), _np(beta), _np(mean), _np(var)]
+    if layer is not None:  # a conv over the images of a stack side by side: per image
+        stats = image_stacks.per_image(layer, stats)
+    if layer is None or len(layer.params["bias"]) != len(stats[2]):
         return _standalone_bn(b, node, x, _np(gamma), _np(beta), _np(mean), _np(var), eps)
-    b.replace(fold_batch_norm(layer, _np(gamma), _np(beta), _np(mean), _np(var), eps))
+    b.replace(fold_batch_norm(layer, *stats, eps))
     return x
 
 

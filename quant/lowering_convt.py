@@ -217,9 +217,18 @@ def _shuffled(b: Any, last: Any) -> bool:
     if last.op not in _MOVES or not last.name.endswith(suffix):
         return False
     n, src = last, b.origin[last.name]
+    if not _transposed(src):  # an ordinary conv's moves (qasic.quant.image_stacks)
+        return False
     while n.op in _MOVES and b.origin.get(n.name) is src:
         n = b.nodes[n.inputs[0]]
     return n.op == "conv2d" and b.origin.get(n.name) is src
+
+
+def _transposed(src: Any) -> bool:
+    """Whether fx node ``src`` is a transposed convolution."""
+    if src.target is aten.convolution.default:
+        return bool(src.args[6])
+    return src.target in (aten.conv_transpose1d.default, aten.conv_transpose2d.input)
 
 
 def hoisted(inner: Any, tiled: tuple[int, ...] = ()) -> Any:

@@ -30,6 +30,7 @@ from qasic.quant import (
     alltopk,
     capture_patches,
     complex_rope,
+    constant_rows,
     einsum,
     export_check,
     export_errors,
@@ -216,13 +217,16 @@ class _Builder:
         # views and permutes, selections of samples by constant masks resolved, complex RoPE
         # real products, ``x[:, i].unsqueeze(1)`` slices, GLUs their halves' product, a slice
         # updated in place the cat it makes (qasic.quant.writeback), a mask scattered from a
-        # top-k of every index the constant it is (qasic.quant.alltopk); before all, the subgraphs
+        # top-k of every index the constant it is (qasic.quant.alltopk), a selection of constant
+        # rows of a slice of the batch axis that constant (qasic.quant.constant_rows, TimeSformer's
+        # class tokens); before all, the subgraphs
         # of wrappers (autocast, no_grad regions) inlined: ``inlined`` is the exported graph as
         # torch ran it
         self.inlined = wrappers.inline(ep.graph_module)
+        users = set(ep.graph_signature.user_inputs)
         self.graph = alltopk.decompose(glu.decompose(keepdim.decompose(complex_rope.decompose(
-            fourier.decompose(unfold.decompose(einsum.decompose(selects.decompose(
-                writeback.decompose(self.inlined), set(ep.graph_signature.user_inputs)))))))))
+            fourier.decompose(unfold.decompose(einsum.decompose(constant_rows.decompose(
+                selects.decompose(writeback.decompose(self.inlined), users), users))))))))
         # movedims as their permutes, PE-Audio's 2x2 rotation matrices as RoPE's products
         self.graph = matrix_rope.decompose(movedim.decompose(self.graph))
         self.env: dict[str, Any] = {}

@@ -187,6 +187,9 @@ def test_non_classifiers_have_no_top1_and_images_compare_in_nhwc():
     assert np.array_equal(in_layout_of(cube, cube, "torch"), cube)  # channels-last (N, H, W, C)
     with pytest.raises(InputError, match=r"shape \(2, 3, 4, 5\) \(torch\) do not match"):
         in_layout_of(fp32, nhwc, "torch")
+    pairs = rng.normal(size=(4, 3, 4, 5))  # (batch * 2, ...): an image pair per sample
+    assert np.array_equal(in_layout_of(pairs, pairs.reshape(2, 2, 3, 4, 5), "torch"),
+                          pairs.reshape(2, 2, 3, 4, 5))
     single = compare(np.ones((3, 1)), np.ones((3, 1)), labels=None)
     assert single["top1_agreement"] is None
 

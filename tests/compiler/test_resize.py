@@ -166,3 +166,31 @@ def test_a_segmentation_net_runs_bit_exact_through_evaluate():
     # two resizes (1x1 -> 5x6 into the concat through a copy, 5x6 -> 20x24): 2 permutes and a
     # matmul each
     assert kinds.count("permute") == 4 and kinds.count("matmul") == 2 and kinds.count("copy") == 1
+
+
+class SkipAndReflect(nn.Module):
+    """A map a concat keeps (a U-Net's skip) and a reflect pad reads too (K-diffusion's
+    KDownsample2D): the resize's permute needs it dense, the concat gets a copy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3)
+
+    def forward(self, x):
+        y = self.a(x)
+        return torch.cat([y, self.b(F.pad(y, (1, 1, 1, 1), mode="reflect"))], 1)
+
+
+def test_a_concat_input_a_permute_reads_is_copied_and_runs_bit_exact():
+    from qasic.compiler.pipeline import insert_copies
+
+    x = np.random.default_rng(0).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    model = SkipAndReflect().eval()
+    record = qasic.evaluate(model, x, calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.99, record["cosine"]
+    from qasic.compiler import resize
+
+    g = quantize(model, (torch.from_numpy(x[:1]),), x, QuantConfig())
+    cat = next(n for n in insert_copies(resize.expand(g)).nodes if n.op == "concat")
+    assert cat.inputs[0].endswith(".copy0")  # the conv's map, which the pad's permute reads

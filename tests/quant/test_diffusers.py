@@ -98,3 +98,43 @@ def test_a_vq_models_codebook_search_is_refused_in_one_line():
     with pytest.raises(UnsupportedOpError, match="force_not_quantize=True") as e:
         capture(_model("VQModel", kw, "vq"), torch.from_numpy(_x(3, 8)))
     assert "aten.cdist" in str(e.value) and "\n" not in str(e.value)
+
+
+class _Fir(torch.nn.Module):
+    """A conv, then diffusers' FIR resampler ``block`` (upfirdn2d: each channel a one-channel
+    image folded into the batch, qasic.quant.image_stacks), then a conv."""
+
+    def __init__(self, block):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.block, self.b = torch.nn.Conv2d(3, 8, 3, padding=1), block, \
+            torch.nn.Conv2d(8, 4, 3, padding=1)
+
+    def forward(self, x):
+        return self.b(self.block(self.a(x)))
+
+
+@pytest.mark.parametrize(("block", "kw"), [
+    ("FirDownsample2D", {"use_conv": False}), ("FirDownsample2D", {"use_conv": True}),
+    ("FirUpsample2D", {"use_conv": False})])
+def test_fir_up_and_downsampling_run_bit_exact(block, kw):
+    """Score-SDE U-Nets' FIR filters (SkipDownBlock2D, AttnSkipUpBlock2D, ResnetBlock2D with
+    kernel='fir'): the fixed 4x4 filter of every channel a depthwise conv."""
+    from diffusers.models import downsampling, upsampling
+
+    cls = getattr(downsampling, block, None) or getattr(upsampling, block)
+    m = _Fir(cls(8, out_channels=8, **kw)).eval()
+    x = _x(3, 8, 4)
+    record = qasic.evaluate(m, x, calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.99, record["cosine"]
+
+
+def test_a_fir_upsampling_conv_of_a_partial_phase_row_is_refused_in_one_line():
+    """FirUpsample2D(use_conv=True): its stride-2 transposed 3x3 conv has 17 rows of 8 (no
+    whole number of phases, qasic.quant.lowering_convt)."""
+    from diffusers.models.upsampling import FirUpsample2D
+
+    m = _Fir(FirUpsample2D(8, out_channels=8, use_conv=True)).eval()
+    with pytest.raises(UnsupportedOpError, match=r"transposed convolution with output height "
+                                                 r"17, not a multiple of its stride 2"):
+        capture(m, torch.from_numpy(_x(3, 8)))

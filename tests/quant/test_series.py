@@ -115,9 +115,8 @@ def test_no_mask_given_skips_the_bidirectional_mask_while_exporting():
 
 
 @pytest.mark.parametrize("layer, setting", [
-    ("InformerProbSparseAttention", "attention_type='full'"),
-    ("AutoformerAttention", "InformerModel with attention_type='full'")])
-def test_sampled_and_top_k_delay_attentions_are_refused_naming_what_runs(layer, setting):
+    ("InformerProbSparseAttention", "attention_type='full'")])
+def test_sampled_attentions_are_refused_naming_what_runs(layer, setting):
     model = nn.Sequential(type(layer, (nn.Module,), {})())
     with pytest.raises(UnsupportedOpError, match=r"module '0' \(" + layer) as e:
         known_modules.check(model)
