@@ -9,7 +9,6 @@ from torch import nn
 
 from benchmarks.handwritten import Network, floats
 
-
 # --- Conformer (ported from session 13's conformer.py) ---
 
 class FF(nn.Module):
