@@ -10,6 +10,7 @@ absorbs becomes a lut later (qasic.quant.calibrate.prepare).
 from __future__ import annotations
 
 import numbers
+import operator
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -32,6 +33,8 @@ SUPPORTED = (
     ("exp, expm1, erf, log, sqrt, rsqrt, reciprocal, abs, neg, sin, cos, acos, asin, atan, pow "
      "by a scalar, square (tables; chained into one table in sequence models)"),
     "max_pool1d/2d (padding, ceil_mode, dilation 1)",
+    ("max/amax over H, W or L (a global max pool: PointNet's max over its points), or over one "
+     "of H, W with keepdim (values only)"),
     "avg_pool1d/2d (a divisor varying by window: times a per-position constant)",
     ("adaptive_avg_pool1d/2d (in % out == 0: an avgpool2d; any other size: a resize), mean over "
      "H, W (or one of them, keepdim)"),
@@ -190,6 +193,40 @@ def mean(b: Any, node: Any, args: list, kwargs: dict) -> Act:
         return b.add(node, "avgpool2d", (x.name,), attrs)
     pooled = b.add(node, "avgpool2d", (x.name,), attrs, shape=(1, 1, c))
     return b.add(node, "reshape", (pooled.name,), {"shape": (c,)})
+
+
+def max_over_space(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+    """aten.max.dim(x, dim, keepdim) (values; indices never read) and aten.amax(x, dims,
+    keepdim) over the spatial axes of an image: over all of them (PointNet's ``torch.max(x, 2,
+    keepdim=True)[0]`` of its Conv1d features, a global max pool) a maxpool2d over the whole
+    map, then a reshape to a vector without keepdim; over one of H, W with keepdim a maxpool2d
+    whose window is that axis (as ``mean``)."""
+    from qasic.quant.lowering_pointwise import materialize  # it imports this module
+
+    if any(u.target is operator.getitem and u.args[1] == 1 and u.users for u in node.users):
+        b.fail(node, "the indices of a max (an argmax: a selection that depends on the values); "
+                     "only its values")
+    x = _act(b, node, materialize(b, args[0]), "max input")
+    rank = node.args[0].meta["val"].dim()
+    dims = _ints(_arg(args, kwargs, 1, "dim", [])) if node.target is aten.amax.default \
+        else [int(args[1])]
+    dims = sorted(int(d) % rank for d in dims)
+    keep = bool(_arg(args, kwargs, 2, "keepdim", False))
+    h, w, c = b.shapes[x.name]
+    if rank == 4 and dims in ([2], [3]) and keep:
+        k = (h, 1) if dims == [2] else (1, w)
+    elif rank >= 3 and dims == list(range(2, rank)):
+        k = (h, w)
+    else:
+        b.fail(node, f"a max over dims {dims} of a rank-{rank} image; only over all spatial axes "
+                     "(H, W, or L: a global max pool) or over one of H, W with keepdim")
+    attrs = {"kernel": k, "stride": k, "padding": (0, 0, 0, 0)}
+    if keep:
+        out = b.add(node, "maxpool2d", (x.name,), attrs)
+    else:
+        pooled = b.add(node, "maxpool2d", (x.name,), attrs, shape=(1, 1, c), suffix=".pool")
+        out = b.add(node, "reshape", (pooled.name,), {"shape": (c,)})
+    return (out, None) if node.target is aten.max.dim else out
 
 
 def _checked(b: Any, node: Any, y: Act) -> Act:
@@ -625,6 +662,8 @@ def _table() -> dict:
         aten.adaptive_avg_pool2d.default: adaptive_avg_pool,
         aten._adaptive_avg_pool2d.default: adaptive_avg_pool,
         aten.mean.dim: mean,
+        aten.max.dim: max_over_space,
+        aten.amax.default: max_over_space,
         aten.cat.default: cat,
         aten.concat.default: cat,
         aten.upsample_nearest1d.vec: upsample_nearest,

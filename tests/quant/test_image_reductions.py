@@ -1,0 +1,103 @@
+"""Reductions of an image model's maps written as users write them (qasic.quant.lowering_ops):
+a max over the spatial axes (PointNet's ``torch.max(x, 2, keepdim=True)[0]`` over its points, a
+global max pool; a max over H with keepdim), run bit-exact through the golden reference and
+the simulator, close to float."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import qasic
+from qasic.errors import UnsupportedOpError
+from qasic.quant import capture
+
+
+class SharedMlpMax(nn.Module):
+    """PointNet's feature: a shared MLP (Conv1d of kernel 1) over the points, the max over the
+    points (``torch.max(x, 2, keepdim)[0]`` or ``amax``), a classifier on the global feature."""
+
+    def __init__(self, keepdim: bool, amax: bool = False):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv1, self.conv2 = nn.Conv1d(3, 16, 1), nn.Conv1d(16, 32, 1)
+        self.bn = nn.BatchNorm1d(32)
+        self.fc = nn.Linear(32, 5)
+        self.keepdim, self.amax = keepdim, amax
+
+    def forward(self, x):
+        x = self.bn(self.conv2(F.relu(self.conv1(x))))
+        if self.amax:
+            x = x.amax(2, keepdim=self.keepdim)
+        else:
+            x = torch.max(x, 2, keepdim=self.keepdim)[0]
+        return self.fc(x.view(-1, 32))
+
+
+@pytest.mark.parametrize("keepdim, amax", [(True, False), (False, False), (False, True)])
+def test_a_max_over_the_points_is_a_global_max_pool(keepdim, amax):
+    x = np.random.default_rng(0).standard_normal((8, 3, 20)).astype(np.float32)
+    model = SharedMlpMax(keepdim, amax).eval()
+    g = capture(model, torch.from_numpy(x[:1]))
+    assert [n.attrs["kernel"] for n in g.nodes if n.op == "maxpool2d"] == [(1, 20)]
+    r = qasic.evaluate(model, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+class RowMax(nn.Module):
+    """A max over H with keepdim, then convs (a strip pooling's vertical branch)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.out = nn.Conv2d(2, 8, 3, padding=1), nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        return self.out(F.relu(self.conv(x)).max(2, keepdim=True)[0])
+
+
+def test_a_max_over_one_spatial_axis_with_keepdim_is_a_max_pool_of_that_axis():
+    x = np.random.default_rng(1).standard_normal((8, 2, 6, 5)).astype(np.float32)
+    g = capture(RowMax().eval(), torch.from_numpy(x[:1]))
+    assert [n.attrs["kernel"] for n in g.nodes if n.op == "maxpool2d"] == [(6, 1)]
+    r = qasic.evaluate(RowMax().eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+class ArgMax(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(3, 8, 1)
+
+    def forward(self, x):
+        v, i = torch.max(self.conv(x), 2)
+        return v + i.float()
+
+
+def test_the_indices_of_a_max_are_refused_in_one_line():
+    with pytest.raises(UnsupportedOpError, match="indices of a max"):
+        capture(ArgMax().eval(), torch.randn(1, 3, 10))
+
+
+class TallPool(nn.Module):
+    """A conv, then a max pool of a non-square window equal to its stride (a CRNN-style
+    MaxPool2d((2, 1)) that halves the height alone): not fused into the conv (the fused pool
+    is square), its own pool kernel."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.pool = nn.Conv2d(2, 8, 3, padding=1), nn.MaxPool2d((2, 1))
+        self.out = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        return self.out(self.pool(self.conv(x)))
+
+
+def test_a_conv_then_a_non_square_max_pool_runs_bit_exact():
+    x = np.random.default_rng(2).standard_normal((8, 2, 8, 6)).astype(np.float32)
+    r = qasic.evaluate(TallPool().eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
