@@ -29,6 +29,7 @@ from qasic.errors import InputError, UnsupportedOpError
 from qasic.quant import (
     alltopk,
     capture_patches,
+    channel_norm,
     complex_rope,
     einsum,
     export_check,
@@ -223,8 +224,9 @@ class _Builder:
         self.graph = alltopk.decompose(glu.decompose(keepdim.decompose(complex_rope.decompose(
             fourier.decompose(unfold.decompose(einsum.decompose(selects.decompose(
                 writeback.decompose(self.inlined), set(ep.graph_signature.user_inputs)))))))))
-        # movedims as their permutes, PE-Audio's 2x2 rotation matrices as RoPE's products
-        self.graph = matrix_rope.decompose(movedim.decompose(self.graph))
+        # movedims as their permutes, PE-Audio's 2x2 rotation matrices as RoPE's products, a
+        # LayerNorm over (N, C, H, W)'s channels written out as F.layer_norm (ConvNeXt's, SAM's)
+        self.graph = channel_norm.decompose(matrix_rope.decompose(movedim.decompose(self.graph)))
         self.env: dict[str, Any] = {}
         self.nodes: dict[str, FNode] = {}     # insertion order is execution order
         self.origin: dict[str, fx.Node] = {}  # tensor name -> fx node that produced it
