@@ -101,3 +101,33 @@ def test_a_conv_then_a_non_square_max_pool_runs_bit_exact():
     x = np.random.default_rng(2).standard_normal((8, 2, 8, 6)).astype(np.float32)
     r = qasic.evaluate(TallPool().eval(), x, calibration=x)
     assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+class TransformedPoints(nn.Module):
+    """PointNet's input transform: a T-Net's 3x3 matrix per cloud (shared MLP, max over the
+    points, linears, plus the identity), the points multiplied by it with bmm (which makes the
+    model a sequence one), then the shared MLP and the max over the points of the conv's
+    (batch, C, N) output in torch's layout."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.t1, self.t2 = nn.Conv1d(3, 16, 1), nn.Linear(16, 9)
+        self.c1, self.c2 = nn.Conv1d(3, 16, 1), nn.Conv1d(16, 32, 1)
+        self.fc = nn.Linear(32, 5)
+
+    def forward(self, x):
+        t = torch.max(F.relu(self.t1(x)), 2, keepdim=True)[0].view(-1, 16)
+        iden = torch.eye(3).flatten().view(1, 9).repeat(x.shape[0], 1)
+        trans = (0.1 * self.t2(t) + iden).view(-1, 3, 3)
+        x = torch.bmm(x.transpose(2, 1), trans).transpose(2, 1)
+        x = self.c2(F.relu(self.c1(x)))
+        return self.fc(torch.max(x, 2, keepdim=True)[0].view(-1, 32))
+
+
+def test_a_max_over_the_points_of_a_conv_in_a_sequence_model_pools_its_image():
+    x = np.random.default_rng(3).standard_normal((8, 3, 24)).astype(np.float32)
+    g = capture(TransformedPoints().eval(), torch.from_numpy(x[:1]))
+    assert [n.attrs["kernel"] for n in g.nodes if n.op == "maxpool2d"] == [(1, 24), (1, 24)]
+    r = qasic.evaluate(TransformedPoints().eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
