@@ -2,7 +2,7 @@
 repository writes it: a Swin-style model (window attention with shifted windows by
 ``torch.roll``), an MLP-Mixer, ViTs on ``nn.TransformerEncoder``, a U-Net, an EfficientNet-B0-style
 MBConv stack, ResNeXt, MobileViT, DeepLabv3's ASPP, an FPN with a RetinaNet head, ConvNeXt, MaxViT,
-HRNet and PointNet."""
+HRNet, PointNet, ShuffleNetV2, a YOLOv5, CBAM and DenseNet."""
 
 import math
 
@@ -1040,6 +1040,307 @@ def pointnet():
     return _randomize_bn(PointNetCls())
 
 
+# --- ShuffleNetV2 (torchvision's shufflenetv2.py: channel_shuffle by view/transpose/view) ---
+
+def channel_shuffle(x, groups):
+    batchsize, num_channels, height, width = x.size()
+    channels_per_group = num_channels // groups
+    # reshape
+    x = x.view(batchsize, groups, channels_per_group, height, width)
+    x = torch.transpose(x, 1, 2).contiguous()
+    # flatten
+    x = x.view(batchsize, num_channels, height, width)
+    return x
+
+class InvertedResidual(nn.Module):
+    def __init__(self, inp, oup, stride):
+        super().__init__()
+        self.stride = stride
+        branch_features = oup // 2
+        if self.stride > 1:
+            self.branch1 = nn.Sequential(
+                nn.Conv2d(inp, inp, 3, stride, 1, groups=inp, bias=False), nn.BatchNorm2d(inp),
+                nn.Conv2d(inp, branch_features, 1, bias=False), nn.BatchNorm2d(branch_features),
+                nn.ReLU(inplace=True))
+        else:
+            self.branch1 = nn.Sequential()
+        self.branch2 = nn.Sequential(
+            nn.Conv2d(inp if (self.stride > 1) else branch_features, branch_features, 1,
+                      bias=False),
+            nn.BatchNorm2d(branch_features), nn.ReLU(inplace=True),
+            nn.Conv2d(branch_features, branch_features, 3, stride, 1, groups=branch_features,
+                      bias=False),
+            nn.BatchNorm2d(branch_features),
+            nn.Conv2d(branch_features, branch_features, 1, bias=False),
+            nn.BatchNorm2d(branch_features), nn.ReLU(inplace=True))
+    def forward(self, x):
+        if self.stride == 1:
+            x1, x2 = x.chunk(2, dim=1)
+            out = torch.cat((x1, self.branch2(x2)), dim=1)
+        else:
+            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
+        out = channel_shuffle(out, 2)
+        return out
+
+class ShuffleNetV2(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.conv1 = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16),
+                                   nn.ReLU(inplace=True))
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.stage2 = nn.Sequential(InvertedResidual(16, 32, 2), InvertedResidual(32, 32, 1))
+        self.stage3 = nn.Sequential(InvertedResidual(32, 64, 2), InvertedResidual(64, 64, 1))
+        self.conv5 = nn.Sequential(nn.Conv2d(64, 128, 1, bias=False), nn.BatchNorm2d(128),
+                                   nn.ReLU(inplace=True))
+        self.fc = nn.Linear(128, num_classes)
+    def forward(self, x):
+        x = self.maxpool(self.conv1(x))
+        x = self.stage3(self.stage2(x))
+        x = self.conv5(x)
+        x = x.mean([2, 3])  # globalpool
+        return self.fc(x)
+
+def shufflenet():
+    torch.manual_seed(0)
+    return _randomize_bn(ShuffleNetV2())
+
+
+# --- YOLOv5-style (ultralytics' common.py: Focus, C3, SPPF, nearest upsample + cat, Detect) ---
+
+def autopad(k, p=None):
+    if p is None:
+        p = k // 2 if isinstance(k, int) else [x // 2 for x in k]
+    return p
+
+class Conv(nn.Module):
+    # Standard convolution with args(ch_in, ch_out, kernel, stride, padding, groups)
+    def __init__(self, c1, c2, k=1, s=1, p=None, g=1, act=True):
+        super().__init__()
+        self.conv = nn.Conv2d(c1, c2, k, s, autopad(k, p), groups=g, bias=False)
+        self.bn = nn.BatchNorm2d(c2)
+        self.act = nn.SiLU() if act is True else (act if isinstance(act, nn.Module)
+                                                  else nn.Identity())
+    def forward(self, x):
+        return self.act(self.bn(self.conv(x)))
+
+class Focus(nn.Module):
+    # Focus wh information into c-space
+    def __init__(self, c1, c2, k=1, s=1, p=None, g=1, act=True):
+        super().__init__()
+        self.conv = Conv(c1 * 4, c2, k, s, p, g, act=act)
+    def forward(self, x):  # x(b,c,w,h) -> y(b,4c,w/2,h/2)
+        return self.conv(torch.cat((x[..., ::2, ::2], x[..., 1::2, ::2], x[..., ::2, 1::2],
+                                    x[..., 1::2, 1::2]), 1))
+
+class YoloBottleneck(nn.Module):
+    def __init__(self, c1, c2, shortcut=True, g=1, e=0.5):
+        super().__init__()
+        c_ = int(c2 * e)
+        self.cv1 = Conv(c1, c_, 1, 1)
+        self.cv2 = Conv(c_, c2, 3, 1, g=g)
+        self.add = shortcut and c1 == c2
+    def forward(self, x):
+        return x + self.cv2(self.cv1(x)) if self.add else self.cv2(self.cv1(x))
+
+class C3(nn.Module):
+    # CSP Bottleneck with 3 convolutions
+    def __init__(self, c1, c2, n=1, shortcut=True, g=1, e=0.5):
+        super().__init__()
+        c_ = int(c2 * e)
+        self.cv1 = Conv(c1, c_, 1, 1)
+        self.cv2 = Conv(c1, c_, 1, 1)
+        self.cv3 = Conv(2 * c_, c2, 1)
+        self.m = nn.Sequential(*(YoloBottleneck(c_, c_, shortcut, g, e=1.0) for _ in range(n)))
+    def forward(self, x):
+        return self.cv3(torch.cat((self.m(self.cv1(x)), self.cv2(x)), 1))
+
+class SPPF(nn.Module):
+    # Spatial Pyramid Pooling - Fast (SPPF) layer for YOLOv5 by Glenn Jocher
+    def __init__(self, c1, c2, k=5):
+        super().__init__()
+        c_ = c1 // 2
+        self.cv1 = Conv(c1, c_, 1, 1)
+        self.cv2 = Conv(c_ * 4, c2, 1, 1)
+        self.m = nn.MaxPool2d(kernel_size=k, stride=1, padding=k // 2)
+    def forward(self, x):
+        x = self.cv1(x)
+        y1 = self.m(x)
+        y2 = self.m(y1)
+        return self.cv2(torch.cat((x, y1, y2, self.m(y2)), 1))
+
+class Detect(nn.Module):
+    def __init__(self, nc=3, ch=(), na=3):
+        super().__init__()
+        self.nc, self.no, self.na = nc, nc + 5, na
+        self.m = nn.ModuleList(nn.Conv2d(x, self.no * self.na, 1) for x in ch)
+    def forward(self, x):
+        z = []
+        for i in range(len(x)):
+            x[i] = self.m[i](x[i])
+            bs, _, ny, nx = x[i].shape
+            x[i] = x[i].view(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2).contiguous()
+            z.append(x[i].sigmoid().view(bs, -1, self.no))
+        return torch.cat(z, 1)
+
+class YOLOv5(nn.Module):
+    def __init__(self, nc=3):
+        super().__init__()
+        self.focus = Focus(3, 16, 3)
+        self.down1, self.c3_1 = Conv(16, 32, 3, 2), C3(32, 32)
+        self.down2, self.c3_2 = Conv(32, 64, 3, 2), C3(64, 64)
+        self.sppf = SPPF(64, 64)
+        self.lat = Conv(64, 32, 1, 1)
+        self.up = nn.Upsample(None, 2, "nearest")
+        self.c3_3 = C3(64, 32, shortcut=False)
+        self.detect = Detect(nc, (32, 64))
+    def forward(self, x):
+        p3 = self.c3_1(self.down1(self.focus(x)))
+        p4 = self.sppf(self.c3_2(self.down2(p3)))
+        h = self.lat(p4)
+        p3 = self.c3_3(torch.cat([self.up(h), p3], 1))
+        return self.detect([p3, p4])
+
+def yolov5():
+    torch.manual_seed(0)
+    return _randomize_bn(YOLOv5())
+
+
+# --- CBAM in a ResNet basic block (Jongchan/attention-module's cbam.py) ---
+
+class ChannelGate(nn.Module):
+    def __init__(self, gate_channels, reduction_ratio=4):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Flatten(), nn.Linear(gate_channels,
+                                                         gate_channels // reduction_ratio),
+                                 nn.ReLU(), nn.Linear(gate_channels // reduction_ratio,
+                                                      gate_channels))
+    def forward(self, x):
+        avg_pool = F.avg_pool2d(x, (x.size(2), x.size(3)), stride=(x.size(2), x.size(3)))
+        max_pool = F.max_pool2d(x, (x.size(2), x.size(3)), stride=(x.size(2), x.size(3)))
+        channel_att_sum = self.mlp(avg_pool) + self.mlp(max_pool)
+        scale = torch.sigmoid(channel_att_sum).unsqueeze(2).unsqueeze(3).expand_as(x)
+        return x * scale
+
+class ChannelPool(nn.Module):
+    def forward(self, x):
+        return torch.cat((torch.max(x, 1)[0].unsqueeze(1), torch.mean(x, 1).unsqueeze(1)), dim=1)
+
+class SpatialGate(nn.Module):
+    def __init__(self):
+        super().__init__()
+        kernel_size = 7
+        self.compress = ChannelPool()
+        self.spatial = nn.Sequential(nn.Conv2d(2, 1, kernel_size, 1, (kernel_size - 1) // 2,
+                                               bias=False), nn.BatchNorm2d(1))
+    def forward(self, x):
+        x_compress = self.compress(x)
+        x_out = self.spatial(x_compress)
+        scale = torch.sigmoid(x_out)  # broadcasting
+        return x * scale
+
+class CBAMBlock(nn.Module):
+    def __init__(self, planes):
+        super().__init__()
+        self.conv1 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.channel_gate, self.spatial_gate = ChannelGate(planes), SpatialGate()
+    def forward(self, x):
+        residual = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out = self.spatial_gate(self.channel_gate(out))
+        out += residual
+        return self.relu(out)
+
+class CBAMNet(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16),
+                                  nn.ReLU(inplace=True))
+        self.layer = nn.Sequential(CBAMBlock(16), CBAMBlock(16))
+        self.fc = nn.Linear(16, num_classes)
+    def forward(self, x):
+        x = self.layer(self.stem(x))
+        x = F.adaptive_avg_pool2d(x, 1).view(x.size(0), -1)
+        return self.fc(x)
+
+def cbam():
+    torch.manual_seed(0)
+    return _randomize_bn(CBAMNet())
+
+
+# --- DenseNet (torchvision's densenet.py: BN-ReLU-conv pre-activation on concatenated maps) ---
+
+class DenseLayer(nn.Module):
+    def __init__(self, num_input_features, growth_rate, bn_size):
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(num_input_features)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv1 = nn.Conv2d(num_input_features, bn_size * growth_rate, 1, bias=False)
+        self.norm2 = nn.BatchNorm2d(bn_size * growth_rate)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(bn_size * growth_rate, growth_rate, 3, padding=1, bias=False)
+    def forward(self, input):
+        prev_features = [input] if isinstance(input, torch.Tensor) else input
+        concated_features = torch.cat(prev_features, 1)
+        bottleneck_output = self.conv1(self.relu1(self.norm1(concated_features)))
+        return self.conv2(self.relu2(self.norm2(bottleneck_output)))
+
+class DenseBlock(nn.ModuleDict):
+    def __init__(self, num_layers, num_input_features, bn_size, growth_rate):
+        super().__init__()
+        for i in range(num_layers):
+            layer = DenseLayer(num_input_features + i * growth_rate, growth_rate, bn_size)
+            self.add_module(f"denselayer{i + 1}", layer)
+    def forward(self, init_features):
+        features = [init_features]
+        for layer in self.values():
+            new_features = layer(features)
+            features.append(new_features)
+        return torch.cat(features, 1)
+
+class Transition(nn.Sequential):
+    def __init__(self, num_input_features, num_output_features):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(num_input_features)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv = nn.Conv2d(num_input_features, num_output_features, 1, bias=False)
+        self.pool = nn.AvgPool2d(kernel_size=2, stride=2)
+
+class DenseNet(nn.Module):
+    def __init__(self, growth_rate=8, block_config=(3, 3), num_init_features=16, bn_size=2,
+                 num_classes=10):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, num_init_features, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(num_init_features), nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+        num_features = num_init_features
+        for i, num_layers in enumerate(block_config):
+            self.features.add_module(f"denseblock{i + 1}",
+                                     DenseBlock(num_layers, num_features, bn_size, growth_rate))
+            num_features = num_features + num_layers * growth_rate
+            if i != len(block_config) - 1:
+                self.features.add_module(f"transition{i + 1}",
+                                         Transition(num_features, num_features // 2))
+                num_features = num_features // 2
+        self.features.add_module("norm5", nn.BatchNorm2d(num_features))
+        self.classifier = nn.Linear(num_features, num_classes)
+    def forward(self, x):
+        features = self.features(x)
+        out = F.relu(features, inplace=True)
+        out = F.adaptive_avg_pool2d(out, (1, 1))
+        out = torch.flatten(out, 1)
+        return self.classifier(out)
+
+def densenet():
+    torch.manual_seed(0)
+    return _randomize_bn(DenseNet())
+
+
 NETWORKS = (
     Network("swin", "a Swin-style model (window partition by views, torch.roll shifts, "
             "mean((1, 2)) head)", "swin", floats(64, 1, 8, 8)),
@@ -1071,4 +1372,12 @@ NETWORKS = (
             "V2 head)", "hrnet", floats(16, 3, 32, 32)),
     Network("pointnet", "PointNet classifier (fxia22's: T-Net + bmm, Conv1d shared MLP, max "
             "over points)", "pointnet", floats(32, 3, 64)),
+    Network("shufflenet", "ShuffleNetV2 (torchvision's: chunk, cat, channel_shuffle by "
+            "view/transpose/view)", "shufflenet", floats(16, 3, 32, 32)),
+    Network("yolov5", "YOLOv5-style (ultralytics' Focus strided slices, C3, SPPF, nearest "
+            "upsample + cat, Detect's view/permute/sigmoid)", "yolov5", floats(16, 3, 64, 64)),
+    Network("cbam", "CBAM in ResNet blocks (attention-module's: avg/max pool MLP gate, channel "
+            "max + mean pooled spatial gate)", "cbam", floats(16, 3, 32, 32)),
+    Network("densenet", "DenseNet (torchvision's: BN-ReLU-conv on torch.cat of every earlier "
+            "map, transitions)", "densenet", floats(16, 3, 32, 32)),
 )
