@@ -131,3 +131,54 @@ def test_a_max_over_the_points_of_a_conv_in_a_sequence_model_pools_its_image():
     assert [n.attrs["kernel"] for n in g.nodes if n.op == "maxpool2d"] == [(1, 24), (1, 24)]
     r = qasic.evaluate(TransformedPoints().eval(), x, calibration=x)
     assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
+
+
+class Cbam(nn.Module):
+    """CBAM (attention-module's cbam.py): a channel gate from the avg- and max-pooled maps'
+    shared MLP, ``sigmoid(att).unsqueeze(2).unsqueeze(3).expand_as(x)`` times x; a spatial
+    gate from each pixel's channel max and mean (``torch.max(x, 1)[0].unsqueeze(1)``,
+    ``torch.mean(x, 1).unsqueeze(1)``) by a 7x7 conv."""
+
+    def __init__(self, c: int = 8):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, c, 3, padding=1)
+        self.mlp = nn.Sequential(nn.Flatten(), nn.Linear(c, 4), nn.ReLU(), nn.Linear(4, c))
+        self.spatial = nn.Conv2d(2, 1, 7, padding=3)
+        self.out = nn.Conv2d(c, 4, 1)
+
+    def forward(self, x):
+        x = self.conv(x)
+        h, w = x.shape[2:]
+        att = self.mlp(F.avg_pool2d(x, (h, w))) + self.mlp(F.max_pool2d(x, (h, w)))
+        x = x * torch.sigmoid(att).unsqueeze(2).unsqueeze(3).expand_as(x)
+        pooled = torch.cat((torch.max(x, 1)[0].unsqueeze(1), torch.mean(x, 1).unsqueeze(1)), 1)
+        return self.out(x * torch.sigmoid(self.spatial(pooled)))
+
+
+def test_cbam_channel_and_spatial_gates_run_bit_exact():
+    x = np.random.default_rng(4).standard_normal((8, 3, 6, 6)).astype(np.float32)
+    g = capture(Cbam().eval(), torch.from_numpy(x[:1]))
+    pools = {(n.op, tuple(n.attrs["kernel"])) for n in g.nodes if "pool" in n.op}
+    assert {("maxpool2d", (1, 8)), ("avgpool2d", (1, 8))} <= pools, pools
+    r = qasic.evaluate(Cbam().eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
+
+
+class ChannelMeanKeepdim(nn.Module):
+    """A mean over the channels with keepdim of a 1-D conv's map, broadcast back over them."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.out = nn.Conv1d(2, 8, 3, padding=1), nn.Conv1d(8, 4, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return self.out(y * torch.sigmoid(y.mean(1, keepdim=True)))
+
+
+def test_a_mean_over_the_channels_of_a_1d_map_runs_bit_exact():
+    x = np.random.default_rng(5).standard_normal((8, 2, 12)).astype(np.float32)
+    r = qasic.evaluate(ChannelMeanKeepdim().eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
