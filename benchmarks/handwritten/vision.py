@@ -2,7 +2,7 @@
 repository writes it: a Swin-style model (window attention with shifted windows by
 ``torch.roll``), an MLP-Mixer, ViTs on ``nn.TransformerEncoder``, a U-Net, an EfficientNet-B0-style
 MBConv stack, ResNeXt, MobileViT, DeepLabv3's ASPP, an FPN with a RetinaNet head, ConvNeXt, MaxViT,
-HRNet, PointNet, ShuffleNetV2, a YOLOv5, CBAM and DenseNet."""
+HRNet, PointNet, ShuffleNetV2, a YOLOv5, CBAM, DenseNet and SegFormer."""
 
 import math
 
@@ -1341,6 +1341,126 @@ def densenet():
     return _randomize_bn(DenseNet())
 
 
+# --- SegFormer (NVlabs' mix_transformer.py MiT stages + SegFormerHead) ---
+
+class OverlapPatchEmbed(nn.Module):
+    def __init__(self, patch_size=7, stride=4, in_chans=3, embed_dim=32):
+        super().__init__()
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=stride,
+                              padding=patch_size // 2)
+        self.norm = nn.LayerNorm(embed_dim)
+    def forward(self, x):
+        x = self.proj(x)
+        _, _, H, W = x.shape
+        x = x.flatten(2).transpose(1, 2)
+        x = self.norm(x)
+        return x, H, W
+
+class EfficientAttention(nn.Module):
+    def __init__(self, dim, num_heads=1, sr_ratio=1):
+        super().__init__()
+        self.num_heads = num_heads
+        head_dim = dim // num_heads
+        self.scale = head_dim ** -0.5
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, dim * 2)
+        self.proj = nn.Linear(dim, dim)
+        self.sr_ratio = sr_ratio
+        if sr_ratio > 1:
+            self.sr = nn.Conv2d(dim, dim, kernel_size=sr_ratio, stride=sr_ratio)
+            self.norm = nn.LayerNorm(dim)
+    def forward(self, x, H, W):
+        B, N, C = x.shape
+        q = self.q(x).reshape(B, N, self.num_heads, C // self.num_heads).permute(0, 2, 1, 3)
+        if self.sr_ratio > 1:
+            x_ = x.permute(0, 2, 1).reshape(B, C, H, W)
+            x_ = self.sr(x_).reshape(B, C, -1).permute(0, 2, 1)
+            x_ = self.norm(x_)
+            kv = self.kv(x_).reshape(B, -1, 2, self.num_heads,
+                                     C // self.num_heads).permute(2, 0, 3, 1, 4)
+        else:
+            kv = self.kv(x).reshape(B, -1, 2, self.num_heads,
+                                    C // self.num_heads).permute(2, 0, 3, 1, 4)
+        k, v = kv[0], kv[1]
+        attn = (q @ k.transpose(-2, -1)) * self.scale
+        attn = attn.softmax(dim=-1)
+        x = (attn @ v).transpose(1, 2).reshape(B, N, C)
+        return self.proj(x)
+
+class DWConv(nn.Module):
+    def __init__(self, dim=768):
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, 3, 1, 1, bias=True, groups=dim)
+    def forward(self, x, H, W):
+        B, _, C = x.shape
+        x = x.transpose(1, 2).view(B, C, H, W)
+        x = self.dwconv(x)
+        x = x.flatten(2).transpose(1, 2)
+        return x
+
+class MixFFN(nn.Module):
+    def __init__(self, in_features, hidden_features):
+        super().__init__()
+        self.fc1 = nn.Linear(in_features, hidden_features)
+        self.dwconv = DWConv(hidden_features)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_features, in_features)
+    def forward(self, x, H, W):
+        x = self.fc1(x)
+        x = self.act(self.dwconv(x, H, W))
+        return self.fc2(x)
+
+class MiTBlock(nn.Module):
+    def __init__(self, dim, num_heads, mlp_ratio, sr_ratio):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = EfficientAttention(dim, num_heads=num_heads, sr_ratio=sr_ratio)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = MixFFN(dim, int(dim * mlp_ratio))
+    def forward(self, x, H, W):
+        x = x + self.attn(self.norm1(x), H, W)
+        x = x + self.mlp(self.norm2(x), H, W)
+        return x
+
+class SegFormer(nn.Module):
+    def __init__(self, num_classes=4, dims=(16, 32), heads=(1, 2), srs=(4, 2), embed_dim=32):
+        super().__init__()
+        self.patch_embed1 = OverlapPatchEmbed(7, 4, 3, dims[0])
+        self.patch_embed2 = OverlapPatchEmbed(3, 2, dims[0], dims[1])
+        self.block1 = nn.ModuleList([MiTBlock(dims[0], heads[0], 2, srs[0])])
+        self.block2 = nn.ModuleList([MiTBlock(dims[1], heads[1], 2, srs[1])])
+        self.norm1, self.norm2 = nn.LayerNorm(dims[0]), nn.LayerNorm(dims[1])
+        self.linear_c1, self.linear_c2 = nn.Linear(dims[0], embed_dim), nn.Linear(dims[1],
+                                                                                  embed_dim)
+        self.linear_fuse = nn.Sequential(nn.Conv2d(2 * embed_dim, embed_dim, 1, bias=False),
+                                         nn.BatchNorm2d(embed_dim), nn.ReLU(inplace=True))
+        self.linear_pred = nn.Conv2d(embed_dim, num_classes, kernel_size=1)
+    def forward(self, x):
+        B = x.shape[0]
+        outs = []
+        for embed, blocks, norm in ((self.patch_embed1, self.block1, self.norm1),
+                                    (self.patch_embed2, self.block2, self.norm2)):
+            x, H, W = embed(x)
+            for blk in blocks:
+                x = blk(x, H, W)
+            x = norm(x)
+            x = x.reshape(B, H, W, -1).permute(0, 3, 1, 2).contiguous()
+            outs.append(x)
+        c1, c2 = outs
+        n = c2.shape[0]
+        _c2 = self.linear_c2(c2.flatten(2).transpose(1, 2)).permute(0, 2, 1).reshape(
+            n, -1, c2.shape[2], c2.shape[3])
+        _c2 = F.interpolate(_c2, size=c1.size()[2:], mode="bilinear", align_corners=False)
+        _c1 = self.linear_c1(c1.flatten(2).transpose(1, 2)).permute(0, 2, 1).reshape(
+            n, -1, c1.shape[2], c1.shape[3])
+        _c = self.linear_fuse(torch.cat([_c2, _c1], dim=1))
+        return self.linear_pred(_c)
+
+def segformer():
+    torch.manual_seed(0)
+    return _randomize_bn(SegFormer())
+
+
 NETWORKS = (
     Network("swin", "a Swin-style model (window partition by views, torch.roll shifts, "
             "mean((1, 2)) head)", "swin", floats(64, 1, 8, 8)),
@@ -1380,4 +1500,7 @@ NETWORKS = (
             "max + mean pooled spatial gate)", "cbam", floats(16, 3, 32, 32)),
     Network("densenet", "DenseNet (torchvision's: BN-ReLU-conv on torch.cat of every earlier "
             "map, transitions)", "densenet", floats(16, 3, 32, 32)),
+    Network("segformer", "SegFormer (NVlabs' MiT: overlapped patch embed, spatial-reduction "
+            "attention, Mix-FFN's depthwise conv on tokens viewed as a map, all-MLP head)",
+            "segformer", floats(16, 3, 32, 32)),
 )
