@@ -190,7 +190,8 @@ def mean(b: Any, node: Any, args: list, kwargs: dict) -> Act:
                                                     "divisor": k[0] * k[1]})
     if rank < 3 or dims != list(range(2, rank)):
         b.fail(node, f"mean over dims {dims} of a rank-{rank} tensor; only over all spatial "
-                     "axes (H, W, or L)")
+                     "axes (H, W, or L), over one of H, W with keepdim, or over the channels "
+                     "with keepdim")
     h, w, c = b.shapes[x.name]
     attrs = {"kernel": (h, w), "stride": (h, w), "padding": (0, 0, 0, 0), "divisor": h * w}
     if _arg(args, kwargs, 2, "keepdim", False):
