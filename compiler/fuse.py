@@ -127,13 +127,15 @@ def _chained(chain, consumers, graph) -> bool:
 
 
 def _fusable_pool(chain, graph) -> bool:
-    """A fused max-pool works on whole, non-overlapping, unpadded windows of a tile."""
+    """A fused max-pool works on whole, non-overlapping, unpadded square windows of a tile
+    (the GEMM kernel's geometry has one pool size: a (1, L) window, PointNet's max over its
+    points right after a conv, runs as its own pool kernel)."""
     pool = next((n for n in chain[1:] if n.op == "maxpool2d"), None)
     if pool is None:
         return True
     h, w, _ = graph.shapes[pool.inputs[0]]
     (kh, kw), (sh, sw) = pair(pool.attrs["kernel"]), pair(pool.attrs["stride"])
-    return (kh, kw) == (sh, sw) and not any(pad4(pool.attrs.get("padding", 0))) \
+    return (kh, kw) == (sh, sw) and kh == kw and not any(pad4(pool.attrs.get("padding", 0))) \
         and h % kh == 0 and w % kw == 0
 
 

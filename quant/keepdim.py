@@ -10,9 +10,19 @@ to torch's layout and back (qasic.quant.layouts): four permutes of whole maps. T
 an image's channel selection (qasic.quant.lowering_pointwise's ``image_slice``), widened over
 the channels of the product like FocalNet's gates. Only selects of axis 1 of rank-4 values
 whose every reader is such an unsqueeze are rewritten; the slice takes the select's name.
+
+Likewise a mean or max over the channels unsqueezed back is the reduction with keepdim:
+
+    torch.mean(x, 1).unsqueeze(1) = x.mean(1, keepdim=True)
+    torch.max(x, 1)[0].unsqueeze(1) = x.max(1, keepdim=True)[0]       (x of rank 3 or 4)
+
+(CBAM's ChannelPool), whose (N, 1, H, W) output is an image (the (N, H, W) in between is
+none); the reduction takes keepdim and each unsqueeze becomes its value.
 """
 
 from __future__ import annotations
+
+import operator
 
 import torch
 from torch import fx
@@ -23,12 +33,24 @@ aten = torch.ops.aten
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no such select, else a copy with each unsqueeze of one
     made the slice."""
-    if not any(_kept(n) for n in graph.nodes):
+    if not any(_kept(n) or _reduced(n) for n in graph.nodes):
         return graph
     new, env = fx.Graph(), {}
     for node in graph.nodes:
         if _kept(node):
             continue  # read by its unsqueezes alone
+        if _reduced(node):
+            env[node] = _with_keepdim(new, node, env[node.args[0]])
+            continue
+        value = _value_of(node)
+        if value is not None and _reduced(value):  # max.dim's values, then their unsqueezes
+            env[node] = new.node_copy(node, lambda n: env[n])
+            env[node].meta = dict(node.meta) | {"val": env[value].meta["val"][0]}
+            continue
+        if node.op == "call_function" and node.target is aten.unsqueeze.default \
+                and _reduced(_value_of(node.args[0]) or node.args[0]):
+            env[node] = env[node.args[0]]
+            continue
         if _kept(node.args[0] if node.op == "call_function" and node.args else None):
             env[node] = _slice(new, node, env[node.args[0].args[0]])
         else:
@@ -54,4 +76,49 @@ def _slice(new: fx.Graph, unsqueeze: fx.Node, x: fx.Node) -> fx.Node:
     out = new.create_node("call_function", aten.slice.Tensor, (x, 1, i, i + 1),
                           name=select.name)
     out.meta = dict(unsqueeze.meta)  # its shape, and its module for reports
+    return out
+
+
+_REDUCTIONS = (aten.mean.dim, aten.max.dim, aten.amax.default)
+
+
+def _value_of(node: object) -> fx.Node | None:
+    """The max.dim whose values ``node`` is (``getitem(max, 0)``), else None."""
+    if isinstance(node, fx.Node) and node.op == "call_function" \
+            and node.target is operator.getitem and node.args[1] == 0 \
+            and isinstance(node.args[0], fx.Node) and node.args[0].target is aten.max.dim:
+        return node.args[0]
+    return None
+
+
+def _reduced(node: object) -> bool:
+    """Whether ``node`` is a mean / max / amax over axis 1 of a rank-3/4 value without keepdim
+    whose every reader (of max.dim: of its values; its indices unread) is an unsqueeze at 1."""
+    if not isinstance(node, fx.Node) or node.op != "call_function" \
+            or node.target not in _REDUCTIONS or not node.users:
+        return False
+    x = node.args[0]
+    rank = x.meta["val"].dim() if isinstance(x, fx.Node) and "val" in x.meta else 0
+    dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+    dims = dims if isinstance(dims, (list, tuple)) else [dims]
+    keep = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
+    if rank not in (3, 4) or keep or None in dims or [int(d) % rank for d in dims] != [1]:
+        return False
+    readers = list(node.users)
+    if node.target is aten.max.dim:
+        if any(u.target is not operator.getitem or u.args[1] != 0 and u.users for u in readers):
+            return False  # the indices read
+        readers = [r for u in readers if u.args[1] == 0 for r in u.users]
+    return bool(readers) and all(u.op == "call_function" and u.target is aten.unsqueeze.default
+                                 and int(u.args[1]) % (rank) == 1 for u in readers)
+
+
+def _with_keepdim(new: fx.Graph, node: fx.Node, x: fx.Node) -> fx.Node:
+    dim = node.args[1] if len(node.args) > 1 else node.kwargs["dim"]
+    out = new.create_node("call_function", node.target, (x, dim, True), name=node.name)
+    val = node.args[0].meta["val"]
+    kept = val.amax(1, keepdim=True) if node.target is not aten.mean.dim \
+        else val.mean(1, keepdim=True)
+    out.meta = dict(node.meta) | {"val": (kept, kept.long()) if node.target is aten.max.dim
+                                  else kept}
     return out

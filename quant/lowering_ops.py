@@ -10,6 +10,7 @@ absorbs becomes a lut later (qasic.quant.calibrate.prepare).
 from __future__ import annotations
 
 import numbers
+import operator
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -32,6 +33,10 @@ SUPPORTED = (
     ("exp, expm1, erf, log, sqrt, rsqrt, reciprocal, abs, neg, sin, cos, acos, asin, atan, pow "
      "by a scalar, square (tables; chained into one table in sequence models)"),
     "max_pool1d/2d (padding, ceil_mode, dilation 1)",
+    ("max/amax over H, W or L (a global max pool: PointNet's max over its points), or over one "
+     "of H, W with keepdim, or over the channels with keepdim (values only)"),
+    "mean over the channels with keepdim (CBAM's spatial gate: a (1, C) avgpool of each pixel)",
+    "expand/expand_as of a (C, 1, 1) map over H, W read by add/sub/mul (broadcast by them)",
     "avg_pool1d/2d (a divisor varying by window: times a per-position constant)",
     ("adaptive_avg_pool1d/2d (in % out == 0: an avgpool2d; any other size: a resize), mean over "
      "H, W (or one of them, keepdim)"),
@@ -175,6 +180,8 @@ def mean(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     x = _act(b, node, materialize(b, args[0]), "mean input")  # a channel selection: a linear
     rank = node.args[0].meta["val"].dim()
     dims = sorted(int(d) % rank for d in _ints(args[1]))
+    if rank in (3, 4) and dims == [1] and _arg(args, kwargs, 2, "keepdim", False):
+        return _pooled_channels(b, node, x, "avgpool2d")
     if rank == 4 and dims in ([2], [3]) and _arg(args, kwargs, 2, "keepdim", False):
         h, w, _ = b.shapes[x.name]
         k = (h, 1) if dims == [2] else (1, w)
@@ -183,13 +190,84 @@ def mean(b: Any, node: Any, args: list, kwargs: dict) -> Act:
                                                     "divisor": k[0] * k[1]})
     if rank < 3 or dims != list(range(2, rank)):
         b.fail(node, f"mean over dims {dims} of a rank-{rank} tensor; only over all spatial "
-                     "axes (H, W, or L)")
+                     "axes (H, W, or L), over one of H, W with keepdim, or over the channels "
+                     "with keepdim")
     h, w, c = b.shapes[x.name]
     attrs = {"kernel": (h, w), "stride": (h, w), "padding": (0, 0, 0, 0), "divisor": h * w}
     if _arg(args, kwargs, 2, "keepdim", False):
         return b.add(node, "avgpool2d", (x.name,), attrs)
     pooled = b.add(node, "avgpool2d", (x.name,), attrs, shape=(1, 1, c))
     return b.add(node, "reshape", (pooled.name,), {"shape": (c,)})
+
+
+def max_over_space(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+    """aten.max.dim(x, dim, keepdim) (values; indices never read) and aten.amax(x, dims,
+    keepdim) over the spatial axes of an image: over all of them (PointNet's ``torch.max(x, 2,
+    keepdim=True)[0]`` of its Conv1d features, a global max pool) a maxpool2d over the whole
+    map, then a reshape to a vector without keepdim; over one of H, W with keepdim a maxpool2d
+    whose window is that axis (as ``mean``)."""
+    from qasic.quant.lowering_pointwise import materialize  # it imports this module
+
+    if any(u.target is operator.getitem and u.args[1] == 1 and u.users for u in node.users):
+        b.fail(node, "the indices of a max (an argmax: a selection that depends on the values); "
+                     "only its values")
+    x = _act(b, node, materialize(b, args[0]), "max input")
+    rank = node.args[0].meta["val"].dim()
+    dims = _ints(_arg(args, kwargs, 1, "dim", [])) if node.target is aten.amax.default \
+        else [int(args[1])]
+    dims = sorted(int(d) % rank for d in dims)
+    keep = bool(_arg(args, kwargs, 2, "keepdim", False))
+    h, w, c = b.shapes[x.name]
+    if rank in (3, 4) and dims == [1] and keep:
+        out = _pooled_channels(b, node, x, "maxpool2d")
+        return (out, None) if node.target is aten.max.dim else out
+    if rank == 4 and dims in ([2], [3]) and keep:
+        k = (h, 1) if dims == [2] else (1, w)
+    elif rank >= 3 and dims == list(range(2, rank)):
+        k = (h, w)
+    else:
+        b.fail(node, f"a max over dims {dims} of a rank-{rank} image; only over all spatial axes "
+                     "(H, W, or L: a global max pool), over one of H, W with keepdim, or over "
+                     "the channels with keepdim")
+    attrs = {"kernel": k, "stride": k, "padding": (0, 0, 0, 0)}
+    if keep:
+        out = b.add(node, "maxpool2d", (x.name,), attrs)
+    else:
+        pooled = b.add(node, "maxpool2d", (x.name,), attrs, shape=(1, 1, c), suffix=".pool")
+        out = b.add(node, "reshape", (pooled.name,), {"shape": (c,)})
+    return (out, None) if node.target is aten.max.dim else out
+
+
+def _pooled_channels(b: Any, node: Any, x: Act, pool: str) -> Act:
+    """A mean or max over the channels with keepdim (CBAM's spatial gate pools each pixel's
+    channels, ``torch.max(x, 1)[0].unsqueeze(1)`` and ``torch.mean(x, 1)``): the image (H, W,
+    C) is the same memory as (H W, C, 1), whose rows a (1, C) window pools to (H W, 1, 1),
+    viewed as the (H, W, 1) image."""
+    h, w, c = b.shapes[x.name]
+    rows = b.add(node, "reshape", (x.name,), {"shape": (h * w, c, 1)}, shape=(h * w, c, 1),
+                 suffix=".rows")
+    attrs = {"kernel": (1, c), "stride": (1, c), "padding": (0, 0, 0, 0)}
+    if pool == "avgpool2d":
+        attrs["divisor"] = c
+    pooled = b.add(node, pool, (rows.name,), attrs, shape=(h * w, 1, 1), suffix=".pool")
+    return b.add(node, "reshape", (pooled.name,), {"shape": (h, w, 1)}, shape=(h, w, 1))
+
+
+def expand(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """expand / expand_as of a (C, 1, 1) map over H, W read only by broadcasting elementwise
+    ops (CBAM's channel gate, ``sigmoid(att).unsqueeze(2).unsqueeze(3).expand_as(x)``, times
+    x): the map itself, which those ops broadcast; an expand that changes nothing: its input."""
+    x = _act(b, node, args[0], "expand input")
+    have, want = b.shapes[x.name], per_sample(node)
+    if have == want:
+        return x
+    readers = {aten.mul.Tensor, aten.add.Tensor, aten.sub.Tensor, aten.mul_.Tensor,
+               aten.add_.Tensor}
+    if len(have) != 3 or len(want) != 3 or have[:2] != (1, 1) or have[2] != want[2] \
+            or not all(u.target in readers for u in node.users):
+        b.fail(node, f"expand of the image {have} to {want}; only a (C, 1, 1) map over H, W "
+                     "read by add/sub/mul (which broadcast it)")
+    return x
 
 
 def _checked(b: Any, node: Any, y: Act) -> Act:
@@ -625,6 +703,10 @@ def _table() -> dict:
         aten.adaptive_avg_pool2d.default: adaptive_avg_pool,
         aten._adaptive_avg_pool2d.default: adaptive_avg_pool,
         aten.mean.dim: mean,
+        aten.max.dim: max_over_space,
+        aten.expand.default: expand,
+        aten.expand_as.default: expand,
+        aten.amax.default: max_over_space,
         aten.cat.default: cat,
         aten.concat.default: cat,
         aten.upsample_nearest1d.vec: upsample_nearest,

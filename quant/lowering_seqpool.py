@@ -176,6 +176,9 @@ def max_over(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     rank = node.args[0].meta["val"].dim()
     dims = _ints(_arg(args, kwargs, 1, "dim", [])) if node.target is aten.amax.default \
         else [int(args[1])]
+    if _spatial(b, node, dims):
+        out = _global_max(b, node, x)
+        return (out, None) if node.target is aten.max.dim else out
     shape = b.shapes[x.name]
     axis = lowering_seq.axis_map(b, node.args[0])[dims[0] % rank] if len(dims) == 1 else None
     if axis is None or axis == len(shape) - 1:
@@ -189,6 +192,33 @@ def max_over(b: Any, node: Any, args: list, kwargs: dict) -> Any:
                    shape=(h // k, w, shape[-1]), suffix=".pool")
     out = lowering_seq.reshaped(b, node, pooled, b.per_sample(node))
     return (out, None) if node.target is aten.max.dim else out
+
+
+def _spatial(b: Any, node: Any, dims: list) -> bool:
+    """Whether the max is over every spatial axis of a conv's (batch, C, L) / (batch, C, H,
+    W) output permuted to torch's layout (``lowering_seq.torch_layout``: PointNet's max over
+    its points, after a bmm by its T-Net's transform made the model a sequence one)."""
+    src = node.args[0]
+    rank = src.meta["val"].dim()
+    x = b.env.get(src.name)
+    prev = b.nodes.get(x.name) if isinstance(x, Act) else None
+    return rank in (3, 4) and sorted(int(d) % rank for d in dims) == list(range(2, rank)) \
+        and lowering_seq.digit(b, src) == (0, 1) and prev is not None \
+        and prev.op == "permute" and tuple(prev.attrs["perm"]) == ((1, 0), (2, 0, 1))[rank - 3]
+
+
+def _global_max(b: Any, node: Any, x: Act) -> Act:
+    """The map read as the image a convolution reads (``lowering.image_input``: the
+    channels-last rows it came from), max-pooled whole: (1, 1, C), the memory order of torch's
+    (C, 1) / (C, 1, 1) / (C,)."""
+    from qasic.quant import lowering
+
+    image = lowering.image_input(b, node, x)
+    h, w, c = b.shapes[image.name]
+    pooled = b.add(node, "maxpool2d", (image.name,),
+                   {"kernel": (h, w), "stride": (h, w), "padding": (0, 0, 0, 0)},
+                   shape=(1, 1, c), suffix=".pool")
+    return lowering_seq.reshaped(b, node, pooled, b.per_sample(node))
 
 
 def max_pool(b: Any, node: Any, args: list, kwargs: dict) -> Any:

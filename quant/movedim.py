@@ -1,8 +1,10 @@
 """``torch.movedim`` rewritten before capture as the permute it is: the axes ``source`` moved to
 the positions ``destination``, the others in their order (Gemma 3n's and Gemma 4's audio
 attention move their heads axis with it); ``Tensor.T`` (``numpy_T``: Pixtral's patches) as the
-permute reversing every axis. The permute takes the movedim's name and meta, so
-refusals and module names read as before."""
+permute reversing every axis; ``torch.swapaxes`` / ``swapdims`` (torchvision's MaxViT swaps
+its grid partition's axes with them, and torch.export keeps the aliases) as the transpose they
+alias. The permute or transpose takes the op's name and meta, so refusals and module names read
+as before."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from torch import fx
 
 aten = torch.ops.aten
 MOVEDIMS = (aten.movedim.int, aten.movedim.intlist, aten.numpy_T.default)
+SWAPS = (aten.swapaxes.default, aten.swapdims.default)  # aliases of transpose(x, d0, d1)
 
 
 def permutation(rank: int, source: object, destination: object) -> list[int]:
@@ -26,12 +29,21 @@ def permutation(rank: int, source: object, destination: object) -> list[int]:
 
 
 def decompose(graph: fx.Graph) -> fx.Graph:
-    """``graph`` itself when it holds no movedim, else a copy with each one a permute."""
-    if not any(n.op == "call_function" and n.target in MOVEDIMS for n in graph.nodes):
+    """``graph`` itself when it holds no movedim or swap, else a copy with each movedim a
+    permute and each swap a transpose."""
+    if not any(n.op == "call_function" and n.target in MOVEDIMS + SWAPS for n in graph.nodes):
         return graph
     new, env = fx.Graph(), {}
     for node in graph.nodes:
-        if node.op == "call_function" and node.target in MOVEDIMS:
+        if node.op == "call_function" and node.target in SWAPS:
+            names = ("axis0", "axis1") if node.target is aten.swapaxes.default \
+                else ("dim0", "dim1")
+            d0, d1 = (*node.args[1:], *(node.kwargs[k] for k in names if k in node.kwargs))
+            t = new.create_node("call_function", aten.transpose.int,
+                                (env[node.args[0]], d0, d1), name=node.name)
+            t.meta = dict(node.meta)
+            env[node] = t
+        elif node.op == "call_function" and node.target in MOVEDIMS:
             x = node.args[0]
             rank = x.meta["val"].dim()
             perm = list(range(rank))[::-1] if node.target is aten.numpy_T.default else \

@@ -27,35 +27,24 @@ from torch import fx
 
 from qasic.errors import InputError, UnsupportedOpError
 from qasic.quant import (
-    alltopk,
     capture_patches,
-    complex_rope,
-    constant_rows,
-    einsum,
     export_check,
     export_errors,
-    fourier,
-    glu,
     grid_towers,
     idmaps,
     inplace,
-    keepdim,
     known_modules,
     layouts,
     lengths,
     lowering_pad,
     lowering_seq,
     masks,
-    matrix_rope,
-    movedim,
     positions,
-    selects,
+    rewrites,
     seqpasses,
     sinks,
-    unfold,
     vmaps,
     wrappers,
-    writeback,
 )
 from qasic.quant.calibrate import prepare
 from qasic.quant.fgraph import FGraph, FNode
@@ -213,22 +202,10 @@ class _Builder:
 
     def __init__(self, ep: torch.export.ExportedProgram) -> None:
         self.ep = ep
-        # the graph walked: einsums and FNet's Fourier transforms made matmuls, patch unfolds
-        # views and permutes, selections of samples by constant masks resolved, complex RoPE
-        # real products, ``x[:, i].unsqueeze(1)`` slices, GLUs their halves' product, a slice
-        # updated in place the cat it makes (qasic.quant.writeback), a mask scattered from a
-        # top-k of every index the constant it is (qasic.quant.alltopk), a selection of constant
-        # rows of a slice of the batch axis that constant (qasic.quant.constant_rows, TimeSformer's
-        # class tokens); before all, the subgraphs
-        # of wrappers (autocast, no_grad regions) inlined: ``inlined`` is the exported graph as
-        # torch ran it
+        # the graph walked: the exported graph as torch ran it (the subgraphs of wrappers,
+        # autocast and no_grad regions, inlined), after the rewrites of quant.rewrites.REWRITES
         self.inlined = wrappers.inline(ep.graph_module)
-        users = set(ep.graph_signature.user_inputs)
-        self.graph = alltopk.decompose(glu.decompose(keepdim.decompose(complex_rope.decompose(
-            fourier.decompose(unfold.decompose(einsum.decompose(constant_rows.decompose(
-                selects.decompose(writeback.decompose(self.inlined), users), users))))))))
-        # movedims as their permutes, PE-Audio's 2x2 rotation matrices as RoPE's products
-        self.graph = matrix_rope.decompose(movedim.decompose(self.graph))
+        self.graph = rewrites.rewritten(self.inlined, set(ep.graph_signature.user_inputs))
         self.env: dict[str, Any] = {}
         self.nodes: dict[str, FNode] = {}     # insertion order is execution order
         self.origin: dict[str, fx.Node] = {}  # tensor name -> fx node that produced it
@@ -406,7 +383,9 @@ class _Builder:
             self.env[outs[0].name] = materialize(self, self.value(outs[0]))
             self.made_in[outs[0].name] = self.sequence  # in this mode's layout now
         if len(outs) != 1 or not isinstance(self.value(outs[0]), Act):
-            self.fail(node, f"the model must return one activation tensor; it returns {len(outs)}")
+            self.fail(node, f"the model must return one activation tensor; it returns {len(outs)}"
+                            + ("; return the one to evaluate (e.g. a wrapper module whose forward "
+                               "returns model(x)[0])" if len(outs) > 1 else ""))
         self._batch_first(outs[0])
         self.output_layout = self._layout_of(outs[0])
         return self.value(outs[0]).name

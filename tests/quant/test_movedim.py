@@ -63,3 +63,27 @@ def test_a_clamp_fused_into_a_linear_read_by_a_matmul_keeps_zero_point_0():
     x = np.random.default_rng(0).standard_normal((4, 6, 8)).astype(np.float32)
     r = qasic.evaluate(ClippedValues().eval(), x, calibration=x)
     assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
+
+
+class HeadsSwapped(nn.Module):
+    """torchvision's MaxViT way: the heads axis swapped in with torch.swapaxes and out with
+    Tensor.swapdims (aliases of transpose that torch.export keeps as their own ops)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.qkv, self.out = nn.Linear(8, 24), nn.Linear(8, 8)
+
+    def forward(self, x):
+        b, s, _ = x.shape
+        q, k, v = (torch.swapaxes(t.reshape(b, s, 2, 4), 1, 2) for t in self.qkv(x).chunk(3, -1))
+        a = torch.softmax(q @ k.swapaxes(-1, -2), -1) @ v
+        return self.out(a.swapdims(1, 2).reshape(b, s, 8))
+
+
+def test_a_swapaxes_is_captured_as_a_transpose_and_runs_bit_exact():
+    x = np.random.default_rng(0).standard_normal((4, 6, 8)).astype(np.float32)
+    g = capture(HeadsSwapped().eval(), torch.from_numpy(x[:1]))
+    assert not any("swap" in n.op for n in g.nodes)
+    r = qasic.evaluate(HeadsSwapped().eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]

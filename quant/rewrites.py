@@ -1,0 +1,76 @@
+"""The rewrites capture applies to an exported graph before walking it, as one table: a row
+per rewrite, in the order they run, each naming the module that owns it and the forms it
+turns into ones the walk lowers.
+
+Each rewrite is a pure function of the fx graph (and the names of the user inputs, for those
+that must tell an input from a constant); each leaves a graph it does not concern unchanged.
+A new graph rewrite is a new row here, never another call nested in ``torch_export``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import fx
+
+from qasic.quant import (
+    alltopk,
+    channel_norm,
+    complex_rope,
+    constant_rows,
+    einsum,
+    fourier,
+    glu,
+    keepdim,
+    matrix_rope,
+    movedim,
+    selects,
+    unfold,
+    writeback,
+)
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    name: str
+    does: str
+    apply: Callable[[fx.Graph, set[str]], fx.Graph]  # (graph, user input names) -> graph
+
+
+def _graph_only(fn: Callable[[fx.Graph], fx.Graph]) -> Callable[[fx.Graph, set[str]], fx.Graph]:
+    return lambda graph, users: fn(graph)
+
+
+REWRITES: tuple[Rewrite, ...] = (
+    Rewrite("writeback", "a slice updated in place becomes the cat it makes",
+            _graph_only(writeback.decompose)),
+    Rewrite("selects", "a selection of samples by a constant mask resolved", selects.decompose),
+    Rewrite("constant_rows", "constant rows selected from a slice of the batch axis are that "
+            "constant (TimeSformer's class tokens)", constant_rows.decompose),
+    Rewrite("einsum", "an einsum of two operands becomes permutes, reshapes and a matmul",
+            _graph_only(einsum.decompose)),
+    Rewrite("unfold", "patch unfolds become views and permutes", _graph_only(unfold.decompose)),
+    Rewrite("fourier", "FNet's Fourier transforms become matmuls",
+            _graph_only(fourier.decompose)),
+    Rewrite("complex_rope", "complex RoPE becomes real products",
+            _graph_only(complex_rope.decompose)),
+    Rewrite("keepdim", "x[:, i].unsqueeze(1) and reductions unsqueezed back become keepdim "
+            "forms", _graph_only(keepdim.decompose)),
+    Rewrite("glu", "a GLU becomes its halves' product", _graph_only(glu.decompose)),
+    Rewrite("alltopk", "a mask scattered from a top-k of every index is the constant it is",
+            _graph_only(alltopk.decompose)),
+    Rewrite("movedim", "movedim, swapaxes and swapdims become permutes",
+            _graph_only(movedim.decompose)),
+    Rewrite("matrix_rope", "PE-Audio's 2x2 rotation matrices become RoPE's products",
+            _graph_only(matrix_rope.decompose)),
+    Rewrite("channel_norm", "a LayerNorm over (N, C, H, W)'s channels written out becomes "
+            "F.layer_norm (ConvNeXt's, SAM's LayerNorm2d)", _graph_only(channel_norm.decompose)),
+)
+
+
+def rewritten(graph: fx.Graph, user_inputs: set[str]) -> fx.Graph:
+    """``graph`` after every row of REWRITES, in order."""
+    for rewrite in REWRITES:
+        graph = rewrite.apply(graph, user_inputs)
+    return graph
