@@ -172,6 +172,22 @@ def _concrete(fn: Callable) -> Callable:
     return run
 
 
+def _concrete_tolist(tolist: Callable) -> Callable:
+    """``FakeTensor.tolist`` giving an integer fake tensor's real values (its grid's: HunYuan-VL's
+    ``grid_thw.tolist()`` sizes of each image's merger, Cosmos3-Edge's per-image loop) as
+    Python ints, so the sizes they make are constants; any other tensor's as it is."""
+    from torch._subclasses.fake_tensor import unset_fake_temporarily
+
+    def run(self: torch.Tensor) -> Any:
+        if not self.is_floating_point() and self.dtype != torch.bool:
+            value, known = _value(self)
+            if known:
+                with unset_fake_temporarily():
+                    return value.tolist()
+        return tolist(self)
+    return run
+
+
 def varlen_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                      attention_mask: torch.Tensor | None, dropout: float = 0.0,
                      scaling: float | None = None, is_causal: bool | None = None,
@@ -220,7 +236,11 @@ def packed(model: Any) -> Iterator[None]:
     from torch._functorch import config as functorch_config
 
     swapped = [t for _, t in found if _packer(t) and type(t).__name__ in ONE_IMAGE]
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    tolist = FakeTensor.tolist
     try:
+        FakeTensor.tolist = _concrete_tolist(tolist)
         for t in swapped:  # an instance attribute: the class's forward is put back by del
             t.forward = ONE_IMAGE[type(t).__name__].__get__(t)
         for c in configs.values():
@@ -229,6 +249,7 @@ def packed(model: Any) -> Iterator[None]:
         with functorch_config.patch(fake_tensor_propagate_real_tensors=True):
             yield
     finally:
+        FakeTensor.tolist = tolist
         for t in swapped:
             del t.forward
         for k, c in configs.items():

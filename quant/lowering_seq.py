@@ -84,9 +84,40 @@ def input_layout(graph: Any, user_input: Any) -> str | None:
         attends = aten.scaled_dot_product_attention.default in targets or any(
             t in _SOFTMAX_OPS for t in targets) and any(t in _PRODUCT_OPS for t in targets)
         return SEQUENCE if attends and not _conv_first(user_input) else None
-    spatial = any(any(k in getattr(n.target, "__name__", "") for k in _SPATIAL_OPS)
-                  and not patch_conv.covers(n) for n in calls)  # cut patches' embedding: linear
-    return SEQUENCE if not spatial and any(t in _SEQUENCE_OPS for t in targets) else None
+    spatial = [n for n in calls if _spatial(n) and not patch_conv.covers(n)]  # cut patches'
+    if not any(t in _SEQUENCE_OPS for t in targets):  # embedding: a linear
+        return None
+    if not spatial:
+        return SEQUENCE
+    # a float (batch, S, D) input of cut patches (a VLM tower's patch embedding, a conv
+    # covering each patch, reads it) with spatial ops only on its tokens, after a linear or a
+    # product (HunYuan-VL's and HYV4-VL's merger conv over each image's tokens, VideoLLaMA3's
+    # bilinear downsampling of them): sequence mode, which runs them in torch's layout
+    patches = any(patch_conv.covers(n) for n in calls)
+    return SEQUENCE if patches and not _spatial_first(user_input) else None
+
+
+def _spatial(node: Any) -> bool:
+    return any(k in getattr(node.target, "__name__", "") for k in _SPATIAL_OPS)
+
+
+def _spatial_first(node: Any) -> bool:
+    """Whether a spatial op other than a conv covering cut patches (qasic.quant.patch_conv)
+    reads ``node``'s values before any linear, product or such a conv does (on some path of
+    its users)."""
+    from qasic.quant import patch_conv  # it imports this module
+
+    seen, todo = set(), [node]
+    while todo:
+        for user in todo.pop().users:
+            if user in seen or user.target in _PRODUCT_OPS or \
+                    user.target is aten.linear.default or patch_conv.covers(user):
+                continue
+            if _spatial(user):
+                return True
+            seen.add(user)
+            todo.append(user)
+    return False
 
 
 def _conv_first(node: Any) -> bool:
