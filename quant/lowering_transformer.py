@@ -206,11 +206,11 @@ def samples_apart(b: Any, node: Any, operands: Any) -> None:
     model that packs them into one sequence, ``x.reshape(1, batch * S, D)``), so the product
     pairs rows of one sample with another's; the graph computes each sample alone. (A trace of
     one sample, a packing tower's, qasic.quant.grid_towers, has none to mix.)"""
-    if b.batch == 1:
+    acts = [a for a in operands if isinstance(a, torch.fx.Node)
+            and not isinstance(b.env.get(a.name), torch.Tensor)]
+    if b.batch == 1 or len(acts) < 2:  # a constant operand: _per_sample_constant's rules
         return
-    for a in operands:
-        if not isinstance(a, torch.fx.Node) or isinstance(b.env.get(a.name), torch.Tensor):
-            continue
+    for a in acts:
         rank, (p, _) = a.meta["val"].dim(), lowering_seq.digit(b, a)
         if rank >= 2 and p >= rank - 2:
             b.fail(node, f"a product of activations whose axis {p} of "
