@@ -19,7 +19,9 @@ but traced at a batch of two its images are parts of one sequence. So while qasi
 - it is traced on one sample (the first of the example batch; ``trace_one``): the packed sequence
   is that image's, the split has one part, Pixtral's loop one image;
 - the ``get_vision_*`` helpers run eagerly on the grid's values (a constant: the wrapper's) and
-  return constants (``concrete``), so no size depends on data;
+  return constants (``concrete``), and an integer tensor's ``tolist()`` gives its values (the
+  grid's sizes a forward reads itself: HunYuan-VL's merger, Cosmos3-Edge's position table,
+  LFM3-VL's conv), so no size depends on data;
 - the tower's attention takes its packed (``cu_seqlens``) branch, with ``VARLEN`` in place of a
   flash kernel: attention over the whole sequence with the block-diagonal boolean mask of the
   ``cu_seqlens`` segments (one block per image, frame or window: Qwen2.5-VL's windows), a

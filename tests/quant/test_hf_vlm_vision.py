@@ -4,7 +4,11 @@ fixed 4x4 grid of patches per sample, the grid a constant of the wrapper
 (qasic.quant.grid_towers: traced on one sample, the grid helpers run on constants, the packed
 attention a block-diagonal mask); their patch embedding, a Conv3d whose kernel covers each cut
 patch, is a linear (qasic.quant.patch_conv). Pixtral's tower, which loops over the images of
-its batch, runs its one-image form. Tiny configs: 2 blocks of hidden 32, 2 heads."""
+its batch, runs its one-image form. Towers that merge, resize or reorder each image's tokens
+themselves (a conv over the image's map at sizes from ``grid_thw.tolist()``, a bilinear
+downsampling, class tokens placed by ``index_put``) stay in sequence mode; a model that packs
+its samples without a tower qasic knows is refused at its first product that mixes them.
+Tiny configs: 2 blocks of hidden 32, 2 heads."""
 
 from __future__ import annotations
 
