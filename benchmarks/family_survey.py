@@ -1706,11 +1706,31 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                                        _GRID, {}, "grid", 48),
     "PaddleOCRVisionModel": ("vision", "PaddleOCRVisionConfig", _GRID, {}, "grid", 48),
     "Kimi_K25VisionModel": ("vision", "Kimi_K25VisionConfig", _GRID, {}, "grid", 48),
-    "HunYuanVLVisionTransformer": ("vision", "HunYuanVLVisionConfig", _GRID, {}, "grid", 48),
+    "HunYuanVLVisionTransformer": ("vision", "HunYuanVLVisionConfig",
+                                   _GRID | {"text_hidden_size": 64}, {}, "grid", 48),
     "Cosmos3EdgeVisionModel": ("vision", "Cosmos3EdgeVisionConfig", _GRID, {}, "grid", 48),
     "LlavaOnevision15VisionModel": ("vision", "LlavaOnevision15VisionConfig", _GRID, {}, "grid",
                                     48),
     "Lfm3VlVisionModel": ("vision", "Lfm3VlVisionConfig", _GRID, {}, "grid", 96),
+    # grid lane (session 14): the towers not probed before, on the same 4x4 grid of patches;
+    # Inkling-2's takes each merged token's 8x8 pixels (its grid counts merged tokens) and
+    # places a class token before each image's patches; Dots3Note's second block has 4 experts
+    # (top 2); VideoLLaMA3's takes a merge size per image (its tokens bilinearly downsampled)
+    "GlmImageVisionModel": ("vision", "GlmImageVisionConfig", _GRID, {}, "grid", 48),
+    "MuseSparkVisionModel": ("vision", "MuseSparkVisionConfig", _GRID, {}, "grid", 96),
+    "MuseGlimmerVisionModel": ("vision", "MuseGlimmerVisionConfig", _GRID, {}, "grid", 96),
+    "Inkling2VisionModel": ("vision", "Inkling2VisionConfig", _GRID | {
+        "mlp_ratio": 2.0, "posemb_grid_size": 4, "projection_hidden_dim": 64,
+        "text_hidden_size": 64}, {}, "grid", 48),
+    "HYV4VLVisionModel": ("vision", "HYV4VLVisionConfig", _GRID, {}, "grid", 48),
+    "Ovis2_5VisionModel": ("vision", "Ovis2_5VisionConfig", _GRID | {"temporal_patch_size": 1},
+                           {}, "grid", 48),
+    "VideoLlama3VisionModel": ("vision", "VideoLlama3VisionConfig", _GRID, {}, "grid", 48),
+    "Dots3NoteVisionModel": ("vision", "Dots3NoteVisionConfig", _GRID | {
+        "pyramid_num_routed": [-1, 4], "num_local_experts": 4, "num_experts_per_tok": 2,
+        "moe_intermediate_size": 32, "adapter_in_dim": 32, "adapter_out_dim": 64}, {}, "grid",
+        48),
+    "MiniMaxM3VLVisionModel": ("vision", "MiniMaxM3VLVisionConfig", _GRID, {}, "grid", 96),
     # the probe lane of the thirteenth session: probabilistic time-series transformers (an
     # encoder-decoder on past values, lags, time features; the decoder teacher-forced on the
     # future values), layout encoders with boxes, the BLIP-2 / InstructBLIP Q-Formers, the
@@ -2003,7 +2023,12 @@ _CALL = {"Qwen3ASREncoder": {"input_features_mask": "valid"},
 # segmentation head the masks (the queries times the pixel decoder's embeddings)
 # grid towers (input kind "grid", vlmvis lane): how their first parameter takes the patches
 # (default "flat": (patches, C T P P)); Kimi's (patches, C, P, P), PaddleOCR's (1, patches, C, P, P)
-_GRID_LAYOUT = {"Kimi_K25VisionModel": "patches", "PaddleOCRVisionModel": "packed"}
+# ("merged": (merged tokens, 2P, 2P, C), its grid in merged tokens: Inkling-2's)
+_GRID_LAYOUT = {"Kimi_K25VisionModel": "patches", "PaddleOCRVisionModel": "packed",
+                "Inkling2VisionModel": "merged"}
+# grid towers whose pooler_output is no image's tokens (MiniMax-M3-VL's: the packed sequence's
+# first token): the survey reads last_hidden_state
+_GRID_LAST = {"MiniMaxM3VLVisionModel"}
 # towers that return the images of a batch as one sequence (1, batch * tokens, D): the survey
 # reads it as (batch, tokens, D)
 _PACKED = {"PixtralVisionModel"}
@@ -2207,13 +2232,17 @@ def _grid_call(hf: Any, x: Any, name: str) -> Any:
 
     b, n, d = x.shape
     params = inspect.signature(hf.forward).parameters
-    side, p = GRID_SIDE, round((d // 3) ** 0.5)
+    side, p, m = GRID_SIDE, round((d // 3) ** 0.5), 2  # m: the 2x2 merge (_GRID)
+    layout = _GRID_LAYOUT.get(name, "flat")
     patches = {"flat": lambda: x.reshape(b * n, d),
                "patches": lambda: x.reshape(b * n, 3, p, p),
-               "packed": lambda: x.reshape(1, b * n, 3, p, p)}[_GRID_LAYOUT.get(name, "flat")]()
+               "packed": lambda: x.reshape(1, b * n, 3, p, p),
+               "merged": lambda: x.reshape(b * n // m ** 2, m * p, m * p, 3)}[layout]()
+    rows = side // m if layout == "merged" else side
     grid = next(a for a in GRID_ARGS if a in params)
-    out = hf(**{next(iter(params)): patches, grid: torch.tensor([[1, side, side]] * b)})
-    pooled = getattr(out, "pooler_output", None)
+    more = {"merge_sizes": torch.tensor([m] * b)} if "merge_sizes" in params else {}
+    out = hf(**{next(iter(params)): patches, grid: torch.tensor([[1, rows, rows]] * b)}, **more)
+    pooled = None if name in _GRID_LAST else getattr(out, "pooler_output", None)
     out = pooled if isinstance(pooled, torch.Tensor) else getattr(out, "last_hidden_state", out)
     out = out[0] if isinstance(out, (tuple, list)) else out
     return out.reshape(b, -1, out.shape[-1])

@@ -37,10 +37,11 @@ from qasic.errors import UnsupportedOpError
 TOLERANCE = 1e-3
 
 
-def check(model: Any, ep: torch.export.ExportedProgram, args: tuple) -> None:
+def check(model: Any, ep: torch.export.ExportedProgram, args: tuple, eager: Any = None) -> None:
     """Refuse, in one line, when ``ep`` (exported from ``model``) disagrees with eager ``model``
-    on the example ``args`` (the exported program's own example input: the batch it traced)."""
-    worst = max(errors(model, ep, args), key=lambda e: e[1], default=None)
+    on the example ``args`` (the exported program's own example input: the batch it traced);
+    ``eager``: the eager output on ``args`` when already computed (``run``)."""
+    worst = max(errors(model, ep, args, eager), key=lambda e: e[1], default=None)
     if worst is None or worst[1] <= TOLERANCE:
         return
     where, err = worst
@@ -54,11 +55,12 @@ def check(model: Any, ep: torch.export.ExportedProgram, args: tuple) -> None:
         "ExportedProgram")
 
 
-def errors(model: Any, ep: torch.export.ExportedProgram, args: tuple) -> list[tuple[str, float]]:
+def errors(model: Any, ep: torch.export.ExportedProgram, args: tuple,
+           eager: Any = None) -> list[tuple[str, float]]:
     """(output path, relative error) for every tensor the eager model and ``ep`` return on
     ``args``; one ('the output structure', inf) when they return different structures."""
-    eager = _run(model, args)
-    exported = _run(ep.module(), args)
+    eager = run(model, args) if eager is None else eager
+    exported = run(ep.module(), args)
     got, spec = _pytree.tree_flatten_with_path(exported)
     want, want_spec = _pytree.tree_flatten_with_path(eager)
     if spec != want_spec:
@@ -82,7 +84,9 @@ def relative_error(got: Any, want: torch.Tensor) -> float:
     return diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf"))
 
 
-def _run(module: Any, args: tuple) -> Any:
+def run(module: Any, args: tuple) -> Any:
+    """``module`` on ``args`` as the check runs it: no grad, random numbers drawn from seed 0
+    (the caller's generator state kept)."""
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(0)
         return module(*args)

@@ -19,14 +19,20 @@ but traced at a batch of two its images are parts of one sequence. So while qasi
 - it is traced on one sample (the first of the example batch; ``trace_one``): the packed sequence
   is that image's, the split has one part, Pixtral's loop one image;
 - the ``get_vision_*`` helpers run eagerly on the grid's values (a constant: the wrapper's) and
-  return constants (``concrete``), so no size depends on data;
+  return constants (``concrete``), and an integer tensor's ``tolist()`` gives its values (the
+  grid's sizes a forward reads itself: HunYuan-VL's merger, Cosmos3-Edge's position table,
+  LFM3-VL's conv), so no size depends on data;
 - the tower's attention takes its packed (``cu_seqlens``) branch, with ``VARLEN`` in place of a
   flash kernel: attention over the whole sequence with the block-diagonal boolean mask of the
   ``cu_seqlens`` segments (one block per image, frame or window: Qwen2.5-VL's windows), a
   constant of the trace.
 
-Before tracing, the model runs on the example batch and on each of its samples alone: unless
-the outputs agree (the samples do not meet), capture refuses in one line naming the tower.
+Before tracing, the model runs on two samples of the example batch together and on each alone
+(the first one's run is the export check's, qasic.quant.export_check): unless the outputs agree
+(the samples do not meet), capture refuses in one line naming the tower. A model that packs a
+batch's samples into one sequence without a tower qasic knows is traced at its batch and
+refused at its first product of two activations that pairs rows of different samples
+(``lowering_transformer.samples_apart``).
 A tower is a submodule whose ``forward`` takes a grid (``GRID_ARGS``) or whose class is in
 ``PACKERS``.
 """
@@ -107,30 +113,39 @@ def _label(name: str, m: Any) -> str:
     return f"{type(m).__name__}{f' ({name})' if name else ''}"
 
 
-def trace_one(model: Any, x: torch.Tensor) -> torch.Tensor:
-    """The sample ``model`` is traced on: ``x``'s first when ``model`` packs images (``towers``),
-    after checking on ``x`` (one sample: with a second) that its samples do not meet; else
-    ``x`` itself."""
+def trace_one(model: Any, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+    """(the sample ``model`` is traced on, the eager model's output on it or None): ``x``'s
+    first when ``model`` packs images (``towers``), after checking that two samples (``x``'s
+    first two; one sample: with a second, itself reversed along its last axis) do not meet:
+    the pair's output is each one's alone. Two eager runs besides the one the export check
+    makes anyway (qasic.quant.export_check, which reuses its output): the pair, its second
+    sample. Else (``x``, None)."""
     found = towers(model)
     if not found or x.dim() == 0 or x.shape[0] < 1:
-        return x
-    if x.shape[0] == 1:  # a second sample to check with: the first, reversed along its last axis
-        x = torch.cat([x, x.flip(-1) if x.is_floating_point() else x])
+        return x, None
+    pair = x[:2] if x.shape[0] > 1 else \
+        torch.cat([x, x.flip(-1) if x.is_floating_point() else x])
+    from qasic.quant import export_check  # it imports nothing of capture
+
+    one = (pair[:1],)
+    eager = export_check.run(model, one)  # the first sample: the export check's eager run
     with torch.no_grad():
-        whole = _first(model(x))
-        parts = [_first(model(x[i:i + 1])) for i in range(x.shape[0])]
-    tensors = isinstance(whole, torch.Tensor) and all(isinstance(p, torch.Tensor) for p in parts)
-    if tensors and whole.shape[0] != x.shape[0]:
+        whole = _first(model(pair))
+        second = _first(model(pair[1:]))
+    first = _first(eager)
+    tensors = all(isinstance(t, torch.Tensor) for t in (whole, first, second))
+    if tensors and whole.shape[0] != 2:
         raise UnsupportedOpError(
             f"{_label(*found[0])} packs the images of a batch into one sequence: its output "
-            f"{tuple(whole.shape)} for {x.shape[0]} samples does not hold them on axis 0; "
+            f"{tuple(whole.shape)} for 2 samples does not hold them on axis 0; "
             "reshape it to (batch, ...) in a wrapper (one image per sample)")
-    if not tensors or not torch.allclose(whole, torch.cat(parts), atol=_ATOL, rtol=_RTOL):
+    if not tensors or not torch.allclose(whole, torch.cat([first, second]), atol=_ATOL,
+                                         rtol=_RTOL):
         raise UnsupportedOpError(
             f"{_label(*found[0])} packs the images of a batch into one sequence, and the "
             "samples' outputs depend on each other (the batch's output differs from each sample "
             "run alone); give it one image per sample, its grid a constant of the wrapper")
-    return x[:1]
+    return pair[:1] if x.shape[0] == 1 else x[:1], eager
 
 
 def _first(out: Any) -> Any:
@@ -169,6 +184,22 @@ def _concrete(fn: Callable) -> Callable:
         with unset_fake_temporarily(), disable_proxy_modes_tracing():
             return fn(*(a for a, _ in known), **kw)
     run._qasic_concrete = True
+    return run
+
+
+def _concrete_tolist(tolist: Callable) -> Callable:
+    """``FakeTensor.tolist`` giving an integer fake tensor's real values (its grid's: HunYuan-VL's
+    ``grid_thw.tolist()`` sizes of each image's merger, Cosmos3-Edge's per-image loop) as
+    Python ints, so the sizes they make are constants; any other tensor's as it is."""
+    from torch._subclasses.fake_tensor import unset_fake_temporarily
+
+    def run(self: torch.Tensor) -> Any:
+        if not self.is_floating_point() and self.dtype != torch.bool:
+            value, known = _value(self)
+            if known:
+                with unset_fake_temporarily():
+                    return value.tolist()
+        return tolist(self)
     return run
 
 
@@ -220,7 +251,11 @@ def packed(model: Any) -> Iterator[None]:
     from torch._functorch import config as functorch_config
 
     swapped = [t for _, t in found if _packer(t) and type(t).__name__ in ONE_IMAGE]
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    tolist = FakeTensor.tolist
     try:
+        FakeTensor.tolist = _concrete_tolist(tolist)
         for t in swapped:  # an instance attribute: the class's forward is put back by del
             t.forward = ONE_IMAGE[type(t).__name__].__get__(t)
         for c in configs.values():
@@ -229,6 +264,7 @@ def packed(model: Any) -> Iterator[None]:
         with functorch_config.patch(fake_tensor_propagate_real_tensors=True):
             yield
     finally:
+        FakeTensor.tolist = tolist
         for t in swapped:
             del t.forward
         for k, c in configs.items():

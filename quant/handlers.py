@@ -63,6 +63,31 @@ _IMAGE.update({t: _reads_image(h) for t, h in _IMAGE.items()
                if any(k in t.__name__ for k in ("pool", "upsample"))})
 
 
+def _resizes_in_sequence(h: Any) -> Any:
+    """An image resize in a sequence model (VideoLLaMA3's bilinear downsampling of each image's
+    tokens viewed as torch's (batch, C, H, W)): its input as the image (H, W, C) the image op
+    reads (``lowering.image_input``: a channels-last view's permute skipped, else a data move),
+    its output permuted back to torch's layout (``lowering_seq.torch_layout``), like a
+    convolution's there."""
+    def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+        x = args[0] if args else None
+        if not (b.sequence and b.layout is not None and isinstance(x, lowering.Act)
+                and len(b.shapes[x.name]) == 3 and node.meta["val"].dim() == 4):
+            return h(b, node, args, kwargs)
+        image = lowering.image_input(b, node, x)
+        b.sequence = False  # the image op's shapes: (H, W, C)
+        try:
+            y = h(b, node, [image, *args[1:]], kwargs)
+        finally:
+            b.sequence = True
+        return lowering_seq.torch_layout(b, node, y)
+    return handler
+
+
+_IMAGE.update({t: _resizes_in_sequence(h) for t, h in _IMAGE.items()
+               if "upsample" in t.__name__})
+
+
 def _by_layout(sequence: Any, image: Any) -> Any:
     def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
         h = sequence if b.sequence else image

@@ -38,7 +38,9 @@ SUPPORTED = ("gather along any per-sample axis by a constant index (0/1 selector
               "window order): a 0/1 selector"),
              "repeat_interleave by an int along a per-sample axis (a 0/1 selector)",
              ("index_add into zeros by a constant index along a per-sample axis (a scatter "
-              "selector)"))
+              "selector)"),
+             ("index_put of an activation into a constant by one constant 1-D index along its "
+              "first axis, a per-sample one (a scatter selector plus the kept constant)"))
 
 
 def gather(b: Any, node: Any, args: list, kwargs: dict) -> Act:
@@ -148,8 +150,49 @@ def index_add(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     return lowering_seq.rows(b, node, source, scatter, axis)
 
 
+def index_put(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.index_put(base, [idx], values) of an activation into a constant base by one
+    constant 1-D index along its first axis, a per-sample axis (Inkling-2's tower places its
+    patches between the class tokens of each image: ``embeddings[patch_index] = patches``):
+    the values scattered by a 0/1 selector S[idx[j], j] = 1 (``rows``), plus the base with
+    the written rows zeroed (a constant add). The batch's own axis is per-sample only in a
+    one-sample trace (qasic.quant.grid_towers)."""
+    base, indices, values = args[0], args[1], args[2]
+    accumulate = bool(_arg(args, kwargs, 3, "accumulate", False))
+    index = indices[0] if isinstance(indices, (list, tuple)) and len(indices) == 1 else None
+    if not isinstance(base, torch.Tensor) or not isinstance(values, Act) or accumulate \
+            or not isinstance(index, torch.Tensor) or index.dim() != 1 \
+            or index.is_floating_point() or index.dtype == torch.bool:
+        b.fail(node, "index_put of an activation into an activation, or by a computed or "
+                     "boolean index, or accumulating; only an activation written into a "
+                     "constant by one constant 1-D index along the first axis")
+    value_node = node.args[2]
+    axis = lowering_seq.axis_map(b, value_node)[0]
+    if axis is None or (lowering_seq.digit(b, value_node)[0] == 0 and b.batch != 1) \
+            or tuple(value_node.meta["val"].shape[1:]) != tuple(base.shape[1:]):
+        b.fail(node, "index_put along the batch axis, or of values not the shape of the "
+                     "base's rows; only rows of a per-sample axis")
+    n_out, n_src = int(base.shape[0]), int(index.shape[0])
+    picks = index.to(torch.int64).numpy() % n_out
+    if len(set(picks.tolist())) != n_src:
+        b.fail(node, "index_put writing one row twice; only distinct rows")
+    scatter = np.zeros((n_out, n_src))
+    scatter[picks, np.arange(n_src)] = 1.0
+    if lowering_seq.digit(b, value_node)[0] == 0:
+        b.batch_axes[node.name] = (0, n_out)
+    y = lowering_seq.rows(b, node, values, scatter, axis)
+    kept = base.detach().clone()
+    kept[torch.from_numpy(picks)] = 0
+    if not bool(kept.any()):
+        return y
+    from qasic.quant.lowering_pointwise import constant_add  # it imports this module
+
+    return constant_add(b, node, y, kept)
+
+
 HANDLERS = {aten.gather.default: gather, aten.repeat_interleave.self_int: repeat_interleave,
-            aten.index_add_.default: index_add, aten.index_add.default: index_add}
+            aten.index_add_.default: index_add, aten.index_add.default: index_add,
+            aten.index_put_.default: index_put, aten.index_put.default: index_put}
 
 
 def index_rows(b: Any, node: Any, x: Any, indices: list) -> Act | None:
@@ -170,4 +213,6 @@ def index_rows(b: Any, node: Any, x: Any, indices: list) -> Act | None:
         return None
     n = b.shapes[x.name][axis]
     picks = idx.to(torch.int64).numpy() % n
-    return lowering_seq.rows(b, node, x, np.eye(n)[picks], axis)
+    if d == lowering_seq.digit(b, node.args[0])[0]:  # the sample's rows: as many as picked
+        b.batch_axes[node.name] = (d, len(picks))  # (Inkling-2's patches without its class
+    return lowering_seq.rows(b, node, x, np.eye(n)[picks], axis)  # tokens)

@@ -62,9 +62,10 @@ _SPATIAL_OPS = ("conv", "pool", "upsample", "convolution")
 
 def input_layout(graph: Any, user_input: Any) -> str | None:
     """TOKENS for integer ids, SEQUENCE for a float (batch, S, D) input of a graph with
-    sequence ops and no spatial ones (or a float (batch, T) input of one with attention: a
-    series of T steps), else None (the NCHW / NCL layouts); ``graph`` is the exported one,
-    wrappers inlined (qasic.quant.wrappers)."""
+    sequence ops and no spatial ones, or with spatial ones only after a linear when the input
+    is packed into rows (a VLM tower's patches), (or a float (batch, T) input of one with
+    attention: a series of T steps), else None (the NCHW / NCL layouts); ``graph`` is the
+    exported one, wrappers inlined (qasic.quant.wrappers)."""
     val = user_input.meta["val"]
     if not val.dtype.is_floating_point and val.dtype != torch.bool:
         return TOKENS
@@ -84,9 +85,49 @@ def input_layout(graph: Any, user_input: Any) -> str | None:
         attends = aten.scaled_dot_product_attention.default in targets or any(
             t in _SOFTMAX_OPS for t in targets) and any(t in _PRODUCT_OPS for t in targets)
         return SEQUENCE if attends and not _conv_first(user_input) else None
-    spatial = any(any(k in getattr(n.target, "__name__", "") for k in _SPATIAL_OPS)
-                  and not patch_conv.covers(n) for n in calls)  # cut patches' embedding: linear
-    return SEQUENCE if not spatial and any(t in _SEQUENCE_OPS for t in targets) else None
+    if not any(t in _SEQUENCE_OPS for t in targets):
+        return None
+    if not any(_spatial(n) and not patch_conv.covers(n) for n in calls):  # cut patches'
+        return SEQUENCE  # embedding: a linear
+    # a VLM tower's patches packed into rows ((batch * S, D), qasic.quant.grid_towers) whose
+    # spatial ops read its tokens, after a linear (or a conv covering the cut patches), or
+    # constants: sequence mode runs them in torch's layout (HunYuan-VL's and HYV4-VL's merger
+    # conv over each image's tokens, LFM3-VL's conv over them, VideoLLaMA3's bilinear
+    # downsampling of them, Cosmos3-Edge's position table resized to the grid)
+    return SEQUENCE if _packed_rows(user_input) and not _spatial_first(user_input) else None
+
+
+def _packed_rows(node: Any) -> bool:
+    """Whether the (batch, S, D) input ``node`` is read only as rows (batch * S, D): a view
+    that packs the samples into one sequence, as a packing VLM tower takes its patches."""
+    b, s, d = node.meta["val"].shape
+    views = (aten.view.default, aten.reshape.default, aten._unsafe_view.default,
+             aten.flatten.using_ints)
+    return bool(node.users) and all(
+        u.target in views and tuple(u.meta["val"].shape) == (b * s, d) for u in node.users)
+
+
+def _spatial(node: Any) -> bool:
+    return any(k in getattr(node.target, "__name__", "") for k in _SPATIAL_OPS)
+
+
+def _spatial_first(node: Any) -> bool:
+    """Whether a spatial op other than a conv covering cut patches (qasic.quant.patch_conv)
+    reads ``node``'s values before any linear, product or such a conv does (on some path of
+    its users)."""
+    from qasic.quant import patch_conv  # it imports this module
+
+    seen, todo = set(), [node]
+    while todo:
+        for user in todo.pop().users:
+            if user in seen or user.target in _PRODUCT_OPS or \
+                    user.target is aten.linear.default or patch_conv.covers(user):
+                continue
+            if _spatial(user):
+                return True
+            seen.add(user)
+            todo.append(user)
+    return False
 
 
 def _conv_first(node: Any) -> bool:

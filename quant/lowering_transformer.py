@@ -178,6 +178,7 @@ def matmul(b: Any, node: Any, args: list, kwargs: dict) -> Act:
         w = _np(y)
         x = _sequence_input(b, node, x, "matmul input")
         return b.add(node, "linear", (x.name,), {}, {"weight": w.T, "bias": np.zeros(w.shape[1])})
+    samples_apart(b, node, node.args[:2])
     x, y = (_operand(b, node, v, i) for i, v in enumerate((x, y)))
     return matmul_node(b, node, x, y, False, 1.0)
 
@@ -191,11 +192,32 @@ def baddbmm(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     beta, alpha = _arg(args, kwargs, 3, "beta", 1), _arg(args, kwargs, 4, "alpha", 1)
     if all(isinstance(v, torch.Tensor) for v in args[1:3]):
         b.fail(node, "baddbmm of two constants; one operand must be an activation")
+    samples_apart(b, node, node.args[1:3])
     x, y = (_operand(b, node, v, i) for i, v in enumerate(args[1:3]))
     product = matmul_node(b, node, x, y, False, float(alpha), suffix=".bmm")
     if beta == 0:
         return product
     return lowering_pointwise.binary("add")(b, node, [product, args[0], beta], {})
+
+
+def samples_apart(b: Any, node: Any, operands: Any) -> None:
+    """Refuse, in one line, a product of activations one of which holds the batch in its last
+    two (matrix) axes: traced at a batch of several, the samples are rows of one matrix (a
+    model that packs them into one sequence, ``x.reshape(1, batch * S, D)``), so the product
+    pairs rows of one sample with another's; the graph computes each sample alone. (A trace of
+    one sample, a packing tower's, qasic.quant.grid_towers, has none to mix.)"""
+    acts = [a for a in operands if isinstance(a, torch.fx.Node)
+            and not isinstance(b.env.get(a.name), torch.Tensor)]
+    if b.batch == 1 or len(acts) < 2:  # a constant operand: _per_sample_constant's rules
+        return
+    for a in acts:
+        rank, (p, _) = a.meta["val"].dim(), lowering_seq.digit(b, a)
+        if rank >= 2 and p >= rank - 2:
+            b.fail(node, f"a product of activations whose axis {p} of "
+                         f"{tuple(a.meta['val'].shape)} ('{a.name}') holds the batch: the "
+                         f"{b.batch} samples are packed into one sequence, which it would mix; "
+                         "give each sample its own sequence (a packing VLM tower: one image per "
+                         "sample, its grid a constant of the wrapper)")
 
 
 def _operand(b: Any, node: Any, v: Any, i: int) -> Act:
@@ -306,6 +328,7 @@ def sdpa(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     gqa = bool(kwargs.get("enable_gqa"))
     if isinstance(args[0], torch.Tensor) and all(isinstance(a, torch.Tensor) for a in args[1:3]):
         b.fail(node, "attention of constant queries, keys and values; one must be an activation")
+    samples_apart(b, node, node.args[:3])
     q = _key_or_value(b, node, args[0], "q", False)  # constant queries: MaskFormer's learned
     k, v = (_key_or_value(b, node, a, tag, gqa) for a, tag in ((args[1], "k"), (args[2], "v")))
     mask = _arg(args, kwargs, 3, "attn_mask", None)

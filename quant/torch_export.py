@@ -95,15 +95,16 @@ def _export(model: Any, example_inputs: Any, build: Any) -> FGraph:
     was_training = _set_training(model, False)  # batch norm must use its running statistics
     was_caching = _set_use_cache(model, False)  # a transformers KV cache is no model output
     try:
-        one = grid_towers.trace_one(model, args[0])  # a tower packing a batch's images: one
+        # a tower packing a batch's images: one sample (and the eager output on it)
+        one, eager = grid_towers.trace_one(model, args[0])
         with capture_patches.applied(model, args):  # quant.capture_patches.PATCHES
-            ep = _trace(model, (one,), twice=not grid_towers.towers(model))
+            ep = _trace(model, (one,), twice=eager is None)
         graph = build(ep)
         # the exported program must compute what the eager model does (quant.export_check):
         # compared outside the patches above, in the mode the capture set, the tensors a
         # forward caches put back after
         with capture_patches.tensors_kept(model):
-            export_check.check(model, ep, _traced(ep, (one,)))
+            export_check.check(model, ep, _traced(ep, (one,)), eager)
         return graph
     finally:
         _set_training(model, was_training)

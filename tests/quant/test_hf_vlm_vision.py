@@ -4,7 +4,11 @@ fixed 4x4 grid of patches per sample, the grid a constant of the wrapper
 (qasic.quant.grid_towers: traced on one sample, the grid helpers run on constants, the packed
 attention a block-diagonal mask); their patch embedding, a Conv3d whose kernel covers each cut
 patch, is a linear (qasic.quant.patch_conv). Pixtral's tower, which loops over the images of
-its batch, runs its one-image form. Tiny configs: 2 blocks of hidden 32, 2 heads."""
+its batch, runs its one-image form. Towers that merge, resize or reorder each image's tokens
+themselves (a conv over the image's map at sizes from ``grid_thw.tolist()``, a bilinear
+downsampling, class tokens placed by ``index_put``) stay in sequence mode; a model that packs
+its samples without a tower qasic knows is refused at its first product that mixes them.
+Tiny configs: 2 blocks of hidden 32, 2 heads."""
 
 from __future__ import annotations
 
@@ -159,3 +163,111 @@ def test_survey_towers_with_a_scatter_or_a_class_token_run_bit_exact(name):
     model, x, _ = build(name)
     r = qasic.evaluate(model, x, calibration=x)
     assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
+
+
+@pytest.mark.parametrize("name", ["HunYuanVLVisionTransformer", "Cosmos3EdgeVisionModel",
+                                  "Lfm3VlVisionModel", "VideoLlama3VisionModel",
+                                  "Inkling2VisionModel"])
+def test_towers_with_merger_convs_resizes_and_class_tokens_run_bit_exact(name):
+    # HunYuan-VL: each image's merger conv at sizes from grid_thw.tolist(); Cosmos3-Edge: its
+    # position table resized to the grid (a constant); LFM3-VL: a conv over each image's
+    # tokens after a linear; VideoLLaMA3: its tokens bilinearly downsampled; Inkling-2: a
+    # class token placed before each image's patches (index_put) and cut off (index)
+    from benchmarks.family_survey import build
+
+    model, x, _ = build(name)
+    r = qasic.evaluate(model, x, calibration=x)  # simulator == golden reference
+    assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
+
+
+class HandTower(nn.Module):
+    """A packing tower as VLMs write one: (patches, 48) rows and a grid; a linear patch
+    embedding, a class token placed before each image's patches (``index_put``), attention
+    within each image (its part of the sequence, ``split`` by sizes from the grid), the class
+    tokens cut off
+    (a constant row index), then each image's tokens as a map (sizes from ``grid_thw.tolist()``)
+    through a 2x2 merger conv (``spatial``) or a bilinear downsampling."""
+
+    def __init__(self, merge: str) -> None:
+        super().__init__()
+        self.embed, self.out = nn.Linear(48, 16), nn.Linear(16, 16)
+        self.cls = nn.Parameter(torch.randn(16))
+        self.qkv = nn.Linear(16, 48)
+        self.conv = nn.Conv2d(16, 16, 2, 2)
+        self.merge = merge
+
+    def attend(self, part):
+        q, k, v = self.qkv(part).chunk(3, -1)
+        return torch.softmax(q @ k.T / 4, -1) @ v
+
+    def forward(self, pixel_values, grid_thw):
+        n = pixel_values.shape[0]
+        images = grid_thw.shape[0]
+        index = torch.arange(n) + torch.repeat_interleave(
+            torch.arange(1, images + 1), grid_thw.prod(-1))
+        h = self.cls.repeat(n + images, 1)
+        h[index] = self.embed(pixel_values)
+        h = torch.cat([p + self.attend(p) for p in h.split((grid_thw.prod(-1) + 1).tolist())])
+        h = h[index]
+        maps = []
+        for (_, rows, cols), part in zip(grid_thw.tolist(), h.split(grid_thw.prod(-1).tolist())):
+            m = part.reshape(1, rows, cols, 16).permute(0, 3, 1, 2)
+            m = self.conv(m) if self.merge == "conv" else nn.functional.interpolate(
+                m, size=(rows // 2, cols // 2), mode="bilinear")
+            maps.append(m.flatten(2).transpose(1, 2).reshape(-1, 16))
+        return self.out(torch.cat(maps))
+
+
+@pytest.mark.parametrize("merge", ["conv", "bilinear"])
+def test_a_hand_written_packing_tower_runs_bit_exact(merge):
+    torch.manual_seed(0)
+    tower = HandTower(merge).eval()
+
+    class Wrapper(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tower = tower
+
+        def forward(self, x):
+            b, n, d = x.shape
+            out = self.tower(x.reshape(b * n, d), torch.tensor([[1, SIDE, SIDE]] * b))
+            return out.reshape(b, -1, 16)
+
+    model = Wrapper().eval()
+    x = np.random.default_rng(0).standard_normal((2, SIDE * SIDE, 48)).astype(np.float32)
+    graph = capture(model, torch.from_numpy(x))
+    ops = [n.op for n in graph.nodes]
+    assert ("conv2d" in ops) == (merge == "conv") and graph.input_layout != "NCL"
+    assert graph.shapes[graph.output] == (4, 16)  # a 2x2 map of merged tokens per image
+    r = qasic.evaluate(model, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
+
+
+def test_a_model_packing_its_samples_unseen_is_refused_in_capture_in_one_line():
+    # no tower qasic knows (no grid argument): traced at batch 2, its attention over the packed
+    # (1, 2 x 4, D) sequence pairs the samples' rows
+    class Packed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin, self.out = nn.Linear(8, 8), nn.Linear(8, 8)
+
+        def forward(self, x):
+            b, n, d = x.shape
+            h = self.lin(x).reshape(1, 1, b * n, d)
+            a = nn.functional.scaled_dot_product_attention(h, h, h)
+            return self.out(a.reshape(b, n, d))
+
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((2, 4, 8)).astype(np.float32))
+    with pytest.raises(UnsupportedOpError, match="packed into one sequence") as e:
+        capture(Packed().eval(), x)
+    assert "\n" not in str(e.value) and "scaled_dot_product_attention" in str(e.value)
+
+
+def test_the_sample_check_runs_the_tower_three_times_in_eager():
+    # the pair of the first two samples, the second alone, the first alone (its output reused
+    # by the export check), then one trace: whatever the batch
+    model = OneImage(_tower("Qwen3VLVisionModel"))
+    calls = []
+    model.tower.register_forward_pre_hook(lambda m, a, k: calls.append(1), with_kwargs=True)
+    capture(model, torch.from_numpy(_patches(4)))
+    assert len(calls) == 4
