@@ -14,7 +14,10 @@ A max over one per-sample axis other than the last (Hiera's query pooling: ``x.v
 stride, -1, C).max(dim=1).values``) is a max pool: the per-sample tensor viewed as the image
 (A * K, B, C), A the product of the axes before the reduced one (of size K), B of those after it
 but the last, C the last, pooled with kernel and stride (K, 1): each window is K consecutive
-rows, the K values of one reduced position.
+rows, the K values of one reduced position. Adjacent axes reduce as one of their product. A max
+over the last axes (a DETR-style head's best class score per query, ``logits.max(-1).values``
+or ``amax(-1)``) views the rows as a 1-channel image (A, K, 1) pooled with kernel (1, K): the
+same memory, one window per row.
 
 A max pool of a sequence model's tensor in torch's (C, L) / (C, H, W) layout (Informer's
 distilling layers: a conv over the steps, then MaxPool1d(3, stride 2, padding 1) of torch's
@@ -39,7 +42,8 @@ aten = torch.ops.aten
 
 SUPPORTED = (("sequence models: avg_pool1d/2d without padding and adaptive_avg_pool1d/2d to "
               "any size (an averaging matmul per axis)"),
-             "sequence models: max/amax over one per-sample axis but the last (a max pool)",
+             ("sequence models: max/amax over adjacent per-sample axes, the last too (a max "
+              "pool; over the last, of the rows as a 1-channel image)"),
              ("sequence models: max_pool1d/2d of torch's (batch, C, L) / (batch, C, H, W) "
               "(read as a convolution's image, back to torch's layout)"))
 
@@ -177,16 +181,28 @@ def max_over(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     dims = _ints(_arg(args, kwargs, 1, "dim", [])) if node.target is aten.amax.default \
         else [int(args[1])]
     shape = b.shapes[x.name]
-    axis = lowering_seq.axis_map(b, node.args[0])[dims[0] % rank] if len(dims) == 1 else None
-    if axis is None or axis == len(shape) - 1:
-        b.fail(node, f"a max over dims {list(dims)} of a rank-{rank} tensor; only over one "
-                     "per-sample axis other than the last (a max pool)")
-    k = shape[axis]
-    h, w = math.prod(shape[:axis + 1]), math.prod(shape[axis + 1:-1])
-    image = lowering_seq.reshaped(b, node, x, (h, w, shape[-1]), suffix=".image")
+    axes = lowering_seq.axis_map(b, node.args[0])
+    at = sorted(axes[d % rank] for d in dims) if all(
+        axes[d % rank] is not None for d in dims) and dims else None
+    p, inner = lowering_seq.digit(b, node.args[0])
+    if not at or at != list(range(at[0], at[0] + len(at))) or p in [d % rank for d in dims]:
+        b.fail(node, f"a max over dims {list(dims)} of a rank-{rank} tensor; only over "
+                     "adjacent per-sample axes (a max pool)")
+    k = math.prod(shape[at[0]:at[-1] + 1])
+    if at[-1] == len(shape) - 1:  # over the last axes: the rows as a 1-channel image (A, K, 1)
+        a = math.prod(shape[:at[0]])
+        view, kernel, pooled_shape = (a, k, 1), (1, k), (a, 1, 1)
+    else:  # (A * K, B, C): windows of K consecutive rows
+        h, w = math.prod(shape[:at[-1] + 1]), math.prod(shape[at[-1] + 1:-1])
+        view, kernel, pooled_shape = (h, w, shape[-1]), (k, 1), (h // k, w, shape[-1])
+    if not _arg(args, kwargs, 2, "keepdim", False):  # the batch's axis moves in by the dims
+        moved = (p - sum(d % rank < p for d in dims), inner)  # dropped before it
+        for n in (node, *(u for u in node.users if u.target is operator.getitem)):
+            b.batch_axes[n.name] = moved
+    image = lowering_seq.reshaped(b, node, x, view, suffix=".image")
     pooled = b.add(node, "maxpool2d", (image.name,),
-                   {"kernel": (k, 1), "stride": (k, 1), "padding": (0, 0, 0, 0)},
-                   shape=(h // k, w, shape[-1]), suffix=".pool")
+                   {"kernel": kernel, "stride": kernel, "padding": (0, 0, 0, 0)},
+                   shape=pooled_shape, suffix=".pool")
     out = lowering_seq.reshaped(b, node, pooled, b.per_sample(node))
     return (out, None) if node.target is aten.max.dim else out
 
