@@ -36,6 +36,7 @@ from qasic.quant import (
     fourier,
     glu,
     grid_towers,
+    hard_assign,
     idmaps,
     inplace,
     keepdim,
@@ -223,8 +224,10 @@ class _Builder:
         self.graph = alltopk.decompose(glu.decompose(keepdim.decompose(complex_rope.decompose(
             fourier.decompose(unfold.decompose(einsum.decompose(selects.decompose(
                 writeback.decompose(self.inlined), set(ep.graph_signature.user_inputs)))))))))
-        # movedims as their permutes, PE-Audio's 2x2 rotation matrices as RoPE's products
-        self.graph = matrix_rope.decompose(movedim.decompose(self.graph))
+        # movedims as their permutes, PE-Audio's 2x2 rotation matrices as RoPE's products; a
+        # one-hot of an argmax a top-1 mask, a straight-through sum its hard value
+        # (qasic.quant.hard_assign)
+        self.graph = hard_assign.decompose(matrix_rope.decompose(movedim.decompose(self.graph)))
         self.env: dict[str, Any] = {}
         self.nodes: dict[str, FNode] = {}     # insertion order is execution order
         self.origin: dict[str, fx.Node] = {}  # tensor name -> fx node that produced it
