@@ -10,14 +10,13 @@ the pool separates: along each of the last 1 or 2 axes with a kernel or stride o
 A (O, N) with A[o, n] = 1 / count(o) for the n in window o. Padding and divisor_override are
 refused (the image models' avgpool2d takes those).
 
-A max over one per-sample axis other than the last (Hiera's query pooling: ``x.view(batch,
-stride, -1, C).max(dim=1).values``) is a max pool: the per-sample tensor viewed as the image
-(A * K, B, C), A the product of the axes before the reduced one (of size K), B of those after it
-but the last, C the last, pooled with kernel and stride (K, 1): each window is K consecutive
-rows, the K values of one reduced position. Adjacent axes reduce as one of their product. A max
-over the last axes (a DETR-style head's best class score per query, ``logits.max(-1).values``
-or ``amax(-1)``) views the rows as a 1-channel image (A, K, 1) pooled with kernel (1, K): the
-same memory, one window per row.
+A max over per-sample axes (adjacent ones reduce as one of their product) is a max pool: Hiera's
+query pooling ``x.view(batch, stride, -1, C).max(dim=1).values``, an amax over heads, a
+DETR-style head's best class score per query ``logits.max(-1).values``. The per-sample tensor
+is viewed as the image (A, K, R), A the product of the axes before the reduced ones (K values),
+R of those after them (1 for a max over the last axis), pooled with kernel and stride (1, K):
+the same memory, each row's K pixels one window per channel. A window wider than the POOL
+instruction's 8-bit field (K > 255) is pooled in stages (``pool_stages``).
 
 A max pool of a sequence model's tensor in torch's (C, L) / (C, H, W) layout (Informer's
 distilling layers: a conv over the steps, then MaxPool1d(3, stride 2, padding 1) of torch's
@@ -188,23 +187,36 @@ def max_over(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     if not at or at != list(range(at[0], at[0] + len(at))) or p in [d % rank for d in dims]:
         b.fail(node, f"a max over dims {list(dims)} of a rank-{rank} tensor; only over "
                      "adjacent per-sample axes (a max pool)")
-    k = math.prod(shape[at[0]:at[-1] + 1])
-    if at[-1] == len(shape) - 1:  # over the last axes: the rows as a 1-channel image (A, K, 1)
-        a = math.prod(shape[:at[0]])
-        view, kernel, pooled_shape = (a, k, 1), (1, k), (a, 1, 1)
-    else:  # (A * K, B, C): windows of K consecutive rows
-        h, w = math.prod(shape[:at[-1] + 1]), math.prod(shape[at[-1] + 1:-1])
-        view, kernel, pooled_shape = (h, w, shape[-1]), (k, 1), (h // k, w, shape[-1])
+    a, k, r = (math.prod(shape[:at[0]]), math.prod(shape[at[0]:at[-1] + 1]),
+               math.prod(shape[at[-1] + 1:]))
     if not _arg(args, kwargs, 2, "keepdim", False):  # the batch's axis moves in by the dims
         moved = (p - sum(d % rank < p for d in dims), inner)  # dropped before it
         for n in (node, *(u for u in node.users if u.target is operator.getitem)):
             b.batch_axes[n.name] = moved
-    image = lowering_seq.reshaped(b, node, x, view, suffix=".image")
-    pooled = b.add(node, "maxpool2d", (image.name,),
-                   {"kernel": kernel, "stride": kernel, "padding": (0, 0, 0, 0)},
-                   shape=pooled_shape, suffix=".pool")
-    out = lowering_seq.reshaped(b, node, pooled, b.per_sample(node))
+    y = lowering_seq.reshaped(b, node, x, (a, k, r), suffix=".image")
+    for i, (window, pad) in enumerate(pool_stages(k)):
+        k = (k + pad) // window
+        y = b.add(node, "maxpool2d", (y.name,),
+                  {"kernel": (1, window), "stride": (1, window), "padding": (0, 0, 0, pad)},
+                  shape=(a, k, r), suffix=f".pool{i or ''}")
+    out = lowering_seq.reshaped(b, node, y, b.per_sample(node))
     return (out, None) if node.target is aten.max.dim else out
+
+
+POOL_MAX = 255  # the POOL instruction's kh, kw fields are 8 bits (qasic.isa.table)
+
+
+def pool_stages(k: int) -> list[tuple[int, int]]:
+    """(window, right padding) of each max pool stage reducing k values to one: one window of
+    k up to POOL_MAX, else windows of at most POOL_MAX (the last padded with the lowest code,
+    which a max ignores) whose maxima the next stage reduces."""
+    stages = []
+    while k > POOL_MAX:
+        window = -(-k // -(-k // POOL_MAX))  # ceil(k / n), n = ceil(k / POOL_MAX) windows
+        n = -(-k // window)
+        stages.append((window, n * window - k))
+        k = n
+    return stages + [(k, 0)]
 
 
 def max_pool(b: Any, node: Any, args: list, kwargs: dict) -> Any:

@@ -18,7 +18,7 @@ from torch import nn
 import qasic
 from qasic.errors import UnsupportedOpError
 from qasic.quant import capture
-from qasic.quant.lowering_seqpool import adaptive_averaging, averaging
+from qasic.quant.lowering_seqpool import adaptive_averaging, averaging, pool_stages
 from tests.quant.transformer_nets import Fn, check, ops
 
 D, S, VOCAB = 16, 12, 50
@@ -103,14 +103,13 @@ def test_funnel_pool_and_upsample_run_bit_exact():
     assert r["bit_exact"] and r["cosine"] > 0.999
 
 
-# Hiera's query pooling (a max over the stride axis of a view) and an amax over the heads'
-# axis: a maxpool2d of the per-sample tensor viewed as an image, kernel (K, 1); a max over the
-# last axes (a DETR-style head's best class score per query): the rows as a 1-channel image
-# (A, K, 1), kernel (1, K)
+# Hiera's query pooling (a max over the stride axis of a view), an amax over the heads' axis, a
+# max over the last axes (a DETR-style head's best class score per query): a maxpool2d of the
+# per-sample tensor viewed as an image (A, K, R), kernel (1, K)
 MAXES = {
-    "hiera": (lambda x: x.view(x.shape[0], 4, -1, D).max(dim=1).values, (4, 1), (3, D),
+    "hiera": (lambda x: x.view(x.shape[0], 4, -1, D).max(dim=1).values, (1, 4), (3, D),
               ["reshape"]),
-    "amax_keepdim": (lambda x: x.view(x.shape[0], S, 2, 8).amax(dim=2, keepdim=True), (2, 1),
+    "amax_keepdim": (lambda x: x.view(x.shape[0], S, 2, 8).amax(dim=2, keepdim=True), (1, 2),
                      (S, 1, 8), []),  # the pool's (S, 1, 8) is the output: no reshape after it
     "max_last": (lambda x: x.max(dim=-1).values, (1, D), (S,), ["reshape"]),
     "amax_last_keepdim": (lambda x: x.amax(-1, keepdim=True), (1, D), (S, 1), ["reshape"]),
@@ -137,6 +136,32 @@ def test_a_max_over_an_axis_runs_bit_exact(name):
     x = _ids(4)
     r = qasic.evaluate(_model(MAXES[name][0]).eval(), x, calibration=x)
     assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+def test_a_max_wider_than_the_pool_window_field_pools_in_stages():
+    """515 values per row: windows of 172 (the POOL instruction's kw is 8 bits; the last one
+    padded by 1 with the lowest code), then 3."""
+    torch.manual_seed(0)
+    model = Fn(lambda ids, emb, fc: fc(emb(ids)).max(-1).values, nn.Embedding(VOCAB, D),
+               nn.Linear(D, 515)).eval()
+    graph = capture(model, torch.from_numpy(_ids(2)))
+    pools = [n.attrs for n in graph.nodes if n.op == "maxpool2d"]
+    assert [(a["kernel"], a["padding"]) for a in pools] == [((1, 172), (0, 0, 0, 1)),
+                                                            ((1, 3), (0, 0, 0, 0))]
+    x = _ids(4)
+    r = qasic.evaluate(model, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+@pytest.mark.parametrize("k, stages", [(16, [(16, 0)]), (255, [(255, 0)]),
+                                       (256, [(128, 0), (2, 0)]), (257, [(129, 1), (2, 0)]),
+                                       (70000, [(255, 125), (138, 1), (2, 0)])])
+def test_pool_stages_fit_the_window_field(k, stages):
+    assert pool_stages(k) == stages
+    for window, pad in stages:
+        assert window <= 255 and pad < window
+        k = (k + pad) // window
+    assert k == 1
 
 
 def _best_class_gate(x):  # a DETR-style head: each query's best class score gates its features
