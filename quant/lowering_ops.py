@@ -10,6 +10,7 @@ absorbs becomes a lut later (qasic.quant.calibrate.prepare).
 from __future__ import annotations
 
 import numbers
+import operator
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -181,15 +182,59 @@ def mean(b: Any, node: Any, args: list, kwargs: dict) -> Act:
         return b.add(node, "avgpool2d", (x.name,), {"kernel": k, "stride": k,
                                                     "padding": (0, 0, 0, 0),
                                                     "divisor": k[0] * k[1]})
+    if rank in (3, 4) and dims == [1] and _arg(args, kwargs, 2, "keepdim", False):
+        return _channel_mean(b, node, x)
     if rank < 3 or dims != list(range(2, rank)):
         b.fail(node, f"mean over dims {dims} of a rank-{rank} tensor; only over all spatial "
-                     "axes (H, W, or L)")
+                     "axes (H, W, or L), or over the channels with keepdim=True")
     h, w, c = b.shapes[x.name]
     attrs = {"kernel": (h, w), "stride": (h, w), "padding": (0, 0, 0, 0), "divisor": h * w}
     if _arg(args, kwargs, 2, "keepdim", False):
         return b.add(node, "avgpool2d", (x.name,), attrs)
     pooled = b.add(node, "avgpool2d", (x.name,), attrs, shape=(1, 1, c))
     return b.add(node, "reshape", (pooled.name,), {"shape": (c,)})
+
+
+def _channel_mean(b: Any, node: Any, x: Act) -> Act:
+    """x.mean(1, keepdim=True) of an image (CBAM's spatial attention: the channels' mean and
+    max per pixel, stacked, a 7x7 conv): a 1x1 conv to one channel of weights 1 / C."""
+    h, w, c = b.shapes[x.name]
+    return b.add(node, "conv2d", (x.name,), {"stride": (1, 1), "dilation": (1, 1), "groups": 1,
+                                             "padding": (0, 0, 0, 0)},
+                 {"weight": np.full((1, 1, 1, c), 1.0 / c), "bias": np.zeros(1)},  # (O, kh, kw, I)
+                 shape=(h, w, 1))
+
+
+def channel_max(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+    """x.max(1, keepdim=True) / x.amax(1, keepdim=True) of an image (CBAM's spatial attention):
+    the (H, W, C) channels-last pixels viewed as the image (H W, C, 1), max pooled along the
+    channels (in stages past the POOL window field, qasic.quant.lowering_seqpool.pool_stages),
+    viewed back as (H, W, 1); the indices (an argmax) are refused."""
+    from qasic.quant.lowering_seqpool import pool_stages  # it imports this module
+
+    if any(u.target is operator.getitem and u.args[1] == 1 and u.users for u in node.users):
+        b.fail(node, "the indices of a max over the channels (an argmax: a selection that "
+                     "depends on the values); only its values")
+    x = _act(b, node, args[0], "max input")
+    rank = node.args[0].meta["val"].dim()
+    dims = _ints(_arg(args, kwargs, 1, "dim", [])) if node.target is aten.amax.default \
+        else [int(args[1])]
+    keep = _arg(args, kwargs, 2, "keepdim", False)
+    if rank not in (3, 4) or [d % rank for d in dims] != [1] or not keep \
+            or len(b.shapes[x.name]) != 3:
+        b.fail(node, f"a max over dims {list(dims)} of a rank-{rank} tensor in an image model; "
+                     "only over the channels (dim 1) with keepdim=True")
+    h, w, c = b.shapes[x.name]
+    y = b.add(node, "reshape", (x.name,), {"shape": (h * w, c, 1)}, shape=(h * w, c, 1),
+              suffix=".pixels")
+    k = c
+    for i, (window, pad) in enumerate(pool_stages(c)):
+        k = (k + pad) // window
+        y = b.add(node, "maxpool2d", (y.name,), {"kernel": (1, window), "stride": (1, window),
+                                                 "padding": (0, 0, 0, pad)},
+                  shape=(h * w, k, 1), suffix=f".pool{i or ''}")
+    out = b.add(node, "reshape", (y.name,), {"shape": (h, w, 1)}, shape=(h, w, 1))
+    return (out, None) if node.target is aten.max.dim else out
 
 
 def _checked(b: Any, node: Any, y: Act) -> Act:
@@ -625,6 +670,8 @@ def _table() -> dict:
         aten.adaptive_avg_pool2d.default: adaptive_avg_pool,
         aten._adaptive_avg_pool2d.default: adaptive_avg_pool,
         aten.mean.dim: mean,
+        aten.max.dim: channel_max,
+        aten.amax.default: channel_max,
         aten.cat.default: cat,
         aten.concat.default: cat,
         aten.upsample_nearest1d.vec: upsample_nearest,
