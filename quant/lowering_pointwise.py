@@ -277,9 +277,9 @@ def _binary(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
     if any(isinstance(v, (masks.KeyMask, masks.Masked)) for v in (x, y)):
         return _with_mask(b, node, op, x, y)
     tx, ty = _tree(x), _tree(y)
-    if tx is not None and ty is None:
+    if tx is not None and ty is None and _one_value(b, tx[0]):
         ty = _uniform_constant(b, node, y, tx[0])
-    elif ty is not None and tx is None:
+    elif ty is not None and tx is None and _one_value(b, ty[0]):
         tx = _uniform_constant(b, node, x, ty[0])
     if tx is not None and ty is not None:
         srcs = {s.name for s in (tx[0], ty[0]) if s is not None}
@@ -308,6 +308,12 @@ def _uniform_constant(b: Any, node: Any, c: Any, src: Act | None) -> tuple | Non
             or b.shapes[src.name] != lowering_seq.per_sample(b, node):
         return None
     return None, pw.const(float(c.reshape(-1)[0]))
+
+
+def _one_value(b: Any, src: Act | None) -> bool:
+    """Whether ``src`` holds one value per sample (per-sample shape ()): a constant meets it as
+    a scalar; activations with axes keep their constant ops (folded into the layer before)."""
+    return src is not None and b.shapes[src.name] == ()
 
 
 def _two_activations(b: Any, node: Any, op: str, x: Act, y: Act) -> Act:
