@@ -36,6 +36,8 @@ SUPPORTED = (
     "avg_pool1d/2d (a divisor varying by window: times a per-position constant)",
     ("adaptive_avg_pool1d/2d (in % out == 0: an avgpool2d; any other size: a resize), mean over "
      "H, W (or one of them, keepdim)"),
+    ("mean and max/amax over the channels, keepdim (CBAM's spatial attention: a 1x1 conv of "
+     "1/C; the pixels' channels max pooled)"),
     ("add/sub/mul of two activations (same shape, (C, 1, 1) broadcast over H, W, or (1, H, W) "
      "over C; sub: a table)"),
     "add/sub/mul/div by a scalar constant (a table)",
