@@ -40,6 +40,8 @@ SUPPORTED = (
     "avg_pool1d/2d (a divisor varying by window: times a per-position constant)",
     ("adaptive_avg_pool1d/2d (in % out == 0: an avgpool2d; any other size: a resize), mean over "
      "H, W (or one of them, keepdim)"),
+    ("mean and max/amax over the channels, keepdim (CBAM's spatial attention: a 1x1 conv of "
+     "1/C; the pixels' channels max pooled)"),
     ("add/sub/mul of two activations (same shape, (C, 1, 1) broadcast over H, W, or (1, H, W) "
      "over C; sub: a table)"),
     "add/sub/mul/div by a scalar constant (a table)",
@@ -181,7 +183,7 @@ def mean(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     rank = node.args[0].meta["val"].dim()
     dims = sorted(int(d) % rank for d in _ints(args[1]))
     if rank in (3, 4) and dims == [1] and _arg(args, kwargs, 2, "keepdim", False):
-        return _pooled_channels(b, node, x, "avgpool2d")
+        return _channel_mean(b, node, x)
     if rank == 4 and dims in ([2], [3]) and _arg(args, kwargs, 2, "keepdim", False):
         h, w, _ = b.shapes[x.name]
         k = (h, 1) if dims == [2] else (1, w)
@@ -219,7 +221,7 @@ def max_over_space(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     keep = bool(_arg(args, kwargs, 2, "keepdim", False))
     h, w, c = b.shapes[x.name]
     if rank in (3, 4) and dims == [1] and keep:
-        out = _pooled_channels(b, node, x, "maxpool2d")
+        out = _channel_max(b, node, x)
         return (out, None) if node.target is aten.max.dim else out
     if rank == 4 and dims in ([2], [3]) and keep:
         k = (h, 1) if dims == [2] else (1, w)
@@ -238,21 +240,6 @@ def max_over_space(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     return (out, None) if node.target is aten.max.dim else out
 
 
-def _pooled_channels(b: Any, node: Any, x: Act, pool: str) -> Act:
-    """A mean or max over the channels with keepdim (CBAM's spatial gate pools each pixel's
-    channels, ``torch.max(x, 1)[0].unsqueeze(1)`` and ``torch.mean(x, 1)``): the image (H, W,
-    C) is the same memory as (H W, C, 1), whose rows a (1, C) window pools to (H W, 1, 1),
-    viewed as the (H, W, 1) image."""
-    h, w, c = b.shapes[x.name]
-    rows = b.add(node, "reshape", (x.name,), {"shape": (h * w, c, 1)}, shape=(h * w, c, 1),
-                 suffix=".rows")
-    attrs = {"kernel": (1, c), "stride": (1, c), "padding": (0, 0, 0, 0)}
-    if pool == "avgpool2d":
-        attrs["divisor"] = c
-    pooled = b.add(node, pool, (rows.name,), attrs, shape=(h * w, 1, 1), suffix=".pool")
-    return b.add(node, "reshape", (pooled.name,), {"shape": (h, w, 1)}, shape=(h, w, 1))
-
-
 def expand(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """expand / expand_as of a (C, 1, 1) map over H, W read only by broadcasting elementwise
     ops (CBAM's channel gate, ``sigmoid(att).unsqueeze(2).unsqueeze(3).expand_as(x)``, times
@@ -268,6 +255,35 @@ def expand(b: Any, node: Any, args: list, kwargs: dict) -> Act:
         b.fail(node, f"expand of the image {have} to {want}; only a (C, 1, 1) map over H, W "
                      "read by add/sub/mul (which broadcast it)")
     return x
+
+
+def _channel_mean(b: Any, node: Any, x: Act) -> Act:
+    """x.mean(1, keepdim=True) of an image (CBAM's spatial attention: the channels' mean and
+    max per pixel, stacked, a 7x7 conv): a 1x1 conv to one channel of weights 1 / C."""
+    h, w, c = b.shapes[x.name]
+    return b.add(node, "conv2d", (x.name,), {"stride": (1, 1), "dilation": (1, 1), "groups": 1,
+                                             "padding": (0, 0, 0, 0)},
+                 {"weight": np.full((1, 1, 1, c), 1.0 / c), "bias": np.zeros(1)},  # (O, kh, kw, I)
+                 shape=(h, w, 1))
+
+
+def _channel_max(b: Any, node: Any, x: Act) -> Act:
+    """A max over an image's channels with keepdim (CBAM's spatial attention): the (H, W, C)
+    channels-last pixels viewed as the image (H W, C, 1), max pooled along the channels (in
+    stages past the POOL window field, qasic.quant.lowering_seqpool.pool_stages), viewed back
+    as (H, W, 1)."""
+    from qasic.quant.lowering_seqpool import pool_stages  # it imports this module
+
+    h, w, c = b.shapes[x.name]
+    y = b.add(node, "reshape", (x.name,), {"shape": (h * w, c, 1)}, shape=(h * w, c, 1),
+              suffix=".pixels")
+    k = c
+    for i, (window, pad) in enumerate(pool_stages(c)):
+        k = (k + pad) // window
+        y = b.add(node, "maxpool2d", (y.name,), {"kernel": (1, window), "stride": (1, window),
+                                                 "padding": (0, 0, 0, pad)},
+                  shape=(h * w, k, 1), suffix=f".pool{i or ''}")
+    return b.add(node, "reshape", (y.name,), {"shape": (h, w, 1)}, shape=(h, w, 1))
 
 
 def _checked(b: Any, node: Any, y: Act) -> Act:

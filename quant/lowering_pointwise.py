@@ -216,12 +216,14 @@ def compare(b: Any, node: Any, args: list, kwargs: dict) -> Pointwise | None:
 
 def where(b: Any, node: Any, args: list, kwargs: dict) -> Pointwise | None:
     """where(cond, x, y) of a comparison of an activation and values of the same one (or
-    scalars): one pointwise op of its table (xIELU's two branches); None for anything else
+    scalars, or constants of one value: RevIN's ``where(scale < tol, ones_like(scale),
+    scale)``): one pointwise op of its table (xIELU's two branches); None for anything else
     (a mask: qasic.quant.masks)."""
     if not isinstance(args[0], Pointwise):
         return None
     other = _arg(args, kwargs, 2, "other", None)
-    trees = [_tree(materialize(b, v) if isinstance(v, Columns) else v) for v in (args[1], other)]
+    trees = [_tree(materialize(b, v) if isinstance(v, Columns) else v) or
+             _uniform_constant(b, node, v, args[0].src) for v in (args[1], other)]
     if None in trees:
         b.fail(node, "where() of a comparison of an activation and other values; only of "
                      "values of the same activation or scalars")
@@ -275,6 +277,10 @@ def _binary(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
     if any(isinstance(v, (masks.KeyMask, masks.Masked)) for v in (x, y)):
         return _with_mask(b, node, op, x, y)
     tx, ty = _tree(x), _tree(y)
+    if tx is not None and ty is None and _one_value(b, tx[0]):
+        ty = _uniform_constant(b, node, y, tx[0])
+    elif ty is not None and tx is None and _one_value(b, ty[0]):
+        tx = _uniform_constant(b, node, x, ty[0])
     if tx is not None and ty is not None:
         srcs = {s.name for s in (tx[0], ty[0]) if s is not None}
         if len(srcs) == 1:
@@ -290,6 +296,24 @@ def _binary(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
     if ty is not None and isinstance(x, torch.Tensor):
         return _with_constant(b, node, op, materialize(b, y), x, first=False)
     b.fail(node, f"{op} of {type(x).__name__} and {type(y).__name__}")
+
+
+def _uniform_constant(b: Any, node: Any, c: Any, src: Act | None) -> tuple | None:
+    """A constant of one finite value everywhere that does not grow the activation ``src``
+    (its per-sample shape is the output's) as a scalar's tree: TimesFM 2.5's running
+    statistics, one value per sample of shape (batch,), times its counts ``new_zeros(batch) +
+    8`` (qasic.quant.lowering_ops' ``_uniform`` for the image models' ops)."""
+    if not isinstance(c, torch.Tensor) or src is None or c.numel() == 0 \
+            or not bool((c == c.reshape(-1)[0]).all()) or not bool(c.isfinite().all()) \
+            or b.shapes[src.name] != lowering_seq.per_sample(b, node):
+        return None
+    return None, pw.const(float(c.reshape(-1)[0]))
+
+
+def _one_value(b: Any, src: Act | None) -> bool:
+    """Whether ``src`` holds one value per sample (per-sample shape ()): a constant meets it as
+    a scalar; activations with axes keep their constant ops (folded into the layer before)."""
+    return src is not None and b.shapes[src.name] == ()
 
 
 def _two_activations(b: Any, node: Any, op: str, x: Act, y: Act) -> Act:

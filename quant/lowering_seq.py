@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from qasic.quant import pointwise as pw
 from qasic.quant.graph import SEQUENCE, TOKENS
 from qasic.quant.lowering import Act, IdSlice, _act, _arg
 from qasic.quant.lowering import per_sample as image_shape
@@ -793,10 +794,34 @@ def identity(b: Any, node: Any, args: list, kwargs: dict) -> Any:
             _arg(args, kwargs, 2, "train", False):
         b.fail(node, "dropout in training mode (call model.eval())")
     src, out = node.args[0].meta["val"], node.meta["val"]
-    if src.dtype != out.dtype:
+    if src.dtype != out.dtype and not _id_cast(b, node, args[0], src.dtype, out.dtype) \
+            and not _indicator_cast(args[0], src.dtype, out.dtype):
         b.fail(node, f"a cast from {src.dtype} to {out.dtype}; the model must stay in "
                      f"{src.dtype}")
     return args[0]
+
+
+def _id_cast(b: Any, node: Any, x: Any, src: torch.dtype, out: torch.dtype) -> bool:
+    """A cast of the model's token ids between integer dtypes (CPM-Ant's int64 -> int32) is
+    the ids themselves: ids index a vocabulary, far below int32's 2^31. A cast to a narrower
+    integer (int16, int8, uint8) could wrap an id: refused, naming the wider cast to use."""
+    ints = (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64)
+    if src not in ints or out not in ints or not isinstance(x, Act) \
+            or x.name != b.input_name or b.layout != TOKENS:
+        return False
+    if torch.iinfo(out).max < torch.iinfo(torch.int32).max:
+        b.fail(node, f"a cast of the token ids from {src} to {out} could wrap ids above "
+                     f"{torch.iinfo(out).max}; cast them to torch.int32 or torch.int64")
+    return True
+
+
+def _indicator_cast(x: Any, src: torch.dtype, out: torch.dtype) -> bool:
+    """A comparison's 0/1 values (a pointwise tree of one activation, qasic.quant.pointwise
+    ``indicator``) cast from bool to a number, or back, are the same values: ``h * (h >
+    0).float()``, ``(x >= 3).to(torch.int32)``."""
+    tree = getattr(x, "tree", None)
+    return tree is not None and pw.indicator(tree) and torch.bool in (src, out) \
+        and out != torch.complex64 and out != torch.complex128
 
 
 def stand_in(arg: Any) -> torch.Tensor:

@@ -10,11 +10,13 @@ the pool separates: along each of the last 1 or 2 axes with a kernel or stride o
 A (O, N) with A[o, n] = 1 / count(o) for the n in window o. Padding and divisor_override are
 refused (the image models' avgpool2d takes those).
 
-A max over one per-sample axis other than the last (Hiera's query pooling: ``x.view(batch,
-stride, -1, C).max(dim=1).values``) is a max pool: the per-sample tensor viewed as the image
-(A * K, B, C), A the product of the axes before the reduced one (of size K), B of those after it
-but the last, C the last, pooled with kernel and stride (K, 1): each window is K consecutive
-rows, the K values of one reduced position.
+A max over per-sample axes (adjacent ones reduce as one of their product) is a max pool: Hiera's
+query pooling ``x.view(batch, stride, -1, C).max(dim=1).values``, an amax over heads, a
+DETR-style head's best class score per query ``logits.max(-1).values``. The per-sample tensor
+is viewed as the image (A, K, R), A the product of the axes before the reduced ones (K values),
+R of those after them (1 for a max over the last axis), pooled with kernel and stride (1, K):
+the same memory, each row's K pixels one window per channel. A window wider than the POOL
+instruction's 8-bit field (K > 255) is pooled in stages (``pool_stages``).
 
 A max pool of a sequence model's tensor in torch's (C, L) / (C, H, W) layout (Informer's
 distilling layers: a conv over the steps, then MaxPool1d(3, stride 2, padding 1) of torch's
@@ -39,7 +41,8 @@ aten = torch.ops.aten
 
 SUPPORTED = (("sequence models: avg_pool1d/2d without padding and adaptive_avg_pool1d/2d to "
               "any size (an averaging matmul per axis)"),
-             "sequence models: max/amax over one per-sample axis but the last (a max pool)",
+             ("sequence models: max/amax over adjacent per-sample axes, the last too (a max "
+              "pool; over the last, of the rows as a 1-channel image)"),
              ("sequence models: max_pool1d/2d of torch's (batch, C, L) / (batch, C, H, W) "
               "(read as a convolution's image, back to torch's layout)"))
 
@@ -180,17 +183,26 @@ def max_over(b: Any, node: Any, args: list, kwargs: dict) -> Any:
         out = _global_max(b, node, x)
         return (out, None) if node.target is aten.max.dim else out
     shape = b.shapes[x.name]
-    axis = lowering_seq.axis_map(b, node.args[0])[dims[0] % rank] if len(dims) == 1 else None
-    if axis is None or axis == len(shape) - 1:
-        b.fail(node, f"a max over dims {list(dims)} of a rank-{rank} tensor; only over one "
-                     "per-sample axis other than the last (a max pool)")
-    k = shape[axis]
-    h, w = math.prod(shape[:axis + 1]), math.prod(shape[axis + 1:-1])
-    image = lowering_seq.reshaped(b, node, x, (h, w, shape[-1]), suffix=".image")
-    pooled = b.add(node, "maxpool2d", (image.name,),
-                   {"kernel": (k, 1), "stride": (k, 1), "padding": (0, 0, 0, 0)},
-                   shape=(h // k, w, shape[-1]), suffix=".pool")
-    out = lowering_seq.reshaped(b, node, pooled, b.per_sample(node))
+    axes = lowering_seq.axis_map(b, node.args[0])
+    at = sorted(axes[d % rank] for d in dims) if all(
+        axes[d % rank] is not None for d in dims) and dims else None
+    p, inner = lowering_seq.digit(b, node.args[0])
+    if not at or at != list(range(at[0], at[0] + len(at))) or p in [d % rank for d in dims]:
+        b.fail(node, f"a max over dims {list(dims)} of a rank-{rank} tensor; only over "
+                     "adjacent per-sample axes (a max pool)")
+    a, k, r = (math.prod(shape[:at[0]]), math.prod(shape[at[0]:at[-1] + 1]),
+               math.prod(shape[at[-1] + 1:]))
+    if not _arg(args, kwargs, 2, "keepdim", False):  # the batch's axis moves in by the dims
+        moved = (p - sum(d % rank < p for d in dims), inner)  # dropped before it
+        for n in (node, *(u for u in node.users if u.target is operator.getitem)):
+            b.batch_axes[n.name] = moved
+    y = lowering_seq.reshaped(b, node, x, (a, k, r), suffix=".image")
+    for i, (window, pad) in enumerate(pool_stages(k)):
+        k = (k + pad) // window
+        y = b.add(node, "maxpool2d", (y.name,),
+                  {"kernel": (1, window), "stride": (1, window), "padding": (0, 0, 0, pad)},
+                  shape=(a, k, r), suffix=f".pool{i or ''}")
+    out = lowering_seq.reshaped(b, node, y, b.per_sample(node))
     return (out, None) if node.target is aten.max.dim else out
 
 
@@ -219,6 +231,22 @@ def _global_max(b: Any, node: Any, x: Act) -> Act:
                    {"kernel": (h, w), "stride": (h, w), "padding": (0, 0, 0, 0)},
                    shape=(1, 1, c), suffix=".pool")
     return lowering_seq.reshaped(b, node, pooled, b.per_sample(node))
+
+
+POOL_MAX = 255  # the POOL instruction's kh, kw fields are 8 bits (qasic.isa.table)
+
+
+def pool_stages(k: int) -> list[tuple[int, int]]:
+    """(window, right padding) of each max pool stage reducing k values to one: one window of
+    k up to POOL_MAX, else windows of at most POOL_MAX (the last padded with the lowest code,
+    which a max ignores) whose maxima the next stage reduces."""
+    stages = []
+    while k > POOL_MAX:
+        window = -(-k // -(-k // POOL_MAX))  # ceil(k / n), n = ceil(k / POOL_MAX) windows
+        n = -(-k // window)
+        stages.append((window, n * window - k))
+        k = n
+    return stages + [(k, 0)]
 
 
 def max_pool(b: Any, node: Any, args: list, kwargs: dict) -> Any:

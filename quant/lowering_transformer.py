@@ -51,7 +51,8 @@ SUPPORTED = (
      "target in one input; position/token-type lookups fold into a constant)"),
     "layer_norm/native_layer_norm/rms_norm over the last axis; x * rsqrt(mean(x^2) + eps)",
     ("softmax/_softmax over the last axis, with causal, padding and constant masks; "
-     "exp(x - logsumexp(x, -1, keepdim=True))"),
+     "exp(x - logsumexp(x, -1, keepdim=True)); over another per-sample axis (slot "
+     "attention, GroupViT's assignment): that axis permuted last and back"),
     ("matmul/bmm of two activations (a transpose(-2, -1) of the second folds in; leading "
      "axes of 1 broadcast), or of an activation and a constant (a right matrix: a linear; "
      "else a constant node, per head too)"),
@@ -154,14 +155,36 @@ def _softmax_before_ones(b: Any, node: Any, x: Any, dim: int, shape: tuple) -> A
     S * H, k, 1) over k) is the softmax over the last axis of the view without them."""
     ones = len(shape) - 1 - dim
     have = b.shapes[x.name] if isinstance(x, Act) else ()
-    if not b.sequence or not isinstance(x, Act) or any(int(s) != 1 for s in shape[dim + 1:]) \
-            or len(have) <= ones or have[len(have) - ones:] != (1,) * ones:
+    if b.sequence and isinstance(x, Act) and any(int(s) != 1 for s in shape[dim + 1:]):
+        return _softmax_moved(b, node, x, dim, shape)
+    if not b.sequence or not isinstance(x, Act) or len(have) <= ones \
+            or have[len(have) - ones:] != (1,) * ones:
         b.fail(node, f"softmax over dim {dim} of a rank-{len(shape)} tensor; only the last (or "
                      "one followed by size-1 axes)")
     rows = lowering_seq.reshaped(b, node, x, have[:len(have) - ones], suffix=".rows")
     y = b.add(node, "softmax", (rows.name,), {"causal": False}, shape=b.shapes[rows.name],
               suffix=".last")
     return lowering_seq.reshaped(b, node, y, have)
+
+
+def _softmax_moved(b: Any, node: Any, x: Act, dim: int, shape: tuple) -> Act:
+    """A softmax over a per-sample axis before the last (GroupViT's grouping assignment and
+    slot attention: each input token's weights over the groups or slots, ``softmax(dim=-2)``
+    of (batch, slots, tokens)): the axis moved last by a ``permute`` (``<node>.moved``), the
+    softmax over the last axis (``<node>.last``), the axis moved back by a second permute. The
+    same integer softmax, each row one token's values over the axis."""
+    axis = lowering_seq.axis_map(b, node.args[0])[dim]
+    if axis is None or lowering_seq.digit(b, node.args[0])[0] == dim:
+        b.fail(node, f"softmax over dim {dim} of a rank-{len(shape)} tensor, the axis that "
+                     "holds the batch (it would mix samples); only over per-sample axes")
+    have = b.shapes[x.name]
+    perm = tuple(a for a in range(len(have)) if a != axis) + (axis,)
+    back = tuple(perm.index(a) for a in range(len(have)))
+    moved = b.add(node, "permute", (x.name,), {"perm": perm},
+                  shape=tuple(have[a] for a in perm), suffix=".moved")
+    y = b.add(node, "softmax", (moved.name,), {"causal": False}, shape=b.shapes[moved.name],
+              suffix=".last")
+    return b.add(node, "permute", (y.name,), {"perm": back}, shape=have)
 
 
 def _valid_param(valid: np.ndarray | None) -> dict:

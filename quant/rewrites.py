@@ -22,6 +22,7 @@ from qasic.quant import (
     einsum,
     fourier,
     glu,
+    hard_assign,
     keepdim,
     matrix_rope,
     movedim,
@@ -66,6 +67,8 @@ REWRITES: tuple[Rewrite, ...] = (
             _graph_only(matrix_rope.decompose)),
     Rewrite("channel_norm", "a LayerNorm over (N, C, H, W)'s channels written out becomes "
             "F.layer_norm (ConvNeXt's, SAM's LayerNorm2d)", _graph_only(channel_norm.decompose)),
+    Rewrite("hard_assign", "a one-hot of an argmax becomes a top-1 mask, a straight-through "
+            "sum its hard value (GroupViT)", _graph_only(hard_assign.decompose)),
 )
 
 

@@ -251,6 +251,7 @@ def test_concat_of_requantizers_needs_no_requant_nodes():
     (Fn(lambda x: x + torch.arange(32.0).view(2, 1, 4, 4)), (2, 1, 4, 4),
      "differs between samples"),
     (Fn(lambda x: x.mean(1)), (1, 2, 4, 4), "only over all spatial"),
+    # over the channels with keepdim it runs (tests/quant/test_channel_reductions.py)
     (Fn(lambda x: x * x.mean((1, 2), keepdim=True)), (1, 2, 4, 4), "only over all spatial"),
     (Fn(lambda x: F.elu(x) + F.selu(x)), (1, 4), "selu"),
 ])

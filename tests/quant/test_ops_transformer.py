@@ -731,7 +731,8 @@ REFUSED = {
     "per_sample_mask": (Fn(lambda x: torch.softmax((x @ x.transpose(-2, -1)).masked_fill(
         torch.arange(2)[:, None, None] * torch.ones(S, S).triu(1) > 0, -1e9), -1)),
                         "differs between samples"),
-    "softmax_dim": (Fn(lambda x: torch.softmax(x, 1)), "only the last"),
+    # over another per-sample axis it runs (tests/quant/test_softmax_axes.py)
+    "softmax_batch": (Fn(lambda x: torch.softmax(x, 0)), "the axis that holds the batch"),
     "expand_two_axes": (Fn(lambda x: F.layer_norm(x, (D,))[:, None, None].expand(
         -1, 2, 2, -1, -1)), "only of one size-1 axis"),
     "mean_feat": (Fn(lambda x: F.layer_norm(x, (D,)).mean((1, 2))), "a mean over dims [1, 2]"),

@@ -18,7 +18,7 @@ from torch import nn
 import qasic
 from qasic.errors import UnsupportedOpError
 from qasic.quant import capture
-from qasic.quant.lowering_seqpool import adaptive_averaging, averaging
+from qasic.quant.lowering_seqpool import adaptive_averaging, averaging, pool_stages
 from tests.quant.transformer_nets import Fn, check, ops
 
 D, S, VOCAB = 16, 12, 50
@@ -103,20 +103,27 @@ def test_funnel_pool_and_upsample_run_bit_exact():
     assert r["bit_exact"] and r["cosine"] > 0.999
 
 
-# Hiera's query pooling (a max over the stride axis of a view) and an amax over the heads'
-# axis: a maxpool2d of the per-sample tensor viewed as an image, kernel (K, 1)
+# Hiera's query pooling (a max over the stride axis of a view), an amax over the heads' axis, a
+# max over the last axes (a DETR-style head's best class score per query): a maxpool2d of the
+# per-sample tensor viewed as an image (A, K, R), kernel (1, K)
 MAXES = {
-    "hiera": (lambda x: x.view(x.shape[0], 4, -1, D).max(dim=1).values, (4, 1), (3, D)),
-    "amax_keepdim": (lambda x: x.view(x.shape[0], S, 2, 8).amax(dim=2, keepdim=True), (2, 1),
-                     (S, 1, 8)),  # the pool's (S, 1, 8) is the output: no reshape after it
+    "hiera": (lambda x: x.view(x.shape[0], 4, -1, D).max(dim=1).values, (1, 4), (3, D),
+              ["reshape"]),
+    "amax_keepdim": (lambda x: x.view(x.shape[0], S, 2, 8).amax(dim=2, keepdim=True), (1, 2),
+                     (S, 1, 8), []),  # the pool's (S, 1, 8) is the output: no reshape after it
+    "max_last": (lambda x: x.max(dim=-1).values, (1, D), (S,), ["reshape"]),
+    "amax_last_keepdim": (lambda x: x.amax(-1, keepdim=True), (1, D), (S, 1), ["reshape"]),
+    "amax_last_two": (lambda x: x.view(x.shape[0], S, 2, 8).amax(dim=(-2, -1)), (1, D), (S,),
+                      ["reshape"]),
+    "amax_heads_and_last": (lambda x: x.view(x.shape[0], 2, S, 8).amax(dim=(2, 3)),
+                            (1, S * 8), (2,), ["reshape"]),
 }
 
 
 @pytest.mark.parametrize("name", list(MAXES))
 def test_a_max_over_a_per_sample_axis_is_a_max_pool(name):
-    f, kernel, out = MAXES[name]
+    f, kernel, out, after = MAXES[name]
     graph, _, cos = check(_model(f), _ids())
-    after = ["reshape"] if name == "hiera" else []
     assert ops(graph) == ["embedding", "linear", "reshape", "maxpool2d", *after]
     pool = graph.nodes[3]
     assert pool.attrs["kernel"] == kernel == pool.attrs["stride"]
@@ -124,9 +131,46 @@ def test_a_max_over_a_per_sample_axis_is_a_max_pool(name):
     assert cos > 0.999, cos
 
 
-def test_a_max_over_an_axis_runs_bit_exact():
+@pytest.mark.parametrize("name", ["hiera", "max_last", "amax_last_two"])
+def test_a_max_over_an_axis_runs_bit_exact(name):
     x = _ids(4)
-    r = qasic.evaluate(_model(MAXES["hiera"][0]).eval(), x, calibration=x)
+    r = qasic.evaluate(_model(MAXES[name][0]).eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+def test_a_max_wider_than_the_pool_window_field_pools_in_stages():
+    """515 values per row: windows of 172 (the POOL instruction's kw is 8 bits; the last one
+    padded by 1 with the lowest code), then 3."""
+    torch.manual_seed(0)
+    model = Fn(lambda ids, emb, fc: fc(emb(ids)).max(-1).values, nn.Embedding(VOCAB, D),
+               nn.Linear(D, 515)).eval()
+    graph = capture(model, torch.from_numpy(_ids(2)))
+    pools = [n.attrs for n in graph.nodes if n.op == "maxpool2d"]
+    assert [(a["kernel"], a["padding"]) for a in pools] == [((1, 172), (0, 0, 0, 1)),
+                                                            ((1, 3), (0, 0, 0, 0))]
+    x = _ids(4)
+    r = qasic.evaluate(model, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+@pytest.mark.parametrize("k, stages", [(16, [(16, 0)]), (255, [(255, 0)]),
+                                       (256, [(128, 0), (2, 0)]), (257, [(129, 1), (2, 0)]),
+                                       (70000, [(255, 125), (138, 1), (2, 0)])])
+def test_pool_stages_fit_the_window_field(k, stages):
+    assert pool_stages(k) == stages
+    for window, pad in stages:
+        assert window <= 255 and pad < window
+        k = (k + pad) // window
+    assert k == 1
+
+
+def _best_class_gate(x):  # a DETR-style head: each query's best class score gates its features
+    return x * torch.sigmoid(x.max(-1, keepdim=True).values)
+
+
+def test_a_best_class_score_gating_its_row_runs_bit_exact():
+    x = _ids(4)
+    r = qasic.evaluate(_model(_best_class_gate).eval(), x, calibration=x)
     assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
 
 
@@ -147,7 +191,9 @@ def test_a_negative_pad_crops_in_the_placement_matmul_and_runs_bit_exact():
 
 
 REFUSED = {
-    "max_last": (lambda x: x.max(dim=-1).values, "only over one per-sample axis other than"),
+    "max_apart": (lambda x: x.view(x.shape[0], S, 2, 8).amax(dim=(1, 3)),
+                  "only over adjacent per-sample axes"),
+    "max_batch": (lambda x: x.amax(dim=(0, 1)), "only over adjacent per-sample axes"),
     # a vector quantizer's nearest codebook entry: rows picked by the values
     "argmax": (lambda x: x[:, :, :4][..., x.max(dim=-1).indices[0, 0]],
                "the indices of a max (an argmax: a selection that depends on the values"),
