@@ -86,8 +86,12 @@ def compile_graph(graph: QGraph, arch: ArchConfig,
 
 def insert_copies(graph: QGraph) -> QGraph:
     """A concat input becomes a view of the concat's buffer; where it cannot (the graph input,
-    a reshaped tensor, a tensor two concats read, the graph output) a copy node is inserted."""
+    a reshaped tensor, a tensor two concats read, the graph output, a tensor also read
+    reshaped: ZAYA's q projection, concatenated with k and viewed as heads) a copy node is
+    inserted."""
     producers = {n.output: n for n in graph.nodes}
+    reshaped = {n.inputs[0] for n in graph.nodes if n.op in ("flatten", "reshape")
+                and image_shape(graph.shapes[n.inputs[0]]) != image_shape(graph.shapes[n.output])}
     readers: dict[str, int] = {}
     for n in graph.nodes:
         if n.op == "concat":
@@ -101,7 +105,7 @@ def insert_copies(graph: QGraph) -> QGraph:
         inputs = []
         for i, t in enumerate(n.inputs):
             src = producers.get(t)
-            if src is None or src.op in ("flatten", "reshape") or readers[t] > 1 \
+            if src is None or src.op in ("flatten", "reshape") or readers[t] > 1 or t in reshaped \
                     or t == graph.output or list(n.inputs).count(t) > 1 or _moves_last(src):
                 name = f"{n.name}.copy{i}"
                 nodes.append(QNode(name, "upsample_nearest", (t,), name, {"scale": (1, 1)}))
