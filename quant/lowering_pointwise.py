@@ -787,9 +787,11 @@ def _rms_norm(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
         other = materialize(b, other)
     if op == "add" and stat.power == 1.0 and _scalar(other) is not None:
         return replace(stat, eps=stat.eps + _scalar(other))
-    if op in ("mul", "div") and (_scalar(other) or 0.0) > 0 and (op == "mul" or stat is x):
+    if (_scalar(other) or 0.0) > 0 and ((op == "mul" and stat.power < 0) or (op == "div"
+                                                                              and stat is x)):
         # c (s mean + e) ** p = (k s mean + k e) ** p with k = c ** (1 / p): ZAYA's q/k norm
-        # sqrt(d) / norm(x) is the statistic of scale D / d
+        # sqrt(d) / norm(x) is the statistic of scale D / d (a product of a std, Gemma 3n's
+        # gaussian top-k, stays a table of the values)
         k = _scalar(other) ** ((1.0 if op == "mul" else -1.0) / stat.power)
         return replace(stat, scale=stat.scale * k, eps=stat.eps * k)
     if not inverse or not isinstance(other, Act) or other.name != stat.src.name:
