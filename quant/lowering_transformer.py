@@ -39,6 +39,7 @@ from qasic.quant import (
     lowering_seqpool,
     lowering_ssm,
     masks,
+    relshift,
     routers,  # noqa: F401  (registers the qasic:: torch ops handled here)
 )
 from qasic.quant.lowering import Act, IdSlice, _act, _arg, _const, _np
@@ -531,7 +532,7 @@ def _table() -> dict:
     t[aten.copy_.default] = inplace.copy_
     t.update({v: inplace.view_(t) for v in inplace.VIEWS})
     for view in (aten.view.default, aten.reshape.default, aten._unsafe_view.default):
-        t[view] = masks.viewed(t[view])
+        t[view] = relshift.viewed(masks.viewed(t[view]))
     for name in ("ne", "eq", "gt", "ge", "lt", "le"):
         t[getattr(aten, name).Scalar] = compare
         t[getattr(aten, name).Tensor] = compare
