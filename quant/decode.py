@@ -795,6 +795,8 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
                 # the tokens) needs no gather either
                 for a in axes:
                     value = np.take(value, range(act[len(act) - value.ndim + a]), axis=a)
+                if prompt is not None and _selects_keys(n, i, value.shape, axes, c):
+                    value = np.take(value, range(prompt), axis=-1)
                 nodes.append(replace(consts[t], name=name, output=name,
                                      params={**consts[t].params, "value": value}))
                 shapes[name], tensors[name] = value.shape, full.tensors[t]
@@ -810,6 +812,14 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
                     _view(nodes, shapes, tensors, row, name, (1, *moved.shape[1:]), k)
         inputs[i] = name
     return replace(n, inputs=tuple(inputs))
+
+
+def _selects_keys(n: QNode, i: int, value: tuple[int, ...], axes: list[int], c: int) -> bool:
+    """A matmul's second operand, a constant over the queries (a position axis among its batch
+    axes) whose C columns are the keys: a per-query 0/1 gather of relative positions
+    (lowering_gather: Inkling's relative position bias), whose prefill reads P keys."""
+    return n.op == "matmul" and i == 1 and not n.attrs.get("transpose_b", False) \
+        and bool(axes) and value[-1] == c
 
 
 def _placed(n: QNode, m: int, const: QNode, nodes: list, shapes: dict, tensors: dict,
