@@ -8,17 +8,18 @@ XLNet shifts its position scores bd (B, N, I, J), J the relative positions, so t
     x = bd.reshape(B, N, J, I)[:, :, 1:, :].reshape(B, N, I, J - 1)
     x = torch.index_select(x, 3, torch.arange(klen))
 
-Per (batch, head) plane each output element is one element of the input plane at a known
-place: a view of the plane as (P, Q) with the same element count re-factors the flat index,
-a slice or an ``index_select`` by a constant index along either of its two axes selects from
-it. Capture follows the chain symbolically (``PlaneMap``: the source activation and, per
-output element, its flat index in the source plane) and makes it when anything else reads it
-(``materialize``): element (p, q) reads source row r = idx // J, column idx % J; for each
-row offset d = r - p one 0/1 row selection (none for offset 0 with as many rows) and one
-per-row gather along the last axis (a matmul by a constant 0/1 selector, columns of the other
-offsets zero, as DeBERTa's gather in ``lowering_gather``), the parts added. XLNet's
-bidirectional shift reads each row's own source row (one gather); the causal one also reads
-the next row in its masked upper triangle (two parts).
+The chain starts at a view of the scores (..., I, J) as (..., J, I) read only by a slice of its
+rows (the shift's signature). Per (batch, head) plane each output element is one element of the
+input plane at a known place: a view of the plane as (P, Q) with the same element count re-
+factors the flat index, a slice or an ``index_select`` by a constant index along either of its
+two axes selects from it. Capture follows the chain symbolically (``PlaneMap``: the source
+activation and, per output element, its flat index in the source plane) and makes it when
+anything else reads it (``materialize``): element (p, q) reads source row r = idx // J, column
+idx % J; for each row offset d = r - p one 0/1 row selection (none for offset 0 with as many
+rows) and one per-row gather along the last axis (a matmul by a constant 0/1 selector, columns
+of the other offsets zero, as DeBERTa's gather in ``lowering_gather``), the parts added.
+XLNet's bidirectional shift reads each row's own source row (one gather); the causal one also
+reads the next row in its masked upper triangle (two parts).
 """
 
 from __future__ import annotations
@@ -50,13 +51,19 @@ class PlaneMap:
 
 
 def _refactors(b: Any, node: Any, x: Any) -> bool:
-    """A view of an activation (sequence mode) that keeps every axis but the last two and
-    re-factors those (same element count, other sizes), the batch among the kept ones and
-    the plane the last two per-sample axes."""
+    """The shift's first view: of an activation (sequence mode) (..., I, J) as (..., J, I),
+    every other axis kept, the batch among them and the plane the last two per-sample axes,
+    read only by a slice along its rows (other views that swap the sizes, a chunked scan's,
+    stay views)."""
     if not b.sequence or not isinstance(x, Act):
         return False
     src, out = tuple(node.args[0].meta["val"].shape), tuple(node.meta["val"].shape)
-    if len(src) != len(out) or len(src) < 3 or src[:-2] != out[:-2] or src[-2:] == out[-2:]:
+    if len(src) != len(out) or len(src) < 3 or src[:-2] != out[:-2] or src[-2:] == out[-2:] \
+            or out[-2:] != src[-2:][::-1]:
+        return False
+    users = list(node.users)
+    if len(users) != 1 or users[0].target is not aten.slice.Tensor \
+            or int(users[0].args[1]) % len(out) != len(out) - 2:
         return False
     return lowering_seq.digit(b, node.args[0])[0] < len(src) - 2 \
         and b.shapes[x.name][-2:] == src[-2:]
