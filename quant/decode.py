@@ -869,6 +869,8 @@ def _same_along(value: np.ndarray, axis: int) -> bool:
 def _view(nodes: list, shapes: dict, tensors: dict, src: str, name: str,
           shape: tuple[int, ...], axis: int = 0) -> None:
     """``name``: ``src`` reshaped to ``shape`` (its first axis moved to ``axis`` if not 0)."""
+    if axis and shape[0] == 1:  # moving one row's axis of 1 is a view: no permute
+        shape, axis = (*shape[1:axis + 1], 1, *shape[axis + 1:]), 0
     mid = name if axis == 0 else f"{name}.view"
     nodes.append(QNode(mid, "reshape", (src,), mid, {"shape": tuple(shape)}))
     shapes[mid], tensors[mid] = tuple(shape), tensors[src]
