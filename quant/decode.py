@@ -530,8 +530,11 @@ def decode_graph(full: QGraph) -> QGraph:
             src, k = shifts[n.name]
             n = decode_conv.shift_window(n, consts[n.inputs[0]], k, state_name(src), STEP,
                                          nodes, shapes, tensors)
-        elif n.op == "constant" or (acts and all(t in whole for t in acts)):
+        elif n.op == "constant" or (acts and all(t in whole for t in acts) and not (
+                n.inputs[0] in consts and _expands_rows(
+                    n, 0, np.asarray(consts[n.inputs[0]].params["value"]), shapes, c))):
             nodes.append(n)  # a constant (read at use), or computed from the caches as in full
+            # (but a per-key value of the caches expanded over the queries: the step's one)
             shapes[n.output] = full.shapes[n.output]
             if n.op != "constant":
                 whole.add(n.output)
@@ -782,6 +785,15 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
         if t not in consts:
             continue
         value = np.asarray(consts[t].params["value"])
+        if _expands_rows(n, i, value, shapes, c):  # a per-key value repeated over queries
+            name = f"{t}.rows{rows}"
+            if name not in shapes:
+                value = np.take(value, range(rows), axis=-2)
+                nodes.append(replace(consts[t], name=name, output=name,
+                                     params={**consts[t].params, "value": value}))
+                shapes[name], tensors[name] = value.shape, full.tensors[t]
+            inputs[i] = name
+            continue
         axes = _position_axes(n.op, value.shape, act, whole, c, rows) + \
             decode_memory.key_axes(value.shape, act, whole, keys)
         if not axes or (prompt is None and len(axes) != 1):
@@ -812,6 +824,14 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
                     _view(nodes, shapes, tensors, row, name, (1, *moved.shape[1:]), k)
         inputs[i] = name
     return replace(n, inputs=tuple(inputs))
+
+
+def _expands_rows(n: QNode, i: int, value: np.ndarray, shapes: dict, c: int) -> bool:
+    """A matmul's first operand, a constant of C equal rows over one row of the other (a
+    column of ones: a value per key expanded along the C queries, Doge's dynamic mask): its
+    rows are the queries, P in a prefill and 1 in a decode step."""
+    return n.op == "matmul" and i == 0 and value.ndim >= 2 and value.shape[-2] == c \
+        and shapes[n.inputs[1]][-2] == 1 and _same_along(value, value.ndim - 2)
 
 
 def _selects_keys(n: QNode, i: int, value: tuple[int, ...], axes: list[int], c: int) -> bool:
@@ -946,6 +966,10 @@ def _token_axes(graph: QGraph) -> dict[str, tuple[int, int]]:
                 if below <= stride < below * new[j] and stride % below == 0:
                     out[n.output] = (j, stride // below)
                     break
+        elif n.op == "matmul" and _is_constant(producer, n.inputs[0]) and _expands_rows(
+                n, 0, np.asarray(producer[n.inputs[0]].params["value"]), shapes,
+                positions(graph)):
+            out[n.output] = (len(shapes[n.output]) - 2, 1)  # per key over the C queries
         elif n.op == "matmul" and _is_constant(producer, n.inputs[0]):
             b = shapes[n.inputs[1]]  # (..., K, N) @: the tokens stay on the axis they were
             rel = axis - len(b)
@@ -982,15 +1006,18 @@ def _reshaped(n: QNode, shapes: dict, full: QGraph | None = None,
         # (H S, S_k) to meet one key/value head, multi-query attention): each group of axes
         # the reshape merges or keeps takes its new sizes
         new = _regrouped(full.shapes[n.inputs[0]], shape, shapes[n.inputs[0]],
-                         positions(full)) or new
+                         positions(full), prompt) or new
     return replace(n, attrs={**n.attrs, "shape": new})
 
 
-def _regrouped(old_in: tuple, old_out: tuple, new_in: tuple, c: int) -> tuple | None:
+def _regrouped(old_in: tuple, old_out: tuple, new_in: tuple, c: int,
+               prompt: int | None = None) -> tuple | None:
     """The shape a reshape of ``old_in`` into ``old_out`` gives ``new_in`` (same rank): the
     axes fall into groups of equal size on both sides (a merge, a split, an axis kept); a
     group's output is one axis of the new product, or, split, its axes as they were but the
-    one of the ``c`` positions, which takes the rest. None where that is not one answer."""
+    one of the ``c`` positions, which takes the rest; split into queries and keys (two axes of
+    ``c``: Doge's per-key mask expanded over the queries, merged with them), both ``prompt``
+    in a prefill, the keys whole in a decode step. None where that is not one answer."""
     if len(old_in) != len(new_in):
         return None
     out, i, k = [], 0, 0
@@ -1007,9 +1034,16 @@ def _regrouped(old_in: tuple, old_out: tuple, new_in: tuple, c: int) -> tuple | 
         if len(group) > 1:
             token = [t for t, s in enumerate(group) if s == c]
             rest = int(np.prod(group)) // c
-            if len(token) != 1 or size % rest:
+            if len(token) == 2 and prompt is not None and size * c * c == prompt * prompt \
+                    * int(np.prod(group)):
+                group[token[0]], group[token[1]] = prompt, prompt
+            elif len(token) == 2 and prompt is not None and size * c == prompt * int(
+                    np.prod(group)):
+                group[token[0]] = prompt  # the queries; the keys stay whole
+            elif len(token) != 1 or size % rest:
                 return None
-            group[token[0]] = size // rest
+            else:
+                group[token[0]] = size // rest
         else:
             group = [size]
         out += group

@@ -59,3 +59,47 @@ def test_a_hidden_state_relative_bias_generates_exactly():
     select = [n for n in full.nodes if n.op == "constant" and n.name.endswith(".select")]
     assert select and all(np.shape(n.params["value"])[-3:] == (C, R, C) for n in select)
     assert_generates_like_the_golden_reference(full, x[0, :4], 6)
+
+
+class KeyBiasLM(torch.nn.Module):
+    """ids -> logits: one causal attention layer of 2 key-value heads repeated to 4 whose
+    scores add a value per key computed from its values, expanded along the queries (Doge's
+    dynamic mask: exp(A softplus(dt_proj(v)))), a pad-free causal mask."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = torch.nn.Embedding(VOCAB, D)
+        self.q, self.k, self.v = (torch.nn.Linear(D, n) for n in (D, D // 2, D // 2))
+        self.dt, self.o = torch.nn.Linear(D // 2, 2), torch.nn.Linear(D, D)
+        self.head = torch.nn.Linear(D, VOCAB)
+
+    def forward(self, ids):
+        x = self.emb(ids)
+        n, s, _ = x.shape
+        q = self.q(x).reshape(n, s, 4, 8).transpose(1, 2)
+        k, v = (t(x).reshape(n, s, 2, 8).transpose(1, 2) for t in (self.k, self.v))
+        dt = torch.exp(-0.5 * torch.nn.functional.softplus(
+            self.dt(v.transpose(1, 2).reshape(n, s, 16)))).transpose(-1, -2)   # (N, 2, S)
+        bias = dt[:, :, None, :].expand(-1, -1, s, -1)                           # over queries
+        k, v, bias = (t[:, :, None].expand(-1, -1, 2, -1, -1).reshape(n, 4, *t.shape[2:])
+                      for t in (k, v, bias))
+        scores = q @ k.transpose(-1, -2) * 8 ** -0.5 + bias
+        scores = scores.masked_fill(torch.ones(s, s, dtype=torch.bool).triu(1), float("-inf"))
+        out = torch.softmax(scores, -1) @ v
+        return self.head(x + self.o(out.transpose(1, 2).reshape(n, s, D)))
+
+
+def test_a_per_key_bias_expanded_over_the_queries_generates_exactly():
+    """The expansion's constant rows are the queries: P in a prefill, the step's one in a
+    decode step (the keys whole, from the values' cache); the merge with the repeated heads
+    regroups queries and keys; prefill + 6 steps equal the golden reference."""
+    import qasic
+    from qasic.quant import QuantConfig
+    from qasic.quant.quantize import quantize
+
+    x = _ids()
+    record = qasic.evaluate(KeyBiasLM().eval(), x, calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.99
+    full = quantize(KeyBiasLM().eval(), (torch.from_numpy(x[:1]),), x, QuantConfig())
+    assert_generates_like_the_golden_reference(full, x[0, :4], 6)
