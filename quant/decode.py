@@ -435,6 +435,7 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
     encoder-decoder's input is its S source ids then the ``prompt`` target ids: the encoder runs
     as in ``full`` and its cross-attention keys and values go into states too (S rows each)."""
     full = token_major(full)
+    _refuse_computed_sinks(full)
     c = positions(full)
     if not 1 <= prompt <= c:
         raise UnsupportedOpError(f"a prompt of {prompt} tokens does not fit model {full.name}'s "
@@ -492,6 +493,7 @@ def decode_graph(full: QGraph) -> QGraph:
     encoder-decoder's step does not run the encoder: its cross-attention reads the keys and
     values the prefill wrote (``cache_read``: the states as they are, S rows)."""
     full = token_major(full)
+    _refuse_computed_sinks(full)
     c = positions(full)
     caches, cross = set(cache_tensors(full)), set(cross_tensors(full))
     enc = encoder_tensors(full)
@@ -735,6 +737,20 @@ def _mask_row(table: np.ndarray, nodes: list, shapes: dict, tensors: dict, masks
     shapes[name], shapes[f"{name}.keys"] = (1, keys), (keys,)
     tensors[name] = tensors[f"{name}.keys"] = KEY_MASK
     return f"{name}.keys"
+
+
+def _refuse_computed_sinks(graph: QGraph) -> None:
+    """A softmax over attention scores concatenated with another column (a sink logit computed
+    per token, Inkling2's ``sink_proj``: quant.sinks.computed) keeps that column after the
+    keys, which a prefill's and a step's key slicing would cut: refused in one line."""
+    concat = {n.output for n in graph.nodes if n.op == "concat"}
+    for n in graph.nodes:
+        if n.op == "softmax" and n.inputs[0] in concat and "valid" in n.params:
+            raise UnsupportedOpError(
+                f"{n.name}: a softmax of attention scores concatenated with a computed column "
+                "(a sink logit per token, Inkling2's) in a generation graph; generation "
+                "supports sinks that are one constant per head (GPT-OSS's): run the model "
+                "with qasic evaluate")
 
 
 def _pattern_sliced(n: QNode, prompt: int) -> QNode:

@@ -269,3 +269,29 @@ def test_a_sink_computed_per_token_is_one_more_key_and_runs_bit_exact():
         zeroed.sink.weight.zero_()
         a, b = _TokenSinks()(torch.from_numpy(x)), zeroed(torch.from_numpy(x))
     assert not torch.allclose(a, b, atol=1e-2)
+
+
+def test_generation_with_a_computed_sink_is_refused_in_one_line():
+    """The sink column computed per token stays after the keys, which generation's key slicing
+    would cut: the prefill is refused naming the softmax."""
+    from qasic.arch.config import default_arch
+    from qasic.generate import Session
+    from qasic.quant import QuantConfig
+    from qasic.quant.quantize import quantize
+
+    class LM(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.emb, self.attn = torch.nn.Embedding(40, 16), _TokenSinks()
+
+        def forward(self, ids):
+            return self.attn(self.emb(ids))
+
+    x = np.random.default_rng(0).integers(0, 40, (4, 6))
+    full = quantize(LM().eval(), (torch.from_numpy(x[:1]),), x, QuantConfig())
+    with pytest.raises(UnsupportedOpError) as e:
+        Session(full, 3, default_arch())
+    msg = str(e.value)
+    assert "a softmax of attention scores concatenated with a computed column" in msg \
+        and "\n" not in msg
