@@ -75,6 +75,12 @@ SUPPORTED = (
     "sum over per-sample axes; broadcasts of size-1 axes between two activations",
     "in-place views (unsqueeze_, squeeze_, transpose_, t_) read by nothing after them",
     "lerp(x, y, w): x + w (y - x)",
+    ("c / norm(x, dim=-1).clamp_min(eps) (a q/k norm to sqrt(d), ZAYA's): one norm node"),
+    ("attention sinks: a constant logit per head (GPT-OSS) or one computed per token and head "
+     "(Inkling2's sink_proj(x): one concat of T + 1 keys, generation refused)"),
+    ("relative shifts: a view of scores (..., I, J) as (..., J, I), slices and constant "
+     "index_selects of it (Transformer-XL / XLNet's rel_shift): row selections and per-row "
+     "0/1 gathers"),
 )
 
 
