@@ -80,13 +80,21 @@ def window_steps(k: Kernel, graph: QGraph, arch: ArchConfig, state: Buffer, step
         raise UnsupportedOpError(f"cache_window {node.name}: its output {node.output} must be "
                                  f"{rows} dense rows of the state {node.inputs[0]} "
                                  f"({state.w} rows of {state.c} {state.encoding} codes)")
-    size, half = rows * state.row, halves(arch)["output"]
-    if size > half:
-        raise too_small(k, f"a window of {rows} rows of {state.c} codes", size, half)
-    s = Step(computes=[Instr("SYNC")])
-    s.loads.append(Instr("GATHER", {
-        "mem": "output", "idx_addr": step.addr + GATHER_INDEX_BYTES * int(node.attrs["index"]),
-        "count": 1, "table_addr": state.addr, "table_stride": state.row,
-        "vocab": state.w - rows + 1, "row_bytes": size, "sram_addr": 0, "sram_stride": size}))
-    s.stores += dma("STORE", "output", dst.addr, 0, size)
-    return [s]
+    half = halves(arch)["output"]
+    if state.row > half:
+        raise too_small(k, f"a window row of {state.c} codes", state.row, half)
+    # as many rows as the output half holds per step (Inkling's 4 rows of 2048 codes: two)
+    per = min(rows, half // state.row)
+    out = []
+    for r0 in range(0, rows, per):
+        size, base = min(per, rows - r0) * state.row, (len(out) % 2) * half
+        s = Step(computes=[Instr("SYNC")])
+        s.loads.append(Instr("GATHER", {
+            "mem": "output",
+            "idx_addr": step.addr + GATHER_INDEX_BYTES * int(node.attrs["index"]),
+            "count": 1, "table_addr": state.addr + r0 * state.row, "table_stride": state.row,
+            "vocab": state.w - rows + 1, "row_bytes": size, "sram_addr": base,
+            "sram_stride": size}))
+        s.stores += dma("STORE", "output", dst.addr + r0 * state.row, base, size)
+        out.append(s)
+    return out

@@ -64,6 +64,8 @@ def gather_steps(k: Kernel, graph: QGraph, arch: ArchConfig, ids: Buffer, dst: B
                                  f"do not fill its output {tuple(graph.shapes[node.output])}")
     t_off = const_base + consts.add(pack_bits(rows, dst.bits))
     half = halves(arch)["output"]
+    if row > half and dst.dense:
+        return _row_parts(ids, dst, t_off, vocab, row, count, offset, half)
     if row > half:
         raise too_small(k, f"one table row of {rows.shape[1]} codes", row, half)
     steps = []
@@ -78,6 +80,25 @@ def gather_steps(k: Kernel, graph: QGraph, arch: ArchConfig, ids: Buffer, dst: B
         step.stores += dma("STORE", "output", dst.addr + p0 * row, base, n * row) \
             if dst.dense else pixel_stores(dst, base, p0, n, 0, dst.c)
         steps.append(step)
+    return steps
+
+
+def _row_parts(ids: Buffer, dst: Buffer, t_off: int, vocab: int, row: int, count: int,
+               offset: int, half: int) -> list[Step]:
+    """Table rows longer than the output half (a decode step's row of a per-query selector,
+    Inkling's relative-position gather: (heads, 512, keys) codes), each gathered in parts of
+    at most ``half`` bytes, alternating halves."""
+    steps = []
+    for p in range(count):
+        for c0 in range(0, row, half):
+            size, base = min(half, row - c0), (len(steps) % 2) * half
+            step = Step(computes=[_sync()])
+            step.loads.append(Instr("GATHER", {
+                "mem": "output", "idx_addr": ids.addr + GATHER_INDEX_BYTES * (offset + p),
+                "count": 1, "table_addr": t_off + c0, "table_stride": row, "vocab": vocab,
+                "row_bytes": size, "sram_addr": base, "sram_stride": size}))
+            step.stores += dma("STORE", "output", dst.addr + p * row + c0, base, size)
+            steps.append(step)
     return steps
 
 

@@ -435,6 +435,7 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
     encoder-decoder's input is its S source ids then the ``prompt`` target ids: the encoder runs
     as in ``full`` and its cross-attention keys and values go into states too (S rows each)."""
     full = token_major(full)
+    _refuse_computed_sinks(full)
     c = positions(full)
     if not 1 <= prompt <= c:
         raise UnsupportedOpError(f"a prompt of {prompt} tokens does not fit model {full.name}'s "
@@ -492,6 +493,7 @@ def decode_graph(full: QGraph) -> QGraph:
     encoder-decoder's step does not run the encoder: its cross-attention reads the keys and
     values the prefill wrote (``cache_read``: the states as they are, S rows)."""
     full = token_major(full)
+    _refuse_computed_sinks(full)
     c = positions(full)
     caches, cross = set(cache_tensors(full)), set(cross_tensors(full))
     enc = encoder_tensors(full)
@@ -530,8 +532,11 @@ def decode_graph(full: QGraph) -> QGraph:
             src, k = shifts[n.name]
             n = decode_conv.shift_window(n, consts[n.inputs[0]], k, state_name(src), STEP,
                                          nodes, shapes, tensors)
-        elif n.op == "constant" or (acts and all(t in whole for t in acts)):
+        elif n.op == "constant" or (acts and all(t in whole for t in acts) and not (
+                n.inputs[0] in consts and _expands_rows(
+                    n, 0, np.asarray(consts[n.inputs[0]].params["value"]), shapes, c))):
             nodes.append(n)  # a constant (read at use), or computed from the caches as in full
+            # (but a per-key value of the caches expanded over the queries: the step's one)
             shapes[n.output] = full.shapes[n.output]
             if n.op != "constant":
                 whole.add(n.output)
@@ -734,6 +739,20 @@ def _mask_row(table: np.ndarray, nodes: list, shapes: dict, tensors: dict, masks
     return f"{name}.keys"
 
 
+def _refuse_computed_sinks(graph: QGraph) -> None:
+    """A softmax over attention scores concatenated with another column (a sink logit computed
+    per token, Inkling2's ``sink_proj``: quant.sinks.computed) keeps that column after the
+    keys, which a prefill's and a step's key slicing would cut: refused in one line."""
+    concat = {n.output for n in graph.nodes if n.op == "concat"}
+    for n in graph.nodes:
+        if n.op == "softmax" and n.inputs[0] in concat and "valid" in n.params:
+            raise UnsupportedOpError(
+                f"{n.name}: a softmax of attention scores concatenated with a computed column "
+                "(a sink logit per token, Inkling2's) in a generation graph; generation "
+                "supports sinks that are one constant per head (GPT-OSS's): run the model "
+                "with qasic evaluate")
+
+
 def _pattern_sliced(n: QNode, prompt: int) -> QNode:
     """A prefill's softmax with a constant pattern (Pp, C, M + C): its first ``prompt``
     queries and M + ``prompt`` keys (M memory keys before the tokens': decode_memory)."""
@@ -782,6 +801,15 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
         if t not in consts:
             continue
         value = np.asarray(consts[t].params["value"])
+        if _expands_rows(n, i, value, shapes, c):  # a per-key value repeated over queries
+            name = f"{t}.rows{rows}"
+            if name not in shapes:
+                value = np.take(value, range(rows), axis=-2)
+                nodes.append(replace(consts[t], name=name, output=name,
+                                     params={**consts[t].params, "value": value}))
+                shapes[name], tensors[name] = value.shape, full.tensors[t]
+            inputs[i] = name
+            continue
         axes = _position_axes(n.op, value.shape, act, whole, c, rows) + \
             decode_memory.key_axes(value.shape, act, whole, keys)
         if not axes or (prompt is None and len(axes) != 1):
@@ -795,6 +823,8 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
                 # the tokens) needs no gather either
                 for a in axes:
                     value = np.take(value, range(act[len(act) - value.ndim + a]), axis=a)
+                if prompt is not None and _selects_keys(n, i, value.shape, axes, c):
+                    value = np.take(value, range(prompt), axis=-1)
                 nodes.append(replace(consts[t], name=name, output=name,
                                      params={**consts[t].params, "value": value}))
                 shapes[name], tensors[name] = value.shape, full.tensors[t]
@@ -810,6 +840,22 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
                     _view(nodes, shapes, tensors, row, name, (1, *moved.shape[1:]), k)
         inputs[i] = name
     return replace(n, inputs=tuple(inputs))
+
+
+def _expands_rows(n: QNode, i: int, value: np.ndarray, shapes: dict, c: int) -> bool:
+    """A matmul's first operand, a constant of C equal rows over one row of the other (a
+    column of ones: a value per key expanded along the C queries, Doge's dynamic mask): its
+    rows are the queries, P in a prefill and 1 in a decode step."""
+    return n.op == "matmul" and i == 0 and value.ndim >= 2 and value.shape[-2] == c \
+        and shapes[n.inputs[1]][-2] == 1 and _same_along(value, value.ndim - 2)
+
+
+def _selects_keys(n: QNode, i: int, value: tuple[int, ...], axes: list[int], c: int) -> bool:
+    """A matmul's second operand, a constant over the queries (a position axis among its batch
+    axes) whose C columns are the keys: a per-query 0/1 gather of relative positions
+    (lowering_gather: Inkling's relative position bias), whose prefill reads P keys."""
+    return n.op == "matmul" and i == 1 and not n.attrs.get("transpose_b", False) \
+        and bool(axes) and value[-1] == c
 
 
 def _placed(n: QNode, m: int, const: QNode, nodes: list, shapes: dict, tensors: dict,
@@ -859,6 +905,8 @@ def _same_along(value: np.ndarray, axis: int) -> bool:
 def _view(nodes: list, shapes: dict, tensors: dict, src: str, name: str,
           shape: tuple[int, ...], axis: int = 0) -> None:
     """``name``: ``src`` reshaped to ``shape`` (its first axis moved to ``axis`` if not 0)."""
+    if axis and shape[0] == 1:  # moving one row's axis of 1 is a view: no permute
+        shape, axis = (*shape[1:axis + 1], 1, *shape[axis + 1:]), 0
     mid = name if axis == 0 else f"{name}.view"
     nodes.append(QNode(mid, "reshape", (src,), mid, {"shape": tuple(shape)}))
     shapes[mid], tensors[mid] = tuple(shape), tensors[src]
@@ -934,6 +982,10 @@ def _token_axes(graph: QGraph) -> dict[str, tuple[int, int]]:
                 if below <= stride < below * new[j] and stride % below == 0:
                     out[n.output] = (j, stride // below)
                     break
+        elif n.op == "matmul" and _is_constant(producer, n.inputs[0]) and _expands_rows(
+                n, 0, np.asarray(producer[n.inputs[0]].params["value"]), shapes,
+                positions(graph)):
+            out[n.output] = (len(shapes[n.output]) - 2, 1)  # per key over the C queries
         elif n.op == "matmul" and _is_constant(producer, n.inputs[0]):
             b = shapes[n.inputs[1]]  # (..., K, N) @: the tokens stay on the axis they were
             rel = axis - len(b)
@@ -970,15 +1022,18 @@ def _reshaped(n: QNode, shapes: dict, full: QGraph | None = None,
         # (H S, S_k) to meet one key/value head, multi-query attention): each group of axes
         # the reshape merges or keeps takes its new sizes
         new = _regrouped(full.shapes[n.inputs[0]], shape, shapes[n.inputs[0]],
-                         positions(full)) or new
+                         positions(full), prompt) or new
     return replace(n, attrs={**n.attrs, "shape": new})
 
 
-def _regrouped(old_in: tuple, old_out: tuple, new_in: tuple, c: int) -> tuple | None:
+def _regrouped(old_in: tuple, old_out: tuple, new_in: tuple, c: int,
+               prompt: int | None = None) -> tuple | None:
     """The shape a reshape of ``old_in`` into ``old_out`` gives ``new_in`` (same rank): the
     axes fall into groups of equal size on both sides (a merge, a split, an axis kept); a
     group's output is one axis of the new product, or, split, its axes as they were but the
-    one of the ``c`` positions, which takes the rest. None where that is not one answer."""
+    one of the ``c`` positions, which takes the rest; split into queries and keys (two axes of
+    ``c``: Doge's per-key mask expanded over the queries, merged with them), both ``prompt``
+    in a prefill, the keys whole in a decode step. None where that is not one answer."""
     if len(old_in) != len(new_in):
         return None
     out, i, k = [], 0, 0
@@ -995,9 +1050,16 @@ def _regrouped(old_in: tuple, old_out: tuple, new_in: tuple, c: int) -> tuple | 
         if len(group) > 1:
             token = [t for t, s in enumerate(group) if s == c]
             rest = int(np.prod(group)) // c
-            if len(token) != 1 or size % rest:
+            if len(token) == 2 and prompt is not None and size * c * c == prompt * prompt \
+                    * int(np.prod(group)):
+                group[token[0]], group[token[1]] = prompt, prompt
+            elif len(token) == 2 and prompt is not None and size * c == prompt * int(
+                    np.prod(group)):
+                group[token[0]] = prompt  # the queries; the keys stay whole
+            elif len(token) != 1 or size % rest:
                 return None
-            group[token[0]] = size // rest
+            else:
+                group[token[0]] = size // rest
         else:
             group = [size]
         out += group

@@ -64,9 +64,10 @@ def gather(b: Any, node: Any, args: list, kwargs: dict) -> Act:
                      f"as large as the input but along the gathered axis {axis}")
     a, n, t, k = math.prod(xs[:axis]), xs[axis], math.prod(xs[axis + 1:]), idx.shape[axis]
     idx = idx.reshape(a, k, t)
-    if t == 1:
-        y = _along_last(b, node, lowering_seq.reshaped(b, node, x, (a, 1, n), ".rows_in"),
-                        idx[:, :, 0], n)
+    if t == 1:  # the axes before kept (a decode step reads its query's row of the selector)
+        lead = tuple(xs[:axis]) or (1,)
+        y = _along_last(b, node, lowering_seq.reshaped(b, node, x, lead + (1, n), ".rows_in"),
+                        idx[:, :, 0].reshape(lead + (k,)), n)
     elif (idx == idx[:, :, :1]).all():
         y = _selected(b, node, lowering_seq.reshaped(b, node, x, (a, n, t), ".rows_in"),
                       idx[:, :, 0], n)
@@ -81,12 +82,13 @@ def _one_hot(idx: np.ndarray, n: int) -> np.ndarray:
 
 
 def _along_last(b: Any, node: Any, x: Act, idx: np.ndarray, n: int) -> Act:
-    """x (L, 1, n) times the constant P (L, n, K), P[l, r, k] = (idx[l, k] == r): (L, 1, K)."""
-    select = np.swapaxes(_one_hot(idx, n), 1, 2)
+    """x (..., 1, n) times the constant P (..., n, K), P[..., r, k] = (idx[..., k] == r):
+    (..., 1, K)."""
+    select = np.swapaxes(_one_hot(idx, n), -1, -2)
     sel = b.add(node, "constant", (), {}, {"value": select}, shape=select.shape,
                 suffix=".select")
     return b.add(node, "matmul", (x.name, sel.name), {"transpose_b": False, "alpha": 1.0},
-                 shape=(idx.shape[0], 1, idx.shape[1]), suffix=".gathered")
+                 shape=(*idx.shape[:-1], 1, idx.shape[-1]), suffix=".gathered")
 
 
 def _selected(b: Any, node: Any, x: Act, idx: np.ndarray, n: int) -> Act:

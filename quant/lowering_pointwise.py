@@ -161,6 +161,8 @@ def unary(make: Any) -> Any:
         if isinstance(args[0], RmsStat) and node.target is aten.pow.Tensor_Scalar \
                 and _scalar(args[1]) in (-0.5, 0.5):  # Gemma 3n's pow(mean(x^2) + eps, -0.5)
             return replace(args[0], power=args[0].power * _scalar(args[1]))
+        if isinstance(args[0], RmsStat) and node.target is aten.reciprocal.default:
+            return replace(args[0], power=-args[0].power)  # ZAYA's c / norm(x).clamp_min(eps)
         if isinstance(args[0], Columns) and node.target in _NEG:
             return Columns(args[0].src, -args[0].matrix, node)
         if isinstance(args[0], Columns):
@@ -809,6 +811,13 @@ def _rms_norm(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
         other = materialize(b, other)
     if op == "add" and stat.power == 1.0 and _scalar(other) is not None:
         return replace(stat, eps=stat.eps + _scalar(other))
+    if (_scalar(other) or 0.0) > 0 and ((op == "mul" and stat.power < 0) or (op == "div"
+                                                                              and stat is x)):
+        # c (s mean + e) ** p = (k s mean + k e) ** p with k = c ** (1 / p): ZAYA's q/k norm
+        # sqrt(d) / norm(x) is the statistic of scale D / d (a product of a std, Gemma 3n's
+        # gaussian top-k, stays a table of the values)
+        k = _scalar(other) ** ((1.0 if op == "mul" else -1.0) / stat.power)
+        return replace(stat, scale=stat.scale * k, eps=stat.eps * k)
     if not inverse or not isinstance(other, Act) or other.name != stat.src.name:
         # the statistic as values (of another tensor, or not dividing): its own activation
         x, y = (_rms_values(b, v) if v is stat else v for v in (x, y))

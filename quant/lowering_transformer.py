@@ -39,6 +39,7 @@ from qasic.quant import (
     lowering_seqpool,
     lowering_ssm,
     masks,
+    relshift,
     routers,  # noqa: F401  (registers the qasic:: torch ops handled here)
 )
 from qasic.quant.lowering import Act, IdSlice, _act, _arg, _const, _np
@@ -75,6 +76,12 @@ SUPPORTED = (
     "sum over per-sample axes; broadcasts of size-1 axes between two activations",
     "in-place views (unsqueeze_, squeeze_, transpose_, t_) read by nothing after them",
     "lerp(x, y, w): x + w (y - x)",
+    ("c / norm(x, dim=-1).clamp_min(eps) (a q/k norm to sqrt(d), ZAYA's): one norm node"),
+    ("attention sinks: a constant logit per head (GPT-OSS) or one computed per token and head "
+     "(Inkling2's sink_proj(x): one concat of T + 1 keys, generation refused)"),
+    ("relative shifts: a view of scores (..., I, J) as (..., J, I), slices and constant "
+     "index_selects of it (Transformer-XL / XLNet's rel_shift): row selections and per-row "
+     "0/1 gathers"),
 )
 
 
@@ -577,7 +584,7 @@ def _table() -> dict:
     t[aten.copy_.default] = inplace.copy_
     t.update({v: inplace.view_(t) for v in inplace.VIEWS})
     for view in (aten.view.default, aten.reshape.default, aten._unsafe_view.default):
-        t[view] = masks.viewed(t[view])
+        t[view] = relshift.viewed(masks.viewed(t[view]))
     for name in ("ne", "eq", "gt", "ge", "lt", "le"):
         t[getattr(aten, name).Scalar] = compare
         t[getattr(aten, name).Tensor] = compare

@@ -85,6 +85,10 @@ def appended(b: Any, node: Any, args: list, kwargs: dict) -> Sunk:
     rank = node.meta["val"].dim()
     dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
     parts = list(args[0])
+    if dim == rank - 1 and len(parts) == 2 and isinstance(parts[0], masks.Masked) \
+            and isinstance(parts[1], Act) and parts[0].key is None \
+            and int(node.args[0][1].meta["val"].shape[-1]) == 1:
+        return computed(b, node, parts[0], parts[1])
     if dim != rank - 1 or len(parts) != 2 or not isinstance(parts[1], torch.Tensor) \
             or not isinstance(parts[0], (Act, masks.Masked)) or parts[1].shape[-1] != 1:
         b.fail(node, "a cat of masked attention scores with another tensor other than a "
@@ -96,6 +100,19 @@ def appended(b: Any, node: Any, args: list, kwargs: dict) -> Sunk:
         b.fail(node, "an attention sink column that varies over the samples or the rows of a "
                      "head; only a constant logit per head")
     return Sunk(parts[0], heads[0, :, 0].numpy().copy())
+
+
+def computed(b: Any, node: Any, scores: masks.Masked, sink: Act) -> masks.Masked:
+    """cat([masked scores, sink logits], -1) with the sink an activation, one logit per head
+    and query (Inkling2's ``sink_proj(x)``: a linear of the token's hidden state): the scores
+    and that column are one ``concat`` of T + 1 keys, its column always allowed (a constant
+    pattern the softmax's ``valid`` holds); the slice that drops the column after the softmax
+    is a slice of its probabilities (``lowering_seq``)."""
+    from qasic.quant.lowering_seq import cat
+    both = cat(b, node, [[scores.scores, sink], -1], {})
+    allowed = scores.allowed.to(torch.bool)
+    ones = torch.ones(allowed.shape[:-1] + (1,), dtype=torch.bool)
+    return masks.Masked(both, torch.cat([allowed, ones], -1), None)
 
 
 def row_max(b: Any, node: Any, x: Any) -> tuple:

@@ -40,6 +40,7 @@ from qasic.quant import (
     lowering_seq,
     masks,
     positions,
+    relshift,
     rewrites,
     seqpasses,
     sinks,
@@ -318,6 +319,10 @@ class _Builder:
             return self._getitem(node, args)
         if _has((args, kwargs), sinks.VALUES):
             return sinks.apply(self, node, args, kwargs)
+        if _has((args, kwargs), relshift.PlaneMap):  # a relative shift's views (relshift)
+            made = relshift.apply(self, node, args, kwargs)
+            if made is not None:
+                return made
         if not _has((args, kwargs), (positions.PosValue, lengths.Length)) \
                 and idmaps.reads_ids(self, args, kwargs):  # tests of the ids, ids mapped
             return idmaps.apply(self, node, args, kwargs)

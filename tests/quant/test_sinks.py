@@ -223,3 +223,75 @@ def test_a_sink_scale_of_another_tensor_is_refused_in_one_line():
     msg = str(e.value)
     assert "a product with a sink's scale of another tensor than the attention output it " \
            "scales" in msg and msg.startswith("node 'mul") and "\n" not in msg
+
+
+class _TokenSinks(torch.nn.Module):
+    """(N, S, 16) -> 2 causal heads of 8 whose sink logit is a linear of each token's hidden
+    state (Inkling2's ``sink_proj(x)``: one logit per head and query), appended to the masked
+    scores, the softmax taken and its column dropped."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.qkv, self.o = torch.nn.Linear(16, 48), torch.nn.Linear(16, 16)
+        self.sink = torch.nn.Linear(16, 2, bias=False)
+        with torch.no_grad():
+            self.sink.weight.mul_(3.0)  # sinks that take a real share of each row
+
+    def forward(self, x):
+        n, s, _ = x.shape
+        q, k, v = (t.reshape(n, s, 2, 8).transpose(1, 2) for t in self.qkv(x).chunk(3, -1))
+        scores = q @ k.transpose(-1, -2) * 8 ** -0.5
+        scores = scores + torch.triu(torch.full((s, s), torch.finfo(x.dtype).min), 1)
+        sinks = self.sink(x).transpose(1, 2).unsqueeze(-1)
+        probs = torch.softmax(torch.cat([scores, sinks], -1).float(), -1)[..., :-1]
+        return self.o((probs @ v).transpose(1, 2).reshape(n, s, 16))
+
+
+def test_a_sink_computed_per_token_is_one_more_key_and_runs_bit_exact():
+    """The sink column an activation: one concat of the scores and the sinks (T + 1 keys),
+    one softmax whose constant pattern allows the sink's column in every row (the causal
+    triangle elsewhere), its column sliced off; float graph == torch, golden reference ==
+    simulator, cosine > 0.99; the sinks matter (zeroed, the output changes)."""
+    import qasic
+    from tests.quant.transformer_nets import check, ops
+
+    x = _vectors()
+    graph, _, cos = check(_TokenSinks(), x)
+    assert "concat" in ops(graph) and ops(graph).count("softmax") == 1 and cos > 0.99
+    soft = next(n for n in graph.nodes if n.op == "softmax")
+    valid = np.asarray(soft.params["valid"]).reshape(-1, 6, 7)
+    assert valid[..., -1].all() and not valid[..., 0, 1:6].any()
+    record = qasic.evaluate(_TokenSinks(), x, calibration=x)
+    assert record["bit_exact"] and record["cosine"] > 0.99
+    zeroed = _TokenSinks()
+    with torch.no_grad():
+        zeroed.sink.weight.zero_()
+        a, b = _TokenSinks()(torch.from_numpy(x)), zeroed(torch.from_numpy(x))
+    assert not torch.allclose(a, b, atol=1e-2)
+
+
+def test_generation_with_a_computed_sink_is_refused_in_one_line():
+    """The sink column computed per token stays after the keys, which generation's key slicing
+    would cut: the prefill is refused naming the softmax."""
+    from qasic.arch.config import default_arch
+    from qasic.generate import Session
+    from qasic.quant import QuantConfig
+    from qasic.quant.quantize import quantize
+
+    class LM(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.emb, self.attn = torch.nn.Embedding(40, 16), _TokenSinks()
+
+        def forward(self, ids):
+            return self.attn(self.emb(ids))
+
+    x = np.random.default_rng(0).integers(0, 40, (4, 6))
+    full = quantize(LM().eval(), (torch.from_numpy(x[:1]),), x, QuantConfig())
+    with pytest.raises(UnsupportedOpError) as e:
+        Session(full, 3, default_arch())
+    msg = str(e.value)
+    assert "a softmax of attention scores concatenated with a computed column" in msg \
+        and "\n" not in msg
