@@ -17,7 +17,15 @@ from typing import Any
 
 import torch
 
-from qasic.quant import grid_towers, hf_masks, int_buffers, lstm, moe, recurrent_scan
+from qasic.quant import (
+    grid_towers,
+    hf_masks,
+    int_buffers,
+    lstm,
+    moe,
+    recurrent_scan,
+    torch_transformer,
+)
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,12 @@ PATCHES: tuple[CapturePatch, ...] = (
         "int_buffers",
         "0-dim integer buffers read as constants (codecs' paddings)",
         lambda model, args: int_buffers.as_constants(model),
+    ),
+    CapturePatch(
+        "causal_hint_stated",
+        "torch_transformer",
+        "nn.Transformer's causal-mask detection (a bool of mask values) answered by is_causal",
+        lambda model, args: torch_transformer.causal_hint_stated(model),
     ),
     CapturePatch(
         "grid_towers",
