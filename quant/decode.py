@@ -540,8 +540,11 @@ def decode_graph(full: QGraph) -> QGraph:
             continue  # the encoder: not run by a decode step (_unread checks nothing needs it)
         if n.op == "embedding" and n.inputs == (full.input,):
             if np.ndim(n.params["table"]) == 1:
-                raise UnsupportedOpError(f"{n.name}: a padding mask of the ids; generation "
-                                         "runs unpadded prompts")
+                raise UnsupportedOpError(
+                    f"{n.name}: a padding mask of the {'target ' if enc else ''}ids (a key "
+                    "padding mask of ids == pad); generation runs unpadded prompts and decodes "
+                    "no mask bit per token: give the model no padding mask of the "
+                    f"{'target' if enc else 'prompt'} ids to generate with it")
             n = replace(n, inputs=(STEP,), attrs={**n.attrs, "offset": 0, "rows": 1})
         elif n.op == "softmax" and (n.output in scores or n.attrs.get("causal", False)
                                     or "valid" in n.params):
