@@ -592,6 +592,13 @@ def _recurrence_prefilled(n: QNode, plan: recurrence.Recurrence, prompt: int, fu
                           nodes: list, shapes: dict, tensors: dict) -> None:
     """A prefill's node ``n`` of a recurrence (quant.recurrence): kept for positions 0..P-1,
     each state of position P-1 then written (``_state_rows``) into its DRAM state."""
+    short = [s[0] for s in plan.states if prompt - 1 >= len(s)]
+    if short and (n.name == plan.concat or n.name in plan.position):
+        raise UnsupportedOpError(
+            f"{plan.concat}: a prompt of {prompt} tokens ends at position {prompt - 1}, where "
+            f"the recurrence no longer computes its state {short[0]} (the last positions drop "
+            "the updates only a later position reads: a hand-written RWKV's decay of num); "
+            f"give at most {prompt - 1} prompt tokens, or capture the model over more tokens")
     n = plan.prefill(n, prompt)
     if n is None:
         return
