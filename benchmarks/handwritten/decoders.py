@@ -60,8 +60,10 @@ class TutorialLM(nn.Module):
 
 
 def tutorial_lm():
+    """At the tutorial's init (unit gain). Weights x 3 make its attention so peaked that the
+    cosine drops to 0.969 (x 2: 0.988), still bit-exact."""
     torch.manual_seed(0)
-    return _gain(TutorialLM(), 3.0)
+    return TutorialLM().eval()
 
 
 # --- Meta's reference Llama (llama/model.py): complex RoPE by torch.polar, repeat_kv, SwiGLU --
