@@ -59,7 +59,7 @@ def _ids(n: int = 8, seed: int = 0) -> np.ndarray:
 def test_the_translation_tutorials_transformer_simulates_bit_exact(pad_masks):
     """Before: 'Could not guard on data-dependent expression' (_detect_is_causal_mask), then
     'permute input is a slice of the token ids', then 'op aten.masked_fill_.Scalar on the
-    padding mask'. Measured cosine 0.9996 (masks) / 0.9997."""
+    padding mask'. Measured cosine 0.99975 (masks) / 0.99977."""
     x = _ids()
     r = qasic.evaluate(Translator(pad_masks).eval(), x, calibration=x)
     assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
