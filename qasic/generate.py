@@ -218,9 +218,13 @@ def _shape(trained: Any) -> tuple[int, int]:
     encoder-decoder whose ids are [source | target] (its logits: the target's rows)."""
     import torch
 
+    from qasic.evaluation import model_output
+
     x = trained.example_input
     with torch.no_grad():
         y = trained.module(x)
+    if isinstance(y, (tuple, list)) or hasattr(y, "to_tuple"):
+        y = model_output(y)  # the tensor capture compiles: (logits, None) -> logits (nanoGPT)
     c = int(x.shape[-1])
     if not isinstance(y, torch.Tensor) or y.dim() != 3 or y.shape[0] != 1 \
             or not 1 <= y.shape[1] <= c:
@@ -326,6 +330,13 @@ def _target_start(ids: np.ndarray, source: int, trained: Any, given: Start) -> n
 def _decoder_start(trained: Any, given: Start, source: int) -> np.ndarray:
     """The target's first ids: ``given`` (an id or ids), else the config's start token."""
     start = given if given is not None else decoder_start_id(trained.module)
+    if start is None and int(trained.example_input.shape[-1]) - source == 1:
+        raise ConfigError(f"model {trained.name} returns logits for the last 1 of its "
+                          f"{source + 1} ids: a causal language model's inference shortcut "
+                          "(nanoGPT's and llama2.c's lm_head(x[:, [-1], :])) or an "
+                          "encoder-decoder with no decoder_start_token_id; qasic generate needs "
+                          "a causal LM's logits at every position (return lm_head(x)), an "
+                          "encoder-decoder's --decoder-start ID")
     if start is None:
         raise ConfigError(f"model {trained.name} returns logits for the last "
                           f"{int(trained.example_input.shape[-1]) - source} of its ids, as an "
@@ -481,11 +492,16 @@ def float_tokens(module: Any, ids: np.ndarray, tokens: int, c: int,
     right-padded with id 0, the logits of its last real position (as ``golden_tokens``)."""
     import torch
 
+    from qasic.evaluation import model_output
+
     seq, s = [int(i) for i in ids], len(source)
     with torch.no_grad():
         for _ in range(tokens):
             x = torch.zeros(1, s + c, dtype=torch.int64)
             x[0, :s] = torch.as_tensor(np.asarray(source, np.int64))
             x[0, s:s + len(seq)] = torch.tensor(seq)
-            seq.append(int(module(x)[0, len(seq) - 1].argmax()))
+            y = module(x)
+            if isinstance(y, (tuple, list)) or hasattr(y, "to_tuple"):
+                y = model_output(y)
+            seq.append(int(y[0, len(seq) - 1].argmax()))
     return seq[len(ids):]

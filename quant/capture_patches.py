@@ -25,6 +25,7 @@ from qasic.quant import (
     lstm,
     moe,
     recurrent_scan,
+    torch_transformer,
 )
 
 
@@ -111,6 +112,12 @@ PATCHES: tuple[CapturePatch, ...] = (
         "int_buffers",
         "0-dim integer buffers read as constants (codecs' paddings)",
         lambda model, args: int_buffers.as_constants(model),
+    ),
+    CapturePatch(
+        "causal_hint_stated",
+        "torch_transformer",
+        "nn.Transformer's causal-mask detection (a bool of mask values) answered by is_causal",
+        lambda model, args: torch_transformer.causal_hint_stated(model),
     ),
     CapturePatch(
         "grid_towers",

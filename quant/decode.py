@@ -545,8 +545,11 @@ def decode_graph(full: QGraph) -> QGraph:
             continue  # the encoder: not run by a decode step (_unread checks nothing needs it)
         if n.op == "embedding" and n.inputs == (full.input,):
             if np.ndim(n.params["table"]) == 1:
-                raise UnsupportedOpError(f"{n.name}: a padding mask of the ids; generation "
-                                         "runs unpadded prompts")
+                raise UnsupportedOpError(
+                    f"{n.name}: a padding mask of the {'target ' if enc else ''}ids (a key "
+                    "padding mask of ids == pad); generation runs unpadded prompts and decodes "
+                    "no mask bit per token: give the model no padding mask of the "
+                    f"{'target' if enc else 'prompt'} ids to generate with it")
             n = replace(n, inputs=(STEP,), attrs={**n.attrs, "offset": 0, "rows": 1})
         elif n.op == "softmax" and (n.output in scores or n.attrs.get("causal", False)
                                     or "valid" in n.params):
@@ -594,6 +597,13 @@ def _recurrence_prefilled(n: QNode, plan: recurrence.Recurrence, prompt: int, fu
                           nodes: list, shapes: dict, tensors: dict) -> None:
     """A prefill's node ``n`` of a recurrence (quant.recurrence): kept for positions 0..P-1,
     each state of position P-1 then written (``_state_rows``) into its DRAM state."""
+    short = [s[0] for s in plan.states if prompt - 1 >= len(s)]
+    if short and (n.name == plan.concat or n.name in plan.position):
+        raise UnsupportedOpError(
+            f"{plan.concat}: a prompt of {prompt} tokens ends at position {prompt - 1}, where "
+            f"the recurrence no longer computes its state {short[0]} (the last positions drop "
+            "the updates only a later position reads: a hand-written RWKV's decay of num); "
+            f"give at most {prompt - 1} prompt tokens, or capture the model over more tokens")
     n = plan.prefill(n, prompt)
     if n is None:
         return

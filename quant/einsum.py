@@ -55,7 +55,7 @@ def parse(equation: str, ranks: list[int]) -> tuple[str, str, str]:
     lhs, arrow, out = eq.partition("->")
     ins = lhs.split(",")
     if len(ins) != 2 or len(ranks) != 2:
-        _refuse(equation, f"{len(ins)} operands; only two")
+        _refuse(equation, f"{len(ins)} operands; only two (more: ``chain``)")
     if "." in eq:
         ins, out, arrow = _ellipsis(equation, ins, out if arrow else None, ranks)
         lhs = ",".join(ins)
@@ -128,6 +128,43 @@ def _rewrite(g: fx.Graph, node: fx.Node, ops: list[fx.Node]) -> fx.Node:
     if len(ops) == 1:
         x = ops[0]
         return _Emitter(g, node, {}).permute(x, permutation(equation, x.meta["val"].dim()))
+    if len(ops) > 2:
+        return _chain(g, node, equation, ops)
+    return _two(g, node, equation, ops)
+
+
+def chain(equation: str, count: int) -> list[str]:
+    """The two-operand equations that compute a ``count``-operand one left to right: each
+    product keeps the indices a later operand or the output still reads, in the order they
+    first appear; the last one writes the output (mamba-minimal's selective scan,
+    'b l d_in, b l n, b l d_in -> b l d_in n')."""
+    eq = equation.replace(" ", "")
+    lhs, arrow, out = eq.partition("->")
+    ins = lhs.split(",")
+    if "." in eq:
+        _refuse(equation, f"an ellipsis in an equation of {len(ins)} operands")
+    if len(ins) != count:
+        _refuse(equation, f"{len(ins)} operand indices for {count} tensors")
+    if not arrow:
+        out = "".join(sorted(c for c in set(lhs) if lhs.count(c) == 1))
+    steps, have = [], ins[0]
+    for i in range(1, len(ins)):
+        rest = "".join(ins[i + 1:]) + out
+        keep = out if i == len(ins) - 1 else "".join(
+            dict.fromkeys(c for c in have + ins[i] if c in rest))
+        steps.append(f"{have},{ins[i]}->{keep}")
+        have = keep
+    return steps
+
+
+def _chain(g: fx.Graph, node: fx.Node, equation: str, ops: list[fx.Node]) -> fx.Node:
+    x = ops[0]
+    for step, y in zip(chain(equation, len(ops)), ops[1:], strict=True):
+        x = _two(g, node, step, [x, y])
+    return x
+
+
+def _two(g: fx.Graph, node: fx.Node, equation: str, ops: list[fx.Node]) -> fx.Node:
     a, b, out = parse(equation, [o.meta["val"].dim() for o in ops])
     size = {}
     for s, o in zip((a, b), ops, strict=True):
@@ -139,6 +176,15 @@ def _rewrite(g: fx.Graph, node: fx.Node, ops: list[fx.Node]) -> fx.Node:
         _refuse(equation, "no free or batch axes (a scalar)")
     em = _Emitter(g, node, size)
     ops = [em.cast(o) for o in ops]
+    small = next((i for i, s in enumerate((b, a)) if not k and set(s) <= set((a, b)[i])
+                  and sorted(out) == sorted((a, b)[i])), None)
+    if small is not None:  # nothing summed, one operand's axes among the other's: x * y
+        (xs, x), (ys, y) = ((a, ops[0]), (b, ops[1])) if small == 0 else ((b, ops[1]),
+                                                                           (a, ops[0]))
+        x = em.permute(x, [xs.index(c) for c in out])
+        y = em.permute(y, [ys.index(c) for c in out if c in ys])
+        y = em.reshape(y, [size[c] if c in ys else 1 for c in out])
+        return em.op(aten.mul.Tensor, (x, y), [size[c] for c in out])
     (xs, x), (ys, y) = ((b, ops[1]), (a, ops[0])) if swap else ((a, ops[0]), (b, ops[1]))
     batch = "".join(c for c in lead if c in xs and c in ys)
     x = em.arrange(x, xs, lead + m + k, [*lead, m, k])

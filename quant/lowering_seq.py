@@ -388,7 +388,12 @@ def permute(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 def _permuted(b: Any, node: Any, x: Any, dims: list[int]) -> Act:
     """The batch axis moves with the permutation (nn.MultiheadAttention runs sequence-first);
     the per-sample axes are permuted: a ``permute`` node, a reshape when only size-1 axes move,
-    nothing when none does."""
+    nothing when none does. A slice of the token ids (an encoder-decoder's source or target)
+    transposed to sequence-first (PyTorch's translation tutorial: ``ids[:, :S].t()``) stays
+    that slice, its batch axis moved: its one per-sample axis does not move."""
+    if isinstance(x, IdSlice) and len(dims) == 2:
+        b.batch_axes[node.name] = (dims.index(digit(b, node.args[0])[0]), 1)
+        return x
     x = _act(b, node, x, "permute input")
     if b.layout is None and dims == [0, 3, 1, 2] and digit(b, node.args[0]) == (0, 1) \
             and _shape(node.args[0])[0] == b.batch:  # (not with more than the batch inside)

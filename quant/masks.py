@@ -80,9 +80,12 @@ def from_ids(b: Any, node: Any, ids: Act | IdSlice, other: Any) -> KeyMask:
         other = other.item()
     batch, keys = (int(d) for d in node.args[0].meta["val"].shape)
     pos = torch.arange(batch * keys).reshape(batch, keys)
+    if b.batch_axes.get(node.args[0].name, (0, 1))[0] == 1:  # sequence-first ids (T, batch)
+        keys, batch = batch, keys
+        pos = torch.arange(batch * keys).reshape(batch, keys).t()
     part = (ids.start, ids.length) if isinstance(ids, IdSlice) else None
-    return KeyMask((node.target, other), pos, torch.ones(batch, keys, dtype=torch.bool),
-                   torch.zeros(batch, keys, dtype=torch.bool), keys, batch, part)
+    return KeyMask((node.target, other), pos, torch.ones(pos.shape, dtype=torch.bool),
+                   torch.zeros(pos.shape, dtype=torch.bool), keys, batch, part)
 
 
 def _flat(tree: Any) -> list:
@@ -126,6 +129,7 @@ def apply(b: Any, node: Any, args: list, kwargs: dict) -> Any:
         return positions.apply(b, node, args, kwargs, _CASTS, _SHAPE_OPS, _ELEMENTWISE)
     if any(isinstance(v, lengths.Length) for v in _flat((args, kwargs))):
         return lengths.apply(b, node, args, kwargs, _CASTS, _SHAPE_OPS, _ELEMENTWISE)
+    target = _functional(node, target)
     masks = [m for m in _flat((args, kwargs)) if isinstance(m, KeyMask)]
     if any(m.pred != masks[0].pred or m.ids != masks[0].ids for m in masks):
         b.fail(node, "two different padding masks meet; only one mask of the ids")
@@ -156,6 +160,17 @@ def apply(b: Any, node: Any, args: list, kwargs: dict) -> Any:
                 for w in ("when1", "when0")]
         return replace(first, pos=pos[0], when1=vals[0], when0=vals[1])
     b.fail(node, f"op {target} on the padding mask; only elementwise and shape ops")
+
+
+def _functional(node: Any, target: Any) -> Any:
+    """An in-place op on a value nothing else reads (torch's ``F._canonical_mask``:
+    ``zeros_like(mask, dtype=float).masked_fill_(mask, -inf)``, the key padding mask of
+    nn.MultiheadAttention and nn.Transformer) as its functional op; any other op as is."""
+    if torch.Tag.inplace not in getattr(target, "tags", ()) or not node.args \
+            or len(getattr(node.args[0], "users", ())) != 1:
+        return target
+    packet = getattr(aten, target.overloadpacket.__name__.rstrip("_"), None)
+    return getattr(packet, target._overloadname, target) if packet is not None else target
 
 
 def _op(target: Any, value: torch.Tensor, args: list, kwargs: dict) -> torch.Tensor:

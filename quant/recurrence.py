@@ -179,7 +179,7 @@ def _plan(graph: Any, producer: dict, position: dict, selectors: dict, cat: Any,
     template = by_pos[TEMPLATE]
     for t in range(TEMPLATE, c):
         if not _match(by_pos[t], template, t, producer, position, roles, firsts,
-                      partial=t == c - 1):
+                      partial=t >= c - 2):
             return None
     states = []
     for role, first in sorted(firsts.items()):

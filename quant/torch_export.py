@@ -384,7 +384,9 @@ class _Builder:
         return materialize(self, tree)
 
     def _graph_output(self, node: fx.Node) -> str:
-        outs = node.args[0]
+        # a None among the outputs is no tensor: the loss of ``return logits, loss`` called
+        # without targets (nanoGPT, minGPT, llama2.c's training forward)
+        outs = [o for o in node.args[0] if o is not None]
         if len(outs) == 1:
             self.env[outs[0].name] = materialize(self, self.value(outs[0]))
             self.made_in[outs[0].name] = self.sequence  # in this mode's layout now

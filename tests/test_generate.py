@@ -234,6 +234,50 @@ def test_logits_for_fewer_positions_than_ids_of_a_decoder_only_graph_are_refused
         generate_quantized(tail, full, [1, 2], 2, decoder_start=0)
 
 
+class _LogitsAndLoss(torch.nn.Module):
+    """nanoGPT's / minGPT's forward: (logits, loss), the loss None without targets; ``last``:
+    nanoGPT's and llama2.c's inference shortcut, the logits of the last position alone."""
+
+    def __init__(self, m, last: bool = False):
+        super().__init__()
+        self.m, self.last = m, last
+
+    def forward(self, idx, targets=None):
+        logits = self.m(idx)
+        return (logits[:, [-1], :] if self.last else logits), None
+
+
+def _wrapped(tm, last: bool = False) -> TextModel:
+    return TextModel(name="mingpt", module=_LogitsAndLoss(tm.module, last),
+                     example_input=tm.example_input, calibration=tm.calibration,
+                     test_inputs=tm.calibration, test_labels=tm.calibration, fp32_accuracy=0.0)
+
+
+def test_a_model_returning_logits_and_a_none_loss_generates_like_the_golden_reference(model):
+    """Before: 'the model must return one activation tensor; it returns 2' (capture) and
+    'returns tuple for ids (1, 16)' (generate). The None is no output: the graph and the tokens
+    are those of the model returning the logits alone."""
+    from qasic.generate import check_request
+
+    tm, full = model
+    wrapped = _wrapped(tm)
+    assert check_request(wrapped, "hello", 4) == (C, 256)
+    q = quantize(wrapped.module, (tm.example_input,), tm.calibration, QuantConfig())
+    r = generate_quantized(wrapped, q, "hello", 4)
+    assert r["matches_reference"] is True
+    assert r["tokens"] == generate_quantized(tm, full, "hello", 4)["tokens"]
+
+
+def test_logits_of_the_last_position_alone_are_refused_in_one_line_naming_the_shortcut(model):
+    from qasic.errors import ConfigError
+    from qasic.generate import check_request
+
+    with pytest.raises(ConfigError, match=re.escape(
+            f"model mingpt returns logits for the last 1 of its {C} ids: a causal language "
+            "model's inference shortcut (nanoGPT's and llama2.c's lm_head(x[:, [-1], :]))")):
+        check_request(_wrapped(model[0], last=True), "hello", 4)
+
+
 def test_a_decoder_start_for_a_causal_language_model_is_refused_in_one_line(gpt2):
     from qasic.errors import ConfigError
     from qasic.generate import check_request

@@ -12,7 +12,7 @@ from torch import nn
 import qasic
 from qasic.errors import UnsupportedOpError
 from qasic.quant import capture
-from qasic.quant.einsum import parse, plan
+from qasic.quant.einsum import chain, parse, plan
 from tests.quant.transformer_nets import check, ops
 
 D, H, S = 16, 2, 6
@@ -89,6 +89,18 @@ FORMS = {  # equation -> (its module, the QGraph ops)
     # reordered (DiT's unpatchify): a permute (after _heads's own)
     "...sd->...ds": (lambda m, x: torch.einsum("...sd->...ds", m.q(x)),
                      ["linear", "permute"]),
+    # nothing summed, one operand's axes among the other's: an elementwise product
+    "bsd,bsd->bsd": (lambda m, x: torch.einsum("bsd,bsd->bsd", m.q(x), m.k(x)),
+                     ["linear", "linear", "mul"]),
+    # three operands, left to right (chain): 'bqd,bkd->bqk' then 'bqk,bke->bqe'
+    "bqd,bkd,bke->bqe": (lambda m, x: torch.einsum("bqd,bkd,bke->bqe", m.q(x), m.k(x), x),
+                         ["linear", "linear", "matmul", "matmul"]),
+    # mamba-minimal's deltaB_u ('b l d_in, b l n, b l d_in -> b l d_in n'): an outer product
+    # per position (a matmul over nothing), then a product broadcast over n (a mul)
+    "bld,bln,bld->bldn": (lambda m, x: torch.einsum("bld,bln,bld->bldn", m.q(x),
+                                                    m.k(x)[..., :4], x).flatten(2),
+                          ["linear", "linear", "reshape", "reshape", "matmul", "reshape",
+                           "linear", "mul", "reshape"]),
 }
 
 
@@ -124,14 +136,24 @@ def test_operands_of_another_dtype_are_promoted_as_torch_does():
 
 
 REFUSED = {
-    "bqd,bkd,bke->bqe": (lambda m, x: torch.einsum("bqd,bkd,bke->bqe", m.q(x), m.k(x), x),
-                         "3 operands; only two"),
+    "...d,...d,...d->...d": (lambda m, x: torch.einsum("...d,...d,...d->...d", m.q(x), m.k(x),
+                                                       x), "an ellipsis in an equation of 3"),
     "bqq,bqd->bqd": (lambda m, x: torch.einsum("bqq,bqd->bqd", m.q(x)[:, :, :S], m.k(x)),
                      "an index repeated in 'bqq'"),
     "bqd,bkd->bq": (lambda m, x: torch.einsum("bqd,bkd->bq", m.q(x), m.k(x)),
                     "index 'k' summed over one operand only"),
     "bqd->bq": (lambda m, x: torch.einsum("bqd->bq", m.q(x)), "not a reordering of its axes"),
 }
+
+
+@pytest.mark.parametrize("equation, want", [
+    ("bld,bln,bld->bldn", ["bld,bln->bldn", "bldn,bld->bldn"]),
+    ("ij,jk,kl->il", ["ij,jk->ik", "ik,kl->il"]),
+    ("ij,jk,kl", ["ij,jk->ik", "ik,kl->il"]),  # implicit output: the indices seen once
+    ("bi,bj,bk,b->bijk", ["bi,bj->bij", "bij,bk->bijk", "bijk,b->bijk"]),
+])
+def test_more_operands_chain_left_to_right_keeping_what_later_ones_read(equation, want):
+    assert chain(equation, len(want) + 1) == want
 
 
 @pytest.mark.parametrize("equation", list(REFUSED))

@@ -75,3 +75,37 @@ def test_a_position_with_its_own_encoding_is_refused_in_one_line():
                                    "from position 1's ")
     assert str(e.value).endswith(" (output encoding); generation runs one position's program "
                                  "at every step")
+
+
+def test_a_hand_written_rwkv_loop_generates_equal_to_the_golden_reference():
+    """RWKV-v4 as "RWKV in 150 lines" writes its WKV, a Python loop over the positions
+    (benchmarks/handwritten/decoders.py): out_t = (num + e^(u+k_t) v_t) / (den + e^(u+k_t)),
+    then num = w num + e^(k_t) v_t. ``w * num`` reads only the previous position's num, so it
+    is that position's node, and position C-2's is dead (only the dead update of C-1 reads it):
+    before, position C-2 had to match position 1 whole, and generation refused the model
+    ('reads one of its 8 token positions at a time outside a recurrence'). Four states (num,
+    den and their decays); a prompt ending at C-2, whose decays are not computed, is refused in
+    one line."""
+    import torch
+
+    from benchmarks.handwritten.decoders import Rwkv4
+    from qasic.arch.config import default_arch
+    from qasic.generate import Session
+    from qasic.quant import QuantConfig, capture, quantize
+    from qasic.quant.evaluate import cosine
+
+    torch.manual_seed(0)
+    m = Rwkv4(vocab=20, d=8, n=1).eval()  # (weights x 3: keys so large that e^k spans
+    n = 8  # more than the int8 codes hold, cosine 0.58: this form has no running maximum)
+    calib = np.random.default_rng(0).integers(0, 20, (8, n))
+    plans = recurrence.plans(capture(m, torch.from_numpy(calib[:2])), n)
+    assert [len(p.states) for p in plans] == [4]
+    full = quantize(m, (torch.from_numpy(calib[:1]),), calib, QuantConfig())
+    with torch.no_grad():
+        want = m(torch.from_numpy(calib)).numpy()
+    got = full.dequantize_output(reference.run(full, full.quantize_input(calib)))
+    assert cosine(got, want) > 0.999  # measured 0.99995
+    assert_generates_like_the_golden_reference(full, calib[0, :3], 4)
+    with pytest.raises(UnsupportedOpError, match="a prompt of 7 tokens ends at position 6, "
+                                                 "where the recurrence no longer computes"):
+        Session(full, n - 1, default_arch())
