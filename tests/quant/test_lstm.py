@@ -261,11 +261,11 @@ class _CharLM(torch.nn.Module):
         return self.head(self.rnn(self.emb(ids))[0])
 
 
-@pytest.mark.parametrize(("kind", "states"), [("LSTM", 5), ("GRU", 4)])
+@pytest.mark.parametrize(("kind", "states"), [("LSTM", 2), ("GRU", 1)])
 def test_an_rnn_language_model_generates_like_the_golden_reference(kind, states):
     """Over token ids the unrolled RNN is one recurrence (quant.recurrence), its states carried
-    in DRAM between decode steps: the recurrent parts h_(t-1) W_h?^T (a node of position t - 1,
-    the latest it reads) and c_(t-1) for the LSTM (4 + 1), h_(t-1) for the GRU (3 + 1)."""
+    in DRAM between decode steps: h_(t-1) and c_(t-1) for the LSTM, h_(t-1) for the GRU (the
+    recurrent parts h_(t-1) W_h?^T are position t's: a step does the recurrent matmuls)."""
     from qasic.quant.recurrence import plans
     from tests.quant.generation import assert_generates_like_the_golden_reference
 
@@ -331,3 +331,74 @@ def test_an_lstm_with_projections_simulates_bit_exact():
     data = _x(8)
     r = qasic.evaluate(Projected().eval(), data, calibration=data)
     assert r["bit_exact"] and r["cosine"] > 0.998, r["cosine"]
+
+
+# PyTorch's examples/word_language_model RNNModel as its model.py writes it (time-major nn.LSTM
+# from init_hidden's zero state, dropout, a linear decoder), behind ids (1, C) -> (1, C, vocab)
+WORD_LM_FILE = """
+import torch
+import torch.nn as nn
+
+
+class RNNModel(nn.Module):
+    def __init__(self, rnn_type, ntoken, ninp, nhid, nlayers, dropout=0.5):
+        super().__init__()
+        self.ntoken = ntoken
+        self.drop = nn.Dropout(dropout)
+        self.encoder = nn.Embedding(ntoken, ninp)
+        self.rnn = getattr(nn, rnn_type)(ninp, nhid, nlayers, dropout=dropout)
+        self.decoder = nn.Linear(nhid, ntoken)
+        self.rnn_type, self.nhid, self.nlayers = rnn_type, nhid, nlayers
+
+    def forward(self, input, hidden):
+        emb = self.drop(self.encoder(input))
+        output, hidden = self.rnn(emb, hidden)
+        decoded = self.decoder(self.drop(output))
+        return decoded.view(-1, self.ntoken), hidden
+
+    def init_hidden(self, bsz):
+        weight = next(self.parameters())
+        if self.rnn_type == "LSTM":
+            return (weight.new_zeros(self.nlayers, bsz, self.nhid),
+                    weight.new_zeros(self.nlayers, bsz, self.nhid))
+        return weight.new_zeros(self.nlayers, bsz, self.nhid)
+
+
+class Ids(nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, ids):
+        out, _ = self.m(ids.t(), self.m.init_hidden(ids.shape[0]))
+        return out.view(ids.shape[1], ids.shape[0], -1).transpose(0, 1)
+
+
+def make(kind="LSTM"):
+    torch.manual_seed(0)
+    return Ids(RNNModel(kind, 64, 16, 16, 2))
+
+
+def make_gru():
+    return make("GRU")
+"""
+
+
+@pytest.mark.parametrize(("factory", "state"), [("make", 2), ("make_gru", 1)])
+def test_qasic_generate_carries_h_and_c_of_pytorchs_word_language_model(tmp_path, capsys,
+                                                                         factory, state):
+    """qasic generate over the user's file: tokens and logit codes equal to the golden
+    reference; the DRAM state of a step is h and c a layer (2 x 16 int8 values; a GRU's h),
+    not the gates' recurrent parts (5 x 16 before)."""
+    import json
+
+    from qasic.cli import main
+
+    (tmp_path / "wlm.py").write_text(WORD_LM_FILE)
+    np.savez(tmp_path / "d.npz", calibration=np.random.default_rng(1).integers(0, 64, (8, 10)))
+    assert main(["generate", "--model", f"{tmp_path / 'wlm.py'}:{factory}", "--data",
+                 str(tmp_path / "d.npz"), "--prompt-ids", "3,17,42", "--tokens", "5",
+                 "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["matches_reference"] and len(r["tokens"]) == 5
+    assert r["kv_cache_bytes"] == 2 * state * 16  # 2 layers
