@@ -402,3 +402,78 @@ def test_qasic_generate_carries_h_and_c_of_pytorchs_word_language_model(tmp_path
     r = json.loads(capsys.readouterr().out)
     assert r["matches_reference"] and len(r["tokens"]) == 5
     assert r["kv_cache_bytes"] == 2 * state * 16  # 2 layers
+
+
+class _Joint(torch.nn.Module):
+    """An RNN-T joint network as transducers write it: a prediction network (embedding ->
+    LSTM -> linear) over the labels (batch, U), broadcast against encoder frames (batch, T, 1,
+    D) -- here one utterance's fixed frames (1, T, 1, D), a constant that broadcasts the
+    activation -- then relu and the head: logits (batch, T, U, vocab)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = torch.nn.Embedding(40, 16)
+        self.lstm = torch.nn.LSTM(16, 16, batch_first=True)
+        self.proj = torch.nn.Linear(16, 16)
+        self.head = torch.nn.Linear(16, 40)
+        self.register_buffer("frames", torch.randn(1, 3, 1, 16))
+
+    def forward(self, ids):
+        dec = self.proj(self.lstm(self.emb(ids))[0])
+        return self.head(torch.relu(self.frames + dec[:, None]))
+
+
+def test_a_transducer_joint_over_fixed_frames_simulates_bit_exact():
+    """frames (T, 1, D) + labels (1, U, D): the activation repeated along its size-1 axis to
+    the constant's shape (quant.lowering_pointwise.grown), golden == simulator, close to
+    float."""
+    import qasic
+
+    ids = np.random.default_rng(0).integers(0, 40, (8, 10))
+    r = qasic.evaluate(_Joint().eval(), ids, calibration=ids)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+def test_parakeets_tdt_prediction_network_generates_like_the_golden_reference():
+    """transformers' ParakeetForTDT: its LSTM prediction network over the labels and its joint
+    network on one fixed encoder frame, the frame's token logits (batch, U, vocab), generate on
+    the simulator as the golden reference does; the decode state is h and c (2 x 16 bytes)."""
+    import transformers
+
+    from tests.quant.generation import assert_generates_like_the_golden_reference
+
+    class Frames:  # the encoder's output: one frame, fixed
+        def __init__(self, f):
+            self.pooler_output = self.last_hidden_state = f
+
+        def __getattr__(self, name):
+            return None
+
+    vocab = 64
+    torch.manual_seed(0)
+    cfg = transformers.ParakeetTDTConfig(
+        vocab_size=vocab, decoder_hidden_size=16, num_decoder_layers=1, blank_token_id=vocab - 1,
+        encoder_config={"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                        "intermediate_size": 32, "num_mel_bins": 16})
+    tdt = transformers.ParakeetForTDT(cfg).eval()
+    with torch.no_grad():  # unit-gain weights (HF's normal(0.02) leave the logits flat)
+        for m in tdt.modules():
+            if isinstance(m, (torch.nn.Linear, torch.nn.Embedding)):
+                m.weight.normal_(0.0, 1.0 if isinstance(m, torch.nn.Embedding)
+                                 else m.weight.shape[1] ** -0.5)
+    frame = 0.1 * torch.randn(1, 1, 16)  # small: the labels choose the token
+
+    class Step(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tdt = tdt
+
+        def forward(self, ids):
+            out = self.tdt(decoder_input_ids=ids, encoder_outputs=Frames(frame))
+            return out.logits[:, 0, :, :vocab]  # (batch, U, vocab): the frame's tokens
+
+    ids = np.random.default_rng(0).integers(0, vocab, (8, 12))
+    full = quantize(Step().eval(), (torch.from_numpy(ids[:1]),), ids, QuantConfig())
+    session = assert_generates_like_the_golden_reference(full, ids[0, :4], 6)
+    assert session.costs()["kv_cache_bytes"] == 2 * 16
