@@ -42,6 +42,7 @@ from qasic.quant import (
     known_modules,
     layouts,
     lengths,
+    logsoftmax,
     lowering_pad,
     lowering_seq,
     masks,
@@ -216,13 +217,15 @@ class _Builder:
         # views and permutes, selections of samples by constant masks resolved, complex RoPE
         # real products, ``x[:, i].unsqueeze(1)`` slices, GLUs their halves' product, a slice
         # updated in place the cat it makes (qasic.quant.writeback), a mask scattered from a
-        # top-k of every index the constant it is (qasic.quant.alltopk); before all, the subgraphs
+        # top-k of every index the constant it is (qasic.quant.alltopk), a log_softmax
+        # x - log(sum(exp(x))) (qasic.quant.logsoftmax); before all, the subgraphs
         # of wrappers (autocast, no_grad regions) inlined: ``inlined`` is the exported graph as
         # torch ran it
         self.inlined = wrappers.inline(ep.graph_module)
         self.graph = alltopk.decompose(glu.decompose(keepdim.decompose(complex_rope.decompose(
             fourier.decompose(unfold.decompose(einsum.decompose(selects.decompose(
-                writeback.decompose(self.inlined), set(ep.graph_signature.user_inputs)))))))))
+                logsoftmax.decompose(writeback.decompose(self.inlined)),
+                set(ep.graph_signature.user_inputs)))))))))
         # movedims as their permutes, PE-Audio's 2x2 rotation matrices as RoPE's products
         self.graph = matrix_rope.decompose(movedim.decompose(self.graph))
         self.env: dict[str, Any] = {}

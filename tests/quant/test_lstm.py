@@ -334,7 +334,8 @@ def test_an_lstm_with_projections_simulates_bit_exact():
 
 
 # PyTorch's examples/word_language_model RNNModel as its model.py writes it (time-major nn.LSTM
-# from init_hidden's zero state, dropout, a linear decoder), behind ids (1, C) -> (1, C, vocab)
+# from init_hidden's zero state, dropout, a linear decoder, log_softmax over the flattened
+# (C * batch, vocab) rows: quant.logsoftmax), behind ids (1, C) -> (1, C, vocab)
 WORD_LM_FILE = """
 import torch
 import torch.nn as nn
@@ -354,7 +355,8 @@ class RNNModel(nn.Module):
         emb = self.drop(self.encoder(input))
         output, hidden = self.rnn(emb, hidden)
         decoded = self.decoder(self.drop(output))
-        return decoded.view(-1, self.ntoken), hidden
+        decoded = decoded.view(-1, self.ntoken)
+        return torch.nn.functional.log_softmax(decoded, dim=1), hidden
 
     def init_hidden(self, bsz):
         weight = next(self.parameters())
