@@ -208,6 +208,18 @@ _TRANSDUCER = {"vocab_size": VOCAB_DEC, "blank_token_id": VOCAB_DEC - 1,
 _PARAKEET_ENC = _ASR | {"subsampling_conv_channels": 16, "conv_kernel_size": 3}
 _NEMOTRON_ENC = _PARAKEET_ENC | {"sliding_window": 8, "default_num_lookahead_tokens": 2}
 TRANSDUCER_FRAMES = 4
+# PaddleOCR's SLANet table recognizer (lane lstm): a PP-LCNet of stride-2 stages (the CSP-PAN
+# neck adds each level to the next one's 2x upsampling), a GRUCell attention head of 16 over
+# 6 steps and 10 structure tokens
+_SLANET = {"post_conv_out_channels": 16, "out_channels": 10, "hidden_size": 16,
+           "max_text_length": 5,
+           "backbone_config": {"model_type": "pp_lcnet", "stem_channels": 8,
+                               "block_configs": [[[3, 8, 16, 1, True]], [[3, 16, 16, 2, False]],
+                                                 [[3, 16, 32, 2, False]],
+                                                 [[3, 32, 32, 2, False]],
+                                                 [[3, 32, 32, 2, False]]],
+                               "out_features": ["stage2", "stage3", "stage4", "stage5"],
+                               "out_indices": [2, 3, 4, 5]}}
 # the audio codecs' convolutional encoders: 8 filters, two downsamplings (x4, x2), 32 latents
 _CODEC = {"hidden_size": 32, "num_filters": 8, "upsampling_ratios": [4, 2], "codebook_dim": 32,
           "codebook_size": 16, "num_lstm_layers": 1}
@@ -1792,6 +1804,10 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                "Nemotron3_5AsrConfig", _NEMOTRON_ENC,
                {"num_prompts": 4, "prompt_intermediate_size": 16}),
        }.items()},
+    # SLANet: its head's greedy loop (an argmax fed back, a stop when every table ended) is
+    # refused by name (quant.known_modules); its backbone and neck run
+    "SLANetForTableRecognition": ("vision", "SLANetConfig", _SLANET, {}, "image", 64),
+    "SLANetBackbone": ("vision", "SLANetConfig", _SLANET, {}, "image", 64),
     # diffusion (diffusers, benchmarks/diffusion.py): config class "diffusers" (the class's own
     # keywords), model keyword "call" (the call form: a fixed timestep, class, text context)
     **{name: ("diffusion", "diffusers", kw, {"call": call}, kind, size)
