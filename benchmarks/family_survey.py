@@ -208,10 +208,10 @@ _TRANSDUCER = {"vocab_size": VOCAB_DEC, "blank_token_id": VOCAB_DEC - 1,
 _PARAKEET_ENC = _ASR | {"subsampling_conv_channels": 16, "conv_kernel_size": 3}
 _NEMOTRON_ENC = _PARAKEET_ENC | {"sliding_window": 8, "default_num_lookahead_tokens": 2}
 TRANSDUCER_FRAMES = 4
-# PaddleOCR's SLANet table recognizer (lane lstm): a PP-LCNet of stride-2 stages (the CSP-PAN
-# neck adds each level to the next one's 2x upsampling), a GRUCell attention head of 16 over
-# 6 steps and 10 structure tokens
-_SLANET = {"post_conv_out_channels": 16, "out_channels": 10, "hidden_size": 16,
+# PaddleOCR's SLANet table recognizer (lane lstm): a PP-LCNet of stride-2 stages, a CSP-PAN
+# neck of 32 channels (each level added to the next one's 2x upsampling), a GRUCell attention
+# head of 16 over 6 steps and 10 structure tokens
+_SLANET = {"post_conv_out_channels": 32, "out_channels": 10, "hidden_size": 16,
            "max_text_length": 5,
            "backbone_config": {"model_type": "pp_lcnet", "stem_channels": 8,
                                "block_configs": [[[3, 8, 16, 1, True]], [[3, 16, 16, 2, False]],
