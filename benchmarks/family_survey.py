@@ -200,6 +200,26 @@ _SPEECH = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
 # log-mel speech encoders (conformers, Whisper-like, FastConformer): _SPEECH's sizes, 16 mel bins
 _ASR = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
         "intermediate_size": 64, "num_mel_bins": 16}
+# the transducers' (lane lstm): a 2-layer LSTM prediction network of 32 and a joint network over
+# VOCAB_DEC ids (the last the blank), on TRANSDUCER_FRAMES fixed encoder frames (input kind
+# "labels"); their encoders' configs are the encoder rows' (built, not run)
+_TRANSDUCER = {"vocab_size": VOCAB_DEC, "blank_token_id": VOCAB_DEC - 1,
+               "decoder_hidden_size": 32, "num_decoder_layers": 2}
+_PARAKEET_ENC = _ASR | {"subsampling_conv_channels": 16, "conv_kernel_size": 3}
+_NEMOTRON_ENC = _PARAKEET_ENC | {"sliding_window": 8, "default_num_lookahead_tokens": 2}
+TRANSDUCER_FRAMES = 4
+# PaddleOCR's SLANet table recognizer (lane lstm): a PP-LCNet of stride-2 stages, a CSP-PAN
+# neck of 32 channels (each level added to the next one's 2x upsampling), a GRUCell attention
+# head of 16 over 6 steps and 10 structure tokens
+_SLANET = {"post_conv_out_channels": 32, "out_channels": 10, "hidden_size": 16,
+           "max_text_length": 5,
+           "backbone_config": {"model_type": "pp_lcnet", "stem_channels": 8,
+                               "block_configs": [[[3, 8, 16, 1, True]], [[3, 16, 16, 2, False]],
+                                                 [[3, 16, 32, 2, False]],
+                                                 [[3, 32, 32, 2, False]],
+                                                 [[3, 32, 32, 2, False]]],
+                               "out_features": ["stage2", "stage3", "stage4", "stage5"],
+                               "out_indices": [2, 3, 4, 5]}}
 # the audio codecs' convolutional encoders: 8 filters, two downsamplings (x4, x2), 32 latents
 _CODEC = {"hidden_size": 32, "num_filters": 8, "upsampling_ratios": [4, 2], "codebook_dim": 32,
           "codebook_size": 16, "num_lstm_layers": 1}
@@ -1789,6 +1809,25 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "Phi4MultimodalVisionModel@eager_attention": ("vision", "Phi4MultimodalVisionConfig",
                                                   _VIT | {"attn_implementation": "eager"}, {},
                                                   "image", 32),
+    # lane lstm (session 14): the transducers' LSTM prediction network and joint network
+    # (input kind "labels": label ids (2, 16) as decoder_input_ids, a fixed utterance's
+    # encoder frames (1, TRANSDUCER_FRAMES, D) as encoder_outputs; logits (2, T, 16, vocab [+
+    # durations]))
+    **{name: ("other", config, _TRANSDUCER | {"encoder_config": encoder} | more, {}, "labels",
+              SEQ_DEC)
+       for name, (config, encoder, more) in {
+           "ParakeetForTDT": ("ParakeetTDTConfig", _PARAKEET_ENC, {}),
+           "ParakeetForRNNT": ("ParakeetRNNTConfig", _PARAKEET_ENC, {}),
+           "NemotronAsrStreamingForRNNT": (
+               "NemotronAsrStreamingConfig", _NEMOTRON_ENC, {}),
+           "Nemotron3_5AsrForRNNT": (
+               "Nemotron3_5AsrConfig", _NEMOTRON_ENC,
+               {"num_prompts": 4, "prompt_intermediate_size": 16}),
+       }.items()},
+    # SLANet: its head's greedy loop (an argmax fed back, a stop when every table ended) is
+    # refused by name (quant.known_modules); its backbone and neck run
+    "SLANetForTableRecognition": ("vision", "SLANetConfig", _SLANET, {}, "image", 64),
+    "SLANetBackbone": ("vision", "SLANetConfig", _SLANET, {}, "image", 64),
     # diffusion (diffusers, benchmarks/diffusion.py): config class "diffusers" (the class's own
     # keywords), model keyword "call" (the call form: a fixed timestep, class, text context)
     **{name: ("diffusion", "diffusers", kw, {"call": call}, kind, size)
@@ -2038,7 +2077,10 @@ _OUTPUT = {"MaskFormerModel": "transformer_decoder_last_hidden_state",
            "Sam2VisionModel": ("fpn_hidden_states", -1), "Sam3VisionModel": "fpn_hidden_states",
            "DepthProModel": "features",
            "Mask2FormerModel": "transformer_decoder_last_hidden_state",
-           "MaskFormerForInstanceSegmentation": "masks_queries_logits"}
+           "MaskFormerForInstanceSegmentation": "masks_queries_logits",
+           # the transducers' joint logits (their last_hidden_state is the encoder's)
+           **dict.fromkeys(("ParakeetForTDT", "ParakeetForRNNT", "NemotronAsrStreamingForRNNT",
+                            "Nemotron3_5AsrForRNNT"), "logits")}
 # the keyword each input kind goes in as
 _KEYWORD = {"ids": "input_ids", "ids_mask": "input_ids", "image": "pixel_values",
             "features": "input_features", "wave": "input_values", "frames": "input_features",
@@ -2049,7 +2091,7 @@ _KEYWORD = {"ids": "input_ids", "ids_mask": "input_ids", "image": "pixel_values"
             "video": "pixel_values", "videos": "pixel_values_videos", "pair": "pixel_values",
             "grid": None,  # a grid tower's first parameter (_grid_call)
             "ts": "past_values", "ids_box": "input_ids", "image_states": "encoder_hidden_states",
-            "codec_frames": "hidden_states"}
+            "codec_frames": "hidden_states", "labels": "decoder_input_ids"}
 
 
 def _extra_inputs(kind: str, x: Any, config: Any = None) -> dict:
@@ -2123,6 +2165,28 @@ def _query_inputs(x: Any, config: Any) -> dict:
     return more
 
 
+class _EncoderFrames:
+    """A transducer's encoder output of fixed frames: ``pooler_output`` (the frames projected
+    to the joint's width) and ``last_hidden_state``; any other field (its caches) None."""
+
+    def __init__(self, frames: Any):
+        self.pooler_output = self.last_hidden_state = frames
+
+    def __getattr__(self, name: str) -> None:
+        return None
+
+
+def _frames_inputs(x: Any, config: Any) -> dict:
+    """A transducer's (input kind ``labels``: ``x`` the label ids (B, U) its prediction network
+    reads): one utterance's TRANSDUCER_FRAMES encoder frames (1, T, D), normal(0, 1), seeded,
+    the same for every sample, as its ``encoder_outputs`` (the encoder rows run encoders)."""
+    import torch
+
+    rng = np.random.default_rng(1)
+    frames = rng.standard_normal((1, TRANSDUCER_FRAMES, config.decoder_hidden_size))
+    return {"encoder_outputs": _EncoderFrames(torch.from_numpy(frames.astype(np.float32)))}
+
+
 _EXTRA: dict[str, Callable[[Any, Any], dict]] = {
     "ids_mask": lambda x, config: {"attention_mask": __import__("torch").ones_like(x)},
     "patches": _patches_inputs,
@@ -2130,6 +2194,7 @@ _EXTRA: dict[str, Callable[[Any, Any], dict]] = {
     "ts": _series_inputs,
     "ids_box": _box_inputs,
     "image_states": _query_inputs,
+    "labels": _frames_inputs,
 }
 
 
@@ -2334,7 +2399,8 @@ def _reinit_module(m: Any, nn: Any) -> None:
 def inputs(kind: str, size: int) -> np.ndarray:
     """The survey's batch of BATCH inputs of ``kind`` (seeded)."""
     rng = np.random.default_rng(0)
-    if kind in ("ids", "ids_mask", "ids_box"):  # from 3: clear of the pad / bos / eos ids (0, 1, 2)
+    # from 3: clear of the pad / bos / eos ids (0, 1, 2)
+    if kind in ("ids", "ids_mask", "ids_box", "labels"):
         vocab = VOCAB_ENC if size == SEQ_ENC else VOCAB_DEC
         return rng.integers(3, vocab, (BATCH, size)).astype(np.int64)
     if kind == "id_grid":  # a (batch, size, size) grid of ids 0-15 (UVit2DModel's)

@@ -18,6 +18,7 @@ import torch
 
 from qasic.quant import (
     lastpool,
+    logsoftmax,
     lowering,
     lowering_convt,
     lowering_gather,
@@ -101,8 +102,10 @@ HANDLERS = {**_IMAGE, **{
     t: _by_layout(h, _IMAGE.get(t, h if t in transformer.NEW_OPS else None))
     for t, h in transformer.HANDLERS.items()},
     **{t: _by_layout(h, None) for t, h in lastpool.HANDLERS.items()},
-    **{t: _by_layout(h, None) for t, h in sinks.HANDLERS.items()}}
+    **{t: _by_layout(h, None) for t, h in sinks.HANDLERS.items()},
+    **logsoftmax.HANDLERS}
 SUPPORTED = (lowering.SUPPORTED + lowering_convt.SUPPORTED + lowering_pad.SUPPORTED
              + lowering_ops.SUPPORTED + lowering_groupnorm.SUPPORTED
              + transformer.SUPPORTED + lowering_gather.SUPPORTED
-             + lowering_seqpool.SUPPORTED + lastpool.SUPPORTED + lowering_ssm.SUPPORTED)
+             + lowering_seqpool.SUPPORTED + lastpool.SUPPORTED + lowering_ssm.SUPPORTED
+             + logsoftmax.SUPPORTED)

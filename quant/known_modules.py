@@ -34,6 +34,14 @@ REFUSED: dict[str, str | Callable[[Any], str | None]] = {
         "without it transformers returns zeros for the attention (a model that is not MRA), "
         "and its blocks are chosen by a top-k of the scores (data-dependent routing)"),
     "NystromformerSelfAttention": _nystrom_landmarks,
+    # transformers' modeling_slanet.py / modeling_slanext.py (PaddleOCR's SLA head): a GRUCell
+    # attention loop over at most max_text_length + 1 steps, each feeding back the argmax of the
+    # step's structure scores as a one-hot, stopped when every table has emitted its end token
+    **dict.fromkeys(("SLANetSLAHead", "SLANeXtSLAHead"), (
+        "the table-structure head decodes greedily: each step feeds the argmax of the last "
+        "step's scores back as a one-hot (a choice by value) and the loop stops when every "
+        "table has emitted its end token (control flow on the values), and no setting avoids "
+        "it; its backbone runs (SLANetBackbone, SLANeXtBackbone)")),
     # transformers' modeling_informer.py: InformerProbSparseAttention samples keys with
     # torch.randint in every forward and keeps the queries of a top-k of their sparsity measure
     "InformerProbSparseAttention": (

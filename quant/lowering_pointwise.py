@@ -30,6 +30,7 @@ rows (CodeGen's rotate_every_two of its partial rotary dims).
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -430,6 +431,7 @@ def constant_add(b: Any, node: Any, x: Act, c: torch.Tensor) -> Act:
     value = per_sample_constant(b, node, x, c)
     if not value.any() and value.shape == b.shapes[x.name]:
         return x
+    x = grown(b, node, x, value.shape)
     prev = b.nodes.get(x.name)
     if prev is not None and prev.op == "add" and b.sole_user(x, node):
         const = b.nodes.get(prev.inputs[1])
@@ -439,6 +441,28 @@ def constant_add(b: Any, node: Any, x: Act, c: torch.Tensor) -> Act:
     const = b.add(node, "constant", (), {}, {"value": value}, shape=b.shapes[x.name],
                   suffix=".value")
     return b.add(node, "add", (x.name, const.name))
+
+
+def grown(b: Any, node: Any, x: Act, shape: tuple[int, ...]) -> Act:
+    """``x`` repeated along its size-1 per-sample axes to ``shape`` (a constant that broadcasts
+    the activation it is added to: an RNN-T joint's encoder frames (T, 1, D) plus the
+    prediction network's labels (1, U, D)): per axis a selection by a column of ones
+    (``rows``); missing leading axes are of size 1."""
+    src = b.shapes[x.name]
+    if math.prod(src) == math.prod(shape):  # the same values (a constant's own leading 1s)
+        return x
+    lead = (1,) * (len(shape) - len(src)) + tuple(src)
+    if len(src) > len(shape) or any(m not in (1, n) for m, n in zip(lead, shape)):
+        b.fail(node, f"an activation of shape {src} and a constant of shape {tuple(shape)} "
+                     "that do not broadcast; give them one shape")
+    if lead != src:
+        x = lowering_seq.reshaped(b, node, x, lead, suffix=".lead")
+    for axis, (m, n) in enumerate(zip(lead, shape)):
+        if m != n:
+            now = b.shapes[x.name]
+            x = rows(b, node, x, np.ones((n, 1)), axis, suffix=f".grow{axis}",
+                     out_shape=now[:axis] + (n,) + now[axis + 1:])
+    return x
 
 
 def _channel_scale(b: Any, node: Any, x: Act, c: torch.Tensor) -> Act:

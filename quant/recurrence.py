@@ -20,6 +20,9 @@ recurrence is the connected set of those nodes ending at the concat:
     states   the tensors of position t - 1 that position t reads (WKV: num, den, m); position
              0 reads constants instead (its own nodes: the scalars of the start fold into
              tables), nothing before t - 1
+    late     a node of position t - 1 that only position t reads is placed at t when that
+             makes the states smaller (an LSTM's recurrent parts h_(t-1) W_h?^T, 4 H values:
+             the state is h_(t-1), H values, and a step does the matmuls)
     roles    positions 1..C-2 are the same nodes in the same order (role i: the i-th node of
              its position), each reading the same roles; the last position may lack the nodes
              only a next position would read (the last state update: dead)
@@ -122,8 +125,65 @@ def plans(graph: Any, c: int) -> list[Recurrence]:
             stacks.append(n)
         elif n.op != "concat" or len(set(mine)) == 1:
             position[n.name] = max(mine)
-    return [p for p in (_plan(graph, producer, position, selectors, cat, c) for cat in stacks)
-            if p is not None]
+    late = dict(position)
+    _late(graph, producer, late, set(selectors) | set(selectors.values()))
+    found = []
+    for cat in stacks:
+        plan = None
+        if late != position:  # the smaller states, where the recurrence still has its roles
+            try:
+                plan = _plan(graph, producer, late, selectors, cat, c)
+            except UnsupportedOpError:
+                plan = None
+        if plan is None:  # as written (a hand-written RWKV loop's w * num stays at t - 1)
+            plan = _plan(graph, producer, position, selectors, cat, c)
+        if plan is not None:
+            found.append(plan)
+    return found
+
+
+def _late(graph: Any, producer: dict, position: dict, fixed: set[str]) -> None:
+    """Place at position p + 1 the nodes of position p that only position p + 1 reads, when
+    that shrinks the states (module doc: a step computes them from the smaller tensors they
+    read; an LSTM's recurrent parts h_(t-1) W_h?^T, 4 H values, from h_(t-1), H values).
+    Greedily (each move that does not grow the states: the first of an LSTM's four linears of
+    h_(t-1) makes h_(t-1) a state, the other three then shrink them), kept only if the
+    states shrink in all; ``position`` is updated in place."""
+    readers: dict[str, list[str]] = {}
+    for n in graph.nodes:
+        for x in n.inputs:
+            readers.setdefault(x, []).append(n.name)
+    by_name = {n.name: n for n in graph.nodes}
+    size = {n.name: int(np.prod(graph.shapes[n.output])) for n in graph.nodes}
+
+    def positioned(n: Any) -> list[str]:
+        return [producer[x].name for x in n.inputs if x in producer
+                and producer[x].name in position]
+
+    def cut(pos: dict) -> int:  # the values a position reads of an earlier one
+        return sum(size[m] for m in pos if m not in fixed and any(
+            pos.get(r, -1) > pos[m] for r in readers.get(by_name[m].output, ())))
+
+    moved = dict(position)
+    changed = True
+    while changed:
+        changed = False
+        for n in reversed(graph.nodes):
+            p = moved.get(n.name)
+            if p is None or n.name in fixed or n.output == graph.output:
+                continue
+            after = readers.get(n.output, [])
+            ins = positioned(n)
+            if not after or any(moved.get(r) != p + 1 for r in after) \
+                    or any(moved[m] != p for m in ins):
+                continue
+            new = sum(size[m] for m in set(ins) if not any(
+                moved.get(r) == p + 1 for r in readers[by_name[m].output] if r != n.name))
+            if new <= size[n.name]:
+                moved[n.name] = p + 1
+                changed = True
+    if cut(moved) < cut(position):
+        position.update(moved)
 
 
 def tied(graph: Any) -> dict[str, tuple[str, int, int]]:

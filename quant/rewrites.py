@@ -24,6 +24,7 @@ from qasic.quant import (
     glu,
     hard_assign,
     keepdim,
+    logsoftmax,
     matrix_rope,
     movedim,
     selects,
@@ -46,6 +47,8 @@ def _graph_only(fn: Callable[[fx.Graph], fx.Graph]) -> Callable[[fx.Graph, set[s
 REWRITES: tuple[Rewrite, ...] = (
     Rewrite("writeback", "a slice updated in place becomes the cat it makes",
             _graph_only(writeback.decompose)),
+    Rewrite("logsoftmax", "a log_softmax over the last axis becomes x - log(sum(exp(x)))",
+            _graph_only(logsoftmax.decompose)),
     Rewrite("selects", "a selection of samples by a constant mask resolved", selects.decompose),
     Rewrite("constant_rows", "constant rows selected from a slice of the batch axis are that "
             "constant (TimeSformer's class tokens)", constant_rows.decompose),

@@ -53,3 +53,25 @@ def test_nystromformer_landmarks_are_refused_naming_the_setting_that_runs():
     assert "set num_landmarks = segment_means_seq_len" in message
     # as many landmarks as tokens: exact attention, captured (no refusal)
     capture(_nystromformer(8).eval(), torch.from_numpy(np.ones((2, 8), np.int64) * 5))
+
+
+def test_slanets_greedy_table_head_is_refused_naming_the_backbone_that_runs():
+    """SLANet's SLA head feeds each step's argmax back as a one-hot and stops when every table
+    has ended: refused by name before export, pointing at its backbone (which the family
+    survey's SLANetBackbone row runs bit-exact)."""
+    t = transformers
+    cfg = t.SLANetConfig(post_conv_out_channels=16, out_channels=10, hidden_size=16,
+                         max_text_length=5, backbone_config={
+                             "model_type": "pp_lcnet", "stem_channels": 8,
+                             "block_configs": [[[3, 8, 16, 1, False]], [[3, 16, 16, 2, False]],
+                                               [[3, 16, 32, 2, False]],
+                                               [[3, 32, 32, 2, False]],
+                                               [[3, 32, 32, 2, False]]],
+                             "out_features": ["stage2", "stage3", "stage4", "stage5"],
+                             "out_indices": [2, 3, 4, 5]})
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(t.SLANetForTableRecognition(cfg).eval(), torch.randn(1, 3, 64, 64))
+    message = str(e.value)
+    assert message.startswith("module 'head' (SLANetSLAHead): the table-structure head decodes "
+                              "greedily"), message
+    assert "its backbone runs (SLANetBackbone" in message and "\n" not in message

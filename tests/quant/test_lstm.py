@@ -261,11 +261,11 @@ class _CharLM(torch.nn.Module):
         return self.head(self.rnn(self.emb(ids))[0])
 
 
-@pytest.mark.parametrize(("kind", "states"), [("LSTM", 5), ("GRU", 4)])
+@pytest.mark.parametrize(("kind", "states"), [("LSTM", 2), ("GRU", 1)])
 def test_an_rnn_language_model_generates_like_the_golden_reference(kind, states):
     """Over token ids the unrolled RNN is one recurrence (quant.recurrence), its states carried
-    in DRAM between decode steps: the recurrent parts h_(t-1) W_h?^T (a node of position t - 1,
-    the latest it reads) and c_(t-1) for the LSTM (4 + 1), h_(t-1) for the GRU (3 + 1)."""
+    in DRAM between decode steps: h_(t-1) and c_(t-1) for the LSTM, h_(t-1) for the GRU (the
+    recurrent parts h_(t-1) W_h?^T are position t's: a step does the recurrent matmuls)."""
     from qasic.quant.recurrence import plans
     from tests.quant.generation import assert_generates_like_the_golden_reference
 
@@ -331,3 +331,151 @@ def test_an_lstm_with_projections_simulates_bit_exact():
     data = _x(8)
     r = qasic.evaluate(Projected().eval(), data, calibration=data)
     assert r["bit_exact"] and r["cosine"] > 0.998, r["cosine"]
+
+
+# PyTorch's examples/word_language_model RNNModel as its model.py writes it (time-major nn.LSTM
+# from init_hidden's zero state, dropout, a linear decoder, log_softmax over the flattened
+# (C * batch, vocab) rows: quant.logsoftmax), behind ids (1, C) -> (1, C, vocab)
+WORD_LM_FILE = """
+import torch
+import torch.nn as nn
+
+
+class RNNModel(nn.Module):
+    def __init__(self, rnn_type, ntoken, ninp, nhid, nlayers, dropout=0.5):
+        super().__init__()
+        self.ntoken = ntoken
+        self.drop = nn.Dropout(dropout)
+        self.encoder = nn.Embedding(ntoken, ninp)
+        self.rnn = getattr(nn, rnn_type)(ninp, nhid, nlayers, dropout=dropout)
+        self.decoder = nn.Linear(nhid, ntoken)
+        self.rnn_type, self.nhid, self.nlayers = rnn_type, nhid, nlayers
+
+    def forward(self, input, hidden):
+        emb = self.drop(self.encoder(input))
+        output, hidden = self.rnn(emb, hidden)
+        decoded = self.decoder(self.drop(output))
+        decoded = decoded.view(-1, self.ntoken)
+        return torch.nn.functional.log_softmax(decoded, dim=1), hidden
+
+    def init_hidden(self, bsz):
+        weight = next(self.parameters())
+        if self.rnn_type == "LSTM":
+            return (weight.new_zeros(self.nlayers, bsz, self.nhid),
+                    weight.new_zeros(self.nlayers, bsz, self.nhid))
+        return weight.new_zeros(self.nlayers, bsz, self.nhid)
+
+
+class Ids(nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, ids):
+        out, _ = self.m(ids.t(), self.m.init_hidden(ids.shape[0]))
+        return out.view(ids.shape[1], ids.shape[0], -1).transpose(0, 1)
+
+
+def make(kind="LSTM"):
+    torch.manual_seed(0)
+    return Ids(RNNModel(kind, 64, 16, 16, 2))
+
+
+def make_gru():
+    return make("GRU")
+"""
+
+
+@pytest.mark.parametrize(("factory", "state"), [("make", 2), ("make_gru", 1)])
+def test_qasic_generate_carries_h_and_c_of_pytorchs_word_language_model(tmp_path, capsys,
+                                                                         factory, state):
+    """qasic generate over the user's file: tokens and logit codes equal to the golden
+    reference; the DRAM state of a step is h and c a layer (2 x 16 int8 values; a GRU's h),
+    not the gates' recurrent parts (5 x 16 before)."""
+    import json
+
+    from qasic.cli import main
+
+    (tmp_path / "wlm.py").write_text(WORD_LM_FILE)
+    np.savez(tmp_path / "d.npz", calibration=np.random.default_rng(1).integers(0, 64, (8, 10)))
+    assert main(["generate", "--model", f"{tmp_path / 'wlm.py'}:{factory}", "--data",
+                 str(tmp_path / "d.npz"), "--prompt-ids", "3,17,42", "--tokens", "5",
+                 "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["matches_reference"] and len(r["tokens"]) == 5
+    assert r["kv_cache_bytes"] == 2 * state * 16  # 2 layers
+
+
+class _Joint(torch.nn.Module):
+    """An RNN-T joint network as transducers write it: a prediction network (embedding ->
+    LSTM -> linear) over the labels (batch, U), broadcast against encoder frames (batch, T, 1,
+    D) -- here one utterance's fixed frames (1, T, 1, D), a constant that broadcasts the
+    activation -- then relu and the head: logits (batch, T, U, vocab)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = torch.nn.Embedding(40, 16)
+        self.lstm = torch.nn.LSTM(16, 16, batch_first=True)
+        self.proj = torch.nn.Linear(16, 16)
+        self.head = torch.nn.Linear(16, 40)
+        self.register_buffer("frames", torch.randn(1, 3, 1, 16))
+
+    def forward(self, ids):
+        dec = self.proj(self.lstm(self.emb(ids))[0])
+        return self.head(torch.relu(self.frames + dec[:, None]))
+
+
+def test_a_transducer_joint_over_fixed_frames_simulates_bit_exact():
+    """frames (T, 1, D) + labels (1, U, D): the activation repeated along its size-1 axis to
+    the constant's shape (quant.lowering_pointwise.grown), golden == simulator, close to
+    float."""
+    import qasic
+
+    ids = np.random.default_rng(0).integers(0, 40, (8, 10))
+    r = qasic.evaluate(_Joint().eval(), ids, calibration=ids)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+def test_parakeets_tdt_prediction_network_generates_like_the_golden_reference():
+    """transformers' ParakeetForTDT: its LSTM prediction network over the labels and its joint
+    network on one fixed encoder frame, the frame's token logits (batch, U, vocab), generate on
+    the simulator as the golden reference does; the decode state is h and c (2 x 16 bytes)."""
+    import transformers
+
+    from tests.quant.generation import assert_generates_like_the_golden_reference
+
+    class Frames:  # the encoder's output: one frame, fixed
+        def __init__(self, f):
+            self.pooler_output = self.last_hidden_state = f
+
+        def __getattr__(self, name):
+            return None
+
+    vocab = 64
+    torch.manual_seed(0)
+    cfg = transformers.ParakeetTDTConfig(
+        vocab_size=vocab, decoder_hidden_size=16, num_decoder_layers=1, blank_token_id=vocab - 1,
+        encoder_config={"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                        "intermediate_size": 32, "num_mel_bins": 16})
+    tdt = transformers.ParakeetForTDT(cfg).eval()
+    with torch.no_grad():  # unit-gain weights (HF's normal(0.02) leave the logits flat)
+        for m in tdt.modules():
+            if isinstance(m, (torch.nn.Linear, torch.nn.Embedding)):
+                m.weight.normal_(0.0, 1.0 if isinstance(m, torch.nn.Embedding)
+                                 else m.weight.shape[1] ** -0.5)
+    frame = 0.1 * torch.randn(1, 1, 16)  # small: the labels choose the token
+
+    class Step(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tdt = tdt
+
+        def forward(self, ids):
+            out = self.tdt(decoder_input_ids=ids, encoder_outputs=Frames(frame))
+            return out.logits[:, 0, :, :vocab]  # (batch, U, vocab): the frame's tokens
+
+    ids = np.random.default_rng(0).integers(0, vocab, (8, 12))
+    full = quantize(Step().eval(), (torch.from_numpy(ids[:1]),), ids, QuantConfig())
+    session = assert_generates_like_the_golden_reference(full, ids[0, :4], 6)
+    assert session.costs()["kv_cache_bytes"] == 2 * 16
