@@ -26,7 +26,6 @@ from __future__ import annotations
 import numpy as np
 
 from qasic.compiler.expand import expand_op
-from qasic.errors import UnsupportedOpError
 from qasic.quant.graph import QGraph, QNode, TensorQ
 from qasic.quant.reference import mid_tensor
 
@@ -48,10 +47,6 @@ def _chain(graph: QGraph, node: QNode) -> list[tuple[QNode, tuple[int, ...], Ten
     x, name, p = node.inputs[0], node.name, node.params
     mid, out = mid_tensor(graph, node), graph.tensors[node.output]
     (h, w, c), (ho, wo) = graph.shapes[x], graph.shapes[node.output][:2]
-    if graph.tensors[x].bits != 8 or out.bits != 8:
-        raise UnsupportedOpError(f"resize {name}: {graph.tensors[x].bits}-bit codes in, "
-                                 f"{out.bits}-bit out; the accelerator resizes 8-bit "
-                                 "activations (its permutes copy bytes)")
     q, sh = p["multiplier"], p["shift"]
     d_h = int(np.asarray(p["weight_h"]).sum(axis=1)[0])
     rh = TensorQ(1.0 / d_h, 0, 8)
