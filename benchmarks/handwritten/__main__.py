@@ -6,6 +6,7 @@ runs: ``qasic evaluate --model FILE.py:FACTORY --data inputs.npz --json`` and, f
 ``decode_cycles_per_token``.
 
     python -m benchmarks.handwritten [--only NAME,...] [--out benchmarks/results]
+    python -m benchmarks.handwritten --markdown benchmarks/results/handwritten.json
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def _run(cmd: list[str]) -> tuple[int, dict | None, str]:
         except ValueError:
             record = None
     err = proc.stderr.strip().splitlines()
-    return proc.returncode, record, err[-1] if err else ""
+    return proc.returncode, record, err[-1].removeprefix("qasic: error: ") if err else ""
 
 
 def run_one(net: Network, tmp: Path) -> dict:
@@ -72,11 +73,35 @@ def run_one(net: Network, tmp: Path) -> dict:
     return rec
 
 
+def markdown(records: list[dict]) -> str:
+    """The table docs/handwritten.md shows: a row per network, its evaluate and generate."""
+    head = "| network | what it is | `bit_exact` | cosine | cycles | generate | cycles a token |"
+    lines = [head, "|---|---|---|---|---|---|---|"]
+    for r in records:
+        if r["status"] == "ok":
+            cells = ["true" if r["bit_exact"] else "**false**", f"{r['cosine']:.5f}",
+                     f"{r['cycles']:,}"]
+        else:
+            why = r.get("error", "").removeprefix("qasic: error: ")
+            cells = [f"{r['status']}: {why}".replace("|", "\\|"), "", ""]
+        gen = r.get("generate", "")
+        tok = r.get("decode_cycles_per_token")
+        gen = gen.replace("qasic: error: ", "")
+        cells += [gen.replace("|", "\\|") if gen else "–", f"{tok:,}" if tok else "–"]
+        lines.append(f"| `{r['name']}` | {r['about']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.handwritten", description=__doc__)
     ap.add_argument("--only", help="comma-separated network names (default: all)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    ap.add_argument("--markdown", type=Path, metavar="JSON",
+                    help="print the markdown table of a stored run and exit")
     args = ap.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())["records"]), end="")
+        return 0
     table = networks()
     names = args.only.split(",") if args.only else list(table)
     unknown = [n for n in names if n not in table]
