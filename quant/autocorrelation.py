@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-import types
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 
 from qasic.errors import UnsupportedOpError
+from qasic.quant import forwards
 
 CLASSES = ("AutoformerAttention",)  # transformers' auto-correlation layers this module runs
 
@@ -140,19 +140,8 @@ def dense_forward(self: Any, hidden_states: torch.Tensor,
 def dense(model: Any) -> Iterator[None]:
     """While in the block, every auto-correlation layer of ``model`` (CLASSES) runs over all
     delays (module doc); the modules are as before after."""
-    swapped = []
     named = model.named_modules() if isinstance(model, torch.nn.Module) else ()
-    for name, m in named:
-        if type(m).__name__ not in CLASSES:
-            continue
-        swapped.append((m, "forward" in vars(m), vars(m).get("forward")))
-        m.forward = types.MethodType(
-            lambda self, *args, _n=name, **kw: dense_forward(self, *args, name=_n, **kw), m)
-    try:
+    pairs = [(m, lambda self, *args, _n=name, **kw: dense_forward(self, *args, name=_n, **kw))
+             for name, m in named if type(m).__name__ in CLASSES]
+    with forwards.replaced(pairs):
         yield
-    finally:
-        for m, had, old in swapped:
-            if had:
-                m.forward = old
-            else:
-                del m.forward

@@ -66,7 +66,6 @@ measured the same with the block's forward swapped for a batch-first one (cosine
 from __future__ import annotations
 
 import contextlib
-import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -74,6 +73,7 @@ import torch
 import torch.nn.functional as F
 
 from qasic.errors import UnsupportedOpError
+from qasic.quant import forwards
 
 GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}  # per direction, torch's order
 RNNS = (torch.nn.LSTM, torch.nn.GRU, torch.nn.RNN)
@@ -207,24 +207,16 @@ FORWARDS = {**dict.fromkeys(RNNS, rnn_forward),
                             cell_forward)}
 
 
+def _named(fn: Any, name: str) -> Any:
+    """``fn`` as a forward of the module called ``name`` (its refusals name it)."""
+    return lambda self, x, hx=None: fn(self, x, hx, name=name)
+
+
 @contextlib.contextmanager
 def unrolled(model: Any) -> Iterator[None]:
     """While in the block, every nn.LSTM / nn.GRU / nn.RNN of ``model`` runs unrolled and every
     cell (nn.LSTMCell, ...) as its gates (module doc); the modules are as before after."""
-    swapped = []
     named = model.named_modules() if isinstance(model, torch.nn.Module) else ()
-    for name, m in named:
-        fn = FORWARDS.get(type(m))
-        if fn is None:
-            continue
-        swapped.append((m, "forward" in vars(m), vars(m).get("forward")))
-        m.forward = types.MethodType(lambda self, x, hx=None, _n=name, _f=fn: _f(
-            self, x, hx, name=_n), m)
-    try:
+    pairs = [(m, _named(FORWARDS[type(m)], name)) for name, m in named if type(m) in FORWARDS]
+    with forwards.replaced(pairs):
         yield
-    finally:
-        for m, had, old in swapped:
-            if had:
-                m.forward = old
-            else:
-                del m.forward
