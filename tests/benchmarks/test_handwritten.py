@@ -67,3 +67,19 @@ class _At:
     @property
     def model_arg(self):
         return f"{self.path}:{self._net.factory}"
+
+
+def test_the_docs_table_is_the_stored_run_and_names_every_network():
+    """docs/handwritten.md holds the markdown of benchmarks/results/handwritten.json, which has
+    a record of every network of the package (re-run with python -m benchmarks.handwritten)."""
+    from pathlib import Path
+
+    from benchmarks.handwritten.__main__ import markdown
+
+    root = Path(__file__).resolve().parents[2]
+    records = json.loads((root / "benchmarks/results/handwritten.json").read_text())["records"]
+    assert {r["name"] for r in records} == set(handwritten.networks())
+    assert markdown(records) in (root / "docs/handwritten.md").read_text()
+    exact = sum(1 for r in records if r.get("bit_exact"))
+    readme = (root / "README.md").read_text()
+    assert f"**{exact} of the {len(records)} run bit-exact**" in readme
