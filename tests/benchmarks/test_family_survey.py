@@ -157,7 +157,7 @@ def test_the_diffusion_rows_build_their_diffusers_classes_deterministically():
     import torch
 
     rows = [n for n, row in fs.MODELS.items() if row[0] == "diffusion"]
-    assert len(rows) == 23 and all(fs.model_class(n) is not None for n in rows)
+    assert len(rows) == 26 and all(fs.model_class(n) is not None for n in rows)
     outs = []
     for _ in range(2):
         model, x, params = fs.build("DiTTransformer2DModel")
