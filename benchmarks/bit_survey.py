@@ -4,14 +4,18 @@
 benchmarks.family_survey runs every row at the default W8A8. The contract is bit-exactness at
 every format, so this runs a sample of the survey's running rows (every input kind: up to 30
 image rows, 25 token rows, 2 of each other kind, drawn with a fixed seed) at ``--act-bits``
-(weights 8-bit). A 6-bit scan of 93 rows on 2026-12-06 found two kinds of failure, both fixed:
+(weights 8-bit), or at a weight width or format (``--weight-bits``, ``--weight-format``), or an
+FP8 activation format (``--act-format``). A 6-bit scan of 93 rows on 2026-12-06 found two kinds of
+failure, both fixed:
 every vision transformer with a class token (17 tokens: 6-bit rows that do not pack into whole
 bytes, so its softmax results were stored a byte per code and scaled to int8's range: SOFTMAX
 qbits) and resizes of 2..7-bit codes (refused; now run).
 
-    python -m benchmarks.bit_survey [--act-bits 6] [--only NAME,...] [--out benchmarks/results]
+    python -m benchmarks.bit_survey [--act-bits 6] [--weight-bits 4] [--weight-format nf4]
+                                    [--act-format fp8_e4m3] [--only NAME,...] [--out DIR]
 
-writes OUT/bit_survey_a<bits>.json: per row ``bit_exact`` and ``cosine``, or the error's line.
+writes OUT/bit_survey_<point>.json (``point_name``: a6, w4_a8, nf4_a8, w8_fp8_e4m3, ...): per
+row ``bit_exact`` and ``cosine``, or the error's line.
 """
 
 from __future__ import annotations
@@ -54,7 +58,16 @@ def _alarm(*_: object) -> None:
     raise _Timeout
 
 
-def run_one(name: str, bits: int) -> dict:
+def point_name(config: dict) -> str:
+    """The file name's point: "a6" for the activation scan of before (weights 8-bit INT),
+    else weights then activations, e.g. "w4_a8", "nf4_a8", "w8_fp8_e4m3"."""
+    weights = config.get("weight_format") or f"w{config.get('weight_bits', 8)}"
+    acts = (config["activation_format"] if config.get("activation_format", "int") != "int"
+            else f"a{config.get('activation_bits', 8)}")
+    return acts if weights == "w8" else f"{weights}_{acts}"
+
+
+def run_one(name: str, config: dict) -> dict:
     import qasic
     from benchmarks.family_survey import build
     from qasic.quant import QuantConfig
@@ -65,7 +78,7 @@ def run_one(name: str, bits: int) -> dict:
     try:
         model, x, _ = build(name)
         out = qasic.evaluate(model, x, calibration=x,
-                             config=QuantConfig(activation_bits=bits))
+                             config=QuantConfig(**config))
         rec = {"bit_exact": bool(out["bit_exact"]), "cosine": out["cosine"]}
     except _Timeout:
         rec = {"error": f"no result within {TIMEOUT_S} s"}
@@ -81,28 +94,43 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.bit_survey", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--act-bits", type=int, default=6)
+    ap.add_argument("--weight-bits", type=int, default=8)
+    ap.add_argument("--weight-format", help="a weight format name (qasic.quant.formats), e.g. nf4")
+    ap.add_argument("--act-format", default="int", help="int, or fp8_e4m3 / fp8_e3m4")
     ap.add_argument("--only", help="comma-separated survey rows (default: the sample)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = ap.parse_args(argv)
     if not 2 <= args.act_bits <= 8:
         print(f"--act-bits {args.act_bits}: give 2..8", file=sys.stderr)
         return 1
+    config = {"activation_bits": args.act_bits, "weight_bits": args.weight_bits,
+              "activation_format": args.act_format}
+    if args.weight_format:
+        config["weight_format"] = args.weight_format
+    try:
+        from qasic.errors import QasicError
+        from qasic.quant import QuantConfig
+        QuantConfig(**config)
+    except (ValueError, TypeError, QasicError) as e:
+        print(f"bit_survey: {e}", file=sys.stderr)
+        return 1
     warnings.filterwarnings("ignore")
     names = args.only.split(",") if args.only else sample()
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"bit_survey_a{args.act_bits}.json"
+    path = args.out / f"bit_survey_{point_name(config)}.json"
     old = json.loads(path.read_text())["records"] if path.exists() else []
     records = {r["name"]: r for r in old}
     commit = subprocess.run(["git", "rev-parse", "HEAD"], check=False, capture_output=True,
                             text=True, cwd=Path(__file__).parent).stdout.strip()
     for i, name in enumerate(names, 1):
-        rec = run_one(name, args.act_bits) | {"commit": commit}
+        rec = run_one(name, config) | {"commit": commit}
         records[name] = rec
         print(f"[{i}/{len(names)}] {name}: {rec.get('bit_exact', rec.get('error'))} "
               f"cosine={rec.get('cosine')}", flush=True)
         exact = sum(1 for r in records.values() if r.get("bit_exact"))
         path.write_text(json.dumps({"schema": "bit_survey/1", "act_bits": args.act_bits,
-                                    "weight_bits": 8, "bit_exact": exact,
+                                    "weight_bits": args.weight_bits, "config": config,
+                                    "bit_exact": exact,
                                     "rows": len(records), "records": list(records.values())},
                                    indent=1) + "\n")
     return 0
