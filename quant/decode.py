@@ -241,7 +241,26 @@ def token_convs(graph: QGraph, tokens: dict | None = None) -> dict[str, tuple[st
     tokens = _token_axes(graph) if tokens is None else tokens
     producer = {n.output: n for n in graph.nodes}
     return decode_conv.token_convs(graph, positions(graph), tokens,
-                                   lambda t: _token_major_source(producer, tokens, t))
+                                   lambda t: _token_major_source(producer, tokens, t),
+                                   _left_pads(graph, tokens))
+
+
+def _left_pads(graph: QGraph, tokens: dict) -> dict[str, int]:
+    """Each placement's output (the C token rows after L constant rows: a left pad, or
+    x-transformers' memory slots; quant.decode_memory) -> L."""
+    by_name = {n.name: n.output for n in graph.nodes}
+    return {by_name[name]: m for name, m in
+            decode_memory.placements(graph, positions(graph), tokens).items()}
+
+
+def _pad_steps(graph: QGraph, tokens: dict, windows: dict[str, int]) -> dict[str, int]:
+    """Placement node name -> L for each left pad whose token-major view is a padded chain's
+    window (its L + C rows: quant.decode_conv): a decode step runs it on its token
+    (``decode_conv.pad_row``)."""
+    producer, c = {n.output: n for n in graph.nodes}, positions(graph)
+    roots = {decode_conv.view_root(producer, t) for t, k in windows.items()
+             if graph.shapes[t][0] == c + k - 1}
+    return {producer[t].name: m for t, m in _left_pads(graph, tokens).items() if t in roots}
 
 
 def token_shifts(graph: QGraph, tokens: dict | None = None) -> dict[str, tuple[str, int]]:
@@ -480,7 +499,8 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
             tensors[name] = full.tensors[n.output]
         if n.output in windows:  # its rows after K - 1 of padding (decode_conv)
             name, k = state_name(n.output), windows[n.output]
-            rows = decode_conv.padded_rows(n.output, k, prompt, nodes, shapes, tensors)
+            rows = n.output if full.shapes[n.output][0] == c + k - 1 else \
+                decode_conv.padded_rows(n.output, k, prompt, nodes, shapes, tensors)
             nodes.append(QNode(name, "cache_write", (rows,), name, {"state": name}))
             shapes[name] = (c + k - 1, full.shapes[n.output][1])
             tensors[name] = full.tensors[n.output]
@@ -502,6 +522,7 @@ def decode_graph(full: QGraph) -> QGraph:
     scores = key_scores(full, tokens)  # the other softmaxes are per token (a router's)
     convs, shifts = token_convs(full, tokens), token_shifts(full, tokens)
     windows = _windows(convs, shifts)  # a token conv's or shift's input -> K
+    pads = _pad_steps(full, tokens, windows)  # a padded chain's left pad -> L
     scans = {name: p for p in _recurrences(full, c) for name in (*p.position, p.concat)}
     tensors = {**full.tensors, STEP: full.tensors[full.input]}
     shapes: dict[str, tuple[int, ...]] = {STEP: (2,)}
@@ -532,6 +553,9 @@ def decode_graph(full: QGraph) -> QGraph:
             src, k = shifts[n.name]
             n = decode_conv.shift_window(n, consts[n.inputs[0]], k, state_name(src), STEP,
                                          nodes, shapes, tensors)
+        elif n.name in pads:  # the step's token at row L + p of a left pad (decode_conv)
+            n = decode_conv.pad_row(n, consts[n.inputs[0]], pads[n.name], nodes, shapes,
+                                    tensors)
         elif n.op == "constant" or (acts and all(t in whole for t in acts) and not (
                 n.inputs[0] in consts and _expands_rows(
                     n, 0, np.asarray(consts[n.inputs[0]].params["value"]), shapes, c))):

@@ -26,6 +26,15 @@ output p reads tokens p-K+1..p and the rows before 0 add exactly 0. It is the sa
 at p (``shift_window``): the same products of the same codes, the zero ones left out, so the
 same sum. A 1x1 conv over the tokens (x-transformers' talking heads over the attention
 scores) maps each position alone: it is not a token convolution and runs as it is.
+
+A *padded chain* (ZAYA's CCA: ``F.pad(x, (L, 0))`` then convs of kernels K_1, K_2, ... with no
+padding, L = sum(K_i - 1)) is captured as a placement of the C token rows after L rows of v = 0
+(matmul(place (..., L + C, C), x): quant.decode_memory.placements) whose token-major view
+(L + C, D) feeds the first conv. That view is the cache, already padded: the prefill writes its
+L + P rows (the placement's first L + P rows and P columns), a decode step its row at L + p
+(the placement's entry [L, 0], the same at every p: ``pad_row``), and the first conv reads the
+window of L + 1 rows from row p: tokens p-L..p, on which the chain (each conv as it is) gives
+the full model's output row p bit for bit.
 """
 
 from __future__ import annotations
@@ -41,17 +50,25 @@ from qasic.quant.geometry import pair, quad
 from qasic.quant.graph import QGraph, QNode
 
 
-def token_convs(graph: QGraph, c: int, tokens: dict, sources: Callable[[str], list[str]]
-                ) -> dict[str, tuple[str, int]]:
-    """conv node name -> (the token-major (C, D) tensor its window reads, K), for each conv2d
-    over the token positions; ``sources(tensor)``: the token-major tensor ``tensor`` is a view
-    of ([] if none). A conv over the tokens that is not causal is refused."""
-    out = {}
+def token_convs(graph: QGraph, c: int, tokens: dict, sources: Callable[[str], list[str]],
+                pads: dict[str, int] | None = None) -> dict[str, tuple[str, int]]:
+    """conv node name -> (the token-major tensor its window reads, K), for each conv2d over the
+    token positions; ``sources(tensor)``: the token-major tensor ``tensor`` is a view of ([] if
+    none); ``pads``: each placement's output -> L, its rows before the tokens. The first conv
+    of a padded chain reads (L + C, D) (``padded_chain``), the next ones run as they are; a
+    conv over the tokens that is not causal is refused."""
+    out: dict[str, tuple[str, int]] = {}
+    chain: dict[str, int] = {}  # a padded chain's conv output -> its rows before token 0
     for n in graph.nodes:
         if n.op != "conv2d" or n.inputs[0] not in tokens or _per_position(n):
             continue
         shape, (_, kh, kw, _) = graph.shapes[n.inputs[0]], np.shape(n.params["weight"])
         top, left, bottom, _ = quad(n.attrs.get("padding", 0))
+        found = padded_chain(graph, n, c, sources, pads or {}, chain)
+        if found is not None:
+            if found[1]:
+                out[n.name] = found
+            continue
         if tokens[n.inputs[0]] != (1, 1) or len(shape) != 3 or shape[:2] != (1, c) or kh != 1 \
                 or pair(n.attrs.get("stride", 1)) != (1, 1) \
                 or pair(n.attrs.get("dilation", 1)) != (1, 1) or (top, bottom) != (0, 0) \
@@ -67,7 +84,63 @@ def token_convs(graph: QGraph, c: int, tokens: dict, sources: Callable[[str], li
                                      f"view of a ({c}, {shape[2]}) tensor over the tokens; "
                                      "generation caches those")
         out[n.name] = (src[0], kw)
+    left_over = [t for t, rows in chain.items() if rows]
+    if left_over:
+        raise UnsupportedOpError(
+            f"{left_over[0]}: a chain of convs over the token positions after a left pad ends "
+            f"{chain[left_over[0]]} rows before token 0 (a pad longer than the convs' kernels "
+            "take); generation decodes a pad of exactly sum(K - 1) positions")
     return out
+
+
+def padded_chain(graph: QGraph, n: QNode, c: int, sources: Callable[[str], list[str]],
+                 pads: dict[str, int], chain: dict[str, int]) -> tuple[str, int] | None:
+    """A conv ``n`` of a padded chain (no padding, kernel 1 x K along the tokens, stride and
+    dilation 1, its input R rows before token 0): the first, reading the token-major view
+    (L + C, D) of a placement after L rows, gives (that view, L + 1: its window); a next one,
+    reading the previous one's output through views, gives (that, 0): it runs as it is.
+    ``chain`` records each one's output with its R - (K - 1) rows still before token 0. None
+    if ``n`` is not one."""
+    shape, (_, kh, kw, _) = graph.shapes[n.inputs[0]], np.shape(n.params["weight"])
+    if len(shape) != 3 or shape[0] != 1 or shape[1] <= c or kh != 1 \
+            or quad(n.attrs.get("padding", 0)) != (0, 0, 0, 0) \
+            or pair(n.attrs.get("stride", 1)) != (1, 1) \
+            or pair(n.attrs.get("dilation", 1)) != (1, 1):
+        return None
+    rows, producer = shape[1] - c, {m.output: m for m in graph.nodes}
+    if rows < kw - 1:
+        return None
+    root = view_root(producer, n.inputs[0])
+    if chain.get(root) == rows:  # the previous conv's output: run as it is
+        chain[root] = 0
+        chain[n.output] = rows - (kw - 1)
+        return root, 0
+    src = sources(n.inputs[0])
+    if len(src) != 1 or tuple(graph.shapes[src[0]]) != (c + rows, shape[2]) \
+            or pads.get(view_root(producer, src[0])) != rows:
+        return None
+    chain[n.output] = rows - (kw - 1)
+    return src[0], rows + 1
+
+
+def view_root(producer: dict, tensor: str) -> str:
+    """The first tensor ``tensor`` is a view of that is not a view (reshapes and permutes
+    followed back)."""
+    while tensor in producer and producer[tensor].op in ("reshape", "permute"):
+        tensor = producer[tensor].inputs[0]
+    return tensor
+
+
+def pad_row(n: QNode, const: QNode, rows: int, nodes: list, shapes: dict,
+            tensors: dict) -> QNode:
+    """A decode step's left pad ``n`` (matmul(place (..., L + C, C), x): the token rows after
+    L = ``rows`` rows of v = 0) on its token: the placement's entry [L, 0] (..., 1, 1), the
+    same at every position p, puts it at row L + p of the padded view."""
+    name = f"{const.output}.step"
+    value = np.ascontiguousarray(np.asarray(const.params["value"])[..., rows:rows + 1, :1])
+    nodes.append(replace(const, name=name, output=name, params={**const.params, "value": value}))
+    shapes[name], tensors[name] = value.shape, tensors[const.output]
+    return replace(n, inputs=(name, *n.inputs[1:]))
 
 
 def _per_position(n: QNode) -> bool:
