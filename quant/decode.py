@@ -454,7 +454,8 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
     encoder-decoder's input is its S source ids then the ``prompt`` target ids: the encoder runs
     as in ``full`` and its cross-attention keys and values go into states too (S rows each)."""
     full = token_major(full)
-    _refuse_computed_sinks(full)
+    sinks = computed_sinks(full)
+    probs = {n.output for n in full.nodes if n.name in sinks}
     c = positions(full)
     if not 1 <= prompt <= c:
         raise UnsupportedOpError(f"a prompt of {prompt} tokens does not fit model {full.name}'s "
@@ -486,8 +487,8 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
                 n = decode_conv.shift_prefill(n, consts[n.inputs[0]], prompt, nodes, shapes,
                                               tensors)
             n = _positions_read(n, full, consts, nodes, shapes, tensors, c, prompt, memory)
-            n = _pattern_sliced(_reshaped(n, shapes, full, tokens, prompt), prompt)
-            n = _over_positions(n, full, tokens, prompt)
+            n = _pattern_sliced(_reshaped(n, shapes, full, tokens, prompt), prompt, sinks)
+            n = _over_positions(_sink_dropped(n, full, probs, prompt), full, tokens, prompt)
             if n.name in convs:
                 n = decode_conv.causal_only(n)
             shapes[n.output] = _infer(full, n, shapes)
@@ -513,7 +514,7 @@ def decode_graph(full: QGraph) -> QGraph:
     encoder-decoder's step does not run the encoder: its cross-attention reads the keys and
     values the prefill wrote (``cache_read``: the states as they are, S rows)."""
     full = token_major(full)
-    _refuse_computed_sinks(full)
+    sinks = computed_sinks(full)  # their key mask rows allow the sink's column
     c = positions(full)
     caches, cross = set(cache_tensors(full)), set(cross_tensors(full))
     enc = encoder_tensors(full)
@@ -577,7 +578,7 @@ def decode_graph(full: QGraph) -> QGraph:
             n = replace(n, inputs=(STEP,), attrs={**n.attrs, "offset": 0, "rows": 1})
         elif n.op == "softmax" and (n.output in scores or n.attrs.get("causal", False)
                                     or "valid" in n.params):
-            n = _masked(n, full, nodes, shapes, tensors, masks, c)
+            n = _masked(n, full, nodes, shapes, tensors, masks, c, n.name in sinks)
         elif full.input in n.inputs:
             raise UnsupportedOpError(f"{n.name} ({n.op}) reads the token ids; generation "
                                      "supports token embeddings only")
@@ -717,16 +718,19 @@ def key_scores(graph: QGraph, tokens: dict | None = None) -> set[str]:
 
 
 def _masked(n: QNode, full: QGraph, nodes: list, shapes: dict, tensors: dict, masks: dict,
-            c: int) -> QNode:
+            c: int, sink: bool = False) -> QNode:
     """A causal softmax of the step: masked by row p of the lower-triangular table, or of its
     constant pattern (a sliding window: ``valid`` (1, C, C), the same for every head); keys
-    after M constant ones (memory: decode_memory) are seen from every position."""
+    after M constant ones (memory: decode_memory) are seen from every position, and so is a
+    computed sink's column after the C keys (``sink``: ``computed_sinks``)."""
     if len(n.inputs) > 1:
         raise UnsupportedOpError(f"{n.name}: a softmax with a padding mask; generation runs "
                                  "unpadded prompts")
     causal = bool(n.attrs.get("causal", False))
     keys = full.shapes[n.inputs[0]][-1]
-    seen = intops.causal_valid(c, keys, keys - c)  # row p: the memory, then tokens 0..p
+    # row p: the memory, then tokens 0..p (then the sink's column)
+    seen = np.hstack([intops.causal_valid(c, c, 0), np.ones((c, 1), bool)]) if sink \
+        else intops.causal_valid(c, keys, keys - c)
     if "valid" in n.params:
         pattern = np.asarray(n.params["valid"]) != 0
         if pattern.shape[-2:] != (c, keys) or keys < c:
@@ -773,28 +777,56 @@ def _mask_row(table: np.ndarray, nodes: list, shapes: dict, tensors: dict, masks
     return f"{name}.keys"
 
 
-def _refuse_computed_sinks(graph: QGraph) -> None:
-    """A softmax over attention scores concatenated with another column (a sink logit computed
-    per token, Inkling2's ``sink_proj``: quant.sinks.computed) keeps that column after the
-    keys, which a prefill's and a step's key slicing would cut: refused in one line."""
-    concat = {n.output for n in graph.nodes if n.op == "concat"}
+def computed_sinks(graph: QGraph) -> dict[str, str]:
+    """Softmax node name -> its scores' concatenation, for each softmax over attention scores
+    concatenated with a computed column after the keys (a sink logit per token, Inkling2's
+    ``sink_proj``: quant.sinks.computed), its constant pattern allowing that column in every
+    row. A prefill keeps the column after its P keys (``_pattern_sliced``, ``_sink_dropped``);
+    a step's mask row allows it (``_masked``)."""
+    producer = {n.output: n for n in graph.nodes}
+    out = {}
     for n in graph.nodes:
-        if n.op == "softmax" and n.inputs[0] in concat and "valid" in n.params:
-            raise UnsupportedOpError(
-                f"{n.name}: a softmax of attention scores concatenated with a computed column "
-                "(a sink logit per token, Inkling2's) in a generation graph; generation "
-                "supports sinks that are one constant per head (GPT-OSS's): run the model "
-                "with qasic evaluate")
+        cat = producer.get(n.inputs[0]) if n.op == "softmax" else None
+        if cat is None or cat.op != "concat" or len(cat.inputs) != 2 \
+                or graph.shapes[cat.inputs[1]][-1] != 1 or "valid" not in n.params:
+            continue
+        if (np.asarray(n.params["valid"])[..., -1] != 0).all():
+            out[n.name] = cat.name
+    return out
 
 
-def _pattern_sliced(n: QNode, prompt: int) -> QNode:
+def _pattern_sliced(n: QNode, prompt: int, sinks: dict[str, str] | None = None) -> QNode:
     """A prefill's softmax with a constant pattern (Pp, C, M + C): its first ``prompt``
-    queries and M + ``prompt`` keys (M memory keys before the tokens': decode_memory)."""
+    queries and M + ``prompt`` keys (M memory keys before the tokens': decode_memory); with a
+    computed sink column after the C keys (``sinks``), its first ``prompt`` keys and that
+    column."""
     if n.op != "softmax" or "valid" not in n.params:
         return n
     valid = np.asarray(n.params["valid"])
-    valid = valid[:, :prompt, :prompt + valid.shape[-1] - valid.shape[-2]]
+    if n.name in (sinks or {}):
+        valid = np.concatenate([valid[:, :prompt, :prompt], valid[:, :prompt, -1:]], -1)
+    else:
+        valid = valid[:, :prompt, :prompt + valid.shape[-1] - valid.shape[-2]]
     return replace(n, params={**n.params, "valid": valid})
+
+
+def _sink_dropped(n: QNode, full: QGraph, probs: set[str], prompt: int) -> QNode:
+    """A prefill's linear that drops a computed sink's column from the probabilities of
+    ``probs`` (C + 1 keys -> C, a 0/1 slice): on P keys, its first P rows, the first P columns
+    and the sink's. Any other linear of those probabilities is refused."""
+    if n.op != "linear" or n.inputs[0] not in probs:
+        return n
+    p, c = n.params, full.shapes[n.inputs[0]][-1] - 1
+    w = np.asarray(p["weight"])
+    if set(p) != {"weight", "bias", "multiplier", "shift"} or w.shape != (c, c + 1) \
+            or w[:, c].any() or not np.array_equal(w[:, :c], w[0, 0] * np.eye(c, dtype=w.dtype)):
+        raise UnsupportedOpError(f"{n.name}: a linear of a softmax's probabilities with a "
+                                 f"computed sink column (weight {w.shape}) that does not drop "
+                                 "that column; generation decodes the slice that drops it")
+    cols = [*range(prompt), c]
+    return replace(n, params={"weight": w[:prompt][:, cols],
+                              **{k: np.asarray(p[k])[:prompt]
+                                 for k in ("bias", "multiplier", "shift")}})
 
 
 def _is_constant(producer: dict, tensor: str) -> bool:
