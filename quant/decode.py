@@ -75,7 +75,7 @@ from dataclasses import replace
 import numpy as np
 
 from qasic.errors import UnsupportedOpError
-from qasic.quant import decode_conv, decode_memory, intops, recurrence
+from qasic.quant import decode_conv, decode_memory, decode_planes, intops, recurrence
 from qasic.quant.encodings import KEY_MASK
 from qasic.quant.graph import QGraph, QNode
 from qasic.quant.srcpad import source_masks
@@ -468,9 +468,17 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
     consts = {n.output: n for n in full.nodes if n.op == "constant"}
     tokens = _token_axes(full)
     memory = decode_memory.placements(full, c, tokens)
+    planes = decode_planes.masked_planes(full, c)  # zeros where causal softmaxes read them
+    unread = decode_planes.unread(full, planes)
     nodes, shapes = [], {full.input: (source + prompt,)}
     tensors = dict(full.tensors)
     for n in full.nodes:
+        if n.name in unread:
+            continue
+        if n.name in planes:  # its first P queries' zeros at the first P keys
+            _append(decode_planes.zeros(n, (*full.shapes[n.output][:-3], prompt, 1, prompt),
+                                        tensors), full, nodes, shapes)
+            continue
         if n.name in scans and n.name != scans[n.name].concat:  # positions 0..P-1 of a scan
             plan = scans[n.name]
             _recurrence_prefilled(n, plan, prompt, full, nodes, shapes, tensors)
@@ -530,8 +538,16 @@ def decode_graph(full: QGraph) -> QGraph:
     rename: dict[str, str] = {}
     whole: set[str] = set()  # over all C positions: the caches and what only they feed
     masks: dict[str, np.ndarray] = {}  # the key-mask tables gathered so far, by node name
+    planes = decode_planes.masked_planes(full, c)  # zeros where causal softmaxes read them
+    unread = decode_planes.unread(full, planes)
     nodes: list[QNode] = []
     for n in full.nodes:
+        if n.name in unread:
+            continue
+        if n.name in planes:  # the step's query's zeros at the C keys
+            _append(decode_planes.zeros(n, (*full.shapes[n.output][:-3], 1, 1, c), tensors),
+                    full, nodes, shapes)
+            continue
         n = replace(n, inputs=tuple(rename.get(t, t) for t in n.inputs))
         acts = [t for t in n.inputs if t not in consts]
         if n.output in cross:  # computed once by the prefill: read its state

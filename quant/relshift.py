@@ -16,8 +16,9 @@ two axes selects from it. Capture follows the chain symbolically (``PlaneMap``: 
 activation and, per output element, its flat index in the source plane) and makes it when
 anything else reads it (``materialize``): element (p, q) reads source row r = idx // J, column
 idx % J; for each row offset d = r - p one 0/1 row selection (none for offset 0 with as many
-rows) and one per-row gather along the last axis (a matmul by a constant 0/1 selector, columns
-of the other offsets zero, as DeBERTa's gather in ``lowering_gather``), the parts added.
+rows) and one per-row gather along the last axis (a matmul (planes, P, 1, J) @ (planes, P, J,
+Q) by a constant 0/1 selector per row, columns of the other offsets zero, as DeBERTa's gather
+in ``lowering_gather``), the parts added.
 XLNet's bidirectional shift reads each row's own source row (one gather); the causal one also
 reads the next row in its masked upper triangle (two parts).
 """
@@ -136,14 +137,16 @@ def materialize(b: Any, node: Any, v: PlaneMap) -> Act:
             select[np.arange(p)[keep], np.arange(p)[keep] + d] = 1.0
             x = lowering_seq.rows(b, node, x, select, axis=len(lead), suffix=tag + ".rows",
                                   out_shape=lead + (p, j))
-        x = lowering_seq.reshaped(b, node, x, (a * p, 1, j), suffix=tag + ".rows_in")
+        # the rows (queries) stay an axis of their own, so a generation step reads its row of
+        # the selector (by position) and a prefill its first rows and columns
+        x = lowering_seq.reshaped(b, node, x, (a, p, 1, j), suffix=tag + ".rows_in")
         idx = np.where(offsets == d, cols, -1)
         onehot = (idx[..., None] == np.arange(j)).astype(np.float64)  # (p, q, j)
-        value = np.broadcast_to(np.swapaxes(onehot, 1, 2), (a, p, j, q)).reshape(a * p, j, q)
+        value = np.broadcast_to(np.swapaxes(onehot, 1, 2), (a, p, j, q))
         sel = b.add(node, "constant", (), {}, {"value": value.copy()}, shape=value.shape,
                     suffix=tag + ".select")
         y = b.add(node, "matmul", (x.name, sel.name), {"transpose_b": False, "alpha": 1.0},
-                  shape=(a * p, 1, q), suffix=tag + ".gathered")
+                  shape=(a, p, 1, q), suffix=tag + ".gathered")
         y = lowering_seq.reshaped(b, node, y, lead + (p, q), suffix=tag + ".out")
         out = y if out is None else b.add(node, "add", (out.name, y.name), shape=lead + (p, q),
                                           suffix=tag + ".sum")

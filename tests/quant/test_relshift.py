@@ -88,3 +88,66 @@ def test_a_relative_shift_runs_bit_exact(causal):
         a = RelAttention(causal)(torch.from_numpy(x))
         b = RelAttention(causal, shift=False)(torch.from_numpy(x))
     assert not torch.allclose(a, b, atol=1e-2)
+
+
+class RelLM(torch.nn.Module):
+    """ids -> logits through one causal RelAttention (XLNet's one-way attention)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb, self.attn = torch.nn.Embedding(40, D), RelAttention(causal=True)
+        self.head = torch.nn.Linear(D, 40)
+        with torch.no_grad():  # logits that differ: generation does not repeat one id
+            self.head.weight.mul_(4.0)
+
+    def forward(self, ids):
+        x = self.emb(ids)
+        return self.head(x + self.attn(x))
+
+
+def test_a_causal_relative_shift_generates_without_its_next_row_part():
+    """The causal shift's upper-triangle part (each row reading the next query's row) only
+    feeds keys the causal softmax masks (quant.decode_planes): a prefill and a decode step put
+    its zeros in its place and run no row selection; the other part reads the step's query's
+    selector row. Prefill + steps equal the full model and generation on the simulator equals
+    the golden reference's."""
+    from qasic.quant import QuantConfig, reference
+    from qasic.quant.decode import decode_graph, prefill_graph, token_major
+    from qasic.quant.decode_planes import masked_planes
+    from qasic.quant.quantize import quantize
+    from tests.quant.generation import assert_generates_like_the_golden_reference
+
+    x = np.random.default_rng(0).integers(0, 40, (8, S))
+    full = quantize(RelLM().eval(), (torch.from_numpy(x[:1]),), x, QuantConfig())
+    planes = masked_planes(token_major(full), S)
+    assert len(planes) == 1 and next(iter(planes)).endswith("plane1.gathered")
+    want = reference.run(full, x[:2])
+    state: dict = {}
+    np.testing.assert_array_equal(reference.run(prefill_graph(full, 3), x[:2, :3], state=state),
+                                  want[:, :3])
+    step = decode_graph(full)
+    assert not any(n.name.endswith("plane1.rows") for n in step.nodes)
+    for p in range(3, S):
+        row = reference.run(step, np.stack([x[:2, p], np.full(2, p)], axis=1), state=state)
+        np.testing.assert_array_equal(row[:, 0], want[:, p], err_msg=f"position {p}")
+    assert_generates_like_the_golden_reference(full, x[1, :2], 4)
+
+
+def test_a_next_row_part_read_by_a_softmax_that_is_not_causal_is_not_left_out():
+    """The bidirectional shift's scores reach a softmax over every key: nothing is masked, so
+    no part is left out (generation refuses such a model elsewhere)."""
+    from qasic.quant import QuantConfig
+    from qasic.quant.decode_planes import masked_planes
+    from qasic.quant.quantize import quantize
+
+    class Both(RelLM):
+        def __init__(self):
+            super().__init__()
+            self.attn = RelAttention(causal=True)
+            self.attn.causal = False  # the causal form's positions, every key seen
+
+    x = np.random.default_rng(0).integers(0, 40, (8, S))
+    full = quantize(Both().eval(), (torch.from_numpy(x[:1]),), x, QuantConfig())
+    assert any(n.name.endswith("plane1.gathered") for n in full.nodes)
+    assert masked_planes(full, S) == set()
