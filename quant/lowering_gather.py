@@ -9,7 +9,9 @@ Per sample, x (A, N, T) and index (A, K, T) around the gathered axis (A, T: the 
 axes before and after it) give y (A, K, T) with y[a, k, t] = x[a, index[a, k, t], t]:
 
 - along the last axis (T = 1; DeBERTa): x as (A, 1, N), a ``constant`` P (A, N, K) with
-  P[a, n, k] = (index[a, k] == n), y = x @ P as (A, 1, K);
+  P[a, n, k] = (index[a, k] == n), y = x @ P as (A, 1, K); an index (..., Q, K) the same for
+  every head (the axes before Q: a relative position gather's) shares one P (Q, N, K) among
+  them, x as (Q, heads, N) (``_along_last_shared``);
 - along another axis, by an index that is the same for every t (BigBird's blocks): a
   ``constant`` S (A, K, N) with S[a, k, n] = (index[a, k, 0] == n), y = S @ x (``rows``);
 - otherwise: x permuted to (A, T, N) (a data move), gathered along its last axis as above, and
@@ -64,7 +66,9 @@ def gather(b: Any, node: Any, args: list, kwargs: dict) -> Act:
                      f"as large as the input but along the gathered axis {axis}")
     a, n, t, k = math.prod(xs[:axis]), xs[axis], math.prod(xs[axis + 1:]), idx.shape[axis]
     idx = idx.reshape(a, k, t)
-    if t == 1:  # the axes before kept (a decode step reads its query's row of the selector)
+    if t == 1 and axis >= 2 and _shared(idx[:, :, 0].reshape(xs[:axis] + (k,))):
+        y = _along_last_shared(b, node, x, idx[:, :, 0].reshape(xs[:axis] + (k,)), n)
+    elif t == 1:  # the axes before kept (a decode step reads its query's row of the selector)
         lead = tuple(xs[:axis]) or (1,)
         y = _along_last(b, node, lowering_seq.reshaped(b, node, x, lead + (1, n), ".rows_in"),
                         idx[:, :, 0].reshape(lead + (k,)), n)
@@ -89,6 +93,33 @@ def _along_last(b: Any, node: Any, x: Act, idx: np.ndarray, n: int) -> Act:
                 suffix=".select")
     return b.add(node, "matmul", (x.name, sel.name), {"transpose_b": False, "alpha": 1.0},
                  shape=(*idx.shape[:-1], 1, idx.shape[-1]), suffix=".gathered")
+
+
+def _shared(idx: np.ndarray) -> bool:
+    """An index (..., Q, K) that is the same at every index of the axes before Q (the heads
+    of a relative position gather: Inkling's, DeBERTa's), with more than one of them."""
+    return math.prod(idx.shape[:-2]) > 1 and bool((idx == idx[(0,) * (idx.ndim - 2)]).all())
+
+
+def _along_last_shared(b: Any, node: Any, x: Act, idx: np.ndarray, n: int) -> Act:
+    """x (..., Q, n) gathered along its last axis by an index (..., Q, K) the same for every
+    index of the axes before Q (``_shared``): those axes (A of them) become the rows of one
+    matmul per q, x as (Q, A, n) times the constant P (Q, n, K), P[q, r, k] = (idx[q, k] ==
+    r), as (A, Q, K): each product is the per-row gather's (one 1 per column), so the same
+    codes, and the selector is A times smaller (a decode step gathers its query's row of it,
+    not A copies)."""
+    q, k = idx.shape[-2:]
+    a = math.prod(idx.shape[:-2])
+    rows = lowering_seq.reshaped(b, node, x, (a, q, n), ".rows_in")
+    moved = b.add(node, "permute", (rows.name,), {"perm": (1, 0, 2)}, shape=(q, a, n),
+                  suffix=".rows_in.queries")
+    select = np.swapaxes(_one_hot(idx.reshape(a, q, k)[0], n), -1, -2)  # (Q, n, K)
+    sel = b.add(node, "constant", (), {}, {"value": select}, shape=select.shape,
+                suffix=".select")
+    y = b.add(node, "matmul", (moved.name, sel.name), {"transpose_b": False, "alpha": 1.0},
+              shape=(q, a, k), suffix=".gathered")
+    return b.add(node, "permute", (y.name,), {"perm": (1, 0, 2)}, shape=(a, q, k),
+                 suffix=".gathered.rows")
 
 
 def _selected(b: Any, node: Any, x: Act, idx: np.ndarray, n: int) -> Act:

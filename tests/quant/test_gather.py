@@ -48,10 +48,10 @@ def test_a_relative_position_gather_is_one_selector_matmul():
     graph, _, cos = check(RelativeScores(), _seq())
     assert ops(graph).count("matmul") == 2 and ops(graph).count("constant") == 2
     select = next(n for n in graph.nodes if n.name.endswith(".select"))
-    value = select.params["value"]  # (H, S rows, 2 SPAN, S): one 1 per (row, key); the
-    # axes before the gathered one kept (a decode step reads its query's rows)
-    assert value.shape[-2:] == (2 * SPAN, S) and value.shape[-3] == S
-    value = value.reshape(H * S, 2 * SPAN, S)
+    value = select.params["value"]  # (S rows, 2 SPAN, S): one 1 per (row, key), shared by
+    # the heads (the index is the same for each); the rows an axis of their own (a decode
+    # step reads its query's)
+    assert value.shape == (S, 2 * SPAN, S)
     assert (value.sum(1) == 1).all()
     assert value[0, :, 0].argmax() == SPAN and value[1, :, 0].argmax() == SPAN - 1
     assert cos > 0.999  # measured 0.99981
