@@ -57,7 +57,14 @@ def test_a_hidden_state_relative_bias_generates_exactly():
     assert record["bit_exact"] and record["cosine"] > 0.99
     full = quantize(RelBiasLM().eval(), (torch.from_numpy(x[:1]),), x, QuantConfig())
     select = [n for n in full.nodes if n.op == "constant" and n.name.endswith(".select")]
-    assert select and all(np.shape(n.params["value"])[-3:] == (C, R, C) for n in select)
+    # one selector for both heads (the index is the same for each): (C, R, C), its rows the
+    # queries; a decode step gathers its query's row once, R x C codes, not one per head
+    assert select and all(np.shape(n.params["value"]) == (C, R, C) for n in select)
+    from qasic.quant.decode import decode_graph
+
+    step = decode_graph(full)
+    rows = [n for n in step.nodes if n.op == "embedding" and ".select" in n.name]
+    assert [np.shape(n.params["table"]) for n in rows] == [(C, R * C)]
     assert_generates_like_the_golden_reference(full, x[0, :4], 6)
 
 
