@@ -48,6 +48,25 @@ REFUSED: dict[str, str | Callable[[Any], str | None]] = {
         "Informer's ProbSparse attention samples its keys at random in every forward "
         "(torch.randint) and attends from the queries a top-k of those samples picks; set "
         "attention_type='full' (InformerConfig) for full attention, which runs"),
+    # transformers' modeling_timesfm.py (TimesFM 1.0): patched_pads marks the values equal
+    # to config.pad_val, _timesfm_masked_mean_std picks the first patch with >= 3 unpadded
+    # values by torch.argmax, _timesfm_shift_padded_seq rolls the position embeddings to the
+    # first unpadded patch (argmax, then gather): both even for an all-zero padding input
+    "TimesFmModel": (
+        "TimesFM 1.0 marks every value of the series equal to its pad_val as padding, then "
+        "takes its normalizing statistics from the first patch with at least 3 unpadded "
+        "values and shifts its position embeddings to the first unpadded patch, both found "
+        "by argmax over those marks (choices by value), and no setting avoids them; TimesFM "
+        "2.5 (TimesFm2_5Model), which normalizes without them, runs"),
+    # transformers' modeling_cpmant.py: segment = where(ids != 0, 2, 0), concatenated after
+    # the prompt's; CpmAntSegmentPositionEmbedding's bucket is the relative position's where
+    # query and key segments match, else query_segment * segment_types + key_segment; the
+    # left-padding mask compares positions with the count of nonzero ids
+    "CpmAntModel": (
+        "CPM-Ant's position bias reads, per (query, key) pair, whether both ids are padding "
+        "(its segment ids, ids != 0: a bias from two tokens' padding bits) and its padding "
+        "mask counts the non-padding ids (left padding), and no setting avoids them; "
+        "decoders whose bias is per position pair only (Llama, T5-style buckets) run"),
     # transformers' AutoformerAttention is not here: its auto-correlation runs over all delays
     # when its top-k keeps all of them, and is refused in one line otherwise, while capture
     # traces (qasic.quant.autocorrelation)

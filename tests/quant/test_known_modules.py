@@ -75,3 +75,30 @@ def test_slanets_greedy_table_head_is_refused_naming_the_backbone_that_runs():
     assert message.startswith("module 'head' (SLANetSLAHead): the table-structure head decodes "
                               "greedily"), message
     assert "its backbone runs (SLANetBackbone" in message and "\n" not in message
+
+
+def test_cpmant_is_refused_naming_its_padding_pair_bias():
+    """CPM-Ant's segment ids come from ids != 0 and its position bias reads both tokens'
+    segments (a bias from two padding bits): refused by name, one line."""
+    t = transformers
+    model = t.CpmAntModel(t.CpmAntConfig(
+        vocab_size=100, hidden_size=32, num_attention_heads=2, dim_head=16, dim_ff=64,
+        num_hidden_layers=1, prompt_length=4, segment_types=4, position_bias_num_buckets=32,
+        position_bias_max_distance=64))
+    message = _refusal(model)
+    assert message.startswith("module '' (CpmAntModel): CPM-Ant's position bias reads, per "
+                              "(query, key) pair, whether both ids are padding"), message
+
+
+def test_timesfm_one_is_refused_naming_the_version_that_runs():
+    """TimesFM 1.0 finds its statistics' patch and its position shift by argmax over the
+    values equal to pad_val: refused by name, pointing at TimesFM 2.5."""
+    t = transformers
+    model = t.TimesFmModel(t.TimesFmConfig(
+        patch_length=8, context_length=32, horizon_length=8, hidden_size=32,
+        intermediate_size=32, head_dim=16, num_attention_heads=2, num_hidden_layers=1))
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(model.eval(), torch.randn(1, 32))
+    message = str(e.value)
+    assert message.startswith("module '' (TimesFmModel): TimesFM 1.0 marks every value"), message
+    assert "TimesFM 2.5 (TimesFm2_5Model)" in message and "\n" not in message
