@@ -75,7 +75,14 @@ from dataclasses import replace
 import numpy as np
 
 from qasic.errors import UnsupportedOpError
-from qasic.quant import decode_conv, decode_memory, decode_planes, intops, recurrence
+from qasic.quant import (
+    decode_conv,
+    decode_groups,
+    decode_memory,
+    decode_planes,
+    intops,
+    recurrence,
+)
 from qasic.quant.encodings import KEY_MASK
 from qasic.quant.graph import QGraph, QNode
 from qasic.quant.srcpad import source_masks
@@ -616,6 +623,8 @@ def decode_graph(full: QGraph) -> QGraph:
                                {"state": name, "index": 1, "base": k - 1}))
             shapes[name] = (c + k - 1, shapes[n.output][1])
             tensors[name] = full.tensors[n.output]
+    # grouped-query attention on the caches themselves where the head repeat is exact
+    nodes = decode_groups.shared(nodes, shapes, tensors)
     return replace(full, name=f"{full.name}.decode", input=STEP,
                    nodes=_live(nodes, full.output), shapes=shapes, tensors=tensors)
 
