@@ -520,6 +520,7 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
             nodes.append(QNode(name, "cache_write", (rows,), name, {"state": name}))
             shapes[name] = (c + k - 1, full.shapes[n.output][1])
             tensors[name] = full.tensors[n.output]
+    nodes = decode_groups.shared(nodes, shapes, tensors)  # where the head repeat is exact
     return replace(full, name=f"{full.name}.prefill{prompt}", nodes=_live(nodes, full.output),
                    shapes=shapes, tensors=tensors)
 

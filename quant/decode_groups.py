@@ -1,16 +1,16 @@
-"""A decode step's grouped-query attention on the key/value caches as they are: no head repeat.
+"""Grouped-query attention on the key/value caches as they are: no head repeat.
 
 The capture writes ``repeat_kv`` (each of G key/value heads repeated for its g query heads) as
 ``matmul(E (G, g, 1), X (G, 1, N))`` by a constant E of one value, then a reshape of the
 (G, g, N) result to (G g, C, d); a decode step runs it on the whole caches (C rows) every
-token, a matmul with one term per product that copies each cache g times. Where that repeat
-gives back every code unchanged (its output's encoding is its input's and requantizing E's
-value times each code gives the code: ``_identity``), an attention matmul of the step's one
-query row per head, ``matmul(a (G g, 1, K), reshape(repeat))``, is the same as one of a
-viewed (G, g, K) by X viewed (G, C, d): row g_i of group G_i meets the cache rows of its key
-head, the same codes in the same sums, so the same output codes (viewed back to (G g, 1,
-cols)). Both attention matmuls of a layer (the scores q K^T and the probabilities times V)
-read their caches so; the repeats then have no reader and drop out.
+token (a prefill on its P rows), a matmul with one term per product that copies each cache g
+times. Where that repeat gives back every code unchanged (its output's encoding is its
+input's and requantizing E's value times each code gives the code: ``_identity``), an
+attention matmul of R query rows per head, ``matmul(a (G g, R, K), reshape(repeat))``, is the
+same as one of a viewed (G, g R, K) by X viewed (G, C, d): the rows of group G_i's heads meet
+the cache rows of their key head, the same codes in the same sums, so the same output codes
+(viewed back to (G g, R, cols)). Both attention matmuls of a layer (the scores q K^T and the
+probabilities times V) read their caches so; the repeats then have no reader and drop out.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from qasic.quant.reference import requant_to
 
 
 def shared(nodes: list[QNode], shapes: dict, tensors: dict) -> list[QNode]:
-    """``nodes`` with each attention matmul of a step's one query row that reads a head
-    repeat of a cache (the module doc) reading the cache itself, grouped."""
+    """``nodes`` with each attention matmul that reads a head repeat of a cache (the module
+    doc) reading the cache itself, grouped: a step's one query row per head, or a prefill's
+    P (viewed (G, g P, K): head h's rows after head h - 1's, the same memory)."""
     producer = {n.output: n for n in nodes}
     out: list[QNode] = []
     for n in nodes:
@@ -32,24 +33,24 @@ def shared(nodes: list[QNode], shapes: dict, tensors: dict) -> list[QNode]:
             out.append(n)
             continue
         (x, groups, per), view = repeat, producer[n.inputs[1]]
-        a, width = n.inputs[0], shapes[n.inputs[0]][-1]
+        a, (_, rows, width) = n.inputs[0], shapes[n.inputs[0]]
         ga, gb, y = f"{n.name}.grouped.q", f"{n.name}.grouped.kv", f"{n.name}.grouped"
         kv = (groups, *shapes[view.output][1:])
-        out += [QNode(ga, "reshape", (a,), ga, {"shape": (groups, per, width)}),
+        out += [QNode(ga, "reshape", (a,), ga, {"shape": (groups, per * rows, width)}),
                 QNode(gb, "reshape", (x,), gb, {"shape": kv}),
                 QNode(y, n.op, (ga, gb), y, dict(n.attrs), dict(n.params)),
                 QNode(n.name, "reshape", (y,), n.output, {"shape": tuple(shapes[n.output])})]
         cols = kv[1] if n.attrs.get("transpose_b", False) else kv[2]
-        shapes |= {ga: (groups, per, width), gb: kv, y: (groups, per, cols)}
+        shapes |= {ga: (groups, per * rows, width), gb: kv, y: (groups, per * rows, cols)}
         tensors |= {ga: tensors[a], gb: tensors[x], y: tensors[n.output]}
     return out
 
 
 def _repeat(n: QNode, producer: dict, shapes: dict, tensors: dict
             ) -> tuple[str, int, int] | None:
-    """(X, G, g) when ``n`` is a matmul of one query row per head, (G g, 1, K), by a (G g, C,
+    """(X, G, g) when ``n`` is a matmul of R query rows per head, (G g, R, K), by a (G g, C,
     d) view of an identity head repeat of X (G, 1, C d); else None."""
-    if n.op != "matmul" or len(shapes[n.inputs[0]]) != 3 or shapes[n.inputs[0]][1] != 1:
+    if n.op != "matmul" or len(shapes[n.inputs[0]]) != 3:
         return None
     view = producer.get(n.inputs[1])
     rep = producer.get(view.inputs[0]) if view is not None and view.op == "reshape" else None

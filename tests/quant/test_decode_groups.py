@@ -1,5 +1,5 @@
-"""A decode step's grouped-query attention reads its key/value caches as they are
-(quant.decode_groups): the head repeat (``repeat_kv``: expand then reshape, captured as a
+"""A decode step's (and a prefill's) grouped-query attention reads its key/value caches as
+they are (quant.decode_groups): the head repeat (``repeat_kv``: expand then reshape, captured as a
 matmul by a constant of one value) is exact on codes, so both attention matmuls run on the
 step's query rows viewed (key heads, group, d) against the caches viewed (key heads, C, d),
 and no repeat is left in the step; prefill + decode steps equal the full model bit for bit and
@@ -72,8 +72,9 @@ def test_a_decode_step_attends_on_the_caches_without_the_head_repeat():
     seq = np.random.default_rng(1).integers(0, V, (2, C))
     want = reference.run(full, seq)
     state: dict = {}
-    np.testing.assert_array_equal(reference.run(prefill_graph(full, 4), seq[:, :4], state=state),
-                                  want[:, :4])
+    prefill = prefill_graph(full, 4)  # its P = 4 query rows per head grouped alike
+    assert _repeats(prefill) == []
+    np.testing.assert_array_equal(reference.run(prefill, seq[:, :4], state=state), want[:, :4])
     for p in range(4, C):
         row = reference.run(step, np.stack([seq[:, p], np.full(2, p)], axis=1), state=state)
         np.testing.assert_array_equal(row[:, 0], want[:, p], err_msg=f"position {p}")
