@@ -75,7 +75,7 @@ from dataclasses import replace
 import numpy as np
 
 from qasic.errors import UnsupportedOpError
-from qasic.quant import decode_conv, decode_memory, intops, recurrence
+from qasic.quant import decode_conv, decode_memory, intops, lastrow, recurrence
 from qasic.quant.encodings import KEY_MASK
 from qasic.quant.graph import QGraph, QNode
 from qasic.quant.srcpad import source_masks
@@ -170,7 +170,7 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
     producer = {n.output: n for n in graph.nodes}
     c, tokens, enc = positions(graph), _token_axes(graph), encoder_tensors(graph)
     scanned = {name for p in _recurrences(graph, c) for name in p.position}
-    _refuse_scan(graph, producer, c, scanned)
+    _refuse_scan(graph, producer, c, scanned | set(lastrow.last_selects(graph, c)))
     out = []
     for n in graph.nodes:
         if n.op != "matmul" or _is_constant(producer, n.inputs[0]) or n.inputs[1] in enc \
@@ -448,6 +448,7 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
     consts = {n.output: n for n in full.nodes if n.op == "constant"}
     tokens = _token_axes(full)
     memory = decode_memory.placements(full, c, tokens)
+    last = set(lastrow.last_selects(full, c))  # the logits of the last position alone
     nodes, shapes = [], {full.input: (source + prompt,)}
     tensors = dict(full.tensors)
     for n in full.nodes:
@@ -466,7 +467,8 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
             if n.name in shifts:  # S's first P rows and columns (decode_conv)
                 n = decode_conv.shift_prefill(n, consts[n.inputs[0]], prompt, nodes, shapes,
                                               tensors)
-            n = _positions_read(n, full, consts, nodes, shapes, tensors, c, prompt, memory)
+            n = lastrow.cut(n, consts, nodes, shapes, tensors, prompt) if n.name in last \
+                else _positions_read(n, full, consts, nodes, shapes, tensors, c, prompt, memory)
             n = _pattern_sliced(_reshaped(n, shapes, full, tokens, prompt), prompt)
             n = _over_positions(n, full, tokens, prompt)
             if n.name in convs:
@@ -503,6 +505,7 @@ def decode_graph(full: QGraph) -> QGraph:
     convs, shifts = token_convs(full, tokens), token_shifts(full, tokens)
     windows = _windows(convs, shifts)  # a token conv's or shift's input -> K
     scans = {name: p for p in _recurrences(full, c) for name in (*p.position, p.concat)}
+    last = set(lastrow.last_selects(full, c))  # the logits of the last position alone
     tensors = {**full.tensors, STEP: full.tensors[full.input]}
     shapes: dict[str, tuple[int, ...]] = {STEP: (2,)}
     rename: dict[str, str] = {}
@@ -558,7 +561,8 @@ def decode_graph(full: QGraph) -> QGraph:
             raise UnsupportedOpError(f"{n.name} ({n.op}) reads the token ids; generation "
                                      "supports token embeddings only")
         _unread(n, enc, whole)
-        n = _positions_read(n, full, consts, nodes, shapes, tensors, c, None)
+        n = lastrow.cut(n, consts, nodes, shapes, tensors, 1) if n.name in last \
+            else _positions_read(n, full, consts, nodes, shapes, tensors, c, None)
         n = _over_positions(_reshaped(n, shapes, full, tokens, 1), full, tokens, 1)
         shapes[n.output] = _infer(full, n, shapes)
         nodes.append(n)
