@@ -105,15 +105,18 @@ def tokenizer_for(spec: str | None, vocab: int) -> Tokenizer | None:
 
 def generate(model: Any = "tiny_gpt", prompt: Prompt = "", tokens: int = 16, *,
              config: Any = None, arch: ArchLike = "default", tokenizer: str | None = None,
-             progress: Progress | None = None, decoder_start: Start = None) -> dict:
+             progress: Progress | None = None, decoder_start: Start = None,
+             output: int | str | None = None) -> dict:
     """Generate ``tokens`` tokens after ``prompt`` (text, or token ids) with the quantized
     ``model`` (a built-in language model name, or a TrainedModel of a causal language model or
     an encoder-decoder, whose ``prompt`` is the source) on the simulator; returns the record
-    that ``qasic generate --json`` prints."""
+    that ``qasic generate --json`` prints. ``output``: the logits' index or key in a model's
+    tuple or dict output (``--output``, qasic.models.outputs)."""
     from qasic.flow import quantize_model
+    from qasic.models.outputs import select_output
     from qasic.quant import QuantConfig
 
-    trained = _language_model(model, progress)
+    trained = select_output(_language_model(model, progress), output)
     shape = check_request(trained, prompt, tokens, tokenizer, decoder_start)
     full = quantize_model(trained, config if config is not None else QuantConfig())
     return generate_quantized(trained, full, prompt, tokens, arch=arch, tokenizer=tokenizer,
