@@ -1123,9 +1123,17 @@ def _infer(full: QGraph, n: QNode, shapes: dict) -> tuple[int, ...]:
         return (*lead, a[-2], cols)
     if n.op == "constant":
         return tuple(np.shape(n.params["value"]))
+    if n.op == "maxpool2d":  # along each row's values alone (log_softmax's row maximum)
+        (h, w, ch), (kh, kw), (sh, sw) = ins[0], n.attrs["kernel"], n.attrs["stride"]
+        top, left, bottom, right = n.attrs["padding"]
+        if (kh, sh, top, bottom) != (1, 1, 0, 0):
+            raise UnsupportedOpError(f"{n.name}: a max pool across rows (kernel {kh}, stride "
+                                     f"{sh}) in a generation graph; generation runs a max "
+                                     "within each token's row (a max over the last axis)")
+        return (h, (w + left + right - kw) // sw + 1, ch)
     if n.op == "concat":  # along the last axis
         return (*ins[0][:-1], sum(s[-1] for s in ins))
     raise UnsupportedOpError(f"{n.name}: op {n.op} is not supported in generation graphs; "
                              f"supported: embedding, linear, matmul, {', '.join(_ROWWISE)}, "
-                             "reshape, permute, constant, concat, a causal conv over the "
-                             "tokens")
+                             "reshape, permute, constant, concat, a max pool within rows, a "
+                             "causal conv over the tokens")
