@@ -28,6 +28,13 @@ exactly S ids.
 The prompt is text, encoded by a ``Tokenizer``: UTF-8 bytes for a model of 256 ids (tiny_gpt's),
 or a ``transformers`` tokenizer saved in a local directory (``tokenizer_for``); or token ids.
 
+A model returning the last position's logits alone (nanoGPT's and llama2.c's
+``lm_head(x[:, [-1], :])``, (1, 1, vocab); ``logits[:, -1, :]``, (1, vocab)) generates too: its
+selection of position C - 1 reads the prompt's last position P - 1 in the prefill and the step's
+one in a decode step, and the golden reference's the sequence's last token
+(qasic.quant.lastrow); its float tokens come from the unpadded sequence, as nanoGPT's own
+``generate`` runs it.
+
 The golden reference is the full model itself: the greedy token after t tokens is the argmax of
 ``reference.run(full, ...)`` at position t - 1 (the sequence right-padded to C: causal attention
 makes the padding irrelevant). ``matches_reference`` holds when every generated token and every

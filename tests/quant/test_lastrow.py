@@ -108,6 +108,16 @@ def test_generation_equals_the_golden_reference_and_is_close_to_fp32(last):
     assert r["fp32_agreement"] >= 0.5
 
 
+def test_evaluate_runs_the_last_positions_logits_bit_exact(last):
+    """``qasic evaluate`` of the same model: its (N, 1, V) or (N, V) outputs, golden ==
+    simulator, close to fp32."""
+    from qasic.evaluation import evaluate_quantized
+
+    tm, full = last
+    r = evaluate_quantized(tm, full, tm.calibration[:4])
+    assert r["bit_exact"] is True and r["cosine"] > 0.99 and r["samples"] == 4
+
+
 @pytest.mark.parametrize("form", ["first", "mean"])
 def test_one_logits_row_that_is_not_the_last_positions_is_refused_in_one_line(form):
     tm, full = _trained(form)
