@@ -278,7 +278,8 @@ def _token_major_source(producer: dict, tokens: dict, tensor: str) -> list[str]:
 def _over_positions(n: QNode, graph: QGraph, tokens: dict, rows: int) -> QNode:
     """A linear over the token positions (a token conv's slice) on ``rows`` of them; any other
     node as it is."""
-    if n.op != "linear" or tokens.get(n.inputs[0], (0,))[0] != len(graph.shapes[n.inputs[0]]) - 1:
+    axis = tokens.get(n.inputs[0], (None,))[0]  # None: no token axis (a selected row's)
+    if n.op != "linear" or axis != len(graph.shapes[n.inputs[0]]) - 1:
         return n
     return decode_conv.slice_linear(n, positions(graph), rows)
 
@@ -974,9 +975,10 @@ def _token_axes(graph: QGraph) -> dict[str, tuple[int, int]]:
     plans = _recurrences(graph, positions(graph))
     scanned = {name for p in plans for name in p.position}
     stacks = {p.concat for p in plans}
+    last = set(lastrow.last_selects(graph, positions(graph)))  # one row: no token axis
     out = {graph.input: (0, 1)}
     for n in graph.nodes:
-        if n.output in enc or n.name in scanned:
+        if n.output in enc or n.name in scanned or n.name in last:
             continue
         if n.name in stacks:
             out[n.output] = (len(shapes[n.output]) - 1, 1)
@@ -1027,6 +1029,8 @@ def _reshaped(n: QNode, shapes: dict, full: QGraph | None = None,
         size, rest = int(np.prod(shapes[n.inputs[0]])), int(np.prod(shape[:j] + shape[j + 1:]))
         rows = size // rest if rest and size % rest == 0 else shape[j] // positions(full) * prompt
         new = (*shape[:j], rows, *shape[j + 1:])
+    elif full is not None and tuple(shapes[n.inputs[0]]) == tuple(full.shapes[n.inputs[0]]):
+        return n  # no token axis, its input as in full (after the last position's selection)
     else:
         rows = shapes[n.inputs[0]][0]
         new = (rows, *shape[1:]) if len(shape) > 1 else (rows * int(np.prod(

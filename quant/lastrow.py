@@ -27,7 +27,9 @@ import numpy as np
 
 from qasic.quant.graph import QGraph, QNode
 
-ROW_OPS = ("linear", "norm", "lut", "relu", "clamp", "softmax", "reshape")  # each row alone
+# ops of each row alone (a max pool within rows: log_softmax's row max, quant.logsoftmax)
+ROW_OPS = ("linear", "norm", "lut", "relu", "clamp", "softmax", "reshape", "add", "mul",
+           "maxpool2d")
 
 
 def last_selects(graph: QGraph, c: int) -> tuple[str, ...]:
@@ -62,7 +64,10 @@ def _selects_last(value: np.ndarray, zero: int, c: int) -> bool:
 
 
 def _rows_to_output(graph: QGraph, readers: dict, tensor: str) -> bool:
-    """Every path from ``tensor`` ends at the graph's output through ops of each row alone."""
+    """Every path from ``tensor`` ends at the graph's output through ops of each row alone,
+    which read nothing else but constants (a log_softmax of the row: its max, exp, sum, log and
+    differences)."""
+    producer = {n.output: n for n in graph.nodes}
     todo, seen = [tensor], set()
     while todo:
         t = todo.pop()
@@ -70,10 +75,13 @@ def _rows_to_output(graph: QGraph, readers: dict, tensor: str) -> bool:
             continue
         seen.add(t)
         for m in readers.get(t, ()):
-            if m.op not in ROW_OPS or len(m.inputs) != 1:
+            if m.op not in ROW_OPS or (m.op == "maxpool2d" and (
+                    m.attrs["kernel"][0], m.attrs["stride"][0]) != (1, 1)):
                 return False
             todo.append(m.output)
-    return graph.output in seen
+    read = {i for t in seen - {tensor} for i in producer[t].inputs}
+    return graph.output in seen and all(
+        i in seen or i in producer and producer[i].op == "constant" for i in read)
 
 
 def selector(value: np.ndarray, rows: int) -> np.ndarray:

@@ -36,6 +36,8 @@ class _Head(torch.nn.Module):
         x = m.ln_f(x)
         if self.form == "nanogpt":  # (logits, loss) with the head on the last row alone
             return m.head(x[:, [-1], :]), None
+        if self.form == "logprobs":  # the last row's log-probabilities (quant.logsoftmax)
+            return torch.log_softmax(m.head(x[:, -1, :]), -1)
         logits = m.head(x)
         if self.form == "hf":  # transformers' "last token" logits: (N, vocab)
             return logits[:, -1, :]
@@ -57,7 +59,7 @@ def _trained(form: str) -> tuple[TextModel, object]:
     return tm, quantize(tm.module, (tm.example_input,), calib, QuantConfig())
 
 
-@pytest.fixture(scope="module", params=["nanogpt", "hf"])
+@pytest.fixture(scope="module", params=["nanogpt", "hf", "logprobs"])
 def last(request):
     return _trained(request.param)
 
