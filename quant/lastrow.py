@@ -48,11 +48,16 @@ def last_selects(graph: QGraph, c: int) -> tuple[str, ...]:
         sel = producer.get(n.inputs[0])
         if sel is None or sel.op != "constant" or graph.shapes[n.inputs[1]][-2:-1] != (c,):
             continue
-        if c > 1 and _selects_last(np.asarray(sel.params["value"]),
-                                   graph.tensors[sel.output].zero_point, c) \
+        if c > 1 and _selects_last(np.asarray(sel.params["value"]), _zero(graph, sel.output), c) \
                 and _rows_to_output(graph, readers, n.output):
             out.append(n.name)
     return tuple(out)
+
+
+def _zero(graph: QGraph, tensor: str) -> int:
+    """The code of 0 in ``tensor``: its zero point (0 in a float graph, which has no codes)."""
+    q = getattr(graph, "tensors", {}).get(tensor)
+    return 0 if q is None else int(q.zero_point)
 
 
 def _selects_last(value: np.ndarray, zero: int, c: int) -> bool:
@@ -112,7 +117,7 @@ def at_position(graph: QGraph, t: int, c: int) -> QGraph:
     for n in graph.nodes:
         if n.output in consts:
             value = np.asarray(n.params["value"])
-            moved = np.full_like(value, graph.tensors[n.output].zero_point)
+            moved = np.full_like(value, _zero(graph, n.output))
             moved[..., t] = value[..., -1]
             n = replace(n, params={**n.params, "value": moved})
         nodes.append(n)
