@@ -69,14 +69,19 @@ def _arch(args):
 
 
 def _trained(args):
-    """The built-in or user model the arguments name (TrainedModel)."""
+    """The built-in or user model the arguments name (TrainedModel), returning its output
+    --output alone when given (qasic.models.outputs)."""
     from qasic.models import get_model
+    from qasic.models.outputs import parse_output, select_output
 
     if ":" in args.model or args.model.endswith(".pt2"):
         from qasic.models.user import user_trained_model
 
-        return user_trained_model(args.model, args.data)
-    return get_model(args.model, seed=args.seed, progress=_progress)
+        trained = user_trained_model(args.model, args.data)
+    else:
+        trained = get_model(args.model, seed=args.seed, progress=_progress)
+    pick = getattr(args, "output_pick", None)
+    return select_output(trained, None if pick is None else parse_output(pick))
 
 
 def _activations(args):
@@ -600,6 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
     def model_args(sp):
         sp.add_argument("--model", default="digits_cnn",
                         help="built-in name, path/file.py:factory, or a torch.export .pt2")
+        sp.add_argument("--output", dest="output_pick", metavar="N|KEY",
+                        help="a model returning a tuple or dict: the output to compile, its "
+                             "index (0, 1, ...; -1 the last) or key")
         sp.add_argument("--data", help="for a user model: .npz with calibration[, test_x, "
                         "test_y]")
         sp.add_argument("--bits", default=None,

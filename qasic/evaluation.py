@@ -28,7 +28,8 @@ BATCH_ELEMENTS = 1 << 22  # and at most this many input elements (bounds im2col 
 def evaluate(model: Any, inputs: np.ndarray | None = None, *, labels: np.ndarray | None = None,
              calibration: np.ndarray | None = None, config: Any = None,
              arch: ArchLike = "default", limit: int | None = None, fit_arch: bool = False,
-             data: str | Path | None = None, progress: Progress | None = None) -> dict:
+             data: str | Path | None = None, progress: Progress | None = None,
+             output: int | str | None = None) -> dict:
     """Quantize ``model`` with ``config`` (a QuantConfig; default W8A8), compile it for ``arch``
     (built-in name, TOML path or ArchConfig; ``fit_arch`` sizes the PEs to the model), simulate
     ``inputs`` (float, model layout; the first ``limit``) and compare. Returns the record that
@@ -37,11 +38,15 @@ def evaluate(model: Any, inputs: np.ndarray | None = None, *, labels: np.ndarray
     ``model``: a built-in name, ``file.py:factory`` or ``.pt2`` (with ``data``, the .npz of
     ``qasic evaluate --data``, or ``calibration``), a TrainedModel, an nn.Module or an
     ExportedProgram (with ``calibration``). Without ``inputs``: the model's test split and labels.
+    ``output``: a model returning a tuple or dict is evaluated on its output ``output`` (an
+    index or a key: ``qasic evaluate --output N``, qasic.models.outputs).
     """
     from qasic.flow import quantize_model
+    from qasic.models.outputs import select_output
     from qasic.quant import QuantConfig
 
-    trained = resolve_model(model, calibration=calibration, data=data, progress=progress)
+    trained = select_output(resolve_model(model, calibration=calibration, data=data,
+                                          progress=progress), output)
     _say(progress, f"quantizing {trained.name}")
     graph = quantize_model(trained, config if config is not None else QuantConfig())
     return evaluate_quantized(trained, graph, inputs, labels=labels, arch=arch, limit=limit,
@@ -238,8 +243,8 @@ def model_output(y: Any):
     items = y.to_tuple() if hasattr(y, "to_tuple") else y
     if isinstance(items, (tuple, list)) and items and isinstance(items[0], torch.Tensor):
         return items[0]
-    raise InputError(f"the model returns a {type(y).__name__}; return one tensor (or a "
-                     "transformers output whose first field is it)")
+    raise InputError(f"the model returns a {type(y).__name__}; pick the tensor with --output "
+                     "KEY or N (Python: output=), or return one tensor")
 
 
 def in_layout_of(fp32: np.ndarray, quant: np.ndarray, layout: str | None = None) -> np.ndarray:

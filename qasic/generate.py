@@ -28,6 +28,13 @@ exactly S ids.
 The prompt is text, encoded by a ``Tokenizer``: UTF-8 bytes for a model of 256 ids (tiny_gpt's),
 or a ``transformers`` tokenizer saved in a local directory (``tokenizer_for``); or token ids.
 
+A model returning the last position's logits alone (nanoGPT's and llama2.c's
+``lm_head(x[:, [-1], :])``, (1, 1, vocab); ``logits[:, -1, :]``, (1, vocab)) generates too: its
+selection of position C - 1 reads the prompt's last position P - 1 in the prefill and the step's
+one in a decode step, and the golden reference's the sequence's last token
+(qasic.quant.lastrow); its float tokens come from the unpadded sequence, as nanoGPT's own
+``generate`` runs it.
+
 The golden reference is the full model itself: the greedy token after t tokens is the argmax of
 ``reference.run(full, ...)`` at position t - 1 (the sequence right-padded to C: causal attention
 makes the padding irrelevant). ``matches_reference`` holds when every generated token and every
@@ -105,15 +112,18 @@ def tokenizer_for(spec: str | None, vocab: int) -> Tokenizer | None:
 
 def generate(model: Any = "tiny_gpt", prompt: Prompt = "", tokens: int = 16, *,
              config: Any = None, arch: ArchLike = "default", tokenizer: str | None = None,
-             progress: Progress | None = None, decoder_start: Start = None) -> dict:
+             progress: Progress | None = None, decoder_start: Start = None,
+             output: int | str | None = None) -> dict:
     """Generate ``tokens`` tokens after ``prompt`` (text, or token ids) with the quantized
     ``model`` (a built-in language model name, or a TrainedModel of a causal language model or
     an encoder-decoder, whose ``prompt`` is the source) on the simulator; returns the record
-    that ``qasic generate --json`` prints."""
+    that ``qasic generate --json`` prints. ``output``: the logits' index or key in a model's
+    tuple or dict output (``--output``, qasic.models.outputs)."""
     from qasic.flow import quantize_model
+    from qasic.models.outputs import select_output
     from qasic.quant import QuantConfig
 
-    trained = _language_model(model, progress)
+    trained = select_output(_language_model(model, progress), output)
     shape = check_request(trained, prompt, tokens, tokenizer, decoder_start)
     full = quantize_model(trained, config if config is not None else QuantConfig())
     return generate_quantized(trained, full, prompt, tokens, arch=arch, tokenizer=tokenizer,
@@ -132,6 +142,7 @@ def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
     ``decoder_start``: an id, or the target's first ids (the start token, then a prefix to
     continue); default: the ``decoder_start_token_id`` of the model's transformers config."""
     from qasic.quant.decode import positions
+    from qasic.quant.lastrow import last_selects
     from qasic.quant.srcpad import padded
 
     trained = _language_model(trained, progress)
@@ -144,6 +155,7 @@ def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
                           "positions; qasic generate needs one logits row per position, or an "
                           "encoder-decoder's per target position (ids [source | target], each "
                           "read by one embedding)")
+    _check_last(trained, full, c)
     s = _source(trained, c)
     source, start = _check_request(ids, tokens, c, vocab, s, trained, decoder_start)
     pad = source_pad(full, trained, source, s)
@@ -154,7 +166,8 @@ def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
     got, rows = session.generate(np.concatenate([run, start]), tokens)
     simulate_s = time.perf_counter() - t0
     want, ref_rows = golden_tokens(full, start, tokens, run)
-    fp32 = float_tokens(trained.module, start, tokens, c, run)
+    fp32 = float_tokens(trained.module, start, tokens, c, run,
+                        last=bool(last_selects(full, c)))
     costs = session.costs()
     text = (lambda t: tok.decode(t)) if tok else (lambda t: None)
     return {"model": trained.name, "arch": target.name,
@@ -226,13 +239,44 @@ def _shape(trained: Any) -> tuple[int, int]:
     if isinstance(y, (tuple, list)) or hasattr(y, "to_tuple"):
         y = model_output(y)  # the tensor capture compiles: (logits, None) -> logits (nanoGPT)
     c = int(x.shape[-1])
+    if _last_only(trained.module, y, c):
+        return c, int(y.shape[-1])  # the last position's logits: a causal LM's (lastrow)
     if not isinstance(y, torch.Tensor) or y.dim() != 3 or y.shape[0] != 1 \
             or not 1 <= y.shape[1] <= c:
         shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
         raise ConfigError(f"model {trained.name} returns {shape} for ids (1, {c}); qasic "
                           f"generate needs logits (1, {c}, vocab), one row per position (an "
-                          "encoder-decoder's: one per target position)")
+                          "encoder-decoder's: one per target position), or the last "
+                          "position's alone ((1, 1, vocab) or (1, vocab))")
     return int(y.shape[1]), int(y.shape[-1])
+
+
+def _last_only(module: Any, y: Any, c: int) -> bool:
+    """Whether float output ``y`` for ids (1, ``c``) is the logits of one position, (1, 1,
+    vocab) or (1, vocab) (nanoGPT's and llama2.c's lm_head(x[:, [-1], :]), logits[:, -1, :]),
+    over the vocabulary of the model's first nn.Embedding (the token table) when it has one:
+    a causal language model's last position (an encoder-decoder of one target position
+    generates nothing). ``_check_last`` checks the graph selects the last position."""
+    import torch
+
+    if c < 2 or not isinstance(y, torch.Tensor) or y.shape[0] != 1 \
+            or y.dim() not in (2, 3) or (y.dim() == 3 and y.shape[1] != 1):
+        return False
+    table = next((m for m in module.modules() if isinstance(m, torch.nn.Embedding)), None)
+    return table is None or table.num_embeddings == y.shape[-1]
+
+
+def _check_last(trained: Any, full: Any, c: int) -> None:
+    """A graph of one logits row over ``c`` > 1 positions must select the last position by
+    ops that a prefill and a decode step can cut (qasic.quant.lastrow), else one line."""
+    from qasic.quant.lastrow import last_selects
+
+    rows = int(np.prod(full.shapes[full.output][:-1]))
+    if rows == 1 < c and not last_selects(full, c):
+        raise ConfigError(f"model {trained.name} returns logits for one of its {c} ids, not "
+                          "selected as the last position's (x[:, [-1], :] or logits[:, -1, :], "
+                          "followed by ops of each row only: a linear, a norm); qasic generate "
+                          "needs a causal LM's logits at every position or at the last one")
 
 
 def _source(trained: Any, positions: int) -> int:
@@ -330,13 +374,6 @@ def _target_start(ids: np.ndarray, source: int, trained: Any, given: Start) -> n
 def _decoder_start(trained: Any, given: Start, source: int) -> np.ndarray:
     """The target's first ids: ``given`` (an id or ids), else the config's start token."""
     start = given if given is not None else decoder_start_id(trained.module)
-    if start is None and int(trained.example_input.shape[-1]) - source == 1:
-        raise ConfigError(f"model {trained.name} returns logits for the last 1 of its "
-                          f"{source + 1} ids: a causal language model's inference shortcut "
-                          "(nanoGPT's and llama2.c's lm_head(x[:, [-1], :])) or an "
-                          "encoder-decoder with no decoder_start_token_id; qasic generate needs "
-                          "a causal LM's logits at every position (return lm_head(x)), an "
-                          "encoder-decoder's --decoder-start ID")
     if start is None:
         raise ConfigError(f"model {trained.name} returns logits for the last "
                           f"{int(trained.example_input.shape[-1]) - source} of its ids, as an "
@@ -391,8 +428,9 @@ class Session:
         pre = Machine(self.prefill, self.arch, 1)
         pre.write_region(self.prefill.meta["input"]["tensor"], ids[None].reshape(1, 1, -1, 1))
         fast.run(pre)
-        row = pre.read_region(self.prefill.meta["output"]["tensor"]).reshape(self.prompt,
-                                                                             -1)[-1]
+        vocab = int(self.full.shapes[self.full.output][-1])
+        # the last prompt position's row (a model of the last position's logits has one)
+        row = pre.read_region(self.prefill.meta["output"]["tensor"]).reshape(-1, vocab)[-1]
         out, rows = [self._pick(row)], [row]
         step = Machine(self.decode, self.arch, 1)
         for r in self.states:  # the caches the prefill wrote
@@ -465,12 +503,15 @@ def golden_tokens(full: Any, ids: np.ndarray, tokens: int, source: Sequence[int]
                   ) -> tuple[list[int], list[np.ndarray]]:
     """The greedy tokens of the golden reference of the full model, and each step's logit codes
     (the sequence right-padded with id 0 to the model's positions; an encoder-decoder's input:
-    the ``source`` ids, then the target so padded)."""
+    the ``source`` ids, then the target so padded). A model of the last position's logits
+    reads the sequence's last token (qasic.quant.lastrow.at_position)."""
     from qasic.quant import reference
+    from qasic.quant.lastrow import at_position, last_selects
     from qasic.sim.run import io_encoding
 
     s = len(source)
     c = int(full.shapes[full.input][0]) - s
+    last = bool(last_selects(full, c))
     enc = io_encoding({"scale": full.tensors[full.output].scale,
                        "zero_point": full.tensors[full.output].zero_point,
                        "bits": full.tensors[full.output].bits,
@@ -479,17 +520,23 @@ def golden_tokens(full: Any, ids: np.ndarray, tokens: int, source: Sequence[int]
     for _ in range(tokens):
         x = np.zeros((1, s + c), np.int64)
         x[0, :s], x[0, s:s + len(seq)] = source, seq
-        row = reference.run(full, x)[0, len(seq) - 1]
+        if last:
+            out = reference.run(at_position(full, len(seq) - 1, c), x)[0]
+            row = out.reshape(-1, full.shapes[full.output][-1])[-1]
+        else:
+            row = reference.run(full, x)[0, len(seq) - 1]
         rows.append(row)
         seq.append(int(np.argmax(enc.decode(row))))
     return seq[len(ids):], rows
 
 
 def float_tokens(module: Any, ids: np.ndarray, tokens: int, c: int,
-                 source: Sequence[int] = ()) -> list[int]:
+                 source: Sequence[int] = (), last: bool = False) -> list[int]:
     """The float model's greedy tokens, each step one fixed-shape input (1, S + c): the
     ``source`` ids (S of them; none for a causal language model), then the sequence
-    right-padded with id 0, the logits of its last real position (as ``golden_tokens``)."""
+    right-padded with id 0, the logits of its last real position (as ``golden_tokens``).
+    ``last``: a model of the last position's logits runs on the sequence unpadded (as
+    nanoGPT's own generate does)."""
     import torch
 
     from qasic.evaluation import model_output
@@ -500,8 +547,9 @@ def float_tokens(module: Any, ids: np.ndarray, tokens: int, c: int,
             x = torch.zeros(1, s + c, dtype=torch.int64)
             x[0, :s] = torch.as_tensor(np.asarray(source, np.int64))
             x[0, s:s + len(seq)] = torch.tensor(seq)
-            y = module(x)
+            y = module(x[:, :s + len(seq)] if last else x)
             if isinstance(y, (tuple, list)) or hasattr(y, "to_tuple"):
                 y = model_output(y)
-            seq.append(int(y[0, len(seq) - 1].argmax()))
+            row = y.reshape(-1, y.shape[-1])[-1] if last else y[0, len(seq) - 1]
+            seq.append(int(row.argmax()))
     return seq[len(ids):]

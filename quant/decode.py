@@ -81,6 +81,7 @@ from qasic.quant import (
     decode_memory,
     decode_planes,
     intops,
+    lastrow,
     recurrence,
 )
 from qasic.quant.encodings import KEY_MASK
@@ -177,7 +178,7 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
     producer = {n.output: n for n in graph.nodes}
     c, tokens, enc = positions(graph), _token_axes(graph), encoder_tensors(graph)
     scanned = {name for p in _recurrences(graph, c) for name in p.position}
-    _refuse_scan(graph, producer, c, scanned)
+    _refuse_scan(graph, producer, c, scanned | set(lastrow.last_selects(graph, c)))
     out = []
     for n in graph.nodes:
         if n.op != "matmul" or _is_constant(producer, n.inputs[0]) or n.inputs[1] in enc \
@@ -304,7 +305,8 @@ def _token_major_source(producer: dict, tokens: dict, tensor: str) -> list[str]:
 def _over_positions(n: QNode, graph: QGraph, tokens: dict, rows: int) -> QNode:
     """A linear over the token positions (a token conv's slice) on ``rows`` of them; any other
     node as it is."""
-    if n.op != "linear" or tokens.get(n.inputs[0], (0,))[0] != len(graph.shapes[n.inputs[0]]) - 1:
+    axis = tokens.get(n.inputs[0], (None,))[0]  # None: no token axis (a selected row's)
+    if n.op != "linear" or axis != len(graph.shapes[n.inputs[0]]) - 1:
         return n
     return decode_conv.slice_linear(n, positions(graph), rows)
 
@@ -477,6 +479,7 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
     memory = decode_memory.placements(full, c, tokens)
     planes = decode_planes.masked_planes(full, c)  # zeros where causal softmaxes read them
     unread = decode_planes.unread(full, planes)
+    last = set(lastrow.last_selects(full, c))  # the logits of the last position alone
     nodes, shapes = [], {full.input: (source + prompt,)}
     tensors = dict(full.tensors)
     for n in full.nodes:
@@ -501,7 +504,8 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
             if n.name in shifts:  # S's first P rows and columns (decode_conv)
                 n = decode_conv.shift_prefill(n, consts[n.inputs[0]], prompt, nodes, shapes,
                                               tensors)
-            n = _positions_read(n, full, consts, nodes, shapes, tensors, c, prompt, memory)
+            n = lastrow.cut(n, consts, nodes, shapes, tensors, prompt) if n.name in last \
+                else _positions_read(n, full, consts, nodes, shapes, tensors, c, prompt, memory)
             n = _pattern_sliced(_reshaped(n, shapes, full, tokens, prompt), prompt, sinks)
             n = _over_positions(_sink_dropped(n, full, probs, prompt), full, tokens, prompt)
             if n.name in convs:
@@ -541,6 +545,7 @@ def decode_graph(full: QGraph) -> QGraph:
     windows = _windows(convs, shifts)  # a token conv's or shift's input -> K
     pads = _pad_steps(full, tokens, windows)  # a padded chain's left pad -> L
     scans = {name: p for p in _recurrences(full, c) for name in (*p.position, p.concat)}
+    last = set(lastrow.last_selects(full, c))  # the logits of the last position alone
     tensors = {**full.tensors, STEP: full.tensors[full.input]}
     shapes: dict[str, tuple[int, ...]] = {STEP: (2,)}
     rename: dict[str, str] = {}
@@ -607,7 +612,8 @@ def decode_graph(full: QGraph) -> QGraph:
             raise UnsupportedOpError(f"{n.name} ({n.op}) reads the token ids; generation "
                                      "supports token embeddings only")
         _unread(n, enc, whole)
-        n = _positions_read(n, full, consts, nodes, shapes, tensors, c, None)
+        n = lastrow.cut(n, consts, nodes, shapes, tensors, 1) if n.name in last \
+            else _positions_read(n, full, consts, nodes, shapes, tensors, c, None)
         n = _over_positions(_reshaped(n, shapes, full, tokens, 1), full, tokens, 1)
         shapes[n.output] = _infer(full, n, shapes)
         nodes.append(n)
@@ -1052,9 +1058,10 @@ def _token_axes(graph: QGraph) -> dict[str, tuple[int, int]]:
     plans = _recurrences(graph, positions(graph))
     scanned = {name for p in plans for name in p.position}
     stacks = {p.concat for p in plans}
+    last = set(lastrow.last_selects(graph, positions(graph)))  # one row: no token axis
     out = {graph.input: (0, 1)}
     for n in graph.nodes:
-        if n.output in enc or n.name in scanned:
+        if n.output in enc or n.name in scanned or n.name in last:
             continue
         if n.name in stacks:
             out[n.output] = (len(shapes[n.output]) - 1, 1)
@@ -1105,6 +1112,8 @@ def _reshaped(n: QNode, shapes: dict, full: QGraph | None = None,
         size, rest = int(np.prod(shapes[n.inputs[0]])), int(np.prod(shape[:j] + shape[j + 1:]))
         rows = size // rest if rest and size % rest == 0 else shape[j] // positions(full) * prompt
         new = (*shape[:j], rows, *shape[j + 1:])
+    elif full is not None and tuple(shapes[n.inputs[0]]) == tuple(full.shapes[n.inputs[0]]):
+        return n  # no token axis, its input as in full (after the last position's selection)
     else:
         rows = shapes[n.inputs[0]][0]
         new = (rows, *shape[1:]) if len(shape) > 1 else (rows * int(np.prod(
@@ -1201,9 +1210,17 @@ def _infer(full: QGraph, n: QNode, shapes: dict) -> tuple[int, ...]:
         return (*lead, a[-2], cols)
     if n.op == "constant":
         return tuple(np.shape(n.params["value"]))
+    if n.op == "maxpool2d":  # along each row's values alone (log_softmax's row maximum)
+        (h, w, ch), (kh, kw), (sh, sw) = ins[0], n.attrs["kernel"], n.attrs["stride"]
+        top, left, bottom, right = n.attrs["padding"]
+        if (kh, sh, top, bottom) != (1, 1, 0, 0):
+            raise UnsupportedOpError(f"{n.name}: a max pool across rows (kernel {kh}, stride "
+                                     f"{sh}) in a generation graph; generation runs a max "
+                                     "within each token's row (a max over the last axis)")
+        return (h, (w + left + right - kw) // sw + 1, ch)
     if n.op == "concat":  # along the last axis
         return (*ins[0][:-1], sum(s[-1] for s in ins))
     raise UnsupportedOpError(f"{n.name}: op {n.op} is not supported in generation graphs; "
                              f"supported: embedding, linear, matmul, {', '.join(_ROWWISE)}, "
-                             "reshape, permute, constant, concat, a causal conv over the "
-                             "tokens")
+                             "reshape, permute, constant, concat, a max pool within rows, a "
+                             "causal conv over the tokens")

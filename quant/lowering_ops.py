@@ -34,7 +34,8 @@ SUPPORTED = (
      "by a scalar, square (tables; chained into one table in sequence models)"),
     "max_pool1d/2d (padding, ceil_mode, dilation 1)",
     ("max/amax over H, W or L (a global max pool: PointNet's max over its points), or over one "
-     "of H, W with keepdim, or over the channels with keepdim (values only)"),
+     "of H, W with keepdim, or over the channels with keepdim (a classifier's (N, C) vectors "
+     "too; values only)"),
     "mean over the channels with keepdim (CBAM's spatial gate: a (1, C) avgpool of each pixel)",
     "expand/expand_as of a (C, 1, 1) map over H, W read by add/sub/mul (broadcast by them)",
     "avg_pool1d/2d (a divisor varying by window: times a per-position constant)",
@@ -219,10 +220,13 @@ def max_over_space(b: Any, node: Any, args: list, kwargs: dict) -> Any:
         else [int(args[1])]
     dims = sorted(int(d) % rank for d in dims)
     keep = bool(_arg(args, kwargs, 2, "keepdim", False))
-    h, w, c = b.shapes[x.name]
-    if rank in (3, 4) and dims == [1] and keep:
+    if rank in (2, 3, 4) and dims == [1] and keep:  # a classifier's (N, C) vectors too
         out = _channel_max(b, node, x)
         return (out, None) if node.target is aten.max.dim else out
+    if rank < 3:
+        b.fail(node, f"a max over dims {dims} of a rank-{rank} tensor in an image model; only "
+                     "over the channels (dim 1) with keepdim")
+    h, w, c = b.shapes[x.name]
     if rank == 4 and dims in ([2], [3]) and keep:
         k = (h, 1) if dims == [2] else (1, w)
     elif rank >= 3 and dims == list(range(2, rank)):
@@ -271,10 +275,12 @@ def _channel_max(b: Any, node: Any, x: Act) -> Act:
     """A max over an image's channels with keepdim (CBAM's spatial attention): the (H, W, C)
     channels-last pixels viewed as the image (H W, C, 1), max pooled along the channels (in
     stages past the POOL window field, qasic.quant.lowering_seqpool.pool_stages), viewed back
-    as (H, W, 1)."""
+    as (H, W, 1); a classifier's (C,) vector as one pixel, back to (1,) (log_softmax's row
+    maximum: qasic.quant.logsoftmax)."""
     from qasic.quant.lowering_seqpool import pool_stages  # it imports this module
 
-    h, w, c = b.shapes[x.name]
+    shape = tuple(b.shapes[x.name])
+    h, w, c = shape if len(shape) == 3 else (1, 1, int(shape[-1]))
     y = b.add(node, "reshape", (x.name,), {"shape": (h * w, c, 1)}, shape=(h * w, c, 1),
               suffix=".pixels")
     k = c
@@ -283,7 +289,8 @@ def _channel_max(b: Any, node: Any, x: Act) -> Act:
         y = b.add(node, "maxpool2d", (y.name,), {"kernel": (1, window), "stride": (1, window),
                                                  "padding": (0, 0, 0, pad)},
                   shape=(h * w, k, 1), suffix=f".pool{i or ''}")
-    return b.add(node, "reshape", (y.name,), {"shape": (h, w, 1)}, shape=(h, w, 1))
+    out = (h, w, 1) if len(shape) == 3 else (*shape[:-1], 1)
+    return b.add(node, "reshape", (y.name,), {"shape": out}, shape=out)
 
 
 def _checked(b: Any, node: Any, y: Act) -> Act:

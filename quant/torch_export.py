@@ -392,8 +392,8 @@ class _Builder:
             self.made_in[outs[0].name] = self.sequence  # in this mode's layout now
         if len(outs) != 1 or not isinstance(self.value(outs[0]), Act):
             self.fail(node, f"the model must return one activation tensor; it returns {len(outs)}"
-                            + ("; return the one to evaluate (e.g. a wrapper module whose forward "
-                               "returns model(x)[0])" if len(outs) > 1 else ""))
+                            + ("; pick the one to compile with --output N, its index from 0 "
+                               "(Python: output=N)" if len(outs) > 1 else ""))
         self._batch_first(outs[0])
         self.output_layout = self._layout_of(outs[0])
         return self.value(outs[0]).name

@@ -268,14 +268,17 @@ def test_a_model_returning_logits_and_a_none_loss_generates_like_the_golden_refe
     assert r["tokens"] == generate_quantized(tm, full, "hello", 4)["tokens"]
 
 
-def test_logits_of_the_last_position_alone_are_refused_in_one_line_naming_the_shortcut(model):
-    from qasic.errors import ConfigError
+def test_logits_of_the_last_position_alone_generate_like_the_golden_reference(model):
+    """nanoGPT's and llama2.c's inference shortcut, (logits[:, [-1], :], None): refused before
+    ('returns logits for the last 1 of its 16 ids'); the prefill now reads the prompt's last
+    position and the golden reference the sequence's last token (tests/quant/test_lastrow)."""
     from qasic.generate import check_request
 
-    with pytest.raises(ConfigError, match=re.escape(
-            f"model mingpt returns logits for the last 1 of its {C} ids: a causal language "
-            "model's inference shortcut (nanoGPT's and llama2.c's lm_head(x[:, [-1], :]))")):
-        check_request(_wrapped(model[0], last=True), "hello", 4)
+    tm, _ = model
+    wrapped = _wrapped(tm, last=True)
+    assert check_request(wrapped, "hello", 4) == (C, 256)
+    q = quantize(wrapped.module, (tm.example_input,), tm.calibration, QuantConfig())
+    assert generate_quantized(wrapped, q, "hello", 4)["matches_reference"] is True
 
 
 def test_a_decoder_start_for_a_causal_language_model_is_refused_in_one_line(gpt2):

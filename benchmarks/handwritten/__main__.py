@@ -50,8 +50,9 @@ def run_one(net: Network, tmp: Path) -> dict:
     qasic = [sys.executable, "-m", "qasic"]
     rec: dict = {"name": net.name, "about": net.about, "model": f"{net.module}.py:{net.factory}"}
     t0 = time.perf_counter()
+    pick = ["--output", net.output] if net.output else []
     code, out, err = _run([*qasic, "evaluate", "--model", net.model_arg, "--data", str(data),
-                           "--json"])
+                           *pick, "--json"])
     if code != 0 or out is None:
         rec |= {"status": "refused" if code == 1 else "crash", "exit_code": code, "error": err}
     else:
@@ -60,7 +61,7 @@ def run_one(net: Network, tmp: Path) -> dict:
         if net.prompt:
             cmd = [*qasic, "generate", "--model", net.model_arg, "--data", str(data),
                    "--prompt-ids", ",".join(map(str, net.prompt)), "--tokens", str(net.tokens),
-                   "--json"]
+                   *pick, "--json"]
             if net.decoder_start:
                 cmd += ["--decoder-start", ",".join(map(str, net.decoder_start))]
             code, gen, err = _run(cmd)

@@ -1491,7 +1491,8 @@ NETWORKS = (
     Network("hrnet", "HRNet (seg_hrnet.py's fuse layers: strided convs down, bilinear up; "
             "V2 head)", "hrnet", floats(16, 3, 32, 32)),
     Network("pointnet", "PointNet classifier (fxia22's: T-Net + bmm, Conv1d shared MLP, max "
-            "over points)", "pointnet", floats(32, 3, 64)),
+            "over points; (log-probs, trans, None) returned: --output 0)", "pointnet",
+            floats(32, 3, 64), output="0"),
     Network("shufflenet", "ShuffleNetV2 (torchvision's: chunk, cat, channel_shuffle by "
             "view/transpose/view)", "shufflenet", floats(16, 3, 32, 32)),
     Network("yolov5", "YOLOv5-style (ultralytics' Focus strided slices, C3, SPPF, nearest "

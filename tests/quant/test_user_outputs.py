@@ -1,5 +1,5 @@
 """A user model returning a tuple (PointNet's ``(log_probs, trans, trans_feat)``) is refused in
-one line that says what to do: return the one tensor to evaluate."""
+one line that says what to do: pick it with --output N (tests/models/test_outputs.py runs it)."""
 
 from __future__ import annotations
 
@@ -22,5 +22,6 @@ class TwoOutputs(nn.Module):
 
 
 def test_a_tuple_output_is_refused_naming_the_fix():
-    with pytest.raises(UnsupportedOpError, match=r"returns 2; return the one to evaluate"):
+    with pytest.raises(UnsupportedOpError,
+                       match=r"returns 2; pick the one to compile with --output N"):
         capture(TwoOutputs().eval(), torch.randn(1, 3, 8))
