@@ -58,3 +58,29 @@ def test_a_negative_scale_of_masked_scores_is_refused_in_one_line():
         capture(_MaskThenScale(-1.0).eval(), torch.randn(2, 6, 16))
     msg = str(e.value)
     assert "masked attention scores mul -1" in msg and "positive" in msg and "\n" not in msg
+
+
+class _QueryKeyMask(torch.nn.Module):
+    """DeBERTa's get_attention_mask: the padding mask of the queries times that of the keys."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.qk = torch.nn.Embedding(20, 8), torch.nn.Linear(8, 16)
+
+    def forward(self, ids):
+        m = (ids != 0).long()[:, None, None, :]
+        m = m * m.squeeze(-2).unsqueeze(-1)
+        x = self.emb(ids)
+        q, k = self.qk(x).chunk(2, -1)
+        s = (q @ k.transpose(-1, -2))[:, None].masked_fill(~m.bool(), -1e9)
+        return (s.softmax(-1) @ x[:, None]).sum(1)
+
+
+def test_a_query_times_key_padding_mask_is_refused_naming_the_key_mask_to_give():
+    from qasic.quant import capture
+
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(_QueryKeyMask().eval(), torch.randint(0, 20, (2, 6)))
+    msg = str(e.value)
+    assert "a mask of the queries times one of the keys" in msg
+    assert "mask[:, None, None, :]" in msg and "\n" not in msg
