@@ -65,7 +65,7 @@ def pad(b: Any, node: Any, args: list, kwargs: dict) -> ZeroPad:
         b.fail(node, f"padding with the value {value}; only zeros (a convolution's padding)")
     if not any(_ints(args[1])) and not isinstance(args[0], ZeroPad):  # pads nothing
         return _act(b, node, args[0], "pad input")
-    if b.sequence and not _conv1d_length(node, _ints(args[1])):  # a placement matmul per axis
+    if b.sequence:  # a placement matmul per padded axis
         return zero_pad(b, node, _act(b, node, args[0], "pad input"), _ints(args[1]))
     inner = args[0]
     src = inner.src if isinstance(inner, ZeroPad) else _act(b, node, inner, "pad input")
@@ -85,15 +85,6 @@ def pad(b: Any, node: Any, args: list, kwargs: dict) -> ZeroPad:
     if isinstance(inner, ZeroPad):
         add = tuple(a + q for a, q in zip(inner.pads, add, strict=True))
     return ZeroPad(src, add)
-
-
-def _conv1d_length(node: Any, p: list[int]) -> bool:
-    """A sequence model's zero pad of the length of (N, C, L) alone, read by convolutions only
-    (a causal conv written F.pad(u, (K - 1, 0)) then conv1d without padding: Hyena's and
-    S4's long convolutions, WaveNet's): it folds into their padding, as in an image model, so
-    generation finds the conv causal (qasic.quant.decode_conv)."""
-    return node.args[0].meta["val"].dim() == 3 and len(p) == 2 and min(p) >= 0 \
-        and bool(node.users) and all(u.target in READERS for u in node.users)
 
 
 def _selected(b: Any, node: Any, x: Act, p: list[int], mode: str) -> Act:
