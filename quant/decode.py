@@ -468,10 +468,10 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
                                               tensors)
             n = _positions_read(n, full, consts, nodes, shapes, tensors, c, prompt, memory)
             n = _pattern_sliced(_reshaped(n, shapes, full, tokens, prompt), prompt)
-            n = _widening_sliced(n, c, prompt, shapes)
             n = _over_positions(n, full, tokens, prompt)
             if n.name in convs:
                 n = decode_conv.causal_only(n)
+            n = _widening_sliced(n, c, prompt, shapes)
             shapes[n.output] = _infer(full, n, shapes)
             nodes.append(n)
         if n.output in caches or n.output in cross:
