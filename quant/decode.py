@@ -588,6 +588,25 @@ def _append(n: QNode, full: QGraph, nodes: list, shapes: dict) -> None:
     nodes.append(n)
 
 
+def _widening_sliced(n: QNode, c: int, prompt: int, shapes: dict) -> QNode:
+    """A prefill's linear of equal weights over the C keys of causal scores (RetNet's scores
+    divided by their row sums: the sum over the keys, a linear (1, C), and its broadcast back
+    over them, a linear (C, 1), ``_widened`` at capture): over the ``prompt`` keys the
+    prefill's scores have (the first P queries' keys after P are masked: zeros in the sum)."""
+    if n.op != "linear" or prompt == c:
+        return n
+    ps = {k: np.asarray(v) for k, v in n.params.items()}
+    w, features = ps["weight"], shapes[n.inputs[0]][-1]
+    if not (w == w.flat[0]).all():
+        return n
+    if w.shape == (c, 1) and features == 1 and all(
+            v.shape[:1] == (c,) and (v == v[:1]).all() for v in ps.values()):
+        return replace(n, params={k: v[:prompt] for k, v in ps.items()})
+    if w.shape == (1, c) and features == prompt:
+        return replace(n, params={**n.params, "weight": w[:, :prompt]})
+    return n
+
+
 def _recurrences(graph: QGraph, c: int) -> list:
     """The recurrences over the tokens (quant.recurrence: Mamba's scans, RWKV's WKV, ...):
     plans with the nodes of each position and the concat stacking their outputs."""
@@ -772,25 +791,6 @@ def _pattern_sliced(n: QNode, prompt: int) -> QNode:
     valid = np.asarray(n.params["valid"])
     valid = valid[:, :prompt, :prompt + valid.shape[-1] - valid.shape[-2]]
     return replace(n, params={**n.params, "valid": valid})
-
-
-def _widening_sliced(n: QNode, c: int, prompt: int, shapes: dict) -> QNode:
-    """A prefill's linear of equal weights over the C keys of causal scores (RetNet's scores
-    divided by their row sums: the sum over the keys, a linear (1, C), and its broadcast back
-    over them, a linear (C, 1), ``_widened`` at capture): over the ``prompt`` keys the
-    prefill's scores have (the first P queries' keys after P are masked: zeros in the sum)."""
-    if n.op != "linear" or prompt == c:
-        return n
-    ps = {k: np.asarray(v) for k, v in n.params.items()}
-    w, features = ps["weight"], shapes[n.inputs[0]][-1]
-    if not (w == w.flat[0]).all():
-        return n
-    if w.shape == (c, 1) and features == 1 and all(
-            v.shape[:1] == (c,) and (v == v[:1]).all() for v in ps.values()):
-        return replace(n, params={k: v[:prompt] for k, v in ps.items()})
-    if w.shape == (1, c) and features == prompt:
-        return replace(n, params={**n.params, "weight": w[:, :prompt]})
-    return n
 
 
 def _is_constant(producer: dict, tensor: str) -> bool:
