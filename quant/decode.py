@@ -510,6 +510,7 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
             n = _over_positions(_sink_dropped(n, full, probs, prompt), full, tokens, prompt)
             if n.name in convs:
                 n = decode_conv.causal_only(n)
+            n = _widening_sliced(n, c, prompt, shapes)
             shapes[n.output] = _infer(full, n, shapes)
             nodes.append(n)
         if n.output in caches or n.output in cross:
@@ -642,6 +643,25 @@ def _append(n: QNode, full: QGraph, nodes: list, shapes: dict) -> None:
     shapes[n.output] = np.shape(n.params["value"]) if n.op == "constant" else \
         _infer(full, n, shapes)
     nodes.append(n)
+
+
+def _widening_sliced(n: QNode, c: int, prompt: int, shapes: dict) -> QNode:
+    """A prefill's linear of equal weights over the C keys of causal scores (RetNet's scores
+    divided by their row sums: the sum over the keys, a linear (1, C), and its broadcast back
+    over them, a linear (C, 1), ``_widened`` at capture): over the ``prompt`` keys the
+    prefill's scores have (the first P queries' keys after P are masked: zeros in the sum)."""
+    if n.op != "linear" or prompt == c:
+        return n
+    ps = {k: np.asarray(v) for k, v in n.params.items()}
+    w, features = ps["weight"], shapes[n.inputs[0]][-1]
+    if not (w == w.flat[0]).all():
+        return n
+    if w.shape == (c, 1) and features == 1 and all(
+            v.shape[:1] == (c,) and (v == v[:1]).all() for v in ps.values()):
+        return replace(n, params={k: v[:prompt] for k, v in ps.items()})
+    if w.shape == (1, c) and features == prompt:
+        return replace(n, params={**n.params, "weight": w[:, :prompt]})
+    return n
 
 
 def _recurrences(graph: QGraph, c: int) -> list:

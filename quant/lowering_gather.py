@@ -248,4 +248,12 @@ def index_rows(b: Any, node: Any, x: Any, indices: list) -> Act | None:
     picks = idx.to(torch.int64).numpy() % n
     if d == lowering_seq.digit(b, node.args[0])[0]:  # the sample's rows: as many as picked
         b.batch_axes[node.name] = (d, len(picks))  # (Inkling-2's patches without its class
-    return lowering_seq.rows(b, node, x, np.eye(n)[picks], axis)  # tokens)
+        return lowering_seq.rows(b, node, x, np.eye(n)[picks], axis)  # tokens)
+    # features of a view of a linear's output (Falcon's multi-query fused QKV viewed as
+    # (S, H + 2, Dh), its key and value picked by [..., [-2], :] and [..., [-1], :]): a linear
+    # of those weight rows, as a slice is, so generation caches the key and value alone
+    shape = b.shapes[x.name]
+    part = lowering_seq.feature_part(b, node, x, axis, np.eye(n)[picks],
+                                     shape[:axis] + (len(picks),) + shape[axis + 1:],
+                                     ".pick" + "_".join(map(str, picks)))
+    return part if part is not None else lowering_seq.rows(b, node, x, np.eye(n)[picks], axis)

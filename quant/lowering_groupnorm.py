@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from qasic.quant import intops
+from qasic.quant import intops, lowering_seq
 from qasic.quant.lowering import Act, _act, _arg, _const, _np, _standalone_bn
 from qasic.quant.lowering_seq import reshaped
 
@@ -57,6 +57,8 @@ def _group_norm(b: Any, node: Any, x: Any, groups: int, gamma: Any, beta: Any,
                 eps: float) -> Act:
     x = _act(b, node, x, "group_norm input")
     shape = b.shapes[x.name]
+    if b.sequence and _tokens_as_samples(b, node):
+        return _per_token(b, node, x, shape, groups, gamma, beta, eps)
     if b.sequence:
         return _channels_first(b, node, x, shape, groups, gamma, beta, eps)
     c = shape[-1]
@@ -94,6 +96,46 @@ def _group_norm(b: Any, node: Any, x: Any, groups: int, gamma: Any, beta: Any,
         return reshaped(b, node, y, shape)
     y = reshaped(b, node, y, shape, suffix=".image")
     return _standalone_bn(b, node, y, g, bt, np.zeros(c), np.ones(c), 0.0)
+
+
+def _tokens_as_samples(b: Any, node: Any) -> bool:
+    """A GroupNorm of (N, C) whose N holds the tokens folded into the batch (RetNet's
+    ``group_norm(out.reshape(B * T, -1))``): each torch sample is one token's row."""
+    src = node.args[0]
+    axis, inner = lowering_seq.digit(b, src)
+    return src.meta["val"].dim() == 2 and axis == 0 and inner > 1
+
+
+def _per_token(b: Any, node: Any, x: Act, shape: tuple, groups: int, gamma: Any, beta: Any,
+               eps: float) -> Act:
+    """GroupNorm of each token's row alone (``_tokens_as_samples``): rows (T G, C / G), one a
+    group of a token; the affine a product and a sum with (T, C) constants."""
+    if len(shape) != 2:
+        b.fail(node, f"group_norm of a per-sample {shape} tensor of tokens; only (T, C)")
+    t, c = shape
+    k = c // groups
+    if k > intops.NORM_MAX_LEN:
+        b.fail(node, f"group_norm over groups of {k} channels; NORM normalizes rows of at most "
+                     f"{intops.NORM_MAX_LEN} (use more groups)")
+    g = np.ones(c) if gamma is None else _np(_const(b, node, gamma, "group_norm weight"))
+    bt = np.zeros(c) if beta is None else _np(_const(b, node, beta, "group_norm bias"))
+    rows = reshaped(b, node, x, (t * groups, k), suffix=".rows")
+    y = b.add(node, "norm", (rows.name,), {"center": True, "eps": eps},
+              {"gamma": np.ones(k), "beta": np.zeros(k)}, shape=(t * groups, k),
+              suffix=".norm")
+    affine = not (np.all(g == 1.0) and np.all(bt == 0.0))
+    y = reshaped(b, node, y, shape, suffix=".tokens" if affine else "")
+    if not affine:
+        return y
+    from qasic.quant.lowering_pointwise import constant_mul
+
+    if not np.all(g == 1.0):
+        y = constant_mul(b, node, y, np.tile(g, (t, 1)))
+    if not np.all(bt == 0.0):
+        const = b.add(node, "constant", (), {}, {"value": np.tile(bt, (t, 1))}, shape=shape,
+                      suffix=".beta")
+        y = b.add(node, "add", (y.name, const.name), shape=shape)
+    return y
 
 
 def _channels_first(b: Any, node: Any, x: Act, shape: tuple, groups: int, gamma: Any,

@@ -382,6 +382,9 @@ def _with_mask(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
         if not isinstance(act, (Act, Pointwise)):
             b.fail(node, "a product of two padding masks; only of a mask and activations")
         return _two_activations(b, node, "mul", materialize(b, act), masks.column(b, node, key))
+    scaled = _scaled_masked(b, node, op, x, y)
+    if scaled is not None:
+        return scaled
     if op != "add":
         b.fail(node, f"{op} with an attention mask; masks are added to the scores")
     scores, mask = (y, x) if isinstance(x, masks.KeyMask) else (x, y)
@@ -394,6 +397,23 @@ def _with_mask(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
     if bias is not None:
         scores = constant_add(b, node, scores, bias)
     return masks.masked(b, node, scores, mask, "additive")
+
+
+def _scaled_masked(b: Any, node: Any, op: str, x: Any, y: Any) -> masks.Masked | None:
+    """Masked scores times (or divided by) a positive scalar: the scores scaled, the mask kept
+    (GPT-J and CodeGen mask with ``where(causal, w, finfo.min)`` and scale by ``1/sqrt(hd)``
+    after: a masked score stays below any kept one). None when it is not that."""
+    if op not in ("mul", "div"):
+        return None
+    m, c = (x, y) if isinstance(x, masks.Masked) else (y, x)
+    c = _scalar(c)
+    if not isinstance(m, masks.Masked) or c is None or (op == "div" and m is not x):
+        return None
+    if c <= 0 or not math.isfinite(c):
+        b.fail(node, f"masked attention scores {op} {c:g}; only a positive finite scale keeps "
+                     "the masked keys masked")
+    scores = materialize(b, _binary(b, node, op, m.scores, c))
+    return replace(m, scores=scores)
 
 
 def _with_constant(b: Any, node: Any, op: str, x: Act, c: torch.Tensor, first: bool) -> Any:

@@ -155,7 +155,10 @@ def apply(b: Any, node: Any, args: list, kwargs: dict) -> Any:
         shape = tuple(node.meta["val"].shape)
         pos = [torch.broadcast_to(m.pos, shape) for m in masks]
         if any(not torch.equal(p, pos[0]) for p in pos):
-            b.fail(node, "an elementwise op of padding-mask elements that read different keys")
+            b.fail(node, "an elementwise op of padding-mask elements that read different "
+                         "tokens (a mask of the queries times one of the keys, as DeBERTa's "
+                         "get_attention_mask: padded query rows have no key to attend); mask "
+                         "the keys only: mask[:, None, None, :]")
         vals = [torch.broadcast_to(target(*_subst(args, w), **_subst(kwargs, w)), shape)
                 for w in ("when1", "when0")]
         return replace(first, pos=pos[0], when1=vals[0], when0=vals[1])

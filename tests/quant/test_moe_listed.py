@@ -1,0 +1,86 @@
+"""A mixture of experts written as mistral-src's MoeLayer (qasic.quant.moe_layouts ``_listed``):
+a bias-free gate Linear, a ModuleList of SwiGLU experts w1, w2, w3, torch.topk of the gate
+logits, softmax over the top k, torch.where per expert and index_add_. Run densely (every
+expert on every token, weighted by the masked softmax of the top k), bit-exact, and generated
+token by token like the golden reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from qasic.quant import QuantConfig, reference
+from qasic.quant.quantize import quantize
+
+C = 12
+
+
+class _Expert(torch.nn.Module):
+    def __init__(self, d: int, i: int):
+        super().__init__()
+        self.w1, self.w2 = torch.nn.Linear(d, i, bias=False), torch.nn.Linear(i, d, bias=False)
+        self.w3 = torch.nn.Linear(d, i, bias=False)
+
+    def forward(self, x):
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class _MoeLayer(torch.nn.Module):
+    """mistral-src moe.py's, its k on the block."""
+
+    def __init__(self, d: int = 16, i: int = 24, e: int = 4, k: int = 2):
+        super().__init__()
+        self.experts = torch.nn.ModuleList(_Expert(d, i) for _ in range(e))
+        self.gate = torch.nn.Linear(d, e, bias=False)
+        self.num_experts_per_tok = k
+
+    def forward(self, x):
+        inputs = x.reshape(-1, x.shape[-1])
+        weights, selected = torch.topk(self.gate(inputs), self.num_experts_per_tok)
+        weights = F.softmax(weights, dim=1, dtype=torch.float).to(inputs.dtype)
+        results = torch.zeros_like(inputs)
+        for i, expert in enumerate(self.experts):
+            batch_idx, nth = torch.where(selected == i)
+            results.index_add_(0, batch_idx, weights[batch_idx, nth, None]
+                               * expert(inputs[batch_idx]))
+        return results.view(x.shape)
+
+
+class _MoeLM(torch.nn.Module):
+    def __init__(self, vocab: int = 40, d: int = 16):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb, self.pos = torch.nn.Embedding(vocab, d), torch.nn.Embedding(C, d)
+        self.qkv, self.o = torch.nn.Linear(d, 3 * d), torch.nn.Linear(d, d)
+        self.n1, self.n2 = torch.nn.LayerNorm(d), torch.nn.LayerNorm(d)
+        self.moe, self.head = _MoeLayer(d), torch.nn.Linear(d, vocab)
+        with torch.no_grad():  # a trained model's scale: logits that differ
+            for p in self.parameters():
+                p.mul_(2.0) if p.dim() > 1 else None
+
+    def forward(self, ids):
+        b, t = ids.shape
+        x = self.emb(ids) + self.pos(torch.arange(t))
+        q, k, v = (z.view(b, t, 2, 8).transpose(1, 2) for z in self.qkv(self.n1(x)).chunk(3, -1))
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.o(a.transpose(1, 2).reshape(b, t, -1))
+        return self.head(x + self.moe(self.n2(x)))
+
+
+def test_a_listed_moe_layer_runs_densely_bit_exact_and_generates_like_the_reference():
+    import qasic
+    from tests.quant.generation import assert_generates_like_the_golden_reference
+
+    model = _MoeLM().eval()
+    calib = np.random.default_rng(0).integers(0, 40, (16, C))
+    full = quantize(model, (torch.from_numpy(calib[:1]),), calib, QuantConfig())
+    assert sum(n.op == "topk_mask" for n in full.nodes) == 1
+    with torch.no_grad():
+        want = model(torch.from_numpy(calib)).numpy()
+    got = full.dequantize_output(reference.run(full, full.quantize_input(calib)))
+    cos = float((got * want).sum() / np.linalg.norm(got) / np.linalg.norm(want))
+    assert cos > 0.99
+    record = qasic.evaluate(_MoeLM().eval(), calib, calibration=calib)
+    assert record["bit_exact"] and record["cosine"] > 0.99
+    assert_generates_like_the_golden_reference(full, calib[3, :5], 6)
