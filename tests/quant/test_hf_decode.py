@@ -394,3 +394,21 @@ def test_qwen3_nexts_gated_delta_rule_decodes_with_its_state():
     kept = reference.run(full, np.pad(seq, ((0, 0), (0, C - 4))), keep=True)
     reference.run(prefill_graph(full, 4), seq, state=state)
     np.testing.assert_array_equal(state[writes[0]], kept[states[3]].reshape(1, 4, 64))
+
+
+def test_a_conv_window_at_four_bit_activations_is_refused_in_one_line_naming_the_width():
+    """LFM2's conv window at A4: a decode step's token is a (D, 1) column of the channels-first
+    conv input, stored a code per byte, and its row cannot be written into the packed 4-bit
+    cache. The refusal names the cache and the width that generates (activation_bits=8); the
+    evaluation itself is bit-exact (benchmarks/results/bit_survey_a4.json)."""
+    from qasic.arch.config import default_arch
+    from qasic.errors import UnsupportedOpError
+    from qasic.generate import Session
+
+    calib = np.random.default_rng(0).integers(0, VOCAB, (8, C))
+    full = quantize(_model("lfm2"), (torch.from_numpy(calib[:1]),), calib,
+                    QuantConfig(activation_bits=4))
+    with pytest.raises(UnsupportedOpError, match=r"^cache_write cache\.\S+conv1d\.lc: rows .* "
+                                                 r"\(1x1x64 int8\) .*64 int4 codes\); at 2\.\.7"
+                                                 r".*generate with activation_bits=8$"):
+        Session(full, 3, default_arch())
