@@ -173,7 +173,32 @@ def window(n: QNode, k: int, state: str, step: str, nodes: list, shapes: dict,
     nodes.append(QNode(image, "reshape", (rows,), image, {"shape": (1, k, d)}))
     shapes |= {rows: (k, d), image: (1, k, d)}
     tensors |= {rows: tensors[state], image: tensors[state]}
+    tq = tensors[state]
+    group = 8 // np.gcd(8, tq.bits) if not tq.is_fp else 1
+    if group > 1 and d % group == 0:  # a depthwise conv's input keeps a code per byte
+        # (compiler.memory): the packed window is re-stored by a grouped identity conv whose
+        # input channels per group fill whole bytes
+        image = _identity(image, f"{n.name}.window.bytes", group, nodes, shapes, tensors)
     return replace(n, inputs=(image,), attrs={**n.attrs, "padding": (0, 0, 0, 0)})
+
+
+def _identity(src: str, name: str, group: int, nodes: list, shapes: dict,
+              tensors: dict) -> str:
+    """``src`` (1, W, D) through a 1x1 conv of D / ``group`` groups whose weight is the
+    identity (1 on each channel's own input), multiplier exactly 1: the same codes, stored as
+    its readers need them."""
+    d = shapes[src][-1]
+    weight = np.zeros((d, 1, 1, group), np.int8)
+    weight[np.arange(d), 0, 0, np.arange(d) % group] = 1
+    q, s = quantize_multiplier(1.0)
+    nodes.append(QNode(name, "conv2d", (src,), name,
+                       {"stride": (1, 1), "dilation": (1, 1), "groups": d // group,
+                        "padding": (0, 0, 0, 0)},
+                       {"weight": weight, "bias": np.zeros(d, np.int64),
+                        "multiplier": np.full(d, q, np.int32),
+                        "shift": np.full(d, s, np.int32)}))
+    shapes[name], tensors[name] = shapes[src], tensors[src]
+    return name
 
 
 def slice_linear(n: QNode, c: int, rows: int) -> QNode:
