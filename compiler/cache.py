@@ -42,7 +42,7 @@ def cache_steps(k: Kernel, graph: QGraph, arch: ArchConfig, rows: Buffer, state:
         raise UnsupportedOpError(f"cache_write {node.name}: rows {node.inputs[0]} "
                                  f"({rows.h}x{rows.w}x{rows.c} {rows.encoding}) must be a dense "
                                  f"sequence like its cache ({state.w} rows of {state.c} "
-                                 f"{state.encoding} codes)")
+                                 f"{state.encoding} codes){_narrow(rows, state)}")
     if rows.w > state.w:
         raise UnsupportedOpError(f"cache_write {node.name}: {rows.w} rows do not fit the "
                                  f"{state.w} positions of {node.output}")
@@ -79,7 +79,8 @@ def window_steps(k: Kernel, graph: QGraph, arch: ArchConfig, state: Buffer, step
             or dst.encoding != state.encoding:
         raise UnsupportedOpError(f"cache_window {node.name}: its output {node.output} must be "
                                  f"{rows} dense rows of the state {node.inputs[0]} "
-                                 f"({state.w} rows of {state.c} {state.encoding} codes)")
+                                 f"({state.w} rows of {state.c} {state.encoding} codes)"
+                                 f"{_narrow(dst, state)}")
     half = halves(arch)["output"]
     if state.row > half:
         raise too_small(k, f"a window row of {state.c} codes", state.row, half)
@@ -98,3 +99,12 @@ def window_steps(k: Kernel, graph: QGraph, arch: ArchConfig, state: Buffer, step
         s.stores += dma("STORE", "output", dst.addr + r0 * state.row, base, size)
         out.append(s)
     return out
+
+
+def _narrow(a: Buffer, state: Buffer) -> str:
+    """The refusal's hint when only the storage differs: a 2..7-bit row that is not stored
+    packed like its cache (a token's features as a (D, 1) column: a code per byte) at 8 bits."""
+    if a.encoding == state.encoding or "int8" not in (a.encoding, state.encoding):
+        return ""
+    return ("; at 2..7-bit activations a code is stored a byte each where it does not pack "
+            "(compiler.memory): generate with activation_bits=8")

@@ -627,7 +627,11 @@ def decode_graph(full: QGraph) -> QGraph:
             whole.add(rename[n.output])
         if n.output in windows:  # its row at K - 1 + p of the padded state (decode_conv)
             name, k = state_name(n.output), windows[n.output]
-            nodes.append(QNode(name, "cache_write", (n.output, STEP), name,
+            row = n.output
+            if not tensors[row].is_fp and tensors[row].bits < 8:  # re-stored packed (a
+                # channels-first step's (D, 1) column keeps a code per byte: compiler.memory)
+                row = decode_conv.padded_rows(row, 1, 1, nodes, shapes, tensors)
+            nodes.append(QNode(name, "cache_write", (row, STEP), name,
                                {"state": name, "index": 1, "base": k - 1}))
             shapes[name] = (c + k - 1, shapes[n.output][1])
             tensors[name] = full.tensors[n.output]

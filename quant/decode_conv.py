@@ -213,21 +213,25 @@ def causal_only(n: QNode) -> QNode:
 def padded_rows(src: str, k: int, rows: int, nodes: list, shapes: dict,
                 tensors: dict) -> str:
     """A prefill's ``rows`` rows of ``src`` (P, D) after K - 1 rows of padding (v = 0: the
-    zero point's code), the state's first P + K - 1 rows: a linear over the positions whose
-    0/1 weight shifts them down (multiplier exactly 1: each row keeps its codes)."""
+    zero point's code), the state's first P + K - 1 rows: a depthwise 1x1 conv of weight 1
+    over the tokens (the image (1, P, D)) padded K - 1 on the left, multiplier exactly 1, so
+    every row keeps its codes and the pad rows are the zero point's. Its output is token-major
+    like the state's rows, so at 2..7 bits it is stored as the state is (a linear over the
+    positions between two permutes stored them a byte per code, which the cache_write of a
+    packed 4-bit state refused)."""
     d, out = shapes[src][1], rows + k - 1
-    cols, shifted, back = f"{src}.window.t", f"{src}.window.pad", f"{src}.window"
-    weight = np.zeros((out, rows), np.int64)
-    weight[np.arange(k - 1, out), np.arange(rows)] = 1
+    image, padded, back = f"{src}.window.image", f"{src}.window.pad", f"{src}.window"
     q, s = quantize_multiplier(1.0)
-    nodes.append(QNode(cols, "permute", (src,), cols, {"perm": (1, 0)}))
-    nodes.append(QNode(shifted, "linear", (cols,), shifted, {},
-                       {"weight": weight, "bias": np.zeros(out, np.int64),
-                        "multiplier": np.full(out, q, np.int64),
-                        "shift": np.full(out, s, np.int64)}))
-    nodes.append(QNode(back, "permute", (shifted,), back, {"perm": (1, 0)}))
-    shapes |= {cols: (d, rows), shifted: (d, out), back: (out, d)}
-    tensors |= dict.fromkeys((cols, shifted, back), tensors[src])
+    nodes.append(QNode(image, "reshape", (src,), image, {"shape": (1, rows, d)}))
+    nodes.append(QNode(padded, "conv2d", (image,), padded,
+                       {"stride": (1, 1), "dilation": (1, 1), "groups": d,
+                        "padding": (0, k - 1, 0, 0)},
+                       {"weight": np.ones((d, 1, 1, 1), np.int8),
+                        "bias": np.zeros(d, np.int64), "multiplier": np.full(d, q, np.int32),
+                        "shift": np.full(d, s, np.int32)}))
+    nodes.append(QNode(back, "reshape", (padded,), back, {"shape": (out, d)}))
+    shapes |= {image: (1, rows, d), padded: (1, out, d), back: (out, d)}
+    tensors |= dict.fromkeys((image, padded, back), tensors[src])
     return back
 
 
@@ -242,7 +246,32 @@ def window(n: QNode, k: int, state: str, step: str, nodes: list, shapes: dict,
     nodes.append(QNode(image, "reshape", (rows,), image, {"shape": (1, k, d)}))
     shapes |= {rows: (k, d), image: (1, k, d)}
     tensors |= {rows: tensors[state], image: tensors[state]}
+    tq = tensors[state]
+    group = 8 // np.gcd(8, tq.bits) if not tq.is_fp else 1
+    if group > 1 and d % group == 0:  # a depthwise conv's input keeps a code per byte
+        # (compiler.memory): the packed window is re-stored by a grouped identity conv whose
+        # input channels per group fill whole bytes
+        image = _identity(image, f"{n.name}.window.bytes", group, nodes, shapes, tensors)
     return replace(n, inputs=(image,), attrs={**n.attrs, "padding": (0, 0, 0, 0)})
+
+
+def _identity(src: str, name: str, group: int, nodes: list, shapes: dict,
+              tensors: dict) -> str:
+    """``src`` (1, W, D) through a 1x1 conv of D / ``group`` groups whose weight is the
+    identity (1 on each channel's own input), multiplier exactly 1: the same codes, stored as
+    its readers need them."""
+    d = shapes[src][-1]
+    weight = np.zeros((d, 1, 1, group), np.int8)
+    weight[np.arange(d), 0, 0, np.arange(d) % group] = 1
+    q, s = quantize_multiplier(1.0)
+    nodes.append(QNode(name, "conv2d", (src,), name,
+                       {"stride": (1, 1), "dilation": (1, 1), "groups": d // group,
+                        "padding": (0, 0, 0, 0)},
+                       {"weight": weight, "bias": np.zeros(d, np.int64),
+                        "multiplier": np.full(d, q, np.int32),
+                        "shift": np.full(d, s, np.int32)}))
+    shapes[name], tensors[name] = shapes[src], tensors[src]
+    return name
 
 
 def slice_linear(n: QNode, c: int, rows: int) -> QNode:

@@ -394,3 +394,40 @@ def test_qwen3_nexts_gated_delta_rule_decodes_with_its_state():
     kept = reference.run(full, np.pad(seq, ((0, 0), (0, C - 4))), keep=True)
     reference.run(prefill_graph(full, 4), seq, state=state)
     np.testing.assert_array_equal(state[writes[0]], kept[states[3]].reshape(1, 4, 64))
+
+
+def _full_at(name: str, bits: int):
+    calib = np.random.default_rng(0).integers(0, VOCAB, (8, C))
+    return quantize(_model(name), (torch.from_numpy(calib[:1]),), calib,
+                    QuantConfig(activation_bits=bits))
+
+
+def test_a_conv_window_generates_exactly_at_four_bit_activations():
+    """LFM2's conv window at A4: a step's token is a (D, 1) column of the channels-first conv
+    input (a code per byte) and a depthwise conv's input keeps a code per byte, while the cache
+    is packed 4-bit: the step's row is re-stored by an identity depthwise conv before its
+    cache_write, the window by an identity conv of 2-channel groups before the conv
+    (quant.decode_conv). Both were refused; now the simulator generates what the golden
+    reference does; the logits keep a cosine of 0.61 to float's."""
+    import qasic
+
+    full = _full_at("lfm2", 4)
+    session = assert_generates_like_the_golden_reference(full, np.array([22, 260, 83]), 5)
+    assert [i.op for i in session.decode.instrs].count("SCATTER") == 3
+    ids = np.random.default_rng(0).integers(0, VOCAB, (4, C))
+    out = qasic.evaluate(_model("lfm2"), ids, calibration=ids,
+                         config=QuantConfig(activation_bits=4))
+    assert out["bit_exact"] and out["cosine"] > 0.5, out["cosine"]  # 0.61: 4-bit codes
+
+
+def test_a_scan_state_at_four_bit_activations_is_refused_in_one_line_naming_the_width():
+    """RecurrentGemma's RG-LRU state at A4: the step's state row is stored a code per byte, its
+    packed 4-bit cache cannot take it; the refusal names the cache and activation_bits=8."""
+    from qasic.arch.config import default_arch
+    from qasic.errors import UnsupportedOpError
+    from qasic.generate import Session
+
+    with pytest.raises(UnsupportedOpError, match=r"^cache_write cache\.\S+rg_lru\S+: rows .* "
+                                                 r"\(1x1x32 int8\) .*32 int4 codes\); at 2\.\.7"
+                                                 r".*generate with activation_bits=8$"):
+        Session(_full_at("recurrent_gemma", 4), 3, default_arch())
