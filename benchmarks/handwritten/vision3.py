@@ -1125,6 +1125,6 @@ NETWORKS = (
             "cat, stage AvgPool2d)", "res2net", floats(16, 3, 32, 32)),
     Network("poolformer", "sail-sg's PoolFormer (AvgPool2d count_include_pad=False minus x, "
             "GroupNorm(1), layer scale by unsqueeze)", "poolformer", floats(16, 3, 32, 32)),
-    Network("gmlp", "lucidrains' gMLP for images (spatial gating unit: chunk, LayerNorm, Conv1d "
+    Network("gmlp_vision", "lucidrains' gMLP for images (spatial gating unit: chunk, LayerNorm, Conv1d "
             "over tokens, gate * res)", "gmlp", floats(16, 3, 32, 32)),
 )
