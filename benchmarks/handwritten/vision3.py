@@ -136,12 +136,12 @@ def mobilenetv3():
 class BottleneckTransform(nn.Sequential):
     def __init__(self, width_in, width_out, stride, group_width, bottleneck_multiplier,
                  se_ratio):
-        w_b = int(round(width_out * bottleneck_multiplier))
+        w_b = round(width_out * bottleneck_multiplier)
         g = w_b // group_width
         layers = {"a": Conv2dNormActivation(width_in, w_b, 1),
                   "b": Conv2dNormActivation(w_b, w_b, 3, stride, groups=g)}
         if se_ratio:
-            width_se_out = int(round(se_ratio * width_in))
+            width_se_out = round(se_ratio * width_in)
             layers["se"] = SqueezeExcitation(w_b, width_se_out)
         layers["c"] = Conv2dNormActivation(w_b, width_out, 1, activation_layer=None)
         super().__init__()
@@ -555,7 +555,7 @@ class DETRTransformer(nn.Module):
         self.norm = nn.LayerNorm(d_model)
 
     def forward(self, src, query_embed, pos_embed):
-        bs, c, h, w = src.shape
+        bs = src.shape[0]
         src = src.flatten(2).permute(2, 0, 1)
         pos_embed = pos_embed.flatten(2).permute(2, 0, 1)
         query_embed = query_embed.unsqueeze(1).repeat(1, bs, 1)
@@ -765,8 +765,9 @@ def default_conv(in_channels, out_channels, kernel_size, bias=True):
 
 
 class ResBlock(nn.Module):
-    def __init__(self, conv, n_feats, kernel_size, bias=True, act=nn.ReLU(True), res_scale=1):
+    def __init__(self, conv, n_feats, kernel_size, bias=True, act=None, res_scale=1):
         super().__init__()
+        act = nn.ReLU(True) if act is None else act
         m = []
         for i in range(2):
             m.append(conv(n_feats, n_feats, kernel_size, bias=bias))
@@ -785,7 +786,7 @@ class Upsampler(nn.Sequential):
     def __init__(self, conv, scale, n_feats, bias=True):
         m = []
         if (scale & (scale - 1)) == 0:  # scale = 2^n
-            for _ in range(int(math.log(scale, 2))):
+            for _ in range(int(math.log2(scale))):
                 m.append(conv(n_feats, 4 * n_feats, 3, bias))
                 m.append(nn.PixelShuffle(2))
         elif scale == 3:
@@ -852,7 +853,7 @@ class Bottle2neck(nn.Module):
     def __init__(self, inplanes, planes, stride=1, downsample=None, baseWidth=26, scale=4,
                  stype="normal"):
         super().__init__()
-        width = int(math.floor(planes * (baseWidth / 64.0)))
+        width = math.floor(planes * (baseWidth / 64.0))
         self.conv1 = nn.Conv2d(inplanes, width * scale, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width * scale)
         self.nums = 1 if scale == 1 else scale - 1
@@ -974,8 +975,8 @@ class PoolFormerBlock(nn.Module):
         self.norm2 = GroupNorm(dim)
         self.mlp = PFMlp(dim, int(dim * mlp_ratio))
         self.drop_path = nn.Identity()
-        self.layer_scale_1 = nn.Parameter(layer_scale_init_value * torch.ones((dim)))
-        self.layer_scale_2 = nn.Parameter(layer_scale_init_value * torch.ones((dim)))
+        self.layer_scale_1 = nn.Parameter(layer_scale_init_value * torch.ones(dim))
+        self.layer_scale_2 = nn.Parameter(layer_scale_init_value * torch.ones(dim))
 
     def forward(self, x):
         x = x + self.drop_path(self.layer_scale_1.unsqueeze(-1).unsqueeze(-1)
@@ -1125,6 +1126,6 @@ NETWORKS = (
             "cat, stage AvgPool2d)", "res2net", floats(16, 3, 32, 32)),
     Network("poolformer", "sail-sg's PoolFormer (AvgPool2d count_include_pad=False minus x, "
             "GroupNorm(1), layer scale by unsqueeze)", "poolformer", floats(16, 3, 32, 32)),
-    Network("gmlp_vision", "lucidrains' gMLP for images (spatial gating unit: chunk, LayerNorm, Conv1d "
-            "over tokens, gate * res)", "gmlp", floats(16, 3, 32, 32)),
+    Network("gmlp_vision", "lucidrains' gMLP for images (spatial gating unit: chunk, "
+            "LayerNorm, Conv1d over tokens, gate * res)", "gmlp", floats(16, 3, 32, 32)),
 )
