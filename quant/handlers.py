@@ -29,6 +29,7 @@ from qasic.quant import (
     lowering_seq,
     lowering_seqpool,
     lowering_ssm,
+    pixel_shuffle,
     sinks,
 )
 from qasic.quant import lowering_transformer as transformer
@@ -38,6 +39,7 @@ aten = torch.ops.aten
 _IMAGE = {**lowering.HANDLERS, **lowering_ops.HANDLERS, **lowering_groupnorm.HANDLERS,
           **lowering_convt.HANDLERS,  # aten.convolution: the transposed ones too
           **lowering_pad.HANDLERS,
+          **pixel_shuffle.HANDLERS,  # nn.PixelShuffle / PixelUnshuffle: moves of codes
           # a vision transformer's patches switch the model to sequence mode
           aten.permute.default: partial(lowering_seq.to_sequence, image=lowering.permute),
           aten.transpose.int: lowering_seq.to_sequence,
@@ -108,4 +110,4 @@ SUPPORTED = (lowering.SUPPORTED + lowering_convt.SUPPORTED + lowering_pad.SUPPOR
              + lowering_ops.SUPPORTED + lowering_groupnorm.SUPPORTED
              + transformer.SUPPORTED + lowering_gather.SUPPORTED
              + lowering_seqpool.SUPPORTED + lastpool.SUPPORTED + lowering_ssm.SUPPORTED
-             + logsoftmax.SUPPORTED)
+             + logsoftmax.SUPPORTED + pixel_shuffle.SUPPORTED)

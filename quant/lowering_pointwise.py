@@ -297,6 +297,9 @@ def _binary(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
     if tx is not None and isinstance(y, torch.Tensor):
         return _with_constant(b, node, op, materialize(b, x), y, first=True)
     if ty is not None and isinstance(x, torch.Tensor):
+        if op == "sub" and ty[0] is not None and not bool((x <= masks.NEG).any()):
+            # c - y = c + (-y): the negation joins y's table (YOLOv8's anchors - distances)
+            op, y = "add", Pointwise(ty[0], pw.op("mul", ty[1], pw.const(-1.0)), node)
         return _with_constant(b, node, op, materialize(b, y), x, first=False)
     b.fail(node, f"{op} of {type(x).__name__} and {type(y).__name__}")
 
