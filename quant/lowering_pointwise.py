@@ -694,11 +694,12 @@ def split(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
 def _image_channels(b: Any, node: Any, args: list, kwargs: dict, at: int,
                     what: str) -> tuple[Any, int]:
     """(the image operand, its channel count) of a split or slice (its ``dim`` argument at
-    position ``at``) that must be along torch's channel axis 1; other axes refused."""
+    position ``at``) that must be along torch's channel axis 1 (of a map, or of a vector:
+    NeRF's rays[..., :3] of its (batch, 6) points and directions); other axes refused."""
     rank = node.args[0].meta["val"].dim()
     dim = int(_arg(args, kwargs, at, "dim", 0)) % rank
     x = _unchained(b, args[0])
-    if dim != 1 or rank not in (3, 4) or not isinstance(x, (Act, Columns)):
+    if dim != 1 or rank not in (2, 3, 4) or not isinstance(x, (Act, Columns)):
         b.fail(node, f"a {what} along dim {dim} of a rank-{rank} image; only along the "
                      "channels (dim 1)")
     return x, int(node.args[0].meta["val"].shape[1])

@@ -324,10 +324,9 @@ class NeRFWithEmbedding(nn.Module):
         self.model = NeRF(input_ch=input_ch, input_ch_views=input_ch_views)
 
     def forward(self, rays):
-        inputs, viewdirs = rays[..., :3], rays[..., 3:]
+        inputs, viewdirs = rays[..., :3], rays[..., 3:]  # render() normalized the directions
         embedded = self.embed_fn(inputs)
-        input_dirs = viewdirs / torch.norm(viewdirs, dim=-1, keepdim=True)
-        embedded_dirs = self.embeddirs_fn(input_dirs)
+        embedded_dirs = self.embeddirs_fn(viewdirs)
         return self.model(torch.cat([embedded, embedded_dirs], -1))
 
 
@@ -342,6 +341,7 @@ def _rays(n=256, seed=0):
         g = np.random.default_rng(seed)
         pts = g.uniform(-1, 1, (n, 3))
         dirs = g.standard_normal((n, 3))
+        dirs /= np.linalg.norm(dirs, axis=-1, keepdims=True)  # as render() gives them
         return np.concatenate([pts, dirs], -1).astype(np.float32)
     return make
 
@@ -357,6 +357,6 @@ NETWORKS = (
     Network("gcn", "Kipf's pygcn GCN (x @ W then adj @ support on a fixed row-normalized "
             "adjacency buffer, log_softmax) over 16 nodes", "gcn", floats(32, 16, 16)),
     Network("nerf", "nerf-pytorch's NeRF (Embedder's sin / cos lambdas over 2 ** linspace "
-            "frequencies, skip concat at layer 4, view branch; direction normalized by "
-            "torch.norm)", "nerf", _rays()),
+            "frequencies, skip concat at layer 4, view branch) on points and unit view "
+            "directions", "nerf", _rays()),
 )
