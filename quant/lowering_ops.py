@@ -447,6 +447,13 @@ def _scalar_op(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     alpha = float(_arg(args, kwargs, 2, "alpha", 1))
     if _scalar(c) is None and _uniform(node, c, 0 if x_first else 1):
         c = float(c.reshape(-1)[0])  # one value everywhere (PatchTST's all-observed mask)
+    if _scalar(c) is None and name in ("sub", "rsub") and x_first == (name == "rsub"):
+        # c - alpha x = (-alpha x) + c: the negation's table, then the constant added (YOLOv8's
+        # anchors - lt)
+        x = b.add(node, "lut", (x.name,), {"fn": "affine", "fn_args": {"scale": -alpha,
+                                                                       "offset": 0.0}},
+                  suffix=".neg")
+        name, x_first, alpha = "add", True, 1.0
     if _scalar(c) is None:
         return _channel_constant(b, node, name, x, c, x_first, alpha)
     c = _scalar(c)
