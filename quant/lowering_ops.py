@@ -598,8 +598,8 @@ def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 def _cat_spatial(b: Any, node: Any, xs: list, axis: int) -> Act:
     """Images (H, W, C) joined along ``axis`` (0: the height, 1: the width; SegGPT stacks its
-    prompt image above the image; (1, L, C) maps along L): each permuted to have that axis last, a concat, permuted
-    back (data moves)."""
+    prompt image above the image; (1, L, C) maps along L): each permuted to have that axis
+    last, a concat, permuted back (data moves)."""
     perm = (1, 2, 0) if axis == 0 else (0, 2, 1)
     back = (2, 0, 1) if axis == 0 else (0, 2, 1)
     moved = [b.add(node, "permute", (x.name,), {"perm": perm},
