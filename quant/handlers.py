@@ -26,6 +26,7 @@ from qasic.quant import (
     lowering_ops,
     lowering_pad,
     lowering_pointwise,
+    lowering_reduce,
     lowering_seq,
     lowering_seqpool,
     lowering_ssm,
@@ -40,6 +41,7 @@ _IMAGE = {**lowering.HANDLERS, **lowering_ops.HANDLERS, **lowering_groupnorm.HAN
           **lowering_convt.HANDLERS,  # aten.convolution: the transposed ones too
           **lowering_pad.HANDLERS,
           **pixel_shuffle.HANDLERS,  # nn.PixelShuffle / PixelUnshuffle: moves of codes
+          **lowering_reduce.IMAGE_HANDLERS,  # a vector's 2-norm (F.normalize of (batch, C))
           # a vision transformer's patches switch the model to sequence mode
           aten.permute.default: partial(lowering_seq.to_sequence, image=lowering.permute),
           aten.transpose.int: lowering_seq.to_sequence,
@@ -89,6 +91,21 @@ def _resizes_in_sequence(h: Any) -> Any:
 
 _IMAGE.update({t: _resizes_in_sequence(h) for t, h in _IMAGE.items()
                if "upsample" in t.__name__})
+
+
+def _reads_stats(image: Any, sequence: Any) -> Any:
+    """An image model's product or quotient with a vector's norm statistic (an RmsStat of
+    ``lowering_reduce``'s image form: x / x.norm(dim=-1, keepdim=True)): the sequence form,
+    which makes it a ``norm`` node; else the image form."""
+    def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+        if any(isinstance(a, lowering_pointwise.RmsStat) for a in args[:2]):
+            return sequence(b, node, args, kwargs)
+        return image(b, node, args, kwargs)
+    return handler
+
+
+_IMAGE.update({t: _reads_stats(_IMAGE[t], transformer.HANDLERS[t])
+               for t in (aten.div.Tensor, aten.mul.Tensor)})
 
 
 def _by_layout(sequence: Any, image: Any) -> Any:

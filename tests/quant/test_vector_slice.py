@@ -1,9 +1,13 @@
 """A slice or split of a vector's features in an image model (inputs (batch, C), not maps):
 NeRF's ``rays[..., :3], rays[..., 3:]`` and ``torch.split(x, [63, 27], dim=-1)`` are channel
 selections (they were refused: 'a slice along dim 1 of a rank-2 image; only along the channels
-(dim 1)'). The float graph is torch's and the quantized model is bit-exact."""
+(dim 1)'); a vector over its 2-norm, ``d / torch.norm(d, dim=-1, keepdim=True)`` (NeRF's view
+directions, a projection head's embedding), is a ``norm`` node as in sequence models (it was
+refused: 'linalg_vector_norm is supported in sequence models only'). The float graph is
+torch's and the quantized model is bit-exact."""
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -35,3 +39,38 @@ def test_slices_of_vector_features_are_bit_exact():
     float_matches(m, x)
     r = qasic.evaluate(m, x, calibration=x)
     assert r["bit_exact"] and r["cosine"] > 0.999
+
+
+class Directions(nn.Module):
+    """NeRF's directions normalized inside the model, and a projection head's embedding over
+    its norm (``h / h.norm(dim=-1, keepdim=True)``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(6, 16), nn.Linear(16, 8)
+
+    def forward(self, x):
+        d = x[..., 3:]
+        d = d / torch.norm(d, dim=-1, keepdim=True)
+        h = self.b(torch.relu(self.a(torch.cat([x[..., :3], d], -1))))
+        return h / h.norm(dim=-1, keepdim=True)
+
+
+def test_a_vector_over_its_norm_is_a_norm_node_and_bit_exact():
+    torch.manual_seed(0)
+    m = Directions().eval()
+    x = np.random.default_rng(0).standard_normal((16, 6)).astype(np.float32)
+    g = float_matches(m, x)
+    assert [n.op for n in g.nodes].count("norm") == 2
+    r = qasic.evaluate(m, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999
+
+
+def test_a_norm_over_a_maps_channels_is_refused_naming_what_runs():
+    class MapNorm(nn.Module):
+        def forward(self, x):
+            return x / x.norm(dim=1, keepdim=True)
+
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    with pytest.raises(qasic.errors.UnsupportedOpError, match="runs on vectors"):
+        qasic.evaluate(MapNorm().eval(), x, calibration=x)
