@@ -100,12 +100,16 @@ def _reads_stats(image: Any, sequence: Any) -> Any:
     def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
         if any(isinstance(a, lowering_pointwise.RmsStat) for a in args[:2]):
             return sequence(b, node, args, kwargs)
+        if image is None:
+            b.fail(node, f"op {node.target} is supported in sequence models only")
         return image(b, node, args, kwargs)
     return handler
 
 
-_IMAGE.update({t: _reads_stats(_IMAGE[t], transformer.HANDLERS[t])
-               for t in (aten.div.Tensor, aten.mul.Tensor)})
+# F.normalize(x, dim=-1): x / x.norm(2, -1, True).clamp_min(eps).expand_as(x)
+_IMAGE.update({t: _reads_stats(_IMAGE.get(t), transformer.HANDLERS[t])
+               for t in (aten.div.Tensor, aten.mul.Tensor, aten.clamp_min.default,
+                         aten.expand_as.default)})
 
 
 def _by_layout(sequence: Any, image: Any) -> Any:

@@ -2,7 +2,7 @@
 NeRF's ``rays[..., :3], rays[..., 3:]`` and ``torch.split(x, [63, 27], dim=-1)`` are channel
 selections (they were refused: 'a slice along dim 1 of a rank-2 image; only along the channels
 (dim 1)'); a vector over its 2-norm, ``d / torch.norm(d, dim=-1, keepdim=True)`` (NeRF's view
-directions, a projection head's embedding), is a ``norm`` node as in sequence models (it was
+directions; F.normalize of a projection head's embedding), is a ``norm`` node as in sequence models (it was
 refused: 'linalg_vector_norm is supported in sequence models only'). The float graph is
 torch's and the quantized model is bit-exact."""
 
@@ -42,8 +42,8 @@ def test_slices_of_vector_features_are_bit_exact():
 
 
 class Directions(nn.Module):
-    """NeRF's directions normalized inside the model, and a projection head's embedding over
-    its norm (``h / h.norm(dim=-1, keepdim=True)``)."""
+    """NeRF's directions normalized inside the model, and a projection head's embedding
+    normalized by F.normalize (its clamp_min and expand_as of the norm)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -53,7 +53,7 @@ class Directions(nn.Module):
         d = x[..., 3:]
         d = d / torch.norm(d, dim=-1, keepdim=True)
         h = self.b(torch.relu(self.a(torch.cat([x[..., :3], d], -1))))
-        return h / h.norm(dim=-1, keepdim=True)
+        return nn.functional.normalize(h, dim=-1)
 
 
 def test_a_vector_over_its_norm_is_a_norm_node_and_bit_exact():
