@@ -2,9 +2,9 @@
 NeRF's ``rays[..., :3], rays[..., 3:]`` and ``torch.split(x, [63, 27], dim=-1)`` are channel
 selections (they were refused: 'a slice along dim 1 of a rank-2 image; only along the channels
 (dim 1)'); a vector over its 2-norm, ``d / torch.norm(d, dim=-1, keepdim=True)`` (NeRF's view
-directions; F.normalize of a projection head's embedding), is a ``norm`` node as in sequence models (it was
-refused: 'linalg_vector_norm is supported in sequence models only'). The float graph is
-torch's and the quantized model is bit-exact."""
+directions; F.normalize of a projection head's embedding), is a ``norm`` node as in sequence
+models (it was refused: 'linalg_vector_norm is supported in sequence models only'). The float
+graph is torch's and the quantized model is bit-exact."""
 
 import numpy as np
 import pytest
