@@ -1103,6 +1103,215 @@ def gmlp():
     return model
 
 
+# --- EfficientNetV2 (torchvision/models/efficientnet.py: FusedMBConv, MBConv, StochasticDepth) ---
+
+
+class StochasticDepth(nn.Module):
+    """torchvision.ops.StochasticDepth: the identity in eval."""
+
+    def __init__(self, p: float, mode: str) -> None:
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, input):
+        if not self.training or self.p == 0.0:
+            return input
+        size = [input.shape[0]] + [1] * (input.ndim - 1) if self.mode == "row" else [1] * input.ndim
+        noise = torch.empty(size, dtype=input.dtype, device=input.device)
+        noise = noise.bernoulli_(1.0 - self.p).div_(1.0 - self.p)
+        return input * noise
+
+
+class FusedMBConv(nn.Module):
+    def __init__(self, cin, cout, expand_ratio, kernel, stride, sd_prob):
+        super().__init__()
+        self.use_res_connect = stride == 1 and cin == cout
+        layers = []
+        expanded = _make_divisible(cin * expand_ratio, 8)
+        if expanded != cin:
+            layers += [Conv2dNormActivation(cin, expanded, kernel, stride,
+                                            activation_layer=nn.SiLU),
+                       Conv2dNormActivation(expanded, cout, 1, activation_layer=None)]
+        else:
+            layers.append(Conv2dNormActivation(cin, cout, kernel, stride,
+                                               activation_layer=nn.SiLU))
+        self.block = nn.Sequential(*layers)
+        self.stochastic_depth = StochasticDepth(sd_prob, "row")
+
+    def forward(self, input):
+        result = self.block(input)
+        if self.use_res_connect:
+            result = self.stochastic_depth(result)
+            result += input
+        return result
+
+
+class V2MBConv(nn.Module):
+    def __init__(self, cin, cout, expand_ratio, kernel, stride, sd_prob):
+        super().__init__()
+        self.use_res_connect = stride == 1 and cin == cout
+        expanded = _make_divisible(cin * expand_ratio, 8)
+        squeeze = max(1, cin // 4)
+        self.block = nn.Sequential(
+            Conv2dNormActivation(cin, expanded, 1, activation_layer=nn.SiLU),
+            Conv2dNormActivation(expanded, expanded, kernel, stride, expanded,
+                                 activation_layer=nn.SiLU),
+            SqueezeExcitation(expanded, squeeze, activation=nn.SiLU),
+            Conv2dNormActivation(expanded, cout, 1, activation_layer=None))
+        self.stochastic_depth = StochasticDepth(sd_prob, "row")
+
+    def forward(self, input):
+        result = self.block(input)
+        if self.use_res_connect:
+            result = self.stochastic_depth(result)
+            result += input
+        return result
+
+
+class EfficientNetV2(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        cfg = [(FusedMBConv, 1, 3, 1, 16, 16), (FusedMBConv, 4, 3, 2, 16, 32),
+               (FusedMBConv, 4, 3, 1, 32, 32), (V2MBConv, 4, 3, 2, 32, 48),
+               (V2MBConv, 4, 3, 1, 48, 48)]
+        layers = [Conv2dNormActivation(3, 16, 3, 2, activation_layer=nn.SiLU)]
+        for i, (block, e, k, s, cin, cout) in enumerate(cfg):
+            layers.append(block(cin, cout, e, k, s, 0.2 * i / len(cfg)))
+        layers.append(Conv2dNormActivation(48, 128, 1, activation_layer=nn.SiLU))
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Dropout(p=0.2, inplace=True),
+                                        nn.Linear(128, num_classes))
+
+    def forward(self, x):
+        x = self.avgpool(self.features(x))
+        return self.classifier(torch.flatten(x, 1))
+
+
+def efficientnetv2():
+    torch.manual_seed(0)
+    return _randomize_bn(EfficientNetV2())
+
+
+# --- Real-ESRGAN's x2 RRDBNet (xinntao/BasicSR basicsr/archs/rrdbnet_arch.py) ---
+
+
+def pixel_unshuffle(x, scale):
+    """BasicSR's own pixel unshuffle (reshape / permute), as rrdbnet_arch imports it."""
+    b, c, hh, hw = x.size()
+    out_channel = c * (scale**2)
+    h = hh // scale
+    w = hw // scale
+    x_view = x.view(b, c, h, scale, w, scale)
+    return x_view.permute(0, 1, 3, 5, 2, 4).reshape(b, out_channel, h, w)
+
+
+class ResidualDenseBlock(nn.Module):
+    def __init__(self, num_feat=64, num_grow_ch=32):
+        super().__init__()
+        self.conv1 = nn.Conv2d(num_feat, num_grow_ch, 3, 1, 1)
+        self.conv2 = nn.Conv2d(num_feat + num_grow_ch, num_grow_ch, 3, 1, 1)
+        self.conv3 = nn.Conv2d(num_feat + 2 * num_grow_ch, num_grow_ch, 3, 1, 1)
+        self.conv4 = nn.Conv2d(num_feat + 3 * num_grow_ch, num_grow_ch, 3, 1, 1)
+        self.conv5 = nn.Conv2d(num_feat + 4 * num_grow_ch, num_feat, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
+
+    def forward(self, x):
+        x1 = self.lrelu(self.conv1(x))
+        x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
+        x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
+        x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
+        x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
+        return x5 * 0.2 + x
+
+
+class RRDB(nn.Module):
+    def __init__(self, num_feat, num_grow_ch=32):
+        super().__init__()
+        self.rdb1 = ResidualDenseBlock(num_feat, num_grow_ch)
+        self.rdb2 = ResidualDenseBlock(num_feat, num_grow_ch)
+        self.rdb3 = ResidualDenseBlock(num_feat, num_grow_ch)
+
+    def forward(self, x):
+        out = self.rdb1(x)
+        out = self.rdb2(out)
+        out = self.rdb3(out)
+        return out * 0.2 + x
+
+
+class RRDBNet(nn.Module):
+    def __init__(self, num_in_ch=3, num_out_ch=3, scale=2, num_feat=16, num_block=1,
+                 num_grow_ch=8):
+        super().__init__()
+        self.scale = scale
+        if scale == 2:
+            num_in_ch = num_in_ch * 4
+        elif scale == 1:
+            num_in_ch = num_in_ch * 16
+        self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
+        self.body = nn.Sequential(*(RRDB(num_feat, num_grow_ch) for _ in range(num_block)))
+        self.conv_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_up1 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_up2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
+
+    def forward(self, x):
+        if self.scale == 2:
+            feat = pixel_unshuffle(x, scale=2)
+        elif self.scale == 1:
+            feat = pixel_unshuffle(x, scale=4)
+        else:
+            feat = x
+        feat = self.conv_first(feat)
+        body_feat = self.conv_body(self.body(feat))
+        feat = feat + body_feat
+        feat = self.lrelu(self.conv_up1(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        feat = self.lrelu(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        return self.conv_last(self.lrelu(self.conv_hr(feat)))
+
+
+def rrdbnet():
+    torch.manual_seed(0)
+    return RRDBNet().eval()
+
+
+# --- ConvMixer (locuslab/convmixer: the tweet-sized Sequential of Residual depthwise convs) ---
+
+
+class ConvResidual(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x) + x
+
+
+def ConvMixer(dim, depth, kernel_size=9, patch_size=7, n_classes=1000):
+    return nn.Sequential(
+        nn.Conv2d(3, dim, kernel_size=patch_size, stride=patch_size),
+        nn.GELU(),
+        nn.BatchNorm2d(dim),
+        *[nn.Sequential(
+            ConvResidual(nn.Sequential(
+                nn.Conv2d(dim, dim, kernel_size, groups=dim, padding="same"),
+                nn.GELU(),
+                nn.BatchNorm2d(dim))),
+            nn.Conv2d(dim, dim, kernel_size=1),
+            nn.GELU(),
+            nn.BatchNorm2d(dim)) for _ in range(depth)],
+        nn.AdaptiveAvgPool2d((1, 1)),
+        nn.Flatten(),
+        nn.Linear(dim, n_classes))
+
+
+def convmixer():
+    torch.manual_seed(0)
+    return _randomize_bn(ConvMixer(64, 3, kernel_size=5, patch_size=4, n_classes=10))
+
+
 NETWORKS = (
     Network("mobilenetv3", "torchvision's MobileNetV3 (hardswish, SE with hardsigmoid and "
             "_make_divisible, in-place residual +=)", "mobilenetv3", floats(16, 3, 32, 32)),
@@ -1128,4 +1337,12 @@ NETWORKS = (
             "GroupNorm(1), layer scale by unsqueeze)", "poolformer", floats(16, 3, 32, 32)),
     Network("gmlp_vision", "lucidrains' gMLP for images (spatial gating unit: chunk, "
             "LayerNorm, Conv1d over tokens, gate * res)", "gmlp", floats(16, 3, 32, 32)),
+    Network("efficientnetv2", "torchvision's EfficientNetV2 (FusedMBConv's single 3x3 expand, "
+            "MBConv with SiLU SE, StochasticDepth identity in eval, result += input)",
+            "efficientnetv2", floats(16, 3, 32, 32)),
+    Network("rrdbnet", "Real-ESRGAN x2's RRDBNet (BasicSR: pixel_unshuffle by view / permute, "
+            "dense blocks cat-ing every earlier map, x5 * 0.2 + x, LeakyReLU, nearest x2 twice)",
+            "rrdbnet", floats(8, 3, 16, 16)),
+    Network("convmixer", "locuslab's ConvMixer (patch conv, GELU before BatchNorm, depthwise "
+            "padding='same' residual, 1x1 mixing)", "convmixer", floats(16, 3, 32, 32)),
 )
