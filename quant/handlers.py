@@ -26,9 +26,11 @@ from qasic.quant import (
     lowering_ops,
     lowering_pad,
     lowering_pointwise,
+    lowering_reduce,
     lowering_seq,
     lowering_seqpool,
     lowering_ssm,
+    pixel_shuffle,
     sinks,
 )
 from qasic.quant import lowering_transformer as transformer
@@ -38,6 +40,8 @@ aten = torch.ops.aten
 _IMAGE = {**lowering.HANDLERS, **lowering_ops.HANDLERS, **lowering_groupnorm.HANDLERS,
           **lowering_convt.HANDLERS,  # aten.convolution: the transposed ones too
           **lowering_pad.HANDLERS,
+          **pixel_shuffle.HANDLERS,  # nn.PixelShuffle / PixelUnshuffle: moves of codes
+          **lowering_reduce.IMAGE_HANDLERS,  # a vector's 2-norm (F.normalize of (batch, C))
           # a vision transformer's patches switch the model to sequence mode
           aten.permute.default: partial(lowering_seq.to_sequence, image=lowering.permute),
           aten.transpose.int: lowering_seq.to_sequence,
@@ -89,6 +93,25 @@ _IMAGE.update({t: _resizes_in_sequence(h) for t, h in _IMAGE.items()
                if "upsample" in t.__name__})
 
 
+def _reads_stats(image: Any, sequence: Any) -> Any:
+    """An image model's product or quotient with a vector's norm statistic (an RmsStat of
+    ``lowering_reduce``'s image form: x / x.norm(dim=-1, keepdim=True)): the sequence form,
+    which makes it a ``norm`` node; else the image form."""
+    def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+        if any(isinstance(a, lowering_pointwise.RmsStat) for a in args[:2]):
+            return sequence(b, node, args, kwargs)
+        if image is None:
+            b.fail(node, f"op {node.target} is supported in sequence models only")
+        return image(b, node, args, kwargs)
+    return handler
+
+
+# F.normalize(x, dim=-1): x / x.norm(2, -1, True).clamp_min(eps).expand_as(x)
+_IMAGE.update({t: _reads_stats(_IMAGE.get(t), transformer.HANDLERS[t])
+               for t in (aten.div.Tensor, aten.mul.Tensor, aten.clamp_min.default,
+                         aten.expand_as.default)})
+
+
 def _by_layout(sequence: Any, image: Any) -> Any:
     def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
         h = sequence if b.sequence else image
@@ -108,4 +131,4 @@ SUPPORTED = (lowering.SUPPORTED + lowering_convt.SUPPORTED + lowering_pad.SUPPOR
              + lowering_ops.SUPPORTED + lowering_groupnorm.SUPPORTED
              + transformer.SUPPORTED + lowering_gather.SUPPORTED
              + lowering_seqpool.SUPPORTED + lastpool.SUPPORTED + lowering_ssm.SUPPORTED
-             + logsoftmax.SUPPORTED)
+             + logsoftmax.SUPPORTED + pixel_shuffle.SUPPORTED)

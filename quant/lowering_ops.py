@@ -454,6 +454,13 @@ def _scalar_op(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     alpha = float(_arg(args, kwargs, 2, "alpha", 1))
     if _scalar(c) is None and _uniform(node, c, 0 if x_first else 1):
         c = float(c.reshape(-1)[0])  # one value everywhere (PatchTST's all-observed mask)
+    if _scalar(c) is None and name in ("sub", "rsub") and x_first == (name == "rsub"):
+        # c - alpha x = (-alpha x) + c: the negation's table, then the constant added (YOLOv8's
+        # anchors - lt)
+        x = b.add(node, "lut", (x.name,), {"fn": "affine", "fn_args": {"scale": -alpha,
+                                                                       "offset": 0.0}},
+                  suffix=".neg")
+        name, x_first, alpha = "add", True, 1.0
     if _scalar(c) is None:
         return _channel_constant(b, node, name, x, c, x_first, alpha)
     c = _scalar(c)
@@ -574,15 +581,16 @@ def sub(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """aten.cat(tensors, dim) along channels: dim 1 of NCHW / NCL, dim 1 or -1 of vectors;
-    images of activations also along their height or width (``_cat_spatial``). A part that is
-    a selection of an activation's channels (``chunk``: ShuffleNet's split) is materialized."""
+    images of activations also along their height or width, (N, C, L) maps along their length
+    (YOLOv8's head joins its levels' flattened anchors) (``_cat_spatial``). A part that is a
+    selection of an activation's channels (``chunk``: ShuffleNet's split) is materialized."""
     from qasic.quant.lowering_pointwise import SYMBOLIC, materialize  # it imports this module
 
     xs = [materialize(b, x) if isinstance(x, SYMBOLIC) else x for x in args[0]]
     rank = node.meta["val"].dim()
     dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
-    if rank == 4 and dim in (2, 3) and all(isinstance(x, Act) for x in xs):
-        return _cat_spatial(b, node, xs, dim - 2)
+    if (rank, dim) in ((4, 2), (4, 3), (3, 2)) and all(isinstance(x, Act) for x in xs):
+        return _cat_spatial(b, node, xs, dim + 2 - rank)  # (1, L, C) holds NCL: L is axis 1
     if dim != 1:
         b.fail(node, f"cat along dim {dim} of a rank-{rank} tensor; only along channels (dim 1)")
     if all(isinstance(x, torch.Tensor) for x in xs):
@@ -597,8 +605,8 @@ def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 def _cat_spatial(b: Any, node: Any, xs: list, axis: int) -> Act:
     """Images (H, W, C) joined along ``axis`` (0: the height, 1: the width; SegGPT stacks its
-    prompt image above the image): each permuted to have that axis last, a concat, permuted
-    back (data moves)."""
+    prompt image above the image; (1, L, C) maps along L): each permuted to have that axis
+    last, a concat, permuted back (data moves)."""
     perm = (1, 2, 0) if axis == 0 else (0, 2, 1)
     back = (2, 0, 1) if axis == 0 else (0, 2, 1)
     moved = [b.add(node, "permute", (x.name,), {"perm": perm},

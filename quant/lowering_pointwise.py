@@ -297,6 +297,9 @@ def _binary(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
     if tx is not None and isinstance(y, torch.Tensor):
         return _with_constant(b, node, op, materialize(b, x), y, first=True)
     if ty is not None and isinstance(x, torch.Tensor):
+        if op == "sub" and ty[0] is not None and not bool((x <= masks.NEG).any()):
+            # c - y = c + (-y): the negation joins y's table (YOLOv8's anchors - distances)
+            op, y = "add", Pointwise(ty[0], pw.op("mul", ty[1], pw.const(-1.0)), node)
         return _with_constant(b, node, op, materialize(b, y), x, first=False)
     b.fail(node, f"{op} of {type(x).__name__} and {type(y).__name__}")
 
@@ -711,11 +714,12 @@ def split(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
 def _image_channels(b: Any, node: Any, args: list, kwargs: dict, at: int,
                     what: str) -> tuple[Any, int]:
     """(the image operand, its channel count) of a split or slice (its ``dim`` argument at
-    position ``at``) that must be along torch's channel axis 1; other axes refused."""
+    position ``at``) that must be along torch's channel axis 1 (of a map, or of a vector:
+    NeRF's rays[..., :3] of its (batch, 6) points and directions); other axes refused."""
     rank = node.args[0].meta["val"].dim()
     dim = int(_arg(args, kwargs, at, "dim", 0)) % rank
     x = _unchained(b, args[0])
-    if dim != 1 or rank not in (3, 4) or not isinstance(x, (Act, Columns)):
+    if dim != 1 or rank not in (2, 3, 4) or not isinstance(x, (Act, Columns)):
         b.fail(node, f"a {what} along dim {dim} of a rank-{rank} image; only along the "
                      "channels (dim 1)")
     return x, int(node.args[0].meta["val"].shape[1])

@@ -221,3 +221,21 @@ HANDLERS = {
     aten.var.dim: lambda b, node, args, kwargs: std(b, node, args, kwargs, 1.0),
     aten.var.correction: lambda b, node, args, kwargs: std(b, node, args, kwargs, 1.0),
 }
+
+
+def _on_vectors(h: Any) -> Any:
+    """``h`` in an image model on vectors (batch, C), whose features are the last axis as in
+    a sequence model (F.normalize of a projection head's embedding, NeRF's view directions
+    over their norm); of maps refused, naming what runs."""
+    def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+        rank = node.args[0].meta["val"].dim()
+        if rank != 2:
+            b.fail(node, f"op {node.target} of a rank-{rank} map in an image model; it runs on "
+                         "vectors (batch, C) and on channels-last tokens (x.permute(0, 2, 3, "
+                         "1)), over the last axis")
+        return h(b, node, args, kwargs)
+    return handler
+
+
+# image models' forms (qasic.quant.handlers): on vectors, as in sequence models
+IMAGE_HANDLERS = {aten.linalg_vector_norm.default: _on_vectors(vector_norm)}
