@@ -1324,7 +1324,7 @@ NETWORKS = (
             "yolov8", floats(16, 3, 64, 64)),
     Network("detr", "facebookresearch's DETR (sine position embedding by cumsum of a mask, "
             "learned queries repeated over the batch, nn.MultiheadAttention, dict output)",
-            "detr", floats(16, 3, 64, 64)),
+            "detr", floats(16, 3, 64, 64), output="pred_logits"),
     Network("vae_decoder", "latent diffusion's VAE decoder (GroupNorm(32), swish, mid-block "
             "attention by bmm, nearest F.interpolate up)", "vae_decoder", floats(8, 4, 8, 8)),
     Network("edsr", "EDSR-PyTorch's EDSR x2 (MeanShift 1x1 convs, res_scale 0.1 blocks, "
