@@ -140,15 +140,15 @@ def lower_gemm(graph: QGraph, kernel: Kernel, flatten_src: dict[str, tuple],
     table = kernel.has("lut")
     lut = node.params.get("weight_lut")
     size, mode = int(node.attrs.get("block_size", 0)), node.attrs.get("block_mode", "none")
-    if "block_scale" in node.params and geom.groups > 1:
-        raise UnsupportedOpError(f"layer {node.name}: block-scaled weights in a grouped conv; "
-                                 "use a per-channel format for grouped/depthwise layers")
     g = GemmKernel(kernel, geom, (), node.weight_bits or 8, out.zero_point, lo, hi,
                    None if lut is None else np.asarray(lut, dtype=np.int64), size,
                    mode if "block_scale" in node.params else "none",
                    None if table is None else np.asarray(table.params["table"], np.int64),
                    0 if tin.is_fp else tin.zero_point)
-    blocks = _blocks(g, node, flatten_src, tin.zero_point, groups_per_block(geom, arch))
+    # block scales run along one group's (kh, kw, ic) reduction: a grouped conv's groups get a
+    # dense block each (packed groups would interleave their blocks along the array's K)
+    step = 1 if "block_scale" in node.params else groups_per_block(geom, arch)
+    blocks = _blocks(g, node, flatten_src, tin.zero_point, step)
     return GemmKernel(**{**g.__dict__, "blocks": blocks})
 
 
@@ -245,6 +245,7 @@ def _block(g: GemmKernel, node, c0, ic, n0, w, codes, chans, zp_in, flatten_src)
     bs = bz = None
     if "block_scale" in p:
         bs, bz = _block_scales(g, node, flatten_src)
+        bs, bz = bs[:, chans], None if bz is None else bz[:, chans]
     b = GemmBlock(c0, ic, n0, w, codes, np.zeros(len(chans), np.int64),
                   np.asarray(p["multiplier"], np.int64)[chans],
                   np.asarray(p["shift"], np.int64)[chans], bs, bz)
