@@ -45,6 +45,7 @@ from qasic.errors import InputError, UnsupportedOpError
 from qasic.quant import recurrence
 from qasic.quant.config import QuantConfig
 from qasic.quant.encodings import (
+    KEEPS_FORMAT,
     NORM_INPUT,
     SYMMETRIC,
     fixed_encoding,
@@ -142,13 +143,15 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
                   for n in graph.nodes if n.op == "embedding" and n.output in rows}
     sinks = sink_logits(graph)
 
-    def observe(tensor: str, members: tuple[str, ...] = (), layer: str | None = None) -> TensorQ:
+    def observe(tensor: str, members: tuple[str, ...] = (), layer: str | None = None,
+                integer: bool = False) -> TensorQ:
         """``tensor``'s TensorQ, observed on its values, or on those of all ``members`` (a
         scan role's tensors at every position, ``tied``) when given; ``layer``: the output of
         the layer a relu or clamp ``tensor`` is fused into, whose symmetric requirement it
-        shares."""
+        shares; ``integer``: INT whatever the activation format (a KEEPS_FORMAT op's output
+        over an INT input)."""
         kind = need.get(tensor) or (SYMMETRIC if need.get(layer) == SYMMETRIC else None)
-        fmt = "int" if kind or tensor in wide else config.activation_format
+        fmt = "int" if kind or integer or tensor in wide else config.activation_format
         bits = config.norm_bits_for(lengths[tensor], int16_storable(graph, tensor)) \
             if kind == NORM_INPUT else config.activation_bits
         bits = wide.get(tensor) or bits
@@ -201,8 +204,9 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
             relu = fused_relu(graph, node)
             # a clamp fused into a linear read by a matmul (Gemma 4's clipped linears): the
             # matmul's symmetric requirement reaches the linear's output through the clamp
-            tensors[node.output] = observe(relu.output if relu else node.output,
-                                           layer=node.output)
+            tensors[node.output] = observe(
+                relu.output if relu else node.output, layer=node.output,
+                integer=node.op in KEEPS_FORMAT and not tensors[node.inputs[0]].is_fp)
     _check_masks(graph, tensors)
     return tensors
 
