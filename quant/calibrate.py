@@ -45,6 +45,7 @@ from qasic.errors import InputError, UnsupportedOpError
 from qasic.quant import recurrence
 from qasic.quant.config import QuantConfig
 from qasic.quant.encodings import (
+    INT,
     KEEPS_FORMAT,
     NORM_INPUT,
     SYMMETRIC,
@@ -150,7 +151,7 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
         the layer a relu or clamp ``tensor`` is fused into, whose symmetric requirement it
         shares; ``integer``: INT whatever the activation format (a KEEPS_FORMAT op's output
         over an INT input)."""
-        kind = need.get(tensor) or (SYMMETRIC if need.get(layer) == SYMMETRIC else None)
+        kind = need.get(tensor) or _fused_need(need.get(layer))
         fmt = "int" if kind or integer or tensor in wide else config.activation_format
         bits = config.norm_bits_for(lengths[tensor], int16_storable(graph, tensor)) \
             if kind == NORM_INPUT else config.activation_bits
@@ -209,6 +210,13 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
                 integer=node.op in KEEPS_FORMAT and not tensors[node.inputs[0]].is_fp)
     _check_masks(graph, tensors)
     return tensors
+
+
+def _fused_need(kind: str | None) -> str | None:
+    """What the layer's requirement asks of the relu/clamp output it is fused with: a symmetric
+    one stays; any other (a norm's input) is INT at the activation width, as with INT
+    activations (the clamp's output is observed, not the norm input's int16 length)."""
+    return kind if kind in (None, SYMMETRIC) else INT
 
 
 def _check_masks(graph: FGraph, tensors: Mapping[str, TensorQ]) -> None:

@@ -68,3 +68,34 @@ def test_the_int_requirement_passes_through_a_chain_of_pools():
     need = requirements(g, SHARES_INPUT)
     pools = [n for n in g.nodes if n.op == "avgpool2d"]
     assert len(pools) == 2 and all(n.inputs[0] in need for n in pools)
+
+
+class ClampedIntoNorm(torch.nn.Module):
+    """A product clipped (a mul fused with its clamp, as Gemma's audio towers clip) into a
+    LayerNorm: the norm's INT requirement reaches the mul through the fused clamp."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin, self.norm = torch.nn.Linear(16, 16), torch.nn.LayerNorm(16)
+
+    def forward(self, x):
+        return self.norm(torch.clamp(self.lin(x) * x, -2.0, 2.0))
+
+
+@pytest.mark.parametrize("fmt", ["fp8_e4m3", "fp8_e3m4"])
+def test_a_clamped_product_into_a_norm_is_int_at_fp8_activations(fmt):
+    """Was a crash: 'normalization input must be INT codes, not fp8_e4m3'."""
+    net = ClampedIntoNorm().eval()
+    x = np.random.default_rng(0).standard_normal((8, 5, 16)).astype(np.float32)
+    g = quantize(net, torch.from_numpy(x[:1]), x, QuantConfig(activation_format=fmt))
+    norm = next(n for n in g.nodes if n.op == "norm")
+    assert not g.tensors[norm.inputs[0]].is_fp
+    codes = g.quantize_input(x)
+    want = reference.run(g, codes)
+    arch = arch_for(g, default_arch())
+    got = run_functional(compile_graph(g, arch), arch, codes)
+    np.testing.assert_array_equal(got.reshape(want.shape), want)
+    with torch.no_grad():
+        f = net(torch.from_numpy(x)).numpy()
+    assert cosine(g.dequantize_output(want).reshape(f.shape), f) > 0.99
