@@ -67,6 +67,12 @@ def point_name(config: dict) -> str:
     return acts if weights == "w8" else f"{weights}_{acts}"
 
 
+def _needs_fit(config: dict) -> bool:
+    """A weight or activation format other than INT runs on PEs sized to it (FP8 levels need
+    wider or shift-add PEs than the default array's 8-bit ones): ``qasic.flow.arch_for``."""
+    return bool(config.get("weight_format")) or config.get("activation_format", "int") != "int"
+
+
 def run_one(name: str, config: dict) -> dict:
     import qasic
     from benchmarks.family_survey import build
@@ -77,8 +83,8 @@ def run_one(name: str, config: dict) -> dict:
     t0 = time.perf_counter()
     try:
         model, x, _ = build(name)
-        out = qasic.evaluate(model, x, calibration=x,
-                             config=QuantConfig(**config))
+        out = qasic.evaluate(model, x, calibration=x, config=QuantConfig(**config),
+                             fit_arch=_needs_fit(config))
         rec = {"bit_exact": bool(out["bit_exact"]), "cosine": out["cosine"]}
     except _Timeout:
         rec = {"error": f"no result within {TIMEOUT_S} s"}

@@ -140,16 +140,29 @@ def lower_gemm(graph: QGraph, kernel: Kernel, flatten_src: dict[str, tuple],
     table = kernel.has("lut")
     lut = node.params.get("weight_lut")
     size, mode = int(node.attrs.get("block_size", 0)), node.attrs.get("block_mode", "none")
-    if "block_scale" in node.params and geom.groups > 1:
-        raise UnsupportedOpError(f"layer {node.name}: block-scaled weights in a grouped conv; "
-                                 "use a per-channel format for grouped/depthwise layers")
     g = GemmKernel(kernel, geom, (), node.weight_bits or 8, out.zero_point, lo, hi,
                    None if lut is None else np.asarray(lut, dtype=np.int64), size,
                    mode if "block_scale" in node.params else "none",
                    None if table is None else np.asarray(table.params["table"], np.int64),
                    0 if tin.is_fp else tin.zero_point)
-    blocks = _blocks(g, node, flatten_src, tin.zero_point, groups_per_block(geom, arch))
+    step = groups_per_block(geom, arch)
+    if "block_scale" in node.params and geom.groups > 1:
+        step = _blocked_groups(geom, size, mode, step)
+        g = GemmKernel(**{**g.__dict__, "block_size": size * step})
+    blocks = _blocks(g, node, flatten_src, tin.zero_point, step)
     return GemmKernel(**{**g.__dict__, "blocks": blocks})
+
+
+def _blocked_groups(geom: ConvGeom, size: int, mode: str, step: int) -> int:
+    """Groups packed into one dense block of a grouped conv with block-scaled weights. A group's
+    blocks run along its own (kh, kw, ic) reduction; packed (kh, kw, c) rows interleave the
+    groups, so p groups pack only when a block holds whole kernel taps (size % icg == 0): rows
+    [v * p * size, (v + 1) * p * size) then hold block v of every packed group, one scale byte
+    per column. Else (and for zero points, which would make the off-group zeros nonzero) one
+    group per dense block. The count divides the groups, so every dense block packs as many."""
+    if mode == "mulzp" or size % (geom.in_c // geom.groups):
+        return 1
+    return max(d for d in range(1, step + 1) if geom.groups % d == 0)
 
 
 def conv_geom(graph: QGraph, kernel: Kernel) -> ConvGeom:
@@ -245,6 +258,7 @@ def _block(g: GemmKernel, node, c0, ic, n0, w, codes, chans, zp_in, flatten_src)
     bs = bz = None
     if "block_scale" in p:
         bs, bz = _block_scales(g, node, flatten_src)
+        bs, bz = bs[:, chans], None if bz is None else bz[:, chans]
     b = GemmBlock(c0, ic, n0, w, codes, np.zeros(len(chans), np.int64),
                   np.asarray(p["multiplier"], np.int64)[chans],
                   np.asarray(p["shift"], np.int64)[chans], bs, bz)
@@ -258,7 +272,7 @@ def _block_scales(g: GemmKernel, node, flatten_src):
     block_of = np.asarray(p["block_of"])
     if node.op == "linear":
         block_of = _linear_weight(block_of[None, :], flatten_src.get(node.inputs[0]))[:, 0]
-    k, size = len(block_of), g.block_size
+    k, size = len(block_of), int(node.attrs.get("block_size", 0))
     if size < 1 or not np.array_equal(block_of, np.arange(k) // size):
         raise UnsupportedOpError(
             f"layer {node.name}: its weight blocks are not runs of {size} consecutive inputs in "

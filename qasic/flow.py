@@ -79,7 +79,12 @@ def arch_for(graph: QGraph, arch: ArchConfig) -> ArchConfig:
     and an accumulator at least wide enough for its worst case (a design point is an accelerator,
     so narrower operands buy narrower, cheaper PEs). The weight side is a plain multiplier of the
     widest (decoded) level, or a shift-add PE (qasic.arch.pe) when that MAC is cheaper, as it is
-    for wide-exponent minifloats like FP8 E4M3."""
+    for wide-exponent minifloats like FP8 E4M3. The operands counted are those of the GEMMs
+    compiled: a resize's constant GEMMs (compiler.resize) included, whose intermediate is an
+    activation operand of a matmul."""
+    from qasic.compiler import resize, topk
+
+    graph = resize.expand(topk.expand(graph))
     nodes = graph.weighted_nodes()
     matmuls = [n for n in graph.nodes if n.op == "matmul"]  # b is the array's weight operand
     w_levels = np.concatenate([n.pe_levels() for n in nodes]

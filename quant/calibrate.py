@@ -45,6 +45,8 @@ from qasic.errors import InputError, UnsupportedOpError
 from qasic.quant import recurrence
 from qasic.quant.config import QuantConfig
 from qasic.quant.encodings import (
+    INT,
+    KEEPS_FORMAT,
     NORM_INPUT,
     SYMMETRIC,
     fixed_encoding,
@@ -142,13 +144,15 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
                   for n in graph.nodes if n.op == "embedding" and n.output in rows}
     sinks = sink_logits(graph)
 
-    def observe(tensor: str, members: tuple[str, ...] = (), layer: str | None = None) -> TensorQ:
+    def observe(tensor: str, members: tuple[str, ...] = (), layer: str | None = None,
+                integer: bool = False) -> TensorQ:
         """``tensor``'s TensorQ, observed on its values, or on those of all ``members`` (a
         scan role's tensors at every position, ``tied``) when given; ``layer``: the output of
         the layer a relu or clamp ``tensor`` is fused into, whose symmetric requirement it
-        shares."""
-        kind = need.get(tensor) or (SYMMETRIC if need.get(layer) == SYMMETRIC else None)
-        fmt = "int" if kind or tensor in wide else config.activation_format
+        shares; ``integer``: INT whatever the activation format (a KEEPS_FORMAT op's output
+        over an INT input)."""
+        kind = need.get(tensor) or _fused_need(need.get(layer))
+        fmt = "int" if kind or integer or tensor in wide else config.activation_format
         bits = config.norm_bits_for(lengths[tensor], int16_storable(graph, tensor)) \
             if kind == NORM_INPUT else config.activation_bits
         bits = wide.get(tensor) or bits
@@ -201,10 +205,18 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
             relu = fused_relu(graph, node)
             # a clamp fused into a linear read by a matmul (Gemma 4's clipped linears): the
             # matmul's symmetric requirement reaches the linear's output through the clamp
-            tensors[node.output] = observe(relu.output if relu else node.output,
-                                           layer=node.output)
+            tensors[node.output] = observe(
+                relu.output if relu else node.output, layer=node.output,
+                integer=node.op in KEEPS_FORMAT and not tensors[node.inputs[0]].is_fp)
     _check_masks(graph, tensors)
     return tensors
+
+
+def _fused_need(kind: str | None) -> str | None:
+    """What the layer's requirement asks of the relu/clamp output it is fused with: a symmetric
+    one stays; any other (a norm's input) is INT at the activation width, as with INT
+    activations (the clamp's output is observed, not the norm input's int16 length)."""
+    return kind if kind in (None, SYMMETRIC) else INT
 
 
 def _check_masks(graph: FGraph, tensors: Mapping[str, TensorQ]) -> None:

@@ -14,6 +14,8 @@
 - The inputs of ``softmax`` and ``norm`` (attention scores, the residual stream) and the
   operands of ``matmul`` are INT codes even when activations are FP8: the integer softmax and
   normalization kernels (qasic.quant.intops) and the dynamic-weight GEMM read integers.
+- An average pool (``KEEPS_FORMAT``) writes the encoding it reads: an INT requirement on its
+  output is one on its input, and an INT input makes its output INT.
 - A ``norm`` input is INT of QuantConfig.norm_input_bits (default 16; the activation width
   where NORM's int64 sums cannot take int16 codes of its rows or the accelerator cannot store
   the tensor as int16: ``QuantConfig.norm_bits_for``, ``norm_lengths``, ``int16_storable``): the
@@ -84,6 +86,9 @@ def fixed_encoding(node: FNode, bits: int) -> TensorQ | None:
 # op -> what each of its inputs needs (by position)
 NEEDS = {"matmul": (SYMMETRIC, SYMMETRIC), "softmax": (INT,), "norm": (NORM_INPUT,),
          "topk_mask": (INT,)}
+# ops whose kernel writes the encoding it reads (isa.table POOL has one fmt): an INT output
+# needs an INT input (an FP8 image average-pooled into a matmul's operand)
+KEEPS_FORMAT = ("avgpool2d",)
 
 
 def requirements(graph: FGraph, shares_input: tuple[str, ...]) -> dict[str, str]:
@@ -95,6 +100,9 @@ def requirements(graph: FGraph, shares_input: tuple[str, ...]) -> dict[str, str]
             src = _source(graph, t, shares_input)
             if _PRIORITY.index(kind) >= _PRIORITY.index(need.get(src, INT)):
                 need[src] = kind
+    for node in reversed(graph.nodes):  # consumers first: a chain of pools passes it on
+        if node.op in KEEPS_FORMAT and node.output in need:
+            need.setdefault(_source(graph, node.inputs[0], shares_input), INT)
     return need
 
 

@@ -10,7 +10,9 @@ FP8 E5M2's 33-bit levels (up to 57344 x 2^16) included; wider-exponent splits ar
 codebook levels are rounded to 2**-CODEBOOK_FRAC_BITS (the accelerator's NF4 is that fixed-point
 codebook; error in docs/formats.md). Per-group and MX-block scales vary along the reduction axis
 and cannot fold into one multiplier per channel: those formats run in block fixed point
-(``qasic.quant.blockscale``), their blocks formed in the array's reduction order. Asymmetric INT
+(``qasic.quant.blockscale``), their blocks formed in the array's reduction order; a reduction no
+longer than one block (a depthwise conv's taps) has one scale per channel and runs as a
+per-channel format does (a grouped conv's longer ones run a dense block per group). Asymmetric INT
 weights with one zero point per tensor decode through the table too (level = q - z, b + 1 bits);
 per-channel or per-group zero points run as block fixed point with a zero-point row (mulzp).
 """
@@ -24,7 +26,7 @@ import numpy as np
 from qasic.errors import ConfigError
 from qasic.isa import lut
 from qasic.isa.table import LUT_MAX_SHIFT, LUT_SIG_BITS
-from qasic.quant.blockscale import block_size, quantize_blocked
+from qasic.quant.blockscale import BlockedWeights, block_size, factors, quantize_blocked
 from qasic.quant.formats import get_format, integer_levels, quantize_tensor
 from qasic.quant.formats.codebook import CodebookFormat
 from qasic.quant.formats.granularity import PerChannel, PerGroup, PerTensor
@@ -113,7 +115,19 @@ def _blocked(w: np.ndarray, spec: FormatSpec, name: str, clip: str,
     inverse = np.argsort(order)  # array order -> stored order
     levels = bw.levels[:, inverse].reshape(w.shape)
     codes = None if bw.codes is None else bw.codes[:, inverse].reshape(w.shape)
+    if bw.block_scale.shape[1] == 1 and bw.mode != "mulzp":
+        return _one_block(levels, codes, bw, name)
     block_of = (np.arange(k) // bw.block_size)[inverse]
     zero = bw.block_zero
     return LayerWeights(levels, bw.scale, bw.bits, name, codes, bw.lut, bw.block_scale,
                         block_of, bw.mode, bw.block_size, zero)
+
+
+def _one_block(levels: np.ndarray, codes: np.ndarray | None, bw: BlockedWeights,
+               name: str) -> LayerWeights:
+    """A reduction no longer than one block: its one scale per channel folds into the channel's
+    requantization multiplier, as a per-channel format's does (the same real weights: level *
+    factor * unit), so the layer needs no block scales; a depthwise conv's groups then pack into
+    dense blocks again."""
+    scale = bw.scale * factors(bw.block_scale, bw.mode)[:, 0]
+    return LayerWeights(levels, scale, bw.bits, name, codes, bw.lut)

@@ -78,12 +78,21 @@ def test_blocks_follow_the_given_reduction_order():
 
 
 def test_a_short_last_block_is_allowed_like_zero_padding():
+    w = RNG.normal(size=(4, 5, 5, 2))  # K = 50: a block of 32, then a short one of 18
+    lw = quantize_weights(w, "mxfp4", "minmax")
+    assert lw.block_scale.shape == (4, 2) and lw.levels.shape == w.shape
+    short = np.pad(w.reshape(4, 50), ((0, 0), (0, 14)))  # as if zero-padded to 64
+    want = dequantize(quantize_tensor(short, get_format("mxfp4")))[:, :50]
+    np.testing.assert_array_equal(real(lw), want.reshape(w.shape))
+
+
+def test_one_short_block_per_channel_runs_as_a_per_channel_scale():
     w = RNG.normal(size=(4, 3, 3, 1))  # K = 9 < 32: one short block per channel
     lw = quantize_weights(w, "mxfp4", "minmax")
-    assert lw.block_scale.shape == (4, 1) and lw.levels.shape == w.shape
+    assert lw.block_scale is None and lw.levels.shape == w.shape
     np.testing.assert_array_equal(
-        real(lw), dequantize(quantize_tensor(w.reshape(4, 9), get_format("mxfp4_g9")))
-        .reshape(w.shape))
+        lw.levels * lw.scale[:, None, None, None],
+        dequantize(quantize_tensor(w.reshape(4, 9), get_format("mxfp4_g9"))).reshape(w.shape))
 
 
 def test_factors():

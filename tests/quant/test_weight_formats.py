@@ -107,3 +107,21 @@ def test_formats_too_wide_for_the_decode_table_are_refused(monkeypatch):
     with pytest.raises(ConfigError, match=r"^fp8_e6m1: fixed-point levels reach 1\.384e\+19 "
                                           r"\(lsb 4\.657e-10\), beyond int64"):
         QuantConfig(weight_format="fp8_e6m1")
+
+
+@pytest.mark.parametrize("name", ["mxfp4", "int4_g32", "nf4"])
+def test_a_reduction_of_one_block_runs_as_per_channel_scales(name):
+    """K = 3*3*1 <= the block (a depthwise conv's): the one block scale per channel folds into the
+    channel's scale, so no block scales remain, and the real weights are the blocked ones."""
+    from qasic.quant.blockscale import effective_weight, quantize_blocked
+    from qasic.quant.weights import CODEBOOK_FRAC_BITS, hardware_format
+
+    w = np.random.default_rng(1).normal(size=(8, 3, 3, 1))
+    lw = quantize_weights(w, name, "minmax")
+    assert lw.block_scale is None and lw.block_mode is None
+    bw = quantize_blocked(w.reshape(8, -1), hardware_format(name), "minmax", CODEBOOK_FRAC_BITS)
+    want = effective_weight(bw.levels, bw.block_scale, np.zeros(9, int), bw.mode) \
+        * bw.scale[:, None]
+    np.testing.assert_allclose(lw.levels.reshape(8, -1) * lw.scale[:, None], want, rtol=1e-12)
+    if lw.lut is not None:
+        np.testing.assert_array_equal(lw.lut[lw.codes], lw.levels)
