@@ -99,13 +99,16 @@ def run_one(name: str, config: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.bit_survey", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--act-bits", type=int, default=6)
+    ap.add_argument("--act-bits", type=int, help="INT activation bits (default 6; 8 with an FP8 "
+                    "--act-format)")
     ap.add_argument("--weight-bits", type=int, default=8)
     ap.add_argument("--weight-format", help="a weight format name (qasic.quant.formats), e.g. nf4")
     ap.add_argument("--act-format", default="int", help="int, or fp8_e4m3 / fp8_e3m4")
     ap.add_argument("--only", help="comma-separated survey rows (default: the sample)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = ap.parse_args(argv)
+    if args.act_bits is None:
+        args.act_bits = 6 if args.act_format == "int" else 8
     if not 2 <= args.act_bits <= 8:
         print(f"--act-bits {args.act_bits}: give 2..8", file=sys.stderr)
         return 1

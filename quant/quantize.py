@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from qasic.arch.config import MAX_ACC_BITS
-from qasic.errors import ConfigError
+from qasic.errors import ConfigError, InputError
 from qasic.quant.biascorr import correct_biases
 from qasic.quant.blockscale import effective_weight
 from qasic.quant.calibrate import check_calibration, encode_activations, fused_relu, prepare
@@ -269,13 +269,30 @@ def _quantize_lut(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
 
 def lut_table(fn: str, fn_args: Mapping | None, inp: TensorQ, out: TensorQ) -> np.ndarray:
     """(2^B,) int64: table[code & (2^B - 1)] = out.encode(f(inp.decode(code))) for every code
-    of ``inp`` (B its code bits; FP8 NaN codes map as f(0))."""
+    of ``inp`` (B its code bits; FP8 NaN codes map as f(0)). A code outside f's domain (sqrt or
+    log of a negative: a symmetric FP8 range spans values a non-negative tensor never takes)
+    maps as the nearest code inside it, f extended by its value at the domain's edge."""
     bits = inp.bits
     codes = np.arange(-(1 << (bits - 1)), 1 << (bits - 1), dtype=np.int64)
     x = inp.decode(codes)
     x = np.where(np.isfinite(x), x, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):  # outside the domain: below
+        y = np.asarray(apply(fn, x, dict(fn_args or {})), dtype=np.float64)
+    bad = np.isnan(y)
+    if bad.all():
+        raise InputError(f"{fn}: no code of its input's range {x.min():.4g}..{x.max():.4g} "
+                         "lies in the function's domain; check the tensor feeding it")
+    if bad.any():
+        good = np.flatnonzero(~bad)
+        good = good[np.argsort(x[good], kind="stable")]  # by value (FP8 codes are not)
+        xs = x[good]
+        i = np.clip(np.searchsorted(xs, x[bad]), 1, max(len(xs) - 1, 1))
+        below = np.maximum(i - 1, 0)
+        pick = np.where(np.abs(x[bad] - xs[below]) <= np.abs(xs[i % len(xs)] - x[bad]),
+                        below, i % len(xs))
+        y[bad] = y[good[pick]]
     table = np.empty(1 << bits, dtype=np.int64)
-    table[codes & ((1 << bits) - 1)] = out.encode(apply(fn, x, dict(fn_args or {})))
+    table[codes & ((1 << bits) - 1)] = out.encode(y)
     return table
 
 

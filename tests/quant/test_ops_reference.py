@@ -183,3 +183,37 @@ def test_int_matmul_is_exact_on_both_paths():
     big = np.full((3, 64), (1 << 30) + 1, np.int64)
     got = reference.int_matmul(big, np.full((64, 2), (1 << 22) + 1, np.int64))
     assert got.dtype == np.int64 and int(got[0, 0]) == 64 * ((1 << 30) + 1) * ((1 << 22) + 1)
+
+
+def test_lut_codes_outside_the_functions_domain_take_the_nearest_code_inside(monkeypatch):
+    """A symmetric FP8 range spans negative values a non-negative tensor never takes: sqrt and
+    log of them were NaN and refused (UVit2D, HYV4, TimesFM-2.5 at FP8 activations)."""
+    from qasic.quant import functions
+    from qasic.quant.graph import TensorQ
+    from qasic.quant.quantize import lut_table
+
+    monkeypatch.setitem(functions.FUNCTIONS, "test_sqrt", np.sqrt)
+    monkeypatch.setitem(functions.FUNCTIONS, "test_log", np.log)
+    inp = TensorQ(scale=1 / 64, zero_point=0, bits=8, fmt="fp8_e4m3")
+    codes = np.arange(-128, 128)
+    x = inp.decode(codes)
+    out = TensorQ(scale=0.05, zero_point=-128, bits=8)
+    table = lut_table("test_sqrt", None, inp, out)[codes & 255]
+    ok = np.isfinite(x) & (x >= 0)
+    np.testing.assert_array_equal(table[ok], out.encode(np.sqrt(x[ok])))
+    np.testing.assert_array_equal(table[np.isfinite(x) & (x < 0)], out.encode(0.0))
+    logs = lut_table("test_log", None, inp, out)[codes & 255]
+    assert logs.min() >= -128 and logs.max() <= 127  # log 0 = -inf saturates; no garbage code
+    np.testing.assert_array_equal(logs[ok & (x > 0)], out.encode(np.log(x[ok & (x > 0)])))
+
+
+def test_a_lut_whose_input_never_meets_the_domain_is_refused_naming_it(monkeypatch):
+    from qasic.errors import InputError
+    from qasic.quant import functions
+    from qasic.quant.graph import TensorQ
+    from qasic.quant.quantize import lut_table
+
+    monkeypatch.setitem(functions.FUNCTIONS, "test_nan", lambda x: np.full_like(x, np.nan))
+    t = TensorQ(scale=0.1, zero_point=0, bits=8)
+    with pytest.raises(InputError, match="test_nan"):
+        lut_table("test_nan", None, t, t)
