@@ -70,6 +70,7 @@ prefill + decode steps against ``full`` bit for bit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -480,6 +481,7 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
     planes = decode_planes.masked_planes(full, c)  # zeros where causal softmaxes read them
     unread = decode_planes.unread(full, planes)
     last = set(lastrow.last_selects(full, c))  # the logits of the last position alone
+    sums: set[str] = set()  # row sums over the keys cut to the prompt (_widening_sliced)
     nodes, shapes = [], {full.input: (source + prompt,)}
     tensors = dict(full.tensors)
     for n in full.nodes:
@@ -510,7 +512,7 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
             n = _over_positions(_sink_dropped(n, full, probs, prompt), full, tokens, prompt)
             if n.name in convs:
                 n = decode_conv.causal_only(n)
-            n = _widening_sliced(n, c, prompt, shapes)
+            n = _widening_sliced(n, c, prompt, shapes, sums)
             shapes[n.output] = _infer(full, n, shapes)
             nodes.append(n)
         if n.output in caches or n.output in cross:
@@ -589,7 +591,8 @@ def decode_graph(full: QGraph) -> QGraph:
                                     tensors)
         elif n.op == "constant" or (acts and all(t in whole for t in acts) and not (
                 n.inputs[0] in consts and _expands_rows(
-                    n, 0, np.asarray(consts[n.inputs[0]].params["value"]), shapes, c))):
+                    n, 0, np.asarray(consts[n.inputs[0]].params["value"]), shapes, c,
+                    lambda: tokens))):
             nodes.append(n)  # a constant (read at use), or computed from the caches as in full
             # (but a per-key value of the caches expanded over the queries: the step's one)
             shapes[n.output] = full.shapes[n.output]
@@ -649,21 +652,27 @@ def _append(n: QNode, full: QGraph, nodes: list, shapes: dict) -> None:
     nodes.append(n)
 
 
-def _widening_sliced(n: QNode, c: int, prompt: int, shapes: dict) -> QNode:
+def _widening_sliced(n: QNode, c: int, prompt: int, shapes: dict, sums: set[str]) -> QNode:
     """A prefill's linear of equal weights over the C keys of causal scores (RetNet's scores
     divided by their row sums: the sum over the keys, a linear (1, C), and its broadcast back
     over them, a linear (C, 1), ``_widened`` at capture): over the ``prompt`` keys the
-    prefill's scores have (the first P queries' keys after P are masked: zeros in the sum)."""
+    prefill's scores have (the first P queries' keys after P are masked: zeros in the sum).
+    The broadcast must read such a sum (``sums``: the cut sums and the one-column values
+    computed from them): a (C, 1) spread of a per-token value over C channels, where the
+    channels happen to number C (Mamba2's, NemotronH's), is not over the keys."""
     if n.op != "linear" or prompt == c:
+        if any(t in sums and shapes[t][-1] == 1 for t in n.inputs):
+            sums.add(n.output)
         return n
     ps = {k: np.asarray(v) for k, v in n.params.items()}
     w, features = ps["weight"], shapes[n.inputs[0]][-1]
     if not (w == w.flat[0]).all():
         return n
-    if w.shape == (c, 1) and features == 1 and all(
+    if w.shape == (c, 1) and features == 1 and n.inputs[0] in sums and all(
             v.shape[:1] == (c,) and (v == v[:1]).all() for v in ps.values()):
         return replace(n, params={k: v[:prompt] for k, v in ps.items()})
     if w.shape == (1, c) and features == prompt:
+        sums.add(n.output)
         return replace(n, params={**n.params, "weight": w[:, :prompt]})
     return n
 
@@ -923,7 +932,8 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
         if t not in consts:
             continue
         value = np.asarray(consts[t].params["value"])
-        if _expands_rows(n, i, value, shapes, c):  # a per-key value repeated over queries
+        if _expands_rows(n, i, value, shapes, c, lambda: _token_axes(full)):  # a per-key
+            # value repeated over the queries
             name = f"{t}.rows{rows}"
             if name not in shapes:
                 value = np.take(value, range(rows), axis=-2)
@@ -964,12 +974,18 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
     return replace(n, inputs=tuple(inputs))
 
 
-def _expands_rows(n: QNode, i: int, value: np.ndarray, shapes: dict, c: int) -> bool:
+def _expands_rows(n: QNode, i: int, value: np.ndarray, shapes: dict, c: int,
+                  tokens: Callable[[], dict]) -> bool:
     """A matmul's first operand, a constant of C equal rows over one row of the other (a
     column of ones: a value per key expanded along the C queries, Doge's dynamic mask): its
-    rows are the queries, P in a prefill and 1 in a decode step."""
-    return n.op == "matmul" and i == 0 and value.ndim >= 2 and value.shape[-2] == c \
-        and shapes[n.inputs[1]][-2] == 1 and _same_along(value, value.ndim - 2)
+    rows are the queries, P in a prefill and 1 in a decode step. The row must hold the keys
+    (its token axis, ``tokens()[name]``, the last): a per-token state of C channels spread
+    over C rows, where the channels happen to number C (Mamba2's, NemotronH's), is not."""
+    if not (n.op == "matmul" and i == 0 and value.ndim >= 2 and value.shape[-2] == c
+            and shapes[n.inputs[1]][-2] == 1 and _same_along(value, value.ndim - 2)):
+        return False
+    axis = tokens().get(n.inputs[1], (None, 1))[0]
+    return axis == len(shapes[n.inputs[1]]) - 1
 
 
 def _selects_keys(n: QNode, i: int, value: tuple[int, ...], axes: list[int], c: int) -> bool:
@@ -1107,7 +1123,7 @@ def _token_axes(graph: QGraph) -> dict[str, tuple[int, int]]:
                     break
         elif n.op == "matmul" and _is_constant(producer, n.inputs[0]) and _expands_rows(
                 n, 0, np.asarray(producer[n.inputs[0]].params["value"]), shapes,
-                positions(graph)):
+                positions(graph), lambda: out):
             out[n.output] = (len(shapes[n.output]) - 2, 1)  # per key over the C queries
         elif n.op == "matmul" and _is_constant(producer, n.inputs[0]):
             b = shapes[n.inputs[1]]  # (..., K, N) @: the tokens stay on the axis they were
