@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from qasic.quant import (
+    embedding_bag,
     lastpool,
     logsoftmax,
     lowering,
@@ -126,9 +127,9 @@ HANDLERS = {**_IMAGE, **{
     for t, h in transformer.HANDLERS.items()},
     **{t: _by_layout(h, None) for t, h in lastpool.HANDLERS.items()},
     **{t: _by_layout(h, None) for t, h in sinks.HANDLERS.items()},
-    **logsoftmax.HANDLERS}
+    **logsoftmax.HANDLERS, **embedding_bag.HANDLERS}
 SUPPORTED = (lowering.SUPPORTED + lowering_convt.SUPPORTED + lowering_pad.SUPPORTED
              + lowering_ops.SUPPORTED + lowering_groupnorm.SUPPORTED
              + transformer.SUPPORTED + lowering_gather.SUPPORTED
              + lowering_seqpool.SUPPORTED + lastpool.SUPPORTED + lowering_ssm.SUPPORTED
-             + logsoftmax.SUPPORTED + pixel_shuffle.SUPPORTED)
+             + logsoftmax.SUPPORTED + pixel_shuffle.SUPPORTED + embedding_bag.SUPPORTED)

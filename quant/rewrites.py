@@ -20,6 +20,7 @@ from qasic.quant import (
     complex_rope,
     constant_rows,
     einsum,
+    embedding_bag,
     fourier,
     glu,
     hard_assign,
@@ -27,6 +28,7 @@ from qasic.quant import (
     logsoftmax,
     matrix_rope,
     movedim,
+    multi_index,
     selects,
     unfold,
     writeback,
@@ -52,6 +54,11 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("selects", "a selection of samples by a constant mask resolved", selects.decompose),
     Rewrite("constant_rows", "constant rows selected from a slice of the batch axis are that "
             "constant (TimeSformer's class tokens)", constant_rows.decompose),
+    Rewrite("embedding_bag", "a bag lookup of fixed-size bags (EmbeddingBag of 2-D ids) becomes "
+            "an embedding and a sum, mean or max over the bag",
+            _graph_only(embedding_bag.decompose)),
+    Rewrite("multi_index", "an index by constant indices on adjacent axes (DLRM's x[:, li, lj]) "
+            "becomes one index over those axes merged", multi_index.decompose),
     Rewrite("einsum", "an einsum of two operands becomes permutes, reshapes and a matmul",
             _graph_only(einsum.decompose)),
     Rewrite("unfold", "patch unfolds become views and permutes", _graph_only(unfold.decompose)),
