@@ -273,9 +273,13 @@ def in_layout_of(fp32: np.ndarray, quant: np.ndarray, layout: str | None = None)
 
 
 def compare(quant: np.ndarray, fp32: np.ndarray, labels: np.ndarray | None) -> dict:
-    """cosine (mean per sample), top-1 agreement and accuracy (classifiers: per-sample output a
-    vector of >= 2 classes; else None)."""
-    record = {"cosine": float(np.mean(cosines(quant, fp32))), "top1_agreement": None,
+    """cosine (mean per sample; a model of one output value a sample, a regressor's or a
+    recommender's score, the cosine of the batch's values: one value's own cosine is only
+    its sign), top-1 agreement and accuracy (classifiers: per-sample output a vector of >= 2
+    classes; else None)."""
+    one = quant.size == len(quant)
+    cos = cosines(quant.reshape(1, -1), fp32.reshape(1, -1)) if one else cosines(quant, fp32)
+    record = {"cosine": float(np.mean(cos)), "top1_agreement": None,
               "accuracy": None, "fp32_accuracy": None}
     if quant.ndim == 3 and labels is not None and labels.shape == quant.shape[:2]:
         # a language model: every position's next-token prediction

@@ -59,7 +59,7 @@ from qasic.quant.encodings import (
     symmetric,
 )
 from qasic.quant.fgraph import FGraph, FNode, as_input
-from qasic.quant.graph import SEQUENCE, TOKENS, TensorQ
+from qasic.quant.graph import SEQUENCE, TOKENS, TensorQ, outside_tables
 from qasic.quant.observers import (
     MSE_OBSERVERS,
     affine,
@@ -97,12 +97,10 @@ def check_calibration(graph: FGraph, data: Any) -> np.ndarray:
     if graph.input_layout == TOKENS and not np.all(np.floor(x) == x):
         raise InputError(f"calibration data for model {graph.name} must be integer token ids; "
                          "some are not integers")
-    vocab = [len(n.params["table"]) for n in graph.nodes
-             if n.op == "embedding" and n.inputs[0] == graph.input]
-    if graph.input_layout == TOKENS and vocab and (x.min() < 0 or x.max() >= min(vocab)):
-        bad = x.min() if x.min() < 0 else x.max()
-        raise InputError(f"calibration token id {int(bad)} is outside the vocabulary of model "
-                         f"{graph.name} (ids 0..{min(vocab) - 1})")
+    bad = outside_tables(graph.nodes, graph.input, x) if graph.input_layout == TOKENS else None
+    if bad is not None:
+        raise InputError(f"calibration token id {bad[0]} is outside the vocabulary of model "
+                         f"{graph.name}{bad[1]}")
     return as_input(graph, x)
 
 

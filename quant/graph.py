@@ -285,18 +285,11 @@ class QGraph:
             raise InputError(f"token ids of dtype {x.dtype}; give integers")
         if x.size and not np.all(np.isfinite(x) & (np.floor(x) == x)):
             raise InputError(f"token ids for model {self.name} must be integers; some are not")
-        vocab = self.vocabulary()
-        if x.size and (x.min() < 0 or x.max() >= vocab):
-            bad = x.min() if x.min() < 0 else x.max()
-            raise InputError(f"token id {int(bad)} is outside the vocabulary of model "
-                             f"{self.name} (ids 0..{vocab - 1})")
+        bad = outside_tables(self.nodes, self.input, x)
+        if bad is not None:
+            raise InputError(f"token id {bad[0]} is outside the vocabulary of model "
+                             f"{self.name}{bad[1]}")
         return x.astype(np.int64)
-
-    def vocabulary(self) -> int:
-        """Number of token ids the model's embeddings accept (the smallest table)."""
-        sizes = [len(n.params["table"]) for n in self.nodes
-                 if n.op == "embedding" and n.inputs[0] == self.input]
-        return min(sizes) if sizes else 1 << 31
 
     def dequantize_output(self, q: np.ndarray) -> np.ndarray:
         return self.tensors[self.output].decode(q)
@@ -343,3 +336,24 @@ def to_internal(x: np.ndarray, layout: str) -> np.ndarray:
     if layout == "NCL" and x.ndim == 3:
         return x.transpose(0, 2, 1)[:, None]
     return x
+
+
+def outside_tables(nodes: Any, input_name: str, x: np.ndarray) -> tuple[int, str] | None:
+    """The first id of ``x`` (batch, ids) outside the table of an embedding reading it, and
+    where: " (ids 0..V-1)", or with the positions, " (ids 0..V-1 at position 3)", when the
+    tables read different positions (a recommender's user and item ids, each its own
+    table); None when every id fits. An embedding reads all the ids, or the ``rows`` ids
+    from ``offset`` (quant.lowering.IdSlice)."""
+    reads = [(n.attrs.get("offset", 0), n.attrs.get("rows"), len(n.params["table"]))
+             for n in nodes if n.op == "embedding" and n.inputs[0] == input_name]
+    if not x.size or not reads:
+        return None
+    whole = all(rows is None for _, rows, _ in reads)
+    for offset, rows, vocab in sorted(reads, key=lambda r: r[2]):
+        part = x[:, offset:offset + rows] if rows is not None else x
+        out = part[(part < 0) | (part >= vocab)]
+        if out.size:
+            at = "" if whole else (f" at position {offset}" if rows == 1 else
+                                   f" at positions {offset}..{offset + rows - 1}")
+            return int(out.flat[0]), f" (ids 0..{vocab - 1}{at})"
+    return None

@@ -52,14 +52,21 @@ class IdMap:
     function of that id alone (evaluated on the vocabulary where an embedding reads it)."""
 
     of: Callable[[torch.Tensor], torch.Tensor]
+    # a function of the id and its position (the ids plus a constant per position: a
+    # recommender's field offsets into one shared table); ``of`` then takes (ids, tokens)
+    positional: bool = False
 
 
-def reads_ids(b: Any, args: list, kwargs: dict) -> bool:
+def reads_ids(b: Any, args: list, kwargs: dict, node: Any = None) -> bool:
     """Whether an op is this module's: it reads an IdMap, or padding masks of different tests,
-    or a padding mask and the ids themselves (nothing else takes those)."""
+    or a padding mask and the ids themselves (nothing else takes those), or the ids and an
+    integer constant of one value per position (pytorch-fm's ``x + offsets``: each field's
+    ids offset into one shared table)."""
     flat = _flat((args, kwargs))
     keys = [v for v in flat if isinstance(v, KeyMask)]
     if any(isinstance(v, IdMap) for v in flat):
+        return True
+    if node is not None and _per_position(b, node, flat):
         return True
     return bool(keys) and (len({(k.pred, k.ids) for k in keys}) > 1 or any(
         isinstance(v, Act) and v.name == b.input_name for v in flat))
@@ -79,6 +86,24 @@ def apply(b: Any, node: Any, args: list, kwargs: dict) -> Any:
            for v in flat):
         return _mapped(b, node, args, kwargs)
     return _combined(b, node, args, kwargs)
+
+
+def _per_position(b: Any, node: Any, flat: list) -> bool:
+    """An elementwise op of the ids themselves and an integer constant of several values,
+    one per position (broadcast over the batch)."""
+    if b.layout != lowering_seq.TOKENS or node.target not in _SHIFTS:
+        return False
+    ids = [v for v in flat if isinstance(v, Act)]
+    consts = [v for v in flat if isinstance(v, torch.Tensor) and v.numel() > 1]
+    if len(ids) != 1 or ids[0].name != b.input_name or len(consts) != 1 \
+            or consts[0].is_floating_point() or consts[0].dtype == torch.bool:
+        return False
+    c, tokens = consts[0], b.shapes[b.input_name]
+    return c.dim() <= 1 + len(tokens) and all(d == 1 for d in c.shape[:-len(tokens)]) \
+        and c.dim() >= 1
+
+
+_SHIFTS = {aten.add.Tensor, aten.sub.Tensor}
 
 
 def _combined(b: Any, node: Any, args: list, kwargs: dict) -> KeyMask:
@@ -135,6 +160,10 @@ def _mapped(b: Any, node: Any, args: list, kwargs: dict) -> IdMap:
         if isinstance(t, KeyMask):
             _check_per_id(b, node, t, shape)
     target = node.target
+    positional = any(isinstance(t, IdMap) and t.positional for t in _flat((args, kwargs))) \
+        or _per_position(b, node, _flat((args, kwargs)))
+    if positional:
+        return _positional(b, node, args, kwargs)
 
     def sub(t: Any, ids: torch.Tensor) -> Any:
         if isinstance(t, IdMap):
@@ -148,6 +177,30 @@ def _mapped(b: Any, node: Any, args: list, kwargs: dict) -> IdMap:
             return type(t)(sub(x, ids) for x in t)
         return {k: sub(v, ids) for k, v in t.items()} if isinstance(t, dict) else t
     return IdMap(lambda ids: target(*sub(list(args), ids), **sub(kwargs, ids)))
+
+
+def _positional(b: Any, node: Any, args: list, kwargs: dict) -> IdMap:
+    """An elementwise op of the ids, positional IdMaps and constants (no test of the ids): a
+    positional IdMap, ``of(grid)`` evaluated on a (ids, tokens) grid of every id at every
+    position."""
+    target = node.target
+    for t in _flat((args, kwargs)):
+        if isinstance(t, KeyMask) or (isinstance(t, IdMap) and not t.positional):
+            b.fail(node, "token ids offset per position and tested (or mapped by value) in one "
+                         "op; only offsets, sums and differences of them with constants")
+
+    def sub(t: Any, grid: torch.Tensor) -> Any:
+        if isinstance(t, IdMap):
+            return t.of(grid)
+        if isinstance(t, Act):
+            return grid
+        if isinstance(t, torch.Tensor) and t.dim():  # (1, ..., tokens) -> (tokens,)
+            return t.reshape(-1)
+        if isinstance(t, (list, tuple)):
+            return type(t)(sub(x, grid) for x in t)
+        return {k: sub(v, grid) for k, v in t.items()} if isinstance(t, dict) else t
+    return IdMap(lambda grid: target(*sub(list(args), grid), **sub(kwargs, grid)),
+                 positional=True)
 
 
 def _check_per_id(b: Any, node: Any, k: KeyMask, shape: tuple) -> None:
@@ -169,6 +222,8 @@ def _embedding(b: Any, node: Any, args: list) -> Act:
     if not isinstance(table, torch.Tensor) or not isinstance(ids, IdMap):
         b.fail(node, "an embedding of token ids mapped through a table must look up a constant "
                      "table")
+    if ids.positional:
+        return _positional_embedding(b, node, table, ids)
     v = ids.of(torch.arange(token_vocab(b, node, "an embedding of mapped token ids")))
     if v.is_floating_point() or v.dtype == torch.bool or bool((v < 0).any()) \
             or bool((v >= table.shape[0]).any()):
@@ -176,3 +231,39 @@ def _embedding(b: Any, node: Any, args: list) -> Act:
                      f"{v.dtype} values {v.min().item()}..{v.max().item()}; only integer rows "
                      "of the table")
     return b.add(node, "embedding", (b.input_name,), {}, {"table": _np(table[v.long()])})
+
+
+def _positional_embedding(b: Any, node: Any, table: torch.Tensor, ids: IdMap) -> Act:
+    """aten.embedding(table, f(id, position)): position t's ids read the rows
+    ``table[f(v, t)]`` for v = 0, 1, ... while those are rows of the table (its last: torch
+    reads row f(v, t) for any id v whose row exists): one embedding of the ids at that position
+    each, placed along the positions (positions of one mapping share one embedding)."""
+    tokens = b.shapes[b.input_name]
+    if len(tokens) != 1:
+        b.fail(node, f"token ids of shape {list(tokens)} offset per position; only (batch, "
+                     "tokens) ids")
+    rows, t = int(table.shape[0]), tokens[0]
+    grid = torch.arange(rows).reshape(rows, 1).expand(rows, t)
+    v = ids.of(grid)
+    if v.is_floating_point() or v.dtype == torch.bool or tuple(v.shape) != (rows, t):
+        b.fail(node, f"token ids mapped per position to {v.dtype} values of shape "
+                   f"{list(v.shape)}; only integer rows of the table, one per id and position")
+    inside = (v >= 0) & (v < rows)
+    parts, start = [], 0
+    while start < t:  # runs of positions with the same rows
+        stop = start + 1
+        while stop < t and torch.equal(v[:, stop], v[:, start]):
+            stop += 1
+        col = v[:, start]
+        n = int(torch.cumprod(inside[:, start].long(), 0).sum())  # ids 0..n-1 have rows
+        if n == 0:
+            b.fail(node, f"token ids at position {start} mapped outside the table's {rows} "
+                         "rows for every id; only maps into the table")
+        parts.append(b.add(node, "embedding", (b.input_name,),
+                           {"offset": start, "rows": stop - start},
+                           {"table": _np(table[col[:n].long()])},
+                           shape=(stop - start, int(table.shape[1])), suffix=f".at{start}"))
+        start = stop
+    if len(parts) == 1:
+        return parts[0]
+    return lowering_seq.placed(b, node, parts, [b.shapes[p.name][0] for p in parts], 0)

@@ -526,10 +526,17 @@ def unbind(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
 
 def select(b: Any, node: Any, args: list, kwargs: dict, suffix: str = "") -> Act:
     """aten.select(x, dim, index): x[:, 0], x[:, -1], nn.MultiheadAttention's q, k, v = proj[i]:
-    a selection along one per-sample axis (``rows``)."""
-    x = _act(b, node, args[0], "select input")
+    a selection along one per-sample axis (``rows``). One id of each sample (NCF's
+    ``pair[:, 0]``, the user's id of a (user, item) pair) is a slice of one id, which only an
+    embedding reads."""
     rank = node.args[0].meta["val"].dim()
     dim = int(args[1]) % rank
+    if isinstance(args[0], Act) and args[0].name == b.input_name and b.layout == TOKENS \
+            and axis_map(b, node.args[0])[dim] == 0:
+        b.batch_axes[node.name] = (digit(b, node.args[0])[0] - (dim < digit(b, node.args[0])[0]),
+                                   1)
+        return IdSlice(args[0].name, int(args[2]) % int(node.args[0].meta["val"].shape[dim]), 1)
+    x = _act(b, node, args[0], "select input")
     size = int(node.args[0].meta["val"].shape[dim])
     axis = axis_map(b, node.args[0])[dim]
     p, inner = digit(b, node.args[0])
@@ -743,7 +750,7 @@ def cat(b: Any, node: Any, args: list, kwargs: dict, fallback: Any = None) -> Ac
     if axis is None or dim == digit(b, node)[0]:
         b.fail(node, f"cat along dim {dim}, the batch axis; only along per-sample axes")
     sizes = [int(a.meta["val"].shape[dim]) for a in parts]
-    return _placed(b, node, xs, sizes, axis)
+    return placed(b, node, xs, sizes, axis)
 
 
 def _constant_columns(b: Any, node: Any, c: torch.Tensor, i: int) -> Act:
@@ -778,10 +785,10 @@ def _cat_outer(b: Any, node: Any, xs: list, parts: list, dim: int) -> Act:
     ys = [x if len(b.shapes[x.name]) == len(per_sample(b, node)) else reshaped(
         b, node, x, b.shapes[x.name][:axis] + (1,) + b.shapes[x.name][axis:], suffix=f".{i}in")
         for i, x in enumerate(xs)]
-    return _placed(b, node, ys, [b.shapes[y.name][axis] for y in ys], axis)
+    return placed(b, node, ys, [b.shapes[y.name][axis] for y in ys], axis)
 
 
-def _placed(b: Any, node: Any, xs: list, sizes: list, axis: int) -> Act:
+def placed(b: Any, node: Any, xs: list, sizes: list, axis: int) -> Act:
     """Activations joined along per-sample ``axis``: each placed by a 0/1 matmul, summed."""
     total, out, at = sum(sizes), None, 0
     for i, (x, n) in enumerate(zip(xs, sizes, strict=True)):

@@ -97,8 +97,13 @@ def embedding(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """aten.embedding(weight, ids, padding_idx, ...): rows of the table by token id."""
     table = _np(_const(b, node, args[0], "embedding table"))
     if isinstance(args[1], IdSlice):  # ids start.. of the input, one a row
-        return b.add(node, "embedding", (args[1].name,),
-                     {"offset": args[1].start, "rows": args[1].length}, {"table": table})
+        rows = (args[1].length, table.shape[-1])
+        y = b.add(node, "embedding", (args[1].name,),
+                  {"offset": args[1].start, "rows": args[1].length}, {"table": table},
+                  shape=rows)
+        if b.per_sample(node) != rows:  # one id of each sample selected: its row, unnested
+            y = lowering_seq.reshaped(b, node, y, b.per_sample(node), ".row")
+        return y
     if isinstance(args[1], Pointwise) and args[1].src.name == b.input_name \
             and b.layout == lowering_seq.TOKENS:
         rows = hashing.composed(table, args[1].tree)  # CANINE's hashed ids

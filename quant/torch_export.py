@@ -324,7 +324,7 @@ class _Builder:
             if made is not None:
                 return made
         if not _has((args, kwargs), (positions.PosValue, lengths.Length)) \
-                and idmaps.reads_ids(self, args, kwargs):  # tests of the ids, ids mapped
+                and idmaps.reads_ids(self, args, kwargs, node):  # tests of the ids, ids mapped
             return idmaps.apply(self, node, args, kwargs)
         if node.target in lowering_seq.LIKE_OPS:  # shapes and dtypes only, not values
             return lowering_seq.like(node, args, kwargs)
@@ -361,8 +361,8 @@ class _Builder:
         src = next((a for a in node.all_input_nodes if _has_act(self.env.get(a.name))), None)
         if src is None or src.name not in self.batch_axes:
             return
-        if _rank(src) == _rank(node) or _rank(src) < _rank(node) and tuple(
-                src.meta["val"].shape) == tuple(node.meta["val"].shape)[:_rank(src)]:
+        if _rank(src) == _rank(node) or _rank(src) < _rank(node) and _shape(
+                src) == _shape(node)[:_rank(src)]:
             self.batch_axes[node.name] = self.batch_axes[src.name]
 
     def _getitem(self, node: fx.Node, args: list) -> Any:
@@ -396,7 +396,12 @@ class _Builder:
                                "(Python: output=N)" if len(outs) > 1 else ""))
         self._batch_first(outs[0])
         self.output_layout = self._layout_of(outs[0])
-        return self.value(outs[0]).name
+        name = self.value(outs[0]).name
+        if self.shapes[name] == ():  # one value a sample (a recommender's click probability,
+            # ``.view(-1)``): held as (1,), a program's tensors having at least one axis
+            name = self.add(outs[0], "reshape", (name,), {"shape": (1,)}, shape=(1,),
+                            suffix=".per_sample").name
+        return name
 
     def _batch_first(self, out: fx.Node) -> None:
         """Refuse an output whose batch is not its outermost axis (a time-major RNN's (L,
@@ -498,9 +503,20 @@ _SHAPE_READERS = (torch.ops.aten.reshape_as.default, torch.ops.aten.view_as.defa
 
 
 def _rank(node: fx.Node) -> int:
+    return len(_shape(node)) if _first_val(node) is not None else -1
+
+
+def _shape(node: fx.Node) -> tuple:
+    """The shape of ``node``'s value, or of its first if it is a tuple (an op of several
+    outputs: its getitems read them); () when it has none."""
+    val = _first_val(node)
+    return tuple(val.shape) if val is not None else ()
+
+
+def _first_val(node: fx.Node) -> torch.Tensor | None:
     val = node.meta.get("val")
     val = val[0] if isinstance(val, (tuple, list)) and val else val
-    return val.dim() if isinstance(val, torch.Tensor) else -1
+    return val if isinstance(val, torch.Tensor) else None
 
 
 def _has(tree: Any, kinds: Any) -> bool:

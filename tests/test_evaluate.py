@@ -192,6 +192,13 @@ def test_non_classifiers_have_no_top1_and_images_compare_in_nhwc():
                           pairs.reshape(2, 2, 3, 4, 5))
     single = compare(np.ones((3, 1)), np.ones((3, 1)), labels=None)
     assert single["top1_agreement"] is None
+    # one value a sample (a score): the cosine of the batch's values, not of each value's sign
+    scores = np.array([0.5, -0.2, 0.9, 0.006])
+    near = compare(scores + [0.01, 0.0, -0.01, -0.006], scores, labels=None)["cosine"]
+    assert near == pytest.approx(np.dot(scores + [0.01, 0, -0.01, -0.006], scores)
+                                 / np.linalg.norm(scores + [0.01, 0, -0.01, -0.006])
+                                 / np.linalg.norm(scores)) and 0.999 < near < 1.0
+    assert compare(-scores[:, None], scores[:, None], labels=None)["cosine"] == pytest.approx(-1)
 
 
 def test_import_qasic_is_light_and_exports_the_api():
