@@ -101,6 +101,7 @@ def user_trained_model(spec: str, data_path: str | Path | None) -> Any:
     module = load_user_model(spec)
     if not isinstance(module, torch.nn.Module):  # an ExportedProgram runs through its module
         module = module.module()
+    _check_one_input(module, Path(spec.rpartition(":")[0] or spec).stem)
     _check_ids(module, data, Path(data_path), Path(spec.rpartition(":")[0] or spec).stem)
     calib = model_inputs(data["calibration"])
     test_x = model_inputs(data.get("test_x", calib[:0]))
@@ -122,15 +123,37 @@ def model_inputs(x: Any) -> Any:
     return x.astype(np.int64 if x.dtype.kind in "iu" else np.float32)
 
 
+def _check_one_input(module: Any, name: str) -> None:
+    """A model whose forward needs several inputs (DLRM's dense features and sparse ids, a
+    text-image model's two) is refused in one line naming them: the data file holds one."""
+    import inspect
+
+    try:
+        params = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):  # a forward without a signature: export will tell
+        return
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    needed = [p.name for p in params if p.kind in positional and p.default is p.empty]
+    if len(needed) > 1:
+        raise InputError(f"model {name}'s forward takes {len(needed)} inputs ({', '.join(needed)})"
+                         f"; qasic compiles a model of one input tensor, the data file's "
+                         f"'calibration': wrap the model in a module whose forward takes one "
+                         f"tensor (float features or int64 ids, not both) and holds the "
+                         f"others as constants, or slices them from that tensor")
+
+
 def _check_ids(module: Any, data: dict, path: Path, name: str) -> None:
-    """Integer inputs are token ids: each must index the model's first nn.Embedding (the token
-    table), or one line names the bad id, the array and the vocabulary."""
+    """Integer inputs are token ids: each must index one of the model's tables (the largest
+    nn.Embedding or nn.EmbeddingBag: a recommender reads each id position from its own
+    table; calibration checks each position against its table), or one line names the bad
+    id, the array and the vocabulary."""
     import torch
 
-    table = next((m for m in module.modules() if isinstance(m, torch.nn.Embedding)), None)
-    if table is None:
+    tables = [m.num_embeddings for m in module.modules()
+              if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))]
+    if not tables:
         return
-    vocab = table.num_embeddings
+    vocab = max(tables)
     for key in ("calibration", "test_x", "val_x"):
         x = data.get(key)
         if x is None or x.dtype.kind not in "iu" or not x.size:

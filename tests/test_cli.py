@@ -210,6 +210,16 @@ def test_a_broken_user_factory_is_one_line(tmp_path, capsys, calib, body, messag
     assert message.format(path=tmp_path / "net.py") in _one_line(capsys)
 
 
+def test_a_model_of_two_inputs_is_one_line_naming_them(tmp_path, capsys, calib):
+    body = ("import torch\nclass Two(torch.nn.Module):\n"
+            "    def forward(self, dense, sparse, scale=1.0):\n        return dense\n"
+            "def make():\n    return Two()\n")
+    spec = factory_file(tmp_path, body)
+    assert main(["quantize", "--model", spec, "--data", calib]) == 1
+    assert "model net's forward takes 2 inputs (dense, sparse); qasic compiles a model of one " \
+           "input tensor" in _one_line(capsys)
+
+
 def test_a_raising_factory_with_debug_shows_the_users_traceback(tmp_path, calib):
     spec = factory_file(tmp_path, "def make():\n    raise RuntimeError('no weights here')\n")
     r = qasic("quantize", "--model", spec, "--data", calib, "--debug")
