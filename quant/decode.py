@@ -179,7 +179,8 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
     producer = {n.output: n for n in graph.nodes}
     c, tokens, enc = positions(graph), _token_axes(graph), encoder_tensors(graph)
     scanned = {name for p in _recurrences(graph, c) for name in p.position}
-    _refuse_scan(graph, producer, c, scanned | set(lastrow.last_selects(graph, c)))
+    shifts = token_shifts(graph, tokens)  # a cumsum over the tokens is one (K = C)
+    _refuse_scan(graph, producer, c, scanned | set(lastrow.last_selects(graph, c)) | set(shifts))
     out = []
     for n in graph.nodes:
         if n.op != "matmul" or _is_constant(producer, n.inputs[0]) or n.inputs[1] in enc \
@@ -207,7 +208,7 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
                                          "positions); generation caches those")
             if t not in out:
                 out.append(t)
-    if not out and not token_convs(graph, tokens) and not token_shifts(graph, tokens) \
+    if not out and not token_convs(graph, tokens) and not shifts \
             and not scanned:
         raise UnsupportedOpError(f"model {graph.name} has no attention (no matmul of two "
                                  "activations) and no causal convolution over its tokens: "
