@@ -80,6 +80,7 @@ from qasic.quant import (
     decode_conv,
     decode_groups,
     decode_memory,
+    decode_mix,
     decode_planes,
     intops,
     lastrow,
@@ -180,6 +181,7 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
     c, tokens, enc = positions(graph), _token_axes(graph), encoder_tensors(graph)
     scanned = {name for p in _recurrences(graph, c) for name in p.position}
     shifts = token_shifts(graph, tokens)  # a cumsum over the tokens is one (K = C)
+    mixes = token_mixes(graph, tokens)  # a causal gMLP's: its input is cached
     _refuse_scan(graph, producer, c, scanned | set(lastrow.last_selects(graph, c)) | set(shifts))
     out = []
     for n in graph.nodes:
@@ -208,6 +210,7 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
                                          "positions); generation caches those")
             if t not in out:
                 out.append(t)
+    out += [src for src, _ in mixes.values() if src not in out]
     if not out and not token_convs(graph, tokens) and not shifts \
             and not scanned:
         raise UnsupportedOpError(f"model {graph.name} has no attention (no matmul of two "
@@ -253,6 +256,15 @@ def token_convs(graph: QGraph, tokens: dict | None = None) -> dict[str, tuple[st
     return decode_conv.token_convs(graph, positions(graph), tokens,
                                    lambda t: _token_major_source(producer, tokens, t),
                                    _left_pads(graph, tokens))
+
+
+def token_mixes(graph: QGraph, tokens: dict | None = None) -> dict[str, tuple[str, str]]:
+    """linear name -> (its cached input, its token-major output) for each causal linear mix
+    of the positions (a causal gMLP's: quant.decode_mix)."""
+    tokens = _token_axes(graph) if tokens is None else tokens
+    producer = {n.output: n for n in graph.nodes}
+    return decode_mix.token_mixes(graph, positions(graph), tokens,
+                                  lambda t: _token_major_source(producer, tokens, t))
 
 
 def _left_pads(graph: QGraph, tokens: dict) -> dict[str, int]:
@@ -472,6 +484,7 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
         raise UnsupportedOpError(f"a prompt of {prompt} tokens does not fit model {full.name}'s "
                                  f"{c} positions")
     caches, cross = set(cache_tensors(full)), set(cross_tensors(full))
+    mixed = {out for _, out in token_mixes(full).values()}  # their P rows into states too
     enc, source = encoder_tensors(full), int(full.shapes[full.input][0]) - c
     convs, shifts = token_convs(full), token_shifts(full)
     windows = _windows(convs, shifts)  # a token conv's or shift's input -> K
@@ -516,7 +529,7 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
             n = _widening_sliced(n, c, prompt, shapes, sums)
             shapes[n.output] = _infer(full, n, shapes)
             nodes.append(n)
-        if n.output in caches or n.output in cross:
+        if n.output in caches or n.output in cross or n.output in mixed:
             name, rows = state_name(n.output), _as_rows(n.output, nodes, shapes, tensors)
             nodes.append(QNode(name, "cache_write", (rows,), name, {"state": name}))
             shapes[name] = (full.shapes[n.output][0], *shapes[rows][1:])
@@ -541,6 +554,7 @@ def decode_graph(full: QGraph) -> QGraph:
     sinks = computed_sinks(full)  # their key mask rows allow the sink's column
     c = positions(full)
     caches, cross = set(cache_tensors(full)), set(cross_tensors(full))
+    mixed = {out for _, out in token_mixes(full).values()}  # computed whole, row p read back
     enc = encoder_tensors(full)
     consts = {n.output: n for n in full.nodes if n.op == "constant"}
     tokens = _token_axes(full)
@@ -594,6 +608,10 @@ def decode_graph(full: QGraph) -> QGraph:
                 n.inputs[0] in consts and _expands_rows(
                     n, 0, np.asarray(consts[n.inputs[0]].params["value"]), shapes, c,
                     lambda: tokens))):
+            if n.output in mixed:  # a causal token mix's C rows: the step's row p of them
+                decode_mix.row_of(n, state_name(n.output), STEP, nodes, shapes, tensors,
+                                  full.shapes[n.output], _state_written)
+                continue
             nodes.append(n)  # a constant (read at use), or computed from the caches as in full
             # (but a per-key value of the caches expanded over the queries: the step's one)
             shapes[n.output] = full.shapes[n.output]
