@@ -211,6 +211,7 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
             if t not in out:
                 out.append(t)
     out += [src for src, _ in mixes.values() if src not in out]
+    decode_mix.refuse_acausal(graph, c, tokens)
     if not out and not token_convs(graph, tokens) and not shifts \
             and not scanned:
         raise UnsupportedOpError(f"model {graph.name} has no attention (no matmul of two "

@@ -20,6 +20,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from qasic.errors import UnsupportedOpError
 from qasic.quant.graph import QGraph, QNode
 
 VIEWS = ("reshape", "permute")
@@ -52,6 +53,19 @@ def token_mixes(graph: QGraph, c: int, tokens: dict, source: Callable[[str], lis
         if len(src) == 1 and tokens.get(mixed, (None,))[0] == 0:
             out[n.name] = (src[0], mixed)
     return out
+
+
+def refuse_acausal(graph: QGraph, c: int, tokens: dict) -> None:
+    """One line for a linear over the C positions whose weight reads later tokens (an
+    unmasked gMLP's spatial gating unit): the form that generates is its causal one."""
+    for n in graph.nodes:
+        w = np.asarray(n.params.get("weight", np.zeros(0)))
+        if n.op == "linear" and w.shape == (c, c) and np.triu(w, 1).any() and tokens.get(
+                n.inputs[0], (None,))[0] == len(graph.shapes[n.inputs[0]]) - 1:
+            raise UnsupportedOpError(
+                f"{n.name}: a linear over the {c} token positions whose weight mixes later "
+                "tokens into earlier ones; generation decodes a causal mix: mask the "
+                "weight's upper triangle (a causal gMLP's weight.masked_fill(triu(1), 0))")
 
 
 def row_of(n: QNode, state: str, step: str, nodes: list, shapes: dict, tensors: dict,
