@@ -317,12 +317,15 @@ def _token_major_source(producer: dict, tokens: dict, tensor: str) -> list[str]:
     return [tensor]
 
 
-def _over_positions(n: QNode, graph: QGraph, tokens: dict, rows: int) -> QNode:
-    """A linear over the token positions (a token conv's slice) on ``rows`` of them; any other
-    node as it is."""
+def _over_positions(n: QNode, graph: QGraph, tokens: dict, rows: int,
+                    mixes: dict | None = None) -> QNode:
+    """A linear over the token positions (a token conv's slice; in a prefill, a causal mix in
+    ``mixes``: quant.decode_mix) on ``rows`` of them; any other node as it is."""
     axis = tokens.get(n.inputs[0], (None,))[0]  # None: no token axis (a selected row's)
     if n.op != "linear" or axis != len(graph.shapes[n.inputs[0]]) - 1:
         return n
+    if mixes and n.name in mixes:
+        return decode_mix.prefilled(n, rows)
     return decode_conv.slice_linear(n, positions(graph), rows)
 
 
@@ -485,7 +488,8 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
         raise UnsupportedOpError(f"a prompt of {prompt} tokens does not fit model {full.name}'s "
                                  f"{c} positions")
     caches, cross = set(cache_tensors(full)), set(cross_tensors(full))
-    mixed = {out for _, out in token_mixes(full).values()}  # their P rows into states too
+    mixes = token_mixes(full)
+    mixed = {out for _, out in mixes.values()}  # their P rows into states too
     enc, source = encoder_tensors(full), int(full.shapes[full.input][0]) - c
     convs, shifts = token_convs(full), token_shifts(full)
     windows = _windows(convs, shifts)  # a token conv's or shift's input -> K
@@ -524,7 +528,8 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
             n = lastrow.cut(n, consts, nodes, shapes, tensors, prompt) if n.name in last \
                 else _positions_read(n, full, consts, nodes, shapes, tensors, c, prompt, memory)
             n = _pattern_sliced(_reshaped(n, shapes, full, tokens, prompt), prompt, sinks)
-            n = _over_positions(_sink_dropped(n, full, probs, prompt), full, tokens, prompt)
+            n = _over_positions(_sink_dropped(n, full, probs, prompt), full, tokens, prompt,
+                                mixes)
             if n.name in convs:
                 n = decode_conv.causal_only(n)
             n = _widening_sliced(n, c, prompt, shapes, sums)

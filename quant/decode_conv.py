@@ -45,7 +45,6 @@ from dataclasses import replace
 import numpy as np
 
 from qasic.errors import UnsupportedOpError
-from qasic.quant import decode_mix
 from qasic.quant.fixedpoint import quantize_multiplier
 from qasic.quant.geometry import pair, quad
 from qasic.quant.graph import QGraph, QNode
@@ -282,10 +281,6 @@ def slice_linear(n: QNode, c: int, rows: int) -> QNode:
     Any other linear over the positions mixes tokens: refused."""
     p = n.params
     w = np.asarray(p["weight"])
-    if decode_mix.causal(w, c) and set(p) == {"weight", "bias", "multiplier", "shift"}:
-        # a causal mix (quant.decode_mix): each of the first ``rows`` reads those before it
-        return replace(n, params={"weight": w[:rows, :rows], **{
-            k: np.asarray(p[k])[:rows] for k in ("bias", "multiplier", "shift")}})
     same = {k: np.unique(np.asarray(p[k])).size == 1 for k in ("bias", "multiplier", "shift")}
     if set(p) != {"weight", "bias", "multiplier", "shift"} or w.shape[0] != c \
             or w.shape[1] < c or w[:, c:].any() or not all(same.values()) \

@@ -24,6 +24,7 @@ from qasic.errors import UnsupportedOpError
 from qasic.quant.graph import QGraph, QNode
 
 VIEWS = ("reshape", "permute")
+PARAMS = {"weight", "bias", "multiplier", "shift"}  # a linear's, each per output position
 
 
 def causal(w: np.ndarray, c: int) -> bool:
@@ -42,8 +43,8 @@ def token_mixes(graph: QGraph, c: int, tokens: dict, source: Callable[[str], lis
             readers.setdefault(t, []).append(n)
     out = {}
     for n in graph.nodes:
-        if n.op != "linear" or tokens.get(n.inputs[0], (None,))[0] != \
-                len(graph.shapes[n.inputs[0]]) - 1 or not causal(np.asarray(
+        if n.op != "linear" or set(n.params) != PARAMS or tokens.get(n.inputs[0], (None,))[0] \
+                != len(graph.shapes[n.inputs[0]]) - 1 or not causal(np.asarray(
                     n.params["weight"]), c):
             continue
         src, mixed = source(n.inputs[0]), n.output
@@ -53,6 +54,15 @@ def token_mixes(graph: QGraph, c: int, tokens: dict, source: Callable[[str], lis
         if len(src) == 1 and tokens.get(mixed, (None,))[0] == 0:
             out[n.name] = (src[0], mixed)
     return out
+
+
+def prefilled(n: QNode, rows: int) -> QNode:
+    """A prefill's causal mix ``n`` on its first ``rows`` positions: the weight's first rows
+    and columns, each output position's bias and requantization (position p reads those up
+    to p alone, so the codes are ``full``'s)."""
+    p = n.params
+    return replace(n, params={"weight": np.asarray(p["weight"])[:rows, :rows], **{
+        k: np.asarray(p[k])[:rows] for k in PARAMS - {"weight"}}})
 
 
 def refuse_acausal(graph: QGraph, c: int, tokens: dict) -> None:
