@@ -83,6 +83,7 @@ from qasic.quant import (
     decode_mix,
     decode_planes,
     intops,
+    key_bits,
     lastrow,
     recurrence,
 )
@@ -488,6 +489,7 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
         raise UnsupportedOpError(f"a prompt of {prompt} tokens does not fit model {full.name}'s "
                                  f"{c} positions")
     caches, cross = set(cache_tensors(full)), set(cross_tensors(full))
+    caches |= key_bits.tensors(full, encoder_tensors(full))  # the prompt's padding-mask bits
     mixes = token_mixes(full)
     mixed = {out for _, out in mixes.values()}  # their P rows into states too
     enc, source = encoder_tensors(full), int(full.shapes[full.input][0]) - c
@@ -560,6 +562,7 @@ def decode_graph(full: QGraph) -> QGraph:
     sinks = computed_sinks(full)  # their key mask rows allow the sink's column
     c = positions(full)
     caches, cross = set(cache_tensors(full)), set(cross_tensors(full))
+    caches |= key_bits.tensors(full, encoder_tensors(full))  # each token's padding-mask bit
     mixed = {out for _, out in token_mixes(full).values()}  # computed whole, row p read back
     enc = encoder_tensors(full)
     consts = {n.output: n for n in full.nodes if n.op == "constant"}
@@ -628,15 +631,12 @@ def decode_graph(full: QGraph) -> QGraph:
             continue  # the encoder: not run by a decode step (_unread checks nothing needs it)
         if n.op == "embedding" and n.inputs == (full.input,):
             if np.ndim(n.params["table"]) == 1:
-                raise UnsupportedOpError(
-                    f"{n.name}: a padding mask of the {'target ' if enc else ''}ids (a key "
-                    "padding mask of ids == pad); generation runs unpadded prompts and decodes "
-                    "no mask bit per token: give the model no padding mask of the "
-                    f"{'target' if enc else 'prompt'} ids to generate with it")
+                key_bits.refuse_other_readers(full, n, enc)
             n = replace(n, inputs=(STEP,), attrs={**n.attrs, "offset": 0, "rows": 1})
         elif n.op == "softmax" and (n.output in scores or n.attrs.get("causal", False)
                                     or "valid" in n.params):
-            n = _masked(n, full, nodes, shapes, tensors, masks, c, n.name in sinks)
+            n = _masked(n, full, nodes, shapes, tensors, masks, c, n.name in sinks,
+                        frozenset(rename.get(t, t) for t in key_bits.tensors(full, enc)))
         elif full.input in n.inputs:
             raise UnsupportedOpError(f"{n.name} ({n.op}) reads the token ids; generation "
                                      "supports token embeddings only")
@@ -808,12 +808,12 @@ def key_scores(graph: QGraph, tokens: dict | None = None) -> set[str]:
 
 
 def _masked(n: QNode, full: QGraph, nodes: list, shapes: dict, tensors: dict, masks: dict,
-            c: int, sink: bool = False) -> QNode:
+            c: int, sink: bool = False, bits: frozenset[str] = frozenset()) -> QNode:
     """A causal softmax of the step: masked by row p of the lower-triangular table, or of its
     constant pattern (a sliding window: ``valid`` (1, C, C), the same for every head); keys
     after M constant ones (memory: decode_memory) are seen from every position, and so is a
     computed sink's column after the C keys (``sink``: ``computed_sinks``)."""
-    if len(n.inputs) > 1:
+    if len(n.inputs) > 2 or len(n.inputs) == 2 and n.inputs[1] not in bits:
         raise UnsupportedOpError(f"{n.name}: a softmax with a padding mask; generation runs "
                                  "unpadded prompts")
     causal = bool(n.attrs.get("causal", False))
@@ -843,6 +843,8 @@ def _masked(n: QNode, full: QGraph, nodes: list, shapes: dict, tensors: dict, ma
                                  "token by token (the model sees later tokens)")
     table = table.astype(np.int64)
     name = _mask_row(table, nodes, shapes, tensors, masks, c)
+    if len(n.inputs) == 2:  # and the cached padding-mask bits of the C tokens
+        name = key_bits.both(name, n.inputs[1], nodes, shapes, tensors)
     params = {k: v for k, v in n.params.items() if k != "valid"}
     return replace(n, inputs=(n.inputs[0], name), attrs={**n.attrs, "causal": False},
                    params=params)
