@@ -66,9 +66,11 @@ def run_sweep(space: SweepSpace, out: Path, *, store: Path | None = None,
 def _run(space: SweepSpace, todo: list, db: SweepStore, executor: ExecutorSpec, bar: bool,
          total: int, progress: Progress | None, on_row: Callable | None) -> None:
     from qasic.models import get_model
+    from qasic.models.outputs import select_output
 
-    # trained (or loaded) once, here; the workers get them from the executor
-    models = {(m, space.seed): get_model(m, seed=space.seed, progress=progress)
+    # trained (or loaded) once, here, --output's alone; the workers get them from the executor
+    models = {(m, space.seed): select_output(get_model(m, seed=space.seed, progress=progress),
+                                             space.output)
               for m in dict.fromkeys(p.model for p in todo)}
     meter = _meter(bar, total, total - len(todo))
 

@@ -20,6 +20,9 @@ def add_sweep_arguments(sp: argparse.ArgumentParser) -> None:
     axes = sp.add_argument_group("models and quantization (a list each; every combination runs)")
     axes.add_argument("--model", action="append", default=None,
                       help="a built-in model; repeat or give a list (default digits_cnn)")
+    axes.add_argument("--output", dest="output_pick", metavar="N|KEY", default=None,
+                      help="models returning a tuple or dict: the output to sweep, its index "
+                      "(0, 1, ...; -1 the last) or key (as evaluate's --output)")
     axes.add_argument("--bits", default=None,
                       help="INT weight widths, e.g. 8,4,2 (default 8,4,3,2 unless --formats or "
                       "--policies are given)")
@@ -74,6 +77,7 @@ def add_sweep_arguments(sp: argparse.ArgumentParser) -> None:
 def sweep_space(args: argparse.Namespace):
     """The SweepSpace the arguments name; every bad value is one line before any model loads."""
     from qasic.arch.config import load_arch
+    from qasic.models.outputs import parse_output
     from qasic.sweepaxes import arch_axis, quant_choices, set_axis, split_list
     from qasic.sweepspace import SweepSpace
 
@@ -88,8 +92,9 @@ def sweep_space(args: argparse.Namespace):
                            args.policies, args.budgets)
     models = [m for text in args.model or ["digits_cnn"]
               for m in split_list("--model", text, _model_name, "built-in model names")]
+    pick = getattr(args, "output_pick", None)
     return SweepSpace(tuple(dict.fromkeys(models)), args.seed, args.limit, base, tuple(axes),
-                      tuple(quants))
+                      tuple(quants), None if pick is None else parse_output(pick))
 
 
 def _model_name(text: str) -> str:

@@ -120,6 +120,7 @@ class DesignPoint:
     arch_fields: tuple[tuple[str, Any], ...]   # every ArchConfig field, unvalidated
     fit_pe: bool          # PEs sized to the quantized model (qasic.flow.arch_for), else as given
     quant: QuantChoice
+    output: int | str | None = None  # --output: the one output of a tuple/dict model (N|KEY)
 
     def arch(self) -> ArchConfig:
         """The architecture (ConfigError, naming the key, if the combination is impossible)."""
@@ -127,8 +128,10 @@ class DesignPoint:
 
     def config(self) -> dict[str, Any]:
         arch = dict(self.arch_fields)
-        return {"version": CONFIG_VERSION,
-                "model": {"name": self.model, "seed": self.seed, "limit": self.limit},
+        model = {"name": self.model, "seed": self.seed, "limit": self.limit}
+        if self.output is not None:  # a point without --output keeps the hash it had
+            model["output"] = self.output
+        return {"version": CONFIG_VERSION, "model": model,
                 "arch": arch, "fit_pe": self.fit_pe, "quant": self.quant.config(),
                 "energy_table_sha256": _file_sha256(arch["energy_table"])}
 
@@ -169,6 +172,7 @@ class SweepSpace:
     base: ArchConfig
     arch_axes: tuple[ArchAxis, ...]
     quants: tuple[QuantChoice, ...]
+    output: int | str | None = None  # --output N|KEY (qasic.models.outputs), every model's
 
     def points(self) -> list[DesignPoint]:
         """Every point: models, then architectures (axes in order), then quantizations."""
@@ -184,5 +188,6 @@ class SweepSpace:
                 values["name"] = name
                 fit = not any(k in PE_FIELDS for v in combo for k, _ in v.fields)
                 points += [DesignPoint(model, self.seed, self.limit, name,
-                                       tuple(values.items()), fit, q) for q in self.quants]
+                                       tuple(values.items()), fit, q, self.output)
+                           for q in self.quants]
         return points

@@ -80,8 +80,10 @@ from qasic.quant import (
     decode_conv,
     decode_groups,
     decode_memory,
+    decode_mix,
     decode_planes,
     intops,
+    key_bits,
     lastrow,
     recurrence,
 )
@@ -179,7 +181,9 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
     producer = {n.output: n for n in graph.nodes}
     c, tokens, enc = positions(graph), _token_axes(graph), encoder_tensors(graph)
     scanned = {name for p in _recurrences(graph, c) for name in p.position}
-    _refuse_scan(graph, producer, c, scanned | set(lastrow.last_selects(graph, c)))
+    shifts = token_shifts(graph, tokens)  # a cumsum over the tokens is one (K = C)
+    mixes = token_mixes(graph, tokens)  # a causal gMLP's: its input is cached
+    _refuse_scan(graph, producer, c, scanned | set(lastrow.last_selects(graph, c)) | set(shifts))
     out = []
     for n in graph.nodes:
         if n.op != "matmul" or _is_constant(producer, n.inputs[0]) or n.inputs[1] in enc \
@@ -207,7 +211,9 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
                                          "positions); generation caches those")
             if t not in out:
                 out.append(t)
-    if not out and not token_convs(graph, tokens) and not token_shifts(graph, tokens) \
+    out += [src for src, _ in mixes.values() if src not in out]
+    decode_mix.refuse_acausal(graph, c, tokens)
+    if not out and not token_convs(graph, tokens) and not shifts \
             and not scanned:
         raise UnsupportedOpError(f"model {graph.name} has no attention (no matmul of two "
                                  "activations) and no causal convolution over its tokens: "
@@ -252,6 +258,15 @@ def token_convs(graph: QGraph, tokens: dict | None = None) -> dict[str, tuple[st
     return decode_conv.token_convs(graph, positions(graph), tokens,
                                    lambda t: _token_major_source(producer, tokens, t),
                                    _left_pads(graph, tokens))
+
+
+def token_mixes(graph: QGraph, tokens: dict | None = None) -> dict[str, tuple[str, str]]:
+    """linear name -> (its cached input, its token-major output) for each causal linear mix
+    of the positions (a causal gMLP's: quant.decode_mix)."""
+    tokens = _token_axes(graph) if tokens is None else tokens
+    producer = {n.output: n for n in graph.nodes}
+    return decode_mix.token_mixes(graph, positions(graph), tokens,
+                                  lambda t: _token_major_source(producer, tokens, t))
 
 
 def _left_pads(graph: QGraph, tokens: dict) -> dict[str, int]:
@@ -303,12 +318,15 @@ def _token_major_source(producer: dict, tokens: dict, tensor: str) -> list[str]:
     return [tensor]
 
 
-def _over_positions(n: QNode, graph: QGraph, tokens: dict, rows: int) -> QNode:
-    """A linear over the token positions (a token conv's slice) on ``rows`` of them; any other
-    node as it is."""
+def _over_positions(n: QNode, graph: QGraph, tokens: dict, rows: int,
+                    mixes: dict | None = None) -> QNode:
+    """A linear over the token positions (a token conv's slice; in a prefill, a causal mix in
+    ``mixes``: quant.decode_mix) on ``rows`` of them; any other node as it is."""
     axis = tokens.get(n.inputs[0], (None,))[0]  # None: no token axis (a selected row's)
     if n.op != "linear" or axis != len(graph.shapes[n.inputs[0]]) - 1:
         return n
+    if mixes and n.name in mixes:
+        return decode_mix.prefilled(n, rows)
     return decode_conv.slice_linear(n, positions(graph), rows)
 
 
@@ -471,6 +489,9 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
         raise UnsupportedOpError(f"a prompt of {prompt} tokens does not fit model {full.name}'s "
                                  f"{c} positions")
     caches, cross = set(cache_tensors(full)), set(cross_tensors(full))
+    caches |= key_bits.tensors(full, encoder_tensors(full))  # the prompt's padding-mask bits
+    mixes = token_mixes(full)
+    mixed = {out for _, out in mixes.values()}  # their P rows into states too
     enc, source = encoder_tensors(full), int(full.shapes[full.input][0]) - c
     convs, shifts = token_convs(full), token_shifts(full)
     windows = _windows(convs, shifts)  # a token conv's or shift's input -> K
@@ -509,13 +530,14 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
             n = lastrow.cut(n, consts, nodes, shapes, tensors, prompt) if n.name in last \
                 else _positions_read(n, full, consts, nodes, shapes, tensors, c, prompt, memory)
             n = _pattern_sliced(_reshaped(n, shapes, full, tokens, prompt), prompt, sinks)
-            n = _over_positions(_sink_dropped(n, full, probs, prompt), full, tokens, prompt)
+            n = _over_positions(_sink_dropped(n, full, probs, prompt), full, tokens, prompt,
+                                mixes)
             if n.name in convs:
                 n = decode_conv.causal_only(n)
             n = _widening_sliced(n, c, prompt, shapes, sums)
             shapes[n.output] = _infer(full, n, shapes)
             nodes.append(n)
-        if n.output in caches or n.output in cross:
+        if n.output in caches or n.output in cross or n.output in mixed:
             name, rows = state_name(n.output), _as_rows(n.output, nodes, shapes, tensors)
             nodes.append(QNode(name, "cache_write", (rows,), name, {"state": name}))
             shapes[name] = (full.shapes[n.output][0], *shapes[rows][1:])
@@ -540,6 +562,8 @@ def decode_graph(full: QGraph) -> QGraph:
     sinks = computed_sinks(full)  # their key mask rows allow the sink's column
     c = positions(full)
     caches, cross = set(cache_tensors(full)), set(cross_tensors(full))
+    caches |= key_bits.tensors(full, encoder_tensors(full))  # each token's padding-mask bit
+    mixed = {out for _, out in token_mixes(full).values()}  # computed whole, row p read back
     enc = encoder_tensors(full)
     consts = {n.output: n for n in full.nodes if n.op == "constant"}
     tokens = _token_axes(full)
@@ -593,6 +617,10 @@ def decode_graph(full: QGraph) -> QGraph:
                 n.inputs[0] in consts and _expands_rows(
                     n, 0, np.asarray(consts[n.inputs[0]].params["value"]), shapes, c,
                     lambda: tokens))):
+            if n.output in mixed:  # a causal token mix's C rows: the step's row p of them
+                decode_mix.row_of(n, state_name(n.output), STEP, nodes, shapes, tensors,
+                                  full.shapes[n.output], _state_written)
+                continue
             nodes.append(n)  # a constant (read at use), or computed from the caches as in full
             # (but a per-key value of the caches expanded over the queries: the step's one)
             shapes[n.output] = full.shapes[n.output]
@@ -603,15 +631,12 @@ def decode_graph(full: QGraph) -> QGraph:
             continue  # the encoder: not run by a decode step (_unread checks nothing needs it)
         if n.op == "embedding" and n.inputs == (full.input,):
             if np.ndim(n.params["table"]) == 1:
-                raise UnsupportedOpError(
-                    f"{n.name}: a padding mask of the {'target ' if enc else ''}ids (a key "
-                    "padding mask of ids == pad); generation runs unpadded prompts and decodes "
-                    "no mask bit per token: give the model no padding mask of the "
-                    f"{'target' if enc else 'prompt'} ids to generate with it")
+                key_bits.refuse_other_readers(full, n, enc)
             n = replace(n, inputs=(STEP,), attrs={**n.attrs, "offset": 0, "rows": 1})
         elif n.op == "softmax" and (n.output in scores or n.attrs.get("causal", False)
                                     or "valid" in n.params):
-            n = _masked(n, full, nodes, shapes, tensors, masks, c, n.name in sinks)
+            n = _masked(n, full, nodes, shapes, tensors, masks, c, n.name in sinks,
+                        frozenset(rename.get(t, t) for t in key_bits.tensors(full, enc)))
         elif full.input in n.inputs:
             raise UnsupportedOpError(f"{n.name} ({n.op}) reads the token ids; generation "
                                      "supports token embeddings only")
@@ -783,12 +808,12 @@ def key_scores(graph: QGraph, tokens: dict | None = None) -> set[str]:
 
 
 def _masked(n: QNode, full: QGraph, nodes: list, shapes: dict, tensors: dict, masks: dict,
-            c: int, sink: bool = False) -> QNode:
+            c: int, sink: bool = False, bits: frozenset[str] = frozenset()) -> QNode:
     """A causal softmax of the step: masked by row p of the lower-triangular table, or of its
     constant pattern (a sliding window: ``valid`` (1, C, C), the same for every head); keys
     after M constant ones (memory: decode_memory) are seen from every position, and so is a
     computed sink's column after the C keys (``sink``: ``computed_sinks``)."""
-    if len(n.inputs) > 1:
+    if len(n.inputs) > 2 or len(n.inputs) == 2 and n.inputs[1] not in bits:
         raise UnsupportedOpError(f"{n.name}: a softmax with a padding mask; generation runs "
                                  "unpadded prompts")
     causal = bool(n.attrs.get("causal", False))
@@ -818,6 +843,8 @@ def _masked(n: QNode, full: QGraph, nodes: list, shapes: dict, tensors: dict, ma
                                  "token by token (the model sees later tokens)")
     table = table.astype(np.int64)
     name = _mask_row(table, nodes, shapes, tensors, masks, c)
+    if len(n.inputs) == 2:  # and the cached padding-mask bits of the C tokens
+        name = key_bits.both(name, n.inputs[1], nodes, shapes, tensors)
     params = {k: v for k, v in n.params.items() if k != "valid"}
     return replace(n, inputs=(n.inputs[0], name), attrs={**n.attrs, "causal": False},
                    params=params)

@@ -30,6 +30,16 @@ from qasic.errors import UnsupportedOpError
 
 aten = torch.ops.aten
 EINSUM = aten.einsum.default
+EQUATION = "einsum_equation"  # the meta key of the nodes an einsum is rewritten into
+
+
+def made_by(node: fx.Node) -> str:
+    """What a refusal of ``node`` adds when an einsum was rewritten into it: the equation
+    and the forms that run; '' for any other node."""
+    eq = node.meta.get(EQUATION)
+    return "" if eq is None else (
+        f" (of einsum '{eq}'; einsums run whose indices are batch, contracted or free axes, "
+        "the batch a free axis of one operand or in both)")
 
 
 def decompose(graph: fx.Graph) -> fx.Graph:
@@ -55,7 +65,8 @@ def parse(equation: str, ranks: list[int]) -> tuple[str, str, str]:
     lhs, arrow, out = eq.partition("->")
     ins = lhs.split(",")
     if len(ins) != 2 or len(ranks) != 2:
-        _refuse(equation, f"{len(ins)} operands; only two (more: ``chain``)")
+        _refuse(equation, f"{len(ins)} operand indices for {len(ranks)} tensors",
+                "one index string per operand")
     if "." in eq:
         ins, out, arrow = _ellipsis(equation, ins, out if arrow else None, ranks)
         lhs = ",".join(ins)
@@ -63,12 +74,15 @@ def parse(equation: str, ranks: list[int]) -> tuple[str, str, str]:
         out = "".join(sorted(c for c in set(lhs) if lhs.count(c) == 1))
     for s, r in zip(ins, ranks, strict=True):
         if len(set(s)) != len(s):
-            _refuse(equation, f"an index repeated in '{s}' (a diagonal)")
+            _refuse(equation, f"an index repeated in '{s}' (a diagonal)",
+                    "take it with torch.diagonal first and name the axis once")
         if len(s) != r:
-            _refuse(equation, f"'{s}' names {len(s)} axes of a rank-{r} operand")
+            _refuse(equation, f"'{s}' names {len(s)} axes of a rank-{r} operand",
+                    "name each axis of each operand once")
     summed = [c for c in ins[0] + ins[1] if c not in out and (c in ins[0]) != (c in ins[1])]
     if summed:
-        _refuse(equation, f"index '{summed[0]}' summed over one operand only")
+        _refuse(equation, f"index '{summed[0]}' summed over one operand only",
+                "sum that axis first (x.sum(dim)) and leave it out of the equation")
     return ins[0], ins[1], out
 
 
@@ -79,11 +93,13 @@ def _ellipsis(equation: str, ins: list[str], out: str | None, ranks: list[int]
     implicit output puts them first."""
     if any(s.count(".") not in (0, 3) or (s.count(".") and "..." not in s)
            for s in (*ins, out or "")):
-        _refuse(equation, "a '.' that is not one ellipsis '...'")
+        _refuse(equation, "a '.' that is not one ellipsis '...'",
+                "write one '...' or the axes as letters")
     named = [len(s.replace("...", "")) for s in ins]
     spans = [r - n for s, r, n in zip(ins, ranks, named, strict=True) if "..." in s]
     if any(k < 0 for k in spans):
-        _refuse(equation, "an ellipsis in an operand of fewer axes than it names")
+        _refuse(equation, "an ellipsis in an operand of fewer axes than it names",
+                "name each axis of each operand once")
     width = max(spans, default=0)
     letters = "".join(c for c in string.ascii_letters if c not in equation)[:width]
     ins = [s.replace("...", letters[width - (r - n):]) if "..." in s else s
@@ -113,13 +129,15 @@ def permutation(equation: str, rank: int) -> list[int]:
     eq = equation.replace(" ", "")
     src, arrow, out = eq.partition("->")
     if "," in src:
-        _refuse(equation, f"{src.count(',') + 1} operands with one tensor")
+        _refuse(equation, f"{src.count(',') + 1} operands with one tensor",
+                "one index string per operand")
     if "." in eq:
         (src,), out, arrow = _ellipsis(equation, [src], out if arrow else None, [rank])
     out = out if arrow else "".join(sorted(src))
     if len(src) != rank or len(set(src)) != len(src) or sorted(src) != sorted(out):
         _refuse(equation, "one operand whose output is not a reordering of its axes (a sum "
-                          "or a diagonal)")
+                          "or a diagonal)", "write the sum as x.sum(dims), a diagonal with "
+                "torch.diagonal")
     return [src.index(c) for c in out]
 
 
@@ -142,7 +160,8 @@ def chain(equation: str, count: int) -> list[str]:
     lhs, arrow, out = eq.partition("->")
     ins = lhs.split(",")
     if "." in eq:
-        _refuse(equation, f"an ellipsis in an equation of {len(ins)} operands")
+        _refuse(equation, f"an ellipsis in an equation of {len(ins)} operands",
+                "write the ellipsis out as letters")
     if len(ins) != count:
         _refuse(equation, f"{len(ins)} operand indices for {count} tensors")
     if not arrow:
@@ -170,10 +189,12 @@ def _two(g: fx.Graph, node: fx.Node, equation: str, ops: list[fx.Node]) -> fx.No
     for s, o in zip((a, b), ops, strict=True):
         for c, d in zip(s, o.meta["val"].shape, strict=True):
             if size.setdefault(c, int(d)) != int(d):
-                _refuse(equation, f"index '{c}' of sizes {size[c]} and {int(d)}")
+                _refuse(equation, f"index '{c}' of sizes {size[c]} and {int(d)}",
+                        "expand the size-1 axis to the other's size first (x.expand)")
     swap, lead, m, k, n = plan(a, b, out)
     if not m and not n and not lead:
-        _refuse(equation, "no free or batch axes (a scalar)")
+        _refuse(equation, "no free or batch axes (a scalar)",
+                "keep an axis in the output, e.g. (x * y).sum(-1, keepdim=True)")
     em = _Emitter(g, node, size)
     ops = [em.cast(o) for o in ops]
     small = next((i for i, s in enumerate((b, a)) if not k and set(s) <= set((a, b)[i])
@@ -220,6 +241,7 @@ class _Emitter:
         n = self.g.call_function(target, args)
         n.meta = {k: v for k, v in self.node.meta.items() if k != "val"}
         n.meta["val"] = torch.empty(shape, dtype=self.dtype, device="meta")
+        n.meta[EQUATION] = self.node.args[0]  # a refusal of the node names the einsum
         return n
 
     def arrange(self, x: fx.Node, have: str, want: str, groups: list[str]) -> fx.Node:
@@ -245,7 +267,10 @@ class _Emitter:
         return self.op(aten.reshape.default, (x, shape), shape)
 
 
-def _refuse(equation: str, why: str) -> None:
-    raise UnsupportedOpError(f"einsum '{equation}': {why}; only two operands whose indices are "
-                             "batch, contracted or free axes (a permute/reshape/matmul), or "
-                             "one whose axes are reordered (a permute)")
+def _refuse(equation: str, why: str, form: str) -> None:
+    """One line: the equation, what in it does not run, ``form``: how to write it so it does
+    (the runnable forms: operands whose indices are batch, contracted or free axes, in any
+    order, either operand batch-free, chained left to right; one reordered operand)."""
+    raise UnsupportedOpError(f"einsum '{equation}': {why}; {form}: each index of an operand "
+                             "a batch, contracted or free axis (a permute/reshape/matmul), or "
+                             "one operand reordered (a permute)")

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ import torch
 
 from qasic.quant import lowering_pointwise, masks
 from qasic.quant.lowering import Act, _arg
-from qasic.quant.lowering_seq import axis_map, digit, rows
+from qasic.quant.lowering_seq import axis_map, digit, reshaped, rows
 
 aten = torch.ops.aten
 _MUL = lowering_pointwise.HANDLERS[aten.mul.Tensor]
@@ -36,6 +37,10 @@ def cumsum(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     if axis is None or dim == digit(b, node.args[0])[0]:
         b.fail(node, f"a cumsum along axis {dim}, the batch axis; only along per-sample axes")
     n = int(node.args[0].meta["val"].shape[dim])
+    shape = b.shapes[x.name]
+    if axis == 0 and len(shape) > 2:  # over the first axis (the tokens: linear attention's
+        # running K V^T sums): one (n, rest) matrix, so a decode step reads it as a token shift
+        x = reshaped(b, node, x, (n, math.prod(shape[1:])), suffix=".rows_in")
     return rows(b, node, x, np.tril(np.ones((n, n))), axis)
 
 

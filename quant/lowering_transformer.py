@@ -38,6 +38,7 @@ from qasic.quant import (
     lowering_seq,
     lowering_seqpool,
     lowering_ssm,
+    masked_axis,
     masks,
     relshift,
     routers,  # noqa: F401  (registers the qasic:: torch ops handled here)
@@ -154,6 +155,8 @@ def softmax(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     x = args[0]
     shape = tuple(node.args[0].meta["val"].shape)
     if int(args[1]) % len(shape) != len(shape) - 1:
+        if isinstance(x, masks.Masked):  # sequence-first masked scores (Transformer-XL's)
+            return masked_axis.softmax(b, node, x, int(args[1]) % len(shape), shape)
         return _softmax_before_ones(b, node, x, int(args[1]) % len(shape), shape)
     if isinstance(x, masks.Masked):
         inputs, causal, valid = masks.resolve(b, node, x, shape)
@@ -215,7 +218,29 @@ def matmul(b: Any, node: Any, args: list, kwargs: dict) -> Act:
         return b.add(node, "linear", (x.name,), {}, {"weight": w.T, "bias": np.zeros(w.shape[1])})
     samples_apart(b, node, node.args[:2])
     x, y = (_operand(b, node, v, i) for i, v in enumerate((x, y)))
+    if isinstance(args[1], torch.Tensor) and rows_are_samples(b, node.args[0]):
+        return _row_per_sample(b, node, x, y)
     return matmul_node(b, node, x, y, False, 1.0)
+
+
+def rows_are_samples(b: Any, x: Any) -> bool:
+    """Whether activation ``x`` holds the batch alone in its row axis (its second last): a
+    sequence-first einsum's queries (Transformer-XL's 'ibnd,jnd->ijbn' against the position
+    keys every sample shares: x (i, n, batch, d)), whose per-sample value has no row axis."""
+    shape = tuple(int(d) for d in x.meta["val"].shape)
+    p, _ = lowering_seq.digit(b, x)
+    return len(shape) >= 2 and p == len(shape) - 2 and shape[p] == b.batch
+
+
+def _row_per_sample(b: Any, node: Any, x: Act, y: Act) -> Act:
+    """x (..., K) per sample (its rows the samples) times a constant y (..., K, N): each
+    sample's one row, x as (..., 1, K) (``<node>.row``), the matmul (``<node>.rows``), the
+    unit row dropped again (memory-order no-op reshapes)."""
+    sx = b.shapes[x.name]
+    row = lowering_seq.reshaped(b, node, x, sx[:-1] + (1, sx[-1]), suffix=".row")
+    out = matmul_node(b, node, row, y, False, 1.0, suffix=".rows")
+    so = b.shapes[out.name]
+    return lowering_seq.reshaped(b, node, out, so[:-2] + so[-1:])
 
 
 def baddbmm(b: Any, node: Any, args: list, kwargs: dict) -> Any:

@@ -29,6 +29,7 @@ from qasic.quant import (
     matrix_rope,
     movedim,
     multi_index,
+    narrow,
     selects,
     unfold,
     writeback,
@@ -47,6 +48,8 @@ def _graph_only(fn: Callable[[fx.Graph], fx.Graph]) -> Callable[[fx.Graph, set[s
 
 
 REWRITES: tuple[Rewrite, ...] = (
+    Rewrite("narrow", "narrow(x, dim, start, length) becomes the slice it is",
+            _graph_only(narrow.decompose)),
     Rewrite("writeback", "a slice updated in place becomes the cat it makes",
             _graph_only(writeback.decompose)),
     Rewrite("logsoftmax", "a log_softmax over the last axis becomes x - log(sum(exp(x)))",

@@ -28,6 +28,7 @@ from torch import fx
 from qasic.errors import InputError, UnsupportedOpError
 from qasic.quant import (
     capture_patches,
+    einsum,
     export_check,
     export_errors,
     grid_towers,
@@ -479,8 +480,8 @@ class _Builder:
     def fail(self, node: fx.Node, reason: str) -> None:
         where = node_name(node)
         raise UnsupportedOpError(
-            f"node {node.name!r}{f' (module {where})' if where != node.name else ''}: {reason}; "
-            + SUPPORTED_HINT
+            f"node {node.name!r}{f' (module {where})' if where != node.name else ''}: {reason}"
+            f"{einsum.made_by(node)}; " + SUPPORTED_HINT
         )
 
 
