@@ -420,14 +420,17 @@ def test_a_conv_window_generates_exactly_at_four_bit_activations():
     assert out["bit_exact"] and out["cosine"] > 0.5, out["cosine"]  # 0.61: 4-bit codes
 
 
-def test_a_scan_state_at_four_bit_activations_is_refused_in_one_line_naming_the_width():
-    """RecurrentGemma's RG-LRU state at A4: the step's state row is stored a code per byte, its
-    packed 4-bit cache cannot take it; the refusal names the cache and activation_bits=8."""
-    from qasic.arch.config import default_arch
-    from qasic.errors import UnsupportedOpError
-    from qasic.generate import Session
-
-    with pytest.raises(UnsupportedOpError, match=r"^cache_write cache\.\S+rg_lru\S+: rows .* "
-                                                 r"\(1x1x32 int8\) .*32 int4 codes\); at 2\.\.7"
-                                                 r".*generate with activation_bits=8$"):
-        Session(_full_at("recurrent_gemma", 4), 3, default_arch())
+@pytest.mark.parametrize("name, bits", [("recurrent_gemma", 4), ("qwen3_next", 4)])
+def test_a_scan_state_below_8_bits_generates_exactly(name, bits):
+    """RecurrentGemma's RG-LRU state h and Qwen3-Next's gated delta state S below 8 bits: the
+    prefill writes the state of its last position, a column of the positions' concat (a code
+    per byte), a decode step writes a row that packs. Both were refused (a byte-per-code row
+    into a packed cache); a recurrence's state and the rows written into it now keep a byte per
+    code in every program (compiler.memory.scan_tensors), so the state's bytes mean the same
+    to the prefill and to each step: the simulator generates what the golden reference does."""
+    full = _full_at(name, bits)
+    session = assert_generates_like_the_golden_reference(full, np.array([22, 260, 83]), 4)
+    step = decode_graph(full)
+    scans = [n.output for n in step.nodes if n.attrs.get("scan_state")]
+    assert scans and {step.tensors[s].bits for s in scans} == {bits}
+    assert {r.bits for r in session.states if r.name in scans} == {8}  # a byte per code
