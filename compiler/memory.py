@@ -321,13 +321,19 @@ def _padded_reader(kernels, group: set[str]) -> bool:
 
 def _same_storage(kernels, derived, stored: dict[str, int]) -> None:
     """Elementwise units read and write one packed width: if a kernel's tensors of at most 8
-    bits disagree, all of them keep a byte per code (an ADD's two-byte int16 codes stay)."""
+    bits disagree, all of them keep a byte per code (an ADD's two-byte int16 codes stay). So do
+    a cache kernel's rows and state (compiler.cache copies their bytes): rows a byte per code (a
+    concat of 3-bit codes at a channel offset off whole bytes, DeepSeek's k = [k_nope, k_pe])
+    make their KV cache so; the same concat makes the rows of the prefill and of a decode step,
+    so both programs store the cache alike."""
     changed = True
     while changed:
         changed = False
         for k in kernels:
-            if k.kind in ("pool", "ew", "copy", "permute"):  # (a LUT may change the encoding)
-                group = [root(t, derived) for t in (*k.inputs, k.output)]
+            tensors = (k.inputs[0], k.output) if k.kind in ("cache", "window") else \
+                (*k.inputs, k.output) if k.kind in ("pool", "ew", "copy", "permute") else ()
+            if tensors:  # (a LUT may change the encoding)
+                group = [root(t, derived) for t in tensors]
                 narrow = [t for t in group if stored[t] <= 8]
                 if len({stored[t] for t in narrow}) > 1 or (len(narrow) < len(group) and any(
                         stored[t] < 8 for t in narrow)):

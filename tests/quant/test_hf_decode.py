@@ -420,6 +420,18 @@ def test_a_conv_window_generates_exactly_at_four_bit_activations():
     assert out["bit_exact"] and out["cosine"] > 0.5, out["cosine"]  # 0.61: 4-bit codes
 
 
+def test_a_kv_cache_of_a_concat_off_whole_bytes_is_stored_a_byte_per_code_and_generates():
+    """DeepSeek's k = cat(k_nope, k_pe) at 3-bit activations: a channel offset of 3-bit codes
+    off whole bytes, so the concat (the cache's rows) keeps a byte per code, in the prefill as
+    in a step (the same concat makes both). Its cache was packed 3-bit and refused them; now a
+    cache is stored as the rows written into it (compiler.memory._same_storage), the caches of
+    whole-byte rows (v, the split ones) stay packed, and generation is the golden reference's."""
+    full = _full_at("deepseek_v32", 3)
+    session = assert_generates_like_the_golden_reference(full, np.array([22, 260, 83]), 4)
+    # the concats' caches a byte per code, the others packed
+    assert {(".cat_" in r.name, r.bits) for r in session.states} == {(True, 8), (False, 3)}
+
+
 @pytest.mark.parametrize("name, bits", [("recurrent_gemma", 4), ("qwen3_next", 4)])
 def test_a_scan_state_below_8_bits_generates_exactly(name, bits):
     """RecurrentGemma's RG-LRU state h and Qwen3-Next's gated delta state S below 8 bits: the
