@@ -30,6 +30,7 @@ from qasic.quant.decode import (
     prefill_graph,
     token_major,
 )
+from qasic.quant.evaluate import cosine
 from qasic.quant.quantize import quantize
 from tests.quant.generation import assert_generates_like_the_golden_reference
 from tests.quant.test_hf_llm import VOCAB, D, H, Logits, _family
@@ -446,3 +447,10 @@ def test_a_scan_state_below_8_bits_generates_exactly(name, bits):
     scans = [n.output for n in step.nodes if n.attrs.get("scan_state")]
     assert scans and {step.tensors[s].bits for s in scans} == {bits}
     assert {r.bits for r in session.states if r.name in scans} == {8}  # a byte per code
+    ids = np.random.default_rng(0).integers(0, VOCAB, (4, C))
+    quant = full.dequantize_output(reference.run(full, full.quantize_input(ids)))
+    with torch.no_grad():
+        fp32 = _model(name).eval()(torch.from_numpy(ids)).numpy()
+    # 0.905 and 0.175: the gated delta rule's 4-bit state S (its decay's and its update's
+    # codes, every position's one encoding) loses most of Qwen3-Next's logits at A4
+    assert cosine(quant.ravel(), fp32.ravel()) > {"recurrent_gemma": 0.85, "qwen3_next": 0.1}[name]
