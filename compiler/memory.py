@@ -32,7 +32,7 @@ from qasic.errors import UnsupportedOpError
 from qasic.isa.packing import pack_bits
 from qasic.isa.program import Region
 from qasic.isa.table import encoding_bits, encoding_bytes
-from qasic.quant.graph import QGraph
+from qasic.quant.graph import SCAN_STATE, QGraph
 
 ALIGN = 64  # bytes; every region starts on a DRAM burst boundary
 
@@ -269,7 +269,7 @@ def storage_bits(graph: QGraph, kernels, derived, arch, name: str) -> int:
         return max(16, bits)
     group = {name, *(t for t in derived if root(t, derived) == name)}
     if bits == 8 or (8 % bits and _padded_reader(kernels, group)) \
-            or _byte_codes(kernels, derived, group):
+            or _byte_codes(kernels, derived, group) or group & scan_tensors(kernels):
         return 8  # a border fill repeats one byte: only 2- and 4-bit codes tile it
     sizes = [arch.array_rows, arch.array_cols]
     sizes += [image_shape(graph.shapes[t])[2] for t in group]
@@ -283,6 +283,16 @@ def storage_bits(graph: QGraph, kernels, derived, arch, name: str) -> int:
     if any((s * bits) % 8 for s in sizes):
         return 8
     return bits
+
+
+def scan_tensors(kernels) -> set[str]:
+    """A recurrence's states (cache_write attrs SCAN_STATE: rewritten whole by the prefill and
+    by every decode step) and the rows written into them. Below 8 bits they keep a byte per
+    code in every program: whether the rows pack depends on the program (a prefill's state at
+    its last position is a column of the positions' concat, a code per byte; a step's packs),
+    and the state's bytes, carried from one program to the next, must be stored alike."""
+    return {t for k in kernels if k.kind == "cache" and k.anchor.attrs.get(SCAN_STATE)
+            for t in (k.output, k.inputs[0])}
 
 
 def _byte_codes(kernels, derived, group: set[str]) -> bool:
@@ -311,13 +321,19 @@ def _padded_reader(kernels, group: set[str]) -> bool:
 
 def _same_storage(kernels, derived, stored: dict[str, int]) -> None:
     """Elementwise units read and write one packed width: if a kernel's tensors of at most 8
-    bits disagree, all of them keep a byte per code (an ADD's two-byte int16 codes stay)."""
+    bits disagree, all of them keep a byte per code (an ADD's two-byte int16 codes stay). So do
+    a cache kernel's rows and state (compiler.cache copies their bytes): rows a byte per code (a
+    concat of 3-bit codes at a channel offset off whole bytes, DeepSeek's k = [k_nope, k_pe])
+    make their KV cache so; the same concat makes the rows of the prefill and of a decode step,
+    so both programs store the cache alike."""
     changed = True
     while changed:
         changed = False
         for k in kernels:
-            if k.kind in ("pool", "ew", "copy", "permute"):  # (a LUT may change the encoding)
-                group = [root(t, derived) for t in (*k.inputs, k.output)]
+            tensors = (k.inputs[0], k.output) if k.kind in ("cache", "window") else \
+                (*k.inputs, k.output) if k.kind in ("pool", "ew", "copy", "permute") else ()
+            if tensors:  # (a LUT may change the encoding)
+                group = [root(t, derived) for t in tensors]
                 narrow = [t for t in group if stored[t] <= 8]
                 if len({stored[t] for t in narrow}) > 1 or (len(narrow) < len(group) and any(
                         stored[t] < 8 for t in narrow)):

@@ -91,7 +91,7 @@ def _activations(args):
     return QuantConfig(activation_bits=args.act_bits, activation_observer=args.observer,
                        activation_format=args.act_format, output_observer=args.output_observer,
                        bias_correction=args.bias_correction,
-                       **_given(args, "norm_input_bits", "embedding_bits"),
+                       **_given(args, "norm_input_bits", "embedding_bits", "softmax_bits"),
                        norm_residual_bits=getattr(args, "norm_residual_bits", None),
                        output_bits=getattr(args, "output_bits", None),
                        equalize=getattr(args, "equalize", False),
@@ -636,6 +636,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "lookups, learned position tables: the residual stream's first terms), "
                         "8 or 16; 16: the tables are stored and GATHERed as int16 codes, twice "
                         "their bytes (default 16; 8: the activation encoding, the width of before)")
+        sp.add_argument("--softmax-bits", type=int, default=None,
+                        help="INT bits of softmax outputs (attention probabilities, a "
+                        "distribution head's bins), 2..8 (default 8, wider than narrower "
+                        "activations: at 4 bits the step 1/7 rounds probabilities near 1/n of "
+                        "n > 14 keys to 0)")
         sp.add_argument("--output-bits", type=int, default=None,
                         help="INT bits of the model's output (a classifier's logits), 2..16; "
                         "9..16: the last layer writes int16 codes (default: the activation "

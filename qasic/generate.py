@@ -404,6 +404,7 @@ class Session:
         for program in (self.prefill, self.decode):  # the machine runs verified programs only
             verify(program)
         self.states = _states(self.prefill)
+        _check_storage(self.states, _states(self.decode))
         if self.states != _states(self.decode):
             raise ConfigError("the prefill and decode programs place the KV caches differently; "
                               "this is a compiler bug, please report it")
@@ -497,6 +498,21 @@ def summary(record: dict) -> str:
 
 def _states(program: Any) -> tuple:
     return tuple(r for r in program.regions if r.kind == "state")
+
+
+def _check_storage(prefill: tuple, decode: tuple) -> None:
+    """A state that the two programs store at different bits per code (compiler.memory packs
+    each program's tensors by what its kernels read: a cache's rows that pack in one program
+    and not in the other) is refused in one line naming it."""
+    from qasic.errors import UnsupportedOpError
+
+    step = {r.name: r.bits for r in decode}
+    for r in prefill:
+        if r.name in step and step[r.name] != r.bits:
+            raise UnsupportedOpError(
+                f"state {r.name}: the prefill stores it at {r.bits} bits per code, a decode "
+                f"step at {step[r.name]} (its rows pack in one program, not in the other); "
+                "generate with activation_bits=8")
 
 
 def golden_tokens(full: Any, ids: np.ndarray, tokens: int, source: Sequence[int] = ()

@@ -27,6 +27,10 @@ SRAM_FIELDS = ("input_sram_bytes", "weight_sram_bytes", "acc_sram_bytes", "outpu
 # QuantConfig settings added after stores were written -> the default they were added with: left
 # out of a config there (QuantChoice.config), so older stores keep their keys
 ADDED_DEFAULTS = {"recurrence_bits": 16}
+# settings added later whose former behaviour was another setting's value -> that setting: left
+# out where they are equal (softmax outputs were at activation_bits before softmax_bits), so a
+# store's points keep their keys wherever the new setting changes nothing
+ADDED_AS = {"softmax_bits": "activation_bits"}
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,9 @@ class QuantChoice:
         setting added later with another default is left out at that default (ADDED_DEFAULTS),
         as a None one: recurrence_bits widens only recurrences, none of the sweeps' models.
         embedding_bits (8 before 2026-12-06, 16 since) is in every new config, as
-        norm_input_bits: a token model's results changed with it."""
+        norm_input_bits: a token model's results changed with it. softmax_bits (8 since
+        2026-12-07; activation_bits before) is in a config whose activations are narrower
+        (ADDED_AS)."""
         cfg = dataclasses.asdict(self.quant_config())
         if self.weights.policy:
             from qasic.quant.sensitivity import CANDIDATE_BITS
@@ -108,7 +114,8 @@ class QuantChoice:
             cfg |= {"weight_bits": None, "policy": self.weights.policy,
                     "budget": self.weights.budget, "candidate_bits": list(CANDIDATE_BITS)}
         return {k: v for k, v in cfg.items()
-                if v is not None and (k, v) not in ADDED_DEFAULTS.items()}
+                if v is not None and (k, v) not in ADDED_DEFAULTS.items()
+                and (k not in ADDED_AS or v != cfg.get(ADDED_AS[k]))}
 
 
 @dataclass(frozen=True)

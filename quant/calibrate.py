@@ -190,7 +190,7 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
     shared = {c: one[roles[c]] if c in roles else observe(c) for c in dict.fromkeys(pins.values())}
     tensors = {graph.input: input_encoding(graph) or observe(graph.input)}
     for node in graph.nodes:
-        fixed = fixed_encoding(node, config.activation_bits)
+        fixed = fixed_encoding(node, config.softmax_width)
         if fixed is not None:
             tensors[node.output] = fixed
         elif node.output in pins:

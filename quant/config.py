@@ -90,6 +90,13 @@ class QuantConfig:
     # bytes), 8 keeps the activation encoding (8-bit INT or FP8, the width of before).
     # Qwen3-Next's survey row 0.869 -> 0.902, Qwen3.5's 0.955 -> 0.975 (docs/llm_study.md)
     embedding_bits: int = 16
+    # INT width of softmax outputs (probabilities p = code / qmax, zero point 0:
+    # intops.softmax_encoding), 2..8; None: activation_bits. 8 (the default) keeps them 8-bit
+    # when activations are narrower: at 4 bits the step is 1/7, and a softmax over n > 14 keys
+    # whose probabilities sit near 1/n writes mostly code 0 (YOLOv8's DFL head, 16 bins: its
+    # box distances' cosine 0.06 at A4; attention rows over many keys alike). Their readers
+    # (a matmul's, a conv's input) read 8-bit codes, twice a 4-bit tensor's bytes
+    softmax_bits: int | None = 8
 
     def __post_init__(self) -> None:
         if _is_int(self.weight_bits):
@@ -102,6 +109,8 @@ class QuantConfig:
         _check_bits("activation_bits", self.activation_bits)
         if self.norm_input_bits is not None:
             _check_bits("norm_input_bits", self.norm_input_bits, NORM_INPUT_BITS)
+        if self.softmax_bits is not None:
+            _check_bits("softmax_bits", self.softmax_bits)
         for key in ("norm_residual_bits", "output_bits", "recurrence_bits"):
             if getattr(self, key) is not None:
                 _check_bits(key, getattr(self, key), WIDE_BITS)
@@ -131,6 +140,11 @@ class QuantConfig:
     def norm_bits(self) -> int:
         """INT width of normalization inputs."""
         return self.activation_bits if self.norm_input_bits is None else self.norm_input_bits
+
+    @property
+    def softmax_width(self) -> int:
+        """INT width of softmax outputs: softmax_bits, or activation_bits when None."""
+        return self.activation_bits if self.softmax_bits is None else self.softmax_bits
 
     def norm_bits_for(self, length: int, int16: bool = True) -> int:
         """INT width of a tensor a norm over rows of ``length`` values reads: ``norm_bits``.

@@ -88,7 +88,7 @@ from qasic.quant import (
     recurrence,
 )
 from qasic.quant.encodings import KEY_MASK
-from qasic.quant.graph import QGraph, QNode
+from qasic.quant.graph import SCAN_STATE, QGraph, QNode
 from qasic.quant.srcpad import source_masks
 
 STEP = "step"            # the decode program's input: (token id, position)
@@ -757,13 +757,15 @@ def _recurrence_decoded(n: QNode, plan: recurrence.Recurrence, full: QGraph, nod
 
 
 def _state_written(state: str, tensor: str, nodes: list, shapes: dict, tensors: dict) -> None:
-    """``tensor`` written whole into the DRAM state ``state``, as ``_state_rows``."""
+    """``tensor`` written whole into the DRAM state ``state``, as ``_state_rows``; the write is
+    marked SCAN_STATE (its codes stored alike in the prefill and decode programs:
+    compiler.memory.scan_tensors)."""
     rows = f"{tensor}.row"
     if _state_rows(shapes[tensor]) == tuple(shapes[tensor]):
         rows = tensor
     else:
         _view(nodes, shapes, tensors, tensor, rows, _state_rows(shapes[tensor]))
-    nodes.append(QNode(state, "cache_write", (rows,), state, {"state": state}))
+    nodes.append(QNode(state, "cache_write", (rows,), state, {"state": state, SCAN_STATE: True}))
     shapes[state], tensors[state] = shapes[rows], tensors[tensor]
 
 

@@ -2,7 +2,8 @@
 
 - Token ids (input layout "tokens") are their own codes: scale 1, zero point 0, 32 bits.
 - A softmax output has the fixed encoding ``intops.softmax_encoding(bits)`` (p = code / qmax,
-  zero point 0), ``bits`` the INT activation width (8 when activations are FP8).
+  zero point 0), ``bits`` QuantConfig.softmax_width (softmax_bits, 8 by default: wider than
+  narrow activations, whose 1/qmax step rounds probabilities near 1/n to 0).
 - A key mask (an ``embedding`` with a 1-D table) and a ``topk_mask`` hold codes 0/1: scale 1,
   zero point 0, 8 bits; a ``topk_mask``'s scores are INT codes (it compares codes).
 - A node with attrs ``integer_codes`` (bits) holds exact integers: scale 1, those bits, zero
@@ -66,7 +67,8 @@ def _embedding(node: FNode, bits: int) -> TensorQ | None:
     return KEY_MASK if np.ndim(node.params["table"]) == 1 else _integer(node, bits)
 
 
-# op -> (node, INT activation bits) -> its output's fixed encoding, or None (observed)
+# op -> (node, softmax output bits: QuantConfig.softmax_width) -> its output's fixed encoding,
+# or None (observed)
 FIXED: dict[str, Callable[[FNode, int], TensorQ | None]] = {
     "softmax": _softmax,
     "embedding": _embedding,

@@ -20,6 +20,9 @@ from qasic.quant.affine import dequantize_codes, quantize_codes
 from qasic.quant.blockscale import check_block_params, effective_weight
 
 MAX_TENSOR_BITS = 32  # the widest codes a tensor holds (int32 token ids)
+# attr of a cache_write that writes a recurrence's state whole (quant.decode: every prefill and
+# decode step rewrites it): the state is stored alike in both programs (compiler.memory)
+SCAN_STATE = "scan_state"
 # op -> parameters it carries (see qasic.quant.reference for the arithmetic)
 OPS = {
     # weight: the integers the array multiplies. A format decoded on the load path (FP, NF4,

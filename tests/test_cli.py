@@ -566,6 +566,18 @@ def test_embedding_bits_flag_reaches_the_quantizer(quantize_configs, capsys):
         capsys.readouterr().err
 
 
+def test_softmax_bits_flag_reaches_the_quantizer(quantize_configs, capsys):
+    """--softmax-bits 4 reaches QuantConfig; absent, QuantConfig's default (8); 9 is one line,
+    exit 1."""
+    seen = quantize_configs
+    assert main(["quantize", "--act-bits", "4", "--json"]) == 0
+    assert main(["quantize", "--act-bits", "4", "--softmax-bits", "4", "--json"]) == 0
+    assert [c.softmax_width for c in seen] == [8, 4]
+    capsys.readouterr()
+    assert main(["quantize", "--softmax-bits", "9"]) == 1
+    assert "softmax_bits = 9 is out of range: allowed integers 2..8" in capsys.readouterr().err
+
+
 def test_token_models_from_the_command_line_and_their_bad_ids(tmp_path, capsys):
     """A user token model: integer --data arrays stay token ids; ids outside the vocabulary
     (in the data, or in simulate's --input) and sequences longer than the model's are one line

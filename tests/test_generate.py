@@ -379,3 +379,18 @@ def test_qasic_generate_runs_an_encoder_decoder_from_the_command_line(tmp_path, 
         assert main(["generate", "--model", spec, "--data", data, "--prompt-ids", ids]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
+
+
+def test_a_state_stored_at_two_widths_is_refused_in_one_line_naming_it():
+    """The prefill and a decode step must store each state at one width (compiler.memory): a
+    state packed in one program and a byte per code in the other is refused by name."""
+    from qasic.errors import UnsupportedOpError
+    from qasic.generate import _check_storage
+    from qasic.isa.program import Region
+
+    kv = Region("cache.k", 0, 64, "state", (16, 8), bits=3)
+    _check_storage((kv,), (kv,))  # alike: nothing to say
+    with pytest.raises(UnsupportedOpError, match=r"^state cache\.k: the prefill stores it at 3 "
+                                                 r"bits per code, a decode step at 8 .*"
+                                                 r"generate with activation_bits=8$"):
+        _check_storage((kv,), (Region("cache.k", 0, 128, "state", (16, 8), bits=8),))

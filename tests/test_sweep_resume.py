@@ -10,6 +10,7 @@ import pytest
 import qasic.sweeprun
 from qasic.errors import ConfigError
 from qasic.sweep import run_sweep
+from qasic.sweepaxes import quant_choices
 from qasic.sweepspace import canonical_json
 from qasic.sweepstore import FORMAT, NAMES, SweepStore
 from tests.sweeps import space, stored
@@ -98,6 +99,10 @@ def test_the_norm_input_width_is_in_every_key():
     assert {q["embedding_bits"] for q in quant} == {16}  # so is the embedding rows' (2026-12-06)
     assert all("norm_residual_bits" not in q for q in quant)  # None settings stay out
     assert all("recurrence_bits" not in q for q in quant)  # and later ones at their default
+    # softmax outputs at 8 bits (2026-12-07) change nothing where activations are 8-bit
+    assert all("softmax_bits" not in q for q in quant if q["activation_bits"] == 8)
+    narrow = {c.acts.bits: c.config() for c in quant_choices("8", act_bits="8,4")}
+    assert "softmax_bits" not in narrow[8] and narrow[4]["softmax_bits"] == 8
 
 
 def test_a_store_of_another_format_is_refused(tmp_path):

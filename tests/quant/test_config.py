@@ -18,6 +18,7 @@ from qasic.quant import QuantConfig
      "weight_rounding = 'adaround' is unknown: allowed 'nearest', 'gptq'"),
     ({"equalize": 1}, "equalize = 1 must be True or False"),
     ({"recurrence_bits": 17}, "recurrence_bits = 17 is out of range: allowed integers 2..16"),
+    ({"softmax_bits": 16}, "softmax_bits = 16 is out of range: allowed integers 2..8"),
 ])
 def test_bad_values_name_the_key_the_value_and_the_allowed(kwargs, message):
     with pytest.raises(ConfigError) as e:

@@ -30,6 +30,7 @@ from qasic.quant.decode import (
     prefill_graph,
     token_major,
 )
+from qasic.quant.evaluate import cosine
 from qasic.quant.quantize import quantize
 from tests.quant.generation import assert_generates_like_the_golden_reference
 from tests.quant.test_hf_llm import VOCAB, D, H, Logits, _family
@@ -420,14 +421,36 @@ def test_a_conv_window_generates_exactly_at_four_bit_activations():
     assert out["bit_exact"] and out["cosine"] > 0.5, out["cosine"]  # 0.61: 4-bit codes
 
 
-def test_a_scan_state_at_four_bit_activations_is_refused_in_one_line_naming_the_width():
-    """RecurrentGemma's RG-LRU state at A4: the step's state row is stored a code per byte, its
-    packed 4-bit cache cannot take it; the refusal names the cache and activation_bits=8."""
-    from qasic.arch.config import default_arch
-    from qasic.errors import UnsupportedOpError
-    from qasic.generate import Session
+def test_a_kv_cache_of_a_concat_off_whole_bytes_is_stored_a_byte_per_code_and_generates():
+    """DeepSeek's k = cat(k_nope, k_pe) at 3-bit activations: a channel offset of 3-bit codes
+    off whole bytes, so the concat (the cache's rows) keeps a byte per code, in the prefill as
+    in a step (the same concat makes both). Its cache was packed 3-bit and refused them; now a
+    cache is stored as the rows written into it (compiler.memory._same_storage), the caches of
+    whole-byte rows (v, the split ones) stay packed, and generation is the golden reference's."""
+    full = _full_at("deepseek_v32", 3)
+    session = assert_generates_like_the_golden_reference(full, np.array([22, 260, 83]), 4)
+    # the concats' caches a byte per code, the others packed
+    assert {(".cat_" in r.name, r.bits) for r in session.states} == {(True, 8), (False, 3)}
 
-    with pytest.raises(UnsupportedOpError, match=r"^cache_write cache\.\S+rg_lru\S+: rows .* "
-                                                 r"\(1x1x32 int8\) .*32 int4 codes\); at 2\.\.7"
-                                                 r".*generate with activation_bits=8$"):
-        Session(_full_at("recurrent_gemma", 4), 3, default_arch())
+
+@pytest.mark.parametrize("name, bits", [("recurrent_gemma", 4), ("qwen3_next", 4)])
+def test_a_scan_state_below_8_bits_generates_exactly(name, bits):
+    """RecurrentGemma's RG-LRU state h and Qwen3-Next's gated delta state S below 8 bits: the
+    prefill writes the state of its last position, a column of the positions' concat (a code
+    per byte), a decode step writes a row that packs. Both were refused (a byte-per-code row
+    into a packed cache); a recurrence's state and the rows written into it now keep a byte per
+    code in every program (compiler.memory.scan_tensors), so the state's bytes mean the same
+    to the prefill and to each step: the simulator generates what the golden reference does."""
+    full = _full_at(name, bits)
+    session = assert_generates_like_the_golden_reference(full, np.array([22, 260, 83]), 4)
+    step = decode_graph(full)
+    scans = [n.output for n in step.nodes if n.attrs.get("scan_state")]
+    assert scans and {step.tensors[s].bits for s in scans} == {bits}
+    assert {r.bits for r in session.states if r.name in scans} == {8}  # a byte per code
+    ids = np.random.default_rng(0).integers(0, VOCAB, (4, C))
+    quant = full.dequantize_output(reference.run(full, full.quantize_input(ids)))
+    with torch.no_grad():
+        fp32 = _model(name).eval()(torch.from_numpy(ids)).numpy()
+    # 0.905 and 0.175: the gated delta rule's 4-bit state S (its decay's and its update's
+    # codes, every position's one encoding) loses most of Qwen3-Next's logits at A4
+    assert cosine(quant.ravel(), fp32.ravel()) > {"recurrent_gemma": 0.85, "qwen3_next": 0.1}[name]
