@@ -1,0 +1,79 @@
+"""Hand-written statistics in image models (the fourth hand-written round,
+benchmarks/handwritten/vision4.py): StyleGAN's PixelNorm of its latent vector, ``z *
+rsqrt(mean(z ** 2, dim=1, keepdim=True) + eps)``, is a ``norm`` node as the RMSNorm of a
+sequence model (it was refused: 'mean over dims [1] of a rank-2 tensor'), and fairseq's
+Fp32GroupNorm, ``F.group_norm(x.float(), ...).type_as(x)``, casts to the dtype the model is
+in (it was refused: 'aten.type_as.default is supported in sequence models only'). The float
+graph is torch's, the simulator equals the golden reference, and the quantized model is close
+to the float one."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import qasic
+from qasic.errors import UnsupportedOpError
+from qasic.quant import capture
+from tests.quant.opcheck import float_matches
+
+
+class PixelNormMLP(nn.Module):
+    """StyleGAN's mapping network: PixelNorm of z, then linear + leaky ReLU layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = nn.Linear(16, 16), nn.Linear(16, 8)
+
+    def forward(self, z):
+        z = z * torch.rsqrt(torch.mean(z ** 2, dim=1, keepdim=True) + 1e-8)
+        return self.b(F.leaky_relu(self.a(z), 0.2) * 2 ** 0.5)
+
+
+class Fp32GroupNorm(nn.GroupNorm):
+    def forward(self, x):
+        return F.group_norm(x.float(), self.num_groups, self.weight.float(),
+                            self.bias.float(), self.eps).type_as(x)
+
+
+class ConvFeatures(nn.Module):
+    """wav2vec 2.0's first feature-encoder layer: Conv1d, GroupNorm(C, C) in fp32, GELU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv1d(1, 8, 10, 5, bias=False)
+        self.norm = Fp32GroupNorm(8, 8)
+        self.out = nn.Conv1d(8, 4, 3, 2)
+
+    def forward(self, x):
+        return self.out(F.gelu(self.norm(self.conv(x))))
+
+
+@pytest.mark.parametrize(("model", "shape"), [(PixelNormMLP, (16, 16)),
+                                              (ConvFeatures, (8, 1, 120))])
+def test_bit_exact_and_close_to_float(model, shape):
+    m = model().eval()
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    float_matches(m, x)
+    r = qasic.evaluate(m, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999
+
+
+def test_pixel_norm_is_one_norm_node():
+    g = capture(PixelNormMLP().eval(), torch.zeros(1, 16))
+    ops = [n.op for n in g.nodes]
+    assert ops[0] == "norm" and g.nodes[0].inputs == (g.input,), ops  # no table of squares
+    assert ops.count("norm") == 1 and not {"avgpool2d", "conv2d"} & set(ops), ops
+
+
+class Halves(nn.Module):
+    def forward(self, x):
+        return nn.functional.relu(x).type_as(x.half())
+
+
+def test_a_cast_to_another_dtype_is_refused_in_one_line():
+    with pytest.raises(UnsupportedOpError, match="a cast to torch.float16"):
+        capture(nn.Sequential(nn.Conv1d(1, 2, 3), Halves()).eval(), torch.zeros(1, 1, 16))
