@@ -550,6 +550,12 @@ def _image_constant_op(b: Any, node: Any, name: str, x: Act, c: torch.Tensor,
     """x + c, x - c, x * c, x / c (c + x, c * x) with c of x's whole shape: a ``constant``
     node and the op of two activations."""
     shape = tuple(int(d) for d in node.meta["val"].shape)
+    if len(shape) > 4:  # (batch, O, I, kh, kw): a convolution weight made per sample
+        b.fail(node, f"{name} of a {b.shapes[x.name]} activation and a constant of shape "
+                     f"{tuple(c.shape)}: a weight computed from activations (a modulated or "
+                     "dynamic convolution, StyleGAN2's style * weight); scale the activations "
+                     "instead: x * style before a fixed-weight conv, x * rsqrt(linear(style ** 2"
+                     ", weight ** 2 summed over kh, kw) + eps) after it")
     if len(shape) not in (2, 3, 4) or b.shapes[x.name] != _image_shape(shape):
         b.fail(node, f"{name} of a {b.shapes[x.name]} activation and a constant of shape "
                      f"{tuple(c.shape)} that broadcasts the activation")

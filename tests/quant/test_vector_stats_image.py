@@ -77,3 +77,42 @@ class Halves(nn.Module):
 def test_a_cast_to_another_dtype_is_refused_in_one_line():
     with pytest.raises(UnsupportedOpError, match="a cast to torch.float16"):
         capture(nn.Sequential(nn.Conv1d(1, 2, 3), Halves()).eval(), torch.zeros(1, 1, 16))
+
+
+class StdNormalized(nn.Module):
+    """Demucs' input normalization: the mono mix over its own std along time."""
+
+    def forward(self, x):
+        return nn.functional.relu(x / (1e-5 + x.std(dim=-1, keepdim=True)))
+
+
+def test_a_std_in_a_conv_net_is_refused_in_one_line_naming_what_runs():
+    with pytest.raises(UnsupportedOpError, match=r"node 'std'.*runs in sequence models.*"
+                                                 r"normalize a conv net's input outside"):
+        capture(nn.Sequential(nn.Conv1d(1, 1, 1), StdNormalized()).eval(),
+                torch.zeros(1, 1, 16))
+
+
+class ModulatedConv(nn.Module):
+    """StyleGAN2's fused modulated conv (rosinality's): a weight per sample from the style,
+    demodulated, one grouped conv over the batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.weight = nn.Parameter(torch.randn(1, 4, 4, 3, 3))
+        self.modulation = nn.Linear(8, 4)
+        self.input = nn.Parameter(torch.randn(1, 4, 4, 4))
+
+    def forward(self, z):
+        b = z.shape[0]
+        w = self.weight * self.modulation(z).view(b, 1, 4, 1, 1)
+        w = w * torch.rsqrt(w.pow(2).sum([2, 3, 4]) + 1e-8).view(b, 4, 1, 1, 1)
+        x = self.input.repeat(b, 1, 1, 1).view(1, b * 4, 4, 4)
+        return F.conv2d(x, w.view(b * 4, 4, 3, 3), padding=1, groups=b).view(b, 4, 4, 4)
+
+
+def test_a_weight_computed_from_activations_is_refused_naming_what_runs():
+    with pytest.raises(UnsupportedOpError, match=r"a weight computed from activations.*scale "
+                                                 r"the activations instead"):
+        capture(ModulatedConv().eval(), torch.zeros(1, 8))
