@@ -26,6 +26,7 @@ from qasic.quant import (
     keepdim,
     logsoftmax,
     matrix_rope,
+    modconv,
     movedim,
     selects,
     unfold,
@@ -70,6 +71,9 @@ REWRITES: tuple[Rewrite, ...] = (
             _graph_only(matrix_rope.decompose)),
     Rewrite("channel_norm", "a LayerNorm over (N, C, H, W)'s channels written out becomes "
             "F.layer_norm (ConvNeXt's, SAM's LayerNorm2d)", _graph_only(channel_norm.decompose)),
+    Rewrite("modconv", "a modulated conv (a weight per sample from a style, one conv grouped "
+            "over the batch: StyleGAN2's) becomes the activations scaled around a fixed-weight "
+            "conv, its demodulation a linear of the squared styles", modconv.decompose),
     Rewrite("hard_assign", "a one-hot of an argmax becomes a top-1 mask, a straight-through "
             "sum its hard value (GroupViT)", _graph_only(hard_assign.decompose)),
 )

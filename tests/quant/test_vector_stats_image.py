@@ -3,8 +3,9 @@ benchmarks/handwritten/vision4.py): StyleGAN's PixelNorm of its latent vector, `
 rsqrt(mean(z ** 2, dim=1, keepdim=True) + eps)``, is a ``norm`` node as the RMSNorm of a
 sequence model (it was refused: 'mean over dims [1] of a rank-2 tensor'), and fairseq's
 Fp32GroupNorm, ``F.group_norm(x.float(), ...).type_as(x)``, casts to the dtype the model is
-in (it was refused: 'aten.type_as.default is supported in sequence models only'). The float
-graph is torch's, the simulator equals the golden reference, and the quantized model is close
+in (it was refused: 'aten.type_as.default is supported in sequence models only'); StyleGAN2's
+modulated conv (a weight per sample from a style, one conv grouped over the batch) runs as a
+fixed-weight conv between two scalings (quant.modconv). The float graph is torch's, the simulator equals the golden reference, and the quantized model is close
 to the float one."""
 
 import numpy as np
@@ -112,7 +113,32 @@ class ModulatedConv(nn.Module):
         return F.conv2d(x, w.view(b * 4, 4, 3, 3), padding=1, groups=b).view(b, 4, 4, 4)
 
 
-def test_a_weight_computed_from_activations_is_refused_naming_what_runs():
+def test_a_modulated_conv_is_a_fixed_weight_conv_between_two_scalings_and_bit_exact():
+    """quant.modconv: the weight per sample is the activations scaled around one conv of the
+    constant weight (groups 1), the demodulation a linear of the squared styles."""
+    m = ModulatedConv().eval()
+    g = capture(m, torch.zeros(1, 8))
+    convs = [n for n in g.nodes if n.op == "conv2d"]
+    assert len(convs) == 1 and convs[0].attrs["groups"] == 1
+    assert convs[0].params["weight"].shape == (4, 3, 3, 4)  # (O, kh, kw, I): W itself
+    assert [n.op for n in g.nodes].count("linear") == 2  # the modulation and the energy
+    x = np.random.default_rng(0).standard_normal((16, 8)).astype(np.float32)
+    float_matches(m, x)
+    r = qasic.evaluate(m, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999
+
+
+class AddedWeight(ModulatedConv):
+    """A weight per sample of another form (the style added to it): not a modulation."""
+
+    def forward(self, z):
+        b = z.shape[0]
+        w = self.weight + self.modulation(z).view(b, 1, 4, 1, 1)
+        x = self.input.repeat(b, 1, 1, 1).view(1, b * 4, 4, 4)
+        return F.conv2d(x, w.view(b * 4, 4, 3, 3), padding=1, groups=b).view(b, 4, 4, 4)
+
+
+def test_a_weight_computed_otherwise_is_refused_naming_what_runs():
     with pytest.raises(UnsupportedOpError, match=r"a weight computed from activations.*scale "
                                                  r"the activations instead"):
-        capture(ModulatedConv().eval(), torch.zeros(1, 8))
+        capture(AddedWeight().eval(), torch.zeros(1, 8))
