@@ -142,12 +142,10 @@ def _energy(node: fx.Node, fed: set[fx.Node]) -> dict | None:
     sq = node.args[0]
     if not isinstance(sq, fx.Node) or sq.op != "call_function":
         return None
-    if sq.target is aten.pow.Tensor_Scalar and sq.args[1] == 2:
-        p = sq.args[0]
-    elif sq.target is aten.mul.Tensor and sq.args[0] is sq.args[1]:
-        p = sq.args[0]
-    else:
+    if not ((sq.target is aten.pow.Tensor_Scalar and sq.args[1] == 2)
+            or (sq.target is aten.mul.Tensor and sq.args[0] is sq.args[1])):
         return None
+    p = sq.args[0]
     if not isinstance(p, fx.Node) or p.meta["val"].dim() != 5:
         return None
     dims = sorted(int(d) % 5 for d in node.args[1])

@@ -1,12 +1,12 @@
-"""Hand-written statistics in image models (the fourth hand-written round,
+"""Hand-written statistics and weights in image models (the fourth hand-written round,
 benchmarks/handwritten/vision4.py): StyleGAN's PixelNorm of its latent vector, ``z *
 rsqrt(mean(z ** 2, dim=1, keepdim=True) + eps)``, is a ``norm`` node as the RMSNorm of a
-sequence model (it was refused: 'mean over dims [1] of a rank-2 tensor'), and fairseq's
+sequence model (it was refused: 'mean over dims [1] of a rank-2 tensor'); fairseq's
 Fp32GroupNorm, ``F.group_norm(x.float(), ...).type_as(x)``, casts to the dtype the model is
 in (it was refused: 'aten.type_as.default is supported in sequence models only'); StyleGAN2's
 modulated conv (a weight per sample from a style, one conv grouped over the batch) runs as a
-fixed-weight conv between two scalings (quant.modconv). The float graph is torch's, the simulator equals the golden reference, and the quantized model is close
-to the float one."""
+fixed-weight conv between two scalings (quant.modconv). The float graph is torch's, the
+simulator equals the golden reference, and the quantized model is close to the float one."""
 
 import numpy as np
 import pytest
