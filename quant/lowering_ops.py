@@ -428,12 +428,13 @@ def _pair_op(op: str) -> Any:
 
 
 def _over_channels(b: Any, node: Any, x: Act, other: Act) -> Act:
-    """``x`` an image (H, W, 1) and ``other`` (H, W, C) or (1, 1, C): x widened to C channels
-    by a 1x1 conv of ones (each pixel's value copied to every channel); else ``x``."""
+    """``x`` an image (H, W, 1) and ``other`` (H, W, C) or (1, 1, C), or ``x`` one value per
+    sample (1, 1, 1) and ``other`` any image: x widened to C channels by a 1x1 conv of ones
+    (each pixel's value copied to every channel); else ``x``."""
     sx, so = b.shapes[x.name], b.shapes[other.name]
     if len(sx) != 3 or len(so) != 3 or sx[2] != 1 or so[2] == 1 \
-            or so[:2] not in (sx[:2], (1, 1)):
-        return x
+            or (sx[:2] != (1, 1) and so[:2] not in (sx[:2], (1, 1))):
+        return x  # a (1, 1, 1) per-sample value (Demucs' std) widens to (1, 1, C) too
     c = so[2]
     return b.add(node, "conv2d", (x.name,), {"stride": (1, 1), "dilation": (1, 1), "groups": 1,
                                              "padding": (0, 0, 0, 0)},
@@ -570,6 +571,59 @@ def _image_shape(shape: tuple) -> tuple:
     """The image layout of a torch (N, C, ...) shape."""
     per = shape[2:] + shape[1:2]
     return (1, *per) if len(shape) == 3 else per
+
+
+def div(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """x / y of two activations (Demucs' input over its own standard deviation): the table of
+    1 / y, then the product (broadcast as ``mul``'s); with a constant, ``_scalar_op``."""
+    from qasic.quant.lowering_pointwise import SYMBOLIC, materialize  # it imports this module
+
+    args = [materialize(b, a) if isinstance(a, SYMBOLIC) else a for a in args]
+    if not all(isinstance(a, Act) for a in args[:2]) or kwargs.get("rounding_mode"):
+        return _scalar_op(b, node, args, kwargs)
+    y = args[1]
+    inv = b.add(node, "lut", (y.name,), pw.lut_attrs(pw.op("reciprocal", pw.X)),
+                shape=b.shapes[y.name], suffix=".reciprocal")
+    return _pair_op("mul")(b, node, [args[0], inv], {})
+
+
+def std(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.std / aten.var over all spatial axes of an image with keepdim (Demucs' input
+    normalized by its own std over time): sqrt(s mean((x - mean(x))^2)), s = n / (n - 1)
+    unbiased: global average pools, the centered x, a table of its square and one of s v (its
+    square root for std)."""
+    rank = node.args[0].meta["val"].dim()
+    dims = sorted(int(d) % rank for d in _ints(_arg(args, kwargs, 1, "dim", None) or []))
+    correction_form = node.target in (aten.std.correction, aten.var.correction)
+    keep = kwargs.get("keepdim", False) if correction_form else _arg(args, kwargs, 3,
+                                                                      "keepdim", False)
+    if correction_form:
+        c = kwargs.get("correction", 1)
+        correction = 1.0 if c is None else float(c)
+    else:
+        correction = 1.0 if _arg(args, kwargs, 2, "unbiased", True) else 0.0
+    if rank not in (3, 4) or dims != list(range(2, rank)) or not keep:
+        b.fail(node, f"a standard deviation or variance over dims {dims} of a rank-{rank} tensor "
+                     "in an image model (a conv net); only over all its spatial axes (L, or H "
+                     "and W) with keepdim=True; in sequence models over the last axis")
+    x = _act(b, node, args[0], "std input")
+    h, w, c = b.shapes[x.name]
+    n = h * w
+    if n - correction <= 0:
+        b.fail(node, f"an unbiased standard deviation over {n} value(s)")
+    pool = {"kernel": (h, w), "stride": (h, w), "padding": (0, 0, 0, 0), "divisor": n}
+    m = b.add(node, "avgpool2d", (x.name,), pool, shape=(1, 1, c), suffix=".mean")
+    neg = b.add(node, "lut", (m.name,), {"fn": "affine", "fn_args": {"scale": -1.0,
+                                                                     "offset": 0.0}},
+                shape=(1, 1, c), suffix=".neg")
+    centered = b.add(node, "add", (x.name, neg.name), shape=(h, w, c), suffix=".centered")
+    square = b.add(node, "lut", (centered.name,), pw.lut_attrs(pw.op("mul", pw.X, pw.X)),
+                   shape=(h, w, c), suffix=".square")
+    v = b.add(node, "avgpool2d", (square.name,), pool, shape=(1, 1, c), suffix=".meansq")
+    tree = pw.op("mul", pw.X, pw.const(n / (n - correction)))
+    if node.target in (aten.std.dim, aten.std.correction):
+        tree = pw.op("sqrt", tree)
+    return b.add(node, "lut", (v.name,), pw.lut_attrs(tree), shape=(1, 1, c))
 
 
 def sub(b: Any, node: Any, args: list, kwargs: dict) -> Act:
@@ -766,9 +820,13 @@ def _table() -> dict:
         aten._upsample_bicubic2d_aa.default: antialiased,
         aten.sub.Tensor: sub,
         aten.sub.Scalar: sub,
+        aten.std.dim: std,
+        aten.std.correction: std,
+        aten.var.dim: std,
+        aten.var.correction: std,
         aten.rsub.Scalar: _scalar_op,
         aten.rsub.Tensor: _scalar_op,
-        aten.div.Tensor: _scalar_op,
+        aten.div.Tensor: div,
         aten.div.Scalar: _scalar_op,
         aten.add.Scalar: _scalar_op,
         aten.mul.Scalar: _scalar_op,

@@ -256,17 +256,6 @@ def _vector_mean(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     return HANDLERS[aten.mean.dim](b, node, args, kwargs)
 
 
-def _image_std(b: Any, node: Any, args: list, kwargs: dict) -> None:
-    """A standard deviation or variance in an image model (Demucs' input normalized by its
-    own std over time, denormalized at the output): refused in one line naming what runs."""
-    rank = node.args[0].meta["val"].dim()
-    dims = _ints_or_all(_arg(args, kwargs, 1, "dim", None), rank)
-    b.fail(node, f"a standard deviation or variance over dims {dims} of a rank-{rank} tensor in "
-                 "an image model (a conv net); it runs in sequence models, over the last axis "
-                 "with keepdim=True; normalize a conv net's input outside the model (Demucs' "
-                 "normalize=False) or use nn.GroupNorm / nn.InstanceNorm1d")
-
-
 def _vectors_else(image: Any, h: Any) -> Any:
     """``h`` (the sequence form) on an image model's vectors (batch, C); maps take ``image``."""
     def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
@@ -281,6 +270,4 @@ def _vectors_else(image: Any, h: Any) -> Any:
 # eps)) is the RmsStat a ``norm`` node takes, as in sequence models (it was refused: 'mean over
 # dims [1] of a rank-2 tensor').
 IMAGE_HANDLERS = {aten.linalg_vector_norm.default: _on_vectors(vector_norm),
-                  aten.mean.dim: _vectors_else(lowering_ops.mean, _vector_mean),
-                  **dict.fromkeys((aten.std.dim, aten.std.correction, aten.var.dim,
-                                   aten.var.correction), _image_std)}
+                  aten.mean.dim: _vectors_else(lowering_ops.mean, _vector_mean)}

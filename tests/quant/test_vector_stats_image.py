@@ -5,7 +5,9 @@ sequence model (it was refused: 'mean over dims [1] of a rank-2 tensor'); fairse
 Fp32GroupNorm, ``F.group_norm(x.float(), ...).type_as(x)``, casts to the dtype the model is
 in (it was refused: 'aten.type_as.default is supported in sequence models only'); StyleGAN2's
 modulated conv (a weight per sample from a style, one conv grouped over the batch) runs as a
-fixed-weight conv between two scalings (quant.modconv). The float graph is torch's, the
+fixed-weight conv between two scalings (quant.modconv); Demucs' input over its own std along
+time, denormalized at the output, runs (std over a map's spatial axes, a division of two
+activations, a per-sample value broadcast over a map's channels). The float graph is torch's, the
 simulator equals the golden reference, and the quantized model is close to the float one."""
 
 import numpy as np
@@ -81,17 +83,41 @@ def test_a_cast_to_another_dtype_is_refused_in_one_line():
 
 
 class StdNormalized(nn.Module):
-    """Demucs' input normalization: the mono mix over its own std along time."""
+    """Demucs' input normalization: the mono mix centered and over its own (unbiased) std along
+    time, two convs, the output scaled back by the std and shifted by the mean."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = nn.Conv1d(1, 4, 3, padding=1), nn.Conv1d(4, 2, 3, padding=1)
+
+    def forward(self, mix):
+        mono = mix.mean(dim=1, keepdim=True)
+        mean, std = mono.mean(dim=-1, keepdim=True), mono.std(dim=-1, keepdim=True)
+        x = self.b(torch.relu(self.a((mix - mean) / (1e-5 + std))))
+        return x * std + mean
+
+
+def test_a_std_over_time_and_per_sample_values_over_a_map_are_bit_exact():
+    """std over all spatial axes: pools, a table of squares and one of the root; a division
+    of activations: a reciprocal table and a product; a per-sample value (1, 1, 1) times or
+    plus a (L, C) map: widened to C channels first."""
+    m = StdNormalized().eval()
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((16, 1, 64)) * rng.uniform(0.2, 3, (16, 1, 1))).astype(np.float32)
+    float_matches(m, x)
+    r = qasic.evaluate(m, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.998
+
+
+class RowStd(nn.Module):
     def forward(self, x):
-        return nn.functional.relu(x / (1e-5 + x.std(dim=-1, keepdim=True)))
+        return nn.functional.relu(x / x.std(dim=2, keepdim=True))
 
 
-def test_a_std_in_a_conv_net_is_refused_in_one_line_naming_what_runs():
-    with pytest.raises(UnsupportedOpError, match=r"node 'std'.*runs in sequence models.*"
-                                                 r"normalize a conv net's input outside"):
-        capture(nn.Sequential(nn.Conv1d(1, 1, 1), StdNormalized()).eval(),
-                torch.zeros(1, 1, 16))
+def test_a_std_over_part_of_a_map_is_refused_naming_what_runs():
+    with pytest.raises(UnsupportedOpError, match=r"node 'std'.*only over all its spatial axes"):
+        capture(nn.Sequential(nn.Conv2d(1, 1, 1), RowStd()).eval(), torch.zeros(1, 1, 4, 4))
 
 
 class ModulatedConv(nn.Module):
