@@ -63,6 +63,11 @@ def _act(b: Any, node: Any, v: Any, what: str) -> Act:
                      "); only an embedding reads one")
     if isinstance(v, (torch.Tensor, np.ndarray, int, float, bool)) or v is None:
         b.fail(node, f"{what} must be an activation, not a constant")
+    if type(v).__name__ == "Columns":  # a selection of channels (a GLU's halves of a conv's
+        # output in a conv net): its linear, made once
+        from qasic.quant.lowering_pointwise import materialize  # it imports this module
+
+        v = materialize(b, v)
     if not isinstance(v, Act):  # a value capture follows symbolically: its docstring's
         # first sentence says what it is and what reads it
         about = " ".join((type(v).__doc__ or "").split()).split(". ")[0].rstrip(".")

@@ -83,4 +83,7 @@ def rewritten(graph: fx.Graph, user_inputs: set[str]) -> fx.Graph:
     """``graph`` after every row of REWRITES, in order."""
     for rewrite in REWRITES:
         graph = rewrite.apply(graph, user_inputs)
+        # a copy renames a placeholder shadowing a builtin (``input`` -> input_1): its new name
+        user_inputs = user_inputs | {n.name for n in graph.nodes if n.op == "placeholder"
+                                     and n.target in user_inputs}
     return graph
