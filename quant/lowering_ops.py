@@ -195,12 +195,10 @@ def mean(b: Any, node: Any, args: list, kwargs: dict) -> Act:
         b.fail(node, f"mean over dims {dims} of a rank-{rank} tensor; only over all spatial "
                      "axes (H, W, or L), over one of H, W with keepdim, or over the channels "
                      "with keepdim")
-    h, w, c = b.shapes[x.name]
-    attrs = {"kernel": (h, w), "stride": (h, w), "padding": (0, 0, 0, 0), "divisor": h * w}
     if _arg(args, kwargs, 2, "keepdim", False):
-        return b.add(node, "avgpool2d", (x.name,), attrs)
-    pooled = b.add(node, "avgpool2d", (x.name,), attrs, shape=(1, 1, c))
-    return b.add(node, "reshape", (pooled.name,), {"shape": (c,)})
+        return global_avgpool(b, node, x, shape=per_sample(node))
+    pooled = global_avgpool(b, node, x)
+    return b.add(node, "reshape", (pooled.name,), {"shape": (b.shapes[x.name][2],)})
 
 
 def max_over_space(b: Any, node: Any, args: list, kwargs: dict) -> Any:
@@ -573,6 +571,45 @@ def _image_shape(shape: tuple) -> tuple:
     return (1, *per) if len(shape) == 3 else per
 
 
+POOL_MAX = 255  # the POOL instruction's kh, kw fields are 8 bits (qasic.isa.table)
+
+
+def _factors(n: int) -> list[int] | None:
+    """Windows of at most POOL_MAX whose product is n (the largest first); None if a prime
+    factor exceeds POOL_MAX."""
+    out = []
+    while n > POOL_MAX:
+        d = next((d for d in range(POOL_MAX, 1, -1) if n % d == 0), None)
+        if d is None:
+            return None
+        out.append(d)
+        n //= d
+    return [*out, n]
+
+
+def global_avgpool(b: Any, node: Any, x: Act, suffix: str = "",
+                   shape: tuple | None = None) -> Act:
+    """The mean over all of an image's (H, W) per channel, (1, 1, C): one avgpool2d; over an
+    axis longer than the POOL window field (a waveform's L of 1024: Demucs' mean over time) a
+    pool per exact factor of it (each an average of averages, rounded once a stage)."""
+    h, w, c = b.shapes[x.name]
+    fh, fw = (_factors(h) if h > POOL_MAX else [h]), (_factors(w) if w > POOL_MAX else [w])
+    if fh is None or fw is None:
+        b.fail(node, f"a mean over a ({h}, {w}) map: an axis longer than {POOL_MAX} with a prime "
+                     f"factor above {POOL_MAX}; pool it in steps (avg_pool with a kernel that "
+                     "divides it) first")
+    stages = list(zip(fh + [1] * (len(fw) - len(fh)), fw + [1] * (len(fh) - len(fw)),
+                      strict=True))
+    for i, (kh, kw) in enumerate(stages):
+        h, w = h // kh, w // kw
+        last = i == len(stages) - 1
+        x = b.add(node, "avgpool2d", (x.name,), {"kernel": (kh, kw), "stride": (kh, kw),
+                                                 "padding": (0, 0, 0, 0), "divisor": kh * kw},
+                  shape=(shape or (1, 1, c)) if last else (h, w, c),
+                  suffix=suffix if last else f"{suffix}.stage{i}")
+    return x
+
+
 def div(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """x / y of two activations (Demucs' input over its own standard deviation): the table of
     1 / y, then the product (broadcast as ``mul``'s); with a constant, ``_scalar_op``."""
@@ -611,15 +648,14 @@ def std(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     n = h * w
     if n - correction <= 0:
         b.fail(node, f"an unbiased standard deviation over {n} value(s)")
-    pool = {"kernel": (h, w), "stride": (h, w), "padding": (0, 0, 0, 0), "divisor": n}
-    m = b.add(node, "avgpool2d", (x.name,), pool, shape=(1, 1, c), suffix=".mean")
+    m = global_avgpool(b, node, x, ".mean")
     neg = b.add(node, "lut", (m.name,), {"fn": "affine", "fn_args": {"scale": -1.0,
                                                                      "offset": 0.0}},
                 shape=(1, 1, c), suffix=".neg")
     centered = b.add(node, "add", (x.name, neg.name), shape=(h, w, c), suffix=".centered")
     square = b.add(node, "lut", (centered.name,), pw.lut_attrs(pw.op("mul", pw.X, pw.X)),
                    shape=(h, w, c), suffix=".square")
-    v = b.add(node, "avgpool2d", (square.name,), pool, shape=(1, 1, c), suffix=".meansq")
+    v = global_avgpool(b, node, square, ".meansq")
     tree = pw.op("mul", pw.X, pw.const(n / (n - correction)))
     if node.target in (aten.std.dim, aten.std.correction):
         tree = pw.op("sqrt", tree)

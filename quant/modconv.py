@@ -28,6 +28,7 @@ from torch import fx
 
 aten = torch.ops.aten
 _CONV = (aten.conv2d.default, aten.convolution.default)
+_CASTS = (aten.to.dtype, aten._to_copy.default, aten.to.dtype_layout)
 
 
 def decompose(graph: fx.Graph, inputs: set[str]) -> fx.Graph:
@@ -40,6 +41,13 @@ def decompose(graph: fx.Graph, inputs: set[str]) -> fx.Graph:
     sums = {n: m for n in graph.nodes if (m := _energy(n, fed)) is not None}
     if not convs:
         return graph
+    weights = set()  # the per-sample weights' views and casts the convs read
+    for conv in convs:
+        v = conv.args[1]
+        while isinstance(v, fx.Node) and v.target in (*_CASTS, aten.view.default,
+                                                      aten.reshape.default):
+            weights.add(v)
+            v = v.args[0]
     new, env = fx.Graph(), {}
     for node in graph.nodes:
         conv = node.args[0] if node.op == "call_function" and node.args else None
@@ -47,6 +55,8 @@ def decompose(graph: fx.Graph, inputs: set[str]) -> fx.Graph:
             env[node] = _conv(new, node, conv, convs[conv], env)
         elif node in convs:
             continue  # its one reader, the view back to (B, O, H', W'), is rewritten
+        elif node.target is aten._assert_tensor_metadata.default and node.args[0] in weights:
+            continue  # a check of a per-sample weight no longer made
         elif node in sums:
             env[node] = _sum(new, node, sums[node], env)
         else:
@@ -108,7 +118,7 @@ def _modulated(node: fx.Node, fed: set[fx.Node]) -> dict | None:
         groups = args[8]
     else:
         groups = args[6] if len(args) > 6 else node.kwargs.get("groups", 1)
-    x, w = args[0], args[1]
+    x, w = _uncast(args[0]), _uncast(args[1])
     bias = args[2] if len(args) > 2 else node.kwargs.get("bias")
     if bias is not None or not all(isinstance(a, fx.Node) and a.target in (
             aten.view.default, aten.reshape.default) for a in (x, w)):
@@ -124,6 +134,14 @@ def _modulated(node: fx.Node, fed: set[fx.Node]) -> dict | None:
     return {**m, "x": src, "fed": src in fed}
 
 
+def _uncast(v: Any) -> Any:
+    """``v`` through casts to its own dtype (NVlabs' ``w.to(x.dtype)``)."""
+    while isinstance(v, fx.Node) and v.target in _CASTS \
+            and v.meta["val"].dtype == v.args[0].meta["val"].dtype:
+        v = v.args[0]
+    return v
+
+
 def _out_view(conv: fx.Node) -> fx.Node | None:
     users = list(conv.users)
     if len(users) != 1 or users[0].target not in (aten.view.default, aten.reshape.default):
@@ -135,7 +153,7 @@ def _out_view(conv: fx.Node) -> fx.Node | None:
 
 
 def _energy(node: fx.Node, fed: set[fx.Node]) -> dict | None:
-    """sum(p ** 2, [2, 3, 4]) (or p * p) of a per-sample weight p with per-input-channel
+    """sum(p ** 2, [2, 3, 4]) (p * p, p.square()) of a per-sample weight p with per-input-channel
     factors only: the demodulation's statistic."""
     if node.op != "call_function" or node.target is not aten.sum.dim_IntList:
         return None
@@ -143,6 +161,7 @@ def _energy(node: fx.Node, fed: set[fx.Node]) -> dict | None:
     if not isinstance(sq, fx.Node) or sq.op != "call_function":
         return None
     if not ((sq.target is aten.pow.Tensor_Scalar and sq.args[1] == 2)
+            or sq.target is aten.square.default
             or (sq.target is aten.mul.Tensor and sq.args[0] is sq.args[1])):
         return None
     p = sq.args[0]
