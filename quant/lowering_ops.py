@@ -40,11 +40,14 @@ SUPPORTED = (
     "expand/expand_as of a (C, 1, 1) map over H, W read by add/sub/mul (broadcast by them)",
     "avg_pool1d/2d (a divisor varying by window: times a per-position constant)",
     ("adaptive_avg_pool1d/2d (in % out == 0: an avgpool2d; any other size: a resize), mean over "
-     "H, W (or one of them, keepdim)"),
+     "H, W (or one of them, keepdim; an axis past 255 pooled in stages of its factors)"),
+    ("std/var over H, W (or L), keepdim (Demucs' input over its own std: pools, a table of "
+     "squares and one of the root)"),
     ("mean and max/amax over the channels, keepdim (CBAM's spatial attention: a 1x1 conv of "
      "1/C; the pixels' channels max pooled)"),
     ("add/sub/mul of two activations (same shape, (C, 1, 1) broadcast over H, W, or (1, H, W) "
-     "over C; sub: a table)"),
+     "over C, or one value per sample (1, 1, 1) over all; sub: a table); div: a table of 1 / y "
+     "and a mul"),
     "add/sub/mul/div by a scalar constant (a table)",
     "add/sub/mul/div by a per-channel constant (into the conv/linear before, or a depthwise one)",
     "cat along channels",
