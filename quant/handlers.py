@@ -107,10 +107,12 @@ def _reads_stats(image: Any, sequence: Any) -> Any:
     return handler
 
 
-# F.normalize(x, dim=-1): x / x.norm(2, -1, True).clamp_min(eps).expand_as(x)
+# F.normalize(x, dim=-1): x / x.norm(2, -1, True).clamp_min(eps).expand_as(x); a vector's
+# RMS written out (StyleGAN's PixelNorm: x * rsqrt(mean(x^2, 1, True) + eps))
 _IMAGE.update({t: _reads_stats(_IMAGE.get(t), transformer.HANDLERS[t])
                for t in (aten.div.Tensor, aten.mul.Tensor, aten.clamp_min.default,
-                         aten.expand_as.default)})
+                         aten.expand_as.default, aten.add.Tensor, aten.rsqrt.default,
+                         aten.sqrt.default, aten.pow.Tensor_Scalar, aten.reciprocal.default)})
 
 
 def _by_layout(sequence: Any, image: Any) -> Any:

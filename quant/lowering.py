@@ -63,6 +63,11 @@ def _act(b: Any, node: Any, v: Any, what: str) -> Act:
                      "); only an embedding reads one")
     if isinstance(v, (torch.Tensor, np.ndarray, int, float, bool)) or v is None:
         b.fail(node, f"{what} must be an activation, not a constant")
+    if type(v).__name__ == "Columns":  # a selection of channels (a GLU's halves of a conv's
+        # output in a conv net): its linear, made once
+        from qasic.quant.lowering_pointwise import materialize  # it imports this module
+
+        v = materialize(b, v)
     if not isinstance(v, Act):  # a value capture follows symbolically: its docstring's
         # first sentence says what it is and what reads it
         about = " ".join((type(v).__doc__ or "").split()).split(". ")[0].rstrip(".")
@@ -450,13 +455,15 @@ def per_sample(node: Any) -> tuple[int, ...]:
 
 
 def identity(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    """dropout in eval mode, clone, alias, contiguous, detach, to/_to_copy of the same dtype:
-    the value passes through."""
+    """dropout in eval mode, clone, alias, contiguous, detach, to/_to_copy/type_as of the same
+    dtype: the value passes through."""
     if node.target in (aten.dropout.default, aten.dropout_.default) and \
             _arg(args, kwargs, 2, "train", False):
         b.fail(node, "dropout in training mode (call model.eval())")
     # to.dtype(x, dtype, ...), to.device(x, device, dtype, ...)
     dtype = kwargs.get("dtype", next((a for a in args[1:3] if isinstance(a, torch.dtype)), None))
+    if node.target == aten.type_as.default:  # fairseq's Fp32GroupNorm: x.float()...type_as(x)
+        dtype = node.meta["val"].dtype
     if dtype is not None and dtype != node.args[0].meta["val"].dtype:
         b.fail(node, f"a cast to {dtype}; the model must stay in {node.args[0].meta['val'].dtype}")
     return _act(b, node, args[0], "input")
@@ -502,5 +509,6 @@ HANDLERS = {
     aten.to.dtype: identity,
     aten.to.dtype_layout: identity,
     aten.to.device: identity,
+    aten.type_as.default: identity,
     aten._assert_tensor_metadata.default: no_op,
 }

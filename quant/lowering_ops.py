@@ -40,11 +40,14 @@ SUPPORTED = (
     "expand/expand_as of a (C, 1, 1) map over H, W read by add/sub/mul (broadcast by them)",
     "avg_pool1d/2d (a divisor varying by window: times a per-position constant)",
     ("adaptive_avg_pool1d/2d (in % out == 0: an avgpool2d; any other size: a resize), mean over "
-     "H, W (or one of them, keepdim)"),
+     "H, W (or one of them, keepdim; an axis past 255 pooled in stages of its factors)"),
+    ("std/var over H, W (or L), keepdim (Demucs' input over its own std: pools, a table of "
+     "squares and one of the root)"),
     ("mean and max/amax over the channels, keepdim (CBAM's spatial attention: a 1x1 conv of "
      "1/C; the pixels' channels max pooled)"),
     ("add/sub/mul of two activations (same shape, (C, 1, 1) broadcast over H, W, or (1, H, W) "
-     "over C; sub: a table)"),
+     "over C, or one value per sample (1, 1, 1) over all; sub: a table); div: a table of 1 / y "
+     "and a mul"),
     "add/sub/mul/div by a scalar constant (a table)",
     "add/sub/mul/div by a per-channel constant (into the conv/linear before, or a depthwise one)",
     "cat along channels",
@@ -195,12 +198,10 @@ def mean(b: Any, node: Any, args: list, kwargs: dict) -> Act:
         b.fail(node, f"mean over dims {dims} of a rank-{rank} tensor; only over all spatial "
                      "axes (H, W, or L), over one of H, W with keepdim, or over the channels "
                      "with keepdim")
-    h, w, c = b.shapes[x.name]
-    attrs = {"kernel": (h, w), "stride": (h, w), "padding": (0, 0, 0, 0), "divisor": h * w}
     if _arg(args, kwargs, 2, "keepdim", False):
-        return b.add(node, "avgpool2d", (x.name,), attrs)
-    pooled = b.add(node, "avgpool2d", (x.name,), attrs, shape=(1, 1, c))
-    return b.add(node, "reshape", (pooled.name,), {"shape": (c,)})
+        return global_avgpool(b, node, x, shape=per_sample(node))
+    pooled = global_avgpool(b, node, x)
+    return b.add(node, "reshape", (pooled.name,), {"shape": (b.shapes[x.name][2],)})
 
 
 def max_over_space(b: Any, node: Any, args: list, kwargs: dict) -> Any:
@@ -428,12 +429,13 @@ def _pair_op(op: str) -> Any:
 
 
 def _over_channels(b: Any, node: Any, x: Act, other: Act) -> Act:
-    """``x`` an image (H, W, 1) and ``other`` (H, W, C) or (1, 1, C): x widened to C channels
-    by a 1x1 conv of ones (each pixel's value copied to every channel); else ``x``."""
+    """``x`` an image (H, W, 1) and ``other`` (H, W, C) or (1, 1, C), or ``x`` one value per
+    sample (1, 1, 1) and ``other`` any image: x widened to C channels by a 1x1 conv of ones
+    (each pixel's value copied to every channel); else ``x``."""
     sx, so = b.shapes[x.name], b.shapes[other.name]
     if len(sx) != 3 or len(so) != 3 or sx[2] != 1 or so[2] == 1 \
-            or so[:2] not in (sx[:2], (1, 1)):
-        return x
+            or (sx[:2] != (1, 1) and so[:2] not in (sx[:2], (1, 1))):
+        return x  # a (1, 1, 1) per-sample value (Demucs' std) widens to (1, 1, C) too
     c = so[2]
     return b.add(node, "conv2d", (x.name,), {"stride": (1, 1), "dilation": (1, 1), "groups": 1,
                                              "padding": (0, 0, 0, 0)},
@@ -550,6 +552,12 @@ def _image_constant_op(b: Any, node: Any, name: str, x: Act, c: torch.Tensor,
     """x + c, x - c, x * c, x / c (c + x, c * x) with c of x's whole shape: a ``constant``
     node and the op of two activations."""
     shape = tuple(int(d) for d in node.meta["val"].shape)
+    if len(shape) > 4:  # (batch, O, I, kh, kw): a convolution weight made per sample
+        b.fail(node, f"{name} of a {b.shapes[x.name]} activation and a constant of shape "
+                     f"{tuple(c.shape)}: a weight computed from activations (a modulated or "
+                     "dynamic convolution, StyleGAN2's style * weight); scale the activations "
+                     "instead: x * style before a fixed-weight conv, x * rsqrt(linear(style ** 2"
+                     ", weight ** 2 summed over kh, kw) + eps) after it")
     if len(shape) not in (2, 3, 4) or b.shapes[x.name] != _image_shape(shape):
         b.fail(node, f"{name} of a {b.shapes[x.name]} activation and a constant of shape "
                      f"{tuple(c.shape)} that broadcasts the activation")
@@ -564,6 +572,97 @@ def _image_shape(shape: tuple) -> tuple:
     """The image layout of a torch (N, C, ...) shape."""
     per = shape[2:] + shape[1:2]
     return (1, *per) if len(shape) == 3 else per
+
+
+POOL_MAX = 255  # the POOL instruction's kh, kw fields are 8 bits (qasic.isa.table)
+
+
+def _factors(n: int) -> list[int] | None:
+    """Windows of at most POOL_MAX whose product is n (the largest first); None if a prime
+    factor exceeds POOL_MAX."""
+    out = []
+    while n > POOL_MAX:
+        d = next((d for d in range(POOL_MAX, 1, -1) if n % d == 0), None)
+        if d is None:
+            return None
+        out.append(d)
+        n //= d
+    return [*out, n]
+
+
+def global_avgpool(b: Any, node: Any, x: Act, suffix: str = "",
+                   shape: tuple | None = None) -> Act:
+    """The mean over all of an image's (H, W) per channel, (1, 1, C): one avgpool2d; over an
+    axis longer than the POOL window field (a waveform's L of 1024: Demucs' mean over time) a
+    pool per exact factor of it (each an average of averages, rounded once a stage)."""
+    h, w, c = b.shapes[x.name]
+    fh, fw = (_factors(h) if h > POOL_MAX else [h]), (_factors(w) if w > POOL_MAX else [w])
+    if fh is None or fw is None:
+        b.fail(node, f"a mean over a ({h}, {w}) map: an axis longer than {POOL_MAX} with a prime "
+                     f"factor above {POOL_MAX}; pool it in steps (avg_pool with a kernel that "
+                     "divides it) first")
+    stages = list(zip(fh + [1] * (len(fw) - len(fh)), fw + [1] * (len(fh) - len(fw)),
+                      strict=True))
+    for i, (kh, kw) in enumerate(stages):
+        h, w = h // kh, w // kw
+        last = i == len(stages) - 1
+        x = b.add(node, "avgpool2d", (x.name,), {"kernel": (kh, kw), "stride": (kh, kw),
+                                                 "padding": (0, 0, 0, 0), "divisor": kh * kw},
+                  shape=(shape or (1, 1, c)) if last else (h, w, c),
+                  suffix=suffix if last else f"{suffix}.stage{i}")
+    return x
+
+
+def div(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """x / y of two activations (Demucs' input over its own standard deviation): the table of
+    1 / y, then the product (broadcast as ``mul``'s); with a constant, ``_scalar_op``."""
+    from qasic.quant.lowering_pointwise import SYMBOLIC, materialize  # it imports this module
+
+    args = [materialize(b, a) if isinstance(a, SYMBOLIC) else a for a in args]
+    if not all(isinstance(a, Act) for a in args[:2]) or kwargs.get("rounding_mode"):
+        return _scalar_op(b, node, args, kwargs)
+    y = args[1]
+    inv = b.add(node, "lut", (y.name,), pw.lut_attrs(pw.op("reciprocal", pw.X)),
+                shape=b.shapes[y.name], suffix=".reciprocal")
+    return _pair_op("mul")(b, node, [args[0], inv], {})
+
+
+def std(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.std / aten.var over all spatial axes of an image with keepdim (Demucs' input
+    normalized by its own std over time): sqrt(s mean((x - mean(x))^2)), s = n / (n - 1)
+    unbiased: global average pools, the centered x, a table of its square and one of s v (its
+    square root for std)."""
+    rank = node.args[0].meta["val"].dim()
+    dims = sorted(int(d) % rank for d in _ints(_arg(args, kwargs, 1, "dim", None) or []))
+    correction_form = node.target in (aten.std.correction, aten.var.correction)
+    keep = kwargs.get("keepdim", False) if correction_form else _arg(args, kwargs, 3,
+                                                                      "keepdim", False)
+    if correction_form:
+        c = kwargs.get("correction", 1)
+        correction = 1.0 if c is None else float(c)
+    else:
+        correction = 1.0 if _arg(args, kwargs, 2, "unbiased", True) else 0.0
+    if rank not in (3, 4) or dims != list(range(2, rank)) or not keep:
+        b.fail(node, f"a standard deviation or variance over dims {dims} of a rank-{rank} tensor "
+                     "in an image model (a conv net); only over all its spatial axes (L, or H "
+                     "and W) with keepdim=True; in sequence models over the last axis")
+    x = _act(b, node, args[0], "std input")
+    h, w, c = b.shapes[x.name]
+    n = h * w
+    if n - correction <= 0:
+        b.fail(node, f"an unbiased standard deviation over {n} value(s)")
+    m = global_avgpool(b, node, x, ".mean")
+    neg = b.add(node, "lut", (m.name,), {"fn": "affine", "fn_args": {"scale": -1.0,
+                                                                     "offset": 0.0}},
+                shape=(1, 1, c), suffix=".neg")
+    centered = b.add(node, "add", (x.name, neg.name), shape=(h, w, c), suffix=".centered")
+    square = b.add(node, "lut", (centered.name,), pw.lut_attrs(pw.op("mul", pw.X, pw.X)),
+                   shape=(h, w, c), suffix=".square")
+    v = global_avgpool(b, node, square, ".meansq")
+    tree = pw.op("mul", pw.X, pw.const(n / (n - correction)))
+    if node.target in (aten.std.dim, aten.std.correction):
+        tree = pw.op("sqrt", tree)
+    return b.add(node, "lut", (v.name,), pw.lut_attrs(tree), shape=(1, 1, c))
 
 
 def sub(b: Any, node: Any, args: list, kwargs: dict) -> Act:
@@ -760,9 +859,13 @@ def _table() -> dict:
         aten._upsample_bicubic2d_aa.default: antialiased,
         aten.sub.Tensor: sub,
         aten.sub.Scalar: sub,
+        aten.std.dim: std,
+        aten.std.correction: std,
+        aten.var.dim: std,
+        aten.var.correction: std,
         aten.rsub.Scalar: _scalar_op,
         aten.rsub.Tensor: _scalar_op,
-        aten.div.Tensor: _scalar_op,
+        aten.div.Tensor: div,
         aten.div.Scalar: _scalar_op,
         aten.add.Scalar: _scalar_op,
         aten.mul.Scalar: _scalar_op,

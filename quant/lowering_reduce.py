@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from qasic.quant import lowering_seq
+from qasic.quant import lowering_ops, lowering_seq
 from qasic.quant import pointwise as pw
 from qasic.quant.lowering import Act, _arg
 from qasic.quant.lowering_pointwise import (
@@ -237,5 +237,37 @@ def _on_vectors(h: Any) -> Any:
     return handler
 
 
-# image models' forms (qasic.quant.handlers): on vectors, as in sequence models
-IMAGE_HANDLERS = {aten.linalg_vector_norm.default: _on_vectors(vector_norm)}
+def _vector_mean(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+    """mean over the features of an image model's vectors (batch, C): as in sequence models;
+    of a square the image form already made a table of (x ** 2, x * x), the statistic of x
+    itself (the RmsStat a ``norm`` takes: StyleGAN's PixelNorm)."""
+    sq, rank = node.args[0], node.args[0].meta["val"].dim()
+    dims = [int(d) % rank for d in (args[1] if isinstance(args[1], (list, tuple)) else [args[1]])]
+    src = sq.args[0] if getattr(sq, "op", "") == "call_function" and sq.args else None
+    square = (sq.target is aten.pow.Tensor_Scalar and sq.args[1] == 2) or (
+        sq.target is aten.mul.Tensor and sq.args[0] is sq.args[1])
+    x = b.env.get(src.name) if square and hasattr(src, "name") else None
+    if isinstance(x, Act) and dims == [rank - 1] and _arg(args, kwargs, 2, "keepdim", False):
+        table = b.env.get(sq.name)  # the square's table, read by nothing else: not run
+        if isinstance(table, Act) and b.sole_user(table, node) \
+                and getattr(b.nodes.get(table.name), "op", "") == "lut":
+            del b.nodes[table.name]
+        return RmsStat(x, 0.0)
+    return HANDLERS[aten.mean.dim](b, node, args, kwargs)
+
+
+def _vectors_else(image: Any, h: Any) -> Any:
+    """``h`` (the sequence form) on an image model's vectors (batch, C); maps take ``image``."""
+    def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+        if node.args[0].meta["val"].dim() == 2:
+            return h(b, node, args, kwargs)
+        return image(b, node, args, kwargs)
+    return handler
+
+
+# image models' forms (qasic.quant.handlers): on vectors, as in sequence models. The mean of
+# squares of a vector (StyleGAN's PixelNorm of its latent z, x * rsqrt(mean(x^2, 1, True) +
+# eps)) is the RmsStat a ``norm`` node takes, as in sequence models (it was refused: 'mean over
+# dims [1] of a rank-2 tensor').
+IMAGE_HANDLERS = {aten.linalg_vector_norm.default: _on_vectors(vector_norm),
+                  aten.mean.dim: _vectors_else(lowering_ops.mean, _vector_mean)}

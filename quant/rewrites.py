@@ -27,6 +27,7 @@ from qasic.quant import (
     keepdim,
     logsoftmax,
     matrix_rope,
+    modconv,
     movedim,
     multi_index,
     narrow,
@@ -80,6 +81,9 @@ REWRITES: tuple[Rewrite, ...] = (
             _graph_only(matrix_rope.decompose)),
     Rewrite("channel_norm", "a LayerNorm over (N, C, H, W)'s channels written out becomes "
             "F.layer_norm (ConvNeXt's, SAM's LayerNorm2d)", _graph_only(channel_norm.decompose)),
+    Rewrite("modconv", "a modulated conv (a weight per sample from a style, one conv grouped "
+            "over the batch: StyleGAN2's) becomes the activations scaled around a fixed-weight "
+            "conv, its demodulation a linear of the squared styles", modconv.decompose),
     Rewrite("hard_assign", "a one-hot of an argmax becomes a top-1 mask, a straight-through "
             "sum its hard value (GroupViT)", _graph_only(hard_assign.decompose)),
 )
@@ -89,4 +93,7 @@ def rewritten(graph: fx.Graph, user_inputs: set[str]) -> fx.Graph:
     """``graph`` after every row of REWRITES, in order."""
     for rewrite in REWRITES:
         graph = rewrite.apply(graph, user_inputs)
+        # a copy renames a placeholder shadowing a builtin (``input`` -> input_1): its new name
+        user_inputs = user_inputs | {n.name for n in graph.nodes if n.op == "placeholder"
+                                     and n.target in user_inputs}
     return graph

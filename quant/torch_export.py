@@ -287,14 +287,17 @@ class _Builder:
 
     def _placeholder(self, node: fx.Node) -> Any:
         sig = self.ep.graph_signature
+        # the signature's name: a rewrite's copy of the graph renames a placeholder that
+        # shadows a builtin (nn.Sequential's ``input`` becomes input_1), its target stays
+        name = str(node.target)
         for table in (sig.inputs_to_parameters, sig.inputs_to_buffers):
-            if node.name in table:  # non-persistent buffers live in ep.constants
-                key = table[node.name]
+            if name in table:  # non-persistent buffers live in ep.constants
+                key = table[name]
                 store = self.ep.state_dict if key in self.ep.state_dict else self.ep.constants
                 return store[key].detach()
-        if node.name in sig.inputs_to_lifted_tensor_constants:
-            return self.ep.constants[sig.inputs_to_lifted_tensor_constants[node.name]]
-        if node.name not in sig.user_inputs or sig.user_inputs.index(node.name) != 0:
+        if name in sig.inputs_to_lifted_tensor_constants:
+            return self.ep.constants[sig.inputs_to_lifted_tensor_constants[name]]
+        if name not in sig.user_inputs or sig.user_inputs.index(name) != 0:
             raise InputError(f"the model must take exactly one input tensor; "
                              f"inputs: {', '.join(sig.user_inputs)}")
         self.input_rank = node.meta["val"].dim()
