@@ -515,10 +515,10 @@ def _channel_scale(b: Any, node: Any, x: Act, c: torch.Tensor) -> Act:
 def constant_mul(b: Any, node: Any, x: Act, value: np.ndarray) -> Act:
     """x * c, c a per-sample constant of x's shape that no layer before can take (RoPE's cos
     and sin tables, varying along the positions and channels): a ``constant`` node and a
-    ``mul`` of two tensors."""
-    if value.shape != b.shapes[x.name]:
-        b.fail(node, f"a product of a {b.shapes[x.name]} activation and a {value.shape} "
-                     "constant that broadcasts the activation")
+    ``mul`` of two tensors. A c that broadcasts x (MEGA's and FLASH's offset-scale,
+    ``z.unsqueeze(2) * gamma + beta``: one activation scaled into several heads) repeats x
+    along its size-1 axes first (``grown``)."""
+    x = grown(b, node, x, value.shape)
     const = b.add(node, "constant", (), {}, {"value": value}, shape=value.shape,
                   suffix=".value")
     return b.add(node, "mul", (x.name, const.name))
@@ -915,7 +915,8 @@ def _table() -> dict:
     t[aten.lerp.Scalar] = lerp
     t[aten.lerp.Tensor] = lerp
     funcs = {"tanh": (), "sigmoid": (), "silu": (), "hardswish": (), "hardsigmoid": (),
-             "gelu": (("approximate", "none"),), "softplus": (("beta", 1.0), ("threshold", 20.0))}
+             "gelu": (("approximate", "none"),), "softplus": (("beta", 1.0), ("threshold", 20.0)),
+             "log_sigmoid": ()}
     for fn, keys in funcs.items():
         for name in (fn, f"{fn}_"):
             if hasattr(aten, name):

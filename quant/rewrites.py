@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from torch import fx
 
 from qasic.quant import (
+    addcmul,
     alltopk,
     channel_norm,
     complex_rope,
     constant_rows,
     einsum,
+    fftconv,
     fourier,
     glu,
     hard_assign,
@@ -47,6 +49,8 @@ def _graph_only(fn: Callable[[fx.Graph], fx.Graph]) -> Callable[[fx.Graph, set[s
 REWRITES: tuple[Rewrite, ...] = (
     Rewrite("writeback", "a slice updated in place becomes the cat it makes",
             _graph_only(writeback.decompose)),
+    Rewrite("addcmul", "addcmul / addcdiv become their add and product / quotient (MEGA)",
+            _graph_only(addcmul.decompose)),
     Rewrite("logsoftmax", "a log_softmax over the last axis becomes x - log(sum(exp(x)))",
             _graph_only(logsoftmax.decompose)),
     Rewrite("selects", "a selection of samples by a constant mask resolved", selects.decompose),
@@ -57,6 +61,8 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("unfold", "patch unfolds become views and permutes", _graph_only(unfold.decompose)),
     Rewrite("fourier", "FNet's Fourier transforms become matmuls",
             _graph_only(fourier.decompose)),
+    Rewrite("fftconv", "a causal convolution by FFT of a constant kernel (S4's and Hyena's "
+            "fftconv, MEGA's EMA) becomes the depthwise Conv1d it is", fftconv.decompose),
     Rewrite("complex_rope", "complex RoPE becomes real products",
             _graph_only(complex_rope.decompose)),
     Rewrite("keepdim", "x[:, i].unsqueeze(1) and reductions unsqueezed back become keepdim "
