@@ -187,7 +187,8 @@ def _math(name: str) -> Any:
 def extreme(name: str) -> Any:
     """maximum / minimum (aten.max.other, ...) of an activation and a scalar: a pointwise op of
     its table. Of masked attention scores and a floor at float32's lowest (XGLM clamps its
-    masked scores at finfo.min): the scores, which that floor leaves as they are."""
+    masked scores at finfo.min): the scores, which that floor leaves as they are. Of two
+    activations: qasic.quant.extremes rewrites it before capture."""
     def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
         x, y = (args[1], args[0]) if _scalar(args[0]) is not None else (args[0], args[1])
         c = _scalar(y)
@@ -388,6 +389,13 @@ def _with_mask(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
     scaled = _scaled_masked(b, node, op, x, y)
     if scaled is not None:
         return scaled
+    if any(isinstance(v, masks.Masked) for v in (x, y)) \
+            and any(isinstance(v, (Act, Pointwise, Columns)) for v in (x, y)):
+        b.fail(node, f"{op} of masked values (where(mask, s, -inf)) and an activation (xLSTM's "
+                     "parallel mLSTM: where(causal, F_i - F_j, -inf) + i_j, a stabilized decay "
+                     "matrix); only a softmax reads masked values: write the cell as its "
+                     "recurrent step over the positions (xLSTM's "
+                     "recurrent_step_stabilized_simple) or use transformers' xLSTMModel")
     if op != "add":
         b.fail(node, f"{op} with an attention mask; masks are added to the scores")
     scores, mask = (y, x) if isinstance(x, masks.KeyMask) else (x, y)

@@ -21,6 +21,7 @@ from qasic.quant import (
     complex_rope,
     constant_rows,
     einsum,
+    extremes,
     fftconv,
     fourier,
     glu,
@@ -51,6 +52,8 @@ REWRITES: tuple[Rewrite, ...] = (
             _graph_only(writeback.decompose)),
     Rewrite("addcmul", "addcmul / addcdiv become their add and product / quotient (MEGA)",
             _graph_only(addcmul.decompose)),
+    Rewrite("extremes", "a maximum / minimum of two activations becomes y + relu(x - y) "
+            "(xLSTM's stabilizer)", extremes.decompose),
     Rewrite("logsoftmax", "a log_softmax over the last axis becomes x - log(sum(exp(x)))",
             _graph_only(logsoftmax.decompose)),
     Rewrite("selects", "a selection of samples by a constant mask resolved", selects.decompose),

@@ -1042,10 +1042,32 @@ class MultiHeadLayerNorm(nn.Module):
         return out.view(B, S, NH, DH).transpose(1, 2)
 
 
+def recurrent_step_stabilized_simple(c_state, n_state, m_state, q, k, v, igate_preact,
+                                     fgate_preact, eps=1e-6):
+    """xLSTM's mlstm/backends.py recurrent step: q, k, v (B, NH, 1, DH), gates (B, NH, 1, 1),
+    states C (B, NH, DH, DH), n (B, NH, DH, 1), m (B, NH, 1, 1)."""
+    DH = q.shape[-1]
+    q, k, v = (q.squeeze_(2).unsqueeze(-1), k.squeeze_(2).unsqueeze(-1),
+               v.squeeze_(2).unsqueeze(-1))
+    log_fg_act = F.logsigmoid(fgate_preact)
+    m_state_new = torch.max(log_fg_act + m_state, igate_preact)
+    fg_act = torch.exp(log_fg_act + m_state - m_state_new)
+    ig_act = torch.exp(igate_preact - m_state_new)
+    k_scaled = k / math.sqrt(DH)
+    c_state_new = fg_act * c_state + ig_act * (k_scaled @ v.transpose(-1, -2))
+    n_state_new = fg_act * n_state + ig_act * k_scaled
+    h_num = q.transpose(-1, -2) @ c_state_new
+    qn_dotproduct = q.transpose(-1, -2) @ n_state_new
+    max_val = torch.exp(-m_state_new)
+    h_denom = torch.maximum(qn_dotproduct.abs(), max_val) + eps
+    h = h_num / h_denom
+    return h, (c_state_new, n_state_new, m_state_new)
+
+
 class MLSTMCell(nn.Module):
-    def __init__(self, inner, num_heads, context_length):
+    def __init__(self, inner, num_heads, context_length, recurrent=False):
         super().__init__()
-        self.num_heads = num_heads
+        self.num_heads, self.recurrent = num_heads, recurrent
         self.igate = nn.Linear(3 * inner, num_heads)
         self.fgate = nn.Linear(3 * inner, num_heads)
         self.outnorm = MultiHeadLayerNorm(inner)
@@ -1064,14 +1086,28 @@ class MLSTMCell(nn.Module):
         v = v.view(B, S, self.num_heads, -1).transpose(1, 2)
         igate_preact = self.igate(if_gate_input).transpose(-1, -2).unsqueeze(-1)
         fgate_preact = self.fgate(if_gate_input).transpose(-1, -2).unsqueeze(-1)
-        h_state = parallel_stabilized_simple(q, k, v, igate_preact, fgate_preact,
-                                             lower_triangular_matrix=self.causal_mask)
+        if self.recurrent:  # the step kernel over the positions, from zero states
+            dh = q.shape[-1]
+            c = torch.zeros(B, self.num_heads, dh, dh)
+            n = torch.zeros(B, self.num_heads, dh, 1)
+            m = torch.zeros(B, self.num_heads, 1, 1)
+            hs = []
+            for t in range(S):
+                h, (c, n, m) = recurrent_step_stabilized_simple(
+                    c, n, m, q[:, :, t:t + 1], k[:, :, t:t + 1], v[:, :, t:t + 1],
+                    igate_preact[:, :, t:t + 1], fgate_preact[:, :, t:t + 1])
+                hs.append(h)
+            h_state = torch.cat(hs, dim=-2)  # (B, NH, S, DH)
+        else:
+            h_state = parallel_stabilized_simple(q, k, v, igate_preact, fgate_preact,
+                                                 lower_triangular_matrix=self.causal_mask)
         h_state_norm = self.outnorm(h_state)
         return h_state_norm.transpose(1, 2).reshape(B, S, -1)
 
 
 class MLSTMLayer(nn.Module):
-    def __init__(self, embedding_dim, num_heads=2, proj_factor=2.0, context_length=64):
+    def __init__(self, embedding_dim, num_heads=2, proj_factor=2.0, context_length=64,
+                 recurrent=False):
         super().__init__()
         inner = int(proj_factor * embedding_dim)
         self.proj_up = nn.Linear(embedding_dim, 2 * inner, bias=False)
@@ -1080,7 +1116,7 @@ class MLSTMLayer(nn.Module):
         self.v_proj = LinearHeadwiseExpand(inner, num_heads * 2)
         self.conv1d = CausalConv1d(inner, 4)
         self.conv_act_fn = nn.SiLU()
-        self.mlstm_cell = MLSTMCell(inner, num_heads, context_length)
+        self.mlstm_cell = MLSTMCell(inner, num_heads, context_length, recurrent)
         self.ogate_act_fn = nn.SiLU()
         self.learnable_skip = nn.Parameter(torch.ones(inner))
         self.proj_down = nn.Linear(inner, embedding_dim, bias=False)
@@ -1100,11 +1136,11 @@ class MLSTMLayer(nn.Module):
 
 
 class XLSTMLM(nn.Module):
-    def __init__(self, vocab=100, d=48, n=2):
+    def __init__(self, vocab=100, d=48, n=2, recurrent=False):
         super().__init__()
         self.token_embedding = nn.Embedding(vocab, d)
         self.norms = nn.ModuleList(nn.LayerNorm(d, bias=False) for _ in range(n))
-        self.blocks = nn.ModuleList(MLSTMLayer(d) for _ in range(n))
+        self.blocks = nn.ModuleList(MLSTMLayer(d, recurrent=recurrent) for _ in range(n))
         self.post_blocks_norm = nn.LayerNorm(d, bias=False)
         self.lm_head = nn.Linear(d, vocab, bias=False)
 
@@ -1118,6 +1154,11 @@ class XLSTMLM(nn.Module):
 def mlstm():
     torch.manual_seed(0)
     return _gain(XLSTMLM(), 1.5)
+
+
+def mlstm_recurrent():
+    torch.manual_seed(0)
+    return _gain(XLSTMLM(recurrent=True), 1.5)
 
 
 # --- Mamba-2's SSD in its minimal chunked form (state-spaces/mamba, ssd_minimal.py) ----------
@@ -1681,6 +1722,10 @@ NETWORKS = (
             "gates, exponential input gate, row max stabiliser; causal conv, headwise q / k / "
             "v, group-norm of the heads, learnable skip)", "mlstm", ids(100, 8, 32), prompt=P,
             tokens=8),
+    Network("mlstm_recurrent", "the same xLSTM mLSTM with its cell run by xLSTM's "
+            "recurrent_step_stabilized_simple over the positions (max stabiliser state m, "
+            "matrix memory C, normaliser n, squeeze_ / maximum / exp)", "mlstm_recurrent",
+            ids(100, 8, 32), prompt=P, tokens=8),
     Network("mamba2_ssd", "Mamba-2's ssd_minimal (segsum by repeat + cumsum + tril masks, "
             "exp, four einsums over chunks of 8, inter-chunk recurrence), gated RMSNorm, tied "
             "head", "mamba2_ssd", ids(100, 8, 32), prompt=P, tokens=8),
