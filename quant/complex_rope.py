@@ -25,6 +25,7 @@ refuses it in one line.
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import torch
@@ -43,15 +44,67 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     for node in reversed(graph.nodes):  # readers first: read only by rotations rewritten
         if node in gone and all(u in skip or u in found for u in node.users):
             skip.add(node)
+    halves = {n: h for n in found if isinstance(_parts(n)[0], tuple)
+              and (h := _halves_back(n)) is not None}
+    for chain in halves.values():
+        skip.update(chain[:-1])
     new, env = fx.Graph(), {}
     for node in graph.nodes:
+        if node in env:
+            continue  # a cat of halves made with its rotation
         if node in found:
             x, c, _ = _parts(node)
             x = tuple(env[p] for p in x) if isinstance(x, tuple) else env[x]
-            env[node] = _rewrite(new, node, x, env[c])
+            if node in halves:
+                cat = halves[node][-1]
+                env[cat] = _halves(new, cat, x, env[c])
+            else:
+                env[node] = _rewrite(new, node, x, env[c])
         elif node not in skip:
             env[node] = new.node_copy(node, lambda n: env[n])
     return new
+
+
+_CASTS = (aten.type_as.default, aten.to.dtype, aten._to_copy.default)
+
+
+def _halves_back(node: fx.Node) -> tuple | None:
+    """The nodes from ``node`` (a rotation's view_as_real (..., n, 2)) to gemma_pytorch's
+    ``cat(chunk(out, 2, dim=-1), dim=-2)`` (..., 2n, 1), the halves back (casts, the chunk, its
+    two items, the cat last), or None when its readers are not that."""
+    chain, at = [node], node
+    while len(at.users) == 1 and next(iter(at.users)).target in _CASTS:
+        at = next(iter(at.users))
+        chain.append(at)
+    chunk = next(iter(at.users)) if len(at.users) == 1 else None
+    if chunk is None or chunk.target is not aten.chunk.default or chunk.args[1:] != (2, -1) \
+            or len(chunk.users) != 2:
+        return None
+    items = sorted(chunk.users, key=lambda u: u.args[1] if len(u.args) > 1 else -1)
+    if any(u.target is not operator.getitem or len(u.users) != 1 for u in items) \
+            or [u.args[1] for u in items] != [0, 1]:
+        return None
+    cat = next(iter(items[0].users))
+    rank = node.meta["val"].dim()
+    if cat.target is not aten.cat.default or next(iter(items[1].users)) is not cat \
+            or list(cat.args[0]) != items or len(cat.args) < 2 \
+            or int(cat.args[1]) % rank != rank - 2:
+        return None
+    return (*chain, chunk, *items, cat)
+
+
+def _halves(g: fx.Graph, cat: fx.Node, x: tuple, c: fx.Node) -> fx.Node:
+    """The rotated halves side by side, (..., 2n, 1) as Gemma's cat: cat((re a - im b, im a +
+    re b), -1)[..., None], NeoX's rotate_half rotary of the head."""
+    ab = _op(g, cat, aten.view_as_real.default, (c,))
+    re, im = x
+    a, b = (_op(g, cat, aten.select.int, (ab, -1, k)) for k in (0, 1))
+    real = _op(g, cat, aten.sub.Tensor, (_op(g, cat, aten.mul.Tensor, (re, a)),
+                                         _op(g, cat, aten.mul.Tensor, (im, b))))
+    imag = _op(g, cat, aten.add.Tensor, (_op(g, cat, aten.mul.Tensor, (im, a)),
+                                         _op(g, cat, aten.mul.Tensor, (re, b))))
+    flat = _op(g, cat, aten.cat.default, ([real, imag], -1))
+    return _op(g, cat, aten.unsqueeze.default, (flat, -1))
 
 
 def _parts(node: fx.Node) -> tuple | None:
