@@ -30,6 +30,7 @@ from qasic.quant import (
     logsoftmax,
     matrix_rope,
     movedim,
+    pair_perm,
     selects,
     unfold,
     writeback,
@@ -66,6 +67,9 @@ REWRITES: tuple[Rewrite, ...] = (
             _graph_only(fourier.decompose)),
     Rewrite("fftconv", "a causal convolution by FFT of a constant kernel (S4's and Hyena's "
             "fftconv, MEGA's EMA) becomes the depthwise Conv1d it is", fftconv.decompose),
+    Rewrite("pair_perm", "a permutation inside the last axis by view / transpose / reshape "
+            "becomes an index of that axis (DeepSeek's rope pairs)",
+            _graph_only(pair_perm.decompose)),
     Rewrite("complex_rope", "complex RoPE becomes real products",
             _graph_only(complex_rope.decompose)),
     Rewrite("keepdim", "x[:, i].unsqueeze(1) and reductions unsqueezed back become keepdim "
