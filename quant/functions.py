@@ -46,6 +46,7 @@ FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
     "leaky_relu": lambda x, negative_slope=0.01: np.where(x >= 0, x, negative_slope * x),
     "elu": _elu,
     "softplus": _softplus,
+    "log_sigmoid": lambda x: -np.logaddexp(0.0, -x),  # xLSTM's forget gates, stable for any x
     "hat": lambda x: np.maximum(0.0, 1.0 - np.abs(x)),  # one-hot of integers (quant.positions)
     "affine": lambda x, scale=1.0, offset=0.0: x * scale + offset,  # x * c, x + c, x / c
     "expr": lambda x, expr: _expr(expr, x),  # a fused chain of pointwise ops (quant.pointwise)

@@ -32,6 +32,7 @@ SUPPORTED = (
      "axes, or an image's channels-last view permute(0, 2, 3, 1) and back; any other of an image, "
      "not moving the batch axis: permutes that move data, e.g. MobileViT's patches)"),
     "dropout/dropout_ (eval)/clone/alias/contiguous/detach/to (same dtype)",
+    "nan_to_num (integer codes are finite: the value itself)",
 )
 
 
@@ -469,6 +470,13 @@ def identity(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     return _act(b, node, args[0], "input")
 
 
+def finite(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+    """aten.nan_to_num of activations (the Differential Transformer cleans its scores before
+    adding its -inf mask): integer codes are never NaN or infinite, so the value itself, masked
+    scores with their mask (a -inf made finfo.min still masks)."""
+    return args[0]
+
+
 def no_op(b: Any, node: Any, args: list, kwargs: dict) -> None:
     """Checks that produce no value (aten._assert_tensor_metadata)."""
 
@@ -504,6 +512,7 @@ HANDLERS = {
     aten.alias.default: identity,
     aten.contiguous.default: identity,
     aten.detach.default: identity,
+    aten.nan_to_num.default: finite,
     aten.lift_fresh_copy.default: identity,
     aten._to_copy.default: identity,
     aten.to.dtype: identity,

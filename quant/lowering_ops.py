@@ -28,7 +28,8 @@ aten = torch.ops.aten
 
 SUPPORTED = (
     "relu, relu6, hardtanh, clamp (fused into a preceding conv/linear/add/mul, else a table)",
-    "hardswish, hardsigmoid, silu, sigmoid, tanh, gelu, leaky_relu, elu, softplus (tables)",
+    ("hardswish, hardsigmoid, silu, sigmoid, tanh, gelu, leaky_relu, elu, softplus, log_sigmoid "
+     "(tables)"),
     "prelu (one slope: a table; one per channel: relu + a table, a depthwise conv, an add)",
     ("exp, expm1, erf, log, sqrt, rsqrt, reciprocal, abs, neg, sin, cos, acos, asin, atan, pow "
      "by a scalar, square (tables; chained into one table in sequence models)"),
@@ -883,7 +884,8 @@ def _table() -> dict:
             t[getattr(aten, name).default] = partial(clamp, lo=0.0, hi=6.0)
     luts = {"hardswish": (), "hardsigmoid": (), "silu": (), "sigmoid": (), "tanh": (),
             "gelu": (("approximate", "none"),), "leaky_relu": (("negative_slope", 0.01),),
-            "softplus": (("beta", 1.0), ("threshold", 20.0))}  # ZoeDepth's bin regressors
+            "softplus": (("beta", 1.0), ("threshold", 20.0)),  # ZoeDepth's bin regressors
+            "log_sigmoid": ()}  # xLSTM's forget gates (F.logsigmoid)
     for fn, arg_names in luts.items():
         for name in (fn, f"{fn}_"):
             if hasattr(aten, name):

@@ -187,7 +187,8 @@ def _math(name: str) -> Any:
 def extreme(name: str) -> Any:
     """maximum / minimum (aten.max.other, ...) of an activation and a scalar: a pointwise op of
     its table. Of masked attention scores and a floor at float32's lowest (XGLM clamps its
-    masked scores at finfo.min): the scores, which that floor leaves as they are."""
+    masked scores at finfo.min): the scores, which that floor leaves as they are. Of two
+    activations: qasic.quant.extremes rewrites it before capture."""
     def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
         x, y = (args[1], args[0]) if _scalar(args[0]) is not None else (args[0], args[1])
         c = _scalar(y)
@@ -388,6 +389,13 @@ def _with_mask(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
     scaled = _scaled_masked(b, node, op, x, y)
     if scaled is not None:
         return scaled
+    if any(isinstance(v, masks.Masked) for v in (x, y)) \
+            and any(isinstance(v, (Act, Pointwise, Columns)) for v in (x, y)):
+        b.fail(node, f"{op} of masked values (where(mask, s, -inf)) and an activation (xLSTM's "
+                     "parallel mLSTM: where(causal, F_i - F_j, -inf) + i_j, a stabilized decay "
+                     "matrix); only a softmax reads masked values: write the cell as its "
+                     "recurrent step over the positions (xLSTM's "
+                     "recurrent_step_stabilized_simple) or use transformers' xLSTMModel")
     if op != "add":
         b.fail(node, f"{op} with an attention mask; masks are added to the scores")
     scores, mask = (y, x) if isinstance(x, masks.KeyMask) else (x, y)
@@ -515,10 +523,10 @@ def _channel_scale(b: Any, node: Any, x: Act, c: torch.Tensor) -> Act:
 def constant_mul(b: Any, node: Any, x: Act, value: np.ndarray) -> Act:
     """x * c, c a per-sample constant of x's shape that no layer before can take (RoPE's cos
     and sin tables, varying along the positions and channels): a ``constant`` node and a
-    ``mul`` of two tensors."""
-    if value.shape != b.shapes[x.name]:
-        b.fail(node, f"a product of a {b.shapes[x.name]} activation and a {value.shape} "
-                     "constant that broadcasts the activation")
+    ``mul`` of two tensors. A c that broadcasts x (MEGA's and FLASH's offset-scale,
+    ``z.unsqueeze(2) * gamma + beta``: one activation scaled into several heads) repeats x
+    along its size-1 axes first (``grown``)."""
+    x = grown(b, node, x, value.shape)
     const = b.add(node, "constant", (), {}, {"value": value}, shape=value.shape,
                   suffix=".value")
     return b.add(node, "mul", (x.name, const.name))
@@ -915,7 +923,8 @@ def _table() -> dict:
     t[aten.lerp.Scalar] = lerp
     t[aten.lerp.Tensor] = lerp
     funcs = {"tanh": (), "sigmoid": (), "silu": (), "hardswish": (), "hardsigmoid": (),
-             "gelu": (("approximate", "none"),), "softplus": (("beta", 1.0), ("threshold", 20.0))}
+             "gelu": (("approximate", "none"),), "softplus": (("beta", 1.0), ("threshold", 20.0)),
+             "log_sigmoid": ()}
     for fn, keys in funcs.items():
         for name in (fn, f"{fn}_"):
             if hasattr(aten, name):

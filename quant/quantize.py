@@ -29,7 +29,7 @@ from qasic.quant.encodings import split_norm_residuals
 from qasic.quant.equalize import ALPHA as EQUALIZE_ALPHA
 from qasic.quant.equalize import equalize
 from qasic.quant.fgraph import FGraph, FNode, run_float
-from qasic.quant.fixedpoint import quantize_multipliers
+from qasic.quant.fixedpoint import MAX_SHIFT, quantize_multipliers
 from qasic.quant.functions import apply
 from qasic.quant.gptq import round_weights
 from qasic.quant.graph import QGraph, QNode, TensorQ
@@ -221,6 +221,11 @@ def _quantize_add(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
     twice_max = 2.0 * max(s_a, s_b)
     ms = np.array([s_a / twice_max, s_b / twice_max,
                    twice_max / ((1 << ADD_LEFT_SHIFT) * out.unit)])
+    # an output calibrated at a range far below its inputs' steps (a difference of values that
+    # were equal at calibration: xLSTM's log f + m - max(log f + m, i) while the forget branch
+    # wins; a range of float rounding, 1e-19) saturates at codes of ~0 with any multiplier: the
+    # largest one the requantizer takes, not a crash
+    ms[2] = min(ms[2], 2.0 ** (MAX_SHIFT - 1))
     q, shift = quantize_multipliers(ms)
     params = {"multiplier": q.astype(np.int32), "shift": shift.astype(np.int32)}
     return QNode(node.name, "add", node.inputs, node.output, _clamp_attrs(graph, node, out),

@@ -15,12 +15,15 @@ from dataclasses import dataclass
 from torch import fx
 
 from qasic.quant import (
+    addcmul,
     alltopk,
     channel_norm,
     complex_rope,
     constant_rows,
     einsum,
     embedding_bag,
+    extremes,
+    fftconv,
     fourier,
     glu,
     hard_assign,
@@ -31,6 +34,7 @@ from qasic.quant import (
     movedim,
     multi_index,
     narrow,
+    pair_perm,
     selects,
     unfold,
     writeback,
@@ -53,6 +57,10 @@ REWRITES: tuple[Rewrite, ...] = (
             _graph_only(narrow.decompose)),
     Rewrite("writeback", "a slice updated in place becomes the cat it makes",
             _graph_only(writeback.decompose)),
+    Rewrite("addcmul", "addcmul / addcdiv become their add and product / quotient (MEGA)",
+            _graph_only(addcmul.decompose)),
+    Rewrite("extremes", "a maximum / minimum of two activations becomes y + relu(x - y) "
+            "(xLSTM's stabilizer)", extremes.decompose),
     Rewrite("logsoftmax", "a log_softmax over the last axis becomes x - log(sum(exp(x)))",
             _graph_only(logsoftmax.decompose)),
     Rewrite("selects", "a selection of samples by a constant mask resolved", selects.decompose),
@@ -68,6 +76,11 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("unfold", "patch unfolds become views and permutes", _graph_only(unfold.decompose)),
     Rewrite("fourier", "FNet's Fourier transforms become matmuls",
             _graph_only(fourier.decompose)),
+    Rewrite("fftconv", "a causal convolution by FFT of a constant kernel (S4's and Hyena's "
+            "fftconv, MEGA's EMA) becomes the depthwise Conv1d it is", fftconv.decompose),
+    Rewrite("pair_perm", "a permutation inside the last axis by view / transpose / reshape "
+            "becomes an index of that axis (DeepSeek's rope pairs)",
+            _graph_only(pair_perm.decompose)),
     Rewrite("complex_rope", "complex RoPE becomes real products",
             _graph_only(complex_rope.decompose)),
     Rewrite("keepdim", "x[:, i].unsqueeze(1) and reductions unsqueezed back become keepdim "

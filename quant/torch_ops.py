@@ -89,6 +89,7 @@ _FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
     "leaky_relu": lambda x, negative_slope=0.01: F.leaky_relu(x, negative_slope),
     "elu": lambda x, alpha=1.0: F.elu(x, alpha),
     "softplus": lambda x, beta=1.0, threshold=20.0: F.softplus(x, beta, threshold),
+    "log_sigmoid": F.logsigmoid,
     "affine": lambda x, scale=1.0, offset=0.0: x * scale + offset,
     "expr": lambda x, expr: _expr(expr, x),
 }

@@ -78,3 +78,33 @@ def test_complex_numbers_used_otherwise_are_refused_in_one_line():
     msg = str(e.value)
     assert msg.startswith("node 'view_as_complex': op "
                           "aten.view_as_complex.default is not supported") and "\n" not in msg
+
+
+class GemmaRope(nn.Module):
+    """gemma_pytorch's apply_rotary_emb on a linear's (batch, S, D) output: a head's two halves
+    as the real and imaginary parts, stack(chunk(x, 2, -1), -1), back by chunk and cat."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.q = nn.Linear(D, D)
+        self.register_buffer("inv_freq", 1.0 / 100.0 ** (torch.arange(0, D, 2) / D))
+
+    def forward(self, x):
+        q = self.q(x)
+        angles = torch.arange(x.shape[1]).float()[:, None] * self.inv_freq
+        freqs = torch.polar(torch.ones_like(angles), angles)
+        z = torch.view_as_complex(torch.stack(torch.chunk(q.float(), 2, dim=-1), dim=-1))
+        out = torch.view_as_real(z * freqs).type_as(q)
+        out = torch.cat(torch.chunk(out, 2, dim=-1), dim=-2)
+        return out.reshape(out.shape[0], out.shape[1], -1)
+
+
+def test_gemmas_halves_as_complex_numbers_run_bit_exact():
+    """Before: 'op aten.view_as_complex.default is not supported' (Gemma's reference code)."""
+    import qasic
+
+    graph, _, cosine = check(GemmaRope(), _x(), float_atol=1e-5)
+    assert not any("complex" in n.op for n in graph.nodes) and cosine > 0.999
+    record = qasic.evaluate(GemmaRope(), _x()[:2], calibration=_x())
+    assert record["bit_exact"] and record["cosine"] > 0.999, record["cosine"]

@@ -1,0 +1,40 @@
+"""``torch.addcmul`` and ``torch.addcdiv`` (x + value * a * b, x + value * a / b: fairseq's
+MEGA updates its hidden state by ``addcmul(residual, u, h - residual)``, optimizers' and
+hand-written gates' lerps) rewritten, before capture, into the adds, products and quotients
+they are, which the walk lowers like any other."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import fx
+
+aten = torch.ops.aten
+
+_INNER = {aten.addcmul.default: aten.mul.Tensor, aten.addcdiv.default: aten.div.Tensor}
+
+
+def decompose(graph: fx.Graph) -> fx.Graph:
+    """``graph`` itself when it holds no addcmul / addcdiv, else a copy with each rewritten."""
+    if not any(n.op == "call_function" and n.target in _INNER for n in graph.nodes):
+        return graph
+    new, env = fx.Graph(), {}
+    for node in graph.nodes:
+        if node.op == "call_function" and node.target in _INNER:
+            x, a, b = (env[v] if isinstance(v, fx.Node) else v for v in node.args[:3])
+            value = node.args[3] if len(node.args) > 3 else node.kwargs.get("value", 1)
+            y = _op(new, node, _INNER[node.target], (a, b))
+            if value != 1:
+                y = _op(new, node, aten.mul.Tensor, (y, value))
+            env[node] = _op(new, node, aten.add.Tensor, (x, y))
+        else:
+            env[node] = new.node_copy(node, lambda n: env[n])
+    return new
+
+
+def _op(g: fx.Graph, node: fx.Node, target: Any, args: tuple) -> fx.Node:
+    out = g.call_function(target, args)
+    out.meta = {k: v for k, v in node.meta.items() if k != "val"}
+    out.meta["val"] = target(*(a.meta["val"] if isinstance(a, fx.Node) else a for a in args))
+    return out

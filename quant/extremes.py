@@ -1,0 +1,56 @@
+"""A maximum or minimum of two activations (xLSTM's stabilizer ``max(log sigmoid(f) + m, i)``
+and normalizer ``maximum(|q . n|, exp(-m))``, written in its recurrent step) rewritten, before
+capture, into what the walk lowers:
+
+    max(x, y) = y + relu(x - y)        min(x, y) = y - relu(y - x)
+
+a difference of two activations, a table of it and an add (exact in real arithmetic; each
+step quantized like any other). Only where both operands depend on the user input: a bound
+that is a constant or a scalar stays one pointwise table of the activation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import fx
+
+aten = torch.ops.aten
+
+_OPS = {aten.maximum.default: "max", aten.max.other: "max",
+        aten.minimum.default: "min", aten.min.other: "min"}
+
+
+def decompose(graph: fx.Graph, user_inputs: set[str]) -> fx.Graph:
+    """``graph`` itself when it holds no extreme of two activations, else a copy with each
+    rewritten."""
+    reads: set[fx.Node] = set()
+    for node in graph.nodes:
+        if (node.op == "placeholder" and node.name in user_inputs) \
+                or any(a in reads for a in node.all_input_nodes):
+            reads.add(node)
+    found = {n for n in graph.nodes if n.op == "call_function" and n.target in _OPS
+             and len(n.args) == 2 and all(isinstance(a, fx.Node) and a in reads for a in n.args)
+             and n.meta["val"].dtype.is_floating_point}
+    if not found:
+        return graph
+    new, env = fx.Graph(), {}
+    for node in graph.nodes:
+        if node in found:
+            x, y = (env[a] for a in node.args)
+            if _OPS[node.target] == "max":
+                gap = _op(new, node, aten.relu.default, (_op(new, node, aten.sub.Tensor, (x, y)),))
+                env[node] = _op(new, node, aten.add.Tensor, (y, gap))
+            else:
+                gap = _op(new, node, aten.relu.default, (_op(new, node, aten.sub.Tensor, (y, x)),))
+                env[node] = _op(new, node, aten.sub.Tensor, (y, gap))
+        else:
+            env[node] = new.node_copy(node, lambda n: env[n])
+    return new
+
+
+def _op(g: fx.Graph, node: fx.Node, target: Any, args: tuple) -> fx.Node:
+    out = g.call_function(target, args)
+    out.meta = {k: v for k, v in node.meta.items() if k != "val"}
+    out.meta["val"] = target(*(a.meta["val"] if isinstance(a, fx.Node) else a for a in args))
+    return out
