@@ -116,13 +116,40 @@ def _stats(blocks: np.ndarray, fmt: ElementFormat) -> dict:
 
 def _mse_search(blocks: np.ndarray, fmt: ElementFormat,
                 grid: int) -> tuple[np.ndarray, np.ndarray | None]:
-    best_err = np.full(len(blocks), np.inf)
+    """Per block the ratio of least error, from 1 down, a smaller one only when strictly
+    better. A block that ratio 1 encodes exactly (error 0: a 0/1 placement matrix's blocks,
+    an all-zero block) keeps it, as no error is below 0: the smaller ratios run on the other
+    blocks only (DepthPro's 9216 x 4096 im2col matrix: none)."""
     stats = _stats(blocks, fmt)  # the range once, not once a ratio
     best_s, best_zp = _rule(blocks, fmt, 1.0, stats)
-    for ratio in np.arange(grid, 0, -1) / grid:  # from 1 down: ties keep the larger range
+    best_err = _error(blocks, fmt, best_s, best_zp)
+    live = np.flatnonzero(best_err > 0)
+    if len(live) < len(blocks):
+        sub = {k: tuple(a[live] for a in v) if isinstance(v, tuple) else v[live]
+               for k, v in stats.items()}
+        s, zp = _search(blocks[live], fmt, grid, sub, best_err[live])
+        best_s = best_s.copy()
+        best_s[live] = s
+        if zp is not None:
+            best_zp = best_zp.copy()
+            best_zp[live] = zp
+        return best_s, best_zp
+    return _search(blocks, fmt, grid, stats, best_err)
+
+
+def _error(blocks: np.ndarray, fmt: ElementFormat, s: np.ndarray,
+           zp: np.ndarray | None) -> np.ndarray:
+    x = blocks / s[:, None] + (0 if zp is None else zp[:, None])
+    return ((fmt.snap(x) - x) ** 2).sum(axis=1) * s**2  # error in real units
+
+
+def _search(blocks: np.ndarray, fmt: ElementFormat, grid: int, stats: dict,
+            best_err: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The ratios below 1 (1's error ``best_err`` known): ties keep the larger range."""
+    best_s, best_zp = _rule(blocks, fmt, 1.0, stats)
+    for ratio in np.arange(grid - 1, 0, -1) / grid:
         s, zp = _rule(blocks, fmt, ratio, stats)
-        x = blocks / s[:, None] + (0 if zp is None else zp[:, None])
-        err = ((fmt.snap(x) - x) ** 2).sum(axis=1) * s**2  # error in real units
+        err = _error(blocks, fmt, s, zp)
         better = err < best_err
         best_err, best_s = np.where(better, err, best_err), np.where(better, s, best_s)
         if zp is not None:

@@ -1,7 +1,8 @@
 """nearest_index counts the midpoints below x by comparisons for tables of up to 16 midpoints
 (NF4's MSE scale search, 100 ratios per weight): the same indices as the binary search, exact
 ties at midpoints to the lower index, +-inf to the ends; and the MSE search picks the same
-scales with its range computed once as when it computed it per ratio."""
+scales with its range computed once, and the smaller ratios tried only on the blocks ratio 1
+does not encode exactly, as when it computed the range per ratio for every block."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def test_the_mse_search_with_its_range_once_equals_the_rule_per_ratio():
     rng = np.random.default_rng(1)
     blocks = rng.standard_normal((12, 64)) * rng.uniform(0.1, 3, (12, 1))
     blocks[2] = 0.0
+    blocks[3] = rng.random(64) > 0.5  # a 0/1 placement's block: exact at ratio 1
     for fmt in (NF4, IntFormat(4, symmetric=False), IntFormat(4)):
         s, zp = scales.choose_scales(blocks, fmt, PerChannel(), "mse", grid=20)
         best = np.full(len(blocks), np.inf)
