@@ -29,6 +29,9 @@ Kernel kinds (how compiler.pipeline lowers each):
             encoder-decoder's cross-attention keys and values in a decode step; a selective
             scan's state h as the prefill or the last step left it)
     concat  nothing to run: the inputs are views of the output buffer (compiler.memory)
+    slice   nothing to run: the output (channels start..stop) is a view of the input's pixels
+            (compiler.memory); where it cannot be one (compiler.pipeline.slice_copies) a copy
+            kernel reads the view
     alias   nothing to run: a view of the same bytes with another shape (flatten, reshape)
 """
 
@@ -61,7 +64,7 @@ PATTERNS: tuple[tuple[tuple[str, ...], str], ...] = tuple(sorted(
     + [(("upsample_nearest",), "copy"), (("upsample_bilinear",), "bilinear")]
     + [(("matmul",), "matmul"), (("softmax",), "softmax"), (("norm",), "norm")]
     + [(("embedding",), "gather"), (("permute",), "permute"), (("constant",), "const")]
-    + [(("concat",), "concat")]
+    + [(("concat",), "concat"), (("channels",), "slice")]
     + [(("cache_write",), "cache"), (("cache_read",), "state"), (("cache_window",), "window")]
     + [(("flatten",), "alias"), (("reshape",), "alias")],
     key=lambda p: -len(p[0])))

@@ -184,7 +184,8 @@ def state_tensors(graph: QGraph) -> set[str]:
 
 def derivations(graph: QGraph, kernels) -> dict[str, tuple[str, str, int]]:
     """Every tensor stored in another's bytes -> (how, source, first channel): "alias" (a
-    flatten or reshape), "concat" (a concat input: channels of the output's pixels), "transpose"
+    flatten or reshape), "concat" (a concat input: channels of the output's pixels; a channel
+    slice: channels of its input's), "transpose"
     (a permute folded into a strided view by compiler.views: a "view" kernel's output, a
     "view_in" kernel's input; a ``cache_read`` named apart from its state: the state's)."""
     out = {k.output: ("alias", k.inputs[0], 0) for k in kernels if k.kind == "alias"}
@@ -192,6 +193,9 @@ def derivations(graph: QGraph, kernels) -> dict[str, tuple[str, str, int]]:
     out.update({k.output: ("alias", k.anchor.attrs["state"], 0) for k in kernels
                 if k.kind == "state" and k.output != k.anchor.attrs["state"]})
     out.update({t: ("concat", p, ch0) for t, (p, ch0) in _views(graph, kernels).items()})
+    # a channel slice: channels start.. of its input's pixels, as a concat input is of its output
+    out.update({k.output: ("concat", k.inputs[0], int(k.anchor.attrs["start"]))
+                for k in kernels if k.kind == "slice"})
     out.update({k.output: ("transpose", k.inputs[0], 0) for k in kernels if k.kind == "view"})
     out.update({k.inputs[0]: ("transpose", k.output, 0) for k in kernels if k.kind == "view_in"})
     return out

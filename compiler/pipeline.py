@@ -40,7 +40,7 @@ from qasic.isa.program import Program
 from qasic.isa.table import LUT_ENTRY_BYTES
 from qasic.quant.graph import QGraph, QNode
 
-NO_CODE = ("alias", "concat", "const", "state", "view", "view_in")  # no instructions
+NO_CODE = ("alias", "concat", "const", "state", "view", "view_in", "slice")  # no instructions
 
 
 def compile_graph(graph: QGraph, arch: ArchConfig,
@@ -48,6 +48,7 @@ def compile_graph(graph: QGraph, arch: ArchConfig,
                   patterns=PATTERNS) -> Program:
     """``patterns`` is the fusion table (compiler.fuse.PATTERNS unless testing a variant)."""
     graph = insert_copies(resize.expand(topk.expand(graph)))
+    graph = slice_copies(graph, fuse(graph, patterns))
     kernels = fold_permutes(graph, fuse(graph, patterns))
     consts = Constants()
     buffers, act_end = plan_buffers(graph, kernels, arch, consts)
@@ -106,7 +107,8 @@ def insert_copies(graph: QGraph) -> QGraph:
         inputs = []
         for i, t in enumerate(n.inputs):
             src = producers.get(t)
-            if src is None or src.op in ("flatten", "reshape") or readers[t] > 1 or t in reshaped \
+            if src is None or src.op in ("flatten", "reshape", "channels") or readers[t] > 1 \
+                    or t in reshaped \
                     or t == graph.output or list(n.inputs).count(t) > 1 or _moves_last(src) \
                     or t in permuted:
                 name = f"{n.name}.copy{i}"
@@ -122,6 +124,40 @@ def insert_copies(graph: QGraph) -> QGraph:
     for n in nodes:
         if n.op == "upsample_nearest" and n.name not in tensors:
             tensors[n.name], shapes[n.name] = tensors[n.inputs[0]], shapes[n.inputs[0]]
+    return replace(graph, nodes=tuple(nodes), tensors=tensors, shapes=shapes)
+
+
+def slice_copies(graph: QGraph, kernels) -> QGraph:
+    """A channel slice (``channels``) is a view of its input's pixels; where its output cannot
+    be one (the graph output, read by a kernel that reads dense tensors only, e.g. a permute or
+    a gather, or reshaped) it becomes the view ``<name>.view`` and a copy kernel
+    (upsample_nearest x1) reading it writes the dense output."""
+    from qasic.compiler.views import READS_VIEWS
+
+    kind = {n.name: k.kind for k in kernels for n in k.nodes}
+    readers: dict[str, list[QNode]] = {}
+    for n in graph.nodes:
+        for t in n.inputs:
+            readers.setdefault(t, []).append(n)
+
+    def dense(n: QNode) -> bool:
+        return n.output == graph.output or any(
+            kind[r.name] not in READS_VIEWS or r.op in ("flatten", "reshape") and image_shape(
+                graph.shapes[r.inputs[0]]) != image_shape(graph.shapes[r.output])
+            for r in readers.get(n.output, []))
+
+    copied = [n for n in graph.nodes if n.op == "channels" and dense(n)]
+    if not copied:
+        return graph
+    nodes, tensors, shapes = [], dict(graph.tensors), dict(graph.shapes)
+    for n in graph.nodes:
+        if n in copied:
+            view = f"{n.name}.view"
+            nodes.append(replace(n, name=view, output=view))
+            nodes.append(QNode(n.name, "upsample_nearest", (view,), n.output, {"scale": (1, 1)}))
+            tensors[view], shapes[view] = tensors[n.output], shapes[n.output]
+        else:
+            nodes.append(n)
     return replace(graph, nodes=tuple(nodes), tensors=tensors, shapes=shapes)
 
 

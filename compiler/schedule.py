@@ -25,7 +25,7 @@ END waits for the last store. Every push has exactly one pop, in the same progra
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from qasic.isa.encoding import Instr
 
@@ -82,5 +82,5 @@ def _flag(instrs: list[Instr], index: int, **flags: bool) -> list[Instr]:
     if not any(flags.values()):
         return instrs
     out = list(instrs)
-    out[index] = replace(out[index], **{k: v for k, v in flags.items() if v})
+    out[index] = out[index].with_tokens(**{k: v for k, v in flags.items() if v})
     return out

@@ -31,7 +31,7 @@ from qasic.quant.graph import QGraph
 
 # kernel kinds whose loads address an operand only through Buffer.pixel_addr, pix and stride
 READS_VIEWS = frozenset({"gemm", "matmul", "softmax", "norm", "ew", "lut", "copy", "pool",
-                         "bilinear", "view"})
+                         "bilinear", "view", "slice"})
 # kernel kinds whose stores do
 WRITES_VIEWS = frozenset({"gemm", "matmul", "softmax", "norm", "ew", "lut", "copy", "pool",
                           "bilinear", "gather"})
@@ -80,5 +80,5 @@ def _read_as_views(kernels, but: Kernel) -> bool:
 
 
 def _shared(kernels) -> set[str]:
-    out = {k.output for k in kernels if k.kind == "alias"}
+    out = {k.output for k in kernels if k.kind in ("alias", "slice")}
     return out | {t for k in kernels if k.kind == "concat" for t in k.inputs}

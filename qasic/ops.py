@@ -42,6 +42,7 @@ KERNEL_KINDS = {
                    "keys and values, the source's padding mask, a selective scan's h)")),
     "concat": ((), "none: inputs are views of the output buffer"),
     "alias": ((), "none: the same bytes, another shape"),
+    "slice": ((), "none: channels of the input's pixels, a view of its buffer"),
 }
 # ops the golden reference defines but the compiler does not lower yet, and why
 NOT_LOWERED: dict[str, str] = {}

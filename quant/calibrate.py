@@ -73,7 +73,7 @@ from qasic.quant.observers import (
 )
 
 SHARES_INPUT = ("relu", "clamp", "maxpool2d", "flatten", "reshape", "upsample_nearest",
-                "permute")
+                "permute", "channels")
 RELU_FUSABLE = ("conv2d", "linear", "add", "mul")  # take a following relu/clamp as their clamp
 ACTIVATIONS = ("relu", "clamp")
 REQUANTIZERS = ("conv2d", "linear", "add", "mul", "avgpool2d", "lut", "upsample_bilinear",

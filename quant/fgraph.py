@@ -30,7 +30,7 @@ from qasic.quant.intops import causal_valid, mask_valid, pattern_valid, topk_ran
 
 # ops whose outputs are input values (or 0, a code of every encoding): on the inputs' grid
 KEEPS_VALUES = ("relu", "maxpool2d", "flatten", "reshape", "upsample_nearest", "concat",
-                "permute")
+                "permute", "channels")
 
 
 @dataclass(frozen=True, eq=False)
@@ -238,6 +238,7 @@ _OPS = {
     # batch 1: broadcasts against the batch of the tensor it meets
     "constant": lambda node: np.asarray(node.params["value"], dtype=np.float64)[None],
     "permute": lambda node, x: np.transpose(x, (0, *(p + 1 for p in node.attrs["perm"]))),
+    "channels": lambda node, x: x[..., node.attrs["start"]:node.attrs["stop"]],
 }
 
 

@@ -82,6 +82,9 @@ OPS = {
     "cache_read": (),
     "constant": ("value",),              # no inputs: codes of the output encoding
     "permute": (),                       # attrs: perm of the per-sample axes
+    # channels start..stop of the last axis, the input's codes and TensorQ (a chunk or split
+    # of an image's channels: compiler.memory stores it as a view of the input's pixels)
+    "channels": (),                      # attrs: start, stop
 }
 
 

@@ -207,8 +207,7 @@ def image_input(b: Any, node: Any, x: Act,
     if image is not None:
         return image
     if b.sequence and lowering_seq.digit(b, node.args[0]) == (0, 1) \
-            and have == tuple(int(d) for d in node.args[0].meta["val"].shape[1:]) \
-            and not any(zeros):
+            and have == _unpadded(node.args[0].meta["val"].shape[1:], zeros):
         return _torch_to_image(b, node, x, want)
     if have == want:
         return x
@@ -216,6 +215,16 @@ def image_input(b: Any, node: Any, x: Act,
                  f"{want} (H, W, C) it reads; only images, or a sequence model's channels-last "
                  "(N, H, W, C) permuted to (N, C, H, W)")
     return x
+
+
+def _unpadded(shape: Any, zeros: tuple[int, int, int, int]) -> tuple[int, ...]:
+    """A torch (C, L) / (C, H, W) per-sample shape without the ``zeros`` (top, left, bottom,
+    right) a zero pad folded into the conv added."""
+    shape = [int(d) for d in shape]
+    shape[-1] -= zeros[1] + zeros[3]
+    if len(shape) == 3:
+        shape[-2] -= zeros[0] + zeros[2]
+    return tuple(shape)
 
 
 def _torch_to_image(b: Any, node: Any, x: Act, want: tuple[int, ...]) -> Act:

@@ -698,9 +698,31 @@ def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     xs = [x if isinstance(x, Act) else image_constant(
         b, node, x, (int(node.meta["val"].shape[0]),) + tuple(x.shape[1:]), f".part{i}")
         for i, x in enumerate(xs)]
+    xs = _whole_sources(b, xs)
     if len(xs) == 1:
         return xs[0]
     return b.add(node, "concat", tuple(x.name for x in xs))
+
+
+def _whole_sources(b: Any, xs: list) -> list:
+    """``xs`` with each run of ``channels`` parts that are a tensor's channels in order, all of
+    them (C2f's ``cat(list(x.chunk(2, 1)) + [...])``), replaced by that tensor: the concat
+    then stores it in place and the parts stay views of it (no copy of the parts)."""
+    runs: list[list] = []  # [parts, their source or None]
+    for x in xs:
+        part = b.nodes.get(x.name)
+        chan = part is not None and part.op == "channels"
+        last = b.nodes.get(runs[-1][0][-1].name) if runs and runs[-1][1] else None
+        if chan and last is not None and last.inputs == part.inputs \
+                and last.attrs["stop"] == part.attrs["start"]:
+            runs[-1][0].append(x)
+        else:
+            runs.append([[x], part.inputs[0] if chan and part.attrs["start"] == 0 else None])
+    out = []
+    for parts, src in runs:
+        whole = src is not None and b.nodes[parts[-1].name].attrs["stop"] == b.shapes[src][-1]
+        out += [Act(src)] if whole else parts
+    return out
 
 
 def _cat_spatial(b: Any, node: Any, xs: list, axis: int) -> Act:

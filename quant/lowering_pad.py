@@ -65,7 +65,7 @@ def pad(b: Any, node: Any, args: list, kwargs: dict) -> ZeroPad:
         b.fail(node, f"padding with the value {value}; only zeros (a convolution's padding)")
     if not any(_ints(args[1])) and not isinstance(args[0], ZeroPad):  # pads nothing
         return _act(b, node, args[0], "pad input")
-    if b.sequence:  # a placement matmul per padded axis
+    if b.sequence and not folds(node):  # a placement matmul per padded axis
         return zero_pad(b, node, _act(b, node, args[0], "pad input"), _ints(args[1]))
     inner = args[0]
     src = inner.src if isinstance(inner, ZeroPad) else _act(b, node, inner, "pad input")
@@ -85,6 +85,56 @@ def pad(b: Any, node: Any, args: list, kwargs: dict) -> ZeroPad:
     if isinstance(inner, ZeroPad):
         add = tuple(a + q for a, q in zip(inner.pads, add, strict=True))
     return ZeroPad(src, add)
+
+
+def folds(node: Any) -> bool:
+    """Whether a sequence model's zero pad ``node`` (of (N, C, L) or (N, C, H, W)) folds into
+    the convolutions that read it, as an image model's does: every reader (through
+    ``passes`` ops) is a 1-D or 2-D convolution, the pad is of the spatial axes alone and no
+    longer on any side than the kernel reaches, d * (K - 1) (S4D's and WaveNet's causal left
+    pad of K - 1: one conv, padding (0, K - 1, 0, 0), instead of a placement matmul and the
+    conv). A longer pad (ZAYA's CCA: F.pad(x, (L, 0)) then convs of kernels K_1, K_2, ...,
+    L = sum(K_i - 1)) makes outputs of padding alone: it stays a placement, the padded chain
+    generation decodes (qasic.quant.decode_conv)."""
+    p, rank = _ints(node.args[1]), node.args[0].meta["val"].dim()
+    if rank not in (3, 4) or len(p) % 2 or len(p) > 2 * (rank - 2) or any(v < 0 for v in p):
+        return False
+    readers = _readers(node)
+    return bool(readers) and all(_reaches(conv, p, rank) for conv in readers)
+
+
+def _readers(node: Any) -> list[Any]:
+    """The fx nodes reading ``node``'s value through ``passes`` ops; [] if one is not a
+    convolution reading it as its input."""
+    out = []
+    for user in node.users:
+        if passes(user):
+            inner = _readers(user)
+            if not inner:
+                return []
+            out += inner
+        elif user.target in READERS and user.args[0] is node and node not in user.args[1:]:
+            out.append(user)
+        else:
+            return []
+    return out
+
+
+def _reaches(conv: Any, p: list[int], rank: int) -> bool:
+    """Whether pads ``p`` (last axis first) stay within ``conv``'s kernel reach per side."""
+    w = conv.args[1].meta.get("val") if isinstance(conv.args[1], torch.fx.Node) else None
+    if not isinstance(w, torch.Tensor) or w.dim() != rank:
+        return False
+    get = conv.kwargs.get
+    dil = conv.args[5] if len(conv.args) > 5 else get("dilation", 1)
+    if conv.target is aten.convolution.default and (conv.args[6] if len(conv.args) > 6
+                                                     else get("transposed", False)):
+        return False
+    dil = [int(dil)] * (rank - 2) if isinstance(dil, int) else [int(d) for d in dil]
+    if len(dil) == 1:
+        dil = dil * (rank - 2)
+    reach = [d * (k - 1) for d, k in zip(dil, w.shape[2:], strict=True)][::-1]  # last first
+    return all(v <= reach[i // 2] for i, v in enumerate(p))
 
 
 def _selected(b: Any, node: Any, x: Act, p: list[int], mode: str) -> Act:

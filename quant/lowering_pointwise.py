@@ -24,7 +24,9 @@ matrix of the channels) and become one ``linear`` of +-1 weights: RoPE's rotate_
 ``cat(-x[..., D/2:], x[..., :D/2])`` of each head, Phi's partial rotary split, GPT-NeoX's
 chunked fused QKV; a stack of them along a new last axis interleaves their columns (GPT-J's
 rotate_every_two), and a stack of parts of a linear's output features interleaves its weight
-rows (CodeGen's rotate_every_two of its partial rotary dims).
+rows (CodeGen's rotate_every_two of its partial rotary dims). An image model's selection of
+consecutive channels as they are (YOLOv8's C2f ``chunk(2, 1)``, a split) is a ``channels``
+node instead: the input's codes, which the compiler stores as a view of the input's pixels.
 """
 
 from __future__ import annotations
@@ -137,11 +139,24 @@ def _columns(b: Any, v: Columns) -> Act:
     if d == k and np.array_equal(v.matrix, np.eye(d)):
         return v.src
     key = v.node.name + v.suffix
+    start = _channel_range(v.matrix)
+    if key not in b.luts and start is not None and not b.sequence:  # an image's chunk or split
+        b.luts[key] = b.add(v.node, "channels", (v.src.name,), {"start": start, "stop": start + k},
+                            shape=b.shapes[v.src.name][:-1] + (k,), suffix=v.suffix)
     if key not in b.luts:
         b.luts[key] = b.add(v.node, "linear", (v.src.name,), {},
                             {"weight": v.matrix.T.copy(), "bias": np.zeros(k)},
                             shape=b.shapes[v.src.name][:-1] + (k,), suffix=v.suffix)
     return b.luts[key]
+
+
+def _channel_range(m: np.ndarray) -> int | None:
+    """The first channel when selection ``m`` (D, K) takes channels start..start + K as they
+    are (a chunk or split: no linear, the codes themselves, stored as a view); else None."""
+    d, k = m.shape
+    first = int(np.argmax(m[:, 0])) if k else 0
+    return first if k and first + k <= d and np.array_equal(m, np.eye(d)[:, first:first + k]) \
+        else None
 
 
 def _tree(v: Any) -> tuple[Act | None, tuple] | None:

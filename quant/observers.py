@@ -207,9 +207,21 @@ def mse_scales(w: np.ndarray, bits: int, grid: int = MSE_GRID) -> np.ndarray:
     which pays off at 2..4 bits."""
     w2 = w.reshape(len(w), -1)
     base = maxabs_scales(w2, bits)
+    # a nonzero channel that ratio 1 encodes exactly (a 0/1 placement matrix's: DepthPro's
+    # 9216 x 4096 im2col linear) keeps ratio 1: below it the largest |w| clips to r max|w|, an
+    # error above 0, so the search over the smaller ratios runs on the other channels only
+    err1 = ((quantize_weight(w2, base, bits) * base[:, None] - w2) ** 2).sum(axis=1)
+    live = np.flatnonzero((err1 > 0) | ~np.abs(w2).any(axis=1))
+    best = base.copy()
+    if len(live):
+        best[live] = _mse_search(w2[live], base[live], bits, grid)
+    return best
+
+
+def _mse_search(w2: np.ndarray, base: np.ndarray, bits: int, grid: int) -> np.ndarray:
     best_err = np.full(len(w2), np.inf)
     best = base.copy()
-    for r in np.arange(1, grid + 1) / grid:
+    for r in np.arange(1, grid + 1) / grid:  # ties keep the smaller ratio
         s = base * r
         err = ((quantize_weight(w2, s, bits) * s[:, None] - w2) ** 2).sum(axis=1)
         better = err < best_err

@@ -59,7 +59,7 @@ _VIEWS = ("reshape", "permute", "flatten")
 # no encoding of their own (quant.calibrate.SHARES_INPUT); a concat has its own (the one its
 # inputs are requantized to: quant.calibrate.concat_pins), tied as any other role's
 _SHARES = ("relu", "clamp", "maxpool2d", "flatten", "reshape", "upsample_nearest", "permute",
-           "constant")
+           "constant", "channels")
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ cache_window: rows p..p+R of a state (R = attrs rows), p = the 2nd input's id at
 cache_read: the persistent state tensor as it is (an error if no cache_write wrote it)
 constant:  y = value, the same for every sample
 permute:   codes moved: the per-sample axes reordered by perm
+channels:  codes of channels start..stop of the last axis (the input's TensorQ)
 """
 
 from __future__ import annotations
@@ -402,6 +403,7 @@ _OPS = {
     "embedding": _embedding,
     "constant": lambda graph, node, batch=1: constant(graph, node, batch),
     "permute": _permute,
+    "channels": lambda graph, node, x: x[..., node.attrs["start"]:node.attrs["stop"]],
     "cache_write": lambda graph, node, *xs: cache_write(graph, node, list(xs), {}),
     "cache_read": lambda graph, node, batch=1: cache_read(graph, node, {}, batch),
     "cache_window": _cache_window,

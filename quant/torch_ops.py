@@ -193,12 +193,14 @@ TORCH_OPS: dict[str, Callable[..., torch.Tensor]] = {
     "constant": lambda n, w: torch.from_numpy(np.asarray(n.params["value"]))[None].to(
         torch.get_default_dtype()),
     "permute": _permute,
+    "channels": lambda n, w, x: x[:, n.attrs["start"]:n.attrs["stop"]],  # NCHW: dim 1
 }
 # sequence graphs hold torch's layout: reshapes keep it, concat joins the last axis
 SEQUENCE_OPS = {**TORCH_OPS,
                 "reshape": lambda n, w, x: x.reshape((len(x), *n.attrs["shape"])),
                 "permute": lambda n, w, x: x.permute(0, *(p + 1 for p in n.attrs["perm"])),
-                "concat": lambda n, w, *xs: torch.cat(xs, dim=-1)}
+                "concat": lambda n, w, *xs: torch.cat(xs, dim=-1),
+                "channels": lambda n, w, x: x[..., n.attrs["start"]:n.attrs["stop"]]}
 
 
 def ops_for(graph: object) -> dict[str, Callable[..., torch.Tensor]]:

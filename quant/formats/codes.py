@@ -11,6 +11,7 @@ import numpy as np
 from qasic.errors import InputError
 
 MAX_CODE_BITS = 8  # codes are stored as uint8 and decoded through 2^bits-entry tables
+SMALL_TABLE = 16  # nearest_index counts the midpoints below by comparisons up to this many
 
 
 def as_real(x: np.ndarray | float, fmt_name: str) -> np.ndarray:
@@ -41,4 +42,13 @@ def nearest_index(table: np.ndarray, x: np.ndarray) -> np.ndarray:
     tie (float64 midpoints of adjacent entries are exact here) goes to the lower index. Values
     beyond the ends, +-inf included, map to the end entries."""
     mids = (table[:-1] + table[1:]) / 2
-    return np.searchsorted(mids, x, side="left")  # count of midpoints strictly below x
+    if len(mids) > SMALL_TABLE:
+        return np.searchsorted(mids, x, side="left")  # count of midpoints strictly below x
+    # a 4-bit codebook (NF4): the same count by one comparison a midpoint, byte-wide, 2-3x
+    # faster than searchsorted's per-value binary search (NF4's MSE scale search: 100 ratios
+    # per weight; DepthPro)
+    x = np.asarray(x)
+    count = np.zeros(x.shape, np.uint8)
+    for m in mids:
+        np.add(count, (x > m).view(np.uint8), out=count)
+    return count

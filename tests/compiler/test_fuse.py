@@ -12,7 +12,7 @@ from qasic.quant.graph import OPS, QGraph, QNode, TensorQ
 from tests.graphs import cnn_graph, residual_graph
 
 KINDS = {"gemm", "pool", "ew", "lut", "copy", "bilinear", "concat", "alias", "matmul", "softmax",
-         "norm", "gather", "permute", "const", "cache", "state", "window"}
+         "norm", "gather", "permute", "const", "cache", "state", "window", "slice"}
 
 
 def summary(kernels) -> list[tuple[str, str, tuple[str, ...]]]:
@@ -168,5 +168,6 @@ def test_unfusable_relu_without_a_standalone_pattern_is_unsupported():
     # c1 has two consumers, so relu1 cannot join conv1, and the table has no standalone ReLU.
     with pytest.raises(UnsupportedOpError, match=r"node relu1: op relu cannot be compiled; "
                                                  r"supported ops: add, avgpool2d, cache_read, "
-                                                 r"cache_window, cache_write, clamp, "):
+                                                 r"cache_window, cache_write, channels, "
+                                                 r"clamp, "):
         fuse(with_second_reader_of_c1(), without(("relu",)))

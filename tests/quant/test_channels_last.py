@@ -279,11 +279,11 @@ def test_channel_splits_slices_gates_and_axis_means_of_an_image():
                                torch_out(model, x).transpose(0, 2, 3, 1), atol=1e-5)
     # the split of the conv's output (its only reader): a conv of each part's weight rows (one
     # rounding; a selection linear after the whole conv measured 0.99914 and 4,843 cycles, this
-    # 0.99918 and 3,952); each gate a selection of the gates' part
+    # 0.99918 and 3,952); each gate a ``channels`` view of the gates' part (no linear)
     convs = [n.params["weight"].shape[0] for n in graph.nodes if n.name.startswith("proj.")]
     assert convs == [8, 8, 2] and "proj" not in [n.name for n in graph.nodes]
-    sel = [n.params["weight"].shape for n in graph.nodes if n.op == "linear"]
-    assert sel == [(1, 2), (1, 2)]
+    sel = [(n.attrs["start"], n.attrs["stop"]) for n in graph.nodes if n.op == "channels"]
+    assert sel == [(0, 1), (1, 2)] and not [n for n in graph.nodes if n.op == "linear"]
     pools = [n.attrs["kernel"] for n in graph.nodes if n.op == "avgpool2d"]
     assert pools == [(6, 1), (1, 6)]
     wide = [n for n in graph.nodes if n.name.endswith(".wide")]
