@@ -311,13 +311,19 @@ def _padded_reader(kernels, group: set[str]) -> bool:
 
 def _same_storage(kernels, derived, stored: dict[str, int]) -> None:
     """Elementwise units read and write one packed width: if a kernel's tensors of at most 8
-    bits disagree, all of them keep a byte per code (an ADD's two-byte int16 codes stay)."""
+    bits disagree, all of them keep a byte per code (an ADD's two-byte int16 codes stay). So
+    do a state and the rows a ``cache_write`` stores into it or a ``cache_window`` reads out of
+    it (DMAs move bytes as they are): rows kept a byte per code (a RoPE's interleaved
+    stack, a permute of the last axis) keep their cache so in every program that writes them,
+    the prefill's and the decode step's alike."""
     changed = True
     while changed:
         changed = False
         for k in kernels:
-            if k.kind in ("pool", "ew", "copy", "permute"):  # (a LUT may change the encoding)
-                group = [root(t, derived) for t in (*k.inputs, k.output)]
+            moved = k.inputs[:1] if k.kind in ("cache", "window") else k.inputs
+            if k.kind in ("pool", "ew", "copy", "permute", "cache", "window"):  # (a LUT may
+                # change the encoding; a cache step's position is not moved)
+                group = [root(t, derived) for t in (*moved, k.output)]
                 narrow = [t for t in group if stored[t] <= 8]
                 if len({stored[t] for t in narrow}) > 1 or (len(narrow) < len(group) and any(
                         stored[t] < 8 for t in narrow)):

@@ -420,14 +420,13 @@ def test_a_conv_window_generates_exactly_at_four_bit_activations():
     assert out["bit_exact"] and out["cosine"] > 0.5, out["cosine"]  # 0.61: 4-bit codes
 
 
-def test_a_scan_state_at_four_bit_activations_is_refused_in_one_line_naming_the_width():
-    """RecurrentGemma's RG-LRU state at A4: the step's state row is stored a code per byte, its
-    packed 4-bit cache cannot take it; the refusal names the cache and activation_bits=8."""
-    from qasic.arch.config import default_arch
-    from qasic.errors import UnsupportedOpError
-    from qasic.generate import Session
-
-    with pytest.raises(UnsupportedOpError, match=r"^cache_write cache\.\S+rg_lru\S+: rows .* "
-                                                 r"\(1x1x32 int8\) .*32 int4 codes\); at 2\.\.7"
-                                                 r".*generate with activation_bits=8$"):
-        Session(_full_at("recurrent_gemma", 4), 3, default_arch())
+def test_a_scan_state_at_four_bit_activations_generates_exactly():
+    """RecurrentGemma's RG-LRU state at A4: the step's state row is stored a code per byte (was
+    refused: its packed 4-bit cache could not take it); a state now shares its rows' storage
+    (compiler.memory._same_storage), a byte per code in the prefill and the decode step alike,
+    and the simulator generates what the golden reference does."""
+    session = assert_generates_like_the_golden_reference(_full_at("recurrent_gemma", 4),
+                                                         np.array([22, 260, 83]), 5)
+    for program in (session.prefill, session.decode):
+        states = [r for r in program.regions if r.kind == "state" and "rg_lru" in r.name]
+        assert states and all(r.bits == 8 for r in states)
