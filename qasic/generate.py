@@ -405,8 +405,7 @@ class Session:
             verify(program)
         self.states = _states(self.prefill)
         if self.states != _states(self.decode):
-            raise ConfigError("the prefill and decode programs place the KV caches differently; "
-                              "this is a compiler bug, please report it")
+            raise _misplaced(self.states, _states(self.decode))
 
     def generate(self, ids: np.ndarray, tokens: int) -> tuple[list[int], list[np.ndarray]]:
         """Greedy tokens and each step's logit codes (the row that picked it). ``ids``: the
@@ -497,6 +496,21 @@ def summary(record: dict) -> str:
 
 def _states(program: Any) -> tuple:
     return tuple(r for r in program.regions if r.kind == "state")
+
+
+def _misplaced(prefill: tuple, decode: tuple) -> ConfigError:
+    """The error of states the prefill and decode programs place differently: a state stored
+    at another width in each (at 2..7-bit activations a code is stored a byte each where it
+    does not pack: compiler.memory), or else a compiler bug."""
+    steps = {r.name: r for r in decode}
+    wide = next((r for r in prefill if r.name in steps and r.bits != steps[r.name].bits), None)
+    if wide is not None:
+        return ConfigError(f"state {wide.name}: the prefill stores its codes at {wide.bits} bits "
+                           f"each, the decode step at {steps[wide.name].bits} (2..7-bit codes "
+                           "are stored a byte each where they do not pack: compiler.memory); "
+                           "generate with activation_bits=8")
+    return ConfigError("the prefill and decode programs place the KV caches differently; "
+                       "this is a compiler bug, please report it")
 
 
 def golden_tokens(full: Any, ids: np.ndarray, tokens: int, source: Sequence[int] = ()

@@ -82,3 +82,19 @@ def test_at_eight_bits_both_caches_stay_as_they_were():
     _, _, full = _full(8)
     session = assert_generates_like_the_golden_reference(full, np.array([5, 17, 33, 2, 9]), 6)
     assert sorted(r.size for r in session.decode.regions if r.kind == "state") == [C * D] * 2
+
+
+def test_a_state_the_two_programs_store_at_two_widths_is_refused_in_one_line():
+    """Should a prefill pack a state that the decode step stores a byte per code (its rows
+    there do not pack), the session names the state, both widths and activation_bits=8; any
+    other difference in placement stays a compiler bug."""
+    from qasic.generate import _misplaced
+    from qasic.isa.program import Region
+
+    k4, k8 = (Region("cache.k", 0, 192 * (b // 4), "state", (12, 32), bits=b) for b in (4, 8))
+    v = Region("cache.v", 384, 192, "state", (12, 32), bits=4)
+    err = str(_misplaced((k4, v), (k8, v)))
+    assert err == ("state cache.k: the prefill stores its codes at 4 bits each, the decode step "
+                   "at 8 (2..7-bit codes are stored a byte each where they do not pack: "
+                   "compiler.memory); generate with activation_bits=8")
+    assert "compiler bug" in str(_misplaced((k8, v), (k8,)))
