@@ -7,6 +7,11 @@ was packed, so its cache_write was refused (``... (1x6x32 int8) must be a dense 
 its cache (32 rows of 32 int4 codes) ... generate with activation_bits=8``). A state and the
 rows written into it now share one storage (compiler.memory._same_storage) in the prefill and
 in the decode step alike: that cache keeps a byte per code, the other caches stay packed.
+
+A token conv whose model pads its input itself (``F.conv1d(F.pad(u, (K - 1, 0)), ...)``, S4D's
+long convolution) wrote the padded rows the depthwise conv reads (a code per byte) into its
+window cache in the prefill, while the decode step re-stores its row packed: the prefill's
+rows are now re-stored token-major too (quant.decode.prefill_graph), so both programs pack it.
 """
 
 from __future__ import annotations
@@ -98,3 +103,35 @@ def test_a_state_the_two_programs_store_at_two_widths_is_refused_in_one_line():
                    "at 8 (2..7-bit codes are stored a byte each where they do not pack: "
                    "compiler.memory); generate with activation_bits=8")
     assert "compiler bug" in str(_misplaced((k8, v), (k8,)))
+
+
+class _PaddedConv(nn.Module):
+    """S4D's form: a depthwise causal conv over all C positions of an input the model pads
+    itself, channels first, then a GLU-free head."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb, self.head = nn.Embedding(V, D), nn.Linear(D, V)
+        self.kernel = nn.Parameter(torch.randn(D, 1, C) / C ** 0.5)
+
+    def forward(self, ids):
+        u = self.emb(ids).transpose(-1, -2)  # (B, D, L)
+        y = nn.functional.conv1d(nn.functional.pad(u, (C - 1, 0)), self.kernel, groups=D)
+        return self.head(nn.functional.gelu(y + u).transpose(-1, -2))
+
+
+def test_a_conv_over_an_input_the_model_pads_generates_exactly_at_four_bits():
+    """The window cache (C + C - 1 rows) is packed in the prefill as in the decode step (was:
+    a byte per code in one, packed in the other), generation equals the golden reference and
+    the evaluation stays bit-exact and close to float."""
+    model = _PaddedConv().eval()
+    calib = np.random.default_rng(0).integers(0, V, (8, C))
+    full = quantize(model, (torch.from_numpy(calib[:1]),), calib,
+                    QuantConfig(activation_bits=4))
+    session = assert_generates_like_the_golden_reference(full, np.array([5, 17, 33, 2, 9]), 6)
+    assert [r.bits for r in session.prefill.regions if r.kind == "state"] == [4]
+    import qasic
+
+    out = qasic.evaluate(model, calib, calibration=calib, config=QuantConfig(activation_bits=4))
+    assert out["bit_exact"] and out["cosine"] > 0.8, out["cosine"]
