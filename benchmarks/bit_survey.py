@@ -26,10 +26,10 @@ decode steps with their caches, on the quantized model and arch the evaluation u
 ``decode_cycles``; the file counts them (``generation``). A decoder's generation at a narrow
 width was otherwise never run: packed caches against rows stored a byte per code (LFM2, Mamba,
 token shifts) were found outside the repo. ``--decoders`` keeps only those rows (of the sample,
-or of ``--only``). Its first run (2026-12-07, every decoder row under 40 s at A4, 66 of them
-at W4 and at FP8 activations) found the scan states (RWKV, RG-LRU, gated delta: 9 rows) and
-XLNet@uni's cache refused at A4, every row a cache whose rows keep a byte per code against a
-packed cache; a state now shares its rows' storage (compiler.memory), and all generate exactly.
+or of ``--only``). Its first run (2026-12-07: all 178 decoder rows at A4, 169 at W4, 66 at
+FP8 activations) found the scan states (RWKV, RG-LRU, gated delta: 9 rows) and XLNet@uni's
+cache refused at A4, every one a cache whose rows keep a byte per code against a packed
+cache; a state now shares its rows' storage (compiler.memory), and all generate exactly.
 tests/benchmarks/test_bit_guard_generate.py keeps a decoder per generation mechanism so.
 """
 
