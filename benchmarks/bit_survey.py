@@ -13,9 +13,24 @@ qbits) and resizes of 2..7-bit codes (refused; now run).
 
     python -m benchmarks.bit_survey [--act-bits 6] [--weight-bits 4] [--weight-format nf4]
                                     [--act-format fp8_e4m3] [--only NAME,...] [--out DIR]
+                                    [--generate] [--decoders]
 
 writes OUT/bit_survey_<point>.json (``point_name``: a6, w4_a8, nf4_a8, w8_fp8_e4m3, ...): per
 row ``bit_exact`` and ``cosine``, or the error's line.
+
+``--generate``: the rows that generate in the survey (family_survey.generates: its decoders)
+also generate greedily at the point, as the survey does at W8A8 (a prefill of 6 tokens, 8
+decode steps with their caches, on the quantized model and arch the evaluation used): per row
+``generation`` ``exact`` (every token and step's output codes equal the golden reference's),
+``differs``, ``refused: <line>``, ``crash: <type: line>`` or ``timeout``, and
+``decode_cycles``; the file counts them (``generation``). A decoder's generation at a narrow
+width was otherwise never run: packed caches against rows stored a byte per code (LFM2, Mamba,
+token shifts) were found outside the repo. ``--decoders`` keeps only those rows (of the sample,
+or of ``--only``). Its first run (2026-12-07: all 178 decoder rows at A4, 169 at W4, 66 at
+FP8 activations) found the scan states (RWKV, RG-LRU, gated delta: 9 rows) and XLNet@uni's
+cache refused at A4, every one a cache whose rows keep a byte per code against a packed
+cache; a state now shares its rows' storage (compiler.memory), and all generate exactly.
+tests/benchmarks/test_bit_guard_generate.py keeps a decoder per generation mechanism so.
 """
 
 from __future__ import annotations
@@ -73,27 +88,86 @@ def _needs_fit(config: dict) -> bool:
     return bool(config.get("weight_format")) or config.get("activation_format", "int") != "int"
 
 
-def run_one(name: str, config: dict) -> dict:
-    import qasic
-    from benchmarks.family_survey import build
-    from qasic.quant import QuantConfig
+def run_one(name: str, config: dict, generate: bool = False) -> dict:
+    """Row ``name`` at ``config``: evaluated (``bit_exact``, ``cosine``) and, with ``generate``
+    and a row that generates in the survey (family_survey.generates), its greedy generation on
+    the same quantized model and arch (``generation``)."""
+    from benchmarks.family_survey import build, generates
 
     signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(TIMEOUT_S)
     t0 = time.perf_counter()
     try:
         model, x, _ = build(name)
-        out = qasic.evaluate(model, x, calibration=x, config=QuantConfig(**config),
-                             fit_arch=_needs_fit(config))
-        rec = {"bit_exact": bool(out["bit_exact"]), "cosine": out["cosine"]}
+        rec, graph = _evaluate(model, x, config)
     except _Timeout:
         rec = {"error": f"no result within {TIMEOUT_S} s"}
     except Exception as e:  # noqa: BLE001 - every failure is a finding
-        text = str(e).strip()
-        rec = {"error": f"{type(e).__name__}: {text.splitlines()[0][:300] if text else ''}"}
+        rec = {"error": _line(e)}
     finally:
         signal.alarm(0)
+    if generate and "error" not in rec and generates(name):
+        rec |= run_generation(model, x, graph, config)
     return {"name": name, **rec, "wall_s": round(time.perf_counter() - t0, 1)}
+
+
+def _evaluate(model: object, x: object, config: dict) -> tuple[dict, object]:
+    """(``bit_exact`` and ``cosine`` of ``model`` at ``config`` on ``x``, its quantized graph)."""
+    from qasic.evaluation import evaluate_quantized, resolve_model
+    from qasic.flow import quantize_model
+    from qasic.quant import QuantConfig
+
+    trained = resolve_model(model, calibration=x)
+    graph = quantize_model(trained, QuantConfig(**config))
+    out = evaluate_quantized(trained, graph, x, fit_arch=_needs_fit(config))
+    return {"bit_exact": bool(out["bit_exact"]), "cosine": out["cosine"]}, graph
+
+
+def _line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:300] if text else ''}"
+
+
+GENERATIONS = ("exact", "differs", "refused", "crash", "timeout")  # a record's generation kinds
+
+
+def run_generation(model: object, x: object, graph: object, config: dict,
+                   tokens: int | None = None) -> dict:
+    """The greedy generation of ``graph`` (``model`` quantized at ``config``) on the arch the
+    evaluation ran on, as the survey runs it (family_survey.generation: a prefill of 6 of
+    ``x``'s ids, then ``tokens`` decode steps, every token and step's codes against the golden
+    reference's): ``generation`` is ``exact``, ``differs``, ``refused: <line>`` (a QasicError),
+    ``crash: <type: line>`` or ``timeout``, with ``decode_cycles`` per step when it ran."""
+    from benchmarks.family_survey import GEN_TOKENS, generation
+    from qasic.arch.config import default_arch
+    from qasic.errors import QasicError
+
+    signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(TIMEOUT_S)
+    try:
+        arch = default_arch()
+        if _needs_fit(config):
+            from qasic.flow import arch_for
+
+            arch = arch_for(graph, arch)
+        out = generation(model, x, graph, arch, tokens or GEN_TOKENS)
+        rec = {"generation": out["generate"]} | (
+            {"decode_cycles": out["decode_cycles"]} if "decode_cycles" in out else {})
+    except _Timeout:
+        rec = {"generation": "timeout"}
+    except QasicError as e:
+        rec = {"generation": f"refused: {str(e).strip().splitlines()[0][:300]}"}
+    except Exception as e:  # noqa: BLE001 - every failure is a finding
+        rec = {"generation": f"crash: {_line(e)}"}
+    finally:
+        signal.alarm(0)
+    return rec
+
+
+def generation_counts(records: list[dict]) -> dict:
+    """How many records' generation is each of GENERATIONS (rows that generated only)."""
+    kinds = [r["generation"].split(":")[0] for r in records if r.get("generation")]
+    return {k: kinds.count(k) for k in GENERATIONS}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--act-format", default="int", help="int, or fp8_e4m3 / fp8_e3m4")
     ap.add_argument("--only", help="comma-separated survey rows (default: the sample)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    ap.add_argument("--generate", action="store_true",
+                    help="decoder rows also generate greedily at the point (record generation)")
+    ap.add_argument("--decoders", action="store_true",
+                    help="only the rows that generate (of the sample or --only)")
     args = ap.parse_args(argv)
     if args.act_bits is None:
         args.act_bits = 6 if args.act_format == "int" else 8
@@ -125,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     warnings.filterwarnings("ignore")
     names = args.only.split(",") if args.only else sample()
+    if args.decoders:
+        from benchmarks.family_survey import generates
+
+        names = [n for n in names if generates(n)]
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"bit_survey_{point_name(config)}.json"
     old = json.loads(path.read_text())["records"] if path.exists() else []
@@ -132,16 +214,18 @@ def main(argv: list[str] | None = None) -> int:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], check=False, capture_output=True,
                             text=True, cwd=Path(__file__).parent).stdout.strip()
     for i, name in enumerate(names, 1):
-        rec = run_one(name, config) | {"commit": commit}
+        rec = run_one(name, config, args.generate) | {"commit": commit}
         records[name] = rec
+        gen = f" generation={rec['generation']}" if "generation" in rec else ""
         print(f"[{i}/{len(names)}] {name}: {rec.get('bit_exact', rec.get('error'))} "
-              f"cosine={rec.get('cosine')}", flush=True)
+              f"cosine={rec.get('cosine')}{gen}", flush=True)
         exact = sum(1 for r in records.values() if r.get("bit_exact"))
-        path.write_text(json.dumps({"schema": "bit_survey/1", "act_bits": args.act_bits,
-                                    "weight_bits": args.weight_bits, "config": config,
-                                    "bit_exact": exact,
-                                    "rows": len(records), "records": list(records.values())},
-                                   indent=1) + "\n")
+        doc = {"schema": "bit_survey/1", "act_bits": args.act_bits,
+               "weight_bits": args.weight_bits, "config": config, "bit_exact": exact,
+               "rows": len(records)}
+        if any("generation" in r for r in records.values()):
+            doc["generation"] = generation_counts(list(records.values()))
+        path.write_text(json.dumps(doc | {"records": list(records.values())}, indent=1) + "\n")
     return 0
 
 

@@ -2469,8 +2469,7 @@ def run_one(name: str) -> dict:
         rec |= {"status": "ok", "bit_exact": bool(out["bit_exact"]),
                 "cosine": None if out["cosine"] is None else float(out["cosine"]),
                 "cycles": int(out["cycles"])}
-        if (rec["family"] == "decoder" or spec(name)[1] in CAUSAL_LAYERS) and (
-                name not in HEADS or name in _CAUSAL_LM):
+        if generates(name):
             stage = "generate"
             rec |= generation(model, x)
     except Exception as e:  # noqa: BLE001 - every failure is a finding
@@ -2489,12 +2488,21 @@ def run_one(name: str) -> dict:
     return rec
 
 
-def generation(model: Any, x: np.ndarray) -> dict:
+def generates(name: str) -> bool:
+    """Whether row ``name`` generates after its evaluation: a decoder (or a causal layer stack of
+    another library, CAUSAL_LAYERS), or a causal-LM head; not the decoders' other heads."""
+    return (spec(name)[0] == "decoder" or spec(name)[1] in CAUSAL_LAYERS) and (
+        name not in HEADS or name in _CAUSAL_LM)
+
+
+def generation(model: Any, x: np.ndarray, full: Any = None, arch: Any = None,
+               tokens: int = GEN_TOKENS) -> dict:
     """A decoder's generation on the simulator (qasic.generate.Session: a prefill of GEN_PROMPT
-    tokens, then GEN_TOKENS decode steps with KV caches), its last hidden state standing in
+    tokens, then ``tokens`` decode steps with KV caches), its last hidden state standing in
     for logits (the argmax over the hidden features is the next id): ``generate`` is
     ``exact`` when every token and every step's output codes equal the golden reference's
-    (the full model), ``differs`` otherwise, or ``refused: <the one-line reason>``."""
+    (the full model), ``differs`` otherwise, or ``refused: <the one-line reason>``. ``full``:
+    the model already quantized (default: at W8A8 on ``x``); ``arch``: default_arch()."""
     import torch
 
     from qasic.arch.config import default_arch
@@ -2503,14 +2511,15 @@ def generation(model: Any, x: np.ndarray) -> dict:
     from qasic.quant import QuantConfig
     from qasic.quant.quantize import quantize
 
-    full = quantize(model, (torch.from_numpy(x[:1]),), x, QuantConfig())
+    if full is None:
+        full = quantize(model, (torch.from_numpy(x[:1]),), x, QuantConfig())
     ids = x[0, :GEN_PROMPT]
     try:
-        session = Session(full, len(ids), default_arch())
+        session = Session(full, len(ids), arch if arch is not None else default_arch())
     except QasicError as e:
         return {"generate": f"refused: {str(e).splitlines()[0][:300]}"}
-    got, rows = session.generate(ids, GEN_TOKENS)
-    want, ref = golden_tokens(full, ids, GEN_TOKENS)
+    got, rows = session.generate(ids, tokens)
+    want, ref = golden_tokens(full, ids, tokens)
     same = got == want and all(np.array_equal(a, b) for a, b in zip(rows, ref, strict=True))
     return {"generate": "exact" if same else "differs",
             "decode_cycles": int(session.costs()["decode_cycles_per_token"])}

@@ -326,10 +326,11 @@ def _padded_reader(kernels, group: set[str]) -> bool:
 def _same_storage(kernels, derived, stored: dict[str, int]) -> None:
     """Elementwise units read and write one packed width: if a kernel's tensors of at most 8
     bits disagree, all of them keep a byte per code (an ADD's two-byte int16 codes stay). So do
-    a cache kernel's rows and state (compiler.cache copies their bytes): rows a byte per code (a
-    concat of 3-bit codes at a channel offset off whole bytes, DeepSeek's k = [k_nope, k_pe])
-    make their KV cache so; the same concat makes the rows of the prefill and of a decode step,
-    so both programs store the cache alike."""
+    a cache kernel's rows and state, the rows a ``cache_write`` stores into it or a
+    ``cache_window`` reads out of it (compiler.cache copies their bytes as they are): rows a
+    byte per code (a concat of 3-bit codes at a channel offset off whole bytes, DeepSeek's
+    k = [k_nope, k_pe]; a RoPE's interleaved stack, a permute of the last axis) make their
+    cache so, in every program that writes them, the prefill's and the decode step's alike."""
     changed = True
     while changed:
         changed = False

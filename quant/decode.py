@@ -546,6 +546,11 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
             name, k = state_name(n.output), windows[n.output]
             rows = n.output if full.shapes[n.output][0] == c + k - 1 else \
                 decode_conv.padded_rows(n.output, k, prompt, nodes, shapes, tensors)
+            if rows == n.output and not tensors[rows].is_fp and tensors[rows].bits < 8:
+                # padded by the model (F.pad before the conv) and read by the depthwise conv,
+                # a code per byte: re-stored token-major as the decode step's row is, so both
+                # programs store the state alike (compiler.memory)
+                rows = decode_conv.padded_rows(rows, 1, shapes[rows][0], nodes, shapes, tensors)
             nodes.append(QNode(name, "cache_write", (rows,), name, {"state": name}))
             shapes[name] = (c + k - 1, full.shapes[n.output][1])
             tensors[name] = full.tensors[n.output]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qasic.quant.graph import QGraph, QNode
+from qasic.quant.graph import QGraph, QNode, reached, readers
 
 _READ = ("reshape", "add", "lut")  # ops that keep each score where it is
 
@@ -28,10 +28,7 @@ def masked_planes(graph: QGraph, c: int) -> set[str]:
     """The gather matmuls over (query, key) planes (C, C) whose selector rows only pick keys
     after their query and whose outputs only causal softmaxes read (the module doc)."""
     producer = {n.output: n for n in graph.nodes}
-    readers: dict[str, list[QNode]] = {}
-    for n in graph.nodes:
-        for t in n.inputs:
-            readers.setdefault(t, []).append(n)
+    users = readers(graph)
     out = set()
     for n in graph.nodes:
         sel = producer.get(n.inputs[1]) if n.op == "matmul" and len(n.inputs) == 2 else None
@@ -45,32 +42,24 @@ def masked_planes(graph: QGraph, c: int) -> set[str]:
         later = np.triu(np.ones((c, c), bool), 1)  # (query, key): key after the query
         if (picks.any(axis=-2) & ~later).any():
             continue
-        if _only_causal(n.output, readers, graph, c):
+        if _only_causal(n.output, users, graph, c):
             out.add(n.name)
     return out
 
 
-def _only_causal(tensor: str, readers: dict, graph: QGraph, c: int) -> bool:
+def _only_causal(tensor: str, users: dict, graph: QGraph, c: int) -> bool:
     """Every path from ``tensor`` through ops of ``_READ`` (each keeping the (C, C) plane as its
     last axes, or (C, 1, C): the gather's, an add moved above its view by ``token_major``)
     ends at a causal softmax."""
-    todo, seen = [tensor], set()
-    while todo:
-        t = todo.pop()
-        if t in seen:
-            continue
-        seen.add(t)
-        if t == graph.output or not readers.get(t):
-            return False
-        for r in readers[t]:
-            if r.op == "softmax" and r.inputs[0] == t and r.attrs.get("causal") \
-                    and len(r.inputs) == 1 and "valid" not in r.params:
-                continue
-            shape = tuple(graph.shapes[r.output])
-            if r.op not in _READ or (shape[-2:] != (c, c) and shape[-3:] != (c, 1, c)):
-                return False
-            todo.append(r.output)
-    return True
+    def follow(t: str, r: QNode) -> bool | None:
+        if r.op == "softmax" and r.inputs[0] == t and r.attrs.get("causal") \
+                and len(r.inputs) == 1 and "valid" not in r.params:
+            return None  # the path ends at a causal softmax
+        shape = tuple(graph.shapes[r.output])
+        return r.op in _READ and (shape[-2:] == (c, c) or shape[-3:] == (c, 1, c))
+
+    seen = reached(tensor, users, follow)
+    return seen is not None and all(t != graph.output and users.get(t) for t in seen)
 
 
 def zeros(n: QNode, shape: tuple[int, ...], tensors: dict) -> QNode:

@@ -7,7 +7,7 @@ last, so a GEMM row is contiguous). Every tensor carries its integer encoding
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -317,6 +317,36 @@ def _check_single_writers(graph: QGraph) -> None:
                              f"{n.output}, which {first} already writes; give each node an "
                              "output of its own")
         writer[n.output] = n.name
+
+
+def readers(graph: QGraph) -> dict[str, list[QNode]]:
+    """Each tensor's reading nodes, in graph order (a node reading it twice listed twice)."""
+    out: dict[str, list[QNode]] = {}
+    for n in graph.nodes:
+        for t in n.inputs:
+            out.setdefault(t, []).append(n)
+    return out
+
+
+def reached(tensor: str, readers: Mapping[str, list[QNode]],
+            follow: Callable[[str, QNode], bool | None]) -> set[str] | None:
+    """The tensors a worklist walk reaches from ``tensor`` (itself included) through its
+    readers: ``follow(t, r)`` of each reader ``r`` of a reached tensor ``t`` is True (``r``'s
+    output is reached too), None (the path ends at ``r``, as it may) or False (it may not:
+    the walk fails, None)."""
+    todo, seen = [tensor], set()
+    while todo:
+        t = todo.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        for r in readers.get(t, ()):
+            go = follow(t, r)
+            if go is False:
+                return None
+            if go:
+                todo.append(r.output)
+    return seen
 
 
 TOKENS, SEQUENCE = "tokens", "sequence"  # layouts whose graph layout is torch's own

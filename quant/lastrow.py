@@ -25,7 +25,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from qasic.quant.graph import QGraph, QNode
+from qasic.quant.graph import QGraph, QNode, reached, readers
 
 # ops of each row alone (a max pool within rows: log_softmax's row max, quant.logsoftmax)
 ROW_OPS = ("linear", "norm", "lut", "relu", "clamp", "softmax", "reshape", "add", "mul",
@@ -37,10 +37,7 @@ def last_selects(graph: QGraph, c: int) -> tuple[str, ...]:
     selector of column C - 1 by a tensor of C rows) and reach its output through ops of each
     row only; () when its output is not so selected."""
     producer = {n.output: n for n in graph.nodes}
-    readers: dict[str, list[QNode]] = {}
-    for n in graph.nodes:
-        for t in n.inputs:
-            readers.setdefault(t, []).append(n)
+    users = readers(graph)
     out = []
     for n in graph.nodes:
         if n.op != "matmul" or n.attrs.get("transpose_b", False) or len(n.inputs) != 2:
@@ -49,7 +46,7 @@ def last_selects(graph: QGraph, c: int) -> tuple[str, ...]:
         if sel is None or sel.op != "constant" or graph.shapes[n.inputs[1]][-2:-1] != (c,):
             continue
         if c > 1 and _selects_last(np.asarray(sel.params["value"]), _zero(graph, sel.output), c) \
-                and _rows_to_output(graph, readers, n.output):
+                and _rows_to_output(graph, users, n.output):
             out.append(n.name)
     return tuple(out)
 
@@ -68,22 +65,15 @@ def _selects_last(value: np.ndarray, zero: int, c: int) -> bool:
     return bool((row[:-1] == zero).all() and row[-1] != zero)
 
 
-def _rows_to_output(graph: QGraph, readers: dict, tensor: str) -> bool:
+def _rows_to_output(graph: QGraph, users: dict, tensor: str) -> bool:
     """Every path from ``tensor`` ends at the graph's output through ops of each row alone,
     which read nothing else but constants (a log_softmax of the row: its max, exp, sum, log and
     differences)."""
     producer = {n.output: n for n in graph.nodes}
-    todo, seen = [tensor], set()
-    while todo:
-        t = todo.pop()
-        if t in seen:
-            continue
-        seen.add(t)
-        for m in readers.get(t, ()):
-            if m.op not in ROW_OPS or (m.op == "maxpool2d" and (
-                    m.attrs["kernel"][0], m.attrs["stride"][0]) != (1, 1)):
-                return False
-            todo.append(m.output)
+    seen = reached(tensor, users, lambda _, m: m.op in ROW_OPS and not (
+        m.op == "maxpool2d" and (m.attrs["kernel"][0], m.attrs["stride"][0]) != (1, 1)))
+    if seen is None:
+        return False
     read = {i for t in seen - {tensor} for i in producer[t].inputs}
     return graph.output in seen and all(
         i in seen or i in producer and producer[i].op == "constant" for i in read)

@@ -1,10 +1,11 @@
-"""QGraph's structural checks (quant.graph): every tensor has one writer."""
+"""QGraph's structural checks (quant.graph): every tensor has one writer; the readers walk
+(``readers``, ``reached``) that generation's graph checks share."""
 
 from __future__ import annotations
 
 import pytest
 
-from qasic.quant.graph import QGraph, QNode, TensorQ
+from qasic.quant.graph import QGraph, QNode, TensorQ, reached, readers
 
 T = TensorQ(0.1, 0)
 
@@ -34,3 +35,33 @@ def test_a_node_writing_the_graphs_input_is_refused():
 def test_distinct_outputs_pass():
     g = _graph(QNode("r", "relu", ("x",), "y"), QNode("s", "relu", ("y",), "z"))
     assert [n.output for n in g.nodes] == ["y", "z"]
+
+
+def _diamond() -> QGraph:
+    """x -> a (relu), b (clamp) -> c (concat a, b) -> d (maxpool2d): a diamond into one end."""
+    return _graph(QNode("a", "relu", ("x",), "a"), QNode("b", "clamp", ("x",), "b"),
+                  QNode("c", "concat", ("a", "b"), "c"), QNode("d", "maxpool2d", ("c",), "d"))
+
+
+def test_readers_lists_each_tensors_readers_in_graph_order():
+    users = readers(_diamond())
+    assert {t: [n.name for n in ns] for t, ns in users.items()} == {
+        "x": ["a", "b"], "a": ["c"], "b": ["c"], "c": ["d"]}
+
+
+def test_reached_follows_stops_and_fails():
+    g = _diamond()
+    users = readers(g)
+    # every reader followed: all tensors once (c reached by two paths)
+    assert reached("x", users, lambda t, r: True) == {"x", "a", "b", "c", "d"}
+    # a path may end at a reader (None): the pool's output is not reached
+    assert reached("x", users, lambda t, r: None if r.op == "maxpool2d" else True) == {
+        "x", "a", "b", "c"}
+    # one reader refused fails the whole walk, whichever path reaches it
+    assert reached("x", users, lambda t, r: r.op != "clamp") is None
+    # the reader's input is passed: only the concat's first input is followed on
+    def first(t, r):
+        return None if r.op == "concat" and t != "a" else True
+
+    assert reached("x", users, first) == {"x", "a", "b", "c", "d"}
+    assert reached("b", users, first) == {"b"}
