@@ -187,6 +187,9 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
     one = {key: observe(ts[0], tuple(_observed(graph, producer[t]) for t in ts))
            for key, ts in groups.items()}
     pins = concat_pins(graph)  # tensor -> the concat whose TensorQ it takes
+    for t, c in pins.items():  # a member a norm, softmax or matmul reads INT makes the concat's
+        if t in need and c not in need:  # one TensorQ INT (at FP8 activations its own need
+            need[c] = INT  # was lost: AXK2's q_a_proj, read by a norm and a concat, crashed)
     shared = {c: one[roles[c]] if c in roles else observe(c) for c in dict.fromkeys(pins.values())}
     tensors = {graph.input: input_encoding(graph) or observe(graph.input)}
     for node in graph.nodes:

@@ -99,3 +99,43 @@ def test_a_clamped_product_into_a_norm_is_int_at_fp8_activations(fmt):
     with torch.no_grad():
         f = net(torch.from_numpy(x)).numpy()
     assert cosine(g.dequantize_output(want).reshape(f.shape), f) > 0.99
+
+
+class NormedAndConcatenated(torch.nn.Module):
+    """AXK2's attention: a linear's output read by an RMSNorm and by a concat (its codes go
+    straight into the concat's buffer, so it takes the concat's one TensorQ)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = torch.nn.Linear(16, 16), torch.nn.Linear(16, 8)
+        self.norm, self.out = torch.nn.RMSNorm(16), torch.nn.Linear(40, 8)
+
+    def forward(self, x):
+        a = self.a(x)
+        both = torch.cat([a, self.b(x)], dim=-1)
+        return self.out(torch.cat([self.norm(a), both], dim=-1))
+
+
+@pytest.mark.parametrize("fmt", ["fp8_e4m3", "int"])
+def test_a_norm_input_pinned_to_a_concat_is_int_at_fp8_activations(fmt):
+    """Was a crash at FP8 (AXK2Model: 'normalization input must be INT codes, not fp8_e4m3'):
+    the norm's INT need was on the linear's output, whose TensorQ is the concat's."""
+    from qasic.quant import capture
+    from qasic.quant.calibrate import concat_pins
+
+    net = NormedAndConcatenated().eval()
+    x = np.random.default_rng(0).standard_normal((8, 5, 16)).astype(np.float32)
+    graph = capture(net, torch.from_numpy(x[:1]))
+    norm = next(n for n in graph.nodes if n.op == "norm")
+    assert norm.inputs[0] in concat_pins(graph)  # the case: pinned to the concat
+    g = quantize(net, torch.from_numpy(x[:1]), x, QuantConfig(activation_format=fmt))
+    assert not g.tensors[norm.inputs[0]].is_fp
+    codes = g.quantize_input(x)
+    want = reference.run(g, codes)
+    arch = arch_for(g, default_arch())
+    got = run_functional(compile_graph(g, arch), arch, codes)
+    np.testing.assert_array_equal(got.reshape(want.shape), want)
+    with torch.no_grad():
+        f = net(torch.from_numpy(x)).numpy()
+    assert cosine(g.dequantize_output(want).reshape(f.shape), f) > 0.99
