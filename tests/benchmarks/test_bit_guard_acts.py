@@ -1,8 +1,10 @@
 """The bit-exact contract at 4-bit INT activations on a handful of survey rows, one per input
-kind most at risk: a class-token ViT (its 17-token softmax rows do not pack into whole bytes:
-SOFTMAX qbits), a token decoder, audio mel spectrograms through a resize (2..7-bit resizes were
-refused before the 6-bit scan), raw audio waves and a conv net. The whole sample at A4 is
-benchmarks/results/bit_survey_a4.json; this keeps a CI-sized slice of it from regressing."""
+kind most at risk: a class-token ViT (17-token rows; its softmax outputs are 8-bit by default
+since softmax_bits, and tests/quant/test_hf_vision.py keeps 4-bit softmax rows that do not pack
+into whole bytes, SOFTMAX qbits, with softmax_bits=None), a token decoder, audio mel
+spectrograms through a resize (2..7-bit resizes were refused before the 6-bit scan), raw audio
+waves and a conv net. The whole sample at A4 is benchmarks/results/bit_survey_a4.json; this
+keeps a CI-sized slice of it from regressing."""
 
 import json
 
