@@ -162,7 +162,9 @@ def token_shifts(graph: QGraph, c: int, tokens: dict, sources: Callable[[str], l
         if const is None or const.op != "constant" or n.attrs.get("transpose_b") \
                 or tokens.get(n.inputs[1], (None,))[0] != 0:
             continue
-        k = _band(graph.tensors[const.output].values(np.asarray(const.params["value"])), c)
+        value = np.asarray(const.params["value"])  # a float graph's constant is its value
+        tensors = getattr(graph, "tensors", None)
+        k = _band(tensors[const.output].values(value) if tensors else value, c)
         src = sources(n.inputs[1])
         if k and len(src) == 1 and len(graph.shapes[src[0]]) == 2:
             out[n.name] = (src[0], k)

@@ -130,10 +130,12 @@ def test_a_channel_selected_and_unsqueezed_back_is_a_channel_slice_of_the_image(
     module, x = ChannelGates().eval(), _x()
     g = float_matches(module, x)
     assert [n.op for n in g.nodes if n.op in ("permute", "reshape", "matmul")] == []
-    sel = {n.name: (n.op, n.params["weight"].tolist(), g.shapes[n.output]) for n in g.nodes
+    # each a view of the sigmoid map's channel (a ``channels`` node: no GEMM; a 0/1 linear
+    # before 2026-12-07)
+    sel = {n.name: (n.op, n.inputs, n.attrs, g.shapes[n.output]) for n in g.nodes
            if n.name.startswith("select")}
-    assert sel == {"select": ("linear", [[1.0, 0.0]], (8, 12, 1)),
-                   "select_1": ("linear", [[0.0, 1.0]], (8, 12, 1))}
+    assert sel == {"select": ("channels", ("sigmoid",), {"start": 0, "stop": 1}, (8, 12, 1)),
+                   "select_1": ("channels", ("sigmoid",), {"start": 1, "stop": 2}, (8, 12, 1))}
     r = qasic.evaluate(module, x[:4], calibration=x[:4])
     assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
 

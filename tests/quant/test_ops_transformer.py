@@ -739,8 +739,6 @@ REFUSED = {
     "norm_channels": (Fn(lambda x: torch.linalg.vector_norm(F.layer_norm(x, (D,)), dim=-1)),
                       "a vector norm over dims [2]"),
     "select_batch": (Fn(lambda x: F.layer_norm(x, (D,))[0]), "the batch axis"),
-    "max_two_acts": (Fn(lambda x: torch.maximum(F.layer_norm(x, (D,)), x)),
-                     "a maximum of two activations"),
     "max_of_scores": (Fn(lambda x: torch.softmax(torch.max(
         x @ x.transpose(-2, -1) - 1e9 * torch.ones(S, S).triu(1), torch.tensor(-5.0)), -1)),
                       "a maximum of attention scores and -5.0"),
