@@ -5,10 +5,10 @@ they are, which the walk lowers like any other."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import fx
+
+from qasic.quant.fxnodes import like as _op
 
 aten = torch.ops.aten
 
@@ -31,10 +31,3 @@ def decompose(graph: fx.Graph) -> fx.Graph:
         else:
             env[node] = new.node_copy(node, lambda n: env[n])
     return new
-
-
-def _op(g: fx.Graph, node: fx.Node, target: Any, args: tuple) -> fx.Node:
-    out = g.call_function(target, args)
-    out.meta = {k: v for k, v in node.meta.items() if k != "val"}
-    out.meta["val"] = target(*(a.meta["val"] if isinstance(a, fx.Node) else a for a in args))
-    return out

@@ -31,6 +31,8 @@ from typing import Any
 import torch
 from torch import fx
 
+from qasic.quant.fxnodes import like as _op
+
 aten = torch.ops.aten
 _VIEWS = (aten.reshape.default, aten.view.default)
 
@@ -172,17 +174,3 @@ def gptj_rotation(g: fx.Graph, node: fx.Node, x: fx.Node, a: fx.Node, b: fx.Node
     y = _op(g, node, aten.add.Tensor, (_op(g, node, aten.mul.Tensor, (x, a)),
                                        _op(g, node, aten.mul.Tensor, (rotated, b))))
     return _op(g, node, aten.view.default, (y, list(node.meta["val"].shape)))
-
-
-def _op(g: fx.Graph, node: fx.Node, target: Any, args: tuple) -> fx.Node:
-    """``target(*args)`` in ``g``, with ``node``'s metadata and its own value."""
-    out = g.call_function(target, args)
-    out.meta = {k: v for k, v in node.meta.items() if k != "val"}
-    out.meta["val"] = target(*(_val(a) for a in args))
-    return out
-
-
-def _val(a: Any) -> Any:
-    if isinstance(a, fx.Node):
-        return a.meta["val"]
-    return [_val(v) for v in a] if isinstance(a, list) else a

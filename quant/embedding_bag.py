@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import fx
 
+from qasic.quant.fxnodes import like as _op
+
 aten = torch.ops.aten
 
 BAGS = {aten.embedding_bag.default, aten.embedding_bag.padding_idx,
@@ -100,14 +102,6 @@ def _rewrite(g: fx.Graph, node: fx.Node, weight: fx.Node, ids: fx.Node) -> fx.No
     target, rest = REDUCE[int(_arg(node, 4, "mode", 0))]
     return _op(g, node, target, (rows, *rest))
 
-
-def _op(g: fx.Graph, node: fx.Node, target: Any, args: tuple) -> fx.Node:
-    """A node of ``target``(*args) with the meta value torch gives it and ``node``'s module
-    path (names and messages point at the bag's module)."""
-    out = g.call_function(target, args)
-    out.meta = {k: v for k, v in node.meta.items() if k != "val"}
-    out.meta["val"] = target(*(a.meta["val"] if isinstance(a, fx.Node) else a for a in args))
-    return out
 
 
 def refuse(b: Any, node: Any, args: list, kwargs: dict) -> None:

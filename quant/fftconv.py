@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import fx
 
+from qasic.quant.fxnodes import like as _op
+
 aten = torch.ops.aten
 
 _RFFT_NORM = {None: 1.0, "backward": 1.0, "ortho": None, "forward": None}  # None: depends on n
@@ -148,10 +150,3 @@ def _conv(g: fx.Graph, node: fx.Node, found: tuple[fx.Node, fx.Node, float],
         w = _op(g, node, aten.mul.Tensor, (w, scale))
     x = _op(g, node, aten.constant_pad_nd.default, (env[u], [taps - 1, 0]))
     return _op(g, node, aten.conv1d.default, (x, w, None, [1], [0], [1], channels))
-
-
-def _op(g: fx.Graph, node: fx.Node, target: Any, args: tuple) -> fx.Node:
-    out = g.call_function(target, args)
-    out.meta = {k: v for k, v in node.meta.items() if k != "val"}
-    out.meta["val"] = target(*(a.meta["val"] if isinstance(a, fx.Node) else a for a in args))
-    return out

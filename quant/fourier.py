@@ -24,11 +24,11 @@ part used) is left to capture, which refuses it in one line.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 from torch import fx
+
+from qasic.quant.fxnodes import like as _op
 
 aten = torch.ops.aten
 
@@ -133,10 +133,3 @@ def _const(g: fx.Graph, node: fx.Node, a: np.ndarray) -> fx.Node:
 
 def _constant(t: torch.Tensor) -> torch.Tensor:
     return t
-
-
-def _op(g: fx.Graph, node: fx.Node, target: Any, args: tuple) -> fx.Node:
-    out = g.call_function(target, args)
-    out.meta = {k: v for k, v in node.meta.items() if k != "val"}
-    out.meta["val"] = target(*(a.meta["val"] for a in args))
-    return out

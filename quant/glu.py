@@ -10,10 +10,10 @@ those weight rows), a table and a product of two activations, each of which it a
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import fx
+
+from qasic.quant.fxnodes import like as _op
 
 aten = torch.ops.aten
 
@@ -42,12 +42,3 @@ def _rewrite(g: fx.Graph, node: fx.Node, x: fx.Node) -> fx.Node:
     a = _op(g, node, aten.slice.Tensor, (x, dim, 0, h))
     b = _op(g, node, aten.slice.Tensor, (x, dim, h, 2 * h))
     return _op(g, node, aten.mul.Tensor, (a, _op(g, node, aten.sigmoid.default, (b,))))
-
-
-def _op(g: fx.Graph, node: fx.Node, target: Any, args: tuple) -> fx.Node:
-    """A node of ``target``(*args) with the meta value torch gives it and ``node``'s module path
-    (names and messages point at the glu's module)."""
-    out = g.call_function(target, args)
-    out.meta = {k: v for k, v in node.meta.items() if k != "val"}
-    out.meta["val"] = target(*(a.meta["val"] if isinstance(a, fx.Node) else a for a in args))
-    return out

@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch import fx
 
+from qasic.quant.fxnodes import like as _op
+
 aten = torch.ops.aten
 _CONV = (aten.conv2d.default, aten.convolution.default)
 _CASTS = (aten.to.dtype, aten._to_copy.default, aten.to.dtype_layout)
@@ -174,14 +176,6 @@ def _energy(node: fx.Node, fed: set[fx.Node]) -> dict | None:
         return None
     return m
 
-
-def _op(g: fx.Graph, node: fx.Node, target: Any, args: tuple) -> fx.Node:
-    """A node of ``target``(*args) with the meta value torch gives it and ``node``'s module
-    path (names and messages point at the modulated conv's module)."""
-    out = g.call_function(target, args)
-    out.meta = {k: v for k, v in node.meta.items() if k != "val"}
-    out.meta["val"] = target(*(a.meta["val"] if isinstance(a, fx.Node) else a for a in args))
-    return out
 
 
 def _product(g: fx.Graph, node: fx.Node, parts: list[fx.Node], shape: list[int]) -> fx.Node:

@@ -13,10 +13,10 @@ the model's inputs (a data-dependent gather) are left as they are, and capture r
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import fx
+
+from qasic.quant.fxnodes import like as _op
 
 aten = torch.ops.aten
 
@@ -74,18 +74,3 @@ def _rewrite(g: fx.Graph, node: fx.Node, env: dict, first: int, count: int) -> f
     rest = list(node.args[1][first + count:])
     return _op(g, node, aten.index.Tensor, (view, [None] * first + [flat]
                                             + [env[r] if r is not None else None for r in rest]))
-
-
-def _op(g: fx.Graph, node: fx.Node, target: Any, args: tuple) -> fx.Node:
-    """A node of ``target``(*args) with the meta value torch gives it and ``node``'s module
-    path (names and messages point at the index's module)."""
-    out = g.call_function(target, args)
-    out.meta = {k: v for k, v in node.meta.items() if k != "val"}
-
-    def val(a: Any) -> Any:
-        if isinstance(a, fx.Node):
-            return a.meta["val"]
-        return [val(v) for v in a] if isinstance(a, list) else a
-
-    out.meta["val"] = target(*(val(a) for a in args))
-    return out
