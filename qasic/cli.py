@@ -164,20 +164,32 @@ def _check_policy_args(args):
 
 
 def _bits_summary(args, trained, graph) -> dict:
-    """The chosen bits and their golden-reference accuracy, for the printout and --json."""
-    from qasic.policies import avg_weight_bits
+    """The quantization (_weights) and its golden-reference accuracy, for the printout and
+    --json."""
     from qasic.quant.evaluate import accuracy
 
-    bits = {n.name: n.weight_bits for n in graph.weighted_nodes()}
     acc = (accuracy(graph, trained.test_inputs, trained.test_labels)
            if len(trained.test_labels) else float("nan"))
+    return {**_weights(args, graph), "accuracy": acc}
+
+
+def _settings(args) -> dict:
+    """Every QuantConfig setting the command line gives but the weights' (their bits and
+    formats are per layer): what a result must carry to be reproduced."""
+    settings = dataclasses.asdict(_activations(args))
+    return {k: v for k, v in settings.items() if k not in ("weight_bits", "weight_format")}
+
+
+def _weights(args, graph) -> dict:
+    """The quantization a document reports: policy, bits per layer, formats, settings."""
+    from qasic.policies import avg_weight_bits
+
+    bits = {n.name: n.weight_bits for n in graph.weighted_nodes()}
     return {"policy": args.policy, "budget": args.budget, "weight_bits": bits,
-            "avg_weight_bits": avg_weight_bits(graph, bits), "accuracy": acc}
-
-
-def _formats(args, graph) -> dict:
-    return {"weight_format": {n.name: n.weight_format for n in graph.weighted_nodes()},
-            "activation_bits": args.act_bits, "activation_format": args.act_format}
+            "avg_weight_bits": avg_weight_bits(graph, bits),
+            "weight_format": {n.name: n.weight_format for n in graph.weighted_nodes()},
+            "activation_bits": args.act_bits, "activation_format": args.act_format,
+            "quant_config": _settings(args)}
 
 
 def _describe(args, summary: dict) -> str:
@@ -200,8 +212,7 @@ def cmd_quantize(args) -> int:
         return _pareto(args)
     trained, graph = _quantized(args)
     summary = _bits_summary(args, trained, graph)
-    record = {"model": trained.name, "fp32_accuracy": trained.fp32_accuracy, **summary,
-              **_formats(args, graph)}
+    record = {"model": trained.name, "fp32_accuracy": trained.fp32_accuracy, **summary}
     if args.json:
         _emit("quantize", record)
     elif args.policy:
@@ -287,9 +298,6 @@ def cmd_compile(args) -> int:
 
 def _compiled(args, model: str, graph, arch, program, compile_s: float) -> dict:
     """compile --json: the program's size and what the compiler knows of each kernel."""
-    from qasic.policies import avg_weight_bits
-
-    bits = {n.name: n.weight_bits for n in graph.weighted_nodes()}
     layers = [{"name": la["name"], "kind": la["kind"], "ops": list(la.get("ops", [])),
                "weight_bits": la.get("weight_bits"), "weight_format": la.get("weight_format"),
                "m": la.get("m"), "k": la.get("k"), "n": la.get("n"), "macs": la.get("macs", 0),
@@ -302,9 +310,7 @@ def _compiled(args, model: str, graph, arch, program, compile_s: float) -> dict:
             "instructions": len(program.instrs), "constant_bytes": len(program.constants),
             "compile_s": compile_s, "macs": sum(la["macs"] for la in layers),
             "compulsory_dram_bytes": sum(compulsory) if compulsory else None,
-            "policy": args.policy, "budget": args.budget, "weight_bits": bits,
-            "avg_weight_bits": avg_weight_bits(graph, bits), **_formats(args, graph),
-            "layers": layers}
+            **_weights(args, graph), "layers": layers}
 
 
 def cmd_simulate(args) -> int:
@@ -453,6 +459,7 @@ def cmd_evaluate(args) -> int:
     _, graph = _quantized(args, trained)  # fp32 outputs come from the model before any --qat
     record = evaluate_quantized(trained, graph, arch=arch, limit=args.limit or None,
                                 fit_arch=args.fit_arch, progress=_progress)
+    record = {**record, **_weights(args, graph)}
     if args.json:
         _emit("evaluate", record)
     else:

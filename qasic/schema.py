@@ -32,6 +32,8 @@ class Key(NamedTuple):
 
 
 MAP = "object: layer name → "  # a GLOSSARY type prefix: keys are data (layer names), not schema
+SETTINGS = "object: setting → "  # keys are QuantConfig's field names (qasic/quant/config.py)
+MAPS = (MAP, SETTINGS)
 
 GLOSSARY: dict[str, Key] = {
     "schema": Key("string", "the document's kind and version, `qasic.<kind>/<version>`"),
@@ -59,6 +61,12 @@ GLOSSARY: dict[str, Key] = {
     "activation_bits": Key("int", "activation bit-width (`--act-bits`)"),
     "activation_format": Key("string", "activation format: `int` (of activation_bits) or "
                              + " or ".join(f"`{f}`" for f in ACT_FORMATS[1:])),
+    "quant_config": Key(f"{SETTINGS}value", "every quantization setting the run used, by its "
+                        "`QuantConfig` name (qasic/quant/config.py; docs/ptq.md): observers, "
+                        "the wider tensors (`norm_input_bits`, `embedding_bits`, "
+                        "`softmax_bits`, `output_bits`, `recurrence_bits`, ...), rounding, "
+                        "equalization, bias correction; the weights' bits and formats are "
+                        "`weight_bits` and `weight_format`"),
     "fp32_accuracy": Key("number | null", "top-1 accuracy of the float model on the labelled "
                          "test inputs, a fraction in [0, 1]; null without labels"),
     "accuracy": Key("number | null", "top-1 accuracy of the quantized model (golden reference "
@@ -233,7 +241,7 @@ _LAYER = ("name", "kind", "ops", "weight_bits")
 _COSTS = ("cycles", "latency_us", "macs", "dram_bytes", "energy_pj.mac", "energy_pj.sram",
           "energy_pj.dram", "energy_pj.other", "energy_pj.leakage", "energy_pj.total")
 _WEIGHTS = ("policy", "budget", "weight_bits", "avg_weight_bits", "weight_format",
-            "activation_bits", "activation_format")
+            "activation_bits", "activation_format", "quant_config")
 
 
 def _each(prefix: str, keys: tuple[str, ...]) -> tuple[str, ...]:
@@ -258,7 +266,7 @@ DOCUMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
         *_COSTS, *_each("layers", (*_LAYER, "kernels", *_COSTS[:1], *_COSTS[2:])))),
     "evaluate": ("qasic evaluate --json", (
         "schema", "model", "arch", "samples", "bit_exact", "cosine", "top1_agreement",
-        "accuracy", "fp32_accuracy", *_COSTS, "compulsory_dram_bytes", "instructions",
+        "accuracy", "fp32_accuracy", *_WEIGHTS, *_COSTS, "compulsory_dram_bytes", "instructions",
         "compile_s", "simulate_s", "perplexity.fp32", "perplexity.quantized",
         "next_token_accuracy.fp32", "next_token_accuracy.quantized", "embedding_cosine",
         "retrieval_agreement",
@@ -321,14 +329,14 @@ def glossary_key(path: str) -> str:
 
 def key_paths(doc: Any, prefix: str = "") -> set[str]:
     """Every key path of a JSON value: 'a.b' for nested objects, 'a[].b' inside lists of objects;
-    an object GLOSSARY marks as a map (keys are layer names) is one path."""
+    an object GLOSSARY marks as a map (keys are layer or setting names) is one path."""
     paths: set[str] = set()
     if isinstance(doc, dict):
         for k, v in doc.items():
             path = f"{prefix}.{k}" if prefix else k
             paths.add(path)
             entry = GLOSSARY.get(glossary_key(path))
-            if entry is None or not entry.type.startswith(MAP):
+            if entry is None or not entry.type.startswith(MAPS):
                 paths |= key_paths(v, path)
     elif isinstance(doc, list):
         for v in doc:

@@ -622,3 +622,23 @@ def test_ops_lists_the_forms_capture_supports_that_every_refusal_points_to(capsy
     lines = capsys.readouterr().out.splitlines()
     assert lines == list(SUPPORTED) and len(lines) > 30
     assert lines[0].startswith("conv1d/conv2d") and any("softmax" in s for s in lines)
+
+
+def test_a_documents_quant_config_reproduces_its_settings(capsys):
+    """quantize/compile/evaluate --json carry every QuantConfig setting the run used: the
+    settings rebuild the config (a result at --act-bits 4 says its softmax outputs were 6-bit)."""
+    from qasic.quant import QuantConfig
+
+    argv = ["--act-bits", "4", "--softmax-bits", "6", "--observer", "percentile",
+            "--output-bits", "12", "--json"]
+    assert main(["quantize", *argv]) == 0
+    settings = json.loads(capsys.readouterr().out)["quant_config"]
+    assert settings["softmax_bits"] == 6 and settings["activation_bits"] == 4
+    assert settings["activation_observer"] == "percentile" and settings["output_bits"] == 12
+    assert "weight_bits" not in settings and "weight_format" not in settings
+    config = QuantConfig(**settings, weight_bits=8)
+    assert config == QuantConfig(weight_bits=8, activation_bits=4, softmax_bits=6,
+                                 activation_observer="percentile", output_bits=12)
+    assert config.norm_input_bits == settings["norm_input_bits"] is not None  # defaults too
+    assert main(["evaluate", "--limit", "2", *argv]) == 0
+    assert json.loads(capsys.readouterr().out)["quant_config"] == settings
