@@ -173,23 +173,11 @@ def _bits_summary(args, trained, graph) -> dict:
     return {**_weights(args, graph), "accuracy": acc}
 
 
-def _settings(args) -> dict:
-    """Every QuantConfig setting the command line gives but the weights' (their bits and
-    formats are per layer): what a result must carry to be reproduced."""
-    settings = dataclasses.asdict(_activations(args))
-    return {k: v for k, v in settings.items() if k not in ("weight_bits", "weight_format")}
-
-
 def _weights(args, graph) -> dict:
-    """The quantization a document reports: policy, bits per layer, formats, settings."""
-    from qasic.policies import avg_weight_bits
+    """The quantization a document reports (qasic.evaluation.quantization)."""
+    from qasic.evaluation import quantization
 
-    bits = {n.name: n.weight_bits for n in graph.weighted_nodes()}
-    return {"policy": args.policy, "budget": args.budget, "weight_bits": bits,
-            "avg_weight_bits": avg_weight_bits(graph, bits),
-            "weight_format": {n.name: n.weight_format for n in graph.weighted_nodes()},
-            "activation_bits": args.act_bits, "activation_format": args.act_format,
-            "quant_config": _settings(args)}
+    return quantization(graph, _activations(args), args.policy, args.budget)
 
 
 def _describe(args, summary: dict) -> str:

@@ -48,9 +48,30 @@ def evaluate(model: Any, inputs: np.ndarray | None = None, *, labels: np.ndarray
     trained = select_output(resolve_model(model, calibration=calibration, data=data,
                                           progress=progress), output)
     _say(progress, f"quantizing {trained.name}")
-    graph = quantize_model(trained, config if config is not None else QuantConfig())
-    return evaluate_quantized(trained, graph, inputs, labels=labels, arch=arch, limit=limit,
-                              fit_arch=fit_arch, progress=progress)
+    config = config if config is not None else QuantConfig()
+    graph = quantize_model(trained, config)
+    record = evaluate_quantized(trained, graph, inputs, labels=labels, arch=arch, limit=limit,
+                                fit_arch=fit_arch, progress=progress)
+    return {**record, **quantization(graph, config)}
+
+
+def quantization(graph: Any, config: Any, policy: str | None = None,
+                 budget: str | None = None) -> dict:
+    """How ``graph`` was quantized, as a document reports it: the policy, each weighted layer's
+    bits and format, the activations, and every other setting of ``config`` (a QuantConfig) by
+    name (``quant_config``: what a result must carry to be reproduced)."""
+    import dataclasses
+
+    from qasic.policies import avg_weight_bits
+
+    bits = {n.name: n.weight_bits for n in graph.weighted_nodes()}
+    settings = {k: v for k, v in dataclasses.asdict(config).items()
+                if k not in ("weight_bits", "weight_format")}
+    return {"policy": policy, "budget": budget, "weight_bits": bits,
+            "avg_weight_bits": avg_weight_bits(graph, bits),
+            "weight_format": {n.name: n.weight_format for n in graph.weighted_nodes()},
+            "activation_bits": config.activation_bits,
+            "activation_format": config.activation_format, "quant_config": settings}
 
 
 def evaluate_quantized(trained: Any, graph: Any, inputs: np.ndarray | None = None, *,
@@ -117,7 +138,9 @@ def text_metrics(trained: Any, x: np.ndarray, labels: np.ndarray | None, quant: 
 
 RECORD_KEYS = ("model", "arch", "samples", "bit_exact", "cosine", "top1_agreement", "accuracy",
                "fp32_accuracy", "cycles", "latency_us", "energy_pj", "macs", "dram_bytes",
-               "compulsory_dram_bytes", "compile_s", "simulate_s", "layers")
+               "compulsory_dram_bytes", "compile_s", "simulate_s", "layers", "policy", "budget",
+               "weight_bits", "avg_weight_bits", "weight_format", "activation_bits",
+               "activation_format", "quant_config")  # the last eight: quantization()
 LAYER_KEYS = ("name", "kind", "m", "k", "n", "macs", "cycles", "energy_pj", "dram_bytes",
               "compulsory_dram_bytes", "utilization")
 
