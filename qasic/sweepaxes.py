@@ -1,15 +1,17 @@
 """The command line's sweep axes, parsed: architecture axes (--arrays, --pe-bits, --sram-scale,
 --dram-bw, --clock-mhz, --set KEY=V1,V2) and quantization choices (--bits, --formats, --act-bits,
---act-formats, --policies x --budgets). Bad text is one line naming the flag and what to give;
-each architecture value is checked on the base arch alone, so a typo fails before anything runs
-(a combination of good values that no arch can have becomes an infeasible point instead).
+--act-formats, --policies x --budgets, --quant-set KEY=V1,V2). Bad text is one line naming the
+flag and what to give; each architecture value is checked on the base arch alone, so a typo
+fails before anything runs (a combination of good values that no arch can have becomes an
+infeasible point instead).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -126,10 +128,12 @@ def set_axis(text: str, base: ArchConfig) -> ArchAxis:
 
 def quant_choices(bits: str | None = None, formats: str | None = None,
                   act_bits: str | None = None, act_formats: str | None = None,
-                  policies: str | None = None, budgets: str | None = None) -> list[QuantChoice]:
-    """Weight choices x activation choices. INT weights of ``bits`` unless only formats or
-    policies are asked for (default 8,4,3,2); INT activations of ``act_bits`` unless only
-    ``act_formats`` are (default 8). Each is a valid QuantConfig (checked here)."""
+                  policies: str | None = None, budgets: str | None = None,
+                  settings: Sequence[str] = ()) -> list[QuantChoice]:
+    """Weight choices x activation choices x each ``settings`` axis (--quant-set KEY=V1,V2).
+    INT weights of ``bits`` unless only formats or policies are asked for (default 8,4,3,2);
+    INT activations of ``act_bits`` unless only ``act_formats`` are (default 8). Each is a
+    valid QuantConfig (checked here)."""
     weights = []
     if bits is not None or (formats is None and policies is None):
         weights += [WeightChoice(bits=b) for b in
@@ -145,10 +149,59 @@ def quant_choices(bits: str | None = None, formats: str | None = None,
     if act_formats is not None:
         acts += [ActChoice(f, 8) for f in split_list("--act-formats", act_formats, _word,
                                                      "formats like fp8_e4m3,fp8_e3m4")]
-    choices = [QuantChoice(w, a) for w in weights for a in acts]
+    axes = [quant_set_axis(text) for text in settings]
+    choices = [QuantChoice(w, a, combo) for w in weights for a in acts
+               for combo in itertools.product(*axes)]
     for c in choices:
         c.quant_config()  # an unknown format or a width out of range fails here, in one line
     return choices
+
+
+# QuantConfig settings that are axes of their own (--bits, --formats, --act-bits, --act-formats)
+_AXIS_SETTINGS = ("weight_bits", "weight_format", "activation_bits", "activation_format")
+
+
+def quant_set_axis(text: str) -> list[tuple[str, Any]]:
+    """``--quant-set KEY=V1,V2``: an axis over any other QuantConfig setting, e.g.
+    ``softmax_bits=4,8`` or ``observer``'s ``activation_observer=minmax,histogram`` (``none``:
+    None where the setting allows it)."""
+    from qasic.quant import QuantConfig
+
+    settings = {f.name: str(f.type) for f in fields(QuantConfig) if f.name not in _AXIS_SETTINGS}
+    key, _, values = (part.strip() for part in text.partition("="))
+    if key not in settings:
+        hint = ("it is an axis of its own: --bits, --formats, --act-bits, --act-formats"
+                if key in _AXIS_SETTINGS else f"settings: {', '.join(settings)}")
+        raise ConfigError(f"--quant-set {text!r}: give KEY=V1,V2 with KEY a QuantConfig "
+                          f"setting; {hint}")
+    kind = settings[key]
+    try:
+        items = [_setting(v.strip(), kind) for v in values.split(",")] if values else []
+    except ValueError:
+        items = []
+    if not items:
+        raise ConfigError(f"--quant-set {text!r}: give {kind} values after {key}=, separated "
+                          "by commas")
+    return [(key, v) for v in dict.fromkeys(items)]
+
+
+def _setting(text: str, kind: str) -> Any:
+    """A --quant-set value as the setting's annotated type says (ValueError if it is none)."""
+    if text.lower() == "none" and "None" in kind:
+        return None
+    if kind == "bool":
+        if text.lower() not in ("true", "false"):
+            raise ValueError(text)
+        return text.lower() == "true"
+    for name, cast in (("int", int), ("float", float)):
+        if name in kind:
+            try:
+                return cast(text)
+            except ValueError:
+                pass
+    if "str" in kind and text:
+        return text
+    raise ValueError(text)
 
 
 def _word(text: str) -> str:

@@ -37,6 +37,10 @@ def add_sweep_arguments(sp: argparse.ArgumentParser) -> None:
     axes.add_argument("--budgets", default=None,
                       help="their budgets, e.g. avg_bits=3,avg_bits=4 (energy and cycles "
                       "budgets are priced on --arch)")
+    axes.add_argument("--quant-set", action="append", default=[], metavar="KEY=V1,V2",
+                      help="an axis over any other quantization setting (QuantConfig's name, "
+                      "as in quant_config of evaluate --json), e.g. softmax_bits=4,8 or "
+                      "norm_input_bits=8,16 (repeatable)")
     arch = sp.add_argument_group("architecture (a list each; --arch is the base)")
     arch.add_argument("--arch", default=None,
                       help="the base: a built-in arch (default, gemmini_like) or a TOML file")
@@ -89,7 +93,7 @@ def sweep_space(args: argparse.Namespace):
             axes.append(arch_axis(flag, text, base))
     axes += [set_axis(text, base) for text in args.set]
     quants = quant_choices(args.bits, args.formats, args.act_bits, args.act_formats,
-                           args.policies, args.budgets)
+                           args.policies, args.budgets, args.quant_set)
     models = [m for text in args.model or ["digits_cnn"]
               for m in split_list("--model", text, _model_name, "built-in model names")]
     pick = getattr(args, "output_pick", None)

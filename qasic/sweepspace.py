@@ -77,16 +77,21 @@ class ActChoice:
 class QuantChoice:
     weights: WeightChoice
     acts: ActChoice
+    # other QuantConfig settings of this point (--quant-set softmax_bits=4,8), in flag order
+    settings: tuple[tuple[str, Any], ...] = ()
 
     @property
     def label(self) -> str:
-        return f"{self.weights.label}/{self.acts.label}"
+        """'W4/A8', or 'W4/A4 softmax_bits=6' with settings."""
+        return " ".join([f"{self.weights.label}/{self.acts.label}",
+                         *(f"{k}={v}" for k, v in self.settings)])
 
     def activation_config(self):
-        """The QuantConfig of the activations (weights at their defaults)."""
+        """The QuantConfig of the activations and settings (weights at their defaults)."""
         from qasic.quant import QuantConfig
 
-        return QuantConfig(activation_bits=self.acts.bits, activation_format=self.acts.format)
+        return QuantConfig(activation_bits=self.acts.bits, activation_format=self.acts.format,
+                           **dict(self.settings))
 
     def quant_config(self, weight_bits: int | dict[str, int] | None = None):
         """The QuantConfig of this choice; a policy's ``weight_bits`` once it has chosen them."""

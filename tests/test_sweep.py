@@ -108,6 +108,18 @@ def test_several_models(tmp_path):
     assert result.rows[0]["macs"] < result.rows[1]["macs"]
 
 
+def test_a_quant_set_axis_runs_each_setting_as_its_own_point(tmp_path, capsys):
+    argv = ["sweep", "--model", "digits_mlp", "--bits", "4", "--arrays", "8x8", "--limit", "8",
+            "--quant-set", "output_bits=none,12", "--out", str(tmp_path), "--no-progress"]
+    assert main([*argv, "--json"]) == 0
+    points = json.loads(capsys.readouterr().out)["points"]
+    assert [p["point"] for p in points] == ["W4/A8 output_bits=None", "W4/A8 output_bits=12"]
+    assert len({p["config_hash"] for p in points}) == 2 and all(p["bit_exact"] for p in points)
+    # the 12-bit logits are a wider output: the last layer writes int16 codes
+    assert points[1]["dram_bytes"] > points[0]["dram_bytes"]
+    assert main(argv) == 0 and "2 from the store, 0 run" in capsys.readouterr().err
+
+
 def test_parquet_has_the_csv_rows_typed(swept, tmp_path):
     import pyarrow.parquet as pq
 

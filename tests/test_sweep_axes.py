@@ -82,6 +82,39 @@ def test_quant_choices():
                       "lim@avg_bits=5/A8"]
 
 
+def test_quant_set_axes_multiply_the_choices():
+    choices = quant_choices("4", act_bits="4", settings=["softmax_bits=4,8",
+                                                         "output_bits=none,12"])
+    assert [c.label for c in choices] == [
+        "W4/A4 softmax_bits=4 output_bits=None", "W4/A4 softmax_bits=4 output_bits=12",
+        "W4/A4 softmax_bits=8 output_bits=None", "W4/A4 softmax_bits=8 output_bits=12"]
+    config = choices[1].quant_config()
+    assert (config.weight_bits, config.activation_bits, config.softmax_bits,
+            config.output_bits) == (4, 4, 4, 12)
+    assert choices[1].config()["output_bits"] == 12
+    # a setting at its default is the point without it: a store keeps the key it had
+    plain, = quant_choices("4", act_bits="4")
+    same, = quant_choices("4", act_bits="4", settings=["softmax_bits=8"])
+    assert same.config() == plain.config() and same.label != plain.label
+    kinds = quant_choices("8", settings=["bias_correction=true", "activation_observer=histogram",
+                                         "equalize_alpha=0.3,search"])
+    assert [c.quant_config().equalize_alpha for c in kinds] == [0.3, "search"]
+    assert all(c.quant_config().bias_correction for c in kinds)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("softmax_bits", "--quant-set 'softmax_bits': give int | None values after softmax_bits="),
+    ("softmax_bits=x", "give int | None values after softmax_bits="),
+    ("nope=1", "give KEY=V1,V2 with KEY a QuantConfig setting; settings: activation_observer, "),
+    ("activation_bits=4", "it is an axis of its own: --bits, --formats, --act-bits"),
+    ("bias_correction=yes", "give bool values after bias_correction="),
+    ("softmax_bits=1", "softmax_bits"),  # QuantConfig's own range check, in one line
+])
+def test_bad_quant_set(text, message):
+    with pytest.raises(ConfigError, match=message.replace("|", r"\|")):
+        quant_choices("8", settings=[text])
+
+
 @pytest.mark.parametrize(("kw", "message"), [
     ({"bits": "4,x"}, "--bits '4,x': give widths like 8,4,2"),
     ({"bits": "9"}, "weight_bits = 9 is out of range: allowed integers 2..8"),
