@@ -81,6 +81,9 @@ def compile_graph(graph: QGraph, arch: ArchConfig,
         "input_layout": graph.input_layout,
         "layers": layers,
     }
+    if len(graph.inputs) > 1:  # several inputs: each its region, in the forward's order
+        meta["inputs"] = [dict(_io(graph, n), layout=lay)
+                          for n, lay in zip(graph.inputs, graph.input_layouts, strict=True)]
     regs = regions(graph, buffers, const_base, len(consts.blob))
     return Program(tuple(instrs), tuple(ids), bytes(consts.blob), regs, meta)
 

@@ -72,7 +72,7 @@ class Masked:
 def from_ids(b: Any, node: Any, ids: Act | IdSlice, other: Any) -> KeyMask:
     """A comparison of the token ids (or of a slice of them: an encoder-decoder's source) with
     a scalar: the mask bit itself."""
-    if ids.name != b.input_name or b.layout != "tokens":
+    if not b.is_ids(ids):
         b.fail(node, "a comparison of an activation; only of the token ids (a padding mask)")
     if isinstance(other, torch.Tensor):
         if other.numel() != 1:
