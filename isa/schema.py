@@ -28,8 +28,8 @@ META_KEYS = (
     ("output", True, (dict,), "the output tensor: an IO record"),
     ("input_layout", True, (str, type(None)), "the float model's input layout (NCHW, NCL)"),
     ("layers", True, (list,), "one layer record per kernel (an instruction's layer id)"),
-    ("inputs", False, (list,), "a model of several inputs: an IO record each, in the "
-     "forward's order (input is the first); absent: the one input"),
+    ("inputs", False, (list,), ("a model of several inputs: an IO record each, in the "
+                                "forward's order (input is the first); absent: one input")),
 )
 IO_KEYS = (
     ("tensor", True, (str,), "the name of its DRAM region"),
