@@ -806,6 +806,12 @@ def identity(b: Any, node: Any, args: list, kwargs: dict) -> Any:
             _arg(args, kwargs, 2, "train", False):
         b.fail(node, "dropout in training mode (call model.eval())")
     src, out = node.args[0].meta["val"], node.meta["val"]
+    if src.dtype != out.dtype:
+        from qasic.quant import masks  # it imports this module's package peers
+
+        key = masks.from_mask_input(b, node, args[0], out.dtype)
+        if key is not None:  # a runtime attention mask's bits
+            return key
     if src.dtype != out.dtype and not _id_cast(b, node, args[0], src.dtype, out.dtype) \
             and not _indicator_cast(args[0], src.dtype, out.dtype):
         b.fail(node, f"a cast from {src.dtype} to {out.dtype}; the model must stay in "
