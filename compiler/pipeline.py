@@ -172,7 +172,8 @@ def _moves_last(node: QNode) -> bool:
 
 def _io(graph: QGraph, name: str) -> dict:
     tq = graph.tensors[name]
-    return {"tensor": name, "shape": list(graph.shapes[name]), "scale": tq.scale,
+    # (a per-sample scalar, DiT's timestep t of shape (batch,): one value, (1,))
+    return {"tensor": name, "shape": list(graph.shapes[name]) or [1], "scale": tq.scale,
             "zero_point": tq.zero_point, "bits": tq.bits, "fmt": tq.fmt}
 
 

@@ -211,7 +211,7 @@ def embedded(program) -> QGraph | None:
     for side, name, spec in sides:
         spec = spec or {}
         t = graph.tensors[name]
-        mine = (tuple(graph.shapes[name]), t.scale, t.zero_point, t.bits, t.fmt)
+        mine = (tuple(graph.shapes[name]) or (1,), t.scale, t.zero_point, t.bits, t.fmt)
         theirs = (tuple(spec.get("shape", ())), spec.get("scale"), spec.get("zero_point"),
                   spec.get("bits"), spec.get("fmt", "int"))
         if mine != theirs:
