@@ -213,10 +213,15 @@ def _packed(module: Any, data: dict, params: tuple[str, ...], path: Path,
             if (a.dtype.kind in "biu") != ids[p]:
                 raise InputError(f"data file {path}: '{key}.{p}' is {a.dtype}, 'calibration."
                                  f"{p}' {calib[p].dtype}; give the same kind (int ids or floats)")
-        _check_ids(module, {key: np.concatenate([group[p].reshape(len(group[p]), -1)
-                                                 for p in params if ids[p]], axis=1)}
-                   if any(ids.values()) else {}, path, name)
+        for p in params:
+            if ids[p]:
+                _check_ids(module, {f"{key}.{p}": group[p]}, path, name)
         out[key] = graph_inputs.pack([group[p] for p in params])
+        labels = {"test_x": "test_y", "val_x": "val_y"}.get(key)
+        if labels in data and len(data[labels]) != len(out[key]):
+            raise InputError(f"data file {path}: '{key}.NAME' arrays have {len(out[key])} "
+                             f"samples and {labels!r} {len(data[labels])}; give one label per "
+                             "sample")
     packed = PackedInputs(module, params, tuple(shapes[p] for p in params),
                           tuple(ids[p] for p in params))
     packed.training = False  # (the user's module is in eval mode: _call_factory)
@@ -246,7 +251,7 @@ def _check_ids(module: Any, data: dict, path: Path, name: str) -> None:
     if not tables:
         return
     vocab = max(tables)
-    for key in ("calibration", "test_x", "val_x"):
+    for key in [k for k in data if k.partition(".")[0] in SAMPLES]:  # (not the labels)
         x = data.get(key)
         if x is None or x.dtype.kind not in "iu" or not x.size:
             continue
@@ -282,7 +287,7 @@ def _load_data(path: Path) -> dict:
         raise ConfigError(f"data file {path} has no 'calibration' array (has: "
                           f"{', '.join(data) or 'none'}); expected {DATA_FORM}")
     for x, y in (("test_x", "test_y"), ("val_x", "val_y")):
-        if (x in data) != (y in data):
+        if (x in data or any(k.startswith(f"{x}.") for k in data)) != (y in data):
             raise ConfigError(f"data file {path}: give both {x!r} and {y!r} or neither")
         if x in data and len(data[x]) != len(data[y]):
             raise ConfigError(f"data file {path}: {x!r} has {len(data[x])} samples and {y!r} "
