@@ -183,7 +183,6 @@ def _packed(module: Any, data: dict, params: tuple[str, ...], path: Path,
     """(the module behind one packed batch, the data file with each KEY.NAME group packed into
     KEY): each group's arrays checked to hold the same samples, and test_x / val_x to hold
     each input in calibration's per-sample shape and dtype kind (ids or floats)."""
-    import numpy as np
 
     from qasic.models.packed import PackedInputs
     from qasic.quant import graph_inputs

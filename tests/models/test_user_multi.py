@@ -90,6 +90,6 @@ def test_an_unknown_or_misshaped_array_is_one_line(model, tmp_path):
     with pytest.raises(InputError, match="holds both 'calibration' and 'calibration.NAME'"):
         user_trained_model(model, _data(tmp_path, calibration=x, **{"calibration.x": x,
                                                                      "calibration.ids": ids}))
-    with pytest.raises(InputError, match=r"'calibration.ids' holds token id 2[0-4], outside the vocabulary"):
+    with pytest.raises(InputError, match=r"'calibration.ids' holds token id 2[0-4], outside"):
         user_trained_model(model, _data(tmp_path, **{"calibration.x": x,
                                                      "calibration.ids": ids + 5 * (ids > 15)}))
