@@ -85,7 +85,7 @@ def test_two_inputs_golden_equals_simulator_close_to_float(make):
 
 
 def test_program_with_two_input_regions_round_trips():
-    x, fg, qg, codes, _ = _run(*_dense_sparse(4))
+    _, _, qg, codes, _ = _run(*_dense_sparse(4))
     prog = embed(compile_graph(qg, default_arch()), qg)
     back = from_bytes(to_bytes(prog))
     regions = [r for r in back.regions if r.kind == "input"]
