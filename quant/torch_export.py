@@ -64,12 +64,16 @@ INPUT = "input"  # the graph input's tensor name
 
 def capture(model: Any, example_inputs: Any, name: str | None = None) -> FGraph:
     """Export ``model`` (an nn.Module, or an ExportedProgram) and lower it to a float graph."""
-    return _export(model, example_inputs, lambda ep: _build(ep, name or type(model).__name__))
+    params = model.params if isinstance(model, PackedInputs) else ()
+    return _export(model, example_inputs,
+                   lambda ep: _build(ep, name or type(model).__name__, params))
 
 
-def _build(ep: torch.export.ExportedProgram, name: str) -> FGraph:
+def _build(ep: torch.export.ExportedProgram, name: str, params: tuple[str, ...] = ()) -> FGraph:
+    """``params``: the forward's parameter names of a model of several inputs (the input
+    tensors are named after them: ``input.NAME`` after the first, ``input``)."""
     with vmaps.levels():  # a vmap region of constants runs its levels (qasic.quant.vmaps)
-        return _Builder(ep).build(name)
+        return _Builder(ep, params).build(name)
 
 
 def _as_args(example_inputs: Any) -> tuple[torch.Tensor, ...]:
@@ -210,8 +214,9 @@ def _is_view(node: fx.Node) -> bool:
 class _Builder:
     """Walks the exported graph once; ``env`` maps an fx node name to Act, constant or tuple."""
 
-    def __init__(self, ep: torch.export.ExportedProgram) -> None:
+    def __init__(self, ep: torch.export.ExportedProgram, params: tuple[str, ...] = ()) -> None:
         self.ep = ep
+        self.params = params  # the inputs' parameter names (torch.export may rename them)
         # the graph walked: the exported graph as torch ran it (the subgraphs of wrappers,
         # autocast and no_grad regions, inlined), after the rewrites of quant.rewrites.REWRITES
         self.inlined = wrappers.inline(ep.graph_module)
@@ -316,8 +321,10 @@ class _Builder:
         if not isinstance(val, torch.Tensor):
             raise InputError(f"the model's input {name} is a {type(val).__name__}, not a "
                              "tensor; give tensors only (bind the others in the factory)")
-        first = sig.user_inputs.index(name) == 0
-        tensor = INPUT if first else f"{INPUT}.{name}"
+        index = sig.user_inputs.index(name)
+        first = index == 0
+        given = self.params[index] if index < len(self.params) else name
+        tensor = INPUT if first else f"{INPUT}.{given}"
         if first:
             self.input_rank = val.dim()
             self.batch = int(val.shape[0]) if self.input_rank else 1
