@@ -154,3 +154,20 @@ def test_runtime_attention_mask_hides_the_padded_keys():
     assert not np.array_equal(gold2[~keep], gold[~keep])  # (the padded rows did change)
     with pytest.raises(InputError, match="input.attention_mask: token id 2 is outside"):
         qg.quantize_input(graph_inputs.pack([ids, mask * 2]))
+
+
+def test_the_rtl_dram_image_holds_every_input_region():
+    """rtl-run's DRAM images (rtl.run.dram_images) hold each input's codes in its own region,
+    as the simulator writes them."""
+    from qasic.rtl.run import dram_images
+    from qasic.sim.machine import Machine
+
+    _, _, qg, codes, _ = _run(*_dense_sparse(3))
+    prog = compile_graph(qg, default_arch())
+    images = dram_images(prog, default_arch(), codes)
+    m = Machine(prog, default_arch(), len(codes))
+    m.dram[:] = images
+    parts = graph_inputs.split(qg, codes)
+    for name in qg.inputs:
+        got = m.read_region(name).reshape(parts[name].shape)
+        assert np.array_equal(got, parts[name]), name
