@@ -119,6 +119,20 @@ def input_env(graph: FGraph, x: np.ndarray) -> dict[str, np.ndarray]:
             for n, layout in zip(graph.inputs, graph.input_layouts, strict=True)}
 
 
+def quantized_inputs(graph: FGraph, x: np.ndarray,
+                     tensors: Mapping[str, TensorQ]) -> dict[str, np.ndarray]:
+    """{input tensor: its batch as the quantized model sees it}: float inputs fake-quantized to
+    their TensorQ (token ids as they are; one input: as before, fake-quantized as given)."""
+    if len(graph.inputs) < 2:
+        return {graph.input: fake_quantize(np.asarray(x, dtype=np.float64),
+                                           tensors[graph.input])}
+    env = input_env(graph, x)
+    for name, layout in zip(graph.inputs, graph.input_layouts, strict=True):
+        if layout != TOKENS:
+            env[name] = fake_quantize(env[name], tensors[name])
+    return env
+
+
 def token_ids(node: FNode, ids: np.ndarray) -> np.ndarray:
     """The ids an embedding reads: all, or ``rows`` of them from ``offset`` on (a slice of the
     input: an encoder-decoder's source or target)."""
