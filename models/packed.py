@@ -33,5 +33,23 @@ class PackedInputs(nn.Module):
             off += width
         return tuple(out)
 
+    def pack(self, arrays: dict) -> np.ndarray:
+        """{parameter: batch} -> the packed batch (float64), in the forward's order; one line
+        names a missing or misshaped array."""
+        from qasic.errors import InputError
+        from qasic.quant import graph_inputs
+
+        for name, shape in zip(self.params, self.shapes, strict=True):
+            a = arrays.get(name)
+            if a is None or tuple(np.shape(a)[1:]) != shape:
+                got = "none" if a is None else f"shape {tuple(np.shape(a))}"
+                raise InputError(f"input {name!r}: {got}; expected (batch, "
+                                 f"{', '.join(map(str, shape))}) ({', '.join(self.params)})")
+        extra = sorted(set(arrays) - set(self.params))
+        if extra:
+            raise InputError(f"input {extra[0]!r} is no input of the model "
+                             f"({', '.join(self.params)})")
+        return graph_inputs.pack([np.asarray(arrays[n]) for n in self.params])
+
     def forward(self, packed: torch.Tensor) -> Any:
         return self.module(*self.unpack(packed))

@@ -123,6 +123,21 @@ def user_trained_model(spec: str, data_path: str | Path | None) -> Any:
                         validation_inputs=val_x, validation_labels=val_y)
 
 
+def packed_model(module: Any, arrays: dict, name: str) -> tuple[Any, Any]:
+    """(the module behind one packed batch, the packed batch) of ``arrays``, {forward
+    parameter: batch} (the Python API's calibration of a model of several inputs)."""
+    import numpy as np
+
+    data = {f"calibration.{k}": np.asarray(v) for k, v in arrays.items()}
+    where = Path("(calibration dict)")
+    params = _input_params(module, data, where, name)
+    if not params:
+        raise InputError(f"calibration dict for model {name}: no array ({', '.join(arrays)}) "
+                         "names a forward parameter; give {parameter name: batch}")
+    module, out = _packed(module, data, params, where, name)
+    return module, out["calibration"]
+
+
 def model_inputs(x: Any) -> Any:
     """Model inputs as the module takes them: integer arrays are token ids (int64), anything
     else float32."""

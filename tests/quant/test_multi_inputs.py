@@ -171,3 +171,18 @@ def test_the_rtl_dram_image_holds_every_input_region():
     for name in qg.inputs:
         got = m.read_region(name).reshape(parts[name].shape)
         assert np.array_equal(got, parts[name]), name
+
+
+def test_the_python_api_takes_a_dict_of_inputs():
+    """qasic.evaluate(module, {param: batch}, calibration={param: batch}): packed in the
+    forward's order whatever the dict's, bit-exact."""
+    import qasic
+
+    r = np.random.default_rng(2)
+    batch = {"ids": np.stack([r.integers(0, 30, 6), r.integers(0, 20, 6)], 1),
+             "dense": r.standard_normal((6, 5)).astype(np.float32)}
+    rec = qasic.evaluate(DenseSparse().eval(), batch, calibration=batch)
+    assert rec["bit_exact"] and rec["samples"] == 6 and rec["cosine"] > 0.999
+    with pytest.raises(InputError, match=r"input 'dense': shape \(6, 4\); expected \(batch, 5\)"):
+        qasic.evaluate(DenseSparse().eval(), {**batch, "dense": batch["dense"][:, :4]},
+                       calibration=batch)
