@@ -347,7 +347,7 @@ def _same_storage(kernels, derived, stored: dict[str, int]) -> None:
 
 
 def _tensor_order(graph, kernels) -> list[str]:
-    return [graph.input] + [k.output for k in kernels]
+    return list(graph.inputs or (graph.input,)) + [k.output for k in kernels]
 
 
 def _align(x: int) -> int:
@@ -358,13 +358,14 @@ def regions(graph: QGraph, buffers: dict[str, Buffer], const_addr: int, const_le
             ) -> tuple[Region, ...]:
     out, seen = [], set()
     states = state_tensors(graph)
-    for name in [graph.input, graph.output, *buffers]:
+    inputs = tuple(graph.inputs or (graph.input,))
+    for name in [*inputs, graph.output, *buffers]:
         buf = buffers[name]
-        if (buf.addr, buf.off) in seen or (name not in (graph.input, graph.output)
+        if (buf.addr, buf.off) in seen or (name not in (*inputs, graph.output)
                                            and (buf.name != name or buf.addr >= const_addr)):
             continue
         seen.add((buf.addr, buf.off))
-        kind = "input" if name == graph.input else "output" if name == graph.output else \
+        kind = "input" if name in inputs else "output" if name == graph.output else \
             "state" if name in states else "activation"
         tq = graph.tensors[name]
         if not buf.dense and kind != "activation":

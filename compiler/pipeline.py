@@ -81,6 +81,9 @@ def compile_graph(graph: QGraph, arch: ArchConfig,
         "input_layout": graph.input_layout,
         "layers": layers,
     }
+    if len(graph.inputs) > 1:  # several inputs: each its region, in the forward's order
+        meta["inputs"] = [dict(_io(graph, n), layout=lay)
+                          for n, lay in zip(graph.inputs, graph.input_layouts, strict=True)]
     regs = regions(graph, buffers, const_base, len(consts.blob))
     return Program(tuple(instrs), tuple(ids), bytes(consts.blob), regs, meta)
 
@@ -169,7 +172,8 @@ def _moves_last(node: QNode) -> bool:
 
 def _io(graph: QGraph, name: str) -> dict:
     tq = graph.tensors[name]
-    return {"tensor": name, "shape": list(graph.shapes[name]), "scale": tq.scale,
+    # (a per-sample scalar, DiT's timestep t of shape (batch,): one value, (1,))
+    return {"tensor": name, "shape": list(graph.shapes[name]) or [1], "scale": tq.scale,
             "zero_point": tq.zero_point, "bits": tq.bits, "fmt": tq.fmt}
 
 

@@ -65,7 +65,7 @@ def _swaps(graph: QGraph, k: Kernel) -> bool:
 
 def _fold(graph: QGraph, k: Kernel, readers, producer, shared: set[str]) -> str:
     src, dst = k.inputs[0], k.output
-    ends = (graph.input, graph.output)
+    ends = (*(graph.inputs or (graph.input,)), graph.output)
     if dst not in ends and dst not in shared and _read_as_views(readers[dst], k):
         return "view"
     maker = producer.get(src)

@@ -98,6 +98,13 @@ class Program:
         return self.meta.get("layers", [])
 
 
+def input_specs(meta: dict) -> list[dict]:
+    """The program's input IO records in the model's forward order: ``meta["inputs"]`` (a
+    model of several inputs, each its own DRAM region) or the one ``meta["input"]`` (programs
+    of one input, and every program saved before several were)."""
+    return list(meta.get("inputs") or [meta["input"]])
+
+
 def to_bytes(program: Program) -> bytes:
     ids = np.asarray(program.layer_ids, dtype="<u2").tobytes()
     meta = dict(program.meta, regions=[asdict(r) for r in program.regions],

@@ -28,6 +28,8 @@ META_KEYS = (
     ("output", True, (dict,), "the output tensor: an IO record"),
     ("input_layout", True, (str, type(None)), "the float model's input layout (NCHW, NCL)"),
     ("layers", True, (list,), "one layer record per kernel (an instruction's layer id)"),
+    ("inputs", False, (list,), ("a model of several inputs: an IO record each, in the "
+                                "forward's order (input is the first); absent: one input")),
 )
 IO_KEYS = (
     ("tensor", True, (str,), "the name of its DRAM region"),
@@ -36,6 +38,7 @@ IO_KEYS = (
     ("zero_point", True, (int,), "in the code range"),
     ("bits", True, (int,), "code bits (2..8; token ids 32)"),
     ("fmt", False, (str,), " or ".join(ACT_FORMATS)),
+    ("layout", False, (str,), "in inputs: tokens (int ids) or sequence (floats)"),
 )
 LAYER_KEYS = (
     ("name", True, (str,), "kernel name"),
@@ -89,9 +92,11 @@ def check_meta(meta: Any, where: str) -> None:
     """The metadata's keys and types (schema META_SCHEMA_VERSION); values are checked against the
     regions and the arch by the verifier."""
     check_record(meta, META_KEYS, f"{where}: metadata")
-    for key in ("input", "output"):
-        check_record(meta[key], IO_KEYS, f"{where}: metadata {key}")
-        shape = meta[key]["shape"]
+    records = [("input", meta["input"]), ("output", meta["output"])]
+    records += [(f"inputs[{i}]", r) for i, r in enumerate(meta.get("inputs") or ())]
+    for key, record in records:
+        check_record(record, IO_KEYS, f"{where}: metadata {key}")
+        shape = record["shape"]
         if not shape or not all(type(d) is int and d > 0 for d in shape):
             _fail(f"{where}: metadata {key}.shape", f"= {_short(shape)} must be a non-empty list "
                   "of positive ints")

@@ -175,8 +175,9 @@ def _outer(p: Program) -> list:
 
 
 def _check_io(p: Program, reject: _Reject) -> None:
-    for key, kind in (("input", "input"), ("output", "output")):
-        spec = p.meta[key]
+    records = [("input", "input", p.meta["input"]), ("output", "output", p.meta["output"])]
+    records += [(f"inputs[{i}]", "input", r) for i, r in enumerate(p.meta.get("inputs") or ())]
+    for key, kind, spec in records:
         r = next((r for r in p.regions if r.name == spec["tensor"]), None)
         if r is None or r.kind != kind:
             reject(f"metadata {key}.tensor = {spec['tensor']!r} names no {kind} region")

@@ -80,7 +80,10 @@ def _load_exported(path: Path) -> Any:
 
 
 DATA_FORM = ("an .npz with 'calibration' (float, model layout), optional 'test_x', 'test_y' and "
-             "optional 'val_x', 'val_y' (held-out samples the mixed-precision policies score on)")
+             "optional 'val_x', 'val_y' (held-out samples the mixed-precision policies score on); "
+             "a forward of several inputs: 'calibration.NAME' per forward parameter NAME (and "
+             "'test_x.NAME', 'val_x.NAME')")
+SAMPLES = ("calibration", "test_x", "val_x")  # the arrays of model inputs (several: KEY.NAME)
 
 
 def user_trained_model(spec: str, data_path: str | Path | None) -> Any:
@@ -101,18 +104,38 @@ def user_trained_model(spec: str, data_path: str | Path | None) -> Any:
     module = load_user_model(spec)
     if not isinstance(module, torch.nn.Module):  # an ExportedProgram runs through its module
         module = module.module()
-    _check_one_input(module, Path(spec.rpartition(":")[0] or spec).stem)
-    _check_ids(module, data, Path(data_path), Path(spec.rpartition(":")[0] or spec).stem)
-    calib = model_inputs(data["calibration"])
-    test_x = model_inputs(data.get("test_x", calib[:0]))
+    name = Path(spec.rpartition(":")[0] or spec).stem
+    params = _input_params(module, data, Path(data_path), name)
+    if params:  # several inputs: one packed batch (qasic.quant.graph_inputs)
+        module, data = _packed(module, data, params, Path(data_path), name)
+    else:
+        _check_ids(module, data, Path(data_path), name)
+    as_inputs = (lambda a: a) if params else model_inputs  # packed: float64 as built
+    calib = as_inputs(data["calibration"])
+    test_x = as_inputs(data.get("test_x", calib[:0]))
     test_y = data.get("test_y", np.zeros(len(test_x), dtype=np.int64)).astype(np.int64)
     acc = float_accuracy(module, test_x, test_y) if len(test_x) else float("nan")
-    val_x = model_inputs(data["val_x"]) if "val_x" in data else None
+    val_x = as_inputs(data["val_x"]) if "val_x" in data else None
     val_y = data["val_y"].astype(np.int64) if "val_y" in data else None
     return TrainedModel(name=Path(spec.rpartition(":")[0] or spec).stem, module=module,
                         example_input=torch.from_numpy(calib[:1].copy()), calibration=calib,
                         test_inputs=test_x, test_labels=test_y, fp32_accuracy=acc,
                         validation_inputs=val_x, validation_labels=val_y)
+
+
+def packed_model(module: Any, arrays: dict, name: str) -> tuple[Any, Any]:
+    """(the module behind one packed batch, the packed batch) of ``arrays``, {forward
+    parameter: batch} (the Python API's calibration of a model of several inputs)."""
+    import numpy as np
+
+    data = {f"calibration.{k}": np.asarray(v) for k, v in arrays.items()}
+    where = Path("(calibration dict)")
+    params = _input_params(module, data, where, name)
+    if not params:
+        raise InputError(f"calibration dict for model {name}: no array ({', '.join(arrays)}) "
+                         "names a forward parameter; give {parameter name: batch}")
+    module, out = _packed(module, data, params, where, name)
+    return module, out["calibration"]
 
 
 def model_inputs(x: Any) -> Any:
@@ -123,23 +146,111 @@ def model_inputs(x: Any) -> Any:
     return x.astype(np.int64 if x.dtype.kind in "iu" else np.float32)
 
 
-def _check_one_input(module: Any, name: str) -> None:
-    """A model whose forward needs several inputs (DLRM's dense features and sparse ids, a
-    text-image model's two) is refused in one line naming them: the data file holds one."""
+def _input_params(module: Any, data: dict, path: Path, name: str) -> tuple[str, ...]:
+    """The forward parameters the data file's 'calibration.NAME' arrays feed, in the forward's
+    order; () for a model of one input fed by 'calibration'. One line names a forward that
+    needs an input the file lacks, a key naming no parameter, or both forms at once."""
     import inspect
 
+    named = [k.partition(".")[2] for k in data if k.startswith("calibration.")]
     try:
-        params = inspect.signature(module.forward).parameters.values()
+        sig = list(inspect.signature(module.forward).parameters.values())
     except (TypeError, ValueError):  # a forward without a signature: export will tell
-        return
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    needed = [p.name for p in params if p.kind in positional and p.default is p.empty]
-    if len(needed) > 1:
-        raise InputError(f"model {name}'s forward takes {len(needed)} inputs ({', '.join(needed)})"
-                         f"; qasic compiles a model of one input tensor, the data file's "
-                         f"'calibration': wrap the model in a module whose forward takes one "
-                         f"tensor (float features or int64 ids, not both) and holds the "
-                         f"others as constants, or slices them from that tensor")
+        sig = []
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+             inspect.Parameter.KEYWORD_ONLY)
+    order = [p.name for p in sig if p.kind in kinds]
+    needed = [p.name for p in sig if p.kind in kinds[:2] and p.default is p.empty]
+    if not named:
+        if len(needed) > 1:
+            raise InputError(f"model {name}'s forward takes {len(needed)} inputs "
+                             f"({', '.join(needed)}); data file {path} holds one "
+                             f"('calibration'): give one array per input, "
+                             + ", ".join(f"'calibration.{n}'" for n in needed))
+        return ()
+    if "calibration" in data:
+        raise InputError(f"data file {path} holds both 'calibration' and 'calibration.NAME' "
+                         "arrays; give one form: 'calibration' for a model of one input, "
+                         "'calibration.NAME' per forward parameter for several")
+    unknown = [n for n in named if order and n not in order]
+    if unknown:
+        raise InputError(f"data file {path}: 'calibration.{unknown[0]}' names no parameter of "
+                         f"model {name}'s forward ({', '.join(order)}); name each array after "
+                         "the parameter it feeds")
+    missing = [n for n in needed if n not in named]
+    if missing:
+        raise InputError(f"data file {path} has no 'calibration.{missing[0]}': model {name}'s "
+                         f"forward needs {', '.join(needed)}; give one array per input")
+    params = tuple(sorted(named, key=order.index)) if order else tuple(named)
+    positional = [p.name for p in sig if p.kind in kinds[:2]]
+    if order and list(params) != positional[:len(params)]:
+        skipped = [n for n in positional[:positional.index(params[-1])] if n not in params] \
+            if params[-1] in positional else [params[-1]]
+        raise InputError(f"data file {path}: model {name}'s forward takes its inputs "
+                         f"positionally, {', '.join(positional[:len(params) + 1])}...; the file "
+                         f"skips {skipped[0]!r}: give 'calibration.{skipped[0]}' too, or wrap the "
+                         "model in a forward taking just the given inputs")
+    return params
+
+
+def _packed(module: Any, data: dict, params: tuple[str, ...], path: Path,
+            name: str) -> tuple[Any, dict]:
+    """(the module behind one packed batch, the data file with each KEY.NAME group packed into
+    KEY): each group's arrays checked to hold the same samples, and test_x / val_x to hold
+    each input in calibration's per-sample shape and dtype kind (ids or floats)."""
+
+    from qasic.models.packed import PackedInputs
+    from qasic.quant import graph_inputs
+
+    calib = {p: data[f"calibration.{p}"] for p in params}
+    shapes = {p: tuple(a.shape[1:]) for p, a in calib.items()}
+    ids = {p: a.dtype.kind in "biu" for p, a in calib.items()}
+    out = {k: v for k, v in data.items() if "." not in k}
+    for key in SAMPLES:
+        group = {k.partition(".")[2]: v for k, v in data.items() if k.startswith(f"{key}.")}
+        if not group:
+            continue
+        extra = sorted(set(group) - set(params))
+        if extra:
+            raise InputError(f"data file {path}: '{key}.{extra[0]}' names no input of "
+                             f"'calibration' ({', '.join(params)}); give the same inputs")
+        for p in params:
+            a = group.get(p)
+            want = f"(batch, {', '.join(map(str, shapes[p]))})"
+            if a is None:
+                raise InputError(f"data file {path} has no '{key}.{p}'; give every input: "
+                                 f"'{key}.{p}' of shape {want}")
+            if tuple(a.shape[1:]) != shapes[p] or len(a) != len(group[params[0]]):
+                raise InputError(f"data file {path}: '{key}.{p}' has shape {a.shape}; "
+                                 f"expected {want} with the samples of '{key}.{params[0]}' "
+                                 f"({len(group[params[0]])})")
+            if (a.dtype.kind in "biu") != ids[p]:
+                raise InputError(f"data file {path}: '{key}.{p}' is {a.dtype}, 'calibration."
+                                 f"{p}' {calib[p].dtype}; give the same kind (int ids or floats)")
+        for p in params:
+            if ids[p]:
+                _check_ids(module, {f"{key}.{p}": group[p]}, path, name)
+        out[key] = graph_inputs.pack([group[p] for p in params])
+        labels = {"test_x": "test_y", "val_x": "val_y"}.get(key)
+        if labels in data and len(data[labels]) != len(out[key]):
+            raise InputError(f"data file {path}: '{key}.NAME' arrays have {len(out[key])} "
+                             f"samples and {labels!r} {len(data[labels])}; give one label per "
+                             "sample")
+    packed = PackedInputs(module, params, tuple(shapes[p] for p in params),
+                          tuple(ids[p] for p in params))
+    packed.training = False  # (the user's module is in eval mode: _call_factory)
+    import torch
+
+    one = torch.from_numpy(out["calibration"][:1])
+    try:
+        with torch.no_grad():
+            packed(one)
+    except Exception as e:  # noqa: BLE001  (the user's model on the first sample)
+        given = ", ".join(f"{p} {shapes[p]} {calib[p].dtype}" for p in params)
+        raise InputError(f"model {name}'s forward failed on data file {path}'s first sample "
+                         f"({given}): {_user_error(e, path)}; give each input in the shape "
+                         "and dtype its parameter takes") from None
+    return packed, out
 
 
 def _check_ids(module: Any, data: dict, path: Path, name: str) -> None:
@@ -154,7 +265,7 @@ def _check_ids(module: Any, data: dict, path: Path, name: str) -> None:
     if not tables:
         return
     vocab = max(tables)
-    for key in ("calibration", "test_x", "val_x"):
+    for key in [k for k in data if k.partition(".")[0] in SAMPLES]:  # (not the labels)
         x = data.get(key)
         if x is None or x.dtype.kind not in "iu" or not x.size:
             continue
@@ -186,11 +297,11 @@ def _load_data(path: Path) -> dict:
         if array.dtype.kind not in "biuf" or array.ndim == 0:
             raise ConfigError(f"data file {path}: {name!r} is a {array.dtype} array of shape "
                               f"{array.shape}; give numbers, one sample per row")
-    if "calibration" not in data:
+    if "calibration" not in data and not any(k.startswith("calibration.") for k in data):
         raise ConfigError(f"data file {path} has no 'calibration' array (has: "
                           f"{', '.join(data) or 'none'}); expected {DATA_FORM}")
     for x, y in (("test_x", "test_y"), ("val_x", "val_y")):
-        if (x in data) != (y in data):
+        if (x in data or any(k.startswith(f"{x}.") for k in data)) != (y in data):
             raise ConfigError(f"data file {path}: give both {x!r} and {y!r} or neither")
         if x in data and len(data[x]) != len(data[y]):
             raise ConfigError(f"data file {path}: {x!r} has {len(data[x])} samples and {y!r} "

@@ -378,6 +378,8 @@ def _check_limit(limit: int) -> None:
 def _simulate_inputs(args, program):
     """(inputs, labels or None): --input, or the test split of the built-in model compiled."""
     if args.input:
+        if "inputs" in program.meta and str(args.input).endswith(".npz"):
+            return _load_inputs(Path(args.input), program), None
         return _load_input(Path(args.input)), None
     from qasic.models import MODEL_NAMES, get_model
 
@@ -408,6 +410,38 @@ def _load_input(path: Path):
         raise InputError(f"--input {path} holds a {x.dtype} array of shape {x.shape}; give "
                          "float inputs, at least one, batch first")
     return x
+
+
+def _load_inputs(path: Path, program):
+    """A program of several inputs: the data file's 'test_x.NAME' arrays (else its
+    'calibration.NAME'), one per input, packed in the program's order
+    (qasic.quant.graph_inputs); one line names a missing or extra array."""
+    import numpy as np
+
+    from qasic.isa.program import input_specs
+    from qasic.quant import graph_inputs
+
+    _existing_file(path, "--input", "an .npz with 'test_x.NAME' or 'calibration.NAME' arrays")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (ValueError, OSError, EOFError, AttributeError) as e:
+        raise InputError(f"--input {path} is not a readable .npz ({type(e).__name__})") from None
+    key = "test_x" if any(k.startswith("test_x.") for k in data) else "calibration"
+    group = {k.partition(".")[2]: v for k, v in data.items() if k.startswith(f"{key}.")}
+    specs = input_specs(program.meta)
+    # the first input's tensor is 'input'; the others' are 'input.NAME' (qasic.quant.capture)
+    later = [s["tensor"].partition(".")[2] for s in specs[1:]]
+    first = [n for n in group if n not in later]
+    if len(group) != len(specs) or len(first) != 1 or any(n not in group for n in later):
+        raise InputError(f"--input {path}: '{key}.NAME' arrays {sorted(group) or 'none'} are "
+                         f"not the program's {len(specs)} inputs (the first, then "
+                         f"{', '.join(later)}); give one array per input")
+    parts = [group[first[0]], *(group[n] for n in later)]
+    if len({len(a) for a in parts}) != 1:
+        raise InputError(f"--input {path}: the '{key}.NAME' arrays hold different numbers of "
+                         "samples; give each input's array for the same samples")
+    return graph_inputs.pack(parts)
 
 
 def _check_output(path: Path) -> None:
@@ -713,7 +747,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = command("simulate", help="simulate a program file")
     sp.add_argument("program")
     arch_arg(sp)
-    sp.add_argument("--input", help=".npy float inputs (default: the model's test split)")
+    sp.add_argument("--input", help=".npy float inputs (default: the model's test split); a "
+                    "model of several inputs: the .npz data file ('test_x.NAME' or "
+                    "'calibration.NAME' arrays)")
     sp.add_argument("--limit", type=int, default=0, help="simulate only the first N inputs")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--trace", help="write a Perfetto/Chrome trace JSON here")
@@ -782,7 +818,9 @@ def build_parser() -> argparse.ArgumentParser:
                  "cocotb), DRAM to DRAM, and compare outputs and cycles with the simulator and "
                  "outputs with the golden reference the file carries")
     sp.add_argument("program")
-    sp.add_argument("--input", help=".npy float inputs (default: the model's test split)")
+    sp.add_argument("--input", help=".npy float inputs (default: the model's test split); a "
+                    "model of several inputs: the .npz data file ('test_x.NAME' or "
+                    "'calibration.NAME' arrays)")
     sp.add_argument("--limit", type=int, default=16, help="run the first N inputs (default 16)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--build-dir", help="Verilator builds are cached here (default: "

@@ -47,6 +47,8 @@ def evaluate(model: Any, inputs: np.ndarray | None = None, *, labels: np.ndarray
 
     trained = select_output(resolve_model(model, calibration=calibration, data=data,
                                           progress=progress), output)
+    if isinstance(inputs, dict):  # several inputs: {forward parameter: batch}
+        inputs = trained.module.pack(inputs)
     _say(progress, f"quantizing {trained.name}")
     config = config if config is not None else QuantConfig()
     graph = quantize_model(trained, config)
@@ -183,10 +185,13 @@ def _module_model(model: Any, calibration: np.ndarray | None) -> Any:
     if calibration is None:
         raise ConfigError("an nn.Module needs calibration=: a float batch in the model's input "
                           "layout (e.g. a few hundred training samples)")
-    from qasic.models.user import model_inputs
+    from qasic.models.user import model_inputs, packed_model
 
     _eval_mode(model)
-    calib = model_inputs(np.asarray(calibration))  # token ids stay int64, the rest float32
+    if isinstance(calibration, dict):  # several inputs: {forward parameter: batch}, packed
+        model, calib = packed_model(model, calibration, type(model).__name__)
+    else:
+        calib = model_inputs(np.asarray(calibration))  # token ids stay int64, the rest float32
     empty = np.zeros((0, *calib.shape[1:]), dtype=calib.dtype)
     return TrainedModel(name=type(model).__name__, module=model,
                         example_input=torch.from_numpy(calib[:1].copy()), calibration=calib,

@@ -41,9 +41,15 @@ from dataclasses import replace
 
 import numpy as np
 
-from qasic.quant.actformat import fake_quantize
 from qasic.quant.calibrate import fused_relu
-from qasic.quant.fgraph import FGraph, FNode, quantized_output, run_node
+from qasic.quant.fgraph import (
+    FGraph,
+    FNode,
+    input_env,
+    quantized_inputs,
+    quantized_output,
+    run_node,
+)
 from qasic.quant.graph import TensorQ
 
 CHUNK_VALUES = 1 << 22  # input values per run of a conv2d/linear (bounds im2col temporaries)
@@ -56,8 +62,8 @@ def correct_biases(graph: FGraph, x: np.ndarray, tensors: Mapping[str, TensorQ],
     ``real_weight(node)`` the real values of the layer's quantized weight (its layout)."""
     last = _last_use(graph)
     x = np.asarray(x, dtype=np.float64)
-    env = {graph.input: fake_quantize(x, tensors[graph.input])}  # the quantized model
-    fenv = {graph.input: x}                                        # the float model
+    env = quantized_inputs(graph, x, tensors)  # the quantized model
+    fenv = input_env(graph, x) if len(graph.inputs) > 1 else {graph.input: x}  # the float one
     nodes = []
     for i, node in enumerate(graph.nodes):
         float_args = [fenv[t] for t in node.inputs]

@@ -49,6 +49,7 @@ from qasic.quant.encodings import (
     KEEPS_FORMAT,
     NORM_INPUT,
     SYMMETRIC,
+    TOKEN_IDS,
     fixed_encoding,
     input_encoding,
     int16_rows,
@@ -94,13 +95,22 @@ def check_calibration(graph: FGraph, data: Any) -> np.ndarray:
     if bad:
         raise InputError(f"calibration data contains {bad} NaN or inf values; "
                          "remove those samples")
-    if graph.input_layout == TOKENS and not np.all(np.floor(x) == x):
-        raise InputError(f"calibration data for model {graph.name} must be integer token ids; "
-                         "some are not integers")
-    bad = outside_tables(graph.nodes, graph.input, x) if graph.input_layout == TOKENS else None
-    if bad is not None:
-        raise InputError(f"calibration token id {bad[0]} is outside the vocabulary of model "
-                         f"{graph.name}{bad[1]}")
+    from qasic.quant import graph_inputs
+
+    parts = graph_inputs.split(graph, x, "calibration data") if len(graph.inputs) > 1 else \
+        {graph.input: x}
+    for name, layout in zip(graph_inputs.names(graph), graph_inputs.layouts(graph), strict=True):
+        ids = parts[name]
+        if layout != TOKENS:
+            continue
+        what = "" if len(parts) == 1 else f" (input {name})"
+        if not np.all(np.floor(ids) == ids):
+            raise InputError(f"calibration data for model {graph.name}{what} must be integer "
+                             "token ids; some are not integers")
+        bad = outside_tables(graph.nodes, name, ids)
+        if bad is not None:
+            raise InputError(f"calibration token id {bad[0]}{what} is outside the vocabulary "
+                             f"of model {graph.name}{bad[1]}")
     return as_input(graph, x)
 
 
@@ -192,6 +202,8 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
             need[c] = INT  # was lost: AXK2's q_a_proj, read by a norm and a concat, crashed)
     shared = {c: one[roles[c]] if c in roles else observe(c) for c in dict.fromkeys(pins.values())}
     tensors = {graph.input: input_encoding(graph) or observe(graph.input)}
+    for name, layout in zip(graph.inputs[1:], graph.input_layouts[1:], strict=True):
+        tensors[name] = TOKEN_IDS if layout == TOKENS else observe(name)
     for node in graph.nodes:
         fixed = fixed_encoding(node, config.softmax_width)
         if fixed is not None:
@@ -287,7 +299,7 @@ def prepare(graph: FGraph) -> FGraph:
     lut "requant" node."""
     nodes = [_as_lut(graph, n) for n in graph.nodes]
     graph = FGraph(graph.name, graph.input, graph.output, tuple(nodes), graph.shapes,
-                   graph.input_layout, graph.output_layout)
+                   graph.input_layout, graph.output_layout, graph.inputs, graph.input_layouts)
     shapes, out, pins = dict(graph.shapes), [], {}
     for node in graph.nodes:
         if node.op == "concat":
@@ -295,7 +307,7 @@ def prepare(graph: FGraph) -> FGraph:
             node = _requant_inputs(graph, node, pins, shapes, out)
         out.append(node)
     return FGraph(graph.name, graph.input, graph.output, tuple(out), shapes, graph.input_layout,
-                  graph.output_layout)
+                  graph.output_layout, graph.inputs, graph.input_layouts)
 
 
 def _as_lut(graph: FGraph, node: FNode) -> FNode:

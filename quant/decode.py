@@ -109,6 +109,11 @@ def state_name(tensor: str) -> str:
 def positions(graph: QGraph) -> int:
     """C: the token positions of a token model's graph (an encoder-decoder's: its target's)."""
     shape = graph.shapes[graph.input]
+    if len(graph.inputs) > 1:
+        raise UnsupportedOpError(f"model {graph.name} takes {len(graph.inputs)} inputs "
+                                 f"({', '.join(graph.inputs)}); generation needs a language "
+                                 "model over one input of int ids: wrap it in a forward of the "
+                                 "ids alone (the others held inside)")
     if graph.input_layout != "tokens" or len(shape) != 1:
         raise UnsupportedOpError(f"model {graph.name} does not take token ids (input "
                                  f"{graph.input} of shape {tuple(shape)}); generation needs a "

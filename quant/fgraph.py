@@ -52,6 +52,8 @@ class FGraph:
     shapes: Mapping[str, tuple[int, ...]]  # per-sample, NHWC for images
     input_layout: str = "NCHW"             # the torch model's input layout: NCHW or NCL
     output_layout: str | None = None       # as QGraph.output_layout (capture records it)
+    inputs: tuple[str, ...] = ()           # as QGraph.inputs (qasic.quant.graph_inputs)
+    input_layouts: tuple[str, ...] = ()
 
     def node(self, name: str) -> FNode:
         for n in self.nodes:
@@ -70,7 +72,9 @@ class FGraph:
 
     def torch_input_shape(self) -> tuple[int, ...]:
         """Per-sample input shape in the torch model's layout ((C, H, W) images, (C, L)
-        sequences)."""
+        sequences). Several inputs: (the packed width,) (qasic.quant.graph_inputs)."""
+        if len(self.inputs) > 1:
+            return (sum(int(np.prod(self.shapes[n])) for n in self.inputs),)
         return float_shape(self.shapes[self.input], self.input_layout)
 
     def to_internal(self, x: np.ndarray) -> np.ndarray:
@@ -85,9 +89,11 @@ def run_float(graph: FGraph, x: np.ndarray, keep: bool = False,
     each tensor it names (``actformat.fake_quantize``) as it is produced; the others stay
     float."""
     acts = activations or {}
-    env = {graph.input: as_input(graph, x)}
-    if graph.input in acts and graph.input_layout != TOKENS:
-        env[graph.input] = fake_quantize(env[graph.input], acts[graph.input])
+    env = input_env(graph, x)
+    for name, layout in zip(graph.inputs or (graph.input,),
+                            graph.input_layouts or (graph.input_layout,), strict=True):
+        if name in acts and layout != TOKENS:
+            env[name] = fake_quantize(env[name], acts[name])
     for node in graph.nodes:
         env[node.output] = quantized_output(node, run_node(node, *[env[i] for i in node.inputs]),
                                             acts)
@@ -95,8 +101,36 @@ def run_float(graph: FGraph, x: np.ndarray, keep: bool = False,
 
 
 def as_input(graph: FGraph, x: np.ndarray) -> np.ndarray:
-    """A batch as the executor takes it: token ids int64, anything else float64."""
-    return np.asarray(x, dtype=np.int64 if graph.input_layout == TOKENS else np.float64)
+    """A batch as the executor takes it: token ids int64, anything else float64 (a packed
+    batch of several inputs too: qasic.quant.graph_inputs)."""
+    ids = graph.input_layout == TOKENS and len(graph.inputs) < 2
+    return np.asarray(x, dtype=np.int64 if ids else np.float64)
+
+
+def input_env(graph: FGraph, x: np.ndarray) -> dict[str, np.ndarray]:
+    """{input tensor: its batch} of a batch (packed when the graph has several inputs), as
+    the executor takes them."""
+    if len(graph.inputs) < 2:
+        return {graph.input: as_input(graph, x)}
+    from qasic.quant import graph_inputs
+
+    parts = graph_inputs.split(graph, x)
+    return {n: np.asarray(parts[n], dtype=np.int64 if layout == TOKENS else np.float64)
+            for n, layout in zip(graph.inputs, graph.input_layouts, strict=True)}
+
+
+def quantized_inputs(graph: FGraph, x: np.ndarray,
+                     tensors: Mapping[str, TensorQ]) -> dict[str, np.ndarray]:
+    """{input tensor: its batch as the quantized model sees it}: float inputs fake-quantized to
+    their TensorQ (token ids as they are; one input: as before, fake-quantized as given)."""
+    if len(graph.inputs) < 2:
+        return {graph.input: fake_quantize(np.asarray(x, dtype=np.float64),
+                                           tensors[graph.input])}
+    env = input_env(graph, x)
+    for name, layout in zip(graph.inputs, graph.input_layouts, strict=True):
+        if layout != TOKENS:
+            env[name] = fake_quantize(env[name], tensors[name])
+    return env
 
 
 def token_ids(node: FNode, ids: np.ndarray) -> np.ndarray:

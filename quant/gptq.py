@@ -35,9 +35,8 @@ from dataclasses import replace
 import numpy as np
 
 from qasic.quant import geometry as geo
-from qasic.quant.actformat import fake_quantize
 from qasic.quant.config import QuantConfig
-from qasic.quant.fgraph import FGraph, FNode, quantized_output, run_node
+from qasic.quant.fgraph import FGraph, FNode, quantized_inputs, quantized_output, run_node
 from qasic.quant.graph import TensorQ
 from qasic.quant.observers import WEIGHT_SCALERS, qmax_for
 
@@ -76,7 +75,7 @@ def run_sequential(graph: FGraph, x: np.ndarray, tensors: dict[str, TensorQ],
     """Run the fake-quantized graph on ``x`` node by node; each conv2d/linear is first replaced
     by ``visit(node, its input as the quantized model computes it)``. Returns the new graph."""
     last = {t: i for i, n in enumerate(graph.nodes) for t in n.inputs}
-    env = {graph.input: fake_quantize(np.asarray(x, dtype=np.float64), tensors[graph.input])}
+    env = quantized_inputs(graph, x, tensors)
     nodes = []
     for i, node in enumerate(graph.nodes):
         args = [env[t] for t in node.inputs]

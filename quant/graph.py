@@ -246,6 +246,10 @@ class QGraph:
     # channels-last (N, H, W, C) or a transformer's (N, S, D)); None: not recorded (a graph
     # built by hand or saved before it was), the evaluation guesses from the shapes
     output_layout: str | None = None
+    # several inputs (qasic.quant.graph_inputs): their tensors in torch's forward order, the
+    # first ``input``, and their layouts (tokens or sequence); empty: the one ``input``
+    inputs: tuple[str, ...] = ()
+    input_layouts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.output_layout is not None and self.output_layout not in OUTPUT_LAYOUTS:
@@ -268,7 +272,10 @@ class QGraph:
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
         """Float batch in the model's layout -> int64 codes, NHWC, batch first. Token ids pass
-        through unchanged (checked: integers inside the vocabulary)."""
+        through unchanged (checked: integers inside the vocabulary). Several inputs: a packed
+        batch (qasic.quant.graph_inputs) -> packed codes."""
+        if len(self.inputs) > 1:
+            return self._packed_codes(x)
         if self.input_layout == TOKENS:
             return self._token_codes(np.asarray(x))
         x = to_internal(np.asarray(x, dtype=np.float64), self.input_layout)
@@ -282,7 +289,25 @@ class QGraph:
             raise InputError(f"input to model {self.name} contains NaN or inf")
         return self.tensors[self.input].encode(x)
 
-    def _token_codes(self, x: np.ndarray) -> np.ndarray:
+    def _packed_codes(self, x: np.ndarray) -> np.ndarray:
+        from qasic.quant import graph_inputs
+
+        parts = graph_inputs.split(self, x)
+        codes = []
+        for name, layout in zip(self.inputs, self.input_layouts, strict=True):
+            part = parts[name]
+            if layout == TOKENS:
+                codes.append(self._token_codes(part, name))
+                continue
+            if not np.all(np.isfinite(part)):
+                raise InputError(f"input {name} of model {self.name} contains NaN or inf")
+            codes.append(self.tensors[name].encode(np.asarray(part, dtype=np.float64)))
+        return graph_inputs.pack(codes, np.int64)
+
+    def _token_codes(self, x: np.ndarray, name: str | None = None) -> np.ndarray:
+        name = name or self.input
+        if name != self.input:
+            return _ids_of(self, name, x)
         if x.ndim != 1 + len(self.input_shape) or x.shape[1:] != tuple(self.input_shape):
             raise InputError(f"token ids of shape {tuple(x.shape)} do not fit model {self.name}: "
                              f"expected (batch, {', '.join(map(str, self.input_shape))}) (at "
@@ -304,11 +329,22 @@ class QGraph:
         return float_shape(self.input_shape, self.input_layout)
 
 
+def _ids_of(graph: QGraph, name: str, x: np.ndarray) -> np.ndarray:
+    """Input ``name``'s token ids (batch, ...) checked: integers inside its tables."""
+    if x.size and not np.all(np.isfinite(x) & (np.floor(x) == x)):
+        raise InputError(f"input {name} of model {graph.name} holds ids that are not integers")
+    bad = outside_tables(graph.nodes, name, x)
+    if bad is not None:
+        raise InputError(f"input {name}: token id {bad[0]} is outside the vocabulary of model "
+                         f"{graph.name}{bad[1]}")
+    return np.asarray(x).astype(np.int64)
+
+
 def _check_single_writers(graph: QGraph) -> None:
     """Every tensor has one writer (the graph's input none): a node's output names a new
     tensor. A persistent state that a step reads and then overwrites is one tensor per access
     (its ``cache_read`` and ``cache_write`` share the state through attrs ``state``)."""
-    writer = {graph.input: None}
+    writer = dict.fromkeys(graph.inputs or (graph.input,))
     for n in graph.nodes:
         if n.output in writer:
             first = "the graph's input" if writer[n.output] is None else \

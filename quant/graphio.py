@@ -52,6 +52,8 @@ def graph_to_bytes(graph: QGraph) -> bytes:
            "tensors": {k: [float(t.scale), int(t.zero_point), int(t.bits), t.fmt]
                        for k, t in graph.tensors.items()},
            "shapes": {k: [int(d) for d in s] for k, s in graph.shapes.items()}}
+    if graph.inputs:  # several inputs (absent: the one ``input``, as before they were)
+        doc["inputs"], doc["input_layouts"] = list(graph.inputs), list(graph.input_layouts)
     arrays["graph.json"] = np.frombuffer(json.dumps(doc, sort_keys=True).encode(), np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -120,14 +122,20 @@ def _graph(doc: dict, arrays: dict[str, np.ndarray], where: str) -> QGraph:
         raise ValueError(f"arrays no node names: {sorted(arrays)[:3]}")
     graph = QGraph(str(doc["name"]), str(doc["input"]), str(doc["output"]), tuple(nodes),
                    tensors, shapes, str(doc["input_layout"]),
-                   _optional_str(doc.get("output_layout")))  # absent: saved before recorded
+                   _optional_str(doc.get("output_layout")),  # absent: saved before recorded
+                   tuple(str(t) for t in doc.get("inputs", ())),
+                   tuple(str(t) for t in doc.get("input_layouts", ())))
+    if len(graph.inputs) != len(graph.input_layouts) or (
+            graph.inputs and graph.inputs[0] != graph.input):
+        raise ValueError(f"inputs {list(graph.inputs)} with layouts "
+                         f"{list(graph.input_layouts)} (the first must be input {graph.input})")
     check_structure(graph, where)
     return graph
 
 
 def check_structure(graph: QGraph, where: str) -> None:
     """Every node reads tensors defined before it; every tensor has an encoding and a shape."""
-    defined = {graph.input}
+    defined = {graph.input, *graph.inputs}
     for node in graph.nodes:
         for name in node.inputs:
             if name not in defined:
@@ -189,10 +197,21 @@ def embedded(program) -> QGraph | None:
         return None
     where = f"program {program.source or program.meta.get('model')}: graph section"
     graph = graph_from_bytes(program.graph, where)
-    for side, name in (("input", graph.input), ("output", graph.output)):
-        spec = program.meta.get(side) or {}
+    from qasic.isa.program import input_specs
+
+    sides = [("input", graph.input, program.meta.get("input")),
+             ("output", graph.output, program.meta.get("output"))]
+    if graph.inputs or "inputs" in program.meta:
+        names = [s.get("tensor") for s in input_specs(program.meta)]
+        if list(graph.inputs) != names:
+            raise ProgramFormatError(f"{where}: the graph's inputs {list(graph.inputs)} differ "
+                                     f"from the program's {names}; recompile the model")
+        sides += [("input", n, s) for n, s in zip(graph.inputs, input_specs(program.meta),
+                                                   strict=True)]
+    for side, name, spec in sides:
+        spec = spec or {}
         t = graph.tensors[name]
-        mine = (tuple(graph.shapes[name]), t.scale, t.zero_point, t.bits, t.fmt)
+        mine = (tuple(graph.shapes[name]) or (1,), t.scale, t.zero_point, t.bits, t.fmt)
         theirs = (tuple(spec.get("shape", ())), spec.get("scale"), spec.get("zero_point"),
                   spec.get("bits"), spec.get("fmt", "int"))
         if mine != theirs:

@@ -228,7 +228,7 @@ def compare(b: Any, node: Any, args: list, kwargs: dict) -> Pointwise | None:
     masks)."""
     t, c = _tree(args[0]), _scalar(args[1])
     if t is None or t[0] is None or c is None \
-            or (t[0].name == b.input_name and b.layout == lowering_seq.TOKENS):
+            or b.is_ids(t[0]):
         return None
     return Pointwise(t[0], pw.op(node.target.__name__.split(".")[0], t[1], pw.const(c)), node)
 
@@ -701,8 +701,7 @@ def slice_(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     start, end = _arg(args, kwargs, 2, "start", None), _arg(args, kwargs, 3, "end", None)
     step = int(_arg(args, kwargs, 4, "step", 1))
     n = int(node.args[0].meta["val"].shape[dim])
-    if isinstance(args[0], Act) and args[0].name == b.input_name \
-            and b.layout == lowering_seq.TOKENS:  # token ids: an embedding's offset
+    if isinstance(args[0], Act) and b.is_ids(args[0]):  # token ids: an embedding's offset
         return lowering_seq.slice_(b, node, args, kwargs)
     args = [_unchained(b, args[0]), *args[1:]]
     if _columns_of(b, node, args[0], dim):

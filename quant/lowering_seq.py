@@ -499,7 +499,7 @@ def slice_(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     step = int(_arg(args, kwargs, 4, "step", 1))
     n = int(node.args[0].meta["val"].shape[dim])
     sel = range(*slice(start, end, step).indices(n))
-    if x.name == b.input_name and b.layout == TOKENS and step == 1 and 0 < len(sel) < n \
+    if b.is_ids(x) and step == 1 and 0 < len(sel) < n \
             and axis_map(b, node.args[0])[dim % len(axis_map(b, node.args[0]))] == 0:
         return IdSlice(x.name, sel.start, len(sel))  # an encoder-decoder's source or target
     return _part(b, node, x, dim, sel)
@@ -531,7 +531,7 @@ def select(b: Any, node: Any, args: list, kwargs: dict, suffix: str = "") -> Act
     embedding reads."""
     rank = node.args[0].meta["val"].dim()
     dim = int(args[1]) % rank
-    if isinstance(args[0], Act) and args[0].name == b.input_name and b.layout == TOKENS \
+    if isinstance(args[0], Act) and b.is_ids(args[0]) \
             and axis_map(b, node.args[0])[dim] == 0:
         b.batch_axes[node.name] = (digit(b, node.args[0])[0] - (dim < digit(b, node.args[0])[0]),
                                    1)
@@ -806,6 +806,12 @@ def identity(b: Any, node: Any, args: list, kwargs: dict) -> Any:
             _arg(args, kwargs, 2, "train", False):
         b.fail(node, "dropout in training mode (call model.eval())")
     src, out = node.args[0].meta["val"], node.meta["val"]
+    if src.dtype != out.dtype:
+        from qasic.quant import masks  # it imports this module's package peers
+
+        key = masks.from_mask_input(b, node, args[0], out.dtype)
+        if key is not None:  # a runtime attention mask's bits
+            return key
     if src.dtype != out.dtype and not _id_cast(b, node, args[0], src.dtype, out.dtype) \
             and not _indicator_cast(args[0], src.dtype, out.dtype):
         b.fail(node, f"a cast from {src.dtype} to {out.dtype}; the model must stay in "
@@ -819,7 +825,7 @@ def _id_cast(b: Any, node: Any, x: Any, src: torch.dtype, out: torch.dtype) -> b
     integer (int16, int8, uint8) could wrap an id: refused, naming the wider cast to use."""
     ints = (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64)
     if src not in ints or out not in ints or not isinstance(x, Act) \
-            or x.name != b.input_name or b.layout != TOKENS:
+            or not b.is_ids(x):
         return False
     if torch.iinfo(out).max < torch.iinfo(torch.int32).max:
         b.fail(node, f"a cast of the token ids from {src} to {out} could wrap ids above "

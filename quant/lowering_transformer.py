@@ -105,16 +105,15 @@ def embedding(b: Any, node: Any, args: list, kwargs: dict) -> Act:
         if b.per_sample(node) != rows:  # one id of each sample selected: its row, unnested
             y = lowering_seq.reshaped(b, node, y, b.per_sample(node), ".row")
         return y
-    if isinstance(args[1], Pointwise) and args[1].src.name == b.input_name \
-            and b.layout == lowering_seq.TOKENS:
+    if isinstance(args[1], Pointwise) and b.is_ids(args[1].src):
         rows = hashing.composed(table, args[1].tree)  # CANINE's hashed ids
         if rows is None:
             b.fail(node, "an embedding of computed token ids; only of the ids, or of a hash "
                          "of them ending in a remainder by a constant (qasic.quant.hashing)")
-        return b.add(node, "embedding", (b.input_name,), {"index_is": "hashed"},
+        return b.add(node, "embedding", (args[1].src.name,), {"index_is": "hashed"},
                      {"table": rows})
     ids = _act(b, node, materialize(b, args[1]), "embedding indices")
-    if ids.name != b.input_name or b.layout != lowering_seq.TOKENS:
+    if not b.is_ids(ids):
         b.fail(node, "an embedding of computed indices; only of the model's token ids")
     return b.add(node, "embedding", (ids.name,), {}, {"table": table})
 

@@ -57,6 +57,8 @@ class KeyMask:
     batch: int
     ids: tuple[int, int] | None = None  # (offset, rows): bits of a slice of the input's ids
     #                                     (an encoder-decoder's source); None: of all of them
+    source: str | None = None   # the ids input it reads (a model of several inputs: a runtime
+    #                             attention mask); None: the model's input
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,10 +71,11 @@ class Masked:
     key: KeyMask | None
 
 
-def from_ids(b: Any, node: Any, ids: Act | IdSlice, other: Any) -> KeyMask:
-    """A comparison of the token ids (or of a slice of them: an encoder-decoder's source) with
-    a scalar: the mask bit itself."""
-    if ids.name != b.input_name or b.layout != "tokens":
+def from_ids(b: Any, node: Any, ids: Act | IdSlice, other: Any, target: Any = None,
+             values: torch.dtype = torch.bool) -> KeyMask:
+    """A comparison (``target``, or the node's) of the token ids (or of a slice of them: an
+    encoder-decoder's source) with a scalar: the mask bit itself, of ``values`` 1 / 0."""
+    if not b.is_ids(ids):
         b.fail(node, "a comparison of an activation; only of the token ids (a padding mask)")
     if isinstance(other, torch.Tensor):
         if other.numel() != 1:
@@ -84,8 +87,34 @@ def from_ids(b: Any, node: Any, ids: Act | IdSlice, other: Any) -> KeyMask:
         keys, batch = batch, keys
         pos = torch.arange(batch * keys).reshape(batch, keys).t()
     part = (ids.start, ids.length) if isinstance(ids, IdSlice) else None
-    return KeyMask((node.target, other), pos, torch.ones(pos.shape, dtype=torch.bool),
-                   torch.zeros(pos.shape, dtype=torch.bool), keys, batch, part)
+    source = None if ids.name == b.input_name else ids.name
+    return KeyMask((target or node.target, other), pos, torch.ones(pos.shape, dtype=values),
+                   torch.zeros(pos.shape, dtype=values), keys, batch, part, source)
+
+
+def from_mask_input(b: Any, node: Any, x: Any, out: torch.dtype) -> KeyMask | None:
+    """A cast of an input of 0/1 ids that no embedding reads (a runtime attention mask,
+    ``attention_mask.to(torch.bool)`` or ``.to(dtype)``) to bool or a float: the padding mask
+    of its bits (ids != 0, as values 1 / 0 of ``out``); None for any other cast."""
+    if not isinstance(x, Act) or x.name == b.input_name or not b.is_ids(x) \
+            or not (out == torch.bool or out.is_floating_point) or _embedded(b, x.name):
+        return None
+    return from_ids(b, node, x, 0, aten.ne.Scalar, out)
+
+
+def _embedded(b: Any, source: str) -> bool:
+    return any(n.op == "embedding" and n.inputs[0] == source and np.ndim(n.params["table"]) == 2
+               for n in b.nodes.values())
+
+
+def _vocab(b: Any, node: Any, key: KeyMask, what: str) -> int:
+    """The ids' vocabulary of ``key``: the model's input's (its smallest token table), or a
+    mask input's: 2 (its ids are 0/1 bits, checked at the input)."""
+    if key.source is None:
+        return token_vocab(b, node, what)
+    rows = [len(n.params["table"]) for n in b.nodes.values() if n.op == "embedding"
+            and n.inputs[0] == key.source and np.ndim(n.params["table"]) == 2]
+    return min(rows) if rows else 2
 
 
 def _flat(tree: Any) -> list:
@@ -393,18 +422,18 @@ def pattern(b: Any, node: Any, const: torch.Tensor, per_sample: tuple
 def _mask_node(b: Any, node: Any, key: KeyMask, keep: bool) -> str:
     """The key-mask tensor: an embedding of the ids through [pred(id) for id in the vocab]
     (``keep``: keys whose bit is 1 take part), or its negation."""
-    if (key.pred, keep, key.ids) in b.mask_nodes:
-        return b.mask_nodes[(key.pred, keep, key.ids)]
+    if (key.pred, keep, key.ids, key.source) in b.mask_nodes:
+        return b.mask_nodes[(key.pred, keep, key.ids, key.source)]
     if key.pred[0] == lengths.PREFIX:
         act = lengths.bits(b, node, key.pred[1], key.keys, keep)
-        b.mask_nodes[(key.pred, keep, key.ids)] = act.name
+        b.mask_nodes[(key.pred, keep, key.ids, key.source)] = act.name
         return act.name
     target, other = key.pred
-    bits = target(torch.arange(token_vocab(b, node, "a padding mask")), other)
+    bits = target(torch.arange(_vocab(b, node, key, "a padding mask")), other)
     table = (bits if keep else ~bits).to(torch.float64).numpy()
-    act = b.add(node, "embedding", (b.input_name,), _sliced(key), {"table": table},
-                shape=(key.keys,), name=MASK_NAME)
-    b.mask_nodes[(key.pred, keep, key.ids)] = act.name
+    act = b.add(node, "embedding", (key.source or b.input_name,), _sliced(key),
+                {"table": table}, shape=(key.keys,), name=MASK_NAME)
+    b.mask_nodes[(key.pred, keep, key.ids, key.source)] = act.name
     return act.name
 
 
@@ -428,16 +457,18 @@ def column(b: Any, node: Any, key: KeyMask) -> Act:
             or not bool((key.when1 == 1).all()) or not bool((key.when0 == 0).all()):
         b.fail(node, "a padding mask used as a value other than its 0/1 bits per token as "
                      "(batch, tokens, 1); only masks of the attention, or that")
-    if (key.pred, "column") in b.mask_nodes:
-        return Act(b.mask_nodes[(key.pred, "column")])
+    if (key.pred, "column", key.source) in b.mask_nodes:
+        return Act(b.mask_nodes[(key.pred, "column", key.source)])
     if key.pred[0] == lengths.PREFIX:
         act = lengths.column(b, node, _mask_node(b, node, key, keep=True), t)
     else:
         target, other = key.pred
-        table = target(torch.arange(positions.vocab(b, node)), other).to(torch.float64)
-        act = b.add(node, "embedding", (b.input_name,), {INTEGER_CODES: 8},
+        vocab = positions.vocab(b, node) if key.source is None else \
+            _vocab(b, node, key, "a padding mask")
+        table = target(torch.arange(vocab), other).to(torch.float64)
+        act = b.add(node, "embedding", (key.source or b.input_name,), {INTEGER_CODES: 8},
                     {"table": table.numpy().reshape(-1, 1)}, shape=(t, 1), suffix=".pad_mask")
-    b.mask_nodes[(key.pred, "column")] = act.name
+    b.mask_nodes[(key.pred, "column", key.source)] = act.name
     return act
 
 

@@ -90,7 +90,8 @@ def quantize_graph(graph: FGraph, calibration: Any, config: QuantConfig) -> QGra
     nodes = tuple(_quantize_node(graph, n, tensors, config) for n in graph.nodes)
     return QGraph(name=graph.name, input=graph.input, output=graph.output, nodes=nodes,
                   tensors=tensors, shapes=dict(graph.shapes), input_layout=graph.input_layout,
-                  output_layout=graph.output_layout)
+                  output_layout=graph.output_layout, inputs=graph.inputs,
+                  input_layouts=graph.input_layouts)
 
 
 def float_values(graph: FGraph, x: np.ndarray, drop: Any = ()) -> dict[str, np.ndarray]:

@@ -84,7 +84,7 @@ def run(graph: QGraph, x_codes: np.ndarray, keep: bool = False,
     tensor when ``keep`` is true. ``state``: the persistent tensors (KV caches) that
     ``cache_write`` nodes update, by name (batch first; missing ones start as zero codes); the
     dict is updated in place."""
-    env = {graph.input: np.asarray(x_codes, dtype=np.int64)}
+    env = input_codes(graph, x_codes)
     batch = env[graph.input].shape[0]
     state = {} if state is None else state
     for node in graph.nodes:
@@ -99,6 +99,17 @@ def run(graph: QGraph, x_codes: np.ndarray, keep: bool = False,
             continue
         env[node.output] = run_node(graph, node, [env[i] for i in node.inputs])
     return env if keep else env[graph.output]
+
+
+def input_codes(graph: QGraph, x_codes: np.ndarray) -> dict[str, np.ndarray]:
+    """{input tensor: its codes}: a graph of several inputs takes them packed
+    (qasic.quant.graph_inputs)."""
+    if len(graph.inputs) < 2:
+        return {graph.input: np.asarray(x_codes, dtype=np.int64)}
+    from qasic.quant import graph_inputs
+
+    return {k: np.asarray(v, dtype=np.int64)
+            for k, v in graph_inputs.split(graph, x_codes, "input codes").items()}
 
 
 def cache_write(graph: QGraph, node: QNode, xs: list[np.ndarray],

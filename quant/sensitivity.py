@@ -216,6 +216,11 @@ def torch_forward(graph: FGraph, x: torch.Tensor, weights: dict[str, torch.Tenso
     """The FGraph in torch, differentiable in ``weights`` ({layer: weight in FGraph layout});
     ``x`` is a float batch in the graph layout (NHWC), computed in its dtype. Same values as
     ``run_float`` (to rounding). ``keep``, a dict, receives every tensor (torch layout)."""
+    if len(graph.inputs) > 1:
+        raise UnsupportedOpError(f"model {graph.name} takes {len(graph.inputs)} inputs "
+                                 f"({', '.join(graph.inputs)}); the gradient-based scores "
+                                 "(Fisher observers, Hessian policies) run models of one input: "
+                                 "use a min-max or percentile observer, or --bits")
     ops = ops_for(graph)
     if x.ndim == 4 and ops is TORCH_OPS:
         x = x.permute(0, 3, 1, 2)  # torch ops want NCHW

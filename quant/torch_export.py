@@ -26,6 +26,7 @@ import torch
 from torch import fx
 
 from qasic.errors import InputError, UnsupportedOpError
+from qasic.models.packed import PackedInputs
 from qasic.quant import (
     capture_patches,
     einsum,
@@ -63,12 +64,16 @@ INPUT = "input"  # the graph input's tensor name
 
 def capture(model: Any, example_inputs: Any, name: str | None = None) -> FGraph:
     """Export ``model`` (an nn.Module, or an ExportedProgram) and lower it to a float graph."""
-    return _export(model, example_inputs, lambda ep: _build(ep, name or type(model).__name__))
+    params = model.params if isinstance(model, PackedInputs) else ()
+    return _export(model, example_inputs,
+                   lambda ep: _build(ep, name or type(model).__name__, params))
 
 
-def _build(ep: torch.export.ExportedProgram, name: str) -> FGraph:
+def _build(ep: torch.export.ExportedProgram, name: str, params: tuple[str, ...] = ()) -> FGraph:
+    """``params``: the forward's parameter names of a model of several inputs (the input
+    tensors are named after them: ``input.NAME`` after the first, ``input``)."""
     with vmaps.levels():  # a vmap region of constants runs its levels (qasic.quant.vmaps)
-        return _Builder(ep).build(name)
+        return _Builder(ep, params).build(name)
 
 
 def _as_args(example_inputs: Any) -> tuple[torch.Tensor, ...]:
@@ -76,15 +81,18 @@ def _as_args(example_inputs: Any) -> tuple[torch.Tensor, ...]:
         args = tuple(example_inputs)
     else:
         args = (example_inputs,)
-    if len(args) != 1:
-        raise InputError(f"the model must take exactly one input tensor; got {len(args)}")
-    x = args[0]
-    if isinstance(x, np.ndarray):  # integer arrays are token ids
-        dtype = np.int64 if np.issubdtype(x.dtype, np.integer) else np.float32
-        x = torch.from_numpy(np.ascontiguousarray(x, dtype=dtype))
-    if not isinstance(x, torch.Tensor):
-        raise InputError(f"example input is a {type(x).__name__}; give a torch tensor or array")
-    return (x,)
+    if not args:
+        raise InputError("the model needs at least one example input tensor; got none")
+    out = []
+    for x in args:
+        if isinstance(x, np.ndarray):  # integer arrays are token ids
+            dtype = np.int64 if np.issubdtype(x.dtype, np.integer) else np.float32
+            x = torch.from_numpy(np.ascontiguousarray(x, dtype=dtype))
+        if not isinstance(x, torch.Tensor):
+            raise InputError(f"example input is a {type(x).__name__}; give a torch tensor or "
+                             "array")
+        out.append(x)
+    return tuple(out)
 
 
 def _export(model: Any, example_inputs: Any, build: Any) -> FGraph:
@@ -92,21 +100,24 @@ def _export(model: Any, example_inputs: Any, build: Any) -> FGraph:
     eager model does: a model ``build`` refuses is refused for its own reason first."""
     if isinstance(model, torch.export.ExportedProgram):
         return build(model)  # already captured; the example inputs are not needed
-    known_modules.check(model)
     args = _as_args(example_inputs)
+    if isinstance(model, PackedInputs):  # several inputs, packed: export the user's module
+        model, args = model.module, model.unpack(args[0])
+    known_modules.check(model)
     was_training = _set_training(model, False)  # batch norm must use its running statistics
     was_caching = _set_use_cache(model, False)  # a transformers KV cache is no model output
     try:
         # a tower packing a batch's images: one sample (and the eager output on it)
-        one, eager = grid_towers.trace_one(model, args[0])
+        one, eager = grid_towers.trace_one(model, args[0]) if len(args) == 1 else (args, None)
+        ones = (one,) if len(args) == 1 else one
         with capture_patches.applied(model, args):  # quant.capture_patches.PATCHES
-            ep = _trace(model, (one,), twice=eager is None)
+            ep = _trace(model, ones, twice=eager is None)
         graph = build(ep)
         # the exported program must compute what the eager model does (quant.export_check):
         # compared outside the patches above, in the mode the capture set, the tensors a
         # forward caches put back after
         with capture_patches.tensors_kept(model):
-            export_check.check(model, ep, _traced(ep, (one,)), eager)
+            export_check.check(model, ep, _traced(ep, ones), eager)
         return graph
     finally:
         _set_training(model, was_training)
@@ -120,7 +131,7 @@ def _trace(model: Any, args: tuple, twice: bool = True) -> torch.export.Exported
             # axes of size 1 (a sequence model's heads): trace two samples when the model
             # allows it
             try:
-                return torch.export.export(model, (torch.cat([args[0], args[0]]),))
+                return torch.export.export(model, tuple(torch.cat([a, a]) for a in args))
             except Exception:  # noqa: BLE001, S110  (written for batch 1: trace it as given)
                 pass
         return torch.export.export(model, args)
@@ -136,7 +147,7 @@ def _traced(ep: torch.export.ExportedProgram, args: tuple) -> tuple:
     val = user[0].meta.get("val") if user else None
     if isinstance(val, torch.Tensor) and val.dim() and args[0].dim() \
             and val.shape[0] == 2 * args[0].shape[0]:
-        return (torch.cat([args[0], args[0]]),)
+        return tuple(torch.cat([a, a]) for a in args)
     return args
 
 
@@ -203,8 +214,9 @@ def _is_view(node: fx.Node) -> bool:
 class _Builder:
     """Walks the exported graph once; ``env`` maps an fx node name to Act, constant or tuple."""
 
-    def __init__(self, ep: torch.export.ExportedProgram) -> None:
+    def __init__(self, ep: torch.export.ExportedProgram, params: tuple[str, ...] = ()) -> None:
         self.ep = ep
+        self.params = params  # the inputs' parameter names (torch.export may rename them)
         # the graph walked: the exported graph as torch ran it (the subgraphs of wrappers,
         # autocast and no_grad regions, inlined), after the rewrites of quant.rewrites.REWRITES
         self.inlined = wrappers.inline(ep.graph_module)
@@ -218,6 +230,7 @@ class _Builder:
         self.output_layout: str | None = None  # how the graph holds torch's output
         self.input_rank = 0
         self.input_name = INPUT
+        self.input_layouts: dict[str, str] = {}  # each input tensor's layout, in torch's order
         self.layout: str | None = None   # lowering_seq.TOKENS / SEQUENCE, or None (images)
         self.batch = 1                   # the example input's batch size
         self.luts: dict[str, Act] = {}   # fx node name -> the lut its pointwise chain became
@@ -240,6 +253,8 @@ class _Builder:
         user = [n for n in self.ep.graph.nodes if n.op == "placeholder"
                 and n.name in self.ep.graph_signature.user_inputs]
         self.layout = lowering_seq.input_layout(self.inlined, user[0]) if user else None
+        if len(user) > 1 and self.layout is None:  # several inputs: torch's layout
+            self.layout = lowering_seq.SEQUENCE
         self.sequence = self.layout is not None
         fills = [n for n in self.graph.nodes if inplace.fill_of(n) is not None]
         live = _live(self.graph, fills)
@@ -258,10 +273,12 @@ class _Builder:
             nodes, output = seqpasses.simplify(nodes, output, self.shapes)
         layout = self.layout or (
             "NCL" if len(self.shapes[INPUT]) == 3 and self.input_rank == 3 else "NCHW")
-        kept = {INPUT} | {n.output for n in nodes}
+        inputs = tuple(self.input_layouts) if len(self.input_layouts) > 1 else ()
+        kept = {INPUT, *inputs} | {n.output for n in nodes}
         graph = FGraph(name=name, input=INPUT, output=output, nodes=tuple(nodes),
                        shapes={t: s for t, s in self.shapes.items() if t in kept},
-                       input_layout=layout, output_layout=self.output_layout)
+                       input_layout=layout, output_layout=self.output_layout, inputs=inputs,
+                       input_layouts=tuple(self.input_layouts[t] for t in inputs))
         return prepare(graph)
 
     def _visit(self, node: fx.Node) -> None:
@@ -297,15 +314,38 @@ class _Builder:
                 return store[key].detach()
         if name in sig.inputs_to_lifted_tensor_constants:
             return self.ep.constants[sig.inputs_to_lifted_tensor_constants[name]]
-        if name not in sig.user_inputs or sig.user_inputs.index(name) != 0:
-            raise InputError(f"the model must take exactly one input tensor; "
-                             f"inputs: {', '.join(sig.user_inputs)}")
-        self.input_rank = node.meta["val"].dim()
-        self.batch = int(node.meta["val"].shape[0]) if self.input_rank else 1
-        if self.layout == lowering_seq.TOKENS and node.meta["val"].dtype not in _ID_DTYPES:
-            self.fail(node, f"token ids of dtype {node.meta['val'].dtype}; give int64 or int32")
-        self.shapes[INPUT] = self.per_sample(node)
-        return Act(INPUT)
+        if name not in sig.user_inputs:
+            raise InputError(f"placeholder {name} is no input of the model; inputs: "
+                             f"{', '.join(sig.user_inputs)}")
+        val = node.meta["val"]
+        if not isinstance(val, torch.Tensor):
+            raise InputError(f"the model's input {name} is a {type(val).__name__}, not a "
+                             "tensor; give tensors only (bind the others in the factory)")
+        index = sig.user_inputs.index(name)
+        first = index == 0
+        given = self.params[index] if index < len(self.params) else name
+        tensor = INPUT if first else f"{INPUT}.{given}"
+        if first:
+            self.input_rank = val.dim()
+            self.batch = int(val.shape[0]) if self.input_rank else 1
+        ids = not val.dtype.is_floating_point
+        if (ids or self.layout == lowering_seq.TOKENS and first) and val.dtype not in _ID_DTYPES:
+            self.fail(node, f"token ids of dtype {val.dtype}; give int64 or int32")
+        if not first and (not val.dim() or int(val.shape[0]) != self.batch):
+            self.fail(node, f"input {name} of shape {tuple(val.shape)} has no batch axis of "
+                            f"{self.batch} (the first input's); give each input batch first")
+        self.input_layouts[tensor] = lowering_seq.TOKENS if ids else lowering_seq.SEQUENCE
+        self.used.add(tensor)
+        self.shapes[tensor] = self.per_sample(node)
+        return Act(tensor)
+
+    def is_ids(self, x: Any) -> bool:
+        """Whether ``x`` is an input of token ids (the model's, or one of its inputs': an
+        attention mask, a recommender's sparse ids)."""
+        name = getattr(x, "name", None)
+        if name == self.input_name:
+            return self.layout == lowering_seq.TOKENS
+        return self.input_layouts.get(name) == lowering_seq.TOKENS
 
     def _call(self, node: fx.Node) -> Any:
         layouts.enters_sequence(self, node)

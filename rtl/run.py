@@ -50,7 +50,7 @@ from qasic.rtl.tools import (
     verilator_make,
 )
 from qasic.sim.machine import Machine
-from qasic.sim.run import check_codes
+from qasic.sim.run import check_codes, write_inputs
 from qasic.sim.timing import schedule
 
 TB_MODULE = "qasic.rtl.tb_top"
@@ -283,7 +283,7 @@ def dram_images(program: Program, arch: ArchConfig, codes: np.ndarray,
     """(samples, dram bytes) uint8: DRAM before the program runs, as the simulator lays it out,
     with ``states`` (codes of state regions by name, batch first) in place."""
     m = Machine(program, arch, len(codes))
-    m.write_region(program.meta["input"]["tensor"], codes)
+    write_inputs(m, program, codes)  # (several inputs: each its region)
     kinds = {r.name: r.kind for r in program.regions}
     for name, value in (states or {}).items():
         if kinds.get(name) != "state":

@@ -27,6 +27,7 @@ from qasic.isa.verify import verify as verify_program
 from qasic.rtl.packing import wrap
 from qasic.rtl.timing import fold_cycles
 from qasic.sim.machine import Machine
+from qasic.sim.run import write_inputs
 
 CYCLE_TOLERANCE = 0  # the RTL must take exactly the modelled cycles
 
@@ -51,7 +52,7 @@ def capture_tiles(program: Program, arch: ArchConfig, codes: np.ndarray,
     verify_program(program)
     chosen = _select(program, per_layer)
     m = Machine(program, arch, 1)
-    m.write_region(program.meta["input"]["tensor"], np.asarray(codes[:1]))
+    write_inputs(m, program, np.asarray(codes[:1]))  # (several inputs: each its region)
     tiles = []
     for i, ins in enumerate(program.instrs):
         if i in chosen:

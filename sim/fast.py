@@ -22,7 +22,7 @@ import numpy as np
 from qasic.arch.config import ArchConfig
 from qasic.isa import access
 from qasic.isa.encoding import Instr
-from qasic.isa.program import Program
+from qasic.isa.program import Program, input_specs
 from qasic.isa.table import ACT_ENCODINGS, LUT_ENTRY_BYTES, encoding_bits, encoding_is_fp
 from qasic.sim import fastkernels as FK
 from qasic.sim import fastrows as R
@@ -223,11 +223,10 @@ def _batch_uniform(p: Program) -> int:
     if np.any(shared & (acc.write != 0) & (names != "LOAD")):
         return 0
     dram = access.MEMORIES.index("dram")
-    host = p.region(p.meta["input"]["tensor"])
     written = [(int(lo), int(hi)) for lo, hi in zip(
         acc.lo[(acc.mem == dram) & (acc.write != 0)],
         acc.hi[(acc.mem == dram) & (acc.write != 0)], strict=True)]
-    written.append((host.addr, host.addr + host.size))
+    written += _host_ranges(p)
     loads = np.flatnonzero(shared & (acc.write != 0))
     reads = (acc.mem == dram) & (acc.write == 0) & np.isin(acc.instr, acc.instr[loads])
     lo, hi = acc.lo[reads], acc.hi[reads]
@@ -270,7 +269,7 @@ def _proven_shared(p: Program) -> np.ndarray:
     dram = access.MEMORIES.index("dram")
     starts, ends = _union([*zip(acc.lo[(acc.mem == dram) & (acc.write != 0)],
                                 acc.hi[(acc.mem == dram) & (acc.write != 0)], strict=True),
-                           _host_range(p)])
+                           *_host_ranges(p)])
     # a LOAD's source: overlapping no written DRAM range (merged, sorted: one search each)
     reads = (acc.mem == dram) & (acc.write == 0) & (names == "LOAD")
     at = np.searchsorted(ends, acc.lo[reads], side="right")
@@ -292,9 +291,10 @@ def _proven_shared(p: Program) -> np.ndarray:
     return out
 
 
-def _host_range(p: Program) -> tuple[int, int]:
-    host = p.region(p.meta["input"]["tensor"])
-    return host.addr, host.addr + host.size
+def _host_ranges(p: Program) -> list[tuple[int, int]]:
+    """The DRAM ranges the host writes: every input region."""
+    return [(h.addr, h.addr + h.size)
+            for h in (p.region(spec["tensor"]) for spec in input_specs(p.meta))]
 
 
 def _union(ranges: list) -> tuple[np.ndarray, np.ndarray]:

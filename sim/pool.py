@@ -23,7 +23,7 @@ import numpy as np
 
 from qasic.arch.config import ArchConfig
 from qasic.isa import access
-from qasic.isa.program import Program
+from qasic.isa.program import Program, input_specs
 from qasic.sim.fastfields import program_fields
 from qasic.sim.machine import Machine
 
@@ -85,8 +85,9 @@ def written(program: Program, m: Machine) -> Written:
 
 def _written(program: Program, m: Machine) -> Written:
     acc = access.table(program_fields(program).groups)
-    host = program.region(program.meta["input"]["tensor"])  # write_region's
-    sram, dram = {}, (host.addr, host.addr + host.size)
+    hosts = [program.region(spec["tensor"]) for spec in input_specs(program.meta)]
+    sram = {}  # write_region's
+    dram = (min(h.addr for h in hosts), max(h.addr + h.size for h in hosts))
     for k, name in enumerate(access.MEMORIES):
         on = (acc.mem == k) & (acc.write != 0)
         if not on.any():

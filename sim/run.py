@@ -6,13 +6,14 @@ import dataclasses
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from qasic.arch.config import ArchConfig
 from qasic.errors import InputError
 from qasic.isa.packing import dma_bytes, gather_dram_bytes
-from qasic.isa.program import Program
+from qasic.isa.program import Program, input_specs
 from qasic.isa.verify import verify
 from qasic.quant.graph import TensorQ, float_shape, to_internal
 from qasic.sim import fast, pool
@@ -46,7 +47,11 @@ class SimResult:
 
 
 def input_codes(program: Program, x: np.ndarray) -> np.ndarray:
-    """Float inputs in the model's layout -> int codes, NHWC, as the host writes them."""
+    """Float inputs in the model's layout -> int codes, NHWC, as the host writes them. A
+    program of several inputs takes them packed and gives packed codes
+    (qasic.quant.graph_inputs)."""
+    if "inputs" in program.meta:
+        return _packed(program, x, lambda spec, part: _checked_floats(spec, part))
     spec = program.meta["input"]
     shape = tuple(spec["shape"])
     x = np.asarray(x, dtype=np.float64)
@@ -63,25 +68,50 @@ def input_codes(program: Program, x: np.ndarray) -> np.ndarray:
     return io_encoding(spec).encode(x)
 
 
+def _packed(program: Program, x: np.ndarray, each) -> np.ndarray:
+    """``each(spec, input's batch)`` of every input of a packed batch, packed again."""
+    from qasic.quant import graph_inputs
+
+    specs = input_specs(program.meta)
+    parts = graph_inputs.split_shapes(tuple(s["tensor"] for s in specs),
+                                      [tuple(s["shape"]) for s in specs], x,
+                                      f"input of program {program.meta.get('model')}")
+    return graph_inputs.pack([each(s, parts[s["tensor"]]) for s in specs], np.int64)
+
+
+def _checked_floats(spec: dict, x: np.ndarray) -> np.ndarray:
+    if not np.all(np.isfinite(x)):
+        raise InputError(f"input {spec['tensor']} contains NaN or inf; clean the data first")
+    return io_encoding(spec).encode(np.asarray(x, dtype=np.float64))
+
+
 def io_encoding(spec: dict) -> TensorQ:
     """The TensorQ a program's input or output metadata records."""
     return TensorQ(spec["scale"], spec["zero_point"], spec["bits"], spec.get("fmt", "int"))
 
 
 def check_codes(program: Program, codes: np.ndarray) -> np.ndarray:
-    """Integer input codes (batch, *per-sample NHWC shape) inside the input encoding's range."""
+    """Integer input codes (batch, *per-sample NHWC shape) inside the input encoding's range
+    (several inputs: packed, each inside its own)."""
+    if "inputs" in program.meta:
+        return _packed(program, codes, lambda spec, part: _codes_in_range(spec, part))
     spec = program.meta["input"]
     codes, shape = np.asarray(codes), tuple(spec["shape"])
     if codes.shape[1:] != shape:
         raise InputError(f"input codes of shape {tuple(codes.shape)} do not fit program "
                          f"{program.meta.get('model')}: expected (batch, ...) with per-sample "
                          f"shape {shape} (NHWC)")
+    return _codes_in_range(spec, codes)
+
+
+def _codes_in_range(spec: dict, codes: np.ndarray) -> np.ndarray:
     if codes.size and not np.issubdtype(codes.dtype, np.integer):
         raise InputError(f"input codes must be integers, not {codes.dtype}; pass floats as x")
     lo, hi = -(1 << (spec["bits"] - 1)), (1 << (spec["bits"] - 1)) - 1
     if codes.size and not lo <= codes.min() <= codes.max() <= hi:
-        raise InputError(f"input codes span [{codes.min()}, {codes.max()}], outside the "
-                         f"{spec['bits']}-bit input range [{lo}, {hi}]")
+        raise InputError(f"input codes of {spec['tensor']} span [{codes.min()}, "
+                         f"{codes.max()}], outside the {spec['bits']}-bit input range "
+                         f"[{lo}, {hi}]")
     return codes.astype(np.int64)
 
 
@@ -166,7 +196,7 @@ def run_functional(program: Program, arch: ArchConfig, codes: np.ndarray,
     # the fast path runs on a machine kept from the last run, reset (qasic.sim.pool)
     m = Machine(program, arch, len(codes), gemm_path) if exact else \
         pool.machine(program, arch, len(codes))
-    m.write_region(program.meta["input"]["tensor"], codes)
+    write_inputs(m, program, codes)
     if exact:
         m.run(hook)
     else:
@@ -175,6 +205,21 @@ def run_functional(program: Program, arch: ArchConfig, codes: np.ndarray,
     if not exact:
         pool.release(m)
     return out.reshape((len(codes), *program.meta["output"]["shape"]))
+
+
+def write_inputs(m: Any, program: Program, codes: np.ndarray) -> None:
+    """The host's writes of a batch's input codes (packed: several inputs) into their regions
+    of machine ``m`` (the simulator's, or the RTL testbench's model)."""
+    if "inputs" not in program.meta:
+        m.write_region(program.meta["input"]["tensor"], codes)
+        return
+    from qasic.quant import graph_inputs
+
+    specs = input_specs(program.meta)
+    parts = graph_inputs.split_shapes(tuple(s["tensor"] for s in specs),
+                                      [tuple(s["shape"]) for s in specs], codes, "input codes")
+    for name, part in parts.items():
+        m.write_region(name, part)
 
 
 def _stats(program: Program, arch: ArchConfig, outputs: np.ndarray, timing: Timing) -> SimResult:

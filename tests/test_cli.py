@@ -216,8 +216,9 @@ def test_a_model_of_two_inputs_is_one_line_naming_them(tmp_path, capsys, calib):
             "def make():\n    return Two()\n")
     spec = factory_file(tmp_path, body)
     assert main(["quantize", "--model", spec, "--data", calib]) == 1
-    assert "model net's forward takes 2 inputs (dense, sparse); qasic compiles a model of one " \
-           "input tensor" in _one_line(capsys)
+    assert "model net's forward takes 2 inputs (dense, sparse); data file" in (
+        line := _one_line(capsys)) and "give one array per input, 'calibration.dense', " \
+        "'calibration.sparse'" in line
 
 
 def test_a_raising_factory_with_debug_shows_the_users_traceback(tmp_path, calib):

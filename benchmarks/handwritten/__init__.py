@@ -28,7 +28,9 @@ class Network:
     name: str  # unique over the package: the row's key
     about: str  # what it is and whose way of writing it follows, one line
     factory: str  # the module-level function of the defining file that builds the model
-    inputs: Callable[[], np.ndarray]  # calibration inputs: int64 ids or float32, batch first
+    # calibration inputs: int64 ids or float32, batch first; a forward of several inputs:
+    # {parameter name: array} (the data file's 'calibration.NAME' arrays)
+    inputs: Callable[[], np.ndarray | dict[str, np.ndarray]]
     prompt: tuple[int, ...] = ()  # a decoder's prompt ids: also run through qasic generate
     tokens: int = 4  # tokens generate decodes
     decoder_start: tuple[int, ...] = ()  # an encoder-decoder's decoder start ids

@@ -46,7 +46,9 @@ def _run(cmd: list[str]) -> tuple[int, dict | None, str]:
 
 def run_one(net: Network, tmp: Path) -> dict:
     data = tmp / f"{net.name}.npz"
-    np.savez(data, calibration=net.inputs())
+    x = net.inputs()  # several inputs: {forward parameter: array}, 'calibration.NAME' each
+    np.savez(data, **({f"calibration.{k}": v for k, v in x.items()} if isinstance(x, dict)
+                      else {"calibration": x}))
     qasic = [sys.executable, "-m", "qasic"]
     rec: dict = {"name": net.name, "about": net.about, "model": f"{net.module}.py:{net.factory}"}
     t0 = time.perf_counter()
