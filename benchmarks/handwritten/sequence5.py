@@ -16,6 +16,7 @@ with per-token absmax activation and absmean ternary weight fake quantization th
 straight-through x + (q - x).detach()) and Salesforce's QRNN (ForgetMult as a loop over time).
 Small, random weights."""
 
+import itertools
 import math
 
 import numpy as np
@@ -120,7 +121,7 @@ class SeasonalityBasis(nn.Module):
             np.arange(backcast_size, dtype=np.float32)[:, None] / forecast_size) * self.frequency
         forecast_grid = 2 * np.pi * (
             np.arange(forecast_size, dtype=np.float32)[:, None] / forecast_size) * self.frequency
-        as_param = lambda a: nn.Parameter(torch.tensor(a, dtype=torch.float32),  # noqa: E731
+        as_param = lambda a: nn.Parameter(torch.tensor(a, dtype=torch.float32),
                                           requires_grad=False)
         self.backcast_cos_template = as_param(np.transpose(np.cos(backcast_grid)))
         self.backcast_sin_template = as_param(np.transpose(np.sin(backcast_grid)))
@@ -371,7 +372,7 @@ def lstnet():
 
 class FullAttention(nn.Module):
     def forward(self, queries, keys, values):
-        B, L, H, E = queries.shape
+        _B, _L, _H, E = queries.shape
         scale = 1.0 / math.sqrt(E)
         scores = torch.einsum("blhe,bshe->bhls", queries, keys)
         A = torch.softmax(scale * scores, dim=-1)
@@ -611,7 +612,7 @@ class TabTransformer(nn.Module):
         hidden = [input_size * t for t in mlp_hidden_mults]
         dims = [input_size, *hidden, dim_out]
         mlp = []
-        for ind, (dim_in, d_out) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+        for ind, (dim_in, d_out) in enumerate(itertools.pairwise(dims)):
             mlp.append(nn.Linear(dim_in, d_out))
             if ind < len(dims) - 2:
                 mlp.append(nn.ReLU())
@@ -667,17 +668,17 @@ class LinformerSelfAttention(nn.Module):
         self.to_out = nn.Linear(dim_head * heads, dim)
 
     def forward(self, x):
-        b, n, d, d_h, h, k = *x.shape, self.dim_head, self.heads, self.k
+        b, n, _d, d_h, h, k = *x.shape, self.dim_head, self.heads, self.k
         queries = self.to_q(x)
-        proj_seq_len = lambda args: torch.einsum("bnd,nk->bkd", *args)  # noqa: E731
+        proj_seq_len = lambda args: torch.einsum("bnd,nk->bkd", *args)
         keys = self.to_k(x)
         values = self.to_v(x) if not self.share_kv else keys
         kv_projs = (self.proj_k, self.proj_v if not self.share_kv else self.proj_k)
         if n < self.seq_len:
-            kv_projs = map(lambda t: t[:n], kv_projs)
+            kv_projs = (t[:n] for t in kv_projs)
         keys, values = map(proj_seq_len, zip((keys, values), kv_projs, strict=True))
         queries = queries.reshape(b, n, h, -1).transpose(1, 2)
-        merge_key_values = lambda t: t.reshape(b, k, -1, d_h).transpose(1, 2).expand(  # noqa
+        merge_key_values = lambda t: t.reshape(b, k, -1, d_h).transpose(1, 2).expand(
             -1, h, -1, -1)
         keys, values = map(merge_key_values, (keys, values))
         dots = torch.einsum("bhnd,bhkd->bhnk", queries, keys) * (d_h ** -0.5)
@@ -742,7 +743,7 @@ def linformer():
 
 def orthogonal_matrix_chunk(cols):
     unstructured_block = torch.randn((cols, cols))
-    q, r = torch.linalg.qr(unstructured_block.cpu(), mode="reduced")
+    q, _r = torch.linalg.qr(unstructured_block.cpu(), mode="reduced")
     return q.t()
 
 
@@ -828,7 +829,7 @@ class PerformerClassifier(nn.Module):
         self.to_out = nn.Linear(dim, classes)
 
     def forward(self, x):
-        b, n = x.shape
+        _b, n = x.shape
         x = self.token_emb(x)
         x = x + self.pos_emb(torch.arange(n, device=x.device))
         for attn, ff in self.layers:
