@@ -418,6 +418,7 @@ def _pair_op(op: str) -> Any:
         x, y = args[0], args[1]
         if not b.sequence:
             x, y = _over_channels(b, node, x, y), _over_channels(b, node, y, x)
+            x, y = _over_vector(b, node, x, y), _over_vector(b, node, y, x)
         sx, sy = b.shapes[x.name], b.shapes[y.name]
         if sx != sy and _broadcasts(sx, sy):
             x, y = y, x
@@ -442,6 +443,18 @@ def _over_channels(b: Any, node: Any, x: Act, other: Act) -> Act:
                                              "padding": (0, 0, 0, 0)},
                  {"weight": np.ones((c, 1, 1, 1)), "bias": np.zeros(c)},
                  shape=(*sx[:2], c), suffix=".wide")
+
+
+def _over_vector(b: Any, node: Any, x: Act, other: Act) -> Act:
+    """``x`` one value per sample (1,) and ``other`` a vector (N,): x widened to N by a linear
+    of ones (N-BEATS's ``x[:, -1:] + block_forecast``, the last value broadcast over the
+    horizon); else ``x``."""
+    sx, so = b.shapes[x.name], b.shapes[other.name]
+    if sx != (1,) or len(so) != 1 or so[0] == 1:
+        return x
+    n = so[0]
+    return b.add(node, "linear", (x.name,), {}, {"weight": np.ones((n, 1)), "bias": np.zeros(n)},
+                 shape=(n,), suffix=".wide")
 
 
 def _broadcasts(small: tuple, big: tuple) -> bool:
