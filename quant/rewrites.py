@@ -18,6 +18,7 @@ from qasic.quant import (
     addcmul,
     alltopk,
     channel_norm,
+    chomp,
     complex_rope,
     constant_rows,
     einsum,
@@ -78,9 +79,11 @@ REWRITES: tuple[Rewrite, ...] = (
             "(N-BEATS's x.flip(dims=(1,)))", _graph_only(flips.decompose)),
     Rewrite("one_hot", "F.one_hot(ids, n) becomes an embedding of eye(n) (a character CNN's "
             "input)", _graph_only(one_hot.decompose)),
-    Rewrite("variance", "a var / std over axes without the last one becomes its means "
+    Rewrite("variance", "a var / std over axis 1 of (batch, T, C) becomes its means "
             "(thuml's instance normalisation over the time steps)",
             _graph_only(variance.decompose)),
+    Rewrite("chomp", "a Conv1d padded on both sides and chomped on the right becomes the "
+            "left-padded causal conv it is (locuslab's TCN)", _graph_only(chomp.decompose)),
     Rewrite("einsum", "an einsum of two operands becomes permutes, reshapes and a matmul",
             _graph_only(einsum.decompose)),
     Rewrite("unfold", "patch unfolds become views and permutes", _graph_only(unfold.decompose)),

@@ -1,4 +1,4 @@
-"""A variance or standard deviation over axes that leave out the last one (thuml's
+"""A variance or standard deviation over the middle axis of a rank-3 tensor (thuml's
 time-series models normalise each variate over its time steps: ``torch.var(x, dim=1,
 keepdim=True, unbiased=False)`` of (batch, T, C), iTransformer's and Non-stationary
 Transformer's instance normalisation) rewritten, before capture, into the means it is:
@@ -22,7 +22,7 @@ STDS = (aten.std.dim, aten.std.correction)
 
 
 def _form(node: fx.Node) -> tuple[list[int], float, bool] | None:
-    """(dims, correction, keepdim) of a var / std over axes without the last one, else None."""
+    """(dims, correction, keepdim) of a var / std over axis 1 of a rank-3 tensor, else None."""
     if node.op != "call_function" or node.target not in VARS + STDS:
         return None
     val = node.args[0].meta.get("val")
@@ -34,8 +34,8 @@ def _form(node: fx.Node) -> tuple[list[int], float, bool] | None:
     if not dims:
         return None
     dims = sorted({int(d) % rank for d in ([dims] if isinstance(dims, int) else dims)})
-    if rank - 1 in dims or 0 in dims:
-        return None
+    if rank != 3 or dims != [1]:  # (batch, T, C) over T; an image's part of H, W stays
+        return None  # refused by its own lowering, naming the std
     if node.target in (aten.var.dim, aten.std.dim):  # (x, dim, unbiased, keepdim)
         unbiased = args[2] if args[2] is not None else node.kwargs.get("unbiased", True)
         correction = 1.0 if unbiased else 0.0
