@@ -77,7 +77,7 @@ def token_convs(graph: QGraph, c: int, tokens: dict, sources: Callable[[str], li
                 or dil[0] != 1 or (top, bottom) != (0, 0) or left != dil[1] * (kw - 1):
             raise UnsupportedOpError(
                 f"{n.name}: a conv2d over the token positions (input {tuple(shape)}, kernel "
-                f"{kh}x{kw}, dilation {dil[1]}, padding {quad(n.attrs.get('padding', 0))}) "
+                f"{kh}x{kw}, padding {quad(n.attrs.get('padding', 0))}, dilation {dil[1]}) "
                 "that is not a causal conv1d (kernel K along the tokens, stride 1, "
                 "dilation * (K-1) positions padded on the left); generation decodes causal "
                 "token convolutions only")

@@ -31,8 +31,9 @@ SUPPORTED = (
     ("hardswish, hardsigmoid, silu, sigmoid, tanh, gelu, leaky_relu, elu, softplus, log_sigmoid "
      "(tables)"),
     "prelu (one slope: a table; one per channel: relu + a table, a depthwise conv, an add)",
-    ("exp, expm1, erf, log, sqrt, rsqrt, reciprocal, abs, neg, sin, cos, acos, asin, atan, pow "
-     "by a scalar, square (tables; chained into one table in sequence models)"),
+    ("exp, expm1, erf, log, sqrt, rsqrt, reciprocal, abs, neg, sin, cos, acos, asin, atan, "
+     "round, floor, ceil, pow by a scalar, square (tables; chained into one table in sequence "
+     "models)"),
     "max_pool1d/2d (padding, ceil_mode, dilation 1)",
     ("max/amax over H, W or L (a global max pool: PointNet's max over its points), or over one "
      "of H, W with keepdim, or over the channels with keepdim (a classifier's (N, C) vectors "
