@@ -1291,7 +1291,7 @@ NETWORKS = (
     Network("gru_bahdanau", "PyTorch's seq2seq tutorial (GRU encoder, AttnDecoderRNN with "
             "Bahdanau attention Va(tanh(Wa q + Ua k)) + bmm, unrolled with teacher forcing) "
             "behind a [source | target] input", "gru_bahdanau", ids(60, 8, 16), prompt=S2S,
-            tokens=6, decoder_start=(1,)),
+            tokens=5, decoder_start=(1,)),
     Network("universal_transformer", "a Universal Transformer (andreamad8's: one pre-LN "
             "decoder layer applied 4 times, timing signal and step signal added before each, "
             "-inf triu bias buffer)", "universal_transformer", ids(100, 8, 32), prompt=P,
