@@ -903,6 +903,8 @@ def _table() -> dict:
         aten.rsub.Scalar: _scalar_op,
         aten.rsub.Tensor: _scalar_op,
         aten.div.Tensor: div,
+        aten.div_.Tensor: div,  # x /= y (thuml's x_enc /= stdev)
+        aten.sub_.Tensor: sub,
         aten.div.Scalar: _scalar_op,
         aten.add.Scalar: _scalar_op,
         aten.mul.Scalar: _scalar_op,

@@ -59,3 +59,34 @@ def test_a_centred_input_is_not_centred_again():
     g = capture(InstanceNorm(True).eval(), torch.from_numpy(_x()[:2]))
     subs = [n for n in g.nodes if n.op == "add"]
     assert len(subs) == 1, ops(g)
+
+
+class InvertedNorm(nn.Module):
+    """iTransformer's steps: normalise each variate over the time steps in place
+    (``x /= stdev``), the variates as tokens (a Linear over the steps), a Conv1d k=1 FFN (which
+    makes the capture an NCL one), de-normalised by repeat."""
+
+    def __init__(self, t: int = 8, horizon: int = 4):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed, self.ffn = nn.Linear(t, 16), nn.Conv1d(16, 16, 1)
+        self.proj, self.horizon = nn.Linear(16, horizon), horizon
+
+    def forward(self, x):
+        means = x.mean(1, keepdim=True).detach()
+        x = x - means
+        stdev = torch.sqrt(torch.var(x, dim=1, keepdim=True, unbiased=False) + 1e-5)
+        x /= stdev
+        h = self.embed(x.permute(0, 2, 1))
+        h = h + self.ffn(h.transpose(-1, 1)).transpose(-1, 1)
+        y = self.proj(h).permute(0, 2, 1)
+        return y * stdev[:, 0, :].unsqueeze(1).repeat(1, self.horizon, 1) + means
+
+
+def test_an_in_place_division_by_the_std_runs_in_an_ncl_capture():
+    """Before: 'op aten.div_.Tensor is supported in sequence models only' (after the var)."""
+    x = (np.random.default_rng(0).standard_normal((16, 8, 3)) * 2 + 1).astype(np.float32)
+    graph, _, cos = check(InvertedNorm(), x)
+    assert graph.input_layout == "NCL" and cos > 0.999, cos
+    r = qasic.evaluate(InvertedNorm().eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
