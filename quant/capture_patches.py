@@ -25,6 +25,7 @@ from qasic.quant import (
     lstm,
     moe,
     recurrent_scan,
+    tensor_data,
     torch_transformer,
 )
 
@@ -118,6 +119,12 @@ PATCHES: tuple[CapturePatch, ...] = (
         "torch_transformer",
         "nn.Transformer's causal-mask detection (a bool of mask values) answered by is_causal",
         lambda model, args: torch_transformer.causal_hint_stated(model),
+    ),
+    CapturePatch(
+        "tensor_data",
+        "tensor_data",
+        "tensor.data reads as tensor.detach() (a traced op, not a lifted constant)",
+        lambda model, args: tensor_data.detached(),
     ),
     CapturePatch(
         "grid_towers",

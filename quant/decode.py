@@ -88,6 +88,7 @@ from qasic.quant import (
     recurrence,
 )
 from qasic.quant.encodings import KEY_MASK
+from qasic.quant.geometry import pair
 from qasic.quant.graph import SCAN_STATE, QGraph, QNode
 from qasic.quant.srcpad import source_masks
 
@@ -1258,10 +1259,11 @@ def _infer(full: QGraph, n: QNode, shapes: dict) -> tuple[int, ...]:
         return (rows, *table.shape[1:])
     if n.op == "linear":
         return (*ins[0][:-1], int(np.asarray(n.params["weight"]).shape[0]))
-    if n.op == "conv2d":  # a token conv (decode_conv): stride and dilation 1
+    if n.op == "conv2d":  # a token conv (decode_conv): stride 1, a dilation (a TCN's)
         (h, w, _), (oc, kh, kw, _) = ins[0], np.shape(n.params["weight"])
         top, left, bottom, right = n.attrs["padding"]
-        return (h + top + bottom - kh + 1, w + left + right - kw + 1, oc)
+        dh, dw = pair(n.attrs.get("dilation", 1))
+        return (h + top + bottom - dh * (kh - 1), w + left + right - dw * (kw - 1), oc)
     if n.op in _ELEMENTWISE:
         if not all(len(set(d) - {1}) <= 1 for d in zip(*(s[::-1] for s in ins))):
             raise UnsupportedOpError(

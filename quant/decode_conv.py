@@ -1,8 +1,10 @@
 """Generation of a causal convolution over the tokens (LFM2's short convolution): its window.
 
 A *token convolution* is a ``conv2d`` of an image (1, C, D) whose W axis holds the C token
-positions: kernel (1, K), stride and dilation 1, padding K - 1 on the left (causal: output p
-reads inputs p-K+1..p, those before 0 are padding, v = 0), none on top or bottom. torch's
+positions: kernel (1, K), stride 1, padding K - 1 on the left (causal: output p reads inputs
+p-K+1..p, those before 0 are padding, v = 0), none on top or bottom; a dilation d (locuslab's
+TCN) pads d (K - 1) and its window is the d (K - 1) + 1 rows ending at p (below, K stands for
+that window). torch's
 ``Conv1d(padding=K-1)`` also pads K - 1 on the right and the model slices the first C outputs
 off; the capture writes that slice as a linear over the positions (``slice_linear``).
 
@@ -69,21 +71,23 @@ def token_convs(graph: QGraph, c: int, tokens: dict, sources: Callable[[str], li
             if found[1]:
                 out[n.name] = found
             continue
+        dil = pair(n.attrs.get("dilation", 1))
         if tokens[n.inputs[0]] != (1, 1) or len(shape) != 3 or shape[:2] != (1, c) or kh != 1 \
                 or pair(n.attrs.get("stride", 1)) != (1, 1) \
-                or pair(n.attrs.get("dilation", 1)) != (1, 1) or (top, bottom) != (0, 0) \
-                or left != kw - 1:
+                or dil[0] != 1 or (top, bottom) != (0, 0) or left != dil[1] * (kw - 1):
             raise UnsupportedOpError(
                 f"{n.name}: a conv2d over the token positions (input {tuple(shape)}, kernel "
-                f"{kh}x{kw}, padding {quad(n.attrs.get('padding', 0))}) that is not a causal "
-                "conv1d (kernel K along the tokens, stride 1, K-1 positions padded on the "
-                "left); generation decodes causal token convolutions only")
+                f"{kh}x{kw}, padding {quad(n.attrs.get('padding', 0))}, dilation {dil[1]}) "
+                "that is not a causal conv1d (kernel K along the tokens, stride 1, "
+                "dilation * (K-1) positions padded on the left); generation decodes causal "
+                "token convolutions only")
         src = sources(n.inputs[0])
         if len(src) != 1 or tuple(graph.shapes[src[0]]) != (c, shape[2]):
             raise UnsupportedOpError(f"{n.name}: the input of a token convolution is not a "
                                      f"view of a ({c}, {shape[2]}) tensor over the tokens; "
                                      "generation caches those")
-        out[n.name] = (src[0], kw)
+        out[n.name] = (src[0], dil[1] * (kw - 1) + 1)  # its window: a dilated conv (a TCN's)
+        # reads tokens p - d(K-1)..p, every d-th
     left_over = [t for t, rows in chain.items() if rows]
     if left_over:
         raise UnsupportedOpError(

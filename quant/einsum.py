@@ -151,19 +151,24 @@ def _rewrite(g: fx.Graph, node: fx.Node, ops: list[fx.Node]) -> fx.Node:
     return _two(g, node, equation, ops)
 
 
-def chain(equation: str, count: int) -> list[str]:
+def chain(equation: str, count: int, ranks: list[int] | None = None) -> list[str]:
     """The two-operand equations that compute a ``count``-operand one left to right: each
     product keeps the indices a later operand or the output still reads, in the order they
     first appear; the last one writes the output (mamba-minimal's selective scan,
-    'b l d_in, b l n, b l d_in -> b l d_in n')."""
+    'b l d_in, b l n, b l d_in -> b l d_in n'). An ellipsis is written out first as letters,
+    as in two-operand equations, from the operands' ``ranks`` (Performer's FAVOR+
+    '...de,...nd,...n->...ne')."""
     eq = equation.replace(" ", "")
     lhs, arrow, out = eq.partition("->")
     ins = lhs.split(",")
-    if "." in eq:
-        _refuse(equation, f"an ellipsis in an equation of {len(ins)} operands",
-                "write the ellipsis out as letters")
     if len(ins) != count:
         _refuse(equation, f"{len(ins)} operand indices for {count} tensors")
+    if "." in eq:
+        if ranks is None or len(ranks) != count:
+            _refuse(equation, f"an ellipsis in an equation of {len(ins)} operands of unknown "
+                    "ranks", "write the ellipsis out as letters")
+        ins, out, arrow = _ellipsis(equation, ins, out if arrow else None, ranks)
+        lhs = ",".join(ins)
     if not arrow:
         out = "".join(sorted(c for c in set(lhs) if lhs.count(c) == 1))
     steps, have = [], ins[0]
@@ -178,7 +183,8 @@ def chain(equation: str, count: int) -> list[str]:
 
 def _chain(g: fx.Graph, node: fx.Node, equation: str, ops: list[fx.Node]) -> fx.Node:
     x = ops[0]
-    for step, y in zip(chain(equation, len(ops)), ops[1:], strict=True):
+    ranks = [op.meta["val"].dim() for op in ops]
+    for step, y in zip(chain(equation, len(ops), ranks), ops[1:], strict=True):
         x = _two(g, node, step, [x, y])
     return x
 

@@ -49,7 +49,8 @@ _IMAGE = {**lowering.HANDLERS, **lowering_ops.HANDLERS, **lowering_groupnorm.HAN
           # channel splits and slices of an image: selections of its channels-last memory
           **dict.fromkeys((aten.split.Tensor, aten.split_with_sizes.default, aten.chunk.default),
                           lowering_pointwise.image_split),
-          aten.slice.Tensor: lowering_pointwise.image_slice}
+          aten.slice.Tensor: lowering_pointwise.image_slice,
+          aten.repeat.default: lowering_pointwise.image_repeat}
 
 
 def _reads_image(h: Any) -> Any:

@@ -31,8 +31,9 @@ SUPPORTED = (
     ("hardswish, hardsigmoid, silu, sigmoid, tanh, gelu, leaky_relu, elu, softplus, log_sigmoid "
      "(tables)"),
     "prelu (one slope: a table; one per channel: relu + a table, a depthwise conv, an add)",
-    ("exp, expm1, erf, log, sqrt, rsqrt, reciprocal, abs, neg, sin, cos, acos, asin, atan, pow "
-     "by a scalar, square (tables; chained into one table in sequence models)"),
+    ("exp, expm1, erf, log, sqrt, rsqrt, reciprocal, abs, neg, sin, cos, acos, asin, atan, "
+     "round, floor, ceil, pow by a scalar, square (tables; chained into one table in sequence "
+     "models)"),
     "max_pool1d/2d (padding, ceil_mode, dilation 1)",
     ("max/amax over H, W or L (a global max pool: PointNet's max over its points), or over one "
      "of H, W with keepdim, or over the channels with keepdim (a classifier's (N, C) vectors "
@@ -418,6 +419,7 @@ def _pair_op(op: str) -> Any:
         x, y = args[0], args[1]
         if not b.sequence:
             x, y = _over_channels(b, node, x, y), _over_channels(b, node, y, x)
+            x, y = _over_vector(b, node, x, y), _over_vector(b, node, y, x)
         sx, sy = b.shapes[x.name], b.shapes[y.name]
         if sx != sy and _broadcasts(sx, sy):
             x, y = y, x
@@ -442,6 +444,18 @@ def _over_channels(b: Any, node: Any, x: Act, other: Act) -> Act:
                                              "padding": (0, 0, 0, 0)},
                  {"weight": np.ones((c, 1, 1, 1)), "bias": np.zeros(c)},
                  shape=(*sx[:2], c), suffix=".wide")
+
+
+def _over_vector(b: Any, node: Any, x: Act, other: Act) -> Act:
+    """``x`` one value per sample (1,) and ``other`` a vector (N,): x widened to N by a linear
+    of ones (N-BEATS's ``x[:, -1:] + block_forecast``, the last value broadcast over the
+    horizon); else ``x``."""
+    sx, so = b.shapes[x.name], b.shapes[other.name]
+    if sx != (1,) or len(so) != 1 or so[0] == 1:
+        return x
+    n = so[0]
+    return b.add(node, "linear", (x.name,), {}, {"weight": np.ones((n, 1)), "bias": np.zeros(n)},
+                 shape=(n,), suffix=".wide")
 
 
 def _broadcasts(small: tuple, big: tuple) -> bool:
@@ -889,6 +903,8 @@ def _table() -> dict:
         aten.rsub.Scalar: _scalar_op,
         aten.rsub.Tensor: _scalar_op,
         aten.div.Tensor: div,
+        aten.div_.Tensor: div,  # x /= y (thuml's x_enc /= stdev)
+        aten.sub_.Tensor: sub,
         aten.div.Scalar: _scalar_op,
         aten.add.Scalar: _scalar_op,
         aten.mul.Scalar: _scalar_op,

@@ -786,6 +786,30 @@ def image_slice(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     return _select_columns(b, x, part, node)
 
 
+def image_repeat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """An image model's ``x.repeat(1, r, 1[, 1])`` along torch's channel axis (DLinear's
+    replicate padding of a (batch, T, C) series read as (batch, C, L): the first step
+    ``x[:, 0:1, :].repeat(1, (k - 1) // 2, 1)``): a 1x1 conv whose weight is the identity tiled
+    r times (output channel o reads input channel o mod C), every code kept. Other repeats
+    refused."""
+    rank = node.args[0].meta["val"].dim()
+    reps = [int(r) for r in args[1]]
+    if rank not in (3, 4) or len(reps) != rank or reps[0] != 1 or any(r != 1 for r in reps[2:]):
+        b.fail(node, f"repeat {reps} of a rank-{rank} image; only along its channels "
+                     "(x.repeat(1, r, 1) / (1, r, 1, 1)): a 1x1 conv")
+    x = args[0]
+    x = materialize(b, x) if isinstance(x, SYMBOLIC) else x
+    if not isinstance(x, Act):
+        b.fail(node, "repeat input must be an activation")
+    shape = b.shapes[x.name]
+    c, r = int(shape[-1]), reps[1]
+    weight = np.zeros((c * r, 1, 1, c))
+    weight[np.arange(c * r), 0, 0, np.arange(c * r) % c] = 1.0
+    return b.add(node, "conv2d", (x.name,), {"stride": (1, 1), "dilation": (1, 1), "groups": 1,
+                                             "padding": (0, 0, 0, 0)},
+                 {"weight": weight, "bias": np.zeros(c * r)}, shape=(*shape[:-1], c * r))
+
+
 def _conv_output(b: Any, node: Any, x: Any) -> Any:
     """The conv2d (not grouped) whose output ``x`` is, read by ``node`` alone: taken out of
     the graph (its parts replace it, ``_conv_part``); else None."""

@@ -306,6 +306,11 @@ def reshape(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     (lo < step) on both sides, in the same order. The output's batch axis is the one whose
     factors hold that digit; per sample the view is a reshape (a no-op when the shape does not
     change)."""
+    if isinstance(args[0], IdSlice) and digit(b, node.args[0]) == (0, 1) \
+            and _shape(node)[0] == _shape(node.args[0])[0] \
+            and math.prod(_shape(node)) == math.prod(_shape(node.args[0])):
+        return args[0]  # a slice of the ids viewed per sample (target[:, i].unsqueeze(1)):
+        # the same ids, which the embedding reading them shapes as its output is
     x = _act(b, node, args[0], "reshape input")
     back = to_image(b, node, x)
     if back is not None:
@@ -536,6 +541,12 @@ def select(b: Any, node: Any, args: list, kwargs: dict, suffix: str = "") -> Act
         b.batch_axes[node.name] = (digit(b, node.args[0])[0] - (dim < digit(b, node.args[0])[0]),
                                    1)
         return IdSlice(args[0].name, int(args[2]) % int(node.args[0].meta["val"].shape[dim]), 1)
+    if isinstance(args[0], IdSlice) and rank == 2 and dim != digit(b, node.args[0])[0]:
+        # one position of a slice of the ids (a seq2seq decoder unrolled with teacher forcing:
+        # target[:, i], the PyTorch seq2seq tutorial's): one id of each sample
+        s, batch = args[0], digit(b, node.args[0])[0]
+        b.batch_axes[node.name] = (batch - (dim < batch), 1)
+        return IdSlice(s.name, s.start + int(args[2]) % s.length, 1)
     x = _act(b, node, args[0], "select input")
     size = int(node.args[0].meta["val"].shape[dim])
     axis = axis_map(b, node.args[0])[dim]

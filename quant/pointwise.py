@@ -47,6 +47,11 @@ OPS: dict[str, Callable[..., np.ndarray]] = {
     "minimum": np.minimum,
     "maximum": np.maximum,
     "expm1": np.expm1,
+    # rounding (torch.round: half to even, as np.round; BitNet's per-token fake quantization
+    # round(x * 127 / max|x|))
+    "round": np.round,
+    "floor": np.floor,
+    "ceil": np.ceil,
     # comparisons are 1.0 / 0.0; where picks by a comparison (xIELU's two branches)
     "gt": lambda a, b: np.greater(a, b).astype(np.float64),
     "ge": lambda a, b: np.greater_equal(a, b).astype(np.float64),
@@ -58,7 +63,7 @@ OPS: dict[str, Callable[..., np.ndarray]] = {
 }
 # the unary ops of OPS that are aten ops of the same name (aten.<name>.default)
 UNARY = ("exp", "expm1", "erf", "sqrt", "rsqrt", "neg", "abs", "reciprocal", "log", "sin", "cos",
-         "acos", "asin", "atan")
+         "acos", "asin", "atan", "round", "floor", "ceil")
 
 
 COMPARISONS = ("gt", "ge", "lt", "le", "eq", "ne")

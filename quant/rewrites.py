@@ -18,12 +18,14 @@ from qasic.quant import (
     addcmul,
     alltopk,
     channel_norm,
+    chomp,
     complex_rope,
     constant_rows,
     einsum,
     embedding_bag,
     extremes,
     fftconv,
+    flips,
     fourier,
     glu,
     hard_assign,
@@ -34,9 +36,11 @@ from qasic.quant import (
     movedim,
     multi_index,
     narrow,
+    one_hot,
     pair_perm,
     selects,
     unfold,
+    variance,
     writeback,
 )
 
@@ -71,6 +75,15 @@ REWRITES: tuple[Rewrite, ...] = (
             _graph_only(embedding_bag.decompose)),
     Rewrite("multi_index", "an index by constant indices on adjacent axes (DLRM's x[:, li, lj]) "
             "becomes one index over those axes merged", multi_index.decompose),
+    Rewrite("flips", "a flip of per-sample axes becomes a product by the reversal matrix "
+            "(N-BEATS's x.flip(dims=(1,)))", _graph_only(flips.decompose)),
+    Rewrite("one_hot", "F.one_hot(ids, n) becomes an embedding of eye(n) (a character CNN's "
+            "input)", _graph_only(one_hot.decompose)),
+    Rewrite("variance", "a var / std over axis 1 of (batch, T, C) becomes its means "
+            "(thuml's instance normalisation over the time steps)",
+            _graph_only(variance.decompose)),
+    Rewrite("chomp", "a Conv1d padded on both sides and chomped on the right becomes the "
+            "left-padded causal conv it is (locuslab's TCN)", _graph_only(chomp.decompose)),
     Rewrite("einsum", "an einsum of two operands becomes permutes, reshapes and a matmul",
             _graph_only(einsum.decompose)),
     Rewrite("unfold", "patch unfolds become views and permutes", _graph_only(unfold.decompose)),

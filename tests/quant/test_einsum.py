@@ -101,6 +101,14 @@ FORMS = {  # equation -> (its module, the QGraph ops)
                                                     m.k(x)[..., :4], x).flatten(2),
                           ["linear", "linear", "reshape", "reshape", "matmul", "reshape",
                            "linear", "mul", "reshape"]),
+    # Performer's FAVOR+ numerator (lucidrains' linear_attention): three operands with an
+    # ellipsis, written out as letters first, then chained: 'abde,abnd->aben', 'aben,abn->abne'
+    "...de,...nd,...n->...ne": (lambda m, x: torch.einsum(
+        "...de,...nd,...n->...ne", _heads(m.k(x)).transpose(-1, -2) @ _heads(x),
+        _heads(m.q(x)), torch.sigmoid(_heads(m.k(x))[..., 0])),
+        ["linear", "reshape", "permute", "permute", "reshape", "permute", "matmul", "linear",
+         "reshape", "permute", "linear", "reshape", "permute", "reshape", "constant", "matmul",
+         "reshape", "permute", "matmul", "permute", "lut", "reshape", "linear", "mul"]),
 }
 
 
@@ -136,8 +144,6 @@ def test_operands_of_another_dtype_are_promoted_as_torch_does():
 
 
 REFUSED = {
-    "...d,...d,...d->...d": (lambda m, x: torch.einsum("...d,...d,...d->...d", m.q(x), m.k(x),
-                                                       x), "an ellipsis in an equation of 3"),
     "bqq,bqd->bqd": (lambda m, x: torch.einsum("bqq,bqd->bqd", m.q(x)[:, :, :S], m.k(x)),
                      "an index repeated in 'bqq'"),
     "bqd,bkd->bq": (lambda m, x: torch.einsum("bqd,bkd->bq", m.q(x), m.k(x)),
@@ -154,6 +160,15 @@ REFUSED = {
 ])
 def test_more_operands_chain_left_to_right_keeping_what_later_ones_read(equation, want):
     assert chain(equation, len(want) + 1) == want
+
+
+def test_an_ellipsis_in_more_operands_is_written_out_before_the_chain():
+    """Performer's '...de,...nd,...n->...ne' was refused ('an ellipsis in an equation of 3
+    operands'); the ellipsis is written out from the operands' ranks as in two-operand ones."""
+    assert chain("...de,...nd,...n->...ne", 3, [4, 4, 3]) == ["abde,abnd->aben",
+                                                              "aben,abn->abne"]
+    with pytest.raises(UnsupportedOpError, match="unknown ranks"):
+        chain("...d,...d,...d->...d", 3)
 
 
 @pytest.mark.parametrize("equation", list(REFUSED))
