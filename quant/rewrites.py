@@ -30,6 +30,7 @@ from qasic.quant import (
     keepdim,
     logsoftmax,
     matrix_rope,
+    merged_rows,
     modconv,
     movedim,
     multi_index,
@@ -71,6 +72,9 @@ REWRITES: tuple[Rewrite, ...] = (
             _graph_only(embedding_bag.decompose)),
     Rewrite("multi_index", "an index by constant indices on adjacent axes (DLRM's x[:, li, lj]) "
             "becomes one index over those axes merged", multi_index.decompose),
+    Rewrite("merged_rows", "a linear of rows merged from the leading axes and viewed back "
+            "becomes the linear over the last axis (CRNN's sequence-first BidirectionalLSTM)",
+            _graph_only(merged_rows.decompose)),
     Rewrite("einsum", "an einsum of two operands becomes permutes, reshapes and a matmul",
             _graph_only(einsum.decompose)),
     Rewrite("unfold", "patch unfolds become views and permutes", _graph_only(unfold.decompose)),
