@@ -38,6 +38,7 @@ from qasic.quant import (
     pair_perm,
     selects,
     unfold,
+    value_pad,
     writeback,
 )
 
@@ -64,6 +65,9 @@ REWRITES: tuple[Rewrite, ...] = (
             "(xLSTM's stabilizer)", extremes.decompose),
     Rewrite("logsoftmax", "a log_softmax over the last axis becomes x - log(sum(exp(x)))",
             _graph_only(logsoftmax.decompose)),
+    Rewrite("value_pad", "a constant pad with a non-zero value becomes the zero pad plus the "
+            "constant of the padded positions (EfficientViT's ones column)",
+            _graph_only(value_pad.decompose)),
     Rewrite("selects", "a selection of samples by a constant mask resolved", selects.decompose),
     Rewrite("constant_rows", "constant rows selected from a slice of the batch axis are that "
             "constant (TimeSformer's class tokens)", constant_rows.decompose),
