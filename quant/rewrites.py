@@ -18,6 +18,7 @@ from qasic.quant import (
     addcmul,
     alltopk,
     channel_norm,
+    compare_pair,
     complex_rope,
     constant_rows,
     einsum,
@@ -68,6 +69,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("value_pad", "a constant pad with a non-zero value becomes the zero pad plus the "
             "constant of the padded positions (EfficientViT's ones column)",
             _graph_only(value_pad.decompose)),
+    Rewrite("compare_pair", "a comparison of two float activations becomes their difference's "
+            "with 0 (CenterNet's max-pool peaks, hmax == heat)",
+            _graph_only(compare_pair.decompose)),
     Rewrite("selects", "a selection of samples by a constant mask resolved", selects.decompose),
     Rewrite("constant_rows", "constant rows selected from a slice of the batch axis are that "
             "constant (TimeSformer's class tokens)", constant_rows.decompose),
