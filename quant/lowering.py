@@ -484,7 +484,7 @@ def identity(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 def _indicator(b: Any, x: Act, src: torch.dtype, dtype: torch.dtype) -> bool:
     """A comparison's 0/1 table (``(hmax == heat).float()``: CenterNet's peaks) cast from bool
     to a float: the same values."""
-    from qasic.quant import pointwise as pw  # it imports this module
+    from qasic.quant import pointwise as pw  # local, as this module's other qasic imports
 
     made = b.nodes.get(x.name)
     expr = made.attrs.get("fn_args", {}).get("expr") if made is not None and made.op == "lut" \
