@@ -21,6 +21,7 @@ from qasic.quant import (
     compare_pair,
     complex_rope,
     constant_rows,
+    conv3d_factored,
     einsum,
     embedding_bag,
     extremes,
@@ -37,6 +38,7 @@ from qasic.quant import (
     multi_index,
     narrow,
     pair_perm,
+    pool3d,
     selects,
     unfold,
     value_pad,
@@ -72,6 +74,11 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("compare_pair", "a comparison of two float activations becomes their difference's "
             "with 0 (CenterNet's max-pool peaks, hmax == heat)",
             _graph_only(compare_pair.decompose)),
+    Rewrite("conv3d_factored", "a Conv3d of a spatial (1, kh, kw) or temporal (kt, 1, 1) "
+            "kernel becomes the Conv2d of frames in the batch or of (T, H W) it is (R(2+1)D)",
+            _graph_only(conv3d_factored.decompose)),
+    Rewrite("pool3d", "a global AdaptiveAvgPool3d becomes the mean of the flattened clip",
+            _graph_only(pool3d.decompose)),
     Rewrite("selects", "a selection of samples by a constant mask resolved", selects.decompose),
     Rewrite("constant_rows", "constant rows selected from a slice of the batch axis are that "
             "constant (TimeSformer's class tokens)", constant_rows.decompose),

@@ -1,0 +1,104 @@
+"""A Conv3d whose kernel spans one axis group only, rewritten before capture as the Conv2d it
+is (R(2+1)D's factorized convolutions, P3D, S3D, a 3-D U-Net's 1x1x1 heads):
+
+- a spatial kernel (1, kh, kw) with no time padding: the frames (B, C, T, H, W) folded into
+  the batch, ``permute(0, 2, 1, 3, 4).reshape(B T, C, H, W)``, a Conv2d of the weight's one
+  time tap, and the frames unfolded back (a time stride first takes every st-th frame);
+- a temporal kernel (kt, 1, 1) with no spatial stride or padding: the pixels flattened,
+  (B, C, T, H W), a Conv2d of kernel (kt, 1) over that image (time stride, padding and
+  dilation its height's), viewed back as (B, O, T', H, W).
+
+Both forms are what the walk lowers (a stack of images, qasic.quant.image_stacks; a conv of
+torch's layout in sequence mode). A Conv3d whose windows cross frames in time and space at once
+is left as written (qasic.quant.video refuses it in one line, or runs it as tubelets); the
+weight slices are of constants (folded by capture); the new nodes take the conv's meta (its
+module, for reports).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import fx
+
+from qasic.quant.fxnodes import like
+
+aten = torch.ops.aten
+
+
+def _conv3d(node: fx.Node) -> tuple | None:
+    """(x, w, bias, stride, padding, dilation, groups) of a Conv3d, else None."""
+    if node.op != "call_function":
+        return None
+    if node.target is aten.conv3d.default:
+        a = list(node.args) + [None, [1, 1, 1], [0, 0, 0], [1, 1, 1], 1][len(node.args) - 2:]
+        x, w, bias, stride, padding, dilation, groups = a[:7]
+    elif node.target is aten.convolution.default and not node.args[6]:
+        x, w, bias, stride, padding, dilation, _, _, groups = node.args
+    else:
+        return None
+    if not isinstance(w, fx.Node) or w.meta["val"].dim() != 5 or isinstance(padding, str):
+        return None
+    return x, w, bias, _triple(stride), _triple(padding), _triple(dilation), int(groups)
+
+
+def _triple(v: object) -> list[int]:
+    vals = [int(i) for i in (v if isinstance(v, (list, tuple)) else [v])]
+    return vals * 3 if len(vals) == 1 else vals
+
+
+def _form(node: fx.Node) -> str | None:
+    conv = _conv3d(node)
+    if conv is None:
+        return None
+    _, w, _, _, (pt, ph, pw), _, _ = conv
+    sh, sw = conv[3][1:]
+    kt, kh, kw = w.meta["val"].shape[2:]
+    if kt == 1 and pt == 0:
+        return "spatial"
+    if kh == kw == 1 and (sh, sw, ph, pw) == (1, 1, 0, 0):
+        return "temporal"
+    return None
+
+
+def decompose(graph: fx.Graph) -> fx.Graph:
+    """``graph`` itself when it holds no such Conv3d, else a copy with each one its Conv2d."""
+    found = {n: f for n in graph.nodes if (f := _form(n)) is not None}
+    if not found:
+        return graph
+    new, env = fx.Graph(), {}
+    for node in graph.nodes:
+        if node in found:
+            env[node] = _FORMS[found[node]](new, node, env)
+        else:
+            env[node] = new.node_copy(node, lambda n: env[n])
+    return new
+
+
+def _spatial(g: fx.Graph, node: fx.Node, env: dict) -> fx.Node:
+    x, w, bias, (st, sh, sw), (_, ph, pw), (_, dh, dw), groups = _conv3d(node)
+    y = env[x]
+    if st > 1:  # every st-th frame
+        y = like(g, node, aten.slice.Tensor, (y, 2, 0, int(x.meta["val"].shape[2]), st))
+    b, c, t, h, wd = (int(d) for d in y.meta["val"].shape)
+    y = like(g, node, aten.permute.default, (y, [0, 2, 1, 3, 4]))
+    y = like(g, node, aten.reshape.default, (y, [b * t, c, h, wd]))
+    w2 = like(g, node, aten.select.int, (env[w], 2, 0))
+    y = like(g, node, aten.conv2d.default, (y, w2, env.get(bias), [sh, sw], [ph, pw], [dh, dw],
+                                            groups))
+    o, h2, w2d = (int(d) for d in y.meta["val"].shape[1:])
+    y = like(g, node, aten.reshape.default, (y, [b, t, o, h2, w2d]))
+    return like(g, node, aten.permute.default, (y, [0, 2, 1, 3, 4]))
+
+
+def _temporal(g: fx.Graph, node: fx.Node, env: dict) -> fx.Node:
+    x, w, bias, (st, _, _), (pt, _, _), (dt, _, _), groups = _conv3d(node)
+    b, c, t, h, wd = (int(d) for d in x.meta["val"].shape)
+    y = like(g, node, aten.reshape.default, (env[x], [b, c, t, h * wd]))
+    w2 = like(g, node, aten.select.int, (env[w], 4, 0))
+    y = like(g, node, aten.conv2d.default, (y, w2, env.get(bias), [st, 1], [pt, 0], [dt, 1],
+                                            groups))
+    o, t2 = (int(d) for d in y.meta["val"].shape[1:3])
+    return like(g, node, aten.reshape.default, (y, [b, o, t2, h, wd]))
+
+
+_FORMS = {"spatial": _spatial, "temporal": _temporal}
