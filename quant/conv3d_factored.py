@@ -1,5 +1,5 @@
-"""A Conv3d whose kernel spans one axis group only, rewritten before capture as the Conv2d it
-is (R(2+1)D's factorized convolutions, P3D, S3D, a 3-D U-Net's 1x1x1 heads):
+"""A Conv3d rewritten before capture as the Conv2d(s) it is (R(2+1)D's factorized
+convolutions, P3D, S3D, C3D, a 3-D U-Net's):
 
 - a spatial kernel (1, kh, kw) with no time padding: the frames (B, C, T, H, W) folded into
   the batch, ``permute(0, 2, 1, 3, 4).reshape(B T, C, H, W)``, a Conv2d of the weight's one
@@ -8,11 +8,13 @@ is (R(2+1)D's factorized convolutions, P3D, S3D, a 3-D U-Net's 1x1x1 heads):
   (B, C, T, H W), a Conv2d of kernel (kt, 1) over that image (time stride, padding and
   dilation its height's), viewed back as (B, O, T', H, W).
 
-Both forms are what the walk lowers (a stack of images, qasic.quant.image_stacks; a conv of
-torch's layout in sequence mode). A Conv3d whose windows cross frames in time and space at once
-is left as written (qasic.quant.video refuses it in one line, or runs it as tubelets); the
-weight slices are of constants (folded by capture); the new nodes take the conv's meta (its
-module, for reports).
+- any other kernel (C3D's, a 3-D U-Net's 3x3x3): the sum over its kt time taps of spatial
+  convs, tap i reading the frames i dt, i dt + st, ... of the clip zero-padded in time (a
+  zero pad and a strided slice of a per-sample axis), the bias once.
+
+These are what the walk lowers (a stack of images, qasic.quant.image_stacks; a conv of
+torch's layout in sequence mode). The weight slices are of constants (folded by capture); the
+new nodes take the conv's meta (its module, for reports).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def _form(node: fx.Node) -> str | None:
         return "spatial"
     if kh == kw == 1 and (sh, sw, ph, pw) == (1, 1, 0, 0):
         return "temporal"
-    return None
+    return "taps"
 
 
 def decompose(graph: fx.Graph) -> fx.Graph:
@@ -79,15 +81,7 @@ def _spatial(g: fx.Graph, node: fx.Node, env: dict) -> fx.Node:
     y = env[x]
     if st > 1:  # every st-th frame
         y = like(g, node, aten.slice.Tensor, (y, 2, 0, int(x.meta["val"].shape[2]), st))
-    b, c, t, h, wd = (int(d) for d in y.meta["val"].shape)
-    y = like(g, node, aten.permute.default, (y, [0, 2, 1, 3, 4]))
-    y = like(g, node, aten.reshape.default, (y, [b * t, c, h, wd]))
-    w2 = like(g, node, aten.select.int, (env[w], 2, 0))
-    y = like(g, node, aten.conv2d.default, (y, w2, env.get(bias), [sh, sw], [ph, pw], [dh, dw],
-                                            groups))
-    o, h2, w2d = (int(d) for d in y.meta["val"].shape[1:])
-    y = like(g, node, aten.reshape.default, (y, [b, t, o, h2, w2d]))
-    return like(g, node, aten.permute.default, (y, [0, 2, 1, 3, 4]))
+    return _spatial_of(g, node, y, env[w], env.get(bias), (sh, sw), (ph, pw), (dh, dw), groups)
 
 
 def _temporal(g: fx.Graph, node: fx.Node, env: dict) -> fx.Node:
@@ -101,4 +95,38 @@ def _temporal(g: fx.Graph, node: fx.Node, env: dict) -> fx.Node:
     return like(g, node, aten.reshape.default, (y, [b, o, t2, h, wd]))
 
 
-_FORMS = {"spatial": _spatial, "temporal": _temporal}
+def _taps(g: fx.Graph, node: fx.Node, env: dict) -> fx.Node:
+    """Any other Conv3d: the sum over its kt time taps of spatial convs, tap i reading the
+    (time-padded) frames i dt, i dt + st, ... (a zero pad and a strided slice of the frames)."""
+    x, w, bias, (st, sh, sw), (pt, ph, pw), (dt, dh, dw), groups = _conv3d(node)
+    kt = int(w.meta["val"].shape[2])
+    tout = int(node.meta["val"].shape[2])
+    y = env[x]
+    if pt:
+        y = like(g, node, aten.constant_pad_nd.default, (y, [0, 0, 0, 0, pt, pt], 0.0))
+    out = None
+    for i in range(kt):
+        frames = like(g, node, aten.slice.Tensor, (y, 2, i * dt, i * dt + st * (tout - 1) + 1,
+                                                    st))
+        wi = like(g, node, aten.slice.Tensor, (env[w], 2, i, i + 1))
+        tap = _spatial_of(g, node, frames, wi, env.get(bias) if i == 0 else None,
+                          (sh, sw), (ph, pw), (dh, dw), groups)
+        out = tap if out is None else like(g, node, aten.add.Tensor, (out, tap))
+    return out
+
+
+def _spatial_of(g: fx.Graph, node: fx.Node, y: fx.Node, w: fx.Node, bias: fx.Node | None,
+                stride: tuple, padding: tuple, dilation: tuple, groups: int) -> fx.Node:
+    """The Conv3d of a (O, C, 1, kh, kw) weight ``w`` over every frame of ``y``."""
+    b, c, t, h, wd = (int(d) for d in y.meta["val"].shape)
+    y = like(g, node, aten.permute.default, (y, [0, 2, 1, 3, 4]))
+    y = like(g, node, aten.reshape.default, (y, [b * t, c, h, wd]))
+    w2 = like(g, node, aten.select.int, (w, 2, 0))
+    y = like(g, node, aten.conv2d.default, (y, w2, bias, list(stride), list(padding),
+                                            list(dilation), groups))
+    o, h2, w2d = (int(d) for d in y.meta["val"].shape[1:])
+    y = like(g, node, aten.reshape.default, (y, [b, t, o, h2, w2d]))
+    return like(g, node, aten.permute.default, (y, [0, 2, 1, 3, 4]))
+
+
+_FORMS = {"spatial": _spatial, "temporal": _temporal, "taps": _taps}

@@ -75,7 +75,8 @@ REWRITES: tuple[Rewrite, ...] = (
             "with 0 (CenterNet's max-pool peaks, hmax == heat)",
             _graph_only(compare_pair.decompose)),
     Rewrite("conv3d_factored", "a Conv3d of a spatial (1, kh, kw) or temporal (kt, 1, 1) "
-            "kernel becomes the Conv2d of frames in the batch or of (T, H W) it is (R(2+1)D)",
+            "kernel becomes the Conv2d of frames in the batch or of (T, H W) it is (R(2+1)D), "
+            "any other the sum of its time taps' spatial convs (C3D)",
             _graph_only(conv3d_factored.decompose)),
     Rewrite("pool3d", "a global AdaptiveAvgPool3d becomes the mean of the flattened clip",
             _graph_only(pool3d.decompose)),

@@ -3,7 +3,8 @@ into the batch, a temporal (kt, 1, 1) kernel the Conv2d (kt, 1) of (T, H W), a s
 downsample every st-th frame's 1x1 conv (qasic.quant.conv3d_factored), and a global
 AdaptiveAvgPool3d the mean of the flattened clip (qasic.quant.pool3d). The rewritten graph
 computes torch's values; bit-exact through the golden reference and the simulator, close to
-float. A kernel that crosses frames in time and space at once is left as written."""
+float. Any other Conv3d (C3D's, a 3-D U-Net's 3x3x3) is the sum of its time taps' spatial
+convs over the time-padded, strided frames."""
 
 from __future__ import annotations
 
@@ -60,7 +61,30 @@ def test_factored_conv3d_runs_bit_exact():
     assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
 
 
-def test_a_full_3d_kernel_is_left_as_written():
-    ep = torch.export.export(nn.Conv3d(2, 2, 3, padding=1), (torch.randn(1, 2, 4, 4, 4),))
-    graph = ep.graph_module.graph
-    assert conv3d_factored.decompose(graph) is graph
+class C3D(nn.Module):
+    """C3D's / a 3-D U-Net's full 3x3x3 convolution, padded, then a strided (3, 3, 3) one."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = nn.Conv3d(2, 4, 3, padding=1)
+        self.b = nn.Conv3d(4, 4, 3, stride=(2, 1, 1), padding=(1, 0, 1), dilation=(1, 1, 1))
+        self.pool = nn.AdaptiveAvgPool3d(1)
+
+    def forward(self, x):
+        y = self.b(torch.relu(self.a(x)))
+        return self.pool(torch.relu(y)).flatten(1)
+
+
+def test_a_full_3d_kernel_is_a_sum_of_time_taps_and_runs_bit_exact():
+    x = np.random.default_rng(0).standard_normal((4, 2, 4, 4, 4)).astype(np.float32)
+    model = C3D().eval()
+    ep, graph = _rewritten(model, torch.from_numpy(x[:1]))
+    targets = [n.target for n in graph.nodes if n.op == "call_function"]
+    assert targets.count(torch.ops.aten.conv2d.default) == 6  # three taps each
+    gm = fx.GraphModule(ep.graph_module, graph)
+    params = [*(p.detach() for p in ep.state_dict.values()), *ep.constants.values()]
+    xt = torch.from_numpy(x[:1])
+    torch.testing.assert_close(gm(*params, xt)[0], model(xt), rtol=1e-5, atol=1e-5)
+    r = qasic.evaluate(model, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
