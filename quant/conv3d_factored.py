@@ -6,8 +6,7 @@ convolutions, P3D, S3D, C3D, a 3-D U-Net's):
   time tap, and the frames unfolded back (a time stride first takes every st-th frame);
 - a temporal kernel (kt, 1, 1) with no spatial stride or padding: the pixels flattened,
   (B, C, T, H W), a Conv2d of kernel (kt, 1) over that image (time stride, padding and
-  dilation its height's), viewed back as (B, O, T', H, W).
-
+  dilation its height's), viewed back as (B, O, T', H, W);
 - any other kernel (C3D's, a 3-D U-Net's 3x3x3): the sum over its kt time taps of spatial
   convs, tap i reading the frames i dt, i dt + st, ... of the clip zero-padded in time (a
   zero pad and a strided slice of a per-sample axis), the bias once.

@@ -4,8 +4,11 @@ C3D, X3D), rewritten before capture as the mean of the flattened clip it is:
     adaptive_avg_pool3d(x, 1)   =   x.reshape(B, C, T H W).mean(-1, keepdim=True)
                                      .reshape(B, C, 1, 1, 1)
 
-a mean over one per-sample axis, which the walk lowers (qasic.quant.lowering_reduce). Other
-output sizes are left as written (refused in one line); the new nodes take the pool's meta.
+a mean over one per-sample axis, which the walk lowers (qasic.quant.lowering_reduce). A 3-D
+max pool of windows that tile the clip (stride = kernel, no padding: a 3-D U-Net's
+``nn.MaxPool3d(2)``) is the max_pool2d of the frames folded into the batch, then the maximum
+of its kt time-strided slices (quant.extremes then makes each maximum an add and a relu).
+Other pools are left as written (refused in one line); the new nodes take the op's meta.
 """
 
 from __future__ import annotations
@@ -26,13 +29,34 @@ def _global(node: fx.Node) -> bool:
                               else [node.args[1]] * 3)] in ([1, 1, 1], [1])
 
 
+def _tiling_max(node: fx.Node) -> tuple[int, int, int] | None:
+    """The kernel of a max_pool3d whose windows tile the clip, else None."""
+    if node.op != "call_function" or node.target is not aten.max_pool3d.default:
+        return None
+    a = [*node.args, *([None] * 6)][:6]
+    kernel = _triple(a[1])
+    stride = _triple(a[2]) if a[2] else kernel
+    shape = node.args[0].meta["val"].shape
+    if stride != kernel or any(_triple(a[3] or 0)) or _triple(a[4] or 1) != (1, 1, 1) \
+            or a[5] or any(int(s) % k for s, k in zip(shape[2:], kernel, strict=True)):
+        return None
+    return kernel
+
+
+def _triple(v: object) -> tuple[int, int, int]:
+    vals = [int(i) for i in (v if isinstance(v, (list, tuple)) else [v])]
+    return tuple(vals * 3 if len(vals) == 1 else vals)
+
+
 def decompose(graph: fx.Graph) -> fx.Graph:
-    """``graph`` itself when it holds no global 3-D average pool, else a copy with each one the
-    mean of the flattened clip."""
-    if not any(_global(n) for n in graph.nodes):
+    """``graph`` itself when it holds no such 3-D pool, else a copy with each one rewritten."""
+    if not any(_global(n) or _tiling_max(n) for n in graph.nodes):
         return graph
     new, env = fx.Graph(), {}
     for node in graph.nodes:
+        if _tiling_max(node):
+            env[node] = _max(new, node, env)
+            continue
         if not _global(node):
             env[node] = new.node_copy(node, lambda n: env[n])
             continue
@@ -42,3 +66,20 @@ def decompose(graph: fx.Graph) -> fx.Graph:
         mean = like(new, node, aten.mean.dim, (flat, [-1], True))
         env[node] = like(new, node, aten.reshape.default, (mean, [*shape[:2], 1, 1, 1]))
     return new
+
+
+def _max(g: fx.Graph, node: fx.Node, env: dict) -> fx.Node:
+    kt, kh, kw = _tiling_max(node)
+    x = node.args[0]
+    b, c, t, h, w = (int(d) for d in x.meta["val"].shape)
+    y = like(g, node, aten.permute.default, (env[x], [0, 2, 1, 3, 4]))
+    y = like(g, node, aten.reshape.default, (y, [b * t, c, h, w]))
+    y = like(g, node, aten.max_pool2d.default, (y, [kh, kw], [kh, kw]))
+    y = like(g, node, aten.reshape.default, (y, [b, t, c, h // kh, w // kw]))
+    y = like(g, node, aten.permute.default, (y, [0, 2, 1, 3, 4]))
+    out = None
+    for i in range(kt):
+        s = like(g, node, aten.slice.Tensor, (y, 2, i, t, kt))
+        out = s if out is None else like(g, node, aten.maximum.default, (out, s))
+    return out
+

@@ -64,6 +64,9 @@ REWRITES: tuple[Rewrite, ...] = (
             _graph_only(writeback.decompose)),
     Rewrite("addcmul", "addcmul / addcdiv become their add and product / quotient (MEGA)",
             _graph_only(addcmul.decompose)),
+    Rewrite("pool3d", "a global AdaptiveAvgPool3d becomes the mean of the flattened clip, "
+            "a tiling MaxPool3d the frames' max_pool2d and a maximum over time (before extremes)",
+            _graph_only(pool3d.decompose)),
     Rewrite("extremes", "a maximum / minimum of two activations becomes y + relu(x - y) "
             "(xLSTM's stabilizer)", extremes.decompose),
     Rewrite("logsoftmax", "a log_softmax over the last axis becomes x - log(sum(exp(x)))",
@@ -78,8 +81,6 @@ REWRITES: tuple[Rewrite, ...] = (
             "kernel becomes the Conv2d of frames in the batch or of (T, H W) it is (R(2+1)D), "
             "any other the sum of its time taps' spatial convs (C3D)",
             _graph_only(conv3d_factored.decompose)),
-    Rewrite("pool3d", "a global AdaptiveAvgPool3d becomes the mean of the flattened clip",
-            _graph_only(pool3d.decompose)),
     Rewrite("selects", "a selection of samples by a constant mask resolved", selects.decompose),
     Rewrite("constant_rows", "constant rows selected from a slice of the batch axis are that "
             "constant (TimeSformer's class tokens)", constant_rows.decompose),

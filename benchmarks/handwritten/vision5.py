@@ -55,27 +55,44 @@ class Encoder3d(nn.Module):
         return self.basic_module(x)
 
 
-class Decoder3d(nn.Module):
-    def __init__(self, cin, cout):
+class InterpolateUpsampling(nn.Module):
+    """pytorch-3dunet's default upsampling of a DoubleConv UNet3D: nearest, to the skip's size."""
+
+    def __init__(self, mode="nearest"):
         super().__init__()
-        self.upsampling = nn.ConvTranspose3d(cin, cin, kernel_size=3, stride=2, padding=1,
-                                             output_padding=1)
+        self.mode = mode
+
+    def forward(self, encoder_features, x):
+        output_size = encoder_features.size()[2:]
+        return F.interpolate(x, size=output_size, mode=self.mode)
+
+
+class Decoder3d(nn.Module):
+    def __init__(self, cin, cout, upsample="default"):
+        super().__init__()
+        if upsample == "deconv":
+            self.upsampling = nn.ConvTranspose3d(cin, cin, kernel_size=3, stride=2, padding=1,
+                                                 output_padding=1)
+        else:  # 'default' for DoubleConv: nearest interpolation, features concatenated
+            self.upsampling = InterpolateUpsampling()
+        self.deconv = upsample == "deconv"
         self.basic_module = DoubleConv3d(cin + cout, cout, encoder=False)
 
     def forward(self, encoder_features, x):
-        x = self.upsampling(x)
+        x = self.upsampling(x) if self.deconv else self.upsampling(encoder_features, x)
         x = torch.cat((encoder_features, x), dim=1)
         return self.basic_module(x)
 
 
 class UNet3D(nn.Module):
-    def __init__(self, cin=1, cout=2, f_maps=(8, 16, 32)):
+    def __init__(self, cin=1, cout=2, f_maps=(8, 16, 32), upsample="default"):
         super().__init__()
         self.encoders = nn.ModuleList(
             [Encoder3d(cin if i == 0 else f_maps[i - 1], f, apply_pooling=i > 0)
              for i, f in enumerate(f_maps)])
         rev = list(reversed(f_maps))
-        self.decoders = nn.ModuleList([Decoder3d(rev[i], rev[i + 1]) for i in range(len(rev) - 1)])
+        self.decoders = nn.ModuleList([Decoder3d(rev[i], rev[i + 1], upsample)
+                                       for i in range(len(rev) - 1)])
         self.final_conv = nn.Conv3d(f_maps[0], cout, 1)
         self.final_activation = nn.Softmax(dim=1)
 
@@ -94,6 +111,11 @@ class UNet3D(nn.Module):
 def unet3d():
     torch.manual_seed(0)
     return UNet3D().eval()
+
+
+def unet3d_deconv():
+    torch.manual_seed(0)
+    return UNet3D(upsample="deconv").eval()
 
 
 # --- torchvision.models.video.resnet: R(2+1)D (Conv2Plus1D, BasicBlock, R2Plus1dStem) ---
@@ -1113,8 +1135,11 @@ def crnn():
 
 NETWORKS = (
     Network("unet3d", "wolny/pytorch-3dunet's UNet3D (GroupNorm-Conv3d-ReLU 'gcr' SingleConvs, "
-            "MaxPool3d, ConvTranspose3d k3 s2 output_padding 1, cat with the encoder features "
-            "from a list, final Softmax over classes)", "unet3d", floats(4, 1, 8, 16, 16)),
+            "MaxPool3d, its default nearest F.interpolate to the skip's size, cat with the "
+            "encoder features from a list, final Softmax over classes) on 8^3 volumes", "unet3d",
+            floats(4, 1, 8, 8, 8)),
+    Network("unet3d_deconv", "the same UNet3D with upsample='deconv' (ConvTranspose3d k3 s2 "
+            "output_padding 1)", "unet3d_deconv", floats(4, 1, 8, 8, 8)),
     Network("r2plus1d", "torchvision's R(2+1)D video ResNet (Conv2Plus1D: Conv3d (1,3,3) + "
             "BatchNorm3d + ReLU + Conv3d (3,1,1), strided 1x1x1 downsample, in-place residual "
             "add, AdaptiveAvgPool3d)", "r2plus1d", floats(4, 3, 4, 16, 16)),

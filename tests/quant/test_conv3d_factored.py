@@ -62,26 +62,28 @@ def test_factored_conv3d_runs_bit_exact():
 
 
 class C3D(nn.Module):
-    """C3D's / a 3-D U-Net's full 3x3x3 convolution, padded, then a strided (3, 3, 3) one."""
+    """C3D's / a 3-D U-Net's full 3x3x3 convolution, padded, MaxPool3d(2), a time-strided one."""
 
     def __init__(self):
         super().__init__()
         torch.manual_seed(0)
         self.a = nn.Conv3d(2, 4, 3, padding=1)
-        self.b = nn.Conv3d(4, 4, 3, stride=(2, 1, 1), padding=(1, 0, 1), dilation=(1, 1, 1))
+        self.b = nn.Conv3d(4, 4, 3, stride=(2, 1, 1), padding=(1, 1, 1))
+        self.down = nn.MaxPool3d(2)
         self.pool = nn.AdaptiveAvgPool3d(1)
 
     def forward(self, x):
-        y = self.b(torch.relu(self.a(x)))
+        y = self.b(self.down(torch.relu(self.a(x))))
         return self.pool(torch.relu(y)).flatten(1)
 
 
 def test_a_full_3d_kernel_is_a_sum_of_time_taps_and_runs_bit_exact():
     x = np.random.default_rng(0).standard_normal((4, 2, 4, 4, 4)).astype(np.float32)
-    model = C3D().eval()
+    model = C3D().eval()  # and a 3-D U-Net's MaxPool3d(2): frames' max_pool2d, a time maximum
     ep, graph = _rewritten(model, torch.from_numpy(x[:1]))
     targets = [n.target for n in graph.nodes if n.op == "call_function"]
     assert targets.count(torch.ops.aten.conv2d.default) == 6  # three taps each
+    assert torch.ops.aten.max_pool3d.default not in targets
     gm = fx.GraphModule(ep.graph_module, graph)
     params = [*(p.detach() for p in ep.state_dict.values()), *ep.constants.values()]
     xt = torch.from_numpy(x[:1])
