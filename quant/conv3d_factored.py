@@ -11,9 +11,12 @@ convolutions, P3D, S3D, C3D, a 3-D U-Net's):
   convs, tap i reading the frames i dt, i dt + st, ... of the clip zero-padded in time (a
   zero pad and a strided slice of a per-sample axis), the bias once.
 
-These are what the walk lowers (a stack of images, qasic.quant.image_stacks; a conv of
-torch's layout in sequence mode). The weight slices are of constants (folded by capture); the
-new nodes take the conv's meta (its module, for reports).
+A Conv3d whose windows stay within a frame (stride = kernel, no padding, along time and
+height: a video transformer's tubelets, a VLM's patches) is left to quant.video and
+quant.patch_conv (one conv2d). The rewritten forms are what the walk lowers (a stack of
+images, qasic.quant.image_stacks; a conv of torch's layout in sequence mode). The weight
+slices are of constants (folded by capture); the new nodes take the conv's meta (its module,
+for reports).
 """
 
 from __future__ import annotations
@@ -51,9 +54,10 @@ def _form(node: fx.Node) -> str | None:
     conv = _conv3d(node)
     if conv is None:
         return None
-    _, w, _, _, (pt, ph, pw), _, _ = conv
-    sh, sw = conv[3][1:]
-    kt, kh, kw = w.meta["val"].shape[2:]
+    _, w, _, (st, sh, sw), (pt, ph, pw), (dt, dh, _), _ = conv
+    kt, kh, kw = (int(k) for k in w.meta["val"].shape[2:])
+    if (st, sh, pt, ph, dt, dh) == (kt, kh, 0, 0, 1, 1):
+        return None  # windows within a frame: tubelets (quant.video), patches (quant.patch_conv)
     if kt == 1 and pt == 0:
         return "spatial"
     if kh == kw == 1 and (sh, sw, ph, pw) == (1, 1, 0, 0):
