@@ -8,7 +8,11 @@ a mean over one per-sample axis, which the walk lowers (qasic.quant.lowering_red
 max pool of windows that tile the clip (stride = kernel, no padding: a 3-D U-Net's
 ``nn.MaxPool3d(2)``) is the max_pool2d of the frames folded into the batch, then the maximum
 of its kt time-strided slices (quant.extremes then makes each maximum an add and a relu).
-Other pools are left as written (refused in one line); the new nodes take the op's meta.
+A nearest 3-D upsampling by whole factors (pytorch-3dunet's default decoder upsampling,
+``F.interpolate(x, size=skip.size()[2:], mode="nearest")``) repeats each element along each
+axis: per axis an unsqueeze after it, an expand of that new axis and a reshape merging the two.
+Other pools and resizes are left as written (refused in one line); the new nodes take the op's
+meta.
 """
 
 from __future__ import annotations
@@ -50,12 +54,15 @@ def _triple(v: object) -> tuple[int, int, int]:
 
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no such 3-D pool, else a copy with each one rewritten."""
-    if not any(_global(n) or _tiling_max(n) for n in graph.nodes):
+    if not any(_global(n) or _tiling_max(n) or _nearest(n) for n in graph.nodes):
         return graph
     new, env = fx.Graph(), {}
     for node in graph.nodes:
         if _tiling_max(node):
             env[node] = _max(new, node, env)
+            continue
+        if _nearest(node):
+            env[node] = _upsample(new, node, env)
             continue
         if not _global(node):
             env[node] = new.node_copy(node, lambda n: env[n])
@@ -83,3 +90,27 @@ def _max(g: fx.Graph, node: fx.Node, env: dict) -> fx.Node:
         out = s if out is None else like(g, node, aten.maximum.default, (out, s))
     return out
 
+
+
+def _nearest(node: fx.Node) -> tuple[int, int, int] | None:
+    """The whole (time, height, width) factors of a nearest 3-D upsampling, else None."""
+    if node.op != "call_function" or node.target is not aten.upsample_nearest3d.vec:
+        return None
+    src, out = node.args[0].meta["val"].shape[2:], node.meta["val"].shape[2:]
+    if any(int(o) % int(s) for s, o in zip(src, out, strict=True)):
+        return None
+    return tuple(int(o) // int(s) for s, o in zip(src, out, strict=True))
+
+
+def _upsample(g: fx.Graph, node: fx.Node, env: dict) -> fx.Node:
+    y = env[node.args[0]]
+    for axis, f in zip((2, 3, 4), _nearest(node), strict=True):
+        if f == 1:
+            continue
+        shape = [int(d) for d in y.meta["val"].shape]
+        y = like(g, node, aten.unsqueeze.default, (y, axis + 1))
+        y = like(g, node, aten.expand.default,
+                 (y, [*shape[:axis + 1], f, *shape[axis + 1:]]))
+        y = like(g, node, aten.reshape.default,
+                 (y, [*shape[:axis], shape[axis] * f, *shape[axis + 1:]]))
+    return y

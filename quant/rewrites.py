@@ -65,7 +65,8 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("addcmul", "addcmul / addcdiv become their add and product / quotient (MEGA)",
             _graph_only(addcmul.decompose)),
     Rewrite("pool3d", "a global AdaptiveAvgPool3d becomes the mean of the flattened clip, "
-            "a tiling MaxPool3d the frames' max_pool2d and a maximum over time (before extremes)",
+            "a tiling MaxPool3d the frames' max_pool2d and a maximum over time (before extremes), "
+            "a nearest 3-D upsampling repeats along each axis (a 3-D U-Net)",
             _graph_only(pool3d.decompose)),
     Rewrite("extremes", "a maximum / minimum of two activations becomes y + relu(x - y) "
             "(xLSTM's stabilizer)", extremes.decompose),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import fx, nn
 
 import qasic
@@ -84,6 +85,38 @@ def test_a_full_3d_kernel_is_a_sum_of_time_taps_and_runs_bit_exact():
     targets = [n.target for n in graph.nodes if n.op == "call_function"]
     assert targets.count(torch.ops.aten.conv2d.default) == 6  # three taps each
     assert torch.ops.aten.max_pool3d.default not in targets
+    gm = fx.GraphModule(ep.graph_module, graph)
+    params = [*(p.detach() for p in ep.state_dict.values()), *ep.constants.values()]
+    xt = torch.from_numpy(x[:1])
+    torch.testing.assert_close(gm(*params, xt)[0], model(xt), rtol=1e-5, atol=1e-5)
+    r = qasic.evaluate(model, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+class UNet3DLevel(nn.Module):
+    """pytorch-3dunet's decoder step: MaxPool3d(2), a conv, the default nearest upsampling to
+    the skip's size (F.interpolate of 5-D), cat with the skip, a 1x1x1 conv, Softmax(dim=1)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.enc = nn.Conv3d(1, 4, 3, padding=1)
+        self.mid = nn.Conv3d(4, 4, 3, padding=1)
+        self.out = nn.Conv3d(8, 2, 1)
+
+    def forward(self, x):
+        skip = torch.relu(self.enc(x))
+        y = torch.relu(self.mid(F.max_pool3d(skip, 2)))
+        y = F.interpolate(y, size=skip.size()[2:], mode="nearest")
+        return torch.softmax(self.out(torch.cat((skip, y), dim=1)), dim=1)
+
+
+def test_a_nearest_3d_upsampling_runs_bit_exact():
+    x = np.random.default_rng(0).standard_normal((4, 1, 4, 4, 4)).astype(np.float32)
+    model = UNet3DLevel().eval()
+    ep, graph = _rewritten(model, torch.from_numpy(x[:1]))
+    targets = [n.target for n in graph.nodes if n.op == "call_function"]
+    assert torch.ops.aten.upsample_nearest3d.vec not in targets
     gm = fx.GraphModule(ep.graph_module, graph)
     params = [*(p.detach() for p in ep.state_dict.values()), *ep.constants.values()]
     xt = torch.from_numpy(x[:1])
