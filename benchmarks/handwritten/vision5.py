@@ -1,17 +1,17 @@
-"""Vision, video, 3-D and audio networks written by hand (fifth round), each the way its
-reference code writes it: wolny/pytorch-3dunet's 3-D U-Net (Conv3d + GroupNorm, MaxPool3d,
-ConvTranspose3d joined by cat), torchvision's R(2+1)D video block (Conv3d (1, 3, 3) then
-(3, 1, 1), BatchNorm3d, AdaptiveAvgPool3d), torchvision's Inception v3 blocks (BasicConv2d with
-eps 0.001, factorized 1x7 / 7x1 convs, avg_pool2d(3, 1, 1) branches), torchvision's SqueezeNet
-1.1 (Fire modules, ceil_mode max pools, a conv classifier), Xception's separable convs with
-strided 1x1 shortcuts, PSPNet's pyramid pooling (adaptive pools to 1, 2, 3, 6 then bilinear
-align_corners upsampling), CenterNet's heads and its max-pool NMS, pix2pix's recursive
-U-Net generator (LeakyReLU, InstanceNorm2d, ConvTranspose2d, Tanh), EfficientViT's ReLU linear
-attention (LiteMLA: a ones-padded value), MobileViT v2's separable self-attention, ResMLP's
-Affine layers, a capsule network (squash, three routing iterations), HiFi-GAN's generator
-(weight_norm ConvTranspose1d, multi-receptive-field ResBlocks), Conv-TasNet (gLN, a dilated
-depthwise TCN with PReLU, sigmoid masks) and a CRNN (CNN, bidirectional LSTM, log_softmax).
-Small, random weights."""
+"""Vision, video, 3-D and audio networks written by hand (fifth round), each the way its reference
+code writes it: wolny/pytorch-3dunet's 3-D U-Net (Conv3d + GroupNorm, MaxPool3d, its default
+nearest upsampling or ConvTranspose3d, joined by cat), torchvision's R(2+1)D video block (Conv3d
+(1, 3, 3) then (3, 1, 1), BatchNorm3d, AdaptiveAvgPool3d), torchvision's Inception v3 blocks
+(BasicConv2d with eps 0.001, factorized 1x7 / 7x1 convs, avg_pool2d(3, 1, 1) branches),
+torchvision's SqueezeNet 1.1 (Fire modules, ceil_mode max pools, a conv classifier), Xception's
+separable convs with strided 1x1 shortcuts, PSPNet's pyramid pooling (adaptive pools to 1, 2, 3,
+6 then bilinear align_corners upsampling), CenterNet's heads and its max-pool NMS, pix2pix's
+recursive U-Net generator (LeakyReLU, InstanceNorm2d, ConvTranspose2d, Tanh), EfficientViT's
+ReLU linear attention (LiteMLA: a ones-padded value), MobileViT v2's separable self-attention,
+ResMLP's Affine layers, a capsule network (squash, three routing iterations), HiFi-GAN's
+generator (weight_norm ConvTranspose1d, multi-receptive-field ResBlocks), Conv-TasNet (gLN, a
+dilated depthwise TCN with PReLU, sigmoid masks) and a CRNN (CNN, bidirectional LSTM,
+log_softmax). Small, random weights."""
 
 import torch
 import torch.nn.functional as F
