@@ -151,6 +151,7 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
         tables = {n.output: np.asarray(n.params["table"], np.float64).ravel()
                   for n in graph.nodes if n.op == "embedding" and n.output in rows}
     sinks = sink_logits(graph)
+    guarded = eps_reciprocals(graph)
 
     def observe(tensor: str, members: tuple[str, ...] = (), layer: str | None = None,
                 integer: bool = False) -> TensorQ:
@@ -165,6 +166,8 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
             if kind == NORM_INPUT else config.activation_bits
         bits = wide.get(tensor) or bits
         seen = np.concatenate([values[t] for t in members]) if members else values[tensor]
+        if tensor in guarded:
+            seen = _off_zero(seen, values[guarded[tensor]])
         if tensor in tables:
             seen = np.concatenate([np.ravel(seen), tables[tensor]])
         if tensor == graph.output and config.output_observer == "fisher":
@@ -223,6 +226,47 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
                 integer=node.op in KEEPS_FORMAT and not tensors[node.inputs[0]].is_fp)
     _check_masks(graph, tensors)
     return tensors
+
+
+def eps_reciprocals(graph: FGraph) -> dict[str, str]:
+    """{output: input} of the reciprocal tables of a divisor guarded by a positive epsilon,
+    ``1 / (d + eps)`` (a division ``x / (d + eps)`` is a product by that table,
+    quant.lowering_pointwise). Their range is observed where d is not exactly 0: a divisor
+    is 0 there only where a ReLU zeroed a whole row, the numerator with it (EfficientViT's
+    ReLU linear attention, ``out[..., :-1] / (out[..., -1:] + 1e-15)``), and 1 / eps in the
+    range would leave every other value of the table at code 0 (its multiplier also
+    overflowed the requantizer). The table's code 0 then saturates at the largest value seen
+    elsewhere; times a numerator of 0 it is 0 as in float."""
+    out = {}
+    for n in graph.nodes:
+        expr = n.attrs.get("fn_args", {}).get("expr") if n.op == "lut" \
+            and n.attrs.get("fn") == "expr" else None
+        if isinstance(expr, tuple) and len(expr) == 2 and expr[0] == "reciprocal" \
+                and isinstance(expr[1], tuple) and expr[1][0] == "add" \
+                and ("x",) in expr[1][1:] and any(isinstance(a, tuple) and a[0] == "c"
+                                                  and float(a[1]) > 0 for a in expr[1][1:]):
+            out[n.output] = n.inputs[0]
+    for n in graph.nodes:  # a (..., 1) table widened to the numerator's width by a copy
+        if n.op == "linear" and n.inputs[0] in out and _copies_column(n):
+            out[n.output] = out[n.inputs[0]]
+    return out
+
+
+def _copies_column(node: FNode) -> bool:
+    """A linear of one input feature that copies it to every output (weight 1, bias 0)."""
+    w, b = np.asarray(node.params.get("weight")), node.params.get("bias")
+    return w.ndim == 2 and w.shape[1] == 1 and bool(np.all(w == 1.0)) \
+        and (b is None or not np.any(np.asarray(b)))
+
+
+def _off_zero(seen: np.ndarray, divisor: np.ndarray) -> np.ndarray:
+    """``seen`` where ``divisor`` (its table's input, broadcast to its shape) is not exactly 0;
+    all of it when the divisor is 0 everywhere or does not broadcast."""
+    try:
+        keep = np.broadcast_to(np.asarray(divisor) != 0, np.shape(seen))
+    except ValueError:
+        return seen
+    return np.asarray(seen)[keep] if keep.any() and not keep.all() else seen
 
 
 def _fused_need(kind: str | None) -> str | None:

@@ -474,9 +474,22 @@ def identity(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     dtype = kwargs.get("dtype", next((a for a in args[1:3] if isinstance(a, torch.dtype)), None))
     if node.target == aten.type_as.default:  # fairseq's Fp32GroupNorm: x.float()...type_as(x)
         dtype = node.meta["val"].dtype
-    if dtype is not None and dtype != node.args[0].meta["val"].dtype:
+    if dtype is not None and dtype != node.args[0].meta["val"].dtype \
+            and not _indicator(b, args[0], node.args[0].meta["val"].dtype, dtype):
         b.fail(node, f"a cast to {dtype}; the model must stay in {node.args[0].meta['val'].dtype}")
     return _act(b, node, args[0], "input")
+
+
+def _indicator(b: Any, x: Any, src: torch.dtype, dtype: torch.dtype) -> bool:
+    """A comparison's 0/1 table (``(hmax == heat).float()``: CenterNet's peaks) cast from bool
+    to a float: the same values."""
+    from qasic.quant import pointwise as pw  # local, as this module's other qasic imports
+
+    made = b.nodes.get(x.name) if isinstance(x, Act) else None
+    expr = made.attrs.get("fn_args", {}).get("expr") if made is not None and made.op == "lut" \
+        else None
+    return src == torch.bool and dtype.is_floating_point and expr is not None \
+        and pw.indicator(expr)
 
 
 def finite(b: Any, node: Any, args: list, kwargs: dict) -> Any:

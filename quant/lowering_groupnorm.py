@@ -30,14 +30,16 @@ import numpy as np
 import torch
 
 from qasic.quant import intops, lowering_seq
-from qasic.quant.lowering import Act, _act, _arg, _const, _np, _standalone_bn
+from qasic.quant.lowering import Act, _act, _arg, _const, _np, _standalone_bn, batch_norm
 from qasic.quant.lowering_seq import reshaped
 
 aten = torch.ops.aten
 
 _GROUPS = (f"group_norm/native_group_norm (a NORM row a group up to {intops.NORM_MAX_LEN} "
            "values; beyond, on images, from pooled statistics)")
-SUPPORTED = (_GROUPS,)
+_INSTANCE = ("instance_norm (InstanceNorm1d/2d with input statistics: GroupNorm(C, C); with "
+             "track_running_stats in eval: a batch norm of the running statistics)")
+SUPPORTED = (_GROUPS, _INSTANCE)
 
 
 def group_norm(b: Any, node: Any, args: list, kwargs: dict) -> Act:
@@ -51,6 +53,21 @@ def native_group_norm(b: Any, node: Any, args: list, kwargs: dict) -> tuple:
     """aten.native_group_norm(x, weight, bias, N, C, HxW, group, eps) -> (y, mean, rstd)."""
     return (_group_norm(b, node, args[0], int(args[6]), args[1], args[2], float(args[7])),
             None, None)
+
+
+def instance_norm(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.instance_norm(x, weight, bias, running_mean, running_var, use_input_stats,
+    momentum, eps, cudnn_enabled): with input statistics (InstanceNorm's default, pix2pix's and
+    CycleGAN's generators) each channel of each sample is normalized over its pixels, which is
+    GroupNorm with one group a channel; with running statistics (``track_running_stats=True``
+    in eval) it is the batch norm of those statistics."""
+    x, gamma, beta, mean, var = (_arg(args, kwargs, i, k, None) for i, k in enumerate(
+        ("input", "weight", "bias", "running_mean", "running_var")))
+    eps = float(_arg(args, kwargs, 7, "eps", 1e-5))
+    if not _arg(args, kwargs, 5, "use_input_stats", True):
+        return batch_norm(b, node, [x, gamma, beta, mean, var, False, 0.0, eps], {})
+    channels = int(node.meta["val"].shape[1])
+    return _group_norm(b, node, x, channels, gamma, beta, eps)
 
 
 def _group_norm(b: Any, node: Any, x: Any, groups: int, gamma: Any, beta: Any,
@@ -234,4 +251,5 @@ def _near_root(n: int) -> int:
 HANDLERS = {
     aten.group_norm.default: group_norm,
     aten.native_group_norm.default: native_group_norm,
+    aten.instance_norm.default: instance_norm,
 }

@@ -32,8 +32,8 @@ SUPPORTED = (
      "(tables)"),
     "prelu (one slope: a table; one per channel: relu + a table, a depthwise conv, an add)",
     ("exp, expm1, erf, log, sqrt, rsqrt, reciprocal, abs, neg, sin, cos, acos, asin, atan, "
-     "round, floor, ceil, pow by a scalar, square (tables; chained into one table in sequence "
-     "models)"),
+     "round, floor, ceil, pow by a scalar, square, comparisons (==, !=, <, <=, >, >=) with a "
+     "scalar: 1.0 / 0.0 (tables; chained into one table in sequence models)"),
     "max_pool1d/2d (padding, ceil_mode, dilation 1)",
     ("max/amax over H, W or L (a global max pool: PointNet's max over its points), or over one "
      "of H, W with keepdim, or over the channels with keepdim (a classifier's (N, C) vectors "
@@ -935,6 +935,9 @@ def _table() -> dict:
         t[getattr(aten, name).default] = expression(partial(_unary_tree, name))
     t[aten.pow.Tensor_Scalar] = expression(lambda x, a: pw.op("pow", x, pw.const(a[0])))
     t[aten.square.default] = expression(lambda x, a: pw.op("mul", x, x))
+    for name in pw.COMPARISONS:  # x == 0.0 (CenterNet's peaks, quant.compare_pair): a 0/1 table
+        t[getattr(aten, name).Scalar] = expression(
+            lambda x, a, name=name: pw.op(name, x, pw.const(float(a[0]))))
     for name in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
         for overload in ("input", "data"):
             t[getattr(getattr(aten, name), overload)] = recurrent

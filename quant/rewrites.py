@@ -19,8 +19,10 @@ from qasic.quant import (
     alltopk,
     channel_norm,
     chomp,
+    compare_pair,
     complex_rope,
     constant_rows,
+    conv3d_factored,
     einsum,
     embedding_bag,
     extremes,
@@ -32,14 +34,17 @@ from qasic.quant import (
     keepdim,
     logsoftmax,
     matrix_rope,
+    merged_rows,
     modconv,
     movedim,
     multi_index,
     narrow,
     one_hot,
     pair_perm,
+    pool3d,
     selects,
     unfold,
+    value_pad,
     variance,
     writeback,
 )
@@ -63,10 +68,24 @@ REWRITES: tuple[Rewrite, ...] = (
             _graph_only(writeback.decompose)),
     Rewrite("addcmul", "addcmul / addcdiv become their add and product / quotient (MEGA)",
             _graph_only(addcmul.decompose)),
+    Rewrite("pool3d", "a global AdaptiveAvgPool3d becomes the mean of the flattened clip, "
+            "a tiling MaxPool3d the frames' max_pool2d and a maximum over time (before extremes), "
+            "a nearest 3-D upsampling repeats along each axis (a 3-D U-Net)",
+            _graph_only(pool3d.decompose)),
     Rewrite("extremes", "a maximum / minimum of two activations becomes y + relu(x - y) "
             "(xLSTM's stabilizer)", extremes.decompose),
     Rewrite("logsoftmax", "a log_softmax over the last axis becomes x - log(sum(exp(x)))",
             _graph_only(logsoftmax.decompose)),
+    Rewrite("value_pad", "a constant pad with a non-zero value becomes the zero pad plus the "
+            "constant of the padded positions (EfficientViT's ones column)",
+            _graph_only(value_pad.decompose)),
+    Rewrite("compare_pair", "a comparison of two float activations becomes their difference's "
+            "with 0 (CenterNet's max-pool peaks, hmax == heat)",
+            _graph_only(compare_pair.decompose)),
+    Rewrite("conv3d_factored", "a Conv3d of a spatial (1, kh, kw) or temporal (kt, 1, 1) "
+            "kernel becomes the Conv2d of frames in the batch or of (T, H W) it is (R(2+1)D), "
+            "any other the sum of its time taps' spatial convs (C3D)",
+            _graph_only(conv3d_factored.decompose)),
     Rewrite("selects", "a selection of samples by a constant mask resolved", selects.decompose),
     Rewrite("constant_rows", "constant rows selected from a slice of the batch axis are that "
             "constant (TimeSformer's class tokens)", constant_rows.decompose),
@@ -84,6 +103,9 @@ REWRITES: tuple[Rewrite, ...] = (
             _graph_only(variance.decompose)),
     Rewrite("chomp", "a Conv1d padded on both sides and chomped on the right becomes the "
             "left-padded causal conv it is (locuslab's TCN)", _graph_only(chomp.decompose)),
+    Rewrite("merged_rows", "a linear of rows merged from the leading axes and viewed back "
+            "becomes the linear over the last axis (CRNN's sequence-first BidirectionalLSTM)",
+            _graph_only(merged_rows.decompose)),
     Rewrite("einsum", "an einsum of two operands becomes permutes, reshapes and a matmul",
             _graph_only(einsum.decompose)),
     Rewrite("unfold", "patch unfolds become views and permutes", _graph_only(unfold.decompose)),

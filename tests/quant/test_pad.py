@@ -120,7 +120,9 @@ class Bad(nn.Module):
 @pytest.mark.parametrize("f, message", [
     (lambda x: F.pad(x, (1, 1, 1, 1)) + 1.0, "only when a convolution reads it"),
     (lambda x: F.pad(x, (1, 1, 1, 1)), "only when a convolution reads it"),
-    (lambda x: F.pad(x, (1, 1, 1, 1), value=0.5), "only zeros"),
+    # a value pad is the zero pad plus a constant (quant.value_pad): on an image, the zero pad
+    # no convolution reads
+    (lambda x: F.pad(x, (1, 1, 1, 1), value=0.5), "only when a convolution reads it"),
     (lambda x: F.pad(x, (0, 0, 0, 0, 1, 1)), "only the height and width"),
     (lambda x: F.pad(x, (-1, 0, 0, 0)), "a crop is not supported"),
 ])

@@ -1,0 +1,116 @@
+"""A global 3-D average pool, ``nn.AdaptiveAvgPool3d(1)`` (a video network's head: R(2+1)D,
+C3D, X3D), rewritten before capture as the mean of the flattened clip it is:
+
+    adaptive_avg_pool3d(x, 1)   =   x.reshape(B, C, T H W).mean(-1, keepdim=True)
+                                     .reshape(B, C, 1, 1, 1)
+
+a mean over one per-sample axis, which the walk lowers (qasic.quant.lowering_reduce). A 3-D
+max pool of windows that tile the clip (stride = kernel, no padding: a 3-D U-Net's
+``nn.MaxPool3d(2)``) is the max_pool2d of the frames folded into the batch, then the maximum
+of its kt time-strided slices (quant.extremes then makes each maximum an add and a relu).
+A nearest 3-D upsampling by whole factors (pytorch-3dunet's default decoder upsampling,
+``F.interpolate(x, size=skip.size()[2:], mode="nearest")``) repeats each element along each
+axis: per axis an unsqueeze after it, an expand of that new axis and a reshape merging the two.
+Other pools and resizes are left as written (refused in one line); the new nodes take the op's
+meta.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import fx
+
+from qasic.quant.fxnodes import like
+
+aten = torch.ops.aten
+
+
+def _global(node: fx.Node) -> bool:
+    return node.op == "call_function" and node.target is aten.adaptive_avg_pool3d.default \
+        and [int(s) for s in (node.args[1] if isinstance(node.args[1], (list, tuple))
+                              else [node.args[1]] * 3)] in ([1, 1, 1], [1])
+
+
+def _tiling_max(node: fx.Node) -> tuple[int, int, int] | None:
+    """The kernel of a max_pool3d whose windows tile the clip, else None."""
+    if node.op != "call_function" or node.target is not aten.max_pool3d.default:
+        return None
+    a = [*node.args, *([None] * 6)][:6]
+    kernel = _triple(a[1])
+    stride = _triple(a[2]) if a[2] else kernel
+    shape = node.args[0].meta["val"].shape
+    if stride != kernel or any(_triple(a[3] or 0)) or _triple(a[4] or 1) != (1, 1, 1) \
+            or a[5] or any(int(s) % k for s, k in zip(shape[2:], kernel, strict=True)):
+        return None
+    return kernel
+
+
+def _triple(v: object) -> tuple[int, int, int]:
+    vals = [int(i) for i in (v if isinstance(v, (list, tuple)) else [v])]
+    return tuple(vals * 3 if len(vals) == 1 else vals)
+
+
+def decompose(graph: fx.Graph) -> fx.Graph:
+    """``graph`` itself when it holds no such 3-D pool, else a copy with each one rewritten."""
+    if not any(_global(n) or _tiling_max(n) or _nearest(n) for n in graph.nodes):
+        return graph
+    new, env = fx.Graph(), {}
+    for node in graph.nodes:
+        if _tiling_max(node):
+            env[node] = _max(new, node, env)
+            continue
+        if _nearest(node):
+            env[node] = _upsample(new, node, env)
+            continue
+        if not _global(node):
+            env[node] = new.node_copy(node, lambda n: env[n])
+            continue
+        x = node.args[0]
+        shape = [int(d) for d in x.meta["val"].shape]
+        flat = like(new, node, aten.reshape.default, (env[x], [*shape[:2], math.prod(shape[2:])]))
+        mean = like(new, node, aten.mean.dim, (flat, [-1], True))
+        env[node] = like(new, node, aten.reshape.default, (mean, [*shape[:2], 1, 1, 1]))
+    return new
+
+
+def _max(g: fx.Graph, node: fx.Node, env: dict) -> fx.Node:
+    kt, kh, kw = _tiling_max(node)
+    x = node.args[0]
+    b, c, t, h, w = (int(d) for d in x.meta["val"].shape)
+    y = like(g, node, aten.permute.default, (env[x], [0, 2, 1, 3, 4]))
+    y = like(g, node, aten.reshape.default, (y, [b * t, c, h, w]))
+    y = like(g, node, aten.max_pool2d.default, (y, [kh, kw], [kh, kw]))
+    y = like(g, node, aten.reshape.default, (y, [b, t, c, h // kh, w // kw]))
+    y = like(g, node, aten.permute.default, (y, [0, 2, 1, 3, 4]))
+    out = None
+    for i in range(kt):
+        s = like(g, node, aten.slice.Tensor, (y, 2, i, t, kt))
+        out = s if out is None else like(g, node, aten.maximum.default, (out, s))
+    return out
+
+
+
+def _nearest(node: fx.Node) -> tuple[int, int, int] | None:
+    """The whole (time, height, width) factors of a nearest 3-D upsampling, else None."""
+    if node.op != "call_function" or node.target is not aten.upsample_nearest3d.vec:
+        return None
+    src, out = node.args[0].meta["val"].shape[2:], node.meta["val"].shape[2:]
+    if any(int(o) % int(s) for s, o in zip(src, out, strict=True)):
+        return None
+    return tuple(int(o) // int(s) for s, o in zip(src, out, strict=True))
+
+
+def _upsample(g: fx.Graph, node: fx.Node, env: dict) -> fx.Node:
+    y = env[node.args[0]]
+    for axis, f in zip((2, 3, 4), _nearest(node), strict=True):
+        if f == 1:
+            continue
+        shape = [int(d) for d in y.meta["val"].shape]
+        y = like(g, node, aten.unsqueeze.default, (y, axis + 1))
+        y = like(g, node, aten.expand.default,
+                 (y, [*shape[:axis + 1], f, *shape[axis + 1:]]))
+        y = like(g, node, aten.reshape.default,
+                 (y, [*shape[:axis], shape[axis] * f, *shape[axis + 1:]]))
+    return y
