@@ -28,6 +28,7 @@ from torch import fx
 from qasic.errors import InputError, UnsupportedOpError
 from qasic.quant import (
     capture_patches,
+    channel_tokens,
     einsum,
     export_check,
     export_errors,
@@ -262,6 +263,8 @@ class _Builder:
         graph = FGraph(name=name, input=INPUT, output=output, nodes=tuple(nodes),
                        shapes={t: s for t, s in self.shapes.items() if t in kept},
                        input_layout=layout, output_layout=self.output_layout)
+        if self.sequence or self.left_sequence:
+            graph = channel_tokens.token_slices_as_linears(graph)
         return prepare(graph)
 
     def _visit(self, node: fx.Node) -> None:
