@@ -1,7 +1,8 @@
 """compile(graph, arch) -> Program: a flat list of small passes.
 
     expand topk_mask nodes into GEMMs and tables (compiler.topk), resize nodes into permutes,
-    a constant GEMM and a matmul by a constant (compiler.resize) -> insert copies (concat
+    a constant GEMM and a matmul by a constant (compiler.resize) -> moves that move no byte
+    as reshapes, relus hoisted into their gemm (compiler.aliases) -> insert copies (concat
     inputs that cannot be views) -> fuse (pattern table) -> fold head splits and merges into
     strided views (compiler.views) -> plan DRAM buffers (constants' codes into the constants
     region) -> lower each kernel (GEMM geometry and the mapper's

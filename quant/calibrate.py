@@ -7,10 +7,11 @@ Sharing rules (the compiler relies on them to fuse without changing a bit):
   output and clamps at its bounds' codes (relu: the zero point), so the activation is a no-op;
   a clamp with no such producer becomes a lut of hardtanh (``prepare``);
 - concat: the output and every input share one TensorQ, observed on the concat's output. An
-  input made by a requantizing op (REQUANTIZERS, or one through its fused relu/clamp) is
-  calibrated to it; any other input (the graph input, a pool, a tensor another concat pinned,
-  a tensor another reader permutes or reshapes across its channels, which then needs its own
-  bytes) passes through a ``lut`` "requant" node that ``prepare`` inserts;
+  input made by a requantizing op (REQUANTIZERS, or one through its fused relu/clamp, or
+  through CARRIES ops each read by the next alone: a max-pool over time) is calibrated to
+  it; any other input (the graph input, a pool of a tensor others read, a tensor another
+  concat pinned, a tensor another reader permutes or reshapes across its channels, which
+  then needs its own bytes) passes through a ``lut`` "requant" node that ``prepare`` inserts;
 - every other op's output is observed on its own values, under the transformer ops' rules
   (qasic.quant.encodings): token ids, softmax outputs and key masks have fixed encodings;
   matmul operands are symmetric INT and softmax/norm inputs INT, even with FP8 activations;
