@@ -1,8 +1,10 @@
-"""A sequence model's ``channels`` node (a chunk or split of the last axis: a view, no
-instructions) is kept only where that axis holds features: where it holds the token positions
-(mamba's depthwise Conv1d output in torch's (C, T + k - 1) layout, cut back to T by
-``[..., :T]``) it is the selection linear it was before, which generation knows how to step
-(qasic.quant.decode: a causal conv over the tokens). Both compute the same float values."""
+"""A language model's ``channels`` node (a chunk or split of the last axis: a view, no
+instructions) is kept only where its input is token-major (tokens first, features last: a
+gated MLP's chunk). Elsewhere it is the selection linear it was before, which generation knows
+how to step: where the last axis holds the positions (mamba's depthwise Conv1d output in torch's
+(C, T + k - 1) layout, cut back to T by ``[..., :T]``: a causal conv over the tokens) and where
+the heads come first (a rotary half of (H, S, d) queries or keys, which generation caches where
+they are token-major: quant.decode). Both compute the same float values."""
 
 from __future__ import annotations
 
@@ -33,8 +35,11 @@ def token_slices_as_linears(graph: FGraph) -> FGraph:
 
 
 def _on_tokens(graph: FGraph, tokens: dict, n: FNode) -> bool:
+    """Whether ``n``'s input keeps the tokens on another axis than the first: the last (the
+    chunk cuts positions) or a middle one (heads first, (H, S, d): generation caches keys and
+    values where they are token-major, through linears but not views: quant.decode._cached)."""
     axis = tokens.get(n.inputs[0], (None,))[0]
-    return axis is not None and axis == len(graph.shapes[n.inputs[0]]) - 1
+    return axis is not None and axis != 0
 
 
 def _as_linear(graph: FGraph, n: FNode) -> FNode:
