@@ -1,7 +1,8 @@
 """compile(graph, arch) -> Program: a flat list of small passes.
 
     expand topk_mask nodes into GEMMs and tables (compiler.topk), resize nodes into permutes,
-    a constant GEMM and a matmul by a constant (compiler.resize) -> insert copies (concat
+    a constant GEMM and a matmul by a constant (compiler.resize) -> moves that move no byte
+    as reshapes, relus hoisted into their gemm (compiler.aliases) -> insert copies (concat
     inputs that cannot be views) -> fuse (pattern table) -> fold head splits and merges into
     strided views (compiler.views) -> plan DRAM buffers (constants' codes into the constants
     region) -> lower each kernel (GEMM geometry and the mapper's
@@ -23,6 +24,7 @@ import numpy as np
 from qasic.arch.config import PARAM_BYTES_PER_CHANNEL, ArchConfig
 from qasic.arch.pe import significand_bits
 from qasic.compiler import mapper, resize, topk
+from qasic.compiler.aliases import simplify_moves
 from qasic.compiler.cache import cache_steps, window_steps
 from qasic.compiler.fuse import PATTERNS, Kernel, fuse, pair
 from qasic.compiler.gemm import GemmKernel, lower_gemm, pe_weight_bits
@@ -47,7 +49,7 @@ def compile_graph(graph: QGraph, arch: ArchConfig,
                   progress: Callable[[str], None] | None = None,
                   patterns=PATTERNS) -> Program:
     """``patterns`` is the fusion table (compiler.fuse.PATTERNS unless testing a variant)."""
-    graph = insert_copies(resize.expand(topk.expand(graph)))
+    graph = insert_copies(simplify_moves(resize.expand(topk.expand(graph))))
     graph = slice_copies(graph, fuse(graph, patterns))
     kernels = fold_permutes(graph, fuse(graph, patterns))
     consts = Constants()

@@ -7,10 +7,11 @@ Sharing rules (the compiler relies on them to fuse without changing a bit):
   output and clamps at its bounds' codes (relu: the zero point), so the activation is a no-op;
   a clamp with no such producer becomes a lut of hardtanh (``prepare``);
 - concat: the output and every input share one TensorQ, observed on the concat's output. An
-  input made by a requantizing op (REQUANTIZERS, or one through its fused relu/clamp) is
-  calibrated to it; any other input (the graph input, a pool, a tensor another concat pinned,
-  a tensor another reader permutes or reshapes across its channels, which then needs its own
-  bytes) passes through a ``lut`` "requant" node that ``prepare`` inserts;
+  input made by a requantizing op (REQUANTIZERS, or one through its fused relu/clamp, or
+  through CARRIES ops each read by the next alone: a max-pool over time) is calibrated to
+  it; any other input (the graph input, a pool of a tensor others read, a tensor another
+  concat pinned, a tensor another reader permutes or reshapes across its channels, which
+  then needs its own bytes) passes through a ``lut`` "requant" node that ``prepare`` inserts;
 - every other op's output is observed on its own values, under the transformer ops' rules
   (qasic.quant.encodings): token ids, softmax outputs and key masks have fixed encodings;
   matmul operands are symmetric INT and softmax/norm inputs INT, even with FP8 activations;
@@ -327,7 +328,11 @@ def concat_pins(graph: FGraph) -> dict[str, str]:
 
 
 def _pinnable(graph: FGraph, tensor: str, pins: Mapping[str, str], concat: str) -> str | None:
-    """The tensor whose calibration can become ``concat``'s so that ``tensor`` shares it."""
+    """The tensor whose calibration can become ``concat``'s so that ``tensor`` shares it: its
+    requantizing producer's output, reached back through ops that keep their input's codes
+    (``CARRIES``: a max-pool over time, its reshapes and permutes, a relu) each read by the
+    next alone (Kim's CNN: conv -> relu -> max_pool1d -> squeeze -> cat)."""
+    tensor = _carried_from(graph, tensor, pins)
     p = graph.producer(tensor)
     if p is not None and p.op in ACTIVATIONS:  # through a fused relu/clamp, to its producer
         src = graph.producer(p.inputs[0])
@@ -335,6 +340,25 @@ def _pinnable(graph: FGraph, tensor: str, pins: Mapping[str, str], concat: str) 
     if p is None or p.op not in REQUANTIZERS or p.output == graph.output:
         return None
     return p.output if pins.get(p.output, concat) == concat else None
+
+
+# ops whose output shares its input's TensorQ and whose values are each an input value (a
+# clamp of the input to the concat's range commutes with them): a concat input they make takes
+# the concat's TensorQ from the requantizer before them
+CARRIES = ("relu", "maxpool2d", "flatten", "reshape", "permute", "upsample_nearest")
+
+
+def _carried_from(graph: FGraph, tensor: str, pins: Mapping[str, str]) -> str:
+    """``tensor``, or the first tensor up its chain of CARRIES producers whose every tensor on
+    the way is read by the next op alone, is not the graph output nor pinned to a concat."""
+    while True:
+        p = graph.producer(tensor)
+        if p is None or p.op not in CARRIES:
+            return tensor
+        src = p.inputs[0]
+        if len(graph.users(src)) != 1 or src == graph.output or src in pins:
+            return tensor
+        tensor = src
 
 
 def prepare(graph: FGraph) -> FGraph:

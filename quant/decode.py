@@ -1274,6 +1274,8 @@ def _infer(full: QGraph, n: QNode, shapes: dict) -> tuple[int, ...]:
         return tuple(np.broadcast_shapes(*ins))
     if n.op in _ROWWISE:
         return tuple(ins[0])
+    if n.op == "channels":  # a chunk of each token's features (over the tokens: a linear)
+        return (*ins[0][:-1], int(n.attrs["stop"]) - int(n.attrs["start"]))
     if n.op == "reshape":
         return tuple(n.attrs["shape"])
     if n.op == "permute":
@@ -1303,5 +1305,5 @@ def _infer(full: QGraph, n: QNode, shapes: dict) -> tuple[int, ...]:
         return (*ins[0][:-1], sum(s[-1] for s in ins))
     raise UnsupportedOpError(f"{n.name}: op {n.op} is not supported in generation graphs; "
                              f"supported: embedding, linear, matmul, {', '.join(_ROWWISE)}, "
-                             "reshape, permute, constant, concat, a max pool within rows, a "
-                             "causal conv over the tokens")
+                             "reshape, permute, channels, constant, concat, a max pool within "
+                             "rows, a causal conv over the tokens")

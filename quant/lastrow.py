@@ -29,7 +29,7 @@ from qasic.quant.graph import QGraph, QNode, reached, readers
 
 # ops of each row alone (a max pool within rows: log_softmax's row max, quant.logsoftmax)
 ROW_OPS = ("linear", "norm", "lut", "relu", "clamp", "softmax", "reshape", "add", "mul",
-           "maxpool2d")
+           "maxpool2d", "channels")
 
 
 def last_selects(graph: QGraph, c: int) -> tuple[str, ...]:

@@ -140,7 +140,7 @@ def _columns(b: Any, v: Columns) -> Act:
         return v.src
     key = v.node.name + v.suffix
     start = _channel_range(v.matrix)
-    if key not in b.luts and start is not None and not b.sequence:  # an image's chunk or split
+    if key not in b.luts and start is not None:  # a chunk or split of the last axis
         b.luts[key] = b.add(v.node, "channels", (v.src.name,), {"start": start, "stop": start + k},
                             shape=b.shapes[v.src.name][:-1] + (k,), suffix=v.suffix)
     if key not in b.luts:

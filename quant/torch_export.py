@@ -29,6 +29,7 @@ from qasic.errors import InputError, UnsupportedOpError
 from qasic.models.packed import PackedInputs
 from qasic.quant import (
     capture_patches,
+    channel_tokens,
     einsum,
     export_check,
     export_errors,
@@ -279,6 +280,8 @@ class _Builder:
                        shapes={t: s for t, s in self.shapes.items() if t in kept},
                        input_layout=layout, output_layout=self.output_layout, inputs=inputs,
                        input_layouts=tuple(self.input_layouts[t] for t in inputs))
+        if self.sequence or self.left_sequence:
+            graph = channel_tokens.token_slices_as_linears(graph)
         return prepare(graph)
 
     def _visit(self, node: fx.Node) -> None:

@@ -52,8 +52,10 @@ def test_resize_is_bit_exact_and_tracks_torch(name):
     g, x, m = _graph(name)
     a = load_arch("default")
     p = compile_graph(g, a)
-    assert [layer["kind"] for layer in p.layers] == ["gemm", "permute", "gemm", "permute",
-                                                     "matmul"]
+    kinds = ["gemm", "permute", "gemm", "permute", "matmul"]
+    if CASES[name][0] == (1, 1):  # the 1 x 1 image's permute moves axes of size 1: a reshape
+        kinds.remove("permute")  # (compiler.aliases), no instructions
+    assert [layer["kind"] for layer in p.layers] == kinds
     codes = input_codes(p, x.numpy()[:3])
     out = simulate(p, a, codes=codes).outputs
     np.testing.assert_array_equal(out, reference.run(g, codes))
@@ -177,8 +179,8 @@ def test_a_segmentation_net_runs_bit_exact_through_evaluate():
     assert rec["bit_exact"] is True and rec["cosine"] > 0.999
     kinds = [la["kind"] for la in rec["layers"]]
     # two resizes (1x1 -> 5x6 into the concat through a copy, 5x6 -> 20x24): 2 permutes and a
-    # matmul each
-    assert kinds.count("permute") == 4 and kinds.count("matmul") == 2 and kinds.count("copy") == 1
+    # matmul each, but the 1x1 image's first permute moves axes of size 1 (compiler.aliases)
+    assert kinds.count("permute") == 3 and kinds.count("matmul") == 2 and kinds.count("copy") == 1
 
 
 class SkipAndReflect(nn.Module):
