@@ -79,7 +79,8 @@ def _load_exported(path: Path) -> Any:
     return torch.export.load(str(path))
 
 
-DATA_FORM = ("an .npz with 'calibration' (float, model layout), optional 'test_x', 'test_y' and "
+DATA_FORM = ("an .npz with 'calibration' (float, model layout), optional 'test_x' (with or "
+             "without labels 'test_y') and "
              "optional 'val_x', 'val_y' (held-out samples the mixed-precision policies score on); "
              "a forward of several inputs: 'calibration.NAME' per forward parameter NAME (and "
              "'test_x.NAME', 'val_x.NAME')")
@@ -113,8 +114,10 @@ def user_trained_model(spec: str, data_path: str | Path | None) -> Any:
     as_inputs = (lambda a: a) if params else model_inputs  # packed: float64 as built
     calib = as_inputs(data["calibration"])
     test_x = as_inputs(data.get("test_x", calib[:0]))
-    test_y = data.get("test_y", np.zeros(len(test_x), dtype=np.int64)).astype(np.int64)
-    acc = float_accuracy(module, test_x, test_y) if len(test_x) else float("nan")
+    # test_x without test_y: inputs without labels (an embedding, a regression, a language
+    # model's ids): evaluate compares with fp32 there, and accuracy is NaN
+    test_y = data.get("test_y", np.zeros(0, dtype=np.int64)).astype(np.int64)
+    acc = float_accuracy(module, test_x, test_y) if len(test_y) else float("nan")
     val_x = as_inputs(data["val_x"]) if "val_x" in data else None
     val_y = data["val_y"].astype(np.int64) if "val_y" in data else None
     return TrainedModel(name=Path(spec.rpartition(":")[0] or spec).stem, module=module,
@@ -301,9 +304,13 @@ def _load_data(path: Path) -> dict:
         raise ConfigError(f"data file {path} has no 'calibration' array (has: "
                           f"{', '.join(data) or 'none'}); expected {DATA_FORM}")
     for x, y in (("test_x", "test_y"), ("val_x", "val_y")):
-        if (x in data or any(k.startswith(f"{x}.") for k in data)) != (y in data):
-            raise ConfigError(f"data file {path}: give both {x!r} and {y!r} or neither")
-        if x in data and len(data[x]) != len(data[y]):
+        given = x in data or any(k.startswith(f"{x}.") for k in data)
+        if y in data and not given:
+            raise ConfigError(f"data file {path}: {y!r} labels no inputs; give {x!r} too")
+        if given and y not in data and x == "val_x":
+            raise ConfigError(f"data file {path}: give both {x!r} and {y!r} or neither (the "
+                              "policies score held-out samples on their labels)")
+        if x in data and y in data and len(data[x]) != len(data[y]):
             raise ConfigError(f"data file {path}: {x!r} has {len(data[x])} samples and {y!r} "
                               f"{len(data[y])}; give one label per sample")
     return data

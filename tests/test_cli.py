@@ -643,3 +643,21 @@ def test_a_documents_quant_config_reproduces_its_settings(capsys):
     assert config.norm_input_bits == settings["norm_input_bits"] is not None  # defaults too
     assert main(["evaluate", "--limit", "2", *argv]) == 0
     assert json.loads(capsys.readouterr().out)["quant_config"] == settings
+
+
+def test_test_inputs_without_labels_are_evaluated_against_fp32(tmp_path, capsys):
+    """An embedding, a regression or a language model has no class labels: 'test_x' alone is
+    what evaluate runs (cosine to fp32; accuracy null), not the calibration batch."""
+    import numpy as np
+
+    spec = user_factory(tmp_path, "torch.nn.Flatten(), torch.nn.Linear(16, 8)")
+    x = np.random.default_rng(0).random((40, 1, 4, 4)).astype(np.float32)
+    data = tmp_path / "d.npz"
+    np.savez(data, calibration=x[:32], test_x=x[32:37])
+    assert main(["evaluate", "--model", spec, "--data", str(data), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["samples"] == 5 and record["bit_exact"] and record["cosine"] > 0.99
+    assert record["accuracy"] is None and record["fp32_accuracy"] is None
+    np.savez(data, calibration=x[:32], test_y=np.zeros(5, dtype=np.int64))
+    assert main(["evaluate", "--model", spec, "--data", str(data)]) == 1
+    assert "'test_y' labels no inputs; give 'test_x' too" in _one_line(capsys)

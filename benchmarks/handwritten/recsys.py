@@ -1,8 +1,9 @@
 """Recommendation and bag-of-words models written by hand, as their reference codebases write
 them: embedding tables read by ids, bags summed or averaged (nn.EmbeddingBag), feature
-interactions by products of embeddings. Each takes one int64 input of ids (qasic compiles a
-model of one input tensor): a dense-feature input, where the original has one, is a learned
-constant of the model."""
+interactions by products of embeddings. Each takes one int64 input of ids: a dense-feature
+input, where the original has one, is a learned constant of the model (multi.py's
+``dlrm_two_inputs`` takes the dense features and the ids as two inputs, as the DLRM repository
+does)."""
 
 from __future__ import annotations
 
