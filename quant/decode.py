@@ -82,6 +82,7 @@ from qasic.quant import (
     decode_memory,
     decode_mix,
     decode_planes,
+    decode_queries,
     intops,
     key_bits,
     lastrow,
@@ -573,6 +574,7 @@ def decode_graph(full: QGraph) -> QGraph:
     consts = {n.output: n for n in full.nodes if n.op == "constant"}
     tokens = _token_axes(full)
     scores = key_scores(full, tokens)  # the other softmaxes are per token (a router's)
+    own_rows = decode_queries.query_readers(full, caches, scores)  # the step's queries
     convs, shifts = token_convs(full, tokens), token_shifts(full, tokens)
     windows = _windows(convs, shifts)  # a token conv's or shift's input -> K
     pads = _pad_steps(full, tokens, windows)  # a padded chain's left pad -> L
@@ -593,7 +595,8 @@ def decode_graph(full: QGraph) -> QGraph:
             _append(decode_planes.zeros(n, (*full.shapes[n.output][:-3], 1, 1, c), tensors),
                     full, nodes, shapes)
             continue
-        n = replace(n, inputs=tuple(rename.get(t, t) for t in n.inputs))
+        n = replace(n, inputs=tuple(t if n.name in own_rows and t in caches else
+                                    rename.get(t, t) for t in n.inputs))
         acts = [t for t in n.inputs if t not in consts]
         if n.output in cross:  # computed once by the prefill: read its state
             name = state_name(n.output)
