@@ -377,7 +377,12 @@ def _cached(producer: dict, tokens: dict, tensor: str) -> list[str]:
     if n is None:
         return [tensor]
     if n.op in VIEWS or _head_repeat(producer, tensor):
-        return _cached(producer, tokens, n.inputs[-1])
+        inner = _cached(producer, tokens, n.inputs[-1])
+        if tokens.get(tensor, (None,))[0] == 0 and any(
+                t in producer and tokens.get(t, (0,))[0] != 0 for t in inner):
+            return [tensor]  # a token-major view of a per-head op (nGPT's keys normed per head
+            # after a heads-first rotary): the step computes it on its row, the view is cached
+        return inner
     acts = [t for t in n.inputs if not _is_constant(producer, t)]
     if n.op == "add" and len(acts) == 1 and _head_repeat(producer, acts[0]):
         return _cached(producer, tokens, acts[0])  # memory rows added (decode_memory)
