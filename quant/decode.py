@@ -204,6 +204,9 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
                     "each block has its own encodings, so generation decodes linear attention "
                     f"within one block: set block_size to at least the {c} positions")
             if t not in producer or len(graph.shapes[t]) < 2 or graph.shapes[t][0] != c:
+                memory = decode_memory.projected(graph, producer, t, c)
+                if memory is not None:
+                    raise UnsupportedOpError(f"matmul {n.name}: {memory}")
                 made = f"{producer[t].op} " if t in producer else ""
                 raise UnsupportedOpError(f"matmul {n.name}: its second operand does not come "
                                          "from (tokens, features) tensors through head "
