@@ -5,8 +5,8 @@ MEGA (fairseq) stacks its queries and keys in one tensor, ``z = silu(zr) * gamma
 the same tensor (matmuls by a constant 0/1 selector), one the queries, one the keys. The keys'
 source is cached, so its readers read the cache (all C rows) in a decode step; the queries'
 selection must read the step's row instead, or the step would compute every position's query
-(C rows of scores, C logits rows). ``query_readers`` names the nodes that read a cached
-tensor on the way to an attention's queries (the first operand of q @ k^T) and on no way to
+(C rows of scores, C logits rows). ``query_readers`` names the nodes that read cached tensors
+only, on the way to an attention's queries (the first operand of q @ k^T) and on no way to
 an attention's second operand (its keys or values) before a cache.
 """
 
@@ -31,8 +31,10 @@ def _upstream(producer: dict, start: str, stop: set[str]) -> set[str]:
 
 
 def query_readers(graph: QGraph, caches: set[str], scores: set[str]) -> frozenset[str]:
-    """Names of the nodes that read a cached tensor and lead to an attention's queries only
-    (``scores``: decode.key_scores, the outputs of q @ k^T and what is made of them)."""
+    """Names of the nodes that read cached tensors (and constants) only and lead to an
+    attention's queries only (``scores``: decode.key_scores, the outputs of q @ k^T and what
+    is made of them). A node that reads a cache and a step's row (p @ v, whose output a next
+    layer's queries are computed from) reads the cache as it is."""
     producer = {n.output: n for n in graph.nodes}
     consts = {n.output for n in graph.nodes if n.op == "constant"}
     softmaxes = {n.output for n in graph.nodes if n.op == "softmax"}
@@ -46,4 +48,5 @@ def query_readers(graph: QGraph, caches: set[str], scores: set[str]) -> frozense
         if n.output in scores:  # q @ k^T: its first operand is the queries
             queries |= _upstream(producer, n.inputs[0], caches | consts | softmaxes)
     return frozenset(n.name for n in graph.nodes if n.output in queries - keys - caches
+                     and all(t in caches for t in n.inputs if t not in consts)
                      and any(t in caches for t in n.inputs))
