@@ -18,6 +18,7 @@ from qasic.quant import (
     addcmul,
     alltopk,
     channel_norm,
+    column_stack,
     complex_rope,
     constant_rows,
     einsum,
@@ -71,6 +72,9 @@ REWRITES: tuple[Rewrite, ...] = (
             _graph_only(embedding_bag.decompose)),
     Rewrite("multi_index", "an index by constant indices on adjacent axes (DLRM's x[:, li, lj]) "
             "becomes one index over those axes merged", multi_index.decompose),
+    Rewrite("column_stack", "a cat of three or more columns along a middle axis (a hand-written "
+            "recurrence's outputs: xLSTM's cat(hs, dim=-2)) becomes one concat over the last axis "
+            "between transposes", _graph_only(column_stack.decompose)),
     Rewrite("einsum", "an einsum of two operands becomes permutes, reshapes and a matmul",
             _graph_only(einsum.decompose)),
     Rewrite("unfold", "patch unfolds become views and permutes", _graph_only(unfold.decompose)),
