@@ -82,6 +82,7 @@ from qasic.quant import (
     decode_memory,
     decode_mix,
     decode_planes,
+    decode_queries,
     intops,
     key_bits,
     lastrow,
@@ -209,6 +210,9 @@ def cache_tensors(graph: QGraph) -> tuple[str, ...]:
                     "each block has its own encodings, so generation decodes linear attention "
                     f"within one block: set block_size to at least the {c} positions")
             if t not in producer or len(graph.shapes[t]) < 2 or graph.shapes[t][0] != c:
+                memory = decode_memory.projected(graph, producer, t, c)
+                if memory is not None:
+                    raise UnsupportedOpError(f"matmul {n.name}: {memory}")
                 made = f"{producer[t].op} " if t in producer else ""
                 raise UnsupportedOpError(f"matmul {n.name}: its second operand does not come "
                                          "from (tokens, features) tensors through head "
@@ -382,7 +386,12 @@ def _cached(producer: dict, tokens: dict, tensor: str) -> list[str]:
     if n is None:
         return [tensor]
     if n.op in VIEWS or _head_repeat(producer, tensor):
-        return _cached(producer, tokens, n.inputs[-1])
+        inner = _cached(producer, tokens, n.inputs[-1])
+        if tokens.get(tensor, (None,))[0] == 0 and any(
+                t in producer and tokens.get(t, (0,))[0] != 0 for t in inner):
+            return [tensor]  # a token-major view of a per-head op (nGPT's keys normed per head
+            # after a heads-first rotary): the step computes it on its row, the view is cached
+        return inner
     acts = [t for t in n.inputs if not _is_constant(producer, t)]
     if n.op == "add" and len(acts) == 1 and _head_repeat(producer, acts[0]):
         return _cached(producer, tokens, acts[0])  # memory rows added (decode_memory)
@@ -579,6 +588,7 @@ def decode_graph(full: QGraph) -> QGraph:
     consts = {n.output: n for n in full.nodes if n.op == "constant"}
     tokens = _token_axes(full)
     scores = key_scores(full, tokens)  # the other softmaxes are per token (a router's)
+    own_rows = decode_queries.query_readers(full, caches, scores)  # the step's queries
     convs, shifts = token_convs(full, tokens), token_shifts(full, tokens)
     windows = _windows(convs, shifts)  # a token conv's or shift's input -> K
     pads = _pad_steps(full, tokens, windows)  # a padded chain's left pad -> L
@@ -599,7 +609,8 @@ def decode_graph(full: QGraph) -> QGraph:
             _append(decode_planes.zeros(n, (*full.shapes[n.output][:-3], 1, 1, c), tensors),
                     full, nodes, shapes)
             continue
-        n = replace(n, inputs=tuple(rename.get(t, t) for t in n.inputs))
+        n = replace(n, inputs=tuple(t if n.name in own_rows and t in caches else
+                                    rename.get(t, t) for t in n.inputs))
         acts = [t for t in n.inputs if t not in consts]
         if n.output in cross:  # computed once by the prefill: read its state
             name = state_name(n.output)

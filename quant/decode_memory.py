@@ -66,3 +66,24 @@ def sliced(value: np.ndarray, m: int, prompt: int) -> np.ndarray:
     """A placement's constant (..., M + C, C) on a prompt of P tokens: its first M + P rows
     and P columns."""
     return np.ascontiguousarray(value[..., :m + prompt, :prompt])
+
+
+def projected(graph: QGraph, producer: dict, tensor: str, c: int) -> str | None:
+    """A one-line reason when ``tensor`` (an attention's keys or values of more than C rows) is
+    computed row by row (linears, views, tables) from a placement of the C token rows after M
+    constant rows: memory concatenated *before* the projection (Transformer-XL's
+    ``qkv_net(cat([mems, w], 0))``); None otherwise."""
+    n = producer.get(tensor)
+    while n is not None and n.op in ("linear", "reshape", "lut", "relu", "clamp"):
+        n = producer.get(n.inputs[0])
+    if n is None or n.op != "matmul" or n.inputs[0] not in producer \
+            or producer[n.inputs[0]].op != "constant":
+        return None
+    rows, cols = np.shape(producer[n.inputs[0]].params["value"])[-2:]
+    if cols != c or rows <= c:
+        return None
+    return (f"its keys are projected from {rows - c} memory rows concatenated before the {c} "
+            f"tokens ahead of the projection ({n.name} -> {tensor}: Transformer-XL's "
+            "qkv_net(cat([mems, w]))); generation caches keys and values of the tokens, with "
+            "constant memory rows concatenated after the projection only (x-transformers' "
+            "memory keys and values): run the model with qasic evaluate")

@@ -59,6 +59,8 @@ class KeyMask:
     #                                     (an encoder-decoder's source); None: of all of them
     source: str | None = None   # the ids input it reads (a model of several inputs: a runtime
     #                             attention mask); None: the model's input
+    queries: bool = False  # a mask of the queries times one of the keys, taken at query bit 1
+    #                        (_query_times_key): only an attention's key mask
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,6 +168,9 @@ def apply(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     if first.ids is not None and target in _COUNTS:
         b.fail(node, f"{target} of a padding mask of a slice of the token ids (an "
                      "encoder-decoder's source); only masks of the attention")
+    if first.queries and target in _COUNTS:
+        b.fail(node, f"{target} of a padding mask of the queries times one of the keys; only "
+                     "an attention's mask")
     if target is aten.cumsum.default and isinstance(args[0], KeyMask):
         return positions.cumsum(b, node, first, int(args[1]))
     if target is aten.sum.dim_IntList and isinstance(args[0], KeyMask):
@@ -184,14 +189,46 @@ def apply(b: Any, node: Any, args: list, kwargs: dict) -> Any:
         shape = tuple(node.meta["val"].shape)
         pos = [torch.broadcast_to(m.pos, shape) for m in masks]
         if any(not torch.equal(p, pos[0]) for p in pos):
-            b.fail(node, "an elementwise op of padding-mask elements that read different "
-                         "tokens (a mask of the queries times one of the keys, as DeBERTa's "
-                         "get_attention_mask: padded query rows have no key to attend); mask "
-                         "the keys only: mask[:, None, None, :]")
+            return _query_times_key(b, node, target, args, kwargs, masks, pos, shape)
         vals = [torch.broadcast_to(target(*_subst(args, w), **_subst(kwargs, w)), shape)
                 for w in ("when1", "when0")]
         return replace(first, pos=pos[0], when1=vals[0], when0=vals[1])
     b.fail(node, f"op {target} on the padding mask; only elementwise and shape ops")
+
+
+def _query_times_key(b: Any, node: Any, target: Any, args: list, kwargs: dict, masks: list,
+                     pos: list, shape: tuple) -> KeyMask:
+    """An elementwise op of a padding mask of the queries (its elements the same along the last
+    axis, the keys) and one of the keys (the same along the axis before, the queries): DeBERTa's
+    and SEW-D's ``get_attention_mask``, ``m[:, None, None, :] * m[:, None, :, None]``. Each
+    element reads two bits, the query's and the key's; the key's is the softmax's key mask. A
+    padded query's row has no key left (torch's softmax makes it uniform, DeBERTa's XSoftmax
+    zeros it): its row is the unpadded one's, attending the unpadded keys. Such a row is read
+    by nothing an unpadded token reaches through the attention (the token is a masked key), so
+    it changes no unpadded token's value; the mask is the key mask with the query bit 1."""
+    def along(p: torch.Tensor, axis: int) -> bool:
+        return len(shape) >= 2 and bool((p == p.select(axis, 0).unsqueeze(axis)).all())
+    query = [m for m, p in zip(masks, pos) if along(p, -1) and not along(p, -2)]
+    key = [m for m, p in zip(masks, pos) if along(p, -2) and not along(p, -1)]
+    if len(query) + len(key) != len(masks) or not query or not key or any(
+            not torch.equal(torch.broadcast_to(m.pos, shape), pos[masks.index(key[0])])
+            for m in key):
+        b.fail(node, "an elementwise op of padding-mask elements that read different tokens, "
+                     "other than a mask of the queries times one of the keys (DeBERTa's "
+                     "get_attention_mask); mask the keys only: mask[:, None, None, :]")
+
+    def sub(tree: Any, which: str) -> Any:  # the query masks at bit 1, the key masks at `which`
+        if isinstance(tree, KeyMask):
+            return tree.when1 if any(tree is m for m in query) else getattr(tree, which)
+        if isinstance(tree, (list, tuple)):
+            return type(tree)(sub(x, which) for x in tree)
+        if isinstance(tree, dict):
+            return {k: sub(v, which) for k, v in tree.items()}
+        return tree
+    vals = [torch.broadcast_to(target(*sub(args, w), **sub(kwargs, w)), shape)
+            for w in ("when1", "when0")]
+    return replace(key[0], pos=torch.broadcast_to(key[0].pos, shape), when1=vals[0],
+                   when0=vals[1], queries=True)
 
 
 def _functional(node: Any, target: Any) -> Any:
@@ -371,6 +408,11 @@ def resolve(b: Any, node: Any, m: Masked, shape: tuple
     inputs = (m.scores.name,)
     if key is not None:
         p1, p0 = const & key.when1, const & key.when0
+        if key.queries and (bool(p0.any()) or not bool(p1.any())):
+            b.fail(node, "a padding mask of the queries times one of the keys that does not drop "
+                         "every padded key (a padded query's row, its keys all masked, would "
+                         "reach the unpadded tokens); only a mask that drops the padded keys, as "
+                         "DeBERTa's get_attention_mask")
         if torch.equal(p0, p1):  # the mask changes nothing
             const = p1
         elif not bool(p0.any()) or not bool(p1.any()):  # keys kept where the bit is 1 (0)
@@ -447,6 +489,9 @@ def column(b: Any, node: Any, key: KeyMask) -> Act:
     ``hidden * mask.unsqueeze(-1)``), as an activation: the bits of the ids, or the prefix bits
     (qasic.quant.lengths), (T, 1) integer codes."""
     t = key.keys
+    if key.queries:
+        b.fail(node, "a padding mask of the queries times one of the keys used as values; "
+                     "only as an attention's mask")
     if key.ids is not None:
         first, rows = key.ids
         b.fail(node, f"a padding mask of a slice of the token ids (ids {first}.."

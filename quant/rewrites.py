@@ -19,6 +19,7 @@ from qasic.quant import (
     alltopk,
     channel_norm,
     chomp,
+    column_stack,
     compare_pair,
     complex_rope,
     constant_rows,
@@ -106,6 +107,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("merged_rows", "a linear of rows merged from the leading axes and viewed back "
             "becomes the linear over the last axis (CRNN's sequence-first BidirectionalLSTM)",
             _graph_only(merged_rows.decompose)),
+    Rewrite("column_stack", "a cat of three or more columns along a middle axis (a hand-written "
+            "recurrence's outputs: xLSTM's cat(hs, dim=-2)) becomes one concat over the last axis "
+            "between transposes", _graph_only(column_stack.decompose)),
     Rewrite("einsum", "an einsum of two operands becomes permutes, reshapes and a matmul",
             _graph_only(einsum.decompose)),
     Rewrite("unfold", "patch unfolds become views and permutes", _graph_only(unfold.decompose)),

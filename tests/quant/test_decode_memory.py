@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 from qasic.errors import UnsupportedOpError
 from qasic.quant import decode_memory
@@ -55,3 +56,42 @@ def test_constants_over_the_m_plus_c_keys_are_cut_on_those_axes_only():
     axes = decode_memory.key_axes((2, C, M + C), (2, 3, M + 3), (2, C, M + C), {M + C})
     assert axes == [2]
     assert decode_memory.key_axes((2, C, M + C), (2, C, M + C), (2, C, M + C), {M + C}) == []
+
+
+class _MemoryBeforeProjection(torch.nn.Module):
+    """Transformer-XL's attention without its relative positions: M zero memory rows
+    concatenated before the (sequence-first) tokens, then one qkv projection of them all, the
+    queries the last C rows; causal over the M + C keys."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb, self.qkv = torch.nn.Embedding(20, 8), torch.nn.Linear(8, 24, bias=False)
+        self.head = torch.nn.Linear(8, 20)
+
+    def forward(self, ids):
+        w = self.emb(ids.t())  # (C, N, 8)
+        cat = torch.cat([torch.zeros(M, w.size(1), 8), w], 0)
+        q, k, v = self.qkv(cat).chunk(3, -1)
+        q = q[-w.size(0):]
+        s = torch.einsum("ibd,jbd->bij", q, k)
+        mask = torch.triu(torch.ones(w.size(0), M + w.size(0)), 1 + M).bool()
+        p = s.masked_fill(mask, float("-inf")).softmax(-1)
+        return self.head(torch.einsum("bij,jbd->bid", p, v))
+
+
+def test_memory_concatenated_before_the_projection_is_refused_in_one_line():
+    """Generation names the memory placed before the projection (Transformer-XL's) and qasic
+    evaluate (the hand-written transformer_xl row evaluates bit-exact)."""
+    from qasic.quant import QuantConfig
+    from qasic.quant.decode import cache_tensors, token_major
+    from qasic.quant.quantize import quantize
+
+    x = np.random.default_rng(0).integers(0, 20, (4, C))
+    full = quantize(_MemoryBeforeProjection().eval(), (torch.from_numpy(x[:1]),), x,
+                    QuantConfig())
+    with pytest.raises(UnsupportedOpError) as e:
+        cache_tensors(token_major(full))
+    msg = str(e.value)
+    assert f"{M} memory rows concatenated before the {C} tokens ahead of the projection" in msg
+    assert "qasic evaluate" in msg and "\n" not in msg
