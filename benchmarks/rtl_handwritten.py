@@ -144,16 +144,21 @@ def decode_case(program, arch, ids: np.ndarray, prompt: int):
     """(decode program, codes (token id, position), states, golden reference outputs) of the
     graph ``program`` carries: the golden reference's prefill of ``ids[:, :prompt]`` leaves the
     states (KV caches, recurrent states), then one step of token ``ids[:, prompt]`` at position
-    ``prompt`` (tests/rtl/test_top's decode steps, at a hand-written network's size)."""
+    ``prompt`` (tests/rtl/test_top's decode steps, at a hand-written network's size); an
+    encoder-decoder's prefill is its source ids and one target id, then the step at target
+    position 1."""
     from qasic.compiler import compile_graph
     from qasic.quant import reference
-    from qasic.quant.decode import decode_graph, prefill_graph
+    from qasic.quant.decode import decode_graph, prefill_graph, seq2seq
     from qasic.quant.graphio import embedded
 
     full = embedded(program)
+    split = seq2seq(full)  # an encoder-decoder: the ids are S source ids, then the target's
+    source = 0 if split is None else split[0]
+    prompt = prompt if split is None else 1  # the target's start token
     step, state = decode_graph(full), {}
-    reference.run(prefill_graph(full, prompt), ids[:, :prompt], state=state)
-    x = np.stack([ids[:, prompt], np.full(len(ids), prompt)], axis=1)
+    reference.run(prefill_graph(full, prompt), ids[:, :source + prompt], state=state)
+    x = np.stack([ids[:, source + prompt], np.full(len(ids), prompt)], axis=1)
     before = {k: v.copy() for k, v in state.items()}
     want = reference.run(step, x, state=state)
     dec = compile_graph(step, arch)
