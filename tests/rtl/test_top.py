@@ -167,6 +167,46 @@ def test_a_resize_runs_on_the_rtl(rtl_build_dir):
 
 
 @pytest.mark.rtl
+def test_a_router_mask_and_channel_views_run_on_the_rtl(rtl_build_dir):
+    """Two op kinds the hand-written networks reach only in traced prefixes on the RTL
+    (benchmarks.rtl_handwritten: Mixtral's router, YOLOv8's C2f), run whole: a top-2 of 4
+    experts mask over codes with ties (compiler.topk: two GEMMs with tables) and ultralytics'
+    C2f, whose chunk(2, 1) parts are ``channels`` views of the conv's pixels (strided loads, a
+    copy kernel where a part is the output): bit-exact with the simulator and the golden
+    reference, in the timing model's cycles, on the shared 4x4 build."""
+    import torch
+
+    from benchmarks.rtl_run import point_arch
+    from qasic.compiler import compile_graph
+    from qasic.quant import QuantConfig, quantize, reference
+    from qasic.rtl.run import rtl_run
+    from qasic.sim.run import input_codes
+    from qasic.sim.timing import schedule
+    from tests.quant.test_channel_views import C2f, _images
+    from tests.quant.test_moe import _mask_graph
+
+    arch = point_arch("w8a8", small_arch())
+    mask = _mask_graph(4, 2, 6)
+    x = _images()
+    views = [quantize(C2f(out_part=part).eval(), (torch.from_numpy(x[:1]),), x, QuantConfig())
+             for part in (False, True)]
+    rng = np.random.default_rng(3)
+    for graph in (mask, *views):
+        program = compile_graph(graph, arch)
+        if graph is mask:
+            codes = rng.integers(-2, 3, size=(2, 6, 4))  # ties: the lower expert wins
+        else:
+            assert any(n.op == "channels" for n in graph.nodes)
+            codes = input_codes(program, x[:2])
+        want = reference.run(graph, codes)
+        result = rtl_run(program, arch, codes, rtl_build_dir, reference=want)
+        assert result.outputs_equal and result.reference_equal, graph.name
+        assert result.cycles_rtl == result.cycles_sim == schedule(program, arch).total
+        if graph is mask:
+            assert (result.outputs.sum(-1) == 2).all()
+
+
+@pytest.mark.rtl
 def test_qasic_rtl_run_checks_a_program_file_against_the_graph_it_carries(
         rtl_build_dir, tmp_path, capsys):
     """The command as a user runs it: a program file alone (its embedded graph is the golden
