@@ -540,11 +540,13 @@ def cmd_disasm(args) -> int:
 
 
 def cmd_ops(args) -> int:
-    """The ops and forms capture supports (``quant.handlers.SUPPORTED``), one per line; every
-    capture refusal points here."""
+    """The ops and forms capture supports (``quant.handlers.SUPPORTED``), then the forms the
+    graph rewrites turn into them (``quant.rewrites.REWRITES``: flips, one-hots, Conv3d, ...),
+    one per line; every capture refusal points here."""
     from qasic.quant.handlers import SUPPORTED
+    from qasic.quant.rewrites import REWRITES
 
-    for form in SUPPORTED:
+    for form in (*SUPPORTED, *(f"{r.does} (rewrite {r.name})" for r in REWRITES)):
         print(form)
     return 0
 

@@ -618,11 +618,15 @@ def test_token_models_from_the_command_line_and_their_bad_ids(tmp_path, capsys):
 
 def test_ops_lists_the_forms_capture_supports_that_every_refusal_points_to(capsys):
     from qasic.quant.handlers import SUPPORTED
+    from qasic.quant.rewrites import REWRITES
 
     assert main(["ops"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines == list(SUPPORTED) and len(lines) > 30
+    assert lines[:len(SUPPORTED)] == list(SUPPORTED) and len(SUPPORTED) > 30
     assert lines[0].startswith("conv1d/conv2d") and any("softmax" in s for s in lines)
+    rewritten = lines[len(SUPPORTED):]  # the forms graph rewrites turn into supported ops
+    assert len(rewritten) == len(REWRITES) and all("\n" not in s for s in rewritten)
+    assert any("F.one_hot" in s and s.endswith("(rewrite one_hot)") for s in rewritten)
 
 
 def test_a_documents_quant_config_reproduces_its_settings(capsys):
