@@ -687,8 +687,8 @@ def _linear_rows(b: Any, v: Any) -> tuple[Any, np.ndarray, np.ndarray] | None:
         if form is None:
             return None
         (s, o), v = form, v.src
-    lin = b.nodes.get(v.name) if isinstance(v, Act) else None
-    if lin is None or lin.op != "linear":
+    lin = lowering_seq.linear_node(b, v.name) if isinstance(v, Act) else None
+    if lin is None:
         return None
     return lin, lin.params["weight"] * s, lin.params["bias"] * s + o
 
@@ -838,9 +838,9 @@ def _unchained(b: Any, x: Any) -> Any:
 def _columns_of(b: Any, node: Any, x: Any, dim: int) -> bool:
     """Whether a part of ``x`` along ``dim`` is a Columns selection: the last axis, of a
     Columns or of an activation no linear layer made."""
-    prev = b.nodes.get(x.name) if isinstance(x, Act) else None
+    prev = lowering_seq.linear_node(b, x.name) if isinstance(x, Act) else None
     return dim == node.args[0].meta["val"].dim() - 1 and isinstance(x, (Act, Columns)) \
-        and (prev is None or prev.op != "linear")
+        and prev is None
 
 
 def _select_columns(b: Any, x: Any, sel: range, node: Any, suffix: str = ""

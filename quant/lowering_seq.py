@@ -564,6 +564,22 @@ def select(b: Any, node: Any, args: list, kwargs: dict, suffix: str = "") -> Act
     return part if part is not None else rows(b, node, x, weights, axis, suffix)
 
 
+def linear_node(b: Any, name: str) -> Any:
+    """The ``linear`` node that writes ``name``; in a sequence model a ``channels`` view (a
+    chunk of the features, no instructions) as the 0/1 linear it equals, so the rules that
+    compose parts of a linear's output (a slice, a select, the interleaved rows of a
+    rotate_half) compose through it as they did before views; None for anything else."""
+    n = b.nodes.get(name)
+    if n is not None and n.op == "channels" and b.sequence:
+        from qasic.quant.fgraph import FNode
+
+        d = b.shapes[n.inputs[0]][-1]
+        start, stop = int(n.attrs["start"]), int(n.attrs["stop"])
+        return FNode(n.name, "linear", n.inputs, n.output, {},
+                     {"weight": np.eye(d)[start:stop], "bias": np.zeros(stop - start)})
+    return n if n is not None and n.op == "linear" else None
+
+
 def feature_part(b: Any, node: Any, x: Act, axis: int, weights: np.ndarray,
                  out_shape: tuple[int, ...], tag: str) -> Act | None:
     """A selection (0/1 ``weights``, (k, n)) along per-sample ``axis`` of ``x``, views
@@ -580,8 +596,8 @@ def feature_part(b: Any, node: Any, x: Act, axis: int, weights: np.ndarray,
     while (view := b.nodes.get(t)) is not None and view.op in ("reshape", "permute"):
         chain.append(view)
         t = view.inputs[0]
-    lin = b.nodes.get(t)
-    if lin is None or lin.op != "linear" or not chain:
+    lin = linear_node(b, t)
+    if lin is None or not chain:
         return None
     lead, feats = b.shapes[lin.output][:-1], b.shapes[lin.output][-1]
     index = np.arange(math.prod(b.shapes[lin.output])).reshape(b.shapes[lin.output])
@@ -680,9 +696,9 @@ def _part(b: Any, node: Any, x: Act, dim: int, sel: range,
         return x
     if not len(sel):
         return empty_part(node, dim)
-    prev = b.nodes.get(x.name)
+    prev = linear_node(b, x.name)
     axis = axis_map(b, node.args[0])[dim]
-    if dim != rank - 1 or prev is None or prev.op != "linear":
+    if dim != rank - 1 or prev is None:
         if dim == digit(b, node.args[0])[0]:
             return _outer_part(b, node, x, dim, sel, piece)
         if axis is None:

@@ -275,13 +275,21 @@ class _Builder:
         layout = self.layout or (
             "NCL" if len(self.shapes[INPUT]) == 3 and self.input_rank == 3 else "NCHW")
         inputs = tuple(self.input_layouts) if len(self.input_layouts) > 1 else ()
-        kept = {INPUT, *inputs} | {n.output for n in nodes}
-        graph = FGraph(name=name, input=INPUT, output=output, nodes=tuple(nodes),
-                       shapes={t: s for t, s in self.shapes.items() if t in kept},
-                       input_layout=layout, output_layout=self.output_layout, inputs=inputs,
-                       input_layouts=tuple(self.input_layouts[t] for t in inputs))
+
+        def built(nodes: list, output: str) -> FGraph:
+            kept = {INPUT, *inputs} | {n.output for n in nodes}
+            return FGraph(name=name, input=INPUT, output=output, nodes=tuple(nodes),
+                          shapes={t: s for t, s in self.shapes.items() if t in kept},
+                          input_layout=layout, output_layout=self.output_layout,
+                          inputs=inputs, input_layouts=tuple(self.input_layouts[t]
+                                                             for t in inputs))
+
+        graph = built(nodes, output)
         if self.sequence or self.left_sequence:
-            graph = channel_tokens.token_slices_as_linears(graph)
+            linears = channel_tokens.token_slices_as_linears(graph)
+            if linears is not graph:  # the selections compose with their readers again (a
+                # rotary half's unbind and stack: one signed selection, which decode steps)
+                graph = built(*seqpasses.simplify(list(linears.nodes), output, self.shapes))
         return prepare(graph)
 
     def _visit(self, node: fx.Node) -> None:

@@ -19,9 +19,12 @@ def test_every_row_names_a_factory_of_its_file_and_inputs_batch_first():
         assert net.name == name and net.path.is_file()
         mod = importlib.import_module(f"benchmarks.handwritten.{net.module}")
         assert callable(getattr(mod, net.factory)), f"{name}: no factory {net.factory}"
-        x = net.inputs()
-        assert x.ndim >= 2 and x.shape[0] >= 2, name
-        assert x.dtype in (np.int64, np.float32), name
+        inputs = net.inputs()  # one array, or {forward parameter: array} (multi.py)
+        arrays = inputs.values() if isinstance(inputs, dict) else [inputs]
+        assert len({len(x) for x in arrays}) == 1, name  # one batch
+        for x in arrays:
+            assert x.ndim >= 1 and x.shape[0] >= 2, name
+            assert x.dtype in (np.int64, np.float32), name
 
 
 def test_a_row_needs_a_name_and_positive_tokens():

@@ -316,15 +316,16 @@ CASES = {
                                    nn.Linear(D, D)),
                                 ["linear", "linear", "constant", "mul", "constant", "mul",
                                  "add", "linear", "concat"], 0.999),  # 0.99988
-    # a split's parts of an activation no linear made: one selection linear each
-    "split_parts": (Fn(_split_parts), ["norm", "linear", "linear", "lut", "add"], 0.999),
+    # a split's parts of an activation no linear made: a `channels` view each (no GEMM)
+    "split_parts": (Fn(_split_parts), ["norm", "channels", "channels", "lut", "add"], 0.999),
     # a mean over the channels: a linear of a 1/D row; a division by it: a product by its
     # reciprocal's table, widened over the channels by a column of ones
     "channel_mean": (_after_linear(lambda x: x / (x.abs().mean(-1, keepdim=True) + 0.5)),
                      ["linear", "lut", "linear", "lut", "linear", "mul"], 0.999),
-    # a part of the channels of an activation no linear made: a linear of a 0/1 selection
+    # a part of the channels of an activation no linear made: a `channels` view, the * 2 a
+    # table (it was a linear of a 2/0 selection)
     "channel_slice": (_after_linear(lambda x: torch.tanh(x)[..., :16] * 2),
-                      ["linear", "lut", "linear"], 0.999),                  # 0.9999
+                      ["linear", "lut", "channels", "lut"], 0.999),         # 0.9999
     # grouped-query heads: K/V heads repeated by a constant column of ones (repeat_kv), or
     # picked per query head (sdpa's enable_gqa)
     "repeat_kv": (Fn(lambda x, fc: _repeat_kv(fc(x)), nn.Linear(D, D)),
@@ -365,7 +366,8 @@ CASES = {
     # RMSNorm written with pow(., -0.5) a norm
     # a write into a slice of a copy returned later: the cat it makes; a stack along the
     # positions: a stack along a new last axis, permuted into place
-    "inplace_copy": (Fn(_copy_into), ["norm", "linear", "linear", "concat"], 0.999),  # 0.99986
+    "inplace_copy": (Fn(_copy_into), ["norm", "channels", "lut", "channels", "lut", "concat"],
+                     0.999),                                                # 0.99986
     "stack_positions": (Fn(lambda x: torch.stack((F.layer_norm(x, (D,)), x), 1)),
                         ["norm", "reshape", "reshape", "lut", "lut", "concat", "permute"],
                         0.999),                                             # 0.99992
