@@ -111,8 +111,8 @@ def subpixel_weight(w: np.ndarray, groups: int, ph: AxisPlan, pw: AxisPlan,
 def conv_transpose(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, padding: Any,
                    output_padding: Any, groups: int, dilation: Any) -> Act:
     """The conv2d named after the module, then the pixel shuffle (module docstring)."""
-    if isinstance(x, lowering_pad.ZeroPad):
-        b.fail(node, f"{lowering_pad.READERS_HINT}, not a transposed one")
+    if isinstance(x, lowering_pad.ZeroPad):  # a transposed conv does not fold a zero pad
+        x = lowering_pad.written(b, node, x)
     w = _np(_const(b, node, w, "conv_transpose weight"))
     if w.ndim not in (3, 4):
         b.fail(node, f"only 1-D and 2-D transposed convolutions (weight of rank {w.ndim})")

@@ -404,7 +404,8 @@ def _scalar(v: Any) -> float | None:
 
 def _pair_op(op: str) -> Any:
     """add/mul of two activations: b the same shape as a, or (1, 1, C) broadcast over it; on
-    an image also (H, W, 1) broadcast over the channels (FocalNet's gates: ``_over_channels``).
+    an image also (H, W, 1) broadcast over the channels (FocalNet's gates: ``_over_channels``);
+    in a sequence model any axis of 1 against one of n, copied (``_expanded``).
     """
     def handler(b: Any, node: Any, args: list, kwargs: dict) -> Act:
         alpha = _arg(args, kwargs, 2, "alpha", 1)
@@ -424,9 +425,13 @@ def _pair_op(op: str) -> Any:
         if sx != sy and _broadcasts(sx, sy):
             x, y = y, x
             sx, sy = sy, sx
+        if sx != sy and not _broadcasts(sy, sx) and _expands(sx, sy, b.sequence):
+            x, y = _expanded(b, node, x, sy), _expanded(b, node, y, sx)
+            sx, sy = b.shapes[x.name], b.shapes[y.name]
         if sx != sy and not _broadcasts(sy, sx):
-            b.fail(node, f"{op} of shapes {sx} and {sy}: only equal shapes or a (C, 1, 1) "
-                         "per-channel tensor broadcast over H, W")
+            b.fail(node, f"{op} of shapes {sx} and {sy}: only equal shapes, a (C, 1, 1) "
+                         "per-channel tensor broadcast over H, W, or in a sequence model shapes "
+                         "of one rank whose axes are equal or 1")
         return b.add(node, op, (x.name, y.name))
     return handler
 
@@ -456,6 +461,37 @@ def _over_vector(b: Any, node: Any, x: Act, other: Act) -> Act:
     n = so[0]
     return b.add(node, "linear", (x.name,), {}, {"weight": np.ones((n, 1)), "bias": np.zeros(n)},
                  shape=(n,), suffix=".wide")
+
+
+def _expands(sx: tuple, sy: tuple, sequence: bool) -> bool:
+    """Whether per-sample shapes ``sx`` and ``sy`` broadcast to one another axis by axis (equal
+    rank; each pair equal or one of them 1; on an image, H and W)."""
+    return len(sx) == len(sy) and (sequence or len(sx) == 3 and sx[2] == sy[2]) \
+        and all(a == c or 1 in (a, c) for a, c in zip(sx, sy, strict=True))
+
+
+def _expanded(b: Any, node: Any, x: Act, other: tuple) -> Act:
+    """``x`` copied along each axis where it is 1 and ``other`` is not (a per-(token, head)
+    gate times the head's values, (h, n, 1) * (h, n, d): the value residual mix of lucidrains'
+    SimpleViT): in a sequence model a matmul by a column of ones per axis (``rows``); on an
+    image (H, W, C), a ``resize`` whose rows are ones (each pixel copied); exact."""
+    from qasic.quant.lowering_seq import rows
+
+    shape = b.shapes[x.name]
+    if not b.sequence:
+        if all(shape[i] != 1 or other[i] == 1 for i in (0, 1)):
+            return x
+        h, w = (other[i] if shape[i] == 1 else shape[i] for i in (0, 1))
+        return b.add(node, "resize", (x.name,), {"mode": "crop", "align_corners": False},
+                     {"weight_h": np.ones((h, 1)) if shape[0] == 1 else np.eye(h),
+                      "weight_w": np.ones((w, 1)) if shape[1] == 1 else np.eye(w)},
+                     shape=(h, w, shape[2]), suffix=".expand")
+    for axis, (n, m) in enumerate(zip(shape, other, strict=True)):
+        if n == 1 and m != 1:
+            shape = b.shapes[x.name]
+            x = rows(b, node, x, np.ones((m, 1)), axis, suffix=f".expand{axis}",
+                     out_shape=shape[:axis] + (m,) + shape[axis + 1:])
+    return x
 
 
 def _broadcasts(small: tuple, big: tuple) -> bool:

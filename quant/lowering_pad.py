@@ -9,9 +9,10 @@ exact: a convolution's padding is real zero (``v = 0`` in the integer kernel), a
 pixels are. A max pool reading one (BiT's stem: a conv, a zero pad, a 3x3 max pool; zero is no
 max pool's identity, its own padding is -inf) reads it written out (``written``: a 1x1 depthwise
 conv of weight 1 with the pad as its padding, the zeros real pixels). A zero pad read by
-anything else (an add; the graph output) is refused in one line (a conversion to its own
-dtype or a copy passes it on: ``passes``), as are a non-zero value,
-negative pads (crops) and pads of the channels or the batch. Reflect, replicate and circular
+anything else (an add, a concat, the graph output) reads it written out too (a conversion to
+its own dtype or a copy passes it on: ``passes``). A negative pad crops first (``_cropped``: a
+shift is a pad and a crop). A non-zero value (qasic.quant.value_pad rewrites it) and pads of
+the channels or the batch are refused in one line. Reflect, replicate and circular
 pads of an image copy pixels: a ``resize`` by one-hot rows (``_selected``), as does a slice of
 its height or width (a crop: ``crop``). A pad of
 nothing (Swin's window padding when the windows fit) is its input, in any model. In a sequence
@@ -31,13 +32,13 @@ from qasic.quant.lowering import Act, _act, _arg, _ints
 from qasic.quant.lowering_seqpool import pad_matrix, zero_pad
 
 aten = torch.ops.aten
-SUPPORTED = ("pad/constant_pad_nd with zeros on H and W, read by a convolution or a max pool",
+SUPPORTED = (("pad/constant_pad_nd with zeros on H and W (folded into the convolution that "
+               "reads it, else written out; a negative pad crops)"),
              ("pad with mode reflect, replicate or circular on H and W, and slices of H or W "
               "(crops): a resize of one-hot rows"),
              ("sequence models: pad/constant_pad_nd with zeros (or reflect, replicate, circular: "
               "a selection) of any per-sample axis; a negative pad crops)"))
 SELECTING = ("reflect", "replicate", "circular")  # padding modes that copy input pixels
-READERS_HINT = "a zero pad (F.pad, nn.ZeroPad2d) is supported only when a convolution reads it"
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,14 +72,19 @@ def pad(b: Any, node: Any, args: list, kwargs: dict) -> ZeroPad:
     src = inner.src if isinstance(inner, ZeroPad) else _act(b, node, inner, "pad input")
     rank = node.args[0].meta["val"].dim()
     p = _ints(args[1])
-    if len(p) % 2 or any(v < 0 for v in p):
-        b.fail(node, f"pads {tuple(p)}: give pairs of non-negative pads (a crop is not "
-                     "supported)")
+    if len(p) % 2:
+        b.fail(node, f"pads {tuple(p)}: give pairs of pads, (before, after) per dimension")
     spatial = 2 if rank == 4 else 1 if rank == 3 else 0
     if not spatial or any(p[2 * spatial:]):
         b.fail(node, f"pads {tuple(p)} of a rank-{rank} tensor: only the height and width of "
                      "an image (N, C, H, W) or the length of (N, C, L) may be padded")
     p = p + [0] * (2 * spatial - len(p))  # F.pad(x, (l, r)) of an image pads its width alone
+    if any(v < 0 for v in p):  # a negative pad crops: the crop, then the zero pad of the rest
+        if isinstance(inner, ZeroPad):
+            src = written(b, node, inner)
+            inner = src
+        src = _cropped(b, node, src, p, spatial)
+        p = [max(v, 0) for v in p]
     left, right = p[0], p[1]
     top, bottom = (p[2], p[3]) if spatial == 2 else (0, 0)
     add = (top, left, bottom, right)
@@ -152,6 +158,21 @@ def _selected(b: Any, node: Any, x: Act, p: list[int], mode: str) -> Act:
                  {"weight_h": rows, "weight_w": pad_matrix(w, p[0], p[1], mode)})
 
 
+def _cropped(b: Any, node: Any, x: Act, p: list[int], spatial: int) -> Act:
+    """``x`` cropped by the negative pads of ``p`` (last axis first; ViT for small datasets'
+    shifted patch tokenization, ``F.pad(x, (1, -1, 0, 0))``: a shift is a pad and a crop): a
+    ``resize`` by one-hot rows, as ``crop``."""
+    h, w = b.shapes[x.name][:2]
+    top, bottom = (p[2], p[3]) if spatial == 2 else (0, 0)
+    keep_h = range(max(-top, 0), h - max(-bottom, 0))
+    keep_w = range(max(-p[0], 0), w - max(-p[1], 0))
+    if not len(keep_h) or not len(keep_w):
+        b.fail(node, f"pads {tuple(p)} crop away the whole {h}x{w} map")
+    return b.add(node, "resize", (x.name,), {"mode": "crop", "align_corners": False},
+                 {"weight_h": np.eye(h)[list(keep_h)], "weight_w": np.eye(w)[list(keep_w)]},
+                 shape=(len(keep_h), len(keep_w)) + tuple(b.shapes[x.name][2:]), suffix=".crop")
+
+
 def crop(b: Any, node: Any, x: Act, dim: int, part: range) -> Act:
     """A slice of an image's height or width (torch ``dim`` 2 or 3 of (N, C, H, W), 2 of a
     Conv1d net's (N, C, L); BigVGAN-style anti-aliased activations crop their upsampling
@@ -181,11 +202,6 @@ def written(b: Any, node: Any, x: ZeroPad) -> Act:
 def _padded(shape: tuple[int, ...], pads: tuple[int, int, int, int]) -> tuple[int, ...]:
     h, w, c = shape
     return (h + pads[0] + pads[2], w + pads[1] + pads[3], c)
-
-
-def refuse(b: Any, node: Any) -> None:
-    """A zero pad read by ``node``, which is not a convolution: one line."""
-    b.fail(node, f"{READERS_HINT} or a max pool, not {node.target}")
 
 
 def unpad(x: Any) -> tuple[Any, tuple[int, int, int, int]]:

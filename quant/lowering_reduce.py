@@ -52,7 +52,7 @@ def mean(b: Any, node: Any, args: list, kwargs: dict) -> RmsStat | Act:
             b.batch_axes[node.name] = (p - (dims[0] < p), inner)
         n = int(node.args[0].meta["val"].shape[dims[0]])
         return rows(b, node, x, np.full((1, n), 1.0 / n), axes[dims[0]])
-    if len(dims) > 1 and rank - 1 not in dims:
+    if len(dims) > 1:
         return _mean_of_axes(b, node, x, dims, _arg(args, kwargs, 2, "keepdim", False))
     inner = _squared(t[1]) if t is not None and t[0] is not None else None
     if inner is None and t is not None and t[0] is not None and dims == [rank - 1] \
@@ -103,30 +103,32 @@ def sum_(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 
 def _mean_of_axes(b: Any, node: Any, x: Any, dims: list[int], keepdim: bool) -> Act:
-    """mean(x, dims) over adjacent per-sample axes before the channels (a channels-last map's
-    global average pool, ``x.mean((1, 2))`` of (batch, H, W, C): Swin's or ConvNeXt's head
-    written by hand): the axes merged (the same memory) and one matmul by a constant 1/n row,
-    one rounding."""
+    """mean(x, dims) over adjacent per-sample axes (a channels-last map's global average pool,
+    ``x.mean((1, 2))`` of (batch, H, W, C): Swin's or ConvNeXt's head written by hand; or the
+    trailing axes, ``x.mean((2, 3))`` / einops' ``Reduce('b d h w -> b d', 'mean')`` of an
+    NCHW map: MaxViT's head): the axes merged (the same memory) and one matmul by a constant
+    1/n row, or over merged trailing axes a linear of one 1/n row; one rounding."""
     x = materialize(b, x)
     rank = node.args[0].meta["val"].dim()
     axes, (p, inner) = axis_map(b, node.args[0]), digit(b, node.args[0])
     at = [axes[d] for d in sorted(dims)]
     shape = b.shapes[x.name] if isinstance(x, Act) else ()
-    if not isinstance(x, Act) or None in at or at != list(range(at[0], at[0] + len(at))) \
-            or at[-1] >= len(shape) - 1:
+    if not isinstance(x, Act) or None in at or at != list(range(at[0], at[0] + len(at))):
         _refuse_mean(b, node, dims, rank)
     if not keepdim:
         b.batch_axes[node.name] = (p - sum(d < p for d in dims), inner)
     lo, hi = at[0], at[-1] + 1
     n = math.prod(shape[lo:hi])
     merged = lowering_seq.reshaped(b, node, x, shape[:lo] + (n,) + shape[hi:], suffix=".merged")
+    if hi == len(shape):  # the trailing axes: a mean of the merged last axis
+        return _channel_mean(b, node, merged)
     return rows(b, node, merged, np.full((1, n), 1.0 / n), lo, out_shape=b.per_sample(node))
 
 
 def _refuse_mean(b: Any, node: Any, dims: list[int], rank: int) -> None:
     b.fail(node, f"a mean over dims {sorted(dims)} of a rank-{rank} tensor in a sequence model; "
-                 "only over one per-sample axis, over adjacent per-sample axes before the "
-                 "channels (a channels-last global average pool), over the channels, or "
+                 "only over one per-sample axis, over adjacent per-sample axes (a global average "
+                 "pool, before the channels or the trailing ones), over the channels, or "
                  "mean(x^2, -1, keepdim=True) of an RMSNorm")
 
 

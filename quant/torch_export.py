@@ -388,7 +388,7 @@ class _Builder:
         if args and isinstance(args[0], lowering_pad.ZeroPad) and lowering_pad.passes(node):
             return args[0]
         if node.target not in PAD_READERS and _has((args, kwargs), lowering_pad.ZeroPad):
-            lowering_pad.refuse(self, node)  # pointwise ops too
+            args, kwargs = self._pads_written(node, args), self._pads_written(node, kwargs)
         if node.target not in POINTWISE_AWARE:
             keep = node.target in PAD_READERS  # a zero pad folds into them
             args, kwargs = self._materialized(args, keep), self._materialized(kwargs, keep)
@@ -426,6 +426,16 @@ class _Builder:
             self.fail(node, f"output {index} of {node.args[0].target} (e.g. pool indices or "
                             "batch statistics) is not supported")
         return value[index]
+
+    def _pads_written(self, node: fx.Node, tree: Any) -> Any:
+        """``tree`` with every zero pad written out for ``node``, which does not fold it (a
+        concat of shifted images: the shifted patch tokenization of ViT for small datasets)."""
+        if isinstance(tree, (list, tuple)):
+            return type(tree)(self._pads_written(node, x) for x in tree)
+        if isinstance(tree, dict):
+            return {k: self._pads_written(node, v) for k, v in tree.items()}
+        return lowering_pad.written(self, node, tree) \
+            if isinstance(tree, lowering_pad.ZeroPad) else tree
 
     def _materialized(self, tree: Any, keep_pad: bool = False) -> Any:
         """``tree`` with every pointwise chain made a lut node (``keep_pad``: zero pads kept

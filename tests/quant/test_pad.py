@@ -1,5 +1,6 @@
 """Zero padding as its own op (F.pad, nn.ZeroPad2d, TensorFlow-style 'same' padding in ported
-nets) folds into the convolution that reads it; anything else reading it is refused in one line.
+nets) folds into the convolution that reads it; anything else reads it written out, and a
+negative pad crops.
 A ceil_mode average pool whose one window covers the whole map is a global average."""
 
 from __future__ import annotations
@@ -117,16 +118,48 @@ class Bad(nn.Module):
         return self.f(x)
 
 
-@pytest.mark.parametrize("f, message", [
-    (lambda x: F.pad(x, (1, 1, 1, 1)) + 1.0, "only when a convolution reads it"),
-    (lambda x: F.pad(x, (1, 1, 1, 1)), "only when a convolution reads it"),
-    # a value pad is the zero pad plus a constant (quant.value_pad): on an image, the zero pad
-    # no convolution reads
-    (lambda x: F.pad(x, (1, 1, 1, 1), value=0.5), "only when a convolution reads it"),
-    (lambda x: F.pad(x, (0, 0, 0, 0, 1, 1)), "only the height and width"),
-    (lambda x: F.pad(x, (-1, 0, 0, 0)), "a crop is not supported"),
+class ShiftedTokens(nn.Module):
+    """ViT for small datasets' shifted patch tokenization (lucidrains' vit_pytorch): the image
+    and its four one-pixel shifts, ``F.pad(x, (1, -1, 0, 0))`` (a pad and a crop), concatenated
+    over the channels, then a patch linear. Before, refused ('a crop is not supported'; a zero
+    pad read by a concat: 'supported only when a convolution reads it')."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(15, 8, 4, stride=4)
+
+    def forward(self, x):
+        shifts = ((1, -1, 0, 0), (-1, 1, 0, 0), (0, 0, 1, -1), (0, 0, -1, 1))
+        return self.c(torch.cat((x, *(F.pad(x, s) for s in shifts)), dim=1))
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: F.pad(x, (1, 1, 1, 1)) + 1.0,   # a zero pad read by an add
+    lambda x: F.pad(x, (1, 1, 1, 1)),         # the graph's output
+    lambda x: F.pad(x, (1, 1, 1, 1), value=0.5),  # qasic.quant.value_pad: zero pad + constant
+    lambda x: F.pad(x, (-1, 2, 0, -3)),       # crops and pads
+    ShiftedTokens(),
 ])
-def test_other_pads_and_readers_are_refused_in_one_line(f, message):
+def test_zero_pads_no_conv_reads_are_written_out_and_negative_pads_crop(f):
+    torch.manual_seed(0)
+    m = (f if isinstance(f, nn.Module) else Bad(f)).eval()
+    x = torch.randn(6, 3, 8, 8)
+    g = capture(m, (x[:1],), "pads")
+    with torch.no_grad():
+        want = m(x).numpy()
+    np.testing.assert_allclose(run_float(g, g.to_internal(x.numpy())),
+                               want.transpose(0, 2, 3, 1), atol=1e-5)
+    assert any(n.op == "conv2d" and n.output.endswith(".pad") for n in g.nodes) \
+        or isinstance(f, nn.Module)
+    r = qasic.evaluate(m, x.numpy(), calibration=x.numpy())
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+@pytest.mark.parametrize("f, message", [
+    (lambda x: F.pad(x, (0, 0, 0, 0, 1, 1)), "only the height and width"),
+    (lambda x: F.pad(x, (-4, -4, 0, 0)), "crop away the whole"),
+])
+def test_other_pads_are_refused_in_one_line(f, message):
     with pytest.raises(UnsupportedOpError, match=message) as e:
         capture(Bad(f).eval(), (torch.randn(1, 3, 8, 8),), "bad")
     assert "\n" not in str(e.value).split("; supported ops")[0]
