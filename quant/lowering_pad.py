@@ -11,10 +11,11 @@ max pool's identity, its own padding is -inf) reads it written out (``written``:
 conv of weight 1 with the pad as its padding, the zeros real pixels). A zero pad read by
 anything else (an add, a concat, the graph output) reads it written out too (a conversion to
 its own dtype or a copy passes it on: ``passes``). A negative pad crops first (``_cropped``: a
-shift is a pad and a crop). A non-zero value (qasic.quant.value_pad rewrites it) and pads of
-the channels or the batch are refused in one line. Reflect, replicate and circular
-pads of an image copy pixels: a ``resize`` by one-hot rows (``_selected``), as does a slice of
-its height or width (a crop: ``crop``). A pad of
+shift is a pad and a crop). Zeros added to the channels are a 1x1 conv of 0/1 weights
+(``_channels_placed``: CIFAR ResNets' option-A shortcut). A non-zero value (qasic.quant.value_pad
+rewrites it), a crop of the channels and pads of the batch are refused in one line. Reflect,
+replicate and circular pads of an image copy pixels: a ``resize`` by one-hot rows
+(``_selected``), as does a slice of its height or width (a crop: ``crop``). A pad of
 nothing (Swin's window padding when the windows fit) is its input, in any model. In a sequence
 model a zero pad of any per-sample axis (a negative pad crops: x-transformers' and RWKV's token
 shifts) is a placement matmul instead (qasic.quant.lowering_seqpool).
@@ -75,10 +76,18 @@ def pad(b: Any, node: Any, args: list, kwargs: dict) -> ZeroPad:
     if len(p) % 2:
         b.fail(node, f"pads {tuple(p)}: give pairs of pads, (before, after) per dimension")
     spatial = 2 if rank == 4 else 1 if rank == 3 else 0
-    if not spatial or any(p[2 * spatial:]):
+    if not spatial or any(p[2 * spatial + 2:]) or any(v < 0 for v in p[2 * spatial:]):
         b.fail(node, f"pads {tuple(p)} of a rank-{rank} tensor: only the height and width of "
-                     "an image (N, C, H, W) or the length of (N, C, L) may be padded")
-    p = p + [0] * (2 * spatial - len(p))  # F.pad(x, (l, r)) of an image pads its width alone
+                     "an image (N, C, H, W) or the length of (N, C, L), and zeros added to its "
+                     "channels, may be padded")
+    if any(p[2 * spatial:]):  # zero channels (a CIFAR ResNet's option-A shortcut): placed
+        before, after = p[2 * spatial:2 * spatial + 2]
+        if isinstance(inner, ZeroPad):
+            inner = ZeroPad(_channels_placed(b, node, inner.src, before, after), inner.pads)
+            src = inner.src
+        else:
+            src = inner = _channels_placed(b, node, src, before, after)
+    p = p[:2 * spatial] + [0] * (2 * spatial - len(p))  # F.pad(x, (l, r)): the width alone
     if any(v < 0 for v in p):  # a negative pad crops: the crop, then the zero pad of the rest
         if isinstance(inner, ZeroPad):
             src = written(b, node, inner)
@@ -156,6 +165,19 @@ def _selected(b: Any, node: Any, x: Act, p: list[int], mode: str) -> Act:
     rows = pad_matrix(h, *((p[2], p[3]) if spatial == 2 else (0, 0)), mode)
     return b.add(node, "resize", (x.name,), {"mode": mode, "align_corners": False},
                  {"weight_h": rows, "weight_w": pad_matrix(w, p[0], p[1], mode)})
+
+
+def _channels_placed(b: Any, node: Any, x: Act, before: int, after: int) -> Act:
+    """``x`` with ``before`` and ``after`` zero channels around its own (``F.pad(x, (0, 0, 0,
+    0, k, k))``: the option-A shortcut of CIFAR ResNets and MONAI's HighResNet): a 1x1 conv
+    of 0/1 weights placing each channel, exact."""
+    h, w, c = b.shapes[x.name]
+    weight = np.zeros((before + c + after, 1, 1, c))
+    weight[before + np.arange(c), 0, 0, np.arange(c)] = 1.0
+    return b.add(node, "conv2d", (x.name,),
+                 {"stride": (1, 1), "dilation": (1, 1), "groups": 1, "padding": (0, 0, 0, 0)},
+                 {"weight": weight, "bias": np.zeros(len(weight))},
+                 shape=(h, w, len(weight)), suffix=".channels")
 
 
 def _cropped(b: Any, node: Any, x: Act, p: list[int], spatial: int) -> Act:

@@ -44,6 +44,7 @@ from qasic.quant import (
     pair_perm,
     pool3d,
     selects,
+    stack_reduce,
     unfold,
     value_pad,
     variance,
@@ -75,6 +76,9 @@ REWRITES: tuple[Rewrite, ...] = (
             _graph_only(pool3d.decompose)),
     Rewrite("extremes", "a maximum / minimum of two activations becomes y + relu(x - y) "
             "(xLSTM's stabilizer)", extremes.decompose),
+    Rewrite("stack_reduce", "a sum or mean over the axis a stack just made becomes the adds "
+            "of its parts (MONAI's RegUNet: the sum of a stack of channel halves)",
+            _graph_only(stack_reduce.decompose)),
     Rewrite("logsoftmax", "a log_softmax over the last axis becomes x - log(sum(exp(x)))",
             _graph_only(logsoftmax.decompose)),
     Rewrite("value_pad", "a constant pad with a non-zero value becomes the zero pad plus the "

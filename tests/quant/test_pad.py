@@ -138,6 +138,9 @@ class ShiftedTokens(nn.Module):
     lambda x: F.pad(x, (1, 1, 1, 1)),         # the graph's output
     lambda x: F.pad(x, (1, 1, 1, 1), value=0.5),  # qasic.quant.value_pad: zero pad + constant
     lambda x: F.pad(x, (-1, 2, 0, -3)),       # crops and pads
+    # zero channels: akamaster's CIFAR ResNet option-A shortcut (a LambdaLayer)
+    lambda x: F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, 2, 2)) + F.pad(x[:, :, ::2, ::2],
+                                                                  (1, -1, 0, 0, 1, 3)),
     ShiftedTokens(),
 ])
 def test_zero_pads_no_conv_reads_are_written_out_and_negative_pads_crop(f):
@@ -149,14 +152,15 @@ def test_zero_pads_no_conv_reads_are_written_out_and_negative_pads_crop(f):
         want = m(x).numpy()
     np.testing.assert_allclose(run_float(g, g.to_internal(x.numpy())),
                                want.transpose(0, 2, 3, 1), atol=1e-5)
-    assert any(n.op == "conv2d" and n.output.endswith(".pad") for n in g.nodes) \
+    assert any(n.op == "conv2d" and n.output.endswith((".pad", ".channels")) for n in g.nodes) \
         or isinstance(f, nn.Module)
     r = qasic.evaluate(m, x.numpy(), calibration=x.numpy())
     assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
 
 
 @pytest.mark.parametrize("f, message", [
-    (lambda x: F.pad(x, (0, 0, 0, 0, 1, 1)), "only the height and width"),
+    (lambda x: F.pad(x, (0, 0, 0, 0, 0, 0, 1, 1)), "only the height and width"),
+    (lambda x: F.pad(x, (0, 0, 0, 0, -1, 0)), "only the height and width"),
     (lambda x: F.pad(x, (-4, -4, 0, 0)), "crop away the whole"),
 ])
 def test_other_pads_are_refused_in_one_line(f, message):
