@@ -24,6 +24,7 @@ from qasic.quant import (
     complex_rope,
     constant_rows,
     conv3d_factored,
+    convt3d,
     einsum,
     embedding_bag,
     extremes,
@@ -87,6 +88,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("compare_pair", "a comparison of two float activations becomes their difference's "
             "with 0 (CenterNet's max-pool peaks, hmax == heat)",
             _graph_only(compare_pair.decompose)),
+    Rewrite("convt3d", "a ConvTranspose3d becomes the Conv3d of its zero-stuffed input and "
+            "flipped weight (a 3-D U-Net's upsampling; before conv3d_factored)",
+            _graph_only(convt3d.decompose)),
     Rewrite("conv3d_factored", "a Conv3d of a spatial (1, kh, kw) or temporal (kt, 1, 1) "
             "kernel becomes the Conv2d of frames in the batch or of (T, H W) it is (R(2+1)D), "
             "any other the sum of its time taps' spatial convs (C3D)",
