@@ -11,6 +11,10 @@ of its kt time-strided slices (quant.extremes then makes each maximum an add and
 A nearest 3-D upsampling by whole factors (pytorch-3dunet's default decoder upsampling,
 ``F.interpolate(x, size=skip.size()[2:], mode="nearest")``) repeats each element along each
 axis: per axis an unsqueeze after it, an expand of that new axis and a reshape merging the two.
+A trilinear 3-D upsampling (MONAI's SegResNet decoder, ``UpSample(mode="nontrainable")``) is
+separable: per axis that changes, the axis moved last, a linear by torch's own 1-D linear
+interpolation matrix (``aten.upsample_linear1d`` of the identity: both align_corners
+conventions, a given scale) and moved back.
 Other pools and resizes are left as written (refused in one line); the new nodes take the op's
 meta.
 """
@@ -54,7 +58,8 @@ def _triple(v: object) -> tuple[int, int, int]:
 
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no such 3-D pool, else a copy with each one rewritten."""
-    if not any(_global(n) or _tiling_max(n) or _nearest(n) for n in graph.nodes):
+    if not any(_global(n) or _tiling_max(n) or _nearest(n) or _trilinear(n)
+               for n in graph.nodes):
         return graph
     new, env = fx.Graph(), {}
     for node in graph.nodes:
@@ -63,6 +68,9 @@ def decompose(graph: fx.Graph) -> fx.Graph:
             continue
         if _nearest(node):
             env[node] = _upsample(new, node, env)
+            continue
+        if _trilinear(node):
+            env[node] = _linear_axes(new, node, env)
             continue
         if not _global(node):
             env[node] = new.node_copy(node, lambda n: env[n])
@@ -114,3 +122,34 @@ def _upsample(g: fx.Graph, node: fx.Node, env: dict) -> fx.Node:
         y = like(g, node, aten.reshape.default,
                  (y, [*shape[:axis], shape[axis] * f, *shape[axis + 1:]]))
     return y
+
+
+def _trilinear(node: fx.Node) -> bool:
+    return node.op == "call_function" and node.target is aten.upsample_trilinear3d.vec
+
+
+def _linear_axes(g: fx.Graph, node: fx.Node, env: dict) -> fx.Node:
+    """upsample_trilinear3d(x, size, align_corners, scales): per axis that changes, a linear
+    by the 1-D interpolation matrix between permutes that move the axis last and back."""
+    a = [*node.args, None, None, None][:4]
+    corners, scales = bool(a[2]), a[3]
+    src = [int(d) for d in node.args[0].meta["val"].shape[2:]]
+    out = [int(d) for d in node.meta["val"].shape[2:]]
+    y = env[node.args[0]]
+    for i, (n, m) in enumerate(zip(src, out, strict=True)):
+        if n == m and (scales is None or float(scales[i]) == 1.0):
+            continue
+        eye = torch.eye(n)[None]
+        scale = None if scales is None else [float(scales[i])]
+        matrix = aten.upsample_linear1d.vec(eye, None if scale else [m], corners, scale)[0].T
+        order = [d for d in range(5) if d != 2 + i] + [2 + i]
+        back = sorted(range(5), key=order.__getitem__)
+        y = like(g, node, aten.permute.default, (y, order))
+        weight = like(g, node, _constant, (matrix.contiguous(),))
+        y = like(g, node, aten.linear.default, (y, weight))
+        y = like(g, node, aten.permute.default, (y, back))
+    return y
+
+
+def _constant(t: torch.Tensor) -> torch.Tensor:
+    return t

@@ -9,12 +9,13 @@ convs over the time-padded, strided frames."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
 import qasic
-from qasic.quant import conv3d_factored, pool3d
+from qasic.quant import capture, conv3d_factored, pool3d, run_float
 
 
 class TwoPlusOne(nn.Module):
@@ -121,5 +122,38 @@ def test_a_nearest_3d_upsampling_runs_bit_exact():
     params = [*(p.detach() for p in ep.state_dict.values()), *ep.constants.values()]
     xt = torch.from_numpy(x[:1])
     torch.testing.assert_close(gm(*params, xt)[0], model(xt), rtol=1e-5, atol=1e-5)
+    r = qasic.evaluate(model, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+class Trilinear(nn.Module):
+    """MONAI SegResNet's decoder upsampling: a 1x1x1 conv, then F.interpolate trilinear."""
+
+    def __init__(self, **kw):
+        super().__init__()
+        torch.manual_seed(0)
+        self.kw, self.conv = kw, nn.Conv3d(3, 4, 1)
+
+    def forward(self, x):
+        return F.interpolate(self.conv(x), mode="trilinear", **self.kw)
+
+
+@pytest.mark.parametrize("kw", [{"scale_factor": 2, "align_corners": False},
+                                {"size": (3, 7, 9), "align_corners": True},
+                                {"scale_factor": (1, 2, 2), "align_corners": False}],
+                         ids=["x2", "size_corners", "spatial"])
+def test_a_trilinear_upsampling_is_a_linear_per_axis_and_runs_bit_exact(kw):
+    x = np.random.default_rng(0).standard_normal((4, 3, 3, 4, 5)).astype(np.float32)
+    model = Trilinear(**kw).eval()
+    _, graph = _rewritten(model, torch.from_numpy(x[:1]))
+    targets = [n.target for n in graph.nodes if n.op == "call_function"]
+    assert torch.ops.aten.upsample_trilinear3d.vec not in targets
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    changed = sum(a != b for a, b in zip(x.shape[2:], want.shape[2:], strict=True))
+    assert targets.count(torch.ops.aten.linear.default) == changed  # one per axis that changes
+    g = capture(model, (torch.from_numpy(x[:2]),), "trilinear")
+    np.testing.assert_allclose(run_float(g, g.to_internal(x)).reshape(want.shape), want,
+                               atol=1e-5)
     r = qasic.evaluate(model, x, calibration=x)
     assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
