@@ -207,13 +207,20 @@ def _valid_param(valid: np.ndarray | None) -> dict:
 
 
 def matmul(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    """aten.matmul/bmm(a, b): two activations make a matmul; a constant matrix as the second
-    operand (a weight) makes a linear; any other constant operand (a left one, SigLIP's probe
-    query; one per head, DeBERTa's relative positions) a ``constant`` node the matmul reads."""
+    """aten.matmul/bmm(a, b): two activations make a matmul; a constant matrix (or vector) as
+    the second operand (a weight) makes a linear; any other constant operand (a left one,
+    SigLIP's probe query; one per head, DeBERTa's relative positions) a ``constant`` node the
+    matmul reads."""
     x, y = args[0], args[1]
-    if isinstance(y, torch.Tensor) and y.dim() == 2 and not isinstance(x, torch.Tensor):
+    if isinstance(y, torch.Tensor) and y.dim() in (1, 2) and not isinstance(x, torch.Tensor):
         w = _np(y)
         x = _sequence_input(b, node, x, "matmul input")
+        if y.dim() == 1:  # x @ v: a linear of one output row, its axis dropped (hyper-
+            # connections' mix of the residual streams, ``streams @ weights``)
+            dot = b.add(node, "linear", (x.name,), {}, {"weight": w[None, :],
+                                                        "bias": np.zeros(1)},
+                        shape=b.shapes[x.name][:-1] + (1,), suffix=".dot")
+            return lowering_seq.reshaped(b, node, dot, b.per_sample(node))
         return b.add(node, "linear", (x.name,), {}, {"weight": w.T, "bias": np.zeros(w.shape[1])})
     samples_apart(b, node, node.args[:2])
     x, y = (_operand(b, node, v, i) for i, v in enumerate((x, y)))
