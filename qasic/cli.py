@@ -490,12 +490,12 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from qasic.generate import check_request, generate_quantized, summary
+    from qasic.generate import check_request, generate_quantized, language_model, summary
 
     arch = _arch(args)
     _check_policy_args(args)
     prompt = args.prompt if args.prompt_ids is None else _ids(args.prompt_ids)
-    trained = _trained(args)
+    trained = language_model(_trained(args))  # two id inputs: one, [source | target]
     start = None if args.decoder_start is None else _ids(args.decoder_start, "--decoder-start")
     shape = check_request(trained, prompt, args.tokens, args.tokenizer, start)  # before quantizing
     _progress(f"quantizing {trained.name}")

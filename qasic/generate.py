@@ -113,16 +113,21 @@ def tokenizer_for(spec: str | None, vocab: int) -> Tokenizer | None:
 def generate(model: Any = "tiny_gpt", prompt: Prompt = "", tokens: int = 16, *,
              config: Any = None, arch: ArchLike = "default", tokenizer: str | None = None,
              progress: Progress | None = None, decoder_start: Start = None,
-             output: int | str | None = None) -> dict:
+             output: int | str | None = None, calibration: Any = None) -> dict:
     """Generate ``tokens`` tokens after ``prompt`` (text, or token ids) with the quantized
     ``model`` (a built-in language model name, or a TrainedModel of a causal language model or
     an encoder-decoder, whose ``prompt`` is the source) on the simulator; returns the record
     that ``qasic generate --json`` prints. ``output``: the logits' index or key in a model's
-    tuple or dict output (``--output``, qasic.models.outputs)."""
+    tuple or dict output (``--output``, qasic.models.outputs). An nn.Module needs
+    ``calibration``: ids (batch, C), or an encoder-decoder of two id inputs' {forward
+    parameter: ids} (``{"input_ids": (batch, S), "decoder_input_ids": (batch, T)}``)."""
+    from qasic.evaluation import resolve_model
     from qasic.flow import quantize_model
     from qasic.models.outputs import select_output
     from qasic.quant import QuantConfig
 
+    if not isinstance(model, str):  # an nn.Module, a file.py:factory, a TrainedModel
+        model = resolve_model(model, calibration=calibration, progress=progress)
     trained = select_output(_language_model(model, progress), output)
     shape = check_request(trained, prompt, tokens, tokenizer, decoder_start)
     full = quantize_model(trained, config if config is not None else QuantConfig())
@@ -202,15 +207,25 @@ def check_request(trained: Any, prompt: Prompt, tokens: int,
     return c, vocab
 
 
+def language_model(model: Any, progress: Progress | None = None) -> Any:
+    """The TrainedModel generation quantizes and runs: a built-in language model by name, or
+    any model over token ids (a user's causal LM; ``_shape`` checks its output); an
+    encoder-decoder of two id inputs, forward(source ids, target ids), behind one input
+    [source | target] (qasic.quant.decode_inputs)."""
+    return _language_model(model, progress)
+
+
 def _language_model(model: Any, progress: Progress | None) -> Any:
     """The TrainedModel of a language model: a built-in one by name, or any model over token ids
     (a user's causal LM; ``_shape`` checks its output)."""
     from qasic.models.textmodels import TextModel
+    from qasic.quant.decode_inputs import joined
 
     if isinstance(model, str):
         from qasic.models import get_model
 
         model = get_model(model, progress=progress)
+    model = joined(model)  # an encoder-decoder of two id inputs: [source | target]
     name = getattr(model, "name", type(model).__name__)
     if isinstance(model, TextModel) and model.task != "language_model":
         raise ConfigError(f"model {name} is a {model.task.replace('_', ' ')} model, not a "
@@ -232,6 +247,7 @@ def _shape(trained: Any) -> tuple[int, int]:
     import torch
 
     from qasic.evaluation import model_output
+    from qasic.quant.decode_inputs import target_rows
 
     x = trained.example_input
     with torch.no_grad():
@@ -239,6 +255,8 @@ def _shape(trained: Any) -> tuple[int, int]:
     if isinstance(y, (tuple, list)) or hasattr(y, "to_tuple"):
         y = model_output(y)  # the tensor capture compiles: (logits, None) -> logits (nanoGPT)
     c = int(x.shape[-1])
+    if isinstance(y, torch.Tensor) and y.dim() == 3:
+        target_rows(trained, int(y.shape[1]))
     if _last_only(trained.module, y, c):
         return c, int(y.shape[-1])  # the last position's logits: a causal LM's (lastrow)
     if not isinstance(y, torch.Tensor) or y.dim() != 3 or y.shape[0] != 1 \

@@ -1,0 +1,93 @@
+"""An encoder-decoder of two id inputs, ``forward(source ids, target ids)`` (T5, BART, Marian
+ForConditionalGeneration wrapped as ``forward(input_ids, decoder_input_ids)``, the PyTorch
+translation tutorial's ``forward(src, tgt)``), as the one input generation runs: ids
+(1, S + T), [source | target].
+
+A model of several inputs travels as one packed batch (qasic.quant.graph_inputs: each
+sample's inputs flattened side by side, in the forward's order); for two id inputs (S,) and
+(T,) that batch IS [source | target]. ``joined`` gives the TrainedModel whose module takes
+those ids and calls the user's forward on their two slices (``Joined``), so capture sees
+each slice read by its embedding (quant.lowering.IdSlice) and generation splits the graph
+into the encoder and the decoder (quant.decode.seq2seq): the prefill runs the encoder once and
+writes the cross-attention keys and values into states, each decode step reads them. The
+quantized graph is the same computation on the same packed codes: its golden reference is the
+model's.
+
+A source padding mask the forward computes from its source ids (``input_ids.ne(pad)``) is
+captured from the slice (quant.srcpad), so a source shorter than S runs right-padded. Any
+other set of inputs (float features: Whisper's; a runtime mask input; three inputs) is refused
+in one line naming them and the form that runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from qasic.errors import ConfigError
+
+
+class Joined(nn.Module):
+    """``module(ids[:, :source], ids[:, source:])``: two id inputs behind one."""
+
+    def __init__(self, module: nn.Module, source: int):
+        super().__init__()
+        self.module, self.source = module, int(source)
+        if hasattr(module, "config"):  # transformers' config stays where code looks for it
+            self.config = module.config
+
+    def forward(self, ids: torch.Tensor) -> Any:
+        return self.module(ids[:, :self.source], ids[:, self.source:])
+
+
+def joined(trained: Any) -> Any:
+    """``trained`` (a TrainedModel) with its two id inputs joined into one (``Joined``);
+    ``trained`` itself when its module takes one input. One line refuses other inputs."""
+    from qasic.models.outputs import OutputOf
+    from qasic.models.packed import PackedInputs
+
+    module, output = trained.module, None
+    if isinstance(module, OutputOf) and isinstance(module.module, PackedInputs):
+        module, output = module.module, module.output
+    if not isinstance(module, PackedInputs):
+        return trained
+    forms = ", ".join(f"{p} {'int ids' if i else 'floats'} {tuple(s)}"
+                      for p, s, i in zip(module.params, module.shapes, module.ids, strict=True))
+    if len(module.params) != 2 or not all(module.ids) or any(len(s) != 1
+                                                             for s in module.shapes):
+        raise ConfigError(
+            f"model {trained.name} takes {len(module.params)} inputs ({forms}); qasic generate "
+            "runs a causal language model over one ids input or an encoder-decoder over two, "
+            "forward(source ids (S,), target ids (T,)) returning the target's logits: wrap the "
+            "model in such a forward (a padding mask computed inside from the source ids, "
+            "input_ids.ne(pad))")
+    inner = module.module if output is None else OutputOf(module.module, output).eval()
+    s = int(module.shapes[0][0])
+
+    def ids(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else np.rint(np.asarray(a)).astype(np.int64)
+
+    return dataclasses.replace(
+        trained, module=Joined(inner, s).eval(),
+        example_input=torch.from_numpy(ids(trained.example_input.numpy())),
+        calibration=ids(trained.calibration), test_inputs=ids(trained.test_inputs),
+        validation_inputs=ids(trained.validation_inputs))
+
+
+def target_rows(trained: Any, rows: int) -> None:
+    """One line refuses a joined model whose logits have ``rows`` rows where its second input
+    (the target) has another length: its inputs are not (source, target) in that order."""
+    module = trained.module
+    if not isinstance(module, Joined):
+        return
+    total = int(trained.example_input.shape[-1])
+    if rows != total - module.source:
+        raise ConfigError(
+            f"model {trained.name} returns logits for {rows} positions, but its second input "
+            f"holds {total - module.source} ids; qasic generate takes an encoder-decoder as "
+            "forward(source ids, target ids), in that order, returning one logits row per "
+            "target id")
