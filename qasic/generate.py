@@ -471,17 +471,21 @@ class Session:
         return int(np.argmax(io_encoding(self.decode.meta["output"]).decode(codes)))
 
     def costs(self) -> dict:
+        from qasic.quant.decode import cross_tensors, state_name
         from qasic.sim.run import _stats
         from qasic.sim.timing import schedule
 
         pre = _stats(self.prefill, self.arch, np.zeros(0), schedule(self.prefill, self.arch))
         dec = _stats(self.decode, self.arch, np.zeros(0), schedule(self.decode, self.arch))
         mhz = self.arch.clock_mhz
+        cross = {state_name(t) for t in cross_tensors(self.full)}
         return {"prefill_cycles": pre.cycles, "prefill_energy_pj": pre.energy_pj,
                 "decode_cycles_per_token": dec.cycles,
                 "energy_pj_per_token": dec.energy_pj,
                 "decode_dram_bytes_per_token": dec.dram_bytes,
                 "kv_cache_bytes": int(sum(r.size for r in self.states)),
+                "cross_cache_bytes": int(sum(r.size for r in self.states if r.name in cross))
+                if cross else None,
                 "tokens_per_s": mhz * 1e6 / dec.cycles if dec.cycles else None,
                 "decode_layers": [{k: la[k] for k in _LAYER_KEYS} for la in dec.layers]}
 
@@ -510,7 +514,9 @@ def summary(record: dict) -> str:
         f"nJ/token (mac {e['mac'] / 1e3:.1f}, sram {e['sram'] / 1e3:.1f}, dram "
         f"{e['dram'] / 1e3:.1f}, other {e['other'] / 1e3:.1f}, leakage "
         f"{e['leakage'] / 1e3:.1f})"),
-        (f"KV cache {record['kv_cache_bytes']} bytes; a decode step moves "
+        (f"KV cache {record['kv_cache_bytes']} bytes"
+         + (f" ({record['cross_cache_bytes']} of them the cross-attention's over the source)"
+            if record.get("cross_cache_bytes") else "") + "; a decode step moves "
         f"{record['decode_dram_bytes_per_token']} DRAM bytes")])
 
 

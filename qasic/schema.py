@@ -182,6 +182,10 @@ GLOSSARY.update({
                           "values over the source too) and of the other states generation "
                           "carries (a token convolution's inputs with their padding, a "
                           "selective scan's state h)"),
+    "cross_cache_bytes": Key("int | null", "an encoder-decoder's part of `kv_cache_bytes`: the "
+                             "cross-attention keys and values over the source (and its padding "
+                             "mask) that the prefill writes once and every decode step reads; "
+                             "null for a causal language model"),
     "tokens_per_s": Key("number", "decode steps per second at the arch clock"),
     "decode_layers": Key("list of objects", "the decode step's kernels, as `layers`"),
 })
@@ -276,7 +280,8 @@ DOCUMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
         "schema", "model", "arch", "prompt", "tokenizer", "prompt_ids", "prompt_tokens",
         "source_tokens", "source_positions", "source_pad_id", "decoder_ids", "tokens", "text",
         "fp32_text", "matches_reference", "fp32_agreement", "prefill_cycles",
-        "decode_cycles_per_token", "decode_dram_bytes_per_token", "kv_cache_bytes", "tokens_per_s",
+        "decode_cycles_per_token", "decode_dram_bytes_per_token", "kv_cache_bytes",
+        "cross_cache_bytes", "tokens_per_s",
         *(f"{e}.{p}" for e in ("prefill_energy_pj", "energy_pj_per_token")
           for p in ("mac", "sram", "dram", "other", "leakage", "total")),
         *_each("decode_layers", (*_LAYER, "cycles", "macs", "dram_bytes", *_COSTS[4:])),

@@ -1,0 +1,222 @@
+"""Encoder-decoders of two id inputs, forward(source ids, target ids), generate
+(qasic.quant.decode_inputs): joined into one [source | target] input, the prefill runs the
+encoder once and writes the cross-attention keys and values into states, each decode step reads
+them. Token for token (and every step's logit codes) equal to the golden reference, and equal
+to transformers' own greedy ``generate`` where the float model agrees."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+VOCAB, SRC, TGT = 200, 8, 6
+
+
+class Pair(torch.nn.Module):
+    """forward(input_ids, decoder_input_ids) -> logits, the source's mask from its ids."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.pad = model, model.config.pad_token_id
+
+    def forward(self, input_ids, decoder_input_ids):
+        return self.model(input_ids=input_ids, attention_mask=input_ids.ne(self.pad),
+                          decoder_input_ids=decoder_input_ids).logits
+
+
+def _bart(gain: float) -> torch.nn.Module:
+    t = transformers
+    torch.manual_seed(0)
+    model = t.BartForConditionalGeneration(t.BartConfig(
+        vocab_size=VOCAB, d_model=32, encoder_layers=1, decoder_layers=1,
+        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
+        decoder_ffn_dim=64, max_position_embeddings=32))
+    with torch.no_grad():  # logits far enough apart that greedy leaves the start token
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.mul_(gain)
+    return model.eval()
+
+
+def _calibration(source: str = "input_ids", target: str = "decoder_input_ids") -> dict:
+    rng = np.random.default_rng(0)
+    return {source: rng.integers(3, VOCAB, (8, SRC)), target: rng.integers(3, VOCAB, (8, TGT))}
+
+
+def _torch_greedy(model, source: list[int], tokens: int) -> list[int]:
+    """transformers' greedy generate on the unpadded source: the new target ids (its logits
+    processors off: BART's forced end and n-gram blocking, the stop at the end token)."""
+    src = torch.tensor([source])
+    out = model.generate(input_ids=src, attention_mask=torch.ones_like(src), do_sample=False,
+                         num_beams=1, max_new_tokens=tokens, no_repeat_ngram_size=0,
+                         forced_eos_token_id=None, forced_bos_token_id=None, min_length=0,
+                         eos_token_id=None)
+    return [int(i) for i in out[0, 1:]]
+
+
+SOURCE = [17, 150, 3, 44, 9]  # 5 of the 8 source positions: right-padded with the pad id
+
+
+def test_a_bart_of_two_inputs_generates_like_the_golden_reference_and_transformers():
+    from qasic.generate import generate
+
+    hf = _bart(8.0)
+    r = generate(Pair(hf).eval(), SOURCE, 4, calibration=_calibration())
+    assert r["matches_reference"] and len(r["tokens"]) == 4
+    assert (r["source_tokens"], r["source_positions"], r["decoder_ids"]) == (5, SRC, [2])
+    assert r["tokens"][0] != 2  # not the start token repeated
+    assert r["fp32_agreement"] == 1.0 and r["tokens"] == _torch_greedy(hf, SOURCE, 4)
+    # one layer of d 32: self K/V over 6 target rows, cross K/V over 8 source rows, the mask
+    assert r["cross_cache_bytes"] == 2 * 32 * SRC + SRC
+    assert r["kv_cache_bytes"] == r["cross_cache_bytes"] + 2 * 32 * TGT
+    assert 0 < r["decode_cycles_per_token"] < r["prefill_cycles"]
+
+
+PAIR_FILE = """
+import torch
+from transformers import T5Config, T5ForConditionalGeneration
+
+
+class Pair(torch.nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, input_ids, decoder_input_ids):
+        return self.m(input_ids=input_ids, attention_mask=input_ids.ne(0),
+                      decoder_input_ids=decoder_input_ids).logits
+
+
+def make():
+    torch.manual_seed(0)
+    m = T5ForConditionalGeneration(T5Config(vocab_size=200, d_model=32, d_kv=16, d_ff=64,
+                                            num_layers=1, num_heads=2, decoder_start_token_id=0))
+    with torch.no_grad():
+        for p in m.parameters():
+            if p.dim() > 1:
+                p.mul_(4.0)
+    return Pair(m.eval())
+"""
+
+
+@pytest.fixture(scope="module")
+def t5_file(tmp_path_factory):
+    d = tmp_path_factory.mktemp("t5pair")
+    (d / "t5.py").write_text(PAIR_FILE)
+    cal = _calibration()
+    np.savez(d / "d.npz", **{f"calibration.{k}": v for k, v in cal.items()})
+    return f"{d / 't5.py'}:make", str(d / "d.npz")
+
+
+def test_qasic_generate_runs_a_t5_of_two_inputs_from_the_command_line(t5_file, capsys):
+    from qasic.cli import main
+
+    spec, data = t5_file
+    assert main(["generate", "--model", spec, "--data", data, "--prompt-ids",
+                 ",".join(map(str, SOURCE)), "--tokens", "4", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["schema"] == "qasic.generate/1" and r["model"] == "t5"
+    assert r["matches_reference"] and r["prompt_ids"] == SOURCE and len(r["tokens"]) == 4
+    assert (r["source_tokens"], r["source_positions"], r["source_pad_id"]) == (5, SRC, 0)
+    assert r["decoder_ids"] == [0] and len(set(r["tokens"])) > 1
+    for key in ("prefill_cycles", "decode_cycles_per_token", "energy_pj_per_token",
+                "kv_cache_bytes", "cross_cache_bytes", "tokens_per_s", "fp32_agreement"):
+        assert r[key] is not None, key
+    assert r["energy_pj_per_token"]["total"] > 0 and r["tokens_per_s"] > 0
+    assert r["cross_cache_bytes"] == 2 * 32 * SRC + SRC  # K and V over 8 rows, the mask
+    from qasic.models.user import load_user_model
+
+    hf = load_user_model(spec).m
+    if r["fp32_agreement"] == 1.0:
+        assert r["tokens"] == _torch_greedy(hf, SOURCE, 4)
+
+
+@pytest.mark.parametrize("ids, message", [
+    ("1,2,3,4,5,6,7,8,9", "a source of 9 tokens; the encoder-decoder t5 takes at most 8"),
+    ("1,2,300", "token id 300 is outside the vocabulary of 200"),
+    ("", "the source is empty; give at least one source token"),
+])
+def test_bad_sources_of_a_two_input_model_are_one_line(t5_file, capsys, ids, message):
+    from qasic.cli import main
+
+    spec, data = t5_file
+    assert main(["generate", "--model", spec, "--data", data, "--prompt-ids", ids,
+                 "--tokens", "2"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def _trained(module, cal):
+    from qasic.evaluation import resolve_model
+
+    return resolve_model(module.eval(), calibration=cal)
+
+
+class NoConfig(torch.nn.Module):
+    """A hand-written encoder-decoder (no transformers config: no decoder start token)."""
+
+    def __init__(self):
+        super().__init__()
+        self.src, self.tgt = torch.nn.Embedding(VOCAB, 16), torch.nn.Embedding(VOCAB, 16)
+        self.out = torch.nn.Linear(16, VOCAB)
+
+    def forward(self, src, tgt):
+        mem = self.src(src).mean(1, keepdim=True)
+        return self.out(self.tgt(tgt) + mem)
+
+
+def test_a_missing_decoder_start_names_the_config_field_and_the_flag():
+    from qasic.errors import ConfigError
+    from qasic.generate import check_request
+
+    trained = _trained(NoConfig(), _calibration("src", "tgt"))
+    with pytest.raises(ConfigError, match=r"names no decoder_start_token_id in a transformers "
+                                          r"config; give --decoder-start ID") as e:
+        check_request(trained, [1, 2], 2)
+    assert "\n" not in str(e.value)
+    assert check_request(trained, [1, 2], 2, decoder_start=5) == (TGT, VOCAB)
+
+
+class Swapped(NoConfig):
+    def forward(self, tgt, src):  # the target first: logits over the first input's rows
+        return super().forward(src, tgt)
+
+
+class Features(NoConfig):
+    def forward(self, feats, tgt):
+        return self.out(self.tgt(tgt) + feats.mean(1, keepdim=True))
+
+
+def test_inputs_other_than_source_then_target_ids_are_refused_in_one_line():
+    from qasic.errors import ConfigError
+    from qasic.generate import check_request
+
+    cal = _calibration("src", "tgt")
+    swapped = _trained(Swapped(), {"tgt": cal["src"], "src": cal["tgt"]})
+    with pytest.raises(ConfigError, match=r"returns logits for 8 positions, but its second "
+                                          r"input holds 6 ids; .*forward\(source ids, target "
+                                          r"ids\), in that order"):
+        check_request(swapped, [1, 2], 2, decoder_start=0)
+    feats = _trained(Features(), {"feats": np.zeros((8, 4, 16), np.float32),
+                                  "tgt": cal["tgt"]})
+    with pytest.raises(ConfigError, match=r"takes 2 inputs \(feats floats \(4, 16\), tgt int "
+                                          r"ids \(6,\)\); qasic generate runs"):
+        check_request(feats, [1, 2], 2, decoder_start=0)
+
+
+def test_joined_ids_are_the_packed_batch_and_the_model_on_them_is_the_users():
+    from qasic.quant.decode_inputs import Joined, joined
+
+    cal = _calibration("src", "tgt")
+    model = NoConfig().eval()
+    trained = joined(_trained(model, cal))
+    assert isinstance(trained.module, Joined) and trained.module.source == SRC
+    want = np.concatenate([cal["src"], cal["tgt"]], axis=1)
+    assert trained.calibration.dtype == np.int64 and np.array_equal(trained.calibration, want)
+    x = torch.from_numpy(want[:2])
+    with torch.no_grad():
+        assert torch.equal(trained.module(x), model(x[:, :SRC], x[:, SRC:]))
