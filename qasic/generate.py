@@ -152,6 +152,9 @@ def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
 
     trained = _language_model(trained, progress)
     c, vocab = shape if shape is not None else _shape(trained)
+    if _features(trained):
+        return _generate_features(trained, full, prompt, tokens, c, vocab, as_arch(arch),
+                                  tokenizer_for(tokenizer, vocab), progress, decoder_start)
     tok = tokenizer_for(tokenizer, vocab)
     ids = _prompt_ids(prompt, tok)
     if positions(full) != c:  # logits for fewer positions than ids, not [source | target]
@@ -179,7 +182,7 @@ def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
             "prompt": prompt if isinstance(prompt, str) else text(ids),
             "tokenizer": tok.name if tok else None, "prompt_ids": [int(i) for i in ids],
             "prompt_tokens": len(ids), "source_tokens": len(source),
-            "source_positions": s if s else None, "source_pad_id": pad,
+            "source_shape": None, "source_positions": s if s else None, "source_pad_id": pad,
             "decoder_ids": [int(i) for i in start] if len(source) else None,
             "tokens": [int(t) for t in got],
             "text": text(got), "fp32_text": text(fp32),
@@ -188,6 +191,70 @@ def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
                                               for a, b in zip(rows, ref_rows, strict=True))),
             "fp32_agreement": float(np.mean(np.asarray(got) == np.asarray(fp32))),
             **costs, "compile_s": session.compile_s, "simulate_s": simulate_s}
+
+
+def _features(trained: Any) -> bool:
+    from qasic.quant.decode_inputs import source_features
+
+    return source_features(trained) is not None
+
+
+def _features_request(trained: Any, source: Any, tokens: int, c: int, vocab: int,
+                      decoder_start: Start) -> tuple[np.ndarray, np.ndarray]:
+    """(features, the target's first ids) of an encoder-decoder of a float source (Whisper's),
+    else one line: features of another shape, no tokens, more than its target positions, a
+    missing decoder start, ids outside the vocabulary."""
+    from qasic.quant.decode_inputs import check_features
+
+    if isinstance(source, str):
+        raise ConfigError(f"model {trained.name}'s source is float features, not text: give "
+                          "them as an array (the Python API's prompt=), or from the data file "
+                          "(qasic generate --source-sample N)")
+    features = check_features(trained, source)
+    if tokens < 1:
+        raise InputError(f"--tokens {tokens}: generate at least one token")
+    start = _decoder_start(trained, decoder_start, int(np.prod(features.shape)))
+    if len(start) + tokens > c:
+        raise InputError(f"the target's first {len(start)} ids plus {tokens} new ones are "
+                         f"{len(start) + tokens} tokens, longer than the model's {c} target "
+                         "positions; generate fewer tokens")
+    bad = start[(start < 0) | (start >= vocab)]
+    if bad.size:
+        raise InputError(f"token id {int(bad[0])} is outside the vocabulary of {vocab} "
+                         f"(ids 0..{vocab - 1})")
+    return features, start
+
+
+def _generate_features(trained: Any, full: Any, source: Any, tokens: int, c: int, vocab: int,
+                       target: Any, tok: Tokenizer | None, progress: Progress | None,
+                       decoder_start: Start) -> dict:
+    """``generate_quantized`` of an encoder-decoder of a float source: the prefill takes the
+    features' codes and the target's first ids (two input regions), the decode steps the
+    target's tokens as any encoder-decoder's."""
+    from qasic.quant import graph_inputs
+
+    features, start = _features_request(trained, source, tokens, c, vocab, decoder_start)
+    f = features.size
+    packed = graph_inputs.pack([features[None], np.zeros((1, c))])
+    codes = full.quantize_input(packed)[0, :f].astype(np.int64)  # the features' codes
+    session = Session(full, len(start), target, progress)
+    t0 = time.perf_counter()
+    got, rows = session.generate(np.concatenate([codes, start]), tokens)
+    simulate_s = time.perf_counter() - t0
+    want, ref_rows = golden_tokens(full, start, tokens, codes)
+    fp32 = float_tokens(trained.module, start, tokens, c, features.reshape(-1))
+    text = (lambda t: tok.decode(t)) if tok else (lambda t: None)
+    return {"model": trained.name, "arch": target.name, "prompt": None,
+            "tokenizer": tok.name if tok else None, "prompt_ids": [], "prompt_tokens": 0,
+            "source_tokens": 0, "source_shape": list(features.shape),
+            "source_positions": None, "source_pad_id": None,
+            "decoder_ids": [int(i) for i in start], "tokens": [int(t) for t in got],
+            "text": text(got), "fp32_text": text(fp32),
+            "matches_reference": bool(np.array_equal(got, want)
+                                      and all(np.array_equal(a, b)
+                                              for a, b in zip(rows, ref_rows, strict=True))),
+            "fp32_agreement": float(np.mean(np.asarray(got) == np.asarray(fp32))),
+            **session.costs(), "compile_s": session.compile_s, "simulate_s": simulate_s}
 
 
 def check_request(trained: Any, prompt: Prompt, tokens: int,
@@ -202,6 +269,9 @@ def check_request(trained: Any, prompt: Prompt, tokens: int,
     learnt from one float run, for ``generate_quantized``."""
     trained = _language_model(trained, None)
     c, vocab = _shape(trained)
+    if _features(trained):
+        _features_request(trained, prompt, tokens, c, vocab, decoder_start)
+        return c, vocab
     _check_request(_prompt_ids(prompt, tokenizer_for(tokenizer, vocab)), tokens, c, vocab,
                    _source(trained, c), trained, decoder_start)
     return c, vocab
@@ -219,7 +289,7 @@ def _language_model(model: Any, progress: Progress | None) -> Any:
     """The TrainedModel of a language model: a built-in one by name, or any model over token ids
     (a user's causal LM; ``_shape`` checks its output)."""
     from qasic.models.textmodels import TextModel
-    from qasic.quant.decode_inputs import joined
+    from qasic.quant.decode_inputs import joined, source_features
 
     if isinstance(model, str):
         from qasic.models import get_model
@@ -232,7 +302,8 @@ def _language_model(model: Any, progress: Progress | None) -> Any:
                           "language model; qasic generate takes a causal language model "
                           "(tiny_gpt, or a user model returning logits over token ids)")
     x = getattr(model, "example_input", None)
-    if x is None or x.dtype.is_floating_point or x.dim() != 2:
+    if source_features(model) is None and (x is None or x.dtype.is_floating_point
+                                           or x.dim() != 2):
         raise ConfigError(f"model {name} does not take token ids (its input is "
                           f"{'unknown' if x is None else f'{x.dtype} {tuple(x.shape)}'}); "
                           "qasic generate takes a causal language model over int64 ids "
@@ -431,11 +502,14 @@ class Session:
         """Greedy tokens and each step's logit codes (the row that picked it). ``ids``: the
         prefill's input (an encoder-decoder's: its S source ids, a shorter source right-padded
         with ``source_pad``'s id, then the target's first)."""
+        from qasic.isa.program import input_specs
         from qasic.quant.decode import positions
         from qasic.sim import fast  # the fast path: bit-exact with Machine.run (tests/sim)
         from qasic.sim.machine import Machine
+        from qasic.sim.run import write_inputs
 
-        ids, need = np.asarray(ids), int(np.prod(self.prefill.meta["input"]["shape"]))
+        specs = input_specs(self.prefill.meta)
+        ids, need = np.asarray(ids), sum(int(np.prod(r["shape"])) for r in specs)
         if ids.shape != (need,):
             raise InputError(f"ids of shape {ids.shape}: the prefill of {self.full.name} takes "
                              f"({need},) ids")
@@ -445,7 +519,10 @@ class Session:
                              f"{self.full.name} has {c} positions, so 1..{c - self.prompt + 1} "
                              "new tokens")
         pre = Machine(self.prefill, self.arch, 1)
-        pre.write_region(self.prefill.meta["input"]["tensor"], ids[None].reshape(1, 1, -1, 1))
+        if len(specs) > 1:  # a float source's codes, then the target's ids
+            write_inputs(pre, self.prefill, ids[None])
+        else:
+            pre.write_region(specs[0]["tensor"], ids[None].reshape(1, 1, -1, 1))
         fast.run(pre)
         vocab = int(self.full.shapes[self.full.output][-1])
         # the last prompt position's row (a model of the last position's logits has one)
@@ -503,6 +580,10 @@ def summary(record: dict) -> str:
              f"{'source' if source else 'prompt'} ids {record['prompt_ids']} -> "
              f"{record['tokens']}")
     after = f"{source}-token source" if source else f"{record['prompt_tokens']}-token prompt"
+    if record.get("source_shape"):  # a float source (Whisper's features)
+        shape = tuple(record["source_shape"])
+        story = f"features {shape} -> {record['text'] or record['tokens']}"
+        after = f"source of features {shape}"
     return "\n".join([
         story,
         "",
@@ -546,11 +627,11 @@ def golden_tokens(full: Any, ids: np.ndarray, tokens: int, source: Sequence[int]
     the ``source`` ids, then the target so padded). A model of the last position's logits
     reads the sequence's last token (qasic.quant.lastrow.at_position)."""
     from qasic.quant import reference
+    from qasic.quant.decode import positions
     from qasic.quant.lastrow import at_position, last_selects
     from qasic.sim.run import io_encoding
 
-    s = len(source)
-    c = int(full.shapes[full.input][0]) - s
+    s, c = len(source), positions(full)
     last = bool(last_selects(full, c))
     enc = io_encoding({"scale": full.tensors[full.output].scale,
                        "zero_point": full.tensors[full.output].zero_point,
@@ -584,8 +665,10 @@ def float_tokens(module: Any, ids: np.ndarray, tokens: int, c: int,
     seq, s = [int(i) for i in ids], len(source)
     with torch.no_grad():
         for _ in range(tokens):
-            x = torch.zeros(1, s + c, dtype=torch.int64)
-            x[0, :s] = torch.as_tensor(np.asarray(source, np.int64))
+            src = np.asarray(source)
+            floats = src.dtype.kind == "f"  # a float source: the packed batch is float64
+            x = torch.zeros(1, s + c, dtype=torch.float64 if floats else torch.int64)
+            x[0, :s] = torch.as_tensor(src.astype(np.float64 if floats else np.int64))
             x[0, s:s + len(seq)] = torch.tensor(seq)
             y = module(x[:, :s + len(seq)] if last else x)
             if isinstance(y, (tuple, list)) or hasattr(y, "to_tuple"):

@@ -153,6 +153,9 @@ GLOSSARY.update({
     "prompt_tokens": Key("int", "tokens the prompt encodes to (the prefill's length)"),
     "source_tokens": Key("int", "an encoder-decoder's source length (its prompt: the ids the "
                          "encoder reads); 0 for a causal language model"),
+    "source_shape": Key("list of ints | null", "an encoder-decoder's float source's shape "
+                        "(Whisper's log-mel features: mel bins, frames), the encoder's input "
+                        "besides the target ids; null for a source of ids"),
     "source_positions": Key("int | null", "an encoder-decoder's S, the source length it was "
                             "captured with (a shorter source is right-padded to it); null for a "
                             "causal language model"),
@@ -278,7 +281,8 @@ DOCUMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
                           *_COSTS[:1], *_COSTS[2:])))),
     "generate": ("qasic generate --json", (
         "schema", "model", "arch", "prompt", "tokenizer", "prompt_ids", "prompt_tokens",
-        "source_tokens", "source_positions", "source_pad_id", "decoder_ids", "tokens", "text",
+        "source_tokens", "source_shape", "source_positions", "source_pad_id", "decoder_ids",
+        "tokens", "text",
         "fp32_text", "matches_reference", "fp32_agreement", "prefill_cycles",
         "decode_cycles_per_token", "decode_dram_bytes_per_token", "kv_cache_bytes",
         "cross_cache_bytes", "tokens_per_s",

@@ -57,6 +57,8 @@ def joined(trained: Any) -> Any:
         return trained
     forms = ", ".join(f"{p} {'int ids' if i else 'floats'} {tuple(s)}"
                       for p, s, i in zip(module.params, module.shapes, module.ids, strict=True))
+    if source_features(trained) is not None:
+        return trained  # a float source and target ids: two inputs, as captured
     if len(module.params) != 2 or not all(module.ids) or any(len(s) != 1
                                                              for s in module.shapes):
         raise ConfigError(
@@ -64,7 +66,7 @@ def joined(trained: Any) -> Any:
             "runs a causal language model over one ids input or an encoder-decoder over two, "
             "forward(source ids (S,), target ids (T,)) returning the target's logits: wrap the "
             "model in such a forward (a padding mask computed inside from the source ids, "
-            "input_ids.ne(pad))")
+            "input_ids.ne(pad)), or forward(float features, target ids) (Whisper's)")
     inner = module.module if output is None else OutputOf(module.module, output).eval()
     s = int(module.shapes[0][0])
 
@@ -91,3 +93,38 @@ def target_rows(trained: Any, rows: int) -> None:
             f"holds {total - module.source} ids; qasic generate takes an encoder-decoder as "
             "forward(source ids, target ids), in that order, returning one logits row per "
             "target id")
+
+
+def source_features(trained: Any) -> tuple[int, ...] | None:
+    """The per-sample shape of an encoder-decoder's float source (Whisper's log-mel features
+    (mel bins, frames)) when ``trained`` takes two inputs, that source then the target ids
+    (T,); None for any other model. Such a model stays a model of two inputs: the prefill
+    program takes the features' codes and the target's first ids (quant.decode.ids_input)."""
+    from qasic.models.outputs import OutputOf
+    from qasic.models.packed import PackedInputs
+
+    module = trained.module
+    if isinstance(module, OutputOf):
+        module = module.module
+    if not isinstance(module, PackedInputs) or len(module.params) != 2 \
+            or module.ids != (False, True) or len(module.shapes[1]) != 1:
+        return None
+    return tuple(module.shapes[0])
+
+
+def check_features(trained: Any, source: Any) -> np.ndarray:
+    """``source`` as the float32 features the model's first input takes (its per-sample
+    shape, finite values), else one line naming the shape it takes."""
+    want = source_features(trained)
+    x = np.asarray(source, dtype=np.float64)
+    if x.shape == (1, *want):
+        x = x[0]
+    if x.shape != want:
+        raise ConfigError(f"a source of shape {x.shape}; model {trained.name} takes float "
+                          f"features {want} (its example input's: longer or shorter audio "
+                          "needs the model captured with features of that many frames); pad "
+                          "or cut the features to that shape")
+    if not np.all(np.isfinite(x)):
+        raise ConfigError(f"the source features of model {trained.name} hold NaN or inf; "
+                          "give finite features")
+    return x.astype(np.float32)
