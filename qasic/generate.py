@@ -257,6 +257,28 @@ def _generate_features(trained: Any, full: Any, source: Any, tokens: int, c: int
             **session.costs(), "compile_s": session.compile_s, "simulate_s": simulate_s}
 
 
+def source_sample(trained: Any, n: int) -> np.ndarray:
+    """The source of sample ``n`` of an encoder-decoder of two inputs (``language_model``'s
+    TrainedModel): its test inputs', else its calibration batch's first input (ids, or float
+    features); one line for another model or an index outside the samples."""
+    import torch
+
+    from qasic.quant.decode_inputs import Joined, source_features
+
+    x = trained.test_inputs if len(trained.test_inputs) else trained.calibration
+    if not isinstance(trained.module, Joined) and source_features(trained) is None:
+        raise ConfigError(f"--source-sample: model {trained.name} is not an encoder-decoder of "
+                          "two inputs (source, target ids); give --prompt-ids or --prompt")
+    if not 0 <= n < len(x):
+        raise InputError(f"--source-sample {n}: the data file holds {len(x)} samples; give "
+                         f"0..{len(x) - 1}")
+    if isinstance(trained.module, Joined):
+        return np.asarray(x[n, :trained.module.source], np.int64)
+    module = getattr(trained.module, "module", None) if not hasattr(
+        trained.module, "unpack") else trained.module
+    return module.unpack(torch.from_numpy(np.asarray(x[n:n + 1])))[0][0].numpy()
+
+
 def check_request(trained: Any, prompt: Prompt, tokens: int,
                   tokenizer: str | None = None,
                   decoder_start: Start = None) -> tuple[int, int]:

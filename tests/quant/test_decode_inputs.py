@@ -186,12 +186,12 @@ class Swapped(NoConfig):
         return super().forward(src, tgt)
 
 
-class Features(NoConfig):
-    def forward(self, feats, tgt):
-        return self.out(self.tgt(tgt) + feats.mean(1, keepdim=True))
+class Three(NoConfig):
+    def forward(self, src, mask, tgt):
+        return super().forward(src * mask, tgt)
 
 
-def test_inputs_other_than_source_then_target_ids_are_refused_in_one_line():
+def test_inputs_other_than_a_source_then_target_ids_are_refused_in_one_line():
     from qasic.errors import ConfigError
     from qasic.generate import check_request
 
@@ -201,11 +201,79 @@ def test_inputs_other_than_source_then_target_ids_are_refused_in_one_line():
                                           r"input holds 6 ids; .*forward\(source ids, target "
                                           r"ids\), in that order"):
         check_request(swapped, [1, 2], 2, decoder_start=0)
-    feats = _trained(Features(), {"feats": np.zeros((8, 4, 16), np.float32),
-                                  "tgt": cal["tgt"]})
-    with pytest.raises(ConfigError, match=r"takes 2 inputs \(feats floats \(4, 16\), tgt int "
-                                          r"ids \(6,\)\); qasic generate runs"):
-        check_request(feats, [1, 2], 2, decoder_start=0)
+    three = _trained(Three(), {"src": cal["src"], "mask": np.ones_like(cal["src"]),
+                               "tgt": cal["tgt"]})
+    with pytest.raises(ConfigError, match=r"takes 3 inputs \(src int ids \(8,\), mask int ids "
+                                          r"\(8,\), tgt int ids \(6,\)\); qasic generate runs"):
+        check_request(three, [1, 2], 2, decoder_start=0)
+
+
+WHISPER_FILE = """
+import torch
+from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+
+class Speech(torch.nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, input_features, decoder_input_ids):
+        return self.m(input_features=input_features, decoder_input_ids=decoder_input_ids).logits
+
+
+def make():
+    torch.manual_seed(0)
+    cfg = WhisperConfig(vocab_size=120, num_mel_bins=8, d_model=32, encoder_layers=1,
+                        decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+                        encoder_ffn_dim=64, decoder_ffn_dim=64, max_source_positions=8,
+                        max_target_positions=16, decoder_start_token_id=1, pad_token_id=0,
+                        bos_token_id=1, eos_token_id=2)
+    m = WhisperForConditionalGeneration(cfg)
+    with torch.no_grad():
+        for p in m.parameters():
+            if p.dim() > 1:
+                p.mul_(4.0)
+    return Speech(m.eval())
+"""
+
+
+def test_a_whisper_generates_from_float_features_like_the_golden_reference(tmp_path, capsys):
+    """Features (8 mel bins, 16 frames) and target ids: the prefill program takes both (the
+    encoder once, its cross K/V into states), a decode step the token; --source-sample picks
+    the data file's features; a source of another shape is one line."""
+    from qasic.cli import main
+    from qasic.models.user import load_user_model
+
+    (tmp_path / "w.py").write_text(WHISPER_FILE)
+    rng = np.random.default_rng(0)
+    feats = rng.standard_normal((8, 8, 16)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", **{"calibration.input_features": feats,
+                                    "calibration.decoder_input_ids": rng.integers(3, 120, (8, 6))})
+    spec, data = f"{tmp_path / 'w.py'}:make", str(tmp_path / "d.npz")
+    assert main(["generate", "--model", spec, "--data", data, "--source-sample", "3",
+                 "--tokens", "4", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["matches_reference"] and len(r["tokens"]) == 4 and r["decoder_ids"] == [1]
+    assert r["source_shape"] == [8, 16] and r["prompt_ids"] == []
+    # self K/V over 6 target rows, cross K/V over the encoder's 8 positions (no source mask)
+    assert (r["kv_cache_bytes"], r["cross_cache_bytes"]) == (2 * 32 * (6 + 8), 2 * 32 * 8)
+    assert 0 < r["decode_cycles_per_token"] < r["prefill_cycles"]
+    hf = load_user_model(spec).m
+    out = hf.generate(input_features=torch.from_numpy(feats[3:4]), do_sample=False, num_beams=1,
+                      max_new_tokens=4, eos_token_id=None, suppress_tokens=None,
+                      begin_suppress_tokens=None)
+    want = [int(i) for i in out[0]][-4:]
+    assert r["fp32_agreement"] < 1.0 or r["tokens"] == want
+    from qasic.errors import ConfigError
+    from qasic.evaluation import resolve_model
+    from qasic.generate import check_request
+
+    trained = resolve_model(load_user_model(spec), calibration={
+        "input_features": feats, "decoder_input_ids": np.zeros((8, 6), np.int64)})
+    with pytest.raises(ConfigError, match=r"^a source of shape \(8, 20\); model Speech takes "
+                                          r"float features \(8, 16\)"):
+        check_request(trained, np.zeros((8, 20)), 2)
 
 
 def test_joined_ids_are_the_packed_batch_and_the_model_on_them_is_the_users():
