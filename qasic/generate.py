@@ -23,7 +23,10 @@ into states that every decode step reads (``kv_cache_bytes`` counts them). A sou
 than S is right-padded with the model's pad id, which its padding mask (computed in its forward
 from the source ids: ``attention_mask=ids[:, :S] != pad``) hides from the encoder's
 self-attention and from every cross-attention (qasic.quant.srcpad); a model without one takes
-exactly S ids.
+exactly S ids. Written with two inputs, ``forward(source ids, target ids)``, it runs joined into
+that one input (qasic.quant.decode_inputs); with a float source (Whisper's
+``forward(input_features, decoder_input_ids)``) it stays two inputs: the prefill program takes
+the features' codes and the target's first ids (qasic.quant.decode.features_source).
 
 The prompt is text, encoded by a ``Tokenizer``: UTF-8 bytes for a model of 256 ids (tiny_gpt's),
 or a ``transformers`` tokenizer saved in a local directory (``tokenizer_for``); or token ids.
