@@ -512,7 +512,8 @@ class Session:
 
         self.full, self.arch, self.progress, self.prompt = full, arch, progress, prompt
         t0 = time.perf_counter()
-        self.prefill = compile_graph(prefill_graph(full, prompt), arch)
+        self.prefill_graph = prefill_graph(full, prompt)
+        self.prefill = compile_graph(self.prefill_graph, arch)
         self.decode = compile_graph(decode_graph(full), arch)
         self.compile_s = time.perf_counter() - t0
         for program in (self.prefill, self.decode):  # the machine runs verified programs only
@@ -573,7 +574,7 @@ class Session:
         return int(np.argmax(io_encoding(self.decode.meta["output"]).decode(codes)))
 
     def costs(self) -> dict:
-        from qasic.quant.decode import cross_tensors, state_name
+        from qasic.quant.decode import cross_tensors, encoder_tensors, state_name
         from qasic.sim.run import _stats
         from qasic.sim.timing import schedule
 
@@ -581,7 +582,14 @@ class Session:
         dec = _stats(self.decode, self.arch, np.zeros(0), schedule(self.decode, self.arch))
         mhz = self.arch.clock_mhz
         cross = {state_name(t) for t in cross_tensors(self.full)}
-        return {"prefill_cycles": pre.cycles, "prefill_energy_pj": pre.energy_pj,
+        enc = encoder_tensors(self.prefill_graph)  # the source's: the encoder, cross K/V writes
+        out = {n.name: n.output for n in self.prefill_graph.nodes}
+        encoder = sum(la["cycles"] for la, info in zip(pre.layers, self.prefill.layers,
+                                                      strict=True)
+                      if info.get("nodes") and all(out.get(k) in enc for k in info["nodes"]))
+        return {"prefill_cycles": pre.cycles,
+                "encoder_cycles": int(encoder) if enc else None,
+                "prefill_energy_pj": pre.energy_pj,
                 "decode_cycles_per_token": dec.cycles,
                 "energy_pj_per_token": dec.energy_pj,
                 "decode_dram_bytes_per_token": dec.dram_bytes,
@@ -615,9 +623,12 @@ def summary(record: dict) -> str:
         (f"{record['model']} on {record['arch']}: {len(record['tokens'])} tokens after a "
         f"{after}; equal to the golden reference: {same}; "
         f"{record['fp32_agreement']:.0%} of tokens equal fp32's"),
-        (f"prefill {record['prefill_cycles']} cycles; decode {record['decode_cycles_per_token']} "
-        f"cycles/token ({record['tokens_per_s']:.0f} tokens/s), {e['total'] / 1e3:.1f} "
-        f"nJ/token (mac {e['mac'] / 1e3:.1f}, sram {e['sram'] / 1e3:.1f}, dram "
+        (f"prefill {record['prefill_cycles']} cycles"
+         + (f" ({record['encoder_cycles']} of them the encoder's)"
+            if record.get("encoder_cycles") else "")
+         + f"; decode {record['decode_cycles_per_token']} cycles/token "
+        f"({record['tokens_per_s']:.0f} tokens/s), {e['total'] / 1e3:.1f} nJ/token "
+        f"(mac {e['mac'] / 1e3:.1f}, sram {e['sram'] / 1e3:.1f}, dram "
         f"{e['dram'] / 1e3:.1f}, other {e['other'] / 1e3:.1f}, leakage "
         f"{e['leakage'] / 1e3:.1f})"),
         (f"KV cache {record['kv_cache_bytes']} bytes"

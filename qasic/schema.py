@@ -177,6 +177,10 @@ GLOSSARY.update({
                              "far)"),
     "prefill_cycles": Key("int", "cycles of the prefill: the prompt's tokens at once, writing "
                           "the KV caches"),
+    "encoder_cycles": Key("int | null", "an encoder-decoder's part of `prefill_cycles`: the "
+                          "kernels that compute from the source alone (the encoder, writing its "
+                          "cross-attention keys and values), run once per generation; null for a "
+                          "causal language model"),
     "decode_cycles_per_token": Key("int", "cycles of one decode step (one new token)"),
     "decode_dram_bytes_per_token": Key("int", "DRAM bytes one decode step moves (weights, the "
                                        "whole KV cache, activations)"),
@@ -284,8 +288,8 @@ DOCUMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
         "source_tokens", "source_shape", "source_positions", "source_pad_id", "decoder_ids",
         "tokens", "text",
         "fp32_text", "matches_reference", "fp32_agreement", "prefill_cycles",
-        "decode_cycles_per_token", "decode_dram_bytes_per_token", "kv_cache_bytes",
-        "cross_cache_bytes", "tokens_per_s",
+        "encoder_cycles", "decode_cycles_per_token", "decode_dram_bytes_per_token",
+        "kv_cache_bytes", "cross_cache_bytes", "tokens_per_s",
         *(f"{e}.{p}" for e in ("prefill_energy_pj", "energy_pj_per_token")
           for p in ("mac", "sram", "dram", "other", "leakage", "total")),
         *_each("decode_layers", (*_LAYER, "cycles", "macs", "dram_bytes", *_COSTS[4:])),

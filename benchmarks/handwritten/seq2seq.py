@@ -136,6 +136,37 @@ def batch_first_translator():
     return _scaled(BatchFirstTranslator(), 1.5)
 
 
+class Speech(nn.Module):
+    """Whisper as forward(input_features, decoder_input_ids) -> logits."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_features, decoder_input_ids):
+        return self.model(input_features=input_features,
+                          decoder_input_ids=decoder_input_ids).logits
+
+
+def whisper_pair():
+    torch.manual_seed(0)
+    cfg = transformers.WhisperConfig(
+        vocab_size=VOCAB, num_mel_bins=16, d_model=48, encoder_layers=2, decoder_layers=2,
+        encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=96,
+        decoder_ffn_dim=96, max_source_positions=16, max_target_positions=32,
+        decoder_start_token_id=1, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    return Speech(_scaled(transformers.WhisperForConditionalGeneration(cfg), 2.0)).eval()
+
+
+def speech(batch: int = 8):
+    """Calibration: log-mel-like features (batch, 16 mel bins, 32 frames), target ids."""
+    def make():
+        rng = np.random.default_rng(0)
+        return {"input_features": rng.standard_normal((batch, 16, 32)).astype(np.float32),
+                "decoder_input_ids": rng.integers(3, VOCAB, (batch, TGT))}
+    return make
+
+
 SOURCE = (5, 17, 33, 2, 9, 40, 41, 42, 43, 44, 45, 46)
 
 NETWORKS = (
@@ -155,4 +186,7 @@ NETWORKS = (
             "generate_square_subsequent_mask, the source's key padding mask; forward(src, tgt)",
             "batch_first_translator", pairs("src", "tgt"), prompt=SOURCE, tokens=6,
             decoder_start=(2,)),
+    # a float source: generated with --source-sample N (the runner passes --prompt-ids only)
+    Network("whisper_pair", "Whisper from a transformers config as forward(input_features, "
+            "decoder_input_ids): log-mel features (16, 32) in", "whisper_pair", speech()),
 )

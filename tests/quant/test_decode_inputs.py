@@ -74,6 +74,7 @@ def test_a_bart_of_two_inputs_generates_like_the_golden_reference_and_transforme
     assert r["cross_cache_bytes"] == 2 * 32 * SRC + SRC
     assert r["kv_cache_bytes"] == r["cross_cache_bytes"] + 2 * 32 * TGT
     assert 0 < r["decode_cycles_per_token"] < r["prefill_cycles"]
+    assert 0 < r["encoder_cycles"] < r["prefill_cycles"]  # the encoder runs in the prefill
 
 
 PAIR_FILE = """
@@ -259,6 +260,7 @@ def test_a_whisper_generates_from_float_features_like_the_golden_reference(tmp_p
     # self K/V over 6 target rows, cross K/V over the encoder's 8 positions (no source mask)
     assert (r["kv_cache_bytes"], r["cross_cache_bytes"]) == (2 * 32 * (6 + 8), 2 * 32 * 8)
     assert 0 < r["decode_cycles_per_token"] < r["prefill_cycles"]
+    assert 0 < r["encoder_cycles"] < r["prefill_cycles"]
     hf = load_user_model(spec).m
     out = hf.generate(input_features=torch.from_numpy(feats[3:4]), do_sample=False, num_beams=1,
                       max_new_tokens=4, eos_token_id=None, suppress_tokens=None,
