@@ -132,8 +132,10 @@ def positions(graph: QGraph) -> int:
     if len(graph.inputs) > 1:
         raise UnsupportedOpError(f"model {graph.name} takes {len(graph.inputs)} inputs "
                                  f"({', '.join(graph.inputs)}); generation needs a language "
-                                 "model over one input of int ids: wrap it in a forward of the "
-                                 "ids alone (the others held inside)")
+                                 "model over one input of int ids, or an encoder-decoder of "
+                                 "float features and target ids (qasic generate joins source "
+                                 "and target ids into one: quant.decode_inputs): wrap it in a "
+                                 "forward of those inputs alone (the others held inside)")
     if graph.input_layout != "tokens" or len(shape) != 1:
         raise UnsupportedOpError(f"model {graph.name} does not take token ids (input "
                                  f"{graph.input} of shape {tuple(shape)}); generation needs a "

@@ -186,7 +186,7 @@ NETWORKS = (
             "generate_square_subsequent_mask, the source's key padding mask; forward(src, tgt)",
             "batch_first_translator", pairs("src", "tgt"), prompt=SOURCE, tokens=6,
             decoder_start=(2,)),
-    # a float source: generated with --source-sample N (the runner passes --prompt-ids only)
     Network("whisper_pair", "Whisper from a transformers config as forward(input_features, "
-            "decoder_input_ids): log-mel features (16, 32) in", "whisper_pair", speech()),
+            "decoder_input_ids): log-mel features (16, 32) in", "whisper_pair", speech(),
+            tokens=6, source_sample=0),
 )

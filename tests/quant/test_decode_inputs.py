@@ -290,3 +290,19 @@ def test_joined_ids_are_the_packed_batch_and_the_model_on_them_is_the_users():
     x = torch.from_numpy(want[:2])
     with torch.no_grad():
         assert torch.equal(trained.module(x), model(x[:, :SRC], x[:, SRC:]))
+
+
+def test_source_sample_reads_the_source_of_a_sample_of_the_data():
+    from qasic.errors import ConfigError, InputError
+    from qasic.generate import language_model, source_sample
+
+    cal = _calibration("src", "tgt")
+    trained = language_model(_trained(NoConfig(), cal))
+    assert np.array_equal(source_sample(trained, 3), cal["src"][3])
+    with pytest.raises(InputError, match=r"^--source-sample 8: the data file holds 8 samples; "
+                                         r"give 0\.\.7$"):
+        source_sample(trained, 8)
+    lm = _trained(torch.nn.Sequential(torch.nn.Embedding(VOCAB, 8), torch.nn.Linear(8, VOCAB)),
+                  cal["src"])
+    with pytest.raises(ConfigError, match="is not an encoder-decoder of two inputs"):
+        source_sample(language_model(lm), 0)
