@@ -57,7 +57,7 @@ def t5_pair():
     torch.manual_seed(0)
     cfg = transformers.T5Config(vocab_size=VOCAB, d_model=48, d_kv=12, d_ff=96, num_layers=2,
                                 num_heads=4, decoder_start_token_id=0)
-    return Generator(_scaled(transformers.T5ForConditionalGeneration(cfg), 4.0)).eval()
+    return Generator(_scaled(transformers.T5ForConditionalGeneration(cfg), 2.0)).eval()
 
 
 def bart_pair():
