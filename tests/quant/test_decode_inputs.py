@@ -129,11 +129,16 @@ def test_qasic_generate_runs_a_t5_of_two_inputs_from_the_command_line(t5_file, c
         assert r[key] is not None, key
     assert r["energy_pj_per_token"]["total"] > 0 and r["tokens_per_s"] > 0
     assert r["cross_cache_bytes"] == 2 * 32 * SRC + SRC  # K and V over 8 rows, the mask
-    from qasic.models.user import load_user_model
+    from qasic.generate import float_tokens, language_model
+    from qasic.models.user import load_user_model, user_trained_model
 
-    hf = load_user_model(spec).m
-    if r["fp32_agreement"] == 1.0:
-        assert r["tokens"] == _torch_greedy(hf, SOURCE, 4)
+    # the float model on the source right-padded with the pad id 0 (what fp32_agreement
+    # compares with) greedily generates transformers' tokens on the unpadded source
+    trained = language_model(user_trained_model(spec, data))
+    fp32 = float_tokens(trained.module, np.array([0]), 4, TGT, SOURCE + [0] * (SRC - 5))
+    assert fp32 == _torch_greedy(load_user_model(spec).m, SOURCE, 4)
+    assert r["fp32_agreement"] == np.mean(np.equal(r["tokens"], fp32))
+    assert r["tokens"][0] == fp32[0]
 
 
 @pytest.mark.parametrize("ids, message", [
