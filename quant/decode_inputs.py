@@ -14,9 +14,13 @@ quantized graph is the same computation on the same packed codes: its golden ref
 model's.
 
 A source padding mask the forward computes from its source ids (``input_ids.ne(pad)``) is
-captured from the slice (quant.srcpad), so a source shorter than S runs right-padded. Any
-other set of inputs (float features: Whisper's; a runtime mask input; three inputs) is refused
-in one line naming them and the form that runs.
+captured from the slice (quant.srcpad), so a source shorter than S runs right-padded. So is
+transformers' own ``forward(input_ids, attention_mask, decoder_input_ids)`` (a
+ForConditionalGeneration with ``--output logits``) when the data's mask is the source's
+padding (``ids != pad_token_id`` in every sample: ``mask_of_pads``): ``Joined`` computes it
+from the source ids. A float source and target ids (Whisper's ``forward(input_features,
+decoder_input_ids)``: ``source_features``) stay two inputs (quant.decode.features_source). Any
+other set of inputs is refused in one line naming them and the forms that run.
 """
 
 from __future__ import annotations
@@ -32,16 +36,22 @@ from qasic.errors import ConfigError
 
 
 class Joined(nn.Module):
-    """``module(ids[:, :source], ids[:, source:])``: two id inputs behind one."""
+    """``module(ids[:, :source], ids[:, source:])``: two id inputs behind one; with ``pad``,
+    ``module(src, src.ne(pad).long(), tgt)``: a forward of (ids, padding mask, target ids),
+    transformers' own ``forward(input_ids, attention_mask, decoder_input_ids)``, whose mask
+    is the source's padding (``mask_of_pads``)."""
 
-    def __init__(self, module: nn.Module, source: int):
+    def __init__(self, module: nn.Module, source: int, pad: int | None = None):
         super().__init__()
-        self.module, self.source = module, int(source)
+        self.module, self.source, self.pad = module, int(source), pad
         if hasattr(module, "config"):  # transformers' config stays where code looks for it
             self.config = module.config
 
     def forward(self, ids: torch.Tensor) -> Any:
-        return self.module(ids[:, :self.source], ids[:, self.source:])
+        src, tgt = ids[:, :self.source], ids[:, self.source:]
+        if self.pad is None:
+            return self.module(src, tgt)
+        return self.module(src, src.ne(self.pad).long(), tgt)
 
 
 def joined(trained: Any) -> Any:
@@ -59,25 +69,49 @@ def joined(trained: Any) -> Any:
                       for p, s, i in zip(module.params, module.shapes, module.ids, strict=True))
     if source_features(trained) is not None:
         return trained  # a float source and target ids: two inputs, as captured
-    if len(module.params) != 2 or not all(module.ids) or any(len(s) != 1
-                                                             for s in module.shapes):
+    pad = mask_of_pads(trained, module)
+    if len(module.params) != (2 if pad is None else 3) or not all(module.ids) \
+            or any(len(s) != 1 for s in module.shapes):
         raise ConfigError(
             f"model {trained.name} takes {len(module.params)} inputs ({forms}); qasic generate "
             "runs a causal language model over one ids input or an encoder-decoder over two, "
             "forward(source ids (S,), target ids (T,)) returning the target's logits: wrap the "
             "model in such a forward (a padding mask computed inside from the source ids, "
-            "input_ids.ne(pad)), or forward(float features, target ids) (Whisper's)")
+            "input_ids.ne(pad)), or forward(float features, target ids) (Whisper's); a "
+            "source's padding mask as the second of three inputs is the ids' (ids != the "
+            "config's pad_token_id)")
     inner = module.module if output is None else OutputOf(module.module, output).eval()
     s = int(module.shapes[0][0])
+    keep = np.r_[0:s, (s if pad is None else 2 * s):sum(int(m[0]) for m in module.shapes)]
 
     def ids(a: np.ndarray | None) -> np.ndarray | None:
-        return None if a is None else np.rint(np.asarray(a)).astype(np.int64)
+        return None if a is None else np.rint(np.asarray(a)[:, keep]).astype(np.int64)
 
     return dataclasses.replace(
-        trained, module=Joined(inner, s).eval(),
+        trained, module=Joined(inner, s, pad).eval(),
         example_input=torch.from_numpy(ids(trained.example_input.numpy())),
         calibration=ids(trained.calibration), test_inputs=ids(trained.test_inputs),
         validation_inputs=ids(trained.validation_inputs))
+
+
+def mask_of_pads(trained: Any, module: Any) -> int | None:
+    """The pad id of a forward of three id inputs (source ids (S,), their padding mask (S,),
+    target ids (T,): transformers' ``input_ids, attention_mask, decoder_input_ids``) whose
+    mask in every sample of the data is ``ids != pad`` (pad: the config's ``pad_token_id``),
+    so generation computes it from the source ids; None for any other model."""
+    from qasic.generate import config_id
+
+    shapes = module.shapes
+    if len(shapes) != 3 or not all(module.ids) or any(len(s) != 1 for s in shapes) \
+            or shapes[0] != shapes[1]:
+        return None
+    pad = config_id(module.module, "pad_token_id")
+    s = int(shapes[0][0])
+    for x in (trained.calibration, trained.test_inputs, trained.validation_inputs):
+        x = np.rint(np.asarray(x if x is not None else np.zeros((0, 2 * s)))).astype(np.int64)
+        if pad is None or not np.array_equal(x[:, s:2 * s], x[:, :s] != pad):
+            return None
+    return pad
 
 
 def target_rows(trained: Any, rows: int) -> None:

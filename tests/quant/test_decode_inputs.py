@@ -1,8 +1,10 @@
-"""Encoder-decoders of two id inputs, forward(source ids, target ids), generate
-(qasic.quant.decode_inputs): joined into one [source | target] input, the prefill runs the
-encoder once and writes the cross-attention keys and values into states, each decode step reads
-them. Token for token (and every step's logit codes) equal to the golden reference, and equal
-to transformers' own greedy ``generate`` where the float model agrees."""
+"""Encoder-decoders written with several inputs generate (qasic.quant.decode_inputs): source and
+target ids (``forward(input_ids, decoder_input_ids)``), transformers' own ``forward(input_ids,
+attention_mask, decoder_input_ids)`` whose mask is the source's padding, joined into one
+[source | target] input; float features and target ids (Whisper's) as two inputs. The prefill
+runs the encoder once and writes the cross-attention keys and values into states, each decode
+step reads them. Token for token (and every step's logit codes) equal to the golden reference,
+and equal to transformers' own greedy ``generate`` where the float model agrees."""
 
 from __future__ import annotations
 
@@ -14,18 +16,6 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 VOCAB, SRC, TGT = 200, 8, 6
-
-
-class Pair(torch.nn.Module):
-    """forward(input_ids, decoder_input_ids) -> logits, the source's mask from its ids."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model, self.pad = model, model.config.pad_token_id
-
-    def forward(self, input_ids, decoder_input_ids):
-        return self.model(input_ids=input_ids, attention_mask=input_ids.ne(self.pad),
-                          decoder_input_ids=decoder_input_ids).logits
 
 
 def _bart(gain: float) -> torch.nn.Module:
@@ -61,13 +51,28 @@ def _torch_greedy(model, source: list[int], tokens: int) -> list[int]:
 SOURCE = [17, 150, 3, 44, 9]  # 5 of the 8 source positions: right-padded with the pad id
 
 
-def test_a_bart_of_two_inputs_generates_like_the_golden_reference_and_transformers():
+def _masked(pad: int) -> dict:
+    """transformers' three inputs: source ids (some right-padded with ``pad``), their
+    attention_mask (ids != pad), target ids."""
+    cal = _calibration()
+    src = cal["input_ids"]
+    src[:4, 6:] = pad
+    return {"input_ids": src, "attention_mask": (src != pad).astype(np.int64),
+            "decoder_input_ids": cal["decoder_input_ids"]}
+
+
+def test_a_bart_as_transformers_writes_it_generates_like_the_golden_reference_and_generate():
+    """BartForConditionalGeneration itself, forward(input_ids, attention_mask,
+    decoder_input_ids), its logits output: the mask is the source's padding (ids != pad id 1),
+    so generation computes it from the source ids (quant.decode_inputs.mask_of_pads)."""
     from qasic.generate import generate
 
     hf = _bart(8.0)
-    r = generate(Pair(hf).eval(), SOURCE, 4, calibration=_calibration())
+    r = generate(hf, SOURCE, 4, calibration=_masked(1), output="logits")
+    assert r["model"] == "BartForConditionalGeneration"
     assert r["matches_reference"] and len(r["tokens"]) == 4
     assert (r["source_tokens"], r["source_positions"], r["decoder_ids"]) == (5, SRC, [2])
+    assert r["source_pad_id"] == 1
     assert r["tokens"][0] != 2  # not the start token repeated
     assert r["fp32_agreement"] == 1.0 and r["tokens"] == _torch_greedy(hf, SOURCE, 4)
     # one layer of d 32: self K/V over 6 target rows, cross K/V over 8 source rows, the mask
@@ -75,6 +80,23 @@ def test_a_bart_of_two_inputs_generates_like_the_golden_reference_and_transforme
     assert r["kv_cache_bytes"] == r["cross_cache_bytes"] + 2 * 32 * TGT
     assert 0 < r["decode_cycles_per_token"] < r["prefill_cycles"]
     assert 0 < r["encoder_cycles"] < r["prefill_cycles"]  # the encoder runs in the prefill
+
+
+def test_a_mask_input_other_than_the_sources_padding_is_refused_in_one_line():
+    from qasic.errors import ConfigError
+    from qasic.evaluation import resolve_model
+    from qasic.generate import check_request
+    from qasic.models.outputs import select_output
+
+    hf = _bart(1.0)
+    cal = _masked(1)
+    cal["attention_mask"][0, 0] = 0  # a real token masked: not the ids' padding
+    trained = select_output(resolve_model(hf, calibration=cal), "logits")
+    with pytest.raises(ConfigError, match=r"takes 3 inputs \(input_ids int ids \(8,\), "
+                                          r"attention_mask int ids \(8,\), decoder_input_ids "
+                                          r"int ids \(6,\)\); .*ids != the config's "
+                                          r"pad_token_id\)$"):
+        check_request(trained, SOURCE, 2)
 
 
 PAIR_FILE = """
