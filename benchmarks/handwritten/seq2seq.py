@@ -79,6 +79,29 @@ def marian_pair():
     return Generator(_scaled(transformers.MarianMTModel(cfg), 4.0)).eval()
 
 
+def t5_hf():
+    """T5ForConditionalGeneration itself: forward(input_ids, attention_mask, decoder_input_ids),
+    run with --output logits."""
+    return t5_pair().model
+
+
+def marian_hf():
+    """MarianMTModel itself, as t5_hf."""
+    return marian_pair().model
+
+
+def masked(pad: int, batch: int = 8):
+    """transformers' three inputs: source ids (half right-padded with ``pad``), their
+    attention_mask (ids != pad), target ids."""
+    def make():
+        rng = np.random.default_rng(0)
+        src = rng.integers(3, VOCAB - 1, (batch, SRC))
+        src[:batch // 2, SRC - 3:] = pad
+        return {"input_ids": src, "attention_mask": (src != pad).astype(np.int64),
+                "decoder_input_ids": rng.integers(3, VOCAB - 1, (batch, TGT))}
+    return make
+
+
 class TutorialPair(nn.Module):
     """The translation tutorial's Seq2SeqTransformer and create_mask, called as its training
     loop calls them, from batch-first (src, tgt) ids."""
@@ -179,6 +202,12 @@ NETWORKS = (
     Network("marian_pair", "MarianMT from a transformers config (sinusoidal positions) as "
             "forward(input_ids, decoder_input_ids), attention_mask=input_ids.ne(pad)",
             "marian_pair", pairs(), prompt=SOURCE, tokens=6, decoder_start=(VOCAB - 1,)),
+    Network("t5_hf", "T5ForConditionalGeneration itself: forward(input_ids, attention_mask, "
+            "decoder_input_ids), --output logits, the mask the source's padding", "t5_hf",
+            masked(0), prompt=SOURCE[:9], tokens=6, output="logits"),
+    Network("marian_hf", "MarianMTModel itself: forward(input_ids, attention_mask, "
+            "decoder_input_ids), --output logits, the mask the source's padding", "marian_hf",
+            masked(VOCAB - 1), prompt=SOURCE[:9], tokens=6, output="logits"),
     Network("tutorial_pair", "PyTorch's translation tutorial (nn.Transformer, sequence-first, "
             "create_mask) called from a batch-first forward(src, tgt)", "tutorial_pair",
             pairs("src", "tgt"), prompt=SOURCE, tokens=6, decoder_start=(2,)),

@@ -333,3 +333,21 @@ def test_source_sample_reads_the_source_of_a_sample_of_the_data():
                   cal["src"])
     with pytest.raises(ConfigError, match="is not an encoder-decoder of two inputs"):
         source_sample(language_model(lm), 0)
+
+
+def test_an_output_of_a_model_of_several_inputs_is_picked_inside_the_packing():
+    """--output of a forward of several inputs (transformers' ModelOutput: its logits) picks in
+    the user's forward, under the packing, so capture exports that forward on the inputs (not
+    the packing's float -> id casts: refused before)."""
+    from qasic.models.outputs import OutputOf, select_output
+    from qasic.models.packed import PackedInputs
+
+    class Outputs(NoConfig):
+        def forward(self, src, tgt):
+            return {"logits": super().forward(src, tgt), "hidden": self.tgt(tgt)}
+
+    trained = select_output(_trained(Outputs(), _calibration("src", "tgt")), "logits")
+    assert isinstance(trained.module, PackedInputs)
+    assert isinstance(trained.module.module, OutputOf)
+    with torch.no_grad():
+        assert trained.module(trained.example_input).shape == (1, TGT, VOCAB)
