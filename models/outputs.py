@@ -107,4 +107,11 @@ def select_output(trained: Any, output: Output | None) -> Any:
     if not isinstance(y, torch.Tensor):
         raise ConfigError(f"--output {output} of model {trained.name} is {_kind(y)}, not a "
                           "tensor; pick a tensor output")
+    from qasic.models.packed import PackedInputs
+
+    if isinstance(module, PackedInputs):  # several inputs: the user's forward picks, so that
+        # capture still exports it on the inputs (not the packing's casts)
+        return dataclasses.replace(trained, module=PackedInputs(
+            OutputOf(module.module, output).eval(), module.params, module.shapes,
+            module.ids).eval())
     return dataclasses.replace(trained, module=OutputOf(module, output).eval())

@@ -490,12 +490,16 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from qasic.generate import check_request, generate_quantized, summary
+    from qasic.generate import check_request, generate_quantized, language_model, summary
 
     arch = _arch(args)
     _check_policy_args(args)
     prompt = args.prompt if args.prompt_ids is None else _ids(args.prompt_ids)
-    trained = _trained(args)
+    trained = language_model(_trained(args))  # two id inputs: one, [source | target]
+    if args.source_sample is not None:  # an encoder-decoder's source from the data file
+        from qasic.generate import source_sample
+
+        prompt = source_sample(trained, args.source_sample)
     start = None if args.decoder_start is None else _ids(args.decoder_start, "--decoder-start")
     shape = check_request(trained, prompt, args.tokens, args.tokenizer, start)  # before quantizing
     _progress(f"quantizing {trained.name}")
@@ -783,6 +787,10 @@ def build_parser() -> argparse.ArgumentParser:
     given.add_argument("--prompt-ids", metavar="IDS",
                        help="the prompt as token ids, e.g. 15496,11,995 (a model without a "
                             "tokenizer)")
+    given.add_argument("--source-sample", metavar="N", type=int,
+                       help="an encoder-decoder of two inputs: the source of sample N of the "
+                            "--data file (its test_x, else its calibration arrays): source ids, "
+                            "or float features (Whisper's)")
     sp.add_argument("--tokenizer", metavar="bytes|DIR",
                     help="how --prompt becomes ids: bytes (UTF-8, ids 0..255) or a directory "
                          "with a transformers tokenizer (save_pretrained); default: bytes for a "

@@ -188,12 +188,13 @@ def _module_model(model: Any, calibration: np.ndarray | None) -> Any:
     from qasic.models.user import model_inputs, packed_model
 
     _eval_mode(model)
+    name = type(model).__name__  # the user's class, not the packing wrapper's
     if isinstance(calibration, dict):  # several inputs: {forward parameter: batch}, packed
-        model, calib = packed_model(model, calibration, type(model).__name__)
+        model, calib = packed_model(model, calibration, name)
     else:
         calib = model_inputs(np.asarray(calibration))  # token ids stay int64, the rest float32
     empty = np.zeros((0, *calib.shape[1:]), dtype=calib.dtype)
-    return TrainedModel(name=type(model).__name__, module=model,
+    return TrainedModel(name=name, module=model,
                         example_input=torch.from_numpy(calib[:1].copy()), calibration=calib,
                         test_inputs=empty, test_labels=np.zeros(0, dtype=np.int64),
                         fp32_accuracy=float("nan"))

@@ -23,7 +23,10 @@ into states that every decode step reads (``kv_cache_bytes`` counts them). A sou
 than S is right-padded with the model's pad id, which its padding mask (computed in its forward
 from the source ids: ``attention_mask=ids[:, :S] != pad``) hides from the encoder's
 self-attention and from every cross-attention (qasic.quant.srcpad); a model without one takes
-exactly S ids.
+exactly S ids. Written with two inputs, ``forward(source ids, target ids)``, it runs joined into
+that one input (qasic.quant.decode_inputs); with a float source (Whisper's
+``forward(input_features, decoder_input_ids)``) it stays two inputs: the prefill program takes
+the features' codes and the target's first ids (qasic.quant.decode.features_source).
 
 The prompt is text, encoded by a ``Tokenizer``: UTF-8 bytes for a model of 256 ids (tiny_gpt's),
 or a ``transformers`` tokenizer saved in a local directory (``tokenizer_for``); or token ids.
@@ -113,16 +116,21 @@ def tokenizer_for(spec: str | None, vocab: int) -> Tokenizer | None:
 def generate(model: Any = "tiny_gpt", prompt: Prompt = "", tokens: int = 16, *,
              config: Any = None, arch: ArchLike = "default", tokenizer: str | None = None,
              progress: Progress | None = None, decoder_start: Start = None,
-             output: int | str | None = None) -> dict:
+             output: int | str | None = None, calibration: Any = None) -> dict:
     """Generate ``tokens`` tokens after ``prompt`` (text, or token ids) with the quantized
     ``model`` (a built-in language model name, or a TrainedModel of a causal language model or
     an encoder-decoder, whose ``prompt`` is the source) on the simulator; returns the record
     that ``qasic generate --json`` prints. ``output``: the logits' index or key in a model's
-    tuple or dict output (``--output``, qasic.models.outputs)."""
+    tuple or dict output (``--output``, qasic.models.outputs). An nn.Module needs
+    ``calibration``: ids (batch, C), or an encoder-decoder of two id inputs' {forward
+    parameter: ids} (``{"input_ids": (batch, S), "decoder_input_ids": (batch, T)}``)."""
+    from qasic.evaluation import resolve_model
     from qasic.flow import quantize_model
     from qasic.models.outputs import select_output
     from qasic.quant import QuantConfig
 
+    if not isinstance(model, str):  # an nn.Module, a file.py:factory, a TrainedModel
+        model = resolve_model(model, calibration=calibration, progress=progress)
     trained = select_output(_language_model(model, progress), output)
     shape = check_request(trained, prompt, tokens, tokenizer, decoder_start)
     full = quantize_model(trained, config if config is not None else QuantConfig())
@@ -147,6 +155,9 @@ def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
 
     trained = _language_model(trained, progress)
     c, vocab = shape if shape is not None else _shape(trained)
+    if _features(trained):
+        return _generate_features(trained, full, prompt, tokens, c, vocab, as_arch(arch),
+                                  tokenizer_for(tokenizer, vocab), progress, decoder_start)
     tok = tokenizer_for(tokenizer, vocab)
     ids = _prompt_ids(prompt, tok)
     if positions(full) != c:  # logits for fewer positions than ids, not [source | target]
@@ -174,7 +185,7 @@ def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
             "prompt": prompt if isinstance(prompt, str) else text(ids),
             "tokenizer": tok.name if tok else None, "prompt_ids": [int(i) for i in ids],
             "prompt_tokens": len(ids), "source_tokens": len(source),
-            "source_positions": s if s else None, "source_pad_id": pad,
+            "source_shape": None, "source_positions": s if s else None, "source_pad_id": pad,
             "decoder_ids": [int(i) for i in start] if len(source) else None,
             "tokens": [int(t) for t in got],
             "text": text(got), "fp32_text": text(fp32),
@@ -183,6 +194,92 @@ def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
                                               for a, b in zip(rows, ref_rows, strict=True))),
             "fp32_agreement": float(np.mean(np.asarray(got) == np.asarray(fp32))),
             **costs, "compile_s": session.compile_s, "simulate_s": simulate_s}
+
+
+def _features(trained: Any) -> bool:
+    from qasic.quant.decode_inputs import source_features
+
+    return source_features(trained) is not None
+
+
+def _features_request(trained: Any, source: Any, tokens: int, c: int, vocab: int,
+                      decoder_start: Start) -> tuple[np.ndarray, np.ndarray]:
+    """(features, the target's first ids) of an encoder-decoder of a float source (Whisper's),
+    else one line: features of another shape, no tokens, more than its target positions, a
+    missing decoder start, ids outside the vocabulary."""
+    from qasic.quant.decode_inputs import check_features
+
+    if isinstance(source, str):
+        raise ConfigError(f"model {trained.name}'s source is float features, not text: give "
+                          "them as an array (the Python API's prompt=), or from the data file "
+                          "(qasic generate --source-sample N)")
+    features = check_features(trained, source)
+    if tokens < 1:
+        raise InputError(f"--tokens {tokens}: generate at least one token")
+    start = _decoder_start(trained, decoder_start, int(np.prod(features.shape)))
+    if len(start) + tokens > c:
+        raise InputError(f"the target's first {len(start)} ids plus {tokens} new ones are "
+                         f"{len(start) + tokens} tokens, longer than the model's {c} target "
+                         "positions; generate fewer tokens")
+    bad = start[(start < 0) | (start >= vocab)]
+    if bad.size:
+        raise InputError(f"token id {int(bad[0])} is outside the vocabulary of {vocab} "
+                         f"(ids 0..{vocab - 1})")
+    return features, start
+
+
+def _generate_features(trained: Any, full: Any, source: Any, tokens: int, c: int, vocab: int,
+                       target: Any, tok: Tokenizer | None, progress: Progress | None,
+                       decoder_start: Start) -> dict:
+    """``generate_quantized`` of an encoder-decoder of a float source: the prefill takes the
+    features' codes and the target's first ids (two input regions), the decode steps the
+    target's tokens as any encoder-decoder's."""
+    from qasic.quant import graph_inputs
+
+    features, start = _features_request(trained, source, tokens, c, vocab, decoder_start)
+    f = features.size
+    packed = graph_inputs.pack([features[None], np.zeros((1, c))])
+    codes = full.quantize_input(packed)[0, :f].astype(np.int64)  # the features' codes
+    session = Session(full, len(start), target, progress)
+    t0 = time.perf_counter()
+    got, rows = session.generate(np.concatenate([codes, start]), tokens)
+    simulate_s = time.perf_counter() - t0
+    want, ref_rows = golden_tokens(full, start, tokens, codes)
+    fp32 = float_tokens(trained.module, start, tokens, c, features.reshape(-1))
+    text = (lambda t: tok.decode(t)) if tok else (lambda t: None)
+    return {"model": trained.name, "arch": target.name, "prompt": None,
+            "tokenizer": tok.name if tok else None, "prompt_ids": [], "prompt_tokens": 0,
+            "source_tokens": 0, "source_shape": list(features.shape),
+            "source_positions": None, "source_pad_id": None,
+            "decoder_ids": [int(i) for i in start], "tokens": [int(t) for t in got],
+            "text": text(got), "fp32_text": text(fp32),
+            "matches_reference": bool(np.array_equal(got, want)
+                                      and all(np.array_equal(a, b)
+                                              for a, b in zip(rows, ref_rows, strict=True))),
+            "fp32_agreement": float(np.mean(np.asarray(got) == np.asarray(fp32))),
+            **session.costs(), "compile_s": session.compile_s, "simulate_s": simulate_s}
+
+
+def source_sample(trained: Any, n: int) -> np.ndarray:
+    """The source of sample ``n`` of an encoder-decoder of two inputs (``language_model``'s
+    TrainedModel): its test inputs', else its calibration batch's first input (ids, or float
+    features); one line for another model or an index outside the samples."""
+    import torch
+
+    from qasic.quant.decode_inputs import Joined, source_features
+
+    x = trained.test_inputs if len(trained.test_inputs) else trained.calibration
+    if not isinstance(trained.module, Joined) and source_features(trained) is None:
+        raise ConfigError(f"--source-sample: model {trained.name} is not an encoder-decoder of "
+                          "two inputs (source, target ids); give --prompt-ids or --prompt")
+    if not 0 <= n < len(x):
+        raise InputError(f"--source-sample {n}: the data file holds {len(x)} samples; give "
+                         f"0..{len(x) - 1}")
+    if isinstance(trained.module, Joined):
+        return np.asarray(x[n, :trained.module.source], np.int64)
+    module = getattr(trained.module, "module", None) if not hasattr(
+        trained.module, "unpack") else trained.module
+    return module.unpack(torch.from_numpy(np.asarray(x[n:n + 1])))[0][0].numpy()
 
 
 def check_request(trained: Any, prompt: Prompt, tokens: int,
@@ -197,27 +294,41 @@ def check_request(trained: Any, prompt: Prompt, tokens: int,
     learnt from one float run, for ``generate_quantized``."""
     trained = _language_model(trained, None)
     c, vocab = _shape(trained)
+    if _features(trained):
+        _features_request(trained, prompt, tokens, c, vocab, decoder_start)
+        return c, vocab
     _check_request(_prompt_ids(prompt, tokenizer_for(tokenizer, vocab)), tokens, c, vocab,
                    _source(trained, c), trained, decoder_start)
     return c, vocab
+
+
+def language_model(model: Any, progress: Progress | None = None) -> Any:
+    """The TrainedModel generation quantizes and runs: a built-in language model by name, or
+    any model over token ids (a user's causal LM; ``_shape`` checks its output); an
+    encoder-decoder of two id inputs, forward(source ids, target ids), behind one input
+    [source | target] (qasic.quant.decode_inputs)."""
+    return _language_model(model, progress)
 
 
 def _language_model(model: Any, progress: Progress | None) -> Any:
     """The TrainedModel of a language model: a built-in one by name, or any model over token ids
     (a user's causal LM; ``_shape`` checks its output)."""
     from qasic.models.textmodels import TextModel
+    from qasic.quant.decode_inputs import joined, source_features
 
     if isinstance(model, str):
         from qasic.models import get_model
 
         model = get_model(model, progress=progress)
+    model = joined(model)  # an encoder-decoder of two id inputs: [source | target]
     name = getattr(model, "name", type(model).__name__)
     if isinstance(model, TextModel) and model.task != "language_model":
         raise ConfigError(f"model {name} is a {model.task.replace('_', ' ')} model, not a "
                           "language model; qasic generate takes a causal language model "
                           "(tiny_gpt, or a user model returning logits over token ids)")
     x = getattr(model, "example_input", None)
-    if x is None or x.dtype.is_floating_point or x.dim() != 2:
+    if source_features(model) is None and (x is None or x.dtype.is_floating_point
+                                           or x.dim() != 2):
         raise ConfigError(f"model {name} does not take token ids (its input is "
                           f"{'unknown' if x is None else f'{x.dtype} {tuple(x.shape)}'}); "
                           "qasic generate takes a causal language model over int64 ids "
@@ -232,6 +343,7 @@ def _shape(trained: Any) -> tuple[int, int]:
     import torch
 
     from qasic.evaluation import model_output
+    from qasic.quant.decode_inputs import target_rows
 
     x = trained.example_input
     with torch.no_grad():
@@ -239,6 +351,8 @@ def _shape(trained: Any) -> tuple[int, int]:
     if isinstance(y, (tuple, list)) or hasattr(y, "to_tuple"):
         y = model_output(y)  # the tensor capture compiles: (logits, None) -> logits (nanoGPT)
     c = int(x.shape[-1])
+    if isinstance(y, torch.Tensor) and y.dim() == 3:
+        target_rows(trained, int(y.shape[1]))
     if _last_only(trained.module, y, c):
         return c, int(y.shape[-1])  # the last position's logits: a causal LM's (lastrow)
     if not isinstance(y, torch.Tensor) or y.dim() != 3 or y.shape[0] != 1 \
@@ -398,7 +512,8 @@ class Session:
 
         self.full, self.arch, self.progress, self.prompt = full, arch, progress, prompt
         t0 = time.perf_counter()
-        self.prefill = compile_graph(prefill_graph(full, prompt), arch)
+        self.prefill_graph = prefill_graph(full, prompt)
+        self.prefill = compile_graph(self.prefill_graph, arch)
         self.decode = compile_graph(decode_graph(full), arch)
         self.compile_s = time.perf_counter() - t0
         for program in (self.prefill, self.decode):  # the machine runs verified programs only
@@ -413,11 +528,14 @@ class Session:
         """Greedy tokens and each step's logit codes (the row that picked it). ``ids``: the
         prefill's input (an encoder-decoder's: its S source ids, a shorter source right-padded
         with ``source_pad``'s id, then the target's first)."""
+        from qasic.isa.program import input_specs
         from qasic.quant.decode import positions
         from qasic.sim import fast  # the fast path: bit-exact with Machine.run (tests/sim)
         from qasic.sim.machine import Machine
+        from qasic.sim.run import write_inputs
 
-        ids, need = np.asarray(ids), int(np.prod(self.prefill.meta["input"]["shape"]))
+        specs = input_specs(self.prefill.meta)
+        ids, need = np.asarray(ids), sum(int(np.prod(r["shape"])) for r in specs)
         if ids.shape != (need,):
             raise InputError(f"ids of shape {ids.shape}: the prefill of {self.full.name} takes "
                              f"({need},) ids")
@@ -427,7 +545,10 @@ class Session:
                              f"{self.full.name} has {c} positions, so 1..{c - self.prompt + 1} "
                              "new tokens")
         pre = Machine(self.prefill, self.arch, 1)
-        pre.write_region(self.prefill.meta["input"]["tensor"], ids[None].reshape(1, 1, -1, 1))
+        if len(specs) > 1:  # a float source's codes, then the target's ids
+            write_inputs(pre, self.prefill, ids[None])
+        else:
+            pre.write_region(specs[0]["tensor"], ids[None].reshape(1, 1, -1, 1))
         fast.run(pre)
         vocab = int(self.full.shapes[self.full.output][-1])
         # the last prompt position's row (a model of the last position's logits has one)
@@ -453,17 +574,28 @@ class Session:
         return int(np.argmax(io_encoding(self.decode.meta["output"]).decode(codes)))
 
     def costs(self) -> dict:
+        from qasic.quant.decode import cross_tensors, encoder_tensors, state_name
         from qasic.sim.run import _stats
         from qasic.sim.timing import schedule
 
         pre = _stats(self.prefill, self.arch, np.zeros(0), schedule(self.prefill, self.arch))
         dec = _stats(self.decode, self.arch, np.zeros(0), schedule(self.decode, self.arch))
         mhz = self.arch.clock_mhz
-        return {"prefill_cycles": pre.cycles, "prefill_energy_pj": pre.energy_pj,
+        cross = {state_name(t) for t in cross_tensors(self.full)}
+        enc = encoder_tensors(self.prefill_graph)  # the source's: the encoder, cross K/V writes
+        out = {n.name: n.output for n in self.prefill_graph.nodes}
+        encoder = sum(la["cycles"] for la, info in zip(pre.layers, self.prefill.layers,
+                                                      strict=True)
+                      if info.get("nodes") and all(out.get(k) in enc for k in info["nodes"]))
+        return {"prefill_cycles": pre.cycles,
+                "encoder_cycles": int(encoder) if enc else None,
+                "prefill_energy_pj": pre.energy_pj,
                 "decode_cycles_per_token": dec.cycles,
                 "energy_pj_per_token": dec.energy_pj,
                 "decode_dram_bytes_per_token": dec.dram_bytes,
                 "kv_cache_bytes": int(sum(r.size for r in self.states)),
+                "cross_cache_bytes": int(sum(r.size for r in self.states if r.name in cross))
+                if cross else None,
                 "tokens_per_s": mhz * 1e6 / dec.cycles if dec.cycles else None,
                 "decode_layers": [{k: la[k] for k in _LAYER_KEYS} for la in dec.layers]}
 
@@ -481,18 +613,27 @@ def summary(record: dict) -> str:
              f"{'source' if source else 'prompt'} ids {record['prompt_ids']} -> "
              f"{record['tokens']}")
     after = f"{source}-token source" if source else f"{record['prompt_tokens']}-token prompt"
+    if record.get("source_shape"):  # a float source (Whisper's features)
+        shape = tuple(record["source_shape"])
+        story = f"features {shape} -> {record['text'] or record['tokens']}"
+        after = f"source of features {shape}"
     return "\n".join([
         story,
         "",
         (f"{record['model']} on {record['arch']}: {len(record['tokens'])} tokens after a "
         f"{after}; equal to the golden reference: {same}; "
         f"{record['fp32_agreement']:.0%} of tokens equal fp32's"),
-        (f"prefill {record['prefill_cycles']} cycles; decode {record['decode_cycles_per_token']} "
-        f"cycles/token ({record['tokens_per_s']:.0f} tokens/s), {e['total'] / 1e3:.1f} "
-        f"nJ/token (mac {e['mac'] / 1e3:.1f}, sram {e['sram'] / 1e3:.1f}, dram "
+        (f"prefill {record['prefill_cycles']} cycles"
+         + (f" ({record['encoder_cycles']} of them the encoder's)"
+            if record.get("encoder_cycles") else "")
+         + f"; decode {record['decode_cycles_per_token']} cycles/token "
+        f"({record['tokens_per_s']:.0f} tokens/s), {e['total'] / 1e3:.1f} nJ/token "
+        f"(mac {e['mac'] / 1e3:.1f}, sram {e['sram'] / 1e3:.1f}, dram "
         f"{e['dram'] / 1e3:.1f}, other {e['other'] / 1e3:.1f}, leakage "
         f"{e['leakage'] / 1e3:.1f})"),
-        (f"KV cache {record['kv_cache_bytes']} bytes; a decode step moves "
+        (f"KV cache {record['kv_cache_bytes']} bytes"
+         + (f" ({record['cross_cache_bytes']} of them the cross-attention's over the source)"
+            if record.get("cross_cache_bytes") else "") + "; a decode step moves "
         f"{record['decode_dram_bytes_per_token']} DRAM bytes")])
 
 
@@ -522,11 +663,11 @@ def golden_tokens(full: Any, ids: np.ndarray, tokens: int, source: Sequence[int]
     the ``source`` ids, then the target so padded). A model of the last position's logits
     reads the sequence's last token (qasic.quant.lastrow.at_position)."""
     from qasic.quant import reference
+    from qasic.quant.decode import positions
     from qasic.quant.lastrow import at_position, last_selects
     from qasic.sim.run import io_encoding
 
-    s = len(source)
-    c = int(full.shapes[full.input][0]) - s
+    s, c = len(source), positions(full)
     last = bool(last_selects(full, c))
     enc = io_encoding({"scale": full.tensors[full.output].scale,
                        "zero_point": full.tensors[full.output].zero_point,
@@ -560,8 +701,10 @@ def float_tokens(module: Any, ids: np.ndarray, tokens: int, c: int,
     seq, s = [int(i) for i in ids], len(source)
     with torch.no_grad():
         for _ in range(tokens):
-            x = torch.zeros(1, s + c, dtype=torch.int64)
-            x[0, :s] = torch.as_tensor(np.asarray(source, np.int64))
+            src = np.asarray(source)
+            floats = src.dtype.kind == "f"  # a float source: the packed batch is float64
+            x = torch.zeros(1, s + c, dtype=torch.float64 if floats else torch.int64)
+            x[0, :s] = torch.as_tensor(src.astype(np.float64 if floats else np.int64))
             x[0, s:s + len(seq)] = torch.tensor(seq)
             y = module(x[:, :s + len(seq)] if last else x)
             if isinstance(y, (tuple, list)) or hasattr(y, "to_tuple"):

@@ -153,6 +153,9 @@ GLOSSARY.update({
     "prompt_tokens": Key("int", "tokens the prompt encodes to (the prefill's length)"),
     "source_tokens": Key("int", "an encoder-decoder's source length (its prompt: the ids the "
                          "encoder reads); 0 for a causal language model"),
+    "source_shape": Key("list of ints | null", "an encoder-decoder's float source's shape "
+                        "(Whisper's log-mel features: mel bins, frames), the encoder's input "
+                        "besides the target ids; null for a source of ids"),
     "source_positions": Key("int | null", "an encoder-decoder's S, the source length it was "
                             "captured with (a shorter source is right-padded to it); null for a "
                             "causal language model"),
@@ -174,6 +177,10 @@ GLOSSARY.update({
                              "far)"),
     "prefill_cycles": Key("int", "cycles of the prefill: the prompt's tokens at once, writing "
                           "the KV caches"),
+    "encoder_cycles": Key("int | null", "an encoder-decoder's part of `prefill_cycles`: the "
+                          "kernels that compute from the source alone (the encoder, writing its "
+                          "cross-attention keys and values), run once per generation; null for a "
+                          "causal language model"),
     "decode_cycles_per_token": Key("int", "cycles of one decode step (one new token)"),
     "decode_dram_bytes_per_token": Key("int", "DRAM bytes one decode step moves (weights, the "
                                        "whole KV cache, activations)"),
@@ -182,6 +189,10 @@ GLOSSARY.update({
                           "values over the source too) and of the other states generation "
                           "carries (a token convolution's inputs with their padding, a "
                           "selective scan's state h)"),
+    "cross_cache_bytes": Key("int | null", "an encoder-decoder's part of `kv_cache_bytes`: the "
+                             "cross-attention keys and values over the source (and its padding "
+                             "mask) that the prefill writes once and every decode step reads; "
+                             "null for a causal language model"),
     "tokens_per_s": Key("number", "decode steps per second at the arch clock"),
     "decode_layers": Key("list of objects", "the decode step's kernels, as `layers`"),
 })
@@ -274,9 +285,11 @@ DOCUMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
                           *_COSTS[:1], *_COSTS[2:])))),
     "generate": ("qasic generate --json", (
         "schema", "model", "arch", "prompt", "tokenizer", "prompt_ids", "prompt_tokens",
-        "source_tokens", "source_positions", "source_pad_id", "decoder_ids", "tokens", "text",
+        "source_tokens", "source_shape", "source_positions", "source_pad_id", "decoder_ids",
+        "tokens", "text",
         "fp32_text", "matches_reference", "fp32_agreement", "prefill_cycles",
-        "decode_cycles_per_token", "decode_dram_bytes_per_token", "kv_cache_bytes", "tokens_per_s",
+        "encoder_cycles", "decode_cycles_per_token", "decode_dram_bytes_per_token",
+        "kv_cache_bytes", "cross_cache_bytes", "tokens_per_s",
         *(f"{e}.{p}" for e in ("prefill_energy_pj", "energy_pj_per_token")
           for p in ("mac", "sram", "dram", "other", "leakage", "total")),
         *_each("decode_layers", (*_LAYER, "cycles", "macs", "dram_bytes", *_COSTS[4:])),

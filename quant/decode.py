@@ -108,14 +108,34 @@ def state_name(tensor: str) -> str:
     return f"cache.{tensor}"
 
 
+def ids_input(graph: QGraph) -> str:
+    """The input tensor of the token ids a decode step takes: the graph's one input, or the
+    target ids of an encoder-decoder of a float source (``features_source``)."""
+    return graph.inputs[1] if features_source(graph) else graph.input
+
+
+def features_source(graph: QGraph) -> bool:
+    """An encoder-decoder of two inputs, a float source (Whisper's log-mel features) and the
+    target ids (T,) that one embedding reads: the encoder is what the features compute."""
+    from qasic.quant import graph_inputs
+
+    names, layouts = graph_inputs.names(graph), graph_inputs.layouts(graph)
+    return len(names) == 2 and layouts[0] != "tokens" and layouts[1] == "tokens" \
+        and len(graph.shapes[names[1]]) == 1
+
+
 def positions(graph: QGraph) -> int:
     """C: the token positions of a token model's graph (an encoder-decoder's: its target's)."""
+    if features_source(graph):
+        return int(graph.shapes[graph.inputs[1]][0])
     shape = graph.shapes[graph.input]
     if len(graph.inputs) > 1:
         raise UnsupportedOpError(f"model {graph.name} takes {len(graph.inputs)} inputs "
                                  f"({', '.join(graph.inputs)}); generation needs a language "
-                                 "model over one input of int ids: wrap it in a forward of the "
-                                 "ids alone (the others held inside)")
+                                 "model over one input of int ids, or an encoder-decoder of "
+                                 "float features and target ids (qasic generate joins source "
+                                 "and target ids into one: quant.decode_inputs): wrap it in a "
+                                 "forward of those inputs alone (the others held inside)")
     if graph.input_layout != "tokens" or len(shape) != 1:
         raise UnsupportedOpError(f"model {graph.name} does not take token ids (input "
                                  f"{graph.input} of shape {tuple(shape)}); generation needs a "
@@ -149,10 +169,13 @@ def encoder_tensors(graph: QGraph) -> frozenset[str]:
     """An encoder-decoder's tensors computed from the source ids alone (the encoder, its
     padding mask, and the cross-attention keys and values made from its output); empty for a
     decoder-only model."""
-    split = seq2seq(graph)
-    if split is None:
-        return frozenset()
-    src, tgt = {split[1].output, *source_masks(graph, split[0])}, {split[2].output}
+    if features_source(graph):  # what the float source alone computes
+        src, tgt = {graph.inputs[0]}, {graph.inputs[1]}
+    else:
+        split = seq2seq(graph)
+        if split is None:
+            return frozenset()
+        src, tgt = {split[1].output, *source_masks(graph, split[0])}, {split[2].output}
     for n in graph.nodes:
         if tgt.intersection(n.inputs):
             tgt.add(n.output)
@@ -507,7 +530,7 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
     caches |= key_bits.tensors(full, encoder_tensors(full))  # the prompt's padding-mask bits
     mixes = token_mixes(full)
     mixed = {out for _, out in mixes.values()}  # their P rows into states too
-    enc, source = encoder_tensors(full), int(full.shapes[full.input][0]) - c
+    enc, ids = encoder_tensors(full), ids_input(full)
     convs, shifts = token_convs(full), token_shifts(full)
     windows = _windows(convs, shifts)  # a token conv's or shift's input -> K
     scans = {name: p for p in _recurrences(full, c) for name in (*p.position, p.concat)}
@@ -518,7 +541,9 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
     unread = decode_planes.unread(full, planes)
     last = set(lastrow.last_selects(full, c))  # the logits of the last position alone
     sums: set[str] = set()  # row sums over the keys cut to the prompt (_widening_sliced)
-    nodes, shapes = [], {full.input: (source + prompt,)}
+    nodes, shapes = [], {ids: (int(full.shapes[ids][0]) - c + prompt,)}
+    if ids != full.input:  # a float source runs whole
+        shapes[full.input] = full.shapes[full.input]
     tensors = dict(full.tensors)
     for n in full.nodes:
         if n.name in unread:
@@ -594,7 +619,8 @@ def decode_graph(full: QGraph) -> QGraph:
     pads = _pad_steps(full, tokens, windows)  # a padded chain's left pad -> L
     scans = {name: p for p in _recurrences(full, c) for name in (*p.position, p.concat)}
     last = set(lastrow.last_selects(full, c))  # the logits of the last position alone
-    tensors = {**full.tensors, STEP: full.tensors[full.input]}
+    ids = ids_input(full)
+    tensors = {**full.tensors, STEP: full.tensors[ids]}
     shapes: dict[str, tuple[int, ...]] = {STEP: (2,)}
     rename: dict[str, str] = {}
     whole: set[str] = set()  # over all C positions: the caches and what only they feed
@@ -651,7 +677,7 @@ def decode_graph(full: QGraph) -> QGraph:
             continue
         if n.output in enc:
             continue  # the encoder: not run by a decode step (_unread checks nothing needs it)
-        if n.op == "embedding" and n.inputs == (full.input,):
+        if n.op == "embedding" and n.inputs == (ids,):
             if np.ndim(n.params["table"]) == 1:
                 key_bits.refuse_other_readers(full, n, enc)
             n = replace(n, inputs=(STEP,), attrs={**n.attrs, "offset": 0, "rows": 1})
@@ -659,7 +685,7 @@ def decode_graph(full: QGraph) -> QGraph:
                                     or "valid" in n.params):
             n = _masked(n, full, nodes, shapes, tensors, masks, c, n.name in sinks,
                         frozenset(rename.get(t, t) for t in key_bits.tensors(full, enc)))
-        elif full.input in n.inputs:
+        elif ids in n.inputs:
             raise UnsupportedOpError(f"{n.name} ({n.op}) reads the token ids; generation "
                                      "supports token embeddings only")
         _unread(n, enc, whole)
@@ -687,8 +713,9 @@ def decode_graph(full: QGraph) -> QGraph:
             tensors[name] = full.tensors[n.output]
     # grouped-query attention on the caches themselves where the head repeat is exact
     nodes = decode_groups.shared(nodes, shapes, tensors)
-    return replace(full, name=f"{full.name}.decode", input=STEP,
-                   nodes=_live(nodes, full.output), shapes=shapes, tensors=tensors)
+    return replace(full, name=f"{full.name}.decode", input=STEP, inputs=(), input_layouts=(),
+                   input_layout="tokens", nodes=_live(nodes, full.output), shapes=shapes,
+                   tensors=tensors)
 
 
 def _append(n: QNode, full: QGraph, nodes: list, shapes: dict) -> None:
@@ -1150,7 +1177,8 @@ def _token_axes(graph: QGraph) -> dict[str, tuple[int, int]]:
     scanned = {name for p in plans for name in p.position}
     stacks = {p.concat for p in plans}
     last = set(lastrow.last_selects(graph, positions(graph)))  # one row: no token axis
-    out = {graph.input: (0, 1)}
+    ids = ids_input(graph)
+    out = {ids: (0, 1)}
     for n in graph.nodes:
         if n.output in enc or n.name in scanned or n.name in last:
             continue
@@ -1184,7 +1212,7 @@ def _token_axes(graph: QGraph) -> dict[str, tuple[int, int]]:
                     continue  # summed over
                 rel = -1 if rel == -2 else rel
             out[n.output] = (rel + len(shapes[n.output]), inner)
-        elif n.op != "embedding" or n.inputs[0] == graph.input:
+        elif n.op != "embedding" or n.inputs[0] == ids:
             out[n.output] = (axis, inner)
     return out
 

@@ -34,6 +34,8 @@ class Network:
     prompt: tuple[int, ...] = ()  # a decoder's prompt ids: also run through qasic generate
     tokens: int = 4  # tokens generate decodes
     decoder_start: tuple[int, ...] = ()  # an encoder-decoder's decoder start ids
+    # an encoder-decoder of two inputs: generate from sample N's source (Whisper's features)
+    source_sample: int | None = None
     output: str = ""  # --output: the tensor to run of a model returning several (index or key)
     module: str = ""  # filled by ``networks``: the defining module's file name
 

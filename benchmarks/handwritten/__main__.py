@@ -60,10 +60,11 @@ def run_one(net: Network, tmp: Path) -> dict:
     else:
         rec |= {"status": "ok", "bit_exact": bool(out["bit_exact"]),
                 "cosine": out.get("cosine"), "cycles": int(out["cycles"])}
-        if net.prompt:
+        if net.prompt or net.source_sample is not None:
+            source = ["--prompt-ids", ",".join(map(str, net.prompt))] if net.prompt else \
+                ["--source-sample", str(net.source_sample)]  # a float source's (Whisper's)
             cmd = [*qasic, "generate", "--model", net.model_arg, "--data", str(data),
-                   "--prompt-ids", ",".join(map(str, net.prompt)), "--tokens", str(net.tokens),
-                   *pick, "--json"]
+                   *source, "--tokens", str(net.tokens), *pick, "--json"]
             if net.decoder_start:
                 cmd += ["--decoder-start", ",".join(map(str, net.decoder_start))]
             code, gen, err = _run(cmd)
