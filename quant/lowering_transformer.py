@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from qasic.quant import (
+    grid_sample,
     hashing,
     inplace,
     lowering_gather,
@@ -534,22 +535,6 @@ def cdist(b: Any, node: Any, args: list, kwargs: dict) -> None:
                  "codebook vectors (VQModel.decode(h, force_not_quantize=True))")
 
 
-def grid_sample(b: Any, node: Any, args: list, kwargs: dict) -> None:
-    """aten.grid_sampler(x, grid, ...): x sampled at the grid's locations. Mask2Former's and
-    Deformable DETR's multi-scale deformable attention predict the locations from each query
-    (sampling offsets): which elements are read depends on the values, a data-dependent gather
-    a compiled program cannot make, so it is refused in one line; so is a constant grid (a
-    fixed resampling, not built)."""
-    if not isinstance(args[1], torch.Tensor):
-        b.fail(node, "grid_sample at locations computed from the activations (e.g. the sampling "
-                     "offsets each query predicts in Mask2Former's or Deformable DETR's "
-                     "multi-scale deformable attention): a data-dependent gather a compiled "
-                     "program, whose data movement is fixed, cannot make; only models without "
-                     "one (MaskFormer's decoder attends densely)")
-    b.fail(node, "grid_sample at constant locations (a fixed resampling) is not built; "
-                 "use F.interpolate for a resize")
-
-
 def topk_mask(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """qasic::topk_mask(scores, k) (qasic.quant.routers): the 0/1 mask of each row's k largest."""
     x = _sequence_input(b, node, args[0], "top-k scores")
@@ -607,7 +592,7 @@ def _table() -> dict:
     t.update(lowering_ssm.HANDLERS)  # masked_fill by 0, exp of -inf masked values, cumsum
     t.update(dict.fromkeys(DATA_DEPENDENT, data_dependent))
     t[aten.cdist.default] = cdist
-    t.update(dict.fromkeys(GRID_SAMPLERS, grid_sample))
+    t.update(dict.fromkeys(GRID_SAMPLERS, grid_sample.sample))
     t[torch.ops.qasic.topk_mask.default] = topk_mask
     t[torch.ops.qasic.masked_softmax.default] = masked_softmax
     t[aten.copy_.default] = inplace.copy_
