@@ -24,8 +24,9 @@ interpolation are refused. Cost per map: 2 Hg Wg H W (the two K=2 linears) + Hg 
 product) + C Hg Wg H W MACs (the matmul), dense over every pixel: the locations are not known
 when the program is compiled.
 
-A constant grid is a fixed resampling: the same weights, computed here, as one linear over
-the map's flattened pixels.
+A constant grid is a fixed resampling: the same weights, computed here in float, as one linear
+over the map's flattened pixels (one grid for every map), or a matmul by a ``constant`` node
+(one grid per map: a deformable decoder's first layer, whose queries are learned constants).
 """
 
 from __future__ import annotations
@@ -154,15 +155,29 @@ def weights(grid: np.ndarray, h: int, w: int, mode: str, padding: str,
 
 def _fixed(b: Any, node: Any, x: Act, grid: torch.Tensor, mode: str, padding: str,
            align: bool) -> Act:
-    """A constant grid (one for every sample): a linear of the map's flattened pixels."""
+    """A constant grid (the same for every sample: a decoder's first layer samples at its
+    learned queries' locations): one grid for all maps is a linear of the flattened pixels;
+    one per map (per head: the batch folded into the heads) a matmul with those weights as a
+    ``constant`` node."""
     sx = b.shapes[x.name]
+    lead, (h, w) = tuple(sx[:-3]), sx[-2:]
     g = grid.detach().to(torch.float64).numpy()
-    if g.shape[0] != 1:
-        b.fail(node, f"grid_sample at a constant grid of {g.shape[0]} maps; give one grid "
-                     "(batch 1) that every sample shares")
-    g = g[0]
-    wts = weights(g, sx[-2], sx[-1], mode, padding, align).reshape(-1, sx[-2] * sx[-1])
-    v = lowering_seq.reshaped(b, node, x, sx[:-2] + (sx[-2] * sx[-1],), suffix=".pixels")
-    out = b.add(node, "linear", (v.name,), {}, {"weight": wts, "bias": np.zeros(len(wts))},
-                shape=sx[:-2] + (len(wts),), suffix=".resampled")
-    return lowering_seq.reshaped(b, node, out, sx[:-2] + tuple(g.shape[:2]))
+    n = int(np.prod(lead))
+    v = lowering_seq.reshaped(b, node, x, sx[:-2] + (h * w,), suffix=".pixels")
+    if g.shape[0] == 1:
+        wts = weights(g[0], h, w, mode, padding, align).reshape(-1, h * w)
+        out = b.add(node, "linear", (v.name,), {}, {"weight": wts, "bias": np.zeros(len(wts))},
+                    shape=sx[:-2] + (len(wts),), suffix=".resampled")
+        return lowering_seq.reshaped(b, node, out, sx[:-2] + tuple(g.shape[1:3]))
+    per = g.reshape((-1, n) + g.shape[1:])
+    if g.shape[0] % n or not (per == per[:1]).all():
+        b.fail(node, f"grid_sample at a constant grid of {g.shape[0]} maps for maps of "
+                     f"per-sample shape {sx}; give one grid, or one per map, the same for "
+                     "every sample")
+    wts = weights(per[0], h, w, mode, padding, align)  # (n, Hg, Wg, HW)
+    wts = wts.reshape(lead + (-1, h * w))
+    const = b.add(node, "constant", (), {}, {"value": wts}, shape=wts.shape, suffix=".weights")
+    from qasic.quant.lowering_transformer import matmul_node  # it imports this module
+
+    out = matmul_node(b, node, v, const, True, 1.0, suffix=".resampled")
+    return lowering_seq.reshaped(b, node, out, sx[:-2] + tuple(g.shape[1:3]))

@@ -124,6 +124,33 @@ def test_constant_grid_is_one_linear():
     assert any(n.name.endswith(".resampled") for n in g.nodes)
 
 
+class HeadGrids(nn.Module):
+    """A constant grid per head (a deformable decoder's first layer: its learned queries'
+    locations), the batch folded into the heads as transformers folds it."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.value, self.out = nn.Linear(D, C), nn.Linear(C // 2, D)
+        self.register_buffer("grid", torch.rand(2, SIDE, SIDE, 2) * 2.2 - 1.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        v = self.value(x).transpose(1, 2).reshape(b * 2, C // 2, SIDE, SIDE)
+        y = F.grid_sample(v, self.grid.repeat(b, 1, 1, 1), align_corners=False)
+        return self.out(y.view(b, 2, C // 2, S).sum(1).transpose(1, 2))
+
+
+def test_constant_grid_per_head_is_a_matmul_by_constant_weights():
+    net = HeadGrids().eval()
+    g = _float_matches(net, _x(3))
+    ops = {n.op for n in g.nodes if n.name.startswith("grid_sampler")}
+    assert {"constant", "matmul"} <= ops and "lut" not in ops, ops
+    weights_node = next(n for n in g.nodes if n.op == "constant")
+    assert weights_node.params["value"].shape == (2, S, S)  # per head: 16 locations x 16 pixels
+    assert _simulated(net, _x(32), _x(4, seed=1)) > 0.999
+
+
 @pytest.mark.parametrize(("kw", "says"), [
     ({"padding": "reflection"}, "padding_mode='reflection'"),
     ({"mode": "bicubic"}, "mode='bicubic'"),
