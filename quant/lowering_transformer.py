@@ -43,6 +43,7 @@ from qasic.quant import (
     masks,
     relshift,
     routers,  # noqa: F401  (registers the qasic:: torch ops handled here)
+    topk_select,
 )
 from qasic.quant.lowering import Act, IdSlice, _act, _arg, _const, _np
 from qasic.quant.lowering_pointwise import Pointwise, materialize
@@ -595,6 +596,7 @@ def _table() -> dict:
     t.update(dict.fromkeys(GRID_SAMPLERS, grid_sample.sample))
     t[torch.ops.qasic.topk_mask.default] = topk_mask
     t[torch.ops.qasic.masked_softmax.default] = masked_softmax
+    t[torch.ops.qasic.topk_onehot.default] = topk_select.onehot
     t[aten.copy_.default] = inplace.copy_
     t.update({v: inplace.view_(t) for v in inplace.VIEWS})
     for view in (aten.view.default, aten.reshape.default, aten._unsafe_view.default):
