@@ -74,10 +74,35 @@ def _picked(node: fx.Node) -> tuple[fx.Node, fx.Node] | None:
     """(the topk node, x) when ``node`` is x.gather(d, idx spread over x's last axis), idx a
     top-k's indices of scores (..., T) along their last axis d, x (..., T, D) of the scores'
     leading axes."""
+    if node.op == "call_function" and node.target is aten.index.Tensor:
+        return _indexed(node)
     if node.op != "call_function" or node.target is not aten.gather.default \
             or len(node.args) < 3 or node.kwargs.get("sparse_grad", False):
         return None
     x, d, idx = node.args[0], int(node.args[1]), node.args[2]
+    return _topk_rows(node, x, d, idx)
+
+
+def _indexed(node: fx.Node) -> tuple[fx.Node, fx.Node] | None:
+    """x[arange(batch)[:, None], idx] (PP-DocLayout's): the gather along axis 1."""
+    x, index = node.args[0], node.args[1]
+    if not isinstance(index, (list, tuple)) or len(index) != 2 or not _batch_rows(index[0]) \
+            or len(x.meta["val"].shape) != 3:
+        return None
+    return _topk_rows(node, x, 1, index[1])
+
+
+def _batch_rows(a: Any) -> bool:
+    """Whether ``a`` is arange(n)[:, None] (an unsqueeze(1) or view of it)."""
+    if not isinstance(a, fx.Node) or a.target not in (aten.unsqueeze.default,
+                                                       aten.view.default):
+        return False
+    r = a.args[0]
+    return isinstance(r, fx.Node) and r.target is aten.arange.default and len(r.args) == 1 \
+        and tuple(a.meta["val"].shape) == (int(r.args[0]), 1)
+
+
+def _topk_rows(node: fx.Node, x: fx.Node, d: int, idx: Any) -> tuple[fx.Node, fx.Node] | None:
     while isinstance(idx, fx.Node) and idx.target in _SPREADS:
         idx = idx.args[0]
     if not (isinstance(idx, fx.Node) and idx.target is operator.getitem and idx.args[1] == 1
