@@ -79,6 +79,12 @@ SUPPORTED = (
     "sum over per-sample axes; broadcasts of size-1 axes between two activations",
     "in-place views (unsqueeze_, squeeze_, transpose_, t_) read by nothing after them",
     "lerp(x, y, w): x + w (y - x)",
+    ("grid_sample at locations computed from the activations (bilinear or nearest, zeros or "
+     "border padding, align_corners either: a tent table of each pixel's distance per axis, "
+     "their product, a matmul with the map: multi-scale deformable attention), or at a "
+     "constant grid (a linear; per head, a matmul by constant weights)"),
+    ("gather / x[arange(batch)[:, None], idx] of the rows a topk of scores picks (two-stage "
+     "detectors' query selection): the matmul by the top-k's one-hot"),
     ("c / norm(x, dim=-1).clamp_min(eps) (a q/k norm to sqrt(d), ZAYA's): one norm node"),
     ("attention sinks: a constant logit per head (GPT-OSS) or one computed per token and head "
      "(Inkling2's sink_proj(x): one concat of T + 1 keys, generation refused)"),
