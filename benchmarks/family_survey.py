@@ -369,6 +369,12 @@ _DETR = {"use_timm_backbone": False, "use_pretrained_backbone": False,
 _DEFORMABLE = {k: v for k, v in _DETR.items() if k != "backbone_config"} | {
     "backbone_config": _DETR["backbone_config"] | {"out_features": ["stage1", "stage2"]},
     "num_feature_levels": 2, "encoder_n_points": 2, "decoder_n_points": 2}
+_LWDETR_VIT = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers": 2,
+               "num_attention_heads": 2, "mlp_ratio": 2, "window_block_indices": [0],
+               "num_windows": 4, "out_indices": [1, 2]}
+_LWDETR = {"projector_scale_factors": [1.0], "d_model": 32, "decoder_layers": 1,
+           "decoder_self_attention_heads": 2, "decoder_cross_attention_heads": 2,
+           "decoder_ffn_dim": 64, "decoder_n_points": 2, "num_queries": 8, "group_detr": 1}
 _RTDETR = {"backbone_config": {"model_type": "rt_detr_resnet", "embedding_size": 16,
                                "hidden_sizes": [16, 32, 32], "depths": [1, 1, 1],
                                "layer_type": "basic", "out_features": ["stage2", "stage3"]},
@@ -1939,6 +1945,19 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "RTDetrV2Model": ("vision", "RTDetrV2Config", _RTDETR | {"decoder_n_levels": 2}, {},
                       "image", 32),
     "DFineModel": ("vision", "DFineConfig", _RTDETR | {"decoder_n_points": 2}, {}, "image", 32),
+    # two-stage Deformable DETR (the detection model: the bare one has no heads to score the
+    # encoder's tokens; its last_hidden_state is the decoder's): the queries are the top-k
+    # tokens (quant.topk_select)
+    "DeformableDetrForObjectDetection@two_stage": (
+        "vision", "DeformableDetrConfig", _DEFORMABLE | {
+            "two_stage": True, "with_box_refine": True, "two_stage_num_proposals": 8}, {},
+        "image", 32),
+    # LW-DETR / RF-DETR: a windowed ViT (DINOv2's for RF-DETR) and a one-level projector, 1 group
+    "LwDetrModel": ("vision", "LwDetrConfig", _LWDETR | {"backbone_config": {
+        "model_type": "lw_detr_vit", **_LWDETR_VIT, "pretrain_image_size": 32}}, {},
+                    "image", 32),
+    "RfDetrModel": ("vision", "RfDetrConfig", _LWDETR | {"backbone_config": {
+        "model_type": "rf_detr_dinov2", **_LWDETR_VIT}}, {}, "image", 32),
     # Autoformer keeping every delay: int(6 * ln 16) = 16 = its encoder's and decoder's
     # lengths (qasic.quant.autocorrelation); one head (with two transformers pairs a sample's
     # values with another sample's delays: refused)
