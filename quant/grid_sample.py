@@ -7,7 +7,9 @@ Bilinear sampling is a weighted sum over the map's pixels with the tent kernel:
 x_q, y_q are the query's location in pixels (align_corners=False: x = ((g + 1) W - 1) / 2,
 True: x = (g + 1) (W - 1) / 2, g the grid's normalized coordinate); zero padding is the pixels
 outside the map not existing. x_q is a function of one activation (the grid's code), so for a
-map of H x W pixels (a sequence model's per-sample grid (..., Hg, Wg, 2), map (..., C, H, W)):
+map of H x W pixels (a sequence model's per-sample grid (..., Hg, Wg, 2), map (..., C, H, W);
+an image model's map (H, W, C) at a grid made channels last, a flow warp's base +
+flow.permute(0, 2, 3, 1): out (Hg Wg, C) = w @ pixels (H W, C), an image again):
 
     ux = linear(grid)     (..., Hg, Wg, HW)  ux[p] = a g_x + b - px   (weights (a, 0), bias b - px)
     uy = linear(grid)     (..., Hg, Wg, HW)  uy[p] = a g_y + b - py
@@ -61,14 +63,12 @@ def sample(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     if padding not in ("zeros", "border"):
         b.fail(node, f"grid_sample padding_mode={padding!r}; only 'zeros' and 'border' are "
                      "built")
-    if not b.sequence:
-        b.fail(node, "grid_sample in an image model's (H, W, C) layout is not built; it runs "
-                     "on maps of a sequence model (e.g. multi-scale deformable attention's "
-                     "per-head maps)")
     if isinstance(x, torch.Tensor):
         b.fail(node, "grid_sample of a constant map at computed locations is not built; "
                      "the map must be an activation")
     x = _act(b, node, x, "grid_sample input")
+    if not b.sequence:
+        return _image(b, node, x, grid, mode, padding, align)
     sx = b.shapes[x.name]
     h, w = int(sx[-2]), int(sx[-1])
     if isinstance(grid, torch.Tensor):
@@ -78,18 +78,7 @@ def sample(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     if len(sx) < 3 or len(sg) != len(sx) or sg[-1] != 2 or sg[:-3] != sx[:-3]:
         b.fail(node, f"grid_sample of a map of per-sample shape {sx} at a grid of {sg}; "
                      "the grid must be (..., H_out, W_out, 2) with the map's leading axes")
-    if padding == "border":
-        grid = _clamped(b, node, grid, h, w, align)
-        ax, bx, ay, by = w - 1, 0.0, h - 1, 0.0
-    else:
-        (ax, ay), (bx, by) = _axes(h, w, align)
-    py, px = np.divmod(np.arange(h * w), w)
-    kernel = KERNELS[mode]
-    rows = sg[:-1] + (h * w,)
-    tx = _kernel(b, node, grid, np.array([ax, 0.0]), bx - px, kernel, rows, ".x")
-    ty = _kernel(b, node, grid, np.array([0.0, ay]), by - py, kernel, rows, ".y")
-    wt = b.add(node, "mul", (tx.name, ty.name), {FIXED_CODES: PRODUCT}, shape=rows,
-               suffix=".weights")
+    wt = _weights(b, node, grid, h, w, mode, padding, align)
     q = int(np.prod(sg[-3:-1]))
     wt = lowering_seq.reshaped(b, node, wt, sg[:-3] + (q, h * w), suffix=".rows")
     v = lowering_seq.reshaped(b, node, x, sx[:-2] + (h * w,), suffix=".pixels")
@@ -97,6 +86,45 @@ def sample(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
     out = matmul_node(b, node, v, wt, True, 1.0, suffix=".sampled")
     return lowering_seq.reshaped(b, node, out, sx[:-2] + tuple(sg[-3:-1]))
+
+
+def _weights(b: Any, node: Any, grid: Act, h: int, w: int, mode: str, padding: str,
+             align: bool) -> Act:
+    """The sampling weights (..., Hg, Wg, H W) of an activation grid (..., Hg, Wg, 2)."""
+    if padding == "border":
+        grid = _clamped(b, node, grid, h, w, align)
+        ax, bx, ay, by = w - 1, 0.0, h - 1, 0.0
+    else:
+        (ax, ay), (bx, by) = _axes(h, w, align)
+    py, px = np.divmod(np.arange(h * w), w)
+    kernel = KERNELS[mode]
+    rows = b.shapes[grid.name][:-1] + (h * w,)
+    tx = _kernel(b, node, grid, np.array([ax, 0.0]), bx - px, kernel, rows, ".x")
+    ty = _kernel(b, node, grid, np.array([0.0, ay]), by - py, kernel, rows, ".y")
+    return b.add(node, "mul", (tx.name, ty.name), {FIXED_CODES: PRODUCT}, shape=rows,
+                 suffix=".weights")
+
+
+def _image(b: Any, node: Any, x: Act, grid: Any, mode: str, padding: str, align: bool) -> Act:
+    """An image model's map (H, W, C) (a flow warp, a spatial transformer) at a grid made in
+    sequence mode (..., Hg, Wg, 2) (the channels-last view of a predicted flow plus a base
+    grid): out (Hg Wg, C) = w (Hg Wg, H W) @ the map's pixels (H W, C), an image again."""
+    h, w, c = b.shapes[x.name]
+    src = b.env.get(node.args[1].name)
+    if isinstance(grid, torch.Tensor) or not isinstance(src, Act) \
+            or not b.made_in.get(node.args[1].name) or len(b.shapes[src.name]) != 3 \
+            or b.shapes[src.name][-1] != 2:
+        b.fail(node, "grid_sample of an image model's map at a grid that is not an activation "
+                     "(batch, H_out, W_out, 2) made channels last (e.g. base + "
+                     "flow.permute(0, 2, 3, 1)); a constant grid: F.interpolate for a resize")
+    hg, wg, _ = b.shapes[src.name]
+    wt = _weights(b, node, src, h, w, mode, padding, align)
+    wt = lowering_seq.reshaped(b, node, wt, (hg * wg, h * w), suffix=".rows")
+    v = lowering_seq.reshaped(b, node, x, (h * w, c), suffix=".pixels")
+    from qasic.quant.lowering_transformer import matmul_node  # it imports this module
+
+    out = matmul_node(b, node, wt, v, False, 1.0, suffix=".sampled")
+    return lowering_seq.reshaped(b, node, out, (hg, wg, c))
 
 
 def _axes(h: int, w: int, align: bool) -> tuple[tuple[float, float], tuple[float, float]]:
