@@ -43,6 +43,7 @@ from qasic.quant import (
     masks,
     relshift,
     routers,  # noqa: F401  (registers the qasic:: torch ops handled here)
+    row_masks,
     topk_select,
 )
 from qasic.quant.lowering import Act, IdSlice, _act, _arg, _const, _np
@@ -587,10 +588,10 @@ def _table() -> dict:
         aten.mm.default: matmul,  # image models keep qasic.quant.lowering's (a weight only)
         aten.scaled_dot_product_attention.default: sdpa,
         aten._scaled_dot_product_flash_attention_for_cpu.default: sdpa_tuple,
-        aten.masked_fill.Scalar: masks.masked_fill,
-        aten.masked_fill.Tensor: masks.masked_fill,
-        aten.masked_fill_.Scalar: masks.masked_fill_,
-        aten.masked_fill_.Tensor: masks.masked_fill_,
+        aten.masked_fill.Scalar: row_masks.filled(masks.masked_fill),
+        aten.masked_fill.Tensor: row_masks.filled(masks.masked_fill),
+        aten.masked_fill_.Scalar: row_masks.filled(masks.masked_fill_),
+        aten.masked_fill_.Tensor: row_masks.filled(masks.masked_fill_),
         aten.where.self: where,
         aten.where.ScalarOther: where,
         aten.where.ScalarSelf: where,
