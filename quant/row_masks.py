@@ -7,8 +7,10 @@ torch makes it additive, ``zeros_like(m).masked_fill_(m, -inf)``, and adds it to
 (``baddbmm``) or passes it to sdpa. Capture follows it symbolically:
 
     masked_fill(zeros, m, v <= -1e4)  ->  RowMask(valid)       valid = 1 - m, exact 0/1 codes
+    view(RowMask)  ->  RowMask(view(valid))
     baddbmm(RowMask, a, b) / scores + RowMask  ->  RowMasked(scores, valid)
     softmax(RowMasked)  ->  softmax(scores, valid)             the row mask of the scores' shape
+    sdpa(q, k, v, attn_mask=RowMask)  ->  sdpa's nodes, its softmax reading valid
 
 The softmax's second input is the golden reference's row mask (a key kept where its code is
 nonzero; ``qasic::masked_softmax`` of the mixtures of experts uses it too). A row with no kept
@@ -47,6 +49,10 @@ class RowMasked:
 
 
 VALUES = (RowMask, RowMasked)
+# the shape ops a RowMask goes through (its valid codes viewed alike): nn.MultiheadAttention's
+# attn_mask.view(batch, heads, Q, K) for sdpa
+VIEWS = (aten.view.default, aten.reshape.default, aten._unsafe_view.default,
+         aten.unsqueeze.default, aten.expand.default)
 
 
 def filled(handler: Any) -> Any:
@@ -73,7 +79,20 @@ def filled(handler: Any) -> Any:
 def apply(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     """An op reading a RowMask or RowMasked value (the builder's dispatch, as quant.sinks')."""
     from qasic.quant import lowering_transformer as lt  # it imports this module
+    from qasic.quant.lowering_pointwise import materialize
 
+    # the builder dispatches here before it makes pointwise chains lut nodes (q * scale)
+    args = [a if isinstance(a, VALUES) else materialize(b, a) for a in args]
+    kwargs = {k: v if isinstance(v, VALUES) else materialize(b, v) for k, v in kwargs.items()}
+    if node.target in VIEWS and isinstance(args[0], RowMask) \
+            and not any(isinstance(a, VALUES) for a in args[1:]):
+        return RowMask(lt.HANDLERS[node.target](b, node, [args[0].valid, *args[1:]], kwargs))
+    sdpa = node.target is aten.scaled_dot_product_attention.default
+    mask = lt._arg(args, kwargs, 3, "attn_mask", None) if sdpa else None
+    if isinstance(mask, RowMask) and not lt._arg(args, kwargs, 5, "is_causal", False) \
+            and not any(isinstance(a, VALUES) for a in args[:3]):
+        return _sdpa(b, node, args[:3], {k: v for k, v in kwargs.items() if k != "attn_mask"},
+                     mask)
     if node.target is aten.baddbmm.default and isinstance(args[0], RowMask) \
             and not any(isinstance(a, VALUES) for a in args[1:]):
         beta = lt._arg(args, kwargs, 3, "beta", 1)
@@ -96,8 +115,25 @@ def apply(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     kinds = ", ".join(sorted({type(a).__name__ for a in (*args, *kwargs.values())
                               if isinstance(a, VALUES)}))
     b.fail(node, f"{node.target} of an attention mask computed from the activations ({kinds}); "
-                 "only added to the scores (baddbmm, +) and read by a softmax over the last "
-                 "axis")
+                 "only viewed, added to the scores (baddbmm, +, sdpa's attn_mask) and read by a "
+                 "softmax over the last axis")
+
+
+def _sdpa(b: Any, node: Any, args: list, kwargs: dict, mask: RowMask) -> Act:
+    """sdpa(q, k, v, attn_mask=RowMask): sdpa's nodes with the mask as its softmax's input."""
+    from dataclasses import replace
+
+    from qasic.quant import lowering_transformer as lt  # it imports this module
+
+    out = lt.sdpa(b, node, list(args), kwargs)
+    soft = next(n for n in reversed(b.nodes.values())
+                if n.op == "softmax" and b.origin.get(n.name) is node)
+    if len(soft.inputs) != 1 or soft.params:
+        b.fail(node, "sdpa with an attention mask computed from the activations and another "
+                     "mask; only the one")
+    _masked(b, node, Act(soft.inputs[0]), mask)
+    b.replace(replace(soft, inputs=(soft.inputs[0], mask.valid.name)))
+    return out
 
 
 def _masked(b: Any, node: Any, scores: Act, mask: RowMask) -> RowMasked:
