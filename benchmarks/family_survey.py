@@ -1945,6 +1945,12 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     "RTDetrV2Model": ("vision", "RTDetrV2Config", _RTDETR | {"decoder_n_levels": 2}, {},
                       "image", 32),
     "DFineModel": ("vision", "DFineConfig", _RTDETR | {"decoder_n_points": 2}, {}, "image", 32),
+    # DEIMv2 (D-FINE's decoder, a hybrid encoder) on a tiny HGNetV2: levels of strides 8, 16
+    "Deimv2Model": ("vision", "Deimv2Config", {k: v for k, v in _RTDETR.items()
+                                               if k != "backbone_config"} | {
+        "backbone_config": {"model_type": "hgnet_v2", **_HGNET4,
+                            "out_features": ["stage2", "stage3"]},
+        "encoder_in_channels": [64, 64]}, {}, "image", 32),
     # two-stage Deformable DETR (the detection model: the bare one has no heads to score the
     # encoder's tokens; its last_hidden_state is the decoder's): the queries are the top-k
     # tokens (quant.topk_select)
