@@ -1958,12 +1958,13 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
         "vision", "DeformableDetrConfig", _DEFORMABLE | {
             "two_stage": True, "with_box_refine": True, "two_stage_num_proposals": 8}, {},
         "image", 32),
-    # LW-DETR / RF-DETR: a windowed ViT (DINOv2's for RF-DETR) and a one-level projector, 1 group
+    # LW-DETR / RF-DETR: a windowed ViT (DINOv2's for RF-DETR, one window: four are a repeat over
+    # the batch, refused) and a one-level projector, 1 group
     "LwDetrModel": ("vision", "LwDetrConfig", _LWDETR | {"backbone_config": {
         "model_type": "lw_detr_vit", **_LWDETR_VIT, "pretrain_image_size": 32}}, {},
                     "image", 32),
     "RfDetrModel": ("vision", "RfDetrConfig", _LWDETR | {"backbone_config": {
-        "model_type": "rf_detr_dinov2", **_LWDETR_VIT}}, {}, "image", 32),
+        "model_type": "rf_detr_dinov2", **_LWDETR_VIT, "num_windows": 1}}, {}, "image", 32),
     # Autoformer keeping every delay: int(6 * ln 16) = 16 = its encoder's and decoder's
     # lengths (qasic.quant.autocorrelation); one head (with two transformers pairs a sample's
     # values with another sample's delays: refused)
