@@ -364,6 +364,26 @@ _DETR = {"use_timm_backbone": False, "use_pretrained_backbone": False,
          "decoder_attention_heads": 2, "encoder_ffn_dim": 64, "decoder_ffn_dim": 64,
          "num_queries": 8}
 
+# deform lane: Deformable DETR on _DETR's ResNet at two levels (strides 4 and 8: 8x8 + 4x4
+# tokens of a 32x32 image), 2 sampling points; RT-DETR's hybrid encoder on a tiny RT-DETR ResNet
+_DEFORMABLE = {k: v for k, v in _DETR.items() if k != "backbone_config"} | {
+    "backbone_config": _DETR["backbone_config"] | {"out_features": ["stage1", "stage2"]},
+    "num_feature_levels": 2, "encoder_n_points": 2, "decoder_n_points": 2}
+_LWDETR_VIT = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers": 2,
+               "num_attention_heads": 2, "mlp_ratio": 2, "window_block_indices": [0],
+               "num_windows": 4, "out_indices": [1, 2]}
+_LWDETR = {"projector_scale_factors": [1.0], "d_model": 32, "decoder_layers": 1,
+           "decoder_self_attention_heads": 2, "decoder_cross_attention_heads": 2,
+           "decoder_ffn_dim": 64, "decoder_n_points": 2, "num_queries": 8, "group_detr": 1}
+_RTDETR = {"backbone_config": {"model_type": "rt_detr_resnet", "embedding_size": 16,
+                               "hidden_sizes": [16, 32, 32], "depths": [1, 1, 1],
+                               "layer_type": "basic", "out_features": ["stage2", "stage3"]},
+           "encoder_in_channels": [32, 32], "feat_strides": [8, 16], "encode_proj_layers": [1],
+           "num_feature_levels": 2, "decoder_in_channels": [32, 32], "encoder_hidden_dim": 32,
+           "d_model": 32, "encoder_ffn_dim": 64, "decoder_ffn_dim": 64,
+           "encoder_attention_heads": 2, "decoder_attention_heads": 2, "decoder_layers": 1,
+           "decoder_n_points": 2, "num_queries": 8, "num_denoising": 0}
+
 # name -> (family, config class, config kwargs, model kwargs, input kind, input size); a name
 # "Class@variant" is Class with other settings (the sliding windows at their defaults, 256 and
 # 4,096, leave 16 tokens a causal mask; the @window8 variants make them bite)
@@ -1917,6 +1937,34 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
            "UNet2DModel@no_mid_attention": {"add_attention": False},
            "UNet2DModel@no_mid": {"mid_block_type": None},
        }.items()},
+    # deform lane (session 18): detectors with multi-scale deformable attention
+    # (quant.grid_sample: a bilinear sample at computed locations as tent tables and a matmul);
+    # their output is last_hidden_state, the decoder's query states
+    "DeformableDetrModel": ("vision", "DeformableDetrConfig", _DEFORMABLE, {}, "image", 32),
+    "RTDetrModel": ("vision", "RTDetrConfig", _RTDETR, {}, "image", 32),
+    "RTDetrV2Model": ("vision", "RTDetrV2Config", _RTDETR | {"decoder_n_levels": 2}, {},
+                      "image", 32),
+    "DFineModel": ("vision", "DFineConfig", _RTDETR | {"decoder_n_points": 2}, {}, "image", 32),
+    # DEIMv2 (D-FINE's decoder, a hybrid encoder) on a tiny HGNetV2: levels of strides 8, 16
+    "Deimv2Model": ("vision", "Deimv2Config", {k: v for k, v in _RTDETR.items()
+                                               if k != "backbone_config"} | {
+        "backbone_config": {"model_type": "hgnet_v2", **_HGNET4,
+                            "out_features": ["stage2", "stage3"]},
+        "encoder_in_channels": [64, 64]}, {}, "image", 32),
+    # two-stage Deformable DETR (the detection model: the bare one has no heads to score the
+    # encoder's tokens; its last_hidden_state is the decoder's): the queries are the top-k
+    # tokens (quant.topk_select)
+    "DeformableDetrForObjectDetection@two_stage": (
+        "vision", "DeformableDetrConfig", _DEFORMABLE | {
+            "two_stage": True, "with_box_refine": True, "two_stage_num_proposals": 8}, {},
+        "image", 32),
+    # LW-DETR / RF-DETR: a windowed ViT (DINOv2's for RF-DETR, one window: four are a repeat over
+    # the batch, refused) and a one-level projector, 1 group
+    "LwDetrModel": ("vision", "LwDetrConfig", _LWDETR | {"backbone_config": {
+        "model_type": "lw_detr_vit", **_LWDETR_VIT, "pretrain_image_size": 32}}, {},
+                    "image", 32),
+    "RfDetrModel": ("vision", "RfDetrConfig", _LWDETR | {"backbone_config": {
+        "model_type": "rf_detr_dinov2", **_LWDETR_VIT, "num_windows": 1}}, {}, "image", 32),
     # Autoformer keeping every delay: int(6 * ln 16) = 16 = its encoder's and decoder's
     # lengths (qasic.quant.autocorrelation); one head (with two transformers pairs a sample's
     # values with another sample's delays: refused)

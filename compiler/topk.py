@@ -27,15 +27,19 @@ MAX_K = 127                    # the rank saturates at int8's 127
 
 
 def expand(graph: QGraph) -> QGraph:
-    """``graph`` with every topk_mask node replaced by its four nodes (the module doc)."""
-    return expand_op(graph, "topk_mask", _chain)
+    """``graph`` with every topk_mask node replaced by its four nodes (the module doc); a
+    topk_mask of scores an earlier one ranked (the k masks of quant.topk_select's one-hot)
+    reads that one's rank: its last table alone."""
+    ranks: dict[str, str] = {}  # scores tensor -> the rank made for it
+    return expand_op(graph, "topk_mask", lambda g, n: _chain(g, n, ranks))
 
 
 def _unit(n: int) -> dict:
     return {"multiplier": np.full(n, UNIT_Q, np.int32), "shift": np.full(n, UNIT_SHIFT, np.int32)}
 
 
-def _chain(graph: QGraph, node: QNode) -> list[tuple[QNode, tuple[int, ...], TensorQ]]:
+def _chain(graph: QGraph, node: QNode, ranks: dict[str, str]
+           ) -> list[tuple[QNode, tuple[int, ...], TensorQ]]:
     """(node, its output's per-sample shape, its output's encoding): ONE codes, then the mask."""
     x, k = node.inputs[0], int(node.attrs["k"])
     e = graph.shapes[x][-1]
@@ -43,6 +47,13 @@ def _chain(graph: QGraph, node: QNode) -> list[tuple[QNode, tuple[int, ...], Ten
         raise UnsupportedOpError(f"topk_mask {node.name}: top-{k} of {e} "
                                  f"{graph.tensors[x].fmt} codes; it compares INT codes, "
                                  f"k in 1..{min(e, MAX_K)}")
+    signed = np.arange(256) - 256 * (np.arange(256) >= 128)  # table index -> int8 code
+    mask = QNode(node.name, "lut", (ranks.get(x, f"{node.name}.rank"),), node.output,
+                 {"fn": "topk_rank", "k": k},
+                 {"table": ((signed >= 0) & (signed < k)).astype(np.int64)})
+    if x in ranks:
+        return [(mask, graph.shapes[node.output], graph.tensors[node.output])]
+    ranks[x] = f"{node.name}.rank"
     pairs = [(i, j) for i in range(e) for j in range(e) if j != i]
     diff = np.zeros((len(pairs), e), np.int8)
     bias = np.zeros(len(pairs), np.int64)
@@ -50,7 +61,6 @@ def _chain(graph: QGraph, node: QNode) -> list[tuple[QNode, tuple[int, ...], Ten
     for c, (i, j) in enumerate(pairs):
         diff[c, j], diff[c, i], bias[c] = 2, -2, 1 if j < i else -1
         total[i, c] = 1
-    signed = np.arange(256) - 256 * (np.arange(256) >= 128)  # table index -> int8 code
     name, rows = node.name, graph.shapes[x][:-1]
     nodes = [
         QNode(f"{name}.diff", "linear", (x,), f"{name}.diff", {},
@@ -61,8 +71,7 @@ def _chain(graph: QGraph, node: QNode) -> list[tuple[QNode, tuple[int, ...], Ten
         QNode(f"{name}.rank", "linear", (f"{name}.beats",), f"{name}.rank", {},
               {"weight": total, "bias": np.zeros(e, np.int64), **_unit(e)}, weight_bits=8,
               weight_format="int8"),
-        QNode(name, "lut", (f"{name}.rank",), node.output, {"fn": "topk_rank", "k": k},
-              {"table": ((signed >= 0) & (signed < k)).astype(np.int64)}),
+        mask,
     ]
     shapes = (rows + (len(pairs),), rows + (len(pairs),), rows + (e,), graph.shapes[node.output])
     encs = (ONE, ONE, ONE, graph.tensors[node.output])

@@ -8,6 +8,8 @@
   zero point 0, 8 bits; a ``topk_mask``'s scores are INT codes (it compares codes).
 - A node with attrs ``integer_codes`` (bits) holds exact integers: scale 1, those bits, zero
   point attrs ``integer_zero_point`` or 0 (the position-id chain of qasic.quant.positions).
+  One with attrs ``fixed_codes`` (scale, zero point, bits) holds that encoding (the distances
+  and weights of qasic.quant.grid_sample, whose ranges the op fixes).
 - The operands of a ``matmul`` are symmetric INT tensors (zero point 0): the array multiplies
   raw codes with no zero-point correction on either side. The requirement goes back through
   the ops that share their input's encoding (reshape, permute, ...) to the tensor's producer
@@ -44,6 +46,9 @@ TOKEN_IDS = TensorQ(1.0, 0, 32)
 KEY_MASK = TensorQ(1.0, 0, 8)
 INTEGER_CODES = "integer_codes"  # attr: exact integer codes of these bits (quant.positions)
 INTEGER_ZERO_POINT = "integer_zero_point"  # attr: and this zero point (default 0)
+# attr: (scale, zero point, bits), an encoding fixed by the op's meaning (quant.grid_sample's
+# distances in pixels: [-1, 1], the tent's support; its weights: [0, 1])
+FIXED_CODES = "fixed_codes"
 SYMMETRIC, INT, NORM_INPUT = "symmetric", "int", "norm input"
 _PRIORITY = (INT, NORM_INPUT, SYMMETRIC)  # a tensor with two needs gets the later one
 
@@ -59,6 +64,9 @@ def _softmax(node: FNode, bits: int) -> TensorQ:
 
 
 def _integer(node: FNode, bits: int) -> TensorQ | None:
+    fixed = node.attrs.get(FIXED_CODES)
+    if fixed is not None:
+        return TensorQ(float(fixed[0]), int(fixed[1]), int(fixed[2]))
     wide = node.attrs.get(INTEGER_CODES)
     return TensorQ(1.0, int(node.attrs.get(INTEGER_ZERO_POINT, 0)), int(wide)) if wide else None
 

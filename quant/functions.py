@@ -48,6 +48,8 @@ FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
     "softplus": _softplus,
     "log_sigmoid": lambda x: -np.logaddexp(0.0, -x),  # xLSTM's forget gates, stable for any x
     "hat": lambda x: np.maximum(0.0, 1.0 - np.abs(x)),  # one-hot of integers (quant.positions)
+    # nearest-pixel weight of a distance in pixels (quant.grid_sample's 'nearest')
+    "box": lambda x: (np.abs(x) < 0.5).astype(np.float64),
     "affine": lambda x, scale=1.0, offset=0.0: x * scale + offset,  # x * c, x + c, x / c
     "expr": lambda x, expr: _expr(expr, x),  # a fused chain of pointwise ops (quant.pointwise)
 }

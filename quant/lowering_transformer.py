@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from qasic.quant import (
+    grid_sample,
     hashing,
     inplace,
     lowering_gather,
@@ -42,6 +43,8 @@ from qasic.quant import (
     masks,
     relshift,
     routers,  # noqa: F401  (registers the qasic:: torch ops handled here)
+    row_masks,
+    topk_select,
 )
 from qasic.quant.lowering import Act, IdSlice, _act, _arg, _const, _np
 from qasic.quant.lowering_pointwise import Pointwise, materialize
@@ -77,6 +80,12 @@ SUPPORTED = (
     "sum over per-sample axes; broadcasts of size-1 axes between two activations",
     "in-place views (unsqueeze_, squeeze_, transpose_, t_) read by nothing after them",
     "lerp(x, y, w): x + w (y - x)",
+    ("grid_sample at locations computed from the activations (bilinear or nearest, zeros or "
+     "border padding, align_corners either: a tent table of each pixel's distance per axis, "
+     "their product, a matmul with the map: multi-scale deformable attention), or at a "
+     "constant grid (a linear; per head, a matmul by constant weights)"),
+    ("gather / x[arange(batch)[:, None], idx] of the rows a topk of scores picks (two-stage "
+     "detectors' query selection): the matmul by the top-k's one-hot"),
     ("c / norm(x, dim=-1).clamp_min(eps) (a q/k norm to sqrt(d), ZAYA's): one norm node"),
     ("attention sinks: a constant logit per head (GPT-OSS) or one computed per token and head "
      "(Inkling2's sink_proj(x): one concat of T + 1 keys, generation refused)"),
@@ -541,22 +550,6 @@ def cdist(b: Any, node: Any, args: list, kwargs: dict) -> None:
                  "codebook vectors (VQModel.decode(h, force_not_quantize=True))")
 
 
-def grid_sample(b: Any, node: Any, args: list, kwargs: dict) -> None:
-    """aten.grid_sampler(x, grid, ...): x sampled at the grid's locations. Mask2Former's and
-    Deformable DETR's multi-scale deformable attention predict the locations from each query
-    (sampling offsets): which elements are read depends on the values, a data-dependent gather
-    a compiled program cannot make, so it is refused in one line; so is a constant grid (a
-    fixed resampling, not built)."""
-    if not isinstance(args[1], torch.Tensor):
-        b.fail(node, "grid_sample at locations computed from the activations (e.g. the sampling "
-                     "offsets each query predicts in Mask2Former's or Deformable DETR's "
-                     "multi-scale deformable attention): a data-dependent gather a compiled "
-                     "program, whose data movement is fixed, cannot make; only models without "
-                     "one (MaskFormer's decoder attends densely)")
-    b.fail(node, "grid_sample at constant locations (a fixed resampling) is not built; "
-                 "use F.interpolate for a resize")
-
-
 def topk_mask(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """qasic::topk_mask(scores, k) (qasic.quant.routers): the 0/1 mask of each row's k largest."""
     x = _sequence_input(b, node, args[0], "top-k scores")
@@ -602,10 +595,10 @@ def _table() -> dict:
         aten.mm.default: matmul,  # image models keep qasic.quant.lowering's (a weight only)
         aten.scaled_dot_product_attention.default: sdpa,
         aten._scaled_dot_product_flash_attention_for_cpu.default: sdpa_tuple,
-        aten.masked_fill.Scalar: masks.masked_fill,
-        aten.masked_fill.Tensor: masks.masked_fill,
-        aten.masked_fill_.Scalar: masks.masked_fill_,
-        aten.masked_fill_.Tensor: masks.masked_fill_,
+        aten.masked_fill.Scalar: row_masks.filled(masks.masked_fill),
+        aten.masked_fill.Tensor: row_masks.filled(masks.masked_fill),
+        aten.masked_fill_.Scalar: row_masks.filled(masks.masked_fill_),
+        aten.masked_fill_.Tensor: row_masks.filled(masks.masked_fill_),
         aten.where.self: where,
         aten.where.ScalarOther: where,
         aten.where.ScalarSelf: where,
@@ -614,9 +607,10 @@ def _table() -> dict:
     t.update(lowering_ssm.HANDLERS)  # masked_fill by 0, exp of -inf masked values, cumsum
     t.update(dict.fromkeys(DATA_DEPENDENT, data_dependent))
     t[aten.cdist.default] = cdist
-    t.update(dict.fromkeys(GRID_SAMPLERS, grid_sample))
+    t.update(dict.fromkeys(GRID_SAMPLERS, grid_sample.sample))
     t[torch.ops.qasic.topk_mask.default] = topk_mask
     t[torch.ops.qasic.masked_softmax.default] = masked_softmax
+    t[torch.ops.qasic.topk_onehot.default] = topk_select.onehot
     t[aten.copy_.default] = inplace.copy_
     t.update({v: inplace.view_(t) for v in inplace.VIEWS})
     for view in (aten.view.default, aten.reshape.default, aten._unsafe_view.default):

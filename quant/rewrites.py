@@ -46,6 +46,7 @@ from qasic.quant import (
     pool3d,
     selects,
     stack_reduce,
+    topk_select,
     unfold,
     value_pad,
     variance,
@@ -146,6 +147,9 @@ REWRITES: tuple[Rewrite, ...] = (
             "conv, its demodulation a linear of the squared styles", modconv.decompose),
     Rewrite("hard_assign", "a one-hot of an argmax becomes a top-1 mask, a straight-through "
             "sum its hard value (GroupViT)", _graph_only(hard_assign.decompose)),
+    Rewrite("topk_select", "a gather of the rows a top-k picks becomes the matmul by the "
+            "top-k's one-hot (two-stage detectors' query selection: RT-DETR, D-FINE)",
+            _graph_only(topk_select.decompose)),
 )
 
 

@@ -45,6 +45,7 @@ from qasic.quant import (
     positions,
     relshift,
     rewrites,
+    row_masks,
     seqpasses,
     sinks,
     vmaps,
@@ -374,6 +375,8 @@ class _Builder:
             return self._getitem(node, args)
         if _has((args, kwargs), sinks.VALUES):
             return sinks.apply(self, node, args, kwargs)
+        if _has((args, kwargs), row_masks.VALUES):
+            return row_masks.apply(self, node, args, kwargs)
         if _has((args, kwargs), relshift.PlaneMap):  # a relative shift's views (relshift)
             made = relshift.apply(self, node, args, kwargs)
             if made is not None:
@@ -613,7 +616,8 @@ _DROPOUT_ARG = {torch.ops.aten.scaled_dot_product_attention.default: 4,
 
 def _has_act(tree: Any) -> bool:
     """An activation, or a symbolic value made of one (a pointwise chain, masked scores)."""
-    return _has(tree, (Act, IdSlice, masks.Masked, *sinks.VALUES, *SYMBOLIC))
+    return _has(tree, (Act, IdSlice, masks.Masked, *sinks.VALUES, *row_masks.VALUES,
+                       *SYMBOLIC))
 
 
 def node_name(node: fx.Node) -> str:

@@ -721,11 +721,12 @@ def test_evaluate_checks_the_test_ids_before_compiling():
 
 
 REFUSED = {
-    # deformable attention (Mask2Former): sampling locations predicted from the activations
+    # grid_sample at computed locations runs (tests/quant/test_grid_sample.py); reflection
+    # padding is not built
     "grid_sample": (Fn(lambda x, fc: F.grid_sample(
         x.view(-1, 1, S, D), torch.tanh(fc(x)[..., :2]).view(-1, S, 1, 2),
-        align_corners=False), nn.Linear(D, D)),
-                    "grid_sample at locations computed from the activations"),
+        padding_mode="reflection", align_corners=False), nn.Linear(D, D)),
+                    "grid_sample padding_mode='reflection'"),
     "compare": (Fn(lambda x: torch.softmax(x.masked_fill(x > 1, -1e9), -1)),
                 "an attention mask of type Act"),
     "where_two_acts": (Fn(lambda x: torch.where(x > 0, F.layer_norm(x, (D,)), x)),
