@@ -21,6 +21,7 @@ shifts) is a placement matmul instead (qasic.quant.lowering_seqpool).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,8 @@ from qasic.quant.lowering import Act, _act, _arg, _ints
 from qasic.quant.lowering_seqpool import pad_matrix, zero_pad
 
 aten = torch.ops.aten
-SUPPORTED = ("pad/constant_pad_nd with zeros on H and W, read by a convolution or a max pool",
+SUPPORTED = (("pad/constant_pad_nd with zeros on H and W: folded into the convolutions that "
+              "read it, written out (a 1x1 depthwise conv padding) for any other reader"),
              ("pad with mode reflect, replicate or circular on H and W, and slices of H or W "
               "(crops): a resize of one-hot rows"),
              ("sequence models: pad/constant_pad_nd with zeros (or reflect, replicate, circular: "
@@ -178,14 +180,27 @@ def written(b: Any, node: Any, x: ZeroPad) -> Act:
                  shape=_padded(b.shapes[x.src.name], x.pads), suffix=".pad")
 
 
+def write_out(b: Any, node: Any, tree: Any) -> Any:
+    """``tree`` (an op's args or kwargs) with every zero pad written out for ``node``, once per
+    pad however many ops read it (NAFNet's ``x + inp`` of the padded input)."""
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(write_out(b, node, x) for x in tree)
+    if isinstance(tree, dict):
+        return {k: write_out(b, node, v) for k, v in tree.items()}
+    if not isinstance(tree, ZeroPad):
+        return tree
+    if tree not in _WRITTEN:
+        _WRITTEN[tree] = written(b, node, tree)
+    return _WRITTEN[tree]
+
+
+# a zero pad's written-out activation, by pad (each pad belongs to one capture)
+_WRITTEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _padded(shape: tuple[int, ...], pads: tuple[int, int, int, int]) -> tuple[int, ...]:
     h, w, c = shape
     return (h + pads[0] + pads[2], w + pads[1] + pads[3], c)
-
-
-def refuse(b: Any, node: Any) -> None:
-    """A zero pad read by ``node``, which is not a convolution: one line."""
-    b.fail(node, f"{READERS_HINT} or a max pool, not {node.target}")
 
 
 def unpad(x: Any) -> tuple[Any, tuple[int, int, int, int]]:

@@ -388,7 +388,7 @@ class _Builder:
         if args and isinstance(args[0], lowering_pad.ZeroPad) and lowering_pad.passes(node):
             return args[0]
         if node.target not in PAD_READERS and _has((args, kwargs), lowering_pad.ZeroPad):
-            lowering_pad.refuse(self, node)  # pointwise ops too
+            args, kwargs = lowering_pad.write_out(self, node, (args, kwargs))  # pointwise too
         if node.target not in POINTWISE_AWARE:
             keep = node.target in PAD_READERS  # a zero pad folds into them
             args, kwargs = self._materialized(args, keep), self._materialized(kwargs, keep)

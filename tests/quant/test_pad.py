@@ -1,5 +1,5 @@
 """Zero padding as its own op (F.pad, nn.ZeroPad2d, TensorFlow-style 'same' padding in ported
-nets) folds into the convolution that reads it; anything else reading it is refused in one line.
+nets) folds into the convolution that reads it; anything else reading it reads it written out.
 A ceil_mode average pool whose one window covers the whole map is a global average."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from torch import nn
 import qasic
 from qasic.errors import UnsupportedOpError
 from qasic.quant import capture, run_float
+from qasic.quant.graph import to_internal
 
 
 class PaddedConvs(nn.Module):
@@ -117,12 +118,49 @@ class Bad(nn.Module):
         return self.f(x)
 
 
+class PaddedResidual(nn.Module):
+    """NAFNet's check_image_size: the input zero-padded to a multiple of 4 (bottom / right),
+    a conv of it, the padded input added back as a residual, the crop to the input's size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.intro = nn.Conv2d(3, 8, 3, padding=1)
+        self.ending = nn.Conv2d(8, 3, 3, padding=1)
+
+    def forward(self, inp):
+        _, _, h, w = inp.shape
+        inp = F.pad(inp, (0, (4 - w % 4) % 4, 0, (4 - h % 4) % 4))
+        x = self.ending(torch.relu(self.intro(inp)))
+        return (x + inp)[:, :, :h, :w]
+
+
+@pytest.mark.parametrize("net, shape", [
+    (PaddedResidual, (6, 3, 10, 9)),
+    (lambda: Bad(lambda x: F.pad(x, (1, 1, 1, 1)) + 1.0), (6, 3, 8, 8)),
+    (lambda: Bad(lambda x: F.pad(x, (1, 2, 0, 1))), (6, 3, 8, 8)),  # the graph output
+    # a value pad is the zero pad plus a constant (quant.value_pad) added
+    (lambda: Bad(lambda x: F.pad(x, (1, 1, 1, 1), value=0.5)), (6, 3, 8, 8)),
+    (lambda: Bad(lambda x: F.pad(x, (2, 1)) * 2.0), (6, 3, 8)),  # (N, C, L)
+])
+def test_a_zero_pad_no_convolution_reads_is_written_out(net, shape):
+    """Before: refused ('a zero pad ... is supported only when a convolution reads it or a
+    max pool, not aten.add.Tensor'): NAFNet, and any model padding its input to a multiple of
+    its strides or windows and adding it back."""
+    torch.manual_seed(0)
+    m = net().eval()
+    x = torch.randn(*shape)
+    g = capture(m, (x[:1],), "padded_read")
+    pads = [n for n in g.nodes if n.op == "conv2d" and n.output.endswith(".pad")]
+    assert len(pads) == 1 and np.all(pads[0].params["weight"] == 1)  # written out once
+    with torch.no_grad():
+        want = m(x).numpy()
+    np.testing.assert_allclose(run_float(g, g.to_internal(x.numpy())),
+                               to_internal(want, g.output_layout), atol=1e-5)
+    r = qasic.evaluate(m, x.numpy(), calibration=x.numpy())
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
 @pytest.mark.parametrize("f, message", [
-    (lambda x: F.pad(x, (1, 1, 1, 1)) + 1.0, "only when a convolution reads it"),
-    (lambda x: F.pad(x, (1, 1, 1, 1)), "only when a convolution reads it"),
-    # a value pad is the zero pad plus a constant (quant.value_pad): on an image, the zero pad
-    # no convolution reads
-    (lambda x: F.pad(x, (1, 1, 1, 1), value=0.5), "only when a convolution reads it"),
     (lambda x: F.pad(x, (0, 0, 0, 0, 1, 1)), "only the height and width"),
     (lambda x: F.pad(x, (-1, 0, 0, 0)), "a crop is not supported"),
 ])
