@@ -123,7 +123,8 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("complex_rope", "complex RoPE becomes real products",
             _graph_only(complex_rope.decompose)),
     Rewrite("keepdim", "x[:, i].unsqueeze(1) and reductions unsqueezed back become keepdim "
-            "forms", _graph_only(keepdim.decompose)),
+            "forms, a mean over one of H, W without keepdim the kept mean squeezed (PANNs' "
+            "CNN14)", _graph_only(keepdim.decompose)),
     Rewrite("glu", "a GLU becomes its halves' product", _graph_only(glu.decompose)),
     Rewrite("alltopk", "a mask scattered from a top-k of every index is the constant it is",
             _graph_only(alltopk.decompose)),
