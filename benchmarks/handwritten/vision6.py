@@ -17,7 +17,8 @@ indexing with constant sampling / grouping indices), WangYueFW's DGCNN (edge con
 it computes by topk), TaoRuijie's ECAPA-TDNN (SE-Res2Net blocks, attentive statistics pooling),
 qiuqiangkong's PANNs CNN14 (log-mel in, bn0 over mel bins, max + mean pooling), NVIDIA's
 Tacotron 2 postnet and a Deep Complex U-Net for speech enhancement (complex convs as pairs of real
-convs on real / imaginary channels, a bounded complex ratio mask). Small, random weights."""
+convs on real / imaginary parts, a bounded complex ratio mask) and DCCRN's complex U-Net (the
+parts as the two halves of the channels). Small, random weights."""
 
 import torch
 import torch.nn.functional as F
@@ -2006,6 +2007,97 @@ def dcunet():
     return _randomize_bn(DCUnet())
 
 
+# --- huyanxin/DeepComplexCRN (complexnn.py: ComplexConv2d, ComplexConvTranspose2d on real /
+# imaginary halves of the channels) as a complex U-Net with a bounded ratio mask ---
+
+
+class ComplexConv2dC(nn.Module):
+    def __init__(self, in_channels, out_channels, kernel_size=(1, 1), stride=(1, 1),
+                 padding=(0, 0)):
+        super().__init__()
+        self.real_conv = nn.Conv2d(in_channels // 2, out_channels // 2, kernel_size, stride,
+                                   padding)
+        self.imag_conv = nn.Conv2d(in_channels // 2, out_channels // 2, kernel_size, stride,
+                                   padding)
+
+    def forward(self, inputs):
+        real, imag = torch.chunk(inputs, 2, 1)
+        real2real = self.real_conv(real)
+        imag2imag = self.imag_conv(imag)
+        real2imag = self.imag_conv(real)
+        imag2real = self.real_conv(imag)
+        real = real2real - imag2imag
+        imag = real2imag + imag2real
+        return torch.cat([real, imag], 1)
+
+
+class ComplexConvTranspose2dC(nn.Module):
+    def __init__(self, in_channels, out_channels, kernel_size=(1, 1), stride=(1, 1),
+                 padding=(0, 0), output_padding=(0, 0)):
+        super().__init__()
+        self.real_conv = nn.ConvTranspose2d(in_channels // 2, out_channels // 2, kernel_size,
+                                            stride, padding, output_padding)
+        self.imag_conv = nn.ConvTranspose2d(in_channels // 2, out_channels // 2, kernel_size,
+                                            stride, padding, output_padding)
+
+    def forward(self, inputs):
+        real, imag = torch.chunk(inputs, 2, 1)
+        real2real = self.real_conv(real)
+        imag2imag = self.imag_conv(imag)
+        real2imag = self.imag_conv(real)
+        imag2real = self.real_conv(imag)
+        return torch.cat([real2real - imag2imag, real2imag + imag2real], 1)
+
+
+class DCCRNUnet(nn.Module):
+    """DCCRN's complex encoder / decoder (ComplexConv2d, BatchNorm2d over both halves, PReLU;
+    decoders read cat(x, skip) and ComplexConvTranspose2d k(5, 2) s(2, 1) p(2, 0), the last
+    output_padding (1, 0), the first time frame cut as DCCRN does with [..., 1:]) and its 'E'
+    mask: tanh of the magnitude, the phase as the ratio m / |m| (cos, sin), a complex product
+    with the input spectrum."""
+
+    def __init__(self, ch=(2, 8, 16)):
+        super().__init__()
+        self.encoder = nn.ModuleList()
+        self.decoder = nn.ModuleList()
+        for i in range(len(ch) - 1):
+            self.encoder.append(nn.Sequential(
+                ComplexConv2dC(ch[i], ch[i + 1], (5, 2), (2, 1), (2, 1)),
+                nn.BatchNorm2d(ch[i + 1]), nn.PReLU()))
+        for i in range(len(ch) - 1, 0, -1):
+            last = i == 1
+            layers = [ComplexConvTranspose2dC(ch[i] * 2, ch[i - 1], (5, 2), (2, 1), (2, 0),
+                                              (1, 0))]
+            if not last:
+                layers += [nn.BatchNorm2d(ch[i - 1]), nn.PReLU()]
+            self.decoder.append(nn.Sequential(*layers))
+
+    def forward(self, specs):  # (B, 2, F, T): real and imaginary spectra as channels
+        out = specs
+        encoder_out = []
+        for layer in self.encoder:
+            out = layer(out)[..., :-1]  # the causal time pad's extra frame
+            encoder_out.append(out)
+        for idx, layer in enumerate(self.decoder):
+            out = torch.cat([out, encoder_out[-1 - idx]], 1)
+            out = layer(out)
+            out = out[..., 1:]
+        mask_real, mask_imag = out[:, 0:1], out[:, 1:2]
+        mask_mags = (mask_real ** 2 + mask_imag ** 2 + 1e-8) ** 0.5
+        real_phase = mask_real / mask_mags
+        imag_phase = mask_imag / mask_mags
+        mask_mags = torch.tanh(mask_mags)
+        spec_real, spec_imag = specs[:, 0:1], specs[:, 1:2]
+        real = mask_mags * (spec_real * real_phase - spec_imag * imag_phase)
+        imag = mask_mags * (spec_real * imag_phase + spec_imag * real_phase)
+        return torch.cat([real, imag], 1)
+
+
+def dccrn():
+    torch.manual_seed(0)
+    return _randomize_bn(DCCRNUnet())
+
+
 NETWORKS = (
     Network("enet", "davidtvs/PyTorch-ENet's ENet (InitialBlock conv | max-pool cat, PReLU "
             "encoder, asymmetric 5x1 / 1x5 and dilated bottlenecks, MaxPool2d return_indices "
@@ -2070,4 +2162,8 @@ NETWORKS = (
             "real pairs over x[..., 0] / x[..., 1], torch.stack, F.pad to the skip, bounded "
             "tanh mask: |m| by sqrt, phase m / |m|, complex product with the input)", "dcunet",
             floats(4, 1, 32, 16, 2)),
+    Network("dccrn", "huyanxin's DCCRN complex U-Net (ComplexConv2d / ComplexConvTranspose2d "
+            "on the real / imaginary halves of the channels by torch.chunk, BatchNorm2d, PReLU, "
+            "causal time crops [..., :-1] / [..., 1:], bounded 'E' mask: tanh|m| * m / |m| "
+            "times the spectrum)", "dccrn", floats(4, 2, 32, 16)),
 )
