@@ -138,7 +138,9 @@ REWRITES: tuple[Rewrite, ...] = (
             "over the batch: StyleGAN2's) becomes the activations scaled around a fixed-weight "
             "conv, its demodulation a linear of the squared styles", modconv.decompose),
     Rewrite("hard_assign", "a one-hot of an argmax becomes a top-1 mask, a straight-through "
-            "sum its hard value (GroupViT)", _graph_only(hard_assign.decompose)),
+            "sum its hard value (GroupViT), an embedding at an argmax / argmin the top-1 mask "
+            "times the table (a VQ-VAE's nearest codebook entry)",
+            _graph_only(hard_assign.decompose)),
 )
 
 
