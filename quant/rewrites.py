@@ -45,6 +45,7 @@ from qasic.quant import (
     pool3d,
     selects,
     unfold,
+    unpool,
     value_pad,
     variance,
     writeback,
@@ -141,6 +142,9 @@ REWRITES: tuple[Rewrite, ...] = (
             "sum its hard value (GroupViT), an embedding at an argmax / argmin the top-1 mask "
             "times the table (a VQ-VAE's nearest codebook entry)",
             _graph_only(hard_assign.decompose)),
+    Rewrite("unpool", "a max unpooling at a tiling max pool's indices becomes the top-1 mask "
+            "of each window of the pool's input times the unpooled values (ENet, SegNet)",
+            _graph_only(unpool.decompose)),
 )
 
 

@@ -423,6 +423,11 @@ class _Builder:
     def _getitem(self, node: fx.Node, args: list) -> Any:
         value, index = args
         if value[index] is None and node.users:
+            if node.args[0].target is torch.ops.aten.max_pool2d_with_indices.default:
+                self.fail(node, f"output {index} of {node.args[0].target}: a max pool's "
+                                "indices run only as the indices of a max_unpool2d to the "
+                                "pool input's size, kernel == stride, no padding "
+                                "(qasic.quant.unpool: ENet's, SegNet's)")
             self.fail(node, f"output {index} of {node.args[0].target} (e.g. pool indices or "
                             "batch statistics) is not supported")
         return value[index]
