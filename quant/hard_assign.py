@@ -4,6 +4,8 @@
         = topk_mask(y, 1) along d        the one-hot of each row's largest value along d
     h - s.detach() + s,  s + (h - s).detach()
         = h                              a straight-through estimator's forward value
+    F.embedding(y.max(-1).indices, table)   (argmax; min / argmin: of -y)
+        = topk_mask(y, 1) @ table        the table row of each row's largest value
 
 GroupViT's ``hard_softmax`` (its grouping assignment in eval: each image token to its best
 group), torch's ``F.gumbel_softmax(hard=True)`` and the straight-through vector quantizers write
@@ -12,8 +14,13 @@ equal values to the lower index as torch's max picks the first) of k = 1, along 
 between two permutes; the straight-through sum is its hard value (exactly, where the float sum
 rounds), so the 0/1 mask is no sum of quantized probabilities. When y is a softmax along d its
 input ranks the same (the softmax is increasing along d) and is ranked instead: the logits'
-codes tie no more often than the probabilities'. Other scatters are left alone (capture refuses
-a selection by the values in one line).
+codes tie no more often than the probabilities'. The lookup of a codebook at the indices of
+the nearest code (rosinality's VQ-VAE ``Quantize``: ``_, ind = (-dist).max(1)``,
+``F.embedding(ind.view(...), embed.t())``; VQGAN's and EnCodec's ``argmin`` of the distances)
+is the one-hot of those indices times the table: the mask of k = 1 along the last axis and a
+matmul by the codebook, viewed as the lookup's output; the straight-through sum then reads the
+lookup. Other scatters and lookups are left alone (capture refuses a selection by the values in
+one line).
 """
 
 from __future__ import annotations
@@ -37,12 +44,14 @@ _SCATTERS = (aten.scatter.value, aten.scatter_.value)  # the in-place one as exp
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no hard assignment, else a copy with each rewritten."""
     if not any(_one_hot(n) is not None or _straight_through(n) is not None
-               for n in graph.nodes):
+               or _lookup(n) is not None for n in graph.nodes):
         return graph
     new, env = fx.Graph(), {}
     for node in graph.nodes:
-        hot, hard = _one_hot(node), _straight_through(node)
-        if hot is not None:
+        hot, hard, look = _one_hot(node), _straight_through(node), _lookup(node)
+        if look is not None:
+            env[node] = _table_rows(new, node, env[look[0]], look[1], env[node.args[0]])
+        elif hot is not None:
             env[node] = _topk_mask(new, node, env[hot[0]], hot[1])
         elif hard is not None:
             env[node] = env[hard]
@@ -80,6 +89,52 @@ def _one_hot(node: fx.Node) -> tuple[fx.Node, int] | None:
     if y.target in _SOFTMAX and int(y.args[1]) % len(shape) == dim:
         y = y.args[0]  # the logits rank as their softmax does
     return y, dim
+
+
+_VIEWS = (aten.view.default, aten.reshape.default, aten._unsafe_view.default, *_CASTS)
+_LARGEST = {aten.max.dim: False, aten.argmax.default: False, aten.min.dim: True,
+            aten.argmin.default: True}  # -> ranks the negated values
+
+
+def _lookup(node: fx.Node) -> tuple[fx.Node, bool] | None:
+    """(the values ranked, whether negated) when ``node`` is an embedding whose ids are, through
+    views and casts, the indices of the values' max (min) along their last axis."""
+    if node.op != "call_function" or node.target is not aten.embedding.default \
+            or not isinstance(node.args[1], fx.Node):
+        return None
+    idx = node.args[1]
+    while isinstance(idx, fx.Node) and idx.target in _VIEWS:
+        idx = idx.args[0]
+    if not isinstance(idx, fx.Node):
+        return None
+    if idx.target is operator.getitem and idx.args[1] == 1 \
+            and idx.args[0].target in (aten.max.dim, aten.min.dim):
+        src = idx.args[0]
+    elif idx.target in (aten.argmax.default, aten.argmin.default) and len(idx.args) > 1 \
+            and idx.args[1] is not None:
+        src = idx
+    else:
+        return None
+    y = src.args[0]
+    rank = y.meta["val"].dim() if isinstance(y, fx.Node) and "val" in y.meta else 0
+    if rank < 1 or int(src.args[1]) % rank != rank - 1:
+        return None
+    return y, _LARGEST[src.target]
+
+
+def _table_rows(new: fx.Graph, node: fx.Node, y: fx.Node, negate: bool,
+                table: fx.Node) -> fx.Node:
+    """topk_mask(y, 1) (of -y) @ table viewed as the lookup ``node``'s output; that view
+    takes its name and meta."""
+    name = node.name
+    if negate:
+        y = _node(new, aten.neg.default, (y,), f"{name}_negated", None)
+    mask = _node(new, torch.ops.qasic.topk_mask.default, (y, 1), f"{name}_mask", None)
+    e = int(y.meta["val"].shape[-1])
+    rows = _node(new, aten.view.default, (mask, [-1, e]), f"{name}_onehot", None)
+    picked = _node(new, aten.mm.default, (rows, table), f"{name}_rows", None)
+    return _node(new, aten.view.default, (picked, list(node.meta["val"].shape)), name,
+                 node.meta)
 
 
 def _zeros(node: Any) -> bool:

@@ -18,6 +18,16 @@ Likewise a mean or max over the channels unsqueezed back is the reduction with k
 
 (CBAM's ChannelPool), whose (N, 1, H, W) output is an image (the (N, H, W) in between is
 none); the reduction takes keepdim and each unsqueeze becomes its value.
+
+A mean (amax, or max whose indices nothing reads) over one spatial axis of a feature map without
+keepdim is the reduction with keepdim squeezed:
+
+    torch.mean(x, dim=3) = x.mean(3, keepdim=True).squeeze(3)        (x of rank 4, dim 2 or 3)
+
+(PANNs' CNN14 and its audio-tagging kin: the mean over the mel bins of (N, C, T, F), then a max
+and a mean over time of the (N, C, T) left): the kept (N, C, T, 1) is an image, its squeeze the
+(N, C, L) a Conv1d net holds in the same memory (PointNet++'s ``torch.max(new_points, 2)[0]``
+over each group's points likewise).
 """
 
 from __future__ import annotations
@@ -33,10 +43,18 @@ aten = torch.ops.aten
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no such select, else a copy with each unsqueeze of one
     made the slice."""
-    if not any(_kept(n) or _reduced(n) for n in graph.nodes):
+    if not any(_kept(n) or _reduced(n) or _spatial(n) for n in graph.nodes):
         return graph
     new, env = fx.Graph(), {}
     for node in graph.nodes:
+        if _spatial(node):
+            env[node] = _squeezed(new, node, env[node.args[0]])
+            continue
+        if node.op == "call_function" and node.target is operator.getitem \
+                and _spatial(node.args[0]):  # max.dim's values (its indices unread)
+            if node.users:
+                env[node] = env[node.args[0]]
+            continue
         if _kept(node):
             continue  # read by its unsqueezes alone
         if _reduced(node):
@@ -121,4 +139,37 @@ def _with_keepdim(new: fx.Graph, node: fx.Node, x: fx.Node) -> fx.Node:
         else val.mean(1, keepdim=True)
     out.meta = dict(node.meta) | {"val": (kept, kept.long()) if node.target is aten.max.dim
                                   else kept}
+    return out
+
+
+def _spatial(node: object) -> bool:
+    """Whether ``node`` is a mean / amax / max (its indices unread) over axis 2 or 3 alone of a
+    rank-4 value, without keepdim."""
+    if not isinstance(node, fx.Node) or node.op != "call_function" \
+            or node.target not in (aten.mean.dim, aten.amax.default, aten.max.dim):
+        return False
+    if node.target is aten.max.dim and any(
+            u.target is not operator.getitem or u.args[1] != 0 and u.users for u in node.users):
+        return False  # its indices read
+    x = node.args[0]
+    rank = x.meta["val"].dim() if isinstance(x, fx.Node) and "val" in x.meta else 0
+    dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+    dims = dims if isinstance(dims, (list, tuple)) else [dims]
+    keep = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
+    return rank == 4 and not keep and len(dims) == 1 and dims[0] is not None \
+        and int(dims[0]) % 4 in (2, 3) and not node.kwargs.get("dtype")
+
+
+def _squeezed(new: fx.Graph, node: fx.Node, x: fx.Node) -> fx.Node:
+    """The reduction ``node`` with keepdim, squeezed at its axis; the squeeze takes its name."""
+    dims = node.args[1] if len(node.args) > 1 else node.kwargs["dim"]
+    d = int(dims[0] if isinstance(dims, (list, tuple)) else dims) % 4
+    target = aten.amax.default if node.target is aten.max.dim else node.target
+    kept = new.create_node("call_function", target, (x, [d], True), name=f"{node.name}_kept")
+    val = node.args[0].meta["val"]
+    kept.meta = dict(node.meta) | {"val": val.mean(d, keepdim=True)
+                                   if node.target is aten.mean.dim
+                                   else val.amax(d, keepdim=True)}
+    out = new.create_node("call_function", aten.squeeze.dim, (kept, d), name=node.name)
+    out.meta = dict(node.meta) | {"val": kept.meta["val"].squeeze(d)}
     return out

@@ -76,8 +76,14 @@ def index(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     (the module doc's chain); x[arange(B)] is x (HF's pooling at the last token, -1, without a
     pad id: a select, then the samples indexed by themselves)."""
     x, indices = args[0], args[1]
-    first, rest = indices[0], indices[1:]
     from qasic.quant import lowering_gather  # x[idx] by a constant index along an axis
+
+    per_sample = _same_per_sample(b, indices)
+    if per_sample is not None:  # x[batch_indices, idx]: x[:, idx[0]], idx flattened
+        picked = lowering_gather.index_rows(b, node, x, [None, per_sample.reshape(-1)])
+        if picked is not None:
+            return picked
+    first, rest = indices[0], indices[1:]
 
     picked = None if isinstance(first, torch.Tensor) and torch.equal(
         first, torch.arange(b.batch)) else lowering_gather.index_rows(b, node, x, indices)
@@ -108,6 +114,23 @@ def index(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     y = b.add(node, "matmul", (row.name, x2), {"transpose_b": False, "alpha": 1.0},
               shape=flat, suffix=".select")
     return b.add(node, "reshape", (y.name,), {"shape": b.per_sample(node)})
+
+
+def _same_per_sample(b: Any, indices: list) -> torch.Tensor | None:
+    """The indices of one sample when ``indices`` is [batch_indices, idx] of constants, the
+    first each sample's own number broadcast over idx's shape, the second the same for every
+    sample (PointNet++'s ``index_points``: ``points[batch_indices, idx, :]`` with a fixed
+    sampling and grouping); else None."""
+    if len(indices) != 2 or not all(isinstance(t, torch.Tensor) for t in indices):
+        return None
+    first, idx = indices
+    if first.shape != idx.shape or first.dim() < 1 or first.shape[0] != b.batch \
+            or idx.is_floating_point() or idx.dtype == torch.bool:
+        return None
+    own = torch.arange(b.batch).view(-1, *[1] * (first.dim() - 1)).expand_as(first)
+    if not torch.equal(first.to(torch.int64), own) or not bool((idx == idx[:1]).all()):
+        return None
+    return idx[0]
 
 
 def _onehot(b: Any, node: Any, last: LastToken) -> str:

@@ -24,8 +24,8 @@ it instead (``hoisted``: they act per channel and the shuffle only moves codes),
 fuses into the conv as after an ordinary one (DCGAN's ConvTranspose2d -> BatchNorm2d -> ReLU is
 one GEMM kernel and the moves). Quantization: the conv's per-output-channel weight scales are per
 (channel, phase) pair. Groups are made dense (zeros across groups), which costs ``groups``
-times the multiply-accumulates of a grouped conv. Refused: an output size that is not a
-multiple of the stride (the crop of a partial last row of phases is no op the graph has).
+times the multiply-accumulates of a grouped conv. An output size that is not a multiple of the
+stride is the whole rows of phases cropped (``_cropped``: a resize of one-hot rows).
 
 In sequence mode (tokens viewed as an image: BEiT's feature pyramid, VitPose's decoder) the
 input is read as a conv reads it (``lowering.image_input``: an image model returns to image
@@ -49,8 +49,8 @@ from qasic.quant.lowering_seq import reshaped
 aten = torch.ops.aten
 
 SUPPORTED = (("conv_transpose1d/2d (any stride, padding, output_padding, dilation, groups; "
-              "output size a multiple of the stride; also of tokens viewed as an image): a "
-              "conv2d and a pixel shuffle"),)
+              "an output size no multiple of the stride cropped; also of tokens viewed as an "
+              "image): a conv2d and a pixel shuffle"),)
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def conv_transpose(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, pa
                    output_padding: Any, groups: int, dilation: Any) -> Act:
     """The conv2d named after the module, then the pixel shuffle (module docstring)."""
     if isinstance(x, lowering_pad.ZeroPad):  # a transposed conv does not fold a zero pad
-        x = lowering_pad.written(b, node, x)
+        x = lowering_pad.write_out(b, node, x)
     w = _np(_const(b, node, w, "conv_transpose weight"))
     if w.ndim not in (3, 4):
         b.fail(node, f"only 1-D and 2-D transposed convolutions (weight of rank {w.ndim})")
@@ -125,7 +125,6 @@ def conv_transpose(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, pa
     h, wd, _ = b.shapes[x.name]
     ph = axis_plan(h, w.shape[2], sh, ph_, oh, dh)
     pw = axis_plan(wd, w.shape[3], sw, pw_, ow, dw)
-    _check_sizes(b, node, (ph, pw), (sh, sw), (oh, ow))
     c_out = w.shape[1] * int(groups)
     bias = np.zeros(c_out) if bias is None else _np(_const(b, node, bias, "conv bias"))
     weight = subpixel_weight(w, int(groups), ph, pw, sh, sw)
@@ -135,7 +134,22 @@ def conv_transpose(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, pa
     shape = (ph.rows, pw.rows, sh * sw * c_out)
     y = b.add(node, "conv2d", (x.name,), attrs, params, shape=shape)
     z = pixel_shuffle(b, node, y, ph.rows, pw.rows, sh, sw, c_out)
+    z = _cropped(b, node, z, ph, pw)
     return lowering_seq.torch_layout(b, node, z) if b.sequence else z
+
+
+def _cropped(b: Any, node: Any, z: Act, ph: AxisPlan, pw: AxisPlan) -> Act:
+    """The shuffle ``z`` of whole rows of phases cut to the output's size, when that is no
+    multiple of the stride (DCUNet's kernel 5 stride 2 padding 2 decoders: 7 of 8 rows): a
+    ``resize`` by one-hot rows, as a crop (qasic.quant.lowering_pad.crop), exact. The rows cut
+    are the phases past the last output, which depend on output_padding alone. In sequence
+    mode too, before the permute to torch's layout."""
+    hs, ws, c = b.shapes[z.name]
+    if (hs, ws) == (ph.out, pw.out):
+        return z
+    return b.add(node, "resize", (z.name,), {"mode": "crop", "align_corners": False},
+                 {"weight_h": np.eye(hs)[:ph.out], "weight_w": np.eye(ws)[:pw.out]},
+                 shape=(ph.out, pw.out, c), suffix=".crop")
 
 
 def pixel_shuffle(b: Any, node: Any, y: Act, mh: int, mw: int, sh: int, sw: int,
@@ -156,19 +170,6 @@ def _swap(b: Any, node: Any, y: Act, shape: tuple[int, int, int], suffix: str) -
     if 1 in shape[:2]:
         return reshaped(b, node, y, out, suffix=suffix)
     return b.add(node, "permute", (y.name,), {"perm": (1, 0, 2)}, shape=out, suffix=suffix)
-
-
-def _check_sizes(b: Any, node: Any, plans: tuple, strides: tuple, extra: tuple) -> None:
-    """Refuses an output size that is not a multiple of the stride, naming the fix."""
-    for axis, plan, s, op in zip(("height", "width"), plans, strides, extra):
-        if plan.out % s:
-            fix = op + (-plan.out) % s
-            hint = f"; output_padding={fix} would make it one" if fix < s else ""
-            b.fail(node, f"transposed convolution with output {axis} {plan.out}, not a "
-                         f"multiple of its stride {s}: qasic supports those whose output "
-                         f"is a whole number of sub-pixel phases (e.g. kernel 2 stride 2, "
-                         f"kernel 4 stride 2 padding 1, kernel 3 stride 2 padding 1 "
-                         f"output_padding 1){hint}")
 
 
 def _pads(v: Any, spatial: int) -> tuple[int, int]:

@@ -23,6 +23,7 @@ shifts) is a placement matmul instead (qasic.quant.lowering_seqpool).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +34,9 @@ from qasic.quant.lowering import Act, _act, _arg, _ints
 from qasic.quant.lowering_seqpool import pad_matrix, zero_pad
 
 aten = torch.ops.aten
-SUPPORTED = (("pad/constant_pad_nd with zeros on H and W (folded into the convolution that "
-               "reads it, else written out; a negative pad crops)"),
+SUPPORTED = (("pad/constant_pad_nd with zeros on H and W: folded into the convolutions that "
+               "read it, written out (a 1x1 depthwise conv padding) for any other reader; a "
+               "negative pad crops; zero channels added: a 1x1 conv of 0/1 weights"),
              ("pad with mode reflect, replicate or circular on H and W, and slices of H or W "
               "(crops): a resize of one-hot rows"),
              ("sequence models: pad/constant_pad_nd with zeros (or reflect, replicate, circular: "
@@ -90,7 +92,7 @@ def pad(b: Any, node: Any, args: list, kwargs: dict) -> ZeroPad:
     p = p[:2 * spatial] + [0] * (2 * spatial - len(p))  # F.pad(x, (l, r)): the width alone
     if any(v < 0 for v in p):  # a negative pad crops: the crop, then the zero pad of the rest
         if isinstance(inner, ZeroPad):
-            src = written(b, node, inner)
+            src = write_out(b, node, inner)
             inner = src
         src = _cropped(b, node, src, p, spatial)
         p = [max(v, 0) for v in p]
@@ -219,6 +221,24 @@ def written(b: Any, node: Any, x: ZeroPad) -> Act:
                  {"stride": (1, 1), "dilation": (1, 1), "groups": c, "padding": x.pads},
                  {"weight": np.ones((c, 1, 1, 1)), "bias": np.zeros(c)},
                  shape=_padded(b.shapes[x.src.name], x.pads), suffix=".pad")
+
+
+def write_out(b: Any, node: Any, tree: Any) -> Any:
+    """``tree`` (an op's args or kwargs) with every zero pad written out for ``node``, once per
+    pad however many ops read it (NAFNet's ``x + inp`` of the padded input)."""
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(write_out(b, node, x) for x in tree)
+    if isinstance(tree, dict):
+        return {k: write_out(b, node, v) for k, v in tree.items()}
+    if not isinstance(tree, ZeroPad):
+        return tree
+    if tree not in _WRITTEN:
+        _WRITTEN[tree] = written(b, node, tree)
+    return _WRITTEN[tree]
+
+
+# a zero pad's written-out activation, by pad (each pad belongs to one capture)
+_WRITTEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _padded(shape: tuple[int, ...], pads: tuple[int, int, int, int]) -> tuple[int, ...]:

@@ -44,7 +44,7 @@ from qasic.quant import pointwise as pw
 from qasic.quant.encodings import INTEGER_CODES
 from qasic.quant.lowering import Act, _arg
 from qasic.quant.lowering_ops import _broadcasts, _pair_op, _scalar
-from qasic.quant.lowering_pad import ZeroPad, written
+from qasic.quant.lowering_pad import ZeroPad, write_out
 from qasic.quant.lowering_seq import axis_map, digit, rows, samples
 from qasic.quant.lowering_seq import cat as seq_cat
 
@@ -94,8 +94,8 @@ def materialize(b: Any, v: Any) -> Any:
     """A Pointwise as an activation (one lut node, made once); other values unchanged."""
     if isinstance(v, RmsStat):
         return _rms_values(b, v)
-    if isinstance(v, ZeroPad):  # read by an op that does not fold it: the pixels written out
-        return written(b, b.current, v)
+    if isinstance(v, ZeroPad):  # read by no convolution: the padded image written out
+        return write_out(b, b.current, v)
     if isinstance(v, Columns):
         return _columns(b, v)
     if not isinstance(v, Pointwise):

@@ -536,9 +536,12 @@ def data_dependent(b: Any, node: Any, args: list, kwargs: dict) -> None:
     mixture of experts' top-k routing of each token to its experts); a compiled program's
     data movement is fixed, so it is refused."""
     name = node.target.__name__.split(".")[0]
-    b.fail(node, f"aten.{name} selects by value (e.g. a mixture of experts' top-k routing of "
-                 "each token): a data-dependent choice a compiled program cannot make; only "
-                 "models without one (a dense MLP, not routed experts)")
+    b.fail(node, f"aten.{name} selects by value: indices that gather or move rows (a k-NN "
+                 "graph's neighbours, DGCNN's) are a data-dependent movement a compiled "
+                 "program cannot make; its rank runs as a 0/1 mask only (experts' routing, "
+                 "a one-hot or top-k mask scattered from the indices, a codebook lookup at "
+                 "an argmax, a max unpooling: `qasic ops`); fixed neighbours run as constant "
+                 "indices (points[batch_indices, idx], PointNet++'s index_points)")
 
 
 def cdist(b: Any, node: Any, args: list, kwargs: dict) -> None:

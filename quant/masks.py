@@ -373,10 +373,19 @@ def where(b: Any, node: Any, args: list, kwargs: dict) -> Masked:
         if isinstance(pick, Act) and b.shapes[pick.name] == b.per_sample(node):
             return pick
     for scores, fill, kind in ((x, y, "keep"), (y, x, "drop")):
-        val = fill.item() if isinstance(fill, torch.Tensor) and fill.numel() == 1 else fill
+        val = _uniform(fill)
         if isinstance(val, (int, float)) and val <= NEG:
             return masked(b, node, scores, cond, kind)
     b.fail(node, "where() of activations; only where(mask, scores, large negative value)")
+
+
+def _uniform(fill: Any) -> Any:
+    """A fill's one value: a number, or a constant tensor holding one value everywhere (pyGAT's
+    ``-9e15 * torch.ones_like(e)``); otherwise ``fill`` itself."""
+    if isinstance(fill, torch.Tensor) and fill.numel() and not fill.is_complex() \
+            and bool((fill == fill.flatten()[0]).all()):
+        return fill.flatten()[0].item()
+    return fill
 
 
 def viewed(reshape: Any) -> Any:

@@ -48,6 +48,7 @@ from qasic.quant import (
     stack_reduce,
     topk_select,
     unfold,
+    unpool,
     value_pad,
     variance,
     writeback,
@@ -132,7 +133,8 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("complex_rope", "complex RoPE becomes real products",
             _graph_only(complex_rope.decompose)),
     Rewrite("keepdim", "x[:, i].unsqueeze(1) and reductions unsqueezed back become keepdim "
-            "forms", _graph_only(keepdim.decompose)),
+            "forms, a mean over one of H, W without keepdim the kept mean squeezed (PANNs' "
+            "CNN14)", _graph_only(keepdim.decompose)),
     Rewrite("glu", "a GLU becomes its halves' product", _graph_only(glu.decompose)),
     Rewrite("alltopk", "a mask scattered from a top-k of every index is the constant it is",
             _graph_only(alltopk.decompose)),
@@ -146,10 +148,15 @@ REWRITES: tuple[Rewrite, ...] = (
             "over the batch: StyleGAN2's) becomes the activations scaled around a fixed-weight "
             "conv, its demodulation a linear of the squared styles", modconv.decompose),
     Rewrite("hard_assign", "a one-hot of an argmax becomes a top-1 mask, a straight-through "
-            "sum its hard value (GroupViT)", _graph_only(hard_assign.decompose)),
+            "sum its hard value (GroupViT), an embedding at an argmax / argmin the top-1 mask "
+            "times the table (a VQ-VAE's nearest codebook entry)",
+            _graph_only(hard_assign.decompose)),
     Rewrite("topk_select", "a gather of the rows a top-k picks becomes the matmul by the "
             "top-k's one-hot (two-stage detectors' query selection: RT-DETR, D-FINE)",
             _graph_only(topk_select.decompose)),
+    Rewrite("unpool", "a max unpooling at a tiling max pool's indices becomes the top-1 mask "
+            "of each window of the pool's input times the unpooled values (ENet, SegNet)",
+            _graph_only(unpool.decompose)),
 )
 
 

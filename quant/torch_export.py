@@ -391,7 +391,7 @@ class _Builder:
         if args and isinstance(args[0], lowering_pad.ZeroPad) and lowering_pad.passes(node):
             return args[0]
         if node.target not in PAD_READERS and _has((args, kwargs), lowering_pad.ZeroPad):
-            args, kwargs = self._pads_written(node, args), self._pads_written(node, kwargs)
+            args, kwargs = lowering_pad.write_out(self, node, (args, kwargs))  # pointwise too
         if node.target not in POINTWISE_AWARE:
             keep = node.target in PAD_READERS  # a zero pad folds into them
             args, kwargs = self._materialized(args, keep), self._materialized(kwargs, keep)
@@ -426,19 +426,14 @@ class _Builder:
     def _getitem(self, node: fx.Node, args: list) -> Any:
         value, index = args
         if value[index] is None and node.users:
+            if node.args[0].target is torch.ops.aten.max_pool2d_with_indices.default:
+                self.fail(node, f"output {index} of {node.args[0].target}: a max pool's "
+                                "indices run only as the indices of a max_unpool2d to the "
+                                "pool input's size, kernel == stride, no padding "
+                                "(qasic.quant.unpool: ENet's, SegNet's)")
             self.fail(node, f"output {index} of {node.args[0].target} (e.g. pool indices or "
                             "batch statistics) is not supported")
         return value[index]
-
-    def _pads_written(self, node: fx.Node, tree: Any) -> Any:
-        """``tree`` with every zero pad written out for ``node``, which does not fold it (a
-        concat of shifted images: the shifted patch tokenization of ViT for small datasets)."""
-        if isinstance(tree, (list, tuple)):
-            return type(tree)(self._pads_written(node, x) for x in tree)
-        if isinstance(tree, dict):
-            return {k: self._pads_written(node, v) for k, v in tree.items()}
-        return lowering_pad.written(self, node, tree) \
-            if isinstance(tree, lowering_pad.ZeroPad) else tree
 
     def _materialized(self, tree: Any, keep_pad: bool = False) -> Any:
         """``tree`` with every pointwise chain made a lut node (``keep_pad``: zero pads kept

@@ -167,3 +167,53 @@ def test_other_gathers_are_refused_in_one_line(name):
     with pytest.raises(UnsupportedOpError) as e:
         capture(Gather(f).eval(), torch.from_numpy(_seq(2)))
     assert why in str(e.value) and "\n" not in str(e.value)
+
+
+class _SetAbstraction(nn.Module):
+    """PointNet++'s sample_and_group with a fixed sampling and grouping (yanx27's
+    index_points: points[batch_indices, idx, :], batch_indices = arange(B).view(B, 1,
+    ...).repeat(...)), the points centred on their group's, a shared Conv2d MLP, the max over
+    each group by torch.max(x, 2)[0]."""
+
+    def __init__(self, n: int = 12, s: int = 4, k: int = 3):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("fps_idx", torch.randperm(n, generator=g)[:s])
+        self.register_buffer("group_idx", torch.randint(0, n, (s, k), generator=g))
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 8, 1)
+
+    @staticmethod
+    def index_points(points, idx):
+        view_shape = [idx.shape[0]] + [1] * (idx.dim() - 1)
+        repeat_shape = [1] + list(idx.shape[1:])
+        batch_indices = torch.arange(points.shape[0], dtype=torch.long).view(
+            view_shape).repeat(repeat_shape)
+        return points[batch_indices, idx, :]
+
+    def forward(self, xyz):  # (B, 3, N)
+        xyz = xyz.permute(0, 2, 1)
+        b = xyz.shape[0]
+        new_xyz = self.index_points(xyz, self.fps_idx.unsqueeze(0).repeat(b, 1))
+        grouped = self.index_points(xyz, self.group_idx.unsqueeze(0).repeat(b, 1, 1))
+        grouped = grouped - new_xyz.view(b, new_xyz.shape[1], 1, 3)
+        x = torch.relu(self.conv(grouped.permute(0, 3, 2, 1)))  # (B, 8, k, s)
+        return torch.max(x, 2)[0]
+
+
+def test_points_indexed_by_the_batch_and_a_fixed_index_are_a_selection_of_each_sample():
+    """Before: refused ('indexing of an activation; only x[arange(batch)] ...'), then
+    ('a max over dims [2] of a rank-4 image'). The float graph follows torch, the golden
+    reference it, the simulator the golden reference bit for bit."""
+    from qasic.quant import run_float
+    from qasic.quant.graph import to_internal
+
+    x = np.random.default_rng(0).normal(size=(6, 3, 12)).astype(np.float32)
+    m = _SetAbstraction().eval()
+    graph = capture(m, torch.from_numpy(x[:2]))
+    with torch.no_grad():
+        want = m(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(run_float(graph, graph.to_internal(x)),
+                               to_internal(want, graph.output_layout), atol=1e-5)
+    r = qasic.evaluate(m, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]

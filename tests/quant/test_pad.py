@@ -14,6 +14,7 @@ from torch import nn
 import qasic
 from qasic.errors import UnsupportedOpError
 from qasic.quant import capture, run_float
+from qasic.quant.graph import to_internal
 
 
 class PaddedConvs(nn.Module):
@@ -134,9 +135,6 @@ class ShiftedTokens(nn.Module):
 
 
 @pytest.mark.parametrize("f", [
-    lambda x: F.pad(x, (1, 1, 1, 1)) + 1.0,   # a zero pad read by an add
-    lambda x: F.pad(x, (1, 1, 1, 1)),         # the graph's output
-    lambda x: F.pad(x, (1, 1, 1, 1), value=0.5),  # qasic.quant.value_pad: zero pad + constant
     lambda x: F.pad(x, (-1, 2, 0, -3)),       # crops and pads
     # zero channels: akamaster's CIFAR ResNet option-A shortcut (a LambdaLayer)
     lambda x: F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, 2, 2)) + F.pad(x[:, :, ::2, ::2],
@@ -154,6 +152,48 @@ def test_zero_pads_no_conv_reads_are_written_out_and_negative_pads_crop(f):
                                want.transpose(0, 2, 3, 1), atol=1e-5)
     assert any(n.op == "conv2d" and n.output.endswith((".pad", ".channels")) for n in g.nodes) \
         or isinstance(f, nn.Module)
+    r = qasic.evaluate(m, x.numpy(), calibration=x.numpy())
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+class PaddedResidual(nn.Module):
+    """NAFNet's check_image_size: the input zero-padded to a multiple of 4 (bottom / right),
+    a conv of it, the padded input added back as a residual, the crop to the input's size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.intro = nn.Conv2d(3, 8, 3, padding=1)
+        self.ending = nn.Conv2d(8, 3, 3, padding=1)
+
+    def forward(self, inp):
+        _, _, h, w = inp.shape
+        inp = F.pad(inp, (0, (4 - w % 4) % 4, 0, (4 - h % 4) % 4))
+        x = self.ending(torch.relu(self.intro(inp)))
+        return (x + inp)[:, :, :h, :w]
+
+
+@pytest.mark.parametrize("net, shape", [
+    (PaddedResidual, (6, 3, 10, 9)),
+    (lambda: Bad(lambda x: F.pad(x, (1, 1, 1, 1)) + 1.0), (6, 3, 8, 8)),
+    (lambda: Bad(lambda x: F.pad(x, (1, 2, 0, 1))), (6, 3, 8, 8)),  # the graph output
+    # a value pad is the zero pad plus a constant (quant.value_pad) added
+    (lambda: Bad(lambda x: F.pad(x, (1, 1, 1, 1), value=0.5)), (6, 3, 8, 8)),
+    (lambda: Bad(lambda x: F.pad(x, (2, 1)) * 2.0), (6, 3, 8)),  # (N, C, L)
+])
+def test_a_zero_pad_no_convolution_reads_is_written_out(net, shape):
+    """Before: refused ('a zero pad ... is supported only when a convolution reads it or a
+    max pool, not aten.add.Tensor'): NAFNet, and any model padding its input to a multiple of
+    its strides or windows and adding it back."""
+    torch.manual_seed(0)
+    m = net().eval()
+    x = torch.randn(*shape)
+    g = capture(m, (x[:1],), "padded_read")
+    pads = [n for n in g.nodes if n.op == "conv2d" and n.output.endswith(".pad")]
+    assert len(pads) == 1 and np.all(pads[0].params["weight"] == 1)  # written out once
+    with torch.no_grad():
+        want = m(x).numpy()
+    np.testing.assert_allclose(run_float(g, g.to_internal(x.numpy())),
+                               to_internal(want, g.output_layout), atol=1e-5)
     r = qasic.evaluate(m, x.numpy(), calibration=x.numpy())
     assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
 
