@@ -738,7 +738,9 @@ REFUSED = {
     "softmax_batch": (Fn(lambda x: torch.softmax(x, 0)), "the axis that holds the batch"),
     "expand_two_axes": (Fn(lambda x: F.layer_norm(x, (D,))[:, None, None].expand(
         -1, 2, 2, -1, -1)), "only of one size-1 axis"),
-    "mean_feat": (Fn(lambda x: F.layer_norm(x, (D,)).mean((1, 2))), "a mean over dims [1, 2]"),
+    # axes apart (adjacent ones, the trailing too, are a global average: MaxViT's head)
+    "mean_feat": (Fn(lambda x: F.layer_norm(x, (D,)).view(x.shape[0], S, 2, D // 2)
+                     .mean((1, 3))), "a mean over dims [1, 3]"),
     "norm_channels": (Fn(lambda x: torch.linalg.vector_norm(F.layer_norm(x, (D,)), dim=-1)),
                       "a vector norm over dims [2]"),
     "select_batch": (Fn(lambda x: F.layer_norm(x, (D,))[0]), "the batch axis"),
