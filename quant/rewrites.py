@@ -28,6 +28,7 @@ from qasic.quant import (
     embedding_bag,
     extremes,
     fftconv,
+    fill_stack,
     flips,
     fourier,
     glu,
@@ -107,6 +108,10 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("merged_rows", "a linear of rows merged from the leading axes and viewed back "
             "becomes the linear over the last axis (CRNN's sequence-first BidirectionalLSTM)",
             _graph_only(merged_rows.decompose)),
+    Rewrite("fill_stack", "a buffer filled position by position (o = zeros_like(v); "
+            "o[:, :, i] = step_i: fla's naive GLA and delta rule, RecurrentGemma's rnn_scan) "
+            "becomes one concat over the last axis between transposes",
+            _graph_only(fill_stack.decompose)),
     Rewrite("column_stack", "a cat of three or more columns along a middle axis (a hand-written "
             "recurrence's outputs: xLSTM's cat(hs, dim=-2)) becomes one concat over the last axis "
             "between transposes", _graph_only(column_stack.decompose)),
