@@ -33,6 +33,7 @@ from qasic.quant import (
     fourier,
     glu,
     hard_assign,
+    heinsen_scan,
     keepdim,
     logsoftmax,
     matrix_rope,
@@ -45,6 +46,7 @@ from qasic.quant import (
     pair_perm,
     pool3d,
     selects,
+    table_index,
     unfold,
     value_pad,
     variance,
@@ -98,6 +100,8 @@ REWRITES: tuple[Rewrite, ...] = (
             "becomes one index over those axes merged", multi_index.decompose),
     Rewrite("flips", "a flip of per-sample axes becomes a product by the reversal matrix "
             "(N-BEATS's x.flip(dims=(1,)))", _graph_only(flips.decompose)),
+    Rewrite("table_index", "a weight table indexed by ids, W[ids], becomes the embedding it is "
+            "(RecurrentGemma's Embedder.encode)", table_index.decompose),
     Rewrite("one_hot", "F.one_hot(ids, n) becomes an embedding of eye(n) (a character CNN's "
             "input)", _graph_only(one_hot.decompose)),
     Rewrite("variance", "a var / std over axis 1 of (batch, T, C) becomes its means "
@@ -112,6 +116,9 @@ REWRITES: tuple[Rewrite, ...] = (
             "o[:, :, i] = step_i: fla's naive GLA and delta rule, RecurrentGemma's rnn_scan) "
             "becomes one concat over the last axis between transposes",
             _graph_only(fill_stack.decompose)),
+    Rewrite("heinsen_scan", "Heinsen's log-space scan exp(cumsum(lc) + logcumsumexp(lv - "
+            "cumsum(lc))) becomes the recurrence h_t = exp(lc_t) h_(t-1) + exp(lv_t) it is "
+            "(minGRU / minLSTM)", _graph_only(heinsen_scan.decompose)),
     Rewrite("column_stack", "a cat of three or more columns along a middle axis (a hand-written "
             "recurrence's outputs: xLSTM's cat(hs, dim=-2)) becomes one concat over the last axis "
             "between transposes", _graph_only(column_stack.decompose)),

@@ -437,14 +437,16 @@ def hawk():
 # --- NX-AI's xLSTM sLSTM (xlstm/blocks/slstm/src/vanilla/slstm.py, slstm/layer.py) ---------
 
 
-def slstm_forward_pointwise(Wx, Ry, b, states):
+def slstm_forward_pointwise(Wx, Ry, b, states, first):
     """The vanilla backend's pointwise step: exponential input / forget gates stabilized by
-    the state m (log space), normalizer state n."""
+    the state m (log space), normalizer state n. xLSTM branches on ``torch.all(n == 0.0)``
+    (m = iraw at the first step from zero states); a data-dependent branch does not export,
+    so the step index says it (n is 0 exactly at the first step)."""
     raw = Wx + Ry + b
     _y, c, n, m = torch.unbind(states.view(4, states.shape[1], -1), dim=0)
     iraw, fraw, zraw, oraw = torch.unbind(raw.view(raw.shape[0], 4, -1), dim=1)
     logfplusm = m + F.logsigmoid(fraw)
-    mnew = torch.max(iraw, logfplusm)
+    mnew = iraw if first else torch.max(iraw, logfplusm)
     ogate = torch.sigmoid(oraw)
     igate = torch.exp(iraw - mnew)
     fgate = torch.exp(logfplusm - mnew)
@@ -474,7 +476,7 @@ class SLSTMCell(nn.Module):
             y = states[0].view(B, self.num_heads, self.head_dim)
             Ry = torch.einsum("bhd,hdk->bhk", y, self.recurrent_kernel)
             Ry = Ry.view(B, self.num_heads, 4, self.head_dim).transpose(1, 2).reshape(B, -1)
-            states = slstm_forward_pointwise(Wx[:, t], Ry, self.bias, states)
+            states = slstm_forward_pointwise(Wx[:, t], Ry, self.bias, states, t == 0)
             ys.append(states[0])
         return torch.stack(ys, dim=1)
 
@@ -1106,6 +1108,7 @@ def din():
     torch.manual_seed(0)
     m = DIN()
     with torch.no_grad():
+        m.dnn_linear.weight.mul_(20.0)  # a trained CTR head: click logits spread over (-3, 3)
         for mod in m.modules():
             if isinstance(mod, Dice):
                 mod.alpha.uniform_(-0.5, 0.5)
@@ -1195,6 +1198,275 @@ def _sessions():
     return (r.integers(1, 301, (B, T)) * mask).astype(np.int64)
 
 
+# --- Medusa heads (FasterDecoding/Medusa, medusa/model/medusa_model.py) on a small GPT -------
+
+
+class ResBlock(nn.Module):
+    """Medusa's ResBlock: x + SiLU(Linear(x)), the linear initialised to zero."""
+
+    def __init__(self, hidden_size):
+        super().__init__()
+        self.linear = nn.Linear(hidden_size, hidden_size)
+        self.act = nn.SiLU()
+
+    def forward(self, x):
+        return x + self.act(self.linear(x))
+
+
+class GPTBlock(nn.Module):
+    def __init__(self, d, heads):
+        super().__init__()
+        self.ln_1, self.ln_2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.heads = heads
+        self.c_attn = nn.Linear(d, 3 * d)
+        self.c_proj = nn.Linear(d, d)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(approximate="tanh"),
+                                 nn.Linear(4 * d, d))
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.heads, C // self.heads).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
+        return x + self.mlp(self.ln_2(x))
+
+
+class MedusaGPT(nn.Module):
+    """A GPT-2-style base model and Medusa's heads: each head a ResBlock and a Linear to the
+    vocabulary on the base model's last hidden states, the logits stacked along a new first
+    axis (medusa_logits: (heads, B, T, V)) and the base model's own logits returned beside."""
+
+    def __init__(self, vocab=100, d=32, heads=2, n=2, medusa_num_heads=3,
+                 medusa_num_layers=1):
+        super().__init__()
+        self.wte = nn.Embedding(vocab, d)
+        self.wpe = nn.Embedding(32, d)
+        self.h = nn.ModuleList(GPTBlock(d, heads) for _ in range(n))
+        self.ln_f = nn.LayerNorm(d)
+        self.lm_head = nn.Linear(d, vocab, bias=False)
+        self.medusa = medusa_num_heads
+        self.medusa_head = nn.ModuleList(
+            nn.Sequential(*([ResBlock(d)] * medusa_num_layers), nn.Linear(d, vocab, bias=False))
+            for _ in range(medusa_num_heads))
+
+    def forward(self, input_ids):
+        T = input_ids.shape[1]
+        x = self.wte(input_ids) + self.wpe(torch.arange(T))
+        for block in self.h:
+            x = block(x)
+        hidden_states = self.ln_f(x)
+        orig = self.lm_head(hidden_states)
+        medusa_logits = []
+        for i in range(self.medusa):
+            medusa_logits.append(self.medusa_head[i](hidden_states))
+        return torch.stack(medusa_logits, dim=0), orig
+
+
+def medusa():
+    torch.manual_seed(0)
+    m = MedusaGPT()
+    with torch.no_grad():  # trained heads: Medusa zero-initialises the ResBlock linears
+        for head in m.medusa_head:
+            head[0].linear.weight.mul_(0.5)
+    return _gain(m, 1.5)
+
+
+# --- a mixture-of-depths router (Raposo et al. 2024, the common PyTorch write-up) ------------
+
+
+class MoDBlock(nn.Module):
+    """Per sequence the top-k tokens by a router's weight go through the block (attention +
+    MLP, their output scaled by the router weight), the rest skip it: torch.topk over the
+    tokens, gather of the chosen rows, scatter_add back."""
+
+    def __init__(self, d, heads, capacity=0.5):
+        super().__init__()
+        self.router = nn.Linear(d, 1, bias=False)
+        self.block = GPTBlock(d, heads)
+        self.capacity = capacity
+
+    def forward(self, x):
+        _, T, D = x.shape
+        k = int(self.capacity * T)
+        router_logits = self.router(x).squeeze(-1)  # (B, T)
+        weights, selected = torch.topk(router_logits, k, dim=1, sorted=False)
+        selected, order = torch.sort(selected, dim=1)  # keep causal order
+        weights = torch.gather(weights, 1, order)
+        idx = selected.unsqueeze(-1).expand(-1, -1, D)
+        chosen = torch.gather(x, 1, idx)
+        processed = (self.block(chosen) - chosen) * weights.unsqueeze(-1)
+        return x.scatter_add(1, idx, processed)
+
+
+class MoDLM(nn.Module):
+    def __init__(self, vocab=100, d=32, heads=2, n=2):
+        super().__init__()
+        self.wte = nn.Embedding(vocab, d)
+        self.wpe = nn.Embedding(32, d)
+        self.h = nn.ModuleList(m for _ in range(n) for m in (GPTBlock(d, heads),
+                                                             MoDBlock(d, heads)))
+        self.ln_f = nn.LayerNorm(d)
+        self.lm_head = nn.Linear(d, vocab, bias=False)
+
+    def forward(self, input_ids):
+        T = input_ids.shape[1]
+        x = self.wte(input_ids) + self.wpe(torch.arange(T))
+        for block in self.h:
+            x = block(x)
+        return self.lm_head(self.ln_f(x))
+
+
+def mixture_of_depths():
+    torch.manual_seed(0)
+    return _gain(MoDLM(), 1.5)
+
+
+# --- dreamquark-ai's pytorch-tabnet (pytorch_tabnet/tab_network.py, sparsemax.py) ------------
+
+
+class SparsemaxFunction(torch.autograd.Function):
+    """pytorch_tabnet/sparsemax.py: the sort-based threshold tau."""
+
+    @staticmethod
+    def forward(ctx, input, dim=-1):
+        ctx.dim = dim
+        max_val, _ = input.max(dim=dim, keepdim=True)
+        input = input - max_val
+        tau, supp_size = SparsemaxFunction._threshold_and_support(input, dim=dim)
+        output = torch.clamp(input - tau, min=0)
+        ctx.save_for_backward(supp_size, output)
+        return output
+
+    @staticmethod
+    def _threshold_and_support(input, dim=-1):
+        input_srt, _ = torch.sort(input, descending=True, dim=dim)
+        input_cumsum = input_srt.cumsum(dim) - 1
+        d = input.size(dim)
+        rhos = torch.arange(1, d + 1, dtype=input.dtype).view(1, -1)
+        support = rhos * input_srt > input_cumsum
+        support_size = support.sum(dim=dim).unsqueeze(dim)
+        tau = input_cumsum.gather(dim, support_size - 1)
+        tau /= support_size.to(input.dtype)
+        return tau, support_size
+
+
+class Sparsemax(nn.Module):
+    def forward(self, input):
+        return SparsemaxFunction.apply(input, -1)
+
+
+class GBN(nn.Module):
+    """Ghost batch norm: in eval a BatchNorm1d (the chunks of the virtual batch)."""
+
+    def __init__(self, input_dim, momentum=0.02):
+        super().__init__()
+        self.bn = nn.BatchNorm1d(input_dim, momentum=momentum)
+
+    def forward(self, x):
+        return self.bn(x)
+
+
+class GLULayer(nn.Module):
+    def __init__(self, input_dim, output_dim, fc=None):
+        super().__init__()
+        self.output_dim = output_dim
+        self.fc = fc if fc is not None else nn.Linear(input_dim, 2 * output_dim, bias=False)
+        self.bn = GBN(2 * output_dim)
+
+    def forward(self, x):
+        x = self.bn(self.fc(x))
+        return torch.mul(x[:, :self.output_dim], torch.sigmoid(x[:, self.output_dim:]))
+
+
+class GLUBlock(nn.Module):
+    def __init__(self, input_dim, output_dim, n_glu=2, first=False, shared_layers=None):
+        super().__init__()
+        self.first = first
+        fcs = shared_layers if shared_layers is not None else [None] * n_glu
+        self.glu_layers = nn.ModuleList()
+        for i in range(n_glu):
+            self.glu_layers.append(GLULayer(input_dim if i == 0 else output_dim, output_dim,
+                                            fc=fcs[i]))
+
+    def forward(self, x):
+        scale = torch.sqrt(torch.FloatTensor([0.5]))
+        if self.first:
+            x = self.glu_layers[0](x)
+            layers_left = range(1, len(self.glu_layers))
+        else:
+            layers_left = range(len(self.glu_layers))
+        for glu_id in layers_left:
+            x = torch.add(x, self.glu_layers[glu_id](x))
+            x = x * scale
+        return x
+
+
+class FeatTransformer(nn.Module):
+    def __init__(self, input_dim, output_dim, shared_layers):
+        super().__init__()
+        self.shared = GLUBlock(input_dim, output_dim, first=True, shared_layers=shared_layers)
+        self.specifics = GLUBlock(output_dim, output_dim)
+
+    def forward(self, x):
+        return self.specifics(self.shared(x))
+
+
+class AttentiveTransformer(nn.Module):
+    def __init__(self, input_dim, group_dim):
+        super().__init__()
+        self.fc = nn.Linear(input_dim, group_dim, bias=False)
+        self.bn = GBN(group_dim)
+        self.selector = Sparsemax()
+
+    def forward(self, priors, processed_feat):
+        x = self.bn(self.fc(processed_feat))
+        x = torch.mul(x, priors)
+        return self.selector(x)
+
+
+class TabNet(nn.Module):
+    def __init__(self, input_dim=12, output_dim=3, n_d=8, n_a=8, n_steps=3, gamma=1.3):
+        super().__init__()
+        self.n_d, self.n_steps, self.gamma = n_d, n_steps, gamma
+        self.initial_bn = nn.BatchNorm1d(input_dim, momentum=0.01)
+        shared = nn.ModuleList([nn.Linear(input_dim, 2 * (n_d + n_a), bias=False),
+                                nn.Linear(n_d + n_a, 2 * (n_d + n_a), bias=False)])
+        self.initial_splitter = FeatTransformer(input_dim, n_d + n_a, shared)
+        self.feat_transformers = nn.ModuleList(FeatTransformer(input_dim, n_d + n_a, shared)
+                                               for _ in range(n_steps))
+        self.att_transformers = nn.ModuleList(AttentiveTransformer(n_a, input_dim)
+                                              for _ in range(n_steps))
+        self.final_mapping = nn.Linear(n_d, output_dim, bias=False)
+
+    def forward(self, x):
+        res = 0
+        x = self.initial_bn(x)
+        prior = torch.ones(x.shape)
+        att = self.initial_splitter(x)[:, self.n_d:]
+        for step in range(self.n_steps):
+            M = self.att_transformers[step](prior, att)
+            prior = torch.mul(self.gamma - M, prior)
+            masked_x = torch.mul(M, x)
+            out = self.feat_transformers[step](masked_x)
+            d = F.relu(out[:, :self.n_d])
+            res = torch.add(res, d)
+            att = out[:, self.n_d:]
+        return self.final_mapping(res)
+
+
+def tabnet():
+    torch.manual_seed(0)
+    m = TabNet()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, nn.BatchNorm1d):
+                mod.running_mean.normal_(0, 0.1, generator=g)
+                mod.running_var.uniform_(0.5, 1.5, generator=g)
+    return _gain(m, 1.5)
+
+
 P = (3, 14, 15, 9, 26)
 
 NETWORKS = (
@@ -1248,4 +1520,17 @@ NETWORKS = (
             "(seq != 0), ~tril bool attn_mask into sequence-first nn.MultiheadAttention, "
             "Conv1d point-wise FFN with +=, last position @ item_emb.weight.T)", "sasrec",
             _sessions),
+    Network("medusa", "FasterDecoding's Medusa heads (ResBlock x + SiLU(Linear(x)) and a "
+            "vocabulary Linear per head) on a GPT-2-style base, torch.stack(medusa_logits, "
+            "dim=0) of (heads, B, T, V) returned beside the base logits: --output 0",
+            "medusa", ids(100, 8, 32), output="0"),
+    Network("medusa_base", "the same Medusa model's base logits (--output 1), generated",
+            "medusa", ids(100, 8, 32), prompt=P, tokens=8, output="1"),
+    Network("mixture_of_depths", "a mixture-of-depths GPT (Raposo et al.: router Linear, "
+            "torch.topk of half the tokens, sort to keep causal order, gather, block output "
+            "scaled by the router weight, scatter_add back), every other block",
+            "mixture_of_depths", ids(100, 8, 32), prompt=P, tokens=8),
+    Network("tabnet", "dreamquark-ai's pytorch-tabnet (sort-based sparsemax attentive "
+            "transformer, prior *= gamma - M, shared + step GLU blocks scaled by sqrt(0.5), "
+            "ghost BatchNorm in eval)", "tabnet", floats(64, 12)),
 )
