@@ -24,6 +24,7 @@ from qasic.quant import (
     complex_rope,
     constant_rows,
     conv3d_factored,
+    cumsum_axis,
     einsum,
     embedding_bag,
     extremes,
@@ -46,6 +47,7 @@ from qasic.quant import (
     pair_perm,
     pool3d,
     selects,
+    stack_select,
     table_index,
     unfold,
     value_pad,
@@ -70,6 +72,9 @@ REWRITES: tuple[Rewrite, ...] = (
             _graph_only(narrow.decompose)),
     Rewrite("writeback", "a slice updated in place becomes the cat it makes",
             _graph_only(writeback.decompose)),
+    Rewrite("stack_select", "a stack read back by index (xLSTM's sLSTM states: stack((y, c, n, "
+            "m)) then unbind) reads the operand itself, each keeping its own encoding",
+            _graph_only(stack_select.decompose)),
     Rewrite("addcmul", "addcmul / addcdiv become their add and product / quotient (MEGA)",
             _graph_only(addcmul.decompose)),
     Rewrite("pool3d", "a global AdaptiveAvgPool3d becomes the mean of the flattened clip, "
@@ -119,6 +124,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("heinsen_scan", "Heinsen's log-space scan exp(cumsum(lc) + logcumsumexp(lv - "
             "cumsum(lc))) becomes the recurrence h_t = exp(lc_t) h_(t-1) + exp(lv_t) it is "
             "(minGRU / minLSTM)", _graph_only(heinsen_scan.decompose)),
+    Rewrite("cumsum_axis", "a cumsum along a middle axis (Based's head-major running sums "
+            "(k * v).cumsum(dim=2)) becomes the cumsum along axis 1 between permutes",
+            _graph_only(cumsum_axis.decompose)),
     Rewrite("column_stack", "a cat of three or more columns along a middle axis (a hand-written "
             "recurrence's outputs: xLSTM's cat(hs, dim=-2)) becomes one concat over the last axis "
             "between transposes", _graph_only(column_stack.decompose)),
