@@ -1485,8 +1485,9 @@ NETWORKS = (
             "Conv1D as shifted windows; local MQA with half-dim rope; soft-capped tied "
             "logits)", "griffin", ids(100, 8, 32), prompt=P, tokens=8),
     Network("slstm", "xLSTM's sLSTM (NX-AI vanilla backend: exponential gates stabilized by "
-            "max(i, log f + m), normalizer state, block-diagonal recurrent kernel by einsum, "
-            "states stacked / unbound each step, per-head GroupNorm, gated GELU FFN)", "slstm",
+            "max(i, log f + m), m = i at the first step (its torch.all(n == 0) branch by the "
+            "step index), normalizer state, block-diagonal recurrent kernel by einsum, states "
+            "stacked / unbound each step, per-head GroupNorm, gated GELU FFN)", "slstm",
             ids(100, 8, 32), prompt=P, tokens=8),
     Network("mingru", "lucidrains' minGRU LM (Heinsen's log-space parallel scan: cumsum of "
             "-softplus(gate), logcumsumexp, exp; log_g by torch.where; causal depthwise conv "
