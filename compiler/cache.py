@@ -86,17 +86,18 @@ def window_steps(k: Kernel, graph: QGraph, arch: ArchConfig, state: Buffer, step
         raise too_small(k, f"a window row of {state.c} codes", state.row, half)
     # as many rows as the output half holds per step (Inkling's 4 rows of 2048 codes: two)
     per = min(rows, half // state.row)
+    off = int(node.attrs.get("offset", 0))  # rows before p (a narrower window of the state)
     out = []
-    for r0 in range(0, rows, per):
-        size, base = min(per, rows - r0) * state.row, (len(out) % 2) * half
+    for r0 in range(off, off + rows, per):
+        size, base = min(per, off + rows - r0) * state.row, (len(out) % 2) * half
         s = Step(computes=[Instr("SYNC")])
         s.loads.append(Instr("GATHER", {
             "mem": "output",
             "idx_addr": step.addr + GATHER_INDEX_BYTES * int(node.attrs["index"]),
             "count": 1, "table_addr": state.addr + r0 * state.row, "table_stride": state.row,
-            "vocab": state.w - rows + 1, "row_bytes": size, "sram_addr": base,
+            "vocab": state.w - rows - off + 1, "row_bytes": size, "sram_addr": base,
             "sram_stride": size}))
-        s.stores += dma("STORE", "output", dst.addr + r0 * state.row, base, size)
+        s.stores += dma("STORE", "output", dst.addr + (r0 - off) * state.row, base, size)
         out.append(s)
     return out
 

@@ -330,13 +330,13 @@ def token_shifts(graph: QGraph, tokens: dict | None = None) -> dict[str, tuple[s
 
 
 def _windows(*plans: dict[str, tuple[str, int]]) -> dict[str, int]:
-    """Each windowed tensor (a token conv's or shift's input) -> K, one K per tensor."""
+    """Each windowed tensor (a token conv's or shift's input) -> K, the widest window read of
+    it: its state keeps K - 1 rows of padding and the tokens; a reader of a narrower window k
+    reads rows from K - k on (RecurrentGemma's Conv1D: shifted windows of 1..4 tokens of one
+    tensor)."""
     out: dict[str, int] = {}
-    for name, (src, k) in ((n, v) for p in plans for n, v in p.items()):
-        if out.setdefault(src, k) != k:
-            raise UnsupportedOpError(f"{name}: reads a window of {k} tokens of {src}, which "
-                                     f"another reads {out[src]} of; generation caches one "
-                                     "window per tensor")
+    for src, k in (v for p in plans for v in p.values()):
+        out[src] = max(out.get(src, k), k)
     return out
 
 
@@ -653,11 +653,11 @@ def decode_graph(full: QGraph) -> QGraph:
         if n.name in convs:  # on the window of K rows ending at p, from its state
             src, k = convs[n.name]
             n = decode_conv.window(decode_conv.causal_only(n), k, state_name(src), STEP,
-                                   nodes, shapes, tensors)
+                                   nodes, shapes, tensors, windows[src] - k)
         elif n.name in shifts:  # the band's row times the window of K rows ending at p
             src, k = shifts[n.name]
             n = decode_conv.shift_window(n, consts[n.inputs[0]], k, state_name(src), STEP,
-                                         nodes, shapes, tensors)
+                                         nodes, shapes, tensors, windows[src] - k)
         elif n.name in pads:  # the step's token at row L + p of a left pad (decode_conv)
             n = decode_conv.pad_row(n, consts[n.inputs[0]], pads[n.name], nodes, shapes,
                                     tensors)

@@ -198,13 +198,14 @@ def shift_prefill(n: QNode, const: QNode, prompt: int, nodes: list, shapes: dict
 
 
 def shift_window(n: QNode, const: QNode, k: int, state: str, step: str, nodes: list,
-                 shapes: dict, tensors: dict) -> QNode:
+                 shapes: dict, tensors: dict, offset: int = 0) -> QNode:
     """The decode step's token shift ``n``: S's last row's band (1, K) (codes of w_(K-1) ..
-    w_0) times the K rows of ``state`` from row p (``cache_window``), tokens p-K+1..p."""
+    w_0) times the K rows of ``state`` from row p (``cache_window``), tokens p-K+1..p; from
+    row p + ``offset`` when the state is padded for a wider window of the same tensor."""
     row, rows = f"{const.output}.window", f"{n.name}.window"
     value = np.asarray(const.params["value"])[-1:, -k:]
     nodes.append(replace(const, name=row, output=row, params={**const.params, "value": value}))
-    nodes.append(QNode(rows, "cache_window", (state, step), rows, {"index": 1, "rows": k}))
+    nodes.append(QNode(rows, "cache_window", (state, step), rows, _window_attrs(k, offset)))
     shapes |= {row: value.shape, rows: (k, shapes[state][-1])}
     tensors |= {row: tensors[const.output], rows: tensors[state]}
     return replace(n, inputs=(row, rows))
@@ -241,14 +242,21 @@ def padded_rows(src: str, k: int, rows: int, nodes: list, shapes: dict,
     return back
 
 
+def _window_attrs(k: int, offset: int) -> dict:
+    """A cache_window's attrs: K rows at the step's position (input 1's element 1), plus a
+    fixed ``offset`` of rows when not 0."""
+    return {"index": 1, "rows": k, **({"offset": offset} if offset else {})}
+
+
 def window(n: QNode, k: int, state: str, step: str, nodes: list, shapes: dict,
-           tensors: dict) -> QNode:
+           tensors: dict, offset: int = 0) -> QNode:
     """The decode step's token conv ``n`` on the K rows of ``state`` (the padded cache, whose
-    row p + K - 1 holds token p) from row p: tokens p-K+1..p (``cache_window``), the conv with
+    row p + K - 1 holds token p; p + K' - 1 padded for a wider window K' of the same tensor:
+    ``offset`` K' - K) from row p + offset: tokens p-K+1..p (``cache_window``), the conv with
     no padding (output (1, 1, D))."""
     d = shapes[state][-1]
     rows, image = f"{n.name}.window", f"{n.name}.window.image"
-    nodes.append(QNode(rows, "cache_window", (state, step), rows, {"index": 1, "rows": k}))
+    nodes.append(QNode(rows, "cache_window", (state, step), rows, _window_attrs(k, offset)))
     nodes.append(QNode(image, "reshape", (rows,), image, {"shape": (1, k, d)}))
     shapes |= {rows: (k, d), image: (1, k, d)}
     tensors |= {rows: tensors[state], image: tensors[state]}

@@ -191,18 +191,22 @@ def _chain(g: fx.Graph, node: fx.Node, equation: str, ops: list[fx.Node]) -> fx.
 
 def _two(g: fx.Graph, node: fx.Node, equation: str, ops: list[fx.Node]) -> fx.Node:
     a, b, out = parse(equation, [o.meta["val"].dim() for o in ops])
-    size = {}
+    size: dict[str, int] = {}
     for s, o in zip((a, b), ops, strict=True):
         for c, d in zip(s, o.meta["val"].shape, strict=True):
-            if size.setdefault(c, int(d)) != int(d):
+            if size.setdefault(c, int(d)) != int(d) and 1 not in (size[c], int(d)):
                 _refuse(equation, f"index '{c}' of sizes {size[c]} and {int(d)}",
-                        "expand the size-1 axis to the other's size first (x.expand)")
+                        "give the index one size in both operands")
+            size[c] = max(size[c], int(d))
     swap, lead, m, k, n = plan(a, b, out)
     if not m and not n and not lead:
         _refuse(equation, "no free or batch axes (a scalar)",
                 "keep an axis in the output, e.g. (x * y).sum(-1, keepdim=True)")
     em = _Emitter(g, node, size)
-    ops = [em.cast(o) for o in ops]
+    # torch broadcasts an index of size 1 in one operand to the other's size (a multi-query
+    # key's one head against the queries' n: RecurrentGemma's "btnh,bsnh->bnts"): expanded
+    ops = [em.expand(em.cast(o), [size[c] for c in s]) for s, o in zip((a, b), ops,
+                                                                       strict=True)]
     small = next((i for i, s in enumerate((b, a)) if not k and set(s) <= set((a, b)[i])
                   and sorted(out) == sorted((a, b)[i])), None)
     if small is not None:  # nothing summed, one operand's axes among the other's: x * y

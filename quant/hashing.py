@@ -28,13 +28,15 @@ def period(tree: tuple) -> int | None:
     return int(m) // math.gcd(int(form[0]), int(m))
 
 
-def composed(table: np.ndarray, tree: tuple) -> np.ndarray | None:
-    """The rows ``table[f(i)]`` for the ids i below f's period, or None when ``tree`` is no
-    such hash (module docstring) or takes values outside the table."""
+def composed(table: np.ndarray, tree: tuple, vocab: int = 0) -> np.ndarray | None:
+    """The rows ``table[f(i)]`` for the ids i below f's period, or below ``vocab`` when that is
+    larger (the rows of a table the same ids index directly: DeepCTR's DIN embeds an item id
+    and its category ``id % 20``, so every item id has its category row), or None when
+    ``tree`` is no such hash (module docstring) or takes values outside the table."""
     p = period(tree)
     if p is None:
         return None
-    index = pw.evaluate(tree, np.arange(p, dtype=np.float64))
+    index = pw.evaluate(tree, np.arange(max(p, vocab), dtype=np.float64))
     if index.min() < 0 or index.max() >= len(table):
         return None
     return table[index.astype(np.int64)]

@@ -246,11 +246,35 @@ def where(b: Any, node: Any, args: list, kwargs: dict) -> Pointwise | None:
     if None in trees:
         b.fail(node, "where() of a comparison of an activation and other values; only of "
                      "values of the same activation or scalars")
-    srcs = {s.name for s in [args[0].src] + [t[0] for t in trees] if s is not None}
+    pairs = [_relu_seen_through(b, (args[0].src, args[0].tree), args[0].src)] + [
+        _relu_seen_through(b, t, args[0].src) for t in trees]
+    srcs = {s.name for s, _ in pairs if s is not None}
     if len(srcs) != 1:
         b.fail(node, "where() of a comparison and values of different activations; only of one "
                      "activation (a function of one tensor)")
-    return Pointwise(args[0].src, pw.op("where", args[0].tree, trees[0][1], trees[1][1]), node)
+    return Pointwise(pairs[0][0], pw.op("where", *(t for _, t in pairs)), node)
+
+
+def _relu_seen_through(b: Any, pair: tuple, root: Act) -> tuple:
+    """(source, tree) of a where() branch, a relu of ``root`` (a node of its own, fused into
+    the op before it when it can be) read as the tree's maximum(root, 0): minGRU's
+    ``where(x >= 0, (relu(x) + 0.5).log(), -softplus(-x))`` is a function of x alone."""
+    src, tree = pair
+    n = b.nodes.get(src.name) if isinstance(src, Act) else None
+    if n is None or n.op != "relu" or n.inputs != (root.name,) or src.name == root.name:
+        return pair
+    return root, _substitute(tree, pw.op("maximum", pw.X, pw.const(0.0)))
+
+
+def _substitute(tree: tuple, inner: tuple) -> tuple:
+    """``tree`` with its activation leaf replaced by ``inner``."""
+    if tree == pw.X:
+        return inner
+    if tree[0] == "c":
+        return tree
+    if tree[0] == "fn":
+        return (*tree[:3], _substitute(tree[3], inner))
+    return (tree[0], *(_substitute(c, inner) for c in tree[1:]))
 
 
 # --- binary ops ---------------------------------------------------------------------------

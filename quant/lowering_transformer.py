@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import fx
 
 from qasic.quant import (
     grid_sample,
@@ -115,7 +116,7 @@ def embedding(b: Any, node: Any, args: list, kwargs: dict) -> Act:
             y = lowering_seq.reshaped(b, node, y, b.per_sample(node), ".row")
         return y
     if isinstance(args[1], Pointwise) and b.is_ids(args[1].src):
-        rows = hashing.composed(table, args[1].tree)  # CANINE's hashed ids
+        rows = hashing.composed(table, args[1].tree, _direct_vocab(node.args[1]))
         if rows is None:
             b.fail(node, "an embedding of computed token ids; only of the ids, or of a hash "
                          "of them ending in a remainder by a constant (qasic.quant.hashing)")
@@ -125,6 +126,19 @@ def embedding(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     if not b.is_ids(ids):
         b.fail(node, "an embedding of computed indices; only of the model's token ids")
     return b.add(node, "embedding", (ids.name,), {}, {"table": table})
+
+
+def _direct_vocab(index: Any) -> int:
+    """The most rows of a table that the fx graph embeds the ids by directly (0 if none), the
+    ids an input that the index ``index`` (an fx node) is computed from: the id range a hash
+    of the same ids must cover."""
+    src = index
+    while isinstance(src, fx.Node) and src.op != "placeholder":
+        src = next((a for a in src.args if isinstance(a, fx.Node)), None)
+    rows = [int(u.args[0].meta["val"].shape[0]) for u in getattr(src, "users", ())
+            if u.target is aten.embedding.default and u.args[1] is src
+            and isinstance(u.args[0], fx.Node) and u.args[0].meta.get("val") is not None]
+    return max(rows, default=0)
 
 
 def layer_norm(b: Any, node: Any, args: list, kwargs: dict) -> Act:

@@ -178,6 +178,9 @@ def apply(b: Any, node: Any, args: list, kwargs: dict) -> Any:
                                                                  False)))
     if target is aten.argmax.default and isinstance(args[0], KeyMask):
         return lastpool.argmax(b, node, first, args, kwargs)
+    if target is aten.embedding.default and isinstance(args[1], KeyMask) \
+            and isinstance(args[0], torch.Tensor):
+        return _embedded_bits(b, node, args[0], first)
     if target in _CASTS or target in _SHAPE_OPS:
         if not isinstance(args[0], KeyMask):
             b.fail(node, f"{target} with the padding mask as a non-first operand")
@@ -194,6 +197,28 @@ def apply(b: Any, node: Any, args: list, kwargs: dict) -> Any:
                 for w in ("when1", "when0")]
         return replace(first, pos=pos[0], when1=vals[0], when0=vals[1])
     b.fail(node, f"op {target} on the padding mask; only elementwise and shape ops")
+
+
+def _embedded_bits(b: Any, node: Any, table: torch.Tensor, key: KeyMask) -> Any:
+    """embedding(table, index) of an index that is a function of the padding bit of its token
+    (SASRec's position ids ``arange(1, T + 1) * (ids != 0)``: t + 1, or the padding row 0):
+    per token t the row table[when0[t]] plus the bit times table[when1[t]] - table[when0[t]],
+    the bits a (T, 1) column of 0/1 codes. Only indices of (batch, tokens) alike in every
+    sample."""
+    from qasic.quant.lowering_pointwise import _binary, constant_add
+
+    t, grid = key.keys, torch.arange(key.batch * key.keys).reshape(key.batch, key.keys)
+    if tuple(key.pos.shape) != tuple(grid.shape) or not torch.equal(key.pos, grid) \
+            or not bool((key.when1 == key.when1[:1]).all()) \
+            or not bool((key.when0 == key.when0[:1]).all()):
+        b.fail(node, "an embedding of an index computed from the padding mask other than one "
+                     "index per token alike in every sample (arange(1, T + 1) * (ids != pad))")
+    rows1, rows0 = table[key.when1[0].long()], table[key.when0[0].long()]  # (T, d)
+    bits = replace(key, pos=grid.reshape(key.batch, t, 1), when1=torch.ones(key.batch, t, 1),
+                   when0=torch.zeros(key.batch, t, 1))
+    col = column(b, node, bits)
+    y = _binary(b, node, "mul", col, (rows1 - rows0).unsqueeze(0))
+    return constant_add(b, node, y, rows0.unsqueeze(0))
 
 
 def _query_times_key(b: Any, node: Any, target: Any, args: list, kwargs: dict, masks: list,
@@ -376,7 +401,30 @@ def where(b: Any, node: Any, args: list, kwargs: dict) -> Masked:
         val = _uniform(fill)
         if isinstance(val, (int, float)) and val <= NEG:
             return masked(b, node, scores, cond, kind)
-    b.fail(node, "where() of activations; only where(mask, scores, large negative value)")
+    zeroed = _zero_fill(b, node, cond, x, y)
+    if zeroed is not None:
+        return zeroed
+    b.fail(node, "where() of activations; only where(mask, scores, large negative value) or "
+                 "where(mask, values, 0)")
+
+
+def _zero_fill(b: Any, node: Any, cond: Any, x: Any, y: Any) -> Any:
+    """where(padding mask, values, 0) (or zeros_like(values); or the sides swapped): the
+    values times the mask's 0/1 bits (DeepCTR's DIN zeroes the scores of padded behaviours
+    before its weighted sum); None when it is not that."""
+    from qasic.quant.lowering_pointwise import _with_mask
+
+    if not isinstance(cond, KeyMask) or cond.when1.dtype != torch.bool:
+        return None
+    for values, fill, bit in ((x, y, True), (y, x, False)):
+        zero = fill == 0 if isinstance(fill, (int, float)) else (
+            isinstance(fill, torch.Tensor) and bool((fill == 0).all()))
+        if zero and not isinstance(values, (KeyMask, Masked, torch.Tensor, int, float)):
+            keep = cond.when1 if bit else ~cond.when1
+            drop = cond.when0 if bit else ~cond.when0
+            bits = replace(cond, when1=keep.float(), when0=drop.float())
+            return _with_mask(b, node, "mul", values, bits)
+    return None
 
 
 def _uniform(fill: Any) -> Any:
@@ -507,10 +555,20 @@ def column(b: Any, node: Any, key: KeyMask) -> Act:
                      f"{first + rows - 1}) used as values; only an embedding reads a slice, or "
                      "an attention as its key mask (an encoder-decoder's source)")
     grid = torch.arange(key.batch * t).reshape(key.batch, t, 1)
+    row = torch.arange(key.batch * t).reshape(key.batch, 1, t)
+    if tuple(key.pos.shape) == (key.batch, 1, t) and torch.equal(key.pos, row) \
+            and bool((key.when1 == 1).all()) and bool((key.when0 == 0).all()):
+        # the bits as a row (1, tokens): the column's codes in the same order
+        from qasic.quant.lowering_seq import reshaped
+
+        col = column(b, node, replace(key, pos=grid, when1=key.when1.reshape(grid.shape),
+                                      when0=key.when0.reshape(grid.shape)))
+        return reshaped(b, node, col, (1, t), suffix=".pad_row")
     if tuple(key.pos.shape) != (key.batch, t, 1) or not torch.equal(key.pos, grid) \
             or not bool((key.when1 == 1).all()) or not bool((key.when0 == 0).all()):
         b.fail(node, "a padding mask used as a value other than its 0/1 bits per token as "
-                     "(batch, tokens, 1); only masks of the attention, or that")
+                     "(batch, tokens, 1) or (batch, 1, tokens); only masks of the attention, or "
+                     "that")
     if (key.pred, "column", key.source) in b.mask_nodes:
         return Act(b.mask_nodes[(key.pred, "column", key.source)])
     if key.pred[0] == lengths.PREFIX:

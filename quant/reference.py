@@ -56,6 +56,7 @@ cache_write: the persistent state tensor (KV cache) with rows start..start+R rep
            input rows; start = attrs base (default 0) + the 2nd input's id at attrs index
            (decode), or + 0 (prefill)
 cache_window: rows p..p+R of a state (R = attrs rows), p = the 2nd input's id at attrs index
+              plus attrs offset (0 if absent)
 cache_read: the persistent state tensor as it is (an error if no cache_write wrote it)
 constant:  y = value, the same for every sample
 permute:   codes moved: the per-sample axes reordered by perm
@@ -361,8 +362,9 @@ def _embedding(graph: QGraph, node: QNode, ids: np.ndarray) -> np.ndarray:
 
 def _cache_window(graph: QGraph, node: QNode, cache: np.ndarray, step: np.ndarray
                   ) -> np.ndarray:
-    """rows p..p+R of ``cache`` (N, S, D) for each sample's position p."""
+    """rows p..p+R of ``cache`` (N, S, D) for each sample's position p (plus attrs offset)."""
     r, at = int(node.attrs["rows"]), np.asarray(step, np.int64)[:, node.attrs["index"]]
+    at = at + int(node.attrs.get("offset", 0))
     bad = at[(at < 0) | (at > cache.shape[1] - r)]
     if bad.size:
         raise InputError(f"{node.name}: a window of {r} rows at position {int(bad[0])} is "

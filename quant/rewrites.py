@@ -25,14 +25,17 @@ from qasic.quant import (
     constant_rows,
     conv3d_factored,
     convt3d,
+    cumsum_axis,
     einsum,
     embedding_bag,
     extremes,
     fftconv,
+    fill_stack,
     flips,
     fourier,
     glu,
     hard_assign,
+    heinsen_scan,
     keepdim,
     logsoftmax,
     matrix_rope,
@@ -46,6 +49,8 @@ from qasic.quant import (
     pool3d,
     selects,
     stack_reduce,
+    stack_select,
+    table_index,
     topk_select,
     unfold,
     unpool,
@@ -71,6 +76,9 @@ REWRITES: tuple[Rewrite, ...] = (
             _graph_only(narrow.decompose)),
     Rewrite("writeback", "a slice updated in place becomes the cat it makes",
             _graph_only(writeback.decompose)),
+    Rewrite("stack_select", "a stack read back by index (xLSTM's sLSTM states: stack((y, c, n, "
+            "m)) then unbind) reads the operand itself, each keeping its own encoding",
+            _graph_only(stack_select.decompose)),
     Rewrite("addcmul", "addcmul / addcdiv become their add and product / quotient (MEGA)",
             _graph_only(addcmul.decompose)),
     Rewrite("pool3d", "a global AdaptiveAvgPool3d becomes the mean of the flattened clip, "
@@ -107,6 +115,8 @@ REWRITES: tuple[Rewrite, ...] = (
             "becomes one index over those axes merged", multi_index.decompose),
     Rewrite("flips", "a flip of per-sample axes becomes a product by the reversal matrix "
             "(N-BEATS's x.flip(dims=(1,)))", _graph_only(flips.decompose)),
+    Rewrite("table_index", "a weight table indexed by ids, W[ids], becomes the embedding it is "
+            "(RecurrentGemma's Embedder.encode)", table_index.decompose),
     Rewrite("one_hot", "F.one_hot(ids, n) becomes an embedding of eye(n) (a character CNN's "
             "input)", _graph_only(one_hot.decompose)),
     Rewrite("variance", "a var / std over axis 1 of (batch, T, C) becomes its means "
@@ -117,6 +127,16 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("merged_rows", "a linear of rows merged from the leading axes and viewed back "
             "becomes the linear over the last axis (CRNN's sequence-first BidirectionalLSTM)",
             _graph_only(merged_rows.decompose)),
+    Rewrite("fill_stack", "a buffer filled position by position (o = zeros_like(v); "
+            "o[:, :, i] = step_i: fla's naive GLA and delta rule, RecurrentGemma's rnn_scan) "
+            "becomes one concat over the last axis between transposes",
+            _graph_only(fill_stack.decompose)),
+    Rewrite("heinsen_scan", "Heinsen's log-space scan exp(cumsum(lc) + logcumsumexp(lv - "
+            "cumsum(lc))) becomes the recurrence h_t = exp(lc_t) h_(t-1) + exp(lv_t) it is "
+            "(minGRU / minLSTM)", _graph_only(heinsen_scan.decompose)),
+    Rewrite("cumsum_axis", "a cumsum along a middle axis (Based's head-major running sums "
+            "(k * v).cumsum(dim=2)) becomes the cumsum along axis 1 between permutes",
+            _graph_only(cumsum_axis.decompose)),
     Rewrite("column_stack", "a cat of three or more columns along a middle axis (a hand-written "
             "recurrence's outputs: xLSTM's cat(hs, dim=-2)) becomes one concat over the last axis "
             "between transposes", _graph_only(column_stack.decompose)),

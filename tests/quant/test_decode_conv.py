@@ -132,3 +132,50 @@ def test_a_token_shift_generates_exactly_at_narrow_activations(bits):
     assert_generates_like_the_golden_reference(full, ids[0, :5], 4)
     out = qasic.evaluate(model, ids, calibration=ids, config=config)
     assert out["bit_exact"] and out["cosine"] > (0.8 if bits == 4 else 0.5), out["cosine"]
+
+
+def test_cache_window_reads_from_a_fixed_offset_past_p():
+    """attrs offset: rows p + offset .. p + offset + K (a narrower window of a state padded for
+    a wider one); out of range refused."""
+    cache = np.arange(2 * (C + 3) * 3).reshape(2, C + 3, 3)
+    node = QNode("w", "cache_window", ("cache.x", "step"), "w",
+                 {"index": 1, "rows": 2, "offset": 2})
+    got = reference.run_node(None, node, [cache, np.array([[5, 0], [9, 3]])])
+    np.testing.assert_array_equal(got, np.stack([cache[0, 2:4], cache[1, 5:7]]))
+    with pytest.raises(InputError, match="window of 2 rows at position 8 is outside the 9"):
+        reference.run_node(None, node, [cache, np.array([[1, 6], [1, 0]])])
+
+
+def test_shifted_windows_of_one_tensor_generate_exactly():
+    """RecurrentGemma's Conv1D: sum over shifts s of F.pad(x[:, :T - s], (0, 0, s, 0)) * w_s,
+    token shifts of 2, 3 and 4 rows of one tensor (refused: "generation caches one window per
+    tensor"): one state padded for the widest, the narrower windows read from an offset.
+    Golden == simulator for the whole model (cosine > 0.999); prefill + decode steps equal the
+    golden reference's."""
+    import torch
+    import torch.nn.functional as F
+
+    import qasic
+    from qasic.quant import QuantConfig
+    from qasic.quant.quantize import quantize
+    from tests.quant.generation import assert_generates_like_the_golden_reference
+
+    class ShiftConvLM(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.emb, self.head = torch.nn.Embedding(40, 16), torch.nn.Linear(16, 40)
+            self.w = torch.nn.Parameter(torch.randn(4, 16) / 2)
+
+        def forward(self, ids):
+            x = self.emb(ids)
+            t, out = x.shape[1], torch.zeros_like(x)
+            for s in range(4):
+                out = out + F.pad(x[:, :t - s], (0, 0, s, 0)) * self.w[3 - s]
+            return self.head(x + torch.tanh(out))
+
+    ids = np.random.default_rng(0).integers(0, 40, (8, C + 2))
+    out = qasic.evaluate(ShiftConvLM().eval(), ids, calibration=ids)
+    assert out["bit_exact"] and out["cosine"] > 0.999, out["cosine"]
+    full = quantize(ShiftConvLM().eval(), (torch.from_numpy(ids[:1]),), ids, QuantConfig())
+    assert_generates_like_the_golden_reference(full, ids[0, :3], 4)

@@ -109,6 +109,14 @@ FORMS = {  # equation -> (its module, the QGraph ops)
         ["linear", "reshape", "permute", "permute", "reshape", "permute", "matmul", "linear",
          "reshape", "permute", "linear", "reshape", "permute", "reshape", "constant", "matmul",
          "reshape", "permute", "matmul", "permute", "lut", "reshape", "linear", "mul"]),
+    # a multi-query key's one head broadcast to the queries' H, as torch.einsum broadcasts an
+    # index of size 1 (RecurrentGemma's local attention; was refused: "index 'n' of sizes 2
+    # and 1"): the key expanded over the heads first
+    "btnh,bsnh->bnts": (lambda m, x: torch.einsum("btnh,bsnh->bnts",
+                                                  m.q(x).view(-1, S, H, D // H),
+                                                  m.k(x)[..., :D // H].view(-1, S, 1, D // H)),
+                        ["linear", "reshape", "linear", "reshape", "constant", "matmul",
+                         "permute", "permute", "matmul"]),
 }
 
 
