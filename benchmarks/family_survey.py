@@ -16,6 +16,24 @@ return one (``last_hidden_state``), and run through ``qasic.evaluate(model, x, c
 (W8A8, the default arch) on the same 2 inputs: a survey of capture, compile and bit-exactness,
 not of accuracy.
 
+Rows of several inputs (input kinds in ``MULTI``) take each tensor under its forward keyword:
+their wrapper's ``forward(self, input_ids, attention_mask, ...)`` names them, and ``x`` is
+{keyword: batch}, run as ``qasic.evaluate(model, x, calibration=x)`` (a model of several inputs,
+docs/inputs.md). Encoder-decoders (family ``seq2seq``: T5, BART, Marian, ..., Whisper,
+Speech2Text, Moonshine, SpeechT5) take the encoder's input and DEC_IDS = 8 decoder ids
+(``ids_pair``, ``audio_ids``, ``frames_ids``, ``wave_ids``, ``states_pair``) and return the
+decoder's ``last_hidden_state``; ``ids_pad_pair`` (their ``@pad`` rows, LongT5) also pads the
+encoder's ids. BERT-like ``@pad`` rows (input kind ``ids_pad``) pass a real padding mask: sample b's
+last b * PAD_TAIL = 4 ids are the model's pad id and its ``attention_mask`` 0 there. Dual encoders
+(family ``multimodal``: CLIP, SigLIP, ALIGN, CLAP, OWL-ViT, BLIP, GroupViT, X-CLIP, ...) take 12
+text ids and an image (``text_image``; Siglip2 its patches, CLAP a mel spectrogram, X-CLIP a
+clip) and return their ``*_embeds`` (text and image embeddings, each sample's own; X-CLIP's
+text embedding of its own video) concatenated per sample: ``logits_per_image`` would compare a
+sample with the batch's others, and qasic runs each sample alone. Vision-language encoders
+(ViLT, BridgeTower, FLAVA, VisualBERT's ``text_visual`` region features, LXMERT's
+``text_feats`` features and boxes) return their joint sequence (text tokens first; FLAVA's
+multimodal embeddings).
+
 Rows of another library (family ``other``) name their layers class by its module path: the
 ``x_transformers.Encoder`` / ``Decoder`` row builds ``TransformerWrapper(attn_layers=
 Decoder(**config), **model)`` (lucidrains' x-transformers: rotary, ALiBi, grouped-query,

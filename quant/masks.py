@@ -96,17 +96,64 @@ def from_ids(b: Any, node: Any, ids: Act | IdSlice, other: Any, target: Any = No
 
 def from_mask_input(b: Any, node: Any, x: Any, out: torch.dtype) -> KeyMask | None:
     """A cast of an input of 0/1 ids that no embedding reads (a runtime attention mask,
-    ``attention_mask.to(torch.bool)`` or ``.to(dtype)``) to bool or a float: the padding mask
-    of its bits (ids != 0, as values 1 / 0 of ``out``); None for any other cast."""
-    if not isinstance(x, Act) or x.name == b.input_name or not b.is_ids(x) \
-            or not (out == torch.bool or out.is_floating_point) or _embedded(b, x.name):
+    ``attention_mask.to(torch.bool)`` or ``.to(dtype)``) to bool or a float, or of a view of it
+    (DeBERTa's ``mask.unsqueeze(2).to(dtype)``, multiplied into its embeddings): the padding
+    mask of its bits (ids != 0, as values 1 / 0 of ``out``), viewed as the input was; None for
+    any other cast."""
+    if not (out == torch.bool or out.is_floating_point):
         return None
-    return from_ids(b, node, x, 0, aten.ne.Scalar, out)
+    if isinstance(x, Act) and _mask_input(b, x):  # the input itself
+        return from_ids(b, node, x, 0, aten.ne.Scalar, out)
+    key = _replayed(b, node.args[0], {})
+    return None if key is None else apply(b, node, [key, *node.args[1:]], dict(node.kwargs))
+
+
+def _mask_input(b: Any, x: Act) -> bool:
+    return x.name != b.input_name and b.is_ids(x) and not _embedded(b, x.name)
+
+
+def _replayed(b: Any, n: Any, memo: dict) -> KeyMask | None:
+    """The KeyMask of fx node ``n`` when it is computed from runtime mask inputs (0/1 ids no
+    embedding reads) by shape and elementwise ops alone (DeBERTa's ``get_attention_mask``,
+    ``m[:, None, None, :] * m[:, None, :, None]`` of the int mask, cast to bool after), its
+    values the mask's own (1 / 0, int); None for any other node."""
+    if not isinstance(n, torch.fx.Node) or n.op != "call_function":
+        return None
+    if n.name in memo:
+        return memo[n.name]
+    target = n.target
+    if target not in _SHAPE_OPS and target not in _ELEMENTWISE \
+            and torch.Tag.pointwise not in getattr(target, "tags", ()):
+        return None
+    args, found = [], False
+    for a in n.args:
+        if isinstance(a, torch.fx.Node) and a.op == "placeholder":
+            x = b.env.get(a.name)
+            if not (isinstance(x, Act) and _mask_input(b, x)):
+                return None
+            a = from_ids(b, n, x, 0, aten.ne.Scalar, a.meta["val"].dtype)
+            a = replace(a, when1=a.when1.to(torch.int64), when0=a.when0.to(torch.int64))
+        elif isinstance(a, torch.fx.Node):
+            a = _replayed(b, a, memo)
+            if a is None:
+                return None
+        found = found or isinstance(a, KeyMask)
+        args.append(a)
+    if not found or _flat_nodes(n.kwargs):
+        return None
+    memo[n.name] = key = apply(b, n, args, dict(n.kwargs))
+    return key
+
+
+def _flat_nodes(tree: Any) -> list:
+    return [v for v in _flat(tree) if isinstance(v, torch.fx.Node)]
 
 
 def _embedded(b: Any, source: str) -> bool:
+    """Whether an embedding reads input ``source`` as ids (not as mask bits: ``column``'s)."""
+    bits = set(b.mask_nodes.values())
     return any(n.op == "embedding" and n.inputs[0] == source and np.ndim(n.params["table"]) == 2
-               for n in b.nodes.values())
+               and n.name not in bits for n in b.nodes.values())
 
 
 def _vocab(b: Any, node: Any, key: KeyMask, what: str) -> int:

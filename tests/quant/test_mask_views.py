@@ -1,0 +1,65 @@
+"""A runtime attention mask (an int 0/1 input) used through views and products of itself
+before a cast (DeBERTa's ``embeddings * mask.unsqueeze(2).to(dtype)`` and ``get_attention_mask``,
+``m[:, None, None, :] * m[:, None, :, None]`` then ``.bool()``): the cast's value is the padding
+mask of the input's bits, viewed as the model viewed it (qasic.quant.masks.from_mask_input).
+Float graph == torch, golden reference == simulator, the unpadded positions close to torch and
+independent of the padded ids."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from qasic.arch.config import default_arch
+from qasic.compiler import compile_graph
+from qasic.models.packed import PackedInputs
+from qasic.quant import QuantConfig, capture, graph_inputs, reference, run_float
+from qasic.quant.evaluate import cosine
+from qasic.quant.quantize import quantize_graph
+from qasic.sim.run import run_functional
+
+S, N, V = 8, 6, 40
+
+
+class MaskedMixer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = nn.Embedding(V, 16)
+        self.qkv, self.out = nn.Linear(16, 48), nn.Linear(16, 8)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.emb(ids) * mask.unsqueeze(2).to(torch.float32)  # padded rows zeroed
+        ext = mask.unsqueeze(1).unsqueeze(2)  # (B, 1, 1, S), int
+        keep = (ext * ext.squeeze(-2).unsqueeze(-1)).bool()  # (B, 1, S, S): query x key
+        q, k, v = self.qkv(h).unsqueeze(1).chunk(3, dim=-1)
+        scores = (q @ k.transpose(-1, -2) / 4).masked_fill(~keep, torch.finfo(torch.float32).min)
+        return self.out((scores.softmax(-1) @ v).squeeze(1))
+
+
+def test_a_mask_viewed_and_multiplied_before_its_cast_runs_bit_exact():
+    r = np.random.default_rng(0)
+    lengths = np.array([8, 5, 3, 8, 6, 4])
+    mask = (np.arange(S)[None] < lengths[:, None]).astype(np.int64)
+    ids = r.integers(1, V, (N, S)) * mask
+    model = PackedInputs(MaskedMixer().eval(), ("ids", "mask"), ((S,), (S,)), (True, True))
+    x = graph_inputs.pack([ids, mask])
+    fg = capture(model, torch.from_numpy(x[:1]), "mixer")
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    keep = mask.astype(bool)
+    # the float graph is torch's on the unpadded queries (a padded query's row, every key
+    # masked, attends the unpadded keys: read by no unpadded token)
+    assert np.abs(run_float(fg, x)[keep] - want[keep]).max() < 1e-4
+    qg = quantize_graph(fg, x, QuantConfig())
+    readers = [nd for nd in qg.nodes if "input.mask" in nd.inputs]
+    assert readers and all(nd.op == "embedding" for nd in readers)  # the bits, at run time
+    codes = qg.quantize_input(x)
+    gold = reference.run(qg, codes)
+    got = run_functional(compile_graph(qg, default_arch()), default_arch(), codes)
+    assert np.array_equal(got.reshape(gold.shape), gold)
+    assert cosine(qg.dequantize_output(gold)[keep], want[keep]) > 0.995
+    other = ids + (1 - mask) * r.integers(1, V, (N, S))  # other ids at the padded positions
+    gold2 = reference.run(qg, qg.quantize_input(graph_inputs.pack([other, mask])))
+    assert np.array_equal(gold2[keep], gold[keep])
