@@ -63,3 +63,48 @@ def test_a_mask_viewed_and_multiplied_before_its_cast_runs_bit_exact():
     other = ids + (1 - mask) * r.integers(1, V, (N, S))  # other ids at the padded positions
     gold2 = reference.run(qg, qg.quantize_input(graph_inputs.pack([other, mask])))
     assert np.array_equal(gold2[keep], gold[keep])
+
+
+PAD = 1
+
+
+class TwoIdsPositions(nn.Module):
+    """fairseq's sinusoidal positions (M2M100, NLLB) of both id inputs of an encoder-decoder:
+    ``table.index_select(0, pos.view(-1))``, pos from each input's own padding."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb, self.lin = nn.Embedding(V, 16), nn.Linear(16, 8)
+        self.register_buffer("table", torch.randn(S + PAD + 1, 16))
+
+    def pos(self, ids: torch.Tensor) -> torch.Tensor:
+        m = ids.ne(PAD).int()
+        p = (torch.cumsum(m, dim=1).type_as(m) * m).long() + PAD
+        return self.table.index_select(0, p.view(-1)).view(ids.shape[0], ids.shape[1], -1)
+
+    def forward(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        a = self.emb(src) + self.pos(src)
+        return self.lin(self.emb(tgt) + self.pos(tgt) + a.mean(1, keepdim=True))
+
+
+def test_positions_from_the_second_inputs_padding_read_that_input():
+    """The decoder's positions count its own ids' padding (a PosValue of the second input):
+    the bits come from that input, not the first (whose length differs: 8 and 5 ids)."""
+    r = np.random.default_rng(1)
+    t = 5
+    src = r.integers(2, V, (N, S))
+    tgt = r.integers(2, V, (N, t))
+    src[1, 6:], tgt[2, 3:], tgt[4, 4:] = PAD, PAD, PAD
+    model = PackedInputs(TwoIdsPositions().eval(), ("src", "tgt"), ((S,), (t,)), (True, True))
+    x = graph_inputs.pack([src, tgt])
+    fg = capture(model, torch.from_numpy(x[:1]), "positions")
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    assert np.abs(run_float(fg, x) - want).max() < 1e-4
+    qg = quantize_graph(fg, x, QuantConfig())
+    codes = qg.quantize_input(x)
+    gold = reference.run(qg, codes)
+    got = run_functional(compile_graph(qg, default_arch()), default_arch(), codes)
+    assert np.array_equal(got.reshape(gold.shape), gold)
+    assert cosine(qg.dequantize_output(gold), want) > 0.995
