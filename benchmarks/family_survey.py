@@ -283,9 +283,10 @@ _T5 = {"vocab_size": VOCAB_ENC, "d_model": 32, "d_kv": 16, "d_ff": 64, "num_laye
 _T5GEMMA = {"vocab_size": VOCAB_ENC, "hidden_size": 32, "intermediate_size": 64,
             "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
             "head_dim": 16, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
-# the dual encoders' towers (mtsurvey lane): a text encoder of _ENC's sizes (pad / bos / eos
-# 0, 1, 2) and a ViT of _VIT's, projected to 16
-_TEXT_TOWER = _ENC5
+# the dual encoders' towers (mtsurvey lane): a text encoder of _ENC's sizes (pad / bos 0, 1;
+# eos the last id, 99, which ends every text: CLIP pools the first eos, and eos 2 would select
+# its legacy pooling, the largest id's position) and a ViT of _VIT's, projected to 16
+_TEXT_TOWER = _ENC5 | {"eos_token_id": VOCAB_ENC - 1}
 _VIT_TOWER = _VIT
 _DUAL = {"text_config": _TEXT_TOWER, "vision_config": _VIT_TOWER, "projection_dim": 16}
 
@@ -2381,7 +2382,8 @@ def _frames_inputs(x: Any, config: Any) -> dict:
 
 # input kinds of several tensors (mtsurvey lane): kind -> its inputs, in the wrapper's forward
 # order, each (forward keyword, part, its size: None for the row's); a part is "text" (int64 ids
-# 3-99), "pad_ids" / "pad_mask" (ids whose sample b ends in b * PAD_TAIL pad ids, the model's
+# 3-98), "text_eos" (the same, the last the eos id 99), "pad_ids" / "pad_mask" (ids whose
+# sample b ends in b * PAD_TAIL pad ids, the model's
 # ``pad_token_id``, and its 0/1 attention mask), "boxes" (float (2, size, 4) boxes in [0, 1])
 # or a one-tensor kind (``inputs``)
 DEC_IDS = 8  # the decoder ids of the encoder-decoder rows
@@ -2396,12 +2398,12 @@ MULTI: dict[str, tuple[tuple[str, str, int | None], ...]] = {
     "wave_ids": (("input_values", "wave", None), ("decoder_input_ids", "text", DEC_IDS)),
     "states_pair": (("input_values", "embeds", None),
                     ("decoder_input_values", "embeds", DEC_IDS)),
-    "text_image": (("input_ids", "text", SEQ_ENC), ("pixel_values", "image", None)),
-    "text_patches": (("input_ids", "text", SEQ_ENC), ("pixel_values", "patches", None)),
-    "text_mel": (("input_ids", "text", SEQ_ENC), ("input_features", "mel", None)),
-    "text_video": (("input_ids", "text", SEQ_ENC), ("pixel_values", "video", None)),
-    "text_visual": (("input_ids", "text", SEQ_ENC), ("visual_embeds", "embeds", None)),
-    "text_feats": (("input_ids", "text", SEQ_ENC), ("visual_feats", "embeds", None),
+    "text_image": (("input_ids", "text_eos", SEQ_ENC), ("pixel_values", "image", None)),
+    "text_patches": (("input_ids", "text_eos", SEQ_ENC), ("pixel_values", "patches", None)),
+    "text_mel": (("input_ids", "text_eos", SEQ_ENC), ("input_features", "mel", None)),
+    "text_video": (("input_ids", "text_eos", SEQ_ENC), ("pixel_values", "video", None)),
+    "text_visual": (("input_ids", "text_eos", SEQ_ENC), ("visual_embeds", "embeds", None)),
+    "text_feats": (("input_ids", "text_eos", SEQ_ENC), ("visual_feats", "embeds", None),
                    ("visual_pos", "boxes", None)),
 }
 
@@ -2413,8 +2415,10 @@ def multi_inputs(kind: str, size: int, config: Any = None) -> dict:
     for i, (keyword, part, n) in enumerate(MULTI[kind]):
         n = size if n is None else n
         rng = np.random.default_rng(i)
-        if part in ("text", "pad_ids"):
-            a = rng.integers(3, VOCAB_ENC, (BATCH, n)).astype(np.int64)
+        if part in ("text", "text_eos", "pad_ids"):
+            a = rng.integers(3, VOCAB_ENC - 1, (BATCH, n)).astype(np.int64)
+            if part == "text_eos":
+                a[:, -1] = VOCAB_ENC - 1
             if part == "pad_ids":
                 pad = getattr(config, "pad_token_id", None)
                 a[_padding(n)] = 0 if pad is None else pad
