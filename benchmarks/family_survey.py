@@ -1973,7 +1973,8 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
         "SwitchTransformersModel": ("SwitchTransformersConfig",
                                     _T5 | {"num_experts": 4, "expert_capacity": 64,
                                            "num_sparse_encoder_layers": 1,
-                                           "num_sparse_decoder_layers": 1}, "ids_pair"),
+                                           "num_sparse_decoder_layers": 1},
+                                    "ids_pad_pair"),  # (export builds it no default mask)
         "BartModel": ("BartConfig", _SEQ2SEQ, "ids_pair"),
         "BartModel@pad": ("BartConfig", _SEQ2SEQ, "ids_pad_pair"),
         "MBartModel": ("MBartConfig", _SEQ2SEQ, "ids_pair"),
