@@ -520,6 +520,13 @@ def data_dependent(b: Any, node: Any, args: list, kwargs: dict) -> None:
     mixture of experts' top-k routing of each token to its experts); a compiled program's
     data movement is fixed, so it is refused."""
     name = node.target.__name__.split(".")[0]
+    if name == "argmax" and args and isinstance(args[0], Act) and b.is_ids(args[0]):
+        b.fail(node, "an argmax of the token ids (CLIP-like text pooling at the largest id, the "
+                     "legacy eos: OWL-ViT's, X-CLIP's, CLIP's with eos_token_id 2) selects by "
+                     "value, a data-dependent choice a compiled program cannot make; pooling "
+                     "at the first eos runs, (ids == eos_token_id).int().argmax(-1) (CLIP's "
+                     "text model with eos_token_id other than 2, each text ending in it; "
+                     "OWL-ViT and X-CLIP always pool at the largest id)")
     b.fail(node, f"aten.{name} selects by value (e.g. a mixture of experts' top-k routing of "
                  "each token): a data-dependent choice a compiled program cannot make; only "
                  "models without one (a dense MLP, not routed experts)")
