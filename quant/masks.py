@@ -22,9 +22,10 @@ mask becomes the softmax's second input: an ``embedding`` of the ids through the
 [pred(id) for id in range(vocab)] (codes 0/1; negated when the mask keeps the keys whose bit is
 0, as for ``(ids == pad) * finfo.min``). A constant additive mask carrying a finite bias (ALiBi,
 relative positions) is split before it gets here (qasic.quant.lowering_pointwise): the bias
-is a ``constant`` added to the scores. Refused with one line: biases from the padding mask, a
-padding mask together with a constant pattern other than causal, masks that differ between
-samples.
+is a ``constant`` added to the scores. A padding mask together with a constant pattern other
+than causal (a sliding window of a padded batch) is one row mask of the scores' shape, the key
+mask's bits in every row times the pattern (``row_mask``). Refused with one line: biases from
+the padding mask, masks that differ between samples.
 """
 
 from __future__ import annotations
@@ -470,11 +471,36 @@ def resolve(b: Any, node: Any, m: Masked, shape: tuple
             b.fail(node, "a padding mask that keeps some padded keys; only masks that drop "
                          "every key whose id passes (or fails) one test")
     causal, valid = pattern(b, node, const, b.shapes[m.scores.name])
-    if valid is not None and len(inputs) > 1:
-        s, t = valid.shape[-2:]
-        b.fail(node, f"a padding mask together with a constant {s}x{t} attention pattern other "
-                     "than causal (e.g. a sliding window); only one of the two")
+    if valid is not None and len(inputs) > 1:  # both: one row mask of the two
+        return (inputs[0], row_mask(b, node, inputs[1], valid, b.shapes[m.scores.name])), \
+            False, None
     return inputs, causal, valid
+
+
+def row_mask(b: Any, node: Any, key: str, valid: np.ndarray, shape: tuple) -> str:
+    """A padding mask and a constant pattern at once (ModernBERT's and LongT5's sliding windows
+    of a padded batch): the softmax's row mask of scores of per-sample ``shape`` (..., S, T),
+    the key mask ``key`` (T,) (codes 0/1, computed from the ids at run time) in every row times
+    the (P, S, T) pattern, in exact 0/1 integer codes: a (rows, 1) x (1, T) matmul by ones
+    repeats the key mask's row, a ``mul`` by the constant pattern keeps its allowed keys."""
+    t = shape[-1]
+    rows = int(np.prod(shape[:-1], dtype=np.int64))
+    lead = shape[:-2] if len(shape) >= 3 else ()
+    pat = valid[0] if valid.shape[0] == 1 or not lead else valid
+    pat = np.broadcast_to(pat, (*lead, *valid.shape[-2:])).reshape(rows, t)
+    codes = {INTEGER_CODES: 8}
+    k = b.add(node, "reshape", (key,), {"shape": (1, t)}, shape=(1, t), suffix=".key_row")
+    ones = b.add(node, "constant", (), {}, {"value": np.ones((rows, 1))}, shape=(rows, 1),
+                 suffix=".rows")
+    rep = b.add(node, "matmul", (ones.name, k.name), {"transpose_b": False, "alpha": 1.0,
+                                                      **codes}, shape=(rows, t),
+                suffix=".key_rows")
+    allowed = b.add(node, "constant", (), {}, {"value": pat.astype(np.float64)},
+                    shape=(rows, t), suffix=".pattern")
+    both = b.add(node, "mul", (rep.name, allowed.name), codes, shape=(rows, t),
+                 suffix=".row_mask")
+    return b.add(node, "reshape", (both.name,), {"shape": tuple(shape)}, shape=tuple(shape),
+                 suffix=".row_mask_view").name
 
 
 def _check_pos(b: Any, node: Any, key: KeyMask, shape: tuple) -> None:

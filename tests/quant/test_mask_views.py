@@ -108,3 +108,50 @@ def test_positions_from_the_second_inputs_padding_read_that_input():
     got = run_functional(compile_graph(qg, default_arch()), default_arch(), codes)
     assert np.array_equal(got.reshape(gold.shape), gold)
     assert cosine(qg.dequantize_output(gold), want) > 0.995
+
+
+class WindowedPadded(nn.Module):
+    """ModernBERT's local layers on a padded batch: a sliding window (|i - j| <= 2) and the
+    runtime padding mask at once, as an additive sdpa mask of both."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb, self.qkv, self.out = nn.Embedding(V, 16), nn.Linear(16, 48), nn.Linear(16, 8)
+        i = torch.arange(S)
+        self.register_buffer("window", (i[:, None] - i[None, :]).abs() <= 2)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(self.emb(ids)).view(ids.shape[0], S, 2, 24).transpose(1, 2).chunk(
+            3, dim=-1)
+        keep = mask.to(torch.bool)[:, None, None, :] & self.window
+        bias = torch.zeros(keep.shape).masked_fill(~keep, torch.finfo(torch.float32).min)
+        o = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        return self.out(o.transpose(1, 2).reshape(ids.shape[0], S, 16))
+
+
+def test_a_padding_mask_and_a_sliding_window_at_once_are_one_row_mask():
+    """Both masks: the softmax reads one row mask, the key mask's bits (from the mask input,
+    at run time) in every row times the window (masks.row_mask)."""
+    r = np.random.default_rng(2)
+    lengths = np.array([8, 5, 3, 8, 6, 4])
+    mask = (np.arange(S)[None] < lengths[:, None]).astype(np.int64)
+    ids = r.integers(1, V, (N, S)) * mask
+    model = PackedInputs(WindowedPadded().eval(), ("ids", "mask"), ((S,), (S,)), (True, True))
+    x = graph_inputs.pack([ids, mask])
+    fg = capture(model, torch.from_numpy(x[:1]), "windowed")
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    keep = mask.astype(bool)
+    assert np.abs(run_float(fg, x)[keep] - want[keep]).max() < 1e-4
+    qg = quantize_graph(fg, x, QuantConfig())
+    (soft,) = [nd for nd in qg.nodes if nd.op == "softmax"]
+    assert "valid" not in soft.params and len(soft.inputs) == 2  # one row mask, no pattern
+    codes = qg.quantize_input(x)
+    gold = reference.run(qg, codes)
+    got = run_functional(compile_graph(qg, default_arch()), default_arch(), codes)
+    assert np.array_equal(got.reshape(gold.shape), gold)
+    assert cosine(qg.dequantize_output(gold)[keep], want[keep]) > 0.995
+    other = ids + (1 - mask) * r.integers(1, V, (N, S))  # other ids at the padded positions
+    gold2 = reference.run(qg, qg.quantize_input(graph_inputs.pack([other, mask])))
+    assert np.array_equal(gold2[keep], gold[keep])
