@@ -138,6 +138,12 @@ PATCHES: tuple[CapturePatch, ...] = (
         lambda model, args: hf_masks.eager_skips(),
     ),
     CapturePatch(
+        "always_padding_masks",
+        "hf_masks",
+        "FSMT's padding mask is built even when no id is padding (not None: no control flow)",
+        lambda model, args: hf_masks.always_padding_masks(),
+    ),
+    CapturePatch(
         "int_buffers",
         "int_buffers",
         "0-dim integer buffers read as constants (codecs' paddings)",

@@ -291,7 +291,12 @@ def _functional(node: Any, target: Any) -> Any:
 
 
 def _op(target: Any, value: torch.Tensor, args: list, kwargs: dict) -> torch.Tensor:
+    if target in _VIEWS:  # a mask's tensors may be expanded or transposed: viewed as reshaped
+        value = value.contiguous()
     return target(value, *args[1:], **kwargs)
+
+
+_VIEWS = (aten.view.default, aten._unsafe_view.default)
 
 
 # views of masked values: repeat_kv of a bias computed from the activations (Doge's dynamic

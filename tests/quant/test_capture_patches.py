@@ -84,3 +84,19 @@ def test_a_module_cast_to_its_own_dtype_in_the_forward_captures_and_runs_bit_exa
     assert np.array_equal(got.reshape(gold.shape), gold)
     assert cosine(qg.dequantize_output(gold), want) > 0.99
     assert torch.nn.Module.to is to  # put back after the trace
+
+
+def test_fsmts_padding_mask_is_built_even_without_padding_while_tracing():
+    """FSMT's make_padding_mask returns None when no id is padding (control flow on the ids):
+    while tracing, the all-False mask (which masks nothing); put back after."""
+    import pytest
+
+    fsmt = pytest.importorskip("transformers.models.fsmt.modeling_fsmt")
+    from qasic.quant import hf_masks
+
+    ids, saved = torch.tensor([[5, 6, 7]]), fsmt.make_padding_mask
+    assert saved(ids, 1) is None
+    with hf_masks.always_padding_masks():
+        assert torch.equal(fsmt.make_padding_mask(ids, 1), torch.zeros(1, 3, dtype=torch.bool))
+    assert fsmt.make_padding_mask is saved
+    assert "always_padding_masks" in [p.name for p in capture_patches.PATCHES]

@@ -155,3 +155,40 @@ def test_a_padding_mask_and_a_sliding_window_at_once_are_one_row_mask():
     other = ids + (1 - mask) * r.integers(1, V, (N, S))  # other ids at the padded positions
     gold2 = reference.run(qg, qg.quantize_input(graph_inputs.pack([other, mask])))
     assert np.array_equal(gold2[keep], gold[keep])
+
+
+class FairseqAttention(nn.Module):
+    """fairseq's MultiheadAttention (FSMT's): scores (B * H, T, S) viewed (B, H, T, S), the
+    key padding mask ``ids.eq(pad)[:, None, None, :]`` filled in, viewed back (B * H, T, S):
+    the mask's tensors are expanded, so the view back crashed (masks.moved)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb, self.qkv, self.out = nn.Embedding(V, 16), nn.Linear(16, 48), nn.Linear(16, 8)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        b, s = ids.shape
+        q, k, v = self.qkv(self.emb(ids)).chunk(3, dim=-1)
+        q, k, v = (t.reshape(b, s, 2, 8).transpose(1, 2).reshape(b * 2, s, 8) for t in (q, k, v))
+        w = torch.bmm(q, k.transpose(1, 2)).view(b, 2, s, s)
+        w = w.masked_fill(ids.eq(PAD)[:, None, None, :], float("-inf")).view(b * 2, s, s)
+        o = torch.bmm(w.softmax(-1), v).view(b, 2, s, 8).transpose(1, 2).reshape(b, s, 16)
+        return self.out(o)
+
+
+def test_masked_scores_viewed_back_after_the_fill_run_bit_exact():
+    r = np.random.default_rng(3)
+    ids = r.integers(2, V, (N, S))
+    ids[1, 5:], ids[4, 2:] = PAD, PAD
+    model = FairseqAttention().eval()
+    fg = capture(model, torch.from_numpy(ids[:1]), "fairseq")
+    with torch.no_grad():
+        want = model(torch.from_numpy(ids)).numpy()
+    assert np.abs(run_float(fg, ids) - want).max() < 1e-4
+    qg = quantize_graph(fg, ids, QuantConfig())
+    codes = qg.quantize_input(ids)
+    gold = reference.run(qg, codes)
+    got = run_functional(compile_graph(qg, default_arch()), default_arch(), codes)
+    assert np.array_equal(got.reshape(gold.shape), gold)
+    assert cosine(qg.dequantize_output(gold), want) > 0.995
