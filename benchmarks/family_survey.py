@@ -423,7 +423,9 @@ _DETR = {"use_timm_backbone": False, "use_pretrained_backbone": False,
 # 48) image encoder states as encoder_hidden_states, with QUERIES constant query embeddings:
 # _query_inputs), "codec_frames" (X-Codec 2's and NeuCodec's decoders: float (2, size frames,
 # 64), acoustic and semantic features). A row whose class is a bare nn.Module (an encoder inside
-# a codec, not a PreTrainedModel) is called with the tensor alone.
+# a codec, not a PreTrainedModel) is called with the tensor alone. The input kinds of several
+# tensors (ids_pad, ids_pair, ids_pad_pair, audio_ids, frames_ids, wave_ids, states_pair,
+# text_image, text_patches, text_mel, text_video, text_visual, text_feats) are MULTI's.
 MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # vision
     "ViTModel": ("vision", "ViTConfig", _VIT, {"add_pooling_layer": False}, "image", 32),
