@@ -52,7 +52,9 @@ SUPPORTED = (
     ("embedding (token ids, or a contiguous slice of them: an encoder-decoder's source and "
      "target in one input; position/token-type lookups fold into a constant)"),
     "layer_norm/native_layer_norm/rms_norm over the last axis; x * rsqrt(mean(x^2) + eps)",
-    ("softmax/_softmax over the last axis, with causal, padding and constant masks; "
+    ("softmax/_softmax over the last axis, with causal, padding and constant masks (a "
+     "padding mask and a sliding window at once: one row mask; LongT5's local blocks: each "
+     "element its key's bit; logical_and/or/xor/not of the attention mask input's views); "
      "exp(x - logsumexp(x, -1, keepdim=True)); over another per-sample axis (slot "
      "attention, GroupViT's assignment): that axis permuted last and back"),
     ("matmul/bmm of two activations (a transpose(-2, -1) of the second folds in; leading "
@@ -70,7 +72,8 @@ SUPPORTED = (
     ("mixture-of-experts blocks with softmax or sigmoid top-k routers and stacked experts "
      "(Mixtral, Qwen2-/Qwen3-MoE, OLMoE, GLM-4-MoE, GraniteMoE, HunYuan-MoE, MiniMax, "
      "ERNIE-4.5-MoE, DBRX, GPT-OSS's, Llama 4's blocks; transformers 5's MiniMax-M2, HYV3, "
-     "AFMoE, Kolibri, Inkling, Inkling2, Laguna, Aria, NemotronH, Ergo), run densely: "
+     "AFMoE, Kolibri, Inkling, Inkling2, Laguna, Aria, NemotronH, Ergo; Switch "
+     "Transformers' top-1), run densely: "
      "qasic::topk_mask, qasic::masked_softmax"),
     ("DeepSeek sparse attention on up to index_topk keys (a top-k of every key is a "
      "constant mask: quant.alltopk)"),
@@ -602,6 +605,8 @@ def _table() -> dict:
         aten.mm.default: matmul,  # image models keep qasic.quant.lowering's (a weight only)
         aten.scaled_dot_product_attention.default: sdpa,
         aten._scaled_dot_product_flash_attention_for_cpu.default: sdpa_tuple,
+        **dict.fromkeys((aten.logical_and.default, aten.logical_or.default,
+                         aten.logical_xor.default, aten.logical_not.default), masks.logical),
         aten.masked_fill.Scalar: masks.masked_fill,
         aten.masked_fill.Tensor: masks.masked_fill,
         aten.masked_fill_.Scalar: masks.masked_fill_,

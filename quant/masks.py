@@ -109,6 +109,17 @@ def from_mask_input(b: Any, node: Any, x: Any, out: torch.dtype) -> KeyMask | No
     return None if key is None else apply(b, node, [key, *node.args[1:]], dict(node.kwargs))
 
 
+def logical(b: Any, node: Any, args: list, kwargs: dict) -> KeyMask:
+    """logical_and / or / xor / not of the attention mask input's views (LongT5's local
+    attention blocks, ``logical_and(blocks, 3 blocks)`` of the int mask): the KeyMask of the
+    ops replayed (``_replayed``); of anything else refused in one line."""
+    key = _replayed(b, node, {})
+    if key is None:
+        b.fail(node, f"{node.target} of activations; only of the attention mask input's views "
+                     "(a padding mask)")
+    return key
+
+
 def _mask_input(b: Any, x: Act) -> bool:
     return x.name != b.input_name and b.is_ids(x) and not _embedded(b, x.name)
 
@@ -123,9 +134,15 @@ def _replayed(b: Any, n: Any, memo: dict) -> KeyMask | None:
     if n.name in memo:
         return memo[n.name]
     target = n.target
-    if target not in _SHAPE_OPS and target not in _ELEMENTWISE \
+    if target not in _SHAPE_OPS and target not in _ELEMENTWISE and target not in _BLOCKS \
             and torch.Tag.pointwise not in getattr(target, "tags", ()):
         return None
+    if target is aten.cat.default:  # cat([views...], dim): each replayed
+        parts = [_replayed(b, a, memo) for a in n.args[0]]
+        if any(p is None for p in parts):
+            return None
+        memo[n.name] = key = apply(b, n, [parts, *n.args[1:]], dict(n.kwargs))
+        return key
     args, found = [], False
     for a in n.args:
         if isinstance(a, torch.fx.Node) and a.op == "placeholder":
@@ -192,6 +209,7 @@ _SHAPE_OPS = {aten.view.default, aten.reshape.default, aten._unsafe_view.default
               aten.expand.default, aten.permute.default, aten.transpose.int, aten.slice.Tensor,
               aten.select.int, aten.index.Tensor, aten.clone.default, aten.contiguous.default,
               aten.alias.default, aten.detach.default, aten.flatten.using_ints}
+_BLOCKS = {aten.constant_pad_nd.default, aten.pad.default, aten.cat.default}  # blocks of a mask
 _COUNTS = {aten.cumsum.default, aten.sum.dim_IntList, aten.argmax.default}  # over the tokens
 _ELEMENTWISE = {aten.where.ScalarOther, aten.where.ScalarSelf, aten.where.Scalar,
                 aten.__and__.Tensor, aten.__or__.Tensor, aten.__xor__.Tensor,
@@ -226,6 +244,21 @@ def apply(b: Any, node: Any, args: list, kwargs: dict) -> Any:
                                                                  False)))
     if target is aten.argmax.default and isinstance(args[0], KeyMask):
         return lastpool.argmax(b, node, first, args, kwargs)
+    if target in _BLOCKS and target is not aten.cat.default and isinstance(args[0], KeyMask):
+        # padded elements read no bit: the pad value whatever the bit (pos 0, any)
+        constant = target is aten.constant_pad_nd.default
+        if not constant and _arg(args, kwargs, 2, "mode", "constant") != "constant":
+            b.fail(node, "a padding mask padded other than with a constant")
+        pad = list(args[1])
+        value = _arg(args, kwargs, 2 if constant else 3, "value", 0) or 0
+        padded = lambda t, v: torch.nn.functional.pad(t, pad, value=v)
+        return replace(first, pos=padded(first.pos, 0), when1=padded(first.when1, value),
+                       when0=padded(first.when0, value))
+    if target is aten.cat.default and all(isinstance(m, KeyMask) for m in args[0]):
+        dim = _arg(args, kwargs, 1, "dim", 0)
+        return replace(first, pos=torch.cat([m.pos for m in args[0]], dim),
+                       when1=torch.cat([m.when1 for m in args[0]], dim),
+                       when0=torch.cat([m.when0 for m in args[0]], dim))
     if target in _CASTS or target in _SHAPE_OPS:
         if not isinstance(args[0], KeyMask):
             b.fail(node, f"{target} with the padding mask as a non-first operand")
@@ -468,6 +501,10 @@ def resolve(b: Any, node: Any, m: Masked, shape: tuple
                          "DeBERTa's get_attention_mask")
         if torch.equal(p0, p1):  # the mask changes nothing
             const = p1
+        elif not bool(p0.any()) and not _follows(key, shape):
+            # each element reads its own key's bit (LongT5's local blocks of a padded batch)
+            return (inputs[0], gathered(b, node, key, p1, shape, b.shapes[m.scores.name])), \
+                False, None
         elif not bool(p0.any()) or not bool(p1.any()):  # keys kept where the bit is 1 (0)
             _check_pos(b, node, key, shape)
             inputs += (_mask_node(b, node, key, keep=not bool(p0.any())),)
@@ -506,6 +543,48 @@ def row_mask(b: Any, node: Any, key: str, valid: np.ndarray, shape: tuple) -> st
                  suffix=".row_mask")
     return b.add(node, "reshape", (both.name,), {"shape": tuple(shape)}, shape=tuple(shape),
                  suffix=".row_mask_view").name
+
+
+def _follows(key: KeyMask, shape: tuple) -> bool:
+    """Whether the key mask's elements read the bits of (sample, key) of the scores."""
+    n = shape[0]
+    if key.keys != shape[-1] or n % key.batch:
+        return False
+    sample = torch.arange(n) // (n // key.batch)
+    want = sample.reshape((n,) + (1,) * (len(shape) - 1)) * key.keys + torch.arange(shape[-1])
+    return torch.equal(key.pos, torch.broadcast_to(want, shape))
+
+
+def gathered(b: Any, node: Any, key: KeyMask, allowed: torch.Tensor, shape: tuple,
+             per: tuple) -> str:
+    """The softmax's row mask of scores whose elements read the bits of other keys than their
+    own column's (LongT5's local attention: blocks of 3 x 5 keys of 12 tokens, padded blocks
+    reading none): element e is allowed where ``allowed[e]`` and its token's bit is 1, a linear
+    (E, T) 0/1 map of the key mask's bits (T,) (codes 0/1, from the ids at run time), every
+    sample alike. ``shape``: the scores' torch shape (the batch outermost on axis 0);
+    ``per``: their per-sample shape."""
+    n, t = shape[0], key.keys
+    if n % key.batch:
+        b.fail(node, "a padding mask on scores whose first axis does not hold the batch")
+    pos = torch.broadcast_to(key.pos, shape).reshape(key.batch, -1)
+    ok = torch.broadcast_to(allowed, shape).reshape(key.batch, -1)
+    local = pos - torch.arange(key.batch).reshape(-1, 1) * t
+    if not bool((ok == ok[:1]).all()) or not bool((torch.where(ok, local, 0)
+                                                   == torch.where(ok[:1], local[:1], 0)).all()):
+        b.fail(node, "a padding mask whose elements read different tokens in each sample; only "
+                     "masks that are the same function of each sample's ids")
+    e = ok.shape[1]
+    if int(np.prod(per, dtype=np.int64)) != e:
+        b.fail(node, f"a padding mask of {e} elements a sample on scores of shape {per}")
+    weight = np.zeros((e, t))
+    rows = torch.nonzero(ok[0]).reshape(-1).numpy()
+    weight[rows, local[0, rows].numpy()] = 1.0
+    k = b.add(node, "reshape", (_mask_node(b, node, key, keep=True),), {"shape": (1, t)},
+              shape=(1, t), suffix=".key_row")
+    g = b.add(node, "linear", (k.name,), {INTEGER_CODES: 8},
+              {"weight": weight, "bias": np.zeros(e)}, shape=(1, e), suffix=".key_gather")
+    return b.add(node, "reshape", (g.name,), {"shape": tuple(per)}, shape=tuple(per),
+                 suffix=".row_mask").name
 
 
 def _check_pos(b: Any, node: Any, key: KeyMask, shape: tuple) -> None:

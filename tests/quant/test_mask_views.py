@@ -192,3 +192,45 @@ def test_masked_scores_viewed_back_after_the_fill_run_bit_exact():
     got = run_functional(compile_graph(qg, default_arch()), default_arch(), codes)
     assert np.array_equal(got.reshape(gold.shape), gold)
     assert cosine(qg.dequantize_output(gold), want) > 0.995
+
+
+class LocalBlocks(nn.Module):
+    """LongT5's local attention on a padded batch (transformers' LongT5EncoderModel): the int
+    mask padded and split into blocks, three blocks concatenated, logical_and of the query and
+    key blocks; each score element reads its own key's bit, padded blocks none."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import pytest
+
+        t = pytest.importorskip("transformers")
+        torch.manual_seed(0)
+        self.enc = t.LongT5EncoderModel(t.LongT5Config(
+            vocab_size=V, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
+            local_radius=2, encoder_attention_type="local"))
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.enc(input_ids=ids, attention_mask=mask).last_hidden_state
+
+
+def test_local_attention_blocks_of_a_padded_batch_read_each_keys_bit():
+    r = np.random.default_rng(4)
+    lengths = np.array([8, 5, 3, 8, 6, 7])
+    mask = (np.arange(S)[None] < lengths[:, None]).astype(np.int64)
+    ids = r.integers(1, V, (N, S)) * mask
+    model = PackedInputs(LocalBlocks().eval(), ("ids", "mask"), ((S,), (S,)), (True, True))
+    x = graph_inputs.pack([ids, mask])
+    fg = capture(model, torch.from_numpy(x[:1]), "local_blocks")
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    keep = mask.astype(bool)
+    assert np.abs(run_float(fg, x)[keep] - want[keep]).max() < 1e-4
+    qg = quantize_graph(fg, x, QuantConfig())
+    codes = qg.quantize_input(x)
+    gold = reference.run(qg, codes)
+    got = run_functional(compile_graph(qg, default_arch()), default_arch(), codes)
+    assert np.array_equal(got.reshape(gold.shape), gold)
+    assert cosine(qg.dequantize_output(gold)[keep], want[keep]) > 0.99
+    other = ids + (1 - mask) * r.integers(1, V, (N, S))
+    gold2 = reference.run(qg, qg.quantize_input(graph_inputs.pack([other, mask])))
+    assert np.array_equal(gold2[keep], gold[keep])
