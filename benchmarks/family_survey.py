@@ -16,6 +16,24 @@ return one (``last_hidden_state``), and run through ``qasic.evaluate(model, x, c
 (W8A8, the default arch) on the same 2 inputs: a survey of capture, compile and bit-exactness,
 not of accuracy.
 
+Rows of several inputs (input kinds in ``MULTI``) take each tensor under its forward keyword:
+their wrapper's ``forward(self, input_ids, attention_mask, ...)`` names them, and ``x`` is
+{keyword: batch}, run as ``qasic.evaluate(model, x, calibration=x)`` (a model of several inputs,
+docs/inputs.md). Encoder-decoders (family ``seq2seq``: T5, BART, Marian, ..., Whisper,
+Speech2Text, Moonshine, SpeechT5) take the encoder's input and DEC_IDS = 8 decoder ids
+(``ids_pair``, ``audio_ids``, ``frames_ids``, ``wave_ids``, ``states_pair``) and return the
+decoder's ``last_hidden_state``; ``ids_pad_pair`` (their ``@pad`` rows, LongT5) also pads the
+encoder's ids. BERT-like ``@pad`` rows (input kind ``ids_pad``) pass a real padding mask: sample b's
+last b * PAD_TAIL = 4 ids are the model's pad id and its ``attention_mask`` 0 there. Dual encoders
+(family ``multimodal``: CLIP, SigLIP, ALIGN, CLAP, OWL-ViT, BLIP, GroupViT, X-CLIP, ...) take 12
+text ids and an image (``text_image``; Siglip2 its patches, CLAP a mel spectrogram, X-CLIP a
+clip) and return their ``*_embeds`` (text and image embeddings, each sample's own; X-CLIP's
+text embedding of its own video) concatenated per sample: ``logits_per_image`` would compare a
+sample with the batch's others, and qasic runs each sample alone. Vision-language encoders
+(ViLT, BridgeTower, FLAVA, VisualBERT's ``text_visual`` region features, LXMERT's
+``text_feats`` features and boxes) return their joint sequence (text tokens first; FLAVA's
+multimodal embeddings).
+
 Rows of another library (family ``other``) name their layers class by its module path: the
 ``x_transformers.Encoder`` / ``Decoder`` row builds ``TransformerWrapper(attn_layers=
 Decoder(**config), **model)`` (lucidrains' x-transformers: rotary, ALiBi, grouped-query,
@@ -258,6 +276,20 @@ _SEQ2SEQ = {"vocab_size": VOCAB_ENC, "d_model": 32, "encoder_layers": 2, "decode
             "decoder_ffn_dim": 64, "max_position_embeddings": 40, "pad_token_id": 1,
             "bos_token_id": 0, "eos_token_id": 2, "decoder_start_token_id": 2}
 
+# T5 and its kin (mtsurvey lane): T5EncoderModel's sizes at hidden 32, one decoder layer
+_T5 = {"vocab_size": VOCAB_ENC, "d_model": 32, "d_kv": 16, "d_ff": 64, "num_layers": 2,
+       "num_decoder_layers": 1, "num_heads": 2}
+# T5Gemma's encoder and decoder: Gemma 2-like, hidden 32, 2 heads of 16, one layer each
+_T5GEMMA = {"vocab_size": VOCAB_ENC, "hidden_size": 32, "intermediate_size": 64,
+            "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
+            "head_dim": 16, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+# the dual encoders' towers (mtsurvey lane): a text encoder of _ENC's sizes (pad / bos 0, 1;
+# eos the last id, 99, which ends every text: CLIP pools the first eos, and eos 2 would select
+# its legacy pooling, the largest id's position) and a ViT of _VIT's, projected to 16
+_TEXT_TOWER = _ENC5 | {"eos_token_id": VOCAB_ENC - 1}
+_VIT_TOWER = _VIT
+_DUAL = {"text_config": _TEXT_TOWER, "vision_config": _VIT_TOWER, "projection_dim": 16}
+
 # XLM / FlauBERT: hidden 32, 2 layers, 2 heads (their own key names); pad id 2
 _XLM = {"vocab_size": VOCAB_ENC, "emb_dim": 32, "n_layers": 2, "n_heads": 2,
         "max_position_embeddings": 40}
@@ -411,7 +443,9 @@ _RTDETR = {"backbone_config": {"model_type": "rt_detr_resnet", "embedding_size":
 # 48) image encoder states as encoder_hidden_states, with QUERIES constant query embeddings:
 # _query_inputs), "codec_frames" (X-Codec 2's and NeuCodec's decoders: float (2, size frames,
 # 64), acoustic and semantic features). A row whose class is a bare nn.Module (an encoder inside
-# a codec, not a PreTrainedModel) is called with the tensor alone.
+# a codec, not a PreTrainedModel) is called with the tensor alone. The input kinds of several
+# tensors (ids_pad, ids_pair, ids_pad_pair, audio_ids, frames_ids, wave_ids, states_pair,
+# text_image, text_patches, text_mel, text_video, text_visual, text_feats) are MULTI's.
 MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # vision
     "ViTModel": ("vision", "ViTConfig", _VIT, {"add_pooling_layer": False}, "image", 32),
@@ -1974,7 +2008,163 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
                                           "encoder_attention_heads": 1,
                                           "decoder_attention_heads": 1},
                                    {}, "ts", _ts_length(_TS)),
+    # mtsurvey lane: models of several inputs (MULTI), given as {forward keyword: batch}
+    # encoder-decoders (family seq2seq): encoder ids and DEC_IDS decoder ids, the decoder's
+    # last_hidden_state out; @pad: the encoder's ids padded, its attention mask passed
+    **{name: ("seq2seq", config, kw, {}, kind, SEQ_ENC) for name, (config, kw, kind) in {
+        "T5Model": ("T5Config", _T5, "ids_pair"),
+        "T5Model@pad": ("T5Config", _T5, "ids_pad_pair"),
+        "MT5Model": ("MT5Config", _T5, "ids_pair"),
+        "UMT5Model": ("UMT5Config", _T5, "ids_pair"),
+        # LongT5's local attention (blocks of radius 4): its mask passed (LongT5EncoderModel)
+        "LongT5Model": ("LongT5Config", _T5 | {"local_radius": 4,
+                                               "encoder_attention_type": "local"},
+                        "ids_pad_pair"),
+        "SwitchTransformersModel": ("SwitchTransformersConfig",
+                                    _T5 | {"num_experts": 4, "expert_capacity": 64,
+                                           "num_sparse_encoder_layers": 1,
+                                           "num_sparse_decoder_layers": 1},
+                                    "ids_pad_pair"),  # (export builds it no default mask)
+        "BartModel": ("BartConfig", _SEQ2SEQ, "ids_pair"),
+        "BartModel@pad": ("BartConfig", _SEQ2SEQ, "ids_pad_pair"),
+        "MBartModel": ("MBartConfig", _SEQ2SEQ, "ids_pair"),
+        "PLBartModel": ("PLBartConfig", _SEQ2SEQ, "ids_pair"),
+        "MarianModel": ("MarianConfig", _SEQ2SEQ | {"decoder_vocab_size": VOCAB_ENC},
+                        "ids_pair"),
+        "MarianModel@pad": ("MarianConfig", _SEQ2SEQ | {"decoder_vocab_size": VOCAB_ENC},
+                            "ids_pad_pair"),
+        "PegasusModel": ("PegasusConfig", _SEQ2SEQ, "ids_pair"),
+        # PEGASUS-X: local blocks of 4 tokens, 2 global tokens
+        "PegasusXModel": ("PegasusXConfig", _SEQ2SEQ | {"block_size": 4, "num_global_tokens": 2},
+                          "ids_pair"),
+        # LED: Longformer's sliding windows of 4 in the encoder
+        "LEDModel": ("LEDConfig", _SEQ2SEQ | {"attention_window": 4,
+                                              "max_encoder_position_embeddings": 40,
+                                              "max_decoder_position_embeddings": 40},
+                     "ids_pair"),
+        "M2M100Model": ("M2M100Config", _SEQ2SEQ, "ids_pair"),
+        "BlenderbotModel": ("BlenderbotConfig", _SEQ2SEQ, "ids_pair"),
+        "BlenderbotSmallModel": ("BlenderbotSmallConfig", _SEQ2SEQ, "ids_pair"),
+        "FSMTModel": ("FSMTConfig", _SEQ2SEQ | {"langs": ["en", "de"],
+                                                "src_vocab_size": VOCAB_ENC,
+                                                "tgt_vocab_size": VOCAB_ENC}, "ids_pair"),
+        "MvpModel": ("MvpConfig", _SEQ2SEQ, "ids_pair"),
+        "ProphetNetModel": ("ProphetNetConfig",
+                            {"vocab_size": VOCAB_ENC, "hidden_size": 32, "encoder_ffn_dim": 64,
+                             "decoder_ffn_dim": 64, "num_encoder_layers": 2,
+                             "num_decoder_layers": 1, "num_encoder_attention_heads": 2,
+                             "num_decoder_attention_heads": 2, "ngram": 2, "num_buckets": 16,
+                             "relative_max_distance": 32, "max_position_embeddings": 40},
+                            "ids_pair"),
+        "NllbMoeModel": ("NllbMoeConfig", _SEQ2SEQ | {"num_experts": 4, "expert_capacity": 64,
+                                                      "encoder_sparse_step": 2,
+                                                      "decoder_sparse_step": 1},
+                         "ids_pair"),
+        "BigBirdPegasusModel": ("BigBirdPegasusConfig",
+                                _SEQ2SEQ | {"attention_type": "original_full"}, "ids_pair"),
+        "T5GemmaModel": ("T5GemmaConfig",
+                         {"encoder": _T5GEMMA, "decoder": _T5GEMMA, "vocab_size": VOCAB_ENC},
+                         "ids_pair"),
+    }.items()},
+    # speech encoder-decoders: the encoder rows' configs; features, frames or a waveform in
+    "WhisperModel": ("seq2seq", "WhisperConfig",
+                     {"vocab_size": VOCAB_DEC, "num_mel_bins": 16, "d_model": 32,
+                      "encoder_layers": 2, "encoder_attention_heads": 2,
+                      "encoder_ffn_dim": 64, "decoder_layers": 1,
+                      "decoder_attention_heads": 2, "decoder_ffn_dim": 64,
+                      "max_source_positions": 16, "max_target_positions": 16,
+                      "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
+                      "decoder_start_token_id": 1}, {}, "audio_ids", 32),
+    "Speech2TextModel": ("seq2seq", "Speech2TextConfig",
+                         {"vocab_size": VOCAB_ENC, "d_model": 32, "encoder_layers": 2,
+                          "decoder_layers": 1, "encoder_attention_heads": 2,
+                          "decoder_attention_heads": 2, "encoder_ffn_dim": 64,
+                          "decoder_ffn_dim": 64, "input_feat_per_channel": 16,
+                          "input_channels": 1, "conv_channels": 16,
+                          "max_source_positions": 64, "num_conv_layers": 2,
+                          "conv_kernel_sizes": [5, 5]}, {}, "frames_ids", 32),
+    "MoonshineModel": ("seq2seq", "MoonshineConfig",
+                       {"vocab_size": VOCAB_DEC, "hidden_size": 32, "intermediate_size": 64,
+                        "encoder_num_hidden_layers": 2, "decoder_num_hidden_layers": 1,
+                        "encoder_num_attention_heads": 2, "decoder_num_attention_heads": 2},
+                       {}, "wave_ids", 1600),
+    # SpeechT5's transformer alone (no pre-nets): (2, 16, 32) encoder and (2, 8, 32) decoder states
+    "SpeechT5Model": ("seq2seq", "SpeechT5Config",
+                      {"vocab_size": VOCAB_ENC, "hidden_size": 32, "encoder_layers": 2,
+                       "decoder_layers": 1, "encoder_attention_heads": 2,
+                       "decoder_attention_heads": 2, "encoder_ffn_dim": 64,
+                       "decoder_ffn_dim": 64, "encoder_max_relative_position": 16},
+                      {}, "states_pair", 16),
+    # dual encoders (family multimodal): 12 text ids and a 32x32 image (CLAP: a mel
+    # spectrogram; X-CLIP: a clip), their text and image embeddings concatenated (_OUTPUT)
+    **{name: ("multimodal", config, kw, {}, kind, size) for name, (config, kw, kind, size) in {
+        "CLIPModel": ("CLIPConfig", _DUAL, "text_image", 32),
+        "SiglipModel": ("SiglipConfig", _DUAL, "text_image", 32),
+        "Siglip2Model": ("Siglip2Config", _DUAL | {"vision_config": _VIT_TOWER | {
+            "num_patches": 16}}, "text_patches", 16),
+        "MetaClip2Model": ("MetaClip2Config", _DUAL, "text_image", 32),
+        "AltCLIPModel": ("AltCLIPConfig", _DUAL | {"text_config": _TEXT_TOWER | {
+            "project_dim": 16, "pad_token_id": 1}}, "text_image", 32),
+        "ChineseCLIPModel": ("ChineseCLIPConfig", _DUAL, "text_image", 32),
+        "OwlViTModel": ("OwlViTConfig", _DUAL, "text_image", 32),
+        "Owlv2Model": ("Owlv2Config", _DUAL, "text_image", 32),
+        "BlipModel": ("BlipConfig", _DUAL, "text_image", 32),
+        "GroupViTModel": ("GroupViTConfig",
+                          _DUAL | {"projection_intermediate_dim": 32,
+                                   "vision_config": _VIT_TOWER | {
+                                       "depths": [1, 1], "num_group_tokens": [4, 0],
+                                       "num_output_groups": [4, 4]}}, "text_image", 32),
+        "AlignModel": ("AlignConfig",
+                       # (the image embedding: EfficientNet's last 80 channels)
+                       {"text_config": _TEXT_TOWER, "projection_dim": 80,
+                        "vision_config": {"image_size": 32, "width_coefficient": 0.25,
+                                          "depth_coefficient": 0.25, "hidden_dim": 32}},
+                       "text_image", 32),
+        "ClapModel": ("ClapConfig",
+                      {"text_config": _TEXT_TOWER | {"pad_token_id": 1},
+                       "audio_config": {"spec_size": 32, "num_mel_bins": 16, "patch_size": 4,
+                                        "patch_stride": [4, 4], "hidden_size": 32,
+                                        "patch_embeds_hidden_size": 16, "depths": [1, 1],
+                                        "num_attention_heads": [2, 2], "window_size": 4,
+                                        "enable_fusion": False, "mlp_ratio": 2.0},
+                       "projection_dim": 16}, "text_mel", 32),
+        "XCLIPModel": ("XCLIPConfig", _DUAL | {"vision_config": _VIT_TOWER | {
+            "num_frames": VIDEO_FRAMES, "mit_hidden_size": 16, "mit_intermediate_size": 32,
+            "mit_num_hidden_layers": 1, "mit_num_attention_heads": 2},
+            "prompt_layers": 1, "prompt_attention_heads": 2, "prompt_hidden_act": "gelu"},
+                       "text_video", 32),
+        # vision-language encoders: their text tokens out (ViLT, BridgeTower: a joint sequence)
+        "ViltModel": ("ViltConfig", _TEXT_TOWER | _VIT_TOWER | {"max_image_length": -1,
+                                                                "modality_type_vocab_size": 2},
+                      "text_image", 32),
+        "VisualBertModel": ("VisualBertConfig", _TEXT_TOWER | {"visual_embedding_dim": 32},
+                            "text_visual", 8),
+        "LxmertModel": ("LxmertConfig", _TEXT_TOWER | {"l_layers": 1, "x_layers": 1,
+                                                       "r_layers": 1, "visual_feat_dim": 32,
+                                                       "visual_pos_dim": 4},
+                        "text_feats", 8),
+        # (BridgeTower's vision tower has hidden_size // 64 heads: one of 64)
+        "BridgeTowerModel": ("BridgeTowerConfig",
+                             {"text_config": _TEXT_TOWER, "vision_config": _VIT_TOWER | {
+                                 "hidden_size": 64, "stop_gradient": False},
+                              "hidden_size": 32, "num_hidden_layers": 2,
+                              "num_attention_heads": 2}, "text_image", 32),
+        "FlavaModel": ("FlavaConfig",
+                       {"text_config": _TEXT_TOWER, "image_config": _VIT_TOWER | {
+                           "mlp_ratio": 2},
+                        "multimodal_config": {"hidden_size": 32, "num_hidden_layers": 1,
+                                              "num_attention_heads": 2,
+                                              "intermediate_size": 64},
+                        "hidden_size": 32, "projection_dim": 16}, "text_image", 32),
+        "CLIPSegModel": ("CLIPSegConfig", _DUAL, "text_image", 32),
+    }.items()},
 }
+# BERT-like encoders with a real padding mask (mtsurvey lane): their one-tensor rows' configs,
+# sample 1's last PAD_TAIL ids the pad id, attention_mask passed (input kind ids_pad)
+MODELS |= {f"{n}@pad": (*MODELS[n][:4], "ids_pad", MODELS[n][5]) for n in (
+    "BertModel", "RobertaModel", "DistilBertModel", "ElectraModel", "DebertaV2Model",
+    "XLMRobertaModel", "ModernBertModel", "AlbertModel", "MPNetModel", "DebertaModel",
+    "CLIPTextModel", "ErnieModel")}
 
 # task heads, as users load models: head class -> the MODELS row whose config it is built from
 # (or (that row, config additions the head needs))
@@ -2120,6 +2310,12 @@ _GRID_LAST = {"MiniMaxM3VLVisionModel"}
 # reads it as (batch, tokens, D)
 _PACKED = {"PixtralVisionModel"}
 _OUTPUT = {"MaskFormerModel": "transformer_decoder_last_hidden_state",
+           # dual encoders (mtsurvey lane): every *_embeds field, concatenated per sample
+           **dict.fromkeys(("CLIPModel", "SiglipModel", "Siglip2Model", "MetaClip2Model",
+                            "AltCLIPModel", "ChineseCLIPModel", "OwlViTModel", "Owlv2Model",
+                            "BlipModel", "GroupViTModel", "AlignModel", "ClapModel",
+                            "XCLIPModel", "CLIPSegModel"), "embeds"),
+           "FlavaModel": "multimodal_embeddings",
            # (an output, the item of it read): SAM 2's coarsest FPN level (its finest reads the
            # first stage alone), SAM 3's 4x upsampled level, DepthPro's fused global features
            "Sam2VisionModel": ("fpn_hidden_states", -1), "Sam3VisionModel": "fpn_hidden_states",
@@ -2235,6 +2431,65 @@ def _frames_inputs(x: Any, config: Any) -> dict:
     return {"encoder_outputs": _EncoderFrames(torch.from_numpy(frames.astype(np.float32)))}
 
 
+# input kinds of several tensors (mtsurvey lane): kind -> its inputs, in the wrapper's forward
+# order, each (forward keyword, part, its size: None for the row's); a part is "text" (int64 ids
+# 3-98), "text_eos" (the same, the last the eos id 99), "pad_ids" / "pad_mask" (ids whose
+# sample b ends in b * PAD_TAIL pad ids, the model's
+# ``pad_token_id``, and its 0/1 attention mask), "boxes" (float (2, size, 4) boxes in [0, 1])
+# or a one-tensor kind (``inputs``)
+DEC_IDS = 8  # the decoder ids of the encoder-decoder rows
+PAD_TAIL = 4
+MULTI: dict[str, tuple[tuple[str, str, int | None], ...]] = {
+    "ids_pad": (("input_ids", "pad_ids", None), ("attention_mask", "pad_mask", None)),
+    "ids_pair": (("input_ids", "text", None), ("decoder_input_ids", "text", DEC_IDS)),
+    "ids_pad_pair": (("input_ids", "pad_ids", None), ("attention_mask", "pad_mask", None),
+                     ("decoder_input_ids", "text", DEC_IDS)),
+    "audio_ids": (("input_features", "features", None), ("decoder_input_ids", "text", DEC_IDS)),
+    "frames_ids": (("input_features", "frames", None), ("decoder_input_ids", "text", DEC_IDS)),
+    "wave_ids": (("input_values", "wave", None), ("decoder_input_ids", "text", DEC_IDS)),
+    "states_pair": (("input_values", "embeds", None),
+                    ("decoder_input_values", "embeds", DEC_IDS)),
+    "text_image": (("input_ids", "text_eos", SEQ_ENC), ("pixel_values", "image", None)),
+    "text_patches": (("input_ids", "text_eos", SEQ_ENC), ("pixel_values", "patches", None)),
+    "text_mel": (("input_ids", "text_eos", SEQ_ENC), ("input_features", "mel", None)),
+    "text_video": (("input_ids", "text_eos", SEQ_ENC), ("pixel_values", "video", None)),
+    "text_visual": (("input_ids", "text_eos", SEQ_ENC), ("visual_embeds", "embeds", None)),
+    "text_feats": (("input_ids", "text_eos", SEQ_ENC), ("visual_feats", "embeds", None),
+                   ("visual_pos", "boxes", None)),
+}
+
+
+def multi_inputs(kind: str, size: int, config: Any = None) -> dict:
+    """{forward keyword: batch} of the input kind ``kind`` of several tensors (MULTI), seeded;
+    ``config``: the model's (its ``pad_token_id``, else 0, pads "pad_ids")."""
+    out = {}
+    for i, (keyword, part, n) in enumerate(MULTI[kind]):
+        n = size if n is None else n
+        rng = np.random.default_rng(i)
+        if part in ("text", "text_eos", "pad_ids"):
+            a = rng.integers(3, VOCAB_ENC - 1, (BATCH, n)).astype(np.int64)
+            if part == "text_eos":
+                a[:, -1] = VOCAB_ENC - 1
+            if part == "pad_ids":
+                pad = getattr(config, "pad_token_id", None)
+                a[_padding(n)] = 0 if pad is None else pad
+        elif part == "pad_mask":
+            a = (~_padding(n)).astype(np.int64)
+        elif part == "boxes":
+            lo = rng.uniform(0.0, 0.5, (BATCH, n, 2))
+            a = np.concatenate([lo, lo + rng.uniform(0.1, 0.5, (BATCH, n, 2))], -1)
+            a = a.astype(np.float32)
+        else:
+            a = inputs(part, n)
+        out[keyword] = a
+    return out
+
+
+def _padding(n: int) -> np.ndarray:
+    """(BATCH, n) bool: sample b's last b * PAD_TAIL positions are padding (the first none)."""
+    return np.arange(n)[None, :] >= n - PAD_TAIL * np.arange(BATCH)[:, None]
+
+
 _EXTRA: dict[str, Callable[[Any, Any], dict]] = {
     "ids_mask": lambda x, config: {"attention_mask": __import__("torch").ones_like(x)},
     "patches": _patches_inputs,
@@ -2243,6 +2498,8 @@ _EXTRA: dict[str, Callable[[Any, Any], dict]] = {
     "ids_box": _box_inputs,
     "image_states": _query_inputs,
     "labels": _frames_inputs,
+    # Siglip2's text and patches: the patches' mask and grid
+    "text_patches": lambda x, config: _patches_inputs(x["pixel_values"], config),
 }
 
 
@@ -2284,11 +2541,12 @@ def build(name: str) -> tuple[Any, np.ndarray, int]:
         hf = reinit(cls(attn_layers=layers, **model_kw).eval())
     else:
         hf = reinit(cls(getattr(transformers, config_name)(**config_kw), **model_kw).eval())
-    keyword = None if "." in config_name else _KEYWORD[kind]  # None: the tensor alone
+    multi = kind in MULTI  # several tensors: {keyword: batch}, each by its keyword
+    keyword = None if "." in config_name or multi else _KEYWORD[kind]  # None: the tensor alone
     if keyword not in inspect.signature(hf.forward).parameters:  # PPOCRV5MobileDet's
         keyword = None  # forward(hidden_states) takes the image: the tensor alone
-    extra = {"use_cache": False} if spec(name)[0] == "decoder" else {}
-    x = inputs(kind, size)
+    extra = {"use_cache": False} if spec(name)[0] in ("decoder", "seq2seq") else {}
+    x = inputs(kind, size, getattr(hf, "config", None))
 
     if not isinstance(hf, transformers.PreTrainedModel):
         keyword = None  # a bare nn.Module (a codec's encoder): the tensor alone
@@ -2298,9 +2556,11 @@ def build(name: str) -> tuple[Any, np.ndarray, int]:
             return _grid_call(hf, x, name.split("@")[0])
         more = _extra_inputs(kind, x, getattr(hf, "config", None)) \
             | _call_keywords(name.split("@")[0], x, kind)
+        if multi:
+            return hf(**x, **more, **extra)
         return hf(x) if keyword is None else hf(**({keyword: x} | more), **extra)
 
-    settle_batch_norms(hf, lambda: call(torch.from_numpy(x)))
+    settle_batch_norms(hf, lambda: call(as_torch(x)))
 
     class Wrapped(nn.Module):
         """One tensor in (``keyword``), ``last_hidden_state`` (or the tensor returned) out."""
@@ -2310,26 +2570,87 @@ def build(name: str) -> tuple[Any, np.ndarray, int]:
             self.model = hf
 
         def forward(self, x):
-            out = call(x)
-            if isinstance(out, torch.Tensor):
-                return out
-            if name.split("@")[0] in _OUTPUT:
-                key = _OUTPUT[name.split("@")[0]]
-                out = getattr(out, key) if isinstance(key, str) else getattr(out, key[0])[key[1]]
-            elif hasattr(out, "last_hidden_state"):
-                out = out.last_hidden_state
-            elif getattr(out, "feature_maps", None) is not None:  # a backbone's, shallow to deep
-                out = out.feature_maps[-1]
-            else:
-                out = out[0]
-            # a tuple (MGP-STR's three logits): its first
-            out = out[0] if isinstance(out, (tuple, list)) else out
-            if name.split("@")[0] in _PACKED:  # the images of the batch in one sequence
-                out = out.reshape(x.shape[0], -1, out.shape[-1])
-            return out
+            return _output(call(x), name.split("@")[0], len(x))
 
+    if multi:
+        Wrapped = _multi_wrapper(hf, kind, call, name.split("@")[0])
     Wrapped.__name__ = name.split("@")[0]  # qasic.evaluate names the model by its class
     return Wrapped().eval(), x, sum(p.numel() for p in hf.parameters())
+
+
+def as_torch(x: np.ndarray | dict) -> Any:
+    """A survey batch as torch tensors (a dict of them for an input kind of several)."""
+    import torch
+
+    if isinstance(x, dict):
+        return {k: torch.from_numpy(v) for k, v in x.items()}
+    return torch.from_numpy(x)
+
+
+def run_model(model: Any, x: np.ndarray | dict) -> Any:
+    """``model`` (a survey wrapper) on the survey batch ``x``, under no_grad."""
+    import torch
+
+    with torch.no_grad():
+        t = as_torch(x)
+        return model(*t.values()) if isinstance(t, dict) else model(t)
+
+
+def _multi_wrapper(hf: Any, kind: str, call: Callable[[dict], Any], base: str) -> type:
+    """The wrapper of a row of several inputs (``kind`` in MULTI): its forward takes them
+    positionally under their keywords (``forward(self, input_ids, attention_mask)``: qasic
+    feeds {forward parameter: batch}) and returns one tensor (``_output``)."""
+    import inspect
+
+    from torch import nn
+
+    params = [k for k, _, _ in MULTI[kind]]
+
+    class Wrapped(nn.Module):
+        """Several tensors in (MULTI[kind]'s keywords), one tensor out."""
+
+        def __init__(self):
+            super().__init__()
+            self.model = hf
+
+        def forward(self, *xs):
+            return _output(call(dict(zip(params, xs, strict=True))), base, len(xs[0]))
+
+    p = inspect.Parameter
+    Wrapped.forward.__signature__ = inspect.Signature(
+        [p(n, p.POSITIONAL_OR_KEYWORD) for n in ("self", *params)])
+    return Wrapped
+
+
+def _output(out: Any, base: str, batch: int) -> Any:
+    """The one tensor a survey row returns of its model's output ``out`` (``base``: the row's
+    class): the tensor returned, ``_OUTPUT``'s field, ``last_hidden_state``, a backbone's
+    deepest map, else the first field; ``"embeds"``: every ``*_embeds`` field (a dual
+    encoder's text and image embeddings), each flattened per sample, concatenated."""
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        return out
+    if _OUTPUT.get(base) == "embeds":
+        parts = [v for k, v in out.items() if k.endswith("_embeds") and v is not None]
+        # X-CLIP's text embeddings are per (video, text) pair: each sample's own pair
+        parts = [v.diagonal(dim1=0, dim2=1).T if v.dim() == 3 and v.shape[:2] == (batch, batch)
+                 else v for v in parts]
+        return torch.cat([v.reshape(batch, -1) for v in parts], dim=-1)
+    if base in _OUTPUT:
+        key = _OUTPUT[base]
+        out = getattr(out, key) if isinstance(key, str) else getattr(out, key[0])[key[1]]
+    elif hasattr(out, "last_hidden_state"):
+        out = out.last_hidden_state
+    elif getattr(out, "feature_maps", None) is not None:  # a backbone's, shallow to deep
+        out = out.feature_maps[-1]
+    else:
+        out = out[0]
+    # a tuple (MGP-STR's three logits): its first
+    out = out[0] if isinstance(out, (tuple, list)) else out
+    if base in _PACKED:  # the images of the batch in one sequence
+        out = out.reshape(batch, -1, out.shape[-1])
+    return out
 
 
 def _grid_call(hf: Any, x: Any, name: str) -> Any:
@@ -2365,6 +2686,8 @@ def _call_keywords(name: str, x: Any, kind: str) -> dict:
     """The extra keywords of row ``name`` (``_CALL``) for its input ``x`` of ``kind``."""
     import torch
 
+    if name not in _CALL:
+        return {}
     batch, frames = x.shape[0], x.shape[1] if kind in ("frames", "audio_mel") else x.shape[-1]
     make = {"valid": lambda: torch.ones(batch, frames, dtype=torch.long),
             "no_pad": lambda: torch.zeros(batch, frames, dtype=torch.bool),
@@ -2444,8 +2767,11 @@ def _reinit_module(m: Any, nn: Any) -> None:
         m.w2.normal_(0.0, (m.w2.shape[0] // m.moe_num_experts) ** -0.5)
 
 
-def inputs(kind: str, size: int) -> np.ndarray:
-    """The survey's batch of BATCH inputs of ``kind`` (seeded)."""
+def inputs(kind: str, size: int, config: Any = None) -> np.ndarray | dict:
+    """The survey's batch of BATCH inputs of ``kind`` (seeded); an input kind of several
+    tensors (MULTI): {forward keyword: batch} (``config``: the model's, for its pad id)."""
+    if kind in MULTI:
+        return multi_inputs(kind, size, config)
     rng = np.random.default_rng(0)
     # from 3: clear of the pad / bos / eos ids (0, 1, 2)
     if kind in ("ids", "ids_mask", "ids_box", "labels"):
@@ -2504,12 +2830,10 @@ def run_one(name: str) -> dict:
     t0 = time.perf_counter()
     stage = "build"
     try:
-        import torch
-
         model, x, params = build(name)
         rec["parameters"] = int(params)
-        with torch.no_grad():  # the float model runs on the survey's inputs
-            rec["output_absmax"] = float(model(torch.from_numpy(x)).abs().max())
+        # the float model runs on the survey's inputs
+        rec["output_absmax"] = float(run_model(model, x).abs().max())
         stage = "evaluate"
         import qasic
 

@@ -65,6 +65,29 @@ def tensors_kept(model: Any) -> Iterator[None]:
                         del vars(m)[k]
 
 
+@contextlib.contextmanager
+def same_dtype_casts() -> Iterator[None]:
+    """Trace with ``module.to(dtype)`` of a module already in that dtype being the module: a
+    forward that casts a submodule (Switch Transformers' and NLLB-MoE's routers,
+    ``self.classifier = self.classifier.to(self.dtype)``) would otherwise make torch.export
+    swap the parameters it traces ("Couldn't swap Linear.weight")."""
+    to = torch.nn.Module.to
+
+    def kept(self: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
+        device, dtype, _, fmt = torch._C._nn._parse_to(*args, **kwargs)
+        floats = [t for t in (*self.parameters(), *self.buffers()) if t.is_floating_point()]
+        if device is None and fmt is None and dtype is not None \
+                and all(t.dtype == dtype for t in floats):
+            return self
+        return to(self, *args, **kwargs)
+
+    torch.nn.Module.to = kept
+    try:
+        yield
+    finally:
+        torch.nn.Module.to = to
+
+
 PATCHES: tuple[CapturePatch, ...] = (
     CapturePatch(
         "dense_experts",
@@ -97,6 +120,12 @@ PATCHES: tuple[CapturePatch, ...] = (
         lambda model, args: tensors_kept(model),
     ),
     CapturePatch(
+        "same_dtype_casts",
+        "capture_patches",
+        "module.to(dtype) of a module already in that dtype is the module (routers' casts)",
+        lambda model, args: same_dtype_casts(),
+    ),
+    CapturePatch(
         "unvmapped",
         "hf_masks",
         "transformers' mask functions broadcast, not vmapped",
@@ -107,6 +136,12 @@ PATCHES: tuple[CapturePatch, ...] = (
         "hf_masks",
         "no bidirectional mask where eager builds none",
         lambda model, args: hf_masks.eager_skips(),
+    ),
+    CapturePatch(
+        "always_padding_masks",
+        "hf_masks",
+        "FSMT's padding mask is built even when no id is padding (not None: no control flow)",
+        lambda model, args: hf_masks.always_padding_masks(),
     ),
     CapturePatch(
         "int_buffers",

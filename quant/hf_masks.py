@@ -18,6 +18,10 @@ an all-True one of the input's length, so that a traced shape may vary. Informer
 encoder halves its sequence after each layer and reuses its first layer's mask: exported, the
 second layer's scores (8 keys) meet a mask of 16 and the export fails. While qasic exports (at
 fixed shapes), no mask given skips the mask as in eager (``eager_skips``).
+
+FSMT's ``make_padding_mask`` returns None when no id is padding (``if not mask.any()``): control
+flow on the ids' values, which torch.export cannot trace. An all-False padding mask masks
+nothing, so while exporting it returns the mask always (``always_padding_masks``).
 """
 
 from __future__ import annotations
@@ -86,3 +90,24 @@ def eager_skips() -> Iterator[None]:
         yield
     finally:
         masking_utils._ignore_bidirectional_mask_sdpa = saved
+
+
+@contextlib.contextmanager
+def always_padding_masks() -> Iterator[None]:
+    """For the duration, FSMT's make_padding_mask returns ``ids.eq(pad)`` even when no id is
+    padding (an all-False mask, which masks nothing, for None); nothing without FSMT."""
+    try:
+        from transformers.models.fsmt import modeling_fsmt
+    except ImportError:
+        yield
+        return
+    saved = modeling_fsmt.make_padding_mask
+
+    def make_padding_mask(input_ids, padding_idx=1):
+        return input_ids.eq(padding_idx)
+
+    modeling_fsmt.make_padding_mask = make_padding_mask
+    try:
+        yield
+    finally:
+        modeling_fsmt.make_padding_mask = saved

@@ -34,6 +34,14 @@ REFUSED: dict[str, str | Callable[[Any], str | None]] = {
         "without it transformers returns zeros for the attention (a model that is not MRA), "
         "and its blocks are chosen by a top-k of the scores (data-dependent routing)"),
     "NystromformerSelfAttention": _nystrom_landmarks,
+    # transformers' modeling_vilt.py: ViltEmbeddings.visual_embed counts each image's valid
+    # patches from pixel_mask (sums, nonzero, a Python loop over them) and orders the patches by
+    # torch.multinomial, a random permutation on every call even with no padding
+    "ViltEmbeddings": (
+        "ViLT's visual_embed orders each image's patches at random on every forward "
+        "(torch.multinomial over the valid patches pixel_mask counts, in a Python loop over "
+        "their number) and no setting avoids it; a vision-language encoder that embeds its "
+        "patches in order (BridgeTower, FLAVA, CLIPSeg's towers) runs"),
     # transformers' modeling_slanet.py / modeling_slanext.py (PaddleOCR's SLA head): a GRUCell
     # attention loop over at most max_text_length + 1 steps, each feeding back the argmax of the
     # step's structure scores as a one-hot, stopped when every table has emitted its end token

@@ -21,6 +21,12 @@ m, s, z and o have fixed int8 encodings of scale 1 (exact integers; s counts up 
 point -128 beyond 127), so the one-hot is exact for any padding (left, right, in the middle, all
 of it); the only rounding is y's requantization to its own encoding, as any matmul's. At most 255
 tokens. Any other argmax or indexing of activations is refused in one line naming the node.
+
+The argmax of the 0/1 bits themselves (CLIP's text pooling at its first eos,
+``(ids == eos).int().argmax(-1)``; a FirstToken: 0 if no id passes) is the first token whose bit
+is 1: with s' the count of bits up to t (the lower triangle by m) and z' = [s' == 0] (1 before
+the first), its one-hot is z - z' + [no bit at all] at row 0 (z'_{T-1}), in the same exact
+integer codes.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ class LastToken:
     pred: tuple
     keys: int
     batch: int
+    first: bool = False  # the first token whose bit is 1 (an argmax of the bits), not the last
+    source: str | None = None  # the ids input (None: the model's input)
 
 
 def argmax(b: Any, node: Any, key: Any, args: list, kwargs: dict) -> LastToken:
@@ -60,15 +68,23 @@ def argmax(b: Any, node: Any, key: Any, args: list, kwargs: dict) -> LastToken:
         b.fail(node, "an argmax of the padding mask other than over the tokens of the (batch, "
                      "tokens) mask; only the last non-pad token's index (arange(T) * mask)")
     on, off = key.when1.double(), key.when0.double()
+    if not bool((off != 0).any()) and bool((on > 0).all()) and bool((on == on[:, :1]).all()):
+        # the bits (times a constant): the first token whose bit is 1
+        _check_tokens(b, node, key.keys)
+        return LastToken(key.pred, key.keys, key.batch, True, key.source)
     if bool((off != 0).any()) or bool((on[:, :1] < 0).any()) \
             or bool((on[:, 1:] <= on[:, :-1]).any()):
         b.fail(node, "an argmax of padding-mask values other than 0 for the bit 0 and "
                      "increasing along the tokens for the bit 1; only the last non-pad "
                      "token's index (arange(T) * mask)")
-    if key.keys > MAX_TOKENS:
-        b.fail(node, f"the last non-pad token of {key.keys} tokens; at most {MAX_TOKENS} (the "
+    _check_tokens(b, node, key.keys)
+    return LastToken(key.pred, key.keys, key.batch, False, key.source)
+
+
+def _check_tokens(b: Any, node: Any, keys: int) -> None:
+    if keys > MAX_TOKENS:
+        b.fail(node, f"the last non-pad token of {keys} tokens; at most {MAX_TOKENS} (the "
                      "count of tokens after each is an int8 code)")
-    return LastToken(key.pred, key.keys, key.batch)
 
 
 def index(b: Any, node: Any, args: list, kwargs: dict) -> Act:
@@ -138,10 +154,15 @@ def _onehot(b: Any, node: Any, last: LastToken) -> str:
     t = last.keys
     count = {INTEGER: 8, ZERO_POINT: 0 if t <= 128 else -128}
     target, other = last.pred
-    vocab = token_vocab(b, node, "the last non-pad token")
+    from qasic.quant import positions
+
+    vocab = token_vocab(b, node, "the last non-pad token") if last.source is None else \
+        positions.vocab(b, node, last.source)
     bits = target(torch.arange(vocab), other).to(torch.float64).numpy()
-    m = b.add(node, "embedding", (b.input_name,), {INTEGER: 8},
+    m = b.add(node, "embedding", (last.source or b.input_name,), {INTEGER: 8},
               {"table": bits.reshape(-1, 1)}, shape=(t, 1), suffix=".pad_mask")
+    if last.first:
+        return _first_onehot(b, node, m, t, count)
     after = b.add(node, "constant", (), {}, {"value": np.triu(np.ones((t, t)), 1)},
                   shape=(t, t), suffix=".after")
     s = b.add(node, "matmul", (after.name, m.name), {"transpose_b": False, "alpha": 1.0,
@@ -154,6 +175,28 @@ def _onehot(b: Any, node: Any, last: LastToken) -> str:
                                                     INTEGER: 8}, shape=(t, 1),
               suffix=".onehot")
     return o.name
+
+
+def _first_onehot(b: Any, node: Any, m: Act, t: int, count: dict) -> str:
+    """The (T, 1) one-hot of the first token whose bit m is 1 (row 0 if none): z - z' + E z'
+    (z: no bit before t, z': none up to t, E: row 0 reads z'_{T-1}, 1 when there is none)."""
+    zs = []
+    for k, name in ((-1, "before"), (0, "upto")):
+        tri = b.add(node, "constant", (), {}, {"value": np.tril(np.ones((t, t)), k)},
+                    shape=(t, t), suffix=f".{name}")
+        s = b.add(node, "matmul", (tri.name, m.name), {"transpose_b": False, "alpha": 1.0,
+                                                        **count}, shape=(t, 1),
+                  suffix=f".count_{name}")
+        zs.append(b.add(node, "lut", (s.name,), {"fn": "hat", INTEGER: 8}, shape=(t, 1),
+                        suffix=f".none_{name}"))
+    fix = -np.eye(t)
+    fix[0, t - 1] += 1.0
+    c = b.add(node, "constant", (), {}, {"value": fix}, shape=(t, t), suffix=".first_fix")
+    d = b.add(node, "matmul", (c.name, zs[1].name), {"transpose_b": False, "alpha": 1.0,
+                                                     INTEGER: 8}, shape=(t, 1),
+              suffix=".first_diff")
+    return b.add(node, "add", (zs[0].name, d.name), {INTEGER: 8}, shape=(t, 1),
+                 suffix=".onehot").name
 
 
 

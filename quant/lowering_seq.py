@@ -833,6 +833,10 @@ def identity(b: Any, node: Any, args: list, kwargs: dict) -> Any:
             _arg(args, kwargs, 2, "train", False):
         b.fail(node, "dropout in training mode (call model.eval())")
     src, out = node.args[0].meta["val"], node.meta["val"]
+    if src.dtype != out.dtype and isinstance(args[0], torch.Tensor):
+        # a constant cast like an activation (PEGASUS-X's ``arange(d).type_as(embeds)``): the
+        # constant in the new dtype
+        return args[0].to(out.dtype)
     if src.dtype != out.dtype:
         from qasic.quant import masks  # it imports this module's package peers
 

@@ -56,7 +56,9 @@ SUPPORTED = (
     ("embedding (token ids, or a contiguous slice of them: an encoder-decoder's source and "
      "target in one input; position/token-type lookups fold into a constant)"),
     "layer_norm/native_layer_norm/rms_norm over the last axis; x * rsqrt(mean(x^2) + eps)",
-    ("softmax/_softmax over the last axis, with causal, padding and constant masks; "
+    ("softmax/_softmax over the last axis, with causal, padding and constant masks (a "
+     "padding mask and a sliding window at once: one row mask; LongT5's local blocks: each "
+     "element its key's bit; logical_and/or/xor/not of the attention mask input's views); "
      "exp(x - logsumexp(x, -1, keepdim=True)); over another per-sample axis (slot "
      "attention, GroupViT's assignment): that axis permuted last and back"),
     ("matmul/bmm of two activations (a transpose(-2, -1) of the second folds in; leading "
@@ -74,7 +76,8 @@ SUPPORTED = (
     ("mixture-of-experts blocks with softmax or sigmoid top-k routers and stacked experts "
      "(Mixtral, Qwen2-/Qwen3-MoE, OLMoE, GLM-4-MoE, GraniteMoE, HunYuan-MoE, MiniMax, "
      "ERNIE-4.5-MoE, DBRX, GPT-OSS's, Llama 4's blocks; transformers 5's MiniMax-M2, HYV3, "
-     "AFMoE, Kolibri, Inkling, Inkling2, Laguna, Aria, NemotronH, Ergo), run densely: "
+     "AFMoE, Kolibri, Inkling, Inkling2, Laguna, Aria, NemotronH, Ergo; Switch "
+     "Transformers' top-1), run densely: "
      "qasic::topk_mask, qasic::masked_softmax"),
     ("DeepSeek sparse attention on up to index_topk keys (a top-k of every key is a "
      "constant mask: quant.alltopk)"),
@@ -550,6 +553,13 @@ def data_dependent(b: Any, node: Any, args: list, kwargs: dict) -> None:
     mixture of experts' top-k routing of each token to its experts); a compiled program's
     data movement is fixed, so it is refused."""
     name = node.target.__name__.split(".")[0]
+    if name == "argmax" and args and isinstance(args[0], Act) and b.is_ids(args[0]):
+        b.fail(node, "an argmax of the token ids (CLIP-like text pooling at the largest id, the "
+                     "legacy eos: OWL-ViT's, X-CLIP's, CLIP's with eos_token_id 2) selects by "
+                     "value, a data-dependent choice a compiled program cannot make; pooling "
+                     "at the first eos runs, (ids == eos_token_id).int().argmax(-1) (CLIP's "
+                     "text model with eos_token_id other than 2, each text ending in it; "
+                     "OWL-ViT and X-CLIP always pool at the largest id)")
     b.fail(node, f"aten.{name} selects by value: indices that gather or move rows (a k-NN "
                  "graph's neighbours, DGCNN's) are a data-dependent movement a compiled "
                  "program cannot make; its rank runs as a 0/1 mask only (experts' routing, "
@@ -612,6 +622,8 @@ def _table() -> dict:
         aten.mm.default: matmul,  # image models keep qasic.quant.lowering's (a weight only)
         aten.scaled_dot_product_attention.default: sdpa,
         aten._scaled_dot_product_flash_attention_for_cpu.default: sdpa_tuple,
+        **dict.fromkeys((aten.logical_and.default, aten.logical_or.default,
+                         aten.logical_xor.default, aten.logical_not.default), masks.logical),
         aten.masked_fill.Scalar: row_masks.filled(masks.masked_fill),
         aten.masked_fill.Tensor: row_masks.filled(masks.masked_fill),
         aten.masked_fill_.Scalar: row_masks.filled(masks.masked_fill_),

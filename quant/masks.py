@@ -22,9 +22,10 @@ mask becomes the softmax's second input: an ``embedding`` of the ids through the
 [pred(id) for id in range(vocab)] (codes 0/1; negated when the mask keeps the keys whose bit is
 0, as for ``(ids == pad) * finfo.min``). A constant additive mask carrying a finite bias (ALiBi,
 relative positions) is split before it gets here (qasic.quant.lowering_pointwise): the bias
-is a ``constant`` added to the scores. Refused with one line: biases from the padding mask, a
-padding mask together with a constant pattern other than causal, masks that differ between
-samples.
+is a ``constant`` added to the scores. A padding mask together with a constant pattern other
+than causal (a sliding window of a padded batch) is one row mask of the scores' shape, the key
+mask's bits in every row times the pattern (``row_mask``). Refused with one line: biases from
+the padding mask, masks that differ between samples.
 """
 
 from __future__ import annotations
@@ -96,17 +97,81 @@ def from_ids(b: Any, node: Any, ids: Act | IdSlice, other: Any, target: Any = No
 
 def from_mask_input(b: Any, node: Any, x: Any, out: torch.dtype) -> KeyMask | None:
     """A cast of an input of 0/1 ids that no embedding reads (a runtime attention mask,
-    ``attention_mask.to(torch.bool)`` or ``.to(dtype)``) to bool or a float: the padding mask
-    of its bits (ids != 0, as values 1 / 0 of ``out``); None for any other cast."""
-    if not isinstance(x, Act) or x.name == b.input_name or not b.is_ids(x) \
-            or not (out == torch.bool or out.is_floating_point) or _embedded(b, x.name):
+    ``attention_mask.to(torch.bool)`` or ``.to(dtype)``) to bool or a float, or of a view of it
+    (DeBERTa's ``mask.unsqueeze(2).to(dtype)``, multiplied into its embeddings): the padding
+    mask of its bits (ids != 0, as values 1 / 0 of ``out``), viewed as the input was; None for
+    any other cast."""
+    if not (out == torch.bool or out.is_floating_point):
         return None
-    return from_ids(b, node, x, 0, aten.ne.Scalar, out)
+    if isinstance(x, Act) and _mask_input(b, x):  # the input itself
+        return from_ids(b, node, x, 0, aten.ne.Scalar, out)
+    key = _replayed(b, node.args[0], {})
+    return None if key is None else apply(b, node, [key, *node.args[1:]], dict(node.kwargs))
+
+
+def logical(b: Any, node: Any, args: list, kwargs: dict) -> KeyMask:
+    """logical_and / or / xor / not of the attention mask input's views (LongT5's local
+    attention blocks, ``logical_and(blocks, 3 blocks)`` of the int mask): the KeyMask of the
+    ops replayed (``_replayed``); of anything else refused in one line."""
+    key = _replayed(b, node, {})
+    if key is None:
+        b.fail(node, f"{node.target} of activations; only of the attention mask input's views "
+                     "(a padding mask)")
+    return key
+
+
+def _mask_input(b: Any, x: Act) -> bool:
+    return x.name != b.input_name and b.is_ids(x) and not _embedded(b, x.name)
+
+
+def _replayed(b: Any, n: Any, memo: dict) -> KeyMask | None:
+    """The KeyMask of fx node ``n`` when it is computed from runtime mask inputs (0/1 ids no
+    embedding reads) by shape and elementwise ops alone (DeBERTa's ``get_attention_mask``,
+    ``m[:, None, None, :] * m[:, None, :, None]`` of the int mask, cast to bool after), its
+    values the mask's own (1 / 0, int); None for any other node."""
+    if not isinstance(n, torch.fx.Node) or n.op != "call_function":
+        return None
+    if n.name in memo:
+        return memo[n.name]
+    target = n.target
+    if target not in _SHAPE_OPS and target not in _ELEMENTWISE and target not in _BLOCKS \
+            and torch.Tag.pointwise not in getattr(target, "tags", ()):
+        return None
+    if target is aten.cat.default:  # cat([views...], dim): each replayed
+        parts = [_replayed(b, a, memo) for a in n.args[0]]
+        if any(p is None for p in parts):
+            return None
+        memo[n.name] = key = apply(b, n, [parts, *n.args[1:]], dict(n.kwargs))
+        return key
+    args, found = [], False
+    for a in n.args:
+        if isinstance(a, torch.fx.Node) and a.op == "placeholder":
+            x = b.env.get(a.name)
+            if not (isinstance(x, Act) and _mask_input(b, x)):
+                return None
+            a = from_ids(b, n, x, 0, aten.ne.Scalar, a.meta["val"].dtype)
+            a = replace(a, when1=a.when1.to(torch.int64), when0=a.when0.to(torch.int64))
+        elif isinstance(a, torch.fx.Node):
+            a = _replayed(b, a, memo)
+            if a is None:
+                return None
+        found = found or isinstance(a, KeyMask)
+        args.append(a)
+    if not found or _flat_nodes(n.kwargs):
+        return None
+    memo[n.name] = key = apply(b, n, args, dict(n.kwargs))
+    return key
+
+
+def _flat_nodes(tree: Any) -> list:
+    return [v for v in _flat(tree) if isinstance(v, torch.fx.Node)]
 
 
 def _embedded(b: Any, source: str) -> bool:
+    """Whether an embedding reads input ``source`` as ids (not as mask bits: ``column``'s)."""
+    bits = set(b.mask_nodes.values())
     return any(n.op == "embedding" and n.inputs[0] == source and np.ndim(n.params["table"]) == 2
-               for n in b.nodes.values())
+               and n.name not in bits for n in b.nodes.values())
 
 
 def _vocab(b: Any, node: Any, key: KeyMask, what: str) -> int:
@@ -144,6 +209,7 @@ _SHAPE_OPS = {aten.view.default, aten.reshape.default, aten._unsafe_view.default
               aten.expand.default, aten.permute.default, aten.transpose.int, aten.slice.Tensor,
               aten.select.int, aten.index.Tensor, aten.clone.default, aten.contiguous.default,
               aten.alias.default, aten.detach.default, aten.flatten.using_ints}
+_BLOCKS = {aten.constant_pad_nd.default, aten.pad.default, aten.cat.default}  # blocks of a mask
 _COUNTS = {aten.cumsum.default, aten.sum.dim_IntList, aten.argmax.default}  # over the tokens
 _ELEMENTWISE = {aten.where.ScalarOther, aten.where.ScalarSelf, aten.where.Scalar,
                 aten.__and__.Tensor, aten.__or__.Tensor, aten.__xor__.Tensor,
@@ -181,6 +247,21 @@ def apply(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     if target is aten.embedding.default and isinstance(args[1], KeyMask) \
             and isinstance(args[0], torch.Tensor):
         return _embedded_bits(b, node, args[0], first)
+    if target in _BLOCKS and target is not aten.cat.default and isinstance(args[0], KeyMask):
+        # padded elements read no bit: the pad value whatever the bit (pos 0, any)
+        constant = target is aten.constant_pad_nd.default
+        if not constant and _arg(args, kwargs, 2, "mode", "constant") != "constant":
+            b.fail(node, "a padding mask padded other than with a constant")
+        pad = list(args[1])
+        value = _arg(args, kwargs, 2 if constant else 3, "value", 0) or 0
+        padded = lambda t, v: torch.nn.functional.pad(t, pad, value=v)
+        return replace(first, pos=padded(first.pos, 0), when1=padded(first.when1, value),
+                       when0=padded(first.when0, value))
+    if target is aten.cat.default and all(isinstance(m, KeyMask) for m in args[0]):
+        dim = _arg(args, kwargs, 1, "dim", 0)
+        return replace(first, pos=torch.cat([m.pos for m in args[0]], dim),
+                       when1=torch.cat([m.when1 for m in args[0]], dim),
+                       when0=torch.cat([m.when0 for m in args[0]], dim))
     if target in _CASTS or target in _SHAPE_OPS:
         if not isinstance(args[0], KeyMask):
             b.fail(node, f"{target} with the padding mask as a non-first operand")
@@ -268,7 +349,12 @@ def _functional(node: Any, target: Any) -> Any:
 
 
 def _op(target: Any, value: torch.Tensor, args: list, kwargs: dict) -> torch.Tensor:
+    if target in _VIEWS:  # a mask's tensors may be expanded or transposed: viewed as reshaped
+        value = value.contiguous()
     return target(value, *args[1:], **kwargs)
+
+
+_VIEWS = (aten.view.default, aten._unsafe_view.default)
 
 
 # views of masked values: repeat_kv of a bias computed from the activations (Doge's dynamic
@@ -472,6 +558,10 @@ def resolve(b: Any, node: Any, m: Masked, shape: tuple
                          "DeBERTa's get_attention_mask")
         if torch.equal(p0, p1):  # the mask changes nothing
             const = p1
+        elif not bool(p0.any()) and not _follows(key, shape):
+            # each element reads its own key's bit (LongT5's local blocks of a padded batch)
+            return (inputs[0], gathered(b, node, key, p1, shape, b.shapes[m.scores.name])), \
+                False, None
         elif not bool(p0.any()) or not bool(p1.any()):  # keys kept where the bit is 1 (0)
             _check_pos(b, node, key, shape)
             inputs += (_mask_node(b, node, key, keep=not bool(p0.any())),)
@@ -480,11 +570,78 @@ def resolve(b: Any, node: Any, m: Masked, shape: tuple
             b.fail(node, "a padding mask that keeps some padded keys; only masks that drop "
                          "every key whose id passes (or fails) one test")
     causal, valid = pattern(b, node, const, b.shapes[m.scores.name])
-    if valid is not None and len(inputs) > 1:
-        s, t = valid.shape[-2:]
-        b.fail(node, f"a padding mask together with a constant {s}x{t} attention pattern other "
-                     "than causal (e.g. a sliding window); only one of the two")
+    if valid is not None and len(inputs) > 1:  # both: one row mask of the two
+        return (inputs[0], row_mask(b, node, inputs[1], valid, b.shapes[m.scores.name])), \
+            False, None
     return inputs, causal, valid
+
+
+def row_mask(b: Any, node: Any, key: str, valid: np.ndarray, shape: tuple) -> str:
+    """A padding mask and a constant pattern at once (ModernBERT's and LongT5's sliding windows
+    of a padded batch): the softmax's row mask of scores of per-sample ``shape`` (..., S, T),
+    the key mask ``key`` (T,) (codes 0/1, computed from the ids at run time) in every row times
+    the (P, S, T) pattern, in exact 0/1 integer codes: a (rows, 1) x (1, T) matmul by ones
+    repeats the key mask's row, a ``mul`` by the constant pattern keeps its allowed keys."""
+    t = shape[-1]
+    rows = int(np.prod(shape[:-1], dtype=np.int64))
+    lead = shape[:-2] if len(shape) >= 3 else ()
+    pat = valid[0] if valid.shape[0] == 1 or not lead else valid
+    pat = np.broadcast_to(pat, (*lead, *valid.shape[-2:])).reshape(rows, t)
+    codes = {INTEGER_CODES: 8}
+    k = b.add(node, "reshape", (key,), {"shape": (1, t)}, shape=(1, t), suffix=".key_row")
+    ones = b.add(node, "constant", (), {}, {"value": np.ones((rows, 1))}, shape=(rows, 1),
+                 suffix=".rows")
+    rep = b.add(node, "matmul", (ones.name, k.name), {"transpose_b": False, "alpha": 1.0,
+                                                      **codes}, shape=(rows, t),
+                suffix=".key_rows")
+    allowed = b.add(node, "constant", (), {}, {"value": pat.astype(np.float64)},
+                    shape=(rows, t), suffix=".pattern")
+    both = b.add(node, "mul", (rep.name, allowed.name), codes, shape=(rows, t),
+                 suffix=".row_mask")
+    return b.add(node, "reshape", (both.name,), {"shape": tuple(shape)}, shape=tuple(shape),
+                 suffix=".row_mask_view").name
+
+
+def _follows(key: KeyMask, shape: tuple) -> bool:
+    """Whether the key mask's elements read the bits of (sample, key) of the scores."""
+    n = shape[0]
+    if key.keys != shape[-1] or n % key.batch:
+        return False
+    sample = torch.arange(n) // (n // key.batch)
+    want = sample.reshape((n,) + (1,) * (len(shape) - 1)) * key.keys + torch.arange(shape[-1])
+    return torch.equal(key.pos, torch.broadcast_to(want, shape))
+
+
+def gathered(b: Any, node: Any, key: KeyMask, allowed: torch.Tensor, shape: tuple,
+             per: tuple) -> str:
+    """The softmax's row mask of scores whose elements read the bits of other keys than their
+    own column's (LongT5's local attention: blocks of 3 x 5 keys of 12 tokens, padded blocks
+    reading none): element e is allowed where ``allowed[e]`` and its token's bit is 1, a linear
+    (E, T) 0/1 map of the key mask's bits (T,) (codes 0/1, from the ids at run time), every
+    sample alike. ``shape``: the scores' torch shape (the batch outermost on axis 0);
+    ``per``: their per-sample shape."""
+    n, t = shape[0], key.keys
+    if n % key.batch:
+        b.fail(node, "a padding mask on scores whose first axis does not hold the batch")
+    pos = torch.broadcast_to(key.pos, shape).reshape(key.batch, -1)
+    ok = torch.broadcast_to(allowed, shape).reshape(key.batch, -1)
+    local = pos - torch.arange(key.batch).reshape(-1, 1) * t
+    if not bool((ok == ok[:1]).all()) or not bool((torch.where(ok, local, 0)
+                                                   == torch.where(ok[:1], local[:1], 0)).all()):
+        b.fail(node, "a padding mask whose elements read different tokens in each sample; only "
+                     "masks that are the same function of each sample's ids")
+    e = ok.shape[1]
+    if int(np.prod(per, dtype=np.int64)) != e:
+        b.fail(node, f"a padding mask of {e} elements a sample on scores of shape {per}")
+    weight = np.zeros((e, t))
+    rows = torch.nonzero(ok[0]).reshape(-1).numpy()
+    weight[rows, local[0, rows].numpy()] = 1.0
+    k = b.add(node, "reshape", (_mask_node(b, node, key, keep=True),), {"shape": (1, t)},
+              shape=(1, t), suffix=".key_row")
+    g = b.add(node, "linear", (k.name,), {INTEGER_CODES: 8},
+              {"weight": weight, "bias": np.zeros(e)}, shape=(1, e), suffix=".key_gather")
+    return b.add(node, "reshape", (g.name,), {"shape": tuple(per)}, shape=tuple(per),
+                 suffix=".row_mask").name
 
 
 def _check_pos(b: Any, node: Any, key: KeyMask, shape: tuple) -> None:

@@ -29,6 +29,9 @@ LAYOUTS lists them, the first that matches wins:
                  biased, interleaved)
     listed       mistral-src's MoeLayer (gpt-fast's, hand-written Mixtrals): a gate Linear and a
                  ModuleList of SwiGLU experts w1, w2, w3 (``_listed_forward``)
+    Switch       Switch Transformers' SparseMLP: a top-1 router (classifier, expert_capacity),
+                 a ModuleDict of wi / act / wo experts (``_switch_forward``: the softmax
+                 probability of the top-1 expert scales its output)
 
 Each dense form is the module doc of qasic.quant.moe: every expert on every token, weighted by
 w (T, E), zero outside the experts a token picked.
@@ -608,6 +611,41 @@ def _listed_forward(block: Any, x: torch.Tensor) -> torch.Tensor:
     return weighted_sum(x, w, cat("w1", 0), cat("w3", 0), cat("w2", 1), F.silu).view(shape)
 
 
+def _switch(module: Any) -> bool:
+    """Switch Transformers' SparseMLP: a ``router`` whose ``classifier`` Linear (E, D) picks
+    one expert per token (an int ``expert_capacity``, no top_k), ``experts`` a ModuleDict of E
+    unGLU'd MLPs wi (I, D), an act, wo (D, I), bias-free."""
+    router, experts = getattr(module, "router", None), getattr(module, "experts", None)
+    cls = getattr(router, "classifier", None)
+    if not (isinstance(cls, torch.nn.Linear) and isinstance(experts, torch.nn.ModuleDict)
+            and isinstance(getattr(router, "expert_capacity", None), int)
+            and len(experts) == cls.out_features):
+        return False
+    for e in experts.values():
+        wi, wo = getattr(e, "wi", None), getattr(e, "wo", None)
+        if not (isinstance(wi, torch.nn.Linear) and isinstance(wo, torch.nn.Linear)
+                and wi.bias is None and wo.bias is None and callable(getattr(e, "act", None))
+                and wi.in_features == cls.in_features
+                and wo.weight.shape == (cls.in_features, wi.out_features)):
+            return False
+    return True
+
+
+def _switch_forward(block: Any, hidden_states: torch.Tensor) -> torch.Tensor:
+    """The block dense: w = softmax(logits) * topk_mask(logits, 1) (the router's top-1 and its
+    probability, the token's output scale), every expert wo(act(wi x)) on every token,
+    weighted and summed by one down linear. A token its expert's capacity drops differs from
+    the block's own forward (qasic.quant.moe.check refuses it)."""
+    shape = hidden_states.shape
+    x = hidden_states.reshape(-1, shape[-1])
+    lg = block.router.classifier(x)
+    w = torch.softmax(lg, dim=-1) * torch.ops.qasic.topk_mask(lg, 1)
+    experts = list(block.experts.values())
+    wi = torch.cat([e.wi.weight for e in experts], 0)
+    wo = torch.cat([e.wo.weight for e in experts], 1)
+    return weighted(w, experts[0].act(F.linear(x, wi)), wo).view(shape)
+
+
 def _routed(experts_forward: Callable) -> Callable[[Any], tuple]:
     """A layout's swaps for a block with a router (``router_of``) and ``experts``: the dense
     router, and ``experts_forward`` in the experts' place."""
@@ -677,6 +715,11 @@ LAYOUTS = (  # the first that matches
            "SwiGLU w1, w2, w3, num_experts_per_tok", _listed,
            lambda b: ((b, "forward", functools.partial(_listed_forward, b)),), lambda b: None,
            lambda b: f"softmax over the top {_listed_k(b)} gate logits, SwiGLU experts"),
+    Layout("Switch Transformers': a router whose classifier (E, D) picks one expert, an "
+           "expert_capacity; experts a ModuleDict of wi, act, wo", _switch,
+           lambda b: ((b, "forward", functools.partial(_switch_forward, b)),), lambda b: None,
+           lambda b: "softmax probability of the top-1 expert, wi / act / wo experts",
+           router=lambda b: None),
     Layout("transformers' expert interface: a gate or router with top_k and an (E, D) matrix; "
            "experts with has_gate, is_transposed, has_bias (Aria's transposed, NemotronH's "
            "without a gate)", _interface,

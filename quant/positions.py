@@ -56,6 +56,7 @@ class PosValue:
     vals: torch.Tensor      # pos.shape + (keys + 1, 2)
     keys: int
     batch: int
+    source: str | None = None  # the ids input of the mask (None: the model's input)
 
 
 def cumsum(b: Any, node: Any, key: Any, dim: int) -> PosValue:
@@ -72,7 +73,7 @@ def cumsum(b: Any, node: Any, key: Any, dim: int) -> PosValue:
     t = key.keys
     c = torch.arange(t + 1).reshape(t + 1, 1).expand(t + 1, 2)
     vals = c.expand(key.batch, key.keys, t + 1, 2).to(node.meta["val"].dtype)
-    return PosValue(key.pred, key.pos, vals, t, key.batch)
+    return PosValue(key.pred, key.pos, vals, t, key.batch, key.source)
 
 
 def _lift(b: Any, node: Any, v: Any, shape: tuple, keys: int) -> Any:
@@ -106,13 +107,17 @@ def apply(b: Any, node: Any, args: list, kwargs: dict, cast_ops: set, shape_ops:
 
     target = node.target
     sym = [v for v in _flat((args, kwargs)) if isinstance(v, (PosValue, KeyMask))]
-    if any(v.pred != sym[0].pred for v in sym):
+    if any(v.pred != sym[0].pred or v.source != sym[0].source for v in sym):
         b.fail(node, "two different padding masks meet; only one mask of the ids")
     first = next(v for v in sym if isinstance(v, PosValue))
     keys = first.keys
     if target is aten.embedding.default and isinstance(args[1], PosValue) \
             and isinstance(args[0], torch.Tensor):
         return embedding(b, node, args[0], args[1])
+    if target is aten.index_select.default and isinstance(args[2], PosValue) \
+            and isinstance(args[0], torch.Tensor) and int(args[1]) == 0:
+        # fairseq's sinusoidal positions (M2M100, NLLB): table.index_select(0, pos.view(-1))
+        return embedding(b, node, args[0], _per_token(args[2]))
     if target is aten.gather.default and isinstance(args[2], PosValue) \
             and isinstance(args[0], torch.Tensor):
         return _gather(b, node, args[0], int(args[1]), args[2])
@@ -120,14 +125,14 @@ def apply(b: Any, node: Any, args: list, kwargs: dict, cast_ops: set, shape_ops:
         rest = _subst((args[1:], kwargs), lambda v: v.when1 if isinstance(v, KeyMask)
                       else v.vals if isinstance(v, PosValue) else v)
         return PosValue(first.pred, first.pos, target(first.vals, *rest[0], **rest[1]), keys,
-                        first.batch)
+                        first.batch, first.source)
     if target in shape_ops and isinstance(args[0], PosValue) \
             and not any(isinstance(v, (PosValue, KeyMask)) for v in _flat((args[1:], kwargs))):
         idx = torch.arange(first.pos.numel()).reshape(first.pos.shape)
         moved = target(idx, *args[1:], **kwargs)
         vals = first.vals.reshape(-1, keys + 1, 2)[moved.reshape(-1)]
         return PosValue(first.pred, first.pos.reshape(-1)[moved], vals.reshape(
-            tuple(moved.shape) + (keys + 1, 2)), keys, first.batch)
+            tuple(moved.shape) + (keys + 1, 2)), keys, first.batch, first.source)
     if target in elementwise or torch.Tag.pointwise in target.tags:
         shape = tuple(node.meta["val"].shape)
         pos = [torch.broadcast_to(v.pos, shape) for v in sym]
@@ -136,9 +141,20 @@ def apply(b: Any, node: Any, args: list, kwargs: dict, cast_ops: set, shape_ops:
         lifted = _subst((args, kwargs), lambda v: _lift(b, node, v, shape, keys))
         vals = target(*lifted[0], **lifted[1])
         return PosValue(first.pred, pos[0], vals.expand(shape + (keys + 1, 2)), keys,
-                        first.batch)
+                        first.batch, first.source)
     b.fail(node, f"op {target} on position ids computed from the padding mask; only casts, "
                  "shape and elementwise ops, gathers of constants and embedding lookups")
+
+
+def _per_token(v: PosValue) -> PosValue:
+    """Position ids flattened over the batch (batch * T,) as (batch, T), when they are the
+    tokens in order; otherwise as they are (``embedding`` names what it takes)."""
+    n = v.batch * v.keys
+    if tuple(v.pos.shape) != (n,) or not torch.equal(v.pos, torch.arange(n)):
+        return v
+    return PosValue(v.pred, v.pos.reshape(v.batch, v.keys),
+                    v.vals.reshape(v.batch, v.keys, *v.vals.shape[1:]), v.keys, v.batch,
+                    v.source)
 
 
 def _reachable(v: PosValue) -> torch.Tensor:
@@ -161,7 +177,7 @@ def _gather(b: Any, node: Any, const: torch.Tensor, dim: int, index: PosValue) -
         tuple(const.shape) + (index.keys + 1, 2))
     vals = torch.gather(src, dim % const.dim(), idx.clamp(0, n - 1))
     return PosValue(index.pred, index.pos, vals.reshape(shape + (index.keys + 1, 2)),
-                    index.keys, index.batch)
+                    index.keys, index.batch, index.source)
 
 
 def embedding(b: Any, node: Any, table: torch.Tensor, v: PosValue) -> Any:
@@ -192,10 +208,12 @@ def embedding(b: Any, node: Any, table: torch.Tensor, v: PosValue) -> Any:
     return _chain(b, node, table, v, g)
 
 
-def vocab(b: Any, node: Any) -> int:
-    """The token ids' vocabulary: the smallest table looked up by the input ids."""
+def vocab(b: Any, node: Any, source: str | None = None) -> int:
+    """The token ids' vocabulary: the smallest table looked up by the input ids (``source``:
+    by that ids input's, a model of several inputs)."""
     ids = [n for n in b.inlined.nodes if n.op == "placeholder"
-           and n.name in b.ep.graph_signature.user_inputs]
+           and n.name in b.ep.graph_signature.user_inputs
+           and (source is None or b.env.get(n.name, n).name == source)]
     sizes = [int(n.args[0].meta["val"].shape[0]) for n in b.inlined.nodes
              if n.op == "call_function" and n.target is aten.embedding.default
              and _source(n.args[1]) in ids]
@@ -224,8 +242,9 @@ def _chain(b: Any, node: Any, table: torch.Tensor, v: PosValue, g: np.ndarray) -
                      f"{MAX_TOKENS} (the count of tokens so far is an int8 code)")
     count = {INTEGER: 8, ZERO_POINT: 0 if k <= 128 else -128}  # 0..255 with zero point -128
     target, other = v.pred
-    bits = target(torch.arange(vocab(b, node)), other).to(torch.float64).numpy()
-    m = b.add(node, "embedding", (b.input_name,), {INTEGER: 8}, {"table": bits.reshape(-1, 1)},
+    bits = target(torch.arange(vocab(b, node, v.source)), other).to(torch.float64).numpy()
+    m = b.add(node, "embedding", (v.source or b.input_name,), {INTEGER: 8},
+              {"table": bits.reshape(-1, 1)},
               shape=(t, 1), suffix=".pad_mask")
     tri = b.add(node, "constant", (), {}, {"value": np.tril(np.ones((t, t)))}, shape=(t, t),
                 suffix=".prefix")

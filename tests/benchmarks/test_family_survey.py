@@ -198,3 +198,37 @@ def test_the_input_kinds_feed_what_a_class_takes_beside_its_pixels():
     with torch.no_grad():
         assert x.shape == (2, 16, 192) and model(torch.from_numpy(x)).shape == (2, 16, 32)
 
+
+
+def test_a_row_of_several_inputs_takes_each_under_its_forward_keyword():
+    """Input kind ids_pad (BERT with a real padding mask): {input_ids, attention_mask}, sample
+    b's last b * PAD_TAIL ids the pad id and its mask 0 there; the wrapper's forward names
+    them in MULTI's order, so qasic.evaluate takes the dict as {forward parameter: batch}."""
+    import inspect
+
+    assert fs.spec("BertModel@pad")[4] == "ids_pad" and fs.MODELS["BertModel"][4] == "ids"
+    model, x, _ = fs.build("BertModel@pad")
+    assert list(x) == ["input_ids", "attention_mask"]
+    assert list(inspect.signature(model.forward).parameters) == list(x)
+    ids, mask = x["input_ids"], x["attention_mask"]
+    assert mask[0].all() and mask[1].tolist() == [1] * (fs.SEQ_ENC - fs.PAD_TAIL) + [0] * 4
+    assert (ids[1, -fs.PAD_TAIL:] == 0).all() and (ids[mask == 1] >= 3).all()  # Bert's pad 0
+    assert tuple(fs.run_model(model, x).shape) == (fs.BATCH, fs.SEQ_ENC, 32)
+    rec = fs.run_one("DistilBertModel@pad")
+    assert rec["status"] == "ok" and rec["bit_exact"] is True, rec["error"]
+    assert rec["input"] == "ids_pad" and rec["cosine"] > 0.99
+
+
+def test_encoder_decoders_and_dual_encoders_return_one_tensor_a_sample():
+    """ids_pair: encoder ids and DEC_IDS decoder ids, the decoder's last_hidden_state out; a
+    dual encoder's text (ending in its eos) and image embeddings concatenated per sample."""
+    model, x, _ = fs.build("T5Model")
+    assert {k: v.shape for k, v in x.items()} == {
+        "input_ids": (fs.BATCH, fs.SEQ_ENC), "decoder_input_ids": (fs.BATCH, fs.DEC_IDS)}
+    assert tuple(fs.run_model(model, x).shape) == (fs.BATCH, fs.DEC_IDS, 32)
+    model, x, _ = fs.build("CLIPModel")
+    assert list(x) == ["input_ids", "pixel_values"] and (x["input_ids"][:, -1] == 99).all()
+    out = fs.run_model(model, x)
+    assert tuple(out.shape) == (fs.BATCH, 2 * 16)  # text_embeds | image_embeds, projected to 16
+    norms = out.reshape(fs.BATCH, 2, 16).norm(dim=-1)  # each L2-normalized by CLIP
+    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)

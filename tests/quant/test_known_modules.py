@@ -102,3 +102,26 @@ def test_timesfm_one_is_refused_naming_the_version_that_runs():
     message = str(e.value)
     assert message.startswith("module '' (TimesFmModel): TimesFM 1.0 marks every value"), message
     assert "TimesFM 2.5 (TimesFm2_5Model)" in message and "\n" not in message
+
+
+def test_vilts_random_patch_order_is_refused_naming_the_encoders_that_run():
+    """ViLT orders its image patches by torch.multinomial on every forward (a random
+    permutation even without padding): refused by name before export."""
+    t = transformers
+    model = t.ViltModel(t.ViltConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1,
+                                     num_attention_heads=2, intermediate_size=64,
+                                     image_size=32, patch_size=8, max_position_embeddings=40))
+
+    class TextImage(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.vilt = model
+
+        def forward(self, ids):
+            image = torch.zeros(ids.shape[0], 3, 32, 32)
+            return self.vilt(input_ids=ids, pixel_values=image).last_hidden_state
+
+    message = _refusal(TextImage())
+    assert message.startswith("module 'vilt.embeddings' (ViltEmbeddings): ViLT's visual_embed "
+                              "orders each image's patches at random")
+    assert "(BridgeTower, FLAVA, CLIPSeg's towers) runs; not supported" in message

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from qasic.errors import UnsupportedOpError
-from qasic.quant import capture, reference
+from qasic.quant import capture, reference, run_float
 from tests.quant.transformer_nets import check
 
 transformers = pytest.importorskip("transformers")
@@ -105,21 +105,33 @@ def test_without_a_pad_id_a_batch_of_one_keeps_the_last_tokens_scores(name):
 
 
 class FirstPad(nn.Module):
-    """A classifier pooling at the argmax of the pad mask itself (the first non-pad token): a
-    mask argmax the one-hot does not compute."""
+    """A classifier pooling at the argmax of the pad mask itself (the first non-pad token, as
+    CLIP's first eos: tests/quant/test_first_token.py), or (``signed``) of the mask as -1 / 1:
+    a mask argmax the one-hots do not compute."""
 
-    def __init__(self):
+    def __init__(self, signed: bool = False):
         super().__init__()
         self.embed, self.score = nn.Embedding(VOCAB, 8), nn.Linear(8, LABELS)
+        self.signed = signed
 
     def forward(self, ids):
-        first = (ids != PAD).int().argmax(-1)
+        m = (ids != PAD).int()
+        first = (m * 2 - 1 if self.signed else m).argmax(-1)
         return self.score(self.embed(ids))[torch.arange(ids.shape[0]), first]
+
+
+def test_the_argmax_of_the_pad_mask_is_the_first_non_pad_token():
+    ids = _ids()[0]
+    model = FirstPad().eval()
+    fg = capture(model, torch.from_numpy(ids[:2]))
+    with torch.no_grad():
+        want = model(torch.from_numpy(ids)).numpy()
+    assert np.abs(run_float(fg, ids) - want).max() < 1e-5
 
 
 def test_another_argmax_of_the_pad_mask_is_refused_in_one_line():
     with pytest.raises(UnsupportedOpError) as e:
-        capture(FirstPad(), torch.from_numpy(_ids()[0][:2]))
+        capture(FirstPad(signed=True), torch.from_numpy(_ids()[0][:2]))
     msg = str(e.value)
     assert msg.startswith("node 'argmax': an argmax of padding-mask values other than 0 for the "
                           "bit 0 and increasing along the tokens for the bit 1; only the last "

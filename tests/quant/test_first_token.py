@@ -1,0 +1,71 @@
+"""Pooling at the first token of an id (CLIP's text pooling at its first eos,
+``h[arange(B), (ids == eos).int().argmax(-1)]``, qasic.quant.lastpool): the one-hot of the first
+token whose id passes, row 0 if none, computed from the ids on the accelerator. Float graph ==
+torch (the same rows selected), golden reference == simulator, close to torch."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from qasic.arch.config import default_arch
+from qasic.compiler import compile_graph
+from qasic.quant import QuantConfig, capture, reference, run_float
+from qasic.quant.evaluate import cosine
+from qasic.quant.quantize import quantize_graph
+from qasic.sim.run import run_functional
+
+V, EOS, T = 30, 29, 7
+
+
+class FirstEos(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb, self.mix, self.out = nn.Embedding(V, 16), nn.Linear(16, 16), nn.Linear(16, 5)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.mix(self.emb(ids)))
+        first = (ids == EOS).int().argmax(dim=-1)
+        return self.out(h[torch.arange(h.shape[0]), first])
+
+
+def test_the_first_eos_row_is_selected_from_the_ids():
+    r = np.random.default_rng(0)
+    ids = r.integers(0, EOS, (6, T))
+    ids[0, 6] = ids[1, 2] = ids[2, 0] = EOS  # at the end, inside, first
+    ids[3, [1, 4]] = EOS  # twice: the first
+    # ids[4], ids[5]: no eos: row 0
+    model = FirstEos().eval()
+    fg = capture(model, torch.from_numpy(ids[:1]), "first_eos")
+    with torch.no_grad():
+        want = model(torch.from_numpy(ids)).numpy()
+    assert np.abs(run_float(fg, ids) - want).max() < 1e-5
+    qg = quantize_graph(fg, ids, QuantConfig())
+    codes = qg.quantize_input(ids)
+    gold = reference.run(qg, codes)
+    got = run_functional(compile_graph(qg, default_arch()), default_arch(), codes)
+    assert np.array_equal(got.reshape(gold.shape), gold)
+    assert cosine(qg.dequantize_output(gold), want) > 0.995
+    moved = ids.copy()
+    moved[1, 5] = EOS  # a second eos after the first changes nothing
+    assert np.array_equal(reference.run(qg, qg.quantize_input(moved))[1], gold[1])
+
+
+class LargestId(FirstEos):
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:  # OWL-ViT's, X-CLIP's pooling
+        h = torch.relu(self.mix(self.emb(ids)))
+        return self.out(h[torch.arange(h.shape[0]), ids.to(torch.int).argmax(dim=-1)])
+
+
+def test_pooling_at_the_largest_id_is_refused_naming_the_form_that_runs():
+    import pytest
+
+    from qasic.errors import UnsupportedOpError
+
+    with pytest.raises(UnsupportedOpError) as e:
+        capture(LargestId().eval(), torch.zeros(1, T, dtype=torch.long))
+    msg = str(e.value)
+    assert msg.startswith("node 'argmax': an argmax of the token ids (CLIP-like text pooling")
+    assert "(ids == eos_token_id).int().argmax(-1)" in msg and "\n" not in msg
