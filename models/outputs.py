@@ -12,6 +12,7 @@ run of the example input and says in one line what the model returns when it doe
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import Any
 
@@ -107,4 +108,10 @@ def select_output(trained: Any, output: Output | None) -> Any:
     if not isinstance(y, torch.Tensor):
         raise ConfigError(f"--output {output} of model {trained.name} is {_kind(y)}, not a "
                           "tensor; pick a tensor output")
-    return dataclasses.replace(trained, module=OutputOf(module, output).eval())
+    chosen = OutputOf(module, output).eval()
+    acc = trained.fp32_accuracy
+    if len(trained.test_labels) and math.isnan(acc):  # the model's own output was no tensor
+        from qasic.models.train import float_accuracy
+
+        acc = float_accuracy(chosen, trained.test_inputs, trained.test_labels)
+    return dataclasses.replace(trained, module=chosen, fp32_accuracy=acc)
