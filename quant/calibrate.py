@@ -177,6 +177,7 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
             seen = _off_zero(seen, d.encode(values[divided[tensor]]) != d.encode(np.zeros(1)))
         if tensor in tables:
             seen = np.concatenate([np.ravel(seen), tables[tensor]])
+        _check_finite(tensor, seen)
         if tensor == graph.output and config.output_observer == "fisher":
             rng = histogram_range(seen, bits, weights=(weights or {}).get(tensor))
         elif tensor == graph.output:
@@ -260,6 +261,17 @@ def _zero_addends(graph: FGraph, tensors: dict[str, TensorQ], zeros: Mapping[int
                 if q is zero:
                     tensors[t] = new
             break
+
+
+def _check_finite(tensor: str, seen: np.ndarray) -> None:
+    """A tensor the float model computes as NaN or inf on the calibration data has no range
+    (its scale would be NaN or inf): one line naming it, not a crash in the observer."""
+    bad = int(np.size(seen) - np.count_nonzero(np.isfinite(seen)))
+    if bad:
+        raise InputError(f"tensor {tensor} is NaN or inf at {bad} of {np.size(seen)} values on "
+                         "the calibration data (the float model computes it so: a sqrt or log "
+                         "of a negative, a division by 0, an overflow); fix the model or give "
+                         "calibration data on which it is finite")
 
 
 def eps_reciprocals(graph: FGraph) -> dict[str, str]:

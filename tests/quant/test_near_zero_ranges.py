@@ -140,3 +140,28 @@ def test_a_product_whose_every_nonzero_value_saturates_is_one_line():
     msg = str(e.value)
     assert "\n" not in msg and "times finer than a step of its operands' product" in msg
     assert "calibrate on data" in msg and msg.startswith("mul ")
+
+
+class NotFinite(torch.nn.Module):
+    """sqrt of a layer's output (NaN where it is negative), or a division by a comparison that
+    is 0 everywhere (inf): 'cannot convert float NaN to integer' / 'tensor scale inf' before."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.kind = torch.nn.Linear(F, F), kind
+
+    def forward(self, x):
+        h = self.a(x)
+        return torch.sqrt(h) if self.kind == "sqrt" else h / (h > 100).float()
+
+
+@pytest.mark.parametrize(("kind", "tensor"), [("sqrt", "sqrt"), ("div", "div.reciprocal")])
+def test_a_tensor_not_finite_on_the_calibration_data_is_one_line(kind, tensor):
+    from qasic.errors import InputError
+
+    cal = _x(32)
+    with pytest.raises(InputError, match=f"tensor {tensor} is NaN or inf at [0-9]+ of 256 "
+                                         "values on the calibration data") as e:
+        quantize(NotFinite(kind).eval(), torch.from_numpy(cal[:1]), cal, QuantConfig())
+    assert "\n" not in str(e.value)
