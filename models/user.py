@@ -357,4 +357,15 @@ def _load_data(path: Path) -> dict:
         if x in data and y in data and len(data[x]) != len(data[y]):
             raise ConfigError(f"data file {path}: {x!r} has {len(data[x])} samples and {y!r} "
                               f"{len(data[y])}; give one label per sample")
+        labels = data.get(y)
+        if labels is not None and (labels.ndim != 1 or not np.all(np.floor(labels) == labels)):
+            raise ConfigError(f"data file {path}: {y!r} is a {labels.dtype} array of shape "
+                              f"{labels.shape}; give one whole class index per sample, shape "
+                              "(batch,)")
+        if x in data and "calibration" in data and \
+                data[x].shape[1:] != data["calibration"].shape[1:]:
+            raise ConfigError(f"data file {path}: {x!r} has samples of shape "
+                              f"{data[x].shape[1:]}, 'calibration' of "
+                              f"{data['calibration'].shape[1:]}; give both in the model's input "
+                              "shape")
     return data

@@ -60,6 +60,8 @@ def user(tmp_path_factory):
     np.savez(d / "empty.npz", calibration=x[:0])
     np.savez(d / "ints.npz", calibration=(x * 10).astype(np.int64))
     np.savez(d / "rank.npz", calibration=x[:, :, None])
+    np.savez(d / "test_shape.npz", calibration=x, test_x=x[:, :5], test_y=y)
+    np.savez(d / "labels_2d.npz", calibration=x, test_x=x, test_y=np.eye(3)[y])
     return d
 
 
@@ -75,11 +77,15 @@ def _one_line(capsys) -> str:
                   "int64; give floats for features)): RuntimeError: mat1 and mat2")),
     ("rank.npz", ("first sample (shape (1, 6, 1), float32): RuntimeError: mat1 and mat2 "
                   "shapes cannot be multiplied")),
+    ("test_shape.npz", "'test_x' has samples of shape (5,), 'calibration' of (6,)"),
+    ("labels_2d.npz", "'test_y' is a float64 array of shape (16, 3); give one whole class"),
 ])
 def test_a_data_file_the_model_cannot_take_is_one_line(user, capsys, data, says):
     """An empty calibration batch (ZeroDivisionError in capture before), int features to a
     float model and a sample of the wrong rank (torch's RuntimeError from the fp32 accuracy, or
-    torch's own logged traceback before the export's line)."""
+    torch's own logged traceback before the export's line), test samples of another shape
+    than calibration's (RuntimeError) and one-hot labels (a numpy broadcast error; float
+    labels were truncated to class indices)."""
     assert main(["quantize", "--model", f"{user}/m.py:mlp", "--data", f"{user}/{data}"]) == 1
     err = _one_line(capsys)
     assert says in err and "give" in err.rpartition(":")[2]
