@@ -150,3 +150,18 @@ def test_compile_to_a_missing_directory_is_one_line_before_the_work(user, capsys
     assert main(["compile", "--model", f"{user}/m.py:mlp", "--data", f"{user}/ok.npz",
                  "--out", str(tmp_path)]) == 1
     assert "is a directory; give a file name like" in _one_line(capsys)
+
+
+def test_a_failed_trace_is_one_line_without_torchs_logged_traceback(caplog):
+    """torch logs a failed fake-tensor kernel with its traceback (38 lines on stderr before
+    qasic's one line here, and after every batch-of-two trace a model written for batch 1
+    fails): the capture quiets that logger; the error still names the failure."""
+    import logging
+
+    from qasic.errors import UnsupportedOpError
+    from qasic.quant import QuantConfig, quantize
+
+    with caplog.at_level(logging.ERROR), pytest.raises(UnsupportedOpError, match="torch.export"):
+        quantize(torch.nn.Linear(6, 3).eval(), torch.zeros(1, 6, 1),
+                 np.zeros((2, 6, 1), np.float32), QuantConfig())
+    assert not [r for r in caplog.records if r.name.startswith("torch._subclasses")]
