@@ -12,6 +12,7 @@ run of the example input and says in one line what the model returns when it doe
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import Any
 
@@ -111,7 +112,13 @@ def select_output(trained: Any, output: Output | None) -> Any:
 
     if isinstance(module, PackedInputs):  # several inputs: the user's forward picks, so that
         # capture still exports it on the inputs (not the packing's casts)
-        return dataclasses.replace(trained, module=PackedInputs(
-            OutputOf(module.module, output).eval(), module.params, module.shapes,
-            module.ids).eval())
-    return dataclasses.replace(trained, module=OutputOf(module, output).eval())
+        chosen = PackedInputs(OutputOf(module.module, output).eval(), module.params,
+                              module.shapes, module.ids).eval()
+    else:
+        chosen = OutputOf(module, output).eval()
+    acc = trained.fp32_accuracy
+    if len(trained.test_labels) and math.isnan(acc):  # the model's own output was no tensor
+        from qasic.models.train import float_accuracy
+
+        acc = float_accuracy(chosen, trained.test_inputs, trained.test_labels)
+    return dataclasses.replace(trained, module=chosen, fp32_accuracy=acc)

@@ -113,17 +113,61 @@ def user_trained_model(spec: str, data_path: str | Path | None) -> Any:
         _check_ids(module, data, Path(data_path), name)
     as_inputs = (lambda a: a) if params else model_inputs  # packed: float64 as built
     calib = as_inputs(data["calibration"])
+    for key in ("calibration", "test_x", "val_x"):
+        if key in data and not len(data[key]):
+            raise InputError(f"data file {data_path}: {key!r} has no samples (shape "
+                             f"{data[key].shape}); give at least one, batch first")
+    module = as_float32(module)
+    first = None if params else module_output(module, calib, f"data file {data_path}", name,
+                                              Path(spec.rpartition(":")[0] or spec))
     test_x = as_inputs(data.get("test_x", calib[:0]))
     # test_x without test_y: inputs without labels (an embedding, a regression, a language
-    # model's ids): evaluate compares with fp32 there, and accuracy is NaN
+    # model's ids): evaluate compares with fp32 there, and accuracy is NaN; a model returning a
+    # tuple or dict scores the output --output picks (qasic.models.outputs.select_output)
     test_y = data.get("test_y", np.zeros(0, dtype=np.int64)).astype(np.int64)
-    acc = float_accuracy(module, test_x, test_y) if len(test_y) else float("nan")
+    acc = float_accuracy(module, test_x, test_y) \
+        if len(test_y) and (params or isinstance(first, torch.Tensor)) else float("nan")
     val_x = as_inputs(data["val_x"]) if "val_x" in data else None
     val_y = data["val_y"].astype(np.int64) if "val_y" in data else None
     return TrainedModel(name=Path(spec.rpartition(":")[0] or spec).stem, module=module,
                         example_input=torch.from_numpy(calib[:1].copy()), calibration=calib,
                         test_inputs=test_x, test_labels=test_y, fp32_accuracy=acc,
                         validation_inputs=val_x, validation_labels=val_y)
+
+
+def as_float32(module: Any) -> Any:
+    """``module`` with float32 weights: a copy of one whose floating parameters or buffers are
+    float64, float16 or bfloat16 (``model.double()``, ``.half()``), which the float32 data
+    (and the float32 fp32 reference) could not feed; ``module`` itself otherwise. Quantization
+    reads the weights as float64 either way."""
+    import copy
+
+    import torch
+
+    tensors = [*module.parameters(), *module.buffers()]
+    if all(t.dtype == torch.float32 for t in tensors if t.is_floating_point()):
+        return module
+    return copy.deepcopy(module).float()
+
+
+def module_output(module: Any, calib: Any, where: str, name: str,
+                  path: Path | None = None) -> Any:
+    """``module``'s output on the first calibration sample, or one line naming ``where`` the
+    sample comes from, its shape and dtype and the model's error (integer arrays are token
+    ids, int64; ``path`` the model file, for the line of the error)."""
+    import torch
+
+    x = calib[:1]
+    try:
+        with torch.no_grad():
+            return module(torch.from_numpy(x.copy()))
+    except Exception as e:  # noqa: BLE001  (the user's model on the first sample)
+        ids = " (integer arrays are token ids, fed as int64; give floats for features)" \
+            if x.dtype.kind in "iu" else ""
+        error = _user_error(e, path) if path is not None else f"{type(e).__name__}: {e}"
+        raise InputError(f"model {name}'s forward failed on {where}'s first sample (shape "
+                         f"{tuple(x.shape)}, {x.dtype}{ids}): {error.splitlines()[0]}; give "
+                         "the input in the shape and dtype the forward takes") from None
 
 
 def packed_model(module: Any, arrays: dict, name: str) -> tuple[Any, Any]:
@@ -313,4 +357,15 @@ def _load_data(path: Path) -> dict:
         if x in data and y in data and len(data[x]) != len(data[y]):
             raise ConfigError(f"data file {path}: {x!r} has {len(data[x])} samples and {y!r} "
                               f"{len(data[y])}; give one label per sample")
+        labels = data.get(y)
+        if labels is not None and (labels.ndim != 1 or not np.all(np.floor(labels) == labels)):
+            raise ConfigError(f"data file {path}: {y!r} is a {labels.dtype} array of shape "
+                              f"{labels.shape}; give one whole class index per sample, shape "
+                              "(batch,)")
+        if x in data and "calibration" in data and \
+                data[x].shape[1:] != data["calibration"].shape[1:]:
+            raise ConfigError(f"data file {path}: {x!r} has samples of shape "
+                              f"{data[x].shape[1:]}, 'calibration' of "
+                              f"{data['calibration'].shape[1:]}; give both in the model's input "
+                              "shape")
     return data

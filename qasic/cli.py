@@ -262,6 +262,7 @@ def cmd_compile(args) -> int:
     from qasic.quant.graphio import embed
 
     arch = _arch(args)  # a bad --arch fails before any model is loaded
+    _check_output(Path(args.out), "--out", "model.qasic")
     trained, graph = _quantized(args)
     if args.policy:
         line = _describe(args, _bits_summary(args, trained, graph))
@@ -444,12 +445,13 @@ def _load_inputs(path: Path, program):
     return graph_inputs.pack(parts)
 
 
-def _check_output(path: Path) -> None:
+def _check_output(path: Path, option: str = "--output", example: str = "y.npy") -> None:
     """Refuse before the work, not after it: a directory is never replaced."""
     if path.is_dir():
-        raise ConfigError(f"--output {path} is a directory; give a file name like {path}/y.npy")
+        raise ConfigError(f"{option} {path} is a directory; give a file name like "
+                          f"{path}/{example}")
     if not path.parent.is_dir():
-        raise ConfigError(f"--output {path}: directory {path.parent} does not exist")
+        raise ConfigError(f"{option} {path}: directory {path.parent} does not exist")
 
 
 def _save_npy(path: Path, array) -> None:

@@ -185,14 +185,19 @@ def _module_model(model: Any, calibration: np.ndarray | None) -> Any:
     if calibration is None:
         raise ConfigError("an nn.Module needs calibration=: a float batch in the model's input "
                           "layout (e.g. a few hundred training samples)")
-    from qasic.models.user import model_inputs, packed_model
+    from qasic.models.user import as_float32, model_inputs, module_output, packed_model
 
     _eval_mode(model)
     name = type(model).__name__  # the user's class, not the packing wrapper's
+    model = as_float32(model)  # a float64 or half model: a float32 copy
     if isinstance(calibration, dict):  # several inputs: {forward parameter: batch}, packed
         model, calib = packed_model(model, calibration, name)
     else:
         calib = model_inputs(np.asarray(calibration))  # token ids stay int64, the rest float32
+        if not len(calib):
+            raise InputError(f"calibration of shape {calib.shape} has no samples; give at "
+                             "least one, batch first")
+        module_output(model, calib, "the calibration batch", name)
     empty = np.zeros((0, *calib.shape[1:]), dtype=calib.dtype)
     return TrainedModel(name=name, module=model,
                         example_input=torch.from_numpy(calib[:1].copy()), calibration=calib,
@@ -221,7 +226,7 @@ def select_inputs(trained: Any, inputs: np.ndarray | None, labels: np.ndarray | 
             _say(progress, f"{trained.name} has no test inputs: evaluating on its calibration "
                            "batch (no labels)")
             inputs, labels = trained.calibration, None
-    ids = np.issubdtype(np.asarray(inputs).dtype, np.integer)  # token ids stay integers
+    ids = _as_ids(trained, np.asarray(inputs))
     x = np.asarray(inputs, dtype=np.int64 if ids else np.float32)
     y = None if labels is None or not len(labels) else np.asarray(labels)
     if y is not None and len(y) != len(x):
@@ -234,6 +239,22 @@ def select_inputs(trained: Any, inputs: np.ndarray | None, labels: np.ndarray | 
     if not len(x):
         raise InputError("no inputs to evaluate: pass inputs (or test data) with samples")
     return x, y
+
+
+def _as_ids(trained: Any, inputs: np.ndarray) -> bool:
+    """Whether ``inputs`` feed the model as token ids (int64): integer inputs do, but not to a
+    model calibrated on floats (an int image: its values as floats); float inputs to a model
+    calibrated on ids do when they are whole numbers, else one line. A packed batch of several
+    inputs is float64 whatever its parts: as given."""
+    ids = np.issubdtype(inputs.dtype, np.integer)
+    if hasattr(trained.module, "pack"):
+        return ids
+    want = np.issubdtype(np.asarray(trained.calibration).dtype, np.integer)
+    if want and not ids and not np.all(np.floor(inputs) == inputs):
+        raise InputError(f"inputs to model {trained.name} are token ids (its calibration is "
+                         f"{np.asarray(trained.calibration).dtype}); some of the given "
+                         f"{inputs.dtype} values are not whole numbers: give int ids")
+    return want
 
 
 def golden_outputs(graph: Any, codes: np.ndarray) -> np.ndarray:

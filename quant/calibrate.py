@@ -153,6 +153,9 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
                   for n in graph.nodes if n.op == "embedding" and n.output in rows}
     sinks = sink_logits(graph)
     guarded = eps_reciprocals(graph)
+    divided = {t: d for t, d in reciprocals(graph).items() if t not in guarded}
+    tensors: dict[str, TensorQ] = {}
+    zeros: dict[int, TensorQ] = {}  # the TensorQs observed on values all exactly 0, by id
 
     def observe(tensor: str, members: tuple[str, ...] = (), layer: str | None = None,
                 integer: bool = False) -> TensorQ:
@@ -169,8 +172,12 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
         seen = np.concatenate([values[t] for t in members]) if members else values[tensor]
         if tensor in guarded:
             seen = _off_zero(seen, values[guarded[tensor]])
+        elif tensor in divided and divided[tensor] in tensors:  # its divisor's codes
+            d = tensors[divided[tensor]]
+            seen = _off_zero(seen, d.encode(values[divided[tensor]]) != d.encode(np.zeros(1)))
         if tensor in tables:
             seen = np.concatenate([np.ravel(seen), tables[tensor]])
+        _check_finite(tensor, seen)
         if tensor == graph.output and config.output_observer == "fisher":
             rng = histogram_range(seen, bits, weights=(weights or {}).get(tensor))
         elif tensor == graph.output:
@@ -185,8 +192,12 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
         if tensor in sinks:  # keys of the scores' rows that no value showed: range covers them
             rng = (min(rng[0], sinks[tensor].min()), max(rng[1], sinks[tensor].max()))
         if kind == SYMMETRIC:
-            return symmetric(*rng, bits)
-        return affine(*rng, bits) if fmt == "int" else fp_tensor(*rng, fmt)
+            q = symmetric(*rng, bits)
+        else:
+            q = affine(*rng, bits) if fmt == "int" else fp_tensor(*rng, fmt)
+        if rng[0] == rng[1] == 0.0:
+            zeros[id(q)] = q
+        return q
 
     # a scan's role, a recurrence's (quant.recurrence): one TensorQ over its positions, those
     # of the gated delta rule's that can be int16 codes at recurrence_bits
@@ -205,7 +216,7 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
         if t in need and c not in need:  # one TensorQ INT (at FP8 activations its own need
             need[c] = INT  # was lost: AXK2's q_a_proj, read by a norm and a concat, crashed)
     shared = {c: one[roles[c]] if c in roles else observe(c) for c in dict.fromkeys(pins.values())}
-    tensors = {graph.input: input_encoding(graph) or observe(graph.input)}
+    tensors[graph.input] = input_encoding(graph) or observe(graph.input)
     for name, layout in zip(graph.inputs[1:], graph.input_layouts[1:], strict=True):
         tensors[name] = TOKEN_IDS if layout == TOKENS else observe(name)
     for node in graph.nodes:
@@ -225,8 +236,42 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
             tensors[node.output] = observe(
                 relu.output if relu else node.output, layer=node.output,
                 integer=node.op in KEEPS_FORMAT and not tensors[node.inputs[0]].is_fp)
+    _zero_addends(graph, tensors, zeros)
     _check_masks(graph, tensors)
     return tensors
+
+
+def _zero_addends(graph: FGraph, tensors: dict[str, TensorQ], zeros: Mapping[int, TensorQ]
+                  ) -> None:
+    """An addend observed all 0 (a zero-initialized residual branch, a ReZero or adaLN-zero
+    gate) takes the unit of the other addend, in place of the arbitrary EMPTY_SCALE (1.0) that
+    encodes its 0 as well: an add rescales both inputs to twice the larger unit, with 2^20
+    steps a code, so a unit of 1.0 beside one below ~1e-6 zeroed the other addend (its whole
+    value: a silent wrong answer). Every tensor sharing the TensorQ takes the new one."""
+    for node in graph.nodes:
+        if node.op != "add" or len(node.inputs) != 2:
+            continue
+        a, b = (tensors[t] for t in node.inputs)
+        for zero, other in ((a, b), (b, a)):
+            if zeros.get(id(zero)) is not zero or zeros.get(id(other)) is other \
+                    or zero.unit == other.unit:
+                continue
+            new = replace(zero, scale=zero.scale * other.unit / zero.unit)
+            for t, q in tensors.items():
+                if q is zero:
+                    tensors[t] = new
+            break
+
+
+def _check_finite(tensor: str, seen: np.ndarray) -> None:
+    """A tensor the float model computes as NaN or inf on the calibration data has no range
+    (its scale would be NaN or inf): one line naming it, not a crash in the observer."""
+    bad = int(np.size(seen) - np.count_nonzero(np.isfinite(seen)))
+    if bad:
+        raise InputError(f"tensor {tensor} is NaN or inf at {bad} of {np.size(seen)} values on "
+                         "the calibration data (the float model computes it so: a sqrt or log "
+                         "of a negative, a division by 0, an overflow); fix the model or give "
+                         "calibration data on which it is finite")
 
 
 def eps_reciprocals(graph: FGraph) -> dict[str, str]:
@@ -238,14 +283,30 @@ def eps_reciprocals(graph: FGraph) -> dict[str, str]:
     range would leave every other value of the table at code 0 (its multiplier also
     overflowed the requantizer). The table's code 0 then saturates at the largest value seen
     elsewhere; times a numerator of 0 it is 0 as in float."""
+    return _tables(graph, lambda expr: isinstance(expr[1], tuple) and expr[1][0] == "add"
+                   and ("x",) in expr[1][1:] and any(isinstance(a, tuple) and a[0] == "c"
+                                                     and float(a[1]) > 0 for a in expr[1][1:]))
+
+
+def reciprocals(graph: FGraph) -> dict[str, str]:
+    """{output: input} of every reciprocal table ``1 / x`` (and its widened copies). Its range
+    is observed where the divisor's code is not that of 0: the table maps that code to the
+    largest value observed (1 / 0 is outside its domain, ``lut_table``), whatever the float
+    divisor was, so the values there (1 / eps where a ReLU zeroed a divisor ``2 d + eps``)
+    would only stretch the range: every other entry would round to code 0 and a product with
+    them overflow its requantizer, the quotient all 0 and saturation."""
+    return _tables(graph, lambda expr: expr[1] == ("x",))
+
+
+def _tables(graph: FGraph, inner: Any) -> dict[str, str]:
+    """{output: input} of the ``("reciprocal", e)`` tables whose ``inner(expr)`` holds, and of
+    a linear that copies such a (..., 1) table to the numerator's width."""
     out = {}
     for n in graph.nodes:
         expr = n.attrs.get("fn_args", {}).get("expr") if n.op == "lut" \
             and n.attrs.get("fn") == "expr" else None
         if isinstance(expr, tuple) and len(expr) == 2 and expr[0] == "reciprocal" \
-                and isinstance(expr[1], tuple) and expr[1][0] == "add" \
-                and ("x",) in expr[1][1:] and any(isinstance(a, tuple) and a[0] == "c"
-                                                  and float(a[1]) > 0 for a in expr[1][1:]):
+                and inner(expr):
             out[n.output] = n.inputs[0]
     for n in graph.nodes:  # a (..., 1) table widened to the numerator's width by a copy
         if n.op == "linear" and n.inputs[0] in out and _copies_column(n):

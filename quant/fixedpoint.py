@@ -38,11 +38,27 @@ def quantize_multiplier(m: float) -> tuple[int, int]:
     return q, exp
 
 
+# The largest multiplier a requantization into activation codes needs: M >= 2**29 takes every
+# nonzero integer accumulator to |round(acc M)| >= 2**29, past every clamp of codes of <= 16
+# bits (and of FP8 levels), as any larger M does; acc = 0 gives 0 at both. So the program with
+# M capped here is the program with the exact M, bit for bit.
+SATURATING = 2.0 ** (MAX_SHIFT - 1)
+
+
 def quantize_multipliers(ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pairs = [quantize_multiplier(float(m)) for m in np.ravel(ms)]
     q = np.array([p[0] for p in pairs], dtype=np.int64)
     s = np.array([p[1] for p in pairs], dtype=np.int64)
     return q, s
+
+
+def saturating_multipliers(ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``quantize_multipliers`` of multipliers into activation codes (<= 16 bits or FP8), each
+    capped at SATURATING (the same integer program: see there). An output calibrated to a range
+    far below its input's step (a channel of zero weights, whose scale is arbitrary, next to
+    channels of tiny ones; a difference of values equal at calibration; a product with
+    ``1 / eps``) needs M > 2**30, which (q, shift) cannot hold."""
+    return quantize_multipliers(np.minimum(np.asarray(ms, dtype=np.float64), SATURATING))
 
 
 SPLIT = 24               # acc = hi * 2**SPLIT + lo: keeps every partial product inside int64

@@ -18,7 +18,10 @@ integer kernel is LayerNorm's (qasic.quant.intops.norm_rows): rows of at most
 
 A longer group (a diffusion U-Net's 64 x 64 maps) is normalized from its statistics instead
 (``_by_statistics``: pools, group-mean 1x1 convs, a square and an rsqrt table, a broadcast
-add and mul), each step an ordinary requantizing op; on vectors it is refused in one line.
+add and mul), each step an ordinary requantizing op; on vectors it is refused in one line. In a
+sequence model (torch's channels-first layout: a 3-D volume's (C, D, H, W)) a longer group's
+row (G, K L) is normalized from its statistics likewise (``_rows_by_statistics``: staged means
+by linears over chunks of at most NORM_MAX_LEN values, copies back along the row).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from qasic.quant.lowering_seq import reshaped
 aten = torch.ops.aten
 
 _GROUPS = (f"group_norm/native_group_norm (a NORM row a group up to {intops.NORM_MAX_LEN} "
-           "values; beyond, on images, from pooled statistics)")
+           "values; beyond, on images and channels-first sequences, from staged statistics)")
 _INSTANCE = ("instance_norm (InstanceNorm1d/2d with input statistics: GroupNorm(C, C); with "
              "track_running_stats in eval: a batch norm of the running statistics)")
 SUPPORTED = (_GROUPS, _INSTANCE)
@@ -166,23 +169,28 @@ def _channels_first(b: Any, node: Any, x: Act, shape: tuple, groups: int, gamma:
                      "(C, L) or (C, H, W)")
     c, rest = shape[0], math.prod(shape[1:])
     d = c // groups * rest
-    if d > intops.NORM_MAX_LEN:
-        b.fail(node, f"group_norm over {groups} groups of {c // groups} channels x {rest} "
-                     f"positions: {d} values a group; NORM normalizes rows of at most "
-                     f"{intops.NORM_MAX_LEN} (in a sequence model; use more groups)")
     g = np.ones(c) if gamma is None else _np(_const(b, node, gamma, "group_norm weight"))
     bt = np.zeros(c) if beta is None else _np(_const(b, node, beta, "group_norm bias"))
     rows = reshaped(b, node, x, (groups, d), suffix=".rows")
+    if d > intops.NORM_MAX_LEN:  # a 3-D volume's groups: from the rows' statistics
+        y = reshaped(b, node, _rows_by_statistics(b, node, rows, eps), shape, suffix=".image")
+        return _channel_affine(b, node, y, shape, g, bt)
     one = groups == 1
     y = b.add(node, "norm", (rows.name,), {"center": True, "eps": eps},
               {"gamma": np.repeat(g, rest) if one else np.ones(d),
                "beta": np.repeat(bt, rest) if one else np.zeros(d)}, shape=(groups, d),
               suffix=".norm")
     y = reshaped(b, node, y, shape, suffix="" if one else ".image")
-    if one:
-        return y
+    return y if one else _channel_affine(b, node, y, shape, g, bt)
+
+
+def _channel_affine(b: Any, node: Any, y: Act, shape: tuple, g: np.ndarray,
+                    bt: np.ndarray) -> Act:
+    """y * gamma + beta per channel of a channels-first (C, ...) tensor: a product and a sum
+    with constants of its shape (none where gamma is 1, beta 0)."""
     from qasic.quant.lowering_pointwise import constant_mul
 
+    c = shape[0]
     per = (c,) + (1,) * (len(shape) - 1)
     if not np.all(g == 1.0):
         y = constant_mul(b, node, y, np.broadcast_to(g.reshape(per), shape).copy())
@@ -191,6 +199,54 @@ def _channels_first(b: Any, node: Any, x: Act, shape: tuple, groups: int, gamma:
         const = b.add(node, "constant", (), {}, {"value": value}, shape=shape, suffix=".beta")
         y = b.add(node, "add", (y.name, const.name), shape=shape)
     return y
+
+
+def _rows_by_statistics(b: Any, node: Any, rows: Act, eps: float) -> Act:
+    """Rows (G, D) too long for one NORM row, normalized from their statistics in a sequence
+    model, as ``_by_statistics`` does on images: each mean (``_row_mean``) a linear of 1/D
+    rows over chunks of at most NORM_MAX_LEN values, then over the chunks' means; broadcast
+    back to the row by a linear of one column (-1 for the negated mean, 1 for rsqrt), the
+    centered rows squared (a table), rsqrt(var + eps) a table, one product."""
+    g, d = b.shapes[rows.name]
+    negm = _widened(b, node, _row_mean(b, node, rows, "mean"), d, -1.0, "mean")
+    xc = b.add(node, "add", (rows.name, negm.name), {}, shape=(g, d), suffix=".centered")
+    sq = b.add(node, "lut", (xc.name,),
+               {"fn": "expr", "fn_args": {"expr": ("mul", ("x",), ("x",))}}, shape=(g, d),
+               suffix=".square")
+    var = _row_mean(b, node, sq, "var")
+    rstd = b.add(node, "lut", (var.name,), {"fn": "expr", "fn_args": {"expr": _rsqrt(eps)}},
+                 shape=(g, 1), suffix=".rstd")
+    wide = _widened(b, node, rstd, d, 1.0, "rstd")
+    return b.add(node, "mul", (xc.name, wide.name), {}, shape=(g, d), suffix=".norm")
+
+
+def _row_mean(b: Any, node: Any, rows: Act, tag: str) -> Act:
+    """(G, 1) means of rows (G, D): one linear of a 1/D row when D <= NORM_MAX_LEN, else the
+    means of chunks (G, D / k, k) of k <= NORM_MAX_LEN values (k the largest divisor of D that
+    fits: equal chunks keep the mean of the means exact), then their mean; the chunks bound a
+    linear's sums as NORM bounds its rows."""
+    g, d = b.shapes[rows.name]
+    k = max(v for v in range(1, min(d, intops.NORM_MAX_LEN) + 1) if d % v == 0)
+    k = d if k == 1 else k  # a prime length: one linear over it (the compiler checks its sums)
+    x = rows
+    if k < d:
+        x = reshaped(b, node, rows, (g, d // k, k), suffix=f".{tag}_chunks")
+    m = b.add(node, "linear", (x.name,), {}, {"weight": np.full((1, k), 1.0 / k),
+                                              "bias": np.zeros(1)},
+              shape=b.shapes[x.name][:-1] + (1,), suffix=f".{tag}")
+    if k == d:
+        return m
+    m = reshaped(b, node, m, (g, d // k), suffix=f".{tag}_parts")
+    return _row_mean(b, node, m, f"{tag}_of_parts")
+
+
+def _widened(b: Any, node: Any, col: Act, d: int, sign: float, tag: str) -> Act:
+    """(G, 1) -> (G, D): every value copied ``sign`` times along the row (a linear of one
+    input feature)."""
+    g = b.shapes[col.name][0]
+    return b.add(node, "linear", (col.name,), {}, {"weight": np.full((d, 1), sign),
+                                                   "bias": np.zeros(d)},
+                 shape=(g, d), suffix=f".{tag}_wide")
 
 
 def _by_statistics(b: Any, node: Any, x: Act, shape: tuple, groups: int, eps: float,

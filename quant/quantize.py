@@ -29,12 +29,12 @@ from qasic.quant.encodings import split_norm_residuals
 from qasic.quant.equalize import ALPHA as EQUALIZE_ALPHA
 from qasic.quant.equalize import equalize
 from qasic.quant.fgraph import FGraph, FNode, run_float
-from qasic.quant.fixedpoint import MAX_SHIFT, quantize_multipliers
+from qasic.quant.fixedpoint import saturating_multipliers
 from qasic.quant.functions import apply
 from qasic.quant.gptq import round_weights
 from qasic.quant.graph import QGraph, QNode, TensorQ
 from qasic.quant.observers import WEIGHT_SCALERS, quantize_weight
-from qasic.quant.quantize_transformer import QUANTIZERS
+from qasic.quant.quantize_transformer import QUANTIZERS, check_product
 from qasic.quant.reference import ADD_LEFT_SHIFT, flatten_order
 from qasic.quant.resize import integer_rows, mid_encoding, shared_rows
 from qasic.quant.weights import quantize_weights
@@ -130,7 +130,7 @@ def _quantize_layer(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
     s_in, out = tensors[node.inputs[0]].unit, tensors[node.output]
     bits = config.bits_for(node.name)
     s_w, params, attrs, fmt = _weight_params(graph, node, config)
-    q, shift = quantize_multipliers(s_in * s_w / out.unit)
+    q, shift = saturating_multipliers(s_in * s_w / out.unit)
     params.update(bias=_bias_codes(node.params["bias"], s_in * s_w),
                   multiplier=q.astype(np.int32), shift=shift.astype(np.int32))
     attrs.update(_clamp_attrs(graph, node, out))
@@ -224,10 +224,8 @@ def _quantize_add(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
                    twice_max / ((1 << ADD_LEFT_SHIFT) * out.unit)])
     # an output calibrated at a range far below its inputs' steps (a difference of values that
     # were equal at calibration: xLSTM's log f + m - max(log f + m, i) while the forget branch
-    # wins; a range of float rounding, 1e-19) saturates at codes of ~0 with any multiplier: the
-    # largest one the requantizer takes, not a crash
-    ms[2] = min(ms[2], 2.0 ** (MAX_SHIFT - 1))
-    q, shift = quantize_multipliers(ms)
+    # wins; a range of float rounding, 1e-19) saturates at codes of ~0 with any multiplier
+    q, shift = saturating_multipliers(ms)
     params = {"multiplier": q.astype(np.int32), "shift": shift.astype(np.int32)}
     return QNode(node.name, "add", node.inputs, node.output, _clamp_attrs(graph, node, out),
                  params)
@@ -237,7 +235,7 @@ def _rescale(m: Any) -> Any:
     """A node rule with one multiplier M = m(node, tensors) (avgpool2d, mul, bilinear)."""
     def rule(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
              config: QuantConfig) -> QNode:
-        q, shift = quantize_multipliers(np.array([m(node, tensors)]))
+        q, shift = saturating_multipliers(np.array([m(node, tensors)]))
         params = {"multiplier": q.astype(np.int32), "shift": shift.astype(np.int32)}
         return QNode(node.name, node.op, node.inputs, node.output,
                      _clamp_attrs(graph, node, tensors[node.output]), params)
@@ -254,12 +252,18 @@ def _quantize_resize(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
     (wh, dh), (ww, dw) = shared_rows(node.params["weight_h"]), integer_rows(node.params["weight_w"])
     mid = mid_encoding(inp, ww, dw)
     ms = np.append(inp.unit / (dw * mid.unit), mid.unit / (dh * _unit(tensors, node.output)))
-    q, shift = quantize_multipliers(ms)
+    q, shift = saturating_multipliers(ms)
     params = {"weight_h": wh, "weight_w": ww, "multiplier": q.astype(np.int32),
               "shift": shift.astype(np.int32)}
     attrs = _clamp_attrs(graph, node, tensors[node.output])
     attrs["mid"] = (mid.scale, mid.zero_point)
     return QNode(node.name, "resize", node.inputs, node.output, attrs, params)
+
+
+def _product(node: FNode, tensors: Mapping[str, TensorQ]) -> float:
+    s_a, s_b, s_out = (_unit(tensors, t) for t in (*node.inputs[:2], node.output))
+    check_product(node, s_a * s_b / s_out, s_a, s_b, s_out)
+    return s_a * s_b / s_out
 
 
 def _unit(tensors: Mapping[str, TensorQ], name: str) -> float:
@@ -313,8 +317,7 @@ _QUANTIZERS = {
     "conv2d": _quantize_layer,
     "linear": _quantize_layer,
     "add": _quantize_add,
-    "mul": _rescale(lambda n, t: _unit(t, n.inputs[0]) * _unit(t, n.inputs[1])
-                    / _unit(t, n.output)),
+    "mul": _rescale(_product),
     "avgpool2d": _rescale(lambda n, t: _unit(t, n.inputs[0])
                           / (n.attrs["divisor"] * _unit(t, n.output))),
     "upsample_bilinear": _rescale(lambda n, t: _unit(t, n.inputs[0]) / (16 * _unit(t, n.output))),

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from qasic.errors import ConfigError
+from qasic.errors import ConfigError, UnsupportedOpError
 from qasic.quant import intops
 from qasic.quant.fgraph import FGraph, FNode
-from qasic.quant.fixedpoint import MAX_SHIFT, quantize_multipliers
+from qasic.quant.fixedpoint import MAX_SHIFT, SATURATING, saturating_multipliers
 from qasic.quant.graph import QNode, TensorQ
 
 BIAS_BITS = 54   # |norm bias| < 2^54: t + bias inside requantize's exact range (< 2^55)
@@ -38,8 +38,24 @@ MIN_MULTIPLIER_BITS = 50   # norm multipliers >= 2^-50
 def _multiplier(m: np.ndarray) -> dict[str, np.ndarray]:
     """Signed real multipliers -> {multiplier: q (int32, sign of m), shift (int32)}."""
     m = np.atleast_1d(np.asarray(m, dtype=np.float64))
-    q, shift = quantize_multipliers(np.abs(m))
+    q, shift = saturating_multipliers(np.abs(m))
     return {"multiplier": (np.sign(m) * q).astype(np.int32), "shift": shift.astype(np.int32)}
+
+
+def check_product(node: FNode, m: float, s_a: float, s_b: float, s_out: float) -> None:
+    """A product of two activations whose output steps are more than 2^30 times finer than a
+    step of the operands' product: every nonzero product of codes saturates, so the calibrated
+    values, which lay inside the output's range, all came from operand codes of 0 (a product
+    with ``1 / (d + eps)`` whose range holds 1 / eps where d was 0): one line, not a program
+    that outputs only 0 and saturation. (A sum or a layer there is a cancellation, values ~0
+    where any nonzero one saturates: quant.fixedpoint.SATURATING caps its multiplier.)"""
+    if abs(m) > 2.0 ** MAX_SHIFT:
+        raise UnsupportedOpError(
+            f"{node.op} {node.name}: its output was calibrated to steps of {s_out:.3g}, "
+            f"{abs(m):.3g} times finer than a step of its operands' product ({s_a:.3g} x "
+            f"{s_b:.3g}), so every nonzero product would saturate; calibrate on data where "
+            "its operands' product is not ~0, or bound the operand of huge range (a divisor "
+            "near 0 makes 1 / (d + eps) huge)")
 
 
 def _int_input(node: FNode, t: TensorQ, what: str) -> TensorQ:
@@ -53,6 +69,7 @@ def matmul(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ], config: A
     if a.zero_point or b.zero_point:
         raise ValueError(f"node {node.name}: matmul operands need zero point 0")
     m = node.attrs.get("alpha", 1.0) * a.unit * b.unit / tensors[node.output].unit
+    check_product(node, m, a.unit, b.unit, tensors[node.output].unit)
     return QNode(node.name, "matmul", node.inputs, node.output,
                  {"transpose_b": bool(node.attrs.get("transpose_b", False))}, _multiplier(m))
 
@@ -86,8 +103,7 @@ def norm(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ], config: Any
     # an output calibrated at zero (a LayerNorm of an all-zero input, as in random-weight
     # MobileViT) has a vanishing unit: the multiplier is capped at the largest one, where any
     # nonzero value saturates as it would at the exact one
-    cap = 2.0 ** (MAX_SHIFT - 1)
-    m = np.clip(g * root / (unit * out.unit), -cap, cap)
+    m = np.clip(g * root / (unit * out.unit), -SATURATING, SATURATING)
     params = _multiplier(m)
     params["bias"] = np.rint(beta / (out.unit * m)).astype(np.int64)
     center = bool(node.attrs.get("center", True))

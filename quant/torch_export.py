@@ -18,6 +18,8 @@ and affine tables fold into the layer before them and dead nodes go (qasic.quant
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import operator
 from typing import Any
 
@@ -126,7 +128,26 @@ def _export(model: Any, example_inputs: Any, build: Any) -> FGraph:
         _set_use_cache(model, was_caching)
 
 
+@contextlib.contextmanager
+def _quiet_fake_tensors() -> Any:
+    """torch logs a failed fake-tensor kernel with its traceback (ERROR on stderr) before it
+    raises: noise before qasic's one line, and after a batch-of-two trace that ``_trace``
+    expects may fail. The exception itself still carries the message."""
+    log = logging.getLogger("torch._subclasses.fake_tensor")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def _trace(model: Any, args: tuple, twice: bool = True) -> torch.export.ExportedProgram:
+    with _quiet_fake_tensors():
+        return _trace_once(model, args, twice)
+
+
+def _trace_once(model: Any, args: tuple, twice: bool) -> torch.export.ExportedProgram:
     try:
         if twice and args[0].dim() >= 2 and args[0].shape[0] == 1:
             # a batch of one leaves the batch axis ambiguous wherever a view merges or splits
