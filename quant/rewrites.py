@@ -40,6 +40,7 @@ from qasic.quant import (
     logsoftmax,
     matrix_rope,
     merged_rows,
+    min_reduce,
     modconv,
     movedim,
     multi_index,
@@ -90,6 +91,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("stack_reduce", "a sum or mean over the axis a stack just made becomes the adds "
             "of its parts (MONAI's RegUNet: the sum of a stack of channel halves)",
             _graph_only(stack_reduce.decompose)),
+    Rewrite("min_reduce", "a minimum over axes (amin, min.dim's values) becomes the negated "
+            "maximum of the negation (PP-DocLayout V4's box widths)",
+            _graph_only(min_reduce.decompose)),
     Rewrite("logsoftmax", "a log_softmax over the last axis becomes x - log(sum(exp(x)))",
             _graph_only(logsoftmax.decompose)),
     Rewrite("value_pad", "a constant pad with a non-zero value becomes the zero pad plus the "
