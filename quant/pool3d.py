@@ -5,9 +5,9 @@ C3D, X3D), rewritten before capture as the mean of the flattened clip it is:
                                      .reshape(B, C, 1, 1, 1)
 
 a mean over one per-sample axis, which the walk lowers (qasic.quant.lowering_reduce). A 3-D
-max pool of windows that tile the clip (stride = kernel, no padding: a 3-D U-Net's
-``nn.MaxPool3d(2)``) is the max_pool2d of the frames folded into the batch, then the maximum
-of its kt time-strided slices (quant.extremes then makes each maximum an add and a relu).
+max pool (a 3-D U-Net's ``nn.MaxPool3d(2)``, a 3-D ResNet's k3 s2 p1 stem) is the max_pool2d of
+the frames folded into the batch, then the maximum of its kt time-strided slices of the frames
+replicate-padded in time (quant.extremes then makes each maximum an add and a relu).
 A nearest 3-D upsampling by whole factors (pytorch-3dunet's default decoder upsampling,
 ``F.interpolate(x, size=skip.size()[2:], mode="nearest")``) repeats each element along each
 axis: per axis an unsqueeze after it, an expand of that new axis and a reshape merging the two.
@@ -37,18 +37,17 @@ def _global(node: fx.Node) -> bool:
                               else [node.args[1]] * 3)] in ([1, 1, 1], [1])
 
 
-def _tiling_max(node: fx.Node) -> tuple[int, int, int] | None:
-    """The kernel of a max_pool3d whose windows tile the clip, else None."""
+def _tiling_max(node: fx.Node) -> tuple | None:
+    """(kernel, stride, padding) of a max_pool3d of dilation 1 without ceil_mode, else None."""
     if node.op != "call_function" or node.target is not aten.max_pool3d.default:
         return None
     a = [*node.args, *([None] * 6)][:6]
     kernel = _triple(a[1])
     stride = _triple(a[2]) if a[2] else kernel
-    shape = node.args[0].meta["val"].shape
-    if stride != kernel or any(_triple(a[3] or 0)) or _triple(a[4] or 1) != (1, 1, 1) \
-            or a[5] or any(int(s) % k for s, k in zip(shape[2:], kernel, strict=True)):
+    padding = _triple(a[3] or 0)
+    if _triple(a[4] or 1) != (1, 1, 1) or a[5]:
         return None
-    return kernel
+    return kernel, stride, padding
 
 
 def _triple(v: object) -> tuple[int, int, int]:
@@ -84,20 +83,26 @@ def decompose(graph: fx.Graph) -> fx.Graph:
 
 
 def _max(g: fx.Graph, node: fx.Node, env: dict) -> fx.Node:
-    kt, kh, kw = _tiling_max(node)
+    """The frames' max_pool2d (its own spatial padding), then the maximum of the kt time-strided
+    slices of the frames, replicate-padded in time (a window's edge frame repeated: the max of a
+    window that reaches past the clip is its frames' max; MONAI's 3-D ResNet stem, k3 s2 p1)."""
+    (kt, kh, kw), (st, sh, sw), (pt, ph, pw) = _tiling_max(node)
     x = node.args[0]
     b, c, t, h, w = (int(d) for d in x.meta["val"].shape)
     y = like(g, node, aten.permute.default, (env[x], [0, 2, 1, 3, 4]))
     y = like(g, node, aten.reshape.default, (y, [b * t, c, h, w]))
-    y = like(g, node, aten.max_pool2d.default, (y, [kh, kw], [kh, kw]))
-    y = like(g, node, aten.reshape.default, (y, [b, t, c, h // kh, w // kw]))
+    y = like(g, node, aten.max_pool2d.default, (y, [kh, kw], [sh, sw], [ph, pw]))
+    h2, w2 = (int(d) for d in y.meta["val"].shape[2:])
+    y = like(g, node, aten.reshape.default, (y, [b, t, c, h2, w2]))
     y = like(g, node, aten.permute.default, (y, [0, 2, 1, 3, 4]))
+    if pt:
+        y = like(g, node, aten.pad.default, (y, [0, 0, 0, 0, pt, pt], "replicate"))
+    tout = int(node.meta["val"].shape[2])
     out = None
     for i in range(kt):
-        s = like(g, node, aten.slice.Tensor, (y, 2, i, t, kt))
+        s = like(g, node, aten.slice.Tensor, (y, 2, i, i + st * (tout - 1) + 1, st))
         out = s if out is None else like(g, node, aten.maximum.default, (out, s))
     return out
-
 
 
 def _nearest(node: fx.Node) -> tuple[int, int, int] | None:
