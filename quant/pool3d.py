@@ -7,7 +7,9 @@ C3D, X3D), rewritten before capture as the mean of the flattened clip it is:
 a mean over one per-sample axis, which the walk lowers (qasic.quant.lowering_reduce). A 3-D
 max pool (a 3-D U-Net's ``nn.MaxPool3d(2)``, a 3-D ResNet's k3 s2 p1 stem) is the max_pool2d of
 the frames folded into the batch, then the maximum of its kt time-strided slices of the frames
-replicate-padded in time (quant.extremes then makes each maximum an add and a relu).
+replicate-padded in time (quant.extremes then makes each maximum an add and a relu); an
+unpadded 3-D average pool (a 3-D DenseNet's transition) the frames' avg_pool2d, then the mean
+of its kt time-strided slices.
 A nearest 3-D upsampling by whole factors (pytorch-3dunet's default decoder upsampling,
 ``F.interpolate(x, size=skip.size()[2:], mode="nearest")``) repeats each element along each
 axis: per axis an unsqueeze after it, an expand of that new axis and a reshape merging the two.
@@ -57,7 +59,7 @@ def _triple(v: object) -> tuple[int, int, int]:
 
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no such 3-D pool, else a copy with each one rewritten."""
-    if not any(_global(n) or _tiling_max(n) or _nearest(n) or _trilinear(n)
+    if not any(_global(n) or _tiling_max(n) or _nearest(n) or _trilinear(n) or _avg3d(n)
                for n in graph.nodes):
         return graph
     new, env = fx.Graph(), {}
@@ -70,6 +72,9 @@ def decompose(graph: fx.Graph) -> fx.Graph:
             continue
         if _trilinear(node):
             env[node] = _linear_axes(new, node, env)
+            continue
+        if _avg3d(node):
+            env[node] = _avg(new, node, env)
             continue
         if not _global(node):
             env[node] = new.node_copy(node, lambda n: env[n])
@@ -158,3 +163,36 @@ def _linear_axes(g: fx.Graph, node: fx.Node, env: dict) -> fx.Node:
 
 def _constant(t: torch.Tensor) -> torch.Tensor:
     return t
+
+
+def _avg3d(node: fx.Node) -> tuple | None:
+    """(kernel, stride) of an avg_pool3d without padding, ceil_mode or divisor_override (a 3-D
+    DenseNet's transition, k2 s2), else None."""
+    if node.op != "call_function" or node.target is not aten.avg_pool3d.default:
+        return None
+    a = [*node.args, *([None] * 7)][:7]
+    kernel = _triple(a[1])
+    stride = _triple(a[2]) if a[2] else kernel
+    if any(_triple(a[3] or 0)) or a[4] or a[6] is not None:
+        return None
+    return kernel, stride
+
+
+def _avg(g: fx.Graph, node: fx.Node, env: dict) -> fx.Node:
+    """The frames' avg_pool2d, then the mean of the kt time-strided slices (their sum times
+    1 / kt)."""
+    (kt, kh, kw), (st, sh, sw) = _avg3d(node)
+    x = node.args[0]
+    b, c, t, h, w = (int(d) for d in x.meta["val"].shape)
+    y = like(g, node, aten.permute.default, (env[x], [0, 2, 1, 3, 4]))
+    y = like(g, node, aten.reshape.default, (y, [b * t, c, h, w]))
+    y = like(g, node, aten.avg_pool2d.default, (y, [kh, kw], [sh, sw]))
+    h2, w2 = (int(d) for d in y.meta["val"].shape[2:])
+    y = like(g, node, aten.reshape.default, (y, [b, t, c, h2, w2]))
+    y = like(g, node, aten.permute.default, (y, [0, 2, 1, 3, 4]))
+    tout = int(node.meta["val"].shape[2])
+    out = None
+    for i in range(kt):
+        s = like(g, node, aten.slice.Tensor, (y, 2, i, i + st * (tout - 1) + 1, st))
+        out = s if out is None else like(g, node, aten.add.Tensor, (out, s))
+    return out if kt == 1 else like(g, node, aten.mul.Tensor, (out, 1.0 / kt))

@@ -159,29 +159,33 @@ def test_a_trilinear_upsampling_is_a_linear_per_axis_and_runs_bit_exact(kw):
     assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
 
 
-class MaxPooled3d(nn.Module):
-    """A conv, then a 3-D max pool: a 3-D ResNet's k3 s2 p1 stem (MONAI's), a U-Net's tiling
-    MaxPool3d(2), a spatial-only (1, 3, 3) pool."""
+class Pooled3d(nn.Module):
+    """A conv, then a 3-D pool: a 3-D ResNet's k3 s2 p1 max-pool stem (MONAI's), a U-Net's
+    tiling MaxPool3d(2), a spatial-only (1, 3, 3) pool, a 3-D DenseNet's AvgPool3d(2)."""
 
-    def __init__(self, **kw):
+    def __init__(self, pool, **kw):
         super().__init__()
         torch.manual_seed(0)
-        self.kw, self.conv = kw, nn.Conv3d(1, 4, 3, padding=1)
+        self.pool, self.kw, self.conv = pool, kw, nn.Conv3d(1, 4, 3, padding=1)
 
     def forward(self, x):
-        return F.max_pool3d(self.conv(x), **self.kw)
+        return self.pool(self.conv(x), **self.kw)
 
 
-@pytest.mark.parametrize("kw", [{"kernel_size": 3, "stride": 2, "padding": 1},
-                                {"kernel_size": 2},
-                                {"kernel_size": (1, 3, 3), "stride": (1, 2, 2),
-                                 "padding": (0, 1, 1)}], ids=["k3s2p1", "tiling", "spatial"])
-def test_a_3d_max_pool_of_any_window_runs_bit_exact(kw):
+@pytest.mark.parametrize("pool, kw", [
+    (F.max_pool3d, {"kernel_size": 3, "stride": 2, "padding": 1}),
+    (F.max_pool3d, {"kernel_size": 2}),
+    (F.max_pool3d, {"kernel_size": (1, 3, 3), "stride": (1, 2, 2), "padding": (0, 1, 1)}),
+    (F.avg_pool3d, {"kernel_size": 2}),
+    (F.avg_pool3d, {"kernel_size": 3, "stride": 1})],
+    ids=["max_k3s2p1", "max_tiling", "max_spatial", "avg_tiling", "avg_overlap"])
+def test_a_3d_pool_runs_bit_exact(pool, kw):
     x = np.random.default_rng(0).standard_normal((4, 1, 5, 8, 8)).astype(np.float32)
-    model = MaxPooled3d(**kw).eval()
+    model = Pooled3d(pool, **kw).eval()
     _, graph = _rewritten(model, torch.from_numpy(x[:1]))
-    assert torch.ops.aten.max_pool3d.default not in [n.target for n in graph.nodes]
-    g = capture(model, (torch.from_numpy(x[:2]),), "maxpool3d")
+    targets = [n.target for n in graph.nodes]
+    assert not {torch.ops.aten.max_pool3d.default, torch.ops.aten.avg_pool3d.default} & set(targets)
+    g = capture(model, (torch.from_numpy(x[:2]),), "pool3d")
     with torch.no_grad():
         want = model(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(run_float(g, g.to_internal(x)).reshape(want.shape), want,
