@@ -165,3 +165,30 @@ def test_a_tensor_not_finite_on_the_calibration_data_is_one_line(kind, tensor):
                                          "values on the calibration data") as e:
         quantize(NotFinite(kind).eval(), torch.from_numpy(cal[:1]), cal, QuantConfig())
     assert "\n" not in str(e.value)
+
+
+def test_a_bias_over_a_vanishing_input_names_the_input_in_one_line():
+    """A layer whose input was calibrated to ~1e-13 (MONAI's FlexibleUNet over a randomly
+    initialized EfficientNet) has its bias at ~1e16 accumulator units: the line names that
+    input and its scale, not only acc_bits."""
+    from qasic.compiler import compile_graph
+    from qasic.errors import ConfigError
+
+    class Vanishing(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = torch.nn.Conv2d(3, 4, 1), torch.nn.Conv2d(4, 4, 1)
+            with torch.no_grad():
+                self.a.weight.mul_(1e-13)
+                self.a.bias.zero_()
+
+        def forward(self, x):
+            return self.b(self.a(x))
+
+    torch.manual_seed(0)
+    m, x = Vanishing().eval(), np.random.default_rng(0).standard_normal((4, 3, 4, 4))
+    graph = quantize(m, (torch.from_numpy(x[:1]).float(),), x.astype(np.float32), QuantConfig())
+    with pytest.raises(ConfigError, match=r"its input 'a' was calibrated to an almost-zero "
+                                          r"range") as e:
+        compile_graph(graph, default_arch())
+    assert "\n" not in str(e.value)
