@@ -405,6 +405,21 @@ def summary(record: dict) -> str:
                       _table(record["layers"])])
 
 
+COLLAPSED = 0.5  # a cosine to fp32 below this: the quantized output has lost the signal
+
+
+def collapse_warning(record: dict) -> str | None:
+    """One line when a quantized output is far from fp32 (``cosine`` below COLLAPSED): bit-exact
+    says the simulator equals the golden reference, not that the encodings hold the model."""
+    c = record.get("cosine")
+    if c is None or c >= COLLAPSED:
+        return None
+    return (f"warning: the quantized output of {record.get('model', 'the model')} is far from "
+            f"fp32 (cosine {c:.3f}): the integer program is exact, but its encodings lose the "
+            "signal (a division by values near zero, a range set by outliers); try --observer "
+            "percentile, or an FP8 --act-format with --fit-arch")
+
+
 def _agreement(record: dict) -> str:
     text = f"cosine {record['cosine']:.5f}"
     if record["top1_agreement"] is not None:

@@ -227,3 +227,16 @@ def test_python_compile_and_simulate_take_an_arch_name(compiled_cnn_file):
     assert gemmini.meta["arch"] == "gemmini_like-16x16"
     again = qasic.simulate(gemmini, trained.test_inputs[:5], arch="gemmini_like")
     assert np.array_equal(again.outputs, result.outputs)
+
+
+@pytest.mark.parametrize("cosine, warns", [(0.0, True), (0.49, True), (0.5, False),
+                                           (0.9999, False), (None, False)])
+def test_a_collapsed_output_is_flagged_in_one_line(cosine, warns):
+    """Bit-exact at cosine 0.0 (DCUNet's mask phase through a 1/x table 8-bit codes cannot
+    hold) is no answer: `qasic evaluate` prints this line on stderr."""
+    from qasic.evaluation import collapse_warning
+
+    line = collapse_warning({"model": "dcunet", "cosine": cosine, "bit_exact": True})
+    assert (line is not None) == warns
+    if warns:
+        assert "dcunet" in line and f"cosine {cosine:.3f}" in line and "\n" not in line
