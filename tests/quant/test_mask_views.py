@@ -11,13 +11,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from qasic.arch.config import default_arch
-from qasic.compiler import compile_graph
 from qasic.models.packed import PackedInputs
 from qasic.quant import QuantConfig, capture, graph_inputs, reference, run_float
 from qasic.quant.evaluate import cosine
 from qasic.quant.quantize import quantize_graph
-from qasic.sim.run import run_functional
+from tests.quant.transformer_nets import simulated_output
 
 S, N, V = 8, 6, 40
 
@@ -55,10 +53,7 @@ def test_a_mask_viewed_and_multiplied_before_its_cast_runs_bit_exact():
     qg = quantize_graph(fg, x, QuantConfig())
     readers = [nd for nd in qg.nodes if "input.mask" in nd.inputs]
     assert readers and all(nd.op == "embedding" for nd in readers)  # the bits, at run time
-    codes = qg.quantize_input(x)
-    gold = reference.run(qg, codes)
-    got = run_functional(compile_graph(qg, default_arch()), default_arch(), codes)
-    assert np.array_equal(got.reshape(gold.shape), gold)
+    gold = simulated_output(qg, x)
     assert cosine(qg.dequantize_output(gold)[keep], want[keep]) > 0.995
     other = ids + (1 - mask) * r.integers(1, V, (N, S))  # other ids at the padded positions
     gold2 = reference.run(qg, qg.quantize_input(graph_inputs.pack([other, mask])))
@@ -103,10 +98,7 @@ def test_positions_from_the_second_inputs_padding_read_that_input():
         want = model(torch.from_numpy(x)).numpy()
     assert np.abs(run_float(fg, x) - want).max() < 1e-4
     qg = quantize_graph(fg, x, QuantConfig())
-    codes = qg.quantize_input(x)
-    gold = reference.run(qg, codes)
-    got = run_functional(compile_graph(qg, default_arch()), default_arch(), codes)
-    assert np.array_equal(got.reshape(gold.shape), gold)
+    gold = simulated_output(qg, x)
     assert cosine(qg.dequantize_output(gold), want) > 0.995
 
 
@@ -147,10 +139,7 @@ def test_a_padding_mask_and_a_sliding_window_at_once_are_one_row_mask():
     qg = quantize_graph(fg, x, QuantConfig())
     (soft,) = [nd for nd in qg.nodes if nd.op == "softmax"]
     assert "valid" not in soft.params and len(soft.inputs) == 2  # one row mask, no pattern
-    codes = qg.quantize_input(x)
-    gold = reference.run(qg, codes)
-    got = run_functional(compile_graph(qg, default_arch()), default_arch(), codes)
-    assert np.array_equal(got.reshape(gold.shape), gold)
+    gold = simulated_output(qg, x)
     assert cosine(qg.dequantize_output(gold)[keep], want[keep]) > 0.995
     other = ids + (1 - mask) * r.integers(1, V, (N, S))  # other ids at the padded positions
     gold2 = reference.run(qg, qg.quantize_input(graph_inputs.pack([other, mask])))
@@ -187,10 +176,7 @@ def test_masked_scores_viewed_back_after_the_fill_run_bit_exact():
         want = model(torch.from_numpy(ids)).numpy()
     assert np.abs(run_float(fg, ids) - want).max() < 1e-4
     qg = quantize_graph(fg, ids, QuantConfig())
-    codes = qg.quantize_input(ids)
-    gold = reference.run(qg, codes)
-    got = run_functional(compile_graph(qg, default_arch()), default_arch(), codes)
-    assert np.array_equal(got.reshape(gold.shape), gold)
+    gold = simulated_output(qg, ids)
     assert cosine(qg.dequantize_output(gold), want) > 0.995
 
 
@@ -226,10 +212,7 @@ def test_local_attention_blocks_of_a_padded_batch_read_each_keys_bit():
     keep = mask.astype(bool)
     assert np.abs(run_float(fg, x)[keep] - want[keep]).max() < 1e-4
     qg = quantize_graph(fg, x, QuantConfig())
-    codes = qg.quantize_input(x)
-    gold = reference.run(qg, codes)
-    got = run_functional(compile_graph(qg, default_arch()), default_arch(), codes)
-    assert np.array_equal(got.reshape(gold.shape), gold)
+    gold = simulated_output(qg, x)
     assert cosine(qg.dequantize_output(gold)[keep], want[keep]) > 0.99
     other = ids + (1 - mask) * r.integers(1, V, (N, S))
     gold2 = reference.run(qg, qg.quantize_input(graph_inputs.pack([other, mask])))

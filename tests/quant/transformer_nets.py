@@ -116,6 +116,20 @@ def check(module: nn.Module, x: np.ndarray, config: QuantConfig | None = None,
     return graph, q, cosine(got, want)
 
 
+def simulated_output(qg, x: np.ndarray) -> np.ndarray:
+    """The golden reference's output codes of quantized graph ``qg`` on ``x``, after checking
+    the simulator's program on the default arch gives the same, bit for bit."""
+    from qasic.arch.config import default_arch
+    from qasic.compiler import compile_graph
+    from qasic.sim.run import run_functional
+
+    codes = qg.quantize_input(x)
+    gold = reference.run(qg, codes)
+    got = run_functional(compile_graph(qg, default_arch()), default_arch(), codes)
+    assert np.array_equal(got.reshape(gold.shape), gold)
+    return gold
+
+
 def ops(graph) -> list[str]:
     return [n.op for n in graph.nodes]
 
