@@ -472,7 +472,7 @@ def _save_npy(path: Path, array) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from qasic.evaluation import collapse_warning, evaluate_quantized, summary
+    from qasic.evaluation import evaluate_quantized, summary
 
     if args.limit < 0:
         raise ConfigError(f"--limit {args.limit}: give a number of inputs >= 1 (0: all)")
@@ -484,8 +484,7 @@ def cmd_evaluate(args) -> int:
     record = evaluate_quantized(trained, graph, arch=arch, limit=args.limit or None,
                                 fit_arch=args.fit_arch, progress=_progress)
     record = {**record, **_weights(args, graph)}
-    warning = collapse_warning(record)
-    if warning:  # stderr: --json's stdout stays one document
+    for warning in record["warnings"]:  # stderr: --json's stdout stays one document
         _progress(warning)
     if args.json:
         _emit("evaluate", record)

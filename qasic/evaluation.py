@@ -110,6 +110,7 @@ def evaluate_quantized(trained: Any, graph: Any, inputs: np.ndarray | None = Non
               "instructions": len(program.instrs), "compile_s": compile_s,
               "simulate_s": simulate_s}
     record.update(text_metrics(trained, x, y, quant, fp32))
+    record["warnings"] = warnings(record)
     return record
 
 
@@ -142,7 +143,8 @@ RECORD_KEYS = ("model", "arch", "samples", "bit_exact", "cosine", "top1_agreemen
                "fp32_accuracy", "cycles", "latency_us", "energy_pj", "macs", "dram_bytes",
                "compulsory_dram_bytes", "compile_s", "simulate_s", "layers", "policy", "budget",
                "weight_bits", "avg_weight_bits", "weight_format", "activation_bits",
-               "activation_format", "quant_config")  # the last eight: quantization()
+               "activation_format", "quant_config",  # these eight: quantization()
+               "warnings")
 LAYER_KEYS = ("name", "kind", "m", "k", "n", "macs", "cycles", "energy_pj", "dram_bytes",
               "compulsory_dram_bytes", "utilization")
 
@@ -418,6 +420,16 @@ def collapse_warning(record: dict) -> str | None:
             f"fp32 (cosine {c:.3f}): the integer program is exact, but its encodings lose the "
             "signal (a division by values near zero, a range set by outliers); try --observer "
             "percentile, or an FP8 --act-format with --fit-arch")
+
+
+# record -> one warning line or None; a record's ``warnings`` are the lines of these checks
+WARNINGS = (collapse_warning,)
+
+
+def warnings(record: dict) -> list[str]:
+    """The warning lines of ``record`` (the record's ``warnings`` key; ``qasic evaluate``
+    prints each on stderr): one per check in WARNINGS that fails, none when all pass."""
+    return [line for check in WARNINGS if (line := check(record)) is not None]
 
 
 def _agreement(record: dict) -> str:

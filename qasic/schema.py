@@ -213,6 +213,9 @@ GLOSSARY.update({
     "retrieval_agreement": Key("number | null", "sentence encoders: share of sentences whose "
                                "nearest neighbour among the others (cosine) is the same as "
                                "under the fp32 embeddings"),
+    "warnings": Key("list of strings", "one line per check the result fails, the lines "
+                    "`qasic evaluate` prints on stderr (a bit-exact output whose cosine to "
+                    "fp32 is below 0.5: the encodings lose the signal); empty when none"),
 })
 GLOSSARY.update({
     "outputs_equal": Key("bool", "`qasic rtl-run`: the RTL's output codes equal the "
@@ -280,7 +283,7 @@ DOCUMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
         "accuracy", "fp32_accuracy", *_WEIGHTS, *_COSTS, "compulsory_dram_bytes", "instructions",
         "compile_s", "simulate_s", "perplexity.fp32", "perplexity.quantized",
         "next_token_accuracy.fp32", "next_token_accuracy.quantized", "embedding_cosine",
-        "retrieval_agreement",
+        "retrieval_agreement", "warnings",
         *_each("layers", (*_LAYER, "m", "k", "n", "utilization", "compulsory_dram_bytes",
                           *_COSTS[:1], *_COSTS[2:])))),
     "generate": ("qasic generate --json", (

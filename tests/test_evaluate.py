@@ -21,7 +21,7 @@ from qasic.evaluation import compare, cosines, in_layout_of
 RECORD = {"model": str, "arch": str, "samples": int, "bit_exact": bool, "cosine": float,
           "top1_agreement": float, "accuracy": float, "fp32_accuracy": float, "cycles": int,
           "latency_us": float, "energy_pj": dict, "macs": int, "dram_bytes": int,
-          "compile_s": float, "simulate_s": float, "layers": list}
+          "compile_s": float, "simulate_s": float, "layers": list, "warnings": list}
 UNKNOWN_TPU9 = ("unknown arch 'tpu9'; built-in arches: default, gemmini_like, or pass a path "
                 "to a TOML file")
 LAYER = ("name", "kind", "m", "k", "n", "macs", "cycles", "energy_pj", "dram_bytes",
@@ -240,3 +240,19 @@ def test_a_collapsed_output_is_flagged_in_one_line(cosine, warns):
     assert (line is not None) == warns
     if warns:
         assert "dcunet" in line and f"cosine {cosine:.3f}" in line and "\n" not in line
+    record = {"model": "dcunet", "cosine": cosine, "bit_exact": True}
+    assert qasic.evaluation.warnings(record) == ([line] if warns else [])
+
+
+def test_the_json_record_carries_the_warnings(record, monkeypatch, capsys):
+    """The record's ``warnings``: empty for a model close to fp32; the stderr line itself, in a
+    list, for a collapsed one (the comparison forced to cosine 0.1 here)."""
+    assert record["warnings"] == [] and record["cosine"] > 0.5
+    real = qasic.evaluation.compare
+    monkeypatch.setattr(qasic.evaluation, "compare",
+                        lambda *a, **k: {**real(*a, **k), "cosine": 0.1})
+    capsys.readouterr()
+    doc = run_json(["evaluate", "--model", "digits_cnn", "--limit", "2", "--json"])
+    (line,) = doc["warnings"]
+    assert line.startswith("warning: the quantized output of digits_cnn") and "0.100" in line
+    assert line in capsys.readouterr().err
