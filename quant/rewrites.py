@@ -37,6 +37,7 @@ from qasic.quant import (
     hard_assign,
     heinsen_scan,
     keepdim,
+    length_norm,
     logsoftmax,
     matrix_rope,
     merged_rows,
@@ -181,6 +182,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("unpool", "a max unpooling at a tiling max pool's indices becomes the top-1 mask "
             "of each window of the pool's input times the unpooled values (ENet, SegNet)",
             _graph_only(unpool.decompose)),
+    Rewrite("length_norm", "t_i / sqrt(t_1^2 + ... + t_k^2 + eps) over a small group (a "
+            "complex mask's phase m / |m|: DCUNet, DCCRN) becomes the parts of an rms_norm over "
+            "the group", _graph_only(length_norm.decompose)),
 )
 
 
