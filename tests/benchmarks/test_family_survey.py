@@ -232,3 +232,22 @@ def test_encoder_decoders_and_dual_encoders_return_one_tensor_a_sample():
     assert tuple(out.shape) == (fs.BATCH, 2 * 16)  # text_embeds | image_embeds, projected to 16
     norms = out.reshape(fs.BATCH, 2, 16).norm(dim=-1)  # each L2-normalized by CLIP
     assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
+
+
+def test_a_padded_rows_cosine_is_over_its_real_tokens():
+    """ids_pad rows (BERT-like @pad): a padded position's output is no answer; the cosine is
+    over the positions the attention mask keeps (DeBERTa@pad: 0.981 over all, 0.9996 real)."""
+    import numpy as np
+
+    x = fs.multi_inputs("ids_pad", 12)
+    real = fs.REAL_TOKENS["ids_pad"](x)
+    assert real.shape == (fs.BATCH, 12) and real[0].all() and real[1].sum() == 12 - fs.PAD_TAIL
+    rng = np.random.default_rng(0)
+    fp32 = rng.normal(size=(fs.BATCH, 12, 8))
+    quant = fp32.copy()
+    quant[~real] = -quant[~real]  # the padded positions' outputs opposite: no effect
+    assert fs.real_cosine(quant, fp32, real) == pytest.approx(1.0)
+    quant[0, 0] = 0.0  # a real token lost: counted
+    assert fs.real_cosine(quant, fp32, real) < 0.999
+    with pytest.raises(ValueError, match="no positions axis"):
+        fs.real_cosine(quant[:, 0], fp32[:, 0], real)
