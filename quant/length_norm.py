@@ -13,7 +13,8 @@ through a 1/x table whose 8-bit input codes cannot hold |m| near 0 (DCUNet: cosi
 fp32, bit-exact); the ``norm`` node (NORM unit: int64 sums, an exact root) computes it from the
 t_i's codes. The group g is the tensor the t_i are the parts of (``X[..., i]`` or ``X[:, i:i+1]``
 for i = 0..k-1 of an axis of size k: the norm over that axis, permuted last and back when it is
-not the last), else ``stack(t_i, -1)``; each y_i is its part of the normalised g, read as t_i
+not the last), else ``stack(t_i, -1)`` (terms of rank <= 3: a sequence model's; separate
+image maps are left as written); each y_i is its part of the normalised g, read as t_i
 was. Only the exact statistic (squares of the same tensors the quotients divide, a constant
 eps >= 0) is rewritten; ``m`` itself stays for its other readers (DCUNet's tanh(|m|)).
 """
@@ -29,6 +30,7 @@ from qasic.quant.fxnodes import like
 
 aten = torch.ops.aten
 MAX_GROUP = 16  # a "small group": a norm over more terms is a written-out RMS norm already
+MAX_STACKED_RANK = 3  # separate terms are stacked only as a sequence model's (batch, T, D)
 
 
 def decompose(graph: fx.Graph) -> fx.Graph:
@@ -103,6 +105,8 @@ def _statistic(node: fx.Node) -> tuple[list[fx.Node], float] | None:
     if not vals[0].dtype.is_floating_point or any(v.shape != vals[0].shape for v in vals) \
             or tuple(node.meta["val"].shape) != tuple(vals[0].shape):
         return None
+    if _whole(terms) is None and vals[0].dim() > MAX_STACKED_RANK:
+        return None  # an image model's maps: a stack of them has no image form
     return terms, eps
 
 
