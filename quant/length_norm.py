@@ -17,6 +17,11 @@ not the last), else ``stack(t_i, -1)`` (terms of rank <= 3: a sequence model's; 
 image maps are left as written); each y_i is its part of the normalised g, read as t_i
 was. Only the exact statistic (squares of the same tensors the quotients divide, a constant
 eps >= 0) is rewritten; ``m`` itself stays for its other readers (DCUNet's tanh(|m|)).
+
+F.normalize(x, dim=d) over an axis but the last (``x / x.norm(2, d, keepdim).clamp_min(eps)``:
+an image model's channels, dim=1) is the permute moving d last, F.normalize over the last axis
+(a ``norm`` of gamma 1 / sqrt(D): quant.lowering_reduce) and the permute back; before, capture
+refused linalg_vector_norm of a rank-4 map.
 """
 
 from __future__ import annotations
@@ -39,10 +44,17 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     roots = {n: m for n in graph.nodes if (m := _statistic(n)) is not None}
     quotients = {n: roots[n.args[1]] for n in graph.nodes if _call(n, aten.div.Tensor)
                  and len(n.args) == 2 and n.args[1] in roots and n.args[0] in roots[n.args[1]][0]}
-    if not quotients:
+    axial = {n: m for n in graph.nodes if (m := _normalize_axis(n)) is not None}
+    if not quotients and not axial:
         return graph
+    dead = {d for m in axial.values() for d in m[2]}
     new, env, groups = fx.Graph(), {}, {}
     for node in graph.nodes:
+        if node in axial:
+            env[node] = _last_axis(new, node, env[node.args[0]], *axial[node][:2])
+            continue
+        if node in dead:
+            continue
         if node not in quotients:
             env[node] = new.node_copy(node, lambda n: env[n])
             continue
@@ -168,3 +180,47 @@ def _part(new: fx.Graph, node: fx.Node, group: tuple[str, fx.Node], i: int,
         return like(new, node, aten.select.int, (y, -1, i))
     t = terms[i]  # X's part i, read from the normalised X as t read it from X
     return like(new, node, t.target, (y, *t.args[1:]))
+
+
+def _normalize_axis(node: fx.Node) -> tuple[int, float, list[fx.Node]] | None:
+    """(axis, eps, the statistic's nodes) when ``node`` is F.normalize(x, dim=axis) of a rank-3+
+    x over an axis but the last: x / linalg_vector_norm(x, 2, [axis], keepdim).clamp_min(eps)
+    (.expand_as(x)), the statistic read by the quotient alone; else None."""
+    if not _call(node, aten.div.Tensor) or len(node.args) != 2:
+        return None
+    x, den = node.args
+    chain = []
+    if _call(den, aten.expand_as.default) and den.args[1] is x:
+        chain.append(den)
+        den = den.args[0]
+    eps = 0.0
+    if _call(den, aten.clamp_min.default) and isinstance(den.args[1], (int, float)):
+        chain.append(den)
+        eps, den = float(den.args[1]), den.args[0]
+    if not _call(den, aten.linalg_vector_norm.default) or den.args[0] is not x \
+            or float(den.args[1] if len(den.args) > 1 else 2.0) != 2.0 \
+            or not (den.args[3] if len(den.args) > 3 else den.kwargs.get("keepdim", False)):
+        return None
+    chain.append(den)
+    dims = den.args[2] if len(den.args) > 2 else None
+    rank = x.meta["val"].dim() if isinstance(x, fx.Node) and "val" in x.meta else 0
+    if not isinstance(dims, (list, tuple)) or len(dims) != 1 or rank < 3 \
+            or int(dims[0]) % rank == rank - 1 or not x.meta["val"].dtype.is_floating_point:
+        return None
+    if any(len(c.users) != 1 for c in chain):
+        return None
+    return int(dims[0]) % rank, eps, chain
+
+
+def _last_axis(new: fx.Graph, node: fx.Node, x: fx.Node, axis: int, eps: float) -> fx.Node:
+    """F.normalize(x, dim=axis) as the permute moving ``axis`` last, F.normalize over the last
+    axis (which capture lowers to a ``norm``), the permute back."""
+    rank = x.meta["val"].dim()
+    perm = [d for d in range(rank) if d != axis] + [axis]
+    moved = like(new, node, aten.permute.default, (x, perm))
+    n = like(new, node, aten.linalg_vector_norm.default, (moved, 2.0, [-1], True))
+    if eps > 0:
+        n = like(new, node, aten.clamp_min.default, (n, eps))
+    n = like(new, node, aten.expand_as.default, (n, moved))
+    y = like(new, node, aten.div.Tensor, (moved, n))
+    return like(new, node, aten.permute.default, (y, sorted(range(rank), key=lambda d: perm[d])))

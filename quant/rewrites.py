@@ -184,7 +184,8 @@ REWRITES: tuple[Rewrite, ...] = (
             _graph_only(unpool.decompose)),
     Rewrite("length_norm", "t_i / sqrt(t_1^2 + ... + t_k^2 + eps) over a small group (a "
             "complex mask's phase m / |m|: DCUNet, DCCRN) becomes the parts of an rms_norm over "
-            "the group", _graph_only(length_norm.decompose)),
+            "the group; F.normalize over an axis but the last the permutes around F.normalize "
+            "over the last axis (an image model's channels)", _graph_only(length_norm.decompose)),
 )
 
 

@@ -110,3 +110,30 @@ def test_a_quotient_by_another_groups_length_is_left_as_written(model):
     capture runs them as written)."""
     graph = capture(model().eval(), torch.randn(2, 3, 4, 4))
     assert "norm" not in [n.op for n in graph.nodes]
+
+
+class _Normalize(nn.Module):
+    """F.normalize over the channels (dim=1) of a conv's (N, C, H, W) map or of (N, C, T)."""
+
+    def __init__(self, conv: type = nn.Conv2d):
+        super().__init__()
+        torch.manual_seed(0)
+        self.c = conv(3, 6, 3, padding=1)
+
+    def forward(self, x):
+        return nn.functional.normalize(self.c(x), dim=1)
+
+
+@pytest.mark.parametrize("conv, shape", [(nn.Conv2d, (6, 3, 8, 6)), (nn.Conv1d, (6, 3, 10))])
+def test_f_normalize_over_the_channels_is_a_norm_over_the_last_axis(conv, shape):
+    """Before: refused ('linalg_vector_norm of a rank-4 map in an image model')."""
+    m = _Normalize(conv).eval()
+    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    graph = capture(m, torch.from_numpy(x[:2]))
+    assert "norm" in [n.op for n in graph.nodes]
+    with torch.no_grad():
+        want = m(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(run_float(graph, graph.to_internal(x)),
+                               to_internal(want, graph.output_layout), atol=1e-5)
+    r = qasic.evaluate(m, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.9995, r["cosine"]
