@@ -28,7 +28,7 @@ class _Windows(nn.Module):
 
     def forward(self, x):
         n = x.shape[0]
-        x = self.stem(x)  # (n, C, S, S) -> (n x y, C, W W): 'b c (x w1) (y w2) -> (b x y) c (w1 w2)'
+        x = self.stem(x)  # 'b c (x w1) (y w2) -> (b x y) c (w1 w2)'
         x = x.view(n, C, S // W, W, S // W, W).permute(0, 2, 4, 1, 3, 5).reshape(-1, C, W * W)
         y = self.out(nn.functional.gelu(self.qkv(x)))
         return y.reshape(n, -1, C, W * W)
