@@ -57,6 +57,7 @@ from qasic.quant import (
     unpool,
     value_pad,
     variance,
+    whole_copy,
     writeback,
 )
 
@@ -173,7 +174,8 @@ REWRITES: tuple[Rewrite, ...] = (
             "conv, its demodulation a linear of the squared styles", modconv.decompose),
     Rewrite("hard_assign", "a one-hot of an argmax becomes a top-1 mask, a straight-through "
             "sum its hard value (GroupViT), an embedding at an argmax / argmin the top-1 mask "
-            "times the table (a VQ-VAE's nearest codebook entry)",
+            "times the table (a VQ-VAE's nearest codebook entry; by torch.cdist the top-1 of "
+            "2 x.e - ||e||^2)",
             _graph_only(hard_assign.decompose)),
     Rewrite("topk_select", "a gather of the rows a top-k picks becomes the matmul by the "
             "top-k's one-hot (two-stage detectors' query selection: RT-DETR, D-FINE)",
@@ -181,6 +183,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("unpool", "a max unpooling at a tiling max pool's indices becomes the top-1 mask "
             "of each window of the pool's input times the unpooled values (ENet, SegNet)",
             _graph_only(unpool.decompose)),
+    Rewrite("whole_copy", "a copy_ filling a new buffer whole (RF-DETR's proposals, the "
+            "full-width slice export drops) becomes the value copied",
+            _graph_only(whole_copy.decompose)),
 )
 
 
