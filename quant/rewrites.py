@@ -17,6 +17,7 @@ from torch import fx
 from qasic.quant import (
     addcmul,
     alltopk,
+    any_reduce,
     channel_norm,
     chomp,
     column_stack,
@@ -186,6 +187,8 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("whole_copy", "a copy_ filling a new buffer whole (RF-DETR's proposals, the "
             "full-width slice export drops) becomes the value copied",
             _graph_only(whole_copy.decompose)),
+    Rewrite("any_reduce", "torch.any of a boolean over axes becomes the max of its 0/1 values "
+            "above 0.5 (PP-DocLayout V3's empty-mask test)", _graph_only(any_reduce.decompose)),
 )
 
 
