@@ -180,8 +180,11 @@ def _permute3(k: Kernel, arch: ArchConfig, src: Buffer, dst: Buffer, shape: tupl
                                  "tensor")
     half = halves(arch)["output"]
     inner = unit if keep else out[2] * code  # bytes of one output row (o0, o1)
-    if inner > half:
-        raise too_small(k, f"one row of {out[2]} codes", inner, half)
+    if inner > half:  # an output row longer than a half: in pieces (``_long_rows``)
+        if not dst.dense:
+            raise too_small(k, f"one row of {out[2]} codes", inner, half)
+        _long_rows(src, dst, half, strides, perm3, keep, code, out, steps)
+        return
     n1 = min(out[1], half // inner, MAX_ROWS)
     per0 = min(max(1, half // (out[1] * inner)), MAX_ROWS) if n1 == out[1] else 1
     for a0, na in tile_ranges(out[0], per0):
@@ -194,6 +197,31 @@ def _permute3(k: Kernel, arch: ArchConfig, src: Buffer, dst: Buffer, shape: tupl
                                sram_stride=nb * inner) if dst.dense else \
                 tile_stores(dst, base, a0, b0, na, nb, 0, dst.c)
             steps.append(step)
+
+
+def _long_rows(src: Buffer, dst: Buffer, half: int, strides, perm3, keep: bool, code: int, out,
+               steps: list[Step]) -> None:
+    """A permute whose output rows (o0, o1) are each longer than a scratchpad half (BasicUNet
+    3-D's (D H W, C) to torch's (C, D H W): rows of 32,768 codes): each row in pieces of at
+    most a half, a step a piece, LOADed (a run of the kept last axis, or codes gathered at
+    the input's stride) and STOREd at the piece's place in the dense output row."""
+    s0, s1, s2 = (strides[p] for p in perm3)
+    piece = half if keep else min(half // code, MAX_ROWS)  # bytes, or codes a piece
+    total = src.nbytes(out[2]) if keep else out[2]
+    row = total if keep else out[2] * code  # bytes of one output row
+    for a in range(out[0]):
+        for b in range(out[1]):
+            at = src.addr + a * s0 + b * s1
+            for c0, n in tile_ranges(total, piece):
+                base = (len(steps) % 2) * half
+                step = Step(computes=[_sync()])
+                step.loads += dma("LOAD", "output", at + c0, base, n) if keep else \
+                    dma("LOAD", "output", at + c0 * s2, base, code, rows=n, dram_stride=s2,
+                        sram_stride=code)
+                off = c0 if keep else c0 * code
+                step.stores += dma("STORE", "output", dst.addr + (a * out[1] + b) * row + off,
+                                   base, n if keep else n * code)
+                steps.append(step)
 
 
 def _gather_rows(src: Buffer, base: int, strides, perm3, keep: bool, unit: int, out, a0, na,

@@ -252,7 +252,8 @@ class QGraph:
     input_layouts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.output_layout is not None and self.output_layout not in OUTPUT_LAYOUTS:
+        if self.output_layout is not None and self.output_layout not in OUTPUT_LAYOUTS \
+                and batch_axis(self.output_layout) is None:
             raise ValueError(f"graph {self.name}: output layout {self.output_layout!r}; known: "
                              f"{', '.join(OUTPUT_LAYOUTS)} or None")
         _check_single_writers(self)
@@ -387,7 +388,24 @@ def reached(tensor: str, readers: Mapping[str, list[QNode]],
 
 TOKENS, SEQUENCE = "tokens", "sequence"  # layouts whose graph layout is torch's own
 TORCH = "torch"  # an output layout: the graph holds the output in torch's own layout
-OUTPUT_LAYOUTS = ("NCHW", "NCL", TORCH)
+# torch's own layout but the batch on axis P >= 1 (``batch_layout``: Medusa's heads first,
+# torch.stack([head(x) for head in heads]) (H, B, T, V); a time-major RNN's (L, B, F)): the
+# graph holds each sample's output, torch's with that axis gone
+BATCH_AXIS = "batch"
+OUTPUT_LAYOUTS = ("NCHW", "NCL", TORCH, f"{BATCH_AXIS}P (P = 1..9)")
+
+
+def batch_layout(axis: int) -> str:
+    """The output layout of torch's own with the batch on ``axis`` (1..9)."""
+    return f"{BATCH_AXIS}{axis}"
+
+
+def batch_axis(layout: str | None) -> int | None:
+    """The batch's axis of output layout ``layout`` (batch_layout), None for the others."""
+    if isinstance(layout, str) and layout.startswith(BATCH_AXIS) \
+            and layout[len(BATCH_AXIS):] in tuple("123456789"):
+        return int(layout[len(BATCH_AXIS):])
+    return None
 
 
 def float_shape(shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
@@ -401,8 +419,12 @@ def float_shape(shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
 
 
 def to_internal(x: np.ndarray, layout: str) -> np.ndarray:
-    """A batch in the float model's layout -> the graph's: NCHW -> NHWC, NCL -> N1LC. Other
-    shapes (vectors, or a batch already converted) pass through."""
+    """A batch in the float model's layout -> the graph's: NCHW -> NHWC, NCL -> N1LC, the
+    batch on axis P (batch_layout) moved first. Other shapes (vectors, or a batch already
+    converted) pass through."""
+    p = batch_axis(layout)
+    if p is not None and x.ndim > p:
+        return np.moveaxis(x, p, 0)
     if layout == "NCHW" and x.ndim == 4:
         return x.transpose(0, 2, 3, 1)
     if layout == "NCL" and x.ndim == 3:

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import fx
 
-from qasic.quant import routers  # noqa: F401  (registers qasic::topk_mask)
+from qasic.quant import cdist_scores, routers  # noqa: F401  (routers: qasic::topk_mask)
 
 aten = torch.ops.aten
 _CASTS = (aten.to.dtype, aten._to_copy.default, aten.clone.default, aten.alias.default)
@@ -57,6 +57,11 @@ def decompose(graph: fx.Graph) -> fx.Graph:
             env[node] = env[hard]
         else:
             env[node] = new.node_copy(node, lambda n: env[n])
+            if cdist_scores.is_cdist(node):  # the lookup reads its scores (cdist_scores)
+                env[node].meta["cdist"] = node
+    for n in list(new.nodes):  # a cdist only lookups ranked: scores in its place
+        if cdist_scores.is_cdist(n) and not n.users:
+            new.erase_node(n)
     return new
 
 
@@ -127,7 +132,11 @@ def _table_rows(new: fx.Graph, node: fx.Node, y: fx.Node, negate: bool,
     """topk_mask(y, 1) (of -y) @ table viewed as the lookup ``node``'s output; that view
     takes its name and meta."""
     name = node.name
-    if negate:
+    if negate and cdist_scores.is_cdist(y.meta.get("cdist")):  # the nearest by torch.cdist
+        src = y.meta["cdist"]
+        y = cdist_scores.scores(new, lambda t, a, n: _node(new, t, a, n, None), src,
+                                *(y.args[:2]))
+    elif negate:
         y = _node(new, aten.neg.default, (y,), f"{name}_negated", None)
     mask = _node(new, torch.ops.qasic.topk_mask.default, (y, 1), f"{name}_mask", None)
     e = int(y.meta["val"].shape[-1])

@@ -26,6 +26,20 @@ def _nystrom_landmarks(module: Any) -> str | None:
             "(exact softmax attention)")
 
 
+def _mambapy_pscan(module: Any) -> str | None:
+    # mambapy's mamba.py / vim.py / jamba.py: selective_scan calls pscan (an in-place Blelloch
+    # scan, A[..., 2::4] += ..., inside a torch.autograd.Function) whenever config.pscan, in
+    # eval too; selective_scan_seq is the same recurrence, step by step
+    config = getattr(module, "config", None)
+    if getattr(config, "pscan", False) is not True or getattr(config, "use_cuda", False) \
+            or not hasattr(module, "selective_scan_seq"):
+        return None
+    return ("mambapy's parallel scan (config.pscan=True: an in-place Blelloch scan in a "
+            "torch.autograd.Function) writes activations in place, which a compiled program "
+            "cannot follow; set pscan=False in its config (the sequential selective_scan_seq, "
+            "the same function), which runs")
+
+
 REFUSED: dict[str, str | Callable[[Any], str | None]] = {
     # transformers' modeling_mra.py: mra2_attention returns torch.zeros_like(query) when the
     # kernel is not loaded; get_block_idxes picks blocks by torch.topk of low-resolution scores
@@ -75,6 +89,7 @@ REFUSED: dict[str, str | Callable[[Any], str | None]] = {
         "(its segment ids, ids != 0: a bias from two tokens' padding bits) and its padding "
         "mask counts the non-padding ids (left padding), and no setting avoids them; "
         "decoders whose bias is per position pair only (Llama, T5-style buckets) run"),
+    **dict.fromkeys(("MambaBlock", "VMambaBlock"), _mambapy_pscan),
     # transformers' AutoformerAttention is not here: its auto-correlation runs over all delays
     # when its top-k keeps all of them, and is refused in one line otherwise, while capture
     # traces (qasic.quant.autocorrelation)

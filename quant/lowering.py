@@ -135,7 +135,7 @@ def convolution(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 def _conv(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, padding: Any,
           dilation: Any, groups: int) -> Act:
-    from qasic.quant import image_stacks, patch_conv, video  # they import this module
+    from qasic.quant import image_stacks, patch_conv, pointwise_conv, video  # they import it
     from qasic.quant.lowering_pad import unpad
 
     x, zeros = unpad(x)  # an F.pad in front adds its pixels to the padding
@@ -146,6 +146,11 @@ def _conv(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, padding: An
                                    padding, groups)
         if patches is not None:
             return patches
+    if not any(zeros):  # a 1x1 kernel over (batch windows, C, L): a linear over C (SepViT)
+        lin = pointwise_conv.as_linear(b, node, x, w, _np(_const(b, node, bias, "conv bias")),
+                                       stride, padding, groups)
+        if lin is not None:
+            return lin
     if w.ndim == 5:  # a video's tubelets
         if any(zeros):
             b.fail(node, "a 3-D convolution after an F.pad; only a video clip's tubelets "

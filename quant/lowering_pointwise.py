@@ -236,8 +236,9 @@ def compare(b: Any, node: Any, args: list, kwargs: dict) -> Pointwise | None:
 def where(b: Any, node: Any, args: list, kwargs: dict) -> Pointwise | None:
     """where(cond, x, y) of a comparison of an activation and values of the same one (or
     scalars, or constants of one value: RevIN's ``where(scale < tol, ones_like(scale),
-    scale)``): one pointwise op of its table (xIELU's two branches); None for anything else
-    (a mask: qasic.quant.masks)."""
+    scale)``): one pointwise op of its table (xIELU's two branches); of values of other
+    activations a select by the comparison's 0/1 indicator (``_select``); None for anything
+    else (a mask: qasic.quant.masks)."""
     if not isinstance(args[0], Pointwise):
         return None
     other = _arg(args, kwargs, 2, "other", None)
@@ -249,10 +250,34 @@ def where(b: Any, node: Any, args: list, kwargs: dict) -> Pointwise | None:
     pairs = [_relu_seen_through(b, (args[0].src, args[0].tree), args[0].src)] + [
         _relu_seen_through(b, t, args[0].src) for t in trees]
     srcs = {s.name for s, _ in pairs if s is not None}
-    if len(srcs) != 1:
-        b.fail(node, "where() of a comparison and values of different activations; only of one "
-                     "activation (a function of one tensor)")
+    if len(srcs) != 1:  # values of other activations: a select by a 0/1 indicator
+        return _select(b, node, args[0], args[1], other)
     return Pointwise(pairs[0][0], pw.op("where", *(t for _, t in pairs)), node)
+
+
+def _select(b: Any, node: Any, cond: Pointwise, x: Any, y: Any) -> Any:
+    """where(cond, x, y) of values of other activations than the comparison's (PP-DocLayout
+    V3's): y + m (x - y), m = where(cond, 1, 0), the comparison's 0/1 indicator (a table of
+    its activation: codes of exactly 0 and 1), so that m = 0 gives y and m = 1 gives x (up
+    to the rounding of x - y and of the sum)."""
+    tree = pw.op("where", cond.tree, pw.const(1.0), pw.const(0.0))
+    exact = {INTEGER_CODES: 8} if pw.indicator(tree) else {}
+    m = b.add(node, "lut", (cond.src.name,), pw.lut_attrs(tree) | exact,
+              shape=b.shapes[cond.src.name], suffix=".indicator")  # its own: luts by fx node
+    x, y = (materialize(b, v) if isinstance(v, (Pointwise, Columns)) else v for v in (x, y))
+    diff = _own(b, _binary(b, node, "sub", x, y), ".diff")
+    return _own(b, _binary(b, node, "add", y, _own(b, _binary(b, node, "mul", m, diff),
+                                                     ".picked")), ".select")
+
+
+def _own(b: Any, v: Any, suffix: str) -> Any:
+    """A Pointwise of ``_select``'s steps as its own lut node (materialize keeps one lut per fx
+    node, and the steps share theirs); other values unchanged."""
+    if not isinstance(v, Pointwise) or v.tree == pw.X:
+        return v.src if isinstance(v, Pointwise) else v
+    exact = {INTEGER_CODES: 8} if pw.indicator(v.tree) else {}
+    return b.add(v.node, "lut", (v.src.name,), pw.lut_attrs(v.tree) | exact,
+                 shape=b.shapes[v.src.name], suffix=suffix)
 
 
 def _relu_seen_through(b: Any, pair: tuple, root: Act) -> tuple:

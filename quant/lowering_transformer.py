@@ -569,12 +569,11 @@ def data_dependent(b: Any, node: Any, args: list, kwargs: dict) -> None:
 
 
 def cdist(b: Any, node: Any, args: list, kwargs: dict) -> None:
-    """aten.cdist: a vector-quantized model's distances to its codebook, whose argmin picks
-    each vector's entry: refused as ``data_dependent`` is, naming the way around it."""
-    b.fail(node, "aten.cdist: distances to a codebook, whose argmin (a vector quantizer's, "
-                 "e.g. diffusers' VQModel) picks an entry by value, a data-dependent choice a "
-                 "compiled program cannot make; quantize the encoder, or the decoder of "
-                 "codebook vectors (VQModel.decode(h, force_not_quantize=True))")
+    """aten.cdist read other than by the codebook lookup at its argmin (which runs:
+    qasic.quant.cdist_scores): the distances themselves, refused naming the forms that run."""
+    b.fail(node, "aten.cdist: Euclidean distances as values (a square root of sums of squares "
+                 "over the codebook); only an embedding (codebook lookup) at their argmin runs "
+                 "(diffusers' VQModel: argmin(cdist(z, E), dim=1) then the embedding), p = 2")
 
 
 def topk_mask(b: Any, node: Any, args: list, kwargs: dict) -> Act:

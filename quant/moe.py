@@ -23,7 +23,9 @@ also reads transformers 5's variants from their forwards: selection biases, scal
 soft-capped logits, hash routing by token id). The blocks' shapes and their dense forwards
 (Mixtral's stacked experts, Llama 4's, LongCat-Flash's identity experts, ZAYA's MLP router,
 Gemma 4's layer, DBRX's, GPT-OSS's, Inkling's, Ergo's, MuSE Spark's normed experts,
-transformers' expert interface) are qasic.quant.moe_layouts.LAYOUTS; JetMoE's parallel
+transformers' expert interface) are qasic.quant.moe_layouts.LAYOUTS; ModuleLists of SwiGLU
+experts (mistral-src's MoeLayer, Jamba's SparseMoEBlock: top k not renormalized)
+qasic.quant.moe_listed.LAYOUTS; JetMoE's parallel
 experts and mixture of attention experts qasic.quant.moa.LAYOUTS.
 
 ``dense_experts(model, args)`` substitutes the dense forwards for every block found
@@ -49,12 +51,12 @@ from typing import Any
 import torch
 
 from qasic.errors import UnsupportedOpError
-from qasic.quant import moa, moe_layouts
+from qasic.quant import moa, moe_layouts, moe_listed
 from qasic.quant.moe_layouts import Layout, router_of
 from qasic.quant.routers import prepare
 
 ATOL, RTOL = 1e-4, 1e-3  # the dense form against the block's own forward (float32 sums)
-LAYOUTS = moe_layouts.LAYOUTS + moa.LAYOUTS  # the first that matches
+LAYOUTS = moe_layouts.LAYOUTS + moe_listed.LAYOUTS + moa.LAYOUTS  # the first that matches
 
 
 def layout(module: Any) -> Layout | None:
@@ -63,9 +65,13 @@ def layout(module: Any) -> Layout | None:
 
 def looks_routed(module: Any) -> bool:
     """An ``experts`` module beside an int ``top_k`` (the block's or its router's): a routed
-    block, whether or not in a shape run densely (LAYOUTS)."""
+    block, whether or not in a shape run densely (LAYOUTS). A list of one expert without a
+    router routes nothing (Jamba's dense layers, num_experts 1)."""
     top_k = getattr(module, "top_k", getattr(router_of(module), "top_k", None))
-    return isinstance(getattr(module, "experts", None), torch.nn.Module) and isinstance(top_k, int)
+    experts = getattr(module, "experts", None)
+    single = isinstance(experts, (torch.nn.ModuleList, torch.nn.ModuleDict)) \
+        and len(experts) == 1 and router_of(module) is None
+    return isinstance(experts, torch.nn.Module) and isinstance(top_k, int) and not single
 
 
 def blocks(model: Any) -> list[tuple[str, Any]]:

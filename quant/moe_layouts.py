@@ -3,7 +3,8 @@
 A Layout finds its shape structurally (``match``), names the forwards it puts in the block's
 place while torch.export traces (``swaps``: (object, attribute, dense replacement)), says why a
 router of that shape has no dense rule (``refusal``) and describes its rule (``describe``).
-LAYOUTS lists them, the first that matches wins:
+LAYOUTS lists them, the first that matches wins (a ModuleList of SwiGLU experts, mistral-src's
+and Jamba's: qasic.quant.moe_listed):
 
     Llama 4      the block's forward: s = sigmoid(logits) * topk_mask scales each expert's
                  input, which (no expert bias) is s times its gate and up of x
@@ -27,8 +28,6 @@ LAYOUTS lists them, the first that matches wins:
                  module of each expert's output (``_module_normed_experts``)
     interface    transformers' expert interface (``_interface``: transposed, ungated,
                  biased, interleaved)
-    listed       mistral-src's MoeLayer (gpt-fast's, hand-written Mixtrals): a gate Linear and a
-                 ModuleList of SwiGLU experts w1, w2, w3 (``_listed_forward``)
     Switch       Switch Transformers' SparseMLP: a top-1 router (classifier, expert_capacity),
                  a ModuleDict of wi / act / wo experts (``_switch_forward``: the softmax
                  probability of the top-1 expert scales its output)
@@ -565,52 +564,6 @@ class Layout:
     replay: Callable[[Any, dict], Any] = lambda b, calls: b(*calls[""][0], **calls[""][1])
 
 
-_TOP_K = ("num_experts_per_tok", "top_k", "k")  # a listed block's k: its own, or its args'
-
-
-def _listed_k(module: Any) -> int | None:
-    """The top k of a block of listed experts: an int attribute of the block (or of its
-    ``args``, mistral-src's ModelArgs) named as in _TOP_K."""
-    for owner in (module, getattr(module, "args", None)):
-        for name in _TOP_K:
-            k = getattr(owner, name, None)
-            if isinstance(k, int) and not isinstance(k, bool):
-                return k
-    return None
-
-
-def _listed(module: Any) -> bool:
-    """Mistral's reference MoeLayer (mistral-src moe.py; gpt-fast's and hand-written Mixtrals
-    alike): a bias-free ``gate`` Linear (E, D), ``experts`` a ModuleList of E SwiGLU modules
-    with bias-free w1, w3 (I, D) and w2 (D, I), a top k (``_listed_k``)."""
-    gate, experts = getattr(module, "gate", None), getattr(module, "experts", None)
-    if not (isinstance(gate, torch.nn.Linear) and gate.bias is None
-            and isinstance(experts, torch.nn.ModuleList) and len(experts) == gate.out_features
-            and _listed_k(module) is not None):
-        return False
-    d = gate.in_features
-    for e in experts:
-        w1, w2, w3 = (getattr(e, n, None) for n in ("w1", "w2", "w3"))
-        if not all(isinstance(w, torch.nn.Linear) and w.bias is None for w in (w1, w2, w3)) \
-                or w1.weight.shape != w3.weight.shape or w1.in_features != d \
-                or w2.weight.shape != (d, w1.out_features):
-            return False
-    return True
-
-
-def _listed_forward(block: Any, x: torch.Tensor) -> torch.Tensor:
-    """The block dense: softmax over each token's top k gate logits (mistral-src's softmax of
-    the top-k values; Mixtral's softmax, top k, renormalized: the same weights), every expert
-    w2(silu(w1 x) * w3 x) on every token, weighted and summed by one down linear."""
-    shape = x.shape
-    x = x.reshape(-1, shape[-1])
-    logits = block.gate(x)
-    w = torch.ops.qasic.masked_softmax(logits, torch.ops.qasic.topk_mask(logits,
-                                                                         _listed_k(block)))
-    cat = lambda name, dim: torch.cat([getattr(e, name).weight for e in block.experts], dim)
-    return weighted_sum(x, w, cat("w1", 0), cat("w3", 0), cat("w2", 1), F.silu).view(shape)
-
-
 def _switch(module: Any) -> bool:
     """Switch Transformers' SparseMLP: a ``router`` whose ``classifier`` Linear (E, D) picks
     one expert per token (an int ``expert_capacity``, no top_k), ``experts`` a ModuleDict of E
@@ -711,10 +664,6 @@ LAYOUTS = (  # the first that matches
     Layout("MuSE Spark's: the expert interface's with has_post_expert_norm, a norm module of "
            "each expert's output", _module_normed,
            _routed(_module_normed_experts), _stacked_refusal, _rule_top),
-    Layout("mistral-src's MoeLayer: a bias-free gate Linear (E, D), experts a ModuleList of E "
-           "SwiGLU w1, w2, w3, num_experts_per_tok", _listed,
-           lambda b: ((b, "forward", functools.partial(_listed_forward, b)),), lambda b: None,
-           lambda b: f"softmax over the top {_listed_k(b)} gate logits, SwiGLU experts"),
     Layout("Switch Transformers': a router whose classifier (E, D) picks one expert, an "
            "expert_capacity; experts a ModuleDict of wi, act, wo", _switch,
            lambda b: ((b, "forward", functools.partial(_switch_forward, b)),), lambda b: None,

@@ -17,6 +17,7 @@ from torch import fx
 from qasic.quant import (
     addcmul,
     alltopk,
+    any_reduce,
     channel_norm,
     chomp,
     column_stack,
@@ -58,6 +59,7 @@ from qasic.quant import (
     unpool,
     value_pad,
     variance,
+    whole_copy,
     writeback,
 )
 
@@ -174,7 +176,8 @@ REWRITES: tuple[Rewrite, ...] = (
             "conv, its demodulation a linear of the squared styles", modconv.decompose),
     Rewrite("hard_assign", "a one-hot of an argmax becomes a top-1 mask, a straight-through "
             "sum its hard value (GroupViT), an embedding at an argmax / argmin the top-1 mask "
-            "times the table (a VQ-VAE's nearest codebook entry)",
+            "times the table (a VQ-VAE's nearest codebook entry; by torch.cdist the top-1 of "
+            "2 x.e - ||e||^2)",
             _graph_only(hard_assign.decompose)),
     Rewrite("topk_select", "a gather of the rows a top-k picks becomes the matmul by the "
             "top-k's one-hot (two-stage detectors' query selection: RT-DETR, D-FINE)",
@@ -186,6 +189,11 @@ REWRITES: tuple[Rewrite, ...] = (
             "complex mask's phase m / |m|: DCUNet, DCCRN) becomes the parts of an rms_norm over "
             "the group; F.normalize over an axis but the last the permutes around F.normalize "
             "over the last axis (an image model's channels)", _graph_only(length_norm.decompose)),
+    Rewrite("whole_copy", "a copy_ filling a new buffer whole (RF-DETR's proposals, the "
+            "full-width slice export drops) becomes the value copied",
+            _graph_only(whole_copy.decompose)),
+    Rewrite("any_reduce", "torch.any of a boolean over axes becomes the max of its 0/1 values "
+            "above 0.5 (PP-DocLayout V3's empty-mask test)", _graph_only(any_reduce.decompose)),
 )
 
 

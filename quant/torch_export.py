@@ -55,7 +55,7 @@ from qasic.quant import (
 )
 from qasic.quant.calibrate import prepare
 from qasic.quant.fgraph import FGraph, FNode
-from qasic.quant.graph import TORCH
+from qasic.quant.graph import TORCH, batch_layout
 from qasic.quant.handlers import HANDLERS
 from qasic.quant.lowering import Act, IdSlice, per_sample
 from qasic.quant.lowering_pointwise import SYMBOLIC, Columns, Pointwise, materialize
@@ -478,8 +478,7 @@ class _Builder:
             self.fail(node, f"the model must return one activation tensor; it returns {len(outs)}"
                             + ("; pick the one to compile with --output N, its index from 0 "
                                "(Python: output=N)" if len(outs) > 1 else ""))
-        self._batch_first(outs[0])
-        self.output_layout = self._layout_of(outs[0])
+        self.output_layout = self._batch_first(outs[0]) or self._layout_of(outs[0])
         name = self.value(outs[0]).name
         if self.shapes[name] == ():  # one value a sample (a recommender's click probability,
             # ``.view(-1)``): held as (1,), a program's tensors having at least one axis
@@ -487,14 +486,20 @@ class _Builder:
                             suffix=".per_sample").name
         return name
 
-    def _batch_first(self, out: fx.Node) -> None:
-        """Refuse an output whose batch is not its outermost axis (a time-major RNN's (L,
-        batch, F), a sequence-first attention's): the graph computes per sample, and its
-        output would be compared with torch's as if the first axis were the batch."""
+    def _batch_first(self, out: fx.Node) -> str | None:
+        """The output layout of an output whose batch is not its outermost axis but an axis
+        of its own (Medusa's stacked heads (H, batch, T, V), a time-major RNN's (L, batch,
+        F), held in torch's layout): ``batch_layout`` of that axis, the graph computing each
+        sample's; None for a batch-first output (or one traced with one sample, whose batch
+        axis is not told from the others). Refuse one whose batch shares an axis with other
+        factors (a sequence-first (L batch, F)), or is held as an image."""
         shape = tuple(int(d) for d in out.meta["val"].shape)
         if not shape or self.batch == 1 or lowering_seq.digit(self, out) == (
                 0, shape[0] // self.batch):
-            return  # (traced with one sample, the batch axis is not told from the others)
+            return None
+        p, _ = lowering_seq.digit(self, out)
+        if 1 <= p <= 9 and shape[p] == self.batch and self._layout_of(out) == TORCH:
+            return batch_layout(p)
         raise UnsupportedOpError(
             f"node {out.name!r}: the model's output {tuple(shape)} holds the batch along axis "
             f"{lowering_seq.digit(self, out)[0]} (time-major or sequence-first, traced with "

@@ -229,21 +229,31 @@ def test_a_time_major_crnn_after_convolutions_simulates_bit_exact():
     assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
 
 
-def test_a_time_major_output_is_refused_in_one_line():
-    """(L, batch, H) returned as is: the graph computes per sample, and its output would be
-    compared with torch's as if batch-first."""
+def test_a_time_major_output_runs_in_its_own_layout_and_a_folded_one_is_refused():
+    """(L, batch, H) returned as is runs: the graph computes each sample's (L, H), the output
+    layout says the batch is on axis 1 (qasic.quant.graph.batch_layout); (L batch, H), the
+    batch folded into another axis, is refused in one line."""
+    import qasic
+
     class TimeMajor(torch.nn.Module):
-        def __init__(self):
+        def __init__(self, fold: bool = False):
             super().__init__()
-            self.rnn = torch.nn.GRU(F, H)
+            torch.manual_seed(0)
+            self.rnn, self.fold = torch.nn.GRU(F, H), fold
 
         def forward(self, x):
-            return self.rnn(x.transpose(0, 1))[0]
+            y = self.rnn(x.transpose(0, 1))[0]
+            return y.reshape(-1, H) if self.fold else y
 
+    x = _x(8)
+    g = capture(TimeMajor().eval(), torch.from_numpy(x[:2]))
+    assert g.output_layout == "batch1" and g.shapes[g.output] == (T, H)
+    r = qasic.evaluate(TimeMajor().eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
     with pytest.raises(UnsupportedOpError) as e:
-        capture(TimeMajor().eval(), torch.from_numpy(_x(2)))
+        capture(TimeMajor(fold=True).eval(), torch.from_numpy(_x(2)))
     msg = str(e.value)
-    assert f"output ({T}, 2, {H}) holds the batch along axis 1" in msg, msg
+    assert f"output ({T * 2}, {H}) holds the batch along axis 0" in msg, msg
     assert "return it batch-first" in msg and "\n" not in msg
 
 

@@ -241,7 +241,6 @@ def test_concat_of_requantizers_needs_no_requant_nodes():
     (nn.AdaptiveAvgPool2d((1, 3)), (1, 1, 2, 400), "windows of more than 127 pixels"),
     (Fn(lambda x: F.interpolate(x, scale_factor=0.5, mode="bicubic", antialias=True)),
      (1, 1, 4, 4), "antialias=True"),
-    (Fn(lambda x: x.permute(1, 0, 2, 3)), (1, 2, 4, 4), "holds the batch along axis 1"),
     # along H of activations is a concat of permuted images (test_image_views); with a
     # constant part it is not
     (Fn(lambda x: torch.cat([x, torch.ones(1, 2, 4, 4)], 2)), (1, 2, 4, 4),

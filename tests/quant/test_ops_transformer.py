@@ -729,8 +729,7 @@ REFUSED = {
                     "grid_sample padding_mode='reflection'"),
     "compare": (Fn(lambda x: torch.softmax(x.masked_fill(x > 1, -1e9), -1)),
                 "an attention mask of type Act"),
-    "where_two_acts": (Fn(lambda x: torch.where(x > 0, F.layer_norm(x, (D,)), x)),
-                       "values of different activations"),
+    # where() of a comparison and values of other activations runs: test_where_select.py
     "per_sample_mask": (Fn(lambda x: torch.softmax((x @ x.transpose(-2, -1)).masked_fill(
         torch.arange(2)[:, None, None] * torch.ones(S, S).triu(1) > 0, -1e9), -1)),
                         "differs between samples"),

@@ -1,0 +1,146 @@
+"""Mixtures of experts written as a router Linear and a ModuleList of SwiGLU expert modules,
+run densely (qasic.quant.moe): one Layout, LAYOUTS.
+
+    mistral-src's MoeLayer   (gpt-fast's, hand-written Mixtrals) a ``gate`` Linear (E, D),
+                             experts w1 (gate), w3 (up), w2 (down); torch.topk of the logits,
+                             softmax over the k: weights renormalized over the top k
+    Jamba's SparseMoEBlock   (mambapy's jamba.py, the official Jamba's, HF 4's Mixtral-style
+                             blocks) a ``router`` Linear, experts gate_proj, up_proj,
+                             down_proj; softmax over all E, then torch.topk: the top k's
+                             probabilities, NOT renormalized; (output, router logits)
+
+The two routings differ (renormalized or not) and nothing in the modules says which the
+forward does, so ``form`` asks the block's own forward, eagerly, on drawn tokens (before
+torch.export traces): which dense weights reproduce it, and whether it returns (output,
+logits). A block whose forward is neither (a shared expert beside, another activation) keeps
+the first form and qasic.quant.moe.check refuses it in one line. A ModuleList of one expert
+and no router (Jamba's dense layers: num_experts 1) routes nothing: not a routed block
+(qasic.quant.moe.looks_routed).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from qasic.quant.moe_layouts import ROUTERS, Layout, weighted_sum
+
+_TOP_K = ("num_experts_per_tok", "top_k", "k")  # a listed block's k: its own, or its args'
+EXPERT_NAMES = (("w1", "w3", "w2"), ("gate_proj", "up_proj", "down_proj"))  # gate, up, down
+
+
+def listed_k(module: Any) -> int | None:
+    """The top k of a block of listed experts: an int attribute of the block (or of its
+    ``args``, mistral-src's ModelArgs) named as in _TOP_K."""
+    for owner in (module, getattr(module, "args", None)):
+        for name in _TOP_K:
+            k = getattr(owner, name, None)
+            if isinstance(k, int) and not isinstance(k, bool):
+                return k
+    return None
+
+
+def _router(module: Any) -> Any:
+    """The block's bias-free router Linear (``gate`` or ``router``), None without one."""
+    r = next((getattr(module, n) for n in ROUTERS if hasattr(module, n)), None)
+    return r if isinstance(r, torch.nn.Linear) and r.bias is None else None
+
+
+def _names(expert: Any, d: int) -> tuple | None:
+    """The expert's (gate, up, down) attribute names (EXPERT_NAMES): bias-free Linears, gate
+    and up (I, D), down (D, I); None if it has none of them."""
+    for names in EXPERT_NAMES:
+        g, u, w = (getattr(expert, n, None) for n in names)
+        if all(isinstance(m, torch.nn.Linear) and m.bias is None for m in (g, u, w)) \
+                and g.weight.shape == u.weight.shape and g.in_features == d \
+                and w.weight.shape == (d, g.out_features):
+            return names
+    return None
+
+
+def listed(module: Any) -> bool:
+    """A bias-free router Linear (E, D), ``experts`` a ModuleList of E SwiGLU modules with the
+    same names (EXPERT_NAMES), a top k (``listed_k``)."""
+    router, experts = _router(module), getattr(module, "experts", None)
+    if not (router is not None and isinstance(experts, torch.nn.ModuleList)
+            and len(experts) == router.out_features and listed_k(module) is not None):
+        return False
+    names = {_names(e, router.in_features) for e in experts}
+    return len(names) == 1 and None not in names
+
+
+@dataclass(frozen=True)
+class Form:
+    """How a listed block's forward routes: weights renormalized over the top k (mistral-src)
+    or the top k of the softmax over all E (Jamba); returning (output, router logits)."""
+
+    renormalized: bool = True
+    with_logits: bool = False
+
+
+FORMS = (Form(True, False), Form(False, False), Form(True, True), Form(False, True))
+
+
+def dense_forward(block: Any, form: Form, x: torch.Tensor) -> Any:
+    """The block dense: the routing weights w (T, E) (``form``), every expert
+    down(act(gate x) * up x) on every token, weighted and summed by one down linear;
+    (output, logits) where the block's forward returns them."""
+    shape = x.shape
+    flat = x.reshape(-1, shape[-1])
+    logits = _router(block)(flat)
+    m = torch.ops.qasic.topk_mask(logits, listed_k(block))
+    w = torch.ops.qasic.masked_softmax(logits, m) if form.renormalized \
+        else torch.softmax(logits, dim=-1) * m
+    g, u, d = _names(block.experts[0], shape[-1])
+    cat = lambda name, dim: torch.cat([getattr(e, name).weight for e in block.experts], dim)
+    act = getattr(block.experts[0], "act_fn", F.silu)
+    y = weighted_sum(flat, w, cat(g, 0), cat(u, 0), cat(d, 1), act).view(shape)
+    return (y, logits) if form.with_logits else y
+
+
+def form(block: Any) -> Form:
+    """The form whose dense output equals the block's own forward's on 16 drawn tokens
+    (2 x 8 x D, std 1), found eagerly; the first (FORMS) if none does or the forward cannot be
+    called alone (qasic.quant.moe.check then compares the block on the model's activations)."""
+    d = _router(block).in_features
+    x = torch.randn(2, 8, d, generator=torch.Generator().manual_seed(0),
+                    dtype=_router(block).weight.dtype)
+    try:
+        with torch.no_grad():
+            own = type(block).forward(block, x)
+            return next((f for f in FORMS if _same(dense_forward(block, f, x), own)), FORMS[0])
+    except Exception:  # noqa: BLE001  (another signature or output: nothing to tell by)
+        return FORMS[0]
+
+
+def _same(got: Any, own: Any) -> bool:
+    """Equal outputs (a tensor, or the (output, logits) pair), float32 tolerances."""
+    if isinstance(got, tuple) != isinstance(own, tuple):
+        return False
+    if isinstance(got, tuple):
+        return len(own) == len(got) and all(
+            isinstance(o, torch.Tensor) and o.shape == g.shape and torch.allclose(
+                g, o.to(g.dtype), atol=1e-5, rtol=1e-4) for g, o in zip(got, own))
+    return isinstance(own, torch.Tensor) and own.shape == got.shape \
+        and torch.allclose(got, own, atol=1e-5, rtol=1e-4)
+
+
+def _swaps(block: Any) -> tuple:
+    return ((block, "forward", functools.partial(dense_forward, block, form(block))),)
+
+
+def _describe(block: Any) -> str:
+    how = "renormalized over" if form(block).renormalized else "not renormalized, of"
+    return f"softmax top {listed_k(block)} ({how} the top k), SwiGLU experts"
+
+
+LAYOUTS = (
+    Layout("a ModuleList of E SwiGLU experts (w1, w3, w2 or gate_proj, up_proj, down_proj) "
+           "beside a bias-free gate or router Linear (E, D) and a top k: mistral-src's "
+           "MoeLayer, Jamba's SparseMoEBlock", listed, _swaps, lambda b: None, _describe,
+           router=lambda b: None),
+)
