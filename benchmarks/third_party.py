@@ -43,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / ".cache" / "third_party"
 LIBRARIES = {"vit_pytorch": "vit-pytorch==1.26.14", "monai": "monai==1.6.1",
-             "litgpt": "litgpt==0.5.13",
+             "litgpt": "litgpt==0.5.13", "torchtune": "torchtune==0.6.1",
              "palm_pytorch": "PaLM-pytorch==0.2.2",
              "MEGABYTE_pytorch": "MEGABYTE-pytorch==0.3.6",
              "local_attention": "local-attention==1.11.2",
@@ -197,6 +197,60 @@ def _litgpt(name: str, **overrides) -> Callable[[], object]:
     return build
 
 
+@contextlib.contextmanager
+def _torchtune_stand_in(family: str) -> Iterator[None]:
+    """torchtune's component builders without the package inits of ``torchtune``,
+    ``torchtune.models`` and ``torchtune.models.<family>`` (they import its recipes' datasets,
+    tokenizers and ``torchao``'s training code: ``datasets``, ``tiktoken``, ``torchao`` are not
+    installed) and, when ``torchao`` is absent, a stand-in ``torchao.dtypes.nf4tensor``
+    (``torchtune.modules`` imports NF4Tensor, to_nf4 and linear_nf4 for QLoRA's 4-bit base
+    weights: never built here, ``quantize_base`` stays False)."""
+    root = TARGET / "torchtune"
+    pkgs = {"torchtune": root, "torchtune.models": root / "models",
+            f"torchtune.models.{family}": root / "models" / family}
+    stubs = {}
+    if importlib.util.find_spec("torchao") is None:
+        nf4 = types.ModuleType("torchao.dtypes.nf4tensor")
+        nf4.NF4Tensor = type("NF4Tensor", (), {})
+
+        def absent(*a, **k):
+            raise RuntimeError("torchao is a stand-in here: no NF4 (QLoRA) weights")
+
+        nf4.to_nf4 = nf4.linear_nf4 = absent
+        nf4.implements = lambda *a, **k: (lambda f: f)
+        stubs = {"torchao": types.ModuleType("torchao"),
+                 "torchao.dtypes": types.ModuleType("torchao.dtypes"),
+                 "torchao.dtypes.nf4tensor": nf4}
+    saved = {k: sys.modules.get(k) for k in (*pkgs, *stubs)}
+    for name, path in pkgs.items():
+        if saved[name] is None:
+            sys.modules[name] = types.ModuleType(name)
+            sys.modules[name].__path__ = [str(path)]
+    sys.modules.update({k: v for k, v in stubs.items() if saved[k] is None})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+
+
+def _torchtune(family: str, builder: str = "", **kw) -> Callable[[], object]:
+    """torchtune's ``torchtune.models.<family>._component_builders.<builder>(**kw)``, a
+    TransformerDecoder at a tiny size."""
+    def build():
+        import importlib
+
+        with _torchtune_stand_in(family):
+            module = importlib.import_module(f"torchtune.models.{family}._component_builders")
+            return getattr(module, builder or family)(**kw)
+    return build
+
+
+TUNE = {"vocab_size": VOCAB, "num_layers": 2, "num_heads": 4, "embed_dim": 32,
+        "max_seq_len": 16}
+
+
 def _st_moe():
     """st-moe-pytorch's block: its MoE (4 experts, top-2 gating) between two feedforwards."""
     from st_moe_pytorch import MoE, SparseMoEBlock
@@ -347,6 +401,28 @@ MODELS: dict[str, tuple[str, Callable[[], object], tuple[int, ...] | Ids]] = {
                                          n_expert_per_token=2), LM),
     "litgpt_qwen3_moe": ("litgpt", _litgpt("Qwen3-30B-A3B", n_query_groups=2, n_expert=4,
                                            n_expert_per_token=2), LM),
+    # torchtune (PyTorch): its component builders, TransformerDecoder at a tiny size
+    "torchtune_llama2": ("torchtune", _torchtune("llama2", **TUNE, num_kv_heads=4,
+                                                 intermediate_dim=64), LM),
+    "torchtune_llama3": ("torchtune", _torchtune("llama3", **TUNE, num_kv_heads=2,
+                                                 intermediate_dim=64), LM),
+    "torchtune_llama3_1": ("torchtune", _torchtune("llama3_1", **TUNE, num_kv_heads=2,
+                                                   intermediate_dim=64), LM),
+    "torchtune_qwen2": ("torchtune", _torchtune("qwen2", **TUNE, num_kv_heads=2,
+                                                intermediate_dim=64,
+                                                tie_word_embeddings=True), LM),
+    "torchtune_gemma": ("torchtune", _torchtune("gemma", **TUNE, head_dim=8, num_kv_heads=1,
+                                                intermediate_dim=64), LM),
+    "torchtune_gemma2": ("torchtune", _torchtune("gemma2", **TUNE, head_dim=8, num_kv_heads=2,
+                                                 intermediate_dim=64, sliding_window_size=8),
+                         LM),
+    "torchtune_phi3": ("torchtune", _torchtune("phi3", **TUNE, num_kv_heads=4,
+                                               intermediate_dim=64), LM),
+    "torchtune_mistral": ("torchtune", _torchtune("mistral", **TUNE, num_kv_heads=2,
+                                                  intermediate_dim=64), LM),
+    "torchtune_lora_llama3": ("torchtune", _torchtune(
+        "llama3", "lora_llama3", lora_attn_modules=["q_proj", "v_proj"], apply_lora_to_mlp=True,
+        **TUNE, num_kv_heads=2, intermediate_dim=64, lora_rank=4, lora_alpha=8.0), LM),
     # lucidrains' language models, one package each
     "palm": ("palm_pytorch", _lib("palm_pytorch", "PaLM", dim=32, num_tokens=VOCAB, depth=2,
                                   dim_head=8, heads=4), LM),
@@ -383,12 +459,12 @@ MODELS: dict[str, tuple[str, Callable[[], object], tuple[int, ...] | Ids]] = {
     # lucidrains' layers, on float (tokens, features)
     "colt5_block": ("colt5_attention", _lib(
         "colt5_attention", "ConditionalRoutedTransformerBlock", dim=32, light_dim_head=8,
-        light_attn_heads=2, light_window_size=4, heavy_dim_head=8, heavy_attn_heads=2,
-        light_ff_mult=2, heavy_ff_mult=2, num_heavy_tokens_q=8, num_heavy_tokens_kv=8,
-        num_heavy_ff_tokens=8, num_routed_kv=1), (16, 32)),
+        light_heads=2, light_window_size=4, heavy_dim_head=8, heavy_heads=2, light_ff_mult=2,
+        heavy_ff_mult=2, num_heavy_attn_tokens_q=8, num_heavy_attn_tokens_kv=8,
+        num_heavy_ff_tokens=8), (16, 32)),
     "taylor_linear_attn": ("taylor_series_linear_attention", _lib(
         "taylor_series_linear_attention", "TaylorSeriesLinearAttn", dim=32, dim_head=8,
-        heads=2, causal=True), (16, 32)),
+        heads=2), (16, 32)),  # causal=True needs pytorch-fast-transformers' CUDA kernel
     "st_moe_block": ("st_moe_pytorch", _st_moe, (16, 32)),
     "soft_moe": ("soft_moe_pytorch", _lib("soft_moe_pytorch", "SoftMoE", dim=32, seq_len=16,
                                           num_experts=4), (16, 32)),
