@@ -198,16 +198,17 @@ def _litgpt(name: str, **overrides) -> Callable[[], object]:
 
 
 @contextlib.contextmanager
-def _torchtune_stand_in(family: str) -> Iterator[None]:
+def _torchtune_stand_in() -> Iterator[None]:
     """torchtune's component builders without the package inits of ``torchtune``,
-    ``torchtune.models`` and ``torchtune.models.<family>`` (they import its recipes' datasets,
+    ``torchtune.models`` and its families' (they import its recipes' datasets,
     tokenizers and ``torchao``'s training code: ``datasets``, ``tiktoken``, ``torchao`` are not
     installed) and, when ``torchao`` is absent, a stand-in ``torchao.dtypes.nf4tensor``
     (``torchtune.modules`` imports NF4Tensor, to_nf4 and linear_nf4 for QLoRA's 4-bit base
     weights: never built here, ``quantize_base`` stays False)."""
     root = TARGET / "torchtune"
-    pkgs = {"torchtune": root, "torchtune.models": root / "models",
-            f"torchtune.models.{family}": root / "models" / family}
+    pkgs = {"torchtune": root, "torchtune.models": root / "models"} | {
+        f"torchtune.models.{d.name}": d for d in (root / "models").iterdir()
+        if (d / "__init__.py").is_file()}  # one family's builders import another's
     stubs = {}
     if importlib.util.find_spec("torchao") is None:
         nf4 = types.ModuleType("torchao.dtypes.nf4tensor")
@@ -241,7 +242,7 @@ def _torchtune(family: str, builder: str = "", **kw) -> Callable[[], object]:
     def build():
         import importlib
 
-        with _torchtune_stand_in(family):
+        with _torchtune_stand_in():
             module = importlib.import_module(f"torchtune.models.{family}._component_builders")
             return getattr(module, builder or family)(**kw)
     return build

@@ -36,6 +36,7 @@ from qasic.quant import (
     glu,
     hard_assign,
     heinsen_scan,
+    id_views,
     keepdim,
     logsoftmax,
     matrix_rope,
@@ -162,7 +163,7 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("glu", "a GLU becomes its halves' product", _graph_only(glu.decompose)),
     Rewrite("alltopk", "a mask scattered from a top-k of every index is the constant it is",
             _graph_only(alltopk.decompose)),
-    Rewrite("movedim", "movedim, swapaxes and swapdims become permutes",
+    Rewrite("movedim", "movedim, swapaxes, swapdims and mT become permutes / transposes",
             _graph_only(movedim.decompose)),
     Rewrite("matrix_rope", "PE-Audio's 2x2 rotation matrices become RoPE's products",
             _graph_only(matrix_rope.decompose)),
@@ -181,6 +182,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("unpool", "a max unpooling at a tiling max pool's indices becomes the top-1 mask "
             "of each window of the pool's input times the unpooled values (ENet, SegNet)",
             _graph_only(unpool.decompose)),
+    Rewrite("id_views", "an embedding of a view of the token ids (reshaped, or padded by "
+            "nothing) becomes the same view of the ids' embedding (MEGABYTE's patches)",
+            id_views.decompose),
 )
 
 
