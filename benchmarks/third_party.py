@@ -172,14 +172,9 @@ def _litgpt_stand_in() -> Iterator[None]:
         raise RuntimeError("litgpt.scripts.convert_hf_checkpoint is a stand-in here")
 
     convert.qkv_reassemble = qkv_reassemble
-    if saved["litgpt"] is None:
+    if saved["litgpt"] is None:  # kept after: litgpt's Config finds its classes in litgpt.model
         sys.modules.update(dict(zip(names, (pkg, scripts, convert), strict=True)))
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
+    yield
 
 
 def _litgpt(name: str, **overrides) -> Callable[[], object]:
@@ -222,18 +217,16 @@ def _torchtune_stand_in() -> Iterator[None]:
         stubs = {"torchao": types.ModuleType("torchao"),
                  "torchao.dtypes": types.ModuleType("torchao.dtypes"),
                  "torchao.dtypes.nf4tensor": nf4}
-    saved = {k: sys.modules.get(k) for k in (*pkgs, *stubs)}
-    for name, path in pkgs.items():
-        if saved[name] is None:
+    for name, path in pkgs.items():  # kept after, as imported packages are
+        if name not in sys.modules:
             sys.modules[name] = types.ModuleType(name)
             sys.modules[name].__path__ = [str(path)]
-    sys.modules.update({k: v for k, v in stubs.items() if saved[k] is None})
+    sys.modules.update(stubs)
     try:
         yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
+    finally:  # removed: other code asks whether torchao is installed
+        for k in stubs:
+            sys.modules.pop(k, None)
 
 
 def _torchtune(family: str, builder: str = "", **kw) -> Callable[[], object]:

@@ -27,8 +27,9 @@ LAYOUTS lists them, the first that matches wins:
                  module of each expert's output (``_module_normed_experts``)
     interface    transformers' expert interface (``_interface``: transposed, ungated,
                  biased, interleaved)
-    listed       mistral-src's MoeLayer (gpt-fast's, hand-written Mixtrals): a gate Linear and a
-                 ModuleList of SwiGLU experts w1, w2, w3 (``_listed_forward``)
+    listed       mistral-src's MoeLayer (gpt-fast's, litgpt's LLaMAMoE, hand-written Mixtrals):
+                 a gate Linear and a ModuleList of SwiGLU experts w1, w2, w3 (litgpt's fc_1,
+                 fc_2, proj; its shared_experts) (``_listed_forward``)
     Switch       Switch Transformers' SparseMLP: a top-1 router (classifier, expert_capacity),
                  a ModuleDict of wi / act / wo experts (``_switch_forward``: the softmax
                  probability of the top-1 expert scales its output)
@@ -565,13 +566,26 @@ class Layout:
     replay: Callable[[Any, dict], Any] = lambda b, calls: b(*calls[""][0], **calls[""][1])
 
 
-_TOP_K = ("num_experts_per_tok", "top_k", "k")  # a listed block's k: its own, or its args'
+_TOP_K = ("num_experts_per_tok", "top_k", "k",  # a listed block's k: its own, or its args'
+          "n_expert_per_token")  # litgpt's Config
+# a listed expert's (gate, up, down) Linears: mistral-src's SwiGLU w1, w3, w2; litgpt's
+# LLaMAMLP fc_1, fc_2, proj (silu(fc_1 x) * fc_2 x)
+_SWIGLU = (("w1", "w3", "w2"), ("fc_1", "fc_2", "proj"))
+
+
+def _swiglu_names(expert: Any) -> tuple[str, str, str] | None:
+    """The (gate, up, down) attribute names of a bias-free SwiGLU expert, or None."""
+    for names in _SWIGLU:
+        ws = [getattr(expert, n, None) for n in names]
+        if all(isinstance(w, torch.nn.Linear) and w.bias is None for w in ws):
+            return names
+    return None
 
 
 def _listed_k(module: Any) -> int | None:
     """The top k of a block of listed experts: an int attribute of the block (or of its
-    ``args``, mistral-src's ModelArgs) named as in _TOP_K."""
-    for owner in (module, getattr(module, "args", None)):
+    ``args``, mistral-src's ModelArgs, or ``config``, litgpt's) named as in _TOP_K."""
+    for owner in (module, getattr(module, "args", None), getattr(module, "config", None)):
         for name in _TOP_K:
             k = getattr(owner, name, None)
             if isinstance(k, int) and not isinstance(k, bool):
@@ -580,19 +594,23 @@ def _listed_k(module: Any) -> int | None:
 
 
 def _listed(module: Any) -> bool:
-    """Mistral's reference MoeLayer (mistral-src moe.py; gpt-fast's and hand-written Mixtrals
-    alike): a bias-free ``gate`` Linear (E, D), ``experts`` a ModuleList of E SwiGLU modules
-    with bias-free w1, w3 (I, D) and w2 (D, I), a top k (``_listed_k``)."""
+    """Mistral's reference MoeLayer (mistral-src moe.py; gpt-fast's, litgpt's LLaMAMoE and
+    hand-written Mixtrals alike): a bias-free ``gate`` Linear (E, D), ``experts`` a ModuleList
+    of E SwiGLU modules with bias-free gate and up (I, D) and down (D, I) Linears
+    (``_swiglu_names``), a top k (``_listed_k``); litgpt's optional ``shared_experts`` (a
+    SwiGLU module) and ``config.routed_scaling_factor``."""
     gate, experts = getattr(module, "gate", None), getattr(module, "experts", None)
     if not (isinstance(gate, torch.nn.Linear) and gate.bias is None
             and isinstance(experts, torch.nn.ModuleList) and len(experts) == gate.out_features
             and _listed_k(module) is not None):
         return False
-    d = gate.in_features
-    for e in experts:
-        w1, w2, w3 = (getattr(e, n, None) for n in ("w1", "w2", "w3"))
-        if not all(isinstance(w, torch.nn.Linear) and w.bias is None for w in (w1, w2, w3)) \
-                or w1.weight.shape != w3.weight.shape or w1.in_features != d \
+    d, names = gate.in_features, _swiglu_names(experts[0])
+    shared = getattr(module, "shared_experts", None)
+    for e in (*experts, *([] if shared is None else [shared])):
+        if names is None or _swiglu_names(e) != names:
+            return False
+        w1, w3, w2 = (getattr(e, n) for n in names)
+        if w1.weight.shape != w3.weight.shape or w1.in_features != d \
                 or w2.weight.shape != (d, w1.out_features):
             return False
     return True
@@ -607,8 +625,15 @@ def _listed_forward(block: Any, x: torch.Tensor) -> torch.Tensor:
     logits = block.gate(x)
     w = torch.ops.qasic.masked_softmax(logits, torch.ops.qasic.topk_mask(logits,
                                                                          _listed_k(block)))
+    scale = getattr(getattr(block, "config", None), "routed_scaling_factor", 1.0)
+    if scale != 1.0:
+        w = w * scale
+    gate, up, down = _swiglu_names(block.experts[0])
     cat = lambda name, dim: torch.cat([getattr(e, name).weight for e in block.experts], dim)
-    return weighted_sum(x, w, cat("w1", 0), cat("w3", 0), cat("w2", 1), F.silu).view(shape)
+    y = weighted_sum(x, w, cat(gate, 0), cat(up, 0), cat(down, 1), F.silu)
+    if getattr(block, "shared_experts", None) is not None:
+        y = y + block.shared_experts(x)
+    return y.view(shape)
 
 
 def _switch(module: Any) -> bool:
@@ -711,8 +736,9 @@ LAYOUTS = (  # the first that matches
     Layout("MuSE Spark's: the expert interface's with has_post_expert_norm, a norm module of "
            "each expert's output", _module_normed,
            _routed(_module_normed_experts), _stacked_refusal, _rule_top),
-    Layout("mistral-src's MoeLayer: a bias-free gate Linear (E, D), experts a ModuleList of E "
-           "SwiGLU w1, w2, w3, num_experts_per_tok", _listed,
+    Layout("mistral-src's MoeLayer (litgpt's LLaMAMoE): a bias-free gate Linear (E, D), "
+           "experts a ModuleList of E SwiGLU w1, w2, w3 (fc_1, fc_2, proj), "
+           "num_experts_per_tok (n_expert_per_token)", _listed,
            lambda b: ((b, "forward", functools.partial(_listed_forward, b)),), lambda b: None,
            lambda b: f"softmax over the top {_listed_k(b)} gate logits, SwiGLU experts"),
     Layout("Switch Transformers': a router whose classifier (E, D) picks one expert, an "
