@@ -389,7 +389,7 @@ MODELS: dict[str, tuple[str, Callable[[], object], tuple[int, ...] | Ids]] = {
     "litgpt_qwen2_5": ("litgpt", _litgpt("Qwen2.5-0.5B", n_query_groups=2), LM),
     "litgpt_qwen3": ("litgpt", _litgpt("Qwen3-0.6B", n_query_groups=2), LM),
     "litgpt_olmo": ("litgpt", _litgpt("OLMo-1B-hf"), LM),
-    "litgpt_olmo2": ("litgpt", _litgpt("OLMo-2-1124-7B"), LM),
+    "litgpt_olmo2": ("litgpt", _litgpt("OLMo-2-1124-7B", n_query_groups=4), LM),
     "litgpt_stablelm": ("litgpt", _litgpt("stablelm-base-alpha-3b"), LM),
     "litgpt_mixtral": ("litgpt", _litgpt("Mixtral-8x7B-v0.1", n_query_groups=2, n_expert=4,
                                          n_expert_per_token=2), LM),
