@@ -5,21 +5,34 @@ and simulate bit-exact? A check that qasic runs code its authors never read.
     python -m benchmarks.third_party --out out/third_party [--only NAME,...] [--timeout S]
 
 The libraries (LIBRARIES, pinned) are pure PyTorch and go to ``.cache/third_party`` with
-``pip install --no-deps --target`` (their own dependencies are torch, numpy and einops, which
-the venv has): lucidrains' ``vit-pytorch`` (the vision transformers of 30 papers, one file
-each) and Project MONAI (``monai``, medical imaging: 2-D and 3-D U-Nets, SegResNet, UNETR,
-SwinUNETR, DenseNet, EfficientNet, VNet, autoencoders). ``vit_pytorch``'s package init imports
-its DINO and ES-ViT trainers, which import ``torchvision.transforms`` (torchvision cannot be
-installed here: its wheels pull CUDA); a stand-in module satisfies that import, and no network
-run here uses it.
+``pip install --no-deps --target``, with the pure-Python dependencies the venv lacks
+(DEPENDENCIES: beartype, hyper-connections, jaxtyping, ...): lucidrains' ``vit-pytorch`` (the
+vision transformers of 30 papers, one file each), Project MONAI (medical imaging: 2-D and 3-D
+U-Nets, SegResNet, UNETR, SwinUNETR, DenseNet, EfficientNet, VNet, autoencoders), Lightning AI's
+``litgpt`` (one GPT class, each LLM family a Config), ``torchtune`` (TransformerDecoders from its
+component builders, a LoRA one too) and lucidrains' language models and layers (PaLM, MEGABYTE,
+local attention, GateLoop, Hourglass, Mega, recurrent-memory and block-recurrent transformers,
+CoLT5, Taylor-series linear attention, ST-MoE, Soft MoE). Stand-ins satisfy imports the networks
+never use: ``vit_pytorch``'s package init imports its DINO and ES-ViT trainers, which import
+``torchvision.transforms`` (its wheels pull CUDA); ``litgpt``'s imports its LLM API and trainers
+(``lightning``) and ``model.py`` a checkpoint converter; ``torchtune``'s and its model families'
+import its datasets, tokenizers and ``torchao``'s NF4 tensors (QLoRA's). Each network's own
+modules are imported from the package as installed.
 
-Every network (MODELS: the library, a builder of a small configuration, the input shape) is
-built from ``torch.manual_seed(0)`` with its library's own initialization, and run through
+Every network (MODELS: the library, a builder of a small configuration, the input: a float
+shape, or ``Ids(vocab, seq, causal)``, int64 token ids (batch, seq) in [0, vocab)) is built from
+``torch.manual_seed(0)`` with its library's own initialization, and run through
 ``qasic.evaluate(model, x, calibration=x)`` (W8A8, the default arch) on 4 random inputs, each
 in its own subprocess with a time limit. Records: ``status`` ``ok`` (``bit_exact``,
 ``cosine`` to fp32, ``cycles``), ``refused`` (qasic's one line), ``crash`` (any other
-exception: a bug), ``timeout`` or ``unavailable`` (the library is not installed). A network
-returning a tuple is evaluated on its first output. Results: ``third_party.json``.
+exception: a bug), ``build`` (the library refused its configuration), ``timeout`` or
+``unavailable`` (the library is not installed). A causal LM (``Ids(..., causal=True)``) also
+generates after its evaluation, as benchmarks.family_survey's decoders do
+(``family_survey.generation``: a prefill of 6 tokens, 8 decode steps on the simulator):
+``generate`` is ``exact`` (every token and every step's logit codes equal the golden
+reference's; ``decode_cycles`` per token), ``differs``, or ``refused: <qasic's line>`` (or
+``crash: ...``). A network returning a tuple is evaluated on its first output. Results:
+``third_party.json``.
 """
 
 from __future__ import annotations
