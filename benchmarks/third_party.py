@@ -5,21 +5,34 @@ and simulate bit-exact? A check that qasic runs code its authors never read.
     python -m benchmarks.third_party --out out/third_party [--only NAME,...] [--timeout S]
 
 The libraries (LIBRARIES, pinned) are pure PyTorch and go to ``.cache/third_party`` with
-``pip install --no-deps --target`` (their own dependencies are torch, numpy and einops, which
-the venv has): lucidrains' ``vit-pytorch`` (the vision transformers of 30 papers, one file
-each) and Project MONAI (``monai``, medical imaging: 2-D and 3-D U-Nets, SegResNet, UNETR,
-SwinUNETR, DenseNet, EfficientNet, VNet, autoencoders). ``vit_pytorch``'s package init imports
-its DINO and ES-ViT trainers, which import ``torchvision.transforms`` (torchvision cannot be
-installed here: its wheels pull CUDA); a stand-in module satisfies that import, and no network
-run here uses it.
+``pip install --no-deps --target``, with the pure-Python dependencies the venv lacks
+(DEPENDENCIES: beartype, hyper-connections, jaxtyping, ...): lucidrains' ``vit-pytorch`` (the
+vision transformers of 30 papers, one file each), Project MONAI (medical imaging: 2-D and 3-D
+U-Nets, SegResNet, UNETR, SwinUNETR, DenseNet, EfficientNet, VNet, autoencoders), Lightning AI's
+``litgpt`` (one GPT class, each LLM family a Config), ``torchtune`` (TransformerDecoders from its
+component builders, a LoRA one too) and lucidrains' language models and layers (PaLM, MEGABYTE,
+local attention, GateLoop, Hourglass, Mega, recurrent-memory and block-recurrent transformers,
+CoLT5, Taylor-series linear attention, ST-MoE, Soft MoE). Stand-ins satisfy imports the networks
+never use: ``vit_pytorch``'s package init imports its DINO and ES-ViT trainers, which import
+``torchvision.transforms`` (its wheels pull CUDA); ``litgpt``'s imports its LLM API and trainers
+(``lightning``) and ``model.py`` a checkpoint converter; ``torchtune``'s and its model families'
+import its datasets, tokenizers and ``torchao``'s NF4 tensors (QLoRA's). Each network's own
+modules are imported from the package as installed.
 
-Every network (MODELS: the library, a builder of a small configuration, the input shape) is
-built from ``torch.manual_seed(0)`` with its library's own initialization, and run through
+Every network (MODELS: the library, a builder of a small configuration, the input: a float
+shape, or ``Ids(vocab, seq, causal)``, int64 token ids (batch, seq) in [0, vocab)) is built from
+``torch.manual_seed(0)`` with its library's own initialization, and run through
 ``qasic.evaluate(model, x, calibration=x)`` (W8A8, the default arch) on 4 random inputs, each
 in its own subprocess with a time limit. Records: ``status`` ``ok`` (``bit_exact``,
 ``cosine`` to fp32, ``cycles``), ``refused`` (qasic's one line), ``crash`` (any other
-exception: a bug), ``timeout`` or ``unavailable`` (the library is not installed). A network
-returning a tuple is evaluated on its first output. Results: ``third_party.json``.
+exception: a bug), ``build`` (the library refused its configuration), ``timeout`` or
+``unavailable`` (the library is not installed). A causal LM (``Ids(..., causal=True)``) also
+generates after its evaluation, as benchmarks.family_survey's decoders do
+(``family_survey.generation``: a prefill of 6 tokens, 8 decode steps on the simulator):
+``generate`` is ``exact`` (every token and every step's logit codes equal the golden
+reference's; ``decode_cycles`` per token), ``differs``, or ``refused: <qasic's line>`` (or
+``crash: ...``). A network returning a tuple is evaluated on its first output. Results:
+``third_party.json``.
 """
 
 from __future__ import annotations
@@ -37,11 +50,29 @@ import time
 import traceback
 import types
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / ".cache" / "third_party"
-LIBRARIES = {"vit_pytorch": "vit-pytorch==1.26.14", "monai": "monai==1.6.1"}
+LIBRARIES = {"vit_pytorch": "vit-pytorch==1.26.14", "monai": "monai==1.6.1",
+             "litgpt": "litgpt==0.5.13", "torchtune": "torchtune==0.6.1",
+             "palm_pytorch": "PaLM-pytorch==0.2.2",
+             "MEGABYTE_pytorch": "MEGABYTE-pytorch==0.3.6",
+             "local_attention": "local-attention==1.11.2",
+             "gateloop_transformer": "gateloop-transformer==0.2.5",
+             "hourglass_transformer_pytorch": "hourglass-transformer-pytorch==0.0.6",
+             "simple_hierarchical_transformer": "simple-hierarchical-transformer==0.4.0",
+             "mega_pytorch": "Mega-pytorch==0.1.0",
+             "recurrent_memory_transformer_pytorch": "recurrent-memory-transformer-pytorch==0.7.0",
+             "block_recurrent_transformer_pytorch": "block-recurrent-transformer-pytorch==0.4.4",
+             "colt5_attention": "CoLT5-attention==0.11.2",
+             "taylor_series_linear_attention": "taylor-series-linear-attention==0.2.0",
+             "st_moe_pytorch": "st-moe-pytorch==0.1.8",
+             "soft_moe_pytorch": "soft-moe-pytorch==0.1.9"}
+# pure-Python dependencies of those that the venv lacks (installed beside them, --no-deps)
+DEPENDENCIES = ("beartype==0.23.1", "hyper-connections==0.4.11", "jaxtyping==0.3.11",
+                "wadler-lindig==0.1.8", "rotary-embedding-torch==0.9.1")
 TIMEOUT = 600.0
 SCHEMA = "third_party/1"
 
@@ -109,7 +140,133 @@ def _unets(d: int) -> dict:
     }
 
 
-MODELS: dict[str, tuple[str, Callable[[], object], tuple[int, ...]]] = {
+@dataclass(frozen=True)
+class Ids:
+    """An input of token ids, int64 (batch, ``seq``) in [0, ``vocab``), in place of a float
+    shape; ``causal``: a causal LM, which also generates (the record's ``generate``)."""
+
+    vocab: int
+    seq: int = 16
+    causal: bool = True
+
+
+VOCAB = 64
+LM = Ids(VOCAB)
+# litgpt: every layout a Config of its own at one tiny size (the per-layer lists cut to 2 layers)
+TINY = {"n_layer": 2, "n_embd": 32, "n_head": 4, "head_size": 8, "intermediate_size": 64,
+        "moe_intermediate_size": 32, "block_size": 16, "vocab_size": VOCAB,
+        "padded_vocab_size": VOCAB}
+PER_LAYER = ("sliding_window_indices", "rope_indices")
+
+
+def _lib(module: str, attr: str, **kw) -> Callable[[], object]:
+    """``module.attr(**kw)`` of an installed library."""
+    def build():
+        import importlib
+
+        return getattr(importlib.import_module(module), attr)(**kw)
+    return build
+
+
+@contextlib.contextmanager
+def _litgpt_stand_in() -> Iterator[None]:
+    """litgpt's networks without its package init (``litgpt/__init__`` imports its LLM API,
+    trainers and loggers, which import ``lightning``: not installed) and with a stand-in for
+    ``litgpt.scripts.convert_hf_checkpoint`` (``model.py`` imports its ``qkv_reassemble``,
+    which only converts a legacy checkpoint's fused QKV when one is loaded: never here)."""
+    root = TARGET / "litgpt"
+    names = ("litgpt", "litgpt.scripts", "litgpt.scripts.convert_hf_checkpoint")
+    saved = {k: sys.modules.get(k) for k in names}
+    pkg, scripts = types.ModuleType("litgpt"), types.ModuleType("litgpt.scripts")
+    pkg.__path__, scripts.__path__ = [str(root)], [str(root / "scripts")]
+    convert = types.ModuleType("litgpt.scripts.convert_hf_checkpoint")
+
+    def qkv_reassemble(*a, **k):
+        raise RuntimeError("litgpt.scripts.convert_hf_checkpoint is a stand-in here")
+
+    convert.qkv_reassemble = qkv_reassemble
+    if saved["litgpt"] is None:  # kept after: litgpt's Config finds its classes in litgpt.model
+        sys.modules.update(dict(zip(names, (pkg, scripts, convert), strict=True)))
+    yield
+
+
+def _litgpt(name: str, **overrides) -> Callable[[], object]:
+    """litgpt's ``GPT(Config.from_name(name, **TINY, **overrides))``."""
+    def build():
+        with _litgpt_stand_in():
+            from litgpt.config import Config, name_to_config
+            from litgpt.model import GPT
+
+            base = name_to_config[name]
+            cut = {k: base[k][:TINY["n_layer"]] for k in PER_LAYER if base.get(k)}
+            config = Config.from_name(name, **(TINY | cut | overrides))
+            model = GPT(config)
+        return model
+    return build
+
+
+@contextlib.contextmanager
+def _torchtune_stand_in() -> Iterator[None]:
+    """torchtune's component builders without the package inits of ``torchtune``,
+    ``torchtune.models`` and its families' (they import its recipes' datasets,
+    tokenizers and ``torchao``'s training code: ``datasets``, ``tiktoken``, ``torchao`` are not
+    installed) and, when ``torchao`` is absent, a stand-in ``torchao.dtypes.nf4tensor``
+    (``torchtune.modules`` imports NF4Tensor, to_nf4 and linear_nf4 for QLoRA's 4-bit base
+    weights: never built here, ``quantize_base`` stays False)."""
+    root = TARGET / "torchtune"
+    pkgs = {"torchtune": root, "torchtune.models": root / "models"} | {
+        f"torchtune.models.{d.name}": d for d in (root / "models").iterdir()
+        if (d / "__init__.py").is_file()}  # one family's builders import another's
+    stubs = {}
+    if importlib.util.find_spec("torchao") is None:
+        nf4 = types.ModuleType("torchao.dtypes.nf4tensor")
+        nf4.NF4Tensor = type("NF4Tensor", (), {})
+
+        def absent(*a, **k):
+            raise RuntimeError("torchao is a stand-in here: no NF4 (QLoRA) weights")
+
+        nf4.to_nf4 = nf4.linear_nf4 = absent
+        nf4.implements = lambda *a, **k: (lambda f: f)
+        stubs = {"torchao": types.ModuleType("torchao"),
+                 "torchao.dtypes": types.ModuleType("torchao.dtypes"),
+                 "torchao.dtypes.nf4tensor": nf4}
+    for name, path in pkgs.items():  # kept after, as imported packages are
+        if name not in sys.modules:
+            sys.modules[name] = types.ModuleType(name)
+            sys.modules[name].__path__ = [str(path)]
+    sys.modules.update(stubs)
+    try:
+        yield
+    finally:  # removed: other code asks whether torchao is installed
+        for k in stubs:
+            sys.modules.pop(k, None)
+
+
+def _torchtune(family: str, builder: str = "", **kw) -> Callable[[], object]:
+    """torchtune's ``torchtune.models.<family>._component_builders.<builder>(**kw)``, a
+    TransformerDecoder at a tiny size."""
+    def build():
+        import importlib
+
+        with _torchtune_stand_in():
+            module = importlib.import_module(f"torchtune.models.{family}._component_builders")
+            return getattr(module, builder or family)(**kw)
+    return build
+
+
+TUNE = {"vocab_size": VOCAB, "num_layers": 2, "num_heads": 4, "embed_dim": 32,
+        "max_seq_len": 16}
+
+
+def _st_moe():
+    """st-moe-pytorch's block: its MoE (4 experts, top-2 gating) between two feedforwards."""
+    from st_moe_pytorch import MoE, SparseMoEBlock
+
+    return SparseMoEBlock(MoE(dim=32, num_experts=4, gating_top_n=2), add_ff_before=True,
+                          add_ff_after=True)
+
+
+MODELS: dict[str, tuple[str, Callable[[], object], tuple[int, ...] | Ids]] = {
     # lucidrains' vit-pytorch
     "vit": ("vit_pytorch", _vit("vit", "ViT", **VIT), (3, 32, 32)),
     "simple_vit": ("vit_pytorch", _vit("simple_vit", "SimpleViT", **VIT), (3, 32, 32)),
@@ -225,6 +382,99 @@ MODELS: dict[str, tuple[str, Callable[[], object], tuple[int, ...]]] = {
                              (1, 32, 32)),
     "monai_generator": ("monai", _monai("Generator", latent_shape=(8,), start_shape=(8, 4, 4),
                                         channels=(8, 4, 1), strides=(2, 2, 2)), (8,)),
+    # litgpt (Lightning AI): one GPT class, each family a Config
+    "litgpt_pythia": ("litgpt", _litgpt("pythia-14m"), LM),
+    "litgpt_llama3": ("litgpt", _litgpt("Llama-3.2-1B", n_query_groups=2), LM),
+    "litgpt_llama2": ("litgpt", _litgpt("Llama-2-7b-hf"), LM),
+    "litgpt_smollm2": ("litgpt", _litgpt("SmolLM2-135M", n_query_groups=1), LM),
+    "litgpt_phi2": ("litgpt", _litgpt("phi-2"), LM),
+    "litgpt_phi3": ("litgpt", _litgpt("Phi-3-mini-4k-instruct"), LM),
+    "litgpt_phi4_mini": ("litgpt", _litgpt("Phi-4-mini-instruct", n_query_groups=2), LM),
+    "litgpt_gemma": ("litgpt", _litgpt("Gemma-2b", n_query_groups=1), LM),
+    "litgpt_gemma2": ("litgpt", _litgpt("Gemma-2-2b", n_query_groups=2,
+                                        sliding_window_size=8), LM),
+    "litgpt_gemma3": ("litgpt", _litgpt("Gemma-3-1b-it", n_query_groups=1,
+                                        sliding_window_size=8), LM),
+    "litgpt_falcon": ("litgpt", _litgpt("falcon-7b", n_query_groups=1), LM),
+    "litgpt_falcon3": ("litgpt", _litgpt("Falcon3-1B-Base", n_query_groups=2), LM),
+    "litgpt_mistral": ("litgpt", _litgpt("Mistral-7B-v0.1", n_query_groups=2,
+                                         sliding_window_size=8), LM),
+    "litgpt_qwen2_5": ("litgpt", _litgpt("Qwen2.5-0.5B", n_query_groups=2), LM),
+    "litgpt_qwen3": ("litgpt", _litgpt("Qwen3-0.6B", n_query_groups=2), LM),
+    "litgpt_olmo": ("litgpt", _litgpt("OLMo-1B-hf"), LM),
+    "litgpt_olmo2": ("litgpt", _litgpt("OLMo-2-1124-7B", n_query_groups=4), LM),
+    "litgpt_stablelm": ("litgpt", _litgpt("stablelm-base-alpha-3b"), LM),
+    "litgpt_mixtral": ("litgpt", _litgpt("Mixtral-8x7B-v0.1", n_query_groups=2, n_expert=4,
+                                         n_expert_per_token=2), LM),
+    "litgpt_qwen3_moe": ("litgpt", _litgpt("Qwen3-30B-A3B", n_query_groups=2, n_expert=4,
+                                           n_expert_per_token=2), LM),
+    # torchtune (PyTorch): its component builders, TransformerDecoder at a tiny size
+    "torchtune_llama2": ("torchtune", _torchtune("llama2", **TUNE, num_kv_heads=4,
+                                                 intermediate_dim=64), LM),
+    "torchtune_llama3": ("torchtune", _torchtune("llama3", **TUNE, num_kv_heads=2,
+                                                 intermediate_dim=64), LM),
+    "torchtune_llama3_1": ("torchtune", _torchtune("llama3_1", **TUNE, num_kv_heads=2,
+                                                   intermediate_dim=64), LM),
+    "torchtune_qwen2": ("torchtune", _torchtune("qwen2", **TUNE, num_kv_heads=2,
+                                                intermediate_dim=64,
+                                                tie_word_embeddings=True), LM),
+    "torchtune_gemma": ("torchtune", _torchtune("gemma", **TUNE, head_dim=8, num_kv_heads=1,
+                                                intermediate_dim=64), LM),
+    "torchtune_gemma2": ("torchtune", _torchtune("gemma2", **TUNE, head_dim=8, num_kv_heads=2,
+                                                 intermediate_dim=64, sliding_window_size=8),
+                         LM),
+    "torchtune_phi3": ("torchtune", _torchtune("phi3", **TUNE, num_kv_heads=4,
+                                               intermediate_dim=64), LM),
+    "torchtune_mistral": ("torchtune", _torchtune("mistral", **TUNE, num_kv_heads=2,
+                                                  intermediate_dim=64), LM),
+    "torchtune_lora_llama3": ("torchtune", _torchtune(
+        "llama3", "lora_llama3", lora_attn_modules=["q_proj", "v_proj"], apply_lora_to_mlp=True,
+        **TUNE, num_kv_heads=2, intermediate_dim=64, lora_rank=4, lora_alpha=8.0), LM),
+    # lucidrains' language models, one package each
+    "palm": ("palm_pytorch", _lib("palm_pytorch", "PaLM", dim=32, num_tokens=VOCAB, depth=2,
+                                  dim_head=8, heads=4), LM),
+    "megabyte": ("MEGABYTE_pytorch", _lib("MEGABYTE_pytorch", "MEGABYTE", num_tokens=VOCAB,
+                                          dim=(32, 16), depth=(1, 1), max_seq_len=(4, 4),
+                                          dim_head=8, heads=2), LM),
+    "local_transformer": ("local_attention", _lib("local_attention", "LocalTransformer",
+                                                  num_tokens=VOCAB, max_seq_len=16, dim=32,
+                                                  depth=2, local_attn_window_size=4,
+                                                  dim_head=8, heads=2), LM),
+    "gateloop": ("gateloop_transformer", _lib("gateloop_transformer", "Transformer", dim=32,
+                                              num_tokens=VOCAB, depth=2, dim_head=8, heads=2,
+                                              checkpoint_gate_looped_attn=False), LM),
+    "gateloop_attention": ("gateloop_transformer", _lib(
+        "gateloop_transformer", "Transformer", dim=32, num_tokens=VOCAB, depth=2, dim_head=8,
+        heads=2, use_gate_looped_attn=False), LM),
+    "hourglass": ("hourglass_transformer_pytorch", _lib(
+        "hourglass_transformer_pytorch", "HourglassTransformerLM", num_tokens=VOCAB, dim=32,
+        max_seq_len=16, depth=(1, 1, 1), shorten_factor=2, heads=2, dim_head=8), LM),
+    "hierarchical": ("simple_hierarchical_transformer", _lib(
+        "simple_hierarchical_transformer", "HierarchicalTransformer", num_tokens=VOCAB, dim=32,
+        depth=2, seq_len=16, dim_head=8, heads=2, hierarchies=(1, 2), window_sizes=(4, 2)),
+        LM),
+    "mega": ("mega_pytorch", _lib("mega_pytorch", "Mega", dim=32, num_tokens=VOCAB, depth=2,
+                                  ema_heads=4, attn_dim_qk=16, attn_dim_value=32), LM),
+    "recurrent_memory": ("recurrent_memory_transformer_pytorch", _lib(
+        "recurrent_memory_transformer_pytorch", "RecurrentMemoryTransformer", dim=32,
+        num_tokens=VOCAB, depth=2, num_memory_tokens=4, seq_len=16, dim_head=8, heads=2,
+        num_residual_streams=1), LM),
+    "block_recurrent": ("block_recurrent_transformer_pytorch", _lib(
+        "block_recurrent_transformer_pytorch", "BlockRecurrentTransformer", num_tokens=VOCAB,
+        dim=32, depth=2, dim_head=8, heads=2, max_seq_len=16, block_width=8,
+        num_state_vectors=4, recurrent_layers=(2,)), LM),
+    # lucidrains' layers, on float (tokens, features)
+    "colt5_block": ("colt5_attention", _lib(
+        "colt5_attention", "ConditionalRoutedTransformerBlock", dim=32, light_dim_head=8,
+        light_heads=2, light_window_size=4, heavy_dim_head=8, heavy_heads=2, light_ff_mult=2,
+        heavy_ff_mult=2, num_heavy_attn_tokens_q=8, num_heavy_attn_tokens_kv=8,
+        num_heavy_ff_tokens=8), (16, 32)),
+    "taylor_linear_attn": ("taylor_series_linear_attention", _lib(
+        "taylor_series_linear_attention", "TaylorSeriesLinearAttn", dim=32, dim_head=8,
+        heads=2), (16, 32)),  # causal=True needs pytorch-fast-transformers' CUDA kernel
+    "st_moe_block": ("st_moe_pytorch", _st_moe, (16, 32)),
+    "soft_moe": ("soft_moe_pytorch", _lib("soft_moe_pytorch", "SoftMoE", dim=32, seq_len=16,
+                                          num_experts=4), (16, 32)),
 }
 
 
@@ -275,7 +525,6 @@ def empty_record(name: str) -> dict:
 
 def run_one(name: str) -> dict:
     """Build ``name`` and evaluate it in this process: its record (never raises)."""
-    import numpy as np
     import torch
 
     from qasic.errors import QasicError
@@ -291,17 +540,23 @@ def run_one(name: str) -> dict:
     try:
         torch.manual_seed(0)
         model = build().eval()
-        x = np.random.default_rng(0).standard_normal((4, *shape)).astype(np.float32)
+        x = inputs(shape)
         with torch.no_grad():
             y = model(torch.from_numpy(x))
         if isinstance(y, (tuple, list)):
             model = first_output(model)
     except Exception as e:  # noqa: BLE001 - the library refused its configuration
         return rec | {"status": "build", "error": f"{type(e).__name__}: {str(e)[:300]}"}
+    stage = "evaluate"
     try:
         out = qasic_evaluate(model, x)
         rec |= {"status": "ok", "bit_exact": bool(out["bit_exact"]),
                 "cosine": float(out["cosine"]), "cycles": int(out["cycles"])}
+        if isinstance(shape, Ids) and shape.causal:
+            from benchmarks.family_survey import generation
+
+            stage = "generate"
+            rec |= generation(model, x)
     except QasicError as e:
         rec |= {"status": "refused", "error": str(e).splitlines()[0][:500]}
     except Exception as e:  # noqa: BLE001 - every failure is a finding
@@ -309,7 +564,20 @@ def run_one(name: str) -> dict:
                   if str(ROOT) in f.filename]
         where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
         rec |= {"status": "crash", "error": f"{type(e).__name__}: {str(e)[:300]}{where}"}
+    if stage == "generate" and rec["status"] != "ok":  # evaluated; its generation failed
+        rec |= {"status": "ok", "generate": f"{rec['status']}: {rec.pop('error')}",
+                "error": None}
     return rec | {"wall_s": round(time.perf_counter() - t0, 2)}
+
+
+def inputs(shape: tuple[int, ...] | Ids, batch: int = 4):
+    """The evaluation's inputs: ``batch`` random float samples of ``shape``, or token ids."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    if isinstance(shape, Ids):
+        return rng.integers(0, shape.vocab, (batch, shape.seq)).astype(np.int64)
+    return rng.standard_normal((batch, *shape)).astype(np.float32)
 
 
 def qasic_evaluate(model, x):
@@ -342,7 +610,7 @@ def run_isolated(name: str, timeout: float = TIMEOUT) -> dict:
 def install() -> int:
     """The pinned packages into TARGET, without their dependencies."""
     cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(TARGET),
-           *LIBRARIES.values()]
+           *LIBRARIES.values(), *DEPENDENCIES]
     return subprocess.call(cmd)
 
 

@@ -67,17 +67,22 @@ def tensors_kept(model: Any) -> Iterator[None]:
 
 @contextlib.contextmanager
 def same_dtype_casts() -> Iterator[None]:
-    """Trace with ``module.to(dtype)`` of a module already in that dtype being the module: a
-    forward that casts a submodule (Switch Transformers' and NLLB-MoE's routers,
-    ``self.classifier = self.classifier.to(self.dtype)``) would otherwise make torch.export
-    swap the parameters it traces ("Couldn't swap Linear.weight")."""
+    """Trace with ``module.to(dtype)`` / ``module.to(device)`` of a module already in that
+    dtype and on that device being the module: a forward that casts a submodule (Switch
+    Transformers' and NLLB-MoE's routers, ``self.classifier = self.classifier.to(self.dtype)``)
+    or moves its experts (lucidrains' soft-moe and st-moe offload the unused ones to the CPU:
+    ``expert.to(device)``) would otherwise make torch.export swap the parameters it traces
+    ("Couldn't swap Linear.weight")."""
     to = torch.nn.Module.to
 
     def kept(self: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
         device, dtype, _, fmt = torch._C._nn._parse_to(*args, **kwargs)
-        floats = [t for t in (*self.parameters(), *self.buffers()) if t.is_floating_point()]
-        if device is None and fmt is None and dtype is not None \
-                and all(t.dtype == dtype for t in floats):
+        tensors = [*self.parameters(), *self.buffers()]
+        floats = [t for t in tensors if t.is_floating_point()]
+        if fmt is None and (dtype is not None or device is not None) \
+                and all(t.dtype == dtype for t in floats if dtype is not None) \
+                and all(t.device == torch.device(device) for t in tensors
+                        if device is not None):
             return self
         return to(self, *args, **kwargs)
 
@@ -122,7 +127,8 @@ PATCHES: tuple[CapturePatch, ...] = (
     CapturePatch(
         "same_dtype_casts",
         "capture_patches",
-        "module.to(dtype) of a module already in that dtype is the module (routers' casts)",
+        "module.to(dtype / device) of a module already so is the module (routers' casts, "
+        "experts offloaded to the CPU)",
         lambda model, args: same_dtype_casts(),
     ),
     CapturePatch(

@@ -10,9 +10,11 @@ when it is a weight). The product is reshaped to its free axes and permuted to `
 'bhqd,bhkd->bhqk', 'bhqk,bhkd->bhqd', 'bqd,dk->bqk', 'bid,jd->bij' all take this form.
 An ellipsis '...' is written out first as letters the equation does not use, aligned from the
 right (LongT5's '...qhd,...khd->...hqk'). One operand whose output reorders its indices is a
-permute (DiT's and PixArt's unpatchify, 'nhwpqc->nchpwq'). Refused, naming the equation: other
-operand counts, one operand's sums or diagonals,
-an index repeated in one operand (a diagonal), an index summed over one operand only, sizes
+permute (DiT's and PixArt's unpatchify, 'nhwpqc->nchpwq'). An index summed over one operand
+only is that operand's sum over the axis first (Taylor-series linear attention's normalizer
+'b h n d, b h m d -> b h n': the keys summed over m, then a matmul). Refused, naming the
+equation: other operand counts, one operand's sums or diagonals,
+an index repeated in one operand (a diagonal), an operand summed to a scalar, sizes
 that differ (an ellipsis broadcast over a size-1 axis too). Operands of another dtype are cast
 to the result's first, as torch's type promotion does.
 """
@@ -58,9 +60,10 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     return new
 
 
-def parse(equation: str, ranks: list[int]) -> tuple[str, str, str]:
+def parse(equation: str, ranks: list[int], own_sums: bool = False) -> tuple[str, str, str]:
     """(a, b, out) index strings of a two-operand equation; the implicit output is the indices
-    seen once, sorted (torch's rule)."""
+    seen once, sorted (torch's rule). ``own_sums``: an index summed over one operand only is
+    kept (the caller sums it first), else refused."""
     eq = equation.replace(" ", "")
     lhs, arrow, out = eq.partition("->")
     ins = lhs.split(",")
@@ -80,7 +83,7 @@ def parse(equation: str, ranks: list[int]) -> tuple[str, str, str]:
             _refuse(equation, f"'{s}' names {len(s)} axes of a rank-{r} operand",
                     "name each axis of each operand once")
     summed = [c for c in ins[0] + ins[1] if c not in out and (c in ins[0]) != (c in ins[1])]
-    if summed:
+    if summed and not own_sums:
         _refuse(equation, f"index '{summed[0]}' summed over one operand only",
                 "sum that axis first (x.sum(dim)) and leave it out of the equation")
     return ins[0], ins[1], out
@@ -190,7 +193,8 @@ def _chain(g: fx.Graph, node: fx.Node, equation: str, ops: list[fx.Node]) -> fx.
 
 
 def _two(g: fx.Graph, node: fx.Node, equation: str, ops: list[fx.Node]) -> fx.Node:
-    a, b, out = parse(equation, [o.meta["val"].dim() for o in ops])
+    a, b, out = parse(equation, [o.meta["val"].dim() for o in ops], own_sums=True)
+    (a, b), ops = _own_sums(_Emitter(g, node, {}), equation, (a, b), out, ops)
     size: dict[str, int] = {}
     for s, o in zip((a, b), ops, strict=True):
         for c, d in zip(s, o.meta["val"].shape, strict=True):
@@ -229,6 +233,26 @@ def _two(g: fx.Graph, node: fx.Node, equation: str, ops: list[fx.Node]) -> fx.No
         math.prod(size[c] for c in s) for s in (m, n)])
     prod = em.reshape(prod, [size[c] for c in have])
     return em.permute(prod, [have.index(c) for c in out])
+
+
+def _own_sums(em: _Emitter, equation: str, ins: tuple[str, str], out: str,
+              ops: list[fx.Node]) -> tuple[tuple[str, str], list[fx.Node]]:
+    """Each operand summed first over the indices only it has and the output does not (an
+    einsum sums them: 'b h n d, b h m d -> b h n' is the keys' sum over m, then the product),
+    with the index strings left."""
+    kept, summed = [], []
+    for i, (s, x) in enumerate(zip(ins, ops, strict=True)):
+        other = ins[1 - i]
+        own = [j for j, c in enumerate(s) if c not in out and c not in other]
+        if own:
+            if len(own) == len(s):
+                _refuse(equation, f"operand '{s}' summed to a scalar",
+                        "sum it first (x.sum()) and multiply by the result")
+            shape = [int(d) for j, d in enumerate(x.meta["val"].shape) if j not in own]
+            x = em.op(aten.sum.dim_IntList, (em.cast(x), own, False), shape)
+        kept.append("".join(c for j, c in enumerate(s) if j not in own))
+        summed.append(x)
+    return (kept[0], kept[1]), summed
 
 
 class _Emitter:

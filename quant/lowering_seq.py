@@ -596,14 +596,18 @@ def feature_part(b: Any, node: Any, x: Act, axis: int, weights: np.ndarray,
     while (view := b.nodes.get(t)) is not None and view.op in ("reshape", "permute"):
         chain.append(view)
         t = view.inputs[0]
-    lin = linear_node(b, t)
-    if lin is None or not chain:
+    terms = _linear_terms(b, t)
+    whole = per_sample(b, node.args[0])  # x's torch shape: a view of x kept without a node
+    if not terms or not (chain or b.shapes[x.name] != whole):
         return None
+    lin = terms[0][0]
     lead, feats = b.shapes[lin.output][:-1], b.shapes[lin.output][-1]
     index = np.arange(math.prod(b.shapes[lin.output])).reshape(b.shapes[lin.output])
     for view in reversed(chain):  # the element of the linear's output each element of x holds
         index = index.reshape(b.shapes[view.output]) if view.op == "reshape" else \
             index.transpose(view.attrs["perm"])
+    if index.shape != whole and index.size == math.prod(whole):
+        index = index.reshape(whole)
     picked = np.moveaxis(np.tensordot(weights, np.moveaxis(index, axis, 0), axes=1), 0, axis)
     if picked.size % math.prod(lead):
         return None  # fewer elements than positions: a selection of positions
@@ -612,11 +616,41 @@ def feature_part(b: Any, node: Any, x: Act, axis: int, weights: np.ndarray,
     if not (rows_ // feats == np.arange(len(rows_))[:, None]).all() \
             or not (rows_ % feats == cols).all():
         return None  # the selection reorders or mixes the positions
-    w, bias = lin.params["weight"], lin.params["bias"]
-    y = b.add(node, "linear", lin.inputs, dict(lin.attrs),
-              {"weight": w[cols], "bias": bias[cols]}, shape=lead + (len(cols),),
-              name=lin.name + tag)
+    ys = [b.add(node, "linear", t.inputs, dict(t.attrs),
+                {"weight": t.params["weight"][cols] * k, "bias": t.params["bias"][cols] * k + c},
+                shape=lead + (len(cols),), name=t.name + tag) for t, k, c in terms]
+    y = ys[0] if len(ys) == 1 else b.add(node, "add", tuple(v.name for v in ys),
+                                         shape=lead + (len(cols),), suffix=tag + ".sum")
     return reshaped(b, node, y, out_shape, suffix=tag + ".view")
+
+
+def _linear_terms(b: Any, name: str) -> list[tuple[Any, float, float]]:
+    """(linear, scale, offset) of each term of the sum that writes ``name``, a term being
+    scale * linear(x) + offset: the one linear (``linear_node``), or the two of an add of
+    linears, either scaled (a LoRA adapter's base(x) + (alpha / rank) * lora_b(lora_a(x)),
+    torchtune's and peft's, an affine lut of lora_b); [] for anything else."""
+    lin = linear_node(b, name)
+    if lin is not None:
+        return [(lin, 1.0, 0.0)]
+    n = b.nodes.get(name)
+    if n is None or n.op != "add" or n.attrs or len(n.inputs) != 2:
+        return []
+    terms = [_scaled_linear(b, i) for i in n.inputs]
+    if any(t is None for t in terms) or len({b.shapes[t[0].output] for t in terms}) != 1:
+        return []
+    return terms
+
+
+def _scaled_linear(b: Any, name: str) -> tuple[Any, float, float] | None:
+    """(linear, scale, offset) when ``name`` is a linear's output or an affine lut of one."""
+    n = b.nodes.get(name)
+    if n is not None and n.op == "lut" and n.attrs.get("fn") == "affine":
+        lin = linear_node(b, n.inputs[0])
+        args = n.attrs.get("fn_args", {})
+        return None if lin is None else (lin, float(args.get("scale", 1.0)),
+                                         float(args.get("offset", 0.0)))
+    lin = linear_node(b, name)
+    return None if lin is None else (lin, 1.0, 0.0)
 
 
 

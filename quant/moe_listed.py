@@ -4,6 +4,10 @@ run densely (qasic.quant.moe): one Layout, LAYOUTS.
     mistral-src's MoeLayer   (gpt-fast's, hand-written Mixtrals) a ``gate`` Linear (E, D),
                              experts w1 (gate), w3 (up), w2 (down); torch.topk of the logits,
                              softmax over the k: weights renormalized over the top k
+    litgpt's LLaMAMoE        the same routing; LLaMAMLP experts fc_1 (gate), fc_2 (up), proj
+                             (down), k in ``config.n_expert_per_token``, the weights times
+                             ``config.routed_scaling_factor``, optional ``shared_experts`` (a
+                             SwiGLU module of the same names) added on every token
     Jamba's SparseMoEBlock   (mambapy's jamba.py, the official Jamba's, HF 4's Mixtral-style
                              blocks) a ``router`` Linear, experts gate_proj, up_proj,
                              down_proj; softmax over all E, then torch.topk: the top k's
@@ -12,7 +16,7 @@ run densely (qasic.quant.moe): one Layout, LAYOUTS.
 The two routings differ (renormalized or not) and nothing in the modules says which the
 forward does, so ``form`` asks the block's own forward, eagerly, on drawn tokens (before
 torch.export traces): which dense weights reproduce it, and whether it returns (output,
-logits). A block whose forward is neither (a shared expert beside, another activation) keeps
+logits). A block whose forward is neither (another shared path, another activation) keeps
 the first form and qasic.quant.moe.check refuses it in one line. A ModuleList of one expert
 and no router (Jamba's dense layers: num_experts 1) routes nothing: not a routed block
 (qasic.quant.moe.looks_routed).
@@ -29,14 +33,16 @@ import torch.nn.functional as F
 
 from qasic.quant.moe_layouts import ROUTERS, Layout, weighted_sum
 
-_TOP_K = ("num_experts_per_tok", "top_k", "k")  # a listed block's k: its own, or its args'
-EXPERT_NAMES = (("w1", "w3", "w2"), ("gate_proj", "up_proj", "down_proj"))  # gate, up, down
+_TOP_K = ("num_experts_per_tok", "top_k", "k",  # a listed block's k: its own, its args'
+          "n_expert_per_token")  # or its config's (litgpt)
+EXPERT_NAMES = (("w1", "w3", "w2"), ("gate_proj", "up_proj", "down_proj"),  # gate, up, down
+                ("fc_1", "fc_2", "proj"))  # litgpt's LLaMAMLP
 
 
 def listed_k(module: Any) -> int | None:
     """The top k of a block of listed experts: an int attribute of the block (or of its
-    ``args``, mistral-src's ModelArgs) named as in _TOP_K."""
-    for owner in (module, getattr(module, "args", None)):
+    ``args``, mistral-src's ModelArgs, or ``config``, litgpt's) named as in _TOP_K."""
+    for owner in (module, getattr(module, "args", None), getattr(module, "config", None)):
         for name in _TOP_K:
             k = getattr(owner, name, None)
             if isinstance(k, int) and not isinstance(k, bool):
@@ -64,12 +70,15 @@ def _names(expert: Any, d: int) -> tuple | None:
 
 def listed(module: Any) -> bool:
     """A bias-free router Linear (E, D), ``experts`` a ModuleList of E SwiGLU modules with the
-    same names (EXPERT_NAMES), a top k (``listed_k``)."""
+    same names (EXPERT_NAMES), a top k (``listed_k``); optional ``shared_experts``, one
+    SwiGLU module of those names."""
     router, experts = _router(module), getattr(module, "experts", None)
     if not (router is not None and isinstance(experts, torch.nn.ModuleList)
             and len(experts) == router.out_features and listed_k(module) is not None):
         return False
-    names = {_names(e, router.in_features) for e in experts}
+    shared = getattr(module, "shared_experts", None)
+    names = {_names(e, router.in_features)
+             for e in (*experts, *([] if shared is None else [shared]))}
     return len(names) == 1 and None not in names
 
 
@@ -95,10 +104,15 @@ def dense_forward(block: Any, form: Form, x: torch.Tensor) -> Any:
     m = torch.ops.qasic.topk_mask(logits, listed_k(block))
     w = torch.ops.qasic.masked_softmax(logits, m) if form.renormalized \
         else torch.softmax(logits, dim=-1) * m
+    scale = getattr(getattr(block, "config", None), "routed_scaling_factor", 1.0)
+    if scale != 1.0:
+        w = w * scale
     g, u, d = _names(block.experts[0], shape[-1])
     cat = lambda name, dim: torch.cat([getattr(e, name).weight for e in block.experts], dim)
     act = getattr(block.experts[0], "act_fn", F.silu)
     y = weighted_sum(flat, w, cat(g, 0), cat(u, 0), cat(d, 1), act).view(shape)
+    if getattr(block, "shared_experts", None) is not None:
+        y = y + block.shared_experts(x)
     return (y, logits) if form.with_logits else y
 
 
@@ -139,8 +153,8 @@ def _describe(block: Any) -> str:
 
 
 LAYOUTS = (
-    Layout("a ModuleList of E SwiGLU experts (w1, w3, w2 or gate_proj, up_proj, down_proj) "
-           "beside a bias-free gate or router Linear (E, D) and a top k: mistral-src's "
-           "MoeLayer, Jamba's SparseMoEBlock", listed, _swaps, lambda b: None, _describe,
+    Layout("a ModuleList of E SwiGLU experts (w1, w3, w2; gate_proj, up_proj, down_proj; "
+           "fc_1, fc_2, proj) beside a bias-free gate or router Linear (E, D) and a top k: "
+           "mistral-src's MoeLayer, Jamba's SparseMoEBlock, litgpt's LLaMAMoE", listed, _swaps, lambda b: None, _describe,
            router=lambda b: None),
 )

@@ -3,8 +3,9 @@ the positions ``destination``, the others in their order (Gemma 3n's and Gemma 4
 attention move their heads axis with it); ``Tensor.T`` (``numpy_T``: Pixtral's patches) as the
 permute reversing every axis; ``torch.swapaxes`` / ``swapdims`` (torchvision's MaxViT swaps
 its grid partition's axes with them, and torch.export keeps the aliases) as the transpose they
-alias. The permute or transpose takes the op's name and meta, so refusals and module names read
-as before."""
+alias; ``Tensor.mT`` / ``mH`` (litgpt's ``q @ k.mT``; mH is mT on real tensors) as
+``transpose(x, -2, -1)``. The permute or transpose takes the op's name and meta, so refusals
+and module names read as before."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from torch import fx
 aten = torch.ops.aten
 MOVEDIMS = (aten.movedim.int, aten.movedim.intlist, aten.numpy_T.default)
 SWAPS = (aten.swapaxes.default, aten.swapdims.default)  # aliases of transpose(x, d0, d1)
+MATRIX_T = (aten.mT.default, aten.mH.default)  # transpose(x, -2, -1)
 
 
 def permutation(rank: int, source: object, destination: object) -> list[int]:
@@ -31,14 +33,16 @@ def permutation(rank: int, source: object, destination: object) -> list[int]:
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no movedim or swap, else a copy with each movedim a
     permute and each swap a transpose."""
-    if not any(n.op == "call_function" and n.target in MOVEDIMS + SWAPS for n in graph.nodes):
+    if not any(n.op == "call_function" and n.target in MOVEDIMS + SWAPS + MATRIX_T
+               for n in graph.nodes):
         return graph
     new, env = fx.Graph(), {}
     for node in graph.nodes:
-        if node.op == "call_function" and node.target in SWAPS:
+        if node.op == "call_function" and node.target in SWAPS + MATRIX_T:
             names = ("axis0", "axis1") if node.target is aten.swapaxes.default \
                 else ("dim0", "dim1")
-            d0, d1 = (*node.args[1:], *(node.kwargs[k] for k in names if k in node.kwargs))
+            d0, d1 = (-2, -1) if node.target in MATRIX_T else (
+                *node.args[1:], *(node.kwargs[k] for k in names if k in node.kwargs))
             t = new.create_node("call_function", aten.transpose.int,
                                 (env[node.args[0]], d0, d1), name=node.name)
             t.meta = dict(node.meta)

@@ -37,6 +37,7 @@ from qasic.quant import (
     glu,
     hard_assign,
     heinsen_scan,
+    id_views,
     keepdim,
     length_norm,
     logsoftmax,
@@ -165,7 +166,7 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("glu", "a GLU becomes its halves' product", _graph_only(glu.decompose)),
     Rewrite("alltopk", "a mask scattered from a top-k of every index is the constant it is",
             _graph_only(alltopk.decompose)),
-    Rewrite("movedim", "movedim, swapaxes and swapdims become permutes",
+    Rewrite("movedim", "movedim, swapaxes, swapdims and mT become permutes / transposes",
             _graph_only(movedim.decompose)),
     Rewrite("matrix_rope", "PE-Audio's 2x2 rotation matrices become RoPE's products",
             _graph_only(matrix_rope.decompose)),
@@ -194,6 +195,9 @@ REWRITES: tuple[Rewrite, ...] = (
             _graph_only(whole_copy.decompose)),
     Rewrite("any_reduce", "torch.any of a boolean over axes becomes the max of its 0/1 values "
             "above 0.5 (PP-DocLayout V3's empty-mask test)", _graph_only(any_reduce.decompose)),
+    Rewrite("id_views", "an embedding of a view of the token ids (reshaped, or padded by "
+            "nothing) becomes the same view of the ids' embedding (MEGABYTE's patches)",
+            id_views.decompose),
 )
 
 

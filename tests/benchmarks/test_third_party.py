@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+import torch.nn.functional as F
+from torch import nn
 
 from benchmarks import third_party
 
@@ -38,3 +40,35 @@ def test_an_unknown_network_is_refused_before_any_work(capsys):
     with pytest.raises(SystemExit):
         third_party.main(["--only", "no_such_net", "--out", "out/x"])
     assert "unknown network(s) no_such_net" in capsys.readouterr().err
+
+
+class _TinyLM(nn.Module):
+    """A causal LM as a library would build one: embedding, causal attention, tied head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb, self.qkv = nn.Embedding(40, 16), nn.Linear(16, 48)
+        self.norm = nn.LayerNorm(16)
+
+    def forward(self, ids):
+        b, s = ids.shape
+        x = self.emb(ids)
+        q, k, v = (t.view(b, s, 2, 8).transpose(1, 2) for t in self.qkv(self.norm(x)).chunk(3, -1))
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return (x + a.transpose(1, 2).reshape(b, s, 16)) @ self.emb.weight.T
+
+
+def test_token_id_rows_take_int64_ids_of_their_vocabulary():
+    ids = third_party.inputs(third_party.Ids(40, 16))
+    assert ids.dtype.name == "int64" and ids.shape == (4, 16)
+    assert ids.min() >= 0 and ids.max() < 40
+    assert third_party.inputs((3, 8)).dtype.name == "float32"
+    lms = [n for n, (_, _, s) in third_party.MODELS.items() if isinstance(s, third_party.Ids)]
+    assert len(lms) >= 25 and all(third_party.MODELS[n][2].seq >= 14 for n in lms)
+
+
+def test_a_causal_lm_row_is_evaluated_on_ids_and_generates(monkeypatch):
+    monkeypatch.setitem(third_party.MODELS, "tiny_lm", ("torch", _TinyLM, third_party.Ids(40)))
+    rec = third_party.run_one("tiny_lm")
+    assert rec["status"] == "ok" and rec["bit_exact"] and rec["cosine"] > 0.99, rec
+    assert rec["generate"] == "exact" and rec["decode_cycles"] > 0, rec

@@ -3,6 +3,7 @@ after the patches are left (its modules, their classes, forwards and tensors).""
 
 import importlib
 
+import pytest
 import torch
 
 from qasic.quant import capture_patches
@@ -60,7 +61,25 @@ class _CastsItsRouter(torch.nn.Module):
         return self.out(torch.relu(self.classifier(x)))
 
 
-def test_a_module_cast_to_its_own_dtype_in_the_forward_captures_and_runs_bit_exact():
+class _OffloadsExperts(torch.nn.Module):
+    """lucidrains' soft-moe / st-moe Experts: the forward moves every expert to its device
+    (the unused ones to the CPU), ``expert.to(device)``, then runs them (torch.export failed:
+    "Couldn't swap Linear.weight")."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.experts = torch.nn.ModuleList(torch.nn.Linear(6, 6) for _ in range(2))
+        self.out = torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        for expert in self.experts:
+            expert.to("cpu")
+        return self.out(sum(torch.relu(e(x)) for e in self.experts))
+
+
+@pytest.mark.parametrize("cls", [_CastsItsRouter, _OffloadsExperts])
+def test_a_module_cast_to_its_own_dtype_or_device_in_the_forward_runs_bit_exact(cls):
     import numpy as np
 
     from qasic.arch.config import default_arch
@@ -71,7 +90,7 @@ def test_a_module_cast_to_its_own_dtype_in_the_forward_captures_and_runs_bit_exa
     from qasic.sim.run import run_functional
 
     to = torch.nn.Module.to
-    model = _CastsItsRouter().eval()
+    model = cls().eval()
     x = np.random.default_rng(0).standard_normal((8, 6)).astype(np.float32)
     fg = capture(model, torch.from_numpy(x[:1]), "casts")
     with torch.no_grad():

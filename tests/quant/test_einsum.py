@@ -13,7 +13,7 @@ import qasic
 from qasic.errors import UnsupportedOpError
 from qasic.quant import capture
 from qasic.quant.einsum import chain, parse, plan
-from tests.quant.transformer_nets import check, ops
+from tests.quant.transformer_nets import check, ops, simulated_output
 
 D, H, S = 16, 2, 6
 
@@ -151,11 +151,25 @@ def test_operands_of_another_dtype_are_promoted_as_torch_does():
     assert cos > 0.999, cos
 
 
+def _taylor_normalizer(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """taylor-series-linear-attention's normalizer: each query against the sum of the keys,
+    'b h n d, b h m d -> b h n' (m summed over the keys only), a column per head."""
+    q, k = _heads(m.q(x)), _heads(m.k(x)).relu()
+    return torch.einsum("bhnd,bhmd->bhn", q, k).transpose(1, 2)
+
+
+def test_an_index_summed_over_one_operand_only_is_that_operands_sum_first():
+    """Before: refused ("index 'm' summed over one operand only")."""
+    x = _seq()
+    graph, q, cos = check(Einsum(_taylor_normalizer), x)
+    assert ops(graph).count("matmul") == 2  # the keys' sum over m (by ones), the product
+    simulated_output(q, x)
+    assert cos > 0.99, cos
+
+
 REFUSED = {
     "bqq,bqd->bqd": (lambda m, x: torch.einsum("bqq,bqd->bqd", m.q(x)[:, :, :S], m.k(x)),
                      "an index repeated in 'bqq'"),
-    "bqd,bkd->bq": (lambda m, x: torch.einsum("bqd,bkd->bq", m.q(x), m.k(x)),
-                    "index 'k' summed over one operand only"),
     "bqd->bq": (lambda m, x: torch.einsum("bqd->bq", m.q(x)), "not a reordering of its axes"),
 }
 

@@ -10,8 +10,10 @@ import torch
 from torch import nn
 
 import qasic
-from qasic.quant import capture
+from qasic.quant import capture, run_float
 from qasic.quant.movedim import permutation
+from tests.quant.opcheck import quantized
+from tests.quant.transformer_nets import simulated_output
 
 
 @pytest.mark.parametrize("source, destination", [(0, 2), (-1, 1), ([0, 3], [2, 0]), (1, 1)])
@@ -87,3 +89,35 @@ def test_a_swapaxes_is_captured_as_a_transpose_and_runs_bit_exact():
     assert not any("swap" in n.op for n in g.nodes)
     r = qasic.evaluate(HeadsSwapped().eval(), x, calibration=x)
     assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+class SoftcappedScores(nn.Module):
+    """litgpt's eager attention (Gemma 2's soft-capped logits): ``q @ k.mT * scale``, then
+    ``tanh(scores / cap) * cap`` and the softmax; ``Tensor.mT`` is exported as its own op."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.qkv, self.out = nn.Linear(8, 24), nn.Linear(8, 8)
+
+    def forward(self, x):
+        b, s, _ = x.shape
+        q, k, v = (t.reshape(b, s, 2, 4).transpose(1, 2) for t in self.qkv(x).chunk(3, -1))
+        scores = torch.tanh(q @ k.mT * 0.5 / 5.0) * 5.0
+        a = torch.softmax(scores, -1) @ v
+        return self.out(a.transpose(1, 2).reshape(b, s, 8))
+
+
+def test_a_matrix_transpose_mT_is_captured_as_a_transpose_and_runs_bit_exact():
+    x = np.random.default_rng(0).standard_normal((4, 6, 8)).astype(np.float32)
+    m = SoftcappedScores().eval()
+    g = capture(m, torch.from_numpy(x[:1]))
+    with torch.no_grad():
+        want = m(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(run_float(g, g.to_internal(x)).reshape(want.shape), want,
+                               rtol=1e-4, atol=1e-5)
+    q = quantized(m, x)
+    got = q.dequantize_output(simulated_output(q, x)).reshape(want.shape)
+    assert np.dot(got.ravel(), want.ravel()) / np.linalg.norm(got) / np.linalg.norm(want) > 0.99
+    r = qasic.evaluate(m, x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
