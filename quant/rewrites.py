@@ -22,6 +22,7 @@ from qasic.quant import (
     column_stack,
     compare_pair,
     complex_rope,
+    const_left,
     constant_rows,
     conv3d_factored,
     convt3d,
@@ -181,6 +182,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("unpool", "a max unpooling at a tiling max pool's indices becomes the top-1 mask "
             "of each window of the pool's input times the unpooled values (ENet, SegNet)",
             _graph_only(unpool.decompose)),
+    Rewrite("const_left", "a constant matrix times an activation's transpose, W @ x.t(), "
+            "becomes the transposed linear (x @ W^T)^T (mamba_ssm's and Vim's dt_proj)",
+            const_left.decompose),
 )
 
 
