@@ -29,6 +29,11 @@ LAYOUTS lists them, the first that matches wins:
                  biased, interleaved)
     listed       mistral-src's MoeLayer (gpt-fast's, hand-written Mixtrals): a gate Linear and a
                  ModuleList of SwiGLU experts w1, w2, w3 (``_listed_forward``)
+    DeepSeekMoE  deepseek-ai's DeepseekMoE (DeepSeek-MoE 16B's remote code, hand-written
+                 DeepSeekMoEs): a gate of an (E, D) matrix, a ModuleList of E SwiGLU experts
+                 gate_proj / up_proj / down_proj with an act_fn, shared_experts beside them
+                 (``_deepseek_forward``: softmax over all E logits times the top-k mask,
+                 renormalized iff norm_topk_prob)
     Switch       Switch Transformers' SparseMLP: a top-1 router (classifier, expert_capacity),
                  a ModuleDict of wi / act / wo experts (``_switch_forward``: the softmax
                  probability of the top-1 expert scales its output)
@@ -611,6 +616,49 @@ def _listed_forward(block: Any, x: torch.Tensor) -> torch.Tensor:
     return weighted_sum(x, w, cat("w1", 0), cat("w3", 0), cat("w2", 1), F.silu).view(shape)
 
 
+def _deepseek_listed(module: Any) -> bool:
+    """DeepSeek-MoE's DeepseekMoE: a ``gate`` with a bias-free (E, D) matrix (``matrix``: its
+    MoEGate weight, or a Linear's) and a top k (``_listed_k`` of the block or the gate),
+    ``experts`` a ModuleList of E modules with bias-free gate_proj, up_proj (I, D), down_proj
+    (D, I) and an ``act_fn``, optional ``shared_experts`` (any module of x)."""
+    gate, experts = getattr(module, "gate", None), getattr(module, "experts", None)
+    w = matrix(gate) if gate is not None else None
+    if not (isinstance(w, torch.Tensor) and w.dim() == 2
+            and (not isinstance(gate, torch.nn.Linear) or gate.bias is None)
+            and isinstance(experts, torch.nn.ModuleList) and len(experts) == w.shape[0]
+            and (_listed_k(module) or _listed_k(gate)) is not None):
+        return False
+    d = w.shape[1]
+    for e in experts:
+        g, u, dn = (getattr(e, n, None) for n in ("gate_proj", "up_proj", "down_proj"))
+        if not all(isinstance(v, torch.nn.Linear) and v.bias is None for v in (g, u, dn)) \
+                or g.weight.shape != u.weight.shape or g.in_features != d \
+                or dn.weight.shape != (d, g.out_features) or not callable(
+                    getattr(e, "act_fn", None)):
+            return False
+    shared = getattr(module, "shared_experts", None)
+    return shared is None or isinstance(shared, torch.nn.Module)
+
+
+def _deepseek_forward(block: Any, hidden_states: torch.Tensor) -> torch.Tensor:
+    """The block dense: w = softmax(logits) * topk_mask(logits, k) (DeepSeek-MoE's weights:
+    the top k of the softmax over all E, not renormalized; renormalized over the top k iff
+    norm_topk_prob), every expert down(act(gate x) * up x) on every token, weighted and summed
+    by one down linear; plus the shared experts of x."""
+    shape = hidden_states.shape
+    x = hidden_states.reshape(-1, shape[-1])
+    lg = F.linear(x, matrix(block.gate))
+    k = _listed_k(block) or _listed_k(block.gate)
+    mask = torch.ops.qasic.topk_mask(lg, k)
+    norm = getattr(block.gate, "norm_topk_prob", getattr(block, "norm_topk_prob", False))
+    w = torch.ops.qasic.masked_softmax(lg, mask) if norm else torch.softmax(lg, dim=-1) * mask
+    cat = lambda name, dim: torch.cat([getattr(e, name).weight for e in block.experts], dim)
+    y = weighted_sum(x, w, cat("gate_proj", 0), cat("up_proj", 0), cat("down_proj", 1),
+                     block.experts[0].act_fn).view(shape)
+    shared = getattr(block, "shared_experts", None)
+    return y if shared is None else y + shared(hidden_states)
+
+
 def _switch(module: Any) -> bool:
     """Switch Transformers' SparseMLP: a ``router`` whose ``classifier`` Linear (E, D) picks
     one expert per token (an int ``expert_capacity``, no top_k), ``experts`` a ModuleDict of E
@@ -715,6 +763,13 @@ LAYOUTS = (  # the first that matches
            "SwiGLU w1, w2, w3, num_experts_per_tok", _listed,
            lambda b: ((b, "forward", functools.partial(_listed_forward, b)),), lambda b: None,
            lambda b: f"softmax over the top {_listed_k(b)} gate logits, SwiGLU experts"),
+    Layout("DeepSeek-MoE's DeepseekMoE: a gate of an (E, D) matrix and top_k; experts a "
+           "ModuleList of E gate_proj, up_proj, down_proj, act_fn; shared_experts",
+           _deepseek_listed, lambda b: ((b, "forward", functools.partial(_deepseek_forward, b)),),
+           lambda b: None,
+           lambda b: f"softmax over all {len(b.experts)} gate logits times the top "
+                     f"{_listed_k(b) or _listed_k(b.gate)}, SwiGLU experts, shared experts",
+           router=lambda b: b.gate),
     Layout("Switch Transformers': a router whose classifier (E, D) picks one expert, an "
            "expert_capacity; experts a ModuleDict of wi, act, wo", _switch,
            lambda b: ((b, "forward", functools.partial(_switch_forward, b)),), lambda b: None,

@@ -1378,14 +1378,17 @@ def perceiver_ar():
 
 
 class MLP(nn.Module):
+    """DeepseekMLP: gate_proj / up_proj / down_proj, act_fn = ACT2FN[hidden_act]."""
+
     def __init__(self, d, hidden):
         super().__init__()
         self.gate_proj = nn.Linear(d, hidden, bias=False)
         self.up_proj = nn.Linear(d, hidden, bias=False)
         self.down_proj = nn.Linear(hidden, d, bias=False)
+        self.act_fn = nn.SiLU()
 
     def forward(self, x):
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
 
 
 class DeepseekMoE(nn.Module):
