@@ -42,6 +42,17 @@ from qasic.quant.fxnodes import like as _op
 aten = torch.ops.aten
 
 
+# what the capture refusal of an FFT left after the rewrites says runs (one line)
+_RUNS = ("FFTs run as FNet's fftn(x, dim=(1, 2)).real, an amplitude spectrum abs(rfft(x)), "
+         "irfft(polar(magnitude, phase)) and an FFT convolution by a constant kernel (S4, "
+         "Hyena, MEGA); learned complex weights on the spectrum (FEDformer's Fourier block, "
+         "FNO's spectral conv) do not: write the block as real matmuls or an equivalent conv")
+REFUSALS = {op: _RUNS for op in (
+    aten.fft_rfft.default, aten.fft_irfft.default, aten.fft_fft.default, aten.fft_ifft.default,
+    aten.fft_fftn.default, aten.fft_rfftn.default, aten.fft_irfftn.default,
+    aten.fft_rfft2.default, aten.fft_irfft2.default, aten.fft_fft2.default)}
+
+
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no such transform, else a copy with each rewritten."""
     if not any(_real_fft2(n) or _polar_irfft(n) or _rfft_abs(n) for n in graph.nodes):
