@@ -108,7 +108,8 @@ def _split(new: fx.Graph, node: fx.Node, log_values: fx.Node, env: dict, k: int,
     if log_values.target is aten.cat.default and len(log_values.args[0]) >= 2:
         cat_dim = (log_values.args[1] if len(log_values.args) > 1 else 0) % rank
         first, *rest = log_values.args[0]
-        if cat_dim == k and first.meta["val"].shape[k] == p:
+        if cat_dim == k and all(isinstance(a, fx.Node) for a in log_values.args[0]) \
+                and first.meta["val"].shape[k] == p:
             tail = env[rest[0]] if len(rest) == 1 else _op(
                 new, node, aten.cat.default, ([env[r] for r in rest], k))
             return env[first], tail
