@@ -5,7 +5,9 @@ dt.t()`` on the (B L, r) rows of every sample, then views the (d, B L) result ba
 sample; the walk refuses a constant left operand multiplying rows that hold the batch (it
 would mix samples), while the linear keeps each row alone. Only a 2-D parameter, buffer or
 constant (not a user input) times ``t()`` / ``transpose(0, 1)`` / ``permute(1, 0)`` of a 2-D
-activation; any other product is left as it is.
+activation; any other product is left as it is. A product only transposed back, ``(W @
+x.t()).t()`` (a linear written by hand on (batch, features)), is the linear ``x @ W^T``
+itself.
 """
 
 from __future__ import annotations
@@ -56,8 +58,11 @@ def decompose(graph: fx.Graph, users: set[str]) -> fx.Graph:
     linear it is."""
     if not any(_match(n, users) for n in graph.nodes):
         return graph
-    new, env = fx.Graph(), {}
+    new, env, back = fx.Graph(), {}, {}
     for node in graph.nodes:
+        if node in back:  # (W @ x.t()).t(): the linear itself
+            env[node] = back[node]
+            continue
         found = _match(node, users)
         if found is None:
             env[node] = new.node_copy(node, lambda n: env[n])
@@ -65,5 +70,9 @@ def decompose(graph: fx.Graph, users: set[str]) -> fx.Graph:
         w, x = found
         wt = like(new, node, aten.t.default, (env[w],))
         y = like(new, node, aten.matmul.default, (env[x], wt))
-        env[node] = like(new, node, aten.t.default, (y,))
+        readers = list(node.users)
+        if readers and all(_transposed(r) is node for r in readers):
+            back.update((r, y) for r in readers)  # a hand-written linear transposed back
+        else:
+            env[node] = like(new, node, aten.t.default, (y,))
     return new

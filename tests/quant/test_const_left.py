@@ -42,3 +42,26 @@ def test_constant_times_a_transpose_of_rows_holding_the_batch_runs_bit_exact():
     _, q, cos = check(DtProj(), x)  # float graph == torch
     assert cos > 0.999, cos
     simulated_output(q, x)
+
+
+class HandLinear(nn.Module):
+    """A linear written by hand on (batch, features): ``(W @ x.t()).t()``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.w = nn.Parameter(torch.randn(6, 8))
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc((self.w @ x.t()).t())
+
+
+def test_a_product_transposed_back_is_the_linear_itself():
+    """Was refused (aten.t of (batch, features) outside sequence models); the two transposes
+    cancel: float == torch, golden == simulator, cosine > 0.999."""
+    x = np.random.default_rng(0).standard_normal((16, 8)).astype(np.float32)
+    graph, q, cos = check(HandLinear(), x)
+    assert [n.op for n in graph.nodes].count("linear") == 2
+    assert cos > 0.999, cos
+    simulated_output(q, x)
