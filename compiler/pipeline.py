@@ -336,10 +336,12 @@ def _check_operands(g: GemmKernel, arch: ArchConfig) -> None:
     need = significand_bits(g.kernel.anchor.pe_levels(), shift)
     if need > arch.weight_bits:
         how = f" (as significands shifted by up to {(1 << shift) - 1})" if shift else ""
+        table = "weight_lut" in g.kernel.anchor.params  # a minifloat's or codebook's levels
         raise ConfigError(
             f"layer {g.name} has {need}-bit weights{how} but the array's PEs take "
-            f"array.weight_bits = {arch.weight_bits}; raise array.weight_bits or quantize the "
-            f"layer to fewer bits")
+            f"array.weight_bits = {arch.weight_bits}; raise array.weight_bits "
+            + ("or array.weight_shift_bits (--fit-arch sizes both to the model's weights) "
+               if table else "") + "or quantize the layer to fewer bits")
 
 
 def _check_activations(graph: QGraph, k: Kernel, arch: ArchConfig) -> None:

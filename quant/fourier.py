@@ -18,7 +18,16 @@ real-valued: with K bins, R = magnitude cos(phase), I = magnitude sin(phase),
 (w_k 1 for the DC and, n even, the Nyquist bin, whose imaginary parts torch ignores, else 2;
 c = 1 / n for norm "backward", 1 / sqrt(n) "ortho", 1 "forward"; bins past n // 2 dropped), two
 products of activations, two linears by constant (K, n) matrices and an add. Their overlap-add
-(F.fold) is qasic.quant.unfold's. Any other FFT (other axes, a length argument, the imaginary
+(F.fold) is qasic.quant.unfold's.
+
+The amplitude spectrum of a real signal, ``abs(torch.fft.rfft(x, dim=d))`` (thuml's TimesNet
+and Autoformer-family period detection: ``abs(xf).mean(-1)``), is real too: with the n samples
+along d and K = n // 2 + 1 bins,
+
+    |rfft(x)|_k = sqrt((x C)_k^2 + (x S)_k^2),  C[t, k] = cos(2 pi k t / n), S = sin
+
+(the norm's factor c as above), two linears by constant (n, K) matrices over d moved last, their
+squares, an add and a square root. Any other FFT (other axes, a length argument, the imaginary
 part used) is left to capture, which refuses it in one line.
 """
 
@@ -33,9 +42,20 @@ from qasic.quant.fxnodes import like as _op
 aten = torch.ops.aten
 
 
+# what the capture refusal of an FFT left after the rewrites says runs (one line)
+_RUNS = ("FFTs run as FNet's fftn(x, dim=(1, 2)).real, an amplitude spectrum abs(rfft(x)), "
+         "irfft(polar(magnitude, phase)) and an FFT convolution by a constant kernel (S4, "
+         "Hyena, MEGA); learned complex weights on the spectrum (FEDformer's Fourier block, "
+         "FNO's spectral conv) do not: write the block as real matmuls or an equivalent conv")
+REFUSALS = {op: _RUNS for op in (
+    aten.fft_rfft.default, aten.fft_irfft.default, aten.fft_fft.default, aten.fft_ifft.default,
+    aten.fft_fftn.default, aten.fft_rfftn.default, aten.fft_irfftn.default,
+    aten.fft_rfft2.default, aten.fft_irfft2.default, aten.fft_fft2.default)}
+
+
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no such transform, else a copy with each rewritten."""
-    if not any(_real_fft2(n) or _polar_irfft(n) for n in graph.nodes):
+    if not any(_real_fft2(n) or _polar_irfft(n) or _rfft_abs(n) for n in graph.nodes):
         return graph
     new, env = fx.Graph(), {}
     for node in graph.nodes:
@@ -43,6 +63,11 @@ def decompose(graph: fx.Graph) -> fx.Graph:
             env[node] = _rewrite(new, node, env[node.args[0].args[0]])
         elif node.target is aten.fft_fftn.default and all(_real_fft2(u) for u in node.users):
             continue  # its only readers take the real part, rewritten
+        elif _rfft_abs(node):
+            env[node] = _amplitude(new, node, env[node.args[0].args[0]])
+        elif node.target is aten.fft_rfft.default and node.users \
+                and all(_rfft_abs(u) for u in node.users):
+            continue  # its only readers take its magnitude, rewritten
         elif _polar_irfft(node):
             polar = node.args[0]
             env[node] = _irfft(new, node, env[polar.args[0]], env[polar.args[1]])
@@ -80,6 +105,46 @@ def _polar_irfft(node: fx.Node) -> bool:
     dim = node.args[2] if len(node.args) > 2 else node.kwargs.get("dim", -1)
     norm = node.args[3] if len(node.args) > 3 else node.kwargs.get("norm")
     return int(dim) % rank == rank - 1 and norm in (None, "backward", "ortho", "forward")
+
+
+def _rfft_args(fft: fx.Node) -> tuple[int | None, int, str | None]:
+    n = fft.args[1] if len(fft.args) > 1 else fft.kwargs.get("n")
+    dim = fft.args[2] if len(fft.args) > 2 else fft.kwargs.get("dim", -1)
+    norm = fft.args[3] if len(fft.args) > 3 else fft.kwargs.get("norm")
+    return n, int(dim), norm
+
+
+def _rfft_abs(node: fx.Node) -> bool:
+    """``abs(fft_rfft(x, None, dim, norm))`` of a real x."""
+    if node.op != "call_function" or node.target is not aten.abs.default:
+        return False
+    fft = node.args[0]
+    if not isinstance(fft, fx.Node) or fft.target is not aten.fft_rfft.default \
+            or not isinstance(fft.args[0], fx.Node):
+        return False
+    n, _, norm = _rfft_args(fft)
+    return n is None and norm in (None, "backward", "ortho", "forward") \
+        and not fft.args[0].meta["val"].is_complex()
+
+
+def _amplitude(g: fx.Graph, node: fx.Node, x: fx.Node) -> fx.Node:
+    """sqrt((x C)^2 + (x S)^2) along the rfft's axis (the module docstring)."""
+    fft = node.args[0]
+    _, dim, norm = _rfft_args(fft)
+    rank = fft.args[0].meta["val"].dim()
+    dim %= rank
+    n = int(fft.args[0].meta["val"].shape[dim])
+    kt = (np.arange(n)[:, None] * np.arange(n // 2 + 1)[None]) % n  # exact angles
+    c = {None: 1.0, "backward": 1.0, "ortho": n ** -0.5, "forward": 1 / n}[norm]
+    last = rank - 1
+    xt = x if dim == last else _op(g, node, aten.transpose.int, (x, dim, last))
+    parts = []
+    for table in (np.cos, np.sin):
+        y = _op(g, node, aten.matmul.default, (xt, _const(g, node, c * table(
+            2 * np.pi * kt / n))))
+        parts.append(_op(g, node, aten.mul.Tensor, (y, y)))
+    out = _op(g, node, aten.sqrt.default, (_op(g, node, aten.add.Tensor, tuple(parts)),))
+    return out if dim == last else _op(g, node, aten.transpose.int, (out, dim, last))
 
 
 def inverse_real_dft(bins: int, n: int, norm: str | None = None) -> tuple[np.ndarray, ...]:

@@ -208,7 +208,8 @@ _SHAPE_OPS = {aten.view.default, aten.reshape.default, aten._unsafe_view.default
               aten.unsqueeze.default, aten.squeeze.dim, aten.squeeze.dims, aten.squeeze.default,
               aten.expand.default, aten.permute.default, aten.transpose.int, aten.slice.Tensor,
               aten.select.int, aten.index.Tensor, aten.clone.default, aten.contiguous.default,
-              aten.alias.default, aten.detach.default, aten.flatten.using_ints}
+              aten.alias.default, aten.detach.default, aten.flatten.using_ints,
+              aten.repeat.default}  # repeat: BERT-pytorch's mask.unsqueeze(1).repeat(1, T, 1)
 _BLOCKS = {aten.constant_pad_nd.default, aten.pad.default, aten.cat.default}  # blocks of a mask
 _COUNTS = {aten.cumsum.default, aten.sum.dim_IntList, aten.argmax.default}  # over the tokens
 _ELEMENTWISE = {aten.where.ScalarOther, aten.where.ScalarSelf, aten.where.Scalar,

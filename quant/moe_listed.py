@@ -12,6 +12,11 @@ run densely (qasic.quant.moe): one Layout, LAYOUTS.
                              blocks) a ``router`` Linear, experts gate_proj, up_proj,
                              down_proj; softmax over all E, then torch.topk: the top k's
                              probabilities, NOT renormalized; (output, router logits)
+    DeepSeek-MoE's           (deepseek-ai's remote code, hand-written DeepSeekMoEs) a ``gate``
+    DeepseekMoE              of an (E, D) matrix (its MoEGate's weight) with top_k, experts
+                             gate_proj, up_proj, down_proj and an act_fn, ``shared_experts``
+                             (any module of x) beside; softmax over all E times the top-k
+                             mask, renormalized iff norm_topk_prob (``deepseek_forward``)
 
 The two routings differ (renormalized or not) and nothing in the modules says which the
 forward does, so ``form`` asks the block's own forward, eagerly, on drawn tokens (before
@@ -32,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from qasic.quant.moe_layouts import ROUTERS, Layout, weighted_sum
+from qasic.quant.routers import matrix
 
 _TOP_K = ("num_experts_per_tok", "top_k", "k",  # a listed block's k: its own, its args'
           "n_expert_per_token")  # or its config's (litgpt)
@@ -152,10 +158,59 @@ def _describe(block: Any) -> str:
     return f"softmax top {listed_k(block)} ({how} the top k), SwiGLU experts"
 
 
+def deepseek(module: Any) -> bool:
+    """DeepSeek-MoE's DeepseekMoE: a ``gate`` with a bias-free (E, D) matrix (``matrix``: its
+    MoEGate weight, or a Linear's) and a top k (``listed_k`` of the block or the gate),
+    ``experts`` a ModuleList of E modules with bias-free gate_proj, up_proj (I, D), down_proj
+    (D, I) and an ``act_fn``, optional ``shared_experts`` (any module of x)."""
+    gate, experts = getattr(module, "gate", None), getattr(module, "experts", None)
+    w = matrix(gate) if gate is not None else None
+    if not (isinstance(w, torch.Tensor) and w.dim() == 2
+            and (not isinstance(gate, torch.nn.Linear) or gate.bias is None)
+            and isinstance(experts, torch.nn.ModuleList) and len(experts) == w.shape[0]
+            and (listed_k(module) or listed_k(gate)) is not None):
+        return False
+    d = w.shape[1]
+    for e in experts:
+        g, u, dn = (getattr(e, n, None) for n in ("gate_proj", "up_proj", "down_proj"))
+        if not all(isinstance(v, torch.nn.Linear) and v.bias is None for v in (g, u, dn)) \
+                or g.weight.shape != u.weight.shape or g.in_features != d \
+                or dn.weight.shape != (d, g.out_features) or not callable(
+                    getattr(e, "act_fn", None)):
+            return False
+    shared = getattr(module, "shared_experts", None)
+    return shared is None or isinstance(shared, torch.nn.Module)
+
+
+def deepseek_forward(block: Any, hidden_states: torch.Tensor) -> torch.Tensor:
+    """The block dense: w = softmax(logits) * topk_mask(logits, k) (DeepSeek-MoE's weights:
+    the top k of the softmax over all E, not renormalized; renormalized over the top k iff
+    norm_topk_prob), every expert down(act(gate x) * up x) on every token, weighted and summed
+    by one down linear; plus the shared experts of x."""
+    shape = hidden_states.shape
+    x = hidden_states.reshape(-1, shape[-1])
+    lg = F.linear(x, matrix(block.gate))
+    mask = torch.ops.qasic.topk_mask(lg, listed_k(block) or listed_k(block.gate))
+    norm = getattr(block.gate, "norm_topk_prob", getattr(block, "norm_topk_prob", False))
+    w = torch.ops.qasic.masked_softmax(lg, mask) if norm else torch.softmax(lg, dim=-1) * mask
+    cat = lambda name, dim: torch.cat([getattr(e, name).weight for e in block.experts], dim)
+    y = weighted_sum(x, w, cat("gate_proj", 0), cat("up_proj", 0), cat("down_proj", 1),
+                     block.experts[0].act_fn).view(shape)
+    shared = getattr(block, "shared_experts", None)
+    return y if shared is None else y + shared(hidden_states)
+
+
 LAYOUTS = (
     Layout("a ModuleList of E SwiGLU experts (w1, w3, w2; gate_proj, up_proj, down_proj; "
            "fc_1, fc_2, proj) beside a bias-free gate or router Linear (E, D) and a top k: "
            "mistral-src's MoeLayer, Jamba's SparseMoEBlock, litgpt's LLaMAMoE", listed, _swaps,
            lambda b: None, _describe,
            router=lambda b: None),
+    Layout("DeepSeek-MoE's DeepseekMoE: a gate of an (E, D) matrix and top_k; experts a "
+           "ModuleList of E gate_proj, up_proj, down_proj, act_fn; shared_experts",
+           deepseek, lambda b: ((b, "forward", functools.partial(deepseek_forward, b)),),
+           lambda b: None,
+           lambda b: f"softmax over all {len(b.experts)} gate logits times the top "
+                     f"{listed_k(b) or listed_k(b.gate)}, SwiGLU experts, shared experts",
+           router=lambda b: b.gate),
 )

@@ -23,6 +23,7 @@ from qasic.quant import (
     column_stack,
     compare_pair,
     complex_rope,
+    const_left,
     constant_rows,
     conv3d_factored,
     convt3d,
@@ -198,6 +199,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("id_views", "an embedding of a view of the token ids (reshaped, or padded by "
             "nothing) becomes the same view of the ids' embedding (MEGABYTE's patches)",
             id_views.decompose),
+    Rewrite("const_left", "a constant matrix times an activation's transpose, W @ x.t(), "
+            "becomes the transposed linear (x @ W^T)^T (mamba_ssm's and Vim's dt_proj)",
+            const_left.decompose),
 )
 
 

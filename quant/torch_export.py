@@ -35,6 +35,7 @@ from qasic.quant import (
     einsum,
     export_check,
     export_errors,
+    fourier,
     grid_towers,
     idmaps,
     inplace,
@@ -426,7 +427,8 @@ class _Builder:
             return node.target(*args, **kwargs)  # constant folding, e.g. t(weight)
         handler = HANDLERS.get(node.target)
         if handler is None:
-            self.fail(node, f"op {node.target} is not supported")
+            why = fourier.REFUSALS.get(node.target)
+            self.fail(node, f"op {node.target} is not supported{f' ({why})' if why else ''}")
         self._inherit_batch_axis(node)
         if node.target in masks.MOVES and isinstance(args[0], masks.Masked):
             return masks.moved(self, node, args, kwargs, handler)

@@ -62,6 +62,7 @@ def test_other_ffts_are_refused_in_one_line(fft):
     with pytest.raises(UnsupportedOpError, match="fft_fftn") as e:
         capture(Mixer(fft).eval(), _ids(2))
     assert "\n" not in str(e.value)
+    assert "amplitude spectrum abs(rfft(x))" in str(e.value)  # the forms that run, named
 
 
 @pytest.mark.parametrize("bins, n, norm", [(9, 16, "backward"), (9, 17, None), (5, 16, "ortho"),
@@ -119,3 +120,33 @@ def test_an_istft_head_rewrites_to_matmuls_and_runs_bit_exact():
                                rtol=1e-4)
     r = qasic.evaluate(m, x, calibration=x)
     assert r["bit_exact"] and r["cosine"] > 0.999, r["cosine"]
+
+
+class PeriodWeights(nn.Module):
+    """TimesNet's period weighting (thuml's TimesBlock with fixed periods): the amplitude
+    spectrum ``abs(torch.fft.rfft(x, dim=1)).mean(-1)`` at the periods' frequencies, softmaxed
+    into the weights of two branches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 4)
+
+    def forward(self, x):
+        amplitude = abs(torch.fft.rfft(x, dim=1)).mean(-1)  # (B, T // 2 + 1)
+        w = torch.softmax(amplitude[:, [2, 4]], dim=1)
+        return self.a(x) * w[:, None, :1] + self.b(x) * w[:, None, 1:]
+
+
+def test_the_amplitude_spectrum_is_linears_and_runs_bit_exact():
+    """Before: 'op aten.fft_rfft.default is not supported' (TimesNet)."""
+    from tests.quant.transformer_nets import check, simulated_output
+
+    t = np.arange(16)[None, :, None]
+    r = np.random.default_rng(0)
+    x = (np.sin(2 * np.pi * t / r.uniform(3, 9, (16, 1, 4))) + 0.2 * r.standard_normal(
+        (16, 16, 4))).astype(np.float32)
+    g, q, cos = check(PeriodWeights(), x)  # the float graph == torch
+    assert "fft_rfft" not in [n.op for n in g.nodes]
+    assert cos > 0.999, cos
+    simulated_output(q, x)

@@ -82,3 +82,56 @@ def test_min_gru_simulates_bit_exact_and_generates_exactly():
     full = quantize(MinGRULM().eval(), (torch.from_numpy(x[:1]),), x, QuantConfig())
     assert len(recurrence.plans(full, C)) == 1
     assert_generates_like_the_golden_reference(full, x[0, :3], 4)
+
+
+class MinLSTMLM(torch.nn.Module):
+    """minLSTM as "Were RNNs All We Needed?" writes its parallel mode: f / i normalised in log
+    space, a learned initial state h0 put first in log_values, and ``parallel_scan_log``'s
+    ``F.pad(cumsum, (0, 0, 1, 0))`` with ``exp(log_h)[:, 1:]``."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.emb = torch.nn.Embedding(VOCAB, D)
+        self.f = torch.nn.Linear(D, D)
+        self.i = torch.nn.Linear(D, D)
+        self.h = torch.nn.Linear(D, D)
+        self.h0 = torch.nn.Parameter(torch.randn(1, 1, D) / 2)
+        self.head = torch.nn.Linear(D, VOCAB)
+
+    def forward(self, ids):
+        x = self.emb(ids)
+        diff = F.softplus(-self.f(x)) - F.softplus(-self.i(x))
+        log_f, log_i = -F.softplus(diff), -F.softplus(-diff)
+        log_h0 = (F.relu(self.h0) + 0.5).log().expand(x.shape[0], 1, -1)
+        hidden = self.h(x)
+        log_tilde_h = torch.where(hidden >= 0, (F.relu(hidden) + 0.5).log(),
+                                  -F.softplus(-hidden))
+        log_values = torch.cat([log_h0, log_i + log_tilde_h], dim=1)
+        a_star = F.pad(torch.cumsum(log_f, dim=1), (0, 0, 1, 0))
+        log_h = a_star + torch.logcumsumexp(log_values - a_star, dim=1)
+        return self.head(x + torch.exp(log_h)[:, 1:])
+
+
+def test_the_scan_from_an_initial_state_runs_and_generates():
+    """The front-padded cumsum (minLSTM's h0 form) is the same recurrence, h_0 = h0: no cumsum
+    or logcumsumexp left; float graph == torch, golden reference close to it (cosine > 0.999)
+    and equal to the simulator; quant.recurrence finds the scan and generation is exact."""
+    from qasic.quant import QuantConfig, recurrence
+    from qasic.quant.heinsen_scan import decompose
+    from qasic.quant.quantize import quantize
+    from tests.quant.transformer_nets import simulated_output
+
+    ep = torch.export.export(MinLSTMLM().eval(), (torch.from_numpy(_ids(2)),))
+    new = decompose(ep.graph_module.graph)
+    new.eliminate_dead_code()
+    targets = [n.target for n in new.nodes]
+    aten = torch.ops.aten
+    assert aten.logcumsumexp.default not in targets and aten.cumsum.default not in targets
+    x = _ids()
+    _, q, cos = check(MinLSTMLM(), x)
+    assert cos > 0.999, cos
+    simulated_output(q, x)
+    full = quantize(MinLSTMLM().eval(), (torch.from_numpy(x[:1]),), x, QuantConfig())
+    assert len(recurrence.plans(full, C)) == 1
+    assert_generates_like_the_golden_reference(full, x[0, :3], 4)

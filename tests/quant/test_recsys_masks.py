@@ -65,6 +65,30 @@ class TinySASRec(nn.Module):
         return self.out(x[:, -1])
 
 
+class TinyBERT4Rec(nn.Module):
+    """BERT4Rec as BERT4Rec-VAE-Pytorch (after codertimo's BERT-pytorch) writes its mask:
+    ``(x > 0).unsqueeze(1).repeat(1, T, 1).unsqueeze(1)`` into ``masked_fill(mask == 0,
+    -1e9)``, learned positions by ``weight.unsqueeze(0).repeat(B, 1, 1)``, logits per
+    position."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.token = nn.Embedding(ITEMS, 16, padding_idx=0)
+        self.position = nn.Embedding(T, 16)
+        self.qkv = nn.Linear(16, 48)
+        self.out = nn.Linear(16, ITEMS)
+
+    def forward(self, x):
+        mask = (x > 0).unsqueeze(1).repeat(1, x.size(1), 1).unsqueeze(1)
+        h = self.token(x) + self.position.weight.unsqueeze(0).repeat(x.size(0), 1, 1)
+        q, k, v = (t.view(x.size(0), -1, 2, 8).transpose(1, 2)
+                   for t in self.qkv(h).chunk(3, dim=-1))
+        scores = (q @ k.transpose(-2, -1) / 8 ** 0.5).masked_fill(mask == 0, -1e9)
+        a = (scores.softmax(-1) @ v).transpose(1, 2).reshape(x.size(0), -1, 16)
+        return self.out(h + a)
+
+
 def _padded(n: int, r: np.random.Generator, left: bool) -> np.ndarray:
     lengths = r.integers(1, T + 1, n)
     lengths[0] = T
@@ -108,4 +132,16 @@ def test_sasrec_positions_of_the_padding_mask_run_bit_exact():
     x = _padded(32, r, left=True)
     model = TinySASRec().eval()
     fg = capture(model, torch.from_numpy(x[:2]), "sasrec")
+    _check(model, x, fg, 0.999)
+
+
+def test_bert4rec_repeated_padding_mask_runs_bit_exact():
+    """The mask repeated over the queries (was refused: aten.repeat on the padding mask) is the
+    key mask it is: float == torch, golden == simulator, cosine > 0.999 (its padded rows are
+    the unpadded ones' as torch's: a padded query still attends the real keys)."""
+    r = np.random.default_rng(2)
+    x = _padded(32, r, left=True)
+    x[:, -1] = ITEMS - 1  # the mask token last, as BERT4Rec's evaluation feeds it
+    model = TinyBERT4Rec().eval()
+    fg = capture(model, torch.from_numpy(x[:2]), "bert4rec")
     _check(model, x, fg, 0.999)

@@ -90,6 +90,9 @@ def test_fp8_levels_run_on_shift_add_pes():
     with pytest.raises(ConfigError, match=r"has 12-bit weights \(as significands shifted by up "
                                           r"to 7\) but the array's PEs take array.weight_bits = 8"):
         compile_graph(g, dataclasses.replace(shift_pe, weight_shift_bits=3))
+    with pytest.raises(ConfigError, match=r"has 19-bit weights but .* array.weight_shift_bits "
+                                          r"\(--fit-arch sizes both"):  # the fix, named
+        compile_graph(g, dataclasses.replace(shift_pe, weight_shift_bits=0))
 
 
 E5M2 = integer_levels(get_format("fp8_e5m2").element).levels  # up to 57344 << 16: 33 bits
