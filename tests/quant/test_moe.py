@@ -481,8 +481,9 @@ def test_routed_blocks_in_another_shape_are_refused_in_one_line():
         "matrix; experts with has_gate, is_transposed, has_bias (Aria's transposed, NemotronH's " \
         "without a gate); or a ModuleList of E SwiGLU experts (w1, w3, w2; gate_proj, up_proj, " \
         "down_proj; fc_1, fc_2, proj) beside a bias-free gate or router Linear (E, D) and a top " \
-        "k: mistral-src's MoeLayer, Jamba's SparseMoEBlock, litgpt's LLaMAMoE; or JetMoE's " \
-        "MLP: " in msg
+        "k: mistral-src's MoeLayer, Jamba's SparseMoEBlock, litgpt's LLaMAMoE; or DeepSeek-MoE's " \
+        "DeepseekMoE: a gate of an (E, D) matrix and top_k; experts a ModuleList of E " \
+        "gate_proj, up_proj, down_proj, act_fn; shared_experts; or JetMoE's MLP: " in msg
     assert msg.endswith("; or JetMoE's mixture of attention experts: experts with map and "
                         "reduce, input_linear (E, H, D), output_linear (E, D, H), a router and a "
                         "bias); its top-k routing is data dependent") and "\n" not in msg
