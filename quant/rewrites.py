@@ -58,6 +58,7 @@ from qasic.quant import (
     value_pad,
     variance,
     writeback,
+    zero_product,
 )
 
 
@@ -181,6 +182,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("unpool", "a max unpooling at a tiling max pool's indices becomes the top-1 mask "
             "of each window of the pool's input times the unpooled values (ENet, SegNet)",
             _graph_only(unpool.decompose)),
+    Rewrite("zero_product", "a product by the number 0 becomes zeros_like (QRNN's shifted "
+            "window padded by X[:1] * 0), a constant that reads no token position",
+            _graph_only(zero_product.decompose)),
 )
 
 
