@@ -394,9 +394,13 @@ def _refuse_scan(graph: QGraph, producer: dict, c: int, scanned: set[str]) -> No
                 and np.unique(sel[sel != 0]).size == 1:
             raise UnsupportedOpError(
                 f"{n.name}: model {graph.name} takes cumulative sums along its token positions "
-                "(a chunked scan, as Mamba2's state space duality form); generation decodes a "
-                "scan unrolled per position (Mamba's, and transformers' Mamba2 mixers, which "
-                "qasic captures so: quant.recurrent_scan): run the model with qasic evaluate")
+                f"within chunks of {k} (a chunked scan, as Mamba2's state space duality form, "
+                "fla's chunked GLA): a decode step's program would depend on its place in the "
+                "chunk (decay matrices exp(cum_i - cum_j) over the chunk's earlier positions; "
+                "the chunk's last one folds them all into the state), and generation runs one "
+                "program per step: write the mixer as its recurrent step (h_t = a_t h_(t-1) + "
+                "B_t x_t: fla's naive_recurrent_gla; transformers' Mamba2 mixers, which qasic "
+                "captures so: quant.recurrent_scan) or run the model with qasic evaluate")
 
 
 def _cached(producer: dict, tokens: dict, tensor: str) -> list[str]:
