@@ -412,7 +412,9 @@ def _cached(producer: dict, tokens: dict, tensor: str) -> list[str]:
     n = producer.get(tensor)
     if n is None:
         return [tensor]
-    if n.op in VIEWS or _head_repeat(producer, tensor):
+    if n.op in VIEWS or _head_repeat(producer, tensor) or n.op == "channels":
+        # (channels: a fused qkv's keys, Transformer-XL's, placed after memory rows as a
+        # whole: quant.cat_linear)
         inner = _cached(producer, tokens, n.inputs[-1])
         if tokens.get(tensor, (None,))[0] == 0 and any(
                 t in producer and tokens.get(t, (0,))[0] != 0 for t in inner):
@@ -616,6 +618,8 @@ def decode_graph(full: QGraph) -> QGraph:
     enc = encoder_tensors(full)
     consts = {n.output: n for n in full.nodes if n.op == "constant"}
     tokens = _token_axes(full)
+    memory = decode_memory.placements(full, c, tokens)  # (the queries after M rows)
+    placed = {c + m for m in memory.values()}
     scores = key_scores(full, tokens)  # the other softmaxes are per token (a router's)
     own_rows = decode_queries.query_readers(full, caches, scores)  # the step's queries
     convs, shifts = token_convs(full, tokens), token_shifts(full, tokens)
@@ -668,7 +672,10 @@ def decode_graph(full: QGraph) -> QGraph:
         elif n.op == "constant" or (acts and all(t in whole for t in acts) and not (
                 n.inputs[0] in consts and _expands_rows(
                     n, 0, np.asarray(consts[n.inputs[0]].params["value"]), shapes, c,
-                    lambda: tokens))):
+                    lambda: tokens)) and not (n.inputs[0] in consts and (
+                        decode_memory.selects_queries(
+                            n, 0, np.asarray(consts[n.inputs[0]].params["value"]),
+                            shapes[acts[0]], c, placed)))):
             if n.output in mixed:  # a causal token mix's C rows: the step's row p of them
                 decode_mix.row_of(n, state_name(n.output), STEP, nodes, shapes, tensors,
                                   full.shapes[n.output], _state_written)
@@ -694,7 +701,7 @@ def decode_graph(full: QGraph) -> QGraph:
                                      "supports token embeddings only")
         _unread(n, enc, whole)
         n = lastrow.cut(n, consts, nodes, shapes, tensors, 1) if n.name in last \
-            else _positions_read(n, full, consts, nodes, shapes, tensors, c, None)
+            else _positions_read(n, full, consts, nodes, shapes, tensors, c, None, memory)
         n = _over_positions(_reshaped(n, shapes, full, tokens, 1), full, tokens, 1)
         shapes[n.output] = _infer(full, n, shapes)
         nodes.append(n)
@@ -1008,12 +1015,23 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
     if n.name in memory and prompt is not None:
         return _placed(n, memory[n.name], consts[n.inputs[0]], nodes, shapes, tensors, prompt)
     _refuse_mixing(n, consts, act, c, rows)
-    keys = {c + m for m in memory.values()} if prompt is not None else set()
+    placed = {c + m for m in memory.values()}
+    keys = placed if prompt is not None else set()
     inputs = list(n.inputs)
     for i, t in enumerate(n.inputs):
         if t not in consts:
             continue
         value = np.asarray(consts[t].params["value"])
+        queries = decode_memory.selects_queries(n, i, value, whole, c, placed)
+        if queries and prompt is not None:  # the queries' rows after M memory rows
+            cut = decode_memory.queries_cut(value, act, whole, c, prompt)  # (Transformer-XL)
+            name = f"{t}.at{prompt}"
+            if name not in shapes:
+                nodes.append(replace(consts[t], name=name, output=name,
+                                     params={**consts[t].params, "value": cut}))
+                shapes[name], tensors[name] = cut.shape, full.tensors[t]
+            inputs[i] = name
+            continue
         if _expands_rows(n, i, value, shapes, c, lambda: _token_axes(full)):  # a per-key
             # value repeated over the queries
             name = f"{t}.rows{rows}"
@@ -1024,7 +1042,8 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
                 shapes[name], tensors[name] = value.shape, full.tensors[t]
             inputs[i] = name
             continue
-        axes = _position_axes(n.op, value.shape, act, whole, c, rows) + \
+        axes = [value.ndim - 2] if queries else \
+            _position_axes(n.op, value.shape, act, whole, c, rows) + \
             decode_memory.key_axes(value.shape, act, whole, keys)
         if not axes or (prompt is None and len(axes) != 1):
             continue
@@ -1037,8 +1056,10 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
                 # the tokens) needs no gather either
                 for a in axes:
                     value = np.take(value, range(act[len(act) - value.ndim + a]), axis=a)
-                if prompt is not None and _selects_keys(n, i, value.shape, axes, c):
-                    value = np.take(value, range(prompt), axis=-1)
+                if prompt is not None and _selects_keys(n, i, value.shape, axes, c,
+                                                        set(memory.values())):
+                    m = value.shape[-1] - c  # M memory keys before the tokens (or none)
+                    value = np.take(value, range(m + prompt), axis=-1)
                 nodes.append(replace(consts[t], name=name, output=name,
                                      params={**consts[t].params, "value": value}))
                 shapes[name], tensors[name] = value.shape, full.tensors[t]
@@ -1070,12 +1091,15 @@ def _expands_rows(n: QNode, i: int, value: np.ndarray, shapes: dict, c: int,
     return axis == len(shapes[n.inputs[1]]) - 1
 
 
-def _selects_keys(n: QNode, i: int, value: tuple[int, ...], axes: list[int], c: int) -> bool:
+def _selects_keys(n: QNode, i: int, value: tuple[int, ...], axes: list[int], c: int,
+                  memory: set[int] | frozenset[int] = frozenset()) -> bool:
     """A matmul's second operand, a constant over the queries (a position axis among its batch
     axes) whose C columns are the keys: a per-query 0/1 gather of relative positions
-    (lowering_gather: Inkling's relative position bias), whose prefill reads P keys."""
+    (lowering_gather: Inkling's relative position bias), whose prefill reads P keys; or M + C
+    columns, M memory keys before the tokens (``memory``: Transformer-XL's relative position
+    embeddings per (query, key), quant.rel_shift), whose prefill reads M + P."""
     return n.op == "matmul" and i == 1 and not n.attrs.get("transpose_b", False) \
-        and bool(axes) and value[-1] == c
+        and bool(axes) and value[-1] - c in {0, *memory}
 
 
 def _placed(n: QNode, m: int, const: QNode, nodes: list, shapes: dict, tensors: dict,

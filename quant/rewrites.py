@@ -17,6 +17,7 @@ from torch import fx
 from qasic.quant import (
     addcmul,
     alltopk,
+    cat_linear,
     channel_norm,
     chomp,
     column_stack,
@@ -48,6 +49,7 @@ from qasic.quant import (
     one_hot,
     pair_perm,
     pool3d,
+    rel_shift,
     selects,
     stack_reduce,
     stack_select,
@@ -145,6 +147,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("column_stack", "a cat of three or more columns along a middle axis (a hand-written "
             "recurrence's outputs: xLSTM's cat(hs, dim=-2)) becomes one concat over the last axis "
             "between transposes", _graph_only(column_stack.decompose)),
+    Rewrite("rel_shift", "Transformer-XL's _rel_shift of relative scores einsum(q, r) (zero "
+            "pad, view, drop a row, view back) becomes the einsum of r indexed per (query, key) "
+            "(before einsum)", rel_shift.decompose),
     Rewrite("einsum", "an einsum of two operands becomes permutes, reshapes and a matmul",
             _graph_only(einsum.decompose)),
     Rewrite("unfold", "patch unfolds become views and permutes", _graph_only(unfold.decompose)),
@@ -185,6 +190,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("zero_product", "a product by the number 0 becomes zeros_like (QRNN's shifted "
             "window padded by X[:1] * 0), a constant that reads no token position",
             _graph_only(zero_product.decompose)),
+    Rewrite("cat_linear", "a linear of constant rows concatenated with activations along a row "
+            "axis becomes the concat of their linears (Transformer-XL's qkv_net(cat([mems, w]))"
+            ": memory keys and values after the projection)", cat_linear.decompose),
 )
 
 
