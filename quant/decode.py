@@ -1259,6 +1259,11 @@ def _reshaped(n: QNode, shapes: dict, full: QGraph | None = None,
         size, rest = int(np.prod(shapes[n.inputs[0]])), int(np.prod(shape[:j] + shape[j + 1:]))
         rows = size // rest if rest and size % rest == 0 else shape[j] // positions(full) * prompt
         new = (*shape[:j], rows, *shape[j + 1:])
+        was, now = tuple(full.shapes[n.inputs[0]]), tuple(shapes[n.inputs[0]])
+        if len(was) == len(now) and sum(a != b for a, b in zip(was, now, strict=True)) > 1:
+            # the queries and a memory's M + P keys both cut (Transformer-XL's relative
+            # scores): each group of axes takes its new sizes
+            new = _regrouped(was, shape, now, positions(full), prompt) or new
     elif full is not None and tuple(shapes[n.inputs[0]]) == tuple(full.shapes[n.inputs[0]]):
         return n  # no token axis, its input as in full (after the last position's selection)
     else:
