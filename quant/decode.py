@@ -159,6 +159,16 @@ def seq2seq(graph: QGraph) -> tuple[int, QNode, QNode] | None:
             and spans[1][0] + spans[1][1] == total:
         return spans[1][0], spans[0][2], spans[1][2]
     first, rows, part = spans[0]
+    steps = [n for o, r, n in spans[1:] if r == 1]
+    if first == 0 and len(steps) == len(spans) - 1 > 1 \
+            and [o for o, _, _ in spans[1:]] == list(range(rows, total)):
+        raise UnsupportedOpError(
+            f"{steps[0].name}..{steps[-1].name} embed the target ids {rows}..{total - 1} of "
+            f"model {graph.name} one at a time (a decoder stepping over the target in a Python "
+            "loop, an embedding per step: the seq2seq tutorial's AttnDecoderRNN); generation "
+            "decodes an encoder-decoder whose target one embedding reads whole ([source | "
+            "target] ids: nn.Transformer, T5, BART, Marian) or a decoder-only loop over "
+            "selected positions (quant.recurrence): run the model with qasic evaluate")
     raise UnsupportedOpError(
         f"{part.name} embeds ids {first}..{first + rows - 1} of model {graph.name}'s {total}; "
         "generation runs decoder-only models or an encoder-decoder whose ids are [source | "

@@ -102,3 +102,23 @@ def test_a_product_by_zero_is_zeros_like(k):
     new = zero_product.decompose(g)
     targets = [n.target for n in new.nodes if n.op == "call_function"]
     assert targets == [torch.ops.aten.zeros_like.default]
+
+
+def test_a_target_embedded_one_step_at_a_time_is_refused_in_one_line():
+    """The seq2seq tutorial's AttnDecoderRNN embeds target[:, i] inside its step loop: an
+    embedding per target position (was refused as 'encoder.embedding embeds ids 0..3 of 8',
+    naming the encoder); the line names the per-step embeddings and the forms that run."""
+    from benchmarks.handwritten.sequence5 import GRUSeq2Seq
+    from qasic.errors import UnsupportedOpError
+    from qasic.quant.decode import positions
+
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).integers(0, 20, (2, 8))
+    full = quantize(GRUSeq2Seq(vocab=20, hidden=4, s=4).eval(), (torch.from_numpy(x[:1]),), x,
+                    QuantConfig())
+    with pytest.raises(UnsupportedOpError) as e:
+        positions(full)  # (what qasic generate asks first)
+    msg = str(e.value)
+    assert msg.startswith("decoder.embedding..decoder.embedding_3 embed the target ids 4..7 of "
+                          "model GRUSeq2Seq one at a time")
+    assert msg.endswith("run the model with qasic evaluate") and "\n" not in msg
