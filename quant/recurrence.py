@@ -217,8 +217,11 @@ def _pinned_role(graph: Any, p: Recurrence) -> tuple[str, int] | None:
     the concat's, a multiplier of its own, and generation refused)."""
     from qasic.quant.calibrate import concat_pins
 
-    out = next(n.output for n in graph.nodes if n.name == p.concat)
+    cat = next(n for n in graph.nodes if n.name == p.concat)
+    out = cat.output
     producer = {n.output: n for n in graph.nodes}
+    if not any(t in producer and producer[t].attrs.get("fn") == "requant" for t in cat.inputs):
+        return None  # every position's output takes the concat's TensorQ (alike already)
     pins = concat_pins(graph)
     return next(((out, role) for t, role in p.roles.items()
                  if pins.get(t) == out and t != out and producer[t].op not in _SHARES
