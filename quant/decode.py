@@ -422,9 +422,11 @@ def _cached(producer: dict, tokens: dict, tensor: str) -> list[str]:
     n = producer.get(tensor)
     if n is None:
         return [tensor]
-    if n.op in VIEWS or _head_repeat(producer, tensor) or n.op == "channels":
-        # (channels: a fused qkv's keys, Transformer-XL's, placed after memory rows as a
-        # whole: quant.cat_linear)
+    if n.op in VIEWS or _head_repeat(producer, tensor) or (
+            n.op == "channels" and n.inputs[0] in producer
+            and _head_repeat(producer, n.inputs[0]) and _places_rows(producer, n.inputs[0])):
+        # (channels of placed rows: a fused qkv's keys, Transformer-XL's, placed after memory
+        # rows as a whole: quant.cat_linear)
         inner = _cached(producer, tokens, n.inputs[-1])
         if tokens.get(tensor, (None,))[0] == 0 and any(
                 t in producer and tokens.get(t, (0,))[0] != 0 for t in inner):
@@ -997,6 +999,13 @@ def _is_constant(producer: dict, tensor: str) -> bool:
     return tensor in producer and producer[tensor].op == "constant"
 
 
+def _places_rows(producer: dict, tensor: str) -> bool:
+    """A matmul of a constant of more rows than columns: rows placed among constant ones (a
+    memory's, quant.decode_memory), not a selection of some of them."""
+    shape = np.shape(producer[producer[tensor].inputs[0]].params.get("value"))
+    return len(shape) >= 2 and shape[-2] > shape[-1]
+
+
 def _head_repeat(producer: dict, tensor: str) -> bool:
     """A grouped-query head repeat: a matmul of a constant (0/1 rows) by a cached tensor."""
     n = producer[tensor]
@@ -1032,9 +1041,12 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
         if t not in consts:
             continue
         value = np.asarray(consts[t].params["value"])
-        queries = decode_memory.selects_queries(n, i, value, whole, c, placed)
-        if queries and prompt is not None:  # the queries' rows after M memory rows
-            cut = decode_memory.queries_cut(value, act, whole, c, prompt)  # (Transformer-XL)
+        queries = decode_memory.selects_queries(n, i, value, whole, c, placed) and (
+            prompt is not None or tuple(act) == tuple(whole))  # (a step: of the whole rows)
+        cut = None if prompt is None or not queries else \
+            decode_memory.queries_cut(value, act, whole, c, prompt)
+        queries = queries and (prompt is None or cut is not None)
+        if cut is not None:  # a prefill's queries' rows after M memory rows (Transformer-XL)
             name = f"{t}.at{prompt}"
             if name not in shapes:
                 nodes.append(replace(consts[t], name=name, output=name,

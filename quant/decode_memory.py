@@ -106,12 +106,10 @@ def selects_queries(n: Any, i: int, value: np.ndarray, whole: tuple[int, ...], c
 
 
 def queries_cut(value: np.ndarray, act: tuple[int, ...], whole: tuple[int, ...], c: int,
-                prompt: int) -> np.ndarray:
+                prompt: int) -> np.ndarray | None:
     """A prefill's cut of a constant that ``selects_queries``: its first P rows and M + P
-    columns, which read the prompt's rows only."""
+    columns, which read the prompt's rows only; None when the prefill's rows are not M + P."""
     m = whole[-2] - c
     if act[-2] != m + prompt:
-        raise UnsupportedOpError(f"a selection of the {c} queries after {m} memory rows reads "
-                                 f"{act[-2]} rows in a prefill of {prompt} tokens, not "
-                                 f"{m + prompt}; run the model with qasic evaluate")
+        return None
     return np.ascontiguousarray(value[..., :prompt, :m + prompt])
