@@ -169,7 +169,7 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
         bits = config.norm_bits_for(lengths[tensor], int16_storable(graph, tensor)) \
             if kind == NORM_INPUT else config.activation_bits
         bits = wide.get(tensor) or bits
-        seen = np.concatenate([values[t] for t in members]) if members else values[tensor]
+        seen = np.concatenate([np.ravel(values[t]) for t in members]) if members else values[tensor]
         if tensor in guarded:
             seen = _off_zero(seen, values[guarded[tensor]])
         elif tensor in divided and divided[tensor] in tensors:  # its divisor's codes

@@ -159,6 +159,16 @@ def seq2seq(graph: QGraph) -> tuple[int, QNode, QNode] | None:
             and spans[1][0] + spans[1][1] == total:
         return spans[1][0], spans[0][2], spans[1][2]
     first, rows, part = spans[0]
+    steps = [n for o, r, n in spans[1:] if r == 1]
+    if first == 0 and len(steps) == len(spans) - 1 > 1 \
+            and [o for o, _, _ in spans[1:]] == list(range(rows, total)):
+        raise UnsupportedOpError(
+            f"{steps[0].name}..{steps[-1].name} embed the target ids {rows}..{total - 1} of "
+            f"model {graph.name} one at a time (a decoder stepping over the target in a Python "
+            "loop, an embedding per step: the seq2seq tutorial's AttnDecoderRNN); generation "
+            "decodes an encoder-decoder whose target one embedding reads whole ([source | "
+            "target] ids: nn.Transformer, T5, BART, Marian) or a decoder-only loop over "
+            "selected positions (quant.recurrence): run the model with qasic evaluate")
     raise UnsupportedOpError(
         f"{part.name} embeds ids {first}..{first + rows - 1} of model {graph.name}'s {total}; "
         "generation runs decoder-only models or an encoder-decoder whose ids are [source | "
@@ -394,9 +404,13 @@ def _refuse_scan(graph: QGraph, producer: dict, c: int, scanned: set[str]) -> No
                 and np.unique(sel[sel != 0]).size == 1:
             raise UnsupportedOpError(
                 f"{n.name}: model {graph.name} takes cumulative sums along its token positions "
-                "(a chunked scan, as Mamba2's state space duality form); generation decodes a "
-                "scan unrolled per position (Mamba's, and transformers' Mamba2 mixers, which "
-                "qasic captures so: quant.recurrent_scan): run the model with qasic evaluate")
+                f"within chunks of {k} (a chunked scan, as Mamba2's state space duality form, "
+                "fla's chunked GLA): a decode step's program would depend on its place in the "
+                "chunk (decay matrices exp(cum_i - cum_j) over the chunk's earlier positions; "
+                "the chunk's last one folds them all into the state), and generation runs one "
+                "program per step: write the mixer as its recurrent step (h_t = a_t h_(t-1) + "
+                "B_t x_t: fla's naive_recurrent_gla; transformers' Mamba2 mixers, which qasic "
+                "captures so: quant.recurrent_scan) or run the model with qasic evaluate")
 
 
 def _cached(producer: dict, tokens: dict, tensor: str) -> list[str]:
@@ -408,7 +422,11 @@ def _cached(producer: dict, tokens: dict, tensor: str) -> list[str]:
     n = producer.get(tensor)
     if n is None:
         return [tensor]
-    if n.op in VIEWS or _head_repeat(producer, tensor):
+    if n.op in VIEWS or _head_repeat(producer, tensor) or (
+            n.op == "channels" and n.inputs[0] in producer
+            and _head_repeat(producer, n.inputs[0]) and _places_rows(producer, n.inputs[0])):
+        # (channels of placed rows: a fused qkv's keys, Transformer-XL's, placed after memory
+        # rows as a whole: quant.cat_linear)
         inner = _cached(producer, tokens, n.inputs[-1])
         if tokens.get(tensor, (None,))[0] == 0 and any(
                 t in producer and tokens.get(t, (0,))[0] != 0 for t in inner):
@@ -612,6 +630,8 @@ def decode_graph(full: QGraph) -> QGraph:
     enc = encoder_tensors(full)
     consts = {n.output: n for n in full.nodes if n.op == "constant"}
     tokens = _token_axes(full)
+    memory = decode_memory.placements(full, c, tokens)  # (the queries after M rows)
+    placed = {c + m for m in memory.values()}
     scores = key_scores(full, tokens)  # the other softmaxes are per token (a router's)
     own_rows = decode_queries.query_readers(full, caches, scores)  # the step's queries
     convs, shifts = token_convs(full, tokens), token_shifts(full, tokens)
@@ -664,7 +684,10 @@ def decode_graph(full: QGraph) -> QGraph:
         elif n.op == "constant" or (acts and all(t in whole for t in acts) and not (
                 n.inputs[0] in consts and _expands_rows(
                     n, 0, np.asarray(consts[n.inputs[0]].params["value"]), shapes, c,
-                    lambda: tokens))):
+                    lambda: tokens)) and not (n.inputs[0] in consts and (
+                        decode_memory.selects_queries(
+                            n, 0, np.asarray(consts[n.inputs[0]].params["value"]),
+                            shapes[acts[0]], c, placed)))):
             if n.output in mixed:  # a causal token mix's C rows: the step's row p of them
                 decode_mix.row_of(n, state_name(n.output), STEP, nodes, shapes, tensors,
                                   full.shapes[n.output], _state_written)
@@ -690,7 +713,7 @@ def decode_graph(full: QGraph) -> QGraph:
                                      "supports token embeddings only")
         _unread(n, enc, whole)
         n = lastrow.cut(n, consts, nodes, shapes, tensors, 1) if n.name in last \
-            else _positions_read(n, full, consts, nodes, shapes, tensors, c, None)
+            else _positions_read(n, full, consts, nodes, shapes, tensors, c, None, memory)
         n = _over_positions(_reshaped(n, shapes, full, tokens, 1), full, tokens, 1)
         shapes[n.output] = _infer(full, n, shapes)
         nodes.append(n)
@@ -976,6 +999,13 @@ def _is_constant(producer: dict, tensor: str) -> bool:
     return tensor in producer and producer[tensor].op == "constant"
 
 
+def _places_rows(producer: dict, tensor: str) -> bool:
+    """A matmul of a constant of more rows than columns: rows placed among constant ones (a
+    memory's, quant.decode_memory), not a selection of some of them."""
+    shape = np.shape(producer[producer[tensor].inputs[0]].params.get("value"))
+    return len(shape) >= 2 and shape[-2] > shape[-1]
+
+
 def _head_repeat(producer: dict, tensor: str) -> bool:
     """A grouped-query head repeat: a matmul of a constant (0/1 rows) by a cached tensor."""
     n = producer[tensor]
@@ -1004,12 +1034,26 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
     if n.name in memory and prompt is not None:
         return _placed(n, memory[n.name], consts[n.inputs[0]], nodes, shapes, tensors, prompt)
     _refuse_mixing(n, consts, act, c, rows)
-    keys = {c + m for m in memory.values()} if prompt is not None else set()
+    placed = {c + m for m in memory.values()}
+    keys = placed if prompt is not None else set()
     inputs = list(n.inputs)
     for i, t in enumerate(n.inputs):
         if t not in consts:
             continue
         value = np.asarray(consts[t].params["value"])
+        queries = decode_memory.selects_queries(n, i, value, whole, c, placed) and (
+            prompt is not None or tuple(act) == tuple(whole))  # (a step: of the whole rows)
+        cut = None if prompt is None or not queries else \
+            decode_memory.queries_cut(value, act, whole, c, prompt)
+        queries = queries and (prompt is None or cut is not None)
+        if cut is not None:  # a prefill's queries' rows after M memory rows (Transformer-XL)
+            name = f"{t}.at{prompt}"
+            if name not in shapes:
+                nodes.append(replace(consts[t], name=name, output=name,
+                                     params={**consts[t].params, "value": cut}))
+                shapes[name], tensors[name] = cut.shape, full.tensors[t]
+            inputs[i] = name
+            continue
         if _expands_rows(n, i, value, shapes, c, lambda: _token_axes(full)):  # a per-key
             # value repeated over the queries
             name = f"{t}.rows{rows}"
@@ -1020,7 +1064,8 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
                 shapes[name], tensors[name] = value.shape, full.tensors[t]
             inputs[i] = name
             continue
-        axes = _position_axes(n.op, value.shape, act, whole, c, rows) + \
+        axes = [value.ndim - 2] if queries else \
+            _position_axes(n.op, value.shape, act, whole, c, rows) + \
             decode_memory.key_axes(value.shape, act, whole, keys)
         if not axes or (prompt is None and len(axes) != 1):
             continue
@@ -1033,8 +1078,10 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
                 # the tokens) needs no gather either
                 for a in axes:
                     value = np.take(value, range(act[len(act) - value.ndim + a]), axis=a)
-                if prompt is not None and _selects_keys(n, i, value.shape, axes, c):
-                    value = np.take(value, range(prompt), axis=-1)
+                if prompt is not None and _selects_keys(n, i, value.shape, axes, c,
+                                                        set(memory.values())):
+                    m = value.shape[-1] - c  # M memory keys before the tokens (or none)
+                    value = np.take(value, range(m + prompt), axis=-1)
                 nodes.append(replace(consts[t], name=name, output=name,
                                      params={**consts[t].params, "value": value}))
                 shapes[name], tensors[name] = value.shape, full.tensors[t]
@@ -1066,12 +1113,15 @@ def _expands_rows(n: QNode, i: int, value: np.ndarray, shapes: dict, c: int,
     return axis == len(shapes[n.inputs[1]]) - 1
 
 
-def _selects_keys(n: QNode, i: int, value: tuple[int, ...], axes: list[int], c: int) -> bool:
+def _selects_keys(n: QNode, i: int, value: tuple[int, ...], axes: list[int], c: int,
+                  memory: set[int] | frozenset[int] = frozenset()) -> bool:
     """A matmul's second operand, a constant over the queries (a position axis among its batch
     axes) whose C columns are the keys: a per-query 0/1 gather of relative positions
-    (lowering_gather: Inkling's relative position bias), whose prefill reads P keys."""
+    (lowering_gather: Inkling's relative position bias), whose prefill reads P keys; or M + C
+    columns, M memory keys before the tokens (``memory``: Transformer-XL's relative position
+    embeddings per (query, key), quant.rel_shift), whose prefill reads M + P."""
     return n.op == "matmul" and i == 1 and not n.attrs.get("transpose_b", False) \
-        and bool(axes) and value[-1] == c
+        and bool(axes) and value[-1] - c in {0, *memory}
 
 
 def _placed(n: QNode, m: int, const: QNode, nodes: list, shapes: dict, tensors: dict,
@@ -1231,6 +1281,11 @@ def _reshaped(n: QNode, shapes: dict, full: QGraph | None = None,
         size, rest = int(np.prod(shapes[n.inputs[0]])), int(np.prod(shape[:j] + shape[j + 1:]))
         rows = size // rest if rest and size % rest == 0 else shape[j] // positions(full) * prompt
         new = (*shape[:j], rows, *shape[j + 1:])
+        was, now = tuple(full.shapes[n.inputs[0]]), tuple(shapes[n.inputs[0]])
+        if len(was) == len(now) and sum(a != b for a, b in zip(was, now, strict=True)) > 1:
+            # the queries and a memory's M + P keys both cut (Transformer-XL's relative
+            # scores): each group of axes takes its new sizes
+            new = _regrouped(was, shape, now, positions(full), prompt) or new
     elif full is not None and tuple(shapes[n.inputs[0]]) == tuple(full.shapes[n.inputs[0]]):
         return n  # no token axis, its input as in full (after the last position's selection)
     else:

@@ -18,6 +18,8 @@ query of the prompt reads.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from qasic.errors import UnsupportedOpError
@@ -87,3 +89,27 @@ def projected(graph: QGraph, producer: dict, tensor: str, c: int) -> str | None:
             "qkv_net(cat([mems, w]))); generation caches keys and values of the tokens, with "
             "constant memory rows concatenated after the projection only (x-transformers' "
             "memory keys and values): run the model with qasic evaluate")
+
+
+def selects_queries(n: Any, i: int, value: np.ndarray, whole: tuple[int, ...], c: int,
+                    keys: set[int]) -> bool:
+    """Whether ``n`` reads a constant (..., C, M + C) selecting the C queries' rows of M + C
+    placed rows (Transformer-XL's ``w_heads[-qlen:]`` of the projected [memory | tokens]), a
+    causal selection: row i reads rows up to M + i. A prefill cuts it (``queries_cut``), a
+    decode step gathers its row at the step's position."""
+    if n.op != "matmul" or i != 0 or n.attrs.get("transpose_b") or value.ndim < 2 \
+            or len(whole) < 2 or value.shape[-2] != c or value.shape[-1] != whole[-2] \
+            or whole[-2] not in keys:
+        return False
+    m = whole[-2] - c
+    return not any(np.any(value[..., r, m + r + 1:]) for r in range(c))
+
+
+def queries_cut(value: np.ndarray, act: tuple[int, ...], whole: tuple[int, ...], c: int,
+                prompt: int) -> np.ndarray | None:
+    """A prefill's cut of a constant that ``selects_queries``: its first P rows and M + P
+    columns, which read the prompt's rows only; None when the prefill's rows are not M + P."""
+    m = whole[-2] - c
+    if act[-2] != m + prompt:
+        return None
+    return np.ascontiguousarray(value[..., :prompt, :m + prompt])

@@ -194,8 +194,51 @@ def tied(graph: Any) -> dict[str, tuple[str, int, int]]:
     if len(shape) != 1:
         return {}
     producer = {n.output: n for n in graph.nodes}
-    return {t: ("recurrence", k, role) for k, p in enumerate(plans(graph, shape[0]))
-            for t, role in p.roles.items() if producer[t].op not in _SHARES}
+    out: dict[str, tuple[str, int, int]] = {}
+    for k, p in enumerate(plans(graph, shape[0])):
+        for t, role in p.roles.items():
+            if producer[t].op not in _SHARES:
+                out[t] = ("recurrence", k, role)
+        for s in p.states:  # position 0's state a view (sLSTM's m = i_0 by unbind)
+            src = _viewed(s[0], producer)
+            if src != s[0] and src not in p.roles and p.position.get(producer[src].name) == 0:
+                out.setdefault(src, ("recurrence", k, p.roles[s[0]]))
+        stack = _pinned_role(graph, p)
+        if stack is not None:
+            out[stack[0]] = ("recurrence", k, stack[1])
+    return out
+
+
+def _pinned_role(graph: Any, p: Recurrence) -> tuple[str, int] | None:
+    """(the stacking concat's output, a role) when a role's tensor takes the concat's
+    TensorQ (quant.calibrate.concat_pins): the last position's output, read by the concat
+    alone, where earlier ones, states too, reach it through requant luts (sLSTM's y_t). The
+    concat then takes that role's encoding, so the last position's tensor keeps it (before:
+    the concat's, a multiplier of its own, and generation refused)."""
+    from qasic.quant.calibrate import concat_pins
+
+    cat = next(n for n in graph.nodes if n.name == p.concat)
+    out = cat.output
+    producer = {n.output: n for n in graph.nodes}
+    if not any(t in producer and producer[t].attrs.get("fn") == "requant" for t in cat.inputs):
+        return None  # every position's output takes the concat's TensorQ (alike already)
+    pins = concat_pins(graph)
+    return next(((out, role) for t, role in p.roles.items()
+                 if pins.get(t) == out and t != out and producer[t].op not in _SHARES
+                 and producer[t].attrs.get("fn") != "requant"), None)
+
+
+def _viewed(tensor: str, producer: dict) -> str:
+    """The tensor that ``tensor`` is a view of (through ops with no encoding of their own:
+    ``_SHARES``), ``tensor`` itself if it has its own. Position 0's state may be a view of a
+    node of no role (xLSTM's sLSTM starts m = iraw, a row of the unbound gates): tying the
+    view's source to the state's role codes position 0's state as later ones, so a step reads
+    every state in one encoding (before: position 1's requantizations of m differed from 2's,
+    and generation refused)."""
+    while producer[tensor].op in _SHARES and producer[tensor].op != "constant" \
+            and producer[tensor].inputs and producer[tensor].inputs[0] in producer:
+        tensor = producer[tensor].inputs[0]
+    return tensor
 
 
 def widened(graph: Any, storable: Callable[[str], bool]) -> set[str]:

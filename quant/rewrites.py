@@ -18,6 +18,7 @@ from qasic.quant import (
     addcmul,
     alltopk,
     any_reduce,
+    cat_linear,
     channel_norm,
     chomp,
     column_stack,
@@ -52,6 +53,7 @@ from qasic.quant import (
     one_hot,
     pair_perm,
     pool3d,
+    rel_shift,
     selects,
     stack_reduce,
     stack_select,
@@ -63,6 +65,7 @@ from qasic.quant import (
     variance,
     whole_copy,
     writeback,
+    zero_product,
 )
 
 
@@ -149,6 +152,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("column_stack", "a cat of three or more columns along a middle axis (a hand-written "
             "recurrence's outputs: xLSTM's cat(hs, dim=-2)) becomes one concat over the last axis "
             "between transposes", _graph_only(column_stack.decompose)),
+    Rewrite("rel_shift", "Transformer-XL's _rel_shift of relative scores einsum(q, r) (zero "
+            "pad, view, drop a row, view back) becomes the einsum of r indexed per (query, key) "
+            "(before einsum)", rel_shift.decompose),
     Rewrite("einsum", "an einsum of two operands becomes permutes, reshapes and a matmul",
             _graph_only(einsum.decompose)),
     Rewrite("unfold", "patch unfolds become views and permutes", _graph_only(unfold.decompose)),
@@ -202,6 +208,12 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("const_left", "a constant matrix times an activation's transpose, W @ x.t(), "
             "becomes the transposed linear (x @ W^T)^T (mamba_ssm's and Vim's dt_proj)",
             const_left.decompose),
+    Rewrite("zero_product", "a product by the number 0 becomes zeros_like (QRNN's shifted "
+            "window padded by X[:1] * 0), a constant that reads no token position",
+            _graph_only(zero_product.decompose)),
+    Rewrite("cat_linear", "a linear of constant rows concatenated with activations along a row "
+            "axis becomes the concat of their linears (Transformer-XL's qkv_net(cat([mems, w]))"
+            ": memory keys and values after the projection)", cat_linear.decompose),
 )
 
 

@@ -233,11 +233,13 @@ def test_generation_of_a_chunked_scan_is_refused_in_one_line(monkeypatch):
     full = quantize(_hf("Mamba2"), (torch.from_numpy(x[:1]),), x, QuantConfig())
     with pytest.raises(UnsupportedOpError) as e:
         Session(full, 6, default_arch())
-    assert str(e.value) == (
+    assert str(e.value).startswith(
         "model.layers.0.mixer.cumsum: model _Hidden takes cumulative sums along its token "
-        "positions (a chunked scan, as Mamba2's state space duality form); generation decodes a "
-        "scan unrolled per position (Mamba's, and transformers' Mamba2 mixers, which qasic "
-        "captures so: quant.recurrent_scan): run the model with qasic evaluate")
+        "positions within chunks of ")
+    assert str(e.value).endswith(
+        "and generation runs one program per step: write the mixer as its recurrent step "
+        "(h_t = a_t h_(t-1) + B_t x_t: fla's naive_recurrent_gla; transformers' Mamba2 mixers, "
+        "which qasic captures so: quant.recurrent_scan) or run the model with qasic evaluate")
 
 
 def test_mambas_scan_roles_share_one_encoding_over_the_positions():
