@@ -53,6 +53,7 @@ from qasic.quant import (
     pair_perm,
     pool3d,
     selects,
+    spectral,
     stack_reduce,
     stack_select,
     table_index,
@@ -202,6 +203,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("const_left", "a constant matrix times an activation's transpose, W @ x.t(), "
             "becomes the transposed linear (x @ W^T)^T (mamba_ssm's and Vim's dt_proj)",
             const_left.decompose),
+    Rewrite("spectral", "a spectral layer with constant complex weights (FEDformer's Fourier "
+            "block, FNO's SpectralConv, GFNet's global filter: rfft, kept modes times complex "
+            "weights, irfft) becomes real matmuls on (re, im) pairs", spectral.decompose),
 )
 
 
