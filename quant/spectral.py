@@ -37,14 +37,13 @@ from torch import fx
 from qasic.quant.fftconv import _reads_input
 from qasic.quant.fourier import _constant, inverse_real_dft
 from qasic.quant.fxnodes import like
-from qasic.quant.inplace import BUFFERS
 
 aten = torch.ops.aten
 
 _NORMS = (None, "backward", "ortho", "forward")
 _SOURCES = (aten.fft_rfft.default, aten.fft_rfft2.default, aten.fft_rfftn.default)
 _SINKS = (aten.fft_irfft.default, aten.fft_irfft2.default, aten.fft_irfftn.default)
-_END = 2 ** 62  # a slice's end past any size
+_ZEROS = (aten.zeros.default, aten.new_zeros.default, aten.zeros_like.default)
 
 
 class _Bail(Exception):
@@ -108,7 +107,7 @@ def _rewrite(graph: fx.Graph, reads: set[fx.Node]) -> fx.Graph:
         if node.target in _SOURCES and node.args[0] in reads \
                 and not _complex(node.args[0]):
             env[node] = _source(node, env[node.args[0]])
-        elif node.target in BUFFERS and _complex(node) and _filled(node, reads):
+        elif node.target in _ZEROS and _complex(node) and _filled(node, reads):
             env[node] = Buffer(tuple(int(s) for s in node.meta["val"].shape))
         elif spectral:
             if row is None:
@@ -199,7 +198,7 @@ def _op(g: fx.Graph, node: fx.Node, target: Any, args: tuple) -> fx.Node:
     try:
         return like(g, node, target, args)
     except RuntimeError:  # the fake modes disagree (FakeTensorDeviceMismatchError)
-        out = list(g.nodes)[-1]
+        out = next(iter(reversed(g.nodes)))
         if out.target is not target:
             raise
         out.meta["val"] = target(*(_zeros(a) for a in args))
@@ -318,7 +317,7 @@ def _narrow(v: View, dim: int, lo: int, hi: int, select: bool) -> View:
 
 def _copy(g: fx.Graph, node: fx.Node, env: dict, reads: set) -> Any:
     view, value = env[node.args[0]], _value(g, node, env.get(node.args[1]))
-    if not isinstance(view, View) or not isinstance(value, tuple):
+    if not isinstance(view, View) or not isinstance(value, tuple) or node.users:
         raise _Bail
     want = tuple(hi - lo for lo, hi in view.ranges)
     parts = []
@@ -353,6 +352,8 @@ def _mirror(g: fx.Graph, node: fx.Node, env: dict, reads: set) -> Pair:
                 raise _Bail  # a complex constant in a real-coefficient op
             return v
         return a
+    if node.kwargs:
+        raise _Bail  # export passes these ops' arguments by position
     out = []
     for i in range(2):
         args = part(i, list(node.args))
@@ -372,10 +373,7 @@ def _flat(args: list) -> list:
 
 
 def _zero(target: Any, args: list) -> bool:
-    """Whether the op's result is zero when its spectral operands' parts are all None."""
-    nodes = [a for a in _flat(args) if isinstance(a, fx.Node) or a is None]
-    if target in (aten.add.Tensor, aten.sub.Tensor):
-        return all(a is None for a in nodes)
+    """Whether the op's result is zero: its one operand's part (a cat's every part) is."""
     return args[0] is None if target is not aten.cat.default else all(a is None for a in args[0])
 
 
