@@ -45,8 +45,10 @@ aten = torch.ops.aten
 # what the capture refusal of an FFT left after the rewrites says runs (one line)
 _RUNS = ("FFTs run as FNet's fftn(x, dim=(1, 2)).real, an amplitude spectrum abs(rfft(x)), "
          "irfft(polar(magnitude, phase)) and an FFT convolution by a constant kernel (S4, "
-         "Hyena, MEGA); learned complex weights on the spectrum (FEDformer's Fourier block, "
-         "FNO's spectral conv) do not: write the block as real matmuls or an equivalent conv")
+         "Hyena, MEGA) and constant complex weights on kept modes between rfft and irfft "
+         "(FEDformer's Fourier block, FNO's spectral conv, GFNet's filter: "
+         "qasic.quant.spectral); a spectrum times another activation's spectrum, or read "
+         "other than by irfft, does not: write that block as real matmuls")
 REFUSALS = {op: _RUNS for op in (
     aten.fft_rfft.default, aten.fft_irfft.default, aten.fft_fft.default, aten.fft_ifft.default,
     aten.fft_fftn.default, aten.fft_rfftn.default, aten.fft_irfftn.default,

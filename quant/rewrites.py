@@ -55,6 +55,7 @@ from qasic.quant import (
     pool3d,
     rel_shift,
     selects,
+    spectral,
     stack_reduce,
     stack_select,
     table_index,
@@ -214,6 +215,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("cat_linear", "a linear of constant rows concatenated with activations along a row "
             "axis becomes the concat of their linears (Transformer-XL's qkv_net(cat([mems, w]))"
             ": memory keys and values after the projection)", cat_linear.decompose),
+    Rewrite("spectral", "a spectral layer with constant complex weights (FEDformer's Fourier "
+            "block, FNO's SpectralConv, GFNet's global filter: rfft, kept modes times complex "
+            "weights, irfft) becomes real matmuls on (re, im) pairs", spectral.decompose),
 )
 
 

@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 import qasic
-from qasic.errors import UnsupportedOpError
 from qasic.quant import QuantConfig, capture, fftconv, quantize, run_float
 
 C, L = 6, 10
@@ -94,12 +93,19 @@ def test_the_rewrite_keeps_torchs_values(conv, taps):
         torch.testing.assert_close(out[0], m(u), atol=1e-5, rtol=1e-5)
 
 
-def test_a_circular_convolution_is_not_rewritten_and_is_refused_in_one_line():
-    """n = L: the products wrap around the circle, not a causal convolution."""
+def test_a_circular_convolution_is_not_a_conv_and_runs_as_spectral_matmuls():
+    """n = L: the products wrap around the circle, not a causal convolution: fftconv leaves it,
+    and qasic.quant.spectral runs it as the product of the spectrum by the kernel's constant
+    spectrum (real matmuls). Before qasic.quant.spectral: refused in one line."""
     m = LongConv(n_mult=1).eval()
-    with pytest.raises(UnsupportedOpError) as e:
-        capture(m, torch.from_numpy(_x(2)))
-    assert "fft_rfft" in str(e.value) and "\n" not in str(e.value)
+    x = torch.from_numpy(_x())
+    g = capture(m, x[:2])
+    assert not any(n.op == "conv2d" or "fft" in n.op for n in g.nodes)
+    with torch.no_grad():
+        want = m(x).numpy()
+    np.testing.assert_allclose(run_float(g, g.to_internal(x.numpy())), want, atol=1e-4)
+    r = qasic.evaluate(m, _x(2), calibration=_x())
+    assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
 
 
 class FFTConvLM(nn.Module):
