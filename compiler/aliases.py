@@ -160,9 +160,18 @@ def _source(graph: QGraph, producer, readers, tensor: str) -> str:
     while _alone(graph, readers, t) and (p := producer.get(t)) is not None \
             and p.op in ("reshape", "flatten") and p.inputs[0] != graph.input:
         t = p.inputs[0]
-        if image_shape(graph.shapes[t]) == want and _alone(graph, readers, t):
+        if image_shape(graph.shapes[t]) == want and _alone(graph, readers, t) \
+                and _placeable(producer.get(t)):
             out = t
     return out
+
+
+def _placeable(producer: QNode | None) -> bool:
+    """Whether the tensor ``producer`` writes may be placed in a concat's buffer: computed by
+    the program, not a DRAM state (a decode step's KV cache, ``cache_read`` / ``cache_write``
+    with a ``state``), which lives in its own region: read in place, a concat of the cache and
+    the step's row read stale rows (DeepSeek-V4's generation differed from the reference)."""
+    return producer is not None and "state" not in producer.attrs
 
 
 def _drop_unread(graph: QGraph) -> QGraph:
