@@ -8,9 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from qasic.quant import QuantConfig, capture, run_float
-from qasic.quant.quantize import quantize
-from tests.quant.transformer_nets import simulated_output
+from tests.quant.transformer_nets import float_and_quantized
 
 C, S, W = 6, 8, 4  # channels, image side, window side
 
@@ -39,12 +37,7 @@ def test_a_pointwise_conv_of_folded_windows_is_a_linear_bit_exact_near_float():
     x = np.random.default_rng(0).standard_normal((4, 3, S, S)).astype(np.float32)
     with torch.no_grad():
         want = model(torch.from_numpy(x)).numpy()
-    fg = capture(model, torch.from_numpy(x[:2]))
+    fg, cos = float_and_quantized(model, x, want)
     assert [n.op for n in fg.nodes].count("linear") == 2 and "conv1d" not in str(
         [n.op for n in fg.nodes if n.name.startswith(("qkv", "out"))])
-    np.testing.assert_allclose(run_float(fg, fg.to_internal(x)).reshape(want.shape), want,
-                               rtol=1e-4, atol=1e-5)
-    qg = quantize(model, (torch.from_numpy(x[:1]),), x, QuantConfig())
-    got = qg.dequantize_output(simulated_output(qg, x)).reshape(want.shape)
-    cos = float((got * want).sum() / np.linalg.norm(got) / np.linalg.norm(want))
     assert cos > 0.99, cos

@@ -10,9 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from qasic.quant import QuantConfig, capture, run_float
-from qasic.quant.quantize import quantize
-from tests.quant.transformer_nets import simulated_output
+from tests.quant.transformer_nets import float_and_quantized
 
 
 class _Select(nn.Module):
@@ -33,12 +31,7 @@ def test_a_where_of_other_activations_is_a_select_bit_exact_near_float(scalar):
     x = np.random.default_rng(0).standard_normal((8, 5, 8)).astype(np.float32)
     with torch.no_grad():
         want = model(torch.from_numpy(x)).numpy()
-    fg = capture(model, torch.from_numpy(x[:2]))
+    fg, cos = float_and_quantized(model, x, want)
     indicator = [n for n in fg.nodes if n.name.endswith(".indicator")]
     assert len(indicator) == 1 and indicator[0].inputs == ("c",)
-    np.testing.assert_allclose(run_float(fg, fg.to_internal(x)).reshape(want.shape), want,
-                               rtol=1e-4, atol=1e-5)
-    qg = quantize(model, (torch.from_numpy(x[:1]),), x, QuantConfig())
-    got = qg.dequantize_output(simulated_output(qg, x)).reshape(want.shape)
-    cos = float((got * want).sum() / np.linalg.norm(got) / np.linalg.norm(want))
     assert cos > 0.99, cos

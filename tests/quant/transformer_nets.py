@@ -130,6 +130,20 @@ def simulated_output(qg, x: np.ndarray) -> np.ndarray:
     return gold
 
 
+def float_and_quantized(model, x: np.ndarray, want: np.ndarray):
+    """``model``'s float graph (captured on ``x[:2]``) after checking it computes torch's
+    ``want`` on ``x``, and the cosine to ``want`` of the W8A8 quantized model's output on ``x``
+    (calibrated on ``x``; golden reference == simulator checked by ``simulated_output``)."""
+    from qasic.quant.quantize import quantize as quantize_model
+
+    fg = capture(model, torch.from_numpy(x[:2]))
+    np.testing.assert_allclose(run_float(fg, fg.to_internal(x)).reshape(want.shape), want,
+                               rtol=1e-4, atol=1e-5)
+    qg = quantize_model(model, (torch.from_numpy(x[:1]),), x, QuantConfig())
+    got = qg.dequantize_output(simulated_output(qg, x)).reshape(want.shape)
+    return fg, float((got * want).sum() / np.linalg.norm(got) / np.linalg.norm(want))
+
+
 def ops(graph) -> list[str]:
     return [n.op for n in graph.nodes]
 
