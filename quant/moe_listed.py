@@ -30,6 +30,7 @@ and no router (Jamba's dense layers: num_experts 1) routes nothing: not a routed
 from __future__ import annotations
 
 import functools
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,10 +123,20 @@ def dense_forward(block: Any, form: Form, x: torch.Tensor) -> Any:
     return (y, logits) if form.with_logits else y
 
 
+_FORMS_SEEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def form(block: Any) -> Form:
     """The form whose dense output equals the block's own forward's on 16 drawn tokens
     (2 x 8 x D, std 1), found eagerly; the first (FORMS) if none does or the forward cannot be
-    called alone (qasic.quant.moe.check then compares the block on the model's activations)."""
+    called alone (qasic.quant.moe.check then compares the block on the model's activations).
+    Asked once per block (the form is the forward's code, not its weights)."""
+    if block not in _FORMS_SEEN:
+        _FORMS_SEEN[block] = _probe(block)
+    return _FORMS_SEEN[block]
+
+
+def _probe(block: Any) -> Form:
     d = _router(block).in_features
     x = torch.randn(2, 8, d, generator=torch.Generator().manual_seed(0),
                     dtype=_router(block).weight.dtype)

@@ -141,3 +141,27 @@ def test_litgpts_llamamoe_with_shared_experts_and_a_scale_runs_densely_bit_exact
         want = model(torch.from_numpy(calib)).numpy()
     got = full.dequantize_output(simulated_output(full, calib))
     assert float((got * want).sum() / np.linalg.norm(got) / np.linalg.norm(want)) > 0.99
+
+
+def test_the_routing_form_is_probed_once_per_block():
+    """form runs the block's own forward eagerly: once per block, however often it is asked
+    (the dense swap and the refusal's description both ask), and again for another block."""
+    from qasic.quant import moe_listed
+
+    calls = []
+
+    class Counted(_MoeLayer):
+        def forward(self, x):
+            calls.append(1)
+            return super().forward(x)
+
+    torch.manual_seed(0)
+    block, other = Counted(), Counted()
+    first = moe_listed.form(block)
+    assert first.renormalized and not first.with_logits and len(calls) == 1
+    assert moe_listed.form(block) is first and len(calls) == 1
+    moe_listed._describe(block)
+    moe_listed._swaps(block)
+    assert len(calls) == 1
+    moe_listed.form(other)
+    assert len(calls) == 2
