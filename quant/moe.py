@@ -116,6 +116,11 @@ def _copy(v: Any) -> Any:
     return v.detach().clone() if isinstance(v, torch.Tensor) else v
 
 
+def _label(lay: Any) -> str:
+    """A shape's short name: its description up to the first colon."""
+    return lay.name.split(":")[0]
+
+
 def check(model: Any, args: tuple) -> None:
     """Refuse unless every block's dense output equals its own forward's on ``args``."""
     found = blocks(model)
@@ -123,9 +128,10 @@ def check(model: Any, args: tuple) -> None:
                   and not is_block(m)), None)
     if other is not None:
         raise UnsupportedOpError(
-            f"mixture-of-experts block {other[0]} ({type(other[1]).__name__}): not in a shape "
-            f"run densely ({'; or '.join(lay.name for lay in LAYOUTS)}); its top-k routing is "
-            "data dependent")
+            f"mixture-of-experts block {other[0]} ({type(other[1]).__name__}): in none of the "
+            f"{len(LAYOUTS)} shapes run densely ({', '.join(_label(lay) for lay in LAYOUTS)}; "
+            "each shape's modules and names: docs/ops.md, \"Mixtures of experts\"); its top-k "
+            "routing is data dependent")
     seen: dict[tuple, tuple] = {}  # (block, part): its first call (the layout's ``calls``)
     hooks = [m.register_forward_hook(_keep_call(seen, (name, part)), with_kwargs=True)
              for name, blk in found for part, m in layout(blk).calls(blk).items()]

@@ -618,7 +618,8 @@ LAYOUTS = (  # the first that matches
            _llama4_refusal,
            lambda b: f"Llama 4's sigmoid of the top {b.router.top_k} logits scaling the "
                      "experts' inputs"),
-    Layout("a gate or router with top_k and an (E, D) matrix; experts with 3-D gate_up_proj "
+    Layout("Mixtral's stacked experts: a gate or router with top_k and an (E, D) matrix; "
+           "experts with 3-D gate_up_proj "
            "(E, 2 I, D), down_proj (E, D, I) and an act_fn", _stacked,
            _routed(_dense_experts), _stacked_refusal, _rule_top),
     Layout("LongCat-Flash's: a router with top_k and an (E + Z, D) matrix; E stacked experts "

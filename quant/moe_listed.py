@@ -212,9 +212,10 @@ def deepseek_forward(block: Any, hidden_states: torch.Tensor) -> torch.Tensor:
 
 
 LAYOUTS = (
-    Layout("a ModuleList of E SwiGLU experts (w1, w3, w2; gate_proj, up_proj, down_proj; "
-           "fc_1, fc_2, proj) beside a bias-free gate or router Linear (E, D) and a top k: "
-           "mistral-src's MoeLayer, Jamba's SparseMoEBlock, litgpt's LLaMAMoE", listed, _swaps,
+    Layout("listed SwiGLU experts: a ModuleList of E SwiGLU experts (w1, w3, w2; gate_proj, "
+           "up_proj, down_proj; fc_1, fc_2, proj) beside a bias-free gate or router Linear "
+           "(E, D) and a top k: mistral-src's MoeLayer, Jamba's SparseMoEBlock, litgpt's "
+           "LLaMAMoE", listed, _swaps,
            lambda b: None, _describe,
            router=lambda b: None),
     Layout("DeepSeek-MoE's DeepseekMoE: a gate of an (E, D) matrix and top_k; experts a "
