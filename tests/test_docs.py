@@ -128,6 +128,45 @@ def test_readme_refused_table_names_every_refused_row_and_no_running_one():
     assert not running, f"README's refused table names rows that now run: {running}; remove them"
 
 
+FAMILIES_DOC = ROOT / "docs" / "families.md"
+COSINES_SECTION = "## Reading the cosines"
+
+
+def _cosine_rows(section: str) -> dict[str, str]:
+    """Each table row's names (`Name`, first cell) with their cosines (second cell, in order)."""
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        names = re.findall(r"`([A-Za-z0-9_@.]+)`", cells[0]) if line.startswith("| `") else []
+        values = [v.strip() for v in cells[1].split(",")] if names else []
+        assert len(names) == len(values), f"docs/families.md: {line[:80]}: a cosine per name"
+        rows.update(zip(names, values))
+    return rows
+
+
+def test_families_cosine_table_lists_every_bit_exact_row_below_0_99_with_its_cosine():
+    """docs/families.md's "Reading the cosines" names every bit-exact survey row under 0.99 with
+    the record's cosine (4 decimals), and its sentence counts the rows as the record does."""
+    import statistics
+
+    recs = [r for r in _survey_records() if r["status"] == "ok" and r["bit_exact"]]
+    section = _section(FAMILIES_DOC.read_text(), COSINES_SECTION)
+    table = _cosine_rows(section)
+    low = {r["name"]: f"{r['cosine']:.4f}" for r in recs if r["cosine"] < 0.99}
+    missing = sorted(set(low) - set(table))
+    wrong = {n: (table[n], v) for n, v in low.items() if n in table and table[n] != v}
+    above = sorted(n for n in table if n not in low)
+    assert not missing, f"docs/families.md's cosine table lacks these rows under 0.99: {missing}"
+    assert not wrong, f"docs/families.md's cosines (table, record) differ: {wrong}"
+    assert not above, f"docs/families.md's cosine table names rows not under 0.99: {above}"
+    m = re.search(r"Of\s+the\s+(\d+)\s+bit-exact\s+rows,\s+the\s+median\s+is\s+(0\.\d{4})\s+and\s+"
+                  r"(\d+)\s+are\s+0\.99\s+or\s+more", section)
+    assert m, "docs/families.md lost 'Of the N bit-exact rows, the median is C and M are 0.99'"
+    median = statistics.median(r["cosine"] for r in recs)
+    want = (str(len(recs)), f"{median:.4f}", str(len(recs) - len(low)))
+    assert m.groups() == want, f"docs/families.md says {m.group(0)}; the record: {want}"
+
+
 def test_readme_user_model_recipe_builds_a_model_from_ids_to_logits():
     """The factory in "Try your own model" runs: int64 ids (1, 16) -> logits (1, 16, vocab)."""
     import torch
