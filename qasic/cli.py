@@ -781,7 +781,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_evaluate)
 
     sp = command("generate", help="greedy text generation on the simulator: prefill, then "
-                 "one decode step per token with a KV cache in DRAM")
+                 "one decode step per token with a KV cache in DRAM (or, where none can be "
+                 "planned, the whole model per token)")
     model_args(sp)
     policy_args(sp)
     arch_arg(sp)

@@ -47,6 +47,10 @@ Costs are per program and data-independent: ``prefill_cycles``, ``decode_cycles_
 ``energy_pj_per_token`` (the decode step's breakdown), ``kv_cache_bytes`` (the caches' DRAM) and
 ``tokens_per_s`` at the arch clock. The decode step reads the whole cache (C rows) every token:
 the cycles and DRAM bytes of a step do not shrink with p (one program serves every position).
+
+Where no decode step can be planned (qasic.quant.decode refuses the model in one line), each
+token reruns the whole model instead (qasic.recompute: ``decode`` ``recompute``, the costs of the
+full program per token, no caches); ``decode`` chooses (``auto``, ``kv_cache``, ``recompute``).
 """
 
 from __future__ import annotations

@@ -160,3 +160,17 @@ def test_qasic_generate_takes_decode_from_the_command_line(tmp_path, capsys):
     assert len(err) == 2 and err[0] == "quantizing local_lm", err  # progress, then the line
     assert "keys mixed along the positions" in err[1]
 
+
+
+def test_the_surveys_generation_records_its_decode(local, gpt):
+    """benchmarks (family_survey, third_party) generate through family_survey.generation."""
+    from benchmarks.family_survey import generation
+
+    tm, full = local
+    rec = generation(tm.module, tm.calibration, full=full)
+    assert (rec["generate"], rec["decode"]) == ("exact", "recompute") and rec["decode_cycles"]
+    tm, full = gpt
+    assert generation(tm.module, tm.calibration, full=full, tokens=2)["decode"] == "kv_cache"
+    tm, full = local
+    refused = generation(tm.module, tm.calibration, full=full, decode="kv_cache")
+    assert refused["generate"].startswith("refused: matmul matmul: its second operand")
