@@ -159,7 +159,6 @@ def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
     continue); default: the ``decoder_start_token_id`` of the model's transformers config.
     ``decode``: ``auto`` (a KV cache when the decode step can be planned, else recompute each
     token: qasic.recompute), ``kv_cache`` or ``recompute``."""
-    from qasic.quant.decode import positions
     from qasic.quant.lastrow import last_selects
     from qasic.quant.srcpad import padded
 
@@ -171,9 +170,10 @@ def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
                                   decode)
     tok = tokenizer_for(tokenizer, vocab)
     ids = _prompt_ids(prompt, tok)
-    if positions(full) != c:  # logits for fewer positions than ids, not [source | target]
+    graph_c = recompute.positions(full)  # (also a target embedded a position at a time)
+    if graph_c != c:  # logits for fewer positions than ids, not [source | target]
         raise ConfigError(f"model {trained.name} returns logits for {c} of its "
-                          f"{c + _source(trained, c)} ids but its graph has {positions(full)} "
+                          f"{c + _source(trained, c)} ids but its graph has {graph_c} "
                           "positions; qasic generate needs one logits row per position, or an "
                           "encoder-decoder's per target position (ids [source | target], each "
                           "read by one embedding)")
@@ -693,11 +693,10 @@ def golden_tokens(full: Any, ids: np.ndarray, tokens: int, source: Sequence[int]
     the ``source`` ids, then the target so padded). A model of the last position's logits
     reads the sequence's last token (qasic.quant.lastrow.at_position)."""
     from qasic.quant import reference
-    from qasic.quant.decode import positions
     from qasic.quant.lastrow import at_position, last_selects
     from qasic.sim.run import io_encoding
 
-    s, c = len(source), positions(full)
+    s, c = len(source), recompute.positions(full)
     last = bool(last_selects(full, c))
     enc = io_encoding({"scale": full.tensors[full.output].scale,
                        "zero_point": full.tensors[full.output].zero_point,

@@ -7,7 +7,10 @@ positions, a chunked scan, a memory of its own), every step runs the full progra
 model over all C positions) on the sequence so far right-padded with id 0, and reads its last
 real token's row: the golden reference's definition of generation (qasic.generate.golden_tokens),
 so the tokens and every step's logit codes equal it bit for bit. Each token costs a whole
-program run; there is no cache (``kv_cache_bytes`` 0).
+program run; there is no cache (``kv_cache_bytes`` 0). An encoder-decoder recomputes the same
+way, its encoder rerun every token on the source ([source | target] ids, or a float source's
+codes): also one whose target ids are embedded a position at a time, which has no decode step
+(``positions``).
 
 Right-padding is harmless for a causal model only: a decoder-only model that is not (its logits
 at a position change with the ids after it) is refused, by one probe of the golden reference:
@@ -68,7 +71,6 @@ class Recompute:
                  refusal: str | None = None):
         """``prompt``: the target's first tokens (a causal LM's prompt); ``refusal``: the KV
         cache planner's line that chose this (None: asked for)."""
-        from qasic.quant.decode import positions
         from qasic.quant.lastrow import last_selects
 
         self.full, self.prompt, self.arch, self.progress = full, prompt, arch, progress
@@ -152,10 +154,11 @@ class Recompute:
         from qasic.sim.run import program_costs
 
         run = program_costs(self.program, self.arch)
-        enc = encoder_tensors(self.full)
+        stepped = _stepped_target(self.full) is not None
+        enc = stepped or encoder_tensors(self.full)  # (a stepped target: none to tell apart)
         return {"prefill_cycles": run.cycles,
                 "encoder_cycles": encoder_cycles(self.full, self.program, run.layers)
-                if enc else None,
+                if enc and not stepped else None,
                 "prefill_energy_pj": dict(run.energy_pj),
                 "decode_cycles_per_token": run.cycles,
                 "energy_pj_per_token": dict(run.energy_pj),
@@ -163,6 +166,37 @@ class Recompute:
                 "kv_cache_bytes": 0, "cross_cache_bytes": 0 if enc else None,
                 "tokens_per_s": self.arch.clock_mhz * 1e6 / run.cycles if run.cycles else None,
                 "decode_layers": [{k: la[k] for k in _LAYER_KEYS} for la in run.layers]}
+
+
+def positions(full: Any) -> int:
+    """C, as qasic.quant.decode.positions, which refuses (for a decode step) an encoder-decoder
+    whose target ids are embedded one at a time (the seq2seq tutorial's decoder loop over the
+    target, teacher-forced); recomputing needs only C, its target's positions."""
+    from qasic.quant.decode import positions as planned
+
+    try:
+        return planned(full)
+    except UnsupportedOpError:
+        c = _stepped_target(full)
+        if c is None:
+            raise
+        return c
+
+
+def _stepped_target(graph: Any) -> int | None:
+    """The target positions of ids [source | target] whose source one embedding reads (rows
+    0..S-1) and whose target an embedding per position (S, S + 1, ...); else None."""
+    if len(graph.inputs) > 1 or graph.input_layout != "tokens":
+        return None
+    parts = sorted((int(n.attrs["offset"]), int(graph.shapes[n.output][0]))
+                   for n in graph.nodes if n.op == "embedding" and n.inputs == (graph.input,)
+                   and "offset" in n.attrs and np.ndim(n.params["table"]) == 2)
+    total = int(np.prod(graph.shapes[graph.input]))
+    if len(parts) < 3 or parts[0][0] != 0 or any(r != 1 for _, r in parts[1:]):
+        return None
+    if [o for o, _ in parts[1:]] != list(range(parts[0][1], total)):
+        return None
+    return total - parts[0][1]
 
 
 def _check_causal(full: Any, prompt: int, c: int, last: bool) -> None:

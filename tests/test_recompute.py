@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from qasic.errors import UnsupportedOpError
 from qasic.generate import generate_quantized, golden_tokens, summary
@@ -174,3 +175,39 @@ def test_the_surveys_generation_records_its_decode(local, gpt):
     tm, full = local
     refused = generation(tm.module, tm.calibration, full=full, decode="kv_cache")
     assert refused["generate"].startswith("refused: matmul matmul: its second operand")
+
+
+class _Stepped(nn.Module):
+    """An encoder-decoder whose decoder loops over the target, an embedding per position (the
+    seq2seq tutorial's AttnDecoderRNN, teacher-forced): ids [source 4 | target 3]."""
+
+    def __init__(self):
+        super().__init__()
+        self.src, self.tgt = nn.Embedding(20, 8), nn.Embedding(20, 8)
+        self.head = nn.Linear(8, 20)
+
+    def forward(self, ids):
+        h, outs = self.src(ids[:, :4]).mean(1), []
+        for t in range(3):
+            h = torch.tanh(h + self.tgt(ids[:, 4 + t]))
+            outs.append(self.head(h))
+        return torch.stack(outs, 1)
+
+
+def test_a_target_embedded_a_position_at_a_time_recomputes():
+    """No decode step for it (the planner's line under kv_cache); recomputed, the encoder
+    reruns every token and the tokens and logit rows equal the golden reference's."""
+    torch.manual_seed(0)
+    m = _Stepped().eval()
+    calib = np.random.default_rng(0).integers(0, 20, (8, 7))
+    tm = TextModel(name="stepped", module=m, example_input=torch.from_numpy(calib[:1]),
+                   calibration=calib, test_inputs=calib, test_labels=calib, fp32_accuracy=0.0)
+    full = quantize(m, (tm.example_input,), calib, QuantConfig())
+    r = generate_quantized(tm, full, [3, 5, 7, 9], 2, decoder_start=1)
+    assert (r["decode"], r["matches_reference"]) == ("recompute", True)
+    assert (r["kv_cache_bytes"], r["cross_cache_bytes"], r["source_tokens"]) == (0, 0, 4)
+    want, _ = golden_tokens(full, np.array([1]), 2, np.array([3, 5, 7, 9]))
+    assert r["tokens"] == want
+    with pytest.raises(UnsupportedOpError, match=r"^tgt\.\.tgt_2 embed the target ids 4\.\.6 "
+                                                 "of model _Stepped one at a time"):
+        generate_quantized(tm, full, [3, 5, 7, 9], 2, decoder_start=1, decode="kv_cache")
