@@ -137,7 +137,8 @@ def run_generation(model: object, x: object, graph: object, config: dict,
     evaluation ran on, as the survey runs it (family_survey.generation: a prefill of 6 of
     ``x``'s ids, then ``tokens`` decode steps, every token and step's codes against the golden
     reference's): ``generation`` is ``exact``, ``differs``, ``refused: <line>`` (a QasicError),
-    ``crash: <type: line>`` or ``timeout``, with ``decode_cycles`` per step when it ran."""
+    ``crash: <type: line>`` or ``timeout``, with ``decode_cycles`` per step and ``decode``
+    (``kv_cache`` or ``recompute``: qasic.recompute) when it ran."""
     from benchmarks.family_survey import GEN_TOKENS, generation
     from qasic.arch.config import default_arch
     from qasic.errors import QasicError
@@ -152,7 +153,8 @@ def run_generation(model: object, x: object, graph: object, config: dict,
             arch = arch_for(graph, arch)
         out = generation(model, x, graph, arch, tokens or GEN_TOKENS)
         rec = {"generation": out["generate"]} | (
-            {"decode_cycles": out["decode_cycles"]} if "decode_cycles" in out else {})
+            {"decode_cycles": out["decode_cycles"]} if "decode_cycles" in out else {}) | (
+            {"decode": out["decode"]} if "decode" in out else {})
     except _Timeout:
         rec = {"generation": "timeout"}
     except QasicError as e:

@@ -133,7 +133,7 @@ SCHEMA = "family_survey/1"
 STATUSES = ("ok", "refused", "crash", "timeout", "unavailable")
 RECORD_KEYS = ("name", "family", "class", "input", "parameters", "output_absmax", "status",
                "stage", "bit_exact", "cosine", "cycles", "wall_s", "error_type", "error",
-               "last_frame", "qasic_frame", "generate", "decode_cycles", "commit")
+               "last_frame", "qasic_frame", "generate", "decode", "decode_cycles", "commit")
 GEN_PROMPT, GEN_TOKENS = 6, 8  # positions 6..13 of 16: past an 8-token window
 BATCH = 2
 VOCAB_ENC, SEQ_ENC = 100, 12  # text encoders
@@ -2914,32 +2914,36 @@ def generates(name: str) -> bool:
 
 
 def generation(model: Any, x: np.ndarray, full: Any = None, arch: Any = None,
-               tokens: int = GEN_TOKENS) -> dict:
+               tokens: int = GEN_TOKENS, decode: str = "auto") -> dict:
     """A decoder's generation on the simulator (qasic.generate.Session: a prefill of GEN_PROMPT
-    tokens, then ``tokens`` decode steps with KV caches), its last hidden state standing in
+    tokens, then ``tokens`` decode steps with KV caches; where no decode step can be planned,
+    the whole model per token: qasic.recompute), its last hidden state standing in
     for logits (the argmax over the hidden features is the next id): ``generate`` is
     ``exact`` when every token and every step's output codes equal the golden reference's
-    (the full model), ``differs`` otherwise, or ``refused: <the one-line reason>``. ``full``:
-    the model already quantized (default: at W8A8 on ``x``); ``arch``: default_arch()."""
+    (the full model), ``differs`` otherwise, or ``refused: <the one-line reason>``; ``decode``
+    ``kv_cache`` or ``recompute`` when it ran. ``full``: the model already quantized (default:
+    at W8A8 on ``x``); ``arch``: default_arch(); ``decode``: as ``qasic generate --decode``."""
     import torch
 
     from qasic.arch.config import default_arch
     from qasic.errors import QasicError
-    from qasic.generate import Session, golden_tokens
+    from qasic.generate import golden_tokens
     from qasic.quant import QuantConfig
     from qasic.quant.quantize import quantize
+    from qasic.recompute import session as decoding
 
     if full is None:
         full = quantize(model, (torch.from_numpy(x[:1]),), x, QuantConfig())
     ids = x[0, :GEN_PROMPT]
     try:
-        session = Session(full, len(ids), arch if arch is not None else default_arch())
+        session = decoding(full, len(ids), arch if arch is not None else default_arch(),
+                           decode=decode)
     except QasicError as e:
         return {"generate": f"refused: {str(e).splitlines()[0][:300]}"}
     got, rows = session.generate(ids, tokens)
     want, ref = golden_tokens(full, ids, tokens)
     same = got == want and all(np.array_equal(a, b) for a, b in zip(rows, ref, strict=True))
-    return {"generate": "exact" if same else "differs",
+    return {"generate": "exact" if same else "differs", "decode": session.decode_mode,
             "decode_cycles": int(session.costs()["decode_cycles_per_token"])}
 
 
@@ -3056,7 +3060,9 @@ def table(records: Sequence[dict]) -> str:
     rows.append(" ".join(f"{k} {v}" for k, v in c.items()) + f" of {len(records)}")
     gen = [r.get("generate") for r in records if r.get("generate")]
     if gen:
-        rows.append(f"generate: {sum(g == 'exact' for g in gen)} exact, "
+        by = [r.get("decode") for r in records if r.get("generate") == "exact"]
+        rows.append(f"generate: {sum(g == 'exact' for g in gen)} exact ("
+                    f"{by.count('recompute')} by recomputation), "
                     f"{sum(g.startswith('refused') for g in gen)} refused, "
                     f"{sum(g == 'differs' for g in gen)} differ of {len(gen)} decoders")
     return "\n".join(rows)

@@ -510,7 +510,7 @@ def cmd_generate(args) -> int:
     _, full = _quantized(args, trained)
     record = generate_quantized(trained, full, prompt, args.tokens, arch=arch,
                                 tokenizer=args.tokenizer, progress=_progress, shape=shape,
-                                decoder_start=start)
+                                decoder_start=start, decode=args.decode)
     if args.json:
         _emit("generate", record)
     else:
@@ -781,7 +781,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_evaluate)
 
     sp = command("generate", help="greedy text generation on the simulator: prefill, then "
-                 "one decode step per token with a KV cache in DRAM")
+                 "one decode step per token with a KV cache in DRAM (or, where none can be "
+                 "planned, the whole model per token)")
     model_args(sp)
     policy_args(sp)
     arch_arg(sp)
@@ -804,6 +805,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="an encoder-decoder's first target id, or ids (the start token, then "
                          "a prefix to continue; its prompt is the source); default: the "
                          "decoder_start_token_id of its transformers config")
+    sp.add_argument("--decode", choices=("auto", "kv_cache", "recompute"), default="auto",
+                    help="kv_cache: a decode step over the KV caches in DRAM (refused when it "
+                         "cannot be planned); recompute: rerun the whole model for each token; "
+                         "auto (default): kv_cache where it can be planned, else recompute")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_generate)
 

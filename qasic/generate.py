@@ -47,6 +47,10 @@ Costs are per program and data-independent: ``prefill_cycles``, ``decode_cycles_
 ``energy_pj_per_token`` (the decode step's breakdown), ``kv_cache_bytes`` (the caches' DRAM) and
 ``tokens_per_s`` at the arch clock. The decode step reads the whole cache (C rows) every token:
 the cycles and DRAM bytes of a step do not shrink with p (one program serves every position).
+
+Where no decode step can be planned (qasic.quant.decode refuses the model in one line), each
+token reruns the whole model instead (qasic.recompute: ``decode`` ``recompute``, the costs of the
+full program per token, no caches); ``decode`` chooses (``auto``, ``kv_cache``, ``recompute``).
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from typing import Any
 
 import numpy as np
 
+from qasic import recompute
 from qasic.api import ArchLike, as_arch
 from qasic.errors import ConfigError, InputError
 
@@ -116,14 +121,16 @@ def tokenizer_for(spec: str | None, vocab: int) -> Tokenizer | None:
 def generate(model: Any = "tiny_gpt", prompt: Prompt = "", tokens: int = 16, *,
              config: Any = None, arch: ArchLike = "default", tokenizer: str | None = None,
              progress: Progress | None = None, decoder_start: Start = None,
-             output: int | str | None = None, calibration: Any = None) -> dict:
+             output: int | str | None = None, calibration: Any = None,
+             decode: str = "auto") -> dict:
     """Generate ``tokens`` tokens after ``prompt`` (text, or token ids) with the quantized
     ``model`` (a built-in language model name, or a TrainedModel of a causal language model or
     an encoder-decoder, whose ``prompt`` is the source) on the simulator; returns the record
     that ``qasic generate --json`` prints. ``output``: the logits' index or key in a model's
     tuple or dict output (``--output``, qasic.models.outputs). An nn.Module needs
     ``calibration``: ids (batch, C), or an encoder-decoder of two id inputs' {forward
-    parameter: ids} (``{"input_ids": (batch, S), "decoder_input_ids": (batch, T)}``)."""
+    parameter: ids} (``{"input_ids": (batch, S), "decoder_input_ids": (batch, T)}``).
+    ``decode``: ``auto``, ``kv_cache`` or ``recompute`` (qasic.recompute)."""
     from qasic.evaluation import resolve_model
     from qasic.flow import quantize_model
     from qasic.models.outputs import select_output
@@ -135,21 +142,23 @@ def generate(model: Any = "tiny_gpt", prompt: Prompt = "", tokens: int = 16, *,
     shape = check_request(trained, prompt, tokens, tokenizer, decoder_start)
     full = quantize_model(trained, config if config is not None else QuantConfig())
     return generate_quantized(trained, full, prompt, tokens, arch=arch, tokenizer=tokenizer,
-                              progress=progress, shape=shape, decoder_start=decoder_start)
+                              progress=progress, shape=shape, decoder_start=decoder_start,
+                              decode=decode)
 
 
 def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
                        arch: ArchLike = "default", tokenizer: str | None = None,
                        progress: Progress | None = None,
                        shape: tuple[int, int] | None = None,
-                       decoder_start: Start = None) -> dict:
+                       decoder_start: Start = None, decode: str = "auto") -> dict:
     """``generate`` with the model already quantized (``full``: its QGraph over all its
     positions). ``shape``: (positions, vocab) as ``check_request`` returned it, so that the
     float model does not run again to learn them. An encoder-decoder's ``prompt`` is its
     source (1..S ids, right-padded to S: ``source_pad``); its target starts from
     ``decoder_start``: an id, or the target's first ids (the start token, then a prefix to
-    continue); default: the ``decoder_start_token_id`` of the model's transformers config."""
-    from qasic.quant.decode import positions
+    continue); default: the ``decoder_start_token_id`` of the model's transformers config.
+    ``decode``: ``auto`` (a KV cache when the decode step can be planned, else recompute each
+    token: qasic.recompute), ``kv_cache`` or ``recompute``."""
     from qasic.quant.lastrow import last_selects
     from qasic.quant.srcpad import padded
 
@@ -157,12 +166,14 @@ def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
     c, vocab = shape if shape is not None else _shape(trained)
     if _features(trained):
         return _generate_features(trained, full, prompt, tokens, c, vocab, as_arch(arch),
-                                  tokenizer_for(tokenizer, vocab), progress, decoder_start)
+                                  tokenizer_for(tokenizer, vocab), progress, decoder_start,
+                                  decode)
     tok = tokenizer_for(tokenizer, vocab)
     ids = _prompt_ids(prompt, tok)
-    if positions(full) != c:  # logits for fewer positions than ids, not [source | target]
+    graph_c = recompute.positions(full)  # (also a target embedded a position at a time)
+    if graph_c != c:  # logits for fewer positions than ids, not [source | target]
         raise ConfigError(f"model {trained.name} returns logits for {c} of its "
-                          f"{c + _source(trained, c)} ids but its graph has {positions(full)} "
+                          f"{c + _source(trained, c)} ids but its graph has {graph_c} "
                           "positions; qasic generate needs one logits row per position, or an "
                           "encoder-decoder's per target position (ids [source | target], each "
                           "read by one embedding)")
@@ -172,7 +183,7 @@ def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
     pad = source_pad(full, trained, source, s)
     run = source if pad is None else padded(source, s, pad)  # the S ids the encoder runs
     target = as_arch(arch)
-    session = Session(full, len(start), target, progress)
+    session = recompute.session(full, len(start), target, progress, decode)
     t0 = time.perf_counter()
     got, rows = session.generate(np.concatenate([run, start]), tokens)
     simulate_s = time.perf_counter() - t0
@@ -193,7 +204,8 @@ def generate_quantized(trained: Any, full: Any, prompt: Prompt, tokens: int, *,
                                       and all(np.array_equal(a, b)
                                               for a, b in zip(rows, ref_rows, strict=True))),
             "fp32_agreement": float(np.mean(np.asarray(got) == np.asarray(fp32))),
-            **costs, "compile_s": session.compile_s, "simulate_s": simulate_s}
+            **costs, "decode": session.decode_mode, "decode_refusal": session.refusal,
+            "compile_s": session.compile_s, "simulate_s": simulate_s}
 
 
 def _features(trained: Any) -> bool:
@@ -230,7 +242,7 @@ def _features_request(trained: Any, source: Any, tokens: int, c: int, vocab: int
 
 def _generate_features(trained: Any, full: Any, source: Any, tokens: int, c: int, vocab: int,
                        target: Any, tok: Tokenizer | None, progress: Progress | None,
-                       decoder_start: Start) -> dict:
+                       decoder_start: Start, decode: str = "auto") -> dict:
     """``generate_quantized`` of an encoder-decoder of a float source: the prefill takes the
     features' codes and the target's first ids (two input regions), the decode steps the
     target's tokens as any encoder-decoder's."""
@@ -240,7 +252,7 @@ def _generate_features(trained: Any, full: Any, source: Any, tokens: int, c: int
     f = features.size
     packed = graph_inputs.pack([features[None], np.zeros((1, c))])
     codes = full.quantize_input(packed)[0, :f].astype(np.int64)  # the features' codes
-    session = Session(full, len(start), target, progress)
+    session = recompute.session(full, len(start), target, progress, decode)
     t0 = time.perf_counter()
     got, rows = session.generate(np.concatenate([codes, start]), tokens)
     simulate_s = time.perf_counter() - t0
@@ -257,7 +269,8 @@ def _generate_features(trained: Any, full: Any, source: Any, tokens: int, c: int
                                       and all(np.array_equal(a, b)
                                               for a, b in zip(rows, ref_rows, strict=True))),
             "fp32_agreement": float(np.mean(np.asarray(got) == np.asarray(fp32))),
-            **session.costs(), "compile_s": session.compile_s, "simulate_s": simulate_s}
+            **session.costs(), "decode": session.decode_mode, "decode_refusal": session.refusal,
+            "compile_s": session.compile_s, "simulate_s": simulate_s}
 
 
 def source_sample(trained: Any, n: int) -> np.ndarray:
@@ -503,6 +516,8 @@ def _decoder_start(trained: Any, given: Start, source: int) -> np.ndarray:
 class Session:
     """A prefill program and a decode-step program over one DRAM (the KV caches carry over)."""
 
+    decode_mode, refusal = "kv_cache", None  # (qasic.recompute.Recompute: "recompute", why)
+
     def __init__(self, full: Any, prompt: int, arch: Any, progress: Progress | None = None):
         """``prompt``: the tokens the prefill runs (an encoder-decoder's: its target's first
         ones; the prefill also runs the encoder on the source)."""
@@ -583,12 +598,9 @@ class Session:
         mhz = self.arch.clock_mhz
         cross = {state_name(t) for t in cross_tensors(self.full)}
         enc = encoder_tensors(self.prefill_graph)  # the source's: the encoder, cross K/V writes
-        out = {n.name: n.output for n in self.prefill_graph.nodes}
-        encoder = sum(la["cycles"] for la, info in zip(pre.layers, self.prefill.layers,
-                                                      strict=True)
-                      if info.get("nodes") and all(out.get(k) in enc for k in info["nodes"]))
         return {"prefill_cycles": pre.cycles,
-                "encoder_cycles": int(encoder) if enc else None,
+                "encoder_cycles": encoder_cycles(self.prefill_graph, self.prefill, pre.layers)
+                if enc else None,
                 "prefill_energy_pj": pre.energy_pj,
                 "decode_cycles_per_token": dec.cycles,
                 "energy_pj_per_token": dec.energy_pj,
@@ -598,6 +610,17 @@ class Session:
                 if cross else None,
                 "tokens_per_s": mhz * 1e6 / dec.cycles if dec.cycles else None,
                 "decode_layers": [{k: la[k] for k in _LAYER_KEYS} for la in dec.layers]}
+
+
+def encoder_cycles(graph: Any, program: Any, layers: list[dict]) -> int:
+    """The cycles of ``program``'s kernels (``layers``: their stats) that compute from an
+    encoder-decoder's source alone (``graph``'s encoder tensors)."""
+    from qasic.quant.decode import encoder_tensors
+
+    enc = encoder_tensors(graph)
+    out = {n.name: n.output for n in graph.nodes}
+    return int(sum(la["cycles"] for la, info in zip(layers, program.layers, strict=True)
+                   if info.get("nodes") and all(out.get(k) in enc for k in info["nodes"])))
 
 
 _LAYER_KEYS = ("name", "kind", "ops", "weight_bits", "cycles", "macs", "dram_bytes", "energy_pj")
@@ -631,10 +654,17 @@ def summary(record: dict) -> str:
         f"(mac {e['mac'] / 1e3:.1f}, sram {e['sram'] / 1e3:.1f}, dram "
         f"{e['dram'] / 1e3:.1f}, other {e['other'] / 1e3:.1f}, leakage "
         f"{e['leakage'] / 1e3:.1f})"),
-        (f"KV cache {record['kv_cache_bytes']} bytes"
-         + (f" ({record['cross_cache_bytes']} of them the cross-attention's over the source)"
-            if record.get("cross_cache_bytes") else "") + "; a decode step moves "
-        f"{record['decode_dram_bytes_per_token']} DRAM bytes")])
+        _cache_line(record)])
+
+
+def _cache_line(record: dict) -> str:
+    moves = f"a decode step moves {record['decode_dram_bytes_per_token']} DRAM bytes"
+    if record.get("decode") == "recompute":
+        why = record.get("decode_refusal") or "--decode recompute"
+        return f"no KV cache: each token reruns the whole model ({why}); {moves}"
+    return (f"KV cache {record['kv_cache_bytes']} bytes"
+            + (f" ({record['cross_cache_bytes']} of them the cross-attention's over the source)"
+               if record.get("cross_cache_bytes") else "") + f"; {moves}")
 
 
 def _states(program: Any) -> tuple:
@@ -663,11 +693,10 @@ def golden_tokens(full: Any, ids: np.ndarray, tokens: int, source: Sequence[int]
     the ``source`` ids, then the target so padded). A model of the last position's logits
     reads the sequence's last token (qasic.quant.lastrow.at_position)."""
     from qasic.quant import reference
-    from qasic.quant.decode import positions
     from qasic.quant.lastrow import at_position, last_selects
     from qasic.sim.run import io_encoding
 
-    s, c = len(source), positions(full)
+    s, c = len(source), recompute.positions(full)
     last = bool(last_selects(full, c))
     enc = io_encoding({"scale": full.tensors[full.output].scale,
                        "zero_point": full.tensors[full.output].zero_point,

@@ -194,6 +194,13 @@ GLOSSARY.update({
                              "mask) that the prefill writes once and every decode step reads; "
                              "null for a causal language model"),
     "tokens_per_s": Key("number", "decode steps per second at the arch clock"),
+    "decode": Key("string", "how each token after the first is computed: `kv_cache` (a "
+                  "decode-step program over the KV caches and states in DRAM) or `recompute` "
+                  "(the whole model reruns on the sequence so far, right-padded: no cache, "
+                  "`kv_cache_bytes` 0, a step's costs those of the full program)"),
+    "decode_refusal": Key("string | null", "why decoding recomputes: the one line the "
+                          "decode-step planner refused the model with (`--decode auto`); null "
+                          "with a KV cache or under `--decode recompute`"),
     "decode_layers": Key("list of objects", "the decode step's kernels, as `layers`"),
 })
 GLOSSARY.update({
@@ -292,7 +299,7 @@ DOCUMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
         "tokens", "text",
         "fp32_text", "matches_reference", "fp32_agreement", "prefill_cycles",
         "encoder_cycles", "decode_cycles_per_token", "decode_dram_bytes_per_token",
-        "kv_cache_bytes", "cross_cache_bytes", "tokens_per_s",
+        "kv_cache_bytes", "cross_cache_bytes", "tokens_per_s", "decode", "decode_refusal",
         *(f"{e}.{p}" for e in ("prefill_energy_pj", "energy_pj_per_token")
           for p in ("mac", "sram", "dram", "other", "leakage", "total")),
         *_each("decode_layers", (*_LAYER, "cycles", "macs", "dram_bytes", *_COSTS[4:])),

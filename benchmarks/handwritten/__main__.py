@@ -2,11 +2,14 @@
 runs: ``qasic evaluate --model FILE.py:FACTORY --data inputs.npz --json`` and, for decoders,
 ``qasic generate ... --prompt-ids ... --tokens N --json``. Writes
 ``OUT/handwritten.json``: per network, the evaluate record's ``bit_exact``, ``cosine`` and
-``cycles`` (or the one-line refusal and its exit code), and generate's ``matches_reference`` and
-``decode_cycles_per_token``.
+``cycles`` (or the one-line refusal and its exit code), and generate's ``matches_reference``,
+``decode`` (``kv_cache``, or ``recompute`` where no decode step can be planned: qasic.recompute)
+and ``decode_cycles_per_token``.
 
     python -m benchmarks.handwritten [--only NAME,...] [--out benchmarks/results]
     python -m benchmarks.handwritten --markdown benchmarks/results/handwritten.json
+
+``--markdown`` prints the table docs/handwritten.md shows, then a line of counts (``counts``).
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ def run_one(net: Network, tmp: Path) -> dict:
                 rec |= {"generate": f"refused: {err}" if code == 1 else f"crash: {err}"}
             else:
                 rec |= {"generate": "exact" if gen["matches_reference"] else "differs",
+                        "decode": gen["decode"],
                         "decode_cycles_per_token": gen["decode_cycles_per_token"]}
     rec["wall_s"] = round(time.perf_counter() - t0, 1)
     return rec
@@ -91,9 +95,22 @@ def markdown(records: list[dict]) -> str:
         gen = r.get("generate", "")
         tok = r.get("decode_cycles_per_token")
         gen = gen.replace("qasic: error: ", "")
+        if gen and r.get("decode") == "recompute":
+            gen += " (recompute)"  # no KV cache: the whole model per token
         cells += [gen.replace("|", "\\|") if gen else "–", f"{tok:,}" if tok else "–"]
         lines.append(f"| `{r['name']}` | {r['about']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def counts(records: list[dict]) -> str:
+    """One line: how the networks generate (a record before qasic.recompute, without
+    ``decode``, decoded with a KV cache)."""
+    gen = [r for r in records if r.get("generate")]
+    exact = [r.get("decode", "kv_cache") for r in gen if r["generate"] == "exact"]
+    refused = sum(r["generate"].startswith("refused") for r in gen)
+    return (f"{len(gen)} decoders: {exact.count('kv_cache')} generate with a KV cache, "
+            f"{exact.count('recompute')} by recomputation (equal to the golden reference), "
+            f"{refused} refused, {len(gen) - len(exact) - refused} differ or crash")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="print the markdown table of a stored run and exit")
     args = ap.parse_args(argv)
     if args.markdown:
-        print(markdown(json.loads(args.markdown.read_text())["records"]), end="")
+        records = json.loads(args.markdown.read_text())["records"]
+        print(markdown(records) + "\n" + counts(records))
         return 0
     table = networks()
     names = args.only.split(",") if args.only else list(table)

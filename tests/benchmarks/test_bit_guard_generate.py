@@ -113,6 +113,7 @@ def test_decoders_generate_equal_to_the_golden_reference(row, bits):
     rec = bit_survey.run_generation(model, x, _graph(row, bits), {"activation_bits": bits},
                                     TOKENS)
     assert rec["generation"] == "exact", f"{row} ({ROWS[row][0]}) at A{bits}: {rec}"
+    assert rec["decode"] == "kv_cache", f"{row} at A{bits} lost its decode step: {rec}"
     assert rec["decode_cycles"] > 0
 
 

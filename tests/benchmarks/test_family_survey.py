@@ -78,7 +78,9 @@ def test_a_decoder_also_generates_on_the_simulator_equal_to_the_reference(tmp_pa
     (rec,) = doc["records"]
     assert rec["status"] == "ok" and rec["stage"] == "generate", rec["error"]
     assert rec["generate"] == "exact" and rec["decode_cycles"] > 0
-    assert "generate: 1 exact, 0 refused, 0 differ of 1 decoders" in fs.table(doc["records"])
+    assert rec["decode"] == "kv_cache" and tuple(rec) == fs.RECORD_KEYS
+    assert ("generate: 1 exact (0 by recomputation), 0 refused, 0 differ of 1 decoders"
+            in fs.table(doc["records"]))
 
 
 def test_a_task_head_runs_on_its_base_models_config(tmp_path):

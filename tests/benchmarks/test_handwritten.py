@@ -86,3 +86,18 @@ def test_the_docs_table_is_the_stored_run_and_names_every_network():
     exact = sum(1 for r in records if r.get("bit_exact"))
     readme = (root / "README.md").read_text()
     assert f"**{exact} of the {len(records)} run bit-exact**" in readme
+
+
+def test_generation_is_counted_by_how_it_decodes():
+    from benchmarks.handwritten.__main__ import counts, markdown
+
+    recs = [{"name": n, "about": "a", "status": "ok", "bit_exact": True, "cosine": 1.0,
+             "cycles": 9, **g} for n, g in (
+                 ("old", {"generate": "exact", "decode_cycles_per_token": 5}),  # before decode
+                 ("kv", {"generate": "exact", "decode": "kv_cache"}),
+                 ("local", {"generate": "exact", "decode": "recompute"}),
+                 ("seq2seq", {"generate": "refused: embeds one at a time"}), ("cnn", {}))]
+    assert counts(recs) == ("4 decoders: 2 generate with a KV cache, 1 by recomputation (equal "
+                            "to the golden reference), 1 refused, 0 differ or crash")
+    table = markdown(recs)
+    assert "| exact (recompute) |" in table and table.count("(recompute)") == 1

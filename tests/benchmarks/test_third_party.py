@@ -72,3 +72,14 @@ def test_a_causal_lm_row_is_evaluated_on_ids_and_generates(monkeypatch):
     rec = third_party.run_one("tiny_lm")
     assert rec["status"] == "ok" and rec["bit_exact"] and rec["cosine"] > 0.99, rec
     assert rec["generate"] == "exact" and rec["decode_cycles"] > 0, rec
+    assert rec["decode"] == "kv_cache", rec
+
+
+def test_the_summary_counts_generation_by_how_it_decodes():
+    recs = [{"name": n, "status": s, "bit_exact": s == "ok", **g} for n, s, g in (
+        ("lm", "ok", {"generate": "exact"}), ("local", "ok", {"generate": "exact",
+                                                              "decode": "recompute"}),
+        ("gateloop", "ok", {"generate": "refused: complex"}), ("vit", "refused", {}))]
+    assert third_party.summary(recs) == (
+        "3 of 4 bit-exact\n2 of the 3 causal LMs generate equal to the golden reference: 1 "
+        "with a KV cache, 1 by recomputation")
