@@ -41,7 +41,8 @@ from qasic.quant.fxnodes import like
 aten = torch.ops.aten
 
 _NORMS = (None, "backward", "ortho", "forward")
-_SOURCES = (aten.fft_rfft.default, aten.fft_rfft2.default, aten.fft_rfftn.default)
+_RFFTS = (aten.fft_rfft.default, aten.fft_rfft2.default, aten.fft_rfftn.default)
+_SOURCES = (*_RFFTS, aten.fft_fft.default, aten.fft_fft2.default, aten.fft_fftn.default)
 _SINKS = (aten.fft_irfft.default, aten.fft_irfft2.default, aten.fft_irfftn.default)
 _ZEROS = (aten.zeros.default, aten.new_zeros.default, aten.zeros_like.default)
 
@@ -82,11 +83,27 @@ def decompose(graph: fx.Graph, user_inputs: set[str]) -> fx.Graph:
     else a copy with each rewritten."""
     if not any(n.target in _SOURCES for n in graph.nodes):
         return graph
-    reads = _reads_input(graph, user_inputs)
+    reads = _reads(graph, user_inputs)
     try:
         return _rewrite(graph, reads)
     except _Bail:
         return graph
+
+
+def _reads(graph: fx.Graph, user_inputs: set[str]) -> set[fx.Node]:
+    """fftconv's nodes that depend on a user input, and the buffers (and views of them) a copy_
+    of such a value writes into: AFNO's real zero buffers filled by its MLP, read after."""
+    reads = _reads_input(graph, user_inputs)
+    for node in graph.nodes:  # topological order: a buffer's readers come after its copies
+        if node in reads or any(a in reads for a in node.all_input_nodes):
+            reads.add(node)
+        if node.target is aten.copy_.default and node in reads:
+            view = node.args[0]
+            while isinstance(view, fx.Node):
+                reads.add(view)
+                view = view.args[0] if view.target in (aten.slice.Tensor, aten.select.int) \
+                    else None
+    return reads
 
 
 def _complex(node: Any) -> bool:
@@ -113,6 +130,8 @@ def _rewrite(graph: fx.Graph, reads: set[fx.Node]) -> fx.Graph:
             if row is None:
                 raise _Bail
             env[node] = row(new, node, env, reads)
+        elif node.target in _MAKERS and node in reads:
+            env[node] = _MAKERS[node.target](new, node, env)
         elif _complex(node) and node in reads:
             raise _Bail  # a complex activation made another way
         else:
@@ -146,13 +165,14 @@ def _inv_scale(n: int, norm: str | None) -> float:
 
 def _dims(node: fx.Node, rank: int) -> tuple[list[int], list[int] | None]:
     """(axes, lengths or None) of an fft op: rfft / irfft take (n, dim), the 2-D / n-D (s, dim)."""
-    if node.target in (aten.fft_rfft.default, aten.fft_irfft.default):
+    if node.target in (aten.fft_rfft.default, aten.fft_irfft.default, aten.fft_fft.default):
         n, dim = _arg(node, 1, "n"), _arg(node, 2, "dim", -1)
         return [int(dim) % rank], (None if n is None else [int(n)])
     s = _arg(node, 1, "s")
     dim = _arg(node, 2, "dim")
     if dim is None:
-        dim = [-2, -1] if node.target in (aten.fft_rfft2.default, aten.fft_irfft2.default) \
+        dim = [-2, -1] if node.target in (aten.fft_rfft2.default, aten.fft_irfft2.default,
+                                          aten.fft_fft2.default) \
             else (list(range(-len(s), 0)) if s is not None else list(range(rank)))
     return [int(d) % rank for d in dim], (None if s is None else [int(v) for v in s])
 
@@ -165,7 +185,9 @@ def _source(node: fx.Node, x: fx.Node) -> Source:
         raise _Bail
     sizes = sizes or [shape[a] for a in axes]
     out = tuple(int(v) for v in node.meta["val"].shape)
-    spec = tuple((a, n, a == axes[-1], _fwd_scale(n, norm)) for a, n in zip(axes, sizes))
+    real = node.target in _RFFTS  # rfft over the last axis (half the bins), else all bins
+    spec = tuple((a, n, real and a == axes[-1], _fwd_scale(n, norm))
+                 for a, n in zip(axes, sizes))
     return Source(x, spec, {a: (0, out[a]) for a in axes}, out)
 
 
@@ -459,7 +481,43 @@ def _sink(g: fx.Graph, node: fx.Node, env: dict, reads: set) -> fx.Node:
     return total
 
 
+def _part(i: int) -> Any:
+    """``.real`` (i = 0) or ``.imag`` (1) of a spectral value: that part, a real activation that
+    any real op (a ReLU, an MLP: AFNO's) may read."""
+    def row(g: fx.Graph, node: fx.Node, env: dict, reads: set) -> fx.Node:
+        v = _value(g, node, env[node.args[0]])
+        if not isinstance(v, tuple) or v[i] is None:
+            raise _Bail  # a buffer's view, or a part known zero (made nowhere)
+        return v[i]
+    return row
+
+
+def _as_real(g: fx.Graph, node: fx.Node, env: dict, reads: set) -> fx.Node:
+    """view_as_real: the parts stacked along a new last axis."""
+    v = _value(g, node, env[node.args[0]])
+    if not isinstance(v, tuple) or None in v:
+        raise _Bail
+    return _op(g, node, aten.stack.default, (list(v), -1))
+
+
+def _from_pairs(g: fx.Graph, node: fx.Node, env: dict) -> Pair:
+    """view_as_complex of a real activation (..., 2): its two columns as the pair."""
+    t = env[node.args[0]]
+    return tuple(_op(g, node, aten.select.int, (t, -1, i)) for i in range(2))
+
+
+def _from_parts(g: fx.Graph, node: fx.Node, env: dict) -> Pair:
+    """torch.complex(re, im) of real activations (or constants)."""
+    return env[node.args[0]], env[node.args[1]]
+
+
+# complex values made of real activations: what follows is a pair like a spectrum's
+_MAKERS = {aten.view_as_complex.default: _from_pairs, aten.complex.default: _from_parts}
+
 _ROWS = {
+    aten.real.default: _part(0),
+    aten.imag.default: _part(1),
+    aten.view_as_real.default: _as_real,
     aten.slice.Tensor: _slice,
     aten.select.int: _select,
     aten.copy_.default: _copy,
