@@ -144,7 +144,7 @@ class ComplexGate(nn.Module):
 def test_a_complex_activation_read_other_than_by_its_parts_stays_refused_in_one_line():
     with pytest.raises(UnsupportedOpError) as e:
         capture(ComplexGate(), torch.randn(2, 3, 8))
-    assert "\n" not in str(e.value)
+    assert "view_as_complex" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_softshrink_is_a_table():
