@@ -21,9 +21,17 @@ carried as a pair of real tensors (re, im), either one absent when known zero:
 - the inverse (irfftn) is the complex inverse DFT over the other axes, then irfft over the last,
   R A + I B (qasic.quant.fourier.inverse_real_dft).
 
+The same pairs carry a complex FFT (fft / fft2 / fftn, all bins) of a real input, and complex
+values made of real activations (view_as_complex, torch.complex) read by an inverse; ``.real``,
+``.imag`` and ``view_as_real`` of a pair are real activations any op may read (SimpleViT with
+FFT's ``view_as_real(fft2(img))``, FourCastNet's AFNO2D: a complex MLP on the parts with ReLU,
+stack, softshrink, view_as_complex, irfft2). A buffer that copies of activations write into in
+place is an activation (AFNO's real zero buffers).
+
 Norms: "backward", "ortho", "forward" per axis. Anything else on a complex activation (a product
-of two spectra of activations, abs / angle of a spectrum, a buffer read before its inverse) leaves
-the graph as it is: capture refuses the FFT in one line (qasic.quant.fourier.REFUSALS)."""
+of two spectra of activations, abs / angle of a spectrum or of gateloop's view_as_complex gates,
+a buffer read before its inverse) leaves the graph as it is: capture refuses the FFT in one
+line (qasic.quant.fourier.REFUSALS)."""
 
 from __future__ import annotations
 
