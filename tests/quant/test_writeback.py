@@ -73,8 +73,9 @@ def test_a_write_another_alias_sees_is_refused(f):
 
 
 class ChainedBuffers(nn.Module):
-    """Two zero buffers partly written, the second's value read from the first (AFNO's layers):
-    the first write used to be missed, its buffer read as zeros (a wrong answer, no error)."""
+    """Two zero buffers written in part of the last axis (no fill: that is a concat of the
+    copies), the second's value read from the first: the first write used to be missed, its
+    buffer read as zeros (a wrong answer, no error)."""
 
     def __init__(self):
         super().__init__()
@@ -84,9 +85,9 @@ class ChainedBuffers(nn.Module):
     def forward(self, x):
         h = self.a(x)
         o1 = torch.zeros(h.shape)
-        o1[:, :, :3] = torch.relu(h[:, :, :3])
+        o1[..., :3] = torch.relu(h[..., :3])
         o2 = torch.zeros(h.shape)
-        o2[:, :, :3] = o1[:, :, :3] * 2
+        o2[..., :3] = o1[..., :3] * 2
         return self.b(o2 + h)
 
 
