@@ -21,6 +21,10 @@ carried as a pair of real tensors (re, im), either one absent when known zero:
 - the inverse (irfftn) is the complex inverse DFT over the other axes, then irfft over the last,
   R A + I B (qasic.quant.fourier.inverse_real_dft).
 
+An rfft along one axis times a constant complex spectrum c, inverted along that axis with the
+same n (Mega's EMA by conv1d_fft: c the conjugate spectrum of a kernel made from parameters),
+is the circular convolution by h = irfft(c, n): one depthwise Conv1d (``_circular``).
+
 The same pairs carry a complex FFT (fft / fft2 / fftn, all bins) of a real input, and complex
 values made of real activations (view_as_complex, torch.complex) read by an inverse; ``.real``,
 ``.imag`` and ``view_as_real`` of a pair are real activations any op may read (SimpleViT with
@@ -69,6 +73,19 @@ class Source:
     axes: tuple[tuple[int, int, bool, float], ...]
     ranges: dict[int, tuple[int, int]]
     shape: tuple[int, ...]
+    made: Pair | None = None
+
+
+@dataclass
+class Filtered:
+    """A Source along one axis (all its rfft bins) times a constant complex spectrum ``const``,
+    elementwise (Mega's EMA kernel): its inverse along that axis is a circular convolution by
+    a constant kernel (``_circular``); read any other way, the pair of the product."""
+    src: Source
+    node: fx.Node  # the product
+    const: fx.Node
+    left: bool
+    env: dict
     made: Pair | None = None
 
 
@@ -127,7 +144,7 @@ def _rewrite(graph: fx.Graph, reads: set[fx.Node]) -> fx.Graph:
     new, env = fx.Graph(), {}
     for node in graph.nodes:
         row = _ROWS.get(node.target) if node.op == "call_function" else None
-        spectral = any(isinstance(env.get(a), Source | Pair | Buffer | View)
+        spectral = any(isinstance(env.get(a), Source | Filtered | Pair | Buffer | View)
                        for a in node.all_input_nodes)
         if node.target in _SOURCES and node.args[0] in reads \
                 and not _complex(node.args[0]):
@@ -284,6 +301,10 @@ def _made(g: fx.Graph, node: fx.Node, src: Source) -> Pair:
 
 
 def _value(g: fx.Graph, node: fx.Node, v: Any) -> Any:
+    if isinstance(v, Filtered):
+        if v.made is None:
+            v.made = _times(g, v.node, _made(g, v.node, v.src), v.const, v.left, v.env)
+        return v.made
     return _made(g, node, v) if isinstance(v, Source) else v
 
 
@@ -422,6 +443,11 @@ def _addsub(g: fx.Graph, node: fx.Node, env: dict, reads: set) -> Pair:
 def _product(g: fx.Graph, node: fx.Node, env: dict, reads: set) -> Pair:
     """A pair times a constant (complex or real; matmul or elementwise), either side."""
     a, b = node.args[:2]
+    for x, c, left in ((a, b, False), (b, a, True)):
+        src = env.get(x) if isinstance(x, fx.Node) else None
+        if node.target is aten.mul.Tensor and isinstance(src, Source) and len(src.axes) == 1 \
+                and isinstance(c, fx.Node) and c not in reads and _complex(c):
+            return Filtered(src, node, c, left, env)
     va = _value(g, node, env.get(a)) if isinstance(a, fx.Node) else a
     vb = _value(g, node, env.get(b)) if isinstance(b, fx.Node) else b
     if isinstance(va, tuple) == isinstance(vb, tuple):
@@ -429,6 +455,11 @@ def _product(g: fx.Graph, node: fx.Node, env: dict, reads: set) -> Pair:
     pair, const, left = (va, b, False) if isinstance(va, tuple) else (vb, a, True)
     if isinstance(const, fx.Node) and const in reads:
         raise _Bail  # a product of a spectrum by an activation
+    return _times(g, node, pair, const, left, env)
+
+
+def _times(g: fx.Graph, node: fx.Node, pair: Pair, const: Any, left: bool, env: dict) -> Pair:
+    """``pair`` times the constant ``const`` (an old-graph node or a number)."""
     if isinstance(const, fx.Node) and _complex(const):
         cr = _op(g, node, aten.real.default, (env[const],))
         ci = _op(g, node, aten.imag.default, (env[const],))
@@ -459,6 +490,11 @@ def _sink(g: fx.Graph, node: fx.Node, env: dict, reads: set) -> fx.Node:
     norm = _arg(node, 3, "norm")
     if norm not in _NORMS:
         raise _Bail
+    if isinstance(v, Filtered):
+        y = _circular(g, node, v, axes, norm)
+        if y is not None:
+            return y
+        v = _value(g, node, v)
     if isinstance(v, Buffer):
         pieces = v.pieces
     elif isinstance(v, tuple):
@@ -542,3 +578,47 @@ _ROWS = {
         aten.unflatten.int, aten.neg.default, aten.cat.default)},
     **{op: _sink for op in _SINKS},
 }
+
+
+def _circular(g: fx.Graph, node: fx.Node, f: Filtered, axes: list[int],
+              norm: str | None) -> fx.Node | None:
+    """irfft(rfft(x, n) * c, n) along one axis, c constant: the circular convolution of x (zero
+    past its L positions) by h = irfft(c, n) (irfft ignores the imaginary parts of the DC and
+    Nyquist bins of x's spectrum times c and of c alike, x's being zero), one depthwise Conv1d
+    of taps w[k] = h[(n - 1 - k) mod n], k < n + L - 1, over x padded by n - 1 on both sides:
+    y[t] = sum_s x[s] h[(t - s) mod n], t < n. None when the inverse is not along the
+    Source's axis, of its n, all its bins, or c varies along the batch."""
+    (axis, n, real, scale), = f.src.axes
+    shape = tuple(int(v) for v in node.meta["val"].shape)
+    c = f.env[f.const]
+    cs = tuple(int(v) for v in c.meta["val"].shape)
+    rank, ac = len(shape), axis - (len(shape) - len(cs))
+    if axes != [axis] or not real or shape[axis] != n or ac < 0 or cs[ac] != n // 2 + 1 \
+            or f.src.ranges[axis] != (0, n // 2 + 1) or (len(cs) == rank and cs[0] != 1):
+        return None
+    x, length = f.src.x, int(f.src.x.meta["val"].shape[axis])
+    h = _op(g, node, aten.fft_irfft.default, (c, n, ac))  # backward: 1 / n
+    h = _op(g, node, aten.mul.Tensor, (h, scale * _inv_scale(n, norm) * n))
+    if ac != len(cs) - 1:
+        h = _op(g, node, aten.transpose.int, (h, ac, len(cs) - 1))
+    last = rank - 1
+    xt = x if axis == last else _op(g, node, aten.transpose.int, (x, axis, last))
+    lead = [int(v) for v in xt.meta["val"].shape[1:-1]]
+    channels = int(np.prod(lead))
+    h = _op(g, node, aten.reshape.default, (h, [int(v) for v in h.meta["val"].shape[-(
+        len(lead) + 1):]] if len(cs) > len(lead) else [*([1] * (len(lead) + 1 - len(cs))),
+                                                      *h.meta["val"].shape]))
+    h = _op(g, node, aten.expand.default, (h, [*lead, n]))
+    h = _op(g, node, aten.reshape.default, (h, [channels, n]))
+    taps = torch.tensor((n - 1 - np.arange(n + length - 1)) % n)
+    index = g.call_function(_constant, (taps,))
+    index.meta = {k: v for k, v in node.meta.items() if k != "val"}
+    index.meta["val"] = taps
+    w = _op(g, node, aten.index_select.default, (h, 1, index))
+    w = _op(g, node, aten.unsqueeze.default, (w, 1))
+    batch = int(xt.meta["val"].shape[0])
+    u = _op(g, node, aten.reshape.default, (xt, [batch, channels, length]))
+    u = _op(g, node, aten.constant_pad_nd.default, (u, [n - 1, n - 1]))
+    y = _op(g, node, aten.conv1d.default, (u, w, None, [1], [0], [1], channels))
+    y = _op(g, node, aten.reshape.default, (y, [batch, *lead, n]))
+    return y if axis == last else _op(g, node, aten.transpose.int, (y, axis, last))
