@@ -16,8 +16,8 @@ not see one and generation refuses. The same values as
 (a slice part is not unsqueezed), one concat along the last axis between two views, made where
 the last copy was; the buffer's readers (all after the last copy: inplace.fill_of) read it.
 Only a fill inplace.fill_of accepts (copies into step-1 slices or single indices of one axis
-that tile it, read only after) along a middle axis (not the batch, axis 0; along the last axis
-inplace.copy_ makes it a concat already), each copy of a value of its view's shape.
+that tile it, no gap, read only after) along a middle axis (not the batch, axis 0; along the
+last axis inplace.copy_ makes it a concat already), each copy of a value of its view's shape.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def _fills(graph: fx.Graph) -> dict[fx.Node, list[tuple[fx.Node, int, int]]]:
             continue
         copies = inplace.fill_of(node)
         axis = inplace.fill_axis(node) if copies is not None else 0
-        if copies is None or axis in (0, base.meta["val"].dim() - 1) or any(
+        if copies is None or axis in (0, base.meta["val"].dim() - 1) \
+                or not inplace.tile(copies, int(base.meta["val"].shape[axis])) or any(
                 not isinstance(c.args[1], fx.Node)
                 or tuple(c.args[1].meta["val"].shape) != tuple(c.args[0].meta["val"].shape)
                 for c, _, _ in copies):

@@ -47,6 +47,8 @@ FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
     "elu": _elu,
     "softplus": _softplus,
     "log_sigmoid": lambda x: -np.logaddexp(0.0, -x),  # xLSTM's forget gates, stable for any x
+    # x shrunk toward 0 by lambd, 0 inside [-lambd, lambd] (AFNO's sparsity on its spectrum)
+    "softshrink": lambda x, lambd=0.5: x - np.clip(x, -lambd, lambd),
     "hat": lambda x: np.maximum(0.0, 1.0 - np.abs(x)),  # one-hot of integers (quant.positions)
     # nearest-pixel weight of a distance in pixels (quant.grid_sample's 'nearest')
     "box": lambda x: (np.abs(x) < 0.5).astype(np.float64),

@@ -31,6 +31,7 @@ aten = torch.ops.aten
 
 BUFFERS = (aten.new_empty.default, aten.new_zeros.default, aten.empty.memory_format,
            aten.zeros.default, aten.zeros_like.default, aten.empty_like.default)
+ZEROS = (aten.new_zeros.default, aten.zeros.default, aten.zeros_like.default)
 
 
 def fill_of(copy: fx.Node) -> list[tuple[fx.Node, int, int]] | None:
@@ -54,11 +55,19 @@ def fill_of(copy: fx.Node) -> list[tuple[fx.Node, int, int]] | None:
         copies.append((writes[0], *part))
     copies.sort(key=lambda c: order[c[0]])
     spans = sorted((s, e) for _, s, e in copies)
-    tiles = [s for s, _ in spans] == [0] + [e for _, e in spans[:-1]] and spans[-1][1] == n \
-        if spans else False
-    if not tiles or any(order[r] < order[copies[-1][0]] for r in readers):
+    tiles = tile(copies, n)
+    gaps = base.target in ZEROS and axis != rank - 1 and bool(spans) \
+        and all(s >= e for (s, _), (_, e) in zip(spans[1:], spans[:-1], strict=True))
+    if not (tiles or gaps) or any(order[r] < order[copies[-1][0]] for r in readers):
         return None
     return copies
+
+
+def tile(copies: list[tuple[fx.Node, int, int]], n: int) -> bool:
+    """Whether the copies' spans tile [0, n) (no gap: a zero buffer's fill may keep gaps)."""
+    spans = sorted((s, e) for _, s, e in copies)
+    return bool(spans) and [s for s, _ in spans] == [0] + [e for _, e in spans[:-1]] \
+        and spans[-1][1] == n
 
 
 def fill_axis(copy: fx.Node) -> int:

@@ -28,7 +28,8 @@ aten = torch.ops.aten
 
 SUPPORTED = (
     "relu, relu6, hardtanh, clamp (fused into a preceding conv/linear/add/mul, else a table)",
-    ("hardswish, hardsigmoid, silu, sigmoid, tanh, gelu, leaky_relu, elu, softplus, log_sigmoid "
+    ("hardswish, hardsigmoid, silu, sigmoid, tanh, gelu, leaky_relu, elu, softplus, log_sigmoid, "
+     "softshrink "
      "(tables)"),
     "prelu (one slope: a table; one per channel: relu + a table, a depthwise conv, an add)",
     ("exp, expm1, erf, log, sqrt, rsqrt, reciprocal, abs, neg, sin, cos, acos, asin, atan, "
@@ -959,7 +960,8 @@ def _table() -> dict:
     luts = {"hardswish": (), "hardsigmoid": (), "silu": (), "sigmoid": (), "tanh": (),
             "gelu": (("approximate", "none"),), "leaky_relu": (("negative_slope", 0.01),),
             "softplus": (("beta", 1.0), ("threshold", 20.0)),  # ZoeDepth's bin regressors
-            "log_sigmoid": ()}  # xLSTM's forget gates (F.logsigmoid)
+            "log_sigmoid": (),  # xLSTM's forget gates (F.logsigmoid)
+            "softshrink": (("lambd", 0.5),)}  # AFNO's sparsity on its spectrum
     for fn, arg_names in luts.items():
         for name in (fn, f"{fn}_"):
             if hasattr(aten, name):

@@ -1011,7 +1011,7 @@ def _table() -> dict:
     t[aten.lerp.Tensor] = lerp
     funcs = {"tanh": (), "sigmoid": (), "silu": (), "hardswish": (), "hardsigmoid": (),
              "gelu": (("approximate", "none"),), "softplus": (("beta", 1.0), ("threshold", 20.0)),
-             "log_sigmoid": ()}
+             "log_sigmoid": (), "softshrink": (("lambd", 0.5),)}
     for fn, keys in funcs.items():
         for name in (fn, f"{fn}_"):
             if hasattr(aten, name):

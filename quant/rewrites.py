@@ -81,7 +81,8 @@ def _graph_only(fn: Callable[[fx.Graph], fx.Graph]) -> Callable[[fx.Graph, set[s
 
 
 REWRITES: tuple[Rewrite, ...] = (
-    Rewrite("narrow", "narrow(x, dim, start, length) becomes the slice it is",
+    Rewrite("narrow", "narrow(x, dim, start, length) and an index_select by a constant "
+            "arange(a, b) become the slice they are (Mega's conv1d_fft)",
             _graph_only(narrow.decompose)),
     Rewrite("writeback", "a slice updated in place becomes the cat it makes",
             _graph_only(writeback.decompose)),

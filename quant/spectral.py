@@ -21,9 +21,21 @@ carried as a pair of real tensors (re, im), either one absent when known zero:
 - the inverse (irfftn) is the complex inverse DFT over the other axes, then irfft over the last,
   R A + I B (qasic.quant.fourier.inverse_real_dft).
 
+An rfft along one axis times a constant complex spectrum c, inverted along that axis with the
+same n (Mega's EMA by conv1d_fft: c the conjugate spectrum of a kernel made from parameters),
+is the circular convolution by h = irfft(c, n): one depthwise Conv1d (``_circular``).
+
+The same pairs carry a complex FFT (fft / fft2 / fftn, all bins) of a real input, and complex
+values made of real activations (view_as_complex, torch.complex) read by an inverse; ``.real``,
+``.imag`` and ``view_as_real`` of a pair are real activations any op may read (SimpleViT with
+FFT's ``view_as_real(fft2(img))``, FourCastNet's AFNO2D: a complex MLP on the parts with ReLU,
+stack, softshrink, view_as_complex, irfft2). A buffer that copies of activations write into in
+place is an activation (AFNO's real zero buffers).
+
 Norms: "backward", "ortho", "forward" per axis. Anything else on a complex activation (a product
-of two spectra of activations, abs / angle of a spectrum, a buffer read before its inverse) leaves
-the graph as it is: capture refuses the FFT in one line (qasic.quant.fourier.REFUSALS)."""
+of two spectra of activations, abs / angle of a spectrum or of gateloop's view_as_complex gates,
+a buffer read before its inverse) leaves the graph as it is: capture refuses the FFT in one
+line (qasic.quant.fourier.REFUSALS)."""
 
 from __future__ import annotations
 
@@ -41,7 +53,8 @@ from qasic.quant.fxnodes import like
 aten = torch.ops.aten
 
 _NORMS = (None, "backward", "ortho", "forward")
-_SOURCES = (aten.fft_rfft.default, aten.fft_rfft2.default, aten.fft_rfftn.default)
+_RFFTS = (aten.fft_rfft.default, aten.fft_rfft2.default, aten.fft_rfftn.default)
+_SOURCES = (*_RFFTS, aten.fft_fft.default, aten.fft_fft2.default, aten.fft_fftn.default)
 _SINKS = (aten.fft_irfft.default, aten.fft_irfft2.default, aten.fft_irfftn.default)
 _ZEROS = (aten.zeros.default, aten.new_zeros.default, aten.zeros_like.default)
 
@@ -64,6 +77,19 @@ class Source:
 
 
 @dataclass
+class Filtered:
+    """A Source along one axis (all its rfft bins) times a constant complex spectrum ``const``,
+    elementwise (Mega's EMA kernel): its inverse along that axis is a circular convolution by
+    a constant kernel (``_circular``); read any other way, the pair of the product."""
+    src: Source
+    node: fx.Node  # the product
+    const: fx.Node
+    left: bool
+    env: dict
+    made: Pair | None = None
+
+
+@dataclass
 class Buffer:
     shape: tuple[int, ...]
     pieces: list[tuple[Pair, dict[int, tuple[int, int]]]] = field(default_factory=list)
@@ -82,11 +108,27 @@ def decompose(graph: fx.Graph, user_inputs: set[str]) -> fx.Graph:
     else a copy with each rewritten."""
     if not any(n.target in _SOURCES for n in graph.nodes):
         return graph
-    reads = _reads_input(graph, user_inputs)
+    reads = _reads(graph, user_inputs)
     try:
         return _rewrite(graph, reads)
     except _Bail:
         return graph
+
+
+def _reads(graph: fx.Graph, user_inputs: set[str]) -> set[fx.Node]:
+    """fftconv's nodes that depend on a user input, and the buffers (and views of them) a copy_
+    of such a value writes into: AFNO's real zero buffers filled by its MLP, read after."""
+    reads = _reads_input(graph, user_inputs)
+    for node in graph.nodes:  # topological order: a buffer's readers come after its copies
+        if node in reads or any(a in reads for a in node.all_input_nodes):
+            reads.add(node)
+        if node.target is aten.copy_.default and node in reads:
+            view = node.args[0]
+            while isinstance(view, fx.Node):
+                reads.add(view)
+                view = view.args[0] if view.target in (aten.slice.Tensor, aten.select.int) \
+                    else None
+    return reads
 
 
 def _complex(node: Any) -> bool:
@@ -102,7 +144,7 @@ def _rewrite(graph: fx.Graph, reads: set[fx.Node]) -> fx.Graph:
     new, env = fx.Graph(), {}
     for node in graph.nodes:
         row = _ROWS.get(node.target) if node.op == "call_function" else None
-        spectral = any(isinstance(env.get(a), Source | Pair | Buffer | View)
+        spectral = any(isinstance(env.get(a), Source | Filtered | Pair | Buffer | View)
                        for a in node.all_input_nodes)
         if node.target in _SOURCES and node.args[0] in reads \
                 and not _complex(node.args[0]):
@@ -113,6 +155,8 @@ def _rewrite(graph: fx.Graph, reads: set[fx.Node]) -> fx.Graph:
             if row is None:
                 raise _Bail
             env[node] = row(new, node, env, reads)
+        elif node.target in _MAKERS and node in reads:
+            env[node] = _MAKERS[node.target](new, node, env)
         elif _complex(node) and node in reads:
             raise _Bail  # a complex activation made another way
         else:
@@ -146,13 +190,14 @@ def _inv_scale(n: int, norm: str | None) -> float:
 
 def _dims(node: fx.Node, rank: int) -> tuple[list[int], list[int] | None]:
     """(axes, lengths or None) of an fft op: rfft / irfft take (n, dim), the 2-D / n-D (s, dim)."""
-    if node.target in (aten.fft_rfft.default, aten.fft_irfft.default):
+    if node.target in (aten.fft_rfft.default, aten.fft_irfft.default, aten.fft_fft.default):
         n, dim = _arg(node, 1, "n"), _arg(node, 2, "dim", -1)
         return [int(dim) % rank], (None if n is None else [int(n)])
     s = _arg(node, 1, "s")
     dim = _arg(node, 2, "dim")
     if dim is None:
-        dim = [-2, -1] if node.target in (aten.fft_rfft2.default, aten.fft_irfft2.default) \
+        dim = [-2, -1] if node.target in (aten.fft_rfft2.default, aten.fft_irfft2.default,
+                                          aten.fft_fft2.default) \
             else (list(range(-len(s), 0)) if s is not None else list(range(rank)))
     return [int(d) % rank for d in dim], (None if s is None else [int(v) for v in s])
 
@@ -165,7 +210,9 @@ def _source(node: fx.Node, x: fx.Node) -> Source:
         raise _Bail
     sizes = sizes or [shape[a] for a in axes]
     out = tuple(int(v) for v in node.meta["val"].shape)
-    spec = tuple((a, n, a == axes[-1], _fwd_scale(n, norm)) for a, n in zip(axes, sizes))
+    real = node.target in _RFFTS  # rfft over the last axis (half the bins), else all bins
+    spec = tuple((a, n, real and a == axes[-1], _fwd_scale(n, norm))
+                 for a, n in zip(axes, sizes))
     return Source(x, spec, {a: (0, out[a]) for a in axes}, out)
 
 
@@ -254,6 +301,10 @@ def _made(g: fx.Graph, node: fx.Node, src: Source) -> Pair:
 
 
 def _value(g: fx.Graph, node: fx.Node, v: Any) -> Any:
+    if isinstance(v, Filtered):
+        if v.made is None:
+            v.made = _times(g, v.node, _made(g, v.node, v.src), v.const, v.left, v.env)
+        return v.made
     return _made(g, node, v) if isinstance(v, Source) else v
 
 
@@ -392,6 +443,11 @@ def _addsub(g: fx.Graph, node: fx.Node, env: dict, reads: set) -> Pair:
 def _product(g: fx.Graph, node: fx.Node, env: dict, reads: set) -> Pair:
     """A pair times a constant (complex or real; matmul or elementwise), either side."""
     a, b = node.args[:2]
+    for x, c, left in ((a, b, False), (b, a, True)):
+        src = env.get(x) if isinstance(x, fx.Node) else None
+        if node.target is aten.mul.Tensor and isinstance(src, Source) and len(src.axes) == 1 \
+                and isinstance(c, fx.Node) and c not in reads and _complex(c):
+            return Filtered(src, node, c, left, env)
     va = _value(g, node, env.get(a)) if isinstance(a, fx.Node) else a
     vb = _value(g, node, env.get(b)) if isinstance(b, fx.Node) else b
     if isinstance(va, tuple) == isinstance(vb, tuple):
@@ -399,6 +455,11 @@ def _product(g: fx.Graph, node: fx.Node, env: dict, reads: set) -> Pair:
     pair, const, left = (va, b, False) if isinstance(va, tuple) else (vb, a, True)
     if isinstance(const, fx.Node) and const in reads:
         raise _Bail  # a product of a spectrum by an activation
+    return _times(g, node, pair, const, left, env)
+
+
+def _times(g: fx.Graph, node: fx.Node, pair: Pair, const: Any, left: bool, env: dict) -> Pair:
+    """``pair`` times the constant ``const`` (an old-graph node or a number)."""
     if isinstance(const, fx.Node) and _complex(const):
         cr = _op(g, node, aten.real.default, (env[const],))
         ci = _op(g, node, aten.imag.default, (env[const],))
@@ -429,6 +490,11 @@ def _sink(g: fx.Graph, node: fx.Node, env: dict, reads: set) -> fx.Node:
     norm = _arg(node, 3, "norm")
     if norm not in _NORMS:
         raise _Bail
+    if isinstance(v, Filtered):
+        y = _circular(g, node, v, axes, norm)
+        if y is not None:
+            return y
+        v = _value(g, node, v)
     if isinstance(v, Buffer):
         pieces = v.pieces
     elif isinstance(v, tuple):
@@ -459,7 +525,43 @@ def _sink(g: fx.Graph, node: fx.Node, env: dict, reads: set) -> fx.Node:
     return total
 
 
+def _part(i: int) -> Any:
+    """``.real`` (i = 0) or ``.imag`` (1) of a spectral value: that part, a real activation that
+    any real op (a ReLU, an MLP: AFNO's) may read."""
+    def row(g: fx.Graph, node: fx.Node, env: dict, reads: set) -> fx.Node:
+        v = _value(g, node, env[node.args[0]])
+        if not isinstance(v, tuple) or v[i] is None:
+            raise _Bail  # a buffer's view, or a part known zero (made nowhere)
+        return v[i]
+    return row
+
+
+def _as_real(g: fx.Graph, node: fx.Node, env: dict, reads: set) -> fx.Node:
+    """view_as_real: the parts stacked along a new last axis."""
+    v = _value(g, node, env[node.args[0]])
+    if not isinstance(v, tuple) or None in v:
+        raise _Bail
+    return _op(g, node, aten.stack.default, (list(v), -1))
+
+
+def _from_pairs(g: fx.Graph, node: fx.Node, env: dict) -> Pair:
+    """view_as_complex of a real activation (..., 2): its two columns as the pair."""
+    t = env[node.args[0]]
+    return tuple(_op(g, node, aten.select.int, (t, -1, i)) for i in range(2))
+
+
+def _from_parts(g: fx.Graph, node: fx.Node, env: dict) -> Pair:
+    """torch.complex(re, im) of real activations (or constants)."""
+    return env[node.args[0]], env[node.args[1]]
+
+
+# complex values made of real activations: what follows is a pair like a spectrum's
+_MAKERS = {aten.view_as_complex.default: _from_pairs, aten.complex.default: _from_parts}
+
 _ROWS = {
+    aten.real.default: _part(0),
+    aten.imag.default: _part(1),
+    aten.view_as_real.default: _as_real,
     aten.slice.Tensor: _slice,
     aten.select.int: _select,
     aten.copy_.default: _copy,
@@ -476,3 +578,47 @@ _ROWS = {
         aten.unflatten.int, aten.neg.default, aten.cat.default)},
     **{op: _sink for op in _SINKS},
 }
+
+
+def _circular(g: fx.Graph, node: fx.Node, f: Filtered, axes: list[int],
+              norm: str | None) -> fx.Node | None:
+    """irfft(rfft(x, n) * c, n) along one axis, c constant: the circular convolution of x (zero
+    past its L positions) by h = irfft(c, n) (irfft ignores the imaginary parts of the DC and
+    Nyquist bins of x's spectrum times c and of c alike, x's being zero), one depthwise Conv1d
+    of taps w[k] = h[(n - 1 - k) mod n], k < n + L - 1, over x padded by n - 1 on both sides:
+    y[t] = sum_s x[s] h[(t - s) mod n], t < n. None when the inverse is not along the
+    Source's axis, of its n, all its bins, or c varies along the batch."""
+    (axis, n, real, scale), = f.src.axes
+    shape = tuple(int(v) for v in node.meta["val"].shape)
+    c = f.env[f.const]
+    cs = tuple(int(v) for v in c.meta["val"].shape)
+    rank, ac = len(shape), axis - (len(shape) - len(cs))
+    if axes != [axis] or not real or shape[axis] != n or ac < 0 or cs[ac] != n // 2 + 1 \
+            or f.src.ranges[axis] != (0, n // 2 + 1) or (len(cs) == rank and cs[0] != 1):
+        return None
+    x, length = f.src.x, int(f.src.x.meta["val"].shape[axis])
+    h = _op(g, node, aten.fft_irfft.default, (c, n, ac))  # backward: 1 / n
+    h = _op(g, node, aten.mul.Tensor, (h, scale * _inv_scale(n, norm) * n))
+    if ac != len(cs) - 1:
+        h = _op(g, node, aten.transpose.int, (h, ac, len(cs) - 1))
+    last = rank - 1
+    xt = x if axis == last else _op(g, node, aten.transpose.int, (x, axis, last))
+    lead = [int(v) for v in xt.meta["val"].shape[1:-1]]
+    channels = int(np.prod(lead))
+    h = _op(g, node, aten.reshape.default, (h, [int(v) for v in h.meta["val"].shape[-(
+        len(lead) + 1):]] if len(cs) > len(lead) else [*([1] * (len(lead) + 1 - len(cs))),
+                                                      *h.meta["val"].shape]))
+    h = _op(g, node, aten.expand.default, (h, [*lead, n]))
+    h = _op(g, node, aten.reshape.default, (h, [channels, n]))
+    taps = torch.tensor((n - 1 - np.arange(n + length - 1)) % n)
+    index = g.call_function(_constant, (taps,))
+    index.meta = {k: v for k, v in node.meta.items() if k != "val"}
+    index.meta["val"] = taps
+    w = _op(g, node, aten.index_select.default, (h, 1, index))
+    w = _op(g, node, aten.unsqueeze.default, (w, 1))
+    batch = int(xt.meta["val"].shape[0])
+    u = _op(g, node, aten.reshape.default, (xt, [batch, channels, length]))
+    u = _op(g, node, aten.constant_pad_nd.default, (u, [n - 1, n - 1]))
+    y = _op(g, node, aten.conv1d.default, (u, w, None, [1], [0], [1], channels))
+    y = _op(g, node, aten.reshape.default, (y, [batch, *lead, n]))
+    return y if axis == last else _op(g, node, aten.transpose.int, (y, axis, last))

@@ -283,10 +283,13 @@ class _Builder:
         fills = [n for n in self.graph.nodes if inplace.fill_of(n) is not None]
         live = _live(self.graph, fills)
         # other in-place writes into values the output reads: run when they write constants
-        # (Pixtral's block mask filled in place), refused when they meet an activation (_call)
-        self.writes = {n.name for n in self.graph.nodes if n not in live
-                       and _writes_into(n, live)}
-        if self.writes:
+        # (Pixtral's block mask filled in place), refused when they meet an activation (_call);
+        # to a fixpoint: a write's value may read a buffer another write fills (AFNO's second
+        # layer reads the first's zero buffers), which the walk would read as zeros
+        self.writes: set[str] = set()
+        while more := {n.name for n in self.graph.nodes if n not in live
+                       and n.name not in self.writes and _writes_into(n, live)}:
+            self.writes |= more
             live = _live(self.graph, fills + [n for n in self.graph.nodes
                                               if n.name in self.writes])
         for node in self.graph.nodes:

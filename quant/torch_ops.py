@@ -90,6 +90,7 @@ _FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
     "elu": lambda x, alpha=1.0: F.elu(x, alpha),
     "softplus": lambda x, beta=1.0, threshold=20.0: F.softplus(x, beta, threshold),
     "log_sigmoid": F.logsigmoid,
+    "softshrink": lambda x, lambd=0.5: F.softshrink(x, float(lambd)),
     "affine": lambda x, scale=1.0, offset=0.0: x * scale + offset,
     "expr": lambda x, expr: _expr(expr, x),
 }

@@ -93,14 +93,16 @@ def test_the_rewrite_keeps_torchs_values(conv, taps):
         torch.testing.assert_close(out[0], m(u), atol=1e-5, rtol=1e-5)
 
 
-def test_a_circular_convolution_is_not_a_conv_and_runs_as_spectral_matmuls():
+def test_a_circular_convolution_is_not_a_causal_conv_and_runs_as_one_circular_conv():
     """n = L: the products wrap around the circle, not a causal convolution: fftconv leaves it,
-    and qasic.quant.spectral runs it as the product of the spectrum by the kernel's constant
-    spectrum (real matmuls). Before qasic.quant.spectral: refused in one line."""
+    and qasic.quant.spectral runs it as the circular convolution by the kernel (one depthwise
+    conv of n + L - 1 taps over x padded on both sides). Before qasic.quant.spectral: refused
+    in one line."""
     m = LongConv(n_mult=1).eval()
     x = torch.from_numpy(_x())
     g = capture(m, x[:2])
-    assert not any(n.op == "conv2d" or "fft" in n.op for n in g.nodes)
+    assert [n.op for n in g.nodes].count("conv2d") == 1
+    assert not any("fft" in n.op for n in g.nodes)
     with torch.no_grad():
         want = m(x).numpy()
     np.testing.assert_allclose(run_float(g, g.to_internal(x.numpy())), want, atol=1e-4)

@@ -70,3 +70,27 @@ def test_an_in_place_op_on_a_view_updates_its_base():
 def test_a_write_another_alias_sees_is_refused(f):
     with pytest.raises(UnsupportedOpError, match="an in-place write"):
         capture(Fn(f, nn.Linear(D, D)).eval(), torch.from_numpy(_seq()[:2]))
+
+
+class ChainedBuffers(nn.Module):
+    """Two zero buffers written in part of the last axis (no fill: that is a concat of the
+    copies), the second's value read from the first: the first write used to be missed, its
+    buffer read as zeros (a wrong answer, no error)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x):
+        h = self.a(x)
+        o1 = torch.zeros(h.shape)
+        o1[..., :3] = torch.relu(h[..., :3])
+        o2 = torch.zeros(h.shape)
+        o2[..., :3] = o1[..., :3] * 2
+        return self.b(o2 + h)
+
+
+def test_a_write_whose_value_reads_another_written_buffer_is_refused_not_dropped():
+    with pytest.raises(UnsupportedOpError, match="an in-place write"):
+        capture(ChainedBuffers().eval(), torch.randn(2, 4, 5, 8))
