@@ -34,8 +34,9 @@ from qasic.isa.table import (
     encoding_is_fp,
 )
 from qasic.quant.actformat import levels, max_code
-from qasic.rtl.cocotb_runner import MAKE_VARS, VERILATOR_ARGS, arch_key
+from qasic.rtl.cocotb_runner import VERILATOR_ARGS, arch_key
 from qasic.rtl.gemm_unit import GemmUnit
+from qasic.rtl.harness import FAST_BUILD
 from qasic.rtl.packing import operand_misfit, wrap
 from qasic.rtl.ports import sram_elements
 from qasic.rtl.timing import gemm_prologue_cycles, gemm_unit_cycles
@@ -439,7 +440,9 @@ TB_MODULE = "qasic.rtl.tb_gemm"
 
 
 def build_unit(arch: ArchConfig, build_dir: Path) -> Path:
-    """Verilate GemmUnit(arch) once per arch and Verilog (a hash stamp); return sim_build."""
+    """Verilate GemmUnit(arch) once per arch and Verilog (a hash stamp); return sim_build.
+    Unoptimized C++ (the harnesses' FAST_BUILD): the cases run a few thousand cycles, so the
+    build is all the time."""
     from cocotb_tools.runner import get_runner
 
     root = Path(build_dir) / f"gemm_unit_{arch_key(arch)}"
@@ -450,7 +453,7 @@ def build_unit(arch: ArchConfig, build_dir: Path) -> Path:
     with build_lock(root):  # the build directory is shared by the pytest-xdist workers
         if not (stamp.exists() and stamp.read_text() == digest and (sim_dir / TOP).exists()):
             v_path.write_text(source)
-            with verilator_make(ensure_verilator(), MAKE_VARS, build_dir):
+            with verilator_make(ensure_verilator(), FAST_BUILD, build_dir):
                 get_runner("verilator").build(sources=[v_path], hdl_toplevel=TOP,
                                               build_dir=sim_dir, build_args=VERILATOR_ARGS,
                                               always=True, log_file=root / "build.log")
