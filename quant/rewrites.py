@@ -31,6 +31,7 @@ from qasic.quant import (
     cumsum_axis,
     einsum,
     embedding_bag,
+    expert_conv,
     extremes,
     fftconv,
     fill_stack,
@@ -179,6 +180,10 @@ REWRITES: tuple[Rewrite, ...] = (
             _graph_only(matrix_rope.decompose)),
     Rewrite("channel_norm", "a LayerNorm over (N, C, H, W)'s channels written out becomes "
             "F.layer_norm (ConvNeXt's, SAM's LayerNorm2d)", _graph_only(channel_norm.decompose)),
+    Rewrite("expert_conv", "a conv of per-sample kernels mixed from constant experts, (r @ W)"
+            ".view(B O, ...) grouped over the batch (timm's CondConv2d, Dynamic Convolution), "
+            "becomes the experts' fixed-weight convs scaled by their routing weights and summed",
+            expert_conv.decompose),
     Rewrite("modconv", "a modulated conv (a weight per sample from a style, one conv grouped "
             "over the batch: StyleGAN2's) becomes the activations scaled around a fixed-weight "
             "conv, its demodulation a linear of the squared styles", modconv.decompose),

@@ -175,7 +175,7 @@ class MobileOneSE(nn.Module):
         self.expand = nn.Conv2d(max(1, int(in_channels * rd_ratio)), in_channels, 1, bias=True)
 
     def forward(self, inputs):
-        b, c, h, w = inputs.size()
+        _, c, h, w = inputs.size()
         x = F.avg_pool2d(inputs, kernel_size=[h, w])
         x = self.reduce(x)
         x = F.relu(x)
@@ -465,8 +465,8 @@ class GhostBottleneckV2(nn.Module):
 
 class GhostNetV2(nn.Module):
     # k, t (expansion), c, SE ratio, stride
-    cfgs = [[[3, 16, 16, 0, 1]], [[3, 48, 24, 0, 2]], [[3, 72, 24, 0, 1]],
-            [[5, 72, 40, 0.25, 2]], [[5, 120, 40, 0.25, 1]]]
+    cfgs = (((3, 16, 16, 0, 1),), ((3, 48, 24, 0, 2),), ((3, 72, 24, 0, 1),),
+            ((5, 72, 40, 0.25, 2),), ((5, 120, 40, 0.25, 1),))
 
     def __init__(self, num_classes=10, width=1.0):
         super().__init__()
@@ -510,7 +510,7 @@ def ghostnetv2():
 # --- zhanghang1989/ResNeSt (resnest/torch/models/splat.py, resnet.py) ---
 
 
-class rSoftMax(nn.Module):  # noqa: N801 (the reference's name)
+class rSoftMax(nn.Module):
     def __init__(self, radix, cardinality):
         super().__init__()
         self.radix = radix
@@ -893,7 +893,7 @@ class ConvModule(nn.Sequential):
         super().__init__(*layers)
 
 
-class involution(nn.Module):  # noqa: N801 (the reference's name)
+class involution(nn.Module):
     def __init__(self, channels, kernel_size, stride):
         super().__init__()
         self.kernel_size = kernel_size
@@ -911,7 +911,7 @@ class involution(nn.Module):  # noqa: N801 (the reference's name)
 
     def forward(self, x):
         weight = self.conv2(self.conv1(x if self.stride == 1 else self.avgpool(x)))
-        b, c, h, w = weight.shape
+        b, _, h, w = weight.shape
         weight = weight.view(b, self.groups, self.kernel_size ** 2, h, w).unsqueeze(2)
         out = self.unfold(x).view(b, self.groups, self.group_channels, self.kernel_size ** 2,
                                   h, w)
@@ -1344,7 +1344,7 @@ class DPRNNTasNet(nn.Module):
 
     def split_feature(self, input, segment_size):
         input, rest = self.pad_segment(input, segment_size)
-        batch_size, dim, seq_len = input.shape
+        batch_size, dim, _ = input.shape
         segment_stride = segment_size // 2
         segments1 = input[:, :, :-segment_stride].contiguous().view(batch_size, dim, -1,
                                                                     segment_size)
