@@ -60,6 +60,7 @@ from qasic.quant import (
     stack_reduce,
     stack_select,
     table_index,
+    token_mix,
     topk_select,
     unfold,
     unpool,
@@ -67,6 +68,7 @@ from qasic.quant import (
     variance,
     whole_copy,
     writeback,
+    zero_cat,
 )
 
 
@@ -84,6 +86,13 @@ def _graph_only(fn: Callable[[fx.Graph], fx.Graph]) -> Callable[[fx.Graph, set[s
 REWRITES: tuple[Rewrite, ...] = (
     Rewrite("narrow", "narrow(x, dim, start, length) becomes the slice it is",
             _graph_only(narrow.decompose)),
+    Rewrite("zero_cat", "zeros concatenated at the ends of an activation along its length, "
+            "height or width become the zero pad they are (the TasNet family's pad_signal: "
+            "cat([zeros, x, zeros], 2))", _graph_only(zero_cat.decompose)),
+    Rewrite("token_mix", "a constant (T, T) matrix times an activation's token axis, A @ x, "
+            "becomes the linear over the positions between transposes (the Attention Free "
+            "Transformer's exp(w_bias) @ (exp(K) * V): a causal one generates)",
+            token_mix.decompose),
     Rewrite("writeback", "a slice updated in place becomes the cat it makes",
             _graph_only(writeback.decompose)),
     Rewrite("stack_select", "a stack read back by index (xLSTM's sLSTM states: stack((y, c, n, "
