@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import qasic
+from qasic.errors import UnsupportedOpError
 from qasic.quant import capture
 from tests.quant.opcheck import float_matches
 
@@ -55,5 +56,28 @@ class ZerosBetween(nn.Module):
 
 
 def test_zeros_between_two_activations_are_not_a_pad():
-    with pytest.raises(Exception, match="cat"):
+    with pytest.raises(UnsupportedOpError, match="cat"):
         capture(ZerosBetween().eval(), torch.zeros(1, 10))
+
+
+class SpeakersFolded(nn.Module):
+    """DPRNN-TasNet's decoder: masks of S = 2 speakers folded into the batch before a conv."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.enc = nn.Conv1d(1, 8, 4, stride=2)
+        self.mask = nn.Conv1d(8, 16, 1)
+        self.decoder = nn.ConvTranspose1d(8, 1, 4, stride=2, bias=False)
+
+    def forward(self, x):
+        e = self.enc(x[:, None])
+        m = torch.sigmoid(self.mask(e)).view(x.shape[0], 2, 8, -1) * e.unsqueeze(1)
+        return self.decoder(m.view(x.shape[0] * 2, 8, -1)).view(x.shape[0], 2, -1)
+
+
+def test_a_conv_of_samples_folded_into_the_batch_is_refused_naming_the_fold():
+    why = r"2 rows of each sample folded into the batch.*run it before the fold"
+    with pytest.raises(UnsupportedOpError, match=why) as e:
+        capture(SpeakersFolded().eval(), torch.zeros(1, 32))
+    assert "\n" not in str(e.value)
