@@ -18,6 +18,7 @@ import torch
 
 from qasic.quant import (
     embedding_bag,
+    inplace,
     lastpool,
     logsoftmax,
     lowering,
@@ -114,6 +115,10 @@ _IMAGE.update({t: _reads_stats(_IMAGE.get(t), transformer.HANDLERS[t])
                for t in (aten.div.Tensor, aten.mul.Tensor, aten.clamp_min.default,
                          aten.expand_as.default, aten.add.Tensor, aten.rsqrt.default,
                          aten.sqrt.default, aten.pow.Tensor_Scalar, aten.reciprocal.default)})
+
+# in-place views (SK-Net's conv(x).unsqueeze_(dim=1) before a cat) in image models too: the
+# functional view when nothing reads the input after (quant.inplace)
+_IMAGE.update({v: inplace.view_(_IMAGE) for v, f in inplace.VIEWS.items() if f in _IMAGE})
 
 
 def _by_layout(sequence: Any, image: Any) -> Any:

@@ -216,6 +216,12 @@ def image_input(b: Any, node: Any, x: Act,
         return _torch_to_image(b, node, x, want)
     if have == want:
         return x
+    torch_shape = tuple(node.args[0].meta["val"].shape)
+    if len(have) == len(torch_shape) and have[1:] == torch_shape[1:] and have[0] > 1:
+        b.fail(node, f"a convolution of {have[0]} rows of each sample folded into the batch "
+                     f"axis (per sample {have}: DPRNN-TasNet's speakers, "
+                     "x.view(B * S, C, L)); the conv reads one image per sample: run it before "
+                     "the fold, or on each of the S slices (x[:, s]) and stack them")
     b.fail(node, f"a convolution of a tensor laid out per sample as {have}, not as the image "
                  f"{want} (H, W, C) it reads; only images, or a sequence model's channels-last "
                  "(N, H, W, C) permuted to (N, C, H, W)")

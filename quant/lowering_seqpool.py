@@ -7,8 +7,10 @@ the positions it crops (x-transformers' token shift, F.pad by (1, -1) of the pos
 
 Without padding torch's divisor is the product of each axis' window clipped to the input, so
 the pool separates: along each of the last 1 or 2 axes with a kernel or stride other than 1,
-A (O, N) with A[o, n] = 1 / count(o) for the n in window o. Padding and divisor_override are
-refused (the image models' avgpool2d takes those).
+A (O, N) with A[o, n] = 1 / count(o) for the n in window o. With padding the windows start
+``pad`` before the axis and count as torch counts (the window clipped to the padded axis, or
+to the input when count_include_pad is False; divisor_override: that divisor, once): ResNeSt's
+avd AvgPool2d(3, 2, padding=1) after its radix softmax has made the model a sequence one.
 
 A max over per-sample axes (adjacent ones reduce as one of their product) is a max pool: Hiera's
 query pooling ``x.view(batch, stride, -1, C).max(dim=1).values``, an amax over heads, a
@@ -39,7 +41,8 @@ from qasic.quant.lowering import Act, _act, _arg, _ints
 
 aten = torch.ops.aten
 
-SUPPORTED = (("sequence models: avg_pool1d/2d without padding and adaptive_avg_pool1d/2d to "
+SUPPORTED = (("sequence models: avg_pool1d/2d (padding, ceil_mode, count_include_pad, "
+              "divisor_override as torch's) and adaptive_avg_pool1d/2d to "
               "any size (an averaging matmul per axis)"),
              ("sequence models: max/amax over adjacent per-sample axes, the last too (a max "
               "pool; over the last, of the rows as a 1-channel image)"),
@@ -47,16 +50,22 @@ SUPPORTED = (("sequence models: avg_pool1d/2d without padding and adaptive_avg_p
               "(read as a convolution's image, back to torch's layout)"))
 
 
-def averaging(n: int, kernel: int, stride: int, ceil_mode: bool) -> np.ndarray:
-    """(O, n): row o averages positions o * stride .. o * stride + kernel - 1 within n."""
-    span = n - kernel
+def averaging(n: int, kernel: int, stride: int, ceil_mode: bool, pad: int = 0,
+              count_include_pad: bool = True, divisor: int | None = None) -> np.ndarray:
+    """(O, n): row o averages positions o * stride - pad .. o * stride - pad + kernel - 1
+    within n, as torch divides: by the window clipped to the padded axis (count_include_pad),
+    or to the input, or by ``divisor`` (divisor_override)."""
+    span = n + 2 * pad - kernel
     o = (-(-span // stride) if ceil_mode else span // stride) + 1
-    if ceil_mode and (o - 1) * stride >= n:  # torch: the last window must start inside
+    if ceil_mode and (o - 1) * stride >= n + pad:  # torch: the last window must start inside
         o -= 1
     a = np.zeros((o, n))
     for i in range(o):
-        lo, hi = i * stride, min(i * stride + kernel, n)
-        a[i, lo:hi] = 1.0 / (hi - lo)
+        start = i * stride - pad
+        end = min(start + kernel, n + pad)
+        lo, hi = max(start, 0), min(end, n)
+        count = (end - start) if count_include_pad else (hi - lo)
+        a[i, lo:hi] = 1.0 / (divisor or count)
     return a
 
 
@@ -68,21 +77,23 @@ def avg_pool(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     kernel = _ints(args[1]) * (spatial if len(_ints(args[1])) == 1 else 1)
     stride = _ints(_arg(args, kwargs, 2, "stride", []) or kernel)
     stride = stride * (spatial if len(stride) == 1 else 1)
-    if any(_ints(_arg(args, kwargs, 3, "padding", 0))) or \
-            _arg(args, kwargs, 6, "divisor_override", None) is not None:
-        b.fail(node, "avg_pool with padding or divisor_override in a sequence model; only "
-                     "without")
+    pads = _ints(_arg(args, kwargs, 3, "padding", 0))
+    pads = pads * (spatial if len(pads) == 1 else 1)
     ceil = bool(_arg(args, kwargs, 4, "ceil_mode", False))
+    include = bool(_arg(args, kwargs, 5, "count_include_pad", True))
+    divisor = _arg(args, kwargs, 6, "divisor_override", None)
     rank = node.args[0].meta["val"].dim()
     axes = lowering_seq.axis_map(b, node.args[0])
     shape = b.shapes[x.name]
-    for i, (k, s) in enumerate(zip(kernel, stride, strict=True)):
+    for i, (k, s, p) in enumerate(zip(kernel, stride, pads, strict=True)):
         dim = rank - spatial + i
-        if (k, s) == (1, 1):
+        if (k, s, p) == (1, 1, 0) and not divisor:
             continue
         if axes[dim] is None:
             b.fail(node, f"avg_pool over dim {dim}, the batch axis")
-        a = averaging(shape[axes[dim]], k, s, ceil)
+        # a divisor_override divides once: by it along the first pooled axis, 1 after
+        a = averaging(shape[axes[dim]], k, s, ceil, p, include,
+                      (divisor if i == 0 else 1) if divisor else None)
         shape = shape[:axes[dim]] + (len(a),) + shape[axes[dim] + 1:]
         x = lowering_seq.rows(b, node, x, a, axes[dim], suffix=f".pool{i}", out_shape=shape)
     if math.prod(shape) and shape != lowering_seq.per_sample(b, node):

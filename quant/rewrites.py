@@ -31,6 +31,7 @@ from qasic.quant import (
     cumsum_axis,
     einsum,
     embedding_bag,
+    expert_conv,
     extremes,
     fftconv,
     fill_stack,
@@ -59,6 +60,7 @@ from qasic.quant import (
     stack_reduce,
     stack_select,
     table_index,
+    token_mix,
     topk_select,
     unfold,
     unpool,
@@ -66,6 +68,7 @@ from qasic.quant import (
     variance,
     whole_copy,
     writeback,
+    zero_cat,
 )
 
 
@@ -84,6 +87,13 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("narrow", "narrow(x, dim, start, length) and an index_select by a constant "
             "arange(a, b) become the slice they are (Mega's conv1d_fft)",
             _graph_only(narrow.decompose)),
+    Rewrite("zero_cat", "zeros concatenated at the ends of an activation along its length, "
+            "height or width become the zero pad they are (the TasNet family's pad_signal: "
+            "cat([zeros, x, zeros], 2))", _graph_only(zero_cat.decompose)),
+    Rewrite("token_mix", "a constant (T, T) matrix times an activation's token axis, A @ x, "
+            "becomes the linear over the positions between transposes (the Attention Free "
+            "Transformer's exp(w_bias) @ (exp(K) * V): a causal one generates)",
+            token_mix.decompose),
     Rewrite("writeback", "a slice updated in place becomes the cat it makes",
             _graph_only(writeback.decompose)),
     Rewrite("stack_select", "a stack read back by index (xLSTM's sLSTM states: stack((y, c, n, "
@@ -180,6 +190,10 @@ REWRITES: tuple[Rewrite, ...] = (
             _graph_only(matrix_rope.decompose)),
     Rewrite("channel_norm", "a LayerNorm over (N, C, H, W)'s channels written out becomes "
             "F.layer_norm (ConvNeXt's, SAM's LayerNorm2d)", _graph_only(channel_norm.decompose)),
+    Rewrite("expert_conv", "a conv of per-sample kernels mixed from constant experts, (r @ W)"
+            ".view(B O, ...) grouped over the batch (timm's CondConv2d, Dynamic Convolution), "
+            "becomes the experts' fixed-weight convs scaled by their routing weights and summed",
+            expert_conv.decompose),
     Rewrite("modconv", "a modulated conv (a weight per sample from a style, one conv grouped "
             "over the batch: StyleGAN2's) becomes the activations scaled around a fixed-weight "
             "conv, its demodulation a linear of the squared styles", modconv.decompose),

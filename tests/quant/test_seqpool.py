@@ -33,13 +33,32 @@ def _model(f) -> nn.Module:
     return Fn(lambda ids, emb, fc: f(fc(emb(ids))), nn.Embedding(VOCAB, D), nn.Linear(D, D))
 
 
-@pytest.mark.parametrize("n, kernel, stride, ceil", [
-    (12, 2, 2, True), (11, 2, 2, True), (11, 2, 2, False), (7, 3, 2, True), (8, 3, 3, True)])
-def test_averaging_matrices_are_torchs_avg_pool(n, kernel, stride, ceil):
+@pytest.mark.parametrize("n, kernel, stride, ceil, pad, include, divisor", [
+    (12, 2, 2, True, 0, True, None), (11, 2, 2, True, 0, True, None),
+    (11, 2, 2, False, 0, True, None), (7, 3, 2, True, 0, True, None),
+    (8, 3, 3, True, 0, True, None), (8, 3, 2, False, 1, True, None),  # ResNeSt's avd pool
+    (7, 3, 2, True, 1, True, None), (7, 3, 2, True, 1, False, None),
+    (9, 5, 2, True, 2, False, None), (6, 3, 1, False, 1, True, 4)])
+def test_averaging_matrices_are_torchs_avg_pool(n, kernel, stride, ceil, pad, include, divisor):
     x = torch.randn(1, 1, n, 1, dtype=torch.float64)
-    want = F.avg_pool2d(x, (kernel, 1), (stride, 1), ceil_mode=ceil)[0, 0, :, 0].numpy()
-    got = averaging(n, kernel, stride, ceil) @ x[0, 0, :, 0].numpy()
+    want = F.avg_pool2d(x, (kernel, 1), (stride, 1), (pad, 0), ceil_mode=ceil,
+                        count_include_pad=include, divisor_override=divisor)[0, 0, :, 0].numpy()
+    got = averaging(n, kernel, stride, ceil, pad, include, divisor) @ x[0, 0, :, 0].numpy()
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def _resnest_avd(x):  # a radix softmax's rows (a sequence model) then AvgPool2d(3, 2, 1)
+    img = x.view(-1, 4, 3, D).permute(0, 3, 1, 2)
+    return F.avg_pool2d(img, 3, 2, padding=1).flatten(1)
+
+
+def test_a_padded_avg_pool_in_a_sequence_model_runs_bit_exact():
+    """Before: refused ('avg_pool with padding or divisor_override in a sequence model')."""
+    x = _ids(4)
+    graph, _, cos = check(_model(_resnest_avd), _ids())
+    assert ops(graph).count("matmul") >= 2 and cos > 0.999, cos
+    r = qasic.evaluate(_model(_resnest_avd).eval(), x, calibration=x)
+    assert r["bit_exact"] and r["cosine"] > 0.999
 
 
 @pytest.mark.parametrize("n, o", [(12, 1), (12, 5), (7, 3), (5, 5), (3, 7)])
@@ -197,8 +216,6 @@ REFUSED = {
     # a vector quantizer's nearest codebook entry: rows picked by the values
     "argmax": (lambda x: x[:, :, :4][..., x.max(dim=-1).indices[0, 0]],
                "the indices of a max (an argmax: a selection that depends on the values"),
-    "pool_padding": (lambda x: F.avg_pool2d(x[:, None], (2, 1), padding=(1, 0)),
-                     "avg_pool with padding"),
     "pad_batch": (lambda x: F.pad(x, (0, 0, 0, 0, 1, 0)), "the batch axis"),
     "crop_all": (lambda x: F.pad(x, (0, 0, -S, 0)), "crop all 12 positions of dim 1"),
 }
