@@ -1,12 +1,12 @@
 """Constants computed from constants, in the generation graphs (quant.decode).
 
 A table of each value (``lut``, ``relu``, ``clamp``) that reads a constant alone computes a
-constant: the requantization of a concat's constant part (``cat.requant`` of zeros_like(x),
-quant.zero_product: Inkling's router pads its expert mask with ``x * 0``), a table of a
-constant position table. In the full model it runs as any other op. A prefill or a decode step
-reads a constant over the C positions at the rows it runs (``decode._positions_read``: the first
-P, or row p), but only where it is a constant: a table of one kept all C rows, and a concat of
-the step's one row with them stored C rows into a region of one (the program verifier refused
+constant: the requantization of a concat's constant part (quant.moe_layouts' Inkling router
+pads its expert mask with ``x * 0 + 1``, a constant after quant.zero_product), a table of a
+position table. In the full model it runs as any other op. A prefill or a decode step reads a
+constant over the C positions at the rows it runs (``decode._positions_read``: the first P, or
+row p), but only where it is a constant: a table of one kept all C rows, and a concat of the
+step's one row with them stored C rows into a region of one (the program verifier refused
 InklingTextModel's decode step: 'write of dram [...] is not inside one DRAM region').
 
 ``folded`` makes each such table the constant of its codes (the golden reference's, so exact:
