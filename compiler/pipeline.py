@@ -92,9 +92,11 @@ def compile_graph(graph: QGraph, arch: ArchConfig,
 
 def insert_copies(graph: QGraph) -> QGraph:
     """A concat input becomes a view of the concat's buffer; where it cannot (the graph input,
-    a reshaped tensor, a tensor two concats read, the graph output, a tensor a permute reads:
-    it reads dense tensors only, compiler.moves; a tensor also read reshaped: ZAYA's q
-    projection, concatenated with k and viewed as heads) a copy node is inserted."""
+    a constant: its codes live in the constants region (a generation graph's constant part,
+    quant.decode_consts), a reshaped tensor, a tensor two concats read, the graph output, a
+    tensor a permute reads: it reads dense tensors only, compiler.moves; a tensor also read
+    reshaped: ZAYA's q projection, concatenated with k and viewed as heads) a copy node is
+    inserted."""
     producers = {n.output: n for n in graph.nodes}
     reshaped = {n.inputs[0] for n in graph.nodes if n.op in ("flatten", "reshape")
                 and image_shape(graph.shapes[n.inputs[0]]) != image_shape(graph.shapes[n.output])}
@@ -112,7 +114,8 @@ def insert_copies(graph: QGraph) -> QGraph:
         inputs = []
         for i, t in enumerate(n.inputs):
             src = producers.get(t)
-            if src is None or src.op in ("flatten", "reshape", "channels") or readers[t] > 1 \
+            if src is None or src.op in ("flatten", "reshape", "channels", "constant") \
+                    or readers[t] > 1 \
                     or t in reshaped \
                     or t == graph.output or list(n.inputs).count(t) > 1 or _moves_last(src) \
                     or t in permuted:

@@ -77,6 +77,7 @@ import numpy as np
 
 from qasic.errors import UnsupportedOpError
 from qasic.quant import (
+    decode_consts,
     decode_conv,
     decode_groups,
     decode_memory,
@@ -537,7 +538,7 @@ def prefill_graph(full: QGraph, prompt: int) -> QGraph:
     """``full`` on ``prompt`` tokens, writing every cache tensor into its state. An
     encoder-decoder's input is its S source ids then the ``prompt`` target ids: the encoder runs
     as in ``full`` and its cross-attention keys and values go into states too (S rows each)."""
-    full = token_major(full)
+    full = decode_consts.folded(token_major(full))  # tables of constants: constants
     sinks = computed_sinks(full)
     probs = {n.output for n in full.nodes if n.name in sinks}
     c = positions(full)
@@ -621,7 +622,7 @@ def decode_graph(full: QGraph) -> QGraph:
     """One token at a runtime position: input (token id, position), output its logits row. An
     encoder-decoder's step does not run the encoder: its cross-attention reads the keys and
     values the prefill wrote (``cache_read``: the states as they are, S rows)."""
-    full = token_major(full)
+    full = decode_consts.folded(token_major(full))  # tables of constants: constants
     sinks = computed_sinks(full)  # their key mask rows allow the sink's column
     c = positions(full)
     caches, cross = set(cache_tensors(full)), set(cross_tensors(full))
@@ -1015,7 +1016,8 @@ def _head_repeat(producer: dict, tensor: str) -> bool:
 def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: dict,
                     tensors: dict, c: int, prompt: int | None,
                     memory: dict[str, int] | None = None) -> QNode:
-    """``n`` (an elementwise op, or a matmul on its batch axes) reading the positions it runs at
+    """``n`` (an elementwise op, a matmul on its batch axes, a concat of constant parts (a
+    table of one, quant.decode_consts) and activations) reading the positions it runs at
     from each constant over all C positions (an axis of C where ``n``'s activation has
     ``prompt`` rows, or 1 in a decode step): the first ``prompt`` rows on every such axis (a
     sliced constant; an ALiBi bias (heads, C, C) has two), or row p (``prompt`` None: a gather
@@ -1023,7 +1025,7 @@ def _positions_read(n: QNode, full: QGraph, consts: dict, nodes: list, shapes: d
     constant's layout; row 0 of a constant that is the same at every position). In a prefill,
     ``memory`` (placement matmul -> M: decode_memory) cuts the placements and the constants
     over M + C keys to the first M + P."""
-    if n.op not in _ELEMENTWISE and n.op != "matmul":
+    if n.op not in _ELEMENTWISE and n.op not in ("matmul", "concat"):
         return n
     acts = [t for t in n.inputs if t not in consts]
     if not acts:
@@ -1156,8 +1158,10 @@ def _position_axes(op: str, value: tuple[int, ...], act: tuple[int, ...],
     activation it meets has ``rows`` (shape ``act``) and C in the full model (shape
     ``whole``), the shapes aligned from their last axes (an axis of C that the full model's
     activation broadcasts from 1 is not the positions); a matmul's constant meets the other
-    operand on its batch axes only (the last two are the matrix)."""
-    v, a, o = (value[:-2], act[:-2], whole[:-2]) if op == "matmul" else (value, act, whole)
+    operand on its batch axes only (the last two are the matrix), a concat's part the others
+    on all axes but the last (the one it concatenates)."""
+    last = {"matmul": 2, "concat": 1}.get(op, 0)  # axes not over the batch
+    v, a, o = (value[:-last], act[:-last], whole[:-last]) if last else (value, act, whole)
     return [len(v) - 1 - k
             for k, (x, y, z) in enumerate(zip(v[::-1], a[::-1], o[::-1], strict=False))
             if x == c and y == rows != c and z == c]
@@ -1396,6 +1400,11 @@ def _infer(full: QGraph, n: QNode, shapes: dict) -> tuple[int, ...]:
                                      "within each token's row (a max over the last axis)")
         return (h, (w + left + right - kw) // sw + 1, ch)
     if n.op == "concat":  # along the last axis
+        if len({tuple(s[:-1]) for s in ins}) > 1:
+            raise UnsupportedOpError(
+                f"{n.name}: concat of shapes {', '.join(map(str, ins))} in a generation graph: "
+                "parts whose leading axes differ once the positions are cut (a part that keeps "
+                "the full model's positions); run the model with qasic evaluate")
         return (*ins[0][:-1], sum(s[-1] for s in ins))
     raise UnsupportedOpError(f"{n.name}: op {n.op} is not supported in generation graphs; "
                              f"supported: embedding, linear, matmul, {', '.join(_ROWWISE)}, "

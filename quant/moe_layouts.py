@@ -384,7 +384,9 @@ def _inkling_router(router: Any, x: torch.Tensor) -> tuple:
     lg = F.linear(x.reshape(-1, router.weight.shape[1]), router.weight)
     e, s = router.num_experts, torch.sigmoid(lg)
     m = torch.ops.qasic.topk_mask(s[:, :e] + router.e_score_correction_bias, router.top_k)
-    mask = torch.cat([m, s[:, e:] * 0.0 + 1.0], -1)  # ones, an activation: cat takes no constant
+    # ones (a constant after quant.zero_product: a concat copies a constant part, and a
+    # generation step reads its row, quant.decode_consts)
+    mask = torch.cat([m, s[:, e:] * 0.0 + 1.0], -1)
     mask = torch.where(mask > 0.5, 1.0, 0.0)  # exact codes 0/1: the cat's zero point is -128
     w = torch.ops.qasic.masked_softmax(torch.log(s), mask) * (router.route_scale
                                                                * router.global_scale)

@@ -69,6 +69,7 @@ from qasic.quant import (
     whole_copy,
     writeback,
     zero_cat,
+    zero_product,
 )
 
 
@@ -223,6 +224,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("const_left", "a constant matrix times an activation's transpose, W @ x.t(), "
             "becomes the transposed linear (x @ W^T)^T (mamba_ssm's and Vim's dt_proj)",
             const_left.decompose),
+    Rewrite("zero_product", "a product by the number 0 becomes zeros_like (QRNN's shifted "
+            "window padded by X[:1] * 0), a constant that reads no token position",
+            _graph_only(zero_product.decompose)),
     Rewrite("cat_linear", "a linear of constant rows concatenated with activations along a row "
             "axis becomes the concat of their linears (Transformer-XL's qkv_net(cat([mems, w]))"
             ": memory keys and values after the projection)", cat_linear.decompose),

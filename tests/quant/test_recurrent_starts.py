@@ -1,5 +1,5 @@
-"""A hand-written recurrence over the tokens that generation refused, now decoded step by step
-(quant.recurrence):
+"""Two hand-written recurrences over the tokens that generation refused, now decoded step by
+step (quant.recurrence):
 
 - xLSTM's sLSTM (NX-AI's vanilla backend, benchmarks/handwritten/sequence6.py) starts its
   stabilizer state from the input gate, ``m = iraw`` at step 0 (a row of the unbound gates: a
@@ -8,6 +8,10 @@
   their requantizations differed ('position 2 of a recurrence over the tokens differs from
   position 1's (multiplier)'); the view's source now takes the state's role, and the concat
   the role of the output it is pinned to.
+- Salesforce's QRNN (sequence5.py) pads its window-2 shifted input with ``X[:1] * 0``: the
+  product by 0 is a constant now (quant.zero_product), not a selection of position 0 that every
+  later node read. (The rewrite was taken out once: a constant's table of C rows in a decode
+  step stored outside its region, InklingTextModel's; quant.decode_consts folds it now.)
 
 Float graph == torch (through the cosine), golden reference == simulator, and generation equal
 to the golden reference token for token."""
@@ -19,7 +23,7 @@ import pytest
 import torch
 
 from qasic.arch.config import default_arch
-from qasic.quant import QuantConfig, quantize, recurrence, reference
+from qasic.quant import QuantConfig, capture, quantize, recurrence, reference
 from qasic.quant.evaluate import cosine
 from tests.quant.generation import assert_generates_like_the_golden_reference
 
@@ -35,6 +39,13 @@ def _slstm() -> torch.nn.Module:
 
     torch.manual_seed(0)
     return SLSTMLM(vocab=VOCAB, d=8, n=1).eval()
+
+
+def _qrnn() -> torch.nn.Module:
+    from benchmarks.handwritten.sequence5 import QRNNLM
+
+    torch.manual_seed(0)
+    return QRNNLM(ntoken=VOCAB, ninp=8, nhid=8, nlayers=2).eval()
 
 
 def _runs(net: torch.nn.Module, min_cos: float) -> object:
@@ -65,6 +76,49 @@ def test_slstms_step_0_state_and_last_output_share_their_roles_encodings():
     # every state, y's at the last position too (read by the stack alone), one encoding
     assert all(len({full.tensors[t] for t in s}) == 1 for s in plan.states)
     assert_generates_like_the_golden_reference(full, _ids()[0, :2], 3)
+
+
+def test_qrnns_zero_padded_window_is_a_constant_and_fo_pooling_generates():
+    net = _qrnn()
+    g = capture(net, torch.from_numpy(_ids()[:2]))
+    assert not any(n.op == "lut" and n.attrs.get("fn") == "affine"
+                   and n.attrs["fn_args"].get("scale") == 0.0 for n in g.nodes)
+    full = _runs(net, 0.999)  # measured 0.99992
+    assert [len(p.states) for p in recurrence.plans(full, C)] == [1, 1]  # h per layer
+    assert_generates_like_the_golden_reference(full, _ids()[0, :2], 3)
+
+
+@pytest.mark.parametrize("k", [0, 0.0])
+def test_a_product_by_zero_is_zeros_like(k):
+    from torch import fx
+
+    from qasic.quant import zero_product
+
+    g = fx.Graph()
+    x = g.placeholder("x")
+    x.meta["val"] = torch.ones(2, 3)
+    y = g.call_function(torch.ops.aten.mul.Tensor, (x, k))
+    y.meta["val"] = torch.zeros(2, 3)
+    g.output(y)
+    new = zero_product.decompose(g)
+    targets = [n.target for n in new.nodes if n.op == "call_function"]
+    assert targets == [torch.ops.aten.zeros_like.default]
+
+
+@pytest.mark.parametrize("k, shape", [(2.0, (2, 3)), (0, (4, 2, 3)), (False, (2, 3))])
+def test_other_products_are_kept(k, shape):
+    """A product by another number, a broadcast to a larger shape, or by False (a mask): kept."""
+    from torch import fx
+
+    from qasic.quant import zero_product
+
+    g = fx.Graph()
+    x = g.placeholder("x")
+    x.meta["val"] = torch.ones(2, 3)
+    y = g.call_function(torch.ops.aten.mul.Tensor, (x, k))
+    y.meta["val"] = torch.zeros(shape)
+    g.output(y)
+    assert zero_product.decompose(g) is g
 
 
 def test_a_target_embedded_one_step_at_a_time_is_refused_in_one_line():
