@@ -73,6 +73,7 @@ from qasic.quant.observers import (
     percentile_range,
     top_range,
 )
+from qasic.quant.view_requant import requant_symmetric_views
 
 SHARES_INPUT = ("relu", "clamp", "maxpool2d", "flatten", "reshape", "upsample_nearest",
                 "permute", "channels")
@@ -435,8 +436,9 @@ def prepare(graph: FGraph) -> FGraph:
             pins[node.output] = node.output
             node = _requant_inputs(graph, node, pins, shapes, out)
         out.append(node)
-    return FGraph(graph.name, graph.input, graph.output, tuple(out), shapes, graph.input_layout,
-                  graph.output_layout, graph.inputs, graph.input_layouts)
+    graph = FGraph(graph.name, graph.input, graph.output, tuple(out), shapes, graph.input_layout,
+                   graph.output_layout, graph.inputs, graph.input_layouts)
+    return requant_symmetric_views(graph, SHARES_INPUT)
 
 
 def _as_lut(graph: FGraph, node: FNode) -> FNode:
