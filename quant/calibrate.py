@@ -12,6 +12,9 @@ Sharing rules (the compiler relies on them to fuse without changing a bit):
   it; any other input (the graph input, a pool of a tensor others read, a tensor another
   concat pinned, a tensor another reader permutes or reshapes across its channels, which
   then needs its own bytes) passes through a ``lut`` "requant" node that ``prepare`` inserts;
+- a ``channels`` view (a chunk of the last axis) that matmuls read, of a table's output that
+  no other reader needs symmetric, passes through a requant lut too (quant.view_requant): its
+  own symmetric encoding, the table's output affine;
 - every other op's output is observed on its own values, under the transformer ops' rules
   (qasic.quant.encodings): token ids, softmax outputs and key masks have fixed encodings;
   matmul operands are symmetric INT and softmax/norm inputs INT, even with FP8 activations;
