@@ -12,6 +12,9 @@ Sharing rules (the compiler relies on them to fuse without changing a bit):
   it; any other input (the graph input, a pool of a tensor others read, a tensor another
   concat pinned, a tensor another reader permutes or reshapes across its channels, which
   then needs its own bytes) passes through a ``lut`` "requant" node that ``prepare`` inserts;
+- a ``channels`` view (a chunk of the last axis) that matmuls read, of a table's output that
+  no other reader needs symmetric, passes through a requant lut too (quant.view_requant): its
+  own symmetric encoding, the table's output affine;
 - every other op's output is observed on its own values, under the transformer ops' rules
   (qasic.quant.encodings): token ids, softmax outputs and key masks have fixed encodings;
   matmul operands are symmetric INT and softmax/norm inputs INT, even with FP8 activations;
@@ -73,6 +76,7 @@ from qasic.quant.observers import (
     percentile_range,
     top_range,
 )
+from qasic.quant.view_requant import requant_symmetric_views
 
 SHARES_INPUT = ("relu", "clamp", "maxpool2d", "flatten", "reshape", "upsample_nearest",
                 "permute", "channels")
@@ -435,8 +439,9 @@ def prepare(graph: FGraph) -> FGraph:
             pins[node.output] = node.output
             node = _requant_inputs(graph, node, pins, shapes, out)
         out.append(node)
-    return FGraph(graph.name, graph.input, graph.output, tuple(out), shapes, graph.input_layout,
-                  graph.output_layout, graph.inputs, graph.input_layouts)
+    graph = FGraph(graph.name, graph.input, graph.output, tuple(out), shapes, graph.input_layout,
+                   graph.output_layout, graph.inputs, graph.input_layouts)
+    return requant_symmetric_views(graph, SHARES_INPUT)
 
 
 def _as_lut(graph: FGraph, node: FNode) -> FNode:

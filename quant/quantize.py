@@ -42,6 +42,9 @@ from qasic.quant.weights import quantize_weights
 __all__ = ["QuantConfig", "quantize", "quantize_graph"]
 
 BIAS_LIMIT = 1 << (MAX_ACC_BITS - 1)  # the widest accumulator; the compiler checks
+# a layer's bias at most this many accumulator units (s_in * s_w[c]): half the range of a 32-bit
+# accumulator (every built-in arch's), the other half the products' (bias_weight_scales)
+BIAS_UNITS = 1 << 30
 FLOAT_CHUNK_ELEMENTS = 1 << 22  # input values per float run of the calibration batch
 
 
@@ -129,7 +132,8 @@ def _quantize_layer(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
                     config: QuantConfig) -> QNode:
     s_in, out = tensors[node.inputs[0]].unit, tensors[node.output]
     bits = config.bits_for(node.name)
-    s_w, params, attrs, fmt = _weight_params(graph, node, config)
+    s_w, params, attrs, fmt = _weight_params(graph, node, config,
+                                             bias_weight_scales(node.params["bias"], s_in))
     q, shift = saturating_multipliers(s_in * s_w / out.unit)
     params.update(bias=_bias_codes(node.params["bias"], s_in * s_w),
                   multiplier=q.astype(np.int32), shift=shift.astype(np.int32))
@@ -138,15 +142,31 @@ def _quantize_layer(graph: FGraph, node: FNode, tensors: Mapping[str, TensorQ],
                  weight_format=fmt)
 
 
-def _weight_params(graph: FGraph, node: FNode,
-                   config: QuantConfig) -> tuple[np.ndarray, dict, dict, str]:
+def bias_weight_scales(bias: Any, s_in: float) -> np.ndarray:
+    """The smallest weight scale s_w[c] at which channel c's bias is at most BIAS_UNITS
+    accumulator units: |b[c]| / (s_in * BIAS_UNITS). A channel's scale below it is raised to it
+    (its integer weights re-rounded). It binds only where the input's whole contribution to the
+    channel is below K * 2^-15 of its bias (K products of at most 255 * 127 units): an input
+    calibrated to an almost-zero range (MONAI's FlexibleUNet over a random EfficientNet, whose
+    activations vanish to ~1e-13, input scale 1.4e-15) or a channel of tiny weights beside a
+    large bias. Below that floor the bias took ~2^55 units (saturated at BIAS_LIMIT: already a
+    wrong bias) and no array's accumulator could hold it. At the floor the re-rounded weights
+    move the channel's output by < K * 2^-23 of its bias, far below an output code."""
+    return np.abs(np.asarray(bias, np.float64)) / (s_in * BIAS_UNITS)
+
+
+def _weight_params(graph: FGraph, node: FNode, config: QuantConfig,
+                   floor: np.ndarray | None = None) -> tuple[np.ndarray, dict, dict, str]:
     """A conv2d/linear's weights as ``config`` quantizes them: (per-channel scale s_w (OC,),
-    weight params, block attrs, format name)."""
+    weight params, block attrs, format name). ``floor``: the least s_w[c] of INT weights
+    (bias_weight_scales); other formats' scales are their levels' own."""
     bits, fmt = config.bits_for(node.name), config.format_for(node.name)
     clip = config.clipping_for(bits)
     if fmt is None:  # GPTQ-rounded weights (qasic.quant.gptq) carry the scale they sit on
         s_w = node.params.get("weight_scale")
         s_w = WEIGHT_SCALERS[clip](node.params["weight"], bits) if s_w is None else s_w
+        if floor is not None:
+            s_w = np.maximum(s_w, floor)
         params = {"weight": quantize_weight(node.params["weight"], s_w, bits).astype(np.int8)}
         return s_w, params, {}, f"int{bits}"
     lw = quantize_weights(node.params["weight"], fmt, clip, reduction_order(graph, node))

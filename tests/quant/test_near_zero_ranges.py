@@ -1,7 +1,9 @@
 """Tensors calibrated to a range of (almost) zero: a requantization multiplier past 2**30 is
 capped where the capped program is the exact one (quant.fixedpoint.SATURATING), an addend
-observed all 0 takes its partner's unit (quant.calibrate._zero_addends), and a product whose
-every nonzero value would saturate is refused in one line naming the node and its scales."""
+observed all 0 takes its partner's unit (quant.calibrate._zero_addends), a layer's weight scale
+is floored where its bias would take more than 2^30 accumulator units (quant.quantize.
+bias_weight_scales), and a product whose every nonzero value would saturate is refused in one
+line naming the node and its scales."""
 
 from __future__ import annotations
 
@@ -91,11 +93,35 @@ class ZeroedDivisor(torch.nn.Module):
         return (h * g) / (2 * g + 1e-12)
 
 
+class BiasOverVanishing(torch.nn.Module):
+    """A biased layer over an input whose values vanish (~1e-13: MONAI's FlexibleUNet over a
+    randomly initialized EfficientNet) or over one channel of tiny weights (1e-12): the bias was
+    ~2^55 accumulator units (s_in * s_w[c]), saturated, and no accumulator held it ('array.
+    acc_bits = 32 can overflow ... worst case |acc| = 36028797021753161'). The channel's weight
+    scale is now floored at |b| / (s_in 2^30) (quant.quantize.bias_weight_scales)."""
+
+    def __init__(self, tiny: str) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = torch.nn.Linear(F, F), torch.nn.Linear(F, F)
+        with torch.no_grad():
+            if tiny == "input":
+                self.a.weight.mul_(1e-13)
+                self.a.bias.zero_()
+            elif tiny == "channel":
+                self.b.weight[0].mul_(1e-12)
+
+    def forward(self, x):
+        return self.b(self.a(x))
+
+
 @pytest.mark.parametrize("model", [ZeroChannel(), ZeroBranch(1e-9), ZeroBranch(1e-7),
                                    ZeroBranch(1e-9, matmul=True), ZeroedDivisor(False),
-                                   ZeroedDivisor(True)],
+                                   ZeroedDivisor(True), BiasOverVanishing("input"),
+                                   BiasOverVanishing("channel")],
                          ids=["zero-channel", "zero-branch-1e-9", "zero-branch-1e-7",
-                              "zero-branch-matmul", "zeroed-divisor", "zeroed-divisor-clamp"])
+                              "zero-branch-matmul", "zeroed-divisor", "zeroed-divisor-clamp",
+                              "bias-over-vanishing-input", "bias-over-tiny-channel"])
 def test_near_zero_ranges_run_bit_exact_close_to_float(model):
     from qasic.compiler import compile_graph
     from qasic.sim.run import run_functional
@@ -113,7 +139,7 @@ def test_near_zero_ranges_run_bit_exact_close_to_float(model):
     got = run_functional(compile_graph(g, default_arch()), default_arch(), codes)
     np.testing.assert_array_equal(got.reshape(gold.shape), gold)
     # measured: 0.9952 (two 8-bit layers into 8 outputs), 0.99993, 0.99995, 0.99992, 0.9999,
-    # 0.987 (the clamp's table)
+    # 0.987 (the clamp's table), 0.999998 (a bias over vanishing inputs), 0.99994 (a tiny channel)
     assert cosine(g.dequantize_output(gold).reshape(want.shape), want) > 0.98
 
 
@@ -167,28 +193,30 @@ def test_a_tensor_not_finite_on_the_calibration_data_is_one_line(kind, tensor):
     assert "\n" not in str(e.value)
 
 
-def test_a_bias_over_a_vanishing_input_names_the_input_in_one_line():
-    """A layer whose input was calibrated to ~1e-13 (MONAI's FlexibleUNet over a randomly
-    initialized EfficientNet) has its bias at ~1e16 accumulator units: the line names that
-    input and its scale, not only acc_bits."""
+def test_a_bias_floor_leaves_ordinary_layers_alone():
+    """An ordinary layer's bias is ~1e3-1e4 accumulator units, far below BIAS_UNITS: the floor
+    (bias_weight_scales) does not bind there."""
+    from qasic.quant.quantize import BIAS_UNITS
+
+    m, cal = BiasOverVanishing("none").eval(), _x(32)
+    g = quantize(m, torch.from_numpy(cal[:1]), cal, QuantConfig())
+    for n in g.weighted_nodes():
+        assert np.abs(n.params["bias"]).max() < BIAS_UNITS >> 10
+
+
+def test_a_bias_over_a_vanishing_input_of_fp8_weights_names_the_input_in_one_line():
+    """FP8 weights keep their levels' own scales (no floor): on PEs wide enough for them, the
+    overflow of a 32-bit accumulator names the layer's input and its almost-zero scale, not only
+    acc_bits."""
+    from dataclasses import replace
+
     from qasic.compiler import compile_graph
     from qasic.errors import ConfigError
 
-    class Vanishing(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.a, self.b = torch.nn.Conv2d(3, 4, 1), torch.nn.Conv2d(4, 4, 1)
-            with torch.no_grad():
-                self.a.weight.mul_(1e-13)
-                self.a.bias.zero_()
-
-        def forward(self, x):
-            return self.b(self.a(x))
-
-    torch.manual_seed(0)
-    m, x = Vanishing().eval(), np.random.default_rng(0).standard_normal((4, 3, 4, 4))
-    graph = quantize(m, (torch.from_numpy(x[:1]).float(),), x.astype(np.float32), QuantConfig())
+    m, cal = BiasOverVanishing("input").eval(), _x(32)
+    graph = quantize(m, torch.from_numpy(cal[:1]), cal, QuantConfig(weight_format="fp8_e4m3"))
+    arch = replace(default_arch(), weight_bits=19)  # FP8 E4M3's levels
     with pytest.raises(ConfigError, match=r"its input 'a' was calibrated to an almost-zero "
                                           r"range") as e:
-        compile_graph(graph, default_arch())
+        compile_graph(graph, arch)
     assert "\n" not in str(e.value)
