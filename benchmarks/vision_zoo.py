@@ -103,6 +103,20 @@ def _raft(name: str) -> Callable[[], object]:
     return build
 
 
+def _maxvit_t(partition: int, side: int) -> Callable[[], object]:
+    """maxvit_t's configuration (``torchvision.models.maxvit_t``: it fixes partitions of 7,
+    224x224 only) with partitions of ``partition`` on ``side`` x ``side`` images."""
+    def build():
+        with real_torchvision():
+            from torchvision.models.maxvit import MaxVit
+
+        return MaxVit(input_size=(side, side), stem_channels=64,
+                      block_channels=[64, 128, 256, 512], block_layers=[2, 2, 5, 2],
+                      head_dim=32, stochastic_depth_prob=0.2, partition_size=partition,
+                      num_classes=10)
+    return build
+
+
 def _timm(name: str, size: int | None = 64, **kw) -> Callable[[], object]:
     """``timm.create_model(name, num_classes=10, **kw)``, with ``img_size=size`` when the
     network takes one (a transformer's position table and windows)."""
@@ -145,7 +159,7 @@ TORCHVISION: dict[str, tuple[Callable[[], object], tuple[int, ...]]] = {
     "vit_b_16": (_tv("vit_b_16", image_size=64), IMG),
     "swin_t": (_tv("swin_t"), IMG),
     "swin_v2_t": (_tv("swin_v2_t"), IMG),
-    "maxvit_t": (_tv("maxvit_t", input_size=(64, 64)), IMG),
+    "maxvit_t": (_maxvit_t(2, 64), IMG),
     "fcn_resnet50": (_tv_backbone("fcn_resnet50"), IMG),
     "deeplabv3_mobilenet_v3_large": (_tv_backbone("deeplabv3_mobilenet_v3_large"), IMG),
     "lraspp_mobilenet_v3_large": (_tv_backbone("lraspp_mobilenet_v3_large"), IMG),
@@ -163,7 +177,7 @@ TORCHVISION: dict[str, tuple[Callable[[], object], tuple[int, ...]]] = {
     "maskrcnn_resnet50_fpn": (_tv_backbone("maskrcnn_resnet50_fpn", **DET), IMG),
     "keypointrcnn_resnet50_fpn": (_tv_backbone("keypointrcnn_resnet50_fpn", num_classes=2,
                                                **DET), IMG),
-    "raft_small": (_raft("raft_small"), (6, 64, 64)),
+    "raft_small": (_raft("raft_small"), (6, 128, 128)),  # its pyramid: 16x16 features
 }
 
 # timm: a smallest model of each architecture family (a module of timm.models; two where the
@@ -195,6 +209,11 @@ TIMM: dict[str, tuple[Callable[[], object], tuple[int, ...]]] = {
     "swin_tiny_patch4_window7_224": (_timm("swin_tiny_patch4_window7_224", window_size=4), IMG),
     "swinv2_tiny_window8_256": (_timm("swinv2_tiny_window8_256", window_size=4), IMG),
     "eva02_tiny_patch14_224": (_timm("eva02_tiny_patch14_224", 56), (3, 56, 56)),
+    # both branches' patches (12 and 16) tile 48
+    "crossvit_tiny_240": (_timm("crossvit_tiny_240", 48, img_scale=(1.0, 1.0)), (3, 48, 48)),
+    "inception_v3": (_timm("inception_v3"), (3, 80, 80)),  # 75 the least it takes
+    # its last stage's attention biases are for 7x7 tokens: 224 only
+    "efficientformer_l1": (_timm("efficientformer_l1", None), (3, 224, 224)),
 }
 
 MODELS: dict[str, tuple[str, Callable[[], object], tuple[int, ...]]] = {
