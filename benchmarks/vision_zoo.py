@@ -256,7 +256,9 @@ def run_one(name: str) -> dict:
 
     rec = empty_record(name)
     library, build, shape = MODELS[name]
-    if TARGET.is_dir() and str(TARGET) not in sys.path:
+    if library in PACKAGES and TARGET.is_dir() and str(TARGET) not in sys.path:
+        # (only then: on the path, torchvision is found by code that imports it without the
+        # stand-in, e.g. transformers' image processors)
         sys.path.insert(0, str(TARGET))
     t0 = time.perf_counter()
     if importlib.util.find_spec(library) is None:
