@@ -38,6 +38,7 @@ import json
 import subprocess
 import sys
 import time
+import traceback
 import types
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -275,8 +276,21 @@ def run_one(name: str) -> dict:
         if not isinstance(y, torch.Tensor):
             model = tensor_output(model)
     except Exception as e:  # noqa: BLE001 - the library refused its configuration
-        return rec | {"status": "build", "error": f"{type(e).__name__}: {str(e)[:300]}"}
+        return rec | {"status": "build", "error": build_error(e)}
     return evaluate_record(rec, model, x, shape) | {"wall_s": round(time.perf_counter() - t0, 2)}
+
+
+def build_error(e: Exception) -> str:
+    """The one line of a network that did not build or run in float: torchvision's message for
+    its absent compiled ops (the wheel's ``_C``) named as what it is."""
+    if "Couldn't load custom C++ ops" in str(e):
+        ops = sorted({f.name for f in traceback.extract_tb(e.__traceback__)
+                      if f.name[0] != "_" and f.filename.endswith(
+                          ("boxes.py", "roi_align.py", "roi_pool.py", "deform_conv.py"))})
+        return (f"torchvision's compiled ops ({', '.join(ops) or 'torchvision._C'}) are absent "
+                "here (PyPI's CUDA wheel on the CPU torch): the float network itself does not "
+                "run (its postprocessing), so qasic never sees it")
+    return f"{type(e).__name__}: {str(e)[:300]}"
 
 
 def install() -> int:

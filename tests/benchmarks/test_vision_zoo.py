@@ -86,3 +86,13 @@ def test_a_dict_output_row_is_evaluated_on_its_out_tensor(monkeypatch):
     seg = _Segmenter().eval()
     assert torch.equal(vision_zoo.tensor_output(seg)(x), seg(x)["out"])
     assert torch.equal(vision_zoo.tensor_output(lambda t: [(t + 1, t)])(x), x + 1)
+
+
+def test_torchvisions_absent_compiled_ops_are_named_in_one_line():
+    try:
+        raise RuntimeError("Couldn't load custom C++ ops. This can happen if your PyTorch and\n"
+                           "torchvision versions are incompatible, ...")
+    except RuntimeError as e:
+        line = vision_zoo.build_error(e)
+    assert "compiled ops (torchvision._C) are absent" in line and "\n" not in line
+    assert vision_zoo.build_error(ValueError("bad size")) == "ValueError: bad size"
