@@ -529,8 +529,6 @@ def run_one(name: str) -> dict:
     """Build ``name`` and evaluate it in this process: its record (never raises)."""
     import torch
 
-    from qasic.errors import QasicError
-
     rec = empty_record(name)
     library, build, shape = MODELS[name]
     _importable()
@@ -549,6 +547,14 @@ def run_one(name: str) -> dict:
             model = first_output(model)
     except Exception as e:  # noqa: BLE001 - the library refused its configuration
         return rec | {"status": "build", "error": f"{type(e).__name__}: {str(e)[:300]}"}
+    return evaluate_record(rec, model, x, shape) | {"wall_s": round(time.perf_counter() - t0, 2)}
+
+
+def evaluate_record(rec: dict, model, x, shape: tuple[int, ...] | Ids) -> dict:
+    """``rec`` with ``model``'s evaluation on ``x`` (and a causal LM's generation): ``ok``,
+    ``refused`` (qasic's one line) or ``crash`` (never raises)."""
+    from qasic.errors import QasicError
+
     stage = "evaluate"
     try:
         out = qasic_evaluate(model, x)
@@ -569,7 +575,7 @@ def run_one(name: str) -> dict:
     if stage == "generate" and rec["status"] != "ok":  # evaluated; its generation failed
         rec |= {"status": "ok", "generate": f"{rec['status']}: {rec.pop('error')}",
                 "error": None}
-    return rec | {"wall_s": round(time.perf_counter() - t0, 2)}
+    return rec
 
 
 def inputs(shape: tuple[int, ...] | Ids, batch: int = 4):
@@ -588,12 +594,14 @@ def qasic_evaluate(model, x):
     return qasic.evaluate(model, x, calibration=x)
 
 
-def run_isolated(name: str, timeout: float = TIMEOUT) -> dict:
-    """``run_one`` in a subprocess (its own process group) killed after ``timeout`` seconds."""
+def run_isolated(name: str, timeout: float = TIMEOUT, runner: str = "benchmarks.third_party",
+                 blank: Callable[[str], dict] | None = None) -> dict:
+    """``runner``'s ``run_one`` (``python -m runner --one name``) in a subprocess (its own
+    process group) killed after ``timeout`` seconds; ``blank``: the runner's empty record."""
+    blank = blank or empty_record
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "record.json"
-        cmd = [sys.executable, "-m", "benchmarks.third_party", "--one", name,
-               "--result", str(result)]
+        cmd = [sys.executable, "-m", runner, "--one", name, "--result", str(result)]
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True, text=True)
         try:
@@ -601,12 +609,12 @@ def run_isolated(name: str, timeout: float = TIMEOUT) -> dict:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
-            return empty_record(name) | {"status": "timeout",
+            return blank(name) | {"status": "timeout",
                                          "error": f"no result within {timeout:g} s"}
         if result.exists():
             return json.loads(result.read_text())
         tail = [line for line in (output or "").splitlines() if line.strip()][-1:]
-        return empty_record(name) | {"status": "crash", "error": (tail or ["died"])[0][:500]}
+        return blank(name) | {"status": "crash", "error": (tail or ["died"])[0][:500]}
 
 
 def install() -> int:

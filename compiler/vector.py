@@ -3,6 +3,10 @@ nearest-neighbour upsampling (a table copy stored once per phase).
 
 All work in the output scratchpad: a step loads its operands into one half, computes the result
 next to them and stores it, so the next step's loads overlap this step's compute and store.
+Each operand and the result sit at fixed offsets of the half, those of the full tile: a short
+tile (a row's last columns) placing its result right after its smaller operands would put it
+where the full tile two steps later loads, while the store may still read it (Inception V3's
+3x3 pools: the program verifier refused a missing token).
 Tiles are (rows, columns, channels) for pooling and (pixels, channels) for the rest, as large
 as half the output scratchpad allows; channels are cut only when a pixel does not fit.
 """
@@ -63,13 +67,14 @@ def pool_steps(kernel: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, dst
     p_off = const_base + consts.add(_pool_params(node, tin, tout)) if avg else None
     half = halves(arch)["output"]
     th, tw, ct = _pool_tile(kernel, src, dst, (kh, kw, sh, sw), half)
+    res_at = ((th - 1) * sh + kh) * ((tw - 1) * sw + kw) * src.nbytes(ct)  # the full band's end
     steps = []
     for c0, cn in tile_ranges(src.c, ct):
         for oy, rows in tile_ranges(dst.h, th):
             for ox, cols in tile_ranges(dst.w, tw):
                 bh, bw = (rows - 1) * sh + kh, (cols - 1) * sw + kw
                 base = (len(steps) % 2) * half
-                res = base + bh * bw * src.nbytes(cn)
+                res = base + res_at
                 step = Step()
                 if avg and not steps:
                     step.loads += dma("LOAD", "param", p_off, 0, 24)
@@ -130,8 +135,8 @@ def ew_steps(kernel: Kernel, graph: QGraph, arch: ArchConfig, a: Buffer, b: Buff
     for c0, cn in tile_ranges(a.c, ct):
         for p0, n in tile_ranges(a.h * a.w, pixels):
             base = (len(steps) % 2) * half
-            b_at = base + n * a.nbytes(cn)
-            res = b_at + (b.nbytes(cn) if bcast else n * b.nbytes(cn))
+            b_at = base + pixels * a.nbytes(ct)
+            res = b_at + (b.nbytes(ct) if bcast else pixels * b.nbytes(ct))
             step = Step()
             if not steps:
                 step.loads += dma("LOAD", "param", p_off, 0, 44)
@@ -214,7 +219,7 @@ def lut_steps(kernel: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, dst:
     steps = []
     for c0, cn, p0, n in tiles:
         base = (len(steps) % 2) * half
-        res = base + n * src.nbytes(cn)
+        res = base + pixels * src.nbytes(ct)
         step = Step()
         if not steps:
             step.loads += dma("LOAD", "param", t_off, 0, len(table))

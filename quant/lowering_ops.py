@@ -742,8 +742,14 @@ def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
     if (rank, dim) in ((4, 2), (4, 3), (3, 2)) and all(isinstance(x, Act) for x in xs):
         return _cat_spatial(b, node, xs, dim + 2 - rank)  # (1, L, C) holds NCL: L is axis 1
+    if dim == 0:  # RAFT's two frames through one encoder: torch.cat([image1, image2], 0)
+        b.fail(node, f"cat along the batch axis (dim 0) of a rank-{rank} tensor: each sample "
+                     "runs alone, so samples are never joined; run the parts as separate "
+                     "inputs (or in separate models); a cat runs along channels (dim 1) and "
+                     "along an image's H or W")
     if dim != 1:
-        b.fail(node, f"cat along dim {dim} of a rank-{rank} tensor; only along channels (dim 1)")
+        b.fail(node, f"cat along dim {dim} of a rank-{rank} tensor; only along channels (dim 1) "
+                     "and along an image's H or W")
     if all(isinstance(x, torch.Tensor) for x in xs):
         b.fail(node, "cat of constants only; one part must be an activation")
     xs = [x if isinstance(x, Act) else image_constant(

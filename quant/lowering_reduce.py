@@ -22,7 +22,7 @@ import torch
 
 from qasic.quant import lowering_ops, lowering_seq
 from qasic.quant import pointwise as pw
-from qasic.quant.lowering import Act, _arg
+from qasic.quant.lowering import Act, _act, _arg, per_sample
 from qasic.quant.lowering_pointwise import (
     Columns,
     Pointwise,
@@ -225,18 +225,32 @@ HANDLERS = {
 }
 
 
-def _on_vectors(h: Any) -> Any:
-    """``h`` in an image model on vectors (batch, C), whose features are the last axis as in
-    a sequence model (F.normalize of a projection head's embedding, NeRF's view directions
-    over their norm); of maps refused, naming what runs."""
-    def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
-        rank = node.args[0].meta["val"].dim()
-        if rank != 2:
-            b.fail(node, f"op {node.target} of a rank-{rank} map in an image model; it runs on "
-                         "vectors (batch, C) and on channels-last tokens (x.permute(0, 2, 3, "
-                         "1)), over the last axis")
-        return h(b, node, args, kwargs)
-    return handler
+def _image_vector_norm(b: Any, node: Any, args: list, kwargs: dict) -> Act:
+    """aten.linalg_vector_norm(x, 2, spatial dims, keepdim) of an image model's map (timm's
+    GlobalResponseNorm of channels-first maps: ConvNeXt V2 atto to nano, whose MLP is 1x1
+    convs): each channel's 2-norm over all of H, W (L), sqrt(HW mean(x^2)): a table of x^2,
+    a global average pool and a table of sqrt(HW x); on vectors (batch, C) as in sequence
+    models."""
+    rank = node.args[0].meta["val"].dim()
+    if rank == 2:
+        return vector_norm(b, node, args, kwargs)
+    dims = sorted(int(d) % rank for d in _ints_or_all(_arg(args, kwargs, 2, "dim", None), rank))
+    if float(_arg(args, kwargs, 1, "ord", 2)) != 2 or dims != list(range(2, rank)):
+        b.fail(node, f"a vector norm over dims {dims} of a rank-{rank} map in an image model; "
+                     "only the 2-norm over all spatial axes (H, W, or L), on vectors (batch, C) "
+                     "and on channels-last tokens (x.permute(0, 2, 3, 1)) over the last axis")
+    x = _act(b, node, materialize(b, args[0]), "vector norm input")
+    keep = bool(_arg(args, kwargs, 3, "keepdim", False))
+    h, w, c = b.shapes[x.name]
+    square = b.add(node, "lut", (x.name,), pw.lut_attrs(pw.op("mul", pw.X, pw.X)),
+                   shape=(h, w, c), suffix=".square")
+    mean_sq = lowering_ops.global_avgpool(b, node, square, suffix=".mean",
+                                          shape=per_sample(node) if keep else None)
+    root = pw.lut_attrs(pw.op("sqrt", pw.op("mul", pw.const(h * w), pw.X)))
+    if keep:
+        return b.add(node, "lut", (mean_sq.name,), root, shape=b.shapes[mean_sq.name])
+    norm = b.add(node, "lut", (mean_sq.name,), root, shape=(1, 1, c), suffix=".sqrt")
+    return b.add(node, "reshape", (norm.name,), {"shape": (c,)})
 
 
 def _vector_mean(b: Any, node: Any, args: list, kwargs: dict) -> Any:
@@ -271,5 +285,5 @@ def _vectors_else(image: Any, h: Any) -> Any:
 # squares of a vector (StyleGAN's PixelNorm of its latent z, x * rsqrt(mean(x^2, 1, True) +
 # eps)) is the RmsStat a ``norm`` node takes, as in sequence models (it was refused: 'mean over
 # dims [1] of a rank-2 tensor').
-IMAGE_HANDLERS = {aten.linalg_vector_norm.default: _on_vectors(vector_norm),
+IMAGE_HANDLERS = {aten.linalg_vector_norm.default: _image_vector_norm,
                   aten.mean.dim: _vectors_else(lowering_ops.mean, _vector_mean)}

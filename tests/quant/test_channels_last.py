@@ -340,3 +340,52 @@ def _check_any(module: nn.Module, x: np.ndarray):
                                rtol=1e-4)
     q = quantize(graph, None, x, QuantConfig(8))
     return graph, cosine(q.dequantize_output(reference.run(q, q.quantize_input(x))), want)
+
+
+class ConvGRNMlp(nn.Module):
+    """timm's GlobalResponseNormMlp with 1x1 convs (ConvNeXt V2 atto to nano, conv_mlp=True):
+    GRN of channels-first maps, each channel's 2-norm over H, W (``x.norm(p=2, dim=(2, 3),
+    keepdim=True)``) over their mean over C, ``torch.addcmul``."""
+
+    def __init__(self, c: int = 8, keepdim: bool = True):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Conv2d(3, c, 1), nn.GELU(), nn.Conv2d(c, 3, 1)
+        g = torch.Generator().manual_seed(1)
+        self.weight = nn.Parameter(torch.randn(c, generator=g))
+        self.bias = nn.Parameter(torch.randn(c, generator=g) * 0.1)
+        self.keepdim = keepdim
+
+    def forward(self, x):
+        y = self.act(self.fc1(x))
+        g = y.norm(p=2, dim=(2, 3), keepdim=self.keepdim)
+        if not self.keepdim:  # (N, C): a vector per sample, back to (N, C, 1, 1)
+            g = g[:, :, None, None]
+        n = g / (g.mean(dim=1, keepdim=True) + 1e-6)
+        y = y + torch.addcmul(self.bias.view(1, -1, 1, 1), self.weight.view(1, -1, 1, 1), y * n)
+        return self.fc2(y)
+
+
+@pytest.mark.parametrize("keepdim", [True, False])
+def test_a_2_norm_over_h_and_w_of_a_channels_first_map_is_a_pooled_square(keepdim):
+    """Before: refused ('op aten.linalg_vector_norm.default of a rank-4 map in an image
+    model'; timm's convnextv2_atto). Each channel's norm is sqrt(HW mean(x^2)): a table of x^2,
+    a global average pool, a table of sqrt(HW x)."""
+    torch.manual_seed(0)
+    model, x = ConvGRNMlp(keepdim=keepdim).eval(), _images(16, 6)
+    graph, cos = _check(model, x)
+    norm = [n for n in graph.nodes if n.name.split(".")[0].startswith("linalg_vector_norm")]
+    assert [n.op for n in norm] == ["lut", "avgpool2d", "lut"] + ([] if keepdim else ["reshape"])
+    assert graph.shapes[norm[1].output] == (1, 1, 8)
+    assert cos > 0.998, cos
+    r = qasic.evaluate(model, x[:4], calibration=x[:4])
+    assert r["bit_exact"] and r["cosine"] > 0.998, r["cosine"]
+
+
+class NormOverH(nn.Module):
+    def forward(self, x):
+        return x / (x.norm(p=2, dim=2, keepdim=True) + 1.0)
+
+
+def test_a_2_norm_over_one_spatial_axis_of_an_image_is_refused_naming_the_dims():
+    with pytest.raises(UnsupportedOpError, match=r"a vector norm over dims \[2\] of a rank-4 "):
+        capture(NormOverH(), torch.randn(2, 3, 4, 4))

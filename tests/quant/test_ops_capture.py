@@ -245,6 +245,9 @@ def test_concat_of_requantizers_needs_no_requant_nodes():
     # constant part it is not
     (Fn(lambda x: torch.cat([x, torch.ones(1, 2, 4, 4)], 2)), (1, 2, 4, 4),
      "only along channels"),
+    # RAFT's two frames through one encoder (torchvision's raft_small): samples never join
+    (nn.Sequential(Fn(lambda x: torch.cat([x[:, :2], x[:, 2:]], 0)), nn.Conv2d(2, 2, 1)),
+     (1, 4, 4, 4), r"cat along the batch axis \(dim 0\) of a rank-4 tensor: each sample runs"),
     (Fn(lambda x: x * torch.arange(32.0).view(1, 2, 4, 4)), (1, 1, 4, 4),
      "broadcasts the activation"),  # a constant widening the image (a per-pixel one: CASES)
     (Fn(lambda x: x + torch.arange(32.0).view(2, 1, 4, 4)), (2, 1, 4, 4),
