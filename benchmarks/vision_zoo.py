@@ -3,6 +3,7 @@ variant of each family capture, quantize, compile and simulate bit-exact?
 
     python -m benchmarks.vision_zoo --install            # the two pinned packages, --no-deps
     python -m benchmarks.vision_zoo --out out/vision_zoo [--only NAME,...] [--timeout S]
+    python -m benchmarks.vision_zoo --markdown benchmarks/results/vision_zoo.json  # docs' tables
 
 The packages (PACKAGES, pinned) go to ``.cache/vision_zoo`` with ``pip install --no-deps
 --target``. PyPI's torchvision wheel is a CUDA build but its Python code runs on the venv's CPU
@@ -224,6 +225,85 @@ MODELS: dict[str, tuple[str, Callable[[], object], tuple[int, ...]]] = {
 }
 
 
+# torchvision.models' tasks other than classification (the families of the summary table)
+TV_TASKS = {
+    "segmentation": ("fcn_resnet50", "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"),
+    "video": ("r3d_18", "mc3_18", "r2plus1d_18", "s3d", "mvit_v1_b", "swin3d_t"),
+    "detection": ("fasterrcnn_mobilenet_v3_large_320_fpn", "fcos_resnet50_fpn",
+                  "retinanet_resnet50_fpn", "ssdlite320_mobilenet_v3_large",
+                  "maskrcnn_resnet50_fpn", "keypointrcnn_resnet50_fpn"),
+    "optical flow": ("raft_small",),
+}
+FAMILIES = ("torchvision classification", *(f"torchvision {t}" for t in TV_TASKS), "timm")
+ERROR_CELL = 200  # characters of a refusal shown in the every-row table
+
+
+def family(name: str) -> str:
+    """The summary table's family of MODELS row ``name``."""
+    library = MODELS[name][0]
+    if library == "timm":
+        return "timm"
+    task = next((t for t, rows in TV_TASKS.items() if name[len("tv_"):] in rows),
+                "classification")
+    return f"torchvision {task}"
+
+
+def summary_table(doc: dict) -> str:
+    """docs/vision_zoo.md's and the README's table: per family, the rows MODELS lists, run,
+    bit-exact, refused, failed to build in the library, crashed or timed out."""
+    recs = {r["name"]: r for r in doc["records"]}
+    head = ("| family | rows listed | run | bit-exact | refused in one line | build (library) "
+            "| crash or timeout |\n|---|---|---|---|---|---|---|")
+    lines, total = [head], [0] * 6
+    for fam in FAMILIES:
+        run = [recs[n] for n in MODELS if family(n) == fam and n in recs]
+        cells = [sum(family(n) == fam for n in MODELS), len(run),
+                 sum(r["status"] == "ok" and r["bit_exact"] is True for r in run),
+                 sum(r["status"] == "refused" for r in run),
+                 sum(r["status"] == "build" for r in run),
+                 sum(r["status"] in ("crash", "timeout") for r in run)]
+        total = [t + c for t, c in zip(total, cells)]
+        lines.append(f"| {fam} | " + " | ".join(map(str, cells)) + " |")
+    lines.append("| **all** | " + " | ".join(map(str, total)) + " |")
+    return "\n".join(lines)
+
+
+def headline(doc: dict) -> str:
+    """The README's sentence under the summary table."""
+    ok = [r for r in doc["records"] if r["status"] == "ok"]
+    exact = [r for r in ok if r["bit_exact"] is True]
+    cos = sorted(r["cosine"] for r in ok)
+    median = (cos[(len(cos) - 1) // 2] + cos[len(cos) // 2]) / 2
+    pending = [n for n in MODELS if n not in {r["name"] for r in doc["records"]}]
+    every = "every one that evaluates" if len(exact) == len(ok) else \
+        f"{len(ok)} of them evaluate"
+    text = (f"**{len(exact)} of the {len(doc['records'])} rows run so far are bit-exact**: "
+            f"{every} (cosine to fp32 median {median:.4f}, least {cos[0]:.4f})")
+    return text + (f"; {len(pending)} listed row{'s are' if len(pending) != 1 else ' is'} not "
+                   "yet run." if pending else ".")
+
+
+def row_table(doc: dict) -> str:
+    """docs/vision_zoo.md's every-row table, in MODELS order."""
+    recs = {r["name"]: r for r in doc["records"]}
+    lines = ["| row | input (per sample) | status | bit-exact | cosine | cycles | error |",
+             "|---|---|---|---|---|---|---|"]
+    for name in (n for n in MODELS if n in recs):
+        r, shape = recs[name], MODELS[name][2]
+        ok = r["status"] == "ok"
+        cells = [f"`{name}`", "x".join(map(str, shape)), r["status"],
+                 ("yes" if r["bit_exact"] else "no") if ok else "–",
+                 f"{r['cosine']:.4f}" if ok else "–", f"{r['cycles']:,}" if ok else "–",
+                 (r["error"] or "")[:ERROR_CELL].replace("|", "\\|")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown(doc: dict) -> str:
+    """Everything docs/vision_zoo.md and the README generate from the record."""
+    return "\n\n".join((summary_table(doc), headline(doc), row_table(doc)))
+
+
 def empty_record(name: str) -> dict:
     return _empty(name) | {"library": MODELS[name][0] if name in MODELS else None}
 
@@ -308,11 +388,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--only", help="comma-separated names (default: all of MODELS)")
     p.add_argument("--timeout", type=float, default=TIMEOUT)
     p.add_argument("--install", action="store_true", help="pip install the pinned packages")
+    p.add_argument("--markdown", type=Path, metavar="JSON",
+                   help="print the docs' tables of a vision_zoo.json and exit")
     p.add_argument("--one", help=argparse.SUPPRESS)
     p.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.install:
         return install()
+    if a.markdown:
+        print(markdown(json.loads(a.markdown.read_text())))
+        return 0
     if a.one:
         a.result.write_text(json.dumps(run_one(a.one)))
         return 0

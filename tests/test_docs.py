@@ -167,6 +167,50 @@ def test_families_cosine_table_lists_every_bit_exact_row_below_0_99_with_its_cos
     assert m.groups() == want, f"docs/families.md says {m.group(0)}; the record: {want}"
 
 
+ZOO_JSON = ROOT / "benchmarks" / "results" / "vision_zoo.json"
+ZOO_DOC = ROOT / "docs" / "vision_zoo.md"
+ZOO_CMD = "python -m benchmarks.vision_zoo --markdown benchmarks/results/vision_zoo.json"
+
+
+def test_vision_zoo_tables_in_docs_and_readme_are_the_record():
+    """docs/vision_zoo.md's summary and every-row tables, the README's summary table and its
+    headline, and the doc's "Not yet run" line are what ``--markdown`` prints from the record."""
+    from benchmarks import vision_zoo
+
+    doc = json.loads(ZOO_JSON.read_text())
+    zoo, readme = ZOO_DOC.read_text(), README.read_text()
+    fix = f"run `{ZOO_CMD}` and paste its tables"
+    assert vision_zoo.summary_table(doc) in zoo, f"docs/vision_zoo.md's summary is stale: {fix}"
+    assert vision_zoo.summary_table(doc) in readme, f"README's vision zoo table is stale: {fix}"
+    assert vision_zoo.row_table(doc) in zoo, f"docs/vision_zoo.md's every-row table is stale: {fix}"
+    assert " ".join(vision_zoo.headline(doc).split()) in " ".join(readme.split()), (
+        f"README's vision zoo headline is not: {vision_zoo.headline(doc)}")
+    pending = [n for n in vision_zoo.MODELS if n not in {r["name"] for r in doc["records"]}]
+    m = re.search(r"Not yet run \(.*?\): (.*)\.", zoo)
+    named = re.findall(r"`([\w.]+)`", m.group(1)) if m else []
+    assert named == pending, f"docs/vision_zoo.md's 'Not yet run' names {named}; not run: {pending}"
+
+
+def test_vision_zoo_summary_counts_each_status_once():
+    """The summary's columns partition the rows run: a status counted in no column or two would
+    make the table lie while still matching itself."""
+    from benchmarks import vision_zoo
+
+    def rec(name, status, exact=None):
+        return {"name": name, "status": status, "bit_exact": exact, "cosine": 0.9 if exact
+                is not None else None, "cycles": 1, "error": None if exact is not None else "x"}
+
+    names = list(vision_zoo.MODELS)
+    doc = {"records": [rec(names[0], "ok", True), rec(names[1], "ok", False),
+                       rec(names[2], "refused"), rec("tv_s3d", "timeout"),
+                       rec("tv_raft_small", "build"), rec("timm_csatv2", "crash")]}
+    last = vision_zoo.summary_table(doc).splitlines()[-1]
+    assert last == f"| **all** | {len(names)} | 6 | 1 | 1 | 1 | 2 |"
+    assert "| torchvision optical flow | 1 | 1 | 0 | 0 | 1 | 0 |" in vision_zoo.summary_table(doc)
+    assert vision_zoo.headline(doc).startswith("**1 of the 6 rows run so far are bit-exact**: "
+                                               "2 of them evaluate")
+
+
 def test_readme_user_model_recipe_builds_a_model_from_ids_to_logits():
     """The factory in "Try your own model" runs: int64 ids (1, 16) -> logits (1, 16, vocab)."""
     import torch
