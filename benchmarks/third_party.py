@@ -636,8 +636,6 @@ def summary(records: Sequence[dict]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from benchmarks.family_survey import commit
-
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, help="directory for third_party.json")
     p.add_argument("--only", help="comma-separated names (default: all of MODELS)")
@@ -656,25 +654,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.one:
         a.result.write_text(json.dumps(run_one(a.one)))
         return 0
-    names = a.only.split(",") if a.only else list(MODELS)
-    unknown = [n for n in names if n not in MODELS]
+    names = chosen(p, a.only, MODELS, a.out)
+    out = a.out / "third_party.json"
+    records = run_rows(names, a.timeout, out, {"libraries": LIBRARIES})
+    print(f"{summary(records)}\n{out}")
+    return 0
+
+
+def chosen(p: argparse.ArgumentParser, only: str | None, models: dict,
+           out: Path | None) -> list[str]:
+    """The rows ``--only`` names (default: all of ``models``), each a known one; ``--out`` given."""
+    names = only.split(",") if only else list(models)
+    unknown = [n for n in names if n not in models]
     if unknown:
-        p.error(f"unknown network(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
-    if a.out is None:
+        p.error(f"unknown network(s) {', '.join(unknown)}; known: {', '.join(models)}")
+    if out is None:
         p.error("give --out DIR")
+    return names
+
+
+def run_rows(names: Sequence[str], timeout: float, out: Path, header: dict,
+             runner: str = "benchmarks.third_party",
+             blank: Callable[[str], dict] | None = None) -> list[dict]:
+    """Each row of ``names`` through ``run_isolated``, its line printed as it finishes and
+    ``out`` (schema, commit, ``header``, records) rewritten after each, so a long run killed
+    midway keeps the rows it finished."""
+    from benchmarks.family_survey import commit
+
+    schema = importlib.import_module(runner).SCHEMA
     head, changed = commit()
-    records = []
+    out.parent.mkdir(parents=True, exist_ok=True)
+    records: list[dict] = []
     for i, name in enumerate(names, 1):
-        rec = run_isolated(name, a.timeout) | {"commit": head}
+        rec = run_isolated(name, timeout, runner, blank) | {"commit": head}
         records.append(rec)
         print(f"[{i}/{len(names)}] {name}: {rec['status']} "
               f"{rec['bit_exact'] if rec['status'] == 'ok' else rec['error']}", flush=True)
-    a.out.mkdir(parents=True, exist_ok=True)
-    doc = {"schema": SCHEMA, "commit": head, "uncommitted_changes": changed,
-           "libraries": LIBRARIES, "records": records}
-    (a.out / "third_party.json").write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"{summary(records)}\n{a.out / 'third_party.json'}")
-    return 0
+        doc = {"schema": schema, "commit": head, "uncommitted_changes": changed, **header,
+               "records": records}
+        out.write_text(json.dumps(doc, indent=1) + "\n")
+    return records
 
 
 if __name__ == "__main__":

@@ -44,8 +44,8 @@ import types
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from benchmarks.third_party import chosen, evaluate_record, inputs, run_rows
 from benchmarks.third_party import empty_record as _empty
-from benchmarks.third_party import evaluate_record, inputs, run_isolated
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / ".cache" / "vision_zoo"
@@ -381,8 +381,6 @@ def install() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from benchmarks.family_survey import commit
-
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, help="directory for vision_zoo.json")
     p.add_argument("--only", help="comma-separated names (default: all of MODELS)")
@@ -401,24 +399,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.one:
         a.result.write_text(json.dumps(run_one(a.one)))
         return 0
-    names = a.only.split(",") if a.only else list(MODELS)
-    unknown = [n for n in names if n not in MODELS]
-    if unknown:
-        p.error(f"unknown network(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
-    if a.out is None:
-        p.error("give --out DIR")
-    head, changed = commit()
-    a.out.mkdir(parents=True, exist_ok=True)
-    records = []
-    for i, name in enumerate(names, 1):
-        rec = run_isolated(name, a.timeout, "benchmarks.vision_zoo", empty_record) | {
-            "commit": head}
-        records.append(rec)
-        print(f"[{i}/{len(names)}] {name}: {rec['status']} "
-              f"{rec['bit_exact'] if rec['status'] == 'ok' else rec['error']}", flush=True)
-        doc = {"schema": SCHEMA, "commit": head, "uncommitted_changes": changed,
-               "packages": PACKAGES, "records": records}  # written as it goes
-        (a.out / "vision_zoo.json").write_text(json.dumps(doc, indent=1) + "\n")
+    names = chosen(p, a.only, MODELS, a.out)
+    records = run_rows(names, a.timeout, a.out / "vision_zoo.json", {"packages": PACKAGES},
+                       "benchmarks.vision_zoo", empty_record)
     ok = sum(r["status"] == "ok" and r["bit_exact"] for r in records)
     print(f"{ok} of {len(records)} bit-exact; {a.out / 'vision_zoo.json'}")
     return 0

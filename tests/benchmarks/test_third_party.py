@@ -83,3 +83,29 @@ def test_the_summary_counts_generation_by_how_it_decodes():
     assert third_party.summary(recs) == (
         "3 of 4 bit-exact\n2 of the 3 causal LMs generate equal to the golden reference: 1 "
         "with a KV cache, 1 by recomputation")
+
+
+def test_run_rows_rewrites_the_record_after_each_row(monkeypatch, tmp_path):
+    """A long run killed midway keeps every row it finished: the file holds row 1 while row 2
+    runs, and the header, schema and commit of the runner named."""
+    out = tmp_path / "deep" / "vision_zoo.json"
+    seen = []
+
+    def fake(name, timeout, runner, blank):
+        seen.append(json.loads(out.read_text())["records"] if out.exists() else None)
+        return {"name": name, "status": "refused", "bit_exact": None, "error": f"{name} no"}
+
+    monkeypatch.setattr(third_party, "run_isolated", fake)
+    recs = third_party.run_rows(["a", "b"], 1.0, out, {"packages": {"x": "1"}},
+                                "benchmarks.vision_zoo")
+    assert seen[0] is None and [r["name"] for r in seen[1]] == ["a"]
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == "vision_zoo/1" and doc["packages"] == {"x": "1"}
+    assert [r["name"] for r in doc["records"]] == ["a", "b"] == [r["name"] for r in recs]
+    assert all(r["commit"] == doc["commit"] for r in recs)
+
+
+def test_an_unknown_row_is_refused_naming_it(capsys):
+    with pytest.raises(SystemExit) as e:
+        third_party.main(["--only", "no_such_net", "--out", "x"])
+    assert e.value.code == 2 and "unknown network(s) no_such_net" in capsys.readouterr().err
