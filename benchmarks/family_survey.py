@@ -78,6 +78,10 @@ never stops the survey. Per model a record with RECORD_KEYS:
   subprocess that died), ``timeout`` or ``unavailable`` (the class is not in the installed
   transformers, or building it raised ImportError: it needs an optional package that is not
   installed, e.g. natten or timm);
+- ``router_agreement`` (a mixture of experts, ``ok``): the share of the float graph's
+  token-expert picks that the golden reference also makes (qasic.quant.router_agreement; 1:
+  every token routed as in float); a low cosine with a share below 1 is mostly near-tied
+  router scores picking another expert (docs/families.md); None without routed blocks;
 - ``commit``: the commit the row ran at (a run of some rows, ``--only``, keeps the other rows
   of an existing file with theirs);
 - ``stage``: ``build`` (constructing or running the torch model failed: the survey's config,
