@@ -78,6 +78,10 @@ never stops the survey. Per model a record with RECORD_KEYS:
   subprocess that died), ``timeout`` or ``unavailable`` (the class is not in the installed
   transformers, or building it raised ImportError: it needs an optional package that is not
   installed, e.g. natten or timm);
+- ``router_agreement`` (a mixture of experts, ``ok``): the share of the float graph's
+  token-expert picks that the golden reference also makes (qasic.quant.router_agreement; 1:
+  every token routed as in float); a low cosine with a share below 1 is mostly near-tied
+  router scores picking another expert (docs/families.md); None without routed blocks;
 - ``commit``: the commit the row ran at (a run of some rows, ``--only``, keeps the other rows
   of an existing file with theirs);
 - ``stage``: ``build`` (constructing or running the torch model failed: the survey's config,
@@ -132,7 +136,8 @@ from benchmarks import diffusion
 SCHEMA = "family_survey/1"
 STATUSES = ("ok", "refused", "crash", "timeout", "unavailable")
 RECORD_KEYS = ("name", "family", "class", "input", "parameters", "output_absmax", "status",
-               "stage", "bit_exact", "cosine", "cycles", "wall_s", "error_type", "error",
+               "stage", "bit_exact", "cosine", "cycles", "router_agreement", "wall_s",
+               "error_type", "error",
                "last_frame", "qasic_frame", "generate", "decode", "decode_cycles", "commit")
 GEN_PROMPT, GEN_TOKENS = 6, 8  # positions 6..13 of 16: past an 8-token window
 BATCH = 2
@@ -2840,12 +2845,12 @@ def run_one(name: str) -> dict:
         import qasic
 
         real = REAL_TOKENS.get(spec(name)[4])
-        with _outputs_seen() as seen:
+        with _outputs_seen() as seen, _graphs_seen() as graphs:
             out = qasic.evaluate(model, x, calibration=x)
         cosine = out["cosine"] if real is None else real_cosine(*seen, real(x))
         rec |= {"status": "ok", "bit_exact": bool(out["bit_exact"]),
                 "cosine": None if cosine is None else float(cosine),
-                "cycles": int(out["cycles"])}
+                "cycles": int(out["cycles"]), "router_agreement": routing(model, graphs)}
         if generates(name):
             stage = "generate"
             rec |= generation(model, x)
@@ -2892,6 +2897,40 @@ def _outputs_seen() -> Iterator[list]:
         yield seen
     finally:
         evaluation.compare = compare
+
+
+@contextlib.contextmanager
+def _graphs_seen() -> Iterator[list]:
+    """Within: qasic.quant.quantize.quantize_graph records in the list given the (float graph,
+    calibration batch, quantized graph) of its last call."""
+    import importlib
+
+    module = importlib.import_module("qasic.quant.quantize")
+    inner, seen = module.quantize_graph, []
+
+    def recorded(graph: Any, calibration: Any, config: Any) -> Any:
+        out = inner(graph, calibration, config)
+        seen[:] = [graph, calibration, out]
+        return out
+
+    module.quantize_graph = recorded
+    try:
+        yield seen
+    finally:
+        module.quantize_graph = inner
+
+
+def routing(model: Any, graphs: Sequence) -> float | None:
+    """A mixture of experts' router agreement (qasic.quant.router_agreement: the share of the
+    float graph's token-expert picks the golden reference also makes) on the calibration batch,
+    which is the survey's test batch; ``graphs`` as ``_graphs_seen`` records them. None for a
+    model without routed blocks."""
+    from qasic.quant import moe
+    from qasic.quant.router_agreement import router_agreement
+
+    names = [name for name, _ in moe.blocks(model)]
+    return router_agreement(graphs[0], graphs[2], graphs[1], names) if names and graphs \
+        else None
 
 
 def real_cosine(quant: np.ndarray, fp32: np.ndarray, real: np.ndarray) -> float:

@@ -20,7 +20,31 @@ def test_one_model_gives_a_full_record(tmp_path):
     assert rec["name"] == "BertModel" and rec["status"] == "ok", rec["error"]
     assert rec["class"].endswith("BertModel") and rec["parameters"] > 0
     assert rec["bit_exact"] is True and rec["cosine"] > 0.99 and rec["cycles"] > 0
+    assert rec["router_agreement"] is None  # no mixture of experts
     assert "BertModel" in fs.table(doc["records"])
+
+
+def test_a_mixture_of_experts_records_the_router_agreement_of_the_graphs_it_evaluated():
+    """``routing`` reads the graphs quantize_graph made while ``_graphs_seen`` was open (the
+    float graph, the batch, the quantized graph): a tiny Mixtral's share of float picks kept
+    (qasic.quant.router_agreement, tested there); a model without routed blocks None."""
+    import numpy as np
+
+    from qasic.quant import QuantConfig, moe
+    from qasic.quant.quantize import quantize
+    from qasic.quant.router_agreement import router_agreement
+    from tests.quant.test_hf_llm import Logits, _ids
+    from tests.quant.test_moe import _moe
+
+    model, x = Logits(_moe("Mixtral", layers=1)), _ids(4)
+    with fs._graphs_seen() as graphs:
+        qg = quantize(model, (torch.from_numpy(x[:1]),), x, QuantConfig())
+    fg, batch, seen = graphs
+    assert seen is qg and np.array_equal(batch, x)
+    share = fs.routing(model, graphs)
+    assert share == router_agreement(fg, qg, x, [n for n, _ in moe.blocks(model)])
+    assert 0.5 < share <= 1.0
+    assert fs.routing(torch.nn.Linear(2, 2), graphs) is None
 
 
 def test_a_missing_class_is_unavailable(monkeypatch):
