@@ -270,8 +270,10 @@ def perceiver_io():
 
 
 class NystromAttention(nn.Module):
-    def __init__(self, dim, num_head, num_landmarks, seq_len, conv_kernel_size=5):
+    def __init__(self, dim, num_head, num_landmarks, seq_len, conv_kernel_size=5,
+                 init_option="original"):
         super().__init__()
+        self.init_option = init_option
         self.head_dim = dim // num_head
         self.num_head = num_head
         self.num_landmarks = num_landmarks
@@ -295,7 +297,11 @@ class NystromAttention(nn.Module):
     def iterative_inv(self, mat, n_iter=6):
         Id = torch.eye(mat.size(-1), device=mat.device)
         K = mat
-        V = 1 / torch.max(torch.sum(K, dim=-2)) * K.transpose(-1, -2)
+        if self.init_option == "original":
+            V = 1 / torch.max(torch.sum(K, dim=-2)) * K.transpose(-1, -2)
+        else:
+            V = 1 / torch.max(torch.sum(K, dim=-2), dim=-1).values[:, :, None, None] \
+                * K.transpose(-1, -2)
         for _ in range(n_iter):
             KV = torch.matmul(K, V)
             V = torch.matmul(0.25 * V, 13 * Id - torch.matmul(KV, 15 * Id - torch.matmul(
@@ -323,10 +329,11 @@ class NystromAttention(nn.Module):
 
 
 class NystromBlock(nn.Module):
-    def __init__(self, dim, num_head, num_landmarks, seq_len):
+    def __init__(self, dim, num_head, num_landmarks, seq_len, init_option):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.mha = NystromAttention(dim, num_head, num_landmarks, seq_len)
+        self.mha = NystromAttention(dim, num_head, num_landmarks, seq_len,
+                                    init_option=init_option)
         self.norm2 = nn.LayerNorm(dim)
         self.mlpblock = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
 
@@ -339,12 +346,12 @@ class NystromformerClassifier(nn.Module):
     """The LRA model layout: embeddings, pre-LN blocks, a mean-pooled classifier."""
 
     def __init__(self, vocab=100, dim=32, num_head=4, num_landmarks=4, seq_len=32, layers=2,
-                 num_classes=4):
+                 num_classes=4, init_option="original"):
         super().__init__()
         self.word_embeddings = nn.Embedding(vocab, dim)
         self.position_embeddings = nn.Embedding(seq_len, dim)
-        self.blocks = nn.ModuleList([NystromBlock(dim, num_head, num_landmarks, seq_len)
-                                     for _ in range(layers)])
+        self.blocks = nn.ModuleList([NystromBlock(dim, num_head, num_landmarks, seq_len,
+                                                  init_option) for _ in range(layers)])
         self.norm = nn.LayerNorm(dim)
         self.mlpblock = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, num_classes))
 
@@ -361,6 +368,11 @@ class NystromformerClassifier(nn.Module):
 def nystromformer():
     torch.manual_seed(0)
     return NystromformerClassifier().eval()
+
+
+def nystromformer_lra():
+    torch.manual_seed(0)
+    return NystromformerClassifier(init_option="per_sample").eval()
 
 
 # --- google-research/f_net as transformers' modeling_fnet.py writes it ---
@@ -1444,6 +1456,9 @@ NETWORKS = (
             "iterative_inv: 6 Newton-Schulz steps from 1 / max(column sums) * K^T, a (5, 1) "
             "depthwise Conv2d skip on V), mean-pooled classifier", "nystromformer",
             ids(100, 4, 32)),
+    Network("nystromformer_lra", "the same Nystromformer with mlpen's other iterative_inv init "
+            "(1 / torch.max(K.sum(-2), dim=-1).values per sample and head, as its LRA code "
+            "writes it)", "nystromformer_lra", ids(100, 4, 32)),
     Network("fnet", "transformers' FNet (FNetBasicFourierTransform: torch.fft.fftn over dims "
             "(1, 2), .real; post-LN mixing, gelu_new FF, token-type zeros embedding, "
             "projection, tanh pooler on [CLS])", "fnet", ids(100, 4, 16)),
