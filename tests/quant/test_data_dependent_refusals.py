@@ -66,3 +66,15 @@ def test_an_in_place_fill_of_a_slice_is_refused_in_one_line():
     msg = _refusal(_tome_scores, nn.Linear(D, D))
     assert "an in-place fill of a slice of an activation" in msg
     assert "x.masked_fill(mask, value)" in msg and "\n" not in msg
+
+
+def _folded_rows(x, fc):  # EGNN: the nodes of every graph in one axis, edges offset per graph
+    b, n, _ = x.shape
+    row = (torch.tensor([1, 2, 0]) + torch.arange(b)[:, None] * n).reshape(-1)
+    return fc(x).view(b * n, -1)[row].view(b, 3, -1)
+
+
+def test_indexing_rows_of_a_batch_folded_into_the_nodes_is_refused_in_one_line():
+    msg = _refusal(_folded_rows, nn.Linear(D, D), shape=(2, 3, D))
+    assert "the batch of 2 folded into its first axis (PyG / EGNN batching" in msg
+    assert "x.view(B, N, F)[:, idx]" in msg and "\n" not in msg
