@@ -110,6 +110,12 @@ def index(b: Any, node: Any, args: list, kwargs: dict) -> Act:
             and lowering_seq.digit(b, node.args[0]) == (0, 1)
             and node.args[0].meta["val"].shape[0] == b.batch
             and (not rest or (len(rest) == 1 and isinstance(rest[0], LastToken)))):
+        rows = int(node.args[0].meta["val"].shape[0]) if node.args[0].meta["val"].dim() else 0
+        if isinstance(x, Act) and rows > b.batch and rows % b.batch == 0:
+            b.fail(node, f"indexing the rows of a ({rows}, ...) activation, the batch of "
+                         f"{b.batch} folded into its first axis (PyG / EGNN batching: the "
+                         "nodes of every graph in one axis, edges offset per graph); keep the "
+                         "batch axis: x.view(B, N, F)[:, idx] with the indices of one graph")
         b.fail(node, "indexing of an activation; only x[arange(batch)] and x[arange(batch), "
                      "last non-pad token] with the batch on axis 0 (a decoder's sequence "
                      "classification pooling)")

@@ -879,6 +879,12 @@ def identity(b: Any, node: Any, args: list, kwargs: dict) -> Any:
             return key
     if src.dtype != out.dtype and not _id_cast(b, node, args[0], src.dtype, out.dtype) \
             and not _indicator_cast(args[0], src.dtype, out.dtype):
+        if src.is_floating_point() and not out.is_floating_point() and out != torch.bool:
+            b.fail(node, f"a cast of activation values from {src.dtype} to {out.dtype}: "
+                         "indices computed from the values (CoPE's contextual positions, a "
+                         "rounded offset) make a data-dependent gather or move a compiled "
+                         "program cannot make; integer values run only as the token ids, "
+                         "constants or 0/1 masks")
         b.fail(node, f"a cast from {src.dtype} to {out.dtype}; the model must stay in "
                      f"{src.dtype}")
     return args[0]

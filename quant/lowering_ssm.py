@@ -6,7 +6,8 @@
 - ``masked_fill(x, mask, 0)`` with a constant mask is ``x`` times the constant 0/1 ``~mask`` (a
   ``constant`` node and a ``mul``, as RoPE's tables).
 - ``exp(masked_fill(x, mask, -inf))`` (the decay matrix ``exp(segsum)``) is ``exp(x)`` (a
-  ``lut``) times the constant 0/1 ``~mask``: exp(-inf) = 0 exactly, so no code stands for -inf.
+  ``lut``) times the constant 0/1 ``~mask``: exp(-inf) = 0 exactly, so no code stands for -inf;
+  ``sigmoid`` of causally masked scores (sigmoid attention) likewise.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from qasic.quant.lowering_seq import axis_map, digit, reshaped, rows
 
 aten = torch.ops.aten
 _MUL = lowering_pointwise.HANDLERS[aten.mul.Tensor]
-_EXP = lowering_pointwise.HANDLERS[aten.exp.default]
 
 
 def cumsum(b: Any, node: Any, args: list, kwargs: dict) -> Act:
@@ -53,18 +53,24 @@ def masked_fill(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     return masks.masked_fill(b, node, args, kwargs)
 
 
-def exp(b: Any, node: Any, args: list, kwargs: dict) -> Any:
-    """aten.exp: of masked values with a constant mask (no key mask), exp of the values times
-    the 0/1 mask; else a pointwise op."""
-    m = args[0]
-    if isinstance(m, masks.Masked) and m.key is None:
-        y = lowering_pointwise.materialize(b, _EXP(b, node, [m.scores], {}))
-        return _MUL(b, node, [y, m.allowed.float()], {})
-    return _EXP(b, node, args, kwargs)
+def _zero_at_minus_inf(f: Any) -> Any:
+    """A handler of pointwise ``f`` with f(-inf) = 0 exactly: of values masked with -inf by a
+    constant mask (no key mask), ``f`` of the values times the 0/1 mask; else ``f``."""
+    def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
+        m = args[0]
+        if isinstance(m, masks.Masked) and m.key is None:
+            y = lowering_pointwise.materialize(b, f(b, node, [m.scores], {}))
+            return _MUL(b, node, [y, m.allowed.float()], {})
+        return f(b, node, args, kwargs)
+    return handler
 
 
+# exp: Mamba2's decay matrix exp(segsum); sigmoid: sigmoid attention's causal scores (Apple's
+# sigmoid(q k^T / sqrt(d) + b) after masked_fill(-inf)); both are 0 at -inf
+ZERO_AT_MINUS_INF = (aten.exp.default, aten.sigmoid.default)
 HANDLERS = {aten.cumsum.default: cumsum, aten.masked_fill.Scalar: masked_fill,
-            aten.exp.default: exp}
+            **{t: _zero_at_minus_inf(lowering_pointwise.HANDLERS[t]) for t in ZERO_AT_MINUS_INF}}
 SUPPORTED = (("sequence models: cumsum along a per-sample axis (a lower-triangular matmul), "
-              "masked_fill of an activation with 0 (a product by the constant mask), exp of "
-              "values masked with -inf (Mamba2's decay matrix: exp times the mask)"),)
+              "masked_fill of an activation with 0 (a product by the constant mask), exp or "
+              "sigmoid of values masked with -inf (Mamba2's decay matrix, sigmoid attention's "
+              "causal scores: the function times the mask)"),)

@@ -535,6 +535,12 @@ def compare(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     x = materialize(b, args[0])
     if isinstance(x, IdSlice):  # an encoder-decoder's source padding mask
         return masks.from_ids(b, node, x, args[1])
+    if isinstance(x, Act) and not b.is_ids(x) and isinstance(args[1], torch.Tensor) \
+            and args[1].numel() > 1:
+        b.fail(node, f"a comparison of an activation with a {tuple(args[1].shape)} tensor of "
+                     "thresholds (efficient-kan's B-spline bases: (x >= grid[:, :-1]) & (x < "
+                     "grid[:, 1:])); an activation compares only with a scalar (a 0/1 table "
+                     "of it), a tensor only with the token ids (a padding mask)")
     return masks.from_ids(b, node, _act(b, node, x, "comparison input"), args[1])
 
 
@@ -566,6 +572,24 @@ def data_dependent(b: Any, node: Any, args: list, kwargs: dict) -> None:
                  "a one-hot or top-k mask scattered from the indices, a codebook lookup at "
                  "an argmax, a max unpooling: `qasic ops`); fixed neighbours run as constant "
                  "indices (points[batch_indices, idx], PointNet++'s index_points)")
+
+
+def whole_extreme(b: Any, node: Any, args: list, kwargs: dict) -> None:
+    """torch.max(x) / torch.min(x) without a dim: one value of every element, the batch axis
+    included, so that the samples of a batch would change each other's outputs; refused."""
+    name = node.target.__name__.split(".")[0]
+    b.fail(node, f"torch.{name}(x) without a dim reduces every element, the batch axis "
+                 "included (the Nystromformer's iterative_inv init 1 / torch.max(K.sum(-2))): "
+                 "each sample's output would depend on the others in its batch; reduce over "
+                 f"per-sample axes (torch.{name}(x, dim=-1), torch.a{name}(x, dim=(-2, -1)))")
+
+
+def fill_(b: Any, node: Any, args: list, kwargs: dict) -> None:
+    """An in-place fill of a view of an activation (ToMe's ``scores[..., 0, :] = -math.inf``),
+    refused naming the functional form that runs."""
+    b.fail(node, "an in-place fill of a slice of an activation (x[..., i, :] = value, as "
+                 "ToMe's scores[..., 0, :] = -math.inf); write it as x.masked_fill(mask, "
+                 "value) with a constant boolean mask of x's shape")
 
 
 def cdist(b: Any, node: Any, args: list, kwargs: dict) -> None:
@@ -635,6 +659,8 @@ def _table() -> dict:
     t.update(lowering_ssm.HANDLERS)  # masked_fill by 0, exp of -inf masked values, cumsum
     t.update(dict.fromkeys(DATA_DEPENDENT, data_dependent))
     t[aten.cdist.default] = cdist
+    t[aten.max.default] = t[aten.min.default] = whole_extreme
+    t[aten.fill_.Scalar] = t[aten.fill_.Tensor] = fill_
     t.update(dict.fromkeys(GRID_SAMPLERS, grid_sample.sample))
     t[torch.ops.qasic.topk_mask.default] = topk_mask
     t[torch.ops.qasic.masked_softmax.default] = masked_softmax
@@ -661,4 +687,7 @@ NEW_OPS = {aten.embedding.default, aten.layer_norm.default, aten.native_layer_no
            aten.baddbmm.default,
            aten.scaled_dot_product_attention.default,
            aten._scaled_dot_product_flash_attention_for_cpu.default, *DATA_DEPENDENT,
-           aten.cdist.default, *GRID_SAMPLERS}
+           aten.cdist.default, aten.max.default, aten.min.default, aten.fill_.Scalar,
+           aten.fill_.Tensor, *GRID_SAMPLERS,
+           *(getattr(getattr(aten, c), o) for c in ("ne", "eq", "gt", "ge", "lt", "le")
+             for o in ("Scalar", "Tensor"))}
