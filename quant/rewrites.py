@@ -214,7 +214,8 @@ REWRITES: tuple[Rewrite, ...] = (
             "the group; F.normalize over an axis but the last the permutes around F.normalize "
             "over the last axis (an image model's channels)", _graph_only(length_norm.decompose)),
     Rewrite("whole_copy", "a copy_ filling a new buffer whole (RF-DETR's proposals, the "
-            "full-width slice export drops) becomes the value copied",
+            "full-width slice export drops) or overwriting a computed value whole (MViTv2's "
+            "relative positions added into its scores) becomes the value copied",
             _graph_only(whole_copy.decompose)),
     Rewrite("any_reduce", "torch.any of a boolean over axes becomes the max of its 0/1 values "
             "above 0.5 (PP-DocLayout V3's empty-mask test)", _graph_only(any_reduce.decompose)),
