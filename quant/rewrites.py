@@ -63,6 +63,7 @@ from qasic.quant import (
     token_mix,
     topk_select,
     unfold,
+    unit_norm,
     unpool,
     value_pad,
     variance,
@@ -228,6 +229,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("zero_product", "a product by the number 0 becomes zeros_like (QRNN's shifted "
             "window padded by X[:1] * 0), a constant that reads no token position",
             _graph_only(zero_product.decompose)),
+    Rewrite("unit_norm", "a layer_norm over one element becomes its bias (x - mean(x) = 0: "
+            "CSATv2's LayerNorm(1) of its 1-channel attention tokens, whose attention is then "
+            "one of constants)", _graph_only(unit_norm.decompose)),
     Rewrite("cat_linear", "a linear of constant rows concatenated with activations along a row "
             "axis becomes the concat of their linears (Transformer-XL's qkv_net(cat([mems, w]))"
             ": memory keys and values after the projection)", cat_linear.decompose),
