@@ -5,6 +5,7 @@ library), and an unknown name is refused before any work."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,13 @@ def test_the_summary_counts_generation_by_how_it_decodes():
     assert third_party.summary(recs) == (
         "3 of 4 bit-exact\n2 of the 3 causal LMs generate equal to the golden reference: 1 "
         "with a KV cache, 1 by recomputation")
+
+
+@pytest.mark.parametrize("how, line", [
+    ("sigkill", (r"killed by SIGKILL \(the kernel's out-of-memory killer, unless someone "
+                 r"killed it\) at a peak resident memory of 0\.[2-9] GiB")),
+    ("exit", r"died \(exit code 3\) at a peak resident memory of 0\.[2-9] GiB")])
+def test_a_row_that_ends_with_no_result_and_no_output_says_how_and_at_what_memory(how, line):
+    """Before: 'died' (torchvision's MViT v1 at 16x224x224, its capture past the memory)."""
+    rec = third_party.run_isolated(how, 60, "tests.benchmarks.dying_runner")
+    assert rec["status"] == "crash" and re.fullmatch(line, rec["error"]), rec["error"]
