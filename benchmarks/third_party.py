@@ -48,6 +48,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import types
@@ -604,17 +605,44 @@ def run_isolated(name: str, timeout: float = TIMEOUT, runner: str = "benchmarks.
         cmd = [sys.executable, "-m", runner, "--one", name, "--result", str(result)]
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True, text=True)
-        try:
-            output, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+        output: list[str] = []
+        reader = threading.Thread(target=lambda: output.append(proc.stdout.read()))
+        reader.start()
+        status, peak = _wait(proc, timeout)
+        reader.join()
+        if status is None:
             return blank(name) | {"status": "timeout",
                                          "error": f"no result within {timeout:g} s"}
         if result.exists():
             return json.loads(result.read_text())
-        tail = [line for line in (output or "").splitlines() if line.strip()][-1:]
-        return blank(name) | {"status": "crash", "error": (tail or ["died"])[0][:500]}
+        tail = [line for line in "".join(output).splitlines() if line.strip()][-1:]
+        return blank(name) | {"status": "crash", "error": (tail or [_death(status, peak)])[0][:500]}
+
+
+def _wait(proc: subprocess.Popen, timeout: float) -> tuple[int | None, float]:
+    """Reap ``proc`` (its process group killed after ``timeout`` s): (its exit code, negative
+    for a signal, or None on the timeout; its peak resident memory in GiB)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return proc.returncode, usage.ru_maxrss / 2**20  # Linux: KiB
+        if time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return None, 0.0
+        time.sleep(0.2)
+
+
+def _death(code: int, peak_gib: float) -> str:
+    """The one line of a subprocess that ended with no result and no output."""
+    if code >= 0:
+        return f"died (exit code {code}) at a peak resident memory of {peak_gib:.1f} GiB"
+    sig = signal.Signals(-code).name
+    why = " (the kernel's out-of-memory killer, unless someone killed it)" \
+        if sig == "SIGKILL" else ""
+    return f"killed by {sig}{why} at a peak resident memory of {peak_gib:.1f} GiB"
 
 
 def install() -> int:

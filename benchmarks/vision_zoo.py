@@ -119,6 +119,24 @@ def _maxvit_t(partition: int, side: int) -> Callable[[], object]:
     return build
 
 
+def _mvit_v1_b(side: int, frames: int) -> Callable[[], object]:
+    """mvit_v1_b's configuration on ``frames`` x ``side`` x ``side`` clips (the builder fixes
+    16x224x224, whose 25,088 tokens capture cannot hold: quant.lowering_seq.MAX_SELECTOR): its
+    own ``_mvit`` call with the clip size replaced (the position tables follow it)."""
+    def build():
+        with real_torchvision():
+            from torchvision.models.video import mvit
+
+        make = mvit._mvit
+        mvit._mvit = lambda **kw: make(**kw | {"spatial_size": (side, side),
+                                               "temporal_size": frames})
+        try:
+            return mvit.mvit_v1_b(weights=None, num_classes=10)
+        finally:
+            mvit._mvit = make
+    return build
+
+
 def _timm(name: str, size: int | None = 64, **kw) -> Callable[[], object]:
     """``timm.create_model(name, num_classes=10, **kw)``, with ``img_size=size`` when the
     network takes one (a transformer's position table and windows)."""
@@ -169,7 +187,7 @@ TORCHVISION: dict[str, tuple[Callable[[], object], tuple[int, ...]]] = {
     "mc3_18": (_tv("mc3_18"), (3, 4, 32, 32)),
     "r2plus1d_18": (_tv("r2plus1d_18"), (3, 4, 32, 32)),
     "s3d": (_tv("s3d"), (3, 16, 224, 224)),
-    "mvit_v1_b": (_tv("mvit_v1_b"), (3, 16, 224, 224)),
+    "mvit_v1_b": (_mvit_v1_b(64, 4), (3, 4, 64, 64)),
     "swin3d_t": (_tv("swin3d_t"), (3, 4, 32, 32)),
     "fasterrcnn_mobilenet_v3_large_320_fpn": (
         _tv_backbone("fasterrcnn_mobilenet_v3_large_320_fpn", **DET), IMG),

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from math import ceil
 
@@ -442,10 +442,20 @@ def _row_tiles(layer: Layer, ct: int, nt: int, arch: ArchConfig) -> list[int]:
 
 def choose(layer: Layer, arch: ArchConfig) -> Mapping:
     """The candidate the arch's objective prefers (ties: the earlier candidate)."""
+    m = _choice(replace(layer, name=""), arch)
+    if m is None:
+        raise ConfigError(_no_fit(layer, arch))
+    return m
+
+
+@lru_cache(maxsize=4096)
+def _choice(layer: Layer, arch: ArchConfig) -> Mapping | None:
+    """``choose``'s search, once per layer shape (the name plays no part): an unrolled
+    recurrence's thousands of steps are a few shapes (timm's Sequencer2d's LSTMs)."""
     goal = OBJECTIVES[arch.mapper_objective]
     scored = [(cost(layer, m, arch), m) for m in candidates(layer, arch)]
     if not scored:
-        raise ConfigError(_no_fit(layer, arch))
+        return None
     least = min(goal.first(k) for k, _ in scored)
     return min((goal.then(k), goal.first(k), i, m) for i, (k, m) in enumerate(scored)
                if goal.first(k) <= least * goal.slack)[3]

@@ -271,8 +271,10 @@ def storage_bits(graph: QGraph, kernels, derived, arch, name: str) -> int:
     bits = 8 if tq.is_fp else tq.bits
     if bits > 8:  # 9..16-bit codes (a norm input: QuantConfig.norm_input_bits) take two bytes
         return max(16, bits)
+    if bits == 8:  # before the group: a scan of every derived tensor, per tensor
+        return 8
     group = {name, *(t for t in derived if root(t, derived) == name)}
-    if bits == 8 or (8 % bits and _padded_reader(kernels, group)) \
+    if (8 % bits and _padded_reader(kernels, group)) \
             or _byte_codes(kernels, derived, group) or group & scan_tensors(kernels):
         return 8  # a border fill repeats one byte: only 2- and 4-bit codes tile it
     sizes = [arch.array_rows, arch.array_cols]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -65,10 +66,28 @@ class FGraph:
         return [n for n in self.nodes if "weight" in n.params]
 
     def users(self, tensor: str) -> list[FNode]:
-        return [n for n in self.nodes if tensor in n.inputs]
+        """The nodes reading ``tensor``, in graph order (each once)."""
+        return list(self._readers.get(tensor, ()))
 
     def producer(self, tensor: str) -> FNode | None:
-        return next((n for n in self.nodes if n.output == tensor), None)
+        return self._producers.get(tensor)
+
+    @cached_property
+    def _readers(self) -> dict[str, list[FNode]]:
+        # built once: the graph is immutable, and a per-call scan made calibration quadratic
+        # in the node count (timm's Sequencer2d: tens of thousands of unrolled LSTM nodes)
+        out: dict[str, list[FNode]] = {}
+        for n in self.nodes:
+            for t in dict.fromkeys(n.inputs):
+                out.setdefault(t, []).append(n)
+        return out
+
+    @cached_property
+    def _producers(self) -> dict[str, FNode]:
+        out: dict[str, FNode] = {}
+        for n in self.nodes:
+            out.setdefault(n.output, n)  # the first, as a scan finds it
+        return out
 
     def torch_input_shape(self) -> tuple[int, ...]:
         """Per-sample input shape in the torch model's layout ((C, H, W) images, (C, L)

@@ -116,7 +116,8 @@ def copy_(b: Any, node: Any, args: list, kwargs: dict) -> None:
     copies = fill_of(node)
     if copies is None:
         b.fail(node, "an in-place copy_ other than into slices of one axis of a new buffer "
-                     "that tile it, read only after; build the tensor with torch.cat")
+                     "that tile it, read only after, or over a whole value no view of which "
+                     "is read after; build the tensor with torch.cat")
     base = node.args[0].args[0]
     parts = b.fills.setdefault(base.name, {})
     parts[node.name] = materialize(b, args[1])

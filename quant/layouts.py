@@ -58,8 +58,11 @@ def _map(b: Any, node: Any) -> bool:
 
 # ops that take the mode their input was made in: a slice of a sequence read in image mode
 # (BEiT's x[:, 1:] of each stage's tokens, after an earlier stage's went to image mode) is
-# a selection in torch's axes, where converting the whole sequence first would move it
-FOLLOW_OPS = {aten.slice.Tensor}
+# a selection in torch's axes, where converting the whole sequence first would move it; so is
+# a select of a value made in sequence mode that is no map (CSATv2's DCT stem selects each of
+# (batch, 3, 64, h, w)'s colour planes for its own conv: the first conv returns to image mode,
+# the second plane's select reads the 5-D value in torch's axes)
+FOLLOW_OPS = {aten.slice.Tensor, aten.select.int, aten.unbind.int}
 
 
 def enters_sequence(b: Any, node: Any) -> None:

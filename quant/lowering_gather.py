@@ -38,7 +38,8 @@ aten = torch.ops.aten
 SUPPORTED = ("gather along any per-sample axis by a constant index (0/1 selector matmuls)",
              ("x[..., idx] by one constant 1-D index along a per-sample axis (Qwen2.5-VL's "
               "window order): a 0/1 selector"),
-             "repeat_interleave by an int along a per-sample axis (a 0/1 selector)",
+             ("repeat_interleave by an int along a per-sample axis, or the batch's (each "
+              "sample's rows together: GCViT's global query over its windows; a 0/1 selector)"),
              ("index_add into zeros by a constant index along a per-sample axis (a scatter "
               "selector)"),
              ("index_put of an activation into a constant by one constant 1-D index along its "
@@ -145,15 +146,30 @@ def _transposed(b: Any, node: Any, x: Act, idx: np.ndarray) -> Act:
 
 
 def repeat_interleave(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    """aten.repeat_interleave(x, repeats: int, dim, output_size)."""
+    """aten.repeat_interleave(x, repeats: int, dim, output_size). Along the batch's axis
+    (GCViT's global query repeated over the windows folded into the batch,
+    ``q_global.repeat_interleave(B * nW // B, dim=0)``) each sample's rows stay together:
+    index o * (batch * inner) + s * inner + i goes to (o * (batch * inner) + s * inner + i) * r
+    + j, so the batch's digit grows to inner * r and per sample it is the same repeat of the
+    axis's own part, or, where the axis holds the batch alone, r copies on a new axis."""
     x = _act(b, node, args[0], "repeat_interleave input")
     repeats, dim = int(args[1]), _arg(args, kwargs, 2, "dim", None)
     if dim is None:
         b.fail(node, "repeat_interleave of the flattened tensor (no dim); only along an axis")
     rank = node.meta["val"].dim()
-    axis = lowering_seq.axis_map(b, node.args[0])[int(dim) % rank]
-    if axis is None or int(dim) % rank == lowering_seq.digit(b, node.args[0])[0]:
-        b.fail(node, f"repeat_interleave along dim {dim}, the batch axis; only per-sample axes")
+    dim = int(dim) % rank
+    axis = lowering_seq.axis_map(b, node.args[0])[dim]
+    p, inner = lowering_seq.digit(b, node.args[0])
+    if dim == p:
+        if repeats == 1:
+            return x
+        b.batch_axes[node.name] = (p, inner * repeats)
+        if axis is None:  # the batch alone: a new per-sample axis of r copies
+            axis = lowering_seq.axis_map(b, node)[dim]
+            shape = b.shapes[x.name]
+            x = lowering_seq.reshaped(b, node, x, shape[:axis] + (1,) + shape[axis:],
+                                      suffix=".copies")
+            return lowering_seq.rows(b, node, x, np.ones((repeats, 1)), axis)
     n = b.shapes[x.name][axis]
     return lowering_seq.rows(b, node, x, np.eye(n)[np.arange(n * repeats) // repeats], axis)
 

@@ -676,6 +676,12 @@ def roll(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     return x
 
 
+# the largest constant selector ``rows`` builds, in elements (1 GiB of float64): a class token
+# cat onto torchvision's MViT v1 at 16x224x224 (25,088 tokens) would be a (25089, 25088) one,
+# 4.7 GiB, and its capture died at the machine's memory
+MAX_SELECTOR = 2**27
+
+
 def rows(b: Any, node: Any, x: Act, weights: np.ndarray, axis: int | None = None,
          suffix: str = "", out_shape: tuple[int, ...] | None = None) -> Act:
     """y = weights @ x along per-sample ``axis`` (default the second-to-last: positions): a
@@ -693,6 +699,12 @@ def rows(b: Any, node: Any, x: Act, weights: np.ndarray, axis: int | None = None
     prefix = _prefix_sums(b, x, lead + (n, n))
     if prefix is not None:  # a selection of cumulative sums: one selection of their input
         weights, x = weights @ np.tril(np.ones((n, n))), prefix
+    size = math.prod(lead) * weights.size
+    if size > MAX_SELECTOR:
+        b.fail(node, f"a selection along a per-sample axis of {n} positions, as a constant "
+                     f"{math.prod(lead)} x {weights.shape[0]} x {n} matmul ({size * 8 / 2**30:.1f}"
+                     " GiB of float64; a cat, pad, pool or slice along a sequence axis is one): "
+                     "too large; give the model fewer positions (a smaller input)")
     value = np.broadcast_to(weights, lead + weights.shape).copy()
     sel = b.add(node, "constant", (), {}, {"value": value}, shape=value.shape,
                 suffix=suffix + ".rows")

@@ -302,6 +302,17 @@ def samples_apart(b: Any, node: Any, operands: Any) -> None:
             and not isinstance(b.env.get(a.name), torch.Tensor)]
     if b.batch == 1 or len(acts) < 2:  # a constant operand: _per_sample_constant's rules
         return
+    rows, cols = operands[0], operands[1]  # sdpa's keys are rows: its q @ k^T transposes
+    key_rows = -2 if node.target is aten.scaled_dot_product_attention.default else -1
+    if all(a in acts for a in (rows, cols)) and _batch_at(b, rows, -2) \
+            and _batch_at(b, cols, key_rows):
+        b.fail(node, f"a product of activations across the samples: '{rows.name}' "
+                     f"{tuple(rows.meta['val'].shape)} holds the batch in its rows and "
+                     f"'{cols.name}' {tuple(cols.meta['val'].shape)} in its columns, so "
+                     "every sample's output would depend on the other samples of its batch "
+                     "(q @ k.transpose(-1, -2) of (batch, N) tensors is (batch, batch)); make "
+                     "the product per sample (q.unsqueeze(-1) @ k.unsqueeze(-2): (batch, N, "
+                     "N)), or evaluate one sample at a time")
     for a in acts:
         rank, (p, _) = a.meta["val"].dim(), lowering_seq.digit(b, a)
         if rank >= 2 and p >= rank - 2:
@@ -310,6 +321,14 @@ def samples_apart(b: Any, node: Any, operands: Any) -> None:
                          f"{b.batch} samples are packed into one sequence, which it would mix; "
                          "give each sample its own sequence (a packing VLM tower: one image per "
                          "sample, its grid a constant of the wrapper)")
+
+
+def _batch_at(b: Any, a: Any, axis: int) -> bool:
+    """Whether fx value ``a``'s matrix axis ``axis`` (-2 rows, -1 columns) is the batch alone
+    (one row or column per sample; packed sequences hold several)."""
+    val = a.meta["val"]
+    return val.dim() >= 2 and lowering_seq.digit(b, a)[0] == val.dim() + axis \
+        and int(val.shape[axis]) == b.batch
 
 
 def _operand(b: Any, node: Any, v: Any, i: int) -> Act:

@@ -63,6 +63,7 @@ from qasic.quant import (
     token_mix,
     topk_select,
     unfold,
+    unit_norm,
     unpool,
     value_pad,
     variance,
@@ -214,7 +215,8 @@ REWRITES: tuple[Rewrite, ...] = (
             "the group; F.normalize over an axis but the last the permutes around F.normalize "
             "over the last axis (an image model's channels)", _graph_only(length_norm.decompose)),
     Rewrite("whole_copy", "a copy_ filling a new buffer whole (RF-DETR's proposals, the "
-            "full-width slice export drops) becomes the value copied",
+            "full-width slice export drops) or overwriting a computed value whole (MViTv2's "
+            "relative positions added into its scores) becomes the value copied",
             _graph_only(whole_copy.decompose)),
     Rewrite("any_reduce", "torch.any of a boolean over axes becomes the max of its 0/1 values "
             "above 0.5 (PP-DocLayout V3's empty-mask test)", _graph_only(any_reduce.decompose)),
@@ -227,6 +229,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("zero_product", "a product by the number 0 becomes zeros_like (QRNN's shifted "
             "window padded by X[:1] * 0), a constant that reads no token position",
             _graph_only(zero_product.decompose)),
+    Rewrite("unit_norm", "a layer_norm over one element becomes its bias (x - mean(x) = 0: "
+            "CSATv2's LayerNorm(1) of its 1-channel attention tokens, whose attention is then "
+            "one of constants)", _graph_only(unit_norm.decompose)),
     Rewrite("cat_linear", "a linear of constant rows concatenated with activations along a row "
             "axis becomes the concat of their linears (Transformer-XL's qkv_net(cat([mems, w]))"
             ": memory keys and values after the projection)", cat_linear.decompose),

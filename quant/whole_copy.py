@@ -12,6 +12,13 @@ buffer) do not cover. A copy_ into a buffer made by new_empty / new_zeros / empt
 zeros_like / empty_like (qasic.quant.inplace.BUFFERS) of the value's shape and dtype, read by
 nothing before the copy, is that value: the buffer's and the copy's readers read it, and both
 nodes go.
+
+The same holds for a copy_ over a whole computed value (MViTv2's spatial relative positions,
+``attn[:, :, sp_idx:, sp_idx:] = attn[...].view(...) + rel_h + rel_w`` with no class token:
+sp_idx = 0, the slices dropped, ``copy_(attn, new)``): readers before the copy read the old
+value, readers after it (the copy's own: the softmax) the new one, provided the value is no
+view of another (``aliases``: the write would reach its base) nor an input, and no view of it
+is read after the copy.
 """
 
 from __future__ import annotations
@@ -38,13 +45,46 @@ def _whole(node: fx.Node, order: dict) -> bool:
         and all(order[u] > order[node] for u in buf.users if u is not node)
 
 
+def aliases(node: fx.Node) -> bool:
+    """Whether ``node``'s value may be its input's memory: its schema's return aliases one
+    (view, alias, slice, transpose, an in-place op, ...), or it is type_as (its input itself
+    when the dtype is already the one asked)."""
+    schema = getattr(node.target, "_schema", None)
+    return node.op == "call_function" and schema is not None and bool(schema.returns) \
+        and (schema.returns[0].alias_info is not None or node.target is aten.type_as.default)
+
+
+def _read_before(node: fx.Node, at: int, order: dict) -> bool:
+    """Whether every reader of ``node``, and of the views of it, comes before position
+    ``at``."""
+    return all(order[u] < at and (not aliases(u) or _read_before(u, at, order))
+               for u in node.users)
+
+
+def _overwrite(node: fx.Node, order: dict) -> bool:
+    """``node`` is copy_(dst, value) over the whole of a computed value ``dst`` of the
+    value's shape and dtype, no view and no input, whose views are all read before."""
+    if node.op != "call_function" or node.target is not aten.copy_.default \
+            or len(node.args) < 2 or not all(isinstance(a, fx.Node) for a in node.args[:2]):
+        return False
+    dst, value = node.args[:2]
+    if dst.op != "call_function" or aliases(dst) or dst.target in BUFFERS:
+        return False
+    dv, vv = dst.meta.get("val"), value.meta.get("val")
+    return isinstance(dv, torch.Tensor) and isinstance(vv, torch.Tensor) \
+        and tuple(dv.shape) == tuple(vv.shape) and dv.dtype == vv.dtype \
+        and all(_read_before(u, order[node], order) for u in dst.users
+                if u is not node and aliases(u))
+
+
 def decompose(graph: fx.Graph) -> fx.Graph:
-    """``graph`` itself when no copy fills a new buffer whole, else a copy without them."""
+    """``graph`` itself when no copy fills a new buffer or overwrites a value whole, else a
+    copy without them: from each copy on, its destination's readers read the value."""
     order = {n: i for i, n in enumerate(graph.nodes)}
-    copies = [n for n in graph.nodes if _whole(n, order)]
+    copies = [n for n in graph.nodes if _whole(n, order) or _overwrite(n, order)]
     if not copies:
         return graph
-    buffers = {c.args[0]: c for c in copies}
+    buffers = {c.args[0] for c in copies if c.args[0].target in BUFFERS}
     new, env = fx.Graph(), {}
     for node in graph.nodes:
         if node in buffers:

@@ -5,6 +5,7 @@ library), and an unknown name is refused before any work."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,13 @@ def test_an_unknown_row_is_refused_naming_it(capsys):
     with pytest.raises(SystemExit) as e:
         third_party.main(["--only", "no_such_net", "--out", "x"])
     assert e.value.code == 2 and "unknown network(s) no_such_net" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("how, line", [
+    ("sigkill", (r"killed by SIGKILL \(the kernel's out-of-memory killer, unless someone "
+                 r"killed it\) at a peak resident memory of 0\.[2-9] GiB")),
+    ("exit", r"died \(exit code 3\) at a peak resident memory of 0\.[2-9] GiB")])
+def test_a_row_that_ends_with_no_result_and_no_output_says_how_and_at_what_memory(how, line):
+    """Before: 'died' (torchvision's MViT v1 at 16x224x224, its capture past the memory)."""
+    rec = third_party.run_isolated(how, 60, "tests.benchmarks.dying_runner")
+    assert rec["status"] == "crash" and re.fullmatch(line, rec["error"]), rec["error"]

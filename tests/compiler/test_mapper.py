@@ -378,3 +378,18 @@ def test_a_table_too_big_for_the_param_scratchpad_of_a_vector_kernel_is_refused(
     with pytest.raises(ConfigError, match=r"sram.param_bytes is too small for layer f: .*256 "
                                           r"bytes.*raise sram.param_bytes"):
         compile_graph(g, SMALL["4x4"])
+
+
+def test_layers_alike_but_for_their_name_are_searched_once_and_refused_by_name():
+    """An unrolled recurrence's steps are one shape: one search (timm's Sequencer2d's LSTM
+    steps re-searched for minutes); a layer that fits nowhere is still named in the error."""
+    arch = load_arch("default")
+    mapper._choice.cache_clear()
+    first = mapper.choose(patch_embedding(arch), arch)
+    again = mapper.choose(dataclasses.replace(patch_embedding(arch), name="step_7"), arch)
+    assert again == first and mapper._choice.cache_info().hits == 1
+    a = small_arch(weight_sram_bytes=32)
+    g = conv_graph(hw=(4, 20), ic=1, oc=4, kernel=(3, 17), padding=(1, 8, 1, 8))
+    lay = dataclasses.replace(only_layer(g, a), name="step_9")
+    with pytest.raises(ConfigError, match="too small for layer step_9"):
+        mapper.choose(lay, a)
