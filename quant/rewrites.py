@@ -54,6 +54,7 @@ from qasic.quant import (
     one_hot,
     pair_perm,
     pool3d,
+    pool_pad,
     rel_shift,
     selects,
     spectral,
@@ -116,6 +117,9 @@ REWRITES: tuple[Rewrite, ...] = (
             _graph_only(min_reduce.decompose)),
     Rewrite("logsoftmax", "a log_softmax over the last axis becomes x - log(sum(exp(x)))",
             _graph_only(logsoftmax.decompose)),
+    Rewrite("pool_pad", "a pad with -inf read only by max pools becomes the replicate pad it "
+            "equals there (timm's MaxPool2dSame: TensorFlow's asymmetric 'same' padding; "
+            "before value_pad)", _graph_only(pool_pad.decompose)),
     Rewrite("value_pad", "a constant pad with a non-zero value becomes the zero pad plus the "
             "constant of the padded positions (EfficientViT's ones column)",
             _graph_only(value_pad.decompose)),
