@@ -437,12 +437,17 @@ def permute(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 def _relayout(b: Any, node: Any, x: Act, in_torch: tuple, ids: np.ndarray, what: str) -> Act:
     """``ids``: for each output element (torch layout, per sample), the torch index of the input
     element it holds. A no-op when both hold the same elements in the same graph-layout memory
-    order; else a flatten when the output is a vector in torch's order; else refused."""
+    order (a map viewed to rank 5 or more, which has no image form, goes on in sequence mode:
+    timm's SelectiveKernelAttn views its 1x1 map as (batch, paths, C, 1, 1) for a softmax over
+    the paths); else a flatten when the output is a vector in torch's order; else refused."""
     shape_in, shape_out = b.shapes[x.name], per_sample(node)
     src = _graph_order(np.arange(math.prod(in_torch)).reshape(in_torch))
     if np.array_equal(_graph_order(ids), src):
-        return x if shape_out == shape_in else b.add(node, "reshape", (x.name,),
-                                                     {"shape": shape_out})
+        y = x if shape_out == shape_in else b.add(node, "reshape", (x.name,),
+                                                  {"shape": shape_out})
+        if len(shape_in) <= 3 < len(shape_out) and b.layout is None:  # torch's own order
+            b.sequence = True
+        return y
     if len(shape_out) == 1 and np.array_equal(ids.ravel(), np.arange(ids.size)):
         return b.add(node, "flatten", (x.name,))
     from qasic.quant import lowering_seq  # it imports this module

@@ -44,6 +44,7 @@ from qasic.quant import (
     keepdim,
     length_norm,
     logsoftmax,
+    map_stack,
     matrix_rope,
     merged_rows,
     min_reduce,
@@ -112,6 +113,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("stack_reduce", "a sum or mean over the axis a stack just made becomes the adds "
             "of its parts (MONAI's RegUNet: the sum of a stack of channel halves)",
             _graph_only(stack_reduce.decompose)),
+    Rewrite("map_stack", "a stack of (N, C, H, W) maps on a new axis 1 becomes the concat of "
+            "the maps unsqueezed there (timm's SelectiveKernel; after stack_reduce)",
+            _graph_only(map_stack.decompose)),
     Rewrite("min_reduce", "a minimum over axes (amin, min.dim's values) becomes the negated "
             "maximum of the negation (PP-DocLayout V4's box widths)",
             _graph_only(min_reduce.decompose)),
