@@ -18,6 +18,7 @@ from qasic.quant import (
     addcmul,
     alltopk,
     any_reduce,
+    batch_parts,
     cat_linear,
     channel_norm,
     chomp,
@@ -90,6 +91,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("narrow", "narrow(x, dim, start, length) and an index_select by a constant "
             "arange(a, b) become the slice they are (Mega's conv1d_fft)",
             _graph_only(narrow.decompose)),
+    Rewrite("batch_parts", "parts concatenated along the batch, run through per-sample ops "
+            "and split back into the same parts, run each through its own copy of the ops "
+            "(RAFT's feature encoder of both frames)", _graph_only(batch_parts.decompose)),
     Rewrite("zero_cat", "zeros concatenated at the ends of an activation along its length, "
             "height or width become the zero pad they are (the TasNet family's pad_signal: "
             "cat([zeros, x, zeros], 2))", _graph_only(zero_cat.decompose)),
