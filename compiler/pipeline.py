@@ -26,6 +26,7 @@ from qasic.arch.pe import significand_bits
 from qasic.compiler import mapper, resize, topk
 from qasic.compiler.aliases import simplify_moves
 from qasic.compiler.cache import cache_steps, window_steps
+from qasic.compiler.flat_output import written_out
 from qasic.compiler.fuse import PATTERNS, Kernel, fuse, pair
 from qasic.compiler.gemm import GemmKernel, lower_gemm, pe_weight_bits
 from qasic.compiler.matmul import lower_matmul
@@ -49,7 +50,7 @@ def compile_graph(graph: QGraph, arch: ArchConfig,
                   progress: Callable[[str], None] | None = None,
                   patterns=PATTERNS) -> Program:
     """``patterns`` is the fusion table (compiler.fuse.PATTERNS unless testing a variant)."""
-    graph = insert_copies(simplify_moves(resize.expand(topk.expand(graph))))
+    graph = insert_copies(simplify_moves(resize.expand(topk.expand(written_out(graph)))))
     graph = slice_copies(graph, fuse(graph, patterns))
     kernels = fold_permutes(graph, fuse(graph, patterns))
     consts = Constants()

@@ -67,8 +67,12 @@ def sample(b: Any, node: Any, args: list, kwargs: dict) -> Act:
         b.fail(node, "grid_sample of a constant map at computed locations is not built; "
                      "the map must be an activation")
     x = _act(b, node, x, "grid_sample input")
-    if not b.sequence:
+    if not b.sequence and len(b.shapes[x.name]) == 3:
         return _image(b, node, x, grid, mode, padding, align)
+    # else torch's order, in an image model too: maps folded into the batch with other axes,
+    # made in sequence mode (RAFT's correlation volume, (batch * H * W, 1, H, W)); the model
+    # goes on in sequence mode, whose views know the folded batch
+    b.sequence = True
     sx = b.shapes[x.name]
     h, w = int(sx[-2]), int(sx[-1])
     if isinstance(grid, torch.Tensor):

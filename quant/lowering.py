@@ -135,7 +135,13 @@ def convolution(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 
 def _conv(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, padding: Any,
           dilation: Any, groups: int) -> Act:
-    from qasic.quant import image_stacks, patch_conv, pointwise_conv, video  # they import it
+    from qasic.quant import (  # they import it
+        folded_rows,
+        image_stacks,
+        patch_conv,
+        pointwise_conv,
+        video,
+    )
     from qasic.quant.lowering_pad import unpad
 
     x, zeros = unpad(x)  # an F.pad in front adds its pixels to the padding
@@ -158,7 +164,11 @@ def _conv(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, padding: An
         return video.frames_conv(b, node, x, w, _np(_const(b, node, bias, "conv bias")),
                                  stride, padding, dilation, groups)
     stack = x if image_stacks.is_stack(b, x) and not any(zeros) else None
-    x = image_input(b, node, x, zeros) if stack is None else image_stacks.tall(b, node, x)
+    folded = folded_rows.rows(b, node) if w.ndim == 3 else 0
+    if folded:  # DPRNN's rows folded into the batch: one image of the rows
+        x = folded_rows.image(b, node, x)
+    else:
+        x = image_input(b, node, x, zeros) if stack is None else image_stacks.tall(b, node, x)
     if w.ndim not in (3, 4):
         b.fail(node, f"only 1-D and 2-D convolutions (weight of rank {w.ndim})")
     spatial = w.ndim - 2
@@ -175,6 +185,10 @@ def _conv(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, padding: An
         return image_stacks.run(b, node, stack, x, "conv2d", attrs, params)
     if not b.sequence:
         return b.add(node, "conv2d", (x.name,), attrs, params)
+    if folded:
+        c_out, length = (int(d) for d in node.meta["val"].shape[1:])  # torch's (B S, C', L')
+        y = b.add(node, "conv2d", (x.name,), attrs, params, shape=(folded, length, c_out))
+        return folded_rows.back(b, node, y)
     from qasic.quant import lowering_seq  # it imports this module
 
     y = b.add(node, "conv2d", (x.name,), attrs, params, shape=per_sample(node))
@@ -437,12 +451,17 @@ def permute(b: Any, node: Any, args: list, kwargs: dict) -> Act:
 def _relayout(b: Any, node: Any, x: Act, in_torch: tuple, ids: np.ndarray, what: str) -> Act:
     """``ids``: for each output element (torch layout, per sample), the torch index of the input
     element it holds. A no-op when both hold the same elements in the same graph-layout memory
-    order; else a flatten when the output is a vector in torch's order; else refused."""
+    order (a map viewed to rank 5 or more, which has no image form, goes on in sequence mode:
+    timm's SelectiveKernelAttn views its 1x1 map as (batch, paths, C, 1, 1) for a softmax over
+    the paths); else a flatten when the output is a vector in torch's order; else refused."""
     shape_in, shape_out = b.shapes[x.name], per_sample(node)
     src = _graph_order(np.arange(math.prod(in_torch)).reshape(in_torch))
     if np.array_equal(_graph_order(ids), src):
-        return x if shape_out == shape_in else b.add(node, "reshape", (x.name,),
-                                                     {"shape": shape_out})
+        y = x if shape_out == shape_in else b.add(node, "reshape", (x.name,),
+                                                  {"shape": shape_out})
+        if len(shape_in) <= 3 < len(shape_out) and b.layout is None:  # torch's own order
+            b.sequence = True
+        return y
     if len(shape_out) == 1 and np.array_equal(ids.ravel(), np.arange(ids.size)):
         return b.add(node, "flatten", (x.name,))
     from qasic.quant import lowering_seq  # it imports this module

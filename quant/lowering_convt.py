@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from qasic.quant import lowering, lowering_ops, lowering_pad, lowering_seq
+from qasic.quant import folded_rows, lowering, lowering_ops, lowering_pad, lowering_seq
 from qasic.quant.lowering import Act, _act, _arg, _const, _ints, _np, hw_pair
 from qasic.quant.lowering_seq import reshaped
 
@@ -116,7 +116,9 @@ def conv_transpose(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, pa
     w = _np(_const(b, node, w, "conv_transpose weight"))
     if w.ndim not in (3, 4):
         b.fail(node, f"only 1-D and 2-D transposed convolutions (weight of rank {w.ndim})")
-    x = lowering.image_input(b, node, _act(b, node, x, "conv_transpose input"))
+    folded = folded_rows.rows(b, node) if w.ndim == 3 else 0  # DPRNN's speakers' rows
+    x = _act(b, node, x, "conv_transpose input")
+    x = folded_rows.image(b, node, x) if folded else lowering.image_input(b, node, x)
     spatial = w.ndim - 2
     if spatial == 1:
         w = w[:, :, None, :]  # (IC, OC/g, K) -> (IC, OC/g, 1, K): height 1
@@ -135,6 +137,8 @@ def conv_transpose(b: Any, node: Any, x: Any, w: Any, bias: Any, stride: Any, pa
     y = b.add(node, "conv2d", (x.name,), attrs, params, shape=shape)
     z = pixel_shuffle(b, node, y, ph.rows, pw.rows, sh, sw, c_out)
     z = _cropped(b, node, z, ph, pw)
+    if folded:
+        return folded_rows.back(b, node, z)
     return lowering_seq.torch_layout(b, node, z) if b.sequence else z
 
 

@@ -18,6 +18,7 @@ from qasic.quant import (
     addcmul,
     alltopk,
     any_reduce,
+    batch_parts,
     cat_linear,
     channel_norm,
     chomp,
@@ -44,6 +45,7 @@ from qasic.quant import (
     keepdim,
     length_norm,
     logsoftmax,
+    map_stack,
     matrix_rope,
     merged_rows,
     min_reduce,
@@ -54,6 +56,7 @@ from qasic.quant import (
     one_hot,
     pair_perm,
     pool3d,
+    pool_pad,
     rel_shift,
     selects,
     spectral,
@@ -89,6 +92,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("narrow", "narrow(x, dim, start, length) and an index_select by a constant "
             "arange(a, b) become the slice they are (Mega's conv1d_fft)",
             _graph_only(narrow.decompose)),
+    Rewrite("batch_parts", "parts concatenated along the batch, run through per-sample ops "
+            "and split back into the same parts, run each through its own copy of the ops "
+            "(RAFT's feature encoder of both frames)", _graph_only(batch_parts.decompose)),
     Rewrite("zero_cat", "zeros concatenated at the ends of an activation along its length, "
             "height or width become the zero pad they are (the TasNet family's pad_signal: "
             "cat([zeros, x, zeros], 2))", _graph_only(zero_cat.decompose)),
@@ -112,11 +118,17 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("stack_reduce", "a sum or mean over the axis a stack just made becomes the adds "
             "of its parts (MONAI's RegUNet: the sum of a stack of channel halves)",
             _graph_only(stack_reduce.decompose)),
+    Rewrite("map_stack", "a stack of (N, C, H, W) maps on a new axis 1 becomes the concat of "
+            "the maps unsqueezed there (timm's SelectiveKernel; after stack_reduce)",
+            _graph_only(map_stack.decompose)),
     Rewrite("min_reduce", "a minimum over axes (amin, min.dim's values) becomes the negated "
             "maximum of the negation (PP-DocLayout V4's box widths)",
             _graph_only(min_reduce.decompose)),
     Rewrite("logsoftmax", "a log_softmax over the last axis becomes x - log(sum(exp(x)))",
             _graph_only(logsoftmax.decompose)),
+    Rewrite("pool_pad", "a pad with -inf read only by max pools becomes the replicate pad it "
+            "equals there (timm's MaxPool2dSame: TensorFlow's asymmetric 'same' padding; "
+            "before value_pad)", _graph_only(pool_pad.decompose)),
     Rewrite("value_pad", "a constant pad with a non-zero value becomes the zero pad plus the "
             "constant of the padded positions (EfficientViT's ones column)",
             _graph_only(value_pad.decompose)),

@@ -240,3 +240,56 @@ def test_flow_warp_of_an_image_model_simulates_bit_exact():
     np.testing.assert_array_equal(got.reshape(ref.shape), ref)
     c = cosine(to_torch_layout(q.dequantize_output(ref), want), want)
     assert c > 0.998, c
+
+
+class CorrLookup(nn.Module):
+    """RAFT's CorrBlock: the all-pairs correlation of two feature maps viewed as one map per
+    pixel folded into the batch, (batch * H * W, 1, H, W), a context conv (image mode again),
+    the maps sampled at a 3x3 window around each pixel (RAFT's first lookup: a constant grid),
+    the samples viewed back as channels for a conv."""
+
+    def __init__(self, side: int = 4):
+        super().__init__()
+        torch.manual_seed(0)
+        self.f1, self.f2 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 3, padding=1)
+        self.ctx, self.out = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(9, 4, 1)
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, side), torch.linspace(-1, 1, side),
+                                indexing="ij")
+        self.register_buffer("base", torch.stack((xs, ys), -1)[None])
+        d = torch.linspace(-2 / (side - 1), 2 / (side - 1), 3)
+        dy, dx = torch.meshgrid(d, d, indexing="ij")
+        self.register_buffer("delta", torch.stack((dx, dy), -1)[None])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        a, c = self.f1(x), self.f2(x)
+        corr = torch.matmul(a.view(b, 4, h * w).transpose(1, 2), c.view(b, 4, h * w)) / 2.0
+        corr = corr.reshape(b * h * w, 1, h, w)
+        ctx = torch.relu(self.ctx(x))
+        grid = self.base.expand(b, h, w, 2).reshape(b * h * w, 1, 1, 2) + self.delta
+        s = F.grid_sample(corr, grid, align_corners=True)  # (batch * H * W, 1, 3, 3)
+        return self.out(s.view(b, h, w, 9).permute(0, 3, 1, 2)) + ctx
+
+
+def test_correlation_maps_folded_into_the_batch_simulate_bit_exact():
+    """RAFT's lookup in an image model back in image mode: the maps (batch * H * W, 1, H, W)
+    are in torch's order (made in sequence mode), sampled there, and the model goes on in
+    sequence mode until the conv; float graph == torch, golden == simulator."""
+    from qasic.compiler import compile_graph
+    from qasic.sim.run import run_functional
+    from tests.quant.opcheck import to_torch_layout
+
+    net = CorrLookup().eval()
+    rng = np.random.default_rng(0)
+    cal, x = (rng.standard_normal((n, 3, 4, 4)).astype(np.float32) for n in (16, 3))
+    g = capture(net, torch.from_numpy(x[:1]))
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).double().numpy()
+    np.testing.assert_allclose(to_torch_layout(run_float(g, g.to_internal(x)), want), want,
+                               atol=1e-5)
+    q = quantize(net, torch.from_numpy(cal[:1]), cal, QuantConfig())
+    codes = q.quantize_input(x)
+    ref = reference.run(q, codes)
+    got = run_functional(compile_graph(q, default_arch()), default_arch(), codes)
+    np.testing.assert_array_equal(got.reshape(ref.shape), ref)
+    assert cosine(to_torch_layout(q.dequantize_output(ref), want), want) > 0.99
