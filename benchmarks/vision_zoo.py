@@ -295,7 +295,8 @@ def headline(doc: dict) -> str:
     pending = [n for n in MODELS if n not in {r["name"] for r in doc["records"]}]
     every = "every one that evaluates" if len(exact) == len(ok) else \
         f"{len(ok)} of them evaluate"
-    text = (f"**{len(exact)} of the {len(doc['records'])} rows run so far are bit-exact**: "
+    text = (f"**{len(exact)} of the {len(doc['records'])} rows{' run so far' if pending else ''} "
+            "are bit-exact**: "
             f"{every} (cosine to fp32 median {median:.4f}, least {cos[0]:.4f})")
     return text + (f"; {len(pending)} listed row{'s are' if len(pending) != 1 else ' is'} not "
                    "yet run." if pending else ".")
