@@ -126,6 +126,30 @@ def _compose_one(nodes: list[FNode], output: str) -> tuple[FNode, int, FNode] | 
                                          params={"value": value * alpha})
                 return (replace(c, params={"value": value}), i,
                         replace(n, inputs=(c.output, x), attrs={**n.attrs, "alpha": alpha}))
+        step = _constants_summed(n, by_out, users) if n.op == "add" else None
+        if step is not None:
+            return (step[0], i, step[1])
+    return None
+
+
+def _constants_summed(n: FNode, by_out: dict, users: Counter) -> tuple[FNode, FNode] | None:
+    """(c1 + c2, n reading x and it) for n = (x + c1) + c2, each constant and the inner add
+    read by n alone (a class token's constant, then the registers', DINOv2's): one add."""
+    def sole(t: str, op: str) -> FNode | None:
+        m = by_out.get(t)
+        return m if m is not None and m.op == op and users[t] == 1 and not m.attrs else None
+
+    if n.attrs or len(n.inputs) != 2:
+        return None
+    for inner_t, c2_t in (n.inputs, n.inputs[::-1]):
+        inner, c2 = sole(inner_t, "add"), sole(c2_t, "constant")
+        if inner is None or c2 is None or len(inner.inputs) != 2:
+            continue
+        for x, c1_t in (inner.inputs, inner.inputs[::-1]):
+            c1 = sole(c1_t, "constant")
+            if c1 is not None and c1.params["value"].shape == c2.params["value"].shape:
+                value = c1.params["value"] + c2.params["value"]
+                return replace(c2, params={"value": value}), replace(n, inputs=(x, c2.output))
     return None
 
 
