@@ -15,7 +15,8 @@ of placed parts and constants (a cat: ``placed`` parts, a class token added as a
 that reads only one of its terms is that term selected: a constant, or one matmul of the part
 (``x[:, :1]`` of ``cat([cls, x], 1)`` is the class token). Otherwise the selection reads the
 cat's one encoding, fitted to its widest part: CoaT's class tokens (rms 0.02) joined to patch
-tokens of range +-4 came out of the 8-bit cat at step 0.033, a cosine of 0.89 each.
+tokens of range +-4 came out of the 8-bit cat at step 0.033, a cosine of 0.89 each. Two
+constants added one after the other are one constant, one add.
 """
 
 from __future__ import annotations
