@@ -65,6 +65,7 @@ from qasic.quant.encodings import (
 )
 from qasic.quant.fgraph import FGraph, FNode, as_input
 from qasic.quant.graph import SEQUENCE, TOKENS, TensorQ, outside_tables
+from qasic.quant.matmul_parts import split_table_parts
 from qasic.quant.observers import (
     MSE_OBSERVERS,
     affine,
@@ -428,8 +429,10 @@ def _carried_from(graph: FGraph, tensor: str, pins: Mapping[str, str]) -> str:
 
 def prepare(graph: FGraph) -> FGraph:
     """The graph calibration expects (idempotent): a clamp that no producer absorbs becomes a
-    lut of hardtanh, and a concat input that cannot take the concat's TensorQ passes through a
-    lut "requant" node."""
+    lut of hardtanh, a concat input that cannot take the concat's TensorQ passes through a
+    lut "requant" node, and a part of a matmul's output that a table reads is its own matmul
+    (quant.matmul_parts)."""
+    graph = split_table_parts(graph)
     nodes = [_as_lut(graph, n) for n in graph.nodes]
     graph = FGraph(graph.name, graph.input, graph.output, tuple(nodes), graph.shapes,
                    graph.input_layout, graph.output_layout, graph.inputs, graph.input_layouts)

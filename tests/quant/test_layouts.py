@@ -159,7 +159,9 @@ class ReadoutAfterImage(nn.Module):
     """DPT's reassemble stage: patch tokens and a CLS token through a linear; the patches
     viewed as an image and convolved (image mode), then the CLS token of the same tokens
     (``tokens[:, 0]``, a sequence made in sequence mode, selected in image mode) added to the
-    image per channel."""
+    image per channel. The CLS token depends on the input, as a backbone's output does (a
+    parameter's would be a constant after the linear, its selection the constant:
+    quant.seqpasses)."""
 
     def __init__(self):
         super().__init__()
@@ -170,7 +172,7 @@ class ReadoutAfterImage(nn.Module):
 
     def forward(self, x):
         p = self.patch(x).flatten(2).transpose(1, 2)
-        t = self.mix(torch.cat((self.cls.expand(x.shape[0], -1, -1), p), 1))
+        t = self.mix(torch.cat((self.cls + p.mean(1, keepdim=True), p), 1))
         b, _, c = t.shape
         image = self.conv(t[:, 1:].reshape(b, 2, 3, c).permute(0, 3, 1, 2))
         return image + self.proj(t[:, 0])[:, :, None, None]

@@ -113,17 +113,22 @@ class Registers(nn.Module):
 
 
 def test_register_tokens_between_two_parts_of_the_sequence_are_placed_and_added():
-    """Each activation part placed by a 0/1 selector and summed (the sum of two selections of
-    one tensor merges into one: a (19, 17) selector with the registers' rows 1, 2 zero), the
-    registers added as a constant; the golden reference follows torch."""
+    """The patches placed by a 0/1 selector (rows 0-2 zero) plus one constant: the class token
+    (the first cat's slice that reads it alone: quant.seqpasses; before, a selection of that
+    cat, at the cat's encoding) and the registers, summed; the golden reference follows
+    torch."""
     torch.manual_seed(0)
+    model = Registers()
     x = np.random.default_rng(0).normal(size=(16, 3, 16, 16)).astype(np.float32)
-    graph, _, cos = check(Registers(), x)
+    graph, _, cos = check(model, x)
     assert graph.shapes[graph.output] == (19, 16)
     cat = [n for n in graph.nodes if n.name.startswith("cat_1.") or n.name == "cat_1_1"]
     assert [n.op for n in cat] == ["constant", "matmul", "constant", "add"]
-    place = cat[0].params["value"].reshape(19, 17)
-    assert (place[[1, 2]] == 0).all() and (np.delete(place, [1, 2], 0) == np.eye(17)).all()
+    place, const = cat[0].params["value"].reshape(19, 16), cat[2].params["value"]
+    assert not place[:3].any() and (place[3:] == np.eye(16)).all()
+    tokens = np.concatenate([model.cls.detach().numpy()[0], model.registers.detach().numpy()[0]])
+    np.testing.assert_allclose(const[:3], tokens, rtol=1e-6)
+    assert not const[3:].any()
     assert cos > 0.999, cos
 
 
