@@ -459,7 +459,7 @@ def _relayout(b: Any, node: Any, x: Act, in_torch: tuple, ids: np.ndarray, what:
     if np.array_equal(_graph_order(ids), src):
         y = x if shape_out == shape_in else b.add(node, "reshape", (x.name,),
                                                   {"shape": shape_out})
-        if len(shape_in) <= 3 < len(shape_out) and b.layout is None:  # torch's own order
+        if len(shape_in) == 3 < len(shape_out) and b.layout is None:  # a map, torch's order
             b.sequence = True
         return y
     if len(shape_out) == 1 and np.array_equal(ids.ravel(), np.arange(ids.size)):
