@@ -18,6 +18,7 @@ import numpy as np
 from qasic.arch.config import ArchConfig, toml_key
 from qasic.isa.table import BSCALE_MODES
 from qasic.rtl.bscale import SCALE_BITS
+from qasic.rtl.harness import FAST_BUILD
 from qasic.rtl.packing import operand_codes, operand_misfit, pad_tile
 from qasic.rtl.tools import (
     RtlToolError,
@@ -34,9 +35,12 @@ from qasic.rtl.verilog import TOP, generate_verilog
 TB_MODULE = "qasic.rtl.cocotb_tb"
 # Amaranth's Verilog trips style lints (unused bits, widths); none of them are errors here.
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
-# Verilator's default -Os takes ~70 s on the 16x16 core's 6 MB of C++, -O1 ~25 s (2 cores), and a
-# fold is a few hundred cycles, so compile time dominates simulation time.
-MAKE_VARS = {"OPT_FAST": "-O1"}
+# A fold is a few hundred cycles, so compile time dominates simulation time: unoptimized C++
+# (the harnesses' FAST_BUILD). The 16x16 core's 6 MB of C++ took 47.6 CPU s at -O1, 25.3 at -O0,
+# and 5 tiles ran in 1.6 and 1.8 CPU s (benchmarks/results/test_durations.json "s21"). The
+# whole accelerator's build (qasic.rtl.run: the demo, `qasic rtl-run`) keeps -O1: its programs
+# run tens of thousands of cycles a sample.
+MAKE_VARS = dict(FAST_BUILD)
 _A_FIELDS = ("input_bits", "input_shift_bits")  # the arch fields of each PE operand
 _W_FIELDS = ("weight_bits", "weight_shift_bits")
 _BUILT: dict[Path, Path] = {}  # build root -> verified sim_build dir, for this process
