@@ -621,28 +621,44 @@ def run_isolated(name: str, timeout: float = TIMEOUT, runner: str = "benchmarks.
 
 def _wait(proc: subprocess.Popen, timeout: float) -> tuple[int | None, float]:
     """Reap ``proc`` (its process group killed after ``timeout`` s): (its exit code, negative
-    for a signal, or None on the timeout; its peak resident memory in GiB)."""
-    deadline = time.monotonic() + timeout
+    for a signal, or None on the timeout; its peak resident memory in GiB as last seen, 0 if
+    never). The peak is the child's VmHWM, polled while it lives: wait4's ru_maxrss would carry
+    this process's resident memory at the fork (exec keeps the high-water mark), so a 1 GiB test
+    worker would report every child at >= 1 GiB."""
+    deadline, peak = time.monotonic() + timeout, 0.0
     while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             proc.returncode = os.waitstatus_to_exitcode(status)
-            return proc.returncode, usage.ru_maxrss / 2**20  # Linux: KiB
+            return proc.returncode, peak
+        peak = max(peak, _high_water(proc.pid))
         if time.monotonic() > deadline:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-            return None, 0.0
+            return None, peak
         time.sleep(0.2)
+
+
+def _high_water(pid: int) -> float:
+    """Process ``pid``'s peak resident memory since its exec, GiB (VmHWM; 0 where unreadable)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    kib = next((int(line.split()[1]) for line in text.splitlines()
+                if line.startswith("VmHWM:")), 0)
+    return kib / 2**20
 
 
 def _death(code: int, peak_gib: float) -> str:
     """The one line of a subprocess that ended with no result and no output."""
+    memory = f" at a peak resident memory of {peak_gib:.1f} GiB" if peak_gib else ""
     if code >= 0:
-        return f"died (exit code {code}) at a peak resident memory of {peak_gib:.1f} GiB"
+        return f"died (exit code {code}){memory}"
     sig = signal.Signals(-code).name
     why = " (the kernel's out-of-memory killer, unless someone killed it)" \
         if sig == "SIGKILL" else ""
-    return f"killed by {sig}{why} at a peak resident memory of {peak_gib:.1f} GiB"
+    return f"killed by {sig}{why}{memory}"
 
 
 def install() -> int:
