@@ -221,24 +221,7 @@ class Warp(nn.Module):
 def test_flow_warp_of_an_image_model_simulates_bit_exact():
     """The map stays an image (H, W, C): the weights (Hg Wg, H W) times its pixels (H W, C);
     float graph == torch, golden == simulator, cosine 0.9997 measured."""
-    from qasic.compiler import compile_graph
-    from qasic.sim.run import run_functional
-    from tests.quant.opcheck import to_torch_layout
-
-    net = Warp().eval()
-    rng = np.random.default_rng(0)
-    cal, x = (rng.standard_normal((n, 3, 6, 6)).astype(np.float32) for n in (16, 3))
-    g = capture(net, torch.from_numpy(x[:1]))
-    with torch.no_grad():
-        want = net(torch.from_numpy(x)).double().numpy()
-    np.testing.assert_allclose(to_torch_layout(run_float(g, g.to_internal(x)), want), want,
-                               atol=1e-5)
-    q = quantize(net, torch.from_numpy(cal[:1]), cal, QuantConfig())
-    codes = q.quantize_input(x)
-    ref = reference.run(q, codes)
-    got = run_functional(compile_graph(q, default_arch()), default_arch(), codes)
-    np.testing.assert_array_equal(got.reshape(ref.shape), ref)
-    c = cosine(to_torch_layout(q.dequantize_output(ref), want), want)
+    c = _float_matches_and_bit_exact(Warp(), 6)
     assert c > 0.998, c
 
 
@@ -275,13 +258,21 @@ def test_correlation_maps_folded_into_the_batch_simulate_bit_exact():
     """RAFT's lookup in an image model back in image mode: the maps (batch * H * W, 1, H, W)
     are in torch's order (made in sequence mode), sampled there, and the model goes on in
     sequence mode until the conv; float graph == torch, golden == simulator."""
+    c = _float_matches_and_bit_exact(CorrLookup(), 4)
+    assert c > 0.99, c
+
+
+def _float_matches_and_bit_exact(net: nn.Module, side: int) -> float:
+    """``net`` on 3 random (3, side, side) images: the float graph equals torch, and the
+    simulator equals the golden reference on the quantized graph (16 calibration images).
+    Returns the golden output's cosine to torch's."""
     from qasic.compiler import compile_graph
     from qasic.sim.run import run_functional
     from tests.quant.opcheck import to_torch_layout
 
-    net = CorrLookup().eval()
+    net = net.eval()
     rng = np.random.default_rng(0)
-    cal, x = (rng.standard_normal((n, 3, 4, 4)).astype(np.float32) for n in (16, 3))
+    cal, x = (rng.standard_normal((n, 3, side, side)).astype(np.float32) for n in (16, 3))
     g = capture(net, torch.from_numpy(x[:1]))
     with torch.no_grad():
         want = net(torch.from_numpy(x)).double().numpy()
@@ -292,4 +283,4 @@ def test_correlation_maps_folded_into_the_batch_simulate_bit_exact():
     ref = reference.run(q, codes)
     got = run_functional(compile_graph(q, default_arch()), default_arch(), codes)
     np.testing.assert_array_equal(got.reshape(ref.shape), ref)
-    assert cosine(to_torch_layout(q.dequantize_output(ref), want), want) > 0.99
+    return cosine(to_torch_layout(q.dequantize_output(ref), want), want)
