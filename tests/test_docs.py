@@ -102,7 +102,7 @@ def test_survey_table_is_the_summary_of_the_survey_json():
 
 
 @pytest.mark.parametrize("doc, heading", [(README, README_SURVEY_SECTION),
-                                          (SURVEY_DOC, SURVEY_SECTION)])
+                                          (SURVEY_DOC, SURVEY_SECTION)], ids=["README", "survey"])
 def test_survey_headline_counts_match_the_survey_json(doc: Path, heading: str):
     """The bold headline in the README's summary and in docs/survey.md counts the record."""
     recs = _survey_records()
