@@ -3109,7 +3109,7 @@ def table(records: Sequence[dict]) -> str:
 
 def family_table(records: Sequence[dict]) -> str:
     """A markdown table of ``records`` by family: rows, each status, and for decoders how many
-    generate equal to the golden reference (the README's summary)."""
+    generate equal to the golden reference (docs/survey.md's summary)."""
     fams = list(dict.fromkeys(r["family"] for r in records))
     head = ("| family | rows | bit-exact | refused in one line | unavailable | crash or timeout "
             "| generate exactly |")

@@ -267,7 +267,7 @@ def family(name: str) -> str:
 
 
 def summary_table(doc: dict) -> str:
-    """docs/vision_zoo.md's and the README's table: per family, the rows MODELS lists, run,
+    """docs/vision_zoo.md's and docs/survey.md's table: per family, the rows MODELS lists, run,
     bit-exact, refused, failed to build in the library, crashed or timed out."""
     recs = {r["name"]: r for r in doc["records"]}
     head = ("| family | rows listed | run | bit-exact | refused in one line | build (library) "
@@ -287,7 +287,7 @@ def summary_table(doc: dict) -> str:
 
 
 def headline(doc: dict) -> str:
-    """The README's sentence under the summary table."""
+    """The sentence under the summary table (docs/survey.md) and in the README's headlines."""
     ok = [r for r in doc["records"] if r["status"] == "ok"]
     exact = [r for r in ok if r["bit_exact"] is True]
     cos = sorted(r["cosine"] for r in ok)
@@ -319,7 +319,7 @@ def row_table(doc: dict) -> str:
 
 
 def markdown(doc: dict) -> str:
-    """Everything docs/vision_zoo.md and the README generate from the record."""
+    """Everything docs/vision_zoo.md, docs/survey.md and the README take from the record."""
     return "\n\n".join((summary_table(doc), headline(doc), row_table(doc)))
 
 

@@ -11,6 +11,8 @@ import subprocess
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 ENERGY_DOC = ROOT / "docs" / "energy.md"
 ENERGY_TABLE = ROOT / "arch" / "energy_45nm.toml"
@@ -53,15 +55,17 @@ def test_energy_doc_lists_every_table_row_with_its_value():
                          "add the row with its unit and citation")
 
 
-# --- The README's survey section and the markdown links ---------------------------------------
+# --- The survey's pages (docs/survey.md, the README's headlines) and the markdown links --------
 
 README = ROOT / "README.md"
+SURVEY_DOC = ROOT / "docs" / "survey.md"
 SURVEY_JSON = ROOT / "benchmarks" / "results" / "family_survey.json"
 SUMMARY_CMD = ("python -m benchmarks.family_survey --summary "
                "benchmarks/results/family_survey.json")
-SURVEY_SECTION = "### Models no one here wrote"
-REFUSED_SECTION = "#### Refused in one line"
-RECIPE_SECTION = "#### Try your own model"
+README_SURVEY_SECTION = "## Models no one here wrote"
+SURVEY_SECTION = "## The family survey"
+REFUSED_SECTION = "## Refused in one line"
+RECIPE_SECTION = "## Try your own model"
 
 
 def _section(text: str, heading: str) -> str:
@@ -82,40 +86,44 @@ def _survey_records() -> list[dict]:
     return json.loads(SURVEY_JSON.read_text())["records"]
 
 
-def test_readme_survey_table_is_the_summary_of_the_survey_json():
-    """The by-family table under the --summary command is what that command prints now."""
+def test_survey_table_is_the_summary_of_the_survey_json():
+    """docs/survey.md's by-family table under the --summary command is what that command prints
+    now."""
     from benchmarks.family_survey import family_table
 
-    section = _section(README.read_text(), SURVEY_SECTION)
+    section = _section(SURVEY_DOC.read_text(), SURVEY_SECTION)
     after = section[section.index(SUMMARY_CMD):]
     table = "\n".join(line for line in after.splitlines()[1:]
                       if line.startswith("|") or not line.strip()).strip()
     table = table.split("\n\n")[0]
     want = family_table(_survey_records())
-    assert table == want, ("README's by-family table is not the survey's summary: run `"
+    assert table == want, ("docs/survey.md's by-family table is not the survey's summary: run `"
                            + SUMMARY_CMD + "` and paste its output:\n" + want)
 
 
-def test_readme_survey_headline_counts_match_the_survey_json():
+@pytest.mark.parametrize("doc, heading", [(README, README_SURVEY_SECTION),
+                                          (SURVEY_DOC, SURVEY_SECTION)], ids=["README", "survey"])
+def test_survey_headline_counts_match_the_survey_json(doc: Path, heading: str):
+    """The bold headline in the README's summary and in docs/survey.md counts the record."""
     recs = _survey_records()
-    section = _section(README.read_text(), SURVEY_SECTION)
+    section = " ".join(_section(doc.read_text(), heading).split())
     m = re.search(r"\*\*(\d+) run bit-exact, (\d+) are refused in one line, (\d+) crash; (\d+) of "
                   r"the (\d+) that generate", section)
-    assert m, "README's survey section lost its headline '**N run bit-exact, M are refused ...'"
+    assert m, f"{doc.name}'s survey section lost its headline '**N run bit-exact, M are refused'"
     gen = [r["generate"] for r in recs if r.get("generate")]
     want = (sum(r["status"] == "ok" and bool(r["bit_exact"]) for r in recs),
             sum(r["status"] == "refused" for r in recs),
             sum(r["status"] in ("crash", "timeout") for r in recs),
             sum(g == "exact" for g in gen), len(gen))
     assert tuple(int(g) for g in m.groups()) == want, (
-        f"README's headline says {m.group(0)}; family_survey.json has {want}: update the sentence")
+        f"{doc.name}'s headline says {m.group(0)}; family_survey.json has {want}: update it")
 
 
-def test_readme_refused_table_names_every_refused_row_and_no_running_one():
-    """Every refused, unavailable or generation-refused row is named (`Name`) under "Refused in
-    one line", and no row named there runs and generates in full."""
+def test_survey_refused_table_names_every_refused_row_and_no_running_one():
+    """Every refused, unavailable or generation-refused row is named (`Name`) under docs/survey.md's
+    "Refused in one line", and no row named there runs and generates in full."""
     recs = {r["name"]: r for r in _survey_records()}
-    section = _section(_section(README.read_text(), SURVEY_SECTION), REFUSED_SECTION)
+    section = _section(SURVEY_DOC.read_text(), REFUSED_SECTION)
     named = set(re.findall(r"`([A-Za-z0-9_@.]+)`", section)) & set(recs)
 
     def not_running(r: dict) -> bool:
@@ -124,8 +132,8 @@ def test_readme_refused_table_names_every_refused_row_and_no_running_one():
 
     missing = sorted(n for n, r in recs.items() if not_running(r) and n not in named)
     running = sorted(n for n in named if not not_running(recs[n]))
-    assert not missing, f"README's refused table does not name these refused rows: {missing}"
-    assert not running, f"README's refused table names rows that now run: {running}; remove them"
+    assert not missing, f"docs/survey.md's refused table lacks these refused rows: {missing}"
+    assert not running, f"docs/survey.md's refused table names rows that now run: {running}; remove"
 
 
 FAMILIES_DOC = ROOT / "docs" / "families.md"
@@ -173,18 +181,20 @@ ZOO_CMD = "python -m benchmarks.vision_zoo --markdown benchmarks/results/vision_
 
 
 def test_vision_zoo_tables_in_docs_and_readme_are_the_record():
-    """docs/vision_zoo.md's summary and every-row tables, the README's summary table and its
-    headline, and the doc's "Not yet run" line are what ``--markdown`` prints from the record."""
+    """docs/vision_zoo.md's summary and every-row tables, docs/survey.md's summary table, the
+    headline in both survey.md and the README, and the doc's "Not yet run" line are what
+    ``--markdown`` prints from the record."""
     from benchmarks import vision_zoo
 
     doc = json.loads(ZOO_JSON.read_text())
-    zoo, readme = ZOO_DOC.read_text(), README.read_text()
+    zoo, survey = ZOO_DOC.read_text(), SURVEY_DOC.read_text()
     fix = f"run `{ZOO_CMD}` and paste its tables"
     assert vision_zoo.summary_table(doc) in zoo, f"docs/vision_zoo.md's summary is stale: {fix}"
-    assert vision_zoo.summary_table(doc) in readme, f"README's vision zoo table is stale: {fix}"
+    assert vision_zoo.summary_table(doc) in survey, f"docs/survey.md's zoo table is stale: {fix}"
     assert vision_zoo.row_table(doc) in zoo, f"docs/vision_zoo.md's every-row table is stale: {fix}"
-    assert " ".join(vision_zoo.headline(doc).split()) in " ".join(readme.split()), (
-        f"README's vision zoo headline is not: {vision_zoo.headline(doc)}")
+    for page in (README, SURVEY_DOC):
+        assert " ".join(vision_zoo.headline(doc).split()) in " ".join(page.read_text().split()), (
+            f"{page.name}'s vision zoo headline is not: {vision_zoo.headline(doc)}")
     pending = [n for n in vision_zoo.MODELS if n not in {r["name"] for r in doc["records"]}]
     m = re.search(r"Not yet run \(.*?\): (.*)\.", zoo)
     named = re.findall(r"`([\w.]+)`", m.group(1)) if m else []
@@ -211,15 +221,16 @@ def test_vision_zoo_summary_counts_each_status_once():
                                                "2 of them evaluate")
 
 
-def test_readme_user_model_recipe_builds_a_model_from_ids_to_logits():
-    """The factory in "Try your own model" runs: int64 ids (1, 16) -> logits (1, 16, vocab)."""
+def test_user_model_recipe_builds_a_model_from_ids_to_logits():
+    """The factory in docs/survey.md's "Try your own model" runs: int64 ids (1, 16) -> logits
+    (1, 16, vocab)."""
     import torch
 
-    section = _section(README.read_text(), RECIPE_SECTION)
+    section = _section(SURVEY_DOC.read_text(), RECIPE_SECTION)
     code = re.search(r"```python\n(.*?)```", section, re.DOTALL)
-    assert code, "README's 'Try your own model' lost its python factory"
+    assert code, "docs/survey.md's 'Try your own model' lost its python factory"
     scope: dict = {}
-    exec(compile(code.group(1), "README:my_lm.py", "exec"), scope)  # noqa: S102
+    exec(compile(code.group(1), "docs/survey.md:my_lm.py", "exec"), scope)  # noqa: S102
     model = scope["make"]().eval()
     with torch.no_grad():
         out = model(torch.randint(0, 300, (1, 16)))

@@ -5,9 +5,9 @@ function taking no argument, so ``qasic evaluate --model benchmarks/handwritten/
 loads it as any user file), and a ``NETWORKS`` tuple of ``Network`` rows naming them. The runner
 (``python -m benchmarks.handwritten``) writes each row's inputs to an ``.npz`` and runs the
 ``qasic evaluate`` command line on it, and ``qasic generate`` for decoders; its JSON
-(``benchmarks/results/handwritten.json``) is what the README's table of hand-written networks
-quotes. No network here is shaped to what qasic supports: each follows a published design or a
-well-known codebase's way of writing it (named in ``about``).
+(``benchmarks/results/handwritten.json``) is what docs/handwritten.md's table and the headline
+in the README and docs/survey.md quote. No network here is shaped to what qasic supports: each
+follows a published design or a well-known codebase's way of writing it (named in ``about``).
 """
 
 from __future__ import annotations
