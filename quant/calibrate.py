@@ -218,8 +218,10 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
            for key, ts in groups.items()}
     pins = concat_pins(graph)  # tensor -> the concat whose TensorQ it takes
     for t, c in pins.items():  # a member a norm, softmax or matmul reads INT makes the concat's
-        if t in need and c not in need:  # one TensorQ INT (at FP8 activations its own need
-            need[c] = INT  # was lost: AXK2's q_a_proj, read by a norm and a concat, crashed)
+        if need.get(t) == SYMMETRIC:  # one TensorQ INT (at FP8 activations its own need
+            need[c] = SYMMETRIC  # was lost: AXK2's q_a_proj, read by a norm and a concat,
+        elif t in need and c not in need:  # crashed), symmetric when a matmul reads it (a
+            need[c] = INT  # row gather by a constant one-hot: EGNN's h[:, rows] and cat([h, m]))
     shared = {c: one[roles[c]] if c in roles else observe(c) for c in dict.fromkeys(pins.values())}
     tensors[graph.input] = input_encoding(graph) or observe(graph.input)
     for name, layout in zip(graph.inputs[1:], graph.input_layouts[1:], strict=True):
