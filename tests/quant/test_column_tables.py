@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from qasic.errors import UnsupportedOpError
-from qasic.quant import QuantConfig, quantize
+from qasic.quant import QuantConfig, capture, quantize, run_float
 from qasic.quant.column_tables import decompose
 
-from .transformer_nets import float_and_quantized
+from .transformer_nets import Fn, float_and_quantized
 
 aten = torch.ops.aten
 
@@ -102,3 +102,16 @@ class _Outer(nn.Module):
 
     def forward(self, x):
         return (self.inner(x).unsqueeze(-1) * self.w).flatten(1)
+
+
+@pytest.mark.parametrize("shape", [(2, 6, 4), (2, 4)])  # a sequence and a feature vector
+def test_a_grid_shared_by_the_channels_captures_torchs_values(shape):
+    grid = torch.linspace(-1, 1, 5).expand(4, -1)
+    model = Fn(lambda x, fc: ((fc(x).unsqueeze(-1) >= grid).float() * 2).flatten(-2),
+               nn.Linear(4, 4)).eval()
+    x = np.random.default_rng(0).standard_normal((8, *shape[1:])).astype(np.float32)
+    fg = capture(model, torch.from_numpy(x[:2]))
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    got = run_float(fg, fg.to_internal(x)).reshape(want.shape)
+    np.testing.assert_array_equal(got, want)
