@@ -94,7 +94,10 @@ def lower(b: Any, node: Any, args: list, kwargs: dict) -> Any:
                      "capture makes one table per column shared by the channels, not one per "
                      "channel; keep the grid the same for every input (efficient-kan's as "
                      "built)")
-    src, t = _tree(materialize(b, args[0]))
+    x = _tree(materialize(b, args[0]))
+    if x is None or x[0] is None:
+        b.fail(node, "a function of each element of a value that is not an activation")
+    src, t = x
     value = Pointwise(src, bind(ast.literal_eval(args[2]), values, t), node)
     return value if b.sequence else materialize(b, value)
 
