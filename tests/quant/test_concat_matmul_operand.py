@@ -1,8 +1,9 @@
 """A tensor that a concat shares its encoding with (calibrate.concat_pins) and that a matmul
 reads too: a graph network written per graph (EGNN's node features gathered by constant edge
 indices, h[:, rows], a matmul by a constant one-hot, and concatenated with them for the node
-update). The concat's one TensorQ is symmetric then (a matmul's operands have zero point 0);
-it was affine, and quantization stopped in 'matmul operands need zero point 0'."""
+update). The concat's one TensorQ is symmetric then, when its affine one's zero point is not
+0 (a matmul's operands have zero point 0); quantization stopped in 'matmul operands need zero
+point 0'."""
 
 from __future__ import annotations
 
