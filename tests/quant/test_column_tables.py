@@ -62,7 +62,7 @@ def _kan(skew: bool = False) -> nn.Module:
 
 
 def _x() -> np.ndarray:
-    return np.random.default_rng(0).uniform(-1, 1, (32, 4)).astype(np.float32)
+    return np.random.default_rng(0).uniform(-1, 1, (16, 4)).astype(np.float32)
 
 
 def test_b_spline_bases_become_one_table_per_column_bit_exact():
