@@ -28,6 +28,7 @@ import numpy as np
 from qasic.arch.config import ArchConfig
 from qasic.arch.pe import significand_bits
 from qasic.compiler import mapper
+from qasic.compiler.accumulator import overflow
 from qasic.compiler.dma import dma
 from qasic.compiler.fuse import Kernel
 from qasic.compiler.gemm import ConvGeom, GemmBlock, GemmKernel
@@ -138,8 +139,7 @@ def _check_accumulator(graph: QGraph, node, arch: ArchConfig, k: int) -> None:
     ta, tb = (graph.tensors[t] for t in node.inputs)
     worst = k * ta.max_magnitude * tb.max_magnitude
     if worst >= 1 << (arch.acc_bits - 1):
-        raise ConfigError(f"arch config: array.acc_bits = {arch.acc_bits} can overflow in layer "
-                          f"{node.name} (worst case |acc| = {worst}); raise array.acc_bits")
+        raise overflow(arch, node.name, worst)
 
 
 def dynamic_weights(g: GemmKernel, b: Buffer, arch: ArchConfig, bi, block, ntiles, ctiles, fl):

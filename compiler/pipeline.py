@@ -24,6 +24,7 @@ import numpy as np
 from qasic.arch.config import PARAM_BYTES_PER_CHANNEL, ArchConfig
 from qasic.arch.pe import significand_bits
 from qasic.compiler import mapper, resize, topk
+from qasic.compiler.accumulator import check_gemm as check_accumulator
 from qasic.compiler.aliases import simplify_moves
 from qasic.compiler.cache import cache_steps, window_steps
 from qasic.compiler.flat_output import written_out
@@ -239,8 +240,8 @@ def _lower_gemm(graph, k: Kernel, arch, src: Buffer, dst: Buffer, flat_src, cons
     g = lower_gemm(graph, k, flat_src, arch)
     _check_operands(g, arch)
     _check_activations(graph, k, arch)
-    _check_accumulator(g, arch, graph.tensors[k.anchor.inputs[0]].max_magnitude,
-                       (k.anchor.inputs[0], graph.tensors[k.anchor.inputs[0]]))
+    check_accumulator(g, arch, graph.tensors[k.anchor.inputs[0]].max_magnitude,
+                      (k.anchor.inputs[0], graph.tensors[k.anchor.inputs[0]]))
     table = k.has("lut")
     post_table = b"" if table is None else code_table(graph, table, dst.bits)
     layer = mapper_layer(g, src, dst, len(post_table))
@@ -359,24 +360,3 @@ def _check_activations(graph: QGraph, k: Kernel, arch: ArchConfig) -> None:
             f"layer {k.name} reads {what} needing {bits}-bit PE inputs{how} but the array's PEs "
             f"take array.input_bits = {arch.input_bits}; raise array.input_bits (or "
             "array.input_shift_bits) or quantize the activations to fewer bits")
-
-
-def _check_accumulator(g: GemmKernel, arch: ArchConfig, x_max: int,
-                       src: tuple | None = None) -> None:
-    """Prove the array's accumulator cannot overflow: |sum x w| + |bias| < 2**(acc_bits-1),
-    with |x| <= x_max (128 for int8 codes, the largest level for FP8). ``src``: (the input
-    tensor, its encoding), named when the bias alone overflows (its units are the input's
-    scale times the weights': an input calibrated to an almost-zero range)."""
-    worst = max(int((x_max * np.abs(g.effective(b)).sum(axis=0) + np.abs(b.bias)).max())
-                for b in g.blocks)
-    if worst >= 1 << (arch.acc_bits - 1):
-        bias = max(int(np.abs(b.bias).max(initial=0)) for b in g.blocks)
-        why = ""
-        if src is not None and bias >= 1 << (arch.acc_bits - 1):
-            name, tq = src
-            why = (f": its bias alone is {bias} accumulator units, because its input '{name}' "
-                   f"was calibrated to an almost-zero range (scale {tq.scale:.3g}): the model's "
-                   "activations vanish there; check its weights or calibration data")
-        raise ConfigError(
-            f"arch config: array.acc_bits = {arch.acc_bits} can overflow in layer "
-            f"{g.name} (worst case |acc| = {worst}){why}; raise array.acc_bits")

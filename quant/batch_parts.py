@@ -6,11 +6,11 @@ parts, rewritten before capture as each part run through its own copy of those o
 RAFT encodes both frames in one batch, ``fnet(torch.cat([image1, image2], dim=0))``, then
 ``torch.chunk(fmaps, 2, dim=0)``. qasic runs each sample alone and never joins samples, so a
 cat along the batch is refused; when every op between the cat and the split acts on each
-sample alone (``PER_SAMPLE``: convolutions, per-sample norms, pools, pointwise ops, views that
-keep the batch leading), the two forms compute the same values, and the copies share their
-weights (the constants are the same nodes). Any other reader of the joined batch (an op off the
-list, the graph output, a split into other parts) leaves the graph as it is (and the cat
-refused in one line)."""
+sample alone (``PER_SAMPLE``: convolutions, per-sample norms, batch norms on running
+statistics, pools, pointwise ops, views that keep the batch leading), the two forms compute the
+same values, and the copies share their weights (the constants are the same nodes). Any other
+reader of the joined batch (an op off the list, the graph output, a split into other parts)
+leaves the graph as it is (and the cat refused in one line)."""
 
 from __future__ import annotations
 
@@ -25,10 +25,18 @@ SPLITS = {aten.split.Tensor, aten.split_with_sizes.default, aten.chunk.default}
 # arguments given; pointwise ops (torch.Tag.pointwise) too
 PER_SAMPLE = {aten.conv1d.default, aten.conv2d.default, aten.convolution.default,
               aten.instance_norm.default, aten.group_norm.default, aten.layer_norm.default,
-              aten.max_pool2d.default, aten.avg_pool2d.default, aten.adaptive_avg_pool2d.default,
+              aten.max_pool2d.default, aten.max_pool2d_with_indices.default,
+              aten.avg_pool2d.default, aten.adaptive_avg_pool2d.default,
               aten.upsample_bilinear2d.vec, aten.upsample_nearest2d.vec, aten.dropout.default,
               aten.clone.default, aten.contiguous.default, aten.alias.default,
               aten.detach.default, aten.detach_.default, aten._to_copy.default}
+# batch norms: per sample only on running statistics (eval), the index of their training
+# flag (True reads the batch's statistics), None when the op has none
+BATCH_NORMS = {aten.batch_norm.default: 5,
+               aten._native_batch_norm_legit_no_training.default: None}
+# ops whose value is a tuple, its first the per-sample output (read through getitem)
+TUPLES = {aten.max_pool2d_with_indices.default,
+          aten._native_batch_norm_legit_no_training.default}
 VIEWS = {aten.view.default, aten.reshape.default, aten._unsafe_view.default}
 
 
@@ -52,9 +60,15 @@ def _sizes(split: fx.Node) -> list[int] | None:
     return [min(k, n - i) for i in range(0, n, k)]
 
 
+def _output(node: fx.Node):
+    """``node``'s meta value; a TUPLES op's first (its output, then side values)."""
+    val = node.meta.get("val")
+    return val[0] if node.target in TUPLES and isinstance(val, (tuple, list)) else val
+
+
 def _per_sample(node: fx.Node, total: int) -> bool:
     """Whether ``node`` computes each sample of its batch of ``total`` alone."""
-    val = node.meta.get("val")
+    val = _output(node)
     if node.target is operator.getitem:
         return isinstance(val, torch.Tensor) and val.dim() > 0 and val.shape[0] == total
     if node.op != "call_function" or not isinstance(val, torch.Tensor) or val.dim() == 0 \
@@ -62,15 +76,16 @@ def _per_sample(node: fx.Node, total: int) -> bool:
         return False
     if node.target in VIEWS:
         return int(node.args[1][0]) in (total, -1) and -1 not in list(node.args[1])[1:]
-    if node.target is aten.max_pool2d_with_indices.default:
-        return True
+    if node.target in BATCH_NORMS:
+        training = BATCH_NORMS[node.target]
+        return training is None or not node.args[training]
     return node.target in PER_SAMPLE or torch.Tag.pointwise in getattr(node.target, "tags", ())
 
 
 def _joins(node: fx.Node, region: set[fx.Node], total: int) -> bool:
     """Whether ``node`` reads, besides the region's values, a tensor of the whole batch (whose
     parts a copy per part would have to select)."""
-    rank = node.meta["val"].dim()
+    rank = _output(node).dim()
     for a in node.all_input_nodes:
         val = a.meta.get("val")
         if a not in region and isinstance(val, torch.Tensor) and val.dim() == rank \

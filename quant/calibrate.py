@@ -221,6 +221,10 @@ def encode_activations(graph: FGraph, values: Mapping[str, np.ndarray],
         if t in need and c not in need:  # one TensorQ INT (at FP8 activations its own need
             need[c] = INT  # was lost: AXK2's q_a_proj, read by a norm and a concat, crashed)
     shared = {c: one[roles[c]] if c in roles else observe(c) for c in dict.fromkeys(pins.values())}
+    for t, c in pins.items():  # a member a matmul reads: the concat's zero point must be 0, so
+        if need.get(t) == SYMMETRIC and c not in roles and shared[c].zero_point:  # symmetric
+            need[c] = SYMMETRIC  # (EGNN per graph: h[:, rows], a matmul by a constant one-hot,
+            shared[c] = observe(c)  # and cat([h, m]); one that is 0 already stays as it was)
     tensors[graph.input] = input_encoding(graph) or observe(graph.input)
     for name, layout in zip(graph.inputs[1:], graph.input_layouts[1:], strict=True):
         tensors[name] = TOKEN_IDS if layout == TOKENS else observe(name)

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from qasic.quant import (
+    column_tables,
     embedding_bag,
     inplace,
     lastpool,
@@ -135,7 +136,7 @@ HANDLERS = {**_IMAGE, **{
     for t, h in transformer.HANDLERS.items()},
     **{t: _by_layout(h, None) for t, h in lastpool.HANDLERS.items()},
     **{t: _by_layout(h, None) for t, h in sinks.HANDLERS.items()},
-    **logsoftmax.HANDLERS, **embedding_bag.HANDLERS}
+    **logsoftmax.HANDLERS, **embedding_bag.HANDLERS, **column_tables.HANDLERS}
 SUPPORTED = (lowering.SUPPORTED + lowering_convt.SUPPORTED + lowering_pad.SUPPORTED
              + lowering_ops.SUPPORTED + lowering_groupnorm.SUPPORTED
              + transformer.SUPPORTED + lowering_gather.SUPPORTED

@@ -115,7 +115,9 @@ def index(b: Any, node: Any, args: list, kwargs: dict) -> Act:
             b.fail(node, f"indexing the rows of a ({rows}, ...) activation, the batch of "
                          f"{b.batch} folded into its first axis (PyG / EGNN batching: the "
                          "nodes of every graph in one axis, edges offset per graph); keep the "
-                         "batch axis: x.view(B, N, F)[:, idx] with the indices of one graph")
+                         "batch axis: x.view(B, N, F)[:, idx] with the indices of one graph, "
+                         "and sum the edges' messages per node along that axis "
+                         "(h.new_zeros(h.shape).index_add(1, rows, m))")
         b.fail(node, "indexing of an activation; only x[arange(batch)] and x[arange(batch), "
                      "last non-pad token] with the batch on axis 0 (a decoder's sequence "
                      "classification pooling)")

@@ -559,7 +559,9 @@ def compare(b: Any, node: Any, args: list, kwargs: dict) -> Any:
         b.fail(node, f"a comparison of an activation with a {tuple(args[1].shape)} tensor of "
                      "thresholds (efficient-kan's B-spline bases: (x >= grid[:, :-1]) & (x < "
                      "grid[:, 1:])); an activation compares only with a scalar (a 0/1 table "
-                     "of it), a tensor only with the token ids (a padding mask)")
+                     "of it), with a table along a new last axis that is the same for every "
+                     "channel (x.unsqueeze(-1) >= grid: one table per column, qasic.quant."
+                     "column_tables), a tensor only with the token ids (a padding mask)")
     return masks.from_ids(b, node, _act(b, node, x, "comparison input"), args[1])
 
 

@@ -43,7 +43,9 @@ __all__ = ["QuantConfig", "quantize", "quantize_graph"]
 
 BIAS_LIMIT = 1 << (MAX_ACC_BITS - 1)  # the widest accumulator; the compiler checks
 # a layer's bias at most this many accumulator units (s_in * s_w[c]): half the range of a 32-bit
-# accumulator (every built-in arch's), the other half the products' (bias_weight_scales)
+# accumulator (every built-in arch's), the other half the products' (bias_weight_scales).
+# Quantization does not see the arch; a narrower one is refused at compile time with the width
+# the layer needs (qasic.compiler.accumulator)
 BIAS_UNITS = 1 << 30
 FLOAT_CHUNK_ELEMENTS = 1 << 22  # input values per float run of the calibration batch
 

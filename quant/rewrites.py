@@ -23,6 +23,7 @@ from qasic.quant import (
     channel_norm,
     chomp,
     column_stack,
+    column_tables,
     compare_pair,
     complex_rope,
     const_left,
@@ -95,6 +96,10 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("batch_parts", "parts concatenated along the batch, run through per-sample ops "
             "and split back into the same parts, run each through its own copy of the ops "
             "(RAFT's feature encoder of both frames)", _graph_only(batch_parts.decompose)),
+    Rewrite("column_tables", "a piecewise function of each element of an activation along a "
+            "new last axis of constant tables shared by the channels (efficient-kan's B-spline "
+            "bases from (x >= grid[:, :-1]) & (x < grid[:, 1:])) becomes the cat of its "
+            "columns, each a chain of scalar ops of x (one table each)", column_tables.decompose),
     Rewrite("zero_cat", "zeros concatenated at the ends of an activation along its length, "
             "height or width become the zero pad they are (the TasNet family's pad_signal: "
             "cat([zeros, x, zeros], 2))", _graph_only(zero_cat.decompose)),

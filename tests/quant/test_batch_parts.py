@@ -47,6 +47,19 @@ class Mixes(TwoFrames):
         return f1 + f2, y
 
 
+class BatchNormed(TwoFrames):
+    """RAFT's encoder with BatchNorm2d (its BasicEncoder's norm_fn="batch") in eval: running
+    statistics, each sample alone; ``stats`` False keeps no running statistics, so even in
+    eval the norm reads the joined batch's and the cat stays."""
+
+    def __init__(self, stats: bool = True):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(8, track_running_stats=stats)
+        if stats:
+            self.norm.running_mean.uniform_(-0.5, 0.5)
+            self.norm.running_var.uniform_(0.5, 2.0)
+
+
 def _x() -> np.ndarray:
     return np.random.default_rng(0).standard_normal((4, 6, 8, 8)).astype(np.float32)
 
@@ -72,4 +85,22 @@ def test_a_batch_cat_split_back_runs_each_part_alone_bit_exact():
 
 def test_a_joined_batch_read_elsewhere_stays():
     ep = torch.export.export(Mixes().eval(), (torch.from_numpy(_x()[:1]),))
+    assert decompose(ep.graph_module.graph) is ep.graph_module.graph
+
+
+def test_an_eval_batch_norm_runs_each_part_alone_bit_exact():
+    x, model = _x(), BatchNormed().eval()
+    ep = torch.export.export(model, (torch.from_numpy(x[:1]),))
+    new = decompose(ep.graph_module.graph)
+    assert len([n for n in new.nodes if n.target is aten.batch_norm.default]) == 2
+    gm = fx.GraphModule(ep.graph_module, new)  # the rewritten graph computes torch's values
+    xt = torch.from_numpy(x[:1])
+    state = [ep.state_dict[s.target] for s in ep.graph_signature.input_specs if s.target]
+    torch.testing.assert_close(gm(*state, xt)[0], model(xt), rtol=1e-5, atol=1e-5)
+    r = qasic.evaluate(model, x, calibration=x)  # golden reference == simulator
+    assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
+
+
+def test_a_batch_norm_on_the_batch_statistics_stays():
+    ep = torch.export.export(BatchNormed(stats=False).eval(), (torch.from_numpy(_x()[:1]),))
     assert decompose(ep.graph_module.graph) is ep.graph_module.graph

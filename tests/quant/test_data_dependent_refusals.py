@@ -49,11 +49,23 @@ def test_a_max_of_every_element_is_refused_in_one_line():
 
 @pytest.mark.parametrize("shape", [(2, S, D), (2, D)])  # a sequence and a feature vector
 def test_a_comparison_with_a_tensor_of_thresholds_is_refused_in_one_line(shape):
-    grid = torch.linspace(-1, 1, 5).expand(D, -1)
+    cuts = torch.linspace(-1, 1, D)  # one threshold per channel, on the activation's own axes
+    msg = _refusal(lambda x, fc: (fc(x) >= cuts).float() * 2, nn.Linear(D, D), shape=shape)
+    assert f"a comparison of an activation with a {tuple(cuts.shape)} tensor of thresholds " \
+           "(efficient-kan's B-spline bases" in msg and "x.unsqueeze(-1) >= grid" in msg \
+           and "\n" not in msg
+
+
+@pytest.mark.parametrize("shape", [(2, S, D), (2, D)])
+def test_a_grid_of_thresholds_per_channel_is_refused_in_one_line(shape):
+    """Along a new last axis a grid the same for every channel runs (qasic.quant.
+    column_tables, tests/quant/test_column_tables.py); one that differs would need a table
+    per channel."""
+    grid = torch.linspace(-1, 1, 5) + torch.linspace(0, 0.1, D)[:, None]
     msg = _refusal(lambda x, fc: ((fc(x).unsqueeze(-1) >= grid).float() * 2).flatten(-2),
                    nn.Linear(D, D), shape=shape)
-    assert f"a comparison of an activation with a {tuple(grid.shape)} tensor of thresholds " \
-           "(efficient-kan's B-spline bases" in msg and "\n" not in msg
+    assert "a function of each element of an activation computed from constants that differ " \
+           "between its channels" in msg and "\n" not in msg
 
 
 def _tome_scores(x, fc):
@@ -78,3 +90,4 @@ def test_indexing_rows_of_a_batch_folded_into_the_nodes_is_refused_in_one_line()
     msg = _refusal(_folded_rows, nn.Linear(D, D), shape=(2, 3, D))
     assert "the batch of 2 folded into its first axis (PyG / EGNN batching" in msg
     assert "x.view(B, N, F)[:, idx]" in msg and "\n" not in msg
+    assert "index_add(1, rows, m)" in msg  # the form test_concat_matmul_operand runs

@@ -37,8 +37,9 @@ def rtl_build_dir(tmp_path_factory):
 def fp8_digits():
     """(trained digits_cnn, its graph with FP8 E4M3 weights and activations, its design point
     ``arch_for`` on a 4x4 array): shift-add PEs of 5-bit significands and 4-bit shifts on both
-    operands. The one shift-add Verilator build the slow tests share (~40 s; the 16x16 default
-    array's would take ~110 s)."""
+    operands. The one shift-add Verilator build the slow tests share, on 16 PEs rather than the
+    16x16 default's 256 (the build's time grows with the array; not quoted here, as it moves
+    with the machine and the Verilator version)."""
     from qasic.arch.config import default_arch
     from qasic.flow import arch_for, quantize_model
     from qasic.models import get_model
