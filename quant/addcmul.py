@@ -9,6 +9,7 @@ import torch
 from torch import fx
 
 from qasic.quant.fxnodes import like as _op
+from qasic.quant.fxnodes import rebuild
 
 aten = torch.ops.aten
 
@@ -19,15 +20,15 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no addcmul / addcdiv, else a copy with each rewritten."""
     if not any(n.op == "call_function" and n.target in _INNER for n in graph.nodes):
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node.op == "call_function" and node.target in _INNER:
-            x, a, b = (env[v] if isinstance(v, fx.Node) else v for v in node.args[:3])
-            value = node.args[3] if len(node.args) > 3 else node.kwargs.get("value", 1)
-            y = _op(new, node, _INNER[node.target], (a, b))
-            if value != 1:
-                y = _op(new, node, aten.mul.Tensor, (y, value))
-            env[node] = _op(new, node, aten.add.Tensor, (x, y))
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, _replace)
+
+
+def _replace(new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
+    if not (node.op == "call_function" and node.target in _INNER):
+        return None
+    x, a, b = (env[v] if isinstance(v, fx.Node) else v for v in node.args[:3])
+    value = node.args[3] if len(node.args) > 3 else node.kwargs.get("value", 1)
+    y = _op(new, node, _INNER[node.target], (a, b))
+    if value != 1:
+        y = _op(new, node, aten.mul.Tensor, (y, value))
+    return _op(new, node, aten.add.Tensor, (x, y))

@@ -21,6 +21,8 @@ import operator
 import torch
 from torch import fx
 
+from qasic.quant.fxnodes import rebuild
+
 aten = torch.ops.aten
 _CASTS = (aten.to.dtype, aten._to_copy.default, aten.clone.default, aten.alias.default)
 
@@ -30,17 +32,17 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     constant."""
     if not any(_all_written(n) for n in graph.nodes):
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if _all_written(node):
-            val = node.meta["val"]
-            env[node] = new.create_node(
-                "call_function", aten.full.default, (list(val.shape), node.args[3]),
-                {"dtype": val.dtype}, name=node.name)
-            env[node].meta = dict(node.meta)
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, _replace)
+
+
+def _replace(new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
+    if not _all_written(node):
+        return None
+    val = node.meta["val"]
+    out = new.create_node("call_function", aten.full.default, (list(val.shape), node.args[3]),
+                          {"dtype": val.dtype}, name=node.name)
+    out.meta = dict(node.meta)
+    return out
 
 
 def _all_written(node: fx.Node) -> bool:

@@ -9,10 +9,12 @@ those three nodes, the last taking the any's name and meta.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rebuild
 
 aten = torch.ops.aten
 ANYS = (aten.any.dims, aten.any.dim, aten.any.default)
@@ -36,17 +38,17 @@ def decompose(graph: fx.Graph) -> fx.Graph:
              and isinstance(n.args[0], fx.Node) and n.args[0].meta["val"].dtype == torch.bool]
     if not found:
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node not in found:
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        dims, keep = _dims(node)
-        x = like(new, node, aten._to_copy.default, (env[node.args[0]],))
-        x.meta["val"] = node.args[0].meta["val"].to(torch.float32)
-        x.kwargs = {"dtype": torch.float32}
-        top = like(new, node, aten.amax.default, (x, dims, keep))
-        out = new.create_node("call_function", aten.gt.Scalar, (top, 0.5), name=node.name)
-        out.meta = dict(node.meta)
-        env[node] = out
-    return new
+    return rebuild(graph, partial(_replace, found))
+
+
+def _replace(found: list, new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
+    if node not in found:
+        return None
+    dims, keep = _dims(node)
+    x = like(new, node, aten._to_copy.default, (env[node.args[0]],))
+    x.meta["val"] = node.args[0].meta["val"].to(torch.float32)
+    x.kwargs = {"dtype": torch.float32}
+    top = like(new, node, aten.amax.default, (x, dims, keep))
+    out = new.create_node("call_function", aten.gt.Scalar, (top, 0.5), name=node.name)
+    out.meta = dict(node.meta)
+    return out

@@ -10,10 +10,12 @@ projected from 4 memory rows concatenated before the 32 tokens ahead of the proj
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rebuild
 
 aten = torch.ops.aten
 LINEARS = (aten.linear.default,)
@@ -53,13 +55,13 @@ def decompose(graph: fx.Graph, users: set[str]) -> fx.Graph:
     found = {n: s for n in graph.nodes if (s := _split(n, users, seen)) is not None}
     if not found:
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in found:
-            _cat, parts, dim = found[node]
-            rest = tuple(env[a] if isinstance(a, fx.Node) else a for a in node.args[1:])
-            outs = [like(new, node, node.target, (env[p], *rest)) for p in parts]
-            env[node] = like(new, node, aten.cat.default, (outs, dim))
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, partial(_replace, found))
+
+
+def _replace(found: dict, new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
+    if node not in found:
+        return None
+    _cat, parts, dim = found[node]
+    rest = tuple(env[a] if isinstance(a, fx.Node) else a for a in node.args[1:])
+    outs = [like(new, node, node.target, (env[p], *rest)) for p in parts]
+    return like(new, node, aten.cat.default, (outs, dim))

@@ -15,10 +15,13 @@ three or more parts of rank 4 or more.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import fx
 
 from qasic.quant.fxnodes import like as _op
+from qasic.quant.fxnodes import rebuild
 
 aten = torch.ops.aten
 
@@ -43,13 +46,13 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     found = {n: k for n in graph.nodes if (k := _axis(n)) is not None}
     if not found:
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in found:
-            k, last = found[node], node.meta["val"].dim() - 1
-            cols = [_op(new, node, aten.transpose.int, (env[p], k, last)) for p in node.args[0]]
-            cat = _op(new, node, aten.cat.default, (cols, last))
-            env[node] = _op(new, node, aten.transpose.int, (cat, k, last))
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, partial(_replace, found))
+
+
+def _replace(found: dict, new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
+    if node not in found:
+        return None
+    k, last = found[node], node.meta["val"].dim() - 1
+    cols = [_op(new, node, aten.transpose.int, (env[p], k, last)) for p in node.args[0]]
+    cat = _op(new, node, aten.cat.default, (cols, last))
+    return _op(new, node, aten.transpose.int, (cat, k, last))

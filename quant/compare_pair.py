@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rebuild
 
 aten = torch.ops.aten
 COMPARISONS = (aten.eq.Tensor, aten.ne.Tensor, aten.lt.Tensor, aten.le.Tensor, aten.gt.Tensor,
@@ -40,12 +40,12 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     with each such comparison one of their difference with 0."""
     if not any(_float_pair(n) for n in graph.nodes):
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if _float_pair(node):
-            a, b = node.args
-            diff = like(new, node, aten.sub.Tensor, (env[a], env[b]))
-            env[node] = like(new, node, _SCALAR[node.target], (diff, 0.0))
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, _replace)
+
+
+def _replace(new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
+    if not _float_pair(node):
+        return None
+    a, b = node.args
+    diff = like(new, node, aten.sub.Tensor, (env[a], env[b]))
+    return like(new, node, _SCALAR[node.target], (diff, 0.0))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rebuild
 
 aten = torch.ops.aten
 
@@ -70,13 +70,8 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     found = {n: f for n in graph.nodes if (f := _form(n)) is not None}
     if not found:
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in found:
-            env[node] = _FORMS[found[node]](new, node, env)
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, lambda new, node, env:
+                   _FORMS[found[node]](new, node, env) if node in found else None)
 
 
 def _spatial(g: fx.Graph, node: fx.Node, env: dict) -> fx.Node:

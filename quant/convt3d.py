@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rebuild
 
 aten = torch.ops.aten
 
@@ -52,11 +52,7 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     found = [n for n in graph.nodes if _transposed3d(n) is not None]
     if not found:
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        env[node] = _conv3d(new, node, env) if node in found \
-            else new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, lambda new, node, env: _conv3d(new, node, env) if node in found else None)
 
 
 def _conv3d(g: fx.Graph, node: fx.Node, env: dict) -> fx.Node:

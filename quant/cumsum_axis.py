@@ -15,10 +15,13 @@ cumsum along axis 1 is already that; one along the last axis is a feature axis's
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import fx
 
 from qasic.quant.fxnodes import like as _op
+from qasic.quant.fxnodes import rebuild
 
 aten = torch.ops.aten
 
@@ -38,15 +41,15 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     found = {n: k for n in graph.nodes if (k := _axis(n)) is not None}
     if not found:
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node not in found:
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        k, rank = found[node], node.meta["val"].dim()
-        perm = [0, k] + [d for d in range(1, rank) if d != k]
-        back = [perm.index(d) for d in range(rank)]
-        x = _op(new, node, aten.permute.default, (env[node.args[0]], perm))
-        x = _op(new, node, aten.cumsum.default, (x, 1))
-        env[node] = _op(new, node, aten.permute.default, (x, back))
-    return new
+    return rebuild(graph, partial(_replace, found))
+
+
+def _replace(found: dict, new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
+    if node not in found:
+        return None
+    k, rank = found[node], node.meta["val"].dim()
+    perm = [0, k] + [d for d in range(1, rank) if d != k]
+    back = [perm.index(d) for d in range(rank)]
+    x = _op(new, node, aten.permute.default, (env[node.args[0]], perm))
+    x = _op(new, node, aten.cumsum.default, (x, 1))
+    return _op(new, node, aten.permute.default, (x, back))

@@ -29,6 +29,7 @@ import torch
 from torch import fx
 
 from qasic.errors import UnsupportedOpError
+from qasic.quant.fxnodes import rebuild
 
 aten = torch.ops.aten
 EINSUM = aten.einsum.default
@@ -48,16 +49,16 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no einsum, else a copy with each einsum rewritten."""
     if not any(n.target is EINSUM for n in graph.nodes):
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node.target is EINSUM:
-            try:
-                env[node] = _rewrite(new, node, [env[a] for a in node.args[1]])
-            except UnsupportedOpError as e:
-                raise UnsupportedOpError(f"node {node.name!r}: {e}") from None
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, _replace)
+
+
+def _replace(new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
+    if node.target is not EINSUM:
+        return None
+    try:
+        return _rewrite(new, node, [env[a] for a in node.args[1]])
+    except UnsupportedOpError as e:
+        raise UnsupportedOpError(f"node {node.name!r}: {e}") from None
 
 
 def parse(equation: str, ranks: list[int], own_sums: bool = False) -> tuple[str, str, str]:

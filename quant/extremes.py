@@ -10,10 +10,13 @@ that is a constant or a scalar stays one pointwise table of the activation."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import fx
 
 from qasic.quant.fxnodes import like as _op
+from qasic.quant.fxnodes import rebuild
 
 aten = torch.ops.aten
 
@@ -34,16 +37,15 @@ def decompose(graph: fx.Graph, user_inputs: set[str]) -> fx.Graph:
              and n.meta["val"].dtype.is_floating_point}
     if not found:
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in found:
-            x, y = (env[a] for a in node.args)
-            if _OPS[node.target] == "max":
-                gap = _op(new, node, aten.relu.default, (_op(new, node, aten.sub.Tensor, (x, y)),))
-                env[node] = _op(new, node, aten.add.Tensor, (y, gap))
-            else:
-                gap = _op(new, node, aten.relu.default, (_op(new, node, aten.sub.Tensor, (y, x)),))
-                env[node] = _op(new, node, aten.sub.Tensor, (y, gap))
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, partial(_replace, found))
+
+
+def _replace(found: set, new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
+    if node not in found:
+        return None
+    x, y = (env[a] for a in node.args)
+    if _OPS[node.target] == "max":
+        gap = _op(new, node, aten.relu.default, (_op(new, node, aten.sub.Tensor, (x, y)),))
+        return _op(new, node, aten.add.Tensor, (y, gap))
+    gap = _op(new, node, aten.relu.default, (_op(new, node, aten.sub.Tensor, (y, x)),))
+    return _op(new, node, aten.sub.Tensor, (y, gap))

@@ -28,6 +28,7 @@ import torch
 from torch import fx
 
 from qasic.quant.fxnodes import like as _op
+from qasic.quant.fxnodes import rebuild
 
 aten = torch.ops.aten
 
@@ -41,13 +42,8 @@ def decompose(graph: fx.Graph, user_inputs: set[str]) -> fx.Graph:
     found = {n: m for n in graph.nodes if (m := match(n, reads)) is not None}
     if not found:
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in found:
-            env[node] = _conv(new, node, found[node], env)
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, lambda new, node, env:
+                   _conv(new, node, found[node], env) if node in found else None)
 
 
 def _reads_input(graph: fx.Graph, user_inputs: set[str]) -> set[fx.Node]:

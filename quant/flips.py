@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rebuild
 
 aten = torch.ops.aten
 FLIPS = (aten.flip.default,)
@@ -36,13 +36,8 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     rewritten."""
     if not any(_flippable(n) for n in graph.nodes):
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if _flippable(node):
-            env[node] = _flip(new, node, env[node.args[0]])
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, lambda new, node, env:
+                   _flip(new, node, env[node.args[0]]) if _flippable(node) else None)
 
 
 def _flip(g: fx.Graph, node: fx.Node, x: fx.Node) -> fx.Node:

@@ -14,6 +14,7 @@ import torch
 from torch import fx
 
 from qasic.quant.fxnodes import like as _op
+from qasic.quant.fxnodes import rebuild
 
 aten = torch.ops.aten
 
@@ -22,13 +23,8 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no glu, else a copy with each rewritten."""
     if not any(_is_glu(n) for n in graph.nodes):
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if _is_glu(node):
-            env[node] = _rewrite(new, node, env[node.args[0]])
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, lambda new, node, env:
+                   _rewrite(new, node, env[node.args[0]]) if _is_glu(node) else None)
 
 
 def _is_glu(node: fx.Node) -> bool:
