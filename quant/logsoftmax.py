@@ -28,6 +28,8 @@ from typing import Any
 import torch
 from torch import fx
 
+from qasic.quant.fxnodes import rebuild
+
 aten = torch.ops.aten
 TARGETS = (aten.log_softmax.int, aten._log_softmax.default)
 
@@ -36,13 +38,8 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no log_softmax, else a copy with each rewritten."""
     if not any(_is_log_softmax(n) for n in graph.nodes):
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if _is_log_softmax(node):
-            env[node] = _rewrite(new, node, env[node.args[0]])
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, lambda new, node, env:
+                   _rewrite(new, node, env[node.args[0]]) if _is_log_softmax(node) else None)
 
 
 def _is_log_softmax(node: fx.Node) -> bool:

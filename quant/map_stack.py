@@ -13,10 +13,12 @@ Gemma 3n's streams in front of the batch)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rebuild
 
 aten = torch.ops.aten
 
@@ -40,11 +42,11 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     found = {n: m for n in graph.nodes if (m := _maps(n)) is not None}
     if not found:
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node not in found:
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        parts = [like(new, node, aten.unsqueeze.default, (env[p], 1)) for p in found[node]]
-        env[node] = like(new, node, aten.cat.default, (parts, 1))
-    return new
+    return rebuild(graph, partial(_replace, found))
+
+
+def _replace(found: dict, new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
+    if node not in found:
+        return None
+    parts = [like(new, node, aten.unsqueeze.default, (env[p], 1)) for p in found[node]]
+    return like(new, node, aten.cat.default, (parts, 1))

@@ -15,10 +15,13 @@ is unchanged. Any other product of pairs is left to capture.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import fx
 
 from qasic.quant.complex_rope import _op, gptj_rotation
+from qasic.quant.fxnodes import rebuild
 
 aten = torch.ops.aten
 _VIEWS = (aten.reshape.default, aten.view.default, aten._unsafe_view.default)
@@ -31,14 +34,14 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     found = {n: p for n in graph.nodes if (p := _parts(n)) is not None}
     if not found:
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in found:
-            x, f = found[node]
-            env[node] = _rewrite(new, node, env[x], env[f])
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, partial(_replace, found))
+
+
+def _replace(found: dict, new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
+    if node not in found:
+        return None
+    x, f = found[node]
+    return _rewrite(new, node, env[x], env[f])
 
 
 def _parts(node: fx.Node) -> tuple | None:

@@ -17,6 +17,7 @@ import torch
 from torch import fx
 
 from qasic.quant.fxnodes import like as _op
+from qasic.quant.fxnodes import rebuild
 
 aten = torch.ops.aten
 
@@ -31,13 +32,8 @@ def decompose(graph: fx.Graph, inputs: set[str]) -> fx.Graph:
     picks = {n: at for n in graph.nodes if (at := _adjacent(n, fed)) is not None}
     if not picks:
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in picks:
-            env[node] = _rewrite(new, node, env, *picks[node])
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, lambda new, node, env:
+                   _rewrite(new, node, env, *picks[node]) if node in picks else None)
 
 
 def _adjacent(node: fx.Node, fed: set) -> tuple[int, int] | None:

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rebuild
 
 aten = torch.ops.aten
 ONE_HOTS = (aten.one_hot.default,)
@@ -31,15 +31,14 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     an embedding of eye(num_classes)."""
     if not any(_rewritable(n) for n in graph.nodes):
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if _rewritable(node):
-            table = like(new, node, _constant, (torch.eye(_classes(node)),))
-            out = like(new, node, aten.embedding.default, (table, env[node.args[0]]))
-            env[node] = out
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, _replace)
+
+
+def _replace(new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
+    if not _rewritable(node):
+        return None
+    table = like(new, node, _constant, (torch.eye(_classes(node)),))
+    return like(new, node, aten.embedding.default, (table, env[node.args[0]]))
 
 
 def _constant(t: torch.Tensor) -> Any:

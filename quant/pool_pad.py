@@ -17,11 +17,12 @@ or too long, is left for value_pad (and refused there in one line).
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rebuild
 
 aten = torch.ops.aten
 POOLS = {aten.max_pool1d.default: 1, aten.max_pool2d.default: 2,
@@ -82,11 +83,11 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     found = {n for n in graph.nodes if _folds(n)}
     if not found:
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node not in found:
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        pads = [int(p) for p in node.args[1]]
-        env[node] = like(new, node, aten.pad.default, (env[node.args[0]], pads, "replicate"))
-    return new
+    return rebuild(graph, partial(_replace, found))
+
+
+def _replace(found: set, new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
+    if node not in found:
+        return None
+    pads = [int(p) for p in node.args[1]]
+    return like(new, node, aten.pad.default, (env[node.args[0]], pads, "replicate"))

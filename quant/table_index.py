@@ -9,10 +9,12 @@ index is left as it is.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rebuild
 
 aten = torch.ops.aten
 _INTS = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
@@ -38,11 +40,10 @@ def decompose(graph: fx.Graph, users: set[str]) -> fx.Graph:
     embedding."""
     if not any(_table_lookup(n, users) for n in graph.nodes):
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if _table_lookup(node, users):
-            env[node] = like(new, node, aten.embedding.default,
-                             (env[node.args[0]], env[node.args[1][0]]))
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, partial(_replace, users))
+
+
+def _replace(users: set[str], new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
+    if not _table_lookup(node, users):
+        return None
+    return like(new, node, aten.embedding.default, (env[node.args[0]], env[node.args[1][0]]))

@@ -14,12 +14,13 @@ so; a product a rewrite makes, and any other, stays as it is.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rebuild
 
 aten = torch.ops.aten
 _PRODUCTS = (aten.matmul.default, aten.bmm.default)
@@ -35,18 +36,18 @@ def decompose(graph: fx.Graph, inputs: set[str]) -> fx.Graph:
     found = [n for n in graph.nodes if _match(n, fed)]
     if not found:
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node not in found:
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        a, x = (env[v] for v in node.args[:2])
-        t = x.meta["val"].shape[1]
-        a = like(new, node, aten.view.default, (a, [t, t]))
-        xt = like(new, node, aten.transpose.int, (x, 1, 2))
-        y = like(new, node, aten.matmul.default, (xt, like(new, node, aten.t.default, (a,))))
-        env[node] = like(new, node, aten.transpose.int, (y, 1, 2))
-    return new
+    return rebuild(graph, partial(_replace, found))
+
+
+def _replace(found: list, new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
+    if node not in found:
+        return None
+    a, x = (env[v] for v in node.args[:2])
+    t = x.meta["val"].shape[1]
+    a = like(new, node, aten.view.default, (a, [t, t]))
+    xt = like(new, node, aten.transpose.int, (x, 1, 2))
+    y = like(new, node, aten.matmul.default, (xt, like(new, node, aten.t.default, (a,))))
+    return like(new, node, aten.transpose.int, (y, 1, 2))
 
 
 def _match(node: fx.Node, fed: set[fx.Node]) -> bool:

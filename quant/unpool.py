@@ -24,7 +24,7 @@ import torch
 from torch import fx
 
 from qasic.quant import routers  # noqa: F401  (registers qasic::topk_mask)
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rebuild
 
 aten = torch.ops.aten
 
@@ -34,15 +34,14 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     such unpooling the masked product."""
     if not any(_tiling(n) is not None for n in graph.nodes):
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        found = _tiling(node)
-        if found is not None:
-            x, k = found
-            env[node] = _unpooled(new, node, env[x], env[node.args[0]], k)
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, _replace)
+
+
+def _replace(new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
+    if (found := _tiling(node)) is None:
+        return None
+    x, k = found
+    return _unpooled(new, node, env[x], env[node.args[0]], k)
 
 
 def _pair(v: object) -> tuple[int, int] | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rebuild
 
 aten = torch.ops.aten
 PRODUCTS = (aten.mul.Tensor, aten.mul.Scalar)
@@ -34,10 +34,5 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     found = {n: x for n in graph.nodes if (x := _zeroed(n)) is not None}
     if not found:
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in found:
-            env[node] = like(new, node, aten.zeros_like.default, (env[found[node]],))
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, lambda new, node, env: like(
+        new, node, aten.zeros_like.default, (env[found[node]],)) if node in found else None)
