@@ -27,10 +27,13 @@ division's meta (its module, for reports).
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import DROP, like, rebuild
 
 aten = torch.ops.aten
 
@@ -44,17 +47,17 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     if not found:
         return graph
     dead = {d for m in found.values() for d in m[2]}
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in found:
-            x, eps, _, kind, gamma = found[node]
-            out = _BUILD[kind](new, node, env[x], eps)
-            if gamma is not None:
-                out = like(new, node, aten.mul.Tensor, (env[gamma], out))
-            env[node] = out
-        elif node not in dead:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, partial(_replace, found, dead))
+
+
+def _replace(found: dict, dead: set, new: fx.Graph, node: fx.Node, env: dict) -> Any:
+    if node not in found:
+        return DROP if node in dead else None
+    x, eps, _, kind, gamma = found[node]
+    out = _BUILD[kind](new, node, env[x], eps)
+    if gamma is not None:
+        out = like(new, node, aten.mul.Tensor, (env[gamma], out))
+    return out
 
 
 def _call(node: object, *targets: object) -> bool:

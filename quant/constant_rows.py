@@ -18,10 +18,13 @@ folds them (``torch_export``); a slice none reads after the rewrite goes.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
 from torch import fx
+
+from qasic.quant.fxnodes import DROP, rebuild
 
 aten = torch.ops.aten
 _SAME = (aten.dropout.default, aten.clone.default, aten.alias.default, aten.contiguous.default,
@@ -36,21 +39,22 @@ def decompose(graph: fx.Graph, user_inputs: set[str]) -> fx.Graph:
     if not found:
         return graph
     dead = {n.args[0] for n in found if all(u in found for u in n.args[0].users)}
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in dead:
-            continue
-        if node not in found:
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        part = _build(new, env, found[node])
-        shape = list(node.meta["val"].shape)
-        sl = node.args[0]
-        full = [int(sl.args[0].meta["val"].shape[0])] + shape[1:]
-        part = _node(new, aten.expand.default, (part, full))
-        env[node] = _node(new, aten.slice.Tensor, (part, 0, *sl.args[2:]), name=node.name)
-        env[node].meta = dict(node.meta)
-    return new
+    return rebuild(graph, partial(_replace, found, dead))
+
+
+def _replace(found: dict, dead: set, new: fx.Graph, node: fx.Node, env: dict) -> Any:
+    if node in dead:
+        return DROP
+    if node not in found:
+        return None
+    part = _build(new, env, found[node])
+    shape = list(node.meta["val"].shape)
+    sl = node.args[0]
+    full = [int(sl.args[0].meta["val"].shape[0])] + shape[1:]
+    part = _node(new, aten.expand.default, (part, full))
+    out = _node(new, aten.slice.Tensor, (part, 0, *sl.args[2:]), name=node.name)
+    out.meta = dict(node.meta)
+    return out
 
 
 def _selected(node: fx.Node, user_inputs: set[str]) -> Any:

@@ -7,10 +7,13 @@ constant permutation matrix (a linear over the features: it follows the head per
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
 from torch import fx
+
+from qasic.quant.fxnodes import DROP, rebuild
 
 aten = torch.ops.aten
 _VIEWS = (aten.view.default, aten.reshape.default, aten._unsafe_view.default)
@@ -22,21 +25,21 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     if not found:
         return graph
     gone = {p for m in found.values() for p in m[2]}
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in found:
-            x, perm, _ = found[node]
-            dt = x.meta["val"].dtype
-            matrix = torch.eye(len(perm), dtype=dt)[:, perm]  # x @ matrix = x[..., perm]
-            p = new.call_function(_constant, (matrix,))
-            p.meta = {k: v for k, v in node.meta.items() if k != "val"}
-            p.meta["val"] = matrix
-            out = new.call_function(aten.matmul.default, (env[x], p))
-            out.meta = dict(node.meta)
-            env[node] = out
-        elif node not in gone:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, partial(_replace, found, gone))
+
+
+def _replace(found: dict, gone: set, new: fx.Graph, node: fx.Node, env: dict) -> Any:
+    if node not in found:
+        return DROP if node in gone else None
+    x, perm, _ = found[node]
+    dt = x.meta["val"].dtype
+    matrix = torch.eye(len(perm), dtype=dt)[:, perm]  # x @ matrix = x[..., perm]
+    p = new.call_function(_constant, (matrix,))
+    p.meta = {k: v for k, v in node.meta.items() if k != "val"}
+    p.meta["val"] = matrix
+    out = new.call_function(aten.matmul.default, (env[x], p))
+    out.meta = dict(node.meta)
+    return out
 
 
 def _match(node: fx.Node) -> tuple[fx.Node, torch.Tensor, tuple] | None:

@@ -9,10 +9,13 @@ the rewrite needs no new op. The stack stays when anything else reads it."""
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import DROP, like, rebuild
 
 aten = torch.ops.aten
 REDUCES = {aten.sum.dim_IntList: False, aten.mean.dim: True}  # op -> whether it averages
@@ -41,18 +44,18 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     if not found:
         return graph
     stacks = set(found.values())
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in stacks:
-            continue
-        if node not in found:
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        parts = [env[p] for p in found[node].args[0]]
-        total = parts[0]
-        for part in parts[1:]:
-            total = like(new, node, aten.add.Tensor, (total, part))
-        if REDUCES[node.target]:
-            total = like(new, node, aten.mul.Tensor, (total, 1.0 / len(parts)))
-        env[node] = total
-    return new
+    return rebuild(graph, partial(_replace, found, stacks))
+
+
+def _replace(found: dict, stacks: set, new: fx.Graph, node: fx.Node, env: dict) -> Any:
+    if node in stacks:
+        return DROP
+    if node not in found:
+        return None
+    parts = [env[p] for p in found[node].args[0]]
+    total = parts[0]
+    for part in parts[1:]:
+        total = like(new, node, aten.add.Tensor, (total, part))
+    if REDUCES[node.target]:
+        total = like(new, node, aten.mul.Tensor, (total, 1.0 / len(parts)))
+    return total
