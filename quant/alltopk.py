@@ -21,7 +21,7 @@ import operator
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import rebuild
+from qasic.quant.fxnodes import rewrite_matches
 
 aten = torch.ops.aten
 _CASTS = (aten.to.dtype, aten._to_copy.default, aten.clone.default, aten.alias.default)
@@ -30,14 +30,10 @@ _CASTS = (aten.to.dtype, aten._to_copy.default, aten.clone.default, aten.alias.d
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no such scatter, else a copy with each made its
     constant."""
-    if not any(_all_written(n) for n in graph.nodes):
-        return graph
-    return rebuild(graph, _replace)
+    return rewrite_matches(graph, _all_written, _build)
 
 
-def _replace(new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
-    if not _all_written(node):
-        return None
+def _build(new: fx.Graph, node: fx.Node, _: bool, env: dict) -> fx.Node:
     val = node.meta["val"]
     out = new.create_node("call_function", aten.full.default, (list(val.shape), node.args[3]),
                           {"dtype": val.dtype}, name=node.name)

@@ -9,12 +9,10 @@ those three nodes, the last taking the any's name and meta.
 
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like, rebuild
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 ANYS = (aten.any.dims, aten.any.dim, aten.any.default)
@@ -34,16 +32,15 @@ def _dims(node: fx.Node) -> tuple[list[int], bool]:
 
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no any of a boolean, else a copy with each rewritten."""
-    found = [n for n in graph.nodes if n.op == "call_function" and n.target in ANYS
-             and isinstance(n.args[0], fx.Node) and n.args[0].meta["val"].dtype == torch.bool]
-    if not found:
-        return graph
-    return rebuild(graph, partial(_replace, found))
+    return rewrite_matches(graph, _bool_any, _build)
 
 
-def _replace(found: list, new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
-    if node not in found:
-        return None
+def _bool_any(n: fx.Node) -> bool:
+    return n.op == "call_function" and n.target in ANYS and isinstance(n.args[0], fx.Node) \
+        and n.args[0].meta["val"].dtype == torch.bool
+
+
+def _build(new: fx.Graph, node: fx.Node, _: bool, env: dict) -> fx.Node:
     dims, keep = _dims(node)
     x = like(new, node, aten._to_copy.default, (env[node.args[0]],))
     x.meta["val"] = node.args[0].meta["val"].to(torch.float32)

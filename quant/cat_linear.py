@@ -10,12 +10,10 @@ projected from 4 memory rows concatenated before the 32 tokens ahead of the proj
 
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like, rebuild
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 LINEARS = (aten.linear.default,)
@@ -52,16 +50,11 @@ def decompose(graph: fx.Graph, users: set[str]) -> fx.Graph:
     """``graph`` itself when it holds no such linear, else a copy with each the concat of its
     parts' linears (module doc)."""
     seen: dict = {}
-    found = {n: s for n in graph.nodes if (s := _split(n, users, seen)) is not None}
-    if not found:
-        return graph
-    return rebuild(graph, partial(_replace, found))
+    return rewrite_matches(graph, lambda n: _split(n, users, seen), _build)
 
 
-def _replace(found: dict, new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
-    if node not in found:
-        return None
-    _cat, parts, dim = found[node]
+def _build(new: fx.Graph, node: fx.Node, split: tuple, env: dict) -> fx.Node:
+    _cat, parts, dim = split
     rest = tuple(env[a] if isinstance(a, fx.Node) else a for a in node.args[1:])
     outs = [like(new, node, node.target, (env[p], *rest)) for p in parts]
     return like(new, node, aten.cat.default, (outs, dim))

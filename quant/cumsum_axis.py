@@ -15,13 +15,11 @@ cumsum along axis 1 is already that; one along the last axis is a feature axis's
 
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 from torch import fx
 
 from qasic.quant.fxnodes import like as _op
-from qasic.quant.fxnodes import rebuild
+from qasic.quant.fxnodes import rewrite_matches
 
 aten = torch.ops.aten
 
@@ -38,16 +36,11 @@ def _axis(node: fx.Node) -> int | None:
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it sums along no middle axis, else a copy with each such cumsum
     along axis 1 between permutes (module doc)."""
-    found = {n: k for n in graph.nodes if (k := _axis(n)) is not None}
-    if not found:
-        return graph
-    return rebuild(graph, partial(_replace, found))
+    return rewrite_matches(graph, _axis, _build)
 
 
-def _replace(found: dict, new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
-    if node not in found:
-        return None
-    k, rank = found[node], node.meta["val"].dim()
+def _build(new: fx.Graph, node: fx.Node, k: int, env: dict) -> fx.Node:
+    rank = node.meta["val"].dim()
     perm = [0, k] + [d for d in range(1, rank) if d != k]
     back = [perm.index(d) for d in range(rank)]
     x = _op(new, node, aten.permute.default, (env[node.args[0]], perm))

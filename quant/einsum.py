@@ -29,7 +29,7 @@ import torch
 from torch import fx
 
 from qasic.errors import UnsupportedOpError
-from qasic.quant.fxnodes import rebuild
+from qasic.quant.fxnodes import rewrite_matches
 
 aten = torch.ops.aten
 EINSUM = aten.einsum.default
@@ -47,14 +47,10 @@ def made_by(node: fx.Node) -> str:
 
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no einsum, else a copy with each einsum rewritten."""
-    if not any(n.target is EINSUM for n in graph.nodes):
-        return graph
-    return rebuild(graph, _replace)
+    return rewrite_matches(graph, lambda n: n.target is EINSUM, _build)
 
 
-def _replace(new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
-    if node.target is not EINSUM:
-        return None
+def _build(new: fx.Graph, node: fx.Node, _: bool, env: dict) -> fx.Node:
     try:
         return _rewrite(new, node, [env[a] for a in node.args[1]])
     except UnsupportedOpError as e:

@@ -10,13 +10,11 @@ that is a constant or a scalar stays one pointwise table of the activation."""
 
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 from torch import fx
 
 from qasic.quant.fxnodes import like as _op
-from qasic.quant.fxnodes import rebuild
+from qasic.quant.fxnodes import rewrite_matches
 
 aten = torch.ops.aten
 
@@ -32,17 +30,17 @@ def decompose(graph: fx.Graph, user_inputs: set[str]) -> fx.Graph:
         if (node.op == "placeholder" and node.name in user_inputs) \
                 or any(a in reads for a in node.all_input_nodes):
             reads.add(node)
-    found = {n for n in graph.nodes if n.op == "call_function" and n.target in _OPS
-             and len(n.args) == 2 and all(isinstance(a, fx.Node) and a in reads for a in n.args)
-             and n.meta["val"].dtype.is_floating_point}
-    if not found:
-        return graph
-    return rebuild(graph, partial(_replace, found))
+    return rewrite_matches(graph, lambda n: _of_reads(n, reads), _build)
 
 
-def _replace(found: set, new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
-    if node not in found:
-        return None
+def _of_reads(n: fx.Node, reads: set[fx.Node]) -> bool:
+    """A float maximum / minimum of two values that read the inputs."""
+    return n.op == "call_function" and n.target in _OPS and len(n.args) == 2 \
+        and all(isinstance(a, fx.Node) and a in reads for a in n.args) \
+        and n.meta["val"].dtype.is_floating_point
+
+
+def _build(new: fx.Graph, node: fx.Node, _: bool, env: dict) -> fx.Node:
     x, y = (env[a] for a in node.args)
     if _OPS[node.target] == "max":
         gap = _op(new, node, aten.relu.default, (_op(new, node, aten.sub.Tensor, (x, y)),))

@@ -1,9 +1,10 @@
 """The helpers the graph rewrites (the rows of quant.rewrites) share: ``rebuild``, the copy of a
-graph with some nodes replaced, and ``like``, a new fx node that stands for part of an old one."""
+graph with some nodes replaced; ``rewrite_matches``, the copy with each node a matcher finds
+rebuilt (most rewrites); and ``like``, a new fx node that stands for part of an old one."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from torch import fx
@@ -29,6 +30,20 @@ def rebuild(graph: fx.Graph, replace: Replace) -> fx.Graph:
         if out is not DROP:
             env[node] = out
     return new
+
+
+def rewrite_matches(graph: fx.Graph, match: Callable[[fx.Node], Any],
+                    build: Callable[[fx.Graph, fx.Node, Any, dict], Any],
+                    drop: Collection[fx.Node] = ()) -> fx.Graph:
+    """``graph`` itself when ``match(node)`` is falsy (None, False) for every node, else its
+    ``rebuild`` in which each node matched is ``build(new, node, m, env)``, ``m`` what its
+    match returned (a predicate's True, a matcher's parts), each other node in ``drop`` (what
+    only the matched nodes read) is left out, and every other node is a copy."""
+    found = {n: m for n in graph.nodes if (m := match(n))}
+    if not found:
+        return graph
+    return rebuild(graph, lambda new, node, env: build(new, node, found[node], env)
+                   if node in found else DROP if node in drop else None)
 
 
 def copied(new: fx.Graph, node: fx.Node, env: dict) -> fx.Node:

@@ -13,7 +13,7 @@ from functools import partial
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like, rebuild
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 VIEWS = (aten.view.default, aten.reshape.default, aten._unsafe_view.default)
@@ -46,14 +46,10 @@ def _rewritable(node: fx.Node, users: set[str]) -> bool:
 def decompose(graph: fx.Graph, users: set[str]) -> fx.Graph:
     """``graph`` itself when no embedding reads a view of the ids, else a copy where each such
     embedding reads the ids and its rows are viewed to the shape the ids' view had, plus D."""
-    if not any(_rewritable(n, users) for n in graph.nodes):
-        return graph
-    return rebuild(graph, partial(_replace, users))
+    return rewrite_matches(graph, lambda n: _rewritable(n, users), partial(_build, users))
 
 
-def _replace(users: set[str], new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
-    if not _rewritable(node, users):
-        return None
+def _build(users: set[str], new: fx.Graph, node: fx.Node, _: bool, env: dict) -> fx.Node:
     ids = env[_source(node.args[1], users)]
     rows = like(new, node, aten.embedding.default, (env[node.args[0]], ids, *node.args[2:]))
     shape = [int(s) for s in node.meta["val"].shape]

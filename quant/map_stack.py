@@ -13,12 +13,10 @@ Gemma 3n's streams in front of the batch)."""
 
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like, rebuild
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 
@@ -39,14 +37,9 @@ def _maps(node: fx.Node) -> list[fx.Node] | None:
 
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no such stack, else a copy with each one the concat."""
-    found = {n: m for n in graph.nodes if (m := _maps(n)) is not None}
-    if not found:
-        return graph
-    return rebuild(graph, partial(_replace, found))
+    return rewrite_matches(graph, _maps, _build)
 
 
-def _replace(found: dict, new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
-    if node not in found:
-        return None
-    parts = [like(new, node, aten.unsqueeze.default, (env[p], 1)) for p in found[node]]
+def _build(new: fx.Graph, node: fx.Node, maps: list, env: dict) -> fx.Node:
+    parts = [like(new, node, aten.unsqueeze.default, (env[p], 1)) for p in maps]
     return like(new, node, aten.cat.default, (parts, 1))

@@ -15,13 +15,11 @@ is unchanged. Any other product of pairs is left to capture.
 
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 from torch import fx
 
 from qasic.quant.complex_rope import _op, gptj_rotation
-from qasic.quant.fxnodes import rebuild
+from qasic.quant.fxnodes import rewrite_matches
 
 aten = torch.ops.aten
 _VIEWS = (aten.reshape.default, aten.view.default, aten._unsafe_view.default)
@@ -31,17 +29,8 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no such rotation, else a copy with each rewritten (the
     reshape and product it replaces are left to dead-code removal when nothing else reads
     them)."""
-    found = {n: p for n in graph.nodes if (p := _parts(n)) is not None}
-    if not found:
-        return graph
-    return rebuild(graph, partial(_replace, found))
-
-
-def _replace(found: dict, new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
-    if node not in found:
-        return None
-    x, f = found[node]
-    return _rewrite(new, node, env[x], env[f])
+    return rewrite_matches(graph, _parts, lambda new, node, xf, env:
+                           _rewrite(new, node, env[xf[0]], env[xf[1]]))
 
 
 def _parts(node: fx.Node) -> tuple | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import rebuild
+from qasic.quant.fxnodes import rewrite_matches
 
 aten = torch.ops.aten
 NARROWS = (aten.narrow.default,)
@@ -26,14 +26,10 @@ def bounds(size: int, start: int, length: int) -> tuple[int, int]:
 
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no narrow, else a copy with each narrow a slice."""
-    if not any(_span(n) is not None for n in graph.nodes):
-        return graph
-    return rebuild(graph, _replace)
+    return rewrite_matches(graph, _span, _build)
 
 
-def _replace(new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
-    if (span := _span(node)) is None:
-        return None
+def _build(new: fx.Graph, node: fx.Node, span: tuple, env: dict) -> fx.Node:
     x, dim, lo, hi = span
     s = new.create_node("call_function", aten.slice.Tensor, (env[x], dim, lo, hi), name=node.name)
     s.meta = dict(node.meta)

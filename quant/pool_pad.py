@@ -17,12 +17,11 @@ or too long, is left for value_pad (and refused there in one line).
 from __future__ import annotations
 
 import math
-from functools import partial
 
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like, rebuild
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 POOLS = {aten.max_pool1d.default: 1, aten.max_pool2d.default: 2,
@@ -80,14 +79,9 @@ def _folds(node: fx.Node) -> bool:
 
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no such pad, else a copy with each one a replicate pad."""
-    found = {n for n in graph.nodes if _folds(n)}
-    if not found:
-        return graph
-    return rebuild(graph, partial(_replace, found))
+    return rewrite_matches(graph, _folds, _build)
 
 
-def _replace(found: set, new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
-    if node not in found:
-        return None
+def _build(new: fx.Graph, node: fx.Node, _: bool, env: dict) -> fx.Node:
     pads = [int(p) for p in node.args[1]]
     return like(new, node, aten.pad.default, (env[node.args[0]], pads, "replicate"))

@@ -9,12 +9,10 @@ index is left as it is.
 
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like, rebuild
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 _INTS = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
@@ -38,12 +36,6 @@ def _table_lookup(node: fx.Node, users: set[str]) -> bool:
 def decompose(graph: fx.Graph, users: set[str]) -> fx.Graph:
     """``graph`` itself when no table is indexed by ids, else a copy with each such index an
     embedding."""
-    if not any(_table_lookup(n, users) for n in graph.nodes):
-        return graph
-    return rebuild(graph, partial(_replace, users))
-
-
-def _replace(users: set[str], new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
-    if not _table_lookup(node, users):
-        return None
-    return like(new, node, aten.embedding.default, (env[node.args[0]], env[node.args[1][0]]))
+    return rewrite_matches(graph, lambda n: _table_lookup(n, users), lambda new, node, _, env:
+                           like(new, node, aten.embedding.default,
+                                (env[node.args[0]], env[node.args[1][0]])))

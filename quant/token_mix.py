@@ -14,13 +14,12 @@ so; a product a rewrite makes, and any other, stays as it is.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like, rebuild
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 _PRODUCTS = (aten.matmul.default, aten.bmm.default)
@@ -33,15 +32,10 @@ def decompose(graph: fx.Graph, inputs: set[str]) -> fx.Graph:
     for n in graph.nodes:
         if n.name in inputs or any(a in fed for a in n.all_input_nodes):
             fed.add(n)
-    found = [n for n in graph.nodes if _match(n, fed)]
-    if not found:
-        return graph
-    return rebuild(graph, partial(_replace, found))
+    return rewrite_matches(graph, lambda n: _match(n, fed), _build)
 
 
-def _replace(found: list, new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
-    if node not in found:
-        return None
+def _build(new: fx.Graph, node: fx.Node, _: bool, env: dict) -> fx.Node:
     a, x = (env[v] for v in node.args[:2])
     t = x.meta["val"].shape[1]
     a = like(new, node, aten.view.default, (a, [t, t]))

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like, rebuild
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 VARS = (aten.var.dim, aten.var.correction)
@@ -49,15 +49,10 @@ def _form(node: fx.Node) -> tuple[list[int], float, bool] | None:
 
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no such var / std, else a copy with each rewritten."""
-    if not any(_form(n) is not None for n in graph.nodes):
-        return graph
-    return rebuild(graph, _replace)
+    return rewrite_matches(graph, _form, _build)
 
 
-def _replace(new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
-    form = _form(node)
-    if form is None:
-        return None
+def _build(new: fx.Graph, node: fx.Node, form: tuple, env: dict) -> fx.Node:
     dims, correction, keepdim = form
     x = env[node.args[0]]
     shape = node.args[0].meta["val"].shape

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import DROP, copied, rebuild
+from qasic.quant.fxnodes import DROP, copied, rebuild, rewrite_matches
 
 
 def _graph() -> fx.Graph:
@@ -80,3 +80,30 @@ def test_a_copy_can_be_annotated_and_returned():
     new = rebuild(_graph(), mark)
     assert _ops(new) == _ops(_graph())
     assert all(n.meta["seen"] for n in new.nodes)
+
+
+def test_rewrite_matches_builds_each_match_and_is_the_graph_itself_when_none():
+    g = _graph()
+    assert rewrite_matches(g, lambda n: None, None) is g
+    assert rewrite_matches(g, lambda n: False, None) is g
+    seen = []
+
+    def build(new, node, m, env):
+        seen.append((node.name, m))
+        return new.call_function(torch.sigmoid, (env[node.args[0]],))
+
+    new = rewrite_matches(g, lambda n: ("x",) if n.target is torch.relu else None, build)
+    assert seen == [("relu", ("x",))]
+    assert [n.target for n in new.nodes if n.op == "call_function"] == [torch.sigmoid,
+                                                                        torch.neg, operator.add]
+
+
+def test_rewrite_matches_leaves_out_the_nodes_to_drop():
+    g = _graph()
+    neg = next(n for n in g.nodes if n.target is torch.neg)
+    new = rewrite_matches(g, lambda n: n.target is operator.add,
+                          lambda new, node, _, env: env[node.args[1]], drop={neg})
+    assert [n.target for n in new.nodes if n.op == "call_function"] == [torch.relu]
+    with pytest.raises(KeyError):  # the add, copied, reads the dropped neg
+        rewrite_matches(g, lambda n: n.target is torch.relu,
+                        lambda new, node, _, env: env[node.args[0]], drop={neg})
