@@ -27,13 +27,10 @@ division's meta (its module, for reports).
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Any
-
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import DROP, like, rebuild
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 
@@ -47,13 +44,11 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     if not found:
         return graph
     dead = {d for m in found.values() for d in m[2]}
-    return rebuild(graph, partial(_replace, found, dead))
+    return rewrite_matches(graph, found.get, _channel_norm, drop=dead)
 
 
-def _replace(found: dict, dead: set, new: fx.Graph, node: fx.Node, env: dict) -> Any:
-    if node not in found:
-        return DROP if node in dead else None
-    x, eps, _, kind, gamma = found[node]
+def _channel_norm(new: fx.Graph, node: fx.Node, m: tuple, env: dict) -> fx.Node:
+    x, eps, _, kind, gamma = m
     out = _BUILD[kind](new, node, env[x], eps)
     if gamma is not None:
         out = like(new, node, aten.mul.Tensor, (env[gamma], out))

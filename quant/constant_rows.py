@@ -18,13 +18,12 @@ folds them (``torch_export``); a slice none reads after the rewrite goes.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import DROP, rebuild
+from qasic.quant.fxnodes import rewrite_matches
 
 aten = torch.ops.aten
 _SAME = (aten.dropout.default, aten.clone.default, aten.alias.default, aten.contiguous.default,
@@ -39,15 +38,11 @@ def decompose(graph: fx.Graph, user_inputs: set[str]) -> fx.Graph:
     if not found:
         return graph
     dead = {n.args[0] for n in found if all(u in found for u in n.args[0].users)}
-    return rebuild(graph, partial(_replace, found, dead))
+    return rewrite_matches(graph, found.get, _rows, drop=dead)  # dead: slices, found: selects
 
 
-def _replace(found: dict, dead: set, new: fx.Graph, node: fx.Node, env: dict) -> Any:
-    if node in dead:
-        return DROP
-    if node not in found:
-        return None
-    part = _build(new, env, found[node])
+def _rows(new: fx.Graph, node: fx.Node, part: Any, env: dict) -> fx.Node:
+    part = _build(new, env, part)
     shape = list(node.meta["val"].shape)
     sl = node.args[0]
     full = [int(sl.args[0].meta["val"].shape[0])] + shape[1:]

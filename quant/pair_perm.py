@@ -7,13 +7,12 @@ constant permutation matrix (a linear over the features: it follows the head per
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import DROP, rebuild
+from qasic.quant.fxnodes import rewrite_matches
 
 aten = torch.ops.aten
 _VIEWS = (aten.view.default, aten.reshape.default, aten._unsafe_view.default)
@@ -25,13 +24,11 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     if not found:
         return graph
     gone = {p for m in found.values() for p in m[2]}
-    return rebuild(graph, partial(_replace, found, gone))
+    return rewrite_matches(graph, found.get, _build, drop=gone)
 
 
-def _replace(found: dict, gone: set, new: fx.Graph, node: fx.Node, env: dict) -> Any:
-    if node not in found:
-        return DROP if node in gone else None
-    x, perm, _ = found[node]
+def _build(new: fx.Graph, node: fx.Node, m: tuple, env: dict) -> fx.Node:
+    x, perm, _ = m
     dt = x.meta["val"].dtype
     matrix = torch.eye(len(perm), dtype=dt)[:, perm]  # x @ matrix = x[..., perm]
     p = new.call_function(_constant, (matrix,))

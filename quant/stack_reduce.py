@@ -9,13 +9,10 @@ the rewrite needs no new op. The stack stays when anything else reads it."""
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Any
-
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import DROP, like, rebuild
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 REDUCES = {aten.sum.dim_IntList: False, aten.mean.dim: True}  # op -> whether it averages
@@ -43,16 +40,11 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     found = {n: s for n in graph.nodes if (s := _stacked(n)) is not None}
     if not found:
         return graph
-    stacks = set(found.values())
-    return rebuild(graph, partial(_replace, found, stacks))
+    return rewrite_matches(graph, found.get, _adds, drop=set(found.values()))
 
 
-def _replace(found: dict, stacks: set, new: fx.Graph, node: fx.Node, env: dict) -> Any:
-    if node in stacks:
-        return DROP
-    if node not in found:
-        return None
-    parts = [env[p] for p in found[node].args[0]]
+def _adds(new: fx.Graph, node: fx.Node, stack: fx.Node, env: dict) -> fx.Node:
+    parts = [env[p] for p in stack.args[0]]
     total = parts[0]
     for part in parts[1:]:
         total = like(new, node, aten.add.Tensor, (total, part))
