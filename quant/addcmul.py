@@ -9,6 +9,7 @@ import torch
 from torch import fx
 
 from qasic.quant.fxnodes import like as _op
+from qasic.quant.fxnodes import rewrite_matches
 
 aten = torch.ops.aten
 
@@ -17,17 +18,14 @@ _INNER = {aten.addcmul.default: aten.mul.Tensor, aten.addcdiv.default: aten.div.
 
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no addcmul / addcdiv, else a copy with each rewritten."""
-    if not any(n.op == "call_function" and n.target in _INNER for n in graph.nodes):
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node.op == "call_function" and node.target in _INNER:
-            x, a, b = (env[v] if isinstance(v, fx.Node) else v for v in node.args[:3])
-            value = node.args[3] if len(node.args) > 3 else node.kwargs.get("value", 1)
-            y = _op(new, node, _INNER[node.target], (a, b))
-            if value != 1:
-                y = _op(new, node, aten.mul.Tensor, (y, value))
-            env[node] = _op(new, node, aten.add.Tensor, (x, y))
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rewrite_matches(graph, lambda n: n.op == "call_function" and n.target in _INNER,
+                           _build)
+
+
+def _build(new: fx.Graph, node: fx.Node, _: bool, env: dict) -> fx.Node:
+    x, a, b = (env[v] if isinstance(v, fx.Node) else v for v in node.args[:3])
+    value = node.args[3] if len(node.args) > 3 else node.kwargs.get("value", 1)
+    y = _op(new, node, _INNER[node.target], (a, b))
+    if value != 1:
+        y = _op(new, node, aten.mul.Tensor, (y, value))
+    return _op(new, node, aten.add.Tensor, (x, y))

@@ -21,6 +21,8 @@ import operator
 import torch
 from torch import fx
 
+from qasic.quant.fxnodes import rewrite_matches
+
 aten = torch.ops.aten
 _CASTS = (aten.to.dtype, aten._to_copy.default, aten.clone.default, aten.alias.default)
 
@@ -28,19 +30,15 @@ _CASTS = (aten.to.dtype, aten._to_copy.default, aten.clone.default, aten.alias.d
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no such scatter, else a copy with each made its
     constant."""
-    if not any(_all_written(n) for n in graph.nodes):
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if _all_written(node):
-            val = node.meta["val"]
-            env[node] = new.create_node(
-                "call_function", aten.full.default, (list(val.shape), node.args[3]),
-                {"dtype": val.dtype}, name=node.name)
-            env[node].meta = dict(node.meta)
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rewrite_matches(graph, _all_written, _build)
+
+
+def _build(new: fx.Graph, node: fx.Node, _: bool, env: dict) -> fx.Node:
+    val = node.meta["val"]
+    out = new.create_node("call_function", aten.full.default, (list(val.shape), node.args[3]),
+                          {"dtype": val.dtype}, name=node.name)
+    out.meta = dict(node.meta)
+    return out
 
 
 def _all_written(node: fx.Node) -> bool:

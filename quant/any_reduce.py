@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 ANYS = (aten.any.dims, aten.any.dim, aten.any.default)
@@ -32,21 +32,20 @@ def _dims(node: fx.Node) -> tuple[list[int], bool]:
 
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no any of a boolean, else a copy with each rewritten."""
-    found = [n for n in graph.nodes if n.op == "call_function" and n.target in ANYS
-             and isinstance(n.args[0], fx.Node) and n.args[0].meta["val"].dtype == torch.bool]
-    if not found:
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node not in found:
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        dims, keep = _dims(node)
-        x = like(new, node, aten._to_copy.default, (env[node.args[0]],))
-        x.meta["val"] = node.args[0].meta["val"].to(torch.float32)
-        x.kwargs = {"dtype": torch.float32}
-        top = like(new, node, aten.amax.default, (x, dims, keep))
-        out = new.create_node("call_function", aten.gt.Scalar, (top, 0.5), name=node.name)
-        out.meta = dict(node.meta)
-        env[node] = out
-    return new
+    return rewrite_matches(graph, _bool_any, _build)
+
+
+def _bool_any(n: fx.Node) -> bool:
+    return n.op == "call_function" and n.target in ANYS and isinstance(n.args[0], fx.Node) \
+        and n.args[0].meta["val"].dtype == torch.bool
+
+
+def _build(new: fx.Graph, node: fx.Node, _: bool, env: dict) -> fx.Node:
+    dims, keep = _dims(node)
+    x = like(new, node, aten._to_copy.default, (env[node.args[0]],))
+    x.meta["val"] = node.args[0].meta["val"].to(torch.float32)
+    x.kwargs = {"dtype": torch.float32}
+    top = like(new, node, aten.amax.default, (x, dims, keep))
+    out = new.create_node("call_function", aten.gt.Scalar, (top, 0.5), name=node.name)
+    out.meta = dict(node.meta)
+    return out

@@ -15,9 +15,13 @@ leaves the graph as it is (and the cat refused in one line)."""
 from __future__ import annotations
 
 import operator
+from functools import partial
+from typing import Any
 
 import torch
 from torch import fx
+
+from qasic.quant.fxnodes import DROP, rebuild
 
 aten = torch.ops.aten
 SPLITS = {aten.split.Tensor, aten.split_with_sizes.default, aten.chunk.default}
@@ -147,28 +151,29 @@ def decompose(graph: fx.Graph) -> fx.Graph:
             copies[node] = cat
         for s in splits:
             skip[s] = cat
-    new, env = fx.Graph(), {}
     per_part = {cat: [{} for _ in cat.args[0]] for cat in found}
-    for node in graph.nodes:
-        if node in found:
-            for i, part in enumerate(node.args[0]):
-                per_part[node][i][node] = env[part]
-            continue
-        if node in copies:
-            cat = copies[node]
-            for part, part_env in zip(cat.args[0], per_part[cat], strict=True):
-                y = new.node_copy(node, lambda n, e=part_env: e[n] if n in e else env[n])
-                if node.target in VIEWS and int(node.args[1][0]) != -1:  # the part's batch
-                    y.args = (y.args[0], [int(part.meta["val"].shape[0]), *node.args[1][1:]])
-                y.meta = dict(node.meta)
-                _meta(y)
-                part_env[node] = y
-            continue
-        if node in skip:
-            continue
-        if node.target is operator.getitem and node.args[0] in skip:
-            cat = skip[node.args[0]]
-            env[node] = per_part[cat][int(node.args[1])][node.args[0].args[0]]
-            continue
-        env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, partial(_replace, found, copies, skip, per_part))
+
+
+def _replace(found: dict, copies: dict, skip: dict, per_part: dict, new: fx.Graph,
+             node: fx.Node, env: dict) -> Any:
+    if node in found:
+        for i, part in enumerate(node.args[0]):
+            per_part[node][i][node] = env[part]
+        return DROP
+    if node in copies:
+        cat = copies[node]
+        for part, part_env in zip(cat.args[0], per_part[cat], strict=True):
+            y = new.node_copy(node, lambda n, e=part_env: e[n] if n in e else env[n])
+            if node.target in VIEWS and int(node.args[1][0]) != -1:  # the part's batch
+                y.args = (y.args[0], [int(part.meta["val"].shape[0]), *node.args[1][1:]])
+            y.meta = dict(node.meta)
+            _meta(y)
+            part_env[node] = y
+        return DROP
+    if node in skip:
+        return DROP
+    if node.target is operator.getitem and node.args[0] in skip:
+        cat = skip[node.args[0]]
+        return per_part[cat][int(node.args[1])][node.args[0].args[0]]
+    return None

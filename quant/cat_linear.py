@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 LINEARS = (aten.linear.default,)
@@ -50,16 +50,11 @@ def decompose(graph: fx.Graph, users: set[str]) -> fx.Graph:
     """``graph`` itself when it holds no such linear, else a copy with each the concat of its
     parts' linears (module doc)."""
     seen: dict = {}
-    found = {n: s for n in graph.nodes if (s := _split(n, users, seen)) is not None}
-    if not found:
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in found:
-            _cat, parts, dim = found[node]
-            rest = tuple(env[a] if isinstance(a, fx.Node) else a for a in node.args[1:])
-            outs = [like(new, node, node.target, (env[p], *rest)) for p in parts]
-            env[node] = like(new, node, aten.cat.default, (outs, dim))
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rewrite_matches(graph, lambda n: _split(n, users, seen), _build)
+
+
+def _build(new: fx.Graph, node: fx.Node, split: tuple, env: dict) -> fx.Node:
+    _cat, parts, dim = split
+    rest = tuple(env[a] if isinstance(a, fx.Node) else a for a in node.args[1:])
+    outs = [like(new, node, node.target, (env[p], *rest)) for p in parts]
+    return like(new, node, aten.cat.default, (outs, dim))

@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 
@@ -44,17 +44,15 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     if not found:
         return graph
     dead = {d for m in found.values() for d in m[2]}
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in found:
-            x, eps, _, kind, gamma = found[node]
-            out = _BUILD[kind](new, node, env[x], eps)
-            if gamma is not None:
-                out = like(new, node, aten.mul.Tensor, (env[gamma], out))
-            env[node] = out
-        elif node not in dead:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rewrite_matches(graph, found.get, _channel_norm, drop=dead)
+
+
+def _channel_norm(new: fx.Graph, node: fx.Node, m: tuple, env: dict) -> fx.Node:
+    x, eps, _, kind, gamma = m
+    out = _BUILD[kind](new, node, env[x], eps)
+    if gamma is not None:
+        out = like(new, node, aten.mul.Tensor, (env[gamma], out))
+    return out
 
 
 def _call(node: object, *targets: object) -> bool:

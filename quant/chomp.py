@@ -7,10 +7,12 @@ position by position (qasic.quant.decode_conv) and costs p fewer output position
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rebuild
 
 aten = torch.ops.aten
 CONVS = (aten.conv1d.default,)
@@ -54,19 +56,19 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     found = {n: p for n in graph.nodes if (p := _chomp(n)) is not None}
     if not found:
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in found:
-            p = found[node]
-            x, *rest = (env[a] if isinstance(a, fx.Node) else a for a in node.args)
-            padded = like(new, node, aten.constant_pad_nd.default, (x, [p, 0], 0.0))
-            args = [padded, *rest]
-            while len(args) < 5:
-                args.append(None if len(args) == 2 else [1] if len(args) == 3 else [0])
-            args[4] = [0]
-            env[node] = like(new, node, aten.conv1d.default, tuple(args))
-        elif node.op == "call_function" and node.target in SLICES and node.args[0] in found:
-            env[node] = env[node.args[0]]  # the causal conv's output is the kept positions
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, partial(_replace, found))
+
+
+def _replace(found: dict, new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
+    if node in found:
+        p = found[node]
+        x, *rest = (env[a] if isinstance(a, fx.Node) else a for a in node.args)
+        padded = like(new, node, aten.constant_pad_nd.default, (x, [p, 0], 0.0))
+        args = [padded, *rest]
+        while len(args) < 5:
+            args.append(None if len(args) == 2 else [1] if len(args) == 3 else [0])
+        args[4] = [0]
+        return like(new, node, aten.conv1d.default, tuple(args))
+    if node.op == "call_function" and node.target in SLICES and node.args[0] in found:
+        return env[node.args[0]]  # the causal conv's output is the kept positions
+    return None

@@ -19,6 +19,7 @@ import torch
 from torch import fx
 
 from qasic.quant.fxnodes import like as _op
+from qasic.quant.fxnodes import rewrite_matches
 
 aten = torch.ops.aten
 
@@ -40,16 +41,11 @@ def _axis(node: fx.Node) -> int | None:
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it stacks no columns along a middle axis, else a copy with each
     such cat rewritten (module doc)."""
-    found = {n: k for n in graph.nodes if (k := _axis(n)) is not None}
-    if not found:
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in found:
-            k, last = found[node], node.meta["val"].dim() - 1
-            cols = [_op(new, node, aten.transpose.int, (env[p], k, last)) for p in node.args[0]]
-            cat = _op(new, node, aten.cat.default, (cols, last))
-            env[node] = _op(new, node, aten.transpose.int, (cat, k, last))
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rewrite_matches(graph, _axis, _build)
+
+
+def _build(new: fx.Graph, node: fx.Node, k: int, env: dict) -> fx.Node:
+    last = node.meta["val"].dim() - 1
+    cols = [_op(new, node, aten.transpose.int, (env[p], k, last)) for p in node.args[0]]
+    cat = _op(new, node, aten.cat.default, (cols, last))
+    return _op(new, node, aten.transpose.int, (cat, k, last))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 COMPARISONS = (aten.eq.Tensor, aten.ne.Tensor, aten.lt.Tensor, aten.le.Tensor, aten.gt.Tensor,
@@ -38,14 +38,10 @@ def _float_pair(node: fx.Node) -> bool:
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it compares no two float activations of one shape, else a copy
     with each such comparison one of their difference with 0."""
-    if not any(_float_pair(n) for n in graph.nodes):
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if _float_pair(node):
-            a, b = node.args
-            diff = like(new, node, aten.sub.Tensor, (env[a], env[b]))
-            env[node] = like(new, node, _SCALAR[node.target], (diff, 0.0))
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rewrite_matches(graph, _float_pair, _build)
+
+
+def _build(new: fx.Graph, node: fx.Node, _: bool, env: dict) -> fx.Node:
+    a, b = node.args
+    diff = like(new, node, aten.sub.Tensor, (env[a], env[b]))
+    return like(new, node, _SCALAR[node.target], (diff, 0.0))

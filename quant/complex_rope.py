@@ -26,11 +26,13 @@ refuses it in one line.
 from __future__ import annotations
 
 import operator
+from functools import partial
 from typing import Any
 
 import torch
 from torch import fx
 
+from qasic.quant.fxnodes import DROP, rebuild
 from qasic.quant.fxnodes import like as _op
 
 aten = torch.ops.aten
@@ -50,21 +52,22 @@ def decompose(graph: fx.Graph) -> fx.Graph:
               and (h := _halves_back(n)) is not None}
     for chain in halves.values():
         skip.update(chain[:-1])
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in env:
-            continue  # a cat of halves made with its rotation
-        if node in found:
-            x, c, _ = _parts(node)
-            x = tuple(env[p] for p in x) if isinstance(x, tuple) else env[x]
-            if node in halves:
-                cat = halves[node][-1]
-                env[cat] = _halves(new, cat, x, env[c])
-            else:
-                env[node] = _rewrite(new, node, x, env[c])
-        elif node not in skip:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, partial(_replace, found, halves, skip))
+
+
+def _replace(found: list, halves: dict, skip: set, new: fx.Graph, node: fx.Node,
+             env: dict) -> Any:
+    if node in env:
+        return DROP  # a cat of halves made with its rotation
+    if node not in found:
+        return DROP if node in skip else None
+    x, c, _ = _parts(node)
+    x = tuple(env[p] for p in x) if isinstance(x, tuple) else env[x]
+    if node not in halves:
+        return _rewrite(new, node, x, env[c])
+    cat = halves[node][-1]
+    env[cat] = _halves(new, cat, x, env[c])
+    return DROP
 
 
 _CASTS = (aten.type_as.default, aten.to.dtype, aten._to_copy.default)

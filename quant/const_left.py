@@ -12,10 +12,13 @@ itself.
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import DROP, like, rebuild
 
 aten = torch.ops.aten
 _PRODUCTS = (aten.mm.default, aten.matmul.default)
@@ -58,21 +61,21 @@ def decompose(graph: fx.Graph, users: set[str]) -> fx.Graph:
     linear it is."""
     if not any(_match(n, users) for n in graph.nodes):
         return graph
-    new, env, back = fx.Graph(), {}, {}
-    for node in graph.nodes:
-        if node in back:  # (W @ x.t()).t(): the linear itself
-            env[node] = back[node]
-            continue
-        found = _match(node, users)
-        if found is None:
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        w, x = found
-        wt = like(new, node, aten.t.default, (env[w],))
-        y = like(new, node, aten.matmul.default, (env[x], wt))
-        readers = list(node.users)
-        if readers and all(_transposed(r) is node for r in readers):
-            back.update((r, y) for r in readers)  # a hand-written linear transposed back
-        else:
-            env[node] = like(new, node, aten.t.default, (y,))
-    return new
+    back: dict[fx.Node, fx.Node] = {}  # a transpose back -> the linear it reads as
+    return rebuild(graph, partial(_replace, users, back))
+
+
+def _replace(users: set[str], back: dict, new: fx.Graph, node: fx.Node, env: dict) -> Any:
+    if node in back:  # (W @ x.t()).t(): the linear itself
+        return back[node]
+    found = _match(node, users)
+    if found is None:
+        return None
+    w, x = found
+    wt = like(new, node, aten.t.default, (env[w],))
+    y = like(new, node, aten.matmul.default, (env[x], wt))
+    readers = list(node.users)
+    if readers and all(_transposed(r) is node for r in readers):
+        back.update((r, y) for r in readers)  # a hand-written linear transposed back
+        return DROP
+    return like(new, node, aten.t.default, (y,))

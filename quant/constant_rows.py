@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import fx
 
+from qasic.quant.fxnodes import rewrite_matches
+
 aten = torch.ops.aten
 _SAME = (aten.dropout.default, aten.clone.default, aten.alias.default, aten.contiguous.default,
          aten._to_copy.default)
@@ -36,21 +38,18 @@ def decompose(graph: fx.Graph, user_inputs: set[str]) -> fx.Graph:
     if not found:
         return graph
     dead = {n.args[0] for n in found if all(u in found for u in n.args[0].users)}
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in dead:
-            continue
-        if node not in found:
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        part = _build(new, env, found[node])
-        shape = list(node.meta["val"].shape)
-        sl = node.args[0]
-        full = [int(sl.args[0].meta["val"].shape[0])] + shape[1:]
-        part = _node(new, aten.expand.default, (part, full))
-        env[node] = _node(new, aten.slice.Tensor, (part, 0, *sl.args[2:]), name=node.name)
-        env[node].meta = dict(node.meta)
-    return new
+    return rewrite_matches(graph, found.get, _rows, drop=dead)  # dead: slices, found: selects
+
+
+def _rows(new: fx.Graph, node: fx.Node, part: Any, env: dict) -> fx.Node:
+    part = _build(new, env, part)
+    shape = list(node.meta["val"].shape)
+    sl = node.args[0]
+    full = [int(sl.args[0].meta["val"].shape[0])] + shape[1:]
+    part = _node(new, aten.expand.default, (part, full))
+    out = _node(new, aten.slice.Tensor, (part, 0, *sl.args[2:]), name=node.name)
+    out.meta = dict(node.meta)
+    return out
 
 
 def _selected(node: fx.Node, user_inputs: set[str]) -> Any:

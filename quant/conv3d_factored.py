@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 
@@ -67,16 +67,8 @@ def _form(node: fx.Node) -> str | None:
 
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no such Conv3d, else a copy with each one its Conv2d."""
-    found = {n: f for n in graph.nodes if (f := _form(n)) is not None}
-    if not found:
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in found:
-            env[node] = _FORMS[found[node]](new, node, env)
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rewrite_matches(graph, _form, lambda new, node, form, env:
+                           _FORMS[form](new, node, env))
 
 
 def _spatial(g: fx.Graph, node: fx.Node, env: dict) -> fx.Node:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 
@@ -49,14 +49,8 @@ def _triple(v: object) -> list[int]:
 
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no ConvTranspose3d, else a copy with each its Conv3d."""
-    found = [n for n in graph.nodes if _transposed3d(n) is not None]
-    if not found:
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        env[node] = _conv3d(new, node, env) if node in found \
-            else new.node_copy(node, lambda n: env[n])
-    return new
+    return rewrite_matches(graph, _transposed3d, lambda new, node, _, env:
+                           _conv3d(new, node, env))
 
 
 def _conv3d(g: fx.Graph, node: fx.Node, env: dict) -> fx.Node:

@@ -19,6 +19,7 @@ import torch
 from torch import fx
 
 from qasic.quant.fxnodes import like as _op
+from qasic.quant.fxnodes import rewrite_matches
 
 aten = torch.ops.aten
 
@@ -35,18 +36,13 @@ def _axis(node: fx.Node) -> int | None:
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it sums along no middle axis, else a copy with each such cumsum
     along axis 1 between permutes (module doc)."""
-    found = {n: k for n in graph.nodes if (k := _axis(n)) is not None}
-    if not found:
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node not in found:
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        k, rank = found[node], node.meta["val"].dim()
-        perm = [0, k] + [d for d in range(1, rank) if d != k]
-        back = [perm.index(d) for d in range(rank)]
-        x = _op(new, node, aten.permute.default, (env[node.args[0]], perm))
-        x = _op(new, node, aten.cumsum.default, (x, 1))
-        env[node] = _op(new, node, aten.permute.default, (x, back))
-    return new
+    return rewrite_matches(graph, _axis, _build)
+
+
+def _build(new: fx.Graph, node: fx.Node, k: int, env: dict) -> fx.Node:
+    rank = node.meta["val"].dim()
+    perm = [0, k] + [d for d in range(1, rank) if d != k]
+    back = [perm.index(d) for d in range(rank)]
+    x = _op(new, node, aten.permute.default, (env[node.args[0]], perm))
+    x = _op(new, node, aten.cumsum.default, (x, 1))
+    return _op(new, node, aten.permute.default, (x, back))

@@ -29,6 +29,7 @@ import torch
 from torch import fx
 
 from qasic.errors import UnsupportedOpError
+from qasic.quant.fxnodes import rewrite_matches
 
 aten = torch.ops.aten
 EINSUM = aten.einsum.default
@@ -46,18 +47,14 @@ def made_by(node: fx.Node) -> str:
 
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no einsum, else a copy with each einsum rewritten."""
-    if not any(n.target is EINSUM for n in graph.nodes):
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node.target is EINSUM:
-            try:
-                env[node] = _rewrite(new, node, [env[a] for a in node.args[1]])
-            except UnsupportedOpError as e:
-                raise UnsupportedOpError(f"node {node.name!r}: {e}") from None
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rewrite_matches(graph, lambda n: n.target is EINSUM, _build)
+
+
+def _build(new: fx.Graph, node: fx.Node, _: bool, env: dict) -> fx.Node:
+    try:
+        return _rewrite(new, node, [env[a] for a in node.args[1]])
+    except UnsupportedOpError as e:
+        raise UnsupportedOpError(f"node {node.name!r}: {e}") from None
 
 
 def parse(equation: str, ranks: list[int], own_sums: bool = False) -> tuple[str, str, str]:

@@ -15,11 +15,13 @@ from a bag by value) are left as they are, and capture refuses them.
 from __future__ import annotations
 
 import operator
+from functools import partial
 from typing import Any
 
 import torch
 from torch import fx
 
+from qasic.quant.fxnodes import DROP, rebuild
 from qasic.quant.fxnodes import like as _op
 
 aten = torch.ops.aten
@@ -38,17 +40,16 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     bags = {n: ids for n in graph.nodes if (ids := _bag_ids(n)) is not None}
     if not bags:
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in bags:
-            env[node] = _rewrite(new, node, env[node.args[0]], env[bags[node]])
-        elif _is_item(node, bags):
-            if node.args[1] == 0:
-                env[node] = env[node.args[0]]
-            # the bags' offsets and counts (items 1-3) are unused: _bag_ids checked
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, partial(_replace, bags))
+
+
+def _replace(bags: dict, new: fx.Graph, node: fx.Node, env: dict) -> Any:
+    if node in bags:
+        return _rewrite(new, node, env[node.args[0]], env[bags[node]])
+    if _is_item(node, bags):
+        # the bags' offsets and counts (items 1-3) are unused: _bag_ids checked
+        return env[node.args[0]] if node.args[1] == 0 else DROP
+    return None
 
 
 def _arg(node: fx.Node, i: int, name: str, default: Any) -> Any:

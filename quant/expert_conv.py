@@ -20,11 +20,13 @@ it is (refused in one line by the walk; quant.modconv takes StyleGAN's modulated
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
 from torch import fx
 
+from qasic.quant.fxnodes import DROP, rebuild
 from qasic.quant.fxnodes import like as _op
 
 aten = torch.ops.aten
@@ -45,19 +47,21 @@ def decompose(graph: fx.Graph, inputs: set[str]) -> fx.Graph:
         return graph
     skipped = {m["conv"] for m in found.values()} | {m["permute"] for m in found.values()}
     weights = {v for m in found.values() for v in m["chain"]}  # the mixed weights' views
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in found:
-            env[node] = _experts(new, node, found[node], env)
-        elif node in skipped:
-            continue  # the grouped conv (and timm's permute) the experts' sum replaces
-        elif node.target is aten._assert_tensor_metadata.default \
-                and (node.args[0] in weights or node.args[0] in skipped):
-            continue  # a check of a mixed weight no longer made
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
+    new = rebuild(graph, partial(_replace, found, skipped, weights))
     new.eliminate_dead_code()
     return new
+
+
+def _replace(found: dict, skipped: set, weights: set, new: fx.Graph, node: fx.Node,
+             env: dict) -> Any:
+    if node in found:
+        return _experts(new, node, found[node], env)
+    if node in skipped:
+        return DROP  # the grouped conv (and timm's permute) the experts' sum replaces
+    if node.target is aten._assert_tensor_metadata.default \
+            and (node.args[0] in weights or node.args[0] in skipped):
+        return DROP  # a check of a mixed weight no longer made
+    return None
 
 
 def _through(v: Any, targets: tuple) -> Any:

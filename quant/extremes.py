@@ -14,6 +14,7 @@ import torch
 from torch import fx
 
 from qasic.quant.fxnodes import like as _op
+from qasic.quant.fxnodes import rewrite_matches
 
 aten = torch.ops.aten
 
@@ -29,21 +30,20 @@ def decompose(graph: fx.Graph, user_inputs: set[str]) -> fx.Graph:
         if (node.op == "placeholder" and node.name in user_inputs) \
                 or any(a in reads for a in node.all_input_nodes):
             reads.add(node)
-    found = {n for n in graph.nodes if n.op == "call_function" and n.target in _OPS
-             and len(n.args) == 2 and all(isinstance(a, fx.Node) and a in reads for a in n.args)
-             and n.meta["val"].dtype.is_floating_point}
-    if not found:
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in found:
-            x, y = (env[a] for a in node.args)
-            if _OPS[node.target] == "max":
-                gap = _op(new, node, aten.relu.default, (_op(new, node, aten.sub.Tensor, (x, y)),))
-                env[node] = _op(new, node, aten.add.Tensor, (y, gap))
-            else:
-                gap = _op(new, node, aten.relu.default, (_op(new, node, aten.sub.Tensor, (y, x)),))
-                env[node] = _op(new, node, aten.sub.Tensor, (y, gap))
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rewrite_matches(graph, lambda n: _of_reads(n, reads), _build)
+
+
+def _of_reads(n: fx.Node, reads: set[fx.Node]) -> bool:
+    """A float maximum / minimum of two values that read the inputs."""
+    return n.op == "call_function" and n.target in _OPS and len(n.args) == 2 \
+        and all(isinstance(a, fx.Node) and a in reads for a in n.args) \
+        and n.meta["val"].dtype.is_floating_point
+
+
+def _build(new: fx.Graph, node: fx.Node, _: bool, env: dict) -> fx.Node:
+    x, y = (env[a] for a in node.args)
+    if _OPS[node.target] == "max":
+        gap = _op(new, node, aten.relu.default, (_op(new, node, aten.sub.Tensor, (x, y)),))
+        return _op(new, node, aten.add.Tensor, (y, gap))
+    gap = _op(new, node, aten.relu.default, (_op(new, node, aten.sub.Tensor, (y, x)),))
+    return _op(new, node, aten.sub.Tensor, (y, gap))

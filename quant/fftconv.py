@@ -28,6 +28,7 @@ import torch
 from torch import fx
 
 from qasic.quant.fxnodes import like as _op
+from qasic.quant.fxnodes import rewrite_matches
 
 aten = torch.ops.aten
 
@@ -38,16 +39,7 @@ _SCALES = (aten.mul.Tensor, aten.div.Tensor)
 def decompose(graph: fx.Graph, user_inputs: set[str]) -> fx.Graph:
     """``graph`` itself when it holds no FFT convolution, else a copy with each rewritten."""
     reads = _reads_input(graph, user_inputs)
-    found = {n: m for n in graph.nodes if (m := match(n, reads)) is not None}
-    if not found:
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in found:
-            env[node] = _conv(new, node, found[node], env)
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rewrite_matches(graph, lambda n: match(n, reads), _conv)
 
 
 def _reads_input(graph: fx.Graph, user_inputs: set[str]) -> set[fx.Node]:

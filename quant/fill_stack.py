@@ -22,10 +22,14 @@ last axis inplace.copy_ makes it a concat already), each copy of a value of its 
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
 import torch
 from torch import fx
 
 from qasic.quant import inplace
+from qasic.quant.fxnodes import DROP, rebuild
 from qasic.quant.fxnodes import like as _op
 
 aten = torch.ops.aten
@@ -66,26 +70,25 @@ def decompose(graph: fx.Graph) -> fx.Graph:
         drop.add(copies[0][0].args[0].args[0])  # the buffer: its readers read the concat
         for copy, _, _ in copies:
             drop |= {copy, copy.args[0]}
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in fills:
-            copies = fills[node]
-            base = node.args[0].args[0]
-            k, last = inplace.fill_axis(node), base.meta["val"].dim() - 1
-            parts = []
-            for copy, _, _ in sorted(copies, key=lambda c: c[1]):
-                part = env[copy.args[1]]
-                if copy.args[0].target is aten.select.int:
-                    part = _op(new, copy, aten.unsqueeze.default, (part, k))
-                if k != last:
-                    part = _op(new, copy, aten.transpose.int, (part, k, last))
-                parts.append(part)
-            out = _op(new, node, aten.cat.default, (parts, last))
-            if k != last:
-                out = _op(new, node, aten.transpose.int, (out, k, last))
-            env[base] = out
-        elif node in drop:
-            continue
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, partial(_replace, fills, drop))
+
+
+def _replace(fills: dict, drop: set, new: fx.Graph, node: fx.Node, env: dict) -> Any:
+    if node not in fills:
+        return DROP if node in drop else None
+    copies = fills[node]
+    base = node.args[0].args[0]
+    k, last = inplace.fill_axis(node), base.meta["val"].dim() - 1
+    parts = []
+    for copy, _, _ in sorted(copies, key=lambda c: c[1]):
+        part = env[copy.args[1]]
+        if copy.args[0].target is aten.select.int:
+            part = _op(new, copy, aten.unsqueeze.default, (part, k))
+        if k != last:
+            part = _op(new, copy, aten.transpose.int, (part, k, last))
+        parts.append(part)
+    out = _op(new, node, aten.cat.default, (parts, last))
+    if k != last:
+        out = _op(new, node, aten.transpose.int, (out, k, last))
+    env[base] = out  # the buffer's readers read the concat
+    return DROP

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 FLIPS = (aten.flip.default,)
@@ -34,15 +34,8 @@ def _flippable(node: fx.Node) -> bool:
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no flip of a per-sample axis, else a copy with each
     rewritten."""
-    if not any(_flippable(n) for n in graph.nodes):
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if _flippable(node):
-            env[node] = _flip(new, node, env[node.args[0]])
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rewrite_matches(graph, _flippable, lambda new, node, _, env:
+                           _flip(new, node, env[node.args[0]]))
 
 
 def _flip(g: fx.Graph, node: fx.Node, x: fx.Node) -> fx.Node:

@@ -33,10 +33,13 @@ part used) is left to capture, which refuses it in one line.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import fx
 
+from qasic.quant.fxnodes import DROP, rebuild
 from qasic.quant.fxnodes import like as _op
 
 aten = torch.ops.aten
@@ -59,26 +62,26 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no such transform, else a copy with each rewritten."""
     if not any(_real_fft2(n) or _polar_irfft(n) or _rfft_abs(n) for n in graph.nodes):
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if _real_fft2(node):
-            env[node] = _rewrite(new, node, env[node.args[0].args[0]])
-        elif node.target is aten.fft_fftn.default and all(_real_fft2(u) for u in node.users):
-            continue  # its only readers take the real part, rewritten
-        elif _rfft_abs(node):
-            env[node] = _amplitude(new, node, env[node.args[0].args[0]])
-        elif node.target is aten.fft_rfft.default and node.users \
-                and all(_rfft_abs(u) for u in node.users):
-            continue  # its only readers take its magnitude, rewritten
-        elif _polar_irfft(node):
-            polar = node.args[0]
-            env[node] = _irfft(new, node, env[polar.args[0]], env[polar.args[1]])
-        elif node.target is aten.polar.default and node.users \
-                and all(_polar_irfft(u) for u in node.users):
-            continue  # its only readers are inverse real FFTs, rewritten
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, _replace)
+
+
+def _replace(new: fx.Graph, node: fx.Node, env: dict) -> Any:
+    if _real_fft2(node):
+        return _rewrite(new, node, env[node.args[0].args[0]])
+    if node.target is aten.fft_fftn.default and all(_real_fft2(u) for u in node.users):
+        return DROP  # its only readers take the real part, rewritten
+    if _rfft_abs(node):
+        return _amplitude(new, node, env[node.args[0].args[0]])
+    if node.target is aten.fft_rfft.default and node.users \
+            and all(_rfft_abs(u) for u in node.users):
+        return DROP  # its only readers take its magnitude, rewritten
+    if _polar_irfft(node):
+        polar = node.args[0]
+        return _irfft(new, node, env[polar.args[0]], env[polar.args[1]])
+    if node.target is aten.polar.default and node.users \
+            and all(_polar_irfft(u) for u in node.users):
+        return DROP  # its only readers are inverse real FFTs, rewritten
+    return None
 
 
 def _real_fft2(node: fx.Node) -> bool:

@@ -14,21 +14,15 @@ import torch
 from torch import fx
 
 from qasic.quant.fxnodes import like as _op
+from qasic.quant.fxnodes import rewrite_matches
 
 aten = torch.ops.aten
 
 
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no glu, else a copy with each rewritten."""
-    if not any(_is_glu(n) for n in graph.nodes):
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if _is_glu(node):
-            env[node] = _rewrite(new, node, env[node.args[0]])
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rewrite_matches(graph, _is_glu, lambda new, node, _, env:
+                           _rewrite(new, node, env[node.args[0]]))
 
 
 def _is_glu(node: fx.Node) -> bool:

@@ -32,6 +32,7 @@ import torch
 from torch import fx
 
 from qasic.quant import cdist_scores, routers  # noqa: F401  (routers: qasic::topk_mask)
+from qasic.quant.fxnodes import copied, rebuild
 
 aten = torch.ops.aten
 _CASTS = (aten.to.dtype, aten._to_copy.default, aten.clone.default, aten.alias.default)
@@ -46,23 +47,25 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     if not any(_one_hot(n) is not None or _straight_through(n) is not None
                or _lookup(n) is not None for n in graph.nodes):
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        hot, hard, look = _one_hot(node), _straight_through(node), _lookup(node)
-        if look is not None:
-            env[node] = _table_rows(new, node, env[look[0]], look[1], env[node.args[0]])
-        elif hot is not None:
-            env[node] = _topk_mask(new, node, env[hot[0]], hot[1])
-        elif hard is not None:
-            env[node] = env[hard]
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-            if cdist_scores.is_cdist(node):  # the lookup reads its scores (cdist_scores)
-                env[node].meta["cdist"] = node
+    new = rebuild(graph, _replace)
     for n in list(new.nodes):  # a cdist only lookups ranked: scores in its place
         if cdist_scores.is_cdist(n) and not n.users:
             new.erase_node(n)
     return new
+
+
+def _replace(new: fx.Graph, node: fx.Node, env: dict) -> fx.Node:
+    hot, hard, look = _one_hot(node), _straight_through(node), _lookup(node)
+    if look is not None:
+        return _table_rows(new, node, env[look[0]], look[1], env[node.args[0]])
+    if hot is not None:
+        return _topk_mask(new, node, env[hot[0]], hot[1])
+    if hard is not None:
+        return env[hard]
+    out = copied(new, node, env)
+    if cdist_scores.is_cdist(node):  # the lookup reads its scores (cdist_scores)
+        out.meta["cdist"] = node
+    return out
 
 
 def _one_hot(node: fx.Node) -> tuple[fx.Node, int] | None:

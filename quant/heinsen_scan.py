@@ -26,10 +26,13 @@ that same C), C read by nothing else.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import fx
 
 from qasic.quant.fxnodes import like as _op
+from qasic.quant.fxnodes import rebuild
 
 aten = torch.ops.aten
 
@@ -140,41 +143,41 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     found = {n: m for n in graph.nodes if (m := _match(n)) is not None}
     if not found:
         return graph
-    new, env, alias = fx.Graph(), {}, {}
-    for node in graph.nodes:
-        if node in alias:  # the scan's states but the initial one's: its token stack itself
-            env[node] = alias[node]
-            continue
-        if node not in found:
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        log_coeffs, log_values, k, p = found[node]
-        last = node.meta["val"].dim() - 1
-        coeffs = _op(new, node, aten.exp.default, (env[log_coeffs],))
-        head, tail = _split(new, node, log_values, env, k, p)
-        values = _op(new, node, aten.exp.default, (tail,))
-        h, parts = None, []
-        for t in range(int(node.meta["val"].shape[k])):
-            if t < p:  # a padded position (coefficient exp(0) = 1) of the initial state
-                v_t = _op(new, node, aten.select.int,
-                          (_op(new, node, aten.exp.default, (head,)), k, t))
-                h = v_t if h is None else _op(new, node, aten.add.Tensor, (h, v_t))
-            else:
-                v_t = _op(new, node, aten.select.int, (values, k, t - p))
-                c_t = _op(new, node, aten.select.int, (coeffs, k, t - p))
-                if h is None:  # h_(-1) = 0: position 0 runs the step on a zero state
-                    h = _op(new, node, aten.zeros_like.default, (v_t,))
-                h = _op(new, node, aten.add.Tensor,
-                        (_op(new, node, aten.mul.Tensor, (c_t, h)), v_t))
-            part = _op(new, node, aten.unsqueeze.default, (h, k))
-            parts.append(part if k == last else _op(new, node, aten.transpose.int,
-                                                     (part, k, last)))
-        out = _op(new, node, aten.cat.default, (parts[p:], last))
-        for user in _drop_first(node, k, p):
-            alias[user] = out if k == last else _op(new, node, aten.transpose.int,
-                                                    (out, k, last))
-        if p:  # the positions from the initial state (h0, constant) concatenated in front of
-            # the recurrence's stack, which keeps one part per token (quant.recurrence)
-            out = _op(new, node, aten.cat.default, ([*parts[:p], out], last))
-        env[node] = out if k == last else _op(new, node, aten.transpose.int, (out, k, last))
-    return new
+    alias: dict[fx.Node, fx.Node] = {}  # the scan's states but the initial one's -> their stack
+    return rebuild(graph, partial(_replace, found, alias))
+
+
+def _replace(found: dict, alias: dict, new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
+    if node in alias:  # the scan's states but the initial one's: its token stack itself
+        return alias[node]
+    if node not in found:
+        return None
+    log_coeffs, log_values, k, p = found[node]
+    last = node.meta["val"].dim() - 1
+    coeffs = _op(new, node, aten.exp.default, (env[log_coeffs],))
+    head, tail = _split(new, node, log_values, env, k, p)
+    values = _op(new, node, aten.exp.default, (tail,))
+    h, parts = None, []
+    for t in range(int(node.meta["val"].shape[k])):
+        if t < p:  # a padded position (coefficient exp(0) = 1) of the initial state
+            v_t = _op(new, node, aten.select.int,
+                      (_op(new, node, aten.exp.default, (head,)), k, t))
+            h = v_t if h is None else _op(new, node, aten.add.Tensor, (h, v_t))
+        else:
+            v_t = _op(new, node, aten.select.int, (values, k, t - p))
+            c_t = _op(new, node, aten.select.int, (coeffs, k, t - p))
+            if h is None:  # h_(-1) = 0: position 0 runs the step on a zero state
+                h = _op(new, node, aten.zeros_like.default, (v_t,))
+            h = _op(new, node, aten.add.Tensor,
+                    (_op(new, node, aten.mul.Tensor, (c_t, h)), v_t))
+        part = _op(new, node, aten.unsqueeze.default, (h, k))
+        parts.append(part if k == last else _op(new, node, aten.transpose.int,
+                                                 (part, k, last)))
+    out = _op(new, node, aten.cat.default, (parts[p:], last))
+    for user in _drop_first(node, k, p):
+        alias[user] = out if k == last else _op(new, node, aten.transpose.int,
+                                                (out, k, last))
+    if p:  # the positions from the initial state (h0, constant) concatenated in front of
+        # the recurrence's stack, which keeps one part per token (quant.recurrence)
+        out = _op(new, node, aten.cat.default, ([*parts[:p], out], last))
+    return out if k == last else _op(new, node, aten.transpose.int, (out, k, last))

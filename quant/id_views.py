@@ -8,10 +8,12 @@ any other op of them is left as it is (the walk refuses it in one line)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 VIEWS = (aten.view.default, aten.reshape.default, aten._unsafe_view.default)
@@ -44,16 +46,11 @@ def _rewritable(node: fx.Node, users: set[str]) -> bool:
 def decompose(graph: fx.Graph, users: set[str]) -> fx.Graph:
     """``graph`` itself when no embedding reads a view of the ids, else a copy where each such
     embedding reads the ids and its rows are viewed to the shape the ids' view had, plus D."""
-    if not any(_rewritable(n, users) for n in graph.nodes):
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if _rewritable(node, users):
-            ids = env[_source(node.args[1], users)]
-            rows = like(new, node, aten.embedding.default, (env[node.args[0]], ids,
-                                                            *node.args[2:]))
-            shape = [int(s) for s in node.meta["val"].shape]
-            env[node] = like(new, node, aten.view.default, (rows, shape))
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rewrite_matches(graph, lambda n: _rewritable(n, users), partial(_build, users))
+
+
+def _build(users: set[str], new: fx.Graph, node: fx.Node, _: bool, env: dict) -> fx.Node:
+    ids = env[_source(node.args[1], users)]
+    rows = like(new, node, aten.embedding.default, (env[node.args[0]], ids, *node.args[2:]))
+    shape = [int(s) for s in node.meta["val"].shape]
+    return like(new, node, aten.view.default, (rows, shape))

@@ -33,9 +33,12 @@ over each group's points likewise).
 from __future__ import annotations
 
 import operator
+from typing import Any
 
 import torch
 from torch import fx
+
+from qasic.quant.fxnodes import DROP, copied, rebuild
 
 aten = torch.ops.aten
 
@@ -45,35 +48,30 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     made the slice."""
     if not any(_kept(n) or _reduced(n) or _spatial(n) for n in graph.nodes):
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if _spatial(node):
-            env[node] = _squeezed(new, node, env[node.args[0]])
-            continue
-        if node.op == "call_function" and node.target is operator.getitem \
-                and _spatial(node.args[0]):  # max.dim's values (its indices unread)
-            if node.users:
-                env[node] = env[node.args[0]]
-            continue
-        if _kept(node):
-            continue  # read by its unsqueezes alone
-        if _reduced(node):
-            env[node] = _with_keepdim(new, node, env[node.args[0]])
-            continue
-        value = _value_of(node)
-        if value is not None and _reduced(value):  # max.dim's values, then their unsqueezes
-            env[node] = new.node_copy(node, lambda n: env[n])
-            env[node].meta = dict(node.meta) | {"val": env[value].meta["val"][0]}
-            continue
-        if node.op == "call_function" and node.target is aten.unsqueeze.default \
-                and _reduced(_value_of(node.args[0]) or node.args[0]):
-            env[node] = env[node.args[0]]
-            continue
-        if _kept(node.args[0] if node.op == "call_function" and node.args else None):
-            env[node] = _slice(new, node, env[node.args[0].args[0]])
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, _replace)
+
+
+def _replace(new: fx.Graph, node: fx.Node, env: dict) -> Any:
+    if _spatial(node):
+        return _squeezed(new, node, env[node.args[0]])
+    if node.op == "call_function" and node.target is operator.getitem \
+            and _spatial(node.args[0]):  # max.dim's values (its indices unread)
+        return env[node.args[0]] if node.users else DROP
+    if _kept(node):
+        return DROP  # read by its unsqueezes alone
+    if _reduced(node):
+        return _with_keepdim(new, node, env[node.args[0]])
+    value = _value_of(node)
+    if value is not None and _reduced(value):  # max.dim's values, then their unsqueezes
+        out = copied(new, node, env)
+        out.meta = dict(node.meta) | {"val": env[value].meta["val"][0]}
+        return out
+    if node.op == "call_function" and node.target is aten.unsqueeze.default \
+            and _reduced(_value_of(node.args[0]) or node.args[0]):
+        return env[node.args[0]]
+    if _kept(node.args[0] if node.op == "call_function" and node.args else None):
+        return _slice(new, node, env[node.args[0].args[0]])
+    return None
 
 
 def _kept(select: object) -> bool:

@@ -27,11 +27,13 @@ refused linalg_vector_norm of a rank-4 map.
 from __future__ import annotations
 
 import math
+from functools import partial
+from typing import Any
 
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import DROP, like, rebuild
 
 aten = torch.ops.aten
 MAX_GROUP = 16  # a "small group": a norm over more terms is a written-out RMS norm already
@@ -48,22 +50,23 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     if not quotients and not axial:
         return graph
     dead = {d for m in axial.values() for d in m[2]}
-    new, env, groups = fx.Graph(), {}, {}
-    for node in graph.nodes:
-        if node in axial:
-            env[node] = _last_axis(new, node, env[node.args[0]], *axial[node][:2])
-            continue
-        if node in dead:
-            continue
-        if node not in quotients:
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        terms, eps = quotients[node]
-        root = node.args[1]
-        if root not in groups:
-            groups[root] = _normalised(new, node, terms, eps, env)
-        env[node] = _part(new, node, groups[root], terms.index(node.args[0]), terms)
-    return new
+    groups: dict[fx.Node, Any] = {}  # a root -> its terms normalised, made once for all parts
+    return rebuild(graph, partial(_replace, axial, dead, quotients, groups))
+
+
+def _replace(axial: dict, dead: set, quotients: dict, groups: dict, new: fx.Graph,
+             node: fx.Node, env: dict) -> Any:
+    if node in axial:
+        return _last_axis(new, node, env[node.args[0]], *axial[node][:2])
+    if node in dead:
+        return DROP
+    if node not in quotients:
+        return None
+    terms, eps = quotients[node]
+    root = node.args[1]
+    if root not in groups:
+        groups[root] = _normalised(new, node, terms, eps, env)
+    return _part(new, node, groups[root], terms.index(node.args[0]), terms)
 
 
 def _call(node: object, *targets: object) -> bool:

@@ -28,21 +28,16 @@ from typing import Any
 import torch
 from torch import fx
 
+from qasic.quant.fxnodes import rewrite_matches
+
 aten = torch.ops.aten
 TARGETS = (aten.log_softmax.int, aten._log_softmax.default)
 
 
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no log_softmax, else a copy with each rewritten."""
-    if not any(_is_log_softmax(n) for n in graph.nodes):
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if _is_log_softmax(node):
-            env[node] = _rewrite(new, node, env[node.args[0]])
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rewrite_matches(graph, _is_log_softmax, lambda new, node, _, env:
+                           _rewrite(new, node, env[node.args[0]]))
 
 
 def _is_log_softmax(node: fx.Node) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 
@@ -37,14 +37,9 @@ def _maps(node: fx.Node) -> list[fx.Node] | None:
 
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no such stack, else a copy with each one the concat."""
-    found = {n: m for n in graph.nodes if (m := _maps(n)) is not None}
-    if not found:
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node not in found:
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        parts = [like(new, node, aten.unsqueeze.default, (env[p], 1)) for p in found[node]]
-        env[node] = like(new, node, aten.cat.default, (parts, 1))
-    return new
+    return rewrite_matches(graph, _maps, _build)
+
+
+def _build(new: fx.Graph, node: fx.Node, maps: list, env: dict) -> fx.Node:
+    parts = [like(new, node, aten.unsqueeze.default, (env[p], 1)) for p in maps]
+    return like(new, node, aten.cat.default, (parts, 1))

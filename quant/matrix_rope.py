@@ -19,6 +19,7 @@ import torch
 from torch import fx
 
 from qasic.quant.complex_rope import _op, gptj_rotation
+from qasic.quant.fxnodes import rewrite_matches
 
 aten = torch.ops.aten
 _VIEWS = (aten.reshape.default, aten.view.default, aten._unsafe_view.default)
@@ -28,17 +29,8 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no such rotation, else a copy with each rewritten (the
     reshape and product it replaces are left to dead-code removal when nothing else reads
     them)."""
-    found = {n: p for n in graph.nodes if (p := _parts(n)) is not None}
-    if not found:
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in found:
-            x, f = found[node]
-            env[node] = _rewrite(new, node, env[x], env[f])
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rewrite_matches(graph, _parts, lambda new, node, xf, env:
+                           _rewrite(new, node, env[xf[0]], env[xf[1]]))
 
 
 def _parts(node: fx.Node) -> tuple | None:

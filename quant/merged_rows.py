@@ -17,11 +17,13 @@ name and meta (its module, for reports).
 from __future__ import annotations
 
 import math
+from functools import partial
+from typing import Any
 
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import DROP, like, rebuild
 
 aten = torch.ops.aten
 _VIEWS = (aten.view.default, aten.reshape.default, aten._unsafe_view.default)
@@ -62,13 +64,14 @@ def decompose(graph: fx.Graph) -> fx.Graph:
         return graph
     backs = {back: lin for lin, (_, back) in found.items()}
     dead = {lin.args[0] for lin in found} | set(found)
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in backs:
-            lin = backs[node]
-            x = found[lin][0]
-            args = (env[x], *(env[a] if isinstance(a, fx.Node) else a for a in lin.args[1:]))
-            env[node] = like(new, lin, aten.linear.default, args)
-        elif node not in dead:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, partial(_replace, found, backs, dead))
+
+
+def _replace(found: dict, backs: dict, dead: set, new: fx.Graph, node: fx.Node,
+             env: dict) -> Any:
+    if node not in backs:
+        return DROP if node in dead else None
+    lin = backs[node]
+    x = found[lin][0]
+    args = (env[x], *(env[a] if isinstance(a, fx.Node) else a for a in lin.args[1:]))
+    return like(new, lin, aten.linear.default, args)

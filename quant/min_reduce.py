@@ -11,11 +11,12 @@ a table, so the rewrite needs no new op. A ``min.dim`` whose indices are read is
 from __future__ import annotations
 
 import operator
+from typing import Any
 
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import DROP, like, rebuild
 
 aten = torch.ops.aten
 
@@ -40,21 +41,19 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     negated maximum of the negation."""
     if not any(_rewritable(n) for n in graph.nodes):
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if not _rewritable(node):
-            if node.target is operator.getitem and node.args[0] in env \
-                    and isinstance(env[node.args[0]], tuple):
-                env[node] = env[node.args[0]][node.args[1]]
-                continue
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        neg = like(new, node, aten.neg.default, (env[node.args[0]],))
-        if node.target is aten.amin.default:
-            top = like(new, node, aten.amax.default, (neg, *node.args[1:]))
-            env[node] = like(new, node, aten.neg.default, (top,))
-            continue
-        top = like(new, node, aten.max.dim, (neg, *node.args[1:]))
-        values = like(new, node, operator.getitem, (top, 0))
-        env[node] = (like(new, node, aten.neg.default, (values,)), None)
-    return new
+    return rebuild(graph, _replace)
+
+
+def _replace(new: fx.Graph, node: fx.Node, env: dict) -> Any:
+    if not _rewritable(node):
+        if node.target is operator.getitem and node.args[0] in env \
+                and isinstance(env[node.args[0]], tuple):
+            return env[node.args[0]][node.args[1]]
+        return None
+    neg = like(new, node, aten.neg.default, (env[node.args[0]],))
+    if node.target is aten.amin.default:
+        top = like(new, node, aten.amax.default, (neg, *node.args[1:]))
+        return like(new, node, aten.neg.default, (top,))
+    top = like(new, node, aten.max.dim, (neg, *node.args[1:]))
+    values = like(new, node, operator.getitem, (top, 0))
+    return like(new, node, aten.neg.default, (values,)), DROP  # indices: unread (_values_only)

@@ -21,11 +21,13 @@ one line by the walk, qasic.quant.lowering_ops).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
 from torch import fx
 
+from qasic.quant.fxnodes import DROP, rebuild
 from qasic.quant.fxnodes import like as _op
 
 aten = torch.ops.aten
@@ -50,21 +52,23 @@ def decompose(graph: fx.Graph, inputs: set[str]) -> fx.Graph:
                                                       aten.reshape.default):
             weights.add(v)
             v = v.args[0]
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        conv = node.args[0] if node.op == "call_function" and node.args else None
-        if conv in convs and node is _out_view(conv):
-            env[node] = _conv(new, node, conv, convs[conv], env)
-        elif node in convs:
-            continue  # its one reader, the view back to (B, O, H', W'), is rewritten
-        elif node.target is aten._assert_tensor_metadata.default and node.args[0] in weights:
-            continue  # a check of a per-sample weight no longer made
-        elif node in sums:
-            env[node] = _sum(new, node, sums[node], env)
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
+    new = rebuild(graph, partial(_replace, convs, sums, weights))
     new.eliminate_dead_code()
     return new
+
+
+def _replace(convs: dict, sums: dict, weights: set, new: fx.Graph, node: fx.Node,
+             env: dict) -> Any:
+    conv = node.args[0] if node.op == "call_function" and node.args else None
+    if conv in convs and node is _out_view(conv):
+        return _conv(new, node, conv, convs[conv], env)
+    if node in convs:
+        return DROP  # its one reader, the view back to (B, O, H', W'), is rewritten
+    if node.target is aten._assert_tensor_metadata.default and node.args[0] in weights:
+        return DROP  # a check of a per-sample weight no longer made
+    if node in sums:
+        return _sum(new, node, sums[node], env)
+    return None
 
 
 def _factors(node: Any, fed: set[fx.Node]) -> tuple[list, list, list] | None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import fx
 
+from qasic.quant.fxnodes import rebuild
+
 aten = torch.ops.aten
 MOVEDIMS = (aten.movedim.int, aten.movedim.intlist, aten.numpy_T.default)
 SWAPS = (aten.swapaxes.default, aten.swapdims.default)  # aliases of transpose(x, d0, d1)
@@ -36,26 +38,25 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     if not any(n.op == "call_function" and n.target in MOVEDIMS + SWAPS + MATRIX_T
                for n in graph.nodes):
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node.op == "call_function" and node.target in SWAPS + MATRIX_T:
-            names = ("axis0", "axis1") if node.target is aten.swapaxes.default \
-                else ("dim0", "dim1")
-            d0, d1 = (-2, -1) if node.target in MATRIX_T else (
-                *node.args[1:], *(node.kwargs[k] for k in names if k in node.kwargs))
-            t = new.create_node("call_function", aten.transpose.int,
-                                (env[node.args[0]], d0, d1), name=node.name)
-            t.meta = dict(node.meta)
-            env[node] = t
-        elif node.op == "call_function" and node.target in MOVEDIMS:
-            x = node.args[0]
-            rank = x.meta["val"].dim()
-            perm = list(range(rank))[::-1] if node.target is aten.numpy_T.default else \
-                permutation(rank, node.args[1], node.args[2])
-            p = new.create_node("call_function", aten.permute.default, (env[x], perm),
-                                name=node.name)
-            p.meta = dict(node.meta)
-            env[node] = p
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, _replace)
+
+
+def _replace(new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
+    if node.op == "call_function" and node.target in SWAPS + MATRIX_T:
+        names = ("axis0", "axis1") if node.target is aten.swapaxes.default else ("dim0", "dim1")
+        d0, d1 = (-2, -1) if node.target in MATRIX_T else (
+            *node.args[1:], *(node.kwargs[k] for k in names if k in node.kwargs))
+        t = new.create_node("call_function", aten.transpose.int, (env[node.args[0]], d0, d1),
+                            name=node.name)
+        t.meta = dict(node.meta)
+        return t
+    if node.op == "call_function" and node.target in MOVEDIMS:
+        x = node.args[0]
+        rank = x.meta["val"].dim()
+        perm = list(range(rank))[::-1] if node.target is aten.numpy_T.default else \
+            permutation(rank, node.args[1], node.args[2])
+        p = new.create_node("call_function", aten.permute.default, (env[x], perm),
+                            name=node.name)
+        p.meta = dict(node.meta)
+        return p
+    return None

@@ -17,6 +17,7 @@ import torch
 from torch import fx
 
 from qasic.quant.fxnodes import like as _op
+from qasic.quant.fxnodes import rewrite_matches
 
 aten = torch.ops.aten
 
@@ -28,16 +29,8 @@ def decompose(graph: fx.Graph, inputs: set[str]) -> fx.Graph:
     for n in graph.nodes:
         if n.name in inputs or any(a in fed for a in n.all_input_nodes):
             fed.add(n)
-    picks = {n: at for n in graph.nodes if (at := _adjacent(n, fed)) is not None}
-    if not picks:
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in picks:
-            env[node] = _rewrite(new, node, env, *picks[node])
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rewrite_matches(graph, lambda n: _adjacent(n, fed), lambda new, node, at, env:
+                           _rewrite(new, node, env, *at))
 
 
 def _adjacent(node: fx.Node, fed: set) -> tuple[int, int] | None:

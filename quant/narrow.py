@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import fx
 
+from qasic.quant.fxnodes import rewrite_matches
+
 aten = torch.ops.aten
 NARROWS = (aten.narrow.default,)
 _ARANGES = (aten.arange.default, aten.arange.start, aten.arange.start_step)
@@ -24,19 +26,14 @@ def bounds(size: int, start: int, length: int) -> tuple[int, int]:
 
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no narrow, else a copy with each narrow a slice."""
-    if not any(_span(n) is not None for n in graph.nodes):
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if (span := _span(node)) is not None:
-            x, dim, lo, hi = span
-            s = new.create_node("call_function", aten.slice.Tensor, (env[x], dim, lo, hi),
-                                name=node.name)
-            s.meta = dict(node.meta)
-            env[node] = s
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rewrite_matches(graph, _span, _build)
+
+
+def _build(new: fx.Graph, node: fx.Node, span: tuple, env: dict) -> fx.Node:
+    x, dim, lo, hi = span
+    s = new.create_node("call_function", aten.slice.Tensor, (env[x], dim, lo, hi), name=node.name)
+    s.meta = dict(node.meta)
+    return s
 
 
 def _span(node: fx.Node) -> tuple[fx.Node, int, int, int] | None:

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 ONE_HOTS = (aten.one_hot.default,)
@@ -29,17 +29,12 @@ def _rewritable(node: fx.Node) -> bool:
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no one_hot of a known class count, else a copy with each
     an embedding of eye(num_classes)."""
-    if not any(_rewritable(n) for n in graph.nodes):
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if _rewritable(node):
-            table = like(new, node, _constant, (torch.eye(_classes(node)),))
-            out = like(new, node, aten.embedding.default, (table, env[node.args[0]]))
-            env[node] = out
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rewrite_matches(graph, _rewritable, _build)
+
+
+def _build(new: fx.Graph, node: fx.Node, _: bool, env: dict) -> fx.Node:
+    table = like(new, node, _constant, (torch.eye(_classes(node)),))
+    return like(new, node, aten.embedding.default, (table, env[node.args[0]]))
 
 
 def _constant(t: torch.Tensor) -> Any:

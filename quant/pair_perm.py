@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import fx
 
+from qasic.quant.fxnodes import rewrite_matches
+
 aten = torch.ops.aten
 _VIEWS = (aten.view.default, aten.reshape.default, aten._unsafe_view.default)
 
@@ -22,21 +24,19 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     if not found:
         return graph
     gone = {p for m in found.values() for p in m[2]}
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in found:
-            x, perm, _ = found[node]
-            dt = x.meta["val"].dtype
-            matrix = torch.eye(len(perm), dtype=dt)[:, perm]  # x @ matrix = x[..., perm]
-            p = new.call_function(_constant, (matrix,))
-            p.meta = {k: v for k, v in node.meta.items() if k != "val"}
-            p.meta["val"] = matrix
-            out = new.call_function(aten.matmul.default, (env[x], p))
-            out.meta = dict(node.meta)
-            env[node] = out
-        elif node not in gone:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rewrite_matches(graph, found.get, _build, drop=gone)
+
+
+def _build(new: fx.Graph, node: fx.Node, m: tuple, env: dict) -> fx.Node:
+    x, perm, _ = m
+    dt = x.meta["val"].dtype
+    matrix = torch.eye(len(perm), dtype=dt)[:, perm]  # x @ matrix = x[..., perm]
+    p = new.call_function(_constant, (matrix,))
+    p.meta = {k: v for k, v in node.meta.items() if k != "val"}
+    p.meta["val"] = matrix
+    out = new.call_function(aten.matmul.default, (env[x], p))
+    out.meta = dict(node.meta)
+    return out
 
 
 def _match(node: fx.Node) -> tuple[fx.Node, torch.Tensor, tuple] | None:

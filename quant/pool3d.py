@@ -28,7 +28,7 @@ import math
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rebuild
 
 aten = torch.ops.aten
 
@@ -62,29 +62,25 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     if not any(_global(n) or _tiling_max(n) or _nearest(n) or _trilinear(n) or _avg3d(n)
                for n in graph.nodes):
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if _tiling_max(node):
-            env[node] = _max(new, node, env)
-            continue
-        if _nearest(node):
-            env[node] = _upsample(new, node, env)
-            continue
-        if _trilinear(node):
-            env[node] = _linear_axes(new, node, env)
-            continue
-        if _avg3d(node):
-            env[node] = _avg(new, node, env)
-            continue
-        if not _global(node):
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        x = node.args[0]
-        shape = [int(d) for d in x.meta["val"].shape]
-        flat = like(new, node, aten.reshape.default, (env[x], [*shape[:2], math.prod(shape[2:])]))
-        mean = like(new, node, aten.mean.dim, (flat, [-1], True))
-        env[node] = like(new, node, aten.reshape.default, (mean, [*shape[:2], 1, 1, 1]))
-    return new
+    return rebuild(graph, _replace)
+
+
+def _replace(new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
+    if _tiling_max(node):
+        return _max(new, node, env)
+    if _nearest(node):
+        return _upsample(new, node, env)
+    if _trilinear(node):
+        return _linear_axes(new, node, env)
+    if _avg3d(node):
+        return _avg(new, node, env)
+    if not _global(node):
+        return None
+    x = node.args[0]
+    shape = [int(d) for d in x.meta["val"].shape]
+    flat = like(new, node, aten.reshape.default, (env[x], [*shape[:2], math.prod(shape[2:])]))
+    mean = like(new, node, aten.mean.dim, (flat, [-1], True))
+    return like(new, node, aten.reshape.default, (mean, [*shape[:2], 1, 1, 1]))
 
 
 def _max(g: fx.Graph, node: fx.Node, env: dict) -> fx.Node:

@@ -21,7 +21,7 @@ import math
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 POOLS = {aten.max_pool1d.default: 1, aten.max_pool2d.default: 2,
@@ -79,14 +79,9 @@ def _folds(node: fx.Node) -> bool:
 
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no such pad, else a copy with each one a replicate pad."""
-    found = {n for n in graph.nodes if _folds(n)}
-    if not found:
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node not in found:
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        pads = [int(p) for p in node.args[1]]
-        env[node] = like(new, node, aten.pad.default, (env[node.args[0]], pads, "replicate"))
-    return new
+    return rewrite_matches(graph, _folds, _build)
+
+
+def _build(new: fx.Graph, node: fx.Node, _: bool, env: dict) -> fx.Node:
+    pads = [int(p) for p in node.args[1]]
+    return like(new, node, aten.pad.default, (env[node.args[0]], pads, "replicate"))

@@ -16,13 +16,14 @@ position bias: the same values at every key a causal softmax reads. It runs befo
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rebuild
 
 aten = torch.ops.aten
 ZEROS = (aten.zeros.default, aten.new_zeros.default, aten.zeros_like.default)
@@ -110,21 +111,22 @@ def decompose(graph: fx.Graph, users: set[str]) -> fx.Graph:
     found = dict(s for n in graph.nodes if (s := _shifted(n, users, seen)) is not None)
     if not found:
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in found:
-            x = found[node]
-            a, b, out = _relative(x, users, seen)
-            q, k = _shape(x)[:2]
-            act, const = (env[t] for t in x.args[1])
-            idx = like(new, node, _tensor, (torch.from_numpy(indices(q, k)),))
-            at = b.index(out[1])  # the key axis of the constant, indexed by (q, k)
-            table = like(new, node, aten.index.Tensor, (const, [*([None] * at), idx]))
-            eq = f"{a},{b[:at]}{out[0]}{b[at:]}->{out}"
-            env[node] = like(new, node, EINSUM, (eq, [act, table]))
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, partial(_replace, found, users, seen))
+
+
+def _replace(found: dict, users: set[str], seen: dict, new: fx.Graph, node: fx.Node,
+             env: dict) -> fx.Node | None:
+    if node not in found:
+        return None
+    x = found[node]
+    a, b, out = _relative(x, users, seen)
+    q, k = _shape(x)[:2]
+    act, const = (env[t] for t in x.args[1])
+    idx = like(new, node, _tensor, (torch.from_numpy(indices(q, k)),))
+    at = b.index(out[1])  # the key axis of the constant, indexed by (q, k)
+    table = like(new, node, aten.index.Tensor, (const, [*([None] * at), idx]))
+    eq = f"{a},{b[:at]}{out[0]}{b[at:]}->{out}"
+    return like(new, node, EINSUM, (eq, [act, table]))
 
 
 def _tensor(t: torch.Tensor) -> Any:

@@ -4,7 +4,9 @@ turns into ones the walk lowers.
 
 Each rewrite is a pure function of the fx graph (and the names of the user inputs, for those
 that must tell an input from a constant); each leaves a graph it does not concern unchanged.
-A new graph rewrite is a new row here, never another call nested in ``torch_export``.
+A new graph rewrite is a new row here, never another call nested in ``torch_export``; it
+makes its copy of the graph with ``quant.fxnodes``: ``rewrite_matches`` (a matcher, and a
+builder for each node matched) or ``rebuild`` (a replace for every node), not a loop of its own.
 """
 
 from __future__ import annotations

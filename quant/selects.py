@@ -28,6 +28,7 @@ nothing and never captured.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import sympy
@@ -35,6 +36,7 @@ import torch
 from torch import fx
 
 from qasic.errors import UnsupportedOpError
+from qasic.quant.fxnodes import copied, rebuild
 
 aten = torch.ops.aten
 
@@ -53,21 +55,24 @@ def decompose(graph: fx.Graph, inputs: set[str]) -> fx.Graph:
                or _chosen(n, fed, consts) is not None for n in graph.nodes
                if n.op == "call_function" and n.args):
         return graph
-    new, env, sizes = fx.Graph(), {}, {}
-    for node in graph.nodes:
-        mask = _mask(node, consts) if node.args and node.args[0] in fed else None
-        resolved = None if mask is None else _resolve(node, mask, env, sizes)
-        chosen = _chosen(node, fed, consts) if node.args else None
-        if chosen is not None:
-            resolved = env[chosen]
-        if resolved is not None:
-            env[node] = resolved
-        elif node.target is aten.sym_size.int and _concrete(node.args[0], sizes) is not None:
-            env[node] = _concrete(node.args[0], sizes)[int(node.args[1])]
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-            _fix_meta(env[node], sizes)
-    return new
+    sizes: dict = {}
+    return rebuild(graph, partial(_replace, fed, consts, sizes))
+
+
+def _replace(fed: set, consts: dict, sizes: dict, new: fx.Graph, node: fx.Node,
+             env: dict) -> Any:
+    mask = _mask(node, consts) if node.args and node.args[0] in fed else None
+    resolved = None if mask is None else _resolve(node, mask, env, sizes)
+    chosen = _chosen(node, fed, consts) if node.args else None
+    if chosen is not None:
+        resolved = env[chosen]
+    if resolved is not None:
+        return resolved
+    if node.target is aten.sym_size.int and _concrete(node.args[0], sizes) is not None:
+        return _concrete(node.args[0], sizes)[int(node.args[1])]
+    out = copied(new, node, env)
+    _fix_meta(out, sizes)
+    return out
 
 
 def _mask(node: fx.Node, consts: dict) -> torch.Tensor | None:

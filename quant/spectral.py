@@ -40,6 +40,7 @@ line (qasic.quant.fourier.REFUSALS)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -48,7 +49,7 @@ from torch import fx
 
 from qasic.quant.fftconv import _reads_input
 from qasic.quant.fourier import _constant, inverse_real_dft
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import DROP, like, rebuild
 
 aten = torch.ops.aten
 
@@ -110,7 +111,7 @@ def decompose(graph: fx.Graph, user_inputs: set[str]) -> fx.Graph:
         return graph
     reads = _reads(graph, user_inputs)
     try:
-        return _rewrite(graph, reads)
+        return rebuild(graph, partial(_replace, reads))
     except _Bail:
         return graph
 
@@ -140,28 +141,24 @@ def _arg(node: fx.Node, i: int, key: str, default: Any = None) -> Any:
     return node.args[i] if len(node.args) > i else node.kwargs.get(key, default)
 
 
-def _rewrite(graph: fx.Graph, reads: set[fx.Node]) -> fx.Graph:
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        row = _ROWS.get(node.target) if node.op == "call_function" else None
-        spectral = any(isinstance(env.get(a), Source | Filtered | Pair | Buffer | View)
-                       for a in node.all_input_nodes)
-        if node.target in _SOURCES and node.args[0] in reads \
-                and not _complex(node.args[0]):
-            env[node] = _source(node, env[node.args[0]])
-        elif node.target in _ZEROS and _complex(node) and _filled(node, reads):
-            env[node] = Buffer(tuple(int(s) for s in node.meta["val"].shape))
-        elif spectral:
-            if row is None:
-                raise _Bail
-            env[node] = row(new, node, env, reads)
-        elif node.target in _MAKERS and node in reads:
-            env[node] = _MAKERS[node.target](new, node, env)
-        elif _complex(node) and node in reads:
-            raise _Bail  # a complex activation made another way
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+def _replace(reads: set[fx.Node], new: fx.Graph, node: fx.Node, env: dict) -> Any:
+    row = _ROWS.get(node.target) if node.op == "call_function" else None
+    spectral = any(isinstance(env.get(a), Source | Filtered | Pair | Buffer | View)
+                   for a in node.all_input_nodes)
+    if node.target in _SOURCES and node.args[0] in reads \
+            and not _complex(node.args[0]):
+        return _source(node, env[node.args[0]])
+    if node.target in _ZEROS and _complex(node) and _filled(node, reads):
+        return Buffer(tuple(int(s) for s in node.meta["val"].shape))
+    if spectral:
+        if row is None:
+            raise _Bail
+        return row(new, node, env, reads)
+    if node.target in _MAKERS and node in reads:
+        return _MAKERS[node.target](new, node, env)
+    if _complex(node) and node in reads:
+        raise _Bail  # a complex activation made another way
+    return None
 
 
 def _filled(node: fx.Node, reads: set[fx.Node]) -> bool:
@@ -384,7 +381,7 @@ def _copy(g: fx.Graph, node: fx.Node, env: dict, reads: set) -> Any:
         if all(lo < r[a][1] and r[a][0] < hi for a, (lo, hi) in region.items()):
             raise _Bail  # overlapping writes
     view.buffer.pieces.append((tuple(parts), region))
-    return None
+    return DROP  # nothing reads the copy_ (checked above): its value is the buffer's
 
 
 def _mirror(g: fx.Graph, node: fx.Node, env: dict, reads: set) -> Pair:

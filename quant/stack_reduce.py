@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 REDUCES = {aten.sum.dim_IntList: False, aten.mean.dim: True}  # op -> whether it averages
@@ -40,19 +40,14 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     found = {n: s for n in graph.nodes if (s := _stacked(n)) is not None}
     if not found:
         return graph
-    stacks = set(found.values())
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in stacks:
-            continue
-        if node not in found:
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        parts = [env[p] for p in found[node].args[0]]
-        total = parts[0]
-        for part in parts[1:]:
-            total = like(new, node, aten.add.Tensor, (total, part))
-        if REDUCES[node.target]:
-            total = like(new, node, aten.mul.Tensor, (total, 1.0 / len(parts)))
-        env[node] = total
-    return new
+    return rewrite_matches(graph, found.get, _adds, drop=set(found.values()))
+
+
+def _adds(new: fx.Graph, node: fx.Node, stack: fx.Node, env: dict) -> fx.Node:
+    parts = [env[p] for p in stack.args[0]]
+    total = parts[0]
+    for part in parts[1:]:
+        total = like(new, node, aten.add.Tensor, (total, part))
+    if REDUCES[node.target]:
+        total = like(new, node, aten.mul.Tensor, (total, 1.0 / len(parts)))
+    return total

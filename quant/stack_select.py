@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import fx
 
+from qasic.quant.fxnodes import rebuild
+
 aten = torch.ops.aten
 _SAME_VIEWS = (aten.view.default, aten.reshape.default, aten._unsafe_view.default,
                aten.alias.default, aten.clone.default, aten.contiguous.default)
@@ -63,10 +65,4 @@ def decompose(graph: fx.Graph) -> fx.Graph:
         picks |= _picks(n) or {}
     if not picks:
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in picks:
-            env[node] = env[picks[node]]
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, lambda new, node, env: env[picks[node]] if node in picks else None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 _INTS = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
@@ -36,13 +36,6 @@ def _table_lookup(node: fx.Node, users: set[str]) -> bool:
 def decompose(graph: fx.Graph, users: set[str]) -> fx.Graph:
     """``graph`` itself when no table is indexed by ids, else a copy with each such index an
     embedding."""
-    if not any(_table_lookup(n, users) for n in graph.nodes):
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if _table_lookup(node, users):
-            env[node] = like(new, node, aten.embedding.default,
-                             (env[node.args[0]], env[node.args[1][0]]))
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rewrite_matches(graph, lambda n: _table_lookup(n, users), lambda new, node, _, env:
+                           like(new, node, aten.embedding.default,
+                                (env[node.args[0]], env[node.args[1][0]])))

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 _PRODUCTS = (aten.matmul.default, aten.bmm.default)
@@ -32,21 +32,16 @@ def decompose(graph: fx.Graph, inputs: set[str]) -> fx.Graph:
     for n in graph.nodes:
         if n.name in inputs or any(a in fed for a in n.all_input_nodes):
             fed.add(n)
-    found = [n for n in graph.nodes if _match(n, fed)]
-    if not found:
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node not in found:
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        a, x = (env[v] for v in node.args[:2])
-        t = x.meta["val"].shape[1]
-        a = like(new, node, aten.view.default, (a, [t, t]))
-        xt = like(new, node, aten.transpose.int, (x, 1, 2))
-        y = like(new, node, aten.matmul.default, (xt, like(new, node, aten.t.default, (a,))))
-        env[node] = like(new, node, aten.transpose.int, (y, 1, 2))
-    return new
+    return rewrite_matches(graph, lambda n: _match(n, fed), _build)
+
+
+def _build(new: fx.Graph, node: fx.Node, _: bool, env: dict) -> fx.Node:
+    a, x = (env[v] for v in node.args[:2])
+    t = x.meta["val"].shape[1]
+    a = like(new, node, aten.view.default, (a, [t, t]))
+    xt = like(new, node, aten.transpose.int, (x, 1, 2))
+    y = like(new, node, aten.matmul.default, (xt, like(new, node, aten.t.default, (a,))))
+    return like(new, node, aten.transpose.int, (y, 1, 2))
 
 
 def _match(node: fx.Node, fed: set[fx.Node]) -> bool:

@@ -21,6 +21,7 @@ which refuses them in one line.
 from __future__ import annotations
 
 import operator
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from torch import fx
 
 from qasic.quant import routers  # noqa: F401  (registers qasic::topk_mask)
 from qasic.quant.encodings import INTEGER_CODES
+from qasic.quant.fxnodes import rebuild
 from qasic.quant.lowering import Act
 from qasic.quant.routers import rank
 
@@ -55,19 +57,20 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     copy with each such gather the matmul by the top-k's one-hot."""
     if not any(_picked(n) is not None for n in graph.nodes):
         return graph
-    new, env, hots = fx.Graph(), {}, {}
-    for node in graph.nodes:
-        pick = _picked(node)
-        if pick is None:
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        top, x = pick
-        if top not in hots:
-            s, k = env[top.args[0]], int(top.args[1])
-            hots[top] = _node(new, torch.ops.qasic.topk_onehot.default, (s, k),
-                              f"{top.name}_onehot", top)
-        env[node] = _node(new, aten.matmul.default, (hots[top], env[x]), node.name, node)
-    return new
+    hots: dict[fx.Node, fx.Node] = {}  # a top-k -> its one-hot, made once for all its gathers
+    return rebuild(graph, partial(_replace, hots))
+
+
+def _replace(hots: dict, new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
+    pick = _picked(node)
+    if pick is None:
+        return None
+    top, x = pick
+    if top not in hots:
+        s, k = env[top.args[0]], int(top.args[1])
+        hots[top] = _node(new, torch.ops.qasic.topk_onehot.default, (s, k),
+                          f"{top.name}_onehot", top)
+    return _node(new, aten.matmul.default, (hots[top], env[x]), node.name, node)
 
 
 def _picked(node: fx.Node) -> tuple[fx.Node, fx.Node] | None:

@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import fx
 
+from qasic.quant.fxnodes import rebuild
+
 aten = torch.ops.aten
 
 
@@ -44,19 +46,19 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     if not any(_patches(n) or _windows(n) or _overlaps(n) or _tensor_unfold(n)
                for n in graph.nodes):
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if _tensor_unfold(node):
-            env[node] = _unfold(new, node, env[node.args[0]])
-        elif _patches(node):
-            env[node] = _REWRITE[node.target](new, node, env[node.args[0]])
-        elif _windows(node):
-            env[node] = _im2col_matmul(new, node, env[node.args[0]])
-        elif _overlaps(node):
-            env[node] = _col2im_matmul(new, node, env[node.args[0]])
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, _replace)
+
+
+def _replace(new: fx.Graph, node: fx.Node, env: dict) -> fx.Node | None:
+    if _tensor_unfold(node):
+        return _unfold(new, node, env[node.args[0]])
+    if _patches(node):
+        return _REWRITE[node.target](new, node, env[node.args[0]])
+    if _windows(node):
+        return _im2col_matmul(new, node, env[node.args[0]])
+    if _overlaps(node):
+        return _col2im_matmul(new, node, env[node.args[0]])
+    return None
 
 
 def _tensor_unfold(node: fx.Node) -> bool:

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 
@@ -27,15 +27,11 @@ def _unit(node: fx.Node) -> bool:
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no layer_norm over one element, else a copy with each
     its bias broadcast to the input's shape."""
-    if not any(_unit(n) for n in graph.nodes):
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if not _unit(node):
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        zeros = like(new, node, aten.zeros_like.default, (env[node.args[0]],))
-        bias = node.args[3] if len(node.args) > 3 else node.kwargs.get("bias")
-        env[node] = zeros if bias is None else like(
-            new, node, aten.add.Tensor, (zeros, env[bias] if isinstance(bias, fx.Node) else bias))
-    return new
+    return rewrite_matches(graph, _unit, _build)
+
+
+def _build(new: fx.Graph, node: fx.Node, _: bool, env: dict) -> fx.Node:
+    zeros = like(new, node, aten.zeros_like.default, (env[node.args[0]],))
+    bias = node.args[3] if len(node.args) > 3 else node.kwargs.get("bias")
+    return zeros if bias is None else like(
+        new, node, aten.add.Tensor, (zeros, env[bias] if isinstance(bias, fx.Node) else bias))

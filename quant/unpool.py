@@ -24,7 +24,7 @@ import torch
 from torch import fx
 
 from qasic.quant import routers  # noqa: F401  (registers qasic::topk_mask)
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 
@@ -32,17 +32,8 @@ aten = torch.ops.aten
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it unpools nothing by a tiling pool's indices, else a copy with each
     such unpooling the masked product."""
-    if not any(_tiling(n) is not None for n in graph.nodes):
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        found = _tiling(node)
-        if found is not None:
-            x, k = found
-            env[node] = _unpooled(new, node, env[x], env[node.args[0]], k)
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rewrite_matches(graph, _tiling, lambda new, node, xk, env:
+                           _unpooled(new, node, env[xk[0]], env[node.args[0]], xk[1]))
 
 
 def _pair(v: object) -> tuple[int, int] | None:

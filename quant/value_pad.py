@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 
@@ -44,21 +44,16 @@ def _value(node: fx.Node) -> float | None:
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no non-zero constant pad, else a copy with each one the
     zero pad plus its constant."""
-    found = {n: v for n in graph.nodes if (v := _value(n)) is not None}
-    if not found:
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node not in found:
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        x, pads = node.args[0], [int(p) for p in node.args[1]]
-        val = x.meta["val"]
-        rank = val.dim()
-        padded = {rank - 1 - i for i in range(len(pads) // 2) if pads[2 * i] or pads[2 * i + 1]}
-        shape = [int(val.shape[d]) if d in padded else 1 for d in range(rank)]
-        zeros = like(new, node, aten.full.default, (shape, 0.0))
-        fill = like(new, node, aten.constant_pad_nd.default, (zeros, pads, found[node]))
-        zero_pad = like(new, node, aten.constant_pad_nd.default, (env[x], pads, 0.0))
-        env[node] = like(new, node, aten.add.Tensor, (zero_pad, fill))
-    return new
+    return rewrite_matches(graph, _value, _build)
+
+
+def _build(new: fx.Graph, node: fx.Node, value: float, env: dict) -> fx.Node:
+    x, pads = node.args[0], [int(p) for p in node.args[1]]
+    val = x.meta["val"]
+    rank = val.dim()
+    padded = {rank - 1 - i for i in range(len(pads) // 2) if pads[2 * i] or pads[2 * i + 1]}
+    shape = [int(val.shape[d]) if d in padded else 1 for d in range(rank)]
+    zeros = like(new, node, aten.full.default, (shape, 0.0))
+    fill = like(new, node, aten.constant_pad_nd.default, (zeros, pads, value))
+    zero_pad = like(new, node, aten.constant_pad_nd.default, (env[x], pads, 0.0))
+    return like(new, node, aten.add.Tensor, (zero_pad, fill))

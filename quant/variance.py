@@ -14,7 +14,7 @@ import math
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 VARS = (aten.var.dim, aten.var.correction)
@@ -49,32 +49,27 @@ def _form(node: fx.Node) -> tuple[list[int], float, bool] | None:
 
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no such var / std, else a copy with each rewritten."""
-    if not any(_form(n) is not None for n in graph.nodes):
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        form = _form(node)
-        if form is None:
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        dims, correction, keepdim = form
-        x = env[node.args[0]]
-        shape = node.args[0].meta["val"].shape
-        n = math.prod(int(shape[d]) for d in dims)
-        if _centred(node.args[0], dims):
-            centred = x  # its mean over dims is already 0: a second one would be calibrated
-            # on rounding noise (a range near 0, a requantization multiplier past 2**30)
-        else:
-            mean = like(new, node, aten.mean.dim, (x, dims, True))
-            centred = like(new, node, aten.sub.Tensor, (x, mean))
-        square = like(new, node, aten.mul.Tensor, (centred, centred))
-        out = like(new, node, aten.mean.dim, (square, dims, keepdim))
-        if correction:
-            out = like(new, node, aten.mul.Tensor, (out, n / (n - correction)))
-        if node.target in STDS:
-            out = like(new, node, aten.sqrt.default, (out,))
-        env[node] = out
-    return new
+    return rewrite_matches(graph, _form, _build)
+
+
+def _build(new: fx.Graph, node: fx.Node, form: tuple, env: dict) -> fx.Node:
+    dims, correction, keepdim = form
+    x = env[node.args[0]]
+    shape = node.args[0].meta["val"].shape
+    n = math.prod(int(shape[d]) for d in dims)
+    if _centred(node.args[0], dims):
+        centred = x  # its mean over dims is already 0: a second one would be calibrated
+        # on rounding noise (a range near 0, a requantization multiplier past 2**30)
+    else:
+        mean = like(new, node, aten.mean.dim, (x, dims, True))
+        centred = like(new, node, aten.sub.Tensor, (x, mean))
+    square = like(new, node, aten.mul.Tensor, (centred, centred))
+    out = like(new, node, aten.mean.dim, (square, dims, keepdim))
+    if correction:
+        out = like(new, node, aten.mul.Tensor, (out, n / (n - correction)))
+    if node.target in STDS:
+        out = like(new, node, aten.sqrt.default, (out,))
+    return out
 
 
 def _centred(x: fx.Node, dims: list[int]) -> bool:

@@ -23,9 +23,13 @@ is read after the copy.
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
 import torch
 from torch import fx
 
+from qasic.quant.fxnodes import DROP, rebuild
 from qasic.quant.inplace import BUFFERS
 
 aten = torch.ops.aten
@@ -85,12 +89,13 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     if not copies:
         return graph
     buffers = {c.args[0] for c in copies if c.args[0].target in BUFFERS}
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in buffers:
-            continue  # read only after its copy, which maps it
-        if node.target is aten.copy_.default and node in copies:
-            env[node] = env[node.args[0]] = env[node.args[1]]
-            continue
-        env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, partial(_replace, copies, buffers))
+
+
+def _replace(copies: list, buffers: set, new: fx.Graph, node: fx.Node, env: dict) -> Any:
+    if node in buffers:
+        return DROP  # read only after its copy, which maps it
+    if node.target is aten.copy_.default and node in copies:
+        env[node.args[0]] = env[node.args[1]]  # from the copy on, its destination is the value
+        return env[node.args[1]]
+    return None

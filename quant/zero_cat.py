@@ -20,6 +20,7 @@ import torch
 from torch import fx
 
 from qasic.quant.fxnodes import like as _op
+from qasic.quant.fxnodes import rebuild
 
 aten = torch.ops.aten
 _ZEROS = (aten.zeros.default, aten.new_zeros.default, aten.zeros_like.default)
@@ -33,12 +34,8 @@ def decompose(graph: fx.Graph) -> fx.Graph:
     found = {n: p for n in graph.nodes if (p := _padded(n)) is not None}
     if not found:
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in found:
-            env[node] = _pad(new, node, *found[node], env)
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
+    new = rebuild(graph, lambda new, node, env:
+                  _pad(new, node, *found[node], env) if node in found else None)
     new.eliminate_dead_code()
     return new
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 PRODUCTS = (aten.mul.Tensor, aten.mul.Scalar)
@@ -31,13 +31,5 @@ def _zeroed(node: fx.Node) -> fx.Node | None:
 
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no product by 0, else a copy with each a zeros_like."""
-    found = {n: x for n in graph.nodes if (x := _zeroed(n)) is not None}
-    if not found:
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in found:
-            env[node] = like(new, node, aten.zeros_like.default, (env[found[node]],))
-        else:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rewrite_matches(graph, _zeroed, lambda new, node, x, env:
+                           like(new, node, aten.zeros_like.default, (env[x],)))
