@@ -30,6 +30,7 @@ from torch import fx
 
 from qasic.quant import pointwise as pw
 from qasic.quant.functions import FUNCTIONS
+from qasic.quant.fxnodes import DROP, rebuild
 
 aten = torch.ops.aten
 # aten ops -> their pointwise op (by name otherwise: aten.<op of pw.OPS>, or a function of
@@ -120,13 +121,8 @@ def decompose(graph: fx.Graph, inputs: set[str]) -> fx.Graph:
         return graph
     exits = {e: r for r in regions for e in r.exits}
     inside = set().union(*(r.nodes for r in regions))
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in exits:
-            env[node] = exits[node].emit(new, env, node)
-        elif node not in inside:
-            env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, lambda new, node, env: exits[node].emit(new, env, node)
+                   if node in exits else DROP if node in inside else None)
 
 
 def _region(start: fx.Node, fed: set[fx.Node]) -> _Region | None:
