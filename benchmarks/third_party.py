@@ -76,6 +76,17 @@ LIBRARIES = {"vit_pytorch": "vit-pytorch==1.26.14", "monai": "monai==1.6.1",
 # pure-Python dependencies of those that the venv lacks (installed beside them, --no-deps)
 DEPENDENCIES = ("beartype==0.23.1", "hyper-connections==0.4.11", "jaxtyping==0.3.11",
                 "wadler-lindig==0.1.8", "rotary-embedding-torch==0.9.1")
+# transformers in other libraries' layouts (lane tfx), their pure-Python dependencies after
+LIBRARIES |= {"open_clip": "open-clip-torch==3.3.0", "x_clip": "x-clip==0.14.4",
+              "performer_pytorch": "performer-pytorch==1.1.4", "linformer": "linformer==0.2.3",
+              "perceiver_pytorch": "perceiver-pytorch==0.11.0",
+              "nystrom_attention": "nystrom-attention==0.0.14",
+              "memory_efficient_attention_pytorch": "memory-efficient-attention-pytorch==0.1.6",
+              "linear_attention_transformer": "linear-attention-transformer==0.19.1",
+              "sinkhorn_transformer": "sinkhorn-transformer==0.11.4",
+              "routing_transformer": "routing-transformer==1.6.1", "rwkv": "rwkv==0.8.32"}
+DEPENDENCIES += ("ftfy==6.3.1", "wcwidth==0.9.5", "product-key-memory==0.3.0",
+                 "axial-positional-embedding==0.3.12", "mixture-of-experts==0.2.3")
 TIMEOUT = 600.0
 SCHEMA = "third_party/1"
 
@@ -267,6 +278,112 @@ def _st_moe():
 
     return SparseMoEBlock(MoE(dim=32, num_experts=4, gating_top_n=2), add_ff_before=True,
                           add_ff_after=True)
+
+
+# transformers in other libraries' layouts (lane tfx): OpenCLIP's towers, lucidrains'
+# efficient-attention models (FAVOR+, Linformer, Perceiver, Nystrom, chunked, linear, Sinkhorn,
+# k-means routing), X-CLIP
+def _method(build: Callable[[], object], name: str, **kw) -> Callable[[], object]:
+    """A module whose forward is ``build()``'s method ``name`` (OpenCLIP's ``encode_text``)."""
+    def wrapped():
+        import torch
+
+        class Method(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = build()
+
+            def forward(self, x):
+                return getattr(self.model, name)(x, **kw)
+
+        return Method()
+    return wrapped
+
+
+def _open_clip() -> object:
+    """OpenCLIP's CLIP at a tiny size from its config dicts, no pretrained weights: a ViT image
+    tower (8-pixel patches, 32x32) and the causal text transformer (argmax pooling)."""
+    with _real_torchvision():
+        from open_clip.model import CLIP
+
+        return CLIP(embed_dim=32, vision_cfg={"image_size": 32, "patch_size": 8, "width": 32,
+                                              "layers": 2, "head_width": 16, "mlp_ratio": 2.0},
+                    text_cfg={"context_length": 16, "vocab_size": VOCAB, "width": 32,
+                              "heads": 2, "layers": 2, "mlp_ratio": 2.0})
+
+
+@contextlib.contextmanager
+def _real_torchvision() -> Iterator[None]:
+    """The vision zoo's torchvision (open_clip's package init imports torchvision.ops)."""
+    from benchmarks.vision_zoo import real_torchvision
+
+    with real_torchvision():
+        yield
+
+
+def _x_clip(tower: str) -> Callable[[], object]:
+    """X-CLIP's text (CLS token) or visual transformer at a tiny size."""
+    def build():
+        with _real_torchvision():
+            from x_clip import CLIP
+
+            clip = CLIP(dim_text=32, dim_image=32, dim_latent=32, num_text_tokens=VOCAB,
+                        text_enc_depth=2, text_seq_len=16, text_heads=2, text_dim_head=16,
+                        visual_enc_depth=2, visual_heads=2, visual_dim_head=16,
+                        visual_image_size=32, visual_patch_size=8)
+        return getattr(clip, tower)
+    return build
+
+
+SEQ = Ids(VOCAB, causal=False)  # a bidirectional encoder on token ids
+TRANSFORMERS: dict[str, tuple[str, Callable[[], object], tuple[int, ...] | Ids]] = {
+    "clip_text": ("open_clip", _method(_open_clip, "encode_text"), SEQ),
+    "clip_image": ("open_clip", _method(_open_clip, "encode_image"), (3, 32, 32)),
+    "x_clip_text": ("x_clip", _x_clip("text_transformer"), SEQ),
+    "x_clip_image": ("x_clip", _x_clip("visual_transformer"), (3, 32, 32)),
+    "performer_lm": ("performer_pytorch", _lib("performer_pytorch", "PerformerLM",
+                                               num_tokens=VOCAB, max_seq_len=16, dim=32,
+                                               depth=2, heads=2, dim_head=16, causal=True,
+                                               nb_features=16), LM),
+    "performer_encoder": ("performer_pytorch", _lib("performer_pytorch", "PerformerLM",
+                                                    num_tokens=VOCAB, max_seq_len=16, dim=32,
+                                                    depth=2, heads=2, dim_head=16,
+                                                    nb_features=16), SEQ),
+    "linformer_lm": ("linformer", _lib("linformer", "LinformerLM", num_tokens=VOCAB, dim=32,
+                                       seq_len=16, depth=2, k=8, heads=2), SEQ),
+    "perceiver": ("perceiver_pytorch", _lib("perceiver_pytorch", "Perceiver", num_freq_bands=4,
+                                            depth=2, max_freq=10.0, input_channels=3,
+                                            input_axis=2, num_latents=8, latent_dim=32,
+                                            latent_heads=2, cross_dim_head=16,
+                                            latent_dim_head=16, num_classes=10), (16, 16, 3)),
+    "perceiver_lm": ("perceiver_pytorch", _lib("perceiver_pytorch", "PerceiverLM", dim=32,
+                                               num_tokens=VOCAB, max_seq_len=16, depth=2,
+                                               num_latents=8, latent_dim=32, latent_heads=2,
+                                               cross_dim_head=16, latent_dim_head=16), SEQ),
+    "nystromformer": ("nystrom_attention", _lib("nystrom_attention", "Nystromformer", dim=32,
+                                                depth=2, dim_head=16, heads=2,
+                                                num_landmarks=4,
+                                                attn_values_residual_conv_kernel=3), (16, 32)),
+    "memory_efficient_attn": ("memory_efficient_attention_pytorch", _lib(
+        "memory_efficient_attention_pytorch", "Attention", dim=32, heads=2, dim_head=16,
+        causal=True, memory_efficient=True, q_bucket_size=4, k_bucket_size=4), (16, 32)),
+    "flash_attn_reference": ("memory_efficient_attention_pytorch", _lib(
+        "memory_efficient_attention_pytorch", "FlashAttention", dim=32, heads=2, dim_head=16,
+        causal=True, q_bucket_size=4, k_bucket_size=4), (16, 32)),
+    "linear_attention_lm": ("linear_attention_transformer", _lib(
+        "linear_attention_transformer", "LinearAttentionTransformerLM", num_tokens=VOCAB,
+        dim=32, depth=2, max_seq_len=16, heads=2, dim_head=16, causal=True), LM),
+    "linear_attention_local_lm": ("linear_attention_transformer", _lib(
+        "linear_attention_transformer", "LinearAttentionTransformerLM", num_tokens=VOCAB,
+        dim=32, depth=2, max_seq_len=16, heads=2, dim_head=16, causal=True,
+        n_local_attn_heads=1, local_attn_window_size=4), LM),
+    "sinkhorn_lm": ("sinkhorn_transformer", _lib(
+        "sinkhorn_transformer", "SinkhornTransformerLM", num_tokens=VOCAB, dim=32,
+        max_seq_len=16, depth=2, heads=2, dim_head=16, bucket_size=4, causal=True), LM),
+    "routing_lm": ("routing_transformer", _lib(
+        "routing_transformer", "RoutingTransformerLM", num_tokens=VOCAB, dim=32, depth=2,
+        max_seq_len=16, heads=2, dim_head=16, window_size=4, causal=True), LM),
+}
 
 
 MODELS: dict[str, tuple[str, Callable[[], object], tuple[int, ...] | Ids]] = {
@@ -478,6 +595,7 @@ MODELS: dict[str, tuple[str, Callable[[], object], tuple[int, ...] | Ids]] = {
     "st_moe_block": ("st_moe_pytorch", _st_moe, (16, 32)),
     "soft_moe": ("soft_moe_pytorch", _lib("soft_moe_pytorch", "SoftMoE", dim=32, seq_len=16,
                                           num_experts=4), (16, 32)),
+    **TRANSFORMERS,
 }
 
 
