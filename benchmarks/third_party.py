@@ -300,16 +300,20 @@ def _method(build: Callable[[], object], name: str, **kw) -> Callable[[], object
     return wrapped
 
 
-def _open_clip() -> object:
+def _open_clip(**text) -> Callable[[], object]:
     """OpenCLIP's CLIP at a tiny size from its config dicts, no pretrained weights: a ViT image
-    tower (8-pixel patches, 32x32) and the causal text transformer (argmax pooling)."""
-    with _real_torchvision():
-        from open_clip.model import CLIP
+    tower (8-pixel patches, 32x32) and the causal text transformer (``text``: its config's
+    overrides; pooling at the largest id by default)."""
+    def build():
+        with _real_torchvision():
+            from open_clip.model import CLIP
 
-        return CLIP(embed_dim=32, vision_cfg={"image_size": 32, "patch_size": 8, "width": 32,
-                                              "layers": 2, "head_width": 16, "mlp_ratio": 2.0},
-                    text_cfg={"context_length": 16, "vocab_size": VOCAB, "width": 32,
-                              "heads": 2, "layers": 2, "mlp_ratio": 2.0})
+            return CLIP(embed_dim=32, vision_cfg={"image_size": 32, "patch_size": 8,
+                                                  "width": 32, "layers": 2, "head_width": 16,
+                                                  "mlp_ratio": 2.0},
+                        text_cfg={"context_length": 16, "vocab_size": VOCAB, "width": 32,
+                                  "heads": 2, "layers": 2, "mlp_ratio": 2.0} | text)
+    return build
 
 
 @contextlib.contextmanager
@@ -335,10 +339,81 @@ def _x_clip(tower: str) -> Callable[[], object]:
     return build
 
 
+def _rwkv_weights(version: str, layers: int = 2, dim: int = 32, heads: int = 2) -> dict:
+    """A random checkpoint of BlinkDL's RWKV ``version`` (4, 5.2 or 6) as its ``rwkv`` package
+    reads one (the names and shapes of RWKV-LM's state dict, the version told by its keys)."""
+    import torch
+
+    n, ffn, lora = dim // heads, 2 * dim, 8
+    mix = ("time_mix_k", "time_mix_v", "time_mix_r", "time_mix_g")[:3 if version == "4" else 4]
+    if version == "6":
+        mix = tuple(f"time_maa_{c}" for c in "xwkvrg")
+    att = {f"att.{k}": (1, 1, dim) for k in mix} | {
+        f"att.{k}.weight": (dim, dim) for k in ("key", "value", "receptance", "output")}
+    if version != "4":  # the group norm and gate keys first: they tell the version
+        att = {"att.ln_x.weight": (dim,), "att.ln_x.bias": (dim,),
+               "att.gate.weight": (dim, dim)} | att | {"att.time_decay": (heads, n),
+                                                        "att.time_faaaa": (heads, n)}
+    else:
+        att |= {"att.time_decay": (dim,), "att.time_first": (dim,)}
+    if version == "6":
+        att |= {"att.time_maa_w1": (dim, 5 * lora), "att.time_maa_w2": (5, lora, dim),
+                "att.time_decay_w1": (dim, lora), "att.time_decay_w2": (lora, dim),
+                "att.time_decay": (1, 1, dim)}
+    maa = "time_maa" if version == "6" else "time_mix"
+    block = att | {f"ffn.{maa}_k": (1, 1, dim), f"ffn.{maa}_r": (1, 1, dim),
+                   "ffn.key.weight": (ffn, dim), "ffn.value.weight": (dim, ffn),
+                   "ffn.receptance.weight": (dim, dim)} | {
+        f"ln{i}.{p}": (dim,) for i in (1, 2) for p in ("weight", "bias")}
+    shapes = {"emb.weight": (VOCAB, dim), "blocks.0.ln0.weight": (dim,),
+              "blocks.0.ln0.bias": (dim,)} | {
+        f"blocks.{i}.{k}": v for i in range(layers) for k, v in block.items()} | {
+        "ln_out.weight": (dim,), "ln_out.bias": (dim,), "head.weight": (VOCAB, dim)}
+
+    def init(name: str, shape: tuple) -> torch.Tensor:
+        if "time_m" in name:  # token-shift mixes in [0, 1]
+            return torch.rand(shape)
+        if name.endswith(("ln0.weight", "ln1.weight", "ln2.weight", "ln_x.weight", "t.weight")):
+            return 1 + 0.1 * torch.randn(shape)
+        return torch.randn(shape) / (shape[-1] ** 0.5 if len(shape) > 1 else 2)
+    return {k: init(k, v) for k, v in shapes.items()}
+
+
+def _rwkv(version: str) -> Callable[[], object]:
+    """BlinkDL's ``rwkv`` package (RWKV_JIT_ON=0, no CUDA kernel, strategy ``cpu fp32``) on a
+    random checkpoint of ``version`` written to a temporary file, as a (batch, T) -> (batch, T,
+    vocab) LM: the package runs one unbatched sequence, each sample in turn from a zero state."""
+    def build():
+        import torch
+
+        os.environ["RWKV_JIT_ON"], os.environ["RWKV_CUDA_ON"] = "0", "0"
+        from rwkv.model import RWKV
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "rwkv.pth"
+            torch.save(_rwkv_weights(version), path)
+            with contextlib.redirect_stdout(None):
+                rwkv = RWKV(str(path), "cpu fp32", verbose=False)
+
+        class RWKVLM(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.rwkv = rwkv
+
+            def forward(self, ids):
+                return torch.stack([self.rwkv(row, None, full_output=True)[0] for row in ids])
+        return RWKVLM()
+    return build
+
+
 SEQ = Ids(VOCAB, causal=False)  # a bidirectional encoder on token ids
 TRANSFORMERS: dict[str, tuple[str, Callable[[], object], tuple[int, ...] | Ids]] = {
-    "clip_text": ("open_clip", _method(_open_clip, "encode_text"), SEQ),
-    "clip_image": ("open_clip", _method(_open_clip, "encode_image"), (3, 32, 32)),
+    "clip_text": ("open_clip", _method(_open_clip(), "encode_text"), SEQ),
+    "clip_text_eos": ("open_clip", _method(_open_clip(pool_type="eos", eos_id=VOCAB - 1),
+                                           "encode_text"), SEQ),
+    "clip_text_last": ("open_clip", _method(_open_clip(pool_type="last", no_causal_mask=True),
+                                            "encode_text"), SEQ),  # SigLIP's text tower
+    "clip_image": ("open_clip", _method(_open_clip(), "encode_image"), (3, 32, 32)),
     "x_clip_text": ("x_clip", _x_clip("text_transformer"), SEQ),
     "x_clip_image": ("x_clip", _x_clip("visual_transformer"), (3, 32, 32)),
     "performer_lm": ("performer_pytorch", _lib("performer_pytorch", "PerformerLM",
@@ -383,6 +458,9 @@ TRANSFORMERS: dict[str, tuple[str, Callable[[], object], tuple[int, ...] | Ids]]
     "routing_lm": ("routing_transformer", _lib(
         "routing_transformer", "RoutingTransformerLM", num_tokens=VOCAB, dim=32, depth=2,
         max_seq_len=16, heads=2, dim_head=16, window_size=4, causal=True), LM),
+    "rwkv4": ("rwkv", _rwkv("4"), LM),
+    "rwkv5": ("rwkv", _rwkv("5.2"), LM),
+    "rwkv6": ("rwkv", _rwkv("6"), LM),
 }
 
 
