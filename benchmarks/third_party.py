@@ -382,7 +382,8 @@ def _rwkv_weights(version: str, layers: int = 2, dim: int = 32, heads: int = 2) 
 def _rwkv(version: str) -> Callable[[], object]:
     """BlinkDL's ``rwkv`` package (RWKV_JIT_ON=0, no CUDA kernel, strategy ``cpu fp32``) on a
     random checkpoint of ``version`` written to a temporary file, as a (batch, T) -> (batch, T,
-    vocab) LM: the package runs one unbatched sequence, each sample in turn from a zero state."""
+    vocab) LM: the package runs one unbatched sequence from a zero state, mapped over the batch
+    by ``torch.func.vmap`` (a loop over the samples would select the batch axis)."""
     def build():
         import torch
 
@@ -401,7 +402,8 @@ def _rwkv(version: str) -> Callable[[], object]:
                 self.rwkv = rwkv
 
             def forward(self, ids):
-                return torch.stack([self.rwkv(row, None, full_output=True)[0] for row in ids])
+                return torch.func.vmap(lambda row: self.rwkv(row, None, full_output=True)[0])(
+                    ids)
         return RWKVLM()
     return build
 
