@@ -382,8 +382,10 @@ def _rwkv_weights(version: str, layers: int = 2, dim: int = 32, heads: int = 2) 
 def _rwkv(version: str) -> Callable[[], object]:
     """BlinkDL's ``rwkv`` package (RWKV_JIT_ON=0, no CUDA kernel, strategy ``cpu fp32``) on a
     random checkpoint of ``version`` written to a temporary file, as a (batch, T) -> (batch, T,
-    vocab) LM: the package runs one unbatched sequence from a zero state, mapped over the batch
-    by ``torch.func.vmap`` (a loop over the samples would select the batch axis)."""
+    vocab) LM. The package runs one unbatched (T, C) sequence; v4's sequence functions
+    broadcast over a batch axis between time and features, given the (T, batch) ids and a
+    zero state with a batch axis (its WKV's max exponent at -1e30, the package's). v5 and v6
+    split heads with ``.view(T, H, N)``: a Python loop over the samples."""
     def build():
         import torch
 
@@ -402,8 +404,14 @@ def _rwkv(version: str) -> Callable[[], object]:
                 self.rwkv = rwkv
 
             def forward(self, ids):
-                return torch.func.vmap(lambda row: self.rwkv(row, None, full_output=True)[0])(
-                    ids)
+                if version != "4":
+                    return torch.stack([self.rwkv(r, None, full_output=True)[0] for r in ids])
+                args, b = self.rwkv.args, ids.shape[0]
+                zero = (torch.zeros(b, args.n_embd),) + tuple(
+                    torch.zeros(b, args.n_att) - (1e30 if i == 2 else 0) for i in range(3)) + (
+                    torch.zeros(b, args.n_embd),)
+                state = [s for _ in range(args.n_layer) for s in zero]
+                return self.rwkv(ids.t(), state, full_output=True)[0].transpose(0, 1)
         return RWKVLM()
     return build
 

@@ -49,7 +49,7 @@ def test_a_constant_part_of_a_cat_along_w_runs_bit_exact():
     part = [n for n in fg.nodes if n.op == "constant" and n.name.startswith("cat.part")]
     assert ops(fg).count("concat") == 1 and [n.name for n in part] == ["cat.part1"]
     assert fg.shapes[part[0].output] == (W, F, H)  # NCHW (B, H, W, F) as (H, W, C): (W, F, H)
-    assert cos > 0.99  # measured 0.9998
+    assert cos > 0.99  # measured 0.99998
 
 
 def test_a_constant_part_along_w_that_differs_between_samples_is_refused_in_one_line():
