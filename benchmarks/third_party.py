@@ -89,9 +89,12 @@ LIBRARIES |= {"open_clip": "open-clip-torch==3.3.0", "x_clip": "x-clip==0.14.4",
               "memory_efficient_attention_pytorch": "memory-efficient-attention-pytorch==0.1.6",
               "linear_attention_transformer": "linear-attention-transformer==0.19.1",
               "sinkhorn_transformer": "sinkhorn-transformer==0.11.4",
-              "routing_transformer": "routing-transformer==1.6.1", "rwkv": "rwkv==0.8.32"}
+              "routing_transformer": "routing-transformer==1.6.1", "rwkv": "rwkv==0.8.32",
+              "conformer": "conformer==0.3.2", "reformer_pytorch": "reformer-pytorch==1.4.4",
+              "torchscale": "torchscale==0.3.0"}
 DEPENDENCIES += ("ftfy==6.3.1", "wcwidth==0.9.5", "product-key-memory==0.3.0",
-                 "axial-positional-embedding==0.3.12", "mixture-of-experts==0.2.3")
+                 "axial-positional-embedding==0.3.12", "mixture-of-experts==0.2.3",
+                 "fairscale==0.4.13")
 TIMEOUT = 600.0
 SCHEMA = "third_party/1"
 
@@ -421,6 +424,26 @@ def _rwkv(version: str) -> Callable[[], object]:
     return build
 
 
+def _torchscale(arch: str, **kw) -> Callable[[], object]:
+    """Microsoft's torchscale: its ``RetNetDecoder`` (``retnet``) or ``Decoder`` (``decoder``)
+    from its config at a tiny size, with a token embedding and an output projection (imports
+    fairscale and timm: the vision zoo's)."""
+    def build():
+        import importlib
+
+        import torch
+
+        with _real_torchvision():
+            config = importlib.import_module("torchscale.architecture.config")
+            module = importlib.import_module(f"torchscale.architecture.{arch}")
+        cls = {"retnet": ("RetNetConfig", "RetNetDecoder"), "decoder": ("DecoderConfig",
+                                                                       "Decoder")}[arch]
+        args = getattr(config, cls[0])(vocab_size=VOCAB, decoder_embed_dim=32,
+                                       decoder_ffn_embed_dim=64, decoder_layers=2, **kw)
+        return getattr(module, cls[1])(args, embed_tokens=torch.nn.Embedding(VOCAB, 32))
+    return build
+
+
 SEQ = Ids(VOCAB, causal=False)  # a bidirectional encoder on token ids
 TRANSFORMERS: dict[str, tuple[str, Callable[[], object], tuple[int, ...] | Ids]] = {
     "clip_text": ("open_clip", _method(_open_clip(), "encode_text"), SEQ),
@@ -473,6 +496,15 @@ TRANSFORMERS: dict[str, tuple[str, Callable[[], object], tuple[int, ...] | Ids]]
     "routing_lm": ("routing_transformer", _lib(
         "routing_transformer", "RoutingTransformerLM", num_tokens=VOCAB, dim=32, depth=2,
         max_seq_len=16, heads=2, dim_head=16, window_size=4, causal=True), LM),
+    "conformer_block": ("conformer", _lib("conformer", "ConformerBlock", dim=32, dim_head=16,
+                                          heads=2, ff_mult=2, conv_expansion_factor=2,
+                                          conv_kernel_size=7), (16, 32)),
+    "reformer_lm": ("reformer_pytorch", _lib("reformer_pytorch", "ReformerLM", num_tokens=VOCAB,
+                                             dim=32, depth=2, max_seq_len=16, heads=2,
+                                             bucket_size=4, n_hashes=2, causal=True), LM),
+    "torchscale_retnet": ("torchscale", _torchscale("retnet", decoder_value_embed_dim=64,
+                                                    decoder_retention_heads=2), LM),
+    "torchscale_decoder": ("torchscale", _torchscale("decoder", decoder_attention_heads=2), LM),
     "rwkv4": ("rwkv", _rwkv("4"), LM),
     "rwkv5": ("rwkv", _rwkv("5.2"), LM),
     "rwkv6": ("rwkv", _rwkv("6"), LM),
