@@ -16,9 +16,10 @@ local attention, GateLoop, Hourglass, Mega, recurrent-memory and block-recurrent
 CoLT5, Taylor-series linear attention, ST-MoE, Soft MoE), and transformers in other libraries'
 layouts (TRANSFORMERS): OpenCLIP's text and image towers from a config dict, X-CLIP's,
 lucidrains' Performer (FAVOR+), Linformer, Perceiver and PerceiverIO, Nystromformer, chunked and
-flash attention in plain PyTorch, linear-attention, Sinkhorn and routing transformers, and
-BlinkDL's ``rwkv`` package (RWKV-4, 5, 6) on a random checkpoint; OpenCLIP's package init
-imports ``torchvision.ops``: the vision zoo's torchvision. Stand-ins satisfy imports the networks
+flash attention in plain PyTorch, linear-attention, Sinkhorn, routing and Reformer
+transformers, the Conformer block, Microsoft ``torchscale``'s RetNet and Transformer decoders,
+and BlinkDL's ``rwkv`` package (RWKV-4, 5, 6) on a random checkpoint; OpenCLIP's package init
+imports ``torchvision.ops`` and torchscale ``timm``: the vision zoo's. Stand-ins satisfy imports the networks
 never use: ``vit_pytorch``'s package init imports its DINO and ES-ViT trainers, which import
 ``torchvision.transforms`` (its wheels pull CUDA); ``litgpt``'s imports its LLM API and trainers
 (``lightning``) and ``model.py`` a checkpoint converter; ``torchtune``'s and its model families'
