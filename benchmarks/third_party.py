@@ -5,26 +5,28 @@ and simulate bit-exact? A check that qasic runs code its authors never read.
     python -m benchmarks.third_party --out out/third_party [--only NAME,...] [--timeout S]
     python -m benchmarks.third_party --summary benchmarks/results/third_party.json
 
-The libraries (LIBRARIES, pinned) are pure PyTorch and go to ``.cache/third_party`` with ``pip
-install --no-deps --target``, with the pure-Python dependencies the venv lacks (DEPENDENCIES:
-beartype, hyper-connections, jaxtyping, ...): lucidrains' ``vit-pytorch`` (the vision
-transformers of 30 papers, one file each), Project MONAI (medical imaging: 2-D and 3-D U-Nets,
-SegResNet, UNETR, SwinUNETR, DenseNet, EfficientNet, VNet, autoencoders), Lightning AI's
-``litgpt`` (one GPT class, each LLM family a Config), ``torchtune`` (TransformerDecoders from
-its component builders, a LoRA one too) and lucidrains' language models and layers (PaLM,
-MEGABYTE, local attention, GateLoop, Hourglass, Mega, recurrent-memory and block-recurrent
-transformers, CoLT5, Taylor-series linear attention, ST-MoE, Soft MoE), and transformers in
-other libraries' layouts (TRANSFORMERS): OpenCLIP's text and image towers from a config dict,
-X-CLIP's, lucidrains' Performer (FAVOR+), Linformer, Perceiver and PerceiverIO, Nystromformer,
-chunked and flash attention in plain PyTorch, linear-attention, Sinkhorn, routing and Reformer
-transformers, the Conformer block, Microsoft ``torchscale``'s RetNet and Transformer decoders,
-and BlinkDL's ``rwkv`` package (RWKV-4, 5, 6) on a random checkpoint; OpenCLIP's package init
-imports ``torchvision.ops`` and torchscale ``timm``: the vision zoo's. Stand-ins satisfy imports
-the networks never use: ``vit_pytorch``'s package init imports its DINO and ES-ViT trainers,
-which import ``torchvision.transforms`` (its wheels pull CUDA); ``litgpt``'s imports its LLM API
-and trainers (``lightning``) and ``model.py`` a checkpoint converter; ``torchtune``'s and its
-model families' import its datasets, tokenizers and ``torchao``'s NF4 tensors (QLoRA's). Each
-network's own modules are imported from the package as installed.
+The libraries (LIBRARIES, pinned) are pure PyTorch and go to ``.cache/third_party`` with
+``pip install --no-deps --target``, with the pure-Python dependencies the venv lacks
+(DEPENDENCIES: beartype, hyper-connections, jaxtyping, ...): lucidrains' ``vit-pytorch`` (the
+vision transformers of 30 papers, one file each), Project MONAI (medical imaging: 2-D and 3-D
+U-Nets, SegResNet, UNETR, SwinUNETR, DenseNet, EfficientNet, VNet, autoencoders), Lightning AI's
+``litgpt`` (one GPT class, each LLM family a Config), ``torchtune`` (TransformerDecoders from its
+component builders, a LoRA one too) and lucidrains' language models and layers (PaLM, MEGABYTE,
+local attention, GateLoop, Hourglass, Mega, recurrent-memory and block-recurrent transformers,
+CoLT5, Taylor-series linear attention, ST-MoE, Soft MoE). Stand-ins satisfy imports the networks
+never use: ``vit_pytorch``'s package init imports its DINO and ES-ViT trainers, which import
+``torchvision.transforms`` (its wheels pull CUDA); ``litgpt``'s imports its LLM API and trainers
+(``lightning``) and ``model.py`` a checkpoint converter; ``torchtune``'s and its model families'
+import its datasets, tokenizers and ``torchao``'s NF4 tensors (QLoRA's). Each network's own
+modules are imported from the package as installed.
+
+Transformers in other libraries' layouts (TRANSFORMERS; their libraries and dependencies a
+block of LIBRARIES and DEPENDENCIES of their own): OpenCLIP's text and image towers from a
+config dict, X-CLIP's, lucidrains' Performer (FAVOR+), Linformer, Perceiver and PerceiverIO,
+Nystromformer, chunked and flash attention in plain PyTorch, linear-attention, Sinkhorn,
+routing and Reformer transformers, the Conformer block, Microsoft ``torchscale``'s RetNet and
+Transformer decoders, and BlinkDL's ``rwkv`` package (RWKV-4, 5, 6) on a random checkpoint;
+OpenCLIP's package init imports ``torchvision.ops`` and torchscale ``timm``: the vision zoo's.
 
 Every network (MODELS: the library, a builder of a small configuration, the input: a float
 shape, or ``Ids(vocab, seq, causal)``, int64 token ids (batch, seq) in [0, vocab)) is built from
