@@ -20,6 +20,14 @@ never use: ``vit_pytorch``'s package init imports its DINO and ES-ViT trainers, 
 import its datasets, tokenizers and ``torchao``'s NF4 tensors (QLoRA's). Each network's own
 modules are imported from the package as installed.
 
+Transformers in other libraries' layouts (TRANSFORMERS; their libraries and dependencies a
+block of LIBRARIES and DEPENDENCIES of their own): OpenCLIP's text and image towers from a
+config dict, X-CLIP's, lucidrains' Performer (FAVOR+), Linformer, Perceiver and PerceiverIO,
+Nystromformer, chunked and flash attention in plain PyTorch, linear-attention, Sinkhorn,
+routing and Reformer transformers, the Conformer block, Microsoft ``torchscale``'s RetNet and
+Transformer decoders, and BlinkDL's ``rwkv`` package (RWKV-4, 5, 6) on a random checkpoint;
+OpenCLIP's package init imports ``torchvision.ops`` and torchscale ``timm``: the vision zoo's.
+
 Every network (MODELS: the library, a builder of a small configuration, the input: a float
 shape, or ``Ids(vocab, seq, causal)``, int64 token ids (batch, seq) in [0, vocab)) is built from
 ``torch.manual_seed(0)`` with its library's own initialization, and run through
@@ -76,6 +84,20 @@ LIBRARIES = {"vit_pytorch": "vit-pytorch==1.26.14", "monai": "monai==1.6.1",
 # pure-Python dependencies of those that the venv lacks (installed beside them, --no-deps)
 DEPENDENCIES = ("beartype==0.23.1", "hyper-connections==0.4.11", "jaxtyping==0.3.11",
                 "wadler-lindig==0.1.8", "rotary-embedding-torch==0.9.1")
+# transformers in other libraries' layouts (lane tfx), their pure-Python dependencies after
+LIBRARIES |= {"open_clip": "open-clip-torch==3.3.0", "x_clip": "x-clip==0.14.4",
+              "performer_pytorch": "performer-pytorch==1.1.4", "linformer": "linformer==0.2.3",
+              "perceiver_pytorch": "perceiver-pytorch==0.11.0",
+              "nystrom_attention": "nystrom-attention==0.0.14",
+              "memory_efficient_attention_pytorch": "memory-efficient-attention-pytorch==0.1.6",
+              "linear_attention_transformer": "linear-attention-transformer==0.19.1",
+              "sinkhorn_transformer": "sinkhorn-transformer==0.11.4",
+              "routing_transformer": "routing-transformer==1.6.1", "rwkv": "rwkv==0.8.32",
+              "conformer": "conformer==0.3.2", "reformer_pytorch": "reformer-pytorch==1.4.4",
+              "torchscale": "torchscale==0.3.0"}
+DEPENDENCIES += ("ftfy==6.3.1", "wcwidth==0.9.5", "product-key-memory==0.3.0",
+                 "axial-positional-embedding==0.3.12", "mixture-of-experts==0.2.3",
+                 "fairscale==0.4.13")
 TIMEOUT = 600.0
 SCHEMA = "third_party/1"
 
@@ -267,6 +289,229 @@ def _st_moe():
 
     return SparseMoEBlock(MoE(dim=32, num_experts=4, gating_top_n=2), add_ff_before=True,
                           add_ff_after=True)
+
+
+# transformers in other libraries' layouts (lane tfx): OpenCLIP's towers, lucidrains'
+# efficient-attention models (FAVOR+, Linformer, Perceiver, Nystrom, chunked, linear, Sinkhorn,
+# k-means routing), X-CLIP
+def _method(build: Callable[[], object], name: str, **kw) -> Callable[[], object]:
+    """A module whose forward is ``build()``'s method ``name`` (OpenCLIP's ``encode_text``)."""
+    def wrapped():
+        import torch
+
+        class Method(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = build()
+
+            def forward(self, x):
+                return getattr(self.model, name)(x, **kw)
+
+        return Method()
+    return wrapped
+
+
+def _open_clip(**text) -> Callable[[], object]:
+    """OpenCLIP's CLIP at a tiny size from its config dicts, no pretrained weights: a ViT image
+    tower (8-pixel patches, 32x32) and the causal text transformer (``text``: its config's
+    overrides; pooling at the largest id by default)."""
+    def build():
+        with _real_torchvision():
+            from open_clip.model import CLIP
+
+            return CLIP(embed_dim=32, vision_cfg={"image_size": 32, "patch_size": 8,
+                                                  "width": 32, "layers": 2, "head_width": 16,
+                                                  "mlp_ratio": 2.0},
+                        text_cfg={"context_length": 16, "vocab_size": VOCAB, "width": 32,
+                                  "heads": 2, "layers": 2, "mlp_ratio": 2.0} | text)
+    return build
+
+
+@contextlib.contextmanager
+def _real_torchvision() -> Iterator[None]:
+    """The vision zoo's torchvision (open_clip's package init imports torchvision.ops)."""
+    from benchmarks.vision_zoo import real_torchvision
+
+    with real_torchvision():
+        yield
+
+
+def _x_clip(tower: str) -> Callable[[], object]:
+    """X-CLIP's text (CLS token) or visual transformer at a tiny size."""
+    def build():
+        with _real_torchvision():
+            from x_clip import CLIP
+
+            clip = CLIP(dim_text=32, dim_image=32, dim_latent=32, num_text_tokens=VOCAB,
+                        text_enc_depth=2, text_seq_len=16, text_heads=2, text_dim_head=16,
+                        visual_enc_depth=2, visual_heads=2, visual_dim_head=16,
+                        visual_image_size=32, visual_patch_size=8)
+        return getattr(clip, tower)
+    return build
+
+
+def _rwkv_weights(version: str, layers: int = 2, dim: int = 32, heads: int = 2) -> dict:
+    """A random checkpoint of BlinkDL's RWKV ``version`` (4, 5.2 or 6) as its ``rwkv`` package
+    reads one (the names and shapes of RWKV-LM's state dict, the version told by its keys)."""
+    import torch
+
+    n, ffn, lora = dim // heads, 2 * dim, 8
+    mix = ("time_mix_k", "time_mix_v", "time_mix_r", "time_mix_g")[:3 if version == "4" else 4]
+    if version == "6":
+        mix = tuple(f"time_maa_{c}" for c in "xwkvrg")
+    att = {f"att.{k}": (1, 1, dim) for k in mix} | {
+        f"att.{k}.weight": (dim, dim) for k in ("key", "value", "receptance", "output")}
+    if version != "4":  # the group norm and gate keys first: they tell the version
+        att = {"att.ln_x.weight": (dim,), "att.ln_x.bias": (dim,),
+               "att.gate.weight": (dim, dim)} | att | {"att.time_decay": (heads, n),
+                                                        "att.time_faaaa": (heads, n)}
+    else:
+        att |= {"att.time_decay": (dim,), "att.time_first": (dim,)}
+    if version == "6":
+        att |= {"att.time_maa_w1": (dim, 5 * lora), "att.time_maa_w2": (5, lora, dim),
+                "att.time_decay_w1": (dim, lora), "att.time_decay_w2": (lora, dim),
+                "att.time_decay": (1, 1, dim)}
+    maa = "time_maa" if version == "6" else "time_mix"
+    block = att | {f"ffn.{maa}_k": (1, 1, dim), f"ffn.{maa}_r": (1, 1, dim),
+                   "ffn.key.weight": (ffn, dim), "ffn.value.weight": (dim, ffn),
+                   "ffn.receptance.weight": (dim, dim)} | {
+        f"ln{i}.{p}": (dim,) for i in (1, 2) for p in ("weight", "bias")}
+    shapes = {"emb.weight": (VOCAB, dim), "blocks.0.ln0.weight": (dim,),
+              "blocks.0.ln0.bias": (dim,)} | {
+        f"blocks.{i}.{k}": v for i in range(layers) for k, v in block.items()} | {
+        "ln_out.weight": (dim,), "ln_out.bias": (dim,), "head.weight": (VOCAB, dim)}
+
+    def init(name: str, shape: tuple) -> torch.Tensor:
+        if "time_m" in name:  # token-shift mixes in [0, 1]
+            return torch.rand(shape)
+        if name.endswith(("ln0.weight", "ln1.weight", "ln2.weight", "ln_x.weight", "t.weight")):
+            return 1 + 0.1 * torch.randn(shape)
+        return torch.randn(shape) / (shape[-1] ** 0.5 if len(shape) > 1 else 2)
+    return {k: init(k, v) for k, v in shapes.items()}
+
+
+def _rwkv(version: str) -> Callable[[], object]:
+    """BlinkDL's ``rwkv`` package (RWKV_JIT_ON=0, no CUDA kernel, strategy ``cpu fp32``) on a
+    random checkpoint of ``version`` written to a temporary file, as a (batch, T) -> (batch, T,
+    vocab) LM. The package runs one unbatched (T, C) sequence; v4's sequence functions
+    broadcast over a batch axis between time and features, given the (T, batch) ids and a
+    zero state with a batch axis (its WKV's max exponent at -1e30, the package's). v5 and v6
+    split heads with ``.view(T, H, N)``: a Python loop over the samples."""
+    def build():
+        import torch
+
+        os.environ["RWKV_JIT_ON"], os.environ["RWKV_CUDA_ON"] = "0", "0"
+        from rwkv.model import RWKV
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "rwkv.pth"
+            torch.save(_rwkv_weights(version), path)
+            with contextlib.redirect_stdout(None):
+                rwkv = RWKV(str(path), "cpu fp32", verbose=False)
+
+        class RWKVLM(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.rwkv = rwkv
+
+            def forward(self, ids):
+                if version != "4":
+                    return torch.stack([self.rwkv(r, None, full_output=True)[0] for r in ids])
+                args, b = self.rwkv.args, ids.shape[0]
+                zero = (torch.zeros(b, args.n_embd),) + tuple(
+                    torch.zeros(b, args.n_att) - (1e30 if i == 2 else 0) for i in range(3)) + (
+                    torch.zeros(b, args.n_embd),)
+                state = [s for _ in range(args.n_layer) for s in zero]
+                return self.rwkv(ids.t(), state, full_output=True)[0].transpose(0, 1)
+        return RWKVLM()
+    return build
+
+
+def _torchscale(arch: str, **kw) -> Callable[[], object]:
+    """Microsoft's torchscale: its ``RetNetDecoder`` (``retnet``) or ``Decoder`` (``decoder``)
+    from its config at a tiny size, with a token embedding and an output projection (imports
+    fairscale and timm: the vision zoo's)."""
+    def build():
+        import importlib
+
+        import torch
+
+        with _real_torchvision():
+            config = importlib.import_module("torchscale.architecture.config")
+            module = importlib.import_module(f"torchscale.architecture.{arch}")
+        cls = {"retnet": ("RetNetConfig", "RetNetDecoder"), "decoder": ("DecoderConfig",
+                                                                       "Decoder")}[arch]
+        args = getattr(config, cls[0])(vocab_size=VOCAB, decoder_embed_dim=32,
+                                       decoder_ffn_embed_dim=64, decoder_layers=2, **kw)
+        return getattr(module, cls[1])(args, embed_tokens=torch.nn.Embedding(VOCAB, 32))
+    return build
+
+
+SEQ = Ids(VOCAB, causal=False)  # a bidirectional encoder on token ids
+TRANSFORMERS: dict[str, tuple[str, Callable[[], object], tuple[int, ...] | Ids]] = {
+    "clip_text": ("open_clip", _method(_open_clip(), "encode_text"), SEQ),
+    "clip_text_eos": ("open_clip", _method(_open_clip(pool_type="eos", eos_id=VOCAB - 1),
+                                           "encode_text"), SEQ),
+    "clip_text_last": ("open_clip", _method(_open_clip(pool_type="last", no_causal_mask=True),
+                                            "encode_text"), SEQ),  # SigLIP's text tower
+    "clip_image": ("open_clip", _method(_open_clip(), "encode_image"), (3, 32, 32)),
+    "x_clip_text": ("x_clip", _x_clip("text_transformer"), SEQ),
+    "x_clip_image": ("x_clip", _x_clip("visual_transformer"), (3, 32, 32)),
+    "performer_lm": ("performer_pytorch", _lib("performer_pytorch", "PerformerLM",
+                                               num_tokens=VOCAB, max_seq_len=16, dim=32,
+                                               depth=2, heads=2, dim_head=16, causal=True,
+                                               nb_features=16), LM),
+    "performer_encoder": ("performer_pytorch", _lib("performer_pytorch", "PerformerLM",
+                                                    num_tokens=VOCAB, max_seq_len=16, dim=32,
+                                                    depth=2, heads=2, dim_head=16,
+                                                    nb_features=16), SEQ),
+    "linformer_lm": ("linformer", _lib("linformer", "LinformerLM", num_tokens=VOCAB, dim=32,
+                                       seq_len=16, depth=2, k=8, heads=2), SEQ),
+    "perceiver": ("perceiver_pytorch", _lib("perceiver_pytorch", "Perceiver", num_freq_bands=4,
+                                            depth=2, max_freq=10.0, input_channels=3,
+                                            input_axis=2, num_latents=8, latent_dim=32,
+                                            latent_heads=2, cross_dim_head=16,
+                                            latent_dim_head=16, num_classes=10), (16, 16, 3)),
+    "perceiver_lm": ("perceiver_pytorch", _lib("perceiver_pytorch", "PerceiverLM", dim=32,
+                                               num_tokens=VOCAB, max_seq_len=16, depth=2,
+                                               num_latents=8, latent_dim=32, latent_heads=2,
+                                               cross_dim_head=16, latent_dim_head=16), SEQ),
+    "nystromformer": ("nystrom_attention", _lib("nystrom_attention", "Nystromformer", dim=32,
+                                                depth=2, dim_head=16, heads=2,
+                                                num_landmarks=4,
+                                                attn_values_residual_conv_kernel=3), (16, 32)),
+    "memory_efficient_attn": ("memory_efficient_attention_pytorch", _lib(
+        "memory_efficient_attention_pytorch", "Attention", dim=32, heads=2, dim_head=16,
+        causal=True, memory_efficient=True, q_bucket_size=4, k_bucket_size=4), (16, 32)),
+    "flash_attn_reference": ("memory_efficient_attention_pytorch", _lib(
+        "memory_efficient_attention_pytorch", "FlashAttention", dim=32, heads=2, dim_head=16,
+        causal=True, q_bucket_size=4, k_bucket_size=4), (16, 32)),
+    "linear_attention_lm": ("linear_attention_transformer", _lib(
+        "linear_attention_transformer", "LinearAttentionTransformerLM", num_tokens=VOCAB,
+        dim=32, depth=2, max_seq_len=16, heads=2, dim_head=16, causal=True), LM),
+    "linear_attention_local_lm": ("linear_attention_transformer", _lib(
+        "linear_attention_transformer", "LinearAttentionTransformerLM", num_tokens=VOCAB,
+        dim=32, depth=2, max_seq_len=16, heads=2, dim_head=16, causal=True,
+        n_local_attn_heads=1, local_attn_window_size=4), LM),
+    "sinkhorn_lm": ("sinkhorn_transformer", _lib(
+        "sinkhorn_transformer", "SinkhornTransformerLM", num_tokens=VOCAB, dim=32,
+        max_seq_len=16, depth=2, heads=2, dim_head=16, bucket_size=4, causal=True), LM),
+    "routing_lm": ("routing_transformer", _lib(
+        "routing_transformer", "RoutingTransformerLM", num_tokens=VOCAB, dim=32, depth=2,
+        max_seq_len=16, heads=2, dim_head=16, window_size=4, causal=True), LM),
+    "conformer_block": ("conformer", _lib("conformer", "ConformerBlock", dim=32, dim_head=16,
+                                          heads=2, ff_mult=2, conv_expansion_factor=2,
+                                          conv_kernel_size=7), (16, 32)),
+    "reformer_lm": ("reformer_pytorch", _lib("reformer_pytorch", "ReformerLM", num_tokens=VOCAB,
+                                             dim=32, depth=2, max_seq_len=16, heads=2,
+                                             bucket_size=4, n_hashes=2, causal=True), LM),
+    "torchscale_retnet": ("torchscale", _torchscale("retnet", decoder_value_embed_dim=64,
+                                                    decoder_retention_heads=2), LM),
+    "torchscale_decoder": ("torchscale", _torchscale("decoder", decoder_attention_heads=2), LM),
+    "rwkv4": ("rwkv", _rwkv("4"), LM),
+    "rwkv5": ("rwkv", _rwkv("5.2"), LM),
+    "rwkv6": ("rwkv", _rwkv("6"), LM),
+}
 
 
 MODELS: dict[str, tuple[str, Callable[[], object], tuple[int, ...] | Ids]] = {
@@ -478,6 +723,7 @@ MODELS: dict[str, tuple[str, Callable[[], object], tuple[int, ...] | Ids]] = {
     "st_moe_block": ("st_moe_pytorch", _st_moe, (16, 32)),
     "soft_moe": ("soft_moe_pytorch", _lib("soft_moe_pytorch", "SoftMoE", dim=32, seq_len=16,
                                           num_experts=4), (16, 32)),
+    **TRANSFORMERS,
 }
 
 

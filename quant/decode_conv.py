@@ -181,6 +181,8 @@ def _band(s: np.ndarray, c: int) -> int:
     if s.shape != (c, c) or not s.any() or np.triu(s, 1).any():
         return 0
     w = s[-1, ::-1]  # w_k = s[C-1, C-1-k]
+    if not w.any():  # the last token reads nothing (a selection of earlier rows): no band
+        return 0
     k = int(np.flatnonzero(w)[-1]) + 1
     band = sum(w[j] * np.eye(c, k=-j, dtype=s.dtype) for j in range(k))
     return k if np.array_equal(s, band) else 0

@@ -494,11 +494,17 @@ def per_sample(node: Any) -> tuple[int, ...]:
     return (1, shape[1], shape[0]) if len(shape) == 2 else shape
 
 
+def training_dropout(node: Any, args: list, kwargs: dict) -> bool:
+    """A dropout that drops: in training mode with p > 0 (memory-efficient attention calls
+    F.dropout(x, p=0.0), training by default: the identity)."""
+    return node.target in (aten.dropout.default, aten.dropout_.default) and bool(
+        _arg(args, kwargs, 2, "train", False)) and float(_arg(args, kwargs, 1, "p", 0.5)) > 0
+
+
 def identity(b: Any, node: Any, args: list, kwargs: dict) -> Act:
-    """dropout in eval mode, clone, alias, contiguous, detach, to/_to_copy/type_as of the same
-    dtype: the value passes through."""
-    if node.target in (aten.dropout.default, aten.dropout_.default) and \
-            _arg(args, kwargs, 2, "train", False):
+    """dropout in eval mode (or of p = 0), clone, alias, contiguous, detach, to/_to_copy/type_as
+    of the same dtype: the value passes through."""
+    if training_dropout(node, args, kwargs):
         b.fail(node, "dropout in training mode (call model.eval())")
     # to.dtype(x, dtype, ...), to.device(x, device, dtype, ...)
     dtype = kwargs.get("dtype", next((a for a in args[1:3] if isinstance(a, torch.dtype)), None))

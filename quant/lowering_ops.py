@@ -740,7 +740,12 @@ def cat(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     xs = [materialize(b, x) if isinstance(x, SYMBOLIC) else x for x in args[0]]
     rank = node.meta["val"].dim()
     dim = int(_arg(args, kwargs, 1, "dim", 0)) % rank
-    if (rank, dim) in ((4, 2), (4, 3), (3, 2)) and all(isinstance(x, Act) for x in xs):
+    if (rank, dim) in ((4, 2), (4, 3), (3, 2)) and any(isinstance(x, Act) for x in xs):
+        # a constant part (the Perceiver's Fourier position features beside its input): the
+        # same image for every sample
+        xs = [x if isinstance(x, Act) else image_constant(
+            b, node, x, (int(node.meta["val"].shape[0]),) + tuple(x.shape[1:]), f".part{i}")
+            for i, x in enumerate(xs)]
         return _cat_spatial(b, node, xs, dim + 2 - rank)  # (1, L, C) holds NCL: L is axis 1
     if dim == 0:  # RAFT's two frames through one encoder: torch.cat([image1, image2], 0)
         b.fail(node, f"cat along the batch axis (dim 0) of a rank-{rank} tensor: each sample "

@@ -43,7 +43,7 @@ from qasic.quant import lowering_pad, lowering_seq, masks, sinks
 from qasic.quant import pointwise as pw
 from qasic.quant.encodings import INTEGER_CODES
 from qasic.quant.lowering import Act, _arg
-from qasic.quant.lowering_ops import _broadcasts, _pair_op, _scalar
+from qasic.quant.lowering_ops import _broadcasts, _pair_op, _scalar, _uniform
 from qasic.quant.lowering_pad import ZeroPad, write_out
 from qasic.quant.lowering_seq import axis_map, digit, rows, samples
 from qasic.quant.lowering_seq import cat as seq_cat
@@ -205,8 +205,8 @@ def extreme(name: str) -> Any:
     masked scores at finfo.min): the scores, which that floor leaves as they are. Of two
     activations: qasic.quant.extremes rewrites it before capture."""
     def handler(b: Any, node: Any, args: list, kwargs: dict) -> Any:
-        x, y = (args[1], args[0]) if _scalar(args[0]) is not None else (args[0], args[1])
-        c = _scalar(y)
+        first = _bound(node, args, 0)
+        x, c = (args[1], first) if first is not None else (args[0], _bound(node, args, 1))
         if c is None:
             b.fail(node, f"a {name} of two activations; only of an activation and a scalar")
         if isinstance(x, masks.Masked):
@@ -216,6 +216,16 @@ def extreme(name: str) -> Any:
                          "lowest (which leaves them as they are)")
         return unary(lambda t, a, k: pw.op(name, t, pw.const(c)))(b, node, [x], {})
     return handler
+
+
+def _bound(node: Any, args: list, i: int) -> float | None:
+    """Argument ``i`` of a maximum / minimum as a scalar: a number, or a constant tensor of one
+    value that does not broadcast the other argument (the package RWKV-4's start of its WKV's
+    running maximum, ``torch.zeros(batch, C) - 1e30``); None for anything else."""
+    v = args[i]
+    if not isinstance(v, torch.Tensor) or v.numel() <= 1:
+        return _scalar(v)
+    return float(v.reshape(-1)[0]) if _uniform(node, v, 1 - i) else None
 
 
 _RMS_POWERS = {aten.rsqrt.default: -0.5, aten.sqrt.default: 0.5}
@@ -362,6 +372,11 @@ def _binary(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
     if tx is not None and isinstance(y, torch.Tensor):
         return _with_constant(b, node, op, materialize(b, x), y, first=True)
     if ty is not None and isinstance(x, torch.Tensor):
+        far = _uniform_constant(b, node, x, ty[0]) if op == "sub" else None
+        if far is not None and float(x.reshape(-1)[0]) <= masks.NEG:
+            # c - y, c one value far below any other (the package RWKV-4's start of its WKV's
+            # running maximum, -1e30, minus the keys): a table of y, no mask (masks are added)
+            return Pointwise(ty[0], pw.op("sub", far[1], ty[1]), node)
         if op == "sub" and ty[0] is not None and not bool((x <= masks.NEG).any()):
             # c - y = c + (-y): the negation joins y's table (YOLOv8's anchors - distances)
             op, y = "add", Pointwise(ty[0], pw.op("mul", ty[1], pw.const(-1.0)), node)

@@ -40,7 +40,7 @@ import torch
 
 from qasic.quant import pointwise as pw
 from qasic.quant.graph import SEQUENCE, TOKENS
-from qasic.quant.lowering import Act, IdSlice, _act, _arg
+from qasic.quant.lowering import Act, IdSlice, _act, _arg, training_dropout
 from qasic.quant.lowering import per_sample as image_shape
 
 aten = torch.ops.aten
@@ -873,10 +873,9 @@ def placed(b: Any, node: Any, xs: list, sizes: list, axis: int) -> Act:
 
 
 def identity(b: Any, node: Any, args: list, kwargs: dict) -> Any:
-    """dropout (eval), clone, contiguous, alias, detach, casts to the same dtype: the value
-    (an activation, or a symbolic one: a pointwise chain, a mask) passes through."""
-    if node.target in (aten.dropout.default, aten.dropout_.default) and \
-            _arg(args, kwargs, 2, "train", False):
+    """dropout (eval, or of p = 0), clone, contiguous, alias, detach, casts to the same dtype:
+    the value (an activation, or a symbolic one: a pointwise chain, a mask) passes through."""
+    if training_dropout(node, args, kwargs):
         b.fail(node, "dropout in training mode (call model.eval())")
     src, out = node.args[0].meta["val"], node.meta["val"]
     if src.dtype != out.dtype and isinstance(args[0], torch.Tensor):

@@ -286,4 +286,19 @@ def apply(b: Any, node: Any, args: list, kwargs: dict) -> Any:
         return softmax(b, node, x, masks.resolve, _valid_param)
     if t is aten.slice.Tensor and isinstance(x, SinkProbs):
         return dropped(b, node, args, kwargs)
-    b.fail(node, f"op {t} on attention scores with sinks; {_WHAT}")
+    if t in (aten.detach.default, aten.alias.default) and isinstance(x, SunkMax):
+        return x  # the guard's max detached (memory-efficient attention's): the same values
+    b.fail(node, f"op {t} on {_what(x)}")
+
+
+def _what(x: Any) -> str:
+    """What the refused op read: scores with sinks, masked scores, or their row max."""
+    of = x.of if isinstance(x, SunkMax) else x
+    if not isinstance(of, masks.Masked):
+        return f"attention scores with sinks; {_WHAT}"
+    if isinstance(x, SunkMax):
+        return ("the row max of masked attention scores, read other than subtracted from them "
+                "(chunked attention combining its key chunks' maxima: memory-efficient "
+                "attention's); only s - s.amax(-1, keepdim=True) before the softmax or exp")
+    return ("masked attention scores; only a softmax, or the exp of the scores shifted by "
+            "their row max, reads them")

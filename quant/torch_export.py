@@ -216,7 +216,9 @@ def _live(graph: fx.Graph, writes: list[fx.Node] = ()) -> set[fx.Node]:
 
 def _writes_into(node: fx.Node, live: set[fx.Node]) -> bool:
     """Whether ``node`` is an in-place op (copy_, index_put_, ...) whose written tensor is, or
-    is a view of, a value the output depends on (a write the walk of live values would miss)."""
+    is a view of, a value the output depends on (a write the walk of live values would miss); a
+    view also one part of a split, chunk or unbind (``getitem``: FlashAttention in plain
+    PyTorch updates ``o.split(n, -2)``'s parts by mul_ / add_ / div_)."""
     schema = getattr(node.target, "_schema", None)
     if node.op != "call_function" or schema is None or not schema.is_mutable:
         return False
@@ -224,7 +226,9 @@ def _writes_into(node: fx.Node, live: set[fx.Node]) -> bool:
     while isinstance(seen, fx.Node):
         if seen in live:
             return True
-        seen = seen.args[0] if _is_view(seen) else None
+        part = seen.target is operator.getitem and isinstance(seen.args[0], fx.Node) \
+            and _is_view(seen.args[0])
+        seen = seen.args[0] if _is_view(seen) or part else None
     return False
 
 

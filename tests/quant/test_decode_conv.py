@@ -92,6 +92,7 @@ def _shift_graph(value: np.ndarray) -> SimpleNamespace:
     (np.eye(C, k=1, dtype=np.int64), 0),                    # the next token: not causal
     (np.diag(np.arange(1, C + 1)), 0),                      # a weight per position
     (np.eye(C, k=-1, dtype=np.int64)[::-1], 0),             # not a band
+    (np.eye(C, dtype=np.int64) * (np.arange(C) < C - 1), 0),  # the last token reads nothing
 ])
 def test_a_token_shift_is_a_band_below_the_diagonal_read_through_a_window(value, k):
     """A band of K diagonals, each one value, is a window of K tokens; any other mix of the
