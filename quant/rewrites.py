@@ -32,6 +32,7 @@ from qasic.quant import (
     cumsum_axis,
     einsum,
     embedding_bag,
+    empty_cat,
     expert_conv,
     extremes,
     fftconv,
@@ -95,6 +96,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("batch_parts", "parts concatenated along the batch, run through per-sample ops "
             "and split back into the same parts, run each through its own copy of the ops "
             "(RAFT's feature encoder of both frames)", _graph_only(batch_parts.decompose)),
+    Rewrite("empty_cat", "parts of no elements dropped from a cat (segmentation_models_pytorch"
+            "'s dummy stride-2 feature, torch.empty(B, 0, H, W), under a U-Net's skip)",
+            _graph_only(empty_cat.decompose)),
     Rewrite("zero_cat", "zeros concatenated at the ends of an activation along its length, "
             "height or width become the zero pad they are (the TasNet family's pad_signal: "
             "cat([zeros, x, zeros], 2))", _graph_only(zero_cat.decompose)),
