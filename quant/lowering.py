@@ -31,9 +31,16 @@ SUPPORTED = (
     ("flatten/view/view_as/reshape/squeeze/unsqueeze/permute (to (batch, features), size-1 "
      "axes, or an image's channels-last view permute(0, 2, 3, 1) and back; any other of an image, "
      "not moving the batch axis: permutes that move data, e.g. MobileViT's patches)"),
-    "dropout/dropout_ (eval)/clone/alias/contiguous/detach/to (same dtype)",
+    ("dropout/dropout_, Dropout2d's feature_dropout(_), alpha dropouts (eval)/clone/alias/"
+     "contiguous/detach/to (same dtype)"),
     "nan_to_num (integer codes are finite: the value itself)",
 )
+
+
+# nn.Dropout, Dropout1d/2d/3d (feature_), AlphaDropout, FeatureAlphaDropout, each in place or
+# not (smp's FPN: nn.Dropout2d(inplace=True)); the input itself in eval
+DROPOUTS = tuple(getattr(aten, f"{kind}dropout{inplace}").default
+                 for kind in ("", "feature_", "alpha_", "feature_alpha_") for inplace in ("", "_"))
 
 
 @dataclass(frozen=True)
@@ -497,8 +504,7 @@ def per_sample(node: Any) -> tuple[int, ...]:
 def identity(b: Any, node: Any, args: list, kwargs: dict) -> Act:
     """dropout in eval mode, clone, alias, contiguous, detach, to/_to_copy/type_as of the same
     dtype: the value passes through."""
-    if node.target in (aten.dropout.default, aten.dropout_.default) and \
-            _arg(args, kwargs, 2, "train", False):
+    if node.target in DROPOUTS and _arg(args, kwargs, 2, "train", False):
         b.fail(node, "dropout in training mode (call model.eval())")
     # to.dtype(x, dtype, ...), to.device(x, device, dtype, ...)
     dtype = kwargs.get("dtype", next((a for a in args[1:3] if isinstance(a, torch.dtype)), None))
@@ -557,9 +563,7 @@ HANDLERS = {
     aten.squeeze.default: reshape,
     aten.unsqueeze.default: reshape,
     aten.permute.default: permute,
-    aten.dropout.default: identity,
-    aten.dropout_.default: identity,  # nn.Dropout(inplace=True): the input itself in eval
-    aten.feature_dropout.default: identity,
+    **dict.fromkeys(DROPOUTS, identity),  # eval: the input itself, in place or not
     aten.clone.default: identity,
     aten.alias.default: identity,
     aten.contiguous.default: identity,

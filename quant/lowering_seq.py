@@ -40,7 +40,7 @@ import torch
 
 from qasic.quant import pointwise as pw
 from qasic.quant.graph import SEQUENCE, TOKENS
-from qasic.quant.lowering import Act, IdSlice, _act, _arg
+from qasic.quant.lowering import DROPOUTS, Act, IdSlice, _act, _arg
 from qasic.quant.lowering import per_sample as image_shape
 
 aten = torch.ops.aten
@@ -875,8 +875,7 @@ def placed(b: Any, node: Any, xs: list, sizes: list, axis: int) -> Act:
 def identity(b: Any, node: Any, args: list, kwargs: dict) -> Any:
     """dropout (eval), clone, contiguous, alias, detach, casts to the same dtype: the value
     (an activation, or a symbolic one: a pointwise chain, a mask) passes through."""
-    if node.target in (aten.dropout.default, aten.dropout_.default) and \
-            _arg(args, kwargs, 2, "train", False):
+    if node.target in DROPOUTS and _arg(args, kwargs, 2, "train", False):
         b.fail(node, "dropout in training mode (call model.eval())")
     src, out = node.args[0].meta["val"], node.meta["val"]
     if src.dtype != out.dtype and isinstance(args[0], torch.Tensor):
@@ -967,9 +966,7 @@ HANDLERS = {
     aten.cat.default: cat,
     aten.concat.default: cat,
     aten.concatenate.default: cat,
-    aten.dropout.default: identity,
-    aten.dropout_.default: identity,  # nn.Dropout(inplace=True): the input itself in eval
-    aten.feature_dropout.default: identity,
+    **dict.fromkeys(DROPOUTS, identity),  # eval: the input itself, in place or not
     aten.clone.default: identity,
     aten.alias.default: identity,
     aten.contiguous.default: identity,
