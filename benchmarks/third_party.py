@@ -80,7 +80,8 @@ LIBRARIES = {"vit_pytorch": "vit-pytorch==1.26.14", "monai": "monai==1.6.1",
              "colt5_attention": "CoLT5-attention==0.11.2",
              "taylor_series_linear_attention": "taylor-series-linear-attention==0.2.0",
              "st_moe_pytorch": "st-moe-pytorch==0.1.8",
-             "soft_moe_pytorch": "soft-moe-pytorch==0.1.9"}
+             "soft_moe_pytorch": "soft-moe-pytorch==0.1.9",
+             "segmentation_models_pytorch": "segmentation-models-pytorch==0.6.0"}
 # pure-Python dependencies of those that the venv lacks (installed beside them, --no-deps)
 DEPENDENCIES = ("beartype==0.23.1", "hyper-connections==0.4.11", "jaxtyping==0.3.11",
                 "wadler-lindig==0.1.8", "rotary-embedding-torch==0.9.1")
@@ -513,6 +514,59 @@ TRANSFORMERS: dict[str, tuple[str, Callable[[], object], tuple[int, ...] | Ids]]
     "rwkv6": ("rwkv", _rwkv("6"), LM),
 }
 
+def _smp(arch: str, encoder: str, **kw) -> Callable[[], object]:
+    """segmentation_models_pytorch's ``create_model(arch, encoder, encoder_weights=None)``,
+    2 classes; its encoders need timm and torchvision (benchmarks.vision_zoo's packages)."""
+    def build():
+        from benchmarks.vision_zoo import real_torchvision
+
+        with real_torchvision():
+            import segmentation_models_pytorch as smp
+
+            return smp.create_model(arch, encoder_name=encoder, encoder_weights=None,
+                                    classes=2, **kw)
+    return build
+
+
+SMP = (3, 64, 64)
+# segmentation_models_pytorch: each architecture over a spread of its encoders
+SMP_ROWS = {
+    "smp_unet_resnet18": _smp("Unet", "resnet18"),
+    "smp_unet_scse_resnet34": _smp("Unet", "resnet34", decoder_attention_type="scse"),
+    "smp_unet_bilinear_resnet18": _smp("Unet", "resnet18", decoder_interpolation="bilinear"),
+    "smp_unet_efficientnet_b0": _smp("Unet", "efficientnet-b0"),
+    "smp_unet_timm_efficientnet_b0": _smp("Unet", "timm-efficientnet-b0"),
+    "smp_unet_mobilenet_v2": _smp("Unet", "mobilenet_v2"),
+    "smp_unet_densenet121": _smp("Unet", "densenet121"),
+    "smp_unet_vgg11_bn": _smp("Unet", "vgg11_bn"),
+    "smp_unet_se_resnet50": _smp("Unet", "se_resnet50"),
+    "smp_unet_mit_b0": _smp("Unet", "mit_b0"),
+    "smp_unet_tu_convnext_atto": _smp("Unet", "tu-convnext_atto"),
+    "smp_unet_tu_regnety_002": _smp("Unet", "tu-regnety_002"),
+    "smp_unetplusplus_resnet18": _smp("UnetPlusPlus", "resnet18"),
+    "smp_fpn_resnet34": _smp("FPN", "resnet34"),
+    "smp_fpn_mit_b0": _smp("FPN", "mit_b0"),
+    "smp_pspnet_resnet18": _smp("PSPNet", "resnet18"),
+    "smp_deeplabv3_resnet18": _smp("DeepLabV3", "resnet18"),
+    "smp_deeplabv3plus_resnet18": _smp("DeepLabV3Plus", "resnet18"),
+    "smp_deeplabv3plus_mobilenet_v2": _smp("DeepLabV3Plus", "mobilenet_v2"),
+    "smp_linknet_resnet18": _smp("Linknet", "resnet18"),
+    "smp_pan_resnet18": _smp("PAN", "resnet18"),
+    "smp_manet_resnet18": _smp("MAnet", "resnet18"),
+    "smp_upernet_resnet18": _smp("UPerNet", "resnet18"),
+    "smp_upernet_tu_convnext_atto": _smp("UPerNet", "tu-convnext_atto"),
+    "smp_segformer_mit_b0": _smp("Segformer", "mit_b0"),
+    "smp_unet_mobileone_s0": _smp("Unet", "mobileone_s0"),
+    "smp_unet_dpn68": _smp("Unet", "dpn68"),
+    "smp_linknet_tu_mobilenetv3": _smp("Linknet", "tu-mobilenetv3_small_100"),
+    "smp_manet_mit_b0": _smp("MAnet", "mit_b0"),
+    "smp_deeplabv3plus_tu_efficientnet_lite0": _smp("DeepLabV3Plus", "tu-efficientnet_lite0"),
+    "smp_dpt_tu_vit_tiny": _smp("DPT", "tu-vit_tiny_patch16_224", img_size=64,
+                                decoder_intermediate_channels=(32, 64, 128, 128),
+                                decoder_fusion_channels=32),
+}
+# PAN's feature-pyramid attention pools its stride-16 map thrice more (a 128 x 128 input: 1 x 1)
+SMP_SHAPES = {"smp_pan_resnet18": (3, 128, 128)}
 
 MODELS: dict[str, tuple[str, Callable[[], object], tuple[int, ...] | Ids]] = {
     # lucidrains' vit-pytorch
@@ -724,6 +778,8 @@ MODELS: dict[str, tuple[str, Callable[[], object], tuple[int, ...] | Ids]] = {
     "soft_moe": ("soft_moe_pytorch", _lib("soft_moe_pytorch", "SoftMoE", dim=32, seq_len=16,
                                           num_experts=4), (16, 32)),
     **TRANSFORMERS,
+    **{name: ("segmentation_models_pytorch", build, SMP_SHAPES.get(name, SMP))
+       for name, build in SMP_ROWS.items()},
 }
 
 

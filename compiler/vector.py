@@ -210,10 +210,9 @@ def lut_steps(kernel: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, dst:
                  for p0, n in tile_ranges(src.h * src.w, pixels)]
     else:  # whole input rows, so each phase stores a rectangle
         pixels, ct = _flat_tile(kernel, src, dst, half, operands=(src,))
-        rows = max(1, pixels // src.w)
-        if rows * src.w > pixels:
-            raise too_small(kernel, f"one input row of {ct} channels",
-                             src.w * (src.nbytes(ct) + dst.nbytes(ct)), half)
+        if pixels < src.w:  # a row of every channel does not fit: a row of fewer channels
+            pixels, ct = _row_tile(kernel, src, dst, half)
+        rows = pixels // src.w
         tiles = [(c0, cn, y0 * src.w, n * src.w) for c0, cn in tile_ranges(src.c, ct)
                  for y0, n in tile_ranges(src.h, rows)]
     steps = []
@@ -237,6 +236,21 @@ def lut_steps(kernel: Kernel, graph: QGraph, arch: ArchConfig, src: Buffer, dst:
                                                sy=fh, sx=fw)
         steps.append(step)
     return steps
+
+
+def _row_tile(kernel: Kernel, src: Buffer, dst: Buffer, half: int) -> tuple[int, int]:
+    """(pixels: whole input rows, channels) of the largest tile of whole rows that fits (a
+    nearest upsampling of a narrow, deep map: MobileNetV2's 2x2x1280 under a U-Net)."""
+    g = max(_granule(src), _granule(dst))
+
+    def row(c):
+        return src.w * (src.nbytes(c) + dst.nbytes(c))
+    ct = src.c
+    while ct > g and row(ct) > half:
+        ct = max(g, ct // 2 // g * g)
+    if row(ct) > half:
+        raise too_small(kernel, f"one input row of {ct} channels", row(ct), half)
+    return min(src.h, half // row(ct)) * src.w, ct
 
 
 def _identity(bits: int) -> bytes:

@@ -31,9 +31,16 @@ SUPPORTED = (
     ("flatten/view/view_as/reshape/squeeze/unsqueeze/permute (to (batch, features), size-1 "
      "axes, or an image's channels-last view permute(0, 2, 3, 1) and back; any other of an image, "
      "not moving the batch axis: permutes that move data, e.g. MobileViT's patches)"),
-    "dropout/dropout_ (eval)/clone/alias/contiguous/detach/to (same dtype)",
+    ("dropout/dropout_, Dropout2d's feature_dropout(_), alpha dropouts (eval)/clone/alias/"
+     "contiguous/detach/to (same dtype)"),
     "nan_to_num (integer codes are finite: the value itself)",
 )
+
+
+# nn.Dropout, Dropout1d/2d/3d (feature_), AlphaDropout, FeatureAlphaDropout, each in place or
+# not (smp's FPN: nn.Dropout2d(inplace=True)); the input itself in eval
+DROPOUTS = tuple(getattr(aten, f"{kind}dropout{inplace}").default
+                 for kind in ("", "feature_", "alpha_", "feature_alpha_") for inplace in ("", "_"))
 
 
 @dataclass(frozen=True)
@@ -497,7 +504,7 @@ def per_sample(node: Any) -> tuple[int, ...]:
 def training_dropout(node: Any, args: list, kwargs: dict) -> bool:
     """A dropout that drops: in training mode with p > 0 (memory-efficient attention calls
     F.dropout(x, p=0.0), training by default: the identity)."""
-    return node.target in (aten.dropout.default, aten.dropout_.default) and bool(
+    return node.target in DROPOUTS and bool(
         _arg(args, kwargs, 2, "train", False)) and float(_arg(args, kwargs, 1, "p", 0.5)) > 0
 
 
@@ -563,9 +570,7 @@ HANDLERS = {
     aten.squeeze.default: reshape,
     aten.unsqueeze.default: reshape,
     aten.permute.default: permute,
-    aten.dropout.default: identity,
-    aten.dropout_.default: identity,  # nn.Dropout(inplace=True): the input itself in eval
-    aten.feature_dropout.default: identity,
+    **dict.fromkeys(DROPOUTS, identity),  # eval: the input itself, in place or not
     aten.clone.default: identity,
     aten.alias.default: identity,
     aten.contiguous.default: identity,

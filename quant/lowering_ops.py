@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from qasic.quant import geometry as geo
-from qasic.quant import image_stacks, resize
+from qasic.quant import image_stacks, resize, wide_pool
 from qasic.quant import pointwise as pw
 from qasic.quant.lowering import Act, _act, _arg, _ints, _standalone_bn, hw_pad, hw_pair, per_sample
 from qasic.quant.lowering_seq import same_samples
@@ -174,6 +174,8 @@ def adaptive_avg_pool(b: Any, node: Any, args: list, kwargs: dict) -> Act:
                          f"{resize.MAX_WINDOW} pixels along an axis unless the input size is a "
                          "multiple of the output size")
         return _resize(b, node, x, "area", False, (None, None))
+    if (oh, ow) == (1, 1) and wide_pool.too_wide(h, w):  # SCSE's pool of a full-size map
+        return wide_pool.global_mean(b, node, x, shape=per_sample(node))
     k = (h // oh, w // ow)
     attrs = {"kernel": k, "stride": k, "padding": (0, 0, 0, 0), "divisor": k[0] * k[1]}
     return _checked(b, node, b.add(node, "avgpool2d", (x.name,), attrs))
@@ -649,6 +651,8 @@ def global_avgpool(b: Any, node: Any, x: Act, suffix: str = "",
     pool per exact factor of it (each an average of averages, rounded once a stage)."""
     h, w, c = b.shapes[x.name]
     fh, fw = (_factors(h) if h > POOL_MAX else [h]), (_factors(w) if w > POOL_MAX else [w])
+    if fh is not None and fw is not None and wide_pool.too_wide(fh[0], fw[0]):
+        return wide_pool.global_mean(b, node, x, shape, suffix)  # its first stage is the widest
     if fh is None or fw is None:
         b.fail(node, f"a mean over a ({h}, {w}) map: an axis longer than {POOL_MAX} with a prime "
                      f"factor above {POOL_MAX}; pool it in steps (avg_pool with a kernel that "

@@ -40,7 +40,7 @@ import torch
 
 from qasic.quant import pointwise as pw
 from qasic.quant.graph import SEQUENCE, TOKENS
-from qasic.quant.lowering import Act, IdSlice, _act, _arg, training_dropout
+from qasic.quant.lowering import DROPOUTS, Act, IdSlice, _act, _arg, training_dropout
 from qasic.quant.lowering import per_sample as image_shape
 
 aten = torch.ops.aten
@@ -966,9 +966,7 @@ HANDLERS = {
     aten.cat.default: cat,
     aten.concat.default: cat,
     aten.concatenate.default: cat,
-    aten.dropout.default: identity,
-    aten.dropout_.default: identity,  # nn.Dropout(inplace=True): the input itself in eval
-    aten.feature_dropout.default: identity,
+    **dict.fromkeys(DROPOUTS, identity),  # eval: the input itself, in place or not
     aten.clone.default: identity,
     aten.alias.default: identity,
     aten.contiguous.default: identity,

@@ -35,6 +35,7 @@ from qasic.quant import (
     cumsum_axis,
     einsum,
     embedding_bag,
+    empty_cat,
     expert_conv,
     extremes,
     fftconv,
@@ -102,6 +103,9 @@ REWRITES: tuple[Rewrite, ...] = (
             "new last axis of constant tables shared by the channels (efficient-kan's B-spline "
             "bases from (x >= grid[:, :-1]) & (x < grid[:, 1:])) becomes the cat of its "
             "columns, each a chain of scalar ops of x (one table each)", column_tables.decompose),
+    Rewrite("empty_cat", "parts of no elements dropped from a cat (segmentation_models_pytorch"
+            "'s dummy stride-2 feature, torch.empty(B, 0, H, W), under a U-Net's skip)",
+            _graph_only(empty_cat.decompose)),
     Rewrite("zero_cat", "zeros concatenated at the ends of an activation along its length, "
             "height or width become the zero pad they are (the TasNet family's pad_signal: "
             "cat([zeros, x, zeros], 2))", _graph_only(zero_cat.decompose)),
