@@ -119,6 +119,30 @@ def test_survey_headline_counts_match_the_survey_json(doc: Path, heading: str):
         f"{doc.name}'s headline says {m.group(0)}; family_survey.json has {want}: update it")
 
 
+THIRD_PARTY_JSON = ROOT / "benchmarks" / "results" / "third_party.json"
+
+
+@pytest.mark.parametrize("doc, heading", [(README, README_SURVEY_SECTION),
+                                          (SURVEY_DOC, "## Other libraries")],
+                         ids=["README", "survey"])
+def test_third_party_headline_counts_match_the_third_party_json(doc: Path, heading: str):
+    """The bold third-party headline ("**N of M bit-exact**; **G of the L causal LMs generate**
+    ..., K with a KV cache, R by recomputing") counts benchmarks/results/third_party.json, as
+    ``python -m benchmarks.third_party --summary`` does."""
+    from benchmarks.third_party import summary
+
+    section = " ".join(_section(doc.read_text(), heading).split())
+    m = re.search(r"\*\*(\d+) of (\d+) bit-exact\*\*; \*\*(\d+) of the (\d+) causal LMs "
+                  r"generate\*\* token for token like the golden reference, (\d+) with a KV "
+                  r"cache, (\d+) by recomputing", section)
+    assert m, f"{doc.name} lost its third-party headline '**N of M bit-exact**; **G of the L ...'"
+    want = tuple(int(n) for n in re.findall(r"\d+", summary(
+        json.loads(THIRD_PARTY_JSON.read_text())["records"])))
+    assert tuple(int(g) for g in m.groups()) == want, (
+        f"{doc.name}'s third-party headline says {m.group(0)}; third_party.json has {want}: run "
+        "`python -m benchmarks.third_party --summary benchmarks/results/third_party.json`")
+
+
 def test_survey_refused_table_names_every_refused_row_and_no_running_one():
     """Every refused, unavailable or generation-refused row is named (`Name`) under docs/survey.md's
     "Refused in one line", and no row named there runs and generates in full."""
