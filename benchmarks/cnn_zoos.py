@@ -18,16 +18,15 @@ IMG = (3, 64, 64)
 CIFAR = (3, 32, 32)
 
 
-def _efficientnet_pytorch(name: str, memory_efficient: bool = True) -> Callable[[], object]:
+def _efficientnet_pytorch(name: str) -> Callable[[], object]:
     """``EfficientNet.from_name(name, num_classes=10, image_size=64)``: its static same-padding
-    convs sized for the zoo's 64x64 input; ``memory_efficient=False`` swaps its autograd swish
-    for the plain one (``set_swish``)."""
+    convs sized for the zoo's 64x64 input, its default autograd swish (MemoryEfficientSwish;
+    export traces its forward, so the plain ``set_swish(memory_efficient=False)`` is no other
+    case: run once, bit-exact)."""
     def build():
         from efficientnet_pytorch import EfficientNet
 
-        model = EfficientNet.from_name(name, num_classes=10, image_size=IMG[1])
-        model.set_swish(memory_efficient=memory_efficient)
-        return model
+        return EfficientNet.from_name(name, num_classes=10, image_size=IMG[1])
     return build
 
 
@@ -70,7 +69,6 @@ EFFICIENTNET_PYTORCH: dict[str, tuple[Callable[[], object], tuple[int, ...]]] = 
     "efficientnet_b0": (_efficientnet_pytorch("efficientnet-b0"), IMG),
     "efficientnet_b1": (_efficientnet_pytorch("efficientnet-b1"), IMG),
     "efficientnet_b3": (_efficientnet_pytorch("efficientnet-b3"), IMG),
-    "efficientnet_b0_swish": (_efficientnet_pytorch("efficientnet-b0", False), IMG),
 }
 
 GEFFNET: dict[str, tuple[Callable[[], object], tuple[int, ...]]] = {

@@ -1,4 +1,5 @@
-"""The vision zoos users try first, ``torchvision.models`` and ``timm``: does the smallest
+"""The vision zoos users try first, ``torchvision.models`` and ``timm``, and three CNN zoos
+(``efficientnet_pytorch``, ``geffnet``, ``pytorchcv``: benchmarks.cnn_zoos): does the smallest
 variant of each family capture, quantize, compile and simulate bit-exact?
 
     python -m benchmarks.vision_zoo --install            # the two pinned packages, --no-deps

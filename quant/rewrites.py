@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from torch import fx
 
 from qasic.quant import (
+    adaptive_max,
     addcmul,
     alltopk,
     any_reduce,
@@ -113,6 +114,9 @@ REWRITES: tuple[Rewrite, ...] = (
             "a tiling MaxPool3d the frames' max_pool2d and a maximum over time (before extremes), "
             "a nearest 3-D upsampling repeats along each axis (a 3-D U-Net)",
             _graph_only(pool3d.decompose)),
+    Rewrite("adaptive_max", "an adaptive max pool whose input sizes are multiples of its "
+            "output sizes becomes the tiling max pool it is (a global one: pytorchcv's DPN "
+            "head)", _graph_only(adaptive_max.decompose)),
     Rewrite("extremes", "a maximum / minimum of two activations becomes y + relu(x - y) "
             "(xLSTM's stabilizer)", extremes.decompose),
     Rewrite("stack_reduce", "a sum or mean over the axis a stack just made becomes the adds "
