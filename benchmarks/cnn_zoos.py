@@ -4,7 +4,7 @@ the packages users reach for for "other ResNets, EfficientNets".
 
 Each table maps a row's name (without its ``ep_``/``gef_``/``cv_`` prefix) to (builder, input
 shape per sample); benchmarks.vision_zoo joins them into MODELS. pytorchcv's networks end in an
-average pool sized for 224x224 inputs (a 7x7 map; Xception's 10x10); on the zoo's small inputs
+average pool sized for 224x224 inputs (a 7x7 map; SelecSLS's 4x4, Xception's 10x10); on the zoo's small inputs
 that pool is the global average it stands for (``_global_final_pool``). pytorchcv imports
 torchvision at its package init (``torchvision.ops`` for one video model), so it is built under
 benchmarks.vision_zoo's ``real_torchvision``.
@@ -40,14 +40,16 @@ def _geffnet(name: str) -> Callable[[], object]:
 
 
 def _global_final_pool(model):
-    """``model`` with each stride-1 average pool of a kernel of 7 or more (the last map of a
-    224x224 input) a global average pool: what it computes there, on any input size."""
+    """``model`` with each stride-1 average pool named ``final_pool`` or of a kernel of 7 or
+    more (the last map of a 224x224 input: 7x7, SelecSLS's 4x4, Xception's 10x10) a global
+    average pool: what it computes there, on any input size."""
     import torch
 
     for parent in list(model.modules()):
         for key, child in list(parent.named_children()):
             if (type(child) is torch.nn.AvgPool2d and child.stride in (1, (1, 1))
-                    and min(torch.nn.modules.utils._pair(child.kernel_size)) >= 7):
+                    and (key == "final_pool"
+                         or min(torch.nn.modules.utils._pair(child.kernel_size)) >= 7)):
                 setattr(parent, key, torch.nn.AdaptiveAvgPool2d(1))
     return model
 

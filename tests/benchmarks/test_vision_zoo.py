@@ -85,6 +85,10 @@ def test_a_224_sized_final_pool_becomes_the_global_pool_it_stands_for():
     assert type(net[1]) is nn.AvgPool2d and type(net[2][0]) is nn.AdaptiveAvgPool2d
     assert torch.allclose(net(x), want)
     assert net(torch.randn(2, 3, 2, 2)).shape == (2, 4, 1, 1)
+    named = nn.Module()
+    named.final_pool, named.pool = nn.AvgPool2d(4, stride=1), nn.AvgPool2d(4, stride=1)
+    _global_final_pool(named)  # SelecSLS's 4x4 final pool: by its name, not its size
+    assert type(named.final_pool) is nn.AdaptiveAvgPool2d and type(named.pool) is nn.AvgPool2d
 
 
 def test_vit_pytorchs_stand_in_leaves_no_torchvision_behind():
