@@ -5,9 +5,9 @@ the packages users reach for for "other ResNets, EfficientNets".
 Each table maps a row's name (without its ``ep_``/``gef_``/``cv_`` prefix) to (builder, input
 shape per sample); benchmarks.vision_zoo joins them into MODELS. pytorchcv's networks end in an
 average pool sized for 224x224 inputs (a 7x7 map; SelecSLS's 4x4, Xception's 10x10); on the
-zoo's small inputs that pool is the global average it stands for (``_global_final_pool``). pytorchcv imports
-torchvision at its package init (``torchvision.ops`` for one video model), so it is built under
-benchmarks.vision_zoo's ``real_torchvision``.
+zoo's small inputs that pool is the global average it stands for (``_global_final_pool``).
+pytorchcv imports torchvision at its package init (``torchvision.ops`` for one video model), so
+it is built under benchmarks.vision_zoo's ``real_torchvision``.
 """
 
 from __future__ import annotations
