@@ -21,6 +21,7 @@ from qasic.quant import (
     any_reduce,
     batch_parts,
     cat_linear,
+    channel_expand,
     channel_norm,
     chomp,
     column_stack,
@@ -117,6 +118,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("adaptive_max", "an adaptive max pool whose input sizes are multiples of its "
             "output sizes becomes the tiling max pool it is (a global one: pytorchcv's DPN "
             "head)", _graph_only(adaptive_max.decompose)),
+    Rewrite("channel_expand", "a (1, H, W) map expanded over the channels and read only by "
+            "add/sub/mul that broadcast it anyway becomes the map (pytorchcv's BAM gates)",
+            _graph_only(channel_expand.decompose)),
     Rewrite("extremes", "a maximum / minimum of two activations becomes y + relu(x - y) "
             "(xLSTM's stabilizer)", extremes.decompose),
     Rewrite("stack_reduce", "a sum or mean over the axis a stack just made becomes the adds "
