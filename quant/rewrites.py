@@ -23,6 +23,7 @@ from qasic.quant import (
     cat_linear,
     channel_expand,
     channel_norm,
+    channel_select,
     chomp,
     column_stack,
     compare_pair,
@@ -100,6 +101,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("zero_cat", "zeros concatenated at the ends of an activation along its length, "
             "height or width become the zero pad they are (the TasNet family's pad_signal: "
             "cat([zeros, x, zeros], 2))", _graph_only(zero_cat.decompose)),
+    Rewrite("channel_select", "an index_select of an image's channels by a constant index "
+            "becomes the 1x1 conv by one-hot rows it is (pytorchcv's CondenseNet; after narrow)",
+            channel_select.decompose),
     Rewrite("token_mix", "a constant (T, T) matrix times an activation's token axis, A @ x, "
             "becomes the linear over the positions between transposes (the Attention Free "
             "Transformer's exp(w_bias) @ (exp(K) * V): a causal one generates)",
