@@ -1,10 +1,11 @@
-"""An index_select of an image's channels by a constant index, rewritten before capture as the
-1x1 convolution by one-hot rows it is:
+"""An index_select of an image's channels (or a vector's features) by a constant index,
+rewritten before capture as the 1x1 convolution (the linear) by one-hot rows it is:
 
     x.index_select(1, idx)   =   conv2d(x, eye(C)[idx].view(K, C, 1, 1))      x (B, C, H, W)
+    x.index_select(1, idx)   =   linear(x, eye(C)[idx])                        x (B, C)
 
 pytorchcv's CondenseNet gathers each learned group's input channels so (``torch.index_select(x,
-dim=1, index=self.index)``, ``index`` a buffer). Each output channel is one input channel times
+dim=1, index=self.index)``, ``index`` a buffer), and its classifier's input features. Each output channel is one input channel times
 1, so the weights quantize exactly and the product is that channel's value (requantized to the
 output's own scale, as any conv). The index must be computed from no input (parameters,
 buffers, constants): a selection by data is left as written, refused in one line. A constant
@@ -37,8 +38,9 @@ def _match(node: fx.Node, fed: set[fx.Node]) -> bool:
             or len(node.args) != 3:
         return False
     x, dim, index = node.args
-    return isinstance(index, fx.Node) and index not in fed and x.meta["val"].dim() == 4 \
-        and int(dim) % 4 == 1 and index.meta["val"].dim() == 1
+    rank = x.meta["val"].dim()
+    return isinstance(index, fx.Node) and index not in fed and rank in (2, 4) \
+        and int(dim) % rank == 1 and index.meta["val"].dim() == 1
 
 
 def decompose(graph: fx.Graph, inputs: set[str]) -> fx.Graph:
@@ -55,6 +57,9 @@ def decompose(graph: fx.Graph, inputs: set[str]) -> fx.Graph:
         c, k = int(x.meta["val"].shape[1]), int(index.meta["val"].shape[0])
         eye = like(new, node, _constant, (torch.eye(c, dtype=x.meta["val"].dtype),))
         rows = like(new, node, aten.embedding.default, (eye, env[index]))
+        if x.meta["val"].dim() == 2:
+            env[node] = like(new, node, aten.linear.default, (env[x], rows))
+            continue
         weight = like(new, node, aten.view.default, (rows, [k, c, 1, 1]))
         env[node] = like(new, node, aten.conv2d.default, (env[x], weight))
     return new
