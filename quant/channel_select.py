@@ -7,9 +7,10 @@ rewritten before capture as the 1x1 convolution (the linear) by one-hot rows it 
 pytorchcv's CondenseNet gathers each learned group's input channels so (``torch.index_select(x,
 dim=1, index=self.index)``, ``index`` a buffer), and its classifier's input features. Each
 output channel is one input channel times 1, so the weights quantize exactly and the product is
-that channel's value (requantized to the output's own scale, as any conv). The index must be computed from no input (parameters,
-buffers, constants): a selection by data is left as written, refused in one line. A constant
-arange of step 1 is a slice (quant.narrow, an earlier row).
+that channel's value (requantized to the output's own scale, as any conv). The index must be
+computed from no input (parameters, buffers, constants): a selection by data is left as
+written, refused in one line. A constant arange of step 1 is a slice (quant.narrow, an earlier
+row).
 """
 
 from __future__ import annotations
