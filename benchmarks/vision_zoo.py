@@ -1,4 +1,5 @@
-"""The vision zoos users try first, ``torchvision.models`` and ``timm``: does the smallest
+"""The vision zoos users try first, ``torchvision.models`` and ``timm``, and three CNN zoos
+(``efficientnet_pytorch``, ``geffnet``, ``pytorchcv``: benchmarks.cnn_zoos): does the smallest
 variant of each family capture, quantize, compile and simulate bit-exact?
 
     python -m benchmarks.vision_zoo --install            # the two pinned packages, --no-deps
@@ -44,12 +45,15 @@ import types
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from benchmarks.cnn_zoos import CV_SEGMENTATION, EFFICIENTNET_PYTORCH, GEFFNET, PYTORCHCV
 from benchmarks.third_party import chosen, evaluate_record, inputs, run_rows
 from benchmarks.third_party import empty_record as _empty
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / ".cache" / "vision_zoo"
-PACKAGES = {"torchvision": "torchvision==0.28.0", "timm": "timm==1.0.31"}
+PACKAGES = {"torchvision": "torchvision==0.28.0", "timm": "timm==1.0.31",
+            "efficientnet_pytorch": "efficientnet_pytorch==0.7.1", "geffnet": "geffnet==1.0.2",
+            "pytorchcv": "pytorchcv==0.0.74"}
 TIMEOUT = 600.0
 SCHEMA = "vision_zoo/1"
 BATCH = 2
@@ -240,6 +244,10 @@ MODELS: dict[str, tuple[str, Callable[[], object], tuple[int, ...]]] = {
     **{f"tv_{k}": ("torchvision", b, s) for k, b, s in
        ((k, *v) for k, v in TORCHVISION.items())},
     **{f"timm_{k}": ("timm", b, s) for k, b, s in ((k, *v) for k, v in TIMM.items())},
+    **{f"{prefix}_{k}": (library, b, s)
+       for prefix, library, table in (("ep", "efficientnet_pytorch", EFFICIENTNET_PYTORCH),
+                                      ("gef", "geffnet", GEFFNET), ("cv", "pytorchcv", PYTORCHCV))
+       for k, (b, s) in table.items()},
 }
 
 
@@ -252,15 +260,20 @@ TV_TASKS = {
                   "maskrcnn_resnet50_fpn", "keypointrcnn_resnet50_fpn"),
     "optical flow": ("raft_small",),
 }
-FAMILIES = ("torchvision classification", *(f"torchvision {t}" for t in TV_TASKS), "timm")
+FAMILIES = ("torchvision classification", *(f"torchvision {t}" for t in TV_TASKS), "timm",
+            "efficientnet_pytorch", "geffnet", "pytorchcv classification",
+            "pytorchcv segmentation")
 ERROR_CELL = 200  # characters of a refusal shown in the every-row table
 
 
 def family(name: str) -> str:
     """The summary table's family of MODELS row ``name``."""
     library = MODELS[name][0]
-    if library == "timm":
-        return "timm"
+    if library == "pytorchcv":
+        seg = name[len("cv_"):] in CV_SEGMENTATION
+        return f"pytorchcv {'segmentation' if seg else 'classification'}"
+    if library != "torchvision":
+        return library
     task = next((t for t, rows in TV_TASKS.items() if name[len("tv_"):] in rows),
                 "classification")
     return f"torchvision {task}"

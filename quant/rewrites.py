@@ -17,12 +17,15 @@ from dataclasses import dataclass
 from torch import fx
 
 from qasic.quant import (
+    adaptive_max,
     addcmul,
     alltopk,
     any_reduce,
     batch_parts,
     cat_linear,
+    channel_expand,
     channel_norm,
+    channel_select,
     chomp,
     column_stack,
     column_tables,
@@ -109,6 +112,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("zero_cat", "zeros concatenated at the ends of an activation along its length, "
             "height or width become the zero pad they are (the TasNet family's pad_signal: "
             "cat([zeros, x, zeros], 2))", _graph_only(zero_cat.decompose)),
+    Rewrite("channel_select", "an index_select of an image's channels by a constant index "
+            "becomes the 1x1 conv by one-hot rows it is (pytorchcv's CondenseNet; after narrow)",
+            channel_select.decompose),
     Rewrite("token_mix", "a constant (T, T) matrix times an activation's token axis, A @ x, "
             "becomes the linear over the positions between transposes (the Attention Free "
             "Transformer's exp(w_bias) @ (exp(K) * V): a causal one generates)",
@@ -124,6 +130,12 @@ REWRITES: tuple[Rewrite, ...] = (
             "a tiling MaxPool3d the frames' max_pool2d and a maximum over time (before extremes), "
             "a nearest 3-D upsampling repeats along each axis (a 3-D U-Net)",
             _graph_only(pool3d.decompose)),
+    Rewrite("adaptive_max", "an adaptive max pool whose input sizes are multiples of its "
+            "output sizes becomes the tiling max pool it is (a global one: pytorchcv's DPN "
+            "head)", _graph_only(adaptive_max.decompose)),
+    Rewrite("channel_expand", "a (1, H, W) map expanded over the channels and read only by "
+            "add/sub/mul that broadcast it anyway becomes the map (pytorchcv's BAM gates)",
+            _graph_only(channel_expand.decompose)),
     Rewrite("extremes", "a maximum / minimum of two activations becomes y + relu(x - y) "
             "(xLSTM's stabilizer)", extremes.decompose),
     Rewrite("stack_reduce", "a sum or mean over the axis a stack just made becomes the adds "

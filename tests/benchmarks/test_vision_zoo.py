@@ -22,7 +22,11 @@ STATUSES = {"ok", "refused", "crash", "timeout", "unavailable", "build"}
 
 def test_the_stored_run_names_networks_of_models_with_a_status():
     doc = json.loads(STORED.read_text())
-    assert doc["schema"] == vision_zoo.SCHEMA and doc["packages"] == vision_zoo.PACKAGES
+    # the record's pins are PACKAGES' (a record run before a zoo was added lacks its pin) and
+    # name every library its rows ran
+    assert doc["schema"] == vision_zoo.SCHEMA
+    assert doc["packages"].items() <= vision_zoo.PACKAGES.items()
+    assert {r["library"] for r in doc["records"]} <= set(doc["packages"])
     names = [r["name"] for r in doc["records"]]
     assert len(names) == len(set(names)) and set(names) <= set(vision_zoo.MODELS)
     for r in doc["records"]:
@@ -55,6 +59,36 @@ def test_every_torchvision_family_and_the_asked_timm_families_have_a_row():
     for family in ("resnet10t", "vit_tiny_patch16_224", "convnext_atto", "levit_128s",
                    "swin_tiny_patch4_window7_224", "eva02_tiny_patch14_224", "mambaout_femto"):
         assert f"timm_{family}" in timm
+
+
+def test_the_cnn_zoos_rows_name_their_library_and_family():
+    libraries = {"ep_": "efficientnet_pytorch", "gef_": "geffnet", "cv_": "pytorchcv"}
+    for prefix, library in libraries.items():
+        rows = [n for n in vision_zoo.MODELS if n.startswith(prefix)]
+        assert rows and all(vision_zoo.MODELS[n][0] == library for n in rows), prefix
+        assert library in vision_zoo.PACKAGES
+    assert vision_zoo.family("cv_cgnet_cityscapes") == "pytorchcv segmentation"
+    assert vision_zoo.family("cv_dla34") == "pytorchcv classification"
+    assert vision_zoo.family("gef_mixnet_s") == "geffnet"
+    assert {vision_zoo.family(n) for n in vision_zoo.MODELS} == set(vision_zoo.FAMILIES)
+    assert len([n for n in vision_zoo.MODELS if n.startswith("cv_")]) >= 30
+
+
+def test_a_224_sized_final_pool_becomes_the_global_pool_it_stands_for():
+    from benchmarks.cnn_zoos import _global_final_pool
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AvgPool2d(3, 1, 1),
+                        nn.Sequential(nn.AvgPool2d(7, stride=1)))
+    x = torch.randn(2, 3, 7, 7)
+    want = net(x)
+    _global_final_pool(net)
+    assert type(net[1]) is nn.AvgPool2d and type(net[2][0]) is nn.AdaptiveAvgPool2d
+    assert torch.allclose(net(x), want)
+    assert net(torch.randn(2, 3, 2, 2)).shape == (2, 4, 1, 1)
+    named = nn.Module()
+    named.final_pool, named.pool = nn.AvgPool2d(4, stride=1), nn.AvgPool2d(4, stride=1)
+    _global_final_pool(named)  # SelecSLS's 4x4 final pool: by its name, not its size
+    assert type(named.final_pool) is nn.AdaptiveAvgPool2d and type(named.pool) is nn.AvgPool2d
 
 
 def test_vit_pytorchs_stand_in_leaves_no_torchvision_behind():
