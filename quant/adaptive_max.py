@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 TILING = {aten.adaptive_max_pool2d.default: aten.max_pool2d_with_indices.default,
@@ -40,13 +40,5 @@ def _kernel(node: fx.Node) -> list[int] | None:
 
 def decompose(graph: fx.Graph) -> fx.Graph:
     """``graph`` itself when it holds no such pool, else a copy with each one rewritten."""
-    if not any(_kernel(n) for n in graph.nodes):
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        k = _kernel(node)
-        if k is None:
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        env[node] = like(new, node, TILING[node.target], (env[node.args[0]], k, k))
-    return new
+    return rewrite_matches(graph, _kernel, lambda new, node, k, env: like(
+        new, node, TILING[node.target], (env[node.args[0]], k, k)))

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import fx
 
+from qasic.quant.fxnodes import rebuild
+
 aten = torch.ops.aten
 EXPANDS = (aten.expand.default, aten.expand_as.default)
 READERS = (aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor)
@@ -60,10 +62,4 @@ def decompose(graph: fx.Graph) -> fx.Graph:
             dropped.add(node)
     if not dropped:
         return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if node in dropped:
-            env[node] = env[node.args[0]]
-            continue
-        env[node] = new.node_copy(node, lambda n: env[n])
-    return new
+    return rebuild(graph, lambda new, node, env: env[node.args[0]] if node in dropped else None)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import fx
 
-from qasic.quant.fxnodes import like
+from qasic.quant.fxnodes import like, rewrite_matches
 
 aten = torch.ops.aten
 
@@ -47,23 +47,20 @@ def _match(node: fx.Node, fed: set[fx.Node]) -> bool:
 def decompose(graph: fx.Graph, inputs: set[str]) -> fx.Graph:
     """``graph`` itself when it holds no such selection, else a copy with each the conv."""
     fed = _fed(graph, inputs)
-    if not any(_match(n, fed) for n in graph.nodes):
-        return graph
-    new, env = fx.Graph(), {}
-    for node in graph.nodes:
-        if not _match(node, fed):
-            env[node] = new.node_copy(node, lambda n: env[n])
-            continue
-        x, _, index = node.args
-        c, k = int(x.meta["val"].shape[1]), int(index.meta["val"].shape[0])
-        eye = like(new, node, _constant, (torch.eye(c, dtype=x.meta["val"].dtype),))
-        rows = like(new, node, aten.embedding.default, (eye, env[index]))
-        if x.meta["val"].dim() == 2:
-            env[node] = like(new, node, aten.linear.default, (env[x], rows))
-            continue
-        weight = like(new, node, aten.view.default, (rows, [k, c, 1, 1]))
-        env[node] = like(new, node, aten.conv2d.default, (env[x], weight))
-    return new
+    return rewrite_matches(graph, lambda n: _match(n, fed), _conv)
+
+
+def _conv(new: fx.Graph, node: fx.Node, _: Any, env: dict) -> fx.Node:
+    """The selection ``node`` as a linear (a vector's features) or a 1x1 conv (an image's
+    channels) by the one-hot rows of its index."""
+    x, _, index = node.args
+    c, k = int(x.meta["val"].shape[1]), int(index.meta["val"].shape[0])
+    eye = like(new, node, _constant, (torch.eye(c, dtype=x.meta["val"].dtype),))
+    rows = like(new, node, aten.embedding.default, (eye, env[index]))
+    if x.meta["val"].dim() == 2:
+        return like(new, node, aten.linear.default, (env[x], rows))
+    weight = like(new, node, aten.view.default, (rows, [k, c, 1, 1]))
+    return like(new, node, aten.conv2d.default, (env[x], weight))
 
 
 def _constant(t: torch.Tensor) -> Any:
