@@ -9,11 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import fx, nn
+from torch import nn
 
 import qasic
 from qasic.errors import QasicError
 from qasic.quant.adaptive_max import decompose
+from tests.quant.rewrite_check import assert_bit_exact, assert_computes_torch, rewritten
 
 aten = torch.ops.aten
 
@@ -41,17 +42,12 @@ def _x(side: int = 8) -> np.ndarray:
 
 def test_a_tiling_adaptive_max_pool_is_a_max_pool_and_runs_bit_exact():
     x, model = _x(), AvgMaxHead().eval()
-    ep = torch.export.export(model, (torch.from_numpy(x[:1]),))
-    new = decompose(ep.graph_module.graph)
+    ep, new = rewritten(model, x, decompose)
     kernels = [n.args[1] for n in new.nodes if n.target is aten.max_pool2d_with_indices.default]
     assert kernels == [[4, 4], [2, 2]], kernels
     assert not any(n.target is aten.adaptive_max_pool2d.default for n in new.nodes)
-    gm = fx.GraphModule(ep.graph_module, new)  # the rewritten graph computes torch's values
-    params = [p.detach() for p in ep.state_dict.values()]
-    xt = torch.from_numpy(x[:1])
-    torch.testing.assert_close(gm(*params, xt)[0], model(xt), rtol=1e-6, atol=1e-6)
-    r = qasic.evaluate(model, x, calibration=x)
-    assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
+    assert_computes_torch(ep, new, model, x[:1], tol=1e-6)
+    assert_bit_exact(model, x)
 
 
 def test_an_adaptive_max_pool_of_varying_windows_is_refused_in_one_line():

@@ -14,6 +14,7 @@ from torch import fx, nn
 import qasic
 from qasic.quant import capture, run_float
 from qasic.quant.batch_parts import decompose
+from tests.quant.rewrite_check import assert_bit_exact, assert_computes_torch, rewritten
 
 aten = torch.ops.aten
 
@@ -90,15 +91,10 @@ def test_a_joined_batch_read_elsewhere_stays():
 
 def test_an_eval_batch_norm_runs_each_part_alone_bit_exact():
     x, model = _x(), BatchNormed().eval()
-    ep = torch.export.export(model, (torch.from_numpy(x[:1]),))
-    new = decompose(ep.graph_module.graph)
+    ep, new = rewritten(model, x, decompose)
     assert len([n for n in new.nodes if n.target is aten.batch_norm.default]) == 2
-    gm = fx.GraphModule(ep.graph_module, new)  # the rewritten graph computes torch's values
-    xt = torch.from_numpy(x[:1])
-    state = [ep.state_dict[s.target] for s in ep.graph_signature.input_specs if s.target]
-    torch.testing.assert_close(gm(*state, xt)[0], model(xt), rtol=1e-5, atol=1e-5)
-    r = qasic.evaluate(model, x, calibration=x)  # golden reference == simulator
-    assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
+    assert_computes_torch(ep, new, model, x[:1])
+    assert_bit_exact(model, x)
 
 
 def test_a_batch_norm_on_the_batch_statistics_stays():

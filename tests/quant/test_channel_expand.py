@@ -14,6 +14,7 @@ from torch import fx, nn
 import qasic
 from qasic.errors import QasicError
 from qasic.quant.channel_expand import decompose
+from tests.quant.rewrite_check import assert_bit_exact, assert_computes_torch
 
 aten = torch.ops.aten
 
@@ -54,12 +55,8 @@ def test_a_spatial_gate_expanded_over_the_channels_is_the_gate_and_runs_bit_exac
     assert _expands(ep.graph_module.graph) == [(1, 8, 1, 1), (1, 1, 8, 8)]
     new = decompose(ep.graph_module.graph)
     assert _expands(new) == [(1, 8, 1, 1)]  # the channel gate's: the walk takes it as it is
-    gm = fx.GraphModule(ep.graph_module, new)  # the rewritten graph computes torch's values
-    params = [p.detach() for p in ep.state_dict.values()]
-    xt = torch.from_numpy(x[:1])
-    torch.testing.assert_close(gm(*params, xt)[0], model(xt), rtol=1e-6, atol=1e-6)
-    r = qasic.evaluate(model, x, calibration=x)
-    assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
+    assert_computes_torch(ep, new, model, x[:1], tol=1e-6)
+    assert_bit_exact(model, x)
 
 
 def test_an_expand_read_by_a_cat_stays_and_is_refused_in_one_line():

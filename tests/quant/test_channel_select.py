@@ -10,11 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import fx, nn
+from torch import nn
 
 import qasic
 from qasic.errors import QasicError
 from qasic.quant.channel_select import decompose
+from tests.quant.rewrite_check import assert_bit_exact, assert_computes_torch
 
 aten = torch.ops.aten
 
@@ -53,14 +54,8 @@ def test_a_constant_channel_gather_is_a_one_hot_conv_and_runs_bit_exact():
     ep = torch.export.export(model, (torch.from_numpy(x[:1]),))
     new = decompose(ep.graph_module.graph, _inputs(ep))
     assert not any(n.target is aten.index_select.default for n in new.nodes)
-    # the rewritten graph computes torch's values (run node by node: its eye is a constant in
-    # a node's arguments, which fx's generated code cannot spell)
-    run = fx.Interpreter(fx.GraphModule(ep.graph_module, new))
-    params = [t.detach() for t in ep.state_dict.values()]
-    xt = torch.from_numpy(x[:1])
-    torch.testing.assert_close(run.run(*params, xt)[0], model(xt), rtol=1e-6, atol=1e-6)
-    r = qasic.evaluate(model, x, calibration=x)
-    assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
+    assert_computes_torch(ep, new, model, x[:1], tol=1e-6)  # its eye: a constant argument
+    assert_bit_exact(model, x)
 
 
 def test_a_channel_gather_by_data_stays_and_is_refused_in_one_line():

@@ -10,10 +10,10 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import fx, nn
+from torch import nn
 
-import qasic
 from qasic.quant.pool_pad import decompose
+from tests.quant.rewrite_check import assert_bit_exact, assert_computes_torch, rewritten
 
 aten = torch.ops.aten
 
@@ -48,26 +48,17 @@ def _x() -> np.ndarray:
     return np.random.default_rng(0).standard_normal((8, 3, 16, 16)).astype(np.float32)
 
 
-def _rewritten(model, x):
-    ep = torch.export.export(model, (torch.from_numpy(x[:1]),))
-    return ep, decompose(ep.graph_module.graph)
-
-
 def test_a_minus_inf_pad_before_a_max_pool_is_a_replicate_pad_and_runs_bit_exact():
     x, model = _x(), SameStem().eval()
-    ep, new = _rewritten(model, x)
+    ep, new = rewritten(model, x, decompose)
     modes = [n.args[2] for n in new.nodes if n.target is aten.pad.default]
     assert modes == ["replicate", "constant"], modes  # the conv's zero pad stays
-    gm = fx.GraphModule(ep.graph_module, new)  # the rewritten graph computes torch's values
-    params = [p.detach() for p in ep.state_dict.values()]
-    xt = torch.from_numpy(x)
-    torch.testing.assert_close(gm(*params, xt)[0], model(xt), rtol=1e-5, atol=1e-5)
-    r = qasic.evaluate(model, x, calibration=x)
-    assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
+    assert_computes_torch(ep, new, model, x)
+    assert_bit_exact(model, x)
 
 
 def test_the_lowest_float_pads_as_minus_inf_does():
-    _, new = _rewritten(SameStem(torch.finfo(torch.float32).min).eval(), _x())
+    _, new = rewritten(SameStem(torch.finfo(torch.float32).min).eval(), _x(), decompose)
     modes = [n.args[2] for n in new.nodes if n.target is aten.pad.default]
     assert modes == ["replicate", "constant"], modes
 
