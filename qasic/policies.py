@@ -310,9 +310,12 @@ def weight_params(graph: FGraph) -> int:
 
 
 def avg_weight_bits(graph: Any, bits: Mapping[str, int]) -> float:
-    """Mean bits per weight parameter of ``bits`` on an FGraph or QGraph."""
+    """Mean bits per weight parameter of ``bits`` on an FGraph or QGraph; 0.0 for a graph with
+    no weights (a model of tables and pools only: no NaN in the JSON record)."""
     nodes = graph.weighted_nodes()
     sizes = np.array([n.params["weight"].size for n in nodes], dtype=np.float64)
+    if not sizes.sum():
+        return 0.0
     return float(sizes @ np.array([bits[n.name] for n in nodes]) / sizes.sum())
 
 

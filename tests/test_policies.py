@@ -321,3 +321,20 @@ def test_the_activations_reach_measured_and_the_clipping_every_method(cnn, monke
     assert all(kw.get("activations") is None for _, kw in calls)
     with pytest.raises(ConfigError, match=r"^config = 8 must be a QuantConfig"):
         plan_bits(graph, calib, "zd", "avg_bits=3", config=8)
+
+
+def test_a_graph_without_weights_averages_zero_bits_not_nan():
+    """A model of tables only (relu, a scale): its record's
+    avg_weight_bits is 0.0, not a NaN that json.dumps would write as an invalid token."""
+    import torch
+
+    from qasic.quant import capture
+
+    class NoWeights(torch.nn.Module):
+        def forward(self, x):
+            return torch.relu(x) * 2
+
+    graph = capture(NoWeights().eval(), torch.zeros(1, 4))
+    assert graph.weighted_nodes() == []
+    with np.errstate(all="raise"):
+        assert avg_weight_bits(graph, {}) == 0.0

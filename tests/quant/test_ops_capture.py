@@ -241,10 +241,10 @@ def test_concat_of_requantizers_needs_no_requant_nodes():
     (nn.AdaptiveAvgPool2d((1, 3)), (1, 1, 2, 400), "windows of more than 127 pixels"),
     (Fn(lambda x: F.interpolate(x, scale_factor=0.5, mode="bicubic", antialias=True)),
      (1, 1, 4, 4), "antialias=True"),
-    # along H of activations is a concat of permuted images (test_image_views); with a
-    # constant part it is not
-    (Fn(lambda x: torch.cat([x, torch.ones(1, 2, 4, 4)], 2)), (1, 2, 4, 4),
-     "only along channels"),
+    # along H of activations is a concat of permuted images (test_image_views), with a
+    # constant part too (test_cat_spatial_constant); a part that differs between samples not
+    (Fn(lambda x: torch.cat([x, torch.arange(64.0).view(2, 2, 4, 4)], 2)), (2, 2, 4, 4),
+     "differs between samples"),
     # RAFT's two frames through one encoder (torchvision's raft_small): samples never join
     (nn.Sequential(Fn(lambda x: torch.cat([x[:, :2], x[:, 2:]], 0)), nn.Conv2d(2, 2, 1)),
      (1, 4, 4, 4), r"cat along the batch axis \(dim 0\) of a rank-4 tensor: each sample runs"),
