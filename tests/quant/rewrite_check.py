@@ -11,6 +11,7 @@ import torch
 from torch import fx
 
 import qasic
+from qasic.quant import capture, run_float
 
 
 def rewritten(model: torch.nn.Module, x: np.ndarray, decompose: Callable[..., fx.Graph],
@@ -40,3 +41,13 @@ def assert_bit_exact(model: torch.nn.Module, x: np.ndarray, cosine: float = 0.99
     r = qasic.evaluate(model, x, calibration=x)
     assert r["bit_exact"] and r["cosine"] > cosine, r["cosine"]
     return r
+
+
+def assert_float_graph_computes_torch(model: torch.nn.Module, x: np.ndarray) -> None:
+    """The float graph capture makes of ``model`` (after every rewrite) computes torch's values
+    on all of ``x``."""
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    fg = capture(model, torch.from_numpy(x[:2]))
+    got = run_float(fg, fg.to_internal(x)).reshape(want.shape)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

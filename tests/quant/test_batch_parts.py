@@ -9,12 +9,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import fx, nn
+from torch import nn
 
-import qasic
-from qasic.quant import capture, run_float
 from qasic.quant.batch_parts import decompose
-from tests.quant.rewrite_check import assert_bit_exact, assert_computes_torch, rewritten
+from tests.quant.rewrite_check import (
+    assert_bit_exact,
+    assert_computes_torch,
+    assert_float_graph_computes_torch,
+    rewritten,
+)
 
 aten = torch.ops.aten
 
@@ -71,17 +74,9 @@ def test_a_batch_cat_split_back_runs_each_part_alone_bit_exact():
     new = decompose(ep.graph_module.graph)
     assert not [n for n in new.nodes if n.target in (aten.chunk.default,)]
     assert len([n for n in new.nodes if n.target is aten.conv2d.default]) == 5  # 2 + 2 + head
-    gm = fx.GraphModule(ep.graph_module, new)  # the rewritten graph computes torch's values
-    params = [p.detach() for p in ep.state_dict.values()]
-    xt = torch.from_numpy(x[:1])
-    torch.testing.assert_close(gm(*params, xt)[0], model(xt), rtol=1e-5, atol=1e-5)
-    with torch.no_grad():
-        want = model(torch.from_numpy(x)).numpy()
-    fg = capture(model, torch.from_numpy(x[:2]))  # the float graph computes torch's values
-    got = run_float(fg, fg.to_internal(x)).reshape(want.shape)
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
-    r = qasic.evaluate(model, x, calibration=x)  # golden reference == simulator
-    assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
+    assert_computes_torch(ep, new, model, x[:1])
+    assert_float_graph_computes_torch(model, x)
+    assert_bit_exact(model, x)
 
 
 def test_a_joined_batch_read_elsewhere_stays():

@@ -10,9 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-import qasic
-from qasic.quant import capture, run_float
 from qasic.quant.map_stack import decompose
+from tests.quant.rewrite_check import assert_bit_exact, assert_float_graph_computes_torch
 
 aten = torch.ops.aten
 
@@ -58,13 +57,8 @@ def test_a_stack_of_image_maps_is_a_concat_and_runs_bit_exact():
     new = decompose(ep.graph_module.graph)
     assert not [n for n in new.nodes if n.target is aten.stack.default]
     assert [len(n.args[0]) for n in new.nodes if n.target is aten.cat.default] == [2]
-    with torch.no_grad():
-        want = model(torch.from_numpy(x)).numpy()
-    fg = capture(model, torch.from_numpy(x[:2]))  # the float graph computes torch's values
-    got = run_float(fg, fg.to_internal(x)).reshape(want.shape)
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
-    r = qasic.evaluate(model, x, calibration=x)  # golden reference == simulator
-    assert r["bit_exact"] and r["cosine"] > 0.99, r["cosine"]
+    assert_float_graph_computes_torch(model, x)
+    assert_bit_exact(model, x)
 
 
 class TokenStack(nn.Module):
