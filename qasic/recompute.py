@@ -35,7 +35,8 @@ DECODES = ("auto", "kv_cache", "recompute")
 def session(full: Any, prompt: int, arch: Any, progress: Any = None, decode: str = "auto"):
     """The session that generates from ``full`` after ``prompt`` tokens: a KV-cache Session, or
     a Recompute (``decode``: see the module). ``auto`` says on ``progress`` why it recomputes;
-    a model the planner refuses that is not causal keeps the planner's refusal."""
+    a model the planner refuses that is not causal gets the planner's refusal followed by the
+    causality probe's."""
     from qasic.generate import Session
 
     if decode not in DECODES:
@@ -50,8 +51,9 @@ def session(full: Any, prompt: int, arch: Any, progress: Any = None, decode: str
         refusal = str(e).splitlines()[0]
         try:
             recompute = Recompute(full, prompt, arch, progress, refusal)
-        except NotCausalError:
-            raise e from None
+        except NotCausalError as nc:  # the planner's line first, then why not recompute
+            raise UnsupportedOpError(f"{refusal}; nor can it recompute without a KV cache: "
+                                     f"{nc}") from None
     if progress:
         progress(f"decoding recomputes the whole sequence for each token (no KV cache): "
                  f"{refusal}")

@@ -131,6 +131,13 @@ def test_a_model_that_is_not_causal_is_refused_either_way():
     tm, full = _local(causal=False)
     with pytest.raises(UnsupportedOpError, match=rf"^matmul matmul: {PLANNER}"):
         generate_quantized(tm, full, [5, 17], 2)  # auto: the planner's line, not a guess
+    with pytest.raises(UnsupportedOpError) as e:  # ... then why recomputation cannot either
+        generate_quantized(tm, full, [5, 17], 2)
+    assert str(e.value).endswith("; nor can it recompute without a KV cache: model LocalLM is "
+                                 "not causal: its logits at position 1 change with the ids "
+                                 "after it; generation (with a KV cache or by recomputation) "
+                                 "needs a causal language model")
+    assert "\n" not in str(e.value)
     with pytest.raises(UnsupportedOpError, match=r"^model LocalLM is not causal: its logits at "
                                                  r"position 1 change with the ids after it"):
         generate_quantized(tm, full, [5, 17], 2, decode="recompute")
