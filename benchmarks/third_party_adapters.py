@@ -86,8 +86,10 @@ BASES = {
     "bert": ("BertConfig", "BertModel", {"vocab_size": 64, **TINY_BERT}, ["query", "value"]),
     "vit": ("ViTConfig", "ViTModel",
             {"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers": 2,
-             "num_attention_heads": 4, "intermediate_size": 64}, ["query", "value"]),
+             "num_attention_heads": 4, "intermediate_size": 64}, ["q_proj", "v_proj"]),
 }
+# the encoders without their pooler: their last hidden state is the one output
+MODEL_KW = {"bert": {"add_pooling_layer": False}, "vit": {"add_pooling_layer": False}}
 TASKS = {"llama": "CAUSAL_LM", "gpt2": "CAUSAL_LM", "bert": "FEATURE_EXTRACTION", "vit": None}
 
 
@@ -103,7 +105,8 @@ def peft(base: str, method: str, merge: bool = False, **kw) -> Callable[[], obje
         _offline()
         config_cls, model_cls, config_kw, targets = BASES[base]
         torch.manual_seed(0)
-        model = getattr(transformers, model_cls)(getattr(transformers, config_cls)(**config_kw))
+        model = getattr(transformers, model_cls)(getattr(transformers, config_cls)(**config_kw),
+                                                 **MODEL_KW.get(base, {}))
         cfg = getattr(lib, f"{method}Config")
         prompt = issubclass(cfg, lib.PromptLearningConfig)
         extra = {} if prompt or "target_modules" in kw else {"target_modules": targets}
