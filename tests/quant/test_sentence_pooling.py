@@ -1,5 +1,8 @@
 """sentence-transformers' pooling and calling convention, without the package:
 
+- the first token the mask keeps (``Pooling``'s CLS: a gather at the mask's argmax, rewritten
+  as the indexing qasic.quant.lastpool selects by a one-hot; qasic.quant.token_gather); a max
+  over the tokens of masked values (its 'max') refused in one line;
 - the masked mean over the tokens (``Pooling``'s mean: ``sum(h * m, 1) / clamp(sum(m, 1),
   1e-9)``, m the attention mask unsqueezed to (batch, tokens, 1)) divides by a table of the
   count (qasic.quant.lengths.values: a lut of fn "table" of the exact integer count);
@@ -18,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import qasic
-from qasic.errors import ConfigError
+from qasic.errors import ConfigError, UnsupportedOpError
 from qasic.models.packed import PackedInputs
 from qasic.quant import QuantConfig, capture, graph_inputs, run_float
 from qasic.quant.evaluate import cosine
@@ -48,6 +51,26 @@ class MeanPooled(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return F.normalize(_mean(torch.tanh(self.lin(self.emb(input_ids))), attention_mask),
                            p=2, dim=1)
+
+
+class FirstTokenPooled(MeanPooled):
+    """sentence-transformers' Pooling, mode 'cls': the row of the first token the mask keeps,
+    by a gather (qasic.quant.token_gather) at the argmax of the mask's bits."""
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.lin(self.emb(input_ids)))
+        first = attention_mask.to(torch.int).argmax(dim=1)
+        index = first.unsqueeze(-1).unsqueeze(1).expand(-1, 1, h.shape[-1])
+        return torch.gather(h, 1, index).squeeze(1)
+
+
+class MaxPooled(MeanPooled):
+    """Pooling's mode 'max': refused in one line."""
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.lin(self.emb(input_ids)))
+        mask = attention_mask.unsqueeze(-1).expand_as(h).to(h.dtype)
+        return h.masked_fill(mask == 0, float("-inf")).max(dim=1).values
 
 
 class IdsMeanPooled(MeanPooled):
@@ -80,23 +103,46 @@ def _features() -> dict[str, np.ndarray]:
     return {"input_ids": ids, "attention_mask": mask}
 
 
-def _float_and_bit_exact(model: nn.Module, x: np.ndarray) -> None:
+def _two(module: nn.Module) -> PackedInputs:
+    return PackedInputs(module.eval(), ("input_ids", "attention_mask"), ((S,), (S,)),
+                        (True, True))
+
+
+def _float_and_bit_exact(model: nn.Module, x: np.ndarray, table: int = 1) -> None:
     fg = capture(model, torch.from_numpy(x[:1]), "pooled")
     with torch.no_grad():
         want = model(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(run_float(fg, x), want, rtol=1e-4, atol=1e-5)
     qg = quantize_graph(fg, x, QuantConfig())
     tables = [n for n in qg.nodes if n.op == "lut" and n.attrs.get("fn") == "table"]
-    assert len(tables) == 1  # one table of 1 / count per sample
+    assert len(tables) == table  # mean: one table of 1 / count per sample
     gold = simulated_output(qg, x)  # asserts the simulator equals the golden reference
     assert cosine(qg.dequantize_output(gold), want) > 0.995
 
 
 def test_a_mean_over_the_tokens_of_a_runtime_attention_mask_runs_bit_exact():
     f = _features()
-    model = PackedInputs(MeanPooled().eval(), ("input_ids", "attention_mask"), ((S,), (S,)),
-                         (True, True))
-    _float_and_bit_exact(model, graph_inputs.pack([f["input_ids"], f["attention_mask"]]))
+    _float_and_bit_exact(_two(MeanPooled()),
+                         graph_inputs.pack([f["input_ids"], f["attention_mask"]]))
+
+
+def test_the_first_token_the_mask_keeps_is_gathered_bit_exact():
+    f = _features()
+    mask = f["attention_mask"].copy()
+    mask[1] = mask[1][::-1]  # left padding: the first kept token is not token 0
+    mask[4, :3] = 0
+    x = graph_inputs.pack([f["input_ids"] * mask, mask])
+    _float_and_bit_exact(_two(FirstTokenPooled()), x, table=0)
+    fg = capture(_two(FirstTokenPooled()), torch.from_numpy(x[:1]))
+    assert not [n for n in fg.nodes if n.op in ("gather", "argmax")]
+
+
+def test_a_max_over_the_tokens_of_masked_values_is_refused_in_one_line():
+    f = _features()
+    x = graph_inputs.pack([f["input_ids"], f["attention_mask"]])
+    with pytest.raises(UnsupportedOpError, match=r"a max over the tokens of values the padding "
+                                                 r"mask fills with -inf .* 'cls' mode\)"):
+        capture(_two(MaxPooled()), torch.from_numpy(x[:1]))
 
 
 def test_a_mean_over_the_tokens_of_a_mask_of_the_ids_runs_bit_exact():
