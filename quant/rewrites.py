@@ -53,6 +53,7 @@ from qasic.quant import (
     length_norm,
     logsoftmax,
     map_stack,
+    masked_max,
     matrix_rope,
     merged_rows,
     min_reduce,
@@ -271,6 +272,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("cat_linear", "a linear of constant rows concatenated with activations along a row "
             "axis becomes the concat of their linears (Transformer-XL's qkv_net(cat([mems, w]))"
             ": memory keys and values after the projection)", cat_linear.decompose),
+    Rewrite("masked_max", "a max over the tokens of values the padding mask fills with -inf "
+            "becomes the max of the values with the kept tokens' mean in the padded ones "
+            "(sentence-transformers' max pooling)", _graph_only(masked_max.decompose)),
     Rewrite("token_gather", "a gather of each sample's row at one token index, i unsqueezed "
             "and expanded over the features, becomes x[arange(B), i] (sentence-transformers' "
             "CLS pooling at the mask's first token)", _graph_only(token_gather.decompose)),

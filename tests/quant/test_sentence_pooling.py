@@ -1,8 +1,9 @@
 """sentence-transformers' pooling and calling convention, without the package:
 
 - the first token the mask keeps (``Pooling``'s CLS: a gather at the mask's argmax, rewritten
-  as the indexing qasic.quant.lastpool selects by a one-hot; qasic.quant.token_gather); a max
-  over the tokens of masked values (its 'max') refused in one line;
+  as the indexing qasic.quant.lastpool selects by a one-hot; qasic.quant.token_gather); the
+  max over the tokens of values filled with -inf where the mask is 0 (its 'max': the kept
+  tokens' mean in the padded ones, qasic.quant.masked_max), another fill refused in one line;
 - the masked mean over the tokens (``Pooling``'s mean: ``sum(h * m, 1) / clamp(sum(m, 1),
   1e-9)``, m the attention mask unsqueezed to (batch, tokens, 1)) divides by a table of the
   count (qasic.quant.lengths.values: a lut of fn "table" of the exact integer count);
@@ -65,12 +66,16 @@ class FirstTokenPooled(MeanPooled):
 
 
 class MaxPooled(MeanPooled):
-    """Pooling's mode 'max': refused in one line."""
+    """Pooling's mode 'max' (qasic.quant.masked_max); ``fill`` other than -inf: refused."""
+
+    def __init__(self, fill: float = float("-inf")) -> None:
+        super().__init__()
+        self.fill = fill
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         h = torch.tanh(self.lin(self.emb(input_ids)))
         mask = attention_mask.unsqueeze(-1).expand_as(h).to(h.dtype)
-        return h.masked_fill(mask == 0, float("-inf")).max(dim=1).values
+        return h.masked_fill(mask == 0, self.fill).max(dim=1).values
 
 
 class IdsMeanPooled(MeanPooled):
@@ -137,12 +142,19 @@ def test_the_first_token_the_mask_keeps_is_gathered_bit_exact():
     assert not [n for n in fg.nodes if n.op in ("gather", "argmax")]
 
 
-def test_a_max_over_the_tokens_of_masked_values_is_refused_in_one_line():
+def test_a_max_over_the_tokens_of_values_filled_with_minus_inf_runs_bit_exact():
+    f = _features()
+    _float_and_bit_exact(_two(MaxPooled()),
+                         graph_inputs.pack([f["input_ids"], f["attention_mask"]]))
+
+
+def test_a_max_over_the_tokens_of_values_filled_otherwise_is_refused_in_one_line():
     f = _features()
     x = graph_inputs.pack([f["input_ids"], f["attention_mask"]])
     with pytest.raises(UnsupportedOpError, match=r"a max over the tokens of values the padding "
-                                                 r"mask fills with -inf .* 'cls' mode\)"):
-        capture(_two(MaxPooled()), torch.from_numpy(x[:1]))
+                                                 r"mask fills, other than max\(masked_fill\(h, "
+                                                 r"m == 0, -inf\), 1\) .* pool by the mean"):
+        capture(_two(MaxPooled(-1e9)), torch.from_numpy(x[:1]))
 
 
 def test_a_mean_over_the_tokens_of_a_mask_of_the_ids_runs_bit_exact():
