@@ -28,8 +28,15 @@ routing and Reformer transformers, the Conformer block, Microsoft ``torchscale``
 Transformer decoders, and BlinkDL's ``rwkv`` package (RWKV-4, 5, 6) on a random checkpoint;
 OpenCLIP's package init imports ``torchvision.ops`` and torchscale ``timm``: the vision zoo's.
 
+The libraries users wrap transformers in (ADAPTERS, built by benchmarks.third_party_adapters;
+their libraries and accelerate a block of LIBRARIES and DEPENDENCIES): sentence-transformers'
+SentenceTransformer (all-MiniLM-L6-v2's folder, and built from modules) and PEFT's adapters on
+tiny Llama, GPT-2, BERT and ViT models.
+
 Every network (MODELS: the library, a builder of a small configuration, the input: a float
-shape, or ``Ids(vocab, seq, causal)``, int64 token ids (batch, seq) in [0, vocab)) is built from
+shape, ``Ids(vocab, seq, causal)``, int64 token ids (batch, seq) in [0, vocab), or
+``Features(vocab, seq, output)``, a tokenizer's {input_ids, attention_mask} with padded tails fed
+as the forward's one dict and evaluated at output ``output``) is built from
 ``torch.manual_seed(0)`` with its library's own initialization, and run through
 ``qasic.evaluate(model, x, calibration=x)`` (W8A8, the default arch) on 4 random inputs, each
 in its own subprocess with a time limit. Records: ``status`` ``ok`` (``bit_exact``,
