@@ -28,8 +28,15 @@ routing and Reformer transformers, the Conformer block, Microsoft ``torchscale``
 Transformer decoders, and BlinkDL's ``rwkv`` package (RWKV-4, 5, 6) on a random checkpoint;
 OpenCLIP's package init imports ``torchvision.ops`` and torchscale ``timm``: the vision zoo's.
 
+The libraries users wrap transformers in (ADAPTERS, built by benchmarks.third_party_adapters;
+their libraries and accelerate a block of LIBRARIES and DEPENDENCIES): sentence-transformers'
+SentenceTransformer (all-MiniLM-L6-v2's folder, and built from modules) and PEFT's adapters on
+tiny Llama, GPT-2, BERT and ViT models.
+
 Every network (MODELS: the library, a builder of a small configuration, the input: a float
-shape, or ``Ids(vocab, seq, causal)``, int64 token ids (batch, seq) in [0, vocab)) is built from
+shape, ``Ids(vocab, seq, causal)``, int64 token ids (batch, seq) in [0, vocab), or
+``Features(vocab, seq, output)``, a tokenizer's {input_ids, attention_mask} with padded tails fed
+as the forward's one dict and evaluated at output ``output``) is built from
 ``torch.manual_seed(0)`` with its library's own initialization, and run through
 ``qasic.evaluate(model, x, calibration=x)`` (W8A8, the default arch) on 4 random inputs, each
 in its own subprocess with a time limit. Records: ``status`` ``ok`` (``bit_exact``,
@@ -63,6 +70,8 @@ import types
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchmarks import third_party_adapters as ta
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / ".cache" / "third_party"
@@ -99,6 +108,9 @@ LIBRARIES |= {"open_clip": "open-clip-torch==3.3.0", "x_clip": "x-clip==0.14.4",
 DEPENDENCIES += ("ftfy==6.3.1", "wcwidth==0.9.5", "product-key-memory==0.3.0",
                  "axial-positional-embedding==0.3.12", "mixture-of-experts==0.2.3",
                  "fairscale==0.4.13")
+# the libraries users wrap transformers in (lane adapters): sentence-transformers and PEFT
+LIBRARIES |= {"sentence_transformers": "sentence-transformers==6.3.0", "peft": "peft==0.22.0"}
+DEPENDENCIES += ("accelerate==1.16.0",)
 TIMEOUT = 600.0
 SCHEMA = "third_party/1"
 
@@ -174,6 +186,18 @@ class Ids:
     vocab: int
     seq: int = 16
     causal: bool = True
+
+
+@dataclass(frozen=True)
+class Features:
+    """Tokenizer features in place of a float shape: a dict {``input_ids`` int64 (batch,
+    ``seq``) in [5, ``vocab``), ``attention_mask`` 0/1 with each sample's tail padded (ids 0
+    there)}, fed to the forward as one dict (a SentenceTransformer's); evaluated on the
+    output ``output``."""
+
+    vocab: int
+    seq: int = 16
+    output: str = "sentence_embedding"
 
 
 VOCAB = 64
@@ -514,6 +538,40 @@ TRANSFORMERS: dict[str, tuple[str, Callable[[], object], tuple[int, ...] | Ids]]
     "rwkv6": ("rwkv", _rwkv("6"), LM),
 }
 
+# the libraries users wrap transformers in (lane adapters): SentenceTransformer from the real
+# all-MiniLM-L6-v2 folder and from modules; PEFT adapters on tiny Llama, GPT-2, BERT and ViT
+ST = Features(ta.WORDS)
+LORA = {"r": 4, "lora_alpha": 8, "lora_dropout": 0.1}
+PROMPT = {"num_virtual_tokens": 4}
+ADAPTERS: dict[str, tuple[str, Callable[[], object], tuple[int, ...] | Ids | Features]] = {
+    "st_minilm": ("sentence_transformers", ta.minilm_sentence_transformer, Features(30522)),
+    "st_mean": ("sentence_transformers", ta.sentence_transformer("mean"), ST),
+    "st_cls": ("sentence_transformers", ta.sentence_transformer("cls"), ST),
+    "st_max": ("sentence_transformers", ta.sentence_transformer("max"), ST),
+    "st_dense": ("sentence_transformers", ta.sentence_transformer("mean", dense=16), ST),
+    "peft_lora_llama": ("peft", ta.peft("llama", "Lora", **LORA), LM),
+    "peft_lora_merged_llama": ("peft", ta.peft("llama", "Lora", merge=True, **LORA), LM),
+    "peft_dora_llama": ("peft", ta.peft("llama", "Lora", use_dora=True, **LORA), LM),
+    "peft_loha_llama": ("peft", ta.peft("llama", "LoHa", r=4, alpha=8), LM),
+    "peft_lokr_llama": ("peft", ta.peft("llama", "LoKr", r=4, alpha=8), LM),
+    "peft_ia3_llama": ("peft", ta.peft("llama", "IA3", target_modules=["k_proj", "v_proj",
+                                                                        "down_proj"],
+                                       feedforward_modules=["down_proj"]), LM),
+    "peft_adalora_llama": ("peft", ta.peft("llama", "AdaLora", init_r=4, target_r=2), LM),
+    "peft_vera_llama": ("peft", ta.peft("llama", "Vera", r=8), LM),
+    "peft_prompt_tuning_llama": ("peft", ta.peft("llama", "PromptTuning", **PROMPT), LM),
+    "peft_prefix_tuning_llama": ("peft", ta.peft("llama", "PrefixTuning", **PROMPT), LM),
+    "peft_lora_gpt2": ("peft", ta.peft("gpt2", "Lora", fan_in_fan_out=True, **LORA), LM),
+    "peft_prefix_tuning_gpt2": ("peft", ta.peft("gpt2", "PrefixTuning", **PROMPT), LM),
+    "peft_lora_bert": ("peft", ta.peft("bert", "Lora", **LORA), SEQ),
+    "peft_ia3_bert": ("peft", ta.peft("bert", "IA3", target_modules=["key", "value",
+                                                                      "output.dense"],
+                                      feedforward_modules=["output.dense"]), SEQ),
+    "peft_lora_vit": ("peft", ta.peft("vit", "Lora", **LORA), (3, 32, 32)),
+    "peft_loha_vit": ("peft", ta.peft("vit", "LoHa", r=4, alpha=8), (3, 32, 32)),
+}
+
+
 def _smp(arch: str, encoder: str, **kw) -> Callable[[], object]:
     """segmentation_models_pytorch's ``create_model(arch, encoder, encoder_weights=None)``,
     2 classes; its encoders need timm and torchvision (benchmarks.vision_zoo's packages)."""
@@ -778,6 +836,7 @@ MODELS: dict[str, tuple[str, Callable[[], object], tuple[int, ...] | Ids]] = {
     "soft_moe": ("soft_moe_pytorch", _lib("soft_moe_pytorch", "SoftMoE", dim=32, seq_len=16,
                                           num_experts=4), (16, 32)),
     **TRANSFORMERS,
+    **ADAPTERS,
     **{name: ("segmentation_models_pytorch", build, SMP_SHAPES.get(name, SMP))
        for name, build in SMP_ROWS.items()},
 }
@@ -845,7 +904,8 @@ def run_one(name: str) -> dict:
         model = build().eval()
         x = inputs(shape)
         with torch.no_grad():
-            y = model(torch.from_numpy(x))
+            y = model({k: torch.from_numpy(v) for k, v in x.items()}
+                      if isinstance(x, dict) else torch.from_numpy(x))
         if isinstance(y, (tuple, list)):
             model = first_output(model)
     except Exception as e:  # noqa: BLE001 - the library refused its configuration
@@ -860,7 +920,7 @@ def evaluate_record(rec: dict, model, x, shape: tuple[int, ...] | Ids) -> dict:
 
     stage = "evaluate"
     try:
-        out = qasic_evaluate(model, x)
+        out = qasic_evaluate(model, x, getattr(shape, "output", None))
         rec |= {"status": "ok", "bit_exact": bool(out["bit_exact"]),
                 "cosine": float(out["cosine"]), "cycles": int(out["cycles"])}
         if isinstance(shape, Ids) and shape.causal:
@@ -886,15 +946,19 @@ def inputs(shape: tuple[int, ...] | Ids, batch: int = 4):
     import numpy as np
 
     rng = np.random.default_rng(0)
+    if isinstance(shape, Features):  # lengths seq, seq - 3, ...: each sample's tail padded
+        mask = (np.arange(shape.seq) < shape.seq - 3 * np.arange(batch)[:, None]).astype(np.int64)
+        ids = rng.integers(5, shape.vocab, (batch, shape.seq)) * mask
+        return {"input_ids": ids.astype(np.int64), "attention_mask": mask}
     if isinstance(shape, Ids):
         return rng.integers(0, shape.vocab, (batch, shape.seq)).astype(np.int64)
     return rng.standard_normal((batch, *shape)).astype(np.float32)
 
 
-def qasic_evaluate(model, x):
+def qasic_evaluate(model, x, output: str | None = None):
     import qasic
 
-    return qasic.evaluate(model, x, calibration=x)
+    return qasic.evaluate(model, x, calibration=x, output=output)
 
 
 def run_isolated(name: str, timeout: float = TIMEOUT, runner: str = "benchmarks.third_party",

@@ -96,11 +96,32 @@ def _kind(v: Any) -> str:
     return "None" if v is None else type(v).__name__
 
 
+def _one_of_dict(trained: Any) -> None:
+    """A model taking a dict (qasic.models.dict_input: a SentenceTransformer) that returns a
+    dict of several tensors, with no ``--output``: one line naming its keys."""
+    from qasic.models.dict_input import DictInput
+    from qasic.models.packed import PackedInputs
+
+    module = trained.module
+    inner = module.module if isinstance(module, PackedInputs) else module
+    if not isinstance(inner, DictInput):
+        return
+    with torch.no_grad():
+        y = module(trained.example_input)
+    items = _items(y)
+    if isinstance(y, dict) and items is not None and sum(
+            isinstance(v, torch.Tensor) for v in items[1]) > 1:
+        raise ConfigError(f"model {trained.name} returns {describe(y)}; pick the tensor to "
+                          f"compile with --output KEY (Python: output=KEY), e.g. --output "
+                          f"{items[0][-1]}")
+
+
 def select_output(trained: Any, output: Output | None) -> Any:
     """``trained`` (a TrainedModel) with its module returning output ``output`` alone, checked
     on one float run of its example input: a tensor, or one line naming what the model
     returns; ``trained`` itself when ``output`` is None."""
     if output is None:
+        _one_of_dict(trained)
         return trained
     module = trained.module
     with torch.no_grad():

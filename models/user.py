@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from qasic.errors import ConfigError, InputError
+from qasic.models import dict_input
 
 SPEC_FORM = "path/to/file.py:factory"
 
@@ -106,6 +107,7 @@ def user_trained_model(spec: str, data_path: str | Path | None) -> Any:
     if not isinstance(module, torch.nn.Module):  # an ExportedProgram runs through its module
         module = module.module()
     name = Path(spec.rpartition(":")[0] or spec).stem
+    module = dict_input.wrap(module, _named(data))  # forward(features: dict): its keys
     params = _input_params(module, data, Path(data_path), name)
     if params:  # several inputs: one packed batch (qasic.quant.graph_inputs)
         module, data = _packed(module, data, params, Path(data_path), name)
@@ -177,6 +179,7 @@ def packed_model(module: Any, arrays: dict, name: str) -> tuple[Any, Any]:
 
     data = {f"calibration.{k}": np.asarray(v) for k, v in arrays.items()}
     where = Path("(calibration dict)")
+    module = dict_input.wrap(module, _named(data))  # forward(features: dict): its keys
     params = _input_params(module, data, where, name)
     if not params:
         raise InputError(f"calibration dict for model {name}: no array ({', '.join(arrays)}) "
@@ -193,13 +196,18 @@ def model_inputs(x: Any) -> Any:
     return x.astype(np.int64 if x.dtype.kind in "iu" else np.float32)
 
 
+def _named(data: dict) -> list[str]:
+    """The input names of the data's 'calibration.NAME' arrays, in the file's order."""
+    return [k.partition(".")[2] for k in data if k.startswith("calibration.")]
+
+
 def _input_params(module: Any, data: dict, path: Path, name: str) -> tuple[str, ...]:
     """The forward parameters the data file's 'calibration.NAME' arrays feed, in the forward's
     order; () for a model of one input fed by 'calibration'. One line names a forward that
     needs an input the file lacks, a key naming no parameter, or both forms at once."""
     import inspect
 
-    named = [k.partition(".")[2] for k in data if k.startswith("calibration.")]
+    named = _named(data)
     try:
         sig = list(inspect.signature(module.forward).parameters.values())
     except (TypeError, ValueError):  # a forward without a signature: export will tell

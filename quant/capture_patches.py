@@ -19,6 +19,7 @@ import torch
 
 from qasic.quant import (
     autocorrelation,
+    cache_out,
     grid_towers,
     hf_masks,
     int_buffers,
@@ -166,6 +167,13 @@ PATCHES: tuple[CapturePatch, ...] = (
         "tensor_data",
         "tensor.data reads as tensor.detach() (a traced op, not a lifted constant)",
         lambda model, args: tensor_data.detached(),
+    ),
+    CapturePatch(
+        "no_cache_output",
+        "cache_out",
+        "a transformers model with use_cache off returns no past_key_values passed in (PEFT's "
+        "prefix tuning)",
+        lambda model, args: cache_out.no_cache_output(model),
     ),
     CapturePatch(
         "grid_towers",

@@ -54,6 +54,9 @@ FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
     "box": lambda x: (np.abs(x) < 0.5).astype(np.float64),
     "affine": lambda x, scale=1.0, offset=0.0: x * scale + offset,  # x * c, x + c, x / c
     "expr": lambda x, expr: _expr(expr, x),  # a fused chain of pointwise ops (quant.pointwise)
+    # values[n] of an integer count n in 0..len - 1 (quant.lengths: a mean's 1 / tokens)
+    "table": lambda x, values: np.asarray(values, np.float64)[
+        np.clip(np.rint(x), 0, len(values) - 1).astype(np.int64)],
 }
 
 

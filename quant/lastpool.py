@@ -163,9 +163,12 @@ def _onehot(b: Any, node: Any, last: LastToken) -> str:
     count = {INTEGER: 8, ZERO_POINT: 0 if t <= 128 else -128}
     target, other = last.pred
     from qasic.quant import positions
+    from qasic.quant.masks import _embedded
 
-    vocab = token_vocab(b, node, "the last non-pad token") if last.source is None else \
-        positions.vocab(b, node, last.source)
+    if last.source is None:
+        vocab = token_vocab(b, node, "the last non-pad token")
+    else:  # an ids input, or a runtime attention mask no embedding reads: its 0/1 bits
+        vocab = positions.vocab(b, node, last.source) if _embedded(b, last.source) else 2
     bits = target(torch.arange(vocab), other).to(torch.float64).numpy()
     m = b.add(node, "embedding", (last.source or b.input_name,), {INTEGER: 8},
               {"table": bits.reshape(-1, 1)}, shape=(t, 1), suffix=".pad_mask")

@@ -50,24 +50,28 @@ class Length:
     vals: torch.Tensor      # sample.shape + (keys + 1,)
     keys: int
     batch: int
+    source: str | None = None  # the ids input the mask reads (a runtime attention mask)
 
 
 def count(b: Any, node: Any, key: Any, dims: Any, keepdim: bool) -> Length:
     """sum(m, dims) of the 0/1 bits of ``ids.ne(pad)`` over the tokens of the (batch, tokens)
     mask: its Length."""
     grid = torch.arange(key.batch * key.keys).reshape(key.batch, key.keys)
-    dims = [int(d) % 2 for d in (dims if isinstance(dims, (list, tuple)) else [dims])
-            if d is not None] or [0, 1]  # None: every axis
-    if key.pred[0] == PREFIX or tuple(key.pos.shape) != (key.batch, key.keys) \
-            or not torch.equal(key.pos, grid) or dims != [1]:
+    nd, ones = key.pos.dim(), tuple(key.pos.shape[2:])  # (batch, tokens, 1, ...): unsqueezed
+    dims = [int(d) % nd for d in (dims if isinstance(dims, (list, tuple)) else [dims])
+            if d is not None] or list(range(nd))  # None: every axis
+    if key.pred[0] == PREFIX or tuple(key.pos.shape[:2]) != (key.batch, key.keys) \
+            or any(n != 1 for n in ones) or not torch.equal(key.pos.reshape(grid.shape), grid) \
+            or dims != [1]:
         b.fail(node, "a sum of the padding mask other than over the tokens of the (batch, "
                      "tokens) mask of the ids")
     if not (bool((key.when1 == 1).all()) and bool((key.when0 == 0).all())):
         b.fail(node, "a sum of padding-mask values other than its 0/1 bits")
     t = key.keys
-    shape = (key.batch, 1) if keepdim else (key.batch,)
+    shape = (key.batch, 1, *ones) if keepdim else (key.batch, *ones)
     vals = torch.arange(t + 1).expand(shape + (t + 1,)).to(node.meta["val"].dtype)
-    return Length(key.pred, torch.arange(key.batch).reshape(shape), vals, t, key.batch)
+    return Length(key.pred, torch.arange(key.batch).reshape((key.batch,) + (1,) * (
+        len(shape) - 1)).expand(shape), vals, t, key.batch, key.source)
 
 
 def apply(b: Any, node: Any, args: list, kwargs: dict, cast_ops: set, shape_ops: set,
@@ -109,7 +113,55 @@ def apply(b: Any, node: Any, args: list, kwargs: dict, cast_ops: set, shape_ops:
 
 
 def _with(v: Length, sample: torch.Tensor, vals: torch.Tensor) -> Length:
-    return Length(v.pred, sample, vals, v.keys, v.batch)
+    return Length(v.pred, sample, vals, v.keys, v.batch, v.source)
+
+
+def binary(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
+    """An activation times or divided by a per-sample value of the count (sentence-transformers'
+    mean pooling, ``sum(h * m, 1) / clamp(sum(m, 1), 1e-9)``): the value as an activation
+    (``values``; a divisor's reciprocal in its table), then the product. A count of 0 divides
+    to 0 (torch: 0 / 0, NaN; a sample of padding only)."""
+    from qasic.quant.lowering_pointwise import _binary
+
+    if op == "mul" and isinstance(x, Length):
+        x, y = y, x
+    if op not in ("mul", "div") or isinstance(x, Length) or not isinstance(y, Length):
+        b.fail(node, f"{op} of sequence lengths counted from the padding mask and an "
+                     "activation; only an activation times or divided by them (a mean over "
+                     "the tokens)")
+    if op == "div":
+        vals = y.vals.to(torch.float64)
+        y = _with(y, y.sample, torch.where(vals == 0, 0.0, 1.0 / vals.where(vals != 0, 1.0)))
+    return _binary(b, node, "mul", x, values(b, node, y))
+
+
+def values(b: Any, node: Any, v: Length) -> Any:
+    """A Length of one value per sample as an activation of the per-sample shape: the count L
+    (the mask's bits, a ``matmul`` of a row of T ones by them: an exact integer code), then a
+    ``lut`` of the table vals[L] (``fn`` "table")."""
+    from qasic.quant.lowering_seq import reshaped
+    from qasic.quant.masks import KeyMask, column
+
+    per = tuple(v.sample.shape[1:])
+    if int(np.prod(per, dtype=np.int64)) != 1 or v.pred[0] == PREFIX:
+        b.fail(node, f"sequence lengths of per-sample shape {per} used as values; only one "
+                     "value per sample (a mean over the tokens)")
+    t = v.keys
+    grid = torch.arange(v.batch * t).reshape(v.batch, t, 1)
+    bits = column(b, node, KeyMask(v.pred, grid, torch.ones(grid.shape), torch.zeros(
+        grid.shape), t, v.batch, source=v.source))
+    if t > MAX_TOKENS:
+        b.fail(node, f"a mean over {t} tokens; at most {MAX_TOKENS} (the count is an int8 code)")
+    ones = b.add(node, "constant", (), {}, {"value": np.ones((1, t))}, shape=(1, t),
+                 suffix=".ones")
+    n = b.add(node, "matmul", (ones.name, bits.name), {"transpose_b": False, "alpha": 1.0,
+                                                       INTEGER: 8, ZERO_POINT: 0 if t + 1 <= 128
+                                                       else -128}, shape=(1, 1),
+              suffix=".length")
+    table = [float(f) for f in v.vals.reshape(-1, t + 1)[0].to(torch.float64)]
+    out = b.add(node, "lut", (n.name,), {"fn": "table", "fn_args": {"values": table}},
+                shape=(1, 1), suffix=".per_length")
+    return out if per == (1, 1) else reshaped(b, node, out, per, suffix=".per_sample")
 
 
 def _lift(v: Any, shape: tuple, keys: int) -> Any:

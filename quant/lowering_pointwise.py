@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from qasic.quant import lowering_pad, lowering_seq, masks, sinks
+from qasic.quant import lengths, lowering_pad, lowering_seq, masks, sinks
 from qasic.quant import pointwise as pw
 from qasic.quant.encodings import INTEGER_CODES
 from qasic.quant.lowering import Act, _arg
@@ -352,6 +352,8 @@ def _binary(b: Any, node: Any, op: str, x: Any, y: Any) -> Any:
     if rms is not None:
         return rms
     x, y = (materialize(b, v) if isinstance(v, Columns) else v for v in (x, y))
+    if any(isinstance(v, lengths.Length) for v in (x, y)):  # a mean over the tokens
+        return lengths.binary(b, node, op, x, y)
     if any(isinstance(v, (masks.KeyMask, masks.Masked)) for v in (x, y)):
         return _with_mask(b, node, op, x, y)
     tx, ty = _tree(x), _tree(y)

@@ -184,6 +184,13 @@ def max_over(b: Any, node: Any, args: list, kwargs: dict) -> Any:
         b.fail(node, "the indices of a max (an argmax: a selection that depends on the values, "
                      "e.g. a vector quantizer's nearest codebook entry, DAC's or a VQ-VAE's); "
                      "only its values")
+    if isinstance(args[0], masks.Masked) and args[0].key is not None \
+            and int(_arg(args, kwargs, 1, "dim", -1)) % node.args[0].meta["val"].dim() != \
+            node.args[0].meta["val"].dim() - 1:
+        b.fail(node, "a max over the tokens of values the padding mask fills, other than "
+                     "max(masked_fill(h, m == 0, -inf), 1) of (batch, tokens, features) h and "
+                     "the float mask m expanded over them (sentence-transformers' max pooling, "
+                     "qasic.quant.masked_max); write it so, or pool by the mean")
     if isinstance(args[0], masks.Masked):  # a softmax's overflow guard (qasic.quant.sinks)
         return sinks.row_max(b, node, args[0])
     x = _act(b, node, args[0], "max input")

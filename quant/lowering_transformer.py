@@ -34,6 +34,7 @@ from qasic.quant import (
     grid_sample,
     hashing,
     inplace,
+    lastpool,
     lowering_gather,
     lowering_pointwise,
     lowering_reduce,
@@ -580,6 +581,11 @@ def data_dependent(b: Any, node: Any, args: list, kwargs: dict) -> None:
     mixture of experts' top-k routing of each token to its experts); a compiled program's
     data movement is fixed, so it is refused."""
     name = node.target.__name__.split(".")[0]
+    if name == "argmax" and args and isinstance(args[0], Act) and masks._mask_input(b, args[0]):
+        # the first token a runtime attention mask keeps (sentence-transformers' CLS pooling:
+        # ``attention_mask.int().argmax(1)``): the argmax of its bits (qasic.quant.lastpool)
+        key = masks.from_ids(b, node, args[0], 0, aten.ne.Scalar, torch.int64)
+        return lastpool.argmax(b, node, key, args, kwargs)
     if name == "argmax" and args and isinstance(args[0], Act) and b.is_ids(args[0]):
         b.fail(node, "an argmax of the token ids (CLIP-like text pooling at the largest id, the "
                      "legacy eos: OWL-ViT's, X-CLIP's, CLIP's with eos_token_id 2) selects by "

@@ -151,6 +151,8 @@ def _replayed(b: Any, n: Any, memo: dict) -> KeyMask | None:
                 return None
             a = from_ids(b, n, x, 0, aten.ne.Scalar, a.meta["val"].dtype)
             a = replace(a, when1=a.when1.to(torch.int64), when0=a.when0.to(torch.int64))
+        elif target is aten.expand_as.default and a is n.args[1]:  # the shape to expand to
+            a = torch.empty(tuple(a.meta["val"].shape))
         elif isinstance(a, torch.fx.Node):
             a = _replayed(b, a, memo)
             if a is None:
@@ -209,7 +211,8 @@ _SHAPE_OPS = {aten.view.default, aten.reshape.default, aten._unsafe_view.default
               aten.expand.default, aten.permute.default, aten.transpose.int, aten.slice.Tensor,
               aten.select.int, aten.index.Tensor, aten.clone.default, aten.contiguous.default,
               aten.alias.default, aten.detach.default, aten.flatten.using_ints,
-              aten.repeat.default}  # repeat: BERT-pytorch's mask.unsqueeze(1).repeat(1, T, 1)
+              aten.repeat.default,  # repeat: BERT-pytorch's mask.unsqueeze(1).repeat(1, T, 1)
+              aten.expand_as.default}  # sentence-transformers' mask.unsqueeze(-1).expand_as(h)
 _BLOCKS = {aten.constant_pad_nd.default, aten.pad.default, aten.cat.default}  # blocks of a mask
 _COUNTS = {aten.cumsum.default, aten.sum.dim_IntList, aten.argmax.default}  # over the tokens
 _ELEMENTWISE = {aten.where.ScalarOther, aten.where.ScalarSelf, aten.where.Scalar,

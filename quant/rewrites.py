@@ -53,6 +53,7 @@ from qasic.quant import (
     length_norm,
     logsoftmax,
     map_stack,
+    masked_max,
     matrix_rope,
     merged_rows,
     min_reduce,
@@ -70,6 +71,7 @@ from qasic.quant import (
     stack_reduce,
     stack_select,
     table_index,
+    token_gather,
     token_mix,
     topk_select,
     unfold,
@@ -270,6 +272,12 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("cat_linear", "a linear of constant rows concatenated with activations along a row "
             "axis becomes the concat of their linears (Transformer-XL's qkv_net(cat([mems, w]))"
             ": memory keys and values after the projection)", cat_linear.decompose),
+    Rewrite("masked_max", "a max over the tokens of values the padding mask fills with -inf "
+            "becomes the max of the values with the kept tokens' mean in the padded ones "
+            "(sentence-transformers' max pooling)", _graph_only(masked_max.decompose)),
+    Rewrite("token_gather", "a gather of each sample's row at one token index, i unsqueezed "
+            "and expanded over the features, becomes x[arange(B), i] (sentence-transformers' "
+            "CLS pooling at the mask's first token)", _graph_only(token_gather.decompose)),
     Rewrite("spectral", "a spectral layer with constant complex weights (FEDformer's Fourier "
             "block, FNO's SpectralConv, GFNet's global filter: rfft, kept modes times complex "
             "weights, irfft) becomes real matmuls on (re, im) pairs", spectral.decompose),
