@@ -61,6 +61,17 @@ class LastToken:
         return _onehot(b, node, self)
 
 
+# casts of a token index (OWL-ViT's ``ids.argmax(-1).to(device)``) are the index; their
+# metadata checks read nothing
+CASTS = (aten.to.dtype, aten.to.device, aten.to.dtype_layout, aten._to_copy.default)
+
+
+def kept(node: Any, args: list) -> bool:
+    """Whether fx ``node`` is a cast or a metadata check of a token index ``args[0]``."""
+    return bool(args) and _picks_token(args[0]) and (
+        node.target in CASTS or node.target is aten._assert_tensor_metadata.default)
+
+
 def _picks_token(v: Any) -> bool:
     """Whether ``v`` is a token index computed from the ids (a LastToken, or qasic.quant.
     largest_id's LargestId): an object with the ``onehot`` of its token."""
