@@ -29,10 +29,13 @@ class LargestId(nn.Module):
         super().__init__()
         torch.manual_seed(0)
         self.emb, self.mix, self.out = nn.Embedding(vocab, 8), nn.Linear(8, 8), nn.Linear(8, 5)
+        self.owl = vocab < CLIP_VOCAB  # OWL-ViT's form: the index cast to the device after
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.mix(self.emb(ids)))
-        return self.out(h[torch.arange(h.shape[0]), ids.to(torch.int).argmax(dim=-1)])
+        pick = ids.to(torch.int).argmax(dim=-1).to(h.device) if self.owl else \
+            ids.to(dtype=torch.int, device=h.device).argmax(dim=-1)  # HF CLIP's
+        return self.out(h[torch.arange(h.shape[0]), pick])
 
 
 def test_the_digit_tables_give_every_difference_of_two_ids_in_int8_codes():
