@@ -16,10 +16,10 @@ exact integer codes. Every pair of tokens is compared in one matmul of two id em
     o   lastpool's one-hot of the first token whose bit e is 1 (``_first_onehot``)
 
 P and Q are exact int8 codes of scale 1, zero point 0 (the matmul's symmetric operands);
-n = ceil((vocab - 1) // 127 / 127): 2 for vocabularies up to 32,386, 4 for CLIP's 49,408, 5
-for 2^16. The comparison is exact for every input (ties, the largest id repeated as padding,
+n = ceil((vocab - 1) // 127 / 127): 2 for vocabularies up to 32,385 ids, 4 for CLIP's 49,408,
+5 for 2^16. The comparison is exact for every input (ties, the largest id repeated as padding,
 ids differing in r alone, all ids equal: every token has M = 0 and the first is chosen). Cost
-per sample: 2 (2n + 2) T^2 MACs (CLIP's T = 77: 59,290). Refused in one line: more than
+per sample: (2n + 2) T^2 MACs (CLIP's T = 77: 59,290). Refused in one line: more than
 MAX_TOKENS tokens, a vocabulary above MAX_VOCAB, an argmax of the ids along another axis or
 with keepdim, ids of another layout.
 """
@@ -102,7 +102,7 @@ def _vocab(b: Any, node: Any, pick: LargestId) -> int:
         else positions.vocab(b, node, pick.source)
     if vocab > MAX_VOCAB:
         b.fail(node, f"the largest token id of a vocabulary of {vocab} ids; at most "
-                     f"{MAX_VOCAB} (each id is 2 + 2 ceil(vocab / 127^2) int8 digit columns)")
+                     f"{MAX_VOCAB} (its digit columns grow as the vocabulary / 127^2)")
     return vocab
 
 
@@ -127,3 +127,9 @@ def _onehot(b: Any, node: Any, pick: LargestId) -> str:
               suffix=".largest")
     count = {INTEGER: 8, lastpool.ZERO_POINT: 0 if t <= 128 else -128}
     return lastpool._first_onehot(b, node, e, t, count)
+
+
+SUPPORTED = (("x[arange(batch), ids.argmax(-1)] (pooling at the largest token id, the first on "
+              "ties: OWL-ViT, X-CLIP, OpenCLIP, CLIP's legacy eos 2) and x[arange(batch), "
+              "(ids == eos).int().argmax(-1)] (at the first eos): a one-hot selection from the "
+              f"ids; at most {lastpool.MAX_TOKENS} tokens, {MAX_VOCAB} ids"),)
