@@ -2,18 +2,22 @@
 OWL-ViT, OWLv2, X-CLIP, OpenCLIP's text tower and CLIP's with the legacy ``eos_token_id`` 2
 (every real checkpoint): the end-of-text token has the largest id of the vocabulary. Torch's
 argmax returns the first position of the largest id (HF's tokenizer pads with the eos, so the
-largest id repeats). The index depends on the ids only: it becomes the same one-hot row
-selection as the first eos (qasic.quant.lastpool), computed from the ids on the accelerator in
-exact integer codes. Every pair of tokens is compared in one matmul of two id embeddings:
+largest id repeats). The index depends on the ids only: it becomes a one-hot row selection
+as the first eos does (qasic.quant.lastpool's ``.select`` matmul by it), computed from the ids
+on the accelerator in exact integer codes. Every pair of tokens is compared in one matmul of
+two id embeddings:
 
     P   ``embedding`` of the ids through [127]*n + [1] + [-a_1, ..., -a_n, -r]     (T, 2n + 2)
     Q   ``embedding`` of the ids through [a_1, ..., a_n, r] + [127]*n + [1]        (T, 2n + 2)
         (id = 127 (a_1 + ... + a_n) + r, r = id mod 127, each a_k in 0..127)
-    D   ``matmul`` P Q^T: D[i, j] = id_j - id_i (exact in the accumulator), requantized by 1
+    D   ``matmul`` Q P^T: D[j, i] = id_j - id_i (exact in the accumulator), requantized by 1
         to int8 codes of scale 1: the clamp to -128..127 keeps the sign and the zeros
-    M   ``maxpool2d`` of D over j: 0 where no token's id exceeds token i's, else >= 1
+    M   ``maxpool2d`` of D over j (the tokens i along the channels): 0 where no token's id
+        exceeds token i's, else >= 1
     e   ``lut`` hat(M) = [M == 0]: the tokens of the largest id
-    o   lastpool's one-hot of the first token whose bit e is 1 (``_first_onehot``)
+    c   ``matmul`` of the strict lower triangle (T, T) by e: the largest ids before t
+    o   ``mul`` e * hat(c): the first token of the largest id (one always has it), which
+        selects the row as lastpool's one-hot does
 
 P and Q are exact int8 codes of scale 1, zero point 0 (the matmul's symmetric operands);
 n = ceil((vocab - 1) // 127 / 127): 2 for vocabularies up to 32,385 ids, 4 for CLIP's 49,408,
@@ -113,20 +117,30 @@ def _onehot(b: Any, node: Any, pick: LargestId) -> str:
     left, right = (b.add(node, "embedding", (ids,), {INTEGER: 8}, {"table": table},
                          shape=(t, width), suffix=f".id_{name}")
                    for table, name in ((p, "minus"), (q, "plus")))
-    d = b.add(node, "matmul", (left.name, right.name), {"transpose_b": True, "alpha": 1.0,
+    # D (j, i): token i's comparisons along W, the tokens i along the channels, which the
+    # pool unit runs side by side (pooled as T rows of one channel: 5x the cycles at T = 77)
+    d = b.add(node, "matmul", (right.name, left.name), {"transpose_b": True, "alpha": 1.0,
                                                         INTEGER: 8},
               shape=(t, t), suffix=".id_diff")
-    image = b.add(node, "reshape", (d.name,), {"shape": (t, t, 1)}, shape=(t, t, 1),
+    image = b.add(node, "reshape", (d.name,), {"shape": (1, t, t)}, shape=(1, t, t),
                   suffix=".id_diff_image")
     most = b.add(node, "maxpool2d", (image.name,), {"kernel": (1, t), "stride": (1, t),
                                                      "padding": (0, 0, 0, 0)},
-                 shape=(t, 1, 1), suffix=".id_exceeded")
+                 shape=(1, 1, t), suffix=".id_exceeded")
     column = b.add(node, "reshape", (most.name,), {"shape": (t, 1)}, shape=(t, 1),
                    suffix=".id_exceeded_rows")
     e = b.add(node, "lut", (column.name,), {"fn": "hat", INTEGER: 8}, shape=(t, 1),
               suffix=".largest")
+    before = b.add(node, "constant", (), {}, {"value": np.tril(np.ones((t, t)), -1)},
+                   shape=(t, t), suffix=".before")
     count = {INTEGER: 8, lastpool.ZERO_POINT: 0 if t <= 128 else -128}
-    return lastpool._first_onehot(b, node, e, t, count)
+    c = b.add(node, "matmul", (before.name, e.name), {"transpose_b": False, "alpha": 1.0,
+                                                       **count}, shape=(t, 1),
+              suffix=".count_before")
+    z = b.add(node, "lut", (c.name,), {"fn": "hat", INTEGER: 8}, shape=(t, 1),
+              suffix=".none_before")
+    return b.add(node, "mul", (e.name, z.name), {INTEGER: 8}, shape=(t, 1),
+                 suffix=".onehot").name
 
 
 SUPPORTED = (("x[arange(batch), ids.argmax(-1)] (pooling at the largest token id, the first on "

@@ -69,7 +69,7 @@ def _crafted(vocab: int, t: int) -> np.ndarray:
     return ids
 
 
-@pytest.mark.parametrize("vocab,t", [(1000, 12), (CLIP_VOCAB, CLIP_T)])
+@pytest.mark.parametrize("vocab,t", [(1000, 12), (CLIP_VOCAB, CLIP_T), (1000, 255)])
 def test_the_selected_row_is_torchs_argmax_and_the_simulator_is_bit_exact(vocab, t):
     ids = _crafted(vocab, t)
     model = LargestId(vocab).eval()
