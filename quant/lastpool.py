@@ -72,6 +72,21 @@ def kept(node: Any, args: list) -> bool:
         node.target in CASTS or node.target is aten._assert_tensor_metadata.default)
 
 
+def misread(node: Any, args: list, kwargs: dict) -> bool:
+    """Whether fx ``node`` reads a token index as anything but the index of a row selection
+    (x[arange(batch), index], ``index``) or its cast."""
+    return node.target is not aten.index.Tensor and any(
+        _picks_token(v) for v in _flat((args, kwargs)))
+
+
+def _flat(tree: Any) -> list:
+    if isinstance(tree, (list, tuple)):
+        return [y for x in tree for y in _flat(x)]
+    if isinstance(tree, dict):
+        return _flat(list(tree.values()))
+    return [tree]
+
+
 def _picks_token(v: Any) -> bool:
     """Whether ``v`` is a token index computed from the ids (a LastToken, or qasic.quant.
     largest_id's LargestId): an object with the ``onehot`` of its token."""
