@@ -107,8 +107,8 @@ class Refused(LargestId):
     (MAX_VOCAB + 1, 8, "tokens",
      f"node 'index': the largest token id of a vocabulary of {MAX_VOCAB + 1} ids; at most"),
     (50, 8, "argmin", "node 'argmin': aten.argmin selects by value"),
-    (50, 8, "read", "node 'unsqueeze': aten.unsqueeze.default of a token index computed from "
-                    "the ids (an argmax over the tokens); it runs only as the row index"),
+    (50, 8, "read", ("node 'unsqueeze': aten.unsqueeze.default of a token index computed "
+                     "from the ids (an argmax over the tokens); it runs only as the row index")),
 ])
 def test_what_still_refuses_says_so_in_one_line(vocab, t, form, start):
     with pytest.raises(UnsupportedOpError) as e:
