@@ -2106,6 +2106,10 @@ MODELS: dict[str, tuple[str, str, dict, dict, str, int]] = {
     # spectrogram; X-CLIP: a clip), their text and image embeddings concatenated (_OUTPUT)
     **{name: ("multimodal", config, kw, {}, kind, size) for name, (config, kw, kind, size) in {
         "CLIPModel": ("CLIPConfig", _DUAL, "text_image", 32),
+        # every real CLIP checkpoint's eos_token_id, 2 (the default): text pooled at the
+        # largest id (qasic.quant.largest_id)
+        "CLIPModel@legacy_eos": ("CLIPConfig", _DUAL | {"text_config": _TEXT_TOWER | {
+            "eos_token_id": 2}}, "text_image", 32),
         "SiglipModel": ("SiglipConfig", _DUAL, "text_image", 32),
         "Siglip2Model": ("Siglip2Config", _DUAL | {"vision_config": _VIT_TOWER | {
             "num_patches": 16}}, "text_patches", 16),

@@ -20,6 +20,7 @@ from qasic.quant import (
     column_tables,
     embedding_bag,
     inplace,
+    largest_id,
     lastpool,
     logsoftmax,
     lowering,
@@ -140,5 +141,6 @@ HANDLERS = {**_IMAGE, **{
 SUPPORTED = (lowering.SUPPORTED + lowering_convt.SUPPORTED + lowering_pad.SUPPORTED
              + lowering_ops.SUPPORTED + lowering_groupnorm.SUPPORTED
              + transformer.SUPPORTED + lowering_gather.SUPPORTED
-             + lowering_seqpool.SUPPORTED + lastpool.SUPPORTED + lowering_ssm.SUPPORTED
+             + lowering_seqpool.SUPPORTED + lastpool.SUPPORTED + largest_id.SUPPORTED
+             + lowering_ssm.SUPPORTED
              + logsoftmax.SUPPORTED + pixel_shuffle.SUPPORTED + embedding_bag.SUPPORTED)

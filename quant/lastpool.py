@@ -56,6 +56,42 @@ class LastToken:
     first: bool = False  # the first token whose bit is 1 (an argmax of the bits), not the last
     source: str | None = None  # the ids input (None: the model's input)
 
+    def onehot(self, b: Any, node: Any) -> str:
+        """The (T, 1) one-hot of this token (the module doc's m, s, z, o)."""
+        return _onehot(b, node, self)
+
+
+# casts of a token index (OWL-ViT's ``ids.argmax(-1).to(device)``) are the index; their
+# metadata checks read nothing
+CASTS = (aten.to.dtype, aten.to.device, aten.to.dtype_layout, aten._to_copy.default)
+
+
+def kept(node: Any, args: list) -> bool:
+    """Whether fx ``node`` is a cast or a metadata check of a token index ``args[0]``."""
+    return bool(args) and _picks_token(args[0]) and (
+        node.target in CASTS or node.target is aten._assert_tensor_metadata.default)
+
+
+def misread(node: Any, args: list, kwargs: dict) -> bool:
+    """Whether fx ``node`` reads a token index as anything but the index of a row selection
+    (x[arange(batch), index], ``index``) or its cast."""
+    return node.target is not aten.index.Tensor and any(
+        _picks_token(v) for v in _flat((args, kwargs)))
+
+
+def _flat(tree: Any) -> list:
+    if isinstance(tree, (list, tuple)):
+        return [y for x in tree for y in _flat(x)]
+    if isinstance(tree, dict):
+        return _flat(list(tree.values()))
+    return [tree]
+
+
+def _picks_token(v: Any) -> bool:
+    """Whether ``v`` is a token index computed from the ids (a LastToken, or qasic.quant.
+    largest_id's LargestId): an object with the ``onehot`` of its token."""
+    return callable(getattr(v, "onehot", None))
+
 
 def argmax(b: Any, node: Any, key: Any, args: list, kwargs: dict) -> LastToken:
     """argmax over the tokens of a KeyMask worth 0 where the bit is 0 and increasing with t
@@ -109,7 +145,7 @@ def index(b: Any, node: Any, args: list, kwargs: dict) -> Act:
             and torch.equal(first, torch.arange(b.batch))
             and lowering_seq.digit(b, node.args[0]) == (0, 1)
             and node.args[0].meta["val"].shape[0] == b.batch
-            and (not rest or (len(rest) == 1 and isinstance(rest[0], LastToken)))):
+            and (not rest or (len(rest) == 1 and _picks_token(rest[0])))):
         rows = int(node.args[0].meta["val"].shape[0]) if node.args[0].meta["val"].dim() else 0
         if isinstance(x, Act) and rows > b.batch and rows % b.batch == 0:
             b.fail(node, f"indexing the rows of a ({rows}, ...) activation, the batch of "
@@ -125,9 +161,9 @@ def index(b: Any, node: Any, args: list, kwargs: dict) -> Act:
         return x
     last, shape = rest[0], b.shapes[x.name]
     if shape[0] != last.keys:
-        b.fail(node, f"the last non-pad token of {last.keys} ids selecting among {shape[0]} "
-                     "rows; the rows must be the tokens")
-    onehot = _onehot(b, node, last)
+        b.fail(node, f"a token index of {last.keys} ids selecting among {shape[0]} rows; "
+                     "the rows must be the tokens")
+    onehot = last.onehot(b, node)
     row = b.add(node, "reshape", (onehot,), {"shape": (1, last.keys)}, shape=(1, last.keys),
                 suffix=".onehot_row")
     flat = (1, int(np.prod(shape[1:])))

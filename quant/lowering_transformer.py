@@ -34,6 +34,7 @@ from qasic.quant import (
     grid_sample,
     hashing,
     inplace,
+    largest_id,
     lastpool,
     lowering_gather,
     lowering_pointwise,
@@ -586,13 +587,6 @@ def data_dependent(b: Any, node: Any, args: list, kwargs: dict) -> None:
         # ``attention_mask.int().argmax(1)``): the argmax of its bits (qasic.quant.lastpool)
         key = masks.from_ids(b, node, args[0], 0, aten.ne.Scalar, torch.int64)
         return lastpool.argmax(b, node, key, args, kwargs)
-    if name == "argmax" and args and isinstance(args[0], Act) and b.is_ids(args[0]):
-        b.fail(node, "an argmax of the token ids (CLIP-like text pooling at the largest id, the "
-                     "legacy eos: OWL-ViT's, X-CLIP's, CLIP's with eos_token_id 2) selects by "
-                     "value, a data-dependent choice a compiled program cannot make; pooling "
-                     "at the first eos runs, (ids == eos_token_id).int().argmax(-1) (CLIP's "
-                     "text model with eos_token_id other than 2, each text ending in it; "
-                     "OWL-ViT and X-CLIP always pool at the largest id)")
     b.fail(node, f"aten.{name} selects by value: indices that gather or move rows (a k-NN "
                  "graph's neighbours, DGCNN's) are a data-dependent movement a compiled "
                  "program cannot make; its rank runs as a 0/1 mask only (experts' routing, "
@@ -685,6 +679,7 @@ def _table() -> dict:
     })
     t.update(lowering_ssm.HANDLERS)  # masked_fill by 0, exp of -inf masked values, cumsum
     t.update(dict.fromkeys(DATA_DEPENDENT, data_dependent))
+    t[aten.argmax.default] = largest_id.handled(data_dependent)  # of the ids: the largest id
     t[aten.cdist.default] = cdist
     t[aten.max.default] = t[aten.min.default] = whole_extreme
     t[aten.fill_.Scalar] = t[aten.fill_.Tensor] = fill_

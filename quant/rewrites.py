@@ -79,6 +79,7 @@ from qasic.quant import (
     unpool,
     value_pad,
     variance,
+    vector_norm,
     whole_copy,
     writeback,
     zero_cat,
@@ -247,6 +248,8 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("unpool", "a max unpooling at a tiling max pool's indices becomes the top-1 mask "
             "of each window of the pool's input times the unpooled values (ENet, SegNet)",
             _graph_only(unpool.decompose)),
+    Rewrite("vector_norm", "torch.linalg.norm over one axis becomes the vector norm it is "
+            "(OWL-ViT's and OWLv2's normalized embeddings)", _graph_only(vector_norm.decompose)),
     Rewrite("length_norm", "t_i / sqrt(t_1^2 + ... + t_k^2 + eps) over a small group (a "
             "complex mask's phase m / |m|: DCUNet, DCCRN) becomes the parts of an rms_norm over "
             "the group; F.normalize over an axis but the last the permutes around F.normalize "

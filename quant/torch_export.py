@@ -40,6 +40,7 @@ from qasic.quant import (
     idmaps,
     inplace,
     known_modules,
+    lastpool,
     layouts,
     lengths,
     lowering_pad,
@@ -398,6 +399,12 @@ class _Builder:
                             "later, of activations (other than copies that fill a new buffer "
                             "along one axis, qasic.quant.inplace); build the tensor with "
                             "torch.cat")
+        if lastpool.kept(node, args):  # a cast of a token index (OWL-ViT's .to(device))
+            return args[0] if node.target in lastpool.CASTS else None
+        if lastpool.misread(node, args, kwargs):
+            self.fail(node, f"{node.target} of a token index computed from the ids (an argmax "
+                            "over the tokens); it runs only as the row index of x[arange(batch), "
+                            "index] (a one-hot selection)")
         if node.target is operator.getitem:
             if node.args[0].name in self.batch_axes:
                 self.batch_axes[node.name] = self.batch_axes[node.args[0].name]

@@ -47,20 +47,3 @@ def test_the_first_eos_row_is_selected_from_the_ids():
     moved[1, 5] = EOS  # a second eos after the first changes nothing
     assert np.array_equal(reference.run(qg, qg.quantize_input(moved))[1], gold[1])
 
-
-class LargestId(FirstEos):
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:  # OWL-ViT's, X-CLIP's pooling
-        h = torch.relu(self.mix(self.emb(ids)))
-        return self.out(h[torch.arange(h.shape[0]), ids.to(torch.int).argmax(dim=-1)])
-
-
-def test_pooling_at_the_largest_id_is_refused_naming_the_form_that_runs():
-    import pytest
-
-    from qasic.errors import UnsupportedOpError
-
-    with pytest.raises(UnsupportedOpError) as e:
-        capture(LargestId().eval(), torch.zeros(1, T, dtype=torch.long))
-    msg = str(e.value)
-    assert msg.startswith("node 'argmax': an argmax of the token ids (CLIP-like text pooling")
-    assert "(ids == eos_token_id).int().argmax(-1)" in msg and "\n" not in msg
