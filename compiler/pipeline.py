@@ -27,6 +27,7 @@ from qasic.compiler import mapper, resize, topk
 from qasic.compiler.accumulator import check_gemm as check_accumulator
 from qasic.compiler.aliases import simplify_moves
 from qasic.compiler.cache import cache_steps, window_steps
+from qasic.compiler.collector import without_collector
 from qasic.compiler.flat_output import written_out
 from qasic.compiler.fuse import PATTERNS, Kernel, fuse, pair
 from qasic.compiler.gemm import GemmKernel, lower_gemm, pe_weight_bits
@@ -47,6 +48,7 @@ from qasic.quant.graph import QGraph, QNode
 NO_CODE = ("alias", "concat", "const", "state", "view", "view_in", "slice")  # no instructions
 
 
+@without_collector
 def compile_graph(graph: QGraph, arch: ArchConfig,
                   progress: Callable[[str], None] | None = None,
                   patterns=PATTERNS) -> Program:
