@@ -52,7 +52,7 @@ def lost_tensor_warning(record: dict) -> str | None:
     made = (f" (made from {', '.join(row['sources'])}, each >= {FINE_DB:g} dB)"
             if row["sources"] else "")
     return (f"warning: tensor {row['tensor']} ({row['op']}) of {record.get('model', 'the model')} "
-            f"loses the signal: SQNR {_db(row['sqnr_db'])} against fp32{made}; "
+            f"loses the signal: SQNR {_db(row['sqnr_db'])} dB against fp32{made}; "
             f"{why_lost(row)} (--errors lists every tensor)")
 
 

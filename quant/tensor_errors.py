@@ -143,15 +143,14 @@ def _db(row: dict[str, Any]) -> float:
 
 def why_lost(row: dict[str, Any]) -> str:
     """Why ``row``'s values are lost: clipped by its encoding, or spanning fewer than
-    FEW_STEPS of its steps (and which concat it shares that encoding with), or else only how
-    many steps they get."""
+    FEW_STEPS of its steps (and which concat it shares that encoding with), or else how many
+    steps they get."""
     span = (row["float_max"] - row["float_min"]) / row["step"]
     values = f"its values [{row['float_min']:.3g}, {row['float_max']:.3g}]"
-    enc = f"[{row['encoding_min']:.3g}, {row['encoding_max']:.3g}], step {row['step']:.3g}"
+    enc = f"[{row['encoding_min']:.3g}, {row['encoding_max']:.3g}] (step {row['step']:.3g})"
     if row["clipped"] >= CLIPPED:
         return f"{row['clipped']:.1%} of {values} are clipped by its encoding {enc}"
-    shared = (f" it shares with the other inputs of concat {row['shared_with']}"
+    shared = (f", which it shares with the other inputs of concat {row['shared_with']}"
               if row["shared_with"] else "")
-    if span < FEW_STEPS:
-        return f"{values} span {span:.2g} steps of the encoding {enc}{shared}"
-    return f"{values} span {span:.3g} steps of the encoding {enc}{shared}"
+    few = "only " if span < FEW_STEPS else ""
+    return f"{values} span {few}{span:.2g} steps of its encoding {enc}{shared}"
