@@ -122,6 +122,7 @@ def _row(name: str, db: float | None, sources: tuple[str, ...] = ()) -> dict:
     ([_row("a", None), _row("b", 5.0, ("a",)), _row("c", 1.0, ("b",))], "b"),  # null: exact
     ([_row("a", 40.0), _row("b", 12.0, ("a",))], None),
     ([_row("a", 3.0), _row("b", 2.0, ("a",))], "a"),
+    ([_row("a", 40.0), {**_row("m", 5.0, ("a",)), "op": "topk_mask"}], None),  # a decision
 ])
 def test_the_first_loss_is_below_10_db_with_every_source_at_20_db(rows, lost):
     row = first_loss(rows)
