@@ -121,7 +121,8 @@ def evaluate_quantized(trained: Any, graph: Any, inputs: np.ndarray | None = Non
         from qasic.tensor_report import tensor_rows
 
         _say(progress, "each tensor against the float model's")
-        record["tensor_errors"] = tensor_rows(trained, graph, x)
+        record["tensor_errors"] = tensor_rows(trained, graph, x, asked=bool(errors),
+                                              progress=progress)
     record["warnings"] = warnings(record)
     return record
 

@@ -29,15 +29,25 @@ def wanted(errors: bool | None, equalize: bool) -> bool | None:
     return False if equalize else errors
 
 
-def tensor_rows(trained: Any, graph: Any, x: np.ndarray) -> list[dict]:
+def tensor_rows(trained: Any, graph: Any, x: np.ndarray, asked: bool = True,
+                progress: Any = None) -> list[dict] | None:
     """The rows of qasic.quant.tensor_errors for ``graph`` against ``trained``'s float model
-    (captured again, as quantize captured it), on the first inputs of ``x``."""
+    (captured again, as quantize captured it), on the first inputs of ``x``. Not ``asked`` for
+    (a collapsed output's): a failure skips the analysis, one line to ``progress``, and the
+    verdict stands."""
     from qasic.quant.calibrate import prepare
     from qasic.quant.tensor_errors import tensor_errors
     from qasic.quant.torch_export import capture
 
-    fgraph = prepare(capture(trained.module, (trained.example_input,), trained.name))
-    return tensor_errors(graph, fgraph, x)
+    try:
+        fgraph = prepare(capture(trained.module, (trained.example_input,), trained.name))
+        return tensor_errors(graph, fgraph, x)
+    except Exception as e:  # an unasked diagnostic never fails the evaluation
+        if asked:
+            raise
+        if progress:
+            progress(f"per-tensor errors skipped: {str(e).splitlines()[0] if str(e) else e!r}")
+        return None
 
 
 def lost_tensor_warning(record: dict) -> str | None:

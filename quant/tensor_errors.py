@@ -22,13 +22,16 @@ from typing import Any
 
 import numpy as np
 
+from qasic.errors import ConfigError
 from qasic.quant import reference
 from qasic.quant.calibrate import fused_relu
 from qasic.quant.fgraph import FGraph, run_float
 from qasic.quant.graph import QGraph, QNode, TensorQ
 
 SAMPLES = 8  # inputs compared (the first of the evaluation's)
-CHUNK_ELEMENTS = 1 << 18  # input values per run (both executors keep every tensor of a chunk)
+# values of every tensor of the inputs run at once (both executors keep all of them: about
+# 20 bytes a value with the float copy and the dequantized codes, 0.6 GiB)
+KEPT_ELEMENTS = 1 << 25
 LOST_DB = 10.0  # a tensor's SQNR below this: its signal is lost (error power > 10 % of it)
 FINE_DB = 20.0  # ... while its sources' are at least this: the loss happens at this tensor
 FEW_STEPS = 2.0  # float values spanning fewer steps of the encoding: rounded to 1-3 codes
@@ -51,7 +54,11 @@ def tensor_errors(graph: QGraph, fgraph: FGraph, x: np.ndarray,
     x = np.asarray(x)[:samples]
     skip = {n.output for n in fgraph.nodes if fused_relu(fgraph, n) is not None}
     sums: dict[str, np.ndarray] = {}
-    chunk = max(1, CHUNK_ELEMENTS // max(1, int(np.prod(x.shape[1:]))))
+    chunk = KEPT_ELEMENTS // kept_per_input(graph)
+    if not chunk:
+        raise ConfigError(f"the per-tensor errors of {graph.name} keep {kept_per_input(graph)} "
+                          f"values an input, over the {KEPT_ELEMENTS} they may hold: evaluate "
+                          "a smaller input (e.g. fewer tokens) to see them")
     for start in range(0, len(x), chunk):
         part = x[start:start + chunk]
         codes = reference.run(graph, graph.quantize_input(part), keep=True)
@@ -68,6 +75,11 @@ def tensor_errors(graph: QGraph, fgraph: FGraph, x: np.ndarray,
     concats = {t: n.name for n in graph.nodes if n.op == "concat" for t in n.inputs}
     return [_row(graph.tensors[t], made.get(t), sums[t], _sources(made, t, sums), concats.get(t))
             | {"tensor": t} for t in _graph_order(graph) if t in sums]
+
+
+def kept_per_input(graph: QGraph) -> int:
+    """Values of every tensor of one input (its per-sample shapes), at least 1."""
+    return max(1, sum(int(np.prod(s)) for s in graph.shapes.values()))
 
 
 def _sums(f: np.ndarray, t: TensorQ, q: np.ndarray) -> np.ndarray:

@@ -136,3 +136,12 @@ def test_equalized_tensors_do_not_compare_so_asking_is_one_line():
                        "one of them$"):
         qasic.evaluate(Skip().eval(), X[:2], calibration=X,
                        config=qasic.QuantConfig(equalize=True), errors=True)
+
+
+def test_a_model_too_big_to_keep_one_input_is_one_line(monkeypatch):
+    import qasic.quant.tensor_errors as te
+
+    monkeypatch.setattr(te, "KEPT_ELEMENTS", 1000)  # Skip keeps 192 + 2 x 256 + 512 + 128
+    with pytest.raises(ConfigError, match=r"^the per-tensor errors of \w+ keep 1344 values an "
+                       "input, over the 1000 they may hold: evaluate a smaller input"):
+        rows_of(Skip().eval(), X[:2])
