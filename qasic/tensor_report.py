@@ -4,7 +4,8 @@ warning that names the tensor where the signal is lost, and the worst tensors as
 
 Without ``--errors`` the analysis runs only for an output that has collapsed (the collapse
 warning): capturing the float graph again and running both executors with every tensor kept
-costs 40 % of a MobileNetV2 evaluation of 16 inputs (benchmarks/tensor_errors_cost.py).
+adds 40-70 % to an evaluation of 16 inputs of MobileNetV2 (11-63 % of MiniLM's) on a shared,
+loaded machine (benchmarks/tensor_errors_cost.py).
 """
 
 from __future__ import annotations
