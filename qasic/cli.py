@@ -473,16 +473,18 @@ def _save_npy(path: Path, array) -> None:
 
 def cmd_evaluate(args) -> int:
     from qasic.evaluation import evaluate_quantized, summary
+    from qasic.tensor_report import wanted
 
     if args.limit < 0:
         raise ConfigError(f"--limit {args.limit}: give a number of inputs >= 1 (0: all)")
     arch = _arch(args)  # a bad --arch fails before any model is loaded
     _check_policy_args(args)
+    errors = wanted(args.errors or None, getattr(args, "equalize", False))
     trained = _trained(args)
     _progress(f"quantizing {trained.name}")
     _, graph = _quantized(args, trained)  # fp32 outputs come from the model before any --qat
     record = evaluate_quantized(trained, graph, arch=arch, limit=args.limit or None,
-                                fit_arch=args.fit_arch, progress=_progress)
+                                fit_arch=args.fit_arch, progress=_progress, errors=errors)
     record = {**record, **_weights(args, graph)}
     for warning in record["warnings"]:  # stderr: --json's stdout stays one document
         _progress(warning)
@@ -777,6 +779,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--fit-arch", action="store_true",
                     help="size PE and accumulator widths to the model's weights")
     sp.add_argument("--limit", type=int, default=0, help="evaluate only the first N inputs")
+    sp.add_argument("--errors", action="store_true",
+                    help="compare every tensor with the float model's on the first 8 inputs "
+                    "(SQNR, ranges, clipping; without it only when the output collapses)")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_evaluate)
 

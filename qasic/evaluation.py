@@ -19,6 +19,7 @@ import numpy as np
 from qasic.api import ArchLike, as_arch
 from qasic.errors import ConfigError, InputError
 from qasic.quant.graph import to_internal
+from qasic.tensor_report import lost_tensor_warning
 
 Progress = Callable[[str], None]
 BATCH = 256  # at most this many samples per golden-reference / fp32 batch
@@ -29,7 +30,7 @@ def evaluate(model: Any, inputs: np.ndarray | None = None, *, labels: np.ndarray
              calibration: np.ndarray | None = None, config: Any = None,
              arch: ArchLike = "default", limit: int | None = None, fit_arch: bool = False,
              data: str | Path | None = None, progress: Progress | None = None,
-             output: int | str | None = None) -> dict:
+             output: int | str | None = None, errors: bool | None = None) -> dict:
     """Quantize ``model`` with ``config`` (a QuantConfig; default W8A8), compile it for ``arch``
     (built-in name, TOML path or ArchConfig; ``fit_arch`` sizes the PEs to the model), simulate
     ``inputs`` (float, model layout; the first ``limit``) and compare. Returns the record that
@@ -39,21 +40,25 @@ def evaluate(model: Any, inputs: np.ndarray | None = None, *, labels: np.ndarray
     ``qasic evaluate --data``, or ``calibration``), a TrainedModel, an nn.Module or an
     ExportedProgram (with ``calibration``). Without ``inputs``: the model's test split and labels.
     ``output``: a model returning a tuple or dict is evaluated on its output ``output`` (an
-    index or a key: ``qasic evaluate --output N``, qasic.models.outputs).
+    index or a key: ``qasic evaluate --output N``, qasic.models.outputs). ``errors``: the
+    per-tensor error analysis (``tensor_errors``): True always, None when the output collapses,
+    False never (qasic.tensor_report).
     """
     from qasic.flow import quantize_model
     from qasic.models.outputs import select_output
     from qasic.quant import QuantConfig
+    from qasic.tensor_report import wanted
 
+    config = config if config is not None else QuantConfig()
+    errors = wanted(errors, config.equalize)
     trained = select_output(resolve_model(model, calibration=calibration, data=data,
                                           progress=progress), output)
     if isinstance(inputs, dict):  # several inputs: {forward parameter: batch}
         inputs = trained.module.pack(inputs)
     _say(progress, f"quantizing {trained.name}")
-    config = config if config is not None else QuantConfig()
     graph = quantize_model(trained, config)
     record = evaluate_quantized(trained, graph, inputs, labels=labels, arch=arch, limit=limit,
-                                fit_arch=fit_arch, progress=progress)
+                                fit_arch=fit_arch, progress=progress, errors=errors)
     return {**record, **quantization(graph, config)}
 
 
@@ -79,9 +84,10 @@ def quantization(graph: Any, config: Any, policy: str | None = None,
 def evaluate_quantized(trained: Any, graph: Any, inputs: np.ndarray | None = None, *,
                        labels: np.ndarray | None = None, arch: ArchLike = "default",
                        limit: int | None = None, fit_arch: bool = False,
-                       progress: Progress | None = None) -> dict:
+                       progress: Progress | None = None, errors: bool | None = None) -> dict:
     """``evaluate`` of an already quantized ``graph`` of ``trained`` (whose module is the fp32
-    model compared against)."""
+    model compared against); ``errors`` as there (the caller checks it with
+    qasic.tensor_report.wanted)."""
     from qasic.compiler import compile_graph
     from qasic.sim import input_codes, simulate
 
@@ -110,6 +116,13 @@ def evaluate_quantized(trained: Any, graph: Any, inputs: np.ndarray | None = Non
               "instructions": len(program.instrs), "compile_s": compile_s,
               "simulate_s": simulate_s}
     record.update(text_metrics(trained, x, y, quant, fp32))
+    record["tensor_errors"] = None
+    if errors or (errors is None and collapse_warning(record)):
+        from qasic.tensor_report import tensor_rows
+
+        _say(progress, "each tensor against the float model's")
+        record["tensor_errors"] = tensor_rows(trained, graph, x, asked=bool(errors),
+                                              progress=progress)
     record["warnings"] = warnings(record)
     return record
 
@@ -144,7 +157,7 @@ RECORD_KEYS = ("model", "arch", "samples", "bit_exact", "cosine", "top1_agreemen
                "compulsory_dram_bytes", "compile_s", "simulate_s", "layers", "policy", "budget",
                "weight_bits", "avg_weight_bits", "weight_format", "activation_bits",
                "activation_format", "quant_config",  # these eight: quantization()
-               "warnings")
+               "tensor_errors", "warnings")
 LAYER_KEYS = ("name", "kind", "m", "k", "n", "macs", "cycles", "energy_pj", "dram_bytes",
               "compulsory_dram_bytes", "utilization")
 
@@ -403,8 +416,12 @@ def summary(record: dict) -> str:
     dram = (f"DRAM {record['dram_bytes']} bytes (compulsory "
             f"{_or_dash(record['compulsory_dram_bytes'])}); compile {record['compile_s']:.2f} s, "
             f"simulate {record['simulate_s']:.2f} s")
-    return "\n".join([head, f"vs fp32: {_agreement(record)}", cost, dram, "",
-                      _table(record["layers"])])
+    lines = [head, f"vs fp32: {_agreement(record)}", cost, dram, "", _table(record["layers"])]
+    if record.get("tensor_errors"):
+        from qasic.tensor_report import worst
+
+        lines += ["", worst(record["tensor_errors"])]
+    return "\n".join(lines)
 
 
 COLLAPSED = 0.5  # a cosine to fp32 below this: the quantized output has lost the signal
@@ -423,7 +440,7 @@ def collapse_warning(record: dict) -> str | None:
 
 
 # record -> one warning line or None; a record's ``warnings`` are the lines of these checks
-WARNINGS = (collapse_warning,)
+WARNINGS = (collapse_warning, lost_tensor_warning)
 
 
 def warnings(record: dict) -> list[str]:

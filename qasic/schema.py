@@ -222,7 +222,34 @@ GLOSSARY.update({
                                "under the fp32 embeddings"),
     "warnings": Key("list of strings", "one line per check the result fails, the lines "
                     "`qasic evaluate` prints on stderr (a bit-exact output whose cosine to "
-                    "fp32 is below 0.5: the encodings lose the signal); empty when none"),
+                    "fp32 is below 0.5: the encodings lose the signal; the first tensor whose "
+                    "SQNR is below 10 dB while the tensors it is made from are at 20 dB or "
+                    "more, and why); empty when none"),
+})
+GLOSSARY.update({
+    "tensor_errors": Key("list of objects | null", "`qasic evaluate --errors` (and any "
+                         "evaluation whose output collapses): each tensor of the quantized "
+                         "graph that the float graph also computes, in graph order, compared "
+                         "on the first 8 inputs (qasic/quant/tensor_errors.py); null when not "
+                         "run"),
+    "tensor": Key("string", "the tensor's name in the quantized graph (the float graph's "
+                  "node that makes it)"),
+    "op": Key("string", "the op that makes the tensor (`input`: a graph input)"),
+    "sources": Key("list of strings", "the compared tensors it is made from: its op's "
+                   "inputs (through a fused layer's pre-activation, which is not compared)"),
+    "shared_with": Key("string | null", "the concat whose encoding the tensor takes (a "
+                       "concat's inputs share one); null when none"),
+    "sqnr_db": Key("number | null", "10 log10 of the float values' power over the error's "
+                   "(dequantized golden-reference codes minus float values), dB; null: exact, "
+                   "or an error on values fp32 computes as all 0"),
+    "float_min": Key("number", "the least value fp32 computes for the tensor"),
+    "float_max": Key("number", "the largest value fp32 computes for the tensor"),
+    "encoding_min": Key("number", "the least real value the tensor's encoding represents"),
+    "encoding_max": Key("number", "the largest real value the tensor's encoding represents"),
+    "step": Key("number", "the real value of one step of the encoding (its scale; FP8: of "
+                "one level)"),
+    "clipped": Key("number", "share of fp32's values beyond the encoding's range by more "
+                   "than half a step, in [0, 1]"),
 })
 GLOSSARY.update({
     "outputs_equal": Key("bool", "`qasic rtl-run`: the RTL's output codes equal the "
@@ -292,7 +319,10 @@ DOCUMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
         "next_token_accuracy.fp32", "next_token_accuracy.quantized", "embedding_cosine",
         "retrieval_agreement", "warnings",
         *_each("layers", (*_LAYER, "m", "k", "n", "utilization", "compulsory_dram_bytes",
-                          *_COSTS[:1], *_COSTS[2:])))),
+                          *_COSTS[:1], *_COSTS[2:])),
+        *_each("tensor_errors", ("tensor", "op", "sources", "shared_with", "sqnr_db",
+                                 "float_min", "float_max", "encoding_min", "encoding_max",
+                                 "step", "clipped")))),
     "generate": ("qasic generate --json", (
         "schema", "model", "arch", "prompt", "tokenizer", "prompt_ids", "prompt_tokens",
         "source_tokens", "source_shape", "source_positions", "source_pad_id", "decoder_ids",

@@ -34,7 +34,7 @@ def documents(tmp_path_factory) -> dict[str, dict]:
     docs = {"quantize": run_json(["quantize", "--bits", "4", "--json"]),
             "compile": run_json(["compile", "--bits", "4", "--out", prog, "--json"]),
             "simulate": run_json(["simulate", prog, "--limit", "4", "--json"]),
-            "evaluate": run_json(["evaluate", "--limit", "4", "--json"]),
+            "evaluate": run_json(["evaluate", "--limit", "4", "--errors", "--json"]),
             # W8 cannot run on the 4-bit PEs: an infeasible point, so every key is emitted
             "sweep": run_json(["sweep", "--bits", "4,8", "--arrays", "8x8", "--pe-bits", "8x4",
                                "--limit", "4", "--out", str(tmp / "sweep"), "--json"])}
