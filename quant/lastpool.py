@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils._pytree import tree_leaves
 
 from qasic.quant import lowering_seq
 from qasic.quant.encodings import INTEGER_CODES as INTEGER
@@ -76,15 +77,7 @@ def misread(node: Any, args: list, kwargs: dict) -> bool:
     """Whether fx ``node`` reads a token index as anything but the index of a row selection
     (x[arange(batch), index], ``index``) or its cast."""
     return node.target is not aten.index.Tensor and any(
-        _picks_token(v) for v in _flat((args, kwargs)))
-
-
-def _flat(tree: Any) -> list:
-    if isinstance(tree, (list, tuple)):
-        return [y for x in tree for y in _flat(x)]
-    if isinstance(tree, dict):
-        return _flat(list(tree.values()))
-    return [tree]
+        _picks_token(v) for v in tree_leaves((args, kwargs)))
 
 
 def _picks_token(v: Any) -> bool:
